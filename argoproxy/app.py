@@ -1,0 +1,73 @@
+"""create_app: the Flask application for one Settings object (one per worker process)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g
+from werkzeug.exceptions import HTTPException
+
+from argoproxy.backends import create_backend
+from argoproxy.errors import ProxyError, error_body, error_type
+from argoproxy.health import HealthCheck
+from argoproxy.jsonfast import dumps
+from argoproxy.logs import configure_logging, request_logger
+from argoproxy.pipeline import Gateway
+from argoproxy.routes import build_blueprint
+from argoproxy.settings import Settings
+from argoproxy.upstream import Upstream
+
+log = logging.getLogger("cot_proxy")
+
+
+def create_app(settings: Settings) -> Flask:
+    configure_logging(settings.debug)
+    upstream = Upstream(settings.connect_timeout, settings.timeout, settings.max_retries,
+                        pool_size=max(64, settings.worker_connections))
+    backend = create_backend(settings, upstream)
+    gateway = Gateway(settings, backend, upstream)
+    if settings.debug:
+        gateway.observers.append(request_logger())
+    health = HealthCheck(upstream.session, settings.target_base_url, settings.health_cache_seconds)
+
+    app = Flask("cot_proxy")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["cot_proxy"] = gateway
+    app.register_blueprint(build_blueprint(gateway, health))
+    register_error_handlers(app, settings.compatible)
+    return app
+
+
+def register_error_handlers(app: Flask, compatible: bool) -> None:
+    """Every error the proxy returns has OpenAI's shape; compatible mode sends them all with HTTP 200."""
+
+    def reply(status: int, body: dict, headers: dict | None = None) -> Response:
+        response = Response(dumps(body), 200 if compatible else status, content_type="application/json")
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.errorhandler(ProxyError)
+    def proxy_error(err: ProxyError) -> Response:
+        if err.status >= 500:
+            log.warning("%s %s", err.status, err.message)
+        return reply(err.status, err.body(), err.headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Response:
+        status = err.code or 500
+        messages = {
+            404: "Unknown route.",
+            405: "Method not allowed on this route.",
+            413: f"The request body is larger than the proxy accepts ({app.config['MAX_CONTENT_LENGTH']} bytes).",
+        }
+        headers = {"Allow": ", ".join(err.valid_methods)} if getattr(err, "valid_methods", None) else None
+        code = {404: "unknown_route", 405: "method_not_allowed", 413: "request_too_large"}.get(status)
+        return reply(status, error_body(messages.get(status, err.description or err.name), error_type(status), None, code),
+                     headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception) -> Response:
+        log.exception("unexpected error in request %s", g.get("request_id", "-"))
+        return reply(500, error_body("The proxy failed to handle this request; see its log.", "server_error",
+                                     None, "internal_error"))

@@ -1,0 +1,97 @@
+"""Backends: one module per upstream wire protocol, all implementing the small interface below.
+
+The pipeline (argoproxy/pipeline.py) owns everything protocol-independent: auth, parsing and validation,
+LLM_PARAMS, think tags, stream <-> non-stream conversion, errors, metrics and journals. A backend only
+translates: OpenAI request -> upstream request (`encode`), upstream answer -> OpenAI objects (`decode`,
+`decode_stream`), upstream error -> ProxyError (`error`). Adding a provider = one module with a Backend
+subclass + one line in BACKENDS. See docs/adding-a-backend.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import requests
+
+from argoproxy.call import Call
+from argoproxy.errors import ProxyError
+from argoproxy.upstream import Upstream, UpstreamRequest
+
+if TYPE_CHECKING:
+    from argoproxy.settings import Settings
+
+# A stream item: already-encoded SSE bytes the pipeline may relay untouched, or a chunk dict to encode.
+StreamItem = bytes | dict
+
+
+class Backend:
+    """Base class: the defaults describe an OpenAI-shaped upstream."""
+
+    name = "base"
+    #: kinds this backend translates (chat, completions, embeddings); others are 404 unless forwards_unknown.
+    kinds: frozenset[str] = frozenset({"chat", "completions", "embeddings"})
+    #: forward paths the proxy does not serve itself to the upstream unchanged (a reverse proxy).
+    forwards_unknown = False
+    #: pass the upstream's response headers (rate-limit headers and the like) to the client.
+    relay_headers = False
+
+    def __init__(self, settings: Settings, upstream: Upstream) -> None:
+        self.settings = settings
+        self.upstream = upstream
+
+    # --- request side
+    def prepare(self, call: Call) -> None:
+        """Resolve the model name and apply backend rules to call.body (in place); set call.upstream_model."""
+        call.upstream_model = call.body.get("model") if call.body else None
+
+    def encode(self, call: Call) -> UpstreamRequest:
+        """The upstream request for an API call."""
+        raise NotImplementedError
+
+    # --- answer side
+    def decode(self, call: Call, resp: requests.Response) -> dict[str, Any] | bytes:
+        """A non-streamed 2xx answer as an OpenAI object (or the upstream bytes, when already OpenAI JSON)."""
+        raise NotImplementedError
+
+    def decode_stream(self, call: Call, resp: requests.Response) -> Iterator[StreamItem]:
+        """A streamed 2xx answer as OpenAI chunks, without the final [DONE]; raise ProxyError when it breaks off."""
+        raise NotImplementedError
+
+    def error(self, call: Call, resp: requests.Response) -> ProxyError:
+        """An upstream 4xx/5xx as the error the client gets (keep its status)."""
+        raise NotImplementedError
+
+    # --- other routes
+    def list_models(self, call: Call) -> dict[str, Any]:
+        """GET /v1/models as an OpenAI list."""
+        return {"object": "list", "data": []}
+
+    def health(self) -> dict[str, Any]:
+        """Extra fields for /health; raise ProxyError(503) when unhealthy."""
+        return {}
+
+    def extra_routes(self) -> list[tuple[str, list[str], Callable[..., Any]]]:
+        """(rule, methods, view) for routes only this backend serves, e.g. ARGO's raw /v1/chat."""
+        return []
+
+    def describe(self) -> str:
+        """One line for the start-up banner."""
+        return f"backend {self.name}"
+
+
+def create_backend(settings: Settings, upstream: Upstream) -> Backend:
+    from argoproxy.backends import openai as openai_backend
+    registry: dict[str, Callable[[], type[Backend]]] = {"openai": lambda: openai_backend.OpenAIBackend}
+    try:
+        from argoproxy.backends import argo as argo_backend  # noqa: F401
+        registry["argo"] = lambda: argo_backend.ArgoBackend
+    except ImportError:
+        pass
+    try:
+        from argoproxy.backends import dashscope as dashscope_backend  # noqa: F401
+        registry["dashscope"] = lambda: dashscope_backend.DashScopeBackend
+    except ImportError:
+        pass
+    if settings.backend not in registry:
+        raise ValueError(f"BACKEND: {settings.backend} is not available")
+    return registry[settings.backend]()(settings, upstream)

@@ -1,0 +1,149 @@
+"""The openai backend: any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, ARGO's native API...).
+
+Requests go out as the client sent them (re-encoded only when a transform changed the body); answers come
+back as upstream bytes, parsed only when a transform needs them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import requests
+
+from argoproxy import sse
+from argoproxy.backends import Backend, StreamItem
+from argoproxy.call import Call
+from argoproxy.errors import ProxyError, error_type
+from argoproxy.upstream import UpstreamRequest, stream_error
+
+
+def join_url(base: str, path: str, query: str = "") -> str:
+    """base + client path, never doubling a /v1 the base already ends with."""
+    if base.endswith("/v1/") and (path == "v1" or path.startswith("v1/")):
+        path = path[3:]
+    url = base + path
+    return f"{url}?{query}" if query else url
+
+
+def read_chunks(resp: requests.Response, decode: bool = True) -> Iterator[bytes]:
+    """Body bytes as they arrive: per upstream chunk for chunked bodies, per socket read otherwise."""
+    raw = resp.raw
+    if raw.chunked and raw.supports_chunked_reads():
+        yield from raw.read_chunked(decode_content=decode)
+        return
+    while True:
+        data = raw.read1(65536, decode_content=decode) if hasattr(raw, "read1") else raw.read(65536, decode_content=decode)
+        if not data:
+            return
+        yield data
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+    forwards_unknown = True
+    relay_headers = True
+
+    def __init__(self, settings, upstream) -> None:
+        super().__init__(settings, upstream)
+        self.base = settings.target_base_url
+        self.api_key = settings.openai_api_key
+
+    def url(self, path: str, query: str = "") -> str:
+        return join_url(self.base, path, query)
+
+    def upstream_headers(self, call: Call) -> dict[str, str]:
+        headers = dict(call.headers)
+        if self.api_key:
+            headers.pop("X-Api-Key", None)
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        if "Accept-Encoding" not in headers:
+            headers["Accept-Encoding"] = "identity"
+        return headers
+
+    def encode(self, call: Call) -> UpstreamRequest:
+        headers = self.upstream_headers(call)
+        if call.body_changed:
+            headers["Content-Type"] = "application/json"
+        return UpstreamRequest(call.method, self.url(call.path, call.query), headers, call.body_bytes(), call.timeout)
+
+    def decode(self, call: Call, resp: requests.Response) -> bytes:
+        return resp.content
+
+    def decode_stream(self, call: Call, resp: requests.Response) -> Iterator[StreamItem]:
+        last = None
+        try:
+            for lines in sse.iter_events(read_chunks(resp)):
+                data = sse.event_data(lines)
+                if data == b"[DONE]":
+                    return
+                if data is not None:
+                    last = data
+                yield sse.encode_raw(lines)
+        except (requests.RequestException, OSError, ValueError) as exc:
+            raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
+        if not _finished(last):
+            raise ProxyError(502, "The upstream server closed the stream before the answer was complete.",
+                             code="upstream_stream_incomplete")
+
+    def error(self, call: Call, resp: requests.Response) -> ProxyError:
+        return upstream_error(resp)
+
+    def list_models(self, call: Call) -> dict[str, Any]:
+        resp = self.upstream.send(UpstreamRequest("GET", self.url(call.path, call.query), self.upstream_headers(call),
+                                                  None, call.timeout))
+        with resp:
+            if resp.status_code >= 400:
+                raise upstream_error(resp)
+            try:
+                listing = resp.json()
+            except ValueError:
+                raise ProxyError(502, "The upstream model list is not JSON.", code="upstream_bad_response") from None
+        if not isinstance(listing, dict) or not isinstance(listing.get("data"), list):
+            raise ProxyError(502, "The upstream model list is not an OpenAI list.", code="upstream_bad_response")
+        return listing
+
+    def describe(self) -> str:
+        return f"backend openai -> {self.base}"
+
+
+def _finished(data: bytes | None) -> bool:
+    """Did the last event of a stream end the answer (finish_reason set, or a usage-only chunk)?"""
+    if data is None:
+        return False
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return False
+    if not isinstance(obj, dict):
+        return False
+    if "error" in obj or obj.get("usage"):
+        return True
+    choices = obj.get("choices") or []
+    return bool(choices) and all(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+
+
+def upstream_error(resp: requests.Response) -> ProxyError:
+    """An upstream 4xx/5xx with its status and OpenAI-shaped message; non-OpenAI bodies are wrapped."""
+    status = resp.status_code
+    headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "www-authenticate")}
+    try:
+        body = resp.content[:65536]
+        obj = json.loads(body) if body else None
+    except (ValueError, requests.RequestException):
+        obj = None
+    err = obj.get("error") if isinstance(obj, dict) else None
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        return ProxyError(status, err["message"], type=err.get("type") or error_type(status),
+                          param=err.get("param"), code=_code(err.get("code")), headers=headers)
+    if isinstance(err, str):
+        return ProxyError(status, err, headers=headers)
+    if isinstance(obj, dict) and isinstance(obj.get("message") or obj.get("detail"), str):
+        return ProxyError(status, obj.get("message") or obj.get("detail"), headers=headers)
+    reason = resp.reason or "error"
+    return ProxyError(status, f"The upstream server answered {status} {reason}.", code=f"upstream_{status}",
+                      headers=headers)
+
+
+def _code(code: Any) -> str | None:
+    return None if code is None else str(code)

@@ -1,0 +1,65 @@
+"""The command line: `python cot_proxy.py [config] [flags]`; every flag is a setting (see --help)."""
+
+from __future__ import annotations
+
+import argparse
+
+import sys
+from typing import Any
+
+from argoproxy import __version__
+from argoproxy.settings import SETTING_FIELDS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cot_proxy.py",
+        description="OpenAI-compatible gateway. Settings: defaults < config.yaml < environment < these flags.")
+    parser.add_argument("config", nargs="?", help="config.yaml to read (same as --config / CONFIG_PATH)")
+    for f in SETTING_FIELDS.values():
+        flags = f.metadata["flags"]
+        if not flags:
+            continue
+        env = ", ".join(f.metadata["env"])
+        help_text = f"{f.metadata['help']} [{env}]" if env else f.metadata["help"]
+        if f.type in ("bool", bool):
+            parser.add_argument(*flags, dest=f.name, action="store_const", const=True, default=None, help=help_text)
+            if f.metadata["negative_flags"]:
+                parser.add_argument(*f.metadata["negative_flags"], dest=f.name, action="store_const", const=False,
+                                    help=f"Turn off: {f.name}.")
+        else:
+            parser.add_argument(*flags, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
+    parser.add_argument("--timeout", dest="timeout_ms", default=None, metavar="MS",
+                        help="Upstream read timeout in milliseconds (openai-forward's flag; TIMEOUT is in seconds).")
+    parser.add_argument("--show", action="store_true", help="Print the resolved settings (secrets masked) and exit.")
+    parser.add_argument("--version", "-V", action="version", version=f"cot_proxy {__version__}")
+    return parser
+
+
+def parse_flags(argv: list[str]) -> tuple[dict[str, Any], argparse.Namespace]:
+    args = build_parser().parse_args(argv)
+    flags = {name: value for name, value in vars(args).items() if name in SETTING_FIELDS and value is not None}
+    if args.config and "config_path" not in flags:
+        flags["config_path"] = args.config
+    if args.timeout_ms is not None:
+        try:
+            flags["timeout"] = float(args.timeout_ms) / 1000
+        except ValueError:
+            print(f"cot_proxy: bad setting --timeout: expected milliseconds, got {args.timeout_ms!r}", file=sys.stderr)
+            raise SystemExit(2) from None
+    return flags, args
+
+
+def main(argv: list[str] | None = None) -> None:
+    from argoproxy.server import run, settings_or_exit
+
+    flags, args = parse_flags(sys.argv[1:] if argv is None else argv)
+    if args.show:
+        settings = settings_or_exit(flags)
+        for name, value in settings.public_items():
+            print(f"{name}: {value!r}")
+        return
+    run(flags)
+
+
+

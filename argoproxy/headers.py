@@ -1,0 +1,47 @@
+"""Which HTTP headers cross the proxy, in each direction."""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+# RFC 9110 section 7.6.1 hop-by-hop headers, plus the ones the proxy sets itself.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                        "trailers", "transfer-encoding", "upgrade", "proxy-connection"})
+NOT_FORWARDED_UP = HOP_BY_HOP | {"host", "content-length"}
+NOT_FORWARDED_DOWN = HOP_BY_HOP | {"content-length", "server", "date"}
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie", "x-goog-api-key"})
+
+
+def _connection_listed(connection: str | None) -> set[str]:
+    return {name.strip().lower() for name in connection.split(",")} if connection else set()
+
+
+def request_headers(environ: Mapping[str, object]) -> dict[str, str]:
+    """The client's headers as they go upstream (from the WSGI environ, which is cheaper than Flask's view)."""
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            name = key[5:].replace("_", "-").title()
+        elif key == "CONTENT_TYPE":
+            name = "Content-Type"
+        else:
+            continue
+        if name.lower() not in NOT_FORWARDED_UP and value:
+            headers[name] = str(value)
+    for name in _connection_listed(headers.pop("Connection", None)):
+        headers.pop(name.title(), None)
+    return headers
+
+
+def response_headers(upstream: Mapping[str, str], *, drop_encoding: bool) -> list[tuple[str, str]]:
+    """The upstream's headers as they go to the client; drop Content-Encoding when the body was decoded."""
+    dropped = NOT_FORWARDED_DOWN | _connection_listed(upstream.get("Connection"))
+    if drop_encoding:
+        dropped = dropped | {"content-encoding"}
+    return [(name, value) for name, value in upstream.items() if name.lower() not in dropped]
+
+
+def redact(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers safe to log: secret values replaced."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return {name: ("[redacted]" if name.lower() in SECRET_HEADERS else value) for name, value in items}

@@ -1,0 +1,44 @@
+"""/health: is the upstream reachable? Probes are cached briefly so monitors cannot hammer the upstream."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import requests
+
+from argoproxy.upstream import describe_host, transport_error
+
+PROBE_TIMEOUT = (2.0, 3.0)  # connect, read: a probe never hangs a monitor
+
+
+def probe(session: requests.Session, url: str) -> str | None:
+    """None when the URL answers at all (any HTTP status means reachable), else the reason it does not."""
+    try:
+        session.get(url, timeout=PROBE_TIMEOUT, stream=True, allow_redirects=False).close()
+    except requests.RequestException as exc:
+        return transport_error(exc, url, PROBE_TIMEOUT).message
+    return None
+
+
+class HealthCheck:
+    def __init__(self, session: requests.Session, url: str, ttl: float) -> None:
+        self.session = session
+        self.url = url
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._checked_at = float("-inf")
+        self._error: str | None = None
+
+    def status(self) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, body) for /health."""
+        with self._lock:
+            if time.monotonic() - self._checked_at >= self.ttl:
+                self._error = probe(self.session, self.url)
+                self._checked_at = time.monotonic()
+            error = self._error
+        if error is None:
+            return 200, {"status": "healthy", "target_url": self.url}
+        return 503, {"status": "unhealthy", "target_url": self.url, "error": f"Health check failed: {error}",
+                     "target": describe_host(self.url)}

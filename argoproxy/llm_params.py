@@ -1,0 +1,195 @@
+"""LLM_PARAMS: per-model request overrides, parsed once at start-up and applied to request bodies.
+
+Grammar (cot_proxy's): groups separated by ';', each `model=NAME,key=value,...`. `model=default` applies to
+requests that name no model, `model=*` to every request; a model's own group is applied on top of `*`.
+Values are typed: numbers, true/false, null, JSON arrays/objects; known float parameters stay floats.
+The keys in CONTROL_KEYS steer the proxy and are never sent upstream.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+FLOAT_PARAMS = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty", "repetition_penalty",
+                          "min_p", "typical_p", "top_a"})
+INT_PARAMS = frozenset({"top_k", "max_tokens", "max_completion_tokens", "n", "seed", "num_ctx", "num_predict",
+                        "repeat_last_n", "batch_size"})
+CONTROL_KEYS = frozenset({"think_tag_start", "think_tag_end", "enable_think_tag_filtering", "think_mode",
+                          "think_starts_inside", "upstream_model_name", "append_to_last_user_message"})
+THINK_MODES = ("strip", "reasoning", "keep")
+
+# Models whose chat template opens the reasoning block itself, so their output starts inside it and only
+# `</think>` appears: DeepSeek-R1 and its distills, QwQ, Qwen3 thinking models.
+STARTS_INSIDE_PATTERN = re.compile(r"deepseek[-_ ]?r1|r1[-_]distill|qwq|qwen3.*think", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ModelRule:
+    """What LLM_PARAMS says about one model (or `default` / `*`)."""
+
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+    think_tag_start: str | None = None
+    think_tag_end: str | None = None
+    think_mode: str | None = None
+    think_starts_inside: bool | None = None
+    upstream_model_name: str | None = None
+    append_to_last_user_message: str | None = None
+
+
+@dataclass(frozen=True)
+class LlmParams:
+    rules: dict[str, ModelRule] = field(default_factory=dict)
+
+    def rule_for(self, model: str | None) -> ModelRule | None:
+        """The rule for a request's model: `*` merged under the model's own (or `default` when no model)."""
+        own = self.rules.get(model) if model else self.rules.get("default")
+        star = self.rules.get("*")
+        if star is None or own is None:
+            return own or star
+        return _merge(star, own)
+
+    @property
+    def pseudo_models(self) -> list[str]:
+        return [name for name in self.rules if name not in ("*", "default")]
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+
+def _merge(base: ModelRule, top: ModelRule) -> ModelRule:
+    merged = {k: v for k, v in vars(base).items() if v is not None}
+    merged.update({k: v for k, v in vars(top).items() if v is not None})
+    merged["params"] = {**base.params, **top.params}
+    return ModelRule(**merged)
+
+
+def parse_llm_params(text: str) -> LlmParams:
+    """Parse LLM_PARAMS; a malformed group raises ValueError naming it."""
+    rules: dict[str, ModelRule] = {}
+    for group in (g.strip() for g in text.split(";")):
+        if group:
+            rule = _parse_group(group)
+            rules[rule.model] = rule
+    return LlmParams(rules)
+
+
+def _parse_group(group: str) -> ModelRule:
+    pairs = []
+    for part in (p.strip() for p in _split_top_level(group)):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"group {group!r}: {part!r} is not key=value")
+        pairs.append((key.strip(), value.strip()))
+    if not pairs or pairs[0][0] != "model" or not pairs[0][1]:
+        raise ValueError(f"group {group!r} must start with model=NAME")
+    control: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for key, value in pairs[1:]:
+        if key in CONTROL_KEYS:
+            control[key] = value
+        else:
+            params[key] = convert_value(key, value)
+    return _rule(pairs[0][1], params, control, group)
+
+
+def _rule(model: str, params: dict[str, Any], control: dict[str, str], group: str) -> ModelRule:
+    mode = control.get("think_mode")
+    if mode is not None and mode not in THINK_MODES:
+        raise ValueError(f"group {group!r}: think_mode must be one of {', '.join(THINK_MODES)}")
+    if mode is None and "enable_think_tag_filtering" in control:
+        mode = "strip" if control["enable_think_tag_filtering"].lower() == "true" else "keep"
+    inside = control.get("think_starts_inside")
+    return ModelRule(
+        model=model,
+        params=params,
+        think_tag_start=control.get("think_tag_start") or None,
+        think_tag_end=control.get("think_tag_end") or None,
+        think_mode=mode,
+        think_starts_inside=None if inside is None else inside.lower() == "true",
+        upstream_model_name=control.get("upstream_model_name") or None,
+        append_to_last_user_message=_unescape(control["append_to_last_user_message"])
+        if control.get("append_to_last_user_message") else None,
+    )
+
+
+def _split_top_level(group: str) -> list[str]:
+    """Split on commas that are not inside a JSON array or object value."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(group):
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(group[start:i])
+            start = i + 1
+    parts.append(group[start:])
+    return parts
+
+
+def _unescape(text: str) -> str:
+    # `\n\n/no_think` in an environment variable means two newlines, not backslashes.
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def convert_value(key: str, value: str) -> Any:
+    """Type a raw LLM_PARAMS value: known float params stay floats; JSON literals otherwise; else the string."""
+    lowered = value.lower()
+    if lowered in ("", "null", "none"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if key in FLOAT_PARAMS:
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{key}={value!r} is not a number") from None
+    if key in INT_PARAMS:
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"{key}={value!r} is not an integer") from None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def apply_rule(body: dict[str, Any], rule: ModelRule) -> dict[str, Any]:
+    """Apply a rule's overrides to a request body (in place): params replace what the client sent."""
+    body.update(rule.params)
+    if rule.upstream_model_name:
+        body["model"] = rule.upstream_model_name
+    if rule.append_to_last_user_message:
+        append_to_last_user_message(body, rule.append_to_last_user_message)
+    return body
+
+
+def append_to_last_user_message(body: dict[str, Any], text: str) -> None:
+    """Append text to the last message when it is the user's, else add a user message (cot_proxy's rules)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        if "prompt" in body and isinstance(body["prompt"], str):
+            body["prompt"] += text
+        return
+    last = messages[-1] if messages else None
+    if not isinstance(last, dict) or last.get("role") != "user":
+        messages.append({"role": "user", "content": text})
+        return
+    content = last.get("content")
+    if isinstance(content, str):
+        last["content"] = content + text
+    elif isinstance(content, list):
+        for part in reversed(content):
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                part["text"] += text
+                return
+        content.append({"type": "text", "text": text})
+    else:
+        last["content"] = text

@@ -1,0 +1,52 @@
+"""Logging: quiet by default (start-up and problems only); with DEBUG one line per request. Secrets never logged."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from typing import Callable
+
+from argoproxy.call import Call
+
+# Anything that looks like a bearer token or API key is masked, whatever logged it.
+_SECRET_PATTERN = re.compile(r"(?i)(bearer\s+|api[-_]?key[\"']?\s*[:=]\s*[\"']?|sk-)[A-Za-z0-9._\-]{4,}")
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_PATTERN.sub(lambda m: m.group(1) + "[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def configure_logging(debug: bool) -> None:
+    logger = logging.getLogger("cot_proxy")
+    root_pkg = logging.getLogger("argoproxy")
+    level = logging.DEBUG if debug else logging.INFO
+    for lg in (logger, root_pkg):
+        lg.setLevel(level)
+        if not any(isinstance(f, RedactingFilter) for f in lg.filters):
+            lg.addFilter(RedactingFilter())
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
+        handler.addFilter(RedactingFilter())
+        logger.addHandler(handler)
+        root_pkg.addHandler(handler)
+        logger.propagate = root_pkg.propagate = False
+
+
+def request_logger() -> Callable[[Call], None]:
+    """Observer writing one DEBUG line per finished request."""
+    log = logging.getLogger("cot_proxy")
+
+    def observe(call: Call) -> None:
+        duration = (time.perf_counter() - call.started) * 1000
+        log.debug("%s /%s model=%s status=%s %.1fms in=%dB out=%dB stream=%s id=%s", call.method, call.path,
+                  call.model or "-", call.status, duration, len(call.raw_body), call.bytes_out,
+                  call.return_mode, call.request_id)
+    return observe

@@ -1,0 +1,353 @@
+"""The one way through: parse + validate -> LLM_PARAMS -> backend (model, encode) -> upstream ->
+backend (decode) -> think tags, stream <-> non-stream -> JSON or SSE to the client; observers see both ends."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterable, Iterator
+
+import requests
+from flask import Response, request
+
+from argoproxy import sse, streamconv
+from argoproxy.backends import Backend, StreamItem
+from argoproxy.call import Call
+from argoproxy.errors import ProxyError
+from argoproxy.headers import request_headers, response_headers
+from argoproxy.jsonfast import dumps, loads
+from argoproxy.llm_params import STARTS_INSIDE_PATTERN, apply_rule
+from argoproxy.settings import Settings
+from argoproxy.think import StreamThink, ThinkConfig, transform_completion
+from argoproxy.upstream import Upstream, UpstreamRequest
+from argoproxy.validation import check_allowed_model, validate
+
+log = logging.getLogger("cot_proxy")
+
+SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
+               "X-Accel-Buffering": "no"}
+JSON_TYPE = "application/json"
+SMALL_BODY = 256 * 1024  # pass-through bodies up to this size are relayed in one piece
+
+Observer = Callable[[Call], None]
+
+
+class Gateway:
+    def __init__(self, settings: Settings, backend: Backend, upstream: Upstream) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.upstream = upstream
+        self.observers: list[Observer] = []
+        self._think_cache: dict[tuple[str | None, str | None], ThinkConfig | None] = {}
+
+    # ---------------------------------------------------------------- entry points
+    def new_call(self, kind: str, path: str, request_id: str) -> Call:
+        environ = request.environ
+        return Call(kind, request.method, path, environ.get("QUERY_STRING", ""), request_headers(environ),
+                    request_id=request_id)
+
+    def api(self, call: Call) -> Response:
+        """chat/completions, completions, embeddings."""
+        call.raw_body = request.get_data(cache=False)
+        call.body = parse_object(call.raw_body)
+        validate(call.kind, call.body)
+        self.plan(call)
+        self.backend.prepare(call)
+        check_allowed_model(self.settings.allowed_models, call.upstream_model or call.model)
+        return self.finish(call, self.backend.encode(call))
+
+    def finish(self, call: Call, req: UpstreamRequest) -> Response:
+        """Send a prepared call upstream and answer the client."""
+        call.upstream_body = call.body
+        resp = self.upstream.send(req)
+        if resp.status_code >= 400:
+            with resp:
+                raise self.backend.error(call, resp)
+        if call.upstream_stream:
+            return self.answer_stream(call, resp)
+        return self.answer_whole(call, resp)
+
+    def passthrough(self, call: Call, url: str, headers: dict[str, str]) -> Response:
+        """Any other route: bytes up, bytes down, nothing parsed."""
+        body = request.get_data(cache=False)
+        call.raw_body = body
+        resp = self.upstream.send(UpstreamRequest(call.method, url, headers, body or None))
+        out_headers = response_headers(resp.headers, drop_encoding=False)
+        call.status = resp.status_code
+        length = resp.headers.get("Content-Length")
+        if call.method == "HEAD" or resp.status_code in (204, 304):
+            resp.close()
+            self.observe(call)
+            return Response(b"", resp.status_code, out_headers)
+        if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
+            with resp:
+                data = resp.raw.read(decode_content=False)
+            call.bytes_out = len(data)
+            self.observe(call)
+            return Response(data, resp.status_code, out_headers)
+        from argoproxy.backends.openai import read_chunks
+        return Response(self.relay(call, resp, read_chunks(resp, decode=False)), resp.status_code, out_headers,
+                        direct_passthrough=True)
+
+    # ---------------------------------------------------------------- request planning
+    def plan(self, call: Call) -> None:
+        """Stream modes, LLM_PARAMS and the think configuration for an API call."""
+        body = call.body
+        model = body.get("model")
+        call.model = model if isinstance(model, str) else None
+        rule = self.settings.llm_params.rule_for(call.model) if self.settings.llm_params else None
+        if rule is not None:
+            call.rule = rule
+            apply_rule(body, rule)
+            call.body_changed = True
+        if call.kind == "embeddings":
+            return
+        call.client_stream = body.get("stream") is True
+        options = body.get("stream_options")
+        call.include_usage = call.client_stream and isinstance(options, dict) and options.get("include_usage") is True
+        mode = self.settings.upstream_mode
+        call.upstream_stream = call.client_stream if mode == "off" else mode == "stream"
+        if call.upstream_stream != call.client_stream:
+            body["stream"] = call.upstream_stream
+            if call.upstream_stream:
+                body["stream_options"] = {"include_usage": True}
+            else:
+                body.pop("stream_options", None)
+            call.body_changed = True
+        call.think = self.think_config(call.model, body.get("model"))
+
+    def think_config(self, model: str | None, upstream_model: Any) -> ThinkConfig | None:
+        key = (model, upstream_model if isinstance(upstream_model, str) else None)
+        if key not in self._think_cache:
+            self._think_cache[key] = self._build_think(*key)
+        return self._think_cache[key]
+
+    def _build_think(self, model: str | None, upstream_model: str | None) -> ThinkConfig | None:
+        s = self.settings
+        rule = s.llm_params.rule_for(model) if s.llm_params else None
+        mode = (rule.think_mode if rule and rule.think_mode else None) or s.think_mode
+        if mode == "keep":
+            return None
+        inside = rule.think_starts_inside if rule and rule.think_starts_inside is not None else None
+        if inside is None:
+            inside = any(STARTS_INSIDE_PATTERN.search(name) for name in (model, upstream_model) if name)
+        return ThinkConfig(mode, (rule and rule.think_tag_start) or s.think_tag,
+                           (rule and rule.think_tag_end) or s.think_end_tag, bool(inside))
+
+    # ---------------------------------------------------------------- answers
+    def answer_whole(self, call: Call, resp: requests.Response) -> Response:
+        try:
+            payload = self.backend.decode(call, resp)
+        except requests.RequestException as exc:
+            from argoproxy.upstream import stream_error
+            raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
+        finally:
+            resp.close()
+        if call.client_stream:
+            obj = payload if isinstance(payload, dict) else parse_upstream_json(payload)
+            return self.sse_response(call, resp, self.packaged(call, obj))
+        data = self.think_whole(call, payload)
+        call.status = resp.status_code
+        call.bytes_out = len(data)
+        self.observe(call)
+        return Response(data, resp.status_code, self.json_headers(resp))
+
+    def think_whole(self, call: Call, payload: dict | bytes) -> bytes:
+        cfg = call.think
+        if isinstance(payload, dict):
+            if cfg is not None:
+                transform_completion(payload, cfg)
+            call.output = payload
+            call.usage = payload.get("usage")
+            return dumps(payload)
+        if cfg is None or not (cfg.starts_inside or _mentions_tag(payload, cfg)):
+            if self.observers:
+                call.output = _try_json(payload)
+                call.usage = call.output.get("usage") if isinstance(call.output, dict) else None
+            return payload
+        obj = _try_json(payload)
+        if not isinstance(obj, dict) or not transform_completion(obj, cfg):
+            call.output = obj
+            return payload
+        call.output = obj
+        call.usage = obj.get("usage")
+        return dumps(obj)
+
+    def packaged(self, call: Call, obj: dict[str, Any]) -> Iterator[StreamItem]:
+        """A whole answer as the chunks of a stream (client streams, upstream did not)."""
+        if call.think is not None:
+            transform_completion(obj, call.think)
+        if obj.get("object") == "text_completion":
+            return streamconv.package_completion(obj, call.include_usage)
+        return streamconv.package_chat(obj, call.include_usage)
+
+    def answer_stream(self, call: Call, resp: requests.Response) -> Response:
+        items = self.backend.decode_stream(call, resp)
+        if call.think is not None:
+            items = think_items(items, call.think)
+        if call.client_stream:
+            return self.sse_response(call, resp, items)
+        try:
+            obj = aggregate(call, items)
+        finally:
+            resp.close()
+        call.status = 200
+        data = dumps(obj)
+        call.output, call.usage, call.bytes_out = obj, obj.get("usage"), len(data)
+        self.observe(call)
+        return Response(data, 200, self.json_headers(resp))
+
+    def sse_response(self, call: Call, resp: requests.Response, items: Iterable[StreamItem]) -> Response:
+        headers = response_headers(resp.headers, drop_encoding=True) if self.backend.relay_headers else []
+        headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+        headers.extend(SSE_HEADERS.items())
+        call.status = 200
+        return Response(self.relay(call, resp, self.encoded(call, items)), 200, headers, direct_passthrough=True)
+
+    def encoded(self, call: Call, items: Iterable[StreamItem]) -> Iterator[bytes]:
+        collect = bool(self.observers)
+        chunks: list[dict] = [] if collect else None
+        try:
+            for item in items:
+                if type(item) is bytes:
+                    if collect:
+                        obj = sse_object(item)
+                        if obj is not None:
+                            chunks.append(obj)
+                    yield item
+                else:
+                    if collect:
+                        chunks.append(item)
+                    yield sse.encode(item)
+            yield sse.DONE
+        except ProxyError as err:
+            call.status = err.status
+            log.warning("stream %s ended with an error: %s", call.request_id, err.message)
+            yield sse.encode(err.body())
+        finally:
+            if collect and chunks:
+                call.output, call.usage = summarize(chunks)
+
+    def relay(self, call: Call, resp: requests.Response, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Yield body bytes to the client; always close the upstream response (also when the client leaves)."""
+        try:
+            for data in chunks:
+                if call.first_byte_at is None:
+                    call.first_byte_at = time.perf_counter()
+                call.bytes_out += len(data)
+                yield data
+        except (requests.RequestException, OSError) as exc:
+            log.warning("upstream broke off %s: %s", call.request_id, type(exc).__name__)
+        finally:
+            resp.close()
+            self.observe(call)
+
+    def json_headers(self, resp: requests.Response) -> list[tuple[str, str]]:
+        if not self.backend.relay_headers:
+            return [("Content-Type", JSON_TYPE)]
+        headers = response_headers(resp.headers, drop_encoding=True)
+        if not any(k.lower() == "content-type" for k, _ in headers):
+            headers.append(("Content-Type", JSON_TYPE))
+        return headers
+
+    def observe(self, call: Call) -> None:
+        for observer in self.observers:
+            try:
+                observer(call)
+            except Exception:  # an observer must never break an answer
+                log.exception("observer failed")
+
+
+# ---------------------------------------------------------------- helpers on parsed data
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 saying what is wrong with it."""
+    if not raw:
+        raise ProxyError(400, "The request body is empty; expected a JSON object.", code="invalid_json")
+    try:
+        body = loads(raw)
+    except UnicodeDecodeError:
+        raise ProxyError(400, "The request body is not valid UTF-8.", code="invalid_json") from None
+    except RecursionError:
+        raise ProxyError(400, "The request body is nested too deeply.", code="invalid_json") from None
+    except ValueError as exc:
+        raise ProxyError(400, f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ProxyError(400, f"The request body must be a JSON object, not {type(body).__name__}.",
+                         code="invalid_json")
+    return body
+
+
+def parse_upstream_json(payload: bytes) -> dict[str, Any]:
+    obj = _try_json(payload)
+    if not isinstance(obj, dict):
+        raise ProxyError(502, "The upstream answer is not a JSON object.", code="upstream_bad_response")
+    if isinstance(obj.get("error"), dict):
+        raise ProxyError(502, str(obj["error"].get("message") or "The upstream answered with an error."),
+                         code="upstream_error")
+    return obj
+
+
+def _try_json(payload: bytes) -> Any:
+    try:
+        return loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _mentions_tag(payload: bytes, cfg: ThinkConfig) -> bool:
+    # The tag's name, so that JSON-escaped tags (\u003cthink\u003e) are seen too.
+    for tag in (cfg.start, cfg.end):
+        name = tag.strip("</>") or tag
+        if name.encode() in payload:
+            return True
+    return False
+
+
+def sse_object(item: bytes) -> dict | None:
+    lines = item.split(b"\n")
+    data = sse.event_data([line for line in lines if line])
+    if data is None:
+        return None
+    obj = _try_json(data)
+    return obj if isinstance(obj, dict) else None
+
+
+def think_items(items: Iterable[StreamItem], cfg: ThinkConfig) -> Iterator[StreamItem]:
+    """The think transform over a stream; raw events that cannot hold a tag pass without being parsed."""
+    state = StreamThink(cfg)
+    for item in items:
+        if type(item) is bytes:
+            if state.idle and b"<" not in item and b"\\u003c" not in item:
+                yield item
+                continue
+            obj = sse_object(item)
+            if obj is None:
+                yield item
+                continue
+        else:
+            obj = item
+        out = state.chunk(obj)
+        if out is not None:
+            yield out
+    tail = state.flush()
+    if tail is not None:
+        yield tail
+
+
+def aggregate(call: Call, items: Iterable[StreamItem]) -> dict[str, Any]:
+    """A whole answer from a stream (upstream streams, client did not)."""
+    chunks = (sse_object(item) if type(item) is bytes else item for item in items)
+    chunks = (c for c in chunks if c is not None)
+    if call.kind == "completions":
+        return streamconv.aggregate_completion(chunks)
+    return streamconv.aggregate_chat(chunks)
+
+
+def summarize(chunks: list[dict]) -> tuple[dict | None, dict | None]:
+    """The assembled answer of a stream and its usage, for journals and metrics."""
+    try:
+        obj = streamconv.aggregate_completion(chunks) if chunks[0].get("object") == "text_completion" \
+            else streamconv.aggregate_chat(chunks)
+    except Exception:
+        return None, None
+    return obj, obj.get("usage")

@@ -1,0 +1,81 @@
+"""The blueprint: every route the proxy serves, as short views over the Gateway."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, Response, g, request
+
+from argoproxy.call import Call
+from argoproxy.errors import ProxyError
+from argoproxy.health import HealthCheck
+from argoproxy.jsonfast import dumps
+from argoproxy.pipeline import Gateway
+from argoproxy.validation import model_allowed
+
+ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
+API_PATHS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
+
+
+def json_response(obj: object, status: int = 200) -> Response:
+    return Response(dumps(obj), status, content_type="application/json")
+
+
+def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
+    bp = Blueprint("proxy", __name__)
+    backend = gateway.backend
+    settings = gateway.settings
+
+    @bp.before_app_request
+    def request_id() -> None:
+        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+
+    @bp.after_app_request
+    def add_request_id(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        return response
+
+    @bp.route("/health", methods=["GET"])
+    def health_view() -> Response:
+        status, body = health.status()
+        return json_response(body, status)
+
+    def models_view(path: str) -> Response:
+        call = gateway.new_call("models", path, g.request_id)
+        listing = backend.list_models(call)
+        data = listing.get("data", [])
+        known = {m.get("id") for m in data if isinstance(m, dict)}
+        for name in settings.llm_params.pseudo_models:
+            if name not in known:
+                data.append({"id": name, "object": "model", "created": 0, "owned_by": "cot_proxy"})
+        if settings.allowed_models:
+            listing["data"] = [m for m in data if isinstance(m, dict) and model_allowed(settings.allowed_models, m.get("id"))]
+        return json_response(listing)
+
+    bp.add_url_rule("/v1/models", "models", models_view, methods=["GET"], defaults={"path": "v1/models"})
+    bp.add_url_rule("/models", "models_bare", models_view, methods=["GET"], defaults={"path": "models"})
+
+    def api_view(path: str, kind: str) -> Response:
+        if kind not in backend.kinds:
+            raise ProxyError(404, f"The {backend.name} backend does not serve /{path}.", code="unknown_route")
+        return gateway.api(gateway.new_call(kind, path, g.request_id))
+
+    for suffix, kind in API_PATHS.items():
+        for path in (f"v1/{suffix}", suffix):
+            bp.add_url_rule(f"/{path}", f"api_{path}", api_view, methods=["POST"], defaults={"path": path, "kind": kind})
+
+    for rule, methods, view in backend.extra_routes():
+        bp.add_url_rule(rule, view.__name__, view, methods=methods)
+
+    def forward_view(path: str = "") -> Response:
+        if not backend.forwards_unknown:
+            raise ProxyError(404, f"No route /{path} on this proxy ({backend.name} backend).", code="unknown_route")
+        call = gateway.new_call("passthrough", path, g.request_id)
+        return gateway.passthrough(call, backend.url(path, call.query), backend.upstream_headers(call))
+
+    bp.add_url_rule("/", "forward_root", forward_view, methods=ALL_METHODS)
+    bp.add_url_rule("/<path:path>", "forward", forward_view, methods=ALL_METHODS)
+    return bp
+
+
+__all__ = ["build_blueprint", "json_response", "Call"]

@@ -1,0 +1,88 @@
+"""Gunicorn: its options from the Settings (one source for gunicorn.conf.py and `python cot_proxy.py`),
+and the embedded application used by the command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Mapping
+
+from argoproxy.settings import Settings, SettingsError, load_settings
+
+KEEPALIVE_SECONDS = 75  # longer than common client/load-balancer idle timeouts, so pooled connections are reused
+
+
+def settings_or_exit(flags: Mapping[str, Any] | None = None) -> Settings:
+    """Load the settings; a bad one ends the process with one line naming it (exit code 2)."""
+    try:
+        return load_settings(flags)
+    except SettingsError as exc:
+        print(f"cot_proxy: bad setting {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _when_ready(settings: Settings):
+    def when_ready(server) -> None:
+        mode = f"{settings.workers} {settings.worker_class} workers"
+        print(f"cot_proxy listening on http://{settings.host}:{settings.port} ({describe_mode(settings)}, {mode})",
+              file=sys.stderr, flush=True)
+    return when_ready
+
+
+def describe_mode(settings: Settings) -> str:
+    if settings.backend == "argo":
+        if settings.use_native_openai:
+            return f"ARGO native OpenAI mode -> {settings.native_openai_base_url}"
+        stream = "real" if settings.real_stream else "pseudo"
+        return f"ARGO standard mode, {stream} streaming"
+    return f"{settings.backend} backend -> {settings.target_base_url}"
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "bind": f"{settings.host}:{settings.port}",
+        "workers": settings.workers,
+        "worker_class": settings.worker_class,
+        "timeout": settings.gunicorn_timeout,
+        "graceful_timeout": settings.graceful_timeout,
+        "keepalive": KEEPALIVE_SECONDS,
+        "accesslog": "-" if settings.debug else None,
+        "errorlog": "-",
+        "loglevel": "info" if settings.debug else "warning",
+        "when_ready": _when_ready(settings),
+    }
+    if settings.worker_class == "gthread":
+        options["threads"] = settings.threads
+    if settings.worker_class == "gevent":
+        options["worker_connections"] = settings.worker_connections
+    options.update(_hook_options(settings))
+    return options
+
+
+def _hook_options(settings: Settings) -> dict[str, Any]:
+    """Process hooks contributed by features that span workers (metrics, generated keys)."""
+    hooks: dict[str, Any] = {}
+    try:
+        from argoproxy import processes
+    except ImportError:
+        return hooks
+    return processes.gunicorn_hooks(settings)
+
+
+def run(flags: Mapping[str, Any]) -> None:
+    """Serve under Gunicorn with these flags; workers rebuild the settings (so SIGHUP re-reads config.yaml)."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = settings_or_exit(flags)
+
+    class ProxyApplication(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in gunicorn_options(settings).items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            from argoproxy.app import create_app
+            return create_app(settings_or_exit(flags))
+
+    logging.getLogger("gunicorn.error").propagate = False
+    ProxyApplication().run()

@@ -1,0 +1,335 @@
+"""Settings: one typed object, built once at start-up from defaults < config.yaml < environment < flags.
+
+Every setting is one dataclass field below; its metadata names its YAML key (the field name, plus
+aliases), its environment variables and its command-line flags. The README's settings table is this list.
+A bad value raises SettingsError with one line naming the key; callers print it and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+import yaml
+
+from argoproxy.llm_params import LlmParams, parse_llm_params
+
+
+class SettingsError(ValueError):
+    """A bad setting: the message is one line naming the setting."""
+
+
+def _setting(default: Any, parse: Callable[[Any], Any], help: str, env: Sequence[str] = (),
+             flags: Sequence[str] = (), yaml_aliases: Sequence[str] = (), negative_flags: Sequence[str] = (),
+             secret: bool = False, by_backend: Mapping[str, Any] | None = None) -> Any:
+    meta = dict(parse=parse, help=help, env=tuple(env), flags=tuple(flags), yaml_aliases=tuple(yaml_aliases),
+                negative_flags=tuple(negative_flags), secret=secret, by_backend=dict(by_backend or {}))
+    return field(default=default, metadata=meta)
+
+
+# ---- value parsers: each takes a raw value (YAML type or string) and returns the typed value or raises ValueError.
+
+def as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "t", "yes", "y", "on"):
+        return True
+    if text in ("0", "false", "f", "no", "n", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def as_str(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return str(value).strip()
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            number = kind(str(value).strip()) if kind is int else kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+        if (low is not None and number < low) or (high is not None and number > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"must be {bounds}, got {value!r}")
+        return number
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = as_str(value).lower()
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+        return text
+    return parse
+
+
+def as_csv(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        items = [as_str(v) for v in value]
+    else:
+        items = as_str(value).split(",")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+# An endpoint URL given where a base is expected (openai-forward's --url) is reduced to its base.
+_ENDPOINT_SUFFIXES = ("chat/completions", "completions", "embeddings", "responses")
+
+
+def as_base_url(value: Any) -> str:
+    """A base URL ending in '/', with a full endpoint URL reduced to its base."""
+    url = as_str(value)
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    path = parts.path.rstrip("/")
+    for suffix in _ENDPOINT_SUFFIXES:
+        if path.endswith("/" + suffix):
+            path = path[: -len(suffix) - 1]
+            break
+    return f"{parts.scheme}://{parts.netloc}{path}/"
+
+
+def as_url(value: Any) -> str:
+    url = as_str(value)
+    parts = urlsplit(url)
+    if url and (parts.scheme not in ("http", "https") or not parts.netloc):
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    return url
+
+
+def as_optional_dir(value: Any) -> str:
+    return as_str(value)
+
+
+def as_llm_params(value: Any) -> LlmParams:
+    return parse_llm_params(as_str(value))
+
+
+def as_argo_user(value: Any) -> str:
+    user = as_str(value)
+    if user.lower() == "cels":
+        raise ValueError("'cels' is not allowed as a username: use your own ANL username")
+    if any(ch.isspace() for ch in user):
+        raise ValueError(f"must not contain spaces, got {value!r}")
+    return user
+
+
+_port = _number(int, 1, 65535)
+_positive = _number(float, 0.001)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where requests go
+    backend: str = _setting("openai", _choice("openai", "argo", "dashscope"),
+                            "Wire protocol of the upstream: openai, argo or dashscope.",
+                            env=("BACKEND",), flags=("--backend",))
+    target_base_url: str = _setting("", as_base_url,
+                                    "Upstream base URL (a full endpoint URL is reduced to its base). "
+                                    "Default https://api.openai.com/v1/ (dashscope: https://dashscope.aliyuncs.com/api/v1/).",
+                                    env=("TARGET_BASE_URL", "OPENAI_BASE_URL"), flags=("--target-base-url", "--url"),
+                                    by_backend={"openai": "https://api.openai.com/v1/",
+                                                "dashscope": "https://dashscope.aliyuncs.com/api/v1/",
+                                                "argo": "https://apps-dev.inside.anl.gov/argoapi/v1/"})
+    openai_api_key: str = _setting("", as_str, "Upstream API key; when set it replaces the client's Authorization upstream.",
+                                   env=("OPENAI_API_KEY",), secret=True)
+    dashscope_api_key: str = _setting("", as_str, "DashScope API key (dashscope backend); else the client's Authorization is used.",
+                                      env=("DASHSCOPE_API_KEY",), secret=True)
+    # --- server
+    host: str = _setting("0.0.0.0", as_str, "Address to listen on.", env=("HOST",), flags=("--host", "--expose_host", "-H"))
+    port: int = _setting(5000, _port, "Port to listen on.", env=("PORT",), flags=("--port", "--expose_port", "-p"))
+    workers: int = _setting(2, _number(int, 1, 256), "Gunicorn worker processes.", env=("WORKERS",),
+                            flags=("--workers", "--num-workers", "-n"), yaml_aliases=("num_workers",))
+    worker_class: str = _setting("gevent", _choice("gevent", "gthread", "sync"),
+                                 "Gunicorn worker class (see README: gevent holds thousands of streams).",
+                                 env=("WORKER_CLASS",), flags=("--worker-class",))
+    threads: int = _setting(64, _number(int, 1, 4096), "Threads per worker (gthread worker class).",
+                            env=("THREADS",), flags=("--threads",))
+    worker_connections: int = _setting(2000, _number(int, 1, 100000),
+                                       "Simultaneous connections per worker (gevent worker class).",
+                                       env=("WORKER_CONNECTIONS",), flags=("--worker-connections",))
+    gunicorn_timeout: int = _setting(3000, _number(int, 1), "Gunicorn worker timeout in seconds (as in the seed).",
+                                     env=("GUNICORN_TIMEOUT",), flags=("--gunicorn-timeout",))
+    graceful_timeout: int = _setting(30, _number(int, 0), "Seconds in-flight requests get to finish on SIGTERM.",
+                                     env=("GRACEFUL_TIMEOUT",), flags=("--graceful-timeout",))
+    # --- upstream behaviour
+    timeout: float = _setting(600.0, _positive, "Upstream read timeout in seconds (the --timeout flag takes milliseconds).",
+                              env=("TIMEOUT", "API_REQUEST_TIMEOUT"), flags=("--request-timeout",))
+    connect_timeout: float = _setting(10.0, _positive, "Upstream connect timeout in seconds.",
+                                      env=("CONNECT_TIMEOUT",), flags=("--connect-timeout",))
+    max_retries: int = _setting(2, _number(int, 0, 10), "Retries of idempotent failures before any byte reached the client.",
+                                env=("MAX_RETRIES",), flags=("--max-retries",))
+    max_body_bytes: int = _setting(32 * 1024 * 1024, _number(int, 1), "Largest request body accepted (413 above it).",
+                                   env=("MAX_BODY_BYTES",), flags=("--max-body-bytes",))
+    health_cache_seconds: float = _setting(5.0, _number(float, 0), "How long a /health probe result is reused.",
+                                           env=("HEALTH_CACHE_SECONDS",))
+    # --- transforms
+    llm_params: LlmParams = _setting(LlmParams(), as_llm_params, "Per-model parameter overrides (see README).",
+                                     env=("LLM_PARAMS",), flags=("--llm-params",))
+    think_mode: str = _setting("strip", _choice("strip", "reasoning", "keep"),
+                               "What to do with <think> text in answers: strip, reasoning (move to reasoning_content), keep.",
+                               env=("THINK_MODE",), flags=("--think-mode",))
+    think_tag: str = _setting("<think>", as_str, "Reasoning start tag.", env=("THINK_TAG",), flags=("--think-tag",))
+    think_end_tag: str = _setting("</think>", as_str, "Reasoning end tag.", env=("THINK_END_TAG",), flags=("--think-end-tag",))
+    upstream_mode: str = _setting("off", _choice("off", "stream", "non_stream"),
+                                  "Force upstream calls to stream or non_stream; off follows the client.",
+                                  env=("UPSTREAM_MODE",), flags=("--mode",))
+    compatible: bool = _setting(False, as_bool, "Return every error as HTTP 200 with the error JSON (legacy clients).",
+                                env=("COMPATIBLE_MODE",), flags=("--compatible",))
+    # --- guard
+    enable_auth: bool = _setting(False, as_bool, "Require a client API key.", env=("ENABLE_AUTH",), flags=("--enable-auth",))
+    api_key_secret: tuple = _setting((), as_csv, "Accepted client keys, comma-separated (random when auth is on and none set).",
+                                     env=("API_KEY_SECRET",), secret=True)
+    allowed_models: tuple = _setting((), as_csv, "Comma-separated model allow-list; * wildcards.",
+                                     env=("ALLOWED_MODELS",), flags=("--allowed-models",))
+    metrics_public: bool = _setting(False, as_bool, "Serve /metrics without a key when auth is on.",
+                                    env=("METRICS_PUBLIC",), flags=("--metrics-public",))
+    # --- observe
+    debug: bool = _setting(False, as_bool, "One log line per request and upstream details (secrets redacted).",
+                           env=("DEBUG", "VERBOSE"), flags=("--debug", "--verbose", "-v"), negative_flags=("--quiet", "-q"),
+                           yaml_aliases=("verbose",))
+    log_dir: str = _setting("", as_optional_dir, "Directory for JSONL journals and log.log; off when empty.",
+                            env=("LOG_DIR",), flags=("--output_path", "--log-dir"))
+    # --- ARGO backend
+    user: str = _setting("", as_argo_user, "ARGO username sent as `user` upstream (argo backend).",
+                         env=("ARGO_USER",), flags=("--user",))
+    argo_url: str = _setting("https://apps-dev.inside.anl.gov/argoapi/api/v1/resource/chat/", as_url,
+                             "ARGO chat endpoint.", env=("ARGO_URL",))
+    argo_stream_url: str = _setting("https://apps-dev.inside.anl.gov/argoapi/api/v1/resource/streamchat/", as_url,
+                                    "ARGO streaming chat endpoint.", env=("ARGO_STREAM_URL",))
+    argo_embedding_url: str = _setting("https://apps.inside.anl.gov/argoapi/api/v1/resource/embed/", as_url,
+                                       "ARGO embedding endpoint.", env=("ARGO_EMBEDDING_URL",))
+    real_stream: bool = _setting(True, as_bool, "Stream through ARGO's streamchat; false = pseudo-stream from one call.",
+                                 env=("REAL_STREAM",), flags=("--real-stream", "-rs"), negative_flags=("--pseudo-stream", "-ps"))
+    model_fallback: str = _setting("", as_str, "ARGO model used for unknown model names (empty: 404 instead).",
+                                   env=("MODEL_FALLBACK",), flags=("--model-fallback",))
+    use_native_openai: bool = _setting(False, as_bool, "Send ARGO requests untransformed to its OpenAI-compatible API.",
+                                       env=("USE_NATIVE_OPENAI",), flags=("--native-openai",))
+    native_openai_base_url: str = _setting("https://apps-dev.inside.anl.gov/argoapi/v1/", as_base_url,
+                                           "ARGO's OpenAI-compatible base URL (production: https://apps.inside.anl.gov/argoapi/v1/).",
+                                           env=("NATIVE_OPENAI_BASE_URL",))
+    username_passthrough: bool = _setting(False, as_bool, "Use the client's key as the ARGO user.",
+                                          env=("USERNAME_PASSTHROUGH",), flags=("--username-passthrough",))
+    tool_prompt: bool = _setting(False, as_bool, "Prompt-based tool calls for every ARGO model.",
+                                 env=("TOOL_PROMPT",), flags=("--tool-prompting",))
+    # --- images (ARGO backend)
+    enable_payload_control: bool = _setting(False, as_bool, "Shrink inlined images to fit max_payload_size.",
+                                            env=("ENABLE_PAYLOAD_CONTROL",))
+    max_payload_size: float = _setting(20.0, _positive, "Request size budget in MB for payload control.",
+                                       env=("MAX_PAYLOAD_SIZE",))
+    image_timeout: float = _setting(30.0, _positive, "Seconds allowed per image download.", env=("IMAGE_TIMEOUT",))
+    concurrent_downloads: int = _setting(10, _number(int, 1, 256), "Image downloads at once.", env=("CONCURRENT_DOWNLOADS",))
+    image_allow_private: bool = _setting(False, as_bool, "Allow image URLs on loopback/private/link-local addresses.",
+                                         env=("IMAGE_ALLOW_PRIVATE",))
+    max_image_bytes: int = _setting(20 * 1024 * 1024, _number(int, 1), "Largest image downloaded.", env=("MAX_IMAGE_BYTES",))
+    # --- where settings come from (not read from YAML)
+    config_path: str = _setting("", as_str, "config.yaml to read (default ./config.yaml, then ~/.config/argoproxy/config.yaml).",
+                                env=("CONFIG_PATH",), flags=("--config",))
+
+    def public_items(self) -> list[tuple[str, Any]]:
+        """(name, value) pairs with secrets masked, for start-up banners and --show."""
+        return [(f.name, "***" if f.metadata["secret"] and getattr(self, f.name) else getattr(self, f.name))
+                for f in dataclasses.fields(self)]
+
+
+SETTING_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+CONFIG_SEARCH_PATH = ("./config.yaml", "~/.config/argoproxy/config.yaml")
+_NOT_FROM_YAML = {"config_path"}
+
+
+def _yaml_names(f: dataclasses.Field) -> tuple[str, ...]:
+    return (f.name,) + f.metadata["yaml_aliases"]
+
+
+def find_config(explicit: str) -> Path | None:
+    """The config file to read: the explicit path (which must exist), else the first of the search path."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"CONFIG_PATH: config file {explicit} does not exist")
+        return path
+    for candidate in CONFIG_SEARCH_PATH:
+        path = Path(candidate).expanduser()
+        if path.is_file():
+            return path
+    return None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SettingsError(f"CONFIG_PATH: cannot read {path}: {first_line}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"CONFIG_PATH: {path} must hold a YAML mapping of keys to values")
+    known = {name for f in SETTING_FIELDS.values() for name in _yaml_names(f)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SettingsError(f"{unknown[0]}: unknown key in {path}")
+    return data
+
+
+def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the Settings: defaults < config.yaml < environment < flags (flags already parsed, by field name)."""
+    flags = dict(flags or {})
+    environ = os.environ if environ is None else environ
+    raw: dict[str, tuple[str, Any]] = {}  # field -> (source label, raw value)
+
+    config_path = flags.get("config_path") or _first_env(SETTING_FIELDS["config_path"], environ)[1] or ""
+    path = find_config(config_path)
+    if path is not None:
+        for key, value in read_yaml(path).items():
+            name = next(f.name for f in SETTING_FIELDS.values() if key in _yaml_names(f))
+            if name not in _NOT_FROM_YAML:
+                raw[name] = (key, value)
+    for f in SETTING_FIELDS.values():
+        label, value = _first_env(f, environ)
+        if label:
+            raw[f.name] = (label, value)
+    for name, value in flags.items():
+        if value is not None:
+            raw[name] = ("--" + name.replace("_", "-"), value)
+
+    values = {name: _parse(SETTING_FIELDS[name], label, value) for name, (label, value) in raw.items()}
+    values["config_path"] = str(path) if path else ""
+    return _with_backend_defaults(Settings(**values))
+
+
+def _first_env(f: dataclasses.Field, environ: Mapping[str, str]) -> tuple[str, str | None]:
+    for var in f.metadata["env"]:
+        if var in environ:
+            return var, environ[var]
+    return "", None
+
+
+def _parse(f: dataclasses.Field, label: str, value: Any) -> Any:
+    try:
+        return f.metadata["parse"](value)
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"{label}: {exc}") from None
+
+
+def _with_backend_defaults(settings: Settings) -> Settings:
+    """Fill settings whose default depends on the backend (the target URL) when nothing set them."""
+    changes = {}
+    for f in SETTING_FIELDS.values():
+        by_backend = f.metadata["by_backend"]
+        if by_backend and getattr(settings, f.name) == f.default:
+            changes[f.name] = by_backend.get(settings.backend, f.default)
+    return dataclasses.replace(settings, **changes) if changes else settings

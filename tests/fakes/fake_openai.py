@@ -1,0 +1,225 @@
+"""A real OpenAI-compatible HTTP server on loopback for tests: scripted answers, streams with chosen
+chunking and delays, think tags, errors and mid-stream cuts; it records every request it receives."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    """A whole answer: status, headers, body (dict -> JSON)."""
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    gzip: bool = False
+    delay: float = 0.0
+    drip: float = 0.0  # seconds between single bytes of the body
+
+
+@dataclass
+class Stream:
+    """An SSE answer: events (dicts -> `data: json`, bytes as is, "[DONE]"), written as separate chunks."""
+    events: list[Any]
+    delay: float = 0.0  # between events
+    first_delay: float = 0.0
+    cut_after: int | None = None  # close the connection after this many events (no terminator)
+    split: bool = False  # write each event in two halves, splitting its bytes mid-way
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def chat_completion(content: str, model: str = "fake-model", finish_reason: str = "stop", n: int = 1,
+                    usage: bool = True) -> dict:
+    obj = {"id": "chatcmpl-fake", "object": "chat.completion", "created": 1700000000, "model": model,
+           "choices": [{"index": i, "message": {"role": "assistant", "content": content}, "logprobs": None,
+                        "finish_reason": finish_reason} for i in range(n)]}
+    if usage:
+        obj["usage"] = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+    return obj
+
+
+def chat_chunks(pieces: list[str], model: str = "fake-model", n: int = 1, usage: bool = False) -> list[Any]:
+    """The events of a streamed chat completion whose content arrives in these pieces."""
+    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1700000000, "model": model}
+    events: list[Any] = []
+    for i in range(n):
+        events.append({**base, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
+                                            "finish_reason": None}]})
+    for piece in pieces:
+        for i in range(n):
+            events.append({**base, "choices": [{"index": i, "delta": {"content": piece}, "finish_reason": None}]})
+    for i in range(n):
+        events.append({**base, "choices": [{"index": i, "delta": {}, "finish_reason": "stop"}]})
+    if usage:
+        events.append({**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}})
+    events.append("[DONE]")
+    return events
+
+
+class FakeOpenAI:
+    """`with FakeOpenAI() as fake:` -> fake.base_url ("http://127.0.0.1:PORT/v1/"); queue answers with fake.add()."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.queue: list[Reply | Stream] = []
+        self.default_content = "Hello from the fake upstream!"
+        self.open_connections = 0
+        self.closed_streams = 0
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def setup(self) -> None:
+                super().setup()
+                with fake._lock:
+                    fake.open_connections += 1
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                finally:
+                    with fake._lock:
+                        fake.open_connections -= 1
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path, _, query = self.path.partition("?")
+                fake.received.append(Received(self.command, path, query, dict(self.headers.items()), body))
+                with fake._lock:
+                    answer = fake.queue.pop(0) if fake.queue else None
+                if answer is None:
+                    answer = fake.default_answer(self.command, path, body)
+                if isinstance(answer, Stream):
+                    fake._write_stream(self, answer)
+                else:
+                    fake._write_reply(self, answer)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _handle
+
+            def do_HEAD(self) -> None:
+                self._handle()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.root_url = f"http://127.0.0.1:{self.port}/"
+        self.base_url = self.root_url + "v1/"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    # -- scripting
+    def add(self, *answers: Reply | Stream) -> None:
+        with self._lock:
+            self.queue.extend(answers)
+
+    def default_answer(self, method: str, path: str, body: bytes) -> Reply | Stream:
+        if path.endswith("/chat/completions") and method == "POST":
+            req = json.loads(body or b"{}")
+            if req.get("stream"):
+                usage = bool((req.get("stream_options") or {}).get("include_usage"))
+                return Stream(chat_chunks([self.default_content[:5], self.default_content[5:]],
+                                          model=req.get("model", "fake-model"), usage=usage))
+            return Reply(chat_completion(self.default_content, model=req.get("model", "fake-model")))
+        if path.endswith("/models"):
+            return Reply({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0,
+                                                      "owned_by": "fake"}]})
+        if path.endswith("/embeddings"):
+            return Reply({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+                          "model": "fake-embed", "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+        # Anything else: describe what arrived, so tests can see what was forwarded.
+        return Reply({"method": method, "path": path, "body_length": len(body)},
+                     headers={"X-Fake-Echo": "yes"})
+
+    # -- writing
+    def _write_reply(self, h: BaseHTTPRequestHandler, r: Reply) -> None:
+        time.sleep(r.delay)
+        data = r.body if isinstance(r.body, bytes) else json.dumps(r.body).encode()
+        if r.gzip:
+            data = gzip.compress(data)
+        h.send_response(r.status)
+        headers = {"Content-Type": "application/json", **r.headers}
+        if r.gzip:
+            headers["Content-Encoding"] = "gzip"
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        if h.command == "HEAD":
+            return
+        try:
+            if r.drip:
+                for i in range(len(data)):
+                    h.wfile.write(data[i:i + 1])
+                    h.wfile.flush()
+                    time.sleep(r.drip)
+            else:
+                h.wfile.write(data)
+        except OSError:
+            pass
+
+    def _write_stream(self, h: BaseHTTPRequestHandler, s: Stream) -> None:
+        h.send_response(200)
+        for k, v in {"Content-Type": "text/event-stream", "Transfer-Encoding": "chunked", **s.headers}.items():
+            h.send_header(k, v)
+        h.end_headers()
+        time.sleep(s.first_delay)
+        try:
+            for i, event in enumerate(s.events):
+                if s.cut_after is not None and i >= s.cut_after:
+                    h.close_connection = True
+                    h.wfile.flush()
+                    h.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if i and s.delay:
+                    time.sleep(s.delay)
+                data = _event_bytes(event)
+                parts = [data[: len(data) // 2], data[len(data) // 2:]] if s.split else [data]
+                for part in parts:
+                    h.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    h.wfile.flush()
+            h.wfile.write(b"0\r\n\r\n")
+            h.wfile.flush()
+        except OSError:
+            with self._lock:
+                self.closed_streams += 1
+
+    # -- lifecycle
+    def __enter__(self) -> "FakeOpenAI":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _event_bytes(event: Any) -> bytes:
+    if isinstance(event, bytes):
+        return event
+    if event == "[DONE]":
+        return b"data: [DONE]\n\n"
+    return b"data: " + json.dumps(event).encode() + b"\n\n"
