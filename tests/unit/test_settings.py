@@ -1,0 +1,71 @@
+"""Settings: precedence defaults < config.yaml < environment < flags; one-line errors naming the key."""
+
+import subprocess
+import sys
+
+import pytest
+
+from argoproxy.cli import parse_flags
+from argoproxy.settings import SettingsError, load_settings
+from tests.proxy_process import ROOT
+
+
+def test_defaults():
+    s = load_settings({}, environ={"HOME": "/nonexistent"})
+    assert s.target_base_url == "https://api.openai.com/v1/"
+    assert (s.host, s.port, s.timeout, s.gunicorn_timeout, s.think_mode) == ("0.0.0.0", 5000, 600.0, 3000, "strip")
+
+
+def test_precedence(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("port: 7000\ntimeout: 30\nthink_mode: keep\nnum_workers: 3\n")
+    env = {"CONFIG_PATH": str(cfg), "PORT": "7100", "TIMEOUT": "40"}
+    s = load_settings({"port": "7200"}, environ=env)
+    assert (s.port, s.timeout, s.think_mode, s.workers) == (7200, 40.0, "keep", 3)
+
+
+def test_aliases_and_url_forms():
+    s = load_settings({}, environ={"OPENAI_BASE_URL": "http://h:1/v1", "API_REQUEST_TIMEOUT": "5"})
+    assert s.target_base_url == "http://h:1/v1/" and s.timeout == 5.0
+    s = load_settings({"target_base_url": "https://x.example/compatible-mode/v1/chat/completions"}, environ={})
+    assert s.target_base_url == "https://x.example/compatible-mode/v1/"
+
+
+def test_backend_default_url():
+    assert load_settings({}, environ={"BACKEND": "dashscope"}).target_base_url == "https://dashscope.aliyuncs.com/api/v1/"
+
+
+@pytest.mark.parametrize("env,key", [
+    ({"PORT": "99999"}, "PORT"), ({"TIMEOUT": "abc"}, "TIMEOUT"), ({"THINK_MODE": "nope"}, "THINK_MODE"),
+    ({"TARGET_BASE_URL": "ftp://x"}, "TARGET_BASE_URL"), ({"LLM_PARAMS": "temperature=1"}, "LLM_PARAMS"),
+    ({"DEBUG": "maybe"}, "DEBUG"), ({"CONFIG_PATH": "/nonexistent.yaml"}, "CONFIG_PATH"),
+])
+def test_bad_values_name_the_key(env, key):
+    with pytest.raises(SettingsError) as err:
+        load_settings({}, environ=env)
+    assert str(err.value).startswith(key + ":") and "\n" not in str(err.value)
+
+
+def test_unknown_yaml_key(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("prot: 1\n")
+    with pytest.raises(SettingsError, match="^prot: unknown key"):
+        load_settings({}, environ={"CONFIG_PATH": str(cfg)})
+
+
+def test_openai_forward_command_line():
+    flags, _ = parse_flags(["--output_path", "./logs", "--expose_host", "0.0.0.0", "--expose_port", "58080",
+                            "--url", "https://h.example/v1/chat/completions", "--timeout", "60000"])
+    s = load_settings(flags, environ={})
+    assert (s.log_dir, s.host, s.port, s.target_base_url, s.timeout) == (
+        "./logs", "0.0.0.0", 58080, "https://h.example/v1/", 60.0)
+
+
+def test_bad_setting_stops_startup_with_one_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT), "PORT": "0x"}
+    for cmd in ([sys.executable, str(ROOT / "cot_proxy.py")],
+                [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "cot_proxy:app"]):
+        out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+        assert out.returncode != 0
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        assert lines == ["cot_proxy: bad setting PORT: expected an integer, got '0x'"], out.stderr
