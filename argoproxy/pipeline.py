@@ -19,7 +19,7 @@ from argoproxy.jsonfast import dumps, loads
 from argoproxy.llm_params import STARTS_INSIDE_PATTERN, apply_rule
 from argoproxy.settings import Settings
 from argoproxy.think import StreamThink, ThinkConfig, transform_completion
-from argoproxy.upstream import Upstream, UpstreamRequest
+from argoproxy.upstream import READ_ERRORS, Upstream, UpstreamRequest, stream_error
 from argoproxy.validation import check_allowed_model, validate
 
 log = logging.getLogger("cot_proxy")
@@ -138,8 +138,7 @@ class Gateway:
     def answer_whole(self, call: Call, resp: requests.Response) -> Response:
         try:
             payload = self.backend.decode(call, resp)
-        except requests.RequestException as exc:
-            from argoproxy.upstream import stream_error
+        except READ_ERRORS as exc:
             raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
         finally:
             resp.close()
@@ -236,7 +235,7 @@ class Gateway:
                     call.first_byte_at = time.perf_counter()
                 call.bytes_out += len(data)
                 yield data
-        except (requests.RequestException, OSError) as exc:
+        except READ_ERRORS as exc:
             log.warning("upstream broke off %s: %s", call.request_id, type(exc).__name__)
         finally:
             resp.close()

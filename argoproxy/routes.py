@@ -67,7 +67,13 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
     for rule, methods, view in backend.extra_routes():
         bp.add_url_rule(rule, view.__name__, view, methods=methods)
 
+    api_paths = {p for suffix in API_PATHS for p in (f"v1/{suffix}", suffix)}
+
     def forward_view(path: str = "") -> Response:
+        if path in ("health", "metrics"):
+            raise ProxyError(405, f"/{path} takes GET only.", code="method_not_allowed", headers={"Allow": "GET"})
+        if path.rstrip("/") in api_paths:
+            raise ProxyError(405, f"/{path} takes POST only.", code="method_not_allowed", headers={"Allow": "POST"})
         if not backend.forwards_unknown:
             raise ProxyError(404, f"No route /{path} on this proxy ({backend.name} backend).", code="unknown_route")
         call = gateway.new_call("passthrough", path, g.request_id)

@@ -9,7 +9,9 @@ from typing import Any, Mapping
 
 from argoproxy.settings import Settings, SettingsError, load_settings
 
-KEEPALIVE_SECONDS = 75  # longer than common client/load-balancer idle timeouts, so pooled connections are reused
+# Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
+# for idle keep-alive connections too.
+KEEPALIVE_SECONDS = 5
 
 
 def settings_or_exit(flags: Mapping[str, Any] | None = None) -> Settings:

@@ -12,12 +12,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from argoproxy.errors import ProxyError
 
 log = logging.getLogger(__name__)
 
+# What reading an upstream body can raise when the connection breaks or stalls.
+READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt, capped, with full jitter
 BACKOFF_CAP = 4.0

@@ -40,10 +40,12 @@ class ProxyProcess:
         self.proc = proc
         self.port = port
         self.home = home
+        self.log = ""
         self.url = f"http://127.0.0.1:{port}"
         self.base_url = self.url + "/v1"
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> str:
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> str:
+        """Stop the proxy (SIGINT: Gunicorn's quick shutdown) and return everything it logged."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -51,7 +53,10 @@ class ProxyProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        return self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+        if self.proc.stderr and not self.proc.stderr.closed:
+            self.log += self.proc.stderr.read().decode(errors="replace")
+            self.proc.stderr.close()
+        return self.log
 
 
 def base_env(home: str, **settings: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from argoproxy import sse
 from argoproxy.backends import Backend, StreamItem
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError, error_type
-from argoproxy.upstream import UpstreamRequest, stream_error
+from argoproxy.upstream import READ_ERRORS, UpstreamRequest, stream_error
 
 
 def join_url(base: str, path: str, query: str = "") -> str:
@@ -80,7 +80,7 @@ class OpenAIBackend(Backend):
                 if data is not None:
                     last = data
                 yield sse.encode_raw(lines)
-        except (requests.RequestException, OSError, ValueError) as exc:
+        except READ_ERRORS as exc:
             raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
         if not _finished(last):
             raise ProxyError(502, "The upstream server closed the stream before the answer was complete.",

@@ -1,0 +1,239 @@
+"""OpenAI streaming chunks from ARGO: real streams (plain text) and pseudo streams (one whole answer).
+
+ARGO's /streamchat/ body is plain UTF-8 text in arbitrary byte chunks, not SSE: a multi-byte
+character can be split between two chunks, so bytes go through an incremental UTF-8 decoder and only
+whole characters are emitted. Each piece of text becomes one chunk dict; the pipeline encodes the
+dicts as SSE and adds `data: [DONE]`.
+
+Chunk sequence (chat): one id for all chunks; `role: "assistant"` on the first delta; content deltas;
+a final chunk with an empty delta and finish_reason "stop"; then, only when the client asked for
+`stream_options.include_usage`, a usage chunk with `"choices": []` (and `"usage": null` on the others,
+as OpenAI does).
+
+An unregistered username makes ARGO stream its "AUTHENTICATION NOTICE FROM ARGO" text with status
+200. The generators hold back the start of the text while it could still be that notice (nothing is
+held once the text cannot be) and raise ProxyError(403) before yielding anything if it is: a pipeline
+that pulls the first chunk before sending headers can still answer with a proper 403.
+"""
+
+from __future__ import annotations
+
+import codecs
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from argoproxy.argo import tokens
+from argoproxy.argo.convert import AUTH_NOTICE, check_auth_notice, new_chat_id, new_completion_id
+
+PSEUDO_PIECE_CHARS = 30  # argo-proxy's pseudo-stream slice size
+_NOTICE = AUTH_NOTICE.upper()
+_NOTICE_LEAD = " \t\r\n*#=-_>:![]()"  # decoration that may precede the notice
+
+
+class _NoticeGate:
+    """Holds text back only while the stream so far could still be the beginning of ARGO's auth notice."""
+
+    def __init__(self) -> None:
+        self._held = ""
+        self._open = False
+
+    def feed(self, text: str) -> str:
+        if self._open:
+            return text
+        self._held += text
+        probe = self._held.lstrip(_NOTICE_LEAD).upper()
+        if probe.startswith(_NOTICE):
+            check_auth_notice(self._held)  # raises the 403
+        if not probe or _NOTICE.startswith(probe):
+            return ""
+        return self.release()
+
+    def release(self) -> str:
+        self._open = True
+        held, self._held = self._held, ""
+        return held
+
+
+def decode_text(chunks: Iterable[bytes | str]) -> Iterator[str]:
+    """Non-empty text pieces from raw byte chunks, never splitting a UTF-8 character.
+
+    Invalid or truncated UTF-8 becomes U+FFFD rather than an exception mid-stream; str chunks pass through.
+    Raises ProxyError(403) (before yielding) when the text is ARGO's auth notice.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    gate = _NoticeGate()
+    for chunk in chunks:
+        text = gate.feed(chunk if isinstance(chunk, str) else decoder.decode(chunk))
+        if text:
+            yield text
+    tail = gate.feed(decoder.decode(b"", final=True)) + gate.release()
+    if tail:
+        yield tail
+
+
+# ------------------------------------------------------------------------------ chat chunks
+
+
+def _chat_chunk(
+    meta: Mapping[str, Any], delta: dict[str, Any], finish_reason: str | None, index: int = 0
+) -> dict[str, Any]:
+    chunk = {
+        "id": meta["id"],
+        "object": "chat.completion.chunk",
+        "created": meta["created"],
+        "model": meta["model"],
+        "system_fingerprint": None,
+        "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+    }
+    if meta["include_usage"]:
+        chunk["usage"] = None
+    return chunk
+
+
+def _usage_chunk(meta: Mapping[str, Any], object_name: str, usage: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {
+        "id": meta["id"],
+        "object": object_name,
+        "created": meta["created"],
+        "model": meta["model"],
+        "system_fingerprint": None,
+        "choices": [],
+        "usage": dict(usage) if usage else tokens.usage(0, 0),
+    }
+
+
+def _meta(completion_id: str, created: int | None, model: str, include_usage: bool) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "created": created if created is not None else int(time.time()),
+        "model": model,
+        "include_usage": include_usage,
+    }
+
+
+def stream_chat_chunks(
+    chunks: Iterable[bytes | str],
+    *,
+    model: str,
+    prompt_tokens: int,
+    include_usage: bool = False,
+    completion_id: str | None = None,
+    created: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """`chat.completion.chunk` dicts for ARGO's /streamchat/ body; `model` is the name the client sent."""
+    meta = _meta(completion_id or new_chat_id(), created, model, include_usage)
+    pieces: list[str] = []
+    for text in decode_text(chunks):
+        delta = {"content": text} if pieces else {"role": "assistant", "content": text}
+        pieces.append(text)
+        yield _chat_chunk(meta, delta, None)
+    if not pieces:
+        yield _chat_chunk(meta, {"role": "assistant", "content": ""}, None)
+    yield _chat_chunk(meta, {}, "stop")
+    if include_usage:
+        usage = tokens.usage(prompt_tokens, tokens.count_text("".join(pieces)))
+        yield _usage_chunk(meta, "chat.completion.chunk", usage)
+
+
+def chat_completion_to_chunks(
+    completion: Mapping[str, Any], *, include_usage: bool = False, piece_chars: int = PSEUDO_PIECE_CHARS
+) -> Iterator[dict[str, Any]]:
+    """Pseudo-stream: the chunk sequence equivalent to one whole `chat.completion`.
+
+    Per choice: the role, any reasoning_content, each tool call whole (one delta per call, with its
+    index), then the content in `piece_chars`-character slices (0 = one slice), then the choice's
+    finish_reason. The completion's usage follows when `include_usage` is asked.
+    """
+    meta = _meta(completion.get("id") or new_chat_id(), completion.get("created"), completion.get("model", ""), include_usage)
+    for choice in completion.get("choices") or []:
+        index = choice.get("index", 0)
+        message = choice.get("message") or {}
+        deltas = list(_message_deltas(message, piece_chars))
+        deltas[0] = {"role": message.get("role") or "assistant", **deltas[0]}
+        for delta in deltas:
+            yield _chat_chunk(meta, delta, None, index)
+        yield _chat_chunk(meta, {}, choice.get("finish_reason") or "stop", index)
+    if include_usage:
+        yield _usage_chunk(meta, "chat.completion.chunk", completion.get("usage"))
+
+
+def _message_deltas(message: Mapping[str, Any], piece_chars: int) -> Iterator[dict[str, Any]]:
+    emitted = False
+    for piece in _slices(message.get("reasoning_content") or "", piece_chars):
+        emitted = True
+        yield {"reasoning_content": piece}
+    for i, call in enumerate(message.get("tool_calls") or []):
+        emitted = True
+        yield {"content": None, "tool_calls": [{"index": i, **call}]}
+    for piece in _slices(message.get("content") or "", piece_chars):
+        emitted = True
+        yield {"content": piece}
+    if not emitted:
+        yield {"content": ""}
+
+
+def _slices(text: str, size: int) -> Iterator[str]:
+    if not text:
+        return
+    if size <= 0:
+        yield text
+        return
+    for start in range(0, len(text), size):
+        yield text[start:start + size]
+
+
+# -------------------------------------------------------------------- legacy completion chunks
+
+
+def _text_chunk(meta: Mapping[str, Any], text: str, finish_reason: str | None, index: int = 0) -> dict[str, Any]:
+    chunk = {
+        "id": meta["id"],
+        "object": "text_completion",
+        "created": meta["created"],
+        "model": meta["model"],
+        "system_fingerprint": None,
+        "choices": [{"text": text, "index": index, "logprobs": None, "finish_reason": finish_reason}],
+    }
+    if meta["include_usage"]:
+        chunk["usage"] = None
+    return chunk
+
+
+def stream_completion_chunks(
+    chunks: Iterable[bytes | str],
+    *,
+    model: str,
+    prompt_tokens: int,
+    include_usage: bool = False,
+    completion_id: str | None = None,
+    created: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """`text_completion` chunk dicts for ARGO's /streamchat/ body (legacy /v1/completions streaming).
+
+    finish_reason is null on text chunks and "stop" only on the final, empty one (the original put
+    "stop" on every chunk).
+    """
+    meta = _meta(completion_id or new_completion_id(), created, model, include_usage)
+    pieces: list[str] = []
+    for text in decode_text(chunks):
+        pieces.append(text)
+        yield _text_chunk(meta, text, None)
+    yield _text_chunk(meta, "", "stop")
+    if include_usage:
+        usage = tokens.usage(prompt_tokens, tokens.count_text("".join(pieces)))
+        yield _usage_chunk(meta, "text_completion", usage)
+
+
+def text_completion_to_chunks(
+    completion: Mapping[str, Any], *, include_usage: bool = False, piece_chars: int = PSEUDO_PIECE_CHARS
+) -> Iterator[dict[str, Any]]:
+    """Pseudo-stream: the `text_completion` chunk sequence equivalent to one whole text completion."""
+    meta = _meta(completion.get("id") or new_completion_id(), completion.get("created"), completion.get("model", ""), include_usage)
+    for choice in completion.get("choices") or []:
+        index = choice.get("index", 0)
+        for piece in _slices(choice.get("text") or "", piece_chars):
+            yield _text_chunk(meta, piece, None, index)
+        yield _text_chunk(meta, "", choice.get("finish_reason") or "stop", index)
+    if include_usage:
+        yield _usage_chunk(meta, "text_completion", completion.get("usage"))

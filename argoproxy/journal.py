@@ -1,0 +1,209 @@
+"""JSONL interaction journals (openai-forward's client/server logs) and the ``log.log`` file handler.
+
+Owns: ``<log_dir>/client_interaction.jsonl`` (what the client sent and got back),
+``<log_dir>/server_interaction.jsonl`` (what went upstream and what came back), the redaction of
+secrets in both, and ``setup_log_file`` for ``<log_dir>/log.log``.
+
+Why the write path looks the way it does:
+
+* Every record is serialised to one complete line and written with ONE ``os.write`` on a file
+  descriptor opened ``O_APPEND``. With ``O_APPEND`` the kernel moves to end-of-file and writes as
+  one step, and Linux serialises writes to a regular file (inode lock), so lines from several
+  Gunicorn worker processes (and threads) never interleave or tear. No Python-level buffering or
+  lock is involved, so forked workers sharing an inherited descriptor are just as safe.
+  (Not guaranteed on NFS or other network file systems: keep ``log_dir`` local.)
+* It does not hold the response back noticeably: the pipeline writes one small line per request
+  after the response is done, without ``fsync``; a write into the page cache costs microseconds.
+  Large payloads are bounded by truncating base64 data URLs (inline images).
+* A failing disk never fails a request: write errors are logged and swallowed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CLIENT_FILE = "client_interaction.jsonl"
+SERVER_FILE = "server_interaction.jsonl"
+LOG_FILE = "log.log"
+REDACTED = "[REDACTED]"
+
+# Header / field names whose values are credentials, compared case-insensitively with "-" == "_".
+SECRET_KEYS = {
+    "authorization", "proxy_authorization", "api_key", "x_api_key", "apikey", "x_goog_api_key", "cookie", "set_cookie",
+}
+
+# Known secrets shorter than this are not searched for inside strings: redacting every "a"
+# in every message would destroy the journal while protecting nothing real.
+MIN_SECRET_LENGTH = 6
+
+# Credentials that look like credentials even when nobody registered them.
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_DATA_URL = re.compile(r"^(data:[^;,]{0,100};base64,)(.*)$", re.DOTALL)
+DATA_URL_KEEP = 32  # base64 characters kept from a data URL (enough to recognise it)
+# Line breaks json.dumps(ensure_ascii=False) leaves raw (it escapes only ASCII controls).
+_UNICODE_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+class Redactor:
+    """Removes credentials and huge inline payloads from anything JSON-like."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets: set[str] = set()
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str | None) -> None:
+        """Register one more value that must never appear in a log (e.g. a per-request client key)."""
+        if secret and len(secret) >= MIN_SECRET_LENGTH:
+            self.secrets.add(secret)
+
+    def value(self, obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: (REDACTED if _is_secret_key(k) and v is not None else self.value(v)) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self.value(v) for v in obj]
+        if isinstance(obj, str):
+            return self.text(obj)
+        return obj
+
+    def text(self, text: str) -> str:
+        match = _DATA_URL.match(text)
+        if match and len(match.group(2)) > DATA_URL_KEEP:
+            payload = match.group(2)
+            return f"{match.group(1)}{payload[:DATA_URL_KEEP]}...[{len(payload)} base64 chars truncated]"
+        # Longest first so a secret containing another secret is removed whole.
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+
+
+def _is_secret_key(key: Any) -> bool:
+    return isinstance(key, str) and key.lower().replace("-", "_") in SECRET_KEYS
+
+
+class Journal:
+    """Appends one JSON line per interaction to the client and server JSONL files in ``log_dir``."""
+
+    def __init__(self, log_dir: str | os.PathLike[str], secrets: Iterable[str] = ()) -> None:
+        os.makedirs(log_dir, exist_ok=True)
+        self.log_dir = os.fspath(log_dir)
+        self.redactor = Redactor(secrets)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        self._fds = {
+            "client": os.open(os.path.join(self.log_dir, CLIENT_FILE), flags, 0o640),
+            "server": os.open(os.path.join(self.log_dir, SERVER_FILE), flags, 0o640),
+        }
+
+    def add_secret(self, secret: str | None) -> None:
+        """Register a value to redact from now on (e.g. the client's own upstream key)."""
+        self.redactor.add(secret)
+
+    def record(
+        self,
+        file: str,
+        logging_id: str,
+        input: Any,
+        output: Any,
+        send_mode: str | None = None,
+        return_mode: str | None = None,
+        status: int | None = None,
+        latency_ms: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Write one record to the ``"client"`` or ``"server"`` journal (never raises on I/O errors)."""
+        if file not in self._fds:
+            raise ValueError(f"journal file must be 'client' or 'server', not {file!r}")
+        entry: dict[str, Any] = {
+            "timestamp": datetime.now().astimezone().isoformat(),
+            "logging_id": logging_id,
+            "input": input,
+            "output": output,
+            "send_mode": send_mode,
+            "return_mode": return_mode,
+            "status": status,
+            "latency_ms": None if latency_ms is None else round(latency_ms, 3),
+        }
+        for key, value in (extra or {}).items():
+            entry.setdefault(key, value)  # extras never overwrite the core fields
+        self._write(file, self.line(entry))
+
+    def line(self, entry: dict[str, Any]) -> bytes:
+        """The redacted, newline-terminated JSON encoding of one record."""
+        text = json.dumps(self.redactor.value(entry), ensure_ascii=False, separators=(",", ":"), default=str)
+        # json.dumps escapes ASCII control characters; the Unicode line breaks it leaves raw would
+        # split the line for readers using str.splitlines(), so escape them too.
+        text = text.translate(_UNICODE_LINE_BREAKS)
+        return (text + "\n").encode("utf-8")
+
+    def _write(self, file: str, data: bytes) -> None:
+        try:
+            written = os.write(self._fds[file], data)
+            if written < len(data):
+                # Only on a full disk / quota: finish the line rather than leave half of it.
+                os.write(self._fds[file], data[written:])
+        except OSError as exc:
+            log.warning("journal write to %s failed: %s", file, exc)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = {}
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a log record's message so no registered secret or bearer token reaches the file."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = self.redactor.text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def setup_log_file(
+    log_dir: str | os.PathLike[str],
+    *,
+    level: int = logging.INFO,
+    logger: logging.Logger | None = None,
+    secrets: Iterable[str] = (),
+) -> logging.Handler:
+    """Attach a FileHandler for ``<log_dir>/log.log`` to ``logger`` (root by default); idempotent per path."""
+    os.makedirs(log_dir, exist_ok=True)
+    path = os.path.abspath(os.path.join(log_dir, LOG_FILE))
+    target = logger or logging.getLogger()
+    for handler in target.handlers:
+        if isinstance(handler, logging.FileHandler) and handler.baseFilename == path:
+            return handler
+    # FileHandler opens in append mode and flushes per record, so ordinary-sized lines from
+    # several workers land whole; log.log is for people, the JSONL journals are for machines.
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(Redactor(secrets)))
+    target.addHandler(handler)
+    if target.level == logging.NOTSET or target.level > level:
+        target.setLevel(level)
+    return handler
