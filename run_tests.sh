@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the tests need (in ./.venv, created when missing) and runs the whole suite.
+# Extra arguments go to pytest, e.g. ./run_tests.sh tests/unit -k think
+set -euo pipefail
+cd "$(dirname "$0")"
+venv="${COT_PROXY_VENV:-.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "Creating virtual environment in $venv ..."
+  python3 -m venv "$venv"
+fi
+stamp="$venv/.requirements-dev.sha"
+want="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "Installing test requirements ..."
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r requirements-dev.txt
+  echo "$want" > "$stamp"
+fi
+exec "$venv/bin/python" -m pytest "$@"
