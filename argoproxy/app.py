@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from argoproxy.backends import create_backend
 from argoproxy.errors import ProxyError, error_body, error_type
 from argoproxy.health import HealthCheck
+from argoproxy.journal import Journal, journal_observer, setup_log_file
 from argoproxy.jsonfast import dumps
 from argoproxy.logs import configure_logging, request_logger
 from argoproxy.pipeline import Gateway
@@ -28,20 +29,34 @@ def create_app(settings: Settings) -> Flask:
     gateway = Gateway(settings, backend, upstream)
     if settings.debug:
         gateway.observers.append(request_logger())
+    if settings.log_dir:
+        journal = Journal(settings.log_dir, secrets=secrets_of(settings))
+        setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets_of(settings))
+        gateway.observers.append(journal_observer(journal))
+        gateway.capture_upstream = True
     health = HealthCheck(upstream.session, settings.target_base_url, settings.health_cache_seconds)
 
     app = Flask("cot_proxy")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["cot_proxy"] = gateway
     app.register_blueprint(build_blueprint(gateway, health))
-    register_error_handlers(app, settings.compatible)
+    register_error_handlers(app, gateway)
     return app
 
 
-def register_error_handlers(app: Flask, compatible: bool) -> None:
+def secrets_of(settings: Settings) -> list[str]:
+    return [s for s in (settings.openai_api_key, settings.dashscope_api_key, *settings.api_key_secret) if s]
+
+
+def register_error_handlers(app: Flask, gateway: Gateway) -> None:
     """Every error the proxy returns has OpenAI's shape; compatible mode sends them all with HTTP 200."""
+    compatible = gateway.settings.compatible
 
     def reply(status: int, body: dict, headers: dict | None = None) -> Response:
+        call = g.get("call")
+        if call is not None and not call.observed:
+            call.status, call.output = status, body
+            gateway.observe(call)
         response = Response(dumps(body), 200 if compatible else status, content_type="application/json")
         for name, value in (headers or {}).items():
             response.headers[name] = value

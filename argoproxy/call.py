@@ -36,7 +36,10 @@ class Call:
     client_key: str | None = None
     started: float = field(default_factory=time.perf_counter)
     # Filled while the answer is produced; observers (metrics, journals) read them at the end.
-    upstream_body: Any = None
+    upstream_request: Any = None  # the UpstreamRequest sent
+    upstream_status: int | None = None
+    upstream_output: Any = None  # the upstream's answer before the proxy's transforms (journals only)
+    observed: bool = False
     status: int = 0
     first_byte_at: float | None = None
     bytes_out: int = 0

@@ -26,7 +26,7 @@ import os
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
@@ -207,3 +207,31 @@ def setup_log_file(
     if target.level == logging.NOTSET or target.level > level:
         target.setLevel(level)
     return handler
+
+
+def journal_observer(journal: Journal) -> Callable[[Any], None]:
+    """Pipeline observer writing one client and one server record per finished API call."""
+    import json
+    import time
+    import uuid
+
+    def _json(data: Any) -> Any:
+        if isinstance(data, (bytes, bytearray)):
+            try:
+                return json.loads(data) if data else None
+            except (ValueError, UnicodeDecodeError):
+                return {"non_json_bytes": len(data)}
+        return data
+
+    def observe(call: Any) -> None:
+        if call.kind not in ("chat", "completions", "embeddings"):
+            return
+        logging_id = uuid.uuid4().hex
+        latency = (time.perf_counter() - call.started) * 1000
+        common = dict(send_mode=call.send_mode, return_mode=call.return_mode, latency_ms=latency,
+                      extra={"request_id": call.request_id, "path": "/" + call.path, "model": call.model})
+        journal.record("client", logging_id, _json(call.raw_body), call.output, status=call.status, **common)
+        request = call.upstream_request
+        journal.record("server", logging_id, _json(request.body) if request is not None else None,
+                       _json(call.upstream_output), status=call.upstream_status, **common)
+    return observe

@@ -8,7 +8,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 
 import requests
-from flask import Response, request
+from flask import Response, g, request
 
 from argoproxy import sse, streamconv
 from argoproxy.backends import Backend, StreamItem
@@ -38,13 +38,16 @@ class Gateway:
         self.backend = backend
         self.upstream = upstream
         self.observers: list[Observer] = []
+        self.capture_upstream = False  # keep the upstream's own answer for journals
         self._think_cache: dict[tuple[str | None, str | None], ThinkConfig | None] = {}
 
     # ---------------------------------------------------------------- entry points
     def new_call(self, kind: str, path: str, request_id: str) -> Call:
         environ = request.environ
-        return Call(kind, request.method, path, environ.get("QUERY_STRING", ""), request_headers(environ),
+        call = Call(kind, request.method, path, environ.get("QUERY_STRING", ""), request_headers(environ),
                     request_id=request_id)
+        g.call = call
+        return call
 
     def api(self, call: Call) -> Response:
         """chat/completions, completions, embeddings."""
@@ -58,11 +61,14 @@ class Gateway:
 
     def finish(self, call: Call, req: UpstreamRequest) -> Response:
         """Send a prepared call upstream and answer the client."""
-        call.upstream_body = call.body
+        call.upstream_request = req
         resp = self.upstream.send(req)
+        call.upstream_status = resp.status_code
         if resp.status_code >= 400:
             with resp:
-                raise self.backend.error(call, resp)
+                err = self.backend.error(call, resp)
+            call.upstream_output = err.body()
+            raise err
         if call.upstream_stream:
             return self.answer_stream(call, resp)
         return self.answer_whole(call, resp)
@@ -142,6 +148,8 @@ class Gateway:
             raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
         finally:
             resp.close()
+        if self.capture_upstream:
+            call.upstream_output = payload
         if call.client_stream:
             obj = payload if isinstance(payload, dict) else parse_upstream_json(payload)
             return self.sse_response(call, resp, self.packaged(call, obj))
@@ -182,6 +190,8 @@ class Gateway:
 
     def answer_stream(self, call: Call, resp: requests.Response) -> Response:
         items = self.backend.decode_stream(call, resp)
+        if self.capture_upstream:
+            items = _captured(call, items)
         if call.think is not None:
             items = think_items(items, call.think)
         if call.client_stream:
@@ -250,6 +260,9 @@ class Gateway:
         return headers
 
     def observe(self, call: Call) -> None:
+        if call.observed:
+            return
+        call.observed = True
         for observer in self.observers:
             try:
                 observer(call)
@@ -340,6 +353,19 @@ def aggregate(call: Call, items: Iterable[StreamItem]) -> dict[str, Any]:
     if call.kind == "completions":
         return streamconv.aggregate_completion(chunks)
     return streamconv.aggregate_chat(chunks)
+
+
+def _captured(call: Call, items: Iterable[StreamItem]) -> Iterator[StreamItem]:
+    """Pass a stream through, assembling the upstream's own answer for journals at its end."""
+    chunks: list[dict] = []
+    try:
+        for item in items:
+            obj = sse_object(item) if type(item) is bytes else item
+            if obj is not None:
+                chunks.append(obj)
+            yield item
+    finally:
+        call.upstream_output = summarize(chunks)[0] if chunks else None
 
 
 def summarize(chunks: list[dict]) -> tuple[dict | None, dict | None]:

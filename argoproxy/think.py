@@ -230,8 +230,9 @@ class StreamThink:
 def _has_more_than_text(choice: dict[str, Any], holder: dict[str, Any], key: str) -> bool:
     if choice.get("finish_reason") is not None:
         return True
-    return any(v not in (None, "", []) for k, v in holder.items() if k not in (key, "reasoning_content")) \
-        if holder is not choice else False
+    if holder is choice:
+        return False
+    return any(v not in (None, "", []) for k, v in holder.items() if k != key)
 
 
 def transform_chunks(chunks: Iterable[dict[str, Any]], cfg: ThinkConfig) -> Iterator[dict[str, Any]]:

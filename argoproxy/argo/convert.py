@@ -19,7 +19,7 @@ import math
 import struct
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from argoproxy.argo import tokens
@@ -257,6 +257,9 @@ def _openai_tool_call(call: Any) -> dict[str, Any]:
     }
 
 
+ToolDecoder = Callable[[Any], tuple[str | None, list[dict[str, Any]] | None]]
+
+
 def chat_response_to_openai(
     argo_body: Any,
     *,
@@ -264,13 +267,18 @@ def chat_response_to_openai(
     prompt_tokens: int,
     completion_id: str | None = None,
     created: int | None = None,
+    decode_tools: ToolDecoder | None = None,
 ) -> dict[str, Any]:
     """An OpenAI `chat.completion` for a parsed ARGO chat body; `model` is the name the client sent.
 
-    finish_reason is "tool_calls" when ARGO returned tool calls and "stop" otherwise (ARGO does not
-    say when it hit max_tokens, so "length" is never reported).
+    `decode_tools(response) -> (text, tool_calls)` splits ARGO's `response` value; the default,
+    `text_and_tool_calls`, reads native tool answers only. Pass e.g.
+    `lambda r: tools.decode_tool_calls(r, family, prompt_tools)` for prompt-based `<tool_call>` tags.
+    finish_reason is "tool_calls" when there are tool calls and "stop" otherwise (ARGO does not say
+    when it hit max_tokens, so "length" is never reported).
     """
-    text, tool_calls = text_and_tool_calls(response_payload(argo_body))
+    text, tool_calls = (decode_tools or text_and_tool_calls)(response_payload(argo_body))
+    text = text or ""
     check_auth_notice(text)
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     if tool_calls:

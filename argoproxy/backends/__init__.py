@@ -80,18 +80,11 @@ class Backend:
 
 
 def create_backend(settings: Settings, upstream: Upstream) -> Backend:
-    from argoproxy.backends import openai as openai_backend
-    registry: dict[str, Callable[[], type[Backend]]] = {"openai": lambda: openai_backend.OpenAIBackend}
+    from argoproxy.backends import dashscope, openai
+    registry: dict[str, type[Backend]] = {"openai": openai.OpenAIBackend, "dashscope": dashscope.DashScopeBackend}
     try:
-        from argoproxy.backends import argo as argo_backend  # noqa: F401
-        registry["argo"] = lambda: argo_backend.ArgoBackend
-    except ImportError:
+        from argoproxy.backends import argo
+        registry["argo"] = argo.ArgoBackend
+    except ImportError:  # until the argo backend lands
         pass
-    try:
-        from argoproxy.backends import dashscope as dashscope_backend  # noqa: F401
-        registry["dashscope"] = lambda: dashscope_backend.DashScopeBackend
-    except ImportError:
-        pass
-    if settings.backend not in registry:
-        raise ValueError(f"BACKEND: {settings.backend} is not available")
-    return registry[settings.backend]()(settings, upstream)
+    return registry[settings.backend](settings, upstream)

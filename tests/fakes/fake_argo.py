@@ -28,6 +28,7 @@ import gzip
 import hashlib
 import json
 import random
+import sys
 import threading
 import time
 import zlib
@@ -211,7 +212,9 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up mid-stream (a cancelled test, a proxy closing early) is not an error here.
-        pass
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

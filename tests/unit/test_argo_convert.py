@@ -173,6 +173,23 @@ def test_openai_tool_answer():
     assert out["usage"]["completion_tokens"] == tokens.count_tool_calls([call])
 
 
+def test_a_tool_decoder_can_be_plugged_in():
+    call = {"id": "call_9", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    seen = []
+
+    def decoder(response):
+        seen.append(response)
+        return None, [call]
+
+    out = chat_response_to_openai({"response": "<tool_call>...</tool_call>"}, model="m", prompt_tokens=0, decode_tools=decoder)
+    assert seen == ["<tool_call>...</tool_call>"]
+    assert out["choices"][0]["message"]["tool_calls"] == [call]
+    assert out["choices"][0]["message"]["content"] is None
+    assert out["choices"][0]["finish_reason"] == "tool_calls"
+    plain = chat_response_to_openai({"response": "hi"}, model="m", prompt_tokens=0, decode_tools=lambda r: (r, []))
+    assert plain["choices"][0]["finish_reason"] == "stop" and "tool_calls" not in plain["choices"][0]["message"]
+
+
 def test_anthropic_tool_answer_with_content_blocks():
     response = {
         "content": [
@@ -423,3 +440,17 @@ def test_fake_argo_unregistered_user_and_canned_errors():
         assert error_from_argo(failed.status_code, failed.content).status == 503
         assert requests.get(argo.chat_url, timeout=5).json() == {"detail": "Method Not Allowed"}
         assert requests.post(argo.base_url + "/api/v1/resource/chat", json={"user": USER}, timeout=5).status_code == 404
+
+
+def test_outputs_validate_as_openai_sdk_types():
+    from openai.types import Completion, CreateEmbeddingResponse
+    from openai.types.chat import ChatCompletion
+
+    ChatCompletion.model_validate(chat_response_to_openai({"response": "hi"}, model="m", prompt_tokens=1))
+    calls = [{"id": None, "name": "f", "args": {}}]
+    tool = ChatCompletion.model_validate(
+        chat_response_to_openai({"response": {"content": None, "tool_calls": calls}}, model="m", prompt_tokens=1)
+    )
+    assert tool.choices[0].message.tool_calls[0].function.name == "f"
+    Completion.model_validate(completion_response_to_openai({"response": "hi"}, model="m", prompt_tokens=1))
+    CreateEmbeddingResponse.model_validate(embeddings_to_openai([{"embedding": [[0.1, 0.2]]}], request={"input": "a"}, model="m"))

@@ -225,11 +225,12 @@ def test_pseudo_text_completion_stream():
 # ------------------------------------------------------------ through the fake ARGO over HTTP
 
 
-def _stream_from_fake(argo: FakeArgo, headers: dict[str, str]) -> list[dict]:
+def _stream_from_fake(argo: FakeArgo, headers: dict[str, str], encoding: str | None = None) -> list[dict]:
     body = {"user": "alice", "model": "gpt4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
     with requests.post(argo.stream_url, json=body, headers=headers, stream=True, timeout=5) as reply:
         assert reply.status_code == 200
         assert reply.headers["content-type"].startswith("text/plain")
+        assert reply.headers.get("content-encoding") == encoding
         return list(stream_chat_chunks(reply.iter_content(chunk_size=None), model="argo:gpt-4o", prompt_tokens=1))
 
 
@@ -248,7 +249,7 @@ def test_real_stream_from_fake_argo_gzip():
         argo.reply = TEXT * 3
         argo.stream_chunk_size = 5
         argo.stream_gzip = True
-        chunks = _stream_from_fake(argo, {"Accept-Encoding": "gzip"})
+        chunks = _stream_from_fake(argo, {"Accept-Encoding": "gzip"}, encoding="gzip")
     assert content_of(chunks) == TEXT * 3
 
 
@@ -274,6 +275,24 @@ def test_auth_notice_from_fake_argo_stream():
         with pytest.raises(ProxyError) as caught:
             _stream_from_fake(argo, {})
     assert caught.value.status == 403
+
+
+def test_chunks_validate_as_openai_sdk_types():
+    from openai.types import Completion
+    from openai.types.chat import ChatCompletionChunk
+
+    for chunk in stream_chat_chunks(byte_chunks(TEXT, 3), model="m", prompt_tokens=1, include_usage=True):
+        ChatCompletionChunk.model_validate(chunk)
+    calls = [{"id": "call_a", "type": "function", "function": {"name": "a", "arguments": "{}"}}]
+    completion = chat_response_to_openai({"response": {"content": "ok", "tool_calls": calls}}, model="m", prompt_tokens=0)
+    for chunk in chat_completion_to_chunks(completion, include_usage=True):
+        ChatCompletionChunk.model_validate(chunk)
+    for chunk in stream_completion_chunks(byte_chunks(TEXT, 3), model="m", prompt_tokens=1, include_usage=True):
+        # OpenAI's own legacy streams send finish_reason null on text chunks; the SDK builds stream
+        # chunks without validation, but its Completion type allows only a final reason.
+        for choice in chunk["choices"]:
+            choice["finish_reason"] = choice["finish_reason"] or "stop"
+        Completion.model_validate(chunk)
 
 
 def test_fake_argo_models_route():

@@ -1,0 +1,79 @@
+"""The dashscope backend: OpenAI chat/completions and embeddings over Alibaba DashScope's native API
+(translation in argoproxy/dashscope.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import requests
+
+from argoproxy import dashscope, sse
+from argoproxy.backends import Backend, StreamItem
+from argoproxy.backends.openai import read_chunks
+from argoproxy.call import Call
+from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import dumps
+from argoproxy.upstream import READ_ERRORS, UpstreamRequest, stream_error
+
+# DashScope's native API has no model listing; these are the commonly used public model names.
+KNOWN_MODELS = ("qwen-max", "qwen-plus", "qwen-turbo", "qwen-long", "qwen3-max", "qwq-plus", "text-embedding-v3",
+                "text-embedding-v4")
+
+
+class DashScopeBackend(Backend):
+    name = "dashscope"
+    kinds = frozenset({"chat", "embeddings"})
+
+    def __init__(self, settings, upstream) -> None:
+        super().__init__(settings, upstream)
+        self.base = settings.target_base_url
+
+    def api_key(self, call: Call) -> str:
+        if self.settings.dashscope_api_key:
+            return self.settings.dashscope_api_key
+        auth = call.headers.get("Authorization", "")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else auth.strip()
+        if not key:
+            raise ProxyError(401, "No DashScope API key: set DASHSCOPE_API_KEY or send Authorization: Bearer KEY.",
+                             code="missing_api_key")
+        return key
+
+    def encode(self, call: Call) -> UpstreamRequest:
+        if call.kind == "embeddings":
+            url, body = self.base + dashscope.EMBEDDINGS_PATH, dashscope.encode_embeddings(call.body)
+        else:
+            url, body = self.base + dashscope.TEXT_GENERATION_PATH, dashscope.encode_chat(call.body, call.upstream_stream)
+        headers = dashscope.request_headers(self.api_key(call), call.upstream_stream)
+        return UpstreamRequest("POST", url, headers, dumps(body), call.timeout)
+
+    def decode(self, call: Call, resp: requests.Response) -> dict[str, Any]:
+        try:
+            obj = resp.json()
+        except ValueError:
+            raise ProxyError(502, "DashScope answered with something that is not JSON.",
+                             code="upstream_bad_response") from None
+        if call.kind == "embeddings":
+            return dashscope.decode_embeddings(obj, call.model or "", call.body.get("encoding_format"))
+        return dashscope.decode_chat(obj, call.model or "")
+
+    def decode_stream(self, call: Call, resp: requests.Response) -> Iterator[StreamItem]:
+        include_usage = call.include_usage or not call.client_stream
+        decoder = dashscope.ChatStreamDecoder(call.model or "", incremental=True, include_usage=include_usage)
+        try:
+            yield from decoder.decode(sse.iter_lines(read_chunks(resp)))
+        except READ_ERRORS as exc:
+            raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
+
+    def error(self, call: Call, resp: requests.Response) -> ProxyError:
+        try:
+            obj = resp.json()
+        except (ValueError, requests.RequestException):
+            obj = {}
+        return dashscope.error_from(resp.status_code, obj if isinstance(obj, dict) else {})
+
+    def list_models(self, call: Call) -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "dashscope"}
+                                           for m in KNOWN_MODELS]}
+
+    def describe(self) -> str:
+        return f"backend dashscope -> {self.base}"

@@ -1,0 +1,205 @@
+"""Issue 6 through the running app: upstream mode conversion, the DashScope backend, JSONL journals,
+compatible mode and openai-forward's command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+import pytest
+import requests
+
+from tests.fakes.fake_dashscope import FakeDashScope
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_completion
+from tests.proxy_process import ROOT, base_env, free_port, running_proxy, wait_for_port
+
+MSG = [{"role": "user", "content": "What is the weather in Paris?"}]
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+                                            "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}}]
+
+
+def sdk(p, key="sk-client") -> openai.OpenAI:
+    return openai.OpenAI(base_url=p.base_url, api_key=key, max_retries=0, timeout=20)
+
+
+def chunk(delta, finish=None, index=0):
+    return {"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+
+
+# ------------------------------------------------------------------ upstream mode, openai backend
+def test_client_streams_upstream_answers_whole(fake):
+    with running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="non_stream") as p:
+        answer = chat_completion("Sunny and 21 C")
+        answer["choices"][0]["message"]["tool_calls"] = [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}}]
+        fake.add(Reply(answer))
+        chunks = list(sdk(p).chat.completions.create(model="m", messages=MSG, tools=TOOLS, stream=True,
+                                                     stream_options={"include_usage": True}))
+        sent = fake.received[-1].json()
+        assert sent["stream"] is False and "stream_options" not in sent
+        assert chunks[0].choices[0].delta.role == "assistant"
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+        assert text == "Sunny and 21 C" and calls[0].function.name == "get_weather" and calls[0].index == 0
+        assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+        assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 12
+        # the SDK's own stream helper assembles the same message
+        with sdk(p).chat.completions.stream(model="m", messages=MSG) as s:
+            final = s.get_final_completion()
+        assert final.choices[0].message.content == "Hello from the fake upstream!"
+
+
+def test_client_wants_whole_upstream_streams(fake):
+    with running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream") as p:
+        fake.add(Stream([chunk({"role": "assistant", "content": "", "reasoning_content": "hmm "}),
+                         chunk({"reasoning_content": "ok"}),
+                         chunk({"tool_calls": [{"index": 0, "id": "call_9", "type": "function",
+                                                "function": {"name": "get_weather", "arguments": '{"loc'}}]}),
+                         chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ation":"Paris"}'}}]}),
+                         chunk({}, finish="tool_calls"),
+                         {**chunk({}), "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
+                         "[DONE]"]))
+        r = sdk(p).chat.completions.create(model="m", messages=MSG, tools=TOOLS)
+        sent = fake.received[-1].json()
+        assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+        msg = r.choices[0].message
+        assert r.object == "chat.completion" and r.choices[0].finish_reason == "tool_calls"
+        assert msg.tool_calls[0].function.arguments == '{"location":"Paris"}' and msg.tool_calls[0].id == "call_9"
+        assert msg.model_extra["reasoning_content"] == "hmm ok" and r.usage.total_tokens == 7
+
+
+def test_legacy_completions_both_ways(fake):
+    completion = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "m",
+                  "choices": [{"index": 0, "text": "Once upon", "finish_reason": "length", "logprobs": None}]}
+    with running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="non_stream") as p:
+        fake.add(Reply(completion))
+        chunks = list(sdk(p).completions.create(model="m", prompt="Tell", stream=True))
+        assert "".join(c.choices[0].text for c in chunks if c.choices) == "Once upon"
+    with running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream") as p:
+        base = {k: completion[k] for k in ("id", "object", "created", "model")}
+        fake.add(Stream([{**base, "choices": [{"index": 0, "text": "Once", "finish_reason": None}]},
+                         {**base, "choices": [{"index": 0, "text": " upon", "finish_reason": "length"}]}, "[DONE]"]))
+        r = sdk(p).completions.create(model="m", prompt="Tell")
+        assert r.choices[0].text == "Once upon" and r.choices[0].finish_reason == "length"
+
+
+# ------------------------------------------------------------------ DashScope backend
+@pytest.fixture(scope="module")
+def dashscope_proxy():
+    with FakeDashScope(api_key="ds-key") as ds:
+        with running_proxy(BACKEND="dashscope", TARGET_BASE_URL=ds.base_url, DASHSCOPE_API_KEY="ds-key") as p:
+            yield ds, p
+
+
+def test_dashscope_chat_translated_both_ways(dashscope_proxy):
+    ds, p = dashscope_proxy
+    r = sdk(p).chat.completions.create(model="qwen-plus", messages=MSG, temperature=0.3, extra_body={"top_k": 5})
+    sent = ds.received[-1]
+    assert sent.path.endswith("/text-generation/generation")
+    assert sent.json["input"]["messages"] == MSG
+    assert sent.json["parameters"]["result_format"] == "message" and sent.json["parameters"]["top_k"] == 5
+    assert sent.header("Authorization") == "Bearer ds-key"
+    assert r.choices[0].message.content == ds.reply and r.model == "qwen-plus"
+    assert r.usage.prompt_tokens > 0 and r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+
+
+def test_dashscope_stream(dashscope_proxy):
+    ds, p = dashscope_proxy
+    chunks = list(sdk(p).chat.completions.create(model="qwen-plus", messages=MSG, stream=True,
+                                                 stream_options={"include_usage": True}))
+    sent = ds.received[-1]
+    assert sent.header("X-DashScope-SSE") == "enable" and sent.json["parameters"]["incremental_output"] is True
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ds.reply
+    assert chunks[-1].usage is not None and len({c.id for c in chunks}) == 1
+
+
+def test_dashscope_embeddings_and_errors(dashscope_proxy):
+    ds, p = dashscope_proxy
+    e = sdk(p).embeddings.create(model="text-embedding-v3", input=["a", "b", "c"])
+    assert [d.index for d in e.data] == [0, 1, 2] and len(e.data[0].embedding) == ds.embedding_dimension
+    ds.fail_next("Throttling.RateQuota", 429)
+    with pytest.raises(openai.RateLimitError):
+        sdk(p).chat.completions.create(model="qwen-plus", messages=MSG)
+    ds.error_mid_stream(after=2, code="InternalError", status=500)
+    with pytest.raises(openai.APIError):
+        list(sdk(p).chat.completions.create(model="qwen-plus", messages=MSG, stream=True))
+
+
+def test_dashscope_uses_client_key_when_none_configured():
+    with FakeDashScope(api_key="client-ds-key") as ds:
+        with running_proxy(BACKEND="dashscope", TARGET_BASE_URL=ds.base_url) as p:
+            assert sdk(p, key="client-ds-key").chat.completions.create(model="qwen-plus", messages=MSG).choices
+            with pytest.raises(openai.AuthenticationError):
+                sdk(p, key="wrong").chat.completions.create(model="qwen-plus", messages=MSG)
+
+
+def test_dashscope_thinking_model_in_stream_mode():
+    with FakeDashScope(api_key="k") as ds:
+        with running_proxy(BACKEND="dashscope", TARGET_BASE_URL=ds.base_url, DASHSCOPE_API_KEY="k",
+                           UPSTREAM_MODE="stream") as p:
+            r = sdk(p).chat.completions.create(model="qwen3-plus", messages=MSG, extra_body={"enable_thinking": True})
+            assert ds.received[-1].json["parameters"]["incremental_output"] is True
+            assert r.choices[0].message.content == ds.reply
+            assert r.choices[0].message.model_extra["reasoning_content"] == ds.reasoning
+
+
+# ------------------------------------------------------------------ journals
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_journals_record_both_ends(fake, tmp_path):
+    with running_proxy(TARGET_BASE_URL=fake.base_url, LOG_DIR=str(tmp_path), WORKERS="2") as p:
+        c = sdk(p, key="sk-journal-canary-1")
+        c.chat.completions.create(model="m", messages=MSG)
+        "".join(x.choices[0].delta.content or "" for x in c.chat.completions.create(model="m", messages=MSG, stream=True)
+                if x.choices)
+        for _ in range(20):
+            c.chat.completions.create(model="m", messages=MSG)
+        time.sleep(0.3)
+    clients, servers = read_jsonl(tmp_path / "client_interaction.jsonl"), read_jsonl(tmp_path / "server_interaction.jsonl")
+    assert len(clients) == len(servers) == 22
+    assert {r["logging_id"] for r in clients} == {r["logging_id"] for r in servers}
+    streamed = clients[1]
+    assert (streamed["send_mode"], streamed["return_mode"]) == ("stream", "stream")
+    assert streamed["output"]["choices"][0]["message"]["content"] == "Hello from the fake upstream!"
+    assert clients[0]["input"]["messages"] == MSG and clients[0]["status"] == 200
+    assert (tmp_path / "log.log").exists()
+    everything = "".join(f.read_text() for f in tmp_path.iterdir())
+    assert "sk-journal-canary-1" not in everything
+
+
+# ------------------------------------------------------------------ compatible mode
+def test_compatible_mode_errors_are_http_200(fake):
+    with running_proxy(TARGET_BASE_URL=fake.base_url, COMPATIBLE_MODE="true") as p:
+        r = requests.post(p.base_url + "/chat/completions", data="{bad")
+        assert r.status_code == 200 and r.json()["error"]["code"] == "invalid_json"
+        fake.add(Reply({"error": {"message": "nope", "type": "invalid_request_error"}}, status=401))
+        r = requests.post(p.base_url + "/chat/completions", json={"model": "m", "messages": MSG})
+        assert r.status_code == 200 and r.json()["error"]["message"] == "nope"
+
+
+# ------------------------------------------------------------------ openai-forward command line
+def test_seed_command_line(fake, tmp_path):
+    port = free_port()
+    env = base_env(str(tmp_path))
+    cmd = [sys.executable, str(ROOT / "cot_proxy.py"), "--output_path", str(tmp_path / "logs"), "--expose_host",
+           "127.0.0.1", "--expose_port", str(port), "--url", fake.base_url + "chat/completions", "--timeout", "60000"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, proc)
+        r = requests.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={"model": "m", "messages": MSG})
+        assert r.status_code == 200 and fake.received[-1].path == "/v1/chat/completions"
+        assert (tmp_path / "logs" / "client_interaction.jsonl").exists()
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    helptext = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--help"], capture_output=True, text=True,
+                              env=env).stdout
+    for flag in ("--output_path", "--expose_host", "--expose_port", "--mode", "--url", "--timeout", "--compatible"):
+        assert flag in helptext
