@@ -66,6 +66,10 @@ def register_error_handlers(app: Flask, gateway: Gateway) -> None:
     def proxy_error(err: ProxyError) -> Response:
         if err.status >= 500:
             log.warning("%s %s", err.status, err.message)
+        if err.raw is not None:
+            response = reply(err.status, err.body(), err.headers)
+            response.set_data(err.raw)
+            return response
         return reply(err.status, err.body(), err.headers)
 
     @app.errorhandler(HTTPException)

@@ -37,8 +37,10 @@ class ProxyError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
     ) -> None:
         super().__init__(message)
+        self.raw = raw  # an upstream error body relayed as it was (pass-through modes)
         self.status = status
         self.message = message
         self.type = type or error_type(status)

@@ -71,6 +71,8 @@ class ImageFetchError(Exception):
 
 @dataclass(frozen=True)
 class FetchedImage:
+    """A downloaded, validated image: its sniffed MIME type (canonical) and bytes."""
+
     mime: str
     data: bytes
 

@@ -3,6 +3,7 @@ backend (decode) -> think tags, stream <-> non-stream -> JSON or SSE to the clie
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from typing import Any, Callable, Iterable, Iterator
@@ -57,6 +58,9 @@ class Gateway:
         self.plan(call)
         self.backend.prepare(call)
         check_allowed_model(self.settings.allowed_models, call.upstream_model or call.model)
+        whole = self.backend.complete(call)
+        if whole is not None:
+            return self.answer_object(call, whole)
         return self.finish(call, self.backend.encode(call))
 
     def finish(self, call: Call, req: UpstreamRequest) -> Response:
@@ -180,6 +184,13 @@ class Gateway:
         call.usage = obj.get("usage")
         return dumps(obj)
 
+    def answer_object(self, call: Call, obj: dict[str, Any]) -> Response:
+        """An answer the backend assembled itself."""
+        data = dumps(obj)
+        call.status, call.output, call.usage, call.bytes_out = 200, obj, obj.get("usage"), len(data)
+        self.observe(call)
+        return Response(data, 200, [("Content-Type", JSON_TYPE)])
+
     def packaged(self, call: Call, obj: dict[str, Any]) -> Iterator[StreamItem]:
         """A whole answer as the chunks of a stream (client streams, upstream did not)."""
         if call.think is not None:
@@ -189,7 +200,11 @@ class Gateway:
         return streamconv.package_chat(obj, call.include_usage)
 
     def answer_stream(self, call: Call, resp: requests.Response) -> Response:
-        items = self.backend.decode_stream(call, resp)
+        try:
+            items = _peeked(self.backend.decode_stream(call, resp))
+        except BaseException:
+            resp.close()
+            raise
         if self.capture_upstream:
             items = _captured(call, items)
         if call.think is not None:
@@ -353,6 +368,15 @@ def aggregate(call: Call, items: Iterable[StreamItem]) -> dict[str, Any]:
     if call.kind == "completions":
         return streamconv.aggregate_completion(chunks)
     return streamconv.aggregate_chat(chunks)
+
+
+def _peeked(items: Iterator[StreamItem]) -> Iterator[StreamItem]:
+    """Read the first item now, so an error the upstream reports at once is an HTTP error, not an SSE event."""
+    try:
+        first = next(items)
+    except StopIteration:
+        return iter(())
+    return itertools.chain((first,), items)
 
 
 def _captured(call: Call, items: Iterable[StreamItem]) -> Iterator[StreamItem]:

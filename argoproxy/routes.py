@@ -37,6 +37,12 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
 
     @bp.route("/health", methods=["GET"])
     def health_view() -> Response:
+        try:
+            own = backend.health()
+        except ProxyError as err:
+            return json_response({"status": "unhealthy", "error": err.message}, 503)
+        if own is not None:
+            return json_response(own)
         status, body = health.status()
         return json_response(body, status)
 

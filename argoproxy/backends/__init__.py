@@ -48,6 +48,10 @@ class Backend:
         """The upstream request for an API call."""
         raise NotImplementedError
 
+    def complete(self, call: Call) -> dict[str, Any] | None:
+        """Answer a call that needs more than one upstream request (e.g. batched embeddings); None otherwise."""
+        return None
+
     # --- answer side
     def decode(self, call: Call, resp: requests.Response) -> dict[str, Any] | bytes:
         """A non-streamed 2xx answer as an OpenAI object (or the upstream bytes, when already OpenAI JSON)."""
@@ -66,9 +70,10 @@ class Backend:
         """GET /v1/models as an OpenAI list."""
         return {"object": "list", "data": []}
 
-    def health(self) -> dict[str, Any]:
-        """Extra fields for /health; raise ProxyError(503) when unhealthy."""
-        return {}
+    def health(self) -> dict[str, Any] | None:
+        """The /health body when the backend checks itself (raise ProxyError(503) when unhealthy);
+        None = probe the target URL (any HTTP answer means reachable)."""
+        return None
 
     def extra_routes(self) -> list[tuple[str, list[str], Callable[..., Any]]]:
         """(rule, methods, view) for routes only this backend serves, e.g. ARGO's raw /v1/chat."""

@@ -71,20 +71,7 @@ class OpenAIBackend(Backend):
         return resp.content
 
     def decode_stream(self, call: Call, resp: requests.Response) -> Iterator[StreamItem]:
-        last = None
-        try:
-            for lines in sse.iter_events(read_chunks(resp)):
-                data = sse.event_data(lines)
-                if data == b"[DONE]":
-                    return
-                if data is not None:
-                    last = data
-                yield sse.encode_raw(lines)
-        except READ_ERRORS as exc:
-            raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
-        if not _finished(last):
-            raise ProxyError(502, "The upstream server closed the stream before the answer was complete.",
-                             code="upstream_stream_incomplete")
+        return relay_sse(resp, self.upstream.read_timeout)
 
     def error(self, call: Call, resp: requests.Response) -> ProxyError:
         return upstream_error(resp)
@@ -105,6 +92,24 @@ class OpenAIBackend(Backend):
 
     def describe(self) -> str:
         return f"backend openai -> {self.base}"
+
+
+def relay_sse(resp: requests.Response, read_timeout: float) -> Iterator[bytes]:
+    """An OpenAI SSE stream as raw events (no [DONE]); raises ProxyError when it breaks off or ends unfinished."""
+    last = None
+    try:
+        for lines in sse.iter_events(read_chunks(resp)):
+            data = sse.event_data(lines)
+            if data == b"[DONE]":
+                return
+            if data is not None:
+                last = data
+            yield sse.encode_raw(lines)
+    except READ_ERRORS as exc:
+        raise stream_error(exc, resp.url, read_timeout) from None
+    if not _finished(last):
+        raise ProxyError(502, "The upstream server closed the stream before the answer was complete.",
+                         code="upstream_stream_incomplete")
 
 
 def _finished(data: bytes | None) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,7 +36,9 @@ def make_image(ext: str, width: int = 64, height: int = 48, color: str = "red", 
     fmt, _mime = IMAGE_FORMATS[ext]
     mode = "RGBA" if ext in ("png", "webp") else "RGB"
     if noise:
-        image = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).convert(mode)
+        # Seeded, so the same URL always serves the same bytes (tests derive budgets from a first fetch).
+        pixels = random.Random(width * 100_003 + height).randbytes(width * height * 3)
+        image = Image.frombytes("RGB", (width, height), pixels).convert(mode)
     else:
         image = Image.new(mode, (width, height), color)
     draw = ImageDraw.Draw(image)

@@ -1,0 +1,298 @@
+"""The argo backend: Argonne's ARGO gateway behind an OpenAI API (translation in argoproxy/argo/).
+
+Standard mode translates chat, legacy completions and embeddings to ARGO's own JSON, with model aliases,
+per-family message normalisation, tool calls and image inlining. Native mode (use_native_openai) sends the
+OpenAI requests untransformed to ARGO's OpenAI-compatible API, still mapping model aliases, setting the
+user and inlining images. Raw routes /v1/chat and /v1/embed speak ARGO's JSON; /v1/status says hello.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterator
+
+import requests
+from flask import Response, request
+
+from argoproxy import images
+from argoproxy.argo import convert, models, normalize, stream, tokens, tools
+from argoproxy.backends import Backend, StreamItem
+from argoproxy.backends.openai import read_chunks, relay_sse, upstream_error
+from argoproxy.call import Call
+from argoproxy.errors import ProxyError
+from argoproxy.health import probe
+from argoproxy.jsonfast import dumps
+from argoproxy.upstream import READ_ERRORS, UpstreamRequest, stream_error
+
+NATIVE_PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
+STATUS_PROMPT = "Say hello"
+KEY_HEADERS = ("Authorization", "X-Api-Key", "Api-Key")
+
+
+class ArgoBackend(Backend):
+    name = "argo"
+
+    def __init__(self, settings, upstream) -> None:
+        super().__init__(settings, upstream)
+        self.native = settings.use_native_openai
+        self.relay_headers = self.native
+        self.fallback = settings.model_fallback or None
+        if self.fallback:
+            models.resolve_model(self.fallback)  # a bad fallback fails at start-up, not per request
+        self.image_options = images.ImageOptions(
+            enable_payload_control=settings.enable_payload_control, max_payload_size=settings.max_payload_size,
+            image_timeout=settings.image_timeout, concurrent_downloads=settings.concurrent_downloads,
+            allow_private=settings.image_allow_private, max_image_bytes=settings.max_image_bytes)
+        self._image_session: requests.Session | None = None
+
+    # ------------------------------------------------------------------ request side
+    def user_for(self, headers: Any) -> str:
+        """The ARGO user: the client's key with username passthrough, else the configured user."""
+        if self.settings.username_passthrough:
+            for name in KEY_HEADERS:
+                value = (headers.get(name) or "").strip()
+                if value[:7].lower() == "bearer ":
+                    value = value[7:].strip()
+                if value:
+                    return value
+        return self.settings.user
+
+    def prepare(self, call: Call) -> None:
+        body = call.body
+        if "timeout" in body:
+            call.timeout = pop_timeout(body)
+            call.body_changed = True
+        user = self.user_for(request.headers)
+        kind = "embed" if call.kind == "embeddings" else "chat"
+        if self.native:
+            self.prepare_native(call, user, kind)
+            return
+        model_id = models.resolve_model(call.model, kind, fallback=self.fallback)
+        call.upstream_model = model_id
+        if call.kind == "chat":
+            self.inline_images(body)
+        family = models.model_family(model_id)
+        prompt_tools = tools.uses_prompt_tools(family, self.settings.tool_prompt)
+        call.extra.update(family=family, prompt_tools=prompt_tools, user=user, model_id=model_id)
+        if self.settings.upstream_mode == "off":
+            # Tool answers are parsed from a whole reply, so tool calls always pseudo-stream.
+            call.upstream_stream = call.client_stream and self.settings.real_stream and not body.get("tools")
+        elif body.get("tools"):
+            call.upstream_stream = False
+
+    def prepare_native(self, call: Call, user: str, kind: str) -> None:
+        body = call.body
+        if call.model:
+            body["model"] = models.resolve_model(call.model, kind, fallback=call.model)
+        call.upstream_model = body.get("model")
+        body["user"] = user
+        if call.kind == "chat":
+            self.inline_images(body)
+        call.think = None  # native mode: answers reach the client as they were
+        call.body_changed = True
+
+    def inline_images(self, body: dict[str, Any]) -> None:
+        if not _has_remote_images(body):
+            return
+        if self._image_session is None:
+            self._image_session = images.image_session(self.settings.concurrent_downloads)
+        inlined = images.inline_images(body, self.image_options, self._image_session)
+        body.clear()
+        body.update(inlined)
+
+    def encode(self, call: Call) -> UpstreamRequest:
+        if self.native:
+            url = self.settings.native_openai_base_url + NATIVE_PATHS[call.kind]
+            headers = {"Content-Type": "application/json"}
+            if "Authorization" in call.headers:
+                headers["Authorization"] = call.headers["Authorization"]
+            if call.upstream_stream:
+                headers.update({"Accept": "text/event-stream", "Accept-Encoding": "identity"})
+            return UpstreamRequest("POST", url, headers, call.body_bytes(), call.timeout)
+        x = call.extra
+        body = call.body
+        if call.kind == "chat":
+            body = tools.encode_tools(body, x["family"], x["prompt_tools"]) if body.get("tools") else body
+            argo_body = convert.chat_request_to_argo(body, model_id=x["model_id"], user=x["user"],
+                                                     stream=call.upstream_stream)
+        else:
+            argo_body = convert.completion_request_to_argo(body, model_id=x["model_id"], user=x["user"],
+                                                           stream=call.upstream_stream)
+        url = self.settings.argo_stream_url if call.upstream_stream else self.settings.argo_url
+        headers = {"Content-Type": "application/json", "Accept-Encoding": "identity" if call.upstream_stream else "gzip"}
+        return UpstreamRequest("POST", url, headers, dumps(argo_body), call.timeout)
+
+    def complete(self, call: Call) -> dict[str, Any] | None:
+        """Embeddings in standard mode: ARGO takes 16 inputs per call, so larger inputs take several."""
+        if self.native or call.kind != "embeddings":
+            return None
+        x = call.extra
+        answers = []
+        for argo_body in convert.embedding_request_to_argo(call.body, model_id=x["model_id"], user=x["user"]):
+            req = UpstreamRequest("POST", self.settings.argo_embedding_url, {"Content-Type": "application/json"},
+                                  dumps(argo_body), call.timeout)
+            call.upstream_request = req
+            with self.upstream.send(req) as resp:
+                call.upstream_status = resp.status_code
+                if resp.status_code >= 400:
+                    raise convert.error_from_argo(resp.status_code, resp.content)
+                answers.append(convert.parse_argo_json(resp.content))
+        return convert.embeddings_to_openai(answers, request=call.body, model=call.model or x["model_id"])
+
+    # ------------------------------------------------------------------ answer side
+    def decode(self, call: Call, resp: requests.Response) -> dict[str, Any] | bytes:
+        if self.native:
+            return resp.content
+        argo_body = convert.parse_argo_json(resp.content)
+        prompt_tokens = tokens.count_request_tokens(call.body)
+        model = call.model or call.extra["model_id"]
+        if call.kind == "completions":
+            return convert.completion_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens)
+        x = call.extra
+        decode_tools = (lambda r: tools.decode_tool_calls(r, x["family"], x["prompt_tools"])) \
+            if call.body.get("tools") else None
+        return convert.chat_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens,
+                                               decode_tools=decode_tools)
+
+    def decode_stream(self, call: Call, resp: requests.Response) -> Iterator[StreamItem]:
+        if self.native:
+            return relay_sse(resp, self.upstream.read_timeout)
+        return self._argo_stream(call, resp)
+
+    def _argo_stream(self, call: Call, resp: requests.Response) -> Iterator[dict[str, Any]]:
+        chunker = stream.stream_completion_chunks if call.kind == "completions" else stream.stream_chat_chunks
+        chunks = chunker(read_chunks(resp), model=call.model or call.extra["model_id"],
+                         prompt_tokens=tokens.count_request_tokens(call.body),
+                         include_usage=call.include_usage or not call.client_stream)
+        try:
+            yield from chunks
+        except READ_ERRORS as exc:
+            raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
+
+    def error(self, call: Call, resp: requests.Response) -> ProxyError:
+        if self.native:
+            err = upstream_error(resp)
+            err.raw = resp.content
+            return err
+        return convert.error_from_argo(resp.status_code, resp.content)
+
+    # ------------------------------------------------------------------ other routes
+    def list_models(self, call: Call) -> dict[str, Any]:
+        return models.list_models()
+
+    def extra_routes(self) -> list[tuple[str, list[str], Callable[..., Any]]]:
+        return [("/v1/chat", ["POST"], self.raw_chat), ("/v1/embed", ["POST"], self.raw_embed),
+                ("/v1/status", ["GET"], self.status)]
+
+    def raw_chat(self) -> Response:
+        """ARGO's own chat JSON in and out (raw text when streaming), after user and model preparation."""
+        body, timeout = self._raw_body()
+        model_id = models.resolve_model(body.get("model"), "chat", fallback=self.fallback)
+        streaming = body.get("stream") is True
+        argo_body = normalize.normalize_chat({k: v for k, v in body.items() if k != "stream"}, model_id=model_id,
+                                             user=self.user_for(request.headers), upstream_stream=streaming)
+        if streaming and self.settings.real_stream:
+            argo_body["stream"] = True
+            req = UpstreamRequest("POST", self.settings.argo_stream_url,
+                                  {"Content-Type": "application/json", "Accept-Encoding": "identity"}, dumps(argo_body),
+                                  timeout)
+            resp = self._send_ok(req)
+            return Response(_closing(resp, read_chunks(resp)), 200, content_type="text/plain; charset=utf-8")
+        req = UpstreamRequest("POST", self.settings.argo_url, {"Content-Type": "application/json"}, dumps(argo_body),
+                              timeout)
+        with self._send_ok(req) as resp:
+            data = resp.content
+        if streaming:  # pseudo-stream: the text, in slices, as plain text
+            text, _ = convert.text_and_tool_calls(convert.response_payload(convert.parse_argo_json(data)))
+            return Response(_slices(text), 200, content_type="text/plain; charset=utf-8")
+        return Response(data, 200, content_type="application/json")
+
+    def raw_embed(self) -> Response:
+        body, timeout = self._raw_body()
+        body["model"] = models.resolve_model(body.get("model") or "v3small", "embed", fallback=self.fallback)
+        body["user"] = self.user_for(request.headers)
+        if "prompt" not in body and "input" in body:
+            value = body.pop("input")
+            body["prompt"] = value if isinstance(value, list) else [value]
+        req = UpstreamRequest("POST", self.settings.argo_embedding_url, {"Content-Type": "application/json"},
+                              dumps(body), timeout)
+        with self._send_ok(req) as resp:
+            return Response(resp.content, resp.status_code, content_type="application/json")
+
+    def status(self) -> Response:
+        """A real "Say hello" chat through the configured (or default) model, as a chat.completion."""
+        model = self.fallback or "gpt4o"
+        argo_body = convert.chat_request_to_argo({"messages": [{"role": "user", "content": STATUS_PROMPT}]},
+                                                 model_id=model, user=self.settings.user)
+        req = UpstreamRequest("POST", self.settings.argo_url, {"Content-Type": "application/json"}, dumps(argo_body))
+        with self._send_ok(req) as resp:
+            parsed = convert.parse_argo_json(resp.content)
+        obj = convert.chat_response_to_openai(parsed, model=model, prompt_tokens=tokens.count_text(STATUS_PROMPT))
+        return Response(dumps(obj), 200, content_type="application/json")
+
+    def _raw_body(self) -> tuple[dict[str, Any], float | None]:
+        from argoproxy.pipeline import parse_object
+        body = parse_object(request.get_data(cache=False))
+        return body, pop_timeout(body)
+
+    def _send_ok(self, req: UpstreamRequest) -> requests.Response:
+        resp = self.upstream.send(req)
+        if resp.status_code >= 400:
+            with resp:
+                raise convert.error_from_argo(resp.status_code, resp.content)
+        return resp
+
+    def health(self) -> dict[str, Any]:
+        """No upstream call unless asked (?deep=1): then ARGO's chat URL must answer."""
+        if request.args.get("deep") not in ("1", "true", "yes"):
+            return {"status": "healthy", "backend": "argo", "mode": "native" if self.native else "standard"}
+        url = self.settings.native_openai_base_url if self.native else self.settings.argo_url
+        error = probe(self.upstream.session, url)
+        if error:
+            raise ProxyError(503, f"Health check failed: {error}", code="unhealthy")
+        return {"status": "healthy", "backend": "argo", "target_url": url, "deep": True}
+
+    def describe(self) -> str:
+        return "ARGO native OpenAI mode" if self.native else "ARGO standard mode"
+
+
+def pop_timeout(body: dict[str, Any]) -> float | None:
+    """A per-request `timeout` (seconds) from the body; it is the proxy's, never sent upstream."""
+    if "timeout" not in body:
+        return None
+    value = body.pop("timeout")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ProxyError(400, "`timeout` must be a positive number of seconds.", param="timeout",
+                         code="invalid_value")
+    return float(value)
+
+
+def _has_remote_images(body: dict[str, Any]) -> bool:
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    url = part.get("image_url")
+                    url = url.get("url") if isinstance(url, dict) else url
+                    if isinstance(url, str) and url.startswith(("http://", "https://")):
+                        return True
+    return False
+
+
+def _closing(resp: requests.Response, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except READ_ERRORS:
+        pass
+    finally:
+        resp.close()
+
+
+def _slices(text: str) -> Iterator[bytes]:
+    for start in range(0, len(text), stream.PSEUDO_PIECE_CHARS):
+        yield text[start:start + stream.PSEUDO_PIECE_CHARS].encode()
+        time.sleep(0.01)
+
