@@ -83,7 +83,7 @@ class ArgoBackend(Backend):
     def prepare_native(self, call: Call, user: str, kind: str) -> None:
         body = call.body
         if call.model:
-            body["model"] = models.resolve_model(call.model, kind, fallback=call.model)
+            body["model"] = native_model(call.model, kind)
         call.upstream_model = body.get("model")
         body["user"] = user
         if call.kind == "chat":
@@ -97,8 +97,9 @@ class ArgoBackend(Backend):
         if self._image_session is None:
             self._image_session = images.image_session(self.settings.concurrent_downloads)
         inlined = images.inline_images(body, self.image_options, self._image_session)
-        body.clear()
-        body.update(inlined)
+        if inlined is not body:
+            body.clear()
+            body.update(inlined)
 
     def encode(self, call: Call) -> UpstreamRequest:
         if self.native:
@@ -254,6 +255,14 @@ class ArgoBackend(Backend):
 
     def describe(self) -> str:
         return "ARGO native OpenAI mode" if self.native else "ARGO standard mode"
+
+
+def native_model(name: str, kind: str) -> str:
+    """Aliases map to ARGO ids; in native mode any other name passes through unchanged."""
+    try:
+        return models.resolve_model(name, kind)
+    except ProxyError:
+        return name
 
 
 def pop_timeout(body: dict[str, Any]) -> float | None:

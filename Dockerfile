@@ -1,0 +1,33 @@
+# cot_proxy: OpenAI-compatible LLM gateway under Gunicorn.
+#   docker build -t cot_proxy .
+#   docker run -p 8080:5000 -e TARGET_BASE_URL=http://host.docker.internal:8000/v1 cot_proxy
+# Every setting is an environment variable (README, "Settings"); a config.yaml can be mounted at
+# /app/config.yaml (e.g. -v "$PWD/config.yaml:/app/config.yaml:ro"). The port inside stays 5000.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PORT=5000
+
+WORKDIR /app
+
+# Dependencies first (pinned in requirements.txt), so code changes reuse this layer.
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+RUN groupadd --system --gid 10001 cotproxy \
+    && useradd --system --uid 10001 --gid cotproxy --no-create-home --home-dir /app --shell /usr/sbin/nologin cotproxy
+
+COPY cot_proxy.py gunicorn.conf.py ./
+COPY argoproxy/ ./argoproxy/
+
+USER 10001:10001
+
+EXPOSE 5000
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '5000'), timeout=4)"]
+
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "cot_proxy:app"]

@@ -1,0 +1,133 @@
+"""Client API-key auth: which keys are accepted, how a request presents one, and the 401 it gets otherwise.
+
+On when ENABLE_AUTH is true. Accepted keys come from API_KEY_SECRET (comma-separated, several keys allowed
+so they can be rotated). When auth is on and no key is configured, the Gunicorn master generates one key at
+start-up (argoproxy/processes.py), prints it once and hands it to every worker through the process-internal
+environment variable GENERATED_KEY_ENV; so all workers accept the same key.
+
+A client sends `Authorization: Bearer KEY` (OpenAI SDKs) or `x-api-key: KEY` (Anthropic-style clients).
+Keys are compared in constant time over their SHA-256 digests (no early exit on the first differing byte,
+nor on a differing length), against every configured key. After a key is accepted it is removed from the
+request, so it never goes upstream: the upstream gets the proxy's own credential (OPENAI_API_KEY...) instead.
+
+/health is always open; /metrics is open only when METRICS_PUBLIC is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import sys
+from typing import Callable, Sequence
+
+from argoproxy.errors import ProxyError
+from argoproxy.settings import Settings
+
+log = logging.getLogger("cot_proxy")
+
+GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
+REALM = 'Bearer realm="cot_proxy"'
+OPEN_PATHS = frozenset({"/health"})
+
+
+def generate_key() -> str:
+    return "sk-proxy-" + secrets.token_urlsafe(32)
+
+
+def configured_keys(settings: Settings) -> tuple[str, ...]:
+    """The keys clients may use: API_KEY_SECRET, else the generated one shared by the Gunicorn master."""
+    if settings.api_key_secret:
+        return tuple(settings.api_key_secret)
+    shared = os.environ.get(GENERATED_KEY_ENV)
+    if shared:
+        return (shared,)
+    # Not started through gunicorn.conf.py (no master hook): this process makes its own key.
+    key = generate_key()
+    os.environ[GENERATED_KEY_ENV] = key
+    announce_key(key, per_process=True)
+    return (key,)
+
+
+def announce_key(key: str, per_process: bool = False) -> None:
+    """Print the generated key once, straight to stderr (never through the logging handlers or journals)."""
+    scope = f"this process ({os.getpid()}) only" if per_process else "every worker of this run"
+    print(f"cot_proxy: ENABLE_AUTH is on and API_KEY_SECRET is empty; generated API key for {scope}: {key}\n"
+          "cot_proxy: set API_KEY_SECRET to choose your own key(s).", file=sys.stderr, flush=True)
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+class KeyCheck:
+    """Constant-time membership test of a presented key against every accepted key."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
+            raise ValueError("no API keys to accept")
+        self._digests = tuple(_digest(k) for k in keys)
+
+    def accepts(self, presented: str) -> bool:
+        digest = _digest(presented)
+        ok = False
+        for known in self._digests:  # no early exit: time does not depend on which key matched
+            ok |= hmac.compare_digest(digest, known)
+        return ok
+
+
+def presented_keys(environ: dict) -> list[str]:
+    """The keys a request carries: the Bearer token and the x-api-key header (either may be absent)."""
+    found = []
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    if authorization:
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            found.append(token.strip())
+    api_key = environ.get("HTTP_X_API_KEY", "").strip()
+    if api_key:
+        found.append(api_key)
+    return found
+
+
+def unauthorized(message: str, code: str, invalid: bool) -> ProxyError:
+    challenge = REALM + (', error="invalid_token"' if invalid else "")
+    return ProxyError(401, message, code=code, headers={"WWW-Authenticate": challenge})
+
+
+def auth_guard(settings: Settings, on_reject: Callable[[], None] | None = None) -> Callable[[], None] | None:
+    """A before-request function enforcing the client key, or None when auth is off.
+
+    `on_reject` runs before the 401 is raised (the app uses it to count the rejection in /metrics).
+    """
+    if not settings.enable_auth:
+        return None
+    from flask import request
+    check = KeyCheck(configured_keys(settings))
+    open_paths = OPEN_PATHS | ({"/metrics"} if settings.metrics_public else set())
+
+    def require_key() -> None:
+        environ = request.environ
+        if environ.get("PATH_INFO") in open_paths:
+            return
+        keys = presented_keys(environ)
+        if not keys:
+            if on_reject:
+                on_reject()
+            raise unauthorized("Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
+                               "missing_api_key", invalid=False)
+        # Every presented key is checked (no short-circuit); one accepted key is enough.
+        accepted = False
+        for key in keys:
+            accepted |= check.accepts(key)
+        if not accepted:
+            if on_reject:
+                on_reject()
+            raise unauthorized("Invalid API key.", "invalid_api_key", invalid=True)
+        # The client's key is the proxy's secret: it never goes upstream.
+        environ.pop("HTTP_AUTHORIZATION", None)
+        environ.pop("HTTP_X_API_KEY", None)
+
+    return require_key

@@ -1,0 +1,82 @@
+"""What the Gunicorn master sets up once for all its workers: the Prometheus multiprocess directory and the
+generated client API key.
+
+`gunicorn_hooks(settings)` runs in the master when it reads its configuration (gunicorn.conf.py, or
+`python cot_proxy.py`), i.e. before any worker is forked and before prometheus_client is imported:
+
+- PROMETHEUS_MULTIPROC_DIR: a fresh temporary directory for this run (removed when the master exits), or
+  the directory the operator set, emptied of stale *.db files. Workers inherit the variable, so their
+  metrics add up; `child_exit` marks a dead worker so its live gauges (streams in flight) stop counting.
+- ENABLE_AUTH without API_KEY_SECRET: one random key, generated here, printed once, and passed to every
+  worker in a process-internal environment variable (argoproxy.auth.GENERATED_KEY_ENV). Workers that
+  Gunicorn restarts later get the same key.
+
+Reloads (SIGHUP) read the configuration again in the same master: both are then reused, not recreated.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+from typing import Any, Callable
+
+from argoproxy.auth import GENERATED_KEY_ENV, announce_key, generate_key
+from argoproxy.settings import Settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable (argoproxy.metrics reads it too)
+# The pid of the master that created the metrics directory (so a re-exec'd master makes its own).
+OWNER_ENV = "COT_PROXY_METRICS_DIR_OWNER"
+
+
+def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
+    """Gunicorn server hooks (and their one-time setup, done now, in the master)."""
+    prepare_metrics_dir()
+    share_generated_key(settings)
+    return {"child_exit": child_exit, "on_exit": on_exit}
+
+
+def prepare_metrics_dir() -> str:
+    """Point PROMETHEUS_MULTIPROC_DIR at an empty directory for this run; return it."""
+    pid = str(os.getpid())
+    current = os.environ.get(MULTIPROC_ENV)
+    owner = os.environ.get(OWNER_ENV)
+    if current and owner == pid:
+        return current  # a reload in the same master
+    if current and owner is None:
+        # Chosen by the operator: use it, without last run's values.
+        os.makedirs(current, exist_ok=True)
+        for stale in glob.glob(os.path.join(current, "*.db")):
+            os.remove(stale)
+        return current
+    path = tempfile.mkdtemp(prefix="cot_proxy_metrics_")
+    os.environ[MULTIPROC_ENV] = path
+    os.environ[OWNER_ENV] = pid
+    return path
+
+
+def share_generated_key(settings: Settings) -> str | None:
+    """When auth is on without configured keys: the one key every worker accepts (generated once)."""
+    if not settings.enable_auth or settings.api_key_secret:
+        return None
+    key = os.environ.get(GENERATED_KEY_ENV)
+    if not key:
+        key = generate_key()
+        os.environ[GENERATED_KEY_ENV] = key
+        announce_key(key)
+    return key
+
+
+def child_exit(server, worker) -> None:
+    """A worker is gone: its live gauges no longer count."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    """The master exits: remove the metrics directory it created."""
+    path = os.environ.get(MULTIPROC_ENV)
+    if path and os.environ.get(OWNER_ENV) == str(os.getpid()):
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,278 @@
+"""The processes the benchmark measures: the fake upstream, the proxy under Gunicorn, nginx.
+
+Each is started as a child process on 127.0.0.1 with its own temporary directory and stopped by ``stop()``
+(SIGINT/SIGTERM, then SIGKILL). ``ProcessTree`` reads CPU time and RSS of a process and its children with
+psutil.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+HOST = "127.0.0.1"
+
+# Environment variables that would change the proxy's settings: removed, so that "default" means default.
+_SETTING_ENV_PREFIXES = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_", "GUNICORN_")
+_SETTING_ENV = {"HOST", "PORT", "WORKERS", "WORKER_CLASS", "THREADS", "WORKER_CONNECTIONS", "TIMEOUT", "DEBUG",
+                "API_REQUEST_TIMEOUT", "CONFIG_PATH", "BACKEND", "MAX_BODY_BYTES", "ENABLE_AUTH", "API_KEY_SECRET",
+                "ALLOWED_MODELS", "UPSTREAM_MODE", "COMPATIBLE_MODE", "USE_NATIVE_OPENAI", "MAX_RETRIES",
+                "CONNECT_TIMEOUT", "GRACEFUL_TIMEOUT", "HEALTH_CACHE_SECONDS", "LOG_DIR", "JOURNAL_DIR"}
+
+
+def raise_nofile(want: int = 65536) -> int:
+    """Raise this process's open-file limit (children inherit it); the soft limit reached."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            text = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {text}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start listening on {port}")
+
+
+def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        # the whole tree: workers may outlive a master killed hard
+        try:
+            kids = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            kids = []
+        proc.kill()
+        for kid in kids:
+            try:
+                kid.kill()
+            except psutil.Error:
+                pass
+        proc.wait(5)
+
+
+class ProcessTree:
+    """CPU seconds and RSS of a process plus all its descendants."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+
+    def processes(self) -> list[psutil.Process]:
+        try:
+            return [self.root] + self.root.children(recursive=True)
+        except psutil.Error:
+            return []
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for p in self.processes():
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+        return total
+
+    def rss_bytes(self) -> int:
+        total = 0
+        for p in self.processes():
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+
+@dataclass
+class Target:
+    """Something the load generator talks to."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen | None = None
+    tmp: str | None = None
+    description: str = ""
+    stop_signal: int = signal.SIGTERM
+
+    @property
+    def tree(self) -> ProcessTree | None:
+        return ProcessTree(self.proc.pid) if self.proc is not None else None
+
+    def stop(self) -> None:
+        _stop(self.proc, self.stop_signal)
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Upstream(Target):
+    @classmethod
+    def start(cls) -> "Upstream":
+        proc = subprocess.Popen([sys.executable, str(BENCH / "upstream.py"), "--host", HOST, "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=None, text=True)
+        line = proc.stdout.readline()
+        if not line.startswith("READY"):
+            _stop(proc)
+            raise RuntimeError(f"fake upstream did not start: {line!r}")
+        port = int(line.split()[1])
+        return cls("direct", port, proc, None, "fake upstream (asyncio, 1 process)")
+
+
+class Proxy(Target):
+    @classmethod
+    def start(cls, upstream_port: int, name: str = "cot_proxy", **settings: str) -> "Proxy":
+        tmp = tempfile.mkdtemp(prefix="cot_proxy_bench_")
+        port = free_port()
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(_SETTING_ENV_PREFIXES) and k not in _SETTING_ENV}
+        env.update(HOME=tmp, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", HOST=HOST, PORT=str(port),
+                   TARGET_BASE_URL=f"http://{HOST}:{upstream_port}/v1/")
+        env.update({k: str(v) for k, v in settings.items()})
+        log = Path(tmp) / "proxy.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                                     "cot_proxy:app"], cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=out)
+        # SIGINT: Gunicorn's quick shutdown (SIGTERM would wait for in-flight streams)
+        target = cls(name, port, proc, tmp, stop_signal=signal.SIGINT)
+        try:
+            _wait_port(port, proc, 30, "proxy", log)
+            # the master logs its mode once the workers are being started
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and "listening on" not in log.read_text(errors="replace"):
+                time.sleep(0.05)
+            m = re.search(r"listening on \S+ \((.*)\)", log.read_text(errors="replace"))
+            target.description = m.group(1).split(", ")[-1] if m else "defaults"
+            target.description += "".join(f", {k}={v}" for k, v in settings.items())
+        except Exception:
+            target.stop()
+            raise
+        return target
+
+    def log_tail(self, n: int = 2000) -> str:
+        try:
+            return (Path(self.tmp) / "proxy.log").read_text(errors="replace")[-n:]
+        except (OSError, TypeError):
+            return ""
+
+
+NGINX_CONF = """\
+worker_processes {workers};
+worker_rlimit_nofile 65536;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+{user}
+events {{ worker_connections 16384; multi_accept on; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    client_max_body_size 64m;
+    client_body_buffer_size 8m;
+    keepalive_requests 1000000;
+    upstream fake {{ server {host}:{upstream}; keepalive 256; }}
+    server {{
+        listen {host}:{port} backlog=8192;
+        location / {{
+            proxy_pass http://fake;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_request_buffering off;
+            proxy_read_timeout 600s;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_binary() -> str | None:
+    for name in ("nginx", "/usr/sbin/nginx", "/usr/local/nginx/sbin/nginx"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+class Nginx(Target):
+    @classmethod
+    def start(cls, upstream_port: int, workers: int = 2) -> "Nginx":
+        binary = nginx_binary()
+        if binary is None:
+            raise FileNotFoundError("nginx is not installed")
+        tmp = tempfile.mkdtemp(prefix="cot_proxy_bench_nginx_")
+        os.chmod(tmp, 0o755)
+        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.mkdir(os.path.join(tmp, sub))
+            os.chmod(os.path.join(tmp, sub), 0o777)
+        port = free_port()
+        # As root nginx switches its workers to an unprivileged user; say which one exists.
+        user = ""
+        if os.geteuid() == 0:
+            import pwd
+            for candidate in ("www-data", "nginx", "nobody"):
+                try:
+                    pwd.getpwnam(candidate)
+                    user = f"user {candidate};"
+                    break
+                except KeyError:
+                    continue
+        conf = Path(tmp) / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(workers=workers, tmp=tmp, user=user, host=HOST, upstream=upstream_port,
+                                          port=port))
+        cmd = [binary, "-p", tmp, "-c", str(conf), "-g", "daemon off; master_process on;"]
+        if _nginx_supports_e(binary):
+            cmd[1:1] = ["-e", f"{tmp}/error.log"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        target = cls("nginx", port, proc, tmp)
+        try:
+            _wait_port(port, proc, 10, "nginx", Path(tmp) / "error.log")
+            version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
+            target.description = f"{version.split(': ')[-1]}, {workers} workers, proxy_buffering off"
+        except Exception:
+            target.stop()
+            raise
+        return target
+
+
+
+def _nginx_supports_e(binary: str) -> bool:
+    out = subprocess.run([binary, "-h"], capture_output=True, text=True)
+    return "-e filename" in (out.stdout + out.stderr)

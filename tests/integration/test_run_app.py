@@ -1,0 +1,275 @@
+"""run_app.sh as users run it: first-time setup answered in a pseudo-terminal (pexpect), a complete config
+starting without prompts, and no standard input at all (it must not hang). The connectivity checks go to a
+fake ARGO server on loopback; the script reuses the test virtual environment (COT_PROXY_VENV), so no pip
+install happens here."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pexpect
+import pytest
+
+from tests.fakes.fake_argo import FakeArgo
+from tests.fakes.fake_openai import FakeOpenAI
+from tests.proxy_process import ROOT, free_port
+
+SCRIPT = ROOT / "run_app.sh"
+SAMPLE = ROOT / "config.sample.yaml"
+VENV = Path(sys.executable).parent.parent  # the environment running these tests
+DROPPED_ENV = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_", "COT_PROXY_")
+DROPPED_VARS = {"BACKEND", "PORT", "HOST", "CONFIG_PATH", "VERBOSE", "DEBUG", "WORKERS", "USE_NATIVE_OPENAI",
+                "REAL_STREAM", "NATIVE_OPENAI_BASE_URL", "TIMEOUT", "API_REQUEST_TIMEOUT", "USERNAME_PASSTHROUGH"}
+
+
+def script_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED_ENV) and k not in DROPPED_VARS}
+    # One worker on loopback keeps the tests light; these override the config as the environment does.
+    env.update(HOME=str(home), COT_PROXY_VENV=str(VENV), HOST="127.0.0.1", WORKERS="1", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def argo_env(argo: FakeArgo) -> dict[str, str]:
+    return {"ARGO_URL": argo.chat_url, "ARGO_STREAM_URL": argo.stream_url, "ARGO_EMBEDDING_URL": argo.embed_url}
+
+
+def write_config(path: Path, **values: object) -> Path:
+    """config.sample.yaml with these keys replaced (as run_app.sh's first-time setup would write them)."""
+    text = SAMPLE.read_text()
+    for key, value in values.items():
+        text, n = re.subn(rf"(?m)^{key}:.*$", f"{key}: {json.dumps(value)}", text)
+        assert n == 1, key
+    path.write_text(text)
+    return path
+
+
+def get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def post(url: str, body: dict, timeout: float = 10.0) -> tuple[int, dict]:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def wait_healthy(port: int, timeout: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status, body = get(f"http://127.0.0.1:{port}/health", timeout=2)
+            if status == 200:
+                return body
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing healthy on port {port}")
+        time.sleep(0.1)
+
+
+@contextmanager
+def spawn(config: Path | None, env: dict[str, str], cwd: Path) -> Iterator[pexpect.spawn]:
+    """run_app.sh in a pseudo-terminal; whatever it started is stopped afterwards (SIGINT: Gunicorn's quick exit)."""
+    args = [str(config)] if config else []
+    child = pexpect.spawn(str(SCRIPT), args, env=env, cwd=str(cwd), encoding="utf-8", timeout=30,
+                          dimensions=(50, 200))
+    child.logfile_read = io.StringIO()
+    try:
+        yield child
+    finally:
+        if child.isalive():
+            child.kill(signal.SIGINT)
+            try:
+                child.expect(pexpect.EOF, timeout=15)
+            except pexpect.TIMEOUT:
+                child.kill(signal.SIGKILL)
+        child.close(force=True)
+
+
+def transcript(child: pexpect.spawn) -> str:
+    return child.logfile_read.getvalue()
+
+
+def test_first_time_setup_in_a_terminal(tmp_path: Path) -> None:
+    config = tmp_path / "conf" / "config.yaml"
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    busy_port = busy.getsockname()[1]
+    with FakeArgo() as argo, busy, spawn(config, script_env(tmp_path, **argo_env(argo)), tmp_path) as child:
+        child.expect_exact(f"{config} not found.")
+        child.expect_exact("Would you like to create it from config.sample.yaml? [Y/n] ")
+        child.sendline("")
+        # The port: out of range, then one in use, then the random free port offered.
+        child.expect(r"Enter port \[(\d+)\]: ")
+        child.sendline("80")
+        child.expect_exact("Error: the port must be a number from 1024 to 65535.")
+        child.expect(r"Enter port \[(\d+)\]: ")
+        child.sendline(str(busy_port))
+        child.expect_exact(f"Port {busy_port} is already in use.")
+        child.expect(r"Enter port \[(\d+)\]: ")
+        port = int(child.match.group(1))
+        assert 49152 <= port <= 65535
+        child.sendline("")
+        # The username: validated until it is acceptable.
+        for bad, error in (("cels", "Error: 'cels' is not allowed as a username"),
+                           ("", "Error: Username cannot be empty"),
+                           ("two words", "Error: Username cannot contain spaces")):
+            child.expect_exact("Enter your username: ")
+            child.sendline(bad)
+            child.expect_exact(error)
+        child.expect_exact("Enter your username: ")
+        child.sendline("alice")
+        child.expect_exact("Enable verbose mode? [Y/n] ")
+        child.sendline("n")
+        # Review, then the connectivity checks with ARGO's real payloads, then the server.
+        child.expect_exact(f"Created {config} with your settings:")
+        child.expect_exact('user: "alice"')
+        child.expect_exact("Press enter to continue or Ctrl+C to abort.")
+        child.sendline("")
+        child.expect_exact(f"Validating chat API connectivity: {argo.chat_url} ... ok")
+        child.expect_exact(f"Validating embedding API connectivity: {argo.embed_url} ... ok")
+        child.expect_exact("cot_proxy listening on")
+
+        assert wait_healthy(port)["status"] == "healthy"
+        status, models = get(f"http://127.0.0.1:{port}/v1/models")
+        assert status == 200 and models["object"] == "list" and models["data"]
+
+        text = config.read_text()
+        assert f"\nport: {port}\n" in text
+        assert '\nuser: "alice"\n' in text
+        assert "\nverbose: false\n" in text
+        assert "# Your ANL username" in text  # the sample's comments are kept
+        chat, embed = argo.requests[0].json, argo.requests[1].json
+        assert chat == {"user": "alice", "model": "gpt4o", "messages": [{"role": "user", "content": "What are you?"}]}
+        assert embed == {"user": "alice", "model": "v3small", "prompt": ["hello"]}
+
+
+def test_complete_argo_config_starts_without_prompts(tmp_path: Path) -> None:
+    with FakeArgo() as argo:
+        port = free_port()
+        config = write_config(tmp_path / "config.yaml", port=port, user="bob", verbose=False,
+                              argo_url=argo.chat_url, argo_stream_url=argo.stream_url,
+                              argo_embedding_url=argo.embed_url)
+        with spawn(config, script_env(tmp_path), tmp_path) as child:
+            child.expect_exact("cot_proxy listening on")
+            output = transcript(child)
+            assert not re.search(r"\[[yY]/[nN]\]|Enter |Press enter", output), output  # nothing was asked
+            assert f"Starting cot_proxy (argo backend) on port {port}" in output
+            assert wait_healthy(port)["status"] == "healthy"
+            status, answer = post(f"http://127.0.0.1:{port}/v1/chat/completions",
+                                  {"model": "argo:gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+            assert status == 200, answer
+            assert answer["choices"][0]["message"]["content"] == argo.reply
+            assert argo.requests[-1].json["user"] == "bob"
+
+
+def test_complete_openai_config_without_a_terminal(tmp_path: Path) -> None:
+    """backend: openai + target_base_url: no ARGO username, the check targets only the base URL, and no
+    standard input is needed once the config is complete."""
+    with FakeOpenAI() as fake:
+        port = free_port()
+        config = tmp_path / "config.yaml"
+        config.write_text(f"backend: openai\ntarget_base_url: {fake.base_url}\nport: {port}\nverbose: false\n")
+        proc = subprocess.Popen([str(SCRIPT), str(config)], env=script_env(tmp_path), cwd=tmp_path,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            body = wait_healthy(port)
+            assert body["status"] == "healthy" and body["target_url"] == fake.base_url
+            assert [(r.method, r.path) for r in fake.received][:1] == [("GET", "/v1/models")]
+        finally:
+            proc.send_signal(signal.SIGINT)
+            output = proc.communicate(timeout=15)[0].decode()
+        assert f"Validating openai API connectivity: {fake.base_url}models ... ok" in output
+        assert "username" not in output.lower()
+
+
+def test_no_stdin_and_missing_config_exits_with_a_message(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    started = time.monotonic()
+    result = subprocess.run([str(SCRIPT), str(config)], env=script_env(tmp_path), cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+    assert time.monotonic() - started < 10
+    assert result.returncode == 2
+    assert f"config file {config} not found" in result.stderr
+    assert "run ./run_app.sh in a terminal" in result.stderr.lower()
+    assert "cp " in result.stderr and "config.sample.yaml" in result.stderr
+    assert not config.exists()
+
+
+def test_no_stdin_and_empty_user_exits_with_a_message(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.yaml", port=free_port())  # the sample as is: user ""
+    result = subprocess.run([str(SCRIPT), str(config)], env=script_env(tmp_path), cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert "user is empty" in result.stderr
+
+
+def test_bad_setting_stops_with_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.yaml", port=99999, user="bob")
+    result = subprocess.run([str(SCRIPT), str(config)], env=script_env(tmp_path), cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["cot_proxy: bad setting port: must be between 1 and 65535, got 99999"]
+
+
+def test_declining_to_create_the_config_aborts(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    with spawn(config, script_env(tmp_path), tmp_path) as child:
+        child.expect_exact("[Y/n] ")
+        child.sendline("n")
+        child.expect_exact("Aborting: config file required.")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 1
+    assert not config.exists()
+
+
+def test_unreachable_argo_warns_and_asks(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/argoapi/api/v1/resource/"
+    config = write_config(tmp_path / "config.yaml", port=free_port(), user="bob",
+                          argo_url=closed + "chat/", argo_embedding_url=closed + "embed/")
+    with spawn(config, script_env(tmp_path), tmp_path) as child:
+        child.expect_exact(f"Warning: Could not connect to chat API: {closed}chat/")
+        child.expect_exact(f"Warning: Could not connect to embedding API: {closed}embed/")
+        child.expect_exact("Continue anyway? [y/N] ")
+        child.sendline("")
+        child.expect_exact("Aborting.")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 1
+
+
+def test_argo_proxy_config_without_backend_key_runs_argo(tmp_path: Path) -> None:
+    """A config.yaml from argo-openai-proxy (no backend: key) still runs the ARGO backend."""
+    with FakeArgo() as argo:
+        port = free_port()
+        config = tmp_path / "config.yaml"
+        config.write_text(f"port: {port}\nargo_url: {argo.chat_url}\nargo_stream_url: {argo.stream_url}\n"
+                          f"argo_embedding_url: {argo.embed_url}\nuser: carol\nverbose: false\nnum_workers: 2\n"
+                          "timeout: 600\n")
+        with spawn(config, script_env(tmp_path), tmp_path) as child:
+            child.expect_exact(f"Starting cot_proxy (argo backend) on port {port}")
+            child.expect_exact("cot_proxy listening on")
+            assert wait_healthy(port)["backend"] == "argo"
