@@ -13,6 +13,7 @@ from argoproxy.health import HealthCheck
 from argoproxy.journal import Journal, journal_observer, setup_log_file
 from argoproxy.jsonfast import dumps
 from argoproxy.logs import configure_logging, request_logger
+from argoproxy.metrics import install_metrics
 from argoproxy.pipeline import Gateway
 from argoproxy.routes import build_blueprint
 from argoproxy.settings import Settings
@@ -34,6 +35,7 @@ def create_app(settings: Settings) -> Flask:
         setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets_of(settings))
         gateway.observers.append(journal_observer(journal))
         gateway.capture_upstream = True
+        gateway.collect_output = True
     health = HealthCheck(upstream.session, settings.target_base_url, settings.health_cache_seconds)
 
     app = Flask("cot_proxy")
@@ -41,6 +43,7 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["cot_proxy"] = gateway
     app.register_blueprint(build_blueprint(gateway, health))
     register_error_handlers(app, gateway)
+    install_metrics(app, gateway)
     return app
 
 
@@ -53,6 +56,8 @@ def register_error_handlers(app: Flask, gateway: Gateway) -> None:
     compatible = gateway.settings.compatible
 
     def reply(status: int, body: dict, headers: dict | None = None) -> Response:
+        if isinstance(body.get("error"), dict):  # so that a client's report leads to the log line
+            body["error"]["request_id"] = g.get("request_id")
         call = g.get("call")
         if call is not None and not call.observed:
             call.status, call.output = status, body

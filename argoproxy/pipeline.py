@@ -4,6 +4,7 @@ backend (decode) -> think tags, stream <-> non-stream -> JSON or SSE to the clie
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
 from typing import Any, Callable, Iterable, Iterator
@@ -18,6 +19,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.headers import request_headers, response_headers
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.llm_params import STARTS_INSIDE_PATTERN, apply_rule
+from argoproxy.sanitize import sanitize_message
 from argoproxy.settings import Settings
 from argoproxy.think import StreamThink, ThinkConfig, transform_completion
 from argoproxy.upstream import READ_ERRORS, Upstream, UpstreamRequest, stream_error
@@ -40,6 +42,9 @@ class Gateway:
         self.upstream = upstream
         self.observers: list[Observer] = []
         self.capture_upstream = False  # keep the upstream's own answer for journals
+        self.collect_output = False  # assemble call.output for observers that need it (journals); metrics need only usage
+        self.stream_hooks: list[Observer] = []  # called when a relayed body starts (metrics: streams in flight)
+        self._secrets = [s for s in (settings.openai_api_key, settings.dashscope_api_key, *settings.api_key_secret) if s]
         self._think_cache: dict[tuple[str | None, str | None], ThinkConfig | None] = {}
 
     # ---------------------------------------------------------------- entry points
@@ -67,10 +72,12 @@ class Gateway:
         """Send a prepared call upstream and answer the client."""
         call.upstream_request = req
         resp = self.upstream.send(req)
+        call.extra["upstream_at"] = time.perf_counter()
         call.upstream_status = resp.status_code
         if resp.status_code >= 400:
             with resp:
                 err = self.backend.error(call, resp)
+            err.message = sanitize_message(err.message, self._secrets)
             call.upstream_output = err.body()
             raise err
         if call.upstream_stream:
@@ -82,6 +89,7 @@ class Gateway:
         body = request.get_data(cache=False)
         call.raw_body = body
         resp = self.upstream.send(UpstreamRequest(call.method, url, headers, body or None))
+        call.extra["upstream_at"] = time.perf_counter()
         out_headers = response_headers(resp.headers, drop_encoding=False)
         call.status = resp.status_code
         length = resp.headers.get("Content-Length")
@@ -172,13 +180,16 @@ class Gateway:
             call.usage = payload.get("usage")
             return dumps(payload)
         if cfg is None or not (cfg.starts_inside or _mentions_tag(payload, cfg)):
-            if self.observers:
+            if self.collect_output:
                 call.output = _try_json(payload)
                 call.usage = call.output.get("usage") if isinstance(call.output, dict) else None
+            elif self.observers:
+                call.usage = usage_of(payload)
             return payload
         obj = _try_json(payload)
         if not isinstance(obj, dict) or not transform_completion(obj, cfg):
             call.output = obj
+            call.usage = obj.get("usage") if isinstance(obj, dict) else None
             return payload
         call.output = obj
         call.usage = obj.get("usage")
@@ -229,8 +240,11 @@ class Gateway:
         return Response(self.relay(call, resp, self.encoded(call, items)), 200, headers, direct_passthrough=True)
 
     def encoded(self, call: Call, items: Iterable[StreamItem]) -> Iterator[bytes]:
-        collect = bool(self.observers)
+        collect = self.collect_output
         chunks: list[dict] = [] if collect else None
+        # Without collecting, only the last event that mentions usage is kept (and parsed once, at the end).
+        watch = not collect and bool(self.observers)
+        last_usage: StreamItem | None = None
         try:
             for item in items:
                 if type(item) is bytes:
@@ -238,23 +252,35 @@ class Gateway:
                         obj = sse_object(item)
                         if obj is not None:
                             chunks.append(obj)
+                    elif watch and b'"usage"' in item:
+                        last_usage = item
                     yield item
                 else:
                     if collect:
                         chunks.append(item)
+                    elif watch and item.get("usage"):
+                        last_usage = item
                     yield sse.encode(item)
             yield sse.DONE
         except ProxyError as err:
             call.status = err.status
             log.warning("stream %s ended with an error: %s", call.request_id, err.message)
-            yield sse.encode(err.body())
+            body = err.body()
+            body["error"]["request_id"] = call.request_id
+            yield sse.encode(body)
         finally:
             if collect and chunks:
                 call.output, call.usage = summarize(chunks)
+            elif last_usage is not None:
+                obj = sse_object(last_usage) if type(last_usage) is bytes else last_usage
+                usage = obj.get("usage") if isinstance(obj, dict) else None
+                call.usage = usage if isinstance(usage, dict) else None
 
     def relay(self, call: Call, resp: requests.Response, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Yield body bytes to the client; always close the upstream response (also when the client leaves)."""
         try:
+            for hook in self.stream_hooks:
+                hook(call)
             for data in chunks:
                 if call.first_byte_at is None:
                     call.first_byte_at = time.perf_counter()
@@ -309,7 +335,7 @@ def parse_upstream_json(payload: bytes) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise ProxyError(502, "The upstream answer is not a JSON object.", code="upstream_bad_response")
     if isinstance(obj.get("error"), dict):
-        raise ProxyError(502, str(obj["error"].get("message") or "The upstream answered with an error."),
+        raise ProxyError(502, sanitize_message(str(obj["error"].get("message") or "The upstream answered with an error.")),
                          code="upstream_error")
     return obj
 
@@ -400,3 +426,21 @@ def summarize(chunks: list[dict]) -> tuple[dict | None, dict | None]:
     except Exception:
         return None, None
     return obj, obj.get("usage")
+
+
+def usage_of(payload: bytes) -> dict | None:
+    """The `usage` object of a JSON answer, without parsing the whole answer (metrics on the hot path)."""
+    at = payload.rfind(b'"usage"')
+    if at < 0:
+        return None
+    colon = payload.find(b":", at + 7)
+    if colon < 0:
+        return None
+    try:
+        usage, _ = _USAGE_DECODER.raw_decode(payload[colon + 1:colon + 8192].decode("utf-8", "replace").lstrip())
+    except ValueError:
+        return None
+    return usage if isinstance(usage, dict) else None
+
+
+_USAGE_DECODER = json.JSONDecoder()

@@ -6,6 +6,7 @@ import uuid
 
 from flask import Blueprint, Response, g, request
 
+from argoproxy.auth import auth_guard
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.health import HealthCheck
@@ -34,6 +35,15 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
     def add_request_id(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         return response
+
+    def rejected() -> None:  # a 401 is answered and counted like any other request (metrics, logs)
+        rule = request.url_rule
+        kind = (rule.defaults or {}).get("kind") if rule is not None else None
+        gateway.new_call(kind or "other", request.path.lstrip("/"), g.request_id)
+
+    guard = auth_guard(settings, on_reject=rejected)  # runs after request_id, before everything else
+    if guard is not None:
+        bp.before_app_request(guard)
 
     @bp.route("/health", methods=["GET"])
     def health_view() -> Response:

@@ -308,7 +308,14 @@ def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, 
 
     values = {name: _parse(SETTING_FIELDS[name], label, value) for name, (label, value) in raw.items()}
     values["config_path"] = str(path) if path else ""
-    return _with_backend_defaults(Settings(**values))
+    return _checked(_with_backend_defaults(Settings(**values)))
+
+
+def _checked(settings: Settings) -> Settings:
+    """Rules that involve more than one setting."""
+    if settings.backend == "argo" and not settings.user:
+        raise SettingsError("user: the argo backend needs your ARGO (ANL) username (YAML user, ARGO_USER or --user)")
+    return settings
 
 
 def _first_env(f: dataclasses.Field, environ: Mapping[str, str]) -> tuple[str, str | None]:

@@ -15,6 +15,7 @@ from argoproxy import sse
 from argoproxy.backends import Backend, StreamItem
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError, error_type
+from argoproxy.sanitize import sanitize_message
 from argoproxy.upstream import READ_ERRORS, UpstreamRequest, stream_error
 
 
@@ -139,13 +140,13 @@ def upstream_error(resp: requests.Response) -> ProxyError:
         obj = None
     err = obj.get("error") if isinstance(obj, dict) else None
     if isinstance(err, dict) and isinstance(err.get("message"), str):
-        return ProxyError(status, err["message"], type=err.get("type") or error_type(status),
+        return ProxyError(status, sanitize_message(err["message"]), type=err.get("type") or error_type(status),
                           param=err.get("param"), code=_code(err.get("code")), headers=headers)
     if isinstance(err, str):
-        return ProxyError(status, err, headers=headers)
+        return ProxyError(status, sanitize_message(err), headers=headers)
     if isinstance(obj, dict) and isinstance(obj.get("message") or obj.get("detail"), str):
-        return ProxyError(status, obj.get("message") or obj.get("detail"), headers=headers)
-    reason = resp.reason or "error"
+        return ProxyError(status, sanitize_message(obj.get("message") or obj.get("detail")), headers=headers)
+    reason = sanitize_message(resp.reason or "error")[:100]
     return ProxyError(status, f"The upstream server answered {status} {reason}.", code=f"upstream_{status}",
                       headers=headers)
 

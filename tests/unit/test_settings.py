@@ -69,3 +69,28 @@ def test_bad_setting_stops_startup_with_one_line(tmp_path):
         assert out.returncode != 0
         lines = [line for line in out.stderr.splitlines() if line.strip()]
         assert lines == ["cot_proxy: bad setting PORT: expected an integer, got '0x'"], out.stderr
+
+
+@pytest.mark.parametrize("yaml_text,key", [
+    ("backend: argo\nport: 44497\n", "user"),
+    ("backend: argo\nuser: cels\n", "user"),
+    ("backend: argo\nuser: alice\nargo_url: not a url\n", "argo_url"),
+    ("backend: argo\nuser: alice\nport: 70000\n", "port"),
+])
+def test_invalid_argo_config_names_the_key(tmp_path, yaml_text, key):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml_text)
+    with pytest.raises(SettingsError) as err:
+        load_settings({}, environ={"CONFIG_PATH": str(cfg)})
+    assert str(err.value).startswith(key + ":")
+
+
+def test_config_search_path(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".config" / "argoproxy").mkdir(parents=True)
+    (home / ".config" / "argoproxy" / "config.yaml").write_text("port: 6001\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    assert load_settings({}, environ={}).port == 6001
+    (tmp_path / "config.yaml").write_text("port: 6002\n")
+    assert load_settings({}, environ={}).port == 6002

