@@ -57,7 +57,7 @@ class Gateway:
 
     def api(self, call: Call) -> Response:
         """chat/completions, completions, embeddings."""
-        call.raw_body = request.get_data(cache=False)
+        call.raw_body = read_request_body(self.settings.max_body_bytes)
         call.body = parse_object(call.raw_body)
         validate(call.kind, call.body)
         self.plan(call)
@@ -86,7 +86,7 @@ class Gateway:
 
     def passthrough(self, call: Call, url: str, headers: dict[str, str]) -> Response:
         """Any other route: bytes up, bytes down, nothing parsed."""
-        body = request.get_data(cache=False)
+        body = read_request_body(self.settings.max_body_bytes)
         call.raw_body = body
         resp = self.upstream.send(UpstreamRequest(call.method, url, headers, body or None))
         call.extra["upstream_at"] = time.perf_counter()
@@ -162,6 +162,8 @@ class Gateway:
             resp.close()
         if self.capture_upstream:
             call.upstream_output = payload
+        if type(payload) is bytes:
+            check_upstream_body(payload)
         if call.client_stream:
             obj = payload if isinstance(payload, dict) else parse_upstream_json(payload)
             return self.sse_response(call, resp, self.packaged(call, obj))
@@ -317,7 +319,7 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise ProxyError(400, "The request body is empty; expected a JSON object.", code="invalid_json")
     try:
-        body = loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
     except UnicodeDecodeError:
         raise ProxyError(400, "The request body is not valid UTF-8.", code="invalid_json") from None
     except RecursionError:
@@ -330,6 +332,35 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
+def read_request_body(max_bytes: int) -> bytes:
+    """The request body, refusing more than max_bytes with a 413: Flask checks a Content-Length itself, but a
+    chunked body has none and would otherwise be cut at the limit without a word (and forwarded truncated)."""
+    if request.content_length is not None:
+        return request.get_data(cache=False)
+    stream = request.environ["wsgi.input"]
+    parts, size = [], 0
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            return b"".join(parts)
+        size += len(chunk)
+        if size > max_bytes:
+            raise ProxyError(413, f"The request body is larger than the proxy accepts ({max_bytes} bytes).",
+                             code="request_too_large")
+        parts.append(chunk)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return number
+
+
 def parse_upstream_json(payload: bytes) -> dict[str, Any]:
     obj = _try_json(payload)
     if not isinstance(obj, dict):
@@ -338,6 +369,18 @@ def parse_upstream_json(payload: bytes) -> dict[str, Any]:
         raise ProxyError(502, sanitize_message(str(obj["error"].get("message") or "The upstream answered with an error.")),
                          code="upstream_error")
     return obj
+
+
+def check_upstream_body(payload: bytes) -> None:
+    """A cheap check of a whole 2xx API answer before it is relayed: it must look like a JSON object (so a
+    truncated, empty or HTML body is a 502, not a 200 the client cannot parse), and an OpenAI error object
+    sent with a 2xx status (servers in "compatible" mode do this) is an error for the client too."""
+    body = payload.strip()
+    if body[:1] != b"{" or body[-1:] != b"}":
+        what = "an empty body" if not body else "HTML" if body[:1] == b"<" else f"{len(payload)} bytes"
+        raise ProxyError(502, f"The upstream answer is not a JSON object ({what}).", code="upstream_bad_response")
+    if b'"error"' in body[:64]:
+        parse_upstream_json(payload)
 
 
 def _try_json(payload: bytes) -> Any:

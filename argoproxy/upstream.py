@@ -4,6 +4,7 @@ and the translation of transport failures into errors a user can act on (never e
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
 import time
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # What reading an upstream body can raise when the connection breaks or stalls.
 READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+# What sending a request can raise before any answer arrived.
+TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt, capped, with full jitter
 BACKOFF_CAP = 4.0
@@ -58,16 +61,17 @@ class Upstream:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_retries = max_retries
+        self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
+        self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
 
-    def send(self, req: UpstreamRequest) -> requests.Response:
+    def send(self, req: UpstreamRequest) -> UpstreamResponse:
         """The upstream response, headers read and body not yet; raises ProxyError for transport failures."""
         timeout = (self.connect_timeout, req.timeout or self.read_timeout)
         attempt = 0
         while True:
             try:
-                resp = self.session.request(req.method, req.url, headers=req.headers, data=req.body,
-                                            stream=True, timeout=timeout, allow_redirects=False)
-            except requests.RequestException as exc:
+                resp = self._send_once(req, timeout)
+            except TRANSPORT_ERRORS as exc:
                 if attempt < self.max_retries and _retryable_exception(exc):
                     attempt += 1
                     _sleep(_backoff(attempt))
@@ -83,12 +87,86 @@ class Upstream:
                     continue
             return resp
 
+    def _send_once(self, req: UpstreamRequest, timeout: tuple[float, float]) -> UpstreamResponse:
+        if self.session.proxies:  # proxies from the environment: let requests route through them
+            r = self.session.request(req.method, req.url, headers=req.headers, data=req.body, stream=True,
+                                     timeout=timeout, allow_redirects=False)
+            return UpstreamResponse(r.raw, req.url)
+        # The Session's own connection pool, used directly: requests' per-call preparation (merging settings,
+        # cookies, hooks) costs more CPU than the rest of the proxy together.
+        scheme_host, path = _split_url(req.url)
+        pool = self._pools.get(scheme_host)
+        if pool is None or pool.pool is None:
+            pool = self._pools[scheme_host] = self._pool_for(req.url)
+        t = self._timeouts.get(timeout)
+        if t is None:
+            t = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        raw = pool.urlopen(req.method, path, body=req.body, headers=req.headers, retries=False, redirect=False,
+                           assert_same_host=False, timeout=t, preload_content=False, decode_content=False,
+                           release_conn=False)
+        return UpstreamResponse(raw, req.url)
 
-def _retryable_exception(exc: requests.RequestException) -> bool:
-    # Only failures where the request cannot have reached the model: no connection was made.
-    return isinstance(exc, (requests.ConnectTimeout,)) or (
-        isinstance(exc, requests.ConnectionError) and not isinstance(exc, (requests.ReadTimeout, requests.SSLError))
-        and _connection_refused(exc))
+    def _pool_for(self, url: str) -> urllib3.HTTPConnectionPool:
+        adapter = self.session.get_adapter(url)
+        probe = requests.Request("GET", url).prepare()
+        return adapter.get_connection_with_tls_context(probe, verify=True)
+
+
+class UpstreamResponse:
+    """The slice of requests.Response the proxy uses, over the pooled urllib3 response."""
+
+    __slots__ = ("raw", "url", "_content")
+
+    def __init__(self, raw: urllib3.BaseHTTPResponse, url: str) -> None:
+        self.raw = raw
+        self.url = url
+        self._content: bytes | None = None
+
+    @property
+    def status_code(self) -> int:
+        return self.raw.status
+
+    @property
+    def reason(self) -> str:
+        return self.raw.reason or ""
+
+    @property
+    def headers(self) -> urllib3.HTTPHeaderDict:
+        return self.raw.headers
+
+    @property
+    def content(self) -> bytes:
+        """The whole body, decoded (gzip/deflate) as requests would."""
+        if self._content is None:
+            self._content = self.raw.read(decode_content=True)
+        return self._content
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    def close(self) -> None:
+        """Return a fully read connection to the pool; drop one still carrying an unread body."""
+        raw = self.raw
+        if not raw.isclosed() and raw._fp is not None and not raw._fp.isclosed():
+            raw.close()
+        raw.release_conn()
+
+    def __enter__(self) -> "UpstreamResponse":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _retryable_exception(exc: Exception) -> bool:
+    """Only failures where the request cannot have reached the model: no connection was made."""
+    u3 = urllib3.exceptions
+    if isinstance(exc, u3.NameResolutionError):
+        return False
+    if isinstance(exc, (u3.NewConnectionError, u3.ConnectTimeoutError, requests.ConnectTimeout)):
+        return True
+    return isinstance(exc, requests.ConnectionError) and not isinstance(
+        exc, (requests.ReadTimeout, requests.exceptions.SSLError)) and _connection_refused(exc)
 
 
 def _connection_refused(exc: Exception) -> bool:
@@ -126,6 +204,12 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
+def _split_url(url: str) -> tuple[str, str]:
+    """("scheme://host:port", "/path?query") of an absolute URL."""
+    slash = url.find("/", url.find("//") + 2)
+    return (url, "/") if slash < 0 else (url[:slash], url[slash:])
+
+
 def describe_host(url: str) -> str:
     """host:port of a URL, without credentials, path or query: safe to show a user."""
     parts = urlsplit(url)
@@ -138,30 +222,36 @@ def transport_error(exc: Exception, url: str, timeout: tuple[float, float]) -> P
     """A transport failure as the error the client gets: 504 for timeouts, 502 for the rest."""
     where = describe_host(url)
     text = repr(exc)
-    if isinstance(exc, requests.ConnectTimeout):
+    u3 = urllib3.exceptions
+    if isinstance(exc, u3.NameResolutionError) or "NameResolutionError" in text or "Name or service not known" in text \
+            or "Temporary failure in name resolution" in text or "nodename nor servname" in text:
+        return ProxyError(502, f"Cannot resolve the upstream host {where.rsplit(':', 1)[0]}: check the target URL.",
+                          code="upstream_dns_error")
+    if isinstance(exc, (u3.SSLError, requests.exceptions.SSLError)):
+        return ProxyError(502, f"TLS verification failed for the upstream server {where}.", code="upstream_tls_error")
+    if "refused" in text.lower():
+        return ProxyError(502, f"The upstream server {where} refused the connection: is it running?",
+                          code="upstream_connection_refused")
+    if isinstance(exc, (requests.ConnectTimeout, u3.ConnectTimeoutError)) and not isinstance(exc, u3.NewConnectionError) \
+            or "timed out" in text and isinstance(exc, u3.NewConnectionError):
         return ProxyError(504, f"Timed out connecting to the upstream server {where} after {timeout[0]:g}s.",
                           code="upstream_connect_timeout")
-    if isinstance(exc, requests.ReadTimeout):
+    if isinstance(exc, (requests.ReadTimeout, u3.ReadTimeoutError, TimeoutError)):
         return ProxyError(504, f"The upstream server {where} did not answer within {timeout[1]:g}s.",
                           code="upstream_timeout")
-    if isinstance(exc, requests.exceptions.SSLError):
-        return ProxyError(502, f"TLS verification failed for the upstream server {where}.", code="upstream_tls_error")
-    if isinstance(exc, requests.ConnectionError):
-        if "NameResolutionError" in text or "Name or service not known" in text or "getaddrinfo" in text \
-                or "nodename nor servname" in text or "Temporary failure in name resolution" in text:
-            return ProxyError(502, f"Cannot resolve the upstream host {where.rsplit(':', 1)[0]}: check the target URL.",
-                              code="upstream_dns_error")
-        if "refused" in text.lower():
-            return ProxyError(502, f"The upstream server {where} refused the connection: is it running?",
-                              code="upstream_connection_refused")
+    if isinstance(exc, (u3.NewConnectionError, requests.ConnectionError)) and not isinstance(exc, u3.ProtocolError):
         return ProxyError(502, f"Failed to connect to the upstream server {where}.", code="upstream_connection_error")
+    if isinstance(exc, (u3.ProtocolError, ConnectionError)):
+        return ProxyError(502, f"The upstream server {where} closed the connection without answering.",
+                          code="upstream_disconnected")
     return ProxyError(502, f"Failed to forward the request to {where}.", code="upstream_error")
 
 
 def stream_error(exc: Exception, url: str, read_timeout: float) -> ProxyError:
     """A failure while reading an upstream body that had already started."""
     where = describe_host(url)
-    if isinstance(exc, (requests.ReadTimeout, TimeoutError)) or "timed out" in repr(exc).lower():
+    if isinstance(exc, (requests.ReadTimeout, TimeoutError, urllib3.exceptions.TimeoutError)) \
+            or "timed out" in repr(exc).lower():
         return ProxyError(504, f"The upstream server {where} stalled for more than {read_timeout:g}s mid-response.",
                           code="upstream_timeout")
     return ProxyError(502, f"The upstream server {where} broke off the response.", code="upstream_disconnected")

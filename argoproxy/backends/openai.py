@@ -7,6 +7,7 @@ back as upstream bytes, parsed only when a transform needs them.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Iterator
 
 import requests
@@ -69,7 +70,7 @@ class OpenAIBackend(Backend):
         return UpstreamRequest(call.method, self.url(call.path, call.query), headers, call.body_bytes(), call.timeout)
 
     def decode(self, call: Call, resp: requests.Response) -> bytes:
-        return resp.content
+        return read_whole(resp, call.timeout or self.upstream.read_timeout)
 
     def decode_stream(self, call: Call, resp: requests.Response) -> Iterator[StreamItem]:
         return relay_sse(resp, self.upstream.read_timeout)
@@ -95,17 +96,42 @@ class OpenAIBackend(Backend):
         return f"backend openai -> {self.base}"
 
 
+def read_whole(resp: requests.Response, limit: float) -> bytes:
+    """A whole body, read within `limit` seconds in total (give or take one read): the per-read timeout alone
+    would let a server that drips a byte a second hold a worker for hours."""
+    deadline = time.monotonic() + limit
+    parts = []
+    for data in read_chunks(resp):
+        parts.append(data)
+        if time.monotonic() > deadline:
+            raise ProxyError(504, f"The upstream server did not finish its answer within {limit:g}s.",
+                             code="upstream_timeout")
+    return b"".join(parts)
+
+
 def relay_sse(resp: requests.Response, read_timeout: float) -> Iterator[bytes]:
-    """An OpenAI SSE stream as raw events (no [DONE]); raises ProxyError when it breaks off or ends unfinished."""
+    """An OpenAI SSE stream as raw events (no [DONE]); raises ProxyError when it breaks off or ends unfinished.
+
+    Each event must arrive whole within the read timeout (a server dripping bytes never trips the per-read
+    timeout); time spent by the client reading what was already yielded does not count."""
     last = None
+    since = [time.monotonic()]
+
+    def chunks() -> Iterator[bytes]:
+        for data in read_chunks(resp):
+            if time.monotonic() - since[0] > read_timeout:
+                raise requests.ReadTimeout("no complete event within the read timeout")
+            yield data
+
     try:
-        for lines in sse.iter_events(read_chunks(resp)):
+        for lines in sse.iter_events(chunks()):
             data = sse.event_data(lines)
             if data == b"[DONE]":
                 return
             if data is not None:
                 last = data
             yield sse.encode_raw(lines)
+            since[0] = time.monotonic()
     except READ_ERRORS as exc:
         raise stream_error(exc, resp.url, read_timeout) from None
     if not _finished(last):

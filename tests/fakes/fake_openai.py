@@ -33,6 +33,8 @@ class Stream:
     cut_after: int | None = None  # close the connection after this many events (no terminator)
     split: bool = False  # write each event in two halves, splitting its bytes mid-way
     headers: dict[str, str] = field(default_factory=dict)
+    pause_at: dict[int, float] = field(default_factory=dict)  # extra sleep before event i (a mid-stream stall)
+    drip: float = 0.0  # seconds between single bytes of every event (a slow upstream)
 
 
 @dataclass
@@ -89,6 +91,7 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -196,11 +199,17 @@ class FakeOpenAI:
                     return
                 if i and s.delay:
                     time.sleep(s.delay)
+                if i in s.pause_at:
+                    time.sleep(s.pause_at[i])
                 data = _event_bytes(event)
                 parts = [data[: len(data) // 2], data[len(data) // 2:]] if s.split else [data]
+                if s.drip:
+                    parts = [data[j:j + 1] for j in range(len(data))]
                 for part in parts:
                     h.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
                     h.wfile.flush()
+                    if s.drip:
+                        time.sleep(s.drip)
             h.wfile.write(b"0\r\n\r\n")
             h.wfile.flush()
         except OSError:
