@@ -109,28 +109,38 @@ show_config() {
 }
 
 # load_settings: the resolved settings (config < environment), validated by cot_proxy itself; sets cfg_*.
-# A bad setting ends the script here with cot_proxy's one-line message (exit code 2).
+# A bad setting sets cfg_error to cot_proxy's one-line message naming it (cfg_error_key: the setting).
 load_settings() {
   local out
   out="$("$py" - "$config" <<'PY'
 import os, shlex, sys
 import yaml
-from argoproxy.server import settings_or_exit
+from argoproxy.settings import SettingsError, load_settings
+
+def emit(name, value):
+    print(f"cfg_{name}={shlex.quote(str(value))}")
 
 flags = {"config_path": sys.argv[1]}
-settings = settings_or_exit(flags)
-with open(sys.argv[1], encoding="utf-8") as f:
-    in_file = yaml.safe_load(f) or {}
-if "backend" not in in_file and "BACKEND" not in os.environ:
-    # An argo-openai-proxy config.yaml: it predates the backend key.
-    settings = settings_or_exit({**flags, "backend": "argo"})
-    print("cfg_backend_flag=argo")
-for name in ("backend", "port", "workers", "timeout", "user", "username_passthrough", "argo_url",
-             "argo_embedding_url", "use_native_openai", "native_openai_base_url", "target_base_url"):
-    print(f"cfg_{name}={shlex.quote(str(getattr(settings, name)))}")
+try:
+    with open(sys.argv[1], encoding="utf-8") as f:
+        in_file = yaml.safe_load(f)
+except (OSError, yaml.YAMLError):
+    in_file = None  # load_settings says what is wrong with it
+if isinstance(in_file, dict) and "backend" not in in_file and "BACKEND" not in os.environ:
+    flags["backend"] = "argo"  # an argo-openai-proxy config.yaml: it predates the backend key
+    emit("backend_flag", "argo")
+try:
+    settings = load_settings(flags)
+except SettingsError as exc:
+    emit("error", exc)
+    emit("error_key", str(exc).split(":", 1)[0])
+    sys.exit()
+for name in ("backend", "port", "workers", "timeout", "user", "argo_url", "argo_embedding_url",
+             "use_native_openai", "native_openai_base_url", "target_base_url"):
+    emit(name, getattr(settings, name))
 PY
-)" || exit 2
-  cfg_backend_flag=""
+)"
+  cfg_backend_flag="" cfg_error="" cfg_error_key=""
   eval "$out"
 }
 
@@ -239,15 +249,13 @@ check_connectivity() {
   if [ "${COT_PROXY_SKIP_CHECKS:-0}" = "1" ]; then return; fi
   if [ "$cfg_backend" = "argo" ] && [ "$cfg_use_native_openai" = "True" ]; then
     check_url "ARGO OpenAI API" any GET "${cfg_native_openai_base_url}models" || true
-  elif [ "$cfg_backend" = "argo" ] && [ -n "$cfg_user" ]; then
+  elif [ "$cfg_backend" = "argo" ]; then
     local user="${cfg_user//\\/\\\\}"
     user="${user//\"/\\\"}"
     check_url "chat API" 2xx POST "$cfg_argo_url" \
       "{\"user\":\"$user\",\"model\":\"gpt4o\",\"messages\":[{\"role\":\"user\",\"content\":\"What are you?\"}]}" || true
     check_url "embedding API" 2xx POST "$cfg_argo_embedding_url" \
       "{\"user\":\"$user\",\"model\":\"v3small\",\"prompt\":[\"hello\"]}" || true
-  elif [ "$cfg_backend" = "argo" ]; then  # username passthrough: no user of our own to test with
-    check_url "chat API" any GET "$cfg_argo_url" || true
   else
     check_url "$cfg_backend API" any GET "${cfg_target_base_url}models" || true
   fi
@@ -281,19 +289,19 @@ questions in. Run ./run_app.sh in a terminal, or create the config yourself:
 fi
 
 load_settings
-extra=()
-if [ -n "$cfg_backend_flag" ]; then extra+=(--backend "$cfg_backend_flag"); fi
-
-if [ "$cfg_backend" = "argo" ] && [ -z "$cfg_user" ] && [ "$cfg_username_passthrough" != "True" ]; then
-  if ! interactive; then
-    fail 2 "Error: user is empty in $config: set it to your ANL username (or ARGO_USER=...)."
-  fi
-  say "The ARGO backend needs your ANL username (user: is empty in $config)."
+if [ "$cfg_error_key" = "user" ] && interactive; then
+  # No username yet (a config written by hand from the sample) or a refused one: ask, save, check again.
+  say "$cfg_error"
   ask_username
   set_key user "\"$chosen_user\""
   say "Saved user: \"$chosen_user\" in $config."
   load_settings
 fi
+if [ -n "$cfg_error" ]; then
+  fail 2 "cot_proxy: bad setting $cfg_error"
+fi
+extra=()
+if [ -n "$cfg_backend_flag" ]; then extra+=(--backend "$cfg_backend_flag"); fi
 
 if ! port_free "$cfg_port"; then
   if ! interactive; then

@@ -21,8 +21,9 @@ once that model has answered successfully (or is on the allow-list), at most MOD
 worker, else "other"; requests without a model get "none".
 
 Cost per request: one observer call doing about ten mmap value updates through cached label children
-(measured in the README / docs: a few microseconds); nothing is parsed or allocated for metrics unless
-/metrics is scraped.
+(measured with timeit: ~40 us per request in multiprocess mode, ~20 us single-process); usage is read
+without parsing the answer (pipeline.usage_of); merging the workers' files happens only when /metrics is
+scraped (~4 ms per scrape with a handful of worker files).
 """
 
 from __future__ import annotations

@@ -191,3 +191,16 @@ def test_prompt_based_tools_and_streaming():
             argo.reply = '<tool_call>{not json}</tool_call> fine'
             r = c.chat.completions.create(model="argo:gpt-4o", messages=MSG, tools=WEATHER)
             assert not r.choices[0].message.tool_calls and "not json" in r.choices[0].message.content
+
+
+def test_username_passthrough_with_auth_on():
+    with FakeArgo() as argo:
+        with running_proxy(**argo_env(argo, USERNAME_PASSTHROUGH="true", ENABLE_AUTH="true", API_KEY_SECRET="proxy-key")) as p:
+            r = requests.post(p.base_url + "/chat/completions", headers={"Authorization": "Bearer proxy-key", "api-key": "frank"},
+                              json={"model": "argo:gpt-4o", "messages": MSG})
+            assert r.status_code == 200 and argo.requests_to(CHAT_PATH)[-1].json["user"] == "frank"
+            requests.post(p.base_url + "/chat/completions", headers={"Authorization": "Bearer proxy-key"},
+                          json={"model": "argo:gpt-4o", "messages": MSG})
+            assert argo.requests_to(CHAT_PATH)[-1].json["user"] == "alice"  # the proxy key is never a username
+            assert requests.post(p.base_url + "/chat/completions", headers={"api-key": "frank"},
+                                 json={"model": "argo:gpt-4o", "messages": MSG}).status_code == 401

@@ -223,7 +223,26 @@ def test_no_stdin_and_empty_user_exits_with_a_message(tmp_path: Path) -> None:
     result = subprocess.run([str(SCRIPT), str(config)], env=script_env(tmp_path), cwd=tmp_path,
                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
-    assert "user is empty" in result.stderr
+    assert result.stderr.startswith("cot_proxy: bad setting user: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_empty_user_in_a_terminal_is_asked_for(tmp_path: Path) -> None:
+    """A config copied by hand from the sample (user "") asks only for the username, saves it and starts."""
+    with FakeArgo() as argo:
+        port = free_port()
+        config = write_config(tmp_path / "config.yaml", port=port, verbose=False)
+        with spawn(config, script_env(tmp_path, **argo_env(argo)), tmp_path) as child:
+            child.expect_exact("Enter your username: ")
+            child.sendline("Cels")
+            child.expect_exact("Error: 'cels' is not allowed as a username")
+            child.expect_exact("Enter your username: ")
+            child.sendline("dave")
+            child.expect_exact(f'Saved user: "dave" in {config}.')
+            child.expect_exact("cot_proxy listening on")
+            assert wait_healthy(port)["status"] == "healthy"
+        assert '\nuser: "dave"\n' in config.read_text()
+        assert argo.requests[0].json["user"] == "dave"
 
 
 def test_bad_setting_stops_with_one_line(tmp_path: Path) -> None:

@@ -1,0 +1,126 @@
+"""A test-only backend for a made-up provider ("toy"), written against the Backend interface alone, as
+docs/adding-a-backend.md describes. Its test (tests/integration/test_example_backend.py) serves it under the
+real Gunicorn with `gunicorn -c gunicorn.conf.py 'tests.example_backend:make_app()'` and drives it with the
+openai SDK: auth, validation, think tags, stream <-> non-stream, errors and metrics all come from the
+pipeline, none from this module.
+
+The toy wire protocol (deliberately not OpenAI's):
+  POST {base}generate  {"model", "prompt", "max_new_tokens", "temperature", "stream"}
+    -> {"text": "...", "input_tokens": n, "output_tokens": m}
+    -> stream: NDJSON lines {"token": "..."} ... then {"done": true, "input_tokens": n, "output_tokens": m}
+  GET  {base}models    -> {"models": ["toy-small", ...]}
+  errors: any 4xx/5xx  -> {"problem": "..."}
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, Iterator
+
+import requests
+
+from argoproxy.backends import Backend, StreamItem
+from argoproxy.backends.openai import read_chunks
+from argoproxy.call import Call
+from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import dumps
+from argoproxy.sse import iter_lines
+from argoproxy.upstream import READ_ERRORS, UpstreamRequest, stream_error
+
+
+class ToyBackend(Backend):
+    name = "toy"
+    kinds = frozenset({"chat"})  # /v1/completions and /v1/embeddings answer 404 for this backend
+
+    def __init__(self, settings, upstream) -> None:
+        super().__init__(settings, upstream)
+        self.base = settings.target_base_url  # ends with "/"
+
+    # --- request side: OpenAI chat request -> toy request
+    def encode(self, call: Call) -> UpstreamRequest:
+        body = call.body
+        prompt = "\n".join(f"{m['role']}: {_text(m.get('content'))}" for m in body["messages"])
+        toy = {"model": call.upstream_model, "prompt": prompt, "stream": call.upstream_stream,
+               "max_new_tokens": body.get("max_tokens") or 256, "temperature": body.get("temperature", 1.0)}
+        headers = {"Content-Type": "application/json"}
+        if self.settings.openai_api_key:  # the provider credential comes from the proxy's settings, never the client
+            headers["Authorization"] = f"Bearer {self.settings.openai_api_key}"
+        return UpstreamRequest("POST", self.base + "generate", headers, dumps(toy), call.timeout)
+
+    # --- answer side: toy answer -> OpenAI objects
+    def decode(self, call: Call, resp: requests.Response) -> dict[str, Any]:
+        try:
+            obj = resp.json()
+        except ValueError:
+            raise ProxyError(502, "The toy upstream answered with something that is not JSON.",
+                             code="upstream_bad_response") from None
+        return {"id": _id(), "object": "chat.completion", "created": int(time.time()), "model": call.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": obj.get("text", "")},
+                             "logprobs": None, "finish_reason": "stop"}],
+                "usage": _usage(obj)}
+
+    def decode_stream(self, call: Call, resp: requests.Response) -> Iterator[StreamItem]:
+        base = {"id": _id(), "object": "chat.completion.chunk", "created": int(time.time()), "model": call.model}
+        yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+        try:
+            for line in iter_lines(read_chunks(resp)):
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("done"):
+                    yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                    if call.include_usage or not call.client_stream:
+                        yield {**base, "choices": [], "usage": _usage(event)}
+                    return
+                yield {**base, "choices": [{"index": 0, "delta": {"content": event.get("token", "")},
+                                            "finish_reason": None}]}
+        except READ_ERRORS as exc:
+            raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
+        raise ProxyError(502, "The toy upstream ended the stream before it was done.", code="upstream_stream_incomplete")
+
+    def error(self, call: Call, resp: requests.Response) -> ProxyError:
+        try:
+            problem = resp.json().get("problem")
+        except (ValueError, AttributeError, requests.RequestException):
+            problem = None
+        return ProxyError(resp.status_code, str(problem or f"The toy upstream answered {resp.status_code}."),
+                          code=f"upstream_{resp.status_code}")
+
+    # --- other routes
+    def list_models(self, call: Call) -> dict[str, Any]:
+        resp = self.upstream.send(UpstreamRequest("GET", self.base + "models", {}, None, call.timeout))
+        with resp:
+            if resp.status_code >= 400:
+                raise self.error(call, resp)
+            names = resp.json().get("models", [])
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "toy"} for n in names]}
+
+    def describe(self) -> str:
+        return f"backend toy -> {self.base}"
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content or ""
+
+
+def _usage(obj: dict) -> dict[str, int]:
+    prompt, completion = int(obj.get("input_tokens") or 0), int(obj.get("output_tokens") or 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _id() -> str:
+    return "chatcmpl-toy-" + uuid.uuid4().hex[:12]
+
+
+def make_app():
+    """The real app with ToyBackend in place of the configured backend (registering it is the one line a real
+    provider adds to argoproxy.backends.create_backend)."""
+    from argoproxy import app as app_module
+    from argoproxy.server import settings_or_exit
+
+    app_module.create_backend = lambda settings, upstream: ToyBackend(settings, upstream)
+    return app_module.create_app(settings_or_exit())
