@@ -37,6 +37,57 @@ def iter_events(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
         yield lines
 
 
+class EventSplitter:
+    """Splits byte chunks into whole events (each returned as its bytes, ending in a blank line).
+
+    Upstreams usually write one event per chunk; such a chunk is returned as it is, without being split
+    into lines, which keeps relaying cheap. Anything else goes through the line splitter."""
+
+    __slots__ = ("tail",)
+
+    def __init__(self) -> None:
+        self.tail = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        if not self.tail and chunk.endswith(b"\n\n") and chunk.find(b"\n\n") == len(chunk) - 2 \
+                and b"\r" not in chunk:
+            return [chunk]
+        data = self.tail + chunk
+        events = []
+        while True:
+            end, size = _event_end(data)
+            if end < 0:
+                break
+            block = data[:end]
+            data = data[end + size:]
+            lines = [line.rstrip(b"\r") for line in block.replace(b"\r\n", b"\n").split(b"\n")]
+            if any(lines):
+                events.append(encode_raw([line for line in lines if line]))
+        self.tail = data
+        return events
+
+    def finish(self) -> list[bytes]:
+        """The last event when the stream ended without its blank line."""
+        tail, self.tail = self.tail, b""
+        lines = [line.rstrip(b"\r") for line in tail.split(b"\n") if line.strip()]
+        return [encode_raw(lines)] if lines else []
+
+
+def _event_end(data: bytes) -> tuple[int, int]:
+    """Where the first event of data ends, and the length of the blank line that ends it."""
+    best = (-1, 0)
+    for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
+        i = data.find(sep)
+        if i >= 0 and (best[0] < 0 or i < best[0]):
+            best = (i, len(sep))
+    return best
+
+
+def block_data(block: bytes) -> bytes | None:
+    """The data of an event given as its bytes."""
+    return event_data([line for line in block.split(b"\n") if line])
+
+
 def event_data(lines: list[bytes]) -> bytes | None:
     """The data of an event: its `data:` lines joined (None when it has none, e.g. a `: ping` comment)."""
     data = [line[6:] if line[5:6] == b" " else line[5:] for line in lines if line.startswith(b"data:")]

@@ -115,28 +115,48 @@ def relay_sse(resp: requests.Response, read_timeout: float) -> Iterator[bytes]:
     Each event must arrive whole within the read timeout (a server dripping bytes never trips the per-read
     timeout); time spent by the client reading what was already yielded does not count."""
     last = None
-    since = [time.monotonic()]
-
-    def chunks() -> Iterator[bytes]:
-        for data in read_chunks(resp):
-            if time.monotonic() - since[0] > read_timeout:
-                raise requests.ReadTimeout("no complete event within the read timeout")
-            yield data
-
+    splitter = sse.EventSplitter()
+    since = time.monotonic()
     try:
-        for lines in sse.iter_events(chunks()):
-            data = sse.event_data(lines)
-            if data == b"[DONE]":
+        for chunk in read_chunks(resp):
+            now = time.monotonic()
+            if now - since > read_timeout:
+                raise requests.ReadTimeout("no complete event within the read timeout")
+            for event in splitter.feed(chunk):
+                if event.startswith(b"data:"):
+                    if event.startswith((b"data: [DONE]", b"data:[DONE]")):
+                        _drain(resp)
+                        return
+                    last = event
+                yield event
+                since = time.monotonic()
+        for event in splitter.finish():
+            if event.startswith((b"data: [DONE]", b"data:[DONE]")):
                 return
-            if data is not None:
-                last = data
-            yield sse.encode_raw(lines)
-            since[0] = time.monotonic()
+            if event.startswith(b"data:"):
+                last = event
+            yield event
     except READ_ERRORS as exc:
         raise stream_error(exc, resp.url, read_timeout) from None
-    if not _finished(last):
+    if not _finished(sse.block_data(last) if last else None):
         raise ProxyError(502, "The upstream server closed the stream before the answer was complete.",
                          code="upstream_stream_incomplete")
+
+
+DRAIN_SECONDS = 1.0
+
+
+def _drain(resp: requests.Response) -> None:
+    """Read the end of a finished stream (its last chunk marker) so its connection can be reused;
+    give up quickly on an upstream that keeps the stream open after [DONE] (the connection is then dropped)."""
+    try:
+        sock = resp.raw._connection.sock if resp.raw._connection is not None else None
+        if sock is not None:
+            sock.settimeout(DRAIN_SECONDS)
+        for _ in read_chunks(resp):
+            pass
+    except Exception:  # noqa: BLE001 - a failed drain only costs the connection
+        pass
 
 
 def _finished(data: bytes | None) -> bool:
