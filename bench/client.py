@@ -340,7 +340,9 @@ async def closed_loop(pool: Pool, request: bytes, duration: float, concurrency: 
 class StreamSample:
     ttfb: float
     total: float
-    max_lag: float  # worst lateness of an event against first event + i * gap
+    lag: float  # median lateness of an event against (first event + i * gap)
+    max_lag: float  # worst lateness
+    batched: int  # events that arrived in the same read as the one before
     intact: bool
 
 
@@ -351,11 +353,12 @@ async def sequential_streams(host: str, port: int, request: bytes, count: int, c
     try:
         for _ in range(count):
             resp, t0 = await pool.send(0, request, track_events=True)
-            times = resp.event_times
+            times = resp.event_times[:chunks]
             first = times[0] if times else resp.t_first_body
-            lag = max((t - (first + i * gap_s) for i, t in enumerate(times[:chunks])), default=0.0)
-            samples.append(StreamSample(resp.t_first_body - t0, resp.t_done - t0, lag,
-                                        resp.status == 200 and stream_intact(resp.body, chunks)))
+            lags = sorted(t - (first + i * gap_s) for i, t in enumerate(times)) or [0.0]
+            batched = sum(1 for i in range(1, len(times)) if times[i] == times[i - 1])
+            samples.append(StreamSample(resp.t_first_body - t0, resp.t_done - t0, lags[len(lags) // 2], lags[-1],
+                                        batched, resp.status == 200 and stream_intact(resp.body, chunks)))
     finally:
         pool.close()
     return samples

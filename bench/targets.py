@@ -119,6 +119,40 @@ class ProcessTree:
         return total
 
 
+class ForeignLoad:
+    """CPU used on the machine by processes outside the benchmark (other users' jobs distort every figure).
+
+    ``snapshot()`` then ``cores(earlier)``: the average number of cores busy with foreign work in between,
+    i.e. system-wide user+nice+system time minus the CPU time of the benchmark's own trees."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+
+    def snapshot(self) -> tuple[float, float, float]:
+        t = psutil.cpu_times()
+        # process time only: interrupt and softirq time (much of it our own loopback traffic) is left out
+        busy = t.user + getattr(t, "nice", 0.0) + t.system
+        own = 0.0
+        seen: set[int] = set()
+        for pid in self.pids:
+            tree = ProcessTree(pid) if psutil.pid_exists(pid) else None
+            for p in tree.processes() if tree else []:
+                if p.pid in seen:
+                    continue
+                seen.add(p.pid)
+                try:
+                    c = p.cpu_times()
+                    own += c.user + c.system
+                except psutil.Error:
+                    pass
+        return time.perf_counter(), busy, own
+
+    @staticmethod
+    def cores(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
+        elapsed = after[0] - before[0]
+        return max(0.0, ((after[1] - before[1]) - (after[2] - before[2])) / elapsed) if elapsed > 0 else 0.0
+
+
 @dataclass
 class Target:
     """Something the load generator talks to."""
@@ -188,6 +222,31 @@ class Proxy(Target):
             return (Path(self.tmp) / "proxy.log").read_text(errors="replace")[-n:]
         except (OSError, TypeError):
             return ""
+
+
+class BareForwarder(Target):
+    """bench/bare_forwarder.py under Gunicorn: the calibration baseline."""
+
+    @classmethod
+    def start(cls, upstream_port: int, worker_class: str = "gevent", workers: int = 2) -> "BareForwarder":
+        tmp = tempfile.mkdtemp(prefix="cot_proxy_bench_bare_")
+        port = free_port()
+        env = dict(os.environ, HOME=tmp, PYTHONPATH=str(BENCH), BARE_TARGET=f"http://{HOST}:{upstream_port}")
+        log = Path(tmp) / "bare.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-k", worker_class, "-w", str(workers),
+                                     "--threads", "64", "--worker-connections", "2000", "--keep-alive", "5",
+                                     "-b", f"{HOST}:{port}", "bare_forwarder:app"],
+                                    cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=out)
+        target = cls("bare Flask forwarder", port, proc, tmp, stop_signal=signal.SIGINT,
+                     description=f"bench/bare_forwarder.py, Gunicorn {workers} {worker_class} workers "
+                                 "(calibration, not the product)")
+        try:
+            _wait_port(port, proc, 30, "bare forwarder", log)
+        except Exception:
+            target.stop()
+            raise
+        return target
 
 
 NGINX_CONF = """\
