@@ -85,11 +85,7 @@ class Backend:
 
 
 def create_backend(settings: Settings, upstream: Upstream) -> Backend:
-    from argoproxy.backends import dashscope, openai
-    registry: dict[str, type[Backend]] = {"openai": openai.OpenAIBackend, "dashscope": dashscope.DashScopeBackend}
-    try:
-        from argoproxy.backends import argo
-        registry["argo"] = argo.ArgoBackend
-    except ImportError:  # until the argo backend lands
-        pass
+    from argoproxy.backends import argo, dashscope, openai
+    registry: dict[str, type[Backend]] = {"openai": openai.OpenAIBackend, "argo": argo.ArgoBackend,
+                                          "dashscope": dashscope.DashScopeBackend}
     return registry[settings.backend](settings, upstream)
