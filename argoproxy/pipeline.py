@@ -163,7 +163,11 @@ class Gateway:
         if self.capture_upstream:
             call.upstream_output = payload
         if type(payload) is bytes:
-            check_upstream_body(payload)
+            try:
+                check_upstream_body(payload)
+            except ProxyError as err:
+                err.message = sanitize_message(err.message, self._secrets)
+                raise
         if call.client_stream:
             obj = payload if isinstance(payload, dict) else parse_upstream_json(payload)
             return self.sse_response(call, resp, self.packaged(call, obj))
@@ -250,6 +254,8 @@ class Gateway:
         try:
             for item in items:
                 if type(item) is bytes:
+                    if b'"error"' in item:  # an upstream error event: its message may quote a key
+                        item = self.sanitized_event(item)
                     if collect:
                         obj = sse_object(item)
                         if obj is not None:
@@ -277,6 +283,18 @@ class Gateway:
                 obj = sse_object(last_usage) if type(last_usage) is bytes else last_usage
                 usage = obj.get("usage") if isinstance(obj, dict) else None
                 call.usage = usage if isinstance(usage, dict) else None
+
+    def sanitized_event(self, item: bytes) -> bytes:
+        """An upstream SSE event holding an error, with its message cleaned of keys (others pass as they are)."""
+        obj = sse_object(item)
+        err = obj.get("error") if obj is not None else None
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            err["message"] = sanitize_message(err["message"], self._secrets)
+        elif isinstance(err, str):
+            obj["error"] = sanitize_message(err, self._secrets)
+        else:
+            return item
+        return sse.encode(obj)
 
     def relay(self, call: Call, resp: requests.Response, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Yield body bytes to the client; always close the upstream response (also when the client leaves)."""

@@ -34,7 +34,21 @@ def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
     """Gunicorn server hooks (and their one-time setup, done now, in the master)."""
     prepare_metrics_dir()
     share_generated_key(settings)
-    return {"child_exit": child_exit, "on_exit": on_exit}
+    return {"child_exit": child_exit, "on_exit": on_exit, "post_fork": post_fork}
+
+
+def post_fork(server, worker) -> None:
+    """In a new worker, before Gunicorn installs its own signal handlers (gevent's monkey-patching comes
+    first): a stop signal arriving in that window would reach the handler inherited from the master and be
+    lost, and the worker would then serve on until the master SIGKILLs it at graceful_timeout (a SIGTERM or
+    SIGINT just after start-up or just after a worker was replaced hung the shutdown for 30 s). Remember it."""
+    import signal
+
+    def early_stop(signum, frame) -> None:
+        worker.alive = False  # Gunicorn's run loop then ends as soon as it starts
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, early_stop)
 
 
 def prepare_metrics_dir() -> str:

@@ -93,6 +93,28 @@ def snapshot(proxy) -> dict:
             "fds": sum(p.num_fds() for p in procs), "worker_pids": [p.pid for p in procs[1:]]}
 
 
+def diagnose(proxy, fake) -> dict:
+    """When no request finished for a while: which side still answers, and the state of the sockets."""
+    out: dict = {}
+    for name, url in (("fake_direct", fake.base_url + "models"), ("proxy_metrics", proxy.url + "/metrics"),
+                      ("proxy_models", proxy.base_url + "/models")):
+        start = time.monotonic()
+        try:
+            out[name] = f"{requests.get(url, timeout=2).status_code} in {time.monotonic() - start:.2f}s"
+        except requests.RequestException as exc:
+            out[name] = type(exc).__name__
+    states: Counter[str] = Counter()
+    for conn in psutil.net_connections("tcp"):
+        if conn.raddr and conn.raddr.port == fake.port:
+            states[f"to_fake_{conn.status}"] += 1
+        elif conn.raddr and conn.raddr.port == proxy.port:
+            states[f"to_proxy_{conn.status}"] += 1
+    out["sockets"] = dict(states)
+    out["fake_open_connections"] = fake.open_connections
+    out["threads_here"] = threading.active_count()
+    return out
+
+
 class Client(threading.Thread):
     def __init__(self, proxy, until: float, disconnect_rate: float, timeout: float, seed: int,
                  tally: Counter, lock: threading.Lock, latencies: list) -> None:
@@ -120,6 +142,10 @@ class Client(threading.Thread):
                 outcome = self.streamed() if stream else self.whole()
             except requests.Timeout:
                 outcome = "hung"
+            except requests.ConnectionError as exc:
+                outcome = "hung" if "timed out" in str(exc) else "lost"  # a read timeout mid-stream is a hang
+                if outcome == "lost":
+                    print(f"lost: {type(exc).__name__}: {exc}", file=sys.stderr)
             except Exception as exc:  # noqa: BLE001 - every other failure is a lost request
                 outcome = "lost"
                 print(f"lost: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -181,6 +207,12 @@ def main() -> int:
     with FaultyUpstream(args.fault_rate, args.seed) as fake, \
             running_proxy(TARGET_BASE_URL=fake.base_url, TIMEOUT=str(READ_TIMEOUT), WORKERS=str(args.workers),
                           WORKER_CLASS=args.worker_class, MAX_RETRIES="2") as proxy:
+        # The proxy logs to a pipe: read it all along, or a full pipe (64 KB of warnings about injected faults)
+        # blocks every worker in write() and the soak measures the harness instead of the proxy.
+        log_lines: list[bytes] = []
+        drain = threading.Thread(target=lambda f=proxy.proc.stderr: log_lines.extend(iter(f.readline, b"")), daemon=True)
+        drain.start()
+        proxy.proc.stderr = None  # ProxyProcess.stop() must not read it as well
         # Warm-up: every worker has imported everything and opened its pools before the first sample.
         warm_until = time.monotonic() + min(10.0, max(3.0, args.duration / 10))
         warm = [Client(proxy, warm_until, 0.0, args.client_timeout, args.seed * 1000 + i, Counter(), lock, [])
@@ -200,11 +232,15 @@ def main() -> int:
         for c in clients:
             c.start()
         peak_rss = start_snap["rss_mb"]
+        last_done = -1
         while any(c.is_alive() for c in clients):
             time.sleep(2.0)
             peak_rss = max(peak_rss, snapshot(proxy)["rss_mb"])
             done = sum(tally.values())
             print(f"  {time.monotonic() - began:6.0f}s  {done} requests  rss {peak_rss} MB peak", flush=True)
+            if done == last_done and time.monotonic() < until:
+                print(f"  no progress: {diagnose(proxy, fake)}", flush=True)
+            last_done = done
         for c in clients:
             c.join(args.client_timeout + 5)
         elapsed = time.monotonic() - began
@@ -212,7 +248,9 @@ def main() -> int:
         end_snap = snapshot(proxy)
         upstream_open = fake.open_connections
         injected = dict(fake.injected)
-        log = proxy.stop()
+        proxy.stop()
+        drain.join(5)
+        log = b"".join(log_lines).decode(errors="replace")
 
     total = sum(tally.values())
     lat = sorted(latencies)
@@ -246,6 +284,8 @@ def main() -> int:
         problems.append("tracebacks in the proxy's log")
     for p in problems:
         print(f"FAIL: {p}", file=sys.stderr)
+    if problems:
+        print("---- end of the proxy's log ----\n" + log[-6000:], file=sys.stderr)
     return 1 if problems else 0
 
 

@@ -1,0 +1,238 @@
+"""Client faults through the running app: disconnects, slow senders, oversized and malformed bodies
+(issue 7, part 3). Every bad body gets a 4xx with OpenAI's error shape and a clear message, never a 5xx."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.fakes.fake_openai import FakeOpenAI, Stream, chat_chunks
+from tests.proxy_process import running_proxy
+from tests.reliability.support import assert_error, chat, quick_ok, worker_pids
+
+pytestmark = pytest.mark.timeout(60)
+
+MAX_BODY = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def env():
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, MAX_BODY_BYTES=str(MAX_BODY)) as p:
+            quick_ok(p, timeout=10)
+            yield fake, p
+
+
+@pytest.fixture
+def up(env):
+    fake, p = env
+    fake.queue.clear()
+    fake.received.clear()
+    return fake, p
+
+
+def raw_request(p, head: bytes, body: bytes = b"", timeout: float = 5.0) -> tuple[int, bytes]:
+    """Send bytes as they are; return the status and the raw response."""
+    with socket.create_connection(("127.0.0.1", p.port), timeout=timeout) as s:
+        s.sendall(head + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head_end = data.find(b"\r\n\r\n")
+        length = 0
+        for line in data[:head_end].split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == b"content-length":
+                length = int(v)
+        while len(data) < head_end + 4 + length:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1]), data[head_end + 4:]
+
+
+def post_head(path: str, length: int, extra: str = "") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+            f"{extra}\r\n").encode()
+
+
+# ------------------------------------------------------------------ disconnects
+def test_disconnect_mid_stream_closes_upstream_within_a_second(up):
+    fake, p = up
+    fake.add(*[Stream(chat_chunks([f"t{i}" for i in range(400)]), delay=0.02) for _ in range(5)])
+    baseline = fake.open_connections
+    closed_before = fake.closed_streams
+    socks = []
+    for _ in range(5):
+        body = json.dumps(chat(stream=True)).encode()
+        s = socket.create_connection(("127.0.0.1", p.port))
+        s.sendall(post_head("/v1/chat/completions", len(body)) + body)
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        socks.append(s)
+    time.sleep(0.2)
+    start = time.monotonic()
+    for s in socks:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST, at once
+        s.close()
+    while fake.closed_streams < closed_before + 5 and time.monotonic() - start < 3:
+        time.sleep(0.02)
+    assert fake.closed_streams == closed_before + 5
+    assert time.monotonic() - start < 1.0
+    deadline = time.monotonic() + 1.0
+    while fake.open_connections > baseline and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake.open_connections <= baseline
+    quick_ok(p)
+
+
+def test_disconnect_while_waiting_for_the_upstream_frees_the_worker(up):
+    fake, p = up
+    fake.add(Stream(chat_chunks(["late"]), first_delay=1.5))
+    body = json.dumps(chat(stream=True)).encode()
+    with socket.create_connection(("127.0.0.1", p.port)) as s:
+        s.sendall(post_head("/v1/chat/completions", len(body)) + body)
+        time.sleep(0.2)
+    assert quick_ok(p) < 0.5
+    time.sleep(1.6)
+    assert quick_ok(p) < 0.5
+
+
+# ------------------------------------------------------------------ slow and oversized bodies
+def test_slow_body_sender_is_served_and_blocks_no_one(up):
+    fake, p = up
+    body = json.dumps(chat()).encode()
+    result = {}
+
+    def slow():
+        with socket.create_connection(("127.0.0.1", p.port), timeout=10) as s:
+            s.sendall(post_head("/v1/chat/completions", len(body)))
+            for i in range(0, len(body), 10):
+                s.sendall(body[i:i + 10])
+                time.sleep(0.15)
+            result["first"] = s.recv(65536)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.3)
+    assert quick_ok(p) < 0.5  # while the slow body trickles in
+    t.join(15)
+    assert result["first"].startswith(b"HTTP/1.1 200")
+    assert fake.received[-1].body == body
+
+
+def test_body_over_the_limit_is_413_without_reading_it(up):
+    fake, p = up
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", p.port), timeout=5) as s:
+        s.sendall(post_head("/v1/chat/completions", 10 * 1024 ** 3) + b'{"model": "m", "messages": [')
+        data = b""
+        while data.count(b"}") < 2:  # the answer comes although 10 GB are still "to come"
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 413"), data[:200]
+    err = json.loads(data.split(b"\r\n\r\n", 1)[1])["error"]
+    assert err["code"] == "request_too_large" and str(MAX_BODY) in err["message"]
+    assert time.monotonic() - start < 2
+    assert not fake.received
+    quick_ok(p)
+
+
+def test_chunked_body_over_the_limit_is_413(up):
+    fake, p = up
+
+    def gen():
+        for _ in range(40):
+            yield b"x" * 65536
+
+    r = requests.post(p.base_url + "/chat/completions", data=gen(), headers={"Content-Type": "application/json"})
+    assert_error(r, 413, "request_too_large")
+    assert not fake.received
+
+
+# ------------------------------------------------------------------ malformed bodies
+NESTED = b"[" * 100_000
+BAD_BODIES = {
+    "malformed": (b'{"model": "m", "messages": [', "not valid JSON"),
+    "trailing garbage": (b'{"model": "m", "messages": []} extra', "not valid JSON"),
+    "not an object": (b'"just a string"', "must be a JSON object"),
+    "deeply nested list": (NESTED, None),
+    "deeply nested object": (b'{"a":' * 50_000 + b"1" + b"}" * 50_000, None),
+    "nested inside a valid body": (b'{"model":"m","messages":' + NESTED + b"}", None),
+    "invalid utf-8": (b'{"model": "m\xff\xfe", "messages": []}', "UTF-8"),
+    "lone surrogate escape": (b'{"model": "m", "messages": [{"role": "user", "content": "\\ud800"}]}', None),
+    "raw NUL byte": (b'{"model": "m\x00", "messages": []}', "not valid JSON"),
+    "NUL bytes only": (b"\x00" * 64, None),
+    "huge integer": (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 1' + b"0" * 5000 + b"}", None),
+    "huge float": (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 1e999}', None),
+    "NaN": (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": NaN}', None),
+    "wrong type model": (b'{"model": 5, "messages": []}', "model"),
+    "wrong type messages": (b'{"model": "m", "messages": "hi"}', "messages"),
+    "wrong type message": (b'{"model": "m", "messages": [42]}', "messages"),
+    "wrong type stream": (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "stream"),
+    "wrong type max_tokens": (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": "9"}', "max_tokens"),
+    "negative n": (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "n": -1}', "n"),
+    "empty body": (b"", "empty"),
+    "whitespace only": (b"   \n", None),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_BODIES))
+def test_bad_bodies_get_a_clear_4xx(up, name):
+    fake, p = up
+    body, words = BAD_BODIES[name]
+    r = requests.post(p.base_url + "/chat/completions", data=body, headers={"Content-Type": "application/json"})
+    if r.status_code == 200:  # accepted values the upstream may judge (e.g. a lone surrogate is valid JSON)
+        assert name in ("lone surrogate escape",), r.text
+        return
+    err = assert_error(r, 400)
+    assert err["type"] == "invalid_request_error"
+    if words:
+        assert words.lower() in err["message"].lower(), err
+    assert "Traceback" not in r.text
+    assert len(err["message"]) < 400
+    assert not [x for x in fake.received if x.path.endswith("/chat/completions")]
+
+
+def test_bad_bodies_on_every_api_route(up):
+    fake, p = up
+    for route in ("/v1/completions", "/v1/embeddings", "/chat/completions"):
+        for body in (b"{", b"[" * 100_000, b'{"model": "m\xff"}', b"\x00", b'{"model": "m", "input": {"x": 1}, "prompt": {"x": 1}}'):
+            r = requests.post(p.url + route, data=body, headers={"Content-Type": "application/json"})
+            assert 400 <= r.status_code < 500, (route, body[:20], r.text)
+            assert_error(r, r.status_code)
+
+
+def test_nul_in_headers_and_garbage_request_lines(up):
+    fake, p = up
+    pids = worker_pids(p)
+    for head in (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\n{}",
+                 b"\x00\x01\x02 / HTTP/1.1\r\n\r\n",
+                 b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                 b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"):
+        try:
+            status, _ = raw_request(p, head)
+        except (OSError, ValueError, IndexError):
+            continue  # the server may close a connection that is not HTTP at all
+        assert 400 <= status < 500, (head[:40], status)
+    assert worker_pids(p) == pids
+    quick_ok(p)
+
+
+def test_wrong_content_type_is_still_parsed_or_refused_cleanly(up):
+    fake, p = up
+    r = requests.post(p.base_url + "/chat/completions", data=json.dumps(chat()), headers={"Content-Type": "text/plain"})
+    assert r.status_code in (200, 400, 415), r.text
+    r = requests.post(p.base_url + "/chat/completions", data=b"model=m&messages=x",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert_error(r, 400)

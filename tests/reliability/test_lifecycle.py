@@ -1,0 +1,156 @@
+"""Process lifecycle of the running app under Gunicorn (issue 7, part 6): SIGTERM drains in-flight streams
+within the graceful timeout and refuses new connections; SIGHUP reloads config.yaml without dropping an
+in-flight request; a worker killed with SIGKILL is replaced and the proxy keeps answering."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
+from tests.proxy_process import running_proxy
+from tests.reliability.support import chat, quick_ok, sse_events, wait_for_workers, worker_pids
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def stream_in_background(p, result: dict) -> threading.Thread:
+    def run():
+        start = time.monotonic()
+        try:
+            r = requests.post(p.base_url + "/chat/completions", json=chat(stream=True), timeout=30)
+            result.update(status=r.status_code, events=sse_events(r.text))
+        except Exception as exc:  # recorded for the assertion
+            result["error"] = repr(exc)
+        result["took"] = time.monotonic() - start
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def refused(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return False
+    except OSError:
+        return True
+
+
+def test_sigterm_drains_streams_and_refuses_new_connections():
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, GRACEFUL_TIMEOUT="10") as p:
+            quick_ok(p, timeout=10)
+            fake.add(*[Stream(chat_chunks([f"p{i}" for i in range(10)]), delay=0.2) for _ in range(3)])
+            results = [{} for _ in range(3)]
+            threads = [stream_in_background(p, r) for r in results]
+            time.sleep(0.5)  # all three are mid-stream
+            sent = time.monotonic()
+            p.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 3
+            while not refused(p.port) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert refused(p.port), "new connections are still accepted after SIGTERM"
+            for t in threads:
+                t.join(15)
+            for r in results:
+                assert r.get("status") == 200, r
+                assert r["events"][-1] == "[DONE]", r["events"][-2:]
+                text = "".join(e["choices"][0]["delta"].get("content") or "" for e in r["events"][:-1] if e["choices"])
+                assert text == "".join(f"p{i}" for i in range(10))
+            p.proc.wait(12)
+            assert p.proc.returncode == 0
+            assert time.monotonic() - sent < 10  # done when the streams were, not at the graceful timeout
+
+
+def test_sigterm_cuts_streams_that_outlive_the_graceful_timeout():
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, GRACEFUL_TIMEOUT="1") as p:
+            quick_ok(p, timeout=10)
+            fake.add(Stream(chat_chunks([f"p{i}" for i in range(100)]), delay=0.1))
+            result: dict = {}
+            t = stream_in_background(p, result)
+            time.sleep(0.5)
+            sent = time.monotonic()
+            p.proc.send_signal(signal.SIGTERM)
+            p.proc.wait(10)
+            assert time.monotonic() - sent < 1 + 3  # graceful timeout plus Gunicorn's own second of slack
+            t.join(10)
+            assert "[DONE]" not in result.get("events", [])  # cut, never passed off as complete
+
+
+def test_sighup_reloads_config_without_dropping_a_request(tmp_path: Path):
+    config = tmp_path / "config.yaml"
+    config.write_text("think_mode: keep\n")
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, CONFIG_PATH=str(config), GRACEFUL_TIMEOUT="10") as p:
+            quick_ok(p, timeout=10)
+            fake.add(Reply(chat_completion("<think>x</think>y")))
+            r = requests.post(p.base_url + "/chat/completions", json=chat(), timeout=10)
+            assert r.json()["choices"][0]["message"]["content"] == "<think>x</think>y"
+
+            old = worker_pids(p)
+            fake.add(Stream(chat_chunks(["<think>in</think>", "flight"] + ["."] * 8), delay=0.2))
+            result: dict = {}
+            t = stream_in_background(p, result)
+            time.sleep(0.4)
+            config.write_text("think_mode: strip\n")
+            p.proc.send_signal(signal.SIGHUP)
+            # Requests keep being answered all through the reload.
+            statuses = []
+            end = time.monotonic() + 2.5
+            while time.monotonic() < end:
+                statuses.append(requests.get(p.url + "/v1/models", timeout=5).status_code)
+                time.sleep(0.05)
+            assert set(statuses) == {200}
+            t.join(15)
+            assert result.get("status") == 200 and result["events"][-1] == "[DONE]", result
+            # The old worker finished its stream with the old settings (keep).
+            text = "".join(e["choices"][0]["delta"].get("content") or "" for e in result["events"][:-1] if e["choices"])
+            assert text.startswith("<think>in</think>flight")
+            new = wait_for_workers(p, 1, exclude=old)
+            assert not new & old
+            fake.add(Reply(chat_completion("<think>x</think>y")))
+            r = requests.post(p.base_url + "/chat/completions", json=chat(), timeout=10)
+            assert r.json()["choices"][0]["message"]["content"] == "y"
+
+
+def test_sigkilled_worker_is_replaced_and_the_proxy_keeps_answering():
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, WORKERS="2") as p:
+            pids = wait_for_workers(p, 2)
+            for _ in range(4):
+                quick_ok(p, timeout=10)
+            victim = sorted(pids)[0]
+            os.kill(victim, signal.SIGKILL)
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                statuses = list(pool.map(lambda _: requests.get(p.url + "/v1/models", timeout=5).status_code,
+                                         range(40)))
+            assert statuses == [200] * 40
+            now = wait_for_workers(p, 2, exclude={victim})
+            assert victim not in now and len(now) == 2
+            for _ in range(10):
+                quick_ok(p)
+            # A stop signal right after the replacement was forked (before Gunicorn's own handlers exist in
+            # it) once went unheard and held the shutdown for the whole graceful timeout.
+            start = time.monotonic()
+            log = p.stop()
+            assert time.monotonic() - start < 5 and p.proc.returncode == 0
+            assert f"(pid:{victim})" in log
+
+
+def test_stop_signal_while_workers_boot_is_not_lost():
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, WORKERS="2", GRACEFUL_TIMEOUT="20") as p:
+            wait_for_workers(p, 2)  # forked, still booting
+            start = time.monotonic()
+            p.stop(signal.SIGTERM)
+            assert time.monotonic() - start < 5 and p.proc.returncode == 0

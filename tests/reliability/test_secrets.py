@@ -1,0 +1,128 @@
+"""A canary key through every feature (auth, upstream key, DEBUG logs, LOG_DIR journals, error bodies,
+/metrics, streams, pass-through, the dashscope backend): it must appear in no output (issue 7, part 5)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import openai
+import pytest
+import requests
+
+from tests.fakes.fake_dashscope import FakeDashScope
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks
+from tests.proxy_process import running_proxy
+from tests.reliability.support import MSG, chat
+
+pytestmark = pytest.mark.timeout(60)
+
+CLIENT_KEY = "sk-canary-client-Q7XK2M9P4TZW8RJD5HNB"
+UPSTREAM_KEY = "sk-canary-upstream-V3LF6YC1WQ8SE2MA7UGK"
+WRONG_KEY = "sk-canary-wrong-B4NJ8TR2XK6PL0QZ3DYE"
+DASHSCOPE_KEY = "sk-canary-dashscope-H5MW9QA3KE7UX1CZ4RTP"
+CANARIES = [CLIENT_KEY, UPSTREAM_KEY, WRONG_KEY, DASHSCOPE_KEY]
+
+
+def leaks(text: str) -> list[str]:
+    """Canaries found whole, or by a distinctive middle part (a key cut short is still a key)."""
+    return [c for c in CANARIES if c in text or c[-20:-4] in text]
+
+
+def dump(r: requests.Response) -> str:
+    return "\n".join([str(r.status_code), *(f"{k}: {v}" for k, v in r.headers.items()), r.text])
+
+
+def run_everything(p, fake, outputs: list[str]) -> None:
+    auth = {"Authorization": f"Bearer {CLIENT_KEY}"}
+
+    def send(method: str, path: str, **kw) -> requests.Response:
+        headers = {**auth, **kw.pop("headers", {})}
+        r = requests.request(method, p.url + path, headers=headers, timeout=20, **kw)
+        outputs.append(dump(r))
+        return r
+
+    sdk = openai.OpenAI(base_url=p.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+    assert sdk.chat.completions.create(model="m", messages=MSG).choices[0].message.content
+    assert list(sdk.chat.completions.create(model="m", messages=MSG, stream=True, stream_options={"include_usage": True}))
+    send("POST", "/v1/completions", json={"model": "m", "prompt": "x"})
+    send("POST", "/v1/embeddings", json={"model": "e", "input": "x"})
+    send("GET", "/v1/models")
+    send("GET", "/v1/files?purpose=x")
+    send("GET", "/health")
+    # The upstream echoes the key it got (as OpenAI does in "Incorrect API key provided: sk-...").
+    fake.add(Reply({"error": {"message": f"Incorrect API key provided: {UPSTREAM_KEY}. Also {CLIENT_KEY}.",
+                              "type": "invalid_request_error", "code": "invalid_api_key"}}, status=401))
+    r = send("POST", "/v1/chat/completions", json=chat())
+    assert r.status_code == 401
+    fake.add(Reply(f"<html>Traceback: Authorization: Bearer {UPSTREAM_KEY}</html>".encode(), status=500,
+                   headers={"Content-Type": "text/html"}))
+    send("POST", "/v1/chat/completions", json=chat())
+    fake.add(Reply({"error": {"message": f"bad key {UPSTREAM_KEY}", "type": "x"}}))  # an error inside a 200
+    send("POST", "/v1/chat/completions", json=chat())
+    fake.add(Stream(chat_chunks(["a"])[:2] + [{"error": {"message": f"key {UPSTREAM_KEY} revoked"}}]))
+    send("POST", "/v1/chat/completions", json=chat(stream=True))
+    fake.add(Stream(chat_chunks(["a", "b"]), cut_after=2))
+    send("POST", "/v1/chat/completions", json=chat(stream=True))
+    # The client's own mistakes: a wrong key in each place a key can be, bad bodies quoting it.
+    for headers in ({"Authorization": f"Bearer {WRONG_KEY}"}, {"Authorization": WRONG_KEY},
+                    {"X-Api-Key": WRONG_KEY}, {"Api-Key": WRONG_KEY}):
+        r = requests.post(p.base_url + "/chat/completions", json=chat(), headers=headers, timeout=10)
+        outputs.append(dump(r))
+        assert r.status_code == 401
+    r = requests.get(p.url + f"/v1/models?api_key={WRONG_KEY}", timeout=10)
+    outputs.append(dump(r))
+    send("POST", "/v1/chat/completions", data=f'{{"model": "{CLIENT_KEY}", "messages": ['.encode())
+    send("POST", "/v1/chat/completions", json={"model": "m", "messages": "x", "api_key": UPSTREAM_KEY})
+    metrics = send("GET", "/metrics")
+    assert metrics.status_code in (200, 404)
+
+
+def test_canary_keys_appear_in_no_output(tmp_path: Path):
+    log_dir = tmp_path / "journals"
+    outputs: list[str] = []
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, OPENAI_API_KEY=UPSTREAM_KEY, ENABLE_AUTH="true",
+                           API_KEY_SECRET=f"other-key,{CLIENT_KEY}", DEBUG="true", LOG_DIR=str(log_dir),
+                           MAX_RETRIES="0") as p:
+            run_everything(p, fake, outputs)
+            time.sleep(0.3)
+        outputs.append(p.stop())
+        # The upstream got the configured key, never the client's.
+        sent = {r.headers.get("Authorization") for r in fake.received}  # None: the /health probe
+        assert sent <= {f"Bearer {UPSTREAM_KEY}", None} and f"Bearer {UPSTREAM_KEY}" in sent, sent
+        assert not any(CLIENT_KEY in json.dumps(r.headers) or CLIENT_KEY.encode() in r.body for r in fake.received)
+    files = [f for f in log_dir.rglob("*") if f.is_file()]
+    assert files, "LOG_DIR journals were written"
+    for f in files:
+        outputs.append(f"{f}:\n" + f.read_text(errors="replace"))
+    for f in Path(p.home).rglob("*"):
+        if f.is_file() and f.stat().st_size < 5_000_000:
+            outputs.append(f"{f}:\n" + f.read_text(errors="replace"))
+    found = {c for text in outputs for c in leaks(text)}
+    where = [text[max(0, text.find(c[-20:-4]) - 300):][:600] for text in outputs for c in leaks(text)]
+    assert not found, where
+
+
+def test_dashscope_key_appears_in_no_output(tmp_path: Path):
+    log_dir = tmp_path / "journals"
+    outputs: list[str] = []
+    with FakeDashScope(api_key=DASHSCOPE_KEY) as ds:
+        with running_proxy(BACKEND="dashscope", TARGET_BASE_URL=ds.base_url, DASHSCOPE_API_KEY=DASHSCOPE_KEY,
+                           DEBUG="true", LOG_DIR=str(log_dir), MAX_RETRIES="0") as p:
+            sdk = openai.OpenAI(base_url=p.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+            sdk.chat.completions.create(model="qwen-plus", messages=MSG)
+            list(sdk.chat.completions.create(model="qwen-plus", messages=MSG, stream=True))
+            ds.fail_next(code="InvalidApiKey", status=401, message=f"Invalid API-key provided: {DASHSCOPE_KEY}")
+            r = requests.post(p.base_url + "/chat/completions", json=chat("qwen-plus"), timeout=10,
+                              headers={"Authorization": f"Bearer {CLIENT_KEY}"})
+            outputs.append(dump(r))
+            assert r.status_code == 401
+            time.sleep(0.3)
+        outputs.append(p.stop())
+    for f in log_dir.rglob("*"):
+        if f.is_file():
+            outputs.append(f.read_text(errors="replace"))
+    where = [text[:300] for text in outputs if leaks(text)]
+    assert not where, where

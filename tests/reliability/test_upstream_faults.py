@@ -1,0 +1,321 @@
+"""Upstream faults through the running app: each fault's exact client-visible answer, the retries the fake
+counts, and the proxy serving other requests while a fault is in progress (issue 7, parts 1 and 2)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import email.utils
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
+from tests.proxy_process import free_port, running_proxy
+from tests.reliability.support import assert_error, chat, quick_ok, sse_events, workers
+
+pytestmark = pytest.mark.timeout(60)
+
+READ_TIMEOUT = 1.0
+
+
+@pytest.fixture(scope="module")
+def env():
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, TIMEOUT=str(READ_TIMEOUT), CONNECT_TIMEOUT="0.5",
+                           MAX_RETRIES="2") as p:
+            quick_ok(p, timeout=10)  # the first request pays for the worker's first upstream connection
+            yield fake, p
+
+
+@pytest.fixture
+def up(env):
+    fake, p = env
+    fake.queue.clear()
+    fake.received.clear()
+    return fake, p
+
+
+def post(p, body, **kw):
+    return requests.post(p.base_url + "/chat/completions", json=body, timeout=kw.pop("timeout", 20), **kw)
+
+
+# ------------------------------------------------------------------ no connection at all
+def test_connection_refused_retried_then_502_fast():
+    port = free_port()
+    with running_proxy(TARGET_BASE_URL=f"http://127.0.0.1:{port}/v1/", MAX_RETRIES="2") as p:
+        start = time.monotonic()
+        err = assert_error(post(p, chat()), 502, "upstream_connection_refused")
+        assert f"127.0.0.1:{port}" in err["message"] and err["type"] == "upstream_error"
+        assert time.monotonic() - start < 2.0  # two retries with capped backoff (0.25 s, 0.5 s at most)
+        r = post(p, chat(stream=True))  # a stream that never started is an HTTP error, not an SSE event
+        assert_error(r, 502, "upstream_connection_refused")
+
+
+def test_dns_failure_is_502_naming_the_host():
+    with running_proxy(TARGET_BASE_URL="http://no-such-upstream.invalid/v1/", MAX_RETRIES="0") as p:
+        start = time.monotonic()
+        err = assert_error(post(p, chat()), 502, "upstream_dns_error")
+        assert "no-such-upstream.invalid" in err["message"]
+        assert time.monotonic() - start < 10
+
+
+def test_connect_timeout_is_504_within_the_budget():
+    # A listener whose accept queue is full drops every SYN: a connect timeout on loopback, deterministic
+    # (a non-routable address such as 10.255.255.1 is answered by the sandbox's transparent proxy here).
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))
+    try:
+        with running_proxy(TARGET_BASE_URL=f"http://127.0.0.1:{port}/v1/", CONNECT_TIMEOUT="0.5", MAX_RETRIES="1") as p:
+            start = time.monotonic()
+            r = post(p, chat())
+            took = time.monotonic() - start
+            if r.status_code == 504:
+                err = assert_error(r, 504, "upstream_connect_timeout")
+                assert "0.5s" in err["message"] and err["type"] == "timeout_error"
+                assert 0.9 < took < 3.0  # two attempts of 0.5 s plus at most 0.25 s of backoff
+            else:  # a kernel that refuses instead of dropping
+                assert_error(r, 502)
+                assert took < 3.0
+    finally:
+        filler.close()
+        srv.close()
+
+
+# ------------------------------------------------------------------ slow or stalled upstream
+def test_read_timeout_before_first_byte_is_504_and_not_retried(up):
+    fake, p = up
+    fake.add(Reply(chat_completion("late"), delay=3), Reply(chat_completion("late"), delay=3))
+    start = time.monotonic()
+    err = assert_error(post(p, chat(stream=True)), 504, "upstream_timeout")
+    assert f"{READ_TIMEOUT:g}s" in err["message"] and err["type"] == "timeout_error"
+    assert time.monotonic() - start < READ_TIMEOUT + 1.0
+    assert len(fake.received) == 1  # the request may have reached the model: never retried
+
+
+def test_headers_then_silence_is_504_before_any_event(up):
+    fake, p = up
+    fake.add(Stream(chat_chunks(["never"]), first_delay=3))
+    assert_error(post(p, chat(stream=True)), 504, "upstream_timeout")
+
+
+def test_stall_mid_stream_ends_with_an_sse_error_while_others_are_served(up):
+    fake, p = up
+    fake.add(Stream(chat_chunks(["a", "b", "c", "d"]), pause_at={3: 4.0}))
+    result = {}
+
+    def slow_client():
+        start = time.monotonic()
+        r = post(p, chat(stream=True))
+        result.update(r=r, took=time.monotonic() - start)
+
+    t = threading.Thread(target=slow_client)
+    t.start()
+    time.sleep(0.3)  # the stream is now stalled upstream
+    assert quick_ok(p) < 0.5  # the stall holds no worker hostage
+    t.join(10)
+    r = result["r"]
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+    events = sse_events(r.text)
+    assert [e["choices"][0]["delta"].get("content") for e in events[:3]] == ["", "a", "b"]
+    assert events[-1]["error"]["code"] == "upstream_timeout" and "stalled" in events[-1]["error"]["message"]
+    assert "[DONE]" not in events  # a broken stream is never dressed up as a finished one
+    assert result["took"] < READ_TIMEOUT + 1.5
+    assert [r.path for r in fake.received].count("/v1/chat/completions") == 1  # never retried once the client has bytes
+
+
+def test_slow_drip_whole_answer_is_bounded(up):
+    fake, p = up
+    fake.add(Reply(chat_completion("x" * 200), drip=0.3))  # a byte every 0.3 s never trips a per-read timeout
+    start = time.monotonic()
+    err = assert_error(post(p, chat()), 504, "upstream_timeout")
+    assert time.monotonic() - start < READ_TIMEOUT * 2 + 1.0, err
+    assert quick_ok(p) < 0.5
+
+
+def test_slow_drip_stream_is_bounded(up):
+    fake, p = up
+    fake.add(Stream(chat_chunks(["y" * 50]), drip=0.2))  # events trickle in far slower than the read timeout
+    start = time.monotonic()
+    r = post(p, chat(stream=True))
+    took = time.monotonic() - start
+    if r.status_code == 200:
+        assert sse_events(r.text)[-1]["error"]["code"] == "upstream_timeout"
+    else:
+        assert_error(r, 504, "upstream_timeout")
+    assert took < READ_TIMEOUT * 2 + 1.5
+
+
+# ------------------------------------------------------------------ broken or strange answers
+def test_stream_cut_without_done_upstream_streams_client_does_not(up):
+    fake, p = up
+    # The client asks for a whole answer; the upstream is made to stream (UPSTREAM_MODE=stream) and breaks off.
+    with running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream", MAX_RETRIES="2") as p2:
+        fake.add(Stream(chat_chunks(["partial", "more"]), cut_after=2))
+        fake.received.clear()
+        err = assert_error(post(p2, chat()), 502)
+        assert err["code"] in ("upstream_disconnected", "upstream_stream_incomplete")
+        assert len(fake.received) == 1
+
+
+def test_stream_finished_but_no_done_is_completed_for_the_client(up):
+    fake, p = up
+    fake.add(Stream(chat_chunks(["all", " there"])[:-1]))  # finish_reason arrived, then a clean close
+    events = sse_events(post(p, chat(stream=True)).text)
+    assert events[-1] == "[DONE]" and "".join(e["choices"][0]["delta"].get("content") or "" for e in events[:-1]) == "all there"
+
+
+@pytest.mark.parametrize("body", [b'{"id":"chatcmpl-1","object":"chat.completion","choi', b"not json at all", b""])
+def test_truncated_or_non_json_body_with_json_type_is_502(up, body):
+    fake, p = up
+    fake.add(Reply(body, headers={"Content-Type": "application/json"}))
+    err = assert_error(post(p, chat()), 502, "upstream_bad_response")
+    assert "JSON" in err["message"]
+
+
+def test_truncated_body_shorter_than_its_content_length_is_502(up):
+    fake, p = up
+
+    # A server that promises 500 bytes, sends 20, and closes.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def serve():
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+                     b'{"id":"chatcmpl-1",')
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    with running_proxy(TARGET_BASE_URL=f"http://127.0.0.1:{srv.getsockname()[1]}/v1/", MAX_RETRIES="0") as p2:
+        err = assert_error(post(p2, chat()), 502)
+        assert err["code"] in ("upstream_disconnected", "upstream_bad_response")
+    srv.close()
+
+
+def test_html_error_page_becomes_openai_error_json(up):
+    fake, p = up
+    page = b"<html><body><h1>500 Internal Server Error</h1><p>nginx</p></body></html>"
+    fake.add(Reply(page, status=500, headers={"Content-Type": "text/html"}))
+    err = assert_error(post(p, chat()), 500, "upstream_500")
+    assert "<html" not in err["message"] and "500" in err["message"]
+    fake.add(Reply(b"<html>maintenance</html>", status=200, headers={"Content-Type": "text/html"}))
+    assert_error(post(p, chat()), 502, "upstream_bad_response")
+
+
+def test_200_with_an_openai_error_object_is_an_error(up):
+    fake, p = up
+    fake.add(Reply({"error": {"message": "model overloaded", "type": "server_error", "code": "overloaded"}}))
+    err = assert_error(post(p, chat()), 502)
+    assert "model overloaded" in err["message"]
+    # In a stream the error event reaches the client as an error event (the SDK raises on it).
+    fake.add(Stream([{"error": {"message": "model overloaded", "type": "server_error"}}, "[DONE]"]))
+    r = post(p, chat(stream=True))
+    events = sse_events(r.text) if r.status_code == 200 else [r.json()]
+    assert any(isinstance(e, dict) and "model overloaded" in e.get("error", {}).get("message", "") for e in events)
+
+
+# ------------------------------------------------------------------ retries
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_within_budget_is_retried(up, status):
+    fake, p = up
+    fake.add(Reply({"error": {"message": "busy", "type": "rate_limit_error"}}, status=status, headers={"Retry-After": "1"}))
+    start = time.monotonic()
+    r = post(p, chat())
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+    assert len(fake.received) == 2 and time.monotonic() - start >= 0.95
+
+
+def test_retry_after_as_http_date(up):
+    fake, p = up
+    when = email.utils.formatdate(time.time() + 1, usegmt=True)
+    fake.add(Reply(b"busy", status=503, headers={"Retry-After": when, "Content-Type": "text/plain"}))
+    assert post(p, chat()).status_code == 200 and len(fake.received) == 2
+
+
+def test_retries_are_capped_and_the_last_answer_reaches_the_client(up):
+    fake, p = up
+    busy = Reply({"error": {"message": "try later", "type": "server_error"}}, status=503, headers={"Retry-After": "0"})
+    fake.add(busy, busy, busy, busy)
+    err = assert_error(post(p, chat()), 503)
+    assert err["message"] == "try later"
+    assert len(fake.received) == 3  # the first try and max_retries=2 retries
+
+
+def test_502_504_without_retry_after_are_retried_with_backoff(up):
+    fake, p = up
+    fake.add(Reply(b"bad gateway", status=502, headers={"Content-Type": "text/plain"}),
+             Reply(b"gateway timeout", status=504, headers={"Content-Type": "text/plain"}))
+    start = time.monotonic()
+    assert post(p, chat()).status_code == 200
+    assert len(fake.received) == 3 and time.monotonic() - start < 1.5  # jittered backoff, 0.25 s then 0.5 s at most
+
+
+def test_non_retryable_statuses_go_straight_to_the_client(up):
+    fake, p = up
+    for status in (400, 401, 404, 500):
+        fake.received.clear()
+        fake.add(Reply({"error": {"message": f"no {status}", "type": "x"}}, status=status))
+        assert post(p, chat()).status_code == status
+        assert len(fake.received) == 1
+
+
+def test_429_without_retry_after_is_not_waited_for(up):
+    fake, p = up
+    fake.add(Reply({"error": {"message": "quota", "type": "insufficient_quota"}}, status=429))
+    assert_error(post(p, chat()), 429)
+    assert len(fake.received) == 1
+
+
+# ------------------------------------------------------------------ enormous answers
+def _worker_rss(p) -> int:
+    return max(w.memory_info().rss for w in workers(p))
+
+
+def test_fifty_megabyte_stream_passes_without_growing_the_worker(up):
+    fake, p = up
+    piece = "z" * 65000
+    quick_ok(p)  # before queueing: it goes upstream too
+    fake.add(Stream(chat_chunks([piece] * 800)))  # ~52 MB of SSE
+    before = _worker_rss(p)
+    peak = before
+    received = 0
+    with requests.post(p.base_url + "/chat/completions", json=chat(stream=True), stream=True, timeout=30) as r:
+        assert r.status_code == 200
+        for i, block in enumerate(r.iter_content(1 << 20)):
+            received += len(block)
+            if i % 8 == 0:
+                peak = max(peak, _worker_rss(p))
+        tail = block
+    assert received > 50_000_000 and tail.endswith(b"data: [DONE]\n\n")
+    assert peak - before < 20 * 1024 * 1024, (before, peak)
+
+
+def test_fifty_megabyte_download_passes_through(up):
+    fake, p = up
+    quick_ok(p)  # before queueing: it goes upstream too
+    fake.add(Reply(b"\x01" * 50_000_000, headers={"Content-Type": "application/octet-stream"}))
+    before = _worker_rss(p)
+    peak, received = before, 0
+    with requests.get(p.base_url + "/files/big/content", stream=True, timeout=30) as r:
+        assert r.status_code == 200
+        for i, block in enumerate(r.iter_content(1 << 20)):
+            received += len(block)
+            if i % 8 == 0:
+                peak = max(peak, _worker_rss(p))
+    assert received == 50_000_000
+    assert peak - before < 20 * 1024 * 1024, (before, peak)
+
+
+def test_worker_survived_every_fault(up):
+    fake, p = up
+    assert len(workers(p)) == 1
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert all(s == 200 for s in pool.map(lambda _: post(p, chat()).status_code, range(16)))
