@@ -207,12 +207,6 @@ def main() -> int:
     with FaultyUpstream(args.fault_rate, args.seed) as fake, \
             running_proxy(TARGET_BASE_URL=fake.base_url, TIMEOUT=str(READ_TIMEOUT), WORKERS=str(args.workers),
                           WORKER_CLASS=args.worker_class, MAX_RETRIES="2") as proxy:
-        # The proxy logs to a pipe: read it all along, or a full pipe (64 KB of warnings about injected faults)
-        # blocks every worker in write() and the soak measures the harness instead of the proxy.
-        log_lines: list[bytes] = []
-        drain = threading.Thread(target=lambda f=proxy.proc.stderr: log_lines.extend(iter(f.readline, b"")), daemon=True)
-        drain.start()
-        proxy.proc.stderr = None  # ProxyProcess.stop() must not read it as well
         # Warm-up: every worker has imported everything and opened its pools before the first sample.
         warm_until = time.monotonic() + min(10.0, max(3.0, args.duration / 10))
         warm = [Client(proxy, warm_until, 0.0, args.client_timeout, args.seed * 1000 + i, Counter(), lock, [])
@@ -248,9 +242,7 @@ def main() -> int:
         end_snap = snapshot(proxy)
         upstream_open = fake.open_connections
         injected = dict(fake.injected)
-        proxy.stop()
-        drain.join(5)
-        log = b"".join(log_lines).decode(errors="replace")
+        log = proxy.stop()
 
     total = sum(tally.values())
     lat = sorted(latencies)

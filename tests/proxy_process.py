@@ -26,7 +26,7 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"proxy exited with {proc.returncode}: {proc.stderr.read().decode() if proc.stderr else ''}")
+            raise RuntimeError(f"proxy exited with {proc.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -53,10 +53,12 @@ class ProxyProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc.stderr and not self.proc.stderr.closed:
-            self.log += self.proc.stderr.read().decode(errors="replace")
-            self.proc.stderr.close()
+        self.log = self.read_log()
         return self.log
+
+    def read_log(self) -> str:
+        """Everything the proxy wrote to stderr so far (a file, never a pipe a chatty proxy could fill)."""
+        return Path(self.home, "proxy.log").read_text(errors="replace")
 
 
 def base_env(home: str, **settings: str) -> dict[str, str]:
@@ -73,7 +75,8 @@ def running_proxy(command: list[str] | None = None, **settings: str) -> Iterator
     port = free_port()
     env = base_env(home, PORT=str(port), **settings)
     command = command or [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "cot_proxy:app"]
-    proc = subprocess.Popen(command, cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(Path(home, "proxy.log"), "wb") as log:
+        proc = subprocess.Popen(command, cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=log)
     proxy = ProxyProcess(proc, port, home)
     try:
         wait_for_port(port, proc)

@@ -192,15 +192,15 @@ def test_connection_errors_say_what_failed():
 
 # ------------------------------------------------------------------ generated key, workers, metrics
 def _read_key(proxy) -> tuple[str, list[str]]:
-    lines = []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        line = proxy.proc.stderr.readline().decode(errors="replace")
-        lines.append(line)
-        match = re.search(r"generated API key for every worker of this run: (\S+)", line)
-        if match:
-            return match.group(1), lines
-    raise AssertionError("no generated key printed: " + "".join(lines))
+        lines = proxy.read_log().splitlines(keepends=True)
+        for line in lines:
+            match = re.search(r"generated API key for every worker of this run: (\S+)", line)
+            if match:
+                return match.group(1), lines
+        time.sleep(0.05)
+    raise AssertionError("no generated key printed: " + proxy.read_log())
 
 
 def test_generated_key_is_shared_by_every_worker_and_metrics_add_up(module_fake):
@@ -240,7 +240,7 @@ def test_generated_key_is_shared_by_every_worker_and_metrics_add_up(module_fake)
         assert total(samples, "cot_proxy_request_bytes_total", route="chat") > 0
         assert total(samples, "cot_proxy_response_bytes_total", route="chat") > 0
         assert total(samples, "cot_proxy_streams_in_flight") == 0
-    log = "".join(first_lines) + proxy.log
+    log = proxy.log  # the whole log: stop() reads it from its file
     assert log.count(key) == 1  # printed once, by the master, never by the workers or logs
     assert os.path.isdir(metrics_dir)  # the operator's directory is kept
 
