@@ -28,6 +28,9 @@ def join_url(base: str, path: str, query: str = "") -> str:
     return f"{url}?{query}" if query else url
 
 
+READ_SIZE = 1 << 20  # at most this much per read; a read returns whatever has arrived, never waits to fill it
+
+
 def read_chunks(resp: requests.Response, decode: bool = True) -> Iterator[bytes]:
     """Body bytes as they arrive: per upstream chunk for chunked bodies, per socket read otherwise."""
     raw = resp.raw
@@ -35,7 +38,7 @@ def read_chunks(resp: requests.Response, decode: bool = True) -> Iterator[bytes]
         yield from raw.read_chunked(decode_content=decode)
         return
     while True:
-        data = raw.read1(65536, decode_content=decode) if hasattr(raw, "read1") else raw.read(65536, decode_content=decode)
+        data = raw.read1(READ_SIZE, decode_content=decode)
         if not data:
             return
         yield data
