@@ -23,7 +23,6 @@ import os
 import re
 import resource
 import signal
-import sys
 
 CHAT_BODY = json.dumps({
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "bench",

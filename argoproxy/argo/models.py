@@ -6,8 +6,7 @@ of those and answers an unknown name with a 404 that suggests close matches, ins
 falling back to another model (the original's worst surprise, issues #67 and #89) - unless the caller
 explicitly configures a fallback.
 
-The built-in tables are the union of argo-proxy v2.7.9's list and the models master added; a live
-list from ARGO's `GET /api/v1/models/` can replace the chat table via `table_from_upstream`.
+The built-in tables are the union of argo-proxy v2.7.9's list and the models its later versions added.
 """
 
 from __future__ import annotations
@@ -265,60 +264,3 @@ def list_models(created: int = CREATED, table: ModelTable | None = None) -> dict
     return (table or BUILTIN).openai_list(created)
 
 
-def aliases_for_upstream_model(display_name: str, internal_id: str) -> list[str]:
-    """The aliases argo-proxy derives from one entry of ARGO's model list (reference section 3.2)."""
-    name = display_name.strip().replace(" ", "-").lower()
-    aliases = []
-    if internal_id.startswith("gpto") and not name.startswith("gpt-"):
-        aliases.append(f"argo:gpt-{name}")  # o-series are also known as gpt-oX
-    aliases.append(f"argo:{name}")
-    parts = name.split("-")
-    if internal_id.startswith("claude") and len(parts) >= 3:
-        _, codename, gen, *version = parts
-        swapped = f"argo:claude-{gen}-{codename}" + (f"-{version[0]}" if version else "")
-        if swapped not in aliases:
-            aliases.append(swapped)
-    return aliases
-
-
-def table_from_upstream(payload: Any, embed: Mapping[str, Sequence[str]] = EMBED_MODELS) -> ModelTable:
-    """A ModelTable whose chat models come from ARGO's `GET /api/v1/models/` body.
-
-    Both shapes are read: old `{"id": "gpt35", "model_name": "GPT-3.5 Turbo"}` and new
-    `{"id": "Claude Sonnet 4.6", "internal_id": "claudesonnet46"}`. Embedding models are never listed
-    upstream and come from `embed`. Raises ValueError when the payload has no usable model, so the
-    caller can keep the built-in table.
-    """
-    entries = payload.get("data") if isinstance(payload, Mapping) else None
-    if not isinstance(entries, list):
-        raise ValueError("ARGO model list has no 'data' list")
-    chat: dict[str, list[str]] = {}
-    for entry in entries:
-        display, internal = _upstream_names(entry)
-        if not internal or internal in embed:
-            continue
-        known = chat.setdefault(internal, [])
-        known.extend(a for a in aliases_for_upstream_model(display or internal, internal) if a not in known)
-    if not chat:
-        raise ValueError("ARGO model list names no chat model")
-    return ModelTable(chat, embed)
-
-
-def _upstream_names(entry: Any) -> tuple[str | None, str | None]:
-    if not isinstance(entry, Mapping):
-        return None, None
-    if entry.get("internal_id"):
-        return str(entry.get("id") or entry["internal_id"]), str(entry["internal_id"])
-    if entry.get("id"):
-        return str(entry.get("model_name") or entry["id"]), str(entry["id"])
-    return None, None
-
-
-def all_names(table: ModelTable | None = None) -> set[str]:
-    """Every alias and internal id of a table (for checking an allow-list at start-up)."""
-    names: set[str] = set()
-    for kind in ("chat", "embed"):
-        for model_id, aliases in (table or BUILTIN).models(kind).items():
-            names.add(model_id)
-            names.update(aliases)
-    return names

@@ -136,53 +136,6 @@ def stream_chat_chunks(
         yield _usage_chunk(meta, "chat.completion.chunk", usage)
 
 
-def chat_completion_to_chunks(
-    completion: Mapping[str, Any], *, include_usage: bool = False, piece_chars: int = PSEUDO_PIECE_CHARS
-) -> Iterator[dict[str, Any]]:
-    """Pseudo-stream: the chunk sequence equivalent to one whole `chat.completion`.
-
-    Per choice: the role, any reasoning_content, each tool call whole (one delta per call, with its
-    index), then the content in `piece_chars`-character slices (0 = one slice), then the choice's
-    finish_reason. The completion's usage follows when `include_usage` is asked.
-    """
-    meta = _meta(completion.get("id") or new_chat_id(), completion.get("created"), completion.get("model", ""), include_usage)
-    for choice in completion.get("choices") or []:
-        index = choice.get("index", 0)
-        message = choice.get("message") or {}
-        deltas = list(_message_deltas(message, piece_chars))
-        deltas[0] = {"role": message.get("role") or "assistant", **deltas[0]}
-        for delta in deltas:
-            yield _chat_chunk(meta, delta, None, index)
-        yield _chat_chunk(meta, {}, choice.get("finish_reason") or "stop", index)
-    if include_usage:
-        yield _usage_chunk(meta, "chat.completion.chunk", completion.get("usage"))
-
-
-def _message_deltas(message: Mapping[str, Any], piece_chars: int) -> Iterator[dict[str, Any]]:
-    emitted = False
-    for piece in _slices(message.get("reasoning_content") or "", piece_chars):
-        emitted = True
-        yield {"reasoning_content": piece}
-    for i, call in enumerate(message.get("tool_calls") or []):
-        emitted = True
-        yield {"content": None, "tool_calls": [{"index": i, **call}]}
-    for piece in _slices(message.get("content") or "", piece_chars):
-        emitted = True
-        yield {"content": piece}
-    if not emitted:
-        yield {"content": ""}
-
-
-def _slices(text: str, size: int) -> Iterator[str]:
-    if not text:
-        return
-    if size <= 0:
-        yield text
-        return
-    for start in range(0, len(text), size):
-        yield text[start:start + size]
-
-
 # -------------------------------------------------------------------- legacy completion chunks
 
 
@@ -225,15 +178,3 @@ def stream_completion_chunks(
         yield _usage_chunk(meta, "text_completion", usage)
 
 
-def text_completion_to_chunks(
-    completion: Mapping[str, Any], *, include_usage: bool = False, piece_chars: int = PSEUDO_PIECE_CHARS
-) -> Iterator[dict[str, Any]]:
-    """Pseudo-stream: the `text_completion` chunk sequence equivalent to one whole text completion."""
-    meta = _meta(completion.get("id") or new_completion_id(), completion.get("created"), completion.get("model", ""), include_usage)
-    for choice in completion.get("choices") or []:
-        index = choice.get("index", 0)
-        for piece in _slices(choice.get("text") or "", piece_chars):
-            yield _text_chunk(meta, piece, None, index)
-        yield _text_chunk(meta, "", choice.get("finish_reason") or "stop", index)
-    if include_usage:
-        yield _usage_chunk(meta, "text_completion", completion.get("usage"))

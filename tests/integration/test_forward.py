@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.fakes.fake_dashscope import FakeDashScope
-from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_completion
+from tests.fakes.fake_openai import Reply, Stream, chat_completion
 from tests.proxy_process import ROOT, base_env, free_port, running_proxy, wait_for_port
 
 MSG = [{"role": "user", "content": "What is the weather in Paris?"}]

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 import time
 
 import openai
 import pytest
 import requests
 
-from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
+from tests.fakes.fake_openai import Reply, Stream, chat_chunks, chat_completion
 from tests.proxy_process import free_port, running_proxy
 
 MSG = [{"role": "user", "content": "hi"}]

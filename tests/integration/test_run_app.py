@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pexpect
-import pytest
 
 from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_openai import FakeOpenAI

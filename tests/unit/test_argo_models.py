@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from argoproxy.argo import models
 from argoproxy.argo.models import (
     BUILTIN,
     ModelTable,
     accepts_system_messages,
-    aliases_for_upstream_model,
     list_models,
     model_family,
     resolve_model,
-    table_from_upstream,
 )
 from argoproxy.errors import ProxyError
 
@@ -168,39 +165,6 @@ def test_model_list_created_is_stable_between_calls():
     assert list_models() == list_models()
 
 
-@pytest.mark.parametrize(
-    ("display", "internal", "aliases"),
-    [
-        ("GPT-4o", "gpt4o", ["argo:gpt-4o"]),
-        ("o3-mini", "gpto3mini", ["argo:gpt-o3-mini", "argo:o3-mini"]),
-        ("Claude Opus 4", "claudeopus4", ["argo:claude-opus-4", "argo:claude-4-opus"]),
-        ("Claude Sonnet 3.5 v2", "claudesonnet35v2", ["argo:claude-sonnet-3.5-v2", "argo:claude-3.5-sonnet-v2"]),
-        ("GPT-5.6 Sol", "gpt56sol", ["argo:gpt-5.6-sol"]),
-    ],
-)
-def test_aliases_from_upstream_entries(display, internal, aliases):
-    assert aliases_for_upstream_model(display, internal) == aliases
-
-
-def test_table_from_upstream_reads_both_shapes():
-    new = table_from_upstream(
-        {"data": [{"id": "Claude Sonnet 4.6", "internal_id": "claudesonnet46", "object": "model"}]}
-    )
-    assert new.resolve("argo:claude-4.6-sonnet") == "claudesonnet46"
-    assert new.resolve("argo:text-embedding-3-small", "embed") == "v3small"  # embeddings kept
-    with pytest.raises(ProxyError):
-        new.resolve("argo:gpt-4o")  # the live list replaces the built-in chat table
-    old = table_from_upstream({"data": [{"id": "gpt35", "model_name": "GPT-3.5 Turbo"}]})
-    assert old.resolve("argo:gpt-3.5-turbo") == "gpt35"
-    assert resolve_model("gpt35", table=old) == "gpt35"
-
-
-@pytest.mark.parametrize("payload", [None, [], {"data": "x"}, {"data": []}, {"data": [{"foo": 1}]}])
-def test_table_from_upstream_rejects_unusable_payloads(payload):
-    with pytest.raises(ValueError):
-        table_from_upstream(payload)
-
-
 def test_ambiguous_squashed_names_are_not_guessed():
     table = ModelTable({"ab1": ("argo:a-b1",), "a1b": ("argo:ab-1",)}, {})
     # 'argo:ab-1' (model a1b) and the id 'ab1' both squash to 'ab1': exact spellings still resolve,
@@ -210,6 +174,3 @@ def test_ambiguous_squashed_names_are_not_guessed():
     assert table.lookup("a.b.1") is None
 
 
-def test_all_names_covers_aliases_and_ids():
-    names = models.all_names()
-    assert {"gpt4o", "argo:gpt-4o", "v3small", "argo:text-embedding-3-small"} <= names

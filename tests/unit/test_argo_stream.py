@@ -1,4 +1,4 @@
-"""ARGO streams -> OpenAI chunk dicts: real (plain-text bytes) and pseudo (one whole answer)."""
+"""ARGO streams (plain-text bytes) -> OpenAI chunk dicts."""
 
 from __future__ import annotations
 
@@ -8,14 +8,7 @@ import pytest
 import requests
 
 from argoproxy.argo import tokens
-from argoproxy.argo.convert import chat_response_to_openai, completion_response_to_openai
-from argoproxy.argo.stream import (
-    chat_completion_to_chunks,
-    decode_text,
-    stream_chat_chunks,
-    stream_completion_chunks,
-    text_completion_to_chunks,
-)
+from argoproxy.argo.stream import decode_text, stream_chat_chunks, stream_completion_chunks
 from argoproxy.errors import ProxyError
 from tests.fakes.fake_argo import AUTH_NOTICE_TEXT, STREAM_PATH, FakeArgo
 
@@ -159,69 +152,6 @@ def test_completion_stream_without_usage():
 # --------------------------------------------------------------------------- pseudo streaming
 
 
-def test_pseudo_chat_stream_from_a_completion():
-    text = "x" * 65
-    completion = chat_response_to_openai({"response": text}, model="argo:gpt-4o", prompt_tokens=5, created=7)
-    chunks = list(chat_completion_to_chunks(completion, include_usage=True))
-    assert {c["id"] for c in chunks} == {completion["id"]}
-    assert all(c["model"] == "argo:gpt-4o" and c["created"] == 7 for c in chunks)
-    deltas = [c["choices"][0]["delta"] for c in chunks[:-1]]
-    assert deltas[0] == {"role": "assistant", "content": "x" * 30}
-    assert [d.get("content") for d in deltas] == ["x" * 30, "x" * 30, "x" * 5, None]
-    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == completion["usage"]
-
-
-def test_pseudo_chat_stream_tool_calls_come_first_and_whole():
-    calls = [
-        {"id": "call_a", "type": "function", "function": {"name": "a", "arguments": '{"x": 1}'}},
-        {"id": "call_b", "type": "function", "function": {"name": "b", "arguments": "{}"}},
-    ]
-    completion = chat_response_to_openai({"response": {"content": "ok", "tool_calls": calls}}, model="m", prompt_tokens=0)
-    chunks = list(chat_completion_to_chunks(completion))
-    deltas = [c["choices"][0]["delta"] for c in chunks]
-    assert deltas[0] == {"role": "assistant", "content": None, "tool_calls": [{"index": 0, **calls[0]}]}
-    assert deltas[1] == {"content": None, "tool_calls": [{"index": 1, **calls[1]}]}
-    assert deltas[2] == {"content": "ok"}
-    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
-    assert "usage" not in chunks[-1]
-
-
-def test_pseudo_chat_stream_of_empty_content_and_whole_slices():
-    completion = chat_response_to_openai({"response": ""}, model="m", prompt_tokens=0)
-    assert [c["choices"][0]["delta"] for c in chat_completion_to_chunks(completion)] == [{"role": "assistant", "content": ""}, {}]
-    completion = chat_response_to_openai({"response": "y" * 100}, model="m", prompt_tokens=0)
-    chunks = list(chat_completion_to_chunks(completion, piece_chars=0))
-    assert [c["choices"][0]["delta"].get("content") for c in chunks] == ["y" * 100, None]
-
-
-def test_pseudo_chat_stream_keeps_reasoning_and_every_choice():
-    completion = {
-        "id": "chatcmpl-x", "created": 1, "model": "m",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "A", "reasoning_content": "think"}, "finish_reason": "length"},
-            {"index": 1, "message": {"role": "assistant", "content": "B"}, "finish_reason": "stop"},
-        ],
-    }
-    chunks = list(chat_completion_to_chunks(completion))
-    assert [(c["choices"][0]["index"], c["choices"][0]["delta"], c["choices"][0]["finish_reason"]) for c in chunks] == [
-        (0, {"role": "assistant", "reasoning_content": "think"}, None),
-        (0, {"content": "A"}, None),
-        (0, {}, "length"),
-        (1, {"role": "assistant", "content": "B"}, None),
-        (1, {}, "stop"),
-    ]
-
-
-def test_pseudo_text_completion_stream():
-    completion = completion_response_to_openai({"response": "z" * 31}, model="m", prompt_tokens=1)
-    chunks = list(text_completion_to_chunks(completion, include_usage=True))
-    assert [c["choices"][0]["text"] for c in chunks[:-1]] == ["z" * 30, "z", ""]
-    assert [c["choices"][0]["finish_reason"] for c in chunks[:-1]] == [None, None, "stop"]
-    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == completion["usage"]
-    assert {c["id"] for c in chunks} == {completion["id"]}
-
-
 # ------------------------------------------------------------ through the fake ARGO over HTTP
 
 
@@ -282,10 +212,6 @@ def test_chunks_validate_as_openai_sdk_types():
     from openai.types.chat import ChatCompletionChunk
 
     for chunk in stream_chat_chunks(byte_chunks(TEXT, 3), model="m", prompt_tokens=1, include_usage=True):
-        ChatCompletionChunk.model_validate(chunk)
-    calls = [{"id": "call_a", "type": "function", "function": {"name": "a", "arguments": "{}"}}]
-    completion = chat_response_to_openai({"response": {"content": "ok", "tool_calls": calls}}, model="m", prompt_tokens=0)
-    for chunk in chat_completion_to_chunks(completion, include_usage=True):
         ChatCompletionChunk.model_validate(chunk)
     for chunk in stream_completion_chunks(byte_chunks(TEXT, 3), model="m", prompt_tokens=1, include_usage=True):
         # OpenAI's own legacy streams send finish_reason null on text chunks; the SDK builds stream

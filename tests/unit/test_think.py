@@ -1,6 +1,5 @@
 """The think-tag splitter: any chunking, tags split anywhere, implicit starts, n > 1, nothing held without tags."""
 
-import itertools
 
 import pytest
 
