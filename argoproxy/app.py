@@ -31,8 +31,8 @@ def create_app(settings: Settings) -> Flask:
     if settings.debug:
         gateway.observers.append(request_logger())
     if settings.log_dir:
-        journal = Journal(settings.log_dir, secrets=secrets_of(settings))
-        setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets_of(settings))
+        journal = Journal(settings.log_dir, secrets=settings.secrets())
+        setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=settings.secrets())
         gateway.observers.append(journal_observer(journal))
         gateway.capture_upstream = True
         gateway.collect_output = True
@@ -45,10 +45,6 @@ def create_app(settings: Settings) -> Flask:
     register_error_handlers(app, gateway)
     install_metrics(app, gateway)
     return app
-
-
-def secrets_of(settings: Settings) -> list[str]:
-    return [s for s in (settings.openai_api_key, settings.dashscope_api_key, *settings.api_key_secret) if s]
 
 
 def register_error_handlers(app: Flask, gateway: Gateway) -> None:

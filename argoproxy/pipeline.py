@@ -44,7 +44,7 @@ class Gateway:
         self.capture_upstream = False  # keep the upstream's own answer for journals
         self.collect_output = False  # assemble call.output for observers that need it (journals); metrics need only usage
         self.stream_hooks: list[Observer] = []  # called when a relayed body starts (metrics: streams in flight)
-        self._secrets = [s for s in (settings.openai_api_key, settings.dashscope_api_key, *settings.api_key_secret) if s]
+        self._secrets = settings.secrets()
         self._think_cache: dict[tuple[str | None, str | None], ThinkConfig | None] = {}
 
     # ---------------------------------------------------------------- entry points
