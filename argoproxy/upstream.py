@@ -28,6 +28,7 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt, capped, with full jitter
 BACKOFF_CAP = 4.0
 RETRY_AFTER_BUDGET = 10.0  # a longer Retry-After is passed to the client instead of waited for
+RETRY_BUDGET = 15.0  # no new attempt starts this long after the first: retries must not multiply timeouts
 
 
 @dataclass
@@ -68,24 +69,29 @@ class Upstream:
         """The upstream response, headers read and body not yet; raises ProxyError for transport failures."""
         timeout = (self.connect_timeout, req.timeout or self.read_timeout)
         attempt = 0
+        started = time.monotonic()
         while True:
             try:
                 resp = self._send_once(req, timeout)
             except TRANSPORT_ERRORS as exc:
-                if attempt < self.max_retries and _retryable_exception(exc):
+                delay = _backoff(attempt + 1)
+                if self._may_retry(attempt, started, delay) and _retryable_exception(exc):
                     attempt += 1
-                    _sleep(_backoff(attempt))
+                    _sleep(delay)
                     continue
                 raise transport_error(exc, req.url, timeout) from None
             if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
                 delay = _retry_delay(resp, attempt + 1)
-                if delay is not None:
+                if delay is not None and self._may_retry(attempt, started, delay):
                     resp.close()
                     attempt += 1
                     log.info("upstream answered %s; retry %d in %.2fs", resp.status_code, attempt, delay)
                     _sleep(delay)
                     continue
             return resp
+
+    def _may_retry(self, attempt: int, started: float, delay: float) -> bool:
+        return attempt < self.max_retries and time.monotonic() - started + delay < RETRY_BUDGET
 
     def _send_once(self, req: UpstreamRequest, timeout: tuple[float, float]) -> UpstreamResponse:
         if self.session.proxies:  # proxies from the environment: let requests route through them

@@ -77,6 +77,10 @@ def chat_chunks(pieces: list[str], model: str = "fake-model", n: int = 1, usage:
     return events
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the default backlog of 5 drops connections under load tests
+
+
 class FakeOpenAI:
     """`with FakeOpenAI() as fake:` -> fake.base_url ("http://127.0.0.1:PORT/v1/"); queue answers with fake.add()."""
 
@@ -127,7 +131,7 @@ class FakeOpenAI:
             def do_HEAD(self) -> None:
                 self._handle()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.root_url = f"http://127.0.0.1:{self.port}/"
