@@ -7,6 +7,7 @@ import re
 import sys
 import time
 from typing import Callable
+from urllib.parse import urlsplit
 
 from argoproxy.call import Call
 
@@ -46,7 +47,19 @@ def request_logger() -> Callable[[Call], None]:
 
     def observe(call: Call) -> None:
         duration = (time.perf_counter() - call.started) * 1000
-        log.debug("%s /%s model=%s status=%s %.1fms in=%dB out=%dB stream=%s id=%s", call.method, call.path,
+        log.debug("%s /%s model=%s status=%s %.1fms in=%dB out=%dB stream=%s id=%s%s", call.method, call.path,
                   call.model or "-", call.status, duration, len(call.raw_body), call.bytes_out,
-                  call.return_mode, call.request_id)
+                  call.return_mode, call.request_id, _upstream_details(call))
     return observe
+
+
+def _upstream_details(call: Call) -> str:
+    """Where the call went (host and path only: a query string may carry a key) and how it answered."""
+    req = call.upstream_request
+    if req is None:
+        return ""
+    parts = urlsplit(req.url)
+    waited = call.extra.get("upstream_at")
+    latency = f" {(waited - call.started) * 1000:.1f}ms" if waited else ""
+    return (f" upstream={parts.hostname}:{parts.port or ''}{parts.path} upstream_model={call.upstream_model or '-'}"
+            f" upstream_status={call.upstream_status}{latency} upstream_stream={call.upstream_stream}")

@@ -247,4 +247,5 @@ def test_debug_logs_one_line_per_request_without_secrets(fake):
         time.sleep(0.3)
     log = p.stop()
     assert "POST /v1/chat/completions model=m status=200" in log
+    assert f"upstream=127.0.0.1:{fake.port}/v1/chat/completions upstream_model=m upstream_status=200" in log
     assert "sk-canary-123456" not in log
