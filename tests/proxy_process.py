@@ -58,7 +58,8 @@ class ProxyProcess:
 
     def read_log(self) -> str:
         """Everything the proxy wrote to stderr so far (a file, never a pipe a chatty proxy could fill)."""
-        return Path(self.home, "proxy.log").read_text(errors="replace")
+        log = Path(self.home, "proxy.log")
+        return log.read_text(errors="replace") if log.exists() else ""
 
 
 def base_env(home: str, **settings: str) -> dict[str, str]:
