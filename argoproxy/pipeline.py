@@ -9,7 +9,6 @@ import logging
 import time
 from typing import Any, Callable, Iterable, Iterator
 
-import requests
 from flask import Response, g, request
 
 from argoproxy import sse, streamconv
@@ -22,7 +21,8 @@ from argoproxy.llm_params import STARTS_INSIDE_PATTERN, apply_rule
 from argoproxy.sanitize import sanitize_message
 from argoproxy.settings import Settings
 from argoproxy.think import StreamThink, ThinkConfig, transform_completion
-from argoproxy.upstream import READ_ERRORS, Upstream, UpstreamRequest, stream_error
+from argoproxy.upstream import (READ_ERRORS, Upstream, UpstreamRequest, UpstreamResponse, read_chunks,
+                                stream_error)
 from argoproxy.validation import check_allowed_model, validate
 
 log = logging.getLogger("cot_proxy")
@@ -103,7 +103,6 @@ class Gateway:
             call.bytes_out = len(data)
             self.observe(call)
             return Response(data, resp.status_code, out_headers)
-        from argoproxy.backends.openai import read_chunks
         return Response(self.relay(call, resp, read_chunks(resp, decode=False)), resp.status_code, out_headers,
                         direct_passthrough=True)
 
@@ -153,7 +152,7 @@ class Gateway:
                            (rule and rule.think_tag_end) or s.think_end_tag, bool(inside))
 
     # ---------------------------------------------------------------- answers
-    def answer_whole(self, call: Call, resp: requests.Response) -> Response:
+    def answer_whole(self, call: Call, resp: UpstreamResponse) -> Response:
         try:
             payload = self.backend.decode(call, resp)
         except READ_ERRORS as exc:
@@ -216,7 +215,7 @@ class Gateway:
             return streamconv.package_completion(obj, call.include_usage)
         return streamconv.package_chat(obj, call.include_usage)
 
-    def answer_stream(self, call: Call, resp: requests.Response) -> Response:
+    def answer_stream(self, call: Call, resp: UpstreamResponse) -> Response:
         try:
             items = _peeked(self.backend.decode_stream(call, resp))
         except BaseException:
@@ -238,7 +237,7 @@ class Gateway:
         self.observe(call)
         return Response(data, 200, self.json_headers(resp))
 
-    def sse_response(self, call: Call, resp: requests.Response, items: Iterable[StreamItem]) -> Response:
+    def sse_response(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Response:
         headers = response_headers(resp.headers, drop_encoding=True) if self.backend.relay_headers else []
         headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
         headers.extend(SSE_HEADERS.items())
@@ -296,7 +295,7 @@ class Gateway:
             return item
         return sse.encode(obj)
 
-    def relay(self, call: Call, resp: requests.Response, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    def relay(self, call: Call, resp: UpstreamResponse, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Yield body bytes to the client; always close the upstream response (also when the client leaves)."""
         try:
             for hook in self.stream_hooks:
@@ -312,7 +311,7 @@ class Gateway:
             resp.close()
             self.observe(call)
 
-    def json_headers(self, resp: requests.Response) -> list[tuple[str, str]]:
+    def json_headers(self, resp: UpstreamResponse) -> list[tuple[str, str]]:
         if not self.backend.relay_headers:
             return [("Content-Type", JSON_TYPE)]
         headers = response_headers(resp.headers, drop_encoding=True)

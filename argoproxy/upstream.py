@@ -9,7 +9,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 import requests
@@ -164,6 +164,22 @@ class UpstreamResponse:
         self.close()
 
 
+READ_SIZE = 1 << 20  # at most this much per read; a read returns whatever has arrived, never waits to fill it
+
+
+def read_chunks(resp: UpstreamResponse, decode: bool = True) -> Iterator[bytes]:
+    """Body bytes as they arrive: per upstream chunk for chunked bodies, per socket read otherwise."""
+    raw = resp.raw
+    if raw.chunked and raw.supports_chunked_reads():
+        yield from raw.read_chunked(decode_content=decode)
+        return
+    while True:
+        data = raw.read1(READ_SIZE, decode_content=decode)
+        if not data:
+            return
+        yield data
+
+
 def _retryable_exception(exc: Exception) -> bool:
     """Only failures where the request cannot have reached the model: no connection was made."""
     u3 = urllib3.exceptions
@@ -184,7 +200,7 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
 
 
-def _retry_delay(resp: requests.Response, attempt: int) -> float | None:
+def _retry_delay(resp: UpstreamResponse, attempt: int) -> float | None:
     """How long to wait before retrying this answer, or None when it should go to the client as is."""
     retry_after = resp.headers.get("Retry-After")
     if retry_after is None:

@@ -22,12 +22,11 @@ from typing import Any, Iterator
 import requests
 
 from argoproxy.backends import Backend, StreamItem
-from argoproxy.backends.openai import read_chunks
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.sse import iter_lines
-from argoproxy.upstream import READ_ERRORS, UpstreamRequest, stream_error
+from argoproxy.upstream import READ_ERRORS, UpstreamRequest, read_chunks, stream_error
 
 
 class ToyBackend(Backend):

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import requests
 
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
-from argoproxy.upstream import Upstream, UpstreamRequest
+from argoproxy.upstream import Upstream, UpstreamRequest, UpstreamResponse
 
 if TYPE_CHECKING:
     from argoproxy.settings import Settings
@@ -53,15 +52,15 @@ class Backend:
         return None
 
     # --- answer side
-    def decode(self, call: Call, resp: requests.Response) -> dict[str, Any] | bytes:
+    def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
         """A non-streamed 2xx answer as an OpenAI object (or the upstream bytes, when already OpenAI JSON)."""
         raise NotImplementedError
 
-    def decode_stream(self, call: Call, resp: requests.Response) -> Iterator[StreamItem]:
+    def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         """A streamed 2xx answer as OpenAI chunks, without the final [DONE]; raise ProxyError when it breaks off."""
         raise NotImplementedError
 
-    def error(self, call: Call, resp: requests.Response) -> ProxyError:
+    def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
         """An upstream 4xx/5xx as the error the client gets (keep its status)."""
         raise NotImplementedError
 

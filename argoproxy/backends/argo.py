@@ -17,12 +17,12 @@ from flask import Response, request
 from argoproxy import images
 from argoproxy.argo import convert, models, normalize, stream, tokens, tools
 from argoproxy.backends import Backend, StreamItem
-from argoproxy.backends.openai import read_chunks, relay_sse, upstream_error
+from argoproxy.backends.openai import relay_sse, upstream_error
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.health import probe
 from argoproxy.jsonfast import dumps
-from argoproxy.upstream import READ_ERRORS, UpstreamRequest, stream_error
+from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
 
 NATIVE_PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
 STATUS_PROMPT = "Say hello"
@@ -141,7 +141,7 @@ class ArgoBackend(Backend):
         return convert.embeddings_to_openai(answers, request=call.body, model=call.model or x["model_id"])
 
     # ------------------------------------------------------------------ answer side
-    def decode(self, call: Call, resp: requests.Response) -> dict[str, Any] | bytes:
+    def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
         if self.native:
             return resp.content
         argo_body = convert.parse_argo_json(resp.content)
@@ -155,12 +155,12 @@ class ArgoBackend(Backend):
         return convert.chat_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens,
                                                decode_tools=decode_tools)
 
-    def decode_stream(self, call: Call, resp: requests.Response) -> Iterator[StreamItem]:
+    def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         if self.native:
             return relay_sse(resp, self.upstream.read_timeout)
         return self._argo_stream(call, resp)
 
-    def _argo_stream(self, call: Call, resp: requests.Response) -> Iterator[dict[str, Any]]:
+    def _argo_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[dict[str, Any]]:
         chunker = stream.stream_completion_chunks if call.kind == "completions" else stream.stream_chat_chunks
         chunks = chunker(read_chunks(resp), model=call.model or call.extra["model_id"],
                          prompt_tokens=tokens.count_request_tokens(call.body),
@@ -170,7 +170,7 @@ class ArgoBackend(Backend):
         except READ_ERRORS as exc:
             raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
 
-    def error(self, call: Call, resp: requests.Response) -> ProxyError:
+    def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
         if self.native:
             err = upstream_error(resp)
             err.raw = resp.content
@@ -236,7 +236,7 @@ class ArgoBackend(Backend):
         body = parse_object(request.get_data(cache=False))
         return body, pop_timeout(body)
 
-    def _send_ok(self, req: UpstreamRequest) -> requests.Response:
+    def _send_ok(self, req: UpstreamRequest) -> UpstreamResponse:
         resp = self.upstream.send(req)
         if resp.status_code >= 400:
             with resp:
@@ -291,7 +291,7 @@ def _has_remote_images(body: dict[str, Any]) -> bool:
     return False
 
 
-def _closing(resp: requests.Response, chunks: Iterator[bytes]) -> Iterator[bytes]:
+def _closing(resp: UpstreamResponse, chunks: Iterator[bytes]) -> Iterator[bytes]:
     try:
         yield from chunks
     except READ_ERRORS:

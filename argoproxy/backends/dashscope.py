@@ -9,11 +9,10 @@ import requests
 
 from argoproxy import dashscope, sse
 from argoproxy.backends import Backend, StreamItem
-from argoproxy.backends.openai import read_chunks
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
-from argoproxy.upstream import READ_ERRORS, UpstreamRequest, stream_error
+from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
 
 # DashScope's native API has no model listing; these are the commonly used public model names.
 KNOWN_MODELS = ("qwen-max", "qwen-plus", "qwen-turbo", "qwen-long", "qwen3-max", "qwq-plus", "text-embedding-v3",
@@ -46,7 +45,7 @@ class DashScopeBackend(Backend):
         headers = dashscope.request_headers(self.api_key(call), call.upstream_stream)
         return UpstreamRequest("POST", url, headers, dumps(body), call.timeout)
 
-    def decode(self, call: Call, resp: requests.Response) -> dict[str, Any]:
+    def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any]:
         try:
             obj = resp.json()
         except ValueError:
@@ -56,7 +55,7 @@ class DashScopeBackend(Backend):
             return dashscope.decode_embeddings(obj, call.model or "", call.body.get("encoding_format"))
         return dashscope.decode_chat(obj, call.model or "")
 
-    def decode_stream(self, call: Call, resp: requests.Response) -> Iterator[StreamItem]:
+    def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         include_usage = call.include_usage or not call.client_stream
         decoder = dashscope.ChatStreamDecoder(call.model or "", incremental=True, include_usage=include_usage)
         try:
@@ -64,7 +63,7 @@ class DashScopeBackend(Backend):
         except READ_ERRORS as exc:
             raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
 
-    def error(self, call: Call, resp: requests.Response) -> ProxyError:
+    def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
         try:
             obj = resp.json()
         except (ValueError, requests.RequestException):

@@ -17,7 +17,7 @@ from argoproxy.backends import Backend, StreamItem
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError, error_type
 from argoproxy.sanitize import sanitize_message
-from argoproxy.upstream import READ_ERRORS, UpstreamRequest, stream_error
+from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
 
 
 def join_url(base: str, path: str, query: str = "") -> str:
@@ -26,22 +26,6 @@ def join_url(base: str, path: str, query: str = "") -> str:
         path = path[3:]
     url = base + path
     return f"{url}?{query}" if query else url
-
-
-READ_SIZE = 1 << 20  # at most this much per read; a read returns whatever has arrived, never waits to fill it
-
-
-def read_chunks(resp: requests.Response, decode: bool = True) -> Iterator[bytes]:
-    """Body bytes as they arrive: per upstream chunk for chunked bodies, per socket read otherwise."""
-    raw = resp.raw
-    if raw.chunked and raw.supports_chunked_reads():
-        yield from raw.read_chunked(decode_content=decode)
-        return
-    while True:
-        data = raw.read1(READ_SIZE, decode_content=decode)
-        if not data:
-            return
-        yield data
 
 
 class OpenAIBackend(Backend):
@@ -72,13 +56,13 @@ class OpenAIBackend(Backend):
             headers["Content-Type"] = "application/json"
         return UpstreamRequest(call.method, self.url(call.path, call.query), headers, call.body_bytes(), call.timeout)
 
-    def decode(self, call: Call, resp: requests.Response) -> bytes:
+    def decode(self, call: Call, resp: UpstreamResponse) -> bytes:
         return read_whole(resp, call.timeout or self.upstream.read_timeout)
 
-    def decode_stream(self, call: Call, resp: requests.Response) -> Iterator[StreamItem]:
+    def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         return relay_sse(resp, self.upstream.read_timeout)
 
-    def error(self, call: Call, resp: requests.Response) -> ProxyError:
+    def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
         return upstream_error(resp)
 
     def list_models(self, call: Call) -> dict[str, Any]:
@@ -99,7 +83,7 @@ class OpenAIBackend(Backend):
         return f"backend openai -> {self.base}"
 
 
-def read_whole(resp: requests.Response, limit: float) -> bytes:
+def read_whole(resp: UpstreamResponse, limit: float) -> bytes:
     """A whole body, read within `limit` seconds in total (give or take one read): the per-read timeout alone
     would let a server that drips a byte a second hold a worker for hours."""
     deadline = time.monotonic() + limit
@@ -112,7 +96,7 @@ def read_whole(resp: requests.Response, limit: float) -> bytes:
     return b"".join(parts)
 
 
-def relay_sse(resp: requests.Response, read_timeout: float) -> Iterator[bytes]:
+def relay_sse(resp: UpstreamResponse, read_timeout: float) -> Iterator[bytes]:
     """An OpenAI SSE stream as raw events (no [DONE]); raises ProxyError when it breaks off or ends unfinished.
 
     Each event must arrive whole within the read timeout (a server dripping bytes never trips the per-read
@@ -149,7 +133,7 @@ def relay_sse(resp: requests.Response, read_timeout: float) -> Iterator[bytes]:
 DRAIN_SECONDS = 1.0
 
 
-def _drain(resp: requests.Response) -> None:
+def _drain(resp: UpstreamResponse) -> None:
     """Read the end of a finished stream (its last chunk marker) so its connection can be reused;
     give up quickly on an upstream that keeps the stream open after [DONE] (the connection is then dropped)."""
     try:
@@ -178,7 +162,7 @@ def _finished(data: bytes | None) -> bool:
     return bool(choices) and all(isinstance(c, dict) and c.get("finish_reason") for c in choices)
 
 
-def upstream_error(resp: requests.Response) -> ProxyError:
+def upstream_error(resp: UpstreamResponse) -> ProxyError:
     """An upstream 4xx/5xx with its status and OpenAI-shaped message; non-OpenAI bodies are wrapped."""
     status = resp.status_code
     headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "www-authenticate")}
