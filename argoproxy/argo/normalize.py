@@ -59,17 +59,17 @@ def join_unique(items: list[str]) -> str:
     return "\n\n".join(dict.fromkeys(items)).strip()
 
 
+def text_parts(content: list[Any]) -> list[str]:
+    """The texts of a content-part list (plain strings and parts with a text field; images are skipped)."""
+    return [part if isinstance(part, str) else part["text"] for part in content
+            if isinstance(part, str) or (isinstance(part, Mapping) and isinstance(part.get("text"), str))]
+
+
 def flatten_text_parts(content: Any) -> Any:
     """A content-part list as one string of its text parts joined by blank lines; other values unchanged."""
     if not isinstance(content, list):
         return content
-    texts = []
-    for part in content:
-        if isinstance(part, str):
-            texts.append(part)
-        elif isinstance(part, Mapping) and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-    return "\n\n".join(texts)
+    return "\n\n".join(text_parts(content))
 
 
 def _developer_as_system(message: Any) -> Any:

