@@ -205,25 +205,8 @@ def aggregate_chat(chunks: Iterable[dict[str, Any]]) -> dict[str, Any]:
     A choice whose stream never carried a finish_reason keeps ``finish_reason: None``: the
     pipeline can tell a truncated upstream from a finished one that way.
     """
-    head = _Head()
-    choices: dict[int, _ChatChoice] = {}
-    for chunk in chunks:
-        raise_if_error(chunk)
-        head.take(chunk, ("id", "created", "model", "system_fingerprint", "service_tier"))
-        for choice in chunk.get("choices") or []:
-            index = choice.get("index", 0)
-            choices.setdefault(index, _ChatChoice(index)).add(choice)
-    if not head.seen_any:
-        raise ProxyError(502, "Upstream stream ended without sending any chunk")
-    result: dict[str, Any] = {
-        "id": head.fields.get("id", ""),
-        "object": "chat.completion",
-        "created": head.fields.get("created", 0),
-        "model": head.fields.get("model", ""),
-        "choices": [choices[i].result() for i in sorted(choices)],
-    }
-    _copy_optional(head, result)
-    return result
+    return _aggregate(chunks, "chat.completion", _ChatChoice,
+                      ("id", "created", "model", "system_fingerprint", "service_tier"))
 
 
 def _copy_optional(head: _Head, result: dict[str, Any]) -> None:
@@ -262,19 +245,25 @@ class _TextChoice:
 
 def aggregate_completion(chunks: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Fold legacy ``text_completion`` stream chunks into one ``text_completion`` dict."""
+    return _aggregate(chunks, "text_completion", _TextChoice, ("id", "created", "model", "system_fingerprint"))
+
+
+def _aggregate(chunks: Iterable[dict[str, Any]], object_name: str, choice_type: type,
+               head_fields: tuple[str, ...]) -> dict[str, Any]:
+    """Fold stream chunks: head fields from the first chunk that has them, choices merged by index."""
     head = _Head()
-    choices: dict[int, _TextChoice] = {}
+    choices: dict[int, Any] = {}
     for chunk in chunks:
         raise_if_error(chunk)
-        head.take(chunk, ("id", "created", "model", "system_fingerprint"))
+        head.take(chunk, head_fields)
         for choice in chunk.get("choices") or []:
             index = choice.get("index", 0)
-            choices.setdefault(index, _TextChoice(index)).add(choice)
+            choices.setdefault(index, choice_type(index)).add(choice)
     if not head.seen_any:
         raise ProxyError(502, "Upstream stream ended without sending any chunk")
     result: dict[str, Any] = {
         "id": head.fields.get("id", ""),
-        "object": "text_completion",
+        "object": object_name,
         "created": head.fields.get("created", 0),
         "model": head.fields.get("model", ""),
         "choices": [choices[i].result() for i in sorted(choices)],
