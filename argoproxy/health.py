@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -22,10 +23,19 @@ def probe(session: requests.Session, url: str) -> str | None:
     return None
 
 
+def without_credentials(url: str) -> str:
+    """A URL safe to show: any user:password@ part removed."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 class HealthCheck:
     def __init__(self, session: requests.Session, url: str, ttl: float) -> None:
         self.session = session
         self.url = url
+        self.shown_url = without_credentials(url)
         self.ttl = ttl
         self._lock = threading.Lock()
         self._checked_at = float("-inf")
@@ -39,6 +49,6 @@ class HealthCheck:
                 self._checked_at = time.monotonic()
             error = self._error
         if error is None:
-            return 200, {"status": "healthy", "target_url": self.url}
-        return 503, {"status": "unhealthy", "target_url": self.url, "error": f"Health check failed: {error}",
+            return 200, {"status": "healthy", "target_url": self.shown_url}
+        return 503, {"status": "unhealthy", "target_url": self.shown_url, "error": f"Health check failed: {error}",
                      "target": describe_host(self.url)}

@@ -7,7 +7,6 @@ import uuid
 from flask import Blueprint, Response, g, request
 
 from argoproxy.auth import auth_guard
-from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.health import HealthCheck
 from argoproxy.jsonfast import dumps
@@ -15,7 +14,17 @@ from argoproxy.pipeline import Gateway
 from argoproxy.validation import model_allowed
 
 ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
-API_PATHS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
+API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
+# Each API route answers with and without the /v1 prefix (clients configured with either base URL).
+API_PATHS = {path: kind for suffix, kind in API_KINDS.items() for path in (f"v1/{suffix}", suffix)}
+MAX_REQUEST_ID = 128
+
+
+def request_id_of(value: str | None) -> str:
+    """The client's X-Request-ID when it is a sane token, else a new one."""
+    if value and len(value) <= MAX_REQUEST_ID and value.isprintable():
+        return value
+    return uuid.uuid4().hex
 
 
 def json_response(obj: object, status: int = 200) -> Response:
@@ -29,7 +38,7 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
 
     @bp.before_app_request
     def request_id() -> None:
-        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        g.request_id = request_id_of(request.environ.get("HTTP_X_REQUEST_ID"))
 
     @bp.after_app_request
     def add_request_id(response: Response) -> Response:
@@ -76,19 +85,16 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
             raise ProxyError(404, f"The {backend.name} backend does not serve /{path}.", code="unknown_route")
         return gateway.api(gateway.new_call(kind, path, g.request_id))
 
-    for suffix, kind in API_PATHS.items():
-        for path in (f"v1/{suffix}", suffix):
-            bp.add_url_rule(f"/{path}", f"api_{path}", api_view, methods=["POST"], defaults={"path": path, "kind": kind})
+    for path, kind in API_PATHS.items():
+        bp.add_url_rule(f"/{path}", f"api_{path}", api_view, methods=["POST"], defaults={"path": path, "kind": kind})
 
     for rule, methods, view in backend.extra_routes():
         bp.add_url_rule(rule, view.__name__, view, methods=methods)
 
-    api_paths = {p for suffix in API_PATHS for p in (f"v1/{suffix}", suffix)}
-
     def forward_view(path: str = "") -> Response:
         if path in ("health", "metrics"):
             raise ProxyError(405, f"/{path} takes GET only.", code="method_not_allowed", headers={"Allow": "GET"})
-        if path.rstrip("/") in api_paths:
+        if path.rstrip("/") in API_PATHS:
             raise ProxyError(405, f"/{path} takes POST only.", code="method_not_allowed", headers={"Allow": "POST"})
         if not backend.forwards_unknown:
             raise ProxyError(404, f"No route /{path} on this proxy ({backend.name} backend).", code="unknown_route")
@@ -99,5 +105,3 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
     bp.add_url_rule("/<path:path>", "forward", forward_view, methods=ALL_METHODS)
     return bp
 
-
-__all__ = ["build_blueprint", "json_response", "Call"]
