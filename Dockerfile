@@ -3,6 +3,12 @@
 #   docker run -p 8080:5000 -e TARGET_BASE_URL=http://host.docker.internal:8000/v1 cot_proxy
 # Every setting is an environment variable (README, "Settings"); a config.yaml can be mounted at
 # /app/config.yaml (e.g. -v "$PWD/config.yaml:/app/config.yaml:ro"). The port inside stays 5000.
+# Wheels are built in the full image (gunicorn-h1c, Gunicorn's C HTTP parser, compiles from source), so the
+# final slim image needs no compiler.
+FROM python:3.11-bookworm AS wheels
+COPY requirements.txt /tmp/requirements.txt
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements.txt
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -15,7 +21,8 @@ WORKDIR /app
 
 # Dependencies first (pinned in requirements.txt), so code changes reuse this layer.
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+COPY --from=wheels /wheels /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels -r requirements.txt && rm -rf /wheels
 
 RUN groupadd --system --gid 10001 cotproxy \
     && useradd --system --uid 10001 --gid cotproxy --no-create-home --home-dir /app --shell /usr/sbin/nologin cotproxy

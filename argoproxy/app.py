@@ -15,6 +15,7 @@ from argoproxy.jsonfast import dumps
 from argoproxy.logs import configure_logging, request_logger
 from argoproxy.metrics import install_metrics
 from argoproxy.pipeline import Gateway
+from argoproxy.request_ids import RequestIds, current_request_id
 from argoproxy.routes import build_blueprint
 from argoproxy.settings import Settings
 from argoproxy.upstream import Upstream
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(build_blueprint(gateway, health))
     register_error_handlers(app, gateway)
     install_metrics(app, gateway)
+    app.wsgi_app = RequestIds(app.wsgi_app)
     return app
 
 
@@ -53,7 +55,7 @@ def register_error_handlers(app: Flask, gateway: Gateway) -> None:
 
     def reply(status: int, body: dict, headers: dict | None = None) -> Response:
         if isinstance(body.get("error"), dict):  # so that a client's report leads to the log line
-            body["error"]["request_id"] = g.get("request_id")
+            body["error"]["request_id"] = current_request_id()
         call = g.get("call")
         if call is not None and not call.observed:
             call.status, call.output = status, body
@@ -88,6 +90,6 @@ def register_error_handlers(app: Flask, gateway: Gateway) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(err: Exception) -> Response:
-        log.exception("unexpected error in request %s", g.get("request_id", "-"))
+        log.exception("unexpected error in request %s", current_request_id() or "-")
         return reply(500, error_body("The proxy failed to handle this request; see its log.", "server_error",
                                      None, "internal_error"))

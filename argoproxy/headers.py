@@ -16,19 +16,35 @@ def _connection_listed(connection: str | None) -> set[str]:
     return {name.strip().lower() for name in connection.split(",")} if connection else set()
 
 
+def _header_name(key: str) -> str | None:
+    """The HTTP name of a WSGI environ key, or None when the header does not go upstream."""
+    if key.startswith("HTTP_"):
+        name = key[5:].replace("_", "-").title()
+    elif key == "CONTENT_TYPE":
+        name = "Content-Type"
+    else:
+        return None
+    return None if name.lower() in NOT_FORWARDED_UP else name
+
+
+_NAMES: dict[str, str | None] = {}  # environ key -> header name; bounded by what clients send, capped anyway
+_NAMES_CAP = 4096
+
+
 def request_headers(environ: Mapping[str, object]) -> dict[str, str]:
     """The client's headers as they go upstream (from the WSGI environ, which is cheaper than Flask's view)."""
     headers: dict[str, str] = {}
+    names = _NAMES
     for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            name = key[5:].replace("_", "-").title()
-        elif key == "CONTENT_TYPE":
-            name = "Content-Type"
-        else:
-            continue
-        if name.lower() not in NOT_FORWARDED_UP and value:
+        try:
+            name = names[key]
+        except KeyError:
+            name = _header_name(key)
+            if len(names) < _NAMES_CAP:
+                names[key] = name
+        if name is not None and value:
             headers[name] = str(value)
-    for name in _connection_listed(headers.pop("Connection", None)):
+    for name in _connection_listed(environ.get("HTTP_CONNECTION")):  # headers the client marked hop-by-hop
         headers.pop(name.title(), None)
     return headers
 

@@ -10,6 +10,7 @@ generated client API key.
 - ENABLE_AUTH without API_KEY_SECRET: one random key, generated here, printed once, and passed to every
   worker in a process-internal environment variable (argoproxy.auth.GENERATED_KEY_ENV). Workers that
   Gunicorn restarts later get the same key.
+- Gunicorn's responses send their head with the first body bytes (argoproxy.gunicorn_response).
 
 Reloads (SIGHUP) read the configuration again in the same master: both are then reused, not recreated.
 """
@@ -23,6 +24,7 @@ import tempfile
 from typing import Any, Callable
 
 from argoproxy.auth import GENERATED_KEY_ENV, announce_key, generate_key
+from argoproxy.gunicorn_response import install_gunicorn_response
 from argoproxy.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable (argoproxy.metrics reads it too)
@@ -34,6 +36,7 @@ def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
     """Gunicorn server hooks (and their one-time setup, done now, in the master)."""
     prepare_metrics_dir()
     share_generated_key(settings)
+    install_gunicorn_response()
     return {"child_exit": child_exit, "on_exit": on_exit, "post_fork": post_fork}
 
 

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
-
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 
 from argoproxy.auth import auth_guard
 from argoproxy.errors import ProxyError
 from argoproxy.health import HealthCheck
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline import Gateway
+from argoproxy.request_ids import current_request_id
 from argoproxy.validation import model_allowed
 
 ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
 API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
 # Each API route answers with and without the /v1 prefix (clients configured with either base URL).
 API_PATHS = {path: kind for suffix, kind in API_KINDS.items() for path in (f"v1/{suffix}", suffix)}
-MAX_REQUEST_ID = 128
-
-
-def request_id_of(value: str | None) -> str:
-    """The client's X-Request-ID when it is a sane token, else a new one."""
-    if value and len(value) <= MAX_REQUEST_ID and value.isprintable():
-        return value
-    return uuid.uuid4().hex
 
 
 def json_response(obj: object, status: int = 200) -> Response:
@@ -36,21 +27,12 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
     backend = gateway.backend
     settings = gateway.settings
 
-    @bp.before_app_request
-    def request_id() -> None:
-        g.request_id = request_id_of(request.environ.get("HTTP_X_REQUEST_ID"))
-
-    @bp.after_app_request
-    def add_request_id(response: Response) -> Response:
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        return response
-
     def rejected() -> None:  # a 401 is answered and counted like any other request (metrics, logs)
         rule = request.url_rule
         kind = (rule.defaults or {}).get("kind") if rule is not None else None
-        gateway.new_call(kind or "other", request.path.lstrip("/"), g.request_id)
+        gateway.new_call(kind or "other", request.path.lstrip("/"), current_request_id())
 
-    guard = auth_guard(settings, on_reject=rejected)  # runs after request_id, before everything else
+    guard = auth_guard(settings, on_reject=rejected)  # runs before every view
     if guard is not None:
         bp.before_app_request(guard)
 
@@ -66,7 +48,7 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
         return json_response(body, status)
 
     def models_view(path: str) -> Response:
-        call = gateway.new_call("models", path, g.request_id)
+        call = gateway.new_call("models", path, current_request_id())
         listing = backend.list_models(call)
         data = listing.get("data", [])
         known = {m.get("id") for m in data if isinstance(m, dict)}
@@ -83,7 +65,7 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
     def api_view(path: str, kind: str) -> Response:
         if kind not in backend.kinds:
             raise ProxyError(404, f"The {backend.name} backend does not serve /{path}.", code="unknown_route")
-        return gateway.api(gateway.new_call(kind, path, g.request_id))
+        return gateway.api(gateway.new_call(kind, path, current_request_id()))
 
     for path, kind in API_PATHS.items():
         bp.add_url_rule(f"/{path}", f"api_{path}", api_view, methods=["POST"], defaults={"path": path, "kind": kind})
@@ -98,7 +80,7 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
             raise ProxyError(405, f"/{path} takes POST only.", code="method_not_allowed", headers={"Allow": "POST"})
         if not backend.forwards_unknown:
             raise ProxyError(404, f"No route /{path} on this proxy ({backend.name} backend).", code="unknown_route")
-        call = gateway.new_call("passthrough", path, g.request_id)
+        call = gateway.new_call("passthrough", path, current_request_id())
         return gateway.passthrough(call, backend.url(path, call.query), backend.upstream_headers(call))
 
     bp.add_url_rule("/", "forward_root", forward_view, methods=ALL_METHODS)

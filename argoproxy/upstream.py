@@ -16,6 +16,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from argoproxy.connections import LeanHTTPConnection, LeanHTTPSConnection, install_header_parser
 from argoproxy.errors import ProxyError
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Upstream:
     """Sends requests upstream with connect/read timeouts and capped, jittered retries."""
 
     def __init__(self, connect_timeout: float, read_timeout: float, max_retries: int, pool_size: int = 1024) -> None:
+        install_header_parser()
         self.session = make_session(pool_size)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -115,7 +117,9 @@ class Upstream:
     def _pool_for(self, url: str) -> urllib3.HTTPConnectionPool:
         adapter = self.session.get_adapter(url)
         probe = requests.Request("GET", url).prepare()
-        return adapter.get_connection_with_tls_context(probe, verify=True)
+        pool = adapter.get_connection_with_tls_context(probe, verify=True)
+        pool.ConnectionCls = LeanHTTPSConnection if url.startswith("https:") else LeanHTTPConnection
+        return pool
 
 
 class UpstreamResponse:
@@ -173,11 +177,15 @@ def read_chunks(resp: UpstreamResponse, decode: bool = True) -> Iterator[bytes]:
     if raw.chunked and raw.supports_chunked_reads():
         yield from raw.read_chunked(decode_content=decode)
         return
+    # A body of known length and no content coding ends with its last byte: no extra read to see EOF.
+    sized = raw.length_remaining is not None and (not decode or raw.headers.get("Content-Encoding", "identity") == "identity")
     while True:
         data = raw.read1(READ_SIZE, decode_content=decode)
         if not data:
             return
         yield data
+        if sized and raw.length_remaining == 0:
+            return
 
 
 def _retryable_exception(exc: Exception) -> bool:

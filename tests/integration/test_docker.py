@@ -47,8 +47,10 @@ class Dockerfile:
             logical.append(pending + line)
             pending = ""
         instructions = [(text.split(None, 1)[0].upper(), text.split(None, 1)[1].strip()) for text in logical]
-        parsed = cls(instructions)
-        for name, args in instructions:
+        # The image is the last stage; earlier stages only build things for it.
+        last_from = max(i for i, (name, _) in enumerate(instructions) if name == "FROM")
+        parsed = cls(instructions[last_from:])
+        for name, args in parsed.instructions:
             if name == "ENV":
                 words = shlex.split(args)
                 if "=" in words[0]:
@@ -76,10 +78,10 @@ class Dockerfile:
         return command
 
     def copies(self) -> list[tuple[list[str], str]]:
-        """(sources, destination) of every COPY, flags such as --chown dropped."""
+        """(sources, destination) of every COPY from the build context, flags such as --chown dropped."""
         result = []
         for name, args in self.instructions:
-            if name == "COPY":
+            if name == "COPY" and "--from=" not in args:
                 words = [w for w in shlex.split(args) if not w.startswith("--")]
                 result.append((words[:-1], words[-1]))
         return result

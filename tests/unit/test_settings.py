@@ -103,7 +103,7 @@ def test_health_never_shows_url_credentials():
 
 
 def test_request_ids_are_kept_when_sane():
-    from argoproxy.routes import request_id_of
+    from argoproxy.request_ids import request_id_of
     assert request_id_of("abc-123") == "abc-123"
     assert request_id_of("x" * 500) != "x" * 500 and len(request_id_of(None)) == 32
     assert request_id_of("bad\nid") != "bad\nid"

@@ -1,0 +1,79 @@
+"""Gunicorn's response, sending its head together with the first body bytes.
+
+Stock Gunicorn writes a response's head and its first body bytes in two sends; on loopback and LAN links each
+send (and the client wake-up it causes) costs more than the Python around it. Installed by the Gunicorn master
+(argoproxy.processes) before workers fork. Imports nothing of urllib3 or ssl: gevent patches the workers later.
+"""
+
+from __future__ import annotations
+
+from gunicorn.http import wsgi
+
+from argoproxy.sockets import send_all
+
+COALESCE_LIMIT = 64 * 1024  # a larger first chunk is sent on its own: copying it would cost more than a send
+
+
+class _Capture:
+    """Stands in for the client socket while Gunicorn renders the response head."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+
+class CoalescingResponse(wsgi.Response):
+    """Gunicorn's response, sending its head together with the first body bytes.
+
+    An empty first item still sends the head at once (a stream's headers are never delayed), and close()
+    sends a head that no body followed (HEAD, 204, empty bodies)."""
+
+    _head = b""
+
+    def send_headers(self) -> None:
+        if self.headers_sent:
+            return
+        sock, capture = self.sock, _Capture()
+        self.sock = capture
+        try:
+            super().send_headers()
+        finally:
+            self.sock = sock
+        self._head = capture.data
+
+    def write(self, arg: bytes) -> None:
+        super().write(arg)
+        if self._head:  # nothing of the body went out with it (empty item, or a body-less response)
+            self._flush_head()
+
+    def _emit_body(self, data: bytes) -> None:
+        if self.chunked:
+            data = b"%X\r\n%b\r\n" % (len(data), data)
+        head, self._head = self._head, b""
+        if head and len(data) <= COALESCE_LIMIT:
+            data = head + data
+        elif head:
+            send_all(self.sock, head)
+        send_all(self.sock, data)
+
+    def sendfile(self, respiter) -> bool:
+        return False  # the proxy never serves files; write() handles file wrappers item by item
+
+    def close(self) -> None:
+        self.send_headers()
+        self._flush_head()
+        super().close()
+
+    def _flush_head(self) -> None:
+        head, self._head = self._head, b""
+        if head:
+            send_all(self.sock, head)
+
+
+def install_gunicorn_response() -> None:
+    """Make Gunicorn build CoalescingResponse objects (wsgi.create looks the class up in its module)."""
+    wsgi.Response = CoalescingResponse
