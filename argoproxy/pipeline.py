@@ -445,9 +445,10 @@ def sse_object(item: bytes) -> dict | None:
 def think_items(items: Iterable[StreamItem], cfg: ThinkConfig) -> Iterator[StreamItem]:
     """The think transform over a stream; raw events that cannot hold a tag pass without being parsed."""
     state = StreamThink(cfg)
+    idle = state.idle  # changes only when a chunk goes through the state machine
     for item in items:
         if type(item) is bytes:
-            if state.idle and b"<" not in item and b"\\u003c" not in item:
+            if idle and b"<" not in item and b"\\u003c" not in item:
                 yield item
                 continue
             obj = sse_object(item)
@@ -457,6 +458,7 @@ def think_items(items: Iterable[StreamItem], cfg: ThinkConfig) -> Iterator[Strea
         else:
             obj = item
         out = state.chunk(obj)
+        idle = state.idle
         if out is not None:
             yield out
     tail = state.flush()

@@ -307,6 +307,11 @@ class LoopResult:
     def count(self) -> int:
         return len(self.latencies)
 
+    @classmethod
+    def merge(cls, parts: list["LoopResult"]) -> "LoopResult":
+        return cls([x for p in parts for x in p.latencies], sum(p.errors for p in parts),
+                   sum(p.elapsed for p in parts), next((p.error_sample for p in parts if p.error_sample), ""))
+
 
 async def closed_loop(pool: Pool, request: bytes, duration: float, concurrency: int | None = None) -> LoopResult:
     """Every connection of the pool sends ``request`` back to back for ``duration`` seconds."""

@@ -225,10 +225,15 @@ class Proxy(Target):
 
 
 class BareForwarder(Target):
-    """bench/bare_forwarder.py under Gunicorn: the calibration baseline."""
+    """A calibration forwarder under Gunicorn: bench/bare_forwarder.py (Flask + requests) or bench/bare_wsgi.py
+    (plain WSGI over urllib3), the two baselines issue 2 quotes."""
+
+    KINDS = {"flask": ("bare_forwarder", "bare Flask forwarder"), "wsgi": ("bare_wsgi", "bare WSGI forwarder")}
 
     @classmethod
-    def start(cls, upstream_port: int, worker_class: str = "gevent", workers: int = 2) -> "BareForwarder":
+    def start(cls, upstream_port: int, worker_class: str = "gevent", workers: int = 2,
+              kind: str = "flask") -> "BareForwarder":
+        module, name = cls.KINDS[kind]
         tmp = tempfile.mkdtemp(prefix="cot_proxy_bench_bare_")
         port = free_port()
         env = dict(os.environ, HOME=tmp, PYTHONPATH=str(BENCH), BARE_TARGET=f"http://{HOST}:{upstream_port}")
@@ -236,10 +241,10 @@ class BareForwarder(Target):
         with open(log, "wb") as out:
             proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-k", worker_class, "-w", str(workers),
                                      "--threads", "64", "--worker-connections", "2000", "--keep-alive", "5",
-                                     "-b", f"{HOST}:{port}", "bare_forwarder:app"],
+                                     "-b", f"{HOST}:{port}", f"{module}:app"],
                                     cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=out)
-        target = cls("bare Flask forwarder", port, proc, tmp, stop_signal=signal.SIGINT,
-                     description=f"bench/bare_forwarder.py, Gunicorn {workers} {worker_class} workers "
+        target = cls(name, port, proc, tmp, stop_signal=signal.SIGINT,
+                     description=f"bench/{module}.py, Gunicorn {workers} {worker_class} workers "
                                  "(calibration, not the product)")
         try:
             _wait_port(port, proc, 30, "bare forwarder", log)
