@@ -177,14 +177,30 @@ def read_chunks(resp: UpstreamResponse, decode: bool = True) -> Iterator[bytes]:
     if raw.chunked and raw.supports_chunked_reads():
         yield from raw.read_chunked(decode_content=decode)
         return
-    # A body of known length and no content coding ends with its last byte: no extra read to see EOF.
-    sized = raw.length_remaining is not None and (not decode or raw.headers.get("Content-Encoding", "identity") == "identity")
+    if not decode or raw.headers.get("Content-Encoding", "identity") == "identity":
+        yield from _read_plain(raw)
+        return
     while True:
         data = raw.read1(READ_SIZE, decode_content=decode)
         if not data:
             return
         yield data
-        if sized and raw.length_remaining == 0:
+
+
+def _read_plain(raw: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """A body without transfer or content coding, read through http.client directly (urllib3's per-read
+    bookkeeping costs more than the read); a body that ends before its Content-Length is an error."""
+    fp = raw._fp
+    if fp is None:
+        return
+    while True:
+        data = fp.read1(READ_SIZE)
+        if not data:
+            if fp.length:
+                raise urllib3.exceptions.ProtocolError(f"Connection broken: {fp.length} bytes of the body missing")
+            return
+        yield data
+        if fp.length == 0:
             return
 
 
