@@ -201,6 +201,7 @@ def _read_plain(raw: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
             return
         yield data
         if fp.length == 0:
+            fp.read()  # reads nothing; marks the response complete so the connection goes back to the pool
             return
 
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from argoproxy.connections import parse_headers
-from argoproxy.upstream import Upstream, UpstreamRequest
+from argoproxy.upstream import Upstream, UpstreamRequest, read_chunks
 
 ORIGINAL_PARSE_HEADERS = http.client.parse_headers
 
@@ -95,6 +95,17 @@ def test_small_request_leaves_in_one_send_and_the_connection_is_reused(server) -
     assert len(server.first_reads) == 3
     for first in server.first_reads:  # head and body in the first read: one send
         assert first.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n") and first.endswith(body)
+
+
+def test_a_body_read_as_it_arrives_leaves_the_connection_reusable(server) -> None:
+    """read_chunks (the path of every proxied answer) must end the response so the connection is pooled:
+    a connection closed after each answer costs a connect and a DNS lookup per request."""
+    upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0)
+    for _ in range(3):
+        with upstream.send(UpstreamRequest("POST", f"http://127.0.0.1:{server.port}/v1/chat/completions",
+                                           {"Content-Type": "application/json"}, b"{}")) as resp:
+            assert b"".join(read_chunks(resp)) == b'{"ok": true}'
+    assert server.connections == 1
 
 
 def test_large_body_arrives_whole(server) -> None:
