@@ -23,13 +23,14 @@ ORIGINAL_PARSE_HEADERS = http.client.parse_headers
 class RawServer:
     """Answers each request with a small JSON body; records the bytes of each request's first recv()."""
 
-    def __init__(self, close_after_each: bool = False) -> None:
+    def __init__(self, close_after_each: bool = False, wrap=None) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.first_reads: list[bytes] = []
         self.requests: list[bytes] = []
         self.connections = 0
         self.close_after_each = close_after_each
+        self.wrap = wrap  # e.g. an SSLContext's server-side wrap_socket
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -39,6 +40,8 @@ class RawServer:
             except OSError:
                 return
             self.connections += 1
+            if self.wrap is not None:
+                conn = self.wrap(conn)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -154,3 +157,37 @@ def test_header_parser_matches_http_client(head: bytes) -> None:
                 max_size=6))
 def test_header_parser_matches_http_client_on_any_head(lines: list[bytes]) -> None:
     same_message(b"".join(line + b"\r\n" for line in lines) + b"\r\n")
+
+
+def test_tls_upstream_one_send_and_reuse(tmp_path) -> None:
+    """The same connection class over TLS (every hosted upstream is HTTPS): request head and body in one
+    TLS record, pooled connection reused, liveness check on an SSL socket."""
+    import shutil
+    import ssl
+    import subprocess
+
+    import urllib3
+
+    from argoproxy.connections import LeanHTTPSConnection
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server = RawServer(wrap=lambda conn: ctx.wrap_socket(conn, server_side=True))
+    try:
+        pool = urllib3.HTTPSConnectionPool("127.0.0.1", server.port, cert_reqs="CERT_REQUIRED", ca_certs=str(cert))
+        pool.ConnectionCls = LeanHTTPSConnection
+        body = b'{"model": "m"}'
+        for _ in range(3):
+            r = pool.urlopen("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"},
+                             retries=False)
+            assert r.status == 200 and r.data == b'{"ok": true}'
+        assert server.connections == 1
+        assert all(first.endswith(body) for first in server.first_reads)
+    finally:
+        server.close()
