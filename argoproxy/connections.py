@@ -14,9 +14,7 @@ import re
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from argoproxy.sockets import readable_now, send_all
-
-COALESCE_LIMIT = 64 * 1024  # larger bodies are sent as they are: copying them would cost more than a send
+from argoproxy.sockets import COALESCE_LIMIT, readable_now, send_all
 
 
 class _OneSend:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from gunicorn.http import wsgi
 
-from argoproxy.sockets import send_all
-
-COALESCE_LIMIT = 64 * 1024  # a larger first chunk is sent on its own: copying it would cost more than a send
+from argoproxy.sockets import COALESCE_LIMIT, send_all
 
 
 class _Capture:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from flask import Response, g, request
 
-from argoproxy import sse, streamconv
+from argoproxy import request_ids, sse, streamconv
 from argoproxy.backends import Backend, StreamItem
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
@@ -48,10 +48,10 @@ class Gateway:
         self._think_cache: dict[tuple[str | None, str | None], ThinkConfig | None] = {}
 
     # ---------------------------------------------------------------- entry points
-    def new_call(self, kind: str, path: str, request_id: str) -> Call:
+    def new_call(self, kind: str, path: str) -> Call:
         environ = request.environ
         call = Call(kind, request.method, path, environ.get("QUERY_STRING", ""), request_headers(environ),
-                    request_id=request_id)
+                    request_id=environ.get(request_ids.ENVIRON_KEY, ""))
         g.call = call
         return call
 

@@ -9,7 +9,6 @@ from argoproxy.errors import ProxyError
 from argoproxy.health import HealthCheck
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline import Gateway
-from argoproxy.request_ids import current_request_id
 from argoproxy.validation import model_allowed
 
 ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
@@ -30,7 +29,7 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
     def rejected() -> None:  # a 401 is answered and counted like any other request (metrics, logs)
         rule = request.url_rule
         kind = (rule.defaults or {}).get("kind") if rule is not None else None
-        gateway.new_call(kind or "other", request.path.lstrip("/"), current_request_id())
+        gateway.new_call(kind or "other", request.path.lstrip("/"))
 
     guard = auth_guard(settings, on_reject=rejected)  # runs before every view
     if guard is not None:
@@ -48,7 +47,7 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
         return json_response(body, status)
 
     def models_view(path: str) -> Response:
-        call = gateway.new_call("models", path, current_request_id())
+        call = gateway.new_call("models", path)
         listing = backend.list_models(call)
         data = listing.get("data", [])
         known = {m.get("id") for m in data if isinstance(m, dict)}
@@ -65,7 +64,7 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
     def api_view(path: str, kind: str) -> Response:
         if kind not in backend.kinds:
             raise ProxyError(404, f"The {backend.name} backend does not serve /{path}.", code="unknown_route")
-        return gateway.api(gateway.new_call(kind, path, current_request_id()))
+        return gateway.api(gateway.new_call(kind, path))
 
     for path, kind in API_PATHS.items():
         bp.add_url_rule(f"/{path}", f"api_{path}", api_view, methods=["POST"], defaults={"path": path, "kind": kind})
@@ -80,7 +79,7 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
             raise ProxyError(405, f"/{path} takes POST only.", code="method_not_allowed", headers={"Allow": "POST"})
         if not backend.forwards_unknown:
             raise ProxyError(404, f"No route /{path} on this proxy ({backend.name} backend).", code="unknown_route")
-        call = gateway.new_call("passthrough", path, current_request_id())
+        call = gateway.new_call("passthrough", path)
         return gateway.passthrough(call, backend.url(path, call.query), backend.upstream_headers(call))
 
     bp.add_url_rule("/", "forward_root", forward_view, methods=ALL_METHODS)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import select
 
+# Two messages up to this size are joined into one send; larger ones are sent as they are (copying them
+# would cost more than the extra send).
+COALESCE_LIMIT = 64 * 1024
+
 
 def _real_poll():
     """select.poll as the OS gives it, even in a gevent worker: a zero-timeout poll never blocks, so it needs

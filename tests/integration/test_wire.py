@@ -68,3 +68,19 @@ def test_request_id_is_the_clients_and_connection_listed_headers_stay_here(proxy
     assert head.count(b"x-request-id") == 1 and b"x-request-id: client-id" in head
     got = upstream.received[-1]
     assert got.headers.get("X-Public") == "1" and "X-Private" not in got.headers
+
+
+def test_a_body_shorter_than_its_content_length_is_a_400_and_is_not_forwarded(proxy, upstream):
+    before = len(upstream.received)
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n{\"model\": \"m\"}")
+        s.shutdown(socket.SHUT_WR)  # the client gives up after 14 of its 100 bytes
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    err = json.loads(body)["error"]
+    assert err["code"] == "invalid_request" and "Content-Length" in err["message"]
+    assert len(upstream.received) == before
