@@ -9,17 +9,33 @@ feed parser, the costliest step of an upstream call; parse_headers does the comm
 from __future__ import annotations
 
 import email.parser
+import functools
 import http.client
+import ipaddress
 import re
+import socket
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.connection import _set_socket_options
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from argoproxy.sockets import COALESCE_LIMIT, readable_now, send_all
 
 
+@functools.lru_cache(maxsize=64)
+def ip_family(host: str) -> int | None:
+    """AF_INET / AF_INET6 when host is an IP address literal (brackets allowed), else None."""
+    try:
+        version = ipaddress.ip_address(host.strip("[]")).version
+    except ValueError:
+        return None
+    return socket.AF_INET if version == 4 else socket.AF_INET6
+
+
 class _OneSend:
-    """A urllib3 connection that sends a request's head and a small body in one send, and checks an idle
-    pooled connection with one non-blocking poll."""
+    """A urllib3 connection that sends a request's head and a small body in one send, checks an idle
+    pooled connection with one non-blocking poll, and connects to an IP address without a resolver call."""
 
     _held: list[bytes] | None = None
     _held_size = 0
@@ -48,6 +64,28 @@ class _OneSend:
                 self.connect()
             send_all(self.sock, b"".join(self._held))
         self._held, self._held_size = [], 0
+
+    def _new_conn(self) -> socket.socket:
+        # gevent hands every getaddrinfo to a thread pool (about 90 us of CPU), even for "127.0.0.1".
+        family = ip_family(self._dns_host)
+        if family is None:
+            return super()._new_conn()
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            _set_socket_options(sock, self.socket_options)
+            if self.timeout is not _DEFAULT_TIMEOUT:
+                sock.settimeout(self.timeout)
+            if self.source_address:
+                sock.bind(self.source_address)
+            sock.connect((self._dns_host.strip("[]"), self.port))
+        except socket.timeout as exc:
+            sock.close()
+            raise ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})") from exc
+        except OSError as exc:
+            sock.close()
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+        return sock
 
     @property
     def is_connected(self) -> bool:

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from argoproxy.connections import parse_headers
+from argoproxy.errors import ProxyError
 from argoproxy.upstream import Upstream, UpstreamRequest, read_chunks
 
 ORIGINAL_PARSE_HEADERS = http.client.parse_headers
@@ -191,3 +192,53 @@ def test_tls_upstream_one_send_and_reuse(tmp_path) -> None:
         assert all(first.endswith(body) for first in server.first_reads)
     finally:
         server.close()
+
+
+def test_an_ip_address_is_connected_without_a_resolver_call(server, monkeypatch) -> None:
+    """Under gevent every getaddrinfo goes through a thread pool; an address literal needs none."""
+    resolved: list[str] = []
+    real = socket.getaddrinfo
+
+    def recording(host, *args, **kwargs):
+        resolved.append(host)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", recording)
+    upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0)
+    assert post(upstream, server.port, b"{}")[0] == 200
+    assert resolved == []
+    with upstream.send(UpstreamRequest("GET", f"http://localhost:{server.port}/v1/models", {}, b"")) as resp:
+        assert resp.status_code == 200
+    assert resolved == ["localhost"]  # names still go through the resolver
+
+
+def test_an_ipv6_address_literal_connects() -> None:
+    try:
+        listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    port = listener.getsockname()[1]
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    threading.Thread(target=answer, daemon=True).start()
+    upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0)
+    try:
+        with upstream.send(UpstreamRequest("GET", f"http://[::1]:{port}/v1/models", {}, b"")) as resp:
+            assert resp.status_code == 200 and resp.content == b"ok"
+    finally:
+        listener.close()
+
+
+def test_a_refused_ip_address_is_the_proxys_refused_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0)
+        with pytest.raises(ProxyError) as caught:
+            upstream.send(UpstreamRequest("GET", f"http://127.0.0.1:{port}/v1/models", {}, b""))
+    assert (caught.value.status, caught.value.code) == (502, "upstream_connection_refused")
