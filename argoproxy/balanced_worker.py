@@ -1,0 +1,171 @@
+"""Gunicorn's gevent worker, with new connections spread evenly between the workers.
+
+All gevent workers wait on the one listening socket and whichever runs first accepts. On a busy machine the
+worker that is already running wins again and again: a client opening 16 connections at once often got all
+16 on one worker, and 1024 simultaneous streams split 693/333, so one worker did twice the work while the
+other idled. Here each worker publishes how many connections it holds on a board shared by all workers (an
+anonymous shared mmap made in the master before any fork). A worker holding more than its least loaded
+peer plus MARGIN stops accepting for a moment and leaves the connection to that peer; if no peer takes it
+within PATIENCE the worker accepts anyway, so a stuck or busy peer never holds connections back for long.
+
+Used for WORKER_CLASS=gevent when more than one worker runs (argoproxy.server picks it).
+"""
+
+from __future__ import annotations
+
+import functools
+import mmap
+import os
+import time
+
+from gevent.server import StreamServer
+from gunicorn.workers import ggevent
+
+SLOTS = 256  # at most this many workers at once (live ones plus replacements still booting)
+FIELDS = 3  # a slot: pid (0 free, -1 booting), open connections, heartbeat in monotonic ms
+PID, OPEN, BEAT = range(FIELDS)
+# A worker defers to a peer holding fewer than its own connections minus the larger of MARGIN and 1/8 of
+# them (deferring costs a wait; a small relative imbalance costs nothing).
+MARGIN = 1
+SHIFT = 3
+RECHECK = 0.001  # seconds between looks while deferring
+PATIENCE = 0.010  # seconds a connection may wait for a less loaded peer
+ACCEPT_BATCH = 64  # connections accepted in one loop turn at most
+STALE_MS = 5000  # a heartbeat older than this: the worker is gone (killed without clearing its slot)
+
+# Cell 0: how many slots have been used (readers look no further); then the slots.
+_shared = memoryview(mmap.mmap(-1, (1 + SLOTS * FIELDS) * 8)).cast("q")
+
+
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)  # CLOCK_MONOTONIC: the same clock in every process
+
+
+class Board:
+    """The shared board, seen from one worker's slot."""
+
+    def __init__(self, cells: memoryview = _shared) -> None:
+        self.cells = cells
+        self.base = self._claim()
+
+    def _claim(self) -> int:
+        """In the master, before the fork: a slot no live or booting worker holds."""
+        c, stale = self.cells, _now_ms() - STALE_MS
+        for slot in range(SLOTS):
+            base = 1 + slot * FIELDS
+            if c[base + PID] == 0 or c[base + BEAT] < stale:
+                c[base + PID], c[base + OPEN], c[base + BEAT] = -1, 0, _now_ms()
+                c[0] = max(c[0], slot + 1)
+                return base
+        raise RuntimeError(f"more than {SLOTS} gevent workers")
+
+    def publish(self, pid: int) -> None:
+        """The worker accepts from now on: peers may defer to it."""
+        self.cells[self.base + OPEN] = 0
+        self.beat()
+        self.cells[self.base + PID] = pid
+
+    def release(self) -> None:
+        self.cells[self.base + PID] = 0
+
+    def beat(self) -> None:
+        self.cells[self.base + BEAT] = _now_ms()
+
+    def opened(self) -> None:
+        self.cells[self.base + OPEN] += 1
+
+    def closed(self) -> None:
+        self.cells[self.base + OPEN] -= 1
+
+    def should_defer(self) -> bool:
+        """True when a live peer holds fewer than this worker's connections minus MARGIN."""
+        c, fresh = self.cells, _now_ms() - STALE_MS
+        mine = c[self.base + OPEN]
+        limit = mine - max(MARGIN, mine >> SHIFT)
+        for base in range(1, 1 + c[0] * FIELDS, FIELDS):
+            if c[base + OPEN] < limit and base != self.base and c[base + PID] > 0 and c[base + BEAT] >= fresh:
+                return True
+        return False
+
+
+class BalancedServer(StreamServer):
+    """A StreamServer that accepts waiting connections in batches (one per loop turn starved a busy worker:
+    1024 simultaneous streams took about 0.3 s longer to start), looking at the board before each one and
+    leaving it to a less loaded worker for up to PATIENCE."""
+
+    def __init__(self, *args, board: Board, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.board = board
+        self.accepted = 0
+        self.deferring_since: float | None = None
+
+    def _do_read(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            if self._defer():
+                return
+            before = self.accepted
+            super()._do_read()  # accepts at most one: Gunicorn sets max_accept = 1 with several workers
+            if self.accepted == before or self._watcher is None:
+                return  # none waiting, or accepting stopped (pool full, accept errors)
+
+    def _defer(self) -> bool:
+        """Stop accepting for RECHECK when a less loaded peer should take the waiting connection."""
+        if not self.board.should_defer():
+            self.deferring_since = None
+            return False
+        now = time.monotonic()
+        if self.deferring_since is None:
+            self.deferring_since = now
+        elif now - self.deferring_since >= PATIENCE:
+            return False  # no peer took it: accept
+        self.stop_accepting()
+        self._timer = self.loop.timer(RECHECK)
+        self._timer.start(self._start_accepting_if_started)
+        return True
+
+    def do_handle(self, *args) -> None:
+        self.board.opened()  # counted at accept, so the next look at the board sees it
+        self.accepted += 1
+        try:
+            super().do_handle(*args)
+        except BaseException:
+            self.board.closed()
+            raise
+
+
+class BalancedGeventWorker(ggevent.GeventWorker):
+    """Gunicorn's GeventWorker, counting its connections on the shared board."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)  # in the master, before the fork
+        self.board = Board()
+
+    def run(self) -> None:
+        # GeventWorker.run builds its StreamServer by this module-level name (this process is this worker).
+        ggevent.StreamServer = functools.partial(BalancedServer, board=self.board)
+        self.board.publish(os.getpid())
+        try:
+            super().run()
+        finally:
+            self.board.release()
+
+    def notify(self) -> None:
+        super().notify()
+        if self.alive:
+            self.board.beat()
+        else:
+            self.board.release()  # stopping: it accepts no more
+
+    def handle_exit(self, sig, frame) -> None:
+        self.board.release()
+        super().handle_exit(sig, frame)
+
+    def handle_quit(self, sig, frame) -> None:
+        self.board.release()
+        super().handle_quit(sig, frame)
+
+    def handle(self, listener, client, addr) -> None:
+        try:
+            super().handle(listener, client, addr)
+        finally:
+            self.board.closed()  # opened by BalancedServer.do_handle

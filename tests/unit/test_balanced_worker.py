@@ -1,0 +1,75 @@
+"""The shared board behind the balanced gevent worker (argoproxy.balanced_worker): slots claimed in the
+master, peers that are booting, gone or released never attract connections, and a worker defers only when
+a live peer holds clearly fewer connections."""
+
+from __future__ import annotations
+
+import mmap
+
+import pytest
+
+from argoproxy import balanced_worker as bw
+
+
+@pytest.fixture
+def cells() -> memoryview:
+    return memoryview(mmap.mmap(-1, (1 + bw.SLOTS * bw.FIELDS) * 8)).cast("q")
+
+
+def live(cells: memoryview, pid: int, connections: int = 0) -> bw.Board:
+    board = bw.Board(cells)
+    board.publish(pid)
+    for _ in range(connections):
+        board.opened()
+    return board
+
+
+def test_slots_are_claimed_once_and_reused_when_free(cells) -> None:
+    a, b = bw.Board(cells), bw.Board(cells)  # b claimed while a still boots
+    assert a.base != b.base and cells[0] == 2
+    a.release()
+    assert bw.Board(cells).base == a.base
+
+
+def test_a_stale_slot_is_reused(cells, monkeypatch) -> None:
+    a = live(cells, 100)
+    monkeypatch.setattr(bw, "_now_ms", lambda: cells[a.base + bw.BEAT] + bw.STALE_MS + 1)
+    assert bw.Board(cells).base == a.base  # its worker was killed without clearing it
+
+
+def test_defers_only_to_a_clearly_less_loaded_live_peer(cells) -> None:
+    me, peer = live(cells, 100, connections=2), live(cells, 101, connections=1)
+    assert not me.should_defer()  # 2 vs 1: within the margin
+    me.opened()
+    assert me.should_defer() and not peer.should_defer()  # 3 vs 1
+    peer.opened()
+    assert not me.should_defer()  # 3 vs 2
+
+
+def test_the_margin_grows_with_the_load(cells) -> None:
+    me, peer = live(cells, 100, connections=400), live(cells, 101, connections=360)
+    assert not me.should_defer()  # 40 fewer is within 1/8 of 400
+    for _ in range(20):
+        peer.closed()
+    assert me.should_defer()
+
+
+def test_booting_released_and_stale_peers_do_not_count(cells, monkeypatch) -> None:
+    me = live(cells, 100, connections=10)
+    booting = bw.Board(cells)
+    assert not me.should_defer()
+    booting.publish(101)
+    assert me.should_defer()
+    booting.release()
+    assert not me.should_defer()
+    booting.publish(101)
+    later = cells[booting.base + bw.BEAT] + bw.STALE_MS + 1
+    cells[me.base + bw.BEAT] = later
+    monkeypatch.setattr(bw, "_now_ms", lambda: later)
+    assert not me.should_defer()  # the peer stopped beating
+
+
+def test_connections_are_counted_both_ways(cells) -> None:
+    me = live(cells, 100)
+    me.opened(), me.opened(), me.closed()
+    assert cells[me.base + bw.OPEN] == 1
