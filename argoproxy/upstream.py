@@ -30,6 +30,9 @@ BACKOFF_BASE = 0.25  # seconds; doubled per attempt, capped, with full jitter
 BACKOFF_CAP = 4.0
 RETRY_AFTER_BUDGET = 10.0  # a longer Retry-After is passed to the client instead of waited for
 RETRY_BUDGET = 15.0  # no new attempt starts this long after the first: retries must not multiply timeouts
+# urllib3 retries nothing itself (the proxy decides, above); one shared object, as urlopen builds one per call
+# from retries=False.
+NO_RETRIES = urllib3.Retry(total=False, redirect=False)
 
 
 @dataclass
@@ -109,7 +112,7 @@ class Upstream:
         t = self._timeouts.get(timeout)
         if t is None:
             t = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
-        raw = pool.urlopen(req.method, path, body=req.body, headers=req.headers, retries=False, redirect=False,
+        raw = pool.urlopen(req.method, path, body=req.body, headers=req.headers, retries=NO_RETRIES, redirect=False,
                            assert_same_host=False, timeout=t, preload_content=False, decode_content=False,
                            release_conn=False)
         return UpstreamResponse(raw, req.url)
