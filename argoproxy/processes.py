@@ -11,12 +11,14 @@ generated client API key.
   worker in a process-internal environment variable (argoproxy.auth.GENERATED_KEY_ENV). Workers that
   Gunicorn restarts later get the same key.
 - Gunicorn's responses send their head with the first body bytes (argoproxy.gunicorn_response).
+- Each worker, once it has loaded the app, freezes what it built out of the garbage collector's sight.
 
 Reloads (SIGHUP) read the configuration again in the same master: both are then reused, not recreated.
 """
 
 from __future__ import annotations
 
+import gc
 import glob
 import os
 import shutil
@@ -30,6 +32,7 @@ from argoproxy.settings import Settings
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable (argoproxy.metrics reads it too)
 # The pid of the master that created the metrics directory (so a re-exec'd master makes its own).
 OWNER_ENV = "COT_PROXY_METRICS_DIR_OWNER"
+GC_YOUNG_THRESHOLD = 10_000  # allocations between young-generation collections (Python's default: 700)
 
 
 def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
@@ -37,7 +40,8 @@ def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
     prepare_metrics_dir()
     share_generated_key(settings)
     install_gunicorn_response()
-    return {"child_exit": child_exit, "on_exit": on_exit, "post_fork": post_fork}
+    return {"child_exit": child_exit, "on_exit": on_exit, "post_fork": post_fork,
+            "post_worker_init": post_worker_init}
 
 
 def post_fork(server, worker) -> None:
@@ -52,6 +56,16 @@ def post_fork(server, worker) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         signal.signal(signum, early_stop)
+
+
+def post_worker_init(worker) -> None:
+    """A worker has loaded the app: move what it built (modules, app, settings) out of the garbage collector's
+    sight, and collect young objects less often. Nearly all garbage a request leaves is freed by reference
+    counting; full passes over the app's objects and a collection every 700 allocations cost 5-10 % of the
+    CPU of a small request."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 def prepare_metrics_dir() -> str:
