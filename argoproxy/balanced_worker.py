@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import mmap
-import os
 import time
 
 from gevent.server import StreamServer
@@ -65,8 +64,10 @@ class Board:
         self.beat()
         self.cells[self.base + PID] = pid
 
-    def release(self) -> None:
-        self.cells[self.base + PID] = 0
+    def release(self, pid: int) -> None:
+        """Free the slot if worker pid still holds it (the master may already have given it to another)."""
+        if self.cells[self.base + PID] == pid:
+            self.cells[self.base + PID] = 0
 
     def beat(self) -> None:
         self.cells[self.base + BEAT] = _now_ms()
@@ -143,25 +144,25 @@ class BalancedGeventWorker(ggevent.GeventWorker):
     def run(self) -> None:
         # GeventWorker.run builds its StreamServer by this module-level name (this process is this worker).
         ggevent.StreamServer = functools.partial(BalancedServer, board=self.board)
-        self.board.publish(os.getpid())
+        self.board.publish(self.pid)
         try:
             super().run()
         finally:
-            self.board.release()
+            self.board.release(self.pid)
 
     def notify(self) -> None:
         super().notify()
         if self.alive:
             self.board.beat()
         else:
-            self.board.release()  # stopping: it accepts no more
+            self.board.release(self.pid)  # stopping: it accepts no more
 
     def handle_exit(self, sig, frame) -> None:
-        self.board.release()
+        self.board.release(self.pid)
         super().handle_exit(sig, frame)
 
     def handle_quit(self, sig, frame) -> None:
-        self.board.release()
+        self.board.release(self.pid)
         super().handle_quit(sig, frame)
 
     def handle(self, listener, client, addr) -> None:

@@ -103,7 +103,7 @@ def child_exit(server, worker) -> None:
     """A worker is gone: its live gauges no longer count, nor its connections on the balancing board."""
     board = getattr(worker, "board", None)  # argoproxy.balanced_worker: a worker killed can't clear its slot
     if board is not None:
-        board.release()
+        board.release(worker.pid)
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
         multiprocess.mark_process_dead(worker.pid)

@@ -27,8 +27,19 @@ def live(cells: memoryview, pid: int, connections: int = 0) -> bw.Board:
 def test_slots_are_claimed_once_and_reused_when_free(cells) -> None:
     a, b = bw.Board(cells), bw.Board(cells)  # b claimed while a still boots
     assert a.base != b.base and cells[0] == 2
-    a.release()
+    a.publish(100)
+    a.release(100)
     assert bw.Board(cells).base == a.base
+
+
+def test_a_slot_given_to_another_worker_is_not_released_by_the_old_one(cells) -> None:
+    """The master reaps a worker (child_exit) possibly after its slot went to a new worker."""
+    a = live(cells, 100)
+    a.release(100)  # the worker itself, on its way out
+    c = live(cells, 200)  # the master gave the slot to a new worker
+    assert c.base == a.base
+    a.release(100)  # child_exit for the old one
+    assert cells[c.base + bw.PID] == 200
 
 
 def test_a_stale_slot_is_reused(cells, monkeypatch) -> None:
@@ -60,7 +71,7 @@ def test_booting_released_and_stale_peers_do_not_count(cells, monkeypatch) -> No
     assert not me.should_defer()
     booting.publish(101)
     assert me.should_defer()
-    booting.release()
+    booting.release(101)
     assert not me.should_defer()
     booting.publish(101)
     later = cells[booting.base + bw.BEAT] + bw.STALE_MS + 1
