@@ -4,8 +4,8 @@ All gevent workers wait on the one listening socket and whichever runs first acc
 worker that is already running wins again and again: a client opening 16 connections at once often got all
 16 on one worker, and 1024 simultaneous streams split 693/333, so one worker did twice the work while the
 other idled. Here each worker publishes how many connections it holds on a board shared by all workers (an
-anonymous shared mmap made in the master before any fork). A worker holding more than its least loaded
-peer plus MARGIN stops accepting for a moment and leaves the connection to that peer; if no peer takes it
+anonymous shared mmap made in the master before any fork). A worker holding clearly more than its least
+loaded live peer stops accepting for a moment and leaves the connection to that peer; if no peer takes it
 within PATIENCE the worker accepts anyway, so a stuck or busy peer never holds connections back for long.
 
 Used for WORKER_CLASS=gevent when more than one worker runs (argoproxy.server picks it).
@@ -79,7 +79,7 @@ class Board:
         self.cells[self.base + OPEN] -= 1
 
     def should_defer(self) -> bool:
-        """True when a live peer holds fewer than this worker's connections minus MARGIN."""
+        """True when a live peer holds clearly fewer connections than this worker (see MARGIN)."""
         c, fresh = self.cells, _now_ms() - STALE_MS
         mine = c[self.base + OPEN]
         limit = mine - max(MARGIN, mine >> SHIFT)

@@ -112,9 +112,9 @@ class Upstream:
         t = self._timeouts.get(timeout)
         if t is None:
             t = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
-        raw = pool.urlopen(req.method, path, body=req.body, headers=req.headers, retries=NO_RETRIES, redirect=False,
-                           assert_same_host=False, timeout=t, preload_content=False, decode_content=False,
-                           release_conn=False)
+        raw = pool.urlopen(req.method, path, body=req.body, headers=req.headers, retries=NO_RETRIES,
+                           redirect=False, assert_same_host=False, timeout=t, preload_content=False,
+                           decode_content=False, release_conn=False)
         return UpstreamResponse(raw, req.url)
 
     def _pool_for(self, url: str) -> urllib3.HTTPConnectionPool:
