@@ -118,7 +118,7 @@ class BalancedServer(StreamServer):
         if self.deferring_since is None:
             self.deferring_since = now
         elif now - self.deferring_since >= PATIENCE:
-            return False  # no peer took it: accept
+            return False  # no peer took it: accept, and keep accepting until the imbalance is gone
         self.stop_accepting()
         self._timer = self.loop.timer(RECHECK)
         self._timer.start(self._start_accepting_if_started)

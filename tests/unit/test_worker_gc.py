@@ -10,12 +10,13 @@ from argoproxy import processes
 
 def test_post_worker_init_freezes_the_app_and_raises_the_young_threshold() -> None:
     before = gc.get_threshold()
-    app_object = {"built": "at start-up"}
+    app_object = [["built at start-up"]]  # a container of containers: tracked by the collector
+    assert gc.is_tracked(app_object)
     try:
         processes.post_worker_init(None)
         assert gc.get_freeze_count() > 0
         assert gc.get_threshold()[0] == processes.GC_YOUNG_THRESHOLD
-        assert not gc.is_tracked(app_object) or app_object not in gc.get_objects()  # frozen: out of sight
+        assert all(o is not app_object for o in gc.get_objects())  # frozen: out of the collector's sight
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
