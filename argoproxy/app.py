@@ -15,6 +15,7 @@ from argoproxy.jsonfast import dumps
 from argoproxy.logs import configure_logging, request_logger
 from argoproxy.metrics import install_metrics
 from argoproxy.pipeline import Gateway
+from argoproxy.redaction import Secrets, configured_secrets
 from argoproxy.request_ids import RequestIds, current_request_id
 from argoproxy.routes import build_blueprint
 from argoproxy.settings import Settings
@@ -24,7 +25,7 @@ log = logging.getLogger("cot_proxy")
 
 
 def create_app(settings: Settings) -> Flask:
-    configure_logging(settings.debug)
+    configure_logging(settings.debug, Secrets.from_settings(settings))
     upstream = Upstream(settings.connect_timeout, settings.timeout, settings.max_retries,
                         pool_size=max(64, settings.worker_connections))
     backend = create_backend(settings, upstream)
@@ -32,8 +33,9 @@ def create_app(settings: Settings) -> Flask:
     if settings.debug:
         gateway.observers.append(request_logger())
     if settings.log_dir:
-        journal = Journal(settings.log_dir, secrets=settings.secrets())
-        setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=settings.secrets())
+        secrets = configured_secrets(settings)
+        journal = Journal(settings.log_dir, secrets=secrets)
+        setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets)
         gateway.observers.append(journal_observer(journal))
         gateway.capture_upstream = True
         gateway.collect_output = True
@@ -60,7 +62,7 @@ def register_error_handlers(app: Flask, gateway: Gateway) -> None:
         if call is not None and not call.observed:
             call.status, call.output = status, body
             gateway.observe(call)
-        response = Response(dumps(body), 200 if compatible else status, content_type="application/json")
+        response = Response(gateway.secrets.data(dumps(body)), 200 if compatible else status, content_type="application/json")
         for name, value in (headers or {}).items():
             response.headers[name] = value
         return response

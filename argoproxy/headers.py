@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Mapping
 
 # RFC 9110 section 7.6.1 hop-by-hop headers, plus the ones the proxy sets itself.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "trailers", "transfer-encoding", "upgrade", "proxy-connection"})
 NOT_FORWARDED_UP = HOP_BY_HOP | {"host", "content-length"}
 NOT_FORWARDED_DOWN = HOP_BY_HOP | {"content-length", "server", "date"}
-SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie", "x-goog-api-key"})
 
 
 def _connection_listed(connection: str | None) -> set[str]:
@@ -55,9 +54,3 @@ def response_headers(upstream: Mapping[str, str], *, drop_encoding: bool) -> lis
     if drop_encoding:
         dropped = dropped | {"content-encoding"}
     return [(name, value) for name, value in upstream.items() if name.lower() not in dropped]
-
-
-def redact(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Headers safe to log: secret values replaced."""
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return {name: ("[redacted]" if name.lower() in SECRET_HEADERS else value) for name, value in items}

@@ -39,6 +39,8 @@ import urllib3
 from PIL import Image, ImageOps
 from requests.adapters import HTTPAdapter
 
+from argoproxy.redaction import mask_url
+
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
@@ -551,7 +553,8 @@ def _as_jpeg_ready(image: Any) -> Any:
 
 
 def _short(url: str, limit: int = 200) -> str:
-    """A URL fit for a log line: never a whole data URL, never kilobytes of query string."""
+    """A URL fit for a log line: no credentials, never a whole data URL, never kilobytes of query string."""
+    url = mask_url(url)
     return url if len(url) <= limit else f"{url[:limit]}...[{len(url) - limit} more chars]"
 
 

@@ -2,7 +2,7 @@
 
 Owns: ``<log_dir>/client_interaction.jsonl`` (what the client sent and got back),
 ``<log_dir>/server_interaction.jsonl`` (what went upstream and what came back), the redaction of
-secrets in both, and ``setup_log_file`` for ``<log_dir>/log.log``.
+secrets in both (argoproxy.redaction does the work), and ``setup_log_file`` for ``<log_dir>/log.log``.
 
 Why the write path looks the way it does:
 
@@ -23,71 +23,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Callable
+
+from argoproxy.redaction import LogFilter, Redactor, Secrets
 
 log = logging.getLogger(__name__)
 
 CLIENT_FILE = "client_interaction.jsonl"
 SERVER_FILE = "server_interaction.jsonl"
 LOG_FILE = "log.log"
-REDACTED = "[REDACTED]"
-
-# Header / field names whose values are credentials, compared case-insensitively with "-" == "_".
-SECRET_KEYS = {
-    "authorization", "proxy_authorization", "api_key", "x_api_key", "apikey", "x_goog_api_key", "cookie", "set_cookie",
-}
-
-# Known secrets shorter than this are not searched for inside strings: redacting every "a"
-# in every message would destroy the journal while protecting nothing real.
-MIN_SECRET_LENGTH = 6
-
-# Credentials that look like credentials even when nobody registered them.
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
-_DATA_URL = re.compile(r"^(data:[^;,]{0,100};base64,)(.*)$", re.DOTALL)
-DATA_URL_KEEP = 32  # base64 characters kept from a data URL (enough to recognise it)
 # Line breaks json.dumps(ensure_ascii=False) leaves raw (it escapes only ASCII controls).
 _UNICODE_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
-
-
-class Redactor:
-    """Removes credentials and huge inline payloads from anything JSON-like."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets: set[str] = set()
-        for secret in secrets:
-            self.add(secret)
-
-    def add(self, secret: str | None) -> None:
-        """Register one more value that must never appear in a log (e.g. a per-request client key)."""
-        if secret and len(secret) >= MIN_SECRET_LENGTH:
-            self.secrets.add(secret)
-
-    def value(self, obj: Any) -> Any:
-        if isinstance(obj, dict):
-            return {k: (REDACTED if _is_secret_key(k) and v is not None else self.value(v)) for k, v in obj.items()}
-        if isinstance(obj, (list, tuple)):
-            return [self.value(v) for v in obj]
-        if isinstance(obj, str):
-            return self.text(obj)
-        return obj
-
-    def text(self, text: str) -> str:
-        match = _DATA_URL.match(text)
-        if match and len(match.group(2)) > DATA_URL_KEEP:
-            payload = match.group(2)
-            return f"{match.group(1)}{payload[:DATA_URL_KEEP]}...[{len(payload)} base64 chars truncated]"
-        # Longest first so a secret containing another secret is removed whole.
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-
-
-def _is_secret_key(key: Any) -> bool:
-    return isinstance(key, str) and key.lower().replace("-", "_") in SECRET_KEYS
 
 
 class Journal:
@@ -168,21 +116,6 @@ class Journal:
         self.close()
 
 
-class RedactingFilter(logging.Filter):
-    """Rewrites a log record's message so no registered secret or bearer token reaches the file."""
-
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__()
-        self.redactor = redactor
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = self.redactor.text(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
 def setup_log_file(
     log_dir: str | os.PathLike[str],
     *,
@@ -202,7 +135,7 @@ def setup_log_file(
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(Redactor(secrets)))
+    handler.addFilter(LogFilter(Secrets(secrets)))
     target.addHandler(handler)
     if target.level == logging.NOTSET or target.level > level:
         target.setLevel(level)

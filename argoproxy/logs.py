@@ -3,42 +3,34 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from typing import Callable
 from urllib.parse import urlsplit
 
 from argoproxy.call import Call
-
-# Anything that looks like a bearer token or API key is masked, whatever logged it.
-_SECRET_PATTERN = re.compile(r"(?i)(bearer\s+|api[-_]?key[\"']?\s*[:=]\s*[\"']?|sk-)[A-Za-z0-9._\-]{4,}")
+from argoproxy.redaction import LogFilter, Secrets
 
 
-class RedactingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = _SECRET_PATTERN.sub(lambda m: m.group(1) + "[redacted]", message)
-        if redacted != message:
-            record.msg, record.args = redacted, ()
-        return True
-
-
-def configure_logging(debug: bool) -> None:
+def configure_logging(debug: bool, secrets: Secrets | None = None) -> None:
+    """Log to stderr; every record passes through the redaction filter (configured secrets, tokens, URL
+    credentials), whichever of the proxy's loggers wrote it."""
     logger = logging.getLogger("cot_proxy")
     root_pkg = logging.getLogger("argoproxy")
     level = logging.DEBUG if debug else logging.INFO
-    for lg in (logger, root_pkg):
-        lg.setLevel(level)
-        if not any(isinstance(f, RedactingFilter) for f in lg.filters):
-            lg.addFilter(RedactingFilter())
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
-        handler.addFilter(RedactingFilter())
         logger.addHandler(handler)
         root_pkg.addHandler(handler)
         logger.propagate = root_pkg.propagate = False
+    # Filters on the loggers and on their handlers: a logger's filter does not see its children's records.
+    for target in (logger, root_pkg, *logger.handlers):
+        if isinstance(target, logging.Logger):
+            target.setLevel(level)
+        for old in [f for f in target.filters if isinstance(f, LogFilter)]:
+            target.removeFilter(old)
+        target.addFilter(LogFilter(secrets))
 
 
 def request_logger() -> Callable[[Call], None]:

@@ -18,7 +18,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.headers import request_headers, response_headers
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.llm_params import STARTS_INSIDE_PATTERN, apply_rule
-from argoproxy.sanitize import sanitize_message
+from argoproxy.redaction import Secrets, sanitize_message
 from argoproxy.settings import Settings
 from argoproxy.think import StreamThink, ThinkConfig, transform_completion
 from argoproxy.upstream import (READ_ERRORS, Upstream, UpstreamRequest, UpstreamResponse, read_chunks,
@@ -44,7 +44,8 @@ class Gateway:
         self.capture_upstream = False  # keep the upstream's own answer for journals
         self.collect_output = False  # assemble call.output for observers that need it (journals); metrics need only usage
         self.stream_hooks: list[Observer] = []  # called when a relayed body starts (metrics: streams in flight)
-        self._secrets = settings.secrets()
+        self.secrets = Secrets.from_settings(settings)  # never sent to a client, whatever the route
+        self._secrets = self.secrets.texts
         self._think_cache: dict[tuple[str | None, str | None], ThinkConfig | None] = {}
 
     # ---------------------------------------------------------------- entry points
@@ -90,20 +91,30 @@ class Gateway:
         call.raw_body = body
         resp = self.upstream.send(UpstreamRequest(call.method, url, headers, body or None))
         call.extra["upstream_at"] = time.perf_counter()
-        out_headers = response_headers(resp.headers, drop_encoding=False)
+        call.upstream_status = resp.status_code
+        if resp.status_code >= 400 and call.method != "HEAD":
+            with resp:  # sanitized as on the API routes: an upstream's error text may quote a key or a host
+                err = self.backend.error(call, resp)
+            err.message = sanitize_message(err.message, self._secrets)
+            raise err
+        out_headers = self.secrets.headers(response_headers(resp.headers, drop_encoding=False))
         call.status = resp.status_code
         length = resp.headers.get("Content-Length")
+        # A compressed body cannot be scanned for secrets as it is: it goes out decoded instead.
+        decode = bool(self.secrets) and _encoded(resp)
+        if decode:
+            out_headers = [(k, v) for k, v in out_headers if k.lower() != "content-encoding"]
         if call.method == "HEAD" or resp.status_code in (204, 304):
             resp.close()
             self.observe(call)
             return Response(b"", resp.status_code, out_headers)
         if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
             with resp:
-                data = resp.raw.read(decode_content=False)
+                data = self.secrets.data(resp.raw.read(decode_content=decode))
             call.bytes_out = len(data)
             self.observe(call)
             return Response(data, resp.status_code, out_headers)
-        return Response(self.relay(call, resp, read_chunks(resp, decode=False)), resp.status_code, out_headers,
+        return Response(self.relay(call, resp, read_chunks(resp, decode=decode)), resp.status_code, out_headers,
                         direct_passthrough=True)
 
     # ---------------------------------------------------------------- request planning
@@ -171,6 +182,8 @@ class Gateway:
             obj = payload if isinstance(payload, dict) else parse_upstream_json(payload)
             return self.sse_response(call, resp, self.packaged(call, obj))
         data = self.think_whole(call, payload)
+        if self.secrets:
+            data = self.secrets.data(data)
         call.status = resp.status_code
         call.bytes_out = len(data)
         self.observe(call)
@@ -202,7 +215,7 @@ class Gateway:
 
     def answer_object(self, call: Call, obj: dict[str, Any]) -> Response:
         """An answer the backend assembled itself."""
-        data = dumps(obj)
+        data = self.secrets.data(dumps(obj))
         call.status, call.output, call.usage, call.bytes_out = 200, obj, obj.get("usage"), len(data)
         self.observe(call)
         return Response(data, 200, [("Content-Type", JSON_TYPE)])
@@ -232,7 +245,7 @@ class Gateway:
         finally:
             resp.close()
         call.status = 200
-        data = dumps(obj)
+        data = self.secrets.data(dumps(obj))
         call.output, call.usage, call.bytes_out = obj, obj.get("usage"), len(data)
         self.observe(call)
         return Response(data, 200, self.json_headers(resp))
@@ -240,6 +253,7 @@ class Gateway:
     def sse_response(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Response:
         headers = response_headers(resp.headers, drop_encoding=True) if self.backend.relay_headers else []
         headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+        headers = self.secrets.headers(headers)
         headers.extend(SSE_HEADERS.items())
         call.status = 200
         return Response(self.relay(call, resp, self.encoded(call, items)), 200, headers, direct_passthrough=True)
@@ -296,7 +310,11 @@ class Gateway:
         return sse.encode(obj)
 
     def relay(self, call: Call, resp: UpstreamResponse, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """Yield body bytes to the client; always close the upstream response (also when the client leaves)."""
+        """Yield body bytes to the client; always close the upstream response (also when the client leaves).
+        With secrets configured, every byte passes the scrubber (safe when a chunk splits a secret)."""
+        scrubber = self.secrets.scrubber()
+        if scrubber is not None:
+            chunks = scrubber.scrub(chunks)
         try:
             for hook in self.stream_hooks:
                 hook(call)
@@ -314,7 +332,7 @@ class Gateway:
     def json_headers(self, resp: UpstreamResponse) -> list[tuple[str, str]]:
         if not self.backend.relay_headers:
             return [("Content-Type", JSON_TYPE)]
-        headers = response_headers(resp.headers, drop_encoding=True)
+        headers = self.secrets.headers(response_headers(resp.headers, drop_encoding=True))
         if not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", JSON_TYPE))
         return headers
@@ -422,6 +440,10 @@ def _try_json(payload: bytes) -> Any:
         return loads(payload)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def _encoded(resp: UpstreamResponse) -> bool:
+    return resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
 
 
 def _mentions_tag(payload: bytes, cfg: ThinkConfig) -> bool:

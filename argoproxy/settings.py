@@ -241,13 +241,11 @@ class Settings:
     config_path: str = _setting("", as_str, "config.yaml to read (default ./config.yaml, then ~/.config/argoproxy/config.yaml).",
                                 env=("CONFIG_PATH",), flags=("--config",))
 
-    def secrets(self) -> list[str]:
-        """The configured keys, for redaction wherever text leaves the proxy."""
-        return [s for s in (self.openai_api_key, self.dashscope_api_key, *self.api_key_secret) if s]
-
     def public_items(self) -> list[tuple[str, Any]]:
-        """(name, value) pairs with secrets masked, for start-up banners and --show."""
-        return [(f.name, "***" if f.metadata["secret"] and getattr(self, f.name) else getattr(self, f.name))
+        """(name, value) pairs with secrets and URL credentials masked, for start-up banners and --show."""
+        from argoproxy.redaction import mask_url
+        return [(f.name, "***" if f.metadata["secret"] and getattr(self, f.name)
+                 else mask_url(value) if isinstance(value := getattr(self, f.name), str) else value)
                 for f in dataclasses.fields(self)]
 
 

@@ -19,6 +19,7 @@ from argoproxy.argo import convert, models, normalize, stream, tokens, tools
 from argoproxy.backends import Backend, StreamItem
 from argoproxy.backends.openai import relay_sse, upstream_error
 from argoproxy.call import Call
+from argoproxy.redaction import mask_url
 from argoproxy.errors import ProxyError
 from argoproxy.health import probe
 from argoproxy.jsonfast import dumps
@@ -251,7 +252,7 @@ class ArgoBackend(Backend):
         error = probe(self.upstream.session, url)
         if error:
             raise ProxyError(503, f"Health check failed: {error}", code="unhealthy")
-        return {"status": "healthy", "backend": "argo", "target_url": url, "deep": True}
+        return {"status": "healthy", "backend": "argo", "target_url": mask_url(url), "deep": True}
 
     def describe(self) -> str:
         return "ARGO native OpenAI mode" if self.native else "ARGO standard mode"

@@ -10,6 +10,7 @@ import requests
 from argoproxy import dashscope, sse
 from argoproxy.backends import Backend, StreamItem
 from argoproxy.call import Call
+from argoproxy.redaction import mask_url
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
@@ -75,4 +76,4 @@ class DashScopeBackend(Backend):
                                            for m in KNOWN_MODELS]}
 
     def describe(self) -> str:
-        return f"backend dashscope -> {self.base}"
+        return f"backend dashscope -> {mask_url(self.base)}"

@@ -16,7 +16,7 @@ from argoproxy import sse
 from argoproxy.backends import Backend, StreamItem
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError, error_type
-from argoproxy.sanitize import sanitize_message
+from argoproxy.redaction import mask_url, sanitize_message
 from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
 
 
@@ -80,7 +80,7 @@ class OpenAIBackend(Backend):
         return listing
 
     def describe(self) -> str:
-        return f"backend openai -> {self.base}"
+        return f"backend openai -> {mask_url(self.base)}"
 
 
 def read_whole(resp: UpstreamResponse, limit: float) -> bytes:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,8 +15,8 @@ import requests
 
 from tests.fakes.fake_dashscope import FakeDashScope
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks
-from tests.proxy_process import running_proxy
-from tests.reliability.support import MSG, chat
+from tests.proxy_process import ROOT, base_env, running_proxy
+from tests.reliability.support import MSG, assert_error, chat
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -126,3 +128,61 @@ def test_dashscope_key_appears_in_no_output(tmp_path: Path):
             outputs.append(f.read_text(errors="replace"))
     where = [text[:300] for text in outputs if leaks(text)]
     assert not where, where
+
+
+# ------------------------------------------------------------------ every route, every byte (issue 12, item 4)
+
+URL_PASSWORD = "canary-url-password-7Hq2Zp"
+
+
+def test_forwarded_routes_never_relay_a_configured_secret(tmp_path: Path):
+    """An upstream that echoes the Authorization it got, on routes the proxy only forwards: the key is
+    replaced in bodies and headers, whole or streamed with the key split across chunks, and in error bodies."""
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, OPENAI_API_KEY=UPSTREAM_KEY, MAX_RETRIES="0") as p:
+            r = requests.get(p.url + "/v1/echo-headers", timeout=10)
+            assert r.status_code == 200, r.text
+            assert r.json()["received_headers"]["Authorization"] == "Bearer [redacted]"
+            assert "X-Echo-Authorization" not in r.headers or UPSTREAM_KEY not in r.headers["X-Echo-Authorization"]
+            event = b'data: {"echo": "Bearer ' + UPSTREAM_KEY.encode() + b'"}\n\n'
+            fake.add(Stream([event, event], drip=0.0005, headers={"X-Key": UPSTREAM_KEY}))  # one byte per chunk
+            r = requests.post(p.url + "/v1/responses", json={"model": "m", "stream": True}, timeout=20)
+            assert r.status_code == 200
+            assert r.content == b'data: {"echo": "Bearer [redacted]"}\n\n' * 2
+            assert r.headers["X-Key"] == "[redacted]"
+            big = b"x" * 300_000 + UPSTREAM_KEY.encode() + b"y" * 300_000  # relayed in pieces, not in one read
+            fake.add(Reply(big, headers={"Content-Type": "text/plain"}))
+            r = requests.get(p.url + "/v1/files/big", timeout=20)
+            assert r.content == b"x" * 300_000 + b"[redacted]" + b"y" * 300_000
+            fake.add(Reply(b"<html>bad key Bearer " + UPSTREAM_KEY.encode() + b" on 10.0.0.7</html>", status=403,
+                           headers={"Content-Type": "text/html"}))
+            r = requests.get(p.url + "/v1/files", timeout=10)
+            assert_error(r, 403)
+            fake.add(Reply({"error": {"message": f"key {UPSTREAM_KEY} at http://10.1.2.3:8000/x is wrong",
+                                      "type": "invalid_request_error", "code": "bad"}}, status=401))
+            r = requests.post(p.url + "/v1/audio/speech", json={"model": "m"}, timeout=10)
+            err = assert_error(r, 401, "bad")
+            assert UPSTREAM_KEY not in err["message"] and "10.1.2.3" not in err["message"]
+        assert UPSTREAM_KEY not in p.stop()
+
+
+def test_url_credentials_never_reach_a_client_or_a_log(tmp_path: Path):
+    """TARGET_BASE_URL=http://user:password@host/: masked in the start-up line, --show, warnings, answers."""
+    with FakeOpenAI() as fake:
+        target = fake.base_url.replace("http://", f"http://proxyuser:{URL_PASSWORD}@")
+        show = subprocess.run([sys.executable, "cot_proxy.py", "--show"], cwd=ROOT, capture_output=True, text=True,
+                              env=base_env(str(tmp_path), TARGET_BASE_URL=target), timeout=30)
+        assert show.returncode == 0, show.stderr
+        assert "target_base_url" in show.stdout and "***@127.0.0.1" in show.stdout
+        assert URL_PASSWORD not in show.stdout + show.stderr
+        with running_proxy(TARGET_BASE_URL=target, MAX_RETRIES="0", DEBUG="true") as p:
+            r = requests.get(p.url + "/v1/echo-headers", timeout=10)
+            assert r.status_code == 200, r.text
+            assert URL_PASSWORD not in r.text and "proxyuser:" not in r.text
+            r = requests.post(p.url + "/v1/chat/completions", timeout=10, json=chat(messages=[
+                {"role": "user", "content": [{"type": "image_url",
+                                              "image_url": {"url": f"ftp://me:{URL_PASSWORD}@files/x.png"}}]}]))
+            assert URL_PASSWORD not in r.text
+            log = p.stop()
+        assert "***@127.0.0.1" in log  # the start-up line names the target, without its password
+        assert URL_PASSWORD not in log, log

@@ -166,7 +166,7 @@ def test_setup_log_file_writes_and_redacts(tmp_path: Path) -> None:
         text = (tmp_path / LOG_FILE).read_text()
         assert "started on port 5000" in text
         assert SECRET not in text and "abcdefghijklmnop" not in text
-        assert text.count("[REDACTED]") == 2
+        assert text.count("[redacted]") == 2
     finally:
         logger.removeHandler(handler)
         handler.close()

@@ -1,0 +1,384 @@
+"""Redaction: the one place that decides what must never leave the proxy, and removes it.
+
+* The configured secrets (``Secrets``): every Settings field marked ``secret=True`` (upstream keys, client
+  keys) plus the credentials written into any configured URL (``http://user:password@host/``), derived from
+  the Settings metadata so a new secret setting is covered by declaring it. They are replaced in answers to
+  clients (bodies, headers, streams: ``StreamScrubber`` is safe across chunk boundaries), in log lines
+  (``LogFilter``) and in journals (``Redactor``).
+* ``sanitize_message``: an upstream's error text, kept readable but without credentials, keys, stack traces,
+  file paths or internal host names. It runs only on the error path, so it may use regular expressions freely.
+* ``mask_url``: a URL fit for a log line or ``--show`` (credentials replaced).
+* ``redact_headers``: headers fit for a log line (credential headers replaced).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import ipaddress
+import json
+import logging
+import re
+from typing import Any, Iterable, Iterator, Mapping
+from urllib.parse import unquote, urlsplit
+
+MAX_MESSAGE = 1000  # characters of upstream text a client gets
+
+# Host names that only make sense inside a network: single labels are handled separately.
+_INTERNAL_SUFFIXES = (".local", ".localdomain", ".internal", ".intranet", ".lan", ".home", ".corp", ".private",
+                      ".svc", ".cluster.local", ".svc.cluster.local", ".localhost", ".home.arpa", ".consul")
+
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>`]+")
+_SECRETS = [
+    # scheme-less credentials: user:password@host
+    (re.compile(r"\b[\w.%+-]+:[^\s@/:]+@(?=[\w.-]+)"), "[credentials]@"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 [redacted]"),
+    (re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_*.-]{3,}"), "[redacted key]"),
+    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "[redacted key]"),
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"), "[redacted key]"),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), "[redacted key]"),
+    (re.compile(r"\bxox[abpr]-[A-Za-z0-9-]{10,}"), "[redacted key]"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), "[redacted token]"),
+    (re.compile(r"(?i)\b((?:x-)?api[-_]?key|access[-_]?token|auth[-_]?token|token|secret|password|passwd|pwd|"
+                r"signature|sig|authorization)([\"']?\s*[:=]\s*[\"']?)(?!\[)[^\s\"',;&)}\]]{3,}"), r"\1\2[redacted]"),
+]
+# Stack traces: Python, Java/JS, Go.
+_TRACEBACK = re.compile(r"Traceback \(most recent call last\):.*", re.S)
+_FRAME_LINES = re.compile(
+    r"^[ \t]*(File \"[^\"]+\", line \d+.*|at [\w$.<>/:-]+\(.*\)|at .+:\d+:\d+\)?|goroutine \d+ \[.*|"
+    r"[\w./-]+\.(?:go|py|java|js|ts|rs|rb):\d+.*)$",
+    re.M)
+_PATHS = re.compile(r"(?<![\w/])/(?:home|usr|opt|srv|var|app|root|etc|tmp|Users|workspace|mnt)/[^\s\"':,)]+")
+_IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b")
+_HOSTNAME = re.compile(r"\b(?:[a-zA-Z0-9-]{1,63}\.)+[a-zA-Z]{2,63}(?::\d{1,5})?\b")
+
+
+def sanitize_message(text: str, secrets: Iterable[str] = (), hosts: Iterable[str] = ()) -> str:
+    """The text without credentials, keys, stack traces, file paths or internal host names.
+
+    `secrets` are exact strings to remove (the proxy's own keys); `hosts` are host names known to be internal
+    (the configured upstream's, when it is on a private network).
+    """
+    if not text:
+        return text
+    text = str(text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    text = _strip_traceback(text)
+    text = _URL.sub(_url_replacement, text)
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    text = _PATHS.sub("[path]", text)
+    text = _IPV4.sub(_ip_replacement, text)
+    text = _HOSTNAME.sub(_hostname_replacement, text)
+    for host in hosts:
+        if host:
+            text = re.sub(rf"(?<![\w.-]){re.escape(host)}(?::\d{{1,5}})?(?![\w-])", "[internal host]", text)
+    text = re.sub(r"[ \t]{2,}", " ", text).strip()
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE].rstrip() + "..."
+    return text
+
+
+def internal_host(host: str) -> bool:
+    """Is this host name or address one that only exists inside a network?"""
+    host = host.strip("[]").rstrip(".").lower()
+    if not host:
+        return False
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "." not in host or host.endswith(_INTERNAL_SUFFIXES) or host == "localhost"
+    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified
+
+
+def _strip_traceback(text: str) -> str:
+    match = _TRACEBACK.search(text)
+    if match:
+        lines = [line.strip() for line in match.group(0).splitlines() if line.strip()]
+        # The last line of a Python traceback is the exception itself ("ValueError: ...").
+        last = lines[-1] if len(lines) > 1 and not lines[-1].startswith("File ") else ""
+        text = text[: match.start()].rstrip() + (" " + last if last else "")
+    if "\n" in text:
+        text = _FRAME_LINES.sub("", text)
+        text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return text
+
+
+def _url_replacement(match: re.Match) -> str:
+    url = match.group(0)
+    trail = ""
+    while url and url[-1] in ".,;:!?)]}":
+        trail = url[-1] + trail
+        url = url[:-1]
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return "[url]" + trail
+    if not host or internal_host(host):
+        return "[internal url]" + trail
+    # Public URL: keep where it points (docs links help users), drop credentials and the query.
+    netloc = host + (f":{parts.port}" if _safe_port(parts) else "")
+    return f"{parts.scheme}://{netloc}{parts.path}" + trail
+
+
+def _safe_port(parts) -> int | None:
+    try:
+        return parts.port
+    except ValueError:
+        return None
+
+
+def _ip_replacement(match: re.Match) -> str:
+    address = match.group(0).rsplit(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return match.group(0)  # a version number like 1.2.3.400
+    return "[internal host]" if (ip.is_private or ip.is_loopback or ip.is_link_local) else match.group(0)
+
+
+def _hostname_replacement(match: re.Match) -> str:
+    host = match.group(0).rsplit(":", 1)[0]
+    return "[internal host]" if host.lower().endswith(_INTERNAL_SUFFIXES) else match.group(0)
+
+
+# ====================================================================== the configured secrets
+
+REDACTED = "[redacted]"
+# A configured secret shorter than this is not searched for inside text: replacing every "abc" in every answer
+# would destroy answers while protecting nothing real. Such values are still masked where their place is
+# known (credential headers, the userinfo of a URL).
+MIN_SECRET_LENGTH = 6
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie", "set-cookie",
+                            "x-goog-api-key"})
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@\"'<>]*@")
+
+
+def url_credentials(url: str) -> list[str]:
+    """The secrets a URL carries: its password, its ``user:password`` and that pair in Basic-auth base64."""
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return []
+    if not password and not user:
+        return []
+    pair = f"{unquote(user or '')}:{unquote(password or '')}"
+    found = [unquote(password)] if password else []
+    if password and password != unquote(password):
+        found.append(password)
+    found += [pair, base64.b64encode(pair.encode()).decode()]
+    if not password and user:
+        found.append(unquote(user))  # a token written as the user name (https://TOKEN@host/)
+    return found
+
+
+def configured_secrets(settings: Any) -> list[str]:
+    """Every secret in a Settings object: fields declared ``secret=True`` and credentials in URL values."""
+    found: list[str] = []
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for item in values:
+            if not isinstance(item, str) or not item:
+                continue
+            if f.metadata.get("secret"):
+                found.append(item)
+            elif "@" in item and "://" in item:
+                found += url_credentials(item)
+    return found
+
+
+def mask_url(url: str) -> str:
+    """The URL with any ``user:password@`` replaced, for a log line or a settings listing."""
+    return _URL_USERINFO.sub(r"\1***@", url) if "@" in url else url
+
+
+class Secrets:
+    """The exact strings that must never reach a client or a log, longest first (so a secret containing
+    another is removed whole)."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        unique = {v for v in values if v and len(v) >= MIN_SECRET_LENGTH}
+        self.texts: tuple[str, ...] = tuple(sorted(unique, key=len, reverse=True))
+        self.blobs: tuple[bytes, ...] = tuple(t.encode() for t in self.texts)
+        # A secret as it appears inside a JSON string: "/" may be escaped, non-ASCII as \\uXXXX.
+        escaped = {json.dumps(t)[1:-1].encode() for t in self.texts} | \
+                  {json.dumps(t, ensure_ascii=False)[1:-1].replace("/", "\\/").encode() for t in self.texts}
+        self.blobs = tuple(sorted(set(self.blobs) | escaped, key=len, reverse=True))
+        self.longest = len(self.blobs[0]) if self.blobs else 0
+        # Bytes that can end an unfinished secret: a chunk ending in any other byte (an SSE event's blank
+        # line, a JSON body's "}") holds nothing back, without searching.
+        self.inner_bytes = frozenset(byte for blob in self.blobs for byte in blob[:-1])
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "Secrets":
+        return cls(configured_secrets(settings))
+
+    def __bool__(self) -> bool:
+        return bool(self.texts)
+
+    def text(self, text: str) -> str:
+        for secret in self.texts:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def data(self, data: bytes) -> bytes:
+        for secret in self.blobs:
+            if secret in data:
+                data = data.replace(secret, b"[redacted]")
+        return data
+
+    def headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Response headers for a client: a value holding a secret is cleaned, a credential header dropped."""
+        out = []
+        for name, value in headers:
+            if name.lower() in SECRET_HEADERS and name.lower() != "set-cookie":
+                continue  # an upstream has no business sending a credential header to the client
+            out.append((name, self.text(value) if self.texts else value))
+        return out
+
+    def scrubber(self) -> "StreamScrubber | None":
+        return StreamScrubber(self) if self.blobs else None
+
+
+class StreamScrubber:
+    """Replaces secrets in a byte stream whose chunks may split a secret anywhere.
+
+    Only a tail that could still be the start of a secret is held back (at most the longest secret's length
+    minus one byte, and usually nothing: an SSE event ends in a blank line, which starts no key), so a stream
+    is not delayed; the held bytes go out with the next chunk or at the end."""
+
+    __slots__ = ("secrets", "tail")
+
+    def __init__(self, secrets: Secrets) -> None:
+        self.secrets = secrets
+        self.tail = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self.secrets.data(self.tail + chunk if self.tail else chunk)
+        keep = self._unfinished(data)
+        if keep:
+            self.tail = data[-keep:]
+            return data[:-keep]
+        self.tail = b""
+        return data
+
+    def finish(self) -> bytes:
+        tail, self.tail = self.tail, b""
+        return tail
+
+    def scrub(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            out = self.feed(chunk)
+            if out:
+                yield out
+        tail = self.finish()
+        if tail:
+            yield tail
+
+    def _unfinished(self, data: bytes) -> int:
+        """How many bytes at the end of data could begin a secret (0 when none can)."""
+        size = len(data)
+        if not size or data[-1] not in self.secrets.inner_bytes:
+            return 0
+        start = max(0, size - self.secrets.longest + 1)
+        keep = 0
+        for secret in self.secrets.blobs:
+            first = secret[:1]
+            i = data.find(first, max(start, size - len(secret) + 1))
+            while i >= 0:
+                if secret.startswith(data[i:]):
+                    keep = max(keep, size - i)
+                    break
+                i = data.find(first, i + 1)
+        return keep
+
+
+# ====================================================================== logs and journals
+
+# Anything that looks like a bearer token or API key is masked, whoever logged it and whether or not it is
+# a configured secret.
+_LOG_PATTERN = re.compile(r"(?i)(bearer\s+|basic\s+|api[-_]?key[\"']?\s*[:=]\s*[\"']?|sk-)[A-Za-z0-9._~+/=\-]{4,}")
+
+
+def redact_log_text(text: str, secrets: Secrets | None = None) -> str:
+    """A log line without configured secrets, bearer tokens, key-looking strings or URL credentials."""
+    if secrets:
+        text = secrets.text(text)
+    text = mask_url(text)
+    return _LOG_PATTERN.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+class LogFilter(logging.Filter):
+    """Rewrites a log record's message (arguments included) so no secret reaches any handler."""
+
+    def __init__(self, secrets: Secrets | None = None) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact_log_text(message, self.secrets)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_log_text(logging.Formatter().formatException(record.exc_info), self.secrets)
+        return True
+
+
+def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers safe to log: credential values replaced."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return {name: (REDACTED if name.lower() in SECRET_HEADERS else value) for name, value in items}
+
+
+# Journal field names whose values are credentials, compared case-insensitively with "-" == "_".
+SECRET_KEYS = {"authorization", "proxy_authorization", "api_key", "x_api_key", "apikey", "x_goog_api_key", "cookie",
+               "set_cookie"}
+JOURNAL_REDACTED = "[REDACTED]"
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_DATA_URL = re.compile(r"^(data:[^;,]{0,100};base64,)(.*)$", re.DOTALL)
+DATA_URL_KEEP = 32  # base64 characters kept from a data URL (enough to recognise it)
+
+
+class Redactor:
+    """Removes credentials and huge inline payloads from anything JSON-like (journal records)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets: set[str] = set()
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str | None) -> None:
+        """Register one more value that must never appear in a log (e.g. a per-request client key)."""
+        if secret and len(secret) >= MIN_SECRET_LENGTH:
+            self.secrets.add(secret)
+
+    def value(self, obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: (JOURNAL_REDACTED if _is_secret_key(k) and v is not None else self.value(v))
+                    for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self.value(v) for v in obj]
+        if isinstance(obj, str):
+            return self.text(obj)
+        return obj
+
+    def text(self, text: str) -> str:
+        match = _DATA_URL.match(text)
+        if match and len(match.group(2)) > DATA_URL_KEEP:
+            payload = match.group(2)
+            return f"{match.group(1)}{payload[:DATA_URL_KEEP]}...[{len(payload)} base64 chars truncated]"
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, JOURNAL_REDACTED)
+        return mask_url(_BEARER.sub(lambda m: f"{m.group(1)} {JOURNAL_REDACTED}", text))
+
+
+def _is_secret_key(key: Any) -> bool:
+    return isinstance(key, str) and key.lower().replace("-", "_") in SECRET_KEYS

@@ -1,0 +1,152 @@
+"""Upstream error messages lose credentials, keys, stack traces, file paths and internal host names,
+and keep the words a user can act on."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+
+import pytest
+
+from argoproxy.redaction import MAX_MESSAGE, internal_host, sanitize_message
+
+
+@pytest.mark.parametrize("text, gone, kept", [
+    ("Incorrect API key provided: sk-proj-****abcd. You can find your API key at "
+     "https://platform.openai.com/account/api-keys.", ["sk-proj", "abcd"],
+     ["Incorrect API key provided", "https://platform.openai.com/account/api-keys"]),
+    ("Failed to reach http://admin:hunter2@10.0.3.4:8000/v1/chat?api_key=XYZ", ["admin", "hunter2", "10.0.3.4", "XYZ"],
+     ["Failed to reach"]),
+    ("GET https://user:pw@api.example.com/v1/x?token=abc&sig=def failed", ["user:pw", "abc", "def"],
+     ["https://api.example.com/v1/x failed"]),
+    ("upstream vllm-0.vllm.svc.cluster.local:8000 not reachable", ["vllm-0", "cluster.local"], ["not reachable"]),
+    ("cannot reach http://gpu-box:8000/v1", ["gpu-box"], ["cannot reach"]),
+    ("no route to 192.168.1.20:443 or 127.0.0.1", ["192.168.1.20", "127.0.0.1"], ["no route to"]),
+    ("sent Authorization: Bearer abcdefghijklmnop", ["abcdefghijklmnop"], ["sent"]),
+    ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl expired", ["eyJhbGci"], ["expired"]),
+    ("api_key=abcdef123456 is invalid", ["abcdef123456"], ["is invalid"]),
+    ('{"password": "s3cr3t!"} rejected', ["s3cr3t"], ["rejected"]),
+    ("AWS key AKIAABCDEFGHIJKLMNOP denied", ["AKIAABCDEFGHIJKLMNOP"], ["denied"]),
+    ("failed to load /home/deploy/models/llama/config.json", ["/home/deploy"], ["failed to load"]),
+])
+def test_secrets_and_internals_are_removed(text, gone, kept):
+    out = sanitize_message(text)
+    for g in gone:
+        assert g not in out, out
+    for k in kept:
+        assert k in out, out
+
+
+def test_python_traceback_keeps_only_the_exception_line():
+    text = ("Internal error\nTraceback (most recent call last):\n  File \"/opt/app/server.py\", line 12, in handle\n"
+            "    raise ValueError(\"boom\")\nValueError: boom")
+    out = sanitize_message(text)
+    assert out == "Internal error ValueError: boom"
+
+
+def test_java_and_go_frames_are_dropped():
+    java = "java.lang.RuntimeException: overloaded\n\tat com.foo.Bar.baz(Bar.java:12)\n\tat com.foo.Main.main(Main.java:3)"
+    assert sanitize_message(java) == "java.lang.RuntimeException: overloaded"
+    go = "panic: out of memory\ngoroutine 1 [running]:\nmain.main()\n\t/src/main.go:12 +0x1d"
+    out = sanitize_message(go)
+    assert "goroutine" not in out and "main.go" not in out and out.startswith("panic: out of memory")
+
+
+def test_known_secrets_and_hosts_are_removed():
+    out = sanitize_message("key my-upstream-key rejected by llmbox:9000", secrets=["my-upstream-key"], hosts=["llmbox"])
+    assert out == "key [redacted] rejected by [internal host]"
+
+
+def test_ordinary_messages_are_unchanged():
+    for text in ("This model's maximum context length is 8192 tokens. However, you requested 9000 tokens.",
+                 "The model `gpt-4.1` does not exist or you do not have access to it.",
+                 "Rate limit reached for gpt-4o in organization org-abc on tokens per min (TPM): Limit 30000.",
+                 "max_tokens must be at least 1, got 0", "version 1.2.3.400 is not supported"):
+        assert sanitize_message(text) == text
+
+
+def test_long_messages_are_capped():
+    assert len(sanitize_message("x " * 5000)) <= MAX_MESSAGE + 3
+
+
+def test_internal_host():
+    for host in ("localhost", "10.1.2.3", "192.168.0.1", "127.0.0.1", "::1", "db", "a.svc.cluster.local", "x.internal",
+                 "box.lan", "169.254.169.254"):
+        assert internal_host(host), host
+    for host in ("api.openai.com", "8.8.8.8", "dashscope.aliyuncs.com"):
+        assert not internal_host(host), host
+
+
+# ------------------------------------------------------------------ the configured secrets (issue 12, item 4)
+
+from hypothesis import given, settings as hyp_settings, strategies as st  # noqa: E402
+
+from argoproxy.redaction import (LogFilter, Secrets, StreamScrubber, configured_secrets, mask_url,  # noqa: E402
+                                 url_credentials)
+from argoproxy.settings import load_settings  # noqa: E402
+
+KEY = "sk-upstream-0123456789abcdef"
+CLIENT = "client-key-ZYXWVUT"
+
+
+def test_secret_list_comes_from_the_settings_metadata(tmp_path) -> None:
+    s = load_settings(environ={"OPENAI_API_KEY": KEY, "API_KEY_SECRET": f"{CLIENT},other-key-123",
+                               "TARGET_BASE_URL": "http://bob:s3cr%40t-pass@llm.example/v1/",
+                               "CONFIG_PATH": str(_empty_config(tmp_path))})
+    found = configured_secrets(s)
+    assert {KEY, CLIENT, "other-key-123", "s3cr@t-pass", "bob:s3cr@t-pass"} <= set(found)
+    assert base64.b64encode(b"bob:s3cr@t-pass").decode() in found  # as requests sends it (Basic auth)
+    assert "http://***@llm.example/v1/" in dict(s.public_items()).values()
+
+
+def _empty_config(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("{}\n")
+    return path
+
+
+def test_mask_url_and_url_credentials() -> None:
+    assert mask_url("see http://u:p@host:8/x and https://tok@h/") == "see http://***@host:8/x and https://***@h/"
+    assert mask_url("no credentials at http://host/a@b") == "no credentials at http://host/a@b"
+    assert url_credentials("http://host/") == []
+    assert "token-as-user" in url_credentials("https://token-as-user@host/")
+
+
+def test_secrets_are_replaced_in_text_bytes_headers_and_json_escapes() -> None:
+    secrets = Secrets([KEY, "short"])  # too short to search for inside text
+    assert secrets.text(f"a {KEY} b short") == "a [redacted] b short"
+    assert secrets.data(json.dumps({"k": "x/" + KEY}).encode()) == b'{"k": "x/[redacted]"}'
+    slashed = Secrets(["key/with/slash-123"])
+    assert slashed.data(b'"key\\/with\\/slash-123"') == b'"[redacted]"'
+    out = secrets.headers([("X-Echo", f"Bearer {KEY}"), ("Authorization", "Bearer x"), ("Content-Type", "a")])
+    assert out == [("X-Echo", "Bearer [redacted]"), ("Content-Type", "a")]
+    assert Secrets([]).scrubber() is None
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(before=st.binary(max_size=60), after=st.binary(max_size=60), cuts=st.lists(st.integers(0, 200), max_size=8),
+       which=st.sampled_from([KEY, CLIENT]))
+def test_stream_scrubber_is_safe_across_any_chunk_boundary(before, after, cuts, which) -> None:
+    secrets = Secrets([KEY, CLIENT])
+    data = before + which.encode() + after
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)])]
+    out = b"".join(StreamScrubber(secrets).scrub(chunks))
+    assert out == secrets.data(data)
+    assert which.encode() not in out
+
+
+def test_stream_scrubber_holds_back_only_a_possible_secret_start() -> None:
+    scrubber = StreamScrubber(Secrets([KEY]))
+    assert scrubber.feed(b'data: {"a": 1}\n\n') == b'data: {"a": 1}\n\n'  # an event goes out whole, at once
+    assert scrubber.feed(b"text sk-upst") == b"text "  # could be the key: held
+    assert scrubber.feed(b"ream!") == b"sk-upstream!"  # was not
+    assert scrubber.finish() == b""
+
+
+def test_log_filter_masks_secrets_tokens_and_url_credentials() -> None:
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "got %s from %s with Bearer abcdefgh1234",
+                               (KEY, "http://u:pw@host/"), None)
+    LogFilter(Secrets([KEY])).filter(record)
+    assert record.getMessage() == "got [redacted] from http://***@host/ with Bearer [redacted]"
