@@ -245,11 +245,12 @@ def test_generated_key_is_shared_by_every_worker_and_metrics_add_up(module_fake)
     assert os.path.isdir(metrics_dir)  # the operator's directory is kept
 
 
-def test_streams_in_flight_and_public_metrics(module_fake):
-    pattern = os.path.join(tempfile.gettempdir(), "cot_proxy_metrics_*")
+def test_streams_in_flight_and_public_metrics(module_fake, tmp_path):
+    # A private temporary directory: other test runs on the machine make metrics directories too.
+    pattern = os.path.join(tmp_path, "cot_proxy_metrics_*")
     before = set(glob.glob(pattern))
     with running_proxy(TARGET_BASE_URL=module_fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET="k1",
-                       METRICS_PUBLIC="true", WORKERS="2") as proxy:
+                       METRICS_PUBLIC="true", WORKERS="2", TMPDIR=str(tmp_path)) as proxy:
         created = set(glob.glob(pattern)) - before
         assert len(created) == 1  # a fresh directory for this run
         metrics_dir = created.pop()
