@@ -11,6 +11,7 @@ generated client API key.
   worker in a process-internal environment variable (argoproxy.auth.GENERATED_KEY_ENV). Workers that
   Gunicorn restarts later get the same key.
 - Gunicorn's responses send their head with the first body bytes (argoproxy.gunicorn_response).
+- COT_PROXY_SHARED_DIR: a fresh directory for the cells workers count in together (argoproxy/routing/shared.py).
 - Each worker, once it has loaded the app, freezes what it built out of the garbage collector's sight.
 
 Reloads (SIGHUP) read the configuration again in the same master: both are then reused, not recreated.
@@ -27,6 +28,7 @@ from typing import Any, Callable
 
 from argoproxy.auth import GENERATED_KEY_ENV, announce_key, generate_key
 from argoproxy.gunicorn_response import install_gunicorn_response
+from argoproxy.routing.shared import prepare_shared_dir, remove_shared_dir
 from argoproxy.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable (argoproxy.metrics reads it too)
@@ -38,6 +40,7 @@ GC_YOUNG_THRESHOLD = 10_000  # allocations between young-generation collections 
 def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
     """Gunicorn server hooks (and their one-time setup, done now, in the master)."""
     prepare_metrics_dir()
+    prepare_shared_dir()  # cells the workers count in together (key limits, deployment cooldown)
     share_generated_key(settings)
     install_gunicorn_response()
     return {"child_exit": child_exit, "on_exit": on_exit, "post_fork": post_fork,
@@ -114,3 +117,4 @@ def on_exit(server) -> None:
     path = os.environ.get(MULTIPROC_ENV)
     if path and os.environ.get(OWNER_ENV) == str(os.getpid()):
         shutil.rmtree(path, ignore_errors=True)
+    remove_shared_dir()

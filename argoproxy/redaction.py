@@ -189,6 +189,8 @@ def configured_secrets(settings: Any) -> list[str]:
                 found.append(item)
             elif "@" in item and "://" in item:
                 found += url_credentials(item)
+    from argoproxy.routing.entries import routing_secrets
+    found += routing_secrets(settings)
     return found
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from argoproxy.llm_params import LlmParams, parse_llm_params
+from argoproxy.routing.entries import check_routing, parse_fallbacks, parse_key_limits, parse_models
 
 
 class SettingsError(ValueError):
@@ -129,6 +130,7 @@ def as_argo_user(value: Any) -> str:
     return user
 
 
+KNOWN_BACKENDS = ("openai", "argo", "dashscope")
 _port = _number(int, 1, 65535)
 _positive = _number(float, 0.001)
 
@@ -136,7 +138,7 @@ _positive = _number(float, 0.001)
 @dataclass(frozen=True)
 class Settings:
     # --- where requests go
-    backend: str = _setting("openai", _choice("openai", "argo", "dashscope"),
+    backend: str = _setting("openai", _choice(*KNOWN_BACKENDS),
                             "Wire protocol of the upstream: openai, argo or dashscope.",
                             env=("BACKEND",), flags=("--backend",))
     target_base_url: str = _setting("", as_base_url,
@@ -150,6 +152,19 @@ class Settings:
                                    env=("OPENAI_API_KEY",), secret=True)
     dashscope_api_key: str = _setting("", as_str, "DashScope API key (dashscope backend); else the client's Authorization is used.",
                                       env=("DASHSCOPE_API_KEY",), secret=True)
+    # --- many upstreams (README: "Many upstreams"); empty models = the settings above as the one deployment
+    models: tuple = _setting((), parse_models,
+                             "Deployments: a list of {name, backend, base_url, api_key_env, upstream_model, params, "
+                             "weight}; entries sharing a name form a pool (MODELS: the same as JSON).",
+                             env=("MODELS",))
+    fallbacks: tuple = _setting((), parse_fallbacks, "Model -> models to try, in order, when its pool fails "
+                               "(FALLBACKS: JSON).", env=("FALLBACKS",))
+    key_limits: tuple = _setting((), parse_key_limits, "Client key budgets: name of the environment variable "
+                                "holding a key -> {rpm, tpm} (KEY_LIMITS: JSON).", env=("KEY_LIMITS",))
+    cooldown_seconds: float = _setting(5.0, _number(float, 0), "Seconds a deployment that failed is avoided "
+                                       "(a 429's Retry-After when longer).", env=("COOLDOWN_SECONDS",))
+    health_probe_seconds: float = _setting(0.0, _number(float, 0), "Probe every deployment this often and bring "
+                                           "failed ones back early; 0: off.", env=("HEALTH_PROBE_SECONDS",))
     # --- server
     host: str = _setting("0.0.0.0", as_str, "Address to listen on.", env=("HOST",), flags=("--host", "--expose_host", "-H"))
     port: int = _setting(5000, _port, "Port to listen on.", env=("PORT",), flags=("--port", "--expose_port", "-p"))
@@ -310,11 +325,16 @@ def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, 
 
     values = {name: _parse(SETTING_FIELDS[name], label, value) for name, (label, value) in raw.items()}
     values["config_path"] = str(path) if path else ""
-    return _checked(_with_backend_defaults(Settings(**values)))
+    return _checked(_with_backend_defaults(Settings(**values)), environ)
 
 
-def _checked(settings: Settings) -> Settings:
+def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
     """Rules that involve more than one setting."""
+    try:
+        check_routing(settings.models, settings.fallbacks, settings.key_limits,
+                      KNOWN_BACKENDS, environ)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     if settings.backend == "argo" and not settings.user:
         raise SettingsError("user: the argo backend needs your ARGO (ANL) username (YAML user, ARGO_USER or --user)")
     return settings
@@ -331,7 +351,8 @@ def _parse(f: dataclasses.Field, label: str, value: Any) -> Any:
     try:
         return f.metadata["parse"](value)
     except (ValueError, TypeError) as exc:
-        raise SettingsError(f"{label}: {exc}") from None
+        text = str(exc)  # "[2].base_url: ..." from a list or mapping setting reads "models[2].base_url: ..."
+        raise SettingsError(f"{label}{text}" if text[:1] in "[." and text[:1] else f"{label}: {text}") from None
 
 
 def _with_backend_defaults(settings: Settings) -> Settings:

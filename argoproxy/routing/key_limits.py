@@ -1,0 +1,114 @@
+"""Per-client-key budgets (`key_limits`): requests per minute and tokens per minute, across all workers.
+
+A key is named by the environment variable that holds it (TEAM_A_KEY); the key itself is only held as its
+SHA-256 digest, to recognise it among the keys a request presents. Counting is a sliding window over two
+fixed one-minute windows (the current count plus the previous minute's, weighted by how much of it still
+lies within the last 60 seconds): a steady client gets exactly its budget, a burst at a window edge cannot
+get twice as much, and the state per key is five int64 cells shared by the workers (argoproxy/routing/shared.py).
+
+Requests are counted when admitted; tokens when the upstream's usage arrives (after the answer), so a key
+may overshoot its token budget by one answer, and the next request then waits until the window slid far
+enough. Over budget: 429 with Retry-After (whole seconds until the request would be admitted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from typing import Callable, Iterable, Mapping
+
+from argoproxy.errors import ProxyError
+from argoproxy.routing.entries import KeyLimit
+from argoproxy.routing.shared import SharedCells
+
+WINDOW = 60.0
+FIELDS = 5
+START, REQ, PREV_REQ, TOK, PREV_TOK = range(FIELDS)
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+class KeyLimiter:
+    def __init__(self, limits: Iterable[KeyLimit], environ: Mapping[str, str],
+                 cells: SharedCells | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.limits = list(limits)
+        self._slot = {limit.key_env: i * FIELDS for i, limit in enumerate(self.limits)}
+        self._by_digest = {_digest(environ[limit.key_env]): limit for limit in self.limits if environ.get(limit.key_env)}
+        names = ",".join(limit.key_env for limit in self.limits)
+        self.cells = cells or SharedCells(f"key-limits-{hashlib.sha1(names.encode()).hexdigest()[:12]}.cells",
+                                          len(self.limits) * FIELDS)
+        self.clock = clock
+
+    def keys(self) -> list[str]:
+        """The environment variable names whose keys are limited."""
+        return [limit.key_env for limit in self.limits]
+
+    def identify(self, presented: Iterable[str]) -> KeyLimit | None:
+        """The budget of the first presented key that has one (the key was already accepted by auth)."""
+        for key in presented:
+            limit = self._by_digest.get(_digest(key))
+            if limit is not None:
+                return limit
+        return None
+
+    def admit(self, limit: KeyLimit) -> None:
+        """Count one request against the key's budget, or raise a 429 with Retry-After."""
+        now = self.clock()
+        base = self._slot[limit.key_env]
+        with self.cells.lock() as c:
+            elapsed = _roll(c, base, now)
+            by_requests = _wait(c[base + REQ], c[base + PREV_REQ], limit.rpm - 1, elapsed) if limit.rpm else 0.0
+            by_tokens = _wait(c[base + TOK], c[base + PREV_TOK], limit.tpm - 1, elapsed) if limit.tpm else 0.0
+            if by_requests <= 0 and by_tokens <= 0:
+                c[base + REQ] += 1
+                return
+        seconds = max(1, math.ceil(max(by_requests, by_tokens)))
+        what = f"{limit.rpm} requests" if by_requests >= by_tokens else f"{limit.tpm} tokens"
+        raise ProxyError(429, f"This API key is over its budget of {what} per minute; retry in {seconds} s.",
+                         code="rate_limit_exceeded", headers={"Retry-After": str(seconds)})
+
+    def record_tokens(self, limit: KeyLimit, tokens: int) -> None:
+        """Add the tokens an answer used (from the upstream's usage)."""
+        if not limit.tpm or tokens <= 0:
+            return
+        base = self._slot[limit.key_env]
+        with self.cells.lock() as c:
+            _roll(c, base, self.clock())
+            c[base + TOK] += tokens
+
+    def usage(self, limit: KeyLimit) -> tuple[float, float]:
+        """(requests, tokens) counted in the last minute, as the sliding window sees them now."""
+        base = self._slot[limit.key_env]
+        with self.cells.lock() as c:
+            elapsed = _roll(c, base, self.clock())
+            keep = 1 - elapsed / WINDOW
+            return c[base + REQ] + c[base + PREV_REQ] * keep, c[base + TOK] + c[base + PREV_TOK] * keep
+
+
+def _roll(c: memoryview, base: int, now: float) -> float:
+    """Move the key's windows forward to `now`; return the seconds elapsed in the current window."""
+    window = int(now // WINDOW)
+    start = c[base + START]
+    if window != start:
+        if window == start + 1:
+            c[base + PREV_REQ], c[base + PREV_TOK] = c[base + REQ], c[base + TOK]
+        else:
+            c[base + PREV_REQ], c[base + PREV_TOK] = 0, 0
+        c[base + REQ], c[base + TOK], c[base + START] = 0, 0, window
+    return now - window * WINDOW
+
+
+def _wait(current: int, previous: int, room: int, elapsed: float) -> float:
+    """Seconds until current + previous * (1 - f) <= room, where f is the fraction of the window elapsed
+    (0 when that holds now). When the current window alone is over, it waits for the next window, in which
+    the current count becomes the sliding previous one."""
+    if current + previous * (1 - elapsed / WINDOW) <= room:
+        return 0.0
+    if current <= room:
+        needed = 1 - (room - current) / previous  # fraction of the window at which enough has slid out
+        return needed * WINDOW - elapsed
+    needed = 1 - room / current if current else 0.0
+    return (WINDOW - elapsed) + needed * WINDOW

@@ -1,0 +1,216 @@
+"""The router: which deployment serves a model, in which order to try the others, and who is cooling down.
+
+- A model name finds its pool: every entry with exactly that name, else every entry of the first glob
+  (in the order of `models`) that matches it. No pool: the caller answers 404 naming the model.
+- In a pool, the next deployment is the one with the fewest requests in flight per unit of weight (this
+  worker's count; ties broken at random in proportion to weight, so idle traffic follows the weights).
+  Deployments already tried for this request are skipped; cooling ones come last, soonest-back first, so a
+  pool whose every deployment cooled down is still tried rather than failed.
+- Cooldown is shared by the workers (argoproxy/routing/shared.py): a deployment that failed before the first
+  byte cools for `cooldown_seconds`, one that answered 429 for its Retry-After. An active probe (optional)
+  ends a failure's cooldown early, never a 429's.
+- The fallback chain of a model: its own pool, then the pool of each model in its `fallbacks` list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any, Callable, Iterable
+
+from argoproxy.routing.entries import ModelEntry
+from argoproxy.routing.shared import SharedCells
+
+FIELDS = 2
+UNTIL, REASON = range(FIELDS)  # cooldown end in wall-clock milliseconds; why it cools
+FAILED, RATE_LIMITED = 1, 2
+GLOB_CACHE_CAP = 4096  # names asked for are client input: the cache of glob results is bounded
+
+
+@dataclass(eq=False)
+class Deployment:
+    """One entry of `models` as this worker serves it."""
+
+    index: int  # position in `models`: its cells in the shared cooldown board
+    entry: ModelEntry
+    served_by: str  # host:port of its base URL (X-Served-By)
+    backend: Any = None  # the Backend instance built for it (set by the gateway)
+    in_flight: int = 0  # this worker's requests to it now
+    last_error: str = ""  # this worker's last failure, for /health
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def weight(self) -> float:
+        return self.entry.weight
+
+    def upstream_model(self, asked: str) -> str:
+        return self.entry.upstream_model or asked
+
+
+@dataclass
+class Pool:
+    name: str  # the entries' shared name (or glob)
+    deployments: list[Deployment] = field(default_factory=list)
+
+
+class Router:
+    def __init__(self, entries: Iterable[ModelEntry], fallbacks: Iterable[tuple[str, tuple[str, ...]]],
+                 served_by: Callable[[ModelEntry], str], cooldown_seconds: float = 5.0,
+                 cells: SharedCells | None = None, clock: Callable[[], float] = time.time,
+                 rand: Callable[[], float] = random.random) -> None:
+        self.deployments = [Deployment(i, e, served_by(e)) for i, e in enumerate(entries)]
+        self.exact: dict[str, Pool] = {}
+        self.globs: list[Pool] = []
+        by_glob: dict[str, Pool] = {}
+        for dep in self.deployments:
+            if dep.entry.is_glob:
+                pool = by_glob.get(dep.name)
+                if pool is None:
+                    pool = by_glob[dep.name] = Pool(dep.name)
+                    self.globs.append(pool)
+            else:
+                pool = self.exact.setdefault(dep.name, Pool(dep.name))
+            pool.deployments.append(dep)
+        self.fallbacks = dict(fallbacks)
+        self.cooldown_seconds = cooldown_seconds
+        signature = "\n".join(f"{e.name} {e.backend} {e.base_url}" for e in (d.entry for d in self.deployments))
+        self.cells = cells or SharedCells(f"cooldown-{hashlib.sha1(signature.encode()).hexdigest()[:12]}.cells",
+                                          len(self.deployments) * FIELDS)
+        self.clock = clock
+        self.rand = rand
+        self._glob_cache: dict[str, Pool | None] = {}
+
+    # ------------------------------------------------------------ names
+    def pool_for(self, model: str) -> Pool | None:
+        pool = self.exact.get(model)
+        if pool is not None:
+            return pool
+        if not self.globs:
+            return None
+        try:
+            return self._glob_cache[model]
+        except KeyError:
+            pass
+        pool = next((p for p in self.globs if fnmatchcase(model, p.name)), None)
+        if len(self._glob_cache) >= GLOB_CACHE_CAP:
+            self._glob_cache.clear()
+        self._glob_cache[model] = pool
+        return pool
+
+    def chain(self, model: str) -> list[tuple[str, Pool]]:
+        """(model name, pool) to try in order: the model's own pool, then its fallbacks' (unroutable skipped)."""
+        out: list[tuple[str, Pool]] = []
+        seen: set[int] = set()
+        for name in (model, *self.fallbacks.get(model, ())):
+            pool = self.pool_for(name)
+            if pool is not None and id(pool) not in seen:
+                seen.add(id(pool))
+                out.append((name, pool))
+        return out
+
+    def routable_names(self) -> list[str]:
+        """Exact names and globs, in the order of `models`."""
+        names = list(self.exact)
+        names.extend(p.name for p in self.globs)
+        return names
+
+    # ------------------------------------------------------------ choosing
+    def pick(self, pool: Pool, tried: set[int] | frozenset[int] = frozenset()) -> Deployment | None:
+        """The deployment to try next, or None when every one was tried."""
+        now_ms = self._now_ms()
+        cells = self.cells.cells
+        best: list[Deployment] = []
+        best_score = float("inf")
+        cooling: list[tuple[int, Deployment]] = []
+        for dep in pool.deployments:
+            if dep.index in tried:
+                continue
+            until = cells[dep.index * FIELDS + UNTIL]
+            if until > now_ms:
+                cooling.append((until, dep))
+                continue
+            score = dep.in_flight / dep.weight
+            if score < best_score:
+                best, best_score = [dep], score
+            elif score == best_score:
+                best.append(dep)
+        if best:
+            return best[0] if len(best) == 1 else self._weighted_choice(best)
+        if cooling:
+            return min(cooling, key=lambda item: item[0])[1]
+        return None
+
+    def _weighted_choice(self, deps: list[Deployment]) -> Deployment:
+        point = self.rand() * sum(d.weight for d in deps)
+        for dep in deps:
+            point -= dep.weight
+            if point < 0:
+                return dep
+        return deps[-1]
+
+    # ------------------------------------------------------------ cooldown
+    def cool_down(self, dep: Deployment, seconds: float | None = None, rate_limited: bool = False,
+                  error: str = "") -> None:
+        """Move traffic away from dep for `seconds` (default cooldown_seconds); a later end wins."""
+        seconds = self.cooldown_seconds if seconds is None else seconds
+        if error:
+            dep.last_error = error
+        base = dep.index * FIELDS
+        until = self._now_ms() + int(seconds * 1000)
+        with self.cells.lock() as c:
+            if until > c[base + UNTIL]:
+                c[base + UNTIL] = until
+                c[base + REASON] = RATE_LIMITED if rate_limited else FAILED
+
+    def recover(self, dep: Deployment) -> None:
+        """A probe reached dep: end a failure's cooldown (a 429's Retry-After still holds)."""
+        base = dep.index * FIELDS
+        with self.cells.lock() as c:
+            if c[base + REASON] == FAILED:
+                c[base + UNTIL], c[base + REASON] = 0, 0
+        dep.last_error = ""
+
+    def cooling_for(self, dep: Deployment) -> float:
+        """Seconds dep still cools down (0: it serves)."""
+        return max(0.0, (self.cells.cells[dep.index * FIELDS + UNTIL] - self._now_ms()) / 1000)
+
+    def state(self, dep: Deployment) -> str:
+        if self.cooling_for(dep) <= 0:
+            return "up"
+        return "rate_limited" if self.cells.cells[dep.index * FIELDS + REASON] == RATE_LIMITED else "down"
+
+    def pools(self) -> list[Pool]:
+        return [*self.exact.values(), *self.globs]
+
+    def health(self) -> tuple[bool, list[dict[str, Any]]]:
+        """(every pool has a deployment that serves, one line per deployment)."""
+        rows = []
+        for dep in self.deployments:
+            row: dict[str, Any] = {"model": dep.name, "backend": dep.entry.backend, "served_by": dep.served_by,
+                                   "state": self.state(dep)}
+            if row["state"] != "up":
+                row["retry_in"] = round(self.cooling_for(dep), 1)
+                if dep.last_error:
+                    row["error"] = dep.last_error
+            rows.append(row)
+        ok = all(any(self.state(d) == "up" for d in pool.deployments) for pool in self.pools())
+        return ok, rows
+
+    def probe_all(self, probe: Callable[[Deployment], str | None]) -> None:
+        """Active health check: probe every deployment; a failure cools it, a success ends its cooldown."""
+        for dep in self.deployments:
+            error = probe(dep)
+            if error is None:
+                if self.state(dep) == "down":
+                    self.recover(dep)
+            else:
+                self.cool_down(dep, error=error)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)

@@ -1,0 +1,75 @@
+"""Int64 cells shared by the workers of one instance: a file mapped into every worker's memory.
+
+Under Gunicorn each worker is its own process; what must add up across them (requests per minute of a client
+key, which deployment is cooling down) lives in a small file in a directory the master makes before forking
+(SHARED_DIR_ENV, removed when the master exits; argoproxy/processes.py), mapped with MAP_SHARED by every
+worker. Without that directory (unit tests, a bare Flask app) the cells are private to the process.
+
+Single cells are read and written with plain 8-byte stores (atomic on the platforms we run on); a
+read-modify-write over several cells holds `lock()`, an flock on the file (two system calls, ~2 us).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import mmap
+import os
+import tempfile
+from typing import Iterator
+
+SHARED_DIR_ENV = "COT_PROXY_SHARED_DIR"
+OWNER_ENV = "COT_PROXY_SHARED_DIR_OWNER"
+CELL = 8
+
+
+class SharedCells:
+    """`count` int64 cells; `cells[i]` reads and writes one."""
+
+    def __init__(self, name: str, count: int, directory: str | None = None) -> None:
+        directory = os.environ.get(SHARED_DIR_ENV) if directory is None else directory
+        size = max(1, count) * CELL
+        self.count = count
+        if directory:
+            self.path = os.path.join(directory, name)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            if os.fstat(self._fd).st_size < size:
+                os.ftruncate(self._fd, size)  # new bytes read as zero; a peer truncating to the same size is harmless
+            self._map = mmap.mmap(self._fd, size)
+        else:
+            self.path = ""
+            self._fd = -1
+            self._map = mmap.mmap(-1, size)
+        self.cells = memoryview(self._map).cast("q")
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[memoryview]:
+        """Exclusive access across the workers (a no-op for process-private cells)."""
+        if self._fd < 0:
+            yield self.cells
+            return
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield self.cells
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+def prepare_shared_dir() -> str:
+    """In the Gunicorn master, before the fork: a fresh directory for this run's shared cells."""
+    pid = str(os.getpid())
+    current = os.environ.get(SHARED_DIR_ENV)
+    if current and os.environ.get(OWNER_ENV) == pid and os.path.isdir(current):
+        return current  # a reload in the same master keeps the counts
+    path = tempfile.mkdtemp(prefix="cot_proxy_shared_")
+    os.environ[SHARED_DIR_ENV] = path
+    os.environ[OWNER_ENV] = pid
+    return path
+
+
+def remove_shared_dir() -> None:
+    """When the master that made the directory exits."""
+    import shutil
+    path = os.environ.get(SHARED_DIR_ENV)
+    if path and os.environ.get(OWNER_ENV) == str(os.getpid()):
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,105 @@
+"""Per-key budgets in-process: sliding-window requests and tokens per minute, Retry-After, across processes."""
+
+import os
+
+import pytest
+
+from argoproxy.errors import ProxyError
+from argoproxy.routing.entries import KeyLimit
+from argoproxy.routing.key_limits import KeyLimiter
+from argoproxy.routing.shared import SharedCells
+
+ENV = {"TEAM_A_KEY": "sk-a", "TEAM_B_KEY": "sk-b"}
+
+
+class Clock:
+    def __init__(self, now=6000.0):  # the start of a minute window
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def limiter(*limits, clock=None, cells=None):
+    return KeyLimiter(limits, ENV, cells=cells, clock=clock or Clock())
+
+
+def test_keys_are_recognised_by_value_and_named_by_variable():
+    a, b = KeyLimit("TEAM_A_KEY", rpm=1), KeyLimit("TEAM_B_KEY", tpm=10)
+    lim = limiter(a, b)
+    assert lim.identify(["sk-b"]) is b and lim.identify(["nope", "sk-a"]) is a and lim.identify(["x"]) is None
+
+
+def test_requests_per_minute_then_429_with_retry_after():
+    clock = Clock()
+    a = KeyLimit("TEAM_A_KEY", rpm=3)
+    lim = limiter(a, clock=clock)
+    for _ in range(3):
+        lim.admit(a)
+    with pytest.raises(ProxyError) as info:
+        lim.admit(a)
+    err = info.value
+    assert err.status == 429 and err.code == "rate_limit_exceeded" and "3 requests" in err.message
+    # all three in the current window: the next window starts in 60 s, and then 1/3 must slide out (20 s)
+    assert err.headers["Retry-After"] == "80"
+    clock.now += 80
+    lim.admit(a)
+
+
+def test_the_window_slides():
+    clock = Clock()
+    a = KeyLimit("TEAM_A_KEY", rpm=10)
+    lim = limiter(a, clock=clock)
+    for _ in range(10):
+        lim.admit(a)
+    clock.now += 60 + 30  # half of the previous window still counts: 5 requests
+    for _ in range(5):
+        lim.admit(a)
+    with pytest.raises(ProxyError) as info:
+        lim.admit(a)
+    assert int(info.value.headers["Retry-After"]) == 6  # one more request slides out every 6 s
+    clock.now += 6
+    lim.admit(a)
+
+
+def test_tokens_per_minute_from_usage():
+    clock = Clock()
+    b = KeyLimit("TEAM_B_KEY", tpm=1000)
+    lim = limiter(b, clock=clock)
+    lim.admit(b)
+    lim.record_tokens(b, 1500)  # an answer may overshoot; the next request waits
+    with pytest.raises(ProxyError) as info:
+        lim.admit(b)
+    assert "1000 tokens" in info.value.message and int(info.value.headers["Retry-After"]) >= 60
+    clock.now += 120
+    lim.admit(b)
+
+
+def test_keys_have_separate_budgets():
+    a, b = KeyLimit("TEAM_A_KEY", rpm=1), KeyLimit("TEAM_B_KEY", rpm=1)
+    lim = limiter(a, b)
+    lim.admit(a)
+    lim.admit(b)
+    with pytest.raises(ProxyError):
+        lim.admit(a)
+
+
+def test_counted_across_processes(tmp_path):
+    a = KeyLimit("TEAM_A_KEY", rpm=100)
+    clock = Clock()
+    name = "limits.cells"
+    lim = limiter(a, clock=clock, cells=SharedCells(name, 5, directory=str(tmp_path)))
+    pids = []
+    for _ in range(4):  # four "workers" admit 25 requests each, at the same time
+        pid = os.fork()
+        if pid == 0:
+            child = limiter(a, clock=clock, cells=SharedCells(name, 5, directory=str(tmp_path)))
+            for _ in range(25):
+                child.admit(a)
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        assert os.waitpid(pid, 0)[1] == 0
+    assert lim.usage(a)[0] == 100
+    with pytest.raises(ProxyError):
+        lim.admit(a)
