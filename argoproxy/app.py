@@ -7,7 +7,6 @@ import logging
 from flask import Flask, Response, g
 from werkzeug.exceptions import HTTPException
 
-from argoproxy.backends import create_backend
 from argoproxy.errors import ProxyError, error_body, error_type
 from argoproxy.health import HealthCheck
 from argoproxy.journal import Journal, journal_observer, setup_log_file
@@ -15,6 +14,7 @@ from argoproxy.jsonfast import dumps
 from argoproxy.logs import configure_logging, request_logger
 from argoproxy.metrics import install_metrics
 from argoproxy.pipeline import Gateway
+from argoproxy.providers import create_backend
 from argoproxy.redaction import Secrets, configured_secrets
 from argoproxy.request_ids import RequestIds, current_request_id
 from argoproxy.routes import build_blueprint

@@ -12,13 +12,14 @@ from typing import Any, Callable, Iterable, Iterator
 from flask import Response, g, request
 
 from argoproxy import request_ids, sse, streamconv
-from argoproxy.backends import Backend, StreamItem
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.headers import request_headers, response_headers
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.llm_params import STARTS_INSIDE_PATTERN, apply_rule
+from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.redaction import Secrets, sanitize_message
+from argoproxy.request_body import parse_object
 from argoproxy.settings import Settings
 from argoproxy.think import StreamThink, ThinkConfig, transform_completion
 from argoproxy.upstream import (READ_ERRORS, Upstream, UpstreamRequest, UpstreamResponse, read_chunks,
@@ -119,7 +120,8 @@ class Gateway:
 
     # ---------------------------------------------------------------- request planning
     def plan(self, call: Call) -> None:
-        """Stream modes, LLM_PARAMS and the think configuration for an API call."""
+        """Stream modes, LLM_PARAMS and the think configuration for an API call; the backend's policy
+        (does the upstream stream, do answer transforms apply) is asked here, once, before the body changes."""
         body = call.body
         model = body.get("model")
         call.model = model if isinstance(model, str) else None
@@ -134,7 +136,8 @@ class Gateway:
         options = body.get("stream_options")
         call.include_usage = call.client_stream and isinstance(options, dict) and options.get("include_usage") is True
         mode = self.settings.upstream_mode
-        call.upstream_stream = call.client_stream if mode == "off" else mode == "stream"
+        wanted = call.client_stream if mode == "off" else mode == "stream"
+        call.upstream_stream = self.backend.upstream_streams(call, wanted)
         if call.upstream_stream != call.client_stream:
             body["stream"] = call.upstream_stream
             if call.upstream_stream:
@@ -142,7 +145,8 @@ class Gateway:
             else:
                 body.pop("stream_options", None)
             call.body_changed = True
-        call.think = self.think_config(call.model, body.get("model"))
+        if self.backend.transforms_answers(call):
+            call.think = self.think_config(call.model, body.get("model"))
 
     def think_config(self, model: str | None, upstream_model: Any) -> ThinkConfig | None:
         key = (model, upstream_model if isinstance(upstream_model, str) else None)
@@ -349,24 +353,6 @@ class Gateway:
 
 
 # ---------------------------------------------------------------- helpers on parsed data
-def parse_object(raw: bytes) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 saying what is wrong with it."""
-    if not raw:
-        raise ProxyError(400, "The request body is empty; expected a JSON object.", code="invalid_json")
-    try:
-        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
-    except UnicodeDecodeError:
-        raise ProxyError(400, "The request body is not valid UTF-8.", code="invalid_json") from None
-    except RecursionError:
-        raise ProxyError(400, "The request body is nested too deeply.", code="invalid_json") from None
-    except ValueError as exc:
-        raise ProxyError(400, f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise ProxyError(400, f"The request body must be a JSON object, not {type(body).__name__}.",
-                         code="invalid_json")
-    return body
-
-
 def read_request_body(max_bytes: int) -> bytes:
     """The request body, refusing more than max_bytes with a 413 (from its Content-Length, before reading it).
     Read from the WSGI input directly (Werkzeug's stream wrappers cost more than the read); a chunked body has
@@ -400,17 +386,6 @@ def read_request_body(max_bytes: int) -> bytes:
 def _too_large(max_bytes: int) -> ProxyError:
     return ProxyError(413, f"The request body is larger than the proxy accepts ({max_bytes} bytes).",
                       code="request_too_large")
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if number in (float("inf"), float("-inf")):
-        raise ValueError(f"number {text[:20]} is out of range")
-    return number
 
 
 def parse_upstream_json(payload: bytes) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any, Mapping
 
-from argoproxy.redaction import mask_url
+from argoproxy import providers
 from argoproxy.settings import Settings, SettingsError, load_settings
 
 # Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
@@ -36,12 +36,7 @@ def _when_ready(settings: Settings):
 
 def describe_mode(settings: Settings) -> str:
     """What the proxy serves and where it sends requests (URL credentials masked)."""
-    if settings.backend == "argo":
-        if settings.use_native_openai:
-            return f"ARGO native OpenAI mode -> {mask_url(settings.native_openai_base_url)}"
-        stream = "real" if settings.real_stream else "pseudo"
-        return f"ARGO standard mode, {stream} streaming"
-    return f"{settings.backend} backend -> {mask_url(settings.target_base_url)}"
+    return providers.get(settings.backend).startup_line(settings)
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Settings: one typed object, built once at start-up from defaults < config.yaml < environment < flags.
 
-Every setting is one dataclass field below; its metadata names its YAML key (the field name, plus
-aliases), its environment variables and its command-line flags. The README's settings table is this list.
+Every setting is one dataclass field: the core fields below plus each provider's fragment (declared in
+argoproxy/providers/<name>/settings.py and composed into Settings here). Its metadata names its YAML key
+(the field name, plus aliases), its environment variables and its command-line flags. The README's settings
+table is this list.
 A bad value raises SettingsError with one line naming the key; callers print it and exit non-zero.
 """
 
@@ -9,149 +11,52 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
-from urllib.parse import urlsplit
+from typing import Any, Mapping
 
 import yaml
 
+from argoproxy import providers
 from argoproxy.llm_params import LlmParams, parse_llm_params
 from argoproxy.routing.entries import check_routing, parse_fallbacks, parse_key_limits, parse_models
+from argoproxy.setting_fields import (as_base_url, as_bool, as_csv, as_optional_dir, as_str, as_url,  # noqa: F401
+                                      choice as _choice, number as _number, positive as _positive,
+                                      setting as _setting)
+
+providers.discover()
 
 
 class SettingsError(ValueError):
     """A bad setting: the message is one line naming the setting."""
 
 
-def _setting(default: Any, parse: Callable[[Any], Any], help: str, env: Sequence[str] = (),
-             flags: Sequence[str] = (), yaml_aliases: Sequence[str] = (), negative_flags: Sequence[str] = (),
-             secret: bool = False, by_backend: Mapping[str, Any] | None = None) -> Any:
-    meta = dict(parse=parse, help=help, env=tuple(env), flags=tuple(flags), yaml_aliases=tuple(yaml_aliases),
-                negative_flags=tuple(negative_flags), secret=secret, by_backend=dict(by_backend or {}))
-    return field(default=default, metadata=meta)
-
-
-# ---- value parsers: each takes a raw value (YAML type or string) and returns the typed value or raises ValueError.
-
-def as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "t", "yes", "y", "on"):
-        return True
-    if text in ("0", "false", "f", "no", "n", "off", ""):
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
-
-
-def as_str(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        raise ValueError(f"expected a string, got {type(value).__name__}")
-    return str(value).strip()
-
-
-def _number(kind: type, low: float | None = None, high: float | None = None) -> Callable[[Any], Any]:
-    def parse(value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError(f"expected a number, got {value!r}")
-        try:
-            number = kind(str(value).strip()) if kind is int else kind(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
-        if (low is not None and number < low) or (high is not None and number > high):
-            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise ValueError(f"must be {bounds}, got {value!r}")
-        return number
-    return parse
-
-
-def _choice(*choices: str) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        text = as_str(value).lower()
-        if text not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
-        return text
-    return parse
-
-
-def as_csv(value: Any) -> tuple[str, ...]:
-    if isinstance(value, (list, tuple)):
-        items = [as_str(v) for v in value]
-    else:
-        items = as_str(value).split(",")
-    return tuple(item.strip() for item in items if item.strip())
-
-
-# An endpoint URL given where a base is expected (openai-forward's --url) is reduced to its base.
-_ENDPOINT_SUFFIXES = ("chat/completions", "completions", "embeddings", "responses")
-
-
-def as_base_url(value: Any) -> str:
-    """A base URL ending in '/', with a full endpoint URL reduced to its base."""
-    url = as_str(value)
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"must be an http(s) URL, got {value!r}")
-    path = parts.path.rstrip("/")
-    for suffix in _ENDPOINT_SUFFIXES:
-        if path.endswith("/" + suffix):
-            path = path[: -len(suffix) - 1]
-            break
-    return f"{parts.scheme}://{parts.netloc}{path}/"
-
-
-def as_url(value: Any) -> str:
-    url = as_str(value)
-    parts = urlsplit(url)
-    if url and (parts.scheme not in ("http", "https") or not parts.netloc):
-        raise ValueError(f"must be an http(s) URL, got {value!r}")
-    return url
-
-
-def as_optional_dir(value: Any) -> str:
-    return as_str(value)
-
-
 def as_llm_params(value: Any) -> LlmParams:
     return parse_llm_params(as_str(value))
 
 
-def as_argo_user(value: Any) -> str:
-    user = as_str(value)
-    if user.lower() == "cels":
-        raise ValueError("'cels' is not allowed as a username: use your own ANL username")
-    if any(ch.isspace() for ch in user):
-        raise ValueError(f"must not contain spaces, got {value!r}")
-    return user
-
-
-KNOWN_BACKENDS = ("openai", "argo", "dashscope")
 _port = _number(int, 1, 65535)
-_positive = _number(float, 0.001)
+
+
+def as_backend(value: Any) -> str:
+    """A registered provider's name (the registry is read when the value is parsed)."""
+    return _choice(*providers.names())(value)
 
 
 @dataclass(frozen=True)
-class Settings:
+class CoreSettings:
+    """The settings every backend shares; providers add theirs (see Settings below)."""
     # --- where requests go
-    backend: str = _setting("openai", _choice(*KNOWN_BACKENDS),
-                            "Wire protocol of the upstream: openai, argo or dashscope.",
+    backend: str = _setting("openai", as_backend,
+                            f"Wire protocol of the upstream: {', '.join(providers.names())}.",
                             env=("BACKEND",), flags=("--backend",))
     target_base_url: str = _setting("", as_base_url,
                                     "Upstream base URL (a full endpoint URL is reduced to its base). "
                                     "Default https://api.openai.com/v1/ (dashscope: https://dashscope.aliyuncs.com/api/v1/).",
                                     env=("TARGET_BASE_URL", "OPENAI_BASE_URL"), flags=("--target-base-url", "--url"),
-                                    by_backend={"openai": "https://api.openai.com/v1/",
-                                                "dashscope": "https://dashscope.aliyuncs.com/api/v1/",
-                                                "argo": "https://apps-dev.inside.anl.gov/argoapi/v1/"})
+                                    by_backend=providers.DEFAULT_TARGET_URLS)
     openai_api_key: str = _setting("", as_str, "Upstream API key; when set it replaces the client's Authorization upstream.",
                                    env=("OPENAI_API_KEY",), secret=True)
-    dashscope_api_key: str = _setting("", as_str, "DashScope API key (dashscope backend); else the client's Authorization is used.",
-                                      env=("DASHSCOPE_API_KEY",), secret=True)
     # --- many upstreams (README: "Many upstreams"); empty models = the settings above as the one deployment
     models: tuple = _setting((), parse_models,
                              "Deployments: a list of {name, backend, base_url, api_key_env, upstream_model, params, "
@@ -220,38 +125,6 @@ class Settings:
                            yaml_aliases=("verbose",))
     log_dir: str = _setting("", as_optional_dir, "Directory for JSONL journals and log.log; off when empty.",
                             env=("LOG_DIR",), flags=("--output_path", "--log-dir"))
-    # --- ARGO backend
-    user: str = _setting("", as_argo_user, "ARGO username sent as `user` upstream (argo backend).",
-                         env=("ARGO_USER",), flags=("--user",))
-    argo_url: str = _setting("https://apps-dev.inside.anl.gov/argoapi/api/v1/resource/chat/", as_url,
-                             "ARGO chat endpoint.", env=("ARGO_URL",))
-    argo_stream_url: str = _setting("https://apps-dev.inside.anl.gov/argoapi/api/v1/resource/streamchat/", as_url,
-                                    "ARGO streaming chat endpoint.", env=("ARGO_STREAM_URL",))
-    argo_embedding_url: str = _setting("https://apps.inside.anl.gov/argoapi/api/v1/resource/embed/", as_url,
-                                       "ARGO embedding endpoint.", env=("ARGO_EMBEDDING_URL",))
-    real_stream: bool = _setting(True, as_bool, "Stream through ARGO's streamchat; false = pseudo-stream from one call.",
-                                 env=("REAL_STREAM",), flags=("--real-stream", "-rs"), negative_flags=("--pseudo-stream", "-ps"))
-    model_fallback: str = _setting("", as_str, "ARGO model used for unknown model names (empty: 404 instead).",
-                                   env=("MODEL_FALLBACK",), flags=("--model-fallback",))
-    use_native_openai: bool = _setting(False, as_bool, "Send ARGO requests untransformed to its OpenAI-compatible API.",
-                                       env=("USE_NATIVE_OPENAI",), flags=("--native-openai",))
-    native_openai_base_url: str = _setting("https://apps-dev.inside.anl.gov/argoapi/v1/", as_base_url,
-                                           "ARGO's OpenAI-compatible base URL (production: https://apps.inside.anl.gov/argoapi/v1/).",
-                                           env=("NATIVE_OPENAI_BASE_URL",))
-    username_passthrough: bool = _setting(False, as_bool, "Use the client's key as the ARGO user.",
-                                          env=("USERNAME_PASSTHROUGH",), flags=("--username-passthrough",))
-    tool_prompt: bool = _setting(False, as_bool, "Prompt-based tool calls for every ARGO model.",
-                                 env=("TOOL_PROMPT",), flags=("--tool-prompting",))
-    # --- images (ARGO backend)
-    enable_payload_control: bool = _setting(False, as_bool, "Shrink inlined images to fit max_payload_size.",
-                                            env=("ENABLE_PAYLOAD_CONTROL",))
-    max_payload_size: float = _setting(20.0, _positive, "Request size budget in MB for payload control.",
-                                       env=("MAX_PAYLOAD_SIZE",))
-    image_timeout: float = _setting(30.0, _positive, "Seconds allowed per image download.", env=("IMAGE_TIMEOUT",))
-    concurrent_downloads: int = _setting(10, _number(int, 1, 256), "Image downloads at once.", env=("CONCURRENT_DOWNLOADS",))
-    image_allow_private: bool = _setting(False, as_bool, "Allow image URLs on loopback/private/link-local addresses.",
-                                         env=("IMAGE_ALLOW_PRIVATE",))
-    max_image_bytes: int = _setting(20 * 1024 * 1024, _number(int, 1), "Largest image downloaded.", env=("MAX_IMAGE_BYTES",))
     # --- where settings come from (not read from YAML)
     config_path: str = _setting("", as_str, "config.yaml to read (default ./config.yaml, then ~/.config/argoproxy/config.yaml).",
                                 env=("CONFIG_PATH",), flags=("--config",))
@@ -262,6 +135,11 @@ class Settings:
         return [(f.name, "***" if f.metadata["secret"] and getattr(self, f.name)
                  else mask_url(value) if isinstance(value := getattr(self, f.name), str) else value)
                 for f in dataclasses.fields(self)]
+
+
+@dataclass(frozen=True)
+class Settings(*providers.settings_fragments(), CoreSettings):
+    """The one typed settings object: the core fields, then every provider's fragment."""
 
 
 SETTING_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -331,12 +209,12 @@ def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, 
 def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
     """Rules that involve more than one setting."""
     try:
-        check_routing(settings.models, settings.fallbacks, settings.key_limits,
-                      KNOWN_BACKENDS, environ)
+        check_routing(settings.models, settings.fallbacks, settings.key_limits, providers.names(), environ)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
-    if settings.backend == "argo" and not settings.user:
-        raise SettingsError("user: the argo backend needs your ARGO (ANL) username (YAML user, ARGO_USER or --user)")
+    problem = providers.get(settings.backend).check_settings(settings)
+    if problem:
+        raise SettingsError(problem)
     return settings
 
 

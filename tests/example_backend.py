@@ -21,10 +21,11 @@ from typing import Any, Iterator
 
 import requests
 
-from argoproxy.backends import Backend, StreamItem
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
+from argoproxy.providers import Provider, register
+from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.sse import iter_lines
 from argoproxy.upstream import READ_ERRORS, UpstreamRequest, read_chunks, stream_error
 
@@ -96,9 +97,6 @@ class ToyBackend(Backend):
             names = resp.json().get("models", [])
         return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "toy"} for n in names]}
 
-    def describe(self) -> str:
-        return f"backend toy -> {self.base}"
-
 
 def _text(content: Any) -> str:
     if isinstance(content, list):
@@ -115,11 +113,16 @@ def _id() -> str:
     return "chatcmpl-toy-" + uuid.uuid4().hex[:12]
 
 
+register(Provider("toy", ToyBackend))
+
+
 def make_app():
-    """The real app with ToyBackend in place of the configured backend (registering it is the one line a real
-    provider adds to argoproxy.backends.create_backend)."""
-    from argoproxy import app as app_module
+    """The real app serving the toy backend. register() above made it a `backend` choice; a provider package
+    under argoproxy/providers/ is registered at start-up and chosen with BACKEND=<name>. This one lives in
+    tests/, imported only here, so it is chosen here."""
+    import dataclasses
+
+    from argoproxy.app import create_app
     from argoproxy.server import settings_or_exit
 
-    app_module.create_backend = lambda settings, upstream: ToyBackend(settings, upstream)
-    return app_module.create_app(settings_or_exit())
+    return create_app(dataclasses.replace(settings_or_exit(), backend=ToyBackend.name))

@@ -10,8 +10,8 @@ import struct
 import pytest
 import requests
 
-from argoproxy.argo import tokens
-from argoproxy.argo.convert import (
+from argoproxy.providers.argo import tokens
+from argoproxy.providers.argo.convert import (
     AUTH_NOTICE,
     MAX_EMBED_BATCH,
     chat_request_to_argo,

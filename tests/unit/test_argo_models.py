@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from argoproxy.argo.models import (
+from argoproxy.providers.argo.models import (
     BUILTIN,
     ModelTable,
     accepts_system_messages,

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from argoproxy.argo.normalize import (
+from argoproxy.providers.argo.normalize import (
     CLAUDE_NON_STREAMING_MAX_TOKENS,
     CONTINUE_PLACEHOLDER,
     flatten_text_parts,

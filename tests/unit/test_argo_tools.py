@@ -8,7 +8,7 @@ import json
 import pytest
 from openai.types.chat import ChatCompletionMessage
 
-from argoproxy.argo.tools import decode_tool_calls, encode_tools, parse_tool_call_tags
+from argoproxy.providers.argo.tools import decode_tool_calls, encode_tools, parse_tool_call_tags
 from argoproxy.errors import ProxyError
 
 WEATHER = {"type": "function", "function": {

@@ -1,4 +1,4 @@
-"""argoproxy.dashscope: request encoding, response/stream decoding, error mapping.
+"""argoproxy.providers.dashscope.translate: request encoding, response/stream decoding, error mapping.
 
 The last section drives the pure functions against tests/fakes/fake_dashscope.py over real
 loopback HTTP (requests), the way the pipeline will.
@@ -15,7 +15,7 @@ import requests
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from argoproxy import dashscope as ds
+from argoproxy.providers.dashscope import translate as ds
 from argoproxy.errors import ProxyError
 from argoproxy.streamconv import aggregate_chat
 from tests.fakes.fake_dashscope import FakeDashScope

@@ -1,8 +1,6 @@
-"""The openai backend: any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, ARGO's native API...).
-
-Requests go out as the client sent them (re-encoded only when a transform changed the body); answers come
-back as upstream bytes, parsed only when a transform needs them.
-"""
+"""Shared helpers for providers that read OpenAI-shaped answers: the upstream URL of a client path, a whole
+body read within a deadline, an OpenAI SSE stream relayed event by event, and an upstream error as the
+client's error. Neutral ground: providers import it; it imports neither providers nor the pipeline."""
 
 from __future__ import annotations
 
@@ -13,11 +11,9 @@ from typing import Any, Iterator
 import requests
 
 from argoproxy import sse
-from argoproxy.backends import Backend, StreamItem
-from argoproxy.call import Call
 from argoproxy.errors import ProxyError, error_type
-from argoproxy.redaction import mask_url, sanitize_message
-from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
+from argoproxy.redaction import sanitize_message
+from argoproxy.upstream import READ_ERRORS, UpstreamResponse, read_chunks, stream_error
 
 
 def join_url(base: str, path: str, query: str = "") -> str:
@@ -26,61 +22,6 @@ def join_url(base: str, path: str, query: str = "") -> str:
         path = path[3:]
     url = base + path
     return f"{url}?{query}" if query else url
-
-
-class OpenAIBackend(Backend):
-    name = "openai"
-    forwards_unknown = True
-    relay_headers = True
-
-    def __init__(self, settings, upstream) -> None:
-        super().__init__(settings, upstream)
-        self.base = settings.target_base_url
-        self.api_key = settings.openai_api_key
-
-    def url(self, path: str, query: str = "") -> str:
-        return join_url(self.base, path, query)
-
-    def upstream_headers(self, call: Call) -> dict[str, str]:
-        headers = dict(call.headers)
-        if self.api_key:
-            headers.pop("X-Api-Key", None)
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        if "Accept-Encoding" not in headers:
-            headers["Accept-Encoding"] = "identity"
-        return headers
-
-    def encode(self, call: Call) -> UpstreamRequest:
-        headers = self.upstream_headers(call)
-        if call.body_changed:
-            headers["Content-Type"] = "application/json"
-        return UpstreamRequest(call.method, self.url(call.path, call.query), headers, call.body_bytes(), call.timeout)
-
-    def decode(self, call: Call, resp: UpstreamResponse) -> bytes:
-        return read_whole(resp, call.timeout or self.upstream.read_timeout)
-
-    def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
-        return relay_sse(resp, self.upstream.read_timeout)
-
-    def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
-        return upstream_error(resp)
-
-    def list_models(self, call: Call) -> dict[str, Any]:
-        resp = self.upstream.send(UpstreamRequest("GET", self.url(call.path, call.query), self.upstream_headers(call),
-                                                  None, call.timeout))
-        with resp:
-            if resp.status_code >= 400:
-                raise upstream_error(resp)
-            try:
-                listing = resp.json()
-            except ValueError:
-                raise ProxyError(502, "The upstream model list is not JSON.", code="upstream_bad_response") from None
-        if not isinstance(listing, dict) or not isinstance(listing.get("data"), list):
-            raise ProxyError(502, "The upstream model list is not an OpenAI list.", code="upstream_bad_response")
-        return listing
-
-    def describe(self) -> str:
-        return f"backend openai -> {mask_url(self.base)}"
 
 
 def read_whole(resp: UpstreamResponse, limit: float) -> bytes:

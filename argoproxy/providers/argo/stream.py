@@ -23,8 +23,8 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from argoproxy.argo import tokens
-from argoproxy.argo.convert import AUTH_NOTICE, check_auth_notice, new_chat_id, new_completion_id
+from argoproxy.providers.argo import tokens
+from argoproxy.providers.argo.convert import AUTH_NOTICE, check_auth_notice, new_chat_id, new_completion_id
 
 PSEUDO_PIECE_CHARS = 30  # argo-proxy's pseudo-stream slice size
 _NOTICE = AUTH_NOTICE.upper()

@@ -22,9 +22,9 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from argoproxy.argo import tokens
-from argoproxy.argo.models import EMBEDDING_DIMENSIONS
-from argoproxy.argo.normalize import normalize_chat
+from argoproxy.providers.argo import tokens
+from argoproxy.providers.argo.models import EMBEDDING_DIMENSIONS
+from argoproxy.providers.argo.normalize import normalize_chat
 from argoproxy.errors import ProxyError
 
 # Fields of an OpenAI request that ARGO's chat routes understand; everything else is dropped.

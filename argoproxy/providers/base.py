@@ -1,16 +1,16 @@
-"""Backends: one module per upstream wire protocol, all implementing the small interface below.
+"""The Backend interface every provider implements (argoproxy/providers/<name>/backend.py).
 
 The pipeline (argoproxy/pipeline.py) owns everything protocol-independent: auth, parsing and validation,
-LLM_PARAMS, think tags, stream <-> non-stream conversion, errors, metrics and journals. A backend only
-translates: OpenAI request -> upstream request (`encode`), upstream answer -> OpenAI objects (`decode`,
-`decode_stream`), upstream error -> ProxyError (`error`). Adding a provider = one module with a Backend
-subclass + one line in BACKENDS. See docs/adding-a-backend.md.
+LLM_PARAMS, think tags, stream <-> non-stream conversion, errors, metrics and journals. A backend declares
+its policy (does the upstream call stream, do answer transforms apply) through hooks the pipeline consults
+before it edits the body, and otherwise only translates: OpenAI request -> upstream request (`encode`),
+upstream answer -> OpenAI objects (`decode`, `decode_stream`), upstream error -> ProxyError (`error`).
+See docs/adding-a-backend.md.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator
-
 
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
@@ -37,6 +37,15 @@ class Backend:
     def __init__(self, settings: Settings, upstream: Upstream) -> None:
         self.settings = settings
         self.upstream = upstream
+
+    # --- policy: consulted by the pipeline before it edits the body
+    def upstream_streams(self, call: Call, wanted: bool) -> bool:
+        """Whether the upstream call streams, given what the client and UPSTREAM_MODE ask for (`wanted`)."""
+        return wanted
+
+    def transforms_answers(self, call: Call) -> bool:
+        """Whether the answer transforms (think tags) apply; False relays answers as the upstream sent them."""
+        return True
 
     # --- request side
     def prepare(self, call: Call) -> None:
@@ -77,14 +86,3 @@ class Backend:
     def extra_routes(self) -> list[tuple[str, list[str], Callable[..., Any]]]:
         """(rule, methods, view) for routes only this backend serves, e.g. ARGO's raw /v1/chat."""
         return []
-
-    def describe(self) -> str:
-        """One line for the start-up banner."""
-        return f"backend {self.name}"
-
-
-def create_backend(settings: Settings, upstream: Upstream) -> Backend:
-    from argoproxy.backends import argo, dashscope, openai
-    registry: dict[str, type[Backend]] = {"openai": openai.OpenAIBackend, "argo": argo.ArgoBackend,
-                                          "dashscope": dashscope.DashScopeBackend}
-    return registry[settings.backend](settings, upstream)

@@ -1,5 +1,5 @@
 """The dashscope backend: OpenAI chat/completions and embeddings over Alibaba DashScope's native API
-(translation in argoproxy/dashscope.py)."""
+(translation in translate.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from typing import Any, Iterator
 
 import requests
 
-from argoproxy import dashscope, sse
-from argoproxy.backends import Backend, StreamItem
+from argoproxy import sse
 from argoproxy.call import Call
-from argoproxy.redaction import mask_url
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
+from argoproxy.providers.base import Backend, StreamItem
+from argoproxy.providers.dashscope import translate as dashscope
 from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
 
 # DashScope's native API has no model listing; these are the commonly used public model names.
@@ -74,6 +74,3 @@ class DashScopeBackend(Backend):
     def list_models(self, call: Call) -> dict[str, Any]:
         return {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "dashscope"}
                                            for m in KNOWN_MODELS]}
-
-    def describe(self) -> str:
-        return f"backend dashscope -> {mask_url(self.base)}"

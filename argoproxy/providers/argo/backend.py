@@ -1,4 +1,4 @@
-"""The argo backend: Argonne's ARGO gateway behind an OpenAI API (translation in argoproxy/argo/).
+"""The argo backend: Argonne's ARGO gateway behind an OpenAI API (translation in the modules beside this one).
 
 Standard mode translates chat, legacy completions and embeddings to ARGO's own JSON, with model aliases,
 per-family message normalisation, tool calls and image inlining. Native mode (use_native_openai) sends the
@@ -15,14 +15,15 @@ import requests
 from flask import Response, request
 
 from argoproxy import images
-from argoproxy.argo import convert, models, normalize, stream, tokens, tools
-from argoproxy.backends import Backend, StreamItem
-from argoproxy.backends.openai import relay_sse, upstream_error
 from argoproxy.call import Call
 from argoproxy.redaction import mask_url
 from argoproxy.errors import ProxyError
 from argoproxy.health import probe
 from argoproxy.jsonfast import dumps
+from argoproxy.providers.argo import convert, models, normalize, stream, tokens, tools
+from argoproxy.providers.base import Backend, StreamItem
+from argoproxy.relay import relay_sse, upstream_error
+from argoproxy.request_body import parse_object
 from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
 
 NATIVE_PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
@@ -46,7 +47,6 @@ class ArgoBackend(Backend):
             allow_private=settings.image_allow_private, max_image_bytes=settings.max_image_bytes)
         self._image_session: requests.Session | None = None
 
-    # ------------------------------------------------------------------ request side
     def user_for(self, headers: Any) -> str:
         """The ARGO user: the client's key with username passthrough, else the configured user."""
         if self.settings.username_passthrough:
@@ -58,6 +58,20 @@ class ArgoBackend(Backend):
                     return value
         return self.settings.user
 
+    # ------------------------------------------------------------------ policy
+    def upstream_streams(self, call: Call, wanted: bool) -> bool:
+        if self.native:
+            return wanted
+        if call.body.get("tools"):
+            return False  # tool answers are parsed from a whole reply, so tool calls always pseudo-stream
+        if self.settings.upstream_mode == "off":
+            return wanted and self.settings.real_stream
+        return wanted
+
+    def transforms_answers(self, call: Call) -> bool:
+        return not self.native  # native mode: answers reach the client as they were
+
+    # ------------------------------------------------------------------ request side
     def prepare(self, call: Call) -> None:
         body = call.body
         if "timeout" in body:
@@ -75,11 +89,6 @@ class ArgoBackend(Backend):
         family = models.model_family(model_id)
         prompt_tools = tools.uses_prompt_tools(family, self.settings.tool_prompt)
         call.extra.update(family=family, prompt_tools=prompt_tools, user=user, model_id=model_id)
-        if self.settings.upstream_mode == "off":
-            # Tool answers are parsed from a whole reply, so tool calls always pseudo-stream.
-            call.upstream_stream = call.client_stream and self.settings.real_stream and not body.get("tools")
-        elif body.get("tools"):
-            call.upstream_stream = False
 
     def prepare_native(self, call: Call, user: str, kind: str) -> None:
         body = call.body
@@ -89,7 +98,6 @@ class ArgoBackend(Backend):
         body["user"] = user
         if call.kind == "chat":
             self.inline_images(body)
-        call.think = None  # native mode: answers reach the client as they were
         call.body_changed = True
 
     def inline_images(self, body: dict[str, Any]) -> None:
@@ -233,7 +241,6 @@ class ArgoBackend(Backend):
         return Response(dumps(obj), 200, content_type="application/json")
 
     def _raw_body(self) -> tuple[dict[str, Any], float | None]:
-        from argoproxy.pipeline import parse_object
         body = parse_object(request.get_data(cache=False))
         return body, pop_timeout(body)
 
@@ -253,9 +260,6 @@ class ArgoBackend(Backend):
         if error:
             raise ProxyError(503, f"Health check failed: {error}", code="unhealthy")
         return {"status": "healthy", "backend": "argo", "target_url": mask_url(url), "deep": True}
-
-    def describe(self) -> str:
-        return "ARGO native OpenAI mode" if self.native else "ARGO standard mode"
 
 
 def native_model(name: str, kind: str) -> str:

@@ -23,7 +23,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from argoproxy.argo.models import accepts_system_messages, model_family
+from argoproxy.providers.argo.models import accepts_system_messages, model_family
 
 CONTINUE_PLACEHOLDER = "[continue]"
 CLAUDE_NON_STREAMING_MAX_TOKENS = 21000

@@ -1,0 +1,21 @@
+"""The argo provider: Argonne's ARGO gateway behind an OpenAI API.
+
+Modules:
+  backend   - the ArgoBackend: standard and native OpenAI modes, raw routes
+  settings  - its settings fragment (ARGO_USER, ARGO_URL, ..., image inlining), start-up rule and line
+  models    - alias tables, name resolution, model families, the /v1/models listing
+  normalize - the per-family message normalisations ARGO needs (one place)
+  convert   - OpenAI requests -> ARGO JSON, ARGO JSON -> OpenAI objects (chat, completions, embeddings)
+  stream    - ARGO's plain-text stream (and whole responses) -> OpenAI chunk dicts
+  tokens    - offline token counting for usage
+  tools     - tool calls: native per family, or prompt-based
+
+The translation modules do no HTTP and touch no Flask: dicts and iterators in, dicts and iterators out.
+"""
+
+from argoproxy.providers import Provider, register
+from argoproxy.providers.argo import settings
+
+register(Provider("argo", "argoproxy.providers.argo.backend:ArgoBackend", settings=settings.ArgoSettings,
+                  default_target_url="https://apps-dev.inside.anl.gov/argoapi/v1/",
+                  check_settings=settings.check_settings, startup_line=settings.startup_line))

@@ -1,0 +1,67 @@
+"""The argo provider's settings fragment (ARGO endpoints, user, streaming, model fallback, native OpenAI mode,
+tool prompting, image inlining), composed into the one Settings object (argoproxy/settings.py), with its
+start-up rule and start-up line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from argoproxy.setting_fields import as_base_url, as_bool, as_str, as_url, number, positive, setting
+
+
+def as_argo_user(value: Any) -> str:
+    user = as_str(value)
+    if user.lower() == "cels":
+        raise ValueError("'cels' is not allowed as a username: use your own ANL username")
+    if any(ch.isspace() for ch in user):
+        raise ValueError(f"must not contain spaces, got {value!r}")
+    return user
+
+
+@dataclass(frozen=True)
+class ArgoSettings:
+    user: str = setting("", as_argo_user, "ARGO username sent as `user` upstream (argo backend).",
+                        env=("ARGO_USER",), flags=("--user",))
+    argo_url: str = setting("https://apps-dev.inside.anl.gov/argoapi/api/v1/resource/chat/", as_url,
+                            "ARGO chat endpoint.", env=("ARGO_URL",))
+    argo_stream_url: str = setting("https://apps-dev.inside.anl.gov/argoapi/api/v1/resource/streamchat/", as_url,
+                                   "ARGO streaming chat endpoint.", env=("ARGO_STREAM_URL",))
+    argo_embedding_url: str = setting("https://apps.inside.anl.gov/argoapi/api/v1/resource/embed/", as_url,
+                                      "ARGO embedding endpoint.", env=("ARGO_EMBEDDING_URL",))
+    real_stream: bool = setting(True, as_bool, "Stream through ARGO's streamchat; false = pseudo-stream from one call.",
+                                env=("REAL_STREAM",), flags=("--real-stream", "-rs"), negative_flags=("--pseudo-stream", "-ps"))
+    model_fallback: str = setting("", as_str, "ARGO model used for unknown model names (empty: 404 instead).",
+                                  env=("MODEL_FALLBACK",), flags=("--model-fallback",))
+    use_native_openai: bool = setting(False, as_bool, "Send ARGO requests untransformed to its OpenAI-compatible API.",
+                                      env=("USE_NATIVE_OPENAI",), flags=("--native-openai",))
+    native_openai_base_url: str = setting("https://apps-dev.inside.anl.gov/argoapi/v1/", as_base_url,
+                                          "ARGO's OpenAI-compatible base URL (production: https://apps.inside.anl.gov/argoapi/v1/).",
+                                          env=("NATIVE_OPENAI_BASE_URL",))
+    username_passthrough: bool = setting(False, as_bool, "Use the client's key as the ARGO user.",
+                                         env=("USERNAME_PASSTHROUGH",), flags=("--username-passthrough",))
+    tool_prompt: bool = setting(False, as_bool, "Prompt-based tool calls for every ARGO model.",
+                                env=("TOOL_PROMPT",), flags=("--tool-prompting",))
+    # --- image inlining
+    enable_payload_control: bool = setting(False, as_bool, "Shrink inlined images to fit max_payload_size.",
+                                           env=("ENABLE_PAYLOAD_CONTROL",))
+    max_payload_size: float = setting(20.0, positive, "Request size budget in MB for payload control.",
+                                      env=("MAX_PAYLOAD_SIZE",))
+    image_timeout: float = setting(30.0, positive, "Seconds allowed per image download.", env=("IMAGE_TIMEOUT",))
+    concurrent_downloads: int = setting(10, number(int, 1, 256), "Image downloads at once.", env=("CONCURRENT_DOWNLOADS",))
+    image_allow_private: bool = setting(False, as_bool, "Allow image URLs on loopback/private/link-local addresses.",
+                                        env=("IMAGE_ALLOW_PRIVATE",))
+    max_image_bytes: int = setting(20 * 1024 * 1024, number(int, 1), "Largest image downloaded.", env=("MAX_IMAGE_BYTES",))
+
+
+def check_settings(settings: Any) -> str | None:
+    if not settings.user:
+        return "user: the argo backend needs your ARGO (ANL) username (YAML user, ARGO_USER or --user)"
+    return None
+
+
+def startup_line(settings: Any) -> str:
+    if settings.use_native_openai:
+        from argoproxy.redaction import mask_url
+        return f"ARGO native OpenAI mode -> {mask_url(settings.native_openai_base_url)}"
+    return f"ARGO standard mode, {'real' if settings.real_stream else 'pseudo'} streaming"

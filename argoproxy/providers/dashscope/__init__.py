@@ -1,0 +1,13 @@
+"""The dashscope provider: Alibaba DashScope's native API behind an OpenAI API.
+
+Modules:
+  backend   - the DashScopeBackend
+  translate - pure functions between OpenAI's wire format and DashScope's
+  settings  - its settings fragment (DASHSCOPE_API_KEY)
+"""
+
+from argoproxy.providers import Provider, register
+from argoproxy.providers.dashscope.settings import DashScopeSettings
+
+register(Provider("dashscope", "argoproxy.providers.dashscope.backend:DashScopeBackend", settings=DashScopeSettings,
+                  default_target_url="https://dashscope.aliyuncs.com/api/v1/"))

@@ -1,0 +1,7 @@
+"""The openai provider: any OpenAI-compatible server, passed through (backend.py). Its settings
+(TARGET_BASE_URL, OPENAI_API_KEY) are core settings, shared with other providers."""
+
+from argoproxy.providers import Provider, register
+
+register(Provider("openai", "argoproxy.providers.openai.backend:OpenAIBackend",
+                  default_target_url="https://api.openai.com/v1/"))

@@ -1,0 +1,67 @@
+"""The openai backend: any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, ARGO's native API...).
+
+Requests go out as the client sent them (re-encoded only when a transform changed the body); answers come
+back as upstream bytes, parsed only when a transform needs them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from argoproxy.call import Call
+from argoproxy.errors import ProxyError
+from argoproxy.providers.base import Backend, StreamItem
+from argoproxy.relay import join_url, read_whole, relay_sse, upstream_error
+from argoproxy.upstream import UpstreamRequest, UpstreamResponse
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+    forwards_unknown = True
+    relay_headers = True
+
+    def __init__(self, settings, upstream) -> None:
+        super().__init__(settings, upstream)
+        self.base = settings.target_base_url
+        self.api_key = settings.openai_api_key
+
+    def url(self, path: str, query: str = "") -> str:
+        return join_url(self.base, path, query)
+
+    def upstream_headers(self, call: Call) -> dict[str, str]:
+        headers = dict(call.headers)
+        if self.api_key:
+            headers.pop("X-Api-Key", None)
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        if "Accept-Encoding" not in headers:
+            headers["Accept-Encoding"] = "identity"
+        return headers
+
+    def encode(self, call: Call) -> UpstreamRequest:
+        headers = self.upstream_headers(call)
+        if call.body_changed:
+            headers["Content-Type"] = "application/json"
+        return UpstreamRequest(call.method, self.url(call.path, call.query), headers, call.body_bytes(), call.timeout)
+
+    def decode(self, call: Call, resp: UpstreamResponse) -> bytes:
+        return read_whole(resp, call.timeout or self.upstream.read_timeout)
+
+    def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
+        return relay_sse(resp, self.upstream.read_timeout)
+
+    def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
+        return upstream_error(resp)
+
+    def list_models(self, call: Call) -> dict[str, Any]:
+        resp = self.upstream.send(UpstreamRequest("GET", self.url(call.path, call.query), self.upstream_headers(call),
+                                                  None, call.timeout))
+        with resp:
+            if resp.status_code >= 400:
+                raise upstream_error(resp)
+            try:
+                listing = resp.json()
+            except ValueError:
+                raise ProxyError(502, "The upstream model list is not JSON.", code="upstream_bad_response") from None
+        if not isinstance(listing, dict) or not isinstance(listing.get("data"), list):
+            raise ProxyError(502, "The upstream model list is not an OpenAI list.", code="upstream_bad_response")
+        return listing

@@ -1,0 +1,38 @@
+"""A client's JSON request body as an object, or a 400 in words saying what is wrong with it. Neutral ground:
+the pipeline and providers' own routes (ARGO's raw /v1/chat) both parse bodies with it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from argoproxy.errors import ProxyError
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 saying what is wrong with it."""
+    if not raw:
+        raise ProxyError(400, "The request body is empty; expected a JSON object.", code="invalid_json")
+    try:
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except UnicodeDecodeError:
+        raise ProxyError(400, "The request body is not valid UTF-8.", code="invalid_json") from None
+    except RecursionError:
+        raise ProxyError(400, "The request body is nested too deeply.", code="invalid_json") from None
+    except ValueError as exc:
+        raise ProxyError(400, f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ProxyError(400, f"The request body must be a JSON object, not {type(body).__name__}.",
+                         code="invalid_json")
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return number
