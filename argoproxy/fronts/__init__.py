@@ -1,0 +1,132 @@
+"""Front doors: the client APIs the proxy speaks besides OpenAI chat completions.
+
+A front door translates the client's request into the one internal request (an OpenAI chat-completions
+body) and the answer back (a whole chat.completion, or the chunk iterator after the think transform). Every
+guard, transform and observer of the pipeline runs on the internal request, so they work the same behind
+every door. The translations are pure functions (dict in, dict out; iterator in, iterator out) in
+responses.py (OpenAI Responses API) and messages.py (Anthropic Messages API); this module holds the small
+interface they implement and what they share.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping
+
+from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import dumps
+
+# Chunk-delta keys that carry reasoning text (DeepSeek/DashScope/vLLM<0.10; newer vLLM, OpenRouter).
+REASONING_KEYS = ("reasoning_content", "reasoning")
+
+
+@dataclass
+class Exchange:
+    """What a front door remembers about one request between translating it and translating its answer."""
+    model: str
+    stream: bool
+    request: dict[str, Any]  # the client's body as it came (fields echoed back in the answer)
+    created: int = field(default_factory=lambda: int(time.time()))
+    thinking: bool = True  # surface reasoning text (Messages: only when the client asked for thinking)
+    stop_sequences: tuple[str, ...] = ()
+    input_tokens: int | None = None  # an estimate for stream starts that need one before usage arrives
+    # Filled while the answer is translated (journals and metrics read them).
+    usage: dict[str, Any] | None = None  # the internal (chat) usage
+    output: dict[str, Any] | None = None  # the translated whole answer
+    error: ProxyError | None = None  # the error that ended a stream
+
+
+class Front:
+    """The interface of a front door; subclasses are stateless and shared by all requests."""
+
+    name = "chat"
+    #: the chat-completions path the internal request takes upstream
+    chat_path = "v1/chat/completions"
+
+    def to_chat(self, body: dict[str, Any]) -> tuple[dict[str, Any], Exchange]:
+        """The client's request as a chat-completions body, and what the answer translation needs.
+        Raises ProxyError(400) naming the parameter for a request the door cannot serve."""
+        raise NotImplementedError
+
+    def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
+        """A whole chat.completion as the front's answer object."""
+        raise NotImplementedError
+
+    def stream(self, chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
+        """chat.completion.chunk dicts as the front's stream events (dicts with a `type`). A ProxyError the
+        chunk iterator raises becomes the front's terminal error events (and is kept in ex.error)."""
+        raise NotImplementedError
+
+    def encode_event(self, event: dict[str, Any]) -> bytes:
+        """One stream event as SSE: named events (`event: <type>`), as both vendors send them."""
+        return b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n"
+
+    def error_body(self, status: int, err: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """An error in the front's own shape, from the OpenAI-shaped {"message", "type", "param", "code"}."""
+        body = {"error": dict(err)}
+        body["error"]["request_id"] = request_id
+        return body
+
+    def client_key(self, headers: Mapping[str, str]) -> str | None:
+        """The key the client presented (Bearer token), as the upstream credential when the proxy has none."""
+        return bearer(headers.get("Authorization"))
+
+    def upstream_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """The client's headers as they may go to a chat-completions upstream (front-only headers dropped)."""
+        return headers
+
+
+def bearer(value: str | None) -> str | None:
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def new_id(prefix: str) -> str:
+    """An id in the vendors' style (prefix + 24 hex characters)."""
+    return prefix + os.urandom(12).hex()
+
+
+def first_choice(obj: dict[str, Any]) -> dict[str, Any]:
+    """Choice 0 of a chat.completion or chunk (the fronts have no `n`)."""
+    for choice in obj.get("choices") or ():
+        if isinstance(choice, dict) and choice.get("index", 0) == 0:
+            return choice
+    return {}
+
+
+def reasoning_of(holder: Mapping[str, Any]) -> str:
+    """The reasoning text of a message or delta, under whichever name the upstream used."""
+    for key in REASONING_KEYS:
+        value = holder.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def text_of(content: Any) -> str:
+    """The text of a chat message content (a string or text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text") or "" for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def bad_request(message: str, param: str | None = None, code: str = "invalid_value") -> ProxyError:
+    return ProxyError(400, message, param=param, code=code)
+
+
+FRONTS: dict[str, Front] = {}
+
+
+def front_named(name: str) -> Front | None:
+    """The front door for a name (responses, messages); None for the chat-completions door."""
+    if not FRONTS:
+        from argoproxy.fronts.messages import MessagesFront
+        from argoproxy.fronts.responses import ResponsesFront
+        FRONTS.update(responses=ResponsesFront(), messages=MessagesFront())
+    return FRONTS.get(name)

@@ -1,0 +1,502 @@
+"""The Anthropic Messages API front door (POST /v1/messages, /v1/messages/count_tokens): request -> chat
+completions, and a chat.completion (or its chunks) -> a `message` object (or the Messages stream events).
+
+Fields a chat upstream cannot use (cache_control, context_management, anthropic-beta...) are accepted and
+dropped. Thinking blocks in the history are dropped (a chat upstream cannot take them back, and their
+signatures are not ours to check); reasoning text in answers becomes `thinking` blocks only when the client
+asked for thinking, and is stripped otherwise. Those blocks carry an empty signature: no Anthropic-valid
+signature exists for text that did not come from Anthropic.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Iterator, Mapping
+
+from argoproxy.errors import ProxyError
+from argoproxy.fronts import Exchange, Front, bad_request, bearer, first_choice, new_id, reasoning_of, text_of
+
+# HTTP status -> Anthropic error type (https://docs.claude.com/en/api/errors).
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
+               502: "api_error", 503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"}
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
+                "content_filter": "refusal"}
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def error_type(status: int) -> str:
+    if status in ERROR_TYPES:
+        return ERROR_TYPES[status]
+    return "api_error" if status >= 500 else "invalid_request_error"
+
+
+def _bad(message: str, param: str) -> ProxyError:
+    # Anthropic's errors have no `param`: the location goes into the message, as Anthropic words it.
+    return bad_request(f"{param}: {message}", param)
+
+
+# ---------------------------------------------------------------------------------------------- request
+
+def request_to_chat(body: dict[str, Any], *, count_only: bool = False) -> dict[str, Any]:
+    """A Messages create (or count_tokens) request as a chat-completions request body."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _bad("Field required: a model name.", "model")
+    max_tokens = body.get("max_tokens")
+    if not count_only and (type(max_tokens) is not int or max_tokens < 1):
+        raise _bad("Field required: a positive integer." if max_tokens is None else "must be a positive integer.",
+                   "max_tokens")
+    raw_messages = body.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise _bad("Field required: a non-empty list of messages.", "messages")
+    messages: list[dict[str, Any]] = []
+    system = system_text(body.get("system"))
+    if system:
+        messages.append({"role": "system", "content": system})
+    for i, message in enumerate(raw_messages):
+        messages.extend(message_to_chat(message, f"messages.{i}"))
+    chat: dict[str, Any] = {"model": model, "messages": messages}
+    if not count_only:
+        chat["max_tokens"] = max_tokens
+    if body.get("tools"):
+        chat["tools"] = tools_to_chat(body["tools"])
+    choice = body.get("tool_choice")
+    if choice is not None:
+        chat_choice, parallel = tool_choice_to_chat(choice)
+        if chat_choice is not None:
+            chat["tool_choice"] = chat_choice
+        if parallel is not None and chat.get("tools"):
+            chat["parallel_tool_calls"] = parallel
+    stops = body.get("stop_sequences")
+    if stops:
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise _bad("must be a list of strings.", "stop_sequences")
+        chat["stop"] = stops
+    for key in ("temperature", "top_p", "top_k"):
+        if body.get(key) is not None:
+            chat[key] = body[key]
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str) and metadata["user_id"]:
+        chat["user"] = metadata["user_id"]
+    fmt = (body.get("output_config") or {}).get("format") if isinstance(body.get("output_config"), dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        chat["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt["schema"]}}
+    if body.get("stream") is True and not count_only:
+        chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}
+    return chat
+
+
+def thinking_requested(body: Mapping[str, Any]) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def system_text(system: Any) -> str:
+    if system is None or isinstance(system, str):
+        return system or ""
+    if not isinstance(system, list):
+        raise _bad("must be a string or a list of text blocks.", "system")
+    texts = []
+    for j, block in enumerate(system):
+        if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+            raise _bad("system blocks must be text blocks.", f"system.{j}")
+        texts.append(block["text"])
+    return "\n\n".join(t for t in texts if t)
+
+
+def message_to_chat(message: Any, param: str) -> list[dict[str, Any]]:
+    """One Messages turn as chat messages: a user turn with tool results becomes tool messages (first, as chat
+    wants them right after the assistant's calls) and then a user message with whatever else it held."""
+    if not isinstance(message, dict):
+        raise _bad("each message must be an object.", param)
+    role = message.get("role")
+    if role not in ("user", "assistant", "system"):
+        raise _bad("role must be user or assistant.", f"{param}.role")
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"role": role, "content": content}]
+    if not isinstance(content, list):
+        raise _bad("content must be a string or a list of blocks.", f"{param}.content")
+    if role == "assistant":
+        return [assistant_to_chat(content, param)]
+    tools: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for j, block in enumerate(content):
+        where = f"{param}.content.{j}"
+        if isinstance(block, dict) and block.get("type") == "tool_result":
+            result, images = tool_result_to_chat(block, where)
+            tools.append(result)
+            parts.extend(images)
+        elif isinstance(block, dict) and block.get("type") in ("thinking", "redacted_thinking"):
+            continue
+        else:
+            parts.append(block_to_part(block, where))
+    out = tools
+    if parts:
+        text_only = all(p["type"] == "text" for p in parts)
+        if role == "system" or (text_only and len(parts) == 1):
+            out.append({"role": role, "content": "".join(p["text"] for p in parts) if text_only else parts})
+        else:
+            out.append({"role": role, "content": parts})
+    return out
+
+
+def assistant_to_chat(content: list[Any], param: str) -> dict[str, Any]:
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for j, block in enumerate(content):
+        where = f"{param}.content.{j}"
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(block.get("text") or "")
+        elif kind == "tool_use":
+            if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
+                raise _bad("tool_use blocks need an id and a name.", where)
+            calls.append({"id": block["id"], "type": "function",
+                          "function": {"name": block["name"],
+                                       "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False)}})
+        elif kind in ("thinking", "redacted_thinking"):
+            continue
+        else:
+            raise _bad(f"blocks of type {kind!r} are not supported in assistant turns through a chat-completions "
+                       "backend.", f"{where}.type")
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or (None if calls else "")}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def block_to_part(block: Any, where: str) -> dict[str, Any]:
+    """A user content block as a chat content part."""
+    kind = block.get("type") if isinstance(block, dict) else None
+    if kind == "text":
+        if not isinstance(block.get("text"), str):
+            raise _bad("text blocks need a text string.", f"{where}.text")
+        return {"type": "text", "text": block["text"]}
+    if kind == "image":
+        return {"type": "image_url", "image_url": {"url": source_url(block.get("source"), where, image=True)}}
+    if kind == "document":
+        return document_part(block, where)
+    raise _bad(f"blocks of type {kind!r} are not supported through a chat-completions backend.", f"{where}.type")
+
+
+def source_url(source: Any, where: str, image: bool) -> str:
+    """An image source as the URL chat takes: the URL itself, or base64 data as a data: URL."""
+    if not isinstance(source, dict):
+        raise _bad("source is required.", f"{where}.source")
+    if source.get("type") == "url" and isinstance(source.get("url"), str):
+        return source["url"]
+    if source.get("type") == "base64" and isinstance(source.get("data"), str):
+        media = source.get("media_type")
+        if image and media not in IMAGE_TYPES:
+            raise _bad(f"media_type must be one of {', '.join(IMAGE_TYPES)}.", f"{where}.source.media_type")
+        return f"data:{media};base64,{source['data']}"
+    raise _bad("source must be {type: base64, media_type, data} or {type: url, url}.", f"{where}.source")
+
+
+def document_part(block: dict[str, Any], where: str) -> dict[str, Any]:
+    """A document block: text sources as text, PDFs (base64) as a chat `file` part."""
+    source = block.get("source")
+    title = block.get("title") if isinstance(block.get("title"), str) else None
+    kind = source.get("type") if isinstance(source, dict) else None
+    if kind == "text" and isinstance(source.get("data"), str):
+        text = source["data"]
+    elif kind == "content":
+        inner = source.get("content")
+        text = inner if isinstance(inner, str) else text_of([b for b in inner or () if isinstance(b, dict)])
+    elif kind == "base64" and isinstance(source.get("data"), str):
+        media = source.get("media_type") or "application/pdf"
+        return {"type": "file", "file": {"file_data": f"data:{media};base64,{source['data']}",
+                                         "filename": title or "document.pdf"}}
+    else:
+        raise _bad("document sources must be text, content or base64 (a URL document cannot go through a "
+                   "chat-completions backend).", f"{where}.source")
+    return {"type": "text", "text": f"{title}\n\n{text}" if title else text}
+
+
+def tool_result_to_chat(block: dict[str, Any], where: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A tool_result block: the tool message, and the images it held (chat tool messages take only text)."""
+    call_id = block.get("tool_use_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise _bad("tool_result blocks need a tool_use_id.", f"{where}.tool_use_id")
+    content = block.get("content")
+    images: list[dict[str, Any]] = []
+    if content is None or isinstance(content, str):
+        text = content or ""
+    elif isinstance(content, list):
+        texts = []
+        for k, inner in enumerate(content):
+            part = block_to_part(inner, f"{where}.content.{k}")
+            if part["type"] == "text":
+                texts.append(part["text"])
+            else:
+                images.append(part)
+        text = "\n".join(texts)
+    else:
+        raise _bad("content must be a string or a list of blocks.", f"{where}.content")
+    if block.get("is_error") is True:
+        text = f"Error: {text}" if text else "Error"
+    return {"role": "tool", "tool_call_id": call_id, "content": text}, images
+
+
+def tools_to_chat(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise _bad("must be a list.", "tools")
+    out = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            raise _bad(f"server tools ({kind!r}) cannot run through a chat-completions backend; only client tools "
+                       "with an input_schema can.", f"tools.{i}.type")
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise _bad("Field required: a tool name.", f"tools.{i}.name")
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict):
+            raise _bad("Field required: an input_schema object.", f"tools.{i}.input_schema")
+        function: dict[str, Any] = {"name": tool["name"], "parameters": schema}
+        if isinstance(tool.get("description"), str):
+            function["description"] = tool["description"]
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def tool_choice_to_chat(choice: Any) -> tuple[Any, bool | None]:
+    """tool_choice -> (chat tool_choice, parallel_tool_calls)."""
+    if not isinstance(choice, dict):
+        raise _bad("must be an object with a type.", "tool_choice")
+    parallel = None if choice.get("disable_parallel_tool_use") is None else not choice["disable_parallel_tool_use"]
+    kind = choice.get("type")
+    if kind == "auto":
+        return "auto", parallel
+    if kind == "any":
+        return "required", parallel
+    if kind == "none":
+        return "none", None
+    if kind == "tool" and isinstance(choice.get("name"), str):
+        return {"type": "function", "function": {"name": choice["name"]}}, parallel
+    raise _bad("type must be auto, any, tool (with a name) or none.", "tool_choice.type")
+
+
+# ---------------------------------------------------------------------------------------------- answer
+
+def usage_to_messages(usage: Any, estimate: int | None = None) -> dict[str, Any]:
+    """Chat usage as Messages usage: input_tokens excludes what was read from the cache."""
+    if not isinstance(usage, dict):
+        return {"input_tokens": estimate or 0, "output_tokens": 0}
+    prompt = usage.get("prompt_tokens") or 0
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    return {"input_tokens": max(prompt - cached, 0), "output_tokens": usage.get("completion_tokens") or 0,
+            "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached}
+
+
+def stop_of(choice: Mapping[str, Any], ex: Exchange) -> tuple[str, str | None]:
+    """(stop_reason, stop_sequence): chat cannot say which stop sequence matched, but vLLM's `stop_reason` can."""
+    finish = choice.get("finish_reason")
+    matched = choice.get("stop_reason")
+    if finish == "stop" and isinstance(matched, str) and matched in ex.stop_sequences:
+        return "stop_sequence", matched
+    return STOP_REASONS.get(finish, "end_turn"), None
+
+
+def tool_input(arguments: Any) -> dict[str, Any]:
+    """A tool call's JSON arguments as the object Messages carries (not an object: kept under `input`)."""
+    try:
+        value = json.loads(arguments) if isinstance(arguments, str) and arguments.strip() else {}
+    except ValueError:
+        return {"input": arguments}
+    return value if isinstance(value, dict) else {"input": value}
+
+
+def tool_use_block(call: Mapping[str, Any]) -> dict[str, Any]:
+    function = call.get("function") or {}
+    return {"type": "tool_use", "id": call.get("id") or new_id("toolu_"), "name": function.get("name") or "",
+            "input": tool_input(function.get("arguments"))}
+
+
+def chat_to_message(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
+    """A whole chat.completion as a `message` object."""
+    choice = first_choice(completion)
+    message = choice.get("message") or {}
+    content: list[dict[str, Any]] = []
+    reasoning = reasoning_of(message)
+    if reasoning and ex.thinking:
+        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
+    text = text_of(message.get("content"))
+    calls = [c for c in message.get("tool_calls") or () if isinstance(c, dict)]
+    if text or not calls:
+        content.append({"type": "text", "text": text})
+    content.extend(tool_use_block(call) for call in calls)
+    stop_reason, stop_sequence = stop_of(choice, ex)
+    ex.usage = completion.get("usage")
+    return {"id": new_id("msg_"), "type": "message", "role": "assistant", "model": ex.model, "content": content,
+            "stop_reason": stop_reason, "stop_sequence": stop_sequence,
+            "usage": usage_to_messages(ex.usage, ex.input_tokens)}
+
+
+# ---------------------------------------------------------------------------------------------- stream
+
+class MessageStream:
+    """Chat chunks -> Messages events: message_start, ping, one block at a time (start, deltas, stop, with
+    dense indexes), message_delta with the stop reason and cumulative usage, message_stop."""
+
+    def __init__(self, ex: Exchange) -> None:
+        self.ex = ex
+        self.msg_id = new_id("msg_")
+        self.blocks: list[dict[str, Any]] = []  # the content so far (for ex.output)
+        self.open: str | None = None  # kind of the block being streamed
+        self.calls: dict[int, int] = {}  # chat tool-call index -> block index
+        self.args: dict[int, list[str]] = {}  # block index -> JSON fragments
+        self.choice: dict[str, Any] = {}
+        self.events: list[dict[str, Any]] = []
+
+    def drain(self) -> list[dict[str, Any]]:
+        events, self.events = self.events, []
+        return events
+
+    def start(self) -> None:
+        usage = {"input_tokens": self.ex.input_tokens or 0, "output_tokens": 0}
+        self.events.append({"type": "message_start", "message": {
+            "id": self.msg_id, "type": "message", "role": "assistant", "model": self.ex.model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": usage}})
+        self.events.append({"type": "ping"})
+
+    def _open(self, kind: str, block: dict[str, Any]) -> int:
+        self.close()
+        index = len(self.blocks)
+        self.blocks.append(dict(block))
+        self.events.append({"type": "content_block_start", "index": index, "content_block": block})
+        self.open = kind
+        return index
+
+    def close(self) -> None:
+        if self.open is None:
+            return
+        index = len(self.blocks) - 1
+        if self.open == "tool_use":
+            self.blocks[index]["input"] = tool_input("".join(self.args.get(index, ())))
+        self.events.append({"type": "content_block_stop", "index": index})
+        self.open = None
+
+    def thinking(self, text: str) -> None:
+        if self.open != "thinking":
+            self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+        index = len(self.blocks) - 1
+        self.blocks[index]["thinking"] += text
+        self.events.append({"type": "content_block_delta", "index": index,
+                            "delta": {"type": "thinking_delta", "thinking": text}})
+
+    def text(self, text: str) -> None:
+        if self.open != "text":
+            self._open("text", {"type": "text", "text": ""})
+        index = len(self.blocks) - 1
+        self.blocks[index]["text"] += text
+        if text:
+            self.events.append({"type": "content_block_delta", "index": index,
+                                "delta": {"type": "text_delta", "text": text}})
+
+    def tool_call(self, position: int, fragment: dict[str, Any]) -> None:
+        key = fragment.get("index", position)
+        function = fragment.get("function") or {}
+        index = self.calls.get(key)
+        if index is None:
+            index = self.calls[key] = self._open("tool_use", {
+                "type": "tool_use", "id": fragment.get("id") or new_id("toolu_"), "name": function.get("name") or "",
+                "input": {}})
+        args = function.get("arguments")
+        if not args:
+            return
+        self.args.setdefault(index, []).append(args)
+        if index == len(self.blocks) - 1 and self.open == "tool_use":
+            self.events.append({"type": "content_block_delta", "index": index,
+                                "delta": {"type": "input_json_delta", "partial_json": args}})
+        else:  # a late fragment of a closed call (interleaved upstream calls): only the final message has it
+            self.blocks[index]["input"] = tool_input("".join(self.args[index]))
+
+    def chunk(self, chunk: dict[str, Any]) -> None:
+        if chunk.get("usage"):
+            self.ex.usage = chunk["usage"]
+        choice = first_choice(chunk)
+        delta = choice.get("delta") or {}
+        reasoning = reasoning_of(delta)
+        if reasoning and self.ex.thinking:
+            self.thinking(reasoning)
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            self.text(content)
+        for position, fragment in enumerate(delta.get("tool_calls") or ()):
+            if isinstance(fragment, dict):
+                self.tool_call(position, fragment)
+        if choice.get("finish_reason") is not None:
+            self.choice = choice
+
+    def finish(self) -> None:
+        if not self.blocks:
+            self.text("")  # an empty answer is still one (empty) text block
+        self.close()
+        stop_reason, stop_sequence = stop_of(self.choice, self.ex)
+        usage = usage_to_messages(self.ex.usage, self.ex.input_tokens)
+        self.events.append({"type": "message_delta", "delta": {"stop_reason": stop_reason,
+                                                               "stop_sequence": stop_sequence}, "usage": usage})
+        self.events.append({"type": "message_stop"})
+        self.ex.output = {"id": self.msg_id, "type": "message", "role": "assistant", "model": self.ex.model,
+                          "content": self.blocks, "stop_reason": stop_reason, "stop_sequence": stop_sequence,
+                          "usage": usage}
+
+    def fail(self, err: ProxyError) -> None:
+        self.events.append({"type": "error", "error": {"type": error_type(err.status), "message": err.message}})
+
+
+def stream_events(chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
+    """Chat chunks -> the Messages event sequence."""
+    state = MessageStream(ex)
+    state.start()
+    yield from state.drain()
+    try:
+        for chunk in chunks:
+            state.chunk(chunk)
+            if state.events:
+                yield from state.drain()
+        state.finish()
+    except ProxyError as err:
+        ex.error = err
+        state.fail(err)
+    yield from state.drain()
+
+
+class MessagesFront(Front):
+    name = "messages"
+
+    def to_chat(self, body: dict[str, Any], count_only: bool = False) -> tuple[dict[str, Any], Exchange]:
+        chat = request_to_chat(body, count_only=count_only)
+        stops = tuple(s for s in body.get("stop_sequences") or () if isinstance(s, str))
+        return chat, Exchange(model=chat["model"], stream=chat.get("stream") is True, request=body,
+                              thinking=thinking_requested(body), stop_sequences=stops)
+
+    def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
+        ex.output = chat_to_message(completion, ex)
+        return ex.output
+
+    def stream(self, chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
+        return stream_events(chunks, ex)
+
+    def error_body(self, status: int, err: dict[str, Any], request_id: str) -> dict[str, Any]:
+        return {"type": "error", "error": {"type": error_type(status), "message": err.get("message") or ""},
+                "request_id": request_id}
+
+    def client_key(self, headers: Mapping[str, str]) -> str | None:
+        return (headers.get("X-Api-Key") or "").strip() or bearer(headers.get("Authorization"))
+
+    def upstream_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """Anthropic-only headers stay here; the client's x-api-key becomes the Bearer token a chat upstream
+        expects (when the proxy has no key of its own, the client's key is the upstream's credential)."""
+        out = {k: v for k, v in headers.items() if not k.lower().startswith("anthropic-") and k.lower() != "x-api-key"}
+        key = self.client_key(headers)
+        if key and "Authorization" not in out:
+            out["Authorization"] = f"Bearer {key}"
+        return out
+
+
+def count_tokens_answer(count: int) -> dict[str, Any]:
+    return {"input_tokens": count}

@@ -1,0 +1,487 @@
+"""The OpenAI Responses API front door (POST /v1/responses), stateless: request -> chat completions, and a
+chat.completion (or its chunks) -> a `response` object (or the Responses stream events).
+
+Stateless means `store: false` semantics: nothing is kept, so a request that needs stored state
+(`previous_response_id`, `conversation`, `item_reference` items, `background`) is a 400 naming the
+parameter. Reasoning text (reasoning_content, or <think> text the think transform moved there) becomes a
+`reasoning` item with `reasoning_text` content; reasoning items a client replays in `input` are dropped (a
+chat upstream cannot take them back).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable, Iterator
+
+from argoproxy.errors import ProxyError
+from argoproxy.fronts import Exchange, Front, bad_request, first_choice, new_id, reasoning_of, text_of
+
+# Request fields a stateless chat-backed door cannot honour.
+STATEFUL = ("previous_response_id", "conversation")
+# Request fields echoed in the response object as they came (null when absent).
+ECHOED = ("instructions", "max_output_tokens", "metadata", "parallel_tool_calls", "temperature", "tool_choice",
+          "tools", "top_p", "user")
+
+
+# ---------------------------------------------------------------------------------------------- request
+
+def request_to_chat(body: dict[str, Any]) -> dict[str, Any]:
+    """A Responses create request as a chat-completions request body."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise bad_request("You must provide a model parameter.", "model", "missing_required_parameter")
+    for name in STATEFUL:
+        if body.get(name) is not None:
+            raise bad_request(f"`{name}` needs stored responses, and this proxy stores none (it is stateless: "
+                              "send the whole conversation in `input`).", name, "unsupported_parameter")
+    if body.get("background") is True:
+        raise bad_request("`background` responses need a store; this proxy is stateless.", "background",
+                          "unsupported_parameter")
+    messages: list[dict[str, Any]] = []
+    instructions = body.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        messages.append({"role": "system", "content": instructions})
+    elif instructions is not None and not isinstance(instructions, str):
+        raise bad_request("`instructions` must be a string.", "instructions")
+    messages.extend(input_messages(body.get("input")))
+    chat: dict[str, Any] = {"model": model, "messages": messages}
+    if body.get("tools"):
+        chat["tools"] = tools_to_chat(body["tools"])
+    if body.get("tool_choice") is not None:
+        chat["tool_choice"] = tool_choice_to_chat(body["tool_choice"])
+    for src, dst in (("parallel_tool_calls", "parallel_tool_calls"), ("temperature", "temperature"),
+                     ("top_p", "top_p"), ("max_output_tokens", "max_tokens"), ("user", "user"),
+                     ("safety_identifier", "user"), ("top_logprobs", "top_logprobs")):
+        if body.get(src) is not None:
+            chat[dst] = body[src]
+    fmt = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
+    if fmt is not None:
+        response_format = format_to_chat(fmt)
+        if response_format is not None:
+            chat["response_format"] = response_format
+    reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict) and isinstance(reasoning.get("effort"), str):
+        chat["reasoning_effort"] = reasoning["effort"]
+    if body.get("stream") is True:
+        chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}
+    elif body.get("stream") not in (None, False):
+        raise bad_request("`stream` must be true or false.", "stream")
+    return chat
+
+
+def input_messages(value: Any) -> list[dict[str, Any]]:
+    """`input` (a string, or items) as chat messages."""
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if value is None:
+        raise bad_request("You must provide an input parameter.", "input", "missing_required_parameter")
+    if not isinstance(value, list):
+        raise bad_request("`input` must be a string or a list of items.", "input")
+    messages: list[dict[str, Any]] = []
+    for i, item in enumerate(value):
+        param = f"input[{i}]"
+        if not isinstance(item, dict):
+            raise bad_request("Each input item must be an object.", param)
+        kind = item.get("type") or ("message" if "role" in item else None)
+        if kind == "message":
+            messages.append(message_item(item, param))
+        elif kind == "function_call":
+            call = {"id": _string(item, "call_id", param), "type": "function",
+                    "function": {"name": _string(item, "name", param), "arguments": item.get("arguments") or "{}"}}
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and not _has_text_after_tools(last):
+                last.setdefault("tool_calls", []).append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            messages.extend(tool_output(item, param))
+        elif kind == "reasoning":
+            continue  # a replayed reasoning item: a chat upstream has no way to take it back
+        elif kind == "item_reference":
+            raise bad_request("`item_reference` input items need stored responses; this proxy is stateless.",
+                              f"{param}.type", "unsupported_parameter")
+        else:
+            raise bad_request(f"Input items of type {kind!r} are not supported through a chat-completions "
+                              "backend (message, function_call, function_call_output, reasoning are).",
+                              f"{param}.type", "unsupported_value")
+    return messages
+
+
+def _has_text_after_tools(message: dict[str, Any]) -> bool:
+    return False if message.get("tool_calls") else bool(message.get("content"))
+
+
+def _string(item: dict[str, Any], key: str, param: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value:
+        raise bad_request(f"`{key}` must be a non-empty string.", f"{param}.{key}", "missing_required_parameter")
+    return value
+
+
+def message_item(item: dict[str, Any], param: str) -> dict[str, Any]:
+    role = item.get("role")
+    if role not in ("user", "assistant", "system", "developer"):
+        raise bad_request("`role` must be user, assistant, system or developer.", f"{param}.role")
+    content = item.get("content")
+    if isinstance(content, str):
+        return {"role": role, "content": content}
+    if not isinstance(content, list):
+        raise bad_request("`content` must be a string or a list of parts.", f"{param}.content")
+    parts = [content_part(part, f"{param}.content[{j}]") for j, part in enumerate(content)]
+    if role != "user" or all(p["type"] == "text" for p in parts):
+        # Assistant and system turns take text; joining keeps every upstream happy.
+        return {"role": role, "content": "".join(p.get("text", "") for p in parts)}
+    return {"role": role, "content": parts}
+
+
+def content_part(part: Any, param: str) -> dict[str, Any]:
+    if not isinstance(part, dict):
+        raise bad_request("Each content part must be an object.", param)
+    kind = part.get("type")
+    if kind in ("input_text", "output_text", "text"):
+        return {"type": "text", "text": part.get("text") or ""}
+    if kind == "refusal":
+        return {"type": "text", "text": part.get("refusal") or ""}
+    if kind == "input_image":
+        url = part.get("image_url")
+        if not isinstance(url, str) or not url:
+            raise bad_request("Images must come as `image_url` (an http(s) or data: URL); `file_id` needs the "
+                              "Files API, which this proxy does not serve.", f"{param}.image_url", "unsupported_value")
+        image: dict[str, Any] = {"url": url}
+        if part.get("detail") in ("low", "high", "auto"):
+            image["detail"] = part["detail"]
+        return {"type": "image_url", "image_url": image}
+    if kind == "input_file":
+        if not isinstance(part.get("file_data"), str):
+            raise bad_request("Files must come inline as `file_data`; `file_id` and `file_url` are not supported.",
+                              f"{param}.file_data", "unsupported_value")
+        return {"type": "file", "file": {"file_data": part["file_data"],
+                                         "filename": part.get("filename") or "file"}}
+    raise bad_request(f"Content parts of type {kind!r} are not supported.", f"{param}.type", "unsupported_value")
+
+
+def tool_output(item: dict[str, Any], param: str) -> list[dict[str, Any]]:
+    """A function_call_output item: a tool message (images in it follow as a user message)."""
+    call_id = _string(item, "call_id", param)
+    output = item.get("output")
+    if isinstance(output, str):
+        return [{"role": "tool", "tool_call_id": call_id, "content": output}]
+    if not isinstance(output, list):
+        raise bad_request("`output` must be a string or a list of parts.", f"{param}.output")
+    parts = [content_part(p, f"{param}.output[{j}]") for j, p in enumerate(output)]
+    texts = [p for p in parts if p["type"] == "text"]
+    others = [p for p in parts if p["type"] != "text"]
+    out = [{"role": "tool", "tool_call_id": call_id, "content": "".join(p["text"] for p in texts)}]
+    if others:
+        out.append({"role": "user", "content": others})
+    return out
+
+
+def tools_to_chat(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise bad_request("`tools` must be a list.", "tools")
+    out = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            raise bad_request(f"Only function tools are supported through a chat-completions backend, not {kind!r}.",
+                              f"tools[{i}].type", "unsupported_value")
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise bad_request("A function tool needs a `name`.", f"tools[{i}].name", "missing_required_parameter")
+        function: dict[str, Any] = {"name": tool["name"]}
+        for key in ("description", "parameters", "strict"):
+            if tool.get(key) is not None:
+                function[key] = tool[key]
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def tool_choice_to_chat(choice: Any) -> Any:
+    if choice in ("none", "auto", "required"):
+        return choice
+    if isinstance(choice, dict):
+        if choice.get("type") == "function" and isinstance(choice.get("name"), str):
+            return {"type": "function", "function": {"name": choice["name"]}}
+        if choice.get("type") == "allowed_tools" and choice.get("mode") in ("auto", "required"):
+            return choice["mode"]
+    raise bad_request("`tool_choice` must be none, auto, required or {\"type\": \"function\", \"name\": ...}.",
+                      "tool_choice")
+
+
+def format_to_chat(fmt: Any) -> dict[str, Any] | None:
+    """text.format -> response_format (json_schema's fields sit directly in format here, nested in chat)."""
+    if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
+        return None
+    if fmt["type"] == "json_object":
+        return {"type": "json_object"}
+    if fmt["type"] == "json_schema":
+        schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if fmt.get(k) is not None}
+        schema.setdefault("name", "output")
+        return {"type": "json_schema", "json_schema": schema}
+    raise bad_request("`text.format.type` must be text, json_object or json_schema.", "text.format.type")
+
+
+# ---------------------------------------------------------------------------------------------- answer
+
+def usage_to_responses(usage: Any) -> dict[str, Any] | None:
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
+            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": reasoning},
+            "total_tokens": usage.get("total_tokens") or prompt + completion}
+
+
+def status_of(finish_reason: Any) -> tuple[str, dict[str, Any] | None]:
+    if finish_reason == "length":
+        return "incomplete", {"reason": "max_output_tokens"}
+    if finish_reason == "content_filter":
+        return "incomplete", {"reason": "content_filter"}
+    return "completed", None
+
+
+def response_object(ex: Exchange, resp_id: str, status: str, output: list[dict[str, Any]],
+                    usage: dict[str, Any] | None = None, incomplete: dict[str, Any] | None = None,
+                    error: dict[str, Any] | None = None) -> dict[str, Any]:
+    req = ex.request
+    obj: dict[str, Any] = {"id": resp_id, "object": "response", "created_at": ex.created, "status": status,
+                           "background": False, "error": error, "incomplete_details": incomplete, "model": ex.model,
+                           "output": output, "previous_response_id": None, "store": False,
+                           "reasoning": {"effort": (req.get("reasoning") or {}).get("effort"), "summary": None},
+                           "text": req.get("text") or {"format": {"type": "text"}}, "truncation": "disabled",
+                           "usage": usage}
+    for name in ECHOED:
+        obj[name] = req.get(name)
+    if obj["tools"] is None:
+        obj["tools"] = []
+    if obj["tool_choice"] is None:
+        obj["tool_choice"] = "auto"
+    if obj["parallel_tool_calls"] is None:
+        obj["parallel_tool_calls"] = True
+    if status in ("completed", "incomplete", "failed"):
+        obj["completed_at"] = int(time.time()) if status == "completed" else None
+    return obj
+
+
+def message_output(text: str, status: str = "completed", item_id: str | None = None,
+                   refusal: str | None = None) -> dict[str, Any]:
+    content: list[dict[str, Any]] = []
+    if text or refusal is None:
+        content.append(output_text(text))
+    if refusal is not None:
+        content.append({"type": "refusal", "refusal": refusal})
+    return {"type": "message", "id": item_id or new_id("msg_"), "status": status, "role": "assistant",
+            "content": content}
+
+
+def output_text(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def reasoning_output(text: str, item_id: str | None = None) -> dict[str, Any]:
+    return {"type": "reasoning", "id": item_id or new_id("rs_"), "summary": [],
+            "content": [{"type": "reasoning_text", "text": text}], "status": "completed"}
+
+
+def function_output(call: dict[str, Any], item_id: str | None = None, status: str = "completed") -> dict[str, Any]:
+    function = call.get("function") or {}
+    return {"type": "function_call", "id": item_id or new_id("fc_"), "call_id": call.get("id") or new_id("call_"),
+            "name": function.get("name") or "", "arguments": function.get("arguments") or "", "status": status}
+
+
+def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
+    """A whole chat.completion as a `response` object."""
+    choice = first_choice(completion)
+    message = choice.get("message") or {}
+    output: list[dict[str, Any]] = []
+    reasoning = reasoning_of(message)
+    if reasoning and ex.thinking:
+        output.append(reasoning_output(reasoning))
+    text = text_of(message.get("content"))
+    calls = [c for c in message.get("tool_calls") or () if isinstance(c, dict)]
+    refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else None
+    if text or refusal is not None or not calls:
+        output.append(message_output(text, refusal=refusal))
+    output.extend(function_output(call) for call in calls)
+    status, incomplete = status_of(choice.get("finish_reason"))
+    ex.usage = completion.get("usage")
+    return response_object(ex, new_id("resp_"), status, output, usage_to_responses(ex.usage), incomplete)
+
+
+# ---------------------------------------------------------------------------------------------- stream
+
+class ResponseStream:
+    """Chat chunks -> Responses events, one output item at a time (reasoning, message, function calls), each
+    opened with output_item.added and closed with its .done events before the next one starts."""
+
+    def __init__(self, ex: Exchange) -> None:
+        self.ex = ex
+        self.seq = 0
+        self.resp_id = new_id("resp_")
+        self.output: list[dict[str, Any]] = []  # finished items
+        self.open: dict[str, Any] | None = None  # the item being streamed: {"kind", "item", "text": [..]}
+        self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its open item record
+        self.finish_reason: Any = None
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.events.append({"type": kind, "sequence_number": self.seq, **fields})
+        self.seq += 1
+
+    def drain(self) -> list[dict[str, Any]]:
+        events, self.events = self.events, []
+        return events
+
+    def start(self) -> None:
+        snapshot = response_object(self.ex, self.resp_id, "in_progress", [])
+        self.emit("response.created", response=snapshot)
+        self.emit("response.in_progress", response=snapshot)
+
+    # -- items
+    def _open(self, kind: str, item: dict[str, Any], part: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.close()
+        index = len(self.output)
+        self.emit("response.output_item.added", output_index=index, item=item)
+        record = {"kind": kind, "item": item, "index": index, "text": []}
+        if part is not None:
+            self.emit("response.content_part.added", item_id=item["id"], output_index=index, content_index=0,
+                      part=part)
+        self.open = record
+        return record
+
+    def close(self) -> None:
+        record, self.open = self.open, None
+        if record is None:
+            return
+        item, index, text = record["item"], record["index"], "".join(record["text"])
+        if record["kind"] == "reasoning":
+            part = {"type": "reasoning_text", "text": text}
+            self.emit("response.reasoning_text.done", item_id=item["id"], output_index=index, content_index=0,
+                      text=text)
+            self.emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
+                      part=part)
+            done = reasoning_output(text, item["id"])
+        elif record["kind"] == "message":
+            part = output_text(text)
+            self.emit("response.output_text.done", item_id=item["id"], output_index=index, content_index=0,
+                      text=text, logprobs=[])
+            self.emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
+                      part=part)
+            done = message_output(text, item_id=item["id"])
+        else:
+            done = {**item, "arguments": text, "status": "completed"}
+            self.emit("response.function_call_arguments.done", item_id=item["id"], output_index=index,
+                      name=item["name"], arguments=text)
+        self.emit("response.output_item.done", output_index=index, item=done)
+        self.output.append(done)
+
+    def reasoning(self, text: str) -> None:
+        record = self.open
+        if record is None or record["kind"] != "reasoning":
+            item = {"type": "reasoning", "id": new_id("rs_"), "summary": [], "content": [], "status": "in_progress"}
+            record = self._open("reasoning", item, {"type": "reasoning_text", "text": ""})
+        record["text"].append(text)
+        self.emit("response.reasoning_text.delta", item_id=record["item"]["id"], output_index=record["index"],
+                  content_index=0, delta=text)
+
+    def text(self, text: str) -> None:
+        record = self.open
+        if record is None or record["kind"] != "message":
+            item = {"type": "message", "id": new_id("msg_"), "status": "in_progress", "role": "assistant",
+                    "content": []}
+            record = self._open("message", item, output_text(""))
+        record["text"].append(text)
+        self.emit("response.output_text.delta", item_id=record["item"]["id"], output_index=record["index"],
+                  content_index=0, delta=text, logprobs=[])
+
+    def tool_call(self, position: int, fragment: dict[str, Any]) -> None:
+        index = fragment.get("index", position)
+        function = fragment.get("function") or {}
+        record = self.calls.get(index)
+        if record is None:
+            item = {"type": "function_call", "id": new_id("fc_"), "call_id": fragment.get("id") or new_id("call_"),
+                    "name": function.get("name") or "", "arguments": "", "status": "in_progress"}
+            record = self.calls[index] = self._open("call", item)
+        elif record is not self.open:
+            if function.get("arguments"):  # a late fragment of a finished call (interleaved upstream calls)
+                done = self.output[record["index"]]
+                done["arguments"] += function["arguments"]
+            return
+        args = function.get("arguments")
+        if args:
+            record["text"].append(args)
+            self.emit("response.function_call_arguments.delta", item_id=record["item"]["id"],
+                      output_index=record["index"], delta=args)
+
+    # -- chunks
+    def chunk(self, chunk: dict[str, Any]) -> None:
+        if chunk.get("usage"):
+            self.ex.usage = chunk["usage"]
+        choice = first_choice(chunk)
+        delta = choice.get("delta") or {}
+        reasoning = reasoning_of(delta)
+        if reasoning and self.ex.thinking:
+            self.reasoning(reasoning)
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            self.text(content)
+        for position, fragment in enumerate(delta.get("tool_calls") or ()):
+            if isinstance(fragment, dict):
+                self.tool_call(position, fragment)
+        if choice.get("finish_reason") is not None:
+            self.finish_reason = choice["finish_reason"]
+
+    def finish(self) -> None:
+        if not self.output and self.open is None:
+            self.text("")  # an empty answer is still one message (output_text == "")
+        self.close()
+        status, incomplete = status_of(self.finish_reason)
+        final = response_object(self.ex, self.resp_id, status, self.output, usage_to_responses(self.ex.usage),
+                                 incomplete)
+        self.ex.output = final
+        self.emit("response.completed" if status == "completed" else "response.incomplete", response=final)
+
+    def fail(self, err: ProxyError) -> None:
+        self.close()
+        code = err.code or ("server_error" if err.status >= 500 else "invalid_request_error")
+        self.emit("error", code=code, message=err.message, param=err.param)
+        final = response_object(self.ex, self.resp_id, "failed", self.output, usage_to_responses(self.ex.usage),
+                                error={"code": code, "message": err.message})
+        self.ex.output = final
+        self.emit("response.failed", response=final)
+
+
+def stream_events(chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
+    """Chat chunks -> the Responses event sequence (created ... completed), sequence_number from 0."""
+    state = ResponseStream(ex)
+    state.start()
+    yield from state.drain()
+    try:
+        for chunk in chunks:
+            state.chunk(chunk)
+            if state.events:
+                yield from state.drain()
+        state.finish()
+    except ProxyError as err:
+        ex.error = err
+        state.fail(err)
+    yield from state.drain()
+
+
+class ResponsesFront(Front):
+    name = "responses"
+
+    def to_chat(self, body: dict[str, Any]) -> tuple[dict[str, Any], Exchange]:
+        chat = request_to_chat(body)
+        return chat, Exchange(model=chat["model"], stream=chat.get("stream") is True, request=body)
+
+    def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
+        ex.output = chat_to_response(completion, ex)
+        return ex.output
+
+    def stream(self, chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
+        return stream_events(chunks, ex)
+

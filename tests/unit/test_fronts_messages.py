@@ -1,0 +1,249 @@
+"""The Messages front door's translations, without HTTP: requests to chat, answers and streams back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from argoproxy.errors import ProxyError
+from argoproxy.fronts.messages import MessagesFront, request_to_chat
+
+FRONT = MessagesFront()
+BASE = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+USAGE = {"prompt_tokens": 20, "completion_tokens": 6, "total_tokens": 26, "prompt_tokens_details": {"cached_tokens": 4}}
+
+
+def chunk(delta=None, finish=None, **extra):
+    return {**BASE, "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish, **extra}]}
+
+
+def usage_chunk():
+    return {**BASE, "choices": [], "usage": USAGE}
+
+
+def exchange(**request):
+    return FRONT.to_chat({"model": "claude-x", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}],
+                          **request})[1]
+
+
+# ------------------------------------------------------------------ requests
+
+CLAUDE_CODE_BODY = {
+    "model": "claude-sonnet-4-5", "max_tokens": 32000, "stream": True,
+    "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1; cch=abc"},
+               {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+    "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "list files", "cache_control": {"type": "ephemeral"}}]},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "I should call ls", "signature": "sig=="},
+            {"type": "text", "text": "Running ls."},
+            {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "a.txt"}]},
+            {"type": "text", "text": "and now?"}]},
+    ],
+    "tools": [{"name": "Bash", "description": "run", "input_schema": {"type": "object", "properties": {}},
+               "cache_control": {"type": "ephemeral"}}],
+    "tool_choice": {"type": "auto"},
+    "metadata": {"user_id": "user_abc_account_1_session_2"},
+    "thinking": {"type": "enabled", "budget_tokens": 4000},
+    "context_management": {"edits": []}, "output_config": {"effort": "high"},
+    "temperature": 1, "top_k": 5, "stop_sequences": ["STOP"],
+}
+
+
+def test_claude_code_request_shape():
+    chat = request_to_chat(CLAUDE_CODE_BODY)
+    assert chat["messages"] == [
+        {"role": "system", "content": "x-anthropic-billing-header: cc_version=2.1; cch=abc\n\nYou are Claude Code."},
+        {"role": "user", "content": "list files"},
+        {"role": "assistant", "content": "Running ls.", "tool_calls": [
+            {"id": "toolu_1", "type": "function", "function": {"name": "Bash", "arguments": "{\"command\": \"ls\"}"}}]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "a.txt"},
+        {"role": "user", "content": "and now?"},
+    ]
+    assert chat["tools"] == [{"type": "function", "function": {"name": "Bash", "parameters": {"type": "object",
+                                                                                             "properties": {}},
+                                                               "description": "run"}}]
+    assert chat["tool_choice"] == "auto" and chat["user"] == "user_abc_account_1_session_2"
+    assert chat["max_tokens"] == 32000 and chat["stop"] == ["STOP"] and chat["top_k"] == 5
+    assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}
+    assert "cache_control" not in json.dumps(chat) and "context_management" not in chat and "thinking" not in chat
+
+
+def test_images_documents_and_tool_result_images():
+    chat = request_to_chat({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+        {"type": "document", "title": "Notes", "source": {"type": "text", "media_type": "text/plain", "data": "abc"}},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}},
+    ]}, {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "shot", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "is_error": True, "content": [
+            {"type": "text", "text": "partial"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "BBBB"}}]}]}]})
+    assert chat["messages"][0]["content"] == [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+        {"type": "text", "text": "Notes\n\nabc"},
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBE", "filename": "document.pdf"}}]
+    assert chat["messages"][1] == {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "t1", "type": "function", "function": {"name": "shot", "arguments": "{}"}}]}
+    assert chat["messages"][2] == {"role": "tool", "tool_call_id": "t1", "content": "Error: partial"}
+    assert chat["messages"][3] == {"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,BBBB"}}]}
+
+
+@pytest.mark.parametrize("choice, expected, parallel", [
+    ({"type": "auto"}, "auto", None), ({"type": "any", "disable_parallel_tool_use": True}, "required", False),
+    ({"type": "tool", "name": "f"}, {"type": "function", "function": {"name": "f"}}, None),
+    ({"type": "none"}, "none", None)])
+def test_tool_choice(choice, expected, parallel):
+    chat = request_to_chat({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+                            "tools": [{"name": "f", "input_schema": {"type": "object"}}], "tool_choice": choice})
+    assert chat["tool_choice"] == expected and chat.get("parallel_tool_calls") == parallel
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}, "model"),
+    ({"model": "m", "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
+    ({"model": "m", "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
+    ({"model": "m", "max_tokens": 5, "messages": []}, "messages"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "video"}]}]},
+     "messages.0.content.0.type"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+      "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools.0.type"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/tiff", "data": "x"}}]}]},
+     "messages.0.content.0.source.media_type"),
+])
+def test_bad_requests_name_the_location(body, param):
+    with pytest.raises(ProxyError) as info:
+        request_to_chat(body)
+    assert info.value.status == 400 and info.value.param == param and info.value.message.startswith(param)
+
+
+def test_count_tokens_needs_no_max_tokens():
+    chat, _ = FRONT.to_chat({"model": "m", "messages": [{"role": "user", "content": "x"}]}, count_only=True)
+    assert "max_tokens" not in chat
+
+
+# ------------------------------------------------------------------ whole answers
+
+def completion(message, finish="stop", **choice):
+    return {"id": "c", "object": "chat.completion", "created": 1, "model": "up", "usage": USAGE,
+            "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", **message}, **choice}]}
+
+
+def test_whole_answer_with_thinking_and_tool_use():
+    ex = exchange(thinking={"type": "enabled", "budget_tokens": 2000})
+    obj = FRONT.from_chat(completion({"content": "Sure.", "reasoning_content": "plan",
+                                      "tool_calls": [{"id": "call_1", "type": "function",
+                                                      "function": {"name": "f", "arguments": "{\"a\": [1]}"}}]},
+                                     "tool_calls"), ex)
+    assert obj["type"] == "message" and obj["role"] == "assistant" and obj["model"] == "claude-x"
+    assert obj["content"] == [{"type": "thinking", "thinking": "plan", "signature": ""},
+                              {"type": "text", "text": "Sure."},
+                              {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": [1]}}]
+    assert obj["stop_reason"] == "tool_use" and obj["stop_sequence"] is None
+    assert obj["usage"] == {"input_tokens": 16, "output_tokens": 6, "cache_creation_input_tokens": 0,
+                            "cache_read_input_tokens": 4}
+
+
+def test_thinking_stripped_unless_asked():
+    obj = FRONT.from_chat(completion({"content": "ok", "reasoning_content": "plan"}), exchange())
+    assert obj["content"] == [{"type": "text", "text": "ok"}] and obj["stop_reason"] == "end_turn"
+
+
+@pytest.mark.parametrize("finish, extra, reason, sequence", [
+    ("length", {}, "max_tokens", None), ("stop", {"stop_reason": "STOP"}, "stop_sequence", "STOP"),
+    ("stop", {"stop_reason": 128001}, "end_turn", None), ("content_filter", {}, "refusal", None)])
+def test_stop_reasons(finish, extra, reason, sequence):
+    obj = FRONT.from_chat(completion({"content": "x"}, finish, **extra), exchange(stop_sequences=["STOP"]))
+    assert (obj["stop_reason"], obj["stop_sequence"]) == (reason, sequence)
+
+
+# ------------------------------------------------------------------ streams
+
+def test_stream_sequence_with_thinking_text_and_tool_use():
+    ex = exchange(thinking={"type": "adaptive"})
+    ex.input_tokens = 42
+    chunks = [chunk({"role": "assistant", "content": ""}), chunk({"reasoning_content": "let"}),
+              chunk({"reasoning_content": " me"}), chunk({"content": "Hi"}), chunk({"content": "!"}),
+              chunk({"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "f", "arguments": ""}}]}),
+              chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\""}}]}),
+              chunk({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}),
+              chunk(finish="tool_calls"), usage_chunk()]
+    events = list(FRONT.stream(iter(chunks), ex))
+    assert [(e["type"], e.get("index"), (e.get("delta") or e.get("content_block") or {}).get("type"))
+            for e in events] == [
+        ("message_start", None, None), ("ping", None, None),
+        ("content_block_start", 0, "thinking"), ("content_block_delta", 0, "thinking_delta"),
+        ("content_block_delta", 0, "thinking_delta"), ("content_block_stop", 0, None),
+        ("content_block_start", 1, "text"), ("content_block_delta", 1, "text_delta"),
+        ("content_block_delta", 1, "text_delta"), ("content_block_stop", 1, None),
+        ("content_block_start", 2, "tool_use"), ("content_block_delta", 2, "input_json_delta"),
+        ("content_block_delta", 2, "input_json_delta"), ("content_block_stop", 2, None),
+        ("message_delta", None, None), ("message_stop", None, None)]
+    start = events[0]["message"]
+    assert start["usage"] == {"input_tokens": 42, "output_tokens": 0} and start["stop_reason"] is None
+    assert start["content"] == [] and start["model"] == "claude-x"
+    assert events[2]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
+    assert events[10]["content_block"] == {"type": "tool_use", "id": "call_1", "name": "f", "input": {}}
+    assert "".join(e["delta"]["partial_json"] for e in events[11:13]) == "{\"a\":1}"
+    assert events[-2]["delta"] == {"stop_reason": "tool_use", "stop_sequence": None}
+    assert events[-2]["usage"]["output_tokens"] == 6 and events[-2]["usage"]["input_tokens"] == 16
+    assert ex.output["content"] == [{"type": "thinking", "thinking": "let me", "signature": ""},
+                                    {"type": "text", "text": "Hi!"},
+                                    {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}}]
+
+
+def test_blocks_pair_and_indexes_are_dense():
+    chunks = [chunk({"content": "a"}),
+              chunk({"tool_calls": [{"index": 0, "id": "c0", "function": {"name": "f", "arguments": "{}"}},
+                                    {"index": 1, "id": "c1", "function": {"name": "g", "arguments": "{}"}}]}),
+              chunk(finish="tool_calls")]
+    events = list(FRONT.stream(iter(chunks), exchange()))
+    starts = [e["index"] for e in events if e["type"] == "content_block_start"]
+    stops = [e["index"] for e in events if e["type"] == "content_block_stop"]
+    assert starts == stops == [0, 1, 2]
+    opened = None
+    for e in events:  # every delta belongs to the one open block
+        if e["type"] == "content_block_start":
+            assert opened is None
+            opened = e["index"]
+        elif e["type"] == "content_block_delta":
+            assert e["index"] == opened
+        elif e["type"] == "content_block_stop":
+            assert e["index"] == opened
+            opened = None
+
+
+def test_reasoning_stripped_in_stream_without_thinking_and_empty_answer_has_a_block():
+    events = list(FRONT.stream(iter([chunk({"reasoning_content": "secret"}), chunk(finish="stop")]), exchange()))
+    assert "secret" not in json.dumps(events)
+    assert [e["type"] for e in events] == ["message_start", "ping", "content_block_start", "content_block_stop",
+                                           "message_delta", "message_stop"]
+
+
+def test_error_mid_stream_is_an_error_event():
+    def chunks():
+        yield chunk({"content": "x"})
+        raise ProxyError(504, "The upstream server did not answer in time.")
+
+    ex = exchange()
+    events = list(FRONT.stream(chunks(), ex))
+    assert events[-1] == {"type": "error", "error": {"type": "timeout_error",
+                                                     "message": "The upstream server did not answer in time."}}
+    assert ex.error.status == 504
+
+
+def test_encoding_error_shape_and_key():
+    assert FRONT.encode_event({"type": "ping"}) == b'event: ping\ndata: {"type":"ping"}\n\n'
+    assert FRONT.error_body(429, {"message": "slow down"}, "rid") == {
+        "type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}, "request_id": "rid"}
+    assert FRONT.error_body(503, {"message": "x"}, "r")["error"]["type"] == "overloaded_error"
+    headers = {"X-Api-Key": "sk-1", "Anthropic-Version": "2023-06-01", "Anthropic-Beta": "a,b", "Accept": "x"}
+    assert FRONT.client_key(headers) == "sk-1"
+    assert FRONT.upstream_headers(headers) == {"Accept": "x", "Authorization": "Bearer sk-1"}

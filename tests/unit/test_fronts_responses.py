@@ -1,0 +1,259 @@
+"""The Responses front door's translations, without HTTP: requests to chat, answers and streams back."""
+
+from __future__ import annotations
+
+import pytest
+
+from argoproxy.errors import ProxyError
+from argoproxy.fronts import Exchange
+from argoproxy.fronts.responses import ResponsesFront, request_to_chat
+
+FRONT = ResponsesFront()
+BASE = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+
+
+def chunk(delta=None, finish=None, usage=None):
+    obj = {**BASE, "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}]}
+    if usage is not None:
+        obj = {**BASE, "choices": [], "usage": usage}
+    return obj
+
+
+USAGE = {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16,
+         "prompt_tokens_details": {"cached_tokens": 3}, "completion_tokens_details": {"reasoning_tokens": 2}}
+
+
+def exchange(**request):
+    body = {"model": "m", "input": "hi", **request}
+    return FRONT.to_chat(body)[1]
+
+
+# ------------------------------------------------------------------ requests
+
+def test_string_input_and_instructions():
+    chat = request_to_chat({"model": "m", "input": "hello", "instructions": "be brief", "max_output_tokens": 50,
+                            "temperature": 0.2, "top_p": 0.9})
+    assert chat == {"model": "m", "messages": [{"role": "system", "content": "be brief"},
+                                               {"role": "user", "content": "hello"}],
+                    "temperature": 0.2, "top_p": 0.9, "max_tokens": 50}
+
+
+def test_items_with_images_and_a_function_round_trip():
+    chat = request_to_chat({"model": "m", "stream": True, "input": [
+        {"role": "developer", "content": "rules"},
+        {"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": "what is this?"},
+            {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "low"}]},
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {"type": "function_call", "call_id": "call_1", "name": "look", "arguments": "{\"a\":1}"},
+        {"type": "function_call", "call_id": "call_2", "name": "look", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+        {"type": "function_call_output", "call_id": "call_2", "output": [{"type": "input_text", "text": "rain"}]},
+        {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
+         "content": [{"type": "output_text", "text": "It is sunny.", "annotations": []}]},
+    ]})
+    assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}
+    assert chat["messages"] == [
+        {"role": "developer", "content": "rules"},
+        {"role": "user", "content": [{"type": "text", "text": "what is this?"},
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA",
+                                                                         "detail": "low"}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "look", "arguments": "{\"a\":1}"}},
+            {"id": "call_2", "type": "function", "function": {"name": "look", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        {"role": "tool", "tool_call_id": "call_2", "content": "rain"},
+        {"role": "assistant", "content": "It is sunny."},
+    ]
+
+
+def test_tools_choice_formats_and_reasoning():
+    chat = request_to_chat({"model": "m", "input": "x", "parallel_tool_calls": False,
+                            "tools": [{"type": "function", "name": "f", "description": "d",
+                                       "parameters": {"type": "object"}, "strict": True}],
+                            "tool_choice": {"type": "function", "name": "f"},
+                            "text": {"format": {"type": "json_schema", "name": "out", "schema": {"type": "object"},
+                                                "strict": True}},
+                            "reasoning": {"effort": "low", "summary": "auto"}})
+    assert chat["tools"] == [{"type": "function", "function": {"name": "f", "description": "d",
+                                                               "parameters": {"type": "object"}, "strict": True}}]
+    assert chat["tool_choice"] == {"type": "function", "function": {"name": "f"}}
+    assert chat["parallel_tool_calls"] is False
+    assert chat["response_format"] == {"type": "json_schema", "json_schema": {"name": "out",
+                                                                              "schema": {"type": "object"},
+                                                                              "strict": True}}
+    assert chat["reasoning_effort"] == "low"
+    assert request_to_chat({"model": "m", "input": "x", "text": {"format": {"type": "json_object"}}})[
+        "response_format"] == {"type": "json_object"}
+    assert "response_format" not in request_to_chat({"model": "m", "input": "x", "text": {"format": {"type": "text"}}})
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"input": "x"}, "model"),
+    ({"model": "m"}, "input"),
+    ({"model": "m", "input": "x", "previous_response_id": "resp_1"}, "previous_response_id"),
+    ({"model": "m", "input": "x", "conversation": "conv_1"}, "conversation"),
+    ({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
+    ({"model": "m", "input": [{"type": "computer_call_output"}]}, "input[0].type"),
+    ({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"model": "m", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
+     "input[0].content[0].image_url"),
+    ({"model": "m", "input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
+    ({"model": "m", "input": "x", "tool_choice": {"type": "web_search"}}, "tool_choice"),
+])
+def test_bad_requests_name_the_parameter(body, param):
+    with pytest.raises(ProxyError) as info:
+        request_to_chat(body)
+    assert info.value.status == 400 and info.value.param == param
+
+
+# ------------------------------------------------------------------ whole answers
+
+def test_whole_answer_with_reasoning_text_and_calls():
+    completion = {"id": "c", "object": "chat.completion", "created": 1, "model": "upstream-name", "usage": USAGE,
+                  "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                      "role": "assistant", "content": "Let me look.", "reasoning_content": "thinking...",
+                      "tool_calls": [{"id": "call_9", "type": "function",
+                                      "function": {"name": "look", "arguments": "{\"q\":1}"}}]}}]}
+    ex = exchange(tools=[{"type": "function", "name": "look", "parameters": {}}], temperature=0.5)
+    obj = FRONT.from_chat(completion, ex)
+    assert obj["object"] == "response" and obj["id"].startswith("resp_") and obj["status"] == "completed"
+    assert obj["model"] == "m" and obj["temperature"] == 0.5 and obj["store"] is False
+    assert obj["tools"] == [{"type": "function", "name": "look", "parameters": {}}]
+    kinds = [item["type"] for item in obj["output"]]
+    assert kinds == ["reasoning", "message", "function_call"]
+    assert obj["output"][0]["content"] == [{"type": "reasoning_text", "text": "thinking..."}]
+    assert obj["output"][1]["content"][0]["text"] == "Let me look."
+    call = obj["output"][2]
+    assert (call["call_id"], call["name"], call["arguments"], call["status"]) == ("call_9", "look", "{\"q\":1}",
+                                                                                  "completed")
+    assert obj["usage"] == {"input_tokens": 11, "input_tokens_details": {"cached_tokens": 3}, "output_tokens": 5,
+                            "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 16}
+    assert obj["incomplete_details"] is None and obj["error"] is None
+
+
+def test_length_is_incomplete():
+    completion = {"choices": [{"index": 0, "finish_reason": "length", "message": {"role": "assistant",
+                                                                                 "content": "cut"}}]}
+    obj = FRONT.from_chat(completion, exchange())
+    assert obj["status"] == "incomplete" and obj["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert obj["usage"] is None
+
+
+# ------------------------------------------------------------------ streams
+
+def shape(events):
+    """Event types with the indexes that must line up."""
+    out = []
+    for e in events:
+        keys = {k: e[k] for k in ("output_index", "content_index") if k in e}
+        out.append((e["type"], keys.get("output_index"), keys.get("content_index")))
+    return out
+
+
+def test_text_stream_event_sequence_exactly():
+    chunks = [chunk({"role": "assistant", "content": ""}), chunk({"content": "Hel"}), chunk({"content": "lo"}),
+              chunk(finish="stop"), chunk(usage=USAGE)]
+    ex = exchange()
+    events = list(FRONT.stream(iter(chunks), ex))
+    assert shape(events) == [
+        ("response.created", None, None), ("response.in_progress", None, None),
+        ("response.output_item.added", 0, None), ("response.content_part.added", 0, 0),
+        ("response.output_text.delta", 0, 0), ("response.output_text.delta", 0, 0),
+        ("response.output_text.done", 0, 0), ("response.content_part.done", 0, 0),
+        ("response.output_item.done", 0, None), ("response.completed", None, None)]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert events[0]["response"]["status"] == "in_progress" and events[0]["response"]["output"] == []
+    item_id = events[2]["item"]["id"]
+    assert all(e["item_id"] == item_id for e in events[3:8])
+    assert [e["delta"] for e in events[4:6]] == ["Hel", "lo"]
+    assert events[6]["text"] == "Hello" and events[7]["part"]["text"] == "Hello"
+    final = events[-1]["response"]
+    assert final["status"] == "completed" and final["id"] == events[0]["response"]["id"]
+    assert final["output"] == [events[8]["item"]] and final["usage"]["output_tokens"] == 5
+    assert ex.output is final and ex.usage == USAGE
+
+
+def test_reasoning_then_text_then_two_calls():
+    chunks = [chunk({"role": "assistant", "reasoning_content": "hmm"}), chunk({"reasoning_content": " ok"}),
+              chunk({"content": "Calling."}),
+              chunk({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
+                                     "function": {"name": "f", "arguments": ""}}]}),
+              chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{\"x\":"}}]}),
+              chunk({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}),
+              chunk({"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
+                                     "function": {"name": "g", "arguments": "{}"}}]}),
+              chunk(finish="tool_calls")]
+    events = list(FRONT.stream(iter(chunks), exchange()))
+    assert shape(events) == [
+        ("response.created", None, None), ("response.in_progress", None, None),
+        ("response.output_item.added", 0, None), ("response.content_part.added", 0, 0),
+        ("response.reasoning_text.delta", 0, 0), ("response.reasoning_text.delta", 0, 0),
+        ("response.reasoning_text.done", 0, 0), ("response.content_part.done", 0, 0),
+        ("response.output_item.done", 0, None),
+        ("response.output_item.added", 1, None), ("response.content_part.added", 1, 0),
+        ("response.output_text.delta", 1, 0), ("response.output_text.done", 1, 0),
+        ("response.content_part.done", 1, 0), ("response.output_item.done", 1, None),
+        ("response.output_item.added", 2, None), ("response.function_call_arguments.delta", 2, None),
+        ("response.function_call_arguments.delta", 2, None), ("response.function_call_arguments.done", 2, None),
+        ("response.output_item.done", 2, None),
+        ("response.output_item.added", 3, None), ("response.function_call_arguments.delta", 3, None),
+        ("response.function_call_arguments.done", 3, None), ("response.output_item.done", 3, None),
+        ("response.completed", None, None)]
+    assert events[3]["part"] == {"type": "reasoning_text", "text": ""}
+    assert events[6]["text"] == "hmm ok"
+    assert events[15]["item"] == {"type": "function_call", "id": events[15]["item"]["id"], "call_id": "call_a",
+                                  "name": "f", "arguments": "", "status": "in_progress"}
+    assert events[18]["arguments"] == "{\"x\":1}" and events[18]["name"] == "f"
+    final = events[-1]["response"]
+    assert [i["type"] for i in final["output"]] == ["reasoning", "message", "function_call", "function_call"]
+    assert final["output"][3]["call_id"] == "call_b" and final["output"][3]["arguments"] == "{}"
+
+
+def test_reasoning_hidden_when_not_wanted():
+    ex = exchange()
+    ex.thinking = False
+    events = list(FRONT.stream(iter([chunk({"reasoning_content": "secret"}), chunk({"content": "hi"}),
+                                      chunk(finish="stop")]), ex))
+    assert "secret" not in str(events)
+
+
+def test_length_stream_ends_incomplete_and_empty_stream_has_a_message():
+    events = list(FRONT.stream(iter([chunk(finish="length")]), exchange()))
+    assert events[-1]["type"] == "response.incomplete"
+    assert events[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == ""
+
+
+def test_an_error_mid_stream_ends_with_response_failed():
+    def chunks():
+        yield chunk({"content": "par"})
+        raise ProxyError(502, "The upstream server closed the stream.", code="upstream_stream_incomplete")
+
+    ex = exchange()
+    events = list(FRONT.stream(chunks(), ex))
+    types = [e["type"] for e in events]
+    assert types[-5:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done",
+                          "error", "response.failed"]
+    assert events[-2]["code"] == "upstream_stream_incomplete" and "closed" in events[-2]["message"]
+    assert events[-1]["response"]["status"] == "failed"
+    assert events[-1]["response"]["error"]["code"] == "upstream_stream_incomplete"
+    assert ex.error is not None and ex.error.status == 502
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+
+
+def test_events_encode_as_named_sse():
+    data = FRONT.encode_event({"type": "response.created", "sequence_number": 0})
+    assert data == b'event: response.created\ndata: {"type":"response.created","sequence_number":0}\n\n'
+
+
+def test_error_shape_is_openai_with_request_id():
+    body = FRONT.error_body(400, {"message": "m", "type": "invalid_request_error", "param": "input", "code": None},
+                            "rid")
+    assert body == {"error": {"message": "m", "type": "invalid_request_error", "param": "input", "code": None,
+                              "request_id": "rid"}}
+
+
+def test_exchange_keeps_the_request():
+    chat, ex = FRONT.to_chat({"model": "m", "input": "x", "stream": True})
+    assert isinstance(ex, Exchange) and ex.stream and ex.model == "m" and ex.request["input"] == "x"
