@@ -8,6 +8,7 @@ from flask import Flask, Response, g
 from werkzeug.exceptions import HTTPException
 
 from argoproxy.errors import ProxyError, error_body, error_type
+from argoproxy.fronts import front_named
 from argoproxy.health import HealthCheck
 from argoproxy.journal import Journal, journal_observer, setup_log_file
 from argoproxy.jsonfast import dumps
@@ -56,22 +57,28 @@ def register_error_handlers(app: Flask, gateway: Gateway) -> None:
     compatible = gateway.settings.compatible
 
     def reply(status: int, body: dict, headers: dict | None = None) -> Response:
-        if isinstance(body.get("error"), dict):  # so that a client's report leads to the log line
-            body["error"]["request_id"] = current_request_id()
         call = g.get("call")
+        front = front_named(call.front) if call is not None else None
+        if front is not None and isinstance(body.get("error"), dict):  # each front door has its error shape
+            body = front.error_body(status, body["error"], current_request_id())
+        elif isinstance(body.get("error"), dict):  # so that a client's report leads to the log line
+            body["error"]["request_id"] = current_request_id()
         if call is not None and not call.observed:
             call.status, call.output = status, body
             gateway.observe(call)
         response = Response(gateway.secrets.data(dumps(body)), 200 if compatible else status, content_type="application/json")
         for name, value in (headers or {}).items():
             response.headers[name] = value
+        if front is not None and front.name == "messages":
+            response.headers["request-id"] = current_request_id()
         return response
 
     @app.errorhandler(ProxyError)
     def proxy_error(err: ProxyError) -> Response:
         if err.status >= 500:
             log.warning("%s %s", err.status, err.message)
-        if err.raw is not None:
+        call = g.get("call")
+        if err.raw is not None and (call is None or call.exchange is None):  # translated fronts get their shape
             response = reply(err.status, err.body(), err.headers)
             response.set_data(err.raw)
             return response

@@ -34,6 +34,8 @@ class Call:
     timeout: float | None = None
     request_id: str = ""
     client_key: str | None = None
+    front: str = "openai"  # the API the client speaks: openai (chat, completions, embeddings), responses, messages
+    exchange: Any = None  # a front door's fronts.Exchange while its answer is translated back
     started: float = field(default_factory=time.perf_counter)
     # Filled while the answer is produced; observers (metrics, journals) read them at the end.
     upstream_request: Any = None  # the UpstreamRequest sent

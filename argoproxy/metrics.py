@@ -7,13 +7,17 @@ The Gunicorn master prepares that directory before forking (argoproxy/processes.
 `flask run`, unit tests) the metrics live in an ordinary per-process registry.
 
 Series (all names start with cot_proxy_):
-  requests_total{route,model,status}            every answered API request, including 4xx from the proxy
-  request_duration_seconds{route,model}         arrival -> last byte sent (whole stream for streams)
+  requests_total{front,route,model,status}      every answered API request, including 4xx from the proxy
+  request_duration_seconds{front,route,model}   arrival -> last byte sent (whole stream for streams)
   upstream_latency_seconds{route,model}         arrival -> upstream response headers (includes retries)
-  time_to_first_token_seconds{route,model}      streamed answers: arrival -> first byte sent to the client
+  time_to_first_token_seconds{front,route,model} streamed answers: arrival -> first byte sent to the client
   streams_in_flight                             SSE answers being streamed now (summed over live workers)
   request_bytes_total{route}, response_bytes_total{route}
   tokens_total{model,type}                      type = prompt | completion, from the upstream's usage
+
+`front` is the API the client spoke: openai (chat completions, completions, embeddings and the other
+OpenAI routes), responses or messages (argoproxy/fronts/); `route` is what ran inside (a Responses or
+Messages request runs as `chat`; Messages token counts are `count_tokens`).
 
 Labels never hold secrets, paths or client-chosen strings that were not accepted: `route` is the call
 kind (chat, completions, embeddings, models, passthrough, ...), `model` is the client's model name only
@@ -70,17 +74,17 @@ class Metrics:
         self.allowed = settings.allowed_models
         self.model_cap = model_cap
         self._models: set[str] = set()
-        self.requests = Counter("cot_proxy_requests", "Requests answered, by route, model and HTTP status.",
-                                ["route", "model", "status"], registry=reg)
+        self.requests = Counter("cot_proxy_requests", "Requests answered, by front door, route, model and HTTP status.",
+                                ["front", "route", "model", "status"], registry=reg)
         self.duration = Histogram("cot_proxy_request_duration_seconds",
                                   "Seconds from a request's arrival to its last byte sent.",
-                                  ["route", "model"], buckets=LATENCY_BUCKETS, registry=reg)
+                                  ["front", "route", "model"], buckets=LATENCY_BUCKETS, registry=reg)
         self.upstream_latency = Histogram("cot_proxy_upstream_latency_seconds",
                                           "Seconds from a request's arrival to the upstream's response headers.",
                                           ["route", "model"], buckets=LATENCY_BUCKETS, registry=reg)
         self.ttft = Histogram("cot_proxy_time_to_first_token_seconds",
                               "Streamed answers: seconds from a request's arrival to the first byte sent.",
-                              ["route", "model"], buckets=TTFT_BUCKETS, registry=reg)
+                              ["front", "route", "model"], buckets=TTFT_BUCKETS, registry=reg)
         self.streams = Gauge("cot_proxy_streams_in_flight", "Streamed answers in progress.",
                              multiprocess_mode="livesum", registry=reg)
         self.bytes_in = Counter("cot_proxy_request_bytes", "Request body bytes received from clients.",
@@ -89,9 +93,9 @@ class Metrics:
                                  ["route"], registry=reg)
         self.tokens = Counter("cot_proxy_tokens", "Tokens reported by the upstream's usage, by model and type.",
                               ["model", "type"], registry=reg)
-        self._by_route_model: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+        self._by_route_model: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
         self._by_route: dict[str, tuple[Any, Any]] = {}
-        self._by_status: dict[tuple[str, str, int], Any] = {}
+        self._by_status: dict[tuple[str, str, str, int], Any] = {}
         self._by_model: dict[str, tuple[Any, Any]] = {}
 
     # ------------------------------------------------------------ labels
@@ -129,17 +133,19 @@ class Metrics:
             self.streams.dec()
         route = call.kind
         model = self.model_label(call)
-        key = (route, model)
+        front = call.front
+        key = (front, route, model)
         children = self._by_route_model.get(key)
         if children is None:
-            children = self._by_route_model[key] = (self.duration.labels(route, model),
+            children = self._by_route_model[key] = (self.duration.labels(front, route, model),
                                                     self.upstream_latency.labels(route, model),
-                                                    self.ttft.labels(route, model))
+                                                    self.ttft.labels(front, route, model))
         duration, upstream_latency, ttft = children
         status = call.status
-        counter = self._by_status.get((route, model, status))
+        counter = self._by_status.get((front, route, model, status))
         if counter is None:
-            counter = self._by_status[(route, model, status)] = self.requests.labels(route, model, str(status))
+            counter = self._by_status[(front, route, model, status)] = self.requests.labels(front, route, model,
+                                                                                            str(status))
         counter.inc()
         duration.observe(now - call.started)
         upstream_at = extra.get("upstream_at") if extra else None

@@ -48,6 +48,8 @@ class Gateway:
         self.secrets = Secrets.from_settings(settings)  # never sent to a client, whatever the route
         self._secrets = self.secrets.texts
         self._think_cache: dict[tuple[str | None, str | None], ThinkConfig | None] = {}
+        from argoproxy.fronts.serve import FrontService
+        self.fronts = FrontService(self)  # the Responses and Messages front doors
 
     # ---------------------------------------------------------------- entry points
     def new_call(self, kind: str, path: str) -> Call:
@@ -82,6 +84,8 @@ class Gateway:
             err.message = sanitize_message(err.message, self._secrets)
             call.upstream_output = err.body()
             raise err
+        if call.exchange is not None:  # a front door translates the answer back
+            return self.fronts.answer(call, resp)
         if call.upstream_stream:
             return self.answer_stream(call, resp)
         return self.answer_whole(call, resp)

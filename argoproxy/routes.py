@@ -6,6 +6,7 @@ from flask import Blueprint, Response, request
 
 from argoproxy.auth import auth_guard
 from argoproxy.errors import ProxyError
+from argoproxy.fronts.serve import front_for_kind
 from argoproxy.health import HealthCheck
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline import Gateway
@@ -15,6 +16,8 @@ ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
 API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
 # Each API route answers with and without the /v1 prefix (clients configured with either base URL).
 API_PATHS = {path: kind for suffix, kind in API_KINDS.items() for path in (f"v1/{suffix}", suffix)}
+FRONT_KINDS = {"responses": "responses", "messages": "messages", "messages/count_tokens": "count_tokens"}
+FRONT_PATHS = {path: kind for suffix, kind in FRONT_KINDS.items() for path in (f"v1/{suffix}", suffix)}
 
 
 def json_response(obj: object, status: int = 200) -> Response:
@@ -29,7 +32,10 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
     def rejected() -> None:  # a 401 is answered and counted like any other request (metrics, logs)
         rule = request.url_rule
         kind = (rule.defaults or {}).get("kind") if rule is not None else None
-        gateway.new_call(kind or "other", request.path.lstrip("/"))
+        call = gateway.new_call(kind or "other", request.path.lstrip("/"))
+        served = front_for_kind(kind or "")
+        if served is not None:
+            call.front = served[0].name
 
     guard = auth_guard(settings, on_reject=rejected)  # runs before every view
     if guard is not None:
@@ -69,13 +75,22 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
     for path, kind in API_PATHS.items():
         bp.add_url_rule(f"/{path}", f"api_{path}", api_view, methods=["POST"], defaults={"path": path, "kind": kind})
 
+    def front_view(path: str, kind: str) -> Response:
+        front, count_only = front_for_kind(kind)
+        call = gateway.new_call(kind, path)
+        call.front = front.name
+        return gateway.fronts.api(call, front, count_only)
+
+    for path, kind in FRONT_PATHS.items():
+        bp.add_url_rule(f"/{path}", f"front_{path}", front_view, methods=["POST"], defaults={"path": path, "kind": kind})
+
     for rule, methods, view in backend.extra_routes():
         bp.add_url_rule(rule, view.__name__, view, methods=methods)
 
     def forward_view(path: str = "") -> Response:
         if path in ("health", "metrics"):
             raise ProxyError(405, f"/{path} takes GET only.", code="method_not_allowed", headers={"Allow": "GET"})
-        if path.rstrip("/") in API_PATHS:
+        if path.rstrip("/") in API_PATHS or path.rstrip("/") in FRONT_PATHS:
             raise ProxyError(405, f"/{path} takes POST only.", code="method_not_allowed", headers={"Allow": "POST"})
         if not backend.forwards_unknown:
             raise ProxyError(404, f"No route /{path} on this proxy ({backend.name} backend).", code="unknown_route")

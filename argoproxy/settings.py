@@ -31,6 +31,17 @@ class SettingsError(ValueError):
     """A bad setting: the message is one line naming the setting."""
 
 
+FRONT_NAMES = ("responses", "messages")
+
+
+def as_fronts(value: Any) -> tuple[str, ...]:
+    names = tuple(name.lower() for name in as_csv(value))
+    for name in names:
+        if name not in FRONT_NAMES:
+            raise ValueError(f"must list front doors among {', '.join(FRONT_NAMES)}, got {name!r}")
+    return names
+
+
 def as_llm_params(value: Any) -> LlmParams:
     return parse_llm_params(as_str(value))
 
@@ -109,6 +120,10 @@ class CoreSettings:
     upstream_mode: str = _setting("off", _choice("off", "stream", "non_stream"),
                                   "Force upstream calls to stream or non_stream; off follows the client.",
                                   env=("UPSTREAM_MODE",), flags=("--mode",))
+    fronts_passthrough: tuple = _setting((), as_fronts,
+                                         "Front doors the upstream serves itself (responses, messages; openai "
+                                         "backend): passed through instead of translated to chat completions.",
+                                         env=("FRONTS_PASSTHROUGH",), flags=("--fronts-passthrough",))
     compatible: bool = _setting(False, as_bool, "Return every error as HTTP 200 with the error JSON (legacy clients).",
                                 env=("COMPATIBLE_MODE",), flags=("--compatible",))
     # --- guard

@@ -60,6 +60,15 @@ class Backend:
         """Answer a call that needs more than one upstream request (e.g. batched embeddings); None otherwise."""
         return None
 
+    def native_front(self, front: str, model: str | None) -> bool:
+        """Does the upstream serve this front door's API itself (`responses`, `messages`) for this model?
+        Then front_request builds the request and the answer is relayed as it comes (no translation)."""
+        return False
+
+    def front_request(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> UpstreamRequest:
+        """The upstream request for a front door's API served natively (see native_front)."""
+        raise NotImplementedError
+
     # --- answer side
     def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
         """A non-streamed 2xx answer as an OpenAI object (or the upstream bytes, when already OpenAI JSON)."""

@@ -8,6 +8,8 @@ user and inlining images. Raw routes /v1/chat and /v1/embed speak ARGO's JSON; /
 
 from __future__ import annotations
 
+import base64
+import logging
 import time
 from typing import Any, Callable, Iterator
 
@@ -26,6 +28,7 @@ from argoproxy.relay import relay_sse, upstream_error
 from argoproxy.request_body import parse_object
 from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
 
+log = logging.getLogger("cot_proxy")
 NATIVE_PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
 STATUS_PROMPT = "Say hello"
 KEY_HEADERS = ("Authorization", "X-Api-Key", "Api-Key")
@@ -131,6 +134,51 @@ class ArgoBackend(Backend):
         url = self.settings.argo_stream_url if call.upstream_stream else self.settings.argo_url
         headers = {"Content-Type": "application/json", "Accept-Encoding": "identity" if call.upstream_stream else "gzip"}
         return UpstreamRequest("POST", url, headers, dumps(argo_body), call.timeout)
+
+    def native_front(self, front: str, model: str | None) -> bool:
+        """Native mode sends Claude models' /v1/messages to ARGO's Anthropic endpoint (argo-proxy's
+        --native-anthropic); other models and fronts go through the chat translation."""
+        return self.native and front == "messages" and "claude" in native_model(model or "", "chat").lower()
+
+    def front_request(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> UpstreamRequest:
+        """The Messages request for ARGO's native Anthropic endpoint: alias mapped, user set (as the key and
+        in metadata.user_id), image URLs inlined, as native OpenAI mode does."""
+        if "timeout" in body:
+            call.timeout = pop_timeout(body)
+        user = self.user_for(request.headers)
+        body["model"] = call.upstream_model = native_model(body.get("model") or "", "chat")
+        if not count_only:
+            body["metadata"] = {**(body.get("metadata") if isinstance(body.get("metadata"), dict) else {}),
+                                "user_id": user}
+            self.inline_anthropic_images(body)
+        base = self.settings.native_anthropic_base_url or self.settings.native_openai_base_url + "messages"
+        url = base + ("/count_tokens" if count_only else "")
+        headers = {"Content-Type": "application/json", "X-Api-Key": user,
+                   "Anthropic-Version": call.headers.get("Anthropic-Version") or "2023-06-01"}
+        if call.headers.get("Anthropic-Beta"):
+            headers["Anthropic-Beta"] = call.headers["Anthropic-Beta"]
+        if body.get("stream") is True and not count_only:
+            headers.update({"Accept": "text/event-stream", "Accept-Encoding": "identity"})
+        return UpstreamRequest("POST", url, headers, dumps(body), call.timeout)
+
+    def inline_anthropic_images(self, body: dict[str, Any]) -> None:
+        """Image blocks with a URL source become base64 sources (a failed download keeps its URL)."""
+        sources = [block["source"] for message in body.get("messages") or () if isinstance(message, dict)
+                   for block in (message.get("content") if isinstance(message.get("content"), list) else ())
+                   if isinstance(block, dict) and block.get("type") == "image" and isinstance(block.get("source"), dict)
+                   and block["source"].get("type") == "url" and isinstance(block["source"].get("url"), str)]
+        if not sources:
+            return
+        if self._image_session is None:
+            self._image_session = images.image_session(self.settings.concurrent_downloads)
+        for source in sources:
+            try:
+                image = images.fetch_image(source["url"], self.image_options, self._image_session)
+            except images.ImageFetchError as exc:
+                log.warning("image not inlined: %s", exc)
+                continue
+            source.clear()
+            source.update(type="base64", media_type=image.mime, data=base64.b64encode(image.data).decode("ascii"))
 
     def complete(self, call: Call) -> dict[str, Any] | None:
         """Embeddings in standard mode: ARGO takes 16 inputs per call, so larger inputs take several."""

@@ -38,6 +38,11 @@ class ArgoSettings:
     native_openai_base_url: str = setting("https://apps-dev.inside.anl.gov/argoapi/v1/", as_base_url,
                                           "ARGO's OpenAI-compatible base URL (production: https://apps.inside.anl.gov/argoapi/v1/).",
                                           env=("NATIVE_OPENAI_BASE_URL",))
+    native_anthropic_base_url: str = setting("", as_url,
+                                             "ARGO's native Anthropic Messages endpoint (native mode, Claude models on "
+                                             "/v1/messages; /count_tokens under it). Default "
+                                             "{native_openai_base_url}messages.",
+                                             env=("NATIVE_ANTHROPIC_BASE_URL",))
     username_passthrough: bool = setting(False, as_bool, "Use the client's key as the ARGO user.",
                                          env=("USERNAME_PASSTHROUGH",), flags=("--username-passthrough",))
     tool_prompt: bool = setting(False, as_bool, "Prompt-based tool calls for every ARGO model.",

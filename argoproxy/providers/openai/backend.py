@@ -43,6 +43,19 @@ class OpenAIBackend(Backend):
             headers["Content-Type"] = "application/json"
         return UpstreamRequest(call.method, self.url(call.path, call.query), headers, call.body_bytes(), call.timeout)
 
+    def native_front(self, front: str, model: str | None) -> bool:
+        return front in self.settings.fronts_passthrough
+
+    def front_request(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> UpstreamRequest:
+        """FRONTS_PASSTHROUGH: the client's request to the same path upstream (an Anthropic-style upstream
+        also gets the proxy's key as x-api-key)."""
+        headers = self.upstream_headers(call)
+        if self.api_key and front == "messages":
+            headers["X-Api-Key"] = self.api_key
+        if call.body_changed:
+            headers["Content-Type"] = "application/json"
+        return UpstreamRequest("POST", self.url(call.path, call.query), headers, call.body_bytes(), call.timeout)
+
     def decode(self, call: Call, resp: UpstreamResponse) -> bytes:
         return read_whole(resp, call.timeout or self.upstream.read_timeout)
 

@@ -1,0 +1,214 @@
+"""Serving a front door through the Gateway: the client's request becomes the one internal chat request, which
+then takes the chat path's every step (validation, LLM_PARAMS, stream modes, think transform, backend, allow-
+list, retries, observers); the chat answer (whole, or its chunks after the think transform) is translated back.
+
+When the upstream itself serves the front's API (FRONTS_PASSTHROUGH, or ARGO's native Anthropic endpoint for
+Claude models in native mode), the request goes there instead, after the same guards, and its answer is
+relayed as it came.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+from flask import Response
+
+from argoproxy import streamconv
+from argoproxy.call import Call
+from argoproxy.errors import ProxyError
+from argoproxy.fronts import Exchange, Front, front_named
+from argoproxy.headers import response_headers
+from argoproxy.jsonfast import dumps
+from argoproxy.llm_params import apply_rule
+from argoproxy.sanitize import sanitize_message
+from argoproxy.think import transform_completion
+from argoproxy.upstream import READ_ERRORS, UpstreamResponse, read_chunks, stream_error
+from argoproxy.validation import check_allowed_model, validate
+
+if TYPE_CHECKING:
+    from argoproxy.pipeline import Gateway
+
+log = logging.getLogger("cot_proxy")
+
+JSON_TYPE = "application/json"
+SSE_HEADERS = [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-cache"),
+               ("X-Accel-Buffering", "no")]
+
+
+class FrontService:
+    """The front doors' entry points and answer side, over one Gateway."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.settings = gateway.settings
+        self.backend = gateway.backend
+        self._secrets = self.settings.secrets()
+
+    # ---------------------------------------------------------------- requests
+    def api(self, call: Call, front: Front, count_only: bool = False) -> Response:
+        """POST /v1/responses, /v1/messages, /v1/messages/count_tokens."""
+        from argoproxy.pipeline import parse_object, read_request_body
+        call.front = front.name
+        call.raw_body = read_request_body(self.settings.max_body_bytes)
+        body = parse_object(call.raw_body)
+        model = body.get("model")
+        call.model = model if isinstance(model, str) else None
+        if self.backend.native_front(front.name, call.model):
+            return self.relay_native(call, front, body, count_only)
+        chat, ex = front.to_chat(body, count_only=True) if count_only else front.to_chat(body)
+        if count_only:
+            return self.count_tokens(call, chat)
+        if front.name == "messages" and ex.stream:
+            ex.input_tokens = estimate_tokens(chat)  # message_start needs a count before usage arrives
+        call.exchange = ex
+        call.body, call.body_changed = chat, True
+        call.kind, call.path, call.query = "chat", front.chat_path, ""
+        call.headers = front.upstream_headers(call.headers)
+        validate("chat", chat)
+        gateway = self.gateway
+        gateway.plan(call)
+        self.backend.prepare(call)
+        check_allowed_model(self.settings.allowed_models, call.upstream_model or call.model)
+        return gateway.finish(call, self.backend.encode(call))
+
+    def count_tokens(self, call: Call, chat: dict[str, Any]) -> Response:
+        """An estimate (tiktoken's cl100k) over messages, system and tools: chat upstreams have no count route."""
+        call.kind = "count_tokens"
+        check_allowed_model(self.settings.allowed_models, call.model)
+        return self.whole(call, {"input_tokens": estimate_tokens(chat)})
+
+    def relay_native(self, call: Call, front: Front, body: dict[str, Any], count_only: bool) -> Response:
+        """The upstream serves this API itself: the guards and LLM_PARAMS apply, the answer is relayed as it
+        comes (no think transform or stream-mode conversion: the proxy does not parse it)."""
+        if count_only:
+            call.kind = "count_tokens"
+        check_allowed_model(self.settings.allowed_models, call.model)
+        rule = self.settings.llm_params.rule_for(call.model) if self.settings.llm_params else None
+        if rule is not None:
+            call.rule = rule
+            apply_rule(body, rule)
+            call.body_changed = True
+        call.body = body
+        call.client_stream = body.get("stream") is True and not count_only
+        req = self.backend.front_request(call, front.name, body, count_only)
+        call.upstream_request = req
+        gateway = self.gateway
+        resp = gateway.upstream.send(req)
+        call.upstream_status = resp.status_code
+        if resp.status_code >= 400:
+            with resp:
+                data = resp.content[:1 << 20]
+            message = sanitize_message(data.decode("utf-8", "replace")[:2000], self._secrets)
+            raise ProxyError(resp.status_code, message, code=f"upstream_{resp.status_code}",
+                             raw=sanitize_message(data.decode("utf-8", "replace"), self._secrets).encode())
+        headers = response_headers(resp.headers, drop_encoding=True)
+        call.status = resp.status_code
+        return Response(gateway.relay(call, resp, read_chunks(resp)), resp.status_code, headers,
+                        direct_passthrough=True)
+
+    # ---------------------------------------------------------------- answers
+    def answer(self, call: Call, resp: UpstreamResponse) -> Response:
+        """A 2xx upstream answer to a translated request, in the front's shape (JSON or its SSE events)."""
+        from argoproxy.pipeline import _captured, _peeked, parse_upstream_json, sse_object, think_items
+        gateway = self.gateway
+        ex: Exchange = call.exchange
+        front = front_named(call.front)
+        if call.upstream_stream:
+            try:
+                items = _peeked(self.backend.decode_stream(call, resp))
+            except BaseException:
+                resp.close()
+                raise
+            if gateway.capture_upstream:
+                items = _captured(call, items)
+            if call.think is not None:
+                items = think_items(items, call.think)
+            chunks = self.chunks((sse_object(i) if type(i) is bytes else i for i in items), resp)
+            if not call.client_stream:
+                try:
+                    completion = streamconv.aggregate_chat(chunks)
+                finally:
+                    resp.close()
+                return self.translated(call, front, ex, completion)
+        else:
+            try:
+                payload = self.backend.decode(call, resp)
+            except READ_ERRORS as exc:
+                raise stream_error(exc, resp.url, gateway.upstream.read_timeout) from None
+            finally:
+                resp.close()
+            if gateway.capture_upstream:
+                call.upstream_output = payload
+            try:
+                completion = payload if isinstance(payload, dict) else parse_upstream_json(payload)
+            except ProxyError as err:
+                err.message = sanitize_message(err.message, self._secrets)
+                raise
+            if call.think is not None:
+                transform_completion(completion, call.think)
+            if not call.client_stream:
+                return self.translated(call, front, ex, completion)
+            chunks = streamconv.package_chat(completion, True)
+        call.status = 200
+        events = self.encoded(call, front, ex, front.stream(chunks, ex))
+        return Response(gateway.relay(call, resp, events), 200, self.headers(call, SSE_HEADERS),
+                        direct_passthrough=True)
+
+    def chunks(self, chunks: Iterable[dict | None], resp: UpstreamResponse) -> Iterator[dict]:
+        """Parsed chunks; an upstream error event or a broken stream becomes a (sanitized) ProxyError."""
+        try:
+            for chunk in chunks:
+                if chunk is None:
+                    continue
+                if "error" in chunk:
+                    streamconv.raise_if_error(chunk)
+                yield chunk
+        except READ_ERRORS as exc:
+            raise stream_error(exc, resp.url, self.gateway.upstream.read_timeout) from None
+        except ProxyError as err:
+            err.message = sanitize_message(err.message, self._secrets)
+            raise
+
+    def encoded(self, call: Call, front: Front, ex: Exchange, events: Iterable[dict]) -> Iterator[bytes]:
+        try:
+            for event in events:
+                yield front.encode_event(event)
+        finally:
+            call.usage, call.output = ex.usage, ex.output
+            if ex.error is not None:
+                call.status = ex.error.status
+                log.warning("stream %s ended with an error: %s", call.request_id, ex.error.message)
+
+    def translated(self, call: Call, front: Front, ex: Exchange, completion: dict[str, Any]) -> Response:
+        obj = front.from_chat(completion, ex)
+        call.usage = ex.usage
+        return self.whole(call, obj)
+
+    def whole(self, call: Call, obj: dict[str, Any]) -> Response:
+        data = dumps(obj)
+        call.status, call.output, call.bytes_out = 200, obj, len(data)
+        self.gateway.observe(call)
+        return Response(data, 200, self.headers(call, [("Content-Type", JSON_TYPE)]))
+
+    def headers(self, call: Call, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        if call.front == "messages":  # Anthropic's SDKs read the request id from `request-id`
+            return headers + [("request-id", call.request_id)]
+        return headers
+
+
+def estimate_tokens(chat: dict[str, Any]) -> int:
+    """Prompt tokens of a chat request, counted offline (messages, system, tool definitions)."""
+    from argoproxy.providers.argo import tokens
+    total = tokens.count_request_tokens(chat)
+    if chat.get("tools"):
+        total += tokens.count_text(dumps(chat["tools"]).decode())
+    return total
+
+
+def front_for_kind(kind: str) -> tuple[Front, bool] | None:
+    """The front door serving a route kind, and whether it only counts tokens."""
+    if kind == "count_tokens":
+        return front_named("messages"), True
+    front = front_named(kind)
+    return (front, False) if front is not None else None
