@@ -157,12 +157,13 @@ def journal_observer(journal: Journal) -> Callable[[Any], None]:
         return data
 
     def observe(call: Any) -> None:
-        if call.kind not in ("chat", "completions", "embeddings"):
+        if call.kind not in ("chat", "completions", "embeddings", "responses", "messages"):
             return
         logging_id = uuid.uuid4().hex
         latency = (time.perf_counter() - call.started) * 1000
         common = dict(send_mode=call.send_mode, return_mode=call.return_mode, latency_ms=latency,
-                      extra={"request_id": call.request_id, "path": "/" + call.path, "model": call.model})
+                      extra={"request_id": call.request_id, "path": "/" + call.extra.get("client_path", call.path),
+                             "front": call.front, "model": call.model})
         journal.record("client", logging_id, _json(call.raw_body), call.output, status=call.status, **common)
         request = call.upstream_request
         journal.record("server", logging_id, _json(request.body) if request is not None else None,

@@ -5,7 +5,8 @@
     .venv/bin/python bench/run.py --only latency,ttfb --workers-classes gevent,gthread
 
 Targets: the fake upstream directly, the proxy with its default settings, and nginx (proxy_pass,
-proxy_buffering off) when an nginx binary is installed. Sections: latency, ttfb, body, hold, classes.
+proxy_buffering off) when an nginx binary is installed. Sections: latency, ttfb, journal, body, hold, classes,
+fronts (the Responses and Messages front doors against the chat path of the same proxy).
 See bench/README.md for what each figure means.
 """
 
@@ -31,7 +32,7 @@ import client  # noqa: E402
 from client import Pool, build_request, chat_body  # noqa: E402
 from targets import HOST, BareForwarder, ForeignLoad, Nginx, Proxy, Target, Upstream, nginx_binary, raise_nofile  # noqa: E402
 
-SECTIONS = ("latency", "ttfb", "journal", "body", "hold", "classes")
+SECTIONS = ("latency", "ttfb", "journal", "body", "hold", "classes", "fronts")
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
 
@@ -100,7 +101,7 @@ class Bench:
         self.plan = plan
         self.loop = loop
         self.results: dict[str, Any] = {"latency": {}, "ttfb": {}, "body": {}, "hold": {}, "classes": {},
-                                        "targets": {}}
+                                        "fronts": {}, "targets": {}}
         self.own_pids: list[int] = [os.getpid()]
         self.foreign: list[float] = []  # foreign load (cores) of every measurement window
 
@@ -111,12 +112,13 @@ class Bench:
         return self.loop.run_until_complete(coro)
 
     # ------------------------------------------------------------------ latency, throughput, CPU
-    def latency(self, target: Target, key: str | None = None) -> dict[int, dict[str, float]]:
+    def latency(self, target: Target, key: str | None = None, req: bytes | None = None,
+                concurrencies: tuple[int, ...] | None = None) -> dict[int, dict[str, float]]:
         plan = self.plan
-        req = build_request("POST", "/v1/chat/completions", HOST, target.port, chat_body())
+        req = req or build_request("POST", "/v1/chat/completions", HOST, target.port, chat_body())
         tree = target.tree
         out: dict[int, dict[str, float]] = {}
-        for c in plan.concurrencies:
+        for c in concurrencies or plan.concurrencies:
             pool = Pool(HOST, target.port, c)
             # Three windows; CPU per request is their median, so one burst of foreign noise cannot decide it.
             windows, cpus, foreigns = [], [], []
@@ -175,6 +177,27 @@ class Bench:
                 f"event lateness p50 {ms(row['lag_p50'])} ms max {ms(row['lag_max'])} ms, "
                 f"batched {row['batched_p50']}, intact {row['intact']}/{count}")
         self.results["ttfb"][target.name] = out
+
+    # ------------------------------------------------------------------ front doors
+    def fronts(self, target: Target) -> None:
+        """Each front door against the chat path of the same proxy: CPU per non-streamed request (c=1 and 16)
+        and the time to the first event of a 100-chunk stream (the first body byte: response.created /
+        message_start / the first chat chunk)."""
+        plan = self.plan
+        for front, path, body in FRONT_REQUESTS:
+            req = build_request("POST", path, HOST, target.port, json.dumps(body(False, 100)).encode())
+            lat = self.latency(target, key="_scratch", req=req, concurrencies=(1, 16))
+            sreq = build_request("POST", path, HOST, target.port, json.dumps(body(True, 100)).encode())
+            self.run(client.sequential_streams(HOST, target.port, sreq, 2, 100, 0))  # warm-up
+            samples = self.run(client.sequential_streams(HOST, target.port, sreq, plan.ttfb_count_fast, 100, 0))
+            row = {"cpu": {c: v["cpu_per_req"] for c, v in lat.items()}, "p50": {c: v["p50"] for c, v in lat.items()},
+                   "errors": sum(v["errors"] for v in lat.values()), "count": len(samples),
+                   "first_event_p50": pct([s.ttfb for s in samples], 0.5),
+                   "total_p50": pct([s.total for s in samples], 0.5)}
+            self.results["fronts"][front] = row
+            log(f"  {front}: cpu {ms(row['cpu'][1], 3)} / {ms(row['cpu'][16], 3)} ms/req (c=1/16), first event "
+                f"{ms(row['first_event_p50'], 3)} ms, 100-chunk stream {ms(row['total_p50'], 2)} ms")
+        self.results.pop("_scratch", None)
 
     # ------------------------------------------------------------------ 5 MiB body
     def body(self, target: Target) -> None:
@@ -416,6 +439,9 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
             add(f"| {name} | {row['count']} | {ms(row['p50'], 1)} | {ms(row['min'], 1)} | {ratio} | {row['wrong']} |")
         add("")
 
+    if res.get("fronts"):
+        lines.extend(fronts_report(res["fronts"]))
+
     # -------- classes
     cl = res["classes"]
     if cl:
@@ -442,6 +468,47 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
         add(favour(cl, plan))
         add("")
     return "\n".join(lines)
+
+
+def _chat_front(stream: bool, chunks: int) -> dict[str, Any]:
+    return json.loads(chat_body(stream=stream, chunks=chunks))
+
+
+def _responses_front(stream: bool, chunks: int) -> dict[str, Any]:
+    body = {"model": f"bench-c{chunks}-d0" if stream else "bench", "input": "Say hello.", "max_output_tokens": 16}
+    return {**body, "stream": True} if stream else body
+
+
+def _messages_front(stream: bool, chunks: int) -> dict[str, Any]:
+    body = {"model": f"bench-c{chunks}-d0" if stream else "bench", "max_tokens": 16,
+            "messages": [{"role": "user", "content": "Say hello."}]}
+    return {**body, "stream": True} if stream else body
+
+
+# (front, path, body(stream, chunks)): the same small exchange through each door
+FRONT_REQUESTS = (("chat", "/v1/chat/completions", _chat_front), ("responses", "/v1/responses", _responses_front),
+                  ("messages", "/v1/messages", _messages_front))
+
+
+def fronts_report(fr: dict[str, Any]) -> list[str]:
+    chat = fr.get("chat")
+    lines = ["## Front doors: Responses and Messages against the chat path (same proxy, same upstream)", "",
+             "A small non-streamed exchange through each door (closed loop, CPU per request of the proxy's "
+             "processes, median of three windows) and one 100-chunk stream at a time (time to the first event: "
+             "request sent to the first body byte). Added and × are against the chat row.", "",
+             "| front | CPU ms/req c=1 | c=16 | added CPU ms c=16 | × chat CPU c=16 | first event p50 ms | "
+             "added ms | × chat | 100-chunk stream p50 ms |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for front, row in fr.items():
+        added = row["cpu"][16] - chat["cpu"][16] if chat and front != "chat" else None
+        ratio = f"{row['cpu'][16] / chat['cpu'][16]:.2f}" if chat else "—"
+        fadded = row["first_event_p50"] - chat["first_event_p50"] if chat and front != "chat" else None
+        fratio = f"{row['first_event_p50'] / chat['first_event_p50']:.2f}" if chat else "—"
+        lines.append(f"| {front} | {ms(row['cpu'][1], 3)} | {ms(row['cpu'][16], 3)} | {signed_ms(added, 3)} | "
+                     f"{ratio} | {ms(row['first_event_p50'], 3)} | {signed_ms(fadded, 3)} | {fratio} | "
+                     f"{ms(row['total_p50'], 2)} |")
+    lines.append("")
+    return lines
 
 
 def _hold_row(name: str, row: dict[str, Any]) -> str:
@@ -568,6 +635,9 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 journaled.stop()
                 shutil.rmtree(journal_dir, ignore_errors=True)
+        if "fronts" in sections:
+            log("section fronts (chat, responses, messages through the same proxy)")
+            bench.fronts(proxy)
         if "body" in sections:
             log("section body")
             for t in main_targets():

@@ -63,6 +63,7 @@ class FrontService:
             ex.input_tokens = estimate_tokens(chat)  # message_start needs a count before usage arrives
         call.exchange = ex
         call.body, call.body_changed = chat, True
+        call.extra["client_path"] = call.path
         call.kind, call.path, call.query = "chat", front.chat_path, ""
         call.headers = front.upstream_headers(call.headers)
         validate("chat", chat)

@@ -1,0 +1,212 @@
+"""Every guard and observer of the chat path on the Responses and Messages front doors (auth with x-api-key,
+the allow-list, LLM_PARAMS, stream-mode conversion, upstream errors and mid-stream breaks, metrics with the
+front label, journals, request ids), and the two ways a front reaches an upstream that speaks it natively
+(FRONTS_PASSTHROUGH; ARGO native mode's Anthropic endpoint)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+import requests
+
+from tests.fakes.fake_argo import FakeArgo
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
+from tests.integration.test_argo import argo_env
+from tests.proxy_process import running_proxy
+
+MSG = [{"role": "user", "content": "hi"}]
+ANTHROPIC_MESSAGE = {"id": "msg_up", "type": "message", "role": "assistant", "model": "claudesonnet4",
+                     "content": [{"type": "text", "text": "from the Anthropic endpoint"}], "stop_reason": "end_turn",
+                     "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 4}}
+
+
+def oai(p, key="sk-proxy") -> openai.OpenAI:
+    return openai.OpenAI(base_url=p.base_url, api_key=key, max_retries=0, timeout=30)
+
+
+def ant(p, key="sk-proxy") -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=p.url, api_key=key, max_retries=0, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """Auth on, an allow-list, LLM_PARAMS, journals, the proxy's own upstream key."""
+    logs = tmp_path_factory.mktemp("journals")
+    with FakeOpenAI() as fake, running_proxy(
+            TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET="sk-proxy", OPENAI_API_KEY="sk-upstream",
+            ALLOWED_MODELS="fake-model", LLM_PARAMS="model=fake-model,temperature=0.125", LOG_DIR=str(logs)) as p:
+        yield fake, p, logs
+
+
+def test_x_api_key_is_checked_and_never_forwarded(guarded):
+    fake, p, _ = guarded
+    fake.received.clear()
+    ant(p).messages.create(model="fake-model", max_tokens=10, messages=MSG)
+    headers = {k.lower(): v for k, v in fake.received[-1].headers.items()}
+    assert headers["authorization"] == "Bearer sk-upstream" and "x-api-key" not in headers
+    assert "sk-proxy" not in json.dumps(headers)
+    with pytest.raises(anthropic.AuthenticationError) as info:
+        ant(p, key="wrong").messages.create(model="fake-model", max_tokens=10, messages=MSG)
+    assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "authentication_error"
+    with pytest.raises(openai.AuthenticationError):
+        oai(p, key="wrong").responses.create(model="fake-model", input="hi")
+    r = requests.post(p.url + "/v1/messages/count_tokens", json={"model": "fake-model", "messages": MSG})
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+
+
+def test_allow_list_and_llm_params(guarded):
+    fake, p, _ = guarded
+    with pytest.raises(anthropic.PermissionDeniedError) as info:
+        ant(p).messages.create(model="other-model", max_tokens=10, messages=MSG)
+    assert info.value.body["error"]["type"] == "permission_error"
+    with pytest.raises(openai.PermissionDeniedError):
+        oai(p).responses.create(model="other-model", input="hi")
+    r = requests.post(p.url + "/v1/messages/count_tokens", headers={"x-api-key": "sk-proxy"},
+                      json={"model": "other-model", "messages": MSG})
+    assert r.status_code == 403
+    oai(p).responses.create(model="fake-model", input="hi", temperature=0.9)
+    assert fake.received[-1].json()["temperature"] == 0.125
+
+
+def test_metrics_carry_the_front_and_journals_the_client_side(guarded):
+    fake, p, logs = guarded
+    oai(p).responses.create(model="fake-model", input="journal me")
+    ant(p).messages.create(model="fake-model", max_tokens=10, messages=[{"role": "user", "content": "and me"}])
+    text = requests.get(p.url + "/metrics", headers={"Authorization": "Bearer sk-proxy"}).text
+    assert 'front="responses",model="fake-model",route="chat",status="200"' in text
+    assert 'front="messages",model="fake-model",route="chat",status="200"' in text
+    assert 'front="messages",model="fake-model",route="chat",status="401"' not in text
+    records = [json.loads(line) for f in Path(logs).rglob("*.jsonl") for line in f.read_text().splitlines()]
+    client = [r for r in records if "journal me" in json.dumps(r) and r.get("front") == "responses"]
+    assert client, records[-2:]
+    assert any(r["path"] == "/v1/responses" and r["input"]["input"] == "journal me" for r in client)
+    assert any(r["output"] and r["output"].get("object") == "response" for r in client)
+    assert "sk-proxy" not in json.dumps(records) and "sk-upstream" not in json.dumps(records)
+
+
+def test_request_ids_in_answers_and_errors(guarded):
+    _, p, _ = guarded
+    r = requests.post(p.url + "/v1/messages", headers={"x-api-key": "sk-proxy", "X-Request-ID": "req-fronts-1"},
+                      json={"model": "fake-model", "max_tokens": 5, "messages": MSG})
+    assert r.headers["X-Request-ID"] == "req-fronts-1" and r.headers["request-id"] == "req-fronts-1"
+    r = requests.post(p.url + "/v1/responses", headers={"Authorization": "Bearer sk-proxy", "X-Request-ID": "req-2"},
+                      json={"model": "fake-model"})
+    assert r.status_code == 400 and r.json()["error"]["request_id"] == "req-2"
+    assert r.json()["error"]["param"] == "input"
+
+
+# ------------------------------------------------------------------ upstream errors and stream modes
+
+@pytest.fixture(scope="module")
+def plain():
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, OPENAI_API_KEY="sk-secret-up") as p:
+        yield fake, p
+
+
+def test_upstream_errors_in_each_front_shape_and_sanitized(plain):
+    fake, p = plain
+    fake.add(Reply({"error": {"message": "Key sk-secret-up may not use this", "type": "permission"}}, status=403))
+    r = requests.post(p.url + "/v1/messages", json={"model": "m", "max_tokens": 5, "messages": MSG})
+    assert r.status_code == 403 and r.json()["type"] == "error"
+    assert r.json()["error"]["type"] == "permission_error" and "sk-secret-up" not in r.text
+    fake.add(Reply({"error": {"message": "no such model", "type": "invalid_request_error"}}, status=404))
+    with pytest.raises(openai.NotFoundError) as info:
+        oai(p).responses.create(model="m", input="x")
+    assert "no such model" in str(info.value)
+
+
+def test_a_stream_that_breaks_ends_in_the_fronts_error_events(plain):
+    fake, p = plain
+    fake.add(Stream(chat_chunks(["Hel", "lo", "!"]), cut_after=2))
+    with oai(p).responses.stream(model="m", input="x") as s:
+        types = [e.type for e in s]
+    assert types[-2:] == ["error", "response.failed"]
+    fake.add(Stream(chat_chunks(["Hel", "lo", "!"]), cut_after=2))
+    with pytest.raises(anthropic.APIStatusError):
+        with ant(p).messages.stream(model="m", max_tokens=5, messages=MSG) as s:
+            list(s)
+
+
+@pytest.mark.parametrize("mode", ["stream", "non_stream"])
+def test_upstream_mode_conversion(fake, mode):
+    with running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE=mode, THINK_MODE="reasoning") as p:
+        fake.default_content = "<think>plan</think>Converted!"
+        r = oai(p).responses.create(model="m", input="x")
+        assert fake.received[-1].json().get("stream", False) is (mode == "stream")
+        assert r.output_text == "Converted!" and r.output[0].type == "reasoning"
+        with ant(p).messages.stream(model="m", max_tokens=50, messages=MSG, thinking={"type": "adaptive"}) as s:
+            final = s.get_final_message()
+        assert fake.received[-1].json().get("stream", False) is (mode == "stream")
+        assert [b.type for b in final.content] == ["thinking", "text"] and final.content[1].text == "Converted!"
+        assert final.usage.output_tokens == 7
+
+
+def test_reasoning_content_from_the_upstream(fake):
+    with running_proxy(TARGET_BASE_URL=fake.base_url) as p:  # THINK_MODE=strip: only tags are stripped
+        answer = chat_completion("Answer.")
+        answer["choices"][0]["message"]["reasoning_content"] = "upstream reasoning"
+        fake.add(Reply(answer), Reply(answer))
+        r = oai(p).responses.create(model="m", input="x")
+        assert r.output[0].type == "reasoning" and r.output[0].content[0].text == "upstream reasoning"
+        m = ant(p).messages.create(model="m", max_tokens=50, messages=MSG, thinking={"type": "enabled",
+                                                                                    "budget_tokens": 1024})
+        assert m.content[0].type == "thinking" and m.content[0].thinking == "upstream reasoning"
+
+
+# ------------------------------------------------------------------ upstreams that speak the front natively
+
+def test_fronts_passthrough(fake):
+    with running_proxy(TARGET_BASE_URL=fake.base_url, FRONTS_PASSTHROUGH="messages,responses",
+                       LLM_PARAMS="model=claude-x,temperature=0.25") as p:
+        fake.add(Reply(ANTHROPIC_MESSAGE))
+        m = ant(p, key="sk-client").messages.create(model="claude-x", max_tokens=10, messages=MSG)
+        assert m.content[0].text == "from the Anthropic endpoint"
+        sent = fake.received[-1]
+        assert sent.path == "/v1/messages" and sent.json()["temperature"] == 0.25
+        fake.add(Reply({"id": "resp_up", "object": "response", "created_at": 1, "status": "completed",
+                        "model": "gpt", "output": [], "error": None, "incomplete_details": None,
+                        "instructions": None, "metadata": {}, "parallel_tool_calls": True, "temperature": 1,
+                        "tool_choice": "auto", "tools": [], "top_p": 1}))
+        r = oai(p).responses.create(model="gpt", input="x")
+        assert r.id == "resp_up" and fake.received[-1].path == "/v1/responses"
+
+
+@pytest.fixture(scope="module")
+def argo_native():
+    with FakeOpenAI() as up, FakeArgo() as argo:
+        with running_proxy(**argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url)) as p:
+            yield up, p
+
+
+def test_argo_native_messages_go_to_the_anthropic_endpoint(argo_native):
+    up, p = argo_native
+    up.add(Reply(ANTHROPIC_MESSAGE))
+    m = ant(p, key="client-key").messages.create(model="argo:claude-sonnet-4", max_tokens=10, messages=MSG,
+                                                 metadata={"user_id": "someone"})
+    assert m.content[0].text == "from the Anthropic endpoint"
+    sent = up.received[-1]
+    headers = {k.lower(): v for k, v in sent.headers.items()}
+    assert sent.path == "/v1/messages" and sent.json()["model"] == "claudesonnet4"
+    assert sent.json()["metadata"]["user_id"] == "alice" and headers["x-api-key"] == "alice"
+    assert headers["anthropic-version"] == "2023-06-01" and "client-key" not in json.dumps(headers)
+    up.add(Reply({"input_tokens": 12}))
+    count = ant(p).messages.count_tokens(model="argo:claude-sonnet-4", messages=MSG)
+    assert count.input_tokens == 12 and up.received[-1].path == "/v1/messages/count_tokens"
+    up.add(Reply({"type": "error", "error": {"type": "invalid_request_error", "message": "Model 'x' is bad"}},
+                 status=400))
+    r = requests.post(p.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 5, "messages": MSG})
+    assert r.status_code == 400 and r.json()["error"]["message"] == "Model 'x' is bad"  # relayed as it came
+
+
+def test_argo_native_other_models_and_responses_translate_to_chat(argo_native):
+    up, p = argo_native
+    up.add(Reply(chat_completion("via chat")), Reply(chat_completion("via chat too")))
+    m = ant(p).messages.create(model="argo:gpt-4o", max_tokens=10, messages=MSG)
+    assert m.content[0].text == "via chat" and up.received[-1].path == "/v1/chat/completions"
+    assert up.received[-1].json()["model"] == "gpt4o" and up.received[-1].json()["user"] == "alice"
+    r = oai(p).responses.create(model="argo:gpt-4o", input="x")
+    assert r.output_text == "via chat too" and up.received[-1].path == "/v1/chat/completions"
