@@ -21,7 +21,7 @@ from argoproxy.fronts import Exchange, Front, front_named
 from argoproxy.headers import response_headers
 from argoproxy.jsonfast import dumps
 from argoproxy.llm_params import apply_rule
-from argoproxy.sanitize import sanitize_message
+from argoproxy.redaction import sanitize_message
 from argoproxy.think import transform_completion
 from argoproxy.upstream import READ_ERRORS, UpstreamResponse, read_chunks, stream_error
 from argoproxy.validation import check_allowed_model, validate
@@ -43,7 +43,7 @@ class FrontService:
         self.gateway = gateway
         self.settings = gateway.settings
         self.backend = gateway.backend
-        self._secrets = self.settings.secrets()
+        self._secrets = gateway._secrets
 
     # ---------------------------------------------------------------- requests
     def api(self, call: Call, front: Front, count_only: bool = False) -> Response:
@@ -103,7 +103,7 @@ class FrontService:
             message = sanitize_message(data.decode("utf-8", "replace")[:2000], self._secrets)
             raise ProxyError(resp.status_code, message, code=f"upstream_{resp.status_code}",
                              raw=sanitize_message(data.decode("utf-8", "replace"), self._secrets).encode())
-        headers = response_headers(resp.headers, drop_encoding=True)
+        headers = gateway.secrets.headers(response_headers(resp.headers, drop_encoding=True))
         call.status = resp.status_code
         return Response(gateway.relay(call, resp, read_chunks(resp)), resp.status_code, headers,
                         direct_passthrough=True)
@@ -187,7 +187,7 @@ class FrontService:
         return self.whole(call, obj)
 
     def whole(self, call: Call, obj: dict[str, Any]) -> Response:
-        data = dumps(obj)
+        data = self.gateway.secrets.data(dumps(obj))
         call.status, call.output, call.bytes_out = 200, obj, len(data)
         self.gateway.observe(call)
         return Response(data, 200, self.headers(call, [("Content-Type", JSON_TYPE)]))
