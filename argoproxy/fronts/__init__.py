@@ -45,9 +45,10 @@ class Front:
     #: the chat-completions path the internal request takes upstream
     chat_path = "v1/chat/completions"
 
-    def to_chat(self, body: dict[str, Any]) -> tuple[dict[str, Any], Exchange]:
-        """The client's request as a chat-completions body, and what the answer translation needs.
-        Raises ProxyError(400) naming the parameter for a request the door cannot serve."""
+    def to_chat(self, body: dict[str, Any], count_only: bool = False) -> tuple[dict[str, Any], Exchange]:
+        """The client's request as a chat-completions body, and what the answer translation needs
+        (count_only: a token-count request, which has no answer). Raises ProxyError(400) naming the parameter
+        for a request the door cannot serve."""
         raise NotImplementedError
 
     def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:

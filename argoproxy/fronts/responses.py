@@ -474,7 +474,7 @@ def stream_events(chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[di
 class ResponsesFront(Front):
     name = "responses"
 
-    def to_chat(self, body: dict[str, Any]) -> tuple[dict[str, Any], Exchange]:
+    def to_chat(self, body: dict[str, Any], count_only: bool = False) -> tuple[dict[str, Any], Exchange]:
         chat = request_to_chat(body)
         return chat, Exchange(model=chat["model"], stream=chat.get("stream") is True, request=body)
 

@@ -56,7 +56,7 @@ class FrontService:
         call.model = model if isinstance(model, str) else None
         if self.backend.native_front(front.name, call.model):
             return self.relay_native(call, front, body, count_only)
-        chat, ex = front.to_chat(body, count_only=True) if count_only else front.to_chat(body)
+        chat, ex = front.to_chat(body, count_only)
         if count_only:
             return self.count_tokens(call, chat)
         if front.name == "messages" and ex.stream:

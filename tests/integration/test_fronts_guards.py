@@ -5,6 +5,8 @@ front label, journals, request ids), and the two ways a front reaches an upstrea
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from pathlib import Path
 
@@ -12,8 +14,10 @@ import anthropic
 import openai
 import pytest
 import requests
+from PIL import Image
 
 from tests.fakes.fake_argo import FakeArgo
+from tests.fakes.fake_images import FakeImageServer
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.integration.test_argo import argo_env
 from tests.proxy_process import running_proxy
@@ -210,3 +214,18 @@ def test_argo_native_other_models_and_responses_translate_to_chat(argo_native):
     assert up.received[-1].json()["model"] == "gpt4o" and up.received[-1].json()["user"] == "alice"
     r = oai(p).responses.create(model="argo:gpt-4o", input="x")
     assert r.output_text == "via chat too" and up.received[-1].path == "/v1/chat/completions"
+
+
+def test_argo_native_anthropic_images_are_inlined():
+    with FakeOpenAI() as up, FakeArgo() as argo, FakeImageServer() as imgs:
+        env = argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url, IMAGE_ALLOW_PRIVATE="true")
+        with running_proxy(**env) as p:
+            up.add(Reply(ANTHROPIC_MESSAGE))
+            ant(p).messages.create(model="argo:claude-sonnet-4", max_tokens=10, messages=[{"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image", "source": {"type": "url", "url": imgs.url("/img/red.png")}},
+                {"type": "image", "source": {"type": "url", "url": imgs.url("/page.html")}}]}])
+            blocks = up.received[-1].json()["messages"][0]["content"]
+            assert blocks[1]["source"]["type"] == "base64" and blocks[1]["source"]["media_type"] == "image/png"
+            Image.open(io.BytesIO(base64.b64decode(blocks[1]["source"]["data"]))).verify()
+            assert blocks[2]["source"] == {"type": "url", "url": imgs.url("/page.html")}  # not an image: kept

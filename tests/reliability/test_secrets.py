@@ -146,7 +146,7 @@ def test_forwarded_routes_never_relay_a_configured_secret(tmp_path: Path):
             assert "X-Echo-Authorization" not in r.headers or UPSTREAM_KEY not in r.headers["X-Echo-Authorization"]
             event = b'data: {"echo": "Bearer ' + UPSTREAM_KEY.encode() + b'"}\n\n'
             fake.add(Stream([event, event], drip=0.0005, headers={"X-Key": UPSTREAM_KEY}))  # one byte per chunk
-            r = requests.post(p.url + "/v1/responses", json={"model": "m", "stream": True}, timeout=20)
+            r = requests.post(p.url + "/v1/threads/runs", json={"model": "m", "stream": True}, timeout=20)
             assert r.status_code == 200
             assert r.content == b'data: {"echo": "Bearer [redacted]"}\n\n' * 2
             assert r.headers["X-Key"] == "[redacted]"
