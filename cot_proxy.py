@@ -12,8 +12,10 @@ def __getattr__(name: str):
     if name != "app":
         raise AttributeError(name)
     if _app is None:
+        from argoproxy import gunicorn_errors
         from argoproxy.app import create_app
         from argoproxy.server import settings_or_exit
+        gunicorn_errors.install()  # also when started as `gunicorn cot_proxy:app` without gunicorn.conf.py
         _app = create_app(settings_or_exit())
     return _app
 

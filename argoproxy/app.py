@@ -7,6 +7,7 @@ import logging
 from flask import Flask, Response, g
 from werkzeug.exceptions import HTTPException
 
+from argoproxy.client_input import ClientInput
 from argoproxy.errors import ProxyError, error_body, error_type
 from argoproxy.fronts import front_named
 from argoproxy.health import HealthCheck
@@ -28,7 +29,8 @@ log = logging.getLogger("cot_proxy")
 def create_app(settings: Settings) -> Flask:
     configure_logging(settings.debug, Secrets.from_settings(settings))
     upstream = Upstream(settings.connect_timeout, settings.timeout, settings.max_retries,
-                        pool_size=max(64, settings.worker_connections))
+                        pool_size=max(64, settings.worker_connections),
+                        max_response_bytes=settings.max_response_bytes)
     backend = create_backend(settings, upstream)
     gateway = Gateway(settings, backend, upstream)
     if settings.debug:
@@ -48,7 +50,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(build_blueprint(gateway, health))
     register_error_handlers(app, gateway)
     install_metrics(app, gateway)
-    app.wsgi_app = RequestIds(app.wsgi_app)
+    app.wsgi_app = RequestIds(ClientInput(app.wsgi_app, settings.client_timeout))
     return app
 
 

@@ -29,6 +29,7 @@ import mimetypes
 import socket
 import threading
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -65,6 +66,7 @@ class ImageOptions:
     allow_private: bool = False
     max_image_bytes: int = 20 * MB
     max_redirects: int = 3
+    max_image_pixels: int = 50_000_000  # width x height; above it an image is a decompression bomb
 
 
 class ImageFetchError(Exception):
@@ -387,7 +389,24 @@ def _read_image(response: requests.Response, url: str, opts: ImageOptions, deadl
         sniffed = _sniff_or_fail(bytes(data), declared_mime)
     if sniffed != declared_mime:
         log.debug("image %s declared %s but is %s; using %s", _short(url), declared_mime, sniffed, sniffed)
+    _check_pixels(data, opts.max_image_pixels)
     return FetchedImage(mime=sniffed, data=bytes(data))
+
+
+def _check_pixels(data: bytes | bytearray, limit: int) -> None:
+    """Refuse an image whose header declares more than `limit` pixels, before anything decodes it: a few
+    kilobytes of PNG can unpack to gigabytes. Image.open reads the header only."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check is ours, below
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as exc:  # Pillow's own limit (twice its warning size)
+        raise ImageFetchError(f"{exc} (a decompression bomb?)") from None
+    except Exception:  # a header Pillow cannot read: nothing decodes it later either (payload control skips it)
+        return
+    if width * height > limit:
+        raise ImageFetchError(f"{width}x{height} pixels exceeds max_image_pixels {limit} (a decompression bomb?)")
 
 
 def _declared_mime(response: requests.Response, url: str) -> str:

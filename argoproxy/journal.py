@@ -90,7 +90,7 @@ class Journal:
         # json.dumps escapes ASCII control characters; the Unicode line breaks it leaves raw would
         # split the line for readers using str.splitlines(), so escape them too.
         text = text.translate(_UNICODE_LINE_BREAKS)
-        return (text + "\n").encode("utf-8")
+        return (text + "\n").encode("utf-8", "backslashreplace")  # a lone surrogate is written as \udXXX
 
     def _write(self, file: str, data: bytes) -> None:
         try:

@@ -8,8 +8,17 @@ from typing import Any
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
+_ascii_encoder = json.JSONEncoder(separators=(",", ":"))
+
+
 def dumps(obj: Any) -> bytes:
-    return _encoder.encode(obj).encode()
+    """Compact UTF-8 JSON; text holding a lone surrogate (valid in JSON as "\\ud800", not in UTF-8) is
+    encoded with \\u escapes instead, so it goes on as the client wrote it."""
+    text = _encoder.encode(obj)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _ascii_encoder.encode(obj).encode()
 
 
 def loads(data: bytes | str) -> Any:

@@ -31,6 +31,7 @@ log = logging.getLogger("cot_proxy")
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
                "X-Accel-Buffering": "no"}
 JSON_TYPE = "application/json"
+THINK_CACHE = 256  # think configurations kept, by (model, upstream model)
 SMALL_BODY = 256 * 1024  # pass-through bodies up to this size are relayed in one piece
 
 Observer = Callable[[Call], None]
@@ -154,9 +155,12 @@ class Gateway:
 
     def think_config(self, model: str | None, upstream_model: Any) -> ThinkConfig | None:
         key = (model, upstream_model if isinstance(upstream_model, str) else None)
-        if key not in self._think_cache:
-            self._think_cache[key] = self._build_think(*key)
-        return self._think_cache[key]
+        cache = self._think_cache
+        if key not in cache:
+            if len(cache) >= THINK_CACHE:  # keyed by the client's model names: kept bounded
+                cache.clear()
+            cache[key] = self._build_think(*key)
+        return cache[key]
 
     def _build_think(self, model: str | None, upstream_model: str | None) -> ThinkConfig | None:
         s = self.settings
@@ -172,6 +176,7 @@ class Gateway:
 
     # ---------------------------------------------------------------- answers
     def answer_whole(self, call: Call, resp: UpstreamResponse) -> Response:
+        resp.bounded = True  # read whole: at most MAX_RESPONSE_BYTES
         try:
             payload = self.backend.decode(call, resp)
         except READ_ERRORS as exc:
@@ -237,6 +242,7 @@ class Gateway:
         return streamconv.package_chat(obj, call.include_usage)
 
     def answer_stream(self, call: Call, resp: UpstreamResponse) -> Response:
+        resp.bounded = not call.client_stream  # aggregated into one answer: at most MAX_RESPONSE_BYTES
         try:
             items = _peeked(self.backend.decode_stream(call, resp))
         except BaseException:

@@ -37,31 +37,16 @@ def read_whole(resp: UpstreamResponse, limit: float) -> bytes:
     return b"".join(parts)
 
 
-def relay_sse(resp: UpstreamResponse, read_timeout: float) -> Iterator[bytes]:
-    """An OpenAI SSE stream as raw events (no [DONE]); raises ProxyError when it breaks off or ends unfinished.
-
-    Each event must arrive whole within the read timeout (a server dripping bytes never trips the per-read
-    timeout); time spent by the client reading what was already yielded does not count."""
+def relay_sse(resp: UpstreamResponse, read_timeout: float, max_event: int = sse.DEFAULT_MAX_EVENT) -> Iterator[bytes]:
+    """An OpenAI SSE stream as raw events (no [DONE]); raises ProxyError when it breaks off, stalls, sends an
+    event over `max_event` bytes or ends unfinished. Each event must arrive whole within the read timeout."""
     last = None
-    splitter = sse.EventSplitter()
-    since = time.monotonic()
     try:
-        for chunk in read_chunks(resp):
-            now = time.monotonic()
-            if now - since > read_timeout:
-                raise requests.ReadTimeout("no complete event within the read timeout")
-            for event in splitter.feed(chunk):
-                if event.startswith(b"data:"):
-                    if event.startswith((b"data: [DONE]", b"data:[DONE]")):
-                        _drain(resp)
-                        return
-                    last = event
-                yield event
-                since = time.monotonic()
-        for event in splitter.finish():
-            if event.startswith((b"data: [DONE]", b"data:[DONE]")):
-                return
+        for event in sse.split_events(read_chunks(resp), read_timeout, max_event):
             if event.startswith(b"data:"):
+                if event.startswith((b"data: [DONE]", b"data:[DONE]")):
+                    _drain(resp)
+                    return
                 last = event
             yield event
     except READ_ERRORS as exc:

@@ -40,6 +40,8 @@ def describe_mode(settings: Settings) -> str:
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    from argoproxy import gunicorn_errors
+    gunicorn_errors.install()  # read by the master: every forked worker answers its own errors as JSON
     options: dict[str, Any] = {
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.workers,

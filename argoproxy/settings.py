@@ -107,6 +107,16 @@ class CoreSettings:
                                 env=("MAX_RETRIES",), flags=("--max-retries",))
     max_body_bytes: int = _setting(32 * 1024 * 1024, _number(int, 1), "Largest request body accepted (413 above it).",
                                    env=("MAX_BODY_BYTES",), flags=("--max-body-bytes",))
+    max_response_bytes: int = _setting(64 * 1024 * 1024, _number(int, 1),
+                                       "Largest upstream answer read whole (non-streamed answers, stream aggregation, "
+                                       "model lists); 502 above it.",
+                                       env=("MAX_RESPONSE_BYTES",), flags=("--max-response-bytes",))
+    max_sse_event_bytes: int = _setting(16 * 1024 * 1024, _number(int, 1),
+                                        "Largest single upstream stream event; a bigger one ends the stream with an error event.",
+                                        env=("MAX_SSE_EVENT_BYTES",), flags=("--max-sse-event-bytes",))
+    client_timeout: float = _setting(60.0, _positive,
+                                     "Seconds a client gets to send its whole request body (408 and the connection "
+                                     "closed after that).", env=("CLIENT_TIMEOUT",), flags=("--client-timeout",))
     health_cache_seconds: float = _setting(5.0, _number(float, 0), "How long a /health probe result is reused.",
                                            env=("HEALTH_CACHE_SECONDS",))
     # --- transforms

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from argoproxy.jsonfast import dumps
+import time
 from typing import Any, Iterable, Iterator
 
+from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import dumps
+
 DONE = b"data: [DONE]\n\n"
+DEFAULT_MAX_EVENT = 16 * 1024 * 1024  # MAX_SSE_EVENT_BYTES' default
 
 
 def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -43,10 +47,11 @@ class EventSplitter:
     Upstreams usually write one event per chunk; such a chunk is returned as it is, without being split
     into lines, which keeps relaying cheap. Anything else goes through the line splitter."""
 
-    __slots__ = ("tail",)
+    __slots__ = ("tail", "max_event")
 
-    def __init__(self) -> None:
+    def __init__(self, max_event: int = DEFAULT_MAX_EVENT) -> None:
         self.tail = b""
+        self.max_event = max_event
 
     def feed(self, chunk: bytes) -> list[bytes]:
         if not self.tail and chunk.endswith(b"\n\n") and chunk.find(b"\n\n") == len(chunk) - 2 \
@@ -63,6 +68,9 @@ class EventSplitter:
             lines = [line.rstrip(b"\r") for line in block.replace(b"\r\n", b"\n").split(b"\n")]
             if any(lines):
                 events.append(encode_raw([line for line in lines if line]))
+        if len(data) > self.max_event:  # an event that never ends must not fill the worker's memory
+            self.tail = b""
+            raise event_too_large(self.max_event)
         self.tail = data
         return events
 
@@ -71,6 +79,28 @@ class EventSplitter:
         tail, self.tail = self.tail, b""
         lines = [line.rstrip(b"\r") for line in tail.split(b"\n") if line.strip()]
         return [encode_raw(lines)] if lines else []
+
+
+def event_too_large(limit: int) -> ProxyError:
+    return ProxyError(502, f"An upstream stream event is larger than MAX_SSE_EVENT_BYTES ({limit} bytes).",
+                      code="upstream_event_too_large")
+
+
+def split_events(chunks: Iterable[bytes], stall_seconds: float, max_event: int = DEFAULT_MAX_EVENT) -> Iterator[bytes]:
+    """Whole events from upstream byte chunks, each within `stall_seconds` of the previous one: the per-read
+    timeout alone lets a server that drips bytes without ever finishing an event hold a stream forever.
+    Time the consumer spends with an event already yielded does not count. Raises TimeoutError on a stall
+    and ProxyError(502) for an event over `max_event` bytes."""
+    splitter = EventSplitter(max_event)
+    since = time.monotonic()
+    for chunk in chunks:
+        if time.monotonic() - since > stall_seconds:
+            raise TimeoutError(f"no complete event within {stall_seconds:g}s")
+        events = splitter.feed(chunk)
+        if events:
+            yield from events
+            since = time.monotonic()
+    yield from splitter.finish()
 
 
 def _event_end(data: bytes) -> tuple[int, int]:

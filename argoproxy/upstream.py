@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 # What sending a request can raise before any answer arrived.
 TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024  # MAX_RESPONSE_BYTES' default
+TIMEOUT_CACHE = 64  # distinct (connect, read) timeout objects kept
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt, capped, with full jitter
 BACKOFF_CAP = 4.0
@@ -61,8 +63,10 @@ def make_session(pool_size: int) -> requests.Session:
 class Upstream:
     """Sends requests upstream with connect/read timeouts and capped, jittered retries."""
 
-    def __init__(self, connect_timeout: float, read_timeout: float, max_retries: int, pool_size: int = 1024) -> None:
+    def __init__(self, connect_timeout: float, read_timeout: float, max_retries: int, pool_size: int = 1024,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE) -> None:
         install_header_parser()
+        self.max_response_bytes = max_response_bytes
         self.session = make_session(pool_size)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -102,7 +106,7 @@ class Upstream:
         if self.session.proxies:  # proxies from the environment: let requests route through them
             r = self.session.request(req.method, req.url, headers=req.headers, data=req.body, stream=True,
                                      timeout=timeout, allow_redirects=False)
-            return UpstreamResponse(r.raw, req.url)
+            return UpstreamResponse(r.raw, req.url, self.max_response_bytes)
         # The Session's own connection pool, used directly: requests' per-call preparation (merging settings,
         # cookies, hooks) costs more CPU than the rest of the proxy together.
         scheme_host, path = _split_url(req.url)
@@ -111,11 +115,13 @@ class Upstream:
             pool = self._pools[scheme_host] = self._pool_for(req.url)
         t = self._timeouts.get(timeout)
         if t is None:
+            if len(self._timeouts) >= TIMEOUT_CACHE:  # keyed by a client's `timeout` field: kept bounded
+                self._timeouts.clear()
             t = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         raw = pool.urlopen(req.method, path, body=req.body, headers=req.headers, retries=NO_RETRIES,
                            redirect=False, assert_same_host=False, timeout=t, preload_content=False,
                            decode_content=False, release_conn=False)
-        return UpstreamResponse(raw, req.url)
+        return UpstreamResponse(raw, req.url, self.max_response_bytes)
 
     def _pool_for(self, url: str) -> urllib3.HTTPConnectionPool:
         adapter = self.session.get_adapter(url)
@@ -126,14 +132,19 @@ class Upstream:
 
 
 class UpstreamResponse:
-    """The slice of requests.Response the proxy uses, over the pooled urllib3 response."""
+    """The slice of requests.Response the proxy uses, over the pooled urllib3 response.
 
-    __slots__ = ("raw", "url", "_content")
+    A body read whole (``content``, or ``read_chunks`` once ``bounded`` is set) may be at most ``max_bytes``
+    long, counted after decompression; beyond it the read stops with a 502 naming MAX_RESPONSE_BYTES."""
 
-    def __init__(self, raw: urllib3.BaseHTTPResponse, url: str) -> None:
+    __slots__ = ("raw", "url", "_content", "max_bytes", "bounded")
+
+    def __init__(self, raw: urllib3.BaseHTTPResponse, url: str, max_bytes: int = 0) -> None:
         self.raw = raw
         self.url = url
         self._content: bytes | None = None
+        self.max_bytes = max_bytes or DEFAULT_MAX_RESPONSE
+        self.bounded = False  # set when the body is about to be read whole (answers, stream aggregation)
 
     @property
     def status_code(self) -> int:
@@ -149,9 +160,10 @@ class UpstreamResponse:
 
     @property
     def content(self) -> bytes:
-        """The whole body, decoded (gzip/deflate) as requests would."""
+        """The whole body, decoded (gzip/deflate) as requests would, up to max_bytes."""
         if self._content is None:
-            self._content = self.raw.read(decode_content=True)
+            self.bounded = True
+            self._content = b"".join(read_chunks(self))
         return self._content
 
     def json(self) -> Any:
@@ -175,7 +187,34 @@ READ_SIZE = 1 << 20  # at most this much per read; a read returns whatever has a
 
 
 def read_chunks(resp: UpstreamResponse, decode: bool = True) -> Iterator[bytes]:
-    """Body bytes as they arrive: per upstream chunk for chunked bodies, per socket read otherwise."""
+    """Body bytes as they arrive: per upstream chunk for chunked bodies, per socket read otherwise.
+    A bounded response is cut with a 502 once it passes its max_bytes (a stream relayed as it arrives is not)."""
+    if resp.bounded:
+        return _bounded(resp, _chunks(resp, decode))
+    return _chunks(resp, decode)
+
+
+def _bounded(resp: UpstreamResponse, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    limit = resp.max_bytes
+    length = resp.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > limit and resp.headers.get("Content-Encoding", "identity") == "identity":
+        raise too_large(resp, limit)
+    size = 0
+    for data in chunks:
+        size += len(data)
+        if size > limit:
+            raise too_large(resp, limit)
+        yield data
+
+
+def too_large(resp: UpstreamResponse, limit: int) -> ProxyError:
+    """The 502 for an answer longer than MAX_RESPONSE_BYTES; the connection is dropped, not drained."""
+    resp.raw.close()
+    return ProxyError(502, f"The upstream answer from {describe_host(resp.url)} is larger than MAX_RESPONSE_BYTES "
+                           f"({limit} bytes).", code="upstream_response_too_large")
+
+
+def _chunks(resp: UpstreamResponse, decode: bool) -> Iterator[bytes]:
     raw = resp.raw
     if raw.chunked and raw.supports_chunked_reads():
         yield from raw.read_chunked(decode_content=decode)

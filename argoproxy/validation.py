@@ -32,6 +32,16 @@ _NUMBERS: dict[str, tuple[float | None, float | None, bool]] = {
 }
 
 
+# Optional top-level fields and the JSON types they must have when present and not null (OpenAI's API
+# refuses other types; a backend that translates them, e.g. tools for ARGO, relies on them).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "user": (str,), "seed": (int,), "response_format": (dict,), "logit_bias": (dict,), "tools": (list,),
+    "tool_choice": (str, dict), "functions": (list,), "function_call": (str, dict), "metadata": (dict,),
+    "suffix": (str,), "encoding_format": (str,), "dimensions": (int,), "reasoning_effort": (str,),
+    "modalities": (list,),
+}
+
+
 def _bad(message: str, param: str, code: str = "invalid_value") -> ProxyError:
     return ProxyError(400, message, param=param, code=code)
 
@@ -69,6 +79,14 @@ def validate(kind: str, body: dict[str, Any]) -> None:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise _bad("`stream_options` must be an object.", "stream_options")
+    for name, types in _TYPES.items():
+        value = body.get(name)
+        if value is not None and (type(value) not in types or type(value) is bool):
+            raise _bad(f"`{name}` must be {' or '.join(_TYPE_NAMES[t] for t in types)}, not {_json_type(value)}.",
+                       name)
+    tools = body.get("tools")
+    if type(tools) is list:
+        _tools(tools)
 
 
 def _number(name: str, value: Any, low: float | None, high: float | None, integer: bool) -> None:
@@ -94,11 +112,12 @@ def _messages(messages: Any) -> None:
         if type(message) is not dict:
             raise _bad(f"Each message must be an object; messages[{i}] is {_json_type(message)}.", f"messages[{i}]")
         role = message.get("role")
-        if role not in ROLES:
+        if type(role) is not str or role not in ROLES:
             if role is None:
                 raise _bad(f"messages[{i}] has no `role`.", f"messages[{i}].role", "missing_required_parameter")
             raise _bad(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}; got {_short(role)}.",
                        f"messages[{i}].role")
+        _message_fields(message, i)
         content = message.get("content")
         if type(content) is str:
             continue
@@ -114,6 +133,62 @@ def _messages(messages: Any) -> None:
             if type(part) is not dict or type(part.get("type")) is not str:
                 raise _bad(f"messages[{i}].content[{j}] must be an object with a string `type` "
                            "(text, image_url, input_audio, file...).", f"messages[{i}].content[{j}]")
+            _part(part, f"messages[{i}].content[{j}]")
+
+
+def _message_fields(message: dict, i: int) -> None:
+    """The optional fields of one message: name, tool_call_id, tool_calls, function_call."""
+    for name in ("name", "tool_call_id"):
+        value = message.get(name)
+        if value is not None and type(value) is not str:
+            raise _bad(f"messages[{i}].{name} must be a string, not {_json_type(value)}.", f"messages[{i}].{name}")
+    calls = message.get("tool_calls")
+    if calls is not None:
+        if type(calls) is not list:
+            raise _bad(f"messages[{i}].tool_calls must be a list, not {_json_type(calls)}.", f"messages[{i}].tool_calls")
+        for k, call in enumerate(calls):
+            where = f"messages[{i}].tool_calls[{k}]"
+            if type(call) is not dict:
+                raise _bad(f"{where} must be an object, not {_json_type(call)}.", where)
+            _function(call.get("function"), f"{where}.function", arguments=True)
+            if call.get("id") is not None and type(call["id"]) is not str:
+                raise _bad(f"{where}.id must be a string.", f"{where}.id")
+    if message.get("function_call") is not None:
+        _function(message["function_call"], f"messages[{i}].function_call", arguments=True)
+
+
+def _function(value: Any, where: str, arguments: bool = False) -> None:
+    """A {"name": str, "arguments": str} object (arguments only in calls); absent is allowed."""
+    if value is None:
+        return
+    if type(value) is not dict:
+        raise _bad(f"{where} must be an object, not {_json_type(value)}.", where)
+    name = value.get("name")
+    if name is not None and type(name) is not str:
+        raise _bad(f"{where}.name must be a string.", f"{where}.name")
+    if arguments and value.get("arguments") is not None and type(value["arguments"]) is not str:
+        raise _bad(f"{where}.arguments must be a JSON string.", f"{where}.arguments")
+
+
+def _part(part: dict, where: str) -> None:
+    """The fields of the content-part types the proxy itself reads (text, image_url)."""
+    kind = part["type"]
+    if kind == "text" and type(part.get("text")) is not str:
+        raise _bad(f"{where}.text must be a string.", f"{where}.text")
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if type(image) is dict else image
+        if type(url) is not str:
+            raise _bad(f"{where}.image_url must be an object with a string `url`.", f"{where}.image_url")
+
+
+def _tools(tools: list) -> None:
+    for k, tool in enumerate(tools):
+        if type(tool) is not dict:
+            raise _bad(f"tools[{k}] must be an object, not {_json_type(tool)}.", f"tools[{k}]")
+        if tool.get("type") is not None and type(tool["type"]) is not str:
+            raise _bad(f"tools[{k}].type must be a string.", f"tools[{k}].type")
+        _function(tool.get("function"), f"tools[{k}].function")
 
 
 def _prompt(value: Any, param: str) -> None:
@@ -142,6 +217,9 @@ def _stop(value: Any) -> None:
     if type(value) is list and all(type(v) is str for v in value):
         return
     raise _bad("`stop` must be a string or a list of strings.", "stop")
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
 
 
 def _json_type(value: Any) -> str:

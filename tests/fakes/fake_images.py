@@ -10,8 +10,10 @@ from __future__ import annotations
 import io
 import os
 import random
+import struct
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -48,6 +50,23 @@ def make_image(ext: str, width: int = 64, height: int = 48, color: str = "red", 
     out = io.BytesIO()
     image.save(out, format=fmt)
     return out.getvalue()
+
+
+_BOMBS: dict[tuple[int, int], bytes] = {}
+
+
+def make_png_bomb(width: int, height: int) -> bytes:
+    """A valid all-black RGB PNG of this size, built row by row without holding its pixels: a 12000x12000 one
+    is about 420 KB on the wire and 432 MB once decoded (a decompression bomb)."""
+    if (width, height) not in _BOMBS:
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        packer = zlib.compressobj(1)
+        row = b"\0" * (1 + width * 3)  # filter byte + RGB pixels
+        idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+        _BOMBS[width, height] = (PNG_MAGIC + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                                 + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return _BOMBS[width, height]
 
 
 def make_noisy_png(width: int, height: int) -> bytes:
@@ -139,6 +158,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/noisy/"):
             width, height = (int(n) for n in path[len("/noisy/"):].removesuffix(".png").split("x"))
             self._send(200, self.owner.noisy_png(width, height), "image/png")
+        elif path.startswith("/bomb/"):
+            width, height = (int(n) for n in path[len("/bomb/"):].removesuffix(".png").split("x"))
+            self._send(200, make_png_bomb(width, height), "image/png")
         elif path == "/page.html":
             self._send(200, b"<!doctype html><html><body>not an image</body></html>", "text/html; charset=utf-8")
         elif path == "/fake.png":

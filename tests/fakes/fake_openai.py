@@ -38,6 +38,16 @@ class Stream:
 
 
 @dataclass
+class Huge:
+    """A whole answer of `size` bytes written piece by piece (the fake never holds it): `head` first, then
+    `fill` repeated."""
+    size: int
+    head: bytes = b'{"id": "chatcmpl-huge", "object": "chat.completion", "choices": [], "padding": "'
+    fill: bytes = b"x" * 65536
+    content_type: str = "application/json"
+
+
+@dataclass
 class Received:
     method: str
     path: str
@@ -127,6 +137,8 @@ class FakeOpenAI:
                     answer = fake.default_answer(self.command, path, body)
                 if isinstance(answer, Stream):
                     fake._write_stream(self, answer)
+                elif isinstance(answer, Huge):
+                    fake._write_huge(self, answer)
                 else:
                     fake._write_reply(self, answer)
 
@@ -143,7 +155,7 @@ class FakeOpenAI:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     # -- scripting
-    def add(self, *answers: Reply | Stream) -> None:
+    def add(self, *answers: Reply | Stream | Huge) -> None:
         with self._lock:
             self.queue.extend(answers)
 
@@ -191,6 +203,21 @@ class FakeOpenAI:
                 h.wfile.write(data)
         except OSError:
             pass
+
+    def _write_huge(self, h: BaseHTTPRequestHandler, r: Huge) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", r.content_type)
+        h.send_header("Content-Length", str(r.size))
+        h.end_headers()
+        try:
+            h.wfile.write(r.head)
+            left = r.size - len(r.head)
+            while left > 0:
+                piece = r.fill[:left]
+                h.wfile.write(piece)
+                left -= len(piece)
+        except OSError:
+            h.close_connection = True
 
     def _write_stream(self, h: BaseHTTPRequestHandler, s: Stream) -> None:
         h.send_response(200)

@@ -47,7 +47,8 @@ class ArgoBackend(Backend):
         self.image_options = images.ImageOptions(
             enable_payload_control=settings.enable_payload_control, max_payload_size=settings.max_payload_size,
             image_timeout=settings.image_timeout, concurrent_downloads=settings.concurrent_downloads,
-            allow_private=settings.image_allow_private, max_image_bytes=settings.max_image_bytes)
+            allow_private=settings.image_allow_private, max_image_bytes=settings.max_image_bytes,
+            max_image_pixels=settings.max_image_pixels)
         self._image_session: requests.Session | None = None
 
     def user_for(self, headers: Any) -> str:
@@ -214,7 +215,7 @@ class ArgoBackend(Backend):
 
     def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         if self.native:
-            return relay_sse(resp, self.upstream.read_timeout)
+            return relay_sse(resp, self.upstream.read_timeout, self.settings.max_sse_event_bytes)
         return self._argo_stream(call, resp)
 
     def _argo_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[dict[str, Any]]:

@@ -57,6 +57,9 @@ class ArgoSettings:
     image_allow_private: bool = setting(False, as_bool, "Allow image URLs on loopback/private/link-local addresses.",
                                         env=("IMAGE_ALLOW_PRIVATE",))
     max_image_bytes: int = setting(20 * 1024 * 1024, number(int, 1), "Largest image downloaded.", env=("MAX_IMAGE_BYTES",))
+    max_image_pixels: int = setting(50_000_000, number(int, 1),
+                                    "Largest image (width x height, read from its header) decoded; a bigger one is "
+                                    "left as its URL.", env=("MAX_IMAGE_PIXELS",))
 
 
 def check_settings(settings: Any) -> str | None:

@@ -60,7 +60,8 @@ class DashScopeBackend(Backend):
         include_usage = call.include_usage or not call.client_stream
         decoder = dashscope.ChatStreamDecoder(call.model or "", incremental=True, include_usage=include_usage)
         try:
-            yield from decoder.decode(sse.iter_lines(read_chunks(resp)))
+            events = sse.split_events(read_chunks(resp), self.upstream.read_timeout, self.settings.max_sse_event_bytes)
+            yield from decoder.decode(line for event in events for line in event.split(b"\n"))
         except READ_ERRORS as exc:
             raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
 

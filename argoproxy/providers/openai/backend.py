@@ -60,7 +60,7 @@ class OpenAIBackend(Backend):
         return read_whole(resp, call.timeout or self.upstream.read_timeout)
 
     def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
-        return relay_sse(resp, self.upstream.read_timeout)
+        return relay_sse(resp, self.upstream.read_timeout, self.settings.max_sse_event_bytes)
 
     def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
         return upstream_error(resp)

@@ -1,0 +1,141 @@
+"""The client's request body as the views read it: within CLIENT_TIMEOUT, and with broken framing refused.
+
+`ClientInput` is WSGI middleware that wraps ``wsgi.input`` for requests that carry a body:
+
+* A client that stalls while sending its body gets a 408 (OpenAI error JSON) once CLIENT_TIMEOUT has passed
+  since the request started, and its connection is closed: the socket's read side is shut, so the server
+  finds no next request on it. Each socket read waits at most the time left, and the time left is checked
+  between reads (a body is read in pieces), so a client that drips bytes is cut at the deadline too.
+* Malformed chunked framing (an invalid chunk size, a missing chunk terminator, a body cut short) is found by
+  Gunicorn only while the body is read, i.e. inside a view: it becomes a 400 here instead of the 500 of an
+  unexpected exception.
+
+Requests without a body are not touched, and nothing is wrapped outside Gunicorn (no ``gunicorn.socket``).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any, Callable, Iterable
+
+from argoproxy.errors import ProxyError
+
+PIECE = 64 * 1024  # largest single read, so that the deadline is checked between pieces
+
+try:  # Gunicorn's body-parsing errors; absent when the app runs under another server
+    from gunicorn.http.errors import NoMoreData, ParseException
+    FRAMING_ERRORS: tuple[type[BaseException], ...] = (ParseException, NoMoreData)
+except ImportError:  # pragma: no cover
+    FRAMING_ERRORS = ()
+
+
+class ClientInput:
+    """WSGI middleware: ``wsgi.input`` bounded in time and translated into OpenAI errors."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        sock = environ.get("gunicorn.socket")
+        if sock is None or not _has_body(environ):
+            return self.app(environ, start_response)
+        body = DeadlineBody(environ["wsgi.input"], sock, self.timeout)
+        environ["wsgi.input"] = body
+        try:
+            return self.app(environ, start_response)
+        finally:
+            body.restore()
+
+
+def _has_body(environ: dict[str, Any]) -> bool:
+    length = environ.get("CONTENT_LENGTH")
+    return bool(length and length != "0") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+
+
+class DeadlineBody:
+    """A file-like request body whose reads end at a deadline with a 408, and whose framing errors are 400s."""
+
+    def __init__(self, stream: Any, sock: socket.socket, timeout: float) -> None:
+        self.stream = stream
+        self.sock = sock
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.saved = _gettimeout(sock)
+        self.done = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            parts = []
+            while chunk := self._read(PIECE):
+                parts.append(chunk)
+            return b"".join(parts)
+        parts, left = [], size
+        while left > 0:
+            chunk = self._read(min(left, PIECE))
+            if not chunk:
+                break
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._guarded(self.stream.readline, size if size is not None else -1)
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+    def _read(self, size: int) -> bytes:
+        return self._guarded(self.stream.read, size)
+
+    def _guarded(self, read: Callable[[int], bytes], size: int) -> bytes:
+        if self.done:
+            return read(size)
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self._timed_out()
+        try:
+            self.sock.settimeout(left)
+            data = read(size)
+        except (socket.timeout, TimeoutError):
+            raise self._timed_out() from None
+        except FRAMING_ERRORS as exc:
+            raise ProxyError(400, f"The request body is malformed: {_framing_reason(exc)}.",
+                             code="invalid_request_framing") from None
+        if not data:
+            self.restore()
+        return data
+
+    def _timed_out(self) -> ProxyError:
+        try:  # the rest of the body will not be read: no further request can follow on this connection
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+        self.restore()
+        return ProxyError(408, f"The request body did not arrive within CLIENT_TIMEOUT ({self.timeout:g}s).",
+                          code="client_timeout", headers={"Connection": "close"})
+
+    def restore(self) -> None:
+        if not self.done:
+            self.done = True
+            try:
+                self.sock.settimeout(self.saved)
+            except OSError:
+                pass
+
+
+def _gettimeout(sock: socket.socket) -> float | None:
+    try:
+        return sock.gettimeout()
+    except OSError:
+        return None
+
+
+def _framing_reason(exc: BaseException) -> str:
+    name = type(exc).__name__
+    return {"InvalidChunkSize": "invalid chunk size", "ChunkMissingTerminator": "a chunk is missing its terminator",
+            "InvalidChunkExtension": "invalid chunk extension", "NoMoreData": "it ended early"}.get(name, "bad framing")
