@@ -10,7 +10,11 @@
   Gunicorn only while the body is read, i.e. inside a view: it becomes a 400 here instead of the 500 of an
   unexpected exception.
 
-Requests without a body are not touched, and nothing is wrapped outside Gunicorn (no ``gunicorn.socket``).
+* An obs-folded header (a line starting with a space or tab, continuing the previous header) is a 400. Gunicorn's
+  C parser (gunicorn_h1c) lets it through as a header with an empty name (``HTTP_`` in the environ), which the
+  proxy would otherwise forward as a broken header.
+
+Requests without a body are not wrapped, and nothing is wrapped outside Gunicorn (no ``gunicorn.socket``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import socket
 import time
 from typing import Any, Callable, Iterable
 
-from argoproxy.errors import ProxyError
+from argoproxy.errors import ProxyError, error_json
 
 PIECE = 64 * 1024  # largest single read, so that the deadline is checked between pieces
 
@@ -38,6 +42,8 @@ class ClientInput:
         self.timeout = timeout
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if "HTTP_" in environ:
+            return _refuse_folded(start_response)
         sock = environ.get("gunicorn.socket")
         if sock is None or not _has_body(environ):
             return self.app(environ, start_response)
@@ -47,6 +53,13 @@ class ClientInput:
             return self.app(environ, start_response)
         finally:
             body.restore()
+
+
+def _refuse_folded(start_response: Callable[..., Any]) -> list[bytes]:
+    body = error_json("A request header is folded over several lines (obsolete line folding is not accepted).",
+                      "invalid_request_error", None, "invalid_http_request")
+    start_response("400 BAD REQUEST", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def _has_body(environ: dict[str, Any]) -> bool:

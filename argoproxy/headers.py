@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 # RFC 9110 section 7.6.1 hop-by-hop headers, plus the ones the proxy sets itself.
@@ -9,6 +10,9 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "trailers", "transfer-encoding", "upgrade", "proxy-connection"})
 NOT_FORWARDED_UP = HOP_BY_HOP | {"host", "content-length"}
 NOT_FORWARDED_DOWN = HOP_BY_HOP | {"content-length", "server", "date"}
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^`|~0-9A-Za-z-]+")  # RFC 9110 field-name
 
 
 def _connection_listed(connection: str | None) -> set[str]:
@@ -22,6 +26,8 @@ def _header_name(key: str) -> str | None:
     elif key == "CONTENT_TYPE":
         name = "Content-Type"
     else:
+        return None
+    if not _TOKEN.fullmatch(name):  # an empty or odd name a lenient HTTP parser let through
         return None
     return None if name.lower() in NOT_FORWARDED_UP else name
 

@@ -1,0 +1,202 @@
+"""Hostile input never gets a 5xx of the proxy's own (issue 12, item 5), through the running app under every
+Gunicorn worker class: odd message shapes are 400s naming `param`, lone surrogates go on escaped, malformed
+framing and obs-folded headers are 400s, Gunicorn's own 400/414/431/501 answers are OpenAI error JSON, and a
+client that stops sending its body gets a 408 and a closed connection (CLIENT_TIMEOUT, item 6)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+import requests
+
+from tests.fakes.fake_openai import FakeOpenAI
+from tests.proxy_process import running_proxy
+from tests.reliability.support import assert_error, quick_ok, worker_pids
+
+pytestmark = pytest.mark.timeout(90)
+
+CLIENT_TIMEOUT = 1.0
+# sync, gthread, gevent (one worker), and the balanced gevent worker (two workers)
+WORKER_SETUPS = [("sync", "1"), ("gthread", "1"), ("gevent", "1"), ("gevent", "2")]
+
+
+@pytest.fixture(scope="module", params=WORKER_SETUPS, ids=lambda s: f"{s[0]}x{s[1]}")
+def env(request):
+    worker_class, workers = request.param
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, WORKER_CLASS=worker_class, WORKERS=workers,
+                           CLIENT_TIMEOUT=str(CLIENT_TIMEOUT), LLM_PARAMS="model=*,top_k=3") as p:
+            quick_ok(p, timeout=10)
+            pids = worker_pids(p)
+            yield fake, p
+            assert worker_pids(p) == pids  # no worker died
+        log = p.stop()
+    assert "Traceback" not in log and "unexpected error" not in log, log[-3000:]
+
+
+def exchange(p, data: bytes, timeout: float = 5.0, pause_after: int | None = None) -> tuple[bytes, float]:
+    """Send raw bytes (pausing after `pause_after` of them), read until the server closes; (answer, seconds)."""
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", p.port), timeout=timeout) as s:
+        if pause_after is None:
+            s.sendall(data)
+        else:
+            s.sendall(data[:pause_after])
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                raise AssertionError(f"no close within {timeout}s; got {out[:300]!r}") from None
+            if not chunk:
+                return out, time.monotonic() - start
+            out += chunk
+
+
+def parse(answer: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return status, headers, body
+
+
+def assert_json_error(answer: bytes, status: int | tuple[int, ...]) -> dict:
+    got, headers, body = parse(answer)
+    assert got in ((status,) if isinstance(status, int) else status), answer[:400]
+    assert headers["content-type"].startswith("application/json"), answer[:400]
+    length = int(headers.get("content-length", len(body)))
+    err = json.loads(body[:length])["error"]
+    assert set(err) >= {"message", "type", "param", "code"} and err["message"], err
+    return err
+
+
+def chat_head(extra: str = "", length: int | None = None, path: str = "/v1/chat/completions") -> bytes:
+    size = "" if length is None else f"Content-Length: {length}\r\n"
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n{size}"
+            f"{extra}\r\n").encode()
+
+
+BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+
+
+# ------------------------------------------------------------------ framing Gunicorn refuses itself
+GUNICORN_ERRORS = {
+    "obs-fold": (chat_head("X-Folded: a\r\n  b\r\n", len(BODY)) + BODY, 400),
+    "garbage request line": (b"\x00\x01\x02 / HTTP/1.1\r\n\r\n", 400),
+    "bad method": (b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "bad header name": (chat_head("Bad Name: x\r\n", len(BODY)) + BODY, 400),
+    "nul in header": (chat_head("X-A: a\x00b\r\n", len(BODY)) + BODY, 400),
+    "negative length": (chat_head("Content-Length: -5\r\n"), 400),
+    "length and chunked": (chat_head(f"Content-Length: {len(BODY)}\r\nTransfer-Encoding: chunked\r\n") + BODY, 400),
+    "request line too long": (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    "too many headers": (b"GET /health HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(120)) + b"\r\n",
+                         431),
+    "header too large": (b"GET /health HTTP/1.1\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n", 431),
+    "transfer coding without chunked": (chat_head("Transfer-Encoding: gzip\r\n") + BODY, 400),
+    # 501 from the Python parser, 400 from the C parser (gunicorn_h1c): JSON either way
+    "unknown transfer coding": (chat_head("Transfer-Encoding: zstd, chunked\r\n") + BODY, (400, 501)),
+}
+
+
+@pytest.mark.parametrize("name", list(GUNICORN_ERRORS))
+def test_errors_gunicorn_answers_itself_are_openai_json(env, name):
+    fake, p = env
+    data, status = GUNICORN_ERRORS[name]
+    answer, _ = exchange(p, data)
+    err = assert_json_error(answer, status)
+    assert err["code"] and "<html" not in answer.decode("latin-1")
+
+
+# ------------------------------------------------------------------ framing found while the body is read
+@pytest.mark.parametrize("chunks,status", [
+    (b"zz\r\n{}\r\n0\r\n\r\n", 400), (b"2;\x01bad\r\n{}\r\n0\r\n\r\n", 400), (b"2\r\n{}XX0\r\n\r\n", 400),
+    (b"-2\r\n{}\r\n0\r\n\r\n", 400),
+    # a chunk announced larger than anything sent: refused at MAX_BODY_BYTES or timed out at CLIENT_TIMEOUT
+    (b"ffffffffffffffffffff\r\n{}\r\n0\r\n\r\n", (400, 408, 413))],
+    ids=["invalid size", "bad extension", "missing terminator", "negative size", "huge size"])
+def test_malformed_chunked_bodies_are_4xx_json(env, chunks, status):
+    fake, p = env
+    answer, _ = exchange(p, chat_head("Transfer-Encoding: chunked\r\n") + chunks)
+    err = assert_json_error(answer, status)
+    assert "internal" not in err["code"]
+
+
+# ------------------------------------------------------------------ odd JSON and odd text
+ODD_MESSAGES = {
+    "role list": ([{"role": []}], "messages[0].role"),
+    "role object": ([{"role": {"a": 1}, "content": "x"}], "messages[0].role"),
+    "role number": ([{"role": 3, "content": "x"}], "messages[0].role"),
+    "name list": ([{"role": "user", "content": "x", "name": ["a"]}], "messages[0].name"),
+    "tool_calls string": ([{"role": "assistant", "tool_calls": "x"}], "messages[0].tool_calls"),
+    "tool_call not object": ([{"role": "assistant", "tool_calls": [1]}], "messages[0].tool_calls[0]"),
+    "function not object": ([{"role": "assistant", "tool_calls": [{"function": []}]}],
+                            "messages[0].tool_calls[0].function"),
+    "arguments object": ([{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": {}}}]}],
+                         "messages[0].tool_calls[0].function.arguments"),
+    "tool_call_id number": ([{"role": "tool", "content": "x", "tool_call_id": 5}], "messages[0].tool_call_id"),
+    "text part number": ([{"role": "user", "content": [{"type": "text", "text": 5}]}], "messages[0].content[0].text"),
+    "image_url number": ([{"role": "user", "content": [{"type": "image_url", "image_url": 5}]}],
+                         "messages[0].content[0].image_url"),
+    "part without type": ([{"role": "user", "content": [{"text": "x"}]}], "messages[0].content[0]"),
+    "message list": ([["user", "hi"]], "messages[0]"),
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_MESSAGES))
+def test_every_odd_message_shape_is_400_naming_param(env, name):
+    fake, p = env
+    messages, param = ODD_MESSAGES[name]
+    r = requests.post(p.base_url + "/chat/completions", json={"model": "m", "messages": messages}, timeout=10)
+    assert assert_error(r, 400)["param"] == param
+
+
+@pytest.mark.parametrize("field,value", [("tools", {"a": 1}), ("tools", [1]), ("tool_choice", 3), ("user", ["u"]),
+                                         ("response_format", "json"), ("seed", "1"), ("logit_bias", [])])
+def test_odd_top_level_fields_are_400_naming_param(env, field, value):
+    fake, p = env
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], field: value}
+    r = requests.post(p.base_url + "/chat/completions", json=body, timeout=10)
+    assert assert_error(r, 400)["param"].startswith(field)
+
+
+def test_lone_surrogates_go_upstream_escaped(env):
+    """The body is re-encoded (LLM_PARAMS adds top_k): a lone surrogate goes on as the \\ud800 the client sent."""
+    fake, p = env
+    fake.received.clear()
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "a\\ud800b \\udfff"}]}'
+    r = requests.post(p.base_url + "/chat/completions", data=body, headers={"Content-Type": "application/json"},
+                      timeout=10)
+    assert r.status_code == 200, r.text
+    sent = fake.received[-1].body
+    assert b"\\ud800" in sent and b"\\udfff" in sent and json.loads(sent)["top_k"] == 3
+    # The surrogate as raw bytes (not valid UTF-8; Python's JSON reader takes it): also forwarded escaped.
+    raw = body.replace(b"\\ud800", b"\xed\xa0\x80")
+    r = requests.post(p.base_url + "/chat/completions", data=raw, headers={"Content-Type": "application/json"},
+                      timeout=10)
+    assert r.status_code == 200, r.text
+    assert b"\\ud800" in fake.received[-1].body and b"\xed" not in fake.received[-1].body
+
+
+# ------------------------------------------------------------------ a client that stops sending
+def test_half_sent_body_gets_408_and_a_closed_connection(env):
+    fake, p = env
+    fake.received.clear()
+    data = chat_head(length=len(BODY)).replace(b"Connection: close\r\n", b"") + BODY
+    answer, took = exchange(p, data, timeout=CLIENT_TIMEOUT + 5, pause_after=len(data) - len(BODY) // 2)
+    err = assert_json_error(answer, 408)  # exchange() returned: the server closed the connection
+    assert err["code"] == "client_timeout" and "CLIENT_TIMEOUT" in err["message"]
+    assert CLIENT_TIMEOUT * 0.8 < took < CLIENT_TIMEOUT + 3, took
+    assert not fake.received  # nothing went upstream
+    quick_ok(p)
+
+
+def test_half_sent_chunked_body_gets_408(env):
+    fake, p = env
+    data = chat_head("Transfer-Encoding: chunked\r\n") + b"%x\r\n%s\r\n" % (len(BODY), BODY)
+    answer, took = exchange(p, data + b"0\r\n\r\n", timeout=CLIENT_TIMEOUT + 5, pause_after=len(data))
+    assert_json_error(answer, 408)
+    assert took < CLIENT_TIMEOUT + 3

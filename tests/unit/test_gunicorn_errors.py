@@ -1,0 +1,42 @@
+"""argoproxy.gunicorn_errors: the error pages Gunicorn writes itself become OpenAI error JSON, for every
+worker class (all of them answer through Worker.handle_error -> gunicorn.util.write_error)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import gunicorn
+from gunicorn import util
+from gunicorn.workers import base, base_async, ggevent, gthread, sync
+
+from argoproxy import gunicorn_errors
+
+VERIFIED_GUNICORN = "27.0.1"  # the version whose handle_error this was checked against
+
+
+def test_every_worker_class_answers_through_write_error():
+    assert gunicorn.__version__ == VERIFIED_GUNICORN, "re-check Worker.handle_error, then update VERIFIED_GUNICORN"
+    assert "util.write_error(" in inspect.getsource(base.Worker.handle_error)
+    for worker in (sync.SyncWorker, gthread.ThreadWorker, base_async.AsyncWorker, ggevent.GeventWorker):
+        assert worker.handle_error is base.Worker.handle_error, worker
+
+
+def test_install_replaces_the_html_page():
+    gunicorn_errors.install()
+    assert gunicorn_errors.installed() and util.write_error is gunicorn_errors.write_error
+
+
+def test_error_response_is_openai_json_and_closes():
+    raw = gunicorn_errors.error_response(431, "Request Header Fields Too Large", "Number of headers (120) > 100")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 ") and b"Connection: close" in head
+    assert b"Content-Type: application/json" in head and f"Content-Length: {len(body)}".encode() in head
+    err = json.loads(body)["error"]
+    assert err["code"] == "headers_too_large" and err["type"] == "invalid_request_error" and "120" in err["message"]
+    err = json.loads(gunicorn_errors.error_response(501, "Not Implemented", "zstd").partition(b"\r\n\r\n")[2])["error"]
+    assert err["code"] == "unsupported_transfer_encoding"
+    err = json.loads(gunicorn_errors.error_response(500, "Internal Server Error", "").partition(b"\r\n\r\n")[2])["error"]
+    assert err["type"] == "server_error" and err["code"] == "internal_error"
+    long = gunicorn_errors.error_response(400, "Bad Request", "\u2028x" * 1000)
+    assert len(long) < 600  # the client's bytes are quoted only briefly
