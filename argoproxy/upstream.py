@@ -113,15 +113,21 @@ class Upstream:
         pool = self._pools.get(scheme_host)
         if pool is None or pool.pool is None:
             pool = self._pools[scheme_host] = self._pool_for(req.url)
-        t = self._timeouts.get(timeout)
-        if t is None:
-            if len(self._timeouts) >= TIMEOUT_CACHE:  # keyed by a client's `timeout` field: kept bounded
-                self._timeouts.clear()
-            t = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         raw = pool.urlopen(req.method, path, body=req.body, headers=req.headers, retries=NO_RETRIES,
-                           redirect=False, assert_same_host=False, timeout=t, preload_content=False,
+                           redirect=False, assert_same_host=False, timeout=self.timeout_object(timeout),
+                           preload_content=False,
                            decode_content=False, release_conn=False)
         return UpstreamResponse(raw, req.url, self.max_response_bytes)
+
+    def timeout_object(self, timeout: tuple[float, float]) -> urllib3.Timeout:
+        """A shared urllib3.Timeout per (connect, read) pair; the read part can come from a client's `timeout`
+        field (ARGO), so the cache is kept bounded."""
+        t = self._timeouts.get(timeout)
+        if t is None:
+            if len(self._timeouts) >= TIMEOUT_CACHE:
+                self._timeouts.clear()
+            t = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        return t
 
     def _pool_for(self, url: str) -> urllib3.HTTPConnectionPool:
         adapter = self.session.get_adapter(url)

@@ -1,0 +1,123 @@
+"""Bounded resources through the running app (issue 12, item 6): an upstream answer read whole is cut at
+MAX_RESPONSE_BYTES with a 502 naming it (the worker's memory stays flat), an endless SSE event ends the stream
+with an error event at MAX_SSE_EVENT_BYTES, and a decompression-bomb image is left as its URL."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.fakes.fake_argo import CHAT_PATH, FakeArgo
+from tests.fakes.fake_images import FakeImageServer
+from tests.fakes.fake_openai import FakeOpenAI, Huge, Stream, chat_chunks
+from tests.integration.test_argo import argo_env
+from tests.proxy_process import running_proxy
+from tests.reliability.support import assert_error, chat, quick_ok, sse_events, workers
+
+pytestmark = pytest.mark.timeout(120)
+
+MAX_RESPONSE = 8 * 1024 * 1024
+MAX_EVENT = 1024 * 1024
+MB = 1024 * 1024
+
+
+def worker_rss(p) -> int:
+    """The workers' peak resident memory so far (VmHWM): a body read whole and freed again still shows."""
+    total = 0
+    for w in workers(p):
+        with open(f"/proc/{w.pid}/status") as status:
+            total += next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    return total
+
+
+@pytest.fixture(scope="module")
+def env():
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, MAX_RESPONSE_BYTES=str(MAX_RESPONSE),
+                           MAX_SSE_EVENT_BYTES=str(MAX_EVENT), TIMEOUT="20") as p:
+            quick_ok(p, timeout=10)
+            yield fake, p
+
+
+@pytest.fixture
+def up(env):
+    fake, p = env
+    fake.queue.clear()
+    return fake, p
+
+
+def test_300_megabyte_answer_is_a_502_naming_the_setting_and_memory_stays_flat(up):
+    fake, p = up
+    before = worker_rss(p)
+    fake.add(Huge(300 * MB))
+    r = requests.post(p.base_url + "/chat/completions", json=chat(), timeout=60)
+    err = assert_error(r, 502, "upstream_response_too_large")
+    assert "MAX_RESPONSE_BYTES" in err["message"]
+    assert worker_rss(p) - before < 40 * MB, (before, worker_rss(p))
+    quick_ok(p)
+
+
+def test_answer_without_content_length_is_cut_too(up):
+    fake, p = up
+    before = worker_rss(p)
+    fake.add(Stream([b"x" * 65536] * 300, headers={"Content-Type": "application/json"}))  # chunked, ~20 MB
+    r = requests.post(p.base_url + "/chat/completions", json=chat(), timeout=60)
+    assert "MAX_RESPONSE_BYTES" in assert_error(r, 502)["message"]
+    assert worker_rss(p) - before < 40 * MB
+
+
+def test_model_list_is_bounded(up):
+    fake, p = up
+    fake.add(Huge(50 * MB))
+    r = requests.get(p.base_url + "/models", timeout=60)
+    assert "MAX_RESPONSE_BYTES" in assert_error(r, 502)["message"]
+
+
+def test_an_sse_event_without_its_blank_line_ends_the_stream_with_an_error_event(up):
+    fake, p = up
+    first = chat_chunks(["hello"])[:2]
+    endless = b'data: {"choices": [{"delta": {"content": "' + b"y" * 65536
+    fake.add(Stream(first + [endless] * 40))  # 2.5 MB with no blank line: more than MAX_SSE_EVENT_BYTES
+    before = worker_rss(p)
+    r = requests.post(p.base_url + "/chat/completions", json=chat(stream=True), timeout=30)
+    assert r.status_code == 200
+    events = sse_events(r.text)
+    assert events[1]["choices"][0]["delta"]["content"] == "hello"
+    assert events[-1]["error"]["code"] == "upstream_event_too_large"
+    assert "MAX_SSE_EVENT_BYTES" in events[-1]["error"]["message"]
+    assert worker_rss(p) - before < 40 * MB
+
+
+def test_aggregated_stream_is_bounded_in_stream_mode():
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream",
+                           MAX_RESPONSE_BYTES=str(MAX_RESPONSE)) as p:
+            fake.add(Stream(chat_chunks(["z" * 60000] * 200)))  # ~12 MB of events, aggregated into one answer
+            r = requests.post(p.base_url + "/chat/completions", json=chat(), timeout=60)
+            assert "MAX_RESPONSE_BYTES" in assert_error(r, 502)["message"]
+            fake.add(Stream(chat_chunks(["small"])))
+            r = requests.post(p.base_url + "/chat/completions", json=chat(), timeout=30)
+            assert r.json()["choices"][0]["message"]["content"] == "small"
+
+
+def test_decompression_bomb_image_is_left_as_its_url():
+    """A 12000x12000 PNG (420 KB on the wire, 432 MB decoded) with payload control on: refused from its
+    header, the request goes on with the URL, the reason is logged, and the worker never decodes it."""
+    with FakeArgo() as argo, FakeImageServer() as imgs:
+        env = argo_env(argo, IMAGE_ALLOW_PRIVATE="true", ENABLE_PAYLOAD_CONTROL="true", MAX_PAYLOAD_SIZE="1",
+                       USE_NATIVE_OPENAI="false")
+        with running_proxy(**env) as p:
+            quick_ok(p, timeout=10)
+            before = worker_rss(p)
+            bomb, small = imgs.url("/bomb/12000x12000.png"), imgs.url("/img/red.png")
+            parts = [{"type": "text", "text": "?"}, {"type": "image_url", "image_url": {"url": bomb}},
+                     {"type": "image_url", "image_url": {"url": small}}]
+            r = requests.post(p.base_url + "/chat/completions", timeout=60,
+                              json={"model": "argo:gpt-4o", "messages": [{"role": "user", "content": parts}]})
+            assert r.status_code == 200, r.text
+            sent = argo.requests_to(CHAT_PATH)[-1].json["messages"][0]["content"]
+            assert sent[1]["image_url"]["url"] == bomb  # left in place
+            assert sent[2]["image_url"]["url"].startswith("data:image/png;base64,")  # the small one inlined
+            assert worker_rss(p) - before < 100 * MB
+        log = p.stop()
+    assert "12000x12000" in log and "max_image_pixels" in log

@@ -1,0 +1,122 @@
+"""Bounds on what the proxy reads or keeps (issue 12, item 6), in-process: whole bodies at max_bytes, SSE events
+at their maximum size and stall deadline (every stream decoder), caches keyed by client input."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from argoproxy import pipeline, sse, upstream
+from argoproxy.errors import ProxyError
+
+
+class Raw:
+    """The slice of a urllib3 response read_chunks uses: an unchunked identity body served in pieces."""
+
+    def __init__(self, pieces: list[bytes], headers: dict[str, str] | None = None) -> None:
+        self.pieces = list(pieces)
+        self.headers = headers or {}
+        self.chunked = False
+        self.closed = False
+        self._fp = self
+
+    def read1(self, size: int) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+    @property
+    def length(self) -> int | None:
+        return None
+
+    def read(self) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def response(pieces: list[bytes], limit: int, headers: dict[str, str] | None = None) -> upstream.UpstreamResponse:
+    return upstream.UpstreamResponse(Raw(pieces, headers), "http://up.example/v1/x", limit)
+
+
+def test_content_stops_at_max_bytes_with_a_502_naming_the_setting():
+    resp = response([b"a" * 600] * 10, limit=1000)
+    with pytest.raises(ProxyError) as caught:
+        resp.content
+    assert caught.value.status == 502 and "MAX_RESPONSE_BYTES" in caught.value.message and resp.raw.closed
+    assert response([b"a" * 500, b"b" * 500], limit=1000).content == b"a" * 500 + b"b" * 500
+
+
+def test_declared_length_over_the_limit_is_refused_before_reading():
+    resp = response([b"x"], limit=10, headers={"Content-Length": "11"})
+    with pytest.raises(ProxyError):
+        resp.content
+    assert resp.raw.pieces == [b"x"]  # nothing was read
+
+
+def test_streams_relayed_as_they_arrive_are_not_bounded_but_aggregated_ones_are():
+    resp = response([b"a" * 600] * 3, limit=1000)
+    assert sum(map(len, upstream.read_chunks(resp))) == 1800
+    resp = response([b"a" * 600] * 3, limit=1000)
+    resp.bounded = True
+    with pytest.raises(ProxyError):
+        list(upstream.read_chunks(resp))
+
+
+def test_sse_event_over_the_maximum_is_an_error():
+    splitter = sse.EventSplitter(max_event=100)
+    assert splitter.feed(b"data: 1\n\n") == [b"data: 1\n\n"]
+    splitter.feed(b"data: " + b"x" * 60)
+    with pytest.raises(ProxyError) as caught:
+        splitter.feed(b"x" * 60)
+    assert "MAX_SSE_EVENT_BYTES" in caught.value.message
+
+
+def test_split_events_stall_deadline_counts_only_time_without_a_whole_event():
+    def drip():
+        yield b"data: 1\n\n"
+        time.sleep(0.05)
+        yield b"data: 2\n\n"
+        for _ in range(5):
+            time.sleep(0.05)
+            yield b"x"  # bytes, but never a whole event
+
+    events = sse.split_events(drip(), stall_seconds=0.12)
+    assert next(events) == b"data: 1\n\n"
+    time.sleep(0.3)  # the consumer is slow: not the upstream's fault
+    assert next(events) == b"data: 2\n\n"
+    with pytest.raises(TimeoutError):
+        list(events)
+
+
+@pytest.mark.parametrize("backend", ["dashscope", "openai"])
+def test_every_sse_decoder_has_the_event_cap(backend):
+    from argoproxy.backends import create_backend
+    from argoproxy.call import Call
+    from argoproxy.settings import load_settings
+
+    settings = load_settings(environ={"BACKEND": backend, "MAX_SSE_EVENT_BYTES": "1000", "TIMEOUT": "5"})
+    be = create_backend(settings, upstream.Upstream(1, 5, 0))
+    call = Call("chat", "POST", "v1/chat/completions", "", {}, request_id="t")
+    call.model, call.client_stream, call.body = "m", True, {"model": "m", "messages": []}
+    resp = response([b"data: {" + b"x" * 600] * 3, limit=10 ** 9)
+    with pytest.raises(ProxyError) as caught:
+        list(be.decode_stream(call, resp))
+    assert "MAX_SSE_EVENT_BYTES" in caught.value.message
+
+
+def test_think_cache_is_bounded():
+    gw = pipeline.Gateway.__new__(pipeline.Gateway)
+    gw._think_cache = {}
+    gw.settings = type("S", (), {"llm_params": None, "think_mode": "strip", "think_tag": "<think>",
+                                 "think_end_tag": "</think>"})()
+    for i in range(pipeline.THINK_CACHE * 4):
+        assert gw.think_config(f"model-{i}", f"model-{i}") is not None
+    assert len(gw._think_cache) <= pipeline.THINK_CACHE
+
+
+def test_timeout_cache_is_bounded():
+    up = upstream.Upstream(1, 1, 0)
+    for i in range(upstream.TIMEOUT_CACHE * 4):
+        assert up.timeout_object((1.0, float(i + 1))).read_timeout == float(i + 1)
+    assert len(up._timeouts) <= upstream.TIMEOUT_CACHE
