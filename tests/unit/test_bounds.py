@@ -91,7 +91,7 @@ def test_split_events_stall_deadline_counts_only_time_without_a_whole_event():
 
 @pytest.mark.parametrize("backend", ["dashscope", "openai"])
 def test_every_sse_decoder_has_the_event_cap(backend):
-    from argoproxy.backends import create_backend
+    from argoproxy.providers import create_backend
     from argoproxy.call import Call
     from argoproxy.settings import load_settings
 
