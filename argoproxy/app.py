@@ -20,6 +20,7 @@ from argoproxy.providers import create_backend
 from argoproxy.redaction import Secrets, configured_secrets
 from argoproxy.request_ids import RequestIds, current_request_id
 from argoproxy.routes import build_blueprint
+from argoproxy.routing.dispatch import install_routing
 from argoproxy.settings import Settings
 from argoproxy.upstream import Upstream
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> Flask:
         gateway.capture_upstream = True
         gateway.collect_output = True
     health = HealthCheck(upstream.session, settings.target_base_url, settings.health_cache_seconds)
+    install_routing(gateway)
 
     app = Flask("cot_proxy")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

@@ -31,6 +31,7 @@ log = logging.getLogger("cot_proxy")
 GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
 REALM = 'Bearer realm="cot_proxy"'
 OPEN_PATHS = frozenset({"/health"})
+PRESENTED_KEYS = "cot_proxy.presented_keys"  # environ: the keys a request presented, once accepted (key_limits)
 
 
 def generate_key() -> str:
@@ -39,8 +40,9 @@ def generate_key() -> str:
 
 def configured_keys(settings: Settings) -> tuple[str, ...]:
     """The keys clients may use: API_KEY_SECRET, else the generated one shared by the Gunicorn master."""
-    if settings.api_key_secret:
-        return tuple(settings.api_key_secret)
+    limited = tuple(os.environ[k.key_env] for k in settings.key_limits if os.environ.get(k.key_env))
+    if settings.api_key_secret or limited:  # a key with a budget (key_limits) is an accepted key too
+        return tuple(settings.api_key_secret) + limited
     shared = os.environ.get(GENERATED_KEY_ENV)
     if shared:
         return (shared,)
@@ -126,6 +128,7 @@ def auth_guard(settings: Settings, on_reject: Callable[[], None] | None = None) 
             if on_reject:
                 on_reject()
             raise unauthorized("Invalid API key.", "invalid_api_key", invalid=True)
+        environ[PRESENTED_KEYS] = keys
         # The client's key is the proxy's secret: it never goes upstream.
         environ.pop("HTTP_AUTHORIZATION", None)
         environ.pop("HTTP_X_API_KEY", None)

@@ -142,6 +142,14 @@ def setup_log_file(
     return handler
 
 
+def _served(call: Any) -> dict[str, str]:
+    """Which deployment served a routed call (argoproxy/routing/dispatch.py), for the journal."""
+    extra = call.extra
+    if not extra or "deployment" not in extra:
+        return {}
+    return {"deployment": extra["deployment"], "served_model": extra.get("served_model", "")}
+
+
 def journal_observer(journal: Journal) -> Callable[[Any], None]:
     """Pipeline observer writing one client and one server record per finished API call."""
     import json
@@ -163,7 +171,7 @@ def journal_observer(journal: Journal) -> Callable[[Any], None]:
         latency = (time.perf_counter() - call.started) * 1000
         common = dict(send_mode=call.send_mode, return_mode=call.return_mode, latency_ms=latency,
                       extra={"request_id": call.request_id, "path": "/" + call.extra.get("client_path", call.path),
-                             "front": call.front, "model": call.model})
+                             "front": call.front, "model": call.model, **_served(call)})
         journal.record("client", logging_id, _json(call.raw_body), call.output, status=call.status, **common)
         request = call.upstream_request
         journal.record("server", logging_id, _json(request.body) if request is not None else None,

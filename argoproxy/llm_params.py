@@ -50,7 +50,7 @@ class LlmParams:
         star = self.rules.get("*")
         if star is None or own is None:
             return own or star
-        return _merge(star, own)
+        return merge_rules(star, own)
 
     @property
     def pseudo_models(self) -> list[str]:
@@ -60,7 +60,8 @@ class LlmParams:
         return bool(self.rules)
 
 
-def _merge(base: ModelRule, top: ModelRule) -> ModelRule:
+def merge_rules(base: ModelRule, top: ModelRule) -> ModelRule:
+    """`top` over `base`: its set fields win, its params are applied after base's."""
     merged = {k: v for k, v in vars(base).items() if v is not None}
     merged.update({k: v for k, v in vars(top).items() if v is not None})
     merged["params"] = {**base.params, **top.params}

@@ -7,7 +7,8 @@ The Gunicorn master prepares that directory before forking (argoproxy/processes.
 `flask run`, unit tests) the metrics live in an ordinary per-process registry.
 
 Series (all names start with cot_proxy_):
-  requests_total{front,route,model,status}      every answered API request, including 4xx from the proxy
+  requests_total{front,route,model,status,deployment} every answered API request, including 4xx from the
+                                                proxy; deployment: host:port that served it ("none": no upstream)
   request_duration_seconds{front,route,model}   arrival -> last byte sent (whole stream for streams)
   upstream_latency_seconds{route,model}         arrival -> upstream response headers (includes retries)
   time_to_first_token_seconds{front,route,model} streamed answers: arrival -> first byte sent to the client
@@ -40,6 +41,7 @@ from flask import Response
 
 from argoproxy.call import Call
 from argoproxy.settings import Settings
+from argoproxy.upstream import describe_host
 from argoproxy.validation import model_allowed
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -74,8 +76,10 @@ class Metrics:
         self.allowed = settings.allowed_models
         self.model_cap = model_cap
         self._models: set[str] = set()
-        self.requests = Counter("cot_proxy_requests", "Requests answered, by front door, route, model and HTTP status.",
-                                ["front", "route", "model", "status"], registry=reg)
+        self.requests = Counter("cot_proxy_requests", "Requests answered, by front door, route, model, HTTP status "
+                                "and deployment.", ["front", "route", "model", "status", "deployment"], registry=reg)
+        # Without `models` every upstream call goes to the one target; routed calls name their deployment.
+        self.default_deployment = "none" if settings.models else describe_host(settings.target_base_url)
         self.duration = Histogram("cot_proxy_request_duration_seconds",
                                   "Seconds from a request's arrival to its last byte sent.",
                                   ["front", "route", "model"], buckets=LATENCY_BUCKETS, registry=reg)
@@ -95,7 +99,7 @@ class Metrics:
                               ["model", "type"], registry=reg)
         self._by_route_model: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
         self._by_route: dict[str, tuple[Any, Any]] = {}
-        self._by_status: dict[tuple[str, str, str, int], Any] = {}
+        self._by_status: dict[tuple[str, str, str, int, str], Any] = {}
         self._by_model: dict[str, tuple[Any, Any]] = {}
 
     # ------------------------------------------------------------ labels
@@ -142,10 +146,11 @@ class Metrics:
                                                     self.ttft.labels(front, route, model))
         duration, upstream_latency, ttft = children
         status = call.status
-        counter = self._by_status.get((front, route, model, status))
+        deployment = extra.get("deployment", self.default_deployment) if extra else self.default_deployment
+        counter = self._by_status.get((front, route, model, status, deployment))
         if counter is None:
-            counter = self._by_status[(front, route, model, status)] = self.requests.labels(front, route, model,
-                                                                                            str(status))
+            counter = self._by_status[(front, route, model, status, deployment)] = self.requests.labels(
+                front, route, model, str(status), deployment)
         counter.inc()
         duration.observe(now - call.started)
         upstream_at = extra.get("upstream_at") if extra else None

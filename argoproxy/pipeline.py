@@ -3,6 +3,7 @@ backend (decode) -> think tags, stream <-> non-stream -> JSON or SSE to the clie
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
@@ -12,6 +13,7 @@ from typing import Any, Callable, Iterable, Iterator
 from flask import Response, g, request
 
 from argoproxy import request_ids, sse, streamconv
+from argoproxy.auth import PRESENTED_KEYS
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.headers import request_headers, response_headers
@@ -51,6 +53,19 @@ class Gateway:
         self._think_cache: dict[tuple[str | None, str | None], ThinkConfig | None] = {}
         from argoproxy.fronts.serve import FrontService
         self.fronts = FrontService(self)  # the Responses and Messages front doors
+        self.routing: Any = None  # argoproxy/routing/dispatch.py when `models` is configured
+        self.limiter: Any = None  # argoproxy/routing/key_limits.py when `key_limits` is configured
+
+    def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> "Gateway":
+        """This gateway as one routed deployment sees it: its own backend, upstream and settings; the same
+        observers, hooks and secrets."""
+        view = copy.copy(self)
+        view.settings, view.backend, view.upstream = settings, backend, upstream
+        view._think_cache = {}
+        view.routing = None
+        from argoproxy.fronts.serve import FrontService
+        view.fronts = FrontService(view)  # the front doors' answer side, on this deployment's backend
+        return view
 
     # ---------------------------------------------------------------- entry points
     def new_call(self, kind: str, path: str) -> Call:
@@ -65,6 +80,9 @@ class Gateway:
         call.raw_body = read_request_body(self.settings.max_body_bytes)
         call.body = parse_object(call.raw_body)
         validate(call.kind, call.body)
+        self.admit(call)
+        if self.routing is not None:
+            return self.routing.api(call)
         self.plan(call)
         self.backend.prepare(call)
         check_allowed_model(self.settings.allowed_models, call.upstream_model or call.model)
@@ -72,6 +90,30 @@ class Gateway:
         if whole is not None:
             return self.answer_object(call, whole)
         return self.finish(call, self.backend.encode(call))
+
+    def admit(self, call: Call) -> None:
+        """key_limits: count an API call against the budget of the client key it presented (429 over it)."""
+        if self.limiter is not None:
+            self.limiter.admit_call(call, request.environ.get(PRESENTED_KEYS, ()))
+
+    def routed(self, call: Call, asked: str) -> Response:
+        """An API call on one routed deployment (this gateway is its view; the allow-list was checked on the
+        name the client asked for, which stays call.model)."""
+        if call.kind not in self.backend.kinds:
+            raise ProxyError(404, f"The {self.backend.name} backend serving {asked} does not serve /{call.path}.",
+                             code="unknown_route")
+        self.plan(call)
+        call.model = asked
+        self.backend.prepare(call)
+        whole = self.backend.complete(call)
+        if whole is not None:
+            return self.answer_object(call, whole)
+        return self.finish(call, self.backend.encode(call))
+
+    @staticmethod
+    def reparse(call: Call) -> dict[str, Any]:
+        """The client's body as it arrived (a retry on another deployment starts from it)."""
+        return parse_object(call.raw_body)
 
     def finish(self, call: Call, req: UpstreamRequest) -> Response:
         """Send a prepared call upstream and answer the client."""

@@ -43,6 +43,8 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
 
     @bp.route("/health", methods=["GET"])
     def health_view() -> Response:
+        if gateway.routing is not None:
+            return json_response(*reversed(gateway.routing.health()))
         try:
             own = backend.health()
         except ProxyError as err:
@@ -54,7 +56,10 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
 
     def models_view(path: str) -> Response:
         call = gateway.new_call("models", path)
-        listing = backend.list_models(call)
+        if gateway.routing is not None:
+            listing = {"object": "list", "data": gateway.routing.model_list()}
+        else:
+            listing = backend.list_models(call)
         data = listing.get("data", [])
         known = {m.get("id") for m in data if isinstance(m, dict)}
         for name in settings.llm_params.pseudo_models:
@@ -68,7 +73,7 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
     bp.add_url_rule("/models", "models_bare", models_view, methods=["GET"], defaults={"path": "models"})
 
     def api_view(path: str, kind: str) -> Response:
-        if kind not in backend.kinds:
+        if gateway.routing is None and kind not in backend.kinds:
             raise ProxyError(404, f"The {backend.name} backend does not serve /{path}.", code="unknown_route")
         return gateway.api(gateway.new_call(kind, path))
 
@@ -92,7 +97,7 @@ def build_blueprint(gateway: Gateway, health: HealthCheck) -> Blueprint:
             raise ProxyError(405, f"/{path} takes GET only.", code="method_not_allowed", headers={"Allow": "GET"})
         if path.rstrip("/") in API_PATHS or path.rstrip("/") in FRONT_PATHS:
             raise ProxyError(405, f"/{path} takes POST only.", code="method_not_allowed", headers={"Allow": "POST"})
-        if not backend.forwards_unknown:
+        if not backend.forwards_unknown or gateway.routing is not None:  # routed: no upstream is "the" upstream
             raise ProxyError(404, f"No route /{path} on this proxy ({backend.name} backend).", code="unknown_route")
         call = gateway.new_call("passthrough", path)
         return gateway.passthrough(call, backend.url(path, call.query), backend.upstream_headers(call))

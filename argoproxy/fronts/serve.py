@@ -54,7 +54,9 @@ class FrontService:
         body = parse_object(call.raw_body)
         model = body.get("model")
         call.model = model if isinstance(model, str) else None
-        if self.backend.native_front(front.name, call.model):
+        gateway = self.gateway
+        gateway.admit(call)
+        if gateway.routing is None and self.backend.native_front(front.name, call.model):
             return self.relay_native(call, front, body, count_only)
         chat, ex = front.to_chat(body, count_only)
         if count_only:
@@ -67,7 +69,8 @@ class FrontService:
         call.kind, call.path, call.query = "chat", front.chat_path, ""
         call.headers = front.upstream_headers(call.headers)
         validate("chat", chat)
-        gateway = self.gateway
+        if gateway.routing is not None:  # `models`: the chat request goes to a deployment (argoproxy/routing)
+            return gateway.routing.api(call)
         gateway.plan(call)
         self.backend.prepare(call)
         check_allowed_model(self.settings.allowed_models, call.upstream_model or call.model)

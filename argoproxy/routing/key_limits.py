@@ -18,6 +18,7 @@ import math
 import time
 from typing import Callable, Iterable, Mapping
 
+from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.routing.entries import KeyLimit
 from argoproxy.routing.shared import SharedCells
@@ -69,6 +70,25 @@ class KeyLimiter:
         what = f"{limit.rpm} requests" if by_requests >= by_tokens else f"{limit.tpm} tokens"
         raise ProxyError(429, f"This API key is over its budget of {what} per minute; retry in {seconds} s.",
                          code="rate_limit_exceeded", headers={"Retry-After": str(seconds)})
+
+    # --- the pipeline's side
+    def admit_call(self, call: Call, presented: Iterable[str]) -> None:
+        """Count an API call against the budget of the client key it presented (429 over it)."""
+        limit = self.identify(presented)
+        if limit is not None:
+            self.admit(limit)
+            call.extra["key_limit"] = limit
+
+    def observe(self, call: Call) -> None:
+        """Observer: the tokens an answer used (its upstream usage) count against its key's budget."""
+        limit = call.extra.get("key_limit") if call.extra else None
+        usage = call.usage
+        if limit is None or not isinstance(usage, dict):
+            return
+        total = usage.get("total_tokens")
+        if not isinstance(total, int):
+            total = sum(v for v in (usage.get("prompt_tokens"), usage.get("completion_tokens")) if isinstance(v, int))
+        self.record_tokens(limit, total)
 
     def record_tokens(self, limit: KeyLimit, tokens: int) -> None:
         """Add the tokens an answer used (from the upstream's usage)."""

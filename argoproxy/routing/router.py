@@ -37,7 +37,7 @@ class Deployment:
     index: int  # position in `models`: its cells in the shared cooldown board
     entry: ModelEntry
     served_by: str  # host:port of its base URL (X-Served-By)
-    backend: Any = None  # the Backend instance built for it (set by the gateway)
+    gateway: Any = None  # the Gateway view serving it: its own Backend (argoproxy/routing/dispatch.py)
     in_flight: int = 0  # this worker's requests to it now
     last_error: str = ""  # this worker's last failure, for /health
 

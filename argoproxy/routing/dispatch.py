@@ -1,0 +1,306 @@
+"""Routed API calls: the client's model -> a deployment, tried in order until one answers, before the first byte.
+
+Built only when `models` is configured (without it the Gateway serves its one upstream as before). Each
+deployment gets its own Backend (its base URL, key and `params` in a Settings copy) and its own Gateway view
+(argoproxy/pipeline.py, sharing observers, metrics and journals), so every transform, error shape and
+observer works the same on every route.
+
+One call: the allow-list is checked on the name asked for; the router gives the chain (the model's pool,
+then its fallbacks'); in each pool the router picks a deployment; the attempt runs the pipeline up to the
+point where the client would get its first byte (headers sent upstream, status read, a whole answer read
+and transformed, or a stream's first event read). A failure there - no connection, a timeout, a 5xx or a
+429, a body broken off - cools the deployment down and the next one is tried, at most 1 + MAX_RETRIES per
+model and none started after RETRY_BUDGET seconds; a pool that is used up (or that answers "context length
+exceeded") passes the call to the next model of the chain. Once an answer was handed to the client nothing
+is retried. Every routed answer carries X-Served-Model and X-Served-By; an answer served by a fallback names
+the model the client asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from urllib.parse import quote
+
+from flask import Response
+
+from argoproxy.call import Call
+from argoproxy.errors import ProxyError
+from argoproxy.llm_params import LlmParams, ModelRule, merge_rules
+from argoproxy.routing.entries import ModelEntry
+from argoproxy.routing.router import Deployment, Router
+from argoproxy.upstream import RETRY_BUDGET, Upstream, describe_host, parse_retry_after
+
+if TYPE_CHECKING:
+    from argoproxy.pipeline import Gateway
+    from argoproxy.settings import Settings
+
+log = logging.getLogger("cot_proxy")
+
+SERVED_MODEL = "X-Served-Model"
+SERVED_BY = "X-Served-By"
+CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
+_CONTEXT_TEXT = re.compile(r"context[ _]length|maximum context|too many tokens|prompt is too long", re.IGNORECASE)
+_PRINTABLE = re.compile(r"[\x20-\x7e]{1,200}")
+_MODEL_FIELD = re.compile(rb'"model"(\s*):(\s*)"(?:[^"\\]|\\.)*"')
+
+
+class DeploymentParams(LlmParams):
+    """LLM_PARAMS as one deployment sees them: the global rule for a model, with the entry's `params` on top."""
+
+    def __init__(self, base: LlmParams, own: ModelRule | None) -> None:
+        super().__init__(base.rules)
+        object.__setattr__(self, "own", own)
+
+    def rule_for(self, model: str | None) -> ModelRule | None:
+        base = super().rule_for(model)
+        if self.own is None or base is None:
+            return base or self.own
+        return merge_rules(base, self.own)
+
+    def __bool__(self) -> bool:
+        return bool(self.rules) or self.own is not None
+
+
+def deployment_settings(settings: Settings, entry: ModelEntry, environ: dict[str, str]) -> Settings:
+    """The Settings a deployment's Backend is built with: its backend, base URL, key and params."""
+    key = environ.get(entry.api_key_env, "") if entry.api_key_env else ""
+    rule = entry.params
+    if entry.upstream_model:
+        rule = dataclasses.replace(rule or ModelRule(entry.name), upstream_model_name=entry.upstream_model)
+    changes: dict[str, Any] = {"backend": entry.backend, "llm_params": DeploymentParams(settings.llm_params, rule)}
+    if entry.api_key_env:
+        changes.update(openai_api_key=key, dashscope_api_key=key)
+    base = entry.base_url
+    if base and entry.backend == "argo":
+        # ARGO's own API: the base of its resource URLs; with USE_NATIVE_OPENAI its OpenAI-compatible base.
+        changes.update(native_openai_base_url=base, argo_url=base + "chat/", argo_stream_url=base + "streamchat/",
+                       argo_embedding_url=base + "embed/")
+    elif base:
+        changes["target_base_url"] = base
+    elif entry.backend != settings.backend:
+        from argoproxy.settings import _with_backend_defaults
+        changes["target_base_url"] = ""
+        return _with_backend_defaults(dataclasses.replace(settings, **changes))
+    return dataclasses.replace(settings, **changes)
+
+
+def served_by(settings: Settings, entry: ModelEntry) -> str:
+    """host:port of where the deployment's requests go."""
+    if entry.base_url:
+        return describe_host(entry.base_url)
+    if entry.backend == "argo":
+        return describe_host(settings.native_openai_base_url if settings.use_native_openai else settings.argo_url)
+    from argoproxy.settings import SETTING_FIELDS
+    urls = SETTING_FIELDS["target_base_url"].metadata["by_backend"]
+    return describe_host(urls.get(entry.backend) or settings.target_base_url)
+
+
+class Routing:
+    """The routed half of the Gateway: one per worker, holding the router and a Gateway view per deployment."""
+
+    def __init__(self, gateway: Gateway, environ: dict[str, str]) -> None:
+        from argoproxy.providers import create_backend
+        settings = gateway.settings
+        self.settings = settings
+        self.gateway = gateway
+        self.router = Router(settings.models, settings.fallbacks, lambda e: served_by(settings, e),
+                             cooldown_seconds=settings.cooldown_seconds)
+        self.max_attempts = 1 + settings.max_retries
+        # Where a pool has several deployments, a failure moves to the next one at once (no retry on the same URL).
+        failover = Upstream(settings.connect_timeout, settings.timeout, 0,
+                            pool_size=max(64, settings.worker_connections))
+        for pool in self.router.pools():
+            upstream = gateway.upstream if len(pool.deployments) == 1 else failover
+            for dep in pool.deployments:
+                own = deployment_settings(settings, dep.entry, environ)
+                dep.gateway = gateway.for_deployment(create_backend(own, upstream), upstream, own)
+        self._prober: threading.Thread | None = None
+
+    # ------------------------------------------------------------ one call
+    def api(self, call: Call) -> Response:
+        asked = call.body.get("model")
+        if not isinstance(asked, str) or not asked:
+            raise ProxyError(400, "The request names no model: set `model` to one this proxy routes "
+                             "(GET /v1/models lists them).", param="model", code="missing_model")
+        from argoproxy.validation import check_allowed_model
+        check_allowed_model(self.settings.allowed_models, asked)
+        chain = self.router.chain(asked)
+        if not chain:
+            raise ProxyError(404, f"The model `{asked}` does not exist: no entry of this proxy's models serves it.",
+                             param="model", code="model_not_found")
+        self.start_probe()
+        started = time.monotonic()
+        failure: ProxyError | None = None
+        for position, (name, pool) in enumerate(chain):
+            tried: set[int] = set()
+            while len(tried) < self.max_attempts and (not tried or time.monotonic() - started < RETRY_BUDGET):
+                dep = self.router.pick(pool, tried)
+                if dep is None:
+                    break
+                tried.add(dep.index)
+                if failure is not None:  # a retry: the first attempt may have edited the parsed body
+                    call.body = self.gateway.reparse(call)
+                    call.body_changed = False
+                try:
+                    return self.attempt(call, asked, name, dep)
+                except ProxyError as err:
+                    failure = err
+                    if is_context_exceeded(err):
+                        break  # another deployment of the same model has the same window: next model
+                    if not self.failed(dep, err):
+                        raise
+                    log.warning("deployment %s of %s failed (%s %s); %s", dep.served_by, name, err.status,
+                                err.code or "", "trying another" if position + 1 < len(chain) or
+                                len(tried) < len(pool.deployments) else "no other left")
+        assert failure is not None
+        raise failure
+
+    def attempt(self, call: Call, asked: str, name: str, dep: Deployment) -> Response:
+        """The pipeline on one deployment, up to the client's first byte."""
+        view = dep.gateway
+        if call.body.get("model") != name:  # a fallback model
+            call.body["model"] = name
+            call.body_changed = True
+        call.extra["deployment"] = dep.served_by
+        call.extra["served_model"] = name
+        dep.in_flight += 1
+        try:
+            response = view.routed(call, asked)
+        except BaseException:
+            dep.in_flight -= 1
+            raise
+        headers = response.headers
+        headers[SERVED_MODEL] = header_safe(name)
+        headers[SERVED_BY] = dep.served_by
+        if name != asked:
+            rename_model(response, asked)
+        if response.is_streamed:
+            response.response = _released(response.response, dep)
+        else:
+            dep.in_flight -= 1
+        return response
+
+    def failed(self, dep: Deployment, err: ProxyError) -> bool:
+        """Cool a deployment down after a failure worth retrying elsewhere; False: the client gets it as is."""
+        if err.status == 429:
+            after = parse_retry_after(err.headers.get("Retry-After", "")) if err.headers else None
+            self.router.cool_down(dep, max(after or 0.0, self.settings.cooldown_seconds), rate_limited=True,
+                                  error=err.message)
+            return True
+        if err.status >= 500:
+            self.router.cool_down(dep, error=err.message)
+            return True
+        return False
+
+    # ------------------------------------------------------------ models, health, probe
+    def model_list(self) -> list[dict[str, Any]]:
+        """Every exact name routed here; for a glob, the models its deployments list that match it."""
+        from fnmatch import fnmatchcase
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "cot_proxy"} for name in self.router.exact]
+        for pool in self.router.globs:
+            for dep in pool.deployments:
+                try:
+                    listing = dep.gateway.backend.list_models(Call("models", "GET", "v1/models", "", {}))
+                except ProxyError:
+                    continue
+                for m in listing.get("data", []):
+                    if isinstance(m, dict) and isinstance(m.get("id"), str) and fnmatchcase(m["id"], pool.name):
+                        data.append(m)
+        return data
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        ok, rows = self.router.health()
+        down = [f"{r['model']} at {r['served_by']}" for r in rows if r["state"] != "up"]
+        body: dict[str, Any] = {"status": "healthy" if ok else "unhealthy", "deployments": rows}
+        if down:
+            body["down"] = down
+        return (200 if ok else 503), body
+
+    def start_probe(self) -> None:
+        """The optional active health probe: one background thread per worker, started with the first call."""
+        if self._prober is not None or not self.settings.health_probe_seconds:
+            return
+        from argoproxy.health import probe
+        interval = self.settings.health_probe_seconds
+
+        def probe_deployment(dep: Deployment) -> str | None:
+            backend = dep.gateway.backend
+            url = getattr(backend, "base", "") or dep.entry.base_url
+            return probe(backend.upstream.session, url) if url else None
+
+        def loop() -> None:
+            while True:
+                time.sleep(interval)
+                try:
+                    self.router.probe_all(probe_deployment)
+                except Exception:  # noqa: BLE001 - a probe must never end the worker
+                    log.exception("deployment probe failed")
+
+        self._prober = threading.Thread(target=loop, name="deployment-probe", daemon=True)
+        self._prober.start()
+
+
+def install_routing(gateway: Gateway) -> None:
+    """Routing (with `models`) and key budgets (with `key_limits`) for this worker's gateway."""
+    import os
+    settings = gateway.settings
+    environ = dict(os.environ)
+    if settings.models:
+        gateway.routing = Routing(gateway, environ)
+    if settings.key_limits:
+        if not settings.enable_auth:
+            log.warning("key_limits: budgets apply to the keys auth accepts, and ENABLE_AUTH is off: not enforced")
+            return
+        from argoproxy.routing.key_limits import KeyLimiter
+        gateway.limiter = KeyLimiter(settings.key_limits, environ)
+        gateway.observers.append(gateway.limiter.observe)
+
+
+def is_context_exceeded(err: ProxyError) -> bool:
+    return err.status == 400 and (err.code in CONTEXT_CODES or bool(_CONTEXT_TEXT.search(err.message or "")))
+
+
+def header_safe(name: str) -> str:
+    """A model name as a header value: a glob-matched name is client input (no control characters)."""
+    return name if _PRINTABLE.fullmatch(name) else quote(name, safe="")[:200]
+
+
+def rename_model(response: Response, asked: str) -> None:
+    """An answer served by a fallback names the model the client asked for (every `"model": "..."` field:
+    in JSON text a quote inside a string is escaped, so the pattern only meets real keys)."""
+    value = json.dumps(asked).encode()
+
+    def replace(data: bytes) -> bytes:
+        return _MODEL_FIELD.sub(lambda m: b'"model"' + m.group(1) + b":" + m.group(2) + value, data)
+
+    if response.is_streamed:
+        response.response = _mapped(response.response, replace)
+    else:
+        response.set_data(replace(response.get_data()))
+
+
+def _mapped(chunks: Iterable[bytes], change: Callable[[bytes], bytes]) -> Iterator[bytes]:
+    try:
+        for chunk in chunks:
+            yield change(chunk)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _released(chunks: Iterable[bytes], dep: Deployment) -> Iterator[bytes]:
+    """A streamed body; the deployment's in-flight count drops when it ends (or the client leaves)."""
+    try:
+        yield from chunks
+    finally:
+        dep.in_flight -= 1
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,272 @@
+"""Many upstreams behind one proxy (issue 15), with several fake upstreams on loopback and the real proxy
+under Gunicorn: routing by name and glob, pools, failover, 429 cooldown, fallbacks, /v1/models, /health."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import pytest
+import requests
+
+from tests.fakes.fake_openai import FakeOpenAI, Reply, chat_completion
+from tests.proxy_process import running_proxy
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+def models(*entries: dict) -> str:
+    return json.dumps(list(entries))
+
+
+def chat(proxy, model: str, **extra) -> requests.Response:
+    return requests.post(proxy.base_url + "/chat/completions", json={**CHAT, "model": model, **extra}, timeout=30)
+
+
+@pytest.fixture
+def fakes():
+    with FakeOpenAI() as a, FakeOpenAI() as b, FakeOpenAI() as c:
+        yield a, b, c
+
+
+def test_routing_by_name_and_glob(fakes):
+    a, b, c = fakes
+    entries = models({"name": "qwen3", "backend": "openai", "base_url": a.base_url, "upstream_model": "Qwen/Qwen3-8B"},
+                     {"name": "local-*", "backend": "openai", "base_url": b.base_url},
+                     {"name": "*", "backend": "openai", "base_url": c.base_url, "params": {"temperature": 0.1}})
+    with running_proxy(MODELS=entries) as proxy:
+        r = chat(proxy, "qwen3")
+        assert r.status_code == 200, r.text
+        assert a.received[-1].json()["model"] == "Qwen/Qwen3-8B"
+        assert r.headers["X-Served-Model"] == "qwen3" and r.headers["X-Served-By"] == f"127.0.0.1:{a.port}"
+
+        r = chat(proxy, "local-llama")
+        assert r.status_code == 200 and b.received[-1].json()["model"] == "local-llama"
+        assert r.headers["X-Served-Model"] == "local-llama" and r.headers["X-Served-By"] == f"127.0.0.1:{b.port}"
+
+        client = openai.OpenAI(base_url=proxy.base_url, api_key="sk-client")
+        out = client.chat.completions.create(model="anything", messages=CHAT["messages"])
+        assert out.choices[0].message.content == c.default_content
+        assert c.received[-1].json()["temperature"] == 0.1  # the entry's params
+        assert len(a.received) == len(b.received) == 1
+
+
+def test_a_model_no_entry_serves_is_a_404_naming_it(fakes):
+    a, _, _ = fakes
+    with running_proxy(MODELS=models({"name": "qwen3", "backend": "openai", "base_url": a.base_url})) as proxy:
+        client = openai.OpenAI(base_url=proxy.base_url, api_key="sk-client", max_retries=0)
+        with pytest.raises(openai.NotFoundError) as info:
+            client.chat.completions.create(model="gpt-5", messages=CHAT["messages"])
+        assert "gpt-5" in info.value.message and info.value.code == "model_not_found"
+        assert a.received == []
+        listed = [m.id for m in client.models.list()]
+        assert listed == ["qwen3"]
+
+
+def test_models_lists_every_name_pseudo_models_and_glob_matches(fakes):
+    a, b, _ = fakes
+    entries = models({"name": "qwen3", "backend": "openai", "base_url": a.base_url},
+                     {"name": "qwen3", "backend": "openai", "base_url": b.base_url},
+                     {"name": "fake-*", "backend": "openai", "base_url": b.base_url})
+    with running_proxy(MODELS=entries, LLM_PARAMS="model=qwen3-think,think_mode=reasoning") as proxy:
+        ids = [m["id"] for m in requests.get(proxy.base_url + "/models", timeout=10).json()["data"]]
+        assert ids == ["qwen3", "fake-model", "qwen3-think"]
+
+
+def test_the_pool_spreads_requests_by_in_flight(fakes):
+    a, b, _ = fakes
+    entries = models({"name": "qwen3", "backend": "openai", "base_url": a.base_url},
+                     {"name": "qwen3", "backend": "openai", "base_url": b.base_url})
+    gate = threading.Event()
+    release = threading.Event()
+    for fake in (a, b):
+        fake.add(*[Reply(chat_completion("slow"), delay=0.6) for _ in range(8)])
+    with running_proxy(MODELS=entries, WORKERS="1") as proxy:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _: chat(proxy, "qwen3").status_code, range(8)))
+        assert results == [200] * 8
+        assert (len(a.received), len(b.received)) == (4, 4)  # 8 at once: each deployment got half
+
+
+def test_weights_share_idle_traffic(fakes):
+    a, b, _ = fakes
+    entries = models({"name": "m", "backend": "openai", "base_url": a.base_url, "weight": 4},
+                     {"name": "m", "backend": "openai", "base_url": b.base_url, "weight": 1})
+    with running_proxy(MODELS=entries) as proxy:
+        for _ in range(100):
+            assert chat(proxy, "m").status_code == 200
+    assert 65 <= len(a.received) <= 95, (len(a.received), len(b.received))
+
+
+def test_a_429_with_retry_after_moves_traffic_away(fakes):
+    a, b, _ = fakes
+    entries = models({"name": "m", "backend": "openai", "base_url": a.base_url, "weight": 1000},
+                     {"name": "m", "backend": "openai", "base_url": b.base_url})
+    a.add(*[Reply({"error": {"message": "slow down", "type": "rate_limit_error", "code": "rate_limited"}},
+                  status=429, headers={"Retry-After": "30"}) for _ in range(50)])
+    with running_proxy(MODELS=entries, WORKERS="2") as proxy:
+        for _ in range(20):
+            r = chat(proxy, "m")
+            assert r.status_code == 200 and r.headers["X-Served-By"] == f"127.0.0.1:{b.port}"
+        assert len(a.received) == 1  # the 429 cooled it down for both workers
+        health = requests.get(proxy.url + "/health", timeout=10)
+        assert health.status_code == 200
+        states = {d["served_by"]: d["state"] for d in health.json()["deployments"]}
+        assert states == {f"127.0.0.1:{a.port}": "rate_limited", f"127.0.0.1:{b.port}": "up"}
+        assert 25 < next(d["retry_in"] for d in health.json()["deployments"] if d["state"] != "up") <= 30
+
+
+def test_a_pool_that_fails_falls_back_naming_the_model_asked_for(fakes):
+    a, b, _ = fakes
+    entries = models({"name": "qwen3", "backend": "openai", "base_url": a.base_url},
+                     {"name": "gpt-4o", "backend": "openai", "base_url": b.base_url})
+    a.add(Reply({"error": {"message": "overloaded"}}, status=503), Reply({"error": {"message": "overloaded"}}, status=503),
+          Reply({"error": {"message": "overloaded"}}, status=503))
+    with running_proxy(MODELS=entries, FALLBACKS='{"qwen3": ["gpt-4o"]}', MAX_RETRIES="0") as proxy:
+        r = chat(proxy, "qwen3")
+        assert r.status_code == 200, r.text
+        assert r.json()["model"] == "qwen3"
+        assert r.headers["X-Served-Model"] == "gpt-4o" and r.headers["X-Served-By"] == f"127.0.0.1:{b.port}"
+        assert b.received[-1].json()["model"] == "gpt-4o"
+        # streamed, through the SDK: every chunk names qwen3
+        a.add(Reply({"error": {"message": "overloaded"}}, status=503))
+        client = openai.OpenAI(base_url=proxy.base_url, api_key="sk-client")
+        chunks = list(client.chat.completions.create(model="qwen3", messages=CHAT["messages"], stream=True))
+        assert chunks and all(c.model == "qwen3" for c in chunks)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == b.default_content
+
+
+def test_context_length_exceeded_goes_to_the_fallback(fakes):
+    a, b, _ = fakes
+    entries = models({"name": "small", "backend": "openai", "base_url": a.base_url},
+                     {"name": "big", "backend": "openai", "base_url": b.base_url})
+    a.add(Reply({"error": {"message": "This model's maximum context length is 8192 tokens.",
+                           "type": "invalid_request_error", "code": "context_length_exceeded"}}, status=400))
+    with running_proxy(MODELS=entries, FALLBACKS='{"small": ["big"]}') as proxy:
+        r = chat(proxy, "small")
+        assert r.status_code == 200 and r.headers["X-Served-Model"] == "big"
+        # any other 4xx goes to the client as it is
+        a.add(Reply({"error": {"message": "bad temperature", "type": "invalid_request_error"}}, status=400))
+        r = chat(proxy, "small")
+        assert r.status_code == 400 and "bad temperature" in r.json()["error"]["message"]
+        assert len(b.received) == 1
+
+
+def test_when_every_deployment_fails_the_client_gets_the_last_error(fakes):
+    a, b, _ = fakes
+    entries = models({"name": "m", "backend": "openai", "base_url": a.base_url},
+                     {"name": "m", "backend": "openai", "base_url": b.base_url})
+    for fake in (a, b):
+        fake.add(*[Reply({"error": {"message": "down for maintenance"}}, status=503) for _ in range(3)])
+    with running_proxy(MODELS=entries, MAX_RETRIES="1", WORKERS="1") as proxy:
+        r = chat(proxy, "m")
+        assert r.status_code == 503 and "maintenance" in r.json()["error"]["message"]
+        assert len(a.received) + len(b.received) == 2  # one try on each, no more
+        health = requests.get(proxy.url + "/health", timeout=10)
+        assert health.status_code == 503 and len(health.json()["down"]) == 2
+
+
+def test_allow_list_and_auth_apply_on_routes(fakes):
+    a, _, _ = fakes
+    entries = models({"name": "*", "backend": "openai", "base_url": a.base_url, "api_key_env": "UPSTREAM_KEY_A"})
+    with running_proxy(MODELS=entries, UPSTREAM_KEY_A="sk-upstream-a", ENABLE_AUTH="true", API_KEY_SECRET="sk-client",
+                       ALLOWED_MODELS="gpt-*") as proxy:
+        assert requests.post(proxy.base_url + "/chat/completions", json={**CHAT, "model": "gpt-4o"},
+                             timeout=10).status_code == 401
+        headers = {"Authorization": "Bearer sk-client"}
+        r = requests.post(proxy.base_url + "/chat/completions", json={**CHAT, "model": "llama"}, headers=headers,
+                          timeout=10)
+        assert r.status_code in (403, 404) and a.received == []
+        r = requests.post(proxy.base_url + "/chat/completions", json={**CHAT, "model": "gpt-4o"}, headers=headers,
+                          timeout=10)
+        assert r.status_code == 200
+        assert a.received[-1].headers["Authorization"] == "Bearer sk-upstream-a"  # the deployment's own key
+
+
+def _one_request(proxy, stream: bool) -> str:
+    """'ok', 'started' (a stream that broke after its first byte reached us) or 'failed'."""
+    try:
+        with requests.post(proxy.base_url + "/chat/completions", json={**CHAT, "model": "m", "stream": stream},
+                           stream=True, timeout=30) as r:
+            if r.status_code != 200:
+                return "failed"
+            try:
+                body = b"".join(r.iter_content(None))
+            except requests.RequestException:
+                return "started"
+            if stream:
+                return "ok" if body.rstrip().endswith(b"data: [DONE]") else "started"
+            return "ok" if json.loads(body)["choices"] else "failed"
+    except requests.RequestException:
+        return "failed"
+
+
+def test_a_deployment_killed_under_steady_load_fails_no_request_that_had_not_started():
+    from tests.fakes.fake_process import fake_process
+    with fake_process(delay=0.3) as a, fake_process(delay=0.3) as b:
+        entries = models({"name": "m", "backend": "openai", "base_url": a.base_url},
+                         {"name": "m", "backend": "openai", "base_url": b.base_url})
+        with running_proxy(MODELS=entries, WORKERS="2") as proxy:
+            outcomes: list[tuple[bool, str]] = []
+            stop = threading.Event()
+
+            def client(i: int) -> None:
+                stream = i % 2 == 0
+                while not stop.is_set():
+                    outcomes.append((stream, _one_request(proxy, stream)))
+
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 30
+            while len(outcomes) < 16 and time.monotonic() < deadline:
+                stop.wait(0.05)
+            a.kill()  # SIGKILL mid-load: open connections reset, new ones refused
+            killed_at = len(outcomes)
+            while len(outcomes) < killed_at + 32 and time.monotonic() < deadline:
+                stop.wait(0.05)
+            stop.set()
+            for t in threads:
+                t.join(30)
+            log = proxy.read_log()
+        assert f"deployment 127.0.0.1:{a.port} of m failed" in log  # requests in flight there moved over
+        failed = [o for o in outcomes if o[1] == "failed"]
+        assert failed == [], outcomes
+        assert all(stream for stream, outcome in outcomes if outcome == "started")  # only streams already going
+        assert len(outcomes) >= killed_at + 32
+        after = outcomes[killed_at + 8:]  # requests that began after the kill: all served, streams included
+        assert {(True, "ok"), (False, "ok")} == set(after), after
+
+
+def test_per_key_limits_across_workers(fakes):
+    a, _, _ = fakes
+    limits = '{"TEAM_A_KEY": {"rpm": 3}, "TEAM_B_KEY": {"tpm": 20}}'
+    with running_proxy(TARGET_BASE_URL=a.base_url, ENABLE_AUTH="true", API_KEY_SECRET="sk-admin", KEY_LIMITS=limits,
+                       TEAM_A_KEY="sk-team-a", TEAM_B_KEY="sk-team-b", WORKERS="2") as proxy:
+        def team_a():  # a new connection each time: the two workers share the count
+            return openai.OpenAI(base_url=proxy.base_url, api_key="sk-team-a", max_retries=0)
+
+        with ThreadPoolExecutor(3) as pool:  # three at once, so both workers take some
+            list(pool.map(lambda _: team_a().chat.completions.create(model="m", messages=CHAT["messages"]), range(3)))
+        with pytest.raises(openai.RateLimitError) as info:
+            team_a().chat.completions.create(model="m", messages=CHAT["messages"])
+        err = info.value
+        assert err.code == "rate_limit_exceeded" and "3 requests per minute" in err.message
+        assert 1 <= int(err.response.headers["Retry-After"]) <= 120
+        assert err.body["type"] == "rate_limit_error"
+        # the admin key has no budget; team B's is in tokens (12 per answer from the upstream's usage)
+        admin = openai.OpenAI(base_url=proxy.base_url, api_key="sk-admin", max_retries=0)
+        for _ in range(5):
+            admin.chat.completions.create(model="m", messages=CHAT["messages"])
+        team_b = openai.OpenAI(base_url=proxy.base_url, api_key="sk-team-b", max_retries=0)
+        team_b.chat.completions.create(model="m", messages=CHAT["messages"])
+        stream = team_b.chat.completions.create(model="m", messages=CHAT["messages"], stream=True,
+                                                stream_options={"include_usage": True})
+        assert [c for c in stream]
+        with pytest.raises(openai.RateLimitError) as info:
+            team_b.chat.completions.create(model="m", messages=CHAT["messages"])
+        assert "20 tokens per minute" in info.value.message
+        assert len(a.received) == 3 + 5 + 2
