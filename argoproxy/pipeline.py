@@ -102,6 +102,7 @@ class Gateway:
         if call.kind not in self.backend.kinds:
             raise ProxyError(404, f"The {self.backend.name} backend serving {asked} does not serve /{call.path}.",
                              code="unknown_route")
+        call.rule = None  # a retry: the previous deployment's rule must not stay
         self.plan(call)
         call.model = asked
         self.backend.prepare(call)
@@ -109,11 +110,6 @@ class Gateway:
         if whole is not None:
             return self.answer_object(call, whole)
         return self.finish(call, self.backend.encode(call))
-
-    @staticmethod
-    def reparse(call: Call) -> dict[str, Any]:
-        """The client's body as it arrived (a retry on another deployment starts from it)."""
-        return parse_object(call.raw_body)
 
     def finish(self, call: Call, req: UpstreamRequest) -> Response:
         """Send a prepared call upstream and answer the client."""

@@ -237,9 +237,16 @@ def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
         check_routing(settings.models, settings.fallbacks, settings.key_limits, providers.names(), environ)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
-    problem = providers.get(settings.backend).check_settings(settings)
-    if problem:
-        raise SettingsError(problem)
+    # Each provider's own rules: for the top-level backend when it serves (no `models`), and for every
+    # backend a `models` entry uses.
+    if not settings.models:
+        problem = providers.get(settings.backend).check_settings(settings)
+        if problem:
+            raise SettingsError(problem)
+    for i, entry in enumerate(settings.models):
+        problem = providers.get(entry.backend).check_settings(dataclasses.replace(settings, backend=entry.backend))
+        if problem:
+            raise SettingsError(f"{problem} (for models[{i}])")
     return settings
 
 

@@ -32,7 +32,7 @@ import client  # noqa: E402
 from client import Pool, build_request, chat_body  # noqa: E402
 from targets import HOST, BareForwarder, ForeignLoad, Nginx, Proxy, Target, Upstream, nginx_binary, raise_nofile  # noqa: E402
 
-SECTIONS = ("latency", "ttfb", "journal", "body", "hold", "classes", "fronts")
+SECTIONS = ("latency", "ttfb", "journal", "routing", "body", "hold", "classes", "fronts")
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
 
@@ -101,7 +101,7 @@ class Bench:
         self.plan = plan
         self.loop = loop
         self.results: dict[str, Any] = {"latency": {}, "ttfb": {}, "body": {}, "hold": {}, "classes": {},
-                                        "fronts": {}, "targets": {}}
+                                        "fronts": {}, "routing": {}, "targets": {}}
         self.own_pids: list[int] = [os.getpid()]
         self.foreign: list[float] = []  # foreign load (cores) of every measurement window
 
@@ -155,6 +155,17 @@ class Bench:
                 f"cpu {ms(row['cpu_per_req'], 3)} ms/req, foreign load {foreign:.2f} cores, errors {res.errors} {row.get('error_sample', '')}")
         self.results.setdefault("latency" if key is None else key, {})[target.name] = out
         return out
+
+    def latency_at(self, target: Target, concurrency: int, key: str) -> None:
+        """One concurrency of the latency section, kept under results[key][target.name]."""
+        concurrencies = self.plan.concurrencies
+        self.plan.concurrencies = (concurrency,)
+        try:
+            row = self.latency(target, key="_one")[concurrency]
+        finally:
+            self.plan.concurrencies = concurrencies
+        self.results.pop("_one", None)
+        self.results[key].setdefault(target.name, {})[concurrency] = row
 
     # ------------------------------------------------------------------ 100-chunk stream TTFB
     def ttfb(self, target: Target) -> None:
@@ -443,6 +454,8 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
         lines.extend(fronts_report(res["fronts"]))
 
     # -------- classes
+    if res.get("routing"):
+        lines.extend(routing_report(res["routing"], plan))
     cl = res["classes"]
     if cl:
         add("## Gunicorn worker classes (otherwise default settings)")
@@ -508,6 +521,35 @@ def fronts_report(fr: dict[str, Any]) -> list[str]:
                      f"{ratio} | {ms(row['first_event_p50'], 3)} | {signed_ms(fadded, 3)} | {fratio} | "
                      f"{ms(row['total_p50'], 2)} |")
     lines.append("")
+    return lines
+
+
+def routed_models(upstream_port: int) -> str:
+    """MODELS for the routed row: a glob entry that does not match, then the bench model as a pool of two."""
+    base = f"http://{HOST}:{upstream_port}/v1/"
+    return json.dumps([{"name": "argo:*", "backend": "openai", "base_url": base},
+                       {"name": "bench", "backend": "openai", "base_url": base},
+                       {"name": "bench", "backend": "openai", "base_url": base}])
+
+
+ROUTING_BUDGET = 50e-6  # issue 15: the routing decision adds at most 50 us of CPU per request
+
+
+def routing_report(rows: dict[str, Any], plan: Plan) -> list[str]:
+    single, routed = rows.get("cot_proxy", {}), rows.get("cot_proxy routed", {})
+    lines = ["## Routing (issue 15): the single-upstream path and MODELS side by side", "",
+             "| concurrency | single: CPU ms/req | routed: CPU ms/req | added CPU µs/req | p50 ms single / routed "
+             "| req/s single / routed | within 50 µs |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for c in plan.concurrencies:
+        if c not in single or c not in routed:
+            continue
+        a, b = single[c], routed[c]
+        added = b["cpu_per_req"] - a["cpu_per_req"]
+        lines.append(f"| {c} | {ms(a['cpu_per_req'], 3)} | {ms(b['cpu_per_req'], 3)} | {added * 1e6:+.0f} | "
+                     f"{ms(a['p50'], 3)} / {ms(b['p50'], 3)} | {a['rps']:,.0f} / {b['rps']:,.0f} | "
+                     f"{'yes' if added <= ROUTING_BUDGET else '**no**'} |")
+    lines += ["", "CPU per request is the median of three windows per target; the two targets alternate by "
+              "concurrency so that drift in the machine's load falls on both.", ""]
     return lines
 
 
@@ -638,6 +680,17 @@ def main(argv: list[str] | None = None) -> int:
         if "fronts" in sections:
             log("section fronts (chat, responses, messages through the same proxy)")
             bench.fronts(proxy)
+        if "routing" in sections:
+            log("section routing (the same upstream behind MODELS: a glob entry and a pool of two deployments)")
+            routed = Proxy.start(upstream.port, name="cot_proxy routed", MODELS=routed_models(upstream.port))
+            try:
+                bench.results["targets"][routed.name] = "default settings plus MODELS (bench: a pool of two " \
+                                                        "deployments of the same upstream, after a glob entry)"
+                for c in plan.concurrencies:  # side by side, one concurrency at a time
+                    bench.latency_at(proxy, c, "routing")
+                    bench.latency_at(routed, c, "routing")
+            finally:
+                routed.stop()
         if "body" in sections:
             log("section body")
             for t in main_targets():

@@ -31,6 +31,7 @@ from flask import Response
 
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import dumps, loads
 from argoproxy.llm_params import LlmParams, ModelRule, merge_rules
 from argoproxy.routing.entries import ModelEntry
 from argoproxy.routing.router import Deployment, Router
@@ -135,6 +136,9 @@ class Routing:
             raise ProxyError(404, f"The model `{asked}` does not exist: no entry of this proxy's models serves it.",
                              param="model", code="model_not_found")
         self.start_probe()
+        # A retry starts from the body as it was before the first attempt edited it: the client's bytes, or
+        # (a front door translated the request) the translated body, kept as JSON.
+        source = dumps(call.body) if call.body_changed else call.raw_body
         started = time.monotonic()
         failure: ProxyError | None = None
         for position, (name, pool) in enumerate(chain):
@@ -145,8 +149,8 @@ class Routing:
                     break
                 tried.add(dep.index)
                 if failure is not None:  # a retry: the first attempt may have edited the parsed body
-                    call.body = self.gateway.reparse(call)
-                    call.body_changed = False
+                    call.body = loads(source)
+                    call.body_changed = source is not call.raw_body
                 try:
                     return self.attempt(call, asked, name, dep)
                 except ProxyError as err:
@@ -169,11 +173,11 @@ class Routing:
             call.body_changed = True
         call.extra["deployment"] = dep.served_by
         call.extra["served_model"] = name
-        dep.in_flight += 1
+        self.router.started(dep)
         try:
             response = view.routed(call, asked)
         except BaseException:
-            dep.in_flight -= 1
+            self.router.ended(dep)
             raise
         headers = response.headers
         headers[SERVED_MODEL] = header_safe(name)
@@ -181,9 +185,9 @@ class Routing:
         if name != asked:
             rename_model(response, asked)
         if response.is_streamed:
-            response.response = _released(response.response, dep)
+            response.response = _released(response.response, lambda: self.router.ended(dep))
         else:
-            dep.in_flight -= 1
+            self.router.ended(dep)
         return response
 
     def failed(self, dep: Deployment, err: ProxyError) -> bool:
@@ -295,12 +299,12 @@ def _mapped(chunks: Iterable[bytes], change: Callable[[bytes], bytes]) -> Iterat
             close()
 
 
-def _released(chunks: Iterable[bytes], dep: Deployment) -> Iterator[bytes]:
+def _released(chunks: Iterable[bytes], ended: Callable[[], None]) -> Iterator[bytes]:
     """A streamed body; the deployment's in-flight count drops when it ends (or the client leaves)."""
     try:
         yield from chunks
     finally:
-        dep.in_flight -= 1
+        ended()
         close = getattr(chunks, "close", None)
         if close is not None:
             close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -85,6 +86,7 @@ class Router:
         self.clock = clock
         self.rand = rand
         self._glob_cache: dict[str, Pool | None] = {}
+        self._counting = threading.Lock()  # gthread workers: `in_flight += 1` is not atomic between threads
 
     # ------------------------------------------------------------ names
     def pool_for(self, model: str) -> Pool | None:
@@ -145,6 +147,14 @@ class Router:
         if cooling:
             return min(cooling, key=lambda item: item[0])[1]
         return None
+
+    def started(self, dep: Deployment) -> None:
+        with self._counting:
+            dep.in_flight += 1
+
+    def ended(self, dep: Deployment) -> None:
+        with self._counting:
+            dep.in_flight -= 1
 
     def _weighted_choice(self, deps: list[Deployment]) -> Deployment:
         point = self.rand() * sum(d.weight for d in deps)

@@ -54,6 +54,16 @@ def test_routing_by_name_and_glob(fakes):
         assert len(a.received) == len(b.received) == 1
 
 
+def test_without_models_the_single_upstream_answers_as_before(fakes):
+    a, _, _ = fakes
+    with running_proxy(TARGET_BASE_URL=a.base_url) as proxy:
+        r = chat(proxy, "any-model-name")
+        assert r.status_code == 200 and "X-Served-By" not in r.headers and "X-Served-Model" not in r.headers
+        assert requests.get(proxy.url + "/health", timeout=10).json()["status"] == "healthy"
+        metrics = requests.get(proxy.url + "/metrics", timeout=10).text
+        assert f'deployment="127.0.0.1:{a.port}"' in metrics
+
+
 def test_a_model_no_entry_serves_is_a_404_naming_it(fakes):
     a, _, _ = fakes
     with running_proxy(MODELS=models({"name": "qwen3", "backend": "openai", "base_url": a.base_url})) as proxy:
