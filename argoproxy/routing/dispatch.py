@@ -111,7 +111,8 @@ class Routing:
         self.settings = settings
         self.gateway = gateway
         self.router = Router(settings.models, settings.fallbacks, lambda e: served_by(settings, e),
-                             cooldown_seconds=settings.cooldown_seconds)
+                             cooldown_seconds=settings.cooldown_seconds,
+                             threaded=settings.worker_class == "gthread")
         self.max_attempts = 1 + settings.max_retries
         # Where a pool has several deployments, a failure moves to the next one at once (no retry on the same URL).
         failover = Upstream(settings.connect_timeout, settings.timeout, 0,

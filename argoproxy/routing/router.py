@@ -28,27 +28,25 @@ from argoproxy.routing.shared import SharedCells
 FIELDS = 2
 UNTIL, REASON = range(FIELDS)  # cooldown end in wall-clock milliseconds; why it cools
 FAILED, RATE_LIMITED = 1, 2
+INF = float("inf")
 GLOB_CACHE_CAP = 4096  # names asked for are client input: the cache of glob results is bounded
 
 
-@dataclass(eq=False)
 class Deployment:
     """One entry of `models` as this worker serves it."""
 
-    index: int  # position in `models`: its cells in the shared cooldown board
-    entry: ModelEntry
-    served_by: str  # host:port of its base URL (X-Served-By)
-    gateway: Any = None  # the Gateway view serving it: its own Backend (argoproxy/routing/dispatch.py)
-    in_flight: int = 0  # this worker's requests to it now
-    last_error: str = ""  # this worker's last failure, for /health
+    __slots__ = ("index", "entry", "name", "weight", "served_by", "gateway", "in_flight", "last_error", "cell")
 
-    @property
-    def name(self) -> str:
-        return self.entry.name
-
-    @property
-    def weight(self) -> float:
-        return self.entry.weight
+    def __init__(self, index: int, entry: ModelEntry, served_by: str) -> None:
+        self.index = index  # position in `models`: its cells in the shared cooldown board
+        self.entry = entry
+        self.name = entry.name
+        self.weight = entry.weight
+        self.served_by = served_by  # host:port of its base URL (X-Served-By)
+        self.gateway: Any = None  # the Gateway view serving it: its own Backend (argoproxy/routing/dispatch.py)
+        self.in_flight = 0  # this worker's requests to it now
+        self.last_error = ""  # this worker's last failure, for /health
+        self.cell = index * FIELDS
 
     def upstream_model(self, asked: str) -> str:
         return self.entry.upstream_model or asked
@@ -58,13 +56,14 @@ class Deployment:
 class Pool:
     name: str  # the entries' shared name (or glob)
     deployments: list[Deployment] = field(default_factory=list)
+    uniform: bool = True  # every deployment has the same weight (ties are then a plain random pick)
 
 
 class Router:
     def __init__(self, entries: Iterable[ModelEntry], fallbacks: Iterable[tuple[str, tuple[str, ...]]],
                  served_by: Callable[[ModelEntry], str], cooldown_seconds: float = 5.0,
                  cells: SharedCells | None = None, clock: Callable[[], float] = time.time,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random, threaded: bool = True) -> None:
         self.deployments = [Deployment(i, e, served_by(e)) for i, e in enumerate(entries)]
         self.exact: dict[str, Pool] = {}
         self.globs: list[Pool] = []
@@ -78,6 +77,8 @@ class Router:
             else:
                 pool = self.exact.setdefault(dep.name, Pool(dep.name))
             pool.deployments.append(dep)
+        for pool in self.pools():
+            pool.uniform = len({d.weight for d in pool.deployments}) == 1
         self.fallbacks = dict(fallbacks)
         self.cooldown_seconds = cooldown_seconds
         signature = "\n".join(f"{e.name} {e.backend} {e.base_url}" for e in (d.entry for d in self.deployments))
@@ -86,7 +87,9 @@ class Router:
         self.clock = clock
         self.rand = rand
         self._glob_cache: dict[str, Pool | None] = {}
-        self._counting = threading.Lock()  # gthread workers: `in_flight += 1` is not atomic between threads
+        self._chains: dict[str, list[tuple[str, Pool]]] = {}  # bounded like the glob cache
+        # gthread workers: `in_flight += 1` is not atomic between threads (gevent and sync workers need no lock)
+        self._counting = threading.Lock() if threaded else None
 
     # ------------------------------------------------------------ names
     def pool_for(self, model: str) -> Pool | None:
@@ -107,6 +110,14 @@ class Router:
 
     def chain(self, model: str) -> list[tuple[str, Pool]]:
         """(model name, pool) to try in order: the model's own pool, then its fallbacks' (unroutable skipped)."""
+        chain = self._chains.get(model)
+        if chain is None:
+            if len(self._chains) >= GLOB_CACHE_CAP:
+                self._chains.clear()
+            chain = self._chains[model] = self._chain(model)
+        return chain
+
+    def _chain(self, model: str) -> list[tuple[str, Pool]]:
         out: list[tuple[str, Pool]] = []
         seen: set[int] = set()
         for name in (model, *self.fallbacks.get(model, ())):
@@ -125,34 +136,43 @@ class Router:
     # ------------------------------------------------------------ choosing
     def pick(self, pool: Pool, tried: set[int] | frozenset[int] = frozenset()) -> Deployment | None:
         """The deployment to try next, or None when every one was tried."""
-        now_ms = self._now_ms()
+        now_ms = int(self.clock() * 1000)
         cells = self.cells.cells
-        best: list[Deployment] = []
-        best_score = float("inf")
-        cooling: list[tuple[int, Deployment]] = []
+        best: Deployment | None = None
+        ties: list[Deployment] | None = None
+        best_score = INF
+        cooling: Deployment | None = None
+        cooling_until = 0
         for dep in pool.deployments:
-            if dep.index in tried:
+            if tried and dep.index in tried:
                 continue
-            until = cells[dep.index * FIELDS + UNTIL]
+            until = cells[dep.cell]
             if until > now_ms:
-                cooling.append((until, dep))
+                if cooling is None or until < cooling_until:
+                    cooling, cooling_until = dep, until
                 continue
             score = dep.in_flight / dep.weight
             if score < best_score:
-                best, best_score = [dep], score
+                best, best_score, ties = dep, score, None
             elif score == best_score:
-                best.append(dep)
-        if best:
-            return best[0] if len(best) == 1 else self._weighted_choice(best)
-        if cooling:
-            return min(cooling, key=lambda item: item[0])[1]
-        return None
+                ties = [best, dep] if ties is None else [*ties, dep]
+        if ties is not None:
+            if pool.uniform:
+                return ties[int(self.rand() * len(ties))]
+            return self._weighted_choice(ties)
+        return best if best is not None else cooling
 
     def started(self, dep: Deployment) -> None:
+        if self._counting is None:
+            dep.in_flight += 1
+            return
         with self._counting:
             dep.in_flight += 1
 
     def ended(self, dep: Deployment) -> None:
+        if self._counting is None:
+            dep.in_flight -= 1
+            return
         with self._counting:
             dep.in_flight -= 1
 
