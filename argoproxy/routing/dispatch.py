@@ -156,6 +156,8 @@ class Routing:
                     return self.attempt(call, asked, name, dep)
                 except ProxyError as err:
                     failure = err
+                    # the error the client may get says where it came from, like an answer would
+                    err.headers = {**err.headers, SERVED_MODEL: header_safe(name), SERVED_BY: dep.served_by}
                     if is_context_exceeded(err):
                         break  # another deployment of the same model has the same window: next model
                     if not self.failed(dep, err):

@@ -162,6 +162,7 @@ def test_context_length_exceeded_goes_to_the_fallback(fakes):
         a.add(Reply({"error": {"message": "bad temperature", "type": "invalid_request_error"}}, status=400))
         r = chat(proxy, "small")
         assert r.status_code == 400 and "bad temperature" in r.json()["error"]["message"]
+        assert r.headers["X-Served-By"] == f"127.0.0.1:{a.port}"
         assert len(b.received) == 1
 
 
