@@ -281,3 +281,37 @@ def test_per_key_limits_across_workers(fakes):
             team_b.chat.completions.create(model="m", messages=CHAT["messages"])
         assert "20 tokens per minute" in info.value.message
         assert len(a.received) == 3 + 5 + 2
+
+
+def test_front_doors_route_and_fall_back_too(fakes):
+    import anthropic
+    a, b, _ = fakes
+    entries = models({"name": "claude-local", "backend": "openai", "base_url": a.base_url},
+                     {"name": "backup", "backend": "openai", "base_url": b.base_url})
+    for _ in range(2):
+        a.add(Reply({"error": {"message": "overloaded"}}, status=503))
+    with running_proxy(MODELS=entries, FALLBACKS='{"claude-local": ["backup"]}', MAX_RETRIES="0") as proxy:
+        client = anthropic.Anthropic(base_url=proxy.url, api_key="sk-client", max_retries=0)
+        message = client.messages.create(model="claude-local", max_tokens=32,
+                                         messages=[{"role": "user", "content": "hi"}])
+        assert message.content[0].text == b.default_content and message.model == "claude-local"
+        assert b.received[-1].json()["model"] == "backup"
+        responses = openai.OpenAI(base_url=proxy.base_url, api_key="sk-client", max_retries=0)
+        answer = responses.responses.create(model="claude-local", input="hi")
+        assert answer.output_text == b.default_content and answer.model == "claude-local"
+        with pytest.raises(anthropic.NotFoundError) as info:  # the 404 in Anthropic's error shape
+            client.messages.create(model="nope", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+        assert "nope" in str(info.value) and info.value.body["type"] == "error"
+
+
+def test_key_limits_answer_in_each_front_doors_shape(fakes):
+    import anthropic
+    a, _, _ = fakes
+    with running_proxy(TARGET_BASE_URL=a.base_url, ENABLE_AUTH="true", KEY_LIMITS='{"TEAM_A_KEY": {"rpm": 1}}',
+                       TEAM_A_KEY="sk-team-a") as proxy:
+        client = anthropic.Anthropic(base_url=proxy.url, api_key="sk-team-a", max_retries=0)
+        client.messages.create(model="m", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+        with pytest.raises(anthropic.RateLimitError) as info:
+            client.messages.create(model="m", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+        assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "rate_limit_error"
+        assert int(info.value.response.headers["Retry-After"]) >= 1
