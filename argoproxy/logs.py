@@ -25,8 +25,11 @@ def configure_logging(debug: bool, secrets: Secrets | None = None) -> None:
         root_pkg.addHandler(handler)
         logger.propagate = root_pkg.propagate = False
     # Filters on the loggers and on their handlers: a logger's filter does not see its children's records.
-    for target in (logger, root_pkg, *logger.handlers):
-        if isinstance(target, logging.Logger):
+    # Gunicorn's own loggers too: its access log prints query strings (?api_key=...), its error log the
+    # requests it refused.
+    gunicorn_loggers = [logging.getLogger(name) for name in ("gunicorn.error", "gunicorn.access")]
+    for target in (logger, root_pkg, *logger.handlers, *gunicorn_loggers):
+        if isinstance(target, logging.Logger) and target not in gunicorn_loggers:
             target.setLevel(level)
         for old in [f for f in target.filters if isinstance(f, LogFilter)]:
             target.removeFilter(old)

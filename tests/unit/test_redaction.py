@@ -150,3 +150,17 @@ def test_log_filter_masks_secrets_tokens_and_url_credentials() -> None:
                                (KEY, "http://u:pw@host/"), None)
     LogFilter(Secrets([KEY])).filter(record)
     assert record.getMessage() == "got [redacted] from http://***@host/ with Bearer [redacted]"
+
+
+def test_gunicorn_access_and_error_logs_are_filtered_too() -> None:
+    from argoproxy.logs import configure_logging
+    configure_logging(False, Secrets([KEY]))
+    access = logging.getLogger("gunicorn.access")
+    record = access.makeRecord("gunicorn.access", logging.INFO, __file__, 1, '"%(r)s" %(s)s',
+                               ({"r": f"GET /v1/models?api_key={KEY} HTTP/1.1", "s": "200"},), None)
+    assert access.filter(record)
+    assert KEY not in record.getMessage() and "GET /v1/models?api_key=" in record.getMessage()
+    error = logging.getLogger("gunicorn.error")
+    record = error.makeRecord("gunicorn.error", logging.WARNING, __file__, 1, "Invalid request: %s", (KEY,), None)
+    error.filter(record)
+    assert record.getMessage() == "Invalid request: [redacted]"
