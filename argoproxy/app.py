@@ -84,7 +84,7 @@ def register_error_handlers(app: Flask, gateway: Gateway) -> None:
         call = g.get("call")
         if err.raw is not None and (call is None or call.exchange is None):  # translated fronts get their shape
             response = reply(err.status, err.body(), err.headers)
-            response.set_data(err.raw)
+            response.set_data(gateway.secrets.data(err.raw))  # relayed as it was, but never with a secret
             return response
         return reply(err.status, err.body(), err.headers)
 
