@@ -75,18 +75,19 @@ def test_sse_event_over_the_maximum_is_an_error():
 def test_split_events_stall_deadline_counts_only_time_without_a_whole_event():
     def drip():
         yield b"data: 1\n\n"
-        time.sleep(0.05)
         yield b"data: 2\n\n"
-        for _ in range(5):
-            time.sleep(0.05)
+        for _ in range(8):
+            time.sleep(0.2)
             yield b"x"  # bytes, but never a whole event
 
-    events = sse.split_events(drip(), stall_seconds=0.12)
+    events = sse.split_events(drip(), stall_seconds=1.0)
     assert next(events) == b"data: 1\n\n"
-    time.sleep(0.3)  # the consumer is slow: not the upstream's fault
+    time.sleep(1.5)  # the consumer is slow: not the upstream's fault
     assert next(events) == b"data: 2\n\n"
+    started = time.monotonic()
     with pytest.raises(TimeoutError):
         list(events)
+    assert time.monotonic() - started < 1.7  # cut at the deadline, not at the end of the drip
 
 
 @pytest.mark.parametrize("backend", ["dashscope", "openai"])
