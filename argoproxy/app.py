@@ -29,9 +29,13 @@ log = logging.getLogger("cot_proxy")
 
 def create_app(settings: Settings) -> Flask:
     configure_logging(settings.debug, Secrets.from_settings(settings))
+    fast = settings.fast_path == "on"
+    if fast:
+        from argoproxy import fastpath
+        fastpath.install()  # done in the Gunicorn master already; again here for the app built in-process
     upstream = Upstream(settings.connect_timeout, settings.timeout, settings.max_retries,
                         pool_size=max(64, settings.worker_connections),
-                        max_response_bytes=settings.max_response_bytes)
+                        max_response_bytes=settings.max_response_bytes, fast_path=fast)
     backend = create_backend(settings, upstream)
     gateway = Gateway(settings, backend, upstream)
     if settings.debug:

@@ -10,16 +10,16 @@ generated client API key.
 - ENABLE_AUTH without API_KEY_SECRET: one random key, generated here, printed once, and passed to every
   worker in a process-internal environment variable (argoproxy.auth.GENERATED_KEY_ENV). Workers that
   Gunicorn restarts later get the same key.
-- Gunicorn's responses send their head with the first body bytes (argoproxy.gunicorn_response).
 - COT_PROXY_SHARED_DIR: a fresh directory for the cells workers count in together (argoproxy/routing/shared.py).
-- Each worker, once it has loaded the app, freezes what it built out of the garbage collector's sight.
+- FAST_PATH=on: the fast path's process-wide patches are installed here, before the fork
+  (argoproxy.fastpath.install), and each worker, once it has loaded the app, freezes what it built out of
+  the garbage collector's sight (argoproxy.fastpath.tune_worker_gc).
 
 Reloads (SIGHUP) read the configuration again in the same master: both are then reused, not recreated.
 """
 
 from __future__ import annotations
 
-import gc
 import glob
 import os
 import shutil
@@ -27,14 +27,12 @@ import tempfile
 from typing import Any, Callable
 
 from argoproxy.auth import GENERATED_KEY_ENV, announce_key, generate_key
-from argoproxy.gunicorn_response import install_gunicorn_response
 from argoproxy.routing.shared import prepare_shared_dir, remove_shared_dir
 from argoproxy.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable (argoproxy.metrics reads it too)
 # The pid of the master that created the metrics directory (so a re-exec'd master makes its own).
 OWNER_ENV = "COT_PROXY_METRICS_DIR_OWNER"
-GC_YOUNG_THRESHOLD = 10_000  # allocations between young-generation collections (Python's default: 700)
 
 
 def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
@@ -42,9 +40,12 @@ def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
     prepare_metrics_dir()
     prepare_shared_dir()  # cells the workers count in together (key limits, deployment cooldown)
     share_generated_key(settings)
-    install_gunicorn_response()
-    return {"child_exit": child_exit, "on_exit": on_exit, "post_fork": post_fork,
-            "post_worker_init": post_worker_init}
+    hooks: dict[str, Callable[..., Any]] = {"child_exit": child_exit, "on_exit": on_exit, "post_fork": post_fork}
+    if settings.fast_path == "on":
+        from argoproxy import fastpath
+        fastpath.install()
+        hooks["post_worker_init"] = fastpath.tune_worker_gc
+    return hooks
 
 
 def post_fork(server, worker) -> None:
@@ -59,16 +60,6 @@ def post_fork(server, worker) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         signal.signal(signum, early_stop)
-
-
-def post_worker_init(worker) -> None:
-    """A worker has loaded the app: move what it built (modules, app, settings) out of the garbage collector's
-    sight, and collect young objects less often. Nearly all garbage a request leaves is freed by reference
-    counting; full passes over the app's objects and a collection every 700 allocations cost 5-10 % of the
-    CPU of a small request."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 def prepare_metrics_dir() -> str:
@@ -104,7 +95,7 @@ def share_generated_key(settings: Settings) -> str | None:
 
 def child_exit(server, worker) -> None:
     """A worker is gone: its live gauges no longer count, nor its connections on the balancing board."""
-    board = getattr(worker, "board", None)  # argoproxy.balanced_worker: a worker killed can't clear its slot
+    board = getattr(worker, "board", None)  # argoproxy.fastpath.balanced_worker: a worker killed can't clear its slot
     if board is not None:
         board.release(worker.pid)
     if os.environ.get(MULTIPROC_ENV):

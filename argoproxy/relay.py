@@ -45,7 +45,7 @@ def relay_sse(resp: UpstreamResponse, read_timeout: float, max_event: int = sse.
         for event in sse.split_events(read_chunks(resp), read_timeout, max_event):
             if event.startswith(b"data:"):
                 if event.startswith((b"data: [DONE]", b"data:[DONE]")):
-                    _drain(resp)
+                    resp.drain(DRAIN_SECONDS)
                     return
                 last = event
             yield event
@@ -56,20 +56,7 @@ def relay_sse(resp: UpstreamResponse, read_timeout: float, max_event: int = sse.
                          code="upstream_stream_incomplete")
 
 
-DRAIN_SECONDS = 1.0
-
-
-def _drain(resp: UpstreamResponse) -> None:
-    """Read the end of a finished stream (its last chunk marker) so its connection can be reused;
-    give up quickly on an upstream that keeps the stream open after [DONE] (the connection is then dropped)."""
-    try:
-        sock = resp.raw._connection.sock if resp.raw._connection is not None else None
-        if sock is not None:
-            sock.settimeout(DRAIN_SECONDS)
-        for _ in read_chunks(resp):
-            pass
-    except Exception:  # noqa: BLE001 - a failed drain only costs the connection
-        pass
+DRAIN_SECONDS = 1.0  # how long the end of a finished stream may take to arrive, so its connection is reused
 
 
 def _finished(data: bytes | None) -> bool:

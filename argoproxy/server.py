@@ -13,8 +13,6 @@ from argoproxy.settings import Settings, SettingsError, load_settings
 # Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
 # for idle keep-alive connections too.
 KEEPALIVE_SECONDS = 5
-# WORKER_CLASS=gevent with several workers: Gunicorn's gevent worker spreading connections evenly.
-BALANCED_GEVENT_WORKER = "argoproxy.balanced_worker.BalancedGeventWorker"
 
 
 def settings_or_exit(flags: Mapping[str, Any] | None = None) -> Settings:
@@ -58,8 +56,9 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         options["threads"] = settings.threads
     if settings.worker_class == "gevent":
         options["worker_connections"] = settings.worker_connections
-        if settings.workers > 1:
-            options["worker_class"] = BALANCED_GEVENT_WORKER
+        if settings.workers > 1 and settings.fast_path == "on":
+            from argoproxy import fastpath  # Gunicorn's gevent worker, spreading connections evenly
+            options["worker_class"] = fastpath.BALANCED_GEVENT_WORKER
     options.update(_hook_options(settings))
     return options
 

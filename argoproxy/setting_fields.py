@@ -64,6 +64,14 @@ def choice(*choices: str) -> Callable[[Any], str]:
     return parse
 
 
+def as_on_off(value: Any) -> str:
+    """"on" or "off" (true/false, yes/no, 1/0 too: YAML reads a bare on/off as a boolean)."""
+    try:
+        return "on" if as_bool(value) else "off"
+    except ValueError:
+        raise ValueError(f"expected on or off, got {value!r}") from None
+
+
 def as_csv(value: Any) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)):
         items = [as_str(v) for v in value]

@@ -20,7 +20,7 @@ import yaml
 from argoproxy import providers
 from argoproxy.llm_params import LlmParams, parse_llm_params
 from argoproxy.routing.entries import check_routing, parse_fallbacks, parse_key_limits, parse_models
-from argoproxy.setting_fields import (as_base_url, as_bool, as_csv, as_optional_dir, as_str, as_url,  # noqa: F401
+from argoproxy.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_url,  # noqa: F401
                                       choice as _choice, number as _number, positive as _positive,
                                       setting as _setting)
 
@@ -98,6 +98,11 @@ class CoreSettings:
                                      env=("GUNICORN_TIMEOUT",), flags=("--gunicorn-timeout",))
     graceful_timeout: int = _setting(30, _number(int, 0), "Seconds in-flight requests get to finish on SIGTERM.",
                                      env=("GRACEFUL_TIMEOUT",), flags=("--graceful-timeout",))
+    fast_path: str = _setting("on", as_on_off,
+                              "Speed-ups that rely on the internals of Gunicorn, gevent, requests and urllib3 "
+                              "(fewer system calls per request, connections spread evenly over workers): on, or off "
+                              "for their stock behaviour (see docs/performance.md).",
+                              env=("FAST_PATH",), flags=("--fast-path",))
     # --- upstream behaviour
     timeout: float = _setting(600.0, _positive, "Upstream read timeout in seconds (the --timeout flag takes milliseconds).",
                               env=("TIMEOUT", "API_REQUEST_TIMEOUT"), flags=("--request-timeout",))

@@ -1,5 +1,9 @@
 """The upstream client: one pooled requests.Session per worker process, retries before the first byte,
-and the translation of transport failures into errors a user can act on (never echoing URLs or keys)."""
+and the translation of transport failures into errors a user can act on (never echoing URLs or keys).
+
+This is the reference path: `Session.request(stream=True)`, bodies read with `iter_content` (StockResponse).
+With FAST_PATH=on (the default) the Session's pools are used directly instead (argoproxy.fastpath.pool);
+both answer with the same UpstreamResponse interface."""
 
 from __future__ import annotations
 
@@ -16,7 +20,6 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from argoproxy.connections import LeanHTTPConnection, LeanHTTPSConnection, install_header_parser
 from argoproxy.errors import ProxyError
 
 log = logging.getLogger(__name__)
@@ -26,15 +29,11 @@ READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 # What sending a request can raise before any answer arrived.
 TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024  # MAX_RESPONSE_BYTES' default
-TIMEOUT_CACHE = 64  # distinct (connect, read) timeout objects kept
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt, capped, with full jitter
 BACKOFF_CAP = 4.0
 RETRY_AFTER_BUDGET = 10.0  # a longer Retry-After is passed to the client instead of waited for
 RETRY_BUDGET = 15.0  # no new attempt starts this long after the first: retries must not multiply timeouts
-# urllib3 retries nothing itself (the proxy decides, above); one shared object, as urlopen builds one per call
-# from retries=False.
-NO_RETRIES = urllib3.Retry(total=False, redirect=False)
 
 
 @dataclass
@@ -64,15 +63,16 @@ class Upstream:
     """Sends requests upstream with connect/read timeouts and capped, jittered retries."""
 
     def __init__(self, connect_timeout: float, read_timeout: float, max_retries: int, pool_size: int = 1024,
-                 max_response_bytes: int = DEFAULT_MAX_RESPONSE) -> None:
-        install_header_parser()
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE, fast_path: bool = True) -> None:
         self.max_response_bytes = max_response_bytes
         self.session = make_session(pool_size)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_retries = max_retries
-        self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
-        self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
+        self.direct = None  # the fast path's direct use of the Session's pools (FAST_PATH=on)
+        if fast_path:
+            from argoproxy.fastpath.pool import DirectPools
+            self.direct = DirectPools(self.session)
 
     def send(self, req: UpstreamRequest) -> UpstreamResponse:
         """The upstream response, headers read and body not yet; raises ProxyError for transport failures."""
@@ -103,66 +103,32 @@ class Upstream:
         return attempt < self.max_retries and time.monotonic() - started + delay < RETRY_BUDGET
 
     def _send_once(self, req: UpstreamRequest, timeout: tuple[float, float]) -> UpstreamResponse:
-        if self.session.proxies:  # proxies from the environment: let requests route through them
-            r = self.session.request(req.method, req.url, headers=req.headers, data=req.body, stream=True,
-                                     timeout=timeout, allow_redirects=False)
-            return UpstreamResponse(r.raw, req.url, self.max_response_bytes)
-        # The Session's own connection pool, used directly: requests' per-call preparation (merging settings,
-        # cookies, hooks) costs more CPU than the rest of the proxy together.
-        scheme_host, path = _split_url(req.url)
-        pool = self._pools.get(scheme_host)
-        if pool is None or pool.pool is None:
-            pool = self._pools[scheme_host] = self._pool_for(req.url)
-        raw = pool.urlopen(req.method, path, body=req.body, headers=req.headers, retries=NO_RETRIES,
-                           redirect=False, assert_same_host=False, timeout=self.timeout_object(timeout),
-                           preload_content=False,
-                           decode_content=False, release_conn=False)
-        return UpstreamResponse(raw, req.url, self.max_response_bytes)
-
-    def timeout_object(self, timeout: tuple[float, float]) -> urllib3.Timeout:
-        """A shared urllib3.Timeout per (connect, read) pair; the read part can come from a client's `timeout`
-        field (ARGO), so the cache is kept bounded."""
-        t = self._timeouts.get(timeout)
-        if t is None:
-            if len(self._timeouts) >= TIMEOUT_CACHE:
-                self._timeouts.clear()
-            t = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
-        return t
-
-    def _pool_for(self, url: str) -> urllib3.HTTPConnectionPool:
-        adapter = self.session.get_adapter(url)
-        probe = requests.Request("GET", url).prepare()
-        pool = adapter.get_connection_with_tls_context(probe, verify=True)
-        pool.ConnectionCls = LeanHTTPSConnection if url.startswith("https:") else LeanHTTPConnection
-        return pool
+        if self.direct is not None and not self.session.proxies:
+            return self.direct.send(req, timeout, self.max_response_bytes)
+        r = self.session.request(req.method, req.url, headers=req.headers, data=req.body, stream=True,
+                                 timeout=timeout, allow_redirects=False)
+        return StockResponse(r, req.url, self.max_response_bytes)
 
 
 class UpstreamResponse:
-    """The slice of requests.Response the proxy uses, over the pooled urllib3 response.
+    """An upstream answer, headers read and body not yet: the slice of requests.Response the proxy uses.
+    StockResponse (below) and the fast path's PooledResponse (argoproxy.fastpath.pool) implement it.
 
     A body read whole (``content``, or ``read_chunks`` once ``bounded`` is set) may be at most ``max_bytes``
     long, counted after decompression; beyond it the read stops with a 502 naming MAX_RESPONSE_BYTES."""
 
-    __slots__ = ("raw", "url", "_content", "max_bytes", "bounded")
+    __slots__ = ("url", "_content", "max_bytes", "bounded")
 
-    def __init__(self, raw: urllib3.BaseHTTPResponse, url: str, max_bytes: int = 0) -> None:
-        self.raw = raw
+    def __init__(self, url: str, max_bytes: int = 0) -> None:
         self.url = url
         self._content: bytes | None = None
         self.max_bytes = max_bytes or DEFAULT_MAX_RESPONSE
         self.bounded = False  # set when the body is about to be read whole (answers, stream aggregation)
 
-    @property
-    def status_code(self) -> int:
-        return self.raw.status
-
-    @property
-    def reason(self) -> str:
-        return self.raw.reason or ""
-
-    @property
-    def headers(self) -> urllib3.HTTPHeaderDict:
-        return self.raw.headers
+    raw: urllib3.BaseHTTPResponse  # the urllib3 response underneath
+    status_code: int
+    reason: str
+    headers: urllib3.HTTPHeaderDict  # case-insensitive, one entry per header line as received
 
     @property
     def content(self) -> bytes:
@@ -175,12 +141,17 @@ class UpstreamResponse:
     def json(self) -> Any:
         return json.loads(self.content)
 
+    def chunks(self, decode: bool = True) -> Iterator[bytes]:
+        """Body bytes as they arrive (decoded from gzip/deflate unless decode is False)."""
+        raise NotImplementedError
+
+    def drain(self, seconds: float) -> None:
+        """After the end of a stream's content: let the connection be reused if that costs at most `seconds`
+        (here: it is dropped on close)."""
+
     def close(self) -> None:
-        """Return a fully read connection to the pool; drop one still carrying an unread body."""
-        raw = self.raw
-        if not raw.isclosed() and raw._fp is not None and not raw._fp.isclosed():
-            raw.close()
-        raw.release_conn()
+        """Release the connection: back to the pool when the body was read, dropped otherwise."""
+        raise NotImplementedError
 
     def __enter__(self) -> "UpstreamResponse":
         return self
@@ -192,12 +163,55 @@ class UpstreamResponse:
 READ_SIZE = 1 << 20  # at most this much per read; a read returns whatever has arrived, never waits to fill it
 
 
+class StockResponse(UpstreamResponse):
+    """An upstream answer over a stock requests.Response (Session.request(stream=True))."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: requests.Response, url: str, max_bytes: int = 0) -> None:
+        super().__init__(url, max_bytes)
+        self.response = response
+
+    @property
+    def raw(self) -> urllib3.BaseHTTPResponse:
+        return self.response.raw
+
+    @property
+    def status_code(self) -> int:
+        return self.response.status_code
+
+    @property
+    def reason(self) -> str:
+        return self.response.reason or ""
+
+    @property
+    def headers(self) -> urllib3.HTTPHeaderDict:
+        # urllib3's own headers: requests' merged dict would join repeated headers (Set-Cookie) into one line.
+        return self.response.raw.headers
+
+    def chunks(self, decode: bool = True) -> Iterator[bytes]:
+        """Chunked bodies (every SSE stream) per chunk as it arrives (iter_content(chunk_size=None));
+        other bodies per read of what has arrived (iter_content with a size would wait to fill it)."""
+        raw = self.response.raw
+        if raw.chunked and raw.supports_chunked_reads():
+            yield from self.response.iter_content(chunk_size=None) if decode else raw.stream(None, decode_content=False)
+            return
+        while True:
+            data = raw.read1(READ_SIZE, decode_content=decode)
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        self.response.close()
+
+
 def read_chunks(resp: UpstreamResponse, decode: bool = True) -> Iterator[bytes]:
     """Body bytes as they arrive: per upstream chunk for chunked bodies, per socket read otherwise.
     A bounded response is cut with a 502 once it passes its max_bytes (a stream relayed as it arrives is not)."""
     if resp.bounded:
-        return _bounded(resp, _chunks(resp, decode))
-    return _chunks(resp, decode)
+        return _bounded(resp, resp.chunks(decode))
+    return resp.chunks(decode)
 
 
 def _bounded(resp: UpstreamResponse, chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -218,39 +232,6 @@ def too_large(resp: UpstreamResponse, limit: int) -> ProxyError:
     resp.raw.close()
     return ProxyError(502, f"The upstream answer from {describe_host(resp.url)} is larger than MAX_RESPONSE_BYTES "
                            f"({limit} bytes).", code="upstream_response_too_large")
-
-
-def _chunks(resp: UpstreamResponse, decode: bool) -> Iterator[bytes]:
-    raw = resp.raw
-    if raw.chunked and raw.supports_chunked_reads():
-        yield from raw.read_chunked(decode_content=decode)
-        return
-    if not decode or raw.headers.get("Content-Encoding", "identity") == "identity":
-        yield from _read_plain(raw)
-        return
-    while True:
-        data = raw.read1(READ_SIZE, decode_content=decode)
-        if not data:
-            return
-        yield data
-
-
-def _read_plain(raw: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """A body without transfer or content coding, read through http.client directly (urllib3's per-read
-    bookkeeping costs more than the read); a body that ends before its Content-Length is an error."""
-    fp = raw._fp
-    if fp is None:
-        return
-    while True:
-        data = fp.read1(READ_SIZE)
-        if not data:
-            if fp.length:
-                raise urllib3.exceptions.ProtocolError(f"Connection broken: {fp.length} bytes of the body missing")
-            return
-        yield data
-        if fp.length == 0:
-            fp.read()  # reads nothing; marks the response complete so the connection goes back to the pool
-            return
 
 
 def _retryable_exception(exc: Exception) -> bool:
@@ -297,12 +278,6 @@ def parse_retry_after(value: str) -> float | None:
 
 def _sleep(seconds: float) -> None:
     time.sleep(seconds)
-
-
-def _split_url(url: str) -> tuple[str, str]:
-    """("scheme://host:port", "/path?query") of an absolute URL."""
-    slash = url.find("/", url.find("//") + 2)
-    return (url, "/") if slash < 0 else (url[:slash], url[slash:])
 
 
 def describe_host(url: str) -> str:

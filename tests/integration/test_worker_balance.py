@@ -1,4 +1,4 @@
-"""Connections that arrive together are spread over the gevent workers (argoproxy.balanced_worker): Gunicorn's
+"""Connections that arrive together are spread over the gevent workers (argoproxy.fastpath.balanced_worker): Gunicorn's
 own gevent worker let whichever worker ran first accept them all (16 of 16 on one worker in 2 of 5 tries)."""
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def wait_until_both_accept(port: int, pids: set[int]) -> None:
 
 
 def test_a_burst_of_connections_is_spread_over_both_workers(fake) -> None:
-    with running_proxy(TARGET_BASE_URL=fake.base_url, WORKERS="2") as p:
+    # The balanced worker is part of the fast path: with FAST_PATH=off Gunicorn's own gevent worker runs.
+    with running_proxy(TARGET_BASE_URL=fake.base_url, WORKERS="2", FAST_PATH="on") as p:
         pids = wait_for_workers(p, 2)
         wait_until_both_accept(p.port, pids)
         for _ in range(3):

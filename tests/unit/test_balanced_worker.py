@@ -1,4 +1,4 @@
-"""The shared board behind the balanced gevent worker (argoproxy.balanced_worker): slots claimed in the
+"""The shared board behind the balanced gevent worker (argoproxy.fastpath.balanced_worker): slots claimed in the
 master, peers that are booting, gone or released never attract connections, and a worker defers only when
 a live peer holds clearly fewer connections."""
 
@@ -8,7 +8,7 @@ import mmap
 
 import pytest
 
-from argoproxy import balanced_worker as bw
+from argoproxy.fastpath import balanced_worker as bw
 
 
 @pytest.fixture

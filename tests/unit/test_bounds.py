@@ -9,6 +9,7 @@ import pytest
 
 from argoproxy import pipeline, sse, upstream
 from argoproxy.errors import ProxyError
+from argoproxy.fastpath import pool
 
 
 class Raw:
@@ -36,7 +37,7 @@ class Raw:
 
 
 def response(pieces: list[bytes], limit: int, headers: dict[str, str] | None = None) -> upstream.UpstreamResponse:
-    return upstream.UpstreamResponse(Raw(pieces, headers), "http://up.example/v1/x", limit)
+    return pool.PooledResponse(Raw(pieces, headers), "http://up.example/v1/x", limit)
 
 
 def test_content_stops_at_max_bytes_with_a_502_naming_the_setting():
@@ -117,7 +118,7 @@ def test_think_cache_is_bounded():
 
 
 def test_timeout_cache_is_bounded():
-    up = upstream.Upstream(1, 1, 0)
-    for i in range(upstream.TIMEOUT_CACHE * 4):
+    up = upstream.Upstream(1, 1, 0).direct  # the fast path's timeout objects (the stock path makes none)
+    for i in range(pool.TIMEOUT_CACHE * 4):
         assert up.timeout_object((1.0, float(i + 1))).read_timeout == float(i + 1)
-    assert len(up._timeouts) <= upstream.TIMEOUT_CACHE
+    assert len(up._timeouts) <= pool.TIMEOUT_CACHE

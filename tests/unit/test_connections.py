@@ -1,4 +1,4 @@
-"""The upstream connections (argoproxy.connections) against a real socket server on loopback: a request's head
+"""The upstream connections (argoproxy.fastpath) against a real socket server on loopback: a request's head
 and body leave in one send, pooled connections the server closed are noticed, large bodies arrive whole, and
 the fast header parser gives exactly what http.client's own parser gives."""
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from argoproxy.connections import parse_headers
+from argoproxy.fastpath.headers import parse_headers
 from argoproxy.errors import ProxyError
 from argoproxy.upstream import Upstream, UpstreamRequest, read_chunks
 
@@ -169,7 +169,7 @@ def test_tls_upstream_one_send_and_reuse(tmp_path) -> None:
 
     import urllib3
 
-    from argoproxy.connections import LeanHTTPSConnection
+    from argoproxy.fastpath.connections import LeanHTTPSConnection
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl CLI not installed")

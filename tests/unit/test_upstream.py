@@ -5,6 +5,7 @@ import urllib3
 
 from argoproxy import upstream as up
 from argoproxy.errors import ProxyError
+from argoproxy.fastpath.pool import PooledResponse
 from argoproxy.upstream import Upstream, UpstreamRequest
 
 
@@ -40,7 +41,7 @@ def client(monkeypatch, clock, outcomes, cost=0.0, retries=2):
         outcome = outcomes.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
-        return up.UpstreamResponse(FakeRaw(*outcome), req.url)
+        return PooledResponse(FakeRaw(*outcome), req.url)
 
     monkeypatch.setattr(u, "_send_once", send_once)
     return u, calls

@@ -1,18 +1,14 @@
-"""urllib3 connections for the upstream pool that cost fewer system calls and less parsing per request.
+"""urllib3 connections for the upstream pool that cost fewer system calls per request.
 
 urllib3 writes a request's head and body in two sends and, before reusing a pooled connection, polls it through
 gevent's poll (watchers and a hub round trip). These send a small request in one send and check an idle
-connection with one non-blocking poll(2). http.client parses every response head with the email package's
-feed parser, the costliest step of an upstream call; parse_headers does the common case directly.
+connection with one non-blocking poll(2).
 """
 
 from __future__ import annotations
 
-import email.parser
 import functools
-import http.client
 import ipaddress
-import re
 import socket
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -20,7 +16,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.connection import _set_socket_options
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
-from argoproxy.sockets import COALESCE_LIMIT, readable_now, send_all
+from argoproxy.fastpath.sockets import COALESCE_LIMIT, readable_now, send_all
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,27 +94,3 @@ class LeanHTTPConnection(_OneSend, HTTPConnection):
 
 class LeanHTTPSConnection(_OneSend, HTTPSConnection):
     pass
-
-
-# A plain "Name: value" line; anything else (folded continuation lines, junk) goes to the email parser.
-_HEADER_LINE = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*?)\r?\n?")
-
-
-def parse_headers(fp, _class=http.client.HTTPMessage):
-    """http.client.parse_headers with the same result (an HTTPMessage holding the same name/value pairs)."""
-    lines = http.client._read_headers(fp)
-    msg = _class()
-    for line in lines[:-1]:  # the last line is the blank one (or EOF) that ended the head
-        text = line.decode("iso-8859-1")
-        m = _HEADER_LINE.fullmatch(text)
-        if m is None or text.startswith("From "):
-            return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
-        msg.set_raw(m.group(1), m.group(2))
-    msg.set_payload("")
-    return msg
-
-
-def install_header_parser() -> None:
-    """Make http.client (under urllib3) use parse_headers; called once per worker when the upstream client
-    is built."""
-    http.client.parse_headers = parse_headers

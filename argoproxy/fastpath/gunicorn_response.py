@@ -1,15 +1,16 @@
 """Gunicorn's response, sending its head together with the first body bytes.
 
 Stock Gunicorn writes a response's head and its first body bytes in two sends; on loopback and LAN links each
-send (and the client wake-up it causes) costs more than the Python around it. Installed by the Gunicorn master
-(argoproxy.processes) before workers fork. Imports nothing of urllib3 or ssl: gevent patches the workers later.
+send (and the client wake-up it causes) costs more than the Python around it. Installed by
+argoproxy.fastpath.install, in the Gunicorn master before workers fork. Imports nothing of urllib3 or ssl:
+gevent patches the workers later.
 """
 
 from __future__ import annotations
 
 from gunicorn.http import wsgi
 
-from argoproxy.sockets import COALESCE_LIMIT, send_all
+from argoproxy.fastpath.sockets import COALESCE_LIMIT, send_all
 
 
 class _Capture:

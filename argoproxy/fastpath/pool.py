@@ -1,0 +1,138 @@
+"""The upstream client's fast path: the Session's own urllib3 pools used directly, and bodies read through
+http.client directly.
+
+requests' per-call preparation (merging settings, cookies, hooks, adapters) costs more CPU than the rest of
+the proxy together, so `DirectPools.send` calls the pool requests would have picked, with the lean
+connection classes of argoproxy.fastpath.connections. `PooledResponse` is the same interface as the stock
+`argoproxy.upstream.StockResponse`, over the bare urllib3 response.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import requests
+import urllib3
+
+from argoproxy.fastpath.connections import LeanHTTPConnection, LeanHTTPSConnection
+from argoproxy.upstream import READ_SIZE, UpstreamRequest, UpstreamResponse
+
+# urllib3 retries nothing itself (the proxy decides, in Upstream.send); one shared object, as urlopen builds one
+# per call from retries=False.
+NO_RETRIES = urllib3.Retry(total=False, redirect=False)
+TIMEOUT_CACHE = 64  # distinct (connect, read) timeout objects kept
+
+
+class DirectPools:
+    """The pools of one requests.Session, by scheme://host:port, each with the lean connection class."""
+
+    def __init__(self, session: requests.Session) -> None:
+        self.session = session
+        self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
+        self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
+
+    def send(self, req: UpstreamRequest, timeout: tuple[float, float], max_bytes: int = 0) -> PooledResponse:
+        scheme_host, path = _split_url(req.url)
+        pool = self._pools.get(scheme_host)
+        if pool is None or pool.pool is None:  # pool.pool is None once the pool was closed
+            pool = self._pools[scheme_host] = self._pool_for(req.url)
+        raw = pool.urlopen(req.method, path, body=req.body, headers=req.headers, retries=NO_RETRIES,
+                           redirect=False, assert_same_host=False, timeout=self.timeout_object(timeout),
+                           preload_content=False, decode_content=False, release_conn=False)
+        return PooledResponse(raw, req.url, max_bytes)
+
+    def timeout_object(self, timeout: tuple[float, float]) -> urllib3.Timeout:
+        """A shared urllib3.Timeout per (connect, read) pair; the read part can come from a client's `timeout`
+        field (ARGO), so the cache is kept bounded."""
+        t = self._timeouts.get(timeout)
+        if t is None:
+            if len(self._timeouts) >= TIMEOUT_CACHE:
+                self._timeouts.clear()
+            t = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        return t
+
+    def _pool_for(self, url: str) -> urllib3.HTTPConnectionPool:
+        adapter = self.session.get_adapter(url)
+        probe = requests.Request("GET", url).prepare()
+        pool = adapter.get_connection_with_tls_context(probe, verify=True)
+        pool.ConnectionCls = LeanHTTPSConnection if url.startswith("https:") else LeanHTTPConnection
+        return pool
+
+
+class PooledResponse(UpstreamResponse):
+    """An upstream answer over the pooled urllib3 response (headers read, body not yet)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: urllib3.BaseHTTPResponse, url: str, max_bytes: int = 0) -> None:
+        super().__init__(url, max_bytes)
+        self.raw = raw
+
+    @property
+    def status_code(self) -> int:
+        return self.raw.status
+
+    @property
+    def reason(self) -> str:
+        return self.raw.reason or ""
+
+    @property
+    def headers(self) -> urllib3.HTTPHeaderDict:
+        return self.raw.headers
+
+    def chunks(self, decode: bool = True) -> Iterator[bytes]:
+        raw = self.raw
+        if raw.chunked and raw.supports_chunked_reads():
+            yield from raw.read_chunked(decode_content=decode)
+            return
+        if not decode or raw.headers.get("Content-Encoding", "identity") == "identity":
+            yield from _read_plain(raw)
+            return
+        while True:
+            data = raw.read1(READ_SIZE, decode_content=decode)
+            if not data:
+                return
+            yield data
+
+    def drain(self, seconds: float) -> None:
+        """Read the end of a finished stream (its last chunk marker) so its connection can be reused; give up
+        after `seconds` on an upstream that keeps the stream open (the connection is then dropped)."""
+        try:
+            conn = self.raw._connection
+            if conn is not None and conn.sock is not None:
+                conn.sock.settimeout(seconds)
+            for _ in self.chunks():
+                pass
+        except Exception:  # noqa: BLE001 - a failed drain only costs the connection
+            pass
+
+    def close(self) -> None:
+        """Return a fully read connection to the pool; drop one still carrying an unread body."""
+        raw = self.raw
+        if not raw.isclosed() and raw._fp is not None and not raw._fp.isclosed():
+            raw.close()
+        raw.release_conn()
+
+
+def _read_plain(raw: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """A body without transfer or content coding, read through http.client directly (urllib3's per-read
+    bookkeeping costs more than the read); a body that ends before its Content-Length is an error."""
+    fp = raw._fp
+    if fp is None:
+        return
+    while True:
+        data = fp.read1(READ_SIZE)
+        if not data:
+            if fp.length:
+                raise urllib3.exceptions.ProtocolError(f"Connection broken: {fp.length} bytes of the body missing")
+            return
+        yield data
+        if fp.length == 0:
+            fp.read()  # reads nothing; marks the response complete so the connection goes back to the pool
+            return
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """("scheme://host:port", "/path?query") of an absolute URL."""
+    slash = url.find("/", url.find("//") + 2)
+    return (url, "/") if slash < 0 else (url[:slash], url[slash:])

@@ -1,0 +1,104 @@
+"""The fast path's contract (argoproxy.fastpath): every private symbol of another library it uses still
+exists in the installed versions, those are the versions it was verified against, and each patch is active
+with FAST_PATH=on and absent with FAST_PATH=off (checked in a fresh process per mode)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import inspect
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from argoproxy import fastpath
+from tests.proxy_process import ROOT
+
+
+def _resolve(module: str, dotted: str) -> bool:
+    """True when module.dotted exists: as an attribute, or (for per-instance attributes) assigned as
+    `self.<name>` in the class or one of its bases."""
+    obj = importlib.import_module(module)
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if hasattr(obj, part):
+            obj = getattr(obj, part)
+            continue
+        if i != len(parts) - 1 or not inspect.isclass(obj):
+            return False
+        assigned = re.compile(rf"\bself\.{re.escape(part)}\s*(:[^=]+)?=[^=]")
+        return any(assigned.search(inspect.getsource(cls)) for cls in obj.__mro__
+                   if cls is not object and cls.__module__ != "builtins")
+    return True
+
+
+@pytest.mark.parametrize("module,name", fastpath.PRIVATE_SYMBOLS, ids=lambda v: v)
+def test_every_private_symbol_still_exists(module, name):
+    assert _resolve(module, name), f"{module}.{name} is gone: the fast path needs re-verifying"
+
+
+@pytest.mark.parametrize("package,version", fastpath.VERIFIED_WITH.items())
+def test_the_installed_libraries_are_the_verified_ones(package, version):
+    installed = importlib.metadata.version(package)
+    assert installed == version, (f"{package} {installed} is installed; the fast path was verified against "
+                                  f"{version}: re-check argoproxy/fastpath/ and update VERIFIED_WITH")
+
+
+def test_requirements_pin_the_verified_versions():
+    pins = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    for package, version in fastpath.VERIFIED_WITH.items():
+        if package in pins:
+            assert pins[package] == version, package
+
+
+PROBE = """
+import json, sys, http.client
+from gunicorn.http import wsgi
+stock = {"parse_headers": http.client.parse_headers, "Response": wsgi.Response}
+from argoproxy import processes, server
+from argoproxy.app import create_app
+from argoproxy.settings import load_settings
+settings = load_settings({}, environ={"FAST_PATH": sys.argv[1], "WORKERS": "2", "TARGET_BASE_URL": "http://127.0.0.1:9/v1/"})
+hooks = processes.gunicorn_hooks(settings)
+options = server.gunicorn_options(settings)
+app = create_app(settings)
+upstream = app.extensions["cot_proxy"].upstream
+print(json.dumps({
+    "fast_path": settings.fast_path,
+    "parse_headers patched": http.client.parse_headers is not stock["parse_headers"],
+    "gunicorn Response patched": wsgi.Response is not stock["Response"],
+    "worker_class": options["worker_class"],
+    "gc hook": "post_worker_init" in hooks,
+    "direct pools": upstream.direct is not None,
+    "fastpath modules": sorted(m for m in sys.modules if m.startswith("argoproxy.fastpath")),
+}))
+"""
+
+
+def probe(mode: str, tmp_path) -> dict:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", PROBE, mode], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_every_patch_is_active_with_fast_path_on(tmp_path):
+    state = probe("on", tmp_path)
+    assert state["fast_path"] == "on"
+    assert state["parse_headers patched"] and state["gunicorn Response patched"]
+    assert state["worker_class"] == fastpath.BALANCED_GEVENT_WORKER
+    assert state["gc hook"] and state["direct pools"]
+
+
+def test_no_patch_is_active_with_fast_path_off(tmp_path):
+    state = probe("off", tmp_path)
+    assert state["fast_path"] == "off"
+    assert not state["parse_headers patched"] and not state["gunicorn Response patched"]
+    assert state["worker_class"] == "gevent"
+    assert not state["gc hook"] and not state["direct pools"]
+    assert state["fastpath modules"] == []  # not even imported
