@@ -8,6 +8,7 @@ from flask import Flask, Response, g
 from werkzeug.exceptions import HTTPException
 
 from argoproxy.client_input import ClientInput
+from argoproxy.door import Door, Edge
 from argoproxy.errors import ProxyError, error_body, error_type
 from argoproxy.fronts import front_named
 from argoproxy.health import HealthCheck
@@ -52,11 +53,14 @@ def create_app(settings: Settings) -> Flask:
 
     app = Flask("cot_proxy")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.url_map.merge_slashes = False  # the door sees canonical paths only (argoproxy/paths.py)
     app.extensions["cot_proxy"] = gateway
-    app.register_blueprint(build_blueprint(gateway, health))
+    metrics = install_metrics(app, gateway)
+    door = Door(gateway, health, metrics.view)
+    app.extensions["cot_proxy_door"] = door
+    app.register_blueprint(build_blueprint(door))
     register_error_handlers(app, gateway)
-    install_metrics(app, gateway)
-    app.wsgi_app = RequestIds(ClientInput(app.wsgi_app, settings.client_timeout))
+    app.wsgi_app = RequestIds(Edge(ClientInput(app.wsgi_app, settings.client_timeout)))
     return app
 
 

@@ -21,16 +21,19 @@ import logging
 import os
 import secrets
 import sys
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from argoproxy.errors import ProxyError
 from argoproxy.settings import Settings
+
+if TYPE_CHECKING:
+    from argoproxy.classify import Route
 
 log = logging.getLogger("cot_proxy")
 
 GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
 REALM = 'Bearer realm="cot_proxy"'
-OPEN_PATHS = frozenset({"/health"})
+OPEN_KINDS = frozenset({"health"})
 PRESENTED_KEYS = "cot_proxy.presented_keys"  # environ: the keys a request presented, once accepted (key_limits)
 
 
@@ -99,38 +102,31 @@ def unauthorized(message: str, code: str, invalid: bool) -> ProxyError:
     return ProxyError(401, message, code=code, headers={"WWW-Authenticate": challenge})
 
 
-def auth_guard(settings: Settings, on_reject: Callable[[], None] | None = None) -> Callable[[], None] | None:
-    """A before-request function enforcing the client key, or None when auth is off.
+class Guard:
+    """The client-key check the door runs on every route (a no-op when ENABLE_AUTH is off)."""
 
-    `on_reject` runs before the 401 is raised (the app uses it to count the rejection in /metrics).
-    """
-    if not settings.enable_auth:
-        return None
-    from flask import request
-    check = KeyCheck(configured_keys(settings))
-    open_paths = OPEN_PATHS | ({"/metrics"} if settings.metrics_public else set())
+    def __init__(self, settings: Settings) -> None:
+        self.enabled = settings.enable_auth
+        self.open_kinds = OPEN_KINDS | ({"metrics"} if settings.metrics_public else set())
+        self.check_key = KeyCheck(configured_keys(settings)) if self.enabled else None
 
-    def require_key() -> None:
-        environ = request.environ
-        if environ.get("PATH_INFO") in open_paths:
+    def check(self, environ: dict, route: Route, headers: dict[str, str]) -> None:
+        """Raise a 401 unless the request carries an accepted key (or the route is open); then remove the key."""
+        if not self.enabled or (route.family == "own" and route.kind in self.open_kinds):
             return
         keys = presented_keys(environ)
         if not keys:
-            if on_reject:
-                on_reject()
             raise unauthorized("Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
                                "missing_api_key", invalid=False)
         # Every presented key is checked (no short-circuit); one accepted key is enough.
         accepted = False
         for key in keys:
-            accepted |= check.accepts(key)
+            accepted |= self.check_key.accepts(key)
         if not accepted:
-            if on_reject:
-                on_reject()
             raise unauthorized("Invalid API key.", "invalid_api_key", invalid=True)
         environ[PRESENTED_KEYS] = keys
         # The client's key is the proxy's secret: it never goes upstream.
         environ.pop("HTTP_AUTHORIZATION", None)
         environ.pop("HTTP_X_API_KEY", None)
-
-    return require_key
+        headers.pop("Authorization", None)
+        headers.pop("X-Api-Key", None)

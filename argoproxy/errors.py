@@ -64,3 +64,4 @@ def error_body(message: str, type: str, param: str | None = None, code: str | No
 
 def error_json(message: str, type: str, param: str | None = None, code: str | None = None) -> bytes:
     return json.dumps(error_body(message, type, param, code)).encode()
+

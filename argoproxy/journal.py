@@ -151,7 +151,8 @@ def _served(call: Any) -> dict[str, str]:
 
 
 def journal_observer(journal: Journal) -> Callable[[Any], None]:
-    """Pipeline observer writing one client and one server record per finished API call."""
+    """Pipeline observer writing one client record per finished request (every route: API, forwarded, backend
+    and the proxy's own), and one server record for each that went upstream."""
     import json
     import time
     import uuid
@@ -165,8 +166,6 @@ def journal_observer(journal: Journal) -> Callable[[Any], None]:
         return data
 
     def observe(call: Any) -> None:
-        if call.kind not in ("chat", "completions", "embeddings", "responses", "messages"):
-            return
         logging_id = uuid.uuid4().hex
         latency = (time.perf_counter() - call.started) * 1000
         common = dict(send_mode=call.send_mode, return_mode=call.return_mode, latency_ms=latency,
@@ -174,6 +173,8 @@ def journal_observer(journal: Journal) -> Callable[[Any], None]:
                              "front": call.front, "model": call.model, **_served(call)})
         journal.record("client", logging_id, _json(call.raw_body), call.output, status=call.status, **common)
         request = call.upstream_request
+        if request is None and call.upstream_status is None:
+            return
         journal.record("server", logging_id, _json(request.body) if request is not None else None,
                        _json(call.upstream_output), status=call.upstream_status, **common)
     return observe

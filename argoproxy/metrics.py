@@ -195,10 +195,9 @@ class Metrics:
 
 
 def install_metrics(app, gateway) -> Metrics:
-    """Count every request the gateway answers and serve GET /metrics (auth applies, see argoproxy/auth.py)."""
+    """Count every request the gateway answers; the door serves GET /metrics with `view` (auth applies)."""
     metrics = Metrics(gateway.settings)
     gateway.observers.append(metrics.observe)
     gateway.stream_hooks.append(metrics.stream_started)
-    app.add_url_rule("/metrics", "metrics", metrics.view, methods=["GET"])
     app.extensions["cot_proxy_metrics"] = metrics
     return metrics

@@ -130,10 +130,10 @@ class Gateway:
         return self.answer_whole(call, resp)
 
     def passthrough(self, call: Call, url: str, headers: dict[str, str]) -> Response:
-        """Any other route: bytes up, bytes down, nothing parsed."""
-        body = read_request_body(self.settings.max_body_bytes)
-        call.raw_body = body
-        resp = self.upstream.send(UpstreamRequest(call.method, url, headers, body or None))
+        """A forwarded route (its body already read into call.raw_body): bytes up, bytes down."""
+        body = call.raw_body
+        call.upstream_request = UpstreamRequest(call.method, url, headers, body or None)
+        resp = self.upstream.send(call.upstream_request)
         call.extra["upstream_at"] = time.perf_counter()
         call.upstream_status = resp.status_code
         if resp.status_code >= 400 and call.method != "HEAD":

@@ -9,22 +9,44 @@ from typing import Any
 from argoproxy.errors import ProxyError
 
 
-def parse_object(raw: bytes) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 saying what is wrong with it."""
+def parse_object(raw: bytes, must_be_object: bool = True) -> Any:
+    """The request body as a JSON object, or a 400 saying what is wrong with it. A key given twice in one
+    object is refused: the proxy and the upstream could read different values (first wins or last wins)."""
     if not raw:
         raise ProxyError(400, "The request body is empty; expected a JSON object.", code="invalid_json")
     try:
-        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float,
+                          object_pairs_hook=_unique_keys)
+    except DuplicateKey as dup:
+        raise ProxyError(400, f"The request body gives the key `{dup.key}` more than once in one object.",
+                         param=dup.key, code="duplicate_key") from None
     except UnicodeDecodeError:
         raise ProxyError(400, "The request body is not valid UTF-8.", code="invalid_json") from None
     except RecursionError:
         raise ProxyError(400, "The request body is nested too deeply.", code="invalid_json") from None
     except ValueError as exc:
         raise ProxyError(400, f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
-    if not isinstance(body, dict):
+    if must_be_object and not isinstance(body, dict):
         raise ProxyError(400, f"The request body must be a JSON object, not {type(body).__name__}.",
                          code="invalid_json")
     return body
+
+
+class DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key[:100]
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return obj
 
 
 def _no_constant(name: str) -> Any:

@@ -147,6 +147,10 @@ class CoreSettings:
                                      env=("API_KEY_SECRET",), secret=True)
     allowed_models: tuple = _setting((), as_csv, "Comma-separated model allow-list; * wildcards.",
                                      env=("ALLOWED_MODELS",), flags=("--allowed-models",))
+    forward_paths: tuple = _setting(("*",), as_csv,
+                                    "Paths forwarded to the upstream as they are: comma-separated globs (e.g. "
+                                    "/v1/files*,/v1/audio/*); other unknown paths get 404. Empty: none.",
+                                    env=("FORWARD_PATHS",), flags=("--forward-paths",))
     metrics_public: bool = _setting(False, as_bool, "Serve /metrics without a key when auth is on.",
                                     env=("METRICS_PUBLIC",), flags=("--metrics-public",))
     # --- observe

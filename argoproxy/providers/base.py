@@ -92,6 +92,8 @@ class Backend:
         None = probe the target URL (any HTTP answer means reachable)."""
         return None
 
-    def extra_routes(self) -> list[tuple[str, list[str], Callable[..., Any]]]:
-        """(rule, methods, view) for routes only this backend serves, e.g. ARGO's raw /v1/chat."""
+    def extra_routes(self) -> list[tuple[str, str, tuple[str, ...], Callable[[Call], Any]]]:
+        """(path, kind, methods, handler) for routes only this backend serves, e.g. ARGO's raw /v1/chat as
+        ("v1/chat", "argo_chat", ("POST",), handler). They go through the same door as every route (auth,
+        metrics, journals); handler(call) finds the request body in call.raw_body and returns a Response."""
         return []

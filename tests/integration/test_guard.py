@@ -30,6 +30,10 @@ def metric_samples(text: str) -> list:
     return [s for family in text_string_to_metric_families(text) for s in family.samples]
 
 
+def _without_route(text: str, route: str) -> str:
+    return "\n".join(line for line in text.splitlines() if f'route="{route}"' not in line)
+
+
 def total(samples: list, name: str, **labels: str) -> float:
     return sum(s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
@@ -227,7 +231,9 @@ def test_generated_key_is_shared_by_every_worker_and_metrics_add_up(module_fake)
         scrapes = [requests.get(proxy.url + "/metrics", headers={"x-api-key": key, "Connection": "close"})
                    for _ in range(6)]
         assert all(r.status_code == 200 for r in scrapes)
-        assert len({r.text.split("cot_proxy_streams_in_flight")[0] for r in scrapes}) == 1  # same totals everywhere
+        # Same totals from every worker (scrapes go through the door like any route and count themselves).
+        assert len({_without_route(r.text, "metrics").split("cot_proxy_streams_in_flight")[0] for r in scrapes}) == 1
+        assert total(metric_samples(scrapes[-1].text), "cot_proxy_requests_total", route="metrics") == 5
         samples = metric_samples(scrapes[-1].text)
         n = n_whole + n_stream
         assert total(samples, "cot_proxy_requests_total", route="chat", model="fake-model", status="200") == n

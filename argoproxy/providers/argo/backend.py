@@ -26,6 +26,7 @@ from argoproxy.providers.argo import convert, models, normalize, stream, tokens,
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.relay import relay_sse, upstream_error
 from argoproxy.request_body import parse_object
+from argoproxy.validation import check_allowed_model
 from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
 
 log = logging.getLogger("cot_proxy")
@@ -239,14 +240,14 @@ class ArgoBackend(Backend):
     def list_models(self, call: Call) -> dict[str, Any]:
         return models.list_models()
 
-    def extra_routes(self) -> list[tuple[str, list[str], Callable[..., Any]]]:
-        return [("/v1/chat", ["POST"], self.raw_chat), ("/v1/embed", ["POST"], self.raw_embed),
-                ("/v1/status", ["GET"], self.status)]
+    def extra_routes(self) -> list[tuple[str, str, tuple[str, ...], Callable[[Call], Response]]]:
+        return [("v1/chat", "argo_chat", ("POST",), self.raw_chat), ("v1/embed", "argo_embed", ("POST",), self.raw_embed),
+                ("v1/status", "argo_status", ("GET", "HEAD"), self.status)]
 
-    def raw_chat(self) -> Response:
+    def raw_chat(self, call: Call) -> Response:
         """ARGO's own chat JSON in and out (raw text when streaming), after user and model preparation."""
-        body, timeout = self._raw_body()
-        model_id = models.resolve_model(body.get("model"), "chat", fallback=self.fallback)
+        body, timeout = self._raw_body(call)
+        model_id = self._admitted(call, body.get("model"), "chat")
         streaming = body.get("stream") is True
         argo_body = normalize.normalize_chat({k: v for k, v in body.items() if k != "stream"}, model_id=model_id,
                                              user=self.user_for(request.headers), upstream_stream=streaming)
@@ -255,46 +256,57 @@ class ArgoBackend(Backend):
             req = UpstreamRequest("POST", self.settings.argo_stream_url,
                                   {"Content-Type": "application/json", "Accept-Encoding": "identity"}, dumps(argo_body),
                                   timeout)
-            resp = self._send_ok(req)
+            resp = self._send_ok(req, call)
             return Response(_closing(resp, read_chunks(resp)), 200, content_type="text/plain; charset=utf-8")
         req = UpstreamRequest("POST", self.settings.argo_url, {"Content-Type": "application/json"}, dumps(argo_body),
                               timeout)
-        with self._send_ok(req) as resp:
+        with self._send_ok(req, call) as resp:
             data = resp.content
         if streaming:  # pseudo-stream: the text, in slices, as plain text
             text, _ = convert.text_and_tool_calls(convert.response_payload(convert.parse_argo_json(data)))
             return Response(_slices(text), 200, content_type="text/plain; charset=utf-8")
         return Response(data, 200, content_type="application/json")
 
-    def raw_embed(self) -> Response:
-        body, timeout = self._raw_body()
-        body["model"] = models.resolve_model(body.get("model") or "v3small", "embed", fallback=self.fallback)
+    def raw_embed(self, call: Call) -> Response:
+        body, timeout = self._raw_body(call)
+        body["model"] = self._admitted(call, body.get("model") or "v3small", "embed")
         body["user"] = self.user_for(request.headers)
         if "prompt" not in body and "input" in body:
             value = body.pop("input")
             body["prompt"] = value if isinstance(value, list) else [value]
         req = UpstreamRequest("POST", self.settings.argo_embedding_url, {"Content-Type": "application/json"},
                               dumps(body), timeout)
-        with self._send_ok(req) as resp:
+        with self._send_ok(req, call) as resp:
             return Response(resp.content, resp.status_code, content_type="application/json")
 
-    def status(self) -> Response:
+    def status(self, call: Call) -> Response:
         """A real "Say hello" chat through the configured (or default) model, as a chat.completion."""
         model = self.fallback or "gpt4o"
+        call.model = call.upstream_model = model
         argo_body = convert.chat_request_to_argo({"messages": [{"role": "user", "content": STATUS_PROMPT}]},
                                                  model_id=model, user=self.settings.user)
         req = UpstreamRequest("POST", self.settings.argo_url, {"Content-Type": "application/json"}, dumps(argo_body))
-        with self._send_ok(req) as resp:
+        with self._send_ok(req, call) as resp:
             parsed = convert.parse_argo_json(resp.content)
         obj = convert.chat_response_to_openai(parsed, model=model, prompt_tokens=tokens.count_text(STATUS_PROMPT))
         return Response(dumps(obj), 200, content_type="application/json")
 
-    def _raw_body(self) -> tuple[dict[str, Any], float | None]:
-        body = parse_object(request.get_data(cache=False))
+    def _raw_body(self, call: Call) -> tuple[dict[str, Any], float | None]:
+        body = parse_object(call.raw_body)
         return body, pop_timeout(body)
 
-    def _send_ok(self, req: UpstreamRequest) -> UpstreamResponse:
+    def _admitted(self, call: Call, model: Any, kind: str) -> str:
+        """The ARGO model id for a raw route, after the allow-list (checked on the resolved id, as on /v1 routes)."""
+        call.model = model if isinstance(model, str) else None
+        call.upstream_model = models.resolve_model(model, kind, fallback=self.fallback)
+        check_allowed_model(self.settings.allowed_models, call.upstream_model)
+        return call.upstream_model
+
+    def _send_ok(self, req: UpstreamRequest, call: Call) -> UpstreamResponse:
+        call.upstream_request = req
         resp = self.upstream.send(req)
+        call.extra["upstream_at"] = time.perf_counter()
+        call.upstream_status = resp.status_code
         if resp.status_code >= 400:
             with resp:
                 raise convert.error_from_argo(resp.status_code, resp.content)

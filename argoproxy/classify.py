@@ -1,0 +1,117 @@
+"""What a request is: one Route per request, decided once on the canonical path (argoproxy/paths.py).
+
+Every request gets exactly one route, and with it a kind (the label metrics, journals and logs use) and a
+family (which handler serves it):
+
+  api       the OpenAI API routes the proxy understands (chat/completions, completions, embeddings), with
+            and without the /v1 prefix
+  front     the other front doors (/v1/responses, /v1/messages, /v1/messages/count_tokens; argoproxy/fronts/)
+  models    /v1/models and /v1/models/{id} (filtered by the allow-list)
+  backend   routes a backend serves itself (ARGO's /v1/chat, /v1/embed, /v1/status)
+  own       the proxy's own /health and /metrics
+  forward   any other path, sent upstream unchanged, when the backend forwards and FORWARD_PATHS allows it
+  unknown   nothing serves it (404)
+
+Fixed route names match whatever their case (`/V1/Chat/Completions` is the chat route) and the request is
+then handled and forwarded under the table's own spelling; the rest of a path (a model or file id) keeps
+its case. So what the proxy classifies is exactly what the upstream receives.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from argoproxy.paths import Target, encode_path
+
+ALL_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"})
+API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
+# Front doors (argoproxy/fronts/): path -> (kind, front).
+FRONT_ROUTES = {"responses": ("responses", "responses"), "messages": ("messages", "messages"),
+                "messages/count_tokens": ("count_tokens", "messages")}
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: str
+    family: str
+    path: str  # canonical, without the leading '/': what journals show and the upstream receives
+    methods: frozenset[str] = ALL_METHODS
+    model: str | None = None  # /v1/models/{id}: the decoded id
+    front: str = "openai"  # the API the client speaks (its error shape): openai, responses, messages
+
+    @property
+    def label(self) -> str:
+        return "/" + self.path
+
+
+@dataclass(frozen=True)
+class FixedRoute:
+    kind: str
+    family: str
+    spelling: tuple[str, ...]
+    methods: frozenset[str]
+    front: str = "openai"
+
+
+@dataclass
+class RouteTable:
+    """The fixed routes (by lower-cased segments) and the rule for everything else."""
+
+    forwards: bool = False  # the backend sends unknown paths upstream
+    forward_paths: tuple[str, ...] = ("*",)
+    fixed: dict[tuple[str, ...], FixedRoute] = field(default_factory=dict)
+
+    def add(self, path: str, kind: str, family: str, methods: Iterable[str], front: str = "openai",
+            bare: bool = False) -> None:
+        """Register a fixed route; bare=True also serves it without the leading v1/ (base URLs without /v1)."""
+        spelling = tuple(path.strip("/").split("/"))
+        spellings = [spelling] + ([spelling[1:]] if bare and spelling[0] == "v1" else [])
+        for s in spellings:
+            self.fixed[tuple(p.lower() for p in s)] = FixedRoute(kind, family, s, frozenset(methods), front)
+
+    def classify(self, target: Target) -> Route:
+        parts = target.parts
+        key = tuple(p.lower() for p in parts)
+        fixed = self.fixed.get(key)
+        if fixed is not None:
+            return Route(fixed.kind, fixed.family, encode_path(fixed.spelling), fixed.methods,
+                         front=fixed.front)
+        model_at = _model_id_at(key)
+        if model_at:
+            model = "/".join(parts[model_at:])  # ids such as meta-llama/Llama-3 hold a '/'
+            spelling = ("v1", "models") if model_at == 2 else ("models",)
+            return Route("model", "models", encode_path(spelling + parts[model_at:]),
+                         frozenset({"GET", "HEAD", "DELETE"}), model=model)
+        if self.forwards and forward_allowed(self.forward_paths, target.path):
+            return Route("passthrough", "forward", target.path)
+        return Route("unknown", "unknown", target.path)
+
+
+def _model_id_at(key: tuple[str, ...]) -> int:
+    """Where the id starts in /v1/models/{id} or /models/{id}; 0 when the path is neither."""
+    if len(key) > 2 and key[:2] == ("v1", "models"):
+        return 2
+    if len(key) > 1 and key[0] == "models":
+        return 1
+    return 0
+
+
+def forward_allowed(patterns: tuple[str, ...], path: str) -> bool:
+    """FORWARD_PATHS: globs over the canonical path with its leading '/' ('*' matches across '/')."""
+    full = "/" + path
+    return any(fnmatch.fnmatchcase(full, p if p.startswith(("/", "*")) else "/" + p) for p in patterns)
+
+
+def standard_table(forwards: bool, forward_paths: tuple[str, ...]) -> RouteTable:
+    """The routes every proxy has: the API routes, the model list, /health and /metrics."""
+    table = RouteTable(forwards, forward_paths)
+    for suffix, kind in API_KINDS.items():
+        table.add(f"v1/{suffix}", kind, "api", {"POST"}, bare=True)
+    for suffix, (kind, front) in FRONT_ROUTES.items():
+        table.add(f"v1/{suffix}", kind, "front", {"POST"}, front=front, bare=True)
+    table.add("v1/models", "models", "models", {"GET", "HEAD"}, bare=True)
+    table.add("health", "health", "own", {"GET", "HEAD"})
+    table.add("metrics", "metrics", "own", {"GET", "HEAD"})
+    return table

@@ -1,0 +1,255 @@
+"""The one door every request goes through, in this order:
+
+  canonical path (argoproxy/paths.py) -> one Route (argoproxy/classify.py) -> request id + Call (so metrics,
+  journals and DEBUG lines see every request, refused ones included) -> auth -> 404/405 -> `?model=` against
+  the allow-list -> the route family's handler (API pipeline, model list, backend route, /health, /metrics,
+  forwarded path).
+
+No route has a way in that skips a step: the Flask layer (argoproxy/routes.py) has a single catch-all view
+that calls `Door.handle`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+from flask import Response, request
+
+from argoproxy.auth import Guard
+from argoproxy.call import Call
+from argoproxy.classify import Route, RouteTable, standard_table
+from argoproxy.errors import ProxyError
+from argoproxy.fronts.serve import front_for_kind
+from argoproxy.health import HealthCheck
+from argoproxy.jsonfast import dumps
+from argoproxy.paths import PathError, Target, target_of
+from argoproxy.pipeline import Gateway, read_request_body
+from argoproxy.request_body import parse_object
+from argoproxy.request_models import check_named, form_model, is_form, query_model
+from argoproxy.validation import model_allowed
+
+TARGET_KEY = "cot_proxy.target"  # environ: the canonical Target, or the PathError refusing it
+
+Handler = Callable[[Call, Route], Response]
+
+
+@dataclass(frozen=True)
+class BackendRoute:
+    """A route a backend serves itself: `handler(call)` answers it (the body is in call.raw_body)."""
+
+    path: str
+    kind: str
+    methods: tuple[str, ...]
+    handler: Callable[[Call], Response]
+
+
+class Door:
+    def __init__(self, gateway: Gateway, health: HealthCheck, metrics_view: Callable[[], Response] | None) -> None:
+        self.gateway = gateway
+        self.settings = gateway.settings
+        self.backend = gateway.backend
+        self.health = health
+        self.metrics_view = metrics_view
+        self.guard = Guard(self.settings)
+        self.allowed = self.settings.allowed_models
+        # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
+        self.forwards = self.backend.forwards_unknown and gateway.routing is None
+        self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths)
+        self.backend_routes: dict[str, Callable[[Call], Response]] = {}
+        for r in self.backend.extra_routes():
+            route = r if isinstance(r, BackendRoute) else BackendRoute(*r)
+            self.table.add(route.path, route.kind, "backend", route.methods)
+            self.backend_routes[route.kind] = route.handler
+        self.families: dict[str, Handler] = {"api": self.api, "front": self.front, "models": self.models,
+                                             "backend": self.backend_route, "own": self.own, "forward": self.forward}
+
+    # ---------------------------------------------------------------- the door
+    def handle(self) -> Response:
+        environ = request.environ
+        call = self.gateway.new_call("invalid_path", "")
+        target = environ.get(TARGET_KEY)
+        if target is None:
+            target = edge_target(environ)
+        if isinstance(target, PathError):
+            call.path = "-"
+            raise target
+        route = self.table.classify(target)
+        call.kind, call.path, call.query, call.front = route.kind, route.path, target.query, route.front
+        call.extra["route"] = route
+        self.guard.check(environ, route, call.headers)
+        if route.family == "unknown":
+            raise ProxyError(404, f"No route {route.label} on this proxy ({self.backend.name} backend).",
+                             code="unknown_route")
+        if call.method not in route.methods:
+            allow = ", ".join(sorted(route.methods))
+            raise ProxyError(405, f"{route.label} takes {allow} only.", code="method_not_allowed",
+                             headers={"Allow": allow})
+        if self.allowed and target.query:
+            model = query_model(target.query)
+            if model is not None:
+                check_named(self.allowed, model)
+        return self.families[route.family](call, route)
+
+    # ---------------------------------------------------------------- families
+    def api(self, call: Call, route: Route) -> Response:
+        if self.gateway.routing is None and call.kind not in self.backend.kinds:
+            raise ProxyError(404, f"The {self.backend.name} backend does not serve {route.label}.",
+                             code="unknown_route")
+        return self.gateway.api(call)
+
+    def front(self, call: Call, route: Route) -> Response:
+        front, count_only = front_for_kind(call.kind)
+        return self.gateway.fronts.api(call, front, count_only)
+
+    def forward(self, call: Call, route: Route) -> Response:
+        call.raw_body = read_request_body(self.settings.max_body_bytes)
+        if self.allowed:
+            self.check_body_model(call)
+        return self.gateway.passthrough(call, self.backend.url(call.path, call.query),
+                                        self.backend.upstream_headers(call))
+
+    def backend_route(self, call: Call, route: Route) -> Response:
+        if call.method != "GET":
+            call.raw_body = read_request_body(self.settings.max_body_bytes)
+        return self.observed(call, self.backend_routes[call.kind](call))
+
+    def own(self, call: Call, route: Route) -> Response:
+        if call.kind == "metrics":
+            if self.metrics_view is None:
+                raise ProxyError(404, "Metrics are off.", code="unknown_route")
+            return self.observed(call, self.metrics_view())
+        return self.observed(call, self.health_answer())
+
+    def models(self, call: Call, route: Route) -> Response:
+        if call.kind == "models":
+            return self.observed(call, json_response(self.model_list(call)))
+        call.model = route.model
+        if self.allowed and not model_allowed(self.allowed, route.model):
+            raise model_not_found(route.model)
+        if self.forwards:
+            call.raw_body = read_request_body(self.settings.max_body_bytes)
+            return self.gateway.passthrough(call, self.backend.url(call.path, call.query),
+                                            self.backend.upstream_headers(call))
+        if call.method == "DELETE":
+            raise ProxyError(405, f"{route.label} takes GET only on the {self.backend.name} backend.",
+                             code="method_not_allowed", headers={"Allow": "GET, HEAD"})
+        for entry in self.model_list(call)["data"]:
+            if isinstance(entry, dict) and entry.get("id") == route.model:
+                return self.observed(call, json_response(entry))
+        raise model_not_found(route.model)
+
+    # ---------------------------------------------------------------- pieces
+    def model_list(self, call: Call) -> dict[str, Any]:
+        """The backend's models plus LLM_PARAMS pseudo models, filtered by the allow-list."""
+        if self.gateway.routing is not None:
+            listing = {"object": "list", "data": self.gateway.routing.model_list()}
+        else:
+            listing = self.backend.list_models(call)
+        data = listing.get("data", [])
+        known = {m.get("id") for m in data if isinstance(m, dict)}
+        for name in self.settings.llm_params.pseudo_models:
+            if name not in known:
+                data.append({"id": name, "object": "model", "created": 0, "owned_by": "cot_proxy"})
+        if self.allowed:
+            data = [m for m in data if isinstance(m, dict) and model_allowed(self.allowed, m.get("id"))]
+        listing["data"] = data
+        return listing
+
+    def health_answer(self) -> Response:
+        if self.gateway.routing is not None:
+            status, body = self.gateway.routing.health()
+            return json_response(body, status)
+        try:
+            own = self.backend.health()
+        except ProxyError as err:
+            return json_response({"status": "unhealthy", "error": err.message}, 503)
+        if own is not None:
+            return json_response(own)
+        status, body = self.health.status()
+        return json_response(body, status)
+
+    def check_body_model(self, call: Call) -> None:
+        """The allow-list over a forwarded body: JSON's top-level "model", or a form's `model` field."""
+        body, headers = call.raw_body, call.headers
+        if not body:
+            return
+        encoding = headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise ProxyError(415, "With ALLOWED_MODELS set, request bodies must not be compressed (the proxy "
+                             "checks the model they name).", code="unsupported_content_encoding")
+        content_type = headers.get("Content-Type", "")
+        if is_form(content_type):
+            model = form_model(body, content_type)
+            if model is not None:
+                check_named(self.allowed, model)
+            return
+        if "json" in content_type.lower() or looks_like_json(body):
+            parsed = parse_object(body, must_be_object=False)
+            if isinstance(parsed, dict) and "model" in parsed:
+                call.model = parsed["model"] if isinstance(parsed["model"], str) else None
+                check_named(self.allowed, parsed["model"])
+
+    def observed(self, call: Call, response: Response) -> Response:
+        """Answers made outside the pipeline are counted and journaled too (streamed ones when they end)."""
+        if call.observed:
+            return response
+        call.status = response.status_code
+        if response.is_streamed:
+            response.response = self._observe_after(call, response.response)
+            return response
+        call.bytes_out = len(response.get_data())
+        self.gateway.observe(call)
+        return response
+
+    def _observe_after(self, call: Call, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        try:
+            for data in chunks:
+                call.bytes_out += len(data)
+                yield data
+        finally:
+            self.gateway.observe(call)
+
+
+def edge_target(environ: dict) -> Target | PathError:
+    """The canonical target of this request (computed once, kept in the environ)."""
+    try:
+        target: Target | PathError = target_of(environ)
+    except PathError as err:
+        target = err
+    environ[TARGET_KEY] = target
+    return target
+
+
+class Edge:
+    """WSGI middleware: canonicalise the path before anything routes on it. Flask then only ever sees the
+    canonical PATH_INFO (or '/' for a refused one); the Door reads the Target from the environ."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        target = edge_target(environ)
+        path = "/" if isinstance(target, PathError) else "/" + target.path
+        environ["PATH_INFO"] = path
+        return self.app(environ, start_response)
+
+
+def looks_like_json(body: bytes) -> bool:
+    """Does a body read as a JSON object to a lenient server (BOM, white space, UTF-16/32 included)?"""
+    head = body[:64]
+    try:
+        text = head.decode(json.detect_encoding(head), "ignore")
+    except LookupError:
+        return False
+    return text.lstrip(" \t\r\n\ufeff")[:1] in ("{", "[")
+
+
+def model_not_found(model: str | None) -> ProxyError:
+    return ProxyError(404, f"The model `{model}` does not exist or you do not have access to it.", param="model",
+                      code="model_not_found")
+
+
+def json_response(obj: object, status: int = 200) -> Response:
+    return Response(dumps(obj), status, content_type="application/json")
