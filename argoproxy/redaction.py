@@ -326,6 +326,8 @@ class LogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = redact_log_text(message, self.secrets)
+        if not cleaned.isascii():  # a lone surrogate from a client's JSON cannot be written as UTF-8
+            cleaned = cleaned.encode("utf-8", "backslashreplace").decode("utf-8")
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:

@@ -164,3 +164,10 @@ def test_gunicorn_access_and_error_logs_are_filtered_too() -> None:
     record = error.makeRecord("gunicorn.error", logging.WARNING, __file__, 1, "Invalid request: %s", (KEY,), None)
     error.filter(record)
     assert record.getMessage() == "Invalid request: [redacted]"
+
+
+def test_log_filter_makes_lone_surrogates_writable() -> None:
+    record = logging.LogRecord("x", logging.DEBUG, __file__, 1, "model=%s", ("a\ud800b é",), None)
+    LogFilter(Secrets([])).filter(record)
+    assert record.getMessage() == "model=a\\ud800b é"
+    record.getMessage().encode("utf-8")
