@@ -26,11 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(*flags, dest=f.name, action="store_const", const=True, default=None, help=help_text)
             if f.metadata["negative_flags"]:
                 parser.add_argument(*f.metadata["negative_flags"], dest=f.name, action="store_const", const=False,
-                                    help=f"Turn off: {f.name}.")
+                                    help=f"Turn off {flags[0]}.")
         else:
             parser.add_argument(*flags, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
     parser.add_argument("--timeout", dest="timeout_ms", default=None, metavar="MS",
-                        help="Upstream read timeout in milliseconds (openai-forward's flag; TIMEOUT is in seconds).")
+                        help="Upstream read timeout in milliseconds (kept for older command lines; TIMEOUT and "
+                             "--request-timeout take seconds).")
     parser.add_argument("--show", action="store_true", help="Print the resolved settings (secrets masked) and exit.")
     parser.add_argument("--version", "-V", action="version", version=f"cot_proxy {__version__}")
     return parser

@@ -59,7 +59,9 @@ class CoreSettings:
     """The settings every backend shares; providers add theirs (see Settings below)."""
     # --- where requests go
     backend: str = _setting("openai", as_backend,
-                            f"Wire protocol of the upstream: {', '.join(providers.names())}.",
+                            "Kind of upstream server: "
+                            + ", ".join(f"{p.name} ({p.summary})" if p.summary else p.name
+                                        for p in map(providers.get, providers.names())) + ".",
                             env=("BACKEND",), flags=("--backend",))
     target_base_url: str = _setting("", as_base_url,
                                     "Upstream base URL (a full endpoint URL is reduced to its base). "
@@ -87,14 +89,15 @@ class CoreSettings:
     workers: int = _setting(2, _number(int, 1, 256), "Gunicorn worker processes.", env=("WORKERS",),
                             flags=("--workers", "--num-workers", "-n"), yaml_aliases=("num_workers",))
     worker_class: str = _setting("gevent", _choice("gevent", "gthread", "sync"),
-                                 "Gunicorn worker class (see README: gevent holds thousands of streams).",
+                                 "How a worker process serves connections: gevent (thousands of simultaneous "
+                                 "streams), gthread (a thread per connection) or sync (one request at a time).",
                                  env=("WORKER_CLASS",), flags=("--worker-class",))
     threads: int = _setting(64, _number(int, 1, 4096), "Threads per worker (gthread worker class).",
                             env=("THREADS",), flags=("--threads",))
     worker_connections: int = _setting(2000, _number(int, 1, 100000),
                                        "Simultaneous connections per worker (gevent worker class).",
                                        env=("WORKER_CONNECTIONS",), flags=("--worker-connections",))
-    gunicorn_timeout: int = _setting(3000, _number(int, 1), "Gunicorn worker timeout in seconds (as in the seed).",
+    gunicorn_timeout: int = _setting(3000, _number(int, 1), "Seconds a worker may stay silent before it is restarted.",
                                      env=("GUNICORN_TIMEOUT",), flags=("--gunicorn-timeout",))
     graceful_timeout: int = _setting(30, _number(int, 0), "Seconds in-flight requests get to finish on SIGTERM.",
                                      env=("GRACEFUL_TIMEOUT",), flags=("--graceful-timeout",))
@@ -108,7 +111,8 @@ class CoreSettings:
                               env=("TIMEOUT", "API_REQUEST_TIMEOUT"), flags=("--request-timeout",))
     connect_timeout: float = _setting(10.0, _positive, "Upstream connect timeout in seconds.",
                                       env=("CONNECT_TIMEOUT",), flags=("--connect-timeout",))
-    max_retries: int = _setting(2, _number(int, 0, 10), "Retries of idempotent failures before any byte reached the client.",
+    max_retries: int = _setting(2, _number(int, 0, 10), "Retries of an upstream call that failed before any answer "
+                                "reached the client (connection refused, 502/503/504, 429 with a short Retry-After).",
                                 env=("MAX_RETRIES",), flags=("--max-retries",))
     max_body_bytes: int = _setting(32 * 1024 * 1024, _number(int, 1), "Largest request body accepted (413 above it).",
                                    env=("MAX_BODY_BYTES",), flags=("--max-body-bytes",))
@@ -133,11 +137,13 @@ class CoreSettings:
     think_tag: str = _setting("<think>", as_str, "Reasoning start tag.", env=("THINK_TAG",), flags=("--think-tag",))
     think_end_tag: str = _setting("</think>", as_str, "Reasoning end tag.", env=("THINK_END_TAG",), flags=("--think-end-tag",))
     upstream_mode: str = _setting("off", _choice("off", "stream", "non_stream"),
-                                  "Force upstream calls to stream or non_stream; off follows the client.",
+                                  "Ask the upstream for a stream (stream) or a whole answer "
+                                  "(non_stream) whatever the client asked, converting on the way back; off: as asked.",
                                   env=("UPSTREAM_MODE",), flags=("--mode",))
     fronts_passthrough: tuple = _setting((), as_fronts,
-                                         "Front doors the upstream serves itself (responses, messages; openai "
-                                         "backend): passed through instead of translated to chat completions.",
+                                         "APIs the upstream serves itself (responses: OpenAI Responses, messages: "
+                                         "Anthropic Messages; openai backend): passed through instead of translated "
+                                         "to chat completions.",
                                          env=("FRONTS_PASSTHROUGH",), flags=("--fronts-passthrough",))
     compatible: bool = _setting(False, as_bool, "Return every error as HTTP 200 with the error JSON (legacy clients).",
                                 env=("COMPATIBLE_MODE",), flags=("--compatible",))

@@ -291,7 +291,8 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
     add(f"# cot_proxy benchmark ({'quick' if plan.quick else 'full'} run)")
     add("")
     add(f"{meta['date']}; {meta['cpus']} CPUs; Python {meta['python']}; {meta['elapsed']:.0f} s. "
-        "All on 127.0.0.1; fake upstream: one asyncio process; load generator: raw asyncio sockets.")
+        "All on 127.0.0.1; fake upstream: one asyncio process; load generator: raw asyncio sockets. "
+        f"cot_proxy's FAST_PATH: {os.environ.get('FAST_PATH', 'on')} (set FAST_PATH=off to measure it without).")
     add("")
     for name in names:
         add(f"- **{name}**: {desc[name]}")

@@ -42,6 +42,7 @@ class Provider:
     default_target_url: str = ""  # TARGET_BASE_URL when none is configured
     check_settings: Callable[[Any], str | None] = no_problem  # a broken multi-setting rule: one line naming the key
     startup_line: Callable[[Any], str] = default_startup_line  # where requests go (URL credentials masked)
+    summary: str = ""  # what kind of server it talks to, in a few words (for --help)
 
     def backend_class(self) -> type[Backend]:
         if isinstance(self.backend, str):

@@ -18,4 +18,5 @@ from argoproxy.providers.argo import settings
 
 register(Provider("argo", "argoproxy.providers.argo.backend:ArgoBackend", settings=settings.ArgoSettings,
                   default_target_url="https://apps-dev.inside.anl.gov/argoapi/v1/",
-                  check_settings=settings.check_settings, startup_line=settings.startup_line))
+                  check_settings=settings.check_settings, startup_line=settings.startup_line,
+                  summary="Argonne's ARGO gateway"))

@@ -29,7 +29,8 @@ class ArgoSettings:
                                    "ARGO streaming chat endpoint.", env=("ARGO_STREAM_URL",))
     argo_embedding_url: str = setting("https://apps.inside.anl.gov/argoapi/api/v1/resource/embed/", as_url,
                                       "ARGO embedding endpoint.", env=("ARGO_EMBEDDING_URL",))
-    real_stream: bool = setting(True, as_bool, "Stream through ARGO's streamchat; false = pseudo-stream from one call.",
+    real_stream: bool = setting(True, as_bool, "Stream ARGO answers as ARGO writes them; off: ask for the whole answer and "
+                                "send it to a streaming client in pieces.",
                                 env=("REAL_STREAM",), flags=("--real-stream", "-rs"), negative_flags=("--pseudo-stream", "-ps"))
     model_fallback: str = setting("", as_str, "ARGO model used for unknown model names (empty: 404 instead).",
                                   env=("MODEL_FALLBACK",), flags=("--model-fallback",))
@@ -45,7 +46,8 @@ class ArgoSettings:
                                              env=("NATIVE_ANTHROPIC_BASE_URL",))
     username_passthrough: bool = setting(False, as_bool, "Use the client's key as the ARGO user.",
                                          env=("USERNAME_PASSTHROUGH",), flags=("--username-passthrough",))
-    tool_prompt: bool = setting(False, as_bool, "Prompt-based tool calls for every ARGO model.",
+    tool_prompt: bool = setting(False, as_bool, "Tool calls through the prompt (tools described in it, calls read from the "
+                                "answer) for every ARGO model, not only those without native tool calls.",
                                 env=("TOOL_PROMPT",), flags=("--tool-prompting",))
     # --- image inlining
     enable_payload_control: bool = setting(False, as_bool, "Shrink inlined images to fit max_payload_size.",

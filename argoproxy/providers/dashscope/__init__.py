@@ -10,4 +10,4 @@ from argoproxy.providers import Provider, register
 from argoproxy.providers.dashscope.settings import DashScopeSettings
 
 register(Provider("dashscope", "argoproxy.providers.dashscope.backend:DashScopeBackend", settings=DashScopeSettings,
-                  default_target_url="https://dashscope.aliyuncs.com/api/v1/"))
+                  default_target_url="https://dashscope.aliyuncs.com/api/v1/", summary="Alibaba DashScope's own API"))

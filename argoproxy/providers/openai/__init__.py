@@ -4,4 +4,4 @@
 from argoproxy.providers import Provider, register
 
 register(Provider("openai", "argoproxy.providers.openai.backend:OpenAIBackend",
-                  default_target_url="https://api.openai.com/v1/"))
+                  default_target_url="https://api.openai.com/v1/", summary="any OpenAI-compatible API; the default"))
