@@ -186,3 +186,19 @@ def test_url_credentials_never_reach_a_client_or_a_log(tmp_path: Path):
             log = p.stop()
         assert "***@127.0.0.1" in log  # the start-up line names the target, without its password
         assert URL_PASSWORD not in log, log
+
+
+def test_image_warnings_mask_url_credentials():
+    from tests.fakes.fake_argo import FakeArgo
+    from tests.fakes.fake_images import FakeImageServer
+    from tests.integration.test_argo import argo_env
+
+    with FakeArgo() as argo, FakeImageServer() as imgs:
+        with running_proxy(**argo_env(argo, IMAGE_ALLOW_PRIVATE="true")) as p:
+            url = imgs.url("/page.html").replace("http://", f"http://imguser:{URL_PASSWORD}@")  # not an image
+            r = requests.post(p.base_url + "/chat/completions", timeout=20, json={"model": "argo:gpt-4o", "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]})
+            assert r.status_code == 200, r.text
+            log = p.stop()
+    assert "image not inlined" in log and "http://***@127.0.0.1" in log, log[-2000:]
+    assert URL_PASSWORD not in log
