@@ -113,7 +113,7 @@ class Door:
     def backend_route(self, call: Call, route: Route) -> Response:
         if call.method != "GET":
             call.raw_body = read_request_body(self.settings.max_body_bytes)
-        return self.observed(call, self.backend_routes[call.kind](call))
+        return self.observed(call, self.gateway.scrubbed(self.backend_routes[call.kind](call)))
 
     def own(self, call: Call, route: Route) -> Response:
         if call.kind == "metrics":

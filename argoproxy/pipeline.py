@@ -381,6 +381,17 @@ class Gateway:
             resp.close()
             self.observe(call)
 
+    def scrubbed(self, response: Response) -> Response:
+        """An answer a provider's own route built (ARGO's raw /v1/chat...), with configured secrets replaced
+        like every other answer: streamed bodies through the scrubber, whole ones at once."""
+        if not self.secrets:
+            return response
+        if response.is_streamed:
+            response.response = self.secrets.scrubber().scrub(response.response)
+        else:
+            response.set_data(self.secrets.data(response.get_data()))
+        return response
+
     def json_headers(self, resp: UpstreamResponse) -> list[tuple[str, str]]:
         if not self.backend.relay_headers:
             return [("Content-Type", JSON_TYPE)]

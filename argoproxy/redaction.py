@@ -275,13 +275,18 @@ class StreamScrubber:
         return tail
 
     def scrub(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        for chunk in chunks:
-            out = self.feed(chunk)
-            if out:
-                yield out
-        tail = self.finish()
-        if tail:
-            yield tail
+        try:
+            for chunk in chunks:
+                out = self.feed(chunk)
+                if out:
+                    yield out
+            tail = self.finish()
+            if tail:
+                yield tail
+        finally:  # a client that leaves closes this generator: close the one it reads (and its upstream) now
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
 
     def _unfinished(self, data: bytes) -> int:
         """How many bytes at the end of data could begin a secret (0 when none can)."""

@@ -202,3 +202,23 @@ def test_image_warnings_mask_url_credentials():
             log = p.stop()
     assert "image not inlined" in log and "http://***@127.0.0.1" in log, log[-2000:]
     assert URL_PASSWORD not in log
+
+
+def test_argo_raw_routes_never_relay_a_configured_secret():
+    """ARGO's own /v1/chat answers (whole and streamed as plain text) pass the scrubber like every answer."""
+    from tests.fakes.fake_argo import FakeArgo
+    from tests.integration.test_argo import argo_env
+
+    with FakeArgo() as argo:
+        chat_url = argo.chat_url.replace("http://", f"http://argo:{URL_PASSWORD}@")
+        env = {**argo_env(argo, ENABLE_AUTH="true", API_KEY_SECRET=CLIENT_KEY), "ARGO_URL": chat_url}
+        with running_proxy(**env) as p:
+            argo.reply = f"the password is {URL_PASSWORD}, the key {CLIENT_KEY}"
+            auth = {"Authorization": f"Bearer {CLIENT_KEY}"}
+            for stream in (False, True):
+                r = requests.post(p.url + "/v1/chat", headers=auth, timeout=20,
+                                  json={"model": "gpt4o", "messages": [{"role": "user", "content": "hi"}],
+                                        "stream": stream})
+                assert r.status_code == 200, r.text
+                assert "the password is [redacted], the key [redacted]" in r.text, r.text
+        assert URL_PASSWORD not in p.stop()
