@@ -123,6 +123,7 @@ class Routing:
                 own = deployment_settings(settings, dep.entry, environ)
                 dep.gateway = gateway.for_deployment(create_backend(own, upstream), upstream, own)
         self._prober: threading.Thread | None = None
+        self.start_probe()
 
     # ------------------------------------------------------------ one call
     def api(self, call: Call) -> Response:
@@ -136,7 +137,6 @@ class Routing:
         if not chain:
             raise ProxyError(404, f"The model `{asked}` does not exist: no entry of this proxy's models serves it.",
                              param="model", code="model_not_found")
-        self.start_probe()
         # A retry starts from the body as it was before the first attempt edited it: the client's bytes, or
         # (a front door translated the request) the translated body, kept as JSON.
         source = dumps(call.body) if call.body_changed else call.raw_body
@@ -230,7 +230,7 @@ class Routing:
         return (200 if ok else 503), body
 
     def start_probe(self) -> None:
-        """The optional active health probe: one background thread per worker, started with the first call."""
+        """The optional active health probe: one background thread per worker (a greenlet under gevent)."""
         if self._prober is not None or not self.settings.health_probe_seconds:
             return
         from argoproxy.health import probe

@@ -36,8 +36,8 @@ class SlowFake(FakeOpenAI):
 
 
 @contextlib.contextmanager
-def fake_process(delay: float = 0.0) -> Iterator["FakeProcess"]:
-    port = free_port()
+def fake_process(delay: float = 0.0, port: int | None = None) -> Iterator["FakeProcess"]:
+    port = port or free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.fake_process", str(port), str(delay)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     fake = FakeProcess(proc, port)

@@ -315,3 +315,46 @@ def test_key_limits_answer_in_each_front_doors_shape(fakes):
             client.messages.create(model="m", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
         assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "rate_limit_error"
         assert int(info.value.response.headers["Retry-After"]) >= 1
+
+
+def _states(proxy) -> dict[str, str]:
+    return {d["served_by"]: d["state"] for d in requests.get(proxy.url + "/health", timeout=10).json()["deployments"]}
+
+
+def _poll(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_active_probe_takes_a_dead_deployment_out_and_brings_it_back(fakes):
+    from tests.fakes.fake_process import fake_process
+    _, b, _ = fakes
+    with fake_process() as a:
+        entries = models({"name": "m", "backend": "openai", "base_url": a.base_url},
+                         {"name": "m", "backend": "openai", "base_url": b.base_url})
+        where = f"127.0.0.1:{a.port}"
+        with running_proxy(MODELS=entries, HEALTH_PROBE_SECONDS="0.2", COOLDOWN_SECONDS="60", WORKERS="1") as proxy:
+            assert _states(proxy)[where] == "up"
+            a.kill()
+            assert _poll(lambda: _states(proxy)[where] == "down")  # no request had to find it dead
+            health = requests.get(proxy.url + "/health", timeout=10)
+            assert health.status_code == 200 and health.json()["down"] == [f"m at {where}"]
+            with fake_process(port=a.port):  # back on the same port: up long before the 60 s cooldown ends
+                assert _poll(lambda: _states(proxy)[where] == "up")
+
+
+def test_metrics_and_journals_name_the_deployment(fakes, tmp_path):
+    a, b, _ = fakes
+    entries = models({"name": "m", "backend": "openai", "base_url": a.base_url},
+                     {"name": "other", "backend": "openai", "base_url": b.base_url})
+    with running_proxy(MODELS=entries, LOG_DIR=str(tmp_path)) as proxy:
+        assert chat(proxy, "m").status_code == 200 and chat(proxy, "other").status_code == 200
+        metrics = requests.get(proxy.url + "/metrics", timeout=10).text
+        assert f'deployment="127.0.0.1:{a.port}"' in metrics and f'deployment="127.0.0.1:{b.port}"' in metrics
+    records = [json.loads(line) for f in tmp_path.rglob("*.jsonl") for line in f.read_text().splitlines()]
+    served = {(r.get("served_model"), r.get("deployment")) for r in records}
+    assert ("m", f"127.0.0.1:{a.port}") in served and ("other", f"127.0.0.1:{b.port}") in served
