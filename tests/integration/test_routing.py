@@ -90,10 +90,8 @@ def test_the_pool_spreads_requests_by_in_flight(fakes):
     a, b, _ = fakes
     entries = models({"name": "qwen3", "backend": "openai", "base_url": a.base_url},
                      {"name": "qwen3", "backend": "openai", "base_url": b.base_url})
-    gate = threading.Event()
-    release = threading.Event()
     for fake in (a, b):
-        fake.add(*[Reply(chat_completion("slow"), delay=0.6) for _ in range(8)])
+        fake.add(*[Reply(chat_completion("slow"), delay=1.5) for _ in range(8)])
     with running_proxy(MODELS=entries, WORKERS="1") as proxy:
         with ThreadPoolExecutor(8) as pool:
             results = list(pool.map(lambda _: chat(proxy, "qwen3").status_code, range(8)))
