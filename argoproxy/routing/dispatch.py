@@ -34,7 +34,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.llm_params import LlmParams, ModelRule, merge_rules
 from argoproxy.routing.entries import ModelEntry
-from argoproxy.routing.router import Deployment, Router
+from argoproxy.routing.router import Deployment, Pool, Router
 from argoproxy.upstream import RETRY_BUDGET, Upstream, describe_host, parse_retry_after
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("cot_proxy")
 
 SERVED_MODEL = "X-Served-Model"
+GLOB_LISTING_SECONDS = 60.0  # how long /v1/models reuses what a glob's upstreams listed
 SERVED_BY = "X-Served-By"
 CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 _CONTEXT_TEXT = re.compile(r"context[ _]length|maximum context|too many tokens|prompt is too long", re.IGNORECASE)
@@ -123,6 +124,7 @@ class Routing:
                 own = deployment_settings(settings, dep.entry, environ)
                 dep.gateway = gateway.for_deployment(create_backend(own, upstream), upstream, own)
         self._prober: threading.Thread | None = None
+        self._glob_listings: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self.start_probe()
 
     # ------------------------------------------------------------ one call
@@ -208,18 +210,33 @@ class Routing:
     # ------------------------------------------------------------ models, health, probe
     def model_list(self) -> list[dict[str, Any]]:
         """Every exact name routed here; for a glob, the models its deployments list that match it."""
-        from fnmatch import fnmatchcase
         data = [{"id": name, "object": "model", "created": 0, "owned_by": "cot_proxy"} for name in self.router.exact]
         for pool in self.router.globs:
-            for dep in pool.deployments:
-                try:
-                    listing = dep.gateway.backend.list_models(Call("models", "GET", "v1/models", "", {}))
-                except ProxyError:
-                    continue
-                for m in listing.get("data", []):
-                    if isinstance(m, dict) and isinstance(m.get("id"), str) and fnmatchcase(m["id"], pool.name):
-                        data.append(m)
+            data.extend(self.glob_models(pool))
         return data
+
+    def glob_models(self, pool: Pool) -> list[dict[str, Any]]:
+        """What a glob's deployments list that matches it, kept GLOB_LISTING_SECONDS; a deployment that is
+        cooling down is not asked, one that fails is cooled down (so a dead upstream cannot slow /v1/models)."""
+        from fnmatch import fnmatchcase
+        kept = self._glob_listings.get(pool.name)
+        if kept is not None and time.monotonic() - kept[0] < GLOB_LISTING_SECONDS:
+            return kept[1]
+        found: dict[str, dict[str, Any]] = {}
+        for dep in pool.deployments:
+            if self.router.state(dep) != "up":
+                continue
+            try:
+                listing = dep.gateway.backend.list_models(Call("models", "GET", "v1/models", "", {}, timeout=10.0))
+            except ProxyError as err:
+                self.router.cool_down(dep, error=err.message)
+                continue
+            for m in listing.get("data", []):
+                if isinstance(m, dict) and isinstance(m.get("id"), str) and fnmatchcase(m["id"], pool.name):
+                    found.setdefault(m["id"], m)
+        models = list(found.values())
+        self._glob_listings[pool.name] = (time.monotonic(), models)
+        return models
 
     def health(self) -> tuple[int, dict[str, Any]]:
         ok, rows = self.router.health()
