@@ -356,3 +356,22 @@ def test_metrics_and_journals_name_the_deployment(fakes, tmp_path):
     records = [json.loads(line) for f in tmp_path.rglob("*.jsonl") for line in f.read_text().splitlines()]
     served = {(r.get("served_model"), r.get("deployment")) for r in records}
     assert ("m", f"127.0.0.1:{a.port}") in served and ("other", f"127.0.0.1:{b.port}") in served
+
+
+def test_argo_next_to_a_local_model(fakes):
+    from tests.fakes.fake_argo import CHAT_PATH, FakeArgo
+    a, _, _ = fakes
+    with FakeArgo() as argo:
+        entries = models({"name": "argo:*", "backend": "argo", "base_url": argo.base_url + "/api/v1/resource/"},
+                         {"name": "qwen3", "backend": "openai", "base_url": a.base_url,
+                          "params": {"think_mode": "reasoning"}})
+        a.default_content = "<think>hmm</think>Local answer."
+        with running_proxy(MODELS=entries, ARGO_USER="alice") as proxy:
+            client = openai.OpenAI(base_url=proxy.base_url, api_key="sk-client", max_retries=0)
+            hosted = client.chat.completions.with_raw_response.create(model="argo:gpt-4o", messages=CHAT["messages"])
+            assert hosted.headers["X-Served-By"] == f"127.0.0.1:{argo.port}"
+            sent = argo.requests_to(CHAT_PATH)[-1].json
+            assert sent["model"] == "gpt4o" and sent["user"] == "alice"
+            local = client.chat.completions.create(model="qwen3", messages=CHAT["messages"])
+            message = local.choices[0].message
+            assert message.content == "Local answer." and message.model_extra["reasoning_content"] == "hmm"
