@@ -102,3 +102,16 @@ def test_no_patch_is_active_with_fast_path_off(tmp_path):
     assert state["worker_class"] == "gevent"
     assert not state["gc hook"] and not state["direct pools"]
     assert state["fastpath modules"] == []  # not even imported
+
+
+def test_the_setting_takes_on_or_off_from_every_source(tmp_path):
+    from argoproxy.settings import SettingsError, load_settings
+
+    assert load_settings({}, environ={}).fast_path == "on"
+    assert load_settings({}, environ={"FAST_PATH": "off"}).fast_path == "off"
+    assert load_settings({"fast_path": "off"}, environ={"FAST_PATH": "on"}).fast_path == "off"
+    config = tmp_path / "config.yaml"
+    config.write_text("fast_path: off\n")  # YAML reads a bare off as false
+    assert load_settings({}, environ={"CONFIG_PATH": str(config)}).fast_path == "off"
+    with pytest.raises(SettingsError, match="^FAST_PATH: expected on or off"):
+        load_settings({}, environ={"FAST_PATH": "maybe"})
