@@ -22,6 +22,7 @@ from argoproxy.headers import response_headers
 from argoproxy.jsonfast import dumps
 from argoproxy.llm_params import apply_rule
 from argoproxy.redaction import sanitize_message
+from argoproxy.request_body import parse_object
 from argoproxy.think import transform_completion
 from argoproxy.upstream import READ_ERRORS, UpstreamResponse, read_chunks, stream_error
 from argoproxy.validation import check_allowed_model, validate
@@ -48,7 +49,7 @@ class FrontService:
     # ---------------------------------------------------------------- requests
     def api(self, call: Call, front: Front, count_only: bool = False) -> Response:
         """POST /v1/responses, /v1/messages, /v1/messages/count_tokens."""
-        from argoproxy.pipeline import parse_object, read_request_body
+        from argoproxy.pipeline import read_request_body
         call.front = front.name
         call.raw_body = read_request_body(self.settings.max_body_bytes)
         body = parse_object(call.raw_body)

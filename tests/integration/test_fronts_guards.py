@@ -123,6 +123,17 @@ def test_upstream_errors_in_each_front_shape_and_sanitized(plain):
     assert "no such model" in str(info.value)
 
 
+def test_retries_before_the_first_byte(plain):
+    fake, p = plain
+    fake.received.clear()
+    fake.add(Reply({"error": {"message": "busy"}}, status=503), Reply(chat_completion("after a retry")))
+    m = ant(p).messages.create(model="m", max_tokens=5, messages=MSG)
+    assert m.content[0].text == "after a retry" and len(fake.received) == 2
+    fake.add(Reply({"error": {"message": "busy"}}, status=503))
+    with oai(p).responses.stream(model="m", input="x") as s:
+        assert s.get_final_response().output_text == "Hello from the fake upstream!"
+
+
 def test_a_stream_that_breaks_ends_in_the_fronts_error_events(plain):
     fake, p = plain
     fake.add(Stream(chat_chunks(["Hel", "lo", "!"]), cut_after=2))
