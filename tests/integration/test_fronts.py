@@ -329,3 +329,18 @@ def test_claude_code_non_streaming_fallback(up):
     r = requests.post(p.url + "/v1/messages/count_tokens?beta=true", headers=CLAUDE_CODE_HEADERS,
                       data=json.dumps({k: body[k] for k in ("model", "system", "messages", "tools")}))
     assert r.status_code == 200 and r.json()["input_tokens"] > 0
+
+
+def test_claude_through_argo_standard_mode_tool_round_trip():
+    """A Claude model behind ARGO's own protocol: Anthropic-shaped tools go up, ARGO's Anthropic-shaped tool
+    call comes back as a Messages tool_use block (and as a Responses function_call)."""
+    with FakeArgo() as argo, running_proxy(**argo_env(argo)) as p:
+        argo.reply = {"content": [{"type": "text", "text": "Checking."},
+                                  {"type": "tool_use", "id": "toolu_9", "name": "get_weather", "input": {"city": "Paris"}}]}
+        m = ant(p).messages.create(model="argo:claude-sonnet-4", max_tokens=100, tools=[WEATHER_TOOL],
+                                   messages=[{"role": "user", "content": "Weather in Paris?"}])
+        assert m.stop_reason == "tool_use" and [b.type for b in m.content] == ["text", "tool_use"]
+        assert m.content[1].input == {"city": "Paris"} and m.content[1].name == "get_weather"
+        assert "input_schema" in json.dumps(argo.requests[-1].json["tools"])
+        r = oai(p).responses.create(model="argo:claude-sonnet-4", input="Weather in Paris?", tools=[WEATHER_FN])
+        assert [i.type for i in r.output] == ["message", "function_call"] and r.output[1].call_id == "toolu_9"
