@@ -119,6 +119,8 @@ class FrontService:
         gateway = self.gateway
         ex: Exchange = call.exchange
         front = front_named(call.front)
+        # Read whole or aggregated into one answer: at most MAX_RESPONSE_BYTES (a relayed stream is not cut).
+        resp.bounded = not (call.upstream_stream and call.client_stream)
         if call.upstream_stream:
             try:
                 items = _peeked(self.backend.decode_stream(call, resp))

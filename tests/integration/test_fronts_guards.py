@@ -240,3 +240,15 @@ def test_argo_native_anthropic_images_are_inlined():
             assert blocks[1]["source"]["type"] == "base64" and blocks[1]["source"]["media_type"] == "image/png"
             Image.open(io.BytesIO(base64.b64decode(blocks[1]["source"]["data"]))).verify()
             assert blocks[2]["source"] == {"type": "url", "url": imgs.url("/page.html")}  # not an image: kept
+
+
+
+def test_answers_read_whole_are_bounded(fake):
+    with running_proxy(TARGET_BASE_URL=fake.base_url, MAX_RESPONSE_BYTES="20000") as p:
+        fake.add(Reply(chat_completion("x" * 50_000)))
+        with pytest.raises(anthropic.APIStatusError) as info:
+            ant(p).messages.create(model="m", max_tokens=5, messages=MSG)
+        assert info.value.status_code == 502 and info.value.body["type"] == "error"
+        fake.add(Stream(chat_chunks(["y" * 5000] * 10)))  # relayed as it arrives: not cut
+        with oai(p).responses.stream(model="m", input="x") as s:
+            assert len(s.get_final_response().output_text) == 50_000
