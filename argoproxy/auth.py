@@ -21,20 +21,20 @@ import logging
 import os
 import secrets
 import sys
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from argoproxy.errors import ProxyError
 from argoproxy.settings import Settings
 
 if TYPE_CHECKING:
     from argoproxy.classify import Route
+    from argoproxy.exchange import Request
 
 log = logging.getLogger("cot_proxy")
 
 GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
 REALM = 'Bearer realm="cot_proxy"'
 OPEN_KINDS = frozenset({"health"})
-PRESENTED_KEYS = "cot_proxy.presented_keys"  # environ: the keys a request presented, once accepted (key_limits)
 
 
 def generate_key() -> str:
@@ -83,15 +83,15 @@ class KeyCheck:
         return ok
 
 
-def presented_keys(environ: dict) -> list[str]:
+def presented_keys(headers: Mapping[str, str]) -> list[str]:
     """The keys a request carries: the Bearer token and the x-api-key header (either may be absent)."""
     found = []
-    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    authorization = headers.get("Authorization", "")
     if authorization:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             found.append(token.strip())
-    api_key = environ.get("HTTP_X_API_KEY", "").strip()
+    api_key = headers.get("X-Api-Key", "").strip()
     if api_key:
         found.append(api_key)
     return found
@@ -110,11 +110,12 @@ class Guard:
         self.open_kinds = OPEN_KINDS | ({"metrics"} if settings.metrics_public else set())
         self.check_key = KeyCheck(configured_keys(settings)) if self.enabled else None
 
-    def check(self, environ: dict, route: Route, headers: dict[str, str]) -> None:
-        """Raise a 401 unless the request carries an accepted key (or the route is open); then remove the key."""
+    def check(self, req: Request, route: Route) -> None:
+        """Raise a 401 unless the request carries an accepted key (or the route is open); then remove the key
+        from the headers that may go upstream (the upstream gets the proxy's own credential)."""
         if not self.enabled or (route.family == "own" and route.kind in self.open_kinds):
             return
-        keys = presented_keys(environ)
+        keys = presented_keys(req.headers)
         if not keys:
             raise unauthorized("Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
                                "missing_api_key", invalid=False)
@@ -124,9 +125,6 @@ class Guard:
             accepted |= self.check_key.accepts(key)
         if not accepted:
             raise unauthorized("Invalid API key.", "invalid_api_key", invalid=True)
-        environ[PRESENTED_KEYS] = keys
-        # The client's key is the proxy's secret: it never goes upstream.
-        environ.pop("HTTP_AUTHORIZATION", None)
-        environ.pop("HTTP_X_API_KEY", None)
-        headers.pop("Authorization", None)
-        headers.pop("X-Api-Key", None)
+        req.presented_keys = tuple(keys)  # key_limits counts calls by key
+        req.headers.pop("Authorization", None)
+        req.headers.pop("X-Api-Key", None)

@@ -34,6 +34,7 @@ class Call:
     timeout: float | None = None
     request_id: str = ""
     client_key: str | None = None
+    request: Any = None  # the client's exchange.Request (its body is read from it once the route is known)
     front: str = "openai"  # the API the client speaks: openai (chat, completions, embeddings), responses, messages
     exchange: Any = None  # a front door's fronts.Exchange while its answer is translated back
     started: float = field(default_factory=time.perf_counter)

@@ -1,4 +1,4 @@
-"""The one door every request goes through, in this order:
+"""The one door every request goes through: a Request in, an Answer out (argoproxy/exchange.py), in this order:
 
   canonical path (argoproxy/paths.py) -> one Route (argoproxy/classify.py) -> request id + Call (so metrics,
   journals and DEBUG lines see every request, refused ones included) -> auth -> 404/405 -> `?model=` against
@@ -6,33 +6,38 @@
   forwarded path).
 
 No route has a way in that skips a step: the Flask layer (argoproxy/routes.py) has a single catch-all view
-that calls `Door.handle`.
+that calls `Door.handle`. Errors become answers here, in the route's front-door shape, so the door and all
+behind it run without Flask (tests/unit/test_gateway.py drives it in-process).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
-
-from flask import Response, request
 
 from argoproxy.auth import Guard
 from argoproxy.call import Call
 from argoproxy.classify import Route, RouteTable, standard_table
 from argoproxy.errors import ProxyError
+from argoproxy.exchange import Answer, Request
+from argoproxy.fronts import front_named
 from argoproxy.fronts.serve import front_for_kind
 from argoproxy.health import HealthCheck
 from argoproxy.jsonfast import dumps
-from argoproxy.paths import PathError, Target, target_of
+from argoproxy.paths import PathError, canonical, raw_target
 from argoproxy.pipeline import Gateway, read_request_body
 from argoproxy.request_body import parse_object
 from argoproxy.request_models import check_named, form_model, is_form, query_model
 from argoproxy.validation import model_allowed
 
-TARGET_KEY = "cot_proxy.target"  # environ: the canonical Target, or the PathError refusing it
+log = logging.getLogger("cot_proxy")
 
-Handler = Callable[[Call, Route], Response]
+RAW_TARGET_KEY = "cot_proxy.raw_target"  # environ: the request target as the client sent it (set by Edge)
+JSON_TYPE = "application/json"
+
+Handler = Callable[[Call, Route], Answer]
 
 
 @dataclass(frozen=True)
@@ -42,11 +47,11 @@ class BackendRoute:
     path: str
     kind: str
     methods: tuple[str, ...]
-    handler: Callable[[Call], Response]
+    handler: Callable[[Call], Answer]
 
 
 class Door:
-    def __init__(self, gateway: Gateway, health: HealthCheck, metrics_view: Callable[[], Response] | None) -> None:
+    def __init__(self, gateway: Gateway, health: HealthCheck, metrics_view: Callable[[], Answer] | None) -> None:
         self.gateway = gateway
         self.settings = gateway.settings
         self.backend = gateway.backend
@@ -57,7 +62,7 @@ class Door:
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
         self.forwards = self.backend.forwards_unknown and gateway.routing is None
         self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths)
-        self.backend_routes: dict[str, Callable[[Call], Response]] = {}
+        self.backend_routes: dict[str, Callable[[Call], Answer]] = {}
         for r in self.backend.extra_routes():
             route = r if isinstance(r, BackendRoute) else BackendRoute(*r)
             self.table.add(route.path, route.kind, "backend", route.methods)
@@ -66,19 +71,23 @@ class Door:
                                              "backend": self.backend_route, "own": self.own, "forward": self.forward}
 
     # ---------------------------------------------------------------- the door
-    def handle(self) -> Response:
-        environ = request.environ
-        call = self.gateway.new_call("invalid_path", "")
-        target = environ.get(TARGET_KEY)
-        if target is None:
-            target = edge_target(environ)
-        if isinstance(target, PathError):
-            call.path = "-"
-            raise target
+    def handle(self, req: Request) -> Answer:
+        call = self.gateway.new_call(req, "invalid_path", "-")
+        try:
+            return self.enter(req, call)
+        except ProxyError as err:
+            return self.error_answer(call, err)
+        except Exception:  # noqa: BLE001 - a bug must still answer in the API's shape, and be logged
+            log.exception("unexpected error in request %s", call.request_id or "-")
+            return self.error_answer(call, ProxyError(500, "The proxy failed to handle this request; see its log.",
+                                                      type="server_error", code="internal_error"))
+
+    def enter(self, req: Request, call: Call) -> Answer:
+        target = canonical(req.target)  # a PathError is a 400, observed like every answer
         route = self.table.classify(target)
         call.kind, call.path, call.query, call.front = route.kind, route.path, target.query, route.front
         call.extra["route"] = route
-        self.guard.check(environ, route, call.headers)
+        self.guard.check(req, route)
         if route.family == "unknown":
             raise ProxyError(404, f"No route {route.label} on this proxy ({self.backend.name} backend).",
                              code="unknown_route")
@@ -92,44 +101,66 @@ class Door:
                 check_named(self.allowed, model)
         return self.families[route.family](call, route)
 
+    def error_answer(self, call: Call, err: ProxyError) -> Answer:
+        """An error in the front door's shape (OpenAI's, Anthropic's...), with the request id; compatible
+        mode sends it with HTTP 200. A relayed upstream error body goes out as it was, secrets removed."""
+        if err.status >= 500:
+            log.warning("%s %s", err.status, err.message)
+        status, rid = err.status, call.request_id
+        front = front_named(call.front)
+        body = err.body()
+        if front is not None:
+            body = front.error_body(status, body["error"], rid)
+        else:
+            body["error"]["request_id"] = rid  # so that a client's report leads to the log line
+        if not call.observed:
+            call.status, call.output = status, body
+            self.gateway.observe(call)
+        secrets = self.gateway.secrets
+        data = secrets.data(err.raw if err.raw is not None and call.exchange is None else dumps(body))
+        answer = Answer(data, 200 if self.settings.compatible else status, err.headers, content_type=JSON_TYPE)
+        if front is not None and front.name == "messages":
+            answer.headers["request-id"] = rid
+        return answer
+
     # ---------------------------------------------------------------- families
-    def api(self, call: Call, route: Route) -> Response:
+    def api(self, call: Call, route: Route) -> Answer:
         if self.gateway.routing is None and call.kind not in self.backend.kinds:
             raise ProxyError(404, f"The {self.backend.name} backend does not serve {route.label}.",
                              code="unknown_route")
         return self.gateway.api(call)
 
-    def front(self, call: Call, route: Route) -> Response:
+    def front(self, call: Call, route: Route) -> Answer:
         front, count_only = front_for_kind(call.kind)
         return self.gateway.fronts.api(call, front, count_only)
 
-    def forward(self, call: Call, route: Route) -> Response:
-        call.raw_body = read_request_body(self.settings.max_body_bytes)
+    def forward(self, call: Call, route: Route) -> Answer:
+        call.raw_body = read_request_body(call, self.settings.max_body_bytes)
         if self.allowed:
             self.check_body_model(call)
         return self.gateway.passthrough(call, self.backend.url(call.path, call.query),
                                         self.backend.upstream_headers(call))
 
-    def backend_route(self, call: Call, route: Route) -> Response:
+    def backend_route(self, call: Call, route: Route) -> Answer:
         if call.method != "GET":
-            call.raw_body = read_request_body(self.settings.max_body_bytes)
+            call.raw_body = read_request_body(call, self.settings.max_body_bytes)
         return self.observed(call, self.gateway.scrubbed(self.backend_routes[call.kind](call)))
 
-    def own(self, call: Call, route: Route) -> Response:
+    def own(self, call: Call, route: Route) -> Answer:
         if call.kind == "metrics":
             if self.metrics_view is None:
                 raise ProxyError(404, "Metrics are off.", code="unknown_route")
             return self.observed(call, self.metrics_view())
-        return self.observed(call, self.health_answer())
+        return self.observed(call, self.health_answer(call.query))
 
-    def models(self, call: Call, route: Route) -> Response:
+    def models(self, call: Call, route: Route) -> Answer:
         if call.kind == "models":
             return self.observed(call, json_response(self.model_list(call)))
         call.model = route.model
         if self.allowed and not model_allowed(self.allowed, route.model):
             raise model_not_found(route.model)
         if self.forwards:
-            call.raw_body = read_request_body(self.settings.max_body_bytes)
+            call.raw_body = read_request_body(call, self.settings.max_body_bytes)
             return self.gateway.passthrough(call, self.backend.url(call.path, call.query),
                                             self.backend.upstream_headers(call))
         if call.method == "DELETE":
@@ -157,12 +188,12 @@ class Door:
         listing["data"] = data
         return listing
 
-    def health_answer(self) -> Response:
+    def health_answer(self, query: str) -> Answer:
         if self.gateway.routing is not None:
             status, body = self.gateway.routing.health()
             return json_response(body, status)
         try:
-            own = self.backend.health()
+            own = self.backend.health(query)
         except ProxyError as err:
             return json_response({"status": "unhealthy", "error": err.message}, 503)
         if own is not None:
@@ -191,7 +222,7 @@ class Door:
                 call.model = parsed["model"] if isinstance(parsed["model"], str) else None
                 check_named(self.allowed, parsed["model"])
 
-    def observed(self, call: Call, response: Response) -> Response:
+    def observed(self, call: Call, response: Answer) -> Answer:
         """Answers made outside the pipeline are counted and journaled too (streamed ones when they end)."""
         if call.observed:
             return response
@@ -212,27 +243,16 @@ class Door:
             self.gateway.observe(call)
 
 
-def edge_target(environ: dict) -> Target | PathError:
-    """The canonical target of this request (computed once, kept in the environ)."""
-    try:
-        target: Target | PathError = target_of(environ)
-    except PathError as err:
-        target = err
-    environ[TARGET_KEY] = target
-    return target
-
-
 class Edge:
-    """WSGI middleware: canonicalise the path before anything routes on it. Flask then only ever sees the
-    canonical PATH_INFO (or '/' for a refused one); the Door reads the Target from the environ."""
+    """WSGI middleware: keep the request target as the client sent it (the door canonicalises it) and show
+    Flask one path, so that its URL map decides nothing (argoproxy/routes.py has one catch-all view)."""
 
     def __init__(self, app) -> None:
         self.app = app
 
     def __call__(self, environ, start_response):
-        target = edge_target(environ)
-        path = "/" if isinstance(target, PathError) else "/" + target.path
-        environ["PATH_INFO"] = path
+        environ[RAW_TARGET_KEY] = raw_target(environ)
+        environ["PATH_INFO"] = "/"
         return self.app(environ, start_response)
 
 
@@ -251,5 +271,5 @@ def model_not_found(model: str | None) -> ProxyError:
                       code="model_not_found")
 
 
-def json_response(obj: object, status: int = 200) -> Response:
-    return Response(dumps(obj), status, content_type="application/json")
+def json_response(obj: object, status: int = 200) -> Answer:
+    return Answer(dumps(obj), status, content_type=JSON_TYPE)

@@ -37,9 +37,9 @@ import os
 import time
 from typing import Any
 
-from flask import Response
 
 from argoproxy.call import Call
+from argoproxy.exchange import Answer
 from argoproxy.settings import Settings
 from argoproxy.upstream import describe_host
 from argoproxy.validation import model_allowed
@@ -189,15 +189,14 @@ class Metrics:
             registry = self.registry
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
-    def view(self) -> Response:
+    def view(self) -> Answer:
         data, content_type = self.exposition()
-        return Response(data, 200, content_type=content_type, headers={"Cache-Control": "no-store"})
+        return Answer(data, 200, {"Cache-Control": "no-store"}, content_type=content_type)
 
 
-def install_metrics(app, gateway) -> Metrics:
+def install_metrics(gateway) -> Metrics:
     """Count every request the gateway answers; the door serves GET /metrics with `view` (auth applies)."""
     metrics = Metrics(gateway.settings)
     gateway.observers.append(metrics.observe)
     gateway.stream_hooks.append(metrics.stream_started)
-    app.extensions["cot_proxy_metrics"] = metrics
     return metrics

@@ -10,12 +10,10 @@ import logging
 import time
 from typing import Any, Callable, Iterable, Iterator
 
-from flask import Response, g, request
-
-from argoproxy import request_ids, sse, streamconv
-from argoproxy.auth import PRESENTED_KEYS
+from argoproxy import sse, streamconv
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
+from argoproxy.exchange import Answer, Request
 from argoproxy.headers import request_headers, response_headers
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.llm_params import STARTS_INSIDE_PATTERN, apply_rule
@@ -68,16 +66,12 @@ class Gateway:
         return view
 
     # ---------------------------------------------------------------- entry points
-    def new_call(self, kind: str, path: str) -> Call:
-        environ = request.environ
-        call = Call(kind, request.method, path, environ.get("QUERY_STRING", ""), request_headers(environ),
-                    request_id=environ.get(request_ids.ENVIRON_KEY, ""))
-        g.call = call
-        return call
+    def new_call(self, req: Request, kind: str, path: str) -> Call:
+        return Call(kind, req.method, path, "", req.headers, request_id=req.request_id, request=req)
 
-    def api(self, call: Call) -> Response:
+    def api(self, call: Call) -> Answer:
         """chat/completions, completions, embeddings."""
-        call.raw_body = read_request_body(self.settings.max_body_bytes)
+        call.raw_body = read_request_body(call, self.settings.max_body_bytes)
         call.body = parse_object(call.raw_body)
         validate(call.kind, call.body)
         self.admit(call)
@@ -94,9 +88,9 @@ class Gateway:
     def admit(self, call: Call) -> None:
         """key_limits: count an API call against the budget of the client key it presented (429 over it)."""
         if self.limiter is not None:
-            self.limiter.admit_call(call, request.environ.get(PRESENTED_KEYS, ()))
+            self.limiter.admit_call(call, call.request.presented_keys if call.request is not None else ())
 
-    def routed(self, call: Call, asked: str) -> Response:
+    def routed(self, call: Call, asked: str) -> Answer:
         """An API call on one routed deployment (this gateway is its view; the allow-list was checked on the
         name the client asked for, which stays call.model)."""
         if call.kind not in self.backend.kinds:
@@ -111,7 +105,7 @@ class Gateway:
             return self.answer_object(call, whole)
         return self.finish(call, self.backend.encode(call))
 
-    def finish(self, call: Call, req: UpstreamRequest) -> Response:
+    def finish(self, call: Call, req: UpstreamRequest) -> Answer:
         """Send a prepared call upstream and answer the client."""
         call.upstream_request = req
         resp = self.upstream.send(req)
@@ -129,7 +123,7 @@ class Gateway:
             return self.answer_stream(call, resp)
         return self.answer_whole(call, resp)
 
-    def passthrough(self, call: Call, url: str, headers: dict[str, str]) -> Response:
+    def passthrough(self, call: Call, url: str, headers: dict[str, str]) -> Answer:
         """A forwarded route (its body already read into call.raw_body): bytes up, bytes down."""
         body = call.raw_body
         call.upstream_request = UpstreamRequest(call.method, url, headers, body or None)
@@ -151,14 +145,14 @@ class Gateway:
         if call.method == "HEAD" or resp.status_code in (204, 304):
             resp.close()
             self.observe(call)
-            return Response(b"", resp.status_code, out_headers)
+            return Answer(b"", resp.status_code, out_headers)
         if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
             with resp:
                 data = self.secrets.data(resp.raw.read(decode_content=decode))
             call.bytes_out = len(data)
             self.observe(call)
-            return Response(data, resp.status_code, out_headers)
-        return Response(self.relay(call, resp, read_chunks(resp, decode=decode)), resp.status_code, out_headers,
+            return Answer(data, resp.status_code, out_headers)
+        return Answer(self.relay(call, resp, read_chunks(resp, decode=decode)), resp.status_code, out_headers,
                         direct_passthrough=True)
 
     # ---------------------------------------------------------------- request planning
@@ -213,7 +207,7 @@ class Gateway:
                            (rule and rule.think_tag_end) or s.think_end_tag, bool(inside))
 
     # ---------------------------------------------------------------- answers
-    def answer_whole(self, call: Call, resp: UpstreamResponse) -> Response:
+    def answer_whole(self, call: Call, resp: UpstreamResponse) -> Answer:
         resp.bounded = True  # read whole: at most MAX_RESPONSE_BYTES
         try:
             payload = self.backend.decode(call, resp)
@@ -238,7 +232,7 @@ class Gateway:
         call.status = resp.status_code
         call.bytes_out = len(data)
         self.observe(call)
-        return Response(data, resp.status_code, self.json_headers(resp))
+        return Answer(data, resp.status_code, self.json_headers(resp))
 
     def think_whole(self, call: Call, payload: dict | bytes) -> bytes:
         cfg = call.think
@@ -264,12 +258,12 @@ class Gateway:
         call.usage = obj.get("usage")
         return dumps(obj)
 
-    def answer_object(self, call: Call, obj: dict[str, Any]) -> Response:
+    def answer_object(self, call: Call, obj: dict[str, Any]) -> Answer:
         """An answer the backend assembled itself."""
         data = self.secrets.data(dumps(obj))
         call.status, call.output, call.usage, call.bytes_out = 200, obj, obj.get("usage"), len(data)
         self.observe(call)
-        return Response(data, 200, [("Content-Type", JSON_TYPE)])
+        return Answer(data, 200, [("Content-Type", JSON_TYPE)])
 
     def packaged(self, call: Call, obj: dict[str, Any]) -> Iterator[StreamItem]:
         """A whole answer as the chunks of a stream (client streams, upstream did not)."""
@@ -279,7 +273,7 @@ class Gateway:
             return streamconv.package_completion(obj, call.include_usage)
         return streamconv.package_chat(obj, call.include_usage)
 
-    def answer_stream(self, call: Call, resp: UpstreamResponse) -> Response:
+    def answer_stream(self, call: Call, resp: UpstreamResponse) -> Answer:
         resp.bounded = not call.client_stream  # aggregated into one answer: at most MAX_RESPONSE_BYTES
         try:
             items = _peeked(self.backend.decode_stream(call, resp))
@@ -300,15 +294,15 @@ class Gateway:
         data = self.secrets.data(dumps(obj))
         call.output, call.usage, call.bytes_out = obj, obj.get("usage"), len(data)
         self.observe(call)
-        return Response(data, 200, self.json_headers(resp))
+        return Answer(data, 200, self.json_headers(resp))
 
-    def sse_response(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Response:
+    def sse_response(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Answer:
         headers = response_headers(resp.headers, drop_encoding=True) if self.backend.relay_headers else []
         headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
         headers = self.secrets.headers(headers)
         headers.extend(SSE_HEADERS.items())
         call.status = 200
-        return Response(self.relay(call, resp, self.encoded(call, items)), 200, headers, direct_passthrough=True)
+        return Answer(self.relay(call, resp, self.encoded(call, items)), 200, headers, direct_passthrough=True)
 
     def encoded(self, call: Call, items: Iterable[StreamItem]) -> Iterator[bytes]:
         collect = self.collect_output
@@ -412,13 +406,13 @@ class Gateway:
 
 
 # ---------------------------------------------------------------- helpers on parsed data
-def read_request_body(max_bytes: int) -> bytes:
-    """The request body, refusing more than max_bytes with a 413 (from its Content-Length, before reading it).
-    Read from the WSGI input directly (Werkzeug's stream wrappers cost more than the read); a chunked body has
-    no length and is cut and refused at the limit rather than forwarded truncated."""
-    environ = request.environ
-    stream = environ["wsgi.input"]
-    length = environ.get("CONTENT_LENGTH")
+def read_request_body(call: Call, max_bytes: int) -> bytes:
+    """The client's request body, refusing more than max_bytes with a 413 (from its Content-Length, before
+    reading it). Read from the server's input directly (Werkzeug's stream wrappers cost more than the read); a
+    chunked body has no length and is cut and refused at the limit rather than forwarded truncated."""
+    req = call.request
+    stream = req.input
+    length = req.content_length
     if length:
         if not length.isdigit():
             raise ProxyError(400, "The Content-Length header is not a number.", code="invalid_request")
@@ -429,7 +423,7 @@ def read_request_body(max_bytes: int) -> bytes:
         if len(data) < size:
             raise ProxyError(400, "The request body ended before its Content-Length.", code="invalid_request")
         return data
-    if environ.get("HTTP_TRANSFER_ENCODING", "").lower() != "chunked" and not environ.get("wsgi.input_terminated"):
+    if not req.chunked:
         return b""  # no length and not chunked: HTTP/1.1 says there is no body
     parts, size = [], 0
     while True:

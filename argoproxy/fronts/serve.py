@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from flask import Response
+from argoproxy.exchange import Answer as Response
 
 from argoproxy import streamconv
 from argoproxy.call import Call
@@ -51,7 +51,7 @@ class FrontService:
         """POST /v1/responses, /v1/messages, /v1/messages/count_tokens."""
         from argoproxy.pipeline import read_request_body
         call.front = front.name
-        call.raw_body = read_request_body(self.settings.max_body_bytes)
+        call.raw_body = read_request_body(call, self.settings.max_body_bytes)
         body = parse_object(call.raw_body)
         model = body.get("model")
         call.model = model if isinstance(model, str) else None

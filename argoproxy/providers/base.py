@@ -87,9 +87,9 @@ class Backend:
         """GET /v1/models as an OpenAI list."""
         return {"object": "list", "data": []}
 
-    def health(self) -> dict[str, Any] | None:
+    def health(self, query: str = "") -> dict[str, Any] | None:
         """The /health body when the backend checks itself (raise ProxyError(503) when unhealthy);
-        None = probe the target URL (any HTTP answer means reachable)."""
+        None = probe the target URL (any HTTP answer means reachable). `query` is the request's query string."""
         return None
 
     def extra_routes(self) -> list[tuple[str, str, tuple[str, ...], Callable[[Call], Any]]]:

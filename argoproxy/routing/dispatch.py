@@ -27,7 +27,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from urllib.parse import quote
 
-from flask import Response
+from argoproxy.exchange import Answer as Response
 
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError

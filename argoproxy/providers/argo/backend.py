@@ -11,15 +11,16 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from urllib.parse import parse_qs
 from typing import Any, Callable, Iterator
 
 import requests
-from flask import Response, request
 
 from argoproxy import images
 from argoproxy.call import Call
 from argoproxy.redaction import mask_url
 from argoproxy.errors import ProxyError
+from argoproxy.exchange import Answer
 from argoproxy.health import probe
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.argo import convert, models, normalize, stream, tokens, tools
@@ -82,7 +83,7 @@ class ArgoBackend(Backend):
         if "timeout" in body:
             call.timeout = pop_timeout(body)
             call.body_changed = True
-        user = self.user_for(request.headers)
+        user = self.user_for(call.headers)
         kind = "embed" if call.kind == "embeddings" else "chat"
         if self.native:
             self.prepare_native(call, user, kind)
@@ -147,7 +148,7 @@ class ArgoBackend(Backend):
         in metadata.user_id), image URLs inlined, as native OpenAI mode does."""
         if "timeout" in body:
             call.timeout = pop_timeout(body)
-        user = self.user_for(request.headers)
+        user = self.user_for(call.headers)
         body["model"] = call.upstream_model = native_model(body.get("model") or "", "chat")
         if not count_only:
             body["metadata"] = {**(body.get("metadata") if isinstance(body.get("metadata"), dict) else {}),
@@ -240,46 +241,46 @@ class ArgoBackend(Backend):
     def list_models(self, call: Call) -> dict[str, Any]:
         return models.list_models()
 
-    def extra_routes(self) -> list[tuple[str, str, tuple[str, ...], Callable[[Call], Response]]]:
+    def extra_routes(self) -> list[tuple[str, str, tuple[str, ...], Callable[[Call], Answer]]]:
         return [("v1/chat", "argo_chat", ("POST",), self.raw_chat), ("v1/embed", "argo_embed", ("POST",), self.raw_embed),
                 ("v1/status", "argo_status", ("GET", "HEAD"), self.status)]
 
-    def raw_chat(self, call: Call) -> Response:
+    def raw_chat(self, call: Call) -> Answer:
         """ARGO's own chat JSON in and out (raw text when streaming), after user and model preparation."""
         body, timeout = self._raw_body(call)
         model_id = self._admitted(call, body.get("model"), "chat")
         streaming = body.get("stream") is True
         argo_body = normalize.normalize_chat({k: v for k, v in body.items() if k != "stream"}, model_id=model_id,
-                                             user=self.user_for(request.headers), upstream_stream=streaming)
+                                             user=self.user_for(call.headers), upstream_stream=streaming)
         if streaming and self.settings.real_stream:
             argo_body["stream"] = True
             req = UpstreamRequest("POST", self.settings.argo_stream_url,
                                   {"Content-Type": "application/json", "Accept-Encoding": "identity"}, dumps(argo_body),
                                   timeout)
             resp = self._send_ok(req, call)
-            return Response(_closing(resp, read_chunks(resp)), 200, content_type="text/plain; charset=utf-8")
+            return Answer(_closing(resp, read_chunks(resp)), 200, content_type="text/plain; charset=utf-8")
         req = UpstreamRequest("POST", self.settings.argo_url, {"Content-Type": "application/json"}, dumps(argo_body),
                               timeout)
         with self._send_ok(req, call) as resp:
             data = resp.content
         if streaming:  # pseudo-stream: the text, in slices, as plain text
             text, _ = convert.text_and_tool_calls(convert.response_payload(convert.parse_argo_json(data)))
-            return Response(_slices(text), 200, content_type="text/plain; charset=utf-8")
-        return Response(data, 200, content_type="application/json")
+            return Answer(_slices(text), 200, content_type="text/plain; charset=utf-8")
+        return Answer(data, 200, content_type="application/json")
 
-    def raw_embed(self, call: Call) -> Response:
+    def raw_embed(self, call: Call) -> Answer:
         body, timeout = self._raw_body(call)
         body["model"] = self._admitted(call, body.get("model") or "v3small", "embed")
-        body["user"] = self.user_for(request.headers)
+        body["user"] = self.user_for(call.headers)
         if "prompt" not in body and "input" in body:
             value = body.pop("input")
             body["prompt"] = value if isinstance(value, list) else [value]
         req = UpstreamRequest("POST", self.settings.argo_embedding_url, {"Content-Type": "application/json"},
                               dumps(body), timeout)
         with self._send_ok(req, call) as resp:
-            return Response(resp.content, resp.status_code, content_type="application/json")
+            return Answer(resp.content, resp.status_code, content_type="application/json")
 
-    def status(self, call: Call) -> Response:
+    def status(self, call: Call) -> Answer:
         """A real "Say hello" chat through the configured (or default) model, as a chat.completion."""
         model = self.fallback or "gpt4o"
         call.model = call.upstream_model = model
@@ -289,7 +290,7 @@ class ArgoBackend(Backend):
         with self._send_ok(req, call) as resp:
             parsed = convert.parse_argo_json(resp.content)
         obj = convert.chat_response_to_openai(parsed, model=model, prompt_tokens=tokens.count_text(STATUS_PROMPT))
-        return Response(dumps(obj), 200, content_type="application/json")
+        return Answer(dumps(obj), 200, content_type="application/json")
 
     def _raw_body(self, call: Call) -> tuple[dict[str, Any], float | None]:
         body = parse_object(call.raw_body)
@@ -312,9 +313,9 @@ class ArgoBackend(Backend):
                 raise convert.error_from_argo(resp.status_code, resp.content)
         return resp
 
-    def health(self) -> dict[str, Any]:
+    def health(self, query: str = "") -> dict[str, Any]:
         """No upstream call unless asked (?deep=1): then ARGO's chat URL must answer."""
-        if request.args.get("deep") not in ("1", "true", "yes"):
+        if parse_qs(query).get("deep", [""])[-1] not in ("1", "true", "yes"):
             return {"status": "healthy", "backend": "argo", "mode": "native" if self.native else "standard"}
         url = self.settings.native_openai_base_url if self.native else self.settings.argo_url
         error = probe(self.upstream.session, url)

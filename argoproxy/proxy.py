@@ -1,0 +1,53 @@
+"""build_proxy: the whole proxy for one Settings object, without any web framework: upstream client,
+backend, Gateway, observers (DEBUG lines, journals, metrics), routing, and the Door in front of them.
+argoproxy/app.py wraps it in Flask; tests/unit/test_gateway.py drives it in-process with a fake upstream."""
+
+from __future__ import annotations
+
+import logging
+
+from argoproxy.door import Door
+from argoproxy.health import HealthCheck
+from argoproxy.journal import Journal, journal_observer, setup_log_file
+from argoproxy.logs import configure_logging, request_logger
+from argoproxy.metrics import install_metrics
+from argoproxy.pipeline import Gateway
+from argoproxy.providers import create_backend
+from argoproxy.redaction import Secrets, configured_secrets
+from argoproxy.routing.dispatch import install_routing
+from argoproxy.settings import Settings
+from argoproxy.upstream import Upstream
+
+
+def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
+    """The door for these settings; `upstream` replaces the real upstream client (in-process tests)."""
+    configure_logging(settings.debug, Secrets.from_settings(settings))
+    if upstream is None:
+        upstream = real_upstream(settings)
+    backend = create_backend(settings, upstream)
+    gateway = Gateway(settings, backend, upstream)
+    if settings.debug:
+        gateway.observers.append(request_logger())
+    if settings.log_dir:
+        secrets = configured_secrets(settings)
+        journal = Journal(settings.log_dir, secrets=secrets)
+        setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets)
+        gateway.observers.append(journal_observer(journal))
+        gateway.capture_upstream = True
+        gateway.collect_output = True
+    health = HealthCheck(upstream.session, settings.target_base_url, settings.health_cache_seconds)
+    install_routing(gateway)
+    metrics = install_metrics(gateway)
+    door = Door(gateway, health, metrics.view)
+    door.metrics = metrics
+    return door
+
+
+def real_upstream(settings: Settings) -> Upstream:
+    fast = settings.fast_path == "on"
+    if fast:
+        from argoproxy import fastpath
+        fastpath.install()  # done in the Gunicorn master already; again here for the app built in-process
+    return Upstream(settings.connect_timeout, settings.timeout, settings.max_retries,
+                    pool_size=max(64, settings.worker_connections), max_response_bytes=settings.max_response_bytes,
+                    fast_path=fast)

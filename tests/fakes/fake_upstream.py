@@ -1,0 +1,97 @@
+"""A fake upstream object for in-process tests of the pipeline: it stands where argoproxy.upstream.Upstream
+stands (send(UpstreamRequest) -> UpstreamResponse), records what was sent, and answers from a queue or with
+an OpenAI-shaped default. No sockets: a test through the whole door takes about a millisecond."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Iterator
+
+import requests
+import urllib3
+
+from argoproxy.upstream import DEFAULT_MAX_RESPONSE, UpstreamRequest, UpstreamResponse
+
+
+class _Raw:
+    """The slice of urllib3's response the pipeline touches directly (small pass-through bodies)."""
+
+    def __init__(self, owner: "FakeResponse") -> None:
+        self.owner = owner
+
+    def read(self, decode_content: bool = True) -> bytes:
+        return b"".join(self.owner.chunks())
+
+    def close(self) -> None:
+        self.owner.closed = True
+
+
+class FakeResponse(UpstreamResponse):
+    __slots__ = ("status_code", "reason", "headers", "raw", "_chunks", "closed")
+
+    def __init__(self, url: str, status: int, headers: dict[str, str], chunks: Iterable[bytes],
+                 max_bytes: int = 0) -> None:
+        super().__init__(url, max_bytes)
+        self.status_code, self.reason = status, "OK" if status < 400 else "Error"
+        self.headers = urllib3.HTTPHeaderDict(headers)
+        self.raw = _Raw(self)
+        self._chunks = list(chunks)
+        self.closed = False
+
+    def chunks(self, decode: bool = True) -> Iterator[bytes]:
+        yield from self._chunks
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def chat_completion(content: str, model: str = "fake-model") -> dict[str, Any]:
+    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}
+
+
+def sse_chunks(pieces: list[str], model: str = "fake-model") -> list[bytes]:
+    """The SSE events of a streamed chat answer made of these content pieces, one event per chunk."""
+    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model}
+    events = [{**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
+
+
+class FakeUpstream:
+    def __init__(self, read_timeout: float = 30.0) -> None:
+        self.session = requests.Session()  # /health's probe would use it; in-process tests do not probe
+        self.connect_timeout, self.read_timeout, self.max_retries = 1.0, read_timeout, 0
+        self.max_response_bytes = DEFAULT_MAX_RESPONSE
+        self.sent: list[UpstreamRequest] = []
+        self.queue: list[FakeResponse] = []
+
+    def reply(self, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.queue.append(FakeResponse("", status, {"Content-Type": "application/json",
+                                                    "Content-Length": str(len(data)), **(headers or {})}, [data]))
+
+    def stream(self, chunks: list[bytes]) -> None:
+        self.queue.append(FakeResponse("", 200, {"Content-Type": "text/event-stream"}, chunks))
+
+    def send(self, req: UpstreamRequest) -> UpstreamResponse:
+        self.sent.append(req)
+        answer = self.queue.pop(0) if self.queue else self.default(req)
+        answer.url = req.url
+        answer.max_bytes = self.max_response_bytes
+        return answer
+
+    def default(self, req: UpstreamRequest) -> FakeResponse:
+        body = json.loads(req.body) if req.body and req.body[:1] == b"{" else {}
+        if req.url.endswith("/chat/completions"):
+            if body.get("stream"):
+                return FakeResponse(req.url, 200, {"Content-Type": "text/event-stream"}, sse_chunks(["Hel", "lo"]))
+            data = json.dumps(chat_completion("Hello", body.get("model", "fake-model"))).encode()
+        elif req.url.endswith("/models"):
+            data = json.dumps({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "x"}
+                                                          for m in ("gpt-4o", "evil")]}).encode()
+        else:
+            data = json.dumps({"method": req.method, "url": req.url}).encode()
+        return FakeResponse(req.url, 200, {"Content-Type": "application/json", "Content-Length": str(len(data))},
+                            [data])
