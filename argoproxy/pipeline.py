@@ -375,7 +375,7 @@ class Gateway:
             resp.close()
             self.observe(call)
 
-    def scrubbed(self, response: Response) -> Response:
+    def scrubbed(self, response: Answer) -> Answer:
         """An answer a provider's own route built (ARGO's raw /v1/chat...), with configured secrets replaced
         like every other answer: streamed bodies through the scrubber, whole ones at once."""
         if not self.secrets:
