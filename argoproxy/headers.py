@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Mapping
 
 # RFC 9110 section 7.6.1 hop-by-hop headers, plus the ones the proxy sets itself.
@@ -51,7 +52,17 @@ def request_headers(environ: Mapping[str, object]) -> dict[str, str]:
             headers[name] = str(value)
     for name in _connection_listed(environ.get("HTTP_CONNECTION")):  # headers the client marked hop-by-hop
         headers.pop(name.title(), None)
+    if "X-Request-Id" in headers and not _is_uuid(headers["X-Request-Id"]):
+        del headers["X-Request-Id"]  # llama.cpp's server answers 400 "Wrong uuid" to any other form
     return headers
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def response_headers(upstream: Mapping[str, str], *, drop_encoding: bool) -> list[tuple[str, str]]:
