@@ -1,16 +1,16 @@
 """Real OpenAI-compatible servers that nobody here wrote, started on loopback for tests/real: LiteLLM's proxy
-with mock models and llama.cpp's server (llama-cpp-python) with Gemma 3 270M. Each runs from its own venv
-under <test venv>/servers/, installed from the local wheel cache by tools/install_real_servers.sh."""
+with mock models and llama.cpp's server (llama-cpp-python) with Gemma 3 270M. Each runs from its own venv in
+the cache, installed from the local wheel cache by tools/install_real_servers.sh."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -21,10 +21,9 @@ from typing import Iterator
 import pytest
 import requests
 
-from tests.proxy_process import free_port
+from tests.proxy_process import ROOT, free_port
 
 CACHE = Path(os.environ.get("COT_PROXY_CACHE") or Path.home() / ".cache" / "cot_proxy")
-SERVERS = Path(sys.prefix) / "servers"
 GEMMA = CACHE / "models" / "gemma-3-270m-q4_k_m.gguf"
 HOW_TO_INSTALL = "run tools/build_real_servers.sh once (builds ~/.cache/cot_proxy), then ./run_tests.sh installs it"
 
@@ -52,12 +51,14 @@ class RealServer:
         return {"Authorization": f"Bearer {self.key}"}
 
 
-def server_bin(venv: str, program: str) -> Path:
-    """A program in a server's venv, or skip the test with the way to install it."""
-    path = SERVERS / venv / "bin" / program
-    if not path.exists():
-        pytest.skip(f"{venv} server not installed ({path} missing): {HOW_TO_INSTALL}")
-    return path
+def server_bin(name: str, program: str) -> Path:
+    """A program in a server's venv (named as tools/install_real_servers.sh names it), or skip the test with
+    the way to install it."""
+    digest = hashlib.sha256((ROOT / f"requirements-real-{name}.txt").read_bytes()).hexdigest()[:12]
+    venv = CACHE / "venvs" / f"{name}-{digest}"
+    if not (venv / ".complete").exists():
+        pytest.skip(f"{name} server not installed ({venv} missing): {HOW_TO_INSTALL}")
+    return venv / "bin" / program
 
 
 def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
