@@ -8,12 +8,12 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from argoproxy.client_input import ClientInput
-from argoproxy.door import Edge
+from argoproxy.door import Door, Edge
 from argoproxy.errors import error_body, error_type
 from argoproxy.jsonfast import dumps
 from argoproxy.proxy import build_proxy
 from argoproxy.request_ids import RequestIds, current_request_id
-from argoproxy.routes import build_blueprint
+from argoproxy.routes import build_blueprint, through
 from argoproxy.settings import Settings
 
 log = logging.getLogger("cot_proxy")
@@ -27,14 +27,16 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["cot_proxy_door"] = door
     app.extensions["cot_proxy_metrics"] = door.metrics
     app.register_blueprint(build_blueprint(door))
-    register_error_handlers(app, door.gateway)
+    register_error_handlers(app, door)
     app.wsgi_app = RequestIds(Edge(ClientInput(app.wsgi_app, settings.client_timeout)))
     return app
 
 
-def register_error_handlers(app: Flask, gateway) -> None:
-    """Errors Flask makes itself, before the door (a method its URL map does not list, a bug in the
-    adapter), in OpenAI's shape too; the door answers every other error (argoproxy/door.py)."""
+def register_error_handlers(app: Flask, door: Door) -> None:
+    """Errors Flask makes itself, in OpenAI's shape too; the door answers every other error (argoproxy/door.py).
+    A method Flask's URL map does not list (PROPFIND...) is sent through the door, which answers the 405 and
+    counts it like any request."""
+    gateway = door.gateway
     compatible = gateway.settings.compatible
 
     def reply(status: int, body: dict, headers: dict | None = None) -> Response:
@@ -47,6 +49,8 @@ def register_error_handlers(app: Flask, gateway) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:
+        if err.code == 405:
+            return through(door)
         status = err.code or 500
         messages = {404: "Unknown route.", 405: "Method not allowed on this route."}
         headers = {"Allow": ", ".join(err.valid_methods)} if getattr(err, "valid_methods", None) else None

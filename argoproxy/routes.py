@@ -18,14 +18,19 @@ def build_blueprint(door: Door) -> Blueprint:
     bp = Blueprint("proxy", __name__)
 
     def enter(path: str = "") -> Response:
-        environ = request.environ
-        req = Request.from_environ(environ, environ.get(RAW_TARGET_KEY) or raw_target(environ))
-        return to_flask(door.handle(req))
+        return through(door)
 
     methods = sorted(ALL_METHODS)
     bp.add_url_rule("/", "root", enter, methods=methods)
     bp.add_url_rule("/<path:path>", "any", enter, methods=methods)
     return bp
+
+
+def through(door: Door) -> Response:
+    """The current Flask request through the door, as a Flask Response."""
+    environ = request.environ
+    req = Request.from_environ(environ, environ.get(RAW_TARGET_KEY) or raw_target(environ))
+    return to_flask(door.handle(req))
 
 
 def to_flask(answer: Answer) -> Response:

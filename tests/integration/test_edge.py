@@ -126,6 +126,10 @@ def test_unknown_methods_and_kinds_on_fixed_routes(guarded, upstream):
     assert status == 405 and headers["allow"] == "POST" and error_of(data)["code"] == "method_not_allowed"
     status, headers, _ = send(guarded, "POST", "//health")
     assert status == 405 and "GET" in headers["allow"]
+    before = requests_total(guarded, route="passthrough", status="405")
+    status, headers, data = send(guarded, "PROPFIND", "/v1/files")  # a method Flask's URL map does not list
+    assert status == 405 and error_of(data)["code"] == "method_not_allowed" and "GET" in headers["allow"]
+    assert requests_total(guarded, route="passthrough", status="405") == before + 1
     assert upstream.received == []
 
 
