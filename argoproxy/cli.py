@@ -12,8 +12,7 @@ from argoproxy.settings import SETTING_FIELDS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cot_proxy.py",
+    parser = argparse.ArgumentParser(  # prog: how it was started (cot_proxy.py, cot-proxy or argo-proxy)
         description="OpenAI-compatible gateway. Settings: defaults < config.yaml < environment < these flags.")
     parser.add_argument("config", nargs="?", help="config.yaml to read (same as --config / CONFIG_PATH)")
     for f in SETTING_FIELDS.values():

@@ -4,8 +4,10 @@ and the embedded application used by the command line."""
 from __future__ import annotations
 
 import logging
+import signal
 import sys
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from argoproxy import providers
 from argoproxy.settings import Settings, SettingsError, load_settings
@@ -17,6 +19,7 @@ KEEPALIVE_SECONDS = 5
 
 def settings_or_exit(flags: Mapping[str, Any] | None = None) -> Settings:
     """Load the settings; a bad one ends the process with one line naming it (exit code 2)."""
+    read_dotenv()
     try:
         return load_settings(flags)
     except SettingsError as exc:
@@ -24,12 +27,28 @@ def settings_or_exit(flags: Mapping[str, Any] | None = None) -> Settings:
         raise SystemExit(2) from None
 
 
+def read_dotenv(directory: Path | None = None) -> Path | None:
+    """`.env` in the working directory, read as seed 003 reads it (python-dotenv): each variable it sets joins
+    the environment unless the environment already has it. So: config.yaml < .env < environment < flags."""
+    from dotenv import load_dotenv
+
+    path = (directory or Path.cwd()) / ".env"
+    if not path.is_file():
+        return None
+    load_dotenv(path, override=False)
+    return path
+
+
 def _when_ready(settings: Settings):
     def when_ready(server) -> None:
-        mode = f"{settings.workers} {settings.worker_class} workers"
+        mode = plural(settings.workers, f"{settings.worker_class} worker")
         print(f"cot_proxy listening on http://{settings.host}:{settings.port} ({describe_mode(settings)}, {mode})",
               file=sys.stderr, flush=True)
     return when_ready
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def describe_mode(settings: Settings) -> str:
@@ -60,7 +79,19 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
             from argoproxy import fastpath  # Gunicorn's gevent worker, spreading connections evenly
             options["worker_class"] = fastpath.BALANCED_GEVENT_WORKER
     options.update(_hook_options(settings))
+    options["post_worker_init"] = _ignoring_terminal_interrupt(options.get("post_worker_init"))
     return options
+
+
+def _ignoring_terminal_interrupt(inner: Callable[[Any], None] | None) -> Callable[[Any], None]:
+    """Ctrl+C in a terminal sends SIGINT to every process of its group: the master then stops the workers
+    (SIGQUIT), and a worker that also quit on its own SIGINT exited twice, printing tracebacks. Workers leave
+    SIGINT to the master."""
+    def post_worker_init(worker: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if inner is not None:
+            inner(worker)
+    return post_worker_init
 
 
 def _hook_options(settings: Settings) -> dict[str, Any]:

@@ -114,12 +114,12 @@ def image_dir(dockerfile: Dockerfile) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def local(command: list[str]) -> list[str]:
-    """The image's command with its Python tools taken from the test environment."""
-    if command[0] == "gunicorn":
-        return [sys.executable, "-m", "gunicorn", *command[1:]]
+def local(command: list[str], bin_dir: Path = VENV_BIN) -> list[str]:
+    """The image's command with its programs (gunicorn, python) taken from this environment's bin directory."""
     if command[0] in ("python", "python3"):
-        return [sys.executable, *command[1:]]
+        return [str(bin_dir / "python"), *command[1:]]
+    if (bin_dir / command[0]).exists():
+        return [str(bin_dir / command[0]), *command[1:]]
     return command
 
 
@@ -132,13 +132,15 @@ def image_env(dockerfile: Dockerfile, home: str, **settings: str) -> dict[str, s
 
 
 @contextmanager
-def run_image_cmd(dockerfile: Dockerfile, image_dir: Path, **settings: str) -> Iterator[ProxyProcess]:
+def run_image_cmd(dockerfile: Dockerfile, image_dir: Path, bin_dir: Path = VENV_BIN,
+                  **settings: str) -> Iterator[ProxyProcess]:
     home = tempfile.mkdtemp(prefix="cot_proxy_home_")
     port = free_port()
     # HOST: the image binds 0.0.0.0 (the default); here loopback is enough.
     env = image_env(dockerfile, home, PORT=str(port), HOST="127.0.0.1", **settings)
-    proc = subprocess.Popen(local(dockerfile.cmd()), cwd=image_dir, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(Path(home, "proxy.log"), "wb") as log:
+        proc = subprocess.Popen(local(dockerfile.cmd(), bin_dir), cwd=image_dir, env=env,
+                                stdout=subprocess.DEVNULL, stderr=log)
     proxy = ProxyProcess(proc, port, home)
     try:
         wait_for_port(port, proc)
@@ -206,3 +208,44 @@ def test_healthcheck_fails_when_the_upstream_is_down(dockerfile: Dockerfile, ima
         result = run_healthcheck(dockerfile, proxy)
         assert result.returncode != 0
         assert time.monotonic() - started < 10
+
+
+# ---- a fresh install: requirements.txt alone, as the image's `pip install -r requirements.txt` makes it
+
+@pytest.fixture(scope="module")
+def fresh_bin() -> Path:
+    from tests.fresh_venv import requirements_venv
+    return requirements_venv() / "bin"
+
+
+def chat(proxy: ProxyProcess) -> dict:
+    request = urllib.request.Request(proxy.base_url + "/chat/completions", json.dumps(
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_requirements_alone_import_every_module(fresh_bin: Path) -> None:
+    """Every module of the package and every Gunicorn worker class it can run imports from requirements.txt
+    alone (gunicorn's gevent worker needs `packaging`, which only pytest brought before)."""
+    code = ("import importlib, pkgutil, argoproxy\n"
+            "for m in pkgutil.walk_packages(argoproxy.__path__, 'argoproxy.'): importlib.import_module(m.name)\n"
+            "for w in ('ggevent', 'gthread', 'sync'): importlib.import_module('gunicorn.workers.' + w)\n"
+            "import cot_proxy\n")
+    result = subprocess.run([str(fresh_bin / "python"), "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    check = subprocess.run([str(fresh_bin / "python"), "-m", "pip", "check"], capture_output=True, text=True,
+                           timeout=120)
+    assert check.returncode == 0, check.stdout
+
+
+@pytest.mark.parametrize("worker_class,workers", [("gevent", "1"), ("gevent", "2"), ("gthread", "1"), ("sync", "1")])
+def test_cmd_starts_from_requirements_alone(dockerfile: Dockerfile, image_dir: Path, fresh_bin: Path,
+                                            worker_class: str, workers: str) -> None:
+    with FakeOpenAI() as fake, run_image_cmd(dockerfile, image_dir, fresh_bin, TARGET_BASE_URL=fake.base_url,
+                                             WORKER_CLASS=worker_class, WORKERS=workers) as proxy:
+        assert get_health(proxy)[0] == 200
+        assert chat(proxy)["object"] == "chat.completion"
+        log = proxy.read_log()
+    assert "Traceback" not in log and "Error" not in log, log

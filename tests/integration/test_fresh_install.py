@@ -1,0 +1,122 @@
+"""Ways of starting cot_proxy on a machine that has only what the project's own files install: `pip install .`
+and its console scripts `cot-proxy` / `argo-proxy`, and `python cot_proxy.py` run by a Python without the
+dependencies. (The Docker CMD from requirements.txt alone: test_docker.py; run_app.sh: test_run_app.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.fake_openai import FakeOpenAI
+from tests.proxy_process import ROOT, ProxyProcess, free_port, wait_for_port
+
+CLEAN_PREFIXES = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_", "COT_PROXY_", "PYTHON")
+CLEAN_VARS = {"BACKEND", "PORT", "HOST", "CONFIG_PATH", "VERBOSE", "DEBUG", "WORKERS", "USE_NATIVE_OPENAI", "VIRTUAL_ENV"}
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES) and k not in CLEAN_VARS}
+    env.update(HOME=str(home), HOST="127.0.0.1", WORKERS="1")
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def installed() -> Path:
+    from tests.fresh_venv import installed_venv
+    return installed_venv()
+
+
+def help_text(command: list[str], cwd: Path, env: dict[str, str]) -> str:
+    result = subprocess.run([*command, "--help"], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def options(text: str) -> list[str]:
+    return sorted(word.strip(",") for word in text.split() if word.startswith("-"))
+
+
+def test_console_scripts_take_the_same_flags(installed: Path, tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    reference = options(help_text([str(installed / "bin" / "python"), str(ROOT / "cot_proxy.py")], tmp_path, env))
+    assert "--native-openai" in reference and "--port" in reference
+    for script in ("cot-proxy", "argo-proxy"):
+        text = help_text([str(installed / "bin" / script)], tmp_path, env)
+        assert text.startswith(f"usage: {script} ")
+        assert options(text) == reference
+
+
+@pytest.mark.parametrize("script", ["cot-proxy", "argo-proxy"])
+def test_console_script_serves_a_config_file(installed: Path, tmp_path: Path, script: str) -> None:
+    """Installed with `pip install .` and run from another directory: no checkout on sys.path."""
+    with FakeOpenAI() as fake:
+        port = free_port()
+        config = tmp_path / "config.yaml"
+        config.write_text(f"backend: openai\ntarget_base_url: {fake.base_url}\n")
+        log = tmp_path / "proxy.log"
+        with open(log, "wb") as err:
+            proc = subprocess.Popen([str(installed / "bin" / script), str(config), "--port", str(port)],
+                                    cwd=tmp_path, env=clean_env(tmp_path), stdout=subprocess.DEVNULL, stderr=err)
+        proxy = ProxyProcess(proc, port, str(tmp_path))
+        try:
+            wait_for_port(port, proc)
+            request = urllib.request.Request(proxy.base_url + "/chat/completions", json.dumps(
+                {"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+                {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert json.loads(response.read())["object"] == "chat.completion"
+        finally:
+            proxy.stop()
+        text = log.read_text()
+        assert f"openai backend -> {fake.base_url}" in text and "1 gevent worker)" in text
+        assert "Traceback" not in text
+
+
+def test_installed_package_has_no_checkout_on_its_path(installed: Path, tmp_path: Path) -> None:
+    code = "import argoproxy, cot_proxy; print(argoproxy.__file__); print(cot_proxy.__file__)"
+    result = subprocess.run([str(installed / "bin" / "python"), "-c", code], cwd=tmp_path, env=clean_env(tmp_path),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert all(str(installed) in line for line in result.stdout.splitlines())
+
+
+def bare_python() -> list[str]:
+    """A Python that has none of the dependencies: the base interpreter without its site-packages."""
+    return [getattr(sys, "_base_executable", sys.executable), "-S"]
+
+
+def checkout_copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "checkout"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.pyc", "tests",
+                                                               "bench", "logs", ".hypothesis"))
+    return copy
+
+
+def test_cot_proxy_py_outside_any_environment_says_how_to_run_it(tmp_path: Path) -> None:
+    copy = checkout_copy(tmp_path)
+    result = subprocess.run([*bare_python(), "cot_proxy.py", "--port", "5000"], cwd=copy, env=clean_env(tmp_path),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "./run_app.sh" in lines[0] and "pip install -r requirements.txt" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_cot_proxy_py_outside_the_environment_uses_the_projects_venv(tmp_path: Path) -> None:
+    from tests.fresh_venv import requirements_venv
+    copy = checkout_copy(tmp_path)
+    (copy / ".venv").symlink_to(requirements_venv())
+    result = subprocess.run([*bare_python(), "cot_proxy.py", "--help"], cwd=copy, env=clean_env(tmp_path),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: cot_proxy.py ") and "--native-openai" in result.stdout
