@@ -86,12 +86,26 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
 def _ignoring_terminal_interrupt(inner: Callable[[Any], None] | None) -> Callable[[Any], None]:
     """Ctrl+C in a terminal sends SIGINT to every process of its group: the master then stops the workers
     (SIGQUIT), and a worker that also quit on its own SIGINT exited twice, printing tracebacks. Workers leave
-    SIGINT to the master."""
+    SIGINT to the master, and a request cut by the quick stop is not logged as an error."""
     def post_worker_init(worker: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        worker.log.error_log.addFilter(_QuitFilter(worker))
         if inner is not None:
             inner(worker)
     return post_worker_init
+
+
+class _QuitFilter(logging.Filter):
+    """Drops the SystemExit tracebacks a worker logs while it quits (Gunicorn's quick stop ends a request
+    with sys.exit); every other record passes."""
+
+    def __init__(self, worker: Any) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[0] if record.exc_info else None
+        return self.worker.alive or exc is None or not issubclass(exc, SystemExit)
 
 
 def _hook_options(settings: Settings) -> dict[str, Any]:

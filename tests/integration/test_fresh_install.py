@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -120,3 +121,62 @@ def test_cot_proxy_py_outside_the_environment_uses_the_projects_venv(tmp_path: P
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: cot_proxy.py ") and "--native-openai" in result.stdout
+
+
+def start(command: list[str], cwd: Path, env: dict[str, str], port: int) -> ProxyProcess:
+    """A proxy in its own process group (as a terminal runs it), stderr in cwd/proxy.log."""
+    with open(cwd / "proxy.log", "wb") as err:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
+    proxy = ProxyProcess(proc, port, str(cwd))
+    try:
+        wait_for_port(port, proc)
+    except BaseException:
+        proxy.stop(signal.SIGKILL)
+        raise
+    return proxy
+
+
+def health(proxy: ProxyProcess) -> dict:
+    try:
+        with urllib.request.urlopen(proxy.url + "/health", timeout=10) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read())
+
+
+@pytest.mark.parametrize("worker_class,workers", [("gevent", "1"), ("gevent", "2"), ("gthread", "2"), ("sync", "1")])
+def test_ctrl_c_stops_quietly(tmp_path: Path, worker_class: str, workers: str) -> None:
+    """Ctrl+C in a terminal sends SIGINT to the whole process group: master and workers."""
+    port = free_port()
+    env = clean_env(tmp_path, TARGET_BASE_URL=f"http://127.0.0.1:{free_port()}/v1", WORKER_CLASS=worker_class,
+                    WORKERS=workers, PYTHONPATH=str(ROOT))
+    proxy = start([sys.executable, str(ROOT / "cot_proxy.py"), "--port", str(port)], tmp_path, env, port)
+    assert health(proxy)["status"] == "unhealthy"  # the workers served a request before the interrupt
+    os.killpg(proxy.proc.pid, signal.SIGINT)
+    assert proxy.proc.wait(timeout=15) == 0
+    log = proxy.read_log()
+    assert log.strip().splitlines() == [f"cot_proxy listening on http://127.0.0.1:{port} "
+                                        f"(openai backend -> {env['TARGET_BASE_URL']}/, {workers} {worker_class} "
+                                        f"worker{'s' if workers != '1' else ''})"], log
+
+
+def test_dotenv_in_the_working_directory(tmp_path: Path) -> None:
+    """`.env` where the proxy starts (seed 003): below the real environment, above config.yaml."""
+    with FakeOpenAI() as fake:
+        port = free_port()
+        (tmp_path / "config.yaml").write_text("target_base_url: http://127.0.0.1:9/v1\nthink_mode: keep\n")
+        (tmp_path / ".env").write_text(f"# the upstream\nTARGET_BASE_URL={fake.base_url}\nPORT=1\n"
+                                       "export THINK_MODE='reasoning'\n")
+        env = clean_env(tmp_path, PORT=str(port), PYTHONPATH=str(ROOT))
+        proxy = start([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "cot_proxy:app"],
+                      tmp_path, env, port)
+        try:
+            assert health(proxy) == {"status": "healthy", "target_url": fake.base_url}
+        finally:
+            proxy.stop()
+        show = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--show"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert f"target_base_url: '{fake.base_url}'" in show.stdout  # .env over config.yaml
+        assert f"port: {port}\n" in show.stdout  # the environment over .env
+        assert "think_mode: 'reasoning'" in show.stdout
