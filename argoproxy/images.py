@@ -13,8 +13,15 @@ carries the name), so a second DNS answer cannot swap in another address (DNS re
 `PinnedHostAdapter` passes the name to urllib3 as `server_hostname` (SNI) and `assert_hostname` (certificate
 check), so TLS still verifies against the name. Redirects are followed by hand, each hop checked again.
 Residual risks, documented: `getaddrinfo` itself is not bounded by `image_timeout` (under gevent it is
-cooperative); environment proxies (HTTP(S)_PROXY) are deliberately not used for image downloads, because a
-proxy would resolve names itself and defeat the check.
+cooperative).
+
+Proxies. When the environment puts the image's host behind a proxy (HTTP(S)_PROXY / ALL_PROXY, NO_PROXY
+honoured, decided on the URL's name as requests decides), the download still goes to the *checked IP*: the
+proxy is asked for `http://<ip>/path` (Host: the name) or a CONNECT tunnel to `<ip>:443` (TLS verified
+against the name), so the proxy never resolves the name itself and cannot be steered to another address.
+The name is resolved here, so a machine that reaches the internet only through a proxy needs DNS for
+image hosts; a proxy that allows only names (not IP addresses) refuses such downloads, and the image is
+then left as a URL.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import urllib3
 from PIL import Image, ImageOps
 from requests.adapters import HTTPAdapter
 
+from argoproxy.proxy_env import proxy_for
 from argoproxy.redaction import mask_url
 
 log = logging.getLogger(__name__)
@@ -126,7 +134,7 @@ def truncate_data_urls(obj: Any) -> Any:
 
 
 def image_session(pool_maxsize: int = 32) -> requests.Session:
-    """A requests.Session suited to image downloads: pinned-host adapters, no environment proxies."""
+    """A requests.Session suited to image downloads: pinned-host adapters (proxies: see the module docstring)."""
     session = requests.Session()
     session.trust_env = False
     adapter = PinnedHostAdapter(pool_maxsize=pool_maxsize)
@@ -263,11 +271,12 @@ def _send_pinned(url: str, opts: ImageOptions, session: requests.Session, deadli
     }
     prepared = requests.Request("GET", target.url, headers=headers).prepare()
     # The adapter is called directly (not session.send) so image hosts' cookies never land in the
-    # shared session's jar and no hooks or environment proxies apply.
+    # shared session's jar and no hooks apply; a proxy, when the environment names one, gets the pinned IP.
     adapter = _adapter_for(session, target.url)
+    proxy = proxy_for(url).url
     try:
-        return adapter.send(prepared, stream=True, timeout=(remaining, remaining),
-                            verify=session.verify, cert=None, proxies={})
+        return adapter.send(prepared, stream=True, timeout=(remaining, remaining), verify=session.verify,
+                            cert=None, proxies={"http": proxy, "https": proxy} if proxy else {})
     except requests.RequestException as exc:
         raise ImageFetchError(f"{type(exc).__name__}: {_exception_reason(exc)}") from None
 

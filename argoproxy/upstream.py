@@ -11,6 +11,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -21,6 +22,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from argoproxy.errors import ProxyError
+from argoproxy.proxy_env import DIRECT, ProxyChoice, proxy_for
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +49,11 @@ class UpstreamRequest:
 
 
 def make_session(pool_size: int) -> requests.Session:
-    """A Session without requests' default headers (the client's own are forwarded) and with a large pool."""
+    """A Session without requests' default headers (the client's own are forwarded) and with a large pool.
+    It reads the environment as requests does (proxies, NO_PROXY, REQUESTS_CA_BUNDLE); the fast path makes
+    the same decision once per upstream host and leaves proxied hosts to this Session."""
     session = requests.Session()
     session.headers.clear()
-    # Environment proxies are read once here; per-request lookups cost CPU on every call.
-    session.proxies.update(requests.utils.getproxies())
-    session.trust_env = False
     adapter = HTTPAdapter(pool_connections=16, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -88,7 +89,7 @@ class Upstream:
                     attempt += 1
                     _sleep(delay)
                     continue
-                raise transport_error(exc, req.url, timeout) from None
+                raise transport_error(exc, req.url, timeout, proxy_for(req.url)) from None
             if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
                 delay = _retry_delay(resp, attempt + 1)
                 if delay is not None and self._may_retry(attempt, started, delay):
@@ -103,10 +104,19 @@ class Upstream:
         return attempt < self.max_retries and time.monotonic() - started + delay < RETRY_BUDGET
 
     def _send_once(self, req: UpstreamRequest, timeout: tuple[float, float]) -> UpstreamResponse:
-        if self.direct is not None and not self.session.proxies:
-            return self.direct.send(req, timeout, self.max_response_bytes)
+        if self.direct is not None:
+            pooled = self.direct.send(req, timeout, self.max_response_bytes)
+            if pooled is not None:
+                return pooled  # None: a proxy applies to this host, which requests' own path handles
         r = self.session.request(req.method, req.url, headers=req.headers, data=req.body, stream=True,
                                  timeout=timeout, allow_redirects=False)
+        if r.status_code == 407:
+            proxy = proxy_for(req.url)
+            if proxy.url:  # a plain-http upstream through a proxy: the proxy's own answer, not the upstream's
+                r.close()
+                raise ProxyError(502, f"The proxy {proxy.shown} refused the request: 407 Proxy Authentication "
+                                      "Required (check the user and password in that variable).",
+                                 code="proxy_auth_required")
         return StockResponse(r, req.url, self.max_response_bytes)
 
 
@@ -288,11 +298,18 @@ def describe_host(url: str) -> str:
     return f"{host}:{port}"
 
 
-def transport_error(exc: Exception, url: str, timeout: tuple[float, float]) -> ProxyError:
-    """A transport failure as the error the client gets: 504 for timeouts, 502 for the rest."""
+def transport_error(exc: Exception, url: str, timeout: tuple[float, float],
+                    proxy: ProxyChoice = DIRECT) -> ProxyError:
+    """A transport failure as the error the client gets: 504 for timeouts, 502 for the rest; a failure of the
+    proxy in between names the proxy (host:port and its variable, never its credentials)."""
     where = describe_host(url)
     text = repr(exc)
     u3 = urllib3.exceptions
+    if proxy.url and "://" in proxy.url and not proxy.url.lower().startswith(("http://", "https://")):
+        return ProxyError(502, f"The proxy {proxy.shown} uses a scheme cot_proxy does not support: use an http:// "
+                               "or https:// proxy.", code="proxy_unsupported")
+    if proxy.url and isinstance(exc, (u3.ProxyError, requests.exceptions.ProxyError)):
+        return proxy_error(text, where, proxy, timeout)
     if isinstance(exc, u3.NameResolutionError) or "NameResolutionError" in text or "Name or service not known" in text \
             or "Temporary failure in name resolution" in text or "nodename nor servname" in text:
         return ProxyError(502, f"Cannot resolve the upstream host {where.rsplit(':', 1)[0]}: check the target URL.",
@@ -315,6 +332,28 @@ def transport_error(exc: Exception, url: str, timeout: tuple[float, float]) -> P
         return ProxyError(502, f"The upstream server {where} closed the connection without answering.",
                           code="upstream_disconnected")
     return ProxyError(502, f"Failed to forward the request to {where}.", code="upstream_error")
+
+
+def proxy_error(text: str, where: str, proxy: ProxyChoice, timeout: tuple[float, float]) -> ProxyError:
+    """The proxy failed (not the upstream): say which proxy and what it did."""
+    name = proxy.shown
+    tunnel = re.search(r"Tunnel connection failed: (\d{3})([^'\"\\)]*)", text)
+    if tunnel and tunnel.group(1) == "407":
+        return ProxyError(502, f"The proxy {name} refused the request: 407 Proxy Authentication Required (check the "
+                               "user and password in that variable).", code="proxy_auth_required")
+    if tunnel:
+        return ProxyError(502, f"The proxy {name} could not reach the upstream server {where}: "
+                               f"{tunnel.group(1)}{tunnel.group(2).rstrip()}.", code="proxy_tunnel_failed")
+    if "refused" in text.lower():
+        return ProxyError(502, f"The proxy {name} refused the connection: is it running? (set NO_PROXY for "
+                               "hosts reached directly)", code="proxy_connection_refused")
+    if "NameResolutionError" in text or "Name or service not known" in text or "name resolution" in text:
+        return ProxyError(502, f"Cannot resolve the proxy host of {name}.", code="proxy_dns_error")
+    if "timed out" in text.lower():
+        return ProxyError(504, f"Timed out connecting to the proxy {name} after {timeout[0]:g}s.",
+                          code="proxy_connect_timeout")
+    return ProxyError(502, f"Failed to reach the upstream server {where} through the proxy {name}.",
+                      code="proxy_error")
 
 
 def stream_error(exc: Exception, url: str, read_timeout: float) -> ProxyError:

@@ -15,12 +15,15 @@ import requests
 import urllib3
 
 from argoproxy.fastpath.connections import LeanHTTPConnection, LeanHTTPSConnection
+from argoproxy.proxy_env import ca_bundle, proxy_for
 from argoproxy.upstream import READ_SIZE, UpstreamRequest, UpstreamResponse
 
 # urllib3 retries nothing itself (the proxy decides, in Upstream.send); one shared object, as urlopen builds one
 # per call from retries=False.
 NO_RETRIES = urllib3.Retry(total=False, redirect=False)
 TIMEOUT_CACHE = 64  # distinct (connect, read) timeout objects kept
+MAX_HOSTS = 256  # upstream hosts remembered per process
+_UNSEEN = object()
 
 
 class DirectPools:
@@ -28,14 +31,18 @@ class DirectPools:
 
     def __init__(self, session: requests.Session) -> None:
         self.session = session
-        self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
+        self._pools: dict[str, urllib3.HTTPConnectionPool | None] = {}  # None: reached through a proxy
         self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
 
-    def send(self, req: UpstreamRequest, timeout: tuple[float, float], max_bytes: int = 0) -> PooledResponse:
+    def send(self, req: UpstreamRequest, timeout: tuple[float, float], max_bytes: int = 0) -> PooledResponse | None:
+        """The answer, or None when the environment puts a proxy in front of this host (decided once per
+        scheme://host:port, as requests decides): the caller then sends through requests itself."""
         scheme_host, path = _split_url(req.url)
-        pool = self._pools.get(scheme_host)
-        if pool is None or pool.pool is None:  # pool.pool is None once the pool was closed
-            pool = self._pools[scheme_host] = self._pool_for(req.url)
+        pool = self._pools.get(scheme_host, _UNSEEN)
+        if pool is _UNSEEN or (pool is not None and pool.pool is None):  # pool.pool is None once closed
+            pool = self._remember(scheme_host, None if proxy_for(req.url).url else self._pool_for(req.url))
+        if pool is None:
+            return None
         raw = pool.urlopen(req.method, path, body=req.body, headers=req.headers, retries=NO_RETRIES,
                            redirect=False, assert_same_host=False, timeout=self.timeout_object(timeout),
                            preload_content=False, decode_content=False, release_conn=False)
@@ -51,10 +58,16 @@ class DirectPools:
             t = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         return t
 
+    def _remember(self, scheme_host: str, pool: urllib3.HTTPConnectionPool | None) -> urllib3.HTTPConnectionPool | None:
+        if len(self._pools) >= MAX_HOSTS:
+            self._pools.pop(next(iter(self._pools)))  # the oldest host is forgotten (its pool stays with requests)
+        self._pools[scheme_host] = pool
+        return pool
+
     def _pool_for(self, url: str) -> urllib3.HTTPConnectionPool:
         adapter = self.session.get_adapter(url)
         probe = requests.Request("GET", url).prepare()
-        pool = adapter.get_connection_with_tls_context(probe, verify=True)
+        pool = adapter.get_connection_with_tls_context(probe, verify=ca_bundle())
         pool.ConnectionCls = LeanHTTPSConnection if url.startswith("https:") else LeanHTTPConnection
         return pool
 
