@@ -62,4 +62,5 @@ def main(argv: list[str] | None = None) -> None:
     run(flags)
 
 
-
+if __name__ == "__main__":
+    main()

@@ -27,7 +27,6 @@ from tests.fakes.fake_openai import FakeOpenAI
 from tests.proxy_process import ROOT, free_port
 
 SCRIPT = ROOT / "run_app.sh"
-SAMPLE = ROOT / "config.sample.yaml"
 VENV = Path(sys.executable).parent.parent  # the environment running these tests
 DROPPED_ENV = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_", "COT_PROXY_")
 DROPPED_VARS = {"BACKEND", "PORT", "HOST", "CONFIG_PATH", "VERBOSE", "DEBUG", "WORKERS", "USE_NATIVE_OPENAI",
@@ -44,16 +43,6 @@ def script_env(home: Path, **extra: str) -> dict[str, str]:
 
 def argo_env(argo: FakeArgo) -> dict[str, str]:
     return {"ARGO_URL": argo.chat_url, "ARGO_STREAM_URL": argo.stream_url, "ARGO_EMBEDDING_URL": argo.embed_url}
-
-
-def write_config(path: Path, **values: object) -> Path:
-    """config.sample.yaml with these keys replaced (as run_app.sh's first-time setup would write them)."""
-    text = SAMPLE.read_text()
-    for key, value in values.items():
-        text, n = re.subn(rf"(?m)^{key}:.*$", f"{key}: {json.dumps(value)}", text)
-        assert n == 1, key
-    path.write_text(text)
-    return path
 
 
 def get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
@@ -110,7 +99,7 @@ def transcript(child: pexpect.spawn) -> str:
     return child.logfile_read.getvalue()
 
 
-def test_first_time_setup_in_a_terminal(tmp_path: Path) -> None:
+def test_first_time_setup_argo_in_a_terminal(tmp_path: Path) -> None:
     config = tmp_path / "conf" / "config.yaml"
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
@@ -118,8 +107,24 @@ def test_first_time_setup_in_a_terminal(tmp_path: Path) -> None:
     busy_port = busy.getsockname()[1]
     with FakeArgo() as argo, busy, spawn(config, script_env(tmp_path, **argo_env(argo)), tmp_path) as child:
         child.expect_exact(f"{config} not found.")
-        child.expect_exact("Would you like to create it from config.sample.yaml? [Y/n] ")
+        child.expect_exact("Would you like to create it now? [Y/n] ")
         child.sendline("")
+        # The backend first, then only that backend's questions.
+        child.expect_exact("Which backend should cot_proxy serve?")
+        child.expect_exact("Choose 1-3 [1]: ")
+        child.sendline("7")
+        child.expect_exact("Error: answer a number from 1 to 3.")
+        child.expect_exact("Choose 1-3 [1]: ")
+        child.sendline("2")
+        # The username: validated until it is acceptable.
+        for bad, error in (("cels", "Error: 'cels' is not allowed as a username"),
+                           ("", "Error: Username cannot be empty"),
+                           ("two words", "Error: Username cannot contain spaces")):
+            child.expect_exact("Enter your username: ")
+            child.sendline(bad)
+            child.expect_exact(error)
+        child.expect_exact("Enter your username: ")
+        child.sendline("alice")
         # The port: out of range, then one in use, then the random free port offered.
         child.expect(r"Enter port \[(\d+)\]: ")
         child.sendline("80")
@@ -131,15 +136,6 @@ def test_first_time_setup_in_a_terminal(tmp_path: Path) -> None:
         port = int(child.match.group(1))
         assert 49152 <= port <= 65535
         child.sendline("")
-        # The username: validated until it is acceptable.
-        for bad, error in (("cels", "Error: 'cels' is not allowed as a username"),
-                           ("", "Error: Username cannot be empty"),
-                           ("two words", "Error: Username cannot contain spaces")):
-            child.expect_exact("Enter your username: ")
-            child.sendline(bad)
-            child.expect_exact(error)
-        child.expect_exact("Enter your username: ")
-        child.sendline("alice")
         child.expect_exact("Enable verbose mode? [Y/n] ")
         child.sendline("n")
         # Review, then the connectivity checks with ARGO's real payloads, then the server.
@@ -149,6 +145,7 @@ def test_first_time_setup_in_a_terminal(tmp_path: Path) -> None:
         child.sendline("")
         child.expect_exact(f"Validating chat API connectivity: {argo.chat_url} ... ok")
         child.expect_exact(f"Validating embedding API connectivity: {argo.embed_url} ... ok")
+        child.expect_exact(f"Starting cot_proxy (argo backend) on port {port}: 1 worker,")
         child.expect_exact("cot_proxy listening on")
 
         assert wait_healthy(port)["status"] == "healthy"
@@ -156,21 +153,81 @@ def test_first_time_setup_in_a_terminal(tmp_path: Path) -> None:
         assert status == 200 and models["object"] == "list" and models["data"]
 
         text = config.read_text()
+        assert "\nbackend: \"argo\"\n" in text
         assert f"\nport: {port}\n" in text
         assert '\nuser: "alice"\n' in text
         assert "\nverbose: false\n" in text
-        assert "# Your ANL username" in text  # the sample's comments are kept
+        assert "# Your ANL username" in text
         chat, embed = argo.requests[0].json, argo.requests[1].json
         assert chat == {"user": "alice", "model": "gpt4o", "messages": [{"role": "user", "content": "What are you?"}]}
         assert embed == {"user": "alice", "model": "v3small", "prompt": ["hello"]}
+        assert "Traceback" not in transcript(child) and "pyenv" not in transcript(child)
+
+
+def test_first_time_setup_openai_compatible_server(tmp_path: Path) -> None:
+    """Any user: an OpenAI-compatible server's URL, and no ARGO question at all."""
+    config = tmp_path / "config.yaml"
+    with FakeOpenAI() as fake, spawn(config, script_env(tmp_path), tmp_path) as child:
+        child.expect_exact("[Y/n] ")
+        child.sendline("y")
+        child.expect_exact("Choose 1-3 [1]: ")
+        child.sendline("")
+        child.expect_exact("Base URL of the OpenAI-compatible server (e.g. http://localhost:8000/v1): ")
+        child.sendline("localhost:8000")
+        child.expect_exact("Error: must be an http(s) URL, got 'localhost:8000'")
+        child.expect_exact("Base URL of the OpenAI-compatible server")
+        child.sendline(fake.base_url + "chat/completions")
+        child.expect(r"Enter port \[(\d+)\]: ")
+        port = int(child.match.group(1))
+        child.sendline("")
+        child.expect_exact("Enable verbose mode? [Y/n] ")
+        child.sendline("")
+        child.expect_exact("Press enter to continue or Ctrl+C to abort.")
+        child.sendline("")
+        child.expect_exact(f"Validating openai API connectivity: {fake.base_url}models ... ok")
+        child.expect_exact("cot_proxy listening on")
+        assert wait_healthy(port)["target_url"] == fake.base_url
+        status, answer = post(f"http://127.0.0.1:{port}/v1/chat/completions",
+                              {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        assert status == 200 and answer["choices"][0]["message"]["content"] == fake.default_content
+        assert "username" not in transcript(child).lower()
+    text = config.read_text()
+    assert f'\ntarget_base_url: "{fake.base_url}"\n' in text and '\nbackend: "openai"\n' in text
+    assert "\nverbose: true\n" in text
+
+
+def test_ctrl_c_during_setup_and_while_serving_is_quiet(tmp_path: Path) -> None:
+    with spawn(tmp_path / "config.yaml", script_env(tmp_path), tmp_path) as child:
+        child.expect_exact("[Y/n] ")
+        # The prompt is written just before input() blocks: a ^C in between is seen only at the next one.
+        for _ in range(20):
+            child.sendintr()
+            if child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=1) == 0:
+                break
+        child.close()
+        assert child.exitstatus == 130 or child.signalstatus == signal.SIGINT
+        assert "Traceback" not in transcript(child) and "KeyboardInterrupt" not in transcript(child)
+    with FakeOpenAI() as fake:
+        port = free_port()
+        config = tmp_path / "served.yaml"
+        config.write_text(f"backend: openai\ntarget_base_url: {fake.base_url}\nport: {port}\n")
+        with spawn(config, script_env(tmp_path, WORKERS="2"), tmp_path) as child:
+            child.expect_exact("cot_proxy listening on")
+            assert wait_healthy(port)["status"] == "healthy"
+            child.sendintr()  # the terminal's Ctrl+C: SIGINT to the whole foreground process group
+            child.expect(pexpect.EOF, timeout=20)
+            child.close()
+            output = transcript(child)
+            assert "Traceback" not in output and "Error" not in output, output
+            assert "2 gevent workers" in output
 
 
 def test_complete_argo_config_starts_without_prompts(tmp_path: Path) -> None:
     with FakeArgo() as argo:
         port = free_port()
-        config = write_config(tmp_path / "config.yaml", port=port, user="bob", verbose=False,
-                              argo_url=argo.chat_url, argo_stream_url=argo.stream_url,
-                              argo_embedding_url=argo.embed_url)
+        config = tmp_path / "config.yaml"
+        config.write_text(f"backend: argo\nport: {port}\nuser: bob\nverbose: false\nargo_url: {argo.chat_url}\n"
+                          f"argo_stream_url: {argo.stream_url}\nargo_embedding_url: {argo.embed_url}\n")
         with spawn(config, script_env(tmp_path), tmp_path) as child:
             child.expect_exact("cot_proxy listening on")
             output = transcript(child)
@@ -204,7 +261,7 @@ def test_complete_openai_config_without_a_terminal(tmp_path: Path) -> None:
         assert "username" not in output.lower()
 
 
-def test_no_stdin_and_missing_config_exits_with_a_message(tmp_path: Path) -> None:
+def test_no_stdin_and_missing_config_names_the_default_backends_keys(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     started = time.monotonic()
     result = subprocess.run([str(SCRIPT), str(config)], env=script_env(tmp_path), cwd=tmp_path,
@@ -214,11 +271,23 @@ def test_no_stdin_and_missing_config_exits_with_a_message(tmp_path: Path) -> Non
     assert f"config file {config} not found" in result.stderr
     assert "run ./run_app.sh in a terminal" in result.stderr.lower()
     assert "cp " in result.stderr and "config.sample.yaml" in result.stderr
+    assert "the default openai backend needs" in result.stderr and "target_base_url:" in result.stderr
+    assert "user:" not in result.stderr
     assert not config.exists()
 
 
+def test_no_stdin_and_missing_config_names_the_chosen_backends_keys(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    result = subprocess.run([str(SCRIPT), str(config)], env=script_env(tmp_path, BACKEND="argo"), cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert "the argo backend (BACKEND) needs" in result.stderr and "user: your_anl_username" in result.stderr
+    assert "target_base_url" not in result.stderr
+
+
 def test_no_stdin_and_empty_user_exits_with_a_message(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "config.yaml", port=free_port())  # the sample as is: user ""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"backend: argo\nport: {free_port()}\nuser: \"\"\n")
     result = subprocess.run([str(SCRIPT), str(config)], env=script_env(tmp_path), cwd=tmp_path,
                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
@@ -230,7 +299,8 @@ def test_empty_user_in_a_terminal_is_asked_for(tmp_path: Path) -> None:
     """A config copied by hand from the sample (user "") asks only for the username, saves it and starts."""
     with FakeArgo() as argo:
         port = free_port()
-        config = write_config(tmp_path / "config.yaml", port=port, verbose=False)
+        config = tmp_path / "config.yaml"
+        config.write_text(f"backend: argo\nport: {port}\nuser: \"\"\nverbose: false\n")
         with spawn(config, script_env(tmp_path, **argo_env(argo)), tmp_path) as child:
             child.expect_exact("Enter your username: ")
             child.sendline("Cels")
@@ -245,7 +315,8 @@ def test_empty_user_in_a_terminal_is_asked_for(tmp_path: Path) -> None:
 
 
 def test_bad_setting_stops_with_one_line(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "config.yaml", port=99999, user="bob")
+    config = tmp_path / "config.yaml"
+    config.write_text("backend: argo\nport: 99999\nuser: bob\n")
     result = subprocess.run([str(SCRIPT), str(config)], env=script_env(tmp_path), cwd=tmp_path,
                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
@@ -266,8 +337,9 @@ def test_declining_to_create_the_config_aborts(tmp_path: Path) -> None:
 
 def test_unreachable_argo_warns_and_asks(tmp_path: Path) -> None:
     closed = f"http://127.0.0.1:{free_port()}/argoapi/api/v1/resource/"
-    config = write_config(tmp_path / "config.yaml", port=free_port(), user="bob",
-                          argo_url=closed + "chat/", argo_embedding_url=closed + "embed/")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"backend: argo\nport: {free_port()}\nuser: bob\nargo_url: {closed}chat/\n"
+                      f"argo_embedding_url: {closed}embed/\n")
     with spawn(config, script_env(tmp_path), tmp_path) as child:
         child.expect_exact(f"Warning: Could not connect to chat API: {closed}chat/")
         child.expect_exact(f"Warning: Could not connect to embedding API: {closed}embed/")
@@ -291,3 +363,41 @@ def test_argo_proxy_config_without_backend_key_runs_argo(tmp_path: Path) -> None
             child.expect_exact(f"Starting cot_proxy (argo backend) on port {port}")
             child.expect_exact("cot_proxy listening on")
             assert wait_healthy(port)["backend"] == "argo"
+
+
+def test_no_python_found_says_so_without_pyenv_noise(tmp_path: Path) -> None:
+    """pyenv's shims answer for every python3.X and print errors for absent versions: none reach the user."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("python3.13", "python3.12", "python3.11", "python3"):
+        shim = bin_dir / name
+        shim.write_text(f"#!/bin/sh\necho \"pyenv: {name}: command not found\" >&2\nexit 127\n")
+        shim.chmod(0o755)
+    env = script_env(tmp_path, PATH=f"{bin_dir}:/usr/bin:/bin", COT_PROXY_VENV=str(tmp_path / "no-venv"))
+    result = subprocess.run([str(SCRIPT), str(tmp_path / "config.yaml")], env=env, cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "Error: cot_proxy needs Python 3.11 or newer (python3.11, python3.12, ... on PATH)."]
+
+
+def test_runs_from_a_venv_of_requirements_txt_alone(tmp_path: Path) -> None:
+    """What run_app.sh installs on a fresh machine (requirements.txt) is enough to start it."""
+    from tests.fresh_venv import requirements_venv
+    with FakeOpenAI() as fake:
+        port = free_port()
+        config = tmp_path / "config.yaml"
+        config.write_text(f"backend: openai\ntarget_base_url: {fake.base_url}\nport: {port}\n")
+        env = script_env(tmp_path, COT_PROXY_VENV=str(requirements_venv()), WORKERS="2")
+        proc = subprocess.Popen([str(SCRIPT), str(config)], env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            assert wait_healthy(port)["status"] == "healthy"
+            status, answer = post(f"http://127.0.0.1:{port}/v1/chat/completions",
+                                  {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+            assert status == 200, answer
+        finally:
+            proc.send_signal(signal.SIGINT)
+            output = proc.communicate(timeout=20)[0].decode()
+    assert "Traceback" not in output and "2 gevent workers" in output, output

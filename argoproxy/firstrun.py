@@ -1,0 +1,376 @@
+"""First run and start-up checks for `./run_app.sh [config]` (the script only makes the virtual environment
+and then runs `python -m argoproxy.firstrun CONFIG`).
+
+1. When the config file is missing: in a terminal, ask which backend first (an OpenAI-compatible server and
+   its URL, ARGO and its username, DashScope), then that backend's questions, a free port and verbose mode,
+   write the config and show it for review. Without a terminal, say which keys the chosen backend (BACKEND,
+   else the default) needs, and exit 2.
+2. Load the settings with the one loader every entry point uses; a missing or refused ARGO username is asked
+   for (in a terminal) and saved; any other bad setting stops here with one line naming it.
+3. A port already in use is replaced for this run (in a terminal) or stops start-up.
+4. Check that the upstream answers (ARGO's chat and embed endpoints with real payloads; the base URL's
+   /models otherwise), through the same proxies as the proxy itself; COT_PROXY_SKIP_CHECKS=1 skips this.
+5. Serve under Gunicorn: `python -m argoproxy.cli CONFIG`, as `python cot_proxy.py CONFIG` does.
+Ctrl+C or the end of input during a question stops quietly.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from argoproxy.server import plural, read_dotenv
+from argoproxy.settings import Settings, SettingsError, load_settings
+
+BAR = "-" * 38
+CHECK_TIMEOUT = (3.0, 5.0)
+
+
+class Abort(Exception):
+    """Stop the first run with this message and exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def ask(prompt: str) -> str:
+    try:
+        return input(prompt).strip()
+    except EOFError:
+        say()
+        raise Abort("Aborting: no answer (end of input).", 2) from None
+
+
+def ask_yes(prompt: str, default: bool) -> bool:
+    answer = ask(f"{prompt} [{'Y/n' if default else 'y/N'}] ").lower()
+    return default if not answer else answer.startswith("y")
+
+
+# ---- the questions ---------------------------------------------------------------------------------------
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+def random_port() -> int:
+    while True:
+        port = random.randint(49152, 65535)
+        if port_free(port):
+            return port
+
+
+def ask_port(default: int) -> int:
+    while True:
+        answer = ask(f"Enter port [{default}]: ") or str(default)
+        if not answer.isdigit() or not 1024 <= int(answer) <= 65535:
+            say("Error: the port must be a number from 1024 to 65535.")
+        elif not port_free(int(answer)):
+            say(f"Port {answer} is already in use.")
+            default = random_port()
+        else:
+            return int(answer)
+
+
+def username_problem(name: str) -> str | None:
+    if not name:
+        return "Error: Username cannot be empty"
+    if any(ch.isspace() for ch in name):
+        return "Error: Username cannot contain spaces"
+    if name.lower() == "cels":
+        return "Error: 'cels' is not allowed as a username"
+    if not re.fullmatch(r"[A-Za-z0-9._@-]+", name):
+        return "Error: Username may contain only letters, digits, '.', '_', '@' and '-'"
+    return None
+
+
+def ask_username() -> str:
+    while True:
+        name = ask("Enter your username: ")
+        problem = username_problem(name)
+        if problem is None:
+            return name
+        say(problem)
+
+
+def ask_base_url() -> str:
+    from argoproxy.settings import as_base_url
+    while True:
+        answer = ask("Base URL of the OpenAI-compatible server (e.g. http://localhost:8000/v1): ")
+        try:
+            url = as_base_url(answer)
+        except ValueError as exc:
+            say(f"Error: {exc}")
+            continue
+        if url:
+            return url
+        say("Error: the URL cannot be empty")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One answer to "which backend?": its questions, the keys it needs, and how to describe them."""
+
+    name: str
+    title: str
+    ask: Callable[[], dict[str, Any]]
+    needs: str  # the keys a hand-written config needs, for the no-terminal message
+
+
+def _openai_questions() -> dict[str, Any]:
+    url = ask_base_url()
+    say("If the server needs an API key, set OPENAI_API_KEY in the environment or in .env (not in the config).")
+    return {"target_base_url": url}
+
+
+def _argo_questions() -> dict[str, Any]:
+    say("ARGO answers inside Argonne's network (on site, VPN or an SSH tunnel) to registered ANL usernames.")
+    return {"user": ask_username()}
+
+
+def _dashscope_questions() -> dict[str, Any]:
+    say("Set DASHSCOPE_API_KEY in the environment or in .env (else clients' own keys are sent upstream).")
+    return {}
+
+
+BACKENDS = (
+    Backend("openai", "An OpenAI-compatible server (vLLM, llama.cpp, Ollama, LiteLLM, OpenAI, ...)", _openai_questions,
+            "backend: openai\n    target_base_url: http://localhost:8000/v1    # your server [TARGET_BASE_URL]"),
+    Backend("argo", "ARGO, Argonne's LLM gateway", _argo_questions,
+            "backend: argo\n    user: your_anl_username    # [ARGO_USER]"),
+    Backend("dashscope", "DashScope (Alibaba Cloud)", _dashscope_questions,
+            "backend: dashscope    # and DASHSCOPE_API_KEY in the environment or .env"),
+)
+
+
+def backend_named(name: str) -> Backend:
+    return next((b for b in BACKENDS if b.name == name), BACKENDS[0])
+
+
+def ask_backend() -> Backend:
+    say("Which backend should cot_proxy serve?")
+    for number, backend in enumerate(BACKENDS, 1):
+        say(f"  {number}) {backend.title}")
+    while True:
+        answer = ask(f"Choose 1-{len(BACKENDS)} [1]: ") or "1"
+        if answer.isdigit() and 1 <= int(answer) <= len(BACKENDS):
+            return BACKENDS[int(answer) - 1]
+        names = {b.name: b for b in BACKENDS}
+        if answer.lower() in names:
+            return names[answer.lower()]
+        say(f"Error: answer a number from 1 to {len(BACKENDS)}.")
+
+
+# ---- the config file -------------------------------------------------------------------------------------
+
+def yaml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+COMMENTS = {
+    "backend": "Wire protocol of the upstream: openai, argo or dashscope. [BACKEND]",
+    "target_base_url": "The OpenAI-compatible server's base URL. [TARGET_BASE_URL]",
+    "user": "Your ANL username, sent as `user` on every ARGO call. [ARGO_USER]",
+    "port": "Port the proxy listens on. [PORT]",
+    "verbose": "One log line per request plus upstream details (secrets redacted). [VERBOSE]",
+}
+
+
+def config_text(values: dict[str, Any]) -> str:
+    lines = ["# cot_proxy configuration, written by ./run_app.sh's first-time setup.",
+             "# Every other setting (defaults shown): config.sample.yaml and the README's settings table.",
+             "# Precedence: defaults < this file < .env < environment < command-line flags.", ""]
+    for key, value in values.items():
+        lines += [f"# {COMMENTS[key]}", f"{key}: {yaml_value(value)}", ""]
+    return "\n".join(lines)
+
+
+def set_key(config: Path, key: str, value: Any) -> None:
+    """Replace the `key: ...` line of the config (appended when absent), keeping everything else."""
+    text = config.read_text(encoding="utf-8")
+    line = f"{key}: {yaml_value(value)}"
+    text, found = re.subn(rf"(?m)^{re.escape(key)}:.*$", lambda _: line, text, count=1)
+    if not found:
+        text = text.rstrip("\n") + "\n" + line + "\n"
+    config.write_text(text, encoding="utf-8")
+
+
+def show(config: Path) -> None:
+    say(BAR)
+    for line in config.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            say(line)
+    say(BAR)
+
+
+def create_config(config: Path) -> None:
+    say(f"{config} not found.")
+    if not ask_yes("Would you like to create it now?", True):
+        raise Abort("Aborting: config file required.")
+    backend = ask_backend()
+    values: dict[str, Any] = {"backend": backend.name, **backend.ask()}
+    values["port"] = ask_port(random_port())
+    values["verbose"] = ask_yes("Enable verbose mode?", True)
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(config_text(values), encoding="utf-8")
+    say(f"Created {config} with your settings:")
+    show(config)
+    ask("Review the config above. Press enter to continue or Ctrl+C to abort.")
+
+
+def no_terminal_message(config: Path, here: Path) -> str:
+    chosen = os.environ.get("BACKEND", "").strip().lower()
+    backend = backend_named(chosen)
+    which = f"the {backend.name} backend (BACKEND)" if chosen == backend.name else f"the default {backend.name} backend"
+    others = ", ".join(b.name for b in BACKENDS if b is not backend)
+    return (f"Error: config file {config} not found, and there is no terminal to ask the first-time setup questions "
+            f"in. Run ./run_app.sh in a terminal, or create the config yourself:\n"
+            f"    cp {here / 'config.sample.yaml'} {config}\n"
+            f"and set the keys {which} needs:\n    {backend.needs}\n"
+            f"(other backends: {others}; see config.sample.yaml)")
+
+
+# ---- settings, port and connectivity ----------------------------------------------------------------------
+
+def settings_for(config: Path, flags: dict[str, Any]) -> Settings:
+    """The settings from the one loader; a missing ARGO username is asked for (in a terminal) and saved."""
+    try:
+        return load_settings({**flags, "config_path": str(config)})
+    except SettingsError as exc:
+        if not str(exc).startswith("user:") or not interactive():
+            raise Abort(f"cot_proxy: bad setting {exc}", 2) from None
+        say(str(exc))
+    user = ask_username()
+    set_key(config, "user", user)
+    say(f'Saved user: "{user}" in {config}.')
+    try:
+        return load_settings({**flags, "config_path": str(config)})
+    except SettingsError as exc:
+        raise Abort(f"cot_proxy: bad setting {exc}", 2) from None
+
+
+def free_port_for_run(settings: Settings, config: Path, flags: dict[str, Any]) -> int:
+    if port_free(settings.port):
+        return settings.port
+    if not interactive():
+        raise Abort(f"Error: port {settings.port} (from {config}) is already in use: set another port: in it "
+                    "(or PORT=...).")
+    say(f"Port {settings.port} is already in use.")
+    port = ask_port(random_port())
+    flags["port"] = port
+    say(f"Using port {port} for this run (the config still says another).")
+    return port
+
+
+def checks(settings: Settings) -> list[tuple[str, str, str, dict | None, bool]]:
+    """(label, method, URL, JSON body, success needed) for each upstream endpoint to try."""
+    if settings.backend == "argo" and settings.use_native_openai:
+        return [("ARGO OpenAI API", "GET", settings.native_openai_base_url + "models", None, False)]
+    if settings.backend == "argo":
+        return [("chat API", "POST", settings.argo_url,
+                 {"user": settings.user, "model": "gpt4o", "messages": [{"role": "user", "content": "What are you?"}]},
+                 True),
+                ("embedding API", "POST", settings.argo_embedding_url,
+                 {"user": settings.user, "model": "v3small", "prompt": ["hello"]}, True)]
+    return [(f"{settings.backend} API", "GET", settings.target_base_url + "models", None, False)]
+
+
+def check_connectivity(settings: Settings) -> None:
+    import requests  # reads the proxy environment as the proxy does
+
+    unreachable = []
+    for label, method, url, body, need_success in checks(settings):
+        print(f"Validating {label} connectivity: {url} ... ", end="", flush=True)
+        try:
+            response = requests.request(method, url, json=body, timeout=CHECK_TIMEOUT, allow_redirects=False)
+            response.close()
+            result = "ok" if not need_success or response.ok else f"failed (HTTP {response.status_code})"
+        except requests.RequestException:
+            result = "failed (no connection)"
+        say(result)
+        if result != "ok":
+            unreachable.append(f"{label}: {url}")
+    if not unreachable:
+        return
+    for item in unreachable:
+        say(f"Warning: Could not connect to {item}")
+    if settings.backend == "argo":
+        say("ARGO answers only inside Argonne's network (on site, VPN or an SSH tunnel); an unregistered")
+        say("username is refused: ask the CELS Helpdesk for access.")
+    if interactive():
+        if not ask_yes("Continue anyway?", False):
+            raise Abort("Aborting.")
+    else:
+        say("Continuing anyway (no terminal to ask).")
+
+
+# ---- main -------------------------------------------------------------------------------------------------
+
+def prepare(config: Path, here: Path) -> tuple[Settings, dict[str, Any]]:
+    """Everything before serving: the config (made when missing), the settings, a free port, the checks."""
+    read_dotenv()
+    if not config.is_file():
+        if not interactive():
+            raise Abort(no_terminal_message(config, here), 2)
+        create_config(config)
+    flags: dict[str, Any] = {"config_path": str(config)}
+    settings = settings_for(config, flags)
+    port = free_port_for_run(settings, config, flags)
+    if os.environ.get("COT_PROXY_SKIP_CHECKS", "0") != "1":
+        check_connectivity(settings)
+    say(f"Starting cot_proxy ({settings.backend} backend) on port {port}: {plural(settings.workers, 'worker')}, "
+        f"upstream timeout {settings.timeout:g}s, config {config}")
+    return settings, flags
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    here = Path(__file__).resolve().parent.parent
+    config = Path(args[0] if args else "config.yaml").expanduser().absolute()
+    try:
+        _, flags = prepare(config, here)
+    except Abort as exc:
+        print(exc, file=sys.stderr, flush=True)
+        raise SystemExit(exc.code) from None
+    except KeyboardInterrupt:
+        say()
+        raise SystemExit(130) from None
+    serve(flags)
+
+
+def serve(flags: dict[str, Any]) -> None:
+    """`python -m argoproxy.cli CONFIG [--port N]` in a fresh process: the checks imported requests and ssl
+    here, which gevent's workers must patch before anything imports them."""
+    args = [sys.executable, "-m", "argoproxy.cli", flags["config_path"]]
+    if "port" in flags:
+        args += ["--port", str(flags["port"])]
+    sys.stdout.flush()
+    os.execv(sys.executable, args)
+
+
+if __name__ == "__main__":
+    main()
