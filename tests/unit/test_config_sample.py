@@ -1,0 +1,25 @@
+"""config.sample.yaml agrees with the Settings and the README: it loads as it is, its backend is the default
+the README names, and it documents every setting's YAML key."""
+
+from __future__ import annotations
+
+import re
+
+from argoproxy.settings import SETTING_FIELDS, Settings, load_settings
+from tests.proxy_process import ROOT
+
+SAMPLE = ROOT / "config.sample.yaml"
+
+
+def test_the_sample_loads_as_it_is() -> None:
+    settings = load_settings({"config_path": str(SAMPLE)}, environ={})
+    assert settings.backend == Settings.backend == "openai"
+    assert "### openai (default)" in (ROOT / "README.md").read_text()
+
+
+def test_the_sample_documents_every_setting() -> None:
+    text = SAMPLE.read_text()
+    keys = set(re.findall(r"(?m)^(?:# )?([a-z_]+):", text))
+    missing = [name for name in SETTING_FIELDS if name != "config_path"
+               and not {name, *SETTING_FIELDS[name].metadata["yaml_aliases"]} & keys]
+    assert missing == []
