@@ -1,0 +1,143 @@
+"""Which backend a start-up runs and why, and what to say about settings given for another backend.
+
+One set of rules for every entry point (run_app.sh, `python cot_proxy.py`, gunicorn.conf.py, the Docker
+image, the console scripts), applied by the loader (argoproxy/settings.py):
+
+- `backend` given anywhere (config file, BACKEND, --backend) decides, with the usual precedence.
+- Else a provider is inferred from its own settings (the fields of its settings fragment): given in the
+  config file or as flags (an argo-openai-proxy config.yaml has ARGO's keys and no `backend:`; `--user`,
+  `--native-openai`), or USE_NATIVE_OPENAI=true in the environment (seed 000's way to choose ARGO's native
+  mode). Keys of two providers without a backend stop start-up.
+- Else the default, openai.
+- A provider's settings given with an explicit other backend stop start-up when they come from the config
+  file or the flags (the sources contradict each other: one line names both); from the environment they are a
+  warning (environments carry variables meant for other tools).
+- TARGET_BASE_URL / OPENAI_BASE_URL with a backend that does not use it (argo) stops start-up when the
+  backend was inferred (the user meant one upstream, the file another: never a silent choice of either) and
+  is a warning when the backend was given explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from argoproxy import providers
+
+DEFAULT_BACKEND = "openai"
+# The backends that never send to TARGET_BASE_URL (ARGO has its own endpoint settings).
+_TARGET_UNUSED_BY = frozenset({"argo"})
+_TARGET_FIELDS = frozenset({"target_base_url"})
+
+
+@dataclass(frozen=True)
+class Given:
+    """One setting as the user gave it."""
+
+    name: str  # the Settings field
+    label: str  # the YAML key, environment variable or flag, as written
+    source: str  # "file", "env" or "flag"
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    backend: str
+    reason: str = ""  # why this backend, when nobody named it (for the start-up line)
+    warnings: tuple[str, ...] = ()
+
+
+class BackendConflict(ValueError):
+    """Settings that contradict the backend: the message is one line naming both."""
+
+
+def owner(name: str) -> str | None:
+    """The provider whose settings fragment declares this field (None for core settings)."""
+    for provider_name in providers.names():
+        fragment = providers.get(provider_name).settings
+        if fragment is not None and any(f.name == name for f in dataclasses.fields(fragment)):
+            return provider_name
+    return None
+
+
+def choose_backend(given: Sequence[Given], config_path: str, truthy: Any) -> BackendChoice:
+    """The backend for these settings (given in precedence order: file, env, flags); `truthy` parses a
+    boolean as the loader does. Raises BackendConflict."""
+    explicit = [g for g in given if g.name == "backend"]
+    if explicit:
+        chosen = explicit[-1]
+        backend = str(chosen.value).strip().lower()
+        return BackendChoice(backend, "", _check_against(backend, chosen, given, inferred=False))
+    backend, reason = _inferred(given, config_path, truthy)
+    chosen = Given("backend", reason, "inferred", backend)
+    return BackendChoice(backend, reason, _check_against(backend, chosen, given, inferred=bool(reason)))
+
+
+def _inferred(given: Sequence[Given], config_path: str, truthy: Any) -> tuple[str, str]:
+    evidence: dict[str, list[Given]] = {}
+    for g in given:
+        provider = owner(g.name)
+        if provider is None:
+            continue
+        if g.source in ("file", "flag") or (g.name == "use_native_openai" and _is_true(truthy, g.value)):
+            evidence.setdefault(provider, []).append(g)
+    if not evidence:
+        return DEFAULT_BACKEND, ""
+    if len(evidence) > 1:
+        named = "; ".join(f"{p}: {', '.join(g.label for g in gs[:3])}" for p, gs in evidence.items())
+        raise BackendConflict(f"backend: settings of more than one backend are given ({named}): set backend")
+    provider, items = next(iter(evidence.items()))
+    from_file = [g.label for g in items if g.source == "file"]
+    if from_file:
+        keys = ", ".join(from_file[:3]) + (", ..." if len(from_file) > 3 else "")
+        return provider, f"{config_path} has its keys ({keys}) and no backend: key"
+    return provider, f"{items[-1].label} implies it"
+
+
+def _is_true(truthy: Any, value: Any) -> bool:
+    try:
+        return bool(truthy(value))
+    except ValueError:
+        return False
+
+
+def _check_against(backend: str, chosen: Given, given: Sequence[Given], inferred: bool) -> tuple[str, ...]:
+    warnings: list[str] = []
+    where = _where(chosen)
+    for g in given:
+        provider = owner(g.name)
+        foreign = provider is not None and provider != backend
+        unused_target = g.name in _TARGET_FIELDS and backend in _TARGET_UNUSED_BY
+        if not (foreign or unused_target):
+            continue
+        if g.name == "use_native_openai" and not _truthy_label(g):
+            continue
+        what = f"{provider}'s setting" if foreign else "the upstream of the openai and dashscope backends"
+        if g.source == "env" and not (unused_target and inferred):
+            warnings.append(f"{g.label} is set in the environment, but the {backend} backend does not use it")
+            continue
+        raise BackendConflict(f"{g.label}: {what} ({_from(g)}), but the backend is {backend} ({where}): "
+                              f"remove one of them{_hint(g, provider, backend)}")
+    return tuple(warnings)
+
+
+def _truthy_label(g: Given) -> bool:
+    return str(g.value).strip().lower() not in ("0", "false", "f", "no", "n", "off", "")
+
+
+def _where(chosen: Given) -> str:
+    if chosen.source == "inferred":
+        return chosen.label or "the default"
+    return _from(chosen)
+
+
+def _from(g: Given) -> str:
+    return {"file": "in the config file", "env": "in the environment", "flag": "on the command line"}.get(
+        g.source, g.source)
+
+
+def _hint(g: Given, provider: str | None, backend: str) -> str:
+    if g.name in _TARGET_FIELDS:
+        return ", or set BACKEND=openai to send requests to it"
+    return f", or set backend {provider}" if provider else ""

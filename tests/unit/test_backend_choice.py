@@ -1,0 +1,109 @@
+"""One loader for every entry point: which backend runs, why, and what settings of another backend do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from argoproxy.settings import SettingsError, load, load_settings
+
+ARGO_CONFIG = "port: 44497\nuser: carol\nargo_url: http://argo.example/chat/\nverbose: true\n"
+
+
+def config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_seed_argo_config_without_backend_runs_argo_and_says_why(tmp_path: Path) -> None:
+    path = config(tmp_path, ARGO_CONFIG)
+    loaded = load({"config_path": path}, environ={})
+    assert loaded.settings.backend == "argo"
+    assert loaded.backend_reason == f"{path} has its keys (user, argo_url) and no backend: key"
+    assert loaded.warnings == ()
+
+
+@pytest.mark.parametrize("flags,environ,reason", [
+    ({"use_native_openai": True}, {}, "--native-openai implies it"),
+    ({}, {"USE_NATIVE_OPENAI": "true"}, "USE_NATIVE_OPENAI implies it"),
+])
+def test_native_openai_implies_argo(flags: dict, environ: dict, reason: str) -> None:
+    loaded = load({**flags, "user": "dave"}, environ=environ) if flags else load({}, environ={**environ,
+                                                                                               "ARGO_USER": "dave"})
+    assert loaded.settings.backend == "argo" and loaded.settings.use_native_openai
+    assert reason in loaded.backend_reason or loaded.backend_reason.endswith("implies it")
+
+
+def test_use_native_openai_false_implies_nothing() -> None:
+    loaded = load({}, environ={"USE_NATIVE_OPENAI": "false"})
+    assert loaded.settings.backend == "openai"
+
+
+def test_no_backend_anywhere_is_the_default_and_says_so() -> None:
+    loaded = load({}, environ={})
+    assert loaded.settings.backend == "openai" and loaded.backend_reason == ""
+    assert loaded.settings.target_base_url == "https://api.openai.com/v1/"
+
+
+def test_explicit_backend_wins_over_inference(tmp_path: Path) -> None:
+    path = config(tmp_path, "backend: argo\n" + ARGO_CONFIG)
+    loaded = load({"config_path": path}, environ={})
+    assert loaded.settings.backend == "argo" and loaded.backend_reason == ""
+
+
+def test_argo_keys_with_another_backend_in_the_file_stop_start_up(tmp_path: Path) -> None:
+    path = config(tmp_path, "backend: openai\n" + ARGO_CONFIG)
+    with pytest.raises(SettingsError) as error:
+        load_settings({"config_path": path}, environ={})
+    message = str(error.value)
+    assert message.startswith("user: argo's setting")
+    assert "the backend is openai" in message and "\n" not in message
+
+
+def test_argo_config_with_backend_from_the_environment_stops_start_up(tmp_path: Path) -> None:
+    path = config(tmp_path, ARGO_CONFIG)
+    with pytest.raises(SettingsError, match=r"^user: argo's setting .*the backend is dashscope \(in the environment\)"):
+        load_settings({"config_path": path}, environ={"BACKEND": "dashscope"})
+
+
+def test_native_openai_flag_with_explicit_openai_backend_stops_start_up() -> None:
+    with pytest.raises(SettingsError, match=r"^--native-openai: argo's setting .*the backend is openai"):
+        load_settings({"use_native_openai": True, "backend": "openai"}, environ={})
+
+
+def test_argo_variables_in_the_environment_are_a_warning_naming_them() -> None:
+    loaded = load({"backend": "openai"}, environ={"ARGO_USER": "erin", "REAL_STREAM": "false"})
+    assert loaded.settings.backend == "openai"
+    assert loaded.warnings == ("ARGO_USER is set in the environment, but the openai backend does not use it",
+                               "REAL_STREAM is set in the environment, but the openai backend does not use it")
+
+
+def test_target_base_url_with_an_inferred_argo_config_stops_start_up(tmp_path: Path) -> None:
+    """Never a silent choice between the environment's upstream and the file's."""
+    path = config(tmp_path, ARGO_CONFIG)
+    with pytest.raises(SettingsError) as error:
+        load_settings({"config_path": path}, environ={"TARGET_BASE_URL": "http://localhost:8000/v1"})
+    message = str(error.value)
+    assert message.startswith("TARGET_BASE_URL: ") and "the backend is argo" in message
+    assert "BACKEND=openai" in message and path in message
+
+
+def test_target_base_url_with_an_explicit_argo_backend_is_a_warning(tmp_path: Path) -> None:
+    path = config(tmp_path, "backend: argo\n" + ARGO_CONFIG)
+    loaded = load({"config_path": path}, environ={"TARGET_BASE_URL": "http://localhost:8000/v1"})
+    assert loaded.warnings == ("TARGET_BASE_URL is set in the environment, but the argo backend does not use it",)
+
+
+def test_target_base_url_chooses_openai_over_an_argo_config_when_backend_says_so(tmp_path: Path) -> None:
+    path = config(tmp_path, "port: 5000\nverbose: true\n")
+    loaded = load({"config_path": path}, environ={"TARGET_BASE_URL": "http://localhost:8000/v1"})
+    assert loaded.settings.backend == "openai"
+    assert loaded.settings.target_base_url == "http://localhost:8000/v1/"
+
+
+def test_keys_of_two_backends_without_a_backend_stop_start_up(tmp_path: Path) -> None:
+    path = config(tmp_path, ARGO_CONFIG + "dashscope_api_key: sk-x\n")
+    with pytest.raises(SettingsError, match=r"^backend: settings of more than one backend"):
+        load_settings({"config_path": path}, environ={})
