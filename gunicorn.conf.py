@@ -1,6 +1,6 @@
-"""Gunicorn configuration: everything comes from cot_proxy's settings (config.yaml < environment).
-Used by the Docker image: `gunicorn -c gunicorn.conf.py cot_proxy:app`."""
+"""Gunicorn configuration: everything comes from cot_proxy's settings (config.yaml < .env < environment),
+read by the loader every entry point uses. Used by the Docker image: `gunicorn -c gunicorn.conf.py cot_proxy:app`."""
 
-from argoproxy.server import gunicorn_options, settings_or_exit
+from argoproxy.server import startup_options
 
-globals().update(gunicorn_options(settings_or_exit()))
+globals().update(startup_options()[1])

@@ -27,7 +27,7 @@ from argoproxy import providers
 
 DEFAULT_BACKEND = "openai"
 # The backends that never send to TARGET_BASE_URL (ARGO has its own endpoint settings).
-_TARGET_UNUSED_BY = frozenset({"argo"})
+TARGET_UNUSED_BY = frozenset({"argo"})
 _TARGET_FIELDS = frozenset({"target_base_url"})
 
 
@@ -68,10 +68,11 @@ def choose_backend(given: Sequence[Given], config_path: str, truthy: Any) -> Bac
     if explicit:
         chosen = explicit[-1]
         backend = str(chosen.value).strip().lower()
-        return BackendChoice(backend, "", _check_against(backend, chosen, given, inferred=False))
+        return BackendChoice(backend, "", _check_against(backend, chosen, given, config_path, inferred=False))
     backend, reason = _inferred(given, config_path, truthy)
     chosen = Given("backend", reason, "inferred", backend)
-    return BackendChoice(backend, reason, _check_against(backend, chosen, given, inferred=bool(reason)))
+    return BackendChoice(backend, reason,
+                         _check_against(backend, chosen, given, config_path, inferred=bool(reason)))
 
 
 def _inferred(given: Sequence[Given], config_path: str, truthy: Any) -> tuple[str, str]:
@@ -102,13 +103,14 @@ def _is_true(truthy: Any, value: Any) -> bool:
         return False
 
 
-def _check_against(backend: str, chosen: Given, given: Sequence[Given], inferred: bool) -> tuple[str, ...]:
+def _check_against(backend: str, chosen: Given, given: Sequence[Given], config_path: str,
+                   inferred: bool) -> tuple[str, ...]:
     warnings: list[str] = []
-    where = _where(chosen)
+    where = _where(chosen, config_path)
     for g in given:
         provider = owner(g.name)
         foreign = provider is not None and provider != backend
-        unused_target = g.name in _TARGET_FIELDS and backend in _TARGET_UNUSED_BY
+        unused_target = g.name in _TARGET_FIELDS and backend in TARGET_UNUSED_BY
         if not (foreign or unused_target):
             continue
         if g.name == "use_native_openai" and not _truthy_label(g):
@@ -117,7 +119,7 @@ def _check_against(backend: str, chosen: Given, given: Sequence[Given], inferred
         if g.source == "env" and not (unused_target and inferred):
             warnings.append(f"{g.label} is set in the environment, but the {backend} backend does not use it")
             continue
-        raise BackendConflict(f"{g.label}: {what} ({_from(g)}), but the backend is {backend} ({where}): "
+        raise BackendConflict(f"{g.label}: {what} ({_from(g, config_path)}), but the backend is {backend} ({where}): "
                               f"remove one of them{_hint(g, provider, backend)}")
     return tuple(warnings)
 
@@ -126,14 +128,14 @@ def _truthy_label(g: Given) -> bool:
     return str(g.value).strip().lower() not in ("0", "false", "f", "no", "n", "off", "")
 
 
-def _where(chosen: Given) -> str:
+def _where(chosen: Given, config_path: str) -> str:
     if chosen.source == "inferred":
         return chosen.label or "the default"
-    return _from(chosen)
+    return _from(chosen, config_path)
 
 
-def _from(g: Given) -> str:
-    return {"file": "in the config file", "env": "in the environment", "flag": "on the command line"}.get(
+def _from(g: Given, config_path: str) -> str:
+    return {"file": f"in {config_path}", "env": "in the environment", "flag": "on the command line"}.get(
         g.source, g.source)
 
 

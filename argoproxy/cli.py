@@ -51,13 +51,17 @@ def parse_flags(argv: list[str]) -> tuple[dict[str, Any], argparse.Namespace]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from argoproxy.server import run, settings_or_exit
+    from argoproxy.server import loaded_or_exit, run
 
     flags, args = parse_flags(sys.argv[1:] if argv is None else argv)
     if args.show:
-        settings = settings_or_exit(flags)
-        for name, value in settings.public_items():
+        loaded = loaded_or_exit(flags)
+        for warning in loaded.warnings:
+            print(f"cot_proxy: warning: {warning}", file=sys.stderr)
+        for name, value in loaded.settings.public_items():
             print(f"{name}: {value!r}")
+        if loaded.backend_reason:
+            print(f"# {loaded.settings.backend} backend: {loaded.backend_reason}")
         return
     run(flags)
 

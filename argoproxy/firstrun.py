@@ -330,15 +330,6 @@ def check_connectivity(settings: Settings) -> None:
 
 # ---- main -------------------------------------------------------------------------------------------------
 
-def _argo_style(config: Path) -> bool:
-    import yaml
-    try:
-        data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(data, dict) and "backend" not in data and "BACKEND" not in os.environ
-
-
 def prepare(config: Path, here: Path) -> tuple[Settings, dict[str, Any]]:
     """Everything before serving: the config (made when missing), the settings, a free port, the checks."""
     read_dotenv()
@@ -347,8 +338,6 @@ def prepare(config: Path, here: Path) -> tuple[Settings, dict[str, Any]]:
             raise Abort(no_terminal_message(config, here), 2)
         create_config(config)
     flags: dict[str, Any] = {"config_path": str(config)}
-    if _argo_style(config):
-        flags["backend"] = "argo"  # TODO(loader): the one loader infers this for every entry point
     settings = settings_for(config, flags)
     port = free_port_for_run(settings, config, flags)
     if os.environ.get("COT_PROXY_SKIP_CHECKS", "0") != "1":
@@ -379,8 +368,6 @@ def serve(flags: dict[str, Any]) -> None:
     args = [sys.executable, "-m", "argoproxy.cli", flags["config_path"]]
     if "port" in flags:
         args += ["--port", str(flags["port"])]
-    if "backend" in flags:
-        args += ["--backend", flags["backend"]]
     sys.stdout.flush()
     os.execv(sys.executable, args)
 

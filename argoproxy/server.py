@@ -11,21 +11,35 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from argoproxy import providers
-from argoproxy.settings import Settings, SettingsError, load_settings
+from argoproxy.backend_choice import TARGET_UNUSED_BY
+from argoproxy.settings import Loaded, Settings, SettingsError, load
 
 # Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
 # for idle keep-alive connections too.
 KEEPALIVE_SECONDS = 5
 
 
-def settings_or_exit(flags: Mapping[str, Any] | None = None) -> Settings:
-    """Load the settings; a bad one ends the process with one line naming it (exit code 2)."""
+def loaded_or_exit(flags: Mapping[str, Any] | None = None) -> Loaded:
+    """Load the settings (`.env` first); a bad one ends the process with one line naming it (exit code 2)."""
     read_dotenv()
     try:
-        return load_settings(flags)
+        return load(flags)
     except SettingsError as exc:
         print(f"cot_proxy: bad setting {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def settings_or_exit(flags: Mapping[str, Any] | None = None) -> Settings:
+    return loaded_or_exit(flags).settings
+
+
+def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, dict[str, Any]]:
+    """For Gunicorn's master (gunicorn.conf.py, `python cot_proxy.py`, the console scripts): the settings,
+    their warnings printed once, and Gunicorn's options (whose start-up line says why this backend)."""
+    loaded = loaded_or_exit(flags)
+    for warning in loaded.warnings:
+        print(f"cot_proxy: warning: {warning}", file=sys.stderr, flush=True)
+    return loaded.settings, gunicorn_options(loaded.settings, loaded.backend_reason)
 
 
 def read_dotenv(directory: Path | None = None) -> Path | None:
@@ -40,12 +54,24 @@ def read_dotenv(directory: Path | None = None) -> Path | None:
     return path
 
 
-def _when_ready(settings: Settings):
+def _when_ready(settings: Settings, backend_reason: str):
+    line = startup_line(settings, backend_reason)
+
     def when_ready(server) -> None:
-        mode = plural(settings.workers, f"{settings.worker_class} worker")
-        print(f"cot_proxy listening on http://{settings.host}:{settings.port} ({describe_mode(settings)}, {mode})",
-              file=sys.stderr, flush=True)
+        print(line, file=sys.stderr, flush=True)
     return when_ready
+
+
+def startup_line(settings: Settings, backend_reason: str = "") -> str:
+    """"cot_proxy listening on URL (mode[; why this backend][, the default URL], N workers)"."""
+    parts = [describe_mode(settings)]
+    if backend_reason:
+        parts[0] += f"; {settings.backend} backend: {backend_reason}"
+    if settings.backend not in TARGET_UNUSED_BY and \
+            settings.target_base_url == providers.DEFAULT_TARGET_URLS.get(settings.backend):
+        parts.append("the default URL: TARGET_BASE_URL sets another")
+    parts.append(plural(settings.workers, f"{settings.worker_class} worker"))
+    return f"cot_proxy listening on http://{settings.host}:{settings.port} ({', '.join(parts)})"
 
 
 def plural(count: int, noun: str) -> str:
@@ -57,7 +83,7 @@ def describe_mode(settings: Settings) -> str:
     return providers.get(settings.backend).startup_line(settings)
 
 
-def gunicorn_options(settings: Settings) -> dict[str, Any]:
+def gunicorn_options(settings: Settings, backend_reason: str = "") -> dict[str, Any]:
     from argoproxy import gunicorn_errors
     gunicorn_errors.install()  # read by the master: every forked worker answers its own errors as JSON
     options: dict[str, Any] = {
@@ -70,7 +96,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "accesslog": "-" if settings.debug else None,
         "errorlog": "-",
         "loglevel": "info" if settings.debug else "warning",
-        "when_ready": _when_ready(settings),
+        "when_ready": _when_ready(settings, backend_reason),
     }
     if settings.worker_class == "gthread":
         options["threads"] = settings.threads
@@ -119,11 +145,11 @@ def run(flags: Mapping[str, Any]) -> None:
     """Serve under Gunicorn with these flags; workers rebuild the settings (so SIGHUP re-reads config.yaml)."""
     from gunicorn.app.base import BaseApplication
 
-    settings = settings_or_exit(flags)
+    _, options = startup_options(flags)
 
     class ProxyApplication(BaseApplication):
         def load_config(self) -> None:
-            for key, value in gunicorn_options(settings).items():
+            for key, value in options.items():
                 self.cfg.set(key, value)
 
         def load(self):

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import yaml
 
 from argoproxy import providers
+from argoproxy.backend_choice import BackendConflict, Given, choose_backend
 from argoproxy.llm_params import LlmParams, parse_llm_params
 from argoproxy.routing.entries import check_routing, parse_fallbacks, parse_key_limits, parse_models
 from argoproxy.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_url,  # noqa: F401
@@ -220,11 +221,27 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What the loader built: the Settings, why their backend was chosen when nobody named it, and warnings
+    (settings given that the backend will not use) for the start-up output."""
+
+    settings: Settings
+    backend_reason: str = ""
+    warnings: tuple[str, ...] = ()
+
+
 def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Build the Settings: defaults < config.yaml < environment < flags (flags already parsed, by field name)."""
+    return load(flags, environ).settings
+
+
+def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Loaded:
+    """The one loader of every entry point: file, environment and flags read the same way, the backend
+    chosen by argoproxy/backend_choice.py's rules, a bad or contradictory setting a SettingsError."""
     flags = dict(flags or {})
     environ = os.environ if environ is None else environ
-    raw: dict[str, tuple[str, Any]] = {}  # field -> (source label, raw value)
+    given: list[Given] = []  # in precedence order: file, environment, flags
 
     config_path = flags.get("config_path") or _first_env(SETTING_FIELDS["config_path"], environ)[1] or ""
     path = find_config(config_path)
@@ -232,18 +249,32 @@ def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, 
         for key, value in read_yaml(path).items():
             name = next(f.name for f in SETTING_FIELDS.values() if key in _yaml_names(f))
             if name not in _NOT_FROM_YAML:
-                raw[name] = (key, value)
+                given.append(Given(name, key, "file", value))
     for f in SETTING_FIELDS.values():
         label, value = _first_env(f, environ)
         if label:
-            raw[f.name] = (label, value)
+            given.append(Given(f.name, label, "env", value))
     for name, value in flags.items():
-        if value is not None:
-            raw[name] = ("--" + name.replace("_", "-"), value)
+        if value is not None and name != "config_path":
+            given.append(Given(name, _flag_label(name), "flag", value))
 
+    raw = {g.name: (g.label, g.value) for g in given}  # the last source of each setting wins
     values = {name: _parse(SETTING_FIELDS[name], label, value) for name, (label, value) in raw.items()}
+    try:
+        choice = choose_backend(given, str(path) if path else "config.yaml", as_bool)
+    except BackendConflict as exc:
+        raise SettingsError(str(exc)) from None
+    values["backend"] = choice.backend
     values["config_path"] = str(path) if path else ""
-    return _checked(_with_backend_defaults(Settings(**values)), environ)
+    settings = _checked(_with_backend_defaults(Settings(**values)), environ)
+    return Loaded(settings, choice.reason, choice.warnings)
+
+
+def _flag_label(name: str) -> str:
+    """How a flag setting is named in messages: its first command-line flag."""
+    f = SETTING_FIELDS.get(name)
+    flags = f.metadata["flags"] if f is not None else ()
+    return flags[0] if flags else "--" + name.replace("_", "-")
 
 
 def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
