@@ -1,0 +1,201 @@
+"""Every seed way of starting reads one config the same way: a seed ARGO config.yaml (no `backend:` key) runs
+the ARGO backend through `python cot_proxy.py config.yaml`, `gunicorn -c gunicorn.conf.py cot_proxy:app`,
+the Docker image's CMD (the config mounted at /app/config.yaml), the console scripts after `pip install .`,
+and `./run_app.sh`; each start-up line says why. And `--native-openai` / USE_NATIVE_OPENAI choose ARGO."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from tests.fakes.fake_argo import FakeArgo
+from tests.fakes.fake_openai import FakeOpenAI
+from tests.proxy_process import ROOT, free_port
+
+DROPPED = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_", "COT_PROXY_", "USE_NATIVE", "NATIVE_")
+DROPPED_VARS = {"BACKEND", "PORT", "HOST", "CONFIG_PATH", "VERBOSE", "DEBUG", "WORKERS", "REAL_STREAM", "PYTHONPATH",
+                "VIRTUAL_ENV"}
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED) and k not in DROPPED_VARS}
+    env.update(HOME=str(home), HOST="127.0.0.1", WORKERS="1", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def seed_argo_config(path: Path, argo: FakeArgo, port: int) -> Path:
+    """argo-openai-proxy's config.yaml, as its first-time setup wrote it."""
+    path.write_text(f'port: {port}\nargo_url: "{argo.chat_url}"\nargo_stream_url: "{argo.stream_url}"\n'
+                    f'argo_embedding_url: "{argo.embed_url}"\nuser: "carol"\nverbose: false\nnum_workers: 1\n'
+                    "timeout: 600\n")
+    return path
+
+
+def health(port: int, proc: subprocess.Popen, log: Path, timeout: float = 40.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"exited with {proc.returncode}: {log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=3) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing on port {port}: {log.read_text()}") from None
+            time.sleep(0.1)
+
+
+def chat(port: int) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", json.dumps(
+        {"model": "argo:gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+        {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=20) as response:
+        return json.loads(response.read())
+
+
+def python_cot_proxy(config: Path, tmp: Path) -> tuple[list[str], Path, dict[str, str]]:
+    return [sys.executable, str(ROOT / "cot_proxy.py"), str(config)], tmp, {}
+
+
+def gunicorn_conf(config: Path, tmp: Path) -> tuple[list[str], Path, dict[str, str]]:
+    return ([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "cot_proxy:app"], tmp,
+            {"CONFIG_PATH": str(config), "PYTHONPATH": str(ROOT)})
+
+
+def docker_cmd(config: Path, tmp: Path) -> tuple[list[str], Path, dict[str, str]]:
+    """The image's WORKDIR /app holds cot_proxy.py, gunicorn.conf.py, argoproxy/ and the mounted config.yaml."""
+    app = tmp / "app"
+    app.mkdir()
+    for name in ("cot_proxy.py", "gunicorn.conf.py"):
+        shutil.copy2(ROOT / name, app / name)
+    shutil.copytree(ROOT / "argoproxy", app / "argoproxy", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(config, app / "config.yaml")
+    return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "cot_proxy:app"], app, {}
+
+
+def console_script(name: str) -> Callable[[Path, Path], tuple[list[str], Path, dict[str, str]]]:
+    def start(config: Path, tmp: Path) -> tuple[list[str], Path, dict[str, str]]:
+        from tests.fresh_venv import installed_venv
+        return [str(installed_venv() / "bin" / name), str(config)], tmp, {}
+    start.__name__ = name
+    return start
+
+
+def run_app(config: Path, tmp: Path) -> tuple[list[str], Path, dict[str, str]]:
+    return [str(ROOT / "run_app.sh"), str(config)], tmp, {"COT_PROXY_VENV": str(Path(sys.executable).parent.parent)}
+
+
+@pytest.mark.parametrize("entry", [python_cot_proxy, gunicorn_conf, docker_cmd, console_script("cot-proxy"),
+                                   console_script("argo-proxy"), run_app], ids=lambda e: e.__name__)
+def test_a_seed_argo_config_runs_argo_through_every_entry_point(tmp_path: Path, entry) -> None:
+    with FakeArgo() as argo:
+        port = free_port()
+        config = seed_argo_config(tmp_path / "config.yaml", argo, port)
+        command, cwd, extra = entry(config, tmp_path)
+        log = tmp_path / "start.log"
+        env = clean_env(tmp_path, **extra)
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT)
+        try:
+            assert health(port, proc, log)["backend"] == "argo"
+            assert chat(port)["choices"][0]["message"]["content"] == argo.reply
+            assert argo.requests[-1].json["user"] == "carol"
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        text = log.read_text()
+        shown = "config.yaml" if entry is docker_cmd else str(config)
+        assert (f"(ARGO standard mode, real streaming; argo backend: {shown} has its keys (argo_url, argo_stream_url, "
+                "argo_embedding_url, ...) and no backend: key, 1 gevent worker)") in text, text
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_native_openai_chooses_argo(tmp_path: Path, how: str) -> None:
+    with FakeOpenAI() as native:
+        port = free_port()
+        args = ["--native-openai"] if how == "flag" else []
+        env = clean_env(tmp_path, PORT=str(port), ARGO_USER="dave", NATIVE_OPENAI_BASE_URL=native.base_url,
+                        PYTHONPATH=str(ROOT))
+        if how == "environment":
+            env["USE_NATIVE_OPENAI"] = "true"
+        log = tmp_path / "start.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, str(ROOT / "cot_proxy.py"), *args], cwd=tmp_path, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            assert health(port, proc, log)["backend"] == "argo"
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", json.dumps(
+                {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+                {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=20) as response:
+                assert response.status == 200
+            assert native.received[-1].path == "/v1/chat/completions"
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        label = "--native-openai" if how == "flag" else "USE_NATIVE_OPENAI"
+        assert f"ARGO native OpenAI mode -> {native.base_url}; argo backend: {label} implies it" in log.read_text()
+
+
+def test_target_base_url_beside_a_seed_argo_config_stops_start_up(tmp_path: Path) -> None:
+    with FakeArgo() as argo:
+        config = seed_argo_config(tmp_path / "config.yaml", argo, free_port())
+        result = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), str(config)], cwd=tmp_path,
+                                env=clean_env(tmp_path, TARGET_BASE_URL="http://127.0.0.1:9/v1"),
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cot_proxy: bad setting TARGET_BASE_URL: ")
+    assert "the backend is argo" in lines[0] and "BACKEND=openai" in lines[0]
+
+
+def test_argo_settings_with_explicit_openai_backend_stop_start_up(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--backend", "openai", "--native-openai"],
+                            cwd=tmp_path, env=clean_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "cot_proxy: bad setting --native-openai: argo's setting (on the command line), but the backend is openai "
+        "(on the command line): remove one of them, or set backend argo"]
+
+
+def test_a_setting_the_backend_does_not_use_is_a_warning(tmp_path: Path) -> None:
+    with FakeOpenAI() as fake:
+        port = free_port()
+        env = clean_env(tmp_path, TARGET_BASE_URL=fake.base_url, PORT=str(port), ARGO_USER="erin",
+                        PYTHONPATH=str(ROOT))
+        log = tmp_path / "start.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                                     "cot_proxy:app"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            assert health(port, proc, log)["status"] == "healthy"
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    lines = log.read_text().splitlines()
+    assert lines[0] == "cot_proxy: warning: ARGO_USER is set in the environment, but the openai backend does not use it"
+    assert lines.count(lines[0]) == 1  # once, from the master, not once per worker
+
+
+def test_the_default_upstream_is_never_silent(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--show"], cwd=tmp_path,
+                            env=clean_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert "target_base_url: 'https://api.openai.com/v1/'" in result.stdout
+    from argoproxy.server import startup_line
+    from argoproxy.settings import load_settings
+    line = startup_line(load_settings({}, environ={}))
+    assert "openai backend -> https://api.openai.com/v1/, the default URL: TARGET_BASE_URL sets another" in line
