@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from argoproxy.redaction import mask_url
 from argoproxy.server import plural, read_dotenv
 from argoproxy.settings import Settings, SettingsError, load_settings
 
@@ -304,7 +305,7 @@ def check_connectivity(settings: Settings) -> None:
 
     unreachable = []
     for label, method, url, body, need_success in checks(settings):
-        print(f"Validating {label} connectivity: {url} ... ", end="", flush=True)
+        print(f"Validating {label} connectivity: {mask_url(url)} ... ", end="", flush=True)
         try:
             response = requests.request(method, url, json=body, timeout=CHECK_TIMEOUT, allow_redirects=False)
             response.close()
@@ -313,7 +314,7 @@ def check_connectivity(settings: Settings) -> None:
             result = "failed (no connection)"
         say(result)
         if result != "ok":
-            unreachable.append(f"{label}: {url}")
+            unreachable.append(f"{label}: {mask_url(url)}")
     if not unreachable:
         return
     for item in unreachable:
@@ -330,7 +331,7 @@ def check_connectivity(settings: Settings) -> None:
 
 # ---- main -------------------------------------------------------------------------------------------------
 
-def prepare(config: Path, here: Path) -> tuple[Settings, dict[str, Any]]:
+def prepare(config: Path, here: Path) -> dict[str, Any]:
     """Everything before serving: the config (made when missing), the settings, a free port, the checks."""
     read_dotenv()
     if not config.is_file():
@@ -344,7 +345,7 @@ def prepare(config: Path, here: Path) -> tuple[Settings, dict[str, Any]]:
         check_connectivity(settings)
     say(f"Starting cot_proxy ({settings.backend} backend) on port {port}: {plural(settings.workers, 'worker')}, "
         f"upstream timeout {settings.timeout:g}s, config {config}")
-    return settings, flags
+    return flags
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -352,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     here = Path(__file__).resolve().parent.parent
     config = Path(args[0] if args else "config.yaml").expanduser().absolute()
     try:
-        _, flags = prepare(config, here)
+        flags = prepare(config, here)
     except Abort as exc:
         print(exc, file=sys.stderr, flush=True)
         raise SystemExit(exc.code) from None
