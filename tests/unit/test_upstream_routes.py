@@ -51,3 +51,16 @@ def test_remembered_hosts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for n in range(10):
         client._route(f"http://h{n}.example:80", f"http://h{n}.example:80/")
     assert list(client._routes) == [f"http://h{n}.example:80" for n in range(6, 10)]
+
+
+def test_a_proxy_without_scheme_is_http_and_socks_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from argoproxy.errors import ProxyError
+    client = Upstream(connect_timeout=2, read_timeout=5, max_retries=0)
+    monkeypatch.setenv("HTTP_PROXY", "127.0.0.1:3128")
+    route = client._route("http://api.example:80", "http://api.example:80/v1/")
+    assert route.manager is not None and route.manager.proxy.scheme == "http"
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://user:pw@127.0.0.1:1080")
+    with pytest.raises(ProxyError) as error:
+        client._route("https://api.example:443", "https://api.example:443/v1/")
+    assert error.value.message.startswith("The proxy 127.0.0.1:1080 (HTTPS_PROXY) uses a scheme")
+    assert "pw" not in error.value.message
