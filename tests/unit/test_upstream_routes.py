@@ -1,12 +1,15 @@
-"""The upstream client decides once per scheme://host:port whether a proxy applies (the no-proxy case keeps
-the pooled fast path), and remembers a bounded number of hosts."""
+"""Proxy selection in the upstream client: the fast path decides once per scheme://host:port whether a proxy
+applies (a direct host keeps the pooled path; a proxied one is left to requests, which honours the
+environment as curl does), remembers a bounded number of hosts, and a failing proxy is named."""
 
 from __future__ import annotations
 
 import pytest
 
-from argoproxy import upstream as upstream_module
-from argoproxy.upstream import Upstream, UpstreamRequest
+from argoproxy.fastpath import pool as pool_module
+from argoproxy.fastpath.pool import DirectPools
+from argoproxy.proxy_env import proxy_for
+from argoproxy.upstream import Upstream, UpstreamRequest, make_session, transport_error
 from tests.fakes.fake_openai import FakeOpenAI
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
@@ -21,46 +24,51 @@ def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_proxy_decision_is_made_once_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
     decided: list[str] = []
-    real = upstream_module.proxy_for
-    monkeypatch.setattr(upstream_module, "proxy_for", lambda url: decided.append(url) or real(url))
+    monkeypatch.setattr(pool_module, "proxy_for", lambda url: decided.append(url) or proxy_for(url))
     with FakeOpenAI() as fake:
         client = Upstream(connect_timeout=2, read_timeout=5, max_retries=0)
         for path in ("models", "models", "chat/completions"):
             with client.send(UpstreamRequest("GET", fake.base_url + path, {})) as response:
-                assert response.status_code in (200, 404, 405)
+                assert type(response).__name__ == "PooledResponse"  # the fast path
                 response.content
     assert decided == [fake.base_url + "models"]
-    route = next(iter(client._routes.values()))
-    assert route.manager is None and route.pool is not None  # direct: the pooled fast path
 
 
-def test_a_proxied_host_goes_through_a_proxy_manager(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://user:pw@127.0.0.1:9")
-    monkeypatch.setenv("NO_PROXY", "direct.example")
-    client = Upstream(connect_timeout=2, read_timeout=5, max_retries=0)
-    proxied = client._route("https://api.example:443", "https://api.example:443/v1/")
-    direct = client._route("https://direct.example:443", "https://direct.example:443/v1/")
-    assert proxied.manager is not None and proxied.proxy.shown == "127.0.0.1:9 (HTTPS_PROXY)"
-    assert direct.manager is None
-    assert client.proxy_of("https://api.example:443/v1/chat/completions").url == "http://user:pw@127.0.0.1:9"
+def test_a_proxied_host_is_left_to_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    pools = DirectPools(make_session(4))
+    with FakeOpenAI() as fake:
+        assert pools.send(UpstreamRequest("GET", f"http://localhost:{fake.port}/v1/models", {}), (2, 5)) is None
+        direct = pools.send(UpstreamRequest("GET", fake.base_url + "models", {}), (2, 5))
+        assert direct is not None and direct.status_code == 200
+        direct.close()
 
 
 def test_remembered_hosts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(upstream_module, "MAX_ROUTES", 4)
-    client = Upstream(connect_timeout=2, read_timeout=5, max_retries=0)
+    monkeypatch.setattr(pool_module, "MAX_HOSTS", 4)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing is sent: every host is proxied
+    pools = DirectPools(make_session(4))
     for n in range(10):
-        client._route(f"http://h{n}.example:80", f"http://h{n}.example:80/")
-    assert list(client._routes) == [f"http://h{n}.example:80" for n in range(6, 10)]
+        assert pools.send(UpstreamRequest("GET", f"http://h{n}.example/v1/", {}), (2, 5)) is None
+    assert list(pools._pools) == [f"http://h{n}.example" for n in range(6, 10)]
 
 
-def test_a_proxy_without_scheme_is_http_and_socks_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    from argoproxy.errors import ProxyError
-    client = Upstream(connect_timeout=2, read_timeout=5, max_retries=0)
-    monkeypatch.setenv("HTTP_PROXY", "127.0.0.1:3128")
-    route = client._route("http://api.example:80", "http://api.example:80/v1/")
-    assert route.manager is not None and route.manager.proxy.scheme == "http"
+def test_a_socks_proxy_is_named_not_the_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "socks5://user:pw@127.0.0.1:1080")
-    with pytest.raises(ProxyError) as error:
-        client._route("https://api.example:443", "https://api.example:443/v1/")
-    assert error.value.message.startswith("The proxy 127.0.0.1:1080 (HTTPS_PROXY) uses a scheme")
-    assert "pw" not in error.value.message
+    client = Upstream(connect_timeout=2, read_timeout=5, max_retries=0)
+    with pytest.raises(Exception) as error:
+        client.send(UpstreamRequest("GET", "https://api.example/v1/models", {}))
+    message = getattr(error.value, "message", str(error.value))
+    assert message.startswith("The proxy 127.0.0.1:1080 (HTTPS_PROXY) uses a scheme cot_proxy does not support")
+    assert "pw" not in message
+
+
+def test_transport_error_names_a_refused_proxy() -> None:
+    import requests
+    from argoproxy.proxy_env import ProxyChoice
+    exc = requests.exceptions.ProxyError("Unable to connect to proxy: [Errno 111] Connection refused")
+    error = transport_error(exc, "https://api.example/v1/", (2, 5), ProxyChoice("http://u:p@10.0.0.1:3128",
+                                                                                  "HTTPS_PROXY"))
+    assert error.message.startswith("The proxy 10.0.0.1:3128 (HTTPS_PROXY) refused the connection")
+    assert error.code == "proxy_connection_refused" and "u:p" not in error.message
