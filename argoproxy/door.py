@@ -159,6 +159,10 @@ class Door:
         call.model = route.model
         if self.allowed and not model_allowed(self.allowed, route.model):
             raise model_not_found(route.model)
+        if route.model in self.settings.llm_params.pseudo_models and call.method in ("GET", "HEAD"):
+            # LLM_PARAMS pseudo models are the proxy's own: the upstream does not know them
+            return self.observed(call, json_response({"id": route.model, "object": "model", "created": 0,
+                                                      "owned_by": "cot_proxy"}))
         if self.forwards:
             call.raw_body = read_request_body(call, self.settings.max_body_bytes)
             return self.gateway.passthrough(call, self.backend.url(call.path, call.query),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Mapping
+from typing import Iterable, Mapping
 
 # RFC 9110 section 7.6.1 hop-by-hop headers, plus the ones the proxy sets itself.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -65,9 +65,24 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def response_headers(upstream: Mapping[str, str], *, drop_encoding: bool) -> list[tuple[str, str]]:
-    """The upstream's headers as they go to the client; drop Content-Encoding when the body was decoded."""
-    dropped = NOT_FORWARDED_DOWN | _connection_listed(upstream.get("Connection"))
+def response_headers(upstream: Mapping[str, str], *, drop_encoding: bool,
+                     replaced: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """The upstream's headers as they go to the client, one value per name (repeated headers joined, as RFC
+    9110 allows; Set-Cookie stays repeated); drop Content-Encoding when the body was decoded, and the names
+    in `replaced` (the proxy sets its own), whatever their case."""
+    dropped = NOT_FORWARDED_DOWN | _connection_listed(upstream.get("Connection")) | {n.lower() for n in replaced}
     if drop_encoding:
         dropped = dropped | {"content-encoding"}
-    return [(name, value) for name, value in upstream.items() if name.lower() not in dropped]
+    out: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for name, value in upstream.items():
+        low = name.lower()
+        if low in dropped:
+            continue
+        at = seen.get(low)
+        if at is None or low == "set-cookie":
+            seen[low] = len(out)
+            out.append((name, value))
+        else:
+            out[at] = (out[at][0], f"{out[at][1]}, {value}")
+    return out

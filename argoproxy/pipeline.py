@@ -73,7 +73,8 @@ class Gateway:
         """chat/completions, completions, embeddings."""
         call.raw_body = read_request_body(call, self.settings.max_body_bytes)
         call.body = parse_object(call.raw_body)
-        validate(call.kind, call.body)
+        if not self.backend.transparent:  # a transparent backend leaves parameter checks to the upstream
+            validate(call.kind, call.body)
         self.admit(call)
         if self.routing is not None:
             return self.routing.api(call)
@@ -217,7 +218,7 @@ class Gateway:
             resp.close()
         if self.capture_upstream:
             call.upstream_output = payload
-        if type(payload) is bytes:
+        if type(payload) is bytes and not self.backend.transparent:
             try:
                 check_upstream_body(payload)
             except ProxyError as err:
@@ -294,11 +295,11 @@ class Gateway:
         data = self.secrets.data(dumps(obj))
         call.output, call.usage, call.bytes_out = obj, obj.get("usage"), len(data)
         self.observe(call)
-        return Answer(data, 200, self.json_headers(resp))
+        return Answer(data, 200, self.json_headers(resp, converted=True))
 
     def sse_response(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Answer:
-        headers = response_headers(resp.headers, drop_encoding=True) if self.backend.relay_headers else []
-        headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+        headers = response_headers(resp.headers, drop_encoding=True, replaced=SSE_HEADERS) \
+            if self.backend.relay_headers else []
         headers = self.secrets.headers(headers)
         headers.extend(SSE_HEADERS.items())
         call.status = 200
@@ -386,11 +387,14 @@ class Gateway:
             response.set_data(self.secrets.data(response.get_data()))
         return response
 
-    def json_headers(self, resp: UpstreamResponse) -> list[tuple[str, str]]:
+    def json_headers(self, resp: UpstreamResponse, converted: bool = False) -> list[tuple[str, str]]:
+        """Headers of a whole answer: the upstream's (when relayed), with its Content-Type unless the proxy
+        made the JSON itself from a stream (`converted`)."""
         if not self.backend.relay_headers:
             return [("Content-Type", JSON_TYPE)]
-        headers = self.secrets.headers(response_headers(resp.headers, drop_encoding=True))
-        if not any(k.lower() == "content-type" for k, _ in headers):
+        headers = self.secrets.headers(response_headers(resp.headers, drop_encoding=True,
+                                                        replaced=("Content-Type",) if converted else ()))
+        if converted or not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", JSON_TYPE))
         return headers
 

@@ -290,6 +290,15 @@ def _chunk_base(completion: dict[str, Any], obj: str, include_usage: bool) -> di
     return base
 
 
+def _message_deltas(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The deltas that carry a whole message: one, or two when it has both text and tool calls (text first,
+    then the calls, as OpenAI streams them; some consumers read only one of the two from a chunk)."""
+    delta = _first_delta(message)
+    if delta.get("content") and "tool_calls" in delta:
+        return [delta, {"tool_calls": delta.pop("tool_calls")}]
+    return [delta]
+
+
 def _first_delta(message: dict[str, Any]) -> dict[str, Any]:
     """The delta that carries a whole message at once."""
     delta: dict[str, Any] = {"role": message.get("role") or "assistant", "content": message.get("content")}
@@ -322,19 +331,21 @@ def _finish_chunk(base: dict[str, Any], choice: dict[str, Any], body: dict[str, 
 def package_chat(completion: dict[str, Any], include_usage: bool) -> Iterator[dict[str, Any]]:
     """Turn one ``chat.completion`` into the ``chat.completion.chunk`` dicts of an equivalent stream.
 
-    Per choice: one chunk with the whole message and ``finish_reason: None``, then an empty
-    delta with the finish_reason. With ``include_usage``, a final ``"choices": []`` usage chunk.
+    Per choice: one chunk with the whole message (two when it has text and tool calls) and
+    ``finish_reason: None``, then an empty delta with the finish_reason. With ``include_usage``, a final
+    ``"choices": []`` usage chunk.
     """
     base = _chunk_base(completion, "chat.completion.chunk", include_usage)
     choices = completion.get("choices") or []
     for choice in choices:
-        first = {
-            "index": choice.get("index", 0),
-            "delta": _first_delta(choice.get("message") or {}),
-            "logprobs": choice.get("logprobs"),
-            "finish_reason": None,
-        }
-        yield {**base, "choices": [first]}
+        for n, delta in enumerate(_message_deltas(choice.get("message") or {})):
+            first = {
+                "index": choice.get("index", 0),
+                "delta": delta,
+                "logprobs": choice.get("logprobs") if n == 0 else None,
+                "finish_reason": None,
+            }
+            yield {**base, "choices": [first]}
     for choice in choices:
         yield _finish_chunk(base, choice, {"delta": {}})
     if include_usage:

@@ -49,9 +49,9 @@ def _bad(message: str, param: str, code: str = "invalid_value") -> ProxyError:
 def validate(kind: str, body: dict[str, Any]) -> None:
     """Raise a 400 naming the offending parameter; unknown extra fields are left alone."""
     model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        if model is None:
-            raise _bad("You must provide a model parameter.", "model", "missing_required_parameter")
+    # No model is allowed here: LLM_PARAMS `model=default` may apply, single-model servers (llama.cpp, vLLM)
+    # accept it, and backends that need one say so after LLM_PARAMS (require_model).
+    if model is not None and (not isinstance(model, str) or not model.strip()):
         raise _bad("`model` must be a non-empty string.", "model")
     if kind == "chat":
         _messages(body.get("messages"))
@@ -234,8 +234,18 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def require_model(model: Any) -> str:
+    """The model of a request for a backend that cannot do without one: a 400 naming `model` otherwise."""
+    if not isinstance(model, str) or not model.strip():
+        raise _bad("You must provide a model parameter.", "model", "missing_required_parameter")
+    return model
+
+
 def check_allowed_model(patterns: tuple[str, ...], model: str | None) -> None:
-    """403 model_not_allowed when an allow-list is set and the (resolved) model is not on it."""
+    """403 model_not_allowed when an allow-list is set and the (resolved) model is not on it; with an
+    allow-list a request must name a model (the upstream's default is not on any list)."""
+    if patterns and model is None:
+        require_model(model)
     if patterns and not model_allowed(patterns, model):
         raise ProxyError(403, f"The model `{model}` is not allowed on this proxy.", param="model",
                          code="model_not_allowed")

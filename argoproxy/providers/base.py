@@ -33,6 +33,9 @@ class Backend:
     forwards_unknown = False
     #: pass the upstream's response headers (rate-limit headers and the like) to the client.
     relay_headers = False
+    #: requests go up unchecked (the upstream judges parameters) and whole 2xx answers come back as they are,
+    #: whatever their content (ARGO native mode).
+    transparent = False
 
     def __init__(self, settings: Settings, upstream: Upstream) -> None:
         self.settings = settings

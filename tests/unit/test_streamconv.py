@@ -101,6 +101,15 @@ def test_package_tool_calls_carry_index_id_type_and_full_function() -> None:
     assert delta["tool_calls"] == [{"index": i, **call} for i, call in enumerate(TOOL_CALLS)]
 
 
+def test_package_text_and_tool_calls_go_in_separate_chunks() -> None:
+    chunks = list(package_chat(COMPLETIONS["tools_and_text"], include_usage=False))
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert deltas[0] == {"role": "assistant", "content": "Checking."}  # text first, no tool_calls beside it
+    assert deltas[1] == {"tool_calls": [{"index": 0, **TOOL_CALLS[0]}]}  # then the calls, no content beside them
+    assert deltas[2] == {} and chunks[2]["choices"][0]["finish_reason"] == "tool_calls"
+    assert [c["choices"][0]["finish_reason"] for c in chunks[:2]] == [None, None]
+
+
 def _split(text: str, cuts: list[int]) -> list[str]:
     points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
     return [text[a:b] for a, b in zip(points, points[1:])] or [""]

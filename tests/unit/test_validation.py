@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from argoproxy.errors import ProxyError
-from argoproxy.validation import check_allowed_model, model_allowed, validate
+from argoproxy.validation import check_allowed_model, model_allowed, require_model, validate
 
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -19,7 +19,6 @@ def bad(kind: str, body: dict) -> ProxyError:
 
 
 @pytest.mark.parametrize("body, param", [
-    ({"messages": MSG}, "model"),
     ({"model": "", "messages": MSG}, "model"),
     ({"model": "  ", "messages": MSG}, "model"),
     ({"model": 3, "messages": MSG}, "model"),
@@ -84,7 +83,7 @@ def test_valid_chat_bodies_pass(body):
     ({"model": "m", "prompt": [[1, 2], []]}, "prompt"),
     ({"model": "m", "prompt": "x", "max_tokens": 0}, "max_tokens"),
     ({"model": "m", "prompt": "x", "echo": "no"}, "echo"),
-    ({"prompt": "x"}, "model"),
+    ({"model": ["m"], "prompt": "x"}, "model"),
 ])
 def test_completions_violations(body, param):
     assert bad("completions", body).param == param
@@ -100,7 +99,7 @@ def test_completions_prompt_forms(prompt):
     ({"model": "e", "input": None}, "input"),
     ({"model": "e", "input": {}}, "input"),
     ({"model": "e", "input": []}, "input"),
-    ({"input": "x"}, "model"),
+    ({"model": 3, "input": "x"}, "model"),
 ])
 def test_embeddings_violations(body, param):
     assert bad("embeddings", body).param == param
@@ -111,8 +110,20 @@ def test_embeddings_valid():
 
 
 def test_missing_is_reported_as_missing():
-    assert bad("chat", {"messages": MSG}).code == "missing_required_parameter"
+    assert bad("chat", {"model": "m"}).code == "missing_required_parameter"
     assert bad("chat", {"model": "m", "messages": MSG, "n": 0}).code == "invalid_value"
+
+
+def test_no_model_is_left_to_llm_params_and_the_backend():
+    validate("chat", {"messages": MSG})  # LLM_PARAMS model=default may apply; the openai backend forwards it
+    validate("embeddings", {"input": "x", "model": None})
+    for missing in (None, "", " "):
+        with pytest.raises(ProxyError) as info:
+            require_model(missing)
+        assert (info.value.status, info.value.param, info.value.code) == (400, "model", "missing_required_parameter")
+    with pytest.raises(ProxyError) as info:
+        check_allowed_model(("gpt-*",), None)  # an allow-list needs a named model
+    assert (info.value.status, info.value.param) == (400, "model")
 
 
 def test_allow_list_patterns():

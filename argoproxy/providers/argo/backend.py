@@ -42,7 +42,7 @@ class ArgoBackend(Backend):
     def __init__(self, settings, upstream) -> None:
         super().__init__(settings, upstream)
         self.native = settings.use_native_openai
-        self.relay_headers = self.native
+        self.relay_headers = self.transparent = self.native
         self.fallback = settings.model_fallback or None
         if self.fallback:
             models.resolve_model(self.fallback)  # a bad fallback fails at start-up, not per request
@@ -101,7 +101,8 @@ class ArgoBackend(Backend):
         if call.model:
             body["model"] = native_model(call.model, kind)
         call.upstream_model = body.get("model")
-        body["user"] = user
+        if user:  # username passthrough without a configured user: a client without a key sends its own
+            body["user"] = user
         if call.kind == "chat":
             self.inline_images(body)
         call.body_changed = True
@@ -234,6 +235,7 @@ class ArgoBackend(Backend):
         if self.native:
             err = upstream_error(resp)
             err.raw = resp.content
+            err.headers["Content-Type"] = resp.headers.get("Content-Type") or "application/json"
             return err
         return convert.error_from_argo(resp.status_code, resp.content)
 

@@ -65,7 +65,9 @@ class ArgoSettings:
 
 
 def check_settings(settings: Any) -> str | None:
-    if not settings.user:
+    # Native mode with username passthrough sends each client's key as its user: no configured user needed.
+    passthrough = settings.use_native_openai and settings.username_passthrough
+    if not settings.user and not passthrough:
         return "user: the argo backend needs your ARGO (ANL) username (YAML user, ARGO_USER or --user)"
     return None
 

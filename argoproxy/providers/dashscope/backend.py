@@ -14,6 +14,7 @@ from argoproxy.jsonfast import dumps
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.providers.dashscope import translate as dashscope
 from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
+from argoproxy.validation import require_model
 
 # DashScope's native API has no model listing; these are the commonly used public model names.
 KNOWN_MODELS = ("qwen-max", "qwen-plus", "qwen-turbo", "qwen-long", "qwen3-max", "qwq-plus", "text-embedding-v3",
@@ -37,6 +38,9 @@ class DashScopeBackend(Backend):
             raise ProxyError(401, "No DashScope API key: set DASHSCOPE_API_KEY or send Authorization: Bearer KEY.",
                              code="missing_api_key")
         return key
+
+    def prepare(self, call: Call) -> None:
+        call.upstream_model = require_model(call.body.get("model"))  # DashScope has no default model
 
     def encode(self, call: Call) -> UpstreamRequest:
         if call.kind == "embeddings":
