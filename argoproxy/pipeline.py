@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any, Callable, Iterable, Iterator
 
-from argoproxy import sse, streamconv
+from argoproxy import keepalive, sse, streamconv
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.exchange import Answer, Request
@@ -107,9 +107,17 @@ class Gateway:
         return self.finish(call, self.backend.encode(call))
 
     def finish(self, call: Call, req: UpstreamRequest) -> Answer:
-        """Send a prepared call upstream and answer the client."""
+        """Send a prepared call upstream and answer the client (streams: with keepalives while it waits)."""
+        every = self.settings.sse_keepalive
+        if call.client_stream and every > 0:
+            return keepalive.streamed(lambda: self.answer(call, req), every, SSE_HEADERS.items(),
+                                      lambda err: self.error_event(call, err), lambda: self.abandon(call))
+        return self.answer(call, req)
+
+    def answer(self, call: Call, req: UpstreamRequest) -> Answer:
         call.upstream_request = req
         resp = self.upstream.send(req)
+        call.extra["upstream_response"] = resp
         call.extra["upstream_at"] = time.perf_counter()
         call.upstream_status = resp.status_code
         if resp.status_code >= 400:
@@ -331,11 +339,9 @@ class Gateway:
                     yield sse.encode(item)
             yield sse.DONE
         except ProxyError as err:
-            call.status = err.status
-            log.warning("stream %s ended with an error: %s", call.request_id, err.message)
-            body = err.body()
-            body["error"]["request_id"] = call.request_id
-            yield sse.encode(body)
+            if not call.observed:  # observed already: the client left and the upstream was cut on purpose
+                log.warning("stream %s ended with an error: %s", call.request_id, err.message)
+            yield self.error_event(call, err)
         finally:
             if collect and chunks:
                 call.output, call.usage = summarize(chunks)
@@ -343,6 +349,24 @@ class Gateway:
                 obj = sse_object(last_usage) if type(last_usage) is bytes else last_usage
                 usage = obj.get("usage") if isinstance(obj, dict) else None
                 call.usage = usage if isinstance(usage, dict) else None
+
+    def error_event(self, call: Call, err: ProxyError) -> bytes:
+        """An error once a stream has begun: an SSE event in OpenAI's error shape, naming the request."""
+        call.status = err.status
+        body = err.body()
+        body["error"]["request_id"] = call.request_id
+        return sse.encode(body)
+
+    def abandon(self, call: Call) -> None:
+        """The client of a kept-alive stream left: record the call as it stands and cut the upstream off (a
+        helper may be blocked reading it)."""
+        self.observe(call)
+        resp = call.extra.get("upstream_response")
+        if resp is not None and not resp.raw.isclosed():  # a closed one may be back in the pool, in use
+            try:
+                resp.raw.shutdown()
+            except Exception:  # noqa: BLE001 - already closed or never connected
+                pass
 
     def sanitized_event(self, item: bytes) -> bytes:
         """An upstream SSE event holding an error, with its message cleaned of keys (others pass as they are)."""

@@ -146,6 +146,9 @@ class CoreSettings:
                                          "Anthropic Messages; openai backend): passed through instead of translated "
                                          "to chat completions.",
                                          env=("FRONTS_PASSTHROUGH",), flags=("--fronts-passthrough",))
+    sse_keepalive: float = _setting(15.0, _number(float, 0), "Seconds of silence after which a streamed answer "
+                                    "gets an SSE comment line (keeps load balancers from cutting it); 0 = off.",
+                                    env=("SSE_KEEPALIVE",), flags=("--sse-keepalive",))
     compatible: bool = _setting(False, as_bool, "Return every error as HTTP 200 with the error JSON (legacy clients).",
                                 env=("COMPATIBLE_MODE",), flags=("--compatible",))
     # --- guard

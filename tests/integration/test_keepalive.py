@@ -1,0 +1,106 @@
+"""SSE keepalive through the running app: comment lines while a streamed answer waits on a slow upstream,
+under every worker class; nothing changes for a fast upstream; a client that leaves during the wait frees
+the upstream."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import openai
+import psutil
+import pytest
+import requests
+
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
+from tests.proxy_process import running_proxy
+
+MSG = [{"role": "user", "content": "hi"}]
+CHAT = {"model": "m", "messages": MSG, "stream": True}
+
+
+def raw_stream(p, body=CHAT) -> tuple[requests.Response, bytes]:
+    r = requests.post(p.base_url + "/chat/completions", json=body, stream=True, timeout=30)
+    return r, r.raw.read()
+
+
+@pytest.fixture(scope="module", params=["gevent", "gthread", "sync"])
+def kept(request):
+    with FakeOpenAI() as up, running_proxy(TARGET_BASE_URL=up.base_url, SSE_KEEPALIVE="0.3",
+                                           WORKER_CLASS=request.param, WORKERS="2") as p:
+        yield up, p
+
+
+def test_silence_before_and_during_a_stream_gets_comments_the_sdk_ignores(kept):
+    up, p = kept
+    up.add(Stream(chat_chunks(["Hel", "lo"]), first_delay=1.0, pause_at={2: 1.0}))
+    r, body = raw_stream(p)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+    events = body.split(b"\n\n")
+    assert events[0] == b": keepalive"  # before the upstream answered at all
+    first_data = next(i for i, e in enumerate(events) if e.startswith(b"data:"))
+    assert b": keepalive" in events[first_data:]  # and during the pause mid-stream
+    assert body.endswith(b"data: [DONE]\n\n")
+    up.add(Stream(chat_chunks(["Hel", "lo"]), first_delay=1.0, pause_at={2: 1.0}))
+    client = openai.OpenAI(base_url=p.base_url, api_key="x", max_retries=0)
+    chunks = list(client.chat.completions.create(model="m", messages=MSG, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello"
+
+
+def test_a_fast_upstream_streams_exactly_as_without_keepalive(kept):
+    up, p = kept
+    events = chat_chunks(["a", "b", "c"])
+    up.add(Stream(events))
+    r, body = raw_stream(p)
+    expected = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" if isinstance(e, dict) else b"data: [DONE]\n\n"
+                        for e in events)
+    assert body == expected
+    up.add(Reply({"error": {"message": "nope", "type": "invalid_request_error"}}, status=400))
+    r = requests.post(p.base_url + "/chat/completions", json=CHAT)
+    assert r.status_code == 400 and r.json()["error"]["message"] == "nope"  # still an HTTP error
+
+
+def test_a_slow_error_becomes_an_sse_error_event(kept):
+    up, p = kept
+    up.add(Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=400, delay=1.0))
+    r, body = raw_stream(p)
+    assert r.status_code == 200 and body.startswith(b": keepalive\n\n")
+    error = json.loads(body.split(b"data: ", 1)[1])
+    assert error["error"]["message"] == "overloaded" and error["error"]["request_id"] == r.headers["X-Request-ID"]
+
+
+def test_pseudo_stream_waits_with_keepalives():
+    with FakeOpenAI() as up, running_proxy(TARGET_BASE_URL=up.base_url, SSE_KEEPALIVE="0.3",
+                                           UPSTREAM_MODE="non_stream") as p:
+        up.add(Reply(chat_completion("whole answer"), delay=1.0))
+        r, body = raw_stream(p)
+        assert body.startswith(b": keepalive\n\n") and b"whole answer" in body and body.endswith(b"[DONE]\n\n")
+
+
+def test_off_sends_no_comments():
+    with FakeOpenAI() as up, running_proxy(TARGET_BASE_URL=up.base_url, SSE_KEEPALIVE="0") as p:
+        up.add(Stream(chat_chunks(["x"]), first_delay=0.8))
+        _, body = raw_stream(p)
+        assert b"keepalive" not in body and body.endswith(b"[DONE]\n\n")
+
+
+def upstream_connections(p, port: int) -> int:
+    """Established connections from the proxy's processes to the upstream's port."""
+    procs = [psutil.Process(p.proc.pid), *psutil.Process(p.proc.pid).children(recursive=True)]
+    return sum(1 for proc in procs for c in proc.net_connections("tcp")
+               if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+
+
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_a_client_leaving_during_the_wait_frees_the_upstream(worker_class):
+    with FakeOpenAI() as up, running_proxy(TARGET_BASE_URL=up.base_url, SSE_KEEPALIVE="0.2",
+                                           WORKER_CLASS=worker_class) as p:
+        up.add(Stream(chat_chunks(["a", "b"]), pause_at={1: 30}))
+        r = requests.post(p.base_url + "/chat/completions", json=CHAT, stream=True, timeout=30)
+        assert r.raw.read(10)  # the first event arrived; the upstream now pauses for 30 s
+        assert upstream_connections(p, up.port) == 1
+        r.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and upstream_connections(p, up.port):
+            time.sleep(0.05)
+        assert upstream_connections(p, up.port) == 0  # cut within a keepalive or two, not after 30 s
