@@ -110,7 +110,10 @@ class Gateway:
         """Send a prepared call upstream and answer the client (streams: with keepalives while it waits)."""
         every = self.settings.sse_keepalive
         if call.client_stream and every > 0:
-            return keepalive.streamed(lambda: self.answer(call, req), every, SSE_HEADERS.items(),
+            headers = list(SSE_HEADERS.items())
+            if call.exchange is not None:
+                headers = self.fronts.headers(call, headers)
+            return keepalive.streamed(lambda: self.answer(call, req), every, headers,
                                       lambda err: self.error_event(call, err), lambda: self.abandon(call))
         return self.answer(call, req)
 
@@ -351,8 +354,11 @@ class Gateway:
                 call.usage = usage if isinstance(usage, dict) else None
 
     def error_event(self, call: Call, err: ProxyError) -> bytes:
-        """An error once a stream has begun: an SSE event in OpenAI's error shape, naming the request."""
+        """An error once a stream has begun: an SSE event in OpenAI's error shape, naming the request (a front
+        door's own terminal events for its clients)."""
         call.status = err.status
+        if call.exchange is not None:
+            return self.fronts.error_events(call, err)
         body = err.body()
         body["error"]["request_id"] = call.request_id
         return sse.encode(body)

@@ -187,6 +187,16 @@ class FrontService:
                 call.status = ex.error.status
                 log.warning("stream %s ended with an error: %s", call.request_id, ex.error.message)
 
+    def error_events(self, call: Call, err: ProxyError) -> bytes:
+        """A stream that failed before its first chunk, in the front's own events (start, then the error)."""
+        front = front_named(call.front)
+
+        def failing() -> Iterator[dict]:
+            raise err
+            yield  # a generator that raises at its first step
+
+        return b"".join(self.encoded(call, front, call.exchange, front.stream(failing(), call.exchange)))
+
     def translated(self, call: Call, front: Front, ex: Exchange, completion: dict[str, Any]) -> Response:
         obj = front.from_chat(completion, ex)
         call.usage = ex.usage

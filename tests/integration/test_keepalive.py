@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 
+import anthropic
 import openai
 import psutil
 import pytest
@@ -104,3 +105,37 @@ def test_a_client_leaving_during_the_wait_frees_the_upstream(worker_class):
         while time.monotonic() < deadline and upstream_connections(p, up.port):
             time.sleep(0.05)
         assert upstream_connections(p, up.port) == 0  # cut within a keepalive or two, not after 30 s
+
+
+def test_front_doors_wait_with_keepalives_and_fail_in_their_own_events():
+    with FakeOpenAI() as up, running_proxy(TARGET_BASE_URL=up.base_url, SSE_KEEPALIVE="0.3") as p:
+        up.add(Stream(chat_chunks(["Hel", "lo"]), first_delay=1.0))
+        messages = anthropic.Anthropic(base_url=p.url, api_key="x", max_retries=0, timeout=30)
+        with messages.messages.stream(model="m", max_tokens=50, messages=MSG) as stream:
+            assert "".join(stream.text_stream) == "Hello"
+        up.add(Stream(chat_chunks(["Hel", "lo"]), first_delay=1.0))
+        responses = openai.OpenAI(base_url=p.base_url, api_key="x", max_retries=0, timeout=30)
+        events = list(responses.responses.create(model="m", input="hi", stream=True))
+        assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "Hello"
+        up.add(Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=400, delay=1.0))
+        r = requests.post(p.url + "/v1/messages", stream=True, timeout=30,
+                          json={"model": "m", "max_tokens": 10, "messages": MSG, "stream": True})
+        body = r.raw.read()
+        assert body.startswith(b": keepalive\n\n") and r.headers["request-id"] == r.headers["X-Request-ID"]
+        error = [block for block in body.split(b"\n\n") if block.startswith(b"event: error")]
+        assert len(error) == 1 and json.loads(error[0].split(b"data: ", 1)[1])["error"]["message"] == "overloaded"
+
+
+def test_under_gevent_a_waiting_stream_costs_no_os_thread():
+    with FakeOpenAI() as up, running_proxy(TARGET_BASE_URL=up.base_url, SSE_KEEPALIVE="0.2",
+                                           WORKER_CLASS="gevent", WORKERS="1") as p:
+        worker = psutil.Process(p.proc.pid).children()[0]
+        requests.get(p.url + "/health")
+        before = worker.num_threads()
+        up.queue.extend(Stream(chat_chunks(["x"]), first_delay=2) for _ in range(20))
+        responses = [requests.post(p.base_url + "/chat/completions", json=CHAT, stream=True, timeout=30)
+                     for _ in range(20)]  # headers and the first keepalive arrive after 0.2 s
+        assert all(r.raw.read(len(b": keepalive\n\n")) == b": keepalive\n\n" for r in responses)
+        assert worker.num_threads() <= before + 1  # 20 streams waiting, no thread each (gevent's pool may add one)
+        for r in responses:
+            assert r.raw.read().endswith(b"data: [DONE]\n\n")
