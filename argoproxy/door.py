@@ -118,7 +118,9 @@ class Door:
             self.gateway.observe(call)
         secrets = self.gateway.secrets
         data = secrets.data(err.raw if err.raw is not None and call.exchange is None else dumps(body))
-        answer = Answer(data, 200 if self.settings.compatible else status, err.headers, content_type=JSON_TYPE)
+        relayed = err.raw is not None and call.exchange is None and "Content-Type" in err.headers  # as it came
+        answer = Answer(data, 200 if self.settings.compatible else status, err.headers,
+                        content_type=None if relayed else JSON_TYPE)
         if front is not None and front.name == "messages":
             answer.headers["request-id"] = rid
         return answer

@@ -40,7 +40,7 @@ def streamed(make: Callable[[], Answer], every: float, headers: Iterable[tuple[s
     an error after that; `abort`: wakes the helper from a blocking upstream read when the client went away."""
     items: queue.Queue = queue.Queue(QUEUE_ITEMS)
     stop = threading.Event()
-    context = contextvars.copy_context()  # the request's context  in the helper
+    context = contextvars.copy_context()  # the request's context variables, in the helper too
     threading.Thread(target=context.run, args=(_produce, make, items, stop), daemon=True,
                      name="cot_proxy-stream").start()
     try:
