@@ -47,14 +47,3 @@ def header_values(response: requests.Response, name: str) -> list[str]:
     return response.raw.headers.getlist(name)
 
 
-# Issue 13 item 5 (one value per response header: the proxy's own replace the upstream's, whatever their
-# case) is another part's fix, not landed when these tests were written. Strict: the fix makes the tests
-# pass, and then this mark must go.
-PENDING_ONE_VALUE_PER_HEADER = pytest.mark.xfail(
-    strict=True, reason="issue 13 item 5: the proxy's Cache-Control/X-Accel-Buffering are added to the "
-                        "upstream's instead of replacing them (fix pending; remove this mark with it)")
-
-# Issue 13 item 5 again (/v1/models/{id} answers for pseudo-models), the same other part's fix.
-PENDING_PSEUDO_MODEL_ROUTE = pytest.mark.xfail(
-    strict=True, reason="issue 13 item 5: GET /v1/models/<pseudo-model> is a 404 although /v1/models lists it "
-                        "(fix pending; remove this mark with it)")
