@@ -45,5 +45,3 @@ def stream_content(events: list[Any], field: str = "content") -> str:
 def header_values(response: requests.Response, name: str) -> list[str]:
     """Every value the response carried for a header name, as separate lines on the wire, any case."""
     return response.raw.headers.getlist(name)
-
-
