@@ -13,7 +13,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -270,7 +270,18 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
     values["backend"] = choice.backend
     values["config_path"] = str(path) if path else ""
     settings = _checked(_with_backend_defaults(Settings(**values)), environ)
-    return Loaded(settings, choice.reason, choice.warnings)
+    return Loaded(settings, choice.reason, choice.warnings + _unused_with_models(settings, given))
+
+
+def _unused_with_models(settings: Settings, given: Sequence[Given]) -> tuple[str, ...]:
+    """With a `models` list, TARGET_BASE_URL serves only entries of the top-level backend that name no
+    base_url (ARGO entries use ARGO's URLs); when no entry is such, it is a setting that will not be used."""
+    if not settings.models:
+        return ()
+    if any(not e.base_url and e.backend == settings.backend != "argo" for e in settings.models):
+        return ()
+    return tuple(f"{g.label} is set, but every `models` entry names its own upstream, so it is not used"
+                 for g in given if g.name == "target_base_url")
 
 
 def _flag_label(name: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from argoproxy.exchange import Answer as Response
+from argoproxy.exchange import Answer
 
 from argoproxy import streamconv
 from argoproxy.call import Call
@@ -47,7 +47,7 @@ class FrontService:
         self._secrets = gateway._secrets
 
     # ---------------------------------------------------------------- requests
-    def api(self, call: Call, front: Front, count_only: bool = False) -> Response:
+    def api(self, call: Call, front: Front, count_only: bool = False) -> Answer:
         """POST /v1/responses, /v1/messages, /v1/messages/count_tokens."""
         from argoproxy.pipeline import read_request_body
         call.front = front.name
@@ -77,13 +77,13 @@ class FrontService:
         check_allowed_model(self.settings.allowed_models, call.upstream_model or call.model)
         return gateway.finish(call, self.backend.encode(call))
 
-    def count_tokens(self, call: Call, chat: dict[str, Any]) -> Response:
+    def count_tokens(self, call: Call, chat: dict[str, Any]) -> Answer:
         """An estimate (tiktoken's cl100k) over messages, system and tools: chat upstreams have no count route."""
         call.kind = "count_tokens"
         check_allowed_model(self.settings.allowed_models, call.model)
         return self.whole(call, {"input_tokens": estimate_tokens(chat)})
 
-    def relay_native(self, call: Call, front: Front, body: dict[str, Any], count_only: bool) -> Response:
+    def relay_native(self, call: Call, front: Front, body: dict[str, Any], count_only: bool) -> Answer:
         """The upstream serves this API itself: the guards and LLM_PARAMS apply, the answer is relayed as it
         comes (no think transform or stream-mode conversion: the proxy does not parse it)."""
         if count_only:
@@ -109,11 +109,11 @@ class FrontService:
                              raw=sanitize_message(data.decode("utf-8", "replace"), self._secrets).encode())
         headers = gateway.secrets.headers(response_headers(resp.headers, drop_encoding=True))
         call.status = resp.status_code
-        return Response(gateway.relay(call, resp, read_chunks(resp)), resp.status_code, headers,
+        return Answer(gateway.relay(call, resp, read_chunks(resp)), resp.status_code, headers,
                         direct_passthrough=True)
 
     # ---------------------------------------------------------------- answers
-    def answer(self, call: Call, resp: UpstreamResponse) -> Response:
+    def answer(self, call: Call, resp: UpstreamResponse) -> Answer:
         """A 2xx upstream answer to a translated request, in the front's shape (JSON or its SSE events)."""
         from argoproxy.pipeline import _captured, _peeked, parse_upstream_json, sse_object, think_items
         gateway = self.gateway
@@ -159,7 +159,7 @@ class FrontService:
             chunks = streamconv.package_chat(completion, True)
         call.status = 200
         events = self.encoded(call, front, ex, front.stream(chunks, ex))
-        return Response(gateway.relay(call, resp, events), 200, self.headers(call, SSE_HEADERS),
+        return Answer(gateway.relay(call, resp, events), 200, self.headers(call, SSE_HEADERS),
                         direct_passthrough=True)
 
     def chunks(self, chunks: Iterable[dict | None], resp: UpstreamResponse) -> Iterator[dict]:
@@ -197,16 +197,16 @@ class FrontService:
 
         return b"".join(self.encoded(call, front, call.exchange, front.stream(failing(), call.exchange)))
 
-    def translated(self, call: Call, front: Front, ex: Exchange, completion: dict[str, Any]) -> Response:
+    def translated(self, call: Call, front: Front, ex: Exchange, completion: dict[str, Any]) -> Answer:
         obj = front.from_chat(completion, ex)
         call.usage = ex.usage
         return self.whole(call, obj)
 
-    def whole(self, call: Call, obj: dict[str, Any]) -> Response:
+    def whole(self, call: Call, obj: dict[str, Any]) -> Answer:
         data = self.gateway.secrets.data(dumps(obj))
         call.status, call.output, call.bytes_out = 200, obj, len(data)
         self.gateway.observe(call)
-        return Response(data, 200, self.headers(call, [("Content-Type", JSON_TYPE)]))
+        return Answer(data, 200, self.headers(call, [("Content-Type", JSON_TYPE)]))
 
     def headers(self, call: Call, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if call.front == "messages":  # Anthropic's SDKs read the request id from `request-id`

@@ -27,7 +27,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from urllib.parse import quote
 
-from argoproxy.exchange import Answer as Response
+from argoproxy.exchange import Answer
 
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
@@ -128,7 +128,7 @@ class Routing:
         self.start_probe()
 
     # ------------------------------------------------------------ one call
-    def api(self, call: Call) -> Response:
+    def api(self, call: Call) -> Answer:
         asked = call.body.get("model")
         if not isinstance(asked, str) or not asked:
             raise ProxyError(400, "The request names no model: set `model` to one this proxy routes "
@@ -170,7 +170,7 @@ class Routing:
         assert failure is not None
         raise failure
 
-    def attempt(self, call: Call, asked: str, name: str, dep: Deployment) -> Response:
+    def attempt(self, call: Call, asked: str, name: str, dep: Deployment) -> Answer:
         """The pipeline on one deployment, up to the client's first byte."""
         view = dep.gateway
         if call.body.get("model") != name:  # a fallback model
@@ -295,7 +295,7 @@ def header_safe(name: str) -> str:
     return name if _PRINTABLE.fullmatch(name) else quote(name, safe="")[:200]
 
 
-def rename_model(response: Response, asked: str) -> None:
+def rename_model(response: Answer, asked: str) -> None:
     """An answer served by a fallback names the model the client asked for (every `"model": "..."` field:
     in JSON text a quote inside a string is escaped, so the pattern only meets real keys)."""
     value = json.dumps(asked).encode()

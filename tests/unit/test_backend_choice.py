@@ -107,3 +107,18 @@ def test_keys_of_two_backends_without_a_backend_stop_start_up(tmp_path: Path) ->
     path = config(tmp_path, ARGO_CONFIG + "dashscope_api_key: sk-x\n")
     with pytest.raises(SettingsError, match=r"^backend: settings of more than one backend"):
         load_settings({"config_path": path}, environ={})
+
+
+MODELS = '[{"name": "qwen3", "backend": "openai", "base_url": "http://127.0.0.1:9/v1/"}]'
+
+
+def test_target_base_url_beside_models_that_name_their_upstreams_is_a_warning() -> None:
+    loaded = load({}, environ={"MODELS": MODELS, "TARGET_BASE_URL": "http://127.0.0.1:8/v1/"})
+    assert loaded.warnings == ("TARGET_BASE_URL is set, but every `models` entry names its own upstream, "
+                               "so it is not used",)
+
+
+def test_target_base_url_serving_a_models_entry_without_base_url_is_no_warning() -> None:
+    models = '[{"name": "ds", "backend": "dashscope"}]'
+    loaded = load({"backend": "dashscope"}, environ={"MODELS": models, "TARGET_BASE_URL": "http://127.0.0.1:8/v1/"})
+    assert loaded.warnings == ()
