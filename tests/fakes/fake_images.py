@@ -123,6 +123,7 @@ class FakeImageServer:
 
 class _Handler(BaseHTTPRequestHandler):
     owner: FakeImageServer
+    _counted = False
 
     def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
         pass
@@ -133,13 +134,21 @@ class _Handler(BaseHTTPRequestHandler):
             owner.active += 1
             owner.max_active = max(owner.max_active, owner.active)
             owner.requests.append({"path": self.path, "host": self.headers.get("Host", "")})
+        self._counted = True
         try:
             self._route()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up on purpose (size cap, timeout)
         finally:
-            with owner.lock:
-                owner.active -= 1
+            self._uncount()
+
+    def _uncount(self) -> None:
+        """This request no longer counts as active: called before its answer is written, because the client may
+        start its next request the moment it has the answer, before this thread runs again."""
+        if self._counted:
+            self._counted = False
+            with self.owner.lock:
+                self.owner.active -= 1
 
     def _route(self) -> None:
         parts = urlsplit(self.path)
@@ -193,6 +202,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self._uncount()
         self._send_headers(status, content_type, len(body))
         self.wfile.write(body)
 
