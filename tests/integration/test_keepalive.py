@@ -129,8 +129,8 @@ def test_front_doors_wait_with_keepalives_and_fail_in_their_own_events():
 def test_under_gevent_a_waiting_stream_costs_no_os_thread():
     with FakeOpenAI() as up, running_proxy(TARGET_BASE_URL=up.base_url, SSE_KEEPALIVE="0.2",
                                            WORKER_CLASS="gevent", WORKERS="1") as p:
+        requests.get(p.url + "/health")  # answered by the worker, so it exists now (the port opens before the fork)
         worker = psutil.Process(p.proc.pid).children()[0]
-        requests.get(p.url + "/health")
         before = worker.num_threads()
         up.queue.extend(Stream(chat_chunks(["x"]), first_delay=2) for _ in range(20))
         responses = [requests.post(p.base_url + "/chat/completions", json=CHAT, stream=True, timeout=30)
