@@ -36,6 +36,7 @@ log = logging.getLogger("cot_proxy")
 
 RAW_TARGET_KEY = "cot_proxy.raw_target"  # environ: the request target as the client sent it (set by Edge)
 JSON_TYPE = "application/json"
+READS_BODY = frozenset({"api", "front", "backend"})  # route families whose request body the proxy parses
 
 Handler = Callable[[Call, Route], Answer]
 
@@ -99,6 +100,10 @@ class Door:
             model = query_model(target.query)
             if model is not None:
                 check_named(self.allowed, model)
+        if route.family in READS_BODY and compressed(req.headers):
+            raise ProxyError(415, "Request bodies must not be compressed on this route (Content-Encoding "
+                             f"{req.headers.get('Content-Encoding', '').strip()!r}); send the JSON as it is.",
+                             code="unsupported_content_encoding")
         return self.families[route.family](call, route)
 
     def error_answer(self, call: Call, err: ProxyError) -> Answer:
@@ -212,8 +217,7 @@ class Door:
         body, headers = call.raw_body, call.headers
         if not body:
             return
-        encoding = headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
+        if compressed(headers):
             raise ProxyError(415, "With ALLOWED_MODELS set, request bodies must not be compressed (the proxy "
                              "checks the model they name).", code="unsupported_content_encoding")
         content_type = headers.get("Content-Type", "")
@@ -224,9 +228,11 @@ class Door:
             return
         if "json" in content_type.lower() or looks_like_json(body):
             parsed = parse_object(body, must_be_object=False)
-            if isinstance(parsed, dict) and "model" in parsed:
-                call.model = parsed["model"] if isinstance(parsed["model"], str) else None
-                check_named(self.allowed, parsed["model"])
+            # A top-level array (a batch some servers accept) names a model in each of its objects.
+            for obj in parsed if isinstance(parsed, list) else [parsed]:
+                if isinstance(obj, dict) and "model" in obj:
+                    call.model = obj["model"] if isinstance(obj["model"], str) else None
+                    check_named(self.allowed, obj["model"])
 
     def observed(self, call: Call, response: Answer) -> Answer:
         """Answers made outside the pipeline are counted and journaled too (streamed ones when they end)."""
@@ -260,6 +266,11 @@ class Edge:
         environ[RAW_TARGET_KEY] = raw_target(environ)
         environ["PATH_INFO"] = "/"
         return self.app(environ, start_response)
+
+
+def compressed(headers) -> bool:
+    """Does the request body come under a Content-Encoding (gzip, deflate...) the proxy would have to undo?"""
+    return headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
 
 
 def looks_like_json(body: bytes) -> bool:

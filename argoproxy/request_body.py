@@ -29,7 +29,23 @@ def parse_object(raw: bytes, must_be_object: bool = True) -> Any:
     if must_be_object and not isinstance(body, dict):
         raise ProxyError(400, f"The request body must be a JSON object, not {type(body).__name__}.",
                          code="invalid_json")
+    for obj in body if isinstance(body, list) else (body,):
+        if isinstance(obj, dict):
+            _no_case_variants(obj)
     return body
+
+
+def _no_case_variants(body: dict[str, Any]) -> None:
+    """Top-level keys that differ only in case are refused: Go's encoding/json (Ollama, LocalAI...) matches keys
+    case-insensitively, last one winning, so `{"model": "a", "Model": "b"}` is `b` there. Only the top level:
+    deeper objects (tool schemas' properties) may hold such keys on purpose."""
+    if len({key.casefold() for key in body}) != len(body):
+        seen: dict[str, str] = {}
+        for key in body:
+            if key.casefold() in seen:
+                raise ProxyError(400, f"The request body gives the key `{seen[key.casefold()][:100]}` more than "
+                                 f"once in one object (as `{key[:100]}`).", param=key[:100], code="duplicate_key")
+            seen[key.casefold()] = key
 
 
 class DuplicateKey(ValueError):
