@@ -173,6 +173,10 @@ def test_multipart_and_form_model_fields(guarded, upstream):
     status, _, _ = send(guarded, "POST", "/v1/images/edits", b"model=evil&prompt=x",
                         {"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 403
+    body, _ = multipart([("model", "evil")])
+    for content_type in ("MULTIPART/FORM-DATA; BOUNDARY=XyZ", "multipart/mixed; boundary=XyZ"):
+        status, _, data = send(guarded, "POST", "/v1/audio/transcriptions", body, {"Content-Type": content_type})
+        assert status == 403, (content_type, data)
     assert upstream.received == []
     body, headers = multipart([("model", "whisper-1")])
     status, _, _ = send(guarded, "POST", "/v1/audio/transcriptions", body, headers)
@@ -181,7 +185,8 @@ def test_multipart_and_form_model_fields(guarded, upstream):
 
 def test_query_model_on_any_route(guarded, upstream):
     for target in ("/v1/files?model=evil", "/v1/models?model=evil", "/v1/chat/completions?model=evil",
-                   "/v1/files?x=1&model=gpt-4o&model=evil"):
+                   "/v1/files?x=1&model=gpt-4o&model=evil", "/v1/chat/completions?mode%6C=evil",
+                   "/v1/files?MODEL=evil", "/v1/files?x=1;model=evil", "/v1/files?model%5B%5D=evil"):
         method = "POST" if "chat" in target else "GET"
         status, _, data = send(guarded, method, target, GOOD if method == "POST" else b"", JSON)
         assert status in (400, 403), (target, data)
