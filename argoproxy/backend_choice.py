@@ -12,9 +12,12 @@ image, the console scripts), applied by the loader (argoproxy/settings.py):
 - A provider's settings given with an explicit other backend stop start-up when they come from the config
   file or the flags (the sources contradict each other: one line names both); from the environment they are a
   warning (environments carry variables meant for other tools).
+- USE_NATIVE_OPENAI=true chooses a backend as BACKEND does: beside an explicit other backend it stops start-up
+  from the environment too.
 - TARGET_BASE_URL / OPENAI_BASE_URL with a backend that does not use it (argo) stops start-up when the
   backend was inferred (the user meant one upstream, the file another: never a silent choice of either) and
-  is a warning when the backend was given explicitly.
+  is a warning when the backend was given explicitly. OPENAI_API_KEY, which only the openai backend sends,
+  is a warning with the others.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ DEFAULT_BACKEND = "openai"
 # The backends that never send to TARGET_BASE_URL (ARGO has its own endpoint settings).
 TARGET_UNUSED_BY = frozenset({"argo"})
 _TARGET_FIELDS = frozenset({"target_base_url"})
+# Core settings only some backends use (the rest ignore them): field -> the backends that use it.
+_USED_ONLY_BY = {"openai_api_key": frozenset({"openai"})}
 
 
 @dataclass(frozen=True)
@@ -107,21 +112,30 @@ def _check_against(backend: str, chosen: Given, given: Sequence[Given], config_p
                    inferred: bool) -> tuple[str, ...]:
     warnings: list[str] = []
     where = _where(chosen, config_path)
+    routed = any(g.name == "models" for g in given)  # `models` entries may use any backend's settings
     for g in given:
         provider = owner(g.name)
         foreign = provider is not None and provider != backend
         unused_target = g.name in _TARGET_FIELDS and backend in TARGET_UNUSED_BY
+        if g.name in _USED_ONLY_BY and backend not in _USED_ONLY_BY[g.name] and not routed:
+            warnings.append(f"{g.label} is set{_in(g)}, but the {backend} backend does not use it")
+            continue
         if not (foreign or unused_target):
             continue
         if g.name == "use_native_openai" and not _truthy_label(g):
             continue
         what = f"{provider}'s setting" if foreign else "the upstream of the openai and dashscope backends"
-        if g.source == "env" and not (unused_target and inferred):
+        chooses_backend = g.name == "use_native_openai"  # USE_NATIVE_OPENAI=true is seed 000's BACKEND=argo
+        if g.source == "env" and not (unused_target and inferred) and not chooses_backend:
             warnings.append(f"{g.label} is set in the environment, but the {backend} backend does not use it")
             continue
         raise BackendConflict(f"{g.label}: {what} ({_from(g, config_path)}), but the backend is {backend} ({where}): "
                               f"remove one of them{_hint(g, provider, backend)}")
     return tuple(warnings)
+
+
+def _in(g: Given) -> str:
+    return {"env": " in the environment", "file": " in the config file", "flag": " on the command line"}.get(g.source, "")
 
 
 def _truthy_label(g: Given) -> bool:

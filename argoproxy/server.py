@@ -97,6 +97,9 @@ def gunicorn_options(settings: Settings, backend_reason: str = "") -> dict[str, 
         "errorlog": "-",
         "loglevel": "info" if settings.debug else "warning",
         "when_ready": _when_ready(settings, backend_reason),
+        # Gunicorn's control socket (~/.gunicorn/gunicorn.ctl) serves nothing here: it failed with an ERROR where
+        # HOME is not writable (the Docker image) and instances on one host replaced each other's.
+        "control_socket_disable": True,
     }
     if settings.worker_class == "gthread":
         options["threads"] = settings.threads

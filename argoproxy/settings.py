@@ -270,7 +270,20 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
     values["backend"] = choice.backend
     values["config_path"] = str(path) if path else ""
     settings = _checked(_with_backend_defaults(Settings(**values)), environ)
-    return Loaded(settings, choice.reason, choice.warnings + _unused_with_models(settings, given))
+    return Loaded(settings, choice.reason,
+                  choice.warnings + _unused_with_models(settings, given) + _unused_outside_native_mode(settings, given))
+
+
+# ARGO settings read only in native mode (use_native_openai).
+_NATIVE_ONLY = ("native_openai_base_url", "native_anthropic_base_url")
+
+
+def _unused_outside_native_mode(settings: Settings, given: Sequence[Given]) -> tuple[str, ...]:
+    """Seed 000's native URL without use_native_openai: ARGO's standard endpoints get the requests instead."""
+    if settings.backend != "argo" or settings.use_native_openai or settings.models:
+        return ()
+    return tuple(f"{g.label} is set, but use_native_openai is off (ARGO standard mode), so it is not used"
+                 for g in given if g.name in _NATIVE_ONLY)
 
 
 def _unused_with_models(settings: Settings, given: Sequence[Given]) -> tuple[str, ...]:

@@ -122,3 +122,33 @@ def test_target_base_url_serving_a_models_entry_without_base_url_is_no_warning()
     models = '[{"name": "ds", "backend": "dashscope"}]'
     loaded = load({"backend": "dashscope"}, environ={"MODELS": models, "TARGET_BASE_URL": "http://127.0.0.1:8/v1/"})
     assert loaded.warnings == ()
+
+
+def test_use_native_openai_in_the_environment_with_another_explicit_backend_stops_start_up() -> None:
+    """USE_NATIVE_OPENAI=true chooses ARGO's native mode (seed 000): beside BACKEND=openai the two contradict
+    each other, wherever they come from."""
+    with pytest.raises(SettingsError) as error:
+        load_settings({}, environ={"BACKEND": "openai", "USE_NATIVE_OPENAI": "true", "ARGO_USER": "dave"})
+    message = str(error.value)
+    assert message.startswith("USE_NATIVE_OPENAI: argo's setting (in the environment)")
+    assert "the backend is openai (in the environment)" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("environ,backend", [
+    ({"ARGO_USER": "dave"}, "argo"),
+    ({"DASHSCOPE_API_KEY": "sk-d"}, "dashscope"),
+])
+def test_openai_api_key_with_a_backend_that_does_not_send_it_is_a_warning(environ: dict, backend: str) -> None:
+    loaded = load({"backend": backend}, environ={**environ, "OPENAI_API_KEY": "sk-secret"})
+    assert loaded.warnings == (f"OPENAI_API_KEY is set in the environment, but the {backend} backend does not use it",)
+    assert "sk-secret" not in str(loaded.warnings)
+
+
+def test_native_url_without_native_mode_is_a_warning(tmp_path: Path) -> None:
+    """Seed 000's native_openai_base_url without use_native_openai: ARGO's standard endpoints get the requests."""
+    path = config(tmp_path, ARGO_CONFIG + "native_openai_base_url: http://argo.example/v1/\n")
+    loaded = load({"config_path": path}, environ={})
+    assert loaded.settings.backend == "argo" and not loaded.settings.use_native_openai
+    assert loaded.warnings == ("native_openai_base_url is set, but use_native_openai is off (ARGO standard mode), "
+                               "so it is not used",)
+    assert load({"config_path": path, "use_native_openai": True}, environ={}).warnings == ()
