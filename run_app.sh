@@ -3,16 +3,14 @@
 #
 #   1. Uses the virtual environment .venv next to this script, creating it and installing requirements.txt
 #      when missing (COT_PROXY_VENV=/path/to/venv uses an existing environment as it is, no install).
-#   2. Hands over to `python -m argoproxy.firstrun CONFIG` (default: config.yaml next to this script), which
-#      asks the first-time setup questions when the config is missing (which backend first, then that
-#      backend's questions), checks the settings and the upstream, and serves under Gunicorn.
+#   2. Hands over to `python -m argoproxy.firstrun [CONFIG]` in the directory it was started in (config.yaml
+#      and .env are that directory's, as for every other way of starting), which asks the first-time setup
+#      questions when the config is missing (which backend first, then that backend's questions) unless the
+#      environment already names the upstream, checks the settings and the upstream, and serves under Gunicorn.
 #      Without a terminal it never waits for an answer: it names the keys to set and exits with code 2.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-config="${1:-$here/config.yaml}"
-case "$config" in /*) ;; *) config="$PWD/$config" ;; esac
-cd "$here"
 
 venv="${COT_PROXY_VENV:-$here/.venv}"
 py="$venv/bin/python"
@@ -47,15 +45,16 @@ ensure_venv() {
   fi
   # requirements.txt is installed once per version of it; run_tests.sh's install (a superset) counts too.
   local want dev_want
-  want="$(sha256 < requirements.txt)"
-  dev_want="$(cat requirements.txt requirements-dev.txt 2>/dev/null | sha256)"
+  want="$(sha256 < "$here/requirements.txt")"
+  dev_want="$(cat "$here/requirements.txt" "$here/requirements-dev.txt" 2>/dev/null | sha256)"
   if [ "$(cat "$venv/.requirements.sha" 2>/dev/null)" != "$want" ] &&
      [ "$(cat "$venv/.requirements-dev.sha" 2>/dev/null)" != "$dev_want" ]; then
     say "Installing requirements into $venv (takes a minute) ..."
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r requirements.txt
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
     printf '%s\n' "$want" > "$venv/.requirements.sha"
   fi
 }
 
 ensure_venv
-exec "$py" -m argoproxy.firstrun "$config"
+export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's package, from any directory
+exec "$py" -m argoproxy.firstrun "$@"

@@ -1,7 +1,8 @@
 """First run and start-up checks for `./run_app.sh [config]` (the script only makes the virtual environment
-and then runs `python -m argoproxy.firstrun CONFIG`).
+and then runs `python -m argoproxy.firstrun [CONFIG]` in the directory it was started in).
 
-1. When the config file is missing: in a terminal, ask which backend first (an OpenAI-compatible server and
+1. When the config file is missing (CONFIG, default ./config.yaml) and, without an explicit CONFIG, neither
+   the loader's search path nor the environment (or .env) names the upstream: in a terminal, ask which backend first (an OpenAI-compatible server and
    its URL, ARGO and its username, DashScope), then that backend's questions, a free port and verbose mode,
    write the config and show it for review. Without a terminal, say which keys the chosen backend (BACKEND,
    else the default) needs, and exit 2.
@@ -10,7 +11,7 @@ and then runs `python -m argoproxy.firstrun CONFIG`).
 3. A port already in use is replaced for this run (in a terminal) or stops start-up.
 4. Check that the upstream answers (ARGO's chat and embed endpoints with real payloads; the base URL's
    /models otherwise), through the same proxies as the proxy itself; COT_PROXY_SKIP_CHECKS=1 skips this.
-5. Serve under Gunicorn: `python -m argoproxy.cli CONFIG`, as `python cot_proxy.py CONFIG` does.
+5. Serve under Gunicorn: `python -m argoproxy.cli [CONFIG]`, as `python cot_proxy.py [CONFIG]` does.
 Ctrl+C or the end of input during a question stops quietly.
 """
 
@@ -136,6 +137,7 @@ class Backend:
     title: str
     ask: Callable[[], dict[str, Any]]
     needs: str  # the keys a hand-written config needs, for the no-terminal message
+    env_keys: tuple[str, ...] = ()  # any of these in the environment sets it up without a config file
 
 
 def _openai_questions() -> dict[str, Any]:
@@ -156,11 +158,13 @@ def _dashscope_questions() -> dict[str, Any]:
 
 BACKENDS = (
     Backend("openai", "An OpenAI-compatible server (vLLM, llama.cpp, Ollama, LiteLLM, OpenAI, ...)", _openai_questions,
-            "backend: openai\n    target_base_url: http://localhost:8000/v1    # your server [TARGET_BASE_URL]"),
+            "backend: openai\n    target_base_url: http://localhost:8000/v1    # your server [TARGET_BASE_URL]",
+            ("TARGET_BASE_URL", "OPENAI_BASE_URL", "MODELS")),
     Backend("argo", "ARGO, Argonne's LLM gateway", _argo_questions,
-            "backend: argo\n    user: your_anl_username    # [ARGO_USER]"),
+            "backend: argo\n    user: your_anl_username    # [ARGO_USER]", ("ARGO_USER",)),
     Backend("dashscope", "DashScope (Alibaba Cloud)", _dashscope_questions,
-            "backend: dashscope    # and DASHSCOPE_API_KEY in the environment or .env"),
+            "backend: dashscope    # and DASHSCOPE_API_KEY in the environment or .env",
+            ("DASHSCOPE_API_KEY", "TARGET_BASE_URL", "OPENAI_BASE_URL")),
 )
 
 
@@ -274,11 +278,26 @@ def settings_for(config: Path, flags: dict[str, Any]) -> Settings:
         raise Abort(f"cot_proxy: bad setting {exc}", 2) from None
 
 
-def free_port_for_run(settings: Settings, config: Path, flags: dict[str, Any]) -> int:
+def settings_found_elsewhere() -> tuple[Settings, str] | None:
+    """Without the config file: the settings every other entry point would serve (the loader's search path,
+    or an environment that names the chosen backend's upstream), and where they came from; else None."""
+    try:
+        settings = load_settings({})
+    except SettingsError:
+        return None  # the questions (or the no-terminal message) come next; the loader says it again after
+    if settings.config_path:
+        return settings, f"config {settings.config_path}"
+    named = [key for key in backend_named(settings.backend).env_keys if os.environ.get(key)]
+    if not named:
+        return None
+    return settings, f"no config file: settings from the environment ({', '.join(named)})"
+
+
+def free_port_for_run(settings: Settings, where: str, flags: dict[str, Any]) -> int:
     if port_free(settings.port):
         return settings.port
     if not interactive():
-        raise Abort(f"Error: port {settings.port} (from {config}) is already in use: set another port: in it "
+        raise Abort(f"Error: port {settings.port} ({where}) is already in use: set another port: in it "
                     "(or PORT=...).")
     say(f"Port {settings.port} is already in use.")
     port = ask_port(random_port())
@@ -331,20 +350,25 @@ def check_connectivity(settings: Settings) -> None:
 
 # ---- main -------------------------------------------------------------------------------------------------
 
-def prepare(config: Path, here: Path) -> dict[str, Any]:
+def prepare(config: Path, here: Path, explicit: bool = True) -> dict[str, Any]:
     """Everything before serving: the config (made when missing), the settings, a free port, the checks."""
     read_dotenv()
-    if not config.is_file():
-        if not interactive():
-            raise Abort(no_terminal_message(config, here), 2)
-        create_config(config)
-    flags: dict[str, Any] = {"config_path": str(config)}
-    settings = settings_for(config, flags)
-    port = free_port_for_run(settings, config, flags)
+    found = None if config.is_file() or explicit else settings_found_elsewhere()
+    if found is not None:
+        flags: dict[str, Any] = {}
+        settings, where = found
+    else:
+        if not config.is_file():
+            if not interactive():
+                raise Abort(no_terminal_message(config, here), 2)
+            create_config(config)
+        flags = {"config_path": str(config)}
+        settings, where = settings_for(config, flags), f"config {config}"
+    port = free_port_for_run(settings, where, flags)
     if os.environ.get("COT_PROXY_SKIP_CHECKS", "0") != "1":
         check_connectivity(settings)
     say(f"Starting cot_proxy ({settings.backend} backend) on port {port}: {plural(settings.workers, 'worker')}, "
-        f"upstream timeout {settings.timeout:g}s, config {config}")
+        f"upstream timeout {settings.timeout:g}s, {where}")
     return flags
 
 
@@ -353,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     here = Path(__file__).resolve().parent.parent
     config = Path(args[0] if args else "config.yaml").expanduser().absolute()
     try:
-        flags = prepare(config, here)
+        flags = prepare(config, here, explicit=bool(args))
     except Abort as exc:
         print(exc, file=sys.stderr, flush=True)
         raise SystemExit(exc.code) from None
@@ -366,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
 def serve(flags: dict[str, Any]) -> None:
     """`python -m argoproxy.cli CONFIG [--port N]` in a fresh process: the checks imported requests and ssl
     here, which gevent's workers must patch before anything imports them."""
-    args = [sys.executable, "-m", "argoproxy.cli", flags["config_path"]]
+    args = [sys.executable, "-m", "argoproxy.cli", *([flags["config_path"]] if "config_path" in flags else [])]
     if "port" in flags:
         args += ["--port", str(flags["port"])]
     sys.stdout.flush()

@@ -401,3 +401,41 @@ def test_runs_from_a_venv_of_requirements_txt_alone(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGINT)
             output = proc.communicate(timeout=20)[0].decode()
     assert "Traceback" not in output and "2 gevent workers" in output, output
+
+
+def serve_without_stdin(args: list[str], env: dict[str, str], cwd: Path, port: int) -> tuple[dict, str]:
+    """run_app.sh with no standard input: /health's answer once it serves, and its output after Ctrl+C."""
+    proc = subprocess.Popen([str(SCRIPT), *args], env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        health = wait_healthy(port)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output = proc.communicate(timeout=15)[0].decode()
+    return health, output
+
+
+def test_dotenv_and_config_of_the_working_directory(tmp_path: Path) -> None:
+    """As every other way of starting: `.env` and (without an argument) config.yaml are the working
+    directory's, not the script's (seed 001: "Without arguments: uses config.yaml in current directory")."""
+    work = tmp_path / "work"
+    work.mkdir()
+    with FakeOpenAI() as fake:
+        port = free_port()
+        (work / "config.yaml").write_text(f"backend: openai\nport: {port}\n")
+        (work / ".env").write_text(f"TARGET_BASE_URL={fake.base_url}\n")
+        health, output = serve_without_stdin([], script_env(tmp_path), work, port)
+    assert health["target_url"] == fake.base_url, output
+    assert f"config {work / 'config.yaml'}" in output
+
+
+def test_no_config_file_but_the_environment_names_the_upstream(tmp_path: Path) -> None:
+    """TARGET_BASE_URL in the environment (or .env) is a complete setup, as for `python cot_proxy.py`: it
+    serves without questions and says where its settings came from."""
+    with FakeOpenAI() as fake:
+        port = free_port()
+        health, output = serve_without_stdin([], script_env(tmp_path, TARGET_BASE_URL=fake.base_url,
+                                                            PORT=str(port)), tmp_path, port)
+    assert health["target_url"] == fake.base_url, output
+    assert "no config file: settings from the environment (TARGET_BASE_URL)" in output
+    assert not (tmp_path / "config.yaml").exists()
