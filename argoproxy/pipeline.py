@@ -129,11 +129,11 @@ class Gateway:
             err.message = sanitize_message(err.message, self._secrets)
             call.upstream_output = err.body()
             raise err
-        if call.exchange is not None:  # a front door translates the answer back
-            return self.fronts.answer(call, resp)
+        # Decoded and thought once, here; encoded by the client's door (a front door translates it back).
+        encoder = self if call.exchange is None else self.fronts
         if call.upstream_stream:
-            return self.answer_stream(call, resp)
-        return self.answer_whole(call, resp)
+            return encoder.encode_stream(call, resp, self.decoded_stream(call, resp))
+        return encoder.encode_whole(call, resp, self.decoded_whole(call, resp))
 
     def passthrough(self, call: Call, url: str, headers: dict[str, str]) -> Answer:
         """A forwarded route (its body already read into call.raw_body): bytes up, bytes down."""
@@ -218,9 +218,26 @@ class Gateway:
         return ThinkConfig(mode, (rule and rule.think_tag_start) or s.think_tag,
                            (rule and rule.think_tag_end) or s.think_end_tag, bool(inside))
 
-    # ---------------------------------------------------------------- answers
-    def answer_whole(self, call: Call, resp: UpstreamResponse) -> Answer:
-        resp.bounded = True  # read whole: at most MAX_RESPONSE_BYTES
+    # ---------------------------------------------------------------- answers: decoded once
+    def decoded_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
+        """The upstream's stream as OpenAI chunks (raw SSE events or dicts) through the think transform, its
+        first item read now (an error the upstream reports at once is an HTTP error), kept for journals."""
+        resp.bounded = not call.client_stream  # aggregated into one answer: at most MAX_RESPONSE_BYTES
+        try:
+            items = _peeked(self.backend.decode_stream(call, resp))
+        except BaseException:
+            resp.close()
+            raise
+        if self.capture_upstream:
+            items = _captured(call, items)
+        if call.think is not None:
+            items = think_items(items, call.think)
+        return items
+
+    def decoded_whole(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
+        """The upstream's whole answer, decoded (at most MAX_RESPONSE_BYTES) and kept for journals. The think
+        transform is the encoder's: the chat path's skips parsing a body that cannot hold a tag."""
+        resp.bounded = True
         try:
             payload = self.backend.decode(call, resp)
         except READ_ERRORS as exc:
@@ -229,6 +246,21 @@ class Gateway:
             resp.close()
         if self.capture_upstream:
             call.upstream_output = payload
+        return payload
+
+    def completion_of(self, call: Call, payload: dict[str, Any] | bytes) -> dict[str, Any]:
+        """A whole answer as a parsed completion through the think transform (an error object in it: a 502)."""
+        try:
+            obj = payload if isinstance(payload, dict) else parse_upstream_json(payload)
+        except ProxyError as err:
+            err.message = sanitize_message(err.message, self._secrets)
+            raise
+        if call.think is not None:
+            transform_completion(obj, call.think)
+        return obj
+
+    # ---------------------------------------------------------------- answers: encoded for chat clients
+    def encode_whole(self, call: Call, resp: UpstreamResponse, payload: dict[str, Any] | bytes) -> Answer:
         if type(payload) is bytes and not self.backend.transparent:
             try:
                 check_upstream_body(payload)
@@ -236,8 +268,7 @@ class Gateway:
                 err.message = sanitize_message(err.message, self._secrets)
                 raise
         if call.client_stream:
-            obj = payload if isinstance(payload, dict) else parse_upstream_json(payload)
-            return self.sse_response(call, resp, self.packaged(call, obj))
+            return self.sse_response(call, resp, self.packaged(call, self.completion_of(call, payload)))
         data = self.think_whole(call, payload)
         if self.secrets:
             data = self.secrets.data(data)
@@ -279,23 +310,11 @@ class Gateway:
 
     def packaged(self, call: Call, obj: dict[str, Any]) -> Iterator[StreamItem]:
         """A whole answer as the chunks of a stream (client streams, upstream did not)."""
-        if call.think is not None:
-            transform_completion(obj, call.think)
         if obj.get("object") == "text_completion":
             return streamconv.package_completion(obj, call.include_usage)
         return streamconv.package_chat(obj, call.include_usage)
 
-    def answer_stream(self, call: Call, resp: UpstreamResponse) -> Answer:
-        resp.bounded = not call.client_stream  # aggregated into one answer: at most MAX_RESPONSE_BYTES
-        try:
-            items = _peeked(self.backend.decode_stream(call, resp))
-        except BaseException:
-            resp.close()
-            raise
-        if self.capture_upstream:
-            items = _captured(call, items)
-        if call.think is not None:
-            items = think_items(items, call.think)
+    def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Answer:
         if call.client_stream:
             return self.sse_response(call, resp, items)
         try:

@@ -32,6 +32,8 @@ class Exchange:
     thinking: bool = True  # surface reasoning text (Messages: only when the client asked for thinking)
     stop_sequences: tuple[str, ...] = ()
     input_tokens: int | None = None  # an estimate for stream starts that need one before usage arrives
+    tools: Any = None  # the front's own tool bookkeeping (Responses: how calls are named back)
+    dropped: tuple[str, ...] = ()  # tool types the door dropped: a chat backend cannot run them (logged)
     # Filled while the answer is translated (journals and metrics read them).
     usage: dict[str, Any] | None = None  # the internal (chat) usage
     output: dict[str, Any] | None = None  # the translated whole answer
@@ -77,6 +79,71 @@ class Front:
     def upstream_headers(self, headers: dict[str, str]) -> dict[str, str]:
         """The client's headers as they may go to a chat-completions upstream (front-only headers dropped)."""
         return headers
+
+
+class StreamState:
+    """What both fronts' stream translations share: chat chunks in, the front's events out. A subclass opens
+    and closes its own items or blocks (reasoning, text, tool_call) and writes the start and the end; this
+    reads each chunk's usage, deltas and finish reason, collects the events, and ends a stream that raised a
+    ProxyError in the front's own failure events (kept in ex.error)."""
+
+    def __init__(self, ex: Exchange) -> None:
+        self.ex = ex
+        self.events: list[dict[str, Any]] = []
+        self.choice: dict[str, Any] = {}  # the chunk choice that carried the finish reason
+
+    def run(self, chunks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        self.start()
+        yield from self.drain()
+        try:
+            for chunk in chunks:
+                self.chunk(chunk)
+                if self.events:
+                    yield from self.drain()
+            self.finish()
+        except ProxyError as err:
+            self.ex.error = err
+            self.fail(err)
+        yield from self.drain()
+
+    def drain(self) -> list[dict[str, Any]]:
+        events, self.events = self.events, []
+        return events
+
+    def chunk(self, chunk: dict[str, Any]) -> None:
+        if chunk.get("usage"):
+            self.ex.usage = chunk["usage"]
+        choice = first_choice(chunk)
+        delta = choice.get("delta") or {}
+        reasoning = reasoning_of(delta)
+        if reasoning and self.ex.thinking:
+            self.reasoning(reasoning)
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            self.text(content)
+        for position, fragment in enumerate(delta.get("tool_calls") or ()):
+            if isinstance(fragment, dict):
+                self.tool_call(position, fragment)
+        if choice.get("finish_reason") is not None:
+            self.choice = choice
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def reasoning(self, text: str) -> None:
+        raise NotImplementedError
+
+    def text(self, text: str) -> None:
+        raise NotImplementedError
+
+    def tool_call(self, position: int, fragment: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        raise NotImplementedError
+
+    def fail(self, err: ProxyError) -> None:
+        raise NotImplementedError
 
 
 def bearer(value: str | None) -> str | None:

@@ -14,7 +14,8 @@ import json
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import Exchange, Front, bad_request, bearer, first_choice, new_id, reasoning_of, text_of
+from argoproxy.fronts import (Exchange, Front, StreamState, bad_request, bearer, first_choice, new_id, reasoning_of,
+                              text_of)
 
 # HTTP status -> Anthropic error type (https://docs.claude.com/en/api/errors).
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -38,8 +39,10 @@ def _bad(message: str, param: str) -> ProxyError:
 
 # ---------------------------------------------------------------------------------------------- request
 
-def request_to_chat(body: dict[str, Any], *, count_only: bool = False) -> dict[str, Any]:
-    """A Messages create (or count_tokens) request as a chat-completions request body."""
+def request_to_chat(body: dict[str, Any], *, count_only: bool = False,
+                    dropped: list[str] | None = None) -> dict[str, Any]:
+    """A Messages create (or count_tokens) request as a chat-completions request body (dropped: where the
+    types of the tools left out are noted)."""
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _bad("Field required: a model name.", "model")
@@ -60,11 +63,13 @@ def request_to_chat(body: dict[str, Any], *, count_only: bool = False) -> dict[s
     if not count_only:
         chat["max_tokens"] = max_tokens
     if body.get("tools"):
-        chat["tools"] = tools_to_chat(body["tools"])
+        functions = tools_to_chat(body["tools"], dropped)
+        if functions:
+            chat["tools"] = functions
     choice = body.get("tool_choice")
     if choice is not None:
         chat_choice, parallel = tool_choice_to_chat(choice)
-        if chat_choice is not None:
+        if chat_choice is not None and chat.get("tools"):  # no tools (all dropped): nothing to choose from
             chat["tool_choice"] = chat_choice
         if parallel is not None and chat.get("tools"):
             chat["parallel_tool_calls"] = parallel
@@ -241,15 +246,20 @@ def tool_result_to_chat(block: dict[str, Any], where: str) -> tuple[dict[str, An
     return {"role": "tool", "tool_call_id": call_id, "content": text}, images
 
 
-def tools_to_chat(tools: Any) -> list[dict[str, Any]]:
+def tools_to_chat(tools: Any, dropped: list[str] | None = None) -> list[dict[str, Any]]:
+    """Client tools as chat functions. Server tools and Anthropic-defined tools (a versioned `type`:
+    web_search_20250305, bash_20250124...) have no chat form: they are left out and their types noted in
+    `dropped` (the door logs them)."""
     if not isinstance(tools, list):
         raise _bad("must be a list.", "tools")
     out = []
     for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise _bad(f"server tools ({kind!r}) cannot run through a chat-completions backend; only client tools "
-                       "with an input_schema can.", f"tools.{i}.type")
+        if not isinstance(tool, dict):
+            raise _bad("each tool must be an object.", f"tools.{i}")
+        if tool.get("type") not in (None, "custom"):
+            if dropped is not None and tool["type"] not in dropped:
+                dropped.append(str(tool["type"]))
+            continue
         if not isinstance(tool.get("name"), str) or not tool["name"]:
             raise _bad("Field required: a tool name.", f"tools.{i}.name")
         schema = tool.get("input_schema")
@@ -337,23 +347,17 @@ def chat_to_message(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- stream
 
-class MessageStream:
+class MessageStream(StreamState):
     """Chat chunks -> Messages events: message_start, ping, one block at a time (start, deltas, stop, with
     dense indexes), message_delta with the stop reason and cumulative usage, message_stop."""
 
     def __init__(self, ex: Exchange) -> None:
-        self.ex = ex
+        super().__init__(ex)
         self.msg_id = new_id("msg_")
         self.blocks: list[dict[str, Any]] = []  # the content so far (for ex.output)
         self.open: str | None = None  # kind of the block being streamed
         self.calls: dict[int, int] = {}  # chat tool-call index -> block index
         self.args: dict[int, list[str]] = {}  # block index -> JSON fragments
-        self.choice: dict[str, Any] = {}
-        self.events: list[dict[str, Any]] = []
-
-    def drain(self) -> list[dict[str, Any]]:
-        events, self.events = self.events, []
-        return events
 
     def start(self) -> None:
         usage = {"input_tokens": self.ex.input_tokens or 0, "output_tokens": 0}
@@ -379,7 +383,7 @@ class MessageStream:
         self.events.append({"type": "content_block_stop", "index": index})
         self.open = None
 
-    def thinking(self, text: str) -> None:
+    def reasoning(self, text: str) -> None:
         if self.open != "thinking":
             self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
         index = len(self.blocks) - 1
@@ -414,23 +418,6 @@ class MessageStream:
         else:  # a late fragment of a closed call (interleaved upstream calls): only the final message has it
             self.blocks[index]["input"] = tool_input("".join(self.args[index]))
 
-    def chunk(self, chunk: dict[str, Any]) -> None:
-        if chunk.get("usage"):
-            self.ex.usage = chunk["usage"]
-        choice = first_choice(chunk)
-        delta = choice.get("delta") or {}
-        reasoning = reasoning_of(delta)
-        if reasoning and self.ex.thinking:
-            self.thinking(reasoning)
-        content = delta.get("content")
-        if isinstance(content, str) and content:
-            self.text(content)
-        for position, fragment in enumerate(delta.get("tool_calls") or ()):
-            if isinstance(fragment, dict):
-                self.tool_call(position, fragment)
-        if choice.get("finish_reason") is not None:
-            self.choice = choice
-
     def finish(self) -> None:
         if not self.blocks:
             self.text("")  # an empty answer is still one (empty) text block
@@ -450,29 +437,18 @@ class MessageStream:
 
 def stream_events(chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
     """Chat chunks -> the Messages event sequence."""
-    state = MessageStream(ex)
-    state.start()
-    yield from state.drain()
-    try:
-        for chunk in chunks:
-            state.chunk(chunk)
-            if state.events:
-                yield from state.drain()
-        state.finish()
-    except ProxyError as err:
-        ex.error = err
-        state.fail(err)
-    yield from state.drain()
+    return MessageStream(ex).run(chunks)
 
 
 class MessagesFront(Front):
     name = "messages"
 
     def to_chat(self, body: dict[str, Any], count_only: bool = False) -> tuple[dict[str, Any], Exchange]:
-        chat = request_to_chat(body, count_only=count_only)
+        dropped: list[str] = []
+        chat = request_to_chat(body, count_only=count_only, dropped=dropped)
         stops = tuple(s for s in body.get("stop_sequences") or () if isinstance(s, str))
         return chat, Exchange(model=chat["model"], stream=chat.get("stream") is True, request=body,
-                              thinking=thinking_requested(body), stop_sequences=stops)
+                              thinking=thinking_requested(body), stop_sequences=stops, dropped=tuple(dropped))
 
     def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
         ex.output = chat_to_message(completion, ex)

@@ -10,11 +10,18 @@ chat upstream cannot take them back).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import Exchange, Front, bad_request, first_choice, new_id, reasoning_of, text_of
+from argoproxy.fronts import Exchange, Front, StreamState, bad_request, first_choice, new_id, reasoning_of, text_of
+from argoproxy.fronts.responses_tools import HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, replayed_call
+
+# Input items of the built-in tools a client runs itself, replayed as chat tool calls and tool messages.
+CLIENT_CALL_ITEMS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call")
+CLIENT_OUTPUT_ITEMS = ("local_shell_call_output", "shell_call_output", "apply_patch_call_output")
+NO_TOOLS = ChatTools()  # a request without tools: every call is a plain function call
 
 # Request fields a stateless chat-backed door cannot honour.
 STATEFUL = ("previous_response_id", "conversation")
@@ -27,6 +34,12 @@ ECHOED = ("instructions", "max_output_tokens", "metadata", "parallel_tool_calls"
 
 def request_to_chat(body: dict[str, Any]) -> dict[str, Any]:
     """A Responses create request as a chat-completions request body."""
+    return translate(body)[0]
+
+
+def translate(body: dict[str, Any]) -> tuple[dict[str, Any], ChatTools]:
+    """A Responses create request as a chat-completions request body, and its tools' bookkeeping (the names
+    its calls come back under, the tools dropped)."""
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise bad_request("You must provide a model parameter.", "model", "missing_required_parameter")
@@ -43,12 +56,19 @@ def request_to_chat(body: dict[str, Any]) -> dict[str, Any]:
         messages.append({"role": "system", "content": instructions})
     elif instructions is not None and not isinstance(instructions, str):
         raise bad_request("`instructions` must be a string.", "instructions")
-    messages.extend(input_messages(body.get("input")))
-    chat: dict[str, Any] = {"model": model, "messages": messages}
+    tools = ChatTools()
     if body.get("tools"):
-        chat["tools"] = tools_to_chat(body["tools"])
+        tools.add_all(body["tools"], "tools")
+    messages.extend(input_messages(body.get("input"), tools))
+    chat: dict[str, Any] = {"model": model, "messages": messages}
+    if tools.functions:
+        chat["tools"] = tools.functions
     if body.get("tool_choice") is not None:
-        chat["tool_choice"] = tool_choice_to_chat(body["tool_choice"])
+        choice = tools.choice(body["tool_choice"])
+        if choice is not None:
+            chat["tool_choice"] = choice
+    if not tools.functions:
+        body = {k: v for k, v in body.items() if k != "parallel_tool_calls"}  # no tools left to call
     for src, dst in (("parallel_tool_calls", "parallel_tool_calls"), ("temperature", "temperature"),
                      ("top_p", "top_p"), ("max_output_tokens", "max_tokens"), ("user", "user"),
                      ("safety_identifier", "user"), ("top_logprobs", "top_logprobs")):
@@ -67,18 +87,21 @@ def request_to_chat(body: dict[str, Any]) -> dict[str, Any]:
         chat["stream_options"] = {"include_usage": True}
     elif body.get("stream") not in (None, False):
         raise bad_request("`stream` must be true or false.", "stream")
-    return chat
+    return chat, tools
 
 
-def input_messages(value: Any) -> list[dict[str, Any]]:
-    """`input` (a string, or items) as chat messages."""
+def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str, Any]]:
+    """`input` (a string, or items) as chat messages (tools: where `additional_tools` items and dropped
+    hosted-tool items are noted)."""
     if isinstance(value, str):
         return [{"role": "user", "content": value}]
     if value is None:
         raise bad_request("You must provide an input parameter.", "input", "missing_required_parameter")
     if not isinstance(value, list):
         raise bad_request("`input` must be a string or a list of items.", "input")
+    tools = tools if tools is not None else ChatTools()
     messages: list[dict[str, Any]] = []
+    call_ids: dict[str, str] = {}  # item id -> call_id (local_shell_call_output names its call by item id)
     for i, item in enumerate(value):
         param = f"input[{i}]"
         if not isinstance(item, dict):
@@ -87,15 +110,21 @@ def input_messages(value: Any) -> list[dict[str, Any]]:
         if kind == "message":
             messages.append(message_item(item, param))
         elif kind == "function_call":
-            call = {"id": _string(item, "call_id", param), "type": "function",
-                    "function": {"name": _string(item, "name", param), "arguments": item.get("arguments") or "{}"}}
-            last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and not _has_text_after_tools(last):
-                last.setdefault("tool_calls", []).append(call)
-            else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
+            _append_call(messages, _string(item, "call_id", param), chat_name(item, _string(item, "name", param)),
+                         item.get("arguments") or "{}")
+        elif kind in CLIENT_CALL_ITEMS:
+            call_id = _string(item, "call_id", param)
+            if isinstance(item.get("id"), str):
+                call_ids[item["id"]] = call_id
+            _append_call(messages, call_id, *replayed_call(item, kind))
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             messages.extend(tool_output(item, param))
+        elif kind in CLIENT_OUTPUT_ITEMS:
+            messages.append(client_tool_output(item, param, call_ids))
+        elif kind == "additional_tools":
+            tools.add_all(item.get("tools"), f"{param}.tools")
+        elif kind in HOSTED_CALL_ITEMS:
+            tools.note_dropped(kind)  # a hosted tool's record: it ran at OpenAI, a chat upstream cannot take it
         elif kind == "reasoning":
             continue  # a replayed reasoning item: a chat upstream has no way to take it back
         elif kind == "item_reference":
@@ -103,9 +132,30 @@ def input_messages(value: Any) -> list[dict[str, Any]]:
                               f"{param}.type", "unsupported_parameter")
         else:
             raise bad_request(f"Input items of type {kind!r} are not supported through a chat-completions "
-                              "backend (message, function_call, function_call_output, reasoning are).",
-                              f"{param}.type", "unsupported_value")
+                              "backend (messages, reasoning, function, custom and local shell tool calls and "
+                              "their outputs are).", f"{param}.type", "unsupported_value")
     return messages
+
+
+def _append_call(messages: list[dict[str, Any]], call_id: str, name: str, arguments: str) -> None:
+    """An assistant tool call, joined to the assistant message just before it when that one has no text after
+    its calls (chat puts parallel calls in one message)."""
+    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+    last = messages[-1] if messages else None
+    if last is not None and last["role"] == "assistant" and not _has_text_after_tools(last):
+        last.setdefault("tool_calls", []).append(call)
+    else:
+        messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+
+
+def client_tool_output(item: dict[str, Any], param: str, call_ids: dict[str, str]) -> dict[str, Any]:
+    """The output of a built-in client tool (local_shell_call_output...) as a tool message."""
+    ref = item.get("call_id") or item.get("id")
+    if not isinstance(ref, str) or not ref:
+        raise bad_request("`call_id` must be a non-empty string.", f"{param}.call_id", "missing_required_parameter")
+    output = item.get("output")
+    text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
+    return {"role": "tool", "tool_call_id": call_ids.get(ref, ref), "content": text}
 
 
 def _has_text_after_tools(message: dict[str, Any]) -> bool:
@@ -176,37 +226,6 @@ def tool_output(item: dict[str, Any], param: str) -> list[dict[str, Any]]:
     if others:
         out.append({"role": "user", "content": others})
     return out
-
-
-def tools_to_chat(tools: Any) -> list[dict[str, Any]]:
-    if not isinstance(tools, list):
-        raise bad_request("`tools` must be a list.", "tools")
-    out = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise bad_request(f"Only function tools are supported through a chat-completions backend, not {kind!r}.",
-                              f"tools[{i}].type", "unsupported_value")
-        if not isinstance(tool.get("name"), str) or not tool["name"]:
-            raise bad_request("A function tool needs a `name`.", f"tools[{i}].name", "missing_required_parameter")
-        function: dict[str, Any] = {"name": tool["name"]}
-        for key in ("description", "parameters", "strict"):
-            if tool.get(key) is not None:
-                function[key] = tool[key]
-        out.append({"type": "function", "function": function})
-    return out
-
-
-def tool_choice_to_chat(choice: Any) -> Any:
-    if choice in ("none", "auto", "required"):
-        return choice
-    if isinstance(choice, dict):
-        if choice.get("type") == "function" and isinstance(choice.get("name"), str):
-            return {"type": "function", "function": {"name": choice["name"]}}
-        if choice.get("type") == "allowed_tools" and choice.get("mode") in ("auto", "required"):
-            return choice["mode"]
-    raise bad_request("`tool_choice` must be none, auto, required or {\"type\": \"function\", \"name\": ...}.",
-                      "tool_choice")
 
 
 def format_to_chat(fmt: Any) -> dict[str, Any] | None:
@@ -286,10 +305,11 @@ def reasoning_output(text: str, item_id: str | None = None) -> dict[str, Any]:
             "content": [{"type": "reasoning_text", "text": text}], "status": "completed"}
 
 
-def function_output(call: dict[str, Any], item_id: str | None = None, status: str = "completed") -> dict[str, Any]:
+def function_output(call: dict[str, Any], tools: ChatTools | None = None) -> dict[str, Any]:
+    """A whole chat tool call as its output item (function_call, or custom_tool_call for a custom tool)."""
     function = call.get("function") or {}
-    return {"type": "function_call", "id": item_id or new_id("fc_"), "call_id": call.get("id") or new_id("call_"),
-            "name": function.get("name") or "", "arguments": function.get("arguments") or "", "status": status}
+    return (tools or NO_TOOLS).output_item(function.get("name") or "", call.get("id") or new_id("call_"),
+                                           function.get("arguments") or "")
 
 
 def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
@@ -305,7 +325,7 @@ def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]
     refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else None
     if text or refusal is not None or not calls:
         output.append(message_output(text, refusal=refusal))
-    output.extend(function_output(call) for call in calls)
+    output.extend(function_output(call, ex.tools) for call in calls)
     status, incomplete = status_of(choice.get("finish_reason"))
     ex.usage = completion.get("usage")
     return response_object(ex, new_id("resp_"), status, output, usage_to_responses(ex.usage), incomplete)
@@ -313,27 +333,22 @@ def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]
 
 # ---------------------------------------------------------------------------------------------- stream
 
-class ResponseStream:
-    """Chat chunks -> Responses events, one output item at a time (reasoning, message, function calls), each
-    opened with output_item.added and closed with its .done events before the next one starts."""
+class ResponseStream(StreamState):
+    """Chat chunks -> Responses events, one output item at a time (reasoning, message, function or custom tool
+    calls), each opened with output_item.added and closed with its .done events before the next one starts."""
 
     def __init__(self, ex: Exchange) -> None:
-        self.ex = ex
+        super().__init__(ex)
         self.seq = 0
         self.resp_id = new_id("resp_")
         self.output: list[dict[str, Any]] = []  # finished items
         self.open: dict[str, Any] | None = None  # the item being streamed: {"kind", "item", "text": [..]}
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its open item record
-        self.finish_reason: Any = None
-        self.events: list[dict[str, Any]] = []
+        self.tools: ChatTools = ex.tools or NO_TOOLS
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.events.append({"type": kind, "sequence_number": self.seq, **fields})
         self.seq += 1
-
-    def drain(self) -> list[dict[str, Any]]:
-        events, self.events = self.events, []
-        return events
 
     def start(self) -> None:
         snapshot = response_object(self.ex, self.resp_id, "in_progress", [])
@@ -371,6 +386,14 @@ class ResponseStream:
             self.emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
                       part=part)
             done = message_output(text, item_id=item["id"])
+        elif record["kind"] == "custom":
+            # The input is the string inside the function's JSON arguments: sent once it is whole.
+            done = {**item, "input": custom_input(text), "status": "completed"}
+            if done["input"]:
+                self.emit("response.custom_tool_call_input.delta", item_id=item["id"], output_index=index,
+                          delta=done["input"])
+            self.emit("response.custom_tool_call_input.done", item_id=item["id"], output_index=index,
+                      input=done["input"])
         else:
             done = {**item, "arguments": text, "status": "completed"}
             self.emit("response.function_call_arguments.done", item_id=item["id"], output_index=index,
@@ -402,43 +425,27 @@ class ResponseStream:
         function = fragment.get("function") or {}
         record = self.calls.get(index)
         if record is None:
-            item = {"type": "function_call", "id": new_id("fc_"), "call_id": fragment.get("id") or new_id("call_"),
-                    "name": function.get("name") or "", "arguments": "", "status": "in_progress"}
-            record = self.calls[index] = self._open("call", item)
+            name = function.get("name") or ""
+            item = self.tools.output_item(name, fragment.get("id") or new_id("call_"), "", status="in_progress")
+            record = self.calls[index] = self._open("custom" if self.tools.is_custom(name) else "call", item)
         elif record is not self.open:
             if function.get("arguments"):  # a late fragment of a finished call (interleaved upstream calls)
-                done = self.output[record["index"]]
-                done["arguments"] += function["arguments"]
+                record["text"].append(function["arguments"])
+                done, text = self.output[record["index"]], "".join(record["text"])
+                done.update(input=custom_input(text)) if record["kind"] == "custom" else done.update(arguments=text)
             return
         args = function.get("arguments")
         if args:
             record["text"].append(args)
-            self.emit("response.function_call_arguments.delta", item_id=record["item"]["id"],
-                      output_index=record["index"], delta=args)
-
-    # -- chunks
-    def chunk(self, chunk: dict[str, Any]) -> None:
-        if chunk.get("usage"):
-            self.ex.usage = chunk["usage"]
-        choice = first_choice(chunk)
-        delta = choice.get("delta") or {}
-        reasoning = reasoning_of(delta)
-        if reasoning and self.ex.thinking:
-            self.reasoning(reasoning)
-        content = delta.get("content")
-        if isinstance(content, str) and content:
-            self.text(content)
-        for position, fragment in enumerate(delta.get("tool_calls") or ()):
-            if isinstance(fragment, dict):
-                self.tool_call(position, fragment)
-        if choice.get("finish_reason") is not None:
-            self.finish_reason = choice["finish_reason"]
+            if record["kind"] == "call":
+                self.emit("response.function_call_arguments.delta", item_id=record["item"]["id"],
+                          output_index=record["index"], delta=args)
 
     def finish(self) -> None:
         if not self.output and self.open is None:
             self.text("")  # an empty answer is still one message (output_text == "")
         self.close()
-        status, incomplete = status_of(self.finish_reason)
+        status, incomplete = status_of(self.choice.get("finish_reason"))
         final = response_object(self.ex, self.resp_id, status, self.output, usage_to_responses(self.ex.usage),
                                  incomplete)
         self.ex.output = final
@@ -456,27 +463,16 @@ class ResponseStream:
 
 def stream_events(chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
     """Chat chunks -> the Responses event sequence (created ... completed), sequence_number from 0."""
-    state = ResponseStream(ex)
-    state.start()
-    yield from state.drain()
-    try:
-        for chunk in chunks:
-            state.chunk(chunk)
-            if state.events:
-                yield from state.drain()
-        state.finish()
-    except ProxyError as err:
-        ex.error = err
-        state.fail(err)
-    yield from state.drain()
+    return ResponseStream(ex).run(chunks)
 
 
 class ResponsesFront(Front):
     name = "responses"
 
     def to_chat(self, body: dict[str, Any], count_only: bool = False) -> tuple[dict[str, Any], Exchange]:
-        chat = request_to_chat(body)
-        return chat, Exchange(model=chat["model"], stream=chat.get("stream") is True, request=body)
+        chat, tools = translate(body)
+        return chat, Exchange(model=chat["model"], stream=chat.get("stream") is True, request=body, tools=tools,
+                              dropped=tuple(tools.dropped))
 
     def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
         ex.output = chat_to_response(completion, ex)

@@ -23,7 +23,6 @@ from argoproxy.jsonfast import dumps
 from argoproxy.llm_params import apply_rule
 from argoproxy.redaction import sanitize_message
 from argoproxy.request_body import parse_object
-from argoproxy.think import transform_completion
 from argoproxy.upstream import READ_ERRORS, UpstreamResponse, read_chunks, stream_error
 from argoproxy.validation import check_allowed_model, validate
 
@@ -60,6 +59,9 @@ class FrontService:
         if gateway.routing is None and self.backend.native_front(front.name, call.model):
             return self.relay_native(call, front, body, count_only)
         chat, ex = front.to_chat(body, count_only)
+        if ex.dropped:  # Codex and Claude Code send tools only OpenAI or Anthropic run (docs/decisions.md)
+            log.warning("%s %s: left out what a chat backend cannot run: %s", front.name, call.request_id,
+                        ", ".join(ex.dropped))
         if count_only:
             return self.count_tokens(call, chat)
         if front.name == "messages" and ex.stream:
@@ -113,54 +115,32 @@ class FrontService:
                         direct_passthrough=True)
 
     # ---------------------------------------------------------------- answers
-    def answer(self, call: Call, resp: UpstreamResponse) -> Answer:
-        """A 2xx upstream answer to a translated request, in the front's shape (JSON or its SSE events)."""
-        from argoproxy.pipeline import _captured, _peeked, parse_upstream_json, sse_object, think_items
-        gateway = self.gateway
-        ex: Exchange = call.exchange
-        front = front_named(call.front)
-        # Read whole or aggregated into one answer: at most MAX_RESPONSE_BYTES (a relayed stream is not cut).
-        resp.bounded = not (call.upstream_stream and call.client_stream)
-        if call.upstream_stream:
-            try:
-                items = _peeked(self.backend.decode_stream(call, resp))
-            except BaseException:
-                resp.close()
-                raise
-            if gateway.capture_upstream:
-                items = _captured(call, items)
-            if call.think is not None:
-                items = think_items(items, call.think)
-            chunks = self.chunks((sse_object(i) if type(i) is bytes else i for i in items), resp)
-            if not call.client_stream:
-                try:
-                    completion = streamconv.aggregate_chat(chunks)
-                finally:
-                    resp.close()
-                return self.translated(call, front, ex, completion)
-        else:
-            try:
-                payload = self.backend.decode(call, resp)
-            except READ_ERRORS as exc:
-                raise stream_error(exc, resp.url, gateway.upstream.read_timeout) from None
-            finally:
-                resp.close()
-            if gateway.capture_upstream:
-                call.upstream_output = payload
-            try:
-                completion = payload if isinstance(payload, dict) else parse_upstream_json(payload)
-            except ProxyError as err:
-                err.message = sanitize_message(err.message, self._secrets)
-                raise
-            if call.think is not None:
-                transform_completion(completion, call.think)
-            if not call.client_stream:
-                return self.translated(call, front, ex, completion)
-            chunks = streamconv.package_chat(completion, True)
+    # The Gateway decodes a 2xx answer to a translated request and runs the think transform
+    # (Gateway.decoded_stream / decoded_whole / completion_of); these encode it in the front's shape.
+    def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[Any]) -> Answer:
+        from argoproxy.pipeline import sse_object
+        chunks = self.chunks((sse_object(i) if type(i) is bytes else i for i in items), resp)
+        if call.client_stream:
+            return self.events(call, resp, chunks)
+        try:
+            completion = streamconv.aggregate_chat(chunks)
+        finally:
+            resp.close()
+        return self.translated(call, completion)
+
+    def encode_whole(self, call: Call, resp: UpstreamResponse, payload: dict[str, Any] | bytes) -> Answer:
+        completion = self.gateway.completion_of(call, payload)
+        if call.client_stream:
+            return self.events(call, resp, streamconv.package_chat(completion, True))
+        return self.translated(call, completion)
+
+    def events(self, call: Call, resp: UpstreamResponse, chunks: Iterable[dict[str, Any]]) -> Answer:
+        """A chat chunk stream as the front's SSE events."""
+        front, ex = front_named(call.front), call.exchange
         call.status = 200
         events = self.encoded(call, front, ex, front.stream(chunks, ex))
-        return Answer(gateway.relay(call, resp, events), 200, self.headers(call, SSE_HEADERS),
-                        direct_passthrough=True)
+        return Answer(self.gateway.relay(call, resp, events), 200, self.headers(call, SSE_HEADERS),
+                      direct_passthrough=True)
 
     def chunks(self, chunks: Iterable[dict | None], resp: UpstreamResponse) -> Iterator[dict]:
         """Parsed chunks; an upstream error event or a broken stream becomes a (sanitized) ProxyError."""
@@ -197,8 +177,9 @@ class FrontService:
 
         return b"".join(self.encoded(call, front, call.exchange, front.stream(failing(), call.exchange)))
 
-    def translated(self, call: Call, front: Front, ex: Exchange, completion: dict[str, Any]) -> Answer:
-        obj = front.from_chat(completion, ex)
+    def translated(self, call: Call, completion: dict[str, Any]) -> Answer:
+        ex: Exchange = call.exchange
+        obj = front_named(call.front).from_chat(completion, ex)
         call.usage = ex.usage
         return self.whole(call, obj)
 

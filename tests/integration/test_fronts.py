@@ -33,8 +33,8 @@ class Upstream:
     def text(self, text: str) -> None:
         raise NotImplementedError
 
-    def tool_call(self, stream: bool = False) -> None:
-        """The next answer calls get_weather with {"city": "Paris"}."""
+    def tool_call(self, stream: bool = False, name: str = "get_weather", arguments: str = '{"city": "Paris"}') -> None:
+        """The next answer calls this tool (default: get_weather with {"city": "Paris"})."""
         raise NotImplementedError
 
     def last_body(self) -> dict:
@@ -51,8 +51,8 @@ class OpenAIUpstream(Upstream):
         self.fake.queue.clear()
         self.fake.default_content = text
 
-    def tool_call(self, stream: bool = False) -> None:
-        call = {"id": "call_w1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    def tool_call(self, stream: bool = False, name: str = "get_weather", arguments: str = '{"city": "Paris"}') -> None:
+        call = {"id": "call_w1", "type": "function", "function": {"name": name, "arguments": arguments}}
         if not stream:
             answer = chat_completion("")
             answer["choices"][0]["message"].update(content=None, tool_calls=[call])
@@ -60,12 +60,13 @@ class OpenAIUpstream(Upstream):
             self.fake.add(Reply(answer))
             return
         base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": self.model}
-        first = {**call, "index": 0, "function": {"name": "get_weather", "arguments": ""}}
+        first = {**call, "index": 0, "function": {"name": name, "arguments": ""}}
+        half = len(arguments) // 2
         self.fake.add(Stream([
             {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [first]}, "finish_reason": None}]},
-            {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]},
+            {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": arguments[:half]}}]},
                                   "finish_reason": None}]},
-            {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
+            {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]},
                                   "finish_reason": None}]},
             {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
             {**base, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}},
@@ -84,9 +85,10 @@ class ArgoUpstream(Upstream):
     def text(self, text: str) -> None:
         self.argo.reply = text
 
-    def tool_call(self, stream: bool = False) -> None:  # ARGO answers tool calls whole (the proxy pseudo-streams)
+    def tool_call(self, stream: bool = False, name: str = "get_weather", arguments: str = '{"city": "Paris"}') -> None:
+        # ARGO answers tool calls whole (the proxy pseudo-streams)
         self.argo.reply = {"content": None, "tool_calls": [{"id": "call_w1", "type": "function", "function": {
-            "name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
+            "name": name, "arguments": arguments}}]}
 
     def last_body(self) -> dict:
         return self.argo.requests[-1].json
@@ -102,9 +104,9 @@ class DashScopeUpstream(Upstream):
         self.ds.reply = text
         self.ds.tool_calls = False
 
-    def tool_call(self, stream: bool = False) -> None:
-        self.ds.tool_calls = True
-        self.ds.tool_arguments = '{"city": "Paris"}'
+    def tool_call(self, stream: bool = False, name: str = "get_weather", arguments: str = '{"city": "Paris"}') -> None:
+        self.ds.tool_calls = True  # the fake calls the request's first tool
+        self.ds.tool_arguments = arguments
 
     def last_body(self) -> dict:
         return self.ds.received[-1].json
@@ -181,6 +183,37 @@ def test_responses_function_round_trip(up, stream):
         {"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny, 21 C"}])
     assert second.output_text == "It is sunny in Paris."
     assert "sunny, 21 C" in json.dumps(u.last_body())
+
+
+APPLY_PATCH = {"type": "custom", "name": "apply_patch", "description": "Edit files with a patch.",
+               "format": {"type": "grammar", "syntax": "lark", "definition": "start: begin_patch hunk+ end_patch"}}
+CODEX_TOOLS = [APPLY_PATCH, {"type": "web_search"}, {"type": "local_shell"}, WEATHER_FN]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_codex_tools_custom_call_round_trip(up, stream):
+    """What Codex sends: a custom tool (apply_patch) goes as a one-string function and comes back as a
+    custom_tool_call; hosted and built-in tools (web_search, local_shell) are left out with a warning."""
+    u, p = up
+    client = oai(p)
+    u.tool_call(stream, name="apply_patch", arguments='{"input": "*** Begin Patch"}')
+    first_input = [{"role": "developer", "content": "You are Codex."}, {"role": "user", "content": "Fix the bug."}]
+    if stream:
+        with client.responses.stream(model=u.model, input=first_input, tools=CODEX_TOOLS) as s:
+            first = s.get_final_response()
+    else:
+        first = client.responses.create(model=u.model, input=first_input, tools=CODEX_TOOLS, tool_choice="auto")
+    calls = [item for item in first.output if item.type == "custom_tool_call"]
+    assert len(calls) == 1 and calls[0].name == "apply_patch" and calls[0].input == "*** Begin Patch"
+    sent = json.dumps(u.last_body())
+    assert "apply_patch" in sent and "get_weather" in sent and "web_search" not in sent and "local_shell" not in sent
+    u.text("Patched.")
+    second = client.responses.create(model=u.model, tools=CODEX_TOOLS, input=first_input + [
+        calls[0].model_dump(exclude_none=True),
+        {"type": "custom_tool_call_output", "call_id": calls[0].call_id, "output": "Done! 1 file changed"}])
+    assert second.output_text == "Patched."
+    assert "Done! 1 file changed" in json.dumps(u.last_body())
+    assert "left out what a chat backend cannot run: web_search, local_shell" in p.read_log()
 
 
 def test_responses_errors_in_openai_shape(up):
@@ -276,7 +309,8 @@ def claude_code_body(model: str) -> dict:
         "messages": [{"role": "user", "content": [
             {"type": "text", "text": "<system-reminder>ctx</system-reminder>"},
             {"type": "text", "text": "Say hello", "cache_control": {"type": "ephemeral"}}]}],
-        "tools": [{**WEATHER_TOOL, "cache_control": {"type": "ephemeral"}}],
+        "tools": [{**WEATHER_TOOL, "cache_control": {"type": "ephemeral"}},
+                  {"type": "web_search_20250305", "name": "web_search", "max_uses": 8}],
         "metadata": {"user_id": "user_0a1b_account_1234_session_5678"},
         "thinking": {"type": "adaptive"}, "context_management": {"edits": [{"type": "clear_thinking_20251015"}]},
         "output_config": {"effort": "medium"},
@@ -312,7 +346,8 @@ def test_claude_code_streaming_request(up):
     sent = json.dumps(u.last_body())
     for absent in ("cache_control", "context_management", "output_config", "sk-claude-code", "claude-code-2025"):
         assert absent not in sent
-    assert "You are Claude Code." in sent and "get_weather" in sent
+    assert "You are Claude Code." in sent and "get_weather" in sent and "web_search" not in sent
+    assert "left out what a chat backend cannot run: web_search_20250305" in p.read_log()  # a server tool
     if u.name == "openai":
         assert u.last_body()["user"] == "user_0a1b_account_1234_session_5678"
         headers = {k.lower(): v for k, v in u.fake.received[-1].headers.items()}

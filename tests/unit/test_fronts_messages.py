@@ -113,7 +113,7 @@ def test_tool_choice(choice, expected, parallel):
     ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "video"}]}]},
      "messages.0.content.0.type"),
     ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
-      "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools.0.type"),
+      "tools": [{"type": "custom", "name": "t"}]}, "tools.0.input_schema"),
     ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "base64", "media_type": "image/tiff", "data": "x"}}]}]},
      "messages.0.content.0.source.media_type"),
@@ -247,3 +247,20 @@ def test_encoding_error_shape_and_key():
     headers = {"X-Api-Key": "sk-1", "Anthropic-Version": "2023-06-01", "Anthropic-Beta": "a,b", "Accept": "x"}
     assert FRONT.client_key(headers) == "sk-1"
     assert FRONT.upstream_headers(headers) == {"Accept": "x", "Authorization": "Bearer sk-1"}
+
+
+def test_server_tools_are_dropped_and_named():
+    """Server and Anthropic-defined tools have no chat form: left out (the door logs them); with no client
+    tool left, tool_choice goes too."""
+    dropped: list[str] = []
+    chat = request_to_chat({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+                            "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 5},
+                                      {"name": "Read", "input_schema": {"type": "object"}},
+                                      {"type": "bash_20250124", "name": "bash"}],
+                            "tool_choice": {"type": "auto"}}, dropped=dropped)
+    assert [t["function"]["name"] for t in chat["tools"]] == ["Read"] and chat["tool_choice"] == "auto"
+    assert dropped == ["web_search_20250305", "bash_20250124"]
+    chat = request_to_chat({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+                            "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+                            "tool_choice": {"type": "any"}})
+    assert "tools" not in chat and "tool_choice" not in chat

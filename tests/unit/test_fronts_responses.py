@@ -95,11 +95,13 @@ def test_tools_choice_formats_and_reasoning():
     ({"model": "m", "input": "x", "conversation": "conv_1"}, "conversation"),
     ({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
     ({"model": "m", "input": [{"type": "computer_call_output"}]}, "input[0].type"),
-    ({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"model": "m", "input": "x", "tools": [{"type": "custom"}]}, "tools[0].name"),
+    ({"model": "m", "input": "x", "tools": [{"type": "namespace", "name": "crm"}]}, "tools[0].tools"),
+    ({"model": "m", "input": [{"type": "custom_tool_call", "name": "apply_patch", "input": "x"}]}, "input[0].call_id"),
     ({"model": "m", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
      "input[0].content[0].image_url"),
     ({"model": "m", "input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
-    ({"model": "m", "input": "x", "tool_choice": {"type": "web_search"}}, "tool_choice"),
+    ({"model": "m", "input": "x", "tool_choice": {"type": "function"}}, "tool_choice"),
 ])
 def test_bad_requests_name_the_parameter(body, param):
     with pytest.raises(ProxyError) as info:
@@ -257,3 +259,99 @@ def test_error_shape_is_openai_with_request_id():
 def test_exchange_keeps_the_request():
     chat, ex = FRONT.to_chat({"model": "m", "input": "x", "stream": True})
     assert isinstance(ex, Exchange) and ex.stream and ex.model == "m" and ex.request["input"] == "x"
+
+
+# ------------------------------------------------------------------ Codex's tools over a chat backend
+
+APPLY_PATCH = {"type": "custom", "name": "apply_patch", "description": "Edit files.",
+               "format": {"type": "grammar", "syntax": "lark", "definition": "start: begin_patch hunk+ end_patch"}}
+CODEX_TOOLS = [{"type": "function", "name": "shell", "parameters": {"type": "object"}, "strict": False},
+               APPLY_PATCH, {"type": "web_search"}, {"type": "local_shell"}, {"type": "image_generation"},
+               {"type": "namespace", "name": "mcp__docs", "description": "Docs server",
+                "tools": [{"type": "function", "name": "search", "parameters": {"type": "object"}}]}]
+
+
+def test_codex_tools_map_or_drop():
+    """Function tools pass; custom tools become one-string functions (the grammar in the description);
+    namespaced functions are flattened; hosted and built-in tools are dropped and named in `dropped`."""
+    chat, ex = FRONT.to_chat({"model": "m", "input": "x", "tools": CODEX_TOOLS, "tool_choice": "auto",
+                              "parallel_tool_calls": False})
+    functions = {t["function"]["name"]: t["function"] for t in chat["tools"]}
+    assert list(functions) == ["shell", "apply_patch", "mcp__docs__search"]
+    patch = functions["apply_patch"]
+    assert patch["parameters"]["required"] == ["input"] and patch["parameters"]["properties"]["input"]["type"] == "string"
+    assert patch["description"].startswith("Edit files.") and "begin_patch hunk+" in patch["description"]
+    assert ex.dropped == ("web_search", "local_shell", "image_generation")
+    assert chat["tool_choice"] == "auto" and chat["parallel_tool_calls"] is False
+
+
+def test_only_hosted_tools_leave_no_tools_and_no_choice():
+    chat, ex = FRONT.to_chat({"model": "m", "input": "x", "tools": [{"type": "web_search_preview"}],
+                              "tool_choice": {"type": "web_search_preview"}, "parallel_tool_calls": True})
+    assert "tools" not in chat and "tool_choice" not in chat and "parallel_tool_calls" not in chat
+    assert ex.dropped == ("web_search_preview",)
+    chat, _ = FRONT.to_chat({"model": "m", "input": "x", "tools": [APPLY_PATCH],
+                             "tool_choice": {"type": "custom", "name": "apply_patch"}})
+    assert chat["tool_choice"] == {"type": "function", "function": {"name": "apply_patch"}}
+
+
+def test_codex_history_items_replay_as_chat_tool_calls():
+    chat, ex = FRONT.to_chat({"model": "m", "tools": CODEX_TOOLS, "input": [
+        {"role": "user", "content": "fix it"},
+        {"type": "custom_tool_call", "id": "ctc_1", "call_id": "call_p", "name": "apply_patch", "input": "*** Begin"},
+        {"type": "custom_tool_call_output", "call_id": "call_p", "output": "Done!"},
+        {"type": "local_shell_call", "id": "lsh_1", "call_id": "call_s", "status": "completed",
+         "action": {"type": "exec", "command": ["ls"]}},
+        {"type": "local_shell_call_output", "id": "lsh_1", "output": "a.py"},
+        {"type": "function_call", "call_id": "call_d", "name": "search", "namespace": "mcp__docs", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_d", "output": "found"},
+        {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search"}},
+        {"type": "additional_tools", "role": "developer", "tools": [{"type": "function", "name": "late"}]}]})
+    messages = chat["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "tool", "assistant", "tool"]
+    assert messages[1]["tool_calls"][0]["function"] == {"name": "apply_patch", "arguments": '{"input": "*** Begin"}'}
+    assert messages[2] == {"role": "tool", "tool_call_id": "call_p", "content": "Done!"}
+    shell = messages[3]["tool_calls"][0]
+    assert shell["id"] == "call_s" and shell["function"]["name"] == "local_shell"
+    assert '"command": ["ls"]' in shell["function"]["arguments"]
+    assert messages[4] == {"role": "tool", "tool_call_id": "call_s", "content": "a.py"}  # named by item id
+    assert messages[5]["tool_calls"][0]["function"]["name"] == "mcp__docs__search"
+    assert [t["function"]["name"] for t in chat["tools"]][-1] == "late"
+    assert "web_search_call" in ex.dropped
+
+
+def test_custom_and_namespaced_calls_come_back_as_their_items():
+    _, ex = FRONT.to_chat({"model": "m", "input": "x", "tools": CODEX_TOOLS})
+    completion = {"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [{
+        "index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "apply_patch",
+                                                              "arguments": '{"input": "*** Begin Patch"}'}},
+            {"id": "call_2", "type": "function", "function": {"name": "mcp__docs__search", "arguments": "{}"}},
+            {"id": "call_3", "type": "function", "function": {"name": "shell", "arguments": '{"a":1}'}}]}}]}
+    output = FRONT.from_chat(completion, ex)["output"]
+    assert [i["type"] for i in output] == ["custom_tool_call", "function_call", "function_call"]
+    assert output[0]["input"] == "*** Begin Patch" and output[0]["name"] == "apply_patch"
+    assert output[0]["call_id"] == "call_1" and output[0]["id"].startswith("ctc_")
+    assert output[1]["name"] == "search" and output[1]["namespace"] == "mcp__docs"
+    assert output[2]["name"] == "shell" and "namespace" not in output[2]
+
+
+def test_a_streamed_custom_call_sends_its_input_events():
+    _, ex = FRONT.to_chat({"model": "m", "input": "x", "tools": CODEX_TOOLS, "stream": True})
+    chunks = [chunk({"tool_calls": [{"index": 0, "id": "call_p", "type": "function",
+                                     "function": {"name": "apply_patch", "arguments": ""}}]}),
+              chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"input": "*** Be'}}]}),
+              chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'gin"}'}}]}),
+              chunk(finish="tool_calls")]
+    events = list(FRONT.stream(iter(chunks), ex))
+    assert shape(events) == [
+        ("response.created", None, None), ("response.in_progress", None, None),
+        ("response.output_item.added", 0, None), ("response.custom_tool_call_input.delta", 0, None),
+        ("response.custom_tool_call_input.done", 0, None), ("response.output_item.done", 0, None),
+        ("response.completed", None, None)]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    added, done = events[2]["item"], events[5]["item"]
+    assert added["type"] == "custom_tool_call" and added["input"] == "" and added["status"] == "in_progress"
+    assert events[3]["delta"] == "*** Begin" and events[4]["input"] == "*** Begin"
+    assert done == {**added, "input": "*** Begin", "status": "completed"}
+    assert events[-1]["response"]["output"] == [done]

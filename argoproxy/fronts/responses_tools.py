@@ -1,0 +1,155 @@
+"""Responses API tools over a chat-completions backend: which tools become chat functions, which are dropped,
+and how calls are named on the way back.
+
+Codex-style clients send more than function tools in every request. A chat upstream can run what the client
+executes itself when it has a function form:
+- `function` tools as they are; the functions of a `namespace` tool (and of `additional_tools` input items)
+  flattened to `<namespace>__<name>`;
+- `custom` tools (free-form input, e.g. Codex's apply_patch) as a function taking one string, `input`; the
+  call comes back as a `custom_tool_call` item with that string.
+Hosted tools (web_search, file_search, code_interpreter, image_generation, mcp...) and the built-in tools
+whose schema only OpenAI's models know (local_shell, shell, apply_patch, computer...) have no chat form: they
+are dropped, and the front door logs a warning naming them (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from argoproxy.fronts import bad_request, new_id
+
+NAMESPACE_JOIN = "__"
+# Input items recording a hosted tool's work: the hosted tool ran at OpenAI, a chat upstream cannot take them.
+HOSTED_CALL_ITEMS = ("web_search_call", "file_search_call", "image_generation_call", "code_interpreter_call",
+                     "tool_search_call", "tool_search_output", "mcp_list_tools", "mcp_call",
+                     "mcp_approval_request", "mcp_approval_response")
+# Item fields that are bookkeeping, not a call's arguments.
+ITEM_KEYS = ("type", "id", "call_id", "status")
+
+
+@dataclass
+class ChatTools:
+    """The request's tools as chat functions, and what the answer needs to name their calls back."""
+    functions: list[dict[str, Any]] = field(default_factory=list)
+    # chat function name -> (namespace, name, kind "function" | "custom"), for the names that differ
+    names: dict[str, tuple[str | None, str, str]] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)  # tool types (and dropped input item types), in order
+
+    def add_all(self, tools: Any, param: str) -> None:
+        if not isinstance(tools, list):
+            raise bad_request(f"`{param}` must be a list.", param)
+        for i, tool in enumerate(tools):
+            self.add(tool, f"{param}[{i}]")
+
+    def add(self, tool: Any, param: str, namespace: str | None = None) -> None:
+        if not isinstance(tool, dict):
+            raise bad_request("Each tool must be an object.", param)
+        kind = tool.get("type")
+        if kind == "namespace" and namespace is None:
+            self._namespace(tool, param)
+        elif kind in ("function", "custom"):
+            name = tool.get("name")
+            if not isinstance(name, str) or not name:
+                raise bad_request(f"A {kind} tool needs a `name`.", f"{param}.name", "missing_required_parameter")
+            chat_name = f"{namespace}{NAMESPACE_JOIN}{name}" if namespace else name
+            function = function_of(tool) if kind == "function" else custom_function(tool)
+            function["name"] = chat_name
+            self.functions.append({"type": "function", "function": function})
+            if namespace or kind == "custom":
+                self.names[chat_name] = (namespace, name, kind)
+        else:
+            self.note_dropped(kind if isinstance(kind, str) else repr(kind))
+
+    def _namespace(self, tool: dict[str, Any], param: str) -> None:
+        name = tool.get("name")
+        if not isinstance(name, str) or not name:
+            raise bad_request("A namespace tool needs a `name`.", f"{param}.name", "missing_required_parameter")
+        inner = tool.get("tools")
+        if not isinstance(inner, list):
+            raise bad_request("A namespace tool needs a list of `tools`.", f"{param}.tools")
+        for j, sub in enumerate(inner):
+            self.add(sub, f"{param}.tools[{j}]", namespace=name)
+
+    def note_dropped(self, kind: str) -> None:
+        if kind not in self.dropped:
+            self.dropped.append(kind)
+
+    def choice(self, choice: Any) -> Any:
+        """tool_choice -> the chat tool_choice (None: leave it out, the tool it named was dropped)."""
+        if choice in ("none", "auto", "required"):
+            return choice if self.functions or choice == "none" else None
+        if isinstance(choice, dict):
+            kind = choice.get("type")
+            if kind in ("function", "custom") and isinstance(choice.get("name"), str):
+                return {"type": "function", "function": {"name": choice["name"]}}
+            if kind == "allowed_tools" and choice.get("mode") in ("auto", "required"):
+                return choice["mode"] if self.functions else None
+            if isinstance(kind, str) and kind not in ("function", "custom", "allowed_tools"):
+                return None  # a hosted or built-in tool, dropped with it
+        raise bad_request("`tool_choice` must be none, auto, required or {\"type\": \"function\", \"name\": ...}.",
+                          "tool_choice")
+
+    # -- answers
+    def output_item(self, chat_name: str, call_id: str, arguments: str, item_id: str | None = None,
+                    status: str = "completed") -> dict[str, Any]:
+        """A chat tool call as its Responses output item (function_call, or custom_tool_call)."""
+        namespace, name, kind = self.names.get(chat_name, (None, chat_name, "function"))
+        if kind == "custom":
+            item = {"type": "custom_tool_call", "id": item_id or new_id("ctc_"), "call_id": call_id, "name": name,
+                    "input": custom_input(arguments), "status": status}
+        else:
+            item = {"type": "function_call", "id": item_id or new_id("fc_"), "call_id": call_id, "name": name,
+                    "arguments": arguments, "status": status}
+        if namespace:
+            item["namespace"] = namespace
+        return item
+
+    def is_custom(self, chat_name: str) -> bool:
+        return self.names.get(chat_name, (None, "", "function"))[2] == "custom"
+
+
+def function_of(tool: dict[str, Any]) -> dict[str, Any]:
+    return {key: tool[key] for key in ("description", "parameters", "strict") if tool.get(key) is not None}
+
+
+def custom_function(tool: dict[str, Any]) -> dict[str, Any]:
+    """A custom tool as a function of one string; a grammar format goes into the description, so the model
+    still knows the syntax its input must follow."""
+    description = tool.get("description") if isinstance(tool.get("description"), str) else ""
+    fmt = tool.get("format")
+    if isinstance(fmt, dict) and fmt.get("type") == "grammar" and isinstance(fmt.get("definition"), str):
+        note = f"The input must follow this {fmt.get('syntax') or 'grammar'} grammar:\n{fmt['definition']}"
+        description = f"{description}\n\n{note}" if description else note
+    function: dict[str, Any] = {"parameters": {"type": "object", "properties": {"input": {
+        "type": "string", "description": "The tool's input, as free-form text."}}, "required": ["input"]}}
+    if description:
+        function["description"] = description
+    return function
+
+
+def custom_input(arguments: str) -> str:
+    """The free-form input of a custom tool call from its function arguments ({"input": ...})."""
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return arguments
+    if isinstance(value, dict) and isinstance(value.get("input"), str):
+        return value["input"]
+    return arguments
+
+
+def chat_name(item: dict[str, Any], name: str) -> str:
+    namespace = item.get("namespace")
+    return f"{namespace}{NAMESPACE_JOIN}{name}" if isinstance(namespace, str) and namespace else name
+
+
+def replayed_call(item: dict[str, Any], kind: str) -> tuple[str, str]:
+    """(chat function name, arguments) of a tool call item the client replays: custom_tool_call carries its
+    input, the built-in client tools (local_shell_call, shell_call, apply_patch_call...) their action."""
+    if kind == "custom_tool_call":
+        return chat_name(item, item.get("name") or "custom"), json.dumps({"input": item.get("input") or ""},
+                                                                          ensure_ascii=False)
+    arguments = {k: v for k, v in item.items() if k not in ITEM_KEYS}
+    return kind[:-len("_call")], json.dumps(arguments, ensure_ascii=False)
