@@ -67,9 +67,9 @@ def translate(body: dict[str, Any]) -> tuple[dict[str, Any], ChatTools]:
         choice = tools.choice(body["tool_choice"])
         if choice is not None:
             chat["tool_choice"] = choice
-    if not tools.functions:
-        body = {k: v for k, v in body.items() if k != "parallel_tool_calls"}  # no tools left to call
-    for src, dst in (("parallel_tool_calls", "parallel_tool_calls"), ("temperature", "temperature"),
+    if tools.functions and body.get("parallel_tool_calls") is not None:  # without tools: nothing to call
+        chat["parallel_tool_calls"] = body["parallel_tool_calls"]
+    for src, dst in (("temperature", "temperature"),
                      ("top_p", "top_p"), ("max_output_tokens", "max_tokens"), ("user", "user"),
                      ("safety_identifier", "user"), ("top_logprobs", "top_logprobs")):
         if body.get(src) is not None:
