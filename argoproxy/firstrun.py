@@ -256,6 +256,7 @@ def no_terminal_message(config: Path, here: Path) -> str:
             f"in. Run ./run_app.sh in a terminal, or create the config yourself:\n"
             f"    cp {here / 'config.sample.yaml'} {config}\n"
             f"and set the keys {which} needs:\n    {backend.needs}\n"
+            f"or set {backend.env_keys[0]} in the environment or in .env (then no config file is needed)\n"
             f"(other backends: {others}; see config.sample.yaml)")
 
 

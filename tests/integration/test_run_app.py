@@ -282,6 +282,7 @@ def test_no_stdin_and_missing_config_names_the_chosen_backends_keys(tmp_path: Pa
                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
     assert "the argo backend (BACKEND) needs" in result.stderr and "user: your_anl_username" in result.stderr
+    assert "or set ARGO_USER in the environment or in .env" in result.stderr
     assert "target_base_url" not in result.stderr
 
 
