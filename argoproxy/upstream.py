@@ -7,6 +7,8 @@ both answer with the same UpstreamResponse interface."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import email.utils
 import json
 import logging
@@ -15,7 +17,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 import urllib3
@@ -60,6 +62,24 @@ def make_session(pool_size: int) -> requests.Session:
     return session
 
 
+def url_credentials_as_header(req: UpstreamRequest) -> UpstreamRequest:
+    """A URL's `user:password@` as Basic auth, the same on both transports: only when nothing else authorizes
+    the request (a configured key wins; requests' own handling would replace it), and never left in the URL."""
+    parts = urlsplit(req.url)
+    try:
+        user, password = parts.username, parts.password
+    except ValueError:
+        return req
+    if user is None and password is None:
+        return req  # an '@' in the path or query
+    url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    headers = req.headers
+    if not any(name.lower() == "authorization" for name in headers):
+        pair = f"{unquote(user or '')}:{unquote(password or '')}".encode()
+        headers = {**headers, "Authorization": "Basic " + base64.b64encode(pair).decode()}
+    return dataclasses.replace(req, url=url, headers=headers)
+
+
 class Upstream:
     """Sends requests upstream with connect/read timeouts and capped, jittered retries."""
 
@@ -77,6 +97,8 @@ class Upstream:
 
     def send(self, req: UpstreamRequest) -> UpstreamResponse:
         """The upstream response, headers read and body not yet; raises ProxyError for transport failures."""
+        if "@" in req.url:
+            req = url_credentials_as_header(req)
         timeout = (self.connect_timeout, req.timeout or self.read_timeout)
         attempt = 0
         started = time.monotonic()
