@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
+from argoproxy.answer_shape import bad_answer
 from argoproxy.auth import Guard
 from argoproxy.call import Call
 from argoproxy.classify import Route, RouteTable, standard_table
@@ -164,8 +165,8 @@ class Door:
         if call.kind == "models":
             return self.observed(call, json_response(self.model_list(call)))
         call.model = route.model
-        if self.allowed and not model_allowed(self.allowed, route.model):
-            raise model_not_found(route.model)
+        if self.allowed and self.forwards and not model_allowed(self.allowed, route.model):
+            raise model_not_found(route.model)  # answered from the filtered list below when not forwarding
         if route.model in self.settings.llm_params.pseudo_models and call.method in ("GET", "HEAD"):
             # LLM_PARAMS pseudo models are the proxy's own: the upstream does not know them
             return self.observed(call, json_response({"id": route.model, "object": "model", "created": 0,
@@ -190,14 +191,21 @@ class Door:
         else:
             listing = self.backend.list_models(call)
         data = listing.get("data", [])
+        if not isinstance(data, list):
+            raise bad_answer("the model list's `data` is not a list")
         known = {m.get("id") for m in data if isinstance(m, dict)}
         for name in self.settings.llm_params.pseudo_models:
             if name not in known:
                 data.append({"id": name, "object": "model", "created": 0, "owned_by": "cot_proxy"})
         if self.allowed:
-            data = [m for m in data if isinstance(m, dict) and model_allowed(self.allowed, m.get("id"))]
+            data = [m for m in data if isinstance(m, dict) and self.listed_allowed(m)]
         listing["data"] = data
         return listing
+
+    def listed_allowed(self, entry: dict[str, Any]) -> bool:
+        """A model list entry passes the allow-list by its id or by the id it resolves to (ARGO's aliases carry
+        it as `internal_name`), as requests naming it are checked after alias resolution."""
+        return model_allowed(self.allowed, entry.get("id")) or model_allowed(self.allowed, entry.get("internal_name"))
 
     def health_answer(self, query: str) -> Answer:
         if self.gateway.routing is not None:

@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy import keepalive, sse, streamconv
+from argoproxy.answer_shape import check_completion
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.exchange import Answer, Request
@@ -251,7 +252,7 @@ class Gateway:
     def completion_of(self, call: Call, payload: dict[str, Any] | bytes) -> dict[str, Any]:
         """A whole answer as a parsed completion through the think transform (an error object in it: a 502)."""
         try:
-            obj = payload if isinstance(payload, dict) else parse_upstream_json(payload)
+            obj = check_completion(payload) if isinstance(payload, dict) else parse_upstream_json(payload)
         except ProxyError as err:
             err.message = sanitize_message(err.message, self._secrets)
             raise
@@ -501,7 +502,7 @@ def parse_upstream_json(payload: bytes) -> dict[str, Any]:
     if isinstance(obj.get("error"), dict):
         raise ProxyError(502, sanitize_message(str(obj["error"].get("message") or "The upstream answered with an error.")),
                          code="upstream_error")
-    return obj
+    return check_completion(obj)
 
 
 def check_upstream_body(payload: bytes) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from argoproxy.answer_shape import check_chunk
 from argoproxy.errors import ProxyError
 
 # Delta keys that carry reasoning text: DeepSeek/DashScope/vLLM<0.10 say "reasoning_content",
@@ -255,6 +256,7 @@ def _aggregate(chunks: Iterable[dict[str, Any]], object_name: str, choice_type: 
     choices: dict[int, Any] = {}
     for chunk in chunks:
         raise_if_error(chunk)
+        check_chunk(chunk)
         head.take(chunk, head_fields)
         for choice in chunk.get("choices") or []:
             index = choice.get("index", 0)

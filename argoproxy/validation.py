@@ -252,4 +252,4 @@ def check_allowed_model(patterns: tuple[str, ...], model: str | None) -> None:
 
 
 def model_allowed(patterns: tuple[str, ...], model: str | None) -> bool:
-    return bool(model) and any(fnmatch.fnmatchcase(model, pattern) for pattern in patterns)
+    return isinstance(model, str) and bool(model) and any(fnmatch.fnmatchcase(model, pattern) for pattern in patterns)

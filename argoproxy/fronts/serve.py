@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from argoproxy.exchange import Answer
 
 from argoproxy import streamconv
+from argoproxy.answer_shape import check_chunk
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import Exchange, Front, front_named
@@ -150,7 +151,7 @@ class FrontService:
                     continue
                 if "error" in chunk:
                     streamconv.raise_if_error(chunk)
-                yield chunk
+                yield check_chunk(chunk)
         except READ_ERRORS as exc:
             raise stream_error(exc, resp.url, self.gateway.upstream.read_timeout) from None
         except ProxyError as err:

@@ -130,3 +130,18 @@ def test_compressed_bodies_on_routes_the_proxy_reads_are_415(guarded, target):
                                                           "Content-Encoding": "gzip"}))
     assert answer.status_code == 415 and b"Content-Encoding" in answer.get_data(), answer.get_data()
     assert up.sent == []
+
+
+def test_argo_model_list_and_details_follow_the_allow_list_after_alias_resolution(tmp_path, monkeypatch):
+    # A chat with `argo:gpt-4o` is allowed by ALLOWED_MODELS=gpt4o (checked on the resolved id), so the
+    # list and the detail route show it too; other aliases stay hidden.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    settings = load_settings({}, environ={"HOME": str(tmp_path), "FAST_PATH": "off", "BACKEND": "argo",
+                                          "ARGO_USER": "alice", "ALLOWED_MODELS": "gpt4o"})
+    door = build_proxy(settings, FakeUpstream())
+    listing = json.loads(door.handle(Request.of("GET", "/v1/models")).get_data())
+    assert listing["data"] and all(m["internal_name"] == "gpt4o" for m in listing["data"])
+    assert "argo:gpt-4o" in {m["id"] for m in listing["data"]}
+    assert door.handle(Request.of("GET", "/v1/models/argo:gpt-4o")).status_code == 200
+    assert status_and_code(door.handle(Request.of("GET", "/v1/models/argo:gpt-o1"))) == (404, "model_not_found")

@@ -337,7 +337,10 @@ def decode_tool_calls(response: Any, family: str, prompt_tools: bool) -> tuple[s
         response = response["response"]  # argo-proxy saw Claude answers wrapped once more
     text, calls = _native_content(response.get("content"))
     seen = {call["id"] for call in calls}
-    for raw in response.get("tool_calls") or []:
+    raw_calls = response.get("tool_calls") or []
+    if not isinstance(raw_calls, list):
+        raise ProxyError(502, "ARGO's 'tool_calls' is not a list.", code="upstream_invalid_response")
+    for raw in raw_calls:
         call = _openai_call(raw)
         if call is not None and call["id"] not in seen:
             seen.add(call["id"])

@@ -8,6 +8,7 @@ from typing import Any, Iterator
 import requests
 
 from argoproxy import sse
+from argoproxy.answer_shape import bad_answer
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
@@ -15,6 +16,9 @@ from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.providers.dashscope import translate as dashscope
 from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
 from argoproxy.validation import require_model
+
+# What the translation raises on an answer of another shape (a field of the wrong type, bytes that are not UTF-8).
+SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
 
 # DashScope's native API has no model listing; these are the commonly used public model names.
 KNOWN_MODELS = ("qwen-max", "qwen-plus", "qwen-turbo", "qwen-long", "qwen3-max", "qwq-plus", "text-embedding-v3",
@@ -56,9 +60,12 @@ class DashScopeBackend(Backend):
         except ValueError:
             raise ProxyError(502, "DashScope answered with something that is not JSON.",
                              code="upstream_bad_response") from None
-        if call.kind == "embeddings":
-            return dashscope.decode_embeddings(obj, call.model or "", call.body.get("encoding_format"))
-        return dashscope.decode_chat(obj, call.model or "")
+        try:
+            if call.kind == "embeddings":
+                return dashscope.decode_embeddings(obj, call.model or "", call.body.get("encoding_format"))
+            return dashscope.decode_chat(obj, call.model or "")
+        except SHAPE_ERRORS:
+            raise bad_answer("it does not have the shape of DashScope's API") from None
 
     def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         include_usage = call.include_usage or not call.client_stream
@@ -68,6 +75,8 @@ class DashScopeBackend(Backend):
             yield from decoder.decode(line for event in events for line in event.split(b"\n"))
         except READ_ERRORS as exc:
             raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
+        except SHAPE_ERRORS:
+            raise bad_answer("a stream event does not have the shape of DashScope's API") from None
 
     def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
         try:

@@ -1,0 +1,77 @@
+"""The shape of an upstream chat answer, checked before the proxy reads it.
+
+Translators (stream aggregation, the Responses and Messages front doors, packaging a whole answer as a stream)
+read `choices[i].message`, `delta`, `tool_calls[j].function`, `index` and `usage` as the OpenAI format defines
+them. A server that sends something else (a broken or hostile upstream) gets a 502 `upstream_bad_response`
+here, or an error event once a stream has begun, instead of an exception deep in a translator (a 500 of the
+proxy's own, or a stream cut without a word). Only what is read is checked, and only where the proxy parses
+the answer anyway: a relayed answer is never parsed for this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from argoproxy.errors import ProxyError
+
+_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def check_completion(obj: dict[str, Any]) -> dict[str, Any]:
+    """A whole chat.completion or text_completion; returned as it is when its shape is readable."""
+    _check(obj, "message")
+    return obj
+
+
+def check_chunk(obj: dict[str, Any]) -> dict[str, Any]:
+    """One chat.completion.chunk or text_completion chunk."""
+    _check(obj, "delta")
+    return obj
+
+
+def bad_answer(what: str) -> ProxyError:
+    return ProxyError(502, f"The upstream answer cannot be understood: {what}.", code="upstream_bad_response")
+
+
+def _check(obj: dict[str, Any], part: str) -> None:
+    choices = obj.get("choices")
+    if choices is not None:
+        if not isinstance(choices, list):
+            raise bad_answer("`choices` is not a list")
+        for choice in choices:
+            _check_choice(choice, part)
+    usage = obj.get("usage")
+    if usage is not None:
+        if not isinstance(usage, dict):
+            raise bad_answer("`usage` is not an object")
+        for name in _COUNTS:
+            if not _count(usage.get(name)):
+                raise bad_answer(f"`usage.{name}` is not a number")
+
+
+def _check_choice(choice: Any, part: str) -> None:
+    if not isinstance(choice, dict):
+        raise bad_answer("a choice is not an object")
+    if not _count(choice.get("index")):
+        raise bad_answer("a choice's `index` is not a number")
+    if not isinstance(choice.get("finish_reason"), (str, type(None))):
+        raise bad_answer("a choice's `finish_reason` is not a string")
+    message = choice.get(part)
+    if message is None:
+        return
+    if not isinstance(message, dict):
+        raise bad_answer(f"a choice's `{part}` is not an object")
+    calls = message.get("tool_calls")
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise bad_answer("`tool_calls` is not a list")
+    for call in calls:
+        if not isinstance(call, dict) or not isinstance(call.get("function", {}), (dict, type(None))) \
+                or not _count(call.get("index")):
+            raise bad_answer("a tool call is not an object with a `function` object")
+
+
+def _count(value: Any) -> bool:
+    """Absent, or a whole number (bool is not one)."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
