@@ -46,6 +46,16 @@ class Front:
     name = "chat"
     #: the chat-completions path the internal request takes upstream
     chat_path = "v1/chat/completions"
+    #: chat-completions parameter -> the front's own name, for errors the chat request's checks raise
+    renamed: Mapping[str, str] = {}
+
+    def own_error(self, err: ProxyError) -> ProxyError:
+        """An error about the internal chat request, naming the parameter the client sent."""
+        name = self.renamed.get(err.param or "")
+        if name:
+            err.message = err.message.replace(f"`{err.param}`", f"`{name}`")
+            err.param = name
+        return err
 
     def to_chat(self, body: dict[str, Any], count_only: bool = False) -> tuple[dict[str, Any], Exchange]:
         """The client's request as a chat-completions body, and what the answer translation needs

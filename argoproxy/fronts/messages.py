@@ -82,8 +82,11 @@ def request_to_chat(body: dict[str, Any], *, count_only: bool = False,
         if body.get(key) is not None:
             chat[key] = body[key]
     metadata = body.get("metadata")
-    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str) and metadata["user_id"]:
-        chat["user"] = metadata["user_id"]
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if user_id is not None and not isinstance(user_id, str):
+        raise _bad("must be a string.", "metadata.user_id")
+    if user_id:
+        chat["user"] = user_id
     fmt = (body.get("output_config") or {}).get("format") if isinstance(body.get("output_config"), dict) else None
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
         chat["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt["schema"]}}
@@ -442,6 +445,7 @@ def stream_events(chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[di
 
 class MessagesFront(Front):
     name = "messages"
+    renamed = {"stop": "stop_sequences", "user": "metadata.user_id", "response_format": "output_config.format"}
 
     def to_chat(self, body: dict[str, Any], count_only: bool = False) -> tuple[dict[str, Any], Exchange]:
         dropped: list[str] = []

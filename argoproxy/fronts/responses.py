@@ -468,6 +468,8 @@ def stream_events(chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[di
 
 class ResponsesFront(Front):
     name = "responses"
+    renamed = {"messages": "input", "max_tokens": "max_output_tokens", "response_format": "text.format",
+               "reasoning_effort": "reasoning.effort"}
 
     def to_chat(self, body: dict[str, Any], count_only: bool = False) -> tuple[dict[str, Any], Exchange]:
         chat, tools = translate(body)

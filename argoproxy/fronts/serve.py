@@ -72,7 +72,10 @@ class FrontService:
         call.extra["client_path"] = call.path
         call.kind, call.path, call.query = "chat", front.chat_path, ""
         call.headers = front.upstream_headers(call.headers)
-        validate("chat", chat)
+        try:
+            validate("chat", chat)
+        except ProxyError as err:
+            raise front.own_error(err) from None
         if gateway.routing is not None:  # `models`: the chat request goes to a deployment (argoproxy/routing)
             return gateway.routing.api(call)
         gateway.plan(call)

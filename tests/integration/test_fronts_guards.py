@@ -123,6 +123,20 @@ def test_upstream_errors_in_each_front_shape_and_sanitized(plain):
     assert "no such model" in str(info.value)
 
 
+def test_bad_values_name_the_fronts_own_parameter(plain):
+    """The chat request's checks run on the translation; their errors name what the client sent."""
+    _, p = plain
+    with pytest.raises(openai.BadRequestError) as info:
+        oai(p).responses.create(model="m", input="x", max_output_tokens=0)
+    assert info.value.body["param"] == "max_output_tokens" and "`max_output_tokens`" in info.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as info:
+        oai(p).responses.create(model="m", input=[])
+    assert info.value.body["param"] == "input"
+    r = requests.post(p.url + "/v1/messages", json={"model": "m", "max_tokens": 5, "messages": MSG,
+                                                    "metadata": {"user_id": 5}})
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith("metadata.user_id:")
+
+
 def test_retries_before_the_first_byte(plain):
     fake, p = plain
     fake.received.clear()
