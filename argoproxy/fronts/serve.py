@@ -87,6 +87,8 @@ class FrontService:
         """An estimate (tiktoken's cl100k) over messages, system and tools: chat upstreams have no count route."""
         call.kind = "count_tokens"
         check_allowed_model(self.settings.allowed_models, call.model)
+        if self.gateway.routing is not None:  # counted here, but only for a model a request could be sent to
+            self.gateway.routing.chain(chat["model"])
         return self.whole(call, {"input_tokens": estimate_tokens(chat)})
 
     def relay_native(self, call: Call, front: Front, body: dict[str, Any], count_only: bool) -> Answer:
@@ -95,6 +97,8 @@ class FrontService:
         if count_only:
             call.kind = "count_tokens"
         check_allowed_model(self.settings.allowed_models, call.model)
+        if self.gateway.routing is not None:  # counted here, but only for a model a request could be sent to
+            self.gateway.routing.chain(chat["model"])
         rule = self.settings.llm_params.rule_for(call.model) if self.settings.llm_params else None
         if rule is not None:
             call.rule = rule

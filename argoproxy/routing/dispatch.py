@@ -128,6 +128,14 @@ class Routing:
         self.start_probe()
 
     # ------------------------------------------------------------ one call
+    def chain(self, asked: str) -> list[tuple[str, Pool]]:
+        """The models to try for a name, in order (its own pool, then its fallbacks); none: a 404 naming it."""
+        chain = self.router.chain(asked)
+        if not chain:
+            raise ProxyError(404, f"The model `{asked}` does not exist: no entry of this proxy's models serves it.",
+                             param="model", code="model_not_found")
+        return chain
+
     def api(self, call: Call) -> Answer:
         asked = call.body.get("model")
         if not isinstance(asked, str) or not asked:
@@ -135,10 +143,7 @@ class Routing:
                              "(GET /v1/models lists them).", param="model", code="missing_model")
         from argoproxy.validation import check_allowed_model
         check_allowed_model(self.settings.allowed_models, asked)
-        chain = self.router.chain(asked)
-        if not chain:
-            raise ProxyError(404, f"The model `{asked}` does not exist: no entry of this proxy's models serves it.",
-                             param="model", code="model_not_found")
+        chain = self.chain(asked)
         # A retry starts from the body as it was before the first attempt edited it: the client's bytes, or
         # (a front door translated the request) the translated body, kept as JSON.
         source = dumps(call.body) if call.body_changed else call.raw_body

@@ -300,6 +300,11 @@ def test_front_doors_route_and_fall_back_too(fakes):
         with pytest.raises(anthropic.NotFoundError) as info:  # the 404 in Anthropic's error shape
             client.messages.create(model="nope", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
         assert "nope" in str(info.value) and info.value.body["type"] == "error"
+        # count_tokens is answered by the proxy, but only for a name the messages route would serve
+        assert client.messages.count_tokens(model="claude-local", messages=[{"role": "user", "content": "hi"}]
+                                            ).input_tokens > 0
+        with pytest.raises(anthropic.NotFoundError):
+            client.messages.count_tokens(model="nope", messages=[{"role": "user", "content": "hi"}])
 
 
 def test_key_limits_answer_in_each_front_doors_shape(fakes):
