@@ -23,6 +23,7 @@ image, the console scripts), applied by the loader (argoproxy/settings.py):
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -113,9 +114,10 @@ def _check_against(backend: str, chosen: Given, given: Sequence[Given], config_p
     warnings: list[str] = []
     where = _where(chosen, config_path)
     routed = any(g.name == "models" for g in given)  # `models` entries may use any backend's settings
+    entry_backends = _entry_backends(given)
     for g in given:
         provider = owner(g.name)
-        foreign = provider is not None and provider != backend
+        foreign = provider is not None and provider != backend and provider not in entry_backends
         unused_target = g.name in _TARGET_FIELDS and backend in TARGET_UNUSED_BY
         if g.name in _USED_ONLY_BY and backend not in _USED_ONLY_BY[g.name] and not routed:
             warnings.append(f"{g.label} is set{_in(g)}, but the {backend} backend does not use it")
@@ -132,6 +134,20 @@ def _check_against(backend: str, chosen: Given, given: Sequence[Given], config_p
         raise BackendConflict(f"{g.label}: {what} ({_from(g, config_path)}), but the backend is {backend} ({where}): "
                               f"remove one of them{_hint(g, provider, backend)}")
     return tuple(warnings)
+
+
+def _entry_backends(given: Sequence[Given]) -> frozenset[str]:
+    """The backends the entries of a `models` list name: their providers' settings serve those entries (ARGO's
+    user for an `argo:*` entry). A list that does not parse names none; the loader reports it."""
+    entries: Any = next((g.value for g in reversed(given) if g.name == "models"), None)
+    if isinstance(entries, str):
+        try:
+            entries = json.loads(entries)
+        except ValueError:
+            return frozenset()
+    if not isinstance(entries, list):
+        return frozenset()
+    return frozenset(str(e["backend"]).strip().lower() for e in entries if isinstance(e, dict) and "backend" in e)
 
 
 def _in(g: Given) -> str:

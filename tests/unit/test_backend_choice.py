@@ -124,6 +124,20 @@ def test_target_base_url_serving_a_models_entry_without_base_url_is_no_warning()
     assert loaded.warnings == ()
 
 
+def test_a_providers_settings_serving_models_entries_are_used(tmp_path: Path) -> None:
+    """The issue's example: an `argo:*` entry beside openai ones; ARGO's user serves that entry, from the
+    environment or the config file, and is no warning (nor a conflict with the default openai backend)."""
+    models = MODELS[:-1] + ', {"name": "argo:*", "backend": "argo"}]'
+    loaded = load({}, environ={"MODELS": models, "ARGO_USER": "alice"})
+    assert loaded.warnings == () and loaded.settings.user == "alice"
+    path = config(tmp_path, "user: alice\nmodels:\n  - {name: 'argo:*', backend: argo}\n"
+                            "  - {name: q, backend: openai, base_url: 'http://127.0.0.1:9/v1/'}\nbackend: openai\n")
+    loaded = load({"config_path": path}, environ={})
+    assert loaded.warnings == () and loaded.settings.user == "alice"
+    loaded = load({}, environ={"MODELS": MODELS, "ARGO_USER": "alice"})  # no argo entry: unused, as before
+    assert loaded.warnings == ("ARGO_USER is set in the environment, but the openai backend does not use it",)
+
+
 def test_use_native_openai_in_the_environment_with_another_explicit_backend_stops_start_up() -> None:
     """USE_NATIVE_OPENAI=true chooses ARGO's native mode (seed 000): beside BACKEND=openai the two contradict
     each other, wherever they come from."""
