@@ -21,9 +21,9 @@ def __getattr__(name: str):
     if _app is None:
         from argoproxy import gunicorn_errors
         from argoproxy.app import create_app
-        from argoproxy.server import settings_or_exit
+        from argoproxy.server import worker_settings
         gunicorn_errors.install()  # also when started as `gunicorn cot_proxy:app` without gunicorn.conf.py
-        _app = create_app(settings_or_exit())
+        _app = create_app(worker_settings())
     return _app
 
 

@@ -17,6 +17,8 @@ from argoproxy.settings import Loaded, Settings, SettingsError, load
 # Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
 # for idle keep-alive connections too.
 KEEPALIVE_SECONDS = 5
+# Set in the Gunicorn master that printed the warnings and the start-up line; forked workers inherit it.
+_announced = False
 
 
 def loaded_or_exit(flags: Mapping[str, Any] | None = None) -> Loaded:
@@ -36,10 +38,33 @@ def settings_or_exit(flags: Mapping[str, Any] | None = None) -> Settings:
 def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, dict[str, Any]]:
     """For Gunicorn's master (gunicorn.conf.py, `python cot_proxy.py`, the console scripts): the settings,
     their warnings printed once, and Gunicorn's options (whose start-up line says why this backend)."""
+    global _announced
     loaded = loaded_or_exit(flags)
+    print_warnings(loaded)
+    _announced = True
+    return loaded.settings, gunicorn_options(loaded.settings, loaded.backend_reason)
+
+
+def print_warnings(loaded: Loaded) -> None:
     for warning in loaded.warnings:
         print(f"cot_proxy: warning: {warning}", file=sys.stderr, flush=True)
-    return loaded.settings, gunicorn_options(loaded.settings, loaded.backend_reason)
+
+
+def worker_settings() -> Settings:
+    """The settings of a worker building the app. Started as `gunicorn cot_proxy:app` where no gunicorn.conf.py
+    is read, no master said where requests go: each worker says it (with the warnings), Gunicorn's own
+    options being in force rather than the settings' workers and worker class."""
+    loaded = loaded_or_exit()
+    if not _announced:
+        print_warnings(loaded)
+        mode = describe_mode(loaded.settings)
+        if loaded.backend_reason:
+            mode += f"; {loaded.settings.backend} backend: {loaded.backend_reason}"
+        if _default_url(loaded.settings):
+            mode += ", the default URL: TARGET_BASE_URL sets another"
+        print(f"cot_proxy worker {os.getpid()} serving ({mode}; started without gunicorn.conf.py: Gunicorn's "
+              "own options apply)", file=sys.stderr, flush=True)
+    return loaded.settings
 
 
 def read_dotenv(directory: Path | None = None) -> Path | None:
@@ -67,11 +92,15 @@ def startup_line(settings: Settings, backend_reason: str = "") -> str:
     parts = [describe_mode(settings)]
     if backend_reason:
         parts[0] += f"; {settings.backend} backend: {backend_reason}"
-    if settings.backend not in TARGET_UNUSED_BY and \
-            settings.target_base_url == providers.DEFAULT_TARGET_URLS.get(settings.backend):
+    if _default_url(settings):
         parts.append("the default URL: TARGET_BASE_URL sets another")
     parts.append(plural(settings.workers, f"{settings.worker_class} worker"))
     return f"cot_proxy listening on http://{settings.host}:{settings.port} ({', '.join(parts)})"
+
+
+def _default_url(settings: Settings) -> bool:
+    return settings.backend not in TARGET_UNUSED_BY and \
+        settings.target_base_url == providers.DEFAULT_TARGET_URLS.get(settings.backend)
 
 
 def plural(count: int, noun: str) -> str:

@@ -199,3 +199,25 @@ def test_the_default_upstream_is_never_silent(tmp_path: Path) -> None:
     from argoproxy.settings import load_settings
     line = startup_line(load_settings({}, environ={}))
     assert "openai backend -> https://api.openai.com/v1/, the default URL: TARGET_BASE_URL sets another" in line
+
+
+def test_gunicorn_without_its_config_file_still_says_where_requests_go(tmp_path: Path) -> None:
+    """`gunicorn cot_proxy:app` where no gunicorn.conf.py is read (seed 002's own command line, an installed
+    package started from another directory): no master announced the upstream, so the worker does, with
+    the warnings; never a silent api.openai.com."""
+    port = free_port()
+    log = tmp_path / "out.log"
+    env = clean_env(tmp_path, PYTHONPATH=str(ROOT), ARGO_USER="erin")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1",
+                                 "cot_proxy:app"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while "cot_proxy worker" not in log.read_text() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        text = log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "openai backend -> https://api.openai.com/v1/, the default URL: TARGET_BASE_URL sets another" in text, text
+    assert "cot_proxy: warning: ARGO_USER is set in the environment" in text
