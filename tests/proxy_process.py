@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,6 +35,23 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> N
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("proxy did not start listening")
+
+
+def wait_for_worker(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Wait until the started process has a child: Gunicorn's master binds the port before it forks its workers,
+    so an open port alone says nothing about them. (A request would prove more, but every request the proxy
+    answers shows up in its metrics, journals or upstream probes, which tests count.)"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"proxy exited with {proc.returncode}")
+        try:
+            if psutil.Process(proc.pid).children(recursive=True):
+                return
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError("the proxy started no worker")
 
 
 class ProxyProcess:
@@ -81,6 +100,7 @@ def running_proxy(command: list[str] | None = None, **settings: str) -> Iterator
     proxy = ProxyProcess(proc, port, home)
     try:
         wait_for_port(port, proc)
+        wait_for_worker(proc)
         yield proxy
     finally:
         proxy.stop()
