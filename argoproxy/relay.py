@@ -37,20 +37,27 @@ def read_whole(resp: UpstreamResponse, limit: float) -> bytes:
     return b"".join(parts)
 
 
-def relay_sse(resp: UpstreamResponse, read_timeout: float, max_event: int = sse.DEFAULT_MAX_EVENT) -> Iterator[bytes]:
-    """An OpenAI SSE stream as raw events (no [DONE]); raises ProxyError when it breaks off, stalls, sends an
-    event over `max_event` bytes or ends unfinished. Each event must arrive whole within the read timeout."""
-    last = None
+def upstream_events(resp: UpstreamResponse, read_timeout: float,
+                    max_event: int = sse.DEFAULT_MAX_EVENT) -> Iterator[bytes]:
+    """The whole SSE events of an upstream stream. Each must arrive within `read_timeout` of the one before
+    and be at most `max_event` bytes; a stall or a broken connection is a ProxyError naming the upstream."""
     try:
-        for event in sse.split_events(read_chunks(resp), read_timeout, max_event):
-            if event.startswith(b"data:"):
-                if event.startswith((b"data: [DONE]", b"data:[DONE]")):
-                    resp.drain(DRAIN_SECONDS)
-                    return
-                last = event
-            yield event
+        yield from sse.split_events(read_chunks(resp), read_timeout, max_event)
     except READ_ERRORS as exc:
         raise stream_error(exc, resp.url, read_timeout) from None
+
+
+def relay_sse(resp: UpstreamResponse, read_timeout: float, max_event: int = sse.DEFAULT_MAX_EVENT) -> Iterator[bytes]:
+    """An OpenAI SSE stream as raw events (no [DONE]); raises ProxyError when it breaks off, stalls, sends an
+    event over `max_event` bytes or ends unfinished (see upstream_events)."""
+    last = None
+    for event in upstream_events(resp, read_timeout, max_event):
+        if event.startswith(b"data:"):
+            if event.startswith((b"data: [DONE]", b"data:[DONE]")):
+                resp.drain(DRAIN_SECONDS)
+                return
+            last = event
+        yield event
     if not _finished(sse.block_data(last) if last else None):
         raise ProxyError(502, "The upstream server closed the stream before the answer was complete.",
                          code="upstream_stream_incomplete")

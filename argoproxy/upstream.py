@@ -158,9 +158,20 @@ class UpstreamResponse:
         self.bounded = False  # set when the body is about to be read whole (answers, stream aggregation)
 
     raw: urllib3.BaseHTTPResponse  # the urllib3 response underneath
-    status_code: int
-    reason: str
-    headers: urllib3.HTTPHeaderDict  # case-insensitive, one entry per header line as received
+
+    @property
+    def status_code(self) -> int:
+        return self.raw.status
+
+    @property
+    def reason(self) -> str:
+        return self.raw.reason or ""
+
+    @property
+    def headers(self) -> urllib3.HTTPHeaderDict:
+        """Case-insensitive, one entry per header line as received (urllib3's own: requests' merged dict
+        would join repeated headers such as Set-Cookie into one line)."""
+        return self.raw.headers
 
     @property
     def content(self) -> bytes:
@@ -208,19 +219,6 @@ class StockResponse(UpstreamResponse):
     def raw(self) -> urllib3.BaseHTTPResponse:
         return self.response.raw
 
-    @property
-    def status_code(self) -> int:
-        return self.response.status_code
-
-    @property
-    def reason(self) -> str:
-        return self.response.reason or ""
-
-    @property
-    def headers(self) -> urllib3.HTTPHeaderDict:
-        # urllib3's own headers: requests' merged dict would join repeated headers (Set-Cookie) into one line.
-        return self.response.raw.headers
-
     def chunks(self, decode: bool = True) -> Iterator[bytes]:
         """Chunked bodies (every SSE stream) per chunk as it arrives (iter_content(chunk_size=None));
         other bodies per read of what has arrived (iter_content with a size would wait to fill it)."""
@@ -228,14 +226,19 @@ class StockResponse(UpstreamResponse):
         if raw.chunked and raw.supports_chunked_reads():
             yield from self.response.iter_content(chunk_size=None) if decode else raw.stream(None, decode_content=False)
             return
-        while True:
-            data = raw.read1(READ_SIZE, decode_content=decode)
-            if not data:
-                return
-            yield data
+        yield from read_arrived(raw, decode)
 
     def close(self) -> None:
         self.response.close()
+
+
+def read_arrived(raw: urllib3.BaseHTTPResponse, decode: bool) -> Iterator[bytes]:
+    """An unchunked body per read of whatever has arrived (at most READ_SIZE), decoded unless decode is False."""
+    while True:
+        data = raw.read1(READ_SIZE, decode_content=decode)
+        if not data:
+            return
+        yield data
 
 
 def read_chunks(resp: UpstreamResponse, decode: bool = True) -> Iterator[bytes]:

@@ -16,7 +16,7 @@ import urllib3
 
 from argoproxy.fastpath.connections import LeanHTTPConnection, LeanHTTPSConnection
 from argoproxy.proxy_env import ca_bundle, proxy_for
-from argoproxy.upstream import READ_SIZE, UpstreamRequest, UpstreamResponse
+from argoproxy.upstream import READ_SIZE, UpstreamRequest, UpstreamResponse, read_arrived
 
 # urllib3 retries nothing itself (the proxy decides, in Upstream.send); one shared object, as urlopen builds one
 # per call from retries=False.
@@ -81,18 +81,6 @@ class PooledResponse(UpstreamResponse):
         super().__init__(url, max_bytes)
         self.raw = raw
 
-    @property
-    def status_code(self) -> int:
-        return self.raw.status
-
-    @property
-    def reason(self) -> str:
-        return self.raw.reason or ""
-
-    @property
-    def headers(self) -> urllib3.HTTPHeaderDict:
-        return self.raw.headers
-
     def chunks(self, decode: bool = True) -> Iterator[bytes]:
         raw = self.raw
         if raw.chunked and raw.supports_chunked_reads():
@@ -101,11 +89,7 @@ class PooledResponse(UpstreamResponse):
         if not decode or raw.headers.get("Content-Encoding", "identity") == "identity":
             yield from _read_plain(raw)
             return
-        while True:
-            data = raw.read1(READ_SIZE, decode_content=decode)
-            if not data:
-                return
-            yield data
+        yield from read_arrived(raw, decode)
 
     def drain(self, seconds: float) -> None:
         """Read the end of a finished stream (its last chunk marker) so its connection can be reused; give up

@@ -8,7 +8,6 @@ import gzip
 import http.client
 import json
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_openai import Reply
+from tests.polling import poll
 from tests.proxy_process import running_proxy
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -56,15 +56,6 @@ def requests_total(proxy, **labels: str) -> float:
 def journal(log_dir: str) -> list[dict]:
     path = Path(log_dir, "client_interaction.jsonl")
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def poll(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

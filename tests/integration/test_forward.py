@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import openai
@@ -15,6 +14,7 @@ import requests
 
 from tests.fakes.fake_dashscope import FakeDashScope
 from tests.fakes.fake_openai import Reply, Stream, chat_completion
+from tests.polling import poll
 from tests.proxy_process import ROOT, base_env, free_port, running_proxy, wait_for_port
 
 MSG = [{"role": "user", "content": "What is the weather in Paris?"}]
@@ -161,8 +161,9 @@ def test_journals_record_both_ends(fake, tmp_path):
                 if x.choices)
         for _ in range(20):
             c.chat.completions.create(model="m", messages=MSG)
-        time.sleep(0.3)
-    clients, servers = read_jsonl(tmp_path / "client_interaction.jsonl"), read_jsonl(tmp_path / "server_interaction.jsonl")
+        journals = tmp_path / "client_interaction.jsonl", tmp_path / "server_interaction.jsonl"
+        poll(lambda: all(j.exists() and j.read_text().count("\n") >= 22 for j in journals))  # written as answers end
+    clients, servers = map(read_jsonl, journals)
     assert len(clients) == len(servers) == 22
     assert {r["logging_id"] for r in clients} == {r["logging_id"] for r in servers}
     streamed = clients[1]

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests.fakes.fake_openai import FakeOpenAI, Reply, chat_completion
+from tests.polling import poll
 from tests.proxy_process import running_proxy
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -324,15 +325,6 @@ def _states(proxy) -> dict[str, str]:
     return {d["served_by"]: d["state"] for d in requests.get(proxy.url + "/health", timeout=10).json()["deployments"]}
 
 
-def _poll(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_the_active_probe_takes_a_dead_deployment_out_and_brings_it_back(fakes):
     from tests.fakes.fake_process import fake_process
     _, b, _ = fakes
@@ -343,11 +335,11 @@ def test_the_active_probe_takes_a_dead_deployment_out_and_brings_it_back(fakes):
         with running_proxy(MODELS=entries, HEALTH_PROBE_SECONDS="0.2", COOLDOWN_SECONDS="60", WORKERS="1") as proxy:
             assert _states(proxy)[where] == "up"
             a.kill()
-            assert _poll(lambda: _states(proxy)[where] == "down")  # no request had to find it dead
+            assert poll(lambda: _states(proxy)[where] == "down", 15)  # no request had to find it dead
             health = requests.get(proxy.url + "/health", timeout=10)
             assert health.status_code == 200 and health.json()["down"] == [f"m at {where}"]
             with fake_process(port=a.port):  # back on the same port: up long before the 60 s cooldown ends
-                assert _poll(lambda: _states(proxy)[where] == "up")
+                assert poll(lambda: _states(proxy)[where] == "up", 15)
 
 
 def test_metrics_and_journals_name_the_deployment(fakes, tmp_path):

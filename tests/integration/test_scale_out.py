@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
+from tests.polling import poll
 from tests.proxy_process import ROOT, ProxyProcess, base_env, free_port, wait_for_port
 
 SHIPPED = ROOT / "deploy" / "nginx" / "cot_proxy.conf"
@@ -214,12 +215,7 @@ class Load:
 
 
 def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    assert poll(predicate, timeout), f"timed out waiting for {what}"
 
 
 def test_sigterm_and_restart_of_a_replica_under_load_fails_nothing():

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
+from tests.polling import poll
 from tests.proxy_process import running_proxy
 from tests.reliability.support import chat, quick_ok, sse_events, wait_for_workers, worker_pids
 
@@ -37,6 +38,12 @@ def stream_in_background(p, result: dict) -> threading.Thread:
     return t
 
 
+def upstream_has(fake: FakeOpenAI, streams: int) -> None:
+    """Wait until the upstream has received this many chat requests (they are in flight in the proxy)."""
+    assert poll(lambda: sum(r.path.endswith("/chat/completions") for r in fake.received) >= streams), \
+        [r.path for r in fake.received]
+
+
 def refused(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -52,7 +59,7 @@ def test_sigterm_drains_streams_and_refuses_new_connections():
             fake.add(*[Stream(chat_chunks([f"p{i}" for i in range(10)]), delay=0.2) for _ in range(3)])
             results = [{} for _ in range(3)]
             threads = [stream_in_background(p, r) for r in results]
-            time.sleep(0.5)  # all three are mid-stream
+            upstream_has(fake, 3)  # all three are mid-stream
             sent = time.monotonic()
             p.proc.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 3
@@ -78,7 +85,7 @@ def test_sigterm_cuts_streams_that_outlive_the_graceful_timeout():
             fake.add(Stream(chat_chunks([f"p{i}" for i in range(100)]), delay=0.1))
             result: dict = {}
             t = stream_in_background(p, result)
-            time.sleep(0.5)
+            upstream_has(fake, 1)
             sent = time.monotonic()
             p.proc.send_signal(signal.SIGTERM)
             p.proc.wait(10)
@@ -101,7 +108,7 @@ def test_sighup_reloads_config_without_dropping_a_request(tmp_path: Path):
             fake.add(Stream(chat_chunks(["<think>in</think>", "flight"] + ["."] * 8), delay=0.2))
             result: dict = {}
             t = stream_in_background(p, result)
-            time.sleep(0.4)
+            upstream_has(fake, 2)  # the one above and this stream
             config.write_text("think_mode: strip\n")
             p.proc.send_signal(signal.SIGHUP)
             # Requests keep being answered all through the reload.

@@ -7,14 +7,14 @@ from typing import Any, Iterator
 
 import requests
 
-from argoproxy import sse
 from argoproxy.answer_shape import bad_answer
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.providers.dashscope import translate as dashscope
-from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
+from argoproxy.relay import upstream_events
+from argoproxy.upstream import UpstreamRequest, UpstreamResponse
 from argoproxy.validation import require_model
 
 # What the translation raises on an answer of another shape (a field of the wrong type, bytes that are not UTF-8).
@@ -70,11 +70,9 @@ class DashScopeBackend(Backend):
     def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         include_usage = call.include_usage or not call.client_stream
         decoder = dashscope.ChatStreamDecoder(call.model or "", incremental=True, include_usage=include_usage)
+        events = upstream_events(resp, self.upstream.read_timeout, self.settings.max_sse_event_bytes)
         try:
-            events = sse.split_events(read_chunks(resp), self.upstream.read_timeout, self.settings.max_sse_event_bytes)
             yield from decoder.decode(line for event in events for line in event.split(b"\n"))
-        except READ_ERRORS as exc:
-            raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
         except SHAPE_ERRORS:
             raise bad_answer("a stream event does not have the shape of DashScope's API") from None
 
