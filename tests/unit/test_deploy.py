@@ -100,3 +100,46 @@ def test_compose_runs_replicas_behind_nginx_with_prometheus(tmp_path):
     assert settings.enable_auth and settings.metrics_public
     grace = int(proxy["stop_grace_period"].rstrip("s"))
     assert grace >= settings.graceful_timeout
+
+
+def compose_environment(dotenv: dict[str, str]) -> dict[str, str]:
+    """The proxy container's environment as `docker compose up` makes it from this `.env`: its env_file
+    entries (the .env itself), then `environment:` with ${VAR:-default} / ${VAR:?message} filled from .env;
+    a required variable that .env lacks is compose refusing to start."""
+    proxy = compose()["services"]["proxy"]
+    env: dict[str, str] = {}
+    for entry in proxy.get("env_file", []):
+        path = entry["path"] if isinstance(entry, dict) else entry
+        assert path == ".env"
+        env.update(dotenv)
+
+    def fill(match: re.Match) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3)
+        if op == ":?":
+            assert dotenv.get(name), f"compose refuses to start without {name}: {arg}"
+            return dotenv[name]
+        return dotenv.get(name) or (arg if op == ":-" else "")
+
+    for key, value in proxy["environment"].items():
+        env[key] = re.sub(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}", fill, str(value))
+    return env
+
+
+def test_compose_serves_what_env_says(tmp_path):
+    """.env is where the compose file says settings go: each of them reaches the replicas."""
+    env = compose_environment({"TARGET_BASE_URL": "http://llm:8000/v1", "API_KEY_SECRET": "k1",
+                               "THINK_MODE": "reasoning"})
+    (tmp_path / "empty.yaml").write_text("{}\n")
+    settings = load_settings(environ={**env, "CONFIG_PATH": str(tmp_path / "empty.yaml")})
+    assert settings.target_base_url == "http://llm:8000/v1/" and settings.think_mode == "reasoning"
+    assert settings.api_key_secret == ("k1",)
+
+
+def test_compose_serves_a_mounted_seed_argo_config(tmp_path):
+    """The compose file's own advice, a config.yaml mounted instead of the environment: an argo-openai-proxy
+    config (no backend: key) must run ARGO, not meet a BACKEND=openai default nor a required TARGET_BASE_URL."""
+    env = compose_environment({"API_KEY_SECRET": "k1"})
+    config = tmp_path / "config.yaml"
+    config.write_text('argo_url: "https://apps.inside.anl.gov/argoapi/api/v1/resource/chat/"\nuser: "carol"\n')
+    settings = load_settings(environ={**env, "CONFIG_PATH": str(config)})
+    assert settings.backend == "argo" and settings.user == "carol"
