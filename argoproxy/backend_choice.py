@@ -120,7 +120,8 @@ def _check_against(backend: str, chosen: Given, given: Sequence[Given], config_p
         foreign = provider is not None and provider != backend and provider not in entry_backends
         unused_target = g.name in _TARGET_FIELDS and backend in TARGET_UNUSED_BY
         if g.name in _USED_ONLY_BY and backend not in _USED_ONLY_BY[g.name] and not routed:
-            warnings.append(f"{g.label} is set{_in(g)}, but the {backend} backend does not use it")
+            if str(g.value or "").strip():  # an empty one (a Secret's placeholder) says nothing
+                warnings.append(f"{g.label} is set{_in(g)}, but the {backend} backend does not use it")
             continue
         if not (foreign or unused_target):
             continue

@@ -156,6 +156,7 @@ def test_openai_api_key_with_a_backend_that_does_not_send_it_is_a_warning(enviro
     loaded = load({"backend": backend}, environ={**environ, "OPENAI_API_KEY": "sk-secret"})
     assert loaded.warnings == (f"OPENAI_API_KEY is set in the environment, but the {backend} backend does not use it",)
     assert "sk-secret" not in str(loaded.warnings)
+    assert load({"backend": backend}, environ={**environ, "OPENAI_API_KEY": ""}).warnings == ()
 
 
 def test_native_url_without_native_mode_is_a_warning(tmp_path: Path) -> None:
