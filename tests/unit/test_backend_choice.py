@@ -167,3 +167,8 @@ def test_native_url_without_native_mode_is_a_warning(tmp_path: Path) -> None:
     assert loaded.warnings == ("native_openai_base_url is set, but use_native_openai is off (ARGO standard mode), "
                                "so it is not used",)
     assert load({"config_path": path, "use_native_openai": True}, environ={}).warnings == ()
+
+
+def test_native_openai_is_named_as_the_reason_beside_other_argo_flags() -> None:
+    loaded = load({"use_native_openai": True, "username_passthrough": True}, environ={})
+    assert loaded.settings.backend == "argo" and loaded.backend_reason == "--native-openai implies it"
