@@ -4,8 +4,10 @@
 
 * A client that stalls while sending its body gets a 408 (OpenAI error JSON) once CLIENT_TIMEOUT has passed
   since the request started, and its connection is closed: the socket's read side is shut, so the server
-  finds no next request on it. Each socket read waits at most the time left, and the time left is checked
-  between reads (a body is read in pieces), so a client that drips bytes is cut at the deadline too.
+  finds no next request on it. Each socket read waits at most the time left. A client that drips bytes (each
+  read returns soon, but the body never ends) is cut by the `Watchdog`, one thread (a greenlet under gevent) per
+  worker process that shuts the read side of a body still unread at its deadline; the blocked read then
+  returns and the request gets its 408.
 * Malformed chunked framing (an invalid chunk size, a missing chunk terminator, a body cut short) is found by
   Gunicorn only while the body is read, i.e. inside a view: it becomes a 400 here instead of the 500 of an
   unexpected exception.
@@ -19,7 +21,9 @@ Requests without a body are not wrapped, and nothing is wrapped outside Gunicorn
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
 import time
 from typing import Any, Callable, Iterable
 
@@ -49,10 +53,13 @@ class ClientInput:
             return self.app(environ, start_response)
         body = DeadlineBody(environ["wsgi.input"], sock, self.timeout)
         environ["wsgi.input"] = body
+        watchdog = Watchdog.get()
+        watchdog.watch(body)
         try:
             return self.app(environ, start_response)
         finally:
             body.restore()
+            watchdog.forget(body)
 
 
 def _refuse_folded(start_response: Callable[..., Any]) -> list[bytes]:
@@ -67,6 +74,49 @@ def _has_body(environ: dict[str, Any]) -> bool:
     return bool(length and length != "0") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
 
 
+class Watchdog:
+    """Shuts the read side of request bodies still being read at their deadline (one per worker process).
+
+    Every body has the same allowance (CLIENT_TIMEOUT), so bodies reach their deadlines in the order they were
+    watched: an insertion-ordered dict is the queue, and only its first entry is ever looked at. Watching and
+    forgetting a body are a dict insert and delete."""
+
+    TICK = 0.25  # longest sleep: a dripping client is cut at most this late
+    _instance: "Watchdog | None" = None
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.bodies: dict[int, DeadlineBody] = {}
+        self.lock = threading.Lock()
+        threading.Thread(target=self.run, name="cot_proxy-client-timeout", daemon=True).start()
+
+    @classmethod
+    def get(cls) -> "Watchdog":
+        watchdog = cls._instance
+        if watchdog is None or watchdog.pid != os.getpid():  # started lazily, in the worker (not the master)
+            watchdog = cls._instance = cls()
+        return watchdog
+
+    def watch(self, body: "DeadlineBody") -> None:
+        with self.lock:
+            self.bodies[id(body)] = body
+
+    def forget(self, body: "DeadlineBody") -> None:
+        with self.lock:
+            self.bodies.pop(id(body), None)
+
+    def run(self) -> None:
+        while True:
+            with self.lock:
+                first = next(iter(self.bodies.values()), None)
+            wait = self.TICK if first is None else first.deadline - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, self.TICK))
+                continue
+            self.forget(first)
+            first.expire()
+
+
 class DeadlineBody:
     """A file-like request body whose reads end at a deadline with a 408, and whose framing errors are 400s."""
 
@@ -77,6 +127,7 @@ class DeadlineBody:
         self.deadline = time.monotonic() + timeout
         self.saved = _gettimeout(sock)
         self.done = False
+        self.expired = False
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
@@ -117,11 +168,29 @@ class DeadlineBody:
         except (socket.timeout, TimeoutError):
             raise self._timed_out() from None
         except FRAMING_ERRORS as exc:
+            if self.expired:  # the watchdog shut the socket: the body was cut, not malformed
+                raise self._timed_out() from None
             raise ProxyError(400, f"The request body is malformed: {_framing_reason(exc)}.",
                              code="invalid_request_framing") from None
+        except OSError:
+            if self.expired:  # gevent ends a read waiting on a socket shut in another greenlet with an error
+                raise self._timed_out() from None
+            raise
+        if self.expired:
+            raise self._timed_out()
         if not data:
             self.restore()
         return data
+
+    def expire(self) -> None:
+        """The deadline passed while the body was still being read (called by the Watchdog): end the read."""
+        if self.done:
+            return
+        self.expired = True
+        try:
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
 
     def _timed_out(self) -> ProxyError:
         try:  # the rest of the body will not be read: no further request can follow on this connection

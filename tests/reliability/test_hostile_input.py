@@ -194,6 +194,39 @@ def test_half_sent_body_gets_408_and_a_closed_connection(env):
     quick_ok(p)
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_a_client_that_drips_its_body_is_cut_at_client_timeout(env, chunked):
+    # One byte every 0.1 s: no socket read ever waits long, yet the body would take minutes to arrive.
+    fake, p = env
+    fake.received.clear()
+    head = chat_head("Transfer-Encoding: chunked\r\n") + b"%x\r\n" % len(BODY) if chunked \
+        else chat_head(length=len(BODY))
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", p.port), timeout=0.1) as s:
+        s.sendall(head)
+        answer = b""
+        for byte in BODY:
+            if time.monotonic() - start > CLIENT_TIMEOUT + 4:
+                break
+            try:
+                s.sendall(bytes([byte]))
+                answer += s.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:  # the server shut the connection
+                break
+            if answer:
+                break
+        took = time.monotonic() - start
+        s.settimeout(5)
+        while answer and not answer.endswith(b"}") and (more := s.recv(65536)):
+            answer += more
+    assert took < CLIENT_TIMEOUT + 3, took
+    assert_json_error(answer, 408)
+    assert not fake.received
+    quick_ok(p)
+
+
 def test_half_sent_chunked_body_gets_408(env):
     fake, p = env
     data = chat_head("Transfer-Encoding: chunked\r\n") + b"%x\r\n%s\r\n" % (len(BODY), BODY)
