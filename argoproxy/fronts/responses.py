@@ -138,11 +138,11 @@ def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str,
 
 
 def _append_call(messages: list[dict[str, Any]], call_id: str, name: str, arguments: str) -> None:
-    """An assistant tool call, joined to the assistant message just before it when that one has no text after
-    its calls (chat puts parallel calls in one message)."""
+    """An assistant tool call, joined to the assistant message just before it: chat puts a turn's text and its
+    parallel calls in one message (templates that want roles to alternate refuse two assistant messages)."""
     call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
     last = messages[-1] if messages else None
-    if last is not None and last["role"] == "assistant" and not _has_text_after_tools(last):
+    if last is not None and last["role"] == "assistant":
         last.setdefault("tool_calls", []).append(call)
     else:
         messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
@@ -156,10 +156,6 @@ def client_tool_output(item: dict[str, Any], param: str, call_ids: dict[str, str
     output = item.get("output")
     text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
     return {"role": "tool", "tool_call_id": call_ids.get(ref, ref), "content": text}
-
-
-def _has_text_after_tools(message: dict[str, Any]) -> bool:
-    return False if message.get("tool_calls") else bool(message.get("content"))
 
 
 def _string(item: dict[str, Any], key: str, param: str) -> str:

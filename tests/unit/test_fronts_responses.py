@@ -51,6 +51,9 @@ def test_items_with_images_and_a_function_round_trip():
         {"type": "function_call_output", "call_id": "call_2", "output": [{"type": "input_text", "text": "rain"}]},
         {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
          "content": [{"type": "output_text", "text": "It is sunny.", "annotations": []}]},
+        {"role": "user", "content": "and tomorrow?"},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]},
+        {"type": "function_call", "call_id": "call_3", "name": "look", "arguments": "{}"},
     ]})
     assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}
     assert chat["messages"] == [
@@ -64,6 +67,9 @@ def test_items_with_images_and_a_function_round_trip():
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
         {"role": "tool", "tool_call_id": "call_2", "content": "rain"},
         {"role": "assistant", "content": "It is sunny."},
+        {"role": "user", "content": "and tomorrow?"},
+        {"role": "assistant", "content": "Checking.", "tool_calls": [  # a turn's text and its calls: one message
+            {"id": "call_3", "type": "function", "function": {"name": "look", "arguments": "{}"}}]},
     ]
 
 
