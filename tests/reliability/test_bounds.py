@@ -121,3 +121,29 @@ def test_decompression_bomb_image_is_left_as_its_url():
             assert worker_rss(p) - before < 100 * MB
         log = p.stop()
     assert "12000x12000" in log and "max_image_pixels" in log
+
+
+def gzip_of_zeros(size: int) -> bytes:
+    """A gzip body that inflates to `size` zero bytes (about 1000:1), built without holding it whole."""
+    import zlib
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(MB)
+    return b"".join(packer.compress(block) for _ in range(size // MB)) + packer.flush()
+
+
+def test_a_small_compressed_forwarded_answer_is_not_inflated_whole():
+    # With a secret configured the proxy relays compressed bodies decoded (to scan them); a 100 KB gzip that
+    # inflates to 64 MB must stream through, not be inflated in memory at once.
+    from tests.fakes.fake_openai import Reply
+    bomb = gzip_of_zeros(64 * MB)
+    assert len(bomb) < 256 * 1024
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, OPENAI_API_KEY="sk-upstream-key-0123456789") as p:
+            quick_ok(p, timeout=10)
+            before = worker_rss(p)
+            fake.add(Reply(bomb, headers={"Content-Encoding": "gzip", "Content-Type": "application/octet-stream"}))
+            with requests.get(p.base_url + "/files/abc/content", stream=True, timeout=60) as r:
+                assert r.status_code == 200
+                size = sum(len(piece) for piece in r.raw.stream(MB, decode_content=False))
+            assert size == 64 * MB
+            assert worker_rss(p) - before < 40 * MB, (before, worker_rss(p))

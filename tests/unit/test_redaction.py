@@ -100,6 +100,16 @@ def test_secret_list_comes_from_the_settings_metadata(tmp_path) -> None:
     assert "http://***@llm.example/v1/" in dict(s.public_items()).values()
 
 
+def test_the_generated_client_key_is_a_secret_too(tmp_path, monkeypatch) -> None:
+    # ENABLE_AUTH without API_KEY_SECRET: the master makes a key and hands it to the workers in the environment.
+    from argoproxy.auth import GENERATED_KEY_ENV
+    monkeypatch.setenv(GENERATED_KEY_ENV, "sk-proxy-generated-0123456789")
+    s = load_settings(environ={"ENABLE_AUTH": "true", "CONFIG_PATH": str(_empty_config(tmp_path))})
+    assert "sk-proxy-generated-0123456789" in configured_secrets(s)
+    s = load_settings(environ={"CONFIG_PATH": str(_empty_config(tmp_path))})  # auth off: the key is not in use
+    assert "sk-proxy-generated-0123456789" not in configured_secrets(s)
+
+
 def _empty_config(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("{}\n")
