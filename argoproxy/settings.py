@@ -288,13 +288,16 @@ def _unused_outside_native_mode(settings: Settings, given: Sequence[Given]) -> t
 
 def _unused_with_models(settings: Settings, given: Sequence[Given]) -> tuple[str, ...]:
     """With a `models` list, TARGET_BASE_URL serves only entries of the top-level backend that name no
-    base_url (ARGO entries use ARGO's URLs); when no entry is such, it is a setting that will not be used."""
+    base_url (ARGO entries use ARGO's URLs); when no entry is such, it is a setting that will not be used.
+    FRONTS_PASSTHROUGH is not used either: routed front-door requests are translated, so they can fail over."""
     if not settings.models:
         return ()
+    passthrough = tuple(f"{g.label} is set, but with `models` the front doors translate for every deployment, "
+                        "so it is not used" for g in given if g.name == "fronts_passthrough" and settings.fronts_passthrough)
     if any(not e.base_url and e.backend == settings.backend != "argo" for e in settings.models):
-        return ()
-    return tuple(f"{g.label} is set, but every `models` entry names its own upstream, so it is not used"
-                 for g in given if g.name == "target_base_url")
+        return passthrough
+    return passthrough + tuple(f"{g.label} is set, but every `models` entry names its own upstream, so it is not used"
+                               for g in given if g.name == "target_base_url")
 
 
 def _flag_label(name: str) -> str:

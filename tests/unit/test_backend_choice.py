@@ -118,6 +118,12 @@ def test_target_base_url_beside_models_that_name_their_upstreams_is_a_warning() 
                                "so it is not used",)
 
 
+def test_fronts_passthrough_beside_models_is_a_warning() -> None:
+    loaded = load({}, environ={"MODELS": MODELS, "FRONTS_PASSTHROUGH": "responses"})
+    assert loaded.warnings == ("FRONTS_PASSTHROUGH is set, but with `models` the front doors translate for every "
+                               "deployment, so it is not used",)
+
+
 def test_target_base_url_serving_a_models_entry_without_base_url_is_no_warning() -> None:
     models = '[{"name": "ds", "backend": "dashscope"}]'
     loaded = load({"backend": "dashscope"}, environ={"MODELS": models, "TARGET_BASE_URL": "http://127.0.0.1:8/v1/"})
