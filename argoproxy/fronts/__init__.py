@@ -176,6 +176,25 @@ def first_choice(obj: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+@dataclass
+class WholeAnswer:
+    """Choice 0 of a whole chat.completion, in the parts both fronts build their answer from."""
+    choice: dict[str, Any]
+    message: dict[str, Any]
+    reasoning: str  # "" when there is none, or the client did not ask for it
+    text: str
+    calls: list[dict[str, Any]]
+
+
+def whole_answer(completion: dict[str, Any], ex: Exchange) -> WholeAnswer:
+    """A whole chat.completion split into its parts (its usage kept in ex.usage)."""
+    choice = first_choice(completion)
+    message = choice.get("message") or {}
+    ex.usage = completion.get("usage")
+    return WholeAnswer(choice, message, reasoning_of(message) if ex.thinking else "", text_of(message.get("content")),
+                       [c for c in message.get("tool_calls") or () if isinstance(c, dict)])
+
+
 def reasoning_of(holder: Mapping[str, Any]) -> str:
     """The reasoning text of a message or delta, under whichever name the upstream used."""
     for key in REASONING_KEYS:

@@ -14,8 +14,7 @@ import json
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import (Exchange, Front, StreamState, bad_request, bearer, first_choice, new_id, reasoning_of,
-                              text_of)
+from argoproxy.fronts import Exchange, Front, StreamState, bad_request, bearer, new_id, text_of, whole_answer
 
 # HTTP status -> Anthropic error type (https://docs.claude.com/en/api/errors).
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -330,19 +329,12 @@ def tool_use_block(call: Mapping[str, Any]) -> dict[str, Any]:
 
 def chat_to_message(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
     """A whole chat.completion as a `message` object."""
-    choice = first_choice(completion)
-    message = choice.get("message") or {}
-    content: list[dict[str, Any]] = []
-    reasoning = reasoning_of(message)
-    if reasoning and ex.thinking:
-        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
-    text = text_of(message.get("content"))
-    calls = [c for c in message.get("tool_calls") or () if isinstance(c, dict)]
-    if text or not calls:
-        content.append({"type": "text", "text": text})
-    content.extend(tool_use_block(call) for call in calls)
-    stop_reason, stop_sequence = stop_of(choice, ex)
-    ex.usage = completion.get("usage")
+    answer = whole_answer(completion, ex)
+    content = [{"type": "thinking", "thinking": answer.reasoning, "signature": ""}] if answer.reasoning else []
+    if answer.text or not answer.calls:
+        content.append({"type": "text", "text": answer.text})
+    content.extend(tool_use_block(call) for call in answer.calls)
+    stop_reason, stop_sequence = stop_of(answer.choice, ex)
     return {"id": new_id("msg_"), "type": "message", "role": "assistant", "model": ex.model, "content": content,
             "stop_reason": stop_reason, "stop_sequence": stop_sequence,
             "usage": usage_to_messages(ex.usage, ex.input_tokens)}

@@ -15,7 +15,7 @@ import time
 from typing import Any, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import Exchange, Front, StreamState, bad_request, first_choice, new_id, reasoning_of, text_of
+from argoproxy.fronts import Exchange, Front, StreamState, bad_request, new_id, whole_answer
 from argoproxy.fronts.responses_tools import HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, replayed_call
 
 # Input items of the built-in tools a client runs itself, replayed as chat tool calls and tool messages.
@@ -310,20 +310,13 @@ def function_output(call: dict[str, Any], tools: ChatTools | None = None) -> dic
 
 def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
     """A whole chat.completion as a `response` object."""
-    choice = first_choice(completion)
-    message = choice.get("message") or {}
-    output: list[dict[str, Any]] = []
-    reasoning = reasoning_of(message)
-    if reasoning and ex.thinking:
-        output.append(reasoning_output(reasoning))
-    text = text_of(message.get("content"))
-    calls = [c for c in message.get("tool_calls") or () if isinstance(c, dict)]
-    refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else None
-    if text or refusal is not None or not calls:
-        output.append(message_output(text, refusal=refusal))
-    output.extend(function_output(call, ex.tools) for call in calls)
-    status, incomplete = status_of(choice.get("finish_reason"))
-    ex.usage = completion.get("usage")
+    answer = whole_answer(completion, ex)
+    output = [reasoning_output(answer.reasoning)] if answer.reasoning else []
+    refusal = answer.message.get("refusal") if isinstance(answer.message.get("refusal"), str) else None
+    if answer.text or refusal is not None or not answer.calls:
+        output.append(message_output(answer.text, refusal=refusal))
+    output.extend(function_output(call, ex.tools) for call in answer.calls)
+    status, incomplete = status_of(answer.choice.get("finish_reason"))
     return response_object(ex, new_id("resp_"), status, output, usage_to_responses(ex.usage), incomplete)
 
 
