@@ -146,12 +146,14 @@ class Door:
         call.raw_body = read_request_body(call, self.settings.max_body_bytes)
         if self.allowed:
             self.check_body_model(call)
+        self.gateway.admit(call)  # key_limits: a forwarded call (images, audio...) counts like an API call
         return self.gateway.passthrough(call, self.backend.url(call.path, call.query),
                                         self.backend.upstream_headers(call))
 
     def backend_route(self, call: Call, route: Route) -> Answer:
         if call.method != "GET":
             call.raw_body = read_request_body(call, self.settings.max_body_bytes)
+        self.gateway.admit(call)
         return self.observed(call, self.gateway.scrubbed(self.backend_routes[call.kind](call)))
 
     def own(self, call: Call, route: Route) -> Answer:

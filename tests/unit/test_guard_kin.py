@@ -145,3 +145,25 @@ def test_argo_model_list_and_details_follow_the_allow_list_after_alias_resolutio
     assert "argo:gpt-4o" in {m["id"] for m in listing["data"]}
     assert door.handle(Request.of("GET", "/v1/models/argo:gpt-4o")).status_code == 200
     assert status_and_code(door.handle(Request.of("GET", "/v1/models/argo:gpt-o1"))) == (404, "model_not_found")
+
+
+def test_key_budgets_count_forwarded_and_backend_routes_too(tmp_path, monkeypatch):
+    # A key with `rpm: 2` must not get unmetered calls through a forwarded route (images, audio...) or ARGO's
+    # raw routes: every call that goes upstream on the client's behalf counts.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setenv("TEAM_KEY", "team-key-0123456789")
+    auth = {"Authorization": "Bearer team-key-0123456789"}
+    for env, target, body in (({"TARGET_BASE_URL": "http://upstream.test/v1/"}, "/v1/audio/speech", {"model": "m"}),
+                              ({"BACKEND": "argo", "ARGO_USER": "alice"}, "/v1/chat", {"model": "gpt4o",
+                                                                                      "prompt": ["x"]})):
+        settings = load_settings({}, environ={"HOME": str(tmp_path), "FAST_PATH": "off", "ENABLE_AUTH": "true",
+                                              "KEY_LIMITS": '{"TEAM_KEY": {"rpm": 2}}', "TEAM_KEY": "team-key-0123456789",
+                                              **env})
+        upstream = FakeUpstream()
+        door = build_proxy(settings, upstream)
+        for _ in range(3):
+            upstream.reply({"response": "ok"})
+        statuses = [door.handle(Request.of("POST", target, body, dict(auth))).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429], (target, statuses)
+        assert len(upstream.sent) == 2
