@@ -13,7 +13,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
@@ -271,19 +271,33 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
     values["config_path"] = str(path) if path else ""
     settings = _checked(_with_backend_defaults(Settings(**values)), environ)
     return Loaded(settings, choice.reason,
-                  choice.warnings + _unused_with_models(settings, given) + _unused_outside_native_mode(settings, given))
+                  choice.warnings + _unused_with_models(settings, given) + _unused_by_other_settings(settings, given))
 
 
-# ARGO settings read only in native mode (use_native_openai).
-_NATIVE_ONLY = ("native_openai_base_url", "native_anthropic_base_url")
+# Settings read only when another setting allows it: field -> (whether it is read, why not).
+_USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
+    # Seed 000's native URL without use_native_openai: ARGO's standard endpoints get the requests instead.
+    "native_openai_base_url": (lambda s: s.backend != "argo" or s.use_native_openai or bool(s.models),
+                               "use_native_openai is off (ARGO standard mode)"),
+    "native_anthropic_base_url": (lambda s: s.backend != "argo" or s.use_native_openai or bool(s.models),
+                                  "use_native_openai is off (ARGO standard mode)"),
+    # Keys without ENABLE_AUTH: the user expects a guarded proxy and would get an open one.
+    "api_key_secret": (lambda s: s.enable_auth, "enable_auth is off"),
+    "threads": (lambda s: s.worker_class == "gthread", "the worker class is {worker_class}, not gthread"),
+    "worker_connections": (lambda s: s.worker_class == "gevent", "the worker class is {worker_class}, not gevent"),
+}
+_CONSEQUENCE = {"api_key_secret": ": clients need no key (ENABLE_AUTH=true requires one)"}
 
 
-def _unused_outside_native_mode(settings: Settings, given: Sequence[Given]) -> tuple[str, ...]:
-    """Seed 000's native URL without use_native_openai: ARGO's standard endpoints get the requests instead."""
-    if settings.backend != "argo" or settings.use_native_openai or settings.models:
-        return ()
-    return tuple(f"{g.label} is set, but use_native_openai is off (ARGO standard mode), so it is not used"
-                 for g in given if g.name in _NATIVE_ONLY)
+def _unused_by_other_settings(settings: Settings, given: Sequence[Given]) -> tuple[str, ...]:
+    warnings = []
+    for g in given:
+        rule = _USED_ONLY_WHEN.get(g.name)
+        if rule is None or rule[0](settings) or not str(g.value if g.value is not None else "").strip():
+            continue
+        why = rule[1].format(worker_class=settings.worker_class)
+        warnings.append(f"{g.label} is set, but {why}, so it is not used{_CONSEQUENCE.get(g.name, '')}")
+    return tuple(dict.fromkeys(warnings))  # a key given in the file and again in the environment: once
 
 
 def _unused_with_models(settings: Settings, given: Sequence[Given]) -> tuple[str, ...]:

@@ -178,3 +178,20 @@ def test_native_url_without_native_mode_is_a_warning(tmp_path: Path) -> None:
 def test_native_openai_is_named_as_the_reason_beside_other_argo_flags() -> None:
     loaded = load({"use_native_openai": True, "username_passthrough": True}, environ={})
     assert loaded.settings.backend == "argo" and loaded.backend_reason == "--native-openai implies it"
+
+
+@pytest.mark.parametrize("environ,warning", [
+    ({"API_KEY_SECRET": "k1"}, "API_KEY_SECRET is set, but enable_auth is off, so it is not used: clients need no "
+                               "key (ENABLE_AUTH=true requires one)"),
+    ({"THREADS": "8"}, "THREADS is set, but the worker class is gevent, not gthread, so it is not used"),
+    ({"WORKER_CLASS": "gthread", "WORKER_CONNECTIONS": "10"},
+     "WORKER_CONNECTIONS is set, but the worker class is gthread, not gevent, so it is not used"),
+])
+def test_a_setting_another_one_switches_off_is_a_warning(environ: dict, warning: str) -> None:
+    """API_KEY_SECRET without ENABLE_AUTH above all: the user expects a guarded proxy and gets an open one."""
+    assert load({}, environ=environ).warnings == (warning,)
+
+
+def test_settings_that_apply_are_no_warning() -> None:
+    assert load({}, environ={"API_KEY_SECRET": "k1", "ENABLE_AUTH": "true", "WORKER_CONNECTIONS": "10"}).warnings == ()
+    assert load({}, environ={"THREADS": "8", "WORKER_CLASS": "gthread", "API_KEY_SECRET": ""}).warnings == ()
