@@ -336,13 +336,20 @@ class LogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = redact_log_text(message, self.secrets)
-        if not cleaned.isascii():  # a lone surrogate from a client's JSON cannot be written as UTF-8
-            cleaned = cleaned.encode("utf-8", "backslashreplace").decode("utf-8")
+        if not cleaned.isprintable():  # one C-level scan; true for nearly every line
+            cleaned = escape_unprintable(cleaned)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:
             record.exc_text = redact_log_text(logging.Formatter().formatException(record.exc_info), self.secrets)
         return True
+
+
+def escape_unprintable(text: str) -> str:
+    """Line breaks (\n, \r, U+2028...), other control characters (terminal escapes) and lone surrogates (a
+    client's JSON "\ud800", which UTF-8 cannot write) as backslash escapes: a value a client chose, such as a
+    model name, can then neither start a log line of its own nor reach a terminal as a command."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -181,3 +181,15 @@ def test_log_filter_makes_lone_surrogates_writable() -> None:
     LogFilter(Secrets([])).filter(record)
     assert record.getMessage() == "model=a\\ud800b é"
     record.getMessage().encode("utf-8")
+
+
+@pytest.mark.parametrize("name", ["x\nFORGED 2026-01-01 WARNING admin", "x\rFORGED", "x\u2028FORGED", "x\x85FORGED",
+                                  "x\x1b[31mFORGED", "x\tFORGED"])
+def test_a_client_value_cannot_start_a_log_line_or_send_terminal_escapes(name) -> None:
+    # A model name (or any client text) with a line break would forge a log line of its own.
+    record = logging.LogRecord("x", logging.DEBUG, __file__, 1, "POST /v1/chat/completions model=%s status=%s",
+                               (name, 200), None)
+    LogFilter(Secrets([])).filter(record)
+    line = record.getMessage()
+    assert line.isprintable() and line.startswith("POST /v1/chat/completions model=x\\") and "FORGED" in line
+    assert line.endswith(" status=200")
