@@ -110,7 +110,7 @@ class Gateway:
     def finish(self, call: Call, req: UpstreamRequest) -> Answer:
         """Send a prepared call upstream and answer the client (streams: with keepalives while it waits)."""
         every = self.settings.sse_keepalive
-        if call.client_stream and every > 0:
+        if call.client_stream and every > 0 and "kept_alive" not in call.extra:  # routed: kept alive around attempts
             headers = list(SSE_HEADERS.items())
             if call.exchange is not None:
                 headers = self.fronts.headers(call, headers)

@@ -27,6 +27,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from urllib.parse import quote
 
+from argoproxy import keepalive
 from argoproxy.exchange import Answer
 
 from argoproxy.call import Call
@@ -144,6 +145,18 @@ class Routing:
         from argoproxy.validation import check_allowed_model
         check_allowed_model(self.settings.allowed_models, asked)
         chain = self.chain(asked)
+        every = self.settings.sse_keepalive
+        if every > 0 and call.body.get("stream") is True:
+            # One keepalive over every attempt (not one per attempt): a slow deployment commits the stream to
+            # 200 with keepalive comments, and when it then fails the next one is still tried.
+            call.extra["kept_alive"] = True
+            gateway = self.gateway
+            return keepalive.streamed(lambda: self.attempts(call, asked, chain), every, CommitHeaders(call, gateway),
+                                      lambda err: gateway.error_event(call, err), lambda: gateway.abandon(call))
+        return self.attempts(call, asked, chain)
+
+    def attempts(self, call: Call, asked: str, chain: list[tuple[str, Pool]]) -> Answer:
+        """The chain's deployments in turn until one answers (its first byte ready), or the last error."""
         # A retry starts from the body as it was before the first attempt edited it: the client's bytes, or
         # (a front door translated the request) the translated body, kept as JSON.
         source = dumps(call.body) if call.body_changed else call.raw_body
@@ -293,6 +306,25 @@ def install_routing(gateway: Gateway) -> None:
 
 def is_context_exceeded(err: ProxyError) -> bool:
     return err.status == 400 and (err.code in CONTEXT_CODES or bool(_CONTEXT_TEXT.search(err.message or "")))
+
+
+class CommitHeaders:
+    """The headers of a stream committed early (keepalives while the upstream is slow), read at that moment:
+    they name the deployment then in flight. Should it fail after that, the one that serves is in the journal
+    and the metrics; a header already sent cannot change (docs/routing.md)."""
+
+    def __init__(self, call: Call, gateway: Gateway) -> None:
+        self.call, self.gateway = call, gateway
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        from argoproxy.pipeline import SSE_HEADERS
+        call = self.call
+        headers = list(SSE_HEADERS.items())
+        if call.exchange is not None:
+            headers = self.gateway.fronts.headers(call, headers)
+        if "deployment" in call.extra:
+            headers += [(SERVED_MODEL, header_safe(call.extra["served_model"])), (SERVED_BY, call.extra["deployment"])]
+        return iter(headers)
 
 
 def header_safe(name: str) -> str:

@@ -148,6 +148,28 @@ def test_a_pool_that_fails_falls_back_naming_the_model_asked_for(fakes):
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == b.default_content
 
 
+def test_a_deployment_that_fails_after_a_keepalive_still_fails_over(fakes):
+    """SSE keepalives commit a slow stream to 200 before the upstream answers; a deployment that then fails
+    (here a 503 after a second, as an overloaded queue or a timeout would) is still retried on the next one:
+    the client had keepalive comments, not a byte of an answer."""
+    import anthropic
+    a, b, _ = fakes
+    entries = models({"name": "m", "backend": "openai", "base_url": a.base_url, "weight": 1000},
+                     {"name": "m", "backend": "openai", "base_url": b.base_url, "weight": 0.001})
+    with running_proxy(MODELS=entries, SSE_KEEPALIVE="0.1", COOLDOWN_SECONDS="0") as proxy:
+        a.add(Reply({"error": {"message": "overloaded"}}, status=503, delay=0.6))
+        r = requests.post(proxy.base_url + "/chat/completions", json={**CHAT, "model": "m", "stream": True},
+                          stream=True, timeout=30)
+        body = r.raw.read()
+        assert r.status_code == 200 and body.startswith(b": keepalive") and body.endswith(b"data: [DONE]\n\n")
+        assert b'"error"' not in body and len(a.received) == 1 and len(b.received) == 1
+        a.add(Reply({"error": {"message": "overloaded"}}, status=503, delay=0.6))
+        client = anthropic.Anthropic(base_url=proxy.url, api_key="sk-client", max_retries=0)
+        with client.messages.stream(model="m", max_tokens=8, messages=CHAT["messages"]) as stream:
+            assert stream.get_final_message().content[0].text == b.default_content
+        assert len(a.received) == 2 and len(b.received) == 2
+
+
 def test_context_length_exceeded_goes_to_the_fallback(fakes):
     a, b, _ = fakes
     entries = models({"name": "small", "backend": "openai", "base_url": a.base_url},
