@@ -320,18 +320,28 @@ def checks(settings: Settings) -> list[tuple[str, str, str, dict | None, bool]]:
     return [(f"{settings.backend} API", "GET", settings.target_base_url + "models", None, False)]
 
 
-def check_connectivity(settings: Settings) -> None:
+def check_one(method: str, url: str, body: dict | None, need_success: bool) -> str:
+    """"ok", or why not, worded as the proxy's own errors are (a failing corporate proxy named as such)."""
     import requests  # reads the proxy environment as the proxy does
 
+    from argoproxy.proxy_env import proxy_for
+    from argoproxy.upstream import transport_error
+    proxy = proxy_for(url)
+    try:
+        response = requests.request(method, url, json=body, timeout=CHECK_TIMEOUT, allow_redirects=False)
+    except requests.RequestException as exc:
+        return f"failed: {transport_error(exc, url, CHECK_TIMEOUT, proxy).message}"
+    response.close()
+    if response.status_code == 407 and proxy.url:  # the proxy's answer for a plain-http upstream
+        return f"failed: The proxy {proxy.shown} refused the request: 407 Proxy Authentication Required."
+    return "ok" if not need_success or response.ok else f"failed (HTTP {response.status_code})"
+
+
+def check_connectivity(settings: Settings) -> None:
     unreachable = []
     for label, method, url, body, need_success in checks(settings):
         print(f"Validating {label} connectivity: {mask_url(url)} ... ", end="", flush=True)
-        try:
-            response = requests.request(method, url, json=body, timeout=CHECK_TIMEOUT, allow_redirects=False)
-            response.close()
-            result = "ok" if not need_success or response.ok else f"failed (HTTP {response.status_code})"
-        except requests.RequestException:
-            result = "failed (no connection)"
+        result = check_one(method, url, body, need_success)
         say(result)
         if result != "ok":
             unreachable.append(f"{label}: {mask_url(url)}")

@@ -440,3 +440,26 @@ def test_no_config_file_but_the_environment_names_the_upstream(tmp_path: Path) -
     assert health["target_url"] == fake.base_url, output
     assert "no config file: settings from the environment (TARGET_BASE_URL)" in output
     assert not (tmp_path / "config.yaml").exists()
+
+
+def test_connectivity_check_names_a_failing_proxy(tmp_path: Path) -> None:
+    """Behind a corporate proxy that is down, the first-run check blames the proxy, as the proxy's own errors
+    do, not "no connection" to the upstream."""
+    dead_proxy = f"127.0.0.1:{free_port()}"
+    config = tmp_path / "config.yaml"
+    config.write_text(f"backend: openai\ntarget_base_url: http://upstream.example:8000/v1\nport: {free_port()}\n")
+    env = script_env(tmp_path, HTTP_PROXY=f"http://{dead_proxy}", NO_PROXY="", COT_PROXY_SKIP_CHECKS="0")
+    proc = subprocess.Popen([str(SCRIPT), str(config)], env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:  # the checks come before serving; stop reading once they are done
+            lines.append(line)
+            if line.startswith("Starting cot_proxy"):
+                break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        lines.append(proc.communicate(timeout=15)[0])
+    output = "".join(lines)
+    assert (f"Validating openai API connectivity: http://upstream.example:8000/v1/models ... failed: The proxy "
+            f"{dead_proxy} (HTTP_PROXY) refused the connection") in output, output
