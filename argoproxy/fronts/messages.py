@@ -68,6 +68,8 @@ def request_to_chat(body: dict[str, Any], *, count_only: bool = False,
     choice = body.get("tool_choice")
     if choice is not None:
         chat_choice, parallel = tool_choice_to_chat(choice)
+        if isinstance(chat_choice, dict) and dropped and choice.get("name") in _names(body["tools"], dropped):
+            chat_choice = "auto"  # it names a server tool, left out with its kind
         if chat_choice is not None and chat.get("tools"):  # no tools (all dropped): nothing to choose from
             chat["tool_choice"] = chat_choice
         if parallel is not None and chat.get("tools"):
@@ -272,6 +274,11 @@ def tools_to_chat(tools: Any, dropped: list[str] | None = None) -> list[dict[str
             function["description"] = tool["description"]
         out.append({"type": "function", "function": function})
     return out
+
+
+def _names(tools: Any, types: list[str]) -> set[str]:
+    """The names of the tools of these types."""
+    return {t.get("name") for t in tools if isinstance(t, dict) and t.get("type") in types}
 
 
 def tool_choice_to_chat(choice: Any) -> tuple[Any, bool | None]:

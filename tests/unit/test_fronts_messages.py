@@ -264,3 +264,8 @@ def test_server_tools_are_dropped_and_named():
                             "tools": [{"type": "web_search_20250305", "name": "web_search"}],
                             "tool_choice": {"type": "any"}})
     assert "tools" not in chat and "tool_choice" not in chat
+    chat = request_to_chat({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+                            "tools": [{"type": "web_search_20250305", "name": "web_search"},
+                                      {"name": "Read", "input_schema": {"type": "object"}}],
+                            "tool_choice": {"type": "tool", "name": "web_search"}}, dropped=[])
+    assert chat["tool_choice"] == "auto"  # forcing a tool that was left out: the model chooses
