@@ -46,7 +46,7 @@ def request_headers(environ: Mapping[str, object]) -> dict[str, str]:
             name = names[key]
         except KeyError:
             name = _header_name(key)
-            if len(names) < _NAMES_CAP:
+            if len(names) < _NAMES_CAP and len(key) <= 64:  # a junk name (up to 8 KB) is not worth keeping
                 names[key] = name
         if name is not None and value:
             headers[name] = str(value)

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Iterator
 from argoproxy import keepalive, sse, streamconv
 from argoproxy.answer_shape import check_completion
 from argoproxy.call import Call
+from argoproxy.client_caches import BoundedCache
 from argoproxy.errors import ProxyError
 from argoproxy.exchange import Answer, Request
 from argoproxy.headers import request_headers, response_headers
@@ -49,7 +50,7 @@ class Gateway:
         self.stream_hooks: list[Observer] = []  # called when a relayed body starts (metrics: streams in flight)
         self.secrets = Secrets.from_settings(settings)  # never sent to a client, whatever the route
         self._secrets = self.secrets.texts
-        self._think_cache: dict[tuple[str | None, str | None], ThinkConfig | None] = {}
+        self._think_cache: BoundedCache[ThinkConfig | None] = BoundedCache(THINK_CACHE)  # keyed by client names
         from argoproxy.fronts.serve import FrontService
         self.fronts = FrontService(self)  # the Responses and Messages front doors
         self.routing: Any = None  # argoproxy/routing/dispatch.py when `models` is configured
@@ -60,7 +61,7 @@ class Gateway:
         observers, hooks and secrets."""
         view = copy.copy(self)
         view.settings, view.backend, view.upstream = settings, backend, upstream
-        view._think_cache = {}
+        view._think_cache = BoundedCache(THINK_CACHE)
         view.routing = None
         from argoproxy.fronts.serve import FrontService
         view.fronts = FrontService(view)  # the front doors' answer side, on this deployment's backend
@@ -201,12 +202,7 @@ class Gateway:
 
     def think_config(self, model: str | None, upstream_model: Any) -> ThinkConfig | None:
         key = (model, upstream_model if isinstance(upstream_model, str) else None)
-        cache = self._think_cache
-        if key not in cache:
-            if len(cache) >= THINK_CACHE:  # keyed by the client's model names: kept bounded
-                cache.clear()
-            cache[key] = self._build_think(*key)
-        return cache[key]
+        return self._think_cache.get(key, lambda: self._build_think(*key))
 
     def _build_think(self, model: str | None, upstream_model: str | None) -> ThinkConfig | None:
         s = self.settings

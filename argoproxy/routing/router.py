@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable
 
+from argoproxy.client_caches import BoundedCache
 from argoproxy.routing.entries import ModelEntry
 from argoproxy.routing.shared import SharedCells
 
@@ -86,8 +87,8 @@ class Router:
                                           len(self.deployments) * FIELDS)
         self.clock = clock
         self.rand = rand
-        self._glob_cache: dict[str, Pool | None] = {}
-        self._chains: dict[str, list[tuple[str, Pool]]] = {}  # bounded like the glob cache
+        self._glob_cache: BoundedCache[Pool | None] = BoundedCache(GLOB_CACHE_CAP)
+        self._chains: BoundedCache[list[tuple[str, Pool]]] = BoundedCache(GLOB_CACHE_CAP)
         # gthread workers: `in_flight += 1` is not atomic between threads (gevent and sync workers need no lock)
         self._counting = threading.Lock() if threaded else None
 
@@ -98,24 +99,11 @@ class Router:
             return pool
         if not self.globs:
             return None
-        try:
-            return self._glob_cache[model]
-        except KeyError:
-            pass
-        pool = next((p for p in self.globs if fnmatchcase(model, p.name)), None)
-        if len(self._glob_cache) >= GLOB_CACHE_CAP:
-            self._glob_cache.clear()
-        self._glob_cache[model] = pool
-        return pool
+        return self._glob_cache.get(model, lambda: next((p for p in self.globs if fnmatchcase(model, p.name)), None))
 
     def chain(self, model: str) -> list[tuple[str, Pool]]:
         """(model name, pool) to try in order: the model's own pool, then its fallbacks' (unroutable skipped)."""
-        chain = self._chains.get(model)
-        if chain is None:
-            if len(self._chains) >= GLOB_CACHE_CAP:
-                self._chains.clear()
-            chain = self._chains[model] = self._chain(model)
-        return chain
+        return self._chains.get(model, lambda: self._chain(model))
 
     def _chain(self, model: str) -> list[tuple[str, Pool]]:
         out: list[tuple[str, Pool]] = []

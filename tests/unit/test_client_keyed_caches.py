@@ -1,0 +1,51 @@
+"""Caches keyed by what clients send (model names) are bounded in entries and in the size of what they keep:
+30 requests naming 4 MB models kept 140 MB in a worker (the think-configuration cache held every name), and
+256 entries of 32 MB names would have held 8 GB."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+from argoproxy.client_caches import BoundedCache
+from argoproxy.exchange import Request
+from argoproxy.proxy import build_proxy
+from argoproxy.settings import load_settings
+from tests.fakes.fake_upstream import FakeUpstream
+
+
+def test_long_keys_are_built_every_time_and_never_kept():
+    cache = BoundedCache(entries=4, key_chars=16)
+    built = []
+    for _ in range(2):
+        assert cache.get(("x" * 17, None), lambda: built.append(1) or "long") == "long"
+        assert cache.get(("short", "m"), lambda: built.append(2) or "short") == "short"
+    assert built == [1, 2, 1] and len(cache) == 1
+
+
+def test_entries_are_capped():
+    cache = BoundedCache(entries=3)
+    for i in range(10):
+        cache.get(str(i), lambda: i)
+    assert len(cache) <= 3
+
+
+def test_requests_naming_huge_models_leave_nothing_behind(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    settings = load_settings({}, environ={"HOME": str(tmp_path), "FAST_PATH": "off",
+                                          "TARGET_BASE_URL": "http://upstream.test/v1/"})
+    upstream = FakeUpstream()
+    door = build_proxy(settings, upstream)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(8):
+            body = {"model": f"{i}" + "m" * (1 << 20), "messages": [{"role": "user", "content": "x"}]}
+            assert door.handle(Request.of("POST", "/v1/chat/completions", body)).status_code == 200
+            upstream.sent.clear()  # the fake's own record of what it was sent
+        gc.collect()  # what a request left in reference cycles is not kept, only not yet freed
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2 << 20, kept  # under two of the eight 1 MB names
