@@ -47,6 +47,9 @@ class ChatTools:
         if not isinstance(tool, dict):
             raise bad_request("Each tool must be an object.", param)
         kind = tool.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise bad_request("Each tool needs a `type` (function, custom...).", f"{param}.type",
+                              "missing_required_parameter")
         if kind == "namespace" and namespace is None:
             self._namespace(tool, param)
         elif kind in ("function", "custom"):
@@ -60,7 +63,7 @@ class ChatTools:
             if namespace or kind == "custom":
                 self.names[chat_name] = (namespace, name, kind)
         else:
-            self.note_dropped(kind if isinstance(kind, str) else repr(kind))
+            self.note_dropped(kind)
 
     def _namespace(self, tool: dict[str, Any], param: str) -> None:
         name = tool.get("name")

@@ -97,8 +97,6 @@ class FrontService:
         if count_only:
             call.kind = "count_tokens"
         check_allowed_model(self.settings.allowed_models, call.model)
-        if self.gateway.routing is not None:  # counted here, but only for a model a request could be sent to
-            self.gateway.routing.chain(chat["model"])
         rule = self.settings.llm_params.rule_for(call.model) if self.settings.llm_params else None
         if rule is not None:
             call.rule = rule

@@ -102,6 +102,7 @@ def test_tools_choice_formats_and_reasoning():
     ({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
     ({"model": "m", "input": [{"type": "computer_call_output"}]}, "input[0].type"),
     ({"model": "m", "input": "x", "tools": [{"type": "custom"}]}, "tools[0].name"),
+    ({"model": "m", "input": "x", "tools": [{"name": "f", "parameters": {}}]}, "tools[0].type"),
     ({"model": "m", "input": "x", "tools": [{"type": "namespace", "name": "crm"}]}, "tools[0].tools"),
     ({"model": "m", "input": [{"type": "custom_tool_call", "name": "apply_patch", "input": "x"}]}, "input[0].call_id"),
     ({"model": "m", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
