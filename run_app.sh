@@ -16,22 +16,10 @@ venv="${COT_PROXY_VENV:-$here/.venv}"
 py="$venv/bin/python"
 
 say() { printf '%s\n' "$*"; }
-fail() { local code=$1; shift; printf '%s\n' "$*" >&2; exit "$code"; }
 sha256() { if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi | cut -d' ' -f1; }
 
-# A Python 3.11+ to make the environment with (pyenv's shims print their own errors for absent versions:
-# those go to /dev/null).
-base_python() {
-  local candidate
-  for candidate in python3.13 python3.12 python3.11 python3; do
-    if command -v "$candidate" >/dev/null 2>&1 &&
-       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
-      printf '%s\n' "$candidate"
-      return
-    fi
-  done
-  fail 1 "Error: cot_proxy needs Python 3.11 or newer (python3.11, python3.12, ... on PATH)."
-}
+# shellcheck source=tools/base_python.sh
+. "$here/tools/base_python.sh"
 
 ensure_venv() {
   if [ -n "${COT_PROXY_VENV:-}" ] && [ -x "$py" ]; then

@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 venv="${COT_PROXY_VENV:-.venv}"
 if [ ! -x "$venv/bin/python" ]; then
+  . tools/base_python.sh
+  base="$(base_python)"
   echo "Creating virtual environment in $venv ..."
-  python3 -m venv "$venv"
+  "$base" -m venv "$venv"
 fi
 stamp="$venv/.requirements-dev.sha"
 want="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"

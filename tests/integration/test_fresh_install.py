@@ -180,3 +180,22 @@ def test_dotenv_in_the_working_directory(tmp_path: Path) -> None:
         assert f"target_base_url: '{fake.base_url}'" in show.stdout  # .env over config.yaml
         assert f"port: {port}\n" in show.stdout  # the environment over .env
         assert "think_mode: 'reasoning'" in show.stdout
+
+
+def test_run_tests_sh_on_a_machine_without_python_3_11(tmp_path: Path) -> None:
+    """The README's test command on a machine whose python3 is too old says so in one line (as run_app.sh),
+    instead of building a virtual environment that pip then fails to fill."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("python3.13", "python3.12", "python3.11"):  # pyenv's shims for absent versions
+        (bin_dir / name).write_text(f"#!/bin/sh\necho \"pyenv: {name}: command not found\" >&2\nexit 127\n")
+    (bin_dir / "python3").write_text("#!/bin/sh\nexit 1\n")  # a Python 3.10: the version check fails
+    for shim in bin_dir.iterdir():
+        shim.chmod(0o755)
+    env = clean_env(tmp_path, PATH=f"{bin_dir}:/usr/bin:/bin", COT_PROXY_VENV=str(tmp_path / "no-venv"))
+    result = subprocess.run([str(ROOT / "run_tests.sh"), "--version"], env=env, cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: cot_proxy needs Python 3.11 or newer (python3.11, python3.12, ... on PATH)."]
+    assert not (tmp_path / "no-venv").exists()
