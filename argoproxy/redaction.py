@@ -23,15 +23,18 @@ from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import unquote, urlsplit
 
 MAX_MESSAGE = 1000  # characters of upstream text a client gets
+MAX_SCANNED = 4 * MAX_MESSAGE  # characters of it the patterns look at (the rest could never be shown)
 
 # Host names that only make sense inside a network: single labels are handled separately.
 _INTERNAL_SUFFIXES = (".local", ".localdomain", ".internal", ".intranet", ".lan", ".home", ".corp", ".private",
                       ".svc", ".cluster.local", ".svc.cluster.local", ".localhost", ".home.arpa", ".consul")
 
-_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>`]+")
+# The patterns start only where a run of their characters starts (a lookbehind, not \b): started at every
+# position inside a long run, each would rescan the run, and crafted text of 60 KB took minutes.
+_URL = re.compile(r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>`]+")
 _SECRETS = [
     # scheme-less credentials: user:password@host
-    (re.compile(r"\b[\w.%+-]+:[^\s@/:]+@(?=[\w.-]+)"), "[credentials]@"),
+    (re.compile(r"(?<![\w.%+-])[\w.%+-]+:[^\s@/:]+@(?=[\w.-])"), "[credentials]@"),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 [redacted]"),
     (re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_*.-]{3,}"), "[redacted key]"),
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "[redacted key]"),
@@ -50,7 +53,7 @@ _FRAME_LINES = re.compile(
     re.M)
 _PATHS = re.compile(r"(?<![\w/])/(?:home|usr|opt|srv|var|app|root|etc|tmp|Users|workspace|mnt)/[^\s\"':,)]+")
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b")
-_HOSTNAME = re.compile(r"\b(?:[a-zA-Z0-9-]{1,63}\.)+[a-zA-Z]{2,63}(?::\d{1,5})?\b")
+_HOSTNAME = re.compile(r"(?<![\w.-])(?:[a-zA-Z0-9-]{1,63}\.)+[a-zA-Z]{2,63}(?::\d{1,5})?\b")
 
 
 def sanitize_message(text: str, secrets: Iterable[str] = (), hosts: Iterable[str] = ()) -> str:
@@ -62,9 +65,10 @@ def sanitize_message(text: str, secrets: Iterable[str] = (), hosts: Iterable[str
     if not text:
         return text
     text = str(text)
-    for secret in secrets:
+    for secret in secrets:  # over the whole text, so that the cut below cannot leave part of one
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
+    text = text[:MAX_SCANNED]
     text = _strip_traceback(text)
     text = _URL.sub(_url_replacement, text)
     for pattern, replacement in _SECRETS:

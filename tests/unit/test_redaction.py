@@ -193,3 +193,21 @@ def test_a_client_value_cannot_start_a_log_line_or_send_terminal_escapes(name) -
     line = record.getMessage()
     assert line.isprintable() and line.startswith("POST /v1/chat/completions model=x\\") and "FORGED" in line
     assert line.endswith(" status=200")
+
+
+@pytest.mark.parametrize("text", ["a." * 30000, "1." * 30000, "a." * 30000 + "local", "sk-" * 20000, "eyJaaaaa." * 6000,
+                                  "a" + ":a" * 30000, "x:y@" * 15000, "/home/" + "a/" * 30000, "aaaa:" * 12000 + "@",
+                                  "http://" + "a." * 30000])
+def test_sanitizing_a_hostile_upstream_message_takes_linear_time(text) -> None:
+    # An upstream's error text is read up to 64 KB; crafted text made the regular expressions take minutes.
+    import time
+    started = time.perf_counter()
+    out = sanitize_message(text, ["secret123"], ["host.internal"])
+    assert time.perf_counter() - started < 0.5 and len(out) <= MAX_MESSAGE + 3
+
+
+def test_a_secret_cut_by_the_length_cap_is_still_removed() -> None:
+    key = "sk-proj-" + "Q" * 40
+    text = "x" * 3990 + key + " tail"
+    assert "QQQQQQ" not in sanitize_message(text * 2, [key])
+    assert "QQQQQQ" not in sanitize_message("y" * 3995 + key)
