@@ -84,6 +84,7 @@ class FakeImageServer:
         self.lock = threading.Lock()
         self.active = 0
         self.max_active = 0
+        self.peaked = threading.Condition(self.lock)  # notified whenever max_active grows
         self.requests: list[dict[str, str]] = []
         self._noisy: dict[tuple[int, int], bytes] = {}
         server = self
@@ -133,6 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
         with owner.lock:
             owner.active += 1
             owner.max_active = max(owner.max_active, owner.active)
+            owner.peaked.notify_all()
             owner.requests.append({"path": self.path, "host": self.headers.get("Host", "")})
         self._counted = True
         try:
@@ -153,6 +155,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self) -> None:
         parts = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        together = int(query.get("together", "0"))  # hold until this many requests were active at once (5 s at most)
+        if together:
+            with self.owner.peaked:
+                self.owner.peaked.wait_for(lambda: self.owner.max_active >= together, timeout=5)
         delay = float(query.get("delay", "0"))
         if delay:
             time.sleep(delay)

@@ -130,7 +130,8 @@ def test_connects_to_checked_ip_and_sends_the_name_as_host(fake, session, monkey
 
 
 def test_concurrency_cap_is_respected(fake, session):
-    urls = [fake.url(f"/img/red.png?delay=0.15&i={i}") for i in range(9)]
+    # The first downloads wait until three run at once, so the peak does not depend on thread scheduling.
+    urls = [fake.url(f"/img/red.png?together=3&delay=0.15&i={i}") for i in range(9)]
     opts = ImageOptions(allow_private=True, concurrent_downloads=3)
     started = time.monotonic()
     out = inline_images(chat(*urls), opts, session)
