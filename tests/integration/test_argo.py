@@ -147,11 +147,11 @@ def test_upstream_errors(argo, proxy):
 
 
 def test_request_timeout_field(argo, proxy):
-    argo.delay = 3
+    argo.delay = 5
     start = time.monotonic()
     r = requests.post(proxy.base_url + "/chat/completions",
                       json={"model": "argo:gpt-4o", "messages": MSG, "timeout": 1})
-    assert r.status_code == 504 and time.monotonic() - start < 2.9
+    assert r.status_code == 504 and time.monotonic() - start < 4  # at the request's timeout, not ARGO's answer
     argo.delay = 0
     requests.post(proxy.base_url + "/chat/completions", json={"model": "argo:gpt-4o", "messages": MSG, "timeout": 30})
     assert "timeout" not in argo.requests_to(CHAT_PATH)[-1].json

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import openai
@@ -15,6 +14,7 @@ import requests
 
 from tests.fakes.fake_dashscope import FakeDashScope
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks
+from tests.polling import poll
 from tests.proxy_process import ROOT, base_env, running_proxy
 from tests.reliability.support import MSG, assert_error, chat
 
@@ -89,7 +89,7 @@ def test_canary_keys_appear_in_no_output(tmp_path: Path):
                            API_KEY_SECRET=f"other-key,{CLIENT_KEY}", DEBUG="true", LOG_DIR=str(log_dir),
                            MAX_RETRIES="0") as p:
             run_everything(p, fake, outputs)
-            time.sleep(0.3)
+            assert poll(lambda: "GET /metrics" in p.read_log())  # the last request's DEBUG line: all are written
         outputs.append(p.stop())
         # The upstream got the configured key, never the client's.
         sent = {r.headers.get("Authorization") for r in fake.received}  # None: the /health probe
@@ -121,7 +121,7 @@ def test_dashscope_key_appears_in_no_output(tmp_path: Path):
                               headers={"Authorization": f"Bearer {CLIENT_KEY}"})
             outputs.append(dump(r))
             assert r.status_code == 401
-            time.sleep(0.3)
+            assert poll(lambda: "status=401" in p.read_log())  # the last request's DEBUG line: all are written
         outputs.append(p.stop())
     for f in log_dir.rglob("*"):
         if f.is_file():

@@ -205,15 +205,15 @@ def test_slow_body_fails_within_the_total_timeout(fake, session):
     started = time.monotonic()
     with pytest.raises(images.ImageFetchError, match="image_timeout"):
         images.fetch_image(fake.url("/slow.png?every=0.05"), opts, session)
-    assert 0.5 < time.monotonic() - started < 1.2
+    assert 0.5 < time.monotonic() - started < 5  # the drip would go on for 100 s
 
 
 def test_slow_headers_fail_within_the_timeout(fake, session):
     opts = ImageOptions(allow_private=True, image_timeout=0.4)
     started = time.monotonic()
     with pytest.raises(images.ImageFetchError):
-        images.fetch_image(fake.url("/img/red.png?delay=1.5"), opts, session)
-    assert time.monotonic() - started < 1.0
+        images.fetch_image(fake.url("/img/red.png?delay=5"), opts, session)
+    assert time.monotonic() - started < 3  # well before the headers would come
 
 
 # --------------------------------------------------------------------------- redirects
