@@ -37,21 +37,37 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> N
     raise RuntimeError("proxy did not start listening")
 
 
-def wait_for_worker(proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    """Wait until the started process has a child: Gunicorn's master binds the port before it forks its workers,
-    so an open port alone says nothing about them. (A request would prove more, but every request the proxy
-    answers shows up in its metrics, journals or upstream probes, which tests count.)"""
+def wait_for_worker(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Wait until a worker has accepted a connection. Gunicorn's master binds the port before it forks its
+    workers, and a worker accepts only once it has loaded the app: an open port, or a worker process, says
+    nothing about either. The probe sends no request, so the app never sees it (no metrics, journal or log
+    line, no upstream probe), unlike a request to /health."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"proxy exited with {proc.returncode}")
-        try:
-            if psutil.Process(proc.pid).children(recursive=True):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as probe:
+        client_port = probe.getsockname()[1]
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"proxy exited with {proc.returncode}")
+            if _accepted(proc.pid, port, client_port):
                 return
-        except psutil.NoSuchProcess:
-            pass
-        time.sleep(0.02)
-    raise RuntimeError("the proxy started no worker")
+            time.sleep(0.02)
+    raise RuntimeError("no worker accepted a connection")
+
+
+def _accepted(pid: int, port: int, client_port: int) -> bool:
+    """Does a process under pid hold the server end of the connection from client_port?"""
+    try:
+        procs = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return False
+    for proc in procs:
+        try:
+            if any(c.laddr and c.laddr.port == port and c.raddr and c.raddr.port == client_port
+                   for c in proc.net_connections("tcp")):
+                return True
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return False
 
 
 class ProxyProcess:
@@ -100,7 +116,7 @@ def running_proxy(command: list[str] | None = None, **settings: str) -> Iterator
     proxy = ProxyProcess(proc, port, home)
     try:
         wait_for_port(port, proc)
-        wait_for_worker(proc)
+        wait_for_worker(port, proc)
         yield proxy
     finally:
         proxy.stop()
