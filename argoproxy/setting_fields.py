@@ -13,9 +13,12 @@ from urllib.parse import urlsplit
 
 def setting(default: Any, parse: Callable[[Any], Any], help: str, env: Sequence[str] = (),
              flags: Sequence[str] = (), yaml_aliases: Sequence[str] = (), negative_flags: Sequence[str] = (),
-             secret: bool = False, by_backend: Mapping[str, Any] | None = None) -> Any:
+             secret: bool = False, by_backend: Mapping[str, Any] | None = None,
+             derived: Callable[[Any], Any] | None = None) -> Any:
+    """One setting's field. `by_backend`: defaults that depend on the backend; `derived`: the default computed
+    from the other settings (so --show and the start-up line print the value in force, not an empty one)."""
     meta = dict(parse=parse, help=help, env=tuple(env), flags=tuple(flags), yaml_aliases=tuple(yaml_aliases),
-                negative_flags=tuple(negative_flags), secret=secret, by_backend=by_backend or {})
+                negative_flags=tuple(negative_flags), secret=secret, by_backend=by_backend or {}, derived=derived)
     return field(default=default, metadata=meta)
 
 

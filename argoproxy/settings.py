@@ -356,10 +356,14 @@ def _parse(f: dataclasses.Field, label: str, value: Any) -> Any:
 
 
 def _with_backend_defaults(settings: Settings) -> Settings:
-    """Fill settings whose default depends on the backend (the target URL) when nothing set them."""
+    """Fill settings whose default depends on the backend (the target URL) or on other settings when nothing
+    set them."""
     changes = {}
     for f in SETTING_FIELDS.values():
         by_backend = f.metadata["by_backend"]
         if by_backend and getattr(settings, f.name) == f.default:
             changes[f.name] = by_backend.get(settings.backend, f.default)
-    return dataclasses.replace(settings, **changes) if changes else settings
+    settings = dataclasses.replace(settings, **changes) if changes else settings
+    derived = {f.name: f.metadata["derived"](settings) for f in SETTING_FIELDS.values()
+               if f.metadata["derived"] and getattr(settings, f.name) == f.default}
+    return dataclasses.replace(settings, **derived) if derived else settings

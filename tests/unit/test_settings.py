@@ -107,3 +107,12 @@ def test_request_ids_are_kept_when_sane():
     assert request_id_of("abc-123") == "abc-123"
     assert request_id_of("x" * 500) != "x" * 500 and len(request_id_of(None)) == 32
     assert request_id_of("bad\nid") != "bad\nid"
+
+
+def test_native_anthropic_url_defaults_to_the_native_openai_one_and_shows_it():
+    derived = load_settings(environ={"BACKEND": "argo", "ARGO_USER": "a", "NATIVE_OPENAI_BASE_URL": "http://argo.test/v1/"})
+    assert derived.native_anthropic_base_url == "http://argo.test/v1/messages"
+    assert ("native_anthropic_base_url", "http://argo.test/v1/messages") in derived.public_items()
+    own = load_settings(environ={"BACKEND": "argo", "ARGO_USER": "a",
+                                 "NATIVE_ANTHROPIC_BASE_URL": "http://claude.test/v1/messages"})
+    assert own.native_anthropic_base_url == "http://claude.test/v1/messages"

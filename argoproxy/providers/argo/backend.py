@@ -155,7 +155,7 @@ class ArgoBackend(Backend):
             body["metadata"] = {**(body.get("metadata") if isinstance(body.get("metadata"), dict) else {}),
                                 "user_id": user}
             self.inline_anthropic_images(body)
-        base = self.settings.native_anthropic_base_url or self.settings.native_openai_base_url + "messages"
+        base = self.settings.native_anthropic_base_url
         url = base + ("/count_tokens" if count_only else "")
         headers = {"Content-Type": "application/json", "X-Api-Key": user,
                    "Anthropic-Version": call.headers.get("Anthropic-Version") or "2023-06-01"}

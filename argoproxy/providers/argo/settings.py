@@ -43,7 +43,8 @@ class ArgoSettings:
                                              "ARGO's native Anthropic Messages endpoint (native mode, Claude models on "
                                              "/v1/messages; /count_tokens under it). Default "
                                              "{native_openai_base_url}messages.",
-                                             env=("NATIVE_ANTHROPIC_BASE_URL",))
+                                             env=("NATIVE_ANTHROPIC_BASE_URL",),
+                                             derived=lambda s: s.native_openai_base_url + "messages")
     username_passthrough: bool = setting(False, as_bool, "Use the client's key as the ARGO user.",
                                          env=("USERNAME_PASSTHROUGH",), flags=("--username-passthrough",))
     tool_prompt: bool = setting(False, as_bool, "Tool calls through the prompt (tools described in it, calls read from the "
