@@ -180,9 +180,9 @@ class Door:
         if call.method == "DELETE":
             raise ProxyError(405, f"{route.label} takes GET only on the {self.backend.name} backend.",
                              code="method_not_allowed", headers={"Allow": "GET, HEAD"})
-        for entry in self.model_list(call)["data"]:
-            if isinstance(entry, dict) and entry.get("id") == route.model:
-                return self.observed(call, json_response(entry))
+        entry = self.backend.model_entry(route.model, self.model_list(call)["data"])
+        if entry is not None:
+            return self.observed(call, json_response(entry))
         raise model_not_found(route.model)
 
     # ---------------------------------------------------------------- pieces

@@ -90,6 +90,10 @@ class Backend:
         """GET /v1/models as an OpenAI list."""
         return {"object": "list", "data": []}
 
+    def model_entry(self, name: str, listing: list[Any]) -> dict[str, Any] | None:
+        """GET /v1/models/{name} answered from the backend's own list (no upstream to ask): its entry, or None."""
+        return next((e for e in listing if isinstance(e, dict) and e.get("id") == name), None)
+
     def health(self, query: str = "") -> dict[str, Any] | None:
         """The /health body when the backend checks itself (raise ProxyError(503) when unhealthy);
         None = probe the target URL (any HTTP answer means reachable). `query` is the request's query string."""

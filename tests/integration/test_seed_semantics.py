@@ -92,6 +92,10 @@ def test_models_id_answers_for_pseudo_models():
     with FakeArgo() as argo, running_proxy(**argo_env(argo, LLM_PARAMS="model=quick,temperature=0")) as p:
         assert sdk(p).models.retrieve("quick").id == "quick"
         assert sdk(p).models.retrieve("argo:gpt-4o").id == "argo:gpt-4o"
+        # Every name a chat request may use (seed 000: `gpt-4o`, the internal id `gpt4o`) is retrievable too.
+        for name in ("gpt-4o", "gpt4o", "GPT-4O", "v3small"):
+            model = sdk(p).models.retrieve(name)
+            assert model.id == name and model.model_extra["internal_name"] in ("gpt4o", "v3small"), model
         with pytest.raises(openai.NotFoundError):
             sdk(p).models.retrieve("no-such-model")
 

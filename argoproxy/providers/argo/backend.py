@@ -243,6 +243,20 @@ class ArgoBackend(Backend):
     def list_models(self, call: Call) -> dict[str, Any]:
         return models.list_models()
 
+    def model_entry(self, name: str, listing: list[Any]) -> dict[str, Any] | None:
+        """Any name a request may use (an alias in any accepted spelling, the internal id `gpt4o`) is
+        retrievable: the listed entry it resolves to, under the name asked, as OpenAI answers."""
+        exact = super().model_entry(name, listing)
+        if exact is not None:
+            return exact
+        for kind in ("chat", "embed"):
+            model_id = models.BUILTIN.lookup(name, kind)
+            entry = next((e for e in listing if isinstance(e, dict) and model_id
+                          and e.get("internal_name") == model_id), None)
+            if entry is not None:
+                return {**entry, "id": name}
+        return None
+
     def extra_routes(self) -> list[tuple[str, str, tuple[str, ...], Callable[[Call], Answer]]]:
         return [("v1/chat", "argo_chat", ("POST",), self.raw_chat), ("v1/embed", "argo_embed", ("POST",), self.raw_embed),
                 ("v1/status", "argo_status", ("GET", "HEAD"), self.status)]
