@@ -128,11 +128,14 @@ def compose_environment(dotenv: dict[str, str]) -> dict[str, str]:
 def test_compose_serves_what_env_says(tmp_path):
     """.env is where the compose file says settings go: each of them reaches the replicas."""
     env = compose_environment({"TARGET_BASE_URL": "http://llm:8000/v1", "API_KEY_SECRET": "k1",
-                               "THINK_MODE": "reasoning"})
+                               "THINK_MODE": "reasoning", "PORT": "8000", "HOST": "127.0.0.1"})
     (tmp_path / "empty.yaml").write_text("{}\n")
     settings = load_settings(environ={**env, "CONFIG_PATH": str(tmp_path / "empty.yaml")})
     assert settings.target_base_url == "http://llm:8000/v1/" and settings.think_mode == "reasoning"
     assert settings.api_key_secret == ("k1",)
+    # A .env written for `python cot_proxy.py` (seed 003's PORT=8000) must not move the replicas off the port
+    # nginx, the healthcheck and Prometheus use.
+    assert (settings.host, settings.port) == ("0.0.0.0", 5000)
 
 
 def test_compose_serves_a_mounted_seed_argo_config(tmp_path):
