@@ -14,12 +14,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlsplit
 
 import yaml
 
 from argoproxy import providers
 from argoproxy.backend_choice import BackendConflict, Given, choose_backend
 from argoproxy.llm_params import LlmParams, parse_llm_params
+from argoproxy.redaction import mask_url
 from argoproxy.routing.entries import check_routing, parse_fallbacks, parse_key_limits, parse_models
 from argoproxy.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_url,  # noqa: F401
                                       choice as _choice, number as _number, positive as _positive,
@@ -270,6 +272,7 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
     values["backend"] = choice.backend
     values["config_path"] = str(path) if path else ""
     settings = _checked(_with_backend_defaults(Settings(**values)), environ)
+    _not_itself(settings, raw.get("target_base_url", ("TARGET_BASE_URL", None))[0])
     return Loaded(settings, choice.reason,
                   choice.warnings + _unused_with_models(settings, given) + _unused_by_other_settings(settings, given))
 
@@ -298,6 +301,23 @@ def _unused_by_other_settings(settings: Settings, given: Sequence[Given]) -> tup
         why = rule[1].format(worker_class=settings.worker_class)
         warnings.append(f"{g.label} is set, but {why}, so it is not used{_CONSEQUENCE.get(g.name, '')}")
     return tuple(dict.fromkeys(warnings))  # a key given in the file and again in the environment: once
+
+
+_THIS_HOST = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "::"})
+
+
+def _not_itself(settings: Settings, label: str) -> None:
+    """An upstream that is this proxy (a loopback address, its own port) would forward every request to
+    itself until its connections run out. OPENAI_BASE_URL is the usual way in: the openai SDK reads it as
+    where to send requests, so users export it to point clients at the proxy."""
+    if settings.backend not in ("openai", "dashscope") or settings.models or not settings.target_base_url:
+        return
+    parts = urlsplit(settings.target_base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if (parts.hostname or "").lower() in _THIS_HOST and port == settings.port:
+        raise SettingsError(f"{label}: {mask_url(settings.target_base_url)} is this proxy itself (port {port}): "
+                            "requests would loop; set the upstream server's URL (an SDK's OPENAI_BASE_URL "
+                            "pointing at the proxy belongs to the client's environment, not the proxy's)")
 
 
 def _unused_with_models(settings: Settings, given: Sequence[Given]) -> tuple[str, ...]:

@@ -116,3 +116,20 @@ def test_native_anthropic_url_defaults_to_the_native_openai_one_and_shows_it():
     own = load_settings(environ={"BACKEND": "argo", "ARGO_USER": "a",
                                  "NATIVE_ANTHROPIC_BASE_URL": "http://claude.test/v1/messages"})
     assert own.native_anthropic_base_url == "http://claude.test/v1/messages"
+
+
+@pytest.mark.parametrize("url", ["http://localhost:5000/v1", "http://127.0.0.1:5000/v1/", "http://[::1]:5000/",
+                                 "http://0.0.0.0:5000/v1"])
+def test_an_upstream_that_is_the_proxy_itself_stops_start_up(url: str) -> None:
+    """OPENAI_BASE_URL is where the openai SDK sends requests, and seed 003 reads it as the upstream: exported to
+    point clients at the proxy, it made the proxy forward to itself until its connections ran out."""
+    with pytest.raises(SettingsError) as error:
+        load_settings({}, environ={"OPENAI_BASE_URL": url, "PORT": "5000"})
+    message = str(error.value)
+    assert message.startswith("OPENAI_BASE_URL: ") and "this proxy itself" in message and "\n" not in message
+
+
+def test_an_upstream_on_another_port_of_this_host_is_fine() -> None:
+    assert load_settings({}, environ={"TARGET_BASE_URL": "http://localhost:8000/v1", "PORT": "5000"}).port == 5000
+    assert load_settings({"backend": "argo", "user": "u"},
+                         environ={"TARGET_BASE_URL": "http://localhost:5000/v1", "PORT": "5000"}).backend == "argo"
