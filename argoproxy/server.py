@@ -3,9 +3,11 @@ and the embedded application used by the command line."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -40,9 +42,29 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
     their warnings printed once, and Gunicorn's options (whose start-up line says why this backend)."""
     global _announced
     loaded = loaded_or_exit(flags)
+    if not _announced:  # not again when Gunicorn's master re-reads its config (SIGHUP): the port is its own
+        port_free_or_exit(loaded.settings)
     print_warnings(loaded)
     _announced = True
     return loaded.settings, gunicorn_options(loaded.settings, loaded.backend_reason)
+
+
+def port_free_or_exit(settings: Settings) -> None:
+    """A port in use is one line and exit code 2, at once: Gunicorn would try five times over five seconds
+    and print ten ERROR lines. Not when Gunicorn is handed its sockets (USR2 upgrade, systemd activation)."""
+    if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ:
+        return
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Gunicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # e.g. an address this host does not have: Gunicorn's own error says so
+            print(f"cot_proxy: bad setting PORT: port {settings.port} on {settings.host} is already in use (another "
+                  "server, or this proxy started twice): stop it or choose another port", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
 
 
 def print_warnings(loaded: Loaded) -> None:

@@ -221,3 +221,24 @@ def test_gunicorn_without_its_config_file_still_says_where_requests_go(tmp_path:
         proc.wait(timeout=30)
     assert "openai backend -> https://api.openai.com/v1/, the default URL: TARGET_BASE_URL sets another" in text, text
     assert "cot_proxy: warning: ARGO_USER is set in the environment" in text
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    """A second proxy on the same port: one line naming the port, at once, instead of Gunicorn's five tries
+    over five seconds and ten ERROR lines."""
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = clean_env(tmp_path, TARGET_BASE_URL="http://127.0.0.1:9/v1", PORT=str(port))
+        for command in ([sys.executable, str(ROOT / "cot_proxy.py")],
+                        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "cot_proxy:app"]):
+            started = time.monotonic()
+            result = subprocess.run(command, cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+                                    capture_output=True, text=True, timeout=60)
+            assert time.monotonic() - started < 4, result.stderr
+            assert result.returncode != 0
+            lines = result.stderr.strip().splitlines()
+            assert lines == [f"cot_proxy: bad setting PORT: port {port} on 127.0.0.1 is already in use (another "
+                             "server, or this proxy started twice): stop it or choose another port"], result.stderr
