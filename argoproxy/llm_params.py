@@ -24,6 +24,13 @@ THINK_MODES = ("strip", "reasoning", "keep")
 # Models whose chat template opens the reasoning block itself, so their output starts inside it and only
 # `</think>` appears: DeepSeek-R1 and its distills, QwQ, Qwen3 thinking models.
 STARTS_INSIDE_PATTERN = re.compile(r"deepseek[-_ ]?r1|r1[-_]distill|qwq|qwen3.*think", re.IGNORECASE)
+MODEL_NAME_CHARS = 256  # longer is no real model name (and `qwen3.*think` is quadratic on "qwen3qwen3...")
+
+
+def starts_inside(name: str | None) -> bool:
+    """Does this model's output start inside its reasoning block (STARTS_INSIDE_PATTERN)? A client's model
+    name is looked at only up to MODEL_NAME_CHARS: a 200 KB name took the pattern 55 s."""
+    return bool(name) and len(name) <= MODEL_NAME_CHARS and STARTS_INSIDE_PATTERN.search(name) is not None
 
 
 @dataclass(frozen=True)

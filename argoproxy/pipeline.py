@@ -18,7 +18,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.exchange import Answer, Request
 from argoproxy.headers import request_headers, response_headers
 from argoproxy.jsonfast import dumps, loads
-from argoproxy.llm_params import STARTS_INSIDE_PATTERN, apply_rule
+from argoproxy.llm_params import apply_rule, starts_inside
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.redaction import Secrets, sanitize_message
 from argoproxy.request_body import parse_object
@@ -212,7 +212,7 @@ class Gateway:
             return None
         inside = rule.think_starts_inside if rule and rule.think_starts_inside is not None else None
         if inside is None:
-            inside = any(STARTS_INSIDE_PATTERN.search(name) for name in (model, upstream_model) if name)
+            inside = starts_inside(model) or starts_inside(upstream_model)
         return ThinkConfig(mode, (rule and rule.think_tag_start) or s.think_tag,
                            (rule and rule.think_tag_end) or s.think_end_tag, bool(inside))
 

@@ -49,3 +49,19 @@ def test_requests_naming_huge_models_leave_nothing_behind(tmp_path, monkeypatch)
     finally:
         tracemalloc.stop()
     assert kept < 2 << 20, kept  # under two of the eight 1 MB names
+
+
+def test_a_huge_model_name_costs_no_pattern_time(tmp_path, monkeypatch):
+    # `qwen3.*think` rescans from every "qwen3": a 200 KB name of them took 55 s of one worker's CPU.
+    import time
+    from argoproxy.llm_params import starts_inside
+    assert starts_inside("Qwen3-32B-thinking") and starts_inside("deepseek-r1") and not starts_inside("gpt-4o")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    settings = load_settings({}, environ={"HOME": str(tmp_path), "FAST_PATH": "off",
+                                          "TARGET_BASE_URL": "http://upstream.test/v1/"})
+    door = build_proxy(settings, FakeUpstream())
+    started = time.perf_counter()
+    body = {"model": "qwen3" * 200_000, "messages": [{"role": "user", "content": "x"}]}
+    assert door.handle(Request.of("POST", "/v1/chat/completions", body)).status_code == 200
+    assert time.perf_counter() - started < 1.0

@@ -29,7 +29,6 @@ NATIVE_FAMILIES = ("openai", "anthropic", "google")
 _TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls")
 # The body may not contain another opening tag: an unclosed tag must not swallow the next, valid call.
 _TOOL_CALL_TAG = re.compile(r"<tool_call>((?:(?!<tool_call>).)*?)</tool_call>", re.DOTALL)
-_CODE_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
 def uses_prompt_tools(family: str, prompt_tools: bool) -> bool:
@@ -416,10 +415,7 @@ def parse_tool_call_tags(text: str) -> tuple[str | None, list[dict]]:
 
 
 def _tagged_call(body: str) -> dict | None:
-    body = body.strip()
-    fenced = _CODE_FENCE.match(body)
-    if fenced:
-        body = fenced.group(1)  # models like to wrap JSON in ```json fences even inside the tag
+    body = _unfenced(body.strip())
     try:
         payload = json.loads(body)
     except ValueError:
@@ -430,6 +426,16 @@ def _tagged_call(body: str) -> dict | None:
     arguments = payload.get("arguments", payload.get("parameters", {}))
     return {"id": _new_call_id(), "type": "function",
             "function": {"name": payload["name"], "arguments": _arguments_string(arguments)}}
+
+
+def _unfenced(body: str) -> str:
+    """The inside of a ```json ... ``` fence (models like to wrap JSON in one even inside the tag). String
+    operations, not a pattern: `^```\s*(.*?)\s*```$` took seconds on a fence holding a few thousand spaces,
+    and a client can ask the model to write exactly that."""
+    if len(body) < 6 or not (body.startswith("```") and body.endswith("```")):
+        return body
+    inner = body[3:-3]
+    return (inner[4:] if inner.startswith("json") else inner).strip()
 
 
 # --------------------------------------------------------------------------- shared helpers
