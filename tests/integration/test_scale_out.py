@@ -26,7 +26,7 @@ import requests
 
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.polling import poll
-from tests.proxy_process import ROOT, ProxyProcess, base_env, free_port, wait_for_port
+from tests.proxy_process import ROOT, ProxyProcess, base_env, free_port, wait_for_port, wait_for_worker
 
 SHIPPED = ROOT / "deploy" / "nginx" / "cot_proxy.conf"
 KEY = "shared-client-key"
@@ -123,6 +123,7 @@ class Instance:
                                           "cot_proxy:app"], cwd=self.home, env=env, stdout=subprocess.DEVNULL,
                                          stderr=log)
         wait_for_port(self.port, self.proc)
+        wait_for_worker(self.port, self.proc)  # the master binds before it forks: nginx would wait on the backlog
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int:
@@ -242,10 +243,11 @@ def test_sigterm_and_restart_of_a_replica_under_load_fails_nothing():
 @pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
 def test_a_stream_silent_longer_than_nginx_read_timeout_survives(worker_class):
     with FakeOpenAI() as up:
-        # Silent 3 s before the first event and 3 s in the middle; nginx gives up after 2 s of silence.
+        # Silent 3 s before the first event and 3 s in the middle; nginx gives up after 2 s of silence, and a
+        # keepalive every 0.5 s leaves a loaded machine 1.5 s of slack.
         up.add(Stream(chat_chunks(WORDS[:4]), first_delay=3, pause_at={2: 3}))
         with instances(1, TARGET_BASE_URL=up.base_url, ENABLE_AUTH="true", API_KEY_SECRET=KEY,
-                       SSE_KEEPALIVE="1", WORKER_CLASS=worker_class) as replicas, \
+                       SSE_KEEPALIVE="0.5", WORKER_CLASS=worker_class) as replicas, \
                 running_nginx([r.port for r in replicas], read_timeout="2s") as base:
             client = openai.OpenAI(base_url=base + "/v1", api_key=KEY, max_retries=0, timeout=30)
             started = time.monotonic()
