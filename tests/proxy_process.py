@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,9 +20,28 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port for a server another process binds later. Taken outside the kernel's ephemeral range, so no
+    outgoing connection (of this suite or a concurrent one) can take it between this check and that bind."""
+    low, high = _ephemeral_range()
+    candidates = [p for p in range(20000, 65536) if not low <= p <= high]
+    for port in random.sample(candidates, min(200, len(candidates))):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # everything tried was taken: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 1024, 65535  # unknown: every candidate is in it, so the kernel chooses
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
