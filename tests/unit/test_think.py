@@ -110,3 +110,13 @@ def test_stream_held_tail_released_with_finish_reason():
     assert st.chunk(_chunk(0, "a <"))["choices"][0]["delta"]["content"] == "a "
     last = st.chunk(_chunk(0, finish="stop"))
     assert last["choices"][0]["delta"]["content"] == "<"
+
+
+def test_an_answer_of_many_short_blocks_takes_linear_time():
+    # A client can ask a model for this; slicing the rest of the text at every tag made 1 MB take 2 s.
+    import time
+    cfg = ThinkConfig("reasoning", "<think>", "</think>", False)
+    started = time.perf_counter()
+    answer, reasoning = split_text("<think>a</think>\n b" * 60_000, cfg)
+    assert time.perf_counter() - started < 0.5
+    assert (answer, reasoning) == ("b" * 60_000, "a" * 60_000)  # blank lines after a block are removed
