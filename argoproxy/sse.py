@@ -47,36 +47,47 @@ class EventSplitter:
     Upstreams usually write one event per chunk; such a chunk is returned as it is, without being split
     into lines, which keeps relaying cheap. Anything else goes through the line splitter."""
 
-    __slots__ = ("tail", "max_event")
+    __slots__ = ("tail", "scanned", "max_event")
 
     def __init__(self, max_event: int = DEFAULT_MAX_EVENT) -> None:
-        self.tail = b""
+        self.tail = bytearray()  # an unfinished event, grown in place (not copied whole on every chunk)
+        self.scanned = 0  # how much of the tail is known to hold no blank line
         self.max_event = max_event
 
     def feed(self, chunk: bytes) -> list[bytes]:
         if not self.tail and chunk.endswith(b"\n\n") and chunk.find(b"\n\n") == len(chunk) - 2 \
                 and b"\r" not in chunk:
             return [chunk]
-        data = self.tail + chunk
-        events = []
-        while True:
-            end, size = _event_end(data)
-            if end < 0:
-                break
-            block = data[:end]
-            data = data[end + size:]
+        tail = self.tail
+        tail += chunk
+        # A blank line may straddle the old end (3 bytes at most of a 4-byte "\r\n\r\n" before it).
+        end, size = _event_end(tail, max(0, self.scanned - 3))
+        if end < 0:
+            if len(tail) > self.max_event:  # an event that never ends must not fill the worker's memory
+                self.tail, self.scanned = bytearray(), 0
+                raise event_too_large(self.max_event)
+            self.scanned = len(tail)
+            return []
+        data = bytes(tail)
+        events, pos = [], 0
+        ends = _EventEnds(data)
+        while end >= 0:
+            block = data[pos:end]
+            pos = end + size
             lines = [line.rstrip(b"\r") for line in block.replace(b"\r\n", b"\n").split(b"\n")]
             if any(lines):
                 events.append(encode_raw([line for line in lines if line]))
-        if len(data) > self.max_event:  # an event that never ends must not fill the worker's memory
-            self.tail = b""
+            end, size = ends.first(pos)
+        if len(data) - pos > self.max_event:
+            self.tail, self.scanned = bytearray(), 0
             raise event_too_large(self.max_event)
-        self.tail = data
+        self.tail = bytearray(data[pos:])
+        self.scanned = len(self.tail)
         return events
 
     def finish(self) -> list[bytes]:
         """The last event when the stream ended without its blank line."""
-        tail, self.tail = self.tail, b""
+        tail, self.tail, self.scanned = bytes(self.tail), bytearray(), 0
         lines = [line.rstrip(b"\r") for line in tail.split(b"\n") if line.strip()]
         return [encode_raw(lines)] if lines else []
 
@@ -103,14 +114,38 @@ def split_events(chunks: Iterable[bytes], stall_seconds: float, max_event: int =
     yield from splitter.finish()
 
 
-def _event_end(data: bytes) -> tuple[int, int]:
-    """Where the first event of data ends, and the length of the blank line that ends it."""
+def _event_end(data: bytes | bytearray, start: int = 0) -> tuple[int, int]:
+    """Where the first event of data (from `start`) ends, and the length of the blank line that ends it."""
     best = (-1, 0)
-    for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
-        i = data.find(sep)
+    for sep in _SEPARATORS:
+        i = data.find(sep, start)
         if i >= 0 and (best[0] < 0 or i < best[0]):
             best = (i, len(sep))
     return best
+
+
+class _EventEnds:
+    """The blank lines of one buffer in order. Where each kind of blank line next occurs is remembered, so
+    that a kind the upstream does not use (`\n\n` in a `\r\n` stream) is not searched for to the end of the
+    buffer again after every event: many events in one chunk took time quadratic in their number."""
+
+    __slots__ = ("data", "next")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.next = {sep: -2 for sep in _SEPARATORS}  # -2: not searched yet; -1: none left
+
+    def first(self, start: int) -> tuple[int, int]:
+        best = (-1, 0)
+        for sep, at in self.next.items():
+            if at == -2 or 0 <= at < start:
+                at = self.next[sep] = self.data.find(sep, start)
+            if at >= 0 and (best[0] < 0 or at < best[0]):
+                best = (at, len(sep))
+        return best
+
+
+_SEPARATORS = (b"\n\n", b"\r\n\r\n", b"\r\r")
 
 
 def block_data(block: bytes) -> bytes | None:
