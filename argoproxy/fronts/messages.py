@@ -360,6 +360,7 @@ class MessageStream(StreamState):
         self.open: str | None = None  # kind of the block being streamed
         self.calls: dict[int, int] = {}  # chat tool-call index -> block index
         self.args: dict[int, list[str]] = {}  # block index -> JSON fragments
+        self.pieces: dict[int, list[str]] = {}  # block index -> text or thinking, joined when the block closes
 
     def start(self) -> None:
         usage = {"input_tokens": self.ex.input_tokens or 0, "output_tokens": 0}
@@ -382,6 +383,8 @@ class MessageStream(StreamState):
         index = len(self.blocks) - 1
         if self.open == "tool_use":
             self.blocks[index]["input"] = tool_input("".join(self.args.get(index, ())))
+        else:  # `text += piece` on the block copied it per chunk: 100,000 chunks took 13 s
+            self.blocks[index][self.open] = "".join(self.pieces.pop(index, ()))
         self.events.append({"type": "content_block_stop", "index": index})
         self.open = None
 
@@ -389,7 +392,7 @@ class MessageStream(StreamState):
         if self.open != "thinking":
             self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
         index = len(self.blocks) - 1
-        self.blocks[index]["thinking"] += text
+        self.pieces.setdefault(index, []).append(text)
         self.events.append({"type": "content_block_delta", "index": index,
                             "delta": {"type": "thinking_delta", "thinking": text}})
 
@@ -397,7 +400,7 @@ class MessageStream(StreamState):
         if self.open != "text":
             self._open("text", {"type": "text", "text": ""})
         index = len(self.blocks) - 1
-        self.blocks[index]["text"] += text
+        self.pieces.setdefault(index, []).append(text)
         if text:
             self.events.append({"type": "content_block_delta", "index": index,
                                 "delta": {"type": "text_delta", "text": text}})
