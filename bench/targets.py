@@ -295,29 +295,35 @@ def nginx_binary() -> str | None:
     return None
 
 
+def nginx_sandbox(prefix: str) -> tuple[str, str]:
+    """A fresh nginx prefix directory (its temp directories writable by nginx's workers) and the `user` line
+    the main configuration needs: as root nginx switches its workers to an unprivileged user, so name one that
+    exists (empty when not root)."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(tmp, 0o755)
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        os.mkdir(os.path.join(tmp, sub))
+        os.chmod(os.path.join(tmp, sub), 0o777)
+    if os.geteuid() != 0:
+        return tmp, ""
+    import pwd
+    for candidate in ("www-data", "nginx", "nobody"):
+        try:
+            pwd.getpwnam(candidate)
+            return tmp, f"user {candidate};"
+        except KeyError:
+            continue
+    return tmp, ""
+
+
 class Nginx(Target):
     @classmethod
     def start(cls, upstream_port: int, workers: int = 2) -> "Nginx":
         binary = nginx_binary()
         if binary is None:
             raise FileNotFoundError("nginx is not installed")
-        tmp = tempfile.mkdtemp(prefix="cot_proxy_bench_nginx_")
-        os.chmod(tmp, 0o755)
-        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            os.mkdir(os.path.join(tmp, sub))
-            os.chmod(os.path.join(tmp, sub), 0o777)
+        tmp, user = nginx_sandbox("cot_proxy_bench_nginx_")
         port = free_port()
-        # As root nginx switches its workers to an unprivileged user; say which one exists.
-        user = ""
-        if os.geteuid() == 0:
-            import pwd
-            for candidate in ("www-data", "nginx", "nobody"):
-                try:
-                    pwd.getpwnam(candidate)
-                    user = f"user {candidate};"
-                    break
-                except KeyError:
-                    continue
         conf = Path(tmp) / "nginx.conf"
         conf.write_text(NGINX_CONF.format(workers=workers, tmp=tmp, user=user, host=HOST, upstream=upstream_port,
                                           port=port))

@@ -16,6 +16,8 @@ from typing import Iterator
 
 import psutil
 
+from argoproxy.settings import SETTING_FIELDS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -117,11 +119,37 @@ class ProxyProcess:
         return log.read_text(errors="replace") if log.exists() else ""
 
 
+# Every environment variable a setting reads, but FAST_PATH: the suite runs once in each mode (.ci/run).
+SETTING_VARS = frozenset(var for f in SETTING_FIELDS.values() for var in f.metadata["env"]) - {"FAST_PATH"}
+SETTING_PREFIXES = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_")
+
+
+def clean_environ(prefixes: tuple[str, ...] = (), names: frozenset[str] | set[str] = frozenset()) -> dict[str, str]:
+    """This process's environment without the proxy's settings (the developer's shell must not change what a
+    test runs), nor variables with these further prefixes or names."""
+    prefixes = SETTING_PREFIXES + prefixes
+    return {k: v for k, v in os.environ.items() if k not in SETTING_VARS and k not in names and not k.startswith(prefixes)}
+
+
 def base_env(home: str, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TARGET_", "LLM_", "THINK_"))}
+    env = clean_environ()
     env.update(HOME=home, PYTHONPATH=str(ROOT), HOST="127.0.0.1", WORKERS="1", PYTHONUNBUFFERED="1")
     env.update({k: str(v) for k, v in settings.items()})
     return env
+
+
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "cot_proxy:app"]
+
+
+def start_gunicorn(home: str, env: dict[str, str], command: list[str] | None = None) -> subprocess.Popen:
+    """The proxy as the Dockerfile starts it (or `command`), in home, its stderr appended to home/proxy.log."""
+    with open(Path(home, "proxy.log"), "ab") as log:
+        return subprocess.Popen(command or GUNICORN, cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def wait_until_serving(port: int, proc: subprocess.Popen) -> None:
+    wait_for_port(port, proc)
+    wait_for_worker(port, proc)
 
 
 @contextmanager
@@ -129,14 +157,10 @@ def running_proxy(command: list[str] | None = None, **settings: str) -> Iterator
     """The proxy under Gunicorn (gunicorn.conf.py, as in the Dockerfile) with these environment settings."""
     home = tempfile.mkdtemp(prefix="cot_proxy_test_")
     port = free_port()
-    env = base_env(home, PORT=str(port), **settings)
-    command = command or [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "cot_proxy:app"]
-    with open(Path(home, "proxy.log"), "wb") as log:
-        proc = subprocess.Popen(command, cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    proc = start_gunicorn(home, base_env(home, PORT=str(port), **settings), command)
     proxy = ProxyProcess(proc, port, home)
     try:
-        wait_for_port(port, proc)
-        wait_for_worker(port, proc)
+        wait_until_serving(port, proc)
         yield proxy
     finally:
         proxy.stop()

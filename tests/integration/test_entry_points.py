@@ -6,7 +6,6 @@ and `./run_app.sh`; each start-up line says why. And `--native-openai` / USE_NAT
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,15 +19,10 @@ import pytest
 
 from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.proxy_process import ROOT, free_port
-
-DROPPED = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_", "COT_PROXY_", "USE_NATIVE", "NATIVE_")
-DROPPED_VARS = {"BACKEND", "PORT", "HOST", "CONFIG_PATH", "VERBOSE", "DEBUG", "WORKERS", "REAL_STREAM", "PYTHONPATH",
-                "VIRTUAL_ENV"}
-
+from tests.proxy_process import ROOT, clean_environ, free_port
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED) and k not in DROPPED_VARS}
+    env = clean_environ(("COT_PROXY_", "USE_NATIVE", "NATIVE_"), {"PYTHONPATH", "VIRTUAL_ENV"})
     env.update(HOME=str(home), HOST="127.0.0.1", WORKERS="1", PYTHONUNBUFFERED="1")
     env.update(extra)
     return env

@@ -17,14 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.proxy_process import ROOT, ProxyProcess, free_port, wait_for_port
-
-CLEAN_PREFIXES = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_", "COT_PROXY_", "PYTHON")
-CLEAN_VARS = {"BACKEND", "PORT", "HOST", "CONFIG_PATH", "VERBOSE", "DEBUG", "WORKERS", "USE_NATIVE_OPENAI", "VIRTUAL_ENV"}
-
+from tests.proxy_process import ROOT, ProxyProcess, clean_environ, free_port, wait_for_port
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES) and k not in CLEAN_VARS}
+    env = clean_environ(("COT_PROXY_", "PYTHON"), {"VIRTUAL_ENV"})
     env.update(HOME=str(home), HOST="127.0.0.1", WORKERS="1")
     env.update(extra)
     return env

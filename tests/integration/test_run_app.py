@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import signal
 import socket
@@ -24,17 +23,12 @@ import pexpect
 
 from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.proxy_process import ROOT, free_port
+from tests.proxy_process import ROOT, clean_environ, free_port
 
 SCRIPT = ROOT / "run_app.sh"
 VENV = Path(sys.executable).parent.parent  # the environment running these tests
-DROPPED_ENV = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_", "COT_PROXY_")
-DROPPED_VARS = {"BACKEND", "PORT", "HOST", "CONFIG_PATH", "VERBOSE", "DEBUG", "WORKERS", "USE_NATIVE_OPENAI",
-                "REAL_STREAM", "NATIVE_OPENAI_BASE_URL", "TIMEOUT", "API_REQUEST_TIMEOUT", "USERNAME_PASSTHROUGH"}
-
-
 def script_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED_ENV) and k not in DROPPED_VARS}
+    env = clean_environ(("COT_PROXY_",))
     # One worker on loopback keeps the tests light; these override the config as the environment does.
     env.update(HOME=str(home), COT_PROXY_VENV=str(VENV), HOST="127.0.0.1", WORKERS="1", PYTHONUNBUFFERED="1")
     env.update(extra)

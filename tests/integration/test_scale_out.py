@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,7 +24,9 @@ import requests
 
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.polling import poll
-from tests.proxy_process import ROOT, ProxyProcess, base_env, free_port, wait_for_port, wait_for_worker
+from bench.targets import nginx_binary, nginx_sandbox
+from tests.proxy_process import (ROOT, ProxyProcess, base_env, free_port, start_gunicorn, wait_for_port,
+                                 wait_until_serving)
 
 SHIPPED = ROOT / "deploy" / "nginx" / "cot_proxy.conf"
 KEY = "shared-client-key"
@@ -51,13 +51,6 @@ http {{
 """
 
 
-def nginx_binary() -> str:
-    for name in ("nginx", "/usr/sbin/nginx"):
-        if shutil.which(name):
-            return shutil.which(name)
-    pytest.skip("nginx is not installed (Debian package nginx-light; .ci/run installs it when it can)")
-
-
 def site_conf(ports: list[int], listen: int, read_timeout: str | None = None) -> str:
     """The shipped nginx file with its replica lines pointed at local instances (Debian's nginx 1.22 has no
     `resolve`, and there is no Docker DNS here) and its listen address on loopback."""
@@ -76,20 +69,9 @@ def site_conf(ports: list[int], listen: int, read_timeout: str | None = None) ->
 @contextmanager
 def running_nginx(ports: list[int], read_timeout: str | None = None) -> Iterator[str]:
     binary = nginx_binary()
-    tmp = tempfile.mkdtemp(prefix="cot_proxy_nginx_")
-    os.chmod(tmp, 0o755)
-    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        os.mkdir(os.path.join(tmp, sub))
-        os.chmod(os.path.join(tmp, sub), 0o777)
-    user = ""
-    if os.geteuid() == 0:  # as root nginx switches its workers to an unprivileged user: name one that exists
-        for candidate in ("www-data", "nginx", "nobody"):
-            try:
-                pwd.getpwnam(candidate)
-                user = f"user {candidate};"
-                break
-            except KeyError:
-                continue
+    if binary is None:
+        pytest.skip("nginx is not installed (Debian package nginx-light; .ci/run installs it when it can)")
+    tmp, user = nginx_sandbox("cot_proxy_nginx_")
     port = free_port()
     Path(tmp, "cot_proxy.conf").write_text(site_conf(ports, port, read_timeout))
     conf = Path(tmp, "nginx.conf")
@@ -117,13 +99,8 @@ class Instance:
         self.home = tempfile.mkdtemp(prefix="cot_proxy_replica_")
 
     def start(self) -> "Instance":
-        env = base_env(self.home, PORT=str(self.port), **self.settings)
-        with open(Path(self.home, "proxy.log"), "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                                          "cot_proxy:app"], cwd=self.home, env=env, stdout=subprocess.DEVNULL,
-                                         stderr=log)
-        wait_for_port(self.port, self.proc)
-        wait_for_worker(self.port, self.proc)  # the master binds before it forks: nginx would wait on the backlog
+        self.proc = start_gunicorn(self.home, base_env(self.home, PORT=str(self.port), **self.settings))
+        wait_until_serving(self.port, self.proc)  # not only the port: nginx would wait on the backlog
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int:
