@@ -8,6 +8,7 @@ import openai
 import pytest
 import requests
 
+from tests.clients import openai_sdk
 from tests.fakes.fake_argo import CHAT_PATH, EMBED_PATH, STREAM_PATH, FakeArgo
 from tests.proxy_process import running_proxy
 
@@ -43,7 +44,7 @@ def proxy(argo_proxy):
 
 
 def sdk(p, key="anything") -> openai.OpenAI:
-    return openai.OpenAI(base_url=p.base_url, api_key=key, max_retries=0, timeout=30)
+    return openai_sdk(p, key)
 
 
 def test_chat_translated_both_ways(argo, proxy):

@@ -12,6 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
+from tests.clients import openai_sdk
 from tests.fakes.fake_argo import CHAT_PATH, EMBED_PATH, FakeArgo
 from tests.fakes.fake_images import FakeImageServer
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
@@ -25,7 +26,7 @@ WEATHER = [{"type": "function", "function": {
 
 
 def sdk(p, key="anything") -> openai.OpenAI:
-    return openai.OpenAI(base_url=p.base_url, api_key=key, max_retries=0, timeout=30)
+    return openai_sdk(p, key)
 
 
 # ------------------------------------------------------------------ native mode

@@ -14,6 +14,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.clients import openai_sdk
 from tests.proxy_process import ROOT, running_proxy
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -88,7 +89,7 @@ def toy_proxy():
 
 
 def client(proxy, key: str = "toy-key") -> openai.OpenAI:
-    return openai.OpenAI(base_url=proxy.base_url, api_key=key, max_retries=0, timeout=20)
+    return openai_sdk(proxy, key)
 
 
 def test_whole_and_streamed_answers_with_pipeline_transforms(toy_proxy):

@@ -12,6 +12,7 @@ import openai
 import pytest
 import requests
 
+from tests.clients import openai_sdk
 from tests.fakes.fake_dashscope import FakeDashScope
 from tests.fakes.fake_openai import Reply, Stream, chat_completion
 from tests.polling import poll
@@ -22,8 +23,7 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
                                             "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}}]
 
 
-def sdk(p, key="sk-client") -> openai.OpenAI:
-    return openai.OpenAI(base_url=p.base_url, api_key=key, max_retries=0, timeout=20)
+sdk = openai_sdk
 
 
 def chunk(delta, finish=None, index=0):

@@ -11,6 +11,7 @@ import openai
 import pytest
 import requests
 
+from tests.clients import anthropic_sdk, openai_sdk
 from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_dashscope import FakeDashScope
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_completion
@@ -128,12 +129,7 @@ def up(request):
             yield DashScopeUpstream(ds), p
 
 
-def oai(p) -> openai.OpenAI:
-    return openai.OpenAI(base_url=p.base_url, api_key="sk-client", max_retries=0, timeout=30)
-
-
-def ant(p) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=p.url, api_key="sk-client", max_retries=0, timeout=30)
+oai, ant = openai_sdk, anthropic_sdk
 
 
 # ------------------------------------------------------------------ Responses API (openai SDK)

@@ -16,6 +16,7 @@ import pytest
 import requests
 from PIL import Image
 
+from tests.clients import anthropic_sdk, openai_sdk
 from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_images import FakeImageServer
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
@@ -29,11 +30,11 @@ ANTHROPIC_MESSAGE = {"id": "msg_up", "type": "message", "role": "assistant", "mo
 
 
 def oai(p, key="sk-proxy") -> openai.OpenAI:
-    return openai.OpenAI(base_url=p.base_url, api_key=key, max_retries=0, timeout=30)
+    return openai_sdk(p, key)
 
 
 def ant(p, key="sk-proxy") -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=p.url, api_key=key, max_retries=0, timeout=30)
+    return anthropic_sdk(p, key)
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,14 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.clients import openai_sdk
 from tests.fakes.fake_openai import Reply, Stream, chat_chunks
 from tests.proxy_process import free_port, running_proxy
 
 MSG = [{"role": "user", "content": "hi"}]
 
 
-def sdk(proxy, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=proxy.base_url, api_key=key, max_retries=0, timeout=20)
+sdk = openai_sdk
 
 
 def metric_samples(text: str) -> list:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import time
 
-import anthropic
-import openai
 import psutil
 import pytest
 import requests
 
+from tests.clients import anthropic_sdk, openai_sdk
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.proxy_process import running_proxy
 
@@ -43,7 +42,7 @@ def test_silence_before_and_during_a_stream_gets_comments_the_sdk_ignores(kept):
     assert b": keepalive" in events[first_data:]  # and during the pause mid-stream
     assert body.endswith(b"data: [DONE]\n\n")
     up.add(Stream(chat_chunks(["Hel", "lo"]), first_delay=1.0, pause_at={2: 1.0}))
-    client = openai.OpenAI(base_url=p.base_url, api_key="x", max_retries=0)
+    client = openai_sdk(p)
     chunks = list(client.chat.completions.create(model="m", messages=MSG, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello"
 
@@ -110,11 +109,11 @@ def test_a_client_leaving_during_the_wait_frees_the_upstream(worker_class):
 def test_front_doors_wait_with_keepalives_and_fail_in_their_own_events():
     with FakeOpenAI() as up, running_proxy(TARGET_BASE_URL=up.base_url, SSE_KEEPALIVE="0.3") as p:
         up.add(Stream(chat_chunks(["Hel", "lo"]), first_delay=1.0))
-        messages = anthropic.Anthropic(base_url=p.url, api_key="x", max_retries=0, timeout=30)
+        messages = anthropic_sdk(p)
         with messages.messages.stream(model="m", max_tokens=50, messages=MSG) as stream:
             assert "".join(stream.text_stream) == "Hello"
         up.add(Stream(chat_chunks(["Hel", "lo"]), first_delay=1.0))
-        responses = openai.OpenAI(base_url=p.base_url, api_key="x", max_retries=0, timeout=30)
+        responses = openai_sdk(p)
         events = list(responses.responses.create(model="m", input="hi", stream=True))
         assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "Hello"
         up.add(Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=400, delay=1.0))

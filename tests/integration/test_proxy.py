@@ -11,6 +11,7 @@ import openai
 import pytest
 import requests
 
+from tests.clients import openai_sdk
 from tests.fakes.fake_openai import Reply, Stream, chat_chunks, chat_completion
 from tests.polling import poll
 from tests.proxy_process import free_port, running_proxy
@@ -19,7 +20,7 @@ MSG = [{"role": "user", "content": "hi"}]
 
 
 def client(proxy, key="sk-client-key") -> openai.OpenAI:
-    return openai.OpenAI(base_url=proxy.base_url, api_key=key, max_retries=0, timeout=20)
+    return openai_sdk(proxy, key)
 
 
 def stream_text(stream) -> str:

@@ -12,6 +12,7 @@ import openai
 import pytest
 import requests
 
+from tests.clients import anthropic_sdk, openai_sdk
 from tests.fakes.fake_openai import FakeOpenAI, Reply, chat_completion
 from tests.polling import poll
 from tests.proxy_process import running_proxy
@@ -68,7 +69,7 @@ def test_without_models_the_single_upstream_answers_as_before(fakes):
 def test_a_model_no_entry_serves_is_a_404_naming_it(fakes):
     a, _, _ = fakes
     with running_proxy(MODELS=models({"name": "qwen3", "backend": "openai", "base_url": a.base_url})) as proxy:
-        client = openai.OpenAI(base_url=proxy.base_url, api_key="sk-client", max_retries=0)
+        client = openai_sdk(proxy, "sk-client")
         with pytest.raises(openai.NotFoundError) as info:
             client.chat.completions.create(model="gpt-5", messages=CHAT["messages"])
         assert "gpt-5" in info.value.message and info.value.code == "model_not_found"
@@ -164,7 +165,7 @@ def test_a_deployment_that_fails_after_a_keepalive_still_fails_over(fakes):
         assert r.status_code == 200 and body.startswith(b": keepalive") and body.endswith(b"data: [DONE]\n\n")
         assert b'"error"' not in body and len(a.received) == 1 and len(b.received) == 1
         a.add(Reply({"error": {"message": "overloaded"}}, status=503, delay=0.6))
-        client = anthropic.Anthropic(base_url=proxy.url, api_key="sk-client", max_retries=0)
+        client = anthropic_sdk(proxy, "sk-client")
         with client.messages.stream(model="m", max_tokens=8, messages=CHAT["messages"]) as stream:
             assert stream.get_final_message().content[0].text == b.default_content
         assert len(a.received) == 2 and len(b.received) == 2
@@ -279,7 +280,7 @@ def test_per_key_limits_across_workers(fakes):
     with running_proxy(TARGET_BASE_URL=a.base_url, ENABLE_AUTH="true", API_KEY_SECRET="sk-admin", KEY_LIMITS=limits,
                        TEAM_A_KEY="sk-team-a", TEAM_B_KEY="sk-team-b", WORKERS="2") as proxy:
         def team_a():  # a new connection each time: the two workers share the count
-            return openai.OpenAI(base_url=proxy.base_url, api_key="sk-team-a", max_retries=0)
+            return openai_sdk(proxy, "sk-team-a")
 
         with ThreadPoolExecutor(3) as pool:  # three at once, so both workers take some
             list(pool.map(lambda _: team_a().chat.completions.create(model="m", messages=CHAT["messages"]), range(3)))
@@ -290,10 +291,10 @@ def test_per_key_limits_across_workers(fakes):
         assert 1 <= int(err.response.headers["Retry-After"]) <= 120
         assert err.body["type"] == "rate_limit_error"
         # the admin key has no budget; team B's is in tokens (12 per answer from the upstream's usage)
-        admin = openai.OpenAI(base_url=proxy.base_url, api_key="sk-admin", max_retries=0)
+        admin = openai_sdk(proxy, "sk-admin")
         for _ in range(5):
             admin.chat.completions.create(model="m", messages=CHAT["messages"])
-        team_b = openai.OpenAI(base_url=proxy.base_url, api_key="sk-team-b", max_retries=0)
+        team_b = openai_sdk(proxy, "sk-team-b")
         team_b.chat.completions.create(model="m", messages=CHAT["messages"])
         stream = team_b.chat.completions.create(model="m", messages=CHAT["messages"], stream=True,
                                                 stream_options={"include_usage": True})
@@ -312,12 +313,12 @@ def test_front_doors_route_and_fall_back_too(fakes):
     for _ in range(2):
         a.add(Reply({"error": {"message": "overloaded"}}, status=503))
     with running_proxy(MODELS=entries, FALLBACKS='{"claude-local": ["backup"]}', MAX_RETRIES="0") as proxy:
-        client = anthropic.Anthropic(base_url=proxy.url, api_key="sk-client", max_retries=0)
+        client = anthropic_sdk(proxy, "sk-client")
         message = client.messages.create(model="claude-local", max_tokens=32,
                                          messages=[{"role": "user", "content": "hi"}])
         assert message.content[0].text == b.default_content and message.model == "claude-local"
         assert b.received[-1].json()["model"] == "backup"
-        responses = openai.OpenAI(base_url=proxy.base_url, api_key="sk-client", max_retries=0)
+        responses = openai_sdk(proxy, "sk-client")
         answer = responses.responses.create(model="claude-local", input="hi")
         assert answer.output_text == b.default_content and answer.model == "claude-local"
         with pytest.raises(anthropic.NotFoundError) as info:  # the 404 in Anthropic's error shape
@@ -335,7 +336,7 @@ def test_key_limits_answer_in_each_front_doors_shape(fakes):
     a, _, _ = fakes
     with running_proxy(TARGET_BASE_URL=a.base_url, ENABLE_AUTH="true", KEY_LIMITS='{"TEAM_A_KEY": {"rpm": 1}}',
                        TEAM_A_KEY="sk-team-a") as proxy:
-        client = anthropic.Anthropic(base_url=proxy.url, api_key="sk-team-a", max_retries=0)
+        client = anthropic_sdk(proxy, "sk-team-a")
         client.messages.create(model="m", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
         with pytest.raises(anthropic.RateLimitError) as info:
             client.messages.create(model="m", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
@@ -386,7 +387,7 @@ def test_argo_next_to_a_local_model(fakes):
                           "params": {"think_mode": "reasoning"}})
         a.default_content = "<think>hmm</think>Local answer."
         with running_proxy(MODELS=entries, ARGO_USER="alice") as proxy:
-            client = openai.OpenAI(base_url=proxy.base_url, api_key="sk-client", max_retries=0)
+            client = openai_sdk(proxy, "sk-client")
             hosted = client.chat.completions.with_raw_response.create(model="argo:gpt-4o", messages=CHAT["messages"])
             assert hosted.headers["X-Served-By"] == f"127.0.0.1:{argo.port}"
             sent = argo.requests_to(CHAT_PATH)[-1].json

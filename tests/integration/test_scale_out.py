@@ -6,7 +6,6 @@ proxy_read_timeout survives thanks to SSE keepalives."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal

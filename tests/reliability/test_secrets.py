@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import openai
 import pytest
 import requests
 
+from tests.clients import openai_sdk
 from tests.fakes.fake_dashscope import FakeDashScope
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks
 from tests.polling import poll
@@ -45,7 +45,7 @@ def run_everything(p, fake, outputs: list[str]) -> None:
         outputs.append(dump(r))
         return r
 
-    sdk = openai.OpenAI(base_url=p.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+    sdk = openai_sdk(p, CLIENT_KEY)
     assert sdk.chat.completions.create(model="m", messages=MSG).choices[0].message.content
     assert list(sdk.chat.completions.create(model="m", messages=MSG, stream=True, stream_options={"include_usage": True}))
     send("POST", "/v1/completions", json={"model": "m", "prompt": "x"})
@@ -113,7 +113,7 @@ def test_dashscope_key_appears_in_no_output(tmp_path: Path):
     with FakeDashScope(api_key=DASHSCOPE_KEY) as ds:
         with running_proxy(BACKEND="dashscope", TARGET_BASE_URL=ds.base_url, DASHSCOPE_API_KEY=DASHSCOPE_KEY,
                            DEBUG="true", LOG_DIR=str(log_dir), MAX_RETRIES="0") as p:
-            sdk = openai.OpenAI(base_url=p.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+            sdk = openai_sdk(p, CLIENT_KEY)
             sdk.chat.completions.create(model="qwen-plus", messages=MSG)
             list(sdk.chat.completions.create(model="qwen-plus", messages=MSG, stream=True))
             ds.fail_next(code="InvalidApiKey", status=401, message=f"Invalid API-key provided: {DASHSCOPE_KEY}")
