@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from argoproxy.client_input import ClientInput
@@ -12,7 +12,7 @@ from argoproxy.door import Door, Edge
 from argoproxy.errors import error_body, error_type
 from argoproxy.jsonfast import dumps
 from argoproxy.proxy import build_proxy
-from argoproxy.request_ids import RequestIds, current_request_id
+from argoproxy.request_ids import ENVIRON_KEY, RequestIds
 from argoproxy.routes import build_blueprint, through
 from argoproxy.settings import Settings
 
@@ -30,6 +30,11 @@ def create_app(settings: Settings) -> Flask:
     register_error_handlers(app, door)
     app.wsgi_app = RequestIds(Edge(ClientInput(app.wsgi_app, settings.client_timeout)))
     return app
+
+
+def current_request_id() -> str:
+    """The id of the request Flask is handling (RequestIds put it in the environ)."""
+    return request.environ.get(ENVIRON_KEY, "")
 
 
 def register_error_handlers(app: Flask, door: Door) -> None:

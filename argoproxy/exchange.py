@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, Iterable, Mapping
 from wsgiref.headers import Headers
 
 from argoproxy.headers import request_headers
+from argoproxy.request_ids import ENVIRON_KEY
 
 
 @dataclass
@@ -43,7 +44,6 @@ class Request:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, Any], target: str) -> "Request":
-        from argoproxy.request_ids import ENVIRON_KEY
         chunked = environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" \
             or bool(environ.get("wsgi.input_terminated"))
         return cls(environ.get("REQUEST_METHOD", "GET"), target, request_headers(environ), environ["wsgi.input"],

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 
-from flask import request
-
 MAX_REQUEST_ID = 128
 ENVIRON_KEY = "cot_proxy.request_id"
 
@@ -19,11 +17,6 @@ def request_id_of(value: str | None) -> str:
     if value and len(value) <= MAX_REQUEST_ID and value.isprintable():
         return value
     return os.urandom(16).hex()  # 128 random bits like uuid4().hex, for a sixth of its CPU
-
-
-def current_request_id() -> str:
-    """The id of the request being handled (inside a Flask request context)."""
-    return request.environ.get(ENVIRON_KEY, "")
 
 
 class RequestIds:

@@ -5,6 +5,8 @@ test. The wire (Gunicorn, real sockets, SDKs) is tested end to end in tests/inte
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -12,6 +14,7 @@ from argoproxy.exchange import Answer, Request
 from argoproxy.proxy import build_proxy
 from argoproxy.settings import load_settings
 from tests.fakes.fake_upstream import FakeUpstream, chat_completion, sse_chunks
+from tests.proxy_process import ROOT
 
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -141,3 +144,11 @@ def test_methods_unknown_routes_and_metrics(make):
     assert answer.status_code == 405 and answer.headers["Allow"] == "POST"
     metrics = door.handle(Request.of("GET", "/metrics"))
     assert metrics.status_code == 200 and b'cot_proxy_requests_total{' in body_of(metrics)
+
+
+def test_the_door_and_everything_behind_it_import_no_flask():
+    """Flask is the app layer's alone (app.py, routes.py): the door, the request ids and the pipeline run without it."""
+    code = ("import sys; import argoproxy.proxy, argoproxy.exchange, argoproxy.request_ids, argoproxy.door; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip() == "[]"
