@@ -108,6 +108,13 @@ def _usage_chunk(meta: Mapping[str, Any], object_name: str, usage: Mapping[str, 
     }
 
 
+def _usage_after(meta: Mapping[str, Any], object_name: str, prompt_tokens: int,
+                 pieces: list[str]) -> Iterator[dict[str, Any]]:
+    """The usage chunk that ends a stream, when the client asked for it (stream_options.include_usage)."""
+    if meta["include_usage"]:
+        yield _usage_chunk(meta, object_name, tokens.usage(prompt_tokens, tokens.count_text("".join(pieces))))
+
+
 def _meta(completion_id: str, created: int | None, model: str, include_usage: bool) -> dict[str, Any]:
     return {
         "id": completion_id,
@@ -136,9 +143,7 @@ def stream_chat_chunks(
     if not pieces:
         yield _chat_chunk(meta, {"role": "assistant", "content": ""}, None)
     yield _chat_chunk(meta, {}, "stop")
-    if include_usage:
-        usage = tokens.usage(prompt_tokens, tokens.count_text("".join(pieces)))
-        yield _usage_chunk(meta, "chat.completion.chunk", usage)
+    yield from _usage_after(meta, "chat.completion.chunk", prompt_tokens, pieces)
 
 
 # -------------------------------------------------------------------- legacy completion chunks
@@ -169,8 +174,6 @@ def stream_completion_chunks(
         pieces.append(text)
         yield _text_chunk(meta, text, None)
     yield _text_chunk(meta, "", "stop")
-    if include_usage:
-        usage = tokens.usage(prompt_tokens, tokens.count_text("".join(pieces)))
-        yield _usage_chunk(meta, "text_completion", usage)
+    yield from _usage_after(meta, "text_completion", prompt_tokens, pieces)
 
 
