@@ -30,6 +30,5 @@ def proxy(module_fake):
 @pytest.fixture
 def upstream(module_fake):
     """module_fake with its queue and log reset for this test."""
-    module_fake.queue.clear()
-    module_fake.received.clear()
+    module_fake.reset()
     return module_fake

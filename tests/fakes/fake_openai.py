@@ -155,6 +155,12 @@ class FakeOpenAI:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     # -- scripting
+    def reset(self) -> None:
+        """Forget the answers still queued and the requests received (between tests sharing one fake)."""
+        with self._lock:
+            self.queue.clear()
+        self.received.clear()
+
     def add(self, *answers: Reply | Stream | Huge) -> None:
         with self._lock:
             self.queue.extend(answers)

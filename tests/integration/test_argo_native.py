@@ -30,15 +30,8 @@ def sdk(p, key="anything") -> openai.OpenAI:
 
 
 # ------------------------------------------------------------------ native mode
-@pytest.fixture(scope="module")
-def native():
-    with FakeOpenAI() as up, FakeArgo() as argo:
-        with running_proxy(**argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url)) as p:
-            yield up, p
-
-
-def test_native_mode_maps_model_and_user_but_keeps_bytes(native):
-    up, p = native
+def test_native_mode_maps_model_and_user_but_keeps_bytes(argo_native):
+    up, p = argo_native
     up.received.clear()
     raw = chat_completion("<think>kept as it was</think>Answer")
     up.add(Reply(raw, headers={"X-Upstream": "yes"}))
@@ -51,8 +44,8 @@ def test_native_mode_maps_model_and_user_but_keeps_bytes(native):
     assert sent.headers["Authorization"] == "Bearer client-token"
 
 
-def test_native_stream_bytes_unchanged_and_unknown_models_pass(native):
-    up, p = native
+def test_native_stream_bytes_unchanged_and_unknown_models_pass(argo_native):
+    up, p = argo_native
     events = chat_chunks(["<think>x</think>", "y"], model="my-own-model")
     up.add(Stream(events))
     with requests.post(p.base_url + "/chat/completions", stream=True,
@@ -64,8 +57,8 @@ def test_native_stream_bytes_unchanged_and_unknown_models_pass(native):
     assert up.received[-1].json()["model"] == "my-own-model"
 
 
-def test_native_errors_and_other_routes(native):
-    up, p = native
+def test_native_errors_and_other_routes(argo_native):
+    up, p = argo_native
     up.add(Reply({"error": {"message": "bad tool_choice", "type": "invalid_request_error"}, "extra": 1}, status=400))
     r = requests.post(p.base_url + "/chat/completions", json={"model": "argo:gpt-4o", "messages": MSG})
     assert r.status_code == 400 and r.json()["extra"] == 1
@@ -76,8 +69,8 @@ def test_native_errors_and_other_routes(native):
     assert up.received[-1].json()["user"] == "alice"
 
 
-def test_native_mode_start_up_line(native):
-    _, p = native
+def test_native_mode_start_up_line(argo_native):
+    _, p = argo_native
     p.stop()
     assert "ARGO native OpenAI mode" in p.log
 

@@ -205,13 +205,6 @@ def test_fronts_passthrough(fake):
         assert r.id == "resp_up" and fake.received[-1].path == "/v1/responses"
 
 
-@pytest.fixture(scope="module")
-def argo_native():
-    with FakeOpenAI() as up, FakeArgo() as argo:
-        with running_proxy(**argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url)) as p:
-            yield up, p
-
-
 def test_argo_native_messages_go_to_the_anthropic_endpoint(argo_native):
     up, p = argo_native
     up.add(Reply(ANTHROPIC_MESSAGE))

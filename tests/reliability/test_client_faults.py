@@ -32,8 +32,7 @@ def env():
 @pytest.fixture
 def up(env):
     fake, p = env
-    fake.queue.clear()
-    fake.received.clear()
+    fake.reset()
     return fake, p
 
 

@@ -1,0 +1,18 @@
+"""Fixtures shared by several integration modules."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes.fake_argo import FakeArgo
+from tests.fakes.fake_openai import FakeOpenAI
+from tests.integration.test_argo import argo_env
+from tests.proxy_process import running_proxy
+
+
+@pytest.fixture(scope="module")
+def argo_native():
+    """(OpenAI-compatible fake, proxy): the ARGO backend in native mode (USE_NATIVE_OPENAI) in front of them."""
+    with FakeOpenAI() as up, FakeArgo() as argo:
+        with running_proxy(**argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url)) as p:
+            yield up, p
