@@ -215,18 +215,25 @@ def test_generated_key_is_shared_by_every_worker_and_metrics_add_up(module_fake)
         key, first_lines = _read_key(proxy)
         assert key.startswith("sk-proxy-") and len(key) > 30
         assert not glob.glob(os.path.join(metrics_dir, "*_999999.db"))  # emptied at start
-        n_whole, n_stream = 40, 10
-        for _ in range(n_whole):  # a new connection each time: the kernel spreads them over both workers
+        def worker_files() -> set[str]:
+            return {re.search(r"_(\d+)\.db$", f).group(1) for f in glob.glob(os.path.join(metrics_dir, "counter_*.db"))}
+
+        n_whole, n_stream = 0, 10
+        deadline = time.monotonic() + 30
+        # A new connection each time, so the kernel spreads them over both workers; until both have answered
+        # (the second may still be loading the app when the first answers).
+        while n_whole < 40 or len(worker_files()) < 2:
+            assert time.monotonic() < deadline, f"one worker answered {n_whole} requests alone"
             r = requests.post(proxy.base_url + "/chat/completions", json={"model": "fake-model", "messages": MSG},
                               headers={"Authorization": f"Bearer {key}", "Connection": "close"})
             assert r.status_code == 200, r.text
+            n_whole += 1
         for _ in range(n_stream):
             s = sdk(proxy, key).chat.completions.create(model="fake-model", messages=MSG, stream=True,
                                                         stream_options={"include_usage": True})
             assert [c for c in s]
         assert requests.get(proxy.base_url + "/models", headers={"Connection": "close"}).status_code == 401
-        pids = {re.search(r"_(\d+)\.db$", f).group(1) for f in glob.glob(os.path.join(metrics_dir, "counter_*.db"))}
-        assert len(pids) == 2, pids  # both workers answered (and so both accepted the one generated key)
+        assert len(worker_files()) == 2  # both workers answered (and so both accepted the one generated key)
 
         scrapes = [requests.get(proxy.url + "/metrics", headers={"x-api-key": key, "Connection": "close"})
                    for _ in range(6)]

@@ -26,7 +26,8 @@ def worker_pids(proxy) -> set[int]:
 
 
 def wait_for_workers(proxy, count: int, timeout: float = 10.0, exclude: set[int] = frozenset()) -> set[int]:
-    """Wait until `count` workers run (none of them in `exclude`) and each answers; return their PIDs."""
+    """Wait until `count` worker processes run (none of them in `exclude`); return their PIDs. A worker found here
+    may still be loading the app: what needs it serving must wait for that too."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pids = worker_pids(proxy) - set(exclude)
