@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.proxy_process import running_proxy
+
+# A non-interactive shell starts background jobs (CI's two passes run side by side) with SIGINT ignored, and an
+# ignored signal is inherited: the proxies these tests start would shrug off the Ctrl+C they test. Any handler
+# here is reset to the default in every child at exec, as a terminal's processes have it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
