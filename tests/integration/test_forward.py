@@ -16,7 +16,7 @@ from tests.clients import openai_sdk
 from tests.fakes.fake_dashscope import FakeDashScope
 from tests.fakes.fake_openai import Reply, Stream, chat_completion
 from tests.polling import poll
-from tests.proxy_process import ROOT, base_env, free_port, running_proxy, wait_for_port
+from tests.proxy_process import ROOT, base_env, free_port, running_proxy, wait_until_serving
 
 MSG = [{"role": "user", "content": "What is the weather in Paris?"}]
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
@@ -193,10 +193,10 @@ def test_seed_command_line(fake, tmp_path):
            "127.0.0.1", "--expose_port", str(port), "--url", fake.base_url + "chat/completions", "--timeout", "60000"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for_port(port, proc)
+        wait_until_serving(port, proc)
         r = requests.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={"model": "m", "messages": MSG})
         assert r.status_code == 200 and fake.received[-1].path == "/v1/chat/completions"
-        assert (tmp_path / "logs" / "client_interaction.jsonl").exists()
+        assert poll(lambda: (tmp_path / "logs" / "client_interaction.jsonl").exists())  # written as the answer ends
     finally:
         proc.terminate()
         proc.wait(20)
