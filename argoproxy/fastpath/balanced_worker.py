@@ -107,6 +107,8 @@ class BalancedServer(StreamServer):
             before = self.accepted
             super()._do_read()  # accepts at most one: Gunicorn sets max_accept = 1 with several workers
             if self.accepted == before or self._watcher is None:
+                if self.accepted == before:
+                    self.deferring_since = None  # the queue is empty: the next connection gets its own PATIENCE
                 return  # none waiting, or accepting stopped (pool full, accept errors)
 
     def _defer(self) -> bool:

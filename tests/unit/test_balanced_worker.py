@@ -5,6 +5,7 @@ a live peer holds clearly fewer connections."""
 from __future__ import annotations
 
 import mmap
+import time
 
 import pytest
 
@@ -84,3 +85,15 @@ def test_connections_are_counted_both_ways(cells) -> None:
     me = live(cells, 100)
     me.opened(), me.opened(), me.closed()
     assert cells[me.base + bw.OPEN] == 1
+
+
+def test_patience_starts_again_once_no_connection_waits(cells, monkeypatch) -> None:
+    """After a deferral whose PATIENCE ran out, the worker accepts while the imbalance lasts; once the queue is
+    empty, the next connection is left to the less loaded peer again (one slow peer must not end balancing
+    for the rest of a burst)."""
+    me, _peer = live(cells, 100, connections=3), live(cells, 101, connections=0)
+    server = bw.BalancedServer(("127.0.0.1", 0), handle=lambda *args: None, board=me)
+    monkeypatch.setattr(bw.StreamServer, "_do_read", lambda self: None)  # nothing waiting to be accepted
+    server.deferring_since = time.monotonic() - 1  # an earlier episode's patience ran out
+    server._do_read()
+    assert server.deferring_since is None
