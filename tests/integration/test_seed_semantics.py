@@ -11,18 +11,18 @@ import openai
 import pytest
 import requests
 
+from tests.clients import openai_sdk as sdk
 from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_dashscope import FakeDashScope
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.integration.test_argo import argo_env
-from tests.integration.test_argo_native import native, sdk  # noqa: F401 - the same native-mode proxy fixture
 from tests.proxy_process import running_proxy
 
 MSG = [{"role": "user", "content": "Hi"}]
 
 
-def test_native_leaves_parameter_checks_to_the_upstream(native):
-    up, p = native
+def test_native_leaves_parameter_checks_to_the_upstream(argo_native):
+    up, p = argo_native
     up.add(Reply({"error": {"message": "temperature too high", "type": "invalid_request_error",
                             "param": "temperature", "code": None}}, status=422, headers={"Content-Type": "application/problem+json"}))
     r = requests.post(p.base_url + "/chat/completions",
@@ -35,8 +35,8 @@ def test_native_leaves_parameter_checks_to_the_upstream(native):
     assert r.status_code == 200 and "model" not in up.received[-1].json()
 
 
-def test_native_relays_a_2xx_that_is_not_json(native):
-    up, p = native
+def test_native_relays_a_2xx_that_is_not_json(argo_native):
+    up, p = argo_native
     up.add(Reply(b"plain text, not JSON", status=203, headers={"Content-Type": "text/plain; charset=utf-8"}))
     r = requests.post(p.base_url + "/chat/completions", json={"model": "argo:gpt-4o", "messages": MSG})
     assert (r.status_code, r.content) == (203, b"plain text, not JSON")
