@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install (when needed), set up (the first time) and run cot_proxy:   ./run_app.sh [config_path]
+# Install (when needed), set up (the first time) and run cot_proxy:   ./run_app.sh [config_path] [flags]
+# (the flags are python cot_proxy.py's: ./run_app.sh --help lists them)
 #
 #   1. Uses the virtual environment .venv next to this script, creating it and installing requirements.txt
 #      when missing (COT_PROXY_VENV=/path/to/venv uses an existing environment as it is, no install).

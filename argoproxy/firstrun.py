@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from argoproxy.redaction import mask_url
 from argoproxy.server import plural, read_dotenv
-from argoproxy.settings import Settings, SettingsError, load_settings
+from argoproxy.settings import BadValue, Settings, SettingsError, load_settings
 
 BAR = "-" * 38
 CHECK_TIMEOUT = (3.0, 5.0)
@@ -279,13 +279,15 @@ def settings_for(config: Path, flags: dict[str, Any]) -> Settings:
         raise Abort(f"cot_proxy: bad setting {exc}", 2) from None
 
 
-def settings_found_elsewhere() -> tuple[Settings, str] | None:
+def settings_found_elsewhere(given: dict[str, Any]) -> tuple[Settings, str] | None:
     """Without the config file: the settings every other entry point would serve (the loader's search path,
     or an environment that names the chosen backend's upstream), and where they came from; else None."""
     try:
-        settings = load_settings({})
+        settings = load_settings(given)
+    except BadValue as exc:  # a value the user gave is wrong: no question fixes that, say it now
+        raise Abort(f"cot_proxy: bad setting {exc}", 2) from None
     except SettingsError:
-        return None  # the questions (or the no-terminal message) come next; the loader says it again after
+        return None  # something missing: the questions (or the no-terminal message) come next
     if settings.config_path:
         return settings, f"config {settings.config_path}"
     named = [key for key in backend_named(settings.backend).env_keys if os.environ.get(key)]
@@ -361,10 +363,12 @@ def check_connectivity(settings: Settings) -> None:
 
 # ---- main -------------------------------------------------------------------------------------------------
 
-def prepare(config: Path, here: Path, explicit: bool = True) -> dict[str, Any]:
-    """Everything before serving: the config (made when missing), the settings, a free port, the checks."""
+def prepare(config: Path, here: Path, explicit: bool = True, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything before serving: the config (made when missing), the settings, a free port, the checks.
+    `given`: the command line's settings, as every entry point takes them (they win over file and environment)."""
     read_dotenv()
-    found = None if config.is_file() or explicit else settings_found_elsewhere()
+    given = given or {}
+    found = None if config.is_file() or explicit else settings_found_elsewhere(given)
     if found is not None:
         flags: dict[str, Any] = {}
         settings, where = found
@@ -374,7 +378,7 @@ def prepare(config: Path, here: Path, explicit: bool = True) -> dict[str, Any]:
                 raise Abort(no_terminal_message(config, here), 2)
             create_config(config)
         flags = {"config_path": str(config)}
-        settings, where = settings_for(config, flags), f"config {config}"
+        settings, where = settings_for(config, {**given, **flags}), f"config {config}"
     port = free_port_for_run(settings, where, flags)
     if os.environ.get("COT_PROXY_SKIP_CHECKS", "0") != "1":
         check_connectivity(settings)
@@ -384,24 +388,34 @@ def prepare(config: Path, here: Path, explicit: bool = True) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
+    """`./run_app.sh [config.yaml] [flags]`: the flags are python cot_proxy.py's (--help lists them)."""
+    argv = sys.argv[1:] if argv is None else argv
+    from argoproxy.cli import parse_flags
+    sys.argv[0] = "run_app.sh"  # argparse names the program in --help and usage lines from it
+    given, parsed = parse_flags(argv)  # a bad or unknown flag ends here, with argparse's usage line
+    if parsed.show:
+        serve(argv, {})  # nothing to set up: print the settings as every entry point resolves them
     here = Path(__file__).resolve().parent.parent
-    config = Path(args[0] if args else "config.yaml").expanduser().absolute()
+    named = given.pop("config_path", None)
+    config = Path(named or "config.yaml").expanduser().absolute()
     try:
-        flags = prepare(config, here, explicit=bool(args))
+        flags = prepare(config, here, explicit=bool(named), given=given)
     except Abort as exc:
         print(exc, file=sys.stderr, flush=True)
         raise SystemExit(exc.code) from None
     except KeyboardInterrupt:
         say()
         raise SystemExit(130) from None
-    serve(flags)
+    serve(argv, flags)
 
 
-def serve(flags: dict[str, Any]) -> None:
-    """`python -m argoproxy.cli CONFIG [--port N]` in a fresh process: the checks imported requests and ssl
-    here, which gevent's workers must patch before anything imports them."""
-    args = [sys.executable, "-m", "argoproxy.cli", *([flags["config_path"]] if "config_path" in flags else [])]
+def serve(argv: list[str], flags: dict[str, Any]) -> None:
+    """`python -m argoproxy.cli [CONFIG] [flags]` in a fresh process: the checks imported requests and ssl
+    here, which gevent's workers must patch before anything imports them. The config this run settled on
+    and a port chosen at a question come after the user's own flags, so they win."""
+    args = [sys.executable, "-m", "argoproxy.cli", *argv]
+    if "config_path" in flags:
+        args += ["--config", flags["config_path"]]
     if "port" in flags:
         args += ["--port", str(flags["port"])]
     sys.stdout.flush()

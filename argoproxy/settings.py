@@ -34,6 +34,10 @@ class SettingsError(ValueError):
     """A bad setting: the message is one line naming the setting."""
 
 
+class BadValue(SettingsError):
+    """A value given for a setting that cannot be read (not a missing one a first-run question could fill)."""
+
+
 FRONT_NAMES = ("responses", "messages")
 
 
@@ -372,7 +376,7 @@ def _parse(f: dataclasses.Field, label: str, value: Any) -> Any:
         return f.metadata["parse"](value)
     except (ValueError, TypeError) as exc:
         text = str(exc)  # "[2].base_url: ..." from a list or mapping setting reads "models[2].base_url: ..."
-        raise SettingsError(f"{label}{text}" if text[:1] in "[." and text[:1] else f"{label}: {text}") from None
+        raise BadValue(f"{label}{text}" if text[:1] in "[." and text[:1] else f"{label}: {text}") from None
 
 
 def _with_backend_defaults(settings: Settings) -> Settings:

@@ -457,3 +457,25 @@ def test_connectivity_check_names_a_failing_proxy(tmp_path: Path) -> None:
     output = "".join(lines)
     assert (f"Validating openai API connectivity: http://upstream.example:8000/v1/models ... failed: The proxy "
             f"{dead_proxy} (HTTP_PROXY) refused the connection") in output, output
+
+
+def test_a_bad_value_is_named_even_without_a_config_file(tmp_path: Path) -> None:
+    """The environment names the upstream, so no config file is needed; a bad value beside it is that
+    value's one-line error, not "config file not found" nor the setup questions."""
+    env = script_env(tmp_path, TARGET_BASE_URL="http://127.0.0.1:9/v1", PORT="0x")
+    result = subprocess.run([str(SCRIPT)], env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "bad setting PORT: expected an integer" in result.stderr, result.stderr
+    assert "not found" not in result.stderr + result.stdout
+
+
+def test_flags_are_the_same_as_every_other_entry_points(tmp_path: Path) -> None:
+    """./run_app.sh [config] [flags] takes python cot_proxy.py's flags; a flag is never taken for a path."""
+    bad = subprocess.run([str(SCRIPT), "--no-such-flag"], env=script_env(tmp_path), cwd=tmp_path,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "run_app.sh: error: unrecognized arguments: --no-such-flag" in bad.stderr
+    with FakeOpenAI() as fake:
+        port = free_port()
+        env = script_env(tmp_path, TARGET_BASE_URL=fake.base_url, PORT="1")  # the flag wins over the environment
+        health, output = serve_without_stdin(["--port", str(port), "--think-mode", "keep"], env, tmp_path, port)
+    assert health["target_url"] == fake.base_url and f":{port}" in output, output
