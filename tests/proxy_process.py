@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -112,6 +115,14 @@ class ProxyProcess:
                 self.proc.wait()
         self.log = self.read_log()
         return self.log
+
+    def health(self, timeout: float = 20) -> tuple[int, dict]:
+        """GET /health: its status and JSON body, whether healthy (200) or not (503)."""
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=timeout) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
 
     def read_log(self) -> str:
         """Everything the proxy wrote to stderr so far (a file, never a pipe a chatty proxy could fill)."""

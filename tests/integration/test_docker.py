@@ -151,13 +151,6 @@ def run_image_cmd(dockerfile: Dockerfile, image_dir: Path, bin_dir: Path = VENV_
         shutil.rmtree(home, ignore_errors=True)
 
 
-def get_health(proxy: ProxyProcess) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(proxy.url + "/health", timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
 
 def run_healthcheck(dockerfile: Dockerfile, proxy: ProxyProcess) -> subprocess.CompletedProcess:
     env = image_env(dockerfile, proxy.home, PORT=str(proxy.port))
@@ -194,7 +187,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
 
 def test_cmd_serves_health_and_healthcheck_passes(dockerfile: Dockerfile, image_dir: Path) -> None:
     with FakeOpenAI() as fake, run_image_cmd(dockerfile, image_dir, TARGET_BASE_URL=fake.base_url) as proxy:
-        status, body = get_health(proxy)
+        status, body = proxy.health()
         assert (status, body["status"], body["target_url"]) == (200, "healthy", fake.base_url)
         result = run_healthcheck(dockerfile, proxy)
         assert result.returncode == 0, result.stderr
@@ -203,7 +196,7 @@ def test_cmd_serves_health_and_healthcheck_passes(dockerfile: Dockerfile, image_
 def test_healthcheck_fails_when_the_upstream_is_down(dockerfile: Dockerfile, image_dir: Path) -> None:
     down = f"http://127.0.0.1:{free_port()}/v1/"
     with run_image_cmd(dockerfile, image_dir, TARGET_BASE_URL=down) as proxy:
-        status, body = get_health(proxy)
+        status, body = proxy.health()
         assert (status, body["status"]) == (503, "unhealthy")
         started = time.monotonic()
         result = run_healthcheck(dockerfile, proxy)
@@ -246,7 +239,7 @@ def test_cmd_starts_from_requirements_alone(dockerfile: Dockerfile, image_dir: P
                                             worker_class: str, workers: str) -> None:
     with FakeOpenAI() as fake, run_image_cmd(dockerfile, image_dir, fresh_bin, TARGET_BASE_URL=fake.base_url,
                                              WORKER_CLASS=worker_class, WORKERS=workers) as proxy:
-        assert get_health(proxy)[0] == 200
+        assert proxy.health()[0] == 200
         assert chat(proxy)["object"] == "chat.completion"
         log = proxy.read_log()
         # The image's HOME (/app) is not writable by its user: Gunicorn's control socket there logged an

@@ -153,13 +153,6 @@ def call(proxy: ProxyProcess, stream: bool = False) -> tuple[int, dict | str]:
         return exc.code, json.loads(exc.read())
 
 
-def health(proxy: ProxyProcess) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(proxy.url + "/health", timeout=20) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
 
 # ---- upstream calls and probes ------------------------------------------------------------------------
 
@@ -173,7 +166,7 @@ def test_https_upstream_through_a_connect_tunnel(open_proxy: ForwardProxy, tls_f
         fake.add(Stream(chat_chunks(["a", "b"])))
         status, text = call(proxy, stream=True)
         assert status == 200 and "data: [DONE]" in text
-        assert health(proxy)[0] == 200
+        assert proxy.health()[0] == 200
         assert [r.path for r in fake.received] == ["/v1/chat/completions", "/v1/chat/completions", "/v1/"]
     assert open_proxy.saw(f"CONNECT localhost:{fake.port}")  # logged when the proxy's connections closed
 
@@ -191,7 +184,7 @@ def test_plain_http_upstream_through_the_proxy_lower_case(open_proxy: ForwardPro
     with FakeOpenAI() as fake, running_proxy(**no_proxies(
             TARGET_BASE_URL=f"http://localhost:{fake.port}/v1/", http_proxy=open_proxy.url)) as proxy:
         assert call(proxy)[0] == 200
-        assert health(proxy)[0] == 200
+        assert proxy.health()[0] == 200
     assert open_proxy.saw(f"POST localhost:{fake.port}/v1/chat/completions")
 
 
@@ -206,7 +199,7 @@ def test_no_proxy_hosts_are_reached_directly(open_proxy: ForwardProxy, tls_files
                                         HTTPS_PROXY=open_proxy.url, NO_PROXY=no_proxy.format(port=fake.port),
                                         REQUESTS_CA_BUNDLE=str(tls_files["ca"]))) as proxy:
             assert call(proxy)[0] == 200
-            assert health(proxy)[0] == 200
+            assert proxy.health()[0] == 200
         assert len(fake.received) == 2
     assert not open_proxy.saw(f":{fake.port}", timeout=1.0), open_proxy.lines()[before:]
 
@@ -228,7 +221,7 @@ def test_a_refused_proxy_is_named_not_the_upstream(tls_files: dict[str, Path]) -
         assert status == 502, answer
         assert f"proxy 127.0.0.1:{dead} (HTTPS_PROXY) refused the connection" in message
         assert "upstream server" not in message
-        status, body = health(proxy)
+        status, body = proxy.health()
         assert status == 503 and f"proxy 127.0.0.1:{dead} (HTTPS_PROXY)" in body["error"]
         log = proxy.read_log()
     for text in (json.dumps(answer), json.dumps(body), log):
@@ -246,7 +239,7 @@ def test_proxy_authentication_required_is_named(auth_proxy: ForwardProxy, tls_fi
         assert answer["error"]["message"].startswith(
             f"The proxy 127.0.0.1:{auth_proxy.port} (HTTPS_PROXY) refused the request: 407 Proxy Authentication Required")
         assert answer["error"]["code"] == "proxy_auth_required"
-        status, body = health(proxy)
+        status, body = proxy.health()
         assert status == 503 and "407" in body["error"]
         log = proxy.read_log()
     assert fake.received == [] and plain.received == []
@@ -260,7 +253,7 @@ def test_plain_http_407_is_the_proxys_answer(auth_proxy: ForwardProxy) -> None:
         status, answer = call(proxy)
         assert status == 502 and answer["error"]["code"] == "proxy_auth_required", answer
         assert f"127.0.0.1:{auth_proxy.port} (HTTP_PROXY)" in answer["error"]["message"]
-        status, body = health(proxy)
+        status, body = proxy.health()
         assert status == 503 and "407 Proxy Authentication Required" in body["error"]
 
 
@@ -269,7 +262,7 @@ def test_proxy_credentials_in_the_url_are_sent(auth_proxy: ForwardProxy, tls_fil
             TARGET_BASE_URL=fake.base_url, HTTPS_PROXY=f"http://alice:s3cret-pw@127.0.0.1:{auth_proxy.port}",
             REQUESTS_CA_BUNDLE=str(tls_files["ca"]))) as proxy:
         assert call(proxy)[0] == 200
-        assert health(proxy)[0] == 200
+        assert proxy.health()[0] == 200
     assert auth_proxy.saw(f"CONNECT localhost:{fake.port}")
 
 
