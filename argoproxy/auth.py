@@ -1,7 +1,7 @@
 """Client API-key auth: which keys are accepted, how a request presents one, and the 401 it gets otherwise.
 
 On when ENABLE_AUTH is true. Accepted keys come from API_KEY_SECRET (comma-separated, several keys allowed
-so they can be rotated). When auth is on and no key is configured, the Gunicorn master generates one key at
+so they can be rotated) and API_KEY_FILE (one a line: the per-user key file of a shared machine). When auth is on and no key is configured, the Gunicorn master generates one key at
 start-up (argoproxy/processes.py), prints it once and hands it to every worker through the process-internal
 environment variable GENERATED_KEY_ENV; so all workers accept the same key.
 
@@ -24,6 +24,7 @@ import sys
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from argoproxy.errors import ProxyError
+from argoproxy.listener import read_key_file
 from argoproxy.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,8 +45,9 @@ def generate_key() -> str:
 def configured_keys(settings: Settings) -> tuple[str, ...]:
     """The keys clients may use: API_KEY_SECRET, else the generated one shared by the Gunicorn master."""
     limited = tuple(os.environ[k.key_env] for k in settings.key_limits if os.environ.get(k.key_env))
-    if settings.api_key_secret or limited:  # a key with a budget (key_limits) is an accepted key too
-        return tuple(settings.api_key_secret) + limited
+    from_file = read_key_file(settings.api_key_file) if settings.api_key_file else ()
+    if settings.api_key_secret or limited or from_file:  # a key with a budget (key_limits) is an accepted key too
+        return tuple(settings.api_key_secret) + from_file + limited
     shared = os.environ.get(GENERATED_KEY_ENV)
     if shared:
         return (shared,)

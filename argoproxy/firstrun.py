@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from argoproxy.listener import create_user_key
 from argoproxy.redaction import mask_url
 from argoproxy.server import plural, read_dotenv
 from argoproxy.settings import BadValue, Settings, SettingsError, load_settings
@@ -202,6 +203,8 @@ COMMENTS = {
     "user": "Your ANL username, sent as `user` on every ARGO call. [ARGO_USER]",
     "port": "Port the proxy listens on. [PORT]",
     "verbose": "One log line per request plus upstream details (secrets redacted). [VERBOSE]",
+    "enable_auth": "Clients must send a key (this machine is shared). [ENABLE_AUTH]",
+    "api_key_file": "Your key, one a line, readable by you only. [API_KEY_FILE]",
 }
 
 
@@ -232,6 +235,17 @@ def show(config: Path) -> None:
     say(BAR)
 
 
+def ask_shared_machine() -> dict[str, Any]:
+    """On a shared machine every user can reach 127.0.0.1: offer a key of the owner's own (mode 0600)."""
+    if not ask_yes("Do other people log in to this machine (a login node, a shared workstation)? "
+                   "Then clients will need a key of your own.", False):
+        return {}
+    path, created = create_user_key()
+    say(f"{'Created' if created else 'Using'} your key file {path} (only you can read it). Clients send that key: "
+        f"export OPENAI_API_KEY=$(cat {path})")
+    return {"enable_auth": True, "api_key_file": str(path)}
+
+
 def create_config(config: Path) -> None:
     say(f"{config} not found.")
     if not ask_yes("Would you like to create it now?", True):
@@ -240,6 +254,7 @@ def create_config(config: Path) -> None:
     values: dict[str, Any] = {"backend": backend.name, **backend.ask()}
     values["port"] = ask_port(random_port())
     values["verbose"] = ask_yes("Enable verbose mode?", True)
+    values.update(ask_shared_machine())
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(config_text(values), encoding="utf-8")
     say(f"Created {config} with your settings:")

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from argoproxy import providers
+from argoproxy import listener, providers
 from argoproxy.backend_choice import TARGET_UNUSED_BY
 from argoproxy.settings import Loaded, Settings, SettingsError, load
 
@@ -52,7 +52,7 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
 def port_free_or_exit(settings: Settings) -> None:
     """A port in use is one line and exit code 2, at once: Gunicorn would try five times over five seconds
     and print ten ERROR lines. Not when Gunicorn is handed its sockets (USR2 upgrade, systemd activation)."""
-    if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ:
+    if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ or settings.socket:
         return
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -117,7 +117,21 @@ def startup_line(settings: Settings, backend_reason: str = "") -> str:
     if _default_url(settings):
         parts.append("the default URL: TARGET_BASE_URL sets another")
     parts.append(plural(settings.workers, f"{settings.worker_class} worker"))
-    return f"cot_proxy listening on http://{settings.host}:{settings.port} ({', '.join(parts)})"
+    return f"cot_proxy listening on {listen_address(settings)} ({', '.join(parts)})"
+
+
+def listen_address(settings: Settings) -> str:
+    if settings.socket:
+        return f"unix:{settings.socket}"
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def bind_options(settings: Settings) -> dict[str, Any]:
+    """Gunicorn's bind: HOST:PORT, or the Unix socket (its directory made private, the socket mode 0600)."""
+    if not settings.socket:
+        return {"bind": f"{settings.host}:{settings.port}"}
+    return {"bind": f"unix:{listener.private_socket_path(settings.socket)}", "umask": listener.SOCKET_UMASK}
 
 
 def _default_url(settings: Settings) -> bool:
@@ -138,7 +152,7 @@ def gunicorn_options(settings: Settings, backend_reason: str = "") -> dict[str, 
     from argoproxy import gunicorn_errors
     gunicorn_errors.install()  # read by the master: every forked worker answers its own errors as JSON
     options: dict[str, Any] = {
-        "bind": f"{settings.host}:{settings.port}",
+        **bind_options(settings),
         "workers": settings.workers,
         "worker_class": settings.worker_class,
         "timeout": settings.gunicorn_timeout,

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from argoproxy import providers
+from argoproxy import listener, providers
 from argoproxy.backend_choice import BackendConflict, Given, choose_backend
 from argoproxy.llm_params import LlmParams, parse_llm_params
 from argoproxy.redaction import mask_url
@@ -91,7 +91,12 @@ class CoreSettings:
     health_probe_seconds: float = _setting(0.0, _number(float, 0), "Probe every deployment this often and bring "
                                            "failed ones back early; 0: off.", env=("HEALTH_PROBE_SECONDS",))
     # --- server
-    host: str = _setting("0.0.0.0", as_str, "Address to listen on.", env=("HOST",), flags=("--host", "--expose_host", "-H"))
+    host: str = _setting("127.0.0.1", as_str, "Address to listen on (this machine only by default; 0.0.0.0: every "
+                         "interface, as the Docker image and deploy/ files set).",
+                         env=("HOST",), flags=("--host", "--expose_host", "-H"))
+    socket: str = _setting("", as_str, "Listen on this Unix socket instead of HOST:PORT (created mode 0600, in a "
+                           "directory only you can enter): private on a shared machine.",
+                           env=("SOCKET",), flags=("--socket",))
     port: int = _setting(5000, _port, "Port to listen on.", env=("PORT",), flags=("--port", "--expose_port", "-p"))
     workers: int = _setting(2, _number(int, 1, 256), "Gunicorn worker processes.", env=("WORKERS",),
                             flags=("--workers", "--num-workers", "-n"), yaml_aliases=("num_workers",))
@@ -161,6 +166,9 @@ class CoreSettings:
     enable_auth: bool = _setting(False, as_bool, "Require a client API key.", env=("ENABLE_AUTH",), flags=("--enable-auth",))
     api_key_secret: tuple = _setting((), as_csv, "Accepted client keys, comma-separated (random when auth is on and none set).",
                                      env=("API_KEY_SECRET",), secret=True)
+    api_key_file: str = _setting("", as_str, "File holding accepted client keys, one a line (a per-user key: "
+                                 "./run_app.sh's first run offers ~/.config/argoproxy/api_key, mode 0600).",
+                                 env=("API_KEY_FILE",), flags=("--api-key-file",))
     allowed_models: tuple = _setting((), as_csv, "Comma-separated model allow-list; * wildcards.",
                                      env=("ALLOWED_MODELS",), flags=("--allowed-models",))
     forward_paths: tuple = _setting(("*",), as_csv,
@@ -278,7 +286,8 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
     settings = _checked(_with_backend_defaults(Settings(**values)), environ)
     _not_itself(settings, raw.get("target_base_url", ("TARGET_BASE_URL", None))[0])
     return Loaded(settings, choice.reason,
-                  choice.warnings + _unused_with_models(settings, given) + _unused_by_other_settings(settings, given))
+                  choice.warnings + _unused_with_models(settings, given) + _unused_by_other_settings(settings, given)
+                  + listener.exposure_warnings(settings, environ))
 
 
 # Settings read only when another setting allows it: field -> (whether it is read, why not).
@@ -290,10 +299,12 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
                                   "use_native_openai is off (ARGO standard mode)"),
     # Keys without ENABLE_AUTH: the user expects a guarded proxy and would get an open one.
     "api_key_secret": (lambda s: s.enable_auth, "enable_auth is off"),
+    "api_key_file": (lambda s: s.enable_auth, "enable_auth is off"),
     "threads": (lambda s: s.worker_class == "gthread", "the worker class is {worker_class}, not gthread"),
     "worker_connections": (lambda s: s.worker_class == "gevent", "the worker class is {worker_class}, not gevent"),
 }
-_CONSEQUENCE = {"api_key_secret": ": clients need no key (ENABLE_AUTH=true requires one)"}
+_CONSEQUENCE = {"api_key_secret": ": clients need no key (ENABLE_AUTH=true requires one)",
+                "api_key_file": ": clients need no key (ENABLE_AUTH=true requires one)"}
 
 
 def _unused_by_other_settings(settings: Settings, given: Sequence[Given]) -> tuple[str, ...]:
@@ -351,6 +362,9 @@ def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
         check_routing(settings.models, settings.fallbacks, settings.key_limits, providers.names(), environ)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
+    problem = listener.socket_problem(settings.socket) or listener.key_file_problem(settings)
+    if problem:
+        raise SettingsError(problem)
     # Each provider's own rules: for the top-level backend when it serves (no `models`), and for every
     # backend a `models` entry uses.
     if not settings.models:

@@ -39,9 +39,9 @@ def argo_env(argo: FakeArgo) -> dict[str, str]:
     return {"ARGO_URL": argo.chat_url, "ARGO_STREAM_URL": argo.stream_url, "ARGO_EMBEDDING_URL": argo.embed_url}
 
 
-def get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
+def get(url: str, headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
@@ -132,6 +132,11 @@ def test_first_time_setup_argo_in_a_terminal(tmp_path: Path) -> None:
         child.sendline("")
         child.expect_exact("Enable verbose mode? [Y/n] ")
         child.sendline("n")
+        # A login node: a key of the user's own, in a file only they can read.
+        child.expect_exact("Then clients will need a key of your own. [y/N] ")
+        child.sendline("y")
+        key_file = tmp_path / ".config" / "argoproxy" / "api_key"
+        child.expect_exact(f"Created your key file {key_file} (only you can read it).")
         # Review, then the connectivity checks with ARGO's real payloads, then the server.
         child.expect_exact(f"Created {config} with your settings:")
         child.expect_exact('user: "alice"')
@@ -143,7 +148,10 @@ def test_first_time_setup_argo_in_a_terminal(tmp_path: Path) -> None:
         child.expect_exact("cot_proxy listening on")
 
         assert wait_healthy(port)["status"] == "healthy"
-        status, models = get(f"http://127.0.0.1:{port}/v1/models")
+        assert get(f"http://127.0.0.1:{port}/v1/models")[0] == 401
+        key = key_file.read_text().strip()
+        assert oct(key_file.stat().st_mode & 0o777) == "0o600" and oct(key_file.parent.stat().st_mode & 0o777) == "0o700"
+        status, models = get(f"http://127.0.0.1:{port}/v1/models", {"Authorization": f"Bearer {key}"})
         assert status == 200 and models["object"] == "list" and models["data"]
 
         text = config.read_text()
@@ -175,6 +183,8 @@ def test_first_time_setup_openai_compatible_server(tmp_path: Path) -> None:
         port = int(child.match.group(1))
         child.sendline("")
         child.expect_exact("Enable verbose mode? [Y/n] ")
+        child.sendline("")
+        child.expect_exact("[y/N] ")  # not a shared machine: no key
         child.sendline("")
         child.expect_exact("Press enter to continue or Ctrl+C to abort.")
         child.sendline("")

@@ -23,3 +23,15 @@ def test_the_sample_documents_every_setting() -> None:
     missing = [name for name in SETTING_FIELDS if name != "config_path"
                and not {name, *SETTING_FIELDS[name].metadata["yaml_aliases"]} & keys]
     assert missing == []
+
+
+def test_the_sample_with_another_backend_serves_that_backend(tmp_path) -> None:
+    """The no-terminal instructions: copy the sample, set `backend:` (and ARGO's `user:`)."""
+    for backend, extra, url in (("argo", 'user: "alice"\n', None),
+                                ("dashscope", "", "https://dashscope.aliyuncs.com/api/v1/")):
+        config = tmp_path / f"{backend}.yaml"
+        config.write_text(SAMPLE.read_text().replace("backend: openai", f"backend: {backend}") + extra)
+        settings = load_settings({"config_path": str(config)}, environ={})
+        assert settings.backend == backend
+        if url:
+            assert settings.target_base_url == url

@@ -13,7 +13,7 @@ from tests.proxy_process import ROOT
 def test_defaults():
     s = load_settings({}, environ={"HOME": "/nonexistent"})
     assert s.target_base_url == "https://api.openai.com/v1/"
-    assert (s.host, s.port, s.timeout, s.gunicorn_timeout, s.think_mode) == ("0.0.0.0", 5000, 600.0, 3000, "strip")
+    assert (s.host, s.port, s.timeout, s.gunicorn_timeout, s.think_mode) == ("127.0.0.1", 5000, 600.0, 3000, "strip")
 
 
 def test_precedence(tmp_path):
