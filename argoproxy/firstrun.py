@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from argoproxy.listener import create_user_key
 from argoproxy.redaction import mask_url
-from argoproxy.server import plural, read_dotenv
+from argoproxy.server import plural, port_label, read_dotenv
 from argoproxy.settings import BadValue, Settings, SettingsError, load_settings
 
 BAR = "-" * 38
@@ -311,16 +311,17 @@ def settings_found_elsewhere(given: dict[str, Any]) -> tuple[Settings, str] | No
     return settings, f"no config file: settings from the environment ({', '.join(named)})"
 
 
-def free_port_for_run(settings: Settings, where: str, flags: dict[str, Any]) -> int:
+def free_port_for_run(settings: Settings, given: dict[str, Any], flags: dict[str, Any]) -> int:
     if port_free(settings.port):
         return settings.port
+    label = port_label(settings, given)
     if not interactive():
-        raise Abort(f"Error: port {settings.port} ({where}) is already in use: set another port: in it "
-                    "(or PORT=...).")
+        raise Abort(f"cot_proxy: bad setting {label}: port {settings.port} is already in use (another server, or "
+                    f"this proxy started twice): stop it or set another {label.split(' ')[0]}", 2)
     say(f"Port {settings.port} is already in use.")
     port = ask_port(random_port())
     flags["port"] = port
-    say(f"Using port {port} for this run (the config still says another).")
+    say(f"Using port {port} for this run (the {label} setting still says another).")
     return port
 
 
@@ -394,7 +395,7 @@ def prepare(config: Path, here: Path, explicit: bool = True, given: dict[str, An
             create_config(config)
         flags = {"config_path": str(config)}
         settings, where = settings_for(config, {**given, **flags}), f"config {config}"
-    port = free_port_for_run(settings, where, flags)
+    port = free_port_for_run(settings, given, flags)
     if os.environ.get("COT_PROXY_SKIP_CHECKS", "0") != "1":
         check_connectivity(settings)
     say(f"Starting cot_proxy ({settings.backend} backend) on port {port}: {plural(settings.workers, 'worker')}, "

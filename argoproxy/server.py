@@ -43,13 +43,22 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
     global _announced
     loaded = loaded_or_exit(flags)
     if not _announced:  # not again when Gunicorn's master re-reads its config (SIGHUP): the port is its own
-        port_free_or_exit(loaded.settings)
+        port_free_or_exit(loaded.settings, port_label(loaded.settings, flags))
     print_warnings(loaded)
     _announced = True
     return loaded.settings, gunicorn_options(loaded.settings, loaded.backend_reason)
 
 
-def port_free_or_exit(settings: Settings) -> None:
+def port_label(settings: Settings, flags: Mapping[str, Any] | None = None) -> str:
+    """Where the port in force came from, as a user would set another: the flag, PORT, or the config's key."""
+    if flags and "port" in flags:
+        return "--port"
+    if "PORT" in os.environ or not settings.config_path:
+        return "PORT"
+    return f"port (in {settings.config_path})"
+
+
+def port_free_or_exit(settings: Settings, label: str = "PORT") -> None:
     """A port in use is one line and exit code 2, at once: Gunicorn would try five times over five seconds
     and print ten ERROR lines. Not when Gunicorn is handed its sockets (USR2 upgrade, systemd activation)."""
     if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ or settings.socket:
@@ -62,7 +71,7 @@ def port_free_or_exit(settings: Settings) -> None:
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 return  # e.g. an address this host does not have: Gunicorn's own error says so
-            print(f"cot_proxy: bad setting PORT: port {settings.port} on {settings.host} is already in use (another "
+            print(f"cot_proxy: bad setting {label}: port {settings.port} on {settings.host} is already in use (another "
                   "server, or this proxy started twice): stop it or choose another port", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
 
@@ -102,22 +111,27 @@ def read_dotenv(directory: Path | None = None) -> Path | None:
 
 
 def _when_ready(settings: Settings, backend_reason: str):
-    line = startup_line(settings, backend_reason)
-
     def when_ready(server) -> None:
-        print(line, file=sys.stderr, flush=True)
+        # Gunicorn's own command line (-b, -w, -k) wins over the settings: say what it really serves.
+        print(startup_line(settings, backend_reason, server.cfg), file=sys.stderr, flush=True)
     return when_ready
 
 
-def startup_line(settings: Settings, backend_reason: str = "") -> str:
-    """"cot_proxy listening on URL (mode[; why this backend][, the default URL], N workers)"."""
+def startup_line(settings: Settings, backend_reason: str = "", cfg: Any = None) -> str:
+    """"cot_proxy listening on URL (mode[; why this backend][, the default URL], N workers)". `cfg`: Gunicorn's
+    configuration in force, when known (its bind, workers and worker class may come from its own flags)."""
     parts = [describe_mode(settings)]
     if backend_reason:
         parts[0] += f"; {settings.backend} backend: {backend_reason}"
     if _default_url(settings):
         parts.append("the default URL: TARGET_BASE_URL sets another")
-    parts.append(plural(settings.workers, f"{settings.worker_class} worker"))
-    return f"cot_proxy listening on {listen_address(settings)} ({', '.join(parts)})"
+    workers, worker_class, where = settings.workers, settings.worker_class, listen_address(settings)
+    if cfg is not None:
+        workers, where = cfg.workers, ", ".join(map(_bind_address, cfg.bind))
+        if cfg.worker_class_str in ("gevent", "gthread", "sync"):
+            worker_class = cfg.worker_class_str  # else the settings' class (or its fast-path version)
+    parts.append(plural(workers, f"{worker_class} worker"))
+    return f"cot_proxy listening on {where} ({', '.join(parts)})"
 
 
 def listen_address(settings: Settings) -> str:
@@ -132,6 +146,10 @@ def bind_options(settings: Settings) -> dict[str, Any]:
     if not settings.socket:
         return {"bind": f"{settings.host}:{settings.port}"}
     return {"bind": f"unix:{listener.private_socket_path(settings.socket)}", "umask": listener.SOCKET_UMASK}
+
+
+def _bind_address(bind: str) -> str:
+    return bind if bind.startswith(("unix:", "fd://")) else f"http://{bind}"
 
 
 def _default_url(settings: Settings) -> bool:

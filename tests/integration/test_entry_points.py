@@ -236,3 +236,53 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
             lines = result.stderr.strip().splitlines()
             assert lines == [f"cot_proxy: bad setting PORT: port {port} on 127.0.0.1 is already in use (another "
                              "server, or this proxy started twice): stop it or choose another port"], result.stderr
+
+
+def test_a_port_in_use_names_where_it_was_set(tmp_path: Path) -> None:
+    """The line names what the user would change: --port when the port came from the flag, the config's key
+    when from the file; ./run_app.sh without a terminal says the same with exit code 2, as the README says."""
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = tmp_path / "config.yaml"
+        config.write_text(f"target_base_url: http://127.0.0.1:9/v1\nport: {port}\n")
+        env = {**clean_env(tmp_path, COT_PROXY_SKIP_CHECKS="1", COT_PROXY_VENV=sys.prefix), "PYTHONPATH": str(ROOT)}
+        env.pop("PORT", None)
+        runs = {"--port": ([sys.executable, str(ROOT / "cot_proxy.py"), "--port", str(port)], "--port"),
+                "script --port": ([str(ROOT / "run_app.sh"), "--port", str(port)], "--port"),
+                "config": ([sys.executable, str(ROOT / "cot_proxy.py"), str(config)], f"port (in {config})"),
+                "script config": ([str(ROOT / "run_app.sh"), str(config)], f"port (in {config})")}
+        for name, (command, label) in runs.items():
+            extra = {} if "config" in name else {"TARGET_BASE_URL": "http://127.0.0.1:9/v1"}
+            result = subprocess.run(command, cwd=tmp_path, env={**env, **extra}, capture_output=True, text=True,
+                                    timeout=60, stdin=subprocess.DEVNULL)
+            assert result.returncode == 2, (name, result.stderr)
+            lines = [line for line in result.stderr.strip().splitlines() if line.startswith("cot_proxy:")]
+            assert lines and lines[-1].startswith(f"cot_proxy: bad setting {label}: port {port}"), (name, result.stderr)
+
+
+def test_gunicorn_own_flags_in_the_project_directory_are_what_the_line_says(tmp_path: Path) -> None:
+    """`gunicorn -w 2 -b ADDR cot_proxy:app` in the project directory reads ./gunicorn.conf.py by itself; its
+    -b and -w win, and the start-up line says them, not the settings' port and workers."""
+    port, settings_port = free_port(), free_port()
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    env = {**clean_env(tmp_path, TARGET_BASE_URL="http://127.0.0.1:9/v1", PORT=str(settings_port), WORKERS="1",
+                       CONFIG_PATH=str(empty)), "PYTHONPATH": str(ROOT)}
+    log = tmp_path / "proxy.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
+                                 "cot_proxy:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=out)
+    try:
+        health(port, proc, log)
+        deadline = time.monotonic() + 20
+        while "listening on" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    lines = [line for line in log.read_text().splitlines() if "listening on" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"cot_proxy listening on http://127.0.0.1:{port} ("), lines
+    assert lines[0].endswith("2 gevent workers)") and str(settings_port) not in lines[0]
