@@ -13,7 +13,7 @@ from argoproxy.settings import SETTING_FIELDS
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(  # prog: how it was started (cot_proxy.py, cot-proxy or argo-proxy)
-        description="OpenAI-compatible gateway. Settings: defaults < config.yaml < environment < these flags.")
+        description="OpenAI-compatible gateway. Settings: defaults < config.yaml < .env < environment < these flags.")
     parser.add_argument("config", nargs="?", help="config.yaml to read (same as --config / CONFIG_PATH)")
     for f in SETTING_FIELDS.values():
         flags = f.metadata["flags"]
@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     help=f"Turn off {flags[0]}.")
         else:
             parser.add_argument(*flags, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
+    # openai-forward's (seed 004) names for --mode non_stream / --mode stream.
+    parser.add_argument("--NON_STREAM_SERVER_MODE", dest="upstream_mode", action="store_const", const="non_stream",
+                        help="Same as --mode non_stream.")
+    parser.add_argument("--STREAM_SERVER_MODE", dest="upstream_mode", action="store_const", const="stream",
+                        help="Same as --mode stream.")
     parser.add_argument("--timeout", dest="timeout_ms", default=None, metavar="MS",
                         help="Upstream read timeout in milliseconds (kept for older command lines; TIMEOUT and "
                              "--request-timeout take seconds).")

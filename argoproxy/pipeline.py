@@ -75,6 +75,8 @@ class Gateway:
         """chat/completions, completions, embeddings."""
         call.raw_body = read_request_body(call, self.settings.max_body_bytes)
         call.body = parse_object(call.raw_body)
+        if isinstance(call.body.get("model"), str):  # named in metrics and journals when refused below, too
+            call.model = call.body["model"]
         if not self.backend.transparent:  # a transparent backend leaves parameter checks to the upstream
             validate(call.kind, call.body)
         self.admit(call)

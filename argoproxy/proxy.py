@@ -31,7 +31,9 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     if settings.log_dir:
         secrets = configured_secrets(settings)
         journal = Journal(settings.log_dir, secrets=secrets)
-        setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets)
+        # Under DEBUG the per-request lines are DEBUG records: log.log takes what stderr takes.
+        setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets,
+                       level=logging.DEBUG if settings.debug else logging.INFO)
         gateway.observers.append(journal_observer(journal))
         gateway.capture_upstream = True
         gateway.collect_output = True

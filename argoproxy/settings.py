@@ -209,12 +209,13 @@ def _yaml_names(f: dataclasses.Field) -> tuple[str, ...]:
     return (f.name,) + f.metadata["yaml_aliases"]
 
 
-def find_config(explicit: str) -> Path | None:
-    """The config file to read: the explicit path (which must exist), else the first of the search path."""
+def find_config(explicit: str, label: str = "CONFIG_PATH") -> Path | None:
+    """The config file to read: the explicit path (which must exist), else the first of the search path.
+    `label`: how the user gave the path (CONFIG_PATH, or the command line's config argument)."""
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise SettingsError(f"CONFIG_PATH: config file {explicit} does not exist")
+            raise SettingsError(f"{label}: config file {explicit} does not exist")
         return path
     for candidate in CONFIG_SEARCH_PATH:
         path = Path(candidate).expanduser()
@@ -223,14 +224,14 @@ def find_config(explicit: str) -> Path | None:
     return None
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, label: str = "CONFIG_PATH") -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SettingsError(f"CONFIG_PATH: cannot read {path}: {first_line}") from None
+        raise SettingsError(f"{label}: cannot read {path}: {first_line}") from None
     if not isinstance(data, dict):
-        raise SettingsError(f"CONFIG_PATH: {path} must hold a YAML mapping of keys to values")
+        raise SettingsError(f"{label}: {path} must hold a YAML mapping of keys to values")
     known = {name for f in SETTING_FIELDS.values() for name in _yaml_names(f)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -261,9 +262,10 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
     given: list[Given] = []  # in precedence order: file, environment, flags
 
     config_path = flags.get("config_path") or _first_env(SETTING_FIELDS["config_path"], environ)[1] or ""
-    path = find_config(config_path)
+    label = "config (the command line's config file)" if flags.get("config_path") else "CONFIG_PATH"
+    path = find_config(config_path, label)
     if path is not None:
-        for key, value in read_yaml(path).items():
+        for key, value in read_yaml(path, label).items():
             name = next(f.name for f in SETTING_FIELDS.values() if key in _yaml_names(f))
             if name not in _NOT_FROM_YAML:
                 given.append(Given(name, key, "file", value))

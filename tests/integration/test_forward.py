@@ -108,6 +108,13 @@ def test_dashscope_chat_translated_both_ways(dashscope_proxy):
     assert r.usage.prompt_tokens > 0 and r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
 
 
+def test_dashscope_serves_an_openai_model_name_as_seed_004_does(dashscope_proxy):
+    ds, p = dashscope_proxy
+    sdk(p).chat.completions.create(model="gpt-4", messages=MSG, temperature=0.7)
+    sent = ds.received[-1].json
+    assert sent["model"] == "qwen-max" and sent["parameters"]["temperature"] == 0.7
+
+
 def test_dashscope_stream(dashscope_proxy):
     ds, p = dashscope_proxy
     chunks = list(sdk(p).chat.completions.create(model="qwen-plus", messages=MSG, stream=True,
@@ -173,6 +180,14 @@ def test_journals_record_both_ends(fake, tmp_path):
     assert (tmp_path / "log.log").exists()
     everything = "".join(f.read_text() for f in tmp_path.iterdir())
     assert "sk-journal-canary-1" not in everything
+
+
+def test_debug_lines_reach_log_log(fake, tmp_path):
+    """Under DEBUG, LOG_DIR/log.log gets the per-request lines stderr gets (it stayed empty: INFO only)."""
+    with running_proxy(TARGET_BASE_URL=fake.base_url, LOG_DIR=str(tmp_path), DEBUG="true") as p:
+        assert requests.post(p.base_url + "/chat/completions", json={"model": "m", "messages": MSG}).ok
+        log = tmp_path / "log.log"
+        assert poll(lambda: log.exists() and "/chat/completions model=m status=200" in log.read_text())
 
 
 # ------------------------------------------------------------------ compatible mode

@@ -292,3 +292,15 @@ def test_streams_in_flight_and_public_metrics(module_fake, tmp_path):
         assert after == 0
         assert requests.get(proxy.base_url + "/models").status_code == 401  # the API stays protected
     assert not os.path.exists(metrics_dir)  # the run's own temporary directory is removed at exit
+
+
+def test_a_refused_request_is_counted_under_the_model_it_named(module_fake):
+    """Two 400s (a bad temperature) for an allowed model: /metrics labels them with that model, not "none"."""
+    with running_proxy(TARGET_BASE_URL=module_fake.base_url, ALLOWED_MODELS="gpt-4o*", WORKERS="1") as proxy:
+        for _ in range(2):
+            r = requests.post(proxy.base_url + "/chat/completions",
+                              json={"model": "gpt-4o", "messages": MSG, "temperature": 5})
+            assert r.status_code == 400 and r.json()["error"]["param"] == "temperature"
+        samples = metric_samples(requests.get(proxy.url + "/metrics").text)
+        assert total(samples, "cot_proxy_requests_total", route="chat", model="gpt-4o", status="400") == 2
+        assert total(samples, "cot_proxy_requests_total", route="chat", model="none") == 0

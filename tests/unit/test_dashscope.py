@@ -58,6 +58,13 @@ def test_encode_chat_non_stream_and_field_adjustments() -> None:
     assert both["parameters"]["max_tokens"] == 10
 
 
+def test_openai_model_names_become_qwen_models() -> None:
+    """Seed 004's protocol-conversion example: gpt-4 is sent to DashScope as qwen-max."""
+    encoded = ds.encode_chat({"model": "gpt-4", "messages": MESSAGES, "temperature": 0.7}, stream=False)
+    assert encoded["model"] == "qwen-max" and encoded["parameters"]["temperature"] == 0.7
+    assert ds.encode_chat({"model": "qwen-plus", "messages": MESSAGES}, False)["model"] == "qwen-plus"
+
+
 def test_encode_embeddings() -> None:
     encoded = ds.encode_embeddings({"model": "text-embedding-v3", "input": "hello", "dimensions": 512,
                                     "encoding_format": "base64", "user": "u", "text_type": "query"})

@@ -133,3 +133,22 @@ def test_an_upstream_on_another_port_of_this_host_is_fine() -> None:
     assert load_settings({}, environ={"TARGET_BASE_URL": "http://localhost:8000/v1", "PORT": "5000"}).port == 5000
     assert load_settings({"backend": "argo", "user": "u"},
                          environ={"TARGET_BASE_URL": "http://localhost:5000/v1", "PORT": "5000"}).backend == "argo"
+
+
+def test_seed_004_stream_mode_flags_and_help() -> None:
+    """openai-forward's --NON_STREAM_SERVER_MODE and --STREAM_SERVER_MODE are its names for --mode; --help's
+    precedence order names .env."""
+    from argoproxy.cli import build_parser
+    assert parse_flags(["--NON_STREAM_SERVER_MODE"])[0]["upstream_mode"] == "non_stream"
+    assert parse_flags(["--STREAM_SERVER_MODE"])[0]["upstream_mode"] == "stream"
+    assert load_settings(parse_flags(["--STREAM_SERVER_MODE"])[0], environ={}).upstream_mode == "stream"
+    assert "config.yaml < .env < environment" in build_parser().description
+
+
+def test_a_config_path_is_named_as_it_was_given(tmp_path) -> None:
+    """A positional (or --config) path is the command line's, not CONFIG_PATH, in the one-line error."""
+    missing = str(tmp_path / "nope.yaml")
+    with pytest.raises(SettingsError, match=r"^config \(the command line's config file\): config file .*nope.yaml"):
+        load_settings(parse_flags([missing])[0], environ={})
+    with pytest.raises(SettingsError, match=r"^CONFIG_PATH: config file .*nope.yaml"):
+        load_settings({}, environ={"CONFIG_PATH": missing})

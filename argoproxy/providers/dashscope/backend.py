@@ -44,7 +44,7 @@ class DashScopeBackend(Backend):
         return key
 
     def prepare(self, call: Call) -> None:
-        call.upstream_model = require_model(call.body.get("model"))  # DashScope has no default model
+        call.upstream_model = dashscope.native_model(require_model(call.body.get("model")))  # no default model
 
     def encode(self, call: Call) -> UpstreamRequest:
         if call.kind == "embeddings":

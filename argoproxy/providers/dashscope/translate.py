@@ -28,6 +28,16 @@ DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1/"
 TEXT_GENERATION_PATH = "services/aigc/text-generation/generation"
 EMBEDDINGS_PATH = "services/embeddings/text-embedding/text-embedding"
 
+# OpenAI model names a client written for OpenAI sends, and the Qwen model DashScope serves in their place
+# (seed 004's example: "gpt-4" -> "qwen-max"). Any other name is sent as it is; LLM_PARAMS renames override.
+OPENAI_MODEL_NAMES = {"gpt-4": "qwen-max", "gpt-4-turbo": "qwen-max", "gpt-4o": "qwen-max",
+                      "gpt-4o-mini": "qwen-plus", "gpt-3.5-turbo": "qwen-turbo"}
+
+
+def native_model(model: str) -> str:
+    return OPENAI_MODEL_NAMES.get(model, model)
+
+
 # OpenAI request fields that never go into "parameters": they are moved (model, messages),
 # expressed differently (stream -> header + incremental_output) or unsupported here (n).
 _CHAT_NOT_PARAMETERS = {"model", "messages", "stream", "stream_options", "n"}
@@ -70,7 +80,7 @@ def request_headers(api_key: str, stream: bool) -> dict[str, str]:
 
 
 def encode_chat(body: dict[str, Any], stream: bool) -> dict[str, Any]:
-    """OpenAI chat request -> DashScope text-generation request body."""
+    """OpenAI chat request -> DashScope text-generation request body (an OpenAI model name -> its Qwen model)."""
     parameters: dict[str, Any] = {"result_format": "message", "incremental_output": stream}
     for key, value in body.items():
         if key not in _CHAT_NOT_PARAMETERS:
@@ -82,7 +92,9 @@ def encode_chat(body: dict[str, Any], stream: bool) -> dict[str, Any]:
     # DashScope rejects top_p == 1 (range is (0, 1)); one-api clamps it the same way.
     if isinstance(parameters.get("top_p"), (int, float)) and parameters["top_p"] >= 1:
         parameters["top_p"] = 0.9999
-    return {"model": body.get("model"), "input": {"messages": body.get("messages") or []}, "parameters": parameters}
+    model = body.get("model")
+    return {"model": native_model(model) if isinstance(model, str) else model,
+            "input": {"messages": body.get("messages") or []}, "parameters": parameters}
 
 
 def encode_embeddings(body: dict[str, Any]) -> dict[str, Any]:
