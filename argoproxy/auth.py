@@ -5,10 +5,12 @@ so they can be rotated) and API_KEY_FILE (one a line: the per-user key file of a
 start-up (argoproxy/processes.py), prints it once and hands it to every worker through the process-internal
 environment variable GENERATED_KEY_ENV; so all workers accept the same key.
 
-A client sends `Authorization: Bearer KEY` (OpenAI SDKs) or `x-api-key: KEY` (Anthropic-style clients).
-Keys are compared in constant time over their SHA-256 digests (no early exit on the first differing byte,
-nor on a differing length), against every configured key. After a key is accepted it is removed from the
-request, so it never goes upstream: the upstream gets the proxy's own credential (OPENAI_API_KEY...) instead.
+A client sends `Authorization: Bearer KEY` (OpenAI SDKs), `x-api-key: KEY` (Anthropic-style clients),
+`api-key: KEY` (Azure OpenAI clients) or `x-goog-api-key: KEY` (Google GenAI clients). Keys are compared in
+constant time over their SHA-256 digests (no early exit on the first differing byte, nor on a differing
+length), against every configured key. After a key is accepted, every header a key may come in is removed
+from the request, and so is a `key` query parameter (Google's `?key=`), so no client key goes upstream: the
+upstream gets the proxy's own credential (OPENAI_API_KEY...) instead.
 
 /health is always open; /metrics is open only when METRICS_PUBLIC is set.
 """
@@ -19,6 +21,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import sys
 from typing import TYPE_CHECKING, Mapping, Sequence
@@ -36,6 +39,11 @@ log = logging.getLogger("cot_proxy")
 GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
 REALM = 'Bearer realm="cot_proxy"'
 OPEN_KINDS = frozenset({"health"})
+# The headers besides `Authorization: Bearer` a client key may come in (Anthropic, Azure OpenAI, Google GenAI).
+KEY_HEADERS = ("X-Api-Key", "Api-Key", "X-Goog-Api-Key")
+STRIPPED_HEADERS = frozenset(name.lower() for name in ("Authorization", *KEY_HEADERS))
+KEY_PARAMS = frozenset({"key"})  # a query parameter a client key may come in (Google's ?key=)
+_QUERY_SEPARATORS = re.compile(r"[&;]")
 
 
 def generate_key() -> str:
@@ -86,17 +94,40 @@ class KeyCheck:
 
 
 def presented_keys(headers: Mapping[str, str]) -> list[str]:
-    """The keys a request carries: the Bearer token and the x-api-key header (either may be absent)."""
+    """The keys a request carries: the Bearer token and the KEY_HEADERS (any may be absent)."""
     found = []
     authorization = headers.get("Authorization", "")
     if authorization:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             found.append(token.strip())
-    api_key = headers.get("X-Api-Key", "").strip()
-    if api_key:
-        found.append(api_key)
+    for name in KEY_HEADERS:
+        api_key = headers.get(name, "").strip()
+        if api_key:
+            found.append(api_key)
     return found
+
+
+def strip_client_keys(headers: dict[str, str], check: KeyCheck) -> dict[str, str]:
+    """Remove every header a client key may come in, whatever the case of its name; return those whose value
+    is no accepted key (ARGO's username passthrough reads a username from `api-key`), under KEY_HEADERS names."""
+    withheld = {}
+    for name in [n for n in headers if n.lower() in STRIPPED_HEADERS]:
+        value = headers.pop(name).strip()
+        token = value[7:].strip() if value[:7].lower() == "bearer " else value
+        if value and not check.accepts(token):
+            withheld[name.title()] = value
+    return withheld
+
+
+def without_key_params(query: str) -> str:
+    """The query string without the parameters a client key may come in (`key`, in any spelling servers read)."""
+    if "=" not in query:
+        return query
+    from argoproxy.upstream_url import param_name
+    fields = [field for field in _QUERY_SEPARATORS.split(query) if field]
+    kept = [field for field in fields if param_name(field) not in KEY_PARAMS]
+    return query if len(kept) == len(fields) else "&".join(kept)
 
 
 def unauthorized(message: str, code: str, invalid: bool) -> ProxyError:
@@ -119,8 +150,8 @@ class Guard:
             return
         keys = presented_keys(req.headers)
         if not keys:
-            raise unauthorized("Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
-                               "missing_api_key", invalid=False)
+            raise unauthorized("Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>` "
+                               "(`api-key` and `x-goog-api-key` are read too).", "missing_api_key", invalid=False)
         # Every presented key is checked (no short-circuit); one accepted key is enough.
         accepted = False
         for key in keys:
@@ -128,5 +159,4 @@ class Guard:
         if not accepted:
             raise unauthorized("Invalid API key.", "invalid_api_key", invalid=True)
         req.presented_keys = tuple(keys)  # key_limits counts calls by key
-        req.headers.pop("Authorization", None)
-        req.headers.pop("X-Api-Key", None)
+        req.withheld = strip_client_keys(req.headers, self.check_key)

@@ -12,6 +12,10 @@
   Gunicorn only while the body is read, i.e. inside a view: it becomes a 400 here instead of the 500 of an
   unexpected exception.
 
+* A chunk size of 2^64 or more is a 400 (`limit_chunk_sizes`). Gunicorn reads any size (a Python int), so an
+  announced size past what a 64-bit parser can hold left the body open until CLIENT_TIMEOUT; and a front proxy
+  that wraps such a size around frames the body differently from Gunicorn (request smuggling).
+
 * An obs-folded header (a line starting with a space or tab, continuing the previous header) is a 400. Gunicorn's
   C parser (gunicorn_h1c) lets it through as a header with an empty name (``HTTP_`` in the environ), which the
   proxy would otherwise forward as a broken header.
@@ -30,6 +34,7 @@ from typing import Any, Callable, Iterable
 from argoproxy.errors import ProxyError, error_json
 
 PIECE = 64 * 1024  # largest single read, so that the deadline is checked between pieces
+MAX_CHUNK_SIZE = 2**64 - 1  # the largest chunk size a 64-bit HTTP parser (llhttp, nginx...) can hold
 
 try:  # Gunicorn's body-parsing errors; absent when the app runs under another server
     from gunicorn.http.errors import NoMoreData, ParseException
@@ -44,6 +49,7 @@ class ClientInput:
     def __init__(self, app: Callable[..., Iterable[bytes]], timeout: float) -> None:
         self.app = app
         self.timeout = timeout
+        limit_chunk_sizes()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if "HTTP_" in environ:
@@ -60,6 +66,29 @@ class ClientInput:
         finally:
             body.restore()
             watchdog.forget(body)
+
+
+def limit_chunk_sizes() -> None:
+    """Make Gunicorn's chunked-body reader refuse a chunk size over MAX_CHUNK_SIZE (idempotent). Every worker
+    class and both of Gunicorn's request parsers read chunked bodies through `ChunkedReader.parse_chunk_size`
+    (checked in tests/unit/test_gunicorn_errors.py); its InvalidChunkSize becomes the 400 of `DeadlineBody`."""
+    try:
+        from gunicorn.http.body import ChunkedReader
+        from gunicorn.http.errors import InvalidChunkSize
+    except ImportError:  # pragma: no cover - not served by Gunicorn
+        return
+    parse = ChunkedReader.parse_chunk_size
+    if getattr(parse, "limited", False):
+        return
+
+    def parse_chunk_size(self: Any, unreader: Any, data: bytes | None = None) -> tuple[int, bytes | None]:
+        size, rest = parse(self, unreader, data)
+        if size > MAX_CHUNK_SIZE:
+            raise InvalidChunkSize(b"over 2^64 - 1")
+        return size, rest
+
+    parse_chunk_size.limited = True  # type: ignore[attr-defined]
+    ChunkedReader.parse_chunk_size = parse_chunk_size
 
 
 def _refuse_folded(start_response: Callable[..., Any]) -> list[bytes]:

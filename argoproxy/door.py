@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy.answer_shape import bad_answer
-from argoproxy.auth import Guard
+from argoproxy.auth import Guard, without_key_params
 from argoproxy.call import Call
 from argoproxy.classify import Route, RouteTable, standard_table
 from argoproxy.errors import ProxyError
@@ -90,6 +90,8 @@ class Door:
         call.kind, call.path, call.query, call.front = route.kind, route.path, target.query, route.front
         call.extra["route"] = route
         self.guard.check(req, route)
+        if self.guard.enabled and call.query:  # a client key never goes upstream, Google's ?key= included
+            call.query = without_key_params(call.query)
         if route.family == "unknown":
             raise ProxyError(404, f"No route {route.label} on this proxy ({self.backend.name} backend).",
                              code="unknown_route")

@@ -28,6 +28,7 @@ class Request:
     chunked: bool = False  # a body without a length, ended by its framing
     request_id: str = ""
     presented_keys: tuple[str, ...] = ()  # the client keys it presented, once auth accepted them
+    withheld: dict[str, str] = field(default_factory=dict)  # key headers auth removed holding no accepted key
 
     @classmethod
     def of(cls, method: str, target: str, body: bytes | dict | None = None,

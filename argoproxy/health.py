@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from argoproxy.proxy_env import proxy_for
+from argoproxy.redaction import mask_url
 from argoproxy.upstream import describe_host, transport_error
 
 PROBE_TIMEOUT = (2.0, 3.0)  # connect, read: a probe never hangs a monitor
@@ -30,11 +31,11 @@ def probe(session: requests.Session, url: str) -> str | None:
 
 
 def without_credentials(url: str) -> str:
-    """A URL safe to show: any user:password@ part removed."""
+    """A URL safe to show: any user:password@ part removed, credential query values (`?api_key=`) masked."""
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    if "@" in parts.netloc:
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return mask_url(url)
 
 
 class HealthCheck:

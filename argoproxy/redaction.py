@@ -162,21 +162,40 @@ _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@\"'<>]*@")
 
 
 def url_credentials(url: str) -> list[str]:
-    """The secrets a URL carries: its password, its ``user:password`` and that pair in Basic-auth base64."""
+    """The secrets a URL carries: its password, its ``user:password`` and that pair in Basic-auth base64, and
+    the value of every credential-named query parameter (``?api_key=``, ``?key=``, ``?token=``, ``?sig=``...)."""
     try:
         parts = urlsplit(url)
         user, password = parts.username, parts.password
     except ValueError:
         return []
+    found = query_credentials(parts.query) if parts.query else []
     if not password and not user:
-        return []
+        return found
     pair = f"{unquote(user or '')}:{unquote(password or '')}"
-    found = [unquote(password)] if password else []
+    found += [unquote(password)] if password else []
     if password and password != unquote(password):
         found.append(password)
     found += [pair, base64.b64encode(pair.encode()).decode()]
     if not password and user:
         found.append(unquote(user))  # a token written as the user name (https://TOKEN@host/)
+    return found
+
+
+# A query parameter named with one of these words carries a credential (api_key, key, subscription-key,
+# access_token, apiKey, X-Amz-Signature, password...); `api-version`, `deployment`, `model` do not.
+_CREDENTIAL_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "passwd", "pwd", "sig", "signature",
+                               "auth", "authorization", "credential", "credentials", "session", "sessionid"})
+_QUERY_CREDENTIAL = re.compile(r"(?i)([?&;]([^=&;#\s\"'<>]*)=)([^&;#\s\"'<>]+)")
+
+
+def query_credentials(query: str) -> list[str]:
+    """The values of a query's credential-named parameters, as written and decoded."""
+    found = []
+    for field in re.split(r"[&;]", query):
+        name, _, value = field.partition("=")
+        if value and credential_param(unquote(name)):
+            found += {value, unquote(value.replace("+", " "))}
     return found
 
 
@@ -191,7 +210,7 @@ def configured_secrets(settings: Any) -> list[str]:
                 continue
             if f.metadata.get("secret"):
                 found.append(item)
-            elif "@" in item and "://" in item:
+            elif "://" in item and ("@" in item or "?" in item):
                 found += url_credentials(item)
     from argoproxy.routing.entries import routing_secrets
     found += routing_secrets(settings)
@@ -204,8 +223,25 @@ def configured_secrets(settings: Any) -> list[str]:
 
 
 def mask_url(url: str) -> str:
-    """The URL with any ``user:password@`` replaced, for a log line or a settings listing."""
-    return _URL_USERINFO.sub(r"\1***@", url) if "@" in url else url
+    """The URL (or text holding URLs) with any ``user:password@`` and credential query values (``?api_key=``)
+    replaced, for a log line or a settings listing."""
+    if "@" in url:
+        url = _URL_USERINFO.sub(r"\1***@", url)
+    if "=" in url and "?" in url:
+        url = _QUERY_CREDENTIAL.sub(_masked_param, url)
+    return url
+
+
+def _masked_param(match: re.Match) -> str:
+    return match.group(1) + "***" if credential_param(unquote(match.group(2))) else match.group(0)
+
+
+def credential_param(name: str) -> bool:
+    """Is a query parameter of this name a credential? (a word of it, or its end, names one)"""
+    name = name.lower()
+    if name.endswith(("key", "token")):
+        return True
+    return any(word in _CREDENTIAL_WORDS for word in re.split(r"[^a-z0-9]+", name))
 
 
 class Secrets:

@@ -1,6 +1,6 @@
-"""Shared helpers for providers that read OpenAI-shaped answers: the upstream URL of a client path, a whole
-body read within a deadline, an OpenAI SSE stream relayed event by event, and an upstream error as the
-client's error. Neutral ground: providers import it; it imports neither providers nor the pipeline."""
+"""Shared helpers for providers that read OpenAI-shaped answers: a whole body read within a deadline, an
+OpenAI SSE stream relayed event by event, and an upstream error as the client's error.
+Neutral ground: providers import it; it imports neither providers nor the pipeline."""
 
 from __future__ import annotations
 
@@ -14,14 +14,6 @@ from argoproxy import sse
 from argoproxy.errors import ProxyError, error_type
 from argoproxy.redaction import sanitize_message
 from argoproxy.upstream import READ_ERRORS, UpstreamResponse, read_chunks, stream_error
-
-
-def join_url(base: str, path: str, query: str = "") -> str:
-    """base + client path, never doubling a /v1 the base already ends with."""
-    if base.endswith("/v1/") and (path == "v1" or path.startswith("v1/")):
-        path = path[3:]
-    url = base + path
-    return f"{url}?{query}" if query else url
 
 
 def read_whole(resp: UpstreamResponse, limit: float) -> bytes:

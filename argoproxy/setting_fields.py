@@ -88,7 +88,7 @@ _ENDPOINT_SUFFIXES = ("chat/completions", "completions", "embeddings", "response
 
 
 def as_base_url(value: Any) -> str:
-    """A base URL ending in '/', with a full endpoint URL reduced to its base."""
+    """A base URL whose path ends in '/', with a full endpoint URL reduced to its base; its query is kept."""
     url = as_str(value)
     if not url:
         return ""
@@ -100,7 +100,8 @@ def as_base_url(value: Any) -> str:
         if path.endswith("/" + suffix):
             path = path[: -len(suffix) - 1]
             break
-    return f"{parts.scheme}://{parts.netloc}{path}/"
+    query = f"?{parts.query}" if parts.query else ""  # the upstream's own (argoproxy/upstream_url.py)
+    return f"{parts.scheme}://{parts.netloc}{path}/{query}"
 
 
 def as_url(value: Any) -> str:

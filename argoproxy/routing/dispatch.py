@@ -37,6 +37,7 @@ from argoproxy.llm_params import LlmParams, ModelRule, merge_rules
 from argoproxy.routing.entries import ModelEntry
 from argoproxy.routing.router import Deployment, Pool, Router
 from argoproxy.upstream import RETRY_BUDGET, Upstream, describe_host, parse_retry_after
+from argoproxy.upstream_url import join_url
 
 if TYPE_CHECKING:
     from argoproxy.pipeline import Gateway
@@ -82,8 +83,8 @@ def deployment_settings(settings: Settings, entry: ModelEntry, environ: dict[str
     base = entry.base_url
     if base and entry.backend == "argo":
         # ARGO's own API: the base of its resource URLs; with USE_NATIVE_OPENAI its OpenAI-compatible base.
-        changes.update(native_openai_base_url=base, argo_url=base + "chat/", argo_stream_url=base + "streamchat/",
-                       argo_embedding_url=base + "embed/")
+        changes.update(native_openai_base_url=base, argo_url=join_url(base, "chat/"),
+                       argo_stream_url=join_url(base, "streamchat/"), argo_embedding_url=join_url(base, "embed/"))
     elif base:
         changes["target_base_url"] = base
     elif entry.backend != settings.backend:

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from argoproxy.llm_params import CONTROL_KEYS, THINK_MODES, ModelRule, convert_value
+from argoproxy.upstream_url import split_query
 
 ENTRY_KEYS = ("name", "backend", "base_url", "api_key_env", "upstream_model", "params", "weight")
 GLOB_CHARS = frozenset("*?[")
@@ -106,7 +107,9 @@ def _base_url(value: Any, at: str) -> str:
         parts.port
     except ValueError:
         raise ValueError(f"{at}: the port is not a number") from None
-    return url if url.endswith("/") else url + "/"
+    head, query = split_query(url)
+    head = head if head.endswith("/") else head + "/"
+    return f"{head}?{query}" if query else head  # the query stays the upstream's (argoproxy/upstream_url.py)
 
 
 def _weight(value: Any, at: str) -> float:
@@ -227,15 +230,14 @@ def check_routing(models: tuple[ModelEntry, ...], fallbacks: tuple[tuple[str, tu
 
 def routing_secrets(settings: Any) -> list[str]:
     """The secrets the routing settings point at: keys held by the named environment variables, and
-    credentials written into a deployment's base_url."""
+    credentials written into a deployment's base_url (user:password@, or a key in its query)."""
     import os
     from argoproxy.redaction import url_credentials
     found = []
     for entry in getattr(settings, "models", ()):
         if entry.api_key_env and os.environ.get(entry.api_key_env):
             found.append(os.environ[entry.api_key_env])
-        if "@" in entry.base_url:
-            found += url_credentials(entry.base_url)
+        found += url_credentials(entry.base_url)
     found += [os.environ[k.key_env] for k in getattr(settings, "key_limits", ()) if os.environ.get(k.key_env)]
     return found
 

@@ -115,14 +115,17 @@ def test_errors_gunicorn_answers_itself_are_openai_json(env, name):
 @pytest.mark.parametrize("chunks,status", [
     (b"zz\r\n{}\r\n0\r\n\r\n", 400), (b"2;\x01bad\r\n{}\r\n0\r\n\r\n", 400), (b"2\r\n{}XX0\r\n\r\n", 400),
     (b"-2\r\n{}\r\n0\r\n\r\n", 400),
-    # a chunk announced larger than anything sent: refused at MAX_BODY_BYTES or timed out at CLIENT_TIMEOUT
-    (b"ffffffffffffffffffff\r\n{}\r\n0\r\n\r\n", (400, 408, 413))],
-    ids=["invalid size", "bad extension", "missing terminator", "negative size", "huge size"])
+    # a size no 64-bit parser can hold (2^64 and more, leading zeros or not) is a 400 at once, not a body left
+    # open until CLIENT_TIMEOUT (a front proxy that wraps it around would frame the body differently)
+    (b"ffffffffffffffffffff\r\n{}\r\n0\r\n\r\n", 400), (b"00010000000000000000\r\n{}\r\n0\r\n\r\n", 400)],
+    ids=["invalid size", "bad extension", "missing terminator", "negative size", "huge size", "2^64"])
 def test_malformed_chunked_bodies_are_4xx_json(env, chunks, status):
     fake, p = env
     answer, _ = exchange(p, chat_head("Transfer-Encoding: chunked\r\n") + chunks)
     err = assert_json_error(answer, status)
     assert "internal" not in err["code"]
+    if status == 400:
+        assert err["code"] in ("invalid_request_framing", "invalid_http_request"), err
 
 
 # ------------------------------------------------------------------ odd JSON and odd text

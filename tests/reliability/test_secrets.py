@@ -222,3 +222,60 @@ def test_argo_raw_routes_never_relay_a_configured_secret():
                 assert r.status_code == 200, r.text
                 assert "the password is [redacted], the key [redacted]" in r.text, r.text
         assert URL_PASSWORD not in p.stop()
+
+
+# ------------------------------------------------------------------ issue 20, item 8
+QUERY_KEY = "canary-query-key-M4VB8WQ2ZL"
+
+
+def test_a_client_key_in_any_spelling_never_goes_upstream():
+    """Every header a client key may come in (Authorization, x-api-key, api-key, x-goog-api-key) and Google's
+    `?key=` are removed before forwarding; each one alone is accepted."""
+    spellings = ({"Authorization": f"Bearer {CLIENT_KEY}"}, {"x-api-key": CLIENT_KEY}, {"api-key": CLIENT_KEY},
+                 {"x-goog-api-key": CLIENT_KEY})
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, OPENAI_API_KEY=UPSTREAM_KEY, ENABLE_AUTH="true",
+                           API_KEY_SECRET=CLIENT_KEY, MAX_RETRIES="0") as p:
+            for headers in spellings:
+                assert requests.post(p.base_url + "/chat/completions", json=chat(), headers=headers,
+                                     timeout=10).status_code == 200, headers
+            every = {name: value for h in spellings for name, value in h.items()}
+            r = requests.post(p.base_url + "/chat/completions", json=chat(), headers=every, timeout=10)
+            assert r.status_code == 200
+            r = requests.get(p.url + f"/v1/files?purpose=batch&key={CLIENT_KEY}&KEY%5B%5D={CLIENT_KEY}",
+                             headers=every, timeout=10)
+            assert r.status_code == 200
+            assert fake.received[-1].query == "purpose=batch"
+        for got in fake.received:
+            assert CLIENT_KEY not in json.dumps(got.headers) + got.query, got.headers
+            assert got.headers.get("Authorization") == f"Bearer {UPSTREAM_KEY}"
+
+
+def test_a_base_url_query_is_the_upstreams_query_and_a_secret(tmp_path: Path):
+    """base_url ...?api_key=KEY: the path goes before the query, the client's query after it, and the key is
+    a secret (not in answers, logs, journals, /health or --show)."""
+    log_dir = tmp_path / "journals"
+    outputs: list[str] = []
+    with FakeOpenAI() as fake:
+        entries = json.dumps([{"name": "*", "backend": "openai", "base_url": f"{fake.base_url}?api_key={QUERY_KEY}"}])
+        show = subprocess.run([sys.executable, "cot_proxy.py", "--show"], cwd=ROOT, capture_output=True, text=True,
+                              env=base_env(str(tmp_path), MODELS=entries), timeout=30)
+        assert show.returncode == 0, show.stderr
+        outputs.append(show.stdout + show.stderr)
+        with running_proxy(MODELS=entries, DEBUG="true", LOG_DIR=str(log_dir), MAX_RETRIES="0") as p:
+            r = requests.post(p.base_url + "/chat/completions?x=1&api_key=evil", json=chat(), timeout=10)
+            assert r.status_code == 200, r.text
+            got = fake.received[-1]
+            assert (got.path, got.query) == ("/v1/chat/completions", f"api_key={QUERY_KEY}&x=1")
+            fake.add(Reply({"error": {"message": f"bad key: api_key={QUERY_KEY} on {got.path}?{got.query}",
+                                      "type": "invalid_request_error"}}, status=400))
+            outputs.append(dump(requests.post(p.base_url + "/chat/completions", json=chat(), timeout=10)))
+            fake.add(Stream(chat_chunks([f"echo {QUERY_KEY}"])))
+            outputs.append(dump(requests.post(p.base_url + "/chat/completions", json=chat(stream=True), timeout=10)))
+            outputs.append(dump(requests.get(p.url + "/health", timeout=10)))
+            assert poll(lambda: "GET /health" in p.read_log())
+        outputs.append(p.stop())
+    outputs += [f.read_text(errors="replace") for f in log_dir.rglob("*") if f.is_file()]
+    where = [text[max(0, text.find(QUERY_KEY) - 200):][:400] for text in outputs if QUERY_KEY in text]
+    assert not where, where
+    assert any("[redacted]" in text for text in outputs)  # the echoed key was there, and replaced

@@ -7,6 +7,7 @@ import inspect
 import json
 
 import gunicorn
+import pytest
 from gunicorn import util
 from gunicorn.workers import base, base_async, ggevent, gthread, sync
 
@@ -40,3 +41,27 @@ def test_error_response_is_openai_json_and_closes():
     assert err["type"] == "server_error" and err["code"] == "internal_error"
     long = gunicorn_errors.error_response(400, "Bad Request", "\u2028x" * 1000)
     assert len(long) < 600  # the client's bytes are quoted only briefly
+
+
+def test_every_chunked_body_is_read_through_parse_chunk_size_and_sizes_over_2_64_are_refused():
+    """argoproxy.client_input.limit_chunk_sizes wraps ChunkedReader.parse_chunk_size: both request parsers build
+    a ChunkedReader for a chunked body, and its parser reads every chunk size through that method."""
+    from gunicorn.http import body, errors, message
+    from gunicorn.http.unreader import IterUnreader
+
+    from argoproxy.client_input import MAX_CHUNK_SIZE, limit_chunk_sizes
+
+    assert gunicorn.__version__ == VERIFIED_GUNICORN, "re-check ChunkedReader, then update VERIFIED_GUNICORN"
+    assert inspect.getsource(body.ChunkedReader.parse_chunked).count("self.parse_chunk_size(") == 2
+    assert inspect.getsource(message).count("ChunkedReader(") == 1  # the one chunked reader, both parsers
+    limit_chunk_sizes()
+    limit_chunk_sizes()  # idempotent: wrapped once
+
+    def read(data: bytes, size: int = 100) -> bytes:
+        return body.ChunkedReader(None, IterUnreader([data])).read(size)
+
+    assert read(b"2\r\n{}\r\n0\r\n\r\n") == b"{}"
+    assert read(b"%x\r\n" % MAX_CHUNK_SIZE + b"{}", 2) == b"{}"  # the largest size is still a size
+    for size in (b"10000000000000000", b"00010000000000000000", b"f" * 40):
+        with pytest.raises(errors.InvalidChunkSize):
+            read(size + b"\r\n{}\r\n0\r\n\r\n")

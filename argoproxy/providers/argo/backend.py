@@ -29,6 +29,7 @@ from argoproxy.relay import relay_sse, upstream_error
 from argoproxy.request_body import parse_object
 from argoproxy.validation import check_allowed_model
 from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
+from argoproxy.upstream_url import join_url
 
 log = logging.getLogger("cot_proxy")
 NATIVE_PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
@@ -53,11 +54,13 @@ class ArgoBackend(Backend):
             max_image_pixels=settings.max_image_pixels)
         self._image_session: requests.Session | None = None
 
-    def user_for(self, headers: Any) -> str:
-        """The ARGO user: the client's key with username passthrough, else the configured user."""
+    def user_for(self, call: Call) -> str:
+        """The ARGO user: the client's key with username passthrough, else the configured user. With auth on,
+        the proxy's own key is never a username: auth removed it, and kept only values it did not accept."""
         if self.settings.username_passthrough:
+            withheld = call.request.withheld if call.request is not None else {}
             for name in KEY_HEADERS:
-                value = (headers.get(name) or "").strip()
+                value = (call.headers.get(name) or withheld.get(name) or "").strip()
                 if value[:7].lower() == "bearer ":
                     value = value[7:].strip()
                 if value:
@@ -83,7 +86,7 @@ class ArgoBackend(Backend):
         if "timeout" in body:
             call.timeout = pop_timeout(body)
             call.body_changed = True
-        user = self.user_for(call.headers)
+        user = self.user_for(call)
         kind = "embed" if call.kind == "embeddings" else "chat"
         if self.native:
             self.prepare_native(call, user, kind)
@@ -119,7 +122,7 @@ class ArgoBackend(Backend):
 
     def encode(self, call: Call) -> UpstreamRequest:
         if self.native:
-            url = self.settings.native_openai_base_url + NATIVE_PATHS[call.kind]
+            url = join_url(self.settings.native_openai_base_url, NATIVE_PATHS[call.kind])
             headers = {"Content-Type": "application/json"}
             if "Authorization" in call.headers:
                 headers["Authorization"] = call.headers["Authorization"]
@@ -149,14 +152,14 @@ class ArgoBackend(Backend):
         in metadata.user_id), image URLs inlined, as native OpenAI mode does."""
         if "timeout" in body:
             call.timeout = pop_timeout(body)
-        user = self.user_for(call.headers)
+        user = self.user_for(call)
         body["model"] = call.upstream_model = native_model(body.get("model") or "", "chat")
         if not count_only:
             body["metadata"] = {**(body.get("metadata") if isinstance(body.get("metadata"), dict) else {}),
                                 "user_id": user}
             self.inline_anthropic_images(body)
         base = self.settings.native_anthropic_base_url
-        url = base + ("/count_tokens" if count_only else "")
+        url = join_url(base, "/count_tokens") if count_only else base
         headers = {"Content-Type": "application/json", "X-Api-Key": user,
                    "Anthropic-Version": call.headers.get("Anthropic-Version") or "2023-06-01"}
         if call.headers.get("Anthropic-Beta"):
@@ -267,7 +270,7 @@ class ArgoBackend(Backend):
         model_id = self._admitted(call, body.get("model"), "chat")
         streaming = body.get("stream") is True
         argo_body = normalize.normalize_chat({k: v for k, v in body.items() if k != "stream"}, model_id=model_id,
-                                             user=self.user_for(call.headers), upstream_stream=streaming)
+                                             user=self.user_for(call), upstream_stream=streaming)
         if streaming and self.settings.real_stream:
             argo_body["stream"] = True
             req = UpstreamRequest("POST", self.settings.argo_stream_url,
@@ -287,7 +290,7 @@ class ArgoBackend(Backend):
     def raw_embed(self, call: Call) -> Answer:
         body, timeout = self._raw_body(call)
         body["model"] = self._admitted(call, body.get("model") or "v3small", "embed")
-        body["user"] = self.user_for(call.headers)
+        body["user"] = self.user_for(call)
         if "prompt" not in body and "input" in body:
             value = body.pop("input")
             body["prompt"] = value if isinstance(value, list) else [value]

@@ -44,7 +44,7 @@ class ArgoSettings:
                                              "/v1/messages; /count_tokens under it). Default "
                                              "{native_openai_base_url}messages.",
                                              env=("NATIVE_ANTHROPIC_BASE_URL",),
-                                             derived=lambda s: s.native_openai_base_url + "messages")
+                                             derived=lambda s: _joined(s.native_openai_base_url, "messages"))
     username_passthrough: bool = setting(False, as_bool, "Use the client's key as the ARGO user.",
                                          env=("USERNAME_PASSTHROUGH",), flags=("--username-passthrough",))
     tool_prompt: bool = setting(False, as_bool, "Tool calls through the prompt (tools described in it, calls read from the "
@@ -78,3 +78,8 @@ def startup_line(settings: Any) -> str:
         from argoproxy.redaction import mask_url
         return f"ARGO native OpenAI mode -> {mask_url(settings.native_openai_base_url)}"
     return f"ARGO standard mode, {'real' if settings.real_stream else 'pseudo'} streaming"
+
+
+def _joined(base: str, path: str) -> str:
+    from argoproxy.upstream_url import join_url  # imported late: settings load before the request modules
+    return join_url(base, path)

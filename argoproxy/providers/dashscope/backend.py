@@ -15,6 +15,7 @@ from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.providers.dashscope import translate as dashscope
 from argoproxy.relay import upstream_events
 from argoproxy.upstream import UpstreamRequest, UpstreamResponse
+from argoproxy.upstream_url import join_url
 from argoproxy.validation import require_model
 
 # What the translation raises on an answer of another shape (a field of the wrong type, bytes that are not UTF-8).
@@ -48,9 +49,9 @@ class DashScopeBackend(Backend):
 
     def encode(self, call: Call) -> UpstreamRequest:
         if call.kind == "embeddings":
-            url, body = self.base + dashscope.EMBEDDINGS_PATH, dashscope.encode_embeddings(call.body)
+            url, body = join_url(self.base, dashscope.EMBEDDINGS_PATH), dashscope.encode_embeddings(call.body)
         else:
-            url, body = self.base + dashscope.TEXT_GENERATION_PATH, dashscope.encode_chat(call.body, call.upstream_stream)
+            url, body = join_url(self.base, dashscope.TEXT_GENERATION_PATH), dashscope.encode_chat(call.body, call.upstream_stream)
         headers = dashscope.request_headers(self.api_key(call), call.upstream_stream)
         return UpstreamRequest("POST", url, headers, dumps(body), call.timeout)
 

@@ -11,8 +11,9 @@ from typing import Any, Iterator
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.providers.base import Backend, StreamItem
-from argoproxy.relay import join_url, read_whole, relay_sse, upstream_error
+from argoproxy.relay import read_whole, relay_sse, upstream_error
 from argoproxy.upstream import UpstreamRequest, UpstreamResponse
+from argoproxy.upstream_url import join_url
 
 
 class OpenAIBackend(Backend):
