@@ -24,7 +24,7 @@ import os
 import re
 import secrets
 import sys
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from argoproxy.errors import ProxyError
 from argoproxy.listener import read_key_file
@@ -138,10 +138,11 @@ def unauthorized(message: str, code: str, invalid: bool) -> ProxyError:
 class Guard:
     """The client-key check the door runs on every route (a no-op when ENABLE_AUTH is off)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, team_keys: Any = None) -> None:
         self.enabled = settings.enable_auth
         self.open_kinds = OPEN_KINDS | ({"metrics"} if settings.metrics_public else set())
         self.check_key = KeyCheck(configured_keys(settings)) if self.enabled else None
+        self.team_keys = team_keys  # argoproxy/teamkeys/: keys managed with `cot-proxy keys`
 
     def check(self, req: Request, route: Route) -> None:
         """Raise a 401 unless the request carries an accepted key (or the route is open); then remove the key
@@ -157,6 +158,20 @@ class Guard:
         for key in keys:
             accepted |= self.check_key.accepts(key)
         if not accepted:
-            raise unauthorized("Invalid API key.", "invalid_api_key", invalid=True)
+            req.team_key = self.team_key(keys)
         req.presented_keys = tuple(keys)  # key_limits counts calls by key
         req.withheld = strip_client_keys(req.headers, self.check_key)
+        if req.team_key is not None:  # a team key is a client key too: never a username to pass on
+            from argoproxy.teamkeys.records import digest
+            req.withheld = {name: value for name, value in req.withheld.items()
+                            if digest(value.removeprefix("Bearer ").strip()) != req.team_key.digest}
+
+    def team_key(self, keys: Sequence[str]) -> Any:
+        """The team key among the presented ones (a 401 when none is known, or it is revoked or expired)."""
+        record = self.team_keys.lookup(keys) if self.team_keys is not None else None
+        if record is None:
+            raise unauthorized("Invalid API key.", "invalid_api_key", invalid=True)
+        refusal = self.team_keys.refusal(record)
+        if refusal:
+            raise unauthorized(refusal, "invalid_api_key", invalid=True)
+        return record

@@ -58,7 +58,11 @@ def parse_flags(argv: list[str]) -> tuple[dict[str, Any], argparse.Namespace]:
 def main(argv: list[str] | None = None) -> None:
     from argoproxy.server import loaded_or_exit, run
 
-    flags, args = parse_flags(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keys"]:  # the team keys subcommand, the same under every entry point
+        from argoproxy.teamkeys.cli import main as keys_main
+        raise SystemExit(keys_main(argv[1:], prog=_prog()))
+    flags, args = parse_flags(argv)
     if args.show:
         loaded = loaded_or_exit(flags)
         for warning in loaded.warnings:
@@ -69,6 +73,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"# {loaded.settings.backend} backend: {loaded.backend_reason}")
         return
     run(flags)
+
+
+def _prog() -> str:
+    import os
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "cot-proxy"
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ class Door:
         self.backend = gateway.backend
         self.health = health
         self.metrics_view = metrics_view
-        self.guard = Guard(self.settings)
+        self.guard = Guard(self.settings, gateway.team_keys)
         self.allowed = self.settings.allowed_models
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
         self.forwards = self.backend.forwards_unknown and gateway.routing is None

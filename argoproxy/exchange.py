@@ -29,6 +29,7 @@ class Request:
     request_id: str = ""
     presented_keys: tuple[str, ...] = ()  # the client keys it presented, once auth accepted them
     withheld: dict[str, str] = field(default_factory=dict)  # key headers auth removed holding no accepted key
+    team_key: Any = None  # the team key (argoproxy/teamkeys/) auth accepted, if it was one
 
     @classmethod
     def of(cls, method: str, target: str, body: bytes | dict | None = None,

@@ -406,6 +406,9 @@ def prepare(config: Path, here: Path, explicit: bool = True, given: dict[str, An
 def main(argv: list[str] | None = None) -> None:
     """`./run_app.sh [config.yaml] [flags]`: the flags are python cot_proxy.py's (--help lists them)."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keys"]:  # ./run_app.sh keys ...: no set-up, no server
+        from argoproxy.teamkeys.cli import main as keys_main
+        raise SystemExit(keys_main(argv[1:], prog="run_app.sh"))
     from argoproxy.cli import parse_flags
     sys.argv[0] = "run_app.sh"  # argparse names the program in --help and usage lines from it
     given, parsed = parse_flags(argv)  # a bad or unknown flag ends here, with argparse's usage line

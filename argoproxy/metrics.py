@@ -97,6 +97,11 @@ class Metrics:
                                  ["route"], registry=reg)
         self.tokens = Counter("cot_proxy_tokens", "Tokens reported by the upstream's usage, by model and type.",
                               ["model", "type"], registry=reg)
+        # Team keys by name (never the key): how many there are is the operator's choice, not a client's.
+        self.key_requests = Counter("cot_proxy_key_requests", "Requests admitted per team key, by model and HTTP "
+                                    "status.", ["key", "model", "status"], registry=reg)
+        self.key_tokens = Counter("cot_proxy_key_tokens", "Tokens used per team key, by type.", ["key", "type"],
+                                  registry=reg)
         self._by_route_model: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
         self._by_route: dict[str, tuple[Any, Any]] = {}
         self._by_status: dict[tuple[str, str, str, int, str], Any] = {}
@@ -166,6 +171,9 @@ class Metrics:
         if call.bytes_out:
             sizes[1].inc(call.bytes_out)
         usage = call.usage
+        team_key = extra.get("team_key") if extra else None
+        if team_key is not None:
+            self.observe_key(team_key.name, model, status, usage)
         if usage and type(usage) is dict:
             tokens = self._by_model.get(model)
             if tokens is None:
@@ -176,6 +184,14 @@ class Metrics:
                 tokens[0].inc(prompt)
             if type(completion) is int and completion > 0:
                 tokens[1].inc(completion)
+
+    def observe_key(self, name: str, model: str, status: int, usage: Any) -> None:
+        self.key_requests.labels(name, model, str(status)).inc()
+        if isinstance(usage, dict):
+            for kind, field in (("prompt", "prompt_tokens"), ("completion", "completion_tokens")):
+                value = usage.get(field)
+                if type(value) is int and value > 0:
+                    self.key_tokens.labels(name, kind).inc(value)
 
     # ------------------------------------------------------------ exposition
     def exposition(self) -> tuple[bytes, str]:

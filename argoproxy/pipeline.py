@@ -55,6 +55,7 @@ class Gateway:
         self.fronts = FrontService(self)  # the Responses and Messages front doors
         self.routing: Any = None  # argoproxy/routing/dispatch.py when `models` is configured
         self.limiter: Any = None  # argoproxy/routing/key_limits.py when `key_limits` is configured
+        self.team_keys: Any = None  # argoproxy/teamkeys/service.py when auth is on
 
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> "Gateway":
         """This gateway as one routed deployment sees it: its own backend, upstream and settings; the same
@@ -94,6 +95,9 @@ class Gateway:
         """key_limits: count an API call against the budget of the client key it presented (429 over it)."""
         if self.limiter is not None:
             self.limiter.admit_call(call, call.request.presented_keys if call.request is not None else ())
+        team_key = call.request.team_key if call.request is not None else None
+        if team_key is not None:  # a team key: its model globs, rate limits and budget
+            self.team_keys.admit_call(call, team_key)
 
     def routed(self, call: Call, asked: str) -> Answer:
         """An API call on one routed deployment (this gateway is its view; the allow-list was checked on the

@@ -16,6 +16,7 @@ from argoproxy.providers import create_backend
 from argoproxy.redaction import Secrets, configured_secrets
 from argoproxy.routing.dispatch import install_routing
 from argoproxy.settings import Settings
+from argoproxy.teamkeys.service import TeamKeys
 from argoproxy.upstream import Upstream
 
 
@@ -39,10 +40,18 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
         gateway.collect_output = True
     health = HealthCheck(upstream.session, settings.target_base_url, settings.health_cache_seconds)
     install_routing(gateway)
+    if settings.enable_auth:
+        gateway.team_keys = team_keys(settings)
+        gateway.observers.append(gateway.team_keys.observe)
     metrics = install_metrics(gateway)
     door = Door(gateway, health, metrics.view)
     door.metrics = metrics
     return door
+
+
+def team_keys(settings: Settings) -> TeamKeys:
+    from argoproxy.teamkeys.store import SQLiteKeyStore
+    return TeamKeys(SQLiteKeyStore(settings.keys_db))
 
 
 def real_upstream(settings: Settings) -> Upstream:

@@ -169,6 +169,9 @@ class CoreSettings:
     api_key_file: str = _setting("", as_str, "File holding accepted client keys, one a line (a per-user key: "
                                  "./run_app.sh's first run offers ~/.config/argoproxy/api_key, mode 0600).",
                                  env=("API_KEY_FILE",), flags=("--api-key-file",))
+    keys_db: str = _setting("", as_str, "Team keys' SQLite file (`cot-proxy keys ...`); default keys.db next to the "
+                            "config file in force (else in the working directory).", env=("KEYS_DB",),
+                            flags=("--keys-db",), derived=lambda s: default_keys_db(s.config_path))
     allowed_models: tuple = _setting((), as_csv, "Comma-separated model allow-list; * wildcards.",
                                      env=("ALLOWED_MODELS",), flags=("--allowed-models",))
     forward_paths: tuple = _setting(("*",), as_csv,
@@ -201,6 +204,10 @@ class Settings(*providers.settings_fragments(), CoreSettings):
 
 
 SETTING_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def default_keys_db(config_path: str) -> str:
+    return str((Path(config_path).parent if config_path else Path.cwd()).absolute() / "keys.db")
 CONFIG_SEARCH_PATH = ("./config.yaml", "~/.config/argoproxy/config.yaml")
 _NOT_FROM_YAML = {"config_path"}
 

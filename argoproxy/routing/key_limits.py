@@ -8,7 +8,8 @@ get twice as much, and the state per key is five int64 cells shared by the worke
 
 Requests are counted when admitted; tokens when the upstream's usage arrives (after the answer), so a key
 may overshoot its token budget by one answer, and the next request then waits until the window slid far
-enough. Over budget: 429 with Retry-After (whole seconds until the request would be admitted).
+enough. Over budget: 429 with Retry-After (whole seconds until the request would be admitted, at most the window).
+The window arithmetic lives in argoproxy/teamkeys/windows.py (team keys count the same way).
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.routing.entries import KeyLimit
 from argoproxy.routing.shared import SharedCells
+from argoproxy.teamkeys.windows import FIELDS, PREV_REQ, PREV_TOK, REQ, TOK, WINDOW, over_limits
+from argoproxy.teamkeys.windows import roll as _roll
 
-WINDOW = 60.0
-FIELDS = 5
-START, REQ, PREV_REQ, TOK, PREV_TOK = range(FIELDS)
 
 
 def _digest(key: str) -> bytes:
@@ -60,14 +60,12 @@ class KeyLimiter:
         now = self.clock()
         base = self._slot[limit.key_env]
         with self.cells.lock() as c:
-            elapsed = _roll(c, base, now)
-            by_requests = _wait(c[base + REQ], c[base + PREV_REQ], limit.rpm - 1, elapsed) if limit.rpm else 0.0
-            by_tokens = _wait(c[base + TOK], c[base + PREV_TOK], limit.tpm - 1, elapsed) if limit.tpm else 0.0
-            if by_requests <= 0 and by_tokens <= 0:
+            waiting, by = over_limits(c, base, limit.rpm, limit.tpm, now)
+            if not by:
                 c[base + REQ] += 1
                 return
-        seconds = max(1, math.ceil(max(by_requests, by_tokens)))
-        what = f"{limit.rpm} requests" if by_requests >= by_tokens else f"{limit.tpm} tokens"
+        seconds = max(1, math.ceil(waiting))
+        what = f"{limit.rpm} requests" if by == "requests" else f"{limit.tpm} tokens"
         raise ProxyError(429, f"This API key is over its budget of {what} per minute; retry in {seconds} s.",
                          code="rate_limit_exceeded", headers={"Retry-After": str(seconds)})
 
@@ -106,29 +104,3 @@ class KeyLimiter:
             elapsed = _roll(c, base, self.clock())
             keep = 1 - elapsed / WINDOW
             return c[base + REQ] + c[base + PREV_REQ] * keep, c[base + TOK] + c[base + PREV_TOK] * keep
-
-
-def _roll(c: memoryview, base: int, now: float) -> float:
-    """Move the key's windows forward to `now`; return the seconds elapsed in the current window."""
-    window = int(now // WINDOW)
-    start = c[base + START]
-    if window != start:
-        if window == start + 1:
-            c[base + PREV_REQ], c[base + PREV_TOK] = c[base + REQ], c[base + TOK]
-        else:
-            c[base + PREV_REQ], c[base + PREV_TOK] = 0, 0
-        c[base + REQ], c[base + TOK], c[base + START] = 0, 0, window
-    return now - window * WINDOW
-
-
-def _wait(current: int, previous: int, room: int, elapsed: float) -> float:
-    """Seconds until current + previous * (1 - f) <= room, where f is the fraction of the window elapsed
-    (0 when that holds now). When the current window alone is over, it waits for the next window, in which
-    the current count becomes the sliding previous one."""
-    if current + previous * (1 - elapsed / WINDOW) <= room:
-        return 0.0
-    if current <= room:
-        needed = 1 - (room - current) / previous  # fraction of the window at which enough has slid out
-        return needed * WINDOW - elapsed
-    needed = 1 - room / current if current else 0.0
-    return (WINDOW - elapsed) + needed * WINDOW

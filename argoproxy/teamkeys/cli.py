@@ -1,0 +1,121 @@
+"""`cot-proxy keys ...` (also `python cot_proxy.py keys ...` and `./run_app.sh keys ...`): team keys in the
+store the running proxy reads, so a change takes effect without a restart.
+
+    keys create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--expires DATE]
+    keys list
+    keys revoke NAME
+    keys usage [--since YYYY-MM-DD] [--csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from argoproxy.teamkeys.records import (KeyRecord, digest, parse_budget, parse_count, parse_expires, parse_models,
+                                        parse_name)
+from argoproxy.teamkeys.store import KeyExists, SQLiteKeyStore
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{prog} keys", description="Team keys: each with its own models, "
+                                     "limits and usage, in the store the running proxy reads (no restart).")
+    parser.add_argument("--keys-db", help="the store (default: KEYS_DB, else keys.db next to the config in force)")
+    parser.add_argument("--config", help="config.yaml whose keys_db (or directory) names the store")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{create,list,revoke,usage}")
+    create = commands.add_parser("create", help="make a key; it is printed once")
+    create.add_argument("name")
+    create.add_argument("--models", default="", help="comma-separated globs this key may use (within ALLOWED_MODELS)")
+    create.add_argument("--rpm", help="requests per minute")
+    create.add_argument("--tpm", help="tokens per minute")
+    create.add_argument("--budget", help="tokens per period: TOKENS/hour, /day, /week or /month (UTC calendar)")
+    create.add_argument("--expires", help="YYYY-MM-DD (end of that day, UTC) or an ISO date-time")
+    commands.add_parser("list", help="the keys, their limits and state (never the keys themselves)")
+    revoke = commands.add_parser("revoke", help="refuse a key from now on (every worker within a second)")
+    revoke.add_argument("name")
+    usage = commands.add_parser("usage", help="requests and tokens per key, model and day")
+    usage.add_argument("--since", default="", help="first day, YYYY-MM-DD")
+    usage.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    return parser
+
+
+def store_path(args: argparse.Namespace) -> str:
+    if args.keys_db:
+        return args.keys_db
+    from argoproxy.server import loaded_or_exit
+    flags = {"config_path": args.config} if args.config else {}
+    return loaded_or_exit(flags).settings.keys_db
+
+
+def main(argv: list[str], prog: str = "cot-proxy") -> int:
+    args = build_parser(prog).parse_args(argv)
+    store = SQLiteKeyStore(store_path(args))
+    command: Callable[[SQLiteKeyStore, argparse.Namespace], int] = COMMANDS[args.command]
+    try:
+        return command(store, args)
+    except ValueError as exc:
+        print(f"cot_proxy keys: {exc}", file=sys.stderr)
+        return 2
+
+
+def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
+    from argoproxy.auth import generate_key
+    key = generate_key()
+    record = KeyRecord(parse_name(args.name), digest(key), key[:12], parse_models(args.models),
+                       parse_count(args.rpm, "--rpm") if args.rpm else 0,
+                       parse_count(args.tpm, "--tpm") if args.tpm else 0,
+                       parse_budget(args.budget) if args.budget else None,
+                       parse_expires(args.expires) if args.expires else 0.0, time.time())
+    try:
+        store.create(record)
+    except KeyExists as exc:
+        raise ValueError(str(exc)) from None
+    print(key)
+    print(f"# key {record.name!r} created in {store.path}; it is shown only now (the store keeps its hash).",
+          file=sys.stderr)
+    return 0
+
+
+def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
+    rows = [("NAME", "KEY", "MODELS", "RPM", "TPM", "BUDGET", "EXPIRES", "STATE")]
+    now = time.time()
+    for r in store.records():
+        state = "revoked" if r.revoked else "expired" if r.expires and r.expires <= now else "active"
+        rows.append((r.name, r.prefix + "...", ",".join(r.models) or "*", str(r.rpm or "-"), str(r.tpm or "-"),
+                     str(r.budget or "-"), _day(r.expires) if r.expires else "-", state))
+    _table(rows)
+    return 0
+
+
+def revoke(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
+    if not store.revoke(args.name):
+        raise ValueError(f"no active key named {args.name!r}")
+    print(f"revoked {args.name!r}: refused by every worker within a second", file=sys.stderr)
+    return 0
+
+
+def usage(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
+    rows = [("key", "model", "day", "requests", "input_tokens", "output_tokens"),
+            *[tuple(map(str, row)) for row in store.usage(args.since)]]
+    if args.csv:
+        csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
+    else:
+        _table([tuple(h.upper() for h in rows[0]), *rows[1:]])
+    return 0
+
+
+COMMANDS: dict[str, Any] = {"create": create, "list": list_keys, "revoke": revoke, "usage": usage}
+
+
+def _day(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

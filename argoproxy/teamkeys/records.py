@@ -1,0 +1,93 @@
+"""A team key's record and the text forms of its limits, as `cot-proxy keys create` takes them."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+PERIODS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+def digest(key: str) -> str:
+    """How a key is stored and looked up: its SHA-256, never the key."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Budget:
+    tokens: int
+    period: str  # hour, day, week, month (calendar periods in UTC; month: the calendar month)
+
+    def __str__(self) -> str:
+        return f"{self.tokens}/{self.period}"
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    name: str
+    digest: str
+    prefix: str  # the key's first characters, to tell keys apart in listings
+    models: tuple[str, ...] = ()  # globs; empty: whatever ALLOWED_MODELS allows
+    rpm: int = 0
+    tpm: int = 0
+    budget: Budget | None = None
+    expires: float = 0.0  # epoch seconds; 0: never
+    created: float = 0.0
+    revoked: float = 0.0  # epoch seconds; 0: active
+
+    def refusal(self, now: float) -> str | None:
+        """Why this key is not accepted now, or None."""
+        if self.revoked:
+            return "This API key was revoked."
+        if self.expires and now >= self.expires:
+            return "This API key has expired."
+        return None
+
+
+def parse_name(text: str) -> str:
+    if not NAME.fullmatch(text or ""):
+        raise ValueError(f"a key name is 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or "
+                         f"digit, got {text!r}")
+    return text
+
+
+def parse_count(text: str, what: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{what} must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def parse_budget(text: str) -> Budget:
+    """TOKENS/PERIOD: 1000000/day, 50000/hour, 2000000/month, 1e6/week."""
+    tokens, _, period = text.partition("/")
+    try:
+        count = int(float(tokens.replace("_", "")))
+    except ValueError:
+        count = 0
+    if count < 1 or period.lower() not in PERIODS:
+        raise ValueError(f"--budget is TOKENS/PERIOD with PERIOD one of {', '.join(PERIODS)} "
+                         f"(e.g. 1000000/day), got {text!r}")
+    return Budget(count, period.lower())
+
+
+def parse_expires(text: str, now: datetime | None = None) -> float:
+    """YYYY-MM-DD (the end of that day, UTC) or an ISO date-time; it must lie in the future."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=timezone.utc)
+        else:
+            moment = datetime.fromisoformat(text)
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError(f"--expires is a date (YYYY-MM-DD) or an ISO date-time, got {text!r}") from None
+    if moment <= (now or datetime.now(timezone.utc)):
+        raise ValueError(f"--expires must be in the future, got {text!r}")
+    return moment.timestamp()
+
+
+def parse_models(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())

@@ -1,0 +1,78 @@
+"""What the proxy does with team keys on each request: recognise a presented key, refuse a revoked or expired
+one, hold it to its model globs, rate limits and budget (429 with Retry-After), and count what it used.
+
+A looked-up key is remembered for at most CACHE_SECONDS, so `cot-proxy keys revoke` (or a changed limit)
+takes effect on every worker within that time; unknown keys are remembered too (bounded), so random keys
+cannot make every request a database read.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Callable, Iterable
+
+from argoproxy.errors import ProxyError
+from argoproxy.teamkeys.records import KeyRecord, digest
+from argoproxy.validation import model_allowed
+
+log = logging.getLogger("cot_proxy")
+
+CACHE_SECONDS = 0.5
+CACHE_ENTRIES = 4096
+WHAT = {"requests": "{rpm} requests per minute", "tokens": "{tpm} tokens per minute",
+        "budget": "{budget} tokens"}
+
+
+class TeamKeys:
+    def __init__(self, store: Any, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self._cache: dict[str, tuple[KeyRecord | None, float]] = {}
+
+    def lookup(self, presented: Iterable[str]) -> KeyRecord | None:
+        """The record of the first presented key the store knows (revoked and expired ones included)."""
+        if not self.store.available():
+            return None
+        now = time.monotonic()
+        for key in presented:
+            key_digest = digest(key)
+            cached = self._cache.get(key_digest)
+            if cached is None or now - cached[1] > CACHE_SECONDS:
+                if len(self._cache) >= CACHE_ENTRIES:
+                    self._cache.clear()
+                cached = self._cache[key_digest] = (self.store.find(key_digest), now)
+            if cached[0] is not None:
+                return cached[0]
+        return None
+
+    def refusal(self, record: KeyRecord) -> str | None:
+        return record.refusal(self.clock())
+
+    def admit_call(self, call: Any, record: KeyRecord) -> None:
+        """The key's model globs (on the model the request names), then its limits; 429 over them."""
+        if record.models and isinstance(call.model, str) and not model_allowed(record.models, call.model):
+            raise ProxyError(403, f"This API key may not use the model {call.model!r}.", param="model",
+                             code="model_not_allowed")
+        waiting, by = self.store.admit(record, self.clock())
+        if by:
+            seconds = max(1, math.ceil(waiting))
+            what = WHAT[by].format(rpm=record.rpm, tpm=record.tpm, budget=record.budget)
+            raise ProxyError(429, f"This API key is over its budget of {what}; retry in {seconds} s.",
+                             code="rate_limit_exceeded", headers={"Retry-After": str(seconds)})
+        call.extra["team_key"] = record  # admitted: its usage is counted when the answer ends
+
+    def observe(self, call: Any) -> None:
+        """Observer: an admitted call's tokens (its usage) count against its key, by model and day."""
+        record = call.extra.get("team_key") if call.extra else None
+        if record is None:
+            return
+        usage = call.usage if isinstance(call.usage, dict) else {}
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        model = call.model if isinstance(call.model, str) else "-"
+        try:
+            self.store.record_usage(record.name, model[:200], prompt if isinstance(prompt, int) else 0,
+                                    completion if isinstance(completion, int) else 0, self.clock(), record.budget)
+        except Exception:  # noqa: BLE001 - counting must never fail the answer already sent
+            log.exception("team keys: usage of key %s not recorded", record.name)

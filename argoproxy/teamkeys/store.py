@@ -1,0 +1,175 @@
+"""The team key store in SQLite: an embedded file next to the config (nothing to install), shared by every
+worker and by the `keys` subcommand. Keys are stored as SHA-256 digests, never in plain text.
+
+Each admission and each answer's usage is one short write transaction (WAL journal, synchronous=NORMAL: no
+fsync per commit), so every worker counts against the same windows. A store error (locked for longer than
+BUSY_SECONDS, disk full) is the caller's to handle.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from argoproxy.teamkeys.records import Budget, KeyRecord
+from argoproxy.teamkeys.windows import FIELDS, REQ, TOK, over_limits, period_bounds, roll
+
+BUSY_SECONDS = 5.0
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    name TEXT PRIMARY KEY, digest TEXT UNIQUE NOT NULL, prefix TEXT NOT NULL, models TEXT NOT NULL,
+    rpm INTEGER NOT NULL, tpm INTEGER NOT NULL, budget_tokens INTEGER NOT NULL, budget_period TEXT NOT NULL,
+    expires REAL NOT NULL, created REAL NOT NULL, revoked REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS windows (
+    name TEXT PRIMARY KEY, start INTEGER NOT NULL, req INTEGER NOT NULL, prev_req INTEGER NOT NULL,
+    tok INTEGER NOT NULL, prev_tok INTEGER NOT NULL, budget_start REAL NOT NULL, budget_used INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS usage (
+    name TEXT NOT NULL, model TEXT NOT NULL, day TEXT NOT NULL, requests INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, PRIMARY KEY (name, model, day));
+"""
+_KEY_COLUMNS = "name, digest, prefix, models, rpm, tpm, budget_tokens, budget_period, expires, created, revoked"
+
+
+class KeyExists(ValueError):
+    """A key of that name is active."""
+
+
+class SQLiteKeyStore:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+        self._lock = threading.Lock()  # one connection per process; gthread workers share it
+        self._db: sqlite3.Connection | None = None
+
+    # ------------------------------------------------------------ connection
+    def available(self) -> bool:
+        """Whether there is a store to read: the proxy never creates it (`cot-proxy keys create` does)."""
+        return self._db is not None or self.path.exists()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            new = not self.path.exists()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if new:  # readable by its owner only: it names who may use the proxy
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+            db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            self._db = db
+        return self._db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._connect().execute(sql, args).fetchall()
+
+    # ------------------------------------------------------------ records
+    def create(self, record: KeyRecord) -> None:
+        with self._write() as db:
+            row = db.execute("SELECT revoked FROM keys WHERE name = ?", (record.name,)).fetchone()
+            if row is not None and not row[0]:
+                raise KeyExists(f"a key named {record.name!r} is active: revoke it first, or choose another name")
+            db.execute("DELETE FROM keys WHERE name = ?", (record.name,))
+            db.execute(f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", _row_of(record))
+            db.execute("DELETE FROM windows WHERE name = ?", (record.name,))
+
+    def revoke(self, name: str, now: float | None = None) -> bool:
+        with self._write() as db:
+            done = db.execute("UPDATE keys SET revoked = ? WHERE name = ? AND revoked = 0",
+                              (now or time.time(), name))
+            return done.rowcount > 0
+
+    def find(self, key_digest: str) -> KeyRecord | None:
+        rows = self._read(f"SELECT {_KEY_COLUMNS} FROM keys WHERE digest = ?", (key_digest,))
+        return _record_of(rows[0]) if rows else None
+
+    def records(self) -> list[KeyRecord]:
+        return [_record_of(row) for row in self._read(f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY name")]
+
+    def has_keys(self) -> bool:
+        return bool(self._read("SELECT 1 FROM keys LIMIT 1"))
+
+    # ------------------------------------------------------------ counting
+    def admit(self, record: KeyRecord, now: float) -> tuple[float, str]:
+        """Count one request if the key's limits allow it now: (0, "") then; else (seconds to wait, what is
+        exhausted: "requests", "tokens" or "budget")."""
+        with self._write() as db:
+            state = self._window(db, record.name)
+            waiting, by = over_limits(state, 0, record.rpm, record.tpm, now)
+            budget_wait = self._budget_wait(state, record.budget, now)
+            if budget_wait > waiting:
+                waiting, by = budget_wait, "budget"
+            if not by:
+                state[REQ] += 1
+            self._save(db, record.name, state)
+        return waiting, by
+
+    def record_usage(self, name: str, model: str, input_tokens: int, output_tokens: int, now: float,
+                     budget: Budget | None) -> None:
+        day = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
+        total = input_tokens + output_tokens
+        with self._write() as db:
+            state = self._window(db, name)
+            roll(state, 0, now)
+            state[TOK] += total
+            self._budget_wait(state, budget, now)  # moves the budget to the current period
+            state[FIELDS + 1] += total
+            self._save(db, name, state)
+            db.execute("INSERT INTO usage VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (name, model, day) DO UPDATE SET "
+                       "requests = requests + 1, input_tokens = input_tokens + excluded.input_tokens, "
+                       "output_tokens = output_tokens + excluded.output_tokens",
+                       (name, model, day, input_tokens, output_tokens))
+
+    def usage(self, since: str = "") -> list[tuple[str, str, str, int, int, int]]:
+        """(key name, model, day, requests, input tokens, output tokens), by day then name then model."""
+        return self._read("SELECT name, model, day, requests, input_tokens, output_tokens FROM usage "
+                          "WHERE day >= ? ORDER BY day, name, model", (since,))
+
+    @staticmethod
+    def _window(db: sqlite3.Connection, name: str) -> list:
+        row = db.execute("SELECT start, req, prev_req, tok, prev_tok, budget_start, budget_used FROM windows "
+                         "WHERE name = ?", (name,)).fetchone()
+        return list(row) if row else [0, 0, 0, 0, 0, 0.0, 0]
+
+    @staticmethod
+    def _save(db: sqlite3.Connection, name: str, state: list) -> None:
+        db.execute("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (name, *state))
+
+    @staticmethod
+    def _budget_wait(state: list, budget: Budget | None, now: float) -> float:
+        """Seconds until the budget's period ends when it is spent (0 when not); the state's budget counter
+        starts again at each new period."""
+        if budget is None:
+            return 0.0
+        start, end = period_bounds(budget.period, now)
+        if state[FIELDS] != start:
+            state[FIELDS], state[FIELDS + 1] = start, 0
+        return end - now if state[FIELDS + 1] >= budget.tokens else 0.0
+
+
+def _row_of(r: KeyRecord) -> tuple:
+    return (r.name, r.digest, r.prefix, ",".join(r.models), r.rpm, r.tpm, r.budget.tokens if r.budget else 0,
+            r.budget.period if r.budget else "", r.expires, r.created, r.revoked)
+
+
+def _record_of(row: tuple) -> KeyRecord:
+    name, digest, prefix, models, rpm, tpm, tokens, period, expires, created, revoked = row
+    return KeyRecord(name, digest, prefix, tuple(m for m in models.split(",") if m), rpm, tpm,
+                     Budget(tokens, period) if tokens else None, expires, created, revoked)

@@ -1,0 +1,72 @@
+"""Sliding-window counting over two fixed windows, for requests and tokens per minute (key_limits and team
+keys share it), and calendar budget periods.
+
+A window's state is five numbers at `base` in any mutable sequence (shared memory cells, a database row):
+the window's number, requests and tokens counted in it, and in the window before. The count in the last
+WINDOW seconds is estimated as current + previous * (1 - elapsed fraction): a steady client gets exactly
+its budget, a burst at a window edge cannot get twice as much.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from datetime import datetime, timezone
+from typing import MutableSequence
+
+WINDOW = 60.0
+FIELDS = 5
+START, REQ, PREV_REQ, TOK, PREV_TOK = range(FIELDS)
+
+
+def roll(c: MutableSequence, base: int, now: float) -> float:
+    """Move the windows forward to `now`; return the seconds elapsed in the current window."""
+    window = int(now // WINDOW)
+    start = c[base + START]
+    if window != start:
+        if window == start + 1:
+            c[base + PREV_REQ], c[base + PREV_TOK] = c[base + REQ], c[base + TOK]
+        else:
+            c[base + PREV_REQ], c[base + PREV_TOK] = 0, 0
+        c[base + REQ], c[base + TOK], c[base + START] = 0, 0, window
+    return now - window * WINDOW
+
+
+def wait(current: int, previous: int, room: int, elapsed: float) -> float:
+    """Seconds until current + previous * (1 - f) <= room, where f is the fraction of the window elapsed
+    (0 when that holds now), never more than one window: what was counted a window ago has slid out by then."""
+    if current + previous * (1 - elapsed / WINDOW) <= room:
+        return 0.0
+    if current <= room:
+        needed = 1 - (room - current) / previous  # fraction of the window at which enough has slid out
+        return min(WINDOW, needed * WINDOW - elapsed)
+    needed = 1 - room / current if current else 0.0
+    return min(WINDOW, (WINDOW - elapsed) + needed * WINDOW)
+
+
+def over_limits(c: MutableSequence, base: int, rpm: int, tpm: int, now: float) -> tuple[float, str]:
+    """(seconds to wait, "requests" or "tokens") for one more request under rpm and tpm; (0, "") when it
+    may go now. Rolls the windows to `now` first."""
+    elapsed = roll(c, base, now)
+    by_requests = wait(c[base + REQ], c[base + PREV_REQ], rpm - 1, elapsed) if rpm else 0.0
+    by_tokens = wait(c[base + TOK], c[base + PREV_TOK], tpm - 1, elapsed) if tpm else 0.0
+    if by_requests <= 0 and by_tokens <= 0:
+        return 0.0, ""
+    return (by_requests, "requests") if by_requests >= by_tokens else (by_tokens, "tokens")
+
+
+def period_bounds(period: str, now: float | None = None) -> tuple[float, float]:
+    """The calendar period (UTC) holding `now`: its start and end, as epoch seconds."""
+    moment = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
+    if period == "hour":
+        start = moment.replace(minute=0, second=0, microsecond=0)
+        return start.timestamp(), start.timestamp() + 3600
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return day.timestamp(), day.timestamp() + 86400
+    if period == "week":  # Monday to Monday
+        start = day.timestamp() - day.weekday() * 86400
+        return start, start + 7 * 86400
+    first = day.replace(day=1)
+    days = calendar.monthrange(first.year, first.month)[1]
+    return first.timestamp(), first.timestamp() + days * 86400

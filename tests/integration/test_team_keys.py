@@ -1,0 +1,139 @@
+"""Team keys through the running proxy: issued, limited, revoked and audited with `cot_proxy.py keys ...`
+while it serves, without a restart; API_KEY_SECRET stays the admin key beside them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+import requests
+
+from tests.clients import anthropic_sdk, openai_sdk
+from tests.fakes.fake_openai import FakeOpenAI
+from tests.polling import poll
+from tests.proxy_process import ROOT, clean_environ, running_proxy
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def keys(db: Path, *args: str) -> subprocess.CompletedProcess:
+    env = clean_environ()
+    return subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "keys", "--keys-db", str(db), *args],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def create(db: Path, name: str, *options: str) -> str:
+    done = keys(db, "create", name, *options)
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip()
+    assert key.startswith("sk-proxy-") and "shown only now" in done.stderr
+    return key
+
+
+@pytest.fixture
+def team(tmp_path):
+    db = tmp_path / "keys.db"
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true",
+                                             API_KEY_SECRET="admin-key", KEYS_DB=str(db), WORKERS="2") as proxy:
+        yield db, fake, proxy
+
+
+def test_a_key_made_while_serving_works_and_is_stored_hashed(team):
+    db, fake, proxy = team
+    key = create(db, "alice")
+    answer = openai_sdk(proxy, key).chat.completions.create(model="gpt-4o", messages=MSG)
+    assert answer.choices[0].message.content
+    assert key not in db.read_bytes().decode("latin-1") and key[:12] in db.read_bytes().decode("latin-1")
+    assert key not in str([r.headers for r in fake.received]) and key not in proxy.read_log()
+    assert openai_sdk(proxy, "admin-key").models.list()  # the admin key keeps working beside team keys
+    with pytest.raises(openai.AuthenticationError):
+        openai_sdk(proxy, "sk-proxy-unknown").chat.completions.create(model="gpt-4o", messages=MSG)
+
+
+def test_model_globs_narrow_and_limits_answer_429_in_each_doors_shape(team):
+    db, _, proxy = team
+    key = create(db, "bob", "--models", "gpt-4o*", "--rpm", "3")
+    client = openai_sdk(proxy, key)
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        client.chat.completions.create(model="claude-x", messages=MSG)
+    assert denied.value.code == "model_not_allowed"
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(model="gpt-4o", messages=MSG)
+    retry_after = int(limited.value.response.headers["Retry-After"])
+    assert 1 <= retry_after <= 60  # never more than the rpm window
+    with pytest.raises(anthropic.RateLimitError) as messages:
+        anthropic_sdk(proxy, key).messages.create(model="gpt-4o", max_tokens=20, messages=MSG)
+    body = messages.value.response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
+    assert 1 <= int(messages.value.response.headers["Retry-After"]) <= 60
+
+
+def test_a_token_budget_refuses_until_its_period_ends(team):
+    db, _, proxy = team
+    key = create(db, "carol", "--budget", "20/day")  # each fake answer uses 12 tokens
+    client = openai_sdk(proxy, key)
+    client.chat.completions.create(model="gpt-4o", messages=MSG)
+    client.chat.completions.create(model="gpt-4o", messages=MSG)
+    with pytest.raises(openai.RateLimitError) as limited:
+        poll(lambda: client.chat.completions.create(model="gpt-4o", messages=MSG) and False, timeout=5)
+    assert "20/day" in limited.value.message
+    assert 1 <= int(limited.value.response.headers["Retry-After"]) <= 86400
+
+
+def test_revoke_takes_effect_on_every_worker_and_usage_is_audited(team):
+    db, _, proxy = team
+    key = create(db, "dave")
+    client = openai_sdk(proxy, key)
+    for _ in range(6):  # two workers: both have seen (and cached) the key
+        client.chat.completions.create(model="gpt-4o", messages=MSG)
+    done = keys(db, "revoke", "dave")
+    assert done.returncode == 0, done.stderr
+    revoked_at = time.monotonic()
+
+    def refused_everywhere() -> bool:
+        statuses = {requests.post(proxy.base_url + "/chat/completions", json={"model": "gpt-4o", "messages": MSG},
+                                  headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code
+                    for _ in range(6)}
+        return statuses == {401}
+    assert poll(refused_everywhere, timeout=10)
+    print(f"revoked key refused by every worker after {time.monotonic() - revoked_at:.2f} s")
+
+    usage = keys(db, "usage", "--csv")
+    rows = list(csv.DictReader(io.StringIO(usage.stdout)))
+    mine = [r for r in rows if r["key"] == "dave"]
+    assert len(mine) == 1 and mine[0]["model"] == "gpt-4o" and int(mine[0]["requests"]) == 6
+    assert int(mine[0]["input_tokens"]) == 30 and int(mine[0]["output_tokens"]) == 42
+    listing = keys(db, "list").stdout
+    assert "dave" in listing and "revoked" in listing and key not in listing
+
+    metrics = requests.get(proxy.url + "/metrics", headers={"Authorization": "Bearer admin-key"}).text
+    assert 'cot_proxy_key_requests_total{key="dave",model="gpt-4o",status="200"} 6.0' in metrics
+    assert key not in metrics
+
+
+def test_an_expired_key_is_refused(team):
+    from argoproxy.teamkeys.records import KeyRecord, digest
+    from argoproxy.teamkeys.store import SQLiteKeyStore
+    db, _, proxy = team
+    SQLiteKeyStore(db).create(KeyRecord("old", digest("sk-proxy-old"), "sk-proxy-old", expires=time.time() - 1))
+    with pytest.raises(openai.AuthenticationError) as refused:
+        openai_sdk(proxy, "sk-proxy-old").chat.completions.create(model="gpt-4o", messages=MSG)
+    assert "expired" in refused.value.message
+
+
+def test_bad_options_are_one_line(tmp_path):
+    db = tmp_path / "keys.db"
+    for args, words in ((("create", "x y"), "key name"), (("create", "e", "--budget", "10/fortnight"), "--budget"),
+                        (("create", "e", "--rpm", "0"), "--rpm"), (("create", "e", "--expires", "2001-01-01"),
+                                                                   "future"), (("revoke", "nobody"), "no active key")):
+        done = keys(db, *args)
+        assert done.returncode == 2 and done.stderr.startswith("cot_proxy keys: ") and words in done.stderr, done.stderr
