@@ -366,8 +366,16 @@ def redact_log_text(text: str, secrets: Secrets | None = None) -> str:
     return _LOG_PATTERN.sub(lambda m: m.group(1) + REDACTED, text)
 
 
+# A log line has a bounded size whatever a client sent (40,000 dropped tool types made one line of 3.7 MB): a longer
+# message is cut. Its secrets are removed from a cut LOG_CUT_MARGIN longer first, so the final cut cannot leave
+# the start of one, and the regular expressions never scan more than that.
+MAX_LOG_CHARS = 8192
+LOG_CUT_MARGIN = 1024
+
+
 class LogFilter(logging.Filter):
-    """Rewrites a log record's message (arguments included) so no secret reaches any handler."""
+    """Rewrites a log record's message (arguments included) so no secret reaches any handler, and cuts it at
+    MAX_LOG_CHARS."""
 
     def __init__(self, secrets: Secrets | None = None) -> None:
         super().__init__()
@@ -375,9 +383,11 @@ class LogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact_log_text(message, self.secrets)
+        cleaned = redact_log_text(message[:MAX_LOG_CHARS + LOG_CUT_MARGIN], self.secrets)
         if not cleaned.isprintable():  # one C-level scan; true for nearly every line
             cleaned = escape_unprintable(cleaned)
+        if len(cleaned) > MAX_LOG_CHARS:
+            cleaned = f"{cleaned[:MAX_LOG_CHARS]} ... [cut: the message had {len(message):,} characters]"
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:

@@ -35,7 +35,8 @@ class ChatTools:
     functions: list[dict[str, Any]] = field(default_factory=list)
     # chat function name -> (namespace, name, kind "function" | "custom"), for the names that differ
     names: dict[str, tuple[str | None, str, str]] = field(default_factory=dict)
-    dropped: list[str] = field(default_factory=list)  # tool types (and dropped input item types), in order
+    # tool types (and dropped input item types), in order: a dict as an ordered set (a list's `in` is quadratic)
+    dropped: dict[str, None] = field(default_factory=dict)
 
     def add_all(self, tools: Any, param: str) -> None:
         if not isinstance(tools, list):
@@ -76,8 +77,7 @@ class ChatTools:
             self.add(sub, f"{param}.tools[{j}]", namespace=name)
 
     def note_dropped(self, kind: str) -> None:
-        if kind not in self.dropped:
-            self.dropped.append(kind)
+        self.dropped[kind] = None
 
     def choice(self, choice: Any) -> Any:
         """tool_choice -> the chat tool_choice (None: leave it out, the tool it named was dropped)."""

@@ -22,8 +22,10 @@ from argoproxy.fronts import Exchange, Front, front_named
 from argoproxy.headers import response_headers
 from argoproxy.jsonfast import dumps
 from argoproxy.llm_params import apply_rule
+from argoproxy.logs import listing
 from argoproxy.redaction import sanitize_message
 from argoproxy.request_body import parse_object
+from argoproxy.tokens import count_request_tokens
 from argoproxy.upstream import READ_ERRORS, UpstreamResponse, read_chunks, stream_error
 from argoproxy.validation import check_allowed_model, validate
 
@@ -62,11 +64,11 @@ class FrontService:
         chat, ex = front.to_chat(body, count_only)
         if ex.dropped:  # Codex and Claude Code send tools only OpenAI or Anthropic run (docs/decisions.md)
             log.warning("%s %s: left out what a chat backend cannot run: %s", front.name, call.request_id,
-                        ", ".join(ex.dropped))
+                        listing(ex.dropped))
         if count_only:
             return self.count_tokens(call, chat)
         if front.name == "messages" and ex.stream:
-            ex.input_tokens = estimate_tokens(chat)  # message_start needs a count before usage arrives
+            ex.input_tokens = count_request_tokens(chat)  # message_start needs a count before usage arrives
         call.exchange = ex
         call.body, call.body_changed = chat, True
         call.extra["client_path"] = call.path
@@ -84,12 +86,12 @@ class FrontService:
         return gateway.finish(call, self.backend.encode(call))
 
     def count_tokens(self, call: Call, chat: dict[str, Any]) -> Answer:
-        """An estimate (tiktoken's cl100k) over messages, system and tools: chat upstreams have no count route."""
+        """An estimate (argoproxy/tokens.py) over messages, system and tools: chat upstreams have no count route."""
         call.kind = "count_tokens"
         check_allowed_model(self.settings.allowed_models, call.model)
         if self.gateway.routing is not None:  # counted here, but only for a model a request could be sent to
             self.gateway.routing.chain(chat["model"])
-        return self.whole(call, {"input_tokens": estimate_tokens(chat)})
+        return self.whole(call, {"input_tokens": count_request_tokens(chat)})
 
     def relay_native(self, call: Call, front: Front, body: dict[str, Any], count_only: bool) -> Answer:
         """The upstream serves this API itself: the guards and LLM_PARAMS apply, the answer is relayed as it
@@ -199,15 +201,6 @@ class FrontService:
         if call.front == "messages":  # Anthropic's SDKs read the request id from `request-id`
             return headers + [("request-id", call.request_id)]
         return headers
-
-
-def estimate_tokens(chat: dict[str, Any]) -> int:
-    """Prompt tokens of a chat request, counted offline (messages, system, tool definitions)."""
-    from argoproxy.providers.argo import tokens
-    total = tokens.count_request_tokens(chat)
-    if chat.get("tools"):
-        total += tokens.count_text(dumps(chat["tools"]).decode())
-    return total
 
 
 def front_for_kind(kind: str) -> tuple[Front, bool] | None:

@@ -176,6 +176,23 @@ def test_gunicorn_access_and_error_logs_are_filtered_too() -> None:
     assert record.getMessage() == "Invalid request: [redacted]"
 
 
+def test_a_log_line_is_cut_at_max_log_chars_without_leaving_part_of_a_secret() -> None:
+    from argoproxy.redaction import MAX_LOG_CHARS
+    text = "x" * (MAX_LOG_CHARS - 5) + KEY + "y" * 3_000_000  # the key straddles the cut
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "dropped: %s", (text,), None)
+    LogFilter(Secrets([KEY])).filter(record)
+    line = record.getMessage()
+    assert len(line) < MAX_LOG_CHARS + 100 and line.endswith(f"[cut: the message had {len(text) + 9:,} characters]")
+    assert KEY[:5] not in line.replace("[redacted]", "")
+
+
+def test_a_listing_of_client_values_is_bounded() -> None:
+    from argoproxy.logs import listing
+    assert listing(["a", "b"]) == "a, b"
+    many = listing([f"type_{i}" + "z" * 1000 for i in range(40_000)])
+    assert len(many) < 1000 and many.startswith("type_0zzz") and many.endswith("and 39,990 more")
+
+
 def test_log_filter_makes_lone_surrogates_writable() -> None:
     record = logging.LogRecord("x", logging.DEBUG, __file__, 1, "model=%s", ("a\ud800b é",), None)
     LogFilter(Secrets([])).filter(record)

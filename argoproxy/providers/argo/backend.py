@@ -16,14 +16,14 @@ from typing import Any, Callable, Iterator
 
 import requests
 
-from argoproxy import images
+from argoproxy import images, tokens
 from argoproxy.call import Call
 from argoproxy.redaction import mask_url
 from argoproxy.errors import ProxyError
 from argoproxy.exchange import Answer
 from argoproxy.health import probe
 from argoproxy.jsonfast import dumps
-from argoproxy.providers.argo import convert, models, normalize, stream, tokens, tools
+from argoproxy.providers.argo import convert, models, normalize, stream, tools
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.relay import relay_sse, upstream_error
 from argoproxy.request_body import parse_object

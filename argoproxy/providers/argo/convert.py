@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from argoproxy.providers.argo import tokens
+from argoproxy import tokens
 from argoproxy.providers.argo.models import EMBEDDING_DIMENSIONS
 from argoproxy.providers.argo.normalize import normalize_chat
 from argoproxy.errors import ProxyError
@@ -398,7 +398,7 @@ def embeddings_to_openai(
         {"object": "embedding", "index": index, "embedding": _encode_vector(vector, encoding_format, dimensions)}
         for index, vector in enumerate(vectors)
     ]
-    prompt_tokens = sum(tokens.count_text(text) for text in inputs)
+    prompt_tokens = tokens.count_texts(inputs)
     return {
         "object": "list",
         "data": data,

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from argoproxy.providers.argo import tokens
+from argoproxy import tokens
 from argoproxy.providers.argo.convert import AUTH_NOTICE, check_auth_notice, new_chat_id, new_completion_id
 
 PSEUDO_PIECE_CHARS = 30  # argo-proxy's pseudo-stream slice size

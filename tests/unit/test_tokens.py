@@ -1,0 +1,61 @@
+"""The one token estimator (argoproxy/tokens.py): exact for short inputs, sampled past EXACT_CHARS, close to the
+exact count on real text, and of bounded CPU cost whatever the text (issue 20, item 2)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from argoproxy import tokens
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def exact(text: str) -> int:
+    return len(tokens.encoding().encode_ordinary(text))
+
+
+def cpu(fn, *args):
+    start = time.process_time()
+    value = fn(*args)
+    return value, time.process_time() - start
+
+
+def test_short_texts_are_counted_exactly():
+    text = "Hello there, how are you today? " * 100
+    assert tokens.count_text(text) == exact(text)
+    assert tokens.count_texts(["Hello", "there"]) == exact("Hello") + exact("there")
+    assert tokens.count_text("") == 0 and tokens.count_texts([]) == 0
+
+
+def test_long_real_text_is_estimated_within_three_percent():
+    prose = "\n".join(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))
+    code = "\n".join(p.read_text() for p in sorted((ROOT / "argoproxy").rglob("*.py")))
+    for text in (prose, code):
+        assert len(text) > tokens.EXACT_CHARS  # sampled
+        assert abs(tokens.count_text(text) - exact(text)) < 0.03 * exact(text)
+
+
+def test_hostile_text_costs_bounded_cpu():
+    # tiktoken's slowest inputs: a run of one letter, of one punctuation mark, of spaces (0.6 µs a character)
+    for text in ("a" * (8 << 20), "!" * (8 << 20), " " * (8 << 20)):
+        count, spent = cpu(tokens.count_text, text)
+        assert spent < 0.5, spent  # about 30 ms; the whole text took 5 s
+        assert abs(count - exact(text[:1 << 20]) * 8) < 0.02 * count
+
+
+def test_many_texts_cost_one_count():
+    texts = ["a"] * 1_000_000  # per-text calls alone took seconds
+    count, spent = cpu(tokens.count_texts, texts)
+    assert spent < 0.5, spent
+    assert abs(count - 1_000_000) < 20_000  # " a" is one token, as "a" is
+
+
+def test_a_request_counts_messages_system_prompt_and_tools():
+    body = {"messages": [{"role": "user", "content": "Say hello"},
+                         {"role": "user", "content": [{"type": "text", "text": "to everyone"},
+                                                      {"type": "image_url", "image_url": {"url": "x"}}]}],
+            "system": "Be brief.", "tools": [{"type": "function", "function": {"name": "f"}}]}
+    tools_json = '[{"type": "function", "function": {"name": "f"}}]'
+    assert tokens.count_request_tokens(body) == sum(map(exact, ["Say hello", "to everyone", "Be brief.", tools_json]))
+    assert tokens.count_request_tokens({"prompt": [1, 2, 3]}) == 3
