@@ -12,7 +12,8 @@ length), against every configured key. After a key is accepted, every header a k
 from the request, and so is a `key` query parameter (Google's `?key=`), so no client key goes upstream: the
 upstream gets the proxy's own credential (OPENAI_API_KEY...) instead.
 
-/health is always open; /metrics is open only when METRICS_PUBLIC is set.
+/health is always open, but shows its detail (deployments, hosts, errors) only to a caller with an accepted key
+(argoproxy/door.py); /metrics is open only when METRICS_PUBLIC is set.
 """
 
 from __future__ import annotations
@@ -143,6 +144,13 @@ class Guard:
         self.open_kinds = OPEN_KINDS | ({"metrics"} if settings.metrics_public else set())
         self.check_key = KeyCheck(configured_keys(settings)) if self.enabled else None
         self.team_keys = team_keys  # argoproxy/teamkeys/: keys managed with `cot-proxy keys`
+
+    def authenticated(self, req: Request) -> bool:
+        """Does the request carry an accepted key? (open routes ask: /health shows its detail only then)"""
+        accepted = False
+        for key in presented_keys(req.headers) if self.check_key is not None else ():
+            accepted |= self.check_key.accepts(key)
+        return accepted
 
     def check(self, req: Request, route: Route) -> None:
         """Raise a 401 unless the request carries an accepted key (or the route is open); then remove the key

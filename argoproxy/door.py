@@ -163,7 +163,10 @@ class Door:
             if self.metrics_view is None:
                 raise ProxyError(404, "Metrics are off.", code="unknown_route")
             return self.observed(call, self.metrics_view())
-        return self.observed(call, self.health_answer(call.query))
+        status, body = self.health_body(call.query)
+        if self.guard.enabled and not self.guard.authenticated(call.request):
+            body = {"status": body.get("status", "healthy" if status < 400 else "unhealthy")}  # status only
+        return self.observed(call, json_response(body, status))
 
     def models(self, call: Call, route: Route) -> Answer:
         if call.kind == "models":
@@ -211,18 +214,17 @@ class Door:
         it as `internal_name`), as requests naming it are checked after alias resolution."""
         return model_allowed(self.allowed, entry.get("id")) or model_allowed(self.allowed, entry.get("internal_name"))
 
-    def health_answer(self, query: str) -> Answer:
+    def health_body(self, query: str) -> tuple[int, dict[str, Any]]:
+        """(status, body) of /health with its detail: deployments, target URL, errors."""
         if self.gateway.routing is not None:
-            status, body = self.gateway.routing.health()
-            return json_response(body, status)
+            return self.gateway.routing.health()
         try:
             own = self.backend.health(query)
         except ProxyError as err:
-            return json_response({"status": "unhealthy", "error": err.message}, 503)
+            return 503, {"status": "unhealthy", "error": err.message}
         if own is not None:
-            return json_response(own)
-        status, body = self.health.status()
-        return json_response(body, status)
+            return 200, own
+        return self.health.status()
 
     def check_body_model(self, call: Call) -> None:
         """The allow-list over a forwarded body: JSON's top-level "model", or a form's `model` field."""

@@ -13,7 +13,7 @@ and transformed, or a stream's first event read). A failure there - no connectio
 model and none started after RETRY_BUDGET seconds; a pool that is used up (or that answers "context length
 exceeded") passes the call to the next model of the chain. Once an answer was handed to the client nothing
 is retried. Every routed answer carries X-Served-Model and X-Served-By; an answer served by a fallback names
-the model the client asked for.
+the model the client asked for (and so does X-Served-Model when the fallback is off the allow-list).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from argoproxy.routing.entries import ModelEntry
 from argoproxy.routing.router import Deployment, Pool, Router
 from argoproxy.upstream import RETRY_BUDGET, Upstream, describe_host, parse_retry_after
 from argoproxy.upstream_url import join_url
+from argoproxy.validation import check_allowed_model, model_allowed
 
 if TYPE_CHECKING:
     from argoproxy.pipeline import Gateway
@@ -143,7 +144,6 @@ class Routing:
         if not isinstance(asked, str) or not asked:
             raise ProxyError(400, "The request names no model: set `model` to one this proxy routes "
                              "(GET /v1/models lists them).", param="model", code="missing_model")
-        from argoproxy.validation import check_allowed_model
         check_allowed_model(self.settings.allowed_models, asked)
         chain = self.chain(asked)
         every = self.settings.sse_keepalive
@@ -178,7 +178,8 @@ class Routing:
                 except ProxyError as err:
                     failure = err
                     # the error the client may get says where it came from, like an answer would
-                    err.headers = {**err.headers, SERVED_MODEL: header_safe(name), SERVED_BY: dep.served_by}
+                    err.headers = {**err.headers, SERVED_MODEL: header_safe(self.shown_name(name, asked)),
+                                   SERVED_BY: dep.served_by}
                     if is_context_exceeded(err):
                         break  # another deployment of the same model has the same window: next model
                     if not self.failed(dep, err):
@@ -196,7 +197,8 @@ class Routing:
             call.body["model"] = name
             call.body_changed = True
         call.extra["deployment"] = dep.served_by
-        call.extra["served_model"] = name
+        call.extra["served_model"] = name  # journals and metrics name the model that served
+        call.extra["served_header"] = shown = header_safe(self.shown_name(name, asked))
         self.router.started(dep)
         try:
             response = view.routed(call, asked)
@@ -204,7 +206,7 @@ class Routing:
             self.router.ended(dep)
             raise
         headers = response.headers
-        headers[SERVED_MODEL] = header_safe(name)
+        headers[SERVED_MODEL] = shown
         headers[SERVED_BY] = dep.served_by
         if name != asked:
             rename_model(response, asked)
@@ -213,6 +215,11 @@ class Routing:
         else:
             self.router.ended(dep)
         return response
+
+    def shown_name(self, name: str, asked: str) -> str:
+        """The model X-Served-Model names: a fallback off the allow-list is named by the alias asked for."""
+        allowed = self.settings.allowed_models
+        return name if name == asked or not allowed or model_allowed(allowed, name) else asked
 
     def failed(self, dep: Deployment, err: ProxyError) -> bool:
         """Cool a deployment down after a failure worth retrying elsewhere; False: the client gets it as is."""
@@ -258,7 +265,13 @@ class Routing:
         return models
 
     def health(self) -> tuple[int, dict[str, Any]]:
+        """(status, body): every pool counts for the status; deployments of names off the allow-list are not
+        listed (the model list hides them too)."""
         ok, rows = self.router.health()
+        allowed = self.settings.allowed_models
+        if allowed:
+            rows = [r for r, dep in zip(rows, self.router.deployments) if dep.entry.is_glob
+                    or model_allowed(allowed, dep.name)]
         down = [f"{r['model']} at {r['served_by']}" for r in rows if r["state"] != "up"]
         body: dict[str, Any] = {"status": "healthy" if ok else "unhealthy", "deployments": rows}
         if down:
@@ -324,7 +337,7 @@ class CommitHeaders:
         if call.exchange is not None:
             headers = self.gateway.fronts.headers(call, headers)
         if "deployment" in call.extra:
-            headers += [(SERVED_MODEL, header_safe(call.extra["served_model"])), (SERVED_BY, call.extra["deployment"])]
+            headers += [(SERVED_MODEL, call.extra["served_header"]), (SERVED_BY, call.extra["deployment"])]
         return iter(headers)
 
 

@@ -93,6 +93,13 @@ def test_x_api_key_is_accepted_and_stripped(guarded, upstream):
 
 def test_health_is_open_and_metrics_are_protected(guarded, upstream):
     assert requests.get(guarded.url + "/health").status_code in (200, 503)  # open: never 401
+    # ... but without an accepted key it tells the status only, not where the upstream is (issue 20, item 7)
+    for headers in ({}, {"Authorization": "Bearer nope"}):
+        r = requests.get(guarded.url + "/health", headers=headers)
+        assert r.json() == {"status": "healthy"} and r.status_code == 200, r.text
+    for headers in ({"Authorization": "Bearer k2"}, {"x-api-key": "k1"}, {"api-key": "k1"}):
+        r = requests.get(guarded.url + "/health", headers=headers)
+        assert r.json()["target_url"] == upstream.base_url, r.text
     r = requests.get(guarded.url + "/metrics")
     assert r.status_code == 401 and r.headers["WWW-Authenticate"]
     r = requests.get(guarded.url + "/metrics", headers={"Authorization": "Bearer k1"})

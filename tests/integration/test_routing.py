@@ -202,6 +202,33 @@ def test_when_every_deployment_fails_the_client_gets_the_last_error(fakes):
         assert health.status_code == 503 and len(health.json()["down"]) == 2
 
 
+def test_health_detail_and_hidden_fallbacks_are_for_key_holders_only(fakes):
+    """Issue 20, item 7: with auth on, /health tells a caller without a key the status only (no host:port, no
+    model names, no error text); a key holder sees the deployments, but none of a name off the allow-list; a
+    fallback off the allow-list is named in X-Served-Model by the alias asked for."""
+    a, b, _ = fakes
+    entries = models({"name": "qwen3", "backend": "openai", "base_url": a.base_url},
+                     {"name": "hidden-big", "backend": "openai", "base_url": b.base_url})
+    a.add(*[Reply({"error": {"message": "overloaded at gpu7.internal"}}, status=503) for _ in range(4)])
+    with running_proxy(MODELS=entries, FALLBACKS='{"qwen3": ["hidden-big"]}', ALLOWED_MODELS="qwen3",
+                       ENABLE_AUTH="true", API_KEY_SECRET="sk-client", MAX_RETRIES="0", WORKERS="1") as proxy:
+        headers = {"Authorization": "Bearer sk-client"}
+        r = requests.post(proxy.base_url + "/chat/completions", json={**CHAT, "model": "qwen3"}, headers=headers,
+                          timeout=10)
+        assert r.status_code == 200 and r.json()["model"] == "qwen3", r.text
+        assert r.headers["X-Served-Model"] == "qwen3" and "hidden" not in str(r.headers)
+        with requests.post(proxy.base_url + "/chat/completions", json={**CHAT, "model": "qwen3", "stream": True},
+                           headers=headers, timeout=10, stream=True) as s:
+            assert s.status_code == 200 and s.headers["X-Served-Model"] == "qwen3" and b"hidden" not in s.raw.read()
+        for anonymous in ({}, {"Authorization": "Bearer wrong"}):
+            r = requests.get(proxy.url + "/health", headers=anonymous, timeout=10)
+            assert (r.status_code, r.json()) == (503, {"status": "unhealthy"}), r.text  # qwen3's pool is down
+        r = requests.get(proxy.url + "/health", headers={"x-api-key": "sk-client"}, timeout=10)
+        rows = r.json()["deployments"]
+        assert [row["model"] for row in rows] == ["qwen3"] and rows[0]["served_by"] == f"127.0.0.1:{a.port}"
+        assert rows[0]["state"] == "down" and "overloaded" in rows[0]["error"] and "hidden" not in r.text
+
+
 def test_allow_list_and_auth_apply_on_routes(fakes):
     a, _, _ = fakes
     entries = models({"name": "*", "backend": "openai", "base_url": a.base_url, "api_key_env": "UPSTREAM_KEY_A"})
