@@ -3,6 +3,7 @@
     with FakeArgo() as argo:
         argo.base_url                     # "http://127.0.0.1:<port>/argoapi"
         argo.reply = "Hello ü"            # what chat and streamchat answer (str, or dict for tool answers)
+        argo.reply_with_text_tool_calls("Let me look.", ("bash", {"command": "ls"}))  # a leaked Claude call
         argo.stream_chunk_size = 1        # bytes per streamed chunk (1 splits every multi-byte char)
         argo.respond_with(500, {"detail": "boom"})   # next request only (optionally path=...)
         ...
@@ -173,6 +174,12 @@ class FakeArgo:
         with self._lock:
             self._canned.extend([canned] * times)
 
+    def reply_with_text_tool_calls(self, text: str, *calls: tuple[str, dict[str, Any]]) -> None:
+        """Answer as ARGO's gateway does when a Claude tool call leaks into the text: `content` is the text
+        followed by the Python repr of each tool_use block, `tool_calls` is empty (streamchat sends the text)."""
+        self.reply = {"content": text + "".join(leaked_tool_use(name, arguments, f"toolu_vrtx_0{n}Fake")
+                                                for n, (name, arguments) in enumerate(calls)), "tool_calls": []}
+
     def respond_with_auth_notice(self, *, path: str | None = None) -> None:
         """Answer the next request as ARGO does for an unregistered username: 200 with the notice text."""
         self.respond_with(200, AUTH_NOTICE_TEXT, path=path)
@@ -329,6 +336,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
         self.wfile.flush()
+
+
+def leaked_tool_use(name: str, arguments: dict[str, Any], call_id: str = "toolu_vrtx_01Fake") -> str:
+    """A Claude tool_use block as ARGO leaks it into text (argo-proxy's captured cases): its Python repr."""
+    return repr({"id": call_id, "input": arguments, "name": name, "type": "tool_use", "cache_control": None})
 
 
 def gunzip(data: bytes) -> bytes:

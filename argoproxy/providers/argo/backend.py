@@ -23,7 +23,8 @@ from argoproxy.errors import ProxyError
 from argoproxy.exchange import Answer
 from argoproxy.health import probe
 from argoproxy.jsonfast import dumps
-from argoproxy.providers.argo import convert, models, normalize, stream, tools
+from argoproxy.providers.argo import convert, models, normalize, stream, text_call_answers, tools
+from argoproxy.providers.argo.text_calls import DEFAULT_LIMIT as TEXT_CALL_LIMIT
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.relay import relay_sse, upstream_error
 from argoproxy.request_body import parse_object
@@ -98,12 +99,24 @@ class ArgoBackend(Backend):
         family = models.model_family(model_id)
         prompt_tools = tools.uses_prompt_tools(family, self.settings.tool_prompt)
         call.extra.update(family=family, prompt_tools=prompt_tools, user=user, model_id=model_id)
+        if family == "anthropic" and not prompt_tools:
+            self.watch_text_calls(call)
+
+    def watch_text_calls(self, call: Call) -> None:
+        """Claude on ARGO may write a tool call into its text (docs/text-tool-calls.md): the answer to a chat
+        request that declares tools is scanned for calls naming them."""
+        if call.kind == "chat" and call.body.get("tools"):
+            names = text_call_answers.declared_names(call.body)
+            if names:
+                call.extra["text_calls"] = names
 
     def prepare_native(self, call: Call, user: str, kind: str) -> None:
         body = call.body
         if call.model:
             body["model"] = native_model(call.model, kind)
         call.upstream_model = body.get("model")
+        if "claude" in str(call.upstream_model).lower():  # ARGO's OpenAI-compatible endpoint leaks them too
+            self.watch_text_calls(call)
         if user:  # username passthrough without a configured user: a client without a key sends its own
             body["user"] = user
         if call.kind == "chat":
@@ -206,7 +219,10 @@ class ArgoBackend(Backend):
 
     # ------------------------------------------------------------------ answer side
     def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
+        names = call.extra.get("text_calls")
         if self.native:
+            if names:
+                return text_call_answers.transform_body(resp.content, names, self.text_call_limit)
             return resp.content
         argo_body = convert.parse_argo_json(resp.content)
         prompt_tokens = tokens.count_request_tokens(call.body)
@@ -216,13 +232,23 @@ class ArgoBackend(Backend):
         x = call.extra
         decode_tools = (lambda r: tools.decode_tool_calls(r, x["family"], x["prompt_tools"])) \
             if call.body.get("tools") else None
-        return convert.chat_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens,
-                                               decode_tools=decode_tools)
+        obj = convert.chat_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens,
+                                              decode_tools=decode_tools)
+        if names:
+            text_call_answers.transform_completion(obj, names, self.text_call_limit)
+        return obj
 
     def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         if self.native:
-            return relay_sse(resp, self.upstream.read_timeout, self.settings.max_sse_event_bytes)
-        return self._argo_stream(call, resp)
+            events = relay_sse(resp, self.upstream.read_timeout, self.settings.max_sse_event_bytes)
+            names = call.extra.get("text_calls")
+            return text_call_answers.stream_items(events, names, self.text_call_limit) if names else events
+        return self._argo_stream(call, resp)  # ARGO's streamchat takes no tools: tool answers come whole
+
+    @property
+    def text_call_limit(self) -> int:
+        """The largest text-written call taken (characters): 1 MiB, or MAX_SSE_EVENT_BYTES when smaller."""
+        return min(TEXT_CALL_LIMIT, self.settings.max_sse_event_bytes)
 
     def _argo_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[dict[str, Any]]:
         chunker = stream.stream_completion_chunks if call.kind == "completions" else stream.stream_chat_chunks
