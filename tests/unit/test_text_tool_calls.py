@@ -9,7 +9,7 @@ import pytest
 
 from argoproxy.providers.argo.text_call_answers import (StreamTextCalls, declared_names, split_text, stream_items,
                                                         transform_body, transform_completion)
-from argoproxy.providers.argo.text_calls import MAX_START, TextCallScanner
+from argoproxy.providers.argo.text_calls import MAX_LITERAL_ITEMS, MAX_START, TextCallScanner
 
 NAMES = frozenset({"bash", "read", "get_weather"})
 LEAK = "{'id': 'toolu_vrtx_01Hx', 'input': {'command': 'ls -la'}, 'name': 'bash', 'type': 'tool_use', 'cache_control': None}"
@@ -118,6 +118,15 @@ def test_a_held_candidate_over_the_limit_is_released_as_text_and_not_rescanned()
     out = scanner.feed(big[:150]) + scanner.feed(big[150:]) + scanner.finish()
     assert "".join(out) == big and scanner.idle and scanner.calls == 0
     assert TextCallScanner(NAMES).feed("{" + " " * (MAX_START + 5) + '"name": "bash"')[0].startswith("{ ")
+
+
+def test_a_python_literal_with_too_much_structure_is_not_parsed_but_json_is():
+    # Python's AST costs about 1 KB per element (330,000 numbers: 310 MB); JSON is parsed without one.
+    numbers = ", ".join(["1"] * (MAX_LITERAL_ITEMS + 10))
+    literal = "{'name': 'bash', 'input': {'a': [" + numbers + "]}}"
+    assert split_text(literal, NAMES) == (literal, [])
+    _, calls = split_text(literal.replace("'", '"'), NAMES)
+    assert len(json.loads(calls[0]["function"]["arguments"])["a"]) == MAX_LITERAL_ITEMS + 10
 
 
 @pytest.mark.parametrize("unit", ["{", "`", "{ ", "```json\n", "{'id': ", '{"name": ', '{"id"',

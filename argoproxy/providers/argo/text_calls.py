@@ -33,6 +33,9 @@ CALL_TYPES = frozenset({"tool_use", "function", "tool_call"})
 DEFAULT_LIMIT = 1024 * 1024  # characters a held candidate may reach before it is released as text
 MAX_START = 64  # characters held before the first key is known (`{`, whitespace, a quoted key, a fence)
 MAX_WORD = 256  # a key or tool name longer than this is neither
+# Python's AST costs about 1 KB per element: a repr with more structure than this is not parsed as a literal
+# (a 1 MB list of 330,000 numbers peaked at 310 MB). A real call's size is in its strings, not its structure.
+MAX_LITERAL_ITEMS = 10_000
 _TRIGGER = re.compile(r"[{`]")
 _IN_OBJECT = re.compile(r"""[{}\[\]"',:]""")
 _IN_STRING = {'"': re.compile(r'["\\\n]'), "'": re.compile(r"['\\\n]")}
@@ -198,6 +201,7 @@ class TextCallScanner:
         self._capture: list[str] | None = None  # a top-level key, or the value of name/type, being read
         self._capture_len = 0
         self._newlines: list[int] = []  # raw newlines inside strings (offsets in the object): literal repair
+        self._items = 0  # structural characters outside strings: the size of a literal's AST
 
     def _scan(self, seg: str, pos: int, out: list[Piece]) -> int:
         """Advance over the object from `pos`: to the end of `seg`, or to the character that decides it."""
@@ -235,6 +239,7 @@ class TextCallScanner:
 
     def _structure(self, char: str) -> str:
         """One structural character outside strings: the verdict so far."""
+        self._items += 1
         if char in "\"'":
             self._quote = char
             if self._depth == 1 and (self._expect_key or self._key in ("name", "type")):
@@ -309,7 +314,7 @@ class TextCallScanner:
     def _closed(self, out: list[Piece]) -> None:
         """The object closed: a call, or text."""
         held = "".join(self._held)
-        call = _call_of(_parse(held[self._object_at:], self._newlines), self.names)
+        call = _call_of(_parse(held[self._object_at:], self._newlines, self._items), self.names)
         if call is None:
             self._release(out)
         elif not self._fence:
@@ -346,12 +351,14 @@ def _merged(pieces: list[Piece]) -> list[Piece]:
 # ---------------------------------------------------------------------- parsing a closed candidate
 
 
-def _parse(text: str, newlines: list[int]) -> Any:
+def _parse(text: str, newlines: list[int], items: int) -> Any:
     """A closed candidate as JSON, else as a Python literal (raw newlines inside its strings escaped)."""
     try:
         return json.loads(text, strict=False)
     except ValueError:
         pass
+    if items > MAX_LITERAL_ITEMS:
+        return None
     if newlines:
         pieces, last = [], 0
         for at in newlines:
