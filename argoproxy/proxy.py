@@ -16,7 +16,7 @@ from argoproxy.providers import create_backend
 from argoproxy.redaction import Secrets, configured_secrets
 from argoproxy.routing.dispatch import install_routing
 from argoproxy.settings import Settings
-from argoproxy.teamkeys.service import TeamKeys
+from argoproxy.teamkeys.service import TeamKeys, open_store
 from argoproxy.upstream import Upstream
 
 
@@ -50,8 +50,7 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
 
 
 def team_keys(settings: Settings) -> TeamKeys:
-    from argoproxy.teamkeys.store import SQLiteKeyStore
-    return TeamKeys(SQLiteKeyStore(settings.keys_db))
+    return TeamKeys(open_store(settings.keys_db, settings.redis_url, settings.redis_outage))
 
 
 def real_upstream(settings: Settings) -> Upstream:

@@ -49,6 +49,13 @@ def as_fronts(value: Any) -> tuple[str, ...]:
     return names
 
 
+def as_redis_url(value: Any) -> str:
+    url = as_str(value)
+    if url and (urlsplit(url).scheme not in ("redis", "rediss", "unix") or not urlsplit(url).netloc + urlsplit(url).path):
+        raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {mask_url(url)!r}")
+    return url
+
+
 def as_llm_params(value: Any) -> LlmParams:
     return parse_llm_params(as_str(value))
 
@@ -172,6 +179,13 @@ class CoreSettings:
     keys_db: str = _setting("", as_str, "Team keys' SQLite file (`cot-proxy keys ...`); default keys.db next to the "
                             "config file in force (else in the working directory).", env=("KEYS_DB",),
                             flags=("--keys-db",), derived=lambda s: default_keys_db(s.config_path))
+    redis_url: str = _setting("", as_redis_url, "Redis for what replicas share: team keys, their rate windows, "
+                              "budgets and usage, routing cooldowns (e.g. redis://redis:6379/0).",
+                              env=("REDIS_URL",), flags=("--redis-url",))
+    redis_outage: str = _setting("local", _choice("local", "refuse"),
+                                 "When Redis does not answer: local (count per worker, warn, write usage to Redis "
+                                 "once it is back) or refuse (503 for team-key requests).",
+                                 env=("REDIS_OUTAGE",), flags=("--redis-outage",))
     allowed_models: tuple = _setting((), as_csv, "Comma-separated model allow-list; * wildcards.",
                                      env=("ALLOWED_MODELS",), flags=("--allowed-models",))
     forward_paths: tuple = _setting(("*",), as_csv,

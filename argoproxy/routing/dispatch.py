@@ -129,6 +129,9 @@ class Routing:
         self._prober: threading.Thread | None = None
         self._glob_listings: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self.start_probe()
+        if settings.redis_url:
+            from argoproxy.routing.shared_cooldowns import SharedCooldowns
+            SharedCooldowns(self.router, settings.redis_url).start()
 
     # ------------------------------------------------------------ one call
     def chain(self, asked: str) -> list[tuple[str, Pool]]:

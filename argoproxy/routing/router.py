@@ -91,6 +91,7 @@ class Router:
         self._chains: BoundedCache[list[tuple[str, Pool]]] = BoundedCache(GLOB_CACHE_CAP)
         # gthread workers: `in_flight += 1` is not atomic between threads (gevent and sync workers need no lock)
         self._counting = threading.Lock() if threaded else None
+        self.on_cool_down: Callable[[int, int, int], None] | None = None
 
     # ------------------------------------------------------------ names
     def pool_for(self, model: str) -> Pool | None:
@@ -181,10 +182,20 @@ class Router:
             dep.last_error = error
         base = dep.index * FIELDS
         until = self._now_ms() + int(seconds * 1000)
+        reason = RATE_LIMITED if rate_limited else FAILED
         with self.cells.lock() as c:
             if until > c[base + UNTIL]:
                 c[base + UNTIL] = until
-                c[base + REASON] = RATE_LIMITED if rate_limited else FAILED
+                c[base + REASON] = reason
+        if self.on_cool_down is not None:  # other replicas (argoproxy/routing/shared_cooldowns.py)
+            self.on_cool_down(dep.index, until, reason)
+
+    def adopt_cooldown(self, dep: Deployment, until: int, reason: int) -> None:
+        """Another replica's cooldown of dep (wall-clock milliseconds): a later end wins."""
+        base = dep.index * FIELDS
+        with self.cells.lock() as c:
+            if until > c[base + UNTIL]:
+                c[base + UNTIL], c[base + REASON] = until, reason
 
     def recover(self, dep: Deployment) -> None:
         """A probe reached dep: end a failure's cooldown (a 429's Retry-After still holds)."""

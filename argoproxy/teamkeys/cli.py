@@ -43,23 +43,33 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def store_path(args: argparse.Namespace) -> str:
+def open_cli_store(args: argparse.Namespace) -> Any:
+    """The store the proxy reads: --keys-db, else Redis when REDIS_URL is set, else the settings' keys_db."""
     if args.keys_db:
-        return args.keys_db
+        return SQLiteKeyStore(args.keys_db)
     from argoproxy.server import loaded_or_exit
     flags = {"config_path": args.config} if args.config else {}
-    return loaded_or_exit(flags).settings.keys_db
+    settings = loaded_or_exit(flags).settings
+    if settings.redis_url:
+        from argoproxy.teamkeys.redis_store import RedisKeyStore
+        return RedisKeyStore(settings.redis_url)
+    return SQLiteKeyStore(settings.keys_db)
 
 
 def main(argv: list[str], prog: str = "cot-proxy") -> int:
     args = build_parser(prog).parse_args(argv)
-    store = SQLiteKeyStore(store_path(args))
-    command: Callable[[SQLiteKeyStore, argparse.Namespace], int] = COMMANDS[args.command]
+    store = open_cli_store(args)
+    command: Callable[[Any, argparse.Namespace], int] = COMMANDS[args.command]
     try:
         return command(store, args)
     except ValueError as exc:
         print(f"cot_proxy keys: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - the store itself failed (Redis down, a locked file): one line
+        from argoproxy.redaction import mask_url
+        print(f"cot_proxy keys: the key store {mask_url(str(store.path))} failed: {type(exc).__name__}: "
+              f"{mask_url(str(exc))}", file=sys.stderr)
+        return 1
 
 
 def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
@@ -75,7 +85,8 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     except KeyExists as exc:
         raise ValueError(str(exc)) from None
     print(key)
-    print(f"# key {record.name!r} created in {store.path}; it is shown only now (the store keeps its hash).",
+    from argoproxy.redaction import mask_url
+    print(f"# key {record.name!r} created in {mask_url(str(store.path))}; it is shown only now (the store keeps its hash).",
           file=sys.stderr)
     return 0
 

@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from argoproxy.errors import ProxyError
+from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.validation import model_allowed
 
@@ -42,7 +43,12 @@ class TeamKeys:
             if cached is None or now - cached[1] > CACHE_SECONDS:
                 if len(self._cache) >= CACHE_ENTRIES:
                     self._cache.clear()
-                cached = self._cache[key_digest] = (self.store.find(key_digest), now)
+                try:
+                    cached = self._cache[key_digest] = (self.store.find(key_digest), now)
+                except StoreDown:
+                    if cached is None:  # never seen: it cannot be checked now
+                        raise ProxyError(503, "The key store is unavailable; try again shortly.",
+                                         code="key_store_unavailable", headers={"Retry-After": "1"}) from None
             if cached[0] is not None:
                 return cached[0]
         return None
@@ -76,3 +82,12 @@ class TeamKeys:
                                     completion if isinstance(completion, int) else 0, self.clock(), record.budget)
         except Exception:  # noqa: BLE001 - counting must never fail the answer already sent
             log.exception("team keys: usage of key %s not recorded", record.name)
+
+
+def open_store(keys_db: str, redis_url: str = "", outage: str = "local") -> Any:
+    """Redis when REDIS_URL is set (shared by every replica, with the outage policy), else the SQLite file."""
+    if redis_url:
+        from argoproxy.teamkeys.redis_store import RedisKeyStore
+        return FailoverStore(RedisKeyStore(redis_url), outage)
+    from argoproxy.teamkeys.store import SQLiteKeyStore
+    return SQLiteKeyStore(keys_db)

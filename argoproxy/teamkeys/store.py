@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from argoproxy.teamkeys.records import Budget, KeyRecord
-from argoproxy.teamkeys.windows import FIELDS, REQ, TOK, over_limits, period_bounds, roll
+from argoproxy.teamkeys import windows
 
 BUSY_SECONDS = 5.0
 SCHEMA = """
@@ -112,30 +112,20 @@ class SQLiteKeyStore:
         exhausted: "requests", "tokens" or "budget")."""
         with self._write() as db:
             state = self._window(db, record.name)
-            waiting, by = over_limits(state, 0, record.rpm, record.tpm, now)
-            budget_wait = self._budget_wait(state, record.budget, now)
-            if budget_wait > waiting:
-                waiting, by = budget_wait, "budget"
-            if not by:
-                state[REQ] += 1
+            decision = windows.admit(state, record.rpm, record.tpm, record.budget, now)
             self._save(db, record.name, state)
-        return waiting, by
+        return decision
 
     def record_usage(self, name: str, model: str, input_tokens: int, output_tokens: int, now: float,
                      budget: Budget | None) -> None:
-        day = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
-        total = input_tokens + output_tokens
         with self._write() as db:
             state = self._window(db, name)
-            roll(state, 0, now)
-            state[TOK] += total
-            self._budget_wait(state, budget, now)  # moves the budget to the current period
-            state[FIELDS + 1] += total
+            windows.add_tokens(state, input_tokens + output_tokens, budget, now)
             self._save(db, name, state)
             db.execute("INSERT INTO usage VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (name, model, day) DO UPDATE SET "
                        "requests = requests + 1, input_tokens = input_tokens + excluded.input_tokens, "
                        "output_tokens = output_tokens + excluded.output_tokens",
-                       (name, model, day, input_tokens, output_tokens))
+                       (name, model, usage_day(now), input_tokens, output_tokens))
 
     def usage(self, since: str = "") -> list[tuple[str, str, str, int, int, int]]:
         """(key name, model, day, requests, input tokens, output tokens), by day then name then model."""
@@ -146,22 +136,15 @@ class SQLiteKeyStore:
     def _window(db: sqlite3.Connection, name: str) -> list:
         row = db.execute("SELECT start, req, prev_req, tok, prev_tok, budget_start, budget_used FROM windows "
                          "WHERE name = ?", (name,)).fetchone()
-        return list(row) if row else [0, 0, 0, 0, 0, 0.0, 0]
+        return list(row) if row else list(windows.NEW_STATE)
 
     @staticmethod
     def _save(db: sqlite3.Connection, name: str, state: list) -> None:
         db.execute("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (name, *state))
 
-    @staticmethod
-    def _budget_wait(state: list, budget: Budget | None, now: float) -> float:
-        """Seconds until the budget's period ends when it is spent (0 when not); the state's budget counter
-        starts again at each new period."""
-        if budget is None:
-            return 0.0
-        start, end = period_bounds(budget.period, now)
-        if state[FIELDS] != start:
-            state[FIELDS], state[FIELDS + 1] = start, 0
-        return end - now if state[FIELDS + 1] >= budget.tokens else 0.0
+
+def usage_day(now: float) -> str:
+    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
 
 
 def _row_of(r: KeyRecord) -> tuple:

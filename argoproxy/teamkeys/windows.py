@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import time
 from datetime import datetime, timezone
-from typing import MutableSequence
+from typing import Any, MutableSequence
 
 WINDOW = 60.0
 FIELDS = 5
@@ -70,3 +70,39 @@ def period_bounds(period: str, now: float | None = None) -> tuple[float, float]:
     first = day.replace(day=1)
     days = calendar.monthrange(first.year, first.month)[1]
     return first.timestamp(), first.timestamp() + days * 86400
+
+
+# A team key's counting state: the five window fields, then its budget's period start and tokens used in it.
+BUDGET_START, BUDGET_USED = FIELDS, FIELDS + 1
+NEW_STATE = (0, 0, 0, 0, 0, 0.0, 0)
+
+
+def admit(state: MutableSequence, rpm: int, tpm: int, budget: Any, now: float) -> tuple[float, str]:
+    """Count one request in `state` if rpm, tpm and the budget allow it now: (0, ""); else (seconds to wait,
+    "requests", "tokens" or "budget") and nothing counted."""
+    waiting, by = over_limits(state, 0, rpm, tpm, now)
+    budget_wait = _budget_wait(state, budget, now)
+    if budget_wait > waiting:
+        waiting, by = budget_wait, "budget"
+    if not by:
+        state[REQ] += 1
+    return waiting, by
+
+
+def add_tokens(state: MutableSequence, tokens: int, budget: Any, now: float) -> None:
+    """An answer's tokens, in the minute window and in the budget's current period."""
+    roll(state, 0, now)
+    state[TOK] += tokens
+    _budget_wait(state, budget, now)  # moves the budget to the current period
+    state[BUDGET_USED] += tokens
+
+
+def _budget_wait(state: MutableSequence, budget: Any, now: float) -> float:
+    """Seconds until the budget's period ends when it is spent (0 when not); its counter starts again at
+    each new period."""
+    if budget is None:
+        return 0.0
+    start, end = period_bounds(budget.period, now)
+    if state[BUDGET_START] != start:
+        state[BUDGET_START], state[BUDGET_USED] = start, 0
+    return end - now if state[BUDGET_USED] >= budget.tokens else 0.0

@@ -68,6 +68,19 @@ def test_kubernetes_pieces_fit_together(tmp_path):
     assert pod["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
 
 
+def test_replicas_share_one_redis():
+    """Kubernetes and compose: every replica's REDIS_URL names the Redis service the files define."""
+    docs = manifests()
+    env = {e["name"]: e.get("value") for e in docs["Deployment/cot-proxy"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    service = docs["Service/cot-proxy-redis"]
+    assert env["REDIS_URL"] == f"redis://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/0"
+    assert service["spec"]["selector"].items() <= \
+        docs["StatefulSet/cot-proxy-redis"]["spec"]["template"]["metadata"]["labels"].items()
+    services = compose()["services"]
+    assert services["proxy"]["environment"]["REDIS_URL"] == "redis://redis:6379/0" and "redis" in services
+    assert load_settings(environ={"REDIS_URL": env["REDIS_URL"], "TARGET_BASE_URL": "http://x/v1"}).redis_url
+
+
 def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 

@@ -1,0 +1,102 @@
+"""Redis went away: keep serving with per-worker counting and a warning (REDIS_OUTAGE=local, the default), or
+refuse team-key requests with a 503 (REDIS_OUTAGE=refuse). Usage recorded meanwhile is kept in order and
+written to Redis once it answers again, once: nothing is lost or counted twice.
+
+While Redis is down it is tried again at most once per RETRY_SECONDS, so a store that does not answer
+costs a request nothing more than a dictionary look-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from argoproxy.errors import ProxyError
+from argoproxy.teamkeys import windows
+
+log = logging.getLogger("cot_proxy")
+
+RETRY_SECONDS = 1.0
+PENDING_MAX = 100_000  # usage records kept for Redis's return; older ones are dropped (and said so)
+
+
+class StoreDown(Exception):
+    """The shared store cannot be reached now."""
+
+
+class FailoverStore:
+    def __init__(self, primary: Any, outage: str = "local", errors: tuple[type[BaseException], ...] = ()) -> None:
+        self.primary = primary
+        self.refuse = outage == "refuse"
+        self.errors = errors or _redis_errors()
+        self.path = primary.path
+        self._down_until = 0.0
+        self._local: dict[str, list] = {}  # per-worker counting while the primary is away
+        self._pending: deque = deque()
+        self._dropped = 0
+
+    def available(self) -> bool:
+        return True
+
+    def find(self, key_digest: str) -> Any:
+        return self._primary("find", key_digest)
+
+    def admit(self, record: Any, now: float) -> tuple[float, str]:
+        try:
+            return self._primary("admit", record, now)
+        except StoreDown:
+            if self.refuse:
+                raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
+                                 headers={"Retry-After": "1"}) from None
+            state = self._local.setdefault(record.name, list(windows.NEW_STATE))
+            return windows.admit(state, record.rpm, record.tpm, record.budget, now)
+
+    def record_usage(self, *args: Any) -> None:
+        try:
+            self._primary("record_usage", *args)
+        except StoreDown:
+            name, _, input_tokens, output_tokens, now, budget = args
+            windows.add_tokens(self._local.setdefault(name, list(windows.NEW_STATE)), input_tokens + output_tokens,
+                               budget, now)
+            if len(self._pending) >= PENDING_MAX:
+                self._pending.popleft()
+                self._dropped += 1
+            self._pending.append(args)
+
+    def _primary(self, op: str, *args: Any) -> Any:
+        if time.monotonic() < self._down_until:
+            raise StoreDown
+        try:
+            if self._pending or self._down_until:
+                self._replay()
+            return getattr(self.primary, op)(*args)
+        except self.errors as exc:
+            if not self._down_until:
+                log.warning("team keys: the key store (%s) is unavailable (%s): %s", _kind(self.primary),
+                            type(exc).__name__, "refusing team-key requests (REDIS_OUTAGE=refuse)" if self.refuse
+                            else "counting per worker until it is back (REDIS_OUTAGE=local)")
+            self._down_until = time.monotonic() + RETRY_SECONDS
+            raise StoreDown from None
+
+    def _replay(self) -> None:
+        """Usage recorded while the primary was away, written to it once, in order."""
+        while self._pending:
+            self.primary.record_usage(*self._pending[0])
+            self._pending.popleft()
+        if self._down_until:
+            log.warning("team keys: the key store is back; usage kept meanwhile written%s",
+                        f" ({self._dropped} oldest records dropped)" if self._dropped else "")
+        self._down_until, self._dropped = 0.0, 0
+        self._local.clear()
+
+
+def _kind(store: Any) -> str:
+    from argoproxy.redaction import mask_url
+    return mask_url(str(store.path))
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    import redis
+    return (redis.RedisError, OSError)
