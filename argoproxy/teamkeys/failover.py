@@ -57,7 +57,7 @@ class FailoverStore:
         try:
             self._primary("record_usage", *args)
         except StoreDown:
-            name, _, input_tokens, output_tokens, now, budget = args
+            name, _, input_tokens, output_tokens, now, budget = args[:6]
             windows.add_tokens(self._local.setdefault(name, list(windows.NEW_STATE)), input_tokens + output_tokens,
                                budget, now)
             if len(self._pending) >= PENDING_MAX:

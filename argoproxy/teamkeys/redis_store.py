@@ -78,10 +78,10 @@ class RedisKeyStore:
                                                                      now))
 
     def record_usage(self, name: str, model: str, input_tokens: int, output_tokens: int, now: float,
-                     budget: Budget | None) -> None:
+                     budget: Budget | None, requests: int = 1) -> None:
         field = SEP.join((usage_day(now), name, model))
         self._update(name, lambda state: windows.add_tokens(state, input_tokens + output_tokens, budget, now),
-                     extra=lambda pipe: (pipe.hincrby(PREFIX + "usage", field + SEP + "requests", 1),
+                     extra=lambda pipe: (pipe.hincrby(PREFIX + "usage", field + SEP + "requests", requests),
                                          pipe.hincrby(PREFIX + "usage", field + SEP + "input", input_tokens),
                                          pipe.hincrby(PREFIX + "usage", field + SEP + "output", output_tokens)))
 

@@ -8,8 +8,10 @@ cannot make every request a database read.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
+import threading
 import time
 from typing import Any, Callable, Iterable
 
@@ -21,6 +23,8 @@ from argoproxy.validation import model_allowed
 log = logging.getLogger("cot_proxy")
 
 CACHE_SECONDS = 0.5
+FLUSH_SECONDS = 0.5  # usage is written this often (and at FLUSH_MAX answers), off the requests' path
+FLUSH_MAX = 256
 CACHE_ENTRIES = 4096
 WHAT = {"requests": "{rpm} requests per minute", "tokens": "{tpm} tokens per minute",
         "budget": "{budget} tokens"}
@@ -31,6 +35,9 @@ class TeamKeys:
         self.store = store
         self.clock = clock
         self._cache: dict[str, tuple[KeyRecord | None, float]] = {}
+        self._pending: list[tuple] = []
+        self._pending_lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
 
     def lookup(self, presented: Iterable[str]) -> KeyRecord | None:
         """The record of the first presented key the store knows (revoked and expired ones included)."""
@@ -61,6 +68,9 @@ class TeamKeys:
         if record.models and isinstance(call.model, str) and not model_allowed(record.models, call.model):
             raise ProxyError(403, f"This API key may not use the model {call.model!r}.", param="model",
                              code="model_not_allowed")
+        if not (record.rpm or record.tpm or record.budget):
+            call.extra["team_key"] = record  # nothing to count before the answer: no store write
+            return
         waiting, by = self.store.admit(record, self.clock())
         if by:
             seconds = max(1, math.ceil(waiting))
@@ -70,18 +80,49 @@ class TeamKeys:
         call.extra["team_key"] = record  # admitted: its usage is counted when the answer ends
 
     def observe(self, call: Any) -> None:
-        """Observer: an admitted call's tokens (its usage) count against its key, by model and day."""
+        """Observer: an admitted call's tokens (its usage) count against its key, by model and day. Written in
+        batches (at most FLUSH_SECONDS late), not by the request: a write per answer cost more than the rest
+        of the request."""
         record = call.extra.get("team_key") if call.extra else None
         if record is None:
             return
         usage = call.usage if isinstance(call.usage, dict) else {}
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
         model = call.model if isinstance(call.model, str) else "-"
-        try:
-            self.store.record_usage(record.name, model[:200], prompt if isinstance(prompt, int) else 0,
-                                    completion if isinstance(completion, int) else 0, self.clock(), record.budget)
-        except Exception:  # noqa: BLE001 - counting must never fail the answer already sent
-            log.exception("team keys: usage of key %s not recorded", record.name)
+        with self._pending_lock:
+            self._pending.append((record.name, model[:200], prompt if isinstance(prompt, int) else 0,
+                                  completion if isinstance(completion, int) else 0, self.clock(), record.budget))
+            due = len(self._pending) >= FLUSH_MAX
+        if self._flusher is None:
+            self._start_flusher()
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """The pending answers, summed by key and model: one store write per pair."""
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+        groups: dict[tuple[str, str], list] = {}
+        for name, model, prompt, completion, now, budget in batch:
+            group = groups.setdefault((name, model), [0, 0, now, budget, 0])
+            group[0] += prompt
+            group[1] += completion
+            group[2], group[3] = now, budget
+            group[4] += 1
+        for (name, model), (prompt, completion, now, budget, requests) in groups.items():
+            try:
+                self.store.record_usage(name, model, prompt, completion, now, budget, requests)
+            except Exception:  # noqa: BLE001 - counting must never end the worker
+                log.exception("team keys: usage of key %s not recorded", name)
+
+    def _start_flusher(self) -> None:
+        def loop() -> None:
+            while True:
+                time.sleep(FLUSH_SECONDS)
+                self.flush()
+        self._flusher = threading.Thread(target=loop, name="team-keys-usage", daemon=True)
+        self._flusher.start()
+        atexit.register(self.flush)  # a worker stopping gracefully writes what it counted
 
 
 def open_store(keys_db: str, redis_url: str = "", outage: str = "local") -> Any:

@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from argoproxy.teamkeys.records import Budget, KeyRecord
 from argoproxy.teamkeys import windows
@@ -45,6 +45,7 @@ class SQLiteKeyStore:
         self.path = Path(path).expanduser()
         self._lock = threading.Lock()  # one connection per process; gthread workers share it
         self._db: sqlite3.Connection | None = None
+        self._local: Any = None  # the instance's shared rate windows (local_windows.py), made on first use
 
     # ------------------------------------------------------------ connection
     def available(self) -> bool:
@@ -109,7 +110,11 @@ class SQLiteKeyStore:
     # ------------------------------------------------------------ counting
     def admit(self, record: KeyRecord, now: float) -> tuple[float, str]:
         """Count one request if the key's limits allow it now: (0, "") then; else (seconds to wait, what is
-        exhausted: "requests", "tokens" or "budget")."""
+        exhausted: "requests", "tokens" or "budget"). In the workers' shared cells (one instance: one host);
+        in the database only when those have no free slot."""
+        decision = self._local_windows().admit(record, now)
+        if decision is not None:
+            return decision
         with self._write() as db:
             state = self._window(db, record.name)
             decision = windows.admit(state, record.rpm, record.tpm, record.budget, now)
@@ -117,15 +122,38 @@ class SQLiteKeyStore:
         return decision
 
     def record_usage(self, name: str, model: str, input_tokens: int, output_tokens: int, now: float,
-                     budget: Budget | None) -> None:
+                     budget: Budget | None, requests: int = 1) -> None:
+        if self._local is not None:  # the rate windows this instance admits by
+            record = self._record_named(name)
+            if record is not None:
+                self._local.add_tokens(record, input_tokens + output_tokens, now)
         with self._write() as db:
             state = self._window(db, name)
             windows.add_tokens(state, input_tokens + output_tokens, budget, now)
             self._save(db, name, state)
-            db.execute("INSERT INTO usage VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (name, model, day) DO UPDATE SET "
-                       "requests = requests + 1, input_tokens = input_tokens + excluded.input_tokens, "
+            db.execute("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name, model, day) DO UPDATE SET "
+                       "requests = requests + excluded.requests, input_tokens = input_tokens + excluded.input_tokens, "
                        "output_tokens = output_tokens + excluded.output_tokens",
-                       (name, model, usage_day(now), input_tokens, output_tokens))
+                       (name, model, usage_day(now), requests, input_tokens, output_tokens))
+
+    def _local_windows(self) -> Any:
+        if self._local is None:
+            from argoproxy.teamkeys.local_windows import LocalWindows
+            self._local = LocalWindows(self.used_in_period)
+        return self._local
+
+    def _record_named(self, name: str) -> KeyRecord | None:
+        rows = self._read(f"SELECT {_KEY_COLUMNS} FROM keys WHERE name = ?", (name,))
+        return _record_of(rows[0]) if rows else None
+
+    def used_in_period(self, record: KeyRecord, now: float) -> int:
+        """Tokens the key used in its budget's current period, as far as daily usage rows tell."""
+        if record.budget is None:
+            return 0
+        start, _ = windows.period_bounds(record.budget.period, now)
+        rows = self._read("SELECT COALESCE(SUM(input_tokens + output_tokens), 0) FROM usage WHERE name = ? AND "
+                          "day >= ?", (record.name, usage_day(start)))
+        return int(rows[0][0]) if record.budget.period != "hour" else 0
 
     def usage(self, since: str = "") -> list[tuple[str, str, str, int, int, int]]:
         """(key name, model, day, requests, input tokens, output tokens), by day then name then model."""
