@@ -12,8 +12,9 @@ length), against every configured key. After a key is accepted, every header a k
 from the request, and so is a `key` query parameter (Google's `?key=`), so no client key goes upstream: the
 upstream gets the proxy's own credential (OPENAI_API_KEY...) instead.
 
-/health is always open, but shows its detail (deployments, hosts, errors) only to a caller with an accepted key
-(argoproxy/door.py); /metrics is open only when METRICS_PUBLIC is set.
+/ and /health are always open (/ says only that the proxy is up), but /health shows its detail (deployments,
+hosts, errors) only to a caller with an accepted key (argoproxy/door.py); /metrics is open only when
+METRICS_PUBLIC is set.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ log = logging.getLogger("cot_proxy")
 
 GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
 REALM = 'Bearer realm="cot_proxy"'
-OPEN_KINDS = frozenset({"health"})
+OPEN_KINDS = frozenset({"health", "root"})
 # The headers besides `Authorization: Bearer` a client key may come in (Anthropic, Azure OpenAI, Google GenAI).
 KEY_HEADERS = ("X-Api-Key", "Api-Key", "X-Goog-Api-Key")
 STRIPPED_HEADERS = frozenset(name.lower() for name in ("Authorization", *KEY_HEADERS))

@@ -8,7 +8,7 @@ family (which handler serves it):
   front     the other front doors (/v1/responses, /v1/messages, /v1/messages/count_tokens; argoproxy/fronts/)
   models    /v1/models and /v1/models/{id} (filtered by the allow-list)
   backend   routes a backend serves itself (ARGO's /v1/chat, /v1/embed, /v1/status)
-  own       the proxy's own /health and /metrics
+  own       the proxy's own /, /health and /metrics
   forward   any other path, sent upstream unchanged, when the backend forwards and FORWARD_PATHS allows it
   unknown   nothing serves it (404)
 
@@ -66,7 +66,7 @@ class RouteTable:
     def add(self, path: str, kind: str, family: str, methods: Iterable[str], front: str = "openai",
             bare: bool = False) -> None:
         """Register a fixed route; bare=True also serves it without the leading v1/ (base URLs without /v1)."""
-        spelling = tuple(path.strip("/").split("/"))
+        spelling = tuple(p for p in path.strip("/").split("/") if p)  # "" is the root: ()
         spellings = [spelling] + ([spelling[1:]] if bare and spelling[0] == "v1" else [])
         for s in spellings:
             self.fixed[tuple(p.lower() for p in s)] = FixedRoute(kind, family, s, frozenset(methods), front)
@@ -112,6 +112,7 @@ def standard_table(forwards: bool, forward_paths: tuple[str, ...]) -> RouteTable
     for suffix, (kind, front) in FRONT_ROUTES.items():
         table.add(f"v1/{suffix}", kind, "front", {"POST"}, front=front, bare=True)
     table.add("v1/models", "models", "models", {"GET", "HEAD"}, bare=True)
+    table.add("", "root", "own", {"GET", "HEAD"})  # clients probe it (Claude Code sends HEAD / first)
     table.add("health", "health", "own", {"GET", "HEAD"})
     table.add("metrics", "metrics", "own", {"GET", "HEAD"})
     return table

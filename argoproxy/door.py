@@ -12,6 +12,7 @@ behind it run without Flask (tests/unit/test_gateway.py drives it in-process).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from argoproxy.validation import model_allowed
 
 log = logging.getLogger("cot_proxy")
 
+ROOT_ANSWER = {"status": "ok", "service": "cot_proxy"}  # GET and HEAD /: the proxy is up (details: /health)
 RAW_TARGET_KEY = "cot_proxy.raw_target"  # environ: the request target as the client sent it (set by Edge)
 JSON_TYPE = "application/json"
 READS_BODY = frozenset({"api", "front", "backend"})  # route families whose request body the proxy parses
@@ -159,6 +161,8 @@ class Door:
         return self.observed(call, self.gateway.scrubbed(self.backend_routes[call.kind](call)))
 
     def own(self, call: Call, route: Route) -> Answer:
+        if call.kind == "root":  # answered here, never forwarded: clients probe it before their first request
+            return self.observed(call, json_response(ROOT_ANSWER))
         if call.kind == "metrics":
             if self.metrics_view is None:
                 raise ProxyError(404, "Metrics are off.", code="unknown_route")
@@ -179,16 +183,49 @@ class Door:
             return self.observed(call, json_response({"id": route.model, "object": "model", "created": 0,
                                                       "owned_by": "cot_proxy"}))
         if self.forwards:
-            call.raw_body = read_request_body(call, self.settings.max_body_bytes)
-            return self.gateway.passthrough(call, self.backend.url(call.path, call.query),
-                                            self.backend.upstream_headers(call))
+            return self.forwarded_model(call, route)
         if call.method == "DELETE":
             raise ProxyError(405, f"{route.label} takes GET only on the {self.backend.name} backend.",
                              code="method_not_allowed", headers={"Allow": "GET, HEAD"})
-        entry = self.backend.model_entry(route.model, self.model_list(call)["data"])
+        entry = self.known_model(call, route.model)
         if entry is not None:
             return self.observed(call, json_response(entry))
         raise model_not_found(route.model)
+
+    def forwarded_model(self, call: Call, route: Route) -> Answer:
+        """/v1/models/{id} on a forwarding backend: the upstream's answer, or, where the upstream has no such
+        route (llama.cpp answers 404 for any id), the proxy's own knowledge of the model."""
+        call.raw_body = read_request_body(call, self.settings.max_body_bytes)
+        url, headers = self.backend.url(call.path, call.query), self.backend.upstream_headers(call)
+        if call.method == "HEAD":  # a HEAD answer has no body to judge: what the proxy knows comes first
+            entry = self.known_model(call, route.model)
+            if entry is not None:
+                return self.observed(call, json_response(entry))
+            return self.gateway.passthrough(call, url, headers)
+        if call.method != "GET":
+            return self.gateway.passthrough(call, url, headers)
+        try:
+            return self.gateway.passthrough(call, url, headers)
+        except ProxyError as err:
+            entry = self.known_model(call, route.model) if err.status == 404 else None
+            if entry is None:
+                raise
+            return self.observed(call, json_response(entry))
+
+    def known_model(self, call: Call, name: str | None) -> dict[str, Any] | None:
+        """A model entry from what the proxy serves (the model list: the upstream's, the routing entries, the
+        LLM_PARAMS pseudo-models, filtered by the allow-list), or for a name only a routing glob serves
+        (`claude-*`), an entry of its own."""
+        listing = dataclasses.replace(call, kind="models", method="GET", path="v1/models", query="")
+        try:
+            entry = self.backend.model_entry(name, self.model_list(listing)["data"])
+        except ProxyError:  # no list to read (the upstream has none): the routing entries may still know it
+            entry = None
+        routing = self.gateway.routing
+        if entry is None and routing is not None and name and (not self.allowed or model_allowed(self.allowed, name)) \
+                and routing.router.chain(name):
+            entry = {"id": name, "object": "model", "created": 0, "owned_by": "cot_proxy"}
+        return entry
 
     # ---------------------------------------------------------------- pieces
     def model_list(self, call: Call) -> dict[str, Any]:

@@ -170,7 +170,8 @@ def journal_observer(journal: Journal) -> Callable[[Any], None]:
         latency = (time.perf_counter() - call.started) * 1000
         common = dict(send_mode=call.send_mode, return_mode=call.return_mode, latency_ms=latency,
                       extra={"request_id": call.request_id, "path": "/" + call.extra.get("client_path", call.path),
-                             "front": call.front, "model": call.model, **_served(call)})
+                             "front": call.front, "model": call.model, **_served(call),
+                             **({"usage_estimated": True} if call.extra.get("usage_estimated") else {})})
         journal.record("client", logging_id, _json(call.raw_body), call.output, status=call.status, **common)
         request = call.upstream_request
         if request is None and call.upstream_status is None:

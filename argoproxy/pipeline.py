@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any, Callable, Iterable, Iterator
 
-from argoproxy import keepalive, sse, streamconv
+from argoproxy import keepalive, sse, streamconv, upstream_messages
 from argoproxy.answer_shape import check_completion
 from argoproxy.call import Call
 from argoproxy.client_caches import BoundedCache
@@ -23,6 +23,7 @@ from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.redaction import Secrets, sanitize_message
 from argoproxy.request_body import parse_object
 from argoproxy.settings import Settings
+from argoproxy.stream_usage import Meter
 from argoproxy.think import StreamThink, ThinkConfig, transform_completion
 from argoproxy.upstream import (READ_ERRORS, Upstream, UpstreamRequest, UpstreamResponse, read_chunks,
                                 stream_error)
@@ -190,9 +191,15 @@ class Gateway:
             call.body_changed = True
         if call.kind == "embeddings":
             return
+        backend = self.backend
+        if call.kind == "chat" and upstream_messages.normalize(body.get("messages"), backend.keeps_developer,
+                                                               backend.tool_turn_content):
+            call.body_changed = True
         call.client_stream = body.get("stream") is True
         options = body.get("stream_options")
         call.include_usage = call.client_stream and isinstance(options, dict) and options.get("include_usage") is True
+        if call.client_stream and call.exchange is None and self.limiter is not None:
+            self.metered(call, body)
         mode = self.settings.upstream_mode
         wanted = call.client_stream if mode == "off" else mode == "stream"
         call.upstream_stream = self.backend.upstream_streams(call, wanted)
@@ -205,6 +212,18 @@ class Gateway:
             call.body_changed = True
         if self.backend.transforms_answers(call):
             call.think = self.think_config(call.model, body.get("model"))
+
+    def metered(self, call: Call, body: dict[str, Any]) -> None:
+        """A chat-door stream under a tpm budget: ask the upstream for usage (taken out again for a client that
+        did not ask) and count the stream should none come (argoproxy/stream_usage.py)."""
+        limit = call.extra.get("key_limit")
+        if limit is None or not limit.tpm:
+            return
+        call.extra["meter"] = Meter(strip=not call.include_usage)
+        if not call.include_usage:
+            options = body.get("stream_options")
+            body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+            call.include_usage = call.body_changed = True
 
     def think_config(self, model: str | None, upstream_model: Any) -> ThinkConfig | None:
         key = (model, upstream_model if isinstance(upstream_model, str) else None)
@@ -345,8 +364,13 @@ class Gateway:
         # Without collecting, only the last event that mentions usage is kept (and parsed once, at the end).
         watch = not collect and bool(self.observers)
         last_usage: StreamItem | None = None
+        meter: Meter | None = call.extra.get("meter")
         try:
             for item in items:
+                if meter is not None:
+                    item = meter.item(item)
+                    if item is None:
+                        continue
                 if type(item) is bytes:
                     if b'"error"' in item:  # an upstream error event: its message may quote a key
                         item = self.sanitized_event(item)
@@ -375,6 +399,10 @@ class Gateway:
                 obj = sse_object(last_usage) if type(last_usage) is bytes else last_usage
                 usage = obj.get("usage") if isinstance(obj, dict) else None
                 call.usage = usage if isinstance(usage, dict) else None
+            if meter is not None:
+                call.usage, estimated = meter.settled(call.body)
+                if estimated:
+                    call.extra["usage_estimated"] = True
 
     def error_event(self, call: Call, err: ProxyError) -> bytes:
         """An error once a stream has begun: an SSE event in OpenAI's error shape, naming the request (a front

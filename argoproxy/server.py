@@ -89,7 +89,7 @@ def worker_settings() -> Settings:
     if not _announced:
         print_warnings(loaded)
         mode = describe_mode(loaded.settings)
-        if loaded.backend_reason:
+        if loaded.backend_reason and not loaded.settings.models:
             mode += f"; {loaded.settings.backend} backend: {loaded.backend_reason}"
         if _default_url(loaded.settings):
             mode += ", the default URL: TARGET_BASE_URL sets another"
@@ -121,7 +121,7 @@ def startup_line(settings: Settings, backend_reason: str = "", cfg: Any = None) 
     """"cot_proxy listening on URL (mode[; why this backend][, the default URL], N workers)". `cfg`: Gunicorn's
     configuration in force, when known (its bind, workers and worker class may come from its own flags)."""
     parts = [describe_mode(settings)]
-    if backend_reason:
+    if backend_reason and not settings.models:  # routing: the top-level backend serves no model by itself
         parts[0] += f"; {settings.backend} backend: {backend_reason}"
     if _default_url(settings):
         parts.append("the default URL: TARGET_BASE_URL sets another")
@@ -153,7 +153,7 @@ def _bind_address(bind: str) -> str:
 
 
 def _default_url(settings: Settings) -> bool:
-    return settings.backend not in TARGET_UNUSED_BY and \
+    return not settings.models and settings.backend not in TARGET_UNUSED_BY and \
         settings.target_base_url == providers.DEFAULT_TARGET_URLS.get(settings.backend)
 
 
@@ -163,7 +163,21 @@ def plural(count: int, noun: str) -> str:
 
 def describe_mode(settings: Settings) -> str:
     """What the proxy serves and where it sends requests (URL credentials masked)."""
+    if settings.models:
+        return describe_routing(settings)
     return providers.get(settings.backend).startup_line(settings)
+
+
+def describe_routing(settings: Settings, shown: int = 6) -> str:
+    """Routing mode (`models`): the names it serves and the upstreams they go to, e.g. "routing 2 models
+    (gemma, claude-*) -> openai at http://127.0.0.1:8080/v1/, argo at https://...". The top-level backend and
+    TARGET_BASE_URL serve nothing here unless an entry uses them."""
+    from argoproxy.redaction import mask_url
+    from argoproxy.routing.entries import entry_url
+    names = list(dict.fromkeys(e.name for e in settings.models))
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    upstreams = dict.fromkeys(f"{e.backend} at {mask_url(entry_url(settings, e))}" for e in settings.models)
+    return f"routing {plural(len(names), 'model')} ({', '.join(names[:shown])}{more}) -> {', '.join(upstreams)}"
 
 
 def gunicorn_options(settings: Settings, backend_reason: str = "") -> dict[str, Any]:

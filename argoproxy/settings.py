@@ -164,6 +164,10 @@ class CoreSettings:
                                          "Anthropic Messages; openai backend): passed through instead of translated "
                                          "to chat completions.",
                                          env=("FRONTS_PASSTHROUGH",), flags=("--fronts-passthrough",))
+    developer_role: str = _setting("auto", _choice("auto", "keep", "system"),
+                                   "What `developer` messages are sent upstream as: auto (kept for OpenAI's own "
+                                   "API, api.openai.com; `system` for every other server), keep, or system.",
+                                   env=("DEVELOPER_ROLE",), flags=("--developer-role",))
     sse_keepalive: float = _setting(15.0, _number(float, 0), "Seconds of silence after which a streamed answer "
                                     "gets an SSE comment line (keeps load balancers from cutting it); 0 = off.",
                                     env=("SSE_KEEPALIVE",), flags=("--sse-keepalive",))

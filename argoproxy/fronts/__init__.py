@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
+from argoproxy.stream_usage import OutputCount, estimated_usage, prompt_tokens
 
 # Chunk-delta keys that carry reasoning text (DeepSeek/DashScope/vLLM<0.10; newer vLLM, OpenRouter).
 REASONING_KEYS = ("reasoning_content", "reasoning")
@@ -34,8 +35,10 @@ class Exchange:
     input_tokens: int | None = None  # an estimate for stream starts that need one before usage arrives
     tools: Any = None  # the front's own tool bookkeeping (Responses: how calls are named back)
     dropped: tuple[str, ...] = ()  # tool types the door dropped: a chat backend cannot run them (logged)
+    chat: dict[str, Any] | None = None  # the internal request (its prompt is estimated when no usage comes)
     # Filled while the answer is translated (journals and metrics read them).
     usage: dict[str, Any] | None = None  # the internal (chat) usage
+    usage_estimated: bool = False  # the upstream sent none: counted here (argoproxy/stream_usage.py)
     output: dict[str, Any] | None = None  # the translated whole answer
     error: ProxyError | None = None  # the error that ended a stream
 
@@ -101,6 +104,7 @@ class StreamState:
         self.ex = ex
         self.events: list[dict[str, Any]] = []
         self.choice: dict[str, Any] = {}  # the chunk choice that carried the finish reason
+        self.counted = OutputCount()  # output tokens, for an upstream that sends no usage
 
     def run(self, chunks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         self.start()
@@ -110,6 +114,8 @@ class StreamState:
                 self.chunk(chunk)
                 if self.events:
                     yield from self.drain()
+            if self.ex.usage is None:
+                estimate_usage(self.ex, self.counted.total())
             self.finish()
         except ProxyError as err:
             self.ex.error = err
@@ -125,6 +131,7 @@ class StreamState:
             self.ex.usage = chunk["usage"]
         choice = first_choice(chunk)
         delta = choice.get("delta") or {}
+        self.counted.add_delta(delta)
         reasoning = reasoning_of(delta)
         if reasoning and self.ex.thinking:
             self.reasoning(reasoning)
@@ -187,12 +194,24 @@ class WholeAnswer:
 
 
 def whole_answer(completion: dict[str, Any], ex: Exchange) -> WholeAnswer:
-    """A whole chat.completion split into its parts (its usage kept in ex.usage)."""
+    """A whole chat.completion split into its parts (its usage kept in ex.usage, estimated when it has none)."""
     choice = first_choice(completion)
     message = choice.get("message") or {}
-    ex.usage = completion.get("usage")
+    ex.usage = completion.get("usage") if isinstance(completion.get("usage"), dict) else None
+    calls = [c for c in message.get("tool_calls") or () if isinstance(c, dict)]
+    if ex.usage is None:
+        output = OutputCount()
+        output.add_delta({**message, "content": text_of(message.get("content")), "tool_calls": calls})
+        estimate_usage(ex, output.total())
     return WholeAnswer(choice, message, reasoning_of(message) if ex.thinking else "", text_of(message.get("content")),
-                       [c for c in message.get("tool_calls") or () if isinstance(c, dict)])
+                       calls)
+
+
+def estimate_usage(ex: Exchange, completion_tokens: int) -> None:
+    """The upstream sent no usage: the count_tokens estimate of the prompt and the counted output."""
+    prompt = ex.input_tokens if ex.input_tokens is not None else prompt_tokens(ex.chat) if ex.chat else 0
+    ex.usage = estimated_usage(prompt, completion_tokens)
+    ex.usage_estimated = True
 
 
 def reasoning_of(holder: Mapping[str, Any]) -> str:

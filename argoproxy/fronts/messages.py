@@ -172,7 +172,8 @@ def assistant_to_chat(content: list[Any], param: str) -> dict[str, Any]:
         else:
             raise _bad(f"blocks of type {kind!r} are not supported in assistant turns through a chat-completions "
                        "backend.", f"{where}.type")
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or (None if calls else "")}
+    # "" rather than null beside tool calls: llama.cpp's server refuses null (argoproxy/upstream_messages.py)
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
     if calls:
         message["tool_calls"] = calls
     return message

@@ -145,7 +145,7 @@ def _append_call(messages: list[dict[str, Any]], call_id: str, name: str, argume
     if last is not None and last["role"] == "assistant":
         last.setdefault("tool_calls", []).append(call)
     else:
-        messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        messages.append({"role": "assistant", "content": "", "tool_calls": [call]})  # null: refused by llama.cpp
 
 
 def client_tool_output(item: dict[str, Any], param: str, call_ids: dict[str, str]) -> dict[str, Any]:

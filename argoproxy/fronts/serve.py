@@ -69,6 +69,7 @@ class FrontService:
             return self.count_tokens(call, chat)
         if front.name == "messages" and ex.stream:
             ex.input_tokens = count_request_tokens(chat)  # message_start needs a count before usage arrives
+        ex.chat = chat
         call.exchange = ex
         call.body, call.body_changed = chat, True
         call.extra["client_path"] = call.path
@@ -171,6 +172,8 @@ class FrontService:
                 yield front.encode_event(event)
         finally:
             call.usage, call.output = ex.usage, ex.output
+            if ex.usage_estimated:
+                call.extra["usage_estimated"] = True
             if ex.error is not None:
                 call.status = ex.error.status
                 log.warning("stream %s ended with an error: %s", call.request_id, ex.error.message)
@@ -189,6 +192,8 @@ class FrontService:
         ex: Exchange = call.exchange
         obj = front_named(call.front).from_chat(completion, ex)
         call.usage = ex.usage
+        if ex.usage_estimated:
+            call.extra["usage_estimated"] = True
         return self.whole(call, obj)
 
     def whole(self, call: Call, obj: dict[str, Any]) -> Answer:

@@ -33,6 +33,9 @@ class Backend:
     forwards_unknown = False
     #: pass the upstream's response headers (rate-limit headers and the like) to the client.
     relay_headers = False
+    #: the content of an assistant turn that only calls tools: "" (never null: llama.cpp's server and others
+    #: refuse null), or None for an upstream known to want null (argoproxy/upstream_messages.py)
+    tool_turn_content: str | None = ""
     #: requests go up unchecked (the upstream judges parameters) and whole 2xx answers come back as they are,
     #: whatever their content (ARGO native mode).
     transparent = False
@@ -40,6 +43,8 @@ class Backend:
     def __init__(self, settings: Settings, upstream: Upstream) -> None:
         self.settings = settings
         self.upstream = upstream
+        #: the upstream takes `developer` messages (else they go as `system`: argoproxy/upstream_messages.py)
+        self.keeps_developer = settings.developer_role == "keep"
 
     # --- policy: consulted by the pipeline before it edits the body
     def upstream_streams(self, call: Call, wanted: bool) -> bool:

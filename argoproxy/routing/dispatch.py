@@ -34,7 +34,7 @@ from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.llm_params import LlmParams, ModelRule, merge_rules
-from argoproxy.routing.entries import ModelEntry
+from argoproxy.routing.entries import ModelEntry, entry_url
 from argoproxy.routing.router import Deployment, Pool, Router
 from argoproxy.upstream import RETRY_BUDGET, Upstream, describe_host, parse_retry_after
 from argoproxy.upstream_url import join_url
@@ -79,6 +79,8 @@ def deployment_settings(settings: Settings, entry: ModelEntry, environ: dict[str
     if entry.upstream_model:
         rule = dataclasses.replace(rule or ModelRule(entry.name), upstream_model_name=entry.upstream_model)
     changes: dict[str, Any] = {"backend": entry.backend, "llm_params": DeploymentParams(settings.llm_params, rule)}
+    if entry.developer_role:
+        changes["developer_role"] = entry.developer_role
     if entry.api_key_env:
         changes.update(openai_api_key=key, dashscope_api_key=key)
     base = entry.base_url
@@ -97,13 +99,7 @@ def deployment_settings(settings: Settings, entry: ModelEntry, environ: dict[str
 
 def served_by(settings: Settings, entry: ModelEntry) -> str:
     """host:port of where the deployment's requests go."""
-    if entry.base_url:
-        return describe_host(entry.base_url)
-    if entry.backend == "argo":
-        return describe_host(settings.native_openai_base_url if settings.use_native_openai else settings.argo_url)
-    from argoproxy.settings import SETTING_FIELDS
-    urls = SETTING_FIELDS["target_base_url"].metadata["by_backend"]
-    return describe_host(urls.get(entry.backend) or settings.target_base_url)
+    return describe_host(entry_url(settings, entry))
 
 
 class Routing:

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 from argoproxy.llm_params import CONTROL_KEYS, THINK_MODES, ModelRule, convert_value
 from argoproxy.upstream_url import split_query
 
-ENTRY_KEYS = ("name", "backend", "base_url", "api_key_env", "upstream_model", "params", "weight")
+ENTRY_KEYS = ("name", "backend", "base_url", "api_key_env", "upstream_model", "params", "weight", "developer_role")
+DEVELOPER_ROLES = ("auto", "keep", "system")
 GLOB_CHARS = frozenset("*?[")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -36,6 +37,7 @@ class ModelEntry:
     upstream_model: str = ""  # empty: the name the client asked for
     params: ModelRule | None = None  # LLM_PARAMS vocabulary, applied on top of LLM_PARAMS' own rule
     weight: float = 1.0
+    developer_role: str = ""  # empty: DEVELOPER_ROLE's value
 
     @property
     def is_glob(self) -> bool:
@@ -50,6 +52,18 @@ class ModelEntry:
             shown["params"] = {**self.params.params, **{k: v for k, v in vars(self.params).items()
                                                         if k not in ("model", "params") and v is not None}}
         return "{" + ", ".join(f"{k}: {v!r}" for k, v in shown.items()) + "}"
+
+
+def entry_url(settings: Any, entry: ModelEntry) -> str:
+    """Where a deployment's requests go: its base_url, else its backend's configured or default URL."""
+    if entry.base_url:
+        return entry.base_url
+    if entry.backend == "argo":
+        return settings.native_openai_base_url if settings.use_native_openai else settings.argo_url
+    if entry.backend == settings.backend and settings.target_base_url:
+        return settings.target_base_url
+    from argoproxy.providers import DEFAULT_TARGET_URLS
+    return DEFAULT_TARGET_URLS.get(entry.backend) or settings.target_base_url
 
 
 @dataclass(frozen=True)
@@ -91,9 +105,12 @@ def _entry(i: int, item: Any) -> ModelEntry:
     if key_env and not _ENV_NAME.match(key_env):
         raise ValueError(f"{at}.api_key_env: must be the name of an environment variable, not its value")
     upstream_model = _text(item.get("upstream_model"), f"{at}.upstream_model")
+    developer_role = _text(item.get("developer_role"), f"{at}.developer_role").lower()
+    if developer_role and developer_role not in DEVELOPER_ROLES:
+        raise ValueError(f"{at}.developer_role: must be one of {', '.join(DEVELOPER_ROLES)}, got {developer_role!r}")
     return ModelEntry(name=name, backend=backend, base_url=base_url, api_key_env=key_env,
                       upstream_model=upstream_model, params=_params(item.get("params"), name, f"{at}.params"),
-                      weight=_weight(item.get("weight", 1), f"{at}.weight"))
+                      weight=_weight(item.get("weight", 1), f"{at}.weight"), developer_role=developer_role)
 
 
 def _base_url(value: Any, at: str) -> str:

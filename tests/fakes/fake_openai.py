@@ -1,5 +1,11 @@
 """A real OpenAI-compatible HTTP server on loopback for tests: scripted answers, streams with chosen
-chunking and delays, think tags, errors and mid-stream cuts; it records every request it receives."""
+chunking and delays, think tags, errors and mid-stream cuts; it records every request it receives.
+
+As strict as the servers it stands for: by default it refuses what llama.cpp's server refuses (a `developer`
+message, an assistant message with `content: null`: 500, whatever answer is queued) and, like OpenAI, sends a
+stream's usage chunk only to a request that asked for it (`stream_options.include_usage`). Switches:
+`accepts_developer` / `accepts_null_content` (OpenAI's own API takes both), `sends_stream_usage = False`
+(llama.cpp's server ignores include_usage)."""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import json
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -98,6 +104,10 @@ class FakeOpenAI:
         self.received: list[Received] = []
         self.queue: list[Reply | Stream] = []
         self.default_content = "Hello from the fake upstream!"
+        self.usage = dict(USAGE)  # the usage of default answers
+        self.accepts_developer = False  # OpenAI's own API takes the role; llama.cpp's server answers 500
+        self.accepts_null_content = False  # llama.cpp: 500 "Input should be a valid string"
+        self.sends_stream_usage = True  # False: include_usage ignored, as llama.cpp's server does
         self.open_connections = 0
         self.closed_streams = 0
         self._lock = threading.Lock()
@@ -127,8 +137,9 @@ class FakeOpenAI:
                 body = self.rfile.read(length) if length else b""
                 path, _, query = self.path.partition("?")
                 fake.received.append(Received(self.command, path, query, dict(self.headers.items()), body))
+                refused = fake.refusal(self.command, path, body)
                 with fake._lock:
-                    answer = fake.queue.pop(0) if fake.queue else None
+                    answer = refused or (fake.queue.pop(0) if fake.queue else None)
                 if answer is None and path.endswith("/echo-headers"):  # a careless upstream: repeats what it got
                     got = dict(self.headers.items())
                     answer = Reply({"received_headers": got},
@@ -136,7 +147,7 @@ class FakeOpenAI:
                 if answer is None:
                     answer = fake.default_answer(self.command, path, body)
                 if isinstance(answer, Stream):
-                    fake._write_stream(self, answer)
+                    fake._write_stream(self, answer, fake.usage_asked(body))
                 elif isinstance(answer, Huge):
                     fake._write_huge(self, answer)
                 else:
@@ -165,14 +176,44 @@ class FakeOpenAI:
         with self._lock:
             self.queue.extend(answers)
 
+    def refusal(self, method: str, path: str, body: bytes) -> Reply | None:
+        """What llama.cpp's server refuses in a chat request (a 500, as it answers), unless switched off."""
+        if method != "POST" or not path.endswith("/chat/completions"):
+            return None
+        try:
+            messages = json.loads(body or b"{}").get("messages")
+        except (ValueError, AttributeError):
+            return None
+        for i, m in enumerate(messages if isinstance(messages, list) else ()):
+            if not isinstance(m, dict):
+                continue
+            if m.get("role") == "developer" and not self.accepts_developer:
+                return Reply(_server_error(f"messages.{i}.role: Input should be 'system', 'user', 'assistant', "
+                                           "'tool' or 'function'"), status=500)
+            if m.get("role") == "assistant" and "content" in m and m["content"] is None \
+                    and not self.accepts_null_content:
+                return Reply(_server_error(f"messages.{i}.content: Input should be a valid string"), status=500)
+        return None
+
+    def usage_asked(self, body: bytes) -> bool:
+        """Does a request get a stream's usage chunk (it asked, and this server sends one)?"""
+        try:
+            options = json.loads(body or b"{}").get("stream_options")
+        except (ValueError, AttributeError):
+            return False
+        return self.sends_stream_usage and isinstance(options, dict) and options.get("include_usage") is True
+
     def default_answer(self, method: str, path: str, body: bytes) -> Reply | Stream:
         if path.endswith("/chat/completions") and method == "POST":
             req = json.loads(body or b"{}")
             if req.get("stream"):
-                usage = bool((req.get("stream_options") or {}).get("include_usage"))
-                return Stream(chat_chunks([self.default_content[:5], self.default_content[5:]],
-                                          model=req.get("model", "fake-model"), usage=usage))
-            return Reply(chat_completion(self.default_content, model=req.get("model", "fake-model")))
+                events = chat_chunks([self.default_content[:5], self.default_content[5:]],
+                                     model=req.get("model", "fake-model"), usage=True)
+                events[-2]["usage"] = dict(self.usage)  # sent when asked (_write_stream)
+                return Stream(events)
+            answer = chat_completion(self.default_content, model=req.get("model", "fake-model"))
+            answer["usage"] = dict(self.usage)
+            return Reply(answer)
         if path.endswith("/models"):
             return Reply({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0,
                                                       "owned_by": "fake"}]})
@@ -225,7 +266,10 @@ class FakeOpenAI:
         except OSError:
             h.close_connection = True
 
-    def _write_stream(self, h: BaseHTTPRequestHandler, s: Stream) -> None:
+    def _write_stream(self, h: BaseHTTPRequestHandler, s: Stream, usage: bool = True) -> None:
+        """Write a stream; without `usage` its usage chunk is left out (and `usage` keys of other chunks)."""
+        if not usage:
+            s = replace(s, events=[_without_usage(e) for e in s.events if not _usage_only(e)])
         h.send_response(200)
         for k, v in {"Content-Type": "text/event-stream", "Transfer-Encoding": "chunked", **s.headers}.items():
             h.send_header(k, v)
@@ -265,6 +309,21 @@ class FakeOpenAI:
     def __exit__(self, *exc: Any) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+USAGE = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+
+
+def _server_error(message: str) -> dict:
+    return {"error": {"message": message, "type": "internal_server_error", "param": None, "code": None}}
+
+
+def _usage_only(event: Any) -> bool:
+    return isinstance(event, dict) and "usage" in event and not event.get("choices")
+
+
+def _without_usage(event: Any) -> Any:
+    return {k: v for k, v in event.items() if k != "usage"} if isinstance(event, dict) else event
 
 
 def _event_bytes(event: Any) -> bytes:

@@ -14,5 +14,6 @@ from tests.proxy_process import running_proxy
 def argo_native():
     """(OpenAI-compatible fake, proxy): the ARGO backend in native mode (USE_NATIVE_OPENAI) in front of them."""
     with FakeOpenAI() as up, FakeArgo() as argo:
+        up.accepts_null_content = True  # ARGO's OpenAI-compatible API takes null beside tool calls, as OpenAI does
         with running_proxy(**argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url)) as p:
             yield up, p

@@ -87,7 +87,7 @@ def test_images_documents_and_tool_result_images():
         {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
         {"type": "text", "text": "Notes\n\nabc"},
         {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBE", "filename": "document.pdf"}}]
-    assert chat["messages"][1] == {"role": "assistant", "content": None, "tool_calls": [
+    assert chat["messages"][1] == {"role": "assistant", "content": "", "tool_calls": [  # not null: llama.cpp
         {"id": "t1", "type": "function", "function": {"name": "shot", "arguments": "{}"}}]}
     assert chat["messages"][2] == {"role": "tool", "tool_call_id": "t1", "content": "Error: partial"}
     assert chat["messages"][3] == {"role": "user", "content": [

@@ -61,7 +61,7 @@ def test_items_with_images_and_a_function_round_trip():
         {"role": "user", "content": [{"type": "text", "text": "what is this?"},
                                      {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA",
                                                                          "detail": "low"}}]},
-        {"role": "assistant", "content": None, "tool_calls": [
+        {"role": "assistant", "content": "", "tool_calls": [  # not null: llama.cpp refuses it
             {"id": "call_1", "type": "function", "function": {"name": "look", "arguments": "{\"a\":1}"}},
             {"id": "call_2", "type": "function", "function": {"name": "look", "arguments": "{}"}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
@@ -144,9 +144,11 @@ def test_whole_answer_with_reasoning_text_and_calls():
 def test_length_is_incomplete():
     completion = {"choices": [{"index": 0, "finish_reason": "length", "message": {"role": "assistant",
                                                                                  "content": "cut"}}]}
-    obj = FRONT.from_chat(completion, exchange())
+    ex = exchange()
+    obj = FRONT.from_chat(completion, ex)
     assert obj["status"] == "incomplete" and obj["incomplete_details"] == {"reason": "max_output_tokens"}
-    assert obj["usage"] is None
+    # no usage upstream: estimated (no request to count here; "cut" is one token) and marked so
+    assert obj["usage"]["output_tokens"] == 1 and obj["usage"]["input_tokens"] == 0 and ex.usage_estimated
 
 
 # ------------------------------------------------------------------ streams

@@ -40,6 +40,7 @@ KEY_HEADERS = ("Authorization", "X-Api-Key", "Api-Key")
 
 class ArgoBackend(Backend):
     name = "argo"
+    tool_turn_content = None  # argo-proxy, the gateway's reference client, sends null beside tool calls
 
     def __init__(self, settings, upstream) -> None:
         super().__init__(settings, upstream)

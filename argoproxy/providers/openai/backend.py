@@ -7,6 +7,7 @@ back as upstream bytes, parsed only when a transform needs them.
 from __future__ import annotations
 
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
@@ -14,6 +15,8 @@ from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.relay import read_whole, relay_sse, upstream_error
 from argoproxy.upstream import UpstreamRequest, UpstreamResponse
 from argoproxy.upstream_url import join_url
+
+OPENAI_HOST = "api.openai.com"  # where `developer` messages stay as they are (DEVELOPER_ROLE=auto)
 
 
 class OpenAIBackend(Backend):
@@ -25,6 +28,8 @@ class OpenAIBackend(Backend):
         super().__init__(settings, upstream)
         self.base = settings.target_base_url
         self.api_key = settings.openai_api_key
+        if settings.developer_role == "auto":  # OpenAI's own API defined the role; other servers refuse it
+            self.keeps_developer = urlsplit(self.base).hostname == OPENAI_HOST
 
     def url(self, path: str, query: str = "") -> str:
         return join_url(self.base, path, query)

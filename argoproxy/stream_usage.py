@@ -1,0 +1,113 @@
+"""Token usage of answers whose upstream sends none, and of streams the client did not ask usage for.
+
+Usage matters to the proxy itself (tpm budgets, metrics, journals) and to the front doors' clients (Messages
+and Responses always carry it). OpenAI-style upstreams send it on a stream only when asked
+(`stream_options.include_usage`); some never do (llama.cpp's server ignores the option). So:
+
+- the front doors always ask; the chat door asks when a tpm budget applies to the call and then strips the
+  usage from what its client gets, unless the client asked too (Meter);
+- when no usage comes, it is estimated with the count_tokens estimator: the prompt from the request, the
+  output from the deltas as they pass (OutputCount), and the call is marked `usage_estimated` in the journal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from argoproxy import sse
+from argoproxy.tokens import count_request_tokens, count_text
+
+# Output text is held until this many characters, then counted and dropped: a short answer whose upstream
+# does send usage costs no counting at all, a long one at most one estimator pass over its text.
+BLOCK = 16384
+
+
+class OutputCount:
+    """Output tokens of a stream, counted from its text, reasoning and tool-call argument deltas."""
+
+    def __init__(self) -> None:
+        self._pending: list[str] = []
+        self._size = 0
+        self._tokens = 0
+
+    def add(self, text: str) -> None:
+        self._pending.append(text)
+        self._size += len(text)
+        if self._size >= BLOCK:
+            self._flush()
+
+    def add_delta(self, delta: dict[str, Any]) -> None:
+        """A chat chunk's delta (or a completions choice): every text it carries."""
+        for key in ("content", "reasoning_content", "reasoning", "text"):
+            value = delta.get(key)
+            if isinstance(value, str) and value:
+                self.add(value)
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                for key in ("name", "arguments"):
+                    if isinstance(function.get(key), str) and function[key]:
+                        self.add(function[key])
+
+    def total(self) -> int:
+        self._flush()
+        return self._tokens
+
+    def _flush(self) -> None:
+        if self._pending:
+                self._tokens += count_text("".join(self._pending))
+            self._pending.clear()
+            self._size = 0
+
+
+def estimated_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    """An OpenAI usage object from estimated counts."""
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def prompt_tokens(chat: dict[str, Any]) -> int:
+    """The count_tokens estimate of a chat request's prompt (messages, system, tool definitions)."""
+    return count_request_tokens(chat)
+
+
+class Meter:
+    """The chat door's stream under a tpm budget: the usage the upstream was asked for is kept for the budget
+    (and taken out of the stream when the client did not ask for it); without any, the stream is counted."""
+
+    def __init__(self, strip: bool) -> None:
+        from argoproxy.pipeline import sse_object  # the pipeline builds meters: imported by then
+        self.parse = sse_object
+        self.strip = strip
+        self.usage: dict[str, Any] | None = None
+        self.output = OutputCount()
+
+    def item(self, item: bytes | dict) -> bytes | dict | None:
+        """A stream item as the client gets it (None: left out, it only carried usage)."""
+        if type(item) is bytes:
+            obj = self.parse(item)
+            if obj is None:
+                return item
+        else:
+            obj = item
+        for choice in obj.get("choices") or ():
+            if isinstance(choice, dict):
+                self.output.add_delta(choice.get("delta") or choice)
+        if "usage" not in obj:
+            return item
+        if isinstance(obj["usage"], dict):
+            self.usage = obj["usage"]
+        if not self.strip:
+            return item
+        del obj["usage"]
+        if not obj.get("choices"):
+            return None
+        return sse.encode(obj) if type(item) is bytes else obj
+
+    def settled(self, body: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+        """(the stream's usage, whether it is an estimate)."""
+        if self.usage is not None:
+            return self.usage, False
+        prompt = prompt_tokens(body) if isinstance(body, dict) else 0
+        return estimated_usage(prompt, self.output.total()), True
+

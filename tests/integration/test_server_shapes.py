@@ -1,0 +1,231 @@
+"""What real OpenAI-compatible servers accept and what they leave out, through the real app under Gunicorn.
+
+The fake upstream refuses what llama.cpp's server refuses (a `developer` message, an assistant turn with
+`content: null`: 500) and can leave usage out of its streams as llama.cpp does; so these tests fail on a
+proxy that sends either, or whose front doors lose usage. Also: tpm budgets on streams whose client did not
+ask for usage, `/v1/models/{id}` where the upstream has no such route, `/` answered locally, and the routing
+mode's start-up line.
+"""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+import requests
+
+from tests.clients import anthropic_sdk, openai_sdk
+from tests.fakes.fake_openai import FakeOpenAI, Reply
+from tests.polling import poll
+from tests.proxy_process import running_proxy
+
+ASK = [{"role": "user", "content": "Weather in Paris?"}]
+CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    """(fake upstream behaving as llama.cpp's server, proxy in front of it with journals)."""
+    logs = tmp_path_factory.mktemp("journal")
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, LOG_DIR=str(logs)) as p:
+        p.journal_path = logs / "client_interaction.jsonl"
+        yield fake, p
+
+
+@pytest.fixture
+def up(llama):
+    fake, p = llama
+    fake.reset()
+    fake.default_content = "Hello from the fake upstream!"
+    fake.sends_stream_usage = False
+    yield fake, p
+    fake.sends_stream_usage = True
+
+
+def journal(p) -> list[dict]:
+    path = p.journal_path
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def journaled(p, count: int) -> list[dict]:
+    """The journal once it holds `count` lines (a stream is journaled when it ends, after its last byte)."""
+    return poll(lambda: (lines := journal(p)) and len(lines) >= count and lines, timeout=20)
+
+
+# ------------------------------------------------------------------ messages every server takes
+
+def test_the_premise_the_fake_refuses_what_llama_cpp_refuses(up):
+    fake, _ = up
+    for message in ({"role": "developer", "content": "rules"}, {"role": "assistant", "content": None,
+                                                               "tool_calls": [CALL]}):
+        r = requests.post(fake.base_url + "chat/completions", json={"model": "m", "messages": [message, *ASK]})
+        assert r.status_code == 500, message
+
+
+def test_developer_becomes_system_on_every_door(up):
+    fake, p = up
+    client = openai_sdk(p)
+    client.chat.completions.create(model="m", messages=[{"role": "developer", "content": "rules"}, *ASK])
+    assert fake.received[-1].json()["messages"][0] == {"role": "system", "content": "rules"}
+    answer = client.responses.create(model="m", input=[{"role": "developer", "content": "You are Codex."}, *ASK])
+    assert answer.output_text == fake.default_content
+    assert fake.received[-1].json()["messages"][0] == {"role": "system", "content": "You are Codex."}
+
+
+def test_tool_turns_carry_empty_content_on_every_door(up):
+    fake, p = up
+    chat = openai_sdk(p).chat.completions.create(model="m", tools=[TOOL], messages=[
+        *ASK, {"role": "assistant", "content": None, "tool_calls": [CALL]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}])
+    assert chat.choices[0].message.content == fake.default_content
+    assert fake.received[-1].json()["messages"][1]["content"] == ""
+    message = anthropic_sdk(p).messages.create(model="m", max_tokens=50, messages=[
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                           "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]}])
+    assert message.content[0].text == fake.default_content
+    assert fake.received[-1].json()["messages"][1]["content"] == ""
+    answer = openai_sdk(p).responses.create(model="m", input=[
+        *ASK, {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}])
+    assert answer.output_text == fake.default_content
+    assert fake.received[-1].json()["messages"][1]["content"] == ""
+
+
+def test_developer_kept_where_the_upstream_declares_it():
+    """DEVELOPER_ROLE=keep for the single upstream; `developer_role: keep` on one `models:` entry."""
+    with FakeOpenAI() as fake:
+        fake.accepts_developer = True
+        with running_proxy(TARGET_BASE_URL=fake.base_url, DEVELOPER_ROLE="keep") as p:
+            openai_sdk(p).responses.create(model="m", input=[{"role": "developer", "content": "d"}, *ASK])
+            assert fake.received[-1].json()["messages"][0]["role"] == "developer"
+        entries = [{"name": "openai-like", "backend": "openai", "base_url": fake.base_url, "developer_role": "keep"},
+                   {"name": "local", "backend": "openai", "base_url": fake.base_url}]
+        with running_proxy(MODELS=json.dumps(entries)) as p:
+            for model, role in (("openai-like", "developer"), ("local", "system")):
+                openai_sdk(p).chat.completions.create(model=model, messages=[{"role": "developer", "content": "d"}])
+                assert fake.received[-1].json()["messages"][0]["role"] == role, model
+
+
+# ------------------------------------------------------------------ usage on streams without it
+
+def test_messages_stream_has_output_tokens_when_the_upstream_sends_no_usage(up):
+    fake, p = up
+    with anthropic_sdk(p).messages.stream(model="m", max_tokens=50, messages=ASK) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == fake.default_content
+    assert "include_usage" in fake.received[-1].json()["stream_options"]  # asked, and not answered
+    assert final.usage.output_tokens > 0 and final.usage.input_tokens > 0
+    assert journaled(p, 1)[-1]["usage_estimated"] is True
+
+
+def test_responses_completed_has_usage_when_the_upstream_sends_no_usage(up):
+    fake, p = up
+    before = len(journal(p))
+    with openai_sdk(p).responses.stream(model="m", input="Say hello") as stream:
+        events = list(stream)
+    completed = events[-1]
+    assert completed.type == "response.completed" and completed.response.output_text == fake.default_content
+    usage = completed.response.usage
+    assert usage is not None and usage.output_tokens > 0 and usage.input_tokens > 0
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens
+    assert journaled(p, before + 1)[-1]["usage_estimated"] is True
+
+
+def test_upstream_usage_is_used_as_it_comes(up):
+    fake, p = up
+    fake.sends_stream_usage = True
+    before = len(journal(p))
+    with anthropic_sdk(p).messages.stream(model="m", max_tokens=50, messages=ASK) as stream:
+        final = stream.get_final_message()
+    assert final.usage.output_tokens == fake.usage["completion_tokens"]
+    assert "usage_estimated" not in journaled(p, before + 1)[-1]
+
+
+# ------------------------------------------------------------------ tpm budgets on streams (issue 20, item 4)
+
+THOUSAND = " word" * 1000  # 1,000 tokens in cl100k
+
+
+def stream_once(p, key: str, asked: bool = False) -> tuple[int, list]:
+    body = {"model": "m", "messages": ASK, "stream": True}
+    if asked:
+        body["stream_options"] = {"include_usage": True}
+    with requests.post(p.base_url + "/chat/completions", json=body, stream=True, timeout=30,
+                       headers={"Authorization": f"Bearer {key}"}) as r:
+        if r.status_code != 200:
+            return r.status_code, [r.json()]
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith(b"data: {")]
+        return 200, events
+
+
+@pytest.mark.parametrize("llama_like", [False, True], ids=["usage-when-asked", "no-usage-ever"])
+def test_tpm_budget_holds_on_streams_whose_client_did_not_ask_for_usage(llama_like):
+    """Eight streamed answers of 1,000 tokens each passed a 1,500 tpm key: the proxy now asks the upstream for
+    usage (and strips it: the client did not ask), or counts the stream when none comes."""
+    with FakeOpenAI() as fake:
+        fake.default_content = THOUSAND
+        fake.usage = {"prompt_tokens": 10, "completion_tokens": 1000, "total_tokens": 1010}
+        fake.sends_stream_usage = not llama_like
+        with running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET="sk-admin",
+                           KEY_LIMITS='{"TEAM_KEY": {"tpm": 1500}}', TEAM_KEY="sk-team") as p:
+            outcomes = [stream_once(p, "sk-team") for _ in range(8)]
+            served = [events for status, events in outcomes if status == 200]
+            refused = [events[0] for status, events in outcomes if status == 429]
+            # a stream's tokens count once it ended: the second may start before the first is counted
+            assert 2 <= len(served) <= 3 and len(served) + len(refused) == 8
+            assert "1500 tokens per minute" in refused[0]["error"]["message"]
+            for events in served:  # the client did not ask for usage: it gets none
+                assert "".join(c["choices"][0]["delta"].get("content") or "" for c in events if c["choices"]) \
+                    == THOUSAND
+                assert not any("usage" in c for c in events)
+            assert all(r.json()["stream_options"] == {"include_usage": True} for r in fake.received)
+            # a client that asks gets the upstream's usage as it came
+            status, events = stream_once(p, "sk-admin", asked=True)
+            assert status == 200 and (events[-1]["usage"] == fake.usage if not llama_like
+                                      else not any(c.get("usage") for c in events))
+
+
+# ------------------------------------------------------------------ /v1/models/{id}, /, start-up line
+
+def test_model_retrieved_from_the_list_where_the_upstream_has_no_such_route(up):
+    fake, p = up
+    fake.add(Reply({"error": {"message": "Not Found"}}, status=404))  # llama.cpp: no /v1/models/{id}
+    model = openai_sdk(p).models.retrieve("fake-model")
+    assert model.id == "fake-model" and [r.path for r in fake.received] == ["/v1/models/fake-model", "/v1/models"]
+    fake.add(Reply({"error": {"message": "Not Found"}}, status=404))
+    with pytest.raises(openai.NotFoundError):
+        openai_sdk(p).models.retrieve("not-served")
+    assert requests.head(p.base_url + "/models/fake-model").status_code == 200
+
+
+def test_root_answered_here(up):
+    fake, p = up
+    for method in ("HEAD", "GET"):
+        r = requests.request(method, p.url + "/")
+        assert r.status_code == 200, method
+    assert r.json()["status"] == "ok" and fake.received == []
+
+
+def test_routing_serves_glob_models_and_says_what_it_serves():
+    with FakeOpenAI() as a, FakeOpenAI() as b:
+        entries = [{"name": "gemma", "backend": "openai", "base_url": a.base_url},
+                   {"name": "claude-*", "backend": "openai", "base_url": b.base_url}]
+        with running_proxy(MODELS=json.dumps(entries), ALLOWED_MODELS="gemma,claude-sonnet-*",
+                           ENABLE_AUTH="true", API_KEY_SECRET="sk-client") as p:
+            client = openai_sdk(p, "sk-client")
+            assert client.models.retrieve("claude-sonnet-4").id == "claude-sonnet-4"  # only the glob serves it
+            assert client.models.retrieve("gemma").id == "gemma"
+            with pytest.raises(openai.NotFoundError):  # served by the glob, but off the allow-list
+                client.models.retrieve("claude-opus-4")
+            with pytest.raises(openai.NotFoundError):
+                client.models.retrieve("llama")
+            assert requests.head(p.url + "/").status_code == 200  # no key needed to see the proxy is up
+            log = p.read_log()
+        line = next(x for x in log.splitlines() if "cot_proxy listening on" in x)
+        assert f"routing 2 models (gemma, claude-*) -> openai at {a.base_url}, openai at {b.base_url}" in line
+        assert "api.openai.com" not in line and "default URL" not in line
