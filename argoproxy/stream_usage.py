@@ -7,37 +7,41 @@ and Responses always carry it). OpenAI-style upstreams send it on a stream only 
 - the front doors always ask; the chat door asks when a tpm budget applies to the call and then strips the
   usage from what its client gets, unless the client asked too (Meter);
 - when no usage comes, it is estimated with the count_tokens estimator: the prompt from the request, the
-  output from the deltas as they pass (OutputCount), and the call is marked `usage_estimated` in the journal.
+  output from the deltas as they passed (OutputCount: the first SAMPLE characters counted, scaled to the
+  whole length), and the call is marked `usage_estimated` in the journal.
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from argoproxy import sse
 from argoproxy.tokens import count_request_tokens, count_text
 
-# Output text is held until this many characters, then counted and dropped: a short answer whose upstream
-# does send usage costs no counting at all, a long one at most one estimator pass over its text.
-BLOCK = 16384
+# The first this many characters of an answer are kept (and counted only if no usage comes); the rest is only
+# measured, and the count scaled to it: a stream costs no counting at all when its upstream sends usage, and at
+# most one estimator pass over SAMPLE characters when it does not, whatever its length.
+SAMPLE = 16384
 
 
 class OutputCount:
-    """Output tokens of a stream, counted from its text, reasoning and tool-call argument deltas."""
+    """Output tokens of a stream, estimated from its text, reasoning and tool-call argument deltas."""
 
     def __init__(self) -> None:
-        self._pending: list[str] = []
-        self._size = 0
-        self._tokens = 0
+        self._sample = io.StringIO()
+        self._kept = 0
+        self._chars = 0
 
     def add(self, text: str) -> None:
-        self._pending.append(text)
-        self._size += len(text)
-        if self._size >= BLOCK:
-            self._flush()
+        self._chars += len(text)
+        if self._kept < SAMPLE:
+            piece = text[:SAMPLE - self._kept]
+            self._sample.write(piece)
+            self._kept += len(piece)
 
     def add_delta(self, delta: dict[str, Any]) -> None:
-        """A chat chunk's delta (or a completions choice): every text it carries."""
+        """A chat chunk's delta (or a whole message, or a completions choice): every text it carries."""
         for key in ("content", "reasoning_content", "reasoning", "text"):
             value = delta.get(key)
             if isinstance(value, str) and value:
@@ -50,14 +54,10 @@ class OutputCount:
                         self.add(function[key])
 
     def total(self) -> int:
-        self._flush()
-        return self._tokens
-
-    def _flush(self) -> None:
-        if self._pending:
-                self._tokens += count_text("".join(self._pending))
-            self._pending.clear()
-            self._size = 0
+        if not self._kept:
+            return 0
+        sample = count_text(self._sample.getvalue())
+        return sample if self._chars == self._kept else round(sample * self._chars / self._kept)
 
 
 def estimated_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

@@ -1,0 +1,73 @@
+"""Usage the proxy keeps or estimates for streams (argoproxy/stream_usage.py) and the messages every chat
+server takes (argoproxy/upstream_messages.py): pure functions, no wire."""
+
+from __future__ import annotations
+
+import json
+
+from argoproxy import sse
+from argoproxy.tokens import count_text
+from argoproxy.stream_usage import SAMPLE, Meter, OutputCount
+from argoproxy.upstream_messages import normalize
+
+CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
+def chunk(content: str | None = None, usage: dict | None = None, choices: bool = True) -> dict:
+    obj = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m",
+           "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}] if choices else []}
+    if usage is not None:
+        obj["usage"] = usage
+    return obj
+
+
+def test_output_count_is_exact_for_a_short_answer_and_scaled_past_the_sample():
+    count = OutputCount()
+    for piece in ("Hello", " there", ", general", " Kenobi"):
+        count.add_delta({"content": piece})
+    count.add_delta({"tool_calls": [{"index": 0, "function": {"arguments": '{"a": 1}'}}]})
+    assert count.total() == count_text("Hello there, general Kenobi" + '{"a": 1}')
+    long = OutputCount()
+    for _ in range(3 * SAMPLE // 5):
+        long.add(" word")  # 5 characters, one token
+    assert 0.95 * 3 * SAMPLE // 5 <= long.total() <= 1.05 * 3 * SAMPLE // 5
+    assert OutputCount().total() == 0
+
+
+def test_meter_takes_the_usage_out_for_a_client_that_did_not_ask():
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    meter = Meter(strip=True)
+    assert meter.item(sse.encode(chunk("Hi"))) == sse.encode(chunk("Hi"))
+    with_null = meter.item(sse.encode(chunk("!", usage=None) | {"usage": None}))
+    assert "usage" not in json.loads(with_null[6:])  # OpenAI's `"usage": null` on every chunk goes too
+    assert meter.item(sse.encode(chunk(usage=usage, choices=False))) is None
+    assert meter.item(chunk(usage=usage, choices=False)) is None  # chunk dicts (ARGO, DashScope) alike
+    assert meter.settled({"messages": []}) == (usage, False)
+
+
+def test_meter_keeps_the_usage_a_client_asked_for_and_estimates_when_none_comes():
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    meter = Meter(strip=False)
+    item = sse.encode(chunk(usage=usage, choices=False))
+    assert meter.item(item) is item and meter.settled(None) == (usage, False)
+    silent = Meter(strip=True)
+    for piece in ("one", " two", " three"):
+        silent.item(sse.encode(chunk(piece)))
+    got, estimated = silent.settled({"messages": [{"role": "user", "content": "count these words"}]})
+    assert estimated and got == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+
+
+def test_messages_normalized_for_chat_servers():
+    messages = [{"role": "developer", "content": "rules"}, {"role": "user", "content": "q"},
+                {"role": "assistant", "content": None, "tool_calls": [CALL]},
+                {"role": "assistant", "tool_calls": [CALL]}, {"role": "tool", "tool_call_id": "c1", "content": "r"}]
+    assert normalize(messages, keep_developer=False)
+    assert [m["role"] for m in messages][:2] == ["system", "user"]
+    assert messages[2]["content"] == "" and messages[3]["content"] == ""
+    assert not normalize(messages, keep_developer=False)  # nothing left to change: the body is not re-encoded
+    kept = [{"role": "developer", "content": "rules"}]
+    assert not normalize(kept, keep_developer=True) and kept[0]["role"] == "developer"
+    argo = [{"role": "assistant", "content": "", "tool_calls": [CALL]}, {"role": "assistant", "content": ""}]
+    assert normalize(argo, keep_developer=False, tool_turn_content=None)  # ARGO: null beside tool calls
+    assert argo[0]["content"] is None and argo[1]["content"] == ""
+    assert not normalize("not a list", keep_developer=False)
