@@ -116,6 +116,40 @@ def test_stream_carries_one_value_per_header(llama, proxy):
     assert stream_content(sse_events(r))
 
 
+def test_developer_and_null_tool_turns_refused_by_llama_accepted_through_the_proxy(llama, proxy):
+    """Codex's `developer` message and a tool round trip's second turn (`content: null` beside the call):
+    llama.cpp answers both with a 500, the proxy sends `system` and `""` (argoproxy/upstream_messages.py)."""
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    for messages in ([{"role": "developer", "content": "Answer briefly."}, *ASK],
+                     [{"role": "user", "content": "Weather in Paris?"},
+                      {"role": "assistant", "content": None, "tool_calls": [call]},
+                      {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"}]):
+        body = {"model": "gemma-alpaca", "messages": messages, **GREEDY}
+        assert post(llama.base_url, body).status_code == 500  # the premise
+        r = post(proxy.base_url, body)
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"].strip(), r.text
+
+
+def test_front_doors_have_usage_when_llama_sends_none(llama, proxy):
+    """llama.cpp ignores include_usage: the Messages and Responses streams still end with token counts."""
+    import anthropic
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="sk-unused", max_retries=0, timeout=120)
+    with client.messages.stream(model="gemma-alpaca", max_tokens=16, temperature=0,
+                                messages=[{"role": "user", "content": "Name three colours."}]) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].text.strip() and final.usage.output_tokens > 0
+    with sdk(proxy.base_url).responses.stream(model="gemma-alpaca", input="Name three colours.",
+                                              max_output_tokens=16, temperature=0) as stream:
+        response = stream.get_final_response()
+    assert response.output_text.strip() and response.usage.output_tokens > 0 and response.usage.input_tokens > 0
+
+
+def test_model_retrieved_although_llama_has_no_route_for_it(llama, proxy):
+    assert requests.get(llama.base_url + "/models/gemma-alpaca", timeout=30).status_code == 404  # the premise
+    assert sdk(proxy.base_url).models.retrieve("gemma-alpaca").id == "gemma-alpaca"
+    assert requests.head(proxy.url + "/", timeout=30).status_code == 200
+
+
 def test_non_uuid_request_id_is_kept_for_the_client_not_sent_to_llama(llama, proxy):
     body = {"model": "gemma-alpaca", "messages": ASK, **GREEDY}
     assert post(llama.base_url, body, **{"X-Request-ID": "trace-42"}).status_code == 400  # the premise
