@@ -47,11 +47,16 @@ class OutputCount:
             if isinstance(value, str) and value:
                 self.add(value)
         for call in delta.get("tool_calls") or ():
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):
-                for key in ("name", "arguments"):
-                    if isinstance(function.get(key), str) and function[key]:
-                        self.add(function[key])
+            if isinstance(call, dict):
+                self.add_call(call)
+
+    def add_call(self, call: dict[str, Any]) -> None:
+        """A tool call or a fragment of one: its name and arguments."""
+        function = call.get("function")
+        if isinstance(function, dict):
+            for key in ("name", "arguments"):
+                if isinstance(function.get(key), str) and function[key]:
+                    self.add(function[key])
 
     def total(self) -> int:
         if not self._kept:

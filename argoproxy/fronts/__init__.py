@@ -131,15 +131,18 @@ class StreamState:
             self.ex.usage = chunk["usage"]
         choice = first_choice(chunk)
         delta = choice.get("delta") or {}
-        self.counted.add_delta(delta)
         reasoning = reasoning_of(delta)
-        if reasoning and self.ex.thinking:
-            self.reasoning(reasoning)
+        if reasoning:
+            self.counted.add(reasoning)  # output tokens, surfaced or not
+            if self.ex.thinking:
+                self.reasoning(reasoning)
         content = delta.get("content")
         if isinstance(content, str) and content:
+            self.counted.add(content)
             self.text(content)
         for position, fragment in enumerate(delta.get("tool_calls") or ()):
             if isinstance(fragment, dict):
+                self.counted.add_call(fragment)
                 self.tool_call(position, fragment)
         if choice.get("finish_reason") is not None:
             self.choice = choice

@@ -279,9 +279,9 @@ def test_a_long_streamed_answer_is_translated_in_linear_time():
                "choices": [{"index": 0, "delta": {"reasoning_content": "r" * 20} if i < 50_000 else
                             {"content": "a" * 20}, "finish_reason": None}]} for i in range(100_000)]
     ex = Exchange(model="m", stream=True, request={"thinking": {"type": "enabled", "budget_tokens": 1024}})
-    started = time.perf_counter()
+    started = time.process_time()  # CPU, not wall time: the machine may be busy with other work
     events = list(front_named("messages").stream(iter(chunks), ex))
-    assert time.perf_counter() - started < 3.0
+    assert time.process_time() - started < 3.0
     assert [b["type"] for b in ex.output["content"]] == ["thinking", "text"]
     assert ex.output["content"][1]["text"] == "a" * 1_000_000 and len(ex.output["content"][0]["thinking"]) == 1_000_000
     assert sum(1 for e in events if e["type"] == "content_block_delta") == 100_000
