@@ -198,7 +198,7 @@ class Gateway:
         call.client_stream = body.get("stream") is True
         options = body.get("stream_options")
         call.include_usage = call.client_stream and isinstance(options, dict) and options.get("include_usage") is True
-        if call.client_stream and call.exchange is None and self.limiter is not None:
+        if call.client_stream and call.exchange is None and counts_tokens(call):
             self.metered(call, body)
         mode = self.settings.upstream_mode
         wanted = call.client_stream if mode == "off" else mode == "stream"
@@ -214,11 +214,8 @@ class Gateway:
             call.think = self.think_config(call.model, body.get("model"))
 
     def metered(self, call: Call, body: dict[str, Any]) -> None:
-        """A chat-door stream under a tpm budget: ask the upstream for usage (taken out again for a client that
-        did not ask) and count the stream should none come (argoproxy/stream_usage.py)."""
-        limit = call.extra.get("key_limit")
-        if limit is None or not limit.tpm:
-            return
+        """A chat-door stream under a token budget: ask the upstream for usage (taken out again for a client
+        that did not ask) and count the stream should none come (argoproxy/stream_usage.py)."""
         call.extra["meter"] = Meter(strip=not call.include_usage)
         if not call.include_usage:
             options = body.get("stream_options")
@@ -491,6 +488,12 @@ class Gateway:
 
 
 # ---------------------------------------------------------------- helpers on parsed data
+def counts_tokens(call: Call) -> bool:
+    """Is a token budget counting this call's usage (key_limits' tpm; a team key's tpm or budget)?"""
+    limit, team = call.extra.get("key_limit"), call.extra.get("team_key")
+    return bool(limit is not None and limit.tpm) or bool(team is not None and (team.tpm or team.budget))
+
+
 def read_request_body(call: Call, max_bytes: int) -> bytes:
     """The client's request body, refusing more than max_bytes with a 413 (from its Content-Length, before
     reading it). Read from the server's input directly (Werkzeug's stream wrappers cost more than the read); a

@@ -9,6 +9,8 @@ mode's start-up line.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import openai
@@ -188,6 +190,27 @@ def test_tpm_budget_holds_on_streams_whose_client_did_not_ask_for_usage(llama_li
             status, events = stream_once(p, "sk-admin", asked=True)
             assert status == 200 and (events[-1]["usage"] == fake.usage if not llama_like
                                       else not any(c.get("usage") for c in events))
+
+
+def test_team_key_tpm_holds_on_streams_too(tmp_path):
+    """The same for a team key (`cot_proxy.py keys create --tpm`), against an upstream that never sends usage:
+    the streams are counted (team keys record usage in batches, so the test waits until it is recorded)."""
+    from tests.integration.test_team_keys import create, keys
+    db = tmp_path / "keys.db"
+
+    def output_tokens() -> int:
+        rows = csv.DictReader(io.StringIO(keys(db, "usage", "--csv").stdout))
+        return sum(int(r["output_tokens"]) for r in rows if r["key"] == "dana")
+
+    with FakeOpenAI() as fake:
+        fake.default_content, fake.sends_stream_usage = THOUSAND, False
+        with running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET="sk-admin",
+                           KEYS_DB=str(db)) as p:
+            key = create(db, "dana", "--tpm", "1500")
+            assert [stream_once(p, key)[0] for _ in range(2)] == [200, 200]
+            assert poll(lambda: output_tokens() >= 1900, timeout=20), output_tokens()
+            status, events = stream_once(p, key)
+            assert status == 429 and "1500 tokens per minute" in events[0]["error"]["message"]
 
 
 # ------------------------------------------------------------------ /v1/models/{id}, /, start-up line
