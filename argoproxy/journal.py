@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 CLIENT_FILE = "client_interaction.jsonl"
 SERVER_FILE = "server_interaction.jsonl"
 LOG_FILE = "log.log"
+TOO_DEEP = {"not_journaled": "nested too deeply"}
 # Line breaks json.dumps(ensure_ascii=False) leaves raw (it escapes only ASCII controls).
 _UNICODE_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
@@ -85,12 +86,24 @@ class Journal:
         self._write(file, self.line(entry))
 
     def line(self, entry: dict[str, Any]) -> bytes:
-        """The redacted, newline-terminated JSON encoding of one record."""
-        text = json.dumps(self.redactor.value(entry), ensure_ascii=False, separators=(",", ":"), default=str)
+        """The redacted, newline-terminated JSON encoding of one record. A body nested too deeply to walk (an
+        upstream's answer: requests are refused past MAX_DEPTH) is noted instead, so the line is still written."""
+        try:
+            text = json.dumps(self.redactor.value(entry), ensure_ascii=False, separators=(",", ":"), default=str)
+        except RecursionError:
+            shallow = {k: self._walkable(v) if k in ("input", "output") else v for k, v in entry.items()}
+            text = json.dumps(self.redactor.value(shallow), ensure_ascii=False, separators=(",", ":"), default=str)
         # json.dumps escapes ASCII control characters; the Unicode line breaks it leaves raw would
         # split the line for readers using str.splitlines(), so escape them too.
         text = text.translate(_UNICODE_LINE_BREAKS)
         return (text + "\n").encode("utf-8", "backslashreplace")  # a lone surrogate is written as \udXXX
+
+    def _walkable(self, value: Any) -> Any:
+        try:
+            json.dumps(self.redactor.value(value), default=str)
+        except RecursionError:
+            return TOO_DEEP
+        return value
 
     def _write(self, file: str, data: bytes) -> None:
         try:
@@ -163,6 +176,8 @@ def journal_observer(journal: Journal) -> Callable[[Any], None]:
                 return json.loads(data) if data else None
             except (ValueError, UnicodeDecodeError):
                 return {"non_json_bytes": len(data)}
+            except RecursionError:
+                return TOO_DEEP
         return data
 
     def observe(call: Any) -> None:

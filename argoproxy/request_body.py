@@ -8,6 +8,11 @@ from typing import Any
 
 from argoproxy.errors import ProxyError
 
+# Deepest nesting of arrays and objects a request may have (serde_json's default limit too). The proxy's own
+# recursive steps (the journal's redaction, JSON encoding of answers that echo the request) failed at 480 and
+# 950 levels, after the request had been sent; real requests (tool schemas included) stay under 40.
+MAX_DEPTH = 128
+
 
 def parse_object(raw: bytes, must_be_object: bool = True) -> Any:
     """The request body as a JSON object, or a 400 saying what is wrong with it. A key given twice in one
@@ -26,6 +31,9 @@ def parse_object(raw: bytes, must_be_object: bool = True) -> Any:
         raise ProxyError(400, "The request body is nested too deeply.", code="invalid_json") from None
     except ValueError as exc:
         raise ProxyError(400, f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+    if (raw.count(b"{") + raw.count(b"[") > MAX_DEPTH) and _deeper_than(body, MAX_DEPTH):
+        raise ProxyError(400, f"The request body is nested more than {MAX_DEPTH} levels deep.",
+                         code="invalid_json")
     if must_be_object and not isinstance(body, dict):
         raise ProxyError(400, f"The request body must be a JSON object, not {type(body).__name__}.",
                          code="invalid_json")
@@ -33,6 +41,20 @@ def parse_object(raw: bytes, must_be_object: bool = True) -> Any:
         if isinstance(obj, dict):
             _no_case_variants(obj)
     return body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (walked without recursion)."""
+    stack = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        obj, depth = pop()
+        if depth > limit:
+            return True
+        for child in (obj.values() if type(obj) is dict else obj if type(obj) is list else ()):
+            if type(child) is dict or type(child) is list:
+                push((child, depth + 1))
+    return False
 
 
 def _no_case_variants(body: dict[str, Any]) -> None:

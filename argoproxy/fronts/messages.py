@@ -14,7 +14,8 @@ import json
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import Exchange, Front, StreamState, bad_request, bearer, new_id, text_of, whole_answer
+from argoproxy.fronts import Exchange, Front, StreamState, bad_request, bearer, new_id, whole_answer
+from argoproxy.fronts.fields import boolean, field, obj, string
 
 # HTTP status -> Anthropic error type (https://docs.claude.com/en/api/errors).
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -62,11 +63,11 @@ def request_to_chat(body: dict[str, Any], *, count_only: bool = False,
     chat: dict[str, Any] = {"model": model, "messages": messages}
     if not count_only:
         chat["max_tokens"] = max_tokens
-    if body.get("tools"):
+    if body.get("tools") is not None:
         functions = tools_to_chat(body["tools"], dropped)
         if functions:
             chat["tools"] = functions
-    choice = body.get("tool_choice")
+    choice = obj(body, "tool_choice", "tool_choice", _bad)
     if choice is not None:
         chat_choice, parallel = tool_choice_to_chat(choice)
         if isinstance(chat_choice, dict) and dropped and choice["name"] in _names(body["tools"], dropped):
@@ -80,22 +81,33 @@ def request_to_chat(body: dict[str, Any], *, count_only: bool = False,
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             raise _bad("must be a list of strings.", "stop_sequences")
         chat["stop"] = stops
+    field(body, "top_k", "an integer", "top_k", _bad)  # temperature and top_p: the chat request's checks
     for key in ("temperature", "top_p", "top_k"):
         if body.get(key) is not None:
             chat[key] = body[key]
-    metadata = body.get("metadata")
-    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
-    if user_id is not None and not isinstance(user_id, str):
-        raise _bad("must be a string.", "metadata.user_id")
+    user_id = string(obj(body, "metadata", "metadata", _bad) or {}, "user_id", "metadata.user_id", _bad)
     if user_id:
         chat["user"] = user_id
-    fmt = (body.get("output_config") or {}).get("format") if isinstance(body.get("output_config"), dict) else None
-    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
-        chat["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt["schema"]}}
-    if body.get("stream") is True and not count_only:
+    response_format = output_format(body)
+    if response_format is not None:
+        chat["response_format"] = response_format
+    thinking = obj(body, "thinking", "thinking", _bad)
+    if thinking is not None:
+        string(thinking, "type", "thinking.type", _bad, required=True)
+    if boolean(body, "stream", "stream", _bad) and not count_only:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
     return chat
+
+
+def output_format(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """output_config.format (a JSON schema the answer must follow) as the chat response_format."""
+    config = obj(body, "output_config", "output_config", _bad) or {}
+    fmt = obj(config, "format", "output_config.format", _bad)
+    if fmt is None or string(fmt, "type", "output_config.format.type", _bad, required=True) != "json_schema":
+        return None
+    schema = obj(fmt, "schema", "output_config.format.schema", _bad, required=True)
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
 
 
 def thinking_requested(body: Mapping[str, Any]) -> bool:
@@ -110,9 +122,9 @@ def system_text(system: Any) -> str:
         raise _bad("must be a string or a list of text blocks.", "system")
     texts = []
     for j, block in enumerate(system):
-        if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+        if not isinstance(block, dict) or block.get("type") != "text":
             raise _bad("system blocks must be text blocks.", f"system.{j}")
-        texts.append(block["text"])
+        texts.append(string(block, "text", f"system.{j}.text", _bad, required=True))
     return "\n\n".join(t for t in texts if t)
 
 
@@ -160,13 +172,13 @@ def assistant_to_chat(content: list[Any], param: str) -> dict[str, Any]:
         where = f"{param}.content.{j}"
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
-            texts.append(block.get("text") or "")
+            texts.append(string(block, "text", f"{where}.text", _bad, required=True))
         elif kind == "tool_use":
-            if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
-                raise _bad("tool_use blocks need an id and a name.", where)
+            string(block, "id", f"{where}.id", _bad, required=True)
+            string(block, "name", f"{where}.name", _bad, required=True)
+            arguments = obj(block, "input", f"{where}.input", _bad) or {}
             calls.append({"id": block["id"], "type": "function",
-                          "function": {"name": block["name"],
-                                       "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False)}})
+                          "function": {"name": block["name"], "arguments": json.dumps(arguments, ensure_ascii=False)}})
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
@@ -200,7 +212,7 @@ def source_url(source: Any, where: str, image: bool) -> str:
     if source.get("type") == "url" and isinstance(source.get("url"), str):
         return source["url"]
     if source.get("type") == "base64" and isinstance(source.get("data"), str):
-        media = source.get("media_type")
+        media = string(source, "media_type", f"{where}.source.media_type", _bad)
         if image and media not in IMAGE_TYPES:
             raise _bad(f"media_type must be one of {', '.join(IMAGE_TYPES)}.", f"{where}.source.media_type")
         return f"data:{media};base64,{source['data']}"
@@ -210,21 +222,34 @@ def source_url(source: Any, where: str, image: bool) -> str:
 def document_part(block: dict[str, Any], where: str) -> dict[str, Any]:
     """A document block: text sources as text, PDFs (base64) as a chat `file` part."""
     source = block.get("source")
-    title = block.get("title") if isinstance(block.get("title"), str) else None
+    title = string(block, "title", f"{where}.title", _bad)
     kind = source.get("type") if isinstance(source, dict) else None
     if kind == "text" and isinstance(source.get("data"), str):
         text = source["data"]
     elif kind == "content":
-        inner = source.get("content")
-        text = inner if isinstance(inner, str) else text_of([b for b in inner or () if isinstance(b, dict)])
+        text = document_content(source.get("content"), f"{where}.source.content")
     elif kind == "base64" and isinstance(source.get("data"), str):
-        media = source.get("media_type") or "application/pdf"
+        media = string(source, "media_type", f"{where}.source.media_type", _bad) or "application/pdf"
         return {"type": "file", "file": {"file_data": f"data:{media};base64,{source['data']}",
                                          "filename": title or "document.pdf"}}
     else:
         raise _bad("document sources must be text, content or base64 (a URL document cannot go through a "
                    "chat-completions backend).", f"{where}.source")
     return {"type": "text", "text": f"{title}\n\n{text}" if title else text}
+
+
+def document_content(content: Any, where: str) -> str:
+    """A `content` document source: a string, or text blocks (joined)."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise _bad("must be a string or a list of text blocks.", where)
+    texts = []
+    for k, block in enumerate(content):
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise _bad("content documents take text blocks only through a chat-completions backend.", f"{where}.{k}")
+        texts.append(string(block, "text", f"{where}.{k}.text", _bad, required=True))
+    return "".join(texts)
 
 
 def tool_result_to_chat(block: dict[str, Any], where: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -247,7 +272,7 @@ def tool_result_to_chat(block: dict[str, Any], where: str) -> tuple[dict[str, An
         text = "\n".join(texts)
     else:
         raise _bad("content must be a string or a list of blocks.", f"{where}.content")
-    if block.get("is_error") is True:
+    if boolean(block, "is_error", f"{where}.is_error", _bad):
         text = f"Error: {text}" if text else "Error"
     return {"role": "tool", "tool_call_id": call_id, "content": text}, images
 
@@ -278,8 +303,9 @@ def tools_to_chat(tools: Any, dropped: dict[str, None] | None = None) -> list[di
         if not isinstance(schema, dict):
             raise _bad("Field required: an input_schema object.", f"tools.{i}.input_schema")
         function: dict[str, Any] = {"name": tool["name"], "parameters": schema}
-        if isinstance(tool.get("description"), str):
-            function["description"] = tool["description"]
+        description = string(tool, "description", f"tools.{i}.description", _bad)
+        if description is not None:
+            function["description"] = description
         out.append({"type": "function", "function": function})
     return out
 
@@ -293,7 +319,8 @@ def tool_choice_to_chat(choice: Any) -> tuple[Any, bool | None]:
     """tool_choice -> (chat tool_choice, parallel_tool_calls)."""
     if not isinstance(choice, dict):
         raise _bad("must be an object with a type.", "tool_choice")
-    parallel = None if choice.get("disable_parallel_tool_use") is None else not choice["disable_parallel_tool_use"]
+    disable = boolean(choice, "disable_parallel_tool_use", "tool_choice.disable_parallel_tool_use", _bad)
+    parallel = None if disable is None else not disable
     kind = choice.get("type")
     if kind == "auto":
         return "auto", parallel
@@ -301,8 +328,9 @@ def tool_choice_to_chat(choice: Any) -> tuple[Any, bool | None]:
         return "required", parallel
     if kind == "none":
         return "none", None
-    if kind == "tool" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}, parallel
+    if kind == "tool":
+        name = string(choice, "name", "tool_choice.name", _bad, required=True)
+        return {"type": "function", "function": {"name": name}}, parallel
     raise _bad("type must be auto, any, tool (with a name) or none.", "tool_choice.type")
 
 

@@ -16,7 +16,9 @@ from typing import Any, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import Exchange, Front, StreamState, bad_request, new_id, whole_answer
-from argoproxy.fronts.responses_tools import HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, replayed_call
+from argoproxy.fronts.fields import boolean, obj, string
+from argoproxy.fronts.responses_tools import (HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, field_error,
+                                              replayed_call)
 
 # Input items of the built-in tools a client runs itself, replayed as chat tool calls and tool messages.
 CLIENT_CALL_ITEMS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call")
@@ -47,7 +49,7 @@ def translate(body: dict[str, Any]) -> tuple[dict[str, Any], ChatTools]:
         if body.get(name) is not None:
             raise bad_request(f"`{name}` needs stored responses, and this proxy stores none (it is stateless: "
                               "send the whole conversation in `input`).", name, "unsupported_parameter")
-    if body.get("background") is True:
+    if boolean(body, "background", "background", field_error):
         raise bad_request("`background` responses need a store; this proxy is stateless.", "background",
                           "unsupported_parameter")
     messages: list[dict[str, Any]] = []
@@ -57,7 +59,7 @@ def translate(body: dict[str, Any]) -> tuple[dict[str, Any], ChatTools]:
     elif instructions is not None and not isinstance(instructions, str):
         raise bad_request("`instructions` must be a string.", "instructions")
     tools = ChatTools()
-    if body.get("tools"):
+    if body.get("tools") is not None:
         tools.add_all(body["tools"], "tools")
     messages.extend(input_messages(body.get("input"), tools))
     chat: dict[str, Any] = {"model": model, "messages": messages}
@@ -74,14 +76,14 @@ def translate(body: dict[str, Any]) -> tuple[dict[str, Any], ChatTools]:
                      ("safety_identifier", "user"), ("top_logprobs", "top_logprobs")):
         if body.get(src) is not None:
             chat[dst] = body[src]
-    fmt = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
+    fmt = obj(obj(body, "text", "text", field_error) or {}, "format", "text.format", field_error)
     if fmt is not None:
         response_format = format_to_chat(fmt)
         if response_format is not None:
             chat["response_format"] = response_format
-    reasoning = body.get("reasoning")
-    if isinstance(reasoning, dict) and isinstance(reasoning.get("effort"), str):
-        chat["reasoning_effort"] = reasoning["effort"]
+    effort = string(obj(body, "reasoning", "reasoning", field_error) or {}, "effort", "reasoning.effort", field_error)
+    if effort is not None:
+        chat["reasoning_effort"] = effort
     if body.get("stream") is True:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
@@ -110,13 +112,14 @@ def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str,
         if kind == "message":
             messages.append(message_item(item, param))
         elif kind == "function_call":
-            _append_call(messages, _string(item, "call_id", param), chat_name(item, _string(item, "name", param)),
-                         item.get("arguments") or "{}")
+            _append_call(messages, _string(item, "call_id", param),
+                         chat_name(item, _string(item, "name", param), param),
+                         string(item, "arguments", f"{param}.arguments", field_error) or "{}")
         elif kind in CLIENT_CALL_ITEMS:
             call_id = _string(item, "call_id", param)
             if isinstance(item.get("id"), str):
                 call_ids[item["id"]] = call_id
-            _append_call(messages, call_id, *replayed_call(item, kind))
+            _append_call(messages, call_id, *replayed_call(item, kind, param))
         elif kind in ("function_call_output", "custom_tool_call_output"):
             messages.extend(tool_output(item, param))
         elif kind in CLIENT_OUTPUT_ITEMS:
@@ -186,24 +189,24 @@ def content_part(part: Any, param: str) -> dict[str, Any]:
         raise bad_request("Each content part must be an object.", param)
     kind = part.get("type")
     if kind in ("input_text", "output_text", "text"):
-        return {"type": "text", "text": part.get("text") or ""}
+        return {"type": "text", "text": string(part, "text", f"{param}.text", field_error) or ""}
     if kind == "refusal":
-        return {"type": "text", "text": part.get("refusal") or ""}
+        return {"type": "text", "text": string(part, "refusal", f"{param}.refusal", field_error) or ""}
     if kind == "input_image":
         url = part.get("image_url")
         if not isinstance(url, str) or not url:
             raise bad_request("Images must come as `image_url` (an http(s) or data: URL); `file_id` needs the "
                               "Files API, which this proxy does not serve.", f"{param}.image_url", "unsupported_value")
         image: dict[str, Any] = {"url": url}
-        if part.get("detail") in ("low", "high", "auto"):
+        if string(part, "detail", f"{param}.detail", field_error) in ("low", "high", "auto"):
             image["detail"] = part["detail"]
         return {"type": "image_url", "image_url": image}
     if kind == "input_file":
         if not isinstance(part.get("file_data"), str):
             raise bad_request("Files must come inline as `file_data`; `file_id` and `file_url` are not supported.",
                               f"{param}.file_data", "unsupported_value")
-        return {"type": "file", "file": {"file_data": part["file_data"],
-                                         "filename": part.get("filename") or "file"}}
+        filename = string(part, "filename", f"{param}.filename", field_error) or "file"
+        return {"type": "file", "file": {"file_data": part["file_data"], "filename": filename}}
     raise bad_request(f"Content parts of type {kind!r} are not supported.", f"{param}.type", "unsupported_value")
 
 
@@ -224,13 +227,18 @@ def tool_output(item: dict[str, Any], param: str) -> list[dict[str, Any]]:
     return out
 
 
-def format_to_chat(fmt: Any) -> dict[str, Any] | None:
+def format_to_chat(fmt: dict[str, Any]) -> dict[str, Any] | None:
     """text.format -> response_format (json_schema's fields sit directly in format here, nested in chat)."""
-    if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
+    kind = string(fmt, "type", "text.format.type", field_error)
+    if kind in (None, "text"):
         return None
-    if fmt["type"] == "json_object":
+    if kind == "json_object":
         return {"type": "json_object"}
-    if fmt["type"] == "json_schema":
+    if kind == "json_schema":
+        string(fmt, "name", "text.format.name", field_error)
+        obj(fmt, "schema", "text.format.schema", field_error)
+        boolean(fmt, "strict", "text.format.strict", field_error)
+        string(fmt, "description", "text.format.description", field_error)
         schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if fmt.get(k) is not None}
         schema.setdefault("name", "output")
         return {"type": "json_schema", "json_schema": schema}

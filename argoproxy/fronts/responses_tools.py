@@ -18,7 +18,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from argoproxy.errors import ProxyError
 from argoproxy.fronts import bad_request, new_id
+from argoproxy.fronts.fields import boolean, obj, string
 
 NAMESPACE_JOIN = "__"
 # Input items recording a hosted tool's work: the hosted tool ran at OpenAI, a chat upstream cannot take them.
@@ -27,6 +29,11 @@ HOSTED_CALL_ITEMS = ("web_search_call", "file_search_call", "image_generation_ca
                      "mcp_approval_request", "mcp_approval_response")
 # Item fields that are bookkeeping, not a call's arguments.
 ITEM_KEYS = ("type", "id", "call_id", "status")
+
+
+def field_error(message: str, param: str) -> ProxyError:
+    """The Responses door's 400 about one field (argoproxy/fronts/fields.py's `bad`)."""
+    return bad_request(f"`{param}` {message}", param)
 
 
 @dataclass
@@ -58,7 +65,7 @@ class ChatTools:
             if not isinstance(name, str) or not name:
                 raise bad_request(f"A {kind} tool needs a `name`.", f"{param}.name", "missing_required_parameter")
             chat_name = f"{namespace}{NAMESPACE_JOIN}{name}" if namespace else name
-            function = function_of(tool) if kind == "function" else custom_function(tool)
+            function = function_of(tool, param) if kind == "function" else custom_function(tool, param)
             function["name"] = chat_name
             self.functions.append({"type": "function", "function": function})
             if namespace or kind == "custom":
@@ -113,17 +120,23 @@ class ChatTools:
         return self.names.get(chat_name, (None, "", "function"))[2] == "custom"
 
 
-def function_of(tool: dict[str, Any]) -> dict[str, Any]:
+def function_of(tool: dict[str, Any], param: str) -> dict[str, Any]:
+    string(tool, "description", f"{param}.description", field_error)
+    obj(tool, "parameters", f"{param}.parameters", field_error)
+    boolean(tool, "strict", f"{param}.strict", field_error)
     return {key: tool[key] for key in ("description", "parameters", "strict") if tool.get(key) is not None}
 
 
-def custom_function(tool: dict[str, Any]) -> dict[str, Any]:
+def custom_function(tool: dict[str, Any], param: str) -> dict[str, Any]:
     """A custom tool as a function of one string; a grammar format goes into the description, so the model
     still knows the syntax its input must follow."""
-    description = tool.get("description") if isinstance(tool.get("description"), str) else ""
-    fmt = tool.get("format")
-    if isinstance(fmt, dict) and fmt.get("type") == "grammar" and isinstance(fmt.get("definition"), str):
-        note = f"The input must follow this {fmt.get('syntax') or 'grammar'} grammar:\n{fmt['definition']}"
+    description = string(tool, "description", f"{param}.description", field_error) or ""
+    fmt = obj(tool, "format", f"{param}.format", field_error) or {}
+    kind = string(fmt, "type", f"{param}.format.type", field_error)
+    definition = string(fmt, "definition", f"{param}.format.definition", field_error)
+    syntax = string(fmt, "syntax", f"{param}.format.syntax", field_error)
+    if kind == "grammar" and definition is not None:
+        note = f"The input must follow this {syntax or 'grammar'} grammar:\n{definition}"
         description = f"{description}\n\n{note}" if description else note
     function: dict[str, Any] = {"parameters": {"type": "object", "properties": {"input": {
         "type": "string", "description": "The tool's input, as free-form text."}}, "required": ["input"]}}
@@ -143,16 +156,17 @@ def custom_input(arguments: str) -> str:
     return arguments
 
 
-def chat_name(item: dict[str, Any], name: str) -> str:
-    namespace = item.get("namespace")
-    return f"{namespace}{NAMESPACE_JOIN}{name}" if isinstance(namespace, str) and namespace else name
+def chat_name(item: dict[str, Any], name: str, param: str) -> str:
+    namespace = string(item, "namespace", f"{param}.namespace", field_error)
+    return f"{namespace}{NAMESPACE_JOIN}{name}" if namespace else name
 
 
-def replayed_call(item: dict[str, Any], kind: str) -> tuple[str, str]:
+def replayed_call(item: dict[str, Any], kind: str, param: str) -> tuple[str, str]:
     """(chat function name, arguments) of a tool call item the client replays: custom_tool_call carries its
     input, the built-in client tools (local_shell_call, shell_call, apply_patch_call...) their action."""
     if kind == "custom_tool_call":
-        return chat_name(item, item.get("name") or "custom"), json.dumps({"input": item.get("input") or ""},
-                                                                          ensure_ascii=False)
+        name = string(item, "name", f"{param}.name", field_error) or "custom"
+        text = string(item, "input", f"{param}.input", field_error) or ""
+        return chat_name(item, name, param), json.dumps({"input": text}, ensure_ascii=False)
     arguments = {k: v for k, v in item.items() if k not in ITEM_KEYS}
     return kind[:-len("_call")], json.dumps(arguments, ensure_ascii=False)
