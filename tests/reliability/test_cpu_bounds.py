@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(300)
 MB = 1024 * 1024
 # The target is 1 s of a worker's CPU per request; the bound leaves room for a loaded machine (CPU time, not
 # wall time, so load changes it little). Before the fix these took 8 to 43 s.
-CPU_BOUND = 1.5
+CPU_BOUND = 2.0
 
 
 def worker_cpu(p) -> float:
@@ -102,6 +102,7 @@ def test_health_answers_while_the_worst_requests_run(env):
         slowest = max(slowest, time.monotonic() - start)
         assert r.status_code == 200
     assert answers == [200, 200]
-    # The target is 100 ms; a machine shared with other test runs gets more room (before: 30 s and more).
-    assert slowest < 1.0, slowest
+    # The target is 100 ms (docs/hardening.md has the figures); a machine shared with other test runs gets far
+    # more room, and the bound still fails where /health waited for the whole requests (over 60 s before).
+    assert slowest < 5.0, slowest
 
