@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(300)
 
 MB = 1024 * 1024
 # The target is 1 s of a worker's CPU per request; the bound leaves room for a loaded machine (CPU time, not
-# wall time, so load changes it little). Before the fix these took 8 to 43 s.
+# wall time, so load changes it little). Before the fix these took 5 to 31 s.
 CPU_BOUND = 2.0
 
 
