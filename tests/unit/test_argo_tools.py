@@ -154,6 +154,19 @@ def test_google_pairs_fall_back_to_position_when_ids_do_not_match():
     assert [m["tool_calls"][0]["name"] for m in messages if m["role"] == "assistant"] == ["f", "g"]
 
 
+def test_google_pairs_take_linear_time():
+    # A search of the results per call made 20,000 parallel calls quadratic (minutes of a worker's CPU).
+    import time
+    n = 20_000
+    calls = [{"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in range(n)]
+    results = [{"role": "tool", "tool_call_id": f"c{i}", "content": str(i)} for i in reversed(range(n))]
+    start = time.process_time()
+    messages = encode_tools({"messages": [{"role": "assistant", "content": "", "tool_calls": calls}, *results]},
+                            "google", prompt_tools=False)["messages"]
+    assert time.process_time() - start < 2.0  # 0.4 s; was over 120 s
+    assert [m["tool_call_id"] for m in messages if m["role"] == "tool"] == [f"c{i}" for i in range(n)]
+
+
 # =========================================================================== encode: errors
 
 

@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import uuid
+from collections import deque
 from typing import Any
 
 from argoproxy.errors import ProxyError
@@ -203,21 +204,31 @@ def _google_pairs(message: dict, calls: list[dict], results: list[dict]) -> list
     rest = {k: v for k, v in message.items() if k != "tool_calls"}
     if len(calls) == 1:
         return [{**rest, "tool_calls": calls}, *results]
-    remaining = list(results)
-    batch_ids = {call["id"] for call in calls if call["id"]}
+    # Results by the call id they name, and in order those naming no call of the batch: a search of the list per
+    # call made 20,000 parallel calls quadratic.
+    batch_ids = {call["id"] for call in calls if isinstance(call["id"], str) and call["id"]}
+    named: dict[str, deque[int]] = {}
+    unnamed: deque[int] = deque()
+    for i, result in enumerate(results):
+        ref = result.get("tool_call_id")
+        if isinstance(ref, str) and ref in batch_ids:
+            named.setdefault(ref, deque()).append(i)
+        else:
+            unnamed.append(i)
+    used: set[int] = set()
     out: list[dict] = []
     for position, call in enumerate(calls):
-        result = next((r for r in remaining if call["id"] and r.get("tool_call_id") == call["id"]), None)
-        if result is None:  # positional fallback: the first result that names no call of this batch
-            result = next((r for r in remaining if r.get("tool_call_id") not in batch_ids), None)
+        by_id = named.get(call["id"]) if call["id"] in batch_ids else None
+        # positional fallback: the first result that names no call of this batch
+        pick = by_id.popleft() if by_id else unnamed.popleft() if unnamed else None
         pair_message = {**rest, "tool_calls": [call]}
         if position > 0:
             pair_message["content"] = None
         out.append(pair_message)
-        if result is not None:
-            remaining.remove(result)
-            out.append(result)
-    return out + remaining
+        if pick is not None:
+            used.add(pick)
+            out.append(results[pick])
+    return out + [result for i, result in enumerate(results) if i not in used]
 
 
 # --------------------------------------------------------------------------- prompt-based tools
