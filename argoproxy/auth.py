@@ -40,7 +40,7 @@ log = logging.getLogger("cot_proxy")
 
 GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
 REALM = 'Bearer realm="cot_proxy"'
-OPEN_KINDS = frozenset({"health", "root"})
+OPEN_KINDS = frozenset({"health", "root", "ui"})  # /ui is the page's shell: its data needs the admin key
 # The headers besides `Authorization: Bearer` a client key may come in (Anthropic, Azure OpenAI, Google GenAI).
 KEY_HEADERS = ("X-Api-Key", "Api-Key", "X-Goog-Api-Key")
 STRIPPED_HEADERS = frozenset(name.lower() for name in ("Authorization", *KEY_HEADERS))
@@ -52,9 +52,14 @@ def generate_key() -> str:
     return "sk-proxy-" + secrets.token_urlsafe(32)
 
 
+def limited_keys(settings: Settings) -> tuple[str, ...]:
+    """The keys key_limits budgets: client keys, never the operator's."""
+    return tuple(os.environ[k.key_env] for k in settings.key_limits if os.environ.get(k.key_env))
+
+
 def configured_keys(settings: Settings) -> tuple[str, ...]:
     """The keys clients may use: API_KEY_SECRET, else the generated one shared by the Gunicorn master."""
-    limited = tuple(os.environ[k.key_env] for k in settings.key_limits if os.environ.get(k.key_env))
+    limited = limited_keys(settings)
     from_file = read_key_file(settings.api_key_file) if settings.api_key_file else ()
     if settings.api_key_secret or limited or from_file:  # a key with a budget (key_limits) is an accepted key too
         return tuple(settings.api_key_secret) + from_file + limited
@@ -144,7 +149,19 @@ class Guard:
         self.enabled = settings.enable_auth
         self.open_kinds = OPEN_KINDS | ({"metrics"} if settings.metrics_public else set())
         self.check_key = KeyCheck(configured_keys(settings)) if self.enabled else None
+        # The operator's keys (API_KEY_SECRET, API_KEY_FILE, the generated one): not key_limits' nor team keys.
+        admin = [k for k in configured_keys(settings) if k not in limited_keys(settings)] if self.enabled else []
+        self.admin_key = KeyCheck(admin) if admin else None
         self.team_keys = team_keys  # argoproxy/teamkeys/: keys managed with `cot-proxy keys`
+
+    def is_admin(self, req: Request) -> bool:
+        """Did the request's accepted key come from the operator (not a client or team key)? After check()."""
+        if not self.enabled:
+            return True
+        accepted = False
+        for key in req.presented_keys if self.admin_key is not None and req.team_key is None else ():
+            accepted |= self.admin_key.accepts(key)
+        return accepted
 
     def authenticated(self, req: Request) -> bool:
         """Does the request carry an accepted key? (open routes ask: /health shows its detail only then)"""

@@ -115,4 +115,6 @@ def standard_table(forwards: bool, forward_paths: tuple[str, ...]) -> RouteTable
     table.add("", "root", "own", {"GET", "HEAD"})  # clients probe it (Claude Code sends HEAD / first)
     table.add("health", "health", "own", {"GET", "HEAD"})
     table.add("metrics", "metrics", "own", {"GET", "HEAD"})
+    table.add("ui", "ui", "own", {"GET", "HEAD"})  # the status page (argoproxy/status_page.py)
+    table.add("ui/data", "ui_data", "own", {"GET", "HEAD"})
     return table

@@ -54,6 +54,10 @@ class BackendRoute:
     handler: Callable[[Call], Answer]
 
 
+# The page runs only its own inline script and style and talks only to this proxy.
+STATUS_PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                      "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
 class Door:
     def __init__(self, gateway: Gateway, health: HealthCheck, metrics_view: Callable[[], Answer] | None) -> None:
         self.gateway = gateway
@@ -62,6 +66,7 @@ class Door:
         self.health = health
         self.metrics_view = metrics_view
         self.guard = Guard(self.settings, gateway.team_keys)
+        self.status_page: Any = None  # argoproxy/status_page.py when STATUS_PAGE is on (proxy.py sets it)
         self.allowed = self.settings.allowed_models
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
         self.forwards = self.backend.forwards_unknown and gateway.routing is None
@@ -163,6 +168,8 @@ class Door:
     def own(self, call: Call, route: Route) -> Answer:
         if call.kind == "root":  # answered here, never forwarded: clients probe it before their first request
             return self.observed(call, json_response(ROOT_ANSWER))
+        if call.kind in ("ui", "ui_data"):
+            return self.observed(call, self.status_answer(call))
         if call.kind == "metrics":
             if self.metrics_view is None:
                 raise ProxyError(404, "Metrics are off.", code="unknown_route")
@@ -171,6 +178,19 @@ class Door:
         if self.guard.enabled and not self.guard.authenticated(call.request):
             body = {"status": body.get("status", "healthy" if status < 400 else "unhealthy")}  # status only
         return self.observed(call, json_response(body, status))
+
+    def status_answer(self, call: Call) -> Answer:
+        """/ui (the page) and /ui/data (what it shows: the admin key's only when auth is on)."""
+        if self.status_page is None:
+            raise ProxyError(404, "The status page is off (STATUS_PAGE).", code="unknown_route")
+        if call.kind == "ui":
+            return Answer(self.status_page.page(), 200, {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                                                         "Content-Security-Policy": STATUS_PAGE_POLICY},
+                          content_type="text/html; charset=utf-8")
+        if not self.guard.is_admin(call.request):
+            raise ProxyError(403, "Only the admin key (API_KEY_SECRET) opens the status page.",
+                             code="admin_key_required")
+        return json_response(self.status_page.data())
 
     def models(self, call: Call, route: Route) -> Answer:
         if call.kind == "models":

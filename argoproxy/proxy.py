@@ -16,6 +16,7 @@ from argoproxy.providers import create_backend
 from argoproxy.redaction import Secrets, configured_secrets
 from argoproxy.routing.dispatch import install_routing
 from argoproxy.settings import Settings
+from argoproxy.status_page import StatusPage
 from argoproxy.teamkeys.service import TeamKeys, open_store
 from argoproxy.upstream import Upstream
 
@@ -46,7 +47,22 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     metrics = install_metrics(gateway)
     door = Door(gateway, health, metrics.view)
     door.metrics = metrics
+    if settings.status_page:
+        door.status_page = StatusPage(metrics.exposition, lambda: deployments(door, settings))
+        gateway.observers.append(door.status_page.observe)
     return door
+
+
+def deployments(door: Door, settings: Settings) -> list[dict]:
+    """What the status page shows of the upstreams: every routed deployment, or the one target."""
+    status, body = door.health_body("")
+    if isinstance(body.get("deployments"), list):
+        return body["deployments"]
+    row = {"model": "*", "backend": settings.backend, "served_by": body.get("target_url", ""),
+           "state": "up" if status < 400 else "down"}
+    if status >= 400 and body.get("error"):
+        row["error"] = body["error"]
+    return [row]
 
 
 def team_keys(settings: Settings) -> TeamKeys:

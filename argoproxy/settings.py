@@ -196,6 +196,9 @@ class CoreSettings:
                                     "Paths forwarded to the upstream as they are: comma-separated globs (e.g. "
                                     "/v1/files*,/v1/audio/*); other unknown paths get 404. Empty: none.",
                                     env=("FORWARD_PATHS",), flags=("--forward-paths",))
+    status_page: bool = _setting(True, as_bool, "Serve the status page at /ui (its data: the admin key only when "
+                                 "auth is on).", env=("STATUS_PAGE",), flags=("--status-page",),
+                                 negative_flags=("--no-status-page",))
     metrics_public: bool = _setting(False, as_bool, "Serve /metrics without a key when auth is on.",
                                     env=("METRICS_PUBLIC",), flags=("--metrics-public",))
     # --- observe

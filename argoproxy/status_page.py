@@ -1,0 +1,125 @@
+"""The status page for the people who run the gateway: GET /ui (a page served by the proxy itself: HTML, CSS
+and a small script, no build step, no CDN) and GET /ui/data (what it shows, as JSON, polled every second).
+
+It shows requests and tokens per model and per team key, latency and error rates (from the same counters as
+/metrics, summed over every worker), each deployment's health and cooldown, and the last requests (method,
+path, model, status, duration: never a body, a key or a query string). When auth is on, only the admin key
+(API_KEY_SECRET, API_KEY_FILE or the generated one) reads the data; client and team keys get a 403.
+
+The last requests are kept in a ring of fixed-size records in a file the workers share (like the cells of
+argoproxy/routing/shared.py), so every worker's page shows the same list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from importlib import resources
+from typing import Any, Callable
+
+from argoproxy.routing.shared import SharedCells
+
+RECENT = 100
+RECORD = 256  # bytes per recent request (JSON, cut to fit)
+
+
+class RecentRequests:
+    """A ring of the last RECENT requests, shared by the workers of one instance."""
+
+    def __init__(self, cells: SharedCells | None = None) -> None:
+        # One cell for the count written so far, then RECENT records of RECORD bytes.
+        self.cells = cells or SharedCells("recent-requests.cells", 1 + RECENT * RECORD // 8)
+        self.raw = self.cells.cells.cast("B")
+
+    def add(self, entry: dict[str, Any]) -> None:
+        data = json.dumps(entry, separators=(",", ":")).encode()[:RECORD]
+        data = data if data.endswith(b"}") else json.dumps({**entry, "path": entry["path"][:80]}).encode()[:RECORD]
+        with self.cells.lock() as c:
+            index = c[0] % RECENT
+            start = 8 + index * RECORD
+            self.raw[start:start + RECORD] = data.ljust(RECORD, b" ")
+            c[0] += 1
+
+    def last(self) -> list[dict[str, Any]]:
+        with self.cells.lock() as c:
+            count = c[0]
+            raw = bytes(self.raw[8:8 + RECENT * RECORD])
+        found = []
+        for n in range(count - 1, max(-1, count - 1 - RECENT), -1):
+            index = n % RECENT
+            try:
+                found.append(json.loads(raw[index * RECORD:(index + 1) * RECORD]))
+            except ValueError:
+                continue
+        return found
+
+
+class StatusPage:
+    def __init__(self, exposition: Callable[[], tuple[bytes, str]] | None,
+                 deployments: Callable[[], list[dict[str, Any]]], recent: RecentRequests | None = None) -> None:
+        self.exposition = exposition
+        self.deployments = deployments
+        self.recent = recent or RecentRequests()
+        self.started = time.time()
+
+    def observe(self, call: Any) -> None:
+        """Observer: one line per finished request, without anything secret."""
+        if call.kind in ("ui", "ui_data"):
+            return  # the page's own polling would push everything else out
+        self.recent.add({"at": round(time.time(), 3), "method": call.method, "path": "/" + call.path,
+                         "model": call.model if isinstance(call.model, str) else None, "status": call.status,
+                         "ms": round((time.perf_counter() - call.started) * 1000, 1),
+                         "key": getattr(call.extra.get("team_key"), "name", None) if call.extra else None})
+
+    def page(self) -> bytes:
+        return resources.files("argoproxy").joinpath("status_page.html").read_bytes()
+
+    def data(self) -> dict[str, Any]:
+        models, keys = self._counters()
+        return {"now": time.time(), "pid": os.getpid(), "models": models, "keys": keys,
+                "deployments": self.deployments(), "recent": self.recent.last()}
+
+    def _counters(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Per model: requests, errors, tokens, mean latency; per key: requests and tokens (summed over
+        workers, from the /metrics counters)."""
+        if self.exposition is None:
+            return [], []
+        from prometheus_client.parser import text_string_to_metric_families
+        models: dict[str, dict[str, float]] = {}
+        keys: dict[str, dict[str, float]] = {}
+        text = self.exposition()[0].decode()
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                _count(s.name, s.labels, s.value, models, keys)
+        by_model = [{"model": m, **{k: round(v, 4) for k, v in row.items()}} for m, row in sorted(models.items())]
+        for row in by_model:
+            row["mean_ms"] = round(1000 * row.pop("seconds", 0) / row["timed"], 1) if row.get("timed") else None
+            row.pop("timed", None)
+        return by_model, [{"key": k, **row} for k, row in sorted(keys.items())]
+
+
+def _row(table: dict, name: str) -> dict[str, float]:
+    return table.setdefault(name, {"requests": 0, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0})
+
+
+def _count(name: str, labels: dict[str, str], value: float, models: dict, keys: dict) -> None:
+    model, key = labels.get("model"), labels.get("key")
+    if name == "cot_proxy_requests_total" and model:
+        row = _row(models, model)
+        row["requests"] += value
+        row["errors"] += value if labels.get("status", "200") >= "400" else 0
+    elif name == "cot_proxy_tokens_total" and model and labels.get("type") in ("prompt", "completion"):
+        _row(models, model)[f"{labels['type']}_tokens"] += value
+    elif name == "cot_proxy_request_duration_seconds_sum" and model:
+        row = _row(models, model)
+        row["seconds"] = row.get("seconds", 0) + value
+    elif name == "cot_proxy_request_duration_seconds_count" and model:
+        row = _row(models, model)
+        row["timed"] = row.get("timed", 0) + value
+    elif name == "cot_proxy_key_requests_total" and key:
+        row = _row(keys, key)
+        row["requests"] += value
+        row["errors"] += value if labels.get("status", "200") >= "400" else 0
+    elif name == "cot_proxy_key_tokens_total" and key and labels.get("type") in ("prompt", "completion"):
+        _row(keys, key)[f"{labels['type']}_tokens"] += value

@@ -1,0 +1,85 @@
+"""The status page (/ui) in a real browser (Debian's chromium, headless): it loads, shows a request the test
+just sent, and shows a deployment going down; its data is the admin key's only (client and team keys get a
+403), and it holds nothing secret."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.fakes.fake_openai import FakeOpenAI
+from tests.proxy_process import running_proxy
+
+ADMIN = "admin-status-key"
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("chromium is not installed (Debian package chromium; .ci/apt-packages installs it)")
+
+
+def rendered(url: str, budget_ms: int = 2000) -> str:
+    """The page's DOM after its script ran for `budget_ms` of the browser's virtual time."""
+    profile = tempfile.mkdtemp(prefix="cot_proxy_chromium_")
+    try:
+        done = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                               "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                               "--disable-sync", f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
+                               "--dump-dom", url], capture_output=True, text=True, timeout=90)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_the_page_shows_requests_and_a_deployment_going_down():
+    with FakeOpenAI() as good, FakeOpenAI() as bad:
+        models = json.dumps([{"name": "gpt-4o", "backend": "openai", "base_url": good.base_url},
+                             {"name": "flaky", "backend": "openai", "base_url": bad.base_url}])
+        with running_proxy(MODELS=models, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN, MAX_RETRIES="0",
+                           COOLDOWN_SECONDS="120") as proxy:
+            auth = {"Authorization": f"Bearer {ADMIN}"}
+            assert requests.post(proxy.base_url + "/chat/completions", json={"model": "gpt-4o", "messages": MSG},
+                                 headers=auth, timeout=30).status_code == 200
+            page = rendered(f"{proxy.url}/ui#key={ADMIN}")
+            assert "updated " in page and "/v1/chat/completions" in page and "gpt-4o" in page
+            assert ">up<" in page and ">down<" not in page and ADMIN not in page
+
+            bad.server.shutdown()  # the flaky deployment's server goes away: its next request fails
+            bad.server.server_close()
+            r = requests.post(proxy.base_url + "/chat/completions", json={"model": "flaky", "messages": MSG},
+                              headers=auth, timeout=30)
+            assert r.status_code >= 500
+            page = rendered(f"{proxy.url}/ui#key={ADMIN}")
+            assert ">down<" in page and "flaky" in page
+
+
+def test_only_the_admin_key_reads_the_data(tmp_path: Path):
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true",
+                                             API_KEY_SECRET=ADMIN, KEYS_DB=str(tmp_path / "keys.db"),
+                                             KEY_LIMITS='{"CLIENT_KEY": {"rpm": 100}}', CLIENT_KEY="client-key") as p:
+        shell = requests.get(p.url + "/ui", timeout=10)
+        assert shell.status_code == 200 and "text/html" in shell.headers["Content-Type"]
+        assert "default-src 'none'" in shell.headers["Content-Security-Policy"] and "http" not in shell.text.split(
+            "<script>")[1].split("</script>")[0].replace("http_", "")  # no CDN, no remote script
+        assert requests.get(p.url + "/ui/data", timeout=10).status_code == 401
+        client = requests.get(p.url + "/ui/data", headers={"Authorization": "Bearer client-key"}, timeout=10)
+        assert client.status_code == 403 and client.json()["error"]["code"] == "admin_key_required"
+        data = requests.get(p.url + "/ui/data", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
+        assert data.status_code == 200 and set(data.json()) >= {"models", "keys", "deployments", "recent"}
+        assert ADMIN not in data.text
+
+
+def test_the_page_is_off_by_a_setting():
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, STATUS_PAGE="false") as p:
+        assert requests.get(p.url + "/ui", timeout=10).status_code == 404
