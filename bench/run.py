@@ -19,6 +19,8 @@ import json
 import os
 import platform
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,12 +29,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # argoproxy, for the team keys section
 
 import client  # noqa: E402
 from client import Pool, build_request, chat_body  # noqa: E402
-from targets import HOST, BareForwarder, ForeignLoad, Nginx, Proxy, Target, Upstream, nginx_binary, raise_nofile  # noqa: E402
+from targets import (HOST, BareForwarder, ForeignLoad, Nginx, Proxy, Target, Upstream, free_port, nginx_binary,  # noqa: E402
+                     raise_nofile)
 
-SECTIONS = ("latency", "ttfb", "journal", "routing", "body", "hold", "classes", "fronts")
+SECTIONS = ("latency", "ttfb", "journal", "routing", "keys", "body", "hold", "classes", "fronts")
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
 
@@ -101,7 +105,7 @@ class Bench:
         self.plan = plan
         self.loop = loop
         self.results: dict[str, Any] = {"latency": {}, "ttfb": {}, "body": {}, "hold": {}, "classes": {},
-                                        "fronts": {}, "routing": {}, "targets": {}}
+                                        "fronts": {}, "routing": {}, "keys": {}, "targets": {}}
         self.own_pids: list[int] = [os.getpid()]
         self.foreign: list[float] = []  # foreign load (cores) of every measurement window
 
@@ -457,6 +461,8 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
     # -------- classes
     if res.get("routing"):
         lines.extend(routing_report(res["routing"], plan))
+    if res.get("keys"):
+        lines.extend(keys_report(res["keys"], plan))
     cl = res["classes"]
     if cl:
         add("## Gunicorn worker classes (otherwise default settings)")
@@ -552,6 +558,56 @@ def routing_report(rows: dict[str, Any], plan: Plan) -> list[str]:
     lines += ["", "CPU per request is the median of three windows per target; the two targets alternate by "
               "concurrency so that drift in the machine's load falls on both.", ""]
     return lines
+
+
+def start_redis(directory: str) -> tuple[subprocess.Popen, str] | None:
+    """A redis-server on a free loopback port (None when it is not installed)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+                             "--dir", directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=0.5).close()
+            return proc, f"redis://{HOST}:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    proc.terminate()
+    return None
+
+
+KEYS_BUDGET = 50e-6  # issue 21: team keys add at most 50 us per request over the static key
+
+
+def team_key_store(directory: str) -> str:
+    """A team keys store holding the bench client's key (sk-bench) with every limit set, so every request
+    is counted: rpm, tpm and a daily budget (all far above what the bench sends)."""
+    from argoproxy.teamkeys.records import Budget, KeyRecord, digest
+    from argoproxy.teamkeys.store import SQLiteKeyStore
+    path = os.path.join(directory, "keys.db")
+    SQLiteKeyStore(path).create(KeyRecord("bench", digest("sk-bench"), "sk-bench", rpm=10**9, tpm=10**12,
+                                          budget=Budget(10**15, "day"), created=time.time()))
+    return path
+
+
+def keys_report(rows: dict[str, Any], plan: Plan) -> list[str]:
+    static = rows.get("cot_proxy static key", {})
+    lines = ["## Team keys (issue 21): the static key (API_KEY_SECRET) and a team key with rpm, tpm and a budget",
+             "", "| concurrency | store | static: CPU ms/req | team key: CPU ms/req | added CPU µs/req | p50 ms static "
+             "/ team | within 50 µs |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name in ("cot_proxy team key (SQLite)", "cot_proxy team key (Redis)"):
+        for c in plan.concurrencies:
+            if c not in static or c not in rows.get(name, {}):
+                continue
+            a, b = static[c], rows[name][c]
+            added = b["cpu_per_req"] - a["cpu_per_req"]
+            lines.append(f"| {c} | {name.split('(')[1][:-1]} | {ms(a['cpu_per_req'], 3)} | {ms(b['cpu_per_req'], 3)} | "
+                         f"{added * 1e6:+.0f} | {ms(a['p50'], 3)} / {ms(b['p50'], 3)} | "
+                         f"{'yes' if added <= KEYS_BUDGET else '**no**'} |")
+    return lines + [""]
 
 
 def _hold_row(name: str, row: dict[str, Any]) -> str:
@@ -692,6 +748,32 @@ def main(argv: list[str] | None = None) -> int:
                     bench.latency_at(routed, c, "routing")
             finally:
                 routed.stop()
+        if "keys" in sections:
+            log("section keys (the same proxy with the static key, then with a team key: SQLite, Redis)")
+            keys_dir = tempfile.mkdtemp(prefix="cot_proxy_bench_keys_")
+            runs = [("cot_proxy static key", {"API_KEY_SECRET": "sk-bench"}),
+                    ("cot_proxy team key (SQLite)", {"API_KEY_SECRET": "sk-admin", "KEYS_DB": team_key_store(keys_dir)})]
+            redis = start_redis(keys_dir)
+            if redis is not None:
+                runs.append(("cot_proxy team key (Redis)", {"API_KEY_SECRET": "sk-admin", "REDIS_URL": redis[1]}))
+            key_targets = [Proxy.start(upstream.port, name=n, ENABLE_AUTH="true", **s) for n, s in runs]
+            try:
+                if redis is not None:
+                    from argoproxy.teamkeys.records import Budget, KeyRecord, digest
+                    from argoproxy.teamkeys.redis_store import RedisKeyStore
+                    RedisKeyStore(redis[1]).create(KeyRecord("bench", digest("sk-bench"), "sk-bench", rpm=10**9,
+                                                             tpm=10**12, budget=Budget(10**15, "day")))
+                for t in key_targets:
+                    bench.results["targets"][t.name] = t.description
+                for c in plan.concurrencies:  # side by side, one concurrency at a time
+                    for t in key_targets:
+                        bench.latency_at(t, c, "keys")
+            finally:
+                for t in key_targets:
+                    t.stop()
+                if redis is not None:
+                    redis[0].terminate()
+                shutil.rmtree(keys_dir, ignore_errors=True)
         if "body" in sections:
             log("section body")
             for t in main_targets():
