@@ -165,9 +165,15 @@ class Guard:
 
     def authenticated(self, req: Request) -> bool:
         """Does the request carry an accepted key? (open routes ask: /health shows its detail only then)"""
+        if self.check_key is None:
+            return False
+        keys = presented_keys(req.headers)
         accepted = False
-        for key in presented_keys(req.headers) if self.check_key is not None else ():
+        for key in keys:
             accepted |= self.check_key.accepts(key)
+        if not accepted and keys and self.team_keys is not None:  # a team key that is valid now counts too
+            record = self.team_keys.lookup(keys)
+            accepted = record is not None and not self.team_keys.refusal(record)
         return accepted
 
     def check(self, req: Request, route: Route) -> None:
