@@ -85,7 +85,7 @@ class RouteTable:
             return Route("model", "models", encode_path(spelling + parts[model_at:]),
                          frozenset({"GET", "HEAD", "DELETE"}), model=model)
         if self.forwards and forward_allowed(self.forward_paths, target.path):
-            return Route("passthrough", "forward", target.path)
+            return Route("passthrough", "forward", target.path, front=_forwarded_front(key))
         return Route("unknown", "unknown", target.path)
 
 
@@ -96,6 +96,11 @@ def _model_id_at(key: tuple[str, ...]) -> int:
     if len(key) > 1 and key[0] == "models":
         return 1
     return 0
+
+
+def _forwarded_front(key: tuple[str, ...]) -> str:
+    """A forwarded path under /v1/messages/ (Anthropic's message batches) answers in Anthropic's error shape."""
+    return "messages" if key[:2] == ("v1", "messages") or key[:1] == ("messages",) else "openai"
 
 
 def forward_allowed(patterns: tuple[str, ...], path: str) -> bool:

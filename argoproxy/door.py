@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy.answer_shape import bad_answer
 from argoproxy.auth import Guard, without_key_params
+from argoproxy.batch_models import BatchCheck, upstream_fetch
 from argoproxy.call import Call
 from argoproxy.classify import Route, RouteTable, standard_table
 from argoproxy.errors import ProxyError
@@ -68,6 +69,7 @@ class Door:
         self.guard = Guard(self.settings, gateway.team_keys)
         self.status_page: Any = None  # argoproxy/status_page.py when STATUS_PAGE is on (proxy.py sets it)
         self.allowed = self.settings.allowed_models
+        self.batches = BatchCheck(self.allowed, self.settings.max_body_bytes, self.settings.timeout)
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
         self.forwards = self.backend.forwards_unknown and gateway.routing is None
         self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths)
@@ -155,6 +157,8 @@ class Door:
         call.raw_body = read_request_body(call, self.settings.max_body_bytes)
         if self.allowed:
             self.check_body_model(call)
+            fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url, self.backend.upstream_headers(call))
+            self.batches.check(call, fetch)  # models named inside batch files and message batches
         self.gateway.admit(call)  # key_limits: a forwarded call (images, audio...) counts like an API call
         return self.gateway.passthrough(call, self.backend.url(call.path, call.query),
                                         self.backend.upstream_headers(call))

@@ -70,6 +70,12 @@ def _no_case_variants(body: dict[str, Any]) -> None:
             seen[key.casefold()] = key
 
 
+def strict_decoder() -> json.JSONDecoder:
+    """The parser of parse_object as one object, for many small documents (a batch file's lines: json.loads
+    builds a decoder and detects the encoding on every call). Its errors are plain; parse_object words them."""
+    return json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys)
+
+
 class DuplicateKey(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes.fake_batches import FakeBatches
+
 
 @dataclass
 class Reply:
@@ -109,6 +111,7 @@ class FakeOpenAI:
         self.accepts_null_content = False  # llama.cpp: 500 "Input should be a valid string"
         self.sends_stream_usage = True  # False: include_usage ignored, as llama.cpp's server does
         self.open_connections = 0
+        self.batches = FakeBatches()  # /v1/files, /v1/batches, /v1/messages/batches
         self.closed_streams = 0
         self._lock = threading.Lock()
         fake = self
@@ -144,6 +147,11 @@ class FakeOpenAI:
                     got = dict(self.headers.items())
                     answer = Reply({"received_headers": got},
                                    headers={"X-Echo-Authorization": got.get("Authorization", "")})
+                if answer is None:
+                    found = fake.batches.answer(self.command, path, body, self.headers)
+                    if found is not None:
+                        answer = Reply(found[1], status=found[0], headers={} if isinstance(found[1], dict) else
+                                       {"Content-Type": "application/octet-stream"})
                 if answer is None:
                     answer = fake.default_answer(self.command, path, body)
                 if isinstance(answer, Stream):

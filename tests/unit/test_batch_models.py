@@ -1,0 +1,60 @@
+"""argoproxy.batch_models in-process: which routes carry batch work, how a batch file is split and read, and
+every spelling a lenient server would take as a line's model."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from argoproxy.batch_models import BatchCheck, _lines, batch_kind
+from argoproxy.errors import ProxyError
+
+CHECK = BatchCheck(("gpt-4o*", "claude-*"), 1 << 20, 10.0)
+
+
+def test_batch_routes_with_and_without_v1():
+    assert [batch_kind("POST", p) for p in ("v1/files", "files", "V1/Batches", "messages/batches",
+                                             "v1/messages/batches")] == \
+        ["upload", "upload", "batch", "message_batch", "message_batch"]
+    assert batch_kind("GET", "v1/files") is None and batch_kind("POST", "v1/files/abc") is None
+
+
+def test_lines_are_split_wherever_the_chunks_end_and_capped():
+    data = b'{"a": 1}\n\n' + b"x" * 5000 + b"\nlast"
+    for size in (1, 7, 4096, len(data)):
+        chunks = [data[i:i + size] for i in range(0, len(data), size)]
+        assert list(_lines(chunks, 1 << 20)) == data.split(b"\n")
+    with pytest.raises(ProxyError) as info:
+        list(_lines([b"x" * 600, b"y" * 600], 1000))
+    assert info.value.status == 400 and info.value.code == "batch_input_too_large"
+
+
+def test_a_long_line_in_small_chunks_takes_linear_time():
+    chunks = [b"a" * 1024] * 8192 + [b"\n"]  # an 8 MB line in 1 KB reads: joined once, not per chunk
+    start = time.process_time()
+    assert len(next(_lines(chunks, 1 << 30))) == 8 << 20
+    assert time.process_time() - start < 1.0
+
+
+@pytest.mark.parametrize("line,status,code", [
+    (b'{"body": {"model": "evil"}}', 403, "model_not_allowed"),
+    (b'{"body": {"model": "gpt-4o", "model": "evil"}}', 400, "duplicate_key"),  # first-wins servers read one
+    (b'{"body": {"model": "gpt-4o", "Model": "evil"}}', 403, "model_not_allowed"),  # Go reads `Model`
+    (b'{"body": {"model": "gpt-4o"}, "Body": {"model": "evil"}}', 403, "model_not_allowed"),
+    (b'{"body": {"mod\\u0065l": "evil"}}', 403, "model_not_allowed"),
+    (b'{"body": {"messages": []}}', 400, "invalid_value"),  # no model: the upstream's default is on no list
+    (b'{"body": {"model": ["gpt-4o"]}}', 400, "invalid_value"),
+    (b'{"body": "x"}', 400, "invalid_value"),
+    (b'{"body": {"model": "gpt-4o"}', 400, "invalid_json"),
+    (b'[{"body": {"model": "gpt-4o"}}]', 400, "invalid_json"),
+])
+def test_every_spelling_of_a_lines_model_is_checked(line, status, code):
+    with pytest.raises(ProxyError) as info:
+        CHECK.check_lines([b'{"body": {"model": "gpt-4o-mini"}}', line], "file")
+    assert (info.value.status, info.value.code) == (status, code), info.value.message
+    assert info.value.message.startswith("Line 2 of the batch file: ")
+
+
+def test_allowed_lines_pass():
+    CHECK.check_lines([b'{"body": {"model": "gpt-4o"}}', b"", b'  {"body": {"model": "claude-x"}}  '], "file")
