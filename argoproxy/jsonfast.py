@@ -22,4 +22,10 @@ def dumps(obj: Any) -> bytes:
 
 
 def loads(data: bytes | str) -> Any:
-    return json.loads(data)
+    """json.loads; a text nested too deeply to parse is a ValueError like any other invalid JSON (Python's parser
+    raises RecursionError past about 1,000 levels, and an upstream, or a model writing tool arguments, can send
+    that: it was a 500 wherever the caller caught only ValueError)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to parse") from None

@@ -4,7 +4,6 @@ Neutral ground: providers import it; it imports neither providers nor the pipeli
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Iterator
 
@@ -14,6 +13,7 @@ from argoproxy import sse
 from argoproxy.errors import ProxyError, error_type
 from argoproxy.redaction import sanitize_message
 from argoproxy.upstream import READ_ERRORS, UpstreamResponse, read_chunks, stream_error
+from argoproxy.jsonfast import loads
 
 
 def read_whole(resp: UpstreamResponse, limit: float) -> bytes:
@@ -63,7 +63,7 @@ def _finished(data: bytes | None) -> bool:
     if data is None:
         return False
     try:
-        obj = json.loads(data)
+        obj = loads(data)
     except ValueError:
         return False
     if not isinstance(obj, dict):
@@ -80,7 +80,7 @@ def upstream_error(resp: UpstreamResponse) -> ProxyError:
     headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "www-authenticate")}
     try:
         body = resp.content[:65536]
-        obj = json.loads(body) if body else None
+        obj = loads(body) if body else None
     except (ValueError, requests.RequestException):
         obj = None
     err = obj.get("error") if isinstance(obj, dict) else None

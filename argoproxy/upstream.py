@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import email.utils
-import json
 import logging
 import random
 import re
@@ -25,6 +24,7 @@ from requests.adapters import HTTPAdapter
 
 from argoproxy.errors import ProxyError
 from argoproxy.proxy_env import DIRECT, ProxyChoice, proxy_for
+from argoproxy.jsonfast import loads
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class UpstreamResponse:
         return self._content
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        return loads(self.content)
 
     def chunks(self, decode: bool = True) -> Iterator[bytes]:
         """Body bytes as they arrive (decoded from gzip/deflate unless decode is False)."""

@@ -21,6 +21,7 @@ from typing import Any
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import bad_request, new_id
 from argoproxy.fronts.fields import boolean, obj, string
+from argoproxy.jsonfast import loads
 
 NAMESPACE_JOIN = "__"
 # Input items recording a hosted tool's work: the hosted tool ran at OpenAI, a chat upstream cannot take them.
@@ -148,7 +149,7 @@ def custom_function(tool: dict[str, Any], param: str) -> dict[str, Any]:
 def custom_input(arguments: str) -> str:
     """The free-form input of a custom tool call from its function arguments ({"input": ...})."""
     try:
-        value = json.loads(arguments) if arguments.strip() else {}
+        value = loads(arguments) if arguments.strip() else {}
     except ValueError:
         return arguments
     if isinstance(value, dict) and isinstance(value.get("input"), str):

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from argoproxy.request_body import MAX_DEPTH
-from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream
 from tests.polling import poll
 from tests.proxy_process import running_proxy
 
@@ -127,3 +127,19 @@ def test_the_deepest_request_accepted_is_answered_and_journaled(env, stream):
         assert r.json()["tools"][0]["parameters"] == nested(MAX_DEPTH - 4)
     line = poll(lambda: next((line for line in journal_lines(logs) if line["input"] == body), None))
     assert line["status"] == 200
+
+
+@pytest.mark.parametrize("path,body", [("/v1/responses", {"model": "fake-model", "input": "hi"}),
+                                       ("/v1/messages", messages(USER))])
+def test_an_upstream_answer_too_deep_to_parse_is_a_502_not_a_500(env, path, body):
+    fake, p, _ = env
+    deep = '{"a":' * 3000 + "1" + "}" * 3000  # past what Python's JSON parser takes: RecursionError, not ValueError
+    answer = ('{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"finish_reason":"stop",'
+              '"message":{"role":"assistant","content":"hi","extra":' + deep + "}}]}").encode()
+    fake.add(Reply(answer, headers={"Content-Type": "application/json"}))
+    r = requests.post(p.url + path, json=body, timeout=30)
+    assert r.status_code == 502, r.text
+    fake.add(Stream([b'data: {"choices":[{"index":0,"delta":{"content":"hi","x":' + deep.encode() + b"}}]}\n\n",
+                     b"data: [DONE]\n\n"]))
+    r = requests.post(p.url + path, json={**body, "stream": True}, timeout=30)
+    assert r.status_code == 200 and ("message_stop" in r.text or "response.completed" in r.text), r.text[-300:]

@@ -200,3 +200,25 @@ def test_a_served_body_is_journaled_at_any_depth(tmp_path):
         journal.record("client", "id1", {"model": "m"}, deep, status=200)
     line = json.loads((tmp_path / "client_interaction.jsonl").read_text())
     assert line["input"] == {"model": "m"} and line["output"] == {"not_journaled": "nested too deeply"}
+
+
+@pytest.mark.parametrize("door", ["messages", "responses"])
+def test_answers_of_any_depth_are_translated(door):
+    """A model can write tool arguments nested past what Python's JSON parser takes (a RecursionError, which the
+    translators' `except ValueError` let through as a 500): they are kept as text."""
+    front, deep = front_named(door), "[" * 5000 + "]" * 5000
+    call = {"id": "call_1", "type": "function", "function": {"name": "patch", "arguments": deep}}
+    completion = copy.deepcopy(COMPLETION)
+    completion["choices"][0]["message"]["tool_calls"] = [call]
+    chunks = copy.deepcopy(CHUNKS)
+    chunks[2]["choices"][0]["delta"]["tool_calls"] = [{"index": 0, **call}]
+    _, ex = front.to_chat(SEEDS[door])
+    assert deep in dumps(front.from_chat(completion, ex)).decode()
+    events = [front.encode_event(event) for event in front.stream(iter(chunks), ex)]
+    assert ex.error is None and any(deep.encode() in event for event in events)
+
+
+def test_json_nested_too_deeply_to_parse_is_a_value_error():
+    from argoproxy.jsonfast import loads
+    with pytest.raises(ValueError, match="nested too deeply"):
+        loads("[" * 100_000 + "]" * 100_000)

@@ -26,6 +26,7 @@ from argoproxy import tokens
 from argoproxy.providers.argo.models import EMBEDDING_DIMENSIONS
 from argoproxy.providers.argo.normalize import normalize_chat
 from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import loads
 
 # Fields of an OpenAI request that ARGO's chat routes understand; everything else is dropped.
 # `tools`/`tool_choice` go through as given: a tools transform must already have put them in the
@@ -160,7 +161,7 @@ def parse_argo_json(raw: bytes | str) -> Any:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     check_auth_notice(text)
     try:
-        return json.loads(text)
+        return loads(text)
     except ValueError:
         raise ProxyError(
             502, f"ARGO returned a body that is not JSON: {text[:200]!r}", code="upstream_invalid_json"
@@ -173,7 +174,7 @@ def error_from_argo(status: int, raw: bytes | str) -> ProxyError:
     check_auth_notice(text)
     detail: Any = text
     try:
-        parsed = json.loads(text)
+        parsed = loads(text)
     except ValueError:
         parsed = None
     if isinstance(parsed, Mapping):

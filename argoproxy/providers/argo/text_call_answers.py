@@ -9,11 +9,11 @@ found. Raw SSE events that need no change are relayed as the bytes they were.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable, Iterator
 
 from argoproxy import sse
 from argoproxy.providers.argo.text_calls import DEFAULT_LIMIT, TextCallScanner, could_hold_call
+from argoproxy.jsonfast import loads
 
 StreamItem = Any  # bytes (a raw SSE event) or a chunk dict, as providers.base.StreamItem
 
@@ -60,7 +60,7 @@ def transform_body(data: bytes, names: frozenset[str], limit: int = DEFAULT_LIMI
     if not could_hold_call(data.decode("utf-8", "replace")):
         return data
     try:
-        obj = json.loads(data)
+        obj = loads(data)
     except ValueError:
         return data
     if isinstance(obj, dict) and obj.get("object") == "chat.completion" and transform_completion(obj, names, limit):
@@ -146,6 +146,6 @@ def _event_object(item: bytes) -> Any:
     if data is None or data.startswith(b"[DONE]"):
         return None
     try:
-        return json.loads(data)
+        return loads(data)
     except ValueError:
         return None

@@ -23,6 +23,7 @@ from collections import deque
 from typing import Any
 
 from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import loads
 
 log = logging.getLogger(__name__)
 
@@ -428,7 +429,7 @@ def parse_tool_call_tags(text: str) -> tuple[str | None, list[dict]]:
 def _tagged_call(body: str) -> dict | None:
     body = _unfenced(body.strip())
     try:
-        payload = json.loads(body)
+        payload = loads(body)
     except ValueError:
         log.info("kept a <tool_call> block with invalid JSON as text")
         return None
@@ -472,7 +473,7 @@ def _arguments_object(call: dict) -> dict:
     if not raw or not str(raw).strip():
         return {}
     try:
-        parsed = json.loads(raw)
+        parsed = loads(raw)
     except ValueError:
         # Keep what the model wrote rather than drop it; the native shapes only take objects.
         return {"_raw_arguments": str(raw)}

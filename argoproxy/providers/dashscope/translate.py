@@ -15,7 +15,6 @@ every event; with ``incremental_output=false`` every event repeats the whole tex
 from __future__ import annotations
 
 import base64
-import json
 import struct
 import time
 import uuid
@@ -23,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import loads
 
 DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1/"
 TEXT_GENERATION_PATH = "services/aigc/text-generation/generation"
@@ -429,7 +429,7 @@ class ChatStreamDecoder:
 
 def _parse_event_data(data: str, status: int) -> dict[str, Any]:
     try:
-        obj = json.loads(data)
+        obj = loads(data)
     except ValueError:
         raise ProxyError(502, f"DashScope sent an unreadable stream event: {data[:200]}") from None
     if not isinstance(obj, dict):
