@@ -6,8 +6,8 @@ start-up (argoproxy/processes.py), prints it once and hands it to every worker t
 environment variable GENERATED_KEY_ENV; so all workers accept the same key.
 
 A client sends `Authorization: Bearer KEY` (OpenAI SDKs), `x-api-key: KEY` (Anthropic-style clients),
-`api-key: KEY` (Azure OpenAI clients) or `x-goog-api-key: KEY` (Google GenAI clients). Keys are compared in
-constant time over their SHA-256 digests (no early exit on the first differing byte, nor on a differing
+`api-key: KEY` (Azure OpenAI clients) or `x-goog-api-key: KEY` (Google GenAI clients; on the Google door's
+routes also `?key=KEY`). Keys are compared in constant time over their SHA-256 digests (no early exit on the first differing byte, nor on a differing
 length), against every configured key. After a key is accepted, every header a key may come in is removed
 from the request, and so is a `key` query parameter (Google's `?key=`), so no client key goes upstream: the
 upstream gets the proxy's own credential (OPENAI_API_KEY...) instead.
@@ -100,8 +100,9 @@ class KeyCheck:
         return ok
 
 
-def presented_keys(headers: Mapping[str, str]) -> list[str]:
-    """The keys a request carries: the Bearer token and the KEY_HEADERS (any may be absent)."""
+def presented_keys(headers: Mapping[str, str], query: str = "") -> list[str]:
+    """The keys a request carries: the Bearer token, the KEY_HEADERS and, where the route takes one (query: the
+    Google door's), `key` query parameters (any may be absent)."""
     found = []
     authorization = headers.get("Authorization", "")
     if authorization:
@@ -112,6 +113,9 @@ def presented_keys(headers: Mapping[str, str]) -> list[str]:
         api_key = headers.get(name, "").strip()
         if api_key:
             found.append(api_key)
+    if query:
+        from argoproxy.request_models import query_values
+        found.extend(k for k in query_values(query, "key") if k)
     return found
 
 
@@ -181,10 +185,12 @@ class Guard:
         from the headers that may go upstream (the upstream gets the proxy's own credential)."""
         if not self.enabled or (route.family == "own" and route.kind in self.open_kinds):
             return
-        keys = presented_keys(req.headers)
+        google = route.front == "google"  # the Google door also takes `?key=`, as Google's API does
+        keys = presented_keys(req.headers, req.target.partition("?")[2] if google else "")
         if not keys:
-            raise unauthorized("Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>` "
-                               "(`api-key` and `x-goog-api-key` are read too).", "missing_api_key", invalid=False)
+            how = "`x-goog-api-key: <key>` or `?key=<key>`" if google else \
+                "`Authorization: Bearer <key>` or `x-api-key: <key>` (`api-key` and `x-goog-api-key` are read too)"
+            raise unauthorized(f"Missing API key: send it as {how}.", "missing_api_key", invalid=False)
         # Every presented key is checked (no short-circuit); one accepted key is enough.
         accepted = False
         for key in keys:

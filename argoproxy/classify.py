@@ -5,8 +5,9 @@ family (which handler serves it):
 
   api       the OpenAI API routes the proxy understands (chat/completions, completions, embeddings), with
             and without the /v1 prefix
-  front     the other front doors (/v1/responses, /v1/messages, /v1/messages/count_tokens; argoproxy/fronts/)
-  models    /v1/models and /v1/models/{id} (filtered by the allow-list)
+  front     the other front doors (/v1/responses, /v1/messages, /v1/messages/count_tokens; argoproxy/fronts/), and
+            Google's /v1beta/models/{model}:generateContent, :streamGenerateContent, :countTokens
+  models    /v1/models and /v1/models/{id} (filtered by the allow-list); Google's /v1beta/models[/{model}]
   backend   routes a backend serves itself (ARGO's /v1/chat, /v1/embed, /v1/status)
   own       the proxy's own /, /health and /metrics
   forward   any other path, sent upstream unchanged, when the backend forwards and FORWARD_PATHS allows it
@@ -15,6 +16,11 @@ family (which handler serves it):
 Fixed route names match whatever their case (`/V1/Chat/Completions` is the chat route) and the request is
 then handled and forwarded under the table's own spelling; the rest of a path (a model or file id) keeps
 its case. So what the proxy classifies is exactly what the upstream receives.
+
+Every path under /v1beta/ is the Google door's (front `google`, errors in Google's shape) and is never forwarded:
+a Gemini client's key may ride in its query (`?key=`). The model segment is decoded once like any segment (so
+`%3A` is `:`); the method is what follows its last ':' (`argo:gpt-4o:generateContent` is the model `argo:gpt-4o`),
+matched whatever its case; a model name may hold '/' as /v1/models/{id} does.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from argoproxy.fronts.google import METHODS, split_method
 from argoproxy.paths import Target, encode_path
 
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"})
@@ -39,7 +46,7 @@ class Route:
     path: str  # canonical, without the leading '/': what journals show and the upstream receives
     methods: frozenset[str] = ALL_METHODS
     model: str | None = None  # /v1/models/{id}: the decoded id
-    front: str = "openai"  # the API the client speaks (its error shape): openai, responses, messages
+    front: str = "openai"  # the API the client speaks (its error shape): openai, responses, messages, google
 
     @property
     def label(self) -> str:
@@ -78,6 +85,8 @@ class RouteTable:
         if fixed is not None:
             return Route(fixed.kind, fixed.family, encode_path(fixed.spelling), fixed.methods,
                          front=fixed.front)
+        if key[:1] == ("v1beta",):
+            return google_route(parts)
         model_at = _model_id_at(key)
         if model_at:
             model = "/".join(parts[model_at:])  # ids such as meta-llama/Llama-3 hold a '/'
@@ -87,6 +96,28 @@ class RouteTable:
         if self.forwards and forward_allowed(self.forward_paths, target.path):
             return Route("passthrough", "forward", target.path, front=_forwarded_front(key))
         return Route("unknown", "unknown", target.path)
+
+
+GOOGLE_MODELS = ("v1beta", "models")
+
+
+def google_route(parts: tuple[str, ...]) -> Route:
+    """A path under /v1beta/: the Google door's model list, one model, or a method on a model."""
+    key = tuple(p.lower() for p in parts[:2])
+    if key != GOOGLE_MODELS:
+        return Route("unknown", "unknown", encode_path(parts), front="google")
+    if len(parts) == 2:
+        return Route("models", "models", encode_path(GOOGLE_MODELS), frozenset({"GET", "HEAD"}), front="google")
+    name, kind = split_method(parts[-1])
+    model = "/".join(parts[2:-1] + (name,))
+    if not name or model.startswith("/"):
+        return Route("unknown", "unknown", encode_path(parts), front="google")
+    if kind is None:
+        return Route("model", "models", encode_path(GOOGLE_MODELS + parts[2:]), frozenset({"GET", "HEAD"}),
+                     model=model, front="google")
+    spelling = f"{name}:{METHODS[kind][1]}"
+    return Route(METHODS[kind][0], "front", encode_path(GOOGLE_MODELS + parts[2:-1] + (spelling,)),
+                 frozenset({"POST"}), model=model, front="google")
 
 
 def _model_id_at(key: tuple[str, ...]) -> int:

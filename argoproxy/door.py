@@ -25,14 +25,14 @@ from argoproxy.call import Call
 from argoproxy.classify import Route, RouteTable, standard_table
 from argoproxy.errors import ProxyError
 from argoproxy.exchange import Answer, Request
-from argoproxy.fronts import front_named
+from argoproxy.fronts import DoorArgs, front_named, google
 from argoproxy.fronts.serve import front_for_kind
 from argoproxy.health import HealthCheck
 from argoproxy.jsonfast import dumps
 from argoproxy.paths import PathError, canonical, raw_target
 from argoproxy.pipeline import Gateway, read_request_body
 from argoproxy.request_body import parse_object
-from argoproxy.request_models import check_named, form_model, is_form, query_model
+from argoproxy.request_models import check_named, form_model, is_form, query_model, query_values
 from argoproxy.validation import model_allowed
 
 log = logging.getLogger("cot_proxy")
@@ -99,8 +99,8 @@ class Door:
         call.kind, call.path, call.query, call.front = route.kind, route.path, target.query, route.front
         call.extra["route"] = route
         self.guard.check(req, route)
-        if self.guard.enabled and call.query:  # a client key never goes upstream, Google's ?key= included
-            call.query = without_key_params(call.query)
+        if call.query and (self.guard.enabled or route.front == "google"):  # a client key never goes upstream
+            call.query = without_key_params(call.query)  # Google's ?key= included, with auth off too
         if route.family == "unknown":
             raise ProxyError(404, f"No route {route.label} on this proxy ({self.backend.name} backend).",
                              code="unknown_route")
@@ -150,8 +150,11 @@ class Door:
         return self.gateway.api(call)
 
     def front(self, call: Call, route: Route) -> Answer:
-        front, count_only = front_for_kind(call.kind)
-        return self.gateway.fronts.api(call, front, count_only)
+        front, count_only = front_for_kind(call.kind, route.front)
+        args = None
+        if route.front == "google":
+            args = DoorArgs(model=route.model, stream=call.kind == "stream_generate_content", sse=sse_asked(call.query))
+        return self.gateway.fronts.api(call, front, count_only, args)
 
     def forward(self, call: Call, route: Route) -> Answer:
         call.raw_body = read_request_body(call, self.settings.max_body_bytes)
@@ -197,6 +200,8 @@ class Door:
         return json_response(self.status_page.data())
 
     def models(self, call: Call, route: Route) -> Answer:
+        if route.front == "google":
+            return self.google_models(call, route)
         if call.kind == "models":
             return self.observed(call, json_response(self.model_list(call)))
         call.model = route.model
@@ -250,6 +255,18 @@ class Door:
                 and routing.router.chain(name):
             entry = {"id": name, "object": "model", "created": 0, "owned_by": "cot_proxy"}
         return entry
+
+    def google_models(self, call: Call, route: Route) -> Answer:
+        """GET /v1beta/models[/{model}]: the proxy's own list (the upstream's, routing entries, pseudo models,
+        filtered by the allow-list) in Google's shape; a model is looked up like /v1/models/{id} is."""
+        data = self.model_list(call)["data"]
+        if call.kind == "models":
+            return self.observed(call, json_response(google.model_list(data)))
+        call.model = route.model
+        entry = self.backend.model_entry(route.model, data)
+        if entry is None:
+            raise model_not_found(route.model)
+        return self.observed(call, json_response(google.model_entry({**entry, "id": route.model})))
 
     # ---------------------------------------------------------------- pieces
     def model_list(self, call: Call) -> dict[str, Any]:
@@ -341,6 +358,18 @@ class Edge:
         environ[RAW_TARGET_KEY] = raw_target(environ)
         environ["PATH_INFO"] = "/"
         return self.app(environ, start_response)
+
+
+def sse_asked(query: str) -> bool:
+    """`?alt=sse`: a Google stream as SSE; without it (or `alt=json`), one JSON array."""
+    values = query_values(query, "alt") if query else []
+    if len(values) > 1:
+        raise ProxyError(400, "The query parameter `alt` is given more than once.", param="alt",
+                         code="duplicate_parameter")
+    alt = values[0].lower() if values else "json"
+    if alt not in ("sse", "json"):
+        raise ProxyError(400, "The query parameter `alt` must be sse or json.", param="alt", code="invalid_value")
+    return alt == "sse"
 
 
 def compressed(headers) -> bool:

@@ -37,6 +37,14 @@ def query_model(query: str) -> str | None:
     return _single(values, "query parameter")
 
 
+def query_values(query: str, name: str) -> list[str]:
+    """Every value of one query parameter, its name in any spelling some server reads as it (see above)."""
+    try:
+        return [value for key, value in _pairs(query) if key == name]
+    except UnicodeDecodeError:
+        raise ProxyError(400, "The query string is not valid UTF-8.", code="invalid_query") from None
+
+
 def _pairs(text: str) -> list[tuple[str, str]]:
     """Name/value pairs of a query or url-encoded form, names reduced to the spelling servers compare."""
     pairs = []

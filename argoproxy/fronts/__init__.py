@@ -4,8 +4,8 @@ A front door translates the client's request into the one internal request (an O
 body) and the answer back (a whole chat.completion, or the chunk iterator after the think transform). Every
 guard, transform and observer of the pipeline runs on the internal request, so they work the same behind
 every door. The translations are pure functions (dict in, dict out; iterator in, iterator out) in
-responses.py (OpenAI Responses API) and messages.py (Anthropic Messages API); this module holds the small
-interface they implement and what they share.
+responses.py (OpenAI Responses API), messages.py (Anthropic Messages API) and google.py (Google GenAI); this
+module holds the small interface they implement and what they share.
 """
 
 from __future__ import annotations
@@ -21,6 +21,15 @@ from argoproxy.stream_usage import OutputCount, estimated_usage, prompt_tokens
 
 # Chunk-delta keys that carry reasoning text (DeepSeek/DashScope/vLLM<0.10; newer vLLM, OpenRouter).
 REASONING_KEYS = ("reasoning_content", "reasoning")
+
+
+@dataclass(frozen=True)
+class DoorArgs:
+    """What the request target says beside the body: the Google door names the model and the method in its path
+    (`/v1beta/models/{model}:streamGenerateContent?alt=sse`); the other doors read both from the body."""
+    model: str | None = None
+    stream: bool = False
+    sse: bool = True  # a Google stream as SSE (`alt=sse`), else as one JSON array
 
 
 @dataclass
@@ -47,6 +56,8 @@ class Front:
     """The interface of a front door; subclasses are stateless and shared by all requests."""
 
     name = "chat"
+    #: SSE keepalive comments while a stream waits (SSE_KEEPALIVE): not where the client's reader breaks on them
+    keepalive = True
     #: the chat-completions path the internal request takes upstream
     chat_path = "v1/chat/completions"
     #: chat-completions parameter -> the front's own name, for errors the chat request's checks raise
@@ -60,10 +71,11 @@ class Front:
             err.param = name
         return err
 
-    def to_chat(self, body: dict[str, Any], count_only: bool = False) -> tuple[dict[str, Any], Exchange]:
+    def to_chat(self, body: dict[str, Any], count_only: bool = False,
+                args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:
         """The client's request as a chat-completions body, and what the answer translation needs
-        (count_only: a token-count request, which has no answer). Raises ProxyError(400) naming the parameter
-        for a request the door cannot serve."""
+        (count_only: a token-count request, which has no answer; args: what the path said). Raises
+        ProxyError(400) naming the parameter for a request the door cannot serve."""
         raise NotImplementedError
 
     def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
@@ -92,6 +104,14 @@ class Front:
     def upstream_headers(self, headers: dict[str, str]) -> dict[str, str]:
         """The client's headers as they may go to a chat-completions upstream (front-only headers dropped)."""
         return headers
+
+    def stream_type(self, ex: Exchange) -> str:
+        """The Content-Type of the front's streamed answer."""
+        return "text/event-stream; charset=utf-8"
+
+    def count_answer(self, count: int) -> dict[str, Any]:
+        """A token count (count_tokens routes) in the front's shape."""
+        return {"input_tokens": count}
 
 
 class StreamState:
@@ -243,9 +263,10 @@ FRONTS: dict[str, Front] = {}
 
 
 def front_named(name: str) -> Front | None:
-    """The front door for a name (responses, messages); None for the chat-completions door."""
+    """The front door for a name (responses, messages, google); None for the chat-completions door."""
     if not FRONTS:
+        from argoproxy.fronts.google import GoogleFront
         from argoproxy.fronts.messages import MessagesFront
         from argoproxy.fronts.responses import ResponsesFront
-        FRONTS.update(responses=ResponsesFront(), messages=MessagesFront())
+        FRONTS.update(responses=ResponsesFront(), messages=MessagesFront(), google=GoogleFront())
     return FRONTS.get(name)

@@ -14,7 +14,7 @@ import json
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import Exchange, Front, StreamState, bad_request, bearer, new_id, whole_answer
+from argoproxy.fronts import DoorArgs, Exchange, Front, StreamState, bad_request, bearer, new_id, whole_answer
 from argoproxy.fronts.fields import boolean, field, obj, string
 from argoproxy.jsonfast import loads
 
@@ -486,7 +486,8 @@ class MessagesFront(Front):
     name = "messages"
     renamed = {"stop": "stop_sequences", "user": "metadata.user_id", "response_format": "output_config.format"}
 
-    def to_chat(self, body: dict[str, Any], count_only: bool = False) -> tuple[dict[str, Any], Exchange]:
+    def to_chat(self, body: dict[str, Any], count_only: bool = False,
+                args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:
         dropped: dict[str, None] = {}
         chat = request_to_chat(body, count_only=count_only, dropped=dropped)
         stops = tuple(s for s in body.get("stop_sequences") or () if isinstance(s, str))

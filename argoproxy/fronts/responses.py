@@ -15,7 +15,7 @@ import time
 from typing import Any, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import Exchange, Front, StreamState, bad_request, new_id, whole_answer
+from argoproxy.fronts import DoorArgs, Exchange, Front, StreamState, bad_request, new_id, whole_answer
 from argoproxy.fronts.fields import boolean, obj, string
 from argoproxy.fronts.responses_tools import (HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, field_error,
                                               replayed_call)
@@ -468,7 +468,8 @@ class ResponsesFront(Front):
     renamed = {"messages": "input", "max_tokens": "max_output_tokens", "response_format": "text.format",
                "reasoning_effort": "reasoning.effort"}
 
-    def to_chat(self, body: dict[str, Any], count_only: bool = False) -> tuple[dict[str, Any], Exchange]:
+    def to_chat(self, body: dict[str, Any], count_only: bool = False,
+                args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:
         chat, tools = translate(body)
         return chat, Exchange(model=chat["model"], stream=chat.get("stream") is True, request=body, tools=tools,
                               dropped=tuple(tools.dropped))

@@ -18,7 +18,7 @@ from argoproxy import streamconv
 from argoproxy.answer_shape import check_chunk
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import Exchange, Front, front_named
+from argoproxy.fronts import DoorArgs, Exchange, Front, front_named
 from argoproxy.headers import response_headers
 from argoproxy.jsonfast import dumps
 from argoproxy.llm_params import apply_rule
@@ -49,24 +49,25 @@ class FrontService:
         self._secrets = gateway._secrets
 
     # ---------------------------------------------------------------- requests
-    def api(self, call: Call, front: Front, count_only: bool = False) -> Answer:
-        """POST /v1/responses, /v1/messages, /v1/messages/count_tokens."""
+    def api(self, call: Call, front: Front, count_only: bool = False, args: DoorArgs | None = None) -> Answer:
+        """POST /v1/responses, /v1/messages, /v1/messages/count_tokens, /v1beta/models/{model}:{method} (args:
+        what the path says: the Google door names the model and the method there)."""
         from argoproxy.pipeline import read_request_body
         call.front = front.name
         call.raw_body = read_request_body(call, self.settings.max_body_bytes)
         body = parse_object(call.raw_body)
-        model = body.get("model")
+        model = args.model if args is not None and args.model is not None else body.get("model")
         call.model = model if isinstance(model, str) else None
         gateway = self.gateway
         gateway.admit(call)
         if gateway.routing is None and self.backend.native_front(front.name, call.model):
             return self.relay_native(call, front, body, count_only)
-        chat, ex = front.to_chat(body, count_only)
+        chat, ex = front.to_chat(body, count_only, args)
         if ex.dropped:  # Codex and Claude Code send tools only OpenAI or Anthropic run (docs/decisions.md)
             log.warning("%s %s: left out what a chat backend cannot run: %s", front.name, call.request_id,
                         listing(ex.dropped))
         if count_only:
-            return self.count_tokens(call, chat)
+            return self.count_tokens(call, front, chat)
         if front.name == "messages" and ex.stream:
             ex.input_tokens = count_request_tokens(chat)  # message_start needs a count before usage arrives
         ex.chat = chat
@@ -75,6 +76,8 @@ class FrontService:
         call.extra["client_path"] = call.path
         call.kind, call.path, call.query = "chat", front.chat_path, ""
         call.headers = front.upstream_headers(call.headers)
+        if not front.keepalive:
+            call.extra["kept_alive"] = False  # no keepalive bytes: the front's clients cannot skip them
         try:
             validate("chat", chat)
         except ProxyError as err:
@@ -86,13 +89,13 @@ class FrontService:
         check_allowed_model(self.settings.allowed_models, call.upstream_model or call.model)
         return gateway.finish(call, self.backend.encode(call))
 
-    def count_tokens(self, call: Call, chat: dict[str, Any]) -> Answer:
+    def count_tokens(self, call: Call, front: Front, chat: dict[str, Any]) -> Answer:
         """An estimate (argoproxy/tokens.py) over messages, system and tools: chat upstreams have no count route."""
         call.kind = "count_tokens"
         check_allowed_model(self.settings.allowed_models, call.model)
         if self.gateway.routing is not None:  # counted here, but only for a model a request could be sent to
             self.gateway.routing.chain(chat["model"])
-        return self.whole(call, {"input_tokens": count_request_tokens(chat)})
+        return self.whole(call, front.count_answer(count_request_tokens(chat)))
 
     def relay_native(self, call: Call, front: Front, body: dict[str, Any], count_only: bool) -> Answer:
         """The upstream serves this API itself: the guards and LLM_PARAMS apply, the answer is relayed as it
@@ -148,7 +151,8 @@ class FrontService:
         front, ex = front_named(call.front), call.exchange
         call.status = 200
         events = self.encoded(call, front, ex, front.stream(chunks, ex))
-        return Answer(self.gateway.relay(call, resp, events), 200, self.headers(call, SSE_HEADERS),
+        headers = [("Content-Type", front.stream_type(ex))] + SSE_HEADERS[1:]
+        return Answer(self.gateway.relay(call, resp, events), 200, self.headers(call, headers),
                       direct_passthrough=True)
 
     def chunks(self, chunks: Iterable[dict | None], resp: UpstreamResponse) -> Iterator[dict]:
@@ -208,8 +212,10 @@ class FrontService:
         return headers
 
 
-def front_for_kind(kind: str) -> tuple[Front, bool] | None:
-    """The front door serving a route kind, and whether it only counts tokens."""
+def front_for_kind(kind: str, front_name: str = "openai") -> tuple[Front, bool] | None:
+    """The front door serving a route kind (on the API a client speaks), and whether it only counts tokens."""
+    if front_name == "google":
+        return front_named("google"), kind == "count_tokens"
     if kind == "count_tokens":
         return front_named("messages"), True
     front = front_named(kind)

@@ -146,7 +146,8 @@ class Routing:
         check_allowed_model(self.settings.allowed_models, asked)
         chain = self.chain(asked)
         every = self.settings.sse_keepalive
-        if every > 0 and call.body.get("stream") is True:
+        # kept_alive False: a front whose clients cannot skip keepalive bytes (the Google door)
+        if every > 0 and call.body.get("stream") is True and "kept_alive" not in call.extra:
             # One keepalive over every attempt (not one per attempt): a slow deployment commits the stream to
             # 200 with keepalive comments, and when it then fails the next one is still tried.
             call.extra["kept_alive"] = True

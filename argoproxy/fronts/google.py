@@ -1,0 +1,690 @@
+"""The Google GenAI (Gemini API) front door: `POST /v1beta/models/{model}:generateContent`,
+`:streamGenerateContent` (`?alt=sse`, or a JSON array streamed without it) and `:countTokens`, translated to the
+one internal chat-completions request; a chat.completion (or its chunks) back as a GenerateContentResponse (or
+its stream). The model list routes (`GET /v1beta/models[/{model}]`) are answered by the door from the proxy's own
+list (argoproxy/door.py, `google_models`).
+
+Google has no tool-call ids on the wire by default: a `functionCall` in the history gets the id it carries, else
+one made from its turn and place, and each `functionResponse` of the next user turn is matched back to a call of
+the previous model turn by its id when it has one, else by name, in order. Thought parts (`thought: true`) in the
+history are dropped (a chat upstream cannot take them back); reasoning in answers becomes thought parts only when
+`generationConfig.thinkingConfig.includeThoughts` is true, as Gemini does. Every field read is type-checked, and
+a bad one is a 400 naming it (`contents[2].parts[0].inlineData.mimeType: ...`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping
+
+from argoproxy.errors import ProxyError
+from argoproxy.fronts import DoorArgs, Exchange, Front, StreamState, bad_request, new_id, whole_answer
+from argoproxy.jsonfast import dumps
+
+# HTTP status -> google.rpc.Code name (https://cloud.google.com/apis/design/errors#handling_errors).
+STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                405: "INVALID_ARGUMENT", 408: "DEADLINE_EXCEEDED", 409: "ABORTED", 413: "INVALID_ARGUMENT",
+                415: "INVALID_ARGUMENT", 422: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED",
+                500: "INTERNAL", 501: "UNIMPLEMENTED", 502: "UNAVAILABLE", 503: "UNAVAILABLE",
+                504: "DEADLINE_EXCEEDED"}
+FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", "function_call": "STOP",
+                  "content_filter": "SAFETY"}
+# The methods of /v1beta/models/{model}:{method}, by their lower-cased name -> (route kind, spelling).
+METHODS = {"generatecontent": ("generate_content", "generateContent"),
+           "streamgeneratecontent": ("stream_generate_content", "streamGenerateContent"),
+           "counttokens": ("count_tokens", "countTokens")}
+THINKING_LEVELS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high"}
+# Chat-completions parameter -> where the client set it (errors the chat request's checks raise name it).
+RENAMED = {"temperature": "generationConfig.temperature", "top_p": "generationConfig.topP",
+           "top_k": "generationConfig.topK", "max_tokens": "generationConfig.maxOutputTokens",
+           "stop": "generationConfig.stopSequences", "seed": "generationConfig.seed",
+           "presence_penalty": "generationConfig.presencePenalty",
+           "frequency_penalty": "generationConfig.frequencyPenalty", "messages": "contents", "tools": "tools",
+           "response_format": "generationConfig.responseMimeType"}
+SCHEMA_DEPTH = 64  # nesting a tool schema may have (the conversion recurses)
+ARGS_LIMIT = 8 * 1024 * 1024  # bytes of tool-call arguments one streamed answer may hold back
+OUTPUT_LIMIT = 1024 * 1024  # characters of a streamed answer kept for the journal (the rest is counted)
+SSE_END = b"\r\n\r\n"  # Google ends its SSE events with CRLF pairs; every SSE reader takes them
+
+
+def status_name(status: int) -> str:
+    if status in STATUS_NAMES:
+        return STATUS_NAMES[status]
+    return "INTERNAL" if status >= 500 else "FAILED_PRECONDITION"
+
+
+def _bad(message: str, where: str) -> ProxyError:
+    return bad_request(f"{where}: {message}", where)
+
+
+# ---------------------------------------------------------------------------------------------- field checks
+
+def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, what: str) -> Any:
+    """obj[key] when present and of this type (None when absent or null), else a 400 naming it."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind in (int, float, (int, float)) and isinstance(value, bool)):
+        raise _bad(f"must be {what}.", f"{where}{key}")
+    return value
+
+
+def _number(obj: Mapping[str, Any], key: str, where: str) -> float | int | None:
+    return _get(obj, key, (int, float), where, "a number")
+
+
+def _integer(obj: Mapping[str, Any], key: str, where: str, minimum: int = 0) -> int | None:
+    value = _get(obj, key, int, where, "an integer")
+    if value is not None and value < minimum:
+        raise _bad(f"must be at least {minimum}.", f"{where}{key}")
+    return value
+
+
+def _object(obj: Mapping[str, Any], key: str, where: str) -> dict[str, Any] | None:
+    return _get(obj, key, dict, where, "an object")
+
+
+def _list(obj: Mapping[str, Any], key: str, where: str) -> list[Any] | None:
+    return _get(obj, key, list, where, "a list")
+
+
+def _string(obj: Mapping[str, Any], key: str, where: str) -> str | None:
+    return _get(obj, key, str, where, "a string")
+
+
+# ---------------------------------------------------------------------------------------------- request
+
+@dataclass
+class CallBook:
+    """The function calls of the history, so that each functionResponse finds the call it answers."""
+    turn: int = 0
+    pending: list[tuple[str, str]] = field(default_factory=list)  # (id, name) of the last model turn's calls
+
+    def called(self, name: str, given: str | None) -> str:
+        call_id = given or f"call_{self.turn}_{len(self.pending)}"
+        self.pending.append((call_id, name))
+        return call_id
+
+    def answered(self, name: str, given: str | None, where: str) -> str:
+        for i, (call_id, called) in enumerate(self.pending):
+            if (given is not None and call_id == given) or (given is None and called == name):
+                del self.pending[i]
+                return call_id
+        if given is not None:  # an id this proxy never saw (the client made its own): match by name, in order
+            for i, (call_id, called) in enumerate(self.pending):
+                if called == name:
+                    del self.pending[i]
+                    return call_id
+        raise _bad(f"no functionCall named {name!r} in the previous model turn is left to answer.", where)
+
+
+def request_to_chat(body: dict[str, Any], args: DoorArgs, *, count_only: bool = False,
+                    dropped: list[str] | None = None) -> dict[str, Any]:
+    """A generateContent (or countTokens) request as a chat-completions request body."""
+    if count_only and isinstance(body.get("generateContentRequest"), dict):
+        body = body["generateContentRequest"]  # countTokens may wrap a whole request
+    contents = _list(body, "contents", "")
+    if not contents and not count_only:
+        raise _bad("Field required: a non-empty list of contents.", "contents")
+    messages: list[dict[str, Any]] = []
+    system = system_text(body.get("systemInstruction"), "systemInstruction")
+    if system:
+        messages.append({"role": "system", "content": system})
+    book = CallBook()
+    for i, content in enumerate(contents or ()):
+        book.turn = i
+        messages.extend(content_to_chat(content, f"contents[{i}]", book))
+    chat: dict[str, Any] = {"model": args.model, "messages": messages}
+    tools = _list(body, "tools", "")
+    if tools:
+        functions = tools_to_chat(tools, dropped)
+        if functions:
+            chat["tools"] = functions
+            choice = tool_config_to_chat(_object(body, "toolConfig", ""))
+            if choice is not None:
+                chat["tool_choice"] = choice
+    if _string(body, "cachedContent", "") is not None:
+        raise _bad("cached contents are not kept by this proxy; send the contents themselves.", "cachedContent")
+    _list(body, "safetySettings", "")  # accepted and left out: a chat upstream has no such setting
+    generation_to_chat(_object(body, "generationConfig", "") or {}, chat)
+    if args.stream and not count_only:
+        chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}
+    return chat
+
+
+def system_text(system: Any, where: str) -> str:
+    """systemInstruction: a Content whose parts are text (a bare string is taken too, as the SDKs send one)."""
+    if system is None or isinstance(system, str):
+        return system or ""
+    if not isinstance(system, dict):
+        raise _bad("must be a Content object with text parts.", where)
+    texts = []
+    for j, part in enumerate(_list(system, "parts", f"{where}.") or ()):
+        if not isinstance(part, dict) or not isinstance(part.get("text"), str):
+            raise _bad("must be a text part.", f"{where}.parts[{j}]")
+        texts.append(part["text"])
+    return "\n\n".join(t for t in texts if t)
+
+
+def content_to_chat(content: Any, where: str, book: CallBook) -> list[dict[str, Any]]:
+    """One Content as chat messages: a model turn becomes one assistant message (text and tool calls); a user
+    turn's functionResponses become tool messages (first, as chat wants them right after the calls), then a user
+    message with whatever else it held."""
+    if not isinstance(content, dict):
+        raise _bad("must be a Content object.", where)
+    role = _string(content, "role", f"{where}.") or "user"
+    if role not in ("user", "model", "function", "tool"):
+        raise _bad("must be user or model.", f"{where}.role")
+    parts = _list(content, "parts", f"{where}.")
+    if not parts:
+        raise _bad("Field required: a non-empty list of parts.", f"{where}.parts")
+    if role == "model":
+        return [model_turn(parts, where, book)]
+    tools: list[dict[str, Any]] = []
+    chat_parts: list[dict[str, Any]] = []
+    for j, part in enumerate(parts):
+        at = f"{where}.parts[{j}]"
+        if not isinstance(part, dict):
+            raise _bad("must be a Part object.", at)
+        response = _object(part, "functionResponse", f"{at}.")
+        if response is not None:
+            tools.append(function_response(response, f"{at}.functionResponse", book))
+        elif part.get("thought") is True:
+            continue
+        else:
+            chat_parts.append(part_to_chat(part, at))
+    book.pending.clear()  # calls left unanswered stay so; the next model turn starts its own
+    out = tools
+    if chat_parts:
+        if all(p["type"] == "text" for p in chat_parts):
+            out.append({"role": "user", "content": "".join(p["text"] for p in chat_parts)})
+        else:
+            out.append({"role": "user", "content": chat_parts})
+    return out
+
+
+def model_turn(parts: list[Any], where: str, book: CallBook) -> dict[str, Any]:
+    book.pending.clear()
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for j, part in enumerate(parts):
+        at = f"{where}.parts[{j}]"
+        if not isinstance(part, dict):
+            raise _bad("must be a Part object.", at)
+        call = _object(part, "functionCall", f"{at}.")
+        if call is not None:
+            name = _string(call, "name", f"{at}.functionCall.")
+            if not name:
+                raise _bad("Field required: the function's name.", f"{at}.functionCall.name")
+            arguments = _object(call, "args", f"{at}.functionCall.") or {}
+            call_id = book.called(name, _string(call, "id", f"{at}.functionCall."))
+            calls.append({"id": call_id, "type": "function",
+                          "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)}})
+        elif part.get("thought") is True:
+            continue
+        elif "text" in part:
+            texts.append(_string(part, "text", f"{at}.") or "")
+        else:
+            raise _bad("model turns take text and functionCall parts through a chat-completions backend.", at)
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def function_response(response: dict[str, Any], where: str, book: CallBook) -> dict[str, Any]:
+    name = _string(response, "name", f"{where}.")
+    if not name:
+        raise _bad("Field required: the function's name.", f"{where}.name")
+    result = response.get("response")
+    if result is not None and not isinstance(result, dict):
+        raise _bad("must be an object.", f"{where}.response")
+    call_id = book.answered(name, _string(response, "id", f"{where}."), where)
+    return {"role": "tool", "tool_call_id": call_id, "content": json.dumps(result or {}, ensure_ascii=False)}
+
+
+def part_to_chat(part: dict[str, Any], where: str) -> dict[str, Any]:
+    """A user part as a chat content part: text, an image (inline or by URL) or a PDF."""
+    if "text" in part:
+        return {"type": "text", "text": _string(part, "text", f"{where}.") or ""}
+    inline = _object(part, "inlineData", f"{where}.")
+    if inline is not None:
+        mime = _string(inline, "mimeType", f"{where}.inlineData.") or ""
+        data = _string(inline, "data", f"{where}.inlineData.")
+        if not data:
+            raise _bad("Field required: base64 data.", f"{where}.inlineData.data")
+        if mime.startswith("image/"):
+            return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{data}"}}
+        if mime == "application/pdf":
+            return {"type": "file", "file": {"file_data": f"data:{mime};base64,{data}", "filename": "document.pdf"}}
+        if mime.startswith("text/"):
+            return {"type": "text", "text": _base64_text(data, f"{where}.inlineData.data")}
+        raise _bad("only images, PDFs and text can go through a chat-completions backend.",
+                   f"{where}.inlineData.mimeType")
+    file = _object(part, "fileData", f"{where}.")
+    if file is not None:
+        uri = _string(file, "fileUri", f"{where}.fileData.") or ""
+        mime = _string(file, "mimeType", f"{where}.fileData.") or ""
+        if uri.startswith(("http://", "https://")) and (mime.startswith("image/") or not mime):
+            return {"type": "image_url", "image_url": {"url": uri}}
+        raise _bad("only image URLs (http or https) can go through a chat-completions backend; uploaded files are "
+                   "not kept by this proxy.", f"{where}.fileData")
+    if "functionCall" in part:
+        raise _bad("functionCall parts belong in model turns.", f"{where}.functionCall")
+    kinds = ", ".join(k for k in part if k not in ("thought", "thoughtSignature")) or "nothing"
+    raise _bad(f"a part holding {kinds} cannot go through a chat-completions backend.", where)
+
+
+def _base64_text(data: str, where: str) -> str:
+    try:
+        return base64.b64decode(data, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise _bad("must be base64 of UTF-8 text.", where) from None
+
+
+def tools_to_chat(tools: list[Any], dropped: list[str] | None) -> list[dict[str, Any]]:
+    """functionDeclarations as chat functions. Google's own tools (googleSearch, codeExecution, urlContext...)
+    have no chat form: they are left out and noted in `dropped` (the door logs them), as on the other doors."""
+    out = []
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            raise _bad("must be a Tool object.", where)
+        for key in tool:
+            if key != "functionDeclarations" and dropped is not None and key not in dropped:
+                dropped.append(key)
+        for j, decl in enumerate(_list(tool, "functionDeclarations", f"{where}.") or ()):
+            out.append(declaration_to_chat(decl, f"{where}.functionDeclarations[{j}]"))
+    return out
+
+
+def declaration_to_chat(decl: Any, where: str) -> dict[str, Any]:
+    if not isinstance(decl, dict):
+        raise _bad("must be a FunctionDeclaration object.", where)
+    name = _string(decl, "name", f"{where}.")
+    if not name:
+        raise _bad("Field required: a function name.", f"{where}.name")
+    function: dict[str, Any] = {"name": name}
+    description = _string(decl, "description", f"{where}.")
+    if description:
+        function["description"] = description
+    schema = _object(decl, "parametersJsonSchema", f"{where}.")  # JSON Schema as it is
+    if schema is None:
+        given = _object(decl, "parameters", f"{where}.")
+        schema = openapi_schema(given, f"{where}.parameters") if given is not None else None
+    function["parameters"] = schema or {"type": "object", "properties": {}}
+    return {"type": "function", "function": function}
+
+
+def openapi_schema(schema: Any, where: str, depth: int = 0) -> dict[str, Any]:
+    """Google's Schema (an OpenAPI 3.0 subset, types in capitals) as the JSON Schema chat tools take."""
+    if not isinstance(schema, dict):
+        raise _bad("must be a Schema object.", where)
+    if depth > SCHEMA_DEPTH:
+        raise _bad(f"is nested more than {SCHEMA_DEPTH} levels deep.", where)
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        at = f"{where}.{key}"
+        if key == "type":
+            if not isinstance(value, str):
+                raise _bad("must be a string.", at)
+            if value.upper() != "TYPE_UNSPECIFIED":
+                out["type"] = value.lower()
+        elif key == "properties":
+            if not isinstance(value, dict):
+                raise _bad("must be an object.", at)
+            out[key] = {name: openapi_schema(sub, f"{at}.{name}", depth + 1) for name, sub in value.items()}
+        elif key == "items":
+            out[key] = openapi_schema(value, at, depth + 1)
+        elif key == "anyOf":
+            if not isinstance(value, list):
+                raise _bad("must be a list.", at)
+            out[key] = [openapi_schema(sub, f"{at}[{k}]", depth + 1) for k, sub in enumerate(value)]
+        elif key in ("nullable", "propertyOrdering", "example"):
+            continue  # no JSON Schema keyword a chat upstream would take
+        else:
+            out[key] = value  # description, enum, required, format, minimum, maxItems...: the same in both
+    return out
+
+
+def tool_config_to_chat(config: dict[str, Any] | None) -> Any:
+    """toolConfig.functionCallingConfig -> tool_choice (None: the upstream's default, auto)."""
+    if not config:
+        return None
+    calling = _object(config, "functionCallingConfig", "toolConfig.") or {}
+    where = "toolConfig.functionCallingConfig."
+    mode = (_string(calling, "mode", where) or "AUTO").upper()
+    names = _list(calling, "allowedFunctionNames", where) or []
+    if not all(isinstance(n, str) for n in names):
+        raise _bad("must be a list of strings.", f"{where}allowedFunctionNames")
+    if mode in ("AUTO", "MODE_UNSPECIFIED"):
+        return "auto"
+    if mode == "NONE":
+        return "none"
+    if mode in ("ANY", "VALIDATED"):
+        if len(names) == 1:
+            return {"type": "function", "function": {"name": names[0]}}
+        return "required"
+    raise _bad("must be AUTO, ANY, NONE or VALIDATED.", f"{where}mode")
+
+
+def generation_to_chat(config: dict[str, Any], chat: dict[str, Any]) -> None:
+    """generationConfig -> chat parameters (fields a chat upstream has no use for are left out)."""
+    at = "generationConfig."
+    for key, name in (("temperature", "temperature"), ("topP", "top_p"), ("presencePenalty", "presence_penalty"),
+                      ("frequencyPenalty", "frequency_penalty")):
+        value = _number(config, key, at)
+        if value is not None:
+            chat[name] = value
+    for key, name in (("topK", "top_k"), ("seed", "seed")):
+        value = _get(config, key, int, at, "an integer")
+        if value is not None:
+            chat[name] = value
+    max_tokens = _integer(config, "maxOutputTokens", at, minimum=1)
+    if max_tokens is not None:
+        chat["max_tokens"] = max_tokens
+    stops = _list(config, "stopSequences", at)
+    if stops:
+        if not all(isinstance(s, str) for s in stops):
+            raise _bad("must be a list of strings.", f"{at}stopSequences")
+        chat["stop"] = stops
+    count = _integer(config, "candidateCount", at, minimum=1)
+    if count is not None and count != 1:
+        raise _bad("only 1 candidate can be generated through this proxy.", f"{at}candidateCount")
+    modalities = _list(config, "responseModalities", at) or []
+    if any(not isinstance(m, str) or m.upper() != "TEXT" for m in modalities):
+        raise _bad("only TEXT can be generated through a chat-completions backend.", f"{at}responseModalities")
+    response_format = format_to_chat(config)
+    if response_format is not None:
+        chat["response_format"] = response_format
+    thinking = _object(config, "thinkingConfig", at) or {}
+    _get(thinking, "includeThoughts", bool, f"{at}thinkingConfig.", "true or false")
+    _get(thinking, "thinkingBudget", int, f"{at}thinkingConfig.", "an integer")  # no chat equivalent: left out
+    level = _string(thinking, "thinkingLevel", f"{at}thinkingConfig.")
+    if level is not None:
+        if level.lower() not in THINKING_LEVELS:
+            raise _bad("must be MINIMAL, LOW, MEDIUM or HIGH.", f"{at}thinkingConfig.thinkingLevel")
+        chat["reasoning_effort"] = THINKING_LEVELS[level.lower()]
+
+
+def format_to_chat(config: dict[str, Any]) -> dict[str, Any] | None:
+    """responseMimeType (+ responseSchema or responseJsonSchema) -> response_format."""
+    at = "generationConfig."
+    mime = _string(config, "responseMimeType", at)
+    json_schema = _object(config, "responseJsonSchema", at)
+    schema = _object(config, "responseSchema", at)
+    if schema is not None and json_schema is None:
+        json_schema = openapi_schema(schema, f"{at}responseSchema")
+    if mime in (None, "", "text/plain"):
+        if json_schema is not None:
+            raise _bad("a response schema needs responseMimeType application/json.", f"{at}responseMimeType")
+        return None
+    if mime != "application/json":
+        raise _bad("must be text/plain or application/json through a chat-completions backend.",
+                   f"{at}responseMimeType")
+    if json_schema is None:
+        return {"type": "json_object"}
+    return {"type": "json_schema", "json_schema": {"name": "response", "schema": json_schema}}
+
+
+def thoughts_requested(body: Mapping[str, Any]) -> bool:
+    config = body.get("generationConfig")
+    thinking = config.get("thinkingConfig") if isinstance(config, dict) else None
+    return isinstance(thinking, dict) and thinking.get("includeThoughts") is True
+
+
+# ---------------------------------------------------------------------------------------------- answer
+
+def usage_metadata(usage: Any, estimate: int | None = None) -> dict[str, Any]:
+    """Chat usage as usageMetadata (candidates exclude the reasoning tokens, which Gemini counts apart)."""
+    if not isinstance(usage, dict):
+        prompt = estimate or 0
+        return {"promptTokenCount": prompt, "candidatesTokenCount": 0, "totalTokenCount": prompt}
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    details = usage.get("completion_tokens_details")
+    thoughts = (details.get("reasoning_tokens") or 0) if isinstance(details, dict) else 0
+    out = {"promptTokenCount": prompt, "candidatesTokenCount": max(completion - thoughts, 0),
+           "totalTokenCount": usage.get("total_tokens") or prompt + completion}
+    if thoughts:
+        out["thoughtsTokenCount"] = thoughts
+    cached = usage.get("prompt_tokens_details")
+    if isinstance(cached, dict) and cached.get("cached_tokens"):
+        out["cachedContentTokenCount"] = cached["cached_tokens"]
+    return out
+
+
+def function_call_part(call_id: str | None, name: str, arguments: Any) -> dict[str, Any]:
+    """A chat tool call as a functionCall part; its id is kept, so a client that sends it back is matched by it."""
+    try:
+        args = json.loads(arguments) if isinstance(arguments, str) and arguments.strip() else {}
+    except ValueError:
+        args = {"input": arguments}
+    call: dict[str, Any] = {"name": name, "args": args if isinstance(args, dict) else {"input": args}}
+    if call_id:
+        call["id"] = call_id
+    return {"functionCall": call}
+
+
+def response_object(parts: list[dict[str, Any]], ex: Exchange, finish: str | None,
+                    usage: dict[str, Any] | None, response_id: str) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    if finish is not None:
+        candidate["finishReason"] = finish
+    out: dict[str, Any] = {"candidates": [candidate]}
+    if usage is not None:
+        out["usageMetadata"] = usage
+    out["modelVersion"] = ex.model
+    out["responseId"] = response_id
+    return out
+
+
+def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
+    """A whole chat.completion as a GenerateContentResponse."""
+    answer = whole_answer(completion, ex)
+    parts: list[dict[str, Any]] = [{"text": answer.reasoning, "thought": True}] if answer.reasoning else []
+    if answer.text or not answer.calls:
+        parts.append({"text": answer.text})
+    for call in answer.calls:
+        function = call.get("function") or {}
+        parts.append(function_call_part(call.get("id"), function.get("name") or "", function.get("arguments")))
+    finish = FINISH_REASONS.get(answer.choice.get("finish_reason"), "STOP")
+    return response_object(parts, ex, finish, usage_metadata(ex.usage, estimate_of(ex)), new_id("resp_"))
+
+
+def estimate_of(ex: Exchange) -> int | None:
+    """The prompt's token estimate, counted only when the upstream sent no usage (it costs a tokenizer pass)."""
+    if ex.input_tokens is None and isinstance(ex, GoogleExchange) and ex.chat is not None and ex.usage is None:
+        from argoproxy.fronts.serve import estimate_tokens
+        ex.input_tokens = estimate_tokens(ex.chat)
+    return ex.input_tokens
+
+
+# ---------------------------------------------------------------------------------------------- stream
+
+class GoogleStream(StreamState):
+    """Chat chunks -> GenerateContentResponse chunks: each text or reasoning delta at once; function calls
+    whole (Gemini sends a call's args as one object), in the last chunk with the finish reason and usage. What
+    it holds is bounded: tool-call arguments up to ARGS_LIMIT bytes, and OUTPUT_LIMIT characters of the answer
+    for the journal."""
+
+    def __init__(self, ex: Exchange) -> None:
+        super().__init__(ex)
+        self.response_id = new_id("resp_")
+        self.calls: dict[int, list[Any]] = {}  # chat tool-call index -> [id, name, [argument fragments]]
+        self.args_bytes = 0
+        self.kept: list[dict[str, Any]] = []  # the answer's parts for the journal (merged runs)
+        self.kept_chars = 0
+        self.sent = 0
+
+    def start(self) -> None:
+        pass  # a Gemini stream has no opening event
+
+    def emit(self, parts: list[dict[str, Any]], finish: str | None = None,
+             usage: dict[str, Any] | None = None) -> None:
+        self.events.append({"type": "chunk", "body": response_object(parts, self.ex, finish, usage,
+                                                                      self.response_id)})
+        self.sent += 1
+
+    def keep(self, part: dict[str, Any]) -> None:
+        if self.kept_chars >= OUTPUT_LIMIT:
+            return
+        text = part.get("text")
+        if isinstance(text, str):
+            text = text[:OUTPUT_LIMIT - self.kept_chars]
+            self.kept_chars += len(text)
+            last = self.kept[-1] if self.kept else None
+            if last is not None and "text" in last and last.get("thought") == part.get("thought"):
+                last["text"] += text  # bounded by OUTPUT_LIMIT
+                return
+            part = {**part, "text": text}
+        self.kept.append(part)
+
+    def reasoning(self, text: str) -> None:
+        part = {"text": text, "thought": True}
+        self.keep(part)
+        self.emit([part])
+
+    def text(self, text: str) -> None:
+        part = {"text": text}
+        self.keep(part)
+        self.emit([part])
+
+    def tool_call(self, position: int, fragment: dict[str, Any]) -> None:
+        key = fragment.get("index", position)
+        function = fragment.get("function") or {}
+        call = self.calls.get(key)
+        if call is None:
+            call = self.calls[key] = [fragment.get("id"), function.get("name") or "", []]
+        elif not call[1] and function.get("name"):
+            call[1] = function["name"]
+        args = function.get("arguments")
+        if isinstance(args, str) and args:
+            self.args_bytes += len(args)
+            if self.args_bytes > ARGS_LIMIT:
+                raise ProxyError(502, f"The upstream's tool-call arguments exceed {ARGS_LIMIT} bytes.",
+                                 code="upstream_answer_too_large")
+            call[2].append(args)
+
+    def finish(self) -> None:
+        parts = [function_call_part(c[0] or new_id("call_"), c[1], "".join(c[2])) for c in self.calls.values()]
+        for part in parts:
+            self.keep(part)
+        finish = FINISH_REASONS.get(self.choice.get("finish_reason"), "STOP")
+        usage = usage_metadata(self.ex.usage, estimate_of(self.ex))
+        self.emit(parts, finish, usage)
+        self.ex.output = response_object(self.kept or [{"text": ""}], self.ex, finish, usage, self.response_id)
+        if isinstance(self.ex, GoogleExchange) and self.ex.sse is False:
+            self.events.append({"type": "end"})
+
+    def fail(self, err: ProxyError) -> None:
+        self.events.append({"type": "error", "body": error_object(err.status, err.message)})
+        if isinstance(self.ex, GoogleExchange) and self.ex.sse is False:
+            self.events.append({"type": "end"})
+
+
+def error_object(status: int, message: str, request_id: str | None = None) -> dict[str, Any]:
+    """Google's error shape (google.rpc.Status over HTTP); the request id as a RequestInfo detail."""
+    error: dict[str, Any] = {"code": status, "message": message, "status": status_name(status)}
+    if request_id:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.RequestInfo", "requestId": request_id}]
+    return {"error": error}
+
+
+@dataclass
+class GoogleExchange(Exchange):
+    """The Exchange of a Google request: how its stream is framed, and the chat request (for a token estimate
+    when the upstream sends no usage)."""
+    sse: bool = True
+    chat: dict[str, Any] | None = None
+
+
+class GoogleFront(Front):
+    name = "google"
+    renamed = RENAMED
+    keepalive = False  # SSE comments and blank lines break the Gemini SDKs' stream readers (docs/fronts.md)
+
+    def to_chat(self, body: dict[str, Any], count_only: bool = False,
+                args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:
+        args = args or DoorArgs()
+        dropped: list[str] = []
+        chat = request_to_chat(body, args, count_only=count_only, dropped=dropped)
+        stops = tuple(chat.get("stop") or ())
+        ex = GoogleExchange(model=args.model or "", stream=chat.get("stream") is True, request=body,
+                            thinking=thoughts_requested(body), stop_sequences=stops, dropped=tuple(dropped),
+                            sse=args.sse, chat=chat)
+        return chat, ex
+
+    def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
+        ex.output = chat_to_response(completion, ex)
+        return ex.output
+
+    def stream(self, chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
+        return framed(GoogleStream(ex).run(chunks), isinstance(ex, GoogleExchange) and ex.sse is False)
+
+    def encode_event(self, event: dict[str, Any]) -> bytes:
+        """SSE (`data: {...}` + CRLF CRLF), or a piece of the JSON array (`[`, `,` before each element, `]`)."""
+        frame = event.get("frame")
+        if frame is None:
+            return b"data: " + dumps(event["body"]) + SSE_END
+        if event["type"] == "end":
+            return frame
+        return frame + dumps(event["body"])
+
+    def error_body(self, status: int, err: dict[str, Any], request_id: str) -> dict[str, Any]:
+        return error_object(status, err.get("message") or "", request_id)
+
+    def client_key(self, headers: Mapping[str, str]) -> str | None:
+        return None  # a Google API key is never an upstream's credential
+
+    def upstream_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """Google's own headers (x-goog-api-key, x-goog-api-client...) stay here."""
+        return {k: v for k, v in headers.items() if not k.lower().startswith("x-goog-")}
+
+    def stream_type(self, ex: Exchange) -> str:
+        return "text/event-stream; charset=utf-8" if not isinstance(ex, GoogleExchange) or ex.sse \
+            else "application/json; charset=utf-8"
+
+    def count_answer(self, count: int) -> dict[str, Any]:
+        return {"totalTokens": count, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": count}]}
+
+
+def framed(events: Iterator[dict[str, Any]], array: bool) -> Iterator[dict[str, Any]]:
+    """Without `alt=sse` the stream is one JSON array: `[` before the first element, `,` before the others and
+    `]` at the end (each event says which it gets, as the front itself is shared by all requests)."""
+    if not array:
+        yield from events
+        return
+    first = True
+    for event in events:
+        if event["type"] == "end":
+            yield {**event, "frame": b"[]" if first else b"]"}
+            return
+        yield {**event, "frame": b"[" if first else b",\r\n"}
+        first = False
+
+
+# ---------------------------------------------------------------------------------------------- routes
+
+def split_method(last: str) -> tuple[str, str | None]:
+    """The last path segment of /v1beta/models/{model}:{method} as (model part, method kind): the method is
+    what follows the last ':' (a model name may hold ':' itself, as `argo:gpt-4o` does), when it names one."""
+    name, sep, method = last.rpartition(":")
+    if sep and method.lower() in METHODS:
+        return name, method.lower()
+    return last, None
+
+
+def model_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI model list entry as a Google Model."""
+    name = str(entry.get("id") or "")
+    return {"name": f"models/{name}", "baseModelId": name, "version": "001", "displayName": name,
+            "description": f"{name}, served by cot_proxy ({entry.get('owned_by') or 'upstream'})",
+            "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"]}
+
+
+def model_list(data: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"models": [model_entry(m) for m in data if isinstance(m, Mapping) and m.get("id")]}
