@@ -18,7 +18,9 @@ then handled and forwarded under the table's own spelling; the rest of a path (a
 its case. So what the proxy classifies is exactly what the upstream receives.
 
 Every path under /v1beta/ is the Google door's (front `google`, errors in Google's shape) and is never forwarded:
-a Gemini client's key may ride in its query (`?key=`). The model segment is decoded once like any segment (so
+a Gemini client's key may ride in its query (`?key=`). So is /v1/models/{model}:{method} for a Google method
+(google-genai 3 defaults to API version v1); GET /v1/models[/{id}] is the Google door's when the client is a
+Google one (argoproxy/door.py: `google_client`). The model segment is decoded once like any segment (so
 `%3A` is `:`); the method is what follows its last ':' (`argo:gpt-4o:generateContent` is the model `argo:gpt-4o`),
 matched whatever its case; a model name may hold '/' as /v1/models/{id} does.
 """
@@ -88,6 +90,8 @@ class RouteTable:
         if key[:1] == ("v1beta",):
             return google_route(parts)
         model_at = _model_id_at(key)
+        if model_at == 2 and split_method(parts[-1])[1] is not None:  # google-genai's default version is v1
+            return google_route(parts)
         if model_at:
             model = "/".join(parts[model_at:])  # ids such as meta-llama/Llama-3 hold a '/'
             spelling = ("v1", "models") if model_at == 2 else ("models",)
@@ -98,25 +102,27 @@ class RouteTable:
         return Route("unknown", "unknown", target.path)
 
 
-GOOGLE_MODELS = ("v1beta", "models")
+GOOGLE_VERSIONS = ("v1beta", "v1")
 
 
 def google_route(parts: tuple[str, ...]) -> Route:
-    """A path under /v1beta/: the Google door's model list, one model, or a method on a model."""
+    """A path under /v1beta/ (or /v1/models/{model}:{method}): the Google door's model list, one model, or a
+    method on a model, under the version the client named."""
     key = tuple(p.lower() for p in parts[:2])
-    if key != GOOGLE_MODELS:
+    if key[0] not in GOOGLE_VERSIONS or key[1:] != ("models",):
         return Route("unknown", "unknown", encode_path(parts), front="google")
+    models = (key[0], "models")
     if len(parts) == 2:
-        return Route("models", "models", encode_path(GOOGLE_MODELS), frozenset({"GET", "HEAD"}), front="google")
+        return Route("models", "models", encode_path(models), frozenset({"GET", "HEAD"}), front="google")
     name, kind = split_method(parts[-1])
     model = "/".join(parts[2:-1] + (name,))
     if not name or model.startswith("/"):
         return Route("unknown", "unknown", encode_path(parts), front="google")
     if kind is None:
-        return Route("model", "models", encode_path(GOOGLE_MODELS + parts[2:]), frozenset({"GET", "HEAD"}),
+        return Route("model", "models", encode_path(models + parts[2:]), frozenset({"GET", "HEAD"}),
                      model=model, front="google")
     spelling = f"{name}:{METHODS[kind][1]}"
-    return Route(METHODS[kind][0], "front", encode_path(GOOGLE_MODELS + parts[2:-1] + (spelling,)),
+    return Route(METHODS[kind][0], "front", encode_path(models + parts[2:-1] + (spelling,)),
                  frozenset({"POST"}), model=model, front="google")
 
 

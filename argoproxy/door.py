@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy.answer_shape import bad_answer
@@ -43,6 +44,8 @@ JSON_TYPE = "application/json"
 READS_BODY = frozenset({"api", "front", "backend"})  # route families whose request body the proxy parses
 
 Handler = Callable[[Call, Route], Answer]
+# A raw target meant for the Google door (answered in its error shape when its path is refused).
+GOOGLE_LOOKING = re.compile(r"(?i)^/v1beta(?:/|$)|(?::|%3a)(?:streamgeneratecontent|generatecontent|counttokens)\b")
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,15 @@ class Door:
                                                       type="server_error", code="internal_error"))
 
     def enter(self, req: Request, call: Call) -> Answer:
-        target = canonical(req.target)  # a PathError is a 400, observed like every answer
+        try:
+            target = canonical(req.target)  # a PathError is a 400, observed like every answer
+        except PathError:
+            if GOOGLE_LOOKING.search(req.target):
+                call.front = "google"  # refused before it has a route, but plainly meant for the Google door
+            raise
         route = self.table.classify(target)
+        if route.family == "models" and route.front == "openai" and google_client(req.headers, target.query):
+            route = replace(route, front="google")  # /v1/models from google-genai (API version v1)
         call.kind, call.path, call.query, call.front = route.kind, route.path, target.query, route.front
         call.extra["route"] = route
         self.guard.check(req, route)
@@ -259,6 +269,9 @@ class Door:
     def google_models(self, call: Call, route: Route) -> Answer:
         """GET /v1beta/models[/{model}]: the proxy's own list (the upstream's, routing entries, pseudo models,
         filtered by the allow-list) in Google's shape; a model is looked up like /v1/models/{id} is."""
+        call.extra["client_path"] = call.path
+        call.path, call.query = "v1/models", ""  # what an upstream's list is asked on (pageSize... not passed)
+        call.headers = front_named("google").upstream_headers(call.headers)
         data = self.model_list(call)["data"]
         if call.kind == "models":
             return self.observed(call, json_response(google.model_list(data)))
@@ -358,6 +371,13 @@ class Edge:
         environ[RAW_TARGET_KEY] = raw_target(environ)
         environ["PATH_INFO"] = "/"
         return self.app(environ, start_response)
+
+
+def google_client(headers: dict[str, str], query: str) -> bool:
+    """Is this a Google SDK (x-goog-api-key or x-goog-api-client, or a `key` query parameter)? OpenAI's and
+    Anthropic's clients send none of them; /v1/models then answers in Google's shape."""
+    return "X-Goog-Api-Key" in headers or "X-Goog-Api-Client" in headers or \
+        (bool(query) and bool(query_values(query, "key")))
 
 
 def sse_asked(query: str) -> bool:

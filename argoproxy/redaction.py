@@ -355,7 +355,9 @@ class StreamScrubber:
 
 # Anything that looks like a bearer token or API key is masked, whoever logged it and whether or not it is
 # a configured secret.
-_LOG_PATTERN = re.compile(r"(?i)(bearer\s+|basic\s+|api[-_]?key[\"']?\s*[:=]\s*[\"']?|sk-)[A-Za-z0-9._~+/=\-]{4,}")
+# `[?&;]key=`: a Gemini client's key in a query string (Gunicorn's access log prints the request line).
+_LOG_PATTERN = re.compile(r"(?i)(bearer\s+|basic\s+|api[-_]?key[\"']?\s*[:=]\s*[\"']?|sk-|[?&;]key=)"
+                          r"[A-Za-z0-9._~+/=%\-]{4,}")
 
 
 def redact_log_text(text: str, secrets: Secrets | None = None) -> str:

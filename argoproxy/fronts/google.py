@@ -15,7 +15,9 @@ a bad one is a 400 naming it (`contents[2].parts[0].inlineData.mimeType: ...`).
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -61,9 +63,29 @@ def _bad(message: str, where: str) -> ProxyError:
 
 # ---------------------------------------------------------------------------------------------- field checks
 
+@functools.lru_cache(maxsize=None)  # keys are this module's own literals
+def snake(key: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+
+
+def _value(obj: Mapping[str, Any], key: str, where: str = "") -> Any:
+    """A field under its JSON name or its proto name (`maxOutputTokens` or `max_output_tokens`): Google's
+    parsers take both, and so do its SDKs send both. Given both ways it is a 400 (which would win is a guess)."""
+    other = snake(key)
+    if other == key or other not in obj:
+        return obj.get(key)
+    if key in obj:
+        raise _bad(f"is given twice (as {key} and {other}).", f"{where}{key}")
+    return obj[other]
+
+
+def _has(obj: Mapping[str, Any], key: str) -> bool:
+    return key in obj or snake(key) in obj
+
+
 def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, what: str) -> Any:
     """obj[key] when present and of this type (None when absent or null), else a 400 naming it."""
-    value = obj.get(key)
+    value = _value(obj, key, where)
     if value is None:
         return None
     if not isinstance(value, kind) or (kind in (int, float, (int, float)) and isinstance(value, bool)):
@@ -123,13 +145,14 @@ class CallBook:
 def request_to_chat(body: dict[str, Any], args: DoorArgs, *, count_only: bool = False,
                     dropped: list[str] | None = None) -> dict[str, Any]:
     """A generateContent (or countTokens) request as a chat-completions request body."""
-    if count_only and isinstance(body.get("generateContentRequest"), dict):
-        body = body["generateContentRequest"]  # countTokens may wrap a whole request
+    wrapped = _object(body, "generateContentRequest", "") if count_only else None
+    if wrapped is not None:
+        body = wrapped  # countTokens may wrap a whole request
     contents = _list(body, "contents", "")
     if not contents and not count_only:
         raise _bad("Field required: a non-empty list of contents.", "contents")
     messages: list[dict[str, Any]] = []
-    system = system_text(body.get("systemInstruction"), "systemInstruction")
+    system = system_text(_value(body, "systemInstruction"), "systemInstruction")
     if system:
         messages.append({"role": "system", "content": system})
     book = CallBook()
@@ -225,7 +248,7 @@ def model_turn(parts: list[Any], where: str, book: CallBook) -> dict[str, Any]:
                           "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)}})
         elif part.get("thought") is True:
             continue
-        elif "text" in part:
+        elif _has(part, "text"):
             texts.append(_string(part, "text", f"{at}.") or "")
         else:
             raise _bad("model turns take text and functionCall parts through a chat-completions backend.", at)
@@ -239,7 +262,7 @@ def function_response(response: dict[str, Any], where: str, book: CallBook) -> d
     name = _string(response, "name", f"{where}.")
     if not name:
         raise _bad("Field required: the function's name.", f"{where}.name")
-    result = response.get("response")
+    result = _value(response, "response")
     if result is not None and not isinstance(result, dict):
         raise _bad("must be an object.", f"{where}.response")
     call_id = book.answered(name, _string(response, "id", f"{where}."), where)
@@ -248,7 +271,7 @@ def function_response(response: dict[str, Any], where: str, book: CallBook) -> d
 
 def part_to_chat(part: dict[str, Any], where: str) -> dict[str, Any]:
     """A user part as a chat content part: text, an image (inline or by URL) or a PDF."""
-    if "text" in part:
+    if _has(part, "text"):
         return {"type": "text", "text": _string(part, "text", f"{where}.") or ""}
     inline = _object(part, "inlineData", f"{where}.")
     if inline is not None:
@@ -272,9 +295,9 @@ def part_to_chat(part: dict[str, Any], where: str) -> dict[str, Any]:
             return {"type": "image_url", "image_url": {"url": uri}}
         raise _bad("only image URLs (http or https) can go through a chat-completions backend; uploaded files are "
                    "not kept by this proxy.", f"{where}.fileData")
-    if "functionCall" in part:
+    if _has(part, "functionCall"):
         raise _bad("functionCall parts belong in model turns.", f"{where}.functionCall")
-    kinds = ", ".join(k for k in part if k not in ("thought", "thoughtSignature")) or "nothing"
+    kinds = ", ".join(k for k in part if k not in ("thought", "thoughtSignature", "thought_signature")) or "nothing"
     raise _bad(f"a part holding {kinds} cannot go through a chat-completions backend.", where)
 
 
@@ -294,7 +317,8 @@ def tools_to_chat(tools: list[Any], dropped: list[str] | None) -> list[dict[str,
         if not isinstance(tool, dict):
             raise _bad("must be a Tool object.", where)
         for key in tool:
-            if key != "functionDeclarations" and dropped is not None and key not in dropped:
+            if key not in ("functionDeclarations", "function_declarations") and dropped is not None \
+                    and key not in dropped:
                 dropped.append(key)
         for j, decl in enumerate(_list(tool, "functionDeclarations", f"{where}.") or ()):
             out.append(declaration_to_chat(decl, f"{where}.functionDeclarations[{j}]"))
@@ -326,8 +350,9 @@ def openapi_schema(schema: Any, where: str, depth: int = 0) -> dict[str, Any]:
     if depth > SCHEMA_DEPTH:
         raise _bad(f"is nested more than {SCHEMA_DEPTH} levels deep.", where)
     out: dict[str, Any] = {}
-    for key, value in schema.items():
-        at = f"{where}.{key}"
+    for given, value in schema.items():
+        key = camel(given)  # proto names (any_of, max_items) are JSON Schema's camelCase keywords
+        at = f"{where}.{given}"
         if key == "type":
             if not isinstance(value, str):
                 raise _bad("must be a string.", at)
@@ -348,6 +373,11 @@ def openapi_schema(schema: Any, where: str, depth: int = 0) -> dict[str, Any]:
         else:
             out[key] = value  # description, enum, required, format, minimum, maxItems...: the same in both
     return out
+
+
+def camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(word.capitalize() for word in rest) if rest else key
 
 
 def tool_config_to_chat(config: dict[str, Any] | None) -> Any:
@@ -431,9 +461,10 @@ def format_to_chat(config: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def thoughts_requested(body: Mapping[str, Any]) -> bool:
-    config = body.get("generationConfig")
-    thinking = config.get("thinkingConfig") if isinstance(config, dict) else None
-    return isinstance(thinking, dict) and thinking.get("includeThoughts") is True
+    """generationConfig.thinkingConfig.includeThoughts (checked already by generation_to_chat)."""
+    config = _value(body, "generationConfig")
+    thinking = _value(config, "thinkingConfig") if isinstance(config, dict) else None
+    return isinstance(thinking, dict) and _value(thinking, "includeThoughts") is True
 
 
 # ---------------------------------------------------------------------------------------------- answer

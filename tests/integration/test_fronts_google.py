@@ -1,0 +1,280 @@
+"""The Google GenAI front door (/v1beta/models/{model}:generateContent, :streamGenerateContent, :countTokens and
+the model list) through the real app under Gunicorn, driven by the official `google-genai` SDK (and raw HTTP for
+what the SDK does not send: the JSON-array stream, `?key=`, hostile paths), over every backend: the fake
+OpenAI-compatible upstream, ARGO (standard and native mode), DashScope, and routing by model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from tests.clients import google_sdk
+from tests.fakes.fake_argo import FakeArgo
+from tests.fakes.fake_dashscope import FakeDashScope
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
+from tests.integration.test_argo import argo_env
+from tests.integration.test_fronts import THINKING, ArgoUpstream, DashScopeUpstream, OpenAIUpstream
+from tests.polling import poll
+from tests.proxy_process import running_proxy
+
+WEATHER = types.FunctionDeclaration(
+    name="get_weather", description="Weather for a city",
+    parameters=types.Schema(type="OBJECT", properties={"city": types.Schema(type="STRING")}, required=["city"]))
+ASK = "Weather in Paris?"
+
+
+@pytest.fixture(scope="module", params=["openai", "argo", "argo_native", "dashscope", "routing"])
+def up(request):
+    """A proxy (THINK_MODE=reasoning) in front of each backend in turn."""
+    if request.param in ("openai", "routing"):
+        with FakeOpenAI() as fake:
+            if request.param == "openai":
+                env = {"TARGET_BASE_URL": fake.base_url}
+            else:
+                env = {"MODELS": json.dumps([{"name": "routed-model", "backend": "openai", "base_url": fake.base_url}])}
+            with running_proxy(THINK_MODE="reasoning", **env) as p:
+                u = OpenAIUpstream(fake)
+                u.model = "routed-model" if request.param == "routing" else u.model
+                yield u, p
+    elif request.param == "argo":
+        with FakeArgo() as argo, running_proxy(**argo_env(argo, THINK_MODE="reasoning")) as p:
+            yield ArgoUpstream(argo), p
+    elif request.param == "argo_native":
+        with FakeOpenAI() as fake, FakeArgo() as argo, running_proxy(**argo_env(
+                argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=fake.base_url, THINK_MODE="reasoning")) as p:
+            u = OpenAIUpstream(fake)
+            u.model = "argo:gpt-4o"
+            yield u, p
+    else:
+        with FakeDashScope(api_key="ds-key") as ds, \
+                running_proxy(BACKEND="dashscope", TARGET_BASE_URL=ds.base_url, DASHSCOPE_API_KEY="ds-key",
+                              THINK_MODE="reasoning") as p:
+            yield DashScopeUpstream(ds), p
+
+
+def test_generate_content(up):
+    u, p = up
+    u.text("Hello from upstream")
+    config = types.GenerateContentConfig(system_instruction="Be brief.", max_output_tokens=50, temperature=0.25)
+    client = google_sdk(p)
+    r = client.models.generate_content(model=u.model, contents="Say hello", config=config)
+    assert r.text == "Hello from upstream" and r.model_version == u.model
+    assert r.candidates[0].finish_reason == types.FinishReason.STOP
+    assert r.usage_metadata.prompt_token_count > 0 and r.usage_metadata.candidates_token_count > 0
+    sent = json.dumps(u.last_body())
+    assert "Be brief." in sent and "Say hello" in sent
+
+
+def reasoning_stream(model: str) -> Stream:
+    """A chat stream whose reasoning comes as `reasoning_content` deltas (vLLM, DeepSeek, ARGO native)."""
+    base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": model}
+    deltas = [{"reasoning_content": "The user wants "}, {"reasoning_content": "a greeting."}, {"content": "Hello "},
+              {"content": "there!"}]
+    return Stream([{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas] + [
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14}}, "[DONE]"])
+
+
+def test_generate_content_stream_with_thoughts(up):
+    u, p = up
+    u.text(THINKING)  # think tags (THINK_MODE=reasoning), or reasoning_content deltas where the upstream speaks chat
+    if isinstance(u, OpenAIUpstream):
+        u.fake.add(reasoning_stream(u.model))
+    config = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(include_thoughts=True))
+    client = google_sdk(p)
+    chunks = list(client.models.generate_content_stream(model=u.model, contents="Say hello", config=config))
+    parts = [part for c in chunks for part in (c.candidates[0].content.parts or ())]
+    assert "".join(x.text for x in parts if x.thought) == "The user wants a greeting."
+    assert "".join(x.text for x in parts if not x.thought) == "Hello there!"
+    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
+    assert chunks[-1].usage_metadata.total_token_count > 0
+
+
+def test_thoughts_left_out_unless_asked(up):
+    u, p = up
+    u.text(THINKING)
+    if isinstance(u, OpenAIUpstream):  # ARGO native mode relays answers untransformed: reasoning comes apart
+        answer = chat_completion("Hello there!", model=u.model)
+        answer["choices"][0]["message"]["reasoning_content"] = "The user wants a greeting."
+        u.fake.add(Reply(answer))
+    client = google_sdk(p)
+    r = client.models.generate_content(model=u.model, contents="Say hello")
+    assert [(x.thought, x.text) for x in r.candidates[0].content.parts] == [(None, "Hello there!")]
+
+
+def test_count_tokens(up):
+    u, p = up
+    client = google_sdk(p)
+    r = client.models.count_tokens(model=u.model, contents="Say hello to everyone in the room")
+    assert r.total_tokens > 5
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_function_calling_round_trip(up, stream):
+    """A functionCall comes back whole; the functionResponse the SDK sends (no id: matched by name and order)
+    reaches the upstream as the tool result of that call."""
+    u, p = up
+    client = google_sdk(p)
+    u.tool_call(stream)
+    config = types.GenerateContentConfig(tools=[types.Tool(function_declarations=[WEATHER])],
+                                         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+    history = [types.Content(role="user", parts=[types.Part(text=ASK)])]
+    if stream:
+        chunks = list(client.models.generate_content_stream(model=u.model, contents=history, config=config))
+        calls = [fc for c in chunks for fc in (c.function_calls or ())]
+        model_turn = types.Content(role="model", parts=[types.Part(function_call=fc) for fc in calls])
+    else:
+        first = client.models.generate_content(model=u.model, contents=history, config=config)
+        calls, model_turn = first.function_calls, first.candidates[0].content
+    assert [(c.name, c.args) for c in calls] == [("get_weather", {"city": "Paris"})]
+    assert "get_weather" in json.dumps(u.last_body())
+    for part in model_turn.parts:  # a client that drops the ids: matched back by name and order
+        part.function_call.id = None
+    u.text("It is sunny in Paris.")
+    answer = types.Part.from_function_response(name="get_weather", response={"result": "sunny, 21 C"})
+    second = client.models.generate_content(
+        model=u.model, config=config, contents=history + [model_turn, types.Content(role="user", parts=[answer])])
+    assert second.text == "It is sunny in Paris."
+    assert "sunny, 21 C" in json.dumps(u.last_body())
+
+
+def test_models_list_and_get(up):
+    u, p = up
+    client = google_sdk(p)
+    names = [m.name for m in client.models.list()]
+    if u.name != "argo":  # ARGO lists its aliases (argo:gpt-4o...) under other spellings
+        assert f"models/{u.model}" in names
+    assert names and all(n.startswith("models/") for n in names)
+    assert client.models.get(model=names[0].removeprefix("models/")).name == names[0]
+    with pytest.raises(genai_errors.ClientError) as info:
+        client.models.get(model="no-such-model")
+    assert info.value.code == 404 and info.value.status == "NOT_FOUND"
+
+
+def test_errors_in_google_shape(up):
+    u, p = up
+    client = google_sdk(p)
+    with pytest.raises(genai_errors.ClientError) as info:
+        client.models.generate_content(model=u.model, contents="x",
+                                       config=types.GenerateContentConfig(candidate_count=2))
+    assert info.value.code == 400 and info.value.status == "INVALID_ARGUMENT"
+    assert "generationConfig.candidateCount" in info.value.message
+
+
+# ------------------------------------------------------------------ guards, observers, the wire
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """Auth on, an allow-list, LLM_PARAMS, journals, metrics, the proxy's own upstream key."""
+    logs = tmp_path_factory.mktemp("journals")
+    with FakeOpenAI() as fake, running_proxy(
+            TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET="sk-proxy", OPENAI_API_KEY="sk-upstream",
+            ALLOWED_MODELS="fake-model", LLM_PARAMS="model=fake-model,temperature=0.125", LOG_DIR=str(logs),
+            DEBUG="true", MAX_RETRIES="0") as p:
+        yield fake, p, logs
+
+
+def post(p, path: str, body: dict, **kwargs) -> requests.Response:
+    return requests.post(p.url + path, json=body, timeout=30, **kwargs)
+
+
+HELLO = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+
+
+def test_keys_from_header_or_query_are_checked_and_never_forwarded(guarded):
+    fake, p, logs = guarded
+    fake.received.clear()
+    client = google_sdk(p, key="sk-proxy", version="v1beta")  # Gemini CLI's version; the SDK's default is v1
+    assert client.models.generate_content(model="fake-model", contents="hi").text
+    r = post(p, "/v1beta/models/fake-model:generateContent?key=sk-proxy", HELLO)
+    assert r.status_code == 200 and r.json()["candidates"][0]["content"]["parts"][0]["text"]
+    for sent in fake.received:
+        headers = {k.lower(): v for k, v in sent.headers.items()}
+        assert headers["authorization"] == "Bearer sk-upstream" and "x-goog-api-key" not in headers
+        assert "sk-proxy" not in json.dumps(headers) + sent.path
+    client = google_sdk(p, key="wrong")
+    with pytest.raises(genai_errors.ClientError) as info:
+        client.models.generate_content(model="fake-model", contents="hi")
+    assert info.value.code == 401 and info.value.status == "UNAUTHENTICATED"
+    r = post(p, "/v1beta/models/fake-model:generateContent?key=wrong-key-in-query", HELLO)
+    assert r.status_code == 401 and r.json()["error"]["status"] == "UNAUTHENTICATED"
+    r = post(p, "/v1beta/models/fake-model:generateContent", HELLO)
+    assert r.status_code == 401 and "x-goog-api-key" in r.json()["error"]["message"]
+    assert poll(lambda: "/v1beta/models/fake-model:generateContent" in p.read_log())  # the access log (DEBUG)
+    assert "wrong-key-in-query" not in p.read_log() and "sk-proxy" not in p.read_log()
+    journal = "".join(f.read_text() for f in logs.iterdir() if f.is_file())
+    assert "sk-proxy" not in journal and "wrong-key-in-query" not in journal
+
+
+def test_allow_list_llm_params_and_journal(guarded):
+    fake, p, logs = guarded
+    client = google_sdk(p, key="sk-proxy")
+    fake.received.clear()
+    with pytest.raises(genai_errors.ClientError) as info:
+        client.models.generate_content(model="gpt-4o", contents="hi")
+    assert info.value.code == 403 and info.value.status == "PERMISSION_DENIED" and fake.received == []
+    assert [m.name for m in client.models.list()] == ["models/fake-model"]
+    client.models.generate_content(model="fake-model", contents="hi")
+    assert fake.received[-1].json()["temperature"] == 0.125
+
+    def journaled() -> list[dict]:
+        records = [json.loads(line) for f in logs.iterdir() if f.is_file() for line in f.read_text().splitlines()]
+        return [r for r in records if r.get("front") == "google"
+                and r.get("path") == "/v1/models/fake-model:generateContent"]  # the SDK's default version
+    assert poll(journaled)
+
+
+def test_metrics_carry_the_google_front(guarded):
+    _, p, _ = guarded
+    client = google_sdk(p, key="sk-proxy")
+    client.models.count_tokens(model="fake-model", contents="hi")
+    text = requests.get(p.url + "/metrics", headers={"Authorization": "Bearer sk-proxy"}, timeout=30).text
+    assert 'front="google"' in text and 'route="count_tokens"' in text
+
+
+def test_json_array_stream(guarded):
+    fake, p, _ = guarded
+    fake.add(Stream(chat_chunks(["Hel", "lo"], usage=True)))
+    r = post(p, "/v1beta/models/fake-model:streamGenerateContent", HELLO, headers={"x-goog-api-key": "sk-proxy"})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json")
+    chunks = json.loads(r.content)
+    assert "".join(part["text"] for c in chunks for part in c["candidates"][0]["content"]["parts"]) == "Hello"
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP" and chunks[-1]["usageMetadata"]["totalTokenCount"]
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/v1beta/models/fake-model%3AgenerateContent", 200),  # an encoded ':' is a ':' (decoded once)
+    ("/V1BETA/Models/fake-model:GENERATECONTENT", 200),  # route names in any case; the model keeps its own
+    ("/v1beta/models/Fake-Model:generateContent", 403),  # ...so another spelling is another (refused) model
+    ("/v1beta/models/fake-model%2F..:generateContent", 400),  # an encoded '/'
+    ("/v1beta/models/x/%2e%2E/fake-model:generateContent", 400),  # dot segments
+    ("/v1beta/models/fake-model:generateContent%23", 400),
+    ("/v1beta/models/gpt-4o:fake-model:generateContent", 403),  # the method follows the last ':'
+    ("/v1beta/models/:generateContent", 404),
+    ("/v1beta/files", 404),  # every /v1beta path is the Google door's: never forwarded
+    ("/v1beta/models/fake-model:embedContent", 405),
+])
+def test_hostile_model_segments(guarded, path, status):
+    fake, p, _ = guarded
+    fake.received.clear()
+    r = requests.post(p.url + path + "?key=sk-proxy", json=HELLO, timeout=30)
+    assert r.status_code == status, r.text
+    if status != 200:
+        assert set(r.json()["error"]) == {"code", "message", "status", "details"} and fake.received == []
+
+
+def test_upstream_errors_and_broken_streams_in_google_shape(guarded):
+    fake, p, _ = guarded
+    client = google_sdk(p, key="sk-proxy")
+    fake.add(Reply({"error": {"message": "overloaded"}}, status=503))
+    with pytest.raises(genai_errors.ServerError) as info:
+        client.models.generate_content(model="fake-model", contents="hi")
+    assert info.value.code == 503 and info.value.status == "UNAVAILABLE"
+    fake.add(Stream(chat_chunks(["Hel", "lo"]), cut_after=1))
+    with pytest.raises(genai_errors.APIError) as info:
+        list(client.models.generate_content_stream(model="fake-model", contents="hi"))
+    assert info.value.code == 502
