@@ -7,8 +7,8 @@ environment variable GENERATED_KEY_ENV; so all workers accept the same key.
 
 A client sends `Authorization: Bearer KEY` (OpenAI SDKs), `x-api-key: KEY` (Anthropic-style clients),
 `api-key: KEY` (Azure OpenAI clients) or `x-goog-api-key: KEY` (Google GenAI clients; on the Google door's
-routes also `?key=KEY`). Keys are compared in constant time over their SHA-256 digests (no early exit on the first differing byte, nor on a differing
-length), against every configured key. After a key is accepted, every header a key may come in is removed
+routes also `?key=KEY`). Keys are compared in constant time over their SHA-256 digests (no early exit on the
+first differing byte, nor on a differing length), against every configured key. After a key is accepted, every header a key may come in is removed
 from the request, and so is a `key` query parameter (Google's `?key=`), so no client key goes upstream: the
 upstream gets the proxy's own credential (OPENAI_API_KEY...) instead.
 

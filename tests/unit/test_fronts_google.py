@@ -1,0 +1,294 @@
+"""The Google GenAI front door's translations without HTTP (request -> chat; chat answer and chunks -> Gemini
+shapes), and the door's routes, keys and errors in-process (build_proxy with a fake upstream object)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from argoproxy.errors import ProxyError
+from argoproxy.exchange import Request
+from argoproxy.fronts import DoorArgs
+from argoproxy.fronts.google import ARGS_LIMIT, GoogleFront
+from argoproxy.paths import canonical
+from argoproxy.proxy import build_proxy
+from argoproxy.settings import load_settings
+from tests.fakes.fake_upstream import FakeUpstream, sse_chunks
+
+FRONT = GoogleFront()
+ARGS = DoorArgs(model="m")
+USER = {"role": "user", "parts": [{"text": "hi"}]}
+
+
+def to_chat(body: dict, args: DoorArgs = ARGS, count_only: bool = False) -> dict:
+    return FRONT.to_chat(body, count_only, args)[0]
+
+
+def test_contents_system_and_generation_config():
+    chat = to_chat({"systemInstruction": {"parts": [{"text": "Be brief."}]}, "contents": [USER], "generationConfig": {
+        "temperature": 0.5, "topP": 0.9, "topK": 40, "maxOutputTokens": 64, "stopSequences": ["END"], "seed": 7,
+        "candidateCount": 1, "responseMimeType": "application/json", "thinkingConfig": {"thinkingLevel": "LOW"}}})
+    assert chat == {"model": "m", "messages": [{"role": "system", "content": "Be brief."},
+                                               {"role": "user", "content": "hi"}],
+                    "temperature": 0.5, "top_p": 0.9, "top_k": 40, "max_tokens": 64, "stop": ["END"], "seed": 7,
+                    "response_format": {"type": "json_object"}, "reasoning_effort": "low"}
+
+
+def test_proto_field_names_are_read_too():
+    """google-genai sends some nested fields under their proto names (thinking_config.include_thoughts)."""
+    chat, ex = FRONT.to_chat({"contents": [USER], "generation_config": {"max_output_tokens": 9, "thinkingConfig": {
+        "include_thoughts": True}}}, False, ARGS)
+    assert chat["max_tokens"] == 9 and ex.thinking is True
+    with pytest.raises(ProxyError) as info:
+        to_chat({"contents": [USER], "generationConfig": {"maxOutputTokens": 1, "max_output_tokens": 2}})
+    assert "given twice" in info.value.message
+
+
+def test_function_calls_and_responses_matched_by_name_and_order():
+    """Google sends no call ids by default: a response is matched to the first unanswered call of its name."""
+    chat = to_chat({"contents": [
+        USER,
+        {"role": "model", "parts": [{"thought": True, "text": "let me look"},
+                                    {"functionCall": {"name": "read", "args": {"path": "a"}}},
+                                    {"functionCall": {"name": "read", "args": {"path": "b"}}},
+                                    {"functionCall": {"name": "ls", "args": {}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "ls", "response": {"files": []}}},
+                                   {"functionResponse": {"name": "read", "response": {"text": "A"}}},
+                                   {"functionResponse": {"name": "read", "response": {"text": "B"}}},
+                                   {"text": "and now?"}]}]})
+    assistant, *tools, user = chat["messages"][1:]
+    assert assistant["content"] == "" and [c["id"] for c in assistant["tool_calls"]] == [
+        "call_1_0", "call_1_1", "call_1_2"]
+    assert [json.loads(c["function"]["arguments"]) for c in assistant["tool_calls"]] == [{"path": "a"}, {"path": "b"}, {}]
+    assert [(t["tool_call_id"], json.loads(t["content"])) for t in tools] == [
+        ("call_1_2", {"files": []}), ("call_1_0", {"text": "A"}), ("call_1_1", {"text": "B"})]
+    assert user == {"role": "user", "content": "and now?"}
+
+
+def test_call_ids_are_kept_when_given():
+    chat = to_chat({"contents": [USER, {"role": "model", "parts": [{"functionCall": {"id": "c9", "name": "f"}}]},
+                                 {"role": "user", "parts": [{"functionResponse": {"id": "c9", "name": "f"}}]}]})
+    assert chat["messages"][1]["tool_calls"][0]["id"] == chat["messages"][2]["tool_call_id"] == "c9"
+
+
+def test_a_response_without_a_call_is_a_400_naming_it():
+    with pytest.raises(ProxyError) as info:
+        to_chat({"contents": [USER, {"role": "model", "parts": [{"functionCall": {"name": "f"}}]},
+                              {"role": "user", "parts": [{"functionResponse": {"name": "g", "response": {}}}]}]})
+    assert info.value.status == 400 and info.value.param == "contents[2].parts[0].functionResponse"
+
+
+def test_tools_schema_and_tool_config():
+    dropped: list[str] = []
+    from argoproxy.fronts.google import request_to_chat
+    chat = request_to_chat({"contents": [USER], "tools": [
+        {"functionDeclarations": [{"name": "f", "description": "d", "parameters": {
+            "type": "OBJECT", "properties": {"n": {"type": "INTEGER", "nullable": True}, "xs": {
+                "type": "ARRAY", "items": {"type": "STRING"}, "max_items": 3}}, "required": ["n"],
+            "propertyOrdering": ["n", "xs"]}},
+            {"name": "g", "parametersJsonSchema": {"type": "object", "properties": {"Q": {"type": "string"}}}}]},
+        {"googleSearch": {}}], "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["g"]}}},
+        ARGS, dropped=dropped)
+    assert chat["tools"][0]["function"] == {"name": "f", "description": "d", "parameters": {
+        "type": "object", "properties": {"n": {"type": "integer"}, "xs": {"type": "array", "items": {"type": "string"},
+                                                                         "maxItems": 3}}, "required": ["n"]}}
+    assert chat["tools"][1]["function"]["parameters"]["properties"] == {"Q": {"type": "string"}}
+    assert chat["tool_choice"] == {"type": "function", "function": {"name": "g"}} and dropped == ["googleSearch"]
+
+
+@pytest.mark.parametrize("body, where", [
+    ({"contents": "hi"}, "contents"),
+    ({"contents": []}, "contents"),
+    ({"contents": [{"role": "system", "parts": [{"text": "x"}]}]}, "contents[0].role"),
+    ({"contents": [{"role": "user", "parts": [{"text": 5}]}]}, "contents[0].parts[0].text"),
+    ({"contents": [{"parts": [{"inlineData": {"mimeType": "audio/wav", "data": "AAAA"}}]}]},
+     "contents[0].parts[0].inlineData.mimeType"),
+    ({"contents": [{"parts": [{"fileData": {"fileUri": "files/abc"}}]}]}, "contents[0].parts[0].fileData"),
+    ({"contents": [USER], "systemInstruction": {"parts": [{"inlineData": {}}]}}, "systemInstruction.parts[0]"),
+    ({"contents": [USER], "generationConfig": {"temperature": "hot"}}, "generationConfig.temperature"),
+    ({"contents": [USER], "generationConfig": {"maxOutputTokens": True}}, "generationConfig.maxOutputTokens"),
+    ({"contents": [USER], "generationConfig": {"maxOutputTokens": 0}}, "generationConfig.maxOutputTokens"),
+    ({"contents": [USER], "generationConfig": {"candidateCount": 2}}, "generationConfig.candidateCount"),
+    ({"contents": [USER], "generationConfig": {"stopSequences": [1]}}, "generationConfig.stopSequences"),
+    ({"contents": [USER], "generationConfig": {"responseModalities": ["IMAGE"]}}, "generationConfig.responseModalities"),
+    ({"contents": [USER], "generationConfig": {"thinkingConfig": {"includeThoughts": "yes"}}},
+     "generationConfig.thinkingConfig.includeThoughts"),
+    ({"contents": [USER], "tools": [{"functionDeclarations": [{"description": "no name"}]}]},
+     "tools[0].functionDeclarations[0].name"),
+    ({"contents": [USER], "tools": [{"functionDeclarations": [{"name": "f", "parameters": {"type": 1}}]}]},
+     "tools[0].functionDeclarations[0].parameters.type"),
+    ({"contents": [USER], "toolConfig": {"functionCallingConfig": {"mode": "SOMETIMES"}}, "tools": [
+        {"functionDeclarations": [{"name": "f"}]}]}, "toolConfig.functionCallingConfig.mode"),
+    ({"contents": [USER], "cachedContent": "cachedContents/1"}, "cachedContent"),
+])
+def test_every_field_read_is_type_checked(body, where):
+    with pytest.raises(ProxyError) as info:
+        to_chat(body)
+    assert info.value.status == 400 and info.value.param == where and info.value.message.startswith(where + ":")
+
+
+def test_deep_schemas_are_refused_not_recursed_into():
+    schema: dict = {"type": "STRING"}
+    for _ in range(200):
+        schema = {"type": "ARRAY", "items": schema}
+    with pytest.raises(ProxyError) as info:
+        to_chat({"contents": [USER], "tools": [{"functionDeclarations": [{"name": "f", "parameters": schema}]}]})
+    assert info.value.status == 400 and "nested" in info.value.message
+
+
+# ---------------------------------------------------------------------------------------------- answers
+
+def completion(message: dict, finish: str = "stop", usage: dict | None = None) -> dict:
+    return {"choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
+            "usage": usage or {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8,
+                               "completion_tokens_details": {"reasoning_tokens": 2}}}
+
+
+def test_whole_answer_with_thoughts_and_calls():
+    _, ex = FRONT.to_chat({"contents": [USER], "generationConfig": {"thinkingConfig": {"includeThoughts": True}}},
+                          False, ARGS)
+    out = FRONT.from_chat(completion({"content": "", "reasoning_content": "hmm", "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]}, "tool_calls"), ex)
+    candidate = out["candidates"][0]
+    assert candidate["content"] == {"role": "model", "parts": [
+        {"text": "hmm", "thought": True}, {"functionCall": {"name": "f", "args": {"a": 1}, "id": "call_1"}}]}
+    assert candidate["finishReason"] == "STOP" and out["modelVersion"] == "m"
+    assert out["usageMetadata"] == {"promptTokenCount": 3, "candidatesTokenCount": 3, "totalTokenCount": 8,
+                                    "thoughtsTokenCount": 2}
+
+
+@pytest.mark.parametrize("finish, reason", [("length", "MAX_TOKENS"), ("content_filter", "SAFETY"), ("stop", "STOP")])
+def test_finish_reasons(finish, reason):
+    _, ex = FRONT.to_chat({"contents": [USER]}, False, ARGS)
+    out = FRONT.from_chat(completion({"content": "x", "reasoning_content": "not asked for"}, finish), ex)
+    assert out["candidates"][0]["finishReason"] == reason and out["candidates"][0]["content"]["parts"] == [{"text": "x"}]
+
+
+def chunk(delta: dict, finish: str | None = None, **extra) -> dict:
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+
+
+def stream_bytes(chunks: list[dict], sse: bool = True) -> bytes:
+    _, ex = FRONT.to_chat({"contents": [USER]}, False, DoorArgs(model="m", stream=True, sse=sse))
+    return b"".join(FRONT.encode_event(e) for e in FRONT.stream(iter(chunks), ex))
+
+
+TOOL_CHUNKS = [chunk({"content": "Let me check."}),
+               chunk({"tool_calls": [{"index": 0, "id": "call_7", "function": {"name": "f", "arguments": '{"a"'}}]}),
+               chunk({"tool_calls": [{"index": 0, "function": {"arguments": ': 1}'}}]}),
+               chunk({}, "tool_calls"), {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 6,
+                                                                  "total_tokens": 10}}]
+
+
+def test_stream_sse_sends_text_at_once_and_calls_whole():
+    data = stream_bytes(TOOL_CHUNKS)
+    events = [json.loads(e[len(b"data: "):]) for e in data.split(b"\r\n\r\n") if e]
+    assert [e["candidates"][0]["content"]["parts"] for e in events] == [
+        [{"text": "Let me check."}], [{"functionCall": {"name": "f", "args": {"a": 1}, "id": "call_7"}}]]
+    assert events[-1]["candidates"][0]["finishReason"] == "STOP" and events[-1]["usageMetadata"]["totalTokenCount"] == 10
+    assert len({e["responseId"] for e in events}) == 1
+
+
+def test_stream_without_alt_sse_is_one_json_array():
+    events = json.loads(stream_bytes(TOOL_CHUNKS, sse=False))
+    assert len(events) == 2 and events[1]["candidates"][0]["finishReason"] == "STOP"
+
+
+@pytest.mark.parametrize("sse", [True, False])
+def test_stream_errors_end_in_googles_shape(sse):
+    def broken():
+        yield chunk({"content": "Hel"})
+        raise ProxyError(502, "The upstream broke off.")
+    _, ex = FRONT.to_chat({"contents": [USER]}, False, DoorArgs(model="m", stream=True, sse=sse))
+    data = b"".join(FRONT.encode_event(e) for e in FRONT.stream(broken(), ex))
+    events = json.loads(data) if not sse else [json.loads(e[6:]) for e in data.split(b"\r\n\r\n") if e]
+    assert events[-1] == {"error": {"code": 502, "message": "The upstream broke off.", "status": "UNAVAILABLE"}}
+    assert ex.error is not None and ex.error.status == 502
+
+
+def test_stream_holds_bounded_tool_arguments():
+    huge = "x" * (1024 * 1024)
+    chunks = [chunk({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": ""}}]})]
+    chunks += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": huge}}]})] * (ARGS_LIMIT // len(huge) + 1)
+    events = [json.loads(e[6:]) for e in stream_bytes(chunks).split(b"\r\n\r\n") if e]
+    assert events[-1]["error"]["code"] == 502 and "exceed" in events[-1]["error"]["message"]
+
+
+# ---------------------------------------------------------------------------------------------- the door
+
+@pytest.fixture
+def make(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+
+    def build(**env: str):
+        settings = load_settings({}, environ={"HOME": str(tmp_path), "FAST_PATH": "off",
+                                              "TARGET_BASE_URL": "http://upstream.test/v1/", **env})
+        upstream = FakeUpstream()
+        return build_proxy(settings, upstream), upstream
+    return build
+
+
+BODY = {"contents": [USER]}
+
+
+@pytest.mark.parametrize("target, model, kind", [
+    ("/v1beta/models/gpt-4o:generateContent", "gpt-4o", "generate_content"),
+    ("/v1/models/gpt-4o:streamGenerateContent", "gpt-4o", "stream_generate_content"),
+    ("/V1BETA/MODELS/Gpt-4o%3aCOUNTTOKENS", "Gpt-4o", "count_tokens"),
+    ("/v1beta/models/argo:gpt-4o:generateContent", "argo:gpt-4o", "generate_content"),
+    ("/v1beta/models/meta-llama/Llama-3:generateContent", "meta-llama/Llama-3", "generate_content"),
+    ("/v1beta/models/argo:gpt-4o", "argo:gpt-4o", "model"),
+    ("/v1beta/models/x:embedContent", "x:embedContent", "model"),
+])
+def test_the_model_segment(target, model, kind):
+    from argoproxy.classify import standard_table
+    route = standard_table(True, ("*",)).classify(canonical(target))
+    assert (route.model, route.kind, route.front) == (model, kind, "google")
+
+
+def test_keys_checked_and_never_forwarded(make):
+    door, up = make(ENABLE_AUTH="true", API_KEY_SECRET="sk-good")
+    ok = door.handle(Request.of("POST", "/v1beta/models/m:generateContent?key=sk-good&alt=json", BODY))
+    assert ok.status_code == 200 and "key" not in up.sent[-1].url
+    ok = door.handle(Request.of("POST", "/v1beta/models/m:generateContent", BODY, headers={"X-Goog-Api-Key": "sk-good"}))
+    assert ok.status_code == 200 and "sk-good" not in json.dumps(up.sent[-1].headers)
+    for req in (Request.of("POST", "/v1beta/models/m:generateContent?key=bad", BODY),
+                Request.of("POST", "/v1/chat/completions?key=sk-good", {"model": "m", "messages": []})):
+        answer = door.handle(req)
+        assert answer.status_code == 401
+    assert json.loads(door.handle(Request.of("GET", "/v1beta/models?key=bad")).get_data())["error"]["status"] \
+        == "UNAUTHENTICATED"
+
+
+def test_auth_off_keys_still_stay_here(make):
+    door, up = make()
+    door.handle(Request.of("POST", "/v1beta/models/m:generateContent?key=AIzaClientKey", BODY,
+                           headers={"X-Goog-Api-Key": "AIzaClientKey", "X-Goog-Api-Client": "genai-py"}))
+    sent = up.sent[-1]
+    assert "AIza" not in sent.url + json.dumps(sent.headers) and "goog" not in json.dumps(sent.headers).lower()
+
+
+def test_allow_list_on_the_path_model_and_the_lists(make):
+    door, up = make(ALLOWED_MODELS="gpt-4o")
+    refused = door.handle(Request.of("POST", "/v1beta/models/evil:generateContent", BODY))
+    body = json.loads(refused.get_data())
+    assert refused.status_code == 403 and body["error"]["status"] == "PERMISSION_DENIED" and up.sent == []
+    listing = json.loads(door.handle(Request.of("GET", "/v1beta/models")).get_data())
+    assert [m["name"] for m in listing["models"]] == ["models/gpt-4o"]
+    assert door.handle(Request.of("GET", "/v1beta/models/evil")).status_code == 404
+    google = door.handle(Request.of("GET", "/v1/models", headers={"X-Goog-Api-Client": "google-genai-sdk"}))
+    assert "models" in json.loads(google.get_data())  # /v1/models in Google's shape for a Google client
+    assert "data" in json.loads(door.handle(Request.of("GET", "/v1/models")).get_data())
+
+
+def test_stream_route_sends_a_stream_and_no_keepalive(make):
+    door, up = make(SSE_KEEPALIVE="0.001")
+    up.stream(sse_chunks(["Hel", "lo"]))
+    answer = door.handle(Request.of("POST", "/v1beta/models/m:streamGenerateContent?alt=sse", BODY))
+    data = answer.get_data()
+    assert answer.headers["Content-Type"].startswith("text/event-stream") and b"keepalive" not in data
+    assert json.loads(up.sent[-1].body)["stream"] is True and data.count(b"data: ") == 3
+    bad = door.handle(Request.of("POST", "/v1beta/models/m:streamGenerateContent?alt=proto", BODY))
+    assert bad.status_code == 400
