@@ -33,11 +33,12 @@ ErrorEvent = Callable[[ProxyError], bytes]
 
 
 def streamed(make: Callable[[], Answer], every: float, headers: Iterable[tuple[str, str]],
-             error_event: ErrorEvent, abort: Callable[[], None]) -> Answer:
+             error_event: ErrorEvent, abort: Callable[[], None], beat: bytes = KEEPALIVE) -> Answer:
     """The Answer `make()` builds (an SSE answer), with keepalives while it waits on its upstream.
 
     `headers`: what a stream committed before the upstream answered carries; `error_event`: the SSE event for
-    an error after that; `abort`: wakes the helper from a blocking upstream read when the client went away."""
+    an error after that; `abort`: wakes the helper from a blocking upstream read when the client went away;
+    `beat`: the keepalive bytes (a front door whose clients cannot skip comments sends a blank line)."""
     items: queue.Queue = queue.Queue(QUEUE_ITEMS)
     stop = threading.Event()
     context = contextvars.copy_context()  # the request's context variables, in the helper too
@@ -46,12 +47,12 @@ def streamed(make: Callable[[], Answer], every: float, headers: Iterable[tuple[s
     try:
         kind, value = items.get(timeout=every)
     except queue.Empty:  # the upstream is slow: commit to a stream now and keep the connection alive
-        return Answer(_relay(items, every, stop, abort, error_event, started=False), 200, list(headers),
+        return Answer(_relay(items, every, stop, abort, error_event, beat, started=False), 200, list(headers),
                         direct_passthrough=True)
     if kind == _FAIL:
         stop.set()
         raise value
-    value.response = _relay(items, every, stop, abort, error_event, started=True)
+    value.response = _relay(items, every, stop, abort, error_event, beat, started=True)
     return value
 
 
@@ -80,17 +81,17 @@ def _produce(make: Callable[[], Answer], items: queue.Queue, stop: threading.Eve
 
 
 def _relay(items: queue.Queue, every: float, stop: threading.Event, abort: Callable[[], None],
-           error_event: ErrorEvent, started: bool) -> Iterator[bytes]:
+           error_event: ErrorEvent, beat: bytes, started: bool) -> Iterator[bytes]:
     """The request's side: the helper's bytes as they come, a keepalive after `every` silent seconds."""
     ended = False
     try:
         if not started:
-            yield KEEPALIVE
+            yield beat
         while True:
             try:
                 kind, value = items.get(timeout=every)
             except queue.Empty:
-                yield KEEPALIVE
+                yield beat
                 continue
             if kind == _DATA:
                 yield _with_waiting(value, items)

@@ -119,11 +119,12 @@ class Gateway:
         """Send a prepared call upstream and answer the client (streams: with keepalives while it waits)."""
         every = self.settings.sse_keepalive
         if call.client_stream and every > 0 and "kept_alive" not in call.extra:  # routed: kept alive around attempts
-            headers = list(SSE_HEADERS.items())
             if call.exchange is not None:
-                headers = self.fronts.headers(call, headers)
+                headers, beat = self.fronts.stream_headers(call), self.fronts.keepalive_beat(call)
+            else:
+                headers, beat = list(SSE_HEADERS.items()), keepalive.KEEPALIVE
             return keepalive.streamed(lambda: self.answer(call, req), every, headers,
-                                      lambda err: self.error_event(call, err), lambda: self.abandon(call))
+                                      lambda err: self.error_event(call, err), lambda: self.abandon(call), beat)
         return self.answer(call, req)
 
     def answer(self, call: Call, req: UpstreamRequest) -> Answer:

@@ -56,8 +56,8 @@ class Front:
     """The interface of a front door; subclasses are stateless and shared by all requests."""
 
     name = "chat"
-    #: SSE keepalive comments while a stream waits (SSE_KEEPALIVE): not where the client's reader breaks on them
-    keepalive = True
+    #: what SSE_KEEPALIVE sends while a stream waits on its upstream (argoproxy/keepalive.py)
+    keepalive_beat = b": keepalive\n\n"
     #: the chat-completions path the internal request takes upstream
     chat_path = "v1/chat/completions"
     #: chat-completions parameter -> the front's own name, for errors the chat request's checks raise

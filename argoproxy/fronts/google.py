@@ -636,7 +636,9 @@ class GoogleExchange(Exchange):
 class GoogleFront(Front):
     name = "google"
     renamed = RENAMED
-    keepalive = False  # SSE comments and blank lines break the Gemini SDKs' stream readers (docs/fronts.md)
+    # SSE comment lines break both Gemini SDKs' stream readers; a blank line is skipped by both (and is white
+    # space between the elements of a JSON-array stream).
+    keepalive_beat = b"\n"
 
     def to_chat(self, body: dict[str, Any], count_only: bool = False,
                 args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:

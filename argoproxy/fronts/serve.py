@@ -76,8 +76,6 @@ class FrontService:
         call.extra["client_path"] = call.path
         call.kind, call.path, call.query = "chat", front.chat_path, ""
         call.headers = front.upstream_headers(call.headers)
-        if not front.keepalive:
-            call.extra["kept_alive"] = False  # no keepalive bytes: the front's clients cannot skip them
         try:
             validate("chat", chat)
         except ProxyError as err:
@@ -151,8 +149,7 @@ class FrontService:
         front, ex = front_named(call.front), call.exchange
         call.status = 200
         events = self.encoded(call, front, ex, front.stream(chunks, ex))
-        headers = [("Content-Type", front.stream_type(ex))] + SSE_HEADERS[1:]
-        return Answer(self.gateway.relay(call, resp, events), 200, self.headers(call, headers),
+        return Answer(self.gateway.relay(call, resp, events), 200, self.stream_headers(call),
                       direct_passthrough=True)
 
     def chunks(self, chunks: Iterable[dict | None], resp: UpstreamResponse) -> Iterator[dict]:
@@ -205,6 +202,14 @@ class FrontService:
         call.status, call.output, call.bytes_out = 200, obj, len(data)
         self.gateway.observe(call)
         return Answer(data, 200, self.headers(call, [("Content-Type", JSON_TYPE)]))
+
+    def stream_headers(self, call: Call) -> list[tuple[str, str]]:
+        """The headers of the front's stream (a Google stream without `alt=sse` is one JSON array)."""
+        content_type = front_named(call.front).stream_type(call.exchange)
+        return self.headers(call, [("Content-Type", content_type)] + SSE_HEADERS[1:])
+
+    def keepalive_beat(self, call: Call) -> bytes:
+        return front_named(call.front).keepalive_beat
 
     def headers(self, call: Call, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if call.front == "messages":  # Anthropic's SDKs read the request id from `request-id`

@@ -146,14 +146,14 @@ class Routing:
         check_allowed_model(self.settings.allowed_models, asked)
         chain = self.chain(asked)
         every = self.settings.sse_keepalive
-        # kept_alive False: a front whose clients cannot skip keepalive bytes (the Google door)
-        if every > 0 and call.body.get("stream") is True and "kept_alive" not in call.extra:
+        if every > 0 and call.body.get("stream") is True:
             # One keepalive over every attempt (not one per attempt): a slow deployment commits the stream to
             # 200 with keepalive comments, and when it then fails the next one is still tried.
             call.extra["kept_alive"] = True
             gateway = self.gateway
+            beat = gateway.fronts.keepalive_beat(call) if call.exchange is not None else keepalive.KEEPALIVE
             return keepalive.streamed(lambda: self.attempts(call, asked, chain), every, CommitHeaders(call, gateway),
-                                      lambda err: gateway.error_event(call, err), lambda: gateway.abandon(call))
+                                      lambda err: gateway.error_event(call, err), lambda: gateway.abandon(call), beat)
         return self.attempts(call, asked, chain)
 
     def attempts(self, call: Call, asked: str, chain: list[tuple[str, Pool]]) -> Answer:
@@ -335,7 +335,7 @@ class CommitHeaders:
         call = self.call
         headers = list(SSE_HEADERS.items())
         if call.exchange is not None:
-            headers = self.gateway.fronts.headers(call, headers)
+            headers = self.gateway.fronts.stream_headers(call)
         if "deployment" in call.extra:
             headers += [(SERVED_MODEL, call.extra["served_header"]), (SERVED_BY, call.extra["deployment"])]
         return iter(headers)
