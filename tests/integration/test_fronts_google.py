@@ -222,7 +222,7 @@ def test_allow_list_llm_params_and_journal(guarded):
     assert fake.received[-1].json()["temperature"] == 0.125
 
     def journaled() -> list[dict]:
-        records = [json.loads(line) for f in logs.iterdir() if f.is_file() for line in f.read_text().splitlines()]
+        records = [json.loads(line) for f in logs.glob("*.jsonl") for line in f.read_text().splitlines()]
         return [r for r in records if r.get("front") == "google"
                 and r.get("path") == "/v1/models/fake-model:generateContent"]  # the SDK's default version
     assert poll(journaled)
