@@ -24,6 +24,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import DoorArgs, Exchange, Front, StreamState, bad_request, new_id, whole_answer
 from argoproxy.jsonfast import dumps
+from argoproxy.tokens import count_request_tokens
 
 # HTTP status -> google.rpc.Code name (https://cloud.google.com/apis/design/errors#handling_errors).
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -143,7 +144,7 @@ class CallBook:
 
 
 def request_to_chat(body: dict[str, Any], args: DoorArgs, *, count_only: bool = False,
-                    dropped: list[str] | None = None) -> dict[str, Any]:
+                    dropped: dict[str, None] | None = None) -> dict[str, Any]:
     """A generateContent (or countTokens) request as a chat-completions request body."""
     wrapped = _object(body, "generateContentRequest", "") if count_only else None
     if wrapped is not None:
@@ -308,7 +309,7 @@ def _base64_text(data: str, where: str) -> str:
         raise _bad("must be base64 of UTF-8 text.", where) from None
 
 
-def tools_to_chat(tools: list[Any], dropped: list[str] | None) -> list[dict[str, Any]]:
+def tools_to_chat(tools: list[Any], dropped: dict[str, None] | None) -> list[dict[str, Any]]:
     """functionDeclarations as chat functions. Google's own tools (googleSearch, codeExecution, urlContext...)
     have no chat form: they are left out and noted in `dropped` (the door logs them), as on the other doors."""
     out = []
@@ -317,9 +318,8 @@ def tools_to_chat(tools: list[Any], dropped: list[str] | None) -> list[dict[str,
         if not isinstance(tool, dict):
             raise _bad("must be a Tool object.", where)
         for key in tool:
-            if key not in ("functionDeclarations", "function_declarations") and dropped is not None \
-                    and key not in dropped:
-                dropped.append(key)
+            if key not in ("functionDeclarations", "function_declarations") and dropped is not None:
+                dropped[key] = None  # an ordered set: many tools name few kinds
         for j, decl in enumerate(_list(tool, "functionDeclarations", f"{where}.") or ()):
             out.append(declaration_to_chat(decl, f"{where}.functionDeclarations[{j}]"))
     return out
@@ -529,8 +529,7 @@ def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]
 def estimate_of(ex: Exchange) -> int | None:
     """The prompt's token estimate, counted only when the upstream sent no usage (it costs a tokenizer pass)."""
     if ex.input_tokens is None and isinstance(ex, GoogleExchange) and ex.chat is not None and ex.usage is None:
-        from argoproxy.fronts.serve import estimate_tokens
-        ex.input_tokens = estimate_tokens(ex.chat)
+        ex.input_tokens = count_request_tokens(ex.chat)
     return ex.input_tokens
 
 
@@ -643,7 +642,7 @@ class GoogleFront(Front):
     def to_chat(self, body: dict[str, Any], count_only: bool = False,
                 args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:
         args = args or DoorArgs()
-        dropped: list[str] = []
+        dropped: dict[str, None] = {}
         chat = request_to_chat(body, args, count_only=count_only, dropped=dropped)
         stops = tuple(chat.get("stop") or ())
         ex = GoogleExchange(model=args.model or "", stream=chat.get("stream") is True, request=body,

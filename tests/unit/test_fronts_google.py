@@ -80,7 +80,7 @@ def test_a_response_without_a_call_is_a_400_naming_it():
 
 
 def test_tools_schema_and_tool_config():
-    dropped: list[str] = []
+    dropped: dict[str, None] = {}
     from argoproxy.fronts.google import request_to_chat
     chat = request_to_chat({"contents": [USER], "tools": [
         {"functionDeclarations": [{"name": "f", "description": "d", "parameters": {
@@ -94,7 +94,7 @@ def test_tools_schema_and_tool_config():
         "type": "object", "properties": {"n": {"type": "integer"}, "xs": {"type": "array", "items": {"type": "string"},
                                                                          "maxItems": 3}}, "required": ["n"]}}
     assert chat["tools"][1]["function"]["parameters"]["properties"] == {"Q": {"type": "string"}}
-    assert chat["tool_choice"] == {"type": "function", "function": {"name": "g"}} and dropped == ["googleSearch"]
+    assert chat["tool_choice"] == {"type": "function", "function": {"name": "g"}} and list(dropped) == ["googleSearch"]
 
 
 @pytest.mark.parametrize("body, where", [
