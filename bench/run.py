@@ -6,7 +6,7 @@
 
 Targets: the fake upstream directly, the proxy with its default settings, and nginx (proxy_pass,
 proxy_buffering off) when an nginx binary is installed. Sections: latency, ttfb, journal, body, hold, classes,
-fronts (the Responses and Messages front doors against the chat path of the same proxy).
+fronts (the Responses, Messages and Google GenAI front doors against the chat path of the same proxy).
 See bench/README.md for what each figure means.
 """
 
@@ -26,7 +26,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # argoproxy, for the team keys section
@@ -200,9 +200,9 @@ class Bench:
         message_start / the first chat chunk)."""
         plan = self.plan
         for front, path, body in FRONT_REQUESTS:
-            req = build_request("POST", path, HOST, target.port, json.dumps(body(False, 100)).encode())
+            req = build_request("POST", path(False, 100), HOST, target.port, json.dumps(body(False, 100)).encode())
             lat = self.latency(target, key="_scratch", req=req, concurrencies=(1, 16))
-            sreq = build_request("POST", path, HOST, target.port, json.dumps(body(True, 100)).encode())
+            sreq = build_request("POST", path(True, 100), HOST, target.port, json.dumps(body(True, 100)).encode())
             self.run(client.sequential_streams(HOST, target.port, sreq, 2, 100, 0))  # warm-up
             samples = self.run(client.sequential_streams(HOST, target.port, sreq, plan.ttfb_count_fast, 100, 0))
             row = {"cpu": {c: v["cpu_per_req"] for c, v in lat.items()}, "p50": {c: v["p50"] for c, v in lat.items()},
@@ -505,14 +505,32 @@ def _messages_front(stream: bool, chunks: int) -> dict[str, Any]:
     return {**body, "stream": True} if stream else body
 
 
-# (front, path, body(stream, chunks)): the same small exchange through each door
-FRONT_REQUESTS = (("chat", "/v1/chat/completions", _chat_front), ("responses", "/v1/responses", _responses_front),
-                  ("messages", "/v1/messages", _messages_front))
+def _google_front(stream: bool, chunks: int) -> dict[str, Any]:
+    return {"contents": [{"role": "user", "parts": [{"text": "Say hello."}]}],
+            "generationConfig": {"maxOutputTokens": 16}}
+
+
+def _google_path(stream: bool, chunks: int) -> str:
+    """The Google door names the model and the method in its path (the bench model encodes the stream's shape)."""
+    if stream:
+        return f"/v1beta/models/bench-c{chunks}-d0:streamGenerateContent?alt=sse"
+    return "/v1beta/models/bench:generateContent"
+
+
+def _fixed(path: str) -> Callable[[bool, int], str]:
+    return lambda stream, chunks: path
+
+
+# (front, path(stream, chunks), body(stream, chunks)): the same small exchange through each door
+FRONT_REQUESTS = (("chat", _fixed("/v1/chat/completions"), _chat_front),
+                  ("responses", _fixed("/v1/responses"), _responses_front),
+                  ("messages", _fixed("/v1/messages"), _messages_front),
+                  ("google", _google_path, _google_front))
 
 
 def fronts_report(fr: dict[str, Any]) -> list[str]:
     chat = fr.get("chat")
-    lines = ["## Front doors: Responses and Messages against the chat path (same proxy, same upstream)", "",
+    lines = ["## Front doors: Responses, Messages and Google against the chat path (same proxy, same upstream)", "",
              "A small non-streamed exchange through each door (closed loop, CPU per request of the proxy's "
              "processes, median of three windows) and one 100-chunk stream at a time (time to the first event: "
              "request sent to the first body byte). Added and × are against the chat row.", "",
@@ -735,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
                 journaled.stop()
                 shutil.rmtree(journal_dir, ignore_errors=True)
         if "fronts" in sections:
-            log("section fronts (chat, responses, messages through the same proxy)")
+            log("section fronts (chat, responses, messages, google through the same proxy)")
             bench.fronts(proxy)
         if "routing" in sections:
             log("section routing (the same upstream behind MODELS: a glob entry and a pool of two deployments)")
