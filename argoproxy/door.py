@@ -268,15 +268,14 @@ class Door:
 
     def google_models(self, call: Call, route: Route) -> Answer:
         """GET /v1beta/models[/{model}]: the proxy's own list (the upstream's, routing entries, pseudo models,
-        filtered by the allow-list) in Google's shape; a model is looked up like /v1/models/{id} is."""
+        filtered by the allow-list) in Google's shape; one model from the same knowledge (`known_model`)."""
         call.extra["client_path"] = call.path
         call.path, call.query = "v1/models", ""  # what an upstream's list is asked on (pageSize... not passed)
         call.headers = front_named("google").upstream_headers(call.headers)
-        data = self.model_list(call)["data"]
         if call.kind == "models":
-            return self.observed(call, json_response(google.model_list(data)))
+            return self.observed(call, json_response(google.model_list(self.model_list(call)["data"])))
         call.model = route.model
-        entry = self.backend.model_entry(route.model, data)
+        entry = self.known_model(call, route.model)  # routing globs (`claude-*`) included
         if entry is None:
             raise model_not_found(route.model)
         return self.observed(call, json_response(google.model_entry({**entry, "id": route.model})))

@@ -23,8 +23,8 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import DoorArgs, Exchange, Front, StreamState, bad_request, new_id, whole_answer
+from argoproxy.fronts.fields import has_kind, json_type
 from argoproxy.jsonfast import dumps
-from argoproxy.tokens import count_request_tokens
 
 # HTTP status -> google.rpc.Code name (https://cloud.google.com/apis/design/errors#handling_errors).
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -84,37 +84,38 @@ def _has(obj: Mapping[str, Any], key: str) -> bool:
     return key in obj or snake(key) in obj
 
 
-def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, what: str) -> Any:
-    """obj[key] when present and of this type (None when absent or null), else a 400 naming it."""
+def _get(obj: Mapping[str, Any], key: str, kind: str, where: str) -> Any:
+    """obj[key] when present and of this JSON kind ("a string"...; None when absent or null), else a 400 naming
+    it (argoproxy/fronts/fields.py words the type, as on the other doors)."""
     value = _value(obj, key, where)
     if value is None:
         return None
-    if not isinstance(value, kind) or (kind in (int, float, (int, float)) and isinstance(value, bool)):
-        raise _bad(f"must be {what}.", f"{where}{key}")
+    if not has_kind(value, kind):
+        raise _bad(f"must be {kind}, not {json_type(value)}.", f"{where}{key}")
     return value
 
 
 def _number(obj: Mapping[str, Any], key: str, where: str) -> float | int | None:
-    return _get(obj, key, (int, float), where, "a number")
+    return _get(obj, key, "a number", where)
 
 
 def _integer(obj: Mapping[str, Any], key: str, where: str, minimum: int = 0) -> int | None:
-    value = _get(obj, key, int, where, "an integer")
+    value = _get(obj, key, "an integer", where)
     if value is not None and value < minimum:
         raise _bad(f"must be at least {minimum}.", f"{where}{key}")
     return value
 
 
 def _object(obj: Mapping[str, Any], key: str, where: str) -> dict[str, Any] | None:
-    return _get(obj, key, dict, where, "an object")
+    return _get(obj, key, "an object", where)
 
 
 def _list(obj: Mapping[str, Any], key: str, where: str) -> list[Any] | None:
-    return _get(obj, key, list, where, "a list")
+    return _get(obj, key, "an array", where)
 
 
 def _string(obj: Mapping[str, Any], key: str, where: str) -> str | None:
-    return _get(obj, key, str, where, "a string")
+    return _get(obj, key, "a string", where)
 
 
 # ---------------------------------------------------------------------------------------------- request
@@ -187,9 +188,13 @@ def system_text(system: Any, where: str) -> str:
         raise _bad("must be a Content object with text parts.", where)
     texts = []
     for j, part in enumerate(_list(system, "parts", f"{where}.") or ()):
-        if not isinstance(part, dict) or not isinstance(part.get("text"), str):
-            raise _bad("must be a text part.", f"{where}.parts[{j}]")
-        texts.append(part["text"])
+        at = f"{where}.parts[{j}]"
+        if not isinstance(part, dict):
+            raise _bad("must be a Part object.", at)
+        text = _string(part, "text", f"{at}.")
+        if text is None:
+            raise _bad("Field required: system instructions take text parts.", f"{at}.text")
+        texts.append(text)
     return "\n\n".join(t for t in texts if t)
 
 
@@ -410,7 +415,7 @@ def generation_to_chat(config: dict[str, Any], chat: dict[str, Any]) -> None:
         if value is not None:
             chat[name] = value
     for key, name in (("topK", "top_k"), ("seed", "seed")):
-        value = _get(config, key, int, at, "an integer")
+        value = _get(config, key, "an integer", at)
         if value is not None:
             chat[name] = value
     max_tokens = _integer(config, "maxOutputTokens", at, minimum=1)
@@ -431,8 +436,8 @@ def generation_to_chat(config: dict[str, Any], chat: dict[str, Any]) -> None:
     if response_format is not None:
         chat["response_format"] = response_format
     thinking = _object(config, "thinkingConfig", at) or {}
-    _get(thinking, "includeThoughts", bool, f"{at}thinkingConfig.", "true or false")
-    _get(thinking, "thinkingBudget", int, f"{at}thinkingConfig.", "an integer")  # no chat equivalent: left out
+    _get(thinking, "includeThoughts", "a boolean", f"{at}thinkingConfig.")
+    _get(thinking, "thinkingBudget", "an integer", f"{at}thinkingConfig.")  # no chat equivalent: left out
     level = _string(thinking, "thinkingLevel", f"{at}thinkingConfig.")
     if level is not None:
         if level.lower() not in THINKING_LEVELS:
@@ -469,11 +474,11 @@ def thoughts_requested(body: Mapping[str, Any]) -> bool:
 
 # ---------------------------------------------------------------------------------------------- answer
 
-def usage_metadata(usage: Any, estimate: int | None = None) -> dict[str, Any]:
-    """Chat usage as usageMetadata (candidates exclude the reasoning tokens, which Gemini counts apart)."""
+def usage_metadata(usage: Any) -> dict[str, Any]:
+    """Chat usage as usageMetadata (candidates exclude the reasoning tokens, which Gemini counts apart). The
+    shared answer side estimates a usage the upstream did not send (argoproxy/stream_usage.py)."""
     if not isinstance(usage, dict):
-        prompt = estimate or 0
-        return {"promptTokenCount": prompt, "candidatesTokenCount": 0, "totalTokenCount": prompt}
+        return {"promptTokenCount": 0, "candidatesTokenCount": 0, "totalTokenCount": 0}
     prompt = usage.get("prompt_tokens") or 0
     completion = usage.get("completion_tokens") or 0
     details = usage.get("completion_tokens_details")
@@ -523,14 +528,7 @@ def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]
         function = call.get("function") or {}
         parts.append(function_call_part(call.get("id"), function.get("name") or "", function.get("arguments")))
     finish = FINISH_REASONS.get(answer.choice.get("finish_reason"), "STOP")
-    return response_object(parts, ex, finish, usage_metadata(ex.usage, estimate_of(ex)), new_id("resp_"))
-
-
-def estimate_of(ex: Exchange) -> int | None:
-    """The prompt's token estimate, counted only when the upstream sent no usage (it costs a tokenizer pass)."""
-    if ex.input_tokens is None and isinstance(ex, GoogleExchange) and ex.chat is not None and ex.usage is None:
-        ex.input_tokens = count_request_tokens(ex.chat)
-    return ex.input_tokens
+    return response_object(parts, ex, finish, usage_metadata(ex.usage), new_id("resp_"))
 
 
 # ---------------------------------------------------------------------------------------------- stream
@@ -604,7 +602,7 @@ class GoogleStream(StreamState):
         for part in parts:
             self.keep(part)
         finish = FINISH_REASONS.get(self.choice.get("finish_reason"), "STOP")
-        usage = usage_metadata(self.ex.usage, estimate_of(self.ex))
+        usage = usage_metadata(self.ex.usage)
         self.emit(parts, finish, usage)
         self.ex.output = response_object(self.kept or [{"text": ""}], self.ex, finish, usage, self.response_id)
         if isinstance(self.ex, GoogleExchange) and self.ex.sse is False:
@@ -626,10 +624,8 @@ def error_object(status: int, message: str, request_id: str | None = None) -> di
 
 @dataclass
 class GoogleExchange(Exchange):
-    """The Exchange of a Google request: how its stream is framed, and the chat request (for a token estimate
-    when the upstream sends no usage)."""
+    """The Exchange of a Google request: how its stream is framed."""
     sse: bool = True
-    chat: dict[str, Any] | None = None
 
 
 class GoogleFront(Front):
@@ -647,7 +643,7 @@ class GoogleFront(Front):
         stops = tuple(chat.get("stop") or ())
         ex = GoogleExchange(model=args.model or "", stream=chat.get("stream") is True, request=body,
                             thinking=thoughts_requested(body), stop_sequences=stops, dropped=tuple(dropped),
-                            sse=args.sse, chat=chat)
+                            sse=args.sse)
         return chat, ex
 
     def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:

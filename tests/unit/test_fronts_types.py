@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import Front, front_named
+from argoproxy.fronts import DoorArgs, Front, front_named
 from argoproxy.journal import Journal
 from argoproxy.jsonfast import dumps
 from argoproxy.validation import validate
@@ -75,7 +75,33 @@ RESPONSES = {
     "text": {"format": {"type": "json_schema", "name": "o", "schema": {"type": "object"}, "strict": True}},
     "reasoning": {"effort": "low"}, "metadata": {"k": "v"},
 }
-SEEDS = {"messages": MESSAGES, "responses": RESPONSES}
+GOOGLE = {
+    "systemInstruction": {"parts": [{"text": "Be brief."}]},
+    "contents": [
+        {"role": "user", "parts": [{"text": "hi"}, {"inlineData": {"mimeType": "image/png", "data": "AAAA"}},
+                                   {"inlineData": {"mimeType": "text/plain", "data": "aGk="}},
+                                   {"fileData": {"mimeType": "image/png", "fileUri": "http://x/y.png"}}]},
+        {"role": "model", "parts": [{"text": "t", "thought": True}, {"text": "ok"},
+                                    {"functionCall": {"name": "get", "args": {"a": 1}}},
+                                    {"functionCall": {"id": "c2", "name": "get", "args": {}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "get", "response": {"r": 1}}},
+                                   {"functionResponse": {"id": "c2", "name": "get", "response": {"r": 2}}}]},
+        {"parts": [{"text": "and now?"}]}],
+    "tools": [{"functionDeclarations": [
+        {"name": "get", "description": "d", "parameters": {"type": "OBJECT", "properties": {
+            "a": {"type": "INTEGER", "nullable": True}, "b": {"type": "ARRAY", "items": {"type": "STRING"}}},
+            "required": ["a"]}},
+        {"name": "raw", "parametersJsonSchema": {"type": "object"}}]}, {"googleSearch": {}}],
+    "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get"]}},
+    "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}],
+    "generationConfig": {"temperature": 0.5, "topP": 0.9, "topK": 5, "maxOutputTokens": 100, "seed": 1,
+                         "stopSequences": ["x"], "candidateCount": 1, "responseMimeType": "application/json",
+                         "responseSchema": {"type": "OBJECT"}, "thinkingConfig": {
+                             "includeThoughts": True, "thinkingBudget": 1024, "thinkingLevel": "LOW"}},
+}
+SEEDS = {"messages": MESSAGES, "responses": RESPONSES, "google": GOOGLE}
+DOOR_ARGS = {"google": DoorArgs(model="m", stream=True)}  # the Google door reads the model from its path
+COUNTS = ("messages", "google")  # the doors with a token-count route
 
 # One value of every JSON type, and the shapes the issue's examples used (a text block whose text is a number).
 WRONG: list[Any] = [None, 5, 1.5, True, "x", "", [], ["x"], {}, {"type": "text", "text": 5},
@@ -94,7 +120,7 @@ def served(front: Front, body: dict[str, Any], count_only: bool = False) -> Prox
     """The door's in-process path for one body: None when it was served, or the 4xx it answered. Anything
     else (an exception that is not a ProxyError, or a 5xx) fails the test."""
     try:
-        chat, ex = front.to_chat(body, count_only)
+        chat, ex = front.to_chat(body, count_only, DOOR_ARGS.get(front.name))
         if not count_only:
             try:
                 validate("chat", chat)
@@ -132,20 +158,20 @@ def replaced(body: dict[str, Any], path: tuple, value: Any, delete: bool = False
     return out
 
 
-@pytest.mark.parametrize("door", ["messages", "responses"])
+@pytest.mark.parametrize("door", ["messages", "responses", "google"])
 def test_the_full_requests_are_served(door):
     assert served(front_named(door), SEEDS[door]) is None
-    assert served(front_named(door), SEEDS[door], count_only=door == "messages") is None
+    assert served(front_named(door), SEEDS[door], count_only=door in COUNTS) is None
 
 
-@pytest.mark.parametrize("door", ["messages", "responses"])
+@pytest.mark.parametrize("door", ["messages", "responses", "google"])
 def test_every_field_of_every_type_is_a_4xx_or_served(door):
     front, seed = front_named(door), SEEDS[door]
     tried = 0
     for path in paths(seed):
         for value in WRONG:
             served(front, replaced(seed, path, value))
-            if door == "messages":
+            if door in COUNTS:
                 served(front, replaced(seed, path, value), count_only=True)
             tried += 1
         if isinstance(path[-1], str):
@@ -153,7 +179,7 @@ def test_every_field_of_every_type_is_a_4xx_or_served(door):
     assert tried > 1000  # every field of the seed, every type
 
 
-@pytest.mark.parametrize("door", ["messages", "responses"])
+@pytest.mark.parametrize("door", ["messages", "responses", "google"])
 def test_a_wrong_type_is_named_in_the_error(door):
     """Where a string is expected, a number is refused with the field's own name."""
     front, seed = front_named(door), SEEDS[door]
@@ -161,10 +187,13 @@ def test_a_wrong_type_is_named_in_the_error(door):
         holder = seed
         for key in path:
             holder = holder[key]
-        if isinstance(holder, str) and path[-1] in ("text", "refusal", "title", "description", "name", "media_type"):
+        if isinstance(holder, str) and path[-1] in ("text", "refusal", "title", "description", "name", "media_type",
+                                                    "mimeType", "fileUri", "id"):
             err = served(front, replaced(seed, path, 5))
             if err is not None:
-                where = ".".join(str(k) for k in path) if door == "messages" else None
+                where = ".".join(str(k) for k in path) if door == "messages" else \
+                    "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path).lstrip(".") \
+                    if door == "google" else None
                 assert err.param and (where is None or err.param == where), (path, err.param, err.message)
 
 
@@ -174,7 +203,7 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
                            max_leaves=6)
 
 
-@pytest.mark.parametrize("door", ["messages", "responses"])
+@pytest.mark.parametrize("door", ["messages", "responses", "google"])
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_several_fields_at_once(door, data):
@@ -187,7 +216,7 @@ def test_several_fields_at_once(door, data):
             body = replaced(body, path, data.draw(json_values))
         except (KeyError, IndexError, TypeError):  # an earlier change removed this place
             continue
-    served(front_named(door), body, count_only=door == "messages" and data.draw(st.booleans()))
+    served(front_named(door), body, count_only=door in COUNTS and data.draw(st.booleans()))
 
 
 def test_a_served_body_is_journaled_at_any_depth(tmp_path):
