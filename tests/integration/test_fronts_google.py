@@ -46,6 +46,7 @@ def up(request):
     elif request.param == "argo_native":
         with FakeOpenAI() as fake, FakeArgo() as argo, running_proxy(**argo_env(
                 argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=fake.base_url, THINK_MODE="reasoning")) as p:
+            fake.accepts_null_content = True  # ARGO's OpenAI-compatible API, as in conftest's argo_native
             u = OpenAIUpstream(fake)
             u.model = "argo:gpt-4o"
             yield u, p
