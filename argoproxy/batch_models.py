@@ -18,7 +18,6 @@ input file (the largest file that could be uploaded through it) within the read 
 
 from __future__ import annotations
 
-import io
 import re
 import time
 from typing import Any, Callable, Iterable, Iterator
@@ -26,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.request_body import parse_object, strict_decoder
-from argoproxy.request_models import check_named, field_name
+from argoproxy.request_models import check_named, field_name, multipart_form
 from argoproxy.upstream import UpstreamRequest, UpstreamResponse, read_chunks
 
 PIECE = 64 * 1024
@@ -152,17 +151,8 @@ def _request_of(line: bytes) -> dict[str, Any]:
 
 
 def _form_parts(body: bytes, content_type: str) -> tuple[list[str], list[Any]]:
-    """The `purpose` values and the file parts of a multipart body (files past 500 KB spooled to disk)."""
-    from werkzeug.formparser import parse_form_data
-    from werkzeug.http import parse_options_header
-    boundary = parse_options_header(content_type)[1].get("boundary", "")
-    environ = {"REQUEST_METHOD": "POST", "CONTENT_TYPE": f'multipart/form-data; boundary="{boundary}"',
-               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
-    try:
-        _, form, files = parse_form_data(environ, silent=False, max_form_parts=10_000)
-    except Exception:  # noqa: BLE001 - werkzeug raises several kinds for malformed bodies
-        raise ProxyError(400, "The form body cannot be parsed, so the models it names cannot be checked.",
-                         code="invalid_form") from None
+    """The `purpose` values and the file parts of a multipart body."""
+    form, files = multipart_form(body, content_type)
     purposes = [value for name, value in form.items(multi=True) if field_name(name) == "purpose"]
     return purposes, [part.stream for _, part in files.items(multi=True)]
 

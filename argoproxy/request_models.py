@@ -73,7 +73,9 @@ def form_model(body: bytes, content_type: str) -> str | None:
     return _multipart_model(body, content_type)
 
 
-def _multipart_model(body: bytes, content_type: str) -> str | None:
+def multipart_form(body: bytes, content_type: str) -> tuple[Any, Any]:
+    """(fields, files) of a multipart body of any subtype, as Werkzeug reads it (files past 500 KB spooled to
+    disk); a 400 when it cannot be parsed or names its boundary twice (two parsers could split it differently)."""
     from werkzeug.formparser import parse_form_data
     from werkzeug.http import parse_options_header
     if len(_BOUNDARY.findall(content_type)) > 1:
@@ -86,8 +88,13 @@ def _multipart_model(body: bytes, content_type: str) -> str | None:
     try:
         _, form, files = parse_form_data(environ, silent=False, max_form_parts=10_000)
     except Exception:  # noqa: BLE001 - werkzeug raises several kinds for malformed bodies
-        raise ProxyError(400, "The form body cannot be parsed, so its model cannot be checked.",
+        raise ProxyError(400, "The form body cannot be parsed, so the models it names cannot be checked.",
                          code="invalid_form") from None
+    return form, files
+
+
+def _multipart_model(body: bytes, content_type: str) -> str | None:
+    form, files = multipart_form(body, content_type)
     if any(field_name(name) == "model" for name in files.keys()):
         raise ProxyError(400, "The form field `model` must be a value, not a file.", param="model",
                          code="invalid_value")
