@@ -42,6 +42,7 @@ ROOT_ANSWER = {"status": "ok", "service": "cot_proxy"}  # GET and HEAD /: the pr
 RAW_TARGET_KEY = "cot_proxy.raw_target"  # environ: the request target as the client sent it (set by Edge)
 JSON_TYPE = "application/json"
 READS_BODY = frozenset({"api", "front", "backend"})  # route families whose request body the proxy parses
+ADAPTED_HEADER = "X-Adapted-Params"  # what capability adaptation changed in the request
 
 Handler = Callable[[Call, Route], Answer]
 # A raw target meant for the Google door (answered in its error shape when its path is refused).
@@ -88,13 +89,17 @@ class Door:
     def handle(self, req: Request) -> Answer:
         call = self.gateway.new_call(req, "invalid_path", "-")
         try:
-            return self.enter(req, call)
+            answer = self.enter(req, call)
         except ProxyError as err:
-            return self.error_answer(call, err)
+            answer = self.error_answer(call, err)
         except Exception:  # noqa: BLE001 - a bug must still answer in the API's shape, and be logged
             log.exception("unexpected error in request %s", call.request_id or "-")
-            return self.error_answer(call, ProxyError(500, "The proxy failed to handle this request; see its log.",
-                                                      type="server_error", code="internal_error"))
+            answer = self.error_answer(call, ProxyError(500, "The proxy failed to handle this request; see its log.",
+                                                        type="server_error", code="internal_error"))
+        adapted = call.extra.get("adapted")
+        if adapted:  # what capability adaptation changed in the request (argoproxy/adapt.py)
+            answer.headers[ADAPTED_HEADER] = ", ".join(adapted)
+        return answer
 
     def enter(self, req: Request, call: Call) -> Answer:
         try:

@@ -155,12 +155,14 @@ def setup_log_file(
     return handler
 
 
-def _served(call: Any) -> dict[str, str]:
-    """Which deployment served a routed call (argoproxy/routing/dispatch.py), for the journal."""
+def _served(call: Any) -> dict[str, Any]:
+    """Which deployment served a routed call (argoproxy/routing/dispatch.py) and what capability adaptation
+    changed in the request, for the journal."""
     extra = call.extra
+    adapted = {"adapted_params": extra["adapted"]} if extra and extra.get("adapted") else {}
     if not extra or "deployment" not in extra:
-        return {}
-    return {"deployment": extra["deployment"], "served_model": extra.get("served_model", "")}
+        return adapted
+    return {"deployment": extra["deployment"], "served_model": extra.get("served_model", ""), **adapted}
 
 
 def journal_observer(journal: Journal) -> Callable[[Any], None]:

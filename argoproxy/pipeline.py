@@ -4,6 +4,7 @@ backend (decode) -> think tags, stream <-> non-stream -> JSON or SSE to the clie
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import logging
@@ -11,8 +12,10 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy import keepalive, sse, streamconv, upstream_messages
+from argoproxy.adapt import adapt_request, refused_param
 from argoproxy.answer_shape import check_completion
 from argoproxy.call import Call
+from argoproxy.capabilities import CapabilityTable
 from argoproxy.client_caches import BoundedCache
 from argoproxy.errors import ProxyError
 from argoproxy.exchange import Answer, Request
@@ -36,6 +39,7 @@ SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Contro
 JSON_TYPE = "application/json"
 THINK_CACHE = 256  # think configurations kept, by (model, upstream model)
 SMALL_BODY = 256 * 1024  # pass-through bodies up to this size are relayed in one piece
+ADAPTED_KINDS = frozenset({"chat", "completions"})  # requests with sampling and reasoning parameters
 
 Observer = Callable[[Call], None]
 
@@ -52,6 +56,7 @@ class Gateway:
         self.secrets = Secrets.from_settings(settings)  # never sent to a client, whatever the route
         self._secrets = self.secrets.texts
         self._think_cache: BoundedCache[ThinkConfig | None] = BoundedCache(THINK_CACHE)  # keyed by client names
+        self.capabilities = CapabilityTable(settings.backend, settings.model_capabilities)
         from argoproxy.fronts.serve import FrontService
         self.fronts = FrontService(self)  # the Responses and Messages front doors
         self.routing: Any = None  # argoproxy/routing/dispatch.py when `models` is configured
@@ -64,6 +69,7 @@ class Gateway:
         view = copy.copy(self)
         view.settings, view.backend, view.upstream = settings, backend, upstream
         view._think_cache = BoundedCache(THINK_CACHE)
+        view.capabilities = CapabilityTable(settings.backend, settings.model_capabilities)  # with the entry's own
         view.routing = None
         from argoproxy.fronts.serve import FrontService
         view.fronts = FrontService(view)  # the front doors' answer side, on this deployment's backend
@@ -85,7 +91,7 @@ class Gateway:
         if self.routing is not None:
             return self.routing.api(call)
         self.plan(call)
-        self.backend.prepare(call)
+        self.prepare(call)
         check_allowed_model(self.settings.allowed_models, call.upstream_model or call.model)
         whole = self.backend.complete(call)
         if whole is not None:
@@ -109,7 +115,7 @@ class Gateway:
         call.rule = None  # a retry: the previous deployment's rule must not stay
         self.plan(call)
         call.model = asked
-        self.backend.prepare(call)
+        self.prepare(call)
         whole = self.backend.complete(call)
         if whole is not None:
             return self.answer_object(call, whole)
@@ -129,7 +135,7 @@ class Gateway:
 
     def answer(self, call: Call, req: UpstreamRequest) -> Answer:
         call.upstream_request = req
-        resp = self.upstream.send(req)
+        resp = self.send(call, req)
         call.extra["upstream_response"] = resp
         call.extra["upstream_at"] = time.perf_counter()
         call.upstream_status = resp.status_code
@@ -222,6 +228,40 @@ class Gateway:
             options = body.get("stream_options")
             body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
             call.include_usage = call.body_changed = True
+
+    def prepare(self, call: Call) -> None:
+        """The backend's preparation (model name, images), then the request adapted to what that model accepts."""
+        self.backend.prepare(call)
+        if call.kind in ADAPTED_KINDS:
+            self.adapt(call, call.body, "chat", call.upstream_model or call.model)
+
+    def adapt(self, call: Call, body: dict[str, Any], shape: str, upstream_model: str | None,
+              supply_limit: bool = True) -> None:
+        """Drop, clamp or convert what the model does not accept (capabilities.py, adapt.py); an unknown model's
+        request goes as the client wrote it. The changes go to X-Adapted-Params and the journal."""
+        caps = self.capabilities.lookup(upstream_model, call.model)
+        if caps is None:
+            return
+        changes = adapt_request(body, caps, shape, supply_limit)
+        if changes:
+            call.body_changed = True
+            call.extra["adapted"] = changes
+
+    def send(self, call: Call, req: UpstreamRequest) -> UpstreamResponse:
+        """Send upstream; a 400 naming an optional parameter the request holds is sent once more without it."""
+        resp = self.upstream.send(req)
+        if resp.status_code != 400 or req.body is None or "param_retry" in call.extra:
+            return resp
+        call.extra["param_retry"] = True
+        retry = _without_refused(req, resp)
+        if retry is None:
+            return resp
+        req, param = retry
+        resp.close()
+        call.extra.setdefault("adapted", []).append(f"{param}=dropped")
+        log.info("%s: the upstream refused %s; sent again without it", call.request_id, param)
+        call.upstream_request = req
+        return self.upstream.send(req)
 
     def think_config(self, model: str | None, upstream_model: Any) -> ThinkConfig | None:
         key = (model, upstream_model if isinstance(upstream_model, str) else None)
@@ -550,6 +590,19 @@ def check_upstream_body(payload: bytes) -> None:
         raise ProxyError(502, f"The upstream answer is not a JSON object ({what}).", code="upstream_bad_response")
     if b'"error"' in body[:64]:
         parse_upstream_json(payload)
+
+
+def _without_refused(req: UpstreamRequest, resp: UpstreamResponse) -> tuple[UpstreamRequest, str] | None:
+    """The request without the optional parameter the upstream's 400 names, and its name; None when it names
+    none the request holds."""
+    body = _try_json(req.body)
+    if not isinstance(body, dict):
+        return None
+    param = refused_param(body, resp.content[:8192].decode("utf-8", "replace"))
+    if param is None:
+        return None
+    del body[param]
+    return dataclasses.replace(req, body=dumps(body)), param
 
 
 def _try_json(payload: bytes) -> Any:

@@ -20,6 +20,7 @@ import yaml
 
 from argoproxy import listener, providers
 from argoproxy.backend_choice import BackendConflict, Given, choose_backend
+from argoproxy.capabilities import Overrides, parse_overrides
 from argoproxy.llm_params import LlmParams, parse_llm_params
 from argoproxy.redaction import mask_url
 from argoproxy.routing.entries import check_routing, parse_fallbacks, parse_key_limits, parse_models
@@ -150,6 +151,10 @@ class CoreSettings:
     # --- transforms
     llm_params: LlmParams = _setting(LlmParams(), as_llm_params, "Per-model parameter overrides (see README).",
                                      env=("LLM_PARAMS",), flags=("--llm-params",))
+    model_capabilities: Overrides = _setting(Overrides(), parse_overrides,
+                                             "What models accept, over the shipped table (docs/capabilities.md): "
+                                             "model name or glob -> capability fields; requests are adapted to it "
+                                             "(MODEL_CAPABILITIES: JSON).", env=("MODEL_CAPABILITIES",))
     think_mode: str = _setting("strip", _choice("strip", "reasoning", "keep"),
                                "What to do with <think> text in answers: strip, reasoning (move to reasoning_content), keep.",
                                env=("THINK_MODE",), flags=("--think-mode",))

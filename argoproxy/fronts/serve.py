@@ -83,7 +83,7 @@ class FrontService:
         if gateway.routing is not None:  # `models`: the chat request goes to a deployment (argoproxy/routing)
             return gateway.routing.api(call)
         gateway.plan(call)
-        self.backend.prepare(call)
+        gateway.prepare(call)
         check_allowed_model(self.settings.allowed_models, call.upstream_model or call.model)
         return gateway.finish(call, self.backend.encode(call))
 
@@ -108,10 +108,12 @@ class FrontService:
             call.body_changed = True
         call.body = body
         call.client_stream = body.get("stream") is True and not count_only
+        gateway = self.gateway
+        gateway.adapt(call, body, front.name, self.backend.front_model(front.name, call.model),
+                      supply_limit=not count_only)
         req = self.backend.front_request(call, front.name, body, count_only)
         call.upstream_request = req
-        gateway = self.gateway
-        resp = gateway.upstream.send(req)
+        resp = gateway.send(call, req)
         call.upstream_status = resp.status_code
         if resp.status_code >= 400:
             with resp:

@@ -73,6 +73,10 @@ class Backend:
         Then front_request builds the request and the answer is relayed as it comes (no translation)."""
         return False
 
+    def front_model(self, front: str, model: str | None) -> str | None:
+        """The model name a front door's API served natively sends upstream (for capability lookups)."""
+        return model
+
     def front_request(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> UpstreamRequest:
         """The upstream request for a front door's API served natively (see native_front)."""
         raise NotImplementedError

@@ -81,6 +81,8 @@ def deployment_settings(settings: Settings, entry: ModelEntry, environ: dict[str
     changes: dict[str, Any] = {"backend": entry.backend, "llm_params": DeploymentParams(settings.llm_params, rule)}
     if entry.developer_role:
         changes["developer_role"] = entry.developer_role
+    if entry.capabilities:
+        changes["model_capabilities"] = settings.model_capabilities.then("*", dict(entry.capabilities))
     if entry.api_key_env:
         changes.update(openai_api_key=key, dashscope_api_key=key)
     base = entry.base_url

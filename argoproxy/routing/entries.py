@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from argoproxy.capabilities import parse_fields
 from argoproxy.llm_params import CONTROL_KEYS, THINK_MODES, ModelRule, convert_value
 from argoproxy.upstream_url import split_query
 
-ENTRY_KEYS = ("name", "backend", "base_url", "api_key_env", "upstream_model", "params", "weight", "developer_role")
+ENTRY_KEYS = ("name", "backend", "base_url", "api_key_env", "upstream_model", "params", "weight", "developer_role",
+              "capabilities")
 DEVELOPER_ROLES = ("auto", "keep", "system")
 GLOB_CHARS = frozenset("*?[")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -38,6 +40,7 @@ class ModelEntry:
     params: ModelRule | None = None  # LLM_PARAMS vocabulary, applied on top of LLM_PARAMS' own rule
     weight: float = 1.0
     developer_role: str = ""  # empty: DEVELOPER_ROLE's value
+    capabilities: tuple[tuple[str, Any], ...] = ()  # capability fields over the table, for every model it serves
 
     @property
     def is_glob(self) -> bool:
@@ -48,6 +51,8 @@ class ModelEntry:
         shown = {f: getattr(self, f) for f in ENTRY_KEYS if getattr(self, f) not in ("", None)}
         if self.base_url:
             shown["base_url"] = mask_url(self.base_url)
+        if self.capabilities:
+            shown["capabilities"] = dict(self.capabilities)
         if self.params is not None:
             shown["params"] = {**self.params.params, **{k: v for k, v in vars(self.params).items()
                                                         if k not in ("model", "params") and v is not None}}
@@ -110,7 +115,15 @@ def _entry(i: int, item: Any) -> ModelEntry:
         raise ValueError(f"{at}.developer_role: must be one of {', '.join(DEVELOPER_ROLES)}, got {developer_role!r}")
     return ModelEntry(name=name, backend=backend, base_url=base_url, api_key_env=key_env,
                       upstream_model=upstream_model, params=_params(item.get("params"), name, f"{at}.params"),
-                      weight=_weight(item.get("weight", 1), f"{at}.weight"), developer_role=developer_role)
+                      weight=_weight(item.get("weight", 1), f"{at}.weight"), developer_role=developer_role,
+                      capabilities=_capabilities(item.get("capabilities"), f"{at}.capabilities"))
+
+
+def _capabilities(value: Any, at: str) -> tuple[tuple[str, Any], ...]:
+    """An entry's `capabilities`: the fields of model_capabilities (docs/capabilities.md), for this deployment."""
+    if value is None:
+        return ()
+    return tuple(parse_fields(value, at).items())
 
 
 def _base_url(value: Any, at: str) -> str:

@@ -161,6 +161,9 @@ class ArgoBackend(Backend):
         --native-anthropic); other models and fronts go through the chat translation."""
         return self.native and front == "messages" and "claude" in native_model(model or "", "chat").lower()
 
+    def front_model(self, front: str, model: str | None) -> str | None:
+        return native_model(model, "chat") if model else model
+
     def front_request(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> UpstreamRequest:
         """The Messages request for ARGO's native Anthropic endpoint: alias mapped, user set (as the key and
         in metadata.user_id), image URLs inlined, as native OpenAI mode does."""
