@@ -19,6 +19,12 @@ the mistake shows):
   POST {base}/api/v1/resource/embed/      -> {"embedding": [[...], ...]}, deterministic vectors
                                              (`FakeArgo.vector(text, model)`); >16 prompts -> 400
   GET  {base}/api/v1/models/              -> `models_payload` (new-shape list by default)
+and ARGO's native APIs (the model as ARGO names it, e.g. claudeopus46, gpt5):
+  POST {base}/v1/chat/completions         -> an OpenAI chat completion (SSE with "stream": true) of `reply`
+  POST {base}/v1/messages                 -> an Anthropic message (SSE events with "stream": true) of `reply`
+  POST {base}/v1/messages/count_tokens    -> {"input_tokens": n}
+Every chat route refuses what real ARGO refuses for the model (tests/fakes/argo_rules.py: gpt-5's temperature,
+Claude's thinking.type enabled, both sampling parameters on Claude 4.5+...), with ARGO's status and shape.
 A `user` missing from a chat/embed body gives 422; with `registered_users` set, an unknown user gets
 ARGO's 200 "AUTHENTICATION NOTICE FROM ARGO" text. GET on a POST route gives 405 {"detail": ...}.
 """
@@ -37,12 +43,18 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes import argo_rules
+
 PREFIX = "/argoapi"
 CHAT_PATH = "/api/v1/resource/chat/"
 STREAM_PATH = "/api/v1/resource/streamchat/"
 EMBED_PATH = "/api/v1/resource/embed/"
 MODELS_PATH = "/api/v1/models/"
+NATIVE_CHAT_PATH = "/v1/chat/completions"
+NATIVE_MESSAGES_PATH = "/v1/messages"
+NATIVE_COUNT_PATH = "/v1/messages/count_tokens"
 POST_PATHS = (CHAT_PATH, STREAM_PATH, EMBED_PATH)
+NATIVE_PATHS = (NATIVE_CHAT_PATH, NATIVE_MESSAGES_PATH, NATIVE_COUNT_PATH)
 
 MAX_EMBED_PROMPTS = 16
 EMBED_DIMENSIONS = {"ada002": 1536, "v3small": 1536, "v3large": 3072}
@@ -143,6 +155,11 @@ class FakeArgo:
     @property
     def embed_url(self) -> str:
         return self.base_url + EMBED_PATH
+
+    @property
+    def native_base_url(self) -> str:
+        """ARGO's OpenAI-compatible base (NATIVE_OPENAI_BASE_URL); {native_base_url}messages is the Anthropic one."""
+        return self.base_url + "/v1/"
 
     @property
     def models_url(self) -> str:
@@ -257,6 +274,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(canned.status, canned.body, canned.content_type, canned.headers)
         if method == "GET" and path == MODELS_PATH:
             return self._send_json(200, self.fake.models_payload)
+        if method == "POST" and path in NATIVE_PATHS:
+            return self._native(path, parsed)
         if path not in (*POST_PATHS, MODELS_PATH):
             return self._send_json(404, {"detail": "Not Found"})
         if (path == MODELS_PATH) != (method == "GET"):
@@ -267,6 +286,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(422, {"detail": [{"loc": ["body", "user"], "msg": "field required", "type": "value_error.missing"}]})
         if self.fake.registered_users is not None and parsed["user"] not in self.fake.registered_users:
             return self._send(200, AUTH_NOTICE_TEXT.encode(), "text/plain; charset=utf-8")
+        refused = argo_rules.refusal("standard", parsed) if path in (CHAT_PATH, STREAM_PATH) else None
+        if refused is not None:
+            return self._send_json(*refused)
         if path == CHAT_PATH:
             return self._send_json(200, {"response": self.fake.reply})
         if path == STREAM_PATH:
@@ -274,6 +296,37 @@ class _Handler(BaseHTTPRequestHandler):
         return self._embed(parsed)
 
     # -- routes
+
+    def _native(self, path: str, body: Any) -> None:
+        """ARGO's OpenAI-compatible and Anthropic endpoints: the reply as a chat completion or a message."""
+        if not isinstance(body, dict):
+            return self._send_json(400, {"error": {"message": "a JSON object is required", "type": "BadRequestError"}})
+        refused = argo_rules.refusal("openai" if path == NATIVE_CHAT_PATH else "anthropic", body)
+        if path == NATIVE_COUNT_PATH:
+            return self._send_json(200, {"input_tokens": len(json.dumps(body.get("messages"))) // 4})
+        if refused is not None:
+            return self._send_json(*refused)
+        text, model = self._reply_text(), str(body.get("model"))
+        if path == NATIVE_CHAT_PATH:
+            events = native_chat_events(text, model) if body.get("stream") else None
+            whole = {"id": "chatcmpl-argo", "object": "chat.completion", "created": 1700000000, "model": model,
+                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                     "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}}
+        else:
+            events = native_message_events(text, model) if body.get("stream") else None
+            whole = {"id": "msg_vrtx_fake", "type": "message", "role": "assistant", "model": model,
+                     "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+                     "usage": {"input_tokens": 5, "output_tokens": 7}}
+        if events is None:
+            return self._send_json(200, whole)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for event in events:
+            self._write_chunk(event)
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _reply_text(self) -> str:
         reply = self.fake.reply
@@ -341,6 +394,29 @@ class _Handler(BaseHTTPRequestHandler):
 def leaked_tool_use(name: str, arguments: dict[str, Any], call_id: str = "toolu_vrtx_01Fake") -> str:
     """A Claude tool_use block as ARGO leaks it into text (argo-proxy's captured cases): its Python repr."""
     return repr({"id": call_id, "input": arguments, "name": name, "type": "tool_use", "cache_control": None})
+
+
+def native_chat_events(text: str, model: str) -> list[bytes]:
+    base = {"id": "chatcmpl-argo", "object": "chat.completion.chunk", "created": 1700000000, "model": model}
+    chunks = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}]},
+              {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+              {**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}}]
+    return [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
+
+
+def native_message_events(text: str, model: str) -> list[bytes]:
+    message = {"id": "msg_vrtx_fake", "type": "message", "role": "assistant", "model": model, "content": [],
+               "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 0}}
+    events = [("message_start", {"type": "message_start", "message": message}),
+              ("content_block_start", {"type": "content_block_start", "index": 0,
+                                       "content_block": {"type": "text", "text": ""}}),
+              ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                       "delta": {"type": "text_delta", "text": text}}),
+              ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+              ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                 "usage": {"output_tokens": 7}}),
+              ("message_stop", {"type": "message_stop"})]
+    return [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events]
 
 
 def gunzip(data: bytes) -> bytes:

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 from tests.fakes.fake_batches import FakeBatches
 
@@ -102,7 +102,8 @@ class _Server(ThreadingHTTPServer):
 class FakeOpenAI:
     """`with FakeOpenAI() as fake:` -> fake.base_url ("http://127.0.0.1:PORT/v1/"); queue answers with fake.add()."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: Callable[[str, bytes], tuple[int, Any] | None] | None = None) -> None:
+        self.refuse = refuse  # (path, body) -> (status, body) the real server answers instead (argo_rules)
         self.received: list[Received] = []
         self.queue: list[Reply | Stream] = []
         self.default_content = "Hello from the fake upstream!"
@@ -185,7 +186,12 @@ class FakeOpenAI:
             self.queue.extend(answers)
 
     def refusal(self, method: str, path: str, body: bytes) -> Reply | None:
-        """What llama.cpp's server refuses in a chat request (a 500, as it answers), unless switched off."""
+        """What the server this fake stands for refuses (`refuse`, e.g. ARGO's rules), then what llama.cpp's server
+        refuses in a chat request (a 500, as it answers), unless switched off."""
+        if self.refuse is not None and method == "POST":
+            own = self.refuse(path, body)
+            if own is not None:
+                return Reply(own[1], status=own[0])
         if method != "POST" or not path.endswith("/chat/completions"):
             return None
         try:

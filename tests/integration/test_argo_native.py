@@ -13,6 +13,7 @@ import requests
 from PIL import Image
 
 from tests.clients import openai_sdk
+from tests.fakes.argo_rules import native_refusal
 from tests.fakes.fake_argo import CHAT_PATH, EMBED_PATH, FakeArgo
 from tests.fakes.fake_images import FakeImageServer
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
@@ -77,7 +78,7 @@ def test_native_mode_start_up_line(argo_native):
 
 # ------------------------------------------------------------------ username passthrough
 def test_username_passthrough_both_modes_and_embeddings():
-    with FakeArgo() as argo, FakeOpenAI() as up:
+    with FakeArgo() as argo, FakeOpenAI(refuse=native_refusal) as up:
         with running_proxy(**argo_env(argo, USERNAME_PASSTHROUGH="true")) as p:
             sdk(p, key="bob").chat.completions.create(model="argo:gpt-4o", messages=MSG)
             assert argo.requests_to(CHAT_PATH)[-1].json["user"] == "bob"

@@ -17,6 +17,7 @@ import requests
 from PIL import Image
 
 from tests.clients import anthropic_sdk, openai_sdk
+from tests.fakes.argo_rules import native_refusal
 from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_images import FakeImageServer
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
@@ -236,7 +237,7 @@ def test_argo_native_other_models_and_responses_translate_to_chat(argo_native):
 
 
 def test_argo_native_anthropic_images_are_inlined():
-    with FakeOpenAI() as up, FakeArgo() as argo, FakeImageServer() as imgs:
+    with FakeOpenAI(refuse=native_refusal) as up, FakeArgo() as argo, FakeImageServer() as imgs:
         env = argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url, IMAGE_ALLOW_PRIVATE="true")
         with running_proxy(**env) as p:
             up.add(Reply(ANTHROPIC_MESSAGE))

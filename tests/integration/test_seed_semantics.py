@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.clients import openai_sdk as sdk
+from tests.fakes.argo_rules import native_refusal
 from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_dashscope import FakeDashScope
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
@@ -44,7 +45,7 @@ def test_native_relays_a_2xx_that_is_not_json(argo_native):
 
 
 def test_native_username_passthrough_starts_without_user():
-    with FakeOpenAI() as up, FakeArgo() as argo:
+    with FakeOpenAI(refuse=native_refusal) as up, FakeArgo() as argo:
         env = argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url,
                        USERNAME_PASSTHROUGH="true")
         env.pop("ARGO_USER")

@@ -1,0 +1,114 @@
+"""What real ARGO refuses, per model, for the fakes that stand for it (facts: ../shared/reference/argo-capabilities.md,
+from a public probe of ARGO's production gateway): `refusal(endpoint, body)` is None, or the (status, JSON body)
+ARGO answers with.
+
+Endpoints: "anthropic" (ARGO's native /v1/messages), "openai" (its OpenAI-compatible /v1/chat/completions) and
+"standard" (the legacy /api/v1/resource/chat/ and streamchat/). The native endpoints refuse exactly what the probe
+saw refused, in ARGO's shapes: the provider's own error quoted in the message ("Error code: 400 - {...}"). The
+legacy API carries no `thinking` or effort and was not probed: it refuses what the models themselves refuse
+(sampling parameters), in the OpenAI-compatible endpoint's shape.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+CLAUDE_ADAPTIVE = {"claudeopus47", "claudeopus46", "claudesonnet46"}
+CLAUDE_NO_THINKING = {"claudeopus45", "claudesonnet45", "claudehaiku45", "claudeopus41"}
+CLAUDE_PROBED = CLAUDE_ADAPTIVE | CLAUDE_NO_THINKING
+CLAUDE_NO_SAMPLING = {"claudeopus47"}  # temperature and top_p each refused
+CLAUDE_ONE_SAMPLING = {"claudeopus46", "claudesonnet46", "claudeopus45", "claudesonnet45", "claudehaiku45"}
+EFFORTS = {"claudeopus47": ("low", "medium", "high", "xhigh", "max")}
+OTHER_EFFORTS = ("low", "medium", "high", "none", "minimal")
+GPT5 = {"gpt5", "gpt5mini", "gpt55"}  # temperature only 1, no top_p
+GEMINI_ONE_LIMIT = {"gemini25pro", "gemini25flash"}
+
+
+def native_refusal(path: str, raw: bytes) -> tuple[int, dict[str, Any]] | None:
+    """For a fake standing for ARGO's native APIs by path (FakeOpenAI(refuse=native_refusal))."""
+    endpoint = "openai" if path.endswith("/chat/completions") else "anthropic" if path.endswith("/messages") else None
+    if endpoint is None:
+        return None
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError:
+        return None
+    return refusal(endpoint, body)
+
+
+def refusal(endpoint: str, body: Any) -> tuple[int, dict[str, Any]] | None:
+    if not isinstance(body, dict):
+        return None
+    model = str(body.get("model") or "")
+    if endpoint == "anthropic":
+        return _claude(model, body)
+    message = _sampling(model, body)
+    if message is None and endpoint == "openai" and model in GEMINI_ONE_LIMIT \
+            and body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
+        return 500, {"error": {"message": "'NoneType' object is not iterable", "type": "TypeError",
+                               "code": "internal_error"}}
+    if message is None:
+        return None
+    if model.startswith("claude") and endpoint == "standard":
+        return 400, _anthropic_error(message)
+    return 400, {"error": {"message": f"Error code: 400 - {message}", "type": "BadRequestError",
+                           "code": "internal_error"}}
+
+
+def _sampling(model: str, body: dict[str, Any]) -> str | None:
+    """A model's own refusal of temperature/top_p, as its provider words it (OpenAI's error object, quoted)."""
+    temperature, top_p = body.get("temperature"), body.get("top_p")
+    if model in GPT5:
+        if temperature is not None and float(temperature) != 1:
+            return _openai_quoted(f"Unsupported value: 'temperature' does not support {float(temperature)} with this "
+                                  "model. Only the default (1) value is supported.", "temperature", "unsupported_value")
+        if top_p is not None:
+            return _openai_quoted("Unsupported parameter: 'top_p' is not supported with this model.", "top_p",
+                                  "unsupported_parameter")
+    if model in CLAUDE_NO_SAMPLING:
+        for name in ("temperature", "top_p"):
+            if body.get(name) is not None:
+                return f"`{name}` is deprecated for this model."
+    if model in CLAUDE_ONE_SAMPLING and temperature is not None and top_p is not None:
+        return "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
+    return None
+
+
+def _claude(model: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    if not model.startswith("claude"):
+        return None
+    if body.get("max_tokens") is None:
+        return 400, {"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens is required"}}
+    message = _thinking(model, body) or _sampling(model, body)
+    return None if message is None else (400, _anthropic_error(message))
+
+
+def _thinking(model: str, body: dict[str, Any]) -> str | None:
+    thinking = body.get("thinking")
+    effort = (body.get("output_config") or {}).get("effort") if isinstance(body.get("output_config"), dict) else None
+    if isinstance(thinking, dict) and model in CLAUDE_PROBED:
+        kind = thinking.get("type")
+        if kind == "enabled":  # refused on every Claude model ARGO serves
+            return ('"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive" and '
+                    '"output_config.effort" to control thinking behavior.')
+        if "budget_tokens" in thinking:
+            return f"thinking.{kind}.budget_tokens: Extra inputs are not permitted"
+        if kind == "adaptive" and model in CLAUDE_NO_THINKING:  # alone, or beside output_config: both refused
+            return '"thinking.type.adaptive" is not supported for this model.'
+    if effort is not None and model in CLAUDE_PROBED:
+        taken = EFFORTS.get(model, OTHER_EFFORTS)
+        if effort not in taken:
+            listed = ", ".join(f"'{e}'" for e in taken[:-1]) + f" or '{taken[-1]}'"
+            return f"output_config.effort: Input should be {listed}"
+    return None
+
+
+def _anthropic_error(message: str) -> dict[str, Any]:
+    quoted = {"type": "error", "error": {"type": "invalid_request_error", "message": message},
+              "request_id": "req_vrtx_fake"}
+    return {"type": "error", "error": {"type": "invalid_request_error", "message": f"Error code: 400 - {quoted!r}"}}
+
+
+def _openai_quoted(message: str, param: str, code: str) -> str:
+    return repr({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}})
