@@ -25,8 +25,9 @@ SEGMENT_SAFE = "-._~!$&'()*+,=:@"
 # Decoded characters that would change the structure of the path if an upstream decoded them again.
 _STRUCTURAL = {"/": "an encoded '/' (%2F)", "?": "an encoded '?' (%3F)", "#": "an encoded '#' (%23)"}
 _HEX = frozenset("0123456789abcdefABCDEF")
-# Segments of unreserved characters that do not start with '.', single slashes: already canonical.
-_PLAIN = re.compile(r"(?:/[A-Za-z0-9_~-][A-Za-z0-9_.~-]*)*/?")
+# Segments of unreserved characters (and ':', as in /v1beta/models/{model}:generateContent) that do not start with
+# '.', single slashes: already canonical (encode_path would write them the same).
+_PLAIN = re.compile(r"(?:/[A-Za-z0-9_~-][A-Za-z0-9_.~:-]*)*/?")
 
 
 class PathError(ProxyError):

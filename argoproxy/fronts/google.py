@@ -50,6 +50,7 @@ SCHEMA_DEPTH = 64  # nesting a tool schema may have (the conversion recurses)
 ARGS_LIMIT = 8 * 1024 * 1024  # bytes of tool-call arguments one streamed answer may hold back
 OUTPUT_LIMIT = 1024 * 1024  # characters of a streamed answer kept for the journal (the rest is counted)
 SSE_END = b"\r\n\r\n"  # Google ends its SSE events with CRLF pairs; every SSE reader takes them
+CHUNK_HEAD = b'{"candidates":[{"content":{"role":"model","parts":'  # every stream chunk starts so
 
 
 def status_name(status: int) -> str:
@@ -537,49 +538,45 @@ class GoogleStream(StreamState):
     """Chat chunks -> GenerateContentResponse chunks: each text or reasoning delta at once; function calls
     whole (Gemini sends a call's args as one object), in the last chunk with the finish reason and usage. What
     it holds is bounded: tool-call arguments up to ARGS_LIMIT bytes, and OUTPUT_LIMIT characters of the answer
-    for the journal."""
+    for the journal. A chunk is written as bytes around its parts: the constant rest is encoded once."""
 
     def __init__(self, ex: Exchange) -> None:
         super().__init__(ex)
         self.response_id = new_id("resp_")
+        self.ids = b'"modelVersion":' + dumps(ex.model) + b',"responseId":"' + self.response_id.encode() + b'"}'
         self.calls: dict[int, list[Any]] = {}  # chat tool-call index -> [id, name, [argument fragments]]
         self.args_bytes = 0
-        self.kept: list[dict[str, Any]] = []  # the answer's parts for the journal (merged runs)
+        self.kept: list[tuple[bool | None, list[Any]]] = []  # runs for the journal: (thought, pieces), (None, [call])
         self.kept_chars = 0
-        self.sent = 0
 
     def start(self) -> None:
         pass  # a Gemini stream has no opening event
 
-    def emit(self, parts: list[dict[str, Any]], finish: str | None = None,
-             usage: dict[str, Any] | None = None) -> None:
-        self.events.append({"type": "chunk", "body": response_object(parts, self.ex, finish, usage,
-                                                                      self.response_id)})
-        self.sent += 1
+    def emit(self, parts: bytes, finish: str | None = None, usage: dict[str, Any] | None = None) -> None:
+        end = b'},"index":0,"finishReason":"' + finish.encode() + b'"}],' if finish else b'},"index":0}],'
+        if usage is not None:
+            end += b'"usageMetadata":' + dumps(usage) + b","
+        self.events.append({"type": "chunk", "data": CHUNK_HEAD + parts + end + self.ids})
 
-    def keep(self, part: dict[str, Any]) -> None:
-        if self.kept_chars >= OUTPUT_LIMIT:
+    def keep(self, thought: bool, text: str) -> None:
+        """Text for the journal's copy of the answer, in runs (joined once, at the end)."""
+        room = OUTPUT_LIMIT - self.kept_chars
+        if room <= 0:
             return
-        text = part.get("text")
-        if isinstance(text, str):
-            text = text[:OUTPUT_LIMIT - self.kept_chars]
-            self.kept_chars += len(text)
-            last = self.kept[-1] if self.kept else None
-            if last is not None and "text" in last and last.get("thought") == part.get("thought"):
-                last["text"] += text  # bounded by OUTPUT_LIMIT
-                return
-            part = {**part, "text": text}
-        self.kept.append(part)
+        text = text[:room]
+        self.kept_chars += len(text)
+        if self.kept and self.kept[-1][0] is thought:
+            self.kept[-1][1].append(text)
+        else:
+            self.kept.append((thought, [text]))
 
     def reasoning(self, text: str) -> None:
-        part = {"text": text, "thought": True}
-        self.keep(part)
-        self.emit([part])
+        self.keep(True, text)
+        self.emit(b'[{"text":' + dumps(text) + b',"thought":true}]')
 
     def text(self, text: str) -> None:
-        part = {"text": text}
-        self.keep(part)
-        self.emit([part])
+        self.keep(False, text)
+        self.emit(b'[{"text":' + dumps(text) + b"}]")
 
     def tool_call(self, position: int, fragment: dict[str, Any]) -> None:
         key = fragment.get("index", position)
@@ -598,18 +595,18 @@ class GoogleStream(StreamState):
             call[2].append(args)
 
     def finish(self) -> None:
-        parts = [function_call_part(c[0] or new_id("call_"), c[1], "".join(c[2])) for c in self.calls.values()]
-        for part in parts:
-            self.keep(part)
+        calls = [function_call_part(c[0] or new_id("call_"), c[1], "".join(c[2])) for c in self.calls.values()]
         finish = FINISH_REASONS.get(self.choice.get("finish_reason"), "STOP")
         usage = usage_metadata(self.ex.usage)
-        self.emit(parts, finish, usage)
-        self.ex.output = response_object(self.kept or [{"text": ""}], self.ex, finish, usage, self.response_id)
+        self.emit(dumps(calls), finish, usage)
+        parts: list[dict[str, Any]] = [{"text": "".join(pieces), "thought": True} if thought
+                                       else {"text": "".join(pieces)} for thought, pieces in self.kept]
+        self.ex.output = response_object(parts + calls or [{"text": ""}], self.ex, finish, usage, self.response_id)
         if isinstance(self.ex, GoogleExchange) and self.ex.sse is False:
             self.events.append({"type": "end"})
 
     def fail(self, err: ProxyError) -> None:
-        self.events.append({"type": "error", "body": error_object(err.status, err.message)})
+        self.events.append({"type": "error", "data": dumps(error_object(err.status, err.message))})
         if isinstance(self.ex, GoogleExchange) and self.ex.sse is False:
             self.events.append({"type": "end"})
 
@@ -657,10 +654,10 @@ class GoogleFront(Front):
         """SSE (`data: {...}` + CRLF CRLF), or a piece of the JSON array (`[`, `,` before each element, `]`)."""
         frame = event.get("frame")
         if frame is None:
-            return b"data: " + dumps(event["body"]) + SSE_END
+            return b"data: " + event["data"] + SSE_END
         if event["type"] == "end":
             return frame
-        return frame + dumps(event["body"])
+        return frame + event["data"]
 
     def error_body(self, status: int, err: dict[str, Any], request_id: str) -> dict[str, Any]:
         return error_object(status, err.get("message") or "", request_id)
