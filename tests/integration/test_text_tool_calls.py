@@ -157,3 +157,15 @@ def test_native_mode_whole_answer_and_other_models_untouched(argo_native):
     up.add(Reply(raw))
     assert openai_sdk(p).chat.completions.create(model="argo:gpt-4o", messages=ASK, tools=CHAT_TOOLS) \
         .choices[0].message.content == NATIVE_TEXT  # only Claude answers are scanned
+
+
+def test_native_mode_responses_front_streamed(argo_native):
+    up, p = argo_native
+    pieces = [NATIVE_TEXT[i:i + 5] for i in range(0, len(NATIVE_TEXT), 5)]
+    up.add(Stream(chat_chunks(pieces, model="claudesonnet4", usage=True)))
+    with openai_sdk(p).responses.stream(model=CLAUDE, input="List the files.", tools=RESPONSES_TOOLS) as s:
+        r = s.get_final_response()
+    # streamed in order: the text after the call is a message of its own
+    assert [item.type for item in r.output] == ["message", "function_call", "message"]
+    assert (r.output[0].content[0].text, r.output[2].content[0].text) == ("On it. ", " Done.")
+    assert (r.output[1].name, json.loads(r.output[1].arguments)) == ("bash", {"command": "echo {hi}"})
