@@ -42,6 +42,8 @@ class Call:
     upstream_request: Any = None  # the UpstreamRequest sent
     upstream_status: int | None = None
     upstream_output: Any = None  # the upstream's answer before the proxy's transforms (journals only)
+    upstream_tap: Any = None  # journals: a body_tap.BodyTap of the upstream's answer bytes
+    output_tap: Any = None  # journals: a BodyTap of the answer bytes sent to the client
     observed: bool = False
     status: int = 0
     first_byte_at: float | None = None

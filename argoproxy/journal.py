@@ -15,6 +15,9 @@ Why the write path looks the way it does:
 * It does not hold the response back noticeably: the pipeline writes one small line per request
   after the response is done, without ``fsync``; a write into the page cache costs microseconds.
   Large payloads are bounded by truncating base64 data URLs (inline images).
+* A body longer than JOURNAL_BODY_BYTES (a request, a whole answer, a stream of any size) is recorded as its
+  first JOURNAL_BODY_BYTES bytes, its length and its sha256 (argoproxy.body_tap), never held whole: a stream's
+  answer is assembled for the journal only while it is shorter than that.
 * A failing disk never fails a request: write errors are logged and swallowed.
 """
 
@@ -27,6 +30,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Callable
 
+from argoproxy.body_tap import BodyTap
 from argoproxy.redaction import LogFilter, Redactor, Secrets
 
 log = logging.getLogger(__name__)
@@ -42,9 +46,11 @@ _UNICODE_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 class Journal:
     """Appends one JSON line per interaction to the client and server JSONL files in ``log_dir``."""
 
-    def __init__(self, log_dir: str | os.PathLike[str], secrets: Iterable[str] = ()) -> None:
+    def __init__(self, log_dir: str | os.PathLike[str], secrets: Iterable[str] = (),
+                 body_bytes: int = 1024 * 1024) -> None:
         os.makedirs(log_dir, exist_ok=True)
         self.log_dir = os.fspath(log_dir)
+        self.body_bytes = body_bytes  # JOURNAL_BODY_BYTES: longer bodies are recorded as a BodyTap summary
         self.redactor = Redactor(secrets)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         self._fds = {
@@ -84,6 +90,24 @@ class Journal:
         for key, value in (extra or {}).items():
             entry.setdefault(key, value)  # extras never overwrite the core fields
         self._write(file, self.line(entry))
+
+    def body(self, data: Any, tap: BodyTap | None = None) -> Any:
+        """A body as a journal records it: parsed JSON when it is short, else its prefix, length and sha256
+        (`tap`: what passed of a streamed or whole answer; bytes are measured here)."""
+        if tap is None and isinstance(data, (bytes, bytearray)) and len(data) > self.body_bytes:
+            tap = BodyTap.of(data, self.body_bytes)
+        if tap is not None and tap.over:
+            summary = tap.summary()
+            summary["prefix"] = self.redactor.cut_partial(summary["prefix"])
+            return summary
+        if isinstance(data, (bytes, bytearray)):
+            try:
+                return json.loads(data) if data else None
+            except (ValueError, UnicodeDecodeError):
+                return {"non_json_bytes": len(data)}
+            except RecursionError:
+                return TOO_DEEP
+        return data
 
     def line(self, entry: dict[str, Any]) -> bytes:
         """The redacted, newline-terminated JSON encoding of one record. A body nested too deeply to walk (an
@@ -168,19 +192,8 @@ def _served(call: Any) -> dict[str, Any]:
 def journal_observer(journal: Journal) -> Callable[[Any], None]:
     """Pipeline observer writing one client record per finished request (every route: API, forwarded, backend
     and the proxy's own), and one server record for each that went upstream."""
-    import json
     import time
     import uuid
-
-    def _json(data: Any) -> Any:
-        if isinstance(data, (bytes, bytearray)):
-            try:
-                return json.loads(data) if data else None
-            except (ValueError, UnicodeDecodeError):
-                return {"non_json_bytes": len(data)}
-            except RecursionError:
-                return TOO_DEEP
-        return data
 
     def observe(call: Any) -> None:
         logging_id = uuid.uuid4().hex
@@ -189,10 +202,11 @@ def journal_observer(journal: Journal) -> Callable[[Any], None]:
                       extra={"request_id": call.request_id, "path": "/" + call.extra.get("client_path", call.path),
                              "front": call.front, "model": call.model, **_served(call),
                              **({"usage_estimated": True} if call.extra.get("usage_estimated") else {})})
-        journal.record("client", logging_id, _json(call.raw_body), call.output, status=call.status, **common)
+        journal.record("client", logging_id, journal.body(call.raw_body), journal.body(call.output, call.output_tap),
+                       status=call.status, **common)
         request = call.upstream_request
         if request is None and call.upstream_status is None:
             return
-        journal.record("server", logging_id, _json(request.body) if request is not None else None,
-                       _json(call.upstream_output), status=call.upstream_status, **common)
+        journal.record("server", logging_id, journal.body(request.body) if request is not None else None,
+                       journal.body(call.upstream_output, call.upstream_tap), status=call.upstream_status, **common)
     return observe

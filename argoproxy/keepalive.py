@@ -25,6 +25,7 @@ from argoproxy.exchange import Answer
 
 KEEPALIVE = b": keepalive\n\n"
 QUEUE_ITEMS = 64  # the helper reads at most this far ahead of a slow client (backpressure beyond it)
+PIECE_BYTES = 64 * 1024  # a longer item is queued in pieces: the queue holds at most 4 MiB, whatever the events
 BATCH_BYTES = 256 * 1024  # items already waiting are written together, up to this many bytes
 
 _HEAD, _DATA, _END, _FAIL = range(4)
@@ -69,8 +70,12 @@ def _produce(make: Callable[[], Answer], items: queue.Queue, stop: threading.Eve
         for data in body:
             if stop.is_set():
                 return
-            if data:
-                items.put((_DATA, data))
+            if len(data) <= PIECE_BYTES:
+                if data:
+                    items.put((_DATA, data))
+                continue
+            for start in range(0, len(data), PIECE_BYTES):  # 64 queued 16 MB events would be 1 GB
+                items.put((_DATA, data[start:start + PIECE_BYTES]))
         items.put((_END, None))
     except BaseException as exc:  # noqa: BLE001
         items.put((_FAIL, exc))

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 from argoproxy import keepalive, sse, streamconv, upstream_messages
 from argoproxy.adapt import adapt_request, refused_param
 from argoproxy.answer_shape import check_completion
+from argoproxy.body_tap import BodyTap
 from argoproxy.call import Call
 from argoproxy.capabilities import CapabilityTable
 from argoproxy.client_caches import BoundedCache
@@ -50,8 +51,9 @@ class Gateway:
         self.backend = backend
         self.upstream = upstream
         self.observers: list[Observer] = []
-        self.capture_upstream = False  # keep the upstream's own answer for journals
-        self.collect_output = False  # assemble call.output for observers that need it (journals); metrics need only usage
+        # JOURNAL_BODY_BYTES when journals are on (0: off): answers are assembled and tapped for them up to there;
+        # metrics need only usage.
+        self.journal_bytes = 0
         self.stream_hooks: list[Observer] = []  # called when a relayed body starts (metrics: streams in flight)
         self.secrets = Secrets.from_settings(settings)  # never sent to a client, whatever the route
         self._secrets = self.secrets.texts
@@ -136,6 +138,7 @@ class Gateway:
     def answer(self, call: Call, req: UpstreamRequest) -> Answer:
         call.upstream_request = req
         resp = self.send(call, req)
+        self.tap_upstream(call, resp)
         call.extra["upstream_response"] = resp
         call.extra["upstream_at"] = time.perf_counter()
         call.upstream_status = resp.status_code
@@ -150,6 +153,18 @@ class Gateway:
         if call.upstream_stream:
             return encoder.encode_stream(call, resp, self.decoded_stream(call, resp))
         return encoder.encode_whole(call, resp, self.decoded_whole(call, resp))
+
+    def tap_upstream(self, call: Call, resp: UpstreamResponse) -> None:
+        """Journals: the upstream's answer bytes are measured and hashed as they are read (argoproxy.body_tap)."""
+        if self.journal_bytes:
+            call.upstream_tap = resp.tap = BodyTap(self.journal_bytes)
+
+    def answered(self, call: Call, data: bytes) -> None:
+        """A whole answer of these bytes goes to the client: counted, and a journal records the bytes (their
+        prefix, length and hash) instead of the answer object when they are longer than it keeps."""
+        call.bytes_out = len(data)
+        if self.journal_bytes and len(data) > self.journal_bytes:
+            call.output = data
 
     def passthrough(self, call: Call, url: str, headers: dict[str, str]) -> Answer:
         """A forwarded route (its body already read into call.raw_body): bytes up, bytes down."""
@@ -178,7 +193,7 @@ class Gateway:
         if not decode and length is not None and length.isdigit() and int(length) <= SMALL_BODY:
             with resp:
                 data = self.secrets.data(resp.raw.read(decode_content=False))
-            call.bytes_out = len(data)
+            self.answered(call, data)
             self.observe(call)
             return Answer(data, resp.status_code, out_headers)
         return Answer(self.relay(call, resp, read_chunks(resp, decode=decode)), resp.status_code, out_headers,
@@ -289,7 +304,7 @@ class Gateway:
         except BaseException:
             resp.close()
             raise
-        if self.capture_upstream:
+        if self.journal_bytes:
             items = _captured(call, items)
         if call.think is not None:
             items = think_items(items, call.think)
@@ -305,7 +320,7 @@ class Gateway:
             raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
         finally:
             resp.close()
-        if self.capture_upstream:
+        if self.journal_bytes:
             call.upstream_output = payload
         return payload
 
@@ -334,7 +349,7 @@ class Gateway:
         if self.secrets:
             data = self.secrets.data(data)
         call.status = resp.status_code
-        call.bytes_out = len(data)
+        self.answered(call, data)
         self.observe(call)
         return Answer(data, resp.status_code, self.json_headers(resp))
 
@@ -347,7 +362,7 @@ class Gateway:
             call.usage = payload.get("usage")
             return dumps(payload)
         if cfg is None or not (cfg.starts_inside or _mentions_tag(payload, cfg)):
-            if self.collect_output:
+            if self.journal_bytes and len(payload) <= self.journal_bytes:
                 call.output = _try_json(payload)
                 call.usage = call.output.get("usage") if isinstance(call.output, dict) else None
             elif self.observers:
@@ -365,7 +380,8 @@ class Gateway:
     def answer_object(self, call: Call, obj: dict[str, Any]) -> Answer:
         """An answer the backend assembled itself."""
         data = self.secrets.data(dumps(obj))
-        call.status, call.output, call.usage, call.bytes_out = 200, obj, obj.get("usage"), len(data)
+        call.status, call.output, call.usage = 200, obj, obj.get("usage")
+        self.answered(call, data)
         self.observe(call)
         return Answer(data, 200, [("Content-Type", JSON_TYPE)])
 
@@ -384,7 +400,8 @@ class Gateway:
             resp.close()
         call.status = 200
         data = self.secrets.data(dumps(obj))
-        call.output, call.usage, call.bytes_out = obj, obj.get("usage"), len(data)
+        call.output, call.usage = obj, obj.get("usage")
+        self.answered(call, data)
         self.observe(call)
         return Answer(data, 200, self.json_headers(resp, converted=True))
 
@@ -397,10 +414,10 @@ class Gateway:
         return Answer(self.relay(call, resp, self.encoded(call, items)), 200, headers, direct_passthrough=True)
 
     def encoded(self, call: Call, items: Iterable[StreamItem]) -> Iterator[bytes]:
-        collect = self.collect_output
-        chunks: list[dict] = [] if collect else None
-        # Without collecting, only the last event that mentions usage is kept (and parsed once, at the end).
-        watch = not collect and bool(self.observers)
+        # Journals: the answer is assembled while what was sent stays under JOURNAL_BODY_BYTES (the relay's tap
+        # measures it). Usage: only the last event that mentions it is kept, parsed once at the end.
+        capture = StreamCapture(call.output_tap) if self.journal_bytes else None
+        watch = bool(self.observers)
         last_usage: StreamItem | None = None
         meter: Meter | None = call.extra.get("meter")
         try:
@@ -412,18 +429,16 @@ class Gateway:
                 if type(item) is bytes:
                     if b'"error"' in item:  # an upstream error event: its message may quote a key
                         item = self.sanitized_event(item)
-                    if collect:
-                        obj = sse_object(item)
-                        if obj is not None:
-                            chunks.append(obj)
-                    elif watch and b'"usage"' in item:
+                    if watch and b'"usage"' in item:
                         last_usage = item
+                    if capture is not None:
+                        capture.add(item)
                     yield item
                 else:
-                    if collect:
-                        chunks.append(item)
-                    elif watch and item.get("usage"):
+                    if watch and item.get("usage"):
                         last_usage = item
+                    if capture is not None:
+                        capture.add(item)
                     yield sse.encode(item)
             yield sse.DONE
         except ProxyError as err:
@@ -431,9 +446,9 @@ class Gateway:
                 log.warning("stream %s ended with an error: %s", call.request_id, err.message)
             yield self.error_event(call, err)
         finally:
-            if collect and chunks:
-                call.output, call.usage = summarize(chunks)
-            elif last_usage is not None:
+            if capture is not None:
+                call.output = capture.result()
+            if last_usage is not None:
                 obj = sse_object(last_usage) if type(last_usage) is bytes else last_usage
                 usage = obj.get("usage") if isinstance(obj, dict) else None
                 call.usage = usage if isinstance(usage, dict) else None
@@ -481,6 +496,9 @@ class Gateway:
         scrubber = self.secrets.scrubber()
         if scrubber is not None:
             chunks = scrubber.scrub(chunks)
+        if self.journal_bytes:
+            call.output_tap = BodyTap(self.journal_bytes)
+            chunks = call.output_tap.tapped(chunks)
         try:
             for hook in self.stream_hooks:
                 hook(call)
@@ -677,26 +695,51 @@ def _peeked(items: Iterator[StreamItem]) -> Iterator[StreamItem]:
 
 
 def _captured(call: Call, items: Iterable[StreamItem]) -> Iterator[StreamItem]:
-    """Pass a stream through, assembling the upstream's own answer for journals at its end."""
-    chunks: list[dict] = []
+    """Pass a stream through, assembling the upstream's own answer for journals while its bytes (the tap on the
+    upstream response) stay under JOURNAL_BODY_BYTES."""
+    capture = StreamCapture(call.upstream_tap)
     try:
         for item in items:
-            obj = sse_object(item) if type(item) is bytes else item
-            if obj is not None:
-                chunks.append(obj)
+            capture.add(item)
             yield item
     finally:
-        call.upstream_output = summarize(chunks)[0] if chunks else None
+        call.upstream_output = capture.result()
 
 
-def summarize(chunks: list[dict]) -> tuple[dict | None, dict | None]:
-    """The assembled answer of a stream and its usage, for journals and metrics."""
-    try:
-        obj = streamconv.aggregate_completion(chunks) if chunks[0].get("object") == "text_completion" \
-            else streamconv.aggregate_chat(chunks)
-    except Exception:
-        return None, None
-    return obj, obj.get("usage")
+class StreamCapture:
+    """A stream's answer assembled for a journal as its chunks pass, given up (and its memory freed) once the
+    tap on the same bytes passes its limit: the journal then records the tap's prefix, length and hash."""
+
+    __slots__ = ("tap", "fold")
+
+    def __init__(self, tap: BodyTap | None) -> None:
+        self.tap = tap
+        self.fold: streamconv.Fold | None | bool = True  # True: no chunk yet; None: given up
+
+    def add(self, item: StreamItem) -> None:
+        if self.fold is None:
+            return
+        if self.tap is not None and self.tap.over:
+            self.fold = None
+            return
+        chunk = sse_object(item) if type(item) is bytes else item
+        if chunk is None:
+            return
+        try:
+            if self.fold is True:
+                self.fold = streamconv.Fold.for_chunk(chunk)
+            self.fold.add(chunk)
+        except Exception:  # noqa: BLE001 - an error event or a chunk it cannot fold: no copy, the stream goes on
+            self.fold = None
+
+    def result(self) -> dict | None:
+        fold, self.fold = self.fold, None
+        if not isinstance(fold, streamconv.Fold):
+            return None
+        try:
+            return fold.result()
+        except Exception:  # noqa: BLE001 - a journal's copy never breaks the answer
+            return None
 
 
 def usage_of(payload: bytes) -> dict | None:

@@ -32,13 +32,12 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
         gateway.observers.append(request_logger())
     if settings.log_dir:
         secrets = configured_secrets(settings)
-        journal = Journal(settings.log_dir, secrets=secrets)
+        journal = Journal(settings.log_dir, secrets=secrets, body_bytes=settings.journal_body_bytes)
         # Under DEBUG the per-request lines are DEBUG records: log.log takes what stderr takes.
         setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets,
                        level=logging.DEBUG if settings.debug else logging.INFO)
         gateway.observers.append(journal_observer(journal))
-        gateway.capture_upstream = True
-        gateway.collect_output = True
+        gateway.journal_bytes = settings.journal_body_bytes  # the answers' taps and assembled copies stop there
     health = HealthCheck(upstream.session, settings.target_base_url, settings.health_cache_seconds)
     install_routing(gateway)
     if settings.enable_auth:

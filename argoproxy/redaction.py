@@ -453,5 +453,16 @@ class Redactor:
         return mask_url(_BEARER.sub(lambda m: f"{m.group(1)} {JOURNAL_REDACTED}", text))
 
 
+    def cut_partial(self, text: str) -> str:
+        """Text that was cut at its end (a body's prefix) without a tail that could be the start of a secret:
+        the redaction above only sees whole ones."""
+        for secret in self.secrets:
+            for k in range(min(len(secret) - 1, len(text)), 0, -1):
+                if text.endswith(secret[:k]):
+                    text = text[:-k]
+                    break
+        return text
+
+
 def _is_secret_key(key: Any) -> bool:
     return isinstance(key, str) and key.lower().replace("-", "_") in SECRET_KEYS

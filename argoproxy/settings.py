@@ -212,6 +212,10 @@ class CoreSettings:
                            yaml_aliases=("verbose",))
     log_dir: str = _setting("", as_optional_dir, "Directory for JSONL journals and log.log; off when empty.",
                             env=("LOG_DIR",), flags=("--output_path", "--log-dir"))
+    journal_body_bytes: int = _setting(1024 * 1024, _number(int, 1),
+                                       "Largest body a journal records whole; a longer one (a request, an answer, "
+                                       "a stream) is recorded as its first this-many bytes, its length and sha256.",
+                                       env=("JOURNAL_BODY_BYTES",), flags=("--journal-body-bytes",))
     # --- where settings come from (not read from YAML)
     config_path: str = _setting("", as_str, "config.yaml to read (default ./config.yaml, then ~/.config/argoproxy/config.yaml).",
                                 env=("CONFIG_PATH",), flags=("--config",))

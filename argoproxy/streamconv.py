@@ -261,26 +261,52 @@ def aggregate_completion(chunks: Iterable[dict[str, Any]]) -> dict[str, Any]:
 def _aggregate(chunks: Iterable[dict[str, Any]], object_name: str, choice_type: type,
                head_fields: tuple[str, ...]) -> dict[str, Any]:
     """Fold stream chunks: head fields from the first chunk that has them, choices merged by index."""
-    head = _Head()
-    choices: dict[int, Any] = {}
+    folding = Fold(object_name, choice_type, head_fields)
     for chunk in chunks:
+        folding.add(chunk)
+    return folding.result()
+
+
+class Fold:
+    """A stream's chunks folded one at a time (what aggregate_chat and aggregate_completion do at once), for
+    callers that see the chunks pass by: the journal's copy of a stream, given up past its size limit."""
+
+    def __init__(self, object_name: str = "chat.completion", choice_type: type | None = None,
+                 head_fields: tuple[str, ...] = ("id", "created", "model", "system_fingerprint", "service_tier")) -> None:
+        self.object_name = object_name
+        self.choice_type = choice_type or _ChatChoice
+        self.head_fields = head_fields
+        self.head = _Head()
+        self.choices: dict[int, Any] = {}
+
+    @classmethod
+    def for_chunk(cls, chunk: dict[str, Any]) -> "Fold":
+        """The fold for a stream whose first chunk this is (chat or legacy completion)."""
+        if chunk.get("object") == "text_completion":
+            return cls("text_completion", _TextChoice, ("id", "created", "model", "system_fingerprint"))
+        return cls()
+
+    def add(self, chunk: dict[str, Any]) -> None:
         raise_if_error(chunk)
         check_chunk(chunk)
-        head.take(chunk, head_fields)
+        self.head.take(chunk, self.head_fields)
         for choice in chunk.get("choices") or []:
             index = choice.get("index", 0)
-            choices.setdefault(index, choice_type(index)).add(choice)
-    if not head.seen_any:
-        raise ProxyError(502, "Upstream stream ended without sending any chunk")
-    result: dict[str, Any] = {
-        "id": head.fields.get("id", ""),
-        "object": object_name,
-        "created": head.fields.get("created", 0),
-        "model": head.fields.get("model", ""),
-        "choices": [choices[i].result() for i in sorted(choices)],
-    }
-    _copy_optional(head, result)
-    return result
+            self.choices.setdefault(index, self.choice_type(index)).add(choice)
+
+    def result(self) -> dict[str, Any]:
+        head = self.head
+        if not head.seen_any:
+            raise ProxyError(502, "Upstream stream ended without sending any chunk")
+        result: dict[str, Any] = {
+            "id": head.fields.get("id", ""),
+            "object": self.object_name,
+            "created": head.fields.get("created", 0),
+            "model": head.fields.get("model", ""),
+            "choices": [self.choices[i].result() for i in sorted(self.choices)],
+        }
+        _copy_optional(head, result)
+        return result
 
 
 # --------------------------------------------------------------------------- packaging

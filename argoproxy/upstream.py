@@ -149,13 +149,14 @@ class UpstreamResponse:
     A body read whole (``content``, or ``read_chunks`` once ``bounded`` is set) may be at most ``max_bytes``
     long, counted after decompression; beyond it the read stops with a 502 naming MAX_RESPONSE_BYTES."""
 
-    __slots__ = ("url", "_content", "max_bytes", "bounded")
+    __slots__ = ("url", "_content", "max_bytes", "bounded", "tap")
 
     def __init__(self, url: str, max_bytes: int = 0) -> None:
         self.url = url
         self._content: bytes | None = None
         self.max_bytes = max_bytes or DEFAULT_MAX_RESPONSE
         self.bounded = False  # set when the body is about to be read whole (answers, stream aggregation)
+        self.tap: Any = None  # journals: a body_tap.BodyTap every body byte read passes through
 
     raw: urllib3.BaseHTTPResponse  # the urllib3 response underneath
 
@@ -244,9 +245,12 @@ def read_arrived(raw: urllib3.BaseHTTPResponse, decode: bool) -> Iterator[bytes]
 def read_chunks(resp: UpstreamResponse, decode: bool = True) -> Iterator[bytes]:
     """Body bytes as they arrive: per upstream chunk for chunked bodies, per socket read otherwise.
     A bounded response is cut with a 502 once it passes its max_bytes (a stream relayed as it arrives is not)."""
+    chunks = resp.chunks(decode)
+    if resp.tap is not None:
+        chunks = resp.tap.tapped(chunks)
     if resp.bounded:
-        return _bounded(resp, resp.chunks(decode))
-    return resp.chunks(decode)
+        return _bounded(resp, chunks)
+    return chunks
 
 
 def _bounded(resp: UpstreamResponse, chunks: Iterator[bytes]) -> Iterator[bytes]:

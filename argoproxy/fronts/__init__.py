@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
+from argoproxy.fronts import long_strings
 from argoproxy.jsonfast import dumps
 from argoproxy.stream_usage import OutputCount, estimated_usage, prompt_tokens
 
@@ -45,11 +46,15 @@ class Exchange:
     tools: Any = None  # the front's own tool bookkeeping (Responses: how calls are named back)
     dropped: tuple[str, ...] = ()  # tool types the door dropped: a chat backend cannot run them (logged)
     chat: dict[str, Any] | None = None  # the internal request (its prompt is estimated when no usage comes)
+    # Characters of answer text (text, reasoning, tool arguments) a stream encoder may keep for its closing
+    # events and its final object; the rest only passes through (Front.answer_budget).
+    keep: int = 16 * 1024 * 1024
     # Filled while the answer is translated (journals and metrics read them).
     usage: dict[str, Any] | None = None  # the internal (chat) usage
     usage_estimated: bool = False  # the upstream sent none: counted here (argoproxy/stream_usage.py)
     output: dict[str, Any] | None = None  # the translated whole answer
     error: ProxyError | None = None  # the error that ended a stream
+    cut: bool = False  # the encoder ended the stream early: it would have had to keep more than `keep`
 
 
 class Front:
@@ -87,9 +92,23 @@ class Front:
         chunk iterator raises becomes the front's terminal error events (and is kept in ex.error)."""
         raise NotImplementedError
 
+    def answer_budget(self, max_sse_event_bytes: int, journal_bytes: int) -> int:
+        """Exchange.keep for a stream: what the front's closing events must repeat is bounded by the size of one
+        event; what only a journal reads, by what the journal records whole (0: no journal)."""
+        return journal_bytes
+
     def encode_event(self, event: dict[str, Any]) -> bytes:
         """One stream event as SSE: named events (`event: <type>`), as both vendors send them."""
         return b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n"
+
+    def encode_pieces(self, event: dict[str, Any]) -> Iterator[bytes]:
+        """encode_event in pieces: an event repeating a long text (Responses' closing events, an echoed request
+        field) is written a slice of that text at a time, never copied whole (argoproxy.fronts.long_strings)."""
+        swapped, texts = long_strings.swap(event)
+        if not texts:
+            yield self.encode_event(event)
+            return
+        yield from long_strings.spliced(self.encode_event(swapped), texts)
 
     def error_body(self, status: int, err: dict[str, Any], request_id: str) -> dict[str, Any]:
         """An error in the front's own shape, from the OpenAI-shaped {"message", "type", "param", "code"}."""
@@ -118,13 +137,26 @@ class StreamState:
     """What both fronts' stream translations share: chat chunks in, the front's events out. A subclass opens
     and closes its own items or blocks (reasoning, text, tool_call) and writes the start and the end; this
     reads each chunk's usage, deltas and finish reason, collects the events, and ends a stream that raised a
-    ProxyError in the front's own failure events (kept in ex.error)."""
+    ProxyError in the front's own failure events (kept in ex.error).
+
+    Memory: only the events of the chunk in hand are held, and the answer text a subclass keeps for its
+    closing events or final object, counted through `keeping` against ex.keep. A subclass that must keep
+    everything it sent (Responses repeats it) sets ex.cut and the stream ends early; one that keeps text only
+    for a journal stops keeping it."""
 
     def __init__(self, ex: Exchange) -> None:
         self.ex = ex
         self.events: list[dict[str, Any]] = []
         self.choice: dict[str, Any] = {}  # the chunk choice that carried the finish reason
         self.counted = OutputCount()  # output tokens, for an upstream that sends no usage
+        self.kept = 0  # characters of answer text kept so far
+
+    def keeping(self, size: int) -> bool:
+        """Count `size` more characters as kept; False (nothing counted) when that would pass ex.keep."""
+        if self.kept + size > self.ex.keep:
+            return False
+        self.kept += size
+        return True
 
     def run(self, chunks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         self.start()
@@ -134,6 +166,8 @@ class StreamState:
                 self.chunk(chunk)
                 if self.events:
                     yield from self.drain()
+                if self.ex.cut:
+                    break
             if self.ex.usage is None:
                 estimate_usage(self.ex, self.counted.total())
             self.finish()

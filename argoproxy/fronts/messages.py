@@ -388,7 +388,10 @@ def chat_to_message(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
 
 class MessageStream(StreamState):
     """Chat chunks -> Messages events: message_start, ping, one block at a time (start, deltas, stop, with
-    dense indexes), message_delta with the stop reason and cumulative usage, message_stop."""
+    dense indexes), message_delta with the stop reason and cumulative usage, message_stop.
+
+    No event repeats what was streamed, so text and tool arguments are kept only for ex.output (journals), up
+    to ex.keep characters; past that they only pass through."""
 
     def __init__(self, ex: Exchange) -> None:
         super().__init__(ex)
@@ -429,7 +432,8 @@ class MessageStream(StreamState):
         if self.open != "thinking":
             self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
         index = len(self.blocks) - 1
-        self.pieces.setdefault(index, []).append(text)
+        if self.keeping(len(text)):
+            self.pieces.setdefault(index, []).append(text)
         self.events.append({"type": "content_block_delta", "index": index,
                             "delta": {"type": "thinking_delta", "thinking": text}})
 
@@ -437,7 +441,8 @@ class MessageStream(StreamState):
         if self.open != "text":
             self._open("text", {"type": "text", "text": ""})
         index = len(self.blocks) - 1
-        self.pieces.setdefault(index, []).append(text)
+        if self.keeping(len(text)):
+            self.pieces.setdefault(index, []).append(text)
         if text:
             self.events.append({"type": "content_block_delta", "index": index,
                                 "delta": {"type": "text_delta", "text": text}})
@@ -453,11 +458,13 @@ class MessageStream(StreamState):
         args = function.get("arguments")
         if not args:
             return
-        self.args.setdefault(index, []).append(args)
+        kept = self.keeping(len(args))
+        if kept:
+            self.args.setdefault(index, []).append(args)
         if index == len(self.blocks) - 1 and self.open == "tool_use":
             self.events.append({"type": "content_block_delta", "index": index,
                                 "delta": {"type": "input_json_delta", "partial_json": args}})
-        else:  # a late fragment of a closed call (interleaved upstream calls): only the final message has it
+        elif kept:  # a late fragment of a closed call (interleaved upstream calls): only the final message has it
             self.blocks[index]["input"] = tool_input("".join(self.args[index]))
 
     def finish(self) -> None:

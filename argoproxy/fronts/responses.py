@@ -369,6 +369,7 @@ class ResponseStream(StreamState):
         if record is None:
             return
         item, index, text = record["item"], record["index"], "".join(record["text"])
+        record["text"] = [text]  # the pieces freed now (a late fragment of a call may still be added)
         if record["kind"] == "reasoning":
             part = {"type": "reasoning_text", "text": text}
             self.emit("response.reasoning_text.done", item_id=item["id"], output_index=index, content_index=0,
@@ -398,7 +399,16 @@ class ResponseStream(StreamState):
         self.emit("response.output_item.done", output_index=index, item=done)
         self.output.append(done)
 
+    def fits(self, text: str) -> bool:
+        """Keep this text for the closing events, which repeat it; past ex.keep the stream ends (incomplete)."""
+        if self.keeping(len(text)):
+            return True
+        self.ex.cut = True
+        return False
+
     def reasoning(self, text: str) -> None:
+        if not self.fits(text):
+            return
         record = self.open
         if record is None or record["kind"] != "reasoning":
             item = {"type": "reasoning", "id": new_id("rs_"), "summary": [], "content": [], "status": "in_progress"}
@@ -408,6 +418,8 @@ class ResponseStream(StreamState):
                   content_index=0, delta=text)
 
     def text(self, text: str) -> None:
+        if not self.fits(text):
+            return
         record = self.open
         if record is None or record["kind"] != "message":
             item = {"type": "message", "id": new_id("msg_"), "status": "in_progress", "role": "assistant",
@@ -420,6 +432,14 @@ class ResponseStream(StreamState):
     def tool_call(self, position: int, fragment: dict[str, Any]) -> None:
         index = fragment.get("index", position)
         function = fragment.get("function") or {}
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and not self.keeping(len(arguments)):
+            # A call's arguments are repeated whole by its .done events: cut, they would be invalid JSON (the
+            # call is left out of the failed response rather than repeated in part).
+            if self.open is not None and self.open["kind"] in ("call", "custom"):
+                self.open = None
+            raise ProxyError(502, f"The upstream's tool call arguments grew past MAX_SSE_EVENT_BYTES ({self.ex.keep} "
+                             "characters of output kept for the closing events).", code="upstream_event_too_large")
         record = self.calls.get(index)
         if record is None:
             name = function.get("name") or ""
@@ -442,7 +462,8 @@ class ResponseStream(StreamState):
         if not self.output and self.open is None:
             self.text("")  # an empty answer is still one message (output_text == "")
         self.close()
-        status, incomplete = status_of(self.choice.get("finish_reason"))
+        # Cut at ex.keep: the output is what was sent, cut short as by a token limit.
+        status, incomplete = status_of("length" if self.ex.cut else self.choice.get("finish_reason"))
         final = response_object(self.ex, self.resp_id, status, self.output, usage_to_responses(self.ex.usage),
                                  incomplete)
         self.ex.output = final
@@ -467,6 +488,10 @@ class ResponsesFront(Front):
     name = "responses"
     renamed = {"messages": "input", "max_tokens": "max_output_tokens", "response_format": "text.format",
                "reasoning_effort": "reasoning.effort"}
+
+    def answer_budget(self, max_sse_event_bytes: int, journal_bytes: int) -> int:
+        # response.completed and the .done events repeat all output: it is kept, up to one event's size.
+        return max_sse_event_bytes
 
     def to_chat(self, body: dict[str, Any], count_only: bool = False,
                 args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:

@@ -71,6 +71,7 @@ class FrontService:
         if front.name == "messages" and ex.stream:
             ex.input_tokens = count_request_tokens(chat)  # message_start needs a count before usage arrives
         ex.chat = chat
+        ex.keep = front.answer_budget(self.settings.max_sse_event_bytes, gateway.journal_bytes)
         call.exchange = ex
         call.body, call.body_changed = chat, True
         call.extra["client_path"] = call.path
@@ -114,6 +115,7 @@ class FrontService:
         req = self.backend.front_request(call, front.name, body, count_only)
         call.upstream_request = req
         resp = gateway.send(call, req)
+        gateway.tap_upstream(call, resp)
         call.upstream_status = resp.status_code
         if resp.status_code >= 400:
             with resp:
@@ -172,11 +174,14 @@ class FrontService:
     def encoded(self, call: Call, front: Front, ex: Exchange, events: Iterable[dict]) -> Iterator[bytes]:
         try:
             for event in events:
-                yield front.encode_event(event)
+                yield from front.encode_pieces(event)
         finally:
             call.usage, call.output = ex.usage, ex.output
             if ex.usage_estimated:
                 call.extra["usage_estimated"] = True
+            if ex.cut:
+                log.warning("stream %s: its output passed what the %s door keeps for its closing events (%d "
+                            "characters, MAX_SSE_EVENT_BYTES): ended as incomplete", call.request_id, front.name, ex.keep)
             if ex.error is not None:
                 call.status = ex.error.status
                 log.warning("stream %s ended with an error: %s", call.request_id, ex.error.message)
@@ -201,7 +206,8 @@ class FrontService:
 
     def whole(self, call: Call, obj: dict[str, Any]) -> Answer:
         data = self.gateway.secrets.data(dumps(obj))
-        call.status, call.output, call.bytes_out = 200, obj, len(data)
+        call.status, call.output = 200, obj
+        self.gateway.answered(call, data)
         self.gateway.observe(call)
         return Answer(data, 200, self.headers(call, [("Content-Type", JSON_TYPE)]))
 

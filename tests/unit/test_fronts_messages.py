@@ -285,3 +285,20 @@ def test_a_long_streamed_answer_is_translated_in_linear_time():
     assert [b["type"] for b in ex.output["content"]] == ["thinking", "text"]
     assert ex.output["content"][1]["text"] == "a" * 1_000_000 and len(ex.output["content"][0]["thinking"]) == 1_000_000
     assert sum(1 for e in events if e["type"] == "content_block_delta") == 100_000
+
+
+def test_text_and_arguments_past_the_kept_budget_only_pass_through():
+    """No Messages event repeats what was streamed: past ex.keep (what a journal records whole) nothing more
+    is kept, and every delta still goes out."""
+    ex = exchange()
+    ex.keep = 5
+    call = {"index": 0, "id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": '{"a":'}}
+    chunks = [chunk({"role": "assistant", "content": "abc"}), chunk({"content": "defgh"}),
+              chunk({"tool_calls": [call]}), chunk({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}),
+              chunk(finish="tool_calls")]
+    events = list(FRONT.stream(iter(chunks), ex))
+    deltas = [e["delta"].get("text") or e["delta"].get("partial_json") for e in events
+              if e["type"] == "content_block_delta"]
+    assert deltas == ["abc", "defgh", '{"a":', "1}"]
+    assert ex.output["content"][0]["text"] == "abc"  # the budget ran out at "defgh"
+    assert events[-1]["type"] == "message_stop"

@@ -364,3 +364,38 @@ def test_a_streamed_custom_call_sends_its_input_events():
     assert events[3]["delta"] == "*** Begin" and events[4]["input"] == "*** Begin"
     assert done == {**added, "input": "*** Begin", "status": "completed"}
     assert events[-1]["response"]["output"] == [done]
+
+
+def test_an_event_repeating_a_long_text_is_written_in_slices_with_the_same_bytes() -> None:
+    from argoproxy.fronts import long_strings
+    text = "é\"\n" * (long_strings.SLICE // 2) + "tail"
+    event = {"type": "response.output_text.done", "text": text, "part": {"text": text}, "small": "x"}
+    pieces = list(FRONT.encode_pieces(event))
+    assert b"".join(pieces) == FRONT.encode_event(event)
+    assert max(len(p) for p in pieces) < 3 * long_strings.SLICE  # never the whole text in one piece
+    # a client's string that spells a marker's shape is just text
+    tricky = {"type": "x", "text": "\x00cot-proxy-long-0\x00", "long": "a" * (long_strings.SLICE + 1)}
+    assert b"".join(FRONT.encode_pieces(tricky)) == FRONT.encode_event(tricky)
+
+
+def test_output_past_the_kept_budget_ends_the_stream_as_incomplete() -> None:
+    ex = FRONT.to_chat({"model": "m", "input": "hi", "stream": True})[1]
+    ex.keep = 10
+    events = list(FRONT.stream(iter([chunk({"content": "abcdef"}), chunk({"content": "ghijkl"}),
+                                     chunk({"content": "never read"})]), ex))
+    final = events[-1]
+    assert final["type"] == "response.incomplete" and final["response"]["incomplete_details"] == {
+        "reason": "max_output_tokens"}
+    assert final["response"]["output"][0]["content"][0]["text"] == "abcdef"  # exactly what the deltas sent
+    assert [e["delta"] for e in events if e["type"] == "response.output_text.delta"] == ["abcdef"]
+    assert ex.cut
+
+
+def test_tool_arguments_past_the_kept_budget_fail_the_stream_naming_the_setting() -> None:
+    ex = FRONT.to_chat({"model": "m", "input": "hi", "stream": True})[1]
+    ex.keep = 10
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": "'}}
+    more = {"index": 0, "function": {"arguments": "x" * 20}}
+    events = list(FRONT.stream(iter([chunk({"tool_calls": [call]}), chunk({"tool_calls": [more]})]), ex))
+    assert events[-1]["type"] == "response.failed" and "MAX_SSE_EVENT_BYTES" in events[-2]["message"]
+    assert events[-1]["response"]["output"] == []  # the cut call is not repeated in part

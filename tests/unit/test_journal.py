@@ -170,3 +170,39 @@ def test_setup_log_file_writes_and_redacts(tmp_path: Path) -> None:
     finally:
         logger.removeHandler(handler)
         handler.close()
+
+
+# ------------------------------------------------------------------ bodies longer than JOURNAL_BODY_BYTES
+def test_a_long_body_is_recorded_as_its_prefix_length_and_hash(tmp_path: Path) -> None:
+    import hashlib
+
+    from argoproxy.body_tap import BodyTap
+    body = b'{"messages": "' + "é".encode() * 600 + b'"}'
+    with Journal(tmp_path, body_bytes=1001) as journal:
+        assert journal.body(b'{"a": 1}') == {"a": 1}  # short: parsed, as before
+        summary = journal.body(body)
+        tap = BodyTap(1001)
+        for start in range(0, len(body), 7):  # fed in pieces: the same record
+            tap.add(body[start:start + 7])
+        assert journal.body({"ignored": "object"}, tap) == summary
+        assert journal.body({"kept": 1}, BodyTap.of(b"short", 1001)) == {"kept": 1}
+    assert summary["truncated"] is True and summary["bytes"] == len(body)
+    assert summary["sha256"] == hashlib.sha256(body).hexdigest()
+    # 1001 bytes cut "é" (2 bytes) in half: the half becomes U+FFFD, never an error
+    assert summary["prefix"] == body[:1000].decode() + "\ufffd"
+
+
+def test_a_secret_cut_by_the_prefix_leaves_no_part_of_itself(tmp_path: Path) -> None:
+    body = b"x" * 90 + SECRET.encode() + b"y" * 100
+    with Journal(tmp_path, secrets=[SECRET], body_bytes=100) as journal:
+        prefix = journal.body(body)["prefix"]
+    assert prefix == "x" * 90  # the 10 characters of the secret that fit are dropped too
+    assert journal.redactor.cut_partial("abc" + SECRET[:-1] + "!") == "abc" + SECRET[:-1] + "!"  # not at the end
+
+
+def test_journal_body_bytes_is_a_setting() -> None:
+    from argoproxy.settings import SettingsError, load_settings
+    assert load_settings({}, environ={"JOURNAL_BODY_BYTES": "2048", "HOME": "/nonexistent"}).journal_body_bytes == 2048
+    assert load_settings({}, environ={"HOME": "/nonexistent"}).journal_body_bytes == 1024 * 1024
+    with pytest.raises(SettingsError, match="^JOURNAL_BODY_BYTES:"):
+        load_settings({}, environ={"JOURNAL_BODY_BYTES": "0", "HOME": "/nonexistent"})

@@ -355,3 +355,17 @@ def test_aggregating_a_long_stream_takes_linear_time():
     assert message["message"]["content"] == "a" * 50_000
     assert message["message"]["function_call"]["arguments"] == "b" * 50_000
     assert len(message["logprobs"]["content"]) == 50_000
+
+
+def test_a_fold_fed_one_chunk_at_a_time_is_the_aggregate() -> None:
+    from argoproxy.streamconv import Fold
+    chunks = list(package_chat(COMPLETIONS["tools_and_text"], include_usage=True))
+    fold = Fold.for_chunk(chunks[0])
+    for chunk in chunks:
+        fold.add(chunk)
+    assert fold.result() == aggregate_chat(chunks)
+    text = [{"id": "c", "object": "text_completion", "created": 1, "model": "m",
+             "choices": [{"index": 0, "text": "ab", "finish_reason": None}]}]
+    fold = Fold.for_chunk(text[0])
+    fold.add(text[0])
+    assert fold.result()["object"] == "text_completion" and fold.result()["choices"][0]["text"] == "ab"

@@ -1,0 +1,51 @@
+"""Writing an event that holds a long string without copying it: the string is swapped for a marker, the
+small rest is encoded as usual, and the marker's place is filled with the string JSON-escaped a slice at a
+time. Responses' closing events repeat the whole output (up to MAX_SSE_EVENT_BYTES): encoded at once, each
+would cost three copies of it (the encoder's str, its bytes, the SSE framing)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+from argoproxy.jsonfast import dumps
+
+SLICE = 1 << 20  # characters: strings longer than this are written in slices of this size
+# A marker no client can write into a string it sends (a per-process nonce between NULs).
+_MARK = "\x00cot-proxy-long-" + os.urandom(8).hex() + "-%d\x00"
+
+
+def swap(obj: Any) -> tuple[Any, list[str]]:
+    """obj with every string longer than SLICE replaced by a marker, and those strings in order (obj itself,
+    unchanged, when it has none)."""
+    texts: list[str] = []
+    swapped = _swap(obj, texts)
+    return (swapped if texts else obj), texts
+
+
+def _swap(obj: Any, texts: list[str]) -> Any:
+    if type(obj) is str:
+        if len(obj) <= SLICE:
+            return obj
+        texts.append(obj)
+        return _MARK % (len(texts) - 1)
+    if type(obj) is dict:
+        return {key: _swap(value, texts) for key, value in obj.items()}
+    if type(obj) is list:
+        return [_swap(value, texts) for value in obj]
+    return obj
+
+
+def spliced(data: bytes, texts: list[str]) -> Iterator[bytes]:
+    """The encoded event with each marker (its JSON string, quotes kept) filled by its text in slices. The
+    markers appear in the order swap() met them, which is the order the encoder writes them."""
+    rest = data
+    for i, text in enumerate(texts):
+        marker = dumps(_MARK % i)[1:-1]
+        head, found, rest = rest.partition(marker)
+        if not found:  # cannot happen: every marker is in the encoding
+            raise ValueError("long string marker not found")
+        yield head
+        for start in range(0, len(text), SLICE):
+            yield dumps(text[start:start + SLICE])[1:-1]
+    yield rest
