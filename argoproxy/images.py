@@ -489,30 +489,49 @@ def _fit_payload(body: dict, replacements: dict[str, str], uses: Counter, fetche
     occurrences in it (a URL used twice costs twice); the size of every other variant is
     computed from it without serialising again: only the data URLs change, and base64 needs no escaping.
     json.dumps defaults (ensure_ascii=True) over-count non-ASCII text, which errs on the safe side.
+
+    One image is decoded at a time (a decoded image is up to MAX_IMAGE_PIXELS x 4 bytes: four of 7000x7000
+    held together peaked at 1.2 GB): each gets an equal share of the room the rest of the request leaves, the
+    smallest first, so what a small image does not need goes to the larger ones after it.
     """
     limit = int(opts.max_payload_size * MB)
     size = len(json.dumps(body))
     if size <= limit:
         return replacements
     fixed = size - sum(len(replacements[url]) * uses[url] for url in replacements)
-
-    def total(current: dict[str, str]) -> int:
-        return fixed + sum(len(current[url]) * uses[url] for url in current)
-
-    shrinkers = {url: shrinker for url in replacements if (shrinker := _Shrinker.open(fetched[url], url))}
     current = dict(replacements)
-    for quality, scale in _LADDER:
-        for url, shrinker in shrinkers.items():
-            candidate = shrinker.encode(quality, scale)
-            if candidate is not None and len(candidate) < len(current[url]):
-                current[url] = candidate
-        if total(current) <= limit:
-            log.info("payload control: request shrunk from %d to %d bytes (budget %d; quality %d, scale %.2f)",
-                     size, total(current), limit, quality, scale)
-            return current
-    log.warning("payload control: request still %d bytes after shrinking images (budget %d); "
-                "sending the smallest reached", total(current), limit)
+    room, left = limit - fixed, sum(uses[url] for url in replacements)
+    for url in sorted(replacements, key=lambda u: len(replacements[u]) * uses[u]):
+        share = room // left if room > 0 else 0  # per use of this URL
+        if len(current[url]) > share:
+            smaller = _shrunk(fetched[url], url, share)
+            if smaller is not None and len(smaller) < len(current[url]):
+                current[url] = smaller
+        room -= len(current[url]) * uses[url]
+        left -= uses[url]
+    total = fixed + sum(len(current[url]) * uses[url] for url in current)
+    if total <= limit:
+        log.info("payload control: request shrunk from %d to %d bytes (budget %d)", size, total, limit)
+    else:
+        log.warning("payload control: request still %d bytes after shrinking images (budget %d); "
+                    "sending the smallest reached", total, limit)
     return current
+
+
+def _shrunk(fetched: FetchedImage, url: str, target: int) -> str | None:
+    """The image re-encoded down the ladder until its data URL is at most `target` long (else the smallest
+    reached); None when it cannot be decoded. The decoded image is freed when this returns."""
+    shrinker = _Shrinker.open(fetched, url)
+    if shrinker is None:
+        return None
+    best: str | None = None
+    for quality, scale in _LADDER:
+        candidate = shrinker.encode(quality, scale)
+        if candidate is not None and (best is None or len(candidate) < len(best)):
+            best = candidate
+        if best is not None and len(best) <= target:
+            break
+    return best
 
 
 # Quality first at full size, then smaller dimensions (aspect ratio kept) at a moderate quality.
@@ -532,15 +551,19 @@ class _Shrinker:
 
     @classmethod
     def open(cls, fetched: FetchedImage, url: str) -> _Shrinker | None:
+        keep_webp = fetched.mime == "image/webp"
         try:
             image = Image.open(io.BytesIO(fetched.data))
-            # Re-encoding drops EXIF, so apply its rotation now or the picture would turn sideways.
-            image = ImageOps.exif_transpose(image)
             image.load()
+            # Re-encoding drops EXIF, so apply its rotation now or the picture would turn sideways (in place:
+            # a copy of a decoded image is another MAX_IMAGE_PIXELS x 4 bytes).
+            ImageOps.exif_transpose(image, in_place=True)
+            if not keep_webp:
+                image = _as_jpeg_ready(image)  # once, not at every step of the ladder
         except Exception as exc:  # Pillow raises many kinds for bad or bomb-sized images
             log.warning("payload control: cannot decode image %s (%s); kept as is", _short(url), exc)
             return None
-        return cls(image, keep_webp=fetched.mime == "image/webp")
+        return cls(image, keep_webp=keep_webp)
 
     def encode(self, quality: int, scale: float) -> str | None:
         """A data URL of the image at this quality and scale, or None when that scale is too small."""
@@ -557,7 +580,7 @@ class _Shrinker:
                 image.save(out, format="WEBP", quality=quality, method=4)
                 mime = "image/webp"
             else:
-                _as_jpeg_ready(image).save(out, format="JPEG", quality=quality, optimize=True)
+                image.save(out, format="JPEG", quality=quality, optimize=True)
                 mime = "image/jpeg"
         except Exception as exc:  # an odd mode Pillow cannot write: keep what we have
             log.debug("payload control: re-encoding failed (%s)", exc)

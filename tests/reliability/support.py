@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 import psutil
 import requests
@@ -35,6 +35,23 @@ def wait_for_workers(proxy, count: int, timeout: float = 10.0, exclude: set[int]
             return pids
         time.sleep(0.05)
     raise AssertionError(f"expected {count} workers, have {worker_pids(proxy)}")
+
+
+def status_bytes(pid: int, field: str) -> int:
+    """A size line of /proc/PID/status (VmRSS, VmHWM...) in bytes."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(field + ":"))
+
+
+def peak_growth(proxy, run: Callable[[], Any]) -> tuple[int, Any]:
+    """Run `run()` and return how far the (one) worker's peak resident memory rose above its size just before
+    (VmHWM, reset first through /proc/PID/clear_refs), with what run() returned."""
+    (worker,) = workers(proxy)
+    with open(f"/proc/{worker.pid}/clear_refs", "w") as refs:
+        refs.write("5")  # resets VmHWM to the current resident size
+    idle = status_bytes(worker.pid, "VmRSS")
+    result = run()
+    return status_bytes(worker.pid, "VmHWM") - idle, result
 
 
 def tree_rss(proxy) -> int:

@@ -4,6 +4,8 @@ with an error event at MAX_SSE_EVENT_BYTES, and a decompression-bomb image is le
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 
@@ -12,7 +14,7 @@ from tests.fakes.fake_images import FakeImageServer
 from tests.fakes.fake_openai import FakeOpenAI, Huge, Stream, chat_chunks
 from tests.integration.test_argo import argo_env
 from tests.proxy_process import running_proxy
-from tests.reliability.support import assert_error, chat, quick_ok, sse_events, workers
+from tests.reliability.support import assert_error, chat, peak_growth, quick_ok, sse_events, workers
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -147,3 +149,32 @@ def test_a_small_compressed_forwarded_answer_is_not_inflated_whole():
                 size = sum(len(piece) for piece in r.raw.stream(MB, decode_content=False))
             assert size == 64 * MB
             assert worker_rss(p) - before < 40 * MB, (before, worker_rss(p))
+
+
+def test_payload_control_decodes_one_image_at_a_time():
+    """Four distinct 3000x3000 PNGs (118 KB each on the wire, 27 MB each decoded, under MAX_IMAGE_PIXELS) over
+    the payload budget are shrunk one after another: the worker never holds two decoded (before, all four were
+    held at once, and a copy of each: four of 7000x7000 peaked at 1.2 GB)."""
+    decoded = 3000 * 3000 * 3
+
+    def send(parts: list[dict]) -> list[dict]:
+        r = requests.post(p.base_url + "/chat/completions", timeout=100,
+                          json={"model": "argo:gpt-4o", "messages": [{"role": "user", "content": parts}]})
+        assert r.status_code == 200, r.text
+        return argo.requests_to(CHAT_PATH)[-1].json["messages"][0]["content"]
+
+    with FakeArgo() as argo, FakeImageServer() as imgs:
+        env = argo_env(argo, IMAGE_ALLOW_PRIVATE="true", ENABLE_PAYLOAD_CONTROL="true", MAX_PAYLOAD_SIZE="0.4",
+                       USE_NATIVE_OPENAI="false")
+        with running_proxy(**env) as p:
+            quick_ok(p, timeout=10)
+            send([{"type": "image_url", "image_url": {"url": imgs.url("/img/red.png")}}])  # Pillow loaded once
+            parts = [{"type": "image_url", "image_url": {"url": imgs.url(f"/bomb/3000x3000.png?copy={i}")}}
+                     for i in range(4)]
+            growth, sent = peak_growth(p, lambda: send(parts))
+    urls = [part["image_url"]["url"] for part in sent]
+    assert all(url.startswith("data:image/") for url in urls) and any(url.startswith("data:image/jpeg") for url in urls)
+    assert len(json.dumps(sent)) < 0.4 * MB
+    # One image decoded, and its JPEG encoder's buffers (optimize keeps every coefficient): about 2 x decoded
+    # (60 MB here); all four at once peaked at 189 MB, 7 x.
+    assert growth < 3 * decoded, f"the worker's peak grew by {growth / MB:.0f} MB"

@@ -16,7 +16,7 @@ import requests
 from tests.fakes.fake_openai import FakeOpenAI, Stream
 from tests.polling import poll
 from tests.proxy_process import running_proxy
-from tests.reliability.support import quick_ok, workers
+from tests.reliability.support import peak_growth, quick_ok
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -55,21 +55,6 @@ REQUESTS = {
     "messages": ("/v1/messages", {"model": "m", "stream": True, "max_tokens": 100,
                                   "messages": [{"role": "user", "content": "hi"}]}),
 }
-
-
-def status_kb(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(field + ":"))
-
-
-def peak_growth(p, run) -> tuple[int, object]:
-    """Run `run()` and return how far the (one) worker's peak resident memory rose above its idle size."""
-    (worker,) = workers(p)
-    with open(f"/proc/{worker.pid}/clear_refs", "w") as refs:
-        refs.write("5")  # resets VmHWM to the current resident size
-    idle = status_kb(worker.pid, "VmRSS")
-    result = run()
-    return status_kb(worker.pid, "VmHWM") - idle, result
 
 
 def stream_through(p, door: str, keep: int = 65536) -> tuple[int, bytes]:
