@@ -26,6 +26,10 @@ class ThinkConfig:
 
 
 _NON_SPACE = re.compile(r"\S")
+# Strip mode, inside a block the model never opened: characters held in case the answer ends without the end
+# tag (then they were the answer). Past this the text is taken for reasoning for good and no longer held, so an
+# unclosed block of any length costs at most this much (real reasoning is tens of KB).
+IMPLICIT_HOLD = 4 * 1024 * 1024
 
 
 def _held_prefix(text: str, tag: str) -> int:
@@ -40,13 +44,14 @@ def _held_prefix(text: str, tag: str) -> int:
 class ThinkSplitter:
     """Splits one choice's content stream into (answer, reasoning) pieces."""
 
-    __slots__ = ("cfg", "inside", "pending", "implicit", "implicit_text", "lstrip")
+    __slots__ = ("cfg", "inside", "pending", "implicit", "implicit_text", "held", "lstrip")
 
     def __init__(self, cfg: ThinkConfig) -> None:
         self.cfg = cfg
         self.inside = cfg.starts_inside
         self.implicit = cfg.starts_inside  # inside a block we never saw open
         self.implicit_text: list[str] = []
+        self.held = 0  # characters in implicit_text
         self.pending = ""
         self.lstrip = cfg.starts_inside  # a model may still open with an explicit tag after whitespace
 
@@ -68,7 +73,7 @@ class ThinkSplitter:
             if self.implicit and self.lstrip:  # only at the very start of an answer
                 stripped = buf[pos:].lstrip()
                 if not stripped:
-                    self.implicit_text.append(buf[pos:])
+                    self._hold(buf[pos:])
                     return "", ""
                 if start.startswith(stripped[: len(start)]) and len(stripped) < len(start):
                     self.pending = buf[pos:]  # could still be the explicit opening tag
@@ -113,9 +118,20 @@ class ThinkSplitter:
         if not text:
             return
         if self.implicit:
-            self.implicit_text.append(text)
+            self._hold(text)
         if self.cfg.mode == "reasoning":
             reasoning.append(text)
+
+    def _hold(self, text: str) -> None:
+        """Keep implicit reasoning for finish() (strip mode only: reasoning mode has sent it already), up to
+        IMPLICIT_HOLD characters; past that the block is reasoning for good."""
+        if self.cfg.mode != "strip":
+            return
+        self.held += len(text)
+        if self.held > IMPLICIT_HOLD:
+            self.implicit, self.implicit_text = False, []
+            return
+        self.implicit_text.append(text)
 
     def finish(self) -> tuple[str, str]:
         """Release what is held at the end of the answer."""

@@ -120,3 +120,20 @@ def test_an_answer_of_many_short_blocks_takes_linear_time():
     answer, reasoning = split_text("<think>a</think>\n b" * 60_000, cfg)
     assert time.perf_counter() - started < 0.5
     assert (answer, reasoning) == ("b" * 60_000, "a" * 60_000)  # blank lines after a block are removed
+
+
+def test_an_unclosed_implicit_block_is_held_only_up_to_a_bound():
+    """Strip mode, a model that starts inside reasoning: its text is held in case no </think> comes (then it
+    was the answer), but not past IMPLICIT_HOLD characters: an endless block costs a bounded amount."""
+    from argoproxy.think import IMPLICIT_HOLD, ThinkConfig, ThinkSplitter
+    short = ThinkSplitter(ThinkConfig("strip", starts_inside=True))
+    assert short.feed("no tag at all") == ("", "") and short.finish() == ("no tag at all", "")
+    endless = ThinkSplitter(ThinkConfig("strip", starts_inside=True))
+    piece = "x" * 65536
+    for _ in range(IMPLICIT_HOLD // len(piece) + 8):
+        assert endless.feed(piece) == ("", "")
+        assert sum(map(len, endless.implicit_text)) <= IMPLICIT_HOLD
+    assert endless.feed("</think>answer") == ("answer", "")
+    assert endless.finish() == ("", "")
+    reasoning = ThinkSplitter(ThinkConfig("reasoning", starts_inside=True))
+    assert reasoning.feed(piece) == ("", piece) and reasoning.implicit_text == []  # sent already: not held

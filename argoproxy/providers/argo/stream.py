@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from argoproxy import tokens
+from argoproxy.stream_usage import OutputCount
 from argoproxy.providers.argo.convert import AUTH_NOTICE, check_auth_notice, new_chat_id, new_completion_id
 
 PSEUDO_PIECE_CHARS = 30  # argo-proxy's pseudo-stream slice size
@@ -109,10 +110,10 @@ def _usage_chunk(meta: Mapping[str, Any], object_name: str, usage: Mapping[str, 
 
 
 def _usage_after(meta: Mapping[str, Any], object_name: str, prompt_tokens: int,
-                 pieces: list[str]) -> Iterator[dict[str, Any]]:
+                 output: OutputCount) -> Iterator[dict[str, Any]]:
     """The usage chunk that ends a stream, when the client asked for it (stream_options.include_usage)."""
     if meta["include_usage"]:
-        yield _usage_chunk(meta, object_name, tokens.usage(prompt_tokens, tokens.count_text("".join(pieces))))
+        yield _usage_chunk(meta, object_name, tokens.usage(prompt_tokens, output.total()))
 
 
 def _meta(completion_id: str, created: int | None, model: str, include_usage: bool) -> dict[str, Any]:
@@ -135,15 +136,17 @@ def stream_chat_chunks(
 ) -> Iterator[dict[str, Any]]:
     """`chat.completion.chunk` dicts for ARGO's /streamchat/ body; `model` is the name the client sent."""
     meta = _meta(completion_id or new_chat_id(), created, model, include_usage)
-    pieces: list[str] = []
+    output = OutputCount()  # counted as it passes: the text itself is never kept (a stream of any length)
+    first = True
     for text in decode_text(chunks):
-        delta = {"content": text} if pieces else {"role": "assistant", "content": text}
-        pieces.append(text)
+        delta = {"role": "assistant", "content": text} if first else {"content": text}
+        first = False
+        output.add(text)
         yield _chat_chunk(meta, delta, None)
-    if not pieces:
+    if first:
         yield _chat_chunk(meta, {"role": "assistant", "content": ""}, None)
     yield _chat_chunk(meta, {}, "stop")
-    yield from _usage_after(meta, "chat.completion.chunk", prompt_tokens, pieces)
+    yield from _usage_after(meta, "chat.completion.chunk", prompt_tokens, output)
 
 
 # -------------------------------------------------------------------- legacy completion chunks
@@ -169,11 +172,11 @@ def stream_completion_chunks(
     "stop" on every chunk).
     """
     meta = _meta(completion_id or new_completion_id(), created, model, include_usage)
-    pieces: list[str] = []
+    output = OutputCount()
     for text in decode_text(chunks):
-        pieces.append(text)
+        output.add(text)
         yield _text_chunk(meta, text, None)
     yield _text_chunk(meta, "", "stop")
-    yield from _usage_after(meta, "text_completion", prompt_tokens, pieces)
+    yield from _usage_after(meta, "text_completion", prompt_tokens, output)
 
 
