@@ -409,3 +409,21 @@ def test_fake_embeddings(fake: FakeDashScope) -> None:
     assert all(len(d["embedding"]) == 4 for d in result["data"])
     assert fake.received[-1].json["parameters"] == {"dimension": 4}
     CreateEmbeddingResponse.model_validate(result)
+
+
+def test_an_incremental_stream_is_translated_without_keeping_its_text() -> None:
+    """Only the lengths sent are kept to diff cumulative events: a 64 MB incremental stream held whole (and
+    copied per event by +=) before."""
+    import tracemalloc
+    line = frames([event("x" * 65536)])
+    lines = (piece for _ in range(1000) for piece in line)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        size = sum(len(chunk["choices"][0]["delta"].get("content") or "")
+                   for chunk in ds.decode_chat_stream(lines, "m", incremental=True))
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert size == 1000 * 65536
+    assert peak < 4 * 1024 * 1024, peak

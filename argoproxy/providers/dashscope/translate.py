@@ -303,23 +303,24 @@ def iter_sse_events(lines: Iterable[bytes | str]) -> Iterator[tuple[str, int, st
 
 
 class _ChoiceState:
-    """What has been emitted so far for one choice (to diff cumulative events)."""
+    """How much has been emitted so far for one choice (to diff cumulative events): lengths only, the text
+    itself is never kept (it grew by += per event: a whole stream held, and copied per event)."""
 
     def __init__(self) -> None:
         self.started = False
-        self.content = ""
-        self.reasoning = ""
-        self.tool_args: dict[int, str] = {}
+        self.content = 0
+        self.reasoning = 0
+        self.tool_args: dict[int, int] = {}
         self.tool_started: set[int] = set()
         self.finished = False
 
 
-def _suffix(previous: str, current: str, incremental: bool) -> str:
+def _suffix(sent: int, current: str, incremental: bool) -> str:
     if incremental:
         return current
     # Cumulative: each event repeats the whole text so far. Text that rewrote its past cannot
     # be un-sent, so in every case only what lies beyond the length already sent is new.
-    return current[len(previous):]
+    return current[sent:]
 
 
 class ChatStreamDecoder:
@@ -388,11 +389,11 @@ class ChatStreamDecoder:
         reasoning = _suffix(state.reasoning, message.get("reasoning_content") or "", self.incremental)
         if reasoning:
             delta["reasoning_content"] = reasoning
-            state.reasoning += reasoning
+            state.reasoning += len(reasoning)
         content = _suffix(state.content, _text_of(message.get("content")) or "", self.incremental)
         if content or not state.started:
             delta["content"] = content  # OpenAI's first delta is {"role": "assistant", "content": ""}
-            state.content += content
+            state.content += len(content)
         tool_calls = self._tool_deltas(state, message.get("tool_calls") or [])
         if tool_calls:
             delta["tool_calls"] = tool_calls
@@ -408,9 +409,9 @@ class ChatStreamDecoder:
         for position, call in enumerate(calls):
             index = call.get("index", position)
             function = call.get("function") or {}
-            previous = state.tool_args.get(index, "")
+            previous = state.tool_args.get(index, 0)
             arguments = _suffix(previous, function.get("arguments") or "", self.incremental)
-            state.tool_args[index] = previous + arguments
+            state.tool_args[index] = previous + len(arguments)
             fragment: dict[str, Any] = {"index": index}
             if index not in state.tool_started:
                 # id/type/name only on the first fragment: the openai SDK concatenates
