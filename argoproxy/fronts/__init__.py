@@ -105,10 +105,11 @@ class Front:
         """encode_event in pieces: an event repeating a long text (Responses' closing events, an echoed request
         field) is written a slice of that text at a time, never copied whole (argoproxy.fronts.long_strings)."""
         swapped, texts = long_strings.swap(event)
-        if not texts:
+        pieces = long_strings.spliced(self.encode_event(swapped), texts) if texts else None
+        if pieces is None:
             yield self.encode_event(event)
             return
-        yield from long_strings.spliced(self.encode_event(swapped), texts)
+        yield from pieces
 
     def error_body(self, status: int, err: dict[str, Any], request_id: str) -> dict[str, Any]:
         """An error in the front's own shape, from the OpenAI-shaped {"message", "type", "param", "code"}."""
@@ -149,13 +150,13 @@ class StreamState:
         self.events: list[dict[str, Any]] = []
         self.choice: dict[str, Any] = {}  # the chunk choice that carried the finish reason
         self.counted = OutputCount()  # output tokens, for an upstream that sends no usage
-        self.kept = 0  # characters of answer text kept so far
+        self.kept_size = 0  # characters of answer text kept so far (against ex.keep)
 
     def keeping(self, size: int) -> bool:
         """Count `size` more characters as kept; False (nothing counted) when that would pass ex.keep."""
-        if self.kept + size > self.ex.keep:
+        if self.kept_size + size > self.ex.keep:
             return False
-        self.kept += size
+        self.kept_size += size
         return True
 
     def run(self, chunks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:

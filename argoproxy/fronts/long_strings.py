@@ -36,16 +36,26 @@ def _swap(obj: Any, texts: list[str]) -> Any:
     return obj
 
 
-def spliced(data: bytes, texts: list[str]) -> Iterator[bytes]:
-    """The encoded event with each marker (its JSON string, quotes kept) filled by its text in slices. The
+def spliced(data: bytes, texts: list[str]) -> Iterator[bytes] | None:
+    """The encoded event with each marker (its JSON string, quotes kept) filled by its text in slices; None
+    when an encoder did not write every marker as JSON (the caller then encodes the event as it is). The
     markers appear in the order swap() met them, which is the order the encoder writes them."""
-    rest = data
-    for i, text in enumerate(texts):
+    cuts, at = [], 0
+    for i in range(len(texts)):
         marker = dumps(_MARK % i)[1:-1]
-        head, found, rest = rest.partition(marker)
-        if not found:  # cannot happen: every marker is in the encoding
-            raise ValueError("long string marker not found")
-        yield head
-        for start in range(0, len(text), SLICE):
-            yield dumps(text[start:start + SLICE])[1:-1]
-    yield rest
+        at = data.find(marker, at)
+        if at < 0:
+            return None
+        cuts.append((at, at + len(marker)))
+        at += len(marker)
+    return _filled(data, cuts, texts)
+
+
+def _filled(data: bytes, cuts: list[tuple[int, int]], texts: list[str]) -> Iterator[bytes]:
+    start = 0
+    for (begin, end), text in zip(cuts, texts):
+        yield data[start:begin]
+        for first in range(0, len(text), SLICE):
+            yield dumps(text[first:first + SLICE])[1:-1]
+        start = end
+    yield data[start:]

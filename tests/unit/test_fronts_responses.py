@@ -399,3 +399,14 @@ def test_tool_arguments_past_the_kept_budget_fail_the_stream_naming_the_setting(
     events = list(FRONT.stream(iter([chunk({"tool_calls": [call]}), chunk({"tool_calls": [more]})]), ex))
     assert events[-1]["type"] == "response.failed" and "MAX_SSE_EVENT_BYTES" in events[-2]["message"]
     assert events[-1]["response"]["output"] == []  # the cut call is not repeated in part
+
+
+def test_an_encoder_that_does_not_write_json_strings_gets_the_event_whole() -> None:
+    from argoproxy.fronts import Front, long_strings
+
+    class Plain(Front):
+        def encode_event(self, event):
+            return str(sorted(event.items())).encode()  # no JSON: the markers are not where the slices go
+
+    event = {"type": "x", "text": "b" * (long_strings.SLICE + 5)}
+    assert list(Plain().encode_pieces(event)) == [Plain().encode_event(event)]
