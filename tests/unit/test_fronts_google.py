@@ -292,3 +292,13 @@ def test_stream_route_sends_a_stream(make):
     assert json.loads(up.sent[-1].body)["stream"] is True and data.count(b"data: ") == 3
     bad = door.handle(Request.of("POST", "/v1beta/models/m:streamGenerateContent?alt=proto", BODY))
     assert bad.status_code == 400
+
+
+def test_key_limits_answer_resource_exhausted(make, monkeypatch):
+    monkeypatch.setenv("TEAM_A_KEY", "sk-team-a")
+    door, up = make(ENABLE_AUTH="true", KEY_LIMITS='{"TEAM_A_KEY": {"rpm": 1}}', TEAM_A_KEY="sk-team-a")
+    first = door.handle(Request.of("POST", "/v1beta/models/m:generateContent?key=sk-team-a", BODY))
+    second = door.handle(Request.of("POST", "/v1beta/models/m:generateContent?key=sk-team-a", BODY))
+    assert first.status_code == 200 and second.status_code == 429 and len(up.sent) == 1
+    assert json.loads(second.get_data())["error"]["status"] == "RESOURCE_EXHAUSTED"
+    assert int(second.headers["Retry-After"]) >= 1
