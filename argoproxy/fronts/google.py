@@ -215,10 +215,7 @@ def content_to_chat(content: Any, where: str, book: CallBook) -> list[dict[str, 
         return [model_turn(parts, where, book)]
     tools: list[dict[str, Any]] = []
     chat_parts: list[dict[str, Any]] = []
-    for j, part in enumerate(parts):
-        at = f"{where}.parts[{j}]"
-        if not isinstance(part, dict):
-            raise _bad("must be a Part object.", at)
+    for at, part in part_objects(parts, where):
         response = _object(part, "functionResponse", f"{at}.")
         if response is not None:
             tools.append(function_response(response, f"{at}.functionResponse", book))
@@ -236,14 +233,20 @@ def content_to_chat(content: Any, where: str, book: CallBook) -> list[dict[str, 
     return out
 
 
-def model_turn(parts: list[Any], where: str, book: CallBook) -> dict[str, Any]:
-    book.pending.clear()
-    texts: list[str] = []
-    calls: list[dict[str, Any]] = []
+def part_objects(parts: list[Any], where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(location, part) for each part of a Content, each checked to be an object."""
     for j, part in enumerate(parts):
         at = f"{where}.parts[{j}]"
         if not isinstance(part, dict):
             raise _bad("must be a Part object.", at)
+        yield at, part
+
+
+def model_turn(parts: list[Any], where: str, book: CallBook) -> dict[str, Any]:
+    book.pending.clear()
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for at, part in part_objects(parts, where):
         call = _object(part, "functionCall", f"{at}.")
         if call is not None:
             name = _string(call, "name", f"{at}.functionCall.")

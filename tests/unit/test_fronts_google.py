@@ -12,9 +12,8 @@ from argoproxy.exchange import Request
 from argoproxy.fronts import DoorArgs
 from argoproxy.fronts.google import ARGS_LIMIT, GoogleFront
 from argoproxy.paths import canonical
-from argoproxy.proxy import build_proxy
-from argoproxy.settings import load_settings
-from tests.fakes.fake_upstream import FakeUpstream, sse_chunks
+from tests.fakes.fake_upstream import sse_chunks
+from tests.unit.test_gateway import make  # noqa: F401 - the in-process door fixture
 
 FRONT = GoogleFront()
 ARGS = DoorArgs(model="m")
@@ -217,19 +216,6 @@ def test_stream_holds_bounded_tool_arguments():
 
 # ---------------------------------------------------------------------------------------------- the door
 
-@pytest.fixture
-def make(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-
-    def build(**env: str):
-        settings = load_settings({}, environ={"HOME": str(tmp_path), "FAST_PATH": "off",
-                                              "TARGET_BASE_URL": "http://upstream.test/v1/", **env})
-        upstream = FakeUpstream()
-        return build_proxy(settings, upstream), upstream
-    return build
-
-
 BODY = {"contents": [USER]}
 
 
@@ -249,7 +235,7 @@ def test_the_model_segment(target, model, kind):
 
 
 def test_keys_checked_and_never_forwarded(make):
-    door, up = make(ENABLE_AUTH="true", API_KEY_SECRET="sk-good")
+    door, up, _ = make(ENABLE_AUTH="true", API_KEY_SECRET="sk-good")
     ok = door.handle(Request.of("POST", "/v1beta/models/m:generateContent?key=sk-good&alt=json", BODY))
     assert ok.status_code == 200 and "key" not in up.sent[-1].url
     ok = door.handle(Request.of("POST", "/v1beta/models/m:generateContent", BODY, headers={"X-Goog-Api-Key": "sk-good"}))
@@ -263,7 +249,7 @@ def test_keys_checked_and_never_forwarded(make):
 
 
 def test_auth_off_keys_still_stay_here(make):
-    door, up = make()
+    door, up, _ = make()
     door.handle(Request.of("POST", "/v1beta/models/m:generateContent?key=AIzaClientKey", BODY,
                            headers={"X-Goog-Api-Key": "AIzaClientKey", "X-Goog-Api-Client": "genai-py"}))
     sent = up.sent[-1]
@@ -271,7 +257,7 @@ def test_auth_off_keys_still_stay_here(make):
 
 
 def test_allow_list_on_the_path_model_and_the_lists(make):
-    door, up = make(ALLOWED_MODELS="gpt-4o")
+    door, up, _ = make(ALLOWED_MODELS="gpt-4o")
     refused = door.handle(Request.of("POST", "/v1beta/models/evil:generateContent", BODY))
     body = json.loads(refused.get_data())
     assert refused.status_code == 403 and body["error"]["status"] == "PERMISSION_DENIED" and up.sent == []
@@ -284,7 +270,7 @@ def test_allow_list_on_the_path_model_and_the_lists(make):
 
 
 def test_stream_route_sends_a_stream(make):
-    door, up = make()
+    door, up, _ = make()
     up.stream(sse_chunks(["Hel", "lo"]))
     answer = door.handle(Request.of("POST", "/v1beta/models/m:streamGenerateContent?alt=sse", BODY))
     data = answer.get_data()
@@ -296,7 +282,7 @@ def test_stream_route_sends_a_stream(make):
 
 def test_key_limits_answer_resource_exhausted(make, monkeypatch):
     monkeypatch.setenv("TEAM_A_KEY", "sk-team-a")
-    door, up = make(ENABLE_AUTH="true", KEY_LIMITS='{"TEAM_A_KEY": {"rpm": 1}}', TEAM_A_KEY="sk-team-a")
+    door, up, _ = make(ENABLE_AUTH="true", KEY_LIMITS='{"TEAM_A_KEY": {"rpm": 1}}', TEAM_A_KEY="sk-team-a")
     first = door.handle(Request.of("POST", "/v1beta/models/m:generateContent?key=sk-team-a", BODY))
     second = door.handle(Request.of("POST", "/v1beta/models/m:generateContent?key=sk-team-a", BODY))
     assert first.status_code == 200 and second.status_code == 429 and len(up.sent) == 1
