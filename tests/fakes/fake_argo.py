@@ -3,6 +3,7 @@
     with FakeArgo() as argo:
         argo.base_url                     # "http://127.0.0.1:<port>/argoapi"
         argo.reply = "Hello ü"            # what chat and streamchat answer (str, or dict for tool answers)
+        argo.reply = lambda body: ...     # or a function of the request's JSON body returning one of those
         argo.reply_with_text_tool_calls("Let me look.", ("bash", {"command": "ls"}))  # a leaked Claude call
         argo.stream_chunk_size = 1        # bytes per streamed chunk (1 splits every multi-byte char)
         argo.respond_with(500, {"detail": "boom"})   # next request only (optionally path=...)
@@ -41,7 +42,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 from tests.fakes import argo_rules
 
@@ -95,7 +96,7 @@ class FakeArgo:
     """The fake gateway; use as a context manager or call start()/stop()."""
 
     def __init__(self) -> None:
-        self.reply: str | dict[str, Any] = "Hello from fake ARGO."
+        self.reply: str | dict[str, Any] | Callable[[dict[str, Any]], str | dict[str, Any]] = "Hello from fake ARGO."
         self.stream_chunk_size: int | None = None  # None: the whole body in one chunk
         self.stream_delay: float = 0.0
         self.stream_gzip: bool = False
@@ -205,6 +206,10 @@ class FakeArgo:
         """The recorded requests for one route path, e.g. CHAT_PATH."""
         return [r for r in self.requests if r.path == path]
 
+    def reply_for(self, body: dict[str, Any]) -> str | dict[str, Any]:
+        """The `response` value for this request body: `reply`, or what it returns when it is a function."""
+        return self.reply(body) if callable(self.reply) else self.reply
+
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
@@ -290,9 +295,9 @@ class _Handler(BaseHTTPRequestHandler):
         if refused is not None:
             return self._send_json(*refused)
         if path == CHAT_PATH:
-            return self._send_json(200, {"response": self.fake.reply})
+            return self._send_json(200, {"response": self.fake.reply_for(parsed)})
         if path == STREAM_PATH:
-            return self._stream(self._reply_text())
+            return self._stream(self._reply_text(parsed))
         return self._embed(parsed)
 
     # -- routes
@@ -306,7 +311,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(200, {"input_tokens": len(json.dumps(body.get("messages"))) // 4})
         if refused is not None:
             return self._send_json(*refused)
-        text, model = self._reply_text(), str(body.get("model"))
+        text, model = self._reply_text(body), str(body.get("model"))
         if path == NATIVE_CHAT_PATH:
             events = native_chat_events(text, model) if body.get("stream") else None
             whole = {"id": "chatcmpl-argo", "object": "chat.completion", "created": 1700000000, "model": model,
@@ -328,8 +333,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
-    def _reply_text(self) -> str:
-        reply = self.fake.reply
+    def _reply_text(self, body: dict[str, Any]) -> str:
+        reply = self.fake.reply_for(body)
         if isinstance(reply, dict):  # streamchat cannot do tools: only the text streams
             return str(reply.get("content") or "")
         return reply

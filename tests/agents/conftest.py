@@ -1,0 +1,71 @@
+"""The proxy (Gunicorn on loopback) in front of each backend the agents are run over, and the agents' workdirs."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from tests.agents.scripted import ScriptedUpstream, argo_reply
+from tests.fakes.fake_argo import CHAT_PATH, STREAM_PATH, FakeArgo
+from tests.integration.test_argo import argo_env
+from tests.proxy_process import ProxyProcess, running_proxy
+
+
+@dataclass
+class Backend:
+    """A running proxy and a way to read the chat requests its upstream received (in the upstream's shape)."""
+    name: str
+    proxy: ProxyProcess
+    bodies: Callable[[], list[dict]]
+    reset: Callable[[], None]
+
+
+@pytest.fixture(scope="session")
+def openai_backend() -> Iterator[Backend]:
+    with ScriptedUpstream() as up, running_proxy(BACKEND="openai", TARGET_BASE_URL=up.base_url) as proxy:
+        yield Backend("openai", proxy, up.bodies, up.reset)
+
+
+@pytest.fixture(scope="session")
+def argo_standard_backend() -> Iterator[Backend]:
+    with FakeArgo() as argo, running_proxy(**argo_env(argo)) as proxy:
+        argo.reply = argo_reply
+        bodies = lambda: [r.json for r in argo.requests if r.path in (CHAT_PATH, STREAM_PATH)]  # noqa: E731
+        yield Backend("argo", proxy, bodies, argo.reset)
+
+
+@pytest.fixture(scope="session")
+def argo_native_backend() -> Iterator[Backend]:
+    with ScriptedUpstream() as up, FakeArgo() as argo:
+        with running_proxy(**argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url)) as proxy:
+            yield Backend("argo-native", proxy, up.bodies, up.reset)
+
+
+BACKENDS = ("openai", "argo", "argo-native")
+_FIXTURES = {"openai": "openai_backend", "argo": "argo_standard_backend", "argo-native": "argo_native_backend"}
+
+
+@pytest.fixture
+def backend(request) -> Backend:
+    """The backend named by the test's `backend_name` parameter, its upstream's record cleared."""
+    chosen = request.getfixturevalue(_FIXTURES[request.getfixturevalue("backend_name")])
+    chosen.reset()
+    return chosen
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> tuple[Path, str]:
+    """(workdir, token): a git repository holding note.txt, whose only content is a fresh random token."""
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    token = "TOKEN-" + secrets.token_hex(16)
+    (workdir / "note.txt").write_text(token + "\n")
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main"]
+    for args in (["init", "-q"], ["add", "note.txt"], ["commit", "-q", "-m", "note"]):
+        subprocess.run(git + args, cwd=workdir, check=True, capture_output=True, timeout=30)
+    return workdir, token
