@@ -10,10 +10,11 @@ from typing import Callable, Iterator
 
 import pytest
 
-from tests.agents.scripted import ScriptedUpstream, argo_reply
+from tests.agents.scripted import ReplayToReal, ScriptedUpstream, argo_reply
 from tests.fakes.fake_argo import CHAT_PATH, STREAM_PATH, FakeArgo
 from tests.integration.test_argo import argo_env
 from tests.proxy_process import ProxyProcess, running_proxy
+from tests.real.servers import llama_server
 
 
 @dataclass
@@ -69,3 +70,15 @@ def project(tmp_path: Path) -> tuple[Path, str]:
     for args in (["init", "-q"], ["add", "note.txt"], ["commit", "-q", "-m", "note"]):
         subprocess.run(git + args, cwd=workdir, check=True, capture_output=True, timeout=30)
     return workdir, token
+
+
+REAL_TIMEOUT = 900  # seconds for one request to the real server: a coding agent's prompt is 10-20k tokens
+
+
+@pytest.fixture(scope="session")
+def llama_agents() -> Iterator[tuple[ReplayToReal, ProxyProcess]]:
+    """llama.cpp's server (Gemma 3 270M, the tests/real recipe with the context an agent needs) behind the
+    replay shim, behind the proxy (openai backend)."""
+    with llama_server(n_ctx=32768, logits_all=False) as real, ReplayToReal(real.base_url, REAL_TIMEOUT) as shim:
+        with running_proxy(BACKEND="openai", TARGET_BASE_URL=shim.base_url, TIMEOUT=str(REAL_TIMEOUT)) as proxy:
+            yield shim, proxy

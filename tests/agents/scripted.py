@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import requests
 
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream
 
@@ -204,3 +207,73 @@ def tool_results(body: dict[str, Any]) -> list[str]:
 def user_texts(body: dict[str, Any]) -> list[str]:
     return [json.dumps(m.get("content"), ensure_ascii=False) for m in body.get("messages") or []
             if isinstance(m, dict) and m.get("role") == "user"]
+
+
+# --------------------------------------------------------------------------- a real server behind the script
+
+
+@dataclass
+class Forwarded:
+    body: dict[str, Any]
+    status: int
+    text: str  # the answer's content, from its JSON or its stream
+
+
+class ReplayToReal(FakeOpenAI):
+    """For a real server whose small model will not call a tool by itself: the first turn of the round trip
+    (the model asking for the note, which is all the script decides) is answered by the script, every other
+    request goes to the real server as it came and its answer comes back as it went. So the real server gets
+    the conversation with the tool call and the agent's tool result in its history, and writes the answer."""
+
+    def __init__(self, real_base_url: str, timeout: float) -> None:
+        super().__init__()
+        self.real = real_base_url.rstrip("/")
+        self.timeout = timeout
+        self.forwarded: list[Forwarded] = []
+        self.replayed: list[dict[str, Any]] = []
+
+    def refusal(self, method: str, path: str, body: bytes) -> None:
+        return None  # the real server behind decides what it refuses
+
+    def default_answer(self, method: str, path: str, body: bytes) -> Reply | Stream:
+        request = json.loads(body or b"{}") if method == "POST" else {}
+        if method == "POST" and path.endswith("/chat/completions"):
+            text, call = plan(request)
+            if call or text == ASK_FOR_FILE:
+                self.replayed.append(request)
+                return chat_answer(request)
+        url = self.real + "/" + path.split("/v1/", 1)[-1]
+        answer = requests.request(method, url, data=body or None, timeout=self.timeout, stream=True,
+                                  headers={"Content-Type": "application/json"})
+        kind = answer.headers.get("Content-Type", "application/json")
+        if "event-stream" in kind:  # relayed as it comes: an agent gives up on a stream silent for minutes
+            return Stream(self._relay(answer, request, kind), headers={"Content-Type": kind})
+        self._record(request, answer.status_code, answer.content, kind, path)
+        return Reply(answer.content, status=answer.status_code, headers={"Content-Type": kind})
+
+    def _relay(self, answer: requests.Response, request: dict[str, Any], kind: str) -> Iterator[bytes]:
+        seen = bytearray()
+        with answer:
+            for piece in answer.iter_content(chunk_size=None):
+                seen += piece
+                yield piece
+        self._record(request, answer.status_code, bytes(seen), kind, "/chat/completions")
+
+    def _record(self, request: dict[str, Any], status: int, raw: bytes, kind: str, path: str) -> None:
+        if path.endswith("/chat/completions"):
+            self.forwarded.append(Forwarded(request, status, answer_text(raw, kind)))
+
+
+def answer_text(raw: bytes, content_type: str) -> str:
+    """The assistant text of a chat completion, whole or streamed."""
+    if "event-stream" not in content_type:
+        try:
+            return json.loads(raw)["choices"][0]["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError):
+            return ""
+    pieces = []
+    for line in raw.decode(errors="replace").splitlines():
+        if line.startswith("data:") and line[5:].strip() not in ("", "[DONE]"):
+            for choice in json.loads(line[5:]).get("choices") or []:
+                pieces.append((choice.get("delta") or {}).get("content") or "")
+    return "".join(pieces)
