@@ -119,6 +119,7 @@ def _bounded(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) ->
 def claude(run: Run) -> tuple[list[str], dict[str, str]]:
     env = {"ANTHROPIC_BASE_URL": run.proxy_url, "ANTHROPIC_AUTH_TOKEN": KEY, "ANTHROPIC_MODEL": run.model,
            "ANTHROPIC_DEFAULT_HAIKU_MODEL": run.model,
+           "CLAUDE_CODE_ATTRIBUTION_HEADER": "0",  # a per-request first system line defeats prompt caching
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
            "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1"}
     return [str(installed("claude", "claude")), "-p", run.prompt], env
@@ -175,10 +176,11 @@ def aider(run: Run) -> tuple[list[str], dict[str, str]]:
 def gemini(run: Run) -> tuple[list[str], dict[str, str]]:
     settings = run.home / ".gemini" / "settings.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text(json.dumps({"privacy": {"usageStatisticsEnabled": False},
+    settings.write_text(json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}},
+                                    "privacy": {"usageStatisticsEnabled": False},
                                     "general": {"disableAutoUpdate": True, "disableUpdateNag": True},
                                     "telemetry": {"enabled": False}}))
-    env = {"GOOGLE_GEMINI_BASE_URL": run.proxy_url, "GEMINI_API_KEY": KEY}
+    env = {"GOOGLE_GEMINI_BASE_URL": run.proxy_url, "GEMINI_API_KEY": KEY, "GEMINI_CLI_TRUST_WORKSPACE": "true"}
     return [str(installed("gemini", "gemini")), "-m", run.model, "-p", run.prompt], env
 
 

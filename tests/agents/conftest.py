@@ -43,6 +43,7 @@ def argo_standard_backend() -> Iterator[Backend]:
 @pytest.fixture(scope="session")
 def argo_native_backend() -> Iterator[Backend]:
     with ScriptedUpstream() as up, FakeArgo() as argo:
+        up.accepts_null_content = True  # ARGO's OpenAI-compatible API takes null beside tool calls, as OpenAI does
         with running_proxy(**argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url)) as proxy:
             yield Backend("argo-native", proxy, up.bodies, up.reset)
 

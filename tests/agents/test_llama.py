@@ -17,6 +17,7 @@ from tests.agents.test_scripted import PENDING
 
 MODEL = "gemma-tools"  # the llama.cpp alias with a tool-calling chat format (tests/real/servers.py)
 TIMEOUT = 1500  # seconds for one agent run: every request is 10-20k prompt tokens on 2 CPU cores
+pytestmark = pytest.mark.timeout(TIMEOUT + 300)  # the run, and the real server's start in the first test
 
 
 def _words(text: str) -> str:
@@ -43,11 +44,8 @@ def _printed_an_answer(result, shim) -> bool:
     return any(s[:60] in _words(result.stdout) for s in said)
 
 
-@pytest.mark.parametrize("agent_name", list(AGENTS))
-def test_plain_turn(agent_name, llama_agents, project, tmp_path):
-    shim, proxy = llama_agents
-    shim.forwarded.clear()
-    result = _run(agent_name, "Say hello in one short sentence.", proxy, tmp_path, project[0])
+def _plain_turn(agent_name, shim, proxy, workdir, token, tmp_path) -> None:
+    result = _run(agent_name, "Say hello in one short sentence.", proxy, tmp_path, workdir)
     report = _report(agent_name, result, shim, proxy)
     assert result.returncode == 0, report
     assert shim.forwarded and all(f.status == 200 for f in shim.forwarded), report
@@ -55,12 +53,7 @@ def test_plain_turn(agent_name, llama_agents, project, tmp_path):
     print(f"{agent_name} plain turn on llama.cpp: {result.seconds:.1f} s, {len(shim.forwarded)} requests")
 
 
-@pytest.mark.parametrize("agent_name", list(AGENTS))
-def test_tool_round_trip(agent_name, llama_agents, project, tmp_path):
-    shim, proxy = llama_agents
-    shim.forwarded.clear()
-    shim.replayed.clear()
-    workdir, token = project
+def _tool_round_trip(agent_name, shim, proxy, workdir, token, tmp_path) -> None:
     result = _run(agent_name, f"Read the file {workdir / 'note.txt'} and tell me what it says.", proxy, tmp_path,
                   workdir)
     report = _report(agent_name, result, shim, proxy)
@@ -71,3 +64,13 @@ def test_tool_round_trip(agent_name, llama_agents, project, tmp_path):
     assert after and all(f.status == 200 for f in after), report  # the real server took the tool's result
     assert _printed_an_answer(result, shim), report
     print(f"{agent_name} tool round trip on llama.cpp: {result.seconds:.1f} s, {len(shim.forwarded)} requests")
+
+
+# Each agent's two runs one after the other: the real server reuses the prompt prefix they share.
+@pytest.mark.parametrize("turn", [_plain_turn, _tool_round_trip], ids=["plain", "tool_round_trip"])
+@pytest.mark.parametrize("agent_name", list(AGENTS))
+def test_agent_on_llama_cpp(agent_name, turn, llama_agents, project, tmp_path):
+    shim, proxy = llama_agents
+    shim.forwarded.clear()
+    shim.replayed.clear()
+    turn(agent_name, shim, proxy, *project, tmp_path)

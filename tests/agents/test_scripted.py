@@ -15,6 +15,7 @@ from tests.agents.conftest import BACKENDS
 from tests.agents.scripted import QUOTE, tool_results, user_texts
 
 TIMEOUT = 240  # seconds for one agent run; they take 3-60 s on a quiet machine
+pytestmark = pytest.mark.timeout(TIMEOUT + 60)
 
 # The model each agent is run with, by backend: a name the backend serves (ARGO resolves it to its own id).
 MODELS = {"claude": "claude-sonnet-4-6", "codex": "gpt-5", "opencode": "gpt-4o", "aider": "gpt-4o",
