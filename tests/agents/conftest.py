@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 import pytest
 
 from tests.agents.scripted import ReplayToReal, ScriptedUpstream, argo_reply
+from tests.fakes.argo_rules import native_refusal
 from tests.fakes.fake_argo import CHAT_PATH, STREAM_PATH, FakeArgo
 from tests.integration.test_argo import argo_env
 from tests.proxy_process import ProxyProcess, running_proxy
@@ -42,7 +43,7 @@ def argo_standard_backend() -> Iterator[Backend]:
 
 @pytest.fixture(scope="session")
 def argo_native_backend() -> Iterator[Backend]:
-    with ScriptedUpstream() as up, FakeArgo() as argo:
+    with ScriptedUpstream(refuse=native_refusal) as up, FakeArgo() as argo:  # refuses what ARGO's native APIs refuse
         up.accepts_null_content = True  # ARGO's OpenAI-compatible API takes null beside tool calls, as OpenAI does
         with running_proxy(**argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url)) as proxy:
             yield Backend("argo-native", proxy, up.bodies, up.reset)
