@@ -81,6 +81,9 @@ REAL_TIMEOUT = 900  # seconds for one request to the real server: a coding agent
 def llama_agents() -> Iterator[tuple[ReplayToReal, ProxyProcess]]:
     """llama.cpp's server (Gemma 3 270M, the tests/real recipe with the context an agent needs) behind the
     replay shim, behind the proxy (openai backend)."""
-    with llama_server(n_ctx=32768, logits_all=False) as real, ReplayToReal(real.base_url, REAL_TIMEOUT) as shim:
+    # interrupt_requests off: by default a request arriving while another streams cuts that one short, and agents
+    # send side requests (OpenCode's title) beside their turn.
+    with llama_server({"interrupt_requests": False}, n_ctx=32768, logits_all=False) as real, \
+            ReplayToReal(real.base_url, REAL_TIMEOUT) as shim:
         with running_proxy(BACKEND="openai", TARGET_BASE_URL=shim.base_url, TIMEOUT=str(REAL_TIMEOUT)) as proxy:
             yield shim, proxy

@@ -67,7 +67,9 @@ def _tool_round_trip(agent_name, shim, proxy, workdir, token, tmp_path) -> None:
     results = tool_results if AGENTS[agent_name].tool_result_role == "tool" else user_texts
     after = [f for f in shim.forwarded if any(token in text for text in results(f.body))]
     assert after and all(f.status == 200 for f in after), report  # the real server took the tool's result
-    assert _printed_an_answer(result, shim), report
+    # What the 270M model does with the result is its own affair (text, or another tool call): its text, if any,
+    # is what the agent prints.
+    assert _printed_an_answer(result, shim) or not any(_words(f.text) for f in after), report
     print(f"{agent_name} tool round trip on llama.cpp: {result.seconds:.1f} s, {len(shim.forwarded)} requests")
 
 

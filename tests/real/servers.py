@@ -134,16 +134,16 @@ LLAMA_MODELS = {"gemma-alpaca": "alpaca", "gemma-tools": "chatml-function-callin
 
 
 @contextmanager
-def llama_server(**model_settings: object) -> Iterator[RealServer]:
+def llama_server(server_settings: dict[str, object] | None = None, **model_settings: object) -> Iterator[RealServer]:
     """The server with Gemma under each alias of LLAMA_MODELS; `model_settings` override the models' settings
     (the agents need n_ctx=32768 and, for that, logits_all=False: with logits kept for every position the
-    server asks for 32 GiB)."""
+    server asks for 32 GiB), `server_settings` the server's."""
     python = server_bin("llama", "python")
     if not GEMMA.exists():
         pytest.skip(f"model file {GEMMA} missing: {HOW_TO_INSTALL}")
     home = tempfile.mkdtemp(prefix="real_llama_")
     port = free_port()
-    config = {"host": "127.0.0.1", "port": port, "models": [
+    config = {"host": "127.0.0.1", "port": port, **(server_settings or {}), "models": [
         {"model": str(GEMMA), "model_alias": alias, "chat_format": fmt, "n_ctx": 512, "n_threads": 2,
          "verbose": False, **model_settings} for alias, fmt in LLAMA_MODELS.items()]}
     Path(home, "config.json").write_text(json.dumps(config))
