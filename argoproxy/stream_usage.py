@@ -29,13 +29,15 @@ class OutputCount:
     """Output tokens of a stream, estimated from its text, reasoning and tool-call argument deltas."""
 
     def __init__(self) -> None:
-        self._sample = io.StringIO()
+        self._sample: io.StringIO | None = None  # made at the first text
         self._kept = 0
         self._chars = 0
 
     def add(self, text: str) -> None:
         self._chars += len(text)
         if self._kept < SAMPLE:
+            if self._sample is None:
+                self._sample = io.StringIO()
             piece = text[:SAMPLE - self._kept]
             self._sample.write(piece)
             self._kept += len(piece)
@@ -59,7 +61,7 @@ class OutputCount:
                     self.add(function[key])
 
     def total(self) -> int:
-        if not self._kept:
+        if self._sample is None or not self._kept:
             return 0
         sample = count_text(self._sample.getvalue())
         return sample if self._chars == self._kept else round(sample * self._chars / self._kept)
