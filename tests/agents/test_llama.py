@@ -54,7 +54,8 @@ def _plain_turn(agent_name, shim, proxy, workdir, token, tmp_path) -> None:
     report = _report(agent_name, result, shim, proxy)
     assert result.returncode == 0, report
     assert shim.forwarded and all(f.status == 200 for f in shim.forwarded), report
-    assert _printed_an_answer(result, shim), report
+    # The 270M model may answer with nothing or a tool call; whatever text it wrote, the agent prints.
+    assert _printed_an_answer(result, shim) or not any(_words(f.text) for f in shim.forwarded), report
     print(f"{agent_name} plain turn on llama.cpp: {result.seconds:.1f} s, {len(shim.forwarded)} requests")
 
 
