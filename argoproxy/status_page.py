@@ -103,23 +103,26 @@ def _row(table: dict, name: str) -> dict[str, float]:
     return table.setdefault(name, {"requests": 0, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0})
 
 
+# Series -> (the label naming the row, the table: "models" or "keys", what the sample adds to).
+_SERIES = {"cot_proxy_requests_total": ("model", "models", "requests"),
+           "cot_proxy_tokens_total": ("model", "models", "tokens"),
+           "cot_proxy_request_duration_seconds_sum": ("model", "models", "seconds"),
+           "cot_proxy_request_duration_seconds_count": ("model", "models", "timed"),
+           "cot_proxy_key_requests_total": ("key", "keys", "requests"),
+           "cot_proxy_key_tokens_total": ("key", "keys", "tokens")}
+
+
 def _count(name: str, labels: dict[str, str], value: float, models: dict, keys: dict) -> None:
-    model, key = labels.get("model"), labels.get("key")
-    if name == "cot_proxy_requests_total" and model:
-        row = _row(models, model)
+    series = _SERIES.get(name)
+    if series is None or not labels.get(series[0]):
+        return
+    label, table, field = series
+    row = _row(models if table == "models" else keys, labels[label])
+    if field == "requests":
         row["requests"] += value
         row["errors"] += value if labels.get("status", "200") >= "400" else 0
-    elif name == "cot_proxy_tokens_total" and model and labels.get("type") in ("prompt", "completion"):
-        _row(models, model)[f"{labels['type']}_tokens"] += value
-    elif name == "cot_proxy_request_duration_seconds_sum" and model:
-        row = _row(models, model)
-        row["seconds"] = row.get("seconds", 0) + value
-    elif name == "cot_proxy_request_duration_seconds_count" and model:
-        row = _row(models, model)
-        row["timed"] = row.get("timed", 0) + value
-    elif name == "cot_proxy_key_requests_total" and key:
-        row = _row(keys, key)
-        row["requests"] += value
-        row["errors"] += value if labels.get("status", "200") >= "400" else 0
-    elif name == "cot_proxy_key_tokens_total" and key and labels.get("type") in ("prompt", "completion"):
-        _row(keys, key)[f"{labels['type']}_tokens"] += value
+    elif field == "tokens":
+        if labels.get("type") in ("prompt", "completion"):
+            row[f"{labels['type']}_tokens"] += value
+    else:
+        row[field] = row.get(field, 0) + value
