@@ -1,12 +1,15 @@
 """The team key store in Redis (REDIS_URL): key records, rate windows, budgets and usage shared by every
 replica, so N instances behind a load balancer enforce one budget (as the LiteLLM proxy and Envoy's global
-rate limit service do). The same interface and the same counting (argoproxy/teamkeys/windows.py) as the
-SQLite store; each read-modify-write is an optimistic transaction (WATCH ... MULTI/EXEC, retried when
-another replica changed the same key's window meanwhile).
+rate limit service do). The same interface and the same sliding-window arithmetic
+(argoproxy/teamkeys/windows.py) as the SQLite store, but kept as plain counters so that every step is one
+atomic command and admission is one round trip: a request is counted first (INCR) and read with the other
+counters in the same pipeline; a request the counts refuse is taken back (DECR). Two replicas racing for the
+last slot can both be refused for a moment; they can never both get it.
 
 Layout, under PREFIX: key:<digest> (hash: the record), name:<name> (the digest of the active key of that name),
-win:<name> (hash: the counting state), usage (hash: "<day>\\x1f<name>\\x1f<model>" -> "requests input output"
-is three fields, one per number).
+req:<name>:<minute> and tok:<name>:<minute> (requests and tokens counted in that minute window; they expire
+after the next one), bud:<name>:<period start> (tokens used in a budget period), usage (hash:
+"<day>\\x1f<name>\\x1f<model>\\x1f<requests|input|output>" -> the number).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from argoproxy.teamkeys.store import KeyExists, usage_day
 
 PREFIX = "cot_proxy:"
 SEP = "\x1f"
-STATE_FIELDS = ("start", "req", "prev_req", "tok", "prev_tok", "budget_start", "budget_used")
 RECORD_FIELDS = ("name", "digest", "prefix", "models", "rpm", "tpm", "budget_tokens", "budget_period", "expires",
                  "created", "revoked")
 TIMEOUT = 0.5  # seconds for a connect or a reply: a stalled Redis must not stall the requests behind it
@@ -53,8 +55,10 @@ class RedisKeyStore:
                 pipe.delete(PREFIX + "key:" + old)
             pipe.hset(PREFIX + "key:" + record.digest, mapping=_fields_of(record))
             pipe.set(name_key, record.digest)
-            pipe.delete(PREFIX + "win:" + record.name)
         self.redis.transaction(write, name_key)
+        counters = [k for kind in ("req", "tok", "bud") for k in self.redis.scan_iter(f"{PREFIX}{kind}:{record.name}:*")]
+        if counters:  # a new key of an old name starts with nothing counted
+            self.redis.delete(*counters)
 
     def revoke(self, name: str, now: float | None = None) -> bool:
         digest = self.redis.get(PREFIX + "name:" + name)
@@ -74,16 +78,46 @@ class RedisKeyStore:
 
     # ------------------------------------------------------------ counting
     def admit(self, record: KeyRecord, now: float) -> tuple[float, str]:
-        return self._update(record.name, lambda state: windows.admit(state, record.rpm, record.tpm, record.budget,
-                                                                     now))
+        """Count one request if rpm, tpm and the budget allow it now: (0, ""); else (seconds to wait, what is
+        exhausted) and nothing counted. One round trip when admitted, two when refused."""
+        window = int(now // windows.WINDOW)
+        req = _req_key(record.name, window)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(req)
+        pipe.expire(req, WINDOW_TTL)
+        pipe.mget(_req_key(record.name, window - 1), _tok_key(record.name, window), _tok_key(record.name, window - 1),
+                  _budget_key(record.name, record.budget, now))
+        counted, _, (prev_req, tok, prev_tok, used) = pipe.execute()
+        elapsed = now - window * windows.WINDOW
+        waits = [(windows.wait(counted - 1, _int(prev_req), record.rpm - 1, elapsed) if record.rpm else 0.0,
+                  "requests"),
+                 (windows.wait(_int(tok), _int(prev_tok), record.tpm - 1, elapsed) if record.tpm else 0.0, "tokens")]
+        if record.budget is not None and _int(used) >= record.budget.tokens:
+            waits.append((windows.period_bounds(record.budget.period, now)[1] - now, "budget"))
+        waiting, by = max(waits)
+        if waiting <= 0:
+            return 0.0, ""
+        self.redis.decr(req)
+        return waiting, by
 
     def record_usage(self, name: str, model: str, input_tokens: int, output_tokens: int, now: float,
                      budget: Budget | None, requests: int = 1) -> None:
+        """An answer's tokens in the minute window, the budget period and the daily usage: one round trip of
+        increments, each atomic on its own (a replay after an outage adds, it cannot overwrite)."""
+        tokens = input_tokens + output_tokens
         field = SEP.join((usage_day(now), name, model))
-        self._update(name, lambda state: windows.add_tokens(state, input_tokens + output_tokens, budget, now),
-                     extra=lambda pipe: (pipe.hincrby(PREFIX + "usage", field + SEP + "requests", requests),
-                                         pipe.hincrby(PREFIX + "usage", field + SEP + "input", input_tokens),
-                                         pipe.hincrby(PREFIX + "usage", field + SEP + "output", output_tokens)))
+        tok = _tok_key(name, int(now // windows.WINDOW))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incrby(tok, tokens)
+        pipe.expire(tok, WINDOW_TTL)
+        if budget is not None:
+            start, end = windows.period_bounds(budget.period, now)
+            pipe.incrby(_budget_key(name, budget, now), tokens)
+            pipe.expireat(_budget_key(name, budget, now), int(end) + 86400)
+        pipe.hincrby(PREFIX + "usage", field + SEP + "requests", requests)
+        pipe.hincrby(PREFIX + "usage", field + SEP + "input", input_tokens)
+        pipe.hincrby(PREFIX + "usage", field + SEP + "output", output_tokens)
+        pipe.execute()
 
     def usage(self, since: str = "") -> list[tuple[str, str, str, int, int, int]]:
         totals: dict[tuple[str, str, str], dict[str, int]] = {}
@@ -94,22 +128,26 @@ class RedisKeyStore:
         return [(name, model, day, t.get("requests", 0), t.get("input", 0), t.get("output", 0))
                 for (day, name, model), t in sorted(totals.items())]
 
-    def _update(self, name: str, change: Any, extra: Any = None) -> Any:
-        """Read a key's counting state, change it, write it back, unless another replica wrote it between."""
-        win = PREFIX + "win:" + name
-        result: list[Any] = []
 
-        def step(pipe: Any) -> None:
-            raw = pipe.hmget(win, STATE_FIELDS)
-            state = list(windows.NEW_STATE) if raw[0] is None else [float(v) if "." in v else int(v) for v in raw]
-            result[:] = [change(state)]
-            pipe.multi()
-            pipe.hset(win, mapping=dict(zip(STATE_FIELDS, map(repr, state))))
-            pipe.expire(win, 40 * 86400)  # an unused key's state goes (a month's budget fits)
-            if extra is not None:
-                extra(pipe)
-        self.redis.transaction(step, win)
-        return result[0]
+WINDOW_TTL = int(3 * windows.WINDOW)  # a minute's counters are read during the next one, then not again
+
+
+def _req_key(name: str, window: int) -> str:
+    return f"{PREFIX}req:{name}:{window}"
+
+
+def _tok_key(name: str, window: int) -> str:
+    return f"{PREFIX}tok:{name}:{window}"
+
+
+def _budget_key(name: str, budget: Budget | None, now: float) -> str:
+    if budget is None:
+        return PREFIX + "bud:-"  # never written: reads as 0
+    return f"{PREFIX}bud:{name}:{budget.period}:{int(windows.period_bounds(budget.period, now)[0])}"
+
+
+def _int(value: str | None) -> int:
+    return int(value) if value else 0
 
 
 def _fields_of(r: KeyRecord) -> dict[str, str]:
