@@ -18,19 +18,25 @@ input file (the largest file that could be uploaded through it) within the read 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
-from argoproxy.request_body import parse_object, strict_decoder
+from argoproxy.request_body import containers, parse_object, strict_decoder
 from argoproxy.request_models import check_named, field_name, multipart_form
 from argoproxy.upstream import UpstreamRequest, UpstreamResponse, read_chunks
 
 PIECE = 64 * 1024
 _FILE_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")  # what goes into the content URL: no '/', no '..' on its own
 _STRICT = strict_decoder()
+# Bounds on one file's check, so that it costs well under a second of a worker's CPU however the file is made:
+MAX_LINES = 50_000  # requests in one batch (OpenAI's own limit for an input file)
+MAX_CONTAINERS = 1_000_000  # arrays and objects in the whole file; a line that needs the strict parser
+STRICT_COST = 4  # (it might repeat a key the check reads) counts its containers four times: it parses 4x slower
+_READ_KEYS = re.compile(rb'"(?i:model|body)"')  # the keys the check reads, as a line may spell them
 _BATCH_PATHS = {"files": "upload", "batches": "batch", "messages/batches": "message_batch"}
 
 Fetch = Callable[[str], UpstreamResponse]  # a path (as the client spelled the prefix) -> the upstream's answer
@@ -107,11 +113,15 @@ class BatchCheck:
     def check_lines(self, lines: Iterable[bytes], where: str) -> None:
         """Each JSONL line of a batch file: a request object whose `body` names an allowed model."""
         passed: set[str] = set()  # the names already allowed in this file (a file names a few, many times)
+        budget = MAX_CONTAINERS
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                request = _request_of(line)
+                if number > MAX_LINES:
+                    raise ProxyError(400, f"A batch holds at most {MAX_LINES:,} requests.", code="batch_too_large")
+                request, cost = _request_of(line, budget)
+                budget -= cost
                 # `body` in every spelling a lenient server reads, like `model` below
                 bodies = [key for key in request if key.casefold() == "body"] or ["body"]
                 for key in bodies:
@@ -139,15 +149,23 @@ class BatchCheck:
             raise
 
 
-def _request_of(line: bytes) -> dict[str, Any]:
-    """One JSONL line as an object, parsed as strictly as a request body (a key given twice is a 400)."""
+def _request_of(line: bytes, budget: int) -> tuple[dict[str, Any], int]:
+    """One JSONL line as an object, and what it cost of the file's container budget. A line that names `model`
+    and `body` once at most, unescaped, is parsed by the plain parser: no key the check reads can be given
+    twice there. Any other is parsed as strictly as a request body (a key given twice is a 400)."""
+    strict = b"\\u" in line or len(_READ_KEYS.findall(line)) > 2
+    cost = containers(line, budget) * (STRICT_COST if strict else 1)
+    if cost > budget:
+        raise ProxyError(400, f"The batch input holds more than {MAX_CONTAINERS:,} arrays and objects.",
+                         code="batch_too_large")
     try:
-        request = _STRICT.decode(line.decode("utf-8"))
+        text = line.decode("utf-8")
+        request = _STRICT.decode(text) if strict else json.loads(text)
     except (ValueError, RecursionError):
         request = parse_object(line)  # raises the 400 that says what is wrong
     if not isinstance(request, dict):
         raise ProxyError(400, "A line must be a JSON object.", code="invalid_json")
-    return request
+    return request, cost
 
 
 def _form_parts(body: bytes, content_type: str) -> tuple[list[str], list[Any]]:

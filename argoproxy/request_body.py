@@ -4,6 +4,7 @@ the pipeline and providers' own routes (ARGO's raw /v1/chat) both parse bodies w
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from argoproxy.errors import ProxyError
@@ -12,6 +13,12 @@ from argoproxy.errors import ProxyError
 # recursive steps (the journal's redaction, JSON encoding of answers that echo the request) failed at 480 and
 # 950 levels, after the request had been sent; real requests (tool schemas included) stay under 40.
 MAX_DEPTH = 128
+# Most arrays and objects a request may hold. Parsing costs per container, not per byte (json.loads builds a
+# Python object for each, and the duplicate-key check runs per object): 32 MB of `[{},{},...]` is 10 million
+# of them and seconds of a worker's CPU, where 32 MB of text parses in 0.2 s. The largest real requests
+# (an agent's long history with its tool schemas) hold a few tens of thousands.
+MAX_CONTAINERS = 200_000
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes included (linear: no nesting)
 
 
 def parse_object(raw: bytes, must_be_object: bool = True) -> Any:
@@ -19,6 +26,9 @@ def parse_object(raw: bytes, must_be_object: bool = True) -> Any:
     object is refused: the proxy and the upstream could read different values (first wins or last wins)."""
     if not raw:
         raise ProxyError(400, "The request body is empty; expected a JSON object.", code="invalid_json")
+    if containers(raw, MAX_CONTAINERS) > MAX_CONTAINERS:
+        raise ProxyError(400, f"The request body holds more than {MAX_CONTAINERS:,} arrays and objects.",
+                         code="invalid_json")
     try:
         body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float,
                           object_pairs_hook=_unique_keys)
@@ -41,6 +51,17 @@ def parse_object(raw: bytes, must_be_object: bool = True) -> Any:
         if isinstance(obj, dict):
             _no_case_variants(obj)
     return body
+
+
+def containers(raw: bytes, over: int) -> int:
+    """How many arrays and objects a JSON text holds, without parsing it: its `{` and `[`, less those inside
+    strings. The strings are skipped only when the plain count is above `over` (a code listing in a message
+    holds many braces): that takes a pass over the text, tens of milliseconds per MB."""
+    count = raw.count(b"{") + raw.count(b"[")
+    if count <= over:
+        return count
+    outside = _STRING.sub(b"", raw)
+    return outside.count(b"{") + outside.count(b"[")
 
 
 def _deeper_than(value: Any, limit: int) -> bool:

@@ -82,6 +82,17 @@ def test_forty_thousand_dropped_tool_types_cost_bounded_cpu_and_one_short_log_li
     assert "server_tool_000000" in lines[0] and "more" in lines[0]
 
 
+def test_thirty_megabytes_of_empty_arrays_are_refused_in_bounded_cpu(env):
+    fake, p = env
+    served = len(fake.received)
+    body = b'{"model": "fake-model", "messages": [], "x": [' + b",".join([b"[]"] * (10 * MB)) + b"]}"
+    cost, r = cpu_of(p, lambda: requests.post(p.url + "/v1/chat/completions", data=body, timeout=120,
+                                              headers={"Content-Type": "application/json"}))
+    assert r.status_code == 400 and "arrays and objects" in r.json()["error"]["message"], r.text[:300]
+    assert len(fake.received) == served
+    assert cost < CPU_BOUND, cost  # 10 million lists took 9 s to parse and 3.7 s to walk
+
+
 def test_health_answers_while_the_worst_requests_run(env):
     _, p = env
     big = messages("a" * (30 * MB))

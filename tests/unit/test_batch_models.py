@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from argoproxy.batch_models import BatchCheck, _lines, batch_kind
+from argoproxy.batch_models import MAX_CONTAINERS, MAX_LINES, BatchCheck, _lines, batch_kind
 from argoproxy.errors import ProxyError
 
 CHECK = BatchCheck(("gpt-4o*", "claude-*"), 1 << 20, 10.0)
@@ -43,6 +43,9 @@ def test_a_long_line_in_small_chunks_takes_linear_time():
     (b'{"body": {"model": "gpt-4o", "Model": "evil"}}', 403, "model_not_allowed"),  # Go reads `Model`
     (b'{"body": {"model": "gpt-4o"}, "Body": {"model": "evil"}}', 403, "model_not_allowed"),
     (b'{"body": {"mod\\u0065l": "evil"}}', 403, "model_not_allowed"),
+    (b'{"body": {"model": "gpt-4o"}, "body": {"model": "evil"}}', 400, "duplicate_key"),
+    (b'{"body": {"model": "gpt-4o", "mod\\u0065l": "evil"}}', 400, "duplicate_key"),
+    (b'{"body": {"MODEL": "gpt-4o", "model": "evil"}}', 403, "model_not_allowed"),
     (b'{"body": {"messages": []}}', 400, "invalid_value"),  # no model: the upstream's default is on no list
     (b'{"body": {"model": ["gpt-4o"]}}', 400, "invalid_value"),
     (b'{"body": "x"}', 400, "invalid_value"),
@@ -58,3 +61,24 @@ def test_every_spelling_of_a_lines_model_is_checked(line, status, code):
 
 def test_allowed_lines_pass():
     CHECK.check_lines([b'{"body": {"model": "gpt-4o"}}', b"", b'  {"body": {"model": "claude-x"}}  '], "file")
+
+
+def test_a_batch_holds_at_most_fifty_thousand_requests():
+    line = b'{"body": {"model": "gpt-4o"}}'
+    CHECK.check_lines([line] * MAX_LINES + [b""], "file")
+    with pytest.raises(ProxyError) as info:
+        CHECK.check_lines([line] * (MAX_LINES + 1), "file")
+    assert (info.value.status, info.value.code) == (400, "batch_too_large")
+    assert info.value.message.startswith(f"Line {MAX_LINES + 1:,}".replace(",", ""))
+
+
+@pytest.mark.parametrize("escaped", [b"", b'"\\u0041", '])  # plain and strict parsing both count
+def test_a_file_dense_with_arrays_is_refused_before_it_is_parsed(escaped):
+    dense = b'{"body": {"model": "gpt-4o", "x": [' + escaped + b",".join([b"[]"] * 2000) + b"]}}"
+    start = time.process_time()
+    with pytest.raises(ProxyError) as info:
+        CHECK.check_lines([dense] * (MAX_CONTAINERS // 2000 + 1), "file")
+    assert time.process_time() - start < 1.0
+    assert (info.value.status, info.value.code) == (400, "batch_too_large")
+    braces_in_text = b'{"body": {"model": "gpt-4o", "x": "' + b"{[" * 20_000 + b'"}}'
+    CHECK.check_lines([braces_in_text] * 60, "file")  # 2.4 million braces, all inside strings: 3 containers a line

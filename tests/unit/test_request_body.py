@@ -1,0 +1,45 @@
+"""argoproxy.request_body in-process: the container budget that keeps a body's parse under a second of CPU."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from argoproxy.errors import ProxyError
+from argoproxy.request_body import MAX_CONTAINERS, containers, parse_object
+
+
+@pytest.mark.parametrize("text,count", [
+    ('{"a": [1, {"b": []}]}', 4),
+    ('{"a": "{[", "b": "\\"[{\\\\", "c": [{}]}', 3),  # braces in strings, escaped quotes and backslashes
+    ('"{[{["', 0),
+    ('[]', 1),
+])
+def test_containers_are_counted_outside_strings(text, count):
+    raw = text.encode()
+    assert containers(raw, 0) == count  # strings stripped
+    assert containers(raw, 10**9) == raw.count(b"{") + raw.count(b"[")  # under the bound: the plain count
+
+
+def test_a_body_of_a_million_tiny_objects_is_refused_before_it_is_parsed():
+    raw = b'{"model": "m", "messages": [' + b",".join([b"{}"] * 1_000_000) + b"]}"
+    start = time.process_time()
+    with pytest.raises(ProxyError) as info:
+        parse_object(raw)
+    assert time.process_time() - start < 0.5  # counting, not parsing (which took seconds)
+    assert info.value.status == 400 and f"{MAX_CONTAINERS:,}" in info.value.message
+
+
+def test_braces_inside_text_do_not_count():
+    code = "int f(int a[]) { return a[0]; }\n" * 200_000  # 1.2 million braces, in one string
+    body = parse_object(json.dumps({"model": "m", "messages": [{"role": "user", "content": code}]}).encode())
+    assert body["messages"][0]["content"] == code
+
+
+def test_a_body_at_the_budget_is_served():
+    raw = b'{"model": "m", "x": [' + b",".join([b"[]"] * (MAX_CONTAINERS - 2)) + b"]}"
+    assert len(parse_object(raw)["x"]) == MAX_CONTAINERS - 2
+    with pytest.raises(ProxyError):
+        parse_object(raw.replace(b"[[]", b"[[],[]", 1))
