@@ -181,9 +181,12 @@ def setup_log_file(
 
 def _served(call: Any) -> dict[str, Any]:
     """Which deployment served a routed call (argoproxy/routing/dispatch.py) and what capability adaptation
-    changed in the request, for the journal."""
+    changed in the request (and whether a stream that ended before its first event was asked for whole), for the
+    journal."""
     extra = call.extra
     adapted = {"adapted_params": extra["adapted"]} if extra and extra.get("adapted") else {}
+    if extra and extra.get("asked_whole"):
+        adapted["asked_whole"] = True
     if not extra or "deployment" not in extra:
         return adapted
     return {"deployment": extra["deployment"], "served_model": extra.get("served_model", ""), **adapted}

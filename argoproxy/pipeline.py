@@ -151,8 +151,28 @@ class Gateway:
         # Decoded and thought once, here; encoded by the client's door (a front door translates it back).
         encoder = self if call.exchange is None else self.fronts
         if call.upstream_stream:
-            return encoder.encode_stream(call, resp, self.decoded_stream(call, resp))
+            try:
+                items = self.decoded_stream(call, resp)
+            except ProxyError as err:
+                if err.code != "upstream_stream_incomplete" or "asked_whole" in call.extra:
+                    raise
+                return self.ask_whole(call)
+            return encoder.encode_stream(call, resp, items)
         return encoder.encode_whole(call, resp, self.decoded_whole(call, resp))
+
+    def ask_whole(self, call: Call) -> Answer:
+        """The upstream ended its stream before its first event: asked once more without streaming, the whole
+        answer then streamed to the client. llama.cpp's server does this whenever its model chooses a tool
+        under `tool_choice: auto` ("Automatic streaming tool choice is not supported", raised after the
+        stream's headers), so every agent's tool round trip would end there."""
+        log.warning("the upstream ended its stream before its first event; asking again without streaming")
+        call.extra["asked_whole"] = True
+        body = call.body
+        body["stream"] = False
+        body.pop("stream_options", None)
+        call.upstream_stream = False
+        call.body_changed = True
+        return self.answer(call, self.backend.encode(call))
 
     def tap_upstream(self, call: Call, resp: UpstreamResponse) -> None:
         """Journals: the upstream's answer bytes are measured and hashed as they are read (argoproxy.body_tap)."""

@@ -85,5 +85,6 @@ def llama_agents() -> Iterator[tuple[ReplayToReal, ProxyProcess]]:
     # send side requests (OpenCode's title) beside their turn.
     with llama_server({"interrupt_requests": False}, n_ctx=32768, logits_all=False) as real, \
             ReplayToReal(real.base_url, REAL_TIMEOUT) as shim:
+        shim.server_log = real.log  # a failing run's report ends with what the server said
         with running_proxy(BACKEND="openai", TARGET_BASE_URL=shim.base_url, TIMEOUT=str(REAL_TIMEOUT)) as proxy:
             yield shim, proxy

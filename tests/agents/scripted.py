@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import requests
@@ -231,6 +232,7 @@ class ReplayToReal(FakeOpenAI):
         self.timeout = timeout
         self.forwarded: list[Forwarded] = []
         self.replayed: list[dict[str, Any]] = []
+        self.server_log: Path | None = None
 
     def refusal(self, method: str, path: str, body: bytes) -> None:
         return None  # the real server behind decides what it refuses

@@ -40,7 +40,8 @@ def _report(agent_name, result, shim, proxy) -> str:
     answers = "\n".join(f"{f.status}: {f.text[:300]!r}" for f in shim.forwarded)
     return (f"{agent_name}: exit {result.returncode} after {result.seconds:.1f} s\n--- stdout\n{result.stdout[-3000:]}"
             f"\n--- stderr\n{result.stderr[-3000:]}\n--- the real server's answers\n{answers}"
-            f"\n--- proxy log\n{proxy.read_log()[-3000:]}")
+            f"\n--- proxy log\n{proxy.read_log()[-3000:]}"
+            f"\n--- llama.cpp server log\n{shim.server_log.read_text(errors='replace')[-4000:]}")
 
 
 def _printed_an_answer(result, shim) -> bool:

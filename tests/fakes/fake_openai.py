@@ -5,7 +5,8 @@ As strict as the servers it stands for: by default it refuses what llama.cpp's s
 message, an assistant message with `content: null`: 500, whatever answer is queued) and, like OpenAI, sends a
 stream's usage chunk only to a request that asked for it (`stream_options.include_usage`). Switches:
 `accepts_developer` / `accepts_null_content` (OpenAI's own API takes both), `sends_stream_usage = False`
-(llama.cpp's server ignores include_usage)."""
+(llama.cpp's server ignores include_usage), `streams_auto_tool_calls = False` (llama.cpp's server cannot stream
+a tool call its model chose under `tool_choice: auto`: it sends the stream's headers, then ends it with no event)."""
 
 from __future__ import annotations
 
@@ -111,6 +112,7 @@ class FakeOpenAI:
         self.accepts_developer = False  # OpenAI's own API takes the role; llama.cpp's server answers 500
         self.accepts_null_content = False  # llama.cpp: 500 "Input should be a valid string"
         self.sends_stream_usage = True  # False: include_usage ignored, as llama.cpp's server does
+        self.streams_auto_tool_calls = True  # False: such a stream ends before its first event, as llama.cpp's
         self.open_connections = 0
         self.batches = FakeBatches()  # /v1/files, /v1/batches, /v1/messages/batches
         self.closed_streams = 0
@@ -155,7 +157,9 @@ class FakeOpenAI:
                                        {"Content-Type": "application/octet-stream"})
                 if answer is None:
                     answer = fake.default_answer(self.command, path, body)
-                if isinstance(answer, Stream):
+                if isinstance(answer, Stream) and fake.cannot_stream(answer, body):
+                    fake._write_stream(self, Stream([]))
+                elif isinstance(answer, Stream):
                     fake._write_stream(self, answer, fake.usage_asked(body))
                 elif isinstance(answer, Huge):
                     fake._write_huge(self, answer)
@@ -208,6 +212,19 @@ class FakeOpenAI:
                     and not self.accepts_null_content:
                 return Reply(_server_error(f"messages.{i}.content: Input should be a valid string"), status=500)
         return None
+
+    def cannot_stream(self, answer: "Stream", body: bytes) -> bool:
+        """A streamed tool call the model chose by itself (`tool_choice` absent or auto), where this server
+        cannot stream one (llama.cpp's chatml-function-calling handler raises after the headers are sent)."""
+        if self.streams_auto_tool_calls:
+            return False
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return False
+        calls = any(isinstance(e, dict) and any((c.get("delta") or {}).get("tool_calls") for c in e.get("choices") or ())
+                    for e in answer.events)
+        return calls and bool(request.get("tools")) and request.get("tool_choice", "auto") == "auto"
 
     def usage_asked(self, body: bytes) -> bool:
         """Does a request get a stream's usage chunk (it asked, and this server sends one)?"""

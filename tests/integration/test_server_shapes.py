@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.clients import anthropic_sdk, openai_sdk
-from tests.fakes.fake_openai import FakeOpenAI, Reply
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_completion
 from tests.polling import poll
 from tests.proxy_process import running_proxy
 
@@ -95,6 +95,60 @@ def test_tool_turns_carry_empty_content_on_every_door(up):
         {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}])
     assert answer.output_text == fake.default_content
     assert fake.received[-1].json()["messages"][1]["content"] == ""
+
+
+def _tool_call_stream() -> Stream:
+    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    delta = {"role": "assistant", "tool_calls": [{"index": 0, **CALL}]}
+    return Stream([{**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+                   {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}, "[DONE]"])
+
+
+def _tool_call_whole() -> Reply:
+    answer = chat_completion("", finish_reason="tool_calls")
+    answer["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [CALL]}
+    return Reply(answer)
+
+
+@pytest.fixture
+def no_streamed_tool_calls(up):
+    fake, p = up
+    fake.streams_auto_tool_calls = False
+    yield fake, p
+    fake.streams_auto_tool_calls = True
+
+
+def test_the_premise_the_fake_ends_a_streamed_auto_tool_call_before_its_first_event(no_streamed_tool_calls):
+    fake, _ = no_streamed_tool_calls
+    fake.add(_tool_call_stream())
+    r = requests.post(fake.base_url + "chat/completions", json={"model": "m", "stream": True, "tools": [TOOL],
+                                                                 "messages": ASK})
+    assert r.status_code == 200 and r.content == b""
+
+
+def test_a_stream_ended_before_its_first_event_is_asked_again_whole_on_every_door(no_streamed_tool_calls):
+    fake, p = no_streamed_tool_calls
+    fake.add(_tool_call_stream(), _tool_call_whole())
+    chunks = list(openai_sdk(p).chat.completions.create(model="m", tools=[TOOL], messages=ASK, stream=True))
+    calls = [c.choices[0].delta.tool_calls for c in chunks if c.choices and c.choices[0].delta.tool_calls]
+    assert calls and calls[0][0].function.name == "get_weather", chunks
+    assert [r.json().get("stream") for r in fake.received] == [True, False]
+
+    fake.reset()
+    fake.add(_tool_call_stream(), _tool_call_whole())
+    with anthropic_sdk(p).messages.stream(model="m", max_tokens=50, messages=[{"role": "user", "content": "Paris?"}],
+                                          tools=[{"name": "get_weather", "input_schema": {"type": "object"}}]) as s:
+        message = s.get_final_message()
+    assert message.stop_reason == "tool_use" and message.content[-1].input == {"city": "Paris"}
+
+    fake.reset()
+    fake.add(_tool_call_stream(), _tool_call_whole())
+    events = list(openai_sdk(p).responses.create(model="m", input=ASK, stream=True, tools=[
+        {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]))
+    done = [e for e in events if e.type == "response.completed"]
+    assert done and done[0].response.output[-1].type == "function_call", events
+    assert [r.json().get("stream") for r in fake.received] == [True, False]
+    assert poll(lambda: sum(1 for line in journal(p) if line.get("asked_whole") is True) >= 3, timeout=20)
 
 
 def test_developer_kept_where_the_upstream_declares_it():
