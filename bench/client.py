@@ -341,6 +341,74 @@ async def closed_loop(pool: Pool, request: bytes, duration: float, concurrency: 
     return LoopResult(latencies, errors[0], perf() - start, errors[1])
 
 
+async def open_loop(host: str, port: int, request: bytes, rate: float, duration: float,
+                    max_conns: int = 512) -> LoopResult:
+    """Requests offered at a fixed rate: request i is due at start + i/rate, whatever became of the ones before,
+    and its latency counts from that moment, not from when a connection was free to send it. A proxy that
+    stalls therefore shows its queue in the latencies (a closed loop would just send less). Each request takes
+    an idle keep-alive connection or opens one, up to `max_conns`; one that finds none free waits for one,
+    and that wait is in its latency too."""
+    loop = asyncio.get_running_loop()
+    idle: list[Conn] = []
+    opened = [0]
+    freed = asyncio.Condition()
+    latencies: list[float] = []
+    errors = [0, ""]
+
+    async def take() -> Conn:
+        while True:
+            while idle:
+                conn = idle.pop()
+                if not (conn.closed or conn.must_close):
+                    return conn
+                conn.close()
+                opened[0] -= 1
+            if opened[0] < max_conns:
+                opened[0] += 1
+                try:
+                    return await connect(host, port)
+                except OSError:
+                    opened[0] -= 1
+                    raise
+            async with freed:
+                await freed.wait()
+
+    async def one(due: float) -> None:
+        conn = None
+        try:
+            conn = await take()
+            resp = await conn.request(request)
+        except (OSError, ConnectionDropped, ValueError) as exc:
+            errors[0] += 1
+            errors[1] = errors[1] or repr(exc)
+            if conn is not None:
+                conn.close()
+                opened[0] -= 1
+            return
+        idle.append(conn)
+        async with freed:
+            freed.notify()
+        if resp.status != 200:
+            errors[0] += 1
+            errors[1] = errors[1] or f"HTTP {resp.status}: {resp.body[:200]!r}"
+            return
+        latencies.append(resp.t_done - due)
+
+    start = perf() + 0.05
+    total = int(rate * duration)
+    tasks = []
+    for i in range(total):
+        due = start + i / rate
+        delay = due - perf()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(loop.create_task(one(due)))
+    await asyncio.gather(*tasks)
+    for conn in idle:
+        conn.close()
+    return LoopResult(latencies, errors[0], perf() - start, errors[1])
+
+
 @dataclass
 class StreamSample:
     ttfb: float

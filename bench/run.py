@@ -36,7 +36,7 @@ from client import Pool, build_request, chat_body  # noqa: E402
 from targets import (HOST, BareForwarder, ForeignLoad, Nginx, Proxy, Target, Upstream, free_port, nginx_binary,  # noqa: E402
                      raise_nofile)
 
-SECTIONS = ("latency", "ttfb", "journal", "routing", "keys", "body", "hold", "classes", "fronts")
+SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "body", "hold", "classes", "fronts")
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
 
@@ -54,6 +54,8 @@ class Plan:
     hold_chunks: int = 100
     hold_gap_ms: int = 100
     class_hold: int = 256
+    open_rate: float = 1000.0  # requests offered per second in the open-loop section (issue 22)
+    open_seconds: float = 10.0
 
     @property
     def hold_seconds(self) -> float:
@@ -73,7 +75,7 @@ def make_plan(quick: bool) -> Plan:
     if quick:
         # same event rate per stream as the full run (10 per second), 2 seconds instead of 10
         return Plan(quick=True, latency_seconds=1.0, warmup_seconds=0.3, ttfb_count_fast=20, ttfb_count_slow=3,
-                    body_count=3, hold_chunks=20)
+                    body_count=3, hold_chunks=20, open_seconds=3.0)
     return Plan(quick=False, latency_seconds=4.0, warmup_seconds=0.7)
 
 
@@ -159,6 +161,27 @@ class Bench:
                 f"cpu {ms(row['cpu_per_req'], 3)} ms/req, foreign load {foreign:.2f} cores, errors {res.errors} {row.get('error_sample', '')}")
         self.results.setdefault("latency" if key is None else key, {})[target.name] = out
         return out
+
+    def open_loop(self, target: Target) -> None:
+        """A fixed offered rate (open loop), latency from each request's scheduled start (issue 22)."""
+        plan = self.plan
+        req = build_request("POST", "/v1/chat/completions", HOST, target.port, chat_body())
+        self.run(client.open_loop(HOST, target.port, req, plan.open_rate, 1.0))  # warm-up: workers, connections
+        tree = target.tree
+        meter = self.foreign_meter(target)
+        f0 = meter.snapshot()
+        cpu0 = tree.cpu_seconds() if tree else 0.0
+        res = self.run(client.open_loop(HOST, target.port, req, plan.open_rate, plan.open_seconds))
+        cpu1 = tree.cpu_seconds() if tree else 0.0
+        lat = res.latencies
+        row = {"p50": pct(lat, 0.5), "p90": pct(lat, 0.9), "p99": pct(lat, 0.99), "max": max(lat, default=float("nan")),
+               "offered": plan.open_rate, "rps": res.count / res.elapsed if res.elapsed else 0.0,
+               "errors": res.errors, "cpu_per_req": (cpu1 - cpu0) / res.count if tree and res.count else float("nan"),
+               "foreign": meter.cores(f0, meter.snapshot())}
+        self.foreign.append(row["foreign"])
+        self.results.setdefault("openloop", {})[target.name] = row
+        log(f"  {target.name} open loop {plan.open_rate:.0f}/s: p50 {ms(row['p50'])} ms p99 {ms(row['p99'])} ms, "
+            f"served {row['rps']:.0f}/s, errors {res.errors} {res.error_sample}")
 
     def latency_at(self, target: Target, concurrency: int, key: str) -> None:
         """One concurrency of the latency section, kept under results[key][target.name]."""
@@ -463,6 +486,8 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
         lines.extend(routing_report(res["routing"], plan))
     if res.get("keys"):
         lines.extend(keys_report(res["keys"], plan))
+    if res.get("openloop"):
+        lines.extend(open_loop_report(res["openloop"], plan))
     cl = res["classes"]
     if cl:
         add("## Gunicorn worker classes (otherwise default settings)")
@@ -628,6 +653,19 @@ def keys_report(rows: dict[str, Any], plan: Plan) -> list[str]:
     return lines + [""]
 
 
+def open_loop_report(rows: dict[str, Any], plan: Plan) -> list[str]:
+    """Issue 22's tail target: at a fixed offered rate, p99 <= 3x p50 and <= 5 ms."""
+    lines = [f"## Open loop: {plan.open_rate:.0f} chat requests/s offered for {plan.open_seconds:g} s, latency from "
+             "each request's scheduled start", "",
+             "| target | served req/s | p50 ms | p90 ms | p99 ms | max ms | p99 / p50 | errors | CPU ms/req | "
+             "foreign load |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in rows.items():
+        ratio = r["p99"] / r["p50"] if r["p50"] else float("nan")
+        lines.append(f"| {name} | {r['rps']:.0f} | {ms(r['p50'])} | {ms(r['p90'])} | {ms(r['p99'])} | {ms(r['max'])} | "
+                     f"{ratio:.1f}x | {r['errors']} | {ms(r['cpu_per_req'], 3)} | {r['foreign']:.2f} |")
+    return lines + ["", "Target (issue 22): p99 at most 3x the p50 and at most 5 ms.", ""]
+
+
 def _hold_row(name: str, row: dict[str, Any]) -> str:
     rss = f"{row['rss_peak'] / MIB:.0f}" if row.get("rss_peak") else "—"
     fails = ", ".join(f"{k}: {v}" for k, v in row["failures"].items()) or "none"
@@ -738,6 +776,10 @@ def main(argv: list[str] | None = None) -> int:
                     bench.latency(bare)
                 finally:
                     bare.stop()
+        if "openloop" in sections:
+            log(f"section openloop ({plan.open_rate:.0f} requests/s offered for {plan.open_seconds:g} s)")
+            for t in main_targets():
+                bench.open_loop(t)
         if "ttfb" in sections:
             log("section ttfb")
             for t in main_targets():
