@@ -53,6 +53,12 @@ class FailoverStore:
             state = self._local.setdefault(record.name, list(windows.NEW_STATE))
             return windows.admit(state, record.rpm, record.tpm, record.budget, now)
 
+    def release_leases(self, expired_only: bool = True) -> None:
+        try:
+            self._primary("release_leases", expired_only)
+        except StoreDown:
+            pass  # given back when Redis is back: the reservations slide out of their window meanwhile
+
     def record_usage(self, *args: Any) -> None:
         try:
             self._primary("record_usage", *args)

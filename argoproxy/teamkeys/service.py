@@ -99,7 +99,12 @@ class TeamKeys:
             self.flush()
 
     def flush(self) -> None:
-        """The pending answers, summed by key and model: one store write per pair."""
+        """The pending answers, summed by key and model: one store write per pair; and what expired leases left
+        unused, given back."""
+        try:
+            self.store.release_leases()
+        except Exception:  # noqa: BLE001 - counting must never end the worker
+            log.exception("team keys: unused leases not given back")
         with self._pending_lock:
             batch, self._pending = self._pending, []
         groups: dict[tuple[str, str], list] = {}
@@ -123,6 +128,7 @@ class TeamKeys:
         self._flusher = threading.Thread(target=loop, name="team-keys-usage", daemon=True)
         self._flusher.start()
         atexit.register(self.flush)  # a worker stopping gracefully writes what it counted
+        atexit.register(self.store.release_leases, False)  # and gives back what it reserved
 
 
 def open_store(keys_db: str, redis_url: str = "", outage: str = "local") -> Any:

@@ -136,6 +136,9 @@ class SQLiteKeyStore:
                        "output_tokens = output_tokens + excluded.output_tokens",
                        (name, model, usage_day(now), requests, input_tokens, output_tokens))
 
+    def release_leases(self, expired_only: bool = True) -> None:
+        """Nothing to give back: this store's workers count in shared memory, not by leases (redis_store.py)."""
+
     def _local_windows(self) -> Any:
         if self._local is None:
             from argoproxy.teamkeys.local_windows import LocalWindows

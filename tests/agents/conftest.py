@@ -86,5 +86,9 @@ def llama_agents() -> Iterator[tuple[ReplayToReal, ProxyProcess]]:
     with llama_server({"interrupt_requests": False}, n_ctx=32768, logits_all=False) as real, \
             ReplayToReal(real.base_url, REAL_TIMEOUT) as shim:
         shim.server_log = real.log  # a failing run's report ends with what the server said
-        with running_proxy(BACKEND="openai", TARGET_BASE_URL=shim.base_url, TIMEOUT=str(REAL_TIMEOUT)) as proxy:
+        # max_tokens as a user of so small a model sets it: llama.cpp's server otherwise generates until its
+        # context is full when a request names no limit (Codex names none), and a 270M model writing a tool
+        # call's arguments under a JSON grammar may not stop (minutes per request on 2 cores).
+        with running_proxy(BACKEND="openai", TARGET_BASE_URL=shim.base_url, TIMEOUT=str(REAL_TIMEOUT),
+                           LLM_PARAMS="model=gemma-tools,max_tokens=256") as proxy:
             yield shim, proxy

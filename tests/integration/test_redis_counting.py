@@ -11,7 +11,7 @@ import pytest
 
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.records import Budget, KeyRecord, digest
-from argoproxy.teamkeys.redis_store import RedisKeyStore
+from argoproxy.teamkeys.redis_store import LEASE_MAX, RedisKeyStore
 from tests.redis_server import RedisServer
 
 
@@ -28,7 +28,7 @@ def record(name: str, rpm: int = 0, tpm: int = 0, budget: Budget | None = None) 
 
 def test_decisions_match_the_window_arithmetic(redis_url):
     rng = random.Random(21)
-    store = RedisKeyStore(redis_url)
+    store = RedisKeyStore(redis_url, lease_max=1)  # every decision in Redis (leases: below)
     key = record("same", rpm=5, tpm=400, budget=Budget(2_000, "hour"))
     store.create(key)
     state = list(windows.NEW_STATE)
@@ -91,3 +91,49 @@ def test_a_recreated_key_starts_with_nothing_counted(redis_url):
     store.create(record("again", rpm=1, budget=Budget(100, "day")))
     assert store.admit(key, now + 1) == (0.0, "")
     assert ("again", "m", "2027-01-15", 1, 100, 0) in store.usage()  # its history stays: it is the audit
+
+
+def _increments(store: RedisKeyStore) -> int:
+    stats = store.redis.info("commandstats")
+    return sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("incr", "incrby"))
+
+
+def test_leases_far_from_the_limit_cost_few_round_trips_and_never_overshoot(redis_url):
+    stores = [RedisKeyStore(redis_url) for _ in range(8)]
+    key = record("leased", rpm=3200, tpm=10**9, budget=Budget(10**12, "day"))
+    stores[0].create(key)
+    now = 1_800_000_000.0
+    before = _increments(stores[0])
+    assert all(stores[0].admit(key, now) == (0.0, "") for _ in range(640))
+    assert _increments(stores[0]) - before <= 2 * 640 // (LEASE_MAX - 1) + 4  # a round trip or two per lease
+    admitted = [640]
+
+    def client(store: RedisKeyStore) -> None:
+        got = sum(store.admit(key, now)[1] == "" for _ in range(600))
+        admitted.append(got)
+    threads = [threading.Thread(target=client, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sum(admitted) <= 3200
+    for store in stores:  # what leases left unused goes back, so nothing reserved is lost
+        store.release_leases(expired_only=False)
+    assert int(stores[0].redis.get(f"cot_proxy:req:leased:{int(now // 60)}")) == sum(admitted)
+    while stores[0].admit(key, now)[1] == "":
+        admitted.append(1)
+    assert sum(admitted) == 3200
+
+
+def test_near_a_token_limit_no_lease_is_taken(redis_url):
+    store = RedisKeyStore(redis_url)
+    key = record("tokens-near", rpm=10**6, tpm=1000)
+    store.create(key)
+    now = 1_800_000_000.0
+    store.record_usage(key.name, "m", 600, 0, now, None)  # over half the tpm: every admission reads the counts
+    before = _increments(store)
+    for _ in range(5):
+        assert store.admit(key, now) == (0.0, "")
+    assert _increments(store) - before == 5
+    store.record_usage(key.name, "m", 400, 0, now, None)
+    assert store.admit(key, now)[1] == "tokens"
