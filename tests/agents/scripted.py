@@ -244,6 +244,12 @@ class ReplayToReal(FakeOpenAI):
             if call or text == ASK_FOR_FILE:
                 self.replayed.append(request)
                 return chat_answer(request)
+            if request.get("tools") and tool_results(request):
+                # After the tool's result, the model is asked for text: so small a model may otherwise call
+                # tools turn after turn (Codex runs every call), and the run never ends. The server still gets
+                # the whole history with the call and its result, the shape under test.
+                request["tool_choice"] = "none"
+                body = json.dumps(request).encode()
         url = self.real + "/" + path.split("/v1/", 1)[-1]
         answer = requests.request(method, url, data=body or None, timeout=self.timeout, stream=True,
                                   headers={"Content-Type": "application/json"})
