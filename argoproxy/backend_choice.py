@@ -6,18 +6,18 @@ image, the console scripts), applied by the loader (argoproxy/settings.py):
 - `backend` given anywhere (config file, BACKEND, --backend) decides, with the usual precedence.
 - Else a provider is inferred from its own settings (the fields of its settings fragment): given in the
   config file or as flags (an argo-openai-proxy config.yaml has ARGO's keys and no `backend:`; `--user`,
-  `--native-openai`), or USE_NATIVE_OPENAI=true in the environment (seed 000's way to choose ARGO's native
-  mode). Keys of two providers without a backend stop start-up.
+  `--native-openai`), or its switch (`Provider.switch`) true in the environment (USE_NATIVE_OPENAI=true,
+  seed 000's way to choose ARGO's native mode). Keys of two providers without a backend stop start-up.
 - Else the default, openai.
 - A provider's settings given with an explicit other backend stop start-up when they come from the config
   file or the flags (the sources contradict each other: one line names both); from the environment they are a
   warning (environments carry variables meant for other tools).
-- USE_NATIVE_OPENAI=true chooses a backend as BACKEND does: beside an explicit other backend it stops start-up
-  from the environment too.
-- TARGET_BASE_URL / OPENAI_BASE_URL with a backend that does not use it (argo) stops start-up when the
-  backend was inferred (the user meant one upstream, the file another: never a silent choice of either) and
-  is a warning when the backend was given explicitly. OPENAI_API_KEY, which only the openai backend sends,
-  is a warning with the others.
+- A provider's switch (USE_NATIVE_OPENAI=true) chooses a backend as BACKEND does: beside an explicit other
+  backend it stops start-up from the environment too.
+- TARGET_BASE_URL / OPENAI_BASE_URL with a backend that does not use it (one with URL settings of its own:
+  argo) stops start-up when the backend was inferred (the user meant one upstream, the file another: never a
+  silent choice of either) and is a warning when the backend was given explicitly. OPENAI_API_KEY, which only
+  the backends whose key it is send (`Provider.key_setting`), is a warning with the others.
 """
 
 from __future__ import annotations
@@ -30,11 +30,22 @@ from typing import Any, Sequence
 from argoproxy import providers
 
 DEFAULT_BACKEND = "openai"
-# The backends that never send to TARGET_BASE_URL (ARGO has its own endpoint settings).
-TARGET_UNUSED_BY = frozenset({"argo"})
 _TARGET_FIELDS = frozenset({"target_base_url"})
-# Core settings only some backends use (the rest ignore them): field -> the backends that use it.
-_USED_ONLY_BY = {"openai_api_key": frozenset({"openai"})}
+_CORE_KEY = "openai_api_key"  # the core key setting: only the providers whose key_setting it is send it
+
+
+def target_unused_by(backend: str) -> bool:
+    """Does this backend never send to TARGET_BASE_URL (it has URL settings of its own, as ARGO has)?"""
+    return backend in providers.names() and not providers.get(backend).uses_target_url
+
+
+def _key_unused_by(name: str, backend: str) -> bool:
+    return name == _CORE_KEY and backend in providers.names() and providers.get(backend).key_setting != _CORE_KEY
+
+
+def _is_switch(name: str) -> bool:
+    """A provider's own boolean setting that chooses its backend (USE_NATIVE_OPENAI)."""
+    return any(p.switch == name for p in providers.all_providers())
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,7 @@ def _inferred(given: Sequence[Given], config_path: str, truthy: Any) -> tuple[st
         provider = owner(g.name)
         if provider is None:
             continue
-        if g.source in ("file", "flag") or (g.name == "use_native_openai" and _is_true(truthy, g.value)):
+        if g.source in ("file", "flag") or (_is_switch(g.name) and _is_true(truthy, g.value)):
             evidence.setdefault(provider, []).append(g)
     if not evidence:
         return DEFAULT_BACKEND, ""
@@ -99,7 +110,7 @@ def _inferred(given: Sequence[Given], config_path: str, truthy: Any) -> tuple[st
     if from_file:
         keys = ", ".join(from_file[:3]) + (", ..." if len(from_file) > 3 else "")
         return provider, f"{config_path} has its keys ({keys}) and no backend: key"
-    chooser = next((g for g in items if g.name == "use_native_openai"), items[-1])  # seed 000's own switch
+    chooser = next((g for g in items if _is_switch(g.name)), items[-1])  # seed 000's USE_NATIVE_OPENAI
     return provider, f"{chooser.label} implies it"
 
 
@@ -119,17 +130,17 @@ def _check_against(backend: str, chosen: Given, given: Sequence[Given], config_p
     for g in given:
         provider = owner(g.name)
         foreign = provider is not None and provider != backend and provider not in entry_backends
-        unused_target = g.name in _TARGET_FIELDS and backend in TARGET_UNUSED_BY
-        if g.name in _USED_ONLY_BY and backend not in _USED_ONLY_BY[g.name] and not routed:
+        unused_target = g.name in _TARGET_FIELDS and target_unused_by(backend)
+        if _key_unused_by(g.name, backend) and not routed:
             if str(g.value or "").strip():  # an empty one (a Secret's placeholder) says nothing
                 warnings.append(f"{g.label} is set{_in(g)}, but the {backend} backend does not use it")
             continue
         if not (foreign or unused_target):
             continue
-        if g.name == "use_native_openai" and not _truthy_label(g):
+        chooses_backend = _is_switch(g.name)  # USE_NATIVE_OPENAI=true is seed 000's BACKEND=argo
+        if chooses_backend and not _truthy_label(g):
             continue
-        what = f"{provider}'s setting" if foreign else "the upstream of the openai and dashscope backends"
-        chooses_backend = g.name == "use_native_openai"  # USE_NATIVE_OPENAI=true is seed 000's BACKEND=argo
+        what = f"{provider}'s setting" if foreign else f"the upstream of the {_target_users()} backends"
         if g.source == "env" and not (unused_target and inferred) and not chooses_backend:
             warnings.append(f"{g.label} is set in the environment, but the {backend} backend does not use it")
             continue
@@ -150,6 +161,12 @@ def _entry_backends(given: Sequence[Given]) -> frozenset[str]:
     if not isinstance(entries, list):
         return frozenset()
     return frozenset(str(e["backend"]).strip().lower() for e in entries if isinstance(e, dict) and "backend" in e)
+
+
+def _target_users() -> str:
+    """"openai and dashscope": the backends that send to TARGET_BASE_URL."""
+    names = sorted((p.name for p in providers.all_providers() if p.uses_target_url), key=lambda n: n != DEFAULT_BACKEND)
+    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)
 
 
 def _in(g: Given) -> str:

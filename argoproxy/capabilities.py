@@ -204,7 +204,7 @@ class CapabilityTable:
 
     def __init__(self, backend: str, overrides: Overrides = Overrides(),
                  families: tuple[Family, ...] | None = None) -> None:
-        where = ("any", "argo") if backend == "argo" else ("any",)
+        where = ("any", backend)  # families of the table marked with a backend's name apply on that backend
         self.families = tuple(f for f in (builtin_table() if families is None else families) if f.where in where)
         self.overrides = overrides
         self._cache: BoundedCache[Caps | None] = BoundedCache(LOOKUP_CACHE)

@@ -2,15 +2,18 @@
 and then runs `python -m argoproxy.firstrun [CONFIG]` in the directory it was started in).
 
 1. When the config file is missing (CONFIG, default ./config.yaml) and, without an explicit CONFIG, neither
-   the loader's search path nor the environment (or .env) names the upstream: in a terminal, ask which backend first (an OpenAI-compatible server and
-   its URL, ARGO and its username, DashScope), then that backend's questions, a free port and verbose mode,
+   the loader's search path nor the environment (or .env) names the upstream: in a terminal, ask which backend
+   first (every registered provider: an OpenAI-compatible server and its URL, ARGO and its username,
+   DashScope, ...), then that provider's questions (its FirstRun), a free port and verbose mode,
    write the config and show it for review. Without a terminal, say which keys the chosen backend (BACKEND,
    else the default) needs, and exit 2.
-2. Load the settings with the one loader every entry point uses; a missing or refused ARGO username is asked
-   for (in a terminal) and saved; any other bad setting stops here with one line naming it.
+2. Load the settings with the one loader every entry point uses; a missing or refused setting its provider
+   has a question for (the ARGO username) is asked for (in a terminal) and saved; any other bad setting stops
+   here with one line naming it.
 3. A port already in use is replaced for this run (in a terminal) or stops start-up.
-4. Check that the upstream answers (ARGO's chat and embed endpoints with real payloads; the base URL's
-   /models otherwise), through the same proxies as the proxy itself; COT_PROXY_SKIP_CHECKS=1 skips this.
+4. Check that the upstream answers (the provider's own checks: ARGO's chat and embed endpoints with real
+   payloads; else its URL's /models), through the same proxies as the proxy itself; COT_PROXY_SKIP_CHECKS=1
+   skips this.
 5. Serve under Gunicorn: `python -m argoproxy.cli [CONFIG]`, as `python cot_proxy.py [CONFIG]` does.
 Ctrl+C or the end of input during a question stops quietly.
 """
@@ -22,9 +25,9 @@ import random
 import re
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from argoproxy.listener import create_user_key
 from argoproxy.redaction import mask_url
@@ -95,27 +98,6 @@ def ask_port(default: int) -> int:
             return int(answer)
 
 
-def username_problem(name: str) -> str | None:
-    if not name:
-        return "Error: Username cannot be empty"
-    if any(ch.isspace() for ch in name):
-        return "Error: Username cannot contain spaces"
-    if name.lower() == "cels":
-        return "Error: 'cels' is not allowed as a username"
-    if not re.fullmatch(r"[A-Za-z0-9._@-]+", name):
-        return "Error: Username may contain only letters, digits, '.', '_', '@' and '-'"
-    return None
-
-
-def ask_username() -> str:
-    while True:
-        name = ask("Enter your username: ")
-        problem = username_problem(name)
-        if problem is None:
-            return name
-        say(problem)
-
-
 def ask_base_url() -> str:
     from argoproxy.settings import as_base_url
     while True:
@@ -130,61 +112,70 @@ def ask_base_url() -> str:
         say("Error: the URL cannot be empty")
 
 
-@dataclass(frozen=True)
-class Backend:
-    """One answer to "which backend?": its questions, the keys it needs, and how to describe them."""
-
-    name: str
-    title: str
-    ask: Callable[[], dict[str, Any]]
-    needs: str  # the keys a hand-written config needs, for the no-terminal message
-    env_keys: tuple[str, ...] = ()  # any of these in the environment sets it up without a config file
+# One endpoint to try before serving: (label, method, URL, JSON body, success needed).
+Check = tuple[str, str, str, dict | None, bool]
 
 
-def _openai_questions() -> dict[str, Any]:
-    url = ask_base_url()
-    say("If the server needs an API key, set OPENAI_API_KEY in the environment or in .env (not in the config).")
-    return {"target_base_url": url}
-
-
-def _argo_questions() -> dict[str, Any]:
-    say("ARGO answers inside Argonne's network (on site, VPN or an SSH tunnel) to registered ANL usernames.")
-    return {"user": ask_username()}
-
-
-def _dashscope_questions() -> dict[str, Any]:
-    say("Set DASHSCOPE_API_KEY in the environment or in .env (else clients' own keys are sent upstream).")
+def no_questions() -> dict[str, Any]:
     return {}
 
 
-BACKENDS = (
-    Backend("openai", "An OpenAI-compatible server (vLLM, llama.cpp, Ollama, LiteLLM, OpenAI, ...)", _openai_questions,
-            "backend: openai\n    target_base_url: http://localhost:8000/v1    # your server [TARGET_BASE_URL]",
-            ("TARGET_BASE_URL", "OPENAI_BASE_URL", "MODELS")),
-    Backend("argo", "ARGO, Argonne's LLM gateway", _argo_questions,
-            "backend: argo\n    user: your_anl_username    # [ARGO_USER]", ("ARGO_USER",)),
-    Backend("dashscope", "DashScope (Alibaba Cloud)", _dashscope_questions,
-            "backend: dashscope    # and DASHSCOPE_API_KEY in the environment or .env",
-            ("DASHSCOPE_API_KEY", "TARGET_BASE_URL", "OPENAI_BASE_URL")),
-)
+@dataclass(frozen=True)
+class FirstRun:
+    """A provider's part of the first run (its Provider record names it: Provider.first_run)."""
+
+    title: str  # its answer to "which backend?"
+    ask: Callable[[], dict[str, Any]] = no_questions  # its questions -> the config keys they set
+    needs: str = ""  # the keys a hand-written config needs, for the no-terminal message
+    env_keys: tuple[str, ...] = ()  # any of these in the environment sets it up without a config file
+    checks: Callable[[Settings], list[Check]] | None = None  # None: GET its URL's /models, any answer will do
+    unreachable: tuple[str, ...] = ()  # what to say when its upstream does not answer
+    asks_again: Mapping[str, Callable[[], Any]] = field(default_factory=dict)  # a refused setting -> its question
+    comments: Mapping[str, str] = field(default_factory=dict)  # config comments for the keys its questions set
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One answer to "which backend?": a registered provider and its first-run part."""
+
+    name: str
+    run: FirstRun
+
+
+def backends() -> tuple[Backend, ...]:
+    """Every registered provider, the default first; one without a FirstRun of its own gets a plain one."""
+    from argoproxy import providers
+    from argoproxy.backend_choice import DEFAULT_BACKEND
+    chosen = sorted(providers.all_providers(), key=lambda p: p.name != DEFAULT_BACKEND)
+    return tuple(Backend(p.name, _first_run(p)) for p in chosen)
+
+
+def _first_run(provider: Any) -> FirstRun:
+    if provider.first_run:
+        import importlib
+        module, _, name = provider.first_run.partition(":")
+        return getattr(importlib.import_module(module), name)
+    return FirstRun(provider.summary or provider.name, needs=f"backend: {provider.name}")
 
 
 def backend_named(name: str) -> Backend:
-    return next((b for b in BACKENDS if b.name == name), BACKENDS[0])
+    choices = backends()
+    return next((b for b in choices if b.name == name), choices[0])
 
 
 def ask_backend() -> Backend:
+    choices = backends()
     say("Which backend should cot_proxy serve?")
-    for number, backend in enumerate(BACKENDS, 1):
-        say(f"  {number}) {backend.title}")
+    for number, backend in enumerate(choices, 1):
+        say(f"  {number}) {backend.run.title}")
     while True:
-        answer = ask(f"Choose 1-{len(BACKENDS)} [1]: ") or "1"
-        if answer.isdigit() and 1 <= int(answer) <= len(BACKENDS):
-            return BACKENDS[int(answer) - 1]
-        names = {b.name: b for b in BACKENDS}
+        answer = ask(f"Choose 1-{len(choices)} [1]: ") or "1"
+        if answer.isdigit() and 1 <= int(answer) <= len(choices):
+            return choices[int(answer) - 1]
+        names = {b.name: b for b in choices}
         if answer.lower() in names:
             return names[answer.lower()]
-        say(f"Error: answer a number from 1 to {len(BACKENDS)}.")
+        say(f"Error: answer a number from 1 to {len(choices)}.")
 
 
 # ---- the config file -------------------------------------------------------------------------------------
@@ -198,9 +189,6 @@ def yaml_value(value: Any) -> str:
 
 
 COMMENTS = {
-    "backend": "Wire protocol of the upstream: openai, argo or dashscope. [BACKEND]",
-    "target_base_url": "The OpenAI-compatible server's base URL. [TARGET_BASE_URL]",
-    "user": "Your ANL username, sent as `user` on every ARGO call. [ARGO_USER]",
     "port": "Port the proxy listens on. [PORT]",
     "verbose": "One log line per request plus upstream details (secrets redacted). [VERBOSE]",
     "enable_auth": "Clients must send a key (this machine is shared). [ENABLE_AUTH]",
@@ -208,13 +196,25 @@ COMMENTS = {
 }
 
 
-def config_text(values: dict[str, Any]) -> str:
+def config_text(values: dict[str, Any], comments: Mapping[str, str] | None = None) -> str:
+    """The config file; `comments`: the chosen provider's, for the keys its questions set."""
     lines = ["# cot_proxy configuration, written by ./run_app.sh's first-time setup.",
              "# Every other setting (defaults shown): config.sample.yaml and the README's settings table.",
              "# Precedence: defaults < this file < .env < environment < command-line flags.", ""]
     for key, value in values.items():
-        lines += [f"# {COMMENTS[key]}", f"{key}: {yaml_value(value)}", ""]
+        lines += [f"# {_comment(key, comments or {})}", f"{key}: {yaml_value(value)}", ""]
     return "\n".join(lines)
+
+
+def _comment(key: str, comments: Mapping[str, str]) -> str:
+    if key == "backend":
+        names = [b.name for b in backends()]
+        return f"Wire protocol of the upstream: {', '.join(names[:-1])} or {names[-1]}. [BACKEND]"
+    if key in COMMENTS or key in comments:
+        return COMMENTS.get(key) or comments[key]
+    from argoproxy.settings import SETTING_FIELDS  # a provider's key without a comment of its own: its help
+    meta = SETTING_FIELDS[key].metadata
+    return meta["help"] + (f" [{meta['env'][0]}]" if meta["env"] else "")
 
 
 def set_key(config: Path, key: str, value: Any) -> None:
@@ -251,12 +251,12 @@ def create_config(config: Path) -> None:
     if not ask_yes("Would you like to create it now?", True):
         raise Abort("Aborting: config file required.")
     backend = ask_backend()
-    values: dict[str, Any] = {"backend": backend.name, **backend.ask()}
+    values: dict[str, Any] = {"backend": backend.name, **backend.run.ask()}
     values["port"] = ask_port(random_port())
     values["verbose"] = ask_yes("Enable verbose mode?", True)
     values.update(ask_shared_machine())
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(config_text(values), encoding="utf-8")
+    config.write_text(config_text(values, backend.run.comments), encoding="utf-8")
     say(f"Created {config} with your settings:")
     show(config)
     ask("Review the config above. Press enter to continue or Ctrl+C to abort.")
@@ -266,28 +266,32 @@ def no_terminal_message(config: Path, here: Path) -> str:
     chosen = os.environ.get("BACKEND", "").strip().lower()
     backend = backend_named(chosen)
     which = f"the {backend.name} backend (BACKEND)" if chosen == backend.name else f"the default {backend.name} backend"
-    others = ", ".join(b.name for b in BACKENDS if b is not backend)
+    others = ", ".join(b.name for b in backends() if b.name != backend.name)
+    by_environment = (f"or set {backend.run.env_keys[0]} in the environment or in .env (then no config file is "
+                      f"needed)\n") if backend.run.env_keys else ""
     return (f"Error: config file {config} not found, and there is no terminal to ask the first-time setup questions "
             f"in. Run ./run_app.sh in a terminal, or create the config yourself:\n"
             f"    cp {here / 'config.sample.yaml'} {config}\n"
-            f"and set the keys {which} needs:\n    {backend.needs}\n"
-            f"or set {backend.env_keys[0]} in the environment or in .env (then no config file is needed)\n"
+            f"and set the keys {which} needs:\n    {backend.run.needs}\n{by_environment}"
             f"(other backends: {others}; see config.sample.yaml)")
 
 
 # ---- settings, port and connectivity ----------------------------------------------------------------------
 
 def settings_for(config: Path, flags: dict[str, Any]) -> Settings:
-    """The settings from the one loader; a missing ARGO username is asked for (in a terminal) and saved."""
+    """The settings from the one loader; a missing or refused setting a provider has a question for (the ARGO
+    username) is asked for (in a terminal) and saved."""
     try:
         return load_settings({**flags, "config_path": str(config)})
     except SettingsError as exc:
-        if not str(exc).startswith("user:") or not interactive():
+        key = str(exc).partition(":")[0]
+        question = next((b.run.asks_again[key] for b in backends() if key in b.run.asks_again), None)
+        if question is None or not interactive():
             raise Abort(f"cot_proxy: bad setting {exc}", 2) from None
         say(str(exc))
-    user = ask_username()
-    set_key(config, "user", user)
-    say(f'Saved user: "{user}" in {config}.')
+    value = question()
+    set_key(config, key, value)
+    say(f'Saved {key}: "{value}" in {config}.')
     try:
         return load_settings({**flags, "config_path": str(config)})
     except SettingsError as exc:
@@ -305,7 +309,7 @@ def settings_found_elsewhere(given: dict[str, Any]) -> tuple[Settings, str] | No
         return None  # something missing: the questions (or the no-terminal message) come next
     if settings.config_path:
         return settings, f"config {settings.config_path}"
-    named = [key for key in backend_named(settings.backend).env_keys if os.environ.get(key)]
+    named = [key for key in backend_named(settings.backend).run.env_keys if os.environ.get(key)]
     if not named:
         return None
     return settings, f"no config file: settings from the environment ({', '.join(named)})"
@@ -325,17 +329,13 @@ def free_port_for_run(settings: Settings, given: dict[str, Any], flags: dict[str
     return port
 
 
-def checks(settings: Settings) -> list[tuple[str, str, str, dict | None, bool]]:
+def checks(settings: Settings) -> list[Check]:
     """(label, method, URL, JSON body, success needed) for each upstream endpoint to try."""
-    if settings.backend == "argo" and settings.use_native_openai:
-        return [("ARGO OpenAI API", "GET", settings.native_openai_base_url + "models", None, False)]
-    if settings.backend == "argo":
-        return [("chat API", "POST", settings.argo_url,
-                 {"user": settings.user, "model": "gpt4o", "messages": [{"role": "user", "content": "What are you?"}]},
-                 True),
-                ("embedding API", "POST", settings.argo_embedding_url,
-                 {"user": settings.user, "model": "v3small", "prompt": ["hello"]}, True)]
-    return [(f"{settings.backend} API", "GET", settings.target_base_url + "models", None, False)]
+    own = backend_named(settings.backend).run.checks
+    if own is not None:
+        return own(settings)
+    from argoproxy import providers
+    return [(f"{settings.backend} API", "GET", providers.get(settings.backend).url(settings) + "models", None, False)]
 
 
 def check_one(method: str, url: str, body: dict | None, need_success: bool) -> str:
@@ -367,9 +367,8 @@ def check_connectivity(settings: Settings) -> None:
         return
     for item in unreachable:
         say(f"Warning: Could not connect to {item}")
-    if settings.backend == "argo":
-        say("ARGO answers only inside Argonne's network (on site, VPN or an SSH tunnel); an unregistered")
-        say("username is refused: ask the CELS Helpdesk for access.")
+    for line in backend_named(settings.backend).run.unreachable:
+        say(line)
     if interactive():
         if not ask_yes("Continue anyway?", False):
             raise Abort("Aborting.")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from argoproxy import listener, providers
-from argoproxy.backend_choice import TARGET_UNUSED_BY
+from argoproxy.backend_choice import target_unused_by
 from argoproxy.settings import Loaded, Settings, SettingsError, load
 
 # Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
@@ -153,7 +153,7 @@ def _bind_address(bind: str) -> str:
 
 
 def _default_url(settings: Settings) -> bool:
-    return not settings.models and settings.backend not in TARGET_UNUSED_BY and \
+    return not settings.models and not target_unused_by(settings.backend) and \
         settings.target_base_url == providers.DEFAULT_TARGET_URLS.get(settings.backend)
 
 

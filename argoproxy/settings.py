@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from argoproxy import listener, providers
-from argoproxy.backend_choice import BackendConflict, Given, choose_backend
+from argoproxy.backend_choice import DEFAULT_BACKEND, BackendConflict, Given, choose_backend
 from argoproxy.capabilities import Overrides, parse_overrides
 from argoproxy.llm_params import LlmParams, parse_llm_params
 from argoproxy.redaction import mask_url
@@ -69,6 +69,14 @@ def as_backend(value: Any) -> str:
     return _choice(*providers.names())(value)
 
 
+def _target_defaults() -> str:
+    """TARGET_BASE_URL's defaults for its help: "https://api.openai.com/v1/ (dashscope: https://...)"."""
+    urls = {p.name: p.default_target_url for p in providers.all_providers() if p.uses_target_url and p.default_target_url}
+    first = urls.pop(DEFAULT_BACKEND, "")
+    others = ", ".join(f"{name}: {url}" for name, url in urls.items())
+    return f"{first} ({others})" if first and others else first or others
+
+
 @dataclass(frozen=True)
 class CoreSettings:
     """The settings every backend shares; providers add theirs (see Settings below)."""
@@ -79,8 +87,8 @@ class CoreSettings:
                                         for p in map(providers.get, providers.names())) + ".",
                             env=("BACKEND",), flags=("--backend",))
     target_base_url: str = _setting("", as_base_url,
-                                    "Upstream base URL (a full endpoint URL is reduced to its base). "
-                                    "Default https://api.openai.com/v1/ (dashscope: https://dashscope.aliyuncs.com/api/v1/).",
+                                    "Upstream base URL (a full endpoint URL is reduced to its base). Default "
+                                    + _target_defaults() + ".",
                                     env=("TARGET_BASE_URL", "OPENAI_BASE_URL"), flags=("--target-base-url", "--url"),
                                     by_backend=providers.DEFAULT_TARGET_URLS)
     openai_api_key: str = _setting("", as_str, "Upstream API key; when set it replaces the client's Authorization upstream.",
@@ -329,13 +337,10 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
                   + listener.exposure_warnings(settings, environ))
 
 
-# Settings read only when another setting allows it: field -> (whether it is read, why not).
+# Settings read only when another setting allows it: field -> (whether it is read, why not). Providers add
+# the rules of their own settings (Provider.used_only_when).
 _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
-    # Seed 000's native URL without use_native_openai: ARGO's standard endpoints get the requests instead.
-    "native_openai_base_url": (lambda s: s.backend != "argo" or s.use_native_openai or bool(s.models),
-                               "use_native_openai is off (ARGO standard mode)"),
-    "native_anthropic_base_url": (lambda s: s.backend != "argo" or s.use_native_openai or bool(s.models),
-                                  "use_native_openai is off (ARGO standard mode)"),
+    **{field: rule for p in providers.all_providers() for field, rule in p.used_only_when.items()},
     # Keys without ENABLE_AUTH: the user expects a guarded proxy and would get an open one.
     "api_key_secret": (lambda s: s.enable_auth, "enable_auth is off"),
     "api_key_file": (lambda s: s.enable_auth, "enable_auth is off"),
@@ -364,7 +369,7 @@ def _not_itself(settings: Settings, label: str) -> None:
     """An upstream that is this proxy (a loopback address, its own port) would forward every request to
     itself until its connections run out. OPENAI_BASE_URL is the usual way in: the openai SDK reads it as
     where to send requests, so users export it to point clients at the proxy."""
-    if settings.backend not in ("openai", "dashscope") or settings.models or not settings.target_base_url:
+    if not providers.get(settings.backend).uses_target_url or settings.models or not settings.target_base_url:
         return
     parts = urlsplit(settings.target_base_url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -376,13 +381,15 @@ def _not_itself(settings: Settings, label: str) -> None:
 
 def _unused_with_models(settings: Settings, given: Sequence[Given]) -> tuple[str, ...]:
     """With a `models` list, TARGET_BASE_URL serves only entries of the top-level backend that name no
-    base_url (ARGO entries use ARGO's URLs); when no entry is such, it is a setting that will not be used.
+    base_url, when that backend sends to it (ARGO entries use ARGO's URLs); when no entry is such, it is a
+    setting that will not be used.
     FRONTS_PASSTHROUGH is not used either: routed front-door requests are translated, so they can fail over."""
     if not settings.models:
         return ()
     passthrough = tuple(f"{g.label} is set, but with `models` the front doors translate for every deployment, "
                         "so it is not used" for g in given if g.name == "fronts_passthrough" and settings.fronts_passthrough)
-    if any(not e.base_url and e.backend == settings.backend != "argo" for e in settings.models):
+    if any(not e.base_url and e.backend == settings.backend for e in settings.models) \
+            and providers.get(settings.backend).uses_target_url:
         return passthrough
     return passthrough + tuple(f"{g.label} is set, but every `models` entry names its own upstream, so it is not used"
                                for g in given if g.name == "target_base_url")

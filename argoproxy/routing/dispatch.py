@@ -27,7 +27,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from urllib.parse import quote
 
-from argoproxy import keepalive
+from argoproxy import keepalive, providers
 from argoproxy.exchange import Answer
 
 from argoproxy.call import Call
@@ -37,7 +37,6 @@ from argoproxy.llm_params import LlmParams, ModelRule, merge_rules
 from argoproxy.routing.entries import ModelEntry, entry_url
 from argoproxy.routing.router import Deployment, Pool, Router
 from argoproxy.upstream import RETRY_BUDGET, Upstream, describe_host, parse_retry_after
-from argoproxy.upstream_url import join_url
 from argoproxy.validation import check_allowed_model, model_allowed
 
 if TYPE_CHECKING:
@@ -83,15 +82,11 @@ def deployment_settings(settings: Settings, entry: ModelEntry, environ: dict[str
         changes["developer_role"] = entry.developer_role
     if entry.capabilities:
         changes["model_capabilities"] = settings.model_capabilities.then("*", dict(entry.capabilities))
-    if entry.api_key_env:
-        changes.update(openai_api_key=key, dashscope_api_key=key)
-    base = entry.base_url
-    if base and entry.backend == "argo":
-        # ARGO's own API: the base of its resource URLs; with USE_NATIVE_OPENAI its OpenAI-compatible base.
-        changes.update(native_openai_base_url=base, argo_url=join_url(base, "chat/"),
-                       argo_stream_url=join_url(base, "streamchat/"), argo_embedding_url=join_url(base, "embed/"))
-    elif base:
-        changes["target_base_url"] = base
+    provider = providers.get(entry.backend)  # its record says which settings the key and the URL fill
+    if entry.api_key_env and provider.key_setting:
+        changes[provider.key_setting] = key
+    if entry.base_url:
+        changes.update(provider.entry_urls(entry.base_url))
     elif entry.backend != settings.backend:
         from argoproxy.settings import _with_backend_defaults
         changes["target_base_url"] = ""
@@ -108,7 +103,6 @@ class Routing:
     """The routed half of the Gateway: one per worker, holding the router and a Gateway view per deployment."""
 
     def __init__(self, gateway: Gateway, environ: dict[str, str]) -> None:
-        from argoproxy.providers import create_backend
         settings = gateway.settings
         self.settings = settings
         self.gateway = gateway
@@ -123,7 +117,7 @@ class Routing:
             upstream = gateway.upstream if len(pool.deployments) == 1 else failover
             for dep in pool.deployments:
                 own = deployment_settings(settings, dep.entry, environ)
-                dep.gateway = gateway.for_deployment(create_backend(own, upstream), upstream, own)
+                dep.gateway = gateway.for_deployment(providers.create_backend(own, upstream), upstream, own)
         self._prober: threading.Thread | None = None
         self._glob_listings: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self.start_probe()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from argoproxy import providers
 from argoproxy.capabilities import parse_fields
 from argoproxy.llm_params import CONTROL_KEYS, THINK_MODES, ModelRule, convert_value
 from argoproxy.upstream_url import split_query
@@ -63,12 +64,12 @@ def entry_url(settings: Any, entry: ModelEntry) -> str:
     """Where a deployment's requests go: its base_url, else its backend's configured or default URL."""
     if entry.base_url:
         return entry.base_url
-    if entry.backend == "argo":
-        return settings.native_openai_base_url if settings.use_native_openai else settings.argo_url
+    provider = providers.get(entry.backend)
+    if not provider.uses_target_url:
+        return provider.url(settings)
     if entry.backend == settings.backend and settings.target_base_url:
         return settings.target_base_url
-    from argoproxy.providers import DEFAULT_TARGET_URLS
-    return DEFAULT_TARGET_URLS.get(entry.backend) or settings.target_base_url
+    return provider.default_target_url or settings.target_base_url
 
 
 @dataclass(frozen=True)
@@ -99,13 +100,13 @@ def _entry(i: int, item: Any) -> ModelEntry:
         raise ValueError(f"{at}.name: required (the model name clients ask for, or a glob such as argo:*)")
     backend = _text(item.get("backend"), f"{at}.backend").lower()
     if not backend:
-        raise ValueError(f"{at}.backend: required (openai, argo, dashscope, ...)")
+        raise ValueError(f"{at}.backend: required ({', '.join(providers.names())})")
     if not _BACKEND_NAME.match(backend):
         raise ValueError(f"{at}.backend: not a backend name: {backend!r}")
     base_url = _base_url(item.get("base_url"), f"{at}.base_url")
-    if backend == "openai" and not base_url:
+    if not base_url and backend in providers.names() and providers.get(backend).base_url_required:
         # No silent default: a forgotten base_url must not send prompts to api.openai.com.
-        raise ValueError(f"{at}.base_url: required for the openai backend")
+        raise ValueError(f"{at}.base_url: required for the {backend} backend")
     key_env = _text(item.get("api_key_env"), f"{at}.api_key_env")
     if key_env and not _ENV_NAME.match(key_env):
         raise ValueError(f"{at}.api_key_env: must be the name of an environment variable, not its value")

@@ -1,13 +1,15 @@
-"""The Backend interface is enough: tests/example_backend.py (a made-up "toy" protocol) served by the real
-Gunicorn app gets auth, validation, think tags, stream <-> non-stream, sanitized errors and metrics from the
-pipeline without any change outside its module."""
+"""A provider is a package: tests/example_provider/cot_proxy_provider_toy (a made-up "toy" protocol), copied
+into a temporary directory that only the proxy's PYTHONPATH names, is found at start-up and served by the
+real Gunicorn app, as BACKEND=toy and as a routing entry's backend, with no other file changed. It gets auth,
+validation, think tags, stream <-> non-stream, sanitized errors and metrics from the pipeline, and its key
+from its own setting (TOY_API_KEY) or from a routing entry's api_key_env, as its Provider record says."""
 
 from __future__ import annotations
 
 import json
-import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import os
+import shutil
+from pathlib import Path
 
 import openai
 import pytest
@@ -15,77 +17,38 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.clients import openai_sdk
+from tests.fakes.fake_toy import FakeToy
 from tests.proxy_process import ROOT, running_proxy
 
 MSG = [{"role": "user", "content": "hi"}]
-
-
-class ToyServer:
-    """The toy provider: answers with the think-tagged text below, whole or as NDJSON tokens."""
-
-    TOKENS = ["<thi", "nk>pondering</think>", "Toy ", "answer"]
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        toy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def _send(self, status: int, obj: dict) -> None:
-                data = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._send(200, {"models": ["toy-small", "toy-large"]})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                toy.received.append({"body": body, "headers": dict(self.headers.items())})
-                if body["model"] == "toy-broken":
-                    self._send(503, {"problem": "overloaded; see http://root:hunter2@10.0.0.7:9000/status"})
-                elif not body["stream"]:
-                    self._send(200, {"text": "".join(ToyServer.TOKENS), "input_tokens": 3, "output_tokens": 4})
-                else:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/x-ndjson")
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    lines = [{"token": t} for t in ToyServer.TOKENS] + [{"done": True, "input_tokens": 3,
-                                                                         "output_tokens": 4}]
-                    for line in lines:
-                        data = json.dumps(line).encode() + b"\n"
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                        self.wfile.flush()
-                    self.wfile.write(b"0\r\n\r\n")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+PACKAGE = Path(__file__).resolve().parent.parent / "example_provider" / "cot_proxy_provider_toy"
 
 
 @pytest.fixture(scope="module")
-def toy_proxy():
-    toy = ToyServer()
-    command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "tests.example_backend:make_app()"]
-    try:
-        with running_proxy(command, TARGET_BASE_URL=toy.base_url, ENABLE_AUTH="true", API_KEY_SECRET="toy-key",
-                           OPENAI_API_KEY="provider-credential", MAX_RETRIES="0") as proxy:
+def provider_path(tmp_path_factory) -> str:
+    """The proxy's PYTHONPATH: the project, then a temporary directory holding a copy of the package."""
+    where = tmp_path_factory.mktemp("providers")
+    shutil.copytree(PACKAGE, where / PACKAGE.name, ignore=shutil.ignore_patterns("__pycache__"))
+    return os.pathsep.join([str(ROOT), str(where)])
+
+
+@pytest.fixture(scope="module")
+def toy_proxy(provider_path):
+    with FakeToy(key="provider-credential") as toy, \
+            running_proxy(PYTHONPATH=provider_path, BACKEND="toy", TARGET_BASE_URL=toy.base_url, ENABLE_AUTH="true",
+                          API_KEY_SECRET="toy-key", TOY_API_KEY="provider-credential", MAX_RETRIES="0") as proxy:
+        yield proxy, toy
+
+
+@pytest.fixture(scope="module")
+def routed_proxy(provider_path):
+    """Routing mode: a `models` entry names the toy backend, its base_url and the variable holding its key."""
+    models = [{"name": "toy-*", "backend": "toy", "base_url": "", "api_key_env": "TOY_ROUTED_KEY"}]
+    with FakeToy(key="routed-credential") as toy:
+        models[0]["base_url"] = toy.base_url
+        with running_proxy(PYTHONPATH=provider_path, MODELS=json.dumps(models), TOY_ROUTED_KEY="routed-credential",
+                           ENABLE_AUTH="true", API_KEY_SECRET="toy-key", MAX_RETRIES="0") as proxy:
             yield proxy, toy
-    finally:
-        toy.close()
 
 
 def client(proxy, key: str = "toy-key") -> openai.OpenAI:
@@ -98,8 +61,9 @@ def test_whole_and_streamed_answers_with_pipeline_transforms(toy_proxy):
     assert out.choices[0].message.content == "Toy answer"  # think tags stripped by the pipeline
     assert out.usage.total_tokens == 7
     sent = toy.received[-1]
-    assert sent["body"]["prompt"] == "user: hi" and sent["body"]["max_new_tokens"] == 20
-    assert sent["headers"]["Authorization"] == "Bearer provider-credential"  # never the client's key
+    assert sent["path"] == "/generate" and sent["body"]["prompt"] == "user: hi"
+    assert sent["body"]["max_new_tokens"] == 20 and sent["body"]["stream"] is False
+    assert sent["headers"]["Authorization"] == "Bearer provider-credential"  # TOY_API_KEY, never the client's key
 
     stream = client(proxy).chat.completions.create(model="toy-small", messages=MSG, stream=True,
                                                    stream_options={"include_usage": True})
@@ -134,3 +98,21 @@ def test_models_and_metrics(toy_proxy):
     prompt = sum(s.value for s in samples if s.name == "cot_proxy_tokens_total"
                  and s.labels == {"model": "toy-small", "type": "prompt"})
     assert prompt >= 3  # (per-model token counts come from the usage the backend reported)
+
+
+def test_a_routing_entry_gives_the_new_provider_its_url_and_key(routed_proxy):
+    proxy, toy = routed_proxy
+    response = requests.post(proxy.base_url + "/chat/completions", headers={"Authorization": "Bearer toy-key"},
+                             json={"model": "toy-small", "messages": MSG, "max_tokens": 20})
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "Toy answer"
+    assert response.headers["X-Served-By"] == toy.base_url.removeprefix("http://").rstrip("/")
+    sent = toy.received[-1]
+    assert sent["path"] == "/generate" and sent["body"]["model"] == "toy-small"
+    assert sent["body"]["prompt"] == "user: hi" and sent["body"]["max_new_tokens"] == 20
+    assert sent["headers"]["Authorization"] == "Bearer routed-credential"  # from the entry's api_key_env
+
+    chunks = list(client(proxy).chat.completions.create(model="toy-large", messages=MSG, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Toy answer"
+    assert toy.received[-1]["body"]["stream"] is True
+    assert toy.received[-1]["headers"]["Authorization"] == "Bearer routed-credential"

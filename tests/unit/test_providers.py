@@ -28,20 +28,54 @@ PIPELINE_MODULES = ("argoproxy.pipeline", "argoproxy.routes", "argoproxy.app", "
 
 def test_every_provider_package_is_registered():
     packages = sorted(p.name for p in PROVIDERS_DIR.iterdir() if (p / "__init__.py").is_file())
-    assert packages == ["argo", "dashscope", "openai"]
-    assert set(packages) <= set(providers.names())
+    assert len(packages) >= 3 and set(packages) <= set(providers.names())
     for name in packages:
-        backend = providers.create_backend(load_settings({}, environ={"BACKEND": name, "ARGO_USER": "alice"}),
-                                           Upstream(1, 1, 0))
-        assert backend.name == name
+        provider = providers.get(name)
+        settings = load_settings({}, environ={"BACKEND": name, "ARGO_USER": "alice"})
+        assert provider.check_settings(settings) is None
+        backend = providers.create_backend(settings, Upstream(1, 1, 0))
+        assert backend.name == name and isinstance(backend, Backend)
+        assert provider.startup_line(settings) == describe_mode(settings)
+        if provider.key_setting:  # a routing entry's api_key_env fills a setting that exists
+            assert provider.key_setting in SETTING_FIELDS
+        assert set(provider.entry_urls("http://127.0.0.1:9/v1/")) <= set(SETTING_FIELDS)
     assert providers.get("argo").backend_class() is ArgoBackend
 
 
 def test_backend_choices_come_from_the_registry():
     with pytest.raises(SettingsError) as err:
         load_settings({}, environ={"BACKEND": "nope"})
-    for name in ("openai", "argo", "dashscope"):
+    for name in providers.names():
         assert name in str(err.value)
+
+
+def test_packages_named_cot_proxy_provider_on_the_import_path_are_found(tmp_path, monkeypatch):
+    for name in ("cot_proxy_provider_acme", "cot_proxy_provider_beta", "cot_proxy_other", "cot_proxy_provider_x.py"):
+        (tmp_path / name).mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path / "not-there"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert providers.external_packages() == ["cot_proxy_provider_acme", "cot_proxy_provider_beta"]
+
+
+def test_a_provider_package_outside_argoproxy_registers_itself_at_start_up(tmp_path):
+    """In a fresh interpreter, as the proxy starts: the package's settings fragment joins Settings."""
+    package = tmp_path / "cot_proxy_provider_unit"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from argoproxy.providers import Provider, register\n"
+        "from argoproxy.setting_fields import as_str, setting\n"
+        "@dataclass(frozen=True)\n"
+        "class UnitSettings:\n"
+        "    unit_key: str = setting('', as_str, 'Its key.', env=('UNIT_KEY',), secret=True)\n"
+        "register(Provider('unit', 'argoproxy.providers.openai.backend:OpenAIBackend', settings=UnitSettings,\n"
+        "                  key_setting='unit_key', default_target_url='http://127.0.0.1:9/unit/'))\n")
+    code = ("from argoproxy.settings import load_settings; "
+            "s = load_settings({}, environ={'BACKEND': 'unit', 'UNIT_KEY': 'k'}); "
+            "print(s.backend, s.unit_key, s.target_base_url)")
+    env = {"PYTHONPATH": f"{ROOT}:{tmp_path}", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["unit", "k", "http://127.0.0.1:9/unit/"], out.stderr
 
 
 def test_a_registered_backend_becomes_a_choice():
@@ -62,7 +96,8 @@ def test_a_registered_backend_becomes_a_choice():
 def test_settings_are_core_plus_each_fragment():
     core = {f.name for f in dataclasses.fields(CoreSettings)}
     fragments = providers.settings_fragments()
-    assert {cls.__name__ for cls in fragments} == {"ArgoSettings", "DashScopeSettings"}
+    assert set(fragments) == {p.settings for p in providers.all_providers() if p.settings is not None}
+    assert {"ArgoSettings", "DashScopeSettings"} <= {cls.__name__ for cls in fragments}
     fragment_fields = [f.name for cls in fragments for f in dataclasses.fields(cls)]
     assert not core & set(fragment_fields) and len(set(fragment_fields)) == len(fragment_fields)
     assert set(SETTING_FIELDS) == core | set(fragment_fields)

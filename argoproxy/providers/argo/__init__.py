@@ -2,12 +2,13 @@
 
 Modules:
   backend   - the ArgoBackend: standard and native OpenAI modes, raw routes
-  settings  - its settings fragment (ARGO_USER, ARGO_URL, ..., image inlining), start-up rule and line
+  settings  - its settings fragment (ARGO_USER, ARGO_URL, ..., image inlining), start-up rule and line, and
+              how a routing entry's base_url reaches its URLs
+  firstrun  - its first-run questions (the ANL username) and connectivity checks
   models    - alias tables, name resolution, model families, the /v1/models listing
   normalize - the per-family message normalisations ARGO needs (one place)
   convert   - OpenAI requests -> ARGO JSON, ARGO JSON -> OpenAI objects (chat, completions, embeddings)
   stream    - ARGO's plain-text stream (and whole responses) -> OpenAI chunk dicts
-  tokens    - offline token counting for usage
   tools     - tool calls: native per family, or prompt-based
 
 The translation modules do no HTTP and touch no Flask: dicts and iterators in, dicts and iterators out.
@@ -19,4 +20,6 @@ from argoproxy.providers.argo import settings
 register(Provider("argo", "argoproxy.providers.argo.backend:ArgoBackend", settings=settings.ArgoSettings,
                   default_target_url="https://apps-dev.inside.anl.gov/argoapi/v1/",
                   check_settings=settings.check_settings, startup_line=settings.startup_line,
-                  summary="Argonne's ARGO gateway"))
+                  summary="Argonne's ARGO gateway", key_setting="", entry_urls=settings.entry_urls,
+                  own_url=settings.own_url, switch="use_native_openai", used_only_when=settings.USED_ONLY_WHEN,
+                  first_run="argoproxy.providers.argo.firstrun:FIRST_RUN"))

@@ -83,3 +83,24 @@ def startup_line(settings: Any) -> str:
 def _joined(base: str, path: str) -> str:
     from argoproxy.upstream_url import join_url  # imported late: settings load before the request modules
     return join_url(base, path)
+
+
+def entry_urls(base_url: str) -> dict[str, str]:
+    """The settings a routing entry's base_url sets: the base of ARGO's resource URLs, and with
+    USE_NATIVE_OPENAI its OpenAI-compatible base."""
+    return {"native_openai_base_url": base_url, "argo_url": _joined(base_url, "chat/"),
+            "argo_stream_url": _joined(base_url, "streamchat/"), "argo_embedding_url": _joined(base_url, "embed/")}
+
+
+def own_url(settings: Any) -> str:
+    """Where ARGO requests go: its chat endpoint, or its OpenAI-compatible base in native mode."""
+    return settings.native_openai_base_url if settings.use_native_openai else settings.argo_url
+
+
+def _native_urls_read(settings: Any) -> bool:
+    return settings.backend != "argo" or settings.use_native_openai or bool(settings.models)
+
+
+# Seed 000's native URL without use_native_openai: ARGO's standard endpoints get the requests instead.
+USED_ONLY_WHEN = {"native_openai_base_url": (_native_urls_read, "use_native_openai is off (ARGO standard mode)"),
+                  "native_anthropic_base_url": (_native_urls_read, "use_native_openai is off (ARGO standard mode)")}

@@ -1,11 +1,8 @@
-"""A test-only backend for a made-up provider ("toy"), written against the Backend interface alone, as
-docs/adding-a-backend.md describes. Its test (tests/integration/test_example_backend.py) serves it under the
-real Gunicorn with `gunicorn -c gunicorn.conf.py 'tests.example_backend:make_app()'` and drives it with the
-openai SDK: auth, validation, think tags, stream <-> non-stream, errors and metrics all come from the
-pipeline, none from this module.
+"""The ToyBackend, written against the Backend interface alone: auth, validation, think tags, stream <->
+non-stream, errors and metrics all come from the pipeline, none from this module.
 
-The toy wire protocol (deliberately not OpenAI's):
-  POST {base}generate  {"model", "prompt", "max_new_tokens", "temperature", "stream"}
+The toy wire protocol (deliberately not OpenAI's; tests/fakes/fake_toy.py serves it):
+  POST {base}generate  {"model", "prompt", "max_new_tokens", "temperature", "stream"}  Authorization: Bearer key
     -> {"text": "...", "input_tokens": n, "output_tokens": m}
     -> stream: NDJSON lines {"token": "..."} ... then {"done": true, "input_tokens": n, "output_tokens": m}
   GET  {base}models    -> {"models": ["toy-small", ...]}
@@ -24,7 +21,6 @@ import requests
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
-from argoproxy.providers import Provider, register
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.sse import iter_lines
 from argoproxy.upstream import READ_ERRORS, UpstreamRequest, read_chunks, stream_error
@@ -44,10 +40,13 @@ class ToyBackend(Backend):
         prompt = "\n".join(f"{m['role']}: {_text(m.get('content'))}" for m in body["messages"])
         toy = {"model": call.upstream_model, "prompt": prompt, "stream": call.upstream_stream,
                "max_new_tokens": body.get("max_tokens") or 256, "temperature": body.get("temperature", 1.0)}
-        headers = {"Content-Type": "application/json"}
-        if self.settings.openai_api_key:  # the provider credential comes from the proxy's settings, never the client
-            headers["Authorization"] = f"Bearer {self.settings.openai_api_key}"
+        headers = {"Content-Type": "application/json", **self.credential()}
         return UpstreamRequest("POST", self.base + "generate", headers, dumps(toy), call.timeout)
+
+    def credential(self) -> dict[str, str]:
+        """The provider's key comes from the proxy's settings (TOY_API_KEY, or a routing entry's api_key_env),
+        never from the client."""
+        return {"Authorization": f"Bearer {self.settings.toy_api_key}"} if self.settings.toy_api_key else {}
 
     # --- answer side: toy answer -> OpenAI objects
     def decode(self, call: Call, resp: requests.Response) -> dict[str, Any]:
@@ -90,7 +89,7 @@ class ToyBackend(Backend):
 
     # --- other routes
     def list_models(self, call: Call) -> dict[str, Any]:
-        resp = self.upstream.send(UpstreamRequest("GET", self.base + "models", {}, None, call.timeout))
+        resp = self.upstream.send(UpstreamRequest("GET", self.base + "models", self.credential(), None, call.timeout))
         with resp:
             if resp.status_code >= 400:
                 raise self.error(call, resp)
@@ -111,18 +110,3 @@ def _usage(obj: dict) -> dict[str, int]:
 
 def _id() -> str:
     return "chatcmpl-toy-" + uuid.uuid4().hex[:12]
-
-
-register(Provider("toy", ToyBackend))
-
-
-def make_app():
-    """The real app serving the toy backend. register() above made it a `backend` choice; a provider package
-    under argoproxy/providers/ is registered at start-up and chosen with BACKEND=<name>. This one lives in
-    tests/, imported only here, so it is chosen here."""
-    import dataclasses
-
-    from argoproxy.app import create_app
-    from argoproxy.server import settings_or_exit
-
-    return create_app(dataclasses.replace(settings_or_exit(), backend=ToyBackend.name))
