@@ -49,6 +49,11 @@ def relay_sse(resp: UpstreamResponse, read_timeout: float, max_event: int = sse.
                 resp.drain(DRAIN_SECONDS)
                 return
             last = event
+        elif last is None and sse.block_data(event) is None:
+            # An upstream's keepalive comment (llama.cpp's `: ping` while it reads a long prompt) before any
+            # data: the proxy keeps its client's connection alive itself, and the stream's first event must be
+            # its first data, so a stream that ends before any can still be asked for whole (pipeline.py).
+            continue
         yield event
     if not _finished(sse.block_data(last) if last else None):
         raise ProxyError(502, "The upstream server closed the stream before the answer was complete.",

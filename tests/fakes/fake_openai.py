@@ -6,7 +6,8 @@ message, an assistant message with `content: null`: 500, whatever answer is queu
 stream's usage chunk only to a request that asked for it (`stream_options.include_usage`). Switches:
 `accepts_developer` / `accepts_null_content` (OpenAI's own API takes both), `sends_stream_usage = False`
 (llama.cpp's server ignores include_usage), `streams_auto_tool_calls = False` (llama.cpp's server cannot stream
-a tool call its model chose under `tool_choice: auto`: it sends the stream's headers, then ends it with no event)."""
+a tool call its model chose under `tool_choice: auto`: it sends the stream's headers, a keepalive comment when the
+prompt took long, then ends it with no data)."""
 
 from __future__ import annotations
 
@@ -158,7 +159,7 @@ class FakeOpenAI:
                 if answer is None:
                     answer = fake.default_answer(self.command, path, body)
                 if isinstance(answer, Stream) and fake.cannot_stream(answer, body):
-                    fake._write_stream(self, Stream([]))
+                    fake._write_stream(self, Stream([LLAMA_PING]))  # its keepalive while it read the prompt, then nothing
                 elif isinstance(answer, Stream):
                     fake._write_stream(self, answer, fake.usage_asked(body))
                 elif isinstance(answer, Huge):
@@ -343,6 +344,7 @@ class FakeOpenAI:
 
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+LLAMA_PING = b": ping - 2026-11-23 23:44:40.000000+00:00\n\n"  # sse_starlette's, every 15 s of a llama.cpp stream
 
 
 def _server_error(message: str) -> dict:
