@@ -18,9 +18,37 @@ _MARK = "\x00cot-proxy-long-" + os.urandom(8).hex() + "-%d\x00"
 def swap(obj: Any) -> tuple[Any, list[str]]:
     """obj with every string longer than SLICE replaced by a marker, and those strings in order (obj itself,
     unchanged, when it has none)."""
+    if _short_delta(obj) or not _holds_long(obj):  # most events: looked at, not copied
+        return obj, []
     texts: list[str] = []
-    swapped = _swap(obj, texts)
-    return (swapped if texts else obj), texts
+    return _swap(obj, texts), texts
+
+
+def _short_delta(event: Any) -> bool:
+    """A delta event, most of a stream: one chunk's text in `delta` (Messages: `delta.text`, `partial_json` or
+    `thinking`) beside a few ids and indices, so its `delta` is all that could be long."""
+    if type(event) is not dict or len(event) > 8:
+        return False
+    delta = event.get("delta")
+    if type(delta) is dict and len(delta) <= 3:
+        delta = delta.get("text") or delta.get("partial_json") or delta.get("thinking") or ""
+    return type(delta) is str and len(delta) <= SLICE
+
+
+def _holds_long(obj: Any) -> bool:
+    stack = [obj]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        value = pop()
+        kind = type(value)
+        if kind is str:
+            if len(value) > SLICE:
+                return True
+        elif kind is dict:
+            extend(value.values())
+        elif kind is list:
+            extend(value)
+    return False
 
 
 def _swap(obj: Any, texts: list[str]) -> Any:
