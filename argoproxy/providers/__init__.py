@@ -73,6 +73,9 @@ class Provider:
     switch: str = ""  # a boolean setting of its own that chooses this backend when true (USE_NATIVE_OPENAI)
     used_only_when: UsedOnlyWhen = dataclasses.field(default_factory=dict)  # its settings that other settings turn off
     first_run: str = ""  # "package.module:NAME" of its FirstRun (argoproxy/firstrun.py), imported only there
+    # Which backend these settings select, for a provider with more than one (ARGO standard and native mode);
+    # None: always `backend`.
+    backend_for: Callable[[Any], str | type] | None = None
 
     @property
     def uses_target_url(self) -> bool:
@@ -82,11 +85,13 @@ class Provider:
         """Where its requests go with these settings."""
         return settings.target_base_url if self.own_url is None else self.own_url(settings)
 
-    def backend_class(self) -> type[Backend]:
-        if isinstance(self.backend, str):
-            module, _, name = self.backend.partition(":")
+    def backend_class(self, settings: Any = None) -> type[Backend]:
+        """The Backend subclass (for these settings, when the provider has several)."""
+        spec = self.backend_for(settings) if self.backend_for is not None and settings is not None else self.backend
+        if isinstance(spec, str):
+            module, _, name = spec.partition(":")
             return getattr(importlib.import_module(module), name)
-        return self.backend
+        return spec
 
 
 _REGISTRY: dict[str, Provider] = {}
@@ -165,4 +170,4 @@ DEFAULT_TARGET_URLS: Mapping[str, str] = _DefaultTargetUrls()
 
 
 def create_backend(settings: Settings, upstream: Upstream) -> Backend:
-    return get(settings.backend).backend_class()(settings, upstream)
+    return get(settings.backend).backend_class(settings)(settings, upstream)

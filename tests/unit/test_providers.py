@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from argoproxy import providers
-from argoproxy.providers.argo.backend import ArgoBackend
+from argoproxy.providers.argo.native import ArgoNativeBackend
+from argoproxy.providers.argo.standard import ArgoStandardBackend
 from argoproxy.providers.base import Backend
 from argoproxy.server import describe_mode
 from argoproxy.settings import SETTING_FIELDS, CoreSettings, Settings, SettingsError, load_settings
@@ -39,7 +40,11 @@ def test_every_provider_package_is_registered():
         if provider.key_setting:  # a routing entry's api_key_env fills a setting that exists
             assert provider.key_setting in SETTING_FIELDS
         assert set(provider.entry_urls("http://127.0.0.1:9/v1/")) <= set(SETTING_FIELDS)
-    assert providers.get("argo").backend_class() is ArgoBackend
+    argo = providers.get("argo")
+    standard = load_settings({}, environ={"BACKEND": "argo", "ARGO_USER": "alice"})
+    native = dataclasses.replace(standard, use_native_openai=True)
+    assert argo.backend_class(standard) is ArgoStandardBackend and argo.backend_class(native) is ArgoNativeBackend
+    assert isinstance(providers.create_backend(native, Upstream(1, 1, 0)), ArgoNativeBackend)
 
 
 def test_backend_choices_come_from_the_registry():

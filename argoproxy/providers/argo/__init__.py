@@ -1,7 +1,9 @@
 """The argo provider: Argonne's ARGO gateway behind an OpenAI API.
 
 Modules:
-  backend   - the ArgoBackend: standard and native OpenAI modes, raw routes
+  backend   - what the two ARGO backends share: users, aliases, images, raw routes, /health
+  standard  - ArgoStandardBackend: OpenAI requests translated to ARGO's own JSON (use_native_openai off)
+  native    - ArgoNativeBackend: OpenAI (and Claude's Messages) requests sent to ARGO's compatible APIs
   settings  - its settings fragment (ARGO_USER, ARGO_URL, ..., image inlining), start-up rule and line, and
               how a routing entry's base_url reaches its URLs
   firstrun  - its first-run questions (the ANL username) and connectivity checks
@@ -22,4 +24,4 @@ register(Provider("argo", "argoproxy.providers.argo.backend:ArgoBackend", settin
                   check_settings=settings.check_settings, startup_line=settings.startup_line,
                   summary="Argonne's ARGO gateway", key_setting="", entry_urls=settings.entry_urls,
                   own_url=settings.own_url, switch="use_native_openai", used_only_when=settings.USED_ONLY_WHEN,
-                  first_run="argoproxy.providers.argo.firstrun:FIRST_RUN"))
+                  first_run="argoproxy.providers.argo.firstrun:FIRST_RUN", backend_for=settings.backend_for))

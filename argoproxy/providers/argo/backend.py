@@ -1,15 +1,12 @@
-"""The argo backend: Argonne's ARGO gateway behind an OpenAI API (translation in the modules beside this one).
-
-Standard mode translates chat, legacy completions and embeddings to ARGO's own JSON, with model aliases,
-per-family message normalisation, tool calls and image inlining. Native mode (use_native_openai) sends the
-OpenAI requests untransformed to ARGO's OpenAI-compatible API, still mapping model aliases, setting the
-user and inlining images. Raw routes /v1/chat and /v1/embed speak ARGO's JSON; /v1/status says hello.
+"""The argo backends' shared part: Argonne's ARGO gateway behind an OpenAI API. Two backends share it, chosen
+by use_native_openai (the Provider record's backend_for): standard mode (standard.py) translates chat, legacy
+completions and embeddings to ARGO's own JSON; native mode (native.py) sends the OpenAI requests untransformed
+to ARGO's OpenAI-compatible API. Both map model aliases, set the user and inline images, and both serve the
+raw routes /v1/chat and /v1/embed (ARGO's JSON) and /v1/status (a hello through ARGO's chat endpoint).
 """
 
 from __future__ import annotations
 
-import base64
-import logging
 import time
 from urllib.parse import parse_qs
 from typing import Any, Callable, Iterator
@@ -23,29 +20,27 @@ from argoproxy.errors import ProxyError
 from argoproxy.exchange import Answer
 from argoproxy.health import probe
 from argoproxy.jsonfast import dumps
-from argoproxy.providers.argo import convert, models, normalize, stream, text_call_answers, tools
+from argoproxy.providers.argo import convert, models, normalize, stream, text_call_answers
+from argoproxy.providers.argo.settings import own_url
 from argoproxy.providers.argo.text_calls import DEFAULT_LIMIT as TEXT_CALL_LIMIT
-from argoproxy.providers.base import Backend, StreamItem
-from argoproxy.relay import relay_sse, upstream_error
+from argoproxy.providers.base import Backend
 from argoproxy.request_body import parse_object
 from argoproxy.validation import check_allowed_model
-from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
-from argoproxy.upstream_url import join_url
+from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks
 
-log = logging.getLogger("cot_proxy")
-NATIVE_PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
 STATUS_PROMPT = "Say hello"
 KEY_HEADERS = ("Authorization", "X-Api-Key", "Api-Key")
 
 
 class ArgoBackend(Backend):
+    """What standard and native mode share; each mode's backend prepares the body in its own way."""
+
     name = "argo"
+    mode = ""  # "standard" or "native", as /health says
     tool_turn_content = None  # argo-proxy, the gateway's reference client, sends null beside tool calls
 
     def __init__(self, settings, upstream) -> None:
         super().__init__(settings, upstream)
-        self.native = settings.use_native_openai
-        self.relay_headers = self.transparent = self.native
         self.fallback = settings.model_fallback or None
         if self.fallback:
             models.resolve_model(self.fallback)  # a bad fallback fails at start-up, not per request
@@ -69,39 +64,17 @@ class ArgoBackend(Backend):
                     return value
         return self.settings.user
 
-    # ------------------------------------------------------------------ policy
-    def upstream_streams(self, call: Call, wanted: bool) -> bool:
-        if self.native:
-            return wanted
-        if call.body.get("tools"):
-            return False  # tool answers are parsed from a whole reply, so tool calls always pseudo-stream
-        if self.settings.upstream_mode == "off":
-            return wanted and self.settings.real_stream
-        return wanted
-
-    def transforms_answers(self, call: Call) -> bool:
-        return not self.native  # native mode: answers reach the client as they were
-
+    # ------------------------------------------------------------------ request side
     # ------------------------------------------------------------------ request side
     def prepare(self, call: Call) -> None:
-        body = call.body
-        if "timeout" in body:
-            call.timeout = pop_timeout(body)
+        if "timeout" in call.body:
+            call.timeout = pop_timeout(call.body)
             call.body_changed = True
-        user = self.user_for(call)
-        kind = "embed" if call.kind == "embeddings" else "chat"
-        if self.native:
-            self.prepare_native(call, user, kind)
-            return
-        model_id = models.resolve_model(call.model, kind, fallback=self.fallback)
-        call.upstream_model = model_id
-        if call.kind == "chat":
-            self.inline_images(body)
-        family = models.model_family(model_id)
-        prompt_tools = tools.uses_prompt_tools(family, self.settings.tool_prompt)
-        call.extra.update(family=family, prompt_tools=prompt_tools, user=user, model_id=model_id)
-        if family == "anthropic" and not prompt_tools:
-            self.watch_text_calls(call)
+        self.prepare_body(call, self.user_for(call), "embed" if call.kind == "embeddings" else "chat")
+
+    def prepare_body(self, call: Call, user: str, kind: str) -> None:
+        """The mode's own preparation of call.body (in place), for this ARGO user and model kind."""
+        raise NotImplementedError
 
     def watch_text_calls(self, call: Call) -> None:
         """Claude on ARGO may write a tool call into its text (docs/text-tool-calls.md): the answer to a chat
@@ -110,19 +83,6 @@ class ArgoBackend(Backend):
             names = text_call_answers.declared_names(call.body)
             if names:
                 call.extra["text_calls"] = names
-
-    def prepare_native(self, call: Call, user: str, kind: str) -> None:
-        body = call.body
-        if call.model:
-            body["model"] = native_model(call.model, kind)
-        call.upstream_model = body.get("model")
-        if "claude" in str(call.upstream_model).lower():  # ARGO's OpenAI-compatible endpoint leaks them too
-            self.watch_text_calls(call)
-        if user:  # username passthrough without a configured user: a client without a key sends its own
-            body["user"] = user
-        if call.kind == "chat":
-            self.inline_images(body)
-        call.body_changed = True
 
     def inline_images(self, body: dict[str, Any]) -> None:
         if not _has_remote_images(body):
@@ -134,143 +94,13 @@ class ArgoBackend(Backend):
             body.clear()
             body.update(inlined)
 
-    def encode(self, call: Call) -> UpstreamRequest:
-        if self.native:
-            url = join_url(self.settings.native_openai_base_url, NATIVE_PATHS[call.kind])
-            headers = {"Content-Type": "application/json"}
-            if "Authorization" in call.headers:
-                headers["Authorization"] = call.headers["Authorization"]
-            if call.upstream_stream:
-                headers.update({"Accept": "text/event-stream", "Accept-Encoding": "identity"})
-            return UpstreamRequest("POST", url, headers, call.body_bytes(), call.timeout)
-        x = call.extra
-        body = call.body
-        if call.kind == "chat":
-            body = tools.encode_tools(body, x["family"], x["prompt_tools"]) if body.get("tools") else body
-            argo_body = convert.chat_request_to_argo(body, model_id=x["model_id"], user=x["user"],
-                                                     stream=call.upstream_stream)
-        else:
-            argo_body = convert.completion_request_to_argo(body, model_id=x["model_id"], user=x["user"],
-                                                           stream=call.upstream_stream)
-        url = self.settings.argo_stream_url if call.upstream_stream else self.settings.argo_url
-        headers = {"Content-Type": "application/json", "Accept-Encoding": "identity" if call.upstream_stream else "gzip"}
-        return UpstreamRequest("POST", url, headers, dumps(argo_body), call.timeout)
-
-    def native_front(self, front: str, model: str | None) -> bool:
-        """Native mode sends Claude models' /v1/messages to ARGO's Anthropic endpoint (argo-proxy's
-        --native-anthropic); other models and fronts go through the chat translation."""
-        return self.native and front == "messages" and "claude" in native_model(model or "", "chat").lower()
-
     def front_model(self, front: str, model: str | None) -> str | None:
         return native_model(model, "chat") if model else model
-
-    def front_request(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> UpstreamRequest:
-        """The Messages request for ARGO's native Anthropic endpoint: alias mapped, user set (as the key and
-        in metadata.user_id), image URLs inlined, as native OpenAI mode does."""
-        if "timeout" in body:
-            call.timeout = pop_timeout(body)
-        user = self.user_for(call)
-        body["model"] = call.upstream_model = native_model(body.get("model") or "", "chat")
-        if not count_only:
-            body["metadata"] = {**(body.get("metadata") if isinstance(body.get("metadata"), dict) else {}),
-                                "user_id": user}
-            self.inline_anthropic_images(body)
-        base = self.settings.native_anthropic_base_url
-        url = join_url(base, "/count_tokens") if count_only else base
-        headers = {"Content-Type": "application/json", "X-Api-Key": user,
-                   "Anthropic-Version": call.headers.get("Anthropic-Version") or "2023-06-01"}
-        if call.headers.get("Anthropic-Beta"):
-            headers["Anthropic-Beta"] = call.headers["Anthropic-Beta"]
-        if body.get("stream") is True and not count_only:
-            headers.update({"Accept": "text/event-stream", "Accept-Encoding": "identity"})
-        return UpstreamRequest("POST", url, headers, dumps(body), call.timeout)
-
-    def inline_anthropic_images(self, body: dict[str, Any]) -> None:
-        """Image blocks with a URL source become base64 sources (a failed download keeps its URL)."""
-        sources = [block["source"] for message in body.get("messages") or () if isinstance(message, dict)
-                   for block in (message.get("content") if isinstance(message.get("content"), list) else ())
-                   if isinstance(block, dict) and block.get("type") == "image" and isinstance(block.get("source"), dict)
-                   and block["source"].get("type") == "url" and isinstance(block["source"].get("url"), str)]
-        if not sources:
-            return
-        if self._image_session is None:
-            self._image_session = images.image_session(self.settings.concurrent_downloads)
-        for source in sources:
-            try:
-                image = images.fetch_image(source["url"], self.image_options, self._image_session)
-            except images.ImageFetchError as exc:
-                log.warning("image not inlined: %s", exc)
-                continue
-            source.clear()
-            source.update(type="base64", media_type=image.mime, data=base64.b64encode(image.data).decode("ascii"))
-
-    def complete(self, call: Call) -> dict[str, Any] | None:
-        """Embeddings in standard mode: ARGO takes 16 inputs per call, so larger inputs take several."""
-        if self.native or call.kind != "embeddings":
-            return None
-        x = call.extra
-        answers = []
-        for argo_body in convert.embedding_request_to_argo(call.body, model_id=x["model_id"], user=x["user"]):
-            req = UpstreamRequest("POST", self.settings.argo_embedding_url, {"Content-Type": "application/json"},
-                                  dumps(argo_body), call.timeout)
-            call.upstream_request = req
-            with self.upstream.send(req) as resp:
-                call.upstream_status = resp.status_code
-                if resp.status_code >= 400:
-                    raise convert.error_from_argo(resp.status_code, resp.content)
-                answers.append(convert.parse_argo_json(resp.content))
-        return convert.embeddings_to_openai(answers, request=call.body, model=call.model or x["model_id"])
-
-    # ------------------------------------------------------------------ answer side
-    def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
-        names = call.extra.get("text_calls")
-        if self.native:
-            if names:
-                return text_call_answers.transform_body(resp.content, names, self.text_call_limit)
-            return resp.content
-        argo_body = convert.parse_argo_json(resp.content)
-        prompt_tokens = tokens.count_request_tokens(call.body)
-        model = call.model or call.extra["model_id"]
-        if call.kind == "completions":
-            return convert.completion_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens)
-        x = call.extra
-        decode_tools = (lambda r: tools.decode_tool_calls(r, x["family"], x["prompt_tools"])) \
-            if call.body.get("tools") else None
-        obj = convert.chat_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens,
-                                              decode_tools=decode_tools)
-        if names:
-            text_call_answers.transform_completion(obj, names, self.text_call_limit)
-        return obj
-
-    def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
-        if self.native:
-            events = relay_sse(resp, self.upstream.read_timeout, self.settings.max_sse_event_bytes)
-            names = call.extra.get("text_calls")
-            return text_call_answers.stream_items(events, names, self.text_call_limit) if names else events
-        return self._argo_stream(call, resp)  # ARGO's streamchat takes no tools: tool answers come whole
 
     @property
     def text_call_limit(self) -> int:
         """The largest text-written call taken (characters): 1 MiB, or MAX_SSE_EVENT_BYTES when smaller."""
         return min(TEXT_CALL_LIMIT, self.settings.max_sse_event_bytes)
-
-    def _argo_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[dict[str, Any]]:
-        chunker = stream.stream_completion_chunks if call.kind == "completions" else stream.stream_chat_chunks
-        chunks = chunker(read_chunks(resp), model=call.model or call.extra["model_id"],
-                         prompt_tokens=tokens.count_request_tokens(call.body),
-                         include_usage=call.include_usage or not call.client_stream)
-        try:
-            yield from chunks
-        except READ_ERRORS as exc:
-            raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
-
-    def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
-        if self.native:
-            err = upstream_error(resp)
-            err.raw = resp.content
-            err.headers["Content-Type"] = resp.headers.get("Content-Type") or "application/json"
-            return err
-        return convert.error_from_argo(resp.status_code, resp.content)
 
     # ------------------------------------------------------------------ other routes
     def list_models(self, call: Call) -> dict[str, Any]:
@@ -363,10 +193,10 @@ class ArgoBackend(Backend):
         return resp
 
     def health(self, query: str = "") -> dict[str, Any]:
-        """No upstream call unless asked (?deep=1): then ARGO's chat URL must answer."""
+        """No upstream call unless asked (?deep=1): then ARGO's chat URL (native: its OpenAI base) must answer."""
         if parse_qs(query).get("deep", [""])[-1] not in ("1", "true", "yes"):
-            return {"status": "healthy", "backend": "argo", "mode": "native" if self.native else "standard"}
-        url = self.settings.native_openai_base_url if self.native else self.settings.argo_url
+            return {"status": "healthy", "backend": "argo", "mode": self.mode}
+        url = own_url(self.settings)
         error = probe(self.upstream.session, url)
         if error:
             raise ProxyError(503, f"Health check failed: {error}", code="unhealthy")

@@ -92,6 +92,12 @@ def entry_urls(base_url: str) -> dict[str, str]:
             "argo_stream_url": _joined(base_url, "streamchat/"), "argo_embedding_url": _joined(base_url, "embed/")}
 
 
+def backend_for(settings: Any) -> str:
+    """Standard and native mode are two backends (standard.py, native.py), sharing backend.py."""
+    mode = "native:ArgoNativeBackend" if settings.use_native_openai else "standard:ArgoStandardBackend"
+    return "argoproxy.providers.argo." + mode
+
+
 def own_url(settings: Any) -> str:
     """Where ARGO requests go: its chat endpoint, or its OpenAI-compatible base in native mode."""
     return settings.native_openai_base_url if settings.use_native_openai else settings.argo_url

@@ -1,0 +1,104 @@
+"""ARGO standard mode (use_native_openai off): OpenAI chat, legacy completions and embeddings translated to
+ARGO's own JSON and back, with model aliases (unknown names: MODEL_FALLBACK or 404), per-family tool calls
+(native or through the prompt) and ARGO's plain-text stream, real or pseudo (REAL_STREAM)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from argoproxy import tokens
+from argoproxy.call import Call
+from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import dumps
+from argoproxy.providers.argo import convert, models, stream, text_call_answers, tools
+from argoproxy.providers.argo.backend import ArgoBackend
+from argoproxy.providers.base import StreamItem
+from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
+
+
+class ArgoStandardBackend(ArgoBackend):
+    mode = "standard"
+
+    # ------------------------------------------------------------------ policy
+    def upstream_streams(self, call: Call, wanted: bool) -> bool:
+        if call.body.get("tools"):
+            return False  # tool answers are parsed from a whole reply, so tool calls always pseudo-stream
+        if self.settings.upstream_mode == "off":
+            return wanted and self.settings.real_stream
+        return wanted
+
+    # ------------------------------------------------------------------ request side
+    def prepare_body(self, call: Call, user: str, kind: str) -> None:
+        model_id = models.resolve_model(call.model, kind, fallback=self.fallback)
+        call.upstream_model = model_id
+        if call.kind == "chat":
+            self.inline_images(call.body)
+        family = models.model_family(model_id)
+        prompt_tools = tools.uses_prompt_tools(family, self.settings.tool_prompt)
+        call.extra.update(family=family, prompt_tools=prompt_tools, user=user, model_id=model_id)
+        if family == "anthropic" and not prompt_tools:
+            self.watch_text_calls(call)
+
+    def encode(self, call: Call) -> UpstreamRequest:
+        x = call.extra
+        body = call.body
+        if call.kind == "chat":
+            body = tools.encode_tools(body, x["family"], x["prompt_tools"]) if body.get("tools") else body
+            argo_body = convert.chat_request_to_argo(body, model_id=x["model_id"], user=x["user"],
+                                                     stream=call.upstream_stream)
+        else:
+            argo_body = convert.completion_request_to_argo(body, model_id=x["model_id"], user=x["user"],
+                                                           stream=call.upstream_stream)
+        url = self.settings.argo_stream_url if call.upstream_stream else self.settings.argo_url
+        headers = {"Content-Type": "application/json", "Accept-Encoding": "identity" if call.upstream_stream else "gzip"}
+        return UpstreamRequest("POST", url, headers, dumps(argo_body), call.timeout)
+
+    def complete(self, call: Call) -> dict[str, Any] | None:
+        """Embeddings: ARGO takes 16 inputs per call, so larger inputs take several."""
+        if call.kind != "embeddings":
+            return None
+        x = call.extra
+        answers = []
+        for argo_body in convert.embedding_request_to_argo(call.body, model_id=x["model_id"], user=x["user"]):
+            req = UpstreamRequest("POST", self.settings.argo_embedding_url, {"Content-Type": "application/json"},
+                                  dumps(argo_body), call.timeout)
+            call.upstream_request = req
+            with self.upstream.send(req) as resp:
+                call.upstream_status = resp.status_code
+                if resp.status_code >= 400:
+                    raise convert.error_from_argo(resp.status_code, resp.content)
+                answers.append(convert.parse_argo_json(resp.content))
+        return convert.embeddings_to_openai(answers, request=call.body, model=call.model or x["model_id"])
+
+    # ------------------------------------------------------------------ answer side
+    def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
+        names = call.extra.get("text_calls")
+        argo_body = convert.parse_argo_json(resp.content)
+        prompt_tokens = tokens.count_request_tokens(call.body)
+        model = call.model or call.extra["model_id"]
+        if call.kind == "completions":
+            return convert.completion_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens)
+        x = call.extra
+        decode_tools = (lambda r: tools.decode_tool_calls(r, x["family"], x["prompt_tools"])) \
+            if call.body.get("tools") else None
+        obj = convert.chat_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens,
+                                              decode_tools=decode_tools)
+        if names:
+            text_call_answers.transform_completion(obj, names, self.text_call_limit)
+        return obj
+
+    def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
+        return self._argo_stream(call, resp)  # ARGO's streamchat takes no tools: tool answers come whole
+
+    def _argo_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[dict[str, Any]]:
+        chunker = stream.stream_completion_chunks if call.kind == "completions" else stream.stream_chat_chunks
+        chunks = chunker(read_chunks(resp), model=call.model or call.extra["model_id"],
+                         prompt_tokens=tokens.count_request_tokens(call.body),
+                         include_usage=call.include_usage or not call.client_stream)
+        try:
+            yield from chunks
+        except READ_ERRORS as exc:
+            raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
+
+    def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
+        return convert.error_from_argo(resp.status_code, resp.content)
