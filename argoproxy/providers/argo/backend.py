@@ -72,7 +72,7 @@ class ArgoBackend(Backend):
             call.body_changed = True
         self.prepare_body(call, self.user_for(call), "embed" if call.kind == "embeddings" else "chat")
 
-    def prepare_body(self, call: Call, user: str, kind: str) -> None:
+    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> None:
         """The mode's own preparation of call.body (in place), for this ARGO user and model kind."""
         raise NotImplementedError
 
@@ -175,7 +175,7 @@ class ArgoBackend(Backend):
         body = parse_object(call.raw_body)
         return body, pop_timeout(body)
 
-    def _admitted(self, call: Call, model: Any, kind: str) -> str:
+    def _admitted(self, call: Call, model: Any, kind: models.Kind) -> str:
         """The ARGO model id for a raw route, after the allow-list (checked on the resolved id, as on /v1 routes)."""
         call.model = model if isinstance(model, str) else None
         call.upstream_model = models.resolve_model(model, kind, fallback=self.fallback)
@@ -203,7 +203,7 @@ class ArgoBackend(Backend):
         return {"status": "healthy", "backend": "argo", "target_url": mask_url(url), "deep": True}
 
 
-def native_model(name: str, kind: str) -> str:
+def native_model(name: str, kind: models.Kind) -> str:
     """Aliases map to ARGO ids; in native mode any other name passes through unchanged."""
     try:
         return models.resolve_model(name, kind)

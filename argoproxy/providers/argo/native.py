@@ -12,7 +12,7 @@ from argoproxy import images
 from argoproxy.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
-from argoproxy.providers.argo import text_call_answers
+from argoproxy.providers.argo import models, text_call_answers
 from argoproxy.providers.argo.backend import ArgoBackend, native_model, pop_timeout
 from argoproxy.providers.base import StreamItem
 from argoproxy.relay import relay_sse, upstream_error
@@ -33,7 +33,7 @@ class ArgoNativeBackend(ArgoBackend):
         return False  # answers reach the client as they were
 
     # ------------------------------------------------------------------ request side
-    def prepare_body(self, call: Call, user: str, kind: str) -> None:
+    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> None:
         body = call.body
         if call.model:
             body["model"] = native_model(call.model, kind)

@@ -28,7 +28,7 @@ class ArgoStandardBackend(ArgoBackend):
         return wanted
 
     # ------------------------------------------------------------------ request side
-    def prepare_body(self, call: Call, user: str, kind: str) -> None:
+    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> None:
         model_id = models.resolve_model(call.model, kind, fallback=self.fallback)
         call.upstream_model = model_id
         if call.kind == "chat":
