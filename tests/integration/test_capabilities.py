@@ -14,7 +14,7 @@ import requests
 from tests.clients import anthropic_sdk as ant
 from tests.clients import openai_sdk as oai
 from tests.fakes.fake_argo import CHAT_PATH, NATIVE_CHAT_PATH, NATIVE_MESSAGES_PATH, STREAM_PATH, FakeArgo
-from tests.fakes.fake_openai import FakeOpenAI, Reply, chat_completion
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks
 from tests.integration.test_argo import argo_env
 from tests.polling import poll
 from tests.proxy_process import running_proxy
@@ -212,7 +212,7 @@ def test_one_retry_without_the_parameter_a_400_names(routed):
     up.reset()
     refusal = {"error": {"message": "Unsupported parameter: 'top_k'", "type": "invalid_request_error",
                          "param": "top_k", "code": "unsupported_parameter"}}
-    up.add(Reply(refusal, status=400), Reply(chat_completion("second try")))
+    up.add(Reply(refusal, status=400), Stream(chat_chunks(["second try"])))
     r = requests.post(p.base_url + "/chat/completions", timeout=30,
                       json={"model": "local-x", "messages": MSG, "top_k": 5, "stream": True})
     assert r.status_code == 200 and "second try" in r.text and r.headers[HEADER] == "top_k=dropped"

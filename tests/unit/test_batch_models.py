@@ -78,7 +78,7 @@ def test_a_file_dense_with_arrays_is_refused_before_it_is_parsed(escaped):
     start = time.process_time()
     with pytest.raises(ProxyError) as info:
         CHECK.check_lines([dense] * (MAX_CONTAINERS // 2000 + 1), "file")
-    assert time.process_time() - start < 1.0
+    assert time.process_time() - start < 3.0  # about 0.4 s quiet; CPU time still swells on a loaded machine
     assert (info.value.status, info.value.code) == (400, "batch_too_large")
     braces_in_text = b'{"body": {"model": "gpt-4o", "x": "' + b"{[" * 20_000 + b'"}}'
     CHECK.check_lines([braces_in_text] * 60, "file")  # 2.4 million braces, all inside strings: 3 containers a line
