@@ -19,9 +19,9 @@ def __getattr__(name: str):
     if name != "app":
         raise AttributeError(name)
     if _app is None:
-        from argoproxy import gunicorn_errors
-        from argoproxy.app import create_app
-        from argoproxy.server import worker_settings
+        from argoproxy.serve import gunicorn_errors
+        from argoproxy.serve.flask_app import create_app
+        from argoproxy.serve.gunicorn_app import worker_settings
         gunicorn_errors.install()  # also when started as `gunicorn cot_proxy:app` without gunicorn.conf.py
         _app = create_app(worker_settings())
     return _app

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from argoproxy import __version__
-from argoproxy.settings import SETTING_FIELDS
+from argoproxy.config.settings import SETTING_FIELDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +56,7 @@ def parse_flags(argv: list[str]) -> tuple[dict[str, Any], argparse.Namespace]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from argoproxy.server import loaded_or_exit, run
+    from argoproxy.serve.gunicorn_app import loaded_or_exit, run
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["keys"]:  # the team keys subcommand, the same under every entry point

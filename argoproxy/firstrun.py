@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from argoproxy.listener import create_user_key
+from argoproxy.config.listener import create_user_key
 from argoproxy.redaction import mask_url
-from argoproxy.server import plural, port_label, read_dotenv
-from argoproxy.settings import BadValue, Settings, SettingsError, load_settings
+from argoproxy.serve.gunicorn_app import plural, port_label, read_dotenv
+from argoproxy.config.settings import BadValue, Settings, SettingsError, load_settings
 
 BAR = "-" * 38
 CHECK_TIMEOUT = (3.0, 5.0)
@@ -99,7 +99,7 @@ def ask_port(default: int) -> int:
 
 
 def ask_base_url() -> str:
-    from argoproxy.settings import as_base_url
+    from argoproxy.config.settings import as_base_url
     while True:
         answer = ask("Base URL of the OpenAI-compatible server (e.g. http://localhost:8000/v1): ")
         try:
@@ -145,7 +145,7 @@ class Backend:
 def backends() -> tuple[Backend, ...]:
     """Every registered provider, the default first; one without a FirstRun of its own gets a plain one."""
     from argoproxy import providers
-    from argoproxy.backend_choice import DEFAULT_BACKEND
+    from argoproxy.config.backend_choice import DEFAULT_BACKEND
     chosen = sorted(providers.all_providers(), key=lambda p: p.name != DEFAULT_BACKEND)
     return tuple(Backend(p.name, _first_run(p)) for p in chosen)
 
@@ -212,7 +212,7 @@ def _comment(key: str, comments: Mapping[str, str]) -> str:
         return f"Wire protocol of the upstream: {', '.join(names[:-1])} or {names[-1]}. [BACKEND]"
     if key in COMMENTS or key in comments:
         return COMMENTS.get(key) or comments[key]
-    from argoproxy.settings import SETTING_FIELDS  # a provider's key without a comment of its own: its help
+    from argoproxy.config.settings import SETTING_FIELDS  # a provider's key without a comment of its own: its help
     meta = SETTING_FIELDS[key].metadata
     return meta["help"] + (f" [{meta['env'][0]}]" if meta["env"] else "")
 
@@ -342,8 +342,8 @@ def check_one(method: str, url: str, body: dict | None, need_success: bool) -> s
     """"ok", or why not, worded as the proxy's own errors are (a failing corporate proxy named as such)."""
     import requests  # reads the proxy environment as the proxy does
 
-    from argoproxy.proxy_env import proxy_for
-    from argoproxy.upstream import transport_error
+    from argoproxy.upstream.proxy_env import proxy_for
+    from argoproxy.upstream.client import transport_error
     proxy = proxy_for(url)
     try:
         response = requests.request(method, url, json=body, timeout=CHECK_TIMEOUT, allow_redirects=False)
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     given, parsed = parse_flags(argv)  # a bad or unknown flag ends here, with argparse's usage line
     if parsed.show:
         serve(argv, {})  # nothing to set up: print the settings as every entry point resolves them
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[1]  # the checkout
     named = given.pop("config_path", None)
     config = Path(named or "config.yaml").expanduser().absolute()
     try:

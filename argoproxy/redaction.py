@@ -216,7 +216,7 @@ def configured_secrets(settings: Any) -> list[str]:
     found += routing_secrets(settings)
     if getattr(settings, "enable_auth", False):  # the key the master generated when API_KEY_SECRET is empty
         import os
-        from argoproxy.auth import GENERATED_KEY_ENV
+        from argoproxy.edge.auth import GENERATED_KEY_ENV
         if os.environ.get(GENERATED_KEY_ENV):
             found.append(os.environ[GENERATED_KEY_ENV])
     return found

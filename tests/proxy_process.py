@@ -19,7 +19,7 @@ from typing import Iterator
 
 import psutil
 
-from argoproxy.settings import SETTING_FIELDS
+from argoproxy.config.settings import SETTING_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,7 @@ request, fenced here behind one switch (FAST_PATH, default on) and one explicit 
 
 With FAST_PATH=off nothing here is imported: Gunicorn runs its stock workers and responses, and upstream
 calls go through a stock requests Session (`Session.request(stream=True)`, bodies read with `iter_content`),
-the reference shape (argoproxy/upstream.py), where the `responses` library can mock the upstream.
+the reference shape (argoproxy/upstream/client.py), where the `responses` library can mock the upstream.
 
 With FAST_PATH=on:
 - `install()` (process-wide; in the Gunicorn master before workers fork, and again in each app, idempotent):

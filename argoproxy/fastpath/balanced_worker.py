@@ -8,7 +8,7 @@ anonymous shared mmap made in the master before any fork). A worker holding clea
 loaded live peer stops accepting for a moment and leaves the connection to that peer; if no peer takes it
 within PATIENCE the worker accepts anyway, so a stuck or busy peer never holds connections back for long.
 
-Used for WORKER_CLASS=gevent when more than one worker runs and FAST_PATH is on (argoproxy.server picks it).
+Used for WORKER_CLASS=gevent when more than one worker runs and FAST_PATH is on (argoproxy.serve.gunicorn_app picks it).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ http.client directly.
 requests' per-call preparation (merging settings, cookies, hooks, adapters) costs more CPU than the rest of
 the proxy together, so `DirectPools.send` calls the pool requests would have picked, with the lean
 connection classes of argoproxy.fastpath.connections. `PooledResponse` is the same interface as the stock
-`argoproxy.upstream.StockResponse`, over the bare urllib3 response.
+`argoproxy.upstream.client.StockResponse`, over the bare urllib3 response.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import requests
 import urllib3
 
 from argoproxy.fastpath.connections import LeanHTTPConnection, LeanHTTPSConnection
-from argoproxy.proxy_env import ca_bundle, proxy_for
-from argoproxy.upstream import READ_SIZE, UpstreamRequest, UpstreamResponse, read_arrived
+from argoproxy.upstream.proxy_env import ca_bundle, proxy_for
+from argoproxy.upstream.client import READ_SIZE, UpstreamRequest, UpstreamResponse, read_arrived
 
 # urllib3 retries nothing itself (the proxy decides, in Upstream.send); one shared object, as urlopen builds one
 # per call from retries=False.

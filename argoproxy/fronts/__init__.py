@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import long_strings
 from argoproxy.jsonfast import dumps
-from argoproxy.stream_usage import OutputCount, estimated_usage, prompt_tokens
+from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens
 
 # Chunk-delta keys that carry reasoning text (DeepSeek/DashScope/vLLM<0.10; newer vLLM, OpenRouter).
 REASONING_KEYS = ("reasoning_content", "reasoning")
@@ -51,7 +51,7 @@ class Exchange:
     keep: int = 16 * 1024 * 1024
     # Filled while the answer is translated (journals and metrics read them).
     usage: dict[str, Any] | None = None  # the internal (chat) usage
-    usage_estimated: bool = False  # the upstream sent none: counted here (argoproxy/stream_usage.py)
+    usage_estimated: bool = False  # the upstream sent none: counted here (argoproxy/pipeline/stream_usage.py)
     output: dict[str, Any] | None = None  # the translated whole answer
     error: ProxyError | None = None  # the error that ended a stream
     cut: bool = False  # the encoder ended the stream early: it would have had to keep more than `keep`
@@ -61,7 +61,7 @@ class Front:
     """The interface of a front door; subclasses are stateless and shared by all requests."""
 
     name = "chat"
-    #: what SSE_KEEPALIVE sends while a stream waits on its upstream (argoproxy/keepalive.py)
+    #: what SSE_KEEPALIVE sends while a stream waits on its upstream (argoproxy/pipeline/keepalive.py)
     keepalive_beat = b": keepalive\n\n"
     #: the chat-completions path the internal request takes upstream
     chat_path = "v1/chat/completions"

@@ -2,7 +2,7 @@
 `:streamGenerateContent` (`?alt=sse`, or a JSON array streamed without it) and `:countTokens`, translated to the
 one internal chat-completions request; a chat.completion (or its chunks) back as a GenerateContentResponse (or
 its stream). The model list routes (`GET /v1beta/models[/{model}]`) are answered by the door from the proxy's own
-list (argoproxy/door.py, `google_models`).
+list (argoproxy/serve/door.py, `google_models`).
 
 Google has no tool-call ids on the wire by default: a `functionCall` in the history gets the id it carries, else
 one made from its turn and place, and each `functionResponse` of the next user turn is matched back to a call of
@@ -480,7 +480,7 @@ def thoughts_requested(body: Mapping[str, Any]) -> bool:
 
 def usage_metadata(usage: Any) -> dict[str, Any]:
     """Chat usage as usageMetadata (candidates exclude the reasoning tokens, which Gemini counts apart). The
-    shared answer side estimates a usage the upstream did not send (argoproxy/stream_usage.py)."""
+    shared answer side estimates a usage the upstream did not send (argoproxy/pipeline/stream_usage.py)."""
     if not isinstance(usage, dict):
         return {"promptTokenCount": 0, "candidatesTokenCount": 0, "totalTokenCount": 0}
     prompt = usage.get("prompt_tokens") or 0

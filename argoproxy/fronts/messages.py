@@ -185,7 +185,7 @@ def assistant_to_chat(content: list[Any], param: str) -> dict[str, Any]:
         else:
             raise _bad(f"blocks of type {kind!r} are not supported in assistant turns through a chat-completions "
                        "backend.", f"{where}.type")
-    # "" rather than null beside tool calls: llama.cpp's server refuses null (argoproxy/upstream_messages.py)
+    # "" rather than null beside tool calls: llama.cpp's server refuses null (argoproxy/pipeline/upstream_messages.py)
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
     if calls:
         message["tool_calls"] = calls

@@ -12,25 +12,25 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from argoproxy.exchange import Answer
+from argoproxy.edge.http_objects import Answer
 
-from argoproxy import streamconv
-from argoproxy.answer_shape import check_chunk
-from argoproxy.call import Call
+from argoproxy.pipeline import streamconv
+from argoproxy.pipeline.answer_shape import check_chunk
+from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import DoorArgs, Exchange, Front, front_named
-from argoproxy.headers import response_headers
+from argoproxy.edge.header_policy import response_headers
 from argoproxy.jsonfast import dumps
-from argoproxy.llm_params import apply_rule
-from argoproxy.logs import listing
+from argoproxy.config.llm_params import apply_rule
+from argoproxy.observe.logs import listing
 from argoproxy.redaction import sanitize_message
-from argoproxy.request_body import parse_object
-from argoproxy.tokens import count_request_tokens
-from argoproxy.upstream import READ_ERRORS, UpstreamResponse, read_chunks, stream_error
-from argoproxy.validation import check_allowed_model, validate
+from argoproxy.edge.request_body import parse_object
+from argoproxy.pipeline.tokens import count_request_tokens
+from argoproxy.upstream.client import READ_ERRORS, UpstreamResponse, read_chunks, stream_error
+from argoproxy.edge.validation import check_allowed_model, validate
 
 if TYPE_CHECKING:
-    from argoproxy.pipeline import Gateway
+    from argoproxy.pipeline.gateway import Gateway
 
 log = logging.getLogger("cot_proxy")
 
@@ -52,7 +52,7 @@ class FrontService:
     def api(self, call: Call, front: Front, count_only: bool = False, args: DoorArgs | None = None) -> Answer:
         """POST /v1/responses, /v1/messages, /v1/messages/count_tokens, /v1beta/models/{model}:{method} (args:
         what the path says: the Google door names the model and the method there)."""
-        from argoproxy.pipeline import read_request_body
+        from argoproxy.pipeline.gateway import read_request_body
         call.front = front.name
         call.raw_body = read_request_body(call, self.settings.max_body_bytes)
         body = parse_object(call.raw_body)
@@ -89,7 +89,7 @@ class FrontService:
         return gateway.finish(call, self.backend.encode(call))
 
     def count_tokens(self, call: Call, front: Front, chat: dict[str, Any]) -> Answer:
-        """An estimate (argoproxy/tokens.py) over messages, system and tools: chat upstreams have no count route."""
+        """An estimate (argoproxy/pipeline/tokens.py) over messages, system and tools: chat upstreams have no count route."""
         call.kind = "count_tokens"
         check_allowed_model(self.settings.allowed_models, call.model)
         if self.gateway.routing is not None:  # counted here, but only for a model a request could be sent to
@@ -132,7 +132,7 @@ class FrontService:
     # The Gateway decodes a 2xx answer to a translated request and runs the think transform
     # (Gateway.decoded_stream / decoded_whole / completion_of); these encode it in the front's shape.
     def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[Any]) -> Answer:
-        from argoproxy.pipeline import sse_object
+        from argoproxy.pipeline.gateway import sse_object
         chunks = self.chunks((sse_object(i) if type(i) is bytes else i for i in items), resp)
         if call.client_stream:
             return self.events(call, resp, chunks)

@@ -8,10 +8,10 @@ questions. Its `__init__.py` registers it by name with `register(Provider(...))`
 
 `discover()` imports every package in this directory and every top-level package on the import path whose
 name starts with `cot_proxy_provider_` (installed with pip, or in a directory on PYTHONPATH), so adding a
-provider touches nothing outside its own package. It runs when argoproxy.settings is first imported, before
+provider touches nothing outside its own package. It runs when argoproxy.config.settings is first imported, before
 the Settings class is composed from the fragments. Registration is light: the backend module (requests,
 urllib3, Pillow...) is imported only when a worker builds the backend, after gevent has patched it, never in
-the Gunicorn master. Providers import shared helpers (argoproxy/relay.py, upstream, sse, errors), never the
+the Gunicorn master. Providers import shared helpers (argoproxy/upstream/relay.py, upstream, sse, errors), never the
 pipeline.
 """
 
@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping as MappingType
 
 if TYPE_CHECKING:
     from argoproxy.providers.base import Backend
-    from argoproxy.settings import Settings
-    from argoproxy.upstream import Upstream
+    from argoproxy.config.settings import Settings
+    from argoproxy.upstream.client import Upstream
 
 
 def no_problem(settings: Any) -> str | None:

@@ -1,6 +1,6 @@
 """The Backend interface every provider implements (argoproxy/providers/<name>/backend.py).
 
-The pipeline (argoproxy/pipeline.py) owns everything protocol-independent: auth, parsing and validation,
+The pipeline (argoproxy/pipeline/gateway.py) owns everything protocol-independent: auth, parsing and validation,
 LLM_PARAMS, think tags, stream <-> non-stream conversion, errors, metrics and journals. A backend declares
 its policy (does the upstream call stream, do answer transforms apply) through hooks the pipeline consults
 before it edits the body, and otherwise only translates: OpenAI request -> upstream request (`encode`),
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from argoproxy.call import Call
+from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
-from argoproxy.upstream import Upstream, UpstreamRequest, UpstreamResponse
+from argoproxy.upstream.client import Upstream, UpstreamRequest, UpstreamResponse
 
 if TYPE_CHECKING:
-    from argoproxy.settings import Settings
+    from argoproxy.config.settings import Settings
 
 # A stream item: already-encoded SSE bytes the pipeline may relay untouched, or a chunk dict to encode.
 StreamItem = bytes | dict
@@ -34,7 +34,7 @@ class Backend:
     #: pass the upstream's response headers (rate-limit headers and the like) to the client.
     relay_headers = False
     #: the content of an assistant turn that only calls tools: "" (never null: llama.cpp's server and others
-    #: refuse null), or None for an upstream known to want null (argoproxy/upstream_messages.py)
+    #: refuse null), or None for an upstream known to want null (argoproxy/pipeline/upstream_messages.py)
     tool_turn_content: str | None = ""
     #: requests go up unchecked (the upstream judges parameters) and whole 2xx answers come back as they are,
     #: whatever their content (ARGO native mode).
@@ -43,7 +43,7 @@ class Backend:
     def __init__(self, settings: Settings, upstream: Upstream) -> None:
         self.settings = settings
         self.upstream = upstream
-        #: the upstream takes `developer` messages (else they go as `system`: argoproxy/upstream_messages.py)
+        #: the upstream takes `developer` messages (else they go as `system`: argoproxy/pipeline/upstream_messages.py)
         self.keeps_developer = settings.developer_role == "keep"
 
     # --- policy: consulted by the pipeline before it edits the body

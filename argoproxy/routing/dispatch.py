@@ -2,7 +2,7 @@
 
 Built only when `models` is configured (without it the Gateway serves its one upstream as before). Each
 deployment gets its own Backend (its base URL, key and `params` in a Settings copy) and its own Gateway view
-(argoproxy/pipeline.py, sharing observers, metrics and journals), so every transform, error shape and
+(argoproxy/pipeline/gateway.py, sharing observers, metrics and journals), so every transform, error shape and
 observer works the same on every route.
 
 One call: the allow-list is checked on the name asked for; the router gives the chain (the model's pool,
@@ -27,21 +27,22 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from urllib.parse import quote
 
-from argoproxy import keepalive, providers
-from argoproxy.exchange import Answer
+from argoproxy.pipeline import keepalive
+from argoproxy import providers
+from argoproxy.edge.http_objects import Answer
 
-from argoproxy.call import Call
+from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps, loads
-from argoproxy.llm_params import LlmParams, ModelRule, merge_rules
+from argoproxy.config.llm_params import LlmParams, ModelRule, merge_rules
 from argoproxy.routing.entries import ModelEntry, entry_url
 from argoproxy.routing.router import Deployment, Pool, Router
-from argoproxy.upstream import RETRY_BUDGET, Upstream, describe_host, parse_retry_after
-from argoproxy.validation import check_allowed_model, model_allowed
+from argoproxy.upstream.client import RETRY_BUDGET, Upstream, describe_host, parse_retry_after
+from argoproxy.edge.validation import check_allowed_model, model_allowed
 
 if TYPE_CHECKING:
-    from argoproxy.pipeline import Gateway
-    from argoproxy.settings import Settings
+    from argoproxy.pipeline.gateway import Gateway
+    from argoproxy.config.settings import Settings
 
 log = logging.getLogger("cot_proxy")
 
@@ -88,7 +89,7 @@ def deployment_settings(settings: Settings, entry: ModelEntry, environ: dict[str
     if entry.base_url:
         changes.update(provider.entry_urls(entry.base_url))
     elif entry.backend != settings.backend:
-        from argoproxy.settings import _with_backend_defaults
+        from argoproxy.config.settings import _with_backend_defaults
         changes["target_base_url"] = ""
         return _with_backend_defaults(dataclasses.replace(settings, **changes))
     return dataclasses.replace(settings, **changes)
@@ -278,7 +279,7 @@ class Routing:
         """The optional active health probe: one background thread per worker (a greenlet under gevent)."""
         if self._prober is not None or not self.settings.health_probe_seconds:
             return
-        from argoproxy.health import probe
+        from argoproxy.observe.health import probe
         interval = self.settings.health_probe_seconds
 
         def probe_deployment(dep: Deployment) -> str | None:
@@ -327,7 +328,7 @@ class CommitHeaders:
         self.call, self.gateway = call, gateway
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        from argoproxy.pipeline import SSE_HEADERS
+        from argoproxy.pipeline.gateway import SSE_HEADERS
         call = self.call
         headers = list(SSE_HEADERS.items())
         if call.exchange is not None:

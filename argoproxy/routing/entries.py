@@ -17,9 +17,9 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from argoproxy import providers
-from argoproxy.capabilities import parse_fields
-from argoproxy.llm_params import CONTROL_KEYS, THINK_MODES, ModelRule, convert_value
-from argoproxy.upstream_url import split_query
+from argoproxy.pipeline.capabilities import parse_fields
+from argoproxy.config.llm_params import CONTROL_KEYS, THINK_MODES, ModelRule, convert_value
+from argoproxy.upstream.url import split_query
 
 ENTRY_KEYS = ("name", "backend", "base_url", "api_key_env", "upstream_model", "params", "weight", "developer_role",
               "capabilities")
@@ -140,7 +140,7 @@ def _base_url(value: Any, at: str) -> str:
         raise ValueError(f"{at}: the port is not a number") from None
     head, query = split_query(url)
     head = head if head.endswith("/") else head + "/"
-    return f"{head}?{query}" if query else head  # the query stays the upstream's (argoproxy/upstream_url.py)
+    return f"{head}?{query}" if query else head  # the query stays the upstream's (argoproxy/upstream/url.py)
 
 
 def _weight(value: Any, at: str) -> float:

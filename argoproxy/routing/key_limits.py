@@ -19,7 +19,7 @@ import math
 import time
 from typing import Callable, Iterable, Mapping
 
-from argoproxy.call import Call
+from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.routing.entries import KeyLimit
 from argoproxy.routing.shared import SharedCells

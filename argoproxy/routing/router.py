@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable
 
-from argoproxy.client_caches import BoundedCache
+from argoproxy.edge.client_caches import BoundedCache
 from argoproxy.routing.entries import ModelEntry
 from argoproxy.routing.shared import SharedCells
 

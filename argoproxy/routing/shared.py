@@ -2,7 +2,7 @@
 
 Under Gunicorn each worker is its own process; what must add up across them (requests per minute of a client
 key, which deployment is cooling down) lives in a small file in a directory the master makes before forking
-(SHARED_DIR_ENV, removed when the master exits; argoproxy/processes.py), mapped with MAP_SHARED by every
+(SHARED_DIR_ENV, removed when the master exits; argoproxy/serve/gunicorn_hooks.py), mapped with MAP_SHARED by every
 worker. Without that directory (unit tests, a bare Flask app) the cells are private to the process.
 
 Single cells are read and written with plain 8-byte stores (atomic on the platforms we run on); a

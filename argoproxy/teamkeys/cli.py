@@ -47,7 +47,7 @@ def open_cli_store(args: argparse.Namespace) -> Any:
     """The store the proxy reads: --keys-db, else Redis when REDIS_URL is set, else the settings' keys_db."""
     if args.keys_db:
         return SQLiteKeyStore(args.keys_db)
-    from argoproxy.server import loaded_or_exit
+    from argoproxy.serve.gunicorn_app import loaded_or_exit
     flags = {"config_path": args.config} if args.config else {}
     settings = loaded_or_exit(flags).settings
     if settings.redis_url:
@@ -73,7 +73,7 @@ def main(argv: list[str], prog: str = "cot-proxy") -> int:
 
 
 def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
-    from argoproxy.auth import generate_key
+    from argoproxy.edge.auth import generate_key
     key = generate_key()
     record = KeyRecord(parse_name(args.name), digest(key), key[:12], parse_models(args.models),
                        parse_count(args.rpm, "--rpm") if args.rpm else 0,

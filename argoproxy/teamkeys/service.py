@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.records import KeyRecord, digest
-from argoproxy.validation import model_allowed
+from argoproxy.edge.validation import model_allowed
 
 log = logging.getLogger("cot_proxy")
 

@@ -1,4 +1,4 @@
-"""A fake upstream object for in-process tests of the pipeline: it stands where argoproxy.upstream.Upstream
+"""A fake upstream object for in-process tests of the pipeline: it stands where argoproxy.upstream.client.Upstream
 stands (send(UpstreamRequest) -> UpstreamResponse), records what was sent, and answers from a queue or with
 an OpenAI-shaped default. No sockets: a test through the whole door takes about a millisecond."""
 
@@ -10,7 +10,7 @@ from typing import Any, Iterable, Iterator
 import requests
 import urllib3
 
-from argoproxy.upstream import DEFAULT_MAX_RESPONSE, UpstreamRequest, UpstreamResponse
+from argoproxy.upstream.client import DEFAULT_MAX_RESPONSE, UpstreamRequest, UpstreamResponse
 
 
 class _Raw:

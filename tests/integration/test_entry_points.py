@@ -189,8 +189,8 @@ def test_the_default_upstream_is_never_silent(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--show"], cwd=tmp_path,
                             env=clean_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert "target_base_url: 'https://api.openai.com/v1/'" in result.stdout
-    from argoproxy.server import startup_line
-    from argoproxy.settings import load_settings
+    from argoproxy.serve.gunicorn_app import startup_line
+    from argoproxy.config.settings import load_settings
     line = startup_line(load_settings({}, environ={}))
     assert "openai backend -> https://api.openai.com/v1/, the default URL: TARGET_BASE_URL sets another" in line
 

@@ -21,8 +21,8 @@ from typing import Iterator
 import pytest
 import requests
 
-from argoproxy import images
-from argoproxy.proxy_env import proxy_for
+from argoproxy.upstream import images
+from argoproxy.upstream.proxy_env import proxy_for
 from tests.fakes.fake_images import FakeImageServer
 from tests.fakes.fake_openai import FakeOpenAI, Stream, chat_chunks
 from tests.proxy_process import ProxyProcess, free_port, running_proxy

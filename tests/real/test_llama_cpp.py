@@ -130,7 +130,7 @@ def test_stream_carries_one_value_per_header(llama, proxy):
 
 def test_developer_and_null_tool_turns_refused_by_llama_accepted_through_the_proxy(llama, proxy):
     """Codex's `developer` message and a tool round trip's second turn (`content: null` beside the call):
-    llama.cpp answers both with a 500, the proxy sends `system` and `""` (argoproxy/upstream_messages.py)."""
+    llama.cpp answers both with a 500, the proxy sends `system` and `""` (argoproxy/pipeline/upstream_messages.py)."""
     call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
     for messages in ([{"role": "developer", "content": "Answer briefly."}, *ASK],
                      [{"role": "user", "content": "Weather in Paris?"},

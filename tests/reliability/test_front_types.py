@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from argoproxy.request_body import MAX_DEPTH
+from argoproxy.edge.request_body import MAX_DEPTH
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream
 from tests.polling import poll
 from tests.proxy_process import running_proxy

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from argoproxy.exchange import Request
-from argoproxy.proxy import build_proxy
-from argoproxy.settings import load_settings
+from argoproxy.edge.http_objects import Request
+from argoproxy.serve.build import build_proxy
+from argoproxy.config.settings import load_settings
 from tests.fakes.fake_upstream import FakeUpstream
 
 MSG = [{"role": "user", "content": "hi"}]

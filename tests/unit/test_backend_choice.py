@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from argoproxy.settings import SettingsError, load, load_settings
+from argoproxy.config.settings import SettingsError, load, load_settings
 
 ARGO_CONFIG = "port: 44497\nuser: carol\nargo_url: http://argo.example/chat/\nverbose: true\n"
 

@@ -1,4 +1,4 @@
-"""argoproxy.batch_models in-process: which routes carry batch work, how a batch file is split and read, and
+"""argoproxy.pipeline.batch_models in-process: which routes carry batch work, how a batch file is split and read, and
 every spelling a lenient server would take as a line's model."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from argoproxy.batch_models import MAX_CONTAINERS, MAX_LINES, BatchCheck, _lines, batch_kind
+from argoproxy.pipeline.batch_models import MAX_CONTAINERS, MAX_LINES, BatchCheck, _lines, batch_kind
 from argoproxy.errors import ProxyError
 
 CHECK = BatchCheck(("gpt-4o*", "claude-*"), 1 << 20, 10.0)

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from argoproxy import pipeline, sse, upstream
+from argoproxy.pipeline import gateway
+from argoproxy.upstream import sse, client as upstream
 from argoproxy.errors import ProxyError
 from argoproxy.fastpath import pool
 
@@ -94,8 +95,8 @@ def test_split_events_stall_deadline_counts_only_time_without_a_whole_event():
 @pytest.mark.parametrize("backend", ["dashscope", "openai"])
 def test_every_sse_decoder_has_the_event_cap(backend):
     from argoproxy.providers import create_backend
-    from argoproxy.call import Call
-    from argoproxy.settings import load_settings
+    from argoproxy.pipeline.call import Call
+    from argoproxy.config.settings import load_settings
 
     settings = load_settings(environ={"BACKEND": backend, "MAX_SSE_EVENT_BYTES": "1000", "TIMEOUT": "5"})
     be = create_backend(settings, upstream.Upstream(1, 5, 0))
@@ -108,13 +109,13 @@ def test_every_sse_decoder_has_the_event_cap(backend):
 
 
 def test_think_cache_is_bounded():
-    gw = pipeline.Gateway.__new__(pipeline.Gateway)
+    gw = gateway.Gateway.__new__(gateway.Gateway)
     gw._think_cache = {}
     gw.settings = type("S", (), {"llm_params": None, "think_mode": "strip", "think_tag": "<think>",
                                  "think_end_tag": "</think>"})()
-    for i in range(pipeline.THINK_CACHE * 4):
+    for i in range(gateway.THINK_CACHE * 4):
         assert gw.think_config(f"model-{i}", f"model-{i}") is not None
-    assert len(gw._think_cache) <= pipeline.THINK_CACHE
+    assert len(gw._think_cache) <= gateway.THINK_CACHE
 
 
 def test_timeout_cache_is_bounded():

@@ -7,9 +7,9 @@ import copy
 
 import pytest
 
-from argoproxy.adapt import adapt_request, refused_param
-from argoproxy.capabilities import CapabilityTable, Caps, builtin_table, parse_overrides, squashed
-from argoproxy.settings import SettingsError, load_settings
+from argoproxy.pipeline.adapt import adapt_request, refused_param
+from argoproxy.pipeline.capabilities import CapabilityTable, Caps, builtin_table, parse_overrides, squashed
+from argoproxy.config.settings import SettingsError, load_settings
 from tests.fakes import argo_rules
 
 ARGO = CapabilityTable("argo")

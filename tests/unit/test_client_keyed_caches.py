@@ -7,10 +7,10 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
-from argoproxy.client_caches import BoundedCache
-from argoproxy.exchange import Request
-from argoproxy.proxy import build_proxy
-from argoproxy.settings import load_settings
+from argoproxy.edge.client_caches import BoundedCache
+from argoproxy.edge.http_objects import Request
+from argoproxy.serve.build import build_proxy
+from argoproxy.config.settings import load_settings
 from tests.fakes.fake_upstream import FakeUpstream
 
 
@@ -54,7 +54,7 @@ def test_requests_naming_huge_models_leave_nothing_behind(tmp_path, monkeypatch)
 def test_a_huge_model_name_costs_no_pattern_time(tmp_path, monkeypatch):
     # `qwen3.*think` rescans from every "qwen3": a 200 KB name of them took 55 s of one worker's CPU.
     import time
-    from argoproxy.llm_params import starts_inside
+    from argoproxy.config.llm_params import starts_inside
     assert starts_inside("Qwen3-32B-thinking") and starts_inside("deepseek-r1") and not starts_inside("gpt-4o")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from argoproxy.settings import SETTING_FIELDS, Settings, load_settings
+from argoproxy.config.settings import SETTING_FIELDS, Settings, load_settings
 from tests.proxy_process import ROOT
 
 SAMPLE = ROOT / "config.sample.yaml"

@@ -17,7 +17,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from argoproxy.providers.dashscope import translate as ds
 from argoproxy.errors import ProxyError
-from argoproxy.streamconv import aggregate_chat
+from argoproxy.pipeline.streamconv import aggregate_chat
 from tests.fakes.fake_dashscope import FakeDashScope
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]

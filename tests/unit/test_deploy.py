@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from argoproxy.settings import load_settings
+from argoproxy.config.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 KUBE = ROOT / "deploy" / "kubernetes"

@@ -3,7 +3,7 @@
 from flask import Response
 
 from argoproxy.errors import ProxyError
-from argoproxy.llm_params import parse_llm_params
+from argoproxy.config.llm_params import parse_llm_params
 from argoproxy.routing.dispatch import DeploymentParams, header_safe, is_context_exceeded, rename_model
 from argoproxy.routing.entries import parse_models
 

@@ -59,12 +59,12 @@ PROBE = """
 import json, sys, http.client
 from gunicorn.http import wsgi
 stock = {"parse_headers": http.client.parse_headers, "Response": wsgi.Response}
-from argoproxy import processes, server
-from argoproxy.app import create_app
-from argoproxy.settings import load_settings
+from argoproxy.serve import gunicorn_app, gunicorn_hooks
+from argoproxy.serve.flask_app import create_app
+from argoproxy.config.settings import load_settings
 settings = load_settings({}, environ={"FAST_PATH": sys.argv[1], "WORKERS": "2", "TARGET_BASE_URL": "http://127.0.0.1:9/v1/"})
-hooks = processes.gunicorn_hooks(settings)
-options = server.gunicorn_options(settings)
+hooks = gunicorn_hooks.gunicorn_hooks(settings)
+options = gunicorn_app.gunicorn_options(settings)
 app = create_app(settings)
 upstream = app.extensions["cot_proxy"].upstream
 print(json.dumps({
@@ -105,7 +105,7 @@ def test_no_patch_is_active_with_fast_path_off(tmp_path):
 
 
 def test_the_setting_takes_on_or_off_from_every_source(tmp_path):
-    from argoproxy.settings import SettingsError, load_settings
+    from argoproxy.config.settings import SettingsError, load_settings
 
     assert load_settings({}, environ={}).fast_path == "on"
     assert load_settings({}, environ={"FAST_PATH": "off"}).fast_path == "off"

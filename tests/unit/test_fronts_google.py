@@ -8,10 +8,10 @@ import json
 import pytest
 
 from argoproxy.errors import ProxyError
-from argoproxy.exchange import Request
+from argoproxy.edge.http_objects import Request
 from argoproxy.fronts import DoorArgs
 from argoproxy.fronts.google import ARGS_LIMIT, GoogleFront
-from argoproxy.paths import canonical
+from argoproxy.edge.paths import canonical
 from tests.fakes.fake_upstream import sse_chunks
 from tests.unit.test_gateway import make  # noqa: F401 - the in-process door fixture
 
@@ -229,7 +229,7 @@ BODY = {"contents": [USER]}
     ("/v1beta/models/x:embedContent", "x:embedContent", "model"),
 ])
 def test_the_model_segment(target, model, kind):
-    from argoproxy.classify import standard_table
+    from argoproxy.edge.classify import standard_table
     route = standard_table(True, ("*",)).classify(canonical(target))
     assert (route.model, route.kind, route.front) == (model, kind, "google")
 

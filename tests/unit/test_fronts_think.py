@@ -7,8 +7,8 @@ import pytest
 
 from argoproxy.fronts.messages import MessagesFront
 from argoproxy.fronts.responses import ResponsesFront
-from argoproxy.pipeline import think_items
-from argoproxy.think import ThinkConfig
+from argoproxy.pipeline.gateway import think_items
+from argoproxy.pipeline.think import ThinkConfig
 
 TEXT = "<think>weigh it</think>The answer."
 BASE = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import DoorArgs, Front, front_named
-from argoproxy.journal import Journal
+from argoproxy.observe.journal import Journal
 from argoproxy.jsonfast import dumps
-from argoproxy.validation import validate
+from argoproxy.edge.validation import validate
 
 MESSAGES = {
     "model": "m", "max_tokens": 100, "system": [{"type": "text", "text": "Be brief."}],

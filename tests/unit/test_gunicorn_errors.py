@@ -1,4 +1,4 @@
-"""argoproxy.gunicorn_errors: the error pages Gunicorn writes itself become OpenAI error JSON, for every
+"""argoproxy.serve.gunicorn_errors: the error pages Gunicorn writes itself become OpenAI error JSON, for every
 worker class (all of them answer through Worker.handle_error -> gunicorn.util.write_error)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from gunicorn import util
 from gunicorn.workers import base, base_async, ggevent, gthread, sync
 
-from argoproxy import gunicorn_errors
+from argoproxy.serve import gunicorn_errors
 
 VERIFIED_GUNICORN = "27.0.1"  # the version whose handle_error this was checked against
 
@@ -44,12 +44,12 @@ def test_error_response_is_openai_json_and_closes():
 
 
 def test_every_chunked_body_is_read_through_parse_chunk_size_and_sizes_over_2_64_are_refused():
-    """argoproxy.client_input.limit_chunk_sizes wraps ChunkedReader.parse_chunk_size: both request parsers build
+    """argoproxy.edge.client_input.limit_chunk_sizes wraps ChunkedReader.parse_chunk_size: both request parsers build
     a ChunkedReader for a chunked body, and its parser reads every chunk size through that method."""
     from gunicorn.http import body, errors, message
     from gunicorn.http.unreader import IterUnreader
 
-    from argoproxy.client_input import MAX_CHUNK_SIZE, limit_chunk_sizes
+    from argoproxy.edge.client_input import MAX_CHUNK_SIZE, limit_chunk_sizes
 
     assert gunicorn.__version__ == VERIFIED_GUNICORN, "re-check ChunkedReader, then update VERIFIED_GUNICORN"
     assert inspect.getsource(body.ChunkedReader.parse_chunked).count("self.parse_chunk_size(") == 2

@@ -1,6 +1,6 @@
-"""Which client headers go upstream (argoproxy.headers.request_headers)."""
+"""Which client headers go upstream (argoproxy.edge.header_policy.request_headers)."""
 
-from argoproxy.headers import request_headers
+from argoproxy.edge.header_policy import request_headers
 
 
 def test_client_request_id_goes_upstream_only_as_a_uuid():

@@ -15,8 +15,8 @@ import requests
 import urllib3.util.connection
 from PIL import Image
 
-from argoproxy import images
-from argoproxy.images import ImageOptions, inline_images, is_public_address, pin_url, truncate_data_urls
+from argoproxy.upstream import images
+from argoproxy.upstream.images import ImageOptions, inline_images, is_public_address, pin_url, truncate_data_urls
 from tests.fakes.fake_images import FakeImageServer
 
 LOCAL = ImageOptions(allow_private=True, image_timeout=5.0)
@@ -98,7 +98,7 @@ def test_duplicates_downloaded_once_and_data_and_other_urls_untouched(fake, sess
             {"type": "image_url", "image_url": {"url": "ftp://example.com/x.png"}},
         ]},
     ]}
-    with caplog.at_level(logging.WARNING, logger="argoproxy.images"):
+    with caplog.at_level(logging.WARNING, logger="argoproxy.upstream.images"):
         out = inline_images(body, LOCAL, session)
     urls = image_urls(out)
     assert urls[0] == urls[1] and urls[0].startswith("data:image/png;base64,")
@@ -143,7 +143,7 @@ def test_concurrency_cap_is_respected(fake, session):
 
 def test_failure_keeps_url_and_logs_one_line_without_base64(fake, session, caplog):
     good, bad = fake.url("/img/red.png"), fake.url("/status/404")
-    with caplog.at_level(logging.WARNING, logger="argoproxy.images"):
+    with caplog.at_level(logging.WARNING, logger="argoproxy.upstream.images"):
         out = inline_images(chat(good, bad), LOCAL, session)
     urls = image_urls(out)
     assert urls[0].startswith("data:") and urls[1] == bad
@@ -265,7 +265,7 @@ def test_redirect_to_non_public_address_refused(fake, session, monkeypatch, targ
 
 def test_loopback_refused_by_default_and_url_left_in_place(fake, session, caplog):
     url = fake.url("/img/red.png")
-    with caplog.at_level(logging.WARNING, logger="argoproxy.images"):
+    with caplog.at_level(logging.WARNING, logger="argoproxy.upstream.images"):
         out = inline_images(chat(url), ImageOptions(), session)
     assert image_urls(out) == [url]
     assert fake.requests == []
@@ -402,7 +402,7 @@ def test_payload_control_off_or_within_budget_leaves_images(fake, session):
 def test_unreachable_budget_sends_smallest_and_logs(fake, session, caplog):
     url = fake.url("/noisy/200x100.png")
     opts = ImageOptions(allow_private=True, enable_payload_control=True, max_payload_size=0.0001)
-    with caplog.at_level(logging.WARNING, logger="argoproxy.images"):
+    with caplog.at_level(logging.WARNING, logger="argoproxy.upstream.images"):
         out = inline_images(chat(url), opts, session)
     mime, image = decode(image_urls(out)[0])
     assert mime == "image/jpeg" and min(image.size) >= images._MIN_SIDE

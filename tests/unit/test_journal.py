@@ -1,4 +1,4 @@
-"""argoproxy.journal: JSONL records, redaction, concurrent appends from many processes, log.log."""
+"""argoproxy.observe.journal: JSONL records, redaction, concurrent appends from many processes, log.log."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from argoproxy.journal import CLIENT_FILE, LOG_FILE, SERVER_FILE, Journal, setup_log_file
+from argoproxy.observe.journal import CLIENT_FILE, LOG_FILE, SERVER_FILE, Journal, setup_log_file
 
 SECRET = "sk-live-0123456789abcdefSECRET"
 CLIENT_KEY = "client-key-98765-SECRET"
@@ -176,7 +176,7 @@ def test_setup_log_file_writes_and_redacts(tmp_path: Path) -> None:
 def test_a_long_body_is_recorded_as_its_prefix_length_and_hash(tmp_path: Path) -> None:
     import hashlib
 
-    from argoproxy.body_tap import BodyTap
+    from argoproxy.observe.body_tap import BodyTap
     body = b'{"messages": "' + "é".encode() * 600 + b'"}'
     with Journal(tmp_path, body_bytes=1001) as journal:
         assert journal.body(b'{"a": 1}') == {"a": 1}  # short: parsed, as before
@@ -201,7 +201,7 @@ def test_a_secret_cut_by_the_prefix_leaves_no_part_of_itself(tmp_path: Path) -> 
 
 
 def test_journal_body_bytes_is_a_setting() -> None:
-    from argoproxy.settings import SettingsError, load_settings
+    from argoproxy.config.settings import SettingsError, load_settings
     assert load_settings({}, environ={"JOURNAL_BODY_BYTES": "2048", "HOME": "/nonexistent"}).journal_body_bytes == 2048
     assert load_settings({}, environ={"HOME": "/nonexistent"}).journal_body_bytes == 1024 * 1024
     with pytest.raises(SettingsError, match="^JOURNAL_BODY_BYTES:"):

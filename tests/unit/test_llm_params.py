@@ -2,7 +2,7 @@
 
 import pytest
 
-from argoproxy.llm_params import append_to_last_user_message, apply_rule, parse_llm_params
+from argoproxy.config.llm_params import append_to_last_user_message, apply_rule, parse_llm_params
 
 
 def test_seed_example():

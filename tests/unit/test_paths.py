@@ -1,11 +1,11 @@
-"""Canonical paths (argoproxy/paths.py) and classification (argoproxy/classify.py), in-process."""
+"""Canonical paths (argoproxy/edge/paths.py) and classification (argoproxy/edge/classify.py), in-process."""
 
 from __future__ import annotations
 
 import pytest
 
-from argoproxy.classify import forward_allowed, standard_table
-from argoproxy.paths import PathError, canonical, raw_target
+from argoproxy.edge.classify import forward_allowed, standard_table
+from argoproxy.edge.paths import PathError, canonical, raw_target
 
 
 @pytest.mark.parametrize("raw, path, query", [

@@ -16,15 +16,15 @@ from argoproxy import providers
 from argoproxy.providers.argo.native import ArgoNativeBackend
 from argoproxy.providers.argo.standard import ArgoStandardBackend
 from argoproxy.providers.base import Backend
-from argoproxy.server import describe_mode
-from argoproxy.settings import SETTING_FIELDS, CoreSettings, Settings, SettingsError, load_settings
-from argoproxy.upstream import Upstream
+from argoproxy.serve.gunicorn_app import describe_mode
+from argoproxy.config.settings import SETTING_FIELDS, CoreSettings, Settings, SettingsError, load_settings
+from argoproxy.upstream.client import Upstream
 from tests.proxy_process import ROOT
 
 PROVIDERS_DIR = Path(providers.__file__).parent
 # What a provider may not import: the request flow it plugs into (it is handed a Call, never reaches up).
-PIPELINE_MODULES = ("argoproxy.pipeline", "argoproxy.routes", "argoproxy.app", "argoproxy.auth",
-                    "argoproxy.metrics", "argoproxy.journal")
+PIPELINE_MODULES = ("argoproxy.pipeline.gateway", "argoproxy.serve.flask_view", "argoproxy.serve.flask_app", "argoproxy.edge.auth",
+                    "argoproxy.observe.metrics", "argoproxy.observe.journal")
 
 
 def test_every_provider_package_is_registered():
@@ -69,13 +69,13 @@ def test_a_provider_package_outside_argoproxy_registers_itself_at_start_up(tmp_p
     (package / "__init__.py").write_text(
         "from dataclasses import dataclass\n"
         "from argoproxy.providers import Provider, register\n"
-        "from argoproxy.setting_fields import as_str, setting\n"
+        "from argoproxy.config.setting_fields import as_str, setting\n"
         "@dataclass(frozen=True)\n"
         "class UnitSettings:\n"
         "    unit_key: str = setting('', as_str, 'Its key.', env=('UNIT_KEY',), secret=True)\n"
         "register(Provider('unit', 'argoproxy.providers.openai.backend:OpenAIBackend', settings=UnitSettings,\n"
         "                  key_setting='unit_key', default_target_url='http://127.0.0.1:9/unit/'))\n")
-    code = ("from argoproxy.settings import load_settings; "
+    code = ("from argoproxy.config.settings import load_settings; "
             "s = load_settings({}, environ={'BACKEND': 'unit', 'UNIT_KEY': 'k'}); "
             "print(s.backend, s.unit_key, s.target_base_url)")
     env = {"PYTHONPATH": f"{ROOT}:{tmp_path}", "PATH": "/usr/bin:/bin"}
@@ -123,7 +123,7 @@ def test_provider_settings_keep_their_env_vars_and_rules():
 def test_the_master_imports_no_backend():
     """What Gunicorn's master loads (gunicorn.conf.py) must leave requests/urllib3 for the workers to import
     after gevent has patched them."""
-    code = ("import sys, argoproxy.server, argoproxy.processes, argoproxy.settings; "
+    code = ("import sys, argoproxy.serve.gunicorn_app, argoproxy.serve.gunicorn_hooks, argoproxy.config.settings; "
             "print(sorted(m for m in ('requests', 'urllib3', 'flask', 'PIL', 'argoproxy.providers.base') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

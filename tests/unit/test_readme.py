@@ -1,6 +1,6 @@
 """The README's settings table names every setting: its YAML key, environment variables and flags."""
 
-from argoproxy.settings import SETTING_FIELDS
+from argoproxy.config.settings import SETTING_FIELDS
 from tests.proxy_process import ROOT
 
 

@@ -84,7 +84,7 @@ from hypothesis import given, settings as hyp_settings, strategies as st  # noqa
 
 from argoproxy.redaction import (LogFilter, Secrets, StreamScrubber, configured_secrets, mask_url,  # noqa: E402
                                  url_credentials)
-from argoproxy.settings import load_settings  # noqa: E402
+from argoproxy.config.settings import load_settings  # noqa: E402
 
 KEY = "sk-upstream-0123456789abcdef"
 CLIENT = "client-key-ZYXWVUT"
@@ -102,7 +102,7 @@ def test_secret_list_comes_from_the_settings_metadata(tmp_path) -> None:
 
 def test_the_generated_client_key_is_a_secret_too(tmp_path, monkeypatch) -> None:
     # ENABLE_AUTH without API_KEY_SECRET: the master makes a key and hands it to the workers in the environment.
-    from argoproxy.auth import GENERATED_KEY_ENV
+    from argoproxy.edge.auth import GENERATED_KEY_ENV
     monkeypatch.setenv(GENERATED_KEY_ENV, "sk-proxy-generated-0123456789")
     s = load_settings(environ={"ENABLE_AUTH": "true", "CONFIG_PATH": str(_empty_config(tmp_path))})
     assert "sk-proxy-generated-0123456789" in configured_secrets(s)
@@ -163,7 +163,7 @@ def test_log_filter_masks_secrets_tokens_and_url_credentials() -> None:
 
 
 def test_gunicorn_access_and_error_logs_are_filtered_too() -> None:
-    from argoproxy.logs import configure_logging
+    from argoproxy.observe.logs import configure_logging
     configure_logging(False, Secrets([KEY]))
     access = logging.getLogger("gunicorn.access")
     record = access.makeRecord("gunicorn.access", logging.INFO, __file__, 1, '"%(r)s" %(s)s',
@@ -187,7 +187,7 @@ def test_a_log_line_is_cut_at_max_log_chars_without_leaving_part_of_a_secret() -
 
 
 def test_a_listing_of_client_values_is_bounded() -> None:
-    from argoproxy.logs import listing
+    from argoproxy.observe.logs import listing
     assert listing(["a", "b"]) == "a, b"
     many = listing([f"type_{i}" + "z" * 1000 for i in range(40_000)])
     assert len(many) < 1000 and many.startswith("type_0zzz") and many.endswith("and 39,990 more")

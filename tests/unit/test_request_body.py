@@ -1,4 +1,4 @@
-"""argoproxy.request_body in-process: the container budget that keeps a body's parse under a second of CPU."""
+"""argoproxy.edge.request_body in-process: the container budget that keeps a body's parse under a second of CPU."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 
 from argoproxy.errors import ProxyError
-from argoproxy.request_body import MAX_CONTAINERS, containers, parse_object
+from argoproxy.edge.request_body import MAX_CONTAINERS, containers, parse_object
 
 
 @pytest.mark.parametrize("text,count", [

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from argoproxy.settings import SettingsError, load_settings
+from argoproxy.config.settings import SettingsError, load_settings
 from tests.proxy_process import ROOT
 
 QWEN = [

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from argoproxy.cli import parse_flags
-from argoproxy.settings import SettingsError, load_settings
+from argoproxy.config.settings import SettingsError, load_settings
 from tests.proxy_process import ROOT
 
 
@@ -97,13 +97,13 @@ def test_config_search_path(tmp_path, monkeypatch):
 
 
 def test_health_never_shows_url_credentials():
-    from argoproxy.health import without_credentials
+    from argoproxy.observe.health import without_credentials
     assert without_credentials("https://user:secret@host.example/v1/") == "https://host.example/v1/"
     assert without_credentials("http://host:8000/v1/") == "http://host:8000/v1/"
 
 
 def test_request_ids_are_kept_when_sane():
-    from argoproxy.request_ids import request_id_of
+    from argoproxy.edge.request_ids import request_id_of
     assert request_id_of("abc-123") == "abc-123"
     assert request_id_of("x" * 500) != "x" * 500 and len(request_id_of(None)) == 32
     assert request_id_of("bad\nid") != "bad\nid"

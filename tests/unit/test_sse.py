@@ -2,7 +2,7 @@
 
 import pytest
 
-from argoproxy.sse import EventSplitter, block_data
+from argoproxy.upstream.sse import EventSplitter, block_data
 
 STREAM = b'data: {"a":1}\n\n: ping\n\ndata: {"b":2}\n\nevent: x\ndata: y\n\ndata: [DONE]\n\n'
 
@@ -35,7 +35,7 @@ def test_a_big_event_in_small_reads_and_many_events_in_one_read_take_linear_time
     # 1 KB reads took over 30 s), and every event of a chunk searched the rest for a blank line kind the
     # upstream never used (20,000 `\r\n`-framed events in one read: 13 s).
     import time
-    from argoproxy.sse import split_events
+    from argoproxy.upstream.sse import split_events
     started = time.perf_counter()
     (event,) = split_events(iter([b"data: "] + [b"x" * 1024] * 4096 + [b"\n\n"]), 30.0, 64 << 20)
     assert len(event) == 6 + 4096 * 1024 + 2
@@ -46,13 +46,13 @@ def test_a_big_event_in_small_reads_and_many_events_in_one_read_take_linear_time
 
 @pytest.mark.parametrize("cut", range(1, 12))
 def test_a_blank_line_cut_between_reads_still_ends_the_event(cut):
-    from argoproxy.sse import split_events
+    from argoproxy.upstream.sse import split_events
     stream = b"data: 1\r\n\r\ndata: 22\r\n\r\n"
     assert list(split_events(iter([stream[:cut], stream[cut:]]), 30.0)) == [b"data: 1\n\n", b"data: 22\n\n"]
 
 
 def test_events_read_one_byte_at_a_time():
-    from argoproxy.sse import split_events
+    from argoproxy.upstream.sse import split_events
     stream = b"data: 1\r\n\r\ndata: 22\n\ndata: 3\r\r: c\n\n"
     events = list(split_events(iter([stream[i:i + 1] for i in range(len(stream))]), 30.0))
     assert events == [b"data: 1\n\n", b"data: 22\n\n", b"data: 3\n\n", b": c\n\n"]

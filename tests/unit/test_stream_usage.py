@@ -1,14 +1,14 @@
-"""Usage the proxy keeps or estimates for streams (argoproxy/stream_usage.py) and the messages every chat
-server takes (argoproxy/upstream_messages.py): pure functions, no wire."""
+"""Usage the proxy keeps or estimates for streams (argoproxy/pipeline/stream_usage.py) and the messages every chat
+server takes (argoproxy/pipeline/upstream_messages.py): pure functions, no wire."""
 
 from __future__ import annotations
 
 import json
 
-from argoproxy import sse
-from argoproxy.tokens import count_text
-from argoproxy.stream_usage import SAMPLE, Meter, OutputCount
-from argoproxy.upstream_messages import normalize
+from argoproxy.upstream import sse
+from argoproxy.pipeline.tokens import count_text
+from argoproxy.pipeline.stream_usage import SAMPLE, Meter, OutputCount
+from argoproxy.pipeline.upstream_messages import normalize
 
 CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
 

@@ -1,4 +1,4 @@
-"""argoproxy.streamconv: aggregation and packaging of OpenAI chat / text completions.
+"""argoproxy.pipeline.streamconv: aggregation and packaging of OpenAI chat / text completions.
 
 The SDK checks drive the real ``openai`` client over an in-memory httpx transport, so what is
 asserted is exactly what an application using the SDK would see.
@@ -18,7 +18,7 @@ from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from argoproxy.errors import ProxyError
-from argoproxy.streamconv import aggregate_chat, aggregate_completion, package_chat, package_completion
+from argoproxy.pipeline.streamconv import aggregate_chat, aggregate_completion, package_chat, package_completion
 
 BASE = {"id": "chatcmpl-abc123", "created": 1700000000, "model": "qwen-plus"}
 USAGE = {"prompt_tokens": 15, "completion_tokens": 32, "total_tokens": 47}
@@ -358,7 +358,7 @@ def test_aggregating_a_long_stream_takes_linear_time():
 
 
 def test_a_fold_fed_one_chunk_at_a_time_is_the_aggregate() -> None:
-    from argoproxy.streamconv import Fold
+    from argoproxy.pipeline.streamconv import Fold
     chunks = list(package_chat(COMPLETIONS["tools_and_text"], include_usage=True))
     fold = Fold.for_chunk(chunks[0])
     for chunk in chunks:

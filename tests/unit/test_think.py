@@ -3,7 +3,7 @@
 
 import pytest
 
-from argoproxy.think import StreamThink, ThinkConfig, ThinkSplitter, split_text, transform_completion
+from argoproxy.pipeline.think import StreamThink, ThinkConfig, ThinkSplitter, split_text, transform_completion
 
 STRIP = ThinkConfig("strip")
 REASON = ThinkConfig("reasoning")
@@ -125,7 +125,7 @@ def test_an_answer_of_many_short_blocks_takes_linear_time():
 def test_an_unclosed_implicit_block_is_held_only_up_to_a_bound():
     """Strip mode, a model that starts inside reasoning: its text is held in case no </think> comes (then it
     was the answer), but not past IMPLICIT_HOLD characters: an endless block costs a bounded amount."""
-    from argoproxy.think import IMPLICIT_HOLD, ThinkConfig, ThinkSplitter
+    from argoproxy.pipeline.think import IMPLICIT_HOLD, ThinkConfig, ThinkSplitter
     short = ThinkSplitter(ThinkConfig("strip", starts_inside=True))
     assert short.feed("no tag at all") == ("", "") and short.finish() == ("no tag at all", "")
     endless = ThinkSplitter(ThinkConfig("strip", starts_inside=True))

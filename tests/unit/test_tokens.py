@@ -1,4 +1,4 @@
-"""The one token estimator (argoproxy/tokens.py): exact for short inputs, sampled past EXACT_CHARS, close to the
+"""The one token estimator (argoproxy/pipeline/tokens.py): exact for short inputs, sampled past EXACT_CHARS, close to the
 exact count on real text, and of bounded CPU cost whatever the text (issue 20, item 2)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from argoproxy import tokens
+from argoproxy.pipeline import tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 

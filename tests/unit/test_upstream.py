@@ -3,10 +3,10 @@
 import pytest
 import urllib3
 
-from argoproxy import upstream as up
+from argoproxy.upstream import client as up
 from argoproxy.errors import ProxyError
 from argoproxy.fastpath.pool import PooledResponse
-from argoproxy.upstream import Upstream, UpstreamRequest
+from argoproxy.upstream.client import Upstream, UpstreamRequest
 
 
 class FakeRaw:

@@ -8,8 +8,8 @@ import pytest
 
 from argoproxy.fastpath import pool as pool_module
 from argoproxy.fastpath.pool import DirectPools
-from argoproxy.proxy_env import proxy_for
-from argoproxy.upstream import Upstream, UpstreamRequest, make_session, transport_error
+from argoproxy.upstream.proxy_env import proxy_for
+from argoproxy.upstream.client import Upstream, UpstreamRequest, make_session, transport_error
 from tests.fakes.fake_openai import FakeOpenAI
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
@@ -66,7 +66,7 @@ def test_a_socks_proxy_is_named_not_the_upstream(monkeypatch: pytest.MonkeyPatch
 
 def test_transport_error_names_a_refused_proxy() -> None:
     import requests
-    from argoproxy.proxy_env import ProxyChoice
+    from argoproxy.upstream.proxy_env import ProxyChoice
     exc = requests.exceptions.ProxyError("Unable to connect to proxy: [Errno 111] Connection refused")
     error = transport_error(exc, "https://api.example/v1/", (2, 5), ProxyChoice("http://u:p@10.0.0.1:3128",
                                                                                   "HTTPS_PROXY"))

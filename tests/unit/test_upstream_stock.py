@@ -10,10 +10,10 @@ import pytest
 import requests
 import responses
 
-from argoproxy.app import create_app
+from argoproxy.serve.flask_app import create_app
 from argoproxy.errors import ProxyError
-from argoproxy.settings import load_settings
-from argoproxy.upstream import StockResponse, Upstream, UpstreamRequest, read_chunks
+from argoproxy.config.settings import load_settings
+from argoproxy.upstream.client import StockResponse, Upstream, UpstreamRequest, read_chunks
 
 BASE = "http://upstream.test/v1/"
 CHAT = BASE + "chat/completions"

@@ -1,4 +1,4 @@
-"""argoproxy.upstream_url and its neighbours: a base URL's query stays the upstream's query (after the path,
+"""argoproxy.upstream.url and its neighbours: a base URL's query stays the upstream's query (after the path,
 before the client's), its credentials are secrets, and a client key never rides along in the query."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import dataclasses
 
 import pytest
 
-from argoproxy.auth import without_key_params
+from argoproxy.edge.auth import without_key_params
 from argoproxy.redaction import configured_secrets, mask_url, url_credentials
 from argoproxy.routing.entries import parse_models
-from argoproxy.setting_fields import as_base_url
-from argoproxy.upstream_url import join_url
+from argoproxy.config.setting_fields import as_base_url
+from argoproxy.upstream.url import join_url
 
 
 @pytest.mark.parametrize("base,path,query,url", [

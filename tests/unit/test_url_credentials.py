@@ -9,7 +9,7 @@ import base64
 
 import pytest
 
-from argoproxy.upstream import Upstream, UpstreamRequest
+from argoproxy.upstream.client import Upstream, UpstreamRequest
 from tests.fakes.fake_openai import FakeOpenAI
 
 

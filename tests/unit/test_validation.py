@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from argoproxy.errors import ProxyError
-from argoproxy.validation import check_allowed_model, model_allowed, require_model, validate
+from argoproxy.edge.validation import check_allowed_model, model_allowed, require_model, validate
 
 MSG = [{"role": "user", "content": "hi"}]
 

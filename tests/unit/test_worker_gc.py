@@ -7,8 +7,9 @@ import gc
 
 import pytest
 
-from argoproxy import fastpath, processes
-from argoproxy.settings import load_settings
+from argoproxy import fastpath
+from argoproxy.serve import gunicorn_hooks
+from argoproxy.config.settings import load_settings
 
 
 def test_the_worker_hook_freezes_the_app_and_raises_the_young_threshold() -> None:
@@ -28,7 +29,7 @@ def test_the_worker_hook_freezes_the_app_and_raises_the_young_threshold() -> Non
 @pytest.mark.parametrize("mode", ["on", "off"])
 def test_the_gunicorn_hooks_include_it_with_the_fast_path_only(monkeypatch, mode) -> None:
     for setup in ("prepare_metrics_dir", "prepare_shared_dir", "share_generated_key"):
-        monkeypatch.setattr(processes, setup, lambda *args: None)  # master-only side effects
+        monkeypatch.setattr(gunicorn_hooks, setup, lambda *args: None)  # master-only side effects
     monkeypatch.setattr(fastpath, "install", lambda: None)  # process-wide patches: see test_fastpath_contract
-    hooks = processes.gunicorn_hooks(load_settings({}, environ={"FAST_PATH": mode}))
+    hooks = gunicorn_hooks.gunicorn_hooks(load_settings({}, environ={"FAST_PATH": mode}))
     assert hooks.get("post_worker_init") is (fastpath.tune_worker_gc if mode == "on" else None)

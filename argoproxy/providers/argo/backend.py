@@ -13,20 +13,21 @@ from typing import Any, Callable, Iterator
 
 import requests
 
-from argoproxy import images, tokens
-from argoproxy.call import Call
+from argoproxy.upstream import images
+from argoproxy.pipeline import tokens
+from argoproxy.pipeline.call import Call
 from argoproxy.redaction import mask_url
 from argoproxy.errors import ProxyError
-from argoproxy.exchange import Answer
-from argoproxy.health import probe
+from argoproxy.edge.http_objects import Answer
+from argoproxy.observe.health import probe
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.argo import convert, models, normalize, stream, text_call_answers
 from argoproxy.providers.argo.settings import own_url
 from argoproxy.providers.argo.text_calls import DEFAULT_LIMIT as TEXT_CALL_LIMIT
 from argoproxy.providers.base import Backend
-from argoproxy.request_body import parse_object
-from argoproxy.validation import check_allowed_model
-from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks
+from argoproxy.edge.request_body import parse_object
+from argoproxy.edge.validation import check_allowed_model
+from argoproxy.upstream.client import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks
 
 STATUS_PROMPT = "Say hello"
 KEY_HEADERS = ("Authorization", "X-Api-Key", "Api-Key")

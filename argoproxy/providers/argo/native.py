@@ -8,16 +8,16 @@ import base64
 import logging
 from typing import Any, Iterator
 
-from argoproxy import images
-from argoproxy.call import Call
+from argoproxy.upstream import images
+from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.argo import models, text_call_answers
 from argoproxy.providers.argo.backend import ArgoBackend, native_model, pop_timeout
 from argoproxy.providers.base import StreamItem
-from argoproxy.relay import relay_sse, upstream_error
-from argoproxy.upstream import UpstreamRequest, UpstreamResponse
-from argoproxy.upstream_url import join_url
+from argoproxy.upstream.relay import relay_sse, upstream_error
+from argoproxy.upstream.client import UpstreamRequest, UpstreamResponse
+from argoproxy.upstream.url import join_url
 
 log = logging.getLogger("cot_proxy")
 NATIVE_PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}

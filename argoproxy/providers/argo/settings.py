@@ -1,5 +1,5 @@
 """The argo provider's settings fragment (ARGO endpoints, user, streaming, model fallback, native OpenAI mode,
-tool prompting, image inlining), composed into the one Settings object (argoproxy/settings.py), with its
+tool prompting, image inlining), composed into the one Settings object (argoproxy/config/settings.py), with its
 start-up rule and start-up line."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from argoproxy.setting_fields import as_base_url, as_bool, as_str, as_url, number, positive, setting
+from argoproxy.config.setting_fields import as_base_url, as_bool, as_str, as_url, number, positive, setting
 
 
 def as_argo_user(value: Any) -> str:
@@ -81,7 +81,7 @@ def startup_line(settings: Any) -> str:
 
 
 def _joined(base: str, path: str) -> str:
-    from argoproxy.upstream_url import join_url  # imported late: settings load before the request modules
+    from argoproxy.upstream.url import join_url  # imported late: settings load before the request modules
     return join_url(base, path)
 
 

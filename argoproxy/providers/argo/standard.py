@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from argoproxy import tokens
-from argoproxy.call import Call
+from argoproxy.pipeline import tokens
+from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.argo import convert, models, stream, text_call_answers, tools
 from argoproxy.providers.argo.backend import ArgoBackend
 from argoproxy.providers.base import StreamItem
-from argoproxy.upstream import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
+from argoproxy.upstream.client import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
 
 
 class ArgoStandardBackend(ArgoBackend):

@@ -23,8 +23,8 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from argoproxy import tokens
-from argoproxy.stream_usage import OutputCount
+from argoproxy.pipeline import tokens
+from argoproxy.pipeline.stream_usage import OutputCount
 from argoproxy.providers.argo.convert import AUTH_NOTICE, check_auth_notice, new_chat_id, new_completion_id
 
 PSEUDO_PIECE_CHARS = 30  # argo-proxy's pseudo-stream slice size

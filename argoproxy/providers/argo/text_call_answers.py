@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-from argoproxy import sse
+from argoproxy.upstream import sse
 from argoproxy.providers.argo.text_calls import DEFAULT_LIMIT, TextCallScanner, could_hold_call
 from argoproxy.jsonfast import loads
 

@@ -7,16 +7,16 @@ from typing import Any, Iterator
 
 import requests
 
-from argoproxy.answer_shape import bad_answer
-from argoproxy.call import Call
+from argoproxy.pipeline.answer_shape import bad_answer
+from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.providers.dashscope import translate as dashscope
-from argoproxy.relay import upstream_events
-from argoproxy.upstream import UpstreamRequest, UpstreamResponse
-from argoproxy.upstream_url import join_url
-from argoproxy.validation import require_model
+from argoproxy.upstream.relay import upstream_events
+from argoproxy.upstream.client import UpstreamRequest, UpstreamResponse
+from argoproxy.upstream.url import join_url
+from argoproxy.edge.validation import require_model
 
 # What the translation raises on an answer of another shape (a field of the wrong type, bytes that are not UTF-8).
 SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)

@@ -1,10 +1,10 @@
-"""The dashscope provider's settings fragment, composed into the one Settings object (argoproxy/settings.py)."""
+"""The dashscope provider's settings fragment, composed into the one Settings object (argoproxy/config/settings.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from argoproxy.setting_fields import as_str, setting
+from argoproxy.config.setting_fields import as_str, setting
 
 
 @dataclass(frozen=True)

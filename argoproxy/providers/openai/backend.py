@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from argoproxy.call import Call
+from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.providers.base import Backend, StreamItem
-from argoproxy.relay import read_whole, relay_sse, upstream_error
-from argoproxy.upstream import UpstreamRequest, UpstreamResponse
-from argoproxy.upstream_url import join_url
+from argoproxy.upstream.relay import read_whole, relay_sse, upstream_error
+from argoproxy.upstream.client import UpstreamRequest, UpstreamResponse
+from argoproxy.upstream.url import join_url
 
 OPENAI_HOST = "api.openai.com"  # where `developer` messages stay as they are (DEVELOPER_ROLE=auto)
 

@@ -18,12 +18,12 @@ from typing import Any, Iterator
 
 import requests
 
-from argoproxy.call import Call
+from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.base import Backend, StreamItem
-from argoproxy.sse import iter_lines
-from argoproxy.upstream import READ_ERRORS, UpstreamRequest, read_chunks, stream_error
+from argoproxy.upstream.sse import iter_lines
+from argoproxy.upstream.client import READ_ERRORS, UpstreamRequest, read_chunks, stream_error
 
 
 class ToyBackend(Backend):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from argoproxy.setting_fields import as_str, setting
+from argoproxy.config.setting_fields import as_str, setting
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,99 @@
+"""Where the proxy listens and who can reach it: loopback by default, a Unix socket only its owner can use
+(SOCKET), the per-user key file (API_KEY_FILE), and the warning for an open port with no key.
+
+On a shared machine (a login node, a lab workstation) every other user can reach a TCP port on the machine's
+addresses, and the proxy sends every prompt under its owner's upstream credentials. So non-container starts
+bind 127.0.0.1; a Unix socket is private to its owner whatever else runs on the host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from pathlib import Path
+from typing import Any, Mapping
+
+# A socket's directory that does not exist yet is created with this mode; an existing one must allow no more.
+PRIVATE_DIR_MODE = 0o700
+# Gunicorn creates the socket under this umask (its `umask` option): srw------- .
+SOCKET_UMASK = 0o177
+USER_KEY_FILE = "~/.config/argoproxy/api_key"
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def in_container(environ: Mapping[str, str]) -> bool:
+    """The project's image (it sets COT_PROXY_CONTAINER) and Kubernetes pods: the port mapping or the Service
+    is the boundary there. Not /.dockerenv: sandboxes and CI runners have one where a person's shell runs."""
+    return bool(environ.get("COT_PROXY_CONTAINER")) or "KUBERNETES_SERVICE_HOST" in environ
+
+
+def exposure_warnings(settings: Any, environ: Mapping[str, str]) -> tuple[str, ...]:
+    if settings.socket or settings.enable_auth or is_loopback(settings.host) or in_container(environ):
+        return ()
+    return (f"HOST is {settings.host} and ENABLE_AUTH is off: anyone who can reach port {settings.port} on this "
+            "machine (other users of a shared host, often the whole network) sends requests under your upstream "
+            "credentials; keep HOST=127.0.0.1, use SOCKET, or set ENABLE_AUTH with a key",)
+
+
+def socket_problem(path: str) -> str | None:
+    """SOCKET must sit in a directory only its owner can enter (created so when missing)."""
+    if not path:
+        return None
+    directory = Path(path).expanduser().absolute().parent
+    try:
+        info = directory.stat()
+    except FileNotFoundError:
+        return None  # made private at start-up (private_socket_dir)
+    except OSError as exc:
+        return f"SOCKET: cannot use {directory}: {exc.strerror}"
+    if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        return (f"SOCKET: {directory} can be entered by other users (mode {stat.S_IMODE(info.st_mode):o}): put the "
+                "socket in a directory only you can enter, e.g. ~/.cot_proxy/proxy.sock (created mode 700 for you)")
+    return None
+
+
+def private_socket_path(path: str) -> str:
+    """The socket's absolute path, its directory created mode 0700 when missing."""
+    target = Path(path).expanduser().absolute()
+    target.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    return str(target)
+
+
+def key_file_problem(settings: Any) -> str | None:
+    if not settings.api_key_file or not settings.enable_auth:
+        return None
+    try:
+        keys = read_key_file(settings.api_key_file)
+    except OSError as exc:
+        return f"API_KEY_FILE: cannot read {settings.api_key_file}: {exc.strerror}"
+    return None if keys else f"API_KEY_FILE: {settings.api_key_file} holds no key"
+
+
+def read_key_file(path: str) -> tuple[str, ...]:
+    """Keys one a line; blank lines and # comments skipped."""
+    text = Path(path).expanduser().read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+
+
+def create_user_key(path: str = USER_KEY_FILE) -> tuple[Path, bool]:
+    """The per-user key file (mode 0600 in a 0700 directory): created with a new key when missing.
+    Returns (path, created)."""
+    from argoproxy.edge.auth import generate_key  # auth reads the settings, which read this module
+
+    target = Path(path).expanduser()
+    if target.exists():
+        return target, False
+    target.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(generate_key() + "\n")
+    return target, True

@@ -1,0 +1,119 @@
+"""How one setting is declared (its YAML key, environment variables, flags, help) and the value parsers.
+
+Neutral ground for the core Settings (argoproxy/config/settings.py) and each provider's settings fragment
+(argoproxy/providers/<name>/settings.py): both declare fields with `setting(...)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import field
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+
+def setting(default: Any, parse: Callable[[Any], Any], help: str, env: Sequence[str] = (),
+             flags: Sequence[str] = (), yaml_aliases: Sequence[str] = (), negative_flags: Sequence[str] = (),
+             secret: bool = False, by_backend: Mapping[str, Any] | None = None,
+             derived: Callable[[Any], Any] | None = None) -> Any:
+    """One setting's field. `by_backend`: defaults that depend on the backend; `derived`: the default computed
+    from the other settings (so --show and the start-up line print the value in force, not an empty one)."""
+    meta = dict(parse=parse, help=help, env=tuple(env), flags=tuple(flags), yaml_aliases=tuple(yaml_aliases),
+                negative_flags=tuple(negative_flags), secret=secret, by_backend=by_backend or {}, derived=derived)
+    return field(default=default, metadata=meta)
+
+
+# ---- value parsers: each takes a raw value (YAML type or string) and returns the typed value or raises ValueError.
+
+def as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "t", "yes", "y", "on"):
+        return True
+    if text in ("0", "false", "f", "no", "n", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def as_str(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return str(value).strip()
+
+
+def number(kind: type, low: float | None = None, high: float | None = None) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            number = kind(str(value).strip()) if kind is int else kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+        if (low is not None and number < low) or (high is not None and number > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"must be {bounds}, got {value!r}")
+        return number
+    return parse
+
+
+def choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = as_str(value).lower()
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+        return text
+    return parse
+
+
+def as_on_off(value: Any) -> str:
+    """"on" or "off" (true/false, yes/no, 1/0 too: YAML reads a bare on/off as a boolean)."""
+    try:
+        return "on" if as_bool(value) else "off"
+    except ValueError:
+        raise ValueError(f"expected on or off, got {value!r}") from None
+
+
+def as_csv(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        items = [as_str(v) for v in value]
+    else:
+        items = as_str(value).split(",")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+# An endpoint URL given where a base is expected (openai-forward's --url) is reduced to its base.
+_ENDPOINT_SUFFIXES = ("chat/completions", "completions", "embeddings", "responses")
+
+
+def as_base_url(value: Any) -> str:
+    """A base URL whose path ends in '/', with a full endpoint URL reduced to its base; its query is kept."""
+    url = as_str(value)
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    path = parts.path.rstrip("/")
+    for suffix in _ENDPOINT_SUFFIXES:
+        if path.endswith("/" + suffix):
+            path = path[: -len(suffix) - 1]
+            break
+    query = f"?{parts.query}" if parts.query else ""  # the upstream's own (argoproxy/upstream/url.py)
+    return f"{parts.scheme}://{parts.netloc}{path}/{query}"
+
+
+def as_url(value: Any) -> str:
+    url = as_str(value)
+    parts = urlsplit(url)
+    if url and (parts.scheme not in ("http", "https") or not parts.netloc):
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    return url
+
+
+def as_optional_dir(value: Any) -> str:
+    return as_str(value)
+
+
+positive = number(float, 0.001)

@@ -1,0 +1,454 @@
+"""Settings: one typed object, built once at start-up from defaults < config.yaml < environment < flags.
+
+Every setting is one dataclass field: the core fields below plus each provider's fragment (declared in
+argoproxy/providers/<name>/settings.py and composed into Settings here). Its metadata names its YAML key
+(the field name, plus aliases), its environment variables and its command-line flags. The README's settings
+table is this list.
+A bad value raises SettingsError with one line naming the key; callers print it and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+import yaml
+
+from argoproxy.config import listener
+from argoproxy import providers
+from argoproxy.config.backend_choice import DEFAULT_BACKEND, BackendConflict, Given, choose_backend
+from argoproxy.pipeline.capabilities import Overrides, parse_overrides
+from argoproxy.config.llm_params import LlmParams, parse_llm_params
+from argoproxy.redaction import mask_url
+from argoproxy.routing.entries import check_routing, parse_fallbacks, parse_key_limits, parse_models
+from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_url,  # noqa: F401
+                                      choice as _choice, number as _number, positive as _positive,
+                                      setting as _setting)
+
+providers.discover()
+
+
+class SettingsError(ValueError):
+    """A bad setting: the message is one line naming the setting."""
+
+
+class BadValue(SettingsError):
+    """A value given for a setting that cannot be read (not a missing one a first-run question could fill)."""
+
+
+FRONT_NAMES = ("responses", "messages")
+
+
+def as_fronts(value: Any) -> tuple[str, ...]:
+    names = tuple(name.lower() for name in as_csv(value))
+    for name in names:
+        if name not in FRONT_NAMES:
+            raise ValueError(f"must list front doors among {', '.join(FRONT_NAMES)}, got {name!r}")
+    return names
+
+
+def as_redis_url(value: Any) -> str:
+    url = as_str(value)
+    if url and (urlsplit(url).scheme not in ("redis", "rediss", "unix") or not urlsplit(url).netloc + urlsplit(url).path):
+        raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {mask_url(url)!r}")
+    return url
+
+
+def as_llm_params(value: Any) -> LlmParams:
+    return parse_llm_params(as_str(value))
+
+
+_port = _number(int, 1, 65535)
+
+
+def as_backend(value: Any) -> str:
+    """A registered provider's name (the registry is read when the value is parsed)."""
+    return _choice(*providers.names())(value)
+
+
+def _target_defaults() -> str:
+    """TARGET_BASE_URL's defaults for its help: "https://api.openai.com/v1/ (dashscope: https://...)"."""
+    urls = {p.name: p.default_target_url for p in providers.all_providers() if p.uses_target_url and p.default_target_url}
+    first = urls.pop(DEFAULT_BACKEND, "")
+    others = ", ".join(f"{name}: {url}" for name, url in urls.items())
+    return f"{first} ({others})" if first and others else first or others
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    """The settings every backend shares; providers add theirs (see Settings below)."""
+    # --- where requests go
+    backend: str = _setting("openai", as_backend,
+                            "Kind of upstream server: "
+                            + ", ".join(f"{p.name} ({p.summary})" if p.summary else p.name
+                                        for p in map(providers.get, providers.names())) + ".",
+                            env=("BACKEND",), flags=("--backend",))
+    target_base_url: str = _setting("", as_base_url,
+                                    "Upstream base URL (a full endpoint URL is reduced to its base). Default "
+                                    + _target_defaults() + ".",
+                                    env=("TARGET_BASE_URL", "OPENAI_BASE_URL"), flags=("--target-base-url", "--url"),
+                                    by_backend=providers.DEFAULT_TARGET_URLS)
+    openai_api_key: str = _setting("", as_str, "Upstream API key; when set it replaces the client's Authorization upstream.",
+                                   env=("OPENAI_API_KEY",), secret=True)
+    # --- many upstreams (README: "Many upstreams"); empty models = the settings above as the one deployment
+    models: tuple = _setting((), parse_models,
+                             "Deployments: a list of {name, backend, base_url, api_key_env, upstream_model, params, "
+                             "weight}; entries sharing a name form a pool (MODELS: the same as JSON).",
+                             env=("MODELS",))
+    fallbacks: tuple = _setting((), parse_fallbacks, "Model -> models to try, in order, when its pool fails "
+                               "(FALLBACKS: JSON).", env=("FALLBACKS",))
+    key_limits: tuple = _setting((), parse_key_limits, "Client key budgets: name of the environment variable "
+                                "holding a key -> {rpm, tpm} (KEY_LIMITS: JSON).", env=("KEY_LIMITS",))
+    cooldown_seconds: float = _setting(5.0, _number(float, 0), "Seconds a deployment that failed is avoided "
+                                       "(a 429's Retry-After when longer).", env=("COOLDOWN_SECONDS",))
+    health_probe_seconds: float = _setting(0.0, _number(float, 0), "Probe every deployment this often and bring "
+                                           "failed ones back early; 0: off.", env=("HEALTH_PROBE_SECONDS",))
+    # --- server
+    host: str = _setting("127.0.0.1", as_str, "Address to listen on (this machine only by default; 0.0.0.0: every "
+                         "interface, as the Docker image and deploy/ files set).",
+                         env=("HOST",), flags=("--host", "--expose_host", "-H"))
+    socket: str = _setting("", as_str, "Listen on this Unix socket instead of HOST:PORT (created mode 0600, in a "
+                           "directory only you can enter): private on a shared machine.",
+                           env=("SOCKET",), flags=("--socket",))
+    port: int = _setting(5000, _port, "Port to listen on.", env=("PORT",), flags=("--port", "--expose_port", "-p"))
+    workers: int = _setting(2, _number(int, 1, 256), "Gunicorn worker processes.", env=("WORKERS",),
+                            flags=("--workers", "--num-workers", "-n"), yaml_aliases=("num_workers",))
+    worker_class: str = _setting("gevent", _choice("gevent", "gthread", "sync"),
+                                 "How a worker process serves connections: gevent (thousands of simultaneous "
+                                 "streams), gthread (a thread per connection) or sync (one request at a time).",
+                                 env=("WORKER_CLASS",), flags=("--worker-class",))
+    threads: int = _setting(64, _number(int, 1, 4096), "Threads per worker (gthread worker class).",
+                            env=("THREADS",), flags=("--threads",))
+    worker_connections: int = _setting(2000, _number(int, 1, 100000),
+                                       "Simultaneous connections per worker (gevent worker class).",
+                                       env=("WORKER_CONNECTIONS",), flags=("--worker-connections",))
+    gunicorn_timeout: int = _setting(3000, _number(int, 1), "Seconds a worker may stay silent before it is restarted.",
+                                     env=("GUNICORN_TIMEOUT",), flags=("--gunicorn-timeout",))
+    graceful_timeout: int = _setting(30, _number(int, 0), "Seconds in-flight requests get to finish on SIGTERM.",
+                                     env=("GRACEFUL_TIMEOUT",), flags=("--graceful-timeout",))
+    fast_path: str = _setting("on", as_on_off,
+                              "Speed-ups that rely on the internals of Gunicorn, gevent, requests and urllib3 "
+                              "(fewer system calls per request, connections spread evenly over workers): on, or off "
+                              "for their stock behaviour (see docs/performance.md).",
+                              env=("FAST_PATH",), flags=("--fast-path",))
+    # --- upstream behaviour
+    timeout: float = _setting(600.0, _positive, "Upstream read timeout in seconds (the --timeout flag takes milliseconds).",
+                              env=("TIMEOUT", "API_REQUEST_TIMEOUT"), flags=("--request-timeout",))
+    connect_timeout: float = _setting(10.0, _positive, "Upstream connect timeout in seconds.",
+                                      env=("CONNECT_TIMEOUT",), flags=("--connect-timeout",))
+    max_retries: int = _setting(2, _number(int, 0, 10), "Retries of an upstream call that failed before any answer "
+                                "reached the client (connection refused, 502/503/504, 429 with a short Retry-After).",
+                                env=("MAX_RETRIES",), flags=("--max-retries",))
+    max_body_bytes: int = _setting(32 * 1024 * 1024, _number(int, 1), "Largest request body accepted (413 above it).",
+                                   env=("MAX_BODY_BYTES",), flags=("--max-body-bytes",))
+    max_response_bytes: int = _setting(64 * 1024 * 1024, _number(int, 1),
+                                       "Largest upstream answer read whole (non-streamed answers, stream aggregation, "
+                                       "model lists); 502 above it.",
+                                       env=("MAX_RESPONSE_BYTES",), flags=("--max-response-bytes",))
+    max_sse_event_bytes: int = _setting(16 * 1024 * 1024, _number(int, 1),
+                                        "Largest single upstream stream event; a bigger one ends the stream with an error event.",
+                                        env=("MAX_SSE_EVENT_BYTES",), flags=("--max-sse-event-bytes",))
+    client_timeout: float = _setting(60.0, _positive,
+                                     "Seconds a client gets to send its whole request body (408 and the connection "
+                                     "closed after that).", env=("CLIENT_TIMEOUT",), flags=("--client-timeout",))
+    health_cache_seconds: float = _setting(5.0, _number(float, 0), "How long a /health probe result is reused.",
+                                           env=("HEALTH_CACHE_SECONDS",))
+    # --- transforms
+    llm_params: LlmParams = _setting(LlmParams(), as_llm_params, "Per-model parameter overrides (see README).",
+                                     env=("LLM_PARAMS",), flags=("--llm-params",))
+    model_capabilities: Overrides = _setting(Overrides(), parse_overrides,
+                                             "What models accept, over the shipped table (docs/capabilities.md): "
+                                             "model name or glob -> capability fields; requests are adapted to it "
+                                             "(MODEL_CAPABILITIES: JSON).", env=("MODEL_CAPABILITIES",))
+    think_mode: str = _setting("strip", _choice("strip", "reasoning", "keep"),
+                               "What to do with <think> text in answers: strip, reasoning (move to reasoning_content), keep.",
+                               env=("THINK_MODE",), flags=("--think-mode",))
+    think_tag: str = _setting("<think>", as_str, "Reasoning start tag.", env=("THINK_TAG",), flags=("--think-tag",))
+    think_end_tag: str = _setting("</think>", as_str, "Reasoning end tag.", env=("THINK_END_TAG",), flags=("--think-end-tag",))
+    upstream_mode: str = _setting("off", _choice("off", "stream", "non_stream"),
+                                  "Ask the upstream for a stream (stream) or a whole answer "
+                                  "(non_stream) whatever the client asked, converting on the way back; off: as asked.",
+                                  env=("UPSTREAM_MODE",), flags=("--mode",))
+    fronts_passthrough: tuple = _setting((), as_fronts,
+                                         "APIs the upstream serves itself (responses: OpenAI Responses, messages: "
+                                         "Anthropic Messages; openai backend): passed through instead of translated "
+                                         "to chat completions.",
+                                         env=("FRONTS_PASSTHROUGH",), flags=("--fronts-passthrough",))
+    developer_role: str = _setting("auto", _choice("auto", "keep", "system"),
+                                   "What `developer` messages are sent upstream as: auto (kept for OpenAI's own "
+                                   "API, api.openai.com; `system` for every other server), keep, or system.",
+                                   env=("DEVELOPER_ROLE",), flags=("--developer-role",))
+    sse_keepalive: float = _setting(15.0, _number(float, 0), "Seconds of silence after which a streamed answer "
+                                    "gets an SSE comment line (keeps load balancers from cutting it); 0 = off.",
+                                    env=("SSE_KEEPALIVE",), flags=("--sse-keepalive",))
+    compatible: bool = _setting(False, as_bool, "Return every error as HTTP 200 with the error JSON (legacy clients).",
+                                env=("COMPATIBLE_MODE",), flags=("--compatible",))
+    # --- guard
+    enable_auth: bool = _setting(False, as_bool, "Require a client API key.", env=("ENABLE_AUTH",), flags=("--enable-auth",))
+    api_key_secret: tuple = _setting((), as_csv, "Accepted client keys, comma-separated (random when auth is on and none set).",
+                                     env=("API_KEY_SECRET",), secret=True)
+    api_key_file: str = _setting("", as_str, "File holding accepted client keys, one a line (a per-user key: "
+                                 "./run_app.sh's first run offers ~/.config/argoproxy/api_key, mode 0600).",
+                                 env=("API_KEY_FILE",), flags=("--api-key-file",))
+    keys_db: str = _setting("", as_str, "Team keys' SQLite file (`cot-proxy keys ...`); default keys.db next to the "
+                            "config file in force (else in the working directory).", env=("KEYS_DB",),
+                            flags=("--keys-db",), derived=lambda s: default_keys_db(s.config_path))
+    redis_url: str = _setting("", as_redis_url, "Redis for what replicas share: team keys, their rate windows, "
+                              "budgets and usage, routing cooldowns (e.g. redis://redis:6379/0).",
+                              env=("REDIS_URL",), flags=("--redis-url",))
+    redis_outage: str = _setting("local", _choice("local", "refuse"),
+                                 "When Redis does not answer: local (count per worker, warn, write usage to Redis "
+                                 "once it is back) or refuse (503 for team-key requests).",
+                                 env=("REDIS_OUTAGE",), flags=("--redis-outage",))
+    allowed_models: tuple = _setting((), as_csv, "Comma-separated model allow-list; * wildcards.",
+                                     env=("ALLOWED_MODELS",), flags=("--allowed-models",))
+    forward_paths: tuple = _setting(("*",), as_csv,
+                                    "Paths forwarded to the upstream as they are: comma-separated globs (e.g. "
+                                    "/v1/files*,/v1/audio/*); other unknown paths get 404. Empty: none.",
+                                    env=("FORWARD_PATHS",), flags=("--forward-paths",))
+    status_page: bool = _setting(True, as_bool, "Serve the status page at /ui (its data: the admin key only when "
+                                 "auth is on).", env=("STATUS_PAGE",), flags=("--status-page",),
+                                 negative_flags=("--no-status-page",))
+    metrics_public: bool = _setting(False, as_bool, "Serve /metrics without a key when auth is on.",
+                                    env=("METRICS_PUBLIC",), flags=("--metrics-public",))
+    # --- observe
+    debug: bool = _setting(False, as_bool, "One log line per request and upstream details (secrets redacted).",
+                           env=("DEBUG", "VERBOSE"), flags=("--debug", "--verbose", "-v"), negative_flags=("--quiet", "-q"),
+                           yaml_aliases=("verbose",))
+    log_dir: str = _setting("", as_optional_dir, "Directory for JSONL journals and log.log; off when empty.",
+                            env=("LOG_DIR",), flags=("--output_path", "--log-dir"))
+    journal_body_bytes: int = _setting(1024 * 1024, _number(int, 1),
+                                       "Largest body a journal records whole; a longer one (a request, an answer, "
+                                       "a stream) is recorded as its first this-many bytes, its length and sha256.",
+                                       env=("JOURNAL_BODY_BYTES",), flags=("--journal-body-bytes",))
+    # --- where settings come from (not read from YAML)
+    config_path: str = _setting("", as_str, "config.yaml to read (default ./config.yaml, then ~/.config/argoproxy/config.yaml).",
+                                env=("CONFIG_PATH",), flags=("--config",))
+
+    def public_items(self) -> list[tuple[str, Any]]:
+        """(name, value) pairs with secrets and URL credentials masked, for start-up banners and --show."""
+        from argoproxy.redaction import mask_url
+        return [(f.name, "***" if f.metadata["secret"] and getattr(self, f.name)
+                 else mask_url(value) if isinstance(value := getattr(self, f.name), str) else value)
+                for f in dataclasses.fields(self)]
+
+
+@dataclass(frozen=True)
+class Settings(*providers.settings_fragments(), CoreSettings):
+    """The one typed settings object: the core fields, then every provider's fragment."""
+
+
+SETTING_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def default_keys_db(config_path: str) -> str:
+    return str((Path(config_path).parent if config_path else Path.cwd()).absolute() / "keys.db")
+CONFIG_SEARCH_PATH = ("./config.yaml", "~/.config/argoproxy/config.yaml")
+_NOT_FROM_YAML = {"config_path"}
+
+
+def _yaml_names(f: dataclasses.Field) -> tuple[str, ...]:
+    return (f.name,) + f.metadata["yaml_aliases"]
+
+
+def find_config(explicit: str, label: str = "CONFIG_PATH") -> Path | None:
+    """The config file to read: the explicit path (which must exist), else the first of the search path.
+    `label`: how the user gave the path (CONFIG_PATH, or the command line's config argument)."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"{label}: config file {explicit} does not exist")
+        return path
+    for candidate in CONFIG_SEARCH_PATH:
+        path = Path(candidate).expanduser()
+        if path.is_file():
+            return path
+    return None
+
+
+def read_yaml(path: Path, label: str = "CONFIG_PATH") -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SettingsError(f"{label}: cannot read {path}: {first_line}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{label}: {path} must hold a YAML mapping of keys to values")
+    known = {name for f in SETTING_FIELDS.values() for name in _yaml_names(f)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SettingsError(f"{unknown[0]}: unknown key in {path}")
+    return data
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What the loader built: the Settings, why their backend was chosen when nobody named it, and warnings
+    (settings given that the backend will not use) for the start-up output."""
+
+    settings: Settings
+    backend_reason: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the Settings: defaults < config.yaml < environment < flags (flags already parsed, by field name)."""
+    return load(flags, environ).settings
+
+
+def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Loaded:
+    """The one loader of every entry point: file, environment and flags read the same way, the backend
+    chosen by argoproxy/config/backend_choice.py's rules, a bad or contradictory setting a SettingsError."""
+    flags = dict(flags or {})
+    environ = os.environ if environ is None else environ
+    given: list[Given] = []  # in precedence order: file, environment, flags
+
+    config_path = flags.get("config_path") or _first_env(SETTING_FIELDS["config_path"], environ)[1] or ""
+    label = "config (the command line's config file)" if flags.get("config_path") else "CONFIG_PATH"
+    path = find_config(config_path, label)
+    if path is not None:
+        for key, value in read_yaml(path, label).items():
+            name = next(f.name for f in SETTING_FIELDS.values() if key in _yaml_names(f))
+            if name not in _NOT_FROM_YAML:
+                given.append(Given(name, key, "file", value))
+    for f in SETTING_FIELDS.values():
+        label, value = _first_env(f, environ)
+        if label:
+            given.append(Given(f.name, label, "env", value))
+    for name, value in flags.items():
+        if value is not None and name != "config_path":
+            given.append(Given(name, _flag_label(name), "flag", value))
+
+    raw = {g.name: (g.label, g.value) for g in given}  # the last source of each setting wins
+    values = {name: _parse(SETTING_FIELDS[name], label, value) for name, (label, value) in raw.items()}
+    try:
+        choice = choose_backend(given, str(path) if path else "config.yaml", as_bool)
+    except BackendConflict as exc:
+        raise SettingsError(str(exc)) from None
+    values["backend"] = choice.backend
+    values["config_path"] = str(path) if path else ""
+    settings = _checked(_with_backend_defaults(Settings(**values)), environ)
+    _not_itself(settings, raw.get("target_base_url", ("TARGET_BASE_URL", None))[0])
+    return Loaded(settings, choice.reason,
+                  choice.warnings + _unused_with_models(settings, given) + _unused_by_other_settings(settings, given)
+                  + listener.exposure_warnings(settings, environ))
+
+
+# Settings read only when another setting allows it: field -> (whether it is read, why not). Providers add
+# the rules of their own settings (Provider.used_only_when).
+_USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
+    **{field: rule for p in providers.all_providers() for field, rule in p.used_only_when.items()},
+    # Keys without ENABLE_AUTH: the user expects a guarded proxy and would get an open one.
+    "api_key_secret": (lambda s: s.enable_auth, "enable_auth is off"),
+    "api_key_file": (lambda s: s.enable_auth, "enable_auth is off"),
+    "threads": (lambda s: s.worker_class == "gthread", "the worker class is {worker_class}, not gthread"),
+    "worker_connections": (lambda s: s.worker_class == "gevent", "the worker class is {worker_class}, not gevent"),
+}
+_CONSEQUENCE = {"api_key_secret": ": clients need no key (ENABLE_AUTH=true requires one)",
+                "api_key_file": ": clients need no key (ENABLE_AUTH=true requires one)"}
+
+
+def _unused_by_other_settings(settings: Settings, given: Sequence[Given]) -> tuple[str, ...]:
+    warnings = []
+    for g in given:
+        rule = _USED_ONLY_WHEN.get(g.name)
+        if rule is None or rule[0](settings) or not str(g.value if g.value is not None else "").strip():
+            continue
+        why = rule[1].format(worker_class=settings.worker_class)
+        warnings.append(f"{g.label} is set, but {why}, so it is not used{_CONSEQUENCE.get(g.name, '')}")
+    return tuple(dict.fromkeys(warnings))  # a key given in the file and again in the environment: once
+
+
+_THIS_HOST = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "::"})
+
+
+def _not_itself(settings: Settings, label: str) -> None:
+    """An upstream that is this proxy (a loopback address, its own port) would forward every request to
+    itself until its connections run out. OPENAI_BASE_URL is the usual way in: the openai SDK reads it as
+    where to send requests, so users export it to point clients at the proxy."""
+    if not providers.get(settings.backend).uses_target_url or settings.models or not settings.target_base_url:
+        return
+    parts = urlsplit(settings.target_base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if (parts.hostname or "").lower() in _THIS_HOST and port == settings.port:
+        raise SettingsError(f"{label}: {mask_url(settings.target_base_url)} is this proxy itself (port {port}): "
+                            "requests would loop; set the upstream server's URL (an SDK's OPENAI_BASE_URL "
+                            "pointing at the proxy belongs to the client's environment, not the proxy's)")
+
+
+def _unused_with_models(settings: Settings, given: Sequence[Given]) -> tuple[str, ...]:
+    """With a `models` list, TARGET_BASE_URL serves only entries of the top-level backend that name no
+    base_url, when that backend sends to it (ARGO entries use ARGO's URLs); when no entry is such, it is a
+    setting that will not be used.
+    FRONTS_PASSTHROUGH is not used either: routed front-door requests are translated, so they can fail over."""
+    if not settings.models:
+        return ()
+    passthrough = tuple(f"{g.label} is set, but with `models` the front doors translate for every deployment, "
+                        "so it is not used" for g in given if g.name == "fronts_passthrough" and settings.fronts_passthrough)
+    if any(not e.base_url and e.backend == settings.backend for e in settings.models) \
+            and providers.get(settings.backend).uses_target_url:
+        return passthrough
+    return passthrough + tuple(f"{g.label} is set, but every `models` entry names its own upstream, so it is not used"
+                               for g in given if g.name == "target_base_url")
+
+
+def _flag_label(name: str) -> str:
+    """How a flag setting is named in messages: its first command-line flag."""
+    f = SETTING_FIELDS.get(name)
+    flags = f.metadata["flags"] if f is not None else ()
+    return flags[0] if flags else "--" + name.replace("_", "-")
+
+
+def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    """Rules that involve more than one setting."""
+    try:
+        check_routing(settings.models, settings.fallbacks, settings.key_limits, providers.names(), environ)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    problem = listener.socket_problem(settings.socket) or listener.key_file_problem(settings)
+    if problem:
+        raise SettingsError(problem)
+    # Each provider's own rules: for the top-level backend when it serves (no `models`), and for every
+    # backend a `models` entry uses.
+    if not settings.models:
+        problem = providers.get(settings.backend).check_settings(settings)
+        if problem:
+            raise SettingsError(problem)
+    for i, entry in enumerate(settings.models):
+        problem = providers.get(entry.backend).check_settings(dataclasses.replace(settings, backend=entry.backend))
+        if problem:
+            raise SettingsError(f"{problem} (for models[{i}])")
+    return settings
+
+
+def _first_env(f: dataclasses.Field, environ: Mapping[str, str]) -> tuple[str, str | None]:
+    for var in f.metadata["env"]:
+        if var in environ:
+            return var, environ[var]
+    return "", None
+
+
+def _parse(f: dataclasses.Field, label: str, value: Any) -> Any:
+    try:
+        return f.metadata["parse"](value)
+    except (ValueError, TypeError) as exc:
+        text = str(exc)  # "[2].base_url: ..." from a list or mapping setting reads "models[2].base_url: ..."
+        raise BadValue(f"{label}{text}" if text[:1] in "[." and text[:1] else f"{label}: {text}") from None
+
+
+def _with_backend_defaults(settings: Settings) -> Settings:
+    """Fill settings whose default depends on the backend (the target URL) or on other settings when nothing
+    set them."""
+    changes = {}
+    for f in SETTING_FIELDS.values():
+        by_backend = f.metadata["by_backend"]
+        if by_backend and getattr(settings, f.name) == f.default:
+            changes[f.name] = by_backend.get(settings.backend, f.default)
+    settings = dataclasses.replace(settings, **changes) if changes else settings
+    derived = {f.name: f.metadata["derived"](settings) for f in SETTING_FIELDS.values()
+               if f.metadata["derived"] and getattr(settings, f.name) == f.default}
+    return dataclasses.replace(settings, **derived) if derived else settings

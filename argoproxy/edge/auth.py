@@ -1,0 +1,215 @@
+"""Client API-key auth: which keys are accepted, how a request presents one, and the 401 it gets otherwise.
+
+On when ENABLE_AUTH is true. Accepted keys come from API_KEY_SECRET (comma-separated, several keys allowed
+so they can be rotated) and API_KEY_FILE (one a line: the per-user key file of a shared machine). When auth is on and no key is configured, the Gunicorn master generates one key at
+start-up (argoproxy/serve/gunicorn_hooks.py), prints it once and hands it to every worker through the process-internal
+environment variable GENERATED_KEY_ENV; so all workers accept the same key.
+
+A client sends `Authorization: Bearer KEY` (OpenAI SDKs), `x-api-key: KEY` (Anthropic-style clients),
+`api-key: KEY` (Azure OpenAI clients) or `x-goog-api-key: KEY` (Google GenAI clients; on the Google door's
+routes also `?key=KEY`). Keys are compared in constant time over their SHA-256 digests (no early exit on the
+first differing byte, nor on a differing length), against every configured key. After a key is accepted, every header a key may come in is removed
+from the request, and so is a `key` query parameter (Google's `?key=`), so no client key goes upstream: the
+upstream gets the proxy's own credential (OPENAI_API_KEY...) instead.
+
+/ and /health are always open (/ says only that the proxy is up), but /health shows its detail (deployments,
+hosts, errors) only to a caller with an accepted key (argoproxy/serve/door.py); /metrics is open only when
+METRICS_PUBLIC is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import sys
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from argoproxy.errors import ProxyError
+from argoproxy.config.listener import read_key_file
+from argoproxy.config.settings import Settings
+
+if TYPE_CHECKING:
+    from argoproxy.edge.classify import Route
+    from argoproxy.edge.http_objects import Request
+
+log = logging.getLogger("cot_proxy")
+
+GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
+REALM = 'Bearer realm="cot_proxy"'
+OPEN_KINDS = frozenset({"health", "root", "ui"})  # /ui is the page's shell: its data needs the admin key
+# The headers besides `Authorization: Bearer` a client key may come in (Anthropic, Azure OpenAI, Google GenAI).
+KEY_HEADERS = ("X-Api-Key", "Api-Key", "X-Goog-Api-Key")
+STRIPPED_HEADERS = frozenset(name.lower() for name in ("Authorization", *KEY_HEADERS))
+KEY_PARAMS = frozenset({"key"})  # a query parameter a client key may come in (Google's ?key=)
+_QUERY_SEPARATORS = re.compile(r"[&;]")
+
+
+def generate_key() -> str:
+    return "sk-proxy-" + secrets.token_urlsafe(32)
+
+
+def limited_keys(settings: Settings) -> tuple[str, ...]:
+    """The keys key_limits budgets: client keys, never the operator's."""
+    return tuple(os.environ[k.key_env] for k in settings.key_limits if os.environ.get(k.key_env))
+
+
+def configured_keys(settings: Settings) -> tuple[str, ...]:
+    """The keys clients may use: API_KEY_SECRET, else the generated one shared by the Gunicorn master."""
+    limited = limited_keys(settings)
+    from_file = read_key_file(settings.api_key_file) if settings.api_key_file else ()
+    if settings.api_key_secret or limited or from_file:  # a key with a budget (key_limits) is an accepted key too
+        return tuple(settings.api_key_secret) + from_file + limited
+    shared = os.environ.get(GENERATED_KEY_ENV)
+    if shared:
+        return (shared,)
+    # Not started through gunicorn.conf.py (no master hook): this process makes its own key.
+    key = generate_key()
+    os.environ[GENERATED_KEY_ENV] = key
+    announce_key(key, per_process=True)
+    return (key,)
+
+
+def announce_key(key: str, per_process: bool = False) -> None:
+    """Print the generated key once, straight to stderr (never through the logging handlers or journals)."""
+    scope = f"this process ({os.getpid()}) only" if per_process else "every worker of this run"
+    print(f"cot_proxy: ENABLE_AUTH is on and API_KEY_SECRET is empty; generated API key for {scope}: {key}\n"
+          "cot_proxy: set API_KEY_SECRET to choose your own key(s).", file=sys.stderr, flush=True)
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+class KeyCheck:
+    """Constant-time membership test of a presented key against every accepted key."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
+            raise ValueError("no API keys to accept")
+        self._digests = tuple(_digest(k) for k in keys)
+
+    def accepts(self, presented: str) -> bool:
+        digest = _digest(presented)
+        ok = False
+        for known in self._digests:  # no early exit: time does not depend on which key matched
+            ok |= hmac.compare_digest(digest, known)
+        return ok
+
+
+def presented_keys(headers: Mapping[str, str], query: str = "") -> list[str]:
+    """The keys a request carries: the Bearer token, the KEY_HEADERS and, where the route takes one (query: the
+    Google door's), `key` query parameters (any may be absent)."""
+    found = []
+    authorization = headers.get("Authorization", "")
+    if authorization:
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            found.append(token.strip())
+    for name in KEY_HEADERS:
+        api_key = headers.get(name, "").strip()
+        if api_key:
+            found.append(api_key)
+    if query:
+        from argoproxy.edge.request_models import query_values
+        found.extend(k for k in query_values(query, "key") if k)
+    return found
+
+
+def strip_client_keys(headers: dict[str, str], check: KeyCheck) -> dict[str, str]:
+    """Remove every header a client key may come in, whatever the case of its name; return those whose value
+    is no accepted key (ARGO's username passthrough reads a username from `api-key`), under KEY_HEADERS names."""
+    withheld = {}
+    for name in [n for n in headers if n.lower() in STRIPPED_HEADERS]:
+        value = headers.pop(name).strip()
+        token = value[7:].strip() if value[:7].lower() == "bearer " else value
+        if value and not check.accepts(token):
+            withheld[name.title()] = value
+    return withheld
+
+
+def without_key_params(query: str) -> str:
+    """The query string without the parameters a client key may come in (`key`, in any spelling servers read)."""
+    if "=" not in query:
+        return query
+    from argoproxy.upstream.url import param_name
+    fields = [field for field in _QUERY_SEPARATORS.split(query) if field]
+    kept = [field for field in fields if param_name(field) not in KEY_PARAMS]
+    return query if len(kept) == len(fields) else "&".join(kept)
+
+
+def unauthorized(message: str, code: str, invalid: bool) -> ProxyError:
+    challenge = REALM + (', error="invalid_token"' if invalid else "")
+    return ProxyError(401, message, code=code, headers={"WWW-Authenticate": challenge})
+
+
+class Guard:
+    """The client-key check the door runs on every route (a no-op when ENABLE_AUTH is off)."""
+
+    def __init__(self, settings: Settings, team_keys: Any = None) -> None:
+        self.enabled = settings.enable_auth
+        self.open_kinds = OPEN_KINDS | ({"metrics"} if settings.metrics_public else set())
+        self.check_key = KeyCheck(configured_keys(settings)) if self.enabled else None
+        # The operator's keys (API_KEY_SECRET, API_KEY_FILE, the generated one): not key_limits' nor team keys.
+        admin = [k for k in configured_keys(settings) if k not in limited_keys(settings)] if self.enabled else []
+        self.admin_key = KeyCheck(admin) if admin else None
+        self.team_keys = team_keys  # argoproxy/teamkeys/: keys managed with `cot-proxy keys`
+
+    def is_admin(self, req: Request) -> bool:
+        """Did the request's accepted key come from the operator (not a client or team key)? After check()."""
+        if not self.enabled:
+            return True
+        accepted = False
+        for key in req.presented_keys if self.admin_key is not None and req.team_key is None else ():
+            accepted |= self.admin_key.accepts(key)
+        return accepted
+
+    def authenticated(self, req: Request) -> bool:
+        """Does the request carry an accepted key? (open routes ask: /health shows its detail only then)"""
+        if self.check_key is None:
+            return False
+        keys = presented_keys(req.headers)
+        accepted = False
+        for key in keys:
+            accepted |= self.check_key.accepts(key)
+        if not accepted and keys and self.team_keys is not None:  # a team key that is valid now counts too
+            record = self.team_keys.lookup(keys)
+            accepted = record is not None and not self.team_keys.refusal(record)
+        return accepted
+
+    def check(self, req: Request, route: Route) -> None:
+        """Raise a 401 unless the request carries an accepted key (or the route is open); then remove the key
+        from the headers that may go upstream (the upstream gets the proxy's own credential)."""
+        if not self.enabled or (route.family == "own" and route.kind in self.open_kinds):
+            return
+        google = route.front == "google"  # the Google door also takes `?key=`, as Google's API does
+        keys = presented_keys(req.headers, req.target.partition("?")[2] if google else "")
+        if not keys:
+            how = "`x-goog-api-key: <key>` or `?key=<key>`" if google else \
+                "`Authorization: Bearer <key>` or `x-api-key: <key>` (`api-key` and `x-goog-api-key` are read too)"
+            raise unauthorized(f"Missing API key: send it as {how}.", "missing_api_key", invalid=False)
+        # Every presented key is checked (no short-circuit); one accepted key is enough.
+        accepted = False
+        for key in keys:
+            accepted |= self.check_key.accepts(key)
+        if not accepted:
+            req.team_key = self.team_key(keys)
+        req.presented_keys = tuple(keys)  # key_limits counts calls by key
+        req.withheld = strip_client_keys(req.headers, self.check_key)
+        if req.team_key is not None:  # a team key is a client key too: never a username to pass on
+            from argoproxy.teamkeys.records import digest
+            req.withheld = {name: value for name, value in req.withheld.items()
+                            if digest(value.removeprefix("Bearer ").strip()) != req.team_key.digest}
+
+    def team_key(self, keys: Sequence[str]) -> Any:
+        """The team key among the presented ones (a 401 when none is known, or it is revoked or expired)."""
+        record = self.team_keys.lookup(keys) if self.team_keys is not None else None
+        if record is None:
+            raise unauthorized("Invalid API key.", "invalid_api_key", invalid=True)
+        refusal = self.team_keys.refusal(record)
+        if refusal:
+            raise unauthorized(refusal, "invalid_api_key", invalid=True)
+        return record

@@ -1,0 +1,86 @@
+"""The proxy's own request and answer objects: what the door (argoproxy/serve/door.py) takes and gives back.
+
+Plain objects, so the whole pipeline (door, gateway, front doors, backends) runs without Flask or a server:
+the Flask layer (argoproxy/serve/flask_view.py) turns a WSGI environ into a Request and an Answer into its Response,
+and in-process tests (tests/unit/test_gateway.py) build Requests directly. Answer keeps the few members of
+Flask's Response the pipeline uses (status_code, headers[name] = value, is_streamed, response, get_data,
+set_data), so code written against either reads the same.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Iterable, Mapping
+from wsgiref.headers import Headers
+
+from argoproxy.edge.header_policy import request_headers
+from argoproxy.edge.request_ids import ENVIRON_KEY
+
+
+@dataclass
+class Request:
+    method: str
+    target: str  # the raw request target as the client sent it: path and query, still percent-encoded
+    headers: dict[str, str] = field(default_factory=dict)  # the client's headers that may go upstream
+    input: BinaryIO = field(default_factory=io.BytesIO)  # the body, read once the route is known
+    content_length: str | None = None
+    chunked: bool = False  # a body without a length, ended by its framing
+    request_id: str = ""
+    presented_keys: tuple[str, ...] = ()  # the client keys it presented, once auth accepted them
+    withheld: dict[str, str] = field(default_factory=dict)  # key headers auth removed holding no accepted key
+    team_key: Any = None  # the team key (argoproxy/teamkeys/) auth accepted, if it was one
+
+    @classmethod
+    def of(cls, method: str, target: str, body: bytes | dict | None = None,
+           headers: Mapping[str, str] | None = None, request_id: str = "test-request") -> "Request":
+        """A request with a whole body (a dict is sent as JSON), for in-process use and tests."""
+        from argoproxy.jsonfast import dumps
+        headers = dict(headers or {})
+        if isinstance(body, dict):
+            body = dumps(body)
+            headers.setdefault("Content-Type", "application/json")
+        body = body or b""
+        return cls(method, target, headers, io.BytesIO(body), str(len(body)) if body else None,
+                   request_id=request_id)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, Any], target: str) -> "Request":
+        chunked = environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" \
+            or bool(environ.get("wsgi.input_terminated"))
+        return cls(environ.get("REQUEST_METHOD", "GET"), target, request_headers(environ), environ["wsgi.input"],
+                   environ.get("CONTENT_LENGTH") or None, chunked, environ.get(ENVIRON_KEY, ""))
+
+
+class Answer:
+    """Status, headers and a body: bytes, or an iterable of bytes sent as it is produced (streams)."""
+
+    def __init__(self, body: bytes | Iterable[bytes] = b"", status: int = 200,
+                 headers: Iterable[tuple[str, str]] | Mapping[str, str] | None = None,
+                 content_type: str | None = None, direct_passthrough: bool = False) -> None:
+        self.response = body
+        self.status_code = status
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
+        self.headers = Headers(pairs)
+        if content_type is not None:
+            self.headers["Content-Type"] = content_type
+        self.direct_passthrough = direct_passthrough  # the body is final bytes: the server sends it as it is
+
+    @property
+    def is_streamed(self) -> bool:
+        return not isinstance(self.response, (bytes, bytearray))
+
+    def get_data(self) -> bytes:
+        """The whole body (an Answer's streamed body is consumed)."""
+        if self.is_streamed:
+            self.response = b"".join(self.response)
+        return bytes(self.response)
+
+    def set_data(self, data: bytes) -> None:
+        self.response = data
+
+    def header_list(self) -> list[tuple[str, str]]:
+        return self.headers.items()
+
+    def __repr__(self) -> str:
+        return f"<Answer {self.status_code} {'streamed' if self.is_streamed else f'{len(self.response)}B'}>"

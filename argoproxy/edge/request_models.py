@@ -1,0 +1,127 @@
+"""Which model a request names, wherever it names it: `?model=`, a JSON body's top-level "model", a multipart
+or form-encoded "model" field. The allow-list (ALLOWED_MODELS) is checked against every one of them, on
+every route, so that no route serves a model the operator did not allow.
+
+A name given twice (two `model` query parameters, two form fields) is a 400: the proxy and the upstream
+could read different ones. Duplicate JSON keys are refused by the body parser (argoproxy/edge/request_body.py).
+
+A parameter counts as `model` in every spelling some server reads as `model`: percent-encoded (`mode%6C`), in any
+case (ASP.NET and others match names case-insensitively), with a PHP-style `[]` suffix, and with `;` as well as
+`&` between parameters (older servers split on both). Multipart bodies are read whatever their case or
+`multipart/*` subtype, and a body type that names its boundary twice is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+from urllib.parse import unquote_plus
+
+from argoproxy.errors import ProxyError
+from argoproxy.edge.validation import check_allowed_model
+
+URLENCODED = "application/x-www-form-urlencoded"
+_SEPARATORS = re.compile(r"[&;]")
+_BOUNDARY = re.compile(r"(?i);\s*boundary\s*=")
+
+
+def query_model(query: str) -> str | None:
+    """The `model` query parameter in any spelling (None when absent; a 400 when given twice)."""
+    if "%" not in query and "model" not in query.lower():
+        return None  # the common case: nothing that could spell the name
+    try:
+        values = [value for name, value in _pairs(query) if name == "model"]
+    except UnicodeDecodeError:
+        raise ProxyError(400, "The query string is not valid UTF-8.", code="invalid_query") from None
+    return _single(values, "query parameter")
+
+
+def query_values(query: str, name: str) -> list[str]:
+    """Every value of one query parameter, its name in any spelling some server reads as it (see above)."""
+    try:
+        return [value for key, value in _pairs(query) if key == name]
+    except UnicodeDecodeError:
+        raise ProxyError(400, "The query string is not valid UTF-8.", code="invalid_query") from None
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """Name/value pairs of a query or url-encoded form, names reduced to the spelling servers compare."""
+    pairs = []
+    for field in _SEPARATORS.split(text):
+        if field:
+            name, _, value = field.partition("=")
+            pairs.append((field_name(unquote_plus(name, errors="strict")), unquote_plus(value, errors="strict")))
+    return pairs
+
+
+def field_name(name: str) -> str:
+    """A parameter or form field name as lenient servers compare it: case-folded, trimmed, no `[...]` suffix."""
+    name = name.strip().casefold()
+    return name.split("[", 1)[0].rstrip() if "[" in name else name
+
+
+def form_model(body: bytes, content_type: str) -> str | None:
+    """The `model` field of a multipart (any subtype) or application/x-www-form-urlencoded body."""
+    if _mime(content_type) == URLENCODED:
+        try:
+            values = [value for name, value in _pairs(body.decode("utf-8")) if name == "model"]
+        except UnicodeDecodeError:
+            raise ProxyError(400, "The form body is not valid UTF-8, so its model cannot be checked.",
+                             code="invalid_form") from None
+        return _single(values, "form field")
+    return _multipart_model(body, content_type)
+
+
+def multipart_form(body: bytes, content_type: str) -> tuple[Any, Any]:
+    """(fields, files) of a multipart body of any subtype, as Werkzeug reads it (files past 500 KB spooled to
+    disk); a 400 when it cannot be parsed or names its boundary twice (two parsers could split it differently)."""
+    from werkzeug.formparser import parse_form_data
+    from werkzeug.http import parse_options_header
+    if len(_BOUNDARY.findall(content_type)) > 1:
+        raise ProxyError(400, "The Content-Type names its multipart boundary more than once.",
+                         code="invalid_form")
+    boundary = parse_options_header(content_type)[1].get("boundary", "")
+    # Werkzeug reads only "multipart/form-data" spelled in lower case; servers read any case and subtype.
+    environ = {"REQUEST_METHOD": "POST", "CONTENT_TYPE": f'multipart/form-data; boundary="{boundary}"',
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
+    try:
+        _, form, files = parse_form_data(environ, silent=False, max_form_parts=10_000)
+    except Exception:  # noqa: BLE001 - werkzeug raises several kinds for malformed bodies
+        raise ProxyError(400, "The form body cannot be parsed, so the models it names cannot be checked.",
+                         code="invalid_form") from None
+    return form, files
+
+
+def _multipart_model(body: bytes, content_type: str) -> str | None:
+    form, files = multipart_form(body, content_type)
+    if any(field_name(name) == "model" for name in files.keys()):
+        raise ProxyError(400, "The form field `model` must be a value, not a file.", param="model",
+                         code="invalid_value")
+    values = [value for name, value in form.items(multi=True) if field_name(name) == "model"]
+    return _single(values, "form field")
+
+
+def _single(values: list[str], where: str) -> str | None:
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ProxyError(400, f"The {where} `model` is given {len(values)} times; give it once.", param="model",
+                         code="duplicate_parameter")
+    return values[0]
+
+
+def is_form(content_type: str) -> bool:
+    mime = _mime(content_type)
+    return mime == URLENCODED or mime.startswith("multipart/")
+
+
+def _mime(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def check_named(patterns: tuple[str, ...], model: Any) -> None:
+    """The allow-list check for a name taken from anywhere in a request (a non-string is never allowed)."""
+    if not isinstance(model, str):
+        raise ProxyError(400, "`model` must be a string.", param="model", code="invalid_value")
+    check_allowed_model(patterns, model)

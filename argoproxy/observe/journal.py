@@ -1,0 +1,215 @@
+"""JSONL interaction journals (openai-forward's client/server logs) and the ``log.log`` file handler.
+
+Owns: ``<log_dir>/client_interaction.jsonl`` (what the client sent and got back),
+``<log_dir>/server_interaction.jsonl`` (what went upstream and what came back), the redaction of
+secrets in both (argoproxy.redaction does the work), and ``setup_log_file`` for ``<log_dir>/log.log``.
+
+Why the write path looks the way it does:
+
+* Every record is serialised to one complete line and written with ONE ``os.write`` on a file
+  descriptor opened ``O_APPEND``. With ``O_APPEND`` the kernel moves to end-of-file and writes as
+  one step, and Linux serialises writes to a regular file (inode lock), so lines from several
+  Gunicorn worker processes (and threads) never interleave or tear. No Python-level buffering or
+  lock is involved, so forked workers sharing an inherited descriptor are just as safe.
+  (Not guaranteed on NFS or other network file systems: keep ``log_dir`` local.)
+* It does not hold the response back noticeably: the pipeline writes one small line per request
+  after the response is done, without ``fsync``; a write into the page cache costs microseconds.
+  Large payloads are bounded by truncating base64 data URLs (inline images).
+* A body longer than JOURNAL_BODY_BYTES (a request, a whole answer, a stream of any size) is recorded as its
+  first JOURNAL_BODY_BYTES bytes, its length and its sha256 (argoproxy.observe.body_tap), never held whole: a stream's
+  answer is assembled for the journal only while it is shorter than that.
+* A failing disk never fails a request: write errors are logged and swallowed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Callable
+
+from argoproxy.observe.body_tap import BodyTap
+from argoproxy.redaction import LogFilter, Redactor, Secrets
+
+log = logging.getLogger(__name__)
+
+CLIENT_FILE = "client_interaction.jsonl"
+SERVER_FILE = "server_interaction.jsonl"
+LOG_FILE = "log.log"
+TOO_DEEP = {"not_journaled": "nested too deeply"}
+# Line breaks json.dumps(ensure_ascii=False) leaves raw (it escapes only ASCII controls).
+_UNICODE_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+class Journal:
+    """Appends one JSON line per interaction to the client and server JSONL files in ``log_dir``."""
+
+    def __init__(self, log_dir: str | os.PathLike[str], secrets: Iterable[str] = (),
+                 body_bytes: int = 1024 * 1024) -> None:
+        os.makedirs(log_dir, exist_ok=True)
+        self.log_dir = os.fspath(log_dir)
+        self.body_bytes = body_bytes  # JOURNAL_BODY_BYTES: longer bodies are recorded as a BodyTap summary
+        self.redactor = Redactor(secrets)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        self._fds = {
+            "client": os.open(os.path.join(self.log_dir, CLIENT_FILE), flags, 0o640),
+            "server": os.open(os.path.join(self.log_dir, SERVER_FILE), flags, 0o640),
+        }
+
+    def add_secret(self, secret: str | None) -> None:
+        """Register a value to redact from now on (e.g. the client's own upstream key)."""
+        self.redactor.add(secret)
+
+    def record(
+        self,
+        file: str,
+        logging_id: str,
+        input: Any,
+        output: Any,
+        send_mode: str | None = None,
+        return_mode: str | None = None,
+        status: int | None = None,
+        latency_ms: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Write one record to the ``"client"`` or ``"server"`` journal (never raises on I/O errors)."""
+        if file not in self._fds:
+            raise ValueError(f"journal file must be 'client' or 'server', not {file!r}")
+        entry: dict[str, Any] = {
+            "timestamp": datetime.now().astimezone().isoformat(),
+            "logging_id": logging_id,
+            "input": input,
+            "output": output,
+            "send_mode": send_mode,
+            "return_mode": return_mode,
+            "status": status,
+            "latency_ms": None if latency_ms is None else round(latency_ms, 3),
+        }
+        for key, value in (extra or {}).items():
+            entry.setdefault(key, value)  # extras never overwrite the core fields
+        self._write(file, self.line(entry))
+
+    def body(self, data: Any, tap: BodyTap | None = None) -> Any:
+        """A body as a journal records it: parsed JSON when it is short, else its prefix, length and sha256
+        (`tap`: what passed of a streamed or whole answer; bytes are measured here)."""
+        if tap is None and isinstance(data, (bytes, bytearray)) and len(data) > self.body_bytes:
+            tap = BodyTap.of(data, self.body_bytes)
+        if tap is not None and tap.over:
+            summary = tap.summary()
+            summary["prefix"] = self.redactor.cut_partial(summary["prefix"])
+            return summary
+        if isinstance(data, (bytes, bytearray)):
+            try:
+                return json.loads(data) if data else None
+            except (ValueError, UnicodeDecodeError):
+                return {"non_json_bytes": len(data)}
+            except RecursionError:
+                return TOO_DEEP
+        return data
+
+    def line(self, entry: dict[str, Any]) -> bytes:
+        """The redacted, newline-terminated JSON encoding of one record. A body nested too deeply to walk (an
+        upstream's answer: requests are refused past MAX_DEPTH) is noted instead, so the line is still written."""
+        try:
+            text = json.dumps(self.redactor.value(entry), ensure_ascii=False, separators=(",", ":"), default=str)
+        except RecursionError:
+            shallow = {k: self._walkable(v) if k in ("input", "output") else v for k, v in entry.items()}
+            text = json.dumps(self.redactor.value(shallow), ensure_ascii=False, separators=(",", ":"), default=str)
+        # json.dumps escapes ASCII control characters; the Unicode line breaks it leaves raw would
+        # split the line for readers using str.splitlines(), so escape them too.
+        text = text.translate(_UNICODE_LINE_BREAKS)
+        return (text + "\n").encode("utf-8", "backslashreplace")  # a lone surrogate is written as \udXXX
+
+    def _walkable(self, value: Any) -> Any:
+        try:
+            json.dumps(self.redactor.value(value), default=str)
+        except RecursionError:
+            return TOO_DEEP
+        return value
+
+    def _write(self, file: str, data: bytes) -> None:
+        try:
+            written = os.write(self._fds[file], data)
+            if written < len(data):
+                # Only on a full disk / quota: finish the line rather than leave half of it.
+                os.write(self._fds[file], data[written:])
+        except OSError as exc:
+            log.warning("journal write to %s failed: %s", file, exc)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = {}
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def setup_log_file(
+    log_dir: str | os.PathLike[str],
+    *,
+    level: int = logging.INFO,
+    logger: logging.Logger | None = None,
+    secrets: Iterable[str] = (),
+) -> logging.Handler:
+    """Attach a FileHandler for ``<log_dir>/log.log`` to ``logger`` (root by default); idempotent per path."""
+    os.makedirs(log_dir, exist_ok=True)
+    path = os.path.abspath(os.path.join(log_dir, LOG_FILE))
+    target = logger or logging.getLogger()
+    for handler in target.handlers:
+        if isinstance(handler, logging.FileHandler) and handler.baseFilename == path:
+            return handler
+    # FileHandler opens in append mode and flushes per record, so ordinary-sized lines from
+    # several workers land whole; log.log is for people, the JSONL journals are for machines.
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(LogFilter(Secrets(secrets)))
+    target.addHandler(handler)
+    if target.level == logging.NOTSET or target.level > level:
+        target.setLevel(level)
+    return handler
+
+
+def _served(call: Any) -> dict[str, Any]:
+    """Which deployment served a routed call (argoproxy/routing/dispatch.py) and what capability adaptation
+    changed in the request (and whether a stream that ended before its first event was asked for whole), for the
+    journal."""
+    extra = call.extra
+    adapted = {"adapted_params": extra["adapted"]} if extra and extra.get("adapted") else {}
+    if extra and extra.get("asked_whole"):
+        adapted["asked_whole"] = True
+    if not extra or "deployment" not in extra:
+        return adapted
+    return {"deployment": extra["deployment"], "served_model": extra.get("served_model", ""), **adapted}
+
+
+def journal_observer(journal: Journal) -> Callable[[Any], None]:
+    """Pipeline observer writing one client record per finished request (every route: API, forwarded, backend
+    and the proxy's own), and one server record for each that went upstream."""
+    import time
+    import uuid
+
+    def observe(call: Any) -> None:
+        logging_id = uuid.uuid4().hex
+        latency = (time.perf_counter() - call.started) * 1000
+        common = dict(send_mode=call.send_mode, return_mode=call.return_mode, latency_ms=latency,
+                      extra={"request_id": call.request_id, "path": "/" + call.extra.get("client_path", call.path),
+                             "front": call.front, "model": call.model, **_served(call),
+                             **({"usage_estimated": True} if call.extra.get("usage_estimated") else {})})
+        journal.record("client", logging_id, journal.body(call.raw_body), journal.body(call.output, call.output_tap),
+                       status=call.status, **common)
+        request = call.upstream_request
+        if request is None and call.upstream_status is None:
+            return
+        journal.record("server", logging_id, journal.body(request.body) if request is not None else None,
+                       journal.body(call.upstream_output, call.upstream_tap), status=call.upstream_status, **common)
+    return observe

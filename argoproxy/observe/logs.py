@@ -1,0 +1,68 @@
+"""Logging: quiet by default (start-up and problems only); with DEBUG one line per request. Secrets never logged."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Callable, Iterable
+from urllib.parse import urlsplit
+
+from argoproxy.pipeline.call import Call
+from argoproxy.redaction import LogFilter, Secrets
+
+
+def configure_logging(debug: bool, secrets: Secrets | None = None) -> None:
+    """Log to stderr; every record passes through the redaction filter (configured secrets, tokens, URL
+    credentials), whichever of the proxy's loggers wrote it."""
+    logger = logging.getLogger("cot_proxy")
+    root_pkg = logging.getLogger("argoproxy")
+    level = logging.DEBUG if debug else logging.INFO
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
+        logger.addHandler(handler)
+        root_pkg.addHandler(handler)
+        logger.propagate = root_pkg.propagate = False
+    # Filters on the loggers and on their handlers: a logger's filter does not see its children's records.
+    # Gunicorn's own loggers too: its access log prints query strings (?api_key=...), its error log the
+    # requests it refused.
+    gunicorn_loggers = [logging.getLogger(name) for name in ("gunicorn.error", "gunicorn.access")]
+    for target in (logger, root_pkg, *logger.handlers, *gunicorn_loggers):
+        if isinstance(target, logging.Logger) and target not in gunicorn_loggers:
+            target.setLevel(level)
+        for old in [f for f in target.filters if isinstance(f, LogFilter)]:
+            target.removeFilter(old)
+        target.addFilter(LogFilter(secrets))
+
+
+def listing(values: Iterable[str], limit: int = 10, width: int = 64) -> str:
+    """Values a client chose, for a log line of bounded length: the first `limit`, each cut at `width`
+    characters, and how many more there were."""
+    values = list(values)
+    shown = ", ".join(v if len(v) <= width else v[:width] + "..." for v in values[:limit])
+    return shown if len(values) <= limit else f"{shown} and {len(values) - limit:,} more"
+
+
+def request_logger() -> Callable[[Call], None]:
+    """Observer writing one DEBUG line per finished request."""
+    log = logging.getLogger("cot_proxy")
+
+    def observe(call: Call) -> None:
+        duration = (time.perf_counter() - call.started) * 1000
+        log.debug("%s /%s model=%s status=%s %.1fms in=%dB out=%dB stream=%s id=%s%s", call.method, call.path,
+                  call.model or "-", call.status, duration, len(call.raw_body), call.bytes_out,
+                  call.return_mode, call.request_id, _upstream_details(call))
+    return observe
+
+
+def _upstream_details(call: Call) -> str:
+    """Where the call went (host and path only: a query string may carry a key) and how it answered."""
+    req = call.upstream_request
+    if req is None:
+        return ""
+    parts = urlsplit(req.url)
+    waited = call.extra.get("upstream_at")
+    latency = f" {(waited - call.started) * 1000:.1f}ms" if waited else ""
+    return (f" upstream={parts.hostname}:{parts.port or ''}{parts.path} upstream_model={call.upstream_model or '-'}"
+            f" upstream_status={call.upstream_status}{latency} upstream_stream={call.upstream_stream}")

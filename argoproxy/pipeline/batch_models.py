@@ -1,0 +1,220 @@
+"""The models named inside batch work, checked against ALLOWED_MODELS (forwarded routes, with an allow-list).
+
+A batch names its models where the door's check of a body's top-level `model` does not look:
+
+* `POST /v1/files` (multipart, `purpose` `batch`): a JSONL file whose every line is a request, its model in
+  `body.model`. Each line is checked as the upload is read.
+* `POST /v1/batches`: `input_file_id` names a file already upstream, uploaded through the proxy or not (before
+  the allow-list was set, or in parts through the Uploads API, which no line-by-line check can follow). The
+  proxy reads that file from the upstream (`GET /v1/files/{id}/content`, with its own credential) line by line
+  and checks every line before it forwards the batch.
+* `POST /v1/messages/batches` (Anthropic): `requests[].params.model` in the body.
+
+Every line or request must name an allowed model (a request naming none would get the upstream's default,
+which no list allows). Bounded: the proxy holds one line at a time, and reads at most MAX_BODY_BYTES of an
+input file (the largest file that could be uploaded through it) within the read timeout; a larger file is a
+400 `batch_input_too_large`. Other requests run between the 64 KB pieces of a long check (gevent). The answer keeps the door's error shape (Anthropic's on /v1/messages/batches).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any, Callable, Iterable, Iterator
+
+from argoproxy.pipeline.call import Call
+from argoproxy.errors import ProxyError
+from argoproxy.edge.request_body import containers, parse_object, strict_decoder
+from argoproxy.edge.request_models import check_named, field_name, multipart_form
+from argoproxy.upstream.client import UpstreamRequest, UpstreamResponse, read_chunks
+
+PIECE = 64 * 1024
+_FILE_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")  # what goes into the content URL: no '/', no '..' on its own
+_STRICT = strict_decoder()
+# Bounds on one file's check, so that it costs well under a second of a worker's CPU however the file is made:
+MAX_LINES = 50_000  # requests in one batch (OpenAI's own limit for an input file)
+MAX_CONTAINERS = 1_000_000  # arrays and objects in the whole file; a line that needs the strict parser
+STRICT_COST = 4  # (it might repeat a key the check reads) counts its containers four times: it parses 4x slower
+_READ_KEYS = re.compile(rb'"(?i:model|body)"')  # the keys the check reads, as a line may spell them
+_BATCH_PATHS = {"files": "upload", "batches": "batch", "messages/batches": "message_batch"}
+
+Fetch = Callable[[str], UpstreamResponse]  # a path (as the client spelled the prefix) -> the upstream's answer
+
+
+def batch_kind(method: str, path: str) -> str | None:
+    """upload, batch or message_batch for the POST routes that carry batch work (with or without /v1)."""
+    if method != "POST":
+        return None
+    lowered = path.lower()
+    return _BATCH_PATHS.get(lowered[3:] if lowered.startswith("v1/") else lowered)
+
+
+class BatchCheck:
+    """The allow-list over batch inputs; `check` raises the ProxyError the client gets."""
+
+    def __init__(self, allowed: tuple[str, ...], max_bytes: int, read_timeout: float) -> None:
+        self.allowed = allowed
+        self.max_bytes = max_bytes
+        self.read_timeout = read_timeout
+
+    def check(self, call: Call, fetch: Fetch) -> None:
+        """The models a forwarded call names inside its batch work (nothing to do on other routes)."""
+        kind = batch_kind(call.method, call.path)
+        body = call.raw_body
+        if kind == "upload":
+            self.check_upload(body, call.headers.get("Content-Type", ""))
+        elif kind == "batch" and body:
+            self.check_batch(call.path, body, fetch)
+        elif kind == "message_batch" and body:
+            self.check_message_batch(body)
+
+    # ------------------------------------------------------------ the three routes
+    def check_upload(self, body: bytes, content_type: str) -> None:
+        """A multipart upload whose purpose is `batch`: every line of every file part."""
+        if not body or not content_type.lower().lstrip().startswith("multipart/"):
+            return
+        purposes, files = _form_parts(body, content_type)
+        if not any(p.strip().casefold() == "batch" for p in purposes):
+            return
+        for part in files:
+            self.check_lines(_lines(iter(lambda: part.read(PIECE), b""), self.max_bytes), "uploaded file")
+
+    def check_batch(self, path: str, body: bytes, fetch: Fetch) -> None:
+        """The batch's input file, read from the upstream line by line."""
+        request = parse_object(body)
+        file_id = request.get("input_file_id")
+        if not isinstance(file_id, str) or not _FILE_ID.fullmatch(file_id) or file_id in (".", ".."):
+            raise ProxyError(400, "`input_file_id` must be a file id (letters, digits, `-`, `_`, `.`).",
+                             param="input_file_id", code="invalid_value")
+        prefix = path[: len(path) - len("batches")]
+        resp = fetch(f"{prefix}files/{file_id}/content")
+        with resp:
+            if resp.status_code >= 400:
+                raise _unreadable(file_id, resp.status_code)
+            deadline = time.monotonic() + self.read_timeout
+            self.check_lines(_lines(_until(read_chunks(resp), deadline, self.read_timeout), self.max_bytes),
+                             f"input file {file_id}")
+
+    def check_message_batch(self, body: bytes) -> None:
+        """Anthropic's message batch: the model of every request's params."""
+        requests = parse_object(body).get("requests")
+        if not isinstance(requests, list):
+            raise ProxyError(400, "`requests` must be a list of {custom_id, params}.", param="requests",
+                             code="invalid_value")
+        for i, item in enumerate(requests):
+            params = item.get("params") if isinstance(item, dict) else None
+            if not isinstance(params, dict):
+                raise ProxyError(400, f"`requests[{i}].params` must be an object.", param=f"requests[{i}].params",
+                                 code="invalid_value")
+            self.check_models(params, f"requests[{i}].params")
+
+    # ------------------------------------------------------------ lines and models
+    def check_lines(self, lines: Iterable[bytes], where: str) -> None:
+        """Each JSONL line of a batch file: a request object whose `body` names an allowed model."""
+        passed: set[str] = set()  # the names already allowed in this file (a file names a few, many times)
+        budget = MAX_CONTAINERS
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                if number > MAX_LINES:
+                    raise ProxyError(400, f"A batch holds at most {MAX_LINES:,} requests.", code="batch_too_large")
+                request, cost = _request_of(line, budget)
+                budget -= cost
+                # `body` in every spelling a lenient server reads, like `model` below
+                bodies = [key for key in request if key.casefold() == "body"] or ["body"]
+                for key in bodies:
+                    if not isinstance(request.get(key), dict):
+                        raise ProxyError(400, f"`{key}` must be an object.", param=key, code="invalid_value")
+                    self.check_models(request[key], key, passed)
+            except ProxyError as err:
+                err.message = f"Line {number} of the batch {where}: {err.message}"
+                raise
+
+    def check_models(self, obj: dict[str, Any], where: str, passed: set[str] | None = None) -> None:
+        """`model` in every spelling a lenient server reads (any case): each one allowed, and one at least.
+        `passed` holds names already allowed (at most 64), so a file naming one model 100,000 times checks it once."""
+        names = [key for key in obj if isinstance(key, str) and key.casefold() == "model"]
+        try:
+            for key in names or ["model"]:
+                model = obj.get(key)
+                if passed is not None and isinstance(model, str) and model in passed:
+                    continue
+                check_named(self.allowed, model)
+                if passed is not None and len(passed) < 64:
+                    passed.add(model)
+        except ProxyError as err:
+            err.param = f"{where}.model"
+            raise
+
+
+def _request_of(line: bytes, budget: int) -> tuple[dict[str, Any], int]:
+    """One JSONL line as an object, and what it cost of the file's container budget. A line that names `model`
+    and `body` once at most, unescaped, is parsed by the plain parser: no key the check reads can be given
+    twice there. Any other is parsed as strictly as a request body (a key given twice is a 400)."""
+    strict = b"\\u" in line or len(_READ_KEYS.findall(line)) > 2
+    cost = containers(line, budget) * (STRICT_COST if strict else 1)
+    if cost > budget:
+        raise ProxyError(400, f"The batch input holds more than {MAX_CONTAINERS:,} arrays and objects.",
+                         code="batch_too_large")
+    try:
+        text = line.decode("utf-8")
+        request = _STRICT.decode(text) if strict else json.loads(text)
+    except (ValueError, RecursionError):
+        request = parse_object(line)  # raises the 400 that says what is wrong
+    if not isinstance(request, dict):
+        raise ProxyError(400, "A line must be a JSON object.", code="invalid_json")
+    return request, cost
+
+
+def _form_parts(body: bytes, content_type: str) -> tuple[list[str], list[Any]]:
+    """The `purpose` values and the file parts of a multipart body."""
+    form, files = multipart_form(body, content_type)
+    purposes = [value for name, value in form.items(multi=True) if field_name(name) == "purpose"]
+    return purposes, [part.stream for _, part in files.items(multi=True)]
+
+
+def _lines(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """The lines of a file read in chunks (one line held at a time, pieces joined once); a 400 past `limit`."""
+    parts: list[bytes] = []
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise ProxyError(400, f"The batch input is larger than MAX_BODY_BYTES ({limit} bytes), the most the "
+                             "proxy reads to check the models it names.", code="batch_input_too_large")
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            parts.append(chunk[start:end])
+            yield b"".join(parts)
+            parts = []
+            start = end + 1
+        if start < len(chunk):
+            parts.append(chunk[start:])
+        time.sleep(0)  # under gevent: other requests (/health) run between chunks of a long check
+    if parts:
+        yield b"".join(parts)
+
+
+def _until(chunks: Iterable[bytes], deadline: float, limit: float) -> Iterator[bytes]:
+    for chunk in chunks:
+        if time.monotonic() > deadline:
+            raise ProxyError(504, f"The upstream did not send the batch input file within {limit:g}s.",
+                             code="upstream_timeout")
+        yield chunk
+
+
+def _unreadable(file_id: str, status: int) -> ProxyError:
+    if status == 404:
+        return ProxyError(404, f"No file {file_id} upstream: the batch's input file must exist.",
+                          param="input_file_id", code="file_not_found")
+    return ProxyError(502, f"The upstream answered {status} when asked for the batch's input file, so the models it "
+                      "names cannot be checked.", param="input_file_id", code="upstream_error")
+
+
+def upstream_fetch(send: Callable[[UpstreamRequest], UpstreamResponse], url: Callable[[str], str],
+                   headers: dict[str, str]) -> Fetch:
+    """A Fetch that GETs a path from the forwarding backend's upstream with the proxy's credential."""
+    kept = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-encoding")}
+    return lambda path: send(UpstreamRequest("GET", url(path), kept, None))

@@ -1,0 +1,120 @@
+"""Token usage of answers whose upstream sends none, and of streams the client did not ask usage for.
+
+Usage matters to the proxy itself (tpm budgets, metrics, journals) and to the front doors' clients (Messages
+and Responses always carry it). OpenAI-style upstreams send it on a stream only when asked
+(`stream_options.include_usage`); some never do (llama.cpp's server ignores the option). So:
+
+- the front doors always ask; the chat door asks when a tpm budget applies to the call and then strips the
+  usage from what its client gets, unless the client asked too (Meter);
+- when no usage comes, it is estimated with the count_tokens estimator: the prompt from the request, the
+  output from the deltas as they passed (OutputCount: the first SAMPLE characters counted, scaled to the
+  whole length), and the call is marked `usage_estimated` in the journal.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from argoproxy.upstream import sse
+from argoproxy.pipeline.tokens import count_request_tokens, count_text
+
+# The first this many characters of an answer are kept (and counted only if no usage comes); the rest is only
+# measured, and the count scaled to it: a stream costs no counting at all when its upstream sends usage, and at
+# most one estimator pass over SAMPLE characters when it does not, whatever its length.
+SAMPLE = 16384
+
+
+class OutputCount:
+    """Output tokens of a stream, estimated from its text, reasoning and tool-call argument deltas."""
+
+    def __init__(self) -> None:
+        self._sample: io.StringIO | None = None  # made at the first text
+        self._kept = 0
+        self._chars = 0
+
+    def add(self, text: str) -> None:
+        self._chars += len(text)
+        if self._kept < SAMPLE:
+            if self._sample is None:
+                self._sample = io.StringIO()
+            piece = text[:SAMPLE - self._kept]
+            self._sample.write(piece)
+            self._kept += len(piece)
+
+    def add_delta(self, delta: dict[str, Any]) -> None:
+        """A chat chunk's delta (or a whole message, or a completions choice): every text it carries."""
+        for key in ("content", "reasoning_content", "reasoning", "text"):
+            value = delta.get(key)
+            if isinstance(value, str) and value:
+                self.add(value)
+        for call in delta.get("tool_calls") or ():
+            if isinstance(call, dict):
+                self.add_call(call)
+
+    def add_call(self, call: dict[str, Any]) -> None:
+        """A tool call or a fragment of one: its name and arguments."""
+        function = call.get("function")
+        if isinstance(function, dict):
+            for key in ("name", "arguments"):
+                if isinstance(function.get(key), str) and function[key]:
+                    self.add(function[key])
+
+    def total(self) -> int:
+        if self._sample is None or not self._kept:
+            return 0
+        sample = count_text(self._sample.getvalue())
+        return sample if self._chars == self._kept else round(sample * self._chars / self._kept)
+
+
+def estimated_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    """An OpenAI usage object from estimated counts."""
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def prompt_tokens(chat: dict[str, Any]) -> int:
+    """The count_tokens estimate of a chat request's prompt (messages, system, tool definitions)."""
+    return count_request_tokens(chat)
+
+
+class Meter:
+    """The chat door's stream under a tpm budget: the usage the upstream was asked for is kept for the budget
+    (and taken out of the stream when the client did not ask for it); without any, the stream is counted."""
+
+    def __init__(self, strip: bool) -> None:
+        from argoproxy.pipeline.gateway import sse_object  # the pipeline builds meters: imported by then
+        self.parse = sse_object
+        self.strip = strip
+        self.usage: dict[str, Any] | None = None
+        self.output = OutputCount()
+
+    def item(self, item: bytes | dict) -> bytes | dict | None:
+        """A stream item as the client gets it (None: left out, it only carried usage)."""
+        if type(item) is bytes:
+            obj = self.parse(item)
+            if obj is None:
+                return item
+        else:
+            obj = item
+        for choice in obj.get("choices") or ():
+            if isinstance(choice, dict):
+                self.output.add_delta(choice.get("delta") or choice)
+        if "usage" not in obj:
+            return item
+        if isinstance(obj["usage"], dict):
+            self.usage = obj["usage"]
+        if not self.strip:
+            return item
+        del obj["usage"]
+        if not obj.get("choices"):
+            return None
+        return sse.encode(obj) if type(item) is bytes else obj
+
+    def settled(self, body: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+        """(the stream's usage, whether it is an estimate)."""
+        if self.usage is not None:
+            return self.usage, False
+        prompt = prompt_tokens(body) if isinstance(body, dict) else 0
+        return estimated_usage(prompt, self.output.total()), True
+

@@ -1,0 +1,78 @@
+"""build_proxy: the whole proxy for one Settings object, without any web framework: upstream client,
+backend, Gateway, observers (DEBUG lines, journals, metrics), routing, and the Door in front of them.
+argoproxy/serve/flask_app.py wraps it in Flask; tests/unit/test_gateway.py drives it in-process with a fake upstream."""
+
+from __future__ import annotations
+
+import logging
+
+from argoproxy.serve.door import Door
+from argoproxy.observe.health import HealthCheck
+from argoproxy.observe.journal import Journal, journal_observer, setup_log_file
+from argoproxy.observe.logs import configure_logging, request_logger
+from argoproxy.observe.metrics import install_metrics
+from argoproxy.pipeline.gateway import Gateway
+from argoproxy.providers import create_backend
+from argoproxy.redaction import Secrets, configured_secrets
+from argoproxy.routing.dispatch import install_routing
+from argoproxy.config.settings import Settings
+from argoproxy.observe.status_page import StatusPage
+from argoproxy.teamkeys.service import TeamKeys, open_store
+from argoproxy.upstream.client import Upstream
+
+
+def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
+    """The door for these settings; `upstream` replaces the real upstream client (in-process tests)."""
+    configure_logging(settings.debug, Secrets.from_settings(settings))
+    if upstream is None:
+        upstream = real_upstream(settings)
+    backend = create_backend(settings, upstream)
+    gateway = Gateway(settings, backend, upstream)
+    if settings.debug:
+        gateway.observers.append(request_logger())
+    if settings.log_dir:
+        secrets = configured_secrets(settings)
+        journal = Journal(settings.log_dir, secrets=secrets, body_bytes=settings.journal_body_bytes)
+        # Under DEBUG the per-request lines are DEBUG records: log.log takes what stderr takes.
+        setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets,
+                       level=logging.DEBUG if settings.debug else logging.INFO)
+        gateway.observers.append(journal_observer(journal))
+        gateway.journal_bytes = settings.journal_body_bytes  # the answers' taps and assembled copies stop there
+    health = HealthCheck(upstream.session, settings.target_base_url, settings.health_cache_seconds)
+    install_routing(gateway)
+    if settings.enable_auth:
+        gateway.team_keys = team_keys(settings)
+        gateway.observers.append(gateway.team_keys.observe)
+    metrics = install_metrics(gateway)
+    door = Door(gateway, health, metrics.view)
+    door.metrics = metrics
+    if settings.status_page:
+        door.status_page = StatusPage(metrics.exposition, lambda: deployments(door, settings))
+        gateway.observers.append(door.status_page.observe)
+    return door
+
+
+def deployments(door: Door, settings: Settings) -> list[dict]:
+    """What the status page shows of the upstreams: every routed deployment, or the one target."""
+    status, body = door.health_body("")
+    if isinstance(body.get("deployments"), list):
+        return body["deployments"]
+    row = {"model": "*", "backend": settings.backend, "served_by": body.get("target_url", ""),
+           "state": "up" if status < 400 else "down"}
+    if status >= 400 and body.get("error"):
+        row["error"] = body["error"]
+    return [row]
+
+
+def team_keys(settings: Settings) -> TeamKeys:
+    return TeamKeys(open_store(settings.keys_db, settings.redis_url, settings.redis_outage))
+
+
+def real_upstream(settings: Settings) -> Upstream:
+    fast = settings.fast_path == "on"
+    if fast:
+        from argoproxy import fastpath
+        fastpath.install()  # done in the Gunicorn master already; again here for the app built in-process
+    return Upstream(settings.connect_timeout, settings.timeout, settings.max_retries,
+                    pool_size=max(64, settings.worker_connections), max_response_bytes=settings.max_response_bytes,
+                    fast_path=fast)

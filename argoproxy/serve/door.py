@@ -1,0 +1,420 @@
+"""The one door every request goes through: a Request in, an Answer out (argoproxy/edge/http_objects.py), in this order:
+
+  canonical path (argoproxy/edge/paths.py) -> one Route (argoproxy/edge/classify.py) -> request id + Call (so metrics,
+  journals and DEBUG lines see every request, refused ones included) -> auth -> 404/405 -> `?model=` against
+  the allow-list -> the route family's handler (API pipeline, model list, backend route, /health, /metrics,
+  forwarded path).
+
+No route has a way in that skips a step: the Flask layer (argoproxy/serve/flask_view.py) has a single catch-all view
+that calls `Door.handle`. Errors become answers here, in the route's front-door shape, so the door and all
+behind it run without Flask (tests/unit/test_gateway.py drives it in-process).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Iterator
+
+from argoproxy.pipeline.answer_shape import bad_answer
+from argoproxy.edge.auth import Guard, without_key_params
+from argoproxy.pipeline.batch_models import BatchCheck, upstream_fetch
+from argoproxy.pipeline.call import Call
+from argoproxy.edge.classify import Route, RouteTable, standard_table
+from argoproxy.errors import ProxyError
+from argoproxy.edge.http_objects import Answer, Request
+from argoproxy.fronts import DoorArgs, front_named, google
+from argoproxy.fronts.serve import front_for_kind
+from argoproxy.observe.health import HealthCheck
+from argoproxy.jsonfast import dumps
+from argoproxy.edge.paths import PathError, canonical, raw_target
+from argoproxy.pipeline.gateway import Gateway, read_request_body
+from argoproxy.edge.request_body import parse_object
+from argoproxy.edge.request_models import check_named, form_model, is_form, query_model, query_values
+from argoproxy.edge.validation import model_allowed
+
+log = logging.getLogger("cot_proxy")
+
+ROOT_ANSWER = {"status": "ok", "service": "cot_proxy"}  # GET and HEAD /: the proxy is up (details: /health)
+RAW_TARGET_KEY = "cot_proxy.raw_target"  # environ: the request target as the client sent it (set by Edge)
+JSON_TYPE = "application/json"
+READS_BODY = frozenset({"api", "front", "backend"})  # route families whose request body the proxy parses
+ADAPTED_HEADER = "X-Adapted-Params"  # what capability adaptation changed in the request
+
+Handler = Callable[[Call, Route], Answer]
+# A raw target meant for the Google door (answered in its error shape when its path is refused).
+GOOGLE_LOOKING = re.compile(r"(?i)^/v1beta(?:/|$)|(?::|%3a)(?:streamgeneratecontent|generatecontent|counttokens)\b")
+
+
+@dataclass(frozen=True)
+class BackendRoute:
+    """A route a backend serves itself: `handler(call)` answers it (the body is in call.raw_body)."""
+
+    path: str
+    kind: str
+    methods: tuple[str, ...]
+    handler: Callable[[Call], Answer]
+
+
+# The page runs only its own inline script and style and talks only to this proxy.
+STATUS_PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                      "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+class Door:
+    def __init__(self, gateway: Gateway, health: HealthCheck, metrics_view: Callable[[], Answer] | None) -> None:
+        self.gateway = gateway
+        self.settings = gateway.settings
+        self.backend = gateway.backend
+        self.health = health
+        self.metrics_view = metrics_view
+        self.guard = Guard(self.settings, gateway.team_keys)
+        self.status_page: Any = None  # argoproxy/observe/status_page.py when STATUS_PAGE is on (proxy.py sets it)
+        self.allowed = self.settings.allowed_models
+        self.batches = BatchCheck(self.allowed, self.settings.max_body_bytes, self.settings.timeout)
+        # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
+        self.forwards = self.backend.forwards_unknown and gateway.routing is None
+        self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths)
+        self.backend_routes: dict[str, Callable[[Call], Answer]] = {}
+        for r in self.backend.extra_routes():
+            route = r if isinstance(r, BackendRoute) else BackendRoute(*r)
+            self.table.add(route.path, route.kind, "backend", route.methods)
+            self.backend_routes[route.kind] = route.handler
+        self.families: dict[str, Handler] = {"api": self.api, "front": self.front, "models": self.models,
+                                             "backend": self.backend_route, "own": self.own, "forward": self.forward}
+
+    # ---------------------------------------------------------------- the door
+    def handle(self, req: Request) -> Answer:
+        call = self.gateway.new_call(req, "invalid_path", "-")
+        try:
+            answer = self.enter(req, call)
+        except ProxyError as err:
+            answer = self.error_answer(call, err)
+        except Exception:  # noqa: BLE001 - a bug must still answer in the API's shape, and be logged
+            log.exception("unexpected error in request %s", call.request_id or "-")
+            answer = self.error_answer(call, ProxyError(500, "The proxy failed to handle this request; see its log.",
+                                                        type="server_error", code="internal_error"))
+        adapted = call.extra.get("adapted")
+        if adapted:  # what capability adaptation changed in the request (argoproxy/pipeline/adapt.py)
+            answer.headers[ADAPTED_HEADER] = ", ".join(adapted)
+        return answer
+
+    def enter(self, req: Request, call: Call) -> Answer:
+        try:
+            target = canonical(req.target)  # a PathError is a 400, observed like every answer
+        except PathError:
+            if GOOGLE_LOOKING.search(req.target):
+                call.front = "google"  # refused before it has a route, but plainly meant for the Google door
+            raise
+        route = self.table.classify(target)
+        if route.family == "models" and route.front == "openai" and google_client(req.headers, target.query):
+            route = replace(route, front="google")  # /v1/models from google-genai (API version v1)
+        call.kind, call.path, call.query, call.front = route.kind, route.path, target.query, route.front
+        call.extra["route"] = route
+        self.guard.check(req, route)
+        if call.query and (self.guard.enabled or route.front == "google"):  # a client key never goes upstream
+            call.query = without_key_params(call.query)  # Google's ?key= included, with auth off too
+        if route.family == "unknown":
+            raise ProxyError(404, f"No route {route.label} on this proxy ({self.backend.name} backend).",
+                             code="unknown_route")
+        if call.method not in route.methods:
+            allow = ", ".join(sorted(route.methods))
+            raise ProxyError(405, f"{route.label} takes {allow} only.", code="method_not_allowed",
+                             headers={"Allow": allow})
+        if self.allowed and target.query:
+            model = query_model(target.query)
+            if model is not None:
+                check_named(self.allowed, model)
+        if route.family in READS_BODY and compressed(req.headers):
+            raise ProxyError(415, "Request bodies must not be compressed on this route (Content-Encoding "
+                             f"{req.headers.get('Content-Encoding', '').strip()!r}); send the JSON as it is.",
+                             code="unsupported_content_encoding")
+        return self.families[route.family](call, route)
+
+    def error_answer(self, call: Call, err: ProxyError) -> Answer:
+        """An error in the front door's shape (OpenAI's, Anthropic's...), with the request id; compatible
+        mode sends it with HTTP 200. A relayed upstream error body goes out as it was, secrets removed."""
+        if err.status >= 500:
+            log.warning("%s %s", err.status, err.message)
+        status, rid = err.status, call.request_id
+        front = front_named(call.front)
+        body = err.body()
+        if front is not None:
+            body = front.error_body(status, body["error"], rid)
+        else:
+            body["error"]["request_id"] = rid  # so that a client's report leads to the log line
+        if not call.observed:
+            call.status, call.output = status, body
+            self.gateway.observe(call)
+        secrets = self.gateway.secrets
+        data = secrets.data(err.raw if err.raw is not None and call.exchange is None else dumps(body))
+        relayed = err.raw is not None and call.exchange is None and "Content-Type" in err.headers  # as it came
+        answer = Answer(data, 200 if self.settings.compatible else status, err.headers,
+                        content_type=None if relayed else JSON_TYPE)
+        if front is not None and front.name == "messages":
+            answer.headers["request-id"] = rid
+        return answer
+
+    # ---------------------------------------------------------------- families
+    def api(self, call: Call, route: Route) -> Answer:
+        if self.gateway.routing is None and call.kind not in self.backend.kinds:
+            raise ProxyError(404, f"The {self.backend.name} backend does not serve {route.label}.",
+                             code="unknown_route")
+        return self.gateway.api(call)
+
+    def front(self, call: Call, route: Route) -> Answer:
+        front, count_only = front_for_kind(call.kind, route.front)
+        args = None
+        if route.front == "google":
+            args = DoorArgs(model=route.model, stream=call.kind == "stream_generate_content", sse=sse_asked(call.query))
+        return self.gateway.fronts.api(call, front, count_only, args)
+
+    def forward(self, call: Call, route: Route) -> Answer:
+        call.raw_body = read_request_body(call, self.settings.max_body_bytes)
+        if self.allowed:
+            self.check_body_model(call)
+            fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url, self.backend.upstream_headers(call))
+            self.batches.check(call, fetch)  # models named inside batch files and message batches
+        self.gateway.admit(call)  # key_limits: a forwarded call (images, audio...) counts like an API call
+        return self.gateway.passthrough(call, self.backend.url(call.path, call.query),
+                                        self.backend.upstream_headers(call))
+
+    def backend_route(self, call: Call, route: Route) -> Answer:
+        if call.method != "GET":
+            call.raw_body = read_request_body(call, self.settings.max_body_bytes)
+        self.gateway.admit(call)
+        return self.observed(call, self.gateway.scrubbed(self.backend_routes[call.kind](call)))
+
+    def own(self, call: Call, route: Route) -> Answer:
+        if call.kind == "root":  # answered here, never forwarded: clients probe it before their first request
+            return self.observed(call, json_response(ROOT_ANSWER))
+        if call.kind in ("ui", "ui_data"):
+            return self.observed(call, self.status_answer(call))
+        if call.kind == "metrics":
+            if self.metrics_view is None:
+                raise ProxyError(404, "Metrics are off.", code="unknown_route")
+            return self.observed(call, self.metrics_view())
+        status, body = self.health_body(call.query)
+        if self.guard.enabled and not self.guard.authenticated(call.request):
+            body = {"status": body.get("status", "healthy" if status < 400 else "unhealthy")}  # status only
+        return self.observed(call, json_response(body, status))
+
+    def status_answer(self, call: Call) -> Answer:
+        """/ui (the page) and /ui/data (what it shows: the admin key's only when auth is on)."""
+        if self.status_page is None:
+            raise ProxyError(404, "The status page is off (STATUS_PAGE).", code="unknown_route")
+        if call.kind == "ui":
+            return Answer(self.status_page.page(), 200, {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                                                         "Content-Security-Policy": STATUS_PAGE_POLICY},
+                          content_type="text/html; charset=utf-8")
+        if not self.guard.is_admin(call.request):
+            raise ProxyError(403, "Only the admin key (API_KEY_SECRET) opens the status page.",
+                             code="admin_key_required")
+        return json_response(self.status_page.data())
+
+    def models(self, call: Call, route: Route) -> Answer:
+        if route.front == "google":
+            return self.google_models(call, route)
+        if call.kind == "models":
+            return self.observed(call, json_response(self.model_list(call)))
+        call.model = route.model
+        if self.allowed and self.forwards and not model_allowed(self.allowed, route.model):
+            raise model_not_found(route.model)  # answered from the filtered list below when not forwarding
+        if route.model in self.settings.llm_params.pseudo_models and call.method in ("GET", "HEAD"):
+            # LLM_PARAMS pseudo models are the proxy's own: the upstream does not know them
+            return self.observed(call, json_response({"id": route.model, "object": "model", "created": 0,
+                                                      "owned_by": "cot_proxy"}))
+        if self.forwards:
+            return self.forwarded_model(call, route)
+        if call.method == "DELETE":
+            raise ProxyError(405, f"{route.label} takes GET only on the {self.backend.name} backend.",
+                             code="method_not_allowed", headers={"Allow": "GET, HEAD"})
+        entry = self.known_model(call, route.model)
+        if entry is not None:
+            return self.observed(call, json_response(entry))
+        raise model_not_found(route.model)
+
+    def forwarded_model(self, call: Call, route: Route) -> Answer:
+        """/v1/models/{id} on a forwarding backend: the upstream's answer, or, where the upstream has no such
+        route (llama.cpp answers 404 for any id), the proxy's own knowledge of the model."""
+        call.raw_body = read_request_body(call, self.settings.max_body_bytes)
+        url, headers = self.backend.url(call.path, call.query), self.backend.upstream_headers(call)
+        if call.method == "HEAD":  # a HEAD answer has no body to judge: what the proxy knows comes first
+            entry = self.known_model(call, route.model)
+            if entry is not None:
+                return self.observed(call, json_response(entry))
+            return self.gateway.passthrough(call, url, headers)
+        if call.method != "GET":
+            return self.gateway.passthrough(call, url, headers)
+        try:
+            return self.gateway.passthrough(call, url, headers)
+        except ProxyError as err:
+            entry = self.known_model(call, route.model) if err.status == 404 else None
+            if entry is None:
+                raise
+            return self.observed(call, json_response(entry))
+
+    def known_model(self, call: Call, name: str | None) -> dict[str, Any] | None:
+        """A model entry from what the proxy serves (the model list: the upstream's, the routing entries, the
+        LLM_PARAMS pseudo-models, filtered by the allow-list), or for a name only a routing glob serves
+        (`claude-*`), an entry of its own."""
+        listing = dataclasses.replace(call, kind="models", method="GET", path="v1/models", query="")
+        try:
+            entry = self.backend.model_entry(name, self.model_list(listing)["data"])
+        except ProxyError:  # no list to read (the upstream has none): the routing entries may still know it
+            entry = None
+        routing = self.gateway.routing
+        if entry is None and routing is not None and name and (not self.allowed or model_allowed(self.allowed, name)) \
+                and routing.router.chain(name):
+            entry = {"id": name, "object": "model", "created": 0, "owned_by": "cot_proxy"}
+        return entry
+
+    def google_models(self, call: Call, route: Route) -> Answer:
+        """GET /v1beta/models[/{model}]: the proxy's own list (the upstream's, routing entries, pseudo models,
+        filtered by the allow-list) in Google's shape; one model from the same knowledge (`known_model`)."""
+        call.extra["client_path"] = call.path
+        call.path, call.query = "v1/models", ""  # what an upstream's list is asked on (pageSize... not passed)
+        call.headers = front_named("google").upstream_headers(call.headers)
+        if call.kind == "models":
+            return self.observed(call, json_response(google.model_list(self.model_list(call)["data"])))
+        call.model = route.model
+        entry = self.known_model(call, route.model)  # routing globs (`claude-*`) included
+        if entry is None:
+            raise model_not_found(route.model)
+        return self.observed(call, json_response(google.model_entry({**entry, "id": route.model})))
+
+    # ---------------------------------------------------------------- pieces
+    def model_list(self, call: Call) -> dict[str, Any]:
+        """The backend's models plus LLM_PARAMS pseudo models, filtered by the allow-list."""
+        if self.gateway.routing is not None:
+            listing = {"object": "list", "data": self.gateway.routing.model_list()}
+        else:
+            listing = self.backend.list_models(call)
+        data = listing.get("data", [])
+        if not isinstance(data, list):
+            raise bad_answer("the model list's `data` is not a list")
+        known = {m.get("id") for m in data if isinstance(m, dict)}
+        for name in self.settings.llm_params.pseudo_models:
+            if name not in known:
+                data.append({"id": name, "object": "model", "created": 0, "owned_by": "cot_proxy"})
+        if self.allowed:
+            data = [m for m in data if isinstance(m, dict) and self.listed_allowed(m)]
+        listing["data"] = data
+        return listing
+
+    def listed_allowed(self, entry: dict[str, Any]) -> bool:
+        """A model list entry passes the allow-list by its id or by the id it resolves to (ARGO's aliases carry
+        it as `internal_name`), as requests naming it are checked after alias resolution."""
+        return model_allowed(self.allowed, entry.get("id")) or model_allowed(self.allowed, entry.get("internal_name"))
+
+    def health_body(self, query: str) -> tuple[int, dict[str, Any]]:
+        """(status, body) of /health with its detail: deployments, target URL, errors."""
+        if self.gateway.routing is not None:
+            return self.gateway.routing.health()
+        try:
+            own = self.backend.health(query)
+        except ProxyError as err:
+            return 503, {"status": "unhealthy", "error": err.message}
+        if own is not None:
+            return 200, own
+        return self.health.status()
+
+    def check_body_model(self, call: Call) -> None:
+        """The allow-list over a forwarded body: JSON's top-level "model", or a form's `model` field."""
+        body, headers = call.raw_body, call.headers
+        if not body:
+            return
+        if compressed(headers):
+            raise ProxyError(415, "With ALLOWED_MODELS set, request bodies must not be compressed (the proxy "
+                             "checks the model they name).", code="unsupported_content_encoding")
+        content_type = headers.get("Content-Type", "")
+        if is_form(content_type):
+            model = form_model(body, content_type)
+            if model is not None:
+                check_named(self.allowed, model)
+            return
+        if "json" in content_type.lower() or looks_like_json(body):
+            parsed = parse_object(body, must_be_object=False)
+            # A top-level array (a batch some servers accept) names a model in each of its objects.
+            for obj in parsed if isinstance(parsed, list) else [parsed]:
+                if isinstance(obj, dict) and "model" in obj:
+                    call.model = obj["model"] if isinstance(obj["model"], str) else None
+                    check_named(self.allowed, obj["model"])
+
+    def observed(self, call: Call, response: Answer) -> Answer:
+        """Answers made outside the pipeline are counted and journaled too (streamed ones when they end)."""
+        if call.observed:
+            return response
+        call.status = response.status_code
+        if response.is_streamed:
+            response.response = self._observe_after(call, response.response)
+            return response
+        call.bytes_out = len(response.get_data())
+        self.gateway.observe(call)
+        return response
+
+    def _observe_after(self, call: Call, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        try:
+            for data in chunks:
+                call.bytes_out += len(data)
+                yield data
+        finally:
+            self.gateway.observe(call)
+
+
+class Edge:
+    """WSGI middleware: keep the request target as the client sent it (the door canonicalises it) and show
+    Flask one path, so that its URL map decides nothing (argoproxy/serve/flask_view.py has one catch-all view)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        environ[RAW_TARGET_KEY] = raw_target(environ)
+        environ["PATH_INFO"] = "/"
+        return self.app(environ, start_response)
+
+
+def google_client(headers: dict[str, str], query: str) -> bool:
+    """Is this a Google SDK (x-goog-api-key or x-goog-api-client, or a `key` query parameter)? OpenAI's and
+    Anthropic's clients send none of them; /v1/models then answers in Google's shape."""
+    return "X-Goog-Api-Key" in headers or "X-Goog-Api-Client" in headers or \
+        (bool(query) and bool(query_values(query, "key")))
+
+
+def sse_asked(query: str) -> bool:
+    """`?alt=sse`: a Google stream as SSE; without it (or `alt=json`), one JSON array."""
+    values = query_values(query, "alt") if query else []
+    if len(values) > 1:
+        raise ProxyError(400, "The query parameter `alt` is given more than once.", param="alt",
+                         code="duplicate_parameter")
+    alt = values[0].lower() if values else "json"
+    if alt not in ("sse", "json"):
+        raise ProxyError(400, "The query parameter `alt` must be sse or json.", param="alt", code="invalid_value")
+    return alt == "sse"
+
+
+def compressed(headers) -> bool:
+    """Does the request body come under a Content-Encoding (gzip, deflate...) the proxy would have to undo?"""
+    return headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
+
+
+def looks_like_json(body: bytes) -> bool:
+    """Does a body read as a JSON object to a lenient server (BOM, white space, UTF-16/32 included)?"""
+    head = body[:64]
+    try:
+        text = head.decode(json.detect_encoding(head), "ignore")
+    except LookupError:
+        return False
+    return text.lstrip(" \t\r\n\ufeff")[:1] in ("{", "[")
+
+
+def model_not_found(model: str | None) -> ProxyError:
+    return ProxyError(404, f"The model `{model}` does not exist or you do not have access to it.", param="model",
+                      code="model_not_found")
+
+
+def json_response(obj: object, status: int = 200) -> Answer:
+    return Answer(dumps(obj), status, content_type=JSON_TYPE)

@@ -1,0 +1,70 @@
+"""create_app: the Flask application for one Settings object (one per worker process)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from argoproxy.edge.client_input import ClientInput
+from argoproxy.serve.door import Door, Edge
+from argoproxy.errors import error_body, error_type
+from argoproxy.jsonfast import dumps
+from argoproxy.serve.build import build_proxy
+from argoproxy.edge.request_ids import ENVIRON_KEY, RequestIds
+from argoproxy.serve.flask_view import build_blueprint, through
+from argoproxy.config.settings import Settings
+
+log = logging.getLogger("cot_proxy")
+
+
+def create_app(settings: Settings) -> Flask:
+    door = build_proxy(settings)
+    app = Flask("cot_proxy")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["cot_proxy"] = door.gateway
+    app.extensions["cot_proxy_door"] = door
+    app.extensions["cot_proxy_metrics"] = door.metrics
+    app.register_blueprint(build_blueprint(door))
+    register_error_handlers(app, door)
+    app.wsgi_app = RequestIds(Edge(ClientInput(app.wsgi_app, settings.client_timeout)))
+    return app
+
+
+def current_request_id() -> str:
+    """The id of the request Flask is handling (RequestIds put it in the environ)."""
+    return request.environ.get(ENVIRON_KEY, "")
+
+
+def register_error_handlers(app: Flask, door: Door) -> None:
+    """Errors Flask makes itself, in OpenAI's shape too; the door answers every other error (argoproxy/serve/door.py).
+    A method Flask's URL map does not list (PROPFIND...) is sent through the door, which answers the 405 and
+    counts it like any request."""
+    gateway = door.gateway
+    compatible = gateway.settings.compatible
+
+    def reply(status: int, body: dict, headers: dict | None = None) -> Response:
+        body["error"]["request_id"] = current_request_id()
+        response = Response(gateway.secrets.data(dumps(body)), 200 if compatible else status,
+                            content_type="application/json")
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Response:
+        if err.code == 405:
+            return through(door)
+        status = err.code or 500
+        messages = {404: "Unknown route.", 405: "Method not allowed on this route."}
+        headers = {"Allow": ", ".join(err.valid_methods)} if getattr(err, "valid_methods", None) else None
+        code = {404: "unknown_route", 405: "method_not_allowed"}.get(status)
+        return reply(status, error_body(messages.get(status, err.description or err.name), error_type(status), None, code),
+                     headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception) -> Response:
+        log.exception("unexpected error in request %s", current_request_id() or "-")
+        return reply(500, error_body("The proxy failed to handle this request; see its log.", "server_error",
+                                     None, "internal_error"))

@@ -1,0 +1,38 @@
+"""The Flask layer, thin: one catch-all view turns the WSGI request into a Request, hands it to the Door
+(argoproxy/serve/door.py) and turns the Answer into a Flask Response.
+
+Flask's URL map decides nothing: what a request is gets decided once, by the door, on the canonical path.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from argoproxy.edge.classify import ALL_METHODS
+from argoproxy.serve.door import RAW_TARGET_KEY, Door
+from argoproxy.edge.http_objects import Answer, Request
+from argoproxy.edge.paths import raw_target
+
+
+def build_blueprint(door: Door) -> Blueprint:
+    bp = Blueprint("proxy", __name__)
+
+    def enter(path: str = "") -> Response:
+        return through(door)
+
+    methods = sorted(ALL_METHODS)
+    bp.add_url_rule("/", "root", enter, methods=methods)
+    bp.add_url_rule("/<path:path>", "any", enter, methods=methods)
+    return bp
+
+
+def through(door: Door) -> Response:
+    """The current Flask request through the door, as a Flask Response."""
+    environ = request.environ
+    req = Request.from_environ(environ, environ.get(RAW_TARGET_KEY) or raw_target(environ))
+    return to_flask(door.handle(req))
+
+
+def to_flask(answer: Answer) -> Response:
+    return Response(answer.response, answer.status_code, answer.headers.items(),
+                    direct_passthrough=answer.direct_passthrough)

@@ -1,0 +1,261 @@
+"""Gunicorn: its options from the Settings (one source for gunicorn.conf.py and `python cot_proxy.py`),
+and the embedded application used by the command line."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from argoproxy.config import listener
+from argoproxy import providers
+from argoproxy.config.backend_choice import target_unused_by
+from argoproxy.config.settings import Loaded, Settings, SettingsError, load
+
+# Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
+# for idle keep-alive connections too.
+KEEPALIVE_SECONDS = 5
+# Set in the Gunicorn master that printed the warnings and the start-up line; forked workers inherit it.
+_announced = False
+
+
+def loaded_or_exit(flags: Mapping[str, Any] | None = None) -> Loaded:
+    """Load the settings (`.env` first); a bad one ends the process with one line naming it (exit code 2)."""
+    read_dotenv()
+    try:
+        return load(flags)
+    except SettingsError as exc:
+        print(f"cot_proxy: bad setting {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def settings_or_exit(flags: Mapping[str, Any] | None = None) -> Settings:
+    return loaded_or_exit(flags).settings
+
+
+def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, dict[str, Any]]:
+    """For Gunicorn's master (gunicorn.conf.py, `python cot_proxy.py`, the console scripts): the settings,
+    their warnings printed once, and Gunicorn's options (whose start-up line says why this backend)."""
+    global _announced
+    loaded = loaded_or_exit(flags)
+    if not _announced:  # not again when Gunicorn's master re-reads its config (SIGHUP): the port is its own
+        port_free_or_exit(loaded.settings, port_label(loaded.settings, flags))
+    print_warnings(loaded)
+    _announced = True
+    return loaded.settings, gunicorn_options(loaded.settings, loaded.backend_reason)
+
+
+def port_label(settings: Settings, flags: Mapping[str, Any] | None = None) -> str:
+    """Where the port in force came from, as a user would set another: the flag, PORT, or the config's key."""
+    if flags and "port" in flags:
+        return "--port"
+    if "PORT" in os.environ or not settings.config_path:
+        return "PORT"
+    return f"port (in {settings.config_path})"
+
+
+def port_free_or_exit(settings: Settings, label: str = "PORT") -> None:
+    """A port in use is one line and exit code 2, at once: Gunicorn would try five times over five seconds
+    and print ten ERROR lines. Not when Gunicorn is handed its sockets (USR2 upgrade, systemd activation)."""
+    if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ or settings.socket:
+        return
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Gunicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # e.g. an address this host does not have: Gunicorn's own error says so
+            print(f"cot_proxy: bad setting {label}: port {settings.port} on {settings.host} is already in use (another "
+                  "server, or this proxy started twice): stop it or choose another port", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+
+def print_warnings(loaded: Loaded) -> None:
+    for warning in loaded.warnings:
+        print(f"cot_proxy: warning: {warning}", file=sys.stderr, flush=True)
+
+
+def worker_settings() -> Settings:
+    """The settings of a worker building the app. Started as `gunicorn cot_proxy:app` where no gunicorn.conf.py
+    is read, no master said where requests go: each worker says it (with the warnings), Gunicorn's own
+    options being in force rather than the settings' workers and worker class."""
+    loaded = loaded_or_exit()
+    if not _announced:
+        print_warnings(loaded)
+        mode = describe_mode(loaded.settings)
+        if loaded.backend_reason and not loaded.settings.models:
+            mode += f"; {loaded.settings.backend} backend: {loaded.backend_reason}"
+        if _default_url(loaded.settings):
+            mode += ", the default URL: TARGET_BASE_URL sets another"
+        print(f"cot_proxy worker {os.getpid()} serving ({mode}; started without gunicorn.conf.py: Gunicorn's "
+              "own options apply)", file=sys.stderr, flush=True)
+    return loaded.settings
+
+
+def read_dotenv(directory: Path | None = None) -> Path | None:
+    """`.env` in the working directory, read as seed 003 reads it (python-dotenv): each variable it sets joins
+    the environment unless the environment already has it. So: config.yaml < .env < environment < flags."""
+    from dotenv import load_dotenv
+
+    path = (directory or Path.cwd()) / ".env"
+    if not path.is_file():
+        return None
+    load_dotenv(path, override=False)
+    return path
+
+
+def _when_ready(settings: Settings, backend_reason: str):
+    def when_ready(server) -> None:
+        # Gunicorn's own command line (-b, -w, -k) wins over the settings: say what it really serves.
+        print(startup_line(settings, backend_reason, server.cfg), file=sys.stderr, flush=True)
+    return when_ready
+
+
+def startup_line(settings: Settings, backend_reason: str = "", cfg: Any = None) -> str:
+    """"cot_proxy listening on URL (mode[; why this backend][, the default URL], N workers)". `cfg`: Gunicorn's
+    configuration in force, when known (its bind, workers and worker class may come from its own flags)."""
+    parts = [describe_mode(settings)]
+    if backend_reason and not settings.models:  # routing: the top-level backend serves no model by itself
+        parts[0] += f"; {settings.backend} backend: {backend_reason}"
+    if _default_url(settings):
+        parts.append("the default URL: TARGET_BASE_URL sets another")
+    workers, worker_class, where = settings.workers, settings.worker_class, listen_address(settings)
+    if cfg is not None:
+        workers, where = cfg.workers, ", ".join(map(_bind_address, cfg.bind))
+        if cfg.worker_class_str in ("gevent", "gthread", "sync"):
+            worker_class = cfg.worker_class_str  # else the settings' class (or its fast-path version)
+    parts.append(plural(workers, f"{worker_class} worker"))
+    return f"cot_proxy listening on {where} ({', '.join(parts)})"
+
+
+def listen_address(settings: Settings) -> str:
+    if settings.socket:
+        return f"unix:{settings.socket}"
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def bind_options(settings: Settings) -> dict[str, Any]:
+    """Gunicorn's bind: HOST:PORT, or the Unix socket (its directory made private, the socket mode 0600)."""
+    if not settings.socket:
+        return {"bind": f"{settings.host}:{settings.port}"}
+    return {"bind": f"unix:{listener.private_socket_path(settings.socket)}", "umask": listener.SOCKET_UMASK}
+
+
+def _bind_address(bind: str) -> str:
+    return bind if bind.startswith(("unix:", "fd://")) else f"http://{bind}"
+
+
+def _default_url(settings: Settings) -> bool:
+    return not settings.models and not target_unused_by(settings.backend) and \
+        settings.target_base_url == providers.DEFAULT_TARGET_URLS.get(settings.backend)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def describe_mode(settings: Settings) -> str:
+    """What the proxy serves and where it sends requests (URL credentials masked)."""
+    if settings.models:
+        return describe_routing(settings)
+    return providers.get(settings.backend).startup_line(settings)
+
+
+def describe_routing(settings: Settings, shown: int = 6) -> str:
+    """Routing mode (`models`): the names it serves and the upstreams they go to, e.g. "routing 2 models
+    (gemma, claude-*) -> openai at http://127.0.0.1:8080/v1/, argo at https://...". The top-level backend and
+    TARGET_BASE_URL serve nothing here unless an entry uses them."""
+    from argoproxy.redaction import mask_url
+    from argoproxy.routing.entries import entry_url
+    names = list(dict.fromkeys(e.name for e in settings.models))
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    upstreams = dict.fromkeys(f"{e.backend} at {mask_url(entry_url(settings, e))}" for e in settings.models)
+    return f"routing {plural(len(names), 'model')} ({', '.join(names[:shown])}{more}) -> {', '.join(upstreams)}"
+
+
+def gunicorn_options(settings: Settings, backend_reason: str = "") -> dict[str, Any]:
+    from argoproxy.serve import gunicorn_errors
+    gunicorn_errors.install()  # read by the master: every forked worker answers its own errors as JSON
+    options: dict[str, Any] = {
+        **bind_options(settings),
+        "workers": settings.workers,
+        "worker_class": settings.worker_class,
+        "timeout": settings.gunicorn_timeout,
+        "graceful_timeout": settings.graceful_timeout,
+        "keepalive": KEEPALIVE_SECONDS,
+        "accesslog": "-" if settings.debug else None,
+        "errorlog": "-",
+        "loglevel": "info" if settings.debug else "warning",
+        "when_ready": _when_ready(settings, backend_reason),
+        # Gunicorn's control socket (~/.gunicorn/gunicorn.ctl) serves nothing here: it failed with an ERROR where
+        # HOME is not writable (the Docker image) and instances on one host replaced each other's.
+        "control_socket_disable": True,
+    }
+    if settings.worker_class == "gthread":
+        options["threads"] = settings.threads
+    if settings.worker_class == "gevent":
+        options["worker_connections"] = settings.worker_connections
+        if settings.workers > 1 and settings.fast_path == "on":
+            from argoproxy import fastpath  # Gunicorn's gevent worker, spreading connections evenly
+            options["worker_class"] = fastpath.BALANCED_GEVENT_WORKER
+    options.update(_hook_options(settings))
+    options["post_worker_init"] = _ignoring_terminal_interrupt(options.get("post_worker_init"))
+    options["worker_int"] = _quit_now
+    return options
+
+
+def _ignoring_terminal_interrupt(inner: Callable[[Any], None] | None) -> Callable[[Any], None]:
+    """Ctrl+C in a terminal sends SIGINT to every process of its group: the master stops the workers itself
+    (SIGQUIT), so workers leave SIGINT to it instead of quitting a second time on their own."""
+    def post_worker_init(worker: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if inner is not None:
+            inner(worker)
+    return post_worker_init
+
+
+def _quit_now(worker: Any) -> None:
+    """Gunicorn's quick stop (SIGQUIT to a worker; Ctrl+C or SIGINT to the master) calls this first: leave
+    now. Gunicorn itself would wait 0.1 s and raise SystemExit into whatever the worker was doing, which
+    printed tracebacks (a request cut mid-write; a gevent worker whose main loop ended first). Nothing is
+    lost: journals are written unbuffered, metrics files are cleaned by the master."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _hook_options(settings: Settings) -> dict[str, Any]:
+    """Process hooks contributed by features that span workers (metrics, generated keys)."""
+    hooks: dict[str, Any] = {}
+    try:
+        from argoproxy.serve import gunicorn_hooks
+    except ImportError:
+        return hooks
+    return gunicorn_hooks.gunicorn_hooks(settings)
+
+
+def run(flags: Mapping[str, Any]) -> None:
+    """Serve under Gunicorn with these flags; workers rebuild the settings (so SIGHUP re-reads config.yaml)."""
+    from gunicorn.app.base import BaseApplication
+
+    _, options = startup_options(flags)
+
+    class ProxyApplication(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            from argoproxy.serve.flask_app import create_app
+            return create_app(settings_or_exit(flags))
+
+    logging.getLogger("gunicorn.error").propagate = False
+    ProxyApplication().run()

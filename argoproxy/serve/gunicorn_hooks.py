@@ -1,0 +1,111 @@
+"""What the Gunicorn master sets up once for all its workers: the Prometheus multiprocess directory and the
+generated client API key.
+
+`gunicorn_hooks(settings)` runs in the master when it reads its configuration (gunicorn.conf.py, or
+`python cot_proxy.py`), i.e. before any worker is forked and before prometheus_client is imported:
+
+- PROMETHEUS_MULTIPROC_DIR: a fresh temporary directory for this run (removed when the master exits), or
+  the directory the operator set, emptied of stale *.db files. Workers inherit the variable, so their
+  metrics add up; `child_exit` marks a dead worker so its live gauges (streams in flight) stop counting.
+- ENABLE_AUTH without API_KEY_SECRET: one random key, generated here, printed once, and passed to every
+  worker in a process-internal environment variable (argoproxy.edge.auth.GENERATED_KEY_ENV). Workers that
+  Gunicorn restarts later get the same key.
+- COT_PROXY_SHARED_DIR: a fresh directory for the cells workers count in together (argoproxy/routing/shared.py).
+- FAST_PATH=on: the fast path's process-wide patches are installed here, before the fork
+  (argoproxy.fastpath.install), and each worker, once it has loaded the app, freezes what it built out of
+  the garbage collector's sight (argoproxy.fastpath.tune_worker_gc).
+
+Reloads (SIGHUP) read the configuration again in the same master: both are then reused, not recreated.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+from typing import Any, Callable
+
+from argoproxy.edge.auth import GENERATED_KEY_ENV, announce_key, generate_key
+from argoproxy.routing.shared import prepare_shared_dir, remove_shared_dir
+from argoproxy.config.settings import Settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable (argoproxy.observe.metrics reads it too)
+# The pid of the master that created the metrics directory (so a re-exec'd master makes its own).
+OWNER_ENV = "COT_PROXY_METRICS_DIR_OWNER"
+
+
+def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
+    """Gunicorn server hooks (and their one-time setup, done now, in the master)."""
+    prepare_metrics_dir()
+    prepare_shared_dir()  # cells the workers count in together (key limits, deployment cooldown)
+    share_generated_key(settings)
+    hooks: dict[str, Callable[..., Any]] = {"child_exit": child_exit, "on_exit": on_exit, "post_fork": post_fork}
+    if settings.fast_path == "on":
+        from argoproxy import fastpath
+        fastpath.install()
+        hooks["post_worker_init"] = fastpath.tune_worker_gc
+    return hooks
+
+
+def post_fork(server, worker) -> None:
+    """In a new worker, before Gunicorn installs its own signal handlers (gevent's monkey-patching comes
+    first): a stop signal arriving in that window would reach the handler inherited from the master and be
+    lost, and the worker would then serve on until the master SIGKILLs it at graceful_timeout (a SIGTERM or
+    SIGINT just after start-up or just after a worker was replaced hung the shutdown for 30 s). Remember it."""
+    import signal
+
+    def early_stop(signum, frame) -> None:
+        worker.alive = False  # Gunicorn's run loop then ends as soon as it starts
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, early_stop)
+
+
+def prepare_metrics_dir() -> str:
+    """Point PROMETHEUS_MULTIPROC_DIR at an empty directory for this run; return it."""
+    pid = str(os.getpid())
+    current = os.environ.get(MULTIPROC_ENV)
+    owner = os.environ.get(OWNER_ENV)
+    if current and owner == pid:
+        return current  # a reload in the same master
+    if current and owner is None:
+        # Chosen by the operator: use it, without last run's values.
+        os.makedirs(current, exist_ok=True)
+        for stale in glob.glob(os.path.join(current, "*.db")):
+            os.remove(stale)
+        return current
+    path = tempfile.mkdtemp(prefix="cot_proxy_metrics_")
+    os.environ[MULTIPROC_ENV] = path
+    os.environ[OWNER_ENV] = pid
+    return path
+
+
+def share_generated_key(settings: Settings) -> str | None:
+    """When auth is on without configured keys: the one key every worker accepts (generated once)."""
+    if not settings.enable_auth or settings.api_key_secret or settings.key_limits:
+        return None
+    key = os.environ.get(GENERATED_KEY_ENV)
+    if not key:
+        key = generate_key()
+        os.environ[GENERATED_KEY_ENV] = key
+        announce_key(key)
+    return key
+
+
+def child_exit(server, worker) -> None:
+    """A worker is gone: its live gauges no longer count, nor its connections on the balancing board."""
+    board = getattr(worker, "board", None)  # argoproxy.fastpath.balanced_worker: a worker killed can't clear its slot
+    if board is not None:
+        board.release(worker.pid)
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    """The master exits: remove the metrics directory it created."""
+    path = os.environ.get(MULTIPROC_ENV)
+    if path and os.environ.get(OWNER_ENV) == str(os.getpid()):
+        shutil.rmtree(path, ignore_errors=True)
+    remove_shared_dir()

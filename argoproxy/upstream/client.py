@@ -1,0 +1,395 @@
+"""The upstream client: one pooled requests.Session per worker process, retries before the first byte,
+and the translation of transport failures into errors a user can act on (never echoing URLs or keys).
+
+This is the reference path: `Session.request(stream=True)`, bodies read with `iter_content` (StockResponse).
+With FAST_PATH=on (the default) the Session's pools are used directly instead (argoproxy.fastpath.pool);
+both answer with the same UpstreamResponse interface."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import email.utils
+import logging
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from argoproxy.errors import ProxyError
+from argoproxy.upstream.proxy_env import DIRECT, ProxyChoice, proxy_for
+from argoproxy.jsonfast import loads
+
+log = logging.getLogger(__name__)
+
+# What reading an upstream body can raise when the connection breaks or stalls.
+READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+# What sending a request can raise before any answer arrived.
+TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024  # MAX_RESPONSE_BYTES' default
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+BACKOFF_BASE = 0.25  # seconds; doubled per attempt, capped, with full jitter
+BACKOFF_CAP = 4.0
+RETRY_AFTER_BUDGET = 10.0  # a longer Retry-After is passed to the client instead of waited for
+RETRY_BUDGET = 15.0  # no new attempt starts this long after the first: retries must not multiply timeouts
+
+
+@dataclass
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None = None
+    timeout: float | None = None  # read timeout; None = the configured one
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def make_session(pool_size: int) -> requests.Session:
+    """A Session without requests' default headers (the client's own are forwarded) and with a large pool.
+    It reads the environment as requests does (proxies, NO_PROXY, REQUESTS_CA_BUNDLE); the fast path makes
+    the same decision once per upstream host and leaves proxied hosts to this Session."""
+    session = requests.Session()
+    session.headers.clear()
+    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def url_credentials_as_header(req: UpstreamRequest) -> UpstreamRequest:
+    """A URL's `user:password@` as Basic auth, the same on both transports: only when nothing else authorizes
+    the request (a configured key wins; requests' own handling would replace it), and never left in the URL."""
+    parts = urlsplit(req.url)
+    try:
+        user, password = parts.username, parts.password
+    except ValueError:
+        return req
+    if user is None and password is None:
+        return req  # an '@' in the path or query
+    url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    headers = req.headers
+    if not any(name.lower() == "authorization" for name in headers):
+        pair = f"{unquote(user or '')}:{unquote(password or '')}".encode()
+        headers = {**headers, "Authorization": "Basic " + base64.b64encode(pair).decode()}
+    return dataclasses.replace(req, url=url, headers=headers)
+
+
+class Upstream:
+    """Sends requests upstream with connect/read timeouts and capped, jittered retries."""
+
+    def __init__(self, connect_timeout: float, read_timeout: float, max_retries: int, pool_size: int = 1024,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE, fast_path: bool = True) -> None:
+        self.max_response_bytes = max_response_bytes
+        self.session = make_session(pool_size)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_retries = max_retries
+        self.direct = None  # the fast path's direct use of the Session's pools (FAST_PATH=on)
+        if fast_path:
+            from argoproxy.fastpath.pool import DirectPools
+            self.direct = DirectPools(self.session)
+
+    def send(self, req: UpstreamRequest) -> UpstreamResponse:
+        """The upstream response, headers read and body not yet; raises ProxyError for transport failures."""
+        if "@" in req.url:
+            req = url_credentials_as_header(req)
+        timeout = (self.connect_timeout, req.timeout or self.read_timeout)
+        attempt = 0
+        started = time.monotonic()
+        while True:
+            try:
+                resp = self._send_once(req, timeout)
+            except TRANSPORT_ERRORS as exc:
+                delay = _backoff(attempt + 1)
+                if self._may_retry(attempt, started, delay) and _retryable_exception(exc):
+                    attempt += 1
+                    _sleep(delay)
+                    continue
+                raise transport_error(exc, req.url, timeout, proxy_for(req.url)) from None
+            if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
+                delay = _retry_delay(resp, attempt + 1)
+                if delay is not None and self._may_retry(attempt, started, delay):
+                    resp.close()
+                    attempt += 1
+                    log.info("upstream answered %s; retry %d in %.2fs", resp.status_code, attempt, delay)
+                    _sleep(delay)
+                    continue
+            return resp
+
+    def _may_retry(self, attempt: int, started: float, delay: float) -> bool:
+        return attempt < self.max_retries and time.monotonic() - started + delay < RETRY_BUDGET
+
+    def _send_once(self, req: UpstreamRequest, timeout: tuple[float, float]) -> UpstreamResponse:
+        if self.direct is not None:
+            pooled = self.direct.send(req, timeout, self.max_response_bytes)
+            if pooled is not None:
+                return pooled  # None: a proxy applies to this host, which requests' own path handles
+        r = self.session.request(req.method, req.url, headers=req.headers, data=req.body, stream=True,
+                                 timeout=timeout, allow_redirects=False)
+        if r.status_code == 407:
+            proxy = proxy_for(req.url)
+            if proxy.url:  # a plain-http upstream through a proxy: the proxy's own answer, not the upstream's
+                r.close()
+                raise ProxyError(502, f"The proxy {proxy.shown} refused the request: 407 Proxy Authentication "
+                                      "Required (check the user and password in that variable).",
+                                 code="proxy_auth_required")
+        return StockResponse(r, req.url, self.max_response_bytes)
+
+
+class UpstreamResponse:
+    """An upstream answer, headers read and body not yet: the slice of requests.Response the proxy uses.
+    StockResponse (below) and the fast path's PooledResponse (argoproxy.fastpath.pool) implement it.
+
+    A body read whole (``content``, or ``read_chunks`` once ``bounded`` is set) may be at most ``max_bytes``
+    long, counted after decompression; beyond it the read stops with a 502 naming MAX_RESPONSE_BYTES."""
+
+    __slots__ = ("url", "_content", "max_bytes", "bounded", "tap")
+
+    def __init__(self, url: str, max_bytes: int = 0) -> None:
+        self.url = url
+        self._content: bytes | None = None
+        self.max_bytes = max_bytes or DEFAULT_MAX_RESPONSE
+        self.bounded = False  # set when the body is about to be read whole (answers, stream aggregation)
+        self.tap: Any = None  # journals: a body_tap.BodyTap every body byte read passes through
+
+    raw: urllib3.BaseHTTPResponse  # the urllib3 response underneath
+
+    @property
+    def status_code(self) -> int:
+        return self.raw.status
+
+    @property
+    def reason(self) -> str:
+        return self.raw.reason or ""
+
+    @property
+    def headers(self) -> urllib3.HTTPHeaderDict:
+        """Case-insensitive, one entry per header line as received (urllib3's own: requests' merged dict
+        would join repeated headers such as Set-Cookie into one line)."""
+        return self.raw.headers
+
+    @property
+    def content(self) -> bytes:
+        """The whole body, decoded (gzip/deflate) as requests would, up to max_bytes."""
+        if self._content is None:
+            self.bounded = True
+            self._content = b"".join(read_chunks(self))
+        return self._content
+
+    def json(self) -> Any:
+        return loads(self.content)
+
+    def chunks(self, decode: bool = True) -> Iterator[bytes]:
+        """Body bytes as they arrive (decoded from gzip/deflate unless decode is False)."""
+        raise NotImplementedError
+
+    def drain(self, seconds: float) -> None:
+        """After the end of a stream's content: let the connection be reused if that costs at most `seconds`
+        (here: it is dropped on close)."""
+
+    def close(self) -> None:
+        """Release the connection: back to the pool when the body was read, dropped otherwise."""
+        raise NotImplementedError
+
+    def __enter__(self) -> "UpstreamResponse":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+READ_SIZE = 1 << 20  # at most this much per read; a read returns whatever has arrived, never waits to fill it
+
+
+class StockResponse(UpstreamResponse):
+    """An upstream answer over a stock requests.Response (Session.request(stream=True))."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: requests.Response, url: str, max_bytes: int = 0) -> None:
+        super().__init__(url, max_bytes)
+        self.response = response
+
+    @property
+    def raw(self) -> urllib3.BaseHTTPResponse:
+        return self.response.raw
+
+    def chunks(self, decode: bool = True) -> Iterator[bytes]:
+        """Chunked bodies (every SSE stream) per chunk as it arrives (iter_content(chunk_size=None));
+        other bodies per read of what has arrived (iter_content with a size would wait to fill it)."""
+        raw = self.response.raw
+        if raw.chunked and raw.supports_chunked_reads():
+            yield from self.response.iter_content(chunk_size=None) if decode else raw.stream(None, decode_content=False)
+            return
+        yield from read_arrived(raw, decode)
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def read_arrived(raw: urllib3.BaseHTTPResponse, decode: bool) -> Iterator[bytes]:
+    """An unchunked body per read of whatever has arrived (at most READ_SIZE), decoded unless decode is False."""
+    while True:
+        data = raw.read1(READ_SIZE, decode_content=decode)
+        if not data:
+            return
+        yield data
+
+
+def read_chunks(resp: UpstreamResponse, decode: bool = True) -> Iterator[bytes]:
+    """Body bytes as they arrive: per upstream chunk for chunked bodies, per socket read otherwise.
+    A bounded response is cut with a 502 once it passes its max_bytes (a stream relayed as it arrives is not)."""
+    chunks = resp.chunks(decode)
+    if resp.tap is not None:
+        chunks = resp.tap.tapped(chunks)
+    if resp.bounded:
+        return _bounded(resp, chunks)
+    return chunks
+
+
+def _bounded(resp: UpstreamResponse, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    limit = resp.max_bytes
+    length = resp.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > limit and resp.headers.get("Content-Encoding", "identity") == "identity":
+        raise too_large(resp, limit)
+    size = 0
+    for data in chunks:
+        size += len(data)
+        if size > limit:
+            raise too_large(resp, limit)
+        yield data
+
+
+def too_large(resp: UpstreamResponse, limit: int) -> ProxyError:
+    """The 502 for an answer longer than MAX_RESPONSE_BYTES; the connection is dropped, not drained."""
+    resp.raw.close()
+    return ProxyError(502, f"The upstream answer from {describe_host(resp.url)} is larger than MAX_RESPONSE_BYTES "
+                           f"({limit} bytes).", code="upstream_response_too_large")
+
+
+def _retryable_exception(exc: Exception) -> bool:
+    """Only failures where the request cannot have reached the model: no connection was made."""
+    u3 = urllib3.exceptions
+    if isinstance(exc, u3.NameResolutionError):
+        return False
+    if isinstance(exc, (u3.NewConnectionError, u3.ConnectTimeoutError, requests.ConnectTimeout)):
+        return True
+    return isinstance(exc, requests.ConnectionError) and not isinstance(
+        exc, (requests.ReadTimeout, requests.exceptions.SSLError)) and _connection_refused(exc)
+
+
+def _connection_refused(exc: Exception) -> bool:
+    text = repr(exc)
+    return "Connection refused" in text or "ConnectionRefused" in text or "NewConnectionError" in text
+
+
+def _backoff(attempt: int) -> float:
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
+
+
+def _retry_delay(resp: UpstreamResponse, attempt: int) -> float | None:
+    """How long to wait before retrying this answer, or None when it should go to the client as is."""
+    retry_after = resp.headers.get("Retry-After")
+    if retry_after is None:
+        return None if resp.status_code == 429 else _backoff(attempt)
+    seconds = parse_retry_after(retry_after)
+    if seconds is None or seconds > RETRY_AFTER_BUDGET:
+        return None
+    return seconds
+
+
+def parse_retry_after(value: str) -> float | None:
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def describe_host(url: str) -> str:
+    """host:port of a URL, without credentials, path or query: safe to show a user."""
+    parts = urlsplit(url)
+    host = parts.hostname or "upstream"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{host}:{port}"
+
+
+def transport_error(exc: Exception, url: str, timeout: tuple[float, float],
+                    proxy: ProxyChoice = DIRECT) -> ProxyError:
+    """A transport failure as the error the client gets: 504 for timeouts, 502 for the rest; a failure of the
+    proxy in between names the proxy (host:port and its variable, never its credentials)."""
+    where = describe_host(url)
+    text = repr(exc)
+    u3 = urllib3.exceptions
+    if proxy.url and "://" in proxy.url and not proxy.url.lower().startswith(("http://", "https://")):
+        return ProxyError(502, f"The proxy {proxy.shown} uses a scheme cot_proxy does not support: use an http:// "
+                               "or https:// proxy.", code="proxy_unsupported")
+    if proxy.url and isinstance(exc, (u3.ProxyError, requests.exceptions.ProxyError)):
+        return proxy_error(text, where, proxy, timeout)
+    if isinstance(exc, u3.NameResolutionError) or "NameResolutionError" in text or "Name or service not known" in text \
+            or "Temporary failure in name resolution" in text or "nodename nor servname" in text:
+        return ProxyError(502, f"Cannot resolve the upstream host {where.rsplit(':', 1)[0]}: check the target URL.",
+                          code="upstream_dns_error")
+    if isinstance(exc, (u3.SSLError, requests.exceptions.SSLError)):
+        return ProxyError(502, f"TLS verification failed for the upstream server {where}.", code="upstream_tls_error")
+    if "refused" in text.lower():
+        return ProxyError(502, f"The upstream server {where} refused the connection: is it running?",
+                          code="upstream_connection_refused")
+    if isinstance(exc, (requests.ConnectTimeout, u3.ConnectTimeoutError)) and not isinstance(exc, u3.NewConnectionError) \
+            or "timed out" in text and isinstance(exc, u3.NewConnectionError):
+        return ProxyError(504, f"Timed out connecting to the upstream server {where} after {timeout[0]:g}s.",
+                          code="upstream_connect_timeout")
+    if isinstance(exc, (requests.ReadTimeout, u3.ReadTimeoutError, TimeoutError)):
+        return ProxyError(504, f"The upstream server {where} did not answer within {timeout[1]:g}s.",
+                          code="upstream_timeout")
+    if isinstance(exc, (u3.NewConnectionError, requests.ConnectionError)) and not isinstance(exc, u3.ProtocolError):
+        return ProxyError(502, f"Failed to connect to the upstream server {where}.", code="upstream_connection_error")
+    if isinstance(exc, (u3.ProtocolError, ConnectionError)):
+        return ProxyError(502, f"The upstream server {where} closed the connection without answering.",
+                          code="upstream_disconnected")
+    return ProxyError(502, f"Failed to forward the request to {where}.", code="upstream_error")
+
+
+def proxy_error(text: str, where: str, proxy: ProxyChoice, timeout: tuple[float, float]) -> ProxyError:
+    """The proxy failed (not the upstream): say which proxy and what it did."""
+    name = proxy.shown
+    tunnel = re.search(r"Tunnel connection failed: (\d{3})([^'\"\\)]*)", text)
+    if tunnel and tunnel.group(1) == "407":
+        return ProxyError(502, f"The proxy {name} refused the request: 407 Proxy Authentication Required (check the "
+                               "user and password in that variable).", code="proxy_auth_required")
+    if tunnel:
+        return ProxyError(502, f"The proxy {name} could not reach the upstream server {where}: "
+                               f"{tunnel.group(1)}{tunnel.group(2).rstrip()}.", code="proxy_tunnel_failed")
+    if "refused" in text.lower():
+        return ProxyError(502, f"The proxy {name} refused the connection: is it running? (set NO_PROXY for "
+                               "hosts reached directly)", code="proxy_connection_refused")
+    if "NameResolutionError" in text or "Name or service not known" in text or "name resolution" in text:
+        return ProxyError(502, f"Cannot resolve the proxy host of {name}.", code="proxy_dns_error")
+    if "timed out" in text.lower():
+        return ProxyError(504, f"Timed out connecting to the proxy {name} after {timeout[0]:g}s.",
+                          code="proxy_connect_timeout")
+    return ProxyError(502, f"Failed to reach the upstream server {where} through the proxy {name}.",
+                      code="proxy_error")
+
+
+def stream_error(exc: Exception, url: str, read_timeout: float) -> ProxyError:
+    """A failure while reading an upstream body that had already started."""
+    where = describe_host(url)
+    if isinstance(exc, (requests.ReadTimeout, TimeoutError, urllib3.exceptions.TimeoutError)) \
+            or "timed out" in repr(exc).lower():
+        return ProxyError(504, f"The upstream server {where} stalled for more than {read_timeout:g}s mid-response.",
+                          code="upstream_timeout")
+    return ProxyError(502, f"The upstream server {where} broke off the response.", code="upstream_disconnected")

@@ -1,0 +1,105 @@
+"""Shared helpers for providers that read OpenAI-shaped answers: a whole body read within a deadline, an
+OpenAI SSE stream relayed event by event, and an upstream error as the client's error.
+Neutral ground: providers import it; it imports neither providers nor the pipeline."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import requests
+
+from argoproxy.upstream import sse
+from argoproxy.errors import ProxyError, error_type
+from argoproxy.redaction import sanitize_message
+from argoproxy.upstream.client import READ_ERRORS, UpstreamResponse, read_chunks, stream_error
+from argoproxy.jsonfast import loads
+
+
+def read_whole(resp: UpstreamResponse, limit: float) -> bytes:
+    """A whole body, read within `limit` seconds in total (give or take one read): the per-read timeout alone
+    would let a server that drips a byte a second hold a worker for hours."""
+    deadline = time.monotonic() + limit
+    parts = []
+    for data in read_chunks(resp):
+        parts.append(data)
+        if time.monotonic() > deadline:
+            raise ProxyError(504, f"The upstream server did not finish its answer within {limit:g}s.",
+                             code="upstream_timeout")
+    return b"".join(parts)
+
+
+def upstream_events(resp: UpstreamResponse, read_timeout: float,
+                    max_event: int = sse.DEFAULT_MAX_EVENT) -> Iterator[bytes]:
+    """The whole SSE events of an upstream stream. Each must arrive within `read_timeout` of the one before
+    and be at most `max_event` bytes; a stall or a broken connection is a ProxyError naming the upstream."""
+    try:
+        yield from sse.split_events(read_chunks(resp), read_timeout, max_event)
+    except READ_ERRORS as exc:
+        raise stream_error(exc, resp.url, read_timeout) from None
+
+
+def relay_sse(resp: UpstreamResponse, read_timeout: float, max_event: int = sse.DEFAULT_MAX_EVENT) -> Iterator[bytes]:
+    """An OpenAI SSE stream as raw events (no [DONE]); raises ProxyError when it breaks off, stalls, sends an
+    event over `max_event` bytes or ends unfinished (see upstream_events)."""
+    last = None
+    for event in upstream_events(resp, read_timeout, max_event):
+        if event.startswith(b"data:"):
+            if event.startswith((b"data: [DONE]", b"data:[DONE]")):
+                resp.drain(DRAIN_SECONDS)
+                return
+            last = event
+        elif last is None and sse.block_data(event) is None:
+            # An upstream's keepalive comment (llama.cpp's `: ping` while it reads a long prompt) before any
+            # data: the proxy keeps its client's connection alive itself, and the stream's first event must be
+            # its first data, so a stream that ends before any can still be asked for whole (pipeline.py).
+            continue
+        yield event
+    if not _finished(sse.block_data(last) if last else None):
+        raise ProxyError(502, "The upstream server closed the stream before the answer was complete.",
+                         code="upstream_stream_incomplete")
+
+
+DRAIN_SECONDS = 1.0  # how long the end of a finished stream may take to arrive, so its connection is reused
+
+
+def _finished(data: bytes | None) -> bool:
+    """Did the last event of a stream end the answer (finish_reason set, or a usage-only chunk)?"""
+    if data is None:
+        return False
+    try:
+        obj = loads(data)
+    except ValueError:
+        return False
+    if not isinstance(obj, dict):
+        return False
+    if "error" in obj or obj.get("usage"):
+        return True
+    choices = obj.get("choices") or []
+    return bool(choices) and all(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+
+
+def upstream_error(resp: UpstreamResponse) -> ProxyError:
+    """An upstream 4xx/5xx with its status and OpenAI-shaped message; non-OpenAI bodies are wrapped."""
+    status = resp.status_code
+    headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "www-authenticate")}
+    try:
+        body = resp.content[:65536]
+        obj = loads(body) if body else None
+    except (ValueError, requests.RequestException):
+        obj = None
+    err = obj.get("error") if isinstance(obj, dict) else None
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        return ProxyError(status, sanitize_message(err["message"]), type=err.get("type") or error_type(status),
+                          param=err.get("param"), code=_code(err.get("code")), headers=headers)
+    if isinstance(err, str):
+        return ProxyError(status, sanitize_message(err), headers=headers)
+    if isinstance(obj, dict) and isinstance(obj.get("message") or obj.get("detail"), str):
+        return ProxyError(status, sanitize_message(obj.get("message") or obj.get("detail")), headers=headers)
+    reason = sanitize_message(resp.reason or "error")[:100]
+    return ProxyError(status, f"The upstream server answered {status} {reason}.", code=f"upstream_{status}",
+                      headers=headers)
+
+
+def _code(code: Any) -> str | None:
+    return None if code is None else str(code)
