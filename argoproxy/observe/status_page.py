@@ -73,7 +73,7 @@ class StatusPage:
                          "key": getattr(call.extra.get("team_key"), "name", None) if call.extra else None})
 
     def page(self) -> bytes:
-        return resources.files("argoproxy").joinpath("status_page.html").read_bytes()
+        return resources.files("argoproxy.observe").joinpath("status_page.html").read_bytes()
 
     def data(self) -> dict[str, Any]:
         models, keys = self._counters()
