@@ -18,6 +18,7 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import os
 import re
 from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import unquote, urlsplit
@@ -191,7 +192,7 @@ _QUERY_CREDENTIAL = re.compile(r"(?i)([?&;]([^=&;#\s\"'<>]*)=)([^&;#\s\"'<>]+)")
 
 def query_credentials(query: str) -> list[str]:
     """The values of a query's credential-named parameters, as written and decoded."""
-    found = []
+    found: list[str] = []
     for field in re.split(r"[&;]", query):
         name, _, value = field.partition("=")
         if value and credential_param(unquote(name)):
@@ -212,13 +213,23 @@ def configured_secrets(settings: Any) -> list[str]:
                 found.append(item)
             elif "://" in item and ("@" in item or "?" in item):
                 found += url_credentials(item)
-    from argoproxy.routing.entries import routing_secrets
     found += routing_secrets(settings)
     if getattr(settings, "enable_auth", False):  # the key the master generated when API_KEY_SECRET is empty
-        import os
-        from argoproxy.edge.auth import GENERATED_KEY_ENV
+        from argoproxy.config.listener import GENERATED_KEY_ENV
         if os.environ.get(GENERATED_KEY_ENV):
             found.append(os.environ[GENERATED_KEY_ENV])
+    return found
+
+
+def routing_secrets(settings: Any) -> list[str]:
+    """The secrets the routing settings point at: keys held by the named environment variables, and
+    credentials written into a deployment's base_url (user:password@, or a key in its query)."""
+    found = []
+    for entry in getattr(settings, "models", ()):
+        if entry.api_key_env and os.environ.get(entry.api_key_env):
+            found.append(os.environ[entry.api_key_env])
+        found += url_credentials(entry.base_url)
+    found += [os.environ[k.key_env] for k in getattr(settings, "key_limits", ()) if os.environ.get(k.key_env)]
     return found
 
 

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import stat
 from pathlib import Path
 from typing import Any, Mapping
+
+# The key the Gunicorn master generates when auth is on and no key is configured, handed to its workers.
+GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
+
+
+def generate_key() -> str:
+    return "sk-proxy-" + secrets.token_urlsafe(32)
 
 # A socket's directory that does not exist yet is created with this mode; an existing one must allow no more.
 PRIVATE_DIR_MODE = 0o700
@@ -87,8 +95,6 @@ def read_key_file(path: str) -> tuple[str, ...]:
 def create_user_key(path: str = USER_KEY_FILE) -> tuple[Path, bool]:
     """The per-user key file (mode 0600 in a 0700 directory): created with a new key when missing.
     Returns (path, created)."""
-    from argoproxy.edge.auth import generate_key  # auth reads the settings, which read this module
-
     target = Path(path).expanduser()
     if target.exists():
         return target, False

@@ -30,7 +30,7 @@ MODEL_NAME_CHARS = 256  # longer is no real model name (and `qwen3.*think` is qu
 def starts_inside(name: str | None) -> bool:
     """Does this model's output start inside its reasoning block (STARTS_INSIDE_PATTERN)? A client's model
     name is looked at only up to MODEL_NAME_CHARS: a 200 KB name took the pattern 55 s."""
-    return bool(name) and len(name) <= MODEL_NAME_CHARS and STARTS_INSIDE_PATTERN.search(name) is not None
+    return name is not None and 0 < len(name) <= MODEL_NAME_CHARS and STARTS_INSIDE_PATTERN.search(name) is not None
 
 
 @dataclass(frozen=True)

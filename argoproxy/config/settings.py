@@ -238,7 +238,7 @@ class CoreSettings:
 
 
 @dataclass(frozen=True)
-class Settings(*providers.settings_fragments(), CoreSettings):
+class Settings(*providers.settings_fragments(), CoreSettings):  # type: ignore[misc]  # bases from the registry
     """The one typed settings object: the core fields, then every provider's fragment."""
 
 

@@ -24,21 +24,21 @@ import hmac
 import logging
 import os
 import re
-import secrets
 import sys
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from argoproxy.errors import ProxyError
-from argoproxy.config.listener import read_key_file
+from argoproxy.config.listener import GENERATED_KEY_ENV, generate_key, read_key_file
 from argoproxy.config.settings import Settings
 
 if TYPE_CHECKING:
     from argoproxy.edge.classify import Route
     from argoproxy.edge.http_objects import Request
+    from argoproxy.teamkeys.records import KeyRecord
+    from argoproxy.teamkeys.service import TeamKeys
 
 log = logging.getLogger("cot_proxy")
 
-GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
 REALM = 'Bearer realm="cot_proxy"'
 OPEN_KINDS = frozenset({"health", "root", "ui"})  # /ui is the page's shell: its data needs the admin key
 # The headers besides `Authorization: Bearer` a client key may come in (Anthropic, Azure OpenAI, Google GenAI).
@@ -46,10 +46,6 @@ KEY_HEADERS = ("X-Api-Key", "Api-Key", "X-Goog-Api-Key")
 STRIPPED_HEADERS = frozenset(name.lower() for name in ("Authorization", *KEY_HEADERS))
 KEY_PARAMS = frozenset({"key"})  # a query parameter a client key may come in (Google's ?key=)
 _QUERY_SEPARATORS = re.compile(r"[&;]")
-
-
-def generate_key() -> str:
-    return "sk-proxy-" + secrets.token_urlsafe(32)
 
 
 def limited_keys(settings: Settings) -> tuple[str, ...]:
@@ -149,7 +145,7 @@ def unauthorized(message: str, code: str, invalid: bool) -> ProxyError:
 class Guard:
     """The client-key check the door runs on every route (a no-op when ENABLE_AUTH is off)."""
 
-    def __init__(self, settings: Settings, team_keys: Any = None) -> None:
+    def __init__(self, settings: Settings, team_keys: TeamKeys | None = None) -> None:
         self.enabled = settings.enable_auth
         self.open_kinds = OPEN_KINDS | ({"metrics"} if settings.metrics_public else set())
         self.check_key = KeyCheck(configured_keys(settings)) if self.enabled else None
@@ -158,18 +154,22 @@ class Guard:
         self.admin_key = KeyCheck(admin) if admin else None
         self.team_keys = team_keys  # argoproxy/teamkeys/: keys managed with `cot-proxy keys`
 
-    def is_admin(self, req: Request) -> bool:
+    def is_admin(self, req: Request | None) -> bool:
         """Did the request's accepted key come from the operator (not a client or team key)? After check()."""
         if not self.enabled:
             return True
-        accepted = False
-        for key in req.presented_keys if self.admin_key is not None and req.team_key is None else ():
-            accepted |= self.admin_key.accepts(key)
+        if req is None:
+            return False
+        admin_key, accepted = self.admin_key, False
+        if admin_key is None or req.team_key is not None:
+            return False
+        for key in req.presented_keys:
+            accepted |= admin_key.accepts(key)
         return accepted
 
-    def authenticated(self, req: Request) -> bool:
+    def authenticated(self, req: Request | None) -> bool:
         """Does the request carry an accepted key? (open routes ask: /health shows its detail only then)"""
-        if self.check_key is None:
+        if self.check_key is None or req is None:
             return False
         keys = presented_keys(req.headers)
         accepted = False
@@ -183,7 +183,8 @@ class Guard:
     def check(self, req: Request, route: Route) -> None:
         """Raise a 401 unless the request carries an accepted key (or the route is open); then remove the key
         from the headers that may go upstream (the upstream gets the proxy's own credential)."""
-        if not self.enabled or (route.family == "own" and route.kind in self.open_kinds):
+        check_key = self.check_key
+        if check_key is None or (route.family == "own" and route.kind in self.open_kinds):
             return
         google = route.front == "google"  # the Google door also takes `?key=`, as Google's API does
         keys = presented_keys(req.headers, req.target.partition("?")[2] if google else "")
@@ -194,22 +195,23 @@ class Guard:
         # Every presented key is checked (no short-circuit); one accepted key is enough.
         accepted = False
         for key in keys:
-            accepted |= self.check_key.accepts(key)
+            accepted |= check_key.accepts(key)
         if not accepted:
             req.team_key = self.team_key(keys)
         req.presented_keys = tuple(keys)  # key_limits counts calls by key
-        req.withheld = strip_client_keys(req.headers, self.check_key)
+        req.withheld = strip_client_keys(req.headers, check_key)
         if req.team_key is not None:  # a team key is a client key too: never a username to pass on
             from argoproxy.teamkeys.records import digest
             req.withheld = {name: value for name, value in req.withheld.items()
                             if digest(value.removeprefix("Bearer ").strip()) != req.team_key.digest}
 
-    def team_key(self, keys: Sequence[str]) -> Any:
+    def team_key(self, keys: Sequence[str]) -> KeyRecord:
         """The team key among the presented ones (a 401 when none is known, or it is revoked or expired)."""
-        record = self.team_keys.lookup(keys) if self.team_keys is not None else None
-        if record is None:
+        team_keys = self.team_keys
+        record = team_keys.lookup(keys) if team_keys is not None else None
+        if team_keys is None or record is None:
             raise unauthorized("Invalid API key.", "invalid_api_key", invalid=True)
-        refusal = self.team_keys.refusal(record)
+        refusal = team_keys.refusal(record)
         if refusal:
             raise unauthorized(refusal, "invalid_api_key", invalid=True)
         return record

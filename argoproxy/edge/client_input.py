@@ -142,8 +142,9 @@ class Watchdog:
             if wait > 0:
                 time.sleep(min(wait, self.TICK))
                 continue
-            self.forget(first)
-            first.expire()
+            if first is not None:
+                self.forget(first)
+                first.expire()
 
 
 class DeadlineBody:

@@ -50,7 +50,8 @@ def request_headers(environ: Mapping[str, object]) -> dict[str, str]:
                 names[key] = name
         if name is not None and value:
             headers[name] = str(value)
-    for name in _connection_listed(environ.get("HTTP_CONNECTION")):  # headers the client marked hop-by-hop
+    connection = environ.get("HTTP_CONNECTION")
+    for name in _connection_listed(connection if isinstance(connection, str) else None):  # headers the client marked hop-by-hop
         headers.pop(name.title(), None)
     if "X-Request-Id" in headers and not _is_uuid(headers["X-Request-Id"]):
         del headers["X-Request-Id"]  # llama.cpp's server answers 400 "Wrong uuid" to any other form

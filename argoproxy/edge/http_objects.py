@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Mapping
 from wsgiref.headers import Headers
 
 from argoproxy.edge.header_policy import request_headers
 from argoproxy.edge.request_ids import ENVIRON_KEY
+
+if TYPE_CHECKING:
+    from argoproxy.teamkeys.records import KeyRecord
 
 
 @dataclass
@@ -29,7 +32,7 @@ class Request:
     request_id: str = ""
     presented_keys: tuple[str, ...] = ()  # the client keys it presented, once auth accepted them
     withheld: dict[str, str] = field(default_factory=dict)  # key headers auth removed holding no accepted key
-    team_key: Any = None  # the team key (argoproxy/teamkeys/) auth accepted, if it was one
+    team_key: KeyRecord | None = None  # the team key (argoproxy/teamkeys/) auth accepted, if it was one
 
     @classmethod
     def of(cls, method: str, target: str, body: bytes | dict | None = None,
@@ -70,11 +73,18 @@ class Answer:
     def is_streamed(self) -> bool:
         return not isinstance(self.response, (bytes, bytearray))
 
+    @property
+    def chunks(self) -> Iterable[bytes]:
+        """The body as pieces: a streamed body's iterable, or the whole body in one piece."""
+        body = self.response
+        return (bytes(body),) if isinstance(body, (bytes, bytearray)) else body
+
     def get_data(self) -> bytes:
         """The whole body (an Answer's streamed body is consumed)."""
-        if self.is_streamed:
-            self.response = b"".join(self.response)
-        return bytes(self.response)
+        body = self.response
+        if not isinstance(body, (bytes, bytearray)):
+            body = self.response = b"".join(body)
+        return bytes(body)
 
     def set_data(self, data: bytes) -> None:
         self.response = data
@@ -83,4 +93,5 @@ class Answer:
         return self.headers.items()
 
     def __repr__(self) -> str:
-        return f"<Answer {self.status_code} {'streamed' if self.is_streamed else f'{len(self.response)}B'}>"
+        body = self.response
+        return f"<Answer {self.status_code} {f'{len(body)}B' if isinstance(body, (bytes, bytearray)) else 'streamed'}>"

@@ -62,10 +62,10 @@ def canonical(raw: str) -> Target:
     if raw and not raw.startswith("/"):
         if raw == "*":
             raise PathError("an asterisk-form target")
-        parts = urlsplit(raw)  # absolute-form (GET http://host/path HTTP/1.1): keep path and query
-        if not parts.scheme or not parts.netloc:
+        split = urlsplit(raw)  # absolute-form (GET http://host/path HTTP/1.1): keep path and query
+        if not split.scheme or not split.netloc:
             raise PathError("no leading '/'")
-        raw = (parts.path or "/") + (f"?{parts.query}" if parts.query else "") + ("#" if "#" in raw else "")
+        raw = (split.path or "/") + (f"?{split.query}" if split.query else "") + ("#" if "#" in raw else "")
     path, _, query = raw.partition("?")
     if "#" in raw:
         raise PathError("a '#' (fragments are never sent to a server)")

@@ -15,7 +15,8 @@ With FAST_PATH=on:
 - `balanced_worker.BalancedGeventWorker`: Gunicorn's gevent worker, spreading connections between workers.
 - `tune_worker_gc`: each worker freezes what it built at start-up out of the garbage collector's sight.
 
-PRIVATE_SYMBOLS names every private name of another library these modules use; VERIFIED_WITH the library
+PRIVATE_SYMBOLS names every private name of another library these modules use (their part of the register in
+argoproxy/private_names.py, which also lists the two used outside the fence); VERIFIED_WITH the library
 versions they were checked against. tests/unit/test_fastpath_contract.py asserts that each still exists and
 that each patch is active when on and absent when off; a library upgrade that breaks one fails there first.
 """
@@ -25,42 +26,14 @@ from __future__ import annotations
 import gc
 import http.client
 
+from argoproxy.private_names import fast_path_names
+
 # The library versions the fast path was verified against (requirements.txt pins them).
 VERIFIED_WITH = {"urllib3": "2.8.0", "requests": "2.34.2", "gunicorn": "27.0.1", "gevent": "26.9.0"}
 
-# (module, dotted name) of every private symbol the fast path reads, calls, overrides or replaces.
-PRIVATE_SYMBOLS = (
-    # headers.py: http.client's head reader, and the parser it replaces
-    ("http.client", "_read_headers"),
-    ("http.client", "parse_headers"),
-    # connections.py: urllib3 connection internals
-    ("urllib3.util.connection", "_set_socket_options"),
-    ("urllib3.util.timeout", "_DEFAULT_TIMEOUT"),
-    ("urllib3.connection", "HTTPConnection._new_conn"),
-    ("urllib3.connection", "HTTPConnection._dns_host"),
-    ("urllib3.connection", "HTTPConnection.is_connected"),
-    # pool.py: requests' pool lookup, urllib3's pool and response internals
-    ("requests.adapters", "HTTPAdapter.get_connection_with_tls_context"),
-    ("urllib3.connectionpool", "HTTPConnectionPool.ConnectionCls"),
-    ("urllib3.connectionpool", "HTTPConnectionPool.pool"),
-    ("urllib3.response", "HTTPResponse._fp"),
-    ("urllib3.response", "HTTPResponse._connection"),
-    ("http.client", "HTTPResponse.length"),
-    # gunicorn_response.py: Gunicorn's response class and the methods it overrides
-    ("gunicorn.http.wsgi", "Response"),
-    ("gunicorn.http.wsgi", "Response.send_headers"),
-    ("gunicorn.http.wsgi", "Response._emit_body"),
-    ("gunicorn.http.wsgi", "Response.sendfile"),
-    ("gunicorn.http.wsgi", "Response.headers_sent"),
-    # balanced_worker.py: Gunicorn's gevent worker and gevent's server internals
-    ("gunicorn.workers.ggevent", "StreamServer"),
-    ("gevent.baseserver", "BaseServer._do_read"),
-    ("gevent.baseserver", "BaseServer._watcher"),
-    ("gevent.baseserver", "BaseServer._timer"),
-    ("gevent.baseserver", "BaseServer._start_accepting_if_started"),
-    # sockets.py: the unpatched select.poll in a gevent worker
-    ("gevent.monkey", "get_original"),
-)
+# (module, dotted name) of every private symbol the fast path reads, calls, overrides or replaces: its part of
+# the one register, argoproxy/private_names.py.
+PRIVATE_SYMBOLS = fast_path_names()
 
 BALANCED_GEVENT_WORKER = "argoproxy.fastpath.balanced_worker.BalancedGeventWorker"
 GC_YOUNG_THRESHOLD = 10_000  # allocations between young-generation collections (Python's default: 700)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import socket
+from typing import TYPE_CHECKING
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -29,7 +30,14 @@ def ip_family(host: str) -> int | None:
     return socket.AF_INET if version == 4 else socket.AF_INET6
 
 
-class _OneSend:
+# The mixin goes before urllib3's connection class (LeanHTTPConnection below); the type checker sees that base.
+if TYPE_CHECKING:
+    _Connection = HTTPConnection
+else:
+    _Connection = object
+
+
+class _OneSend(_Connection):
     """A urllib3 connection that sends a request's head and a small body in one send, checks an idle
     pooled connection with one non-blocking poll, and connects to an IP address without a resolver call."""
 

@@ -8,6 +8,8 @@ gevent patches the workers later.
 
 from __future__ import annotations
 
+from typing import Any
+
 from gunicorn.http import wsgi
 
 from argoproxy.fastpath.sockets import COALESCE_LIMIT, send_all
@@ -32,6 +34,7 @@ class CoalescingResponse(wsgi.Response):
     sends a head that no body followed (HEAD, 204, empty bodies)."""
 
     _head = b""
+    sock: Any  # Gunicorn's client socket (untyped), swapped for a _Capture while the head is written
 
     def send_headers(self) -> None:
         if self.headers_sent:

@@ -9,21 +9,21 @@ connection classes of argoproxy.fastpath.connections. `PooledResponse` is the sa
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, cast
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 
 from argoproxy.fastpath.connections import LeanHTTPConnection, LeanHTTPSConnection
 from argoproxy.upstream.proxy_env import ca_bundle, proxy_for
-from argoproxy.upstream.client import READ_SIZE, UpstreamRequest, UpstreamResponse, read_arrived
+from argoproxy.upstream.wire import READ_SIZE, UpstreamRequest, UpstreamResponse, read_arrived
 
 # urllib3 retries nothing itself (the proxy decides, in Upstream.send); one shared object, as urlopen builds one
 # per call from retries=False.
 NO_RETRIES = urllib3.Retry(total=False, redirect=False)
 TIMEOUT_CACHE = 64  # distinct (connect, read) timeout objects kept
 MAX_HOSTS = 256  # upstream hosts remembered per process
-_UNSEEN = object()
 
 
 class DirectPools:
@@ -38,14 +38,17 @@ class DirectPools:
         """The answer, or None when the environment puts a proxy in front of this host (decided once per
         scheme://host:port, as requests decides): the caller then sends through requests itself."""
         scheme_host, path = _split_url(req.url)
-        pool = self._pools.get(scheme_host, _UNSEEN)
-        if pool is _UNSEEN or (pool is not None and pool.pool is None):  # pool.pool is None once closed
+        pool = self._pools.get(scheme_host)
+        if (pool is None and scheme_host not in self._pools) or (pool is not None and pool.pool is None):
+            # unseen, or closed (pool.pool is None once closed)
             pool = self._remember(scheme_host, None if proxy_for(req.url).url else self._pool_for(req.url))
         if pool is None:
             return None
-        raw = pool.urlopen(req.method, path, body=req.body, headers=req.headers, retries=NO_RETRIES,
-                           redirect=False, assert_same_host=False, timeout=self.timeout_object(timeout),
-                           preload_content=False, decode_content=False, release_conn=False)
+        # preload_content=False: urllib3 answers with an HTTPResponse (its signature says BaseHTTPResponse)
+        raw = cast(urllib3.HTTPResponse, pool.urlopen(
+            req.method, path, body=req.body, headers=req.headers, retries=NO_RETRIES, redirect=False,
+            assert_same_host=False, timeout=self.timeout_object(timeout), preload_content=False,
+            decode_content=False, release_conn=False))
         return PooledResponse(raw, req.url, max_bytes)
 
     def timeout_object(self, timeout: tuple[float, float]) -> urllib3.Timeout:
@@ -65,7 +68,7 @@ class DirectPools:
         return pool
 
     def _pool_for(self, url: str) -> urllib3.HTTPConnectionPool:
-        adapter = self.session.get_adapter(url)
+        adapter = cast(HTTPAdapter, self.session.get_adapter(url))  # the Session's own: make_session mounts them
         probe = requests.Request("GET", url).prepare()
         pool = adapter.get_connection_with_tls_context(probe, verify=ca_bundle())
         pool.ConnectionCls = LeanHTTPSConnection if url.startswith("https:") else LeanHTTPConnection
@@ -77,7 +80,7 @@ class PooledResponse(UpstreamResponse):
 
     __slots__ = ("raw",)
 
-    def __init__(self, raw: urllib3.BaseHTTPResponse, url: str, max_bytes: int = 0) -> None:
+    def __init__(self, raw: urllib3.HTTPResponse, url: str, max_bytes: int = 0) -> None:
         super().__init__(url, max_bytes)
         self.raw = raw
 
@@ -111,7 +114,7 @@ class PooledResponse(UpstreamResponse):
         raw.release_conn()
 
 
-def _read_plain(raw: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+def _read_plain(raw: urllib3.HTTPResponse) -> Iterator[bytes]:
     """A body without transfer or content coding, read through http.client directly (urllib3's per-read
     bookkeeping costs more than the read); a body that ends before its Content-Length is an error."""
     fp = raw._fp

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import DoorArgs, Exchange, Front, StreamState, bad_request, new_id, whole_answer
+from argoproxy.fronts.front import DoorArgs, Exchange, Front, StreamState, bad_request, new_id, whole_answer
 from argoproxy.fronts.fields import has_kind, json_type
 from argoproxy.jsonfast import dumps
 
@@ -531,7 +531,7 @@ def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]
     for call in answer.calls:
         function = call.get("function") or {}
         parts.append(function_call_part(call.get("id"), function.get("name") or "", function.get("arguments")))
-    finish = FINISH_REASONS.get(answer.choice.get("finish_reason"), "STOP")
+    finish = FINISH_REASONS.get(answer.choice.get("finish_reason") or "", "STOP")
     return response_object(parts, ex, finish, usage_metadata(ex.usage), new_id("resp_"))
 
 
@@ -599,7 +599,7 @@ class GoogleStream(StreamState):
 
     def finish(self) -> None:
         calls = [function_call_part(c[0] or new_id("call_"), c[1], "".join(c[2])) for c in self.calls.values()]
-        finish = FINISH_REASONS.get(self.choice.get("finish_reason"), "STOP")
+        finish = FINISH_REASONS.get(self.choice.get("finish_reason") or "", "STOP")
         usage = usage_metadata(self.ex.usage)
         self.emit(dumps(calls), finish, usage)
         parts: list[dict[str, Any]] = [{"text": "".join(pieces), "thought": True} if thought

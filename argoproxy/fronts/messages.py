@@ -14,7 +14,7 @@ import json
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import DoorArgs, Exchange, Front, StreamState, bad_request, bearer, new_id, whole_answer
+from argoproxy.fronts.front import DoorArgs, Exchange, Front, StreamState, bad_request, bearer, new_id, whole_answer
 from argoproxy.fronts.fields import boolean, field, obj, string
 from argoproxy.jsonfast import loads
 
@@ -173,7 +173,7 @@ def assistant_to_chat(content: list[Any], param: str) -> dict[str, Any]:
         where = f"{param}.content.{j}"
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
-            texts.append(string(block, "text", f"{where}.text", _bad, required=True))
+            texts.append(string(block, "text", f"{where}.text", _bad, required=True) or "")
         elif kind == "tool_use":
             string(block, "id", f"{where}.id", _bad, required=True)
             string(block, "name", f"{where}.name", _bad, required=True)
@@ -222,9 +222,10 @@ def source_url(source: Any, where: str, image: bool) -> str:
 
 def document_part(block: dict[str, Any], where: str) -> dict[str, Any]:
     """A document block: text sources as text, PDFs (base64) as a chat `file` part."""
-    source = block.get("source")
+    given = block.get("source")
+    source: dict[str, Any] = given if isinstance(given, dict) else {}
     title = string(block, "title", f"{where}.title", _bad)
-    kind = source.get("type") if isinstance(source, dict) else None
+    kind = source.get("type")
     if kind == "text" and isinstance(source.get("data"), str):
         text = source["data"]
     elif kind == "content":
@@ -249,7 +250,7 @@ def document_content(content: Any, where: str) -> str:
     for k, block in enumerate(content):
         if not isinstance(block, dict) or block.get("type") != "text":
             raise _bad("content documents take text blocks only through a chat-completions backend.", f"{where}.{k}")
-        texts.append(string(block, "text", f"{where}.{k}.text", _bad, required=True))
+        texts.append(string(block, "text", f"{where}.{k}.text", _bad, required=True) or "")
     return "".join(texts)
 
 
@@ -313,7 +314,7 @@ def tools_to_chat(tools: Any, dropped: dict[str, None] | None = None) -> list[di
 
 def _names(tools: list[Any], types: dict[str, None]) -> set[str]:
     """The names of the tools of these types."""
-    return {t.get("name") for t in tools if isinstance(t, dict) and t.get("type") in types}
+    return {t["name"] for t in tools if isinstance(t, dict) and t.get("type") in types and isinstance(t.get("name"), str)}
 
 
 def tool_choice_to_chat(choice: Any) -> tuple[Any, bool | None]:
@@ -353,7 +354,7 @@ def stop_of(choice: Mapping[str, Any], ex: Exchange) -> tuple[str, str | None]:
     matched = choice.get("stop_reason")
     if finish == "stop" and isinstance(matched, str) and matched in ex.stop_sequences:
         return "stop_sequence", matched
-    return STOP_REASONS.get(finish, "end_turn"), None
+    return STOP_REASONS.get(finish or "", "end_turn"), None
 
 
 def tool_input(arguments: Any) -> dict[str, Any]:

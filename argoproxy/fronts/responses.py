@@ -15,7 +15,7 @@ import time
 from typing import Any, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import DoorArgs, Exchange, Front, StreamState, bad_request, new_id, whole_answer
+from argoproxy.fronts.front import DoorArgs, Exchange, Front, StreamState, bad_request, new_id, whole_answer
 from argoproxy.fronts.fields import boolean, obj, string
 from argoproxy.fronts.responses_tools import (HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, field_error,
                                               replayed_call)
@@ -221,7 +221,7 @@ def tool_output(item: dict[str, Any], param: str) -> list[dict[str, Any]]:
     parts = [content_part(p, f"{param}.output[{j}]") for j, p in enumerate(output)]
     texts = [p for p in parts if p["type"] == "text"]
     others = [p for p in parts if p["type"] != "text"]
-    out = [{"role": "tool", "tool_call_id": call_id, "content": "".join(p["text"] for p in texts)}]
+    out: list[dict[str, Any]] = [{"role": "tool", "tool_call_id": call_id, "content": "".join(p["text"] for p in texts)}]
     if others:
         out.append({"role": "user", "content": others})
     return out

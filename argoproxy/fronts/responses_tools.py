@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import bad_request, new_id
+from argoproxy.fronts.front import bad_request, new_id
 from argoproxy.fronts.fields import boolean, obj, string
 from argoproxy.jsonfast import loads
 

@@ -1,10 +1,6 @@
-"""Serving a front door through the Gateway: the client's request becomes the one internal chat request, which
-then takes the chat path's every step (validation, LLM_PARAMS, stream modes, think transform, backend, allow-
-list, retries, observers); the chat answer (whole, or its chunks after the think transform) is translated back.
-
-When the upstream itself serves the front's API (FRONTS_PASSTHROUGH, or ARGO's native Anthropic endpoint for
-Claude models in native mode), the request goes there instead, after the same guards, and its answer is
-relayed as it came.
+"""The front doors' answer side: the internal chat answer (whole, or its chunks after the think transform)
+translated back into the door's format, and the door for each route kind. The request side (the front's
+request translated into the internal chat request) runs in the one sequence (pipeline/gateway.py).
 """
 
 from __future__ import annotations
@@ -13,24 +9,18 @@ import logging
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from argoproxy.edge.http_objects import Answer
-
+from argoproxy.errors import ProxyError
+from argoproxy.fronts import front_named
+from argoproxy.fronts.front import Exchange, Front
 from argoproxy.pipeline import streamconv
 from argoproxy.pipeline.answer_shape import check_chunk
 from argoproxy.pipeline.call import Call
-from argoproxy.errors import ProxyError
-from argoproxy.fronts import DoorArgs, Exchange, Front, front_named
-from argoproxy.edge.header_policy import response_headers
-from argoproxy.jsonfast import dumps
-from argoproxy.config.llm_params import apply_rule
-from argoproxy.observe.logs import listing
-from argoproxy.redaction import sanitize_message
-from argoproxy.edge.request_body import parse_object
-from argoproxy.pipeline.tokens import count_request_tokens
-from argoproxy.upstream.client import READ_ERRORS, UpstreamResponse, read_chunks, stream_error
-from argoproxy.edge.validation import check_allowed_model, validate
+from argoproxy.upstream import sse
+from argoproxy.upstream.client import READ_ERRORS, stream_error
+from argoproxy.upstream.wire import UpstreamResponse
 
 if TYPE_CHECKING:
-    from argoproxy.pipeline.gateway import Gateway
+    from argoproxy.pipeline.answers import Answers
 
 log = logging.getLogger("cot_proxy")
 
@@ -39,102 +29,19 @@ SSE_HEADERS = [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Con
                ("X-Accel-Buffering", "no")]
 
 
-class FrontService:
-    """The front doors' entry points and answer side, over one Gateway."""
+class FrontAnswers:
+    """The front doors' answer encoder (pipeline/answers.py's AnswerEncoder): the chat answer, decoded and
+    thought by the pipeline, translated into the door's format."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        self.settings = gateway.settings
-        self.backend = gateway.backend
-        self._secrets = gateway._secrets
+    def __init__(self, answers: Answers, read_timeout: float) -> None:
+        self.answers = answers
+        self.read_timeout = read_timeout  # how long a stalled upstream read waited (named in its error)
 
-    # ---------------------------------------------------------------- requests
-    def api(self, call: Call, front: Front, count_only: bool = False, args: DoorArgs | None = None) -> Answer:
-        """POST /v1/responses, /v1/messages, /v1/messages/count_tokens, /v1beta/models/{model}:{method} (args:
-        what the path says: the Google door names the model and the method there)."""
-        from argoproxy.pipeline.gateway import read_request_body
-        call.front = front.name
-        call.raw_body = read_request_body(call, self.settings.max_body_bytes)
-        body = parse_object(call.raw_body)
-        model = args.model if args is not None and args.model is not None else body.get("model")
-        call.model = model if isinstance(model, str) else None
-        gateway = self.gateway
-        gateway.admit(call)
-        if gateway.routing is None and self.backend.native_front(front.name, call.model):
-            return self.relay_native(call, front, body, count_only)
-        chat, ex = front.to_chat(body, count_only, args)
-        if ex.dropped:  # Codex and Claude Code send tools only OpenAI or Anthropic run (docs/decisions.md)
-            log.warning("%s %s: left out what a chat backend cannot run: %s", front.name, call.request_id,
-                        listing(ex.dropped))
-        if count_only:
-            return self.count_tokens(call, front, chat)
-        if front.name == "messages" and ex.stream:
-            ex.input_tokens = count_request_tokens(chat)  # message_start needs a count before usage arrives
-        ex.chat = chat
-        ex.keep = front.answer_budget(self.settings.max_sse_event_bytes, gateway.journal_bytes)
-        call.exchange = ex
-        call.body, call.body_changed = chat, True
-        call.extra["client_path"] = call.path
-        call.kind, call.path, call.query = "chat", front.chat_path, ""
-        call.headers = front.upstream_headers(call.headers)
-        try:
-            validate("chat", chat)
-        except ProxyError as err:
-            raise front.own_error(err) from None
-        if gateway.routing is not None:  # `models`: the chat request goes to a deployment (argoproxy/routing)
-            return gateway.routing.api(call)
-        gateway.plan(call)
-        gateway.prepare(call)
-        check_allowed_model(self.settings.allowed_models, call.upstream_model or call.model)
-        return gateway.finish(call, self.backend.encode(call))
-
-    def count_tokens(self, call: Call, front: Front, chat: dict[str, Any]) -> Answer:
-        """An estimate (argoproxy/pipeline/tokens.py) over messages, system and tools: chat upstreams have no count route."""
-        call.kind = "count_tokens"
-        check_allowed_model(self.settings.allowed_models, call.model)
-        if self.gateway.routing is not None:  # counted here, but only for a model a request could be sent to
-            self.gateway.routing.chain(chat["model"])
-        return self.whole(call, front.count_answer(count_request_tokens(chat)))
-
-    def relay_native(self, call: Call, front: Front, body: dict[str, Any], count_only: bool) -> Answer:
-        """The upstream serves this API itself: the guards and LLM_PARAMS apply, the answer is relayed as it
-        comes (no think transform or stream-mode conversion: the proxy does not parse it)."""
-        if count_only:
-            call.kind = "count_tokens"
-        check_allowed_model(self.settings.allowed_models, call.model)
-        rule = self.settings.llm_params.rule_for(call.model) if self.settings.llm_params else None
-        if rule is not None:
-            call.rule = rule
-            apply_rule(body, rule)
-            call.body_changed = True
-        call.body = body
-        call.client_stream = body.get("stream") is True and not count_only
-        gateway = self.gateway
-        gateway.adapt(call, body, front.name, self.backend.front_model(front.name, call.model),
-                      supply_limit=not count_only)
-        req = self.backend.front_request(call, front.name, body, count_only)
-        call.upstream_request = req
-        resp = gateway.send(call, req)
-        gateway.tap_upstream(call, resp)
-        call.upstream_status = resp.status_code
-        if resp.status_code >= 400:
-            with resp:
-                data = resp.content[:1 << 20]
-            message = sanitize_message(data.decode("utf-8", "replace")[:2000], self._secrets)
-            raise ProxyError(resp.status_code, message, code=f"upstream_{resp.status_code}",
-                             raw=sanitize_message(data.decode("utf-8", "replace"), self._secrets).encode())
-        headers = gateway.secrets.headers(response_headers(resp.headers, drop_encoding=True))
-        call.status = resp.status_code
-        return Answer(gateway.relay(call, resp, read_chunks(resp)), resp.status_code, headers,
-                        direct_passthrough=True)
-
-    # ---------------------------------------------------------------- answers
-    # The Gateway decodes a 2xx answer to a translated request and runs the think transform
-    # (Gateway.decoded_stream / decoded_whole / completion_of); these encode it in the front's shape.
+    # The pipeline decodes a 2xx answer to a translated request and runs the think transform
+    # (Gateway.decoded_stream / decoded_whole, Answers.completion_of); these encode it in the front's shape.
     def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[Any]) -> Answer:
-        from argoproxy.pipeline.gateway import sse_object
-        chunks = self.chunks((sse_object(i) if type(i) is bytes else i for i in items), resp)
-        if call.client_stream:
+        chunks = self.chunks((sse.sse_object(i) if isinstance(i, bytes) else i for i in items), resp)
+        if call.plan.client_stream:
             return self.events(call, resp, chunks)
         try:
             completion = streamconv.aggregate_chat(chunks)
@@ -143,17 +50,17 @@ class FrontService:
         return self.translated(call, completion)
 
     def encode_whole(self, call: Call, resp: UpstreamResponse, payload: dict[str, Any] | bytes) -> Answer:
-        completion = self.gateway.completion_of(call, payload)
-        if call.client_stream:
+        completion = self.answers.completion_of(call, payload)
+        if call.plan.client_stream:
             return self.events(call, resp, streamconv.package_chat(completion, True))
         return self.translated(call, completion)
 
     def events(self, call: Call, resp: UpstreamResponse, chunks: Iterable[dict[str, Any]]) -> Answer:
         """A chat chunk stream as the front's SSE events."""
-        front, ex = front_named(call.front), call.exchange
-        call.status = 200
+        front, ex = translation(call)
+        call.outcome.status = 200
         events = self.encoded(call, front, ex, front.stream(chunks, ex))
-        return Answer(self.gateway.relay(call, resp, events), 200, self.stream_headers(call),
+        return Answer(self.answers.relay(call, resp, events), 200, self.stream_headers(call),
                       direct_passthrough=True)
 
     def chunks(self, chunks: Iterable[dict | None], resp: UpstreamResponse) -> Iterator[dict]:
@@ -166,70 +73,67 @@ class FrontService:
                     streamconv.raise_if_error(chunk)
                 yield check_chunk(chunk)
         except READ_ERRORS as exc:
-            raise stream_error(exc, resp.url, self.gateway.upstream.read_timeout) from None
+            raise stream_error(exc, resp.url, self.read_timeout) from None
         except ProxyError as err:
-            err.message = sanitize_message(err.message, self._secrets)
-            raise
+            raise self.answers.sanitized(err) from None
 
     def encoded(self, call: Call, front: Front, ex: Exchange, events: Iterable[dict]) -> Iterator[bytes]:
+        out = call.outcome
         try:
             for event in events:
                 yield from front.encode_pieces(event)
         finally:
-            call.usage, call.output = ex.usage, ex.output
-            if ex.usage_estimated:
-                call.extra["usage_estimated"] = True
+            out.usage, out.output, out.usage_estimated = ex.usage, ex.output, ex.usage_estimated
             if ex.cut:
                 log.warning("stream %s: its output passed what the %s door keeps for its closing events (%d "
-                            "characters, MAX_SSE_EVENT_BYTES): ended as incomplete", call.request_id, front.name, ex.keep)
+                            "characters, MAX_SSE_EVENT_BYTES): ended as incomplete", call.client.request_id,
+                            front.name, ex.keep)
             if ex.error is not None:
-                call.status = ex.error.status
-                log.warning("stream %s ended with an error: %s", call.request_id, ex.error.message)
+                out.status = ex.error.status
+                log.warning("stream %s ended with an error: %s", call.client.request_id, ex.error.message)
 
-    def error_events(self, call: Call, err: ProxyError) -> bytes:
+    def error_event(self, call: Call, err: ProxyError) -> bytes:
         """A stream that failed before its first chunk, in the front's own events (start, then the error)."""
-        front = front_named(call.front)
+        front, ex = translation(call)
+        call.outcome.status = err.status
 
         def failing() -> Iterator[dict]:
             raise err
             yield  # a generator that raises at its first step
 
-        return b"".join(self.encoded(call, front, call.exchange, front.stream(failing(), call.exchange)))
+        return b"".join(self.encoded(call, front, ex, front.stream(failing(), ex)))
 
     def translated(self, call: Call, completion: dict[str, Any]) -> Answer:
-        ex: Exchange = call.exchange
-        obj = front_named(call.front).from_chat(completion, ex)
-        call.usage = ex.usage
-        if ex.usage_estimated:
-            call.extra["usage_estimated"] = True
-        return self.whole(call, obj)
-
-    def whole(self, call: Call, obj: dict[str, Any]) -> Answer:
-        data = self.gateway.secrets.data(dumps(obj))
-        call.status, call.output = 200, obj
-        self.gateway.answered(call, data)
-        self.gateway.observe(call)
-        return Answer(data, 200, self.headers(call, [("Content-Type", JSON_TYPE)]))
+        front, ex = translation(call)
+        obj = front.from_chat(completion, ex)
+        call.outcome.usage, call.outcome.usage_estimated = ex.usage, ex.usage_estimated
+        return self.answers.whole(call, obj, self.headers(call, [("Content-Type", JSON_TYPE)]))
 
     def stream_headers(self, call: Call) -> list[tuple[str, str]]:
         """The headers of the front's stream (a Google stream without `alt=sse` is one JSON array)."""
-        content_type = front_named(call.front).stream_type(call.exchange)
-        return self.headers(call, [("Content-Type", content_type)] + SSE_HEADERS[1:])
+        front, ex = translation(call)
+        return self.headers(call, [("Content-Type", front.stream_type(ex))] + SSE_HEADERS[1:])
 
     def keepalive_beat(self, call: Call) -> bytes:
-        return front_named(call.front).keepalive_beat
+        return translation(call)[0].keepalive_beat
 
     def headers(self, call: Call, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        if call.front == "messages":  # Anthropic's SDKs read the request id from `request-id`
-            return headers + [("request-id", call.request_id)]
+        if call.client.front == "messages":  # Anthropic's SDKs read the request id from `request-id`
+            return headers + [("request-id", call.client.request_id)]
         return headers
 
 
-def front_for_kind(kind: str, front_name: str = "openai") -> tuple[Front, bool] | None:
+def translation(call: Call) -> tuple[Front, Exchange]:
+    """The front door a translated call came in by, and its exchange."""
+    front, ex = front_named(call.client.front), call.plan.exchange
+    assert front is not None and ex is not None, "only a translated call has a front door's answer"
+    return front, ex
+
+
+def front_for_kind(kind: str, front_name: str = "openai") -> tuple[Front, bool]:
     """The front door serving a route kind (on the API a client speaks), and whether it only counts tokens."""
-    if front_name == "google":
-        return front_named("google"), kind == "count_tokens"
-    if kind == "count_tokens":
-        return front_named("messages"), True
-    front = front_named(kind)
-    return (front, False) if front is not None else None
+    name = "google" if front_name == "google" else "messages" if kind == "count_tokens" else kind
+    front = front_named(name)
+    if front is None:
+        raise ProxyError(404, f"No front door serves {kind}.", code="unknown_route")
+    return front, kind == "count_tokens"

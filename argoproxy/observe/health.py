@@ -11,7 +11,8 @@ import requests
 
 from argoproxy.upstream.proxy_env import proxy_for
 from argoproxy.redaction import mask_url
-from argoproxy.upstream.client import describe_host, transport_error
+from argoproxy.upstream.client import transport_error
+from argoproxy.upstream.wire import describe_host
 
 PROBE_TIMEOUT = (2.0, 3.0)  # connect, read: a probe never hangs a monitor
 

@@ -95,7 +95,7 @@ class Journal:
         """A body as a journal records it: parsed JSON when it is short, else its prefix, length and sha256
         (`tap`: what passed of a streamed or whole answer; bytes are measured here)."""
         if tap is None and isinstance(data, (bytes, bytearray)) and len(data) > self.body_bytes:
-            tap = BodyTap.of(data, self.body_bytes)
+            tap = BodyTap.of(bytes(data), self.body_bytes)
         if tap is not None and tap.over:
             summary = tap.summary()
             summary["prefix"] = self.redactor.cut_partial(summary["prefix"])
@@ -183,13 +183,13 @@ def _served(call: Any) -> dict[str, Any]:
     """Which deployment served a routed call (argoproxy/routing/dispatch.py) and what capability adaptation
     changed in the request (and whether a stream that ended before its first event was asked for whole), for the
     journal."""
-    extra = call.extra
-    adapted = {"adapted_params": extra["adapted"]} if extra and extra.get("adapted") else {}
-    if extra and extra.get("asked_whole"):
+    out = call.outcome
+    adapted: dict[str, Any] = {"adapted_params": call.plan.adapted} if call.plan.adapted else {}
+    if out.asked_whole:
         adapted["asked_whole"] = True
-    if not extra or "deployment" not in extra:
+    if out.deployment is None:
         return adapted
-    return {"deployment": extra["deployment"], "served_model": extra.get("served_model", ""), **adapted}
+    return {"deployment": out.deployment, "served_model": out.served_model or "", **adapted}
 
 
 def journal_observer(journal: Journal) -> Callable[[Any], None]:
@@ -200,16 +200,16 @@ def journal_observer(journal: Journal) -> Callable[[Any], None]:
 
     def observe(call: Any) -> None:
         logging_id = uuid.uuid4().hex
-        latency = (time.perf_counter() - call.started) * 1000
-        common = dict(send_mode=call.send_mode, return_mode=call.return_mode, latency_ms=latency,
-                      extra={"request_id": call.request_id, "path": "/" + call.extra.get("client_path", call.path),
-                             "front": call.front, "model": call.model, **_served(call),
-                             **({"usage_estimated": True} if call.extra.get("usage_estimated") else {})})
-        journal.record("client", logging_id, journal.body(call.raw_body), journal.body(call.output, call.output_tap),
-                       status=call.status, **common)
-        request = call.upstream_request
-        if request is None and call.upstream_status is None:
+        latency = (time.perf_counter() - call.client.started) * 1000
+        common = dict(send_mode=call.plan.send_mode, return_mode=call.plan.return_mode, latency_ms=latency,
+                      extra={"request_id": call.client.request_id, "path": "/" + call.client.path,
+                             "front": call.client.front, "model": call.plan.model, **_served(call),
+                             **({"usage_estimated": True} if call.outcome.usage_estimated else {})})
+        journal.record("client", logging_id, journal.body(call.plan.raw_body), journal.body(call.outcome.output, call.outcome.output_tap),
+                       status=call.outcome.status, **common)
+        request = call.outcome.upstream_request
+        if request is None and call.outcome.upstream_status is None:
             return
         journal.record("server", logging_id, journal.body(request.body) if request is not None else None,
-                       journal.body(call.upstream_output, call.upstream_tap), status=call.upstream_status, **common)
+                       journal.body(call.outcome.upstream_output, call.outcome.upstream_tap), status=call.outcome.upstream_status, **common)
     return observe

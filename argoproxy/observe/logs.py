@@ -49,20 +49,20 @@ def request_logger() -> Callable[[Call], None]:
     log = logging.getLogger("cot_proxy")
 
     def observe(call: Call) -> None:
-        duration = (time.perf_counter() - call.started) * 1000
-        log.debug("%s /%s model=%s status=%s %.1fms in=%dB out=%dB stream=%s id=%s%s", call.method, call.path,
-                  call.model or "-", call.status, duration, len(call.raw_body), call.bytes_out,
-                  call.return_mode, call.request_id, _upstream_details(call))
+        duration = (time.perf_counter() - call.client.started) * 1000
+        log.debug("%s /%s model=%s status=%s %.1fms in=%dB out=%dB stream=%s id=%s%s", call.client.method, call.plan.path,
+                  call.plan.model or "-", call.outcome.status, duration, len(call.plan.raw_body), call.outcome.bytes_out,
+                  call.plan.return_mode, call.client.request_id, _upstream_details(call))
     return observe
 
 
 def _upstream_details(call: Call) -> str:
     """Where the call went (host and path only: a query string may carry a key) and how it answered."""
-    req = call.upstream_request
+    req = call.outcome.upstream_request
     if req is None:
         return ""
     parts = urlsplit(req.url)
-    waited = call.extra.get("upstream_at")
-    latency = f" {(waited - call.started) * 1000:.1f}ms" if waited else ""
-    return (f" upstream={parts.hostname}:{parts.port or ''}{parts.path} upstream_model={call.upstream_model or '-'}"
-            f" upstream_status={call.upstream_status}{latency} upstream_stream={call.upstream_stream}")
+    waited = call.outcome.upstream_at
+    latency = f" {(waited - call.client.started) * 1000:.1f}ms" if waited else ""
+    return (f" upstream={parts.hostname}:{parts.port or ''}{parts.path} upstream_model={call.plan.upstream_model or '-'}"
+            f" upstream_status={call.outcome.upstream_status}{latency} upstream_stream={call.plan.upstream_stream}")

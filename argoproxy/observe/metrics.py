@@ -41,7 +41,7 @@ from typing import Any
 from argoproxy.pipeline.call import Call
 from argoproxy.edge.http_objects import Answer
 from argoproxy.config.settings import Settings
-from argoproxy.upstream.client import describe_host
+from argoproxy.upstream.wire import describe_host
 from argoproxy.edge.validation import model_allowed
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -109,7 +109,7 @@ class Metrics:
 
     # ------------------------------------------------------------ labels
     def model_label(self, call: Call) -> str:
-        model = call.model
+        model = call.plan.model
         if not model:
             return "none"
         if model in self._models:
@@ -121,7 +121,7 @@ class Metrics:
         else:
             # A name the client made up is admitted only once an upstream answered it successfully
             # (or failed on its side): junk names rejected with 4xx never become series.
-            admitted = 0 < call.status < 400 or (call.upstream_status or 0) >= 500
+            admitted = 0 < call.outcome.status < 400 or (call.outcome.upstream_status or 0) >= 500
         if not admitted:
             return "other"
         self._models.add(model)
@@ -130,19 +130,20 @@ class Metrics:
     # ------------------------------------------------------------ hooks
     def stream_started(self, call: Call) -> None:
         """The pipeline starts sending an SSE answer."""
-        if call.client_stream:
-            call.extra["metrics_stream"] = True
+        if call.plan.client_stream:
+            call.outcome.metrics_stream = True
             self.streams.inc()
 
     def observe(self, call: Call) -> None:
         """A request finished (its last byte was sent, or it failed): update every series."""
         now = time.perf_counter()
-        extra = call.extra
-        if extra and extra.pop("metrics_stream", False):
+        out = call.outcome
+        if out.metrics_stream:
+            out.metrics_stream = False
             self.streams.dec()
-        route = call.kind
+        route = call.plan.kind
         model = self.model_label(call)
-        front = call.front
+        front = call.client.front
         key = (front, route, model)
         children = self._by_route_model.get(key)
         if children is None:
@@ -150,28 +151,28 @@ class Metrics:
                                                     self.upstream_latency.labels(route, model),
                                                     self.ttft.labels(front, route, model))
         duration, upstream_latency, ttft = children
-        status = call.status
-        deployment = extra.get("deployment", self.default_deployment) if extra else self.default_deployment
+        status = call.outcome.status
+        deployment = out.deployment or self.default_deployment
         counter = self._by_status.get((front, route, model, status, deployment))
         if counter is None:
             counter = self._by_status[(front, route, model, status, deployment)] = self.requests.labels(
                 front, route, model, str(status), deployment)
         counter.inc()
-        duration.observe(now - call.started)
-        upstream_at = extra.get("upstream_at") if extra else None
+        duration.observe(now - call.client.started)
+        upstream_at = out.upstream_at
         if upstream_at is not None:
-            upstream_latency.observe(upstream_at - call.started)
-        if call.client_stream and call.first_byte_at is not None:
-            ttft.observe(call.first_byte_at - call.started)
+            upstream_latency.observe(upstream_at - call.client.started)
+        if call.plan.client_stream and call.outcome.first_byte_at is not None:
+            ttft.observe(call.outcome.first_byte_at - call.client.started)
         sizes = self._by_route.get(route)
         if sizes is None:
             sizes = self._by_route[route] = (self.bytes_in.labels(route), self.bytes_out.labels(route))
-        if call.raw_body:
-            sizes[0].inc(len(call.raw_body))
-        if call.bytes_out:
-            sizes[1].inc(call.bytes_out)
-        usage = call.usage
-        team_key = extra.get("team_key") if extra else None
+        if call.plan.raw_body:
+            sizes[0].inc(len(call.plan.raw_body))
+        if call.outcome.bytes_out:
+            sizes[1].inc(call.outcome.bytes_out)
+        usage = call.outcome.usage
+        team_key = call.plan.team_key
         if team_key is not None:
             self.observe_key(team_key.name, model, status, usage)
         if usage and type(usage) is dict:
@@ -213,6 +214,6 @@ class Metrics:
 def install_metrics(gateway) -> Metrics:
     """Count every request the gateway answers; the door serves GET /metrics with `view` (auth applies)."""
     metrics = Metrics(gateway.settings)
-    gateway.observers.append(metrics.observe)
-    gateway.stream_hooks.append(metrics.stream_started)
+    gateway.answers.observers.append(metrics.observe)
+    gateway.answers.stream_hooks.append(metrics.stream_started)
     return metrics

@@ -65,12 +65,12 @@ class StatusPage:
 
     def observe(self, call: Any) -> None:
         """Observer: one line per finished request, without anything secret."""
-        if call.kind in ("ui", "ui_data"):
+        if call.plan.kind in ("ui", "ui_data"):
             return  # the page's own polling would push everything else out
-        self.recent.add({"at": round(time.time(), 3), "method": call.method, "path": "/" + call.path,
-                         "model": call.model if isinstance(call.model, str) else None, "status": call.status,
-                         "ms": round((time.perf_counter() - call.started) * 1000, 1),
-                         "key": getattr(call.extra.get("team_key"), "name", None) if call.extra else None})
+        self.recent.add({"at": round(time.time(), 3), "method": call.client.method, "path": "/" + call.plan.path,
+                         "model": call.plan.model if isinstance(call.plan.model, str) else None, "status": call.outcome.status,
+                         "ms": round((time.perf_counter() - call.client.started) * 1000, 1),
+                         "key": call.plan.team_key.name if call.plan.team_key is not None else None})
 
     def page(self) -> bytes:
         return resources.files("argoproxy.observe").joinpath("status_page.html").read_bytes()
@@ -92,7 +92,7 @@ class StatusPage:
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 _count(s.name, s.labels, s.value, models, keys)
-        by_model = [{"model": m, **{k: round(v, 4) for k, v in row.items()}} for m, row in sorted(models.items())]
+        by_model: list[dict[str, Any]] = [{"model": m, **{k: round(v, 4) for k, v in row.items()}} for m, row in sorted(models.items())]
         for row in by_model:
             row["mean_ms"] = round(1000 * row.pop("seconds", 0) / row["timed"], 1) if row.get("timed") else None
             row.pop("timed", None)

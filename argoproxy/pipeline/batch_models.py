@@ -27,7 +27,7 @@ from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.edge.request_body import containers, parse_object, strict_decoder
 from argoproxy.edge.request_models import check_named, field_name, multipart_form
-from argoproxy.upstream.client import UpstreamRequest, UpstreamResponse, read_chunks
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
 
 PIECE = 64 * 1024
 _FILE_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")  # what goes into the content URL: no '/', no '..' on its own
@@ -60,12 +60,12 @@ class BatchCheck:
 
     def check(self, call: Call, fetch: Fetch) -> None:
         """The models a forwarded call names inside its batch work (nothing to do on other routes)."""
-        kind = batch_kind(call.method, call.path)
-        body = call.raw_body
+        kind = batch_kind(call.client.method, call.plan.path)
+        body = call.plan.raw_body
         if kind == "upload":
-            self.check_upload(body, call.headers.get("Content-Type", ""))
+            self.check_upload(body, call.plan.headers.get("Content-Type", ""))
         elif kind == "batch" and body:
-            self.check_batch(call.path, body, fetch)
+            self.check_batch(call.plan.path, body, fetch)
         elif kind == "message_batch" and body:
             self.check_message_batch(body)
 
@@ -142,7 +142,7 @@ class BatchCheck:
                 if passed is not None and isinstance(model, str) and model in passed:
                     continue
                 check_named(self.allowed, model)
-                if passed is not None and len(passed) < 64:
+                if passed is not None and isinstance(model, str) and len(passed) < 64:
                     passed.add(model)
         except ProxyError as err:
             err.param = f"{where}.model"

@@ -1,60 +1,78 @@
-"""Call: everything the pipeline knows about one client request, filled in as it moves through."""
+"""One client request as it moves through the proxy, in three phases, each with its own writer:
+
+- ClientRequest: what the door knows about the client's request. Immutable; the door builds it, and a front
+  door's translation replaces it whole once (it names the API the client speaks).
+- Plan: what the proxy will send and how it will answer: the route served, the body, the model asked for and
+  the model sent, the LLM_PARAMS rule, stream modes, think configuration, timeout, the front door's exchange,
+  budgets, and the backend's own per-request state (returned by its `prepare`).
+- Outcome: what happened: statuses, usage, bytes, timings, the deployment that served. Only the sequence
+  writes it; observers (metrics, journals, logs, budgets) read it once the call ended.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from argoproxy.jsonfast import dumps
 from argoproxy.config.llm_params import ModelRule
+from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.think import ThinkConfig
+
+if TYPE_CHECKING:
+    from argoproxy.edge.http_objects import Request
+    from argoproxy.fronts.front import Exchange
+    from argoproxy.observe.body_tap import BodyTap
+    from argoproxy.pipeline.stream_usage import Meter
+    from argoproxy.routing.key_limits import KeyLimit
+    from argoproxy.teamkeys.records import KeyRecord
+    from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 
 # Routes whose bodies the proxy understands, by the path after /v1/.
 API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
 
 
-@dataclass
-class Call:
-    kind: str  # chat | completions | embeddings | models | passthrough | backend-specific
+@dataclass(frozen=True)
+class ClientRequest:
+    """The client's request as the door saw it."""
     method: str
     path: str  # as the client sent it, without the leading '/'
-    query: str
-    headers: dict[str, str]  # the client's headers that may go upstream
+    request_id: str = ""
+    request: Request | None = None  # the edge's request (its body is read from it once the route is known)
+    front: str = "openai"  # the API the client speaks: openai (chat, completions, embeddings), responses, ...
+    route: str = ""  # the route's name for metrics and logs, when it is not the kind served
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class Plan:
+    """What is served and sent: set while the request is planned, guarded and adapted."""
+    kind: str  # chat | completions | embeddings | models | passthrough | count_tokens | backend-specific
+    path: str  # the path served (a front door's request goes to the chat path)
+    query: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # the client's headers that may go upstream
     raw_body: bytes = b""
-    body: dict[str, Any] | None = None
+    body: dict[str, Any] = field(default_factory=dict)  # parsed, on the API routes
     body_changed: bool = False
     model: str | None = None  # as the client named it
-    upstream_model: str | None = None
+    upstream_model: str | None = None  # as sent upstream
     rule: ModelRule | None = None
     client_stream: bool = False
     upstream_stream: bool = False
     include_usage: bool = False
     think: ThinkConfig | None = None
     timeout: float | None = None
-    request_id: str = ""
-    client_key: str | None = None
-    request: Any = None  # the client's exchange.Request (its body is read from it once the route is known)
-    front: str = "openai"  # the API the client speaks: openai (chat, completions, embeddings), responses, messages
-    exchange: Any = None  # a front door's fronts.Exchange while its answer is translated back
-    started: float = field(default_factory=time.perf_counter)
-    # Filled while the answer is produced; observers (metrics, journals) read them at the end.
-    upstream_request: Any = None  # the UpstreamRequest sent
-    upstream_status: int | None = None
-    upstream_output: Any = None  # the upstream's answer before the proxy's transforms (journals only)
-    upstream_tap: Any = None  # journals: a body_tap.BodyTap of the upstream's answer bytes
-    output_tap: Any = None  # journals: a BodyTap of the answer bytes sent to the client
-    observed: bool = False
-    status: int = 0
-    first_byte_at: float | None = None
-    bytes_out: int = 0
-    usage: dict[str, Any] | None = None
-    output: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    exchange: Exchange | None = None  # a front door's translation state, while its answer is translated back
+    meter: Meter | None = None  # a chat stream under a token budget (pipeline/stream_usage.py)
+    key_limit: KeyLimit | None = None  # the key_limits budget this call counts against
+    team_key: KeyRecord | None = None  # the team key admitted (teamkeys/)
+    backend_state: Any = None  # the backend's own, from its prepare (each backend knows its type)
+    adapted: list[str] = field(default_factory=list)  # X-Adapted-Params: what was changed to fit the model
+    kept_alive: bool = False  # routed: keepalives run around all attempts, not per attempt
 
     def body_bytes(self) -> bytes:
         """The body to send upstream: the client's bytes unless something changed the parsed body."""
-        if self.body is not None and self.body_changed:
+        if self.body_changed:
             return dumps(self.body)
         return self.raw_body
 
@@ -65,3 +83,51 @@ class Call:
     @property
     def return_mode(self) -> str:
         return "stream" if self.client_stream else "non_stream"
+
+
+@dataclass
+class Outcome:
+    """What happened, for the observers."""
+    status: int = 0
+    upstream_request: UpstreamRequest | None = None
+    upstream_response: UpstreamResponse | None = None
+    upstream_status: int | None = None
+    upstream_at: float | None = None  # when the upstream's headers arrived
+    upstream_output: Any = None  # the upstream's answer before the proxy's transforms (journals only)
+    upstream_tap: BodyTap | None = None  # journals: the upstream's answer bytes
+    output_tap: BodyTap | None = None  # journals: the answer bytes sent to the client
+    first_byte_at: float | None = None
+    bytes_out: int = 0
+    usage: dict[str, Any] | None = None
+    usage_estimated: bool = False  # no usage came: counted by the proxy
+    output: Any = None
+    deployment: str | None = None  # routed: the deployment that served, and the model it served
+    served_model: str | None = None
+    served_header: str | None = None
+    asked_whole: bool = False  # a stream that ended before its first event, asked again whole
+    param_retry: bool = False  # sent again without a parameter the upstream refused
+    metrics_stream: bool = False  # counted among the streams in flight
+    observed: bool = False
+
+
+class Call:
+    """One request: its three phases."""
+
+    __slots__ = ("client", "plan", "outcome")
+
+    def __init__(self, client: ClientRequest, plan: Plan) -> None:
+        self.client = client
+        self.plan = plan
+        self.outcome = Outcome()
+
+    @classmethod
+    def of(cls, kind: str, method: str, path: str, query: str = "", headers: dict[str, str] | None = None,
+           request_id: str = "", request: Request | None = None, **plan: Any) -> "Call":
+        """A call whose client request and plan agree on the route (every door's start, and the calls the
+        proxy makes itself, such as model listings and probes)."""
+        return cls(ClientRequest(method, path, request_id, request),
+                   Plan(kind, path, query, headers if headers is not None else {}, **plan))
+
+    @property
+    def request_id(self) -> str:
+        return self.client.request_id

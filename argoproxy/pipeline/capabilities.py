@@ -179,7 +179,7 @@ def parse_overrides(value: Any) -> Overrides:
             return Overrides()
         try:
             value = json.loads(value)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
     if value is None:
         return Overrides()
@@ -211,9 +211,10 @@ class CapabilityTable:
 
     def lookup(self, upstream: str | None, asked: str | None = None) -> Caps | None:
         """The capabilities of the model sent upstream as `upstream` (the client asked for `asked`)."""
-        if not upstream and not asked:
+        name = upstream or asked
+        if not name:
             return None
-        return self._cache.get((upstream, asked), lambda: self._resolve(upstream or asked, asked))
+        return self._cache.get((upstream, asked), lambda: self._resolve(name, asked))
 
     def _resolve(self, upstream: str, asked: str | None) -> Caps | None:
         caps = self.family_of(upstream)

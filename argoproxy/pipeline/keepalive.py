@@ -64,7 +64,7 @@ def _produce(make: Callable[[], Answer], items: queue.Queue, stop: threading.Eve
     except BaseException as exc:  # noqa: BLE001 - handed to the request's thread, which raises or reports it
         items.put((_FAIL, exc))
         return
-    body = response.response
+    body = response.chunks
     items.put((_HEAD, response))
     try:
         for data in body:

@@ -83,20 +83,16 @@ class Meter:
     (and taken out of the stream when the client did not ask for it); without any, the stream is counted."""
 
     def __init__(self, strip: bool) -> None:
-        from argoproxy.pipeline.gateway import sse_object  # the pipeline builds meters: imported by then
-        self.parse = sse_object
+        self.parse = sse.sse_object
         self.strip = strip
         self.usage: dict[str, Any] | None = None
         self.output = OutputCount()
 
     def item(self, item: bytes | dict) -> bytes | dict | None:
         """A stream item as the client gets it (None: left out, it only carried usage)."""
-        if type(item) is bytes:
-            obj = self.parse(item)
-            if obj is None:
-                return item
-        else:
-            obj = item
+        obj = self.parse(item) if isinstance(item, bytes) else item
+        if obj is None:
+            return item
         for choice in obj.get("choices") or ():
             if isinstance(choice, dict):
                 self.output.add_delta(choice.get("delta") or choice)

@@ -167,7 +167,7 @@ def transform_completion(obj: dict[str, Any], cfg: ThinkConfig) -> bool:
         message = choice.get("message")
         holder, key = (message, "content") if isinstance(message, dict) else (choice, "text")
         text = holder.get(key) if isinstance(holder, dict) else None
-        if not _could_hold_tags(text, cfg):
+        if not isinstance(text, str) or not _could_hold_tags(text, cfg):
             continue
         answer, reasoning = split_text(text, cfg)
         if answer == text and not reasoning:

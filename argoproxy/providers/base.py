@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
-from argoproxy.upstream.client import Upstream, UpstreamRequest, UpstreamResponse
+from argoproxy.upstream.client import Upstream
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
@@ -56,9 +57,21 @@ class Backend:
         return True
 
     # --- request side
-    def prepare(self, call: Call) -> None:
-        """Resolve the model name and apply backend rules to call.body (in place); set call.upstream_model."""
-        call.upstream_model = call.body.get("model") if call.body else None
+    def url(self, path: str, query: str = "") -> str:
+        """A forwarding backend's (forwards_unknown) upstream URL for a path the proxy does not serve itself."""
+        raise NotImplementedError
+
+    def upstream_headers(self, call: Call) -> dict[str, str]:
+        """A forwarding backend's headers for a forwarded request (the client's, with the upstream's key)."""
+        raise NotImplementedError
+
+    def prepare(self, call: Call) -> object | None:
+        """Resolve the model name and apply backend rules to call.plan.body (in place); set plan.upstream_model.
+        Returns the backend's own state for this request (kept as plan.backend_state for its encode and
+        decode; each backend knows its type), or None."""
+        model = call.plan.body.get("model")
+        call.plan.upstream_model = model if isinstance(model, str) else None
+        return None
 
     def encode(self, call: Call) -> UpstreamRequest:
         """The upstream request for an API call."""
@@ -111,5 +124,5 @@ class Backend:
     def extra_routes(self) -> list[tuple[str, str, tuple[str, ...], Callable[[Call], Any]]]:
         """(path, kind, methods, handler) for routes only this backend serves, e.g. ARGO's raw /v1/chat as
         ("v1/chat", "argo_chat", ("POST",), handler). They go through the same door as every route (auth,
-        metrics, journals); handler(call) finds the request body in call.raw_body and returns a Response."""
+        metrics, journals); handler(call) finds the request body in call.plan.raw_body and returns a Response."""
         return []

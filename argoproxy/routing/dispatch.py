@@ -5,14 +5,15 @@ deployment gets its own Backend (its base URL, key and `params` in a Settings co
 (argoproxy/pipeline/gateway.py, sharing observers, metrics and journals), so every transform, error shape and
 observer works the same on every route.
 
-One call: the allow-list is checked on the name asked for; the router gives the chain (the model's pool,
+One call: the router gives the chain (the model's pool,
 then its fallbacks'); in each pool the router picks a deployment; the attempt runs the pipeline up to the
 point where the client would get its first byte (headers sent upstream, status read, a whole answer read
 and transformed, or a stream's first event read). A failure there - no connection, a timeout, a 5xx or a
 429, a body broken off - cools the deployment down and the next one is tried, at most 1 + MAX_RETRIES per
 model and none started after RETRY_BUDGET seconds; a pool that is used up (or that answers "context length
 exceeded") passes the call to the next model of the chain. Once an answer was handed to the client nothing
-is retried. Every routed answer carries X-Served-Model and X-Served-By; an answer served by a fallback names
+is retried. Each attempt is the deployment Gateway's `run`, the same sequence an unrouted call takes (the
+allow-list included: the name asked for or the deployment's model must be listed). Every routed answer carries X-Served-Model and X-Served-By; an answer served by a fallback names
 the model the client asked for (and so does X-Served-Model when the fallback is off the allow-list).
 """
 
@@ -37,10 +38,12 @@ from argoproxy.jsonfast import dumps, loads
 from argoproxy.config.llm_params import LlmParams, ModelRule, merge_rules
 from argoproxy.routing.entries import ModelEntry, entry_url
 from argoproxy.routing.router import Deployment, Pool, Router
-from argoproxy.upstream.client import RETRY_BUDGET, Upstream, describe_host, parse_retry_after
-from argoproxy.edge.validation import check_allowed_model, model_allowed
+from argoproxy.upstream.client import RETRY_BUDGET, Upstream, parse_retry_after
+from argoproxy.upstream.wire import describe_host
+from argoproxy.edge.validation import model_allowed
 
 if TYPE_CHECKING:
+    from argoproxy.pipeline.answers import AnswerEncoder
     from argoproxy.pipeline.gateway import Gateway
     from argoproxy.config.settings import Settings
 
@@ -57,6 +60,8 @@ _MODEL_FIELD = re.compile(rb'"model"(\s*):(\s*)"(?:[^"\\]|\\.)*"')
 
 class DeploymentParams(LlmParams):
     """LLM_PARAMS as one deployment sees them: the global rule for a model, with the entry's `params` on top."""
+
+    own: ModelRule | None
 
     def __init__(self, base: LlmParams, own: ModelRule | None) -> None:
         super().__init__(base.rules)
@@ -136,28 +141,27 @@ class Routing:
         return chain
 
     def api(self, call: Call) -> Answer:
-        asked = call.body.get("model")
+        asked = call.plan.body.get("model")
         if not isinstance(asked, str) or not asked:
             raise ProxyError(400, "The request names no model: set `model` to one this proxy routes "
                              "(GET /v1/models lists them).", param="model", code="missing_model")
-        check_allowed_model(self.settings.allowed_models, asked)
         chain = self.chain(asked)
         every = self.settings.sse_keepalive
-        if every > 0 and call.body.get("stream") is True:
+        if every > 0 and call.plan.body.get("stream") is True:
             # One keepalive over every attempt (not one per attempt): a slow deployment commits the stream to
             # 200 with keepalive comments, and when it then fails the next one is still tried.
-            call.extra["kept_alive"] = True
-            gateway = self.gateway
-            beat = gateway.fronts.keepalive_beat(call) if call.exchange is not None else keepalive.KEEPALIVE
-            return keepalive.streamed(lambda: self.attempts(call, asked, chain), every, CommitHeaders(call, gateway),
-                                      lambda err: gateway.error_event(call, err), lambda: gateway.abandon(call), beat)
+            call.plan.kept_alive = True
+            encoder = self.gateway.encoder(call)
+            return keepalive.streamed(lambda: self.attempts(call, asked, chain), every, CommitHeaders(call, encoder),
+                                      lambda err: encoder.error_event(call, err),
+                                      lambda: self.gateway.answers.abandon(call), encoder.keepalive_beat(call))
         return self.attempts(call, asked, chain)
 
     def attempts(self, call: Call, asked: str, chain: list[tuple[str, Pool]]) -> Answer:
         """The chain's deployments in turn until one answers (its first byte ready), or the last error."""
         # A retry starts from the body as it was before the first attempt edited it: the client's bytes, or
         # (a front door translated the request) the translated body, kept as JSON.
-        source = dumps(call.body) if call.body_changed else call.raw_body
+        source = dumps(call.plan.body) if call.plan.body_changed else call.plan.raw_body
         started = time.monotonic()
         failure: ProxyError | None = None
         for position, (name, pool) in enumerate(chain):
@@ -168,8 +172,8 @@ class Routing:
                     break
                 tried.add(dep.index)
                 if failure is not None:  # a retry: the first attempt may have edited the parsed body
-                    call.body = loads(source)
-                    call.body_changed = source is not call.raw_body
+                    call.plan.body = loads(source)
+                    call.plan.body_changed = source is not call.plan.raw_body
                 try:
                     return self.attempt(call, asked, name, dep)
                 except ProxyError as err:
@@ -190,15 +194,16 @@ class Routing:
     def attempt(self, call: Call, asked: str, name: str, dep: Deployment) -> Answer:
         """The pipeline on one deployment, up to the client's first byte."""
         view = dep.gateway
-        if call.body.get("model") != name:  # a fallback model
-            call.body["model"] = name
-            call.body_changed = True
-        call.extra["deployment"] = dep.served_by
-        call.extra["served_model"] = name  # journals and metrics name the model that served
-        call.extra["served_header"] = shown = header_safe(self.shown_name(name, asked))
+        if call.plan.body.get("model") != name:  # a fallback model
+            call.plan.body["model"] = name
+            call.plan.body_changed = True
+        out = call.outcome
+        out.deployment = dep.served_by
+        out.served_model = name  # journals and metrics name the model that served
+        out.served_header = shown = header_safe(self.shown_name(name, asked))
         self.router.started(dep)
         try:
-            response = view.routed(call, asked)
+            response = view.run(call)
         except BaseException:
             self.router.ended(dep)
             raise
@@ -208,7 +213,7 @@ class Routing:
         if name != asked:
             rename_model(response, asked)
         if response.is_streamed:
-            response.response = _released(response.response, lambda: self.router.ended(dep))
+            response.response = _released(response.chunks, lambda: self.router.ended(dep))
         else:
             self.router.ended(dep)
         return response
@@ -250,7 +255,7 @@ class Routing:
             if self.router.state(dep) != "up":
                 continue
             try:
-                listing = dep.gateway.backend.list_models(Call("models", "GET", "v1/models", "", {}, timeout=10.0))
+                listing = dep.gateway.backend.list_models(Call.of("models", "GET", "v1/models", timeout=10.0))
             except ProxyError as err:
                 self.router.cool_down(dep, error=err.message)
                 continue
@@ -312,7 +317,7 @@ def install_routing(gateway: Gateway) -> None:
             return
         from argoproxy.routing.key_limits import KeyLimiter
         gateway.limiter = KeyLimiter(settings.key_limits, environ)
-        gateway.observers.append(gateway.limiter.observe)
+        gateway.answers.observers.append(gateway.limiter.observe)
 
 
 def is_context_exceeded(err: ProxyError) -> bool:
@@ -324,17 +329,14 @@ class CommitHeaders:
     they name the deployment then in flight. Should it fail after that, the one that serves is in the journal
     and the metrics; a header already sent cannot change (docs/routing.md)."""
 
-    def __init__(self, call: Call, gateway: Gateway) -> None:
-        self.call, self.gateway = call, gateway
+    def __init__(self, call: Call, encoder: AnswerEncoder) -> None:
+        self.call, self.encoder = call, encoder
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        from argoproxy.pipeline.gateway import SSE_HEADERS
-        call = self.call
-        headers = list(SSE_HEADERS.items())
-        if call.exchange is not None:
-            headers = self.gateway.fronts.stream_headers(call)
-        if "deployment" in call.extra:
-            headers += [(SERVED_MODEL, call.extra["served_header"]), (SERVED_BY, call.extra["deployment"])]
+        out = self.call.outcome
+        headers = self.encoder.stream_headers(self.call)
+        if out.deployment is not None and out.served_header is not None:
+            headers += [(SERVED_MODEL, out.served_header), (SERVED_BY, out.deployment)]
         return iter(headers)
 
 
@@ -352,7 +354,7 @@ def rename_model(response: Answer, asked: str) -> None:
         return _MODEL_FIELD.sub(lambda m: b'"model"' + m.group(1) + b":" + m.group(2) + value, data)
 
     if response.is_streamed:
-        response.response = _mapped(response.response, replace)
+        response.response = _mapped(response.chunks, replace)
     else:
         response.set_data(replace(response.get_data()))
 

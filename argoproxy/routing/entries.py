@@ -259,20 +259,6 @@ def check_routing(models: tuple[ModelEntry, ...], fallbacks: tuple[tuple[str, tu
             raise ValueError(f"key_limits.{limit.key_env}: the environment variable {limit.key_env} is not set")
 
 
-def routing_secrets(settings: Any) -> list[str]:
-    """The secrets the routing settings point at: keys held by the named environment variables, and
-    credentials written into a deployment's base_url (user:password@, or a key in its query)."""
-    import os
-    from argoproxy.redaction import url_credentials
-    found = []
-    for entry in getattr(settings, "models", ()):
-        if entry.api_key_env and os.environ.get(entry.api_key_env):
-            found.append(os.environ[entry.api_key_env])
-        found += url_credentials(entry.base_url)
-    found += [os.environ[k.key_env] for k in getattr(settings, "key_limits", ()) if os.environ.get(k.key_env)]
-    return found
-
-
 def matches(entry: ModelEntry, model: str) -> bool:
     from fnmatch import fnmatchcase
     return fnmatchcase(model, entry.name) if entry.is_glob else model == entry.name

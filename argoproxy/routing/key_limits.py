@@ -75,12 +75,12 @@ class KeyLimiter:
         limit = self.identify(presented)
         if limit is not None:
             self.admit(limit)
-            call.extra["key_limit"] = limit
+            call.plan.key_limit = limit
 
     def observe(self, call: Call) -> None:
         """Observer: the tokens an answer used (its upstream usage) count against its key's budget."""
-        limit = call.extra.get("key_limit") if call.extra else None
-        usage = call.usage
+        limit = call.plan.key_limit
+        usage = call.outcome.usage
         if limit is None or not isinstance(usage, dict):
             return
         total = usage.get("total_tokens")

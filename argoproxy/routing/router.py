@@ -143,7 +143,7 @@ class Router:
             score = dep.in_flight / dep.weight
             if score < best_score:
                 best, best_score, ties = dep, score, None
-            elif score == best_score:
+            elif score == best_score and best is not None:
                 ties = [best, dep] if ties is None else [*ties, dep]
         if ties is not None:
             if pool.uniform:

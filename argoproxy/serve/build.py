@@ -29,26 +29,26 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     backend = create_backend(settings, upstream)
     gateway = Gateway(settings, backend, upstream)
     if settings.debug:
-        gateway.observers.append(request_logger())
+        gateway.answers.observers.append(request_logger())
     if settings.log_dir:
         secrets = configured_secrets(settings)
         journal = Journal(settings.log_dir, secrets=secrets, body_bytes=settings.journal_body_bytes)
         # Under DEBUG the per-request lines are DEBUG records: log.log takes what stderr takes.
         setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets,
                        level=logging.DEBUG if settings.debug else logging.INFO)
-        gateway.observers.append(journal_observer(journal))
-        gateway.journal_bytes = settings.journal_body_bytes  # the answers' taps and assembled copies stop there
+        gateway.answers.observers.append(journal_observer(journal))
+        gateway.answers.journal_bytes = settings.journal_body_bytes  # the answers' taps and assembled copies stop there
     health = HealthCheck(upstream.session, settings.target_base_url, settings.health_cache_seconds)
     install_routing(gateway)
     if settings.enable_auth:
         gateway.team_keys = team_keys(settings)
-        gateway.observers.append(gateway.team_keys.observe)
+        gateway.answers.observers.append(gateway.team_keys.observe)
     metrics = install_metrics(gateway)
     door = Door(gateway, health, metrics.view)
     door.metrics = metrics
     if settings.status_page:
         door.status_page = StatusPage(metrics.exposition, lambda: deployments(door, settings))
-        gateway.observers.append(door.status_page.observe)
+        gateway.answers.observers.append(door.status_page.observe)
     return door
 
 

@@ -12,12 +12,11 @@ behind it run without Flask (tests/unit/test_gateway.py drives it in-process).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.edge.auth import Guard, without_key_params
@@ -26,15 +25,20 @@ from argoproxy.pipeline.call import Call
 from argoproxy.edge.classify import Route, RouteTable, standard_table
 from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer, Request
-from argoproxy.fronts import DoorArgs, front_named, google
+from argoproxy.fronts import FRONTS, DoorArgs, front_named, google
 from argoproxy.fronts.serve import front_for_kind
 from argoproxy.observe.health import HealthCheck
 from argoproxy.jsonfast import dumps
 from argoproxy.edge.paths import PathError, canonical, raw_target
-from argoproxy.pipeline.gateway import Gateway, read_request_body
+from argoproxy.edge.request_body import read_request_body
+from argoproxy.pipeline.gateway import Gateway
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.request_models import check_named, form_model, is_form, query_model, query_values
 from argoproxy.edge.validation import model_allowed
+
+if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only in the workers)
+    from argoproxy.observe.metrics import Metrics
+    from argoproxy.observe.status_page import StatusPage
 
 log = logging.getLogger("cot_proxy")
 
@@ -51,7 +55,7 @@ GOOGLE_LOOKING = re.compile(r"(?i)^/v1beta(?:/|$)|(?::|%3a)(?:streamgeneratecont
 
 @dataclass(frozen=True)
 class BackendRoute:
-    """A route a backend serves itself: `handler(call)` answers it (the body is in call.raw_body)."""
+    """A route a backend serves itself: `handler(call)` answers it (the body is in call.plan.raw_body)."""
 
     path: str
     kind: str
@@ -71,7 +75,9 @@ class Door:
         self.health = health
         self.metrics_view = metrics_view
         self.guard = Guard(self.settings, gateway.team_keys)
-        self.status_page: Any = None  # argoproxy/observe/status_page.py when STATUS_PAGE is on (proxy.py sets it)
+        # Set by serve/build.py: the worker's metrics, and the status page when STATUS_PAGE is on.
+        self.metrics: Metrics | None = None
+        self.status_page: StatusPage | None = None
         self.allowed = self.settings.allowed_models
         self.batches = BatchCheck(self.allowed, self.settings.max_body_bytes, self.settings.timeout)
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
@@ -93,10 +99,10 @@ class Door:
         except ProxyError as err:
             answer = self.error_answer(call, err)
         except Exception:  # noqa: BLE001 - a bug must still answer in the API's shape, and be logged
-            log.exception("unexpected error in request %s", call.request_id or "-")
+            log.exception("unexpected error in request %s", call.client.request_id or "-")
             answer = self.error_answer(call, ProxyError(500, "The proxy failed to handle this request; see its log.",
                                                         type="server_error", code="internal_error"))
-        adapted = call.extra.get("adapted")
+        adapted = call.plan.adapted
         if adapted:  # what capability adaptation changed in the request (argoproxy/pipeline/adapt.py)
             answer.headers[ADAPTED_HEADER] = ", ".join(adapted)
         return answer
@@ -106,20 +112,21 @@ class Door:
             target = canonical(req.target)  # a PathError is a 400, observed like every answer
         except PathError:
             if GOOGLE_LOOKING.search(req.target):
-                call.front = "google"  # refused before it has a route, but plainly meant for the Google door
+                # refused before it has a route, but plainly meant for the Google door
+                call.client = replace(call.client, front="google")
             raise
         route = self.table.classify(target)
         if route.family == "models" and route.front == "openai" and google_client(req.headers, target.query):
             route = replace(route, front="google")  # /v1/models from google-genai (API version v1)
-        call.kind, call.path, call.query, call.front = route.kind, route.path, target.query, route.front
-        call.extra["route"] = route
+        call.client = replace(call.client, path=route.path, front=route.front)
+        call.plan.kind, call.plan.path, call.plan.query = route.kind, route.path, target.query
         self.guard.check(req, route)
-        if call.query and (self.guard.enabled or route.front == "google"):  # a client key never goes upstream
-            call.query = without_key_params(call.query)  # Google's ?key= included, with auth off too
+        if call.plan.query and (self.guard.enabled or route.front == "google"):  # a client key never goes upstream
+            call.plan.query = without_key_params(call.plan.query)  # Google's ?key= included, with auth off too
         if route.family == "unknown":
             raise ProxyError(404, f"No route {route.label} on this proxy ({self.backend.name} backend).",
                              code="unknown_route")
-        if call.method not in route.methods:
+        if call.client.method not in route.methods:
             allow = ", ".join(sorted(route.methods))
             raise ProxyError(405, f"{route.label} takes {allow} only.", code="method_not_allowed",
                              headers={"Allow": allow})
@@ -138,19 +145,19 @@ class Door:
         mode sends it with HTTP 200. A relayed upstream error body goes out as it was, secrets removed."""
         if err.status >= 500:
             log.warning("%s %s", err.status, err.message)
-        status, rid = err.status, call.request_id
-        front = front_named(call.front)
+        status, rid = err.status, call.client.request_id
+        front = front_named(call.client.front)
         body = err.body()
         if front is not None:
             body = front.error_body(status, body["error"], rid)
         else:
             body["error"]["request_id"] = rid  # so that a client's report leads to the log line
-        if not call.observed:
-            call.status, call.output = status, body
-            self.gateway.observe(call)
-        secrets = self.gateway.secrets
-        data = secrets.data(err.raw if err.raw is not None and call.exchange is None else dumps(body))
-        relayed = err.raw is not None and call.exchange is None and "Content-Type" in err.headers  # as it came
+        if not call.outcome.observed:
+            call.outcome.status, call.outcome.output = status, body
+            self.gateway.answers.observe(call)
+        secrets = self.gateway.answers.secrets
+        data = secrets.data(err.raw if err.raw is not None and call.plan.exchange is None else dumps(body))
+        relayed = err.raw is not None and call.plan.exchange is None and "Content-Type" in err.headers  # as it came
         answer = Answer(data, 200 if self.settings.compatible else status, err.headers,
                         content_type=None if relayed else JSON_TYPE)
         if front is not None and front.name == "messages":
@@ -159,45 +166,46 @@ class Door:
 
     # ---------------------------------------------------------------- families
     def api(self, call: Call, route: Route) -> Answer:
-        if self.gateway.routing is None and call.kind not in self.backend.kinds:
+        if self.gateway.routing is None and call.plan.kind not in self.backend.kinds:
             raise ProxyError(404, f"The {self.backend.name} backend does not serve {route.label}.",
                              code="unknown_route")
         return self.gateway.api(call)
 
     def front(self, call: Call, route: Route) -> Answer:
-        front, count_only = front_for_kind(call.kind, route.front)
+        front, count_only = front_for_kind(call.plan.kind, route.front)
         args = None
         if route.front == "google":
-            args = DoorArgs(model=route.model, stream=call.kind == "stream_generate_content", sse=sse_asked(call.query))
-        return self.gateway.fronts.api(call, front, count_only, args)
+            args = DoorArgs(model=route.model, stream=call.plan.kind == "stream_generate_content",
+                            sse=sse_asked(call.plan.query))
+        return self.gateway.api(call, front, count_only, args)
 
     def forward(self, call: Call, route: Route) -> Answer:
-        call.raw_body = read_request_body(call, self.settings.max_body_bytes)
+        call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
         if self.allowed:
             self.check_body_model(call)
             fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url, self.backend.upstream_headers(call))
             self.batches.check(call, fetch)  # models named inside batch files and message batches
         self.gateway.admit(call)  # key_limits: a forwarded call (images, audio...) counts like an API call
-        return self.gateway.passthrough(call, self.backend.url(call.path, call.query),
+        return self.gateway.passthrough(call, self.backend.url(call.plan.path, call.plan.query),
                                         self.backend.upstream_headers(call))
 
     def backend_route(self, call: Call, route: Route) -> Answer:
-        if call.method != "GET":
-            call.raw_body = read_request_body(call, self.settings.max_body_bytes)
+        if call.client.method != "GET":
+            call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
         self.gateway.admit(call)
-        return self.observed(call, self.gateway.scrubbed(self.backend_routes[call.kind](call)))
+        return self.observed(call, self.gateway.answers.scrubbed(self.backend_routes[call.plan.kind](call)))
 
     def own(self, call: Call, route: Route) -> Answer:
-        if call.kind == "root":  # answered here, never forwarded: clients probe it before their first request
+        if call.plan.kind == "root":  # answered here, never forwarded: clients probe it before their first request
             return self.observed(call, json_response(ROOT_ANSWER))
-        if call.kind in ("ui", "ui_data"):
+        if call.plan.kind in ("ui", "ui_data"):
             return self.observed(call, self.status_answer(call))
-        if call.kind == "metrics":
+        if call.plan.kind == "metrics":
             if self.metrics_view is None:
                 raise ProxyError(404, "Metrics are off.", code="unknown_route")
             return self.observed(call, self.metrics_view())
-        status, body = self.health_body(call.query)
-        if self.guard.enabled and not self.guard.authenticated(call.request):
+        status, body = self.health_body(call.plan.query)
+        if self.guard.enabled and not self.guard.authenticated(call.client.request):
             body = {"status": body.get("status", "healthy" if status < 400 else "unhealthy")}  # status only
         return self.observed(call, json_response(body, status))
 
@@ -205,11 +213,11 @@ class Door:
         """/ui (the page) and /ui/data (what it shows: the admin key's only when auth is on)."""
         if self.status_page is None:
             raise ProxyError(404, "The status page is off (STATUS_PAGE).", code="unknown_route")
-        if call.kind == "ui":
+        if call.plan.kind == "ui":
             return Answer(self.status_page.page(), 200, {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                                                          "Content-Security-Policy": STATUS_PAGE_POLICY},
                           content_type="text/html; charset=utf-8")
-        if not self.guard.is_admin(call.request):
+        if not self.guard.is_admin(call.client.request):
             raise ProxyError(403, "Only the admin key (API_KEY_SECRET) opens the status page.",
                              code="admin_key_required")
         return json_response(self.status_page.data())
@@ -217,18 +225,18 @@ class Door:
     def models(self, call: Call, route: Route) -> Answer:
         if route.front == "google":
             return self.google_models(call, route)
-        if call.kind == "models":
+        if call.plan.kind == "models":
             return self.observed(call, json_response(self.model_list(call)))
-        call.model = route.model
+        call.plan.model = route.model
         if self.allowed and self.forwards and not model_allowed(self.allowed, route.model):
             raise model_not_found(route.model)  # answered from the filtered list below when not forwarding
-        if route.model in self.settings.llm_params.pseudo_models and call.method in ("GET", "HEAD"):
+        if route.model in self.settings.llm_params.pseudo_models and call.client.method in ("GET", "HEAD"):
             # LLM_PARAMS pseudo models are the proxy's own: the upstream does not know them
             return self.observed(call, json_response({"id": route.model, "object": "model", "created": 0,
                                                       "owned_by": "cot_proxy"}))
         if self.forwards:
             return self.forwarded_model(call, route)
-        if call.method == "DELETE":
+        if call.client.method == "DELETE":
             raise ProxyError(405, f"{route.label} takes GET only on the {self.backend.name} backend.",
                              code="method_not_allowed", headers={"Allow": "GET, HEAD"})
         entry = self.known_model(call, route.model)
@@ -239,14 +247,14 @@ class Door:
     def forwarded_model(self, call: Call, route: Route) -> Answer:
         """/v1/models/{id} on a forwarding backend: the upstream's answer, or, where the upstream has no such
         route (llama.cpp answers 404 for any id), the proxy's own knowledge of the model."""
-        call.raw_body = read_request_body(call, self.settings.max_body_bytes)
-        url, headers = self.backend.url(call.path, call.query), self.backend.upstream_headers(call)
-        if call.method == "HEAD":  # a HEAD answer has no body to judge: what the proxy knows comes first
+        call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
+        url, headers = self.backend.url(call.plan.path, call.plan.query), self.backend.upstream_headers(call)
+        if call.client.method == "HEAD":  # a HEAD answer has no body to judge: what the proxy knows comes first
             entry = self.known_model(call, route.model)
             if entry is not None:
                 return self.observed(call, json_response(entry))
             return self.gateway.passthrough(call, url, headers)
-        if call.method != "GET":
+        if call.client.method != "GET":
             return self.gateway.passthrough(call, url, headers)
         try:
             return self.gateway.passthrough(call, url, headers)
@@ -260,13 +268,16 @@ class Door:
         """A model entry from what the proxy serves (the model list: the upstream's, the routing entries, the
         LLM_PARAMS pseudo-models, filtered by the allow-list), or for a name only a routing glob serves
         (`claude-*`), an entry of its own."""
-        listing = dataclasses.replace(call, kind="models", method="GET", path="v1/models", query="")
+        if not name:
+            return None
+        listing = Call(replace(call.client, method="GET", path="v1/models"),
+                       replace(call.plan, kind="models", path="v1/models", query=""))
         try:
             entry = self.backend.model_entry(name, self.model_list(listing)["data"])
         except ProxyError:  # no list to read (the upstream has none): the routing entries may still know it
             entry = None
         routing = self.gateway.routing
-        if entry is None and routing is not None and name and (not self.allowed or model_allowed(self.allowed, name)) \
+        if entry is None and routing is not None and (not self.allowed or model_allowed(self.allowed, name)) \
                 and routing.router.chain(name):
             entry = {"id": name, "object": "model", "created": 0, "owned_by": "cot_proxy"}
         return entry
@@ -274,12 +285,11 @@ class Door:
     def google_models(self, call: Call, route: Route) -> Answer:
         """GET /v1beta/models[/{model}]: the proxy's own list (the upstream's, routing entries, pseudo models,
         filtered by the allow-list) in Google's shape; one model from the same knowledge (`known_model`)."""
-        call.extra["client_path"] = call.path
-        call.path, call.query = "v1/models", ""  # what an upstream's list is asked on (pageSize... not passed)
-        call.headers = front_named("google").upstream_headers(call.headers)
-        if call.kind == "models":
+        call.plan.path, call.plan.query = "v1/models", ""  # what an upstream's list is asked on (pageSize... not passed)
+        call.plan.headers = FRONTS["google"].upstream_headers(call.plan.headers)
+        if call.plan.kind == "models":
             return self.observed(call, json_response(google.model_list(self.model_list(call)["data"])))
-        call.model = route.model
+        call.plan.model = route.model
         entry = self.known_model(call, route.model)  # routing globs (`claude-*`) included
         if entry is None:
             raise model_not_found(route.model)
@@ -323,7 +333,7 @@ class Door:
 
     def check_body_model(self, call: Call) -> None:
         """The allow-list over a forwarded body: JSON's top-level "model", or a form's `model` field."""
-        body, headers = call.raw_body, call.headers
+        body, headers = call.plan.raw_body, call.plan.headers
         if not body:
             return
         if compressed(headers):
@@ -340,28 +350,28 @@ class Door:
             # A top-level array (a batch some servers accept) names a model in each of its objects.
             for obj in parsed if isinstance(parsed, list) else [parsed]:
                 if isinstance(obj, dict) and "model" in obj:
-                    call.model = obj["model"] if isinstance(obj["model"], str) else None
+                    call.plan.model = obj["model"] if isinstance(obj["model"], str) else None
                     check_named(self.allowed, obj["model"])
 
     def observed(self, call: Call, response: Answer) -> Answer:
         """Answers made outside the pipeline are counted and journaled too (streamed ones when they end)."""
-        if call.observed:
+        if call.outcome.observed:
             return response
-        call.status = response.status_code
+        call.outcome.status = response.status_code
         if response.is_streamed:
-            response.response = self._observe_after(call, response.response)
+            response.response = self._observe_after(call, response.chunks)
             return response
-        call.bytes_out = len(response.get_data())
-        self.gateway.observe(call)
+        call.outcome.bytes_out = len(response.get_data())
+        self.gateway.answers.observe(call)
         return response
 
     def _observe_after(self, call: Call, chunks: Iterable[bytes]) -> Iterator[bytes]:
         try:
             for data in chunks:
-                call.bytes_out += len(data)
+                call.outcome.bytes_out += len(data)
                 yield data
         finally:
-            self.gateway.observe(call)
+            self.gateway.answers.observe(call)
 
 
 class Edge:

@@ -28,7 +28,8 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["cot_proxy_metrics"] = door.metrics
     app.register_blueprint(build_blueprint(door))
     register_error_handlers(app, door)
-    app.wsgi_app = RequestIds(Edge(ClientInput(app.wsgi_app, settings.client_timeout)))
+    # Flask's documented way to add WSGI middleware (its stubs declare wsgi_app a method).
+    app.wsgi_app = RequestIds(Edge(ClientInput(app.wsgi_app, settings.client_timeout)))  # type: ignore[method-assign]
     return app
 
 
@@ -46,7 +47,7 @@ def register_error_handlers(app: Flask, door: Door) -> None:
 
     def reply(status: int, body: dict, headers: dict | None = None) -> Response:
         body["error"]["request_id"] = current_request_id()
-        response = Response(gateway.secrets.data(dumps(body)), 200 if compatible else status,
+        response = Response(gateway.answers.secrets.data(dumps(body)), 200 if compatible else status,
                             content_type="application/json")
         for name, value in (headers or {}).items():
             response.headers[name] = value
@@ -58,7 +59,8 @@ def register_error_handlers(app: Flask, door: Door) -> None:
             return through(door)
         status = err.code or 500
         messages = {404: "Unknown route.", 405: "Method not allowed on this route."}
-        headers = {"Allow": ", ".join(err.valid_methods)} if getattr(err, "valid_methods", None) else None
+        allowed = getattr(err, "valid_methods", None)  # MethodNotAllowed's own
+        headers = {"Allow": ", ".join(allowed)} if allowed else None
         code = {404: "unknown_route", 405: "method_not_allowed"}.get(status)
         return reply(status, error_body(messages.get(status, err.description or err.name), error_type(status), None, code),
                      headers)

@@ -8,7 +8,7 @@ generated client API key.
   the directory the operator set, emptied of stale *.db files. Workers inherit the variable, so their
   metrics add up; `child_exit` marks a dead worker so its live gauges (streams in flight) stop counting.
 - ENABLE_AUTH without API_KEY_SECRET: one random key, generated here, printed once, and passed to every
-  worker in a process-internal environment variable (argoproxy.edge.auth.GENERATED_KEY_ENV). Workers that
+  worker in a process-internal environment variable (argoproxy.config.listener.GENERATED_KEY_ENV). Workers that
   Gunicorn restarts later get the same key.
 - COT_PROXY_SHARED_DIR: a fresh directory for the cells workers count in together (argoproxy/routing/shared.py).
 - FAST_PATH=on: the fast path's process-wide patches are installed here, before the fork
@@ -26,7 +26,8 @@ import shutil
 import tempfile
 from typing import Any, Callable
 
-from argoproxy.edge.auth import GENERATED_KEY_ENV, announce_key, generate_key
+from argoproxy.config.listener import GENERATED_KEY_ENV, generate_key
+from argoproxy.edge.auth import announce_key
 from argoproxy.routing.shared import prepare_shared_dir, remove_shared_dir
 from argoproxy.config.settings import Settings
 

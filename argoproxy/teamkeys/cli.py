@@ -73,7 +73,7 @@ def main(argv: list[str], prog: str = "cot-proxy") -> int:
 
 
 def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
-    from argoproxy.edge.auth import generate_key
+    from argoproxy.config.listener import generate_key
     key = generate_key()
     record = KeyRecord(parse_name(args.name), digest(key), key[:12], parse_models(args.models),
                        parse_count(args.rpm, "--rpm") if args.rpm else 0,
@@ -92,7 +92,7 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
 
 
 def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
-    rows = [("NAME", "KEY", "MODELS", "RPM", "TPM", "BUDGET", "EXPIRES", "STATE")]
+    rows: list[tuple[str, ...]] = [("NAME", "KEY", "MODELS", "RPM", "TPM", "BUDGET", "EXPIRES", "STATE")]
     now = time.time()
     for r in store.records():
         state = "revoked" if r.revoked else "expired" if r.expires and r.expires <= now else "active"

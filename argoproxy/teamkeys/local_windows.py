@@ -39,7 +39,7 @@ class LocalWindows:
             base = self._slot(c, tag)
             if base is None:
                 return None
-            state = list(c[base + 1:base + WIDTH])
+            state: list[float] = list(c[base + 1:base + WIDTH])
             fresh = c[base] != tag
             if fresh:
                 state = list(windows.NEW_STATE)

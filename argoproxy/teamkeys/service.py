@@ -19,6 +19,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.edge.validation import model_allowed
+from argoproxy.pipeline.call import Call
 
 log = logging.getLogger("cot_proxy")
 
@@ -63,13 +64,13 @@ class TeamKeys:
     def refusal(self, record: KeyRecord) -> str | None:
         return record.refusal(self.clock())
 
-    def admit_call(self, call: Any, record: KeyRecord) -> None:
+    def admit_call(self, call: Call, record: KeyRecord) -> None:
         """The key's model globs (on the model the request names), then its limits; 429 over them."""
-        if record.models and isinstance(call.model, str) and not model_allowed(record.models, call.model):
-            raise ProxyError(403, f"This API key may not use the model {call.model!r}.", param="model",
+        if record.models and isinstance(call.plan.model, str) and not model_allowed(record.models, call.plan.model):
+            raise ProxyError(403, f"This API key may not use the model {call.plan.model!r}.", param="model",
                              code="model_not_allowed")
         if not (record.rpm or record.tpm or record.budget):
-            call.extra["team_key"] = record  # nothing to count before the answer: no store write
+            call.plan.team_key = record  # nothing to count before the answer: no store write
             return
         waiting, by = self.store.admit(record, self.clock())
         if by:
@@ -77,18 +78,18 @@ class TeamKeys:
             what = WHAT[by].format(rpm=record.rpm, tpm=record.tpm, budget=record.budget)
             raise ProxyError(429, f"This API key is over its budget of {what}; retry in {seconds} s.",
                              code="rate_limit_exceeded", headers={"Retry-After": str(seconds)})
-        call.extra["team_key"] = record  # admitted: its usage is counted when the answer ends
+        call.plan.team_key = record  # admitted: its usage is counted when the answer ends
 
-    def observe(self, call: Any) -> None:
+    def observe(self, call: Call) -> None:
         """Observer: an admitted call's tokens (its usage) count against its key, by model and day. Written in
         batches (at most FLUSH_SECONDS late), not by the request: a write per answer cost more than the rest
         of the request."""
-        record = call.extra.get("team_key") if call.extra else None
+        record = call.plan.team_key
         if record is None:
             return
-        usage = call.usage if isinstance(call.usage, dict) else {}
+        usage = call.outcome.usage if isinstance(call.outcome.usage, dict) else {}
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        model = call.model if isinstance(call.model, str) else "-"
+        model = call.plan.model if isinstance(call.plan.model, str) else "-"
         with self._pending_lock:
             self._pending.append((record.name, model[:200], prompt if isinstance(prompt, int) else 0,
                                   completion if isinstance(completion, int) else 0, self.clock(), record.budget))

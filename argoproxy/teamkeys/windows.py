@@ -19,7 +19,7 @@ FIELDS = 5
 START, REQ, PREV_REQ, TOK, PREV_TOK = range(FIELDS)
 
 
-def roll(c: MutableSequence, base: int, now: float) -> float:
+def roll(c: MutableSequence | memoryview, base: int, now: float) -> float:
     """Move the windows forward to `now`; return the seconds elapsed in the current window."""
     window = int(now // WINDOW)
     start = c[base + START]
@@ -44,7 +44,7 @@ def wait(current: int, previous: int, room: int, elapsed: float) -> float:
     return min(WINDOW, (WINDOW - elapsed) + needed * WINDOW)
 
 
-def over_limits(c: MutableSequence, base: int, rpm: int, tpm: int, now: float) -> tuple[float, str]:
+def over_limits(c: MutableSequence | memoryview, base: int, rpm: int, tpm: int, now: float) -> tuple[float, str]:
     """(seconds to wait, "requests" or "tokens") for one more request under rpm and tpm; (0, "") when it
     may go now. Rolls the windows to `now` first."""
     elapsed = roll(c, base, now)
@@ -65,8 +65,8 @@ def period_bounds(period: str, now: float | None = None) -> tuple[float, float]:
     if period == "day":
         return day.timestamp(), day.timestamp() + 86400
     if period == "week":  # Monday to Monday
-        start = day.timestamp() - day.weekday() * 86400
-        return start, start + 7 * 86400
+        monday = day.timestamp() - day.weekday() * 86400
+        return monday, monday + 7 * 86400
     first = day.replace(day=1)
     days = calendar.monthrange(first.year, first.month)[1]
     return first.timestamp(), first.timestamp() + days * 86400

@@ -14,8 +14,7 @@ import logging
 import random
 import re
 import time
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Iterator
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
@@ -24,7 +23,8 @@ from requests.adapters import HTTPAdapter
 
 from argoproxy.errors import ProxyError
 from argoproxy.upstream.proxy_env import DIRECT, ProxyChoice, proxy_for
-from argoproxy.jsonfast import loads
+from argoproxy.upstream.wire import (DEFAULT_MAX_RESPONSE, UpstreamRequest, UpstreamResponse, describe_host,
+                                     read_arrived)
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +32,11 @@ log = logging.getLogger(__name__)
 READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 # What sending a request can raise before any answer arrived.
 TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
-DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024  # MAX_RESPONSE_BYTES' default
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt, capped, with full jitter
 BACKOFF_CAP = 4.0
 RETRY_AFTER_BUDGET = 10.0  # a longer Retry-After is passed to the client instead of waited for
 RETRY_BUDGET = 15.0  # no new attempt starts this long after the first: retries must not multiply timeouts
-
-
-@dataclass
-class UpstreamRequest:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes | None = None
-    timeout: float | None = None  # read timeout; None = the configured one
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def make_session(pool_size: int) -> requests.Session:
@@ -113,12 +102,12 @@ class Upstream:
                     continue
                 raise transport_error(exc, req.url, timeout, proxy_for(req.url)) from None
             if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                delay = _retry_delay(resp, attempt + 1)
-                if delay is not None and self._may_retry(attempt, started, delay):
+                after = _retry_delay(resp, attempt + 1)
+                if after is not None and self._may_retry(attempt, started, after):
                     resp.close()
                     attempt += 1
-                    log.info("upstream answered %s; retry %d in %.2fs", resp.status_code, attempt, delay)
-                    _sleep(delay)
+                    log.info("upstream answered %s; retry %d in %.2fs", resp.status_code, attempt, after)
+                    _sleep(after)
                     continue
             return resp
 
@@ -142,83 +131,15 @@ class Upstream:
         return StockResponse(r, req.url, self.max_response_bytes)
 
 
-class UpstreamResponse:
-    """An upstream answer, headers read and body not yet: the slice of requests.Response the proxy uses.
-    StockResponse (below) and the fast path's PooledResponse (argoproxy.fastpath.pool) implement it.
-
-    A body read whole (``content``, or ``read_chunks`` once ``bounded`` is set) may be at most ``max_bytes``
-    long, counted after decompression; beyond it the read stops with a 502 naming MAX_RESPONSE_BYTES."""
-
-    __slots__ = ("url", "_content", "max_bytes", "bounded", "tap")
-
-    def __init__(self, url: str, max_bytes: int = 0) -> None:
-        self.url = url
-        self._content: bytes | None = None
-        self.max_bytes = max_bytes or DEFAULT_MAX_RESPONSE
-        self.bounded = False  # set when the body is about to be read whole (answers, stream aggregation)
-        self.tap: Any = None  # journals: a body_tap.BodyTap every body byte read passes through
-
-    raw: urllib3.BaseHTTPResponse  # the urllib3 response underneath
-
-    @property
-    def status_code(self) -> int:
-        return self.raw.status
-
-    @property
-    def reason(self) -> str:
-        return self.raw.reason or ""
-
-    @property
-    def headers(self) -> urllib3.HTTPHeaderDict:
-        """Case-insensitive, one entry per header line as received (urllib3's own: requests' merged dict
-        would join repeated headers such as Set-Cookie into one line)."""
-        return self.raw.headers
-
-    @property
-    def content(self) -> bytes:
-        """The whole body, decoded (gzip/deflate) as requests would, up to max_bytes."""
-        if self._content is None:
-            self.bounded = True
-            self._content = b"".join(read_chunks(self))
-        return self._content
-
-    def json(self) -> Any:
-        return loads(self.content)
-
-    def chunks(self, decode: bool = True) -> Iterator[bytes]:
-        """Body bytes as they arrive (decoded from gzip/deflate unless decode is False)."""
-        raise NotImplementedError
-
-    def drain(self, seconds: float) -> None:
-        """After the end of a stream's content: let the connection be reused if that costs at most `seconds`
-        (here: it is dropped on close)."""
-
-    def close(self) -> None:
-        """Release the connection: back to the pool when the body was read, dropped otherwise."""
-        raise NotImplementedError
-
-    def __enter__(self) -> "UpstreamResponse":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-READ_SIZE = 1 << 20  # at most this much per read; a read returns whatever has arrived, never waits to fill it
-
-
 class StockResponse(UpstreamResponse):
     """An upstream answer over a stock requests.Response (Session.request(stream=True))."""
 
-    __slots__ = ("response",)
+    __slots__ = ("response", "raw")
 
     def __init__(self, response: requests.Response, url: str, max_bytes: int = 0) -> None:
         super().__init__(url, max_bytes)
         self.response = response
-
-    @property
-    def raw(self) -> urllib3.BaseHTTPResponse:
-        return self.response.raw
+        self.raw = response.raw
 
     def chunks(self, decode: bool = True) -> Iterator[bytes]:
         """Chunked bodies (every SSE stream) per chunk as it arrives (iter_content(chunk_size=None));
@@ -231,46 +152,6 @@ class StockResponse(UpstreamResponse):
 
     def close(self) -> None:
         self.response.close()
-
-
-def read_arrived(raw: urllib3.BaseHTTPResponse, decode: bool) -> Iterator[bytes]:
-    """An unchunked body per read of whatever has arrived (at most READ_SIZE), decoded unless decode is False."""
-    while True:
-        data = raw.read1(READ_SIZE, decode_content=decode)
-        if not data:
-            return
-        yield data
-
-
-def read_chunks(resp: UpstreamResponse, decode: bool = True) -> Iterator[bytes]:
-    """Body bytes as they arrive: per upstream chunk for chunked bodies, per socket read otherwise.
-    A bounded response is cut with a 502 once it passes its max_bytes (a stream relayed as it arrives is not)."""
-    chunks = resp.chunks(decode)
-    if resp.tap is not None:
-        chunks = resp.tap.tapped(chunks)
-    if resp.bounded:
-        return _bounded(resp, chunks)
-    return chunks
-
-
-def _bounded(resp: UpstreamResponse, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    limit = resp.max_bytes
-    length = resp.headers.get("Content-Length", "")
-    if length.isdigit() and int(length) > limit and resp.headers.get("Content-Encoding", "identity") == "identity":
-        raise too_large(resp, limit)
-    size = 0
-    for data in chunks:
-        size += len(data)
-        if size > limit:
-            raise too_large(resp, limit)
-        yield data
-
-
-def too_large(resp: UpstreamResponse, limit: int) -> ProxyError:
-    """The 502 for an answer longer than MAX_RESPONSE_BYTES; the connection is dropped, not drained."""
-    resp.raw.close()
-    return ProxyError(502, f"The upstream answer from {describe_host(resp.url)} is larger than MAX_RESPONSE_BYTES "
-                           f"({limit} bytes).", code="upstream_response_too_large")
 
 
 def _retryable_exception(exc: Exception) -> bool:
@@ -317,14 +198,6 @@ def parse_retry_after(value: str) -> float | None:
 
 def _sleep(seconds: float) -> None:
     time.sleep(seconds)
-
-
-def describe_host(url: str) -> str:
-    """host:port of a URL, without credentials, path or query: safe to show a user."""
-    parts = urlsplit(url)
-    host = parts.hostname or "upstream"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{host}:{port}"
 
 
 def transport_error(exc: Exception, url: str, timeout: tuple[float, float],

@@ -333,7 +333,7 @@ def _resolve_checked(host: str, port: int, allow_private: bool) -> ipaddress.IPv
     addresses = []
     for info in infos:
         # Drop an IPv6 scope id ("fe80::1%eth0"); such addresses are link-local and refused anyway.
-        addresses.append(ipaddress.ip_address(info[4][0].split("%", 1)[0]))
+        addresses.append(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
     if not addresses:
         raise ImageFetchError(f"cannot resolve {host}")
     if not allow_private:

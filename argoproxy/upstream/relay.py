@@ -12,7 +12,8 @@ import requests
 from argoproxy.upstream import sse
 from argoproxy.errors import ProxyError, error_type
 from argoproxy.redaction import sanitize_message
-from argoproxy.upstream.client import READ_ERRORS, UpstreamResponse, read_chunks, stream_error
+from argoproxy.upstream.client import READ_ERRORS, stream_error
+from argoproxy.upstream.wire import UpstreamResponse, read_chunks
 from argoproxy.jsonfast import loads
 
 
@@ -94,8 +95,9 @@ def upstream_error(resp: UpstreamResponse) -> ProxyError:
                           param=err.get("param"), code=_code(err.get("code")), headers=headers)
     if isinstance(err, str):
         return ProxyError(status, sanitize_message(err), headers=headers)
-    if isinstance(obj, dict) and isinstance(obj.get("message") or obj.get("detail"), str):
-        return ProxyError(status, sanitize_message(obj.get("message") or obj.get("detail")), headers=headers)
+    said = (obj.get("message") or obj.get("detail")) if isinstance(obj, dict) else None
+    if isinstance(said, str):
+        return ProxyError(status, sanitize_message(said), headers=headers)
     reason = sanitize_message(resp.reason or "error")[:100]
     return ProxyError(status, f"The upstream server answered {status} {reason}.", code=f"upstream_{status}",
                       headers=headers)

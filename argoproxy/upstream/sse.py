@@ -6,7 +6,7 @@ import time
 from typing import Any, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
-from argoproxy.jsonfast import dumps
+from argoproxy.jsonfast import dumps, loads
 
 DONE = b"data: [DONE]\n\n"
 DEFAULT_MAX_EVENT = 16 * 1024 * 1024  # MAX_SSE_EVENT_BYTES' default
@@ -159,6 +159,18 @@ def event_data(lines: list[bytes]) -> bytes | None:
     if not data:
         return None
     return data[0] if len(data) == 1 else b"\n".join(data)
+
+
+def sse_object(item: bytes) -> dict | None:
+    """The JSON object an SSE event's data holds; None for a comment, [DONE] or anything not an object."""
+    data = event_data([line for line in item.split(b"\n") if line])
+    if data is None:
+        return None
+    try:
+        obj = loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def encode(obj: dict[str, Any]) -> bytes:

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Iterator
 import requests
 import urllib3
 
-from argoproxy.upstream.client import DEFAULT_MAX_RESPONSE, UpstreamRequest, UpstreamResponse
+from argoproxy.upstream.wire import DEFAULT_MAX_RESPONSE, UpstreamRequest, UpstreamResponse
 
 
 class _Raw:

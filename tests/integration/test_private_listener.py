@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx  # the SDKs' own fork of httpx (openai and anthropic require it)
 import psutil
 import pytest
 
@@ -114,7 +114,6 @@ def test_socket_is_private_and_serves_the_sdks(private_home: Path) -> None:
             assert curl["choices"][0]["message"]["content"]
 
             import anthropic
-            import httpx2  # the anthropic SDK's own fork of httpx
             import openai
             transport = httpx.HTTPTransport(uds=str(path))
             client = openai.OpenAI(base_url="http://localhost/v1", api_key="unused",
@@ -122,7 +121,7 @@ def test_socket_is_private_and_serves_the_sdks(private_home: Path) -> None:
             answer = client.chat.completions.create(**CHAT)
             assert answer.choices[0].message.content
             claude = anthropic.Anthropic(base_url="http://localhost", api_key="unused",
-                                         http_client=httpx2.Client(transport=httpx2.HTTPTransport(uds=str(path))),
+                                         http_client=httpx.Client(transport=httpx.HTTPTransport(uds=str(path))),
                                          max_retries=0)
             message = claude.messages.create(model="gpt-4o", max_tokens=50,
                                              messages=[{"role": "user", "content": "hi"}])

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from argoproxy.pipeline import gateway
-from argoproxy.upstream import sse, client as upstream
+from argoproxy.upstream import sse, client as upstream, wire
 from argoproxy.errors import ProxyError
 from argoproxy.fastpath import pool
 
@@ -37,7 +37,7 @@ class Raw:
         self.closed = True
 
 
-def response(pieces: list[bytes], limit: int, headers: dict[str, str] | None = None) -> upstream.UpstreamResponse:
+def response(pieces: list[bytes], limit: int, headers: dict[str, str] | None = None) -> wire.UpstreamResponse:
     return pool.PooledResponse(Raw(pieces, headers), "http://up.example/v1/x", limit)
 
 
@@ -58,11 +58,11 @@ def test_declared_length_over_the_limit_is_refused_before_reading():
 
 def test_streams_relayed_as_they_arrive_are_not_bounded_but_aggregated_ones_are():
     resp = response([b"a" * 600] * 3, limit=1000)
-    assert sum(map(len, upstream.read_chunks(resp))) == 1800
+    assert sum(map(len, wire.read_chunks(resp))) == 1800
     resp = response([b"a" * 600] * 3, limit=1000)
     resp.bounded = True
     with pytest.raises(ProxyError):
-        list(upstream.read_chunks(resp))
+        list(wire.read_chunks(resp))
 
 
 def test_sse_event_over_the_maximum_is_an_error():
@@ -100,8 +100,8 @@ def test_every_sse_decoder_has_the_event_cap(backend):
 
     settings = load_settings(environ={"BACKEND": backend, "MAX_SSE_EVENT_BYTES": "1000", "TIMEOUT": "5"})
     be = create_backend(settings, upstream.Upstream(1, 5, 0))
-    call = Call("chat", "POST", "v1/chat/completions", "", {}, request_id="t")
-    call.model, call.client_stream, call.body = "m", True, {"model": "m", "messages": []}
+    call = Call.of("chat", "POST", "v1/chat/completions", request_id="t")
+    call.plan.model, call.plan.client_stream, call.plan.body = "m", True, {"model": "m", "messages": []}
     resp = response([b"data: {" + b"x" * 600] * 3, limit=10 ** 9)
     with pytest.raises(ProxyError) as caught:
         list(be.decode_stream(call, resp))
@@ -109,10 +109,12 @@ def test_every_sse_decoder_has_the_event_cap(backend):
 
 
 def test_think_cache_is_bounded():
-    gw = gateway.Gateway.__new__(gateway.Gateway)
-    gw._think_cache = {}
-    gw.settings = type("S", (), {"llm_params": None, "think_mode": "strip", "think_tag": "<think>",
-                                 "think_end_tag": "</think>"})()
+    from argoproxy.config.settings import load_settings
+    from argoproxy.providers import create_backend
+
+    settings = load_settings(environ={"THINK_MODE": "strip"})
+    up = upstream.Upstream(1, 5, 0)
+    gw = gateway.Gateway(settings, create_backend(settings, up), up)
     for i in range(gateway.THINK_CACHE * 4):
         assert gw.think_config(f"model-{i}", f"model-{i}") is not None
     assert len(gw._think_cache) <= gateway.THINK_CACHE

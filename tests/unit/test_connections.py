@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from argoproxy.fastpath.headers import parse_headers
 from argoproxy.errors import ProxyError
-from argoproxy.upstream.client import Upstream, UpstreamRequest, read_chunks
+from argoproxy.upstream.client import Upstream
+from argoproxy.upstream.wire import UpstreamRequest, read_chunks
 
 ORIGINAL_PARSE_HEADERS = http.client.parse_headers
 

@@ -1,6 +1,6 @@
 """The routed call's pure pieces: per-deployment params, context-length errors, renaming, header values."""
 
-from flask import Response
+from argoproxy.edge.http_objects import Answer
 
 from argoproxy.errors import ProxyError
 from argoproxy.config.llm_params import parse_llm_params
@@ -25,7 +25,7 @@ def test_context_length_errors_are_recognised():
 
 
 def test_rename_model_in_whole_answers_and_streams():
-    whole = Response(b'{"id":"x","model":"gpt-4o-2024","choices":[{"message":{"content":"\\"model\\": \\"keep\\""}}]}')
+    whole = Answer(b'{"id":"x","model":"gpt-4o-2024","choices":[{"message":{"content":"\\"model\\": \\"keep\\""}}]}')
     rename_model(whole, "qwen3")
     assert whole.get_data() == b'{"id":"x","model":"qwen3","choices":[{"message":{"content":"\\"model\\": \\"keep\\""}}]}'
     closed = []
@@ -37,7 +37,7 @@ def test_rename_model_in_whole_answers_and_streams():
         finally:
             closed.append(True)
 
-    stream = Response(events(), direct_passthrough=True)
+    stream = Answer(events(), direct_passthrough=True)
     rename_model(stream, 'a"b')
     body = list(stream.response)
     assert body[0] == b'data: {"model": "a\\"b", "choices": []}\n\n' and body[1] == b"data: [DONE]\n\n"

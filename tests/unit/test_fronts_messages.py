@@ -274,7 +274,8 @@ def test_server_tools_are_dropped_and_named():
 def test_a_long_streamed_answer_is_translated_in_linear_time():
     # `text += piece` on the block copied the answer so far per chunk: 100,000 chunks took 13 s.
     import time
-    from argoproxy.fronts import Exchange, front_named
+    from argoproxy.fronts import front_named
+    from argoproxy.fronts.front import Exchange
     chunks = [{"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
                "choices": [{"index": 0, "delta": {"reasoning_content": "r" * 20} if i < 50_000 else
                             {"content": "a" * 20}, "finish_reason": None}]} for i in range(100_000)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import Exchange
+from argoproxy.fronts.front import Exchange
 from argoproxy.fronts.responses import ResponsesFront, request_to_chat
 
 FRONT = ResponsesFront()
@@ -402,7 +402,8 @@ def test_tool_arguments_past_the_kept_budget_fail_the_stream_naming_the_setting(
 
 
 def test_an_encoder_that_does_not_write_json_strings_gets_the_event_whole() -> None:
-    from argoproxy.fronts import Front, long_strings
+    from argoproxy.fronts import long_strings
+    from argoproxy.fronts.front import Front
 
     class Plain(Front):
         def encode_event(self, event):

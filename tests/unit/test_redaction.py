@@ -102,7 +102,7 @@ def test_secret_list_comes_from_the_settings_metadata(tmp_path) -> None:
 
 def test_the_generated_client_key_is_a_secret_too(tmp_path, monkeypatch) -> None:
     # ENABLE_AUTH without API_KEY_SECRET: the master makes a key and hands it to the workers in the environment.
-    from argoproxy.edge.auth import GENERATED_KEY_ENV
+    from argoproxy.config.listener import GENERATED_KEY_ENV
     monkeypatch.setenv(GENERATED_KEY_ENV, "sk-proxy-generated-0123456789")
     s = load_settings(environ={"ENABLE_AUTH": "true", "CONFIG_PATH": str(_empty_config(tmp_path))})
     assert "sk-proxy-generated-0123456789" in configured_secrets(s)

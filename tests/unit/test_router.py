@@ -7,7 +7,7 @@ from collections import Counter
 from argoproxy.routing.entries import ModelEntry
 from argoproxy.routing.router import Router
 from argoproxy.routing.shared import SharedCells
-from argoproxy.upstream.client import describe_host
+from argoproxy.upstream.wire import describe_host
 
 
 def entry(name, url="http://h1:8000/v1/", backend="openai", weight=1.0, upstream_model=""):

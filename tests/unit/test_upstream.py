@@ -6,7 +6,8 @@ import urllib3
 from argoproxy.upstream import client as up
 from argoproxy.errors import ProxyError
 from argoproxy.fastpath.pool import PooledResponse
-from argoproxy.upstream.client import Upstream, UpstreamRequest
+from argoproxy.upstream.client import Upstream
+from argoproxy.upstream.wire import UpstreamRequest
 
 
 class FakeRaw:

@@ -9,7 +9,8 @@ import pytest
 from argoproxy.fastpath import pool as pool_module
 from argoproxy.fastpath.pool import DirectPools
 from argoproxy.upstream.proxy_env import proxy_for
-from argoproxy.upstream.client import Upstream, UpstreamRequest, make_session, transport_error
+from argoproxy.upstream.client import Upstream, make_session, transport_error
+from argoproxy.upstream.wire import UpstreamRequest
 from tests.fakes.fake_openai import FakeOpenAI
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",

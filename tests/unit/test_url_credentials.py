@@ -9,7 +9,8 @@ import base64
 
 import pytest
 
-from argoproxy.upstream.client import Upstream, UpstreamRequest
+from argoproxy.upstream.client import Upstream
+from argoproxy.upstream.wire import UpstreamRequest
 from tests.fakes.fake_openai import FakeOpenAI
 
 

@@ -8,6 +8,7 @@ raw routes /v1/chat and /v1/embed (ARGO's JSON) and /v1/status (a hello through 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from urllib.parse import parse_qs
 from typing import Any, Callable, Iterator
 
@@ -27,10 +28,21 @@ from argoproxy.providers.argo.text_calls import DEFAULT_LIMIT as TEXT_CALL_LIMIT
 from argoproxy.providers.base import Backend
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.validation import check_allowed_model
-from argoproxy.upstream.client import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks
+from argoproxy.upstream.client import READ_ERRORS
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
 
 STATUS_PROMPT = "Say hello"
 KEY_HEADERS = ("Authorization", "X-Api-Key", "Api-Key")
+
+
+@dataclass
+class ArgoState:
+    """What an ARGO backend decided while preparing one request, for its encode and decode."""
+    user: str
+    model_id: str  # the ARGO model id sent
+    family: str = ""  # standard mode: the model family (openai, anthropic, google), for its tool encoding
+    prompt_tools: bool = False  # standard mode: tools described in the prompt, calls parsed from the text
+    text_calls: frozenset[str] | None = None  # tool names a Claude answer may write as text calls
 
 
 class ArgoBackend(Backend):
@@ -56,9 +68,9 @@ class ArgoBackend(Backend):
         """The ARGO user: the client's key with username passthrough, else the configured user. With auth on,
         the proxy's own key is never a username: auth removed it, and kept only values it did not accept."""
         if self.settings.username_passthrough:
-            withheld = call.request.withheld if call.request is not None else {}
+            withheld = call.client.request.withheld if call.client.request is not None else {}
             for name in KEY_HEADERS:
-                value = (call.headers.get(name) or withheld.get(name) or "").strip()
+                value = (call.plan.headers.get(name) or withheld.get(name) or "").strip()
                 if value[:7].lower() == "bearer ":
                     value = value[7:].strip()
                 if value:
@@ -67,23 +79,29 @@ class ArgoBackend(Backend):
 
     # ------------------------------------------------------------------ request side
     # ------------------------------------------------------------------ request side
-    def prepare(self, call: Call) -> None:
-        if "timeout" in call.body:
-            call.timeout = pop_timeout(call.body)
-            call.body_changed = True
-        self.prepare_body(call, self.user_for(call), "embed" if call.kind == "embeddings" else "chat")
+    def prepare(self, call: Call) -> ArgoState:
+        if "timeout" in call.plan.body:
+            call.plan.timeout = pop_timeout(call.plan.body)
+            call.plan.body_changed = True
+        return self.prepare_body(call, self.user_for(call), "embed" if call.plan.kind == "embeddings" else "chat")
 
-    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> None:
-        """The mode's own preparation of call.body (in place), for this ARGO user and model kind."""
+    @staticmethod
+    def state(call: Call) -> ArgoState:
+        state = call.plan.backend_state
+        assert isinstance(state, ArgoState), "prepare runs before encode and decode"
+        return state
+
+    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> ArgoState:
+        """The mode's own preparation of call.plan.body (in place), for this ARGO user and model kind."""
         raise NotImplementedError
 
-    def watch_text_calls(self, call: Call) -> None:
+    @staticmethod
+    def text_calls(call: Call) -> frozenset[str] | None:
         """Claude on ARGO may write a tool call into its text (docs/text-tool-calls.md): the answer to a chat
-        request that declares tools is scanned for calls naming them."""
-        if call.kind == "chat" and call.body.get("tools"):
-            names = text_call_answers.declared_names(call.body)
-            if names:
-                call.extra["text_calls"] = names
+        request that declares tools is scanned for calls naming them (None: nothing to scan for)."""
+        if call.plan.kind == "chat" and call.plan.body.get("tools"):
+            return text_call_answers.declared_names(call.plan.body) or None
+        return None
 
     def inline_images(self, body: dict[str, Any]) -> None:
         if not _has_remote_images(body):
@@ -163,7 +181,7 @@ class ArgoBackend(Backend):
     def status(self, call: Call) -> Answer:
         """A real "Say hello" chat through the configured (or default) model, as a chat.completion."""
         model = self.fallback or "gpt4o"
-        call.model = call.upstream_model = model
+        call.plan.model = call.plan.upstream_model = model
         argo_body = convert.chat_request_to_argo({"messages": [{"role": "user", "content": STATUS_PROMPT}]},
                                                  model_id=model, user=self.settings.user)
         req = UpstreamRequest("POST", self.settings.argo_url, {"Content-Type": "application/json"}, dumps(argo_body))
@@ -173,21 +191,21 @@ class ArgoBackend(Backend):
         return Answer(dumps(obj), 200, content_type="application/json")
 
     def _raw_body(self, call: Call) -> tuple[dict[str, Any], float | None]:
-        body = parse_object(call.raw_body)
+        body = parse_object(call.plan.raw_body)
         return body, pop_timeout(body)
 
     def _admitted(self, call: Call, model: Any, kind: models.Kind) -> str:
         """The ARGO model id for a raw route, after the allow-list (checked on the resolved id, as on /v1 routes)."""
-        call.model = model if isinstance(model, str) else None
-        call.upstream_model = models.resolve_model(model, kind, fallback=self.fallback)
-        check_allowed_model(self.settings.allowed_models, call.upstream_model)
-        return call.upstream_model
+        call.plan.model = model if isinstance(model, str) else None
+        call.plan.upstream_model = models.resolve_model(model, kind, fallback=self.fallback)
+        check_allowed_model(self.settings.allowed_models, call.plan.upstream_model)
+        return call.plan.upstream_model
 
     def _send_ok(self, req: UpstreamRequest, call: Call) -> UpstreamResponse:
-        call.upstream_request = req
+        call.outcome.upstream_request = req
         resp = self.upstream.send(req)
-        call.extra["upstream_at"] = time.perf_counter()
-        call.upstream_status = resp.status_code
+        call.outcome.upstream_at = time.perf_counter()
+        call.outcome.upstream_status = resp.status_code
         if resp.status_code >= 400:
             with resp:
                 raise convert.error_from_argo(resp.status_code, resp.content)

@@ -189,6 +189,8 @@ class ModelTable:
         for match in close:
             # Offer each model once, under its first (canonical) alias.
             model_id = index.lookup(by_bare[match])
+            if model_id is None:
+                continue
             canonical = index.models[model_id][0] if index.models[model_id] else model_id
             if canonical not in picked:
                 picked.append(canonical)

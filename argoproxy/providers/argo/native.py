@@ -13,10 +13,10 @@ from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.argo import models, text_call_answers
-from argoproxy.providers.argo.backend import ArgoBackend, native_model, pop_timeout
+from argoproxy.providers.argo.backend import ArgoBackend, ArgoState, native_model, pop_timeout
 from argoproxy.providers.base import StreamItem
 from argoproxy.upstream.relay import relay_sse, upstream_error
-from argoproxy.upstream.client import UpstreamRequest, UpstreamResponse
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 from argoproxy.upstream.url import join_url
 
 log = logging.getLogger("cot_proxy")
@@ -33,27 +33,30 @@ class ArgoNativeBackend(ArgoBackend):
         return False  # answers reach the client as they were
 
     # ------------------------------------------------------------------ request side
-    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> None:
-        body = call.body
-        if call.model:
-            body["model"] = native_model(call.model, kind)
-        call.upstream_model = body.get("model")
-        if "claude" in str(call.upstream_model).lower():  # ARGO's OpenAI-compatible endpoint leaks them too
-            self.watch_text_calls(call)
+    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> ArgoState:
+        body = call.plan.body
+        if call.plan.model:
+            body["model"] = native_model(call.plan.model, kind)
+        model = body.get("model")
+        call.plan.upstream_model = model if isinstance(model, str) else None
+        state = ArgoState(user, call.plan.upstream_model or "")
+        if "claude" in str(model).lower():  # ARGO's OpenAI-compatible endpoint leaks them too
+            state.text_calls = self.text_calls(call)
         if user:  # username passthrough without a configured user: a client without a key sends its own
             body["user"] = user
-        if call.kind == "chat":
+        if call.plan.kind == "chat":
             self.inline_images(body)
-        call.body_changed = True
+        call.plan.body_changed = True
+        return state
 
     def encode(self, call: Call) -> UpstreamRequest:
-        url = join_url(self.settings.native_openai_base_url, NATIVE_PATHS[call.kind])
+        url = join_url(self.settings.native_openai_base_url, NATIVE_PATHS[call.plan.kind])
         headers = {"Content-Type": "application/json"}
-        if "Authorization" in call.headers:
-            headers["Authorization"] = call.headers["Authorization"]
-        if call.upstream_stream:
+        if "Authorization" in call.plan.headers:
+            headers["Authorization"] = call.plan.headers["Authorization"]
+        if call.plan.upstream_stream:
             headers.update({"Accept": "text/event-stream", "Accept-Encoding": "identity"})
-        return UpstreamRequest("POST", url, headers, call.body_bytes(), call.timeout)
+        return UpstreamRequest("POST", url, headers, call.plan.body_bytes(), call.plan.timeout)
 
     def native_front(self, front: str, model: str | None) -> bool:
         """Claude models' /v1/messages go to ARGO's Anthropic endpoint; other models and fronts go through
@@ -64,29 +67,26 @@ class ArgoNativeBackend(ArgoBackend):
         """The Messages request for ARGO's native Anthropic endpoint: alias mapped, user set (as the key and
         in metadata.user_id), image URLs inlined, as native OpenAI mode does."""
         if "timeout" in body:
-            call.timeout = pop_timeout(body)
+            call.plan.timeout = pop_timeout(body)
         user = self.user_for(call)
-        body["model"] = call.upstream_model = native_model(body.get("model") or "", "chat")
+        body["model"] = call.plan.upstream_model = native_model(body.get("model") or "", "chat")
         if not count_only:
-            body["metadata"] = {**(body.get("metadata") if isinstance(body.get("metadata"), dict) else {}),
-                                "user_id": user}
+            metadata = body.get("metadata")
+            body["metadata"] = {**(metadata if isinstance(metadata, dict) else {}), "user_id": user}
             self.inline_anthropic_images(body)
         base = self.settings.native_anthropic_base_url
         url = join_url(base, "/count_tokens") if count_only else base
         headers = {"Content-Type": "application/json", "X-Api-Key": user,
-                   "Anthropic-Version": call.headers.get("Anthropic-Version") or "2023-06-01"}
-        if call.headers.get("Anthropic-Beta"):
-            headers["Anthropic-Beta"] = call.headers["Anthropic-Beta"]
+                   "Anthropic-Version": call.plan.headers.get("Anthropic-Version") or "2023-06-01"}
+        if call.plan.headers.get("Anthropic-Beta"):
+            headers["Anthropic-Beta"] = call.plan.headers["Anthropic-Beta"]
         if body.get("stream") is True and not count_only:
             headers.update({"Accept": "text/event-stream", "Accept-Encoding": "identity"})
-        return UpstreamRequest("POST", url, headers, dumps(body), call.timeout)
+        return UpstreamRequest("POST", url, headers, dumps(body), call.plan.timeout)
 
     def inline_anthropic_images(self, body: dict[str, Any]) -> None:
         """Image blocks with a URL source become base64 sources (a failed download keeps its URL)."""
-        sources = [block["source"] for message in body.get("messages") or () if isinstance(message, dict)
-                   for block in (message.get("content") if isinstance(message.get("content"), list) else ())
-                   if isinstance(block, dict) and block.get("type") == "image" and isinstance(block.get("source"), dict)
-                   and block["source"].get("type") == "url" and isinstance(block["source"].get("url"), str)]
+        sources = _url_image_sources(body)
         if not sources:
             return
         if self._image_session is None:
@@ -102,14 +102,14 @@ class ArgoNativeBackend(ArgoBackend):
 
     # ------------------------------------------------------------------ answer side
     def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
-        names = call.extra.get("text_calls")
+        names = self.state(call).text_calls
         if names:
             return text_call_answers.transform_body(resp.content, names, self.text_call_limit)
         return resp.content
 
     def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         events = relay_sse(resp, self.upstream.read_timeout, self.settings.max_sse_event_bytes)
-        names = call.extra.get("text_calls")
+        names = self.state(call).text_calls
         return text_call_answers.stream_items(events, names, self.text_call_limit) if names else events
 
     def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
@@ -117,3 +117,15 @@ class ArgoNativeBackend(ArgoBackend):
         err.raw = resp.content
         err.headers["Content-Type"] = resp.headers.get("Content-Type") or "application/json"
         return err
+
+
+def _url_image_sources(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The `source` objects of a Messages body's image blocks that name a URL."""
+    found = []
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else ():
+            source = block.get("source") if isinstance(block, dict) and block.get("type") == "image" else None
+            if isinstance(source, dict) and source.get("type") == "url" and isinstance(source.get("url"), str):
+                found.append(source)
+    return found

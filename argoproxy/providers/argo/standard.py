@@ -11,9 +11,10 @@ from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.argo import convert, models, stream, text_call_answers, tools
-from argoproxy.providers.argo.backend import ArgoBackend
+from argoproxy.providers.argo.backend import ArgoBackend, ArgoState
 from argoproxy.providers.base import StreamItem
-from argoproxy.upstream.client import READ_ERRORS, UpstreamRequest, UpstreamResponse, read_chunks, stream_error
+from argoproxy.upstream.client import READ_ERRORS, stream_error
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
 
 
 class ArgoStandardBackend(ArgoBackend):
@@ -21,80 +22,79 @@ class ArgoStandardBackend(ArgoBackend):
 
     # ------------------------------------------------------------------ policy
     def upstream_streams(self, call: Call, wanted: bool) -> bool:
-        if call.body.get("tools"):
+        if call.plan.body.get("tools"):
             return False  # tool answers are parsed from a whole reply, so tool calls always pseudo-stream
         if self.settings.upstream_mode == "off":
             return wanted and self.settings.real_stream
         return wanted
 
     # ------------------------------------------------------------------ request side
-    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> None:
-        model_id = models.resolve_model(call.model, kind, fallback=self.fallback)
-        call.upstream_model = model_id
-        if call.kind == "chat":
-            self.inline_images(call.body)
+    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> ArgoState:
+        model_id = models.resolve_model(call.plan.model, kind, fallback=self.fallback)
+        call.plan.upstream_model = model_id
+        if call.plan.kind == "chat":
+            self.inline_images(call.plan.body)
         family = models.model_family(model_id)
         prompt_tools = tools.uses_prompt_tools(family, self.settings.tool_prompt)
-        call.extra.update(family=family, prompt_tools=prompt_tools, user=user, model_id=model_id)
-        if family == "anthropic" and not prompt_tools:
-            self.watch_text_calls(call)
+        text_calls = self.text_calls(call) if family == "anthropic" and not prompt_tools else None
+        return ArgoState(user, model_id, family, prompt_tools, text_calls)
 
     def encode(self, call: Call) -> UpstreamRequest:
-        x = call.extra
-        body = call.body
-        if call.kind == "chat":
-            body = tools.encode_tools(body, x["family"], x["prompt_tools"]) if body.get("tools") else body
-            argo_body = convert.chat_request_to_argo(body, model_id=x["model_id"], user=x["user"],
-                                                     stream=call.upstream_stream)
+        x = self.state(call)
+        body = call.plan.body
+        if call.plan.kind == "chat":
+            body = tools.encode_tools(body, x.family, x.prompt_tools) if body.get("tools") else body
+            argo_body = convert.chat_request_to_argo(body, model_id=x.model_id, user=x.user,
+                                                     stream=call.plan.upstream_stream)
         else:
-            argo_body = convert.completion_request_to_argo(body, model_id=x["model_id"], user=x["user"],
-                                                           stream=call.upstream_stream)
-        url = self.settings.argo_stream_url if call.upstream_stream else self.settings.argo_url
-        headers = {"Content-Type": "application/json", "Accept-Encoding": "identity" if call.upstream_stream else "gzip"}
-        return UpstreamRequest("POST", url, headers, dumps(argo_body), call.timeout)
+            argo_body = convert.completion_request_to_argo(body, model_id=x.model_id, user=x.user,
+                                                           stream=call.plan.upstream_stream)
+        url = self.settings.argo_stream_url if call.plan.upstream_stream else self.settings.argo_url
+        encoding = "identity" if call.plan.upstream_stream else "gzip"
+        headers = {"Content-Type": "application/json", "Accept-Encoding": encoding}
+        return UpstreamRequest("POST", url, headers, dumps(argo_body), call.plan.timeout)
 
     def complete(self, call: Call) -> dict[str, Any] | None:
         """Embeddings: ARGO takes 16 inputs per call, so larger inputs take several."""
-        if call.kind != "embeddings":
+        if call.plan.kind != "embeddings":
             return None
-        x = call.extra
+        x = self.state(call)
         answers = []
-        for argo_body in convert.embedding_request_to_argo(call.body, model_id=x["model_id"], user=x["user"]):
+        for argo_body in convert.embedding_request_to_argo(call.plan.body, model_id=x.model_id, user=x.user):
             req = UpstreamRequest("POST", self.settings.argo_embedding_url, {"Content-Type": "application/json"},
-                                  dumps(argo_body), call.timeout)
-            call.upstream_request = req
+                                  dumps(argo_body), call.plan.timeout)
+            call.outcome.upstream_request = req
             with self.upstream.send(req) as resp:
-                call.upstream_status = resp.status_code
+                call.outcome.upstream_status = resp.status_code
                 if resp.status_code >= 400:
                     raise convert.error_from_argo(resp.status_code, resp.content)
                 answers.append(convert.parse_argo_json(resp.content))
-        return convert.embeddings_to_openai(answers, request=call.body, model=call.model or x["model_id"])
+        return convert.embeddings_to_openai(answers, request=call.plan.body, model=call.plan.model or x.model_id)
 
     # ------------------------------------------------------------------ answer side
     def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
-        names = call.extra.get("text_calls")
+        x = self.state(call)
         argo_body = convert.parse_argo_json(resp.content)
-        prompt_tokens = tokens.count_request_tokens(call.body)
-        model = call.model or call.extra["model_id"]
-        if call.kind == "completions":
+        prompt_tokens = tokens.count_request_tokens(call.plan.body)
+        model = call.plan.model or x.model_id
+        if call.plan.kind == "completions":
             return convert.completion_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens)
-        x = call.extra
-        decode_tools = (lambda r: tools.decode_tool_calls(r, x["family"], x["prompt_tools"])) \
-            if call.body.get("tools") else None
+        decode_tools = (lambda r: tools.decode_tool_calls(r, x.family, x.prompt_tools)) \
+            if call.plan.body.get("tools") else None
         obj = convert.chat_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens,
                                               decode_tools=decode_tools)
-        if names:
-            text_call_answers.transform_completion(obj, names, self.text_call_limit)
+        if x.text_calls:
+            text_call_answers.transform_completion(obj, x.text_calls, self.text_call_limit)
         return obj
 
     def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         return self._argo_stream(call, resp)  # ARGO's streamchat takes no tools: tool answers come whole
 
     def _argo_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[dict[str, Any]]:
-        chunker = stream.stream_completion_chunks if call.kind == "completions" else stream.stream_chat_chunks
-        chunks = chunker(read_chunks(resp), model=call.model or call.extra["model_id"],
-                         prompt_tokens=tokens.count_request_tokens(call.body),
-                         include_usage=call.include_usage or not call.client_stream)
+        chunker = stream.stream_completion_chunks if call.plan.kind == "completions" else stream.stream_chat_chunks
+        chunks = chunker(read_chunks(resp), model=call.plan.model or self.state(call).model_id,
+                         prompt_tokens=tokens.count_request_tokens(call.plan.body),
+                         include_usage=call.plan.include_usage or not call.plan.client_stream)
         try:
             yield from chunks
         except READ_ERRORS as exc:

@@ -40,13 +40,16 @@ def transform_completion(obj: dict[str, Any], names: frozenset[str], limit: int 
     changed = False
     for choice in obj.get("choices") or ():
         message = choice.get("message") if isinstance(choice, dict) else None
-        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
         if not isinstance(content, str) or not could_hold_call(content):
             continue
         text, calls = split_text(content, names, limit)
         if not calls:
             continue
-        existing = message.get("tool_calls") if isinstance(message.get("tool_calls"), list) else []
+        listed = message.get("tool_calls")
+        existing = listed if isinstance(listed, list) else []
         message["tool_calls"] = existing + calls
         message["content"] = text if text.strip() else None
         if choice.get("finish_reason") in (None, "stop"):
@@ -81,7 +84,8 @@ class StreamTextCalls:
         if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
             return None  # usage-only chunks (and n > 1, which ARGO never sends) pass as they are
         choice = choices[0]
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        given = choice.get("delta")
+        delta: dict[str, Any] = given if isinstance(given, dict) else {}
         if self.template is None:
             self.template = {k: obj[k] for k in ("id", "object", "created", "model") if k in obj}
         for call in delta.get("tool_calls") or ():

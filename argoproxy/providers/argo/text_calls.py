@@ -51,6 +51,8 @@ Piece = Union[str, dict]  # text, or an OpenAI tool call {id, type, function: {n
 class TextCallScanner:
     """Splits one answer's text, fed in pieces, into text and tool calls naming the declared `names`."""
 
+    _replay: str  # held text that turned out not to be a call, scanned again (set by _clear)
+
     def __init__(self, names: Iterable[str], limit: int = DEFAULT_LIMIT) -> None:
         self.names = frozenset(names)
         self.limit = max(limit, 2 * MAX_START)
@@ -380,12 +382,14 @@ def _literal(node: ast.AST) -> Any:
     if isinstance(node, ast.Name) and node.id in _LITERAL_NAMES:
         return _LITERAL_NAMES[node.id]
     if isinstance(node, ast.Dict) and all(key is not None for key in node.keys):
-        return {_literal(key): _literal(value) for key, value in zip(node.keys, node.values)}
+        return {_literal(key): _literal(value) for key, value in zip(node.keys, node.values) if key is not None}
     if isinstance(node, (ast.List, ast.Tuple)):
         return [_literal(item) for item in node.elts]
     if (isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd))
             and isinstance(node.operand, ast.Constant) and type(node.operand.value) in (int, float)):
-        return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
+        number = node.operand.value
+        assert isinstance(number, (int, float))
+        return -number if isinstance(node.op, ast.USub) else number
     raise ValueError("not a literal")
 
 

@@ -388,7 +388,8 @@ def _openai_call(raw: Any) -> dict | None:
     """One tool call in any family's shape as OpenAI's {id, type, function: {name, arguments}}."""
     if not isinstance(raw, dict):
         return None
-    function = raw.get("function") if isinstance(raw.get("function"), dict) else raw
+    inner = raw.get("function")
+    function = inner if isinstance(inner, dict) else raw
     name = function.get("name")
     if not isinstance(name, str) or not name:
         log.warning("dropping a tool call without a name from the upstream answer")
@@ -466,7 +467,8 @@ def _call_name(call: Any) -> str:
 
 def _arguments_object(call: dict) -> dict:
     """An OpenAI call's arguments (a JSON string) as the object Anthropic/Gemini want."""
-    function = call.get("function") if isinstance(call.get("function"), dict) else {}
+    inner = call.get("function")
+    function = inner if isinstance(inner, dict) else {}
     raw = function.get("arguments", "")
     if isinstance(raw, dict):
         return raw

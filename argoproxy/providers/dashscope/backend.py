@@ -14,7 +14,7 @@ from argoproxy.jsonfast import dumps
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.providers.dashscope import translate as dashscope
 from argoproxy.upstream.relay import upstream_events
-from argoproxy.upstream.client import UpstreamRequest, UpstreamResponse
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 from argoproxy.upstream.url import join_url
 from argoproxy.edge.validation import require_model
 
@@ -37,7 +37,7 @@ class DashScopeBackend(Backend):
     def api_key(self, call: Call) -> str:
         if self.settings.dashscope_api_key:
             return self.settings.dashscope_api_key
-        auth = call.headers.get("Authorization", "")
+        auth = call.plan.headers.get("Authorization", "")
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else auth.strip()
         if not key:
             raise ProxyError(401, "No DashScope API key: set DASHSCOPE_API_KEY or send Authorization: Bearer KEY.",
@@ -45,15 +45,15 @@ class DashScopeBackend(Backend):
         return key
 
     def prepare(self, call: Call) -> None:
-        call.upstream_model = dashscope.native_model(require_model(call.body.get("model")))  # no default model
+        call.plan.upstream_model = dashscope.native_model(require_model(call.plan.body.get("model")))  # no default model
 
     def encode(self, call: Call) -> UpstreamRequest:
-        if call.kind == "embeddings":
-            url, body = join_url(self.base, dashscope.EMBEDDINGS_PATH), dashscope.encode_embeddings(call.body)
+        if call.plan.kind == "embeddings":
+            url, body = join_url(self.base, dashscope.EMBEDDINGS_PATH), dashscope.encode_embeddings(call.plan.body)
         else:
-            url, body = join_url(self.base, dashscope.TEXT_GENERATION_PATH), dashscope.encode_chat(call.body, call.upstream_stream)
-        headers = dashscope.request_headers(self.api_key(call), call.upstream_stream)
-        return UpstreamRequest("POST", url, headers, dumps(body), call.timeout)
+            url, body = join_url(self.base, dashscope.TEXT_GENERATION_PATH), dashscope.encode_chat(call.plan.body, call.plan.upstream_stream)
+        headers = dashscope.request_headers(self.api_key(call), call.plan.upstream_stream)
+        return UpstreamRequest("POST", url, headers, dumps(body), call.plan.timeout)
 
     def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any]:
         try:
@@ -62,15 +62,15 @@ class DashScopeBackend(Backend):
             raise ProxyError(502, "DashScope answered with something that is not JSON.",
                              code="upstream_bad_response") from None
         try:
-            if call.kind == "embeddings":
-                return dashscope.decode_embeddings(obj, call.model or "", call.body.get("encoding_format"))
-            return dashscope.decode_chat(obj, call.model or "")
+            if call.plan.kind == "embeddings":
+                return dashscope.decode_embeddings(obj, call.plan.model or "", call.plan.body.get("encoding_format"))
+            return dashscope.decode_chat(obj, call.plan.model or "")
         except SHAPE_ERRORS:
             raise bad_answer("it does not have the shape of DashScope's API") from None
 
     def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
-        include_usage = call.include_usage or not call.client_stream
-        decoder = dashscope.ChatStreamDecoder(call.model or "", incremental=True, include_usage=include_usage)
+        include_usage = call.plan.include_usage or not call.plan.client_stream
+        decoder = dashscope.ChatStreamDecoder(call.plan.model or "", incremental=True, include_usage=include_usage)
         events = upstream_events(resp, self.upstream.read_timeout, self.settings.max_sse_event_bytes)
         try:
             yield from decoder.decode(line for event in events for line in event.split(b"\n"))

@@ -276,7 +276,8 @@ def error_from(status: int, obj: dict[str, Any]) -> ProxyError:
 
 def iter_sse_events(lines: Iterable[bytes | str]) -> Iterator[tuple[str, int, str]]:
     """Group raw SSE lines into ``(event, http_status, data)``; lenient about spaces and ``\\r``."""
-    event, status, data = "", 200, []
+    data: list[str] = []
+    event, status = "", 200
     for raw in lines:
         line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         line = line.rstrip("\r\n")

@@ -13,7 +13,7 @@ from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.upstream.relay import read_whole, relay_sse, upstream_error
-from argoproxy.upstream.client import UpstreamRequest, UpstreamResponse
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 from argoproxy.upstream.url import join_url
 
 OPENAI_HOST = "api.openai.com"  # where `developer` messages stay as they are (DEVELOPER_ROLE=auto)
@@ -35,7 +35,7 @@ class OpenAIBackend(Backend):
         return join_url(self.base, path, query)
 
     def upstream_headers(self, call: Call) -> dict[str, str]:
-        headers = dict(call.headers)
+        headers = dict(call.plan.headers)
         if self.api_key:
             headers.pop("X-Api-Key", None)
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -45,9 +45,9 @@ class OpenAIBackend(Backend):
 
     def encode(self, call: Call) -> UpstreamRequest:
         headers = self.upstream_headers(call)
-        if call.body_changed:
+        if call.plan.body_changed:
             headers["Content-Type"] = "application/json"
-        return UpstreamRequest(call.method, self.url(call.path, call.query), headers, call.body_bytes(), call.timeout)
+        return UpstreamRequest(call.client.method, self.url(call.plan.path, call.plan.query), headers, call.plan.body_bytes(), call.plan.timeout)
 
     def native_front(self, front: str, model: str | None) -> bool:
         return front in self.settings.fronts_passthrough
@@ -58,12 +58,12 @@ class OpenAIBackend(Backend):
         headers = self.upstream_headers(call)
         if self.api_key and front == "messages":
             headers["X-Api-Key"] = self.api_key
-        if call.body_changed:
+        if call.plan.body_changed:
             headers["Content-Type"] = "application/json"
-        return UpstreamRequest("POST", self.url(call.path, call.query), headers, call.body_bytes(), call.timeout)
+        return UpstreamRequest("POST", self.url(call.plan.path, call.plan.query), headers, call.plan.body_bytes(), call.plan.timeout)
 
     def decode(self, call: Call, resp: UpstreamResponse) -> bytes:
-        return read_whole(resp, call.timeout or self.upstream.read_timeout)
+        return read_whole(resp, call.plan.timeout or self.upstream.read_timeout)
 
     def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         return relay_sse(resp, self.upstream.read_timeout, self.settings.max_sse_event_bytes)
@@ -72,8 +72,8 @@ class OpenAIBackend(Backend):
         return upstream_error(resp)
 
     def list_models(self, call: Call) -> dict[str, Any]:
-        resp = self.upstream.send(UpstreamRequest("GET", self.url(call.path, call.query), self.upstream_headers(call),
-                                                  None, call.timeout))
+        resp = self.upstream.send(UpstreamRequest("GET", self.url(call.plan.path, call.plan.query), self.upstream_headers(call),
+                                                  None, call.plan.timeout))
         with resp:
             if resp.status_code >= 400:
                 raise upstream_error(resp)

@@ -23,7 +23,8 @@ from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.upstream.sse import iter_lines
-from argoproxy.upstream.client import READ_ERRORS, UpstreamRequest, read_chunks, stream_error
+from argoproxy.upstream.client import READ_ERRORS, stream_error
+from argoproxy.upstream.wire import UpstreamRequest, read_chunks
 
 
 class ToyBackend(Backend):
@@ -36,12 +37,12 @@ class ToyBackend(Backend):
 
     # --- request side: OpenAI chat request -> toy request
     def encode(self, call: Call) -> UpstreamRequest:
-        body = call.body
+        body = call.plan.body
         prompt = "\n".join(f"{m['role']}: {_text(m.get('content'))}" for m in body["messages"])
-        toy = {"model": call.upstream_model, "prompt": prompt, "stream": call.upstream_stream,
+        toy = {"model": call.plan.upstream_model, "prompt": prompt, "stream": call.plan.upstream_stream,
                "max_new_tokens": body.get("max_tokens") or 256, "temperature": body.get("temperature", 1.0)}
         headers = {"Content-Type": "application/json", **self.credential()}
-        return UpstreamRequest("POST", self.base + "generate", headers, dumps(toy), call.timeout)
+        return UpstreamRequest("POST", self.base + "generate", headers, dumps(toy), call.plan.timeout)
 
     def credential(self) -> dict[str, str]:
         """The provider's key comes from the proxy's settings (TOY_API_KEY, or a routing entry's api_key_env),
@@ -55,13 +56,13 @@ class ToyBackend(Backend):
         except ValueError:
             raise ProxyError(502, "The toy upstream answered with something that is not JSON.",
                              code="upstream_bad_response") from None
-        return {"id": _id(), "object": "chat.completion", "created": int(time.time()), "model": call.model,
+        return {"id": _id(), "object": "chat.completion", "created": int(time.time()), "model": call.plan.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": obj.get("text", "")},
                              "logprobs": None, "finish_reason": "stop"}],
                 "usage": _usage(obj)}
 
     def decode_stream(self, call: Call, resp: requests.Response) -> Iterator[StreamItem]:
-        base = {"id": _id(), "object": "chat.completion.chunk", "created": int(time.time()), "model": call.model}
+        base = {"id": _id(), "object": "chat.completion.chunk", "created": int(time.time()), "model": call.plan.model}
         yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
         try:
             for line in iter_lines(read_chunks(resp)):
@@ -70,7 +71,7 @@ class ToyBackend(Backend):
                 event = json.loads(line)
                 if event.get("done"):
                     yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                    if call.include_usage or not call.client_stream:
+                    if call.plan.include_usage or not call.plan.client_stream:
                         yield {**base, "choices": [], "usage": _usage(event)}
                     return
                 yield {**base, "choices": [{"index": 0, "delta": {"content": event.get("token", "")},
@@ -89,7 +90,7 @@ class ToyBackend(Backend):
 
     # --- other routes
     def list_models(self, call: Call) -> dict[str, Any]:
-        resp = self.upstream.send(UpstreamRequest("GET", self.base + "models", self.credential(), None, call.timeout))
+        resp = self.upstream.send(UpstreamRequest("GET", self.base + "models", self.credential(), None, call.plan.timeout))
         with resp:
             if resp.status_code >= 400:
                 raise self.error(call, resp)

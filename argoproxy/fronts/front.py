@@ -1,0 +1,294 @@
+"""Front doors: the client APIs the proxy speaks besides OpenAI chat completions.
+
+A front door translates the client's request into the one internal request (an OpenAI chat-completions
+body) and the answer back (a whole chat.completion, or the chunk iterator after the think transform). Every
+guard, transform and observer of the pipeline runs on the internal request, so they work the same behind
+every door. The translations are pure functions (dict in, dict out; iterator in, iterator out) in
+responses.py (OpenAI Responses API), messages.py (Anthropic Messages API) and google.py (Google GenAI); this
+module holds the small interface they implement and what they share (the package's __init__ is the registry).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping
+
+from argoproxy.errors import ProxyError
+from argoproxy.fronts import long_strings
+from argoproxy.jsonfast import dumps
+from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens
+
+# Chunk-delta keys that carry reasoning text (DeepSeek/DashScope/vLLM<0.10; newer vLLM, OpenRouter).
+REASONING_KEYS = ("reasoning_content", "reasoning")
+
+
+@dataclass(frozen=True)
+class DoorArgs:
+    """What the request target says beside the body: the Google door names the model and the method in its path
+    (`/v1beta/models/{model}:streamGenerateContent?alt=sse`); the other doors read both from the body."""
+    model: str | None = None
+    stream: bool = False
+    sse: bool = True  # a Google stream as SSE (`alt=sse`), else as one JSON array
+
+
+@dataclass
+class Exchange:
+    """What a front door remembers about one request between translating it and translating its answer."""
+    model: str
+    stream: bool
+    request: dict[str, Any]  # the client's body as it came (fields echoed back in the answer)
+    created: int = field(default_factory=lambda: int(time.time()))
+    thinking: bool = True  # surface reasoning text (Messages: only when the client asked for thinking)
+    stop_sequences: tuple[str, ...] = ()
+    input_tokens: int | None = None  # an estimate for stream starts that need one before usage arrives
+    tools: Any = None  # the front's own tool bookkeeping (Responses: how calls are named back)
+    dropped: tuple[str, ...] = ()  # tool types the door dropped: a chat backend cannot run them (logged)
+    chat: dict[str, Any] | None = None  # the internal request (its prompt is estimated when no usage comes)
+    # Characters of answer text (text, reasoning, tool arguments) a stream encoder may keep for its closing
+    # events and its final object; the rest only passes through (Front.answer_budget).
+    keep: int = 16 * 1024 * 1024
+    # Filled while the answer is translated (journals and metrics read them).
+    usage: dict[str, Any] | None = None  # the internal (chat) usage
+    usage_estimated: bool = False  # the upstream sent none: counted here (argoproxy/pipeline/stream_usage.py)
+    output: dict[str, Any] | None = None  # the translated whole answer
+    error: ProxyError | None = None  # the error that ended a stream
+    cut: bool = False  # the encoder ended the stream early: it would have had to keep more than `keep`
+
+
+class Front:
+    """The interface of a front door; subclasses are stateless and shared by all requests."""
+
+    name = "chat"
+    #: what SSE_KEEPALIVE sends while a stream waits on its upstream (argoproxy/pipeline/keepalive.py)
+    keepalive_beat = b": keepalive\n\n"
+    #: the chat-completions path the internal request takes upstream
+    chat_path = "v1/chat/completions"
+    #: chat-completions parameter -> the front's own name, for errors the chat request's checks raise
+    renamed: Mapping[str, str] = {}
+
+    def own_error(self, err: ProxyError) -> ProxyError:
+        """An error about the internal chat request, naming the parameter the client sent."""
+        name = self.renamed.get(err.param or "")
+        if name:
+            err.message = err.message.replace(f"`{err.param}`", f"`{name}`")
+            err.param = name
+        return err
+
+    def to_chat(self, body: dict[str, Any], count_only: bool = False,
+                args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:
+        """The client's request as a chat-completions body, and what the answer translation needs
+        (count_only: a token-count request, which has no answer; args: what the path said). Raises
+        ProxyError(400) naming the parameter for a request the door cannot serve."""
+        raise NotImplementedError
+
+    def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
+        """A whole chat.completion as the front's answer object."""
+        raise NotImplementedError
+
+    def stream(self, chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
+        """chat.completion.chunk dicts as the front's stream events (dicts with a `type`). A ProxyError the
+        chunk iterator raises becomes the front's terminal error events (and is kept in ex.error)."""
+        raise NotImplementedError
+
+    def answer_budget(self, max_sse_event_bytes: int, journal_bytes: int) -> int:
+        """Exchange.keep for a stream: what the front's closing events must repeat is bounded by the size of one
+        event; what only a journal reads, by what the journal records whole (0: no journal)."""
+        return journal_bytes
+
+    def encode_event(self, event: dict[str, Any]) -> bytes:
+        """One stream event as SSE: named events (`event: <type>`), as both vendors send them."""
+        return b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n"
+
+    def encode_pieces(self, event: dict[str, Any]) -> Iterator[bytes]:
+        """encode_event in pieces: an event repeating a long text (Responses' closing events, an echoed request
+        field) is written a slice of that text at a time, never copied whole (argoproxy.fronts.long_strings)."""
+        swapped, texts = long_strings.swap(event)
+        pieces = long_strings.spliced(self.encode_event(swapped), texts) if texts else None
+        if pieces is None:
+            yield self.encode_event(event)
+            return
+        yield from pieces
+
+    def error_body(self, status: int, err: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """An error in the front's own shape, from the OpenAI-shaped {"message", "type", "param", "code"}."""
+        body = {"error": dict(err)}
+        body["error"]["request_id"] = request_id
+        return body
+
+    def client_key(self, headers: Mapping[str, str]) -> str | None:
+        """The key the client presented (Bearer token), as the upstream credential when the proxy has none."""
+        return bearer(headers.get("Authorization"))
+
+    def upstream_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """The client's headers as they may go to a chat-completions upstream (front-only headers dropped)."""
+        return headers
+
+    def stream_type(self, ex: Exchange) -> str:
+        """The Content-Type of the front's streamed answer."""
+        return "text/event-stream; charset=utf-8"
+
+    def count_answer(self, count: int) -> dict[str, Any]:
+        """A token count (count_tokens routes) in the front's shape."""
+        return {"input_tokens": count}
+
+
+class StreamState:
+    """What both fronts' stream translations share: chat chunks in, the front's events out. A subclass opens
+    and closes its own items or blocks (reasoning, text, tool_call) and writes the start and the end; this
+    reads each chunk's usage, deltas and finish reason, collects the events, and ends a stream that raised a
+    ProxyError in the front's own failure events (kept in ex.error).
+
+    Memory: only the events of the chunk in hand are held, and the answer text a subclass keeps for its
+    closing events or final object, counted through `keeping` against ex.keep. A subclass that must keep
+    everything it sent (Responses repeats it) sets ex.cut and the stream ends early; one that keeps text only
+    for a journal stops keeping it."""
+
+    def __init__(self, ex: Exchange) -> None:
+        self.ex = ex
+        self.events: list[dict[str, Any]] = []
+        self.choice: dict[str, Any] = {}  # the chunk choice that carried the finish reason
+        self.counted = OutputCount()  # output tokens, for an upstream that sends no usage
+        self.kept_size = 0  # characters of answer text kept so far (against ex.keep)
+
+    def keeping(self, size: int) -> bool:
+        """Count `size` more characters as kept; False (nothing counted) when that would pass ex.keep."""
+        if self.kept_size + size > self.ex.keep:
+            return False
+        self.kept_size += size
+        return True
+
+    def run(self, chunks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        self.start()
+        yield from self.drain()
+        try:
+            for chunk in chunks:
+                self.chunk(chunk)
+                if self.events:
+                    yield from self.drain()
+                if self.ex.cut:
+                    break
+            if self.ex.usage is None:
+                estimate_usage(self.ex, self.counted.total())
+            self.finish()
+        except ProxyError as err:
+            self.ex.error = err
+            self.fail(err)
+        yield from self.drain()
+
+    def drain(self) -> list[dict[str, Any]]:
+        events, self.events = self.events, []
+        return events
+
+    def chunk(self, chunk: dict[str, Any]) -> None:
+        if chunk.get("usage"):
+            self.ex.usage = chunk["usage"]
+        choice = first_choice(chunk)
+        delta = choice.get("delta") or {}
+        reasoning = reasoning_of(delta)
+        if reasoning:
+            self.counted.add(reasoning)  # output tokens, surfaced or not
+            if self.ex.thinking:
+                self.reasoning(reasoning)
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            self.counted.add(content)
+            self.text(content)
+        for position, fragment in enumerate(delta.get("tool_calls") or ()):
+            if isinstance(fragment, dict):
+                self.counted.add_call(fragment)
+                self.tool_call(position, fragment)
+        if choice.get("finish_reason") is not None:
+            self.choice = choice
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def reasoning(self, text: str) -> None:
+        raise NotImplementedError
+
+    def text(self, text: str) -> None:
+        raise NotImplementedError
+
+    def tool_call(self, position: int, fragment: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        raise NotImplementedError
+
+    def fail(self, err: ProxyError) -> None:
+        raise NotImplementedError
+
+
+def bearer(value: str | None) -> str | None:
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def new_id(prefix: str) -> str:
+    """An id in the vendors' style (prefix + 24 hex characters)."""
+    return prefix + os.urandom(12).hex()
+
+
+def first_choice(obj: dict[str, Any]) -> dict[str, Any]:
+    """Choice 0 of a chat.completion or chunk (the fronts have no `n`)."""
+    for choice in obj.get("choices") or ():
+        if isinstance(choice, dict) and choice.get("index", 0) == 0:
+            return choice
+    return {}
+
+
+@dataclass
+class WholeAnswer:
+    """Choice 0 of a whole chat.completion, in the parts both fronts build their answer from."""
+    choice: dict[str, Any]
+    message: dict[str, Any]
+    reasoning: str  # "" when there is none, or the client did not ask for it
+    text: str
+    calls: list[dict[str, Any]]
+
+
+def whole_answer(completion: dict[str, Any], ex: Exchange) -> WholeAnswer:
+    """A whole chat.completion split into its parts (its usage kept in ex.usage, estimated when it has none)."""
+    choice = first_choice(completion)
+    message = choice.get("message") or {}
+    ex.usage = completion.get("usage") if isinstance(completion.get("usage"), dict) else None
+    calls = [c for c in message.get("tool_calls") or () if isinstance(c, dict)]
+    if ex.usage is None:
+        output = OutputCount()
+        output.add_delta({**message, "content": text_of(message.get("content")), "tool_calls": calls})
+        estimate_usage(ex, output.total())
+    return WholeAnswer(choice, message, reasoning_of(message) if ex.thinking else "", text_of(message.get("content")),
+                       calls)
+
+
+def estimate_usage(ex: Exchange, completion_tokens: int) -> None:
+    """The upstream sent no usage: the count_tokens estimate of the prompt and the counted output."""
+    prompt = ex.input_tokens if ex.input_tokens is not None else prompt_tokens(ex.chat) if ex.chat else 0
+    ex.usage = estimated_usage(prompt, completion_tokens)
+    ex.usage_estimated = True
+
+
+def reasoning_of(holder: Mapping[str, Any]) -> str:
+    """The reasoning text of a message or delta, under whichever name the upstream used."""
+    for key in REASONING_KEYS:
+        value = holder.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def text_of(content: Any) -> str:
+    """The text of a chat message content (a string or text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text") or "" for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def bad_request(message: str, param: str | None = None, code: str = "invalid_value") -> ProxyError:
+    return ProxyError(400, message, param=param, code=code)

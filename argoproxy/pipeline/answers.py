@@ -1,0 +1,215 @@
+"""The answer side every door shares: relaying body bytes to the client, observing a call once it ended
+(metrics, journals, logs, budgets), scrubbing configured secrets, and a whole answer as a parsed completion.
+
+One Answers object per worker, shared by every deployment and door (the same observers see every call); the
+encoders (chat_answers.py for the chat-completions door, fronts/serve.py for the front doors) write answers
+through it. It knows nothing of how a request was sent."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+from argoproxy.config.settings import Settings
+from argoproxy.edge.http_objects import Answer
+from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import dumps, loads
+from argoproxy.observe.body_tap import BodyTap
+from argoproxy.pipeline import streamconv
+from argoproxy.pipeline.answer_shape import check_completion
+from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.think import transform_completion
+from argoproxy.providers.base import StreamItem
+from argoproxy.redaction import Secrets, sanitize_message
+from argoproxy.upstream import sse
+from argoproxy.upstream.client import READ_ERRORS
+from argoproxy.upstream.wire import UpstreamResponse
+
+log = logging.getLogger("cot_proxy")
+
+JSON_TYPE = "application/json"
+
+Observer = Callable[[Call], None]
+
+
+class AnswerEncoder(Protocol):
+    """A door's answer side: the decoded (and thought) upstream answer in the client's format."""
+
+    def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Answer: ...
+
+    def encode_whole(self, call: Call, resp: UpstreamResponse, payload: dict[str, Any] | bytes) -> Answer: ...
+
+    def error_event(self, call: Call, err: ProxyError) -> bytes: ...
+
+    def stream_headers(self, call: Call) -> list[tuple[str, str]]: ...
+
+    def keepalive_beat(self, call: Call) -> bytes: ...
+
+
+class Answers:
+    def __init__(self, settings: Settings) -> None:
+        self.observers: list[Observer] = []
+        self.stream_hooks: list[Observer] = []  # called when a relayed body starts (metrics: streams in flight)
+        # JOURNAL_BODY_BYTES when journals are on (0: off): answers are assembled and tapped for them up to there;
+        # metrics need only usage.
+        self.journal_bytes = 0
+        self.secrets = Secrets.from_settings(settings)  # never sent to a client, whatever the route
+
+    def tap_upstream(self, call: Call, resp: UpstreamResponse) -> None:
+        """Journals: the upstream's answer bytes are measured and hashed as they are read (observe/body_tap.py)."""
+        if self.journal_bytes:
+            call.outcome.upstream_tap = resp.tap = BodyTap(self.journal_bytes)
+
+    def answered(self, call: Call, data: bytes) -> None:
+        """A whole answer of these bytes goes to the client: counted, and a journal records the bytes (their
+        prefix, length and hash) instead of the answer object when they are longer than it keeps."""
+        call.outcome.bytes_out = len(data)
+        if self.journal_bytes and len(data) > self.journal_bytes:
+            call.outcome.output = data
+
+    def whole(self, call: Call, obj: dict[str, Any], headers: list[tuple[str, str]]) -> Answer:
+        """An answer object the proxy built, sent whole (secrets replaced) and observed."""
+        data = self.secrets.data(dumps(obj))
+        call.outcome.status, call.outcome.output = 200, obj
+        self.answered(call, data)
+        self.observe(call)
+        return Answer(data, 200, headers)
+
+    def relay(self, call: Call, resp: UpstreamResponse, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Yield body bytes to the client; always close the upstream response (also when the client leaves).
+        With secrets configured, every byte passes the scrubber (safe when a chunk splits a secret)."""
+        scrubber = self.secrets.scrubber()
+        if scrubber is not None:
+            chunks = scrubber.scrub(chunks)
+        if self.journal_bytes:
+            call.outcome.output_tap = BodyTap(self.journal_bytes)
+            chunks = call.outcome.output_tap.tapped(chunks)
+        try:
+            for hook in self.stream_hooks:
+                hook(call)
+            for data in chunks:
+                if call.outcome.first_byte_at is None:
+                    call.outcome.first_byte_at = time.perf_counter()
+                call.outcome.bytes_out += len(data)
+                yield data
+        except READ_ERRORS as exc:
+            log.warning("upstream broke off %s: %s", call.client.request_id, type(exc).__name__)
+        finally:
+            resp.close()
+            self.observe(call)
+
+    def scrubbed(self, response: Answer) -> Answer:
+        """An answer a provider's own route built (ARGO's raw /v1/chat...), with configured secrets replaced
+        like every other answer: streamed bodies through the scrubber, whole ones at once."""
+        if not self.secrets:
+            return response
+        scrubber = self.secrets.scrubber()
+        if response.is_streamed and scrubber is not None:
+            response.response = scrubber.scrub(response.chunks)
+        else:
+            response.set_data(self.secrets.data(response.get_data()))
+        return response
+
+    def sanitized_event(self, item: bytes) -> bytes:
+        """An upstream SSE event holding an error, with its message cleaned of keys (others pass as they are)."""
+        obj = sse.sse_object(item)
+        err = obj.get("error") if obj is not None else None
+        if obj is None:
+            return item
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            err["message"] = sanitize_message(err["message"], self.secrets.texts)
+        elif isinstance(err, str):
+            obj["error"] = sanitize_message(err, self.secrets.texts)
+        else:
+            return item
+        return sse.encode(obj)
+
+    def sanitized(self, err: ProxyError) -> ProxyError:
+        err.message = sanitize_message(err.message, self.secrets.texts)
+        return err
+
+    def completion_of(self, call: Call, payload: dict[str, Any] | bytes) -> dict[str, Any]:
+        """A whole answer as a parsed completion through the think transform (an error object in it: a 502)."""
+        try:
+            obj = check_completion(payload) if isinstance(payload, dict) else parse_upstream_json(payload)
+        except ProxyError as err:
+            raise self.sanitized(err) from None
+        if call.plan.think is not None:
+            transform_completion(obj, call.plan.think)
+        return obj
+
+    def abandon(self, call: Call) -> None:
+        """The client of a kept-alive stream left: record the call as it stands and cut the upstream off (a
+        helper may be blocked reading it)."""
+        self.observe(call)
+        resp = call.outcome.upstream_response
+        if resp is not None and not resp.raw.isclosed():  # a closed one may be back in the pool, in use
+            try:
+                resp.raw.shutdown()
+            except Exception:  # noqa: BLE001 - already closed or never connected
+                pass
+
+    def observe(self, call: Call) -> None:
+        if call.outcome.observed:
+            return
+        call.outcome.observed = True
+        for observer in self.observers:
+            try:
+                observer(call)
+            except Exception:  # an observer must never break an answer
+                log.exception("observer failed")
+
+
+def parse_upstream_json(payload: bytes) -> dict[str, Any]:
+    obj = try_json(payload)
+    if not isinstance(obj, dict):
+        raise ProxyError(502, "The upstream answer is not a JSON object.", code="upstream_bad_response")
+    if isinstance(obj.get("error"), dict):
+        raise ProxyError(502, sanitize_message(str(obj["error"].get("message") or "The upstream answered with an error.")),
+                         code="upstream_error")
+    return check_completion(obj)
+
+
+def try_json(payload: bytes | None) -> Any:
+    try:
+        return loads(payload) if payload is not None else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+class StreamCapture:
+    """A stream's answer assembled for a journal as its chunks pass, given up (and its memory freed) once the
+    tap on the same bytes passes its limit: the journal then records the tap's prefix, length and hash."""
+
+    __slots__ = ("tap", "fold")
+
+    def __init__(self, tap: BodyTap | None) -> None:
+        self.tap = tap
+        self.fold: streamconv.Fold | None | bool = True  # True: no chunk yet; None: given up
+
+    def add(self, item: StreamItem) -> None:
+        if self.fold is None:
+            return
+        if self.tap is not None and self.tap.over:
+            self.fold = None
+            return
+        chunk = sse.sse_object(item) if type(item) is bytes else item
+        if not isinstance(chunk, dict):
+            return
+        try:
+            if self.fold is True:
+                self.fold = streamconv.Fold.for_chunk(chunk)
+            if isinstance(self.fold, streamconv.Fold):
+                self.fold.add(chunk)
+        except Exception:  # noqa: BLE001 - an error event or a chunk it cannot fold: no copy, the stream goes on
+            self.fold = None
+
+    def result(self) -> dict | None:
+        fold, self.fold = self.fold, None
+        if not isinstance(fold, streamconv.Fold):
+            return None
+        try:
+            return fold.result()
+        except Exception:  # noqa: BLE001 - a journal's copy never breaks the answer
+            return None

@@ -1,0 +1,219 @@
+"""The chat-completions door's answer encoder: the decoded upstream answer (after the think transform) as an
+OpenAI chat completion or SSE chunk stream, whichever the client asked for (stream <-> whole converted here)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Iterable, Iterator
+
+from argoproxy.edge.header_policy import response_headers
+from argoproxy.edge.http_objects import Answer
+from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import dumps
+from argoproxy.pipeline import keepalive, streamconv
+from argoproxy.pipeline.answers import JSON_TYPE, Answers, StreamCapture, parse_upstream_json, try_json
+from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.think import ThinkConfig, transform_completion
+from argoproxy.providers.base import Backend, StreamItem
+from argoproxy.upstream import sse
+from argoproxy.upstream.wire import UpstreamResponse
+
+log = logging.getLogger("cot_proxy")
+
+SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
+               "X-Accel-Buffering": "no"}
+
+
+class ChatAnswers:
+    def __init__(self, answers: Answers, backend: Backend) -> None:
+        self.answers = answers
+        self.secrets = answers.secrets
+        self.backend = backend
+
+    # ---------------------------------------------------------------- whole answers
+    def encode_whole(self, call: Call, resp: UpstreamResponse, payload: dict[str, Any] | bytes) -> Answer:
+        if isinstance(payload, bytes) and not self.backend.transparent:
+            try:
+                check_upstream_body(payload)
+            except ProxyError as err:
+                raise self.answers.sanitized(err) from None
+        if call.plan.client_stream:
+            return self.sse_response(call, resp, self.packaged(call, self.answers.completion_of(call, payload)))
+        data = self.think_whole(call, payload)
+        if self.secrets:
+            data = self.secrets.data(data)
+        call.outcome.status = resp.status_code
+        self.answers.answered(call, data)
+        self.answers.observe(call)
+        return Answer(data, resp.status_code, self.json_headers(resp))
+
+    def think_whole(self, call: Call, payload: dict | bytes) -> bytes:
+        cfg, out = call.plan.think, call.outcome
+        if isinstance(payload, dict):
+            if cfg is not None:
+                transform_completion(payload, cfg)
+            out.output, out.usage = payload, payload.get("usage")
+            return dumps(payload)
+        if cfg is None or not (cfg.starts_inside or _mentions_tag(payload, cfg)):
+            if self.answers.journal_bytes and len(payload) <= self.answers.journal_bytes:
+                out.output = try_json(payload)
+                out.usage = out.output.get("usage") if isinstance(out.output, dict) else None
+            elif self.answers.observers:
+                out.usage = usage_of(payload)
+            return payload
+        obj = try_json(payload)
+        out.output = obj
+        out.usage = obj.get("usage") if isinstance(obj, dict) else None
+        if not isinstance(obj, dict) or not transform_completion(obj, cfg):
+            return payload
+        out.usage = obj.get("usage")
+        return dumps(obj)
+
+    def answer_object(self, call: Call, obj: dict[str, Any]) -> Answer:
+        """An answer the backend assembled itself."""
+        call.outcome.usage = obj.get("usage")
+        return self.answers.whole(call, obj, [("Content-Type", JSON_TYPE)])
+
+    def json_headers(self, resp: UpstreamResponse, converted: bool = False) -> list[tuple[str, str]]:
+        """Headers of a whole answer: the upstream's (when relayed), with its Content-Type unless the proxy
+        made the JSON itself from a stream (`converted`)."""
+        if not self.backend.relay_headers:
+            return [("Content-Type", JSON_TYPE)]
+        headers = self.secrets.headers(response_headers(resp.headers, drop_encoding=True,
+                                                        replaced=("Content-Type",) if converted else ()))
+        if converted or not any(k.lower() == "content-type" for k, _ in headers):
+            headers.append(("Content-Type", JSON_TYPE))
+        return headers
+
+    # ---------------------------------------------------------------- streams
+    def packaged(self, call: Call, obj: dict[str, Any]) -> Iterator[StreamItem]:
+        """A whole answer as the chunks of a stream (client streams, upstream did not)."""
+        if obj.get("object") == "text_completion":
+            return streamconv.package_completion(obj, call.plan.include_usage)
+        return streamconv.package_chat(obj, call.plan.include_usage)
+
+    def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Answer:
+        if call.plan.client_stream:
+            return self.sse_response(call, resp, items)
+        try:
+            obj = aggregate(call, items)
+        finally:
+            resp.close()
+        call.outcome.usage = obj.get("usage")
+        answer = self.answers.whole(call, obj, self.json_headers(resp, converted=True))
+        return answer
+
+    def sse_response(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Answer:
+        headers = response_headers(resp.headers, drop_encoding=True, replaced=SSE_HEADERS) \
+            if self.backend.relay_headers else []
+        headers = self.secrets.headers(headers)
+        headers.extend(SSE_HEADERS.items())
+        call.outcome.status = 200
+        return Answer(self.answers.relay(call, resp, self.encoded(call, items)), 200, headers,
+                      direct_passthrough=True)
+
+    def encoded(self, call: Call, items: Iterable[StreamItem]) -> Iterator[bytes]:
+        # Journals: the answer is assembled while what was sent stays under JOURNAL_BODY_BYTES (the relay's tap
+        # measures it). Usage: only the last event that mentions it is kept, parsed once at the end.
+        out = call.outcome
+        capture = StreamCapture(out.output_tap) if self.answers.journal_bytes else None
+        watch = bool(self.answers.observers)
+        last_usage: StreamItem | None = None
+        meter = call.plan.meter
+        try:
+            for item in items:
+                if meter is not None:
+                    metered = meter.item(item)
+                    if metered is None:
+                        continue
+                    item = metered
+                if type(item) is bytes:
+                    if b'"error"' in item:  # an upstream error event: its message may quote a key
+                        item = self.answers.sanitized_event(item)
+                    if watch and b'"usage"' in item:
+                        last_usage = item
+                    if capture is not None:
+                        capture.add(item)
+                    yield item
+                elif isinstance(item, dict):
+                    if watch and item.get("usage"):
+                        last_usage = item
+                    if capture is not None:
+                        capture.add(item)
+                    yield sse.encode(item)
+            yield sse.DONE
+        except ProxyError as err:
+            if not out.observed:  # observed already: the client left and the upstream was cut on purpose
+                log.warning("stream %s ended with an error: %s", call.client.request_id, err.message)
+            yield self.error_event(call, err)
+        finally:
+            if capture is not None:
+                out.output = capture.result()
+            if last_usage is not None:
+                obj = sse.sse_object(last_usage) if isinstance(last_usage, bytes) else last_usage
+                usage = obj.get("usage") if isinstance(obj, dict) else None
+                out.usage = usage if isinstance(usage, dict) else None
+            if meter is not None:
+                out.usage, out.usage_estimated = meter.settled(call.plan.body)
+
+    def error_event(self, call: Call, err: ProxyError) -> bytes:
+        """An error once a stream has begun: an SSE event in OpenAI's error shape, naming the request."""
+        call.outcome.status = err.status
+        body = err.body()
+        body["error"]["request_id"] = call.client.request_id
+        return sse.encode(body)
+
+    def stream_headers(self, call: Call) -> list[tuple[str, str]]:
+        return list(SSE_HEADERS.items())
+
+    def keepalive_beat(self, call: Call) -> bytes:
+        return keepalive.KEEPALIVE
+
+
+def check_upstream_body(payload: bytes) -> None:
+    """A cheap check of a whole 2xx API answer before it is relayed: it must look like a JSON object (so a
+    truncated, empty or HTML body is a 502, not a 200 the client cannot parse), and an OpenAI error object
+    sent with a 2xx status (servers in "compatible" mode do this) is an error for the client too."""
+    body = payload.strip()
+    if body[:1] != b"{" or body[-1:] != b"}":
+        what = "an empty body" if not body else "HTML" if body[:1] == b"<" else f"{len(payload)} bytes"
+        raise ProxyError(502, f"The upstream answer is not a JSON object ({what}).", code="upstream_bad_response")
+    if b'"error"' in body[:64]:
+        parse_upstream_json(payload)
+
+
+def _mentions_tag(payload: bytes, cfg: ThinkConfig) -> bool:
+    # The tag's name, so that JSON-escaped tags (\u003cthink\u003e) are seen too.
+    for tag in (cfg.start, cfg.end):
+        name = tag.strip("</>") or tag
+        if name.encode() in payload:
+            return True
+    return False
+
+
+def aggregate(call: Call, items: Iterable[StreamItem]) -> dict[str, Any]:
+    """A whole answer from a stream (upstream streams, client did not)."""
+    parsed = (sse.sse_object(item) if isinstance(item, bytes) else item for item in items)
+    chunks = (c for c in parsed if c is not None)
+    if call.plan.kind == "completions":
+        return streamconv.aggregate_completion(chunks)
+    return streamconv.aggregate_chat(chunks)
+
+
+def usage_of(payload: bytes) -> dict | None:
+    """The `usage` object of a JSON answer, without parsing the whole answer (metrics on the hot path)."""
+    at = payload.rfind(b'"usage"')
+    if at < 0:
+        return None
+    colon = payload.find(b":", at + 7)
+    if colon < 0:
+        return None
+    try:
+        usage, _ = _USAGE_DECODER.raw_decode(payload[colon + 1:colon + 8192].decode("utf-8", "replace").lstrip())
+    except ValueError:
+        return None
+    return usage if isinstance(usage, dict) else None
+
+
+_USAGE_DECODER = json.JSONDecoder()

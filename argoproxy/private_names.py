@@ -1,0 +1,81 @@
+"""Every private name of another library the proxy uses, in one register.
+
+A private name (a leading underscore, or a public name the library does not offer for replacing) can change
+in any release. Each one is listed here with the module that uses it and why; tests/unit/test_private_names.py
+checks that each still exists in the installed library, that none here is stale, and (by reading the source)
+that no module uses an unlisted one. Those in argoproxy/fastpath/ sit behind FAST_PATH (its contract test,
+tests/unit/test_fastpath_contract.py, also checks each patch is on only when asked); the others are outside
+the fence because the product needs them in both modes, each for the reason given.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class PrivateName(NamedTuple):
+    module: str  # the library module it lives in
+    name: str  # dotted, from that module
+    used_in: str  # the argoproxy module that uses it
+    why: str
+
+
+PRIVATE_NAMES: tuple[PrivateName, ...] = (
+    # ---- the fast path (FAST_PATH=on only)
+    PrivateName("http.client", "_read_headers", "argoproxy.fastpath.headers", "reads response heads in one pass"),
+    PrivateName("http.client", "parse_headers", "argoproxy.fastpath", "replaced by the one-pass head parser"),
+    PrivateName("urllib3.util.connection", "_set_socket_options", "argoproxy.fastpath.connections",
+                "a socket connected without the resolver gets urllib3's options"),
+    PrivateName("urllib3.util.timeout", "_DEFAULT_TIMEOUT", "argoproxy.fastpath.connections",
+                "tells 'no timeout given' from None"),
+    PrivateName("urllib3.connection", "HTTPConnection._new_conn", "argoproxy.fastpath.connections",
+                "overridden: an IP literal connects without getaddrinfo"),
+    PrivateName("urllib3.connection", "HTTPConnection._dns_host", "argoproxy.fastpath.connections",
+                "the host the connection resolves"),
+    PrivateName("urllib3.connection", "HTTPConnection.is_connected", "argoproxy.fastpath.connections",
+                "overridden: an idle connection checked with one poll(2)"),
+    PrivateName("requests.adapters", "HTTPAdapter.get_connection_with_tls_context", "argoproxy.fastpath.pool",
+                "the Session's own pool for a URL"),
+    PrivateName("urllib3.connectionpool", "HTTPConnectionPool.ConnectionCls", "argoproxy.fastpath.pool",
+                "the lean connection class set on the pool"),
+    PrivateName("urllib3.connectionpool", "HTTPConnectionPool.pool", "argoproxy.fastpath.pool",
+                "None once the pool is closed"),
+    PrivateName("urllib3.response", "HTTPResponse._fp", "argoproxy.fastpath.pool",
+                "bodies read through http.client directly"),
+    PrivateName("urllib3.response", "HTTPResponse._connection", "argoproxy.fastpath.pool",
+                "a finished stream's socket gets a short timeout while it drains"),
+    PrivateName("http.client", "HTTPResponse.length", "argoproxy.fastpath.pool",
+                "a body that ends before its Content-Length is an error"),
+    PrivateName("gunicorn.http.wsgi", "Response", "argoproxy.fastpath.gunicorn_response",
+                "replaced: a response's head goes with its first body bytes"),
+    PrivateName("gunicorn.http.wsgi", "Response.send_headers", "argoproxy.fastpath.gunicorn_response", "overridden"),
+    PrivateName("gunicorn.http.wsgi", "Response._emit_body", "argoproxy.fastpath.gunicorn_response", "overridden"),
+    PrivateName("gunicorn.http.wsgi", "Response.sendfile", "argoproxy.fastpath.gunicorn_response", "overridden"),
+    PrivateName("gunicorn.http.wsgi", "Response.headers_sent", "argoproxy.fastpath.gunicorn_response",
+                "whether the head was sent"),
+    PrivateName("gunicorn.workers.ggevent", "StreamServer", "argoproxy.fastpath.balanced_worker",
+                "the server class Gunicorn's gevent worker builds, replaced"),
+    PrivateName("gevent.baseserver", "BaseServer._do_read", "argoproxy.fastpath.balanced_worker",
+                "overridden: a busy worker leaves a connection to an idle one"),
+    PrivateName("gevent.baseserver", "BaseServer._watcher", "argoproxy.fastpath.balanced_worker",
+                "None once the server stopped accepting"),
+    PrivateName("gevent.baseserver", "BaseServer._timer", "argoproxy.fastpath.balanced_worker",
+                "the re-check timer of a paused accept"),
+    PrivateName("gevent.baseserver", "BaseServer._start_accepting_if_started", "argoproxy.fastpath.balanced_worker",
+                "resumes accepting"),
+    PrivateName("gevent.monkey", "get_original", "argoproxy.fastpath.sockets",
+                "the unpatched select.poll in a gevent worker"),
+    # ---- outside the fence: needed in both modes
+    PrivateName("gunicorn.util", "write_error", "argoproxy.serve.gunicorn_errors",
+                "replaced: Gunicorn's own error pages (bad request line, headers too large...) in the API's "
+                "JSON shape; Gunicorn offers no hook for them"),
+    PrivateName("prometheus_client.values", "ValueClass", "argoproxy.observe.metrics",
+                "chosen at import time; set again when PROMETHEUS_MULTIPROC_DIR was set after that import"),
+    PrivateName("prometheus_client.values", "ValueClass._multiprocess", "argoproxy.observe.metrics",
+                "tells the multiprocess value class from the single-process one"),
+)
+
+
+def fast_path_names() -> tuple[tuple[str, str], ...]:
+    """(module, name) of the fast path's private names (argoproxy.fastpath.PRIVATE_SYMBOLS)."""
+    return tuple((p.module, p.name) for p in PRIVATE_NAMES if p.used_in.startswith("argoproxy.fastpath"))

@@ -1,0 +1,139 @@
+"""What goes to an upstream and what comes back, whichever transport carries it: UpstreamRequest, the
+UpstreamResponse interface (the stock client's StockResponse and the fast path's PooledResponse implement it),
+and the bounded reads of its body. No I/O of its own beyond reading the response it is given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+import urllib3
+
+from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import loads
+
+DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024  # MAX_RESPONSE_BYTES' default
+
+
+@dataclass
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None = None
+    timeout: float | None = None  # read timeout; None = the configured one
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class UpstreamResponse:
+    """An upstream answer, headers read and body not yet: the slice of requests.Response the proxy uses.
+    StockResponse (below) and the fast path's PooledResponse (argoproxy.fastpath.pool) implement it.
+
+    A body read whole (``content``, or ``read_chunks`` once ``bounded`` is set) may be at most ``max_bytes``
+    long, counted after decompression; beyond it the read stops with a 502 naming MAX_RESPONSE_BYTES."""
+
+    __slots__ = ("url", "_content", "max_bytes", "bounded", "tap")
+
+    def __init__(self, url: str, max_bytes: int = 0) -> None:
+        self.url = url
+        self._content: bytes | None = None
+        self.max_bytes = max_bytes or DEFAULT_MAX_RESPONSE
+        self.bounded = False  # set when the body is about to be read whole (answers, stream aggregation)
+        self.tap: Any = None  # journals: a body_tap.BodyTap every body byte read passes through
+
+    raw: urllib3.HTTPResponse  # the urllib3 response underneath
+
+    @property
+    def status_code(self) -> int:
+        return self.raw.status
+
+    @property
+    def reason(self) -> str:
+        return self.raw.reason or ""
+
+    @property
+    def headers(self) -> urllib3.HTTPHeaderDict:
+        """Case-insensitive, one entry per header line as received (urllib3's own: requests' merged dict
+        would join repeated headers such as Set-Cookie into one line)."""
+        return self.raw.headers
+
+    @property
+    def content(self) -> bytes:
+        """The whole body, decoded (gzip/deflate) as requests would, up to max_bytes."""
+        if self._content is None:
+            self.bounded = True
+            self._content = b"".join(read_chunks(self))
+        return self._content
+
+    def json(self) -> Any:
+        return loads(self.content)
+
+    def chunks(self, decode: bool = True) -> Iterator[bytes]:
+        """Body bytes as they arrive (decoded from gzip/deflate unless decode is False)."""
+        raise NotImplementedError
+
+    def drain(self, seconds: float) -> None:
+        """After the end of a stream's content: let the connection be reused if that costs at most `seconds`
+        (here: it is dropped on close)."""
+
+    def close(self) -> None:
+        """Release the connection: back to the pool when the body was read, dropped otherwise."""
+        raise NotImplementedError
+
+    def __enter__(self) -> "UpstreamResponse":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+READ_SIZE = 1 << 20  # at most this much per read; a read returns whatever has arrived, never waits to fill it
+
+
+def read_arrived(raw: urllib3.BaseHTTPResponse, decode: bool) -> Iterator[bytes]:
+    """An unchunked body per read of whatever has arrived (at most READ_SIZE), decoded unless decode is False."""
+    while True:
+        data = raw.read1(READ_SIZE, decode_content=decode)
+        if not data:
+            return
+        yield data
+
+
+def read_chunks(resp: UpstreamResponse, decode: bool = True) -> Iterator[bytes]:
+    """Body bytes as they arrive: per upstream chunk for chunked bodies, per socket read otherwise.
+    A bounded response is cut with a 502 once it passes its max_bytes (a stream relayed as it arrives is not)."""
+    chunks = resp.chunks(decode)
+    if resp.tap is not None:
+        chunks = resp.tap.tapped(chunks)
+    if resp.bounded:
+        return _bounded(resp, chunks)
+    return chunks
+
+
+def _bounded(resp: UpstreamResponse, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    limit = resp.max_bytes
+    length = resp.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > limit and resp.headers.get("Content-Encoding", "identity") == "identity":
+        raise too_large(resp, limit)
+    size = 0
+    for data in chunks:
+        size += len(data)
+        if size > limit:
+            raise too_large(resp, limit)
+        yield data
+
+
+def too_large(resp: UpstreamResponse, limit: int) -> ProxyError:
+    """The 502 for an answer longer than MAX_RESPONSE_BYTES; the connection is dropped, not drained."""
+    resp.raw.close()
+    return ProxyError(502, f"The upstream answer from {describe_host(resp.url)} is larger than MAX_RESPONSE_BYTES "
+                           f"({limit} bytes).", code="upstream_response_too_large")
+
+
+def describe_host(url: str) -> str:
+    """host:port of a URL, without credentials, path or query: safe to show a user."""
+    parts = urlsplit(url)
+    host = parts.hostname or "upstream"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{host}:{port}"
