@@ -112,6 +112,7 @@ class Routing:
         settings = gateway.settings
         self.settings = settings
         self.gateway = gateway
+        self.gateways: dict[int, Gateway] = {}  # each deployment's own Gateway (its Backend), by its index
         self.router = Router(settings.models, settings.fallbacks, lambda e: served_by(settings, e),
                              cooldown_seconds=settings.cooldown_seconds,
                              threaded=settings.worker_class == "gthread")
@@ -123,7 +124,8 @@ class Routing:
             upstream = gateway.upstream if len(pool.deployments) == 1 else failover
             for dep in pool.deployments:
                 own = deployment_settings(settings, dep.entry, environ)
-                dep.gateway = gateway.for_deployment(providers.create_backend(own, upstream), upstream, own)
+                self.gateways[dep.index] = gateway.for_deployment(providers.create_backend(own, upstream),
+                                                                   upstream, own)
         self._prober: threading.Thread | None = None
         self._glob_listings: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self.start_probe()
@@ -193,7 +195,7 @@ class Routing:
 
     def attempt(self, call: Call, asked: str, name: str, dep: Deployment) -> Answer:
         """The pipeline on one deployment, up to the client's first byte."""
-        view = dep.gateway
+        view = self.gateways[dep.index]
         if call.plan.body.get("model") != name:  # a fallback model
             call.plan.body["model"] = name
             call.plan.body_changed = True
@@ -255,7 +257,7 @@ class Routing:
             if self.router.state(dep) != "up":
                 continue
             try:
-                listing = dep.gateway.backend.list_models(Call.of("models", "GET", "v1/models", timeout=10.0))
+                listing = self.gateways[dep.index].backend.list_models(Call.of("models", "GET", "v1/models", timeout=10.0))
             except ProxyError as err:
                 self.router.cool_down(dep, error=err.message)
                 continue
@@ -288,7 +290,7 @@ class Routing:
         interval = self.settings.health_probe_seconds
 
         def probe_deployment(dep: Deployment) -> str | None:
-            backend = dep.gateway.backend
+            backend = self.gateways[dep.index].backend
             url = getattr(backend, "base", "") or dep.entry.base_url
             return probe(backend.upstream.session, url) if url else None
 

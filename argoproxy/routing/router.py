@@ -44,7 +44,6 @@ class Deployment:
         self.name = entry.name
         self.weight = entry.weight
         self.served_by = served_by  # host:port of its base URL (X-Served-By)
-        self.gateway: Any = None  # the Gateway view serving it: its own Backend (argoproxy/routing/dispatch.py)
         self.in_flight = 0  # this worker's requests to it now
         self.last_error = ""  # this worker's last failure, for /health
         self.cell = index * FIELDS

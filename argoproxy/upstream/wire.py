@@ -5,13 +5,16 @@ and the bounded reads of its body. No I/O of its own beyond reading the response
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlsplit
 
 import urllib3
 
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import loads
+
+if TYPE_CHECKING:
+    from argoproxy.observe.body_tap import BodyTap
 
 DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024  # MAX_RESPONSE_BYTES' default
 
@@ -40,7 +43,7 @@ class UpstreamResponse:
         self._content: bytes | None = None
         self.max_bytes = max_bytes or DEFAULT_MAX_RESPONSE
         self.bounded = False  # set when the body is about to be read whole (answers, stream aggregation)
-        self.tap: Any = None  # journals: a body_tap.BodyTap every body byte read passes through
+        self.tap: BodyTap | None = None  # journals: a body_tap.BodyTap every body byte read passes through
 
     raw: urllib3.HTTPResponse  # the urllib3 response underneath
 
