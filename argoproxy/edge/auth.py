@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from argoproxy.errors import ProxyError
 from argoproxy.config.listener import GENERATED_KEY_ENV, generate_key, read_key_file

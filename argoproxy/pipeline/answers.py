@@ -16,9 +16,9 @@ from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.observe.body_tap import BodyTap
-from argoproxy.pipeline import streamconv
 from argoproxy.pipeline.answer_shape import check_completion
 from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.filters import ByteFilter, ModelName, OutputTap, ScrubSecrets
 from argoproxy.pipeline.think import transform_completion
 from argoproxy.providers.base import StreamItem
 from argoproxy.redaction import Secrets, sanitize_message
@@ -51,40 +51,38 @@ class Answers:
     def __init__(self, settings: Settings) -> None:
         self.observers: list[Observer] = []
         self.stream_hooks: list[Observer] = []  # called when a relayed body starts (metrics: streams in flight)
-        # JOURNAL_BODY_BYTES when journals are on (0: off): answers are assembled and tapped for them up to there;
-        # metrics need only usage.
-        self.journal_bytes = 0
+        # JOURNAL_BODY_BYTES when journals are on (LOG_DIR; 0: off): answers are assembled and tapped for them up
+        # to there; metrics need only usage.
+        self.journal_bytes = settings.journal_body_bytes if settings.log_dir else 0
         self.secrets = Secrets.from_settings(settings)  # never sent to a client, whatever the route
+        # What every answer's bytes pass on their way out, in this order (pipeline/filters.py).
+        self.scrub = ScrubSecrets(self.secrets)
+        self.byte_filters: list[ByteFilter] = [ModelName(), self.scrub, OutputTap(self.journal_bytes)]
 
     def tap_upstream(self, call: Call, resp: UpstreamResponse) -> None:
         """Journals: the upstream's answer bytes are measured and hashed as they are read (observe/body_tap.py)."""
         if self.journal_bytes:
             call.outcome.upstream_tap = resp.tap = BodyTap(self.journal_bytes)
 
-    def answered(self, call: Call, data: bytes) -> None:
-        """A whole answer of these bytes goes to the client: counted, and a journal records the bytes (their
-        prefix, length and hash) instead of the answer object when they are longer than it keeps."""
+    def finished(self, call: Call, data: bytes) -> bytes:
+        """A whole answer's bytes as they go to the client: through the byte filters, and counted."""
+        for f in self.byte_filters:
+            data = f.whole(call, data)
         call.outcome.bytes_out = len(data)
-        if self.journal_bytes and len(data) > self.journal_bytes:
-            call.outcome.output = data
+        return data
 
     def whole(self, call: Call, obj: dict[str, Any], headers: list[tuple[str, str]]) -> Answer:
         """An answer object the proxy built, sent whole (secrets replaced) and observed."""
-        data = self.secrets.data(dumps(obj))
         call.outcome.status, call.outcome.output = 200, obj
-        self.answered(call, data)
+        data = self.finished(call, dumps(obj))
         self.observe(call)
         return Answer(data, 200, headers)
 
     def relay(self, call: Call, resp: UpstreamResponse, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """Yield body bytes to the client; always close the upstream response (also when the client leaves).
-        With secrets configured, every byte passes the scrubber (safe when a chunk splits a secret)."""
-        scrubber = self.secrets.scrubber()
-        if scrubber is not None:
-            chunks = scrubber.scrub(chunks)
-        if self.journal_bytes:
-            call.outcome.output_tap = BodyTap(self.journal_bytes)
-            chunks = call.outcome.output_tap.tapped(chunks)
+        """Yield body bytes to the client, through the byte filters; always close the upstream response (also
+        when the client leaves)."""
+        for f in self.byte_filters:
+            chunks = f.stream(call, chunks)
         try:
             for hook in self.stream_hooks:
                 hook(call)
@@ -99,16 +97,15 @@ class Answers:
             resp.close()
             self.observe(call)
 
-    def scrubbed(self, response: Answer) -> Answer:
+    def scrubbed(self, call: Call, response: Answer) -> Answer:
         """An answer a provider's own route built (ARGO's raw /v1/chat...), with configured secrets replaced
         like every other answer: streamed bodies through the scrubber, whole ones at once."""
         if not self.secrets:
             return response
-        scrubber = self.secrets.scrubber()
-        if response.is_streamed and scrubber is not None:
-            response.response = scrubber.scrub(response.chunks)
+        if response.is_streamed:
+            response.response = self.scrub.stream(call, response.chunks)
         else:
-            response.set_data(self.secrets.data(response.get_data()))
+            response.set_data(self.scrub.whole(call, response.get_data()))
         return response
 
     def sanitized_event(self, item: bytes) -> bytes:
@@ -176,40 +173,3 @@ def try_json(payload: bytes | None) -> Any:
         return loads(payload) if payload is not None else None
     except (ValueError, UnicodeDecodeError):
         return None
-
-
-class StreamCapture:
-    """A stream's answer assembled for a journal as its chunks pass, given up (and its memory freed) once the
-    tap on the same bytes passes its limit: the journal then records the tap's prefix, length and hash."""
-
-    __slots__ = ("tap", "fold")
-
-    def __init__(self, tap: BodyTap | None) -> None:
-        self.tap = tap
-        self.fold: streamconv.Fold | None | bool = True  # True: no chunk yet; None: given up
-
-    def add(self, item: StreamItem) -> None:
-        if self.fold is None:
-            return
-        if self.tap is not None and self.tap.over:
-            self.fold = None
-            return
-        chunk = sse.sse_object(item) if type(item) is bytes else item
-        if not isinstance(chunk, dict):
-            return
-        try:
-            if self.fold is True:
-                self.fold = streamconv.Fold.for_chunk(chunk)
-            if isinstance(self.fold, streamconv.Fold):
-                self.fold.add(chunk)
-        except Exception:  # noqa: BLE001 - an error event or a chunk it cannot fold: no copy, the stream goes on
-            self.fold = None
-
-    def result(self) -> dict | None:
-        fold, self.fold = self.fold, None
-        if not isinstance(fold, streamconv.Fold):
-            return None
-        try:
-            return fold.result()
-        except Exception:  # noqa: BLE001 - a journal's copy never breaks the answer
-            return None

@@ -104,6 +104,7 @@ class Outcome:
     deployment: str | None = None  # routed: the deployment that served, and the model it served
     served_model: str | None = None
     served_header: str | None = None
+    renamed_to: str | None = None  # routed to a fallback: the model name its answer shows (the one asked for)
     asked_whole: bool = False  # a stream that ended before its first event, asked again whole
     param_retry: bool = False  # sent again without a parameter the upstream refused
     metrics_stream: bool = False  # counted among the streams in flight

@@ -12,7 +12,8 @@ from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline import keepalive, streamconv
-from argoproxy.pipeline.answers import JSON_TYPE, Answers, StreamCapture, parse_upstream_json, try_json
+from argoproxy.pipeline.answers import JSON_TYPE, Answers, parse_upstream_json, try_json
+from argoproxy.pipeline.filters import StreamCapture
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.think import ThinkConfig, transform_completion
 from argoproxy.providers.base import Backend, StreamItem
@@ -40,11 +41,8 @@ class ChatAnswers:
                 raise self.answers.sanitized(err) from None
         if call.plan.client_stream:
             return self.sse_response(call, resp, self.packaged(call, self.answers.completion_of(call, payload)))
-        data = self.think_whole(call, payload)
-        if self.secrets:
-            data = self.secrets.data(data)
+        data = self.answers.finished(call, self.think_whole(call, payload))
         call.outcome.status = resp.status_code
-        self.answers.answered(call, data)
         self.answers.observe(call)
         return Answer(data, resp.status_code, self.json_headers(resp))
 

@@ -15,7 +15,7 @@ import dataclasses
 import itertools
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from argoproxy.config.llm_params import apply_rule, starts_inside
 from argoproxy.config.settings import Settings
@@ -31,16 +31,16 @@ from argoproxy.jsonfast import dumps
 from argoproxy.observe.logs import listing
 from argoproxy.pipeline import keepalive, upstream_messages
 from argoproxy.pipeline.adapt import adapt_request, refused_param
-from argoproxy.pipeline.answers import AnswerEncoder, Answers, StreamCapture, try_json
+from argoproxy.pipeline.answers import AnswerEncoder, Answers, try_json
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.capabilities import CapabilityTable
 from argoproxy.pipeline.chat_answers import ChatAnswers
+from argoproxy.pipeline.filters import item_filters
 from argoproxy.pipeline.stream_usage import Meter
-from argoproxy.pipeline.think import StreamThink, ThinkConfig
+from argoproxy.pipeline.think import ThinkConfig
 from argoproxy.pipeline.tokens import count_request_tokens
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.redaction import sanitize_message
-from argoproxy.upstream import sse
 from argoproxy.upstream.client import READ_ERRORS, Upstream, stream_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
 
@@ -67,6 +67,7 @@ class Gateway:
         self.fronts = FrontAnswers(self.answers, upstream.read_timeout)  # the front doors' encoder
         self._think_cache: BoundedCache[ThinkConfig | None] = BoundedCache(THINK_CACHE)  # keyed by client names
         self.capabilities = CapabilityTable(settings.backend, settings.model_capabilities)
+        self.item_filters = item_filters(self.answers.journal_bytes)  # the decoded stream's transforms, in order
         # Set by serve/build.py once the worker's gateway exists (they need it): None when not configured.
         self.routing: Routing | None = None  # `models`: several deployments (argoproxy/routing/)
         self.limiter: KeyLimiter | None = None  # `key_limits`
@@ -335,10 +336,8 @@ class Gateway:
         except BaseException:
             resp.close()
             raise
-        if self.answers.journal_bytes:
-            items = _captured(call, items)
-        if call.plan.think is not None:
-            items = think_items(items, call.plan.think)
+        for apply in self.item_filters:
+            items = apply(call, items)
         return items
 
     def decoded_whole(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
@@ -415,8 +414,7 @@ class Gateway:
         # In one piece only as sent: a small compressed body can inflate a thousandfold (it streams instead).
         if not decode and length is not None and length.isdigit() and int(length) <= SMALL_BODY:
             with resp:
-                data = secrets.data(resp.raw.read(decode_content=False))
-            answers.answered(call, data)
+                data = answers.finished(call, resp.raw.read(decode_content=False))
             answers.observe(call)
             return Answer(data, resp.status_code, out_headers)
         return Answer(answers.relay(call, resp, read_chunks(resp, decode=decode)), resp.status_code, out_headers,
@@ -447,30 +445,6 @@ def _encoded(resp: UpstreamResponse) -> bool:
     return resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
 
 
-def think_items(items: Iterable[StreamItem], cfg: ThinkConfig) -> Iterator[StreamItem]:
-    """The think transform over a stream; raw events that cannot hold a tag pass without being parsed."""
-    state = StreamThink(cfg)
-    idle = state.idle  # changes only when a chunk goes through the state machine
-    for item in items:
-        if isinstance(item, bytes):
-            if idle and b"<" not in item and b"\\u003c" not in item:
-                yield item
-                continue
-            parsed = sse.sse_object(item)
-            if parsed is None:
-                yield item
-                continue
-            out = state.chunk(parsed)
-        else:
-            out = state.chunk(item)
-        idle = state.idle
-        if out is not None:
-            yield out
-    tail = state.flush()
-    if tail is not None:
-        yield tail
-
-
 def _peeked(items: Iterator[StreamItem]) -> Iterator[StreamItem]:
     """Read the first item now, so an error the upstream reports at once is an HTTP error, not an SSE event."""
     try:
@@ -478,15 +452,3 @@ def _peeked(items: Iterator[StreamItem]) -> Iterator[StreamItem]:
     except StopIteration:
         return iter(())
     return itertools.chain((first,), items)
-
-
-def _captured(call: Call, items: Iterable[StreamItem]) -> Iterator[StreamItem]:
-    """Pass a stream through, assembling the upstream's own answer for journals while its bytes (the tap on the
-    upstream response) stay under JOURNAL_BODY_BYTES."""
-    capture = StreamCapture(call.outcome.upstream_tap)
-    try:
-        for item in items:
-            capture.add(item)
-            yield item
-    finally:
-        call.outcome.upstream_output = capture.result()

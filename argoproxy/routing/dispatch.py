@@ -13,14 +13,14 @@ and transformed, or a stream's first event read). A failure there - no connectio
 model and none started after RETRY_BUDGET seconds; a pool that is used up (or that answers "context length
 exceeded") passes the call to the next model of the chain. Once an answer was handed to the client nothing
 is retried. Each attempt is the deployment Gateway's `run`, the same sequence an unrouted call takes (the
-allow-list included: the name asked for or the deployment's model must be listed). Every routed answer carries X-Served-Model and X-Served-By; an answer served by a fallback names
-the model the client asked for (and so does X-Served-Model when the fallback is off the allow-list).
+allow-list included: the name asked for or the deployment's model must be listed). Every routed answer
+carries X-Served-Model and X-Served-By; an answer served by a fallback names the model the client asked for
+(the ModelName byte filter, pipeline/filters.py; X-Served-Model too when the fallback is off the allow-list).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import threading
@@ -55,7 +55,6 @@ SERVED_BY = "X-Served-By"
 CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 _CONTEXT_TEXT = re.compile(r"context[ _]length|maximum context|too many tokens|prompt is too long", re.IGNORECASE)
 _PRINTABLE = re.compile(r"[\x20-\x7e]{1,200}")
-_MODEL_FIELD = re.compile(rb'"model"(\s*):(\s*)"(?:[^"\\]|\\.)*"')
 
 
 class DeploymentParams(LlmParams):
@@ -203,6 +202,7 @@ class Routing:
         out.deployment = dep.served_by
         out.served_model = name  # journals and metrics name the model that served
         out.served_header = shown = header_safe(self.shown_name(name, asked))
+        out.renamed_to = asked if name != asked else None  # a fallback's answer names the model asked for
         self.router.started(dep)
         try:
             response = view.run(call)
@@ -212,8 +212,6 @@ class Routing:
         headers = response.headers
         headers[SERVED_MODEL] = shown
         headers[SERVED_BY] = dep.served_by
-        if name != asked:
-            rename_model(response, asked)
         if response.is_streamed:
             response.response = _released(response.chunks, lambda: self.router.ended(dep))
         else:
@@ -345,30 +343,6 @@ class CommitHeaders:
 def header_safe(name: str) -> str:
     """A model name as a header value: a glob-matched name is client input (no control characters)."""
     return name if _PRINTABLE.fullmatch(name) else quote(name, safe="")[:200]
-
-
-def rename_model(response: Answer, asked: str) -> None:
-    """An answer served by a fallback names the model the client asked for (every `"model": "..."` field:
-    in JSON text a quote inside a string is escaped, so the pattern only meets real keys)."""
-    value = json.dumps(asked).encode()
-
-    def replace(data: bytes) -> bytes:
-        return _MODEL_FIELD.sub(lambda m: b'"model"' + m.group(1) + b":" + m.group(2) + value, data)
-
-    if response.is_streamed:
-        response.response = _mapped(response.chunks, replace)
-    else:
-        response.set_data(replace(response.get_data()))
-
-
-def _mapped(chunks: Iterable[bytes], change: Callable[[bytes], bytes]) -> Iterator[bytes]:
-    try:
-        for chunk in chunks:
-            yield change(chunk)
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
 
 
 def _released(chunks: Iterable[bytes], ended: Callable[[], None]) -> Iterator[bytes]:

@@ -37,7 +37,6 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
         setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets,
                        level=logging.DEBUG if settings.debug else logging.INFO)
         gateway.answers.observers.append(journal_observer(journal))
-        gateway.answers.journal_bytes = settings.journal_body_bytes  # the answers' taps and assembled copies stop there
     health = HealthCheck(upstream.session, settings.target_base_url, settings.health_cache_seconds)
     install_routing(gateway)
     if settings.enable_auth:

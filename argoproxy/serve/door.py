@@ -193,7 +193,7 @@ class Door:
         if call.client.method != "GET":
             call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
         self.gateway.admit(call)
-        return self.observed(call, self.gateway.answers.scrubbed(self.backend_routes[call.plan.kind](call)))
+        return self.observed(call, self.gateway.answers.scrubbed(call, self.backend_routes[call.plan.kind](call)))
 
     def own(self, call: Call, route: Route) -> Answer:
         if call.plan.kind == "root":  # answered here, never forwarded: clients probe it before their first request

@@ -1,10 +1,11 @@
 """The routed call's pure pieces: per-deployment params, context-length errors, renaming, header values."""
 
-from argoproxy.edge.http_objects import Answer
 
 from argoproxy.errors import ProxyError
 from argoproxy.config.llm_params import parse_llm_params
-from argoproxy.routing.dispatch import DeploymentParams, header_safe, is_context_exceeded, rename_model
+from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.filters import ModelName
+from argoproxy.routing.dispatch import DeploymentParams, header_safe, is_context_exceeded
 from argoproxy.routing.entries import parse_models
 
 
@@ -24,10 +25,13 @@ def test_context_length_errors_are_recognised():
     assert not is_context_exceeded(ProxyError(500, "maximum context length", code="context_length_exceeded"))
 
 
-def test_rename_model_in_whole_answers_and_streams():
-    whole = Answer(b'{"id":"x","model":"gpt-4o-2024","choices":[{"message":{"content":"\\"model\\": \\"keep\\""}}]}')
-    rename_model(whole, "qwen3")
-    assert whole.get_data() == b'{"id":"x","model":"qwen3","choices":[{"message":{"content":"\\"model\\": \\"keep\\""}}]}'
+def test_a_fallbacks_answer_names_the_model_asked_for_whole_and_streamed():
+    call = Call.of("chat", "POST", "v1/chat/completions")
+    whole = b'{"id":"x","model":"gpt-4o-2024","choices":[{"message":{"content":"\\"model\\": \\"keep\\""}}]}'
+    assert ModelName().whole(call, whole) == whole  # not routed to a fallback: as it is
+    call.outcome.renamed_to = "qwen3"
+    assert ModelName().whole(call, whole) == \
+        b'{"id":"x","model":"qwen3","choices":[{"message":{"content":"\\"model\\": \\"keep\\""}}]}'
     closed = []
 
     def events():
@@ -37,9 +41,8 @@ def test_rename_model_in_whole_answers_and_streams():
         finally:
             closed.append(True)
 
-    stream = Answer(events(), direct_passthrough=True)
-    rename_model(stream, 'a"b')
-    body = list(stream.response)
+    call.outcome.renamed_to = 'a"b'
+    body = list(ModelName().stream(call, events()))
     assert body[0] == b'data: {"model": "a\\"b", "choices": []}\n\n' and body[1] == b"data: [DONE]\n\n"
     assert closed == [True]
 

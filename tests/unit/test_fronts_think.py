@@ -7,7 +7,7 @@ import pytest
 
 from argoproxy.fronts.messages import MessagesFront
 from argoproxy.fronts.responses import ResponsesFront
-from argoproxy.pipeline.gateway import think_items
+from argoproxy.pipeline.filters import think_items
 from argoproxy.pipeline.think import ThinkConfig
 
 TEXT = "<think>weigh it</think>The answer."

@@ -1,0 +1,189 @@
+"""The answer transforms as ordered lists of filters, each applied to a call's answer in list order.
+
+Item filters run on the decoded upstream stream (OpenAI chunk dicts or raw SSE events), before the door's
+encoder: the journal's copy of the upstream's own answer is taken first, then the think transform.
+
+Byte filters run on the bytes that go to the client, after the encoder, streamed (`stream`) or whole
+(`whole`): a routed fallback's answer names the model the client asked for, then configured secrets are
+replaced, then the journal's tap measures what the client got. A filter that does not apply to a call
+returns its input as it is (no wrapper, no cost per chunk).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Callable, Iterable, Iterator, Protocol
+
+from argoproxy.observe.body_tap import BodyTap
+from argoproxy.pipeline import streamconv
+from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.think import StreamThink, ThinkConfig
+from argoproxy.providers.base import StreamItem
+from argoproxy.redaction import Secrets
+from argoproxy.upstream import sse
+
+_MODEL_FIELD = re.compile(rb'"model"(\s*):(\s*)"(?:[^"\\]|\\.)*"')
+
+
+# ---------------------------------------------------------------- items (before the encoder)
+class ItemFilter(Protocol):
+    def __call__(self, call: Call, items: Iterator[StreamItem]) -> Iterator[StreamItem]: ...
+
+
+def upstream_copy(journal_bytes: int) -> ItemFilter:
+    """Journals: the upstream's own answer assembled as it passes, while its bytes (the tap on the upstream
+    response) stay under JOURNAL_BODY_BYTES."""
+    def apply(call: Call, items: Iterator[StreamItem]) -> Iterator[StreamItem]:
+        return _captured(call, items) if journal_bytes else items
+    return apply
+
+
+def think_tags(call: Call, items: Iterator[StreamItem]) -> Iterator[StreamItem]:
+    """THINK_MODE over a stream (strip, or move to reasoning_content); no configuration: as it is."""
+    think = call.plan.think
+    return think_items(items, think) if think is not None else items
+
+
+def item_filters(journal_bytes: int) -> list[ItemFilter]:
+    return [upstream_copy(journal_bytes), think_tags]
+
+
+def _captured(call: Call, items: Iterable[StreamItem]) -> Iterator[StreamItem]:
+    capture = StreamCapture(call.outcome.upstream_tap)
+    try:
+        for item in items:
+            capture.add(item)
+            yield item
+    finally:
+        call.outcome.upstream_output = capture.result()
+
+
+def think_items(items: Iterable[StreamItem], cfg: ThinkConfig) -> Iterator[StreamItem]:
+    """The think transform over a stream; raw events that cannot hold a tag pass without being parsed."""
+    state = StreamThink(cfg)
+    idle = state.idle  # changes only when a chunk goes through the state machine
+    for item in items:
+        if isinstance(item, bytes):
+            if idle and b"<" not in item and b"\\u003c" not in item:
+                yield item
+                continue
+            parsed = sse.sse_object(item)
+            if parsed is None:
+                yield item
+                continue
+            out = state.chunk(parsed)
+        else:
+            out = state.chunk(item)
+        idle = state.idle
+        if out is not None:
+            yield out
+    tail = state.flush()
+    if tail is not None:
+        yield tail
+
+
+class StreamCapture:
+    """A stream's answer assembled for a journal as its chunks pass, given up (and its memory freed) once the
+    tap on the same bytes passes its limit: the journal then records the tap's prefix, length and hash."""
+
+    __slots__ = ("tap", "fold")
+
+    def __init__(self, tap: BodyTap | None) -> None:
+        self.tap = tap
+        self.fold: streamconv.Fold | None | bool = True  # True: no chunk yet; None: given up
+
+    def add(self, item: StreamItem) -> None:
+        if self.fold is None:
+            return
+        if self.tap is not None and self.tap.over:
+            self.fold = None
+            return
+        chunk = sse.sse_object(item) if isinstance(item, bytes) else item
+        if not isinstance(chunk, dict):
+            return
+        try:
+            if self.fold is True:
+                self.fold = streamconv.Fold.for_chunk(chunk)
+            if isinstance(self.fold, streamconv.Fold):
+                self.fold.add(chunk)
+        except Exception:  # noqa: BLE001 - an error event or a chunk it cannot fold: no copy, the stream goes on
+            self.fold = None
+
+    def result(self) -> dict | None:
+        fold, self.fold = self.fold, None
+        if not isinstance(fold, streamconv.Fold):
+            return None
+        try:
+            return fold.result()
+        except Exception:  # noqa: BLE001 - a journal's copy never breaks the answer
+            return None
+
+
+# ---------------------------------------------------------------- bytes (after the encoder)
+class ByteFilter(Protocol):
+    def stream(self, call: Call, chunks: Iterable[bytes]) -> Iterable[bytes]: ...
+
+    def whole(self, call: Call, data: bytes) -> bytes: ...
+
+
+class ModelName:
+    """An answer served by a routed fallback names the model the client asked for (every `"model": "..."`
+    field: in JSON text a quote inside a string is escaped, so the pattern only meets real keys)."""
+
+    def stream(self, call: Call, chunks: Iterable[bytes]) -> Iterable[bytes]:
+        asked = call.outcome.renamed_to
+        return _mapped(chunks, _renamer(asked)) if asked is not None else chunks
+
+    def whole(self, call: Call, data: bytes) -> bytes:
+        asked = call.outcome.renamed_to
+        return _renamer(asked)(data) if asked is not None else data
+
+
+class ScrubSecrets:
+    """Configured secrets (keys, URL credentials) never reach a client, whatever the answer quotes; a stream is
+    scrubbed safely when a chunk boundary splits a secret."""
+
+    def __init__(self, secrets: Secrets) -> None:
+        self.secrets = secrets
+
+    def stream(self, call: Call, chunks: Iterable[bytes]) -> Iterable[bytes]:
+        scrubber = self.secrets.scrubber()
+        return scrubber.scrub(chunks) if scrubber is not None else chunks
+
+    def whole(self, call: Call, data: bytes) -> bytes:
+        return self.secrets.data(data) if self.secrets else data
+
+
+class OutputTap:
+    """Journals: the answer bytes sent to the client, measured and hashed (up to JOURNAL_BODY_BYTES kept); a
+    whole answer longer than that is recorded as bytes (prefix, length, hash) instead of its object."""
+
+    def __init__(self, journal_bytes: int) -> None:
+        self.journal_bytes = journal_bytes
+
+    def stream(self, call: Call, chunks: Iterable[bytes]) -> Iterable[bytes]:
+        if not self.journal_bytes:
+            return chunks
+        tap = call.outcome.output_tap = BodyTap(self.journal_bytes)
+        return tap.tapped(chunks)
+
+    def whole(self, call: Call, data: bytes) -> bytes:
+        if self.journal_bytes and len(data) > self.journal_bytes:
+            call.outcome.output = data
+        return data
+
+
+def _renamer(asked: str) -> Callable[[bytes], bytes]:
+    value = json.dumps(asked).encode()
+    return lambda data: _MODEL_FIELD.sub(lambda m: b'"model"' + m.group(1) + b":" + m.group(2) + value, data)
+
+
+def _mapped(chunks: Iterable[bytes], change: Callable[[bytes], bytes]) -> Iterator[bytes]:
+    try:
+        for chunk in chunks:
+            yield change(chunk)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
