@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
+import time
 from typing import Callable, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
@@ -66,6 +67,7 @@ def _produce(make: Callable[[], Answer], items: queue.Queue, stop: threading.Eve
         return
     body = response.chunks
     items.put((_HEAD, response))
+    first = True
     try:
         for data in body:
             if stop.is_set():
@@ -73,6 +75,9 @@ def _produce(make: Callable[[], Answer], items: queue.Queue, stop: threading.Eve
             if len(data) <= PIECE_BYTES:
                 if data:
                     items.put((_DATA, data))
+                    if first:  # hand over at once: when the upstream sent much at once, the helper would
+                        first = False  # otherwise decode up to QUEUE_ITEMS events before the first byte leaves
+                        time.sleep(0)
                 continue
             for start in range(0, len(data), PIECE_BYTES):  # 64 queued 16 MB events would be 1 GB
                 items.put((_DATA, data[start:start + PIECE_BYTES]))
