@@ -524,6 +524,21 @@ async def hold_streams(host: str, port: int, request: bytes, n: int, chunks: int
                       failures, probe_latencies, probe_errors[0])
 
 
+async def timed_posts(host: str, port: int, request: bytes, count: int) -> tuple[list[float], set[int]]:
+    """Send the same request ``count`` times in sequence; (times, the statuses seen)."""
+    pool = Pool(host, port, 1)
+    times: list[float] = []
+    statuses: set[int] = set()
+    try:
+        for _ in range(count):
+            resp, t0 = await pool.send(0, request)
+            statuses.add(resp.status)
+            times.append(resp.t_done - t0)
+    finally:
+        pool.close()
+    return times, statuses
+
+
 async def round_trips(host: str, port: int, request: bytes, expect_len: int, count: int) -> tuple[list[float], int]:
     """Send the same (large) request ``count`` times in sequence; (times, wrong answers)."""
     pool = Pool(host, port, 1)

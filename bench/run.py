@@ -36,7 +36,8 @@ from client import Pool, build_request, chat_body  # noqa: E402
 from targets import (HOST, BareForwarder, ForeignLoad, Nginx, Proxy, Target, Upstream, free_port, nginx_binary,  # noqa: E402
                      raise_nofile)
 
-SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "body", "hold", "classes", "fronts")
+SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "body", "bodies", "hold", "classes",
+            "fronts")
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
 
@@ -249,6 +250,25 @@ class Bench:
         row = {"count": len(times), "p50": pct(times, 0.5), "min": min(times), "max": max(times), "wrong": wrong}
         self.results["body"][target.name] = row
         log(f"  {target.name} 5 MiB echo: p50 {ms(row['p50'])} ms (min {ms(row['min'])}), wrong answers {wrong}")
+
+    def bodies(self, routes: list[tuple[str, Target, str, bytes, str]]) -> None:
+        """A 5 MiB request through each route (issue 22 item 4): (label, target, path, body, the direct label it
+        is compared with). Rounds alternate over the routes so that a slow minute touches them all alike."""
+        samples: dict[str, list[float]] = {label: [] for label, *_ in routes}
+        statuses: dict[str, set[int]] = {label: set() for label, *_ in routes}
+        for _ in range(3):
+            for label, target, path, payload, _direct in routes:
+                req = build_request("POST", path, HOST, target.port, payload)
+                self.run(client.timed_posts(HOST, target.port, req, 1))  # warm-up
+                times, statuses[label] = self.run(client.timed_posts(HOST, target.port, req,
+                                                                     max(2, self.plan.body_count // 2)))
+                samples[label] += times
+        out = {}
+        for label, target, path, _payload, direct in routes:
+            out[label] = {"path": path, "p50": pct(samples[label], 0.5), "count": len(samples[label]),
+                          "direct": direct, "statuses": sorted(statuses[label])}
+            log(f"  {label} {path}: p50 {ms(out[label]['p50'])} ms, statuses {out[label]['statuses']}")
+        self.results["bodies"] = out
 
     # ------------------------------------------------------------------ simultaneous streams
     def hold_once(self, target: Target, n: int) -> dict[str, Any]:
@@ -478,6 +498,9 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
             add(f"| {name} | {row['count']} | {ms(row['p50'], 1)} | {ms(row['min'], 1)} | {ratio} | {row['wrong']} |")
         add("")
 
+    if res.get("bodies"):
+        lines.extend(bodies_report(res["bodies"]))
+
     if res.get("fronts"):
         lines.extend(fronts_report(res["fronts"]))
 
@@ -553,6 +576,42 @@ FRONT_REQUESTS = (("chat", _fixed("/v1/chat/completions"), _chat_front),
                   ("responses", _fixed("/v1/responses"), _responses_front),
                   ("messages", _fixed("/v1/messages"), _messages_front),
                   ("google", _google_path, _google_front))
+
+
+def bodies_report(rows: dict[str, Any]) -> list[str]:
+    lines = ["## 5 MiB request bodies through every route (issue 22: at most 1.5x direct)", "",
+             "One user message (or input, or part) of 5 MiB; each route's time against the same request sent to "
+             "the fake upstream directly (it answers a chat request with a small completion, echoes /v1/echo).", "",
+             "| route | path | p50 ms | × direct | statuses |", "| --- | --- | ---: | ---: | --- |"]
+    for label, row in rows.items():
+        direct = rows.get(row["direct"])
+        ratio = f"{row['p50'] / direct['p50']:.2f}" if direct and row["direct"] != label else "1.00"
+        lines.append(f"| {label} | `{row['path']}` | {ms(row['p50'], 1)} | {ratio} | "
+                     f"{', '.join(map(str, row['statuses']))} |")
+    return lines + [""]
+
+
+def big_routes(upstream: Target, proxy: Target, native: Target | None, nginx: Target | None) -> list[tuple]:
+    """The bodies section's routes: (label, target, path, body, the direct route it is compared with)."""
+    text = "x" * (5 * MIB - 200)
+    chat = json.dumps({"model": "bench", "messages": [{"role": "user", "content": text}]}).encode()
+    routes = [("direct echo", upstream, "/v1/echo", chat, "direct echo"),
+              ("direct chat", upstream, "/v1/chat/completions", chat, "direct chat"),
+              ("cot_proxy echo (forwarded)", proxy, "/v1/echo", chat, "direct echo"),
+              ("cot_proxy chat", proxy, "/v1/chat/completions", chat, "direct chat"),
+              ("cot_proxy responses", proxy, "/v1/responses",
+               json.dumps({"model": "bench", "input": text, "max_output_tokens": 16}).encode(), "direct chat"),
+              ("cot_proxy messages", proxy, "/v1/messages", json.dumps(
+                  {"model": "bench", "max_tokens": 16, "messages": [{"role": "user", "content": text}]}).encode(),
+               "direct chat"),
+              ("cot_proxy google", proxy, "/v1beta/models/bench:generateContent",
+               json.dumps({"contents": [{"role": "user", "parts": [{"text": text}]}]}).encode(), "direct chat")]
+    if native is not None:
+        routes.append(("ARGO native mode chat", native, "/v1/chat/completions", chat, "direct chat"))
+    if nginx is not None:
+        routes += [("nginx echo", nginx, "/v1/echo", chat, "direct echo"),
+                   ("nginx chat", nginx, "/v1/chat/completions", chat, "direct chat")]
+    return routes
 
 
 def fronts_report(fr: dict[str, Any]) -> list[str]:
@@ -892,6 +951,15 @@ def main(argv: list[str] | None = None) -> int:
             log("section body")
             for t in main_targets():
                 bench.body(t)
+        if "bodies" in sections:
+            log("section bodies (5 MiB through every route, ARGO native mode included)")
+            native = Proxy.start(upstream.port, name="cot_proxy ARGO native", BACKEND="argo", ARGO_USER="bench",
+                                 USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=f"http://{HOST}:{upstream.port}/v1/")
+            try:
+                bench.results["targets"][native.name] = native.description
+                bench.bodies(big_routes(upstream, proxy, native, nginx))
+            finally:
+                native.stop()
         if "hold" in sections:
             log("section hold")
             bench.hold(upstream, None)

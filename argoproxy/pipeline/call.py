@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from argoproxy.config.llm_params import ModelRule
+from argoproxy.edge.body_members import Spans, encode_members
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.think import ThinkConfig
 
@@ -53,7 +54,9 @@ class Plan:
     headers: dict[str, str] = field(default_factory=dict)  # the client's headers that may go upstream
     raw_body: bytes = b""
     body: dict[str, Any] = field(default_factory=dict)  # parsed, on the API routes
-    body_changed: bool = False
+    body_changed: bool = False  # changed anywhere: encoded again whole
+    spans: Spans | None = None  # a long body's top-level values in raw_body (edge/body_members.py)
+    touched: set[str] = field(default_factory=set)  # top-level members replaced, added or removed (touch())
     model: str | None = None  # as the client named it
     upstream_model: str | None = None  # as sent upstream
     rule: ModelRule | None = None
@@ -70,10 +73,23 @@ class Plan:
     adapted: list[str] = field(default_factory=list)  # X-Adapted-Params: what was changed to fit the model
     kept_alive: bool = False  # routed: keepalives run around all attempts, not per attempt
 
+    def touch(self, *keys: str) -> None:
+        """Top-level members of the body that changed (a change inside another member sets body_changed)."""
+        self.touched.update(keys)
+
+    @property
+    def changed(self) -> bool:
+        return self.body_changed or bool(self.touched)
+
     def body_bytes(self) -> bytes:
-        """The body to send upstream: the client's bytes unless something changed the parsed body."""
+        """The body to send upstream: the client's bytes unless something changed the parsed body; when only
+        some top-level members changed in a long body, the others as the client wrote them."""
         if self.body_changed:
             return dumps(self.body)
+        if self.touched:
+            if self.spans is None:
+                return dumps(self.body)
+            return encode_members(self.raw_body, self.spans, self.body, self.touched)
         return self.raw_body
 
     @property

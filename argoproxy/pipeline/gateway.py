@@ -22,7 +22,7 @@ from argoproxy.config.settings import Settings
 from argoproxy.edge.client_caches import BoundedCache
 from argoproxy.edge.header_policy import response_headers
 from argoproxy.edge.http_objects import Answer, Request
-from argoproxy.edge.request_body import parse_object, read_request_body
+from argoproxy.edge.request_body import parse_with_spans, read_request_body
 from argoproxy.edge.validation import model_allowed, require_model, validate
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import DoorArgs, Front
@@ -87,7 +87,7 @@ class Gateway:
         Responses, Messages or Google door; `args`: what its path says, such as Google's model and method)."""
         plan = call.plan
         plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
-        body = parse_object(plan.raw_body)
+        body, plan.spans = parse_with_spans(plan.raw_body)
         named = args.model if args is not None and args.model is not None else body.get("model")
         plan.model = named if isinstance(named, str) else None  # named in metrics and journals when refused
         if front is not None:
@@ -244,7 +244,7 @@ class Gateway:
         backend = self.backend
         if plan.kind == "chat" and upstream_messages.normalize(body.get("messages"), backend.keeps_developer,
                                                                backend.tool_turn_content):
-            plan.body_changed = True
+            plan.touch("messages")
         plan.client_stream = body.get("stream") is True
         options = body.get("stream_options")
         plan.include_usage = plan.client_stream and isinstance(options, dict) and options.get("include_usage") is True
@@ -259,7 +259,7 @@ class Gateway:
                 body["stream_options"] = {"include_usage": True}
             else:
                 body.pop("stream_options", None)
-            plan.body_changed = True
+            plan.touch("stream", "stream_options")
         if backend.transforms_answers(call):
             plan.think = self.think_config(served, body.get("model"))
 
@@ -271,7 +271,8 @@ class Gateway:
         if not plan.include_usage:
             options = body.get("stream_options")
             body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-            plan.include_usage = plan.body_changed = True
+            plan.include_usage = True
+            plan.touch("stream_options")
 
     def prepare(self, call: Call) -> None:
         """The backend's preparation (model name, images; its own state), then the request adapted to what that

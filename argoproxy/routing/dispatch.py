@@ -34,7 +34,7 @@ from argoproxy.edge.http_objects import Answer
 
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
-from argoproxy.jsonfast import dumps, loads
+from argoproxy.jsonfast import loads
 from argoproxy.config.llm_params import LlmParams, ModelRule, merge_rules
 from argoproxy.routing.entries import ModelEntry, entry_url
 from argoproxy.routing.router import Deployment, Pool, Router
@@ -162,7 +162,7 @@ class Routing:
         """The chain's deployments in turn until one answers (its first byte ready), or the last error."""
         # A retry starts from the body as it was before the first attempt edited it: the client's bytes, or
         # (a front door translated the request) the translated body, kept as JSON.
-        source = dumps(call.plan.body) if call.plan.body_changed else call.plan.raw_body
+        source = call.plan.body_bytes()
         started = time.monotonic()
         failure: ProxyError | None = None
         for position, (name, pool) in enumerate(chain):
@@ -175,6 +175,7 @@ class Routing:
                 if failure is not None:  # a retry: the first attempt may have edited the parsed body
                     call.plan.body = loads(source)
                     call.plan.body_changed = source is not call.plan.raw_body
+                    call.plan.touched = set()
                 try:
                     return self.attempt(call, asked, name, dep)
                 except ProxyError as err:
@@ -197,7 +198,7 @@ class Routing:
         view = self.gateways[dep.index]
         if call.plan.body.get("model") != name:  # a fallback model
             call.plan.body["model"] = name
-            call.plan.body_changed = True
+            call.plan.touch("model")
         out = call.outcome
         out.deployment = dep.served_by
         out.served_model = name  # journals and metrics name the model that served

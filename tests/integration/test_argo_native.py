@@ -45,6 +45,22 @@ def test_native_mode_maps_model_and_user_but_keeps_bytes(argo_native):
     assert sent.headers["Authorization"] == "Bearer client-token"
 
 
+def test_native_mode_sends_a_long_bodys_other_members_as_the_client_wrote_them(argo_native):
+    """Issue 22: the alias and the user are set, the 300 KB of messages are not encoded again (their spelling,
+    escapes and spacing included, reach the upstream byte for byte)."""
+    up, p = argo_native
+    up.received.clear()
+    up.add(Reply(chat_completion("ok")))
+    messages = ('[{"role": "user",  "content": "caf\\u00e9 \\ud83d\\ude00 ' + "x" * 300_000 + '"}]').encode()
+    raw = b'{"model": "argo:gpt-4o", "messages": ' + messages + b', "user": "mallory", "temperature": 0.50}'
+    r = requests.post(p.base_url + "/chat/completions", data=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    sent = up.received[-1]
+    assert messages in sent.body and b'"temperature":0.50' in sent.body
+    assert (sent.json()["model"], sent.json()["user"]) == ("gpt4o", "alice")
+    assert sent.json()["messages"] == json.loads(messages)
+
+
 def test_native_stream_bytes_unchanged_and_unknown_models_pass(argo_native):
     up, p = argo_native
     events = chat_chunks(["<think>x</think>", "y"], model="my-own-model")

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from argoproxy.errors import ProxyError
+from argoproxy.edge import request_body
 from argoproxy.edge.request_body import MAX_CONTAINERS, containers, parse_object
 
 
@@ -43,3 +44,22 @@ def test_a_body_at_the_budget_is_served():
     assert len(parse_object(raw)["x"]) == MAX_CONTAINERS - 2
     with pytest.raises(ProxyError):
         parse_object(raw.replace(b"[[]", b"[[],[]", 1))
+
+
+@pytest.mark.parametrize("raw", [
+    b"",
+    b'{"a":[1,{"b":"{["}]}',
+    b'{"model":"m","messages":[{"role":"user","content":"' + b"x" * (5 << 20) + b'"}]}',  # sparse: jumps
+    b"[" + b"{}," * 400_000 + b"{}]",  # dense and long: falls back to counting
+    b'"' + b"{" * 300_000 + b'"',  # brackets inside a string count too (containers() removes them)
+])
+def test_brackets_counts_every_opening_bracket_however_the_body_is_laid_out(raw):
+    assert request_body.brackets(raw) == raw.count(b"{") + raw.count(b"[")
+
+
+def test_a_long_body_with_too_many_containers_is_still_refused():
+    raw = b'{"a":[' + b"[]," * (request_body.MAX_CONTAINERS + 1) + b"[]]}"
+    assert len(raw) > request_body.FIND_FROM
+    with pytest.raises(ProxyError) as err:
+        request_body.parse_object(raw)
+    assert "arrays and objects" in err.value.message

@@ -82,7 +82,7 @@ class ArgoBackend(Backend):
     def prepare(self, call: Call) -> ArgoState:
         if "timeout" in call.plan.body:
             call.plan.timeout = pop_timeout(call.plan.body)
-            call.plan.body_changed = True
+            call.plan.touch("timeout")
         return self.prepare_body(call, self.user_for(call), "embed" if call.plan.kind == "embeddings" else "chat")
 
     @staticmethod
@@ -103,15 +103,17 @@ class ArgoBackend(Backend):
             return text_call_answers.declared_names(call.plan.body) or None
         return None
 
-    def inline_images(self, body: dict[str, Any]) -> None:
+    def inline_images(self, body: dict[str, Any]) -> bool:
+        """Remote images as data URLs, in place; True when there were any (the body changed)."""
         if not _has_remote_images(body):
-            return
+            return False
         if self._image_session is None:
             self._image_session = images.image_session(self.settings.concurrent_downloads)
         inlined = images.inline_images(body, self.image_options, self._image_session)
         if inlined is not body:
             body.clear()
             body.update(inlined)
+        return True
 
     def front_model(self, front: str, model: str | None) -> str | None:
         return native_model(model, "chat") if model else model

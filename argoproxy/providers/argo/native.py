@@ -9,7 +9,7 @@ import logging
 from typing import Any, Iterator
 
 from argoproxy.upstream import images
-from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.call import Call, Plan
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.argo import models, text_call_answers
@@ -23,6 +23,13 @@ log = logging.getLogger("cot_proxy")
 NATIVE_PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
 
 
+def _member(plan: Plan, key: str, value: str) -> None:
+    """Set a top-level member; the rest of a long body goes as the client wrote it (issue 22)."""
+    if plan.body.get(key) != value:
+        plan.body[key] = value
+        plan.touch(key)
+
+
 class ArgoNativeBackend(ArgoBackend):
     mode = "native"
     relay_headers = True
@@ -34,19 +41,19 @@ class ArgoNativeBackend(ArgoBackend):
 
     # ------------------------------------------------------------------ request side
     def prepare_body(self, call: Call, user: str, kind: models.Kind) -> ArgoState:
-        body = call.plan.body
-        if call.plan.model:
-            body["model"] = native_model(call.plan.model, kind)
+        plan = call.plan
+        body = plan.body
+        if plan.model:
+            _member(plan, "model", native_model(plan.model, kind))
         model = body.get("model")
-        call.plan.upstream_model = model if isinstance(model, str) else None
-        state = ArgoState(user, call.plan.upstream_model or "")
+        plan.upstream_model = model if isinstance(model, str) else None
+        state = ArgoState(user, plan.upstream_model or "")
         if "claude" in str(model).lower():  # ARGO's OpenAI-compatible endpoint leaks them too
             state.text_calls = self.text_calls(call)
         if user:  # username passthrough without a configured user: a client without a key sends its own
-            body["user"] = user
-        if call.plan.kind == "chat":
-            self.inline_images(body)
-        call.plan.body_changed = True
+            _member(plan, "user", user)
+        if plan.kind == "chat" and self.inline_images(body):
+            plan.body_changed = True
         return state
 
     def encode(self, call: Call) -> UpstreamRequest:

@@ -45,7 +45,7 @@ class OpenAIBackend(Backend):
 
     def encode(self, call: Call) -> UpstreamRequest:
         headers = self.upstream_headers(call)
-        if call.plan.body_changed:
+        if call.plan.changed:
             headers["Content-Type"] = "application/json"
         return UpstreamRequest(call.client.method, self.url(call.plan.path, call.plan.query), headers, call.plan.body_bytes(), call.plan.timeout)
 
@@ -58,7 +58,7 @@ class OpenAIBackend(Backend):
         headers = self.upstream_headers(call)
         if self.api_key and front == "messages":
             headers["X-Api-Key"] = self.api_key
-        if call.plan.body_changed:
+        if call.plan.changed:
             headers["Content-Type"] = "application/json"
         return UpstreamRequest("POST", self.url(call.plan.path, call.plan.query), headers, call.plan.body_bytes(), call.plan.timeout)
 

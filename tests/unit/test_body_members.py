@@ -1,0 +1,90 @@
+"""edge/body_members.py in-process: a long body's top-level members parsed with their byte spans, and encoded
+again with only the changed ones re-serialised (issue 22, big bodies)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from argoproxy.edge import request_body
+from argoproxy.edge.body_members import SPANS_FROM, encode_members, parse_members
+from argoproxy.errors import ProxyError
+from argoproxy.pipeline.call import Plan
+
+DECODER = request_body.strict_decoder()
+LONG = "x" * SPANS_FROM
+
+
+@pytest.mark.parametrize("text", [
+    '{}',
+    '{ }',
+    '{"model":"m","messages":[{"role":"user","content":"hi"}]}',
+    '{ "model" : "m" ,\n "n" : 1.5e3 , "deep": {"a": [1, {"b": null}]}, "t": true }\t\n',
+    '{"model":"é","messages":[{"role":"user","content":"caf\\u00e9 ☕ \\ud83d\\ude00"}],"user":"ü"}',
+    '{"a":"\\"}\\\\","b":"{[\\"]}"}',  # quotes, braces and backslashes inside strings
+])
+def test_members_parse_as_json_does_and_each_span_holds_its_value(text):
+    raw = text.encode()
+    body, spans = parse_members(raw, DECODER)
+    assert body == json.loads(raw)
+    assert set(spans) == set(body)
+    for key, (start, end) in spans.items():
+        assert json.loads(raw[start:end]) == body[key]
+
+
+@pytest.mark.parametrize("raw", [b' {"a":1}', b'\xef\xbb\xbf{"a":1}', b'[1]', b'{"a":1} x', b'{"a":1,}', b'{"a" 1}',
+                                 b'{a:1}', b'{"a":1'])
+def test_anything_unusual_is_left_to_the_whole_text_parse(raw):
+    assert parse_members(raw, DECODER) is None
+
+
+def test_a_long_body_is_refused_with_the_same_words_as_a_short_one():
+    for raw in (b'{"m":"' + LONG.encode() + b'","a":1,"a":2}', b'{"m":"' + LONG.encode() + b'","a":[1,}',
+                b'{"m":"' + LONG.encode() + b'","a":NaN}', b'{"m":"' + LONG.encode() + b'\xff"}',
+                b'{"m":"' + LONG.encode() + b'","a":{"b":1,"b":2}}'):
+        with pytest.raises(ProxyError) as long_err:
+            request_body.parse_with_spans(raw)
+        with pytest.raises(ProxyError) as short_err:
+            request_body.parse_with_spans(raw.replace(LONG.encode(), b"x"))
+        assert long_err.value.code == short_err.value.code
+        assert long_err.value.message.split(":")[0] == short_err.value.message.split(":")[0]
+
+
+def test_only_long_bodies_get_spans():
+    assert request_body.parse_with_spans(b'{"a":1}')[1] is None
+    body, spans = request_body.parse_with_spans(json.dumps({"model": "m", "input": LONG}).encode())
+    assert spans is not None and body["input"] == LONG
+
+
+def test_untouched_members_go_as_the_client_wrote_them():
+    raw = ('{"model": "argo:gpt-4o",  "messages": [{"role": "user", "content": "caf\\u00e9 é ' + LONG + '"}],'
+           ' "user": "mallory", "timeout": 5}').encode()
+    body, spans = request_body.parse_with_spans(raw)
+    body["model"], body["user"], body["stream_options"] = "gpt4o", "alice", {"include_usage": True}
+    del body["timeout"]
+    out = encode_members(raw, spans, body, ("model", "user", "stream_options", "timeout"))
+    assert json.loads(out) == body
+    assert b'"messages":[{"role": "user", "content": "caf\\u00e9 \xc3\xa9 ' in out  # its spelling kept
+    assert list(json.loads(out)) == ["model", "messages", "user", "stream_options"]
+
+
+def test_the_plan_sends_raw_bytes_spliced_members_or_a_whole_new_body():
+    raw = json.dumps({"model": "m", "messages": [{"role": "user", "content": LONG}]}, indent=1).encode()
+    body, spans = request_body.parse_with_spans(raw)
+    plan = Plan("chat", "chat/completions", raw_body=raw, body=body, spans=spans)
+    assert plan.body_bytes() is raw and not plan.changed
+    body["user"] = "u"
+    plan.touch("user")
+    sent = plan.body_bytes()
+    assert plan.changed and json.loads(sent) == body and raw[spans["messages"][0]:spans["messages"][1]] in sent
+    body["messages"][0]["content"] = "changed inside"
+    plan.body_changed = True
+    assert json.loads(plan.body_bytes()) == body
+
+
+def test_every_member_removed_leaves_an_empty_object():
+    raw = json.dumps({"timeout": LONG}).encode()
+    body, spans = request_body.parse_with_spans(raw)
+    body.clear()
+    assert encode_members(raw, spans, body, ["timeout"]) == b"{}"
