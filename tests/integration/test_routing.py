@@ -153,7 +153,6 @@ def test_a_deployment_that_fails_after_a_keepalive_still_fails_over(fakes):
     """SSE keepalives commit a slow stream to 200 before the upstream answers; a deployment that then fails
     (here a 503 after a second, as an overloaded queue or a timeout would) is still retried on the next one:
     the client had keepalive comments, not a byte of an answer."""
-    import anthropic
     a, b, _ = fakes
     entries = models({"name": "m", "backend": "openai", "base_url": a.base_url, "weight": 1000},
                      {"name": "m", "backend": "openai", "base_url": b.base_url, "weight": 0.001})

@@ -16,7 +16,7 @@ from datetime import datetime
 import pytest
 import requests
 
-from tests.fakes.fake_openai import FakeOpenAI, Reply, chat_completion
+from tests.fakes.fake_openai import FakeOpenAI, Reply
 from tests.integration.test_scale_out import instances, running_nginx
 from tests.polling import poll
 from tests.proxy_process import ROOT, clean_environ, running_proxy

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 import requests
 
 VOLATILE = frozenset({"id", "created", "system_fingerprint"})
