@@ -226,6 +226,22 @@ def test_argo_native_messages_go_to_the_anthropic_endpoint(argo_native):
     assert r.status_code == 400 and r.json()["error"]["message"] == "Model 'x' is bad"  # relayed as it came
 
 
+def test_argo_native_messages_send_a_long_contexts_other_members_as_written(argo_native):
+    """Issue 22: Claude Code's long histories go to ARGO's Anthropic endpoint with the model, metadata.user_id and
+    the key set, and every other member as the client wrote it (not encoded again)."""
+    up, p = argo_native
+    up.add(Reply(ANTHROPIC_MESSAGE))
+    messages = ('[{"role": "user", "content": "r\\u00e9sum\\u00e9 ' + "x" * 200_000 + '"}]').encode()
+    raw = (b'{"model": "argo:claude-sonnet-4", "max_tokens": 10, "messages": ' + messages
+           + b', "system": "Be\\u0020brief.", "timeout": 30}')
+    r = requests.post(p.url + "/v1/messages", data=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    sent = up.received[-1]
+    assert messages in sent.body and b'"system":"Be\\u0020brief."' in sent.body  # values as written
+    body = sent.json()
+    assert body["model"] == "claudesonnet4" and body["metadata"] == {"user_id": "alice"} and "timeout" not in body
+
+
 def test_argo_native_other_models_and_responses_translate_to_chat(argo_native):
     up, p = argo_native
     up.add(Reply(chat_completion("via chat")), Reply(chat_completion("via chat too")))

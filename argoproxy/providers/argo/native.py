@@ -11,7 +11,6 @@ from typing import Any, Iterator
 from argoproxy.upstream import images
 from argoproxy.pipeline.call import Call, Plan
 from argoproxy.errors import ProxyError
-from argoproxy.jsonfast import dumps
 from argoproxy.providers.argo import models, text_call_answers
 from argoproxy.providers.argo.backend import ArgoBackend, ArgoState, native_model, pop_timeout
 from argoproxy.providers.base import StreamItem
@@ -73,14 +72,20 @@ class ArgoNativeBackend(ArgoBackend):
     def front_request(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> UpstreamRequest:
         """The Messages request for ARGO's native Anthropic endpoint: alias mapped, user set (as the key and
         in metadata.user_id), image URLs inlined, as native OpenAI mode does."""
+        plan = call.plan
+        assert body is plan.body, "the door's body: its members' spans are the client's bytes"
         if "timeout" in body:
-            call.plan.timeout = pop_timeout(body)
+            plan.timeout = pop_timeout(body)
+            plan.touch("timeout")
         user = self.user_for(call)
-        body["model"] = call.plan.upstream_model = native_model(body.get("model") or "", "chat")
+        plan.upstream_model = native_model(body.get("model") or "", "chat")
+        _member(plan, "model", plan.upstream_model)
         if not count_only:
             metadata = body.get("metadata")
             body["metadata"] = {**(metadata if isinstance(metadata, dict) else {}), "user_id": user}
-            self.inline_anthropic_images(body)
+            plan.touch("metadata")
+            if self.inline_anthropic_images(body):
+                plan.body_changed = True
         base = self.settings.native_anthropic_base_url
         url = join_url(base, "/count_tokens") if count_only else base
         headers = {"Content-Type": "application/json", "X-Api-Key": user,
@@ -89,13 +94,14 @@ class ArgoNativeBackend(ArgoBackend):
             headers["Anthropic-Beta"] = call.plan.headers["Anthropic-Beta"]
         if body.get("stream") is True and not count_only:
             headers.update({"Accept": "text/event-stream", "Accept-Encoding": "identity"})
-        return UpstreamRequest("POST", url, headers, dumps(body), call.plan.timeout)
+        return UpstreamRequest("POST", url, headers, plan.body_bytes(), plan.timeout)
 
-    def inline_anthropic_images(self, body: dict[str, Any]) -> None:
-        """Image blocks with a URL source become base64 sources (a failed download keeps its URL)."""
+    def inline_anthropic_images(self, body: dict[str, Any]) -> bool:
+        """Image blocks with a URL source become base64 sources (a failed download keeps its URL); True when
+        there were any."""
         sources = _url_image_sources(body)
         if not sources:
-            return
+            return False
         if self._image_session is None:
             self._image_session = images.image_session(self.settings.concurrent_downloads)
         for source in sources:
@@ -106,6 +112,7 @@ class ArgoNativeBackend(ArgoBackend):
                 continue
             source.clear()
             source.update(type="base64", media_type=image.mime, data=base64.b64encode(image.data).decode("ascii"))
+        return True
 
     # ------------------------------------------------------------------ answer side
     def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
