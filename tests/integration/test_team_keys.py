@@ -111,9 +111,11 @@ def test_revoke_takes_effect_on_every_worker_and_usage_is_audited(team):
     assert poll(refused_everywhere, timeout=10)
     print(f"revoked key refused by every worker after {time.monotonic() - revoked_at:.2f} s")
 
-    usage = keys(db, "usage", "--csv")
-    rows = list(csv.DictReader(io.StringIO(usage.stdout)))
-    mine = [r for r in rows if r["key"] == "dave"]
+    def audited() -> list[dict[str, str]]:  # workers write usage in batches, at most FLUSH_SECONDS late
+        rows = list(csv.DictReader(io.StringIO(keys(db, "usage", "--csv").stdout)))
+        mine = [r for r in rows if r["key"] == "dave"]
+        return mine if mine and int(mine[0]["requests"]) >= served else []
+    mine = poll(audited, timeout=10, interval=0.2)
     assert len(mine) == 1 and mine[0]["model"] == "gpt-4o" and int(mine[0]["requests"]) == served
     assert int(mine[0]["input_tokens"]) == 5 * served and int(mine[0]["output_tokens"]) == 7 * served
     listing = keys(db, "list").stdout
