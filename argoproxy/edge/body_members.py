@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from argoproxy.jsonfast import dumps
@@ -19,28 +20,46 @@ from argoproxy.jsonfast import dumps
 # Shorter bodies are encoded again whole when they change: well under a tenth of a millisecond.
 SPANS_FROM = 64 * 1024
 
-Spans = dict[str, tuple[int, int]]
+# More members than this and the whole-text parse is cheaper (a Python step per member: a million flat members
+# cost 4x json.loads); the bodies this is for hold one long member beside a few short ones.
+MAX_MEMBERS = 256
+
+Offsets = dict[str, tuple[int, int]]
 _WS = re.compile(r"[ \t\n\r]*")
 
 
+@dataclass(frozen=True)
+class Spans:
+    """Where each top-level value lies in the body's text."""
+    chars: Offsets  # in the decoded text
+    ascii: bool  # the text is ASCII: the same offsets in its bytes
+
+    def in_bytes(self, raw: bytes) -> Offsets:
+        """The offsets in `raw` (converted only when needed: a pass over a non-ASCII text)."""
+        return self.chars if self.ascii else _byte_offsets(raw.decode("utf-8"), self.chars)
+
+
 def parse_members(raw: bytes, decoder: json.JSONDecoder) -> tuple[dict[str, Any], Spans] | None:
-    """The object `raw` holds, parsed by `decoder`, and each top-level value's byte span; None when the text is
-    not a plain UTF-8 object (the caller's whole-text parse then gives the answer or the error)."""
-    if raw[:1] != b"{":  # leading white space, a BOM, UTF-16/32 or not an object: the ordinary path
+    """The object `raw` holds, parsed by `decoder`, and where each top-level value lies; None when the text is
+    not a plain, valid UTF-8 object (the caller's whole-text parse then gives the answer or the error)."""
+    if raw[:1] != b"{" or raw[1:2] == b"\x00":  # white space first, a BOM, UTF-16/32, not an object
         return None
-    text = raw.decode("utf-8", "surrogatepass")  # what json.loads does with UTF-8 bytes
+    try:  # strictly: bytes json.loads lets through as lone surrogates must not reach the upstream as they are
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
     found = _members(text, decoder)
     if found is None:
         return None
-    pairs, spans = found
+    pairs, offsets = found
     body = decoder.object_pairs_hook(pairs) if decoder.object_pairs_hook is not None else dict(pairs)
-    return body, spans if len(text) == len(raw) else _byte_spans(text, spans)
+    return body, Spans(offsets, len(text) == len(raw))
 
 
-def _members(text: str, decoder: json.JSONDecoder) -> tuple[list[tuple[str, Any]], Spans] | None:
+def _members(text: str, decoder: json.JSONDecoder) -> tuple[list[tuple[str, Any]], Offsets] | None:
     scan, ws = decoder.raw_decode, _skip
     pairs: list[tuple[str, Any]] = []
-    spans: Spans = {}
+    spans: Offsets = {}
     at = ws(text, 1)
     if text[at:at + 1] == "}":
         at += 1
@@ -56,6 +75,8 @@ def _members(text: str, decoder: json.JSONDecoder) -> tuple[list[tuple[str, Any]
             value, at = scan(text, start)
             pairs.append((key, value))
             spans[key] = (start, at)
+            if len(pairs) > MAX_MEMBERS:
+                return None
             at = ws(text, at)
             mark = text[at:at + 1]
             at += 1
@@ -73,14 +94,14 @@ def _skip(text: str, at: int) -> int:
     return space.end() if space else at
 
 
-def _byte_spans(text: str, spans: Spans) -> Spans:
-    """Character spans as byte spans of the UTF-8 text (members come in order, so one pass)."""
-    out: Spans = {}
+def _byte_offsets(text: str, spans: Offsets) -> Offsets:
+    """Character offsets as byte offsets of the UTF-8 text (members come in order, so one pass)."""
+    out: Offsets = {}
     chars = size = 0
     for key, (start, end) in sorted(spans.items(), key=lambda item: item[1]):
-        size += len(text[chars:start].encode("utf-8", "surrogatepass"))
+        size += len(text[chars:start].encode())
         head = size
-        size += len(text[start:end].encode("utf-8", "surrogatepass"))
+        size += len(text[start:end].encode())
         out[key], chars = (head, size), end
     return out
 
@@ -88,10 +109,11 @@ def _byte_spans(text: str, spans: Spans) -> Spans:
 def encode_members(raw: bytes, spans: Spans, body: dict[str, Any], touched: Iterable[str]) -> bytes:
     """`body` as JSON: members not in `touched` that came from `raw` as written there, the rest encoded."""
     fresh = set(touched)
+    offsets = spans.in_bytes(raw)
     view = memoryview(raw)  # slices of it are not copies: the one copy is the join
     parts: list[bytes | memoryview] = [b"{"]
     for key, value in body.items():
-        span = None if key in fresh else spans.get(key)
+        span = None if key in fresh else offsets.get(key)
         parts += (dumps(key), b":", view[span[0]:span[1]] if span else dumps(value), b",")
     if len(parts) > 1:
         parts[-1] = b"}"  # in place of the last comma

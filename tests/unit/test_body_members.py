@@ -8,7 +8,7 @@ import json
 import pytest
 
 from argoproxy.edge import request_body
-from argoproxy.edge.body_members import SPANS_FROM, encode_members, parse_members
+from argoproxy.edge.body_members import MAX_MEMBERS, SPANS_FROM, encode_members, parse_members
 from argoproxy.errors import ProxyError
 from argoproxy.pipeline.call import Plan
 
@@ -28,13 +28,16 @@ def test_members_parse_as_json_does_and_each_span_holds_its_value(text):
     raw = text.encode()
     body, spans = parse_members(raw, DECODER)
     assert body == json.loads(raw)
-    assert set(spans) == set(body)
-    for key, (start, end) in spans.items():
+    offsets = spans.in_bytes(raw)
+    assert set(offsets) == set(body) and spans.ascii == raw.isascii()
+    for key, (start, end) in offsets.items():
         assert json.loads(raw[start:end]) == body[key]
 
 
 @pytest.mark.parametrize("raw", [b' {"a":1}', b'\xef\xbb\xbf{"a":1}', b'[1]', b'{"a":1} x', b'{"a":1,}', b'{"a" 1}',
-                                 b'{a:1}', b'{"a":1'])
+                                 b'{a:1}', b'{"a":1', '{"a":"é"}'.encode("utf-16-le"), '{"a":"é"}'.encode("utf-32-le"),
+                                 b'{"a":"\xed\xa0\x80"}',  # a lone surrogate as bytes: json.loads lets it through
+                                 b"{" + b",".join(b'"k%d":1' % i for i in range(MAX_MEMBERS + 1)) + b"}"])
 def test_anything_unusual_is_left_to_the_whole_text_parse(raw):
     assert parse_members(raw, DECODER) is None
 
@@ -77,7 +80,8 @@ def test_the_plan_sends_raw_bytes_spliced_members_or_a_whole_new_body():
     body["user"] = "u"
     plan.touch("user")
     sent = plan.body_bytes()
-    assert plan.changed and json.loads(sent) == body and raw[spans["messages"][0]:spans["messages"][1]] in sent
+    start, end = spans.in_bytes(raw)["messages"]
+    assert plan.changed and json.loads(sent) == body and raw[start:end] in sent
     body["messages"][0]["content"] = "changed inside"
     plan.body_changed = True
     assert json.loads(plan.body_bytes()) == body
@@ -88,3 +92,19 @@ def test_every_member_removed_leaves_an_empty_object():
     body, spans = request_body.parse_with_spans(raw)
     body.clear()
     assert encode_members(raw, spans, body, ["timeout"]) == b"{}"
+
+
+def test_a_long_utf16_body_is_read_as_a_short_one_is():
+    raw = json.dumps({"model": "m", "input": "é" * SPANS_FROM}, ensure_ascii=False).encode("utf-16-le")
+    body, spans = request_body.parse_with_spans(raw)
+    assert body["input"] == "é" * SPANS_FROM and spans is None
+
+
+def test_a_long_body_with_surrogate_bytes_is_encoded_again_with_escapes():
+    raw = b'{"model":"m","input":"' + LONG.encode() + b'\xed\xa0\x80"}'
+    body, spans = request_body.parse_with_spans(raw)
+    assert spans is None and body["input"].endswith("\ud800")
+    plan = Plan("chat", "chat/completions", raw_body=raw, body=body, spans=spans)
+    body["user"] = "u"
+    plan.touch("user")
+    plan.body_bytes().decode("utf-8")  # valid UTF-8: the surrogate goes as an escape
