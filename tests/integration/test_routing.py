@@ -404,6 +404,23 @@ def test_metrics_and_journals_name_the_deployment(fakes, tmp_path):
     assert ("m", f"127.0.0.1:{a.port}") in served and ("other", f"127.0.0.1:{b.port}") in served
 
 
+def test_a_fallback_onto_argo_is_resolved_as_the_fallback_model(fakes):
+    """ARGO resolves the model the deployment serves (the fallback's name), not the one asked for: `local` is
+    no ARGO model, and ARGO answered 404 model_not_found where the fallback should have served."""
+    from tests.fakes.fake_argo import CHAT_PATH, FakeArgo
+    a, _, _ = fakes
+    with FakeArgo() as argo:
+        entries = models({"name": "local", "backend": "openai", "base_url": a.base_url},
+                         {"name": "argo:gpt-4o", "backend": "argo", "base_url": argo.base_url + "/api/v1/resource/"})
+        a.add(*[Reply({"error": {"message": "down"}}, status=503) for _ in range(3)])
+        with running_proxy(MODELS=entries, FALLBACKS='{"local": ["argo:gpt-4o"]}', ARGO_USER="alice",
+                           MAX_RETRIES="0") as proxy:
+            r = chat(proxy, "local")
+            assert r.status_code == 200 and r.headers["X-Served-Model"] == "argo:gpt-4o"
+            assert r.json()["model"] == "local"  # the answer names the model asked for
+            assert [q.json["model"] for q in argo.requests_to(CHAT_PATH)] == ["gpt4o"]
+
+
 def test_argo_next_to_a_local_model(fakes):
     from tests.fakes.fake_argo import CHAT_PATH, FakeArgo
     a, _, _ = fakes

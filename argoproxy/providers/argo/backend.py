@@ -86,6 +86,13 @@ class ArgoBackend(Backend):
         return self.prepare_body(call, self.user_for(call), "embed" if call.plan.kind == "embeddings" else "chat")
 
     @staticmethod
+    def served_name(call: Call) -> str | None:
+        """The model this call is served as: the body's (a routed fallback's name, LLM_PARAMS' upstream name),
+        else the name asked for."""
+        model = call.plan.body.get("model")
+        return model if isinstance(model, str) and model else call.plan.model
+
+    @staticmethod
     def state(call: Call) -> ArgoState:
         state = call.plan.backend_state
         assert isinstance(state, ArgoState), "prepare runs before encode and decode"

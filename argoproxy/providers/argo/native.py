@@ -42,8 +42,9 @@ class ArgoNativeBackend(ArgoBackend):
     def prepare_body(self, call: Call, user: str, kind: models.Kind) -> ArgoState:
         plan = call.plan
         body = plan.body
-        if plan.model:
-            _member(plan, "model", native_model(plan.model, kind))
+        served = self.served_name(call)
+        if served:
+            _member(plan, "model", native_model(served, kind))
         model = body.get("model")
         plan.upstream_model = model if isinstance(model, str) else None
         state = ArgoState(user, plan.upstream_model or "")
