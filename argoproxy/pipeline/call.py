@@ -77,6 +77,12 @@ class Plan:
         """Top-level members of the body that changed (a change inside another member sets body_changed)."""
         self.touched.update(keys)
 
+    def set_member(self, key: str, value: Any) -> None:
+        """Set a top-level member of the body, declared as touched only when its value changes."""
+        if self.body.get(key) != value:
+            self.body[key] = value
+            self.touch(key)
+
     @property
     def changed(self) -> bool:
         return self.body_changed or bool(self.touched)

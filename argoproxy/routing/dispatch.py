@@ -196,9 +196,7 @@ class Routing:
     def attempt(self, call: Call, asked: str, name: str, dep: Deployment) -> Answer:
         """The pipeline on one deployment, up to the client's first byte."""
         view = self.gateways[dep.index]
-        if call.plan.body.get("model") != name:  # a fallback model
-            call.plan.body["model"] = name
-            call.plan.touch("model")
+        call.plan.set_member("model", name)  # a fallback model
         out = call.outcome
         out.deployment = dep.served_by
         out.served_model = name  # journals and metrics name the model that served

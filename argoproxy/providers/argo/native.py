@@ -9,7 +9,7 @@ import logging
 from typing import Any, Iterator
 
 from argoproxy.upstream import images
-from argoproxy.pipeline.call import Call, Plan
+from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.providers.argo import models, text_call_answers
 from argoproxy.providers.argo.backend import ArgoBackend, ArgoState, native_model, pop_timeout
@@ -20,13 +20,6 @@ from argoproxy.upstream.url import join_url
 
 log = logging.getLogger("cot_proxy")
 NATIVE_PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
-
-
-def _member(plan: Plan, key: str, value: str) -> None:
-    """Set a top-level member; the rest of a long body goes as the client wrote it (issue 22)."""
-    if plan.body.get(key) != value:
-        plan.body[key] = value
-        plan.touch(key)
 
 
 class ArgoNativeBackend(ArgoBackend):
@@ -44,14 +37,14 @@ class ArgoNativeBackend(ArgoBackend):
         body = plan.body
         served = self.served_name(call)
         if served:
-            _member(plan, "model", native_model(served, kind))
+            plan.set_member("model", native_model(served, kind))
         model = body.get("model")
         plan.upstream_model = model if isinstance(model, str) else None
         state = ArgoState(user, plan.upstream_model or "")
         if "claude" in str(model).lower():  # ARGO's OpenAI-compatible endpoint leaks them too
             state.text_calls = self.text_calls(call)
         if user:  # username passthrough without a configured user: a client without a key sends its own
-            _member(plan, "user", user)
+            plan.set_member("user", user)
         if plan.kind == "chat" and self.inline_images(body):
             plan.body_changed = True
         return state
@@ -80,7 +73,7 @@ class ArgoNativeBackend(ArgoBackend):
             plan.touch("timeout")
         user = self.user_for(call)
         plan.upstream_model = native_model(body.get("model") or "", "chat")
-        _member(plan, "model", plan.upstream_model)
+        plan.set_member("model", plan.upstream_model)
         if not count_only:
             metadata = body.get("metadata")
             body["metadata"] = {**(metadata if isinstance(metadata, dict) else {}), "user_id": user}
