@@ -227,8 +227,11 @@ def _quit_now(worker: Any) -> None:
     now. Gunicorn itself would wait 0.1 s and raise SystemExit into whatever the worker was doing, which
     printed tracebacks (a request cut mid-write; a gevent worker whose main loop ended first). Nothing is
     lost: journals are written unbuffered, metrics files are cleaned by the master."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, RuntimeError, ValueError):  # a write this signal interrupted, a closed stream: leave anyway
+            pass
     os._exit(0)
 
 

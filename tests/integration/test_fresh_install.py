@@ -141,6 +141,18 @@ def health(proxy: ProxyProcess) -> dict:
         return json.loads(exc.read())
 
 
+def wait_or_explain(proxy: ProxyProcess, timeout: float) -> int:
+    """The master's exit status; if it hangs instead, fail with what each process of the group was doing."""
+    try:
+        return proxy.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        processes = subprocess.run(["ps", "-o", "pid,ppid,stat,wchan:24,etime,args", "-s", str(proxy.proc.pid)],
+                                   capture_output=True, text=True).stdout
+        os.killpg(proxy.proc.pid, signal.SIGKILL)
+        proxy.proc.wait()
+        pytest.fail(f"still running {timeout} s after SIGINT:\n{processes}\nlog:\n{proxy.read_log()}")
+
+
 @pytest.mark.parametrize("worker_class,workers", [("gevent", "1"), ("gevent", "2"), ("gthread", "2"), ("sync", "1")])
 def test_ctrl_c_stops_quietly(tmp_path: Path, worker_class: str, workers: str) -> None:
     """Ctrl+C in a terminal sends SIGINT to the whole process group: master and workers."""
@@ -150,7 +162,7 @@ def test_ctrl_c_stops_quietly(tmp_path: Path, worker_class: str, workers: str) -
     proxy = start([sys.executable, str(ROOT / "cot_proxy.py"), "--port", str(port)], tmp_path, env, port)
     assert health(proxy)["status"] == "unhealthy"  # the workers served a request before the interrupt
     os.killpg(proxy.proc.pid, signal.SIGINT)
-    assert proxy.proc.wait(timeout=15) == 0
+    assert wait_or_explain(proxy, timeout=15) == 0
     log = proxy.read_log()
     assert log.strip().splitlines() == [f"cot_proxy listening on http://127.0.0.1:{port} "
                                         f"(openai backend -> {env['TARGET_BASE_URL']}/, {workers} {worker_class} "

@@ -13,7 +13,6 @@ from argoproxy.fronts import DoorArgs
 from argoproxy.fronts.google import ARGS_LIMIT, GoogleFront
 from argoproxy.edge.paths import canonical
 from tests.fakes.fake_upstream import sse_chunks
-from tests.unit.test_gateway import make  # noqa: F401 - the in-process door fixture
 
 FRONT = GoogleFront()
 ARGS = DoorArgs(model="m")

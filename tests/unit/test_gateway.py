@@ -8,32 +8,11 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from argoproxy.edge.http_objects import Answer, Request
-from argoproxy.serve.build import build_proxy
-from argoproxy.config.settings import load_settings
-from tests.fakes.fake_upstream import FakeUpstream, chat_completion, sse_chunks
+from tests.fakes.fake_upstream import chat_completion, sse_chunks
 from tests.proxy_process import ROOT
 
 MSG = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture
-def make(tmp_path, monkeypatch):
-    """make(**environment) -> (door, upstream, observed calls)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-
-    def build(**env: str):
-        settings = load_settings({}, environ={"HOME": str(tmp_path), "FAST_PATH": "off",
-                                              "TARGET_BASE_URL": "http://upstream.test/v1/", **env})
-        upstream = FakeUpstream()
-        door = build_proxy(settings, upstream)
-        calls: list = []
-        door.gateway.answers.observers.append(calls.append)
-        return door, upstream, calls
-    return build
 
 
 def body_of(answer: Answer) -> bytes:

@@ -1,0 +1,26 @@
+"""Fixtures shared by the in-process unit tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from argoproxy.config.settings import load_settings
+from argoproxy.serve.build import build_proxy
+from tests.fakes.fake_upstream import FakeUpstream
+
+
+@pytest.fixture
+def make(tmp_path, monkeypatch):
+    """make(**environment) -> (door, upstream, observed calls)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+
+    def build(**env: str):
+        settings = load_settings({}, environ={"HOME": str(tmp_path), "FAST_PATH": "off",
+                                              "TARGET_BASE_URL": "http://upstream.test/v1/", **env})
+        upstream = FakeUpstream()
+        door = build_proxy(settings, upstream)
+        calls: list = []
+        door.gateway.answers.observers.append(calls.append)
+        return door, upstream, calls
+    return build
