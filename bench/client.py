@@ -450,8 +450,13 @@ class HoldResult:
 
 async def hold_streams(host: str, port: int, request: bytes, n: int, chunks: int, timeout: float,
                        probe_request: bytes | None = None, probe_every: float = 0.25,
-                       sampler: Callable[[], Awaitable[None]] | None = None) -> HoldResult:
-    """Open n streams at once; each must bring every chunk and [DONE] within ``timeout`` seconds."""
+                       sampler: Callable[[], Awaitable[None]] | None = None,
+                       complete: Callable[[bytes], bool] | None = None) -> HoldResult:
+    """Open n streams at once; each must bring every chunk and [DONE] within ``timeout`` seconds (or, for
+    another door's format, satisfy ``complete``)."""
+    if complete is None:
+        def complete(body: bytes) -> bool:
+            return stream_intact(body, chunks)
     durations: list[float] = []
     failures: dict[str, int] = {}
     probe_latencies: list[float] = []
@@ -469,7 +474,7 @@ async def hold_streams(host: str, port: int, request: bytes, n: int, chunks: int
             resp = await asyncio.wait_for(conn.request(request), timeout - (perf() - t0))
             if resp.status != 200:
                 fail(f"HTTP {resp.status}")
-            elif not stream_intact(resp.body, chunks):
+            elif not complete(resp.body):
                 fail("incomplete")
             else:
                 durations.append(resp.t_done - t0)

@@ -37,9 +37,11 @@ from targets import (HOST, BareForwarder, ForeignLoad, Nginx, Proxy, Target, Ups
                      raise_nofile)
 
 SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "body", "bodies", "hold", "classes",
-            "fronts")
+            "fronts", "events")
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
+# the events section: streams at once, the gap between events, the short and long rounds' events, pairs of rounds
+EVENT_STREAMS, EVENT_GAP_MS, EVENT_SHORT, EVENT_LONG, EVENT_ROUNDS = 128, 5, 20, 200, 3
 
 
 @dataclass
@@ -108,7 +110,8 @@ class Bench:
         self.plan = plan
         self.loop = loop
         self.results: dict[str, Any] = {"latency": {}, "ttfb": {}, "body": {}, "hold": {}, "classes": {},
-                                        "fronts": {}, "routing": {}, "keys": {}, "targets": {}}
+                                        "fronts": {}, "routing": {}, "keys": {}, "targets": {},
+                                        "events": {}}
         self.own_pids: list[int] = [os.getpid()]
         self.foreign: list[float] = []  # foreign load (cores) of every measurement window
 
@@ -216,6 +219,36 @@ class Bench:
                 f"event lateness p50 {ms(row['lag_p50'])} ms max {ms(row['lag_max'])} ms, "
                 f"batched {row['batched_p50']}, intact {row['intact']}/{count}")
         self.results["ttfb"][target.name] = out
+
+    # ------------------------------------------------------------------ CPU per relayed event
+    def events(self, label: str, target: Target, front: str) -> None:
+        """CPU per relayed event (issue 22): EVENT_STREAMS streams at once, events EVENT_GAP_MS apart, through one
+        door. A long and a short round are alternated; their CPU difference over their event difference cancels
+        each request's own cost. The median of EVENT_ROUNDS pairs is kept."""
+        _, path, body = next(f for f in FRONT_REQUESTS if f[0] == front)
+        ending = FRONT_ENDINGS[front]
+
+        def one_round(chunks: int) -> float:
+            req = build_request("POST", path(True, chunks, EVENT_GAP_MS), HOST, target.port,
+                                json.dumps(body(True, chunks, EVENT_GAP_MS)).encode())
+            timeout = chunks * EVENT_GAP_MS / 1000 * 3 + 10
+            cpu0 = target.tree.cpu_seconds()
+            res = self.run(client.hold_streams(HOST, target.port, req, EVENT_STREAMS, chunks, timeout,
+                                               complete=lambda b: b.count(b"data:") >= chunks and ending in b))
+            if res.intact != EVENT_STREAMS:
+                raise RuntimeError(f"{label}: {EVENT_STREAMS - res.intact} streams incomplete: {res.failures}")
+            return target.tree.cpu_seconds() - cpu0
+
+        one_round(EVENT_SHORT)  # warm-up: connections, first-time paths
+        per_event = []
+        for _ in range(EVENT_ROUNDS):
+            short, long = one_round(EVENT_SHORT), one_round(EVENT_LONG)
+            per_event.append((long - short) / (EVENT_STREAMS * (EVENT_LONG - EVENT_SHORT)))
+        row = {"target": target.name, "front": front, "us": sorted(per_event)[len(per_event) // 2],
+               "rounds": per_event}
+        self.results["events"][label] = row
+        log(f"  {label}: {row['us'] * 1e6:.1f} µs per event (rounds: "
+            f"{', '.join(f'{v * 1e6:.1f}' for v in per_event)})")
 
     # ------------------------------------------------------------------ front doors
     def fronts(self, target: Target) -> None:
@@ -503,6 +536,8 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
 
     if res.get("fronts"):
         lines.extend(fronts_report(res["fronts"]))
+    if res.get("events"):
+        lines.extend(events_report(res["events"]))
 
     # -------- classes
     if res.get("routing"):
@@ -540,42 +575,60 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _chat_front(stream: bool, chunks: int) -> dict[str, Any]:
-    return json.loads(chat_body(stream=stream, chunks=chunks))
+def _chat_front(stream: bool, chunks: int, gap_ms: int = 0) -> dict[str, Any]:
+    return json.loads(chat_body(stream=stream, chunks=chunks, gap_ms=gap_ms))
 
 
-def _responses_front(stream: bool, chunks: int) -> dict[str, Any]:
-    body = {"model": f"bench-c{chunks}-d0" if stream else "bench", "input": "Say hello.", "max_output_tokens": 16}
+def _responses_front(stream: bool, chunks: int, gap_ms: int = 0) -> dict[str, Any]:
+    body = {"model": f"bench-c{chunks}-d{gap_ms}" if stream else "bench", "input": "Say hello.",
+            "max_output_tokens": 16}
     return {**body, "stream": True} if stream else body
 
 
-def _messages_front(stream: bool, chunks: int) -> dict[str, Any]:
-    body = {"model": f"bench-c{chunks}-d0" if stream else "bench", "max_tokens": 16,
+def _messages_front(stream: bool, chunks: int, gap_ms: int = 0) -> dict[str, Any]:
+    body = {"model": f"bench-c{chunks}-d{gap_ms}" if stream else "bench", "max_tokens": 16,
             "messages": [{"role": "user", "content": "Say hello."}]}
     return {**body, "stream": True} if stream else body
 
 
-def _google_front(stream: bool, chunks: int) -> dict[str, Any]:
+def _google_front(stream: bool, chunks: int, gap_ms: int = 0) -> dict[str, Any]:
     return {"contents": [{"role": "user", "parts": [{"text": "Say hello."}]}],
             "generationConfig": {"maxOutputTokens": 16}}
 
 
-def _google_path(stream: bool, chunks: int) -> str:
+def _google_path(stream: bool, chunks: int, gap_ms: int = 0) -> str:
     """The Google door names the model and the method in its path (the bench model encodes the stream's shape)."""
     if stream:
-        return f"/v1beta/models/bench-c{chunks}-d0:streamGenerateContent?alt=sse"
+        return f"/v1beta/models/bench-c{chunks}-d{gap_ms}:streamGenerateContent?alt=sse"
     return "/v1beta/models/bench:generateContent"
 
 
-def _fixed(path: str) -> Callable[[bool, int], str]:
-    return lambda stream, chunks: path
+def _fixed(path: str) -> Callable[..., str]:
+    return lambda stream, chunks, gap_ms=0: path
 
 
-# (front, path(stream, chunks), body(stream, chunks)): the same small exchange through each door
+# (front, path(stream, chunks[, gap_ms]), body(stream, chunks[, gap_ms])): the same small exchange through each door
 FRONT_REQUESTS = (("chat", _fixed("/v1/chat/completions"), _chat_front),
                   ("responses", _fixed("/v1/responses"), _responses_front),
                   ("messages", _fixed("/v1/messages"), _messages_front),
                   ("google", _google_path, _google_front))
+
+
+# what the last event of each door's stream holds
+FRONT_ENDINGS = {"chat": b"data: [DONE]", "responses": b"response.completed", "messages": b"message_stop",
+                 "google": b"finishReason"}
+
+
+def events_report(rows: dict[str, Any]) -> list[str]:
+    lines = ["## CPU per relayed event (issue 22: ≤ 15 µs passthrough, ≤ 20 µs with think tags, ≤ 25 µs front doors)",
+             "",
+             f"{EVENT_STREAMS} streams at once, events {EVENT_GAP_MS} ms apart; the CPU of the target's processes for "
+             f"{EVENT_LONG}-event streams minus {EVENT_SHORT}-event streams, over the difference in events (each "
+             f"request's own cost cancels). Median of {EVENT_ROUNDS} pairs of rounds.", "",
+             "| route | µs per event | rounds |", "| --- | ---: | --- |"]
+    for label, row in rows.items():
+        lines.append(f"| {label} | {row['us'] * 1e6:.1f} | {', '.join(f'{v * 1e6:.1f}' for v in row['rounds'])} |")
+    return lines + [""]
 
 
 def bodies_report(rows: dict[str, Any]) -> list[str]:
@@ -909,6 +962,19 @@ def main(argv: list[str] | None = None) -> int:
         if "fronts" in sections:
             log("section fronts (chat, responses, messages, google through the same proxy)")
             bench.fronts(proxy)
+        if "events" in sections:
+            log(f"section events ({EVENT_STREAMS} streams at once, events {EVENT_GAP_MS} ms apart)")
+            passthrough = Proxy.start(upstream.port, name="cot_proxy THINK_MODE=keep", THINK_MODE="keep")
+            try:
+                bench.results["targets"][passthrough.name] = passthrough.description
+                bench.events("chat, passthrough (THINK_MODE=keep)", passthrough, "chat")
+                bench.events("chat, think tags parsed (default)", proxy, "chat")
+                for front in ("responses", "messages", "google"):
+                    bench.events(f"{front} door", proxy, front)
+                if nginx is not None:
+                    bench.events("nginx", nginx, "chat")
+            finally:
+                passthrough.stop()
         if "routing" in sections:
             log("section routing (the same upstream behind MODELS: a glob entry and a pool of two deployments)")
             routed = Proxy.start(upstream.port, name="cot_proxy routed", MODELS=routed_models(upstream.port))
