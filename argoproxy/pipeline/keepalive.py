@@ -5,8 +5,8 @@ and a reasoning model or an ARGO pseudo-stream can be silent for minutes. Every 
 lines, so the proxy sends one whenever nothing else was sent for `every` seconds.
 
 A wait that blocks on the upstream cannot also write to the client, so the answer is produced by a helper
-(a thread; a greenlet under gevent, where threading is monkey-patched: no OS thread per stream) that hands
-its bytes over a small bounded queue; the request's own thread writes them, or a keepalive when the queue
+(a thread; a greenlet under gevent: no OS thread per stream) that hands its bytes over a small bounded queue
+(pipeline/handoff.py); the request's own thread writes them, or a keepalive when the queue
 stays empty for `every` seconds. Nothing changes for a fast upstream: when the answer starts within `every`
 seconds the client gets the very same status, headers and bytes (an upstream error is still an HTTP error).
 Only when the upstream is slower does the proxy commit to `200 text/event-stream` first; an error after that
@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer
+from argoproxy.pipeline.handoff import Channel, channel, start_helper
 
 KEEPALIVE = b": keepalive\n\n"
 QUEUE_ITEMS = 64  # the helper reads at most this far ahead of a slow client (backpressure beyond it)
@@ -41,11 +42,10 @@ def streamed(make: Callable[[], Answer], every: float, headers: Iterable[tuple[s
     `headers`: what a stream committed before the upstream answered carries; `error_event`: the SSE event for
     an error after that; `abort`: wakes the helper from a blocking upstream read when the client went away;
     `beat`: the keepalive bytes (a front door whose clients cannot skip comments sends a blank line)."""
-    items: queue.Queue = queue.Queue(QUEUE_ITEMS)
+    items = channel(QUEUE_ITEMS, every)
     stop = threading.Event()
     context = contextvars.copy_context()  # the request's context variables, in the helper too
-    threading.Thread(target=context.run, args=(_produce, make, items, stop), daemon=True,
-                     name="cot_proxy-stream").start()
+    start_helper(context.run, _produce, make, items, stop)
     try:
         kind, value = items.get(timeout=every)
     except queue.Empty:  # the upstream is slow: commit to a stream now and keep the connection alive
@@ -58,7 +58,7 @@ def streamed(make: Callable[[], Answer], every: float, headers: Iterable[tuple[s
     return value
 
 
-def _produce(make: Callable[[], Answer], items: queue.Queue, stop: threading.Event) -> None:
+def _produce(make: Callable[[], Answer], items: Channel, stop: threading.Event) -> None:
     """The helper: build the answer, then hand its body over piece by piece."""
     try:
         response = make()
@@ -90,7 +90,7 @@ def _produce(make: Callable[[], Answer], items: queue.Queue, stop: threading.Eve
             close()
 
 
-def _relay(items: queue.Queue, every: float, stop: threading.Event, abort: Callable[[], None],
+def _relay(items: Channel, every: float, stop: threading.Event, abort: Callable[[], None],
            error_event: ErrorEvent, beat: bytes, started: bool) -> Iterator[bytes]:
     """The request's side: the helper's bytes as they come, a keepalive after `every` silent seconds."""
     ended = False
@@ -122,7 +122,7 @@ def _relay(items: queue.Queue, every: float, stop: threading.Event, abort: Calla
         _drain(items)
 
 
-def _with_waiting(data: bytes, items: queue.Queue) -> bytes:
+def _with_waiting(data: bytes, items: Channel) -> bytes:
     """`data` plus the data items already queued behind it (one write instead of several)."""
     if items.empty():
         return data
@@ -140,7 +140,7 @@ def _with_waiting(data: bytes, items: queue.Queue) -> bytes:
     return b"".join(parts)
 
 
-def _drain(items: queue.Queue) -> None:
+def _drain(items: Channel) -> None:
     """Empty the queue so a helper blocked on a full queue can see the stop and end."""
     while True:
         try:
