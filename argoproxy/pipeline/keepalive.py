@@ -80,6 +80,8 @@ def _produce(make: Callable[[], Answer], items: Channel, stop: threading.Event) 
                         time.sleep(0)
                 continue
             for start in range(0, len(data), PIECE_BYTES):  # 64 queued 16 MB events would be 1 GB
+                if stop.is_set():  # the client left: nobody empties the queue any more, a put would block forever
+                    return
                 items.put((_DATA, data[start:start + PIECE_BYTES]))
         items.put((_END, None))
     except BaseException as exc:  # noqa: BLE001

@@ -41,3 +41,30 @@ def test_the_first_event_is_written_before_the_helper_decodes_the_rest():
     order = out[0].split(" | ")
     assert order.index("written 0") < order.index("made 2"), order
     assert out[1] == "9"  # nothing lost behind the hand-over
+
+
+def test_a_client_that_leaves_during_a_long_item_ends_the_helper():
+    """An item longer than QUEUE_ITEMS pieces: the helper queued its pieces without looking at the stop, so a
+    client that left mid-item left it blocked on a full queue for good (a thread or greenlet per stream, the
+    item and the upstream response never closed)."""
+    import threading
+
+    from argoproxy.edge.http_objects import Answer
+    from argoproxy.pipeline import keepalive
+
+    closed = threading.Event()
+
+    def make():
+        def body():
+            try:
+                yield b"data: " + b"x" * (keepalive.PIECE_BYTES * keepalive.QUEUE_ITEMS * 2) + b"\n\n"
+                yield b"data: more\n\n"
+            finally:
+                closed.set()
+        return Answer(body(), 200, [("Content-Type", "text/event-stream")])
+
+    answer = keepalive.streamed(make, 5.0, [], lambda err: b"", lambda: None)
+    chunks = answer.chunks
+    assert next(iter(chunks))
+    chunks.close()  # the client went away after its first write
+    assert closed.wait(5), "the helper is still blocked on the queue; the upstream body was never closed"
