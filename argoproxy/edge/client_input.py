@@ -61,7 +61,9 @@ class ClientInput:
         sock = environ.get("gunicorn.socket")
         if sock is None or not _has_body(environ):
             return self.app(environ, start_response)
-        body = DeadlineBody(environ["wsgi.input"], sock, self.timeout)
+        length = environ.get("CONTENT_LENGTH") or ""
+        known = length.isdigit() and "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        body = DeadlineBody(environ["wsgi.input"], sock, self.timeout, int(length) if known else None)
         environ["wsgi.input"] = body
         watchdog = Watchdog.get()
         watchdog.watch(body)
@@ -154,8 +156,9 @@ class Watchdog:
 class DeadlineBody:
     """A file-like request body whose reads end at a deadline with a 408, and whose framing errors are 400s."""
 
-    def __init__(self, stream: Any, sock: socket.socket, timeout: float) -> None:
+    def __init__(self, stream: Any, sock: socket.socket, timeout: float, length: int | None = None) -> None:
         self.stream = stream
+        self.left = length  # bytes of a body of known length still to come (None: chunked)
         self.sock = sock
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
@@ -217,7 +220,12 @@ class DeadlineBody:
             raise
         if self.expired:
             raise self._timed_out()
-        if not data:
+        if self.left is not None:
+            self.left -= len(data)
+        if not data or (self.left is not None and self.left <= 0):
+            # All of it read: the deadline is over. Left watched, the Watchdog shut the read side of a
+            # connection whose request was merely slow to answer (a non-streamed completion longer than
+            # CLIENT_TIMEOUT), and the next request on that kept-alive connection found it closed.
             self.restore()
         return data
 
