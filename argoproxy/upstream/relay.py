@@ -45,12 +45,18 @@ def relay_sse(resp: UpstreamResponse, read_timeout: float, max_event: int = sse.
     event over `max_event` bytes or ends unfinished (see upstream_events)."""
     last = None
     for event in upstream_events(resp, read_timeout, max_event):
-        if event.startswith(b"data:"):
-            if event.startswith((b"data: [DONE]", b"data:[DONE]")):
-                resp.drain(DRAIN_SECONDS)
-                return
+        if event.startswith(b"data:"):  # the usual event: its data line first
+            data: bytes | None = event
+            done = event.startswith((b"data: [DONE]", b"data:[DONE]"))
+        else:  # a comment, or an event with `event:`/`id:` lines before its data
+            data = sse.block_data(event)
+            done = data is not None and data.strip() == b"[DONE]"
+        if done:
+            resp.drain(DRAIN_SECONDS)
+            return
+        if data is not None:
             last = event
-        elif last is None and sse.block_data(event) is None:
+        elif last is None:
             # An upstream's keepalive comment (llama.cpp's `: ping` while it reads a long prompt) before any
             # data: the proxy keeps its client's connection alive itself, and the stream's first event must be
             # its first data, so a stream that ends before any can still be asked for whole (pipeline.py).
