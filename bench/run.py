@@ -973,6 +973,13 @@ def main(argv: list[str] | None = None) -> int:
                     bench.events(f"{front} door", proxy, front)
                 if nginx is not None:
                     bench.events("nginx", nginx, "chat")
+                if not args.no_baseline:  # the floor of the card's stack: the leanest WSGI relay, same workers
+                    bare = BareForwarder.start(upstream.port, kind="wsgi")
+                    try:
+                        bench.results["targets"][bare.name] = bare.description
+                        bench.events("bare WSGI forwarder (calibration)", bare, "chat")
+                    finally:
+                        bare.stop()
             finally:
                 passthrough.stop()
         if "routing" in sections:

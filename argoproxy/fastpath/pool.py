@@ -16,6 +16,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from argoproxy.fastpath.connections import LeanHTTPConnection, LeanHTTPSConnection
+from argoproxy.fastpath.stall_timer import timed_reads
 from argoproxy.upstream.proxy_env import ca_bundle, proxy_for
 from argoproxy.upstream.wire import READ_SIZE, UpstreamRequest, UpstreamResponse, read_arrived
 
@@ -85,6 +86,10 @@ class PooledResponse(UpstreamResponse):
         self.raw = raw
 
     def chunks(self, decode: bool = True) -> Iterator[bytes]:
+        conn = self.raw._connection
+        return timed_reads(conn.sock if conn is not None else None, self._chunks(decode))
+
+    def _chunks(self, decode: bool) -> Iterator[bytes]:
         raw = self.raw
         if raw.chunked and raw.supports_chunked_reads():
             yield from raw.read_chunked(decode_content=decode)

@@ -1,0 +1,51 @@
+"""A streamed upstream body read under gevent with one timer for the whole stream instead of one per read.
+
+gevent's cooperative socket makes, starts and closes a `Timeout` for every read that has to wait when the socket
+has a timeout: at 5 ms between events every read waits, and that was about 2.5 µs of a relayed event's 24. A
+stream read here lifts the socket's timeout and keeps one loop timer, started before each read and stopped after
+it; when it fires, the reading greenlet gets the `socket.timeout` the socket itself would have raised, from the
+same place, so urllib3 and the proxy see the same error as before (a read that waits longer than the read
+timeout). Time the consumer spends with a chunk is not counted, as before. Outside gevent nothing changes.
+
+urllib3 sets the socket's timeout again for the next request on the connection (`HTTPConnection.getresponse`).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import Any, Iterator
+
+
+def _under_gevent() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
+
+
+def timed_reads(sock: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """`chunks` (reads of `sock`), each read within the socket's timeout, on one timer under gevent."""
+    timeout = sock.gettimeout() if sock is not None else None
+    if not timeout or not _under_gevent():
+        yield from chunks
+        return
+    from gevent import get_hub, getcurrent
+
+    timer = get_hub().loop.timer(timeout)
+    sock.settimeout(None)
+    try:
+        while True:
+            timer.start(_expire, getcurrent(), update=True)  # from now, not the loop's cached time
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            finally:
+                timer.stop()
+            yield chunk
+    finally:
+        timer.close()
+
+
+def _expire(reader: Any) -> None:
+    """The timer fired while `reader` waited on the socket: raise there what the socket would have raised."""
+    reader.throw(socket.timeout("timed out"))
