@@ -446,6 +446,7 @@ class HoldResult:
     failures: dict[str, int]
     probe_latencies: list[float]
     probe_errors: int
+    first_bytes: list[float] = field(default_factory=list)  # connect to the first body byte, per intact stream
 
 
 async def hold_streams(host: str, port: int, request: bytes, n: int, chunks: int, timeout: float,
@@ -458,6 +459,7 @@ async def hold_streams(host: str, port: int, request: bytes, n: int, chunks: int
         def complete(body: bytes) -> bool:
             return stream_intact(body, chunks)
     durations: list[float] = []
+    first_bytes: list[float] = []
     failures: dict[str, int] = {}
     probe_latencies: list[float] = []
     probe_errors = [0]
@@ -478,6 +480,7 @@ async def hold_streams(host: str, port: int, request: bytes, n: int, chunks: int
                 fail("incomplete")
             else:
                 durations.append(resp.t_done - t0)
+                first_bytes.append(resp.t_first_body - t0)
         except asyncio.TimeoutError:
             fail("timeout")
         except (OSError, ConnectionDropped) as exc:
@@ -526,7 +529,7 @@ async def hold_streams(host: str, port: int, request: bytes, n: int, chunks: int
         done.set()
         await asyncio.gather(*side, return_exceptions=True)
     return HoldResult(n, len(durations), max(durations, default=float("nan")), min(durations, default=float("nan")),
-                      failures, probe_latencies, probe_errors[0])
+                      failures, probe_latencies, probe_errors[0], first_bytes)
 
 
 async def timed_posts(host: str, port: int, request: bytes, count: int) -> tuple[list[float], set[int]]:
