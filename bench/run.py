@@ -17,6 +17,7 @@ import asyncio
 import gc
 import json
 import os
+from types import SimpleNamespace
 import platform
 import shutil
 import socket
@@ -762,9 +763,10 @@ def team_keys_in_process(directory: str, redis_url: str | None, requests: int = 
     from argoproxy.teamkeys.service import TeamKeys
     from argoproxy.teamkeys.store import SQLiteKeyStore
 
-    class Answered:  # what TeamKeys reads of a finished call
+    class Answered:  # what TeamKeys reads and writes of a call: its plan (model, key) and outcome (usage)
         def __init__(self) -> None:
-            self.model, self.extra, self.usage = "bench", {}, {"prompt_tokens": 10, "completion_tokens": 20}
+            self.plan = SimpleNamespace(model="bench", team_key=None)
+            self.outcome = SimpleNamespace(usage={"prompt_tokens": 10, "completion_tokens": 20})
 
     record = KeyRecord("bench-in-process", digest("sk-in-process"), "sk-in-", rpm=10**9, tpm=10**12,
                        budget=Budget(10**15, "day"), created=time.time())
