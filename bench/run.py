@@ -311,11 +311,12 @@ class Bench:
                             chat_body(stream=True, chunks=plan.hold_chunks, gap_ms=plan.hold_gap_ms))
         probe = build_request("POST", "/v1/chat/completions", HOST, target.port, chat_body())
         tree = target.tree
-        peak = [tree.rss_bytes() if tree else 0]
+        peak = [tree.rss_bytes() if tree else 0, tree.pss_bytes() if tree else 0]
 
         async def sampler() -> None:
             if tree:
                 peak[0] = max(peak[0], tree.rss_bytes())
+                peak[1] = max(peak[1], tree.pss_bytes())
 
         log(f"  {target.name}: {n} simultaneous {plan.hold_seconds:.1f}-second streams ...")
         meter = self.foreign_meter(target)
@@ -327,9 +328,11 @@ class Bench:
         row = {"streams": n, "intact": res.intact, "slowest": res.slowest, "fastest": res.fastest,
                "first_byte_p99": pct(res.first_bytes, 0.99) if res.first_bytes else None,
                "failures": res.failures, "rss_peak": peak[0] if tree else None,
+               "pss_peak": peak[1] if tree else None,
                "probe_p50": pct(res.probe_latencies, 0.5), "probe_max": max(res.probe_latencies, default=float("nan")),
                "probe_count": len(res.probe_latencies), "probe_errors": res.probe_errors, "foreign": foreign}
-        log(f"    intact {res.intact}/{n}, slowest {res.slowest:.2f} s, RSS {(row['rss_peak'] or 0) / MIB:.0f} MiB, "
+        log(f"    intact {res.intact}/{n}, slowest {res.slowest:.2f} s, RSS {(row['rss_peak'] or 0) / MIB:.0f} MiB "
+            f"(PSS {(row['pss_peak'] or 0) / MIB:.0f}), "
             f"short requests meanwhile: {row['probe_count']} ok (max {ms(row['probe_max'])} ms), "
             f"{res.probe_errors} failed {res.failures or ''}; foreign load {foreign:.2f} cores")
         return row
@@ -448,6 +451,9 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
                            best["slowest"] <= plan.slowest_limit))
             checks.append(("proxy RSS (master + workers) meanwhile", f"{best['rss_peak'] / MIB:.0f} MiB", "< 250 MB",
                            best["rss_peak"] < 250e6))
+            if best.get("pss_peak"):
+                checks.append(("proxy memory meanwhile, shared pages counted once (PSS)",
+                               f"{best['pss_peak'] / MIB:.0f} MiB", "< 250 MB", best["pss_peak"] < 250e6))
     body = res["body"]
     if proxy_name in body and "direct" in body:
         ratio = body[proxy_name]["p50"] / body["direct"]["p50"]
@@ -510,11 +516,13 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
             f"{plan.hold_seconds:.1f} s of gaps)")
         add("")
         add("Levels tried largest first; a level counts only when every stream brought all chunks in order and "
-            "[DONE]. Slowest: connect to [DONE]. First byte p99: connect to the first body byte (issue 22: at most "
+            "[DONE]. Slowest: connect to [DONE]. RSS: the processes' resident sizes summed (a page the master shares with "
+            "its workers counts once per process); PSS: the same memory with each shared page counted once. "
+            "First byte p99: connect to the first body byte (issue 22: at most "
             "0.6 s for 1024 streams). Short requests: a non-streamed completion on a new connection every "
             "0.25 s during the test.")
         add("")
-        add("| target | streams | intact | slowest s | fastest s | first byte p99 s | RSS peak MiB | short requests ok / failed | short p50 / max ms | foreign load | failures |")
+        add("| target | streams | intact | slowest s | fastest s | first byte p99 s | RSS / PSS peak MiB | short requests ok / failed | short p50 / max ms | foreign load | failures |")
         add("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
         for name in [n for n in names if n in hold]:
             for row in hold[name]["attempts"]:
@@ -837,6 +845,8 @@ def open_loop_report(rows: dict[str, Any], plan: Plan) -> list[str]:
 
 def _hold_row(name: str, row: dict[str, Any]) -> str:
     rss = f"{row['rss_peak'] / MIB:.0f}" if row.get("rss_peak") else "—"
+    if row.get("pss_peak"):
+        rss += f" / {row['pss_peak'] / MIB:.0f}"
     fails = ", ".join(f"{k}: {v}" for k, v in row["failures"].items()) or "none"
     slowest = f"{row['slowest']:.2f}" if row["intact"] else "—"
     fastest = f"{row['fastest']:.2f}" if row["intact"] else "—"

@@ -118,6 +118,17 @@ class ProcessTree:
                 pass
         return total
 
+    def pss_bytes(self) -> int:
+        """The tree's real memory: each page shared by several processes (the code, what the master loaded
+        before forking) counted once, split between them; a sum of RSS counts it once per process."""
+        total = 0
+        for p in self.processes():
+            try:
+                total += p.memory_full_info().pss
+            except (psutil.Error, AttributeError):
+                pass
+        return total
+
 
 class ForeignLoad:
     """CPU used on the machine by processes outside the benchmark (other users' jobs distort every figure).

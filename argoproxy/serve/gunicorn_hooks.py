@@ -1,5 +1,5 @@
-"""What the Gunicorn master sets up once for all its workers: the Prometheus multiprocess directory and the
-generated client API key.
+"""What the Gunicorn master sets up once for all its workers: the Prometheus multiprocess directory, the
+generated client API key and the token estimator's vocabulary.
 
 `gunicorn_hooks(settings)` runs in the master when it reads its configuration (gunicorn.conf.py, or
 `python cot_proxy.py`), i.e. before any worker is forked and before prometheus_client is imported:
@@ -11,6 +11,8 @@ generated client API key.
   worker in a process-internal environment variable (argoproxy.config.listener.GENERATED_KEY_ENV). Workers that
   Gunicorn restarts later get the same key.
 - COT_PROXY_SHARED_DIR: a fresh directory for the cells workers count in together (argoproxy/routing/shared.py).
+- WORKERS > 1: the token estimator's vocabulary (argoproxy.pipeline.tokens), loaded once so that the workers
+  share its pages (about 46 MB a worker otherwise).
 - FAST_PATH=on: the fast path's process-wide patches are installed here, before the fork
   (argoproxy.fastpath.install), and each worker, once it has loaded the app, freezes what it built out of
   the garbage collector's sight (argoproxy.fastpath.tune_worker_gc).
@@ -41,12 +43,23 @@ def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
     prepare_metrics_dir()
     prepare_shared_dir()  # cells the workers count in together (key limits, deployment cooldown)
     share_generated_key(settings)
+    if settings.workers > 1:
+        share_token_encoding()
     hooks: dict[str, Callable[..., Any]] = {"child_exit": child_exit, "on_exit": on_exit, "post_fork": post_fork}
     if settings.fast_path == "on":
         from argoproxy import fastpath
         fastpath.install()
         hooks["post_worker_init"] = fastpath.tune_worker_gc
     return hooks
+
+
+def share_token_encoding() -> None:
+    """Load the token estimator's vocabulary (about 46 MB) once, here in the master, so that the workers share
+    its pages instead of each loading its own copy the first time it counts tokens (the Messages and Responses
+    doors, ARGO's usage, budgets, streams without usage: most deployments). With one worker it is left to that
+    worker, which may never need it. tiktoken imports neither requests nor urllib3 (gevent patches those first)."""
+    from argoproxy.pipeline import tokens
+    tokens.encoding()
 
 
 def post_fork(server, worker) -> None:

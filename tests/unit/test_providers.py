@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,18 @@ def _imports(path: Path) -> set[str]:
 def test_no_provider_imports_the_pipeline(path):
     bad = {name for name in _imports(path) if name.startswith(PIPELINE_MODULES)}
     assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("workers,loaded", [("2", True), ("1", False)])
+def test_the_master_loads_the_token_vocabulary_for_several_workers(tmp_path, workers, loaded):
+    """With more than one worker the master loads tiktoken's vocabulary (about 46 MB) before the fork, so the
+    workers share it instead of each loading a copy; it still imports no requests or urllib3."""
+    code = ("import sys, os; from argoproxy.config.settings import load_settings; "
+            "from argoproxy.serve import gunicorn_hooks; from argoproxy.pipeline import tokens; "
+            f"gunicorn_hooks.gunicorn_hooks(load_settings({{}}, environ={{'HOME': {str(tmp_path)!r}, 'WORKERS': '{workers}', "
+            "'TARGET_BASE_URL': 'http://127.0.0.1:9/v1'})); "
+            "print(tokens.encoding.cache_info().currsize, sorted(m for m in ('requests', 'urllib3') if m in sys.modules))")
+    env = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "COT_PROXY_SHARED_DIR")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split(None, 1) == [str(int(loaded)), "[]\n"]
