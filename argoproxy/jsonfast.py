@@ -8,13 +8,20 @@ caller sees `json`'s behaviour:
   mark, numbers out of a float's range, nesting past its limit); what it refuses, `json` reads or refuses.
   What it reads it reads as `json` does (integers of any length exact, the last of a repeated key).
 - encoding: msgspec refuses text with lone surrogates (not UTF-8) and nesting past its limit; those go to
-  `json`. It writes NaN and Infinity as null where `json` writes the non-JSON `NaN` (the proxy reads no NaN in
-  requests; an upstream's goes on as null), and exponents as `1e16` where `json` writes `1e+16` (the same number).
+  `json`. It writes exponents as `1e16` where `json` writes `1e+16` (the same number), and NaN and Infinity as
+  null where `json` writes the non-JSON `NaN`: so the NaN, Infinity and -Infinity (and 1e400) that `json` reads
+  are read as `NonFinite`, a float msgspec refuses to write, and an upstream's `"logprob": -Infinity` goes on
+  as `-Infinity` whether or not the proxy re-encoded its event (it went on as null when the think filter or a
+  front door had parsed it, while the events beside it kept `-Infinity`).
+- msgspec also writes what `json` refuses (sets, bytes, enums, dates, dataclasses) and writes float keys its
+  own way (`1e16`, `nan`); dumps is meant for JSON-shaped values only: what loads read, and the dicts and lists
+  of str, int, float, bool and None the proxy builds.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import msgspec
@@ -23,6 +30,22 @@ _decoder = msgspec.json.Decoder()
 _fast_encoder = msgspec.json.Encoder()
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _ascii_encoder = json.JSONEncoder(separators=(",", ":"))
+
+
+class NonFinite(float):
+    """NaN or an infinity read from JSON text: a float like any other, which msgspec refuses to encode (a float
+    subclass), so dumps writes it through `json` as `NaN`, `Infinity` or `-Infinity`, as it was read."""
+
+    __slots__ = ()
+
+
+def _constant(name: str) -> float:
+    return NonFinite(name)  # "NaN", "Infinity", "-Infinity": float() reads all three
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    return value if math.isfinite(value) else NonFinite(value)  # 1e400
 
 
 def dumps(obj: Any) -> bytes:
@@ -48,6 +71,6 @@ def loads(data: bytes | str) -> Any:
     except (ValueError, RecursionError, TypeError):  # msgspec.DecodeError is a ValueError
         pass
     try:
-        return json.loads(data)
+        return json.loads(data, parse_constant=_constant, parse_float=_float)
     except RecursionError:
         raise ValueError("JSON nested too deeply to parse") from None

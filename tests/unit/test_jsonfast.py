@@ -31,6 +31,8 @@ def std(obj):
 
 def same(a, b) -> bool:
     """Equal, with types (1 is not 1.0 or True) and key order."""
+    if isinstance(a, float) and isinstance(b, float) and not math.isfinite(a):  # jsonfast.NonFinite is a float
+        return math.isnan(b) if math.isnan(a) else a == b
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
@@ -145,3 +147,23 @@ def test_msgspec_does_the_work():
     finally:
         jsonfast._decoder = original
     assert calls == [b'{"a":1}']
+
+
+@pytest.mark.parametrize("data", [b'{"a":NaN,"b":-Infinity,"c":Infinity}', b'[1e400,-1e999,0.5]',
+                                  '{"logprob":-Infinity,"t":"\ud800"}', b'\xef\xbb\xbf[NaN]'])
+def test_non_finite_numbers_are_written_again_as_json_wrote_them(data):
+    """msgspec writes NaN and the infinities as null; what json read as NaN or -Infinity must go on as json
+    writes it (an upstream's `-Infinity` logprob went on as null once the proxy had parsed its event)."""
+    value = jsonfast.loads(data)
+    assert jsonfast.dumps(value) == json.dumps(json.loads(data), separators=(",", ":")).encode()
+    assert same(json.loads(jsonfast.dumps(value)), json.loads(data))
+
+
+def test_a_think_filtered_event_keeps_its_infinite_logprob():
+    from argoproxy.pipeline.filters import think_items
+    from argoproxy.pipeline.think import ThinkConfig
+    from argoproxy.upstream import sse
+    event = (b'data: {"choices":[{"index":0,"delta":{"content":"<think>a</think>b"},'
+             b'"logprobs":{"content":[{"token":"b","logprob":-Infinity}]}}]}\n\n')
+    out = [item if isinstance(item, bytes) else sse.encode(item) for item in think_items([event], ThinkConfig())]
+    assert b'"logprob":-Infinity' in b"".join(out)
