@@ -47,10 +47,11 @@ def relay_sse(resp: UpstreamResponse, read_timeout: float, max_event: int = sse.
     for event in upstream_events(resp, read_timeout, max_event):
         if event.startswith(b"data:"):  # the usual event: its data line first
             data: bytes | None = event
-            done = event.startswith((b"data: [DONE]", b"data:[DONE]"))
+            done = event.startswith((b"data: [DONE]", b"data:[DONE]")) or (
+                event.startswith((b"data:  ", b"data:\t")) and _is_done(sse.block_data(event)))
         else:  # a comment, or an event with `event:`/`id:` lines before its data
             data = sse.block_data(event)
-            done = data is not None and data.strip() == b"[DONE]"
+            done = _is_done(data)
         if done:
             resp.drain(DRAIN_SECONDS)
             return
@@ -65,6 +66,14 @@ def relay_sse(resp: UpstreamResponse, read_timeout: float, max_event: int = sse.
     if not _finished(sse.block_data(last) if last else None):
         raise ProxyError(502, "The upstream server closed the stream before the answer was complete.",
                          code="upstream_stream_incomplete")
+
+
+def _is_done(data: bytes | None) -> bool:
+    """Is this event's data the end marker? One rule wherever the event's lines put it: the data starts with
+    `[DONE]` (what the OpenAI SDK checks), blanks before it allowed. (An event with `id:` first whose data was
+    `[DONE]` followed by more, or the marker after two spaces, ended the stream or not depending on which line
+    came first: the other way round it was relayed as data and the stream ended in a false 502.)"""
+    return data is not None and data.lstrip(b" \t").startswith(b"[DONE]")
 
 
 DRAIN_SECONDS = 1.0  # how long the end of a finished stream may take to arrive, so its connection is reused

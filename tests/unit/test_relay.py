@@ -57,3 +57,15 @@ def test_comments_before_the_first_data_are_dropped_and_after_it_relayed():
     events, resp = relayed(b": ping\n\ndata: {\"choices\":[]}\n\n: ping\n\ndata: " + DONE_CHUNK + b"\n\ndata: [DONE]\n\n")
     assert [e.rstrip(b"\n") for e in events] == [b'data: {"choices":[]}', b": ping", b"data: " + DONE_CHUNK]
     assert resp.drained
+
+
+@pytest.mark.parametrize("end", [b"data: [DONE]", b"data:  [DONE]", b"data:[DONE]\ndata: more", b"id: 9\ndata: [DONE]",
+                                 b"id: 9\ndata:  [DONE]", b"id: 9\ndata: [DONE]\ndata: more", b"event: end\ndata:[DONE]x",
+                                 b"data: [DONE]x"])
+def test_the_end_marker_ends_the_stream_whichever_line_comes_first(end):
+    """One rule for [DONE] (the data starts with it, blanks before it allowed), whether the event's data line
+    comes first or after `id:`/`event:` lines: it ended the stream one way and was relayed as data the other,
+    ending a finished stream in a false upstream_stream_incomplete."""
+    events, resp = relayed(b"data: " + DONE_CHUNK + b"\n\n" + end + b"\n\n")
+    assert [e.rstrip(b"\n") for e in events] == [b"data: " + DONE_CHUNK]
+    assert resp.drained
