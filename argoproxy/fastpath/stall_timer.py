@@ -7,6 +7,12 @@ it; when it fires, the reading greenlet gets the `socket.timeout` the socket its
 same place, so urllib3 and the proxy see the same error as before (a read that waits longer than the read
 timeout). Time the consumer spends with a chunk is not counted, as before. Outside gevent nothing changes.
 
+What the timer bounds is one step of the body iterator, not one socket read: for a chunked body a whole HTTP
+chunk (urllib3 reads it to its end), for a compressed one the reads until some text decodes. An upstream whose
+one chunk takes longer than the read timeout to arrive, every read of it within the timeout, got through
+before and is now cut with the same socket.timeout (a stream's event, and a whole answer, were already held to
+the read timeout by split_events and read_whole; a relayed passthrough body sent as one big chunk was not).
+
 urllib3 sets the socket's timeout again for the next request on the connection (`HTTPConnection.getresponse`).
 """
 
@@ -23,7 +29,7 @@ def _under_gevent() -> bool:
 
 
 def timed_reads(sock: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """`chunks` (reads of `sock`), each read within the socket's timeout, on one timer under gevent."""
+    """`chunks` (reads of `sock`), each step within the socket's timeout, on one timer under gevent."""
     timeout = sock.gettimeout() if sock is not None else None
     if not timeout or not _under_gevent():
         yield from chunks
