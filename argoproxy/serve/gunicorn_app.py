@@ -214,9 +214,16 @@ def gunicorn_options(settings: Settings, backend_reason: str = "") -> dict[str, 
 
 def _ignoring_terminal_interrupt(inner: Callable[[Any], None] | None) -> Callable[[Any], None]:
     """Ctrl+C in a terminal sends SIGINT to every process of its group: the master stops the workers itself
-    (SIGQUIT), so workers leave SIGINT to it instead of quitting a second time on their own."""
+    (SIGQUIT), so workers leave SIGINT to it instead of quitting a second time on their own.
+
+    SIGQUIT itself goes straight to the quick stop (_quit_now). Gunicorn's gthread worker first shuts its thread
+    pool down from the signal handler, which takes the pool's lock; when the signal lands while the main thread
+    is inside the pool's submit (accepting a connection), that lock is already held by the same thread and the
+    worker hangs until the master kills it at graceful_timeout (30 s after Ctrl+C; seen in CI, reproduced under
+    load). Before this hook no request has been accepted, so Gunicorn's own handler is safe until here."""
     def post_worker_init(worker: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGQUIT, lambda signum, frame: _quit_now(worker))
         if inner is not None:
             inner(worker)
     return post_worker_init

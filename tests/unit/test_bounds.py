@@ -22,6 +22,7 @@ class Raw:
         self.chunked = False
         self.closed = False
         self._fp = self
+        self._connection = None  # urllib3's connection under the response (none here: no socket to time)
 
     def read1(self, size: int) -> bytes:
         return self.pieces.pop(0) if self.pieces else b""
