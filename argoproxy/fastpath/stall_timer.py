@@ -19,19 +19,15 @@ urllib3 sets the socket's timeout again for the next request on the connection (
 from __future__ import annotations
 
 import socket
-import sys
 from typing import Any, Iterator
 
-
-def _under_gevent() -> bool:
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and monkey.is_module_patched("socket")
+from argoproxy.pipeline.handoff import under_gevent
 
 
 def timed_reads(sock: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
     """`chunks` (reads of `sock`), each step within the socket's timeout, on one timer under gevent."""
     timeout = sock.gettimeout() if sock is not None else None
-    if not timeout or not _under_gevent():
+    if not timeout or not under_gevent():
         yield from chunks
         return
     from gevent import get_hub, getcurrent
