@@ -20,6 +20,9 @@
   C parser (gunicorn_h1c) lets it through as a header with an empty name (``HTTP_`` in the environ), which the
   proxy would otherwise forward as a broken header.
 
+With FAST_PATH=on, a whole body of known length (what the proxy's routes read) goes from the socket into one
+buffer (argoproxy/fastpath/gunicorn_body.py) instead of through Gunicorn's buffers, under the same deadline.
+
 Requests without a body are not wrapped, and nothing is wrapped outside Gunicorn (no ``gunicorn.socket``).
 """
 
@@ -29,7 +32,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from argoproxy.errors import ProxyError, error_json
 
@@ -50,9 +53,13 @@ except ImportError:  # pragma: no cover
 class ClientInput:
     """WSGI middleware: ``wsgi.input`` bounded in time and translated into OpenAI errors."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], timeout: float) -> None:
+    def __init__(self, app: Callable[..., Iterable[bytes]], timeout: float, fast_path: bool = False) -> None:
         self.app = app
         self.timeout = timeout
+        self.direct: DirectReader | None = None
+        if fast_path:  # a whole body of known length read straight from the socket (argoproxy/fastpath)
+            from argoproxy.fastpath.gunicorn_body import direct_body
+            self.direct = direct_body
         limit_chunk_sizes()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -63,7 +70,7 @@ class ClientInput:
             return self.app(environ, start_response)
         length = environ.get("CONTENT_LENGTH") or ""
         known = length.isdigit() and "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-        body = DeadlineBody(environ["wsgi.input"], sock, self.timeout, int(length) if known else None)
+        body = DeadlineBody(environ["wsgi.input"], sock, self.timeout, int(length) if known else None, self.direct)
         environ["wsgi.input"] = body
         watchdog = Watchdog.get()
         watchdog.watch(body)
@@ -107,6 +114,11 @@ def _refuse_folded(start_response: Callable[..., Any]) -> list[bytes]:
 def _has_body(environ: dict[str, Any]) -> bool:
     length = environ.get("CONTENT_LENGTH")
     return bool(length and length != "0") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+
+
+# fastpath.gunicorn_body.direct_body: a reader filling one buffer with the rest of a body, or None
+DirectReader = Callable[[Any, int], Any]
+Piece = TypeVar("Piece", bytes, memoryview)  # what one guarded read returns
 
 
 class Watchdog:
@@ -156,8 +168,10 @@ class Watchdog:
 class DeadlineBody:
     """A file-like request body whose reads end at a deadline with a 408, and whose framing errors are 400s."""
 
-    def __init__(self, stream: Any, sock: socket.socket, timeout: float, length: int | None = None) -> None:
+    def __init__(self, stream: Any, sock: socket.socket, timeout: float, length: int | None = None,
+                 direct: "DirectReader | None" = None) -> None:
         self.stream = stream
+        self.direct = direct
         self.left = length  # bytes of a body of known length still to come (None: chunked)
         self.sock = sock
         self.timeout = timeout
@@ -167,6 +181,10 @@ class DeadlineBody:
         self.expired = False
 
     def read(self, size: int | None = -1) -> bytes:
+        if self.direct is not None and self.left and not self.done and (size is None or size < 0 or size >= self.left):
+            whole = self.direct(self.stream, self.left)
+            if whole is not None:
+                return self._read_whole(whole)
         if size is None or size < 0:
             parts = []
             while chunk := self._read(PIECE):
@@ -186,6 +204,18 @@ class DeadlineBody:
                 time.sleep(0)
         return b"".join(parts)
 
+    def _read_whole(self, body: Any) -> bytes:
+        """The rest of a body of known length, read into one buffer (fastpath.gunicorn_body.DirectBody), with
+        the same deadline, turns and errors as piece-by-piece reads."""
+        while self.left:  # counted down by _guarded; a fill never passes the end
+            if not self._guarded(body.fill, min(self.left, PIECE)):
+                break  # the client closed early: the caller sees a short body
+            if self.left:
+                time.sleep(0)  # let other requests run (see read)
+        if not self.left:
+            self.restore()
+        return body.whole()
+
     def readline(self, size: int | None = -1) -> bytes:
         return self._guarded(self.stream.readline, size if size is not None else -1)
 
@@ -198,7 +228,7 @@ class DeadlineBody:
     def _read(self, size: int) -> bytes:
         return self._guarded(self.stream.read, size)
 
-    def _guarded(self, read: Callable[[int], bytes], size: int) -> bytes:
+    def _guarded(self, read: Callable[[int], Piece], size: int) -> Piece:
         if self.done:
             return read(size)
         left = self.deadline - time.monotonic()

@@ -13,7 +13,10 @@ With FAST_PATH=on:
   per-call preparation), with the lean connection classes of `connections` (a request in one send, an idle
   connection checked with one poll), and reads bodies through http.client directly.
 - `balanced_worker.BalancedGeventWorker`: Gunicorn's gevent worker, spreading connections between workers.
-- `tune_worker_gc`: each worker freezes what it built at start-up out of the garbage collector's sight.
+- `tune_worker` (Gunicorn's post_worker_init): each worker freezes what it built at start-up out of the garbage
+  collector's sight (`tune_worker_gc`) and keeps large freed blocks for reuse (`allocator.keep_large_blocks`).
+- `gunicorn_body.direct_body`: a whole request body of known length read from the socket into one buffer
+  (edge.client_input.DeadlineBody).
 
 PRIVATE_SYMBOLS names every private name of another library these modules use (their part of the register in
 argoproxy/private_names.py, which also lists the two used outside the fence); VERIFIED_WITH the library
@@ -58,6 +61,14 @@ def active() -> dict[str, bool]:
     from argoproxy.fastpath.headers import parse_headers
     return {"http.client.parse_headers": http.client.parse_headers is parse_headers,
             "gunicorn.http.wsgi.Response": wsgi.Response.__module__ == "argoproxy.fastpath.gunicorn_response"}
+
+
+def tune_worker(worker: object = None) -> None:
+    """Gunicorn's post_worker_init: the app is loaded; tune the collector and the allocator for serving."""
+    from argoproxy.fastpath.allocator import keep_large_blocks
+
+    tune_worker_gc()
+    keep_large_blocks()
 
 
 def tune_worker_gc(worker: object = None) -> None:

@@ -29,7 +29,8 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(build_blueprint(door))
     register_error_handlers(app, door)
     # Flask's documented way to add WSGI middleware (its stubs declare wsgi_app a method).
-    app.wsgi_app = RequestIds(Edge(ClientInput(app.wsgi_app, settings.client_timeout)))  # type: ignore[method-assign]
+    client_input = ClientInput(app.wsgi_app, settings.client_timeout, fast_path=settings.fast_path == "on")
+    app.wsgi_app = RequestIds(Edge(client_input))  # type: ignore[method-assign]
     return app
 
 

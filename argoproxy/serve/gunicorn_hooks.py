@@ -49,7 +49,7 @@ def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
     if settings.fast_path == "on":
         from argoproxy import fastpath
         fastpath.install()
-        hooks["post_worker_init"] = fastpath.tune_worker_gc
+        hooks["post_worker_init"] = fastpath.tune_worker
     return hooks
 
 

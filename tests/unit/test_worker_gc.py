@@ -1,5 +1,6 @@
 """With FAST_PATH=on, a worker that has loaded the app freezes what it built and collects young objects less
-often (argoproxy.fastpath.tune_worker_gc, Gunicorn's post_worker_init); with it off, the hook is absent."""
+often (argoproxy.fastpath.tune_worker_gc, run by tune_worker, Gunicorn's post_worker_init); with it off, the
+hook is absent."""
 
 from __future__ import annotations
 
@@ -32,4 +33,4 @@ def test_the_gunicorn_hooks_include_it_with_the_fast_path_only(monkeypatch, mode
         monkeypatch.setattr(gunicorn_hooks, setup, lambda *args: None)  # master-only side effects
     monkeypatch.setattr(fastpath, "install", lambda: None)  # process-wide patches: see test_fastpath_contract
     hooks = gunicorn_hooks.gunicorn_hooks(load_settings({}, environ={"FAST_PATH": mode}))
-    assert hooks.get("post_worker_init") is (fastpath.tune_worker_gc if mode == "on" else None)
+    assert hooks.get("post_worker_init") is (fastpath.tune_worker if mode == "on" else None)

@@ -1,0 +1,91 @@
+"""A whole request body of known length read from Gunicorn's socket into one buffer
+(argoproxy/fastpath/gunicorn_body.py, through edge.client_input.DeadlineBody): the same bytes as Gunicorn's own
+reader, whatever Gunicorn already held past the head, in any number of pieces, and the connection's next
+request (pipelined behind the body) still parsed by Gunicorn."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+from gunicorn.config import Config
+from gunicorn.http.parser import RequestParser
+
+from argoproxy.edge import client_input
+from argoproxy.edge.client_input import DeadlineBody
+from argoproxy.fastpath.gunicorn_body import direct_body
+
+
+def _request(path: str, body: bytes, chunked: bool = False) -> bytes:
+    if chunked:
+        return (f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                f"{len(body):X}\r\n").encode() + body + b"\r\n0\r\n\r\n"
+    return f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+@pytest.fixture()
+def pair():
+    server, client = socket.socketpair()
+    server.settimeout(5)
+    yield server, client
+    server.close()
+    client.close()
+
+
+def _read_body(server: socket.socket, parser: RequestParser, req) -> bytes:
+    size = int(req.headers and dict(req.headers)["CONTENT-LENGTH"])
+    return DeadlineBody(req.body, server, timeout=30.0, length=size, direct=direct_body).read(size)
+
+
+def test_a_body_and_the_pipelined_request_behind_it(pair):
+    server, client = pair
+    first, second = b'{"model": "m", "x": "' + b"a" * 5000 + b'"}', b'{"second": true}'
+    client.sendall(_request("/first", first) + _request("/next", second))
+    parser = RequestParser(Config(), server, ("127.0.0.1", 1))
+    req = next(parser)
+    assert direct_body(req.body, len(first)) is not None
+    assert _read_body(server, parser, req) == first
+    assert req.body.read(10) == b""  # Gunicorn's reader knows the body is consumed
+    nxt = next(parser)
+    assert nxt.path == "/next" and nxt.body.read() == second
+
+
+def test_a_body_arriving_in_many_pieces(pair, monkeypatch):
+    server, client = pair
+    monkeypatch.setattr(client_input, "PIECE", 7)  # many fills, whatever the socket holds at once
+    body = bytes(range(256)) * 40
+    wire = _request("/p", body)
+    client.sendall(wire[:len(wire) - len(body) + 3])  # the head and 3 bytes of the body
+    sender = threading.Thread(target=client.sendall, args=(wire[len(wire) - len(body) + 3:],))
+    parser = RequestParser(Config(), server, ("127.0.0.1", 1))
+    req = next(parser)
+    sender.start()
+    try:
+        assert _read_body(server, parser, req) == body
+    finally:
+        sender.join()
+
+
+def test_a_client_that_closes_early_leaves_a_short_body(pair):
+    server, client = pair
+    body = b'{"model": "m"}'
+    client.sendall(_request("/short", body)[:-5])
+    client.shutdown(socket.SHUT_WR)
+    parser = RequestParser(Config(), server, ("127.0.0.1", 1))
+    req = next(parser)
+    assert _read_body(server, parser, req) == body[:-5]  # read_request_body answers it with a 400
+
+
+def test_only_a_whole_unread_body_of_known_length_is_read_directly(pair):
+    server, client = pair
+    client.sendall(_request("/c", b"chunked body", chunked=True) + _request("/l", b"0123456789"))
+    parser = RequestParser(Config(), server, ("127.0.0.1", 1))
+    chunked = next(parser)
+    assert direct_body(chunked.body, 12) is None
+    assert chunked.body.read() == b"chunked body"
+    plain = next(parser)
+    assert direct_body(plain.body, 9) is None  # not the whole of what is left
+    assert plain.body.read(4) == b"0123"
+    assert direct_body(plain.body, 6) is None  # partly read through Gunicorn's own buffers
+    assert plain.body.read() == b"456789"
