@@ -8,11 +8,15 @@ gevent patches the workers later.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from gunicorn.http import wsgi
 
 from argoproxy.fastpath.sockets import COALESCE_LIMIT, send_all
+
+# Set by the balanced gevent worker (balanced_worker.Board.should_shed): True when this answer should close its
+# connection so that the client's next one is placed on a less loaded worker.
+shed_connection: Callable[[], bool] | None = None
 
 
 class _Capture:
@@ -39,6 +43,8 @@ class CoalescingResponse(wsgi.Response):
     def send_headers(self) -> None:
         if self.headers_sent:
             return
+        if shed_connection is not None and not self.must_close and shed_connection():
+            self.force_close()
         sock, capture = self.sock, _Capture()
         self.sock = capture
         try:

@@ -124,3 +124,36 @@ def test_a_burst_of_connections_is_spread_over_both_workers(balanced) -> None:
         assert sum(spread.values()) == BURST
         assert min(spread.values()) >= BURST // 4, spread
         wait_until_closed(pids, p.port)
+
+
+def test_a_worker_holding_far_more_hands_kept_alive_connections_back(balanced) -> None:
+    """Connections kept alive stay with the worker that accepted them. When one worker holds far more than
+    its peer (here: the peer's connections all closed), it answers some requests with `Connection: close`
+    (one every SHED_EVERY_MS at most), and the client's reconnections go to the peer until they are even."""
+    p, pids = balanced
+    wait_until_closed(pids, p.port)
+    with ExitStack() as stack:
+        opened: dict[int, list[socket.socket]] = {pid: [] for pid in pids}
+        while sum(map(len, opened.values())) < 24:
+            s = stack.enter_context(answered(p.port))
+            opened[holder(pids, p.port, s.getsockname()[1])].append(s)
+        loaded = max(pids, key=lambda pid: len(opened[pid]))
+        (idle,) = pids - {loaded}
+        for s in opened[idle]:
+            s.close()
+        wait_until_closed({idle}, p.port)
+        conns, closed = list(opened[loaded]), 0
+        deadline = time.monotonic() + 30
+        while held(pids, p.port)[idle] < len(conns) // 3:  # a client using all its connections, as a pool does
+            assert time.monotonic() < deadline, f"still {held(pids, p.port)} after {closed} connections closed"
+            for i, s in enumerate(conns):
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                head = s.recv(65536)
+                assert head.startswith(b"HTTP/1.1 200 "), head[:100]
+                if b"\r\nconnection: close\r\n" in head.lower():
+                    closed += 1
+                    s.close()
+                    conns[i] = stack.enter_context(answered(p.port))
+        spread = held(pids, p.port)
+        assert closed >= spread[idle] and spread[loaded] >= spread[idle], (closed, spread)
+    wait_until_closed(pids, p.port)

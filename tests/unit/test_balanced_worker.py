@@ -97,3 +97,55 @@ def test_patience_starts_again_once_no_connection_waits(cells, monkeypatch) -> N
     server.deferring_since = time.monotonic() - 1  # an earlier episode's patience ran out
     server._do_read()
     assert server.deferring_since is None
+
+
+def test_sheds_only_far_above_a_live_peer_and_at_most_once_per_interval(cells, monkeypatch) -> None:
+    """A worker holding far more than a live peer closes one kept-alive connection after its answer, so the
+    client's reconnection can be placed again; at most one every SHED_EVERY_MS, and not for a small imbalance."""
+    now = [1_000_000]
+    monkeypatch.setattr(bw, "_now_ms", lambda: now[0])
+    me, peer = live(cells, 100, connections=34), live(cells, 101, connections=30)
+    assert not me.should_shed()  # 34 against 30: within a quarter
+    for _ in range(16):
+        peer.closed()
+    assert me.should_shed()  # 34 against 14
+    assert not me.should_shed()  # the same millisecond: one at a time
+    now[0] += bw.SHED_EVERY_MS
+    assert me.should_shed()
+    assert not peer.should_shed()  # the less loaded worker never sheds
+    peer.release(101)
+    now[0] += bw.SHED_EVERY_MS
+    assert not me.should_shed()  # no live peer to take the connection
+
+
+def test_the_shedding_check_is_asked_before_each_answer_head(monkeypatch) -> None:
+    """CoalescingResponse asks the worker's check before rendering a head, and a yes closes the connection."""
+    from argoproxy.fastpath import gunicorn_response as gr
+
+    class Req:
+        version, method, headers = (1, 1), "GET", []
+
+        def should_close(self) -> bool:
+            return False
+
+    class Sock:
+        def __init__(self) -> None:
+            self.sent = b""
+
+        def sendall(self, data: bytes) -> None:
+            self.sent += data
+
+        def send(self, data: bytes) -> int:
+            self.sent += data
+            return len(data)
+
+    class Cfg:
+        is_ssl, secure_scheme_headers, forwarded_allow_ips, header_map = False, {}, [], "drop"
+
+    for shed in (False, True):
+        monkeypatch.setattr(gr, "shed_connection", lambda shed=shed: shed)
+        sock = Sock()
+        resp = gr.CoalescingResponse(Req(), sock, Cfg())
+        resp.start_response("200 OK", [("Content-Length", "2")])
+        resp.write(b"{}")
+        assert (b"Connection: close" in sock.sent) is shed and resp.should_close() is shed
