@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import tracemalloc
 
 import pytest
 from gunicorn.config import Config
@@ -89,3 +90,31 @@ def test_only_a_whole_unread_body_of_known_length_is_read_directly(pair):
     assert plain.body.read(4) == b"0123"
     assert direct_body(plain.body, 6) is None  # partly read through Gunicorn's own buffers
     assert plain.body.read() == b"456789"
+
+
+def test_the_buffer_grows_with_what_arrives_not_with_the_announced_length(pair):
+    """A Content-Length is only what the client announces: a head of a hundred bytes announcing 32 MiB must not
+    make the worker allocate (and zero, so make resident) 32 MiB before any of it came."""
+    server, client = pair
+    announced, sent = 32 * 1024 * 1024, 3 * 1024 * 1024
+    rest = b"b" * sent  # made before tracing starts: only what the reader allocates is counted
+    client.settimeout(5)  # a failed check below leaves the sender blocked at most that long
+    client.sendall(f"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: {announced}\r\n\r\n".encode() + b"a" * 100)
+    req = next(RequestParser(Config(), server, ("127.0.0.1", 1)))
+    tracemalloc.start()
+    try:
+        body = direct_body(req.body, announced)
+        assert bytes(body.fill(client_input.PIECE)) == b"a" * 100
+        assert tracemalloc.get_traced_memory()[0] < 1024 * 1024  # not the 32 MiB announced
+        sender = threading.Thread(target=client.sendall, args=(rest,))
+        sender.start()
+        try:
+            while body.got < 100 + sent:
+                assert body.fill(client_input.PIECE)
+                assert tracemalloc.get_traced_memory()[0] < 2 * body.got + 1024 * 1024
+        finally:
+            sender.join()
+    finally:
+        tracemalloc.stop()
+    assert body.whole() == b"a" * 100 + b"b" * sent
+

@@ -1,0 +1,61 @@
+"""A whole request body of known length read straight from the socket (FAST_PATH=on,
+argoproxy/fastpath/gunicorn_body.py), attacked through the running app: memory follows what a client sent, not
+the Content-Length it announced."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from tests.fakes.fake_openai import FakeOpenAI
+from tests.proxy_process import running_proxy
+from tests.reliability.support import peak_growth, quick_ok
+
+pytestmark = pytest.mark.timeout(90)
+
+MIB = 1024 * 1024
+
+
+def read_until_closed(s: socket.socket) -> bytes:
+    out = b""
+    while chunk := s.recv(65536):
+        out += chunk
+    return out
+
+
+def chat(content: str, close: bool = False) -> bytes:
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": content}]}).encode()
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n"
+            ).encode() + body
+
+
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_announced_lengths_without_bodies_do_not_take_memory(worker_class):
+    """Heads announcing MAX_BODY_BYTES each, and no body: a buffer of the announced size was allocated and zeroed
+    before a byte of it came, so eight heads of a hundred bytes held 256 MiB until CLIENT_TIMEOUT (a few thousand
+    took any worker down)."""
+    heads, announced = 8, 32 * MIB
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {announced}\r\n\r\n").encode()
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, WORKER_CLASS=worker_class, WORKERS="1", THREADS="16",
+                           FAST_PATH="on", CLIENT_TIMEOUT="1", MAX_BODY_BYTES=str(announced)) as p:
+            quick_ok(p, timeout=10)
+
+            def hold_heads() -> list[bytes]:
+                conns = [socket.create_connection(("127.0.0.1", p.port), timeout=10) for _ in range(heads)]
+                try:
+                    for c in conns:
+                        c.sendall(head)
+                    return [read_until_closed(c) for c in conns]  # each waits for its body until CLIENT_TIMEOUT
+                finally:
+                    for c in conns:
+                        c.close()
+
+            growth, answers = peak_growth(p, hold_heads)
+    assert all(a.startswith(b"HTTP/1.1 408") for a in answers), [a[:40] for a in answers]
+    assert growth < 64 * MIB, f"{growth / MIB:.0f} MiB for {heads} request heads"
+
