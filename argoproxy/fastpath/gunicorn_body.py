@@ -58,6 +58,8 @@ class DirectBody:
         self.used += count
         self.got += count
         self.reader.length -= count
+        if self.got == self.size:
+            self._hand_back_decrypted()
         return room[:count]
 
     def _room(self) -> memoryview:
@@ -69,6 +71,21 @@ class DirectBody:
             self.view = memoryview(bytearray(min(self.size - self.got, max(FIRST, self.got))))
             self.used = 0
         return self.view[self.used:]
+
+    def _hand_back_decrypted(self) -> None:
+        """Over TLS, bytes past the body (a pipelined request) may already be decrypted and held by the TLS
+        layer, where neither the kernel (its socket is not readable any more) nor Gunicorn sees them: Gunicorn's
+        gthread worker then put the connection back on its poller and the next request waited until keep-alive
+        timed out. Gunicorn's own reader reads past a body's end into its buffer; here they are moved there."""
+        pending = getattr(self.sock, "pending", None)
+        if pending is None:
+            return
+        try:
+            waiting = pending()
+            if waiting > 0:  # after what Gunicorn already holds past the body, if anything
+                self.held.unread(self.held.take_buffered() + self.sock.recv(waiting))
+        except (OSError, ValueError):  # a socket closed or shut meanwhile: the next read finds out
+            pass
 
     def whole(self) -> bytes:
         """What was read, as bytes."""

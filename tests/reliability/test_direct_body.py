@@ -1,11 +1,15 @@
 """A whole request body of known length read straight from the socket (FAST_PATH=on,
 argoproxy/fastpath/gunicorn_body.py), attacked through the running app: memory follows what a client sent, not
-the Content-Length it announced."""
+the Content-Length it announced, and over TLS a request pipelined behind a body is answered at once."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import socket
+import ssl
+import subprocess
 
 import pytest
 
@@ -59,3 +63,32 @@ def test_announced_lengths_without_bodies_do_not_take_memory(worker_class):
     assert all(a.startswith(b"HTTP/1.1 408") for a in answers), [a[:40] for a in answers]
     assert growth < 64 * MIB, f"{growth / MIB:.0f} MiB for {heads} request heads"
 
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed")
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = where / "cert.pem", where / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_over_tls_a_request_pipelined_behind_a_body_is_answered(certificate, worker_class):
+    """The body's end and the next request arrive together: read exactly to the body's end, the next request was
+    left decrypted inside the TLS layer, and Gunicorn's gthread worker (which waits for the socket to be readable
+    again) let it wait until keep-alive timed out."""
+    cert, key = certificate
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, WORKER_CLASS=worker_class, WORKERS="1", FAST_PATH="on",
+                           GUNICORN_CMD_ARGS=f"--certfile {cert} --keyfile {key}") as p:
+            with context.wrap_socket(socket.create_connection(("127.0.0.1", p.port), timeout=5)) as s:
+                s.sendall(chat("x" * 300_000) + chat("second", close=True))
+                answer = read_until_closed(s)  # a socket.timeout here is the bug
+            posted = [r.json()["messages"][0]["content"] for r in fake.received if r.method == "POST"]
+    assert re.findall(rb"HTTP/1.1 (\d+)", answer) == [b"200", b"200"]
+    assert posted == ["x" * 300_000, "second"]

@@ -5,7 +5,10 @@ request (pipelined behind the body) still parsed by Gunicorn."""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import tracemalloc
 
@@ -118,3 +121,58 @@ def test_the_buffer_grows_with_what_arrives_not_with_the_announced_length(pair):
         tracemalloc.stop()
     assert body.whole() == b"a" * 100 + b"b" * sent
 
+
+@pytest.fixture()
+def tls_pair(tmp_path):
+    """A socket pair speaking TLS (the server side as Gunicorn wraps it for --certfile)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=x",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.check_hostname, client_ctx.verify_mode = False, ssl.CERT_NONE
+    raw_server, raw_client = socket.socketpair()
+    raw_server.settimeout(5)
+    raw_client.settimeout(5)
+    client = client_ctx.wrap_socket(raw_client, do_handshake_on_connect=False)
+    handshake = threading.Thread(target=client.do_handshake)
+    handshake.start()
+    server = server_ctx.wrap_socket(raw_server, server_side=True)
+    handshake.join()
+    yield server, client
+    server.close()
+    client.close()
+
+
+def test_over_tls_the_pipelined_request_decrypted_with_the_body_goes_back_to_gunicorn(tls_pair):
+    """The end of a body and the next request in one TLS record: read exactly to the body's end, the next request
+    stayed decrypted inside the TLS layer, where Gunicorn's gthread worker does not look (it checks its own
+    buffer, then waits for the socket to be readable): the request waited until keep-alive timed out."""
+    server, client = tls_pair
+    first, second = b'{"model": "m", "x": "' + b"a" * 300 + b'"}', b'{"second": true}'
+    head = _request("/first", first)[:-len(first)]
+    client.sendall(head)
+    parser = RequestParser(Config(), server, ("127.0.0.1", 1))
+    req = next(parser)
+    client.sendall(first + _request("/next", second))  # one TLS record: the body's end and the next request
+    assert _read_body(server, parser, req) == first
+    assert parser.unreader.buf.getvalue(), "the next request is left inside the TLS layer"
+    nxt = next(parser)
+    assert nxt.path == "/next" and nxt.body.read() == second
+
+
+def test_over_tls_bytes_held_and_decrypted_past_the_body_stay_in_order(tls_pair):
+    """A body ending inside what Gunicorn read with the head, and the next request longer than that read: its
+    first bytes are in Gunicorn's buffer, the rest of the TLS record decrypted in the TLS layer. Handed back
+    to Gunicorn, they must follow the bytes it holds."""
+    server, client = tls_pair
+    first, second = b'{"small": 1}', b'{"second": "' + bytes(range(97, 123)) * 400 + b'"}'  # over 8 KiB
+    client.sendall(_request("/first", first) + _request("/next", second))  # one TLS record
+    parser = RequestParser(Config(), server, ("127.0.0.1", 1))
+    req = next(parser)
+    assert _read_body(server, parser, req) == first
+    nxt = next(parser)
+    assert nxt.path == "/next" and nxt.body.read() == second
