@@ -179,6 +179,7 @@ class DeadlineBody:
         self.saved = _gettimeout(sock)
         self.done = False
         self.expired = False
+        self.single_reads = False  # every read is one recv, bounded by the time left: no Watchdog needed
 
     def read(self, size: int | None = -1) -> bytes:
         if self.direct is not None and self.left and not self.done and (size is None or size < 0 or size >= self.left):
@@ -206,7 +207,10 @@ class DeadlineBody:
 
     def _read_whole(self, body: Any) -> bytes:
         """The rest of a body of known length, read into one buffer (fastpath.gunicorn_body.DirectBody), with
-        the same deadline, turns and errors as piece-by-piece reads."""
+        the same deadline, turns and errors as piece-by-piece reads. Each piece is one recv waiting at most the
+        time left, so the Watchdog has nothing to cut: a read it ended by shutting the socket would also end a
+        TLS session mid-record, and the 408 could not be sent (gthread: the read runs in another thread)."""
+        self.single_reads = True
         while self.left:  # counted down by _guarded; a fill never passes the end
             if not self._guarded(body.fill, min(self.left, PIECE)):
                 break  # the client closed early: the caller sees a short body
@@ -261,19 +265,13 @@ class DeadlineBody:
 
     def expire(self) -> None:
         """The deadline passed while the body was still being read (called by the Watchdog): end the read."""
-        if self.done:
+        if self.done or self.single_reads:
             return
         self.expired = True
-        try:
-            self.sock.shutdown(socket.SHUT_RD)
-        except OSError:
-            pass
+        _shut_reading(self.sock)
 
     def _timed_out(self) -> ProxyError:
-        try:  # the rest of the body will not be read: no further request can follow on this connection
-            self.sock.shutdown(socket.SHUT_RD)
-        except OSError:
-            pass
+        _shut_reading(self.sock)  # the rest of the body will not be read: no request can follow on it
         self.restore()
         return ProxyError(408, f"The request body did not arrive within CLIENT_TIMEOUT ({self.timeout:g}s).",
                           code="client_timeout", headers={"Connection": "close"})
@@ -285,6 +283,17 @@ class DeadlineBody:
                 self.sock.settimeout(self.saved)
             except OSError:
                 pass
+
+
+def _shut_reading(sock: socket.socket) -> None:
+    """Shut the read side of the client's connection, on a duplicate of its descriptor: over TLS the socket's
+    own shutdown() also drops its TLS session (the standard library's and gevent's alike), and the 408 that
+    follows went out unencrypted, which the client saw as a TLS error."""
+    try:
+        with socket.socket(fileno=os.dup(sock.fileno())) as raw:
+            raw.shutdown(socket.SHUT_RD)
+    except (OSError, ValueError):  # closed meanwhile
+        pass
 
 
 def _gettimeout(sock: socket.socket) -> float | None:

@@ -92,3 +92,23 @@ def test_over_tls_a_request_pipelined_behind_a_body_is_answered(certificate, wor
             posted = [r.json()["messages"][0]["content"] for r in fake.received if r.method == "POST"]
     assert re.findall(rb"HTTP/1.1 (\d+)", answer) == [b"200", b"200"]
     assert posted == ["x" * 300_000, "second"]
+
+
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_over_tls_a_body_cut_at_client_timeout_gets_its_408_encrypted(certificate, worker_class):
+    """CLIENT_TIMEOUT shuts the read side of a connection whose body stopped coming; the TLS socket's own
+    shutdown() also dropped its TLS session, so the 408 left unencrypted and the client saw a TLS error. (With
+    FAST_PATH=off a gthread worker's body is read through Gunicorn's reader, which the Watchdog must still cut
+    by shutting the socket from its own thread: there the client still gets a TLS error, docs/hardening.md.)"""
+    cert, key = certificate
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    body = chat("never finished")
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, WORKER_CLASS=worker_class, WORKERS="1", CLIENT_TIMEOUT="1",
+                           FAST_PATH="on", GUNICORN_CMD_ARGS=f"--certfile {cert} --keyfile {key}") as p:
+            with context.wrap_socket(socket.create_connection(("127.0.0.1", p.port), timeout=15)) as s:
+                s.sendall(body[:-10])  # the head and most of the body: the rest never comes
+                answer = read_until_closed(s)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+    assert b'"code":"client_timeout"' in answer.replace(b" ", b"")
