@@ -10,7 +10,8 @@ JSON parse (28 ms a request; 17.5 ms with blocks up to 16 MiB kept in the heap).
 
 A worker keeps at most TRIM_THRESHOLD of free memory at the top of its heap; anything above it is returned as
 before, and blocks of MMAP_THRESHOLD or more still get their own mapping. Not applied when the environment
-already sets glibc's own variables (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_), nor on another C library.
+already tunes glibc's allocator (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_..., or glibc.malloc.* in
+GLIBC_TUNABLES), nor on another C library.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ USER_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TO
 
 def keep_large_blocks() -> bool:
     """Set the two thresholds in this process; False when left alone (not glibc, or set by the user)."""
-    if not _glibc() or any(name in os.environ for name in USER_VARIABLES):
+    if not _glibc() or any(name in os.environ for name in USER_VARIABLES) or \
+            "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
         return False
     mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))

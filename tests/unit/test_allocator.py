@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(not allocator._glibc() or not os.path.exists("/p
 
 
 def _freed(mode: str, **env: str) -> tuple[bool, int]:
-    clean = {k: v for k, v in os.environ.items() if k not in allocator.USER_VARIABLES}
+    clean = {k: v for k, v in os.environ.items() if k not in allocator.USER_VARIABLES and k != "GLIBC_TUNABLES"}
     out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True,
                          env={**clean, **env}).stdout.split()
     return out[0] == "True", int(out[1])
@@ -48,8 +48,10 @@ def test_with_the_thresholds_set_it_stays_for_reuse() -> None:
     assert applied and returned < MIB
 
 
-def test_the_users_own_malloc_variables_win() -> None:
-    applied, returned = _freed("tune", MALLOC_TRIM_THRESHOLD_="131072")
+@pytest.mark.parametrize("env", [{"MALLOC_TRIM_THRESHOLD_": "131072"},
+                                 {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=131072"}])
+def test_the_users_own_malloc_settings_win(env) -> None:
+    applied, returned = _freed("tune", **env)
     assert not applied and returned >= 7 * MIB
 
 
