@@ -34,7 +34,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # argoproxy, fo
 
 import client  # noqa: E402
 from client import Pool, build_request, chat_body  # noqa: E402
-from targets import (HOST, BareForwarder, ForeignLoad, Nginx, Proxy, Target, Upstream, free_port, nginx_binary,  # noqa: E402
+from targets import (HOST, BareForwarder, ForeignLoad, RawRelay, Nginx, Proxy, Target, Upstream, free_port, nginx_binary,  # noqa: E402
                      raise_nofile)
 
 SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "body", "bodies", "hold", "classes",
@@ -1007,6 +1007,12 @@ def main(argv: list[str] | None = None) -> int:
                         bench.events("bare WSGI forwarder (calibration)", bare, "chat")
                     finally:
                         bare.stop()
+                    raw = RawRelay.start(upstream.port)  # the floor of gevent itself: raw sockets, no HTTP stack
+                    try:
+                        bench.results["targets"][raw.name] = raw.description
+                        bench.events("raw gevent relay (calibration)", raw, "chat")
+                    finally:
+                        raw.stop()
             finally:
                 passthrough.stop()
         if "routing" in sections:

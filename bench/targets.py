@@ -265,6 +265,25 @@ class BareForwarder(Target):
         return target
 
 
+class RawRelay(Target):
+    """Calibration for the events section: bench/raw_relay.py, the leanest relay gevent allows (one process,
+    raw sockets, no HTTP stack): the floor of gevent's own per-event cost."""
+
+    @classmethod
+    def start(cls, upstream_port: int) -> "RawRelay":
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, str(BENCH / "raw_relay.py"), str(port), str(upstream_port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        target = cls("raw gevent relay", port, proc, None, stop_signal=signal.SIGINT,
+                     description="bench/raw_relay.py, one gevent process, raw sockets (calibration, not the product)")
+        try:
+            _wait_port(port, proc, 30, "raw relay", None)
+        except Exception:
+            target.stop()
+            raise
+        return target
+
+
 NGINX_CONF = """\
 worker_processes {workers};
 worker_rlimit_nofile 65536;
