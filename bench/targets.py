@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
@@ -64,6 +65,20 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float, what: str, log
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{what} did not start listening on {port}")
+
+
+T = TypeVar("T", bound="Target")
+
+
+def _listening(target: T, what: str, log: Path | None = None) -> T:
+    """`target` once its port accepts connections; stopped if it never does."""
+    assert target.proc is not None
+    try:
+        _wait_port(target.port, target.proc, 30, what, log)
+    except Exception:
+        target.stop()
+        raise
+    return target
 
 
 def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
@@ -257,12 +272,7 @@ class BareForwarder(Target):
         target = cls(name, port, proc, tmp, stop_signal=signal.SIGINT,
                      description=f"bench/{module}.py, Gunicorn {workers} {worker_class} workers "
                                  "(calibration, not the product)")
-        try:
-            _wait_port(port, proc, 30, "bare forwarder", log)
-        except Exception:
-            target.stop()
-            raise
-        return target
+        return _listening(target, "bare forwarder", log)
 
 
 class RawRelay(Target):
@@ -276,12 +286,7 @@ class RawRelay(Target):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         target = cls("raw gevent relay", port, proc, None, stop_signal=signal.SIGINT,
                      description="bench/raw_relay.py, one gevent process, raw sockets (calibration, not the product)")
-        try:
-            _wait_port(port, proc, 30, "raw relay", None)
-        except Exception:
-            target.stop()
-            raise
-        return target
+        return _listening(target, "raw relay")
 
 
 NGINX_CONF = """\
