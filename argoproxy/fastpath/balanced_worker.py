@@ -13,7 +13,10 @@ connections while a peer was busy, a worker that was still starting) used to las
 pool: 64 connections split 50/14 in most bursts on a loaded 2-core machine, and the p99 at c=64 followed the
 busier worker. A worker holding far more than a live peer (SHED_SHIFT) therefore closes one kept-alive
 connection after its answer, at most one every SHED_EVERY_MS (`Connection: close`, what Gunicorn does at
-max_requests); the client reconnects and the board places the new connection.
+max_requests); the client reconnects and the board places the new connection. The shed connection is closed
+as RFC 9112 (9.6) asks, FIN after the answer and then reading what the client still sends until it closes
+(linger_close): Gunicorn's plain close() with a request the client had pipelined behind the answer still unread
+made the kernel reset the connection, and the reset dropped the end of the answer still in the send buffer.
 
 Used for WORKER_CLASS=gevent when more than one worker runs and FAST_PATH is on (argoproxy.serve.gunicorn_app picks it).
 """
@@ -22,8 +25,11 @@ from __future__ import annotations
 
 import functools
 import mmap
+import os
 import time
 
+import gevent
+from gevent import socket as gsocket
 from gevent.server import StreamServer
 from gunicorn.workers import ggevent
 
@@ -44,6 +50,8 @@ STALE_MS = 5000  # a heartbeat older than this: the worker is gone (killed witho
 # MARGIN + 1 and a quarter of them (wider than the accept rule: small imbalances are not worth a reconnect).
 SHED_SHIFT = 2
 SHED_EVERY_MS = 10
+LINGER = 2.0  # seconds a shed connection waits for its client to close after the answer
+LINGER_BYTES = 1 << 20  # what the client may still send meanwhile (read and dropped) at most
 
 # Cell 0: how many slots have been used (readers look no further); then the slots.
 _shared = memoryview(mmap.mmap(-1, (1 + SLOTS * FIELDS) * 8)).cast("q")
@@ -117,6 +125,43 @@ class Board:
         return False
 
 
+def linger_close(sock) -> None:
+    """After a shed answer: send FIN behind it at once, and leave a greenlet reading (and dropping) what the client
+    still sends until it closes, LINGER at most. It works on a duplicate of the descriptor, so Gunicorn's own
+    close() that follows neither resets the connection nor waits (the worker's count drops at once), and a TLS
+    socket keeps its session (its own shutdown() drops it)."""
+    try:
+        fd = os.dup(sock.fileno())
+    except (OSError, ValueError):  # closed meanwhile
+        return
+    try:
+        raw = gsocket.socket(fileno=fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        raw.shutdown(gsocket.SHUT_WR)
+    except OSError:  # the client is gone
+        raw.close()
+        return
+    gevent.spawn(_drain, raw)
+
+
+def _drain(raw) -> None:
+    deadline, got = time.monotonic() + LINGER, 0
+    try:
+        while got < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+            raw.settimeout(left)
+            data = raw.recv(65536)
+            if not data:
+                break  # the client closed: nothing unread, the close below is an orderly one
+            got += len(data)
+    except OSError:
+        pass
+    finally:
+        raw.close()
+
+
 class BalancedServer(StreamServer):
     """A StreamServer that accepts waiting connections in batches (one per loop turn starved a busy worker:
     1024 simultaneous streams took about 0.3 s longer to start), looking at the board before each one and
@@ -175,6 +220,7 @@ class BalancedGeventWorker(ggevent.GeventWorker):
         # GeventWorker.run builds its StreamServer by this module-level name (this process is this worker).
         ggevent.StreamServer = functools.partial(BalancedServer, board=self.board)
         gunicorn_response.shed_connection = self.board.should_shed
+        gunicorn_response.shed_close = linger_close
         self.board.publish(self.pid)
         try:
             super().run()

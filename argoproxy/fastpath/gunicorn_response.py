@@ -17,6 +17,8 @@ from argoproxy.fastpath.sockets import COALESCE_LIMIT, send_all
 # Set by the balanced gevent worker (balanced_worker.Board.should_shed): True when this answer should close its
 # connection so that the client's next one is placed on a less loaded worker.
 shed_connection: Callable[[], bool] | None = None
+# Set with it: closes a connection so shed once its answer is out (balanced_worker.linger_close).
+shed_close: Callable[[Any], None] | None = None
 
 
 class _Capture:
@@ -38,6 +40,7 @@ class CoalescingResponse(wsgi.Response):
     sends a head that no body followed (HEAD, 204, empty bodies)."""
 
     _head = b""
+    _shed = False  # this answer closes its connection to rebalance the workers (shed_connection)
     sock: Any  # Gunicorn's client socket (untyped), swapped for a _Capture while the head is written
 
     def send_headers(self) -> None:
@@ -45,6 +48,7 @@ class CoalescingResponse(wsgi.Response):
             return
         if shed_connection is not None and not self.must_close and shed_connection():
             self.force_close()
+            self._shed = True
         sock, capture = self.sock, _Capture()
         self.sock = capture
         try:
@@ -75,6 +79,8 @@ class CoalescingResponse(wsgi.Response):
         self.send_headers()
         self._flush_head()
         super().close()
+        if self._shed and shed_close is not None:
+            shed_close(self.sock)
 
     def _flush_head(self) -> None:
         head, self._head = self._head, b""

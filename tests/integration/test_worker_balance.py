@@ -10,6 +10,7 @@ is covered in-process (tests/unit/test_balanced_worker.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sys
 import time
@@ -18,7 +19,7 @@ from contextlib import ExitStack
 import psutil
 import pytest
 
-from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.fake_openai import FakeOpenAI, Reply, chat_completion
 from tests.proxy_process import ROOT, running_proxy
 from tests.reliability.support import wait_for_workers
 
@@ -33,10 +34,16 @@ GUNICORN = [sys.executable, "-c",
 
 
 @pytest.fixture(scope="module")
-def balanced():
+def upstream():
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def balanced(upstream):
     # The balanced worker is part of the fast path: with FAST_PATH=off Gunicorn's own gevent worker runs.
-    with FakeOpenAI() as fake, running_proxy(GUNICORN, TARGET_BASE_URL=fake.base_url, WORKERS="2",
-                                             WORKER_CLASS="gevent", FAST_PATH="on") as p:
+    with running_proxy(GUNICORN, TARGET_BASE_URL=upstream.base_url, WORKERS="2", WORKER_CLASS="gevent",
+                       FAST_PATH="on") as p:
         yield p, wait_for_workers(p, 2)
 
 
@@ -156,4 +163,52 @@ def test_a_worker_holding_far_more_hands_kept_alive_connections_back(balanced) -
                     conns[i] = stack.enter_context(answered(p.port))
         spread = held(pids, p.port)
         assert closed >= spread[idle] and spread[loaded] >= spread[idle], (closed, spread)
+    wait_until_closed(pids, p.port)
+
+
+def loaded_worker(p, pids: set[int], stack: ExitStack) -> tuple[int, int, list[socket.socket]]:
+    """24 kept-alive connections, then those of one worker closed: (the worker holding the rest, the idle one,
+    the connections it holds), so that the loaded worker's next answer sheds its connection."""
+    opened: dict[int, list[socket.socket]] = {pid: [] for pid in pids}
+    while sum(map(len, opened.values())) < 24:
+        s = stack.enter_context(answered(p.port))
+        opened[holder(pids, p.port, s.getsockname()[1])].append(s)
+    loaded = max(pids, key=lambda pid: len(opened[pid]))
+    (idle,) = pids - {loaded}
+    for s in opened[idle]:
+        s.close()
+    wait_until_closed({idle}, p.port)
+    return loaded, idle, opened[loaded]
+
+
+def test_a_shed_answer_arrives_whole_when_the_client_already_sent_its_next_request(balanced, upstream) -> None:
+    """The answer that sheds its connection goes out whole and the connection ends with a FIN. Gunicorn's plain
+    close() with the client's next request (pipelined behind a large answer) still unread made the kernel reset
+    the connection: the end of the answer still in the send buffer was dropped (6 of 8 MB arrived), or the client
+    read it all and then a reset instead of the end of the connection (RFC 9112, 9.6)."""
+    p, pids = balanced
+    wait_until_closed(pids, p.port)
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    big = chat_completion("x" * 8_000_000)  # more than the socket buffers hold: the worker is still sending
+    with ExitStack() as stack:
+        _, _, conns = loaded_worker(p, pids, stack)
+        s = conns[0]
+        upstream.add(Reply(big), Reply(big))
+        s.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += s.recv(65536)
+        s.sendall(request)  # the next request, before the rest of the answer was read (pipelining)
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        assert b"\r\nconnection: close\r\n" in head.lower() + b"\r\n", head  # this answer sheds
+        length = int(next(line.split(b":")[1] for line in head.lower().split(b"\r\n")
+                          if line.startswith(b"content-length:")))
+        try:
+            while chunk := s.recv(1 << 20):
+                rest += chunk
+        except ConnectionResetError:
+            pytest.fail(f"reset after {len(rest)} of the answer's {length} bytes")
+        assert len(rest) == length and json.loads(rest) == big
     wait_until_closed(pids, p.port)
