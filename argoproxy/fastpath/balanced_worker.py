@@ -50,6 +50,9 @@ STALE_MS = 5000  # a heartbeat older than this: the worker is gone (killed witho
 # MARGIN + 1 and a quarter of them (wider than the accept rule: small imbalances are not worth a reconnect).
 SHED_SHIFT = 2
 SHED_EVERY_MS = 10
+# No shedding for this long after a connection waited out PATIENCE: the peer is not accepting (stuck, busy, a
+# stale heartbeat not yet STALE_MS old), so a shed connection only came back here, one every SHED_EVERY_MS.
+SHED_PAUSE_MS = 1000
 LINGER = 2.0  # seconds a shed connection waits for its client to close after the answer
 LINGER_BYTES = 1 << 20  # what the client may still send meanwhile (read and dropped) at most
 
@@ -193,6 +196,7 @@ class BalancedServer(StreamServer):
         if self.deferring_since is None:
             self.deferring_since = now
         elif now - self.deferring_since >= PATIENCE:
+            self.board.shed_at = _now_ms() + SHED_PAUSE_MS  # closing connections would not move them either
             return False  # no peer took it: accept, and keep accepting until the imbalance is gone
         self.stop_accepting()
         self._timer = self.loop.timer(RECHECK)

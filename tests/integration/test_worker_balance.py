@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 import sys
 import time
@@ -21,6 +23,7 @@ import pytest
 
 from tests.fakes.fake_openai import FakeOpenAI, Reply, chat_completion
 from tests.proxy_process import ROOT, running_proxy
+from tests.proxy_process import GUNICORN as PLAIN_GUNICORN
 from tests.reliability.support import wait_for_workers
 
 pytestmark = pytest.mark.timeout(60)
@@ -212,3 +215,32 @@ def test_a_shed_answer_arrives_whole_when_the_client_already_sent_its_next_reque
             pytest.fail(f"reset after {len(rest)} of the answer's {length} bytes")
         assert len(rest) == length and json.loads(rest) == big
     wait_until_closed(pids, p.port)
+
+
+def test_a_stuck_peer_does_not_make_the_loaded_worker_close_connection_after_connection(upstream) -> None:
+    """A peer holding few connections but not accepting (stuck: here stopped) took none of the connections the
+    loaded worker shed: each came back after PATIENCE, and the next answer shed again, one every SHED_EVERY_MS
+    (about 80 closes a second for the 5 s until the peer's heartbeat went stale). Once a connection waited out
+    PATIENCE, shedding pauses (SHED_PAUSE_MS). Stock PATIENCE here: the stuck peer is the point."""
+    with running_proxy(PLAIN_GUNICORN, TARGET_BASE_URL=upstream.base_url, WORKERS="2", WORKER_CLASS="gevent",
+                       FAST_PATH="on") as p, ExitStack() as stack:
+        pids = wait_for_workers(p, 2)
+        deadline = time.monotonic() + 20  # both workers serving (one may still be loading the app)
+        while len({holder(pids, p.port, stack.enter_context(answered(p.port)).getsockname()[1]) for _ in range(4)}) < 2:
+            assert time.monotonic() < deadline, "one worker takes every connection"
+        loaded, idle, conns = loaded_worker(p, pids, stack)
+        os.kill(idle, signal.SIGSTOP)
+        try:
+            closed, end = 0, time.monotonic() + 1.5
+            while time.monotonic() < end:
+                for i, s in enumerate(conns):
+                    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                    head = s.recv(65536)
+                    assert head.startswith(b"HTTP/1.1 200 ") or not head, head[:100]
+                    if not head or b"\r\nconnection: close\r\n" in head.lower():
+                        closed += 1
+                        s.close()
+                        conns[i] = stack.enter_context(answered(p.port))  # back on the loaded worker
+        finally:
+            os.kill(idle, signal.SIGCONT)
+        assert closed <= 20, f"{closed} connections closed in 1.5 s, none of them could move"  # 87 before
