@@ -71,6 +71,7 @@ class Board:
         self.cells = cells
         self.base = self._claim()
         self.shed_at = 0  # when this worker last closed a connection to rebalance (monotonic ms)
+        self.pid = 0  # set when the worker publishes its slot
 
     def _claim(self) -> int:
         """In the master, before the fork: a slot no live or booting worker holds."""
@@ -85,6 +86,7 @@ class Board:
 
     def publish(self, pid: int) -> None:
         """The worker accepts from now on: peers may defer to it."""
+        self.pid = pid
         self.cells[self.base + OPEN] = 0
         self.beat()
         self.cells[self.base + PID] = pid
@@ -98,10 +100,17 @@ class Board:
         self.cells[self.base + BEAT] = _now_ms()
 
     def opened(self) -> None:
-        self.cells[self.base + OPEN] += 1
+        if self._mine():
+            self.cells[self.base + OPEN] += 1
 
     def closed(self) -> None:
-        self.cells[self.base + OPEN] -= 1
+        if self._mine():
+            self.cells[self.base + OPEN] -= 1
+
+    def _mine(self) -> bool:
+        """Does this worker still hold its slot? A worker shutting down gracefully released it but still closes
+        connections; after a reload the slot may be a new worker's, whose count they must not change."""
+        return self.cells[self.base + PID] == self.pid
 
     def should_defer(self) -> bool:
         """True when a live peer holds clearly fewer connections than this worker (see MARGIN)."""

@@ -149,3 +149,17 @@ def test_the_shedding_check_is_asked_before_each_answer_head(monkeypatch) -> Non
         resp.start_response("200 OK", [("Content-Length", "2")])
         resp.write(b"{}")
         assert (b"Connection: close" in sock.sent) is shed and resp.should_close() is shed
+
+
+def test_a_released_slot_is_not_counted_by_its_old_worker(cells) -> None:
+    """A worker shutting down gracefully released its slot but still closes connections; after a reload the
+    slot may already be a new worker's, whose count must not go down (peers would defer and shed towards it)."""
+    old = live(cells, 100, connections=5)
+    old.release(100)
+    new = bw.Board(cells)
+    assert new.base == old.base
+    new.publish(200)
+    new.opened()
+    for _ in range(5):
+        old.closed()
+    assert cells[new.base + bw.OPEN] == 1
