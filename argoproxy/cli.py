@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 import sys
 from typing import Any
@@ -55,9 +56,29 @@ def parse_flags(argv: list[str]) -> tuple[dict[str, Any], argparse.Namespace]:
     return flags, args
 
 
+# Held blocked by run_app.sh's first-run process across its exec into this one (argoproxy.firstrun.serve).
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+def release_stop_signals() -> None:
+    """Unblock the stop signals firstrun held across its exec: one sent meanwhile (a Ctrl+C just as the checks
+    ended) is delivered now and ends the start quietly, where it used to be lost with the exec'd interpreter
+    and the server then ran on."""
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        check_interrupt()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def check_interrupt() -> None:
+    """A Python call: a KeyboardInterrupt the signal handler flagged is raised on entering it."""
+
+
 def main(argv: list[str] | None = None) -> None:
     from argoproxy.serve.gunicorn_app import loaded_or_exit, run
 
+    release_stop_signals()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["keys"]:  # the team keys subcommand, the same under every entry point
         from argoproxy.teamkeys.cli import main as keys_main

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import signal
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -437,7 +438,25 @@ def serve(argv: list[str], flags: dict[str, Any]) -> None:
     if "port" in flags:
         args += ["--port", str(flags["port"])]
     sys.stdout.flush()
+    hold_stop_signals()
     os.execv(sys.executable, args)
+
+
+def hold_stop_signals() -> None:
+    """Block SIGINT and SIGTERM for the exec: a signal this interpreter caught just before it would be lost with
+    it (Python's handler only flags it for the next Python call), and the server would start and run on (seen in
+    CI: Ctrl+C right after "Starting cot_proxy"). Blocked, a signal stays pending across the exec and the new
+    process unblocks it first thing (argoproxy.cli.release_stop_signals). One flagged before the block is
+    raised here."""
+    from argoproxy.cli import STOP_SIGNALS, check_interrupt
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        check_interrupt()
+    except KeyboardInterrupt:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        say()
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":
