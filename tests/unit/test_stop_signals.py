@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -34,7 +35,8 @@ def test_the_stop_signals_are_blocked_across_the_exec(monkeypatch) -> None:
 def test_a_held_interrupt_is_delivered_when_released_and_ends_the_start_quietly() -> None:
     before = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
     try:
-        os.kill(os.getpid(), signal.SIGINT)  # blocked: pending, as after the exec
+        # to this thread, where it is blocked (a signal to the process would go to any other thread)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
         with pytest.raises(SystemExit) as stop:
             release_stop_signals()
     finally:
