@@ -143,16 +143,8 @@ def test_a_worker_holding_far_more_hands_kept_alive_connections_back(balanced) -
     p, pids = balanced
     wait_until_closed(pids, p.port)
     with ExitStack() as stack:
-        opened: dict[int, list[socket.socket]] = {pid: [] for pid in pids}
-        while sum(map(len, opened.values())) < 24:
-            s = stack.enter_context(answered(p.port))
-            opened[holder(pids, p.port, s.getsockname()[1])].append(s)
-        loaded = max(pids, key=lambda pid: len(opened[pid]))
-        (idle,) = pids - {loaded}
-        for s in opened[idle]:
-            s.close()
-        wait_until_closed({idle}, p.port)
-        conns, closed = list(opened[loaded]), 0
+        loaded, idle, held_by_loaded = loaded_worker(p, pids, stack)
+        conns, closed = list(held_by_loaded), 0
         deadline = time.monotonic() + 30
         while held(pids, p.port)[idle] < len(conns) // 3:  # a client using all its connections, as a pool does
             assert time.monotonic() < deadline, f"still {held(pids, p.port)} after {closed} connections closed"
