@@ -9,12 +9,14 @@ connection classes of argoproxy.fastpath.connections. `PooledResponse` is the sa
 
 from __future__ import annotations
 
-from typing import Iterator, cast
+from typing import Generator, Iterator, cast
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.util.response import is_response_to_head
 
+from argoproxy.fastpath.chunked import read_chunked
 from argoproxy.fastpath.connections import LeanHTTPConnection, LeanHTTPSConnection
 from argoproxy.fastpath.stall_timer import timed_reads
 from argoproxy.upstream.proxy_env import ca_bundle, proxy_for
@@ -79,11 +81,12 @@ class DirectPools:
 class PooledResponse(UpstreamResponse):
     """An upstream answer over the pooled urllib3 response (headers read, body not yet)."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("raw", "_reader")
 
     def __init__(self, raw: urllib3.HTTPResponse, url: str, max_bytes: int = 0) -> None:
         super().__init__(url, max_bytes)
         self.raw = raw
+        self._reader: Generator[bytes, None, None] | None = None  # a chunked body's decoder, where the last read left it
 
     def chunks(self, decode: bool = True) -> Iterator[bytes]:
         conn = self.raw._connection
@@ -91,10 +94,17 @@ class PooledResponse(UpstreamResponse):
 
     def _chunks(self, decode: bool) -> Iterator[bytes]:
         raw = self.raw
+        plain = not decode or raw.headers.get("Content-Encoding", "identity") == "identity"
         if raw.chunked and raw.supports_chunked_reads():
-            yield from raw.read_chunked(decode_content=decode)
+            if not plain or (raw._fp is not None and is_response_to_head(raw._fp)):
+                yield from raw.read_chunked(decode_content=decode)
+                return
+            if self._reader is None:
+                self._reader = read_chunked(raw)
+            for piece in self._reader:  # not `yield from`: drain() goes on where the stream's reader stopped
+                yield piece
             return
-        if not decode or raw.headers.get("Content-Encoding", "identity") == "identity":
+        if plain:
             yield from _read_plain(raw)
             return
         yield from read_arrived(raw, decode)
@@ -114,6 +124,8 @@ class PooledResponse(UpstreamResponse):
     def close(self) -> None:
         """Return a fully read connection to the pool; drop one still carrying an unread body."""
         raw = self.raw
+        if self._reader is not None:
+            self._reader.close()  # stopped mid-body: urllib3's catcher drops the connection
         if not raw.isclosed() and raw._fp is not None and not raw._fp.isclosed():
             raw.close()
         raw.release_conn()
