@@ -69,6 +69,10 @@ class EventSplitter:
             self.scanned = len(tail)
             return []
         data = bytes(tail)
+        if b"\r" not in data:  # only `\n\n` ends an event: a block is its lines already, bar one leading \n
+            blocks = data.split(b"\n\n")
+            rest = blocks.pop()
+            return self._keep(rest, [block.lstrip(b"\n") + b"\n\n" for block in blocks if block.strip(b"\n")])
         events, pos = [], 0
         ends = _EventEnds(data)
         while end >= 0:
@@ -78,11 +82,15 @@ class EventSplitter:
             if any(lines):
                 events.append(encode_raw([line for line in lines if line]))
             end, size = ends.first(pos)
-        if len(data) - pos > self.max_event:
+        return self._keep(data[pos:], events)
+
+    def _keep(self, rest: bytes, events: list[bytes]) -> list[bytes]:
+        """`events`, keeping `rest` (the start of the next event) for the next chunk."""
+        if len(rest) > self.max_event:
             self.tail, self.scanned = bytearray(), 0
             raise event_too_large(self.max_event)
-        self.tail = bytearray(data[pos:])
-        self.scanned = len(self.tail)
+        self.tail = bytearray(rest)
+        self.scanned = len(rest)
         return events
 
     def finish(self) -> list[bytes]:

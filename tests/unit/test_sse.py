@@ -56,3 +56,14 @@ def test_events_read_one_byte_at_a_time():
     stream = b"data: 1\r\n\r\ndata: 22\n\ndata: 3\r\r: c\n\n"
     events = list(split_events(iter([stream[i:i + 1] for i in range(len(stream))]), 30.0))
     assert events == [b"data: 1\n\n", b"data: 22\n\n", b"data: 3\n\n", b": c\n\n"]
+
+
+@pytest.mark.parametrize("cut", range(0, 14))
+def test_many_lf_framed_events_in_one_read_come_out_as_the_line_splitter_gives_them(cut):
+    # Reads that hold several events take a shorter way when no \r is in them (the chunked reader gives
+    # every chunk of one read at once); stray blank lines between events, and one begun in the read before,
+    # come out exactly as the line splitter makes them.
+    stream = b"data: 1\n\n\ndata: 22\n\n\n\n: c\nevent: e\ndata: 3\n\n\n\ndata: 4"
+    splitter = EventSplitter()
+    events = splitter.feed(stream[:cut]) + splitter.feed(stream[cut:]) + splitter.finish()
+    assert events == [b"data: 1\n\n", b"data: 22\n\n", b": c\nevent: e\ndata: 3\n\n", b"data: 4\n\n"]
