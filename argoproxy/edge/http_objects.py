@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Mapping
 from wsgiref.headers import Headers
 
 from argoproxy.edge.header_policy import request_headers
-from argoproxy.edge.request_ids import ENVIRON_KEY
+from argoproxy.edge.request_ids import ENVIRON_KEY, WRITE_KEY
 
 if TYPE_CHECKING:
     from argoproxy.teamkeys.records import KeyRecord
@@ -33,6 +33,7 @@ class Request:
     presented_keys: tuple[str, ...] = ()  # the client keys it presented, once auth accepted them
     withheld: dict[str, str] = field(default_factory=dict)  # key headers auth removed holding no accepted key
     team_key: KeyRecord | None = None  # the team key (argoproxy/teamkeys/) auth accepted, if it was one
+    server_write: Callable[[], Any] | None = None  # the server's write() once the answer started (request_ids)
 
     @classmethod
     def of(cls, method: str, target: str, body: bytes | dict | None = None,
@@ -52,7 +53,8 @@ class Request:
         chunked = environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" \
             or bool(environ.get("wsgi.input_terminated"))
         return cls(environ.get("REQUEST_METHOD", "GET"), target, request_headers(environ), environ["wsgi.input"],
-                   environ.get("CONTENT_LENGTH") or None, chunked, environ.get(ENVIRON_KEY, ""))
+                   environ.get("CONTENT_LENGTH") or None, chunked, environ.get(ENVIRON_KEY, ""),
+                   server_write=environ.get(WRITE_KEY))
 
 
 class Answer:

@@ -10,6 +10,7 @@ import os
 
 MAX_REQUEST_ID = 128
 ENVIRON_KEY = "cot_proxy.request_id"
+WRITE_KEY = "cot_proxy.server_write"
 
 
 def request_id_of(value: str | None) -> str:
@@ -19,19 +20,36 @@ def request_id_of(value: str | None) -> str:
     return os.urandom(16).hex()  # 128 random bits like uuid4().hex, for a sixth of its CPU
 
 
+class ServerWrite:
+    """The server's `write` for one request (PEP 3333: what start_response returns), once the answer started.
+    A stream read on the request's own greenlet writes its keepalive comments through it while it waits on the
+    upstream (pipeline/keepalive.py); None before the answer started."""
+
+    __slots__ = ("write",)
+
+    def __init__(self) -> None:
+        self.write = None
+
+    def __call__(self):
+        return self.write
+
+
 class RequestIds:
     """Wraps a WSGI app: sets the id in the environ and adds X-Request-ID to the response (replacing one the
-    upstream sent: the client's id is the one that ties its logs to ours)."""
+    upstream sent: the client's id is the one that ties its logs to ours). It also keeps the server's write
+    callable for the request (ServerWrite, in the environ under WRITE_KEY)."""
 
     def __init__(self, app) -> None:
         self.app = app
 
     def __call__(self, environ, start_response):
         rid = environ[ENVIRON_KEY] = request_id_of(environ.get("HTTP_X_REQUEST_ID"))
+        server_write = environ[WRITE_KEY] = ServerWrite()
 
         def start(status, headers, exc_info=None):
             headers = [h for h in headers if h[0].lower() != "x-request-id"]
             headers.append(("X-Request-ID", rid))
-            return start_response(status, headers, exc_info)
+            write = server_write.write = start_response(status, headers, exc_info)
+            return write
 
         return self.app(environ, start)

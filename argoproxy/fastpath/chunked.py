@@ -22,6 +22,8 @@ from typing import Any, Callable, Generator, Iterator
 
 from urllib3.exceptions import InvalidChunkLength, ProtocolError
 
+from argoproxy.fastpath.stall_timer import StallTimer
+
 READ_SIZE = 256 * 1024  # at most this much per read; a read returns whatever has arrived
 MAX_LINE = 64 * 1024  # a size or trailer line (urllib3's _MAX_CHUNK_LINE_LENGTH)
 
@@ -49,8 +51,9 @@ def read_chunked(raw: Any) -> Generator[bytes, None, None]:
 def _reads(fp: Any, connection: Any) -> Iterator[bytes]:
     """Whatever arrived, one read at a time, until the connection closes: first what the buffered reader holds
     (the head's read usually brought the first chunks), then from the socket itself. Under gevent, after a read
-    that emptied the socket the next one first waits for it to be readable: trying it at once would only fail
-    with EAGAIN (an exception raised and caught per event) before the same wait."""
+    that emptied the socket the next one first waits for it to be readable (trying it at once would only fail
+    with EAGAIN, an exception raised and caught per event, before the same wait), and each read is bounded by
+    one loop timer for the whole body instead of the socket's timeout (fastpath/stall_timer.py)."""
     data = fp.read1(READ_SIZE)  # everything buffered (the buffer is smaller than READ_SIZE), or one read
     if not data:
         return
@@ -61,15 +64,26 @@ def _reads(fp: Any, connection: Any) -> Iterator[bytes]:
         return
     wait = _read_waiter(sock)
     recv = sock.recv
+    if wait is None:  # threads, or TLS: each read within the socket's own timeout
+        yield from iter(lambda: recv(READ_SIZE), b"")
+        return
+    timer = StallTimer(sock)
     emptied = True
-    while True:
-        if emptied and wait is not None:
-            wait()
-        data = recv(READ_SIZE)
-        if not data:
-            return
-        yield data
-        emptied = len(data) < READ_SIZE
+    try:
+        while True:
+            timer.start()
+            try:
+                if emptied:
+                    wait()
+                data = recv(READ_SIZE)
+            finally:
+                timer.stop()
+            if not data:
+                return
+            yield data
+            emptied = len(data) < READ_SIZE
+    finally:
+        timer.close()
 
 
 def _read_waiter(sock: Any) -> Callable[[], None] | None:
@@ -80,6 +94,22 @@ def _read_waiter(sock: Any) -> Callable[[], None] | None:
         return None
     wait = sock._wait
     return lambda: wait(event)
+
+
+def _one_chunk(data: bytes) -> bytes | None:
+    """The data of `data` when it is exactly one chunk, from its size line to its CRLF (a stream's usual read:
+    one event); None for anything else, which the general loop takes (and refuses if it must)."""
+    newline = data.find(b"\n")
+    if newline <= 0:
+        return None
+    try:
+        size = int(data[:newline], 16)  # an extension (`;`) fails here and goes the long way
+    except ValueError:
+        return None
+    start = newline + 1
+    if size <= 0 or start + size + 2 != len(data):
+        return None
+    return data[start:start + size]
 
 
 class _Decoder:
@@ -97,6 +127,10 @@ class _Decoder:
 
     def feed(self, data: bytes) -> bytes:
         """The chunk data in `data` (one read), joined."""
+        if not (self.left or self.skip or self.line):
+            whole = _one_chunk(data)
+            if whole is not None:
+                return whole
         out: list[bytes] = []
         pos, end = 0, len(data)
         while pos < end:

@@ -89,25 +89,24 @@ class PooledResponse(UpstreamResponse):
         self._reader: Generator[bytes, None, None] | None = None  # a chunked body's decoder, where the last read left it
 
     def chunks(self, decode: bool = True) -> Iterator[bytes]:
+        body = self._body(decode)
+        if body is self._reader:  # times its own reads (fastpath/chunked.py)
+            return body
         conn = self.raw._connection
-        return timed_reads(conn.sock if conn is not None else None, self._chunks(decode))
+        return timed_reads(conn.sock if conn is not None else None, body)
 
-    def _chunks(self, decode: bool) -> Iterator[bytes]:
+    def _body(self, decode: bool) -> Iterator[bytes]:
         raw = self.raw
         plain = not decode or raw.headers.get("Content-Encoding", "identity") == "identity"
         if raw.chunked and raw.supports_chunked_reads():
             if not plain or (raw._fp is not None and is_response_to_head(raw._fp)):
-                yield from raw.read_chunked(decode_content=decode)
-                return
-            if self._reader is None:
+                return raw.read_chunked(decode_content=decode)
+            if self._reader is None:  # one decoder per body: drain() goes on where the stream's reads stopped
                 self._reader = read_chunked(raw)
-            for piece in self._reader:  # not `yield from`: drain() goes on where the stream's reader stopped
-                yield piece
-            return
+            return self._reader
         if plain:
-            yield from _read_plain(raw)
-            return
-        yield from read_arrived(raw, decode)
+            return _read_plain(raw)
+        return read_arrived(raw, decode)
 
     def drain(self, seconds: float) -> None:
         """Read the end of a finished stream (its last chunk marker) so its connection can be reused; give up

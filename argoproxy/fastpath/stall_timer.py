@@ -30,13 +30,10 @@ def timed_reads(sock: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
     if not timeout or not under_gevent():
         yield from chunks
         return
-    from gevent import get_hub, getcurrent
-
-    timer = get_hub().loop.timer(timeout)
-    sock.settimeout(None)
+    timer = StallTimer(sock)
     try:
         while True:
-            timer.start(_expire, getcurrent(), update=True)  # from now, not the loop's cached time
+            timer.start()
             try:
                 chunk = next(chunks)
             except StopIteration:
@@ -46,6 +43,35 @@ def timed_reads(sock: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
             yield chunk
     finally:
         timer.close()
+
+
+class StallTimer:
+    """Under gevent: one loop timer standing in for `sock`'s timeout (lifted here) for one reading greenlet,
+    started before each wait and stopped after it; when it fires the reader gets the socket.timeout its read
+    would have raised. Without a timeout on the socket it does nothing."""
+
+    __slots__ = ("timer", "current")
+
+    def __init__(self, sock: Any) -> None:
+        timeout = sock.gettimeout()
+        self.timer: Any = None
+        if timeout:
+            from gevent import get_hub, getcurrent
+            self.timer = get_hub().loop.timer(timeout)
+            self.current = getcurrent
+            sock.settimeout(None)
+
+    def start(self) -> None:
+        if self.timer is not None:
+            self.timer.start(_expire, self.current(), update=True)  # from now, not the loop's cached time
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.stop()
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.close()
 
 
 def _expire(reader: Any) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import front_named
+from argoproxy.fronts import front_named, long_strings
 from argoproxy.fronts.front import Exchange, Front
 from argoproxy.pipeline import streamconv
 from argoproxy.pipeline.answer_shape import check_chunk
@@ -79,9 +79,13 @@ class FrontAnswers:
 
     def encoded(self, call: Call, front: Front, ex: Exchange, events: Iterable[dict]) -> Iterator[bytes]:
         out = call.outcome
+        swap, encode = long_strings.swap, front.encode_event
         try:
             for event in events:
-                yield from front.encode_pieces(event)
+                if swap(event)[1]:  # a long text in it: written a slice at a time
+                    yield from front.encode_pieces(event)
+                else:
+                    yield encode(event)
         finally:
             out.usage, out.output, out.usage_estimated = ex.usage, ex.output, ex.usage_estimated
             if ex.cut:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.config.llm_params import ModelRule
 from argoproxy.edge.body_members import Spans, encode_members
@@ -132,6 +132,10 @@ class Outcome:
     metrics_stream: bool = False  # counted among the streams in flight
     observed: bool = False
 
+    def sent(self, size: int) -> None:
+        """Count bytes written to the client beside the answer's body (a stream's keepalive comments)."""
+        self.bytes_out += size
+
 
 class Call:
     """One request: its three phases."""
@@ -154,3 +158,9 @@ class Call:
     @property
     def request_id(self) -> str:
         return self.client.request_id
+
+    @property
+    def server_write(self) -> Callable[[], Any] | None:
+        """The server's write() for this request once its answer started (None in-process)."""
+        request = self.client.request
+        return request.server_write if request is not None else None

@@ -186,7 +186,8 @@ class Gateway:
             encoder = self.encoder(call)
             return keepalive.streamed(lambda: self.answer(call, req), every, encoder.stream_headers(call),
                                       lambda err: encoder.error_event(call, err),
-                                      lambda: self.answers.abandon(call), encoder.keepalive_beat(call))
+                                      lambda: self.answers.abandon(call), encoder.keepalive_beat(call),
+                                      call.server_write, call.outcome.sent)
         return self.answer(call, req)
 
     def answer(self, call: Call, req: UpstreamRequest) -> Answer:

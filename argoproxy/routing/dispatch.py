@@ -155,7 +155,8 @@ class Routing:
             encoder = self.gateway.encoder(call)
             return keepalive.streamed(lambda: self.attempts(call, asked, chain), every, CommitHeaders(call, encoder),
                                       lambda err: encoder.error_event(call, err),
-                                      lambda: self.gateway.answers.abandon(call), encoder.keepalive_beat(call))
+                                      lambda: self.gateway.answers.abandon(call), encoder.keepalive_beat(call),
+                                      call.server_write, call.outcome.sent)
         return self.attempts(call, asked, chain)
 
     def attempts(self, call: Call, asked: str, chain: list[tuple[str, Pool]]) -> Answer:
