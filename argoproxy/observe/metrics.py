@@ -45,6 +45,7 @@ from argoproxy.upstream.wire import describe_host
 from argoproxy.edge.validation import model_allowed
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+VALUE_FILE_HEADER = 8  # a value file's used-length word and its padding (prometheus_client's mmap_dict)
 MODEL_LABEL_CAP = 100
 MODEL_LABEL_MAX_LEN = 100
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -198,10 +199,10 @@ class Metrics:
     def exposition(self) -> tuple[bytes, str]:
         """The text format, merged over every worker process in multiprocess mode."""
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-        if self.multiprocess:
-            from prometheus_client import multiprocess
+        path = multiprocess_dir() if self.multiprocess else None
+        if path is not None:
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+            registry.register(SettledFiles(path))
         else:
             registry = self.registry
         return generate_latest(registry), CONTENT_TYPE_LATEST
@@ -209,6 +210,33 @@ class Metrics:
     def view(self) -> Answer:
         data, content_type = self.exposition()
         return Answer(data, 200, {"Cache-Control": "no-store"}, content_type=content_type)
+
+
+class SettledFiles:
+    """The workers' value files in `path`, merged as prometheus_client's MultiProcessCollector merges them, less
+    the files another worker is creating this instant. A worker's first value of a series creates its file
+    empty and then sizes it; read in between, prometheus_client fails on the empty header (struct.error) and
+    the scrape was a 500 (seen when a worker started its first stream during a scrape). An empty file holds no
+    value yet, so leaving it out loses nothing."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def collect(self):
+        from prometheus_client.multiprocess import MultiProcessCollector
+        return MultiProcessCollector.merge(settled_files(self.path), accumulate=True)
+
+
+def settled_files(path: str) -> list[str]:
+    """The value files in `path` that have their header (a file removed meanwhile is simply not listed)."""
+    files = []
+    for entry in os.scandir(path):
+        try:
+            if entry.name.endswith(".db") and entry.stat().st_size >= VALUE_FILE_HEADER:
+                files.append(entry.path)
+        except FileNotFoundError:
+            pass
+    return files
 
 
 def install_metrics(gateway) -> Metrics:
