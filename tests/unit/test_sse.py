@@ -1,6 +1,7 @@
 """SSE splitting: events whole whatever the chunking, CRLF line endings, events without a final blank line."""
 
 import pytest
+from hypothesis import given, strategies as st
 
 from argoproxy.upstream.sse import EventSplitter, block_data
 
@@ -67,3 +68,30 @@ def test_many_lf_framed_events_in_one_read_come_out_as_the_line_splitter_gives_t
     splitter = EventSplitter()
     events = splitter.feed(stream[:cut]) + splitter.feed(stream[cut:]) + splitter.finish()
     assert events == [b"data: 1\n\n", b"data: 22\n\n", b": c\nevent: e\ndata: 3\n\n", b"data: 4\n\n"]
+
+
+def _object_the_long_way(item: bytes):
+    from argoproxy.jsonfast import loads
+    from argoproxy.upstream.sse import event_data
+    data = event_data([line for line in item.split(b"\n") if line])
+    try:
+        obj = loads(data) if data is not None else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+@pytest.mark.parametrize("item", [b'data: {"a": 1}\n\n', b'data:{"a": 1}\n\n', b'data: {"a": 1}\r\n\n',
+                                  b'data: {"a":\ndata: 1}\n\n', b'data: {"a": 1}\n', b'data: {"a": 1}\n\n\n',
+                                  b'event: x\ndata: {"a": 1}\n\n', b'data: [DONE]\n\n', b'data: \n\n', b': c\n\n',
+                                  b'data: {"a": "\\u000a"}\n\n', b'data: {"a": 1}\n\ndata: {"b": 2}\n\n',
+                                  b'data:  {"a": 1}\n\n', b'data: 7\n\n', b'data: {"a": 1\n\n', b'data: \xff\n\n'])
+def test_an_event_object_is_what_the_general_path_reads(item):
+    from argoproxy.upstream.sse import sse_object
+    assert sse_object(item) == _object_the_long_way(item)
+
+
+@given(st.binary(max_size=40).map(lambda b: b"data: " + b + b"\n\n") | st.binary(max_size=40))
+def test_any_event_object_is_what_the_general_path_reads(item):
+    from argoproxy.upstream.sse import sse_object
+    assert sse_object(item) == _object_the_long_way(item)
