@@ -437,6 +437,15 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
                 added = p["ttfb_p50"] - d["ttfb_p50"]
                 checks.append((f"TTFB over direct, 100-chunk stream, {gap} ms gaps", f"{ms(added, 3)} ms", "≤ 1.5 ms",
                                added <= 0.0015 and p["intact"] == p["count"]))
+        floor = tt.get("bare WSGI forwarder", {})
+        for gap in (0, 10):
+            p, d, f = tt[proxy_name].get(gap), tt["direct"].get(gap), floor.get(gap)
+            if p and d:
+                added = p["ttfb_p50"] - d["ttfb_p50"]
+                under = f" (the bare WSGI forwarder, the stack's floor: {signed_ms(f['ttfb_p50'] - d['ttfb_p50'], 3)})" \
+                    if f else ""
+                checks.append((f"issue 22: first byte over direct, {gap} ms gaps{under}", f"{ms(added, 3)} ms",
+                               "≤ 0.5 ms", added <= 0.0005 and p["intact"] == p["count"]))
         p, d = tt[proxy_name].get(10), tt["direct"].get(10)
         if p and d:
             extra = p["lag_p50"] - d["lag_p50"]
@@ -976,6 +985,13 @@ def main(argv: list[str] | None = None) -> int:
             log("section ttfb")
             for t in main_targets():
                 bench.ttfb(t)
+            if not args.no_baseline:  # the floor of the card's stack: the leanest WSGI relay, same workers
+                bare = BareForwarder.start(upstream.port, kind="wsgi")
+                try:
+                    bench.results["targets"][bare.name] = bare.description
+                    bench.ttfb(bare)
+                finally:
+                    bare.stop()
         if "journal" in sections:
             log("section journal (LOG_DIR set: JSONL journals written for every request)")
             journal_dir = tempfile.mkdtemp(prefix="cot_proxy_bench_journal_")
