@@ -140,6 +140,14 @@ def test_trailers_are_read_and_the_connection_kept(pools: DirectPools) -> None:
         server.close()
 
 
+def connections_after_ok(pools: DirectPools, server: ScriptedServer) -> int:
+    """Ask once more (the script answers `ok`): the server's connections by then (1: the first was reused)."""
+    again = ask(pools, server)
+    assert b"".join(again.chunks()) == b"ok"
+    again.close()
+    return server.connections
+
+
 @pytest.mark.parametrize("script", [
     [HEAD + b"zz\r\nabc\r\n"],  # not a size
     [HEAD + b"-3\r\nabc\r\n"],  # a negative size
@@ -155,10 +163,7 @@ def test_a_broken_body_is_urllib3s_protocol_error_and_drops_the_connection(pools
         with pytest.raises(urllib3.exceptions.ProtocolError):
             b"".join(resp.chunks())
         resp.close()
-        again = ask(pools, server)
-        assert b"".join(again.chunks()) == b"ok"
-        again.close()
-        assert server.connections == 2
+        assert connections_after_ok(pools, server) == 2
     finally:
         server.close()
 
@@ -169,10 +174,7 @@ def test_bytes_after_the_body_drop_the_connection(pools: DirectPools) -> None:
         resp = ask(pools, server)
         assert b"".join(resp.chunks()) == b"abc"
         resp.close()
-        again = ask(pools, server)
-        assert b"".join(again.chunks()) == b"ok"  # not the stray bytes read as a head
-        again.close()
-        assert server.connections == 2
+        assert connections_after_ok(pools, server) == 2  # not the stray bytes read as a head
     finally:
         server.close()
 
@@ -188,10 +190,7 @@ def test_drain_goes_on_where_the_stream_stopped(pools: DirectPools) -> None:
         resp.drain(2)
         stream.close()
         resp.close()
-        again = ask(pools, server)
-        assert b"".join(again.chunks()) == b"ok"
-        again.close()
-        assert server.connections == 1
+        assert connections_after_ok(pools, server) == 1
     finally:
         server.close()
 
@@ -202,10 +201,7 @@ def test_a_reader_left_mid_body_drops_the_connection(pools: DirectPools) -> None
         resp = ask(pools, server)
         assert next(resp.chunks()) == b"abc"
         resp.close()
-        again = ask(pools, server)
-        assert b"".join(again.chunks()) == b"ok"
-        again.close()
-        assert server.connections == 2
+        assert connections_after_ok(pools, server) == 2
     finally:
         server.close()
 
