@@ -100,7 +100,7 @@ def _one_chunk(data: bytes) -> bytes | None:
     """The data of `data` when it is exactly one chunk, from its size line to its CRLF (a stream's usual read:
     one event); None for anything else, which the general loop takes (and refuses if it must)."""
     newline = data.find(b"\n")
-    if newline <= 0:
+    if newline <= 0 or newline > MAX_LINE:  # a size line over the limit: the general loop refuses it
         return None
     try:
         size = int(data[:newline], 16)  # an extension (`;`) fails here and goes the long way

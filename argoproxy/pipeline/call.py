@@ -132,10 +132,6 @@ class Outcome:
     metrics_stream: bool = False  # counted among the streams in flight
     observed: bool = False
 
-    def sent(self, size: int) -> None:
-        """Count bytes written to the client beside the answer's body (a stream's keepalive comments)."""
-        self.bytes_out += size
-
 
 class Call:
     """One request: its three phases."""

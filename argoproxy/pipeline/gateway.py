@@ -187,7 +187,7 @@ class Gateway:
             return keepalive.streamed(lambda: self.answer(call, req), every, encoder.stream_headers(call),
                                       lambda err: encoder.error_event(call, err),
                                       lambda: self.answers.abandon(call), encoder.keepalive_beat(call),
-                                      call.server_write, call.outcome.sent)
+                                      call.server_write)
         return self.answer(call, req)
 
     def answer(self, call: Call, req: UpstreamRequest) -> Answer:

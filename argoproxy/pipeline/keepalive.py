@@ -45,17 +45,17 @@ ServerWrite = Callable[[], Optional[Callable[[bytes], Any]]]
 
 def streamed(make: Callable[[], Answer], every: float, headers: Iterable[tuple[str, str]],
              error_event: ErrorEvent, abort: Callable[[], None], beat: bytes = KEEPALIVE,
-             server_write: ServerWrite | None = None, sent: Callable[[int], None] | None = None) -> Answer:
+             server_write: ServerWrite | None = None) -> Answer:
     """The Answer `make()` builds (an SSE answer), with keepalives while it waits on its upstream.
 
     `headers`: what a stream committed before the upstream answered carries; `error_event`: the SSE event for
     an error after that; `abort`: cuts the upstream off when the client went away (a helper may be blocked
     reading it); `beat`: the keepalive bytes (a front door whose clients cannot skip comments sends a blank
-    line); `server_write`: the server's write() once the answer started, `sent`: counts the keepalives written
-    through it (under gevent the body is then read on the request's greenlet)."""
+    line); `server_write`: the server's write() once the answer started (under gevent the body is then read on
+    the request's greenlet). Keepalives are transport filler: no worker class counts them in the answer's bytes."""
     items = channel(QUEUE_ITEMS, every)
     stop = threading.Event()
-    beside = _Beside(every, beat, server_write, abort, sent) if server_write is not None and under_gevent() else None
+    beside = _Beside(every, beat, server_write, abort) if server_write is not None and under_gevent() else None
     context = contextvars.copy_context()  # the request's context variables, in the helper too
     start_helper(context.run, _produce, make, items, stop, beside is None)
     try:
@@ -179,11 +179,10 @@ class _Beside:
     """Under gevent: a stream's body read on the request's greenlet, keepalives written beside it through the
     server's write() while a read waits on the upstream."""
 
-    __slots__ = ("every", "beat", "server_write", "abort", "sent", "timer", "writer", "gone")
+    __slots__ = ("every", "beat", "server_write", "abort", "timer", "writer", "gone")
 
-    def __init__(self, every: float, beat: bytes, server_write: ServerWrite, abort: Callable[[], None],
-                 sent: Callable[[int], None] | None) -> None:
-        self.every, self.beat, self.server_write, self.abort, self.sent = every, beat, server_write, abort, sent
+    def __init__(self, every: float, beat: bytes, server_write: ServerWrite, abort: Callable[[], None]) -> None:
+        self.every, self.beat, self.server_write, self.abort = every, beat, server_write, abort
         self.timer: Any = None
         self.writer: Any = None  # the greenlet writing a keepalive now
         self.gone = False  # a keepalive could not be written: the client left
@@ -212,6 +211,8 @@ class _Beside:
                 yield data
         finally:
             self.timer.close()
+            if self.writer is not None:  # left by a BaseException in a read (a worker killing its greenlets)
+                self.writer.kill(block=False)
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
@@ -236,8 +237,6 @@ class _Beside:
             write = self.server_write()
             if write is not None:
                 write(self.beat)
-                if self.sent is not None:
-                    self.sent(len(self.beat))
         except Exception:  # noqa: BLE001 - the client is gone (a reset, a closed socket): stop reading for it
             self.gone = True
             self.abort()

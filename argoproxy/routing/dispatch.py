@@ -156,7 +156,7 @@ class Routing:
             return keepalive.streamed(lambda: self.attempts(call, asked, chain), every, CommitHeaders(call, encoder),
                                       lambda err: encoder.error_event(call, err),
                                       lambda: self.gateway.answers.abandon(call), encoder.keepalive_beat(call),
-                                      call.server_write, call.outcome.sent)
+                                      call.server_write)
         return self.attempts(call, asked, chain)
 
     def attempts(self, call: Call, asked: str, chain: list[tuple[str, Pool]]) -> Answer:

@@ -238,3 +238,21 @@ def test_under_gevent_reads_wait_on_the_socket_and_a_stall_is_a_read_timeout() -
     assert out[0] == "True True", out
     assert out[1].startswith("read timeout"), out
     assert float(out[1].split()[-1]) < 2
+
+
+@pytest.mark.parametrize("read", [b"0" * 70000 + b"5\r\nhello\r\n", b"5;" + b"x" * 70000 + b"\r\nhello\r\n"])
+def test_a_one_chunk_read_with_a_size_line_over_the_limit_is_refused(read: bytes) -> None:
+    # The one-chunk shortcut must refuse what the general loop (and urllib3) refuses: a size line over 64 KiB.
+    from argoproxy.fastpath.chunked import _Decoder
+    with pytest.raises(urllib3.exceptions.ProtocolError):
+        _Decoder(None).feed(read)
+
+
+@pytest.mark.parametrize("read", [b"5\r\nhello\r\n", b"0x5\r\nhello\r\n", b" 5 \r\nhello\r\n", b"5;ext=1\r\nhello\r\n",
+                                  b"5\nhello\r\n", b"05\r\nhello\r\n"])
+def test_a_one_chunk_read_gives_what_the_general_loop_gives(read: bytes) -> None:
+    from argoproxy.fastpath.chunked import _Decoder
+    general = _Decoder(None)
+    assert _Decoder(None).feed(read) == b"hello"
+    parts = [general.feed(read[:1]), general.feed(read[1:])]  # split: the shortcut cannot apply
+    assert b"".join(parts) == b"hello"
