@@ -25,8 +25,31 @@ def check_completion(obj: dict[str, Any]) -> dict[str, Any]:
 
 def check_chunk(obj: dict[str, Any]) -> dict[str, Any]:
     """One chat.completion.chunk or text_completion chunk."""
-    _check(obj, "delta")
+    if plain_text(obj) is None:
+        _check(obj, "delta")
     return obj
+
+
+def plain_text(obj: dict[str, Any]) -> str | None:
+    """The text of a chunk that carries nothing else a translator reads: one choice, index 0, no finish reason,
+    a delta of `content` and at most its `role`, no usage (most of a stream). None for any other chunk, which
+    the general reading takes. Such a chunk passes the shape check as it is."""
+    choices = obj.get("choices")
+    if type(choices) is not list or len(choices) != 1 or obj.get("usage") is not None:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("finish_reason") is not None:
+        return None
+    index = choice.get("index", 0)  # as first_choice reads it: absent is 0, null is not
+    if type(index) is not int or index != 0:
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict:
+        return None
+    content = delta.get("content")
+    if type(content) is not str or not content or len(delta) > 2 or (len(delta) == 2 and "role" not in delta):
+        return None
+    return content
 
 
 def bad_answer(what: str) -> ProxyError:
