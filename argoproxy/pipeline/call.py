@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.config.llm_params import ModelRule
-from argoproxy.edge.body_members import Spans, encode_members
+from argoproxy.edge.body_members import Members, encode_members
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.think import ThinkConfig
 
@@ -55,7 +55,7 @@ class Plan:
     raw_body: bytes = b""
     body: dict[str, Any] = field(default_factory=dict)  # parsed, on the API routes
     body_changed: bool = False  # changed anywhere: encoded again whole
-    spans: Spans | None = None  # a long body's top-level values in raw_body (edge/body_members.py)
+    members: Members | None = None  # a long body's top-level values as written (edge/body_members.py)
     touched: set[str] = field(default_factory=set)  # top-level members replaced, added or removed (touch())
     model: str | None = None  # as the client named it
     upstream_model: str | None = None  # as sent upstream
@@ -93,9 +93,9 @@ class Plan:
         if self.body_changed:
             return dumps(self.body)
         if self.touched:
-            if self.spans is None:
+            if self.members is None:
                 return dumps(self.body)
-            return encode_members(self.raw_body, self.spans, self.body, self.touched)
+            return encode_members(self.members, self.body, self.touched)
         return self.raw_body
 
     @property

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from argoproxy.errors import ProxyError
-from argoproxy.edge import request_body
+from argoproxy.edge import byte_counts, request_body
 from argoproxy.edge.request_body import MAX_CONTAINERS, containers, parse_object
 
 
@@ -59,7 +59,7 @@ def test_brackets_counts_every_opening_bracket_however_the_body_is_laid_out(raw)
 
 def test_a_long_body_with_too_many_containers_is_still_refused():
     raw = b'{"a":[' + b"[]," * (request_body.MAX_CONTAINERS + 1) + b"[]]}"
-    assert len(raw) > request_body.FIND_FROM
+    assert len(raw) > byte_counts.FIND_FROM
     with pytest.raises(ProxyError) as err:
         request_body.parse_object(raw)
     assert "arrays and objects" in err.value.message

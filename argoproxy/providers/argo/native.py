@@ -67,7 +67,7 @@ class ArgoNativeBackend(ArgoBackend):
         """The Messages request for ARGO's native Anthropic endpoint: alias mapped, user set (as the key and
         in metadata.user_id), image URLs inlined, as native OpenAI mode does."""
         plan = call.plan
-        assert body is plan.body, "the door's body: its members' spans are the client's bytes"
+        assert body is plan.body, "the door's body: its members are the client's bytes"
         if "timeout" in body:
             plan.timeout = pop_timeout(body)
             plan.touch("timeout")
