@@ -84,15 +84,39 @@ def _check_choice(choice: Any, part: str) -> None:
         return
     if not isinstance(message, dict):
         raise bad_answer(f"a choice's `{part}` is not an object")
+    content = message.get("content")
+    if not isinstance(content, (str, type(None))) and not (part == "message" and isinstance(content, list)):
+        raise bad_answer(f"a choice's `{part}.content` is not a string")
+    for name in _TEXTS:
+        if not isinstance(message.get(name), (str, type(None))):
+            raise bad_answer(f"a choice's `{part}.{name}` is not a string")
     calls = message.get("tool_calls")
-    if calls is None:
+    if calls is not None:
+        if not isinstance(calls, list):
+            raise bad_answer("`tool_calls` is not a list")
+        for call in calls:
+            if not isinstance(call, dict) or not _count(call.get("index")) \
+                    or not isinstance(call.get("id"), (str, type(None))):
+                raise bad_answer("a tool call is not an object with a `function` object")
+            _check_function(call.get("function"), "a tool call's `function`")
+    if message.get("function_call") is not None:
+        _check_function(message["function_call"], "`function_call`")
+
+
+def _check_function(function: Any, what: str) -> None:
+    """A called function's name and arguments (the arguments are JSON text: an upstream that sends an object
+    there is not followed by any client)."""
+    if function is None:
         return
-    if not isinstance(calls, list):
-        raise bad_answer("`tool_calls` is not a list")
-    for call in calls:
-        if not isinstance(call, dict) or not isinstance(call.get("function", {}), (dict, type(None))) \
-                or not _count(call.get("index")):
-            raise bad_answer("a tool call is not an object with a `function` object")
+    if not isinstance(function, dict):
+        raise bad_answer(f"{what} is not an object")
+    for name in ("name", "arguments"):
+        if not isinstance(function.get(name), (str, type(None))):
+            raise bad_answer(f"{what}.{name} is not a string")
+
+
+# Text members of a message or delta that translators and stream aggregation join as strings.
+_TEXTS = ("refusal", "reasoning_content", "reasoning")
 
 
 def _count(value: Any) -> bool:

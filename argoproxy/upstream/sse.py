@@ -78,9 +78,9 @@ class EventSplitter:
         while end >= 0:
             block = data[pos:end]
             pos = end + size
-            lines = [line.rstrip(b"\r") for line in block.replace(b"\r\n", b"\n").split(b"\n")]
-            if any(lines):
-                events.append(encode_raw([line for line in lines if line]))
+            lines = _lines(block)
+            if lines:
+                events.append(encode_raw(lines))
             end, size = ends.first(pos)
         return self._keep(data[pos:], events)
 
@@ -96,8 +96,13 @@ class EventSplitter:
     def finish(self) -> list[bytes]:
         """The last event when the stream ended without its blank line."""
         tail, self.tail, self.scanned = bytes(self.tail), bytearray(), 0
-        lines = [line.rstrip(b"\r") for line in tail.split(b"\n") if line.strip()]
+        lines = [line for line in _lines(tail) if line.strip()]
         return [encode_raw(lines)] if lines else []
+
+
+def _lines(block: bytes) -> list[bytes]:
+    """The non-empty lines of a block, each line ended by CRLF, LF or CR."""
+    return [line for line in block.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n") if line]
 
 
 def event_too_large(limit: int) -> ProxyError:
@@ -153,7 +158,10 @@ class _EventEnds:
         return best
 
 
-_SEPARATORS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+# Every blank line: two line ends in a row, each CRLF, LF or CR (the SSE grammar), in any mix. Where two start at
+# the same place the longer comes first and is taken (LF CRLF before LF CR); a bare LF left over by a shorter
+# one starts the next event's text as an empty line, which is dropped.
+_SEPARATORS = (b"\n\n", b"\r\n\r\n", b"\r\r", b"\n\r\n", b"\r\n\n", b"\n\r")
 
 
 def block_data(block: bytes) -> bytes | None:

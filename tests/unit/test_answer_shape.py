@@ -27,10 +27,19 @@ WHOLE = [{"choices": [None]}, {"choices": [{"message": {"content": None, "tool_c
          {"choices": [{"index": "a", "message": {"role": "assistant", "content": "x"}, "finish_reason": 5}],
           "usage": {"prompt_tokens": "x"}},
          {"choices": [{"message": {"role": "assistant", "content": "x", "tool_calls": [{"function": 5}]}}]},
-         {"choices": {"0": {}}}, {"choices": [{"message": "text"}]}, {"usage": [1]}]
+         {"choices": {"0": {}}}, {"choices": [{"message": "text"}]}, {"usage": [1]},
+         # text that translators join, and tool-call arguments (JSON text) given as another type
+         {"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None,
+                       "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}}]},
+         {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": {"t": 1}}}]},
+         {"choices": [{"index": 0, "finish_reason": "stop", "message": {"content": "x", "reasoning_content": 5}}]}]
 STREAMED = [b'data: {"choices":[null]}\n\n', b'data: {"choices":[{"delta":{"tool_calls":[null]}}]}\n\n',
             b'data: {"choices":[{"delta":{"tool_calls":[{"index":"x","function":5}]}}]}\n\n',
-            b'data: {"choices":[{"delta":"x"}]}\n\n', b'data: {"choices":[{"index":0,"delta":{}}],"usage":5}\n\n']
+            b'data: {"choices":[{"delta":"x"}]}\n\n', b'data: {"choices":[{"index":0,"delta":{}}],"usage":5}\n\n',
+            b'data: {"choices":[{"index":0,"delta":{"content":5}}]}\n\n',
+            b'data: {"choices":[{"index":0,"delta":{"reasoning_content":["r"]}}]}\n\n',
+            b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":{"a":1}}}]}}]}\n\n',
+            b'data: {"choices":[{"index":0,"delta":{"function_call":{"name":"f","arguments":[1]}}}]}\n\n']
 
 
 def door_for(tmp_path, monkeypatch, **env):

@@ -1,7 +1,7 @@
 """SSE splitting: events whole whatever the chunking, CRLF line endings, events without a final blank line."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from argoproxy.upstream.sse import EventSplitter, block_data
 
@@ -95,3 +95,36 @@ def test_an_event_object_is_what_the_general_path_reads(item):
 def test_any_event_object_is_what_the_general_path_reads(item):
     from argoproxy.upstream.sse import sse_object
     assert sse_object(item) == _object_the_long_way(item)
+
+
+LINE_ENDS = st.sampled_from([b"\n", b"\r\n", b"\r"])
+
+
+@st.composite
+def framed_streams(draw):
+    """Events as their lines, and a stream of them with every line end drawn from CRLF, LF and CR (the SSE
+    grammar's three) and each event ended by one more; a CR is never followed by an LF meant as a line end of
+    its own (the two read as one CRLF)."""
+    events = draw(st.lists(st.lists(st.sampled_from([b"data: 1", b"data: {\"a\":2}", b": c", b"event: x", b"id: 7"]),
+                                    min_size=1, max_size=3), min_size=1, max_size=6))
+    out, last = [], b""
+    for lines in events:
+        for line in lines + [b""]:
+            end = draw(LINE_ENDS)
+            if last == b"\r" and end == b"\n":
+                end = b"\r\n"
+            out.append(line + end)
+            last = end
+    return events, b"".join(out)
+
+
+@settings(max_examples=500)
+@given(framed=framed_streams(), cuts=st.lists(st.integers(0, 400), max_size=6))
+def test_events_end_at_every_blank_line_whatever_the_line_ends_and_the_reads(framed, cuts):
+    events, stream = framed
+    splitter, got, at = EventSplitter(), [], 0
+    for cut in sorted(set(c % (len(stream) + 1) for c in cuts)) + [len(stream)]:
+        got += splitter.feed(stream[at:cut]) if cut > at else []
+        at = cut
+    got += splitter.finish()
+    assert [[line for line in event.split(b"\n") if line] for event in got] == events
