@@ -34,6 +34,7 @@ class Request:
     withheld: dict[str, str] = field(default_factory=dict)  # key headers auth removed holding no accepted key
     team_key: KeyRecord | None = None  # the team key (argoproxy/teamkeys/) auth accepted, if it was one
     server_write: Callable[[], Any] | None = None  # the server's write() once the answer started (request_ids)
+    host: str = ""  # the Host header (it never goes upstream, so it is not in headers)
 
     @classmethod
     def of(cls, method: str, target: str, body: bytes | dict | None = None,
@@ -45,8 +46,9 @@ class Request:
             body = dumps(body)
             headers.setdefault("Content-Type", "application/json")
         body = body or b""
+        host = headers.pop("Host", "")
         return cls(method, target, headers, io.BytesIO(body), str(len(body)) if body else None,
-                   request_id=request_id)
+                   request_id=request_id, host=host)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, Any], target: str) -> "Request":
@@ -54,7 +56,7 @@ class Request:
             or bool(environ.get("wsgi.input_terminated"))
         return cls(environ.get("REQUEST_METHOD", "GET"), target, request_headers(environ), environ["wsgi.input"],
                    environ.get("CONTENT_LENGTH") or None, chunked, environ.get(ENVIRON_KEY, ""),
-                   server_write=environ.get(WRITE_KEY))
+                   server_write=environ.get(WRITE_KEY), host=environ.get("HTTP_HOST", ""))
 
 
 class Answer:

@@ -1,7 +1,8 @@
 """The one door every request goes through: a Request in, an Answer out (argoproxy/edge/http_objects.py), in this order:
 
   canonical path (argoproxy/edge/paths.py) -> one Route (argoproxy/edge/classify.py) -> request id + Call (so metrics,
-  journals and DEBUG lines see every request, refused ones included) -> auth -> 404/405 -> `?model=` against
+  journals and DEBUG lines see every request, refused ones included) -> other sites' web pages refused
+  (argoproxy/edge/web_pages.py) -> auth -> 404/405 -> `?model=` against
   the allow-list -> the route family's handler (API pipeline, model list, backend route, /health, /metrics,
   forwarded path).
 
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.edge.auth import Guard, without_key_params
+from argoproxy.edge.web_pages import WebPages
 from argoproxy.pipeline.batch_models import BatchCheck, upstream_fetch
 from argoproxy.pipeline.call import Call
 from argoproxy.edge.classify import Route, RouteTable, standard_table
@@ -75,6 +77,7 @@ class Door:
         self.health = health
         self.metrics_view = metrics_view
         self.guard = Guard(self.settings, gateway.team_keys)
+        self.web_pages = WebPages(self.settings)
         # Set by serve/build.py: the worker's metrics, and the status page when STATUS_PAGE is on.
         self.metrics: Metrics | None = None
         self.status_page: StatusPage | None = None
@@ -120,6 +123,7 @@ class Door:
             route = replace(route, front="google")  # /v1/models from google-genai (API version v1)
         call.client = replace(call.client, path=route.path, front=route.front)
         call.plan.kind, call.plan.path, call.plan.query = route.kind, route.path, target.query
+        self.web_pages.check(req)
         self.guard.check(req, route)
         if call.plan.query and (self.guard.enabled or route.front == "google"):  # a client key never goes upstream
             call.plan.query = without_key_params(call.plan.query)  # Google's ?key= included, with auth off too

@@ -28,7 +28,7 @@ def raw_exchange(proxy, request: bytes, settle: float = 0.3) -> tuple[bytes, byt
 
 
 def post(path: str, body: bytes, extra: str = "") -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}"
+    return (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{extra}"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
@@ -45,10 +45,10 @@ def test_small_answer_arrives_head_and_body_together(upstream):
 
 def test_head_only_answers_are_complete(proxy, upstream):
     upstream.add(Reply(b"", status=204))
-    _, data = raw_exchange(proxy, b"DELETE /v1/files/f1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    _, data = raw_exchange(proxy, b"DELETE /v1/files/f1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 204") and data.endswith(b"\r\n\r\n")
     upstream.add(Reply({"x": 1}, headers={"X-Up": "1"}))
-    _, data = raw_exchange(proxy, b"HEAD /v1/files HTTP/1.1\r\nHost: x\r\n\r\n")
+    _, data = raw_exchange(proxy, b"HEAD /v1/files HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 200") and b"x-up: 1" in data.lower() and data.endswith(b"\r\n\r\n")
 
 
@@ -65,7 +65,7 @@ def test_stream_framing_is_intact_and_headers_come_first(proxy, upstream):
 
 def test_request_id_is_the_clients_and_connection_listed_headers_stay_here(proxy, upstream):
     upstream.add(Reply({"object": "list", "data": []}, headers={"X-Request-ID": "upstream-id"}))
-    _, data = raw_exchange(proxy, b"GET /v1/files HTTP/1.1\r\nHost: x\r\nX-Request-ID: client-id\r\n"
+    _, data = raw_exchange(proxy, b"GET /v1/files HTTP/1.1\r\nHost: localhost\r\nX-Request-ID: client-id\r\n"
                                   b"Connection: keep-alive, X-Private\r\nX-Private: secret\r\nX-Public: 1\r\n\r\n")
     head = data.partition(b"\r\n\r\n")[0].lower()
     assert head.count(b"x-request-id") == 1 and b"x-request-id: client-id" in head
@@ -76,7 +76,7 @@ def test_request_id_is_the_clients_and_connection_listed_headers_stay_here(proxy
 def test_a_body_shorter_than_its_content_length_is_a_400_and_is_not_forwarded(proxy, upstream):
     before = len(upstream.received)
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
-        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                   b"Content-Length: 100\r\n\r\n{\"model\": \"m\"}")
         s.shutdown(socket.SHUT_WR)  # the client gives up after 14 of its 100 bytes
         data = b""

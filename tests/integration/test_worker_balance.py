@@ -69,7 +69,7 @@ def held(pids: set[int], port: int) -> dict[int, int]:
 def answered(port: int) -> socket.socket:
     """A keep-alive connection that has had its answer (so a worker accepted and counted it); left open."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert s.recv(65536).startswith(b"HTTP/1.1 "), "no answer"
     return s
 
@@ -80,7 +80,7 @@ def burst(port: int, n: int, pids: set[int]) -> tuple[list[bytes], dict[int, int
 
     async def one() -> tuple[asyncio.StreamWriter, bytes]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive: it stays with its worker
+        writer.write(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")  # keep-alive: it stays with its worker
         return writer, await asyncio.wait_for(reader.readline(), 30)
 
     async def run() -> tuple[list[bytes], dict[int, int]]:
@@ -149,7 +149,7 @@ def test_a_worker_holding_far_more_hands_kept_alive_connections_back(balanced) -
         while held(pids, p.port)[idle] < len(conns) // 3:  # a client using all its connections, as a pool does
             assert time.monotonic() < deadline, f"still {held(pids, p.port)} after {closed} connections closed"
             for i, s in enumerate(conns):
-                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
                 head = s.recv(65536)
                 assert head.startswith(b"HTTP/1.1 200 "), head[:100]
                 if b"\r\nconnection: close\r\n" in head.lower():
@@ -184,7 +184,7 @@ def test_a_shed_answer_arrives_whole_when_the_client_already_sent_its_next_reque
     p, pids = balanced
     wait_until_closed(pids, p.port)
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
-    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     big = chat_completion("x" * 8_000_000)  # more than the socket buffers hold: the worker is still sending
     with ExitStack() as stack:
@@ -226,7 +226,7 @@ def test_a_stuck_peer_does_not_make_the_loaded_worker_close_connection_after_con
             closed, end = 0, time.monotonic() + 1.5
             while time.monotonic() < end:
                 for i, s in enumerate(conns):
-                    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                    s.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
                     head = s.recv(65536)
                     assert head.startswith(b"HTTP/1.1 200 ") or not head, head[:100]
                     if not head or b"\r\nconnection: close\r\n" in head.lower():

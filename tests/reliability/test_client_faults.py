@@ -61,7 +61,7 @@ def raw_request(p, head: bytes, body: bytes = b"", timeout: float = 5.0) -> tupl
 
 
 def post_head(path: str, length: int, extra: str = "") -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+    return (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
             f"{extra}\r\n").encode()
 
 
@@ -218,10 +218,10 @@ def test_bad_bodies_on_every_api_route(up):
 def test_nul_in_headers_and_garbage_request_lines(up):
     fake, p = up
     pids = worker_pids(p)
-    for head in (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\n{}",
+    for head in (b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\n{}",
                  b"\x00\x01\x02 / HTTP/1.1\r\n\r\n",
-                 b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-                 b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"):
+                 b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                 b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: -5\r\n\r\n"):
         try:
             status, _ = raw_request(p, head)
         except (OSError, ValueError, IndexError):

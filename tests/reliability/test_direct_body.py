@@ -31,7 +31,7 @@ def read_until_closed(s: socket.socket) -> bytes:
 
 def chat(content: str, close: bool = False) -> bytes:
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": content}]}).encode()
-    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n"
             ).encode() + body
 
@@ -42,7 +42,7 @@ def test_announced_lengths_without_bodies_do_not_take_memory(worker_class):
     before a byte of it came, so eight heads of a hundred bytes held 256 MiB until CLIENT_TIMEOUT (a few thousand
     took any worker down)."""
     heads, announced = 8, 32 * MIB
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             f"Content-Length: {announced}\r\n\r\n").encode()
     with FakeOpenAI() as fake:
         with running_proxy(TARGET_BASE_URL=fake.base_url, WORKER_CLASS=worker_class, WORKERS="1", THREADS="16",

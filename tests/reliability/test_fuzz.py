@@ -160,7 +160,7 @@ framings = st.sampled_from(["length", "short length", "long length", "chunked", 
 
 
 def raw_http(line: str, extra: list, framing: str, chunked: bytes) -> bytes:
-    head = [line, "Host: x", "Content-Type: application/json"]
+    head = [line, "Host: localhost", "Content-Type: application/json"]
     head += [f"{name}:{' ' if value else ''}{value}{fold}" for name, value, fold in extra]
     body = BODY
     if framing == "length":

@@ -76,7 +76,7 @@ def assert_json_error(answer: bytes, status: int | tuple[int, ...]) -> dict:
 
 def chat_head(extra: str = "", length: int | None = None, path: str = "/v1/chat/completions") -> bytes:
     size = "" if length is None else f"Content-Length: {length}\r\n"
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n{size}"
+    return (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnection: close\r\n{size}"
             f"{extra}\r\n").encode()
 
 
@@ -87,12 +87,12 @@ BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]
 GUNICORN_ERRORS = {
     "obs-fold": (chat_head("X-Folded: a\r\n  b\r\n", len(BODY)) + BODY, 400),
     "garbage request line": (b"\x00\x01\x02 / HTTP/1.1\r\n\r\n", 400),
-    "bad method": (b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "bad method": (b"G@T / HTTP/1.1\r\nHost: localhost\r\n\r\n", 400),
     "bad header name": (chat_head("Bad Name: x\r\n", len(BODY)) + BODY, 400),
     "nul in header": (chat_head("X-A: a\x00b\r\n", len(BODY)) + BODY, 400),
     "negative length": (chat_head("Content-Length: -5\r\n"), 400),
     "length and chunked": (chat_head(f"Content-Length: {len(BODY)}\r\nTransfer-Encoding: chunked\r\n") + BODY, 400),
-    "request line too long": (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    "request line too long": (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 414),
     "too many headers": (b"GET /health HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(120)) + b"\r\n",
                          431),
     "header too large": (b"GET /health HTTP/1.1\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n", 431),
