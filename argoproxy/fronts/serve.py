@@ -13,9 +13,8 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts import front_named, long_strings
 from argoproxy.fronts.front import Exchange, Front
 from argoproxy.pipeline import streamconv
-from argoproxy.pipeline.answer_shape import check_chunk
+from argoproxy.pipeline.answer_shape import check_chunk, event_chunk
 from argoproxy.pipeline.call import Call
-from argoproxy.upstream import sse
 from argoproxy.upstream.client import READ_ERRORS, stream_error
 from argoproxy.upstream.wire import UpstreamResponse
 
@@ -40,7 +39,7 @@ class FrontAnswers:
     # The pipeline decodes a 2xx answer to a translated request and runs the think transform
     # (Gateway.decoded_stream / decoded_whole, Answers.completion_of); these encode it in the front's shape.
     def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[Any]) -> Answer:
-        chunks = self.chunks((sse.sse_object(i) if isinstance(i, bytes) else i for i in items), resp)
+        chunks = self.chunks((event_chunk(i) if isinstance(i, bytes) else i for i in items), resp)
         if call.plan.client_stream:
             return self.events(call, resp, chunks)
         try:

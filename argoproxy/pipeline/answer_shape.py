@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from argoproxy.errors import ProxyError
+from argoproxy.upstream import sse
 
 _COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -50,6 +51,19 @@ def plain_text(obj: dict[str, Any]) -> str | None:
     if type(content) is not str or not content or len(delta) > 2 or (len(delta) == 2 and "role" not in delta):
         return None
     return content
+
+
+def event_chunk(item: bytes) -> dict[str, Any] | None:
+    """The chunk an upstream SSE event holds, for a reader that builds on it (aggregation, the front doors):
+    None for an event without data (a comment), and upstream_bad_response for data that is not a JSON object.
+    Relayed as it came, such an event reaches the client, which can tell; read, it would be left out without a
+    word, and the answer would end as if whole."""
+    obj = sse.sse_object(item)
+    if obj is None:
+        data = sse.block_data(item)
+        if data is not None and data.strip():
+            raise bad_answer("an event's data is not a JSON object")
+    return obj
 
 
 def bad_answer(what: str) -> ProxyError:

@@ -16,6 +16,7 @@ from argoproxy.pipeline.answers import JSON_TYPE, Answers, parse_upstream_json, 
 from argoproxy.pipeline.filters import StreamCapture
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.think import ThinkConfig, transform_completion
+from argoproxy.pipeline.answer_shape import event_chunk
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.upstream import sse
 from argoproxy.upstream.wire import UpstreamResponse
@@ -192,7 +193,7 @@ def _mentions_tag(payload: bytes, cfg: ThinkConfig) -> bool:
 
 def aggregate(call: Call, items: Iterable[StreamItem]) -> dict[str, Any]:
     """A whole answer from a stream (upstream streams, client did not)."""
-    parsed = (sse.sse_object(item) if isinstance(item, bytes) else item for item in items)
+    parsed = (event_chunk(item) if isinstance(item, bytes) else item for item in items)
     chunks = (c for c in parsed if c is not None)
     if call.plan.kind == "completions":
         return streamconv.aggregate_completion(chunks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from itertools import chain
 from typing import Any, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
@@ -117,6 +118,7 @@ def split_events(chunks: Iterable[bytes], stall_seconds: float, max_event: int =
     and ProxyError(502) for an event over `max_event` bytes."""
     splitter = EventSplitter(max_event)
     since = time.monotonic()
+    chunks = _without_bom(chunks)
     for chunk in chunks:
         if time.monotonic() - since > stall_seconds:
             raise TimeoutError(f"no complete event within {stall_seconds:g}s")
@@ -125,6 +127,21 @@ def split_events(chunks: Iterable[bytes], stall_seconds: float, max_event: int =
             yield from events
             since = time.monotonic()
     yield from splitter.finish()
+
+
+def _without_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The stream without the UTF-8 byte-order mark it may open with (the SSE grammar drops it; left, it made
+    the first event a line no reader knows)."""
+    pieces = iter(chunks)
+    head = b""
+    for chunk in pieces:
+        head += chunk
+        if len(head) >= 3 or not BOM.startswith(head):
+            break
+    return chain((head[3:] if head.startswith(BOM) else head,), pieces)  # chain: no Python step per event
+
+
+BOM = b"\xef\xbb\xbf"
 
 
 def _event_end(data: bytes | bytearray, start: int = 0) -> tuple[int, int]:

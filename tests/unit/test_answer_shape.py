@@ -39,7 +39,10 @@ STREAMED = [b'data: {"choices":[null]}\n\n', b'data: {"choices":[{"delta":{"tool
             b'data: {"choices":[{"index":0,"delta":{"content":5}}]}\n\n',
             b'data: {"choices":[{"index":0,"delta":{"reasoning_content":["r"]}}]}\n\n',
             b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":{"a":1}}}]}}]}\n\n',
-            b'data: {"choices":[{"index":0,"delta":{"function_call":{"name":"f","arguments":[1]}}}]}\n\n']
+            b'data: {"choices":[{"index":0,"delta":{"function_call":{"name":"f","arguments":[1]}}}]}\n\n',
+            # data that is not a JSON object: read, it was left out and the answer ended as if whole
+            b'data: {"choices":[{"index":0,"delta":{"content":"a"}}\n\n', b'data: [1]\n\n', b'data: "x"\n\n',
+            b'data: {"choices":[{"index":0,"delta":{"content":"\xff"}}]}\n\n']
 
 
 def door_for(tmp_path, monkeypatch, **env):

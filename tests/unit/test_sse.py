@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from argoproxy.upstream.sse import EventSplitter, block_data
+from argoproxy.upstream.sse import EventSplitter, block_data, split_events
 
 STREAM = b'data: {"a":1}\n\n: ping\n\ndata: {"b":2}\n\nevent: x\ndata: y\n\ndata: [DONE]\n\n'
 
@@ -128,3 +128,12 @@ def test_events_end_at_every_blank_line_whatever_the_line_ends_and_the_reads(fra
         at = cut
     got += splitter.finish()
     assert [[line for line in event.split(b"\n") if line] for event in got] == events
+
+
+@pytest.mark.parametrize("reads", [[b"\xef\xbb\xbfdata: 1\n\n"], [b"\xef", b"\xbb", b"\xbfdata: 1\n\n"], [b"", b"\xef\xbb\xbf", b"data: 1\n\n"]])
+def test_a_stream_opening_with_a_byte_order_mark_loses_no_event(reads):
+    assert list(split_events(iter(reads + [b"data: 2\n\n"]), 30.0)) == [b"data: 1\n\n", b"data: 2\n\n"]
+
+
+def test_a_byte_order_mark_later_in_the_stream_is_left_as_it_is():
+    assert list(split_events(iter([b"data: 1\n\n", b"\xef\xbb\xbfdata: 2\n\n"]), 30.0))[1].startswith(b"\xef")
