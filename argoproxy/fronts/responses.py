@@ -319,12 +319,12 @@ def function_output(call: dict[str, Any], tools: ChatTools | None = None) -> dic
 def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
     """A whole chat.completion as a `response` object."""
     answer = whole_answer(completion, ex)
+    status, incomplete = status_of(answer.choice.get("finish_reason"))
     output = [reasoning_output(answer.reasoning)] if answer.reasoning else []
     refusal = answer.message.get("refusal") if isinstance(answer.message.get("refusal"), str) else None
     if answer.text or refusal is not None or not answer.calls:
-        output.append(message_output(answer.text, refusal=refusal))
+        output.append(message_output(answer.text, status, refusal=refusal))  # a token limit's cut: incomplete
     output.extend(function_output(call, ex.tools) for call in answer.calls)
-    status, incomplete = status_of(answer.choice.get("finish_reason"))
     return response_object(ex, new_id("resp_"), status, output, usage_to_responses(ex.usage), incomplete)
 
 
@@ -364,7 +364,8 @@ class ResponseStream(StreamState):
         self.open = record
         return record
 
-    def close(self) -> None:
+    def close(self, status: str = "completed") -> None:
+        """Close the open item; `status`: "incomplete" for one a failure or a token limit cut short."""
         record, self.open = self.open, None
         if record is None:
             return
@@ -376,24 +377,24 @@ class ResponseStream(StreamState):
                       text=text)
             self.emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
                       part=part)
-            done = reasoning_output(text, item["id"])
+            done = {**reasoning_output(text, item["id"]), "status": status}
         elif record["kind"] == "message":
             part = output_text(text)
             self.emit("response.output_text.done", item_id=item["id"], output_index=index, content_index=0,
                       text=text, logprobs=[])
             self.emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
                       part=part)
-            done = message_output(text, item_id=item["id"])
+            done = message_output(text, status, item_id=item["id"])
         elif record["kind"] == "custom":
             # The input is the string inside the function's JSON arguments: sent once it is whole.
-            done = {**item, "input": custom_input(text), "status": "completed"}
+            done = {**item, "input": custom_input(text), "status": status}
             if done["input"]:
                 self.emit("response.custom_tool_call_input.delta", item_id=item["id"], output_index=index,
                           delta=done["input"])
             self.emit("response.custom_tool_call_input.done", item_id=item["id"], output_index=index,
                       input=done["input"])
         else:
-            done = {**item, "arguments": text, "status": "completed"}
+            done = {**item, "arguments": text, "status": status}
             self.emit("response.function_call_arguments.done", item_id=item["id"], output_index=index,
                       name=item["name"], arguments=text)
         self.emit("response.output_item.done", output_index=index, item=done)
@@ -461,16 +462,16 @@ class ResponseStream(StreamState):
     def finish(self) -> None:
         if not self.output and self.open is None:
             self.text("")  # an empty answer is still one message (output_text == "")
-        self.close()
         # Cut at ex.keep: the output is what was sent, cut short as by a token limit.
         status, incomplete = status_of("length" if self.ex.cut else self.choice.get("finish_reason"))
+        self.close("completed" if status == "completed" else "incomplete")
         final = response_object(self.ex, self.resp_id, status, self.output, usage_to_responses(self.ex.usage),
                                  incomplete)
         self.ex.output = final
         self.emit("response.completed" if status == "completed" else "response.incomplete", response=final)
 
     def fail(self, err: ProxyError) -> None:
-        self.close()
+        self.close("incomplete")
         code = err.code or ("server_error" if err.status >= 500 else "invalid_request_error")
         self.emit("error", code=code, message=err.message, param=err.param)
         final = response_object(self.ex, self.resp_id, "failed", self.output, usage_to_responses(self.ex.usage),

@@ -234,6 +234,12 @@ def test_length_stream_ends_incomplete_and_empty_stream_has_a_message():
     assert events[-1]["type"] == "response.incomplete"
     assert events[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
     assert events[-1]["response"]["output"][0]["content"][0]["text"] == ""
+    assert events[-1]["response"]["output"][0]["status"] == "incomplete"  # the item cut short, as OpenAI marks it
+    whole = FRONT.from_chat({"choices": [{"index": 0, "finish_reason": "length",
+                                          "message": {"role": "assistant", "content": "cut"}}]}, exchange())
+    assert whole["output"][0]["status"] == "incomplete"
+    done = list(FRONT.stream(iter([chunk({"content": "x"}), chunk(finish="stop")]), exchange()))
+    assert [e["item"]["status"] for e in done if e["type"] == "response.output_item.done"] == ["completed"]
 
 
 def test_an_error_mid_stream_ends_with_response_failed():
@@ -248,6 +254,7 @@ def test_an_error_mid_stream_ends_with_response_failed():
                           "error", "response.failed"]
     assert events[-2]["code"] == "upstream_stream_incomplete" and "closed" in events[-2]["message"]
     assert events[-1]["response"]["status"] == "failed"
+    assert events[-3]["item"]["status"] == "incomplete" and events[-1]["response"]["output"][0]["status"] == "incomplete"
     assert events[-1]["response"]["error"]["code"] == "upstream_stream_incomplete"
     assert ex.error is not None and ex.error.status == 502
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
