@@ -62,7 +62,7 @@ def event_chunk(item: bytes) -> dict[str, Any] | None:
     if obj is None:
         data = sse.block_data(item)
         if data is not None and data.strip():
-            raise bad_answer("an event's data is not a JSON object")
+            raise bad_answer("an event's data could not be read as a JSON object")
     return obj
 
 
