@@ -23,6 +23,7 @@ from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt
 
 # Chunk-delta keys that carry reasoning text (DeepSeek/DashScope/vLLM<0.10; newer vLLM, OpenRouter).
 REASONING_KEYS = ("reasoning_content", "reasoning")
+ARGS_LIMIT = 8 * 1024 * 1024  # bytes of tool-call arguments a door's stream may hold back (to send them whole)
 
 
 @dataclass(frozen=True)

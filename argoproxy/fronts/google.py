@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import DoorArgs, Exchange, Front, StreamState, bad_request, new_id, whole_answer
+from argoproxy.fronts.front import ARGS_LIMIT, DoorArgs, Exchange, Front, StreamState, bad_request, new_id, whole_answer
 from argoproxy.fronts.fields import has_kind, json_type
 from argoproxy.jsonfast import dumps
 
@@ -47,7 +47,6 @@ RENAMED = {"temperature": "generationConfig.temperature", "top_p": "generationCo
            "frequency_penalty": "generationConfig.frequencyPenalty", "messages": "contents", "tools": "tools",
            "response_format": "generationConfig.responseMimeType"}
 SCHEMA_DEPTH = 64  # nesting a tool schema may have (the conversion recurses)
-ARGS_LIMIT = 8 * 1024 * 1024  # bytes of tool-call arguments one streamed answer may hold back
 OUTPUT_LIMIT = 1024 * 1024  # characters of a streamed answer kept for the journal (the rest is counted)
 SSE_END = b"\r\n\r\n"  # Google ends its SSE events with CRLF pairs; every SSE reader takes them
 CHUNK_HEAD = b'{"candidates":[{"content":{"role":"model","parts":'  # every stream chunk starts so

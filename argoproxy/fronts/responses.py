@@ -342,6 +342,9 @@ class ResponseStream(StreamState):
         self.open: dict[str, Any] | None = None  # the item being streamed: {"kind", "item", "text": [..]}
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its open item record
         self.tools: ChatTools = ex.tools or NO_TOOLS
+        # Calls that began while another one streamed: [id, name, argument fragments], sent whole at the end
+        # (counted against ex.keep like every call's arguments).
+        self.waiting: dict[Any, list[Any]] = {}
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.events.append({"type": kind, "sequence_number": self.seq, **fields})
@@ -354,6 +357,8 @@ class ResponseStream(StreamState):
 
     # -- items
     def _open(self, kind: str, item: dict[str, Any], part: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self.waiting and kind not in ("call", "custom"):  # calls waiting for the open one go first
+            self._release()
         self.close()
         index = len(self.output)
         self.emit("response.output_item.added", output_index=index, item=item)
@@ -443,9 +448,15 @@ class ResponseStream(StreamState):
                              "characters of output kept for the closing events).", code="upstream_event_too_large")
         record = self.calls.get(index)
         if record is None:
-            name = function.get("name") or ""
-            item = self.tools.output_item(name, fragment.get("id") or new_id("call_"), "", status="in_progress")
-            record = self.calls[index] = self._open("custom" if self.tools.is_custom(name) else "call", item)
+            if (self.open is not None and self.open["kind"] in ("call", "custom")) or index in self.waiting:
+                # Another call is streaming, and an upstream may still add to it (interleaved parallel calls),
+                # while a Responses stream sends one item at a time: this one waits and goes whole at the end.
+                call = self.waiting.setdefault(index, [None, "", []])
+                call[0], call[1] = call[0] or fragment.get("id"), call[1] or function.get("name") or ""
+                if arguments:
+                    call[2].append(arguments)
+                return
+            record = self.calls[index] = self._open_call(fragment.get("id"), function.get("name") or "")
         elif record is not self.open:
             if function.get("arguments"):  # a late fragment of a finished call (interleaved upstream calls)
                 record["text"].append(function["arguments"])
@@ -459,7 +470,24 @@ class ResponseStream(StreamState):
                 self.emit("response.function_call_arguments.delta", item_id=record["item"]["id"],
                           output_index=record["index"], delta=args)
 
+    def _open_call(self, call_id: str | None, name: str) -> dict[str, Any]:
+        item = self.tools.output_item(name, call_id or new_id("call_"), "", status="in_progress")
+        return self._open("custom" if self.tools.is_custom(name) else "call", item)
+
+    def _release(self) -> None:
+        """The calls that waited, each a whole item in the order they began."""
+        waiting, self.waiting = self.waiting, {}
+        for index, (call_id, name, pieces) in waiting.items():
+            record = self.calls[index] = self._open_call(call_id, name)
+            args = "".join(pieces)
+            if args:
+                record["text"].append(args)
+                if record["kind"] == "call":
+                    self.emit("response.function_call_arguments.delta", item_id=record["item"]["id"],
+                              output_index=record["index"], delta=args)
+
     def finish(self) -> None:
+        self._release()
         if not self.output and self.open is None:
             self.text("")  # an empty answer is still one message (output_text == "")
         # Cut at ex.keep: the output is what was sent, cut short as by a token limit.

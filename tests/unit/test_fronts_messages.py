@@ -303,3 +303,54 @@ def test_text_and_arguments_past_the_kept_budget_only_pass_through():
     assert deltas == ["abc", "defgh", '{"a":', "1}"]
     assert ex.output["content"][0]["text"] == "abc"  # the budget ran out at "defgh"
     assert events[-1]["type"] == "message_stop"
+
+
+def interleaved_calls():
+    """Two parallel calls whose argument pieces come interleaved (0, 1, 0, 1), then the finish."""
+    def call(index, args, head=False):
+        fragment = {"index": index, "function": {"arguments": args}}
+        if head:
+            fragment.update(id=f"call_{index}", type="function")
+            fragment["function"]["name"] = f"f{index}"
+        return chunk({"tool_calls": [fragment]})
+    return [chunk({"content": "Let me look."}), call(0, '{"a"', head=True), call(1, '{"b"', head=True),
+            call(0, ": 1}"), call(1, ": 2}"), chunk(finish="tool_calls")]
+
+
+def test_interleaved_parallel_calls_come_out_one_whole_block_each():
+    ex = exchange()
+    events = list(FRONT.stream(iter(interleaved_calls()), ex))
+    starts = [(e["index"], e["content_block"]) for e in events if e["type"] == "content_block_start"]
+    assert [(i, b["type"], b.get("name")) for i, b in starts] == [(0, "text", None), (1, "tool_use", "f0"),
+                                                                  (2, "tool_use", "f1")]
+    args: dict[int, str] = {}
+    open_block = None
+    for e in events:  # one block at a time, as the Messages format has it
+        if e["type"] == "content_block_start":
+            assert open_block is None
+            open_block = e["index"]
+        elif e["type"] == "content_block_delta":
+            assert e["index"] == open_block
+            args[e["index"]] = args.get(e["index"], "") + e["delta"].get("partial_json", "")
+        elif e["type"] == "content_block_stop":
+            open_block = None
+    assert json.loads(args[1]) == {"a": 1} and json.loads(args[2]) == {"b": 2}
+    assert [b["input"] for b in ex.output["content"][1:]] == [{"a": 1}, {"b": 2}]
+    assert ex.output["stop_reason"] == "tool_use"
+
+
+def test_a_call_that_waits_is_bounded_and_text_after_it_does_not_overtake_it():
+    from argoproxy.fronts.front import ARGS_LIMIT
+    head = [chunk({"tool_calls": [{"index": i, "id": f"c{i}", "function": {"name": f"f{i}", "arguments": ""}}]})
+            for i in (0, 1)]
+    piece = "x" * (1 << 20)
+    huge = [chunk({"tool_calls": [{"index": 1, "function": {"arguments": piece}}]})] * (ARGS_LIMIT // len(piece) + 1)
+    ex = exchange()
+    events = list(FRONT.stream(iter(head + huge + [chunk(finish="tool_calls")]), ex))
+    assert events[-1]["type"] == "error" and "parallel tool calls" in events[-1]["error"]["message"]
+    assert ex.error is not None and ex.error.code == "upstream_answer_too_large"
+    after = head + [chunk({"tool_calls": [{"index": 1, "function": {"arguments": "{}"}}]}), chunk({"content": "done"}),
+                    chunk(finish="stop")]
+    starts = [e["content_block"]["type"] for e in FRONT.stream(iter(after), exchange())
+              if e["type"] == "content_block_start"]
+    assert starts == ["tool_use", "tool_use", "text"]

@@ -418,3 +418,29 @@ def test_an_encoder_that_does_not_write_json_strings_gets_the_event_whole() -> N
 
     event = {"type": "x", "text": "b" * (long_strings.SLICE + 5)}
     assert list(Plain().encode_pieces(event)) == [Plain().encode_event(event)]
+
+
+def test_interleaved_parallel_calls_come_out_one_whole_item_each():
+    def call(index, args, head=False):
+        fragment = {"index": index, "function": {"arguments": args}}
+        if head:
+            fragment.update(id=f"call_{index}", type="function")
+            fragment["function"]["name"] = f"f{index}"
+        return chunk({"tool_calls": [fragment]})
+    chunks = [call(0, '{"a"', head=True), call(1, '{"b"', head=True), call(0, ": 1}"), call(1, ": 2}"),
+              chunk(finish="tool_calls")]
+    events = list(FRONT.stream(iter(chunks), exchange()))
+    done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert [(d["name"], d["call_id"], d["arguments"]) for d in done] == [("f0", "call_0", '{"a": 1}'),
+                                                                         ("f1", "call_1", '{"b": 2}')]
+    streamed: dict[int, str] = {}
+    for e in events:
+        if e["type"] == "response.function_call_arguments.delta":
+            streamed[e["output_index"]] = streamed.get(e["output_index"], "") + e["delta"]
+        if e["type"] == "response.function_call_arguments.done":
+            assert streamed[e["output_index"]] == e["arguments"]
+    assert streamed == {0: '{"a": 1}', 1: '{"b": 2}'}
+    assert [o["arguments"] for o in events[-1]["response"]["output"]] == ['{"a": 1}', '{"b": 2}']
+    added = [i for i, e in enumerate(events) if e["type"] == "response.output_item.added"]
+    closed = [i for i, e in enumerate(events) if e["type"] == "response.output_item.done"]
+    assert added[1] > closed[0]  # one item at a time
