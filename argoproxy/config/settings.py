@@ -206,6 +206,9 @@ class CoreSettings:
                                  env=("REDIS_OUTAGE",), flags=("--redis-outage",))
     allowed_models: tuple = _setting((), as_csv, "Comma-separated model allow-list; * wildcards.",
                                      env=("ALLOWED_MODELS",), flags=("--allowed-models",))
+    allowed_origins: tuple = _setting((), as_csv, "Web pages (origins, e.g. http://localhost:3000) that may send "
+                                      "requests besides the proxy's own; * any. Others get 403.",
+                                      env=("ALLOWED_ORIGINS",), flags=("--allowed-origins",))
     forward_paths: tuple = _setting(("*",), as_csv,
                                     "Paths forwarded to the upstream as they are: comma-separated globs (e.g. "
                                     "/v1/files*,/v1/audio/*); other unknown paths get 404. Empty: none.",

@@ -1,23 +1,25 @@
-"""Requests made by web pages: refused unless the page is the proxy's own.
+"""Requests made by web pages: refused unless the page is the proxy's own or listed in ALLOWED_ORIGINS.
 
 Any page open in the user's browser can send requests to a proxy on 127.0.0.1: a form post or a `text/plain`
 fetch needs no CORS permission (the browser only hides the answer from the page), and the proxy's upstream
 credential pays for them (with ARGO, every prompt goes under the user's own name). With DNS rebinding (the
 page's own host name made to resolve to 127.0.0.1) the page reads the answers too. So, as Jupyter and Ollama do:
 
-- a request whose `Origin` is another site than the one it was sent to is refused (browsers send `Origin` on
-  every cross-site request and every POST; the status page's own requests are same-site);
-- while the proxy listens on loopback or on a Unix socket, a request naming any host but a loopback one
-  (`localhost`, `*.localhost`, 127.0.0.0/8, ::1) is refused: a rebinding page names its own site.
+- a request whose `Origin` is another site than the one it was sent to is refused unless ALLOWED_ORIGINS lists
+  it (browsers send `Origin` on every cross-site request and every POST; the status page's are same-site);
+- while the proxy listens on a loopback TCP address, a request naming any host but a loopback one (`localhost`,
+  `*.localhost`, 127.0.0.0/8, ::1, each with or without a port or a final dot) is refused: a rebinding page
+  names its own site. A browser cannot reach a Unix socket, so SOCKET clients may name any host.
 
 Clients that are not browsers (the SDKs, curl, coding agents) send no `Origin` and name the host they connect
 to. With HOST=0.0.0.0 (containers, a Service) the host names a deployment answers to are not known here: only
-the `Origin` rule applies.
+the `Origin` rule applies, and a rebinding page is stopped only by ENABLE_AUTH.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import TYPE_CHECKING
 
 from argoproxy.errors import ProxyError
@@ -27,11 +29,13 @@ if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Request
 
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+_NAME = re.compile(r"[a-z0-9.-]+")  # a host name as browsers send it (no userinfo, path or fragment)
 
 
 class WebPages:
     def __init__(self, settings: Settings) -> None:
-        self.loopback_only = bool(settings.socket) or _loopback(settings.host)
+        self.loopback_only = not settings.socket and _loopback(settings.host.lower())
+        self.origins = {origin.strip().lower().rstrip("/") for origin in settings.allowed_origins}
 
     def check(self, req: Request) -> None:
         host = req.host.strip().lower()
@@ -40,9 +44,12 @@ class WebPages:
                                   f"this request names `{host[:100]}` (a web page's, by DNS rebinding?).",
                              code="host_not_allowed")
         origin = req.headers.get("Origin")
-        if origin is not None and not _same_site(origin.strip().lower(), host):
-            raise ProxyError(403, f"Requests from web pages of other sites are refused (Origin `{origin[:100]}`).",
-                             code="origin_not_allowed")
+        if origin is not None and not self._allowed(origin.strip().lower(), host):
+            raise ProxyError(403, f"Requests from web pages of other sites are refused (Origin `{origin[:100]}`); "
+                                  "ALLOWED_ORIGINS lists the ones that may.", code="origin_not_allowed")
+
+    def _allowed(self, origin: str, host: str) -> bool:
+        return "*" in self.origins or origin.rstrip("/") in self.origins or _same_site(origin, host)
 
 
 def _same_site(origin: str, host: str) -> bool:
@@ -55,16 +62,21 @@ def _same_site(origin: str, host: str) -> bool:
 
 
 def _without_port(host: str) -> str:
-    if host.startswith("["):  # [::1]:5000
-        return host[1:host.find("]")] if "]" in host else host
+    if host.startswith("["):  # [::1] or [::1]:5000
+        end = host.find("]")
+        rest = host[end + 1:] if end > 0 else "?"
+        return host[1:end] if rest == "" or (rest[:1] == ":" and rest[1:].isdigit()) else host
     name, _, port = host.rpartition(":")
     return name if name and port.isdigit() else host
 
 
 def _loopback(name: str) -> bool:
-    if name == "localhost" or name.endswith(".localhost"):  # browsers resolve these to loopback themselves
-        return True
+    name = name[:-1] if name.endswith(".") else name  # `localhost.`: the same name, fully qualified
+    if _NAME.fullmatch(name) and (name == "localhost" or name.endswith(".localhost")):
+        return True  # browsers resolve these to loopback themselves, never through DNS
     try:
-        return ipaddress.ip_address(name).is_loopback
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)

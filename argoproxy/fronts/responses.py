@@ -323,8 +323,10 @@ def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]
     output = [reasoning_output(answer.reasoning)] if answer.reasoning else []
     refusal = answer.message.get("refusal") if isinstance(answer.message.get("refusal"), str) else None
     if answer.text or refusal is not None or not answer.calls:
-        output.append(message_output(answer.text, status, refusal=refusal))  # a token limit's cut: incomplete
+        output.append(message_output(answer.text, refusal=refusal))
     output.extend(function_output(call, ex.tools) for call in answer.calls)
+    if status != "completed":  # the last item is the one a token limit cut short, as a stream marks it
+        output[-1] = {**output[-1], "status": "incomplete"}
     return response_object(ex, new_id("resp_"), status, output, usage_to_responses(ex.usage), incomplete)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import loads
 from argoproxy.upstream import sse
 
 _COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -55,15 +56,24 @@ def plain_text(obj: dict[str, Any]) -> str | None:
 
 def event_chunk(item: bytes) -> dict[str, Any] | None:
     """The chunk an upstream SSE event holds, for a reader that builds on it (aggregation, the front doors):
-    None for an event without data (a comment), and upstream_bad_response for data that is not a JSON object.
-    Relayed as it came, such an event reaches the client, which can tell; read, it would be left out without a
-    word, and the answer would end as if whole."""
+    None for an event without one (a comment, a heartbeat such as `data: "ping"`), and upstream_bad_response
+    for data that cannot be read as JSON (broken, cut, not UTF-8, nested too deeply). Relayed as it came, such
+    an event reaches the client, which can tell; read, its text would be left out without a word, and the
+    answer would end as if whole."""
     obj = sse.sse_object(item)
     if obj is None:
         data = sse.block_data(item)
-        if data is not None and data.strip():
-            raise bad_answer("an event's data could not be read as a JSON object")
+        if data is not None and data.strip() and not _json(data):
+            raise bad_answer("an event's data could not be read as JSON")
     return obj
+
+
+def _json(data: bytes) -> bool:
+    try:
+        loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def bad_answer(what: str) -> ProxyError:
@@ -89,7 +99,7 @@ def _check(obj: dict[str, Any], part: str) -> None:
 def _check_choice(choice: Any, part: str) -> None:
     if not isinstance(choice, dict):
         raise bad_answer("a choice is not an object")
-    if not _count(choice.get("index")):
+    if not _index(choice):
         raise bad_answer("a choice's `index` is not a number")
     if not isinstance(choice.get("finish_reason"), (str, type(None))):
         raise bad_answer("a choice's `finish_reason` is not a string")
@@ -109,7 +119,7 @@ def _check_choice(choice: Any, part: str) -> None:
         if not isinstance(calls, list):
             raise bad_answer("`tool_calls` is not a list")
         for call in calls:
-            if not isinstance(call, dict) or not _count(call.get("index")) \
+            if not isinstance(call, dict) or not _index(call) \
                     or not isinstance(call.get("id"), (str, type(None))):
                 raise bad_answer("a tool call is not an object with a `function` object")
             _check_function(call.get("function"), "a tool call's `function`")
@@ -131,6 +141,13 @@ def _check_function(function: Any, what: str) -> None:
 
 # Text members of a message or delta that translators and stream aggregation join as strings.
 _TEXTS = ("refusal", "reasoning_content", "reasoning")
+
+
+def _index(holder: dict[str, Any]) -> bool:
+    """Absent (readers take 0, or the position), or a whole number; null is neither (readers would skip the
+    choice, or fail to order it among the others)."""
+    index = holder.get("index", 0)
+    return isinstance(index, int) and not isinstance(index, bool)
 
 
 def _count(value: Any) -> bool:

@@ -233,7 +233,7 @@ class StreamThink:
     def flush(self) -> dict[str, Any] | None:
         """A final chunk with what is still held when the stream ended without finish_reason."""
         pieces = []
-        for index, splitter in sorted(self.splitters.items()):
+        for index, splitter in self.splitters.items():  # as the choices came (an index of any type)
             answer, reasoning = splitter.finish()
             if answer or (reasoning and self.cfg.mode == "reasoning"):
                 pieces.append((index, answer, reasoning))

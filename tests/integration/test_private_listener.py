@@ -126,6 +126,10 @@ def test_socket_is_private_and_serves_the_sdks(private_home: Path) -> None:
             message = claude.messages.create(model="gpt-4o", max_tokens=50,
                                              messages=[{"role": "user", "content": "hi"}])
             assert message.content[0].text
+            # A browser cannot reach a socket (no DNS rebinding): a client may name any host over it.
+            named = openai.OpenAI(base_url="http://cot-proxy/v1", api_key="unused", max_retries=0,
+                                  http_client=httpx.Client(transport=httpx.HTTPTransport(uds=str(path))))
+            assert named.chat.completions.create(**CHAT).choices[0].message.content
         finally:
             stop(proc)
     assert f"listening on unix:{path}" in (private_home / "proxy.log").read_text()

@@ -42,6 +42,7 @@ def local(module_fake):
     {"Host": "evil.example:5000", "Content-Type": "text/plain"},  # DNS rebinding: the page's own name
     {"Host": "evil.example:5000", "Origin": "http://evil.example:5000", "Content-Type": "application/json"},
     {"Host": "127.0.0.1.nip.io:5000"},
+    {"Host": "evil.example:.localhost"}, {"Host": "[::1]:5000@evil.example"}, {"Host": "evil.example/.localhost"},
 ])
 def test_web_pages_are_refused_before_the_upstream(local, upstream, headers):
     status, data = send(local.port, headers)
@@ -52,7 +53,8 @@ def test_web_pages_are_refused_before_the_upstream(local, upstream, headers):
 
 @pytest.mark.parametrize("headers", [
     {"Host": f"{host}", "Content-Type": "application/json"}
-    for host in ("127.0.0.1", "127.0.0.1:5000", "localhost", "LOCALHOST:1", "[::1]:5000", "127.1.2.3", "app.localhost")
+    for host in ("127.0.0.1", "127.0.0.1:5000", "localhost", "LOCALHOST:1", "[::1]:5000", "127.1.2.3", "app.localhost",
+                 "localhost.", "127.0.0.1.:5000", "[::ffff:127.0.0.1]:5000", "[0:0:0:0:0:0:0:1]")
 ] + [{}, {"Host": "127.0.0.1:5000", "Origin": "http://127.0.0.1:5000", "Content-Type": "application/json"},
      {"Host": "localhost", "Origin": "http://localhost:80", "Content-Type": "application/json"}])
 def test_loopback_names_and_same_site_pages_are_served(local, upstream, headers):
@@ -73,3 +75,10 @@ def test_every_interface_keeps_only_the_origin_rule(module_fake, upstream):
         assert send(p.port, {"Host": "proxy.internal.example:8080", "Content-Type": "application/json"})[0] == 200
         status, data = send(p.port, {"Host": "proxy.internal.example:8080", "Origin": "https://evil.example"})
         assert status == 403 and json.loads(data)["error"]["code"] == "origin_not_allowed"
+
+
+def test_allowed_origins_lets_listed_pages_in(module_fake, upstream):
+    with running_proxy(TARGET_BASE_URL=module_fake.base_url, ALLOWED_ORIGINS="http://localhost:3000/") as p:
+        ok = {"Host": f"127.0.0.1:{p.port}", "Origin": "http://localhost:3000", "Content-Type": "application/json"}
+        assert send(p.port, ok)[0] == 200
+        assert send(p.port, {**ok, "Origin": "http://localhost:3001"})[0] == 403

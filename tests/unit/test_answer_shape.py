@@ -41,7 +41,9 @@ STREAMED = [b'data: {"choices":[null]}\n\n', b'data: {"choices":[{"delta":{"tool
             b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":{"a":1}}}]}}]}\n\n',
             b'data: {"choices":[{"index":0,"delta":{"function_call":{"name":"f","arguments":[1]}}}]}\n\n',
             # data that is not a JSON object: read, it was left out and the answer ended as if whole
-            b'data: {"choices":[{"index":0,"delta":{"content":"a"}}\n\n', b'data: [1]\n\n', b'data: "x"\n\n',
+            b'data: {"choices":[{"index":0,"delta":{"content":"a"}}\n\n', b'data: {"a":' + b'[' * 5000 + b'\n\n',
+            b'data: {"choices":[{"index":null,"delta":{"content":"x"},"finish_reason":"stop"}]}\n\n',
+            b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":null,"function":{"arguments":"{}"}}]}}]}\n\n',
             b'data: {"choices":[{"index":0,"delta":{"content":"\xff"}}]}\n\n']
 
 
@@ -129,3 +131,12 @@ def test_argo_tool_calls_that_are_not_a_list_are_502(tmp_path, monkeypatch):
     answer = door.handle(Request.of("POST", "/v1/chat/completions", {"model": "gpt4o", "messages": MSG,
                                                                        "tools": [tool]}))
     assert answer.status_code == 502, answer.get_data()
+
+
+@pytest.mark.parametrize("route", ["responses-stream", "messages-stream", "chat"])
+def test_heartbeats_of_json_that_is_not_a_chunk_are_skipped(tmp_path, monkeypatch, route):
+    door, up = door_for(tmp_path, monkeypatch, UPSTREAM_MODE="stream")
+    up.stream([b'data: "ping"\n\n', b'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n', b"data: [1]\n\n",
+               b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n', b"data: [DONE]\n\n"])
+    status, data = answered(door, route)
+    assert status == 200 and b"Hi" in data and not refused(status, data), data

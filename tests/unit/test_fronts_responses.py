@@ -238,6 +238,11 @@ def test_length_stream_ends_incomplete_and_empty_stream_has_a_message():
     whole = FRONT.from_chat({"choices": [{"index": 0, "finish_reason": "length",
                                           "message": {"role": "assistant", "content": "cut"}}]}, exchange())
     assert whole["output"][0]["status"] == "incomplete"
+    cut_call = FRONT.from_chat({"choices": [{"index": 0, "finish_reason": "length", "message": {
+        "role": "assistant", "content": "x", "tool_calls": [{"id": "c", "type": "function",
+                                                             "function": {"name": "f", "arguments": '{"a":'}}]}}]},
+        exchange())
+    assert [item["status"] for item in cut_call["output"]] == ["completed", "incomplete"]
     done = list(FRONT.stream(iter([chunk({"content": "x"}), chunk(finish="stop")]), exchange()))
     assert [e["item"]["status"] for e in done if e["type"] == "response.output_item.done"] == ["completed"]
 

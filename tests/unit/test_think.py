@@ -137,3 +137,13 @@ def test_an_unclosed_implicit_block_is_held_only_up_to_a_bound():
     assert endless.finish() == ("", "")
     reasoning = ThinkSplitter(ThinkConfig("reasoning", starts_inside=True))
     assert reasoning.feed(piece) == ("", piece) and reasoning.implicit_text == []  # sent already: not held
+
+
+def test_a_stream_ended_early_with_choices_of_mixed_index_types_is_flushed_not_crashed():
+    # An upstream's choices numbered 0 and null (or "0"): ordering them raised TypeError and cut the stream.
+    st = StreamThink(REASON)
+    st.chunk({"object": "chat.completion.chunk", "choices": [
+        {"index": 0, "delta": {"content": "a <th"}}, {"index": None, "delta": {"content": "b <th"}},
+        {"index": "0", "delta": {"content": "c <th"}}]})
+    flushed = st.flush()
+    assert [c["delta"]["content"] for c in flushed["choices"]] == ["<th", "<th", "<th"]
