@@ -209,6 +209,10 @@ class CoreSettings:
     allowed_origins: tuple = _setting((), as_csv, "Web pages (origins, e.g. http://localhost:3000) that may send "
                                       "requests besides the proxy's own; * any. Others get 403.",
                                       env=("ALLOWED_ORIGINS",), flags=("--allowed-origins",))
+    allowed_hosts: tuple = _setting((), as_csv, "Host names besides loopback ones that requests may name while "
+                                    "the proxy listens on a loopback address (a reverse proxy that keeps the "
+                                    "browser's Host, such as jupyter-server-proxy); * any.",
+                                    env=("ALLOWED_HOSTS",), flags=("--allowed-hosts",))
     forward_paths: tuple = _setting(("*",), as_csv,
                                     "Paths forwarded to the upstream as they are: comma-separated globs (e.g. "
                                     "/v1/files*,/v1/audio/*); other unknown paths get 404. Empty: none.",
@@ -350,6 +354,9 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
     "api_key_file": (lambda s: s.enable_auth, "enable_auth is off"),
     "threads": (lambda s: s.worker_class == "gthread", "the worker class is {worker_class}, not gthread"),
     "worker_connections": (lambda s: s.worker_class == "gevent", "the worker class is {worker_class}, not gevent"),
+    # Host names are checked only where a browser could be made to reach the proxy by DNS rebinding.
+    "allowed_hosts": (lambda s: not s.socket and listener.is_loopback(s.host),
+                      "the proxy does not listen on a loopback TCP address (only there are host names checked)"),
 }
 _CONSEQUENCE = {"api_key_secret": ": clients need no key (ENABLE_AUTH=true requires one)",
                 "api_key_file": ": clients need no key (ENABLE_AUTH=true requires one)"}

@@ -8,8 +8,9 @@ page's own host name made to resolve to 127.0.0.1) the page reads the answers to
 - a request whose `Origin` is another site than the one it was sent to is refused unless ALLOWED_ORIGINS lists
   it (browsers send `Origin` on every cross-site request and every POST; the status page's are same-site);
 - while the proxy listens on a loopback TCP address, a request naming any host but a loopback one (`localhost`,
-  `*.localhost`, 127.0.0.0/8, ::1, each with or without a port or a final dot) is refused: a rebinding page
-  names its own site. A browser cannot reach a Unix socket, so SOCKET clients may name any host.
+  `*.localhost`, 127.0.0.0/8, ::1, each with or without a port or a final dot) or one ALLOWED_HOSTS lists is
+  refused: a rebinding page names its own site. A browser cannot reach a Unix socket, so SOCKET clients may
+  name any host.
 
 Clients that are not browsers (the SDKs, curl, coding agents) send no `Origin` and name the host they connect
 to. With HOST=0.0.0.0 (containers, a Service) the host names a deployment answers to are not known here: only
@@ -22,6 +23,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
+from argoproxy.config.listener import is_loopback
 from argoproxy.errors import ProxyError
 
 if TYPE_CHECKING:
@@ -34,12 +36,13 @@ _NAME = re.compile(r"[a-z0-9.-]+")  # a host name as browsers send it (no userin
 
 class WebPages:
     def __init__(self, settings: Settings) -> None:
-        self.loopback_only = not settings.socket and _loopback(settings.host.lower())
+        self.loopback_only = not settings.socket and is_loopback(settings.host)
         self.origins = {origin.strip().lower().rstrip("/") for origin in settings.allowed_origins}
+        self.hosts = {host.strip().lower().rstrip(".") for host in settings.allowed_hosts}
 
     def check(self, req: Request) -> None:
         host = req.host.strip().lower()
-        if self.loopback_only and host and not _loopback(_without_port(host)):
+        if self.loopback_only and host and not self._host_allowed(_without_port(host)):
             raise ProxyError(403, f"The proxy listens on this machine only and answers to loopback host names; "
                                   f"this request names `{host[:100]}` (a web page's, by DNS rebinding?).",
                              code="host_not_allowed")
@@ -47,6 +50,9 @@ class WebPages:
         if origin is not None and not self._allowed(origin.strip().lower(), host):
             raise ProxyError(403, f"Requests from web pages of other sites are refused (Origin `{origin[:100]}`); "
                                   "ALLOWED_ORIGINS lists the ones that may.", code="origin_not_allowed")
+
+    def _host_allowed(self, name: str) -> bool:
+        return _loopback(name) or "*" in self.hosts or name.rstrip(".") in self.hosts
 
     def _allowed(self, origin: str, host: str) -> bool:
         return "*" in self.origins or origin.rstrip("/") in self.origins or _same_site(origin, host)

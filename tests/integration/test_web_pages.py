@@ -82,3 +82,10 @@ def test_allowed_origins_lets_listed_pages_in(module_fake, upstream):
         ok = {"Host": f"127.0.0.1:{p.port}", "Origin": "http://localhost:3000", "Content-Type": "application/json"}
         assert send(p.port, ok)[0] == 200
         assert send(p.port, {**ok, "Origin": "http://localhost:3001"})[0] == 403
+
+
+def test_allowed_hosts_names_a_reverse_proxys_host(module_fake, upstream):
+    with running_proxy(TARGET_BASE_URL=module_fake.base_url, ALLOWED_HOSTS="hub.example.org") as p:
+        assert send(p.port, {"Host": "hub.example.org", "Content-Type": "application/json"})[0] == 200
+        assert send(p.port, {"Host": "hub.example.org.:443", "Content-Type": "application/json"})[0] == 200
+        assert send(p.port, {"Host": "other.example.org", "Content-Type": "application/json"})[0] == 403

@@ -186,6 +186,9 @@ def test_native_openai_is_named_as_the_reason_beside_other_argo_flags() -> None:
     ({"THREADS": "8"}, "THREADS is set, but the worker class is gevent, not gthread, so it is not used"),
     ({"WORKER_CLASS": "gthread", "WORKER_CONNECTIONS": "10"},
      "WORKER_CONNECTIONS is set, but the worker class is gthread, not gevent, so it is not used"),
+    ({"SOCKET": "/run/user/1/p.sock", "ALLOWED_HOSTS": "hub.example.org"},
+     "ALLOWED_HOSTS is set, but the proxy does not listen on a loopback TCP address (only there are host names "
+     "checked), so it is not used"),
 ])
 def test_a_setting_another_one_switches_off_is_a_warning(environ: dict, warning: str) -> None:
     """API_KEY_SECRET without ENABLE_AUTH above all: the user expects a guarded proxy and gets an open one."""
@@ -195,3 +198,4 @@ def test_a_setting_another_one_switches_off_is_a_warning(environ: dict, warning:
 def test_settings_that_apply_are_no_warning() -> None:
     assert load({}, environ={"API_KEY_SECRET": "k1", "ENABLE_AUTH": "true", "WORKER_CONNECTIONS": "10"}).warnings == ()
     assert load({}, environ={"THREADS": "8", "WORKER_CLASS": "gthread", "API_KEY_SECRET": ""}).warnings == ()
+    assert load({}, environ={"ALLOWED_HOSTS": "hub.example.org"}).warnings == ()
