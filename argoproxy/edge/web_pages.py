@@ -44,8 +44,8 @@ class WebPages:
         host = req.host.strip().lower()
         if self.loopback_only and host and not self._host_allowed(_without_port(host)):
             raise ProxyError(403, f"The proxy listens on this machine only and answers to loopback host names; "
-                                  f"this request names `{host[:100]}` (a web page's, by DNS rebinding?).",
-                             code="host_not_allowed")
+                                  f"this request names `{host[:100]}` (a web page's, by DNS rebinding? A reverse "
+                                  "proxy's name goes in ALLOWED_HOSTS).", code="host_not_allowed")
         origin = req.headers.get("Origin")
         if origin is not None and not self._allowed(origin.strip().lower(), host):
             raise ProxyError(403, f"Requests from web pages of other sites are refused (Origin `{origin[:100]}`); "
