@@ -153,6 +153,28 @@ class StreamState:
         self.choice: dict[str, Any] = {}  # the chunk choice that carried the finish reason
         self.counted = OutputCount()  # output tokens, for an upstream that sends no usage
         self.kept_size = 0  # characters of answer text kept so far (against ex.keep)
+        # Tool calls that began while another one streamed: [id, name, argument fragments], by chat index. A
+        # door that sends one item or block at a time sends them whole when the open one is done (release),
+        # because an upstream may still add to the open one (interleaved parallel calls).
+        self.waiting: dict[Any, list[Any]] = {}
+        self.waiting_bytes = 0
+
+    def wait(self, key: Any, fragment: dict[str, Any], function: dict[str, Any]) -> None:
+        """Hold a fragment of a call that must wait (up to ARGS_LIMIT bytes of arguments in all)."""
+        call = self.waiting.setdefault(key, [None, "", []])
+        call[0], call[1] = call[0] or fragment.get("id"), call[1] or function.get("name") or ""
+        args = function.get("arguments")
+        if isinstance(args, str) and args:
+            self.waiting_bytes += len(args)
+            if self.waiting_bytes > ARGS_LIMIT:
+                raise ProxyError(502, f"The upstream's parallel tool calls exceed {ARGS_LIMIT} bytes of arguments "
+                                 "held back.", code="upstream_answer_too_large")
+            call[2].append(args)
+
+    def waited(self) -> list[tuple[Any, str | None, str, str]]:
+        """The calls that waited, in the order they began, as (key, id, name, arguments); none wait after."""
+        waiting, self.waiting, self.waiting_bytes = self.waiting, {}, 0
+        return [(key, call_id, name, "".join(pieces)) for key, (call_id, name, pieces) in waiting.items()]
 
     def keeping(self, size: int) -> bool:
         """Count `size` more characters as kept; False (nothing counted) when that would pass ex.keep."""

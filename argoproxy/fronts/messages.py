@@ -14,8 +14,7 @@ import json
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import (ARGS_LIMIT, DoorArgs, Exchange, Front, StreamState, bad_request, bearer, new_id,
-                                   whole_answer)
+from argoproxy.fronts.front import DoorArgs, Exchange, Front, StreamState, bad_request, bearer, new_id, whole_answer
 from argoproxy.fronts.fields import boolean, field, obj, string
 from argoproxy.jsonfast import loads
 
@@ -403,9 +402,6 @@ class MessageStream(StreamState):
         self.calls: dict[int, int] = {}  # chat tool-call index -> block index
         self.args: dict[int, list[str]] = {}  # block index -> JSON fragments
         self.pieces: dict[int, list[str]] = {}  # block index -> text or thinking, joined when the block closes
-        # Calls that began while another one streamed: [id, name, argument fragments], sent whole at the end.
-        self.waiting: dict[Any, list[Any]] = {}
-        self.waiting_bytes = 0
 
     def start(self) -> None:
         usage = {"input_tokens": self.ex.input_tokens or 0, "output_tokens": 0}
@@ -462,7 +458,7 @@ class MessageStream(StreamState):
             if self.open == "tool_use" or key in self.waiting:
                 # Another call is streaming, and an upstream may still add to it (interleaved parallel calls),
                 # while a Messages stream has one block at a time: this one waits and goes whole at the end.
-                self._wait(key, fragment, function)
+                self.wait(key, fragment, function)
                 return
             index = self.calls[key] = self._open_call(fragment.get("id"), function.get("name") or "")
         args = function.get("arguments")
@@ -498,25 +494,10 @@ class MessageStream(StreamState):
         return self._open("tool_use", {"type": "tool_use", "id": call_id or new_id("toolu_"), "name": name,
                                        "input": {}})
 
-    def _wait(self, key: Any, fragment: dict[str, Any], function: dict[str, Any]) -> None:
-        call = self.waiting.get(key)
-        if call is None:
-            call = self.waiting[key] = [fragment.get("id"), function.get("name") or "", []]
-        call[0], call[1] = call[0] or fragment.get("id"), call[1] or function.get("name") or ""
-        args = function.get("arguments")
-        if args:
-            self.waiting_bytes += len(args)
-            if self.waiting_bytes > ARGS_LIMIT:
-                raise ProxyError(502, f"The upstream's parallel tool calls exceed {ARGS_LIMIT} bytes of arguments "
-                                 "held back.", code="upstream_answer_too_large")
-            call[2].append(args)
-
     def _release(self) -> None:
         """The calls that waited, each a whole block in the order they began."""
-        waiting, self.waiting, self.waiting_bytes = self.waiting, {}, 0
-        for key, (call_id, name, pieces) in waiting.items():
+        for key, call_id, name, args in self.waited():
             index = self.calls[key] = self._open_call(call_id, name)
-            args = "".join(pieces)
             if args:
                 if self.keeping(len(args)):
                     self.args[index] = [args]

@@ -344,9 +344,6 @@ class ResponseStream(StreamState):
         self.open: dict[str, Any] | None = None  # the item being streamed: {"kind", "item", "text": [..]}
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its open item record
         self.tools: ChatTools = ex.tools or NO_TOOLS
-        # Calls that began while another one streamed: [id, name, argument fragments], sent whole at the end
-        # (counted against ex.keep like every call's arguments).
-        self.waiting: dict[Any, list[Any]] = {}
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.events.append({"type": kind, "sequence_number": self.seq, **fields})
@@ -453,10 +450,7 @@ class ResponseStream(StreamState):
             if (self.open is not None and self.open["kind"] in ("call", "custom")) or index in self.waiting:
                 # Another call is streaming, and an upstream may still add to it (interleaved parallel calls),
                 # while a Responses stream sends one item at a time: this one waits and goes whole at the end.
-                call = self.waiting.setdefault(index, [None, "", []])
-                call[0], call[1] = call[0] or fragment.get("id"), call[1] or function.get("name") or ""
-                if arguments:
-                    call[2].append(arguments)
+                self.wait(index, fragment, function)
                 return
             record = self.calls[index] = self._open_call(fragment.get("id"), function.get("name") or "")
         elif record is not self.open:
@@ -478,10 +472,8 @@ class ResponseStream(StreamState):
 
     def _release(self) -> None:
         """The calls that waited, each a whole item in the order they began."""
-        waiting, self.waiting = self.waiting, {}
-        for index, (call_id, name, pieces) in waiting.items():
+        for index, call_id, name, args in self.waited():
             record = self.calls[index] = self._open_call(call_id, name)
-            args = "".join(pieces)
             if args:
                 record["text"].append(args)
                 if record["kind"] == "call":

@@ -59,6 +59,22 @@ def sse_chunks(pieces: list[str], model: str = "fake-model") -> list[bytes]:
     return [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
 
 
+def interleaved_tool_calls(model: str = "fake-model") -> list[dict[str, Any]]:
+    """Chat chunks of two parallel tool calls whose argument pieces come interleaved (0, 1, 0, 1), then the
+    finish: call_0 is f0({"a": 1}), call_1 is f1({"b": 2})."""
+    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model}
+
+    def piece(index: int, args: str, head: bool = False) -> dict[str, Any]:
+        fragment: dict[str, Any] = {"index": index, "function": {"arguments": args}}
+        if head:
+            fragment.update(id=f"call_{index}", type="function")
+            fragment["function"]["name"] = f"f{index}"
+        return {**base, "choices": [{"index": 0, "delta": {"tool_calls": [fragment]}, "finish_reason": None}]}
+
+    finish = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
+    return [piece(0, '{"a"', True), piece(1, '{"b"', True), piece(0, ": 1}"), piece(1, ": 2}"), finish]
+
+
 class FakeUpstream:
     def __init__(self, read_timeout: float = 30.0) -> None:
         self.session = requests.Session()  # /health's probe would use it; in-process tests do not probe

@@ -7,7 +7,9 @@ import json
 import pytest
 
 from argoproxy.errors import ProxyError
+from argoproxy.fronts.front import ARGS_LIMIT
 from argoproxy.fronts.messages import MessagesFront, request_to_chat
+from tests.fakes.fake_upstream import interleaved_tool_calls
 
 FRONT = MessagesFront()
 BASE = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
@@ -305,21 +307,9 @@ def test_text_and_arguments_past_the_kept_budget_only_pass_through():
     assert events[-1]["type"] == "message_stop"
 
 
-def interleaved_calls():
-    """Two parallel calls whose argument pieces come interleaved (0, 1, 0, 1), then the finish."""
-    def call(index, args, head=False):
-        fragment = {"index": index, "function": {"arguments": args}}
-        if head:
-            fragment.update(id=f"call_{index}", type="function")
-            fragment["function"]["name"] = f"f{index}"
-        return chunk({"tool_calls": [fragment]})
-    return [chunk({"content": "Let me look."}), call(0, '{"a"', head=True), call(1, '{"b"', head=True),
-            call(0, ": 1}"), call(1, ": 2}"), chunk(finish="tool_calls")]
-
-
 def test_interleaved_parallel_calls_come_out_one_whole_block_each():
     ex = exchange()
-    events = list(FRONT.stream(iter(interleaved_calls()), ex))
+    events = list(FRONT.stream(iter([chunk({"content": "Let me look."})] + interleaved_tool_calls()), ex))
     starts = [(e["index"], e["content_block"]) for e in events if e["type"] == "content_block_start"]
     assert [(i, b["type"], b.get("name")) for i, b in starts] == [(0, "text", None), (1, "tool_use", "f0"),
                                                                   (2, "tool_use", "f1")]
@@ -340,7 +330,6 @@ def test_interleaved_parallel_calls_come_out_one_whole_block_each():
 
 
 def test_a_call_that_waits_is_bounded_and_text_after_it_does_not_overtake_it():
-    from argoproxy.fronts.front import ARGS_LIMIT
     head = [chunk({"tool_calls": [{"index": i, "id": f"c{i}", "function": {"name": f"f{i}", "arguments": ""}}]})
             for i in (0, 1)]
     piece = "x" * (1 << 20)

@@ -7,6 +7,7 @@ import pytest
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import Exchange
 from argoproxy.fronts.responses import ResponsesFront, request_to_chat
+from tests.fakes.fake_upstream import interleaved_tool_calls
 
 FRONT = ResponsesFront()
 BASE = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
@@ -426,15 +427,7 @@ def test_an_encoder_that_does_not_write_json_strings_gets_the_event_whole() -> N
 
 
 def test_interleaved_parallel_calls_come_out_one_whole_item_each():
-    def call(index, args, head=False):
-        fragment = {"index": index, "function": {"arguments": args}}
-        if head:
-            fragment.update(id=f"call_{index}", type="function")
-            fragment["function"]["name"] = f"f{index}"
-        return chunk({"tool_calls": [fragment]})
-    chunks = [call(0, '{"a"', head=True), call(1, '{"b"', head=True), call(0, ": 1}"), call(1, ": 2}"),
-              chunk(finish="tool_calls")]
-    events = list(FRONT.stream(iter(chunks), exchange()))
+    events = list(FRONT.stream(iter(interleaved_tool_calls()), exchange()))
     done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
     assert [(d["name"], d["call_id"], d["arguments"]) for d in done] == [("f0", "call_0", '{"a": 1}'),
                                                                          ("f1", "call_1", '{"b": 2}')]
