@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import long_strings
 from argoproxy.jsonfast import dumps
-from argoproxy.pipeline.answer_shape import plain_text
+from argoproxy.pipeline.answer_shape import chunk_text
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens
 
 # Chunk-delta keys that carry reasoning text (DeepSeek/DashScope/vLLM<0.10; newer vLLM, OpenRouter).
@@ -206,7 +206,7 @@ class StreamState:
         return events
 
     def chunk(self, chunk: dict[str, Any]) -> None:
-        text = plain_text(chunk)
+        text = chunk_text(chunk)  # the shape is checked here, once (serve.FrontAnswers.chunks leaves it)
         if text is not None:  # most chunks: their text alone
             self.counted.add(text)
             self.text(text)

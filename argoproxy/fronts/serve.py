@@ -39,11 +39,11 @@ class FrontAnswers:
     # The pipeline decodes a 2xx answer to a translated request and runs the think transform
     # (Gateway.decoded_stream / decoded_whole, Answers.completion_of); these encode it in the front's shape.
     def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[Any]) -> Answer:
-        chunks = self.chunks((event_chunk(i) if isinstance(i, bytes) else i for i in items), resp)
-        if call.plan.client_stream:
-            return self.events(call, resp, chunks)
+        chunks = (event_chunk(i) if isinstance(i, bytes) else i for i in items)
+        if call.plan.client_stream:  # the front's stream checks each chunk's shape as it reads it
+            return self.events(call, resp, self.chunks(chunks, resp, checked=False))
         try:
-            completion = streamconv.aggregate_chat(chunks)
+            completion = streamconv.aggregate_chat(self.chunks(chunks, resp))
         finally:
             resp.close()
         return self.translated(call, completion)
@@ -62,15 +62,16 @@ class FrontAnswers:
         return Answer(self.answers.relay(call, resp, events), 200, self.stream_headers(call),
                       direct_passthrough=True)
 
-    def chunks(self, chunks: Iterable[dict | None], resp: UpstreamResponse) -> Iterator[dict]:
-        """Parsed chunks; an upstream error event or a broken stream becomes a (sanitized) ProxyError."""
+    def chunks(self, chunks: Iterable[dict | None], resp: UpstreamResponse, checked: bool = True) -> Iterator[dict]:
+        """Parsed chunks; an upstream error event or a broken stream becomes a (sanitized) ProxyError. Their
+        shape is checked here unless `checked` is False (a reader that checks each chunk itself)."""
         try:
             for chunk in chunks:
                 if chunk is None:
                     continue
                 if "error" in chunk:
                     streamconv.raise_if_error(chunk)
-                yield check_chunk(chunk)
+                yield check_chunk(chunk) if checked else chunk
         except READ_ERRORS as exc:
             raise stream_error(exc, resp.url, self.read_timeout) from None
         except ProxyError as err:

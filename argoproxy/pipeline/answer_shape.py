@@ -27,9 +27,17 @@ def check_completion(obj: dict[str, Any]) -> dict[str, Any]:
 
 def check_chunk(obj: dict[str, Any]) -> dict[str, Any]:
     """One chat.completion.chunk or text_completion chunk."""
-    if plain_text(obj) is None:
-        _check(obj, "delta")
+    chunk_text(obj)
     return obj
+
+
+def chunk_text(obj: dict[str, Any]) -> str | None:
+    """check_chunk for a reader that takes the usual chunk's text at once: that text (plain_text), or None once
+    the chunk's general shape is checked."""
+    text = plain_text(obj)
+    if text is None:
+        _check(obj, "delta")
+    return text
 
 
 def plain_text(obj: dict[str, Any]) -> str | None:

@@ -76,7 +76,7 @@ def test_the_shortcut_reads_every_chunk_as_the_general_path_does(chunk: dict[str
         return
     with pytest.MonkeyPatch.context() as monkeypatch:
         fast = {door: _events(door, chunk, monkeypatch) for door in ("responses", "messages", "google")}
-        monkeypatch.setattr(front_module, "plain_text", lambda chunk: None)
+        monkeypatch.setattr(front_module, "chunk_text", lambda chunk: answer_shape._check(chunk, "delta"))
         slow = {door: _events(door, chunk, monkeypatch) for door in ("responses", "messages", "google")}
     assert fast == slow
 
