@@ -52,7 +52,7 @@ def parse_with_members(raw: bytes, must_be_object: bool = True) -> tuple[Any, Me
             body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float,
                               object_pairs_hook=_unique_keys)
         elif len(raw) >= MEMBERS_FROM and type(body) is dict:
-            members = Members(raw)
+            members = Members(raw, tuple(body))
     except DuplicateKey as dup:
         raise ProxyError(400, f"The request body gives the key `{dup.key}` more than once in one object.",
                          param=dup.key, code="duplicate_key") from None

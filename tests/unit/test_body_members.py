@@ -25,8 +25,8 @@ LONG = "x" * MEMBERS_FROM
 ])
 def test_each_member_is_its_value_as_written(text):
     raw = text.encode()
-    pieces = Members(raw).pieces()
     body = json.loads(raw)
+    pieces = Members(raw, tuple(body)).pieces()
     assert list(pieces) == list(body)
     for key, piece in pieces.items():
         assert bytes(piece) in raw and json.loads(bytes(piece)) == body[key]
@@ -76,6 +76,41 @@ def test_the_plan_sends_raw_bytes_spliced_members_or_a_whole_new_body():
     body["messages"][0]["content"] = "changed inside"
     plan.body_changed = True
     assert json.loads(plan.body_bytes()) == body
+
+
+@pytest.mark.parametrize("text", [
+    '{"input": "LONG"}',
+    '{ "input" : "LONG" }\n',
+    '{"model":"m","input":"LONG"}',
+    '{ "model" : "m" ,\n "t": [1, {"b": "}"}], "input": "LONG" }\t\n',
+    '{"a":"\\"}\\\\","input":"{[\\"]}LONG"}',  # quotes, braces and backslashes inside strings
+])
+def test_members_only_added_after_the_written_ones_follow_the_client_bytes(text):
+    """No member the client wrote changed, moved or went: its text as it came (a 5 MB context is not walked
+    again), the new members after it."""
+    raw = text.replace("LONG", LONG).encode()
+    body, members = request_body.parse_with_members(raw)
+    assert members is not None
+    body["user"], body["stream_options"] = "u\u00e9", {"include_usage": True}
+    out = encode_members(members, body, ["user", "stream_options"])
+    assert json.loads(out) == body and list(json.loads(out)) == list(body)
+    assert out.startswith(raw[:raw.rindex(b"}")])
+
+
+def test_a_written_member_changed_moved_or_gone_is_spliced_instead():
+    raw = json.dumps({"model": "m", "input": LONG, "user": "x"}, indent=1).encode()
+    for change in ("changed", "moved", "gone"):
+        body, members = request_body.parse_with_members(raw)
+        if change == "changed":
+            body["user"] = "y"
+        elif change == "moved":
+            body["model"] = body.pop("model")
+        else:
+            del body["user"]
+        body["extra"] = 1
+        out = encode_members(members, body, ["user", "model", "extra"])
+        assert json.loads(out) == body and list(json.loads(out)) == list(body), change
+        assert not out.startswith(raw[:raw.rindex(b"}")]), change
 
 
 def test_every_member_removed_leaves_an_empty_object():
