@@ -242,6 +242,19 @@ def test_argo_native_messages_send_a_long_contexts_other_members_as_written(argo
     assert body["model"] == "claudesonnet4" and body["metadata"] == {"user_id": "alice"} and "timeout" not in body
 
 
+def test_argo_native_chat_sends_a_long_context_as_written_with_the_user_added(argo_native):
+    """Issue 22: where the proxy only adds members (ARGO's user), the upstream gets the client's bytes as they came
+    with the new member before the closing brace (the 5 MB text is not walked a second time)."""
+    up, p = argo_native
+    up.add(Reply(chat_completion("ok")))
+    raw = (b'{"model": "gpt4o",\n "messages": [{"role": "user", "content": "r\\u00e9sum\\u00e9 ' + b"x" * 200_000
+           + b'"}] }\n')
+    r = requests.post(p.url + "/v1/chat/completions", data=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    sent = up.received[-1].body
+    assert sent == raw[:raw.rindex(b"}")] + b',"user":"alice"}'
+
+
 def test_argo_native_other_models_and_responses_translate_to_chat(argo_native):
     up, p = argo_native
     up.add(Reply(chat_completion("via chat")), Reply(chat_completion("via chat too")))
