@@ -681,10 +681,12 @@ class GoogleFront(Front):
 
 def framed(events: Iterator[dict[str, Any]], array: bool) -> Iterator[dict[str, Any]]:
     """Without `alt=sse` the stream is one JSON array: `[` before the first element, `,` before the others and
-    `]` at the end (each event says which it gets, as the front itself is shared by all requests)."""
-    if not array:
-        yield from events
-        return
+    `]` at the end (each event says which it gets, as the front itself is shared by all requests). With it, the
+    events as they are (no generator step of its own per event)."""
+    return _in_array(events) if array else events
+
+
+def _in_array(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     first = True
     for event in events:
         if event["type"] == "end":
