@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 # What sending a request can raise before any answer arrived.
 TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+CHUNK_PIECE = 256 * 1024  # at most this much of one upstream chunk at a time (fastpath/chunked.py: READ_SIZE)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt, capped, with full jitter
 BACKOFF_CAP = 4.0
@@ -142,11 +143,13 @@ class StockResponse(UpstreamResponse):
         self.raw = response.raw
 
     def chunks(self, decode: bool = True) -> Iterator[bytes]:
-        """Chunked bodies (every SSE stream) per chunk as it arrives (iter_content(chunk_size=None));
+        """Chunked bodies (every SSE stream) per chunk as it arrives, a chunk over CHUNK_PIECE in pieces of that
+        size (a chunk's size is the upstream's to choose: read whole, one chunk could fill the worker's memory);
         other bodies per read of what has arrived (iter_content with a size would wait to fill it)."""
         raw = self.response.raw
         if raw.chunked and raw.supports_chunked_reads():
-            yield from self.response.iter_content(chunk_size=None) if decode else raw.stream(None, decode_content=False)
+            yield from self.response.iter_content(chunk_size=CHUNK_PIECE) if decode \
+                else raw.stream(CHUNK_PIECE, decode_content=False)
             return
         yield from read_arrived(raw, decode)
 

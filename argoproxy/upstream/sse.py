@@ -57,7 +57,7 @@ class EventSplitter:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         if not self.tail and chunk.endswith(b"\n\n") and chunk.find(b"\n\n") == len(chunk) - 2 \
-                and b"\r" not in chunk:
+                and b"\r" not in chunk and len(chunk) <= self.max_event:
             return [chunk]
         tail = self.tail
         tail += chunk
@@ -70,20 +70,31 @@ class EventSplitter:
             self.scanned = len(tail)
             return []
         data = bytes(tail)
+        whole = len(data) <= self.max_event  # no event in it can be over the limit
         if b"\r" not in data:  # only `\n\n` ends an event: a block is its lines already, bar one leading \n
             blocks = data.split(b"\n\n")
             rest = blocks.pop()
+            if not whole:
+                self._within_limit(blocks)
             return self._keep(rest, [block.lstrip(b"\n") + b"\n\n" for block in blocks if block.strip(b"\n")])
         events, pos = [], 0
         ends = _EventEnds(data)
         while end >= 0:
             block = data[pos:end]
             pos = end + size
+            if not whole:
+                self._within_limit([block])
             lines = _lines(block)
             if lines:
                 events.append(encode_raw(lines))
             end, size = ends.first(pos)
         return self._keep(data[pos:], events)
+
+    def _within_limit(self, blocks: list[bytes]) -> None:
+        """A whole event that came in one chunk is held to the limit too (a chunk's size is the upstream's)."""
+        if any(len(block) > self.max_event for block in blocks):
+            self.tail, self.scanned = bytearray(), 0
+            raise event_too_large(self.max_event)
 
     def _keep(self, rest: bytes, events: list[bytes]) -> list[bytes]:
         """`events`, keeping `rest` (the start of the next event) for the next chunk."""

@@ -90,6 +90,26 @@ def test_an_sse_event_without_its_blank_line_ends_the_stream_with_an_error_event
     assert worker_rss(p) - before < 40 * MB
 
 
+@pytest.mark.parametrize("path, body, ending", [
+    ("/chat/completions", chat(stream=True), b"upstream_event_too_large"),
+    ("/messages", {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "x"}]},
+     b"event: error"),
+])
+def test_one_huge_event_in_one_chunk_ends_the_stream_and_memory_stays_flat(up, path, body, ending):
+    """A whole event far over MAX_SSE_EVENT_BYTES in one upstream chunk is refused like one that never ends,
+    without the chunk read whole (FAST_PATH=off read each chunk whole: 100 MB took 280 MB of the worker)."""
+    fake, p = up
+    first = chat_chunks(["hello"])[:2]
+    fake.add(Stream(first + [b'data: {"choices": [{"index": 0, "delta": {"content": "' + b"y" * (64 * MB)
+                             + b'"}}]}\n\n', b"data: [DONE]\n\n"]))
+    before = worker_rss(p)
+    r = requests.post(p.base_url + path, json=body, timeout=60)
+    assert r.status_code == 200 and ending in r.content and b"yyyy" not in r.content, r.content[-300:]
+    assert b"MAX_SSE_EVENT_BYTES" in r.content
+    assert worker_rss(p) - before < 40 * MB, (before, worker_rss(p))
+    quick_ok(p)
+
+
 def test_aggregated_stream_is_bounded_in_stream_mode():
     with FakeOpenAI() as fake:
         with running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream",

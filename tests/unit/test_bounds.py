@@ -75,6 +75,21 @@ def test_sse_event_over_the_maximum_is_an_error():
     assert "MAX_SSE_EVENT_BYTES" in caught.value.message
 
 
+@pytest.mark.parametrize("chunk", [
+    b"data: " + b"x" * 200 + b"\n\n",  # one whole event in one chunk
+    b"data: 1\n\ndata: " + b"x" * 200 + b"\n\ndata: 2\n\n",  # beside others
+    b"data: 1\r\n\r\ndata: " + b"x" * 200 + b"\r\n\r\n",  # CRLF framing
+])
+def test_a_whole_event_over_the_maximum_in_one_chunk_is_an_error_too(chunk):
+    """A chunk's size is the upstream's: an event that came whole in one is held to the limit as one that
+    never ends is."""
+    with pytest.raises(ProxyError) as caught:
+        sse.EventSplitter(max_event=100).feed(chunk)
+    assert caught.value.code == "upstream_event_too_large"
+    small = sse.EventSplitter(max_event=100)
+    assert small.feed(b"data: 1\n\n" * 40) == [b"data: 1\n\n"] * 40  # a long chunk of short events passes
+
+
 def test_split_events_stall_deadline_counts_only_time_without_a_whole_event():
     def drip():
         yield b"data: 1\n\n"
