@@ -416,7 +416,11 @@ class Gateway:
         # In one piece only as sent: a small compressed body can inflate a thousandfold (it streams instead).
         if not decode and length is not None and length.isdigit() and int(length) <= SMALL_BODY:
             with resp:
-                data = answers.finished(call, resp.raw.read(decode_content=False))
+                try:
+                    data = resp.raw.read(decode_content=False)
+                except READ_ERRORS as exc:  # shorter than its Content-Length, or cut: nothing was sent yet
+                    raise answers.sanitized(stream_error(exc, resp.url, self.upstream.read_timeout)) from None
+                data = answers.finished(call, data)
             answers.observe(call)
             return Answer(data, resp.status_code, out_headers)
         return Answer(answers.relay(call, resp, read_chunks(resp, decode=decode)), resp.status_code, out_headers,

@@ -316,6 +316,48 @@ def test_fifty_megabyte_download_passes_through(up):
     assert peak - before < 20 * 1024 * 1024, (before, peak)
 
 
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread", "sync"])
+def test_a_forwarded_body_the_upstream_cuts_reaches_the_client_cut(up, worker_class):
+    """Bytes relayed as they came have no error event to end with: the client's connection is dropped before the
+    body's end (no last chunk), so a download cut upstream is not taken for a whole one; the worker logs one
+    warning and no traceback, and serves the next request (every worker class)."""
+    fake, _ = up
+    with running_proxy(TARGET_BASE_URL=fake.base_url, WORKER_CLASS=worker_class) as p:
+        quick_ok(p, timeout=10)
+        _a_cut_download(fake, p)
+
+
+def _a_cut_download(fake, p) -> None:
+    fake.add(Stream([b"first part;", b"second part"], cut_after=1,
+                    headers={"Content-Type": "application/octet-stream"}))
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        with requests.get(p.base_url + "/files/f/content", stream=True, timeout=20) as r:
+            assert r.status_code == 200
+            b"".join(r.iter_content(None))
+    assert poll(lambda: "upstream broke off" in p.read_log())
+    assert "Traceback" not in p.read_log()
+    quick_ok(p)
+
+
+def test_a_short_forwarded_body_shorter_than_its_length_is_a_502_not_ours(up):
+    """A small forwarded answer is read whole before it is sent on: one cut short of its Content-Length is the
+    upstream's fault, a 502 naming it, not a 500 of the proxy's."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def serve():
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{}")
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    with running_proxy(TARGET_BASE_URL=f"http://127.0.0.1:{srv.getsockname()[1]}/v1/", MAX_RETRIES="0") as p2:
+        assert_error(requests.get(p2.base_url + "/files/f", timeout=20), 502, "upstream_disconnected")
+    srv.close()
+
+
 def test_worker_survived_every_fault(up):
     fake, p = up
     assert len(workers(p)) == 1
