@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import email.utils
+import http.client
 import logging
 import random
 import re
@@ -92,10 +93,18 @@ class Upstream:
         timeout = (self.connect_timeout, req.timeout or self.read_timeout)
         attempt = 0
         started = time.monotonic()
+        resent = False
         while True:
             try:
                 resp = self._send_once(req, timeout)
             except TRANSPORT_ERRORS as exc:
+                if not resent and closed_unanswered(exc):
+                    # A kept-alive connection the server closed as the request went out (its idle timeout, or
+                    # uvicorn closing one whose handler failed): the request was never answered. Once more, at
+                    # once, on another connection (the closed one is dropped), whatever MAX_RETRIES says.
+                    resent = True
+                    log.info("the upstream closed a connection without answering; sending again on another")
+                    continue
                 delay = _backoff(attempt + 1)
                 if self._may_retry(attempt, started, delay) and _retryable_exception(exc):
                     attempt += 1
@@ -155,6 +164,16 @@ class StockResponse(UpstreamResponse):
 
     def close(self) -> None:
         self.response.close()
+
+
+def closed_unanswered(exc: Exception) -> bool:
+    """Did the connection close (or reset) before any byte of an answer came? (not a timeout, not a failure to
+    connect: those are _retryable_exception's)"""
+    inner = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else exc
+    if isinstance(inner, urllib3.exceptions.ProtocolError):
+        inner = inner.args[1] if len(inner.args) > 1 else inner
+    return isinstance(inner, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                              ConnectionAbortedError))
 
 
 def _retryable_exception(exc: Exception) -> bool:
@@ -231,6 +250,9 @@ def transport_error(exc: Exception, url: str, timeout: tuple[float, float],
     if isinstance(exc, (requests.ReadTimeout, u3.ReadTimeoutError, TimeoutError)):
         return ProxyError(504, f"The upstream server {where} did not answer within {timeout[1]:g}s.",
                           code="upstream_timeout")
+    if closed_unanswered(exc):
+        return ProxyError(502, f"The upstream server {where} closed the connection without answering.",
+                          code="upstream_disconnected")
     if isinstance(exc, (u3.NewConnectionError, requests.ConnectionError)) and not isinstance(exc, u3.ProtocolError):
         return ProxyError(502, f"Failed to connect to the upstream server {where}.", code="upstream_connection_error")
     if isinstance(exc, (u3.ProtocolError, ConnectionError)):

@@ -115,6 +115,7 @@ class FakeOpenAI:
         self.sends_stream_usage = True  # False: include_usage ignored, as llama.cpp's server does
         self.streams_auto_tool_calls = True  # False: such a stream ends before its first event, as llama.cpp's
         self.open_connections = 0
+        self.hung_up = 0  # requests met by a connection closed without an answer (hang_up_next)
         self.batches = FakeBatches()  # /v1/files, /v1/batches, /v1/messages/batches
         self.closed_streams = 0
         self._lock = threading.Lock()
@@ -139,9 +140,16 @@ class FakeOpenAI:
                     with fake._lock:
                         fake.open_connections -= 1
 
+            hang_up_next = False  # this connection's handler failed mid-answer: the next request gets no answer
+
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if self.hang_up_next:  # as uvicorn closes a connection whose handler failed, after a moment
+                    with fake._lock:
+                        fake.hung_up += 1
+                    self.close_connection = True
+                    return
                 path, _, query = self.path.partition("?")
                 fake.received.append(Received(self.command, path, query, dict(self.headers.items()), body))
                 refused = fake.refusal(self.command, path, body)
@@ -160,6 +168,10 @@ class FakeOpenAI:
                     answer = fake.default_answer(self.command, path, body)
                 if isinstance(answer, Stream) and fake.cannot_stream(answer, body):
                     fake._write_stream(self, Stream([LLAMA_PING]))  # its keepalive while it read the prompt, then nothing
+                    # llama-cpp-python's handler raised after the headers: uvicorn ends the body, then closes the
+                    # connection once its error handling is done, milliseconds later, when a client that reused it
+                    # at once has sent its next request there (here: the next request on it is always met so)
+                    self.hang_up_next = True
                 elif isinstance(answer, Stream):
                     fake._write_stream(self, answer, fake.usage_asked(body))
                 elif isinstance(answer, Huge):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import email.utils
+import json
 import socket
 import threading
 import time
@@ -356,6 +357,76 @@ def test_a_short_forwarded_body_shorter_than_its_length_is_a_502_not_ours(up):
     with running_proxy(TARGET_BASE_URL=f"http://127.0.0.1:{srv.getsockname()[1]}/v1/", MAX_RETRIES="0") as p2:
         assert_error(requests.get(p2.base_url + "/files/f", timeout=20), 502, "upstream_disconnected")
     srv.close()
+
+
+class HangingUp:
+    """An upstream that answers each connection's first request (kept alive) and reads its second, then closes
+    without an answer: a kept-alive connection closed as a request went out on it (an idle timeout, uvicorn
+    closing a connection whose handler failed). `every`: every request on every connection is met so."""
+
+    ANSWER = json.dumps(chat_completion("from a fresh connection")).encode()
+
+    def __init__(self, every: bool = False) -> None:
+        self.every = every
+        self.requests = self.hung_up = 0
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.base_url = f"http://127.0.0.1:{self.srv.getsockname()[1]}/v1/"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            for n in range(2):
+                if not _read_request(conn):
+                    return
+                self.requests += 1
+                if n == 1 or self.every:
+                    self.hung_up += 1
+                    return
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                             % len(self.ANSWER) + self.ANSWER)
+
+
+def _read_request(conn: socket.socket) -> bool:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = conn.recv(65536)
+        if not more:
+            return False
+        data += more
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")), 0)
+    while len(body) < length:
+        body += conn.recv(65536)
+    return True
+
+
+def test_a_kept_alive_connection_closed_unanswered_is_sent_again_on_a_new_one():
+    up = HangingUp()
+    with running_proxy(TARGET_BASE_URL=up.base_url, MAX_RETRIES="0") as p:
+        for _ in range(3):  # each second request on a connection meets the close
+            r = post(p, chat())
+            assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "from a fresh connection"
+        assert up.hung_up >= 1
+    up.srv.close()
+
+
+def test_a_connection_closed_unanswered_again_is_a_502_saying_so():
+    up = HangingUp(every=True)
+    with running_proxy(TARGET_BASE_URL=up.base_url, MAX_RETRIES="0") as p:
+        err = assert_error(post(p, chat()), 502, "upstream_disconnected")
+        assert "closed the connection without answering" in err["message"]
+        assert up.requests == 2  # sent once more, not again and again
+    up.srv.close()
 
 
 def test_worker_survived_every_fault(up):
