@@ -185,10 +185,21 @@ class Gateway:
         if call.plan.client_stream and every > 0 and not call.plan.kept_alive:  # routed: around all attempts
             encoder = self.encoder(call)
             return keepalive.streamed(lambda: self.answer(call, req), every, encoder.stream_headers(call),
-                                      lambda err: encoder.error_event(call, err),
+                                      lambda err: self.failed_stream(call, encoder, err),
                                       lambda: self.answers.abandon(call), encoder.keepalive_beat(call),
                                       call.server_write)
         return self.answer(call, req)
+
+    def failed_stream(self, call: Call, encoder: AnswerEncoder, err: ProxyError) -> bytes:
+        """The error event of a stream committed while its upstream had not answered yet, which failed before an
+        answer: the call ends with it, recorded (journals, metrics, the request line) as an error answer is."""
+        event = encoder.error_event(call, err)
+        if not call.outcome.observed:
+            body = err.body()
+            body["error"]["request_id"] = call.client.request_id
+            call.outcome.output = body
+            self.answers.observe(call)
+        return event
 
     def answer(self, call: Call, req: UpstreamRequest) -> Answer:
         out = call.outcome

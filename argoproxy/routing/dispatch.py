@@ -154,7 +154,7 @@ class Routing:
             call.plan.kept_alive = True
             encoder = self.gateway.encoder(call)
             return keepalive.streamed(lambda: self.attempts(call, asked, chain), every, CommitHeaders(call, encoder),
-                                      lambda err: encoder.error_event(call, err),
+                                      lambda err: self.gateway.failed_stream(call, encoder, err),
                                       lambda: self.gateway.answers.abandon(call), encoder.keepalive_beat(call),
                                       call.server_write)
         return self.attempts(call, asked, chain)

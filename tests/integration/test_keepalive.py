@@ -13,6 +13,7 @@ import requests
 
 from tests.clients import anthropic_sdk, openai_sdk
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
+from tests.polling import poll
 from tests.proxy_process import running_proxy
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -67,6 +68,22 @@ def test_a_slow_error_becomes_an_sse_error_event(kept):
     assert r.status_code == 200 and body.startswith(b": keepalive\n\n")
     error = json.loads(body.split(b"data: ", 1)[1])
     assert error["error"]["message"] == "overloaded" and error["error"]["request_id"] == r.headers["X-Request-ID"]
+
+
+def test_a_slow_error_is_journaled_and_counted_as_the_error_it_is(tmp_path):
+    """A stream committed with keepalives that then fails before any answer ends in an error event; the call is
+    recorded like any error answer (it left no journal line, no metrics and no request line)."""
+    with FakeOpenAI() as up, running_proxy(TARGET_BASE_URL=up.base_url, SSE_KEEPALIVE="0.3",
+                                           LOG_DIR=str(tmp_path)) as p:
+        up.add(Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=400, delay=1.0))
+        r, body = raw_stream(p)
+        assert r.status_code == 200 and b"overloaded" in body
+        journal = tmp_path / "client_interaction.jsonl"
+        assert poll(lambda: journal.exists() and journal.read_text().strip())
+        line = json.loads(journal.read_text().splitlines()[-1])
+        assert line["status"] == 400 and "overloaded" in json.dumps(line), line
+        metrics = requests.get(p.url + "/metrics", timeout=10).text
+        assert any(m.startswith("cot_proxy_requests_total") and 'status="400"' in m for m in metrics.splitlines())
 
 
 def test_pseudo_stream_waits_with_keepalives():
