@@ -12,12 +12,22 @@ cache="${COT_PROXY_CACHE:-$HOME/.cache/cot_proxy}"
 python="${PYTHON:-python3}"
 mkdir -p "$cache/wheels" "$cache/models"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+# llama.cpp for any x86-64 CPU with AVX2, not for this machine's: the cache is shared, and a build for the CPU
+# at hand (ggml's default) used AMX on a VM whose CPU reports AMX without letting a process use it (a general
+# protection fault at the first token). A changed set of flags builds the wheel again; the llama venv is named
+# after them too (tools/install_real_servers.sh), so it is made again from the new wheel.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
+stamp="$cache/wheels/.llama-build"
+if [ "$(cat "$stamp" 2>/dev/null)" != "CMAKE_ARGS=$CMAKE_ARGS" ]; then
+  rm -f "$cache/wheels"/llama_cpp_python-*.whl
+fi
 
 # --no-deps: each file is a complete, hand-pinned set. --find-links: a wheel already built is reused.
 for req in requirements-real.txt requirements-real-litellm.txt requirements-real-llama.txt; do
   echo "== wheels for $req"
   "$python" -m pip wheel --quiet --no-deps --find-links "$cache/wheels" --wheel-dir "$cache/wheels" -r "$req"
 done
+echo "CMAKE_ARGS=$CMAKE_ARGS" > "$stamp"
 
 model="$cache/models/gemma-3-270m-q4_k_m.gguf"
 if [ ! -s "$model" ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tests/real needs, from the local wheel cache only (never the network), when the cache is
 # there: the real clients into the test venv, and each real server into a venv of its own in the cache,
-# ~/.cache/cot_proxy/venvs/<name>-<hash of its requirements file> (their pins clash with the product's; made
+# ~/.cache/cot_proxy/venvs/<name>-<hash of its requirements file and build stamp> (their pins clash with the product's; made
 # once and shared by every clone, so CI does not reinstall them). Without the cache it does nothing and
 # tests/real skip, naming tools/build_real_servers.sh. A failed install is reported and skipped, never fatal.
 # Usage: tools/install_real_servers.sh [test venv]   (run_tests.sh calls it)
@@ -31,7 +31,8 @@ fi
 mkdir -p "$cache/venvs"
 for name in litellm llama; do
   req="requirements-real-$name.txt"
-  target="$cache/venvs/$name-$(sha256sum "$req" | cut -c1-12)"
+  # named after its requirements and how its wheels were built (tools/build_real_servers.sh: .llama-build)
+  target="$cache/venvs/$name-$(cat "$req" "$cache/wheels/.$name-build" 2>/dev/null | sha256sum | cut -c1-12)"
   [ -f "$target/.complete" ] && continue
   (
     flock 9  # two clones installing at once make it once

@@ -10,7 +10,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NoReturn
 
 from argoproxy.config import listener
 from argoproxy import providers
@@ -44,7 +44,8 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
     global _announced
     loaded = loaded_or_exit(flags)
     if not _announced:  # not again when Gunicorn's master re-reads its config (SIGHUP): the port is its own
-        port_free_or_exit(loaded.settings, port_label(loaded.settings, flags))
+        port_free_or_exit(loaded.settings, port_label(loaded.settings, flags),
+                          setting_label(loaded.settings, flags, "host", "HOST", "--host"))
     print_warnings(loaded)
     _announced = True
     return loaded.settings, gunicorn_options(loaded.settings, loaded.backend_reason)
@@ -52,16 +53,22 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
 
 def port_label(settings: Settings, flags: Mapping[str, Any] | None = None) -> str:
     """Where the port in force came from, as a user would set another: the flag, PORT, or the config's key."""
-    if flags and "port" in flags:
-        return "--port"
-    if "PORT" in os.environ or not settings.config_path:
-        return "PORT"
-    return f"port (in {settings.config_path})"
+    return setting_label(settings, flags, "port", "PORT", "--port")
 
 
-def port_free_or_exit(settings: Settings, label: str = "PORT") -> None:
-    """A port in use is one line and exit code 2, at once: Gunicorn would try five times over five seconds
-    and print ten ERROR lines. Not when Gunicorn is handed its sockets (USR2 upgrade, systemd activation)."""
+def setting_label(settings: Settings, flags: Mapping[str, Any] | None, key: str, env: str, flag: str) -> str:
+    """Where a listening setting in force came from: its flag, its variable, or the config's key."""
+    if flags and key in flags:
+        return flag
+    if env in os.environ or not settings.config_path:
+        return env
+    return f"{key} (in {settings.config_path})"
+
+
+def port_free_or_exit(settings: Settings, label: str = "PORT", host_label: str = "HOST") -> None:
+    """A port in use, a host this machine has no address for or cannot resolve, a port that needs root: one
+    line and exit code 2, at once (Gunicorn would try five times over five seconds and print ten ERROR lines).
+    Not when Gunicorn is handed its sockets (USR2 upgrade, systemd activation)."""
     if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ or settings.socket:
         return
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
@@ -69,12 +76,23 @@ def port_free_or_exit(settings: Settings, label: str = "PORT") -> None:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Gunicorn binds: TIME_WAIT is no conflict
         try:
             probe.bind((settings.host, settings.port))
+        except socket.gaierror:
+            _exit(f"{host_label}: `{settings.host}` is neither an address nor a host name this machine can resolve")
         except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                return  # e.g. an address this host does not have: Gunicorn's own error says so
-            print(f"cot_proxy: bad setting {label}: port {settings.port} on {settings.host} is already in use (another "
-                  "server, or this proxy started twice): stop it or choose another port", file=sys.stderr, flush=True)
-            raise SystemExit(2) from None
+            if exc.errno == errno.EADDRINUSE:
+                _exit(f"{label}: port {settings.port} on {settings.host} is already in use (another server, or this "
+                      "proxy started twice): stop it or choose another port")
+            if exc.errno == errno.EADDRNOTAVAIL:
+                _exit(f"{host_label}: this machine has no address {settings.host} to listen on (127.0.0.1: this "
+                      "machine only; 0.0.0.0: every interface)")
+            if exc.errno == errno.EACCES:
+                _exit(f"{label}: port {settings.port} needs privileges this user does not have: choose one above 1023")
+            # anything else: Gunicorn's own error says it
+
+
+def _exit(message: str) -> NoReturn:
+    print(f"cot_proxy: bad setting {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 def print_warnings(loaded: Loaded) -> None:

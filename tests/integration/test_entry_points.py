@@ -238,6 +238,23 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
                              "server, or this proxy started twice): stop it or choose another port"], result.stderr
 
 
+@pytest.mark.parametrize("host, says", [
+    ("999.1.1.1", "cot_proxy: bad setting HOST: `999.1.1.1` is neither an address nor a host name this machine "
+                  "can resolve"),
+    ("no-such-host.invalid", "cot_proxy: bad setting HOST: `no-such-host.invalid` is neither an address nor a host "
+                             "name this machine can resolve"),
+    ("192.0.2.1", "cot_proxy: bad setting HOST: this machine has no address 192.0.2.1 to listen on (127.0.0.1: "
+                  "this machine only; 0.0.0.0: every interface)"),
+])
+def test_a_host_it_cannot_listen_on_is_one_line(tmp_path: Path, host: str, says: str) -> None:
+    """HOST that is no address, names no host or is not this machine's: one line naming HOST, exit code 2, at once
+    (Gunicorn tried five times and printed its errors, after the warning that anyone could reach the port)."""
+    env = clean_env(tmp_path, TARGET_BASE_URL="http://127.0.0.1:9/v1", HOST=host, PORT="5000")
+    result = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py")], cwd=tmp_path,
+                            env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [says], result.stderr
+
+
 def test_a_port_in_use_names_where_it_was_set(tmp_path: Path) -> None:
     """The line names what the user would change: --port when the port came from the flag, the config's key
     when from the file; ./run_app.sh without a terminal says the same with exit code 2, as the README says."""

@@ -54,7 +54,9 @@ class RealServer:
 def server_bin(name: str, program: str) -> Path:
     """A program in a server's venv (named as tools/install_real_servers.sh names it), or skip the test with
     the way to install it."""
-    digest = hashlib.sha256((ROOT / f"requirements-real-{name}.txt").read_bytes()).hexdigest()[:12]
+    stamp = CACHE / "wheels" / f".{name}-build"  # how its wheels were built (tools/build_real_servers.sh)
+    digest = hashlib.sha256((ROOT / f"requirements-real-{name}.txt").read_bytes()
+                            + (stamp.read_bytes() if stamp.exists() else b"")).hexdigest()[:12]
     venv = CACHE / "venvs" / f"{name}-{digest}"
     if not (venv / ".complete").exists():
         pytest.skip(f"{name} server not installed ({venv} missing): {HOW_TO_INSTALL}")
