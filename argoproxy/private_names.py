@@ -24,6 +24,8 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     # ---- the fast path (FAST_PATH=on only)
     PrivateName("http.client", "_read_headers", "argoproxy.fastpath.headers", "reads response heads in one pass"),
     PrivateName("http.client", "parse_headers", "argoproxy.fastpath", "replaced by the one-pass head parser"),
+    PrivateName("http.client", "HTTPResponse._read_status", "argoproxy.fastpath.connections",
+                "overridden: interim 1xx answers read past as begin() reads past a 100"),
     PrivateName("urllib3.util.connection", "_set_socket_options", "argoproxy.fastpath.connections",
                 "a socket connected without the resolver gets urllib3's options"),
     PrivateName("urllib3.util.timeout", "_DEFAULT_TIMEOUT", "argoproxy.fastpath.connections",

@@ -25,7 +25,8 @@ fi
 # --no-deps: each file is a complete, hand-pinned set. --find-links: a wheel already built is reused.
 for req in requirements-real.txt requirements-real-litellm.txt requirements-real-llama.txt; do
   echo "== wheels for $req"
-  "$python" -m pip wheel --quiet --no-deps --find-links "$cache/wheels" --wheel-dir "$cache/wheels" -r "$req"
+  # --no-cache-dir: pip's own cache keeps a wheel it built from source whatever CMAKE_ARGS were
+  "$python" -m pip wheel --quiet --no-cache-dir --no-deps --find-links "$cache/wheels" --wheel-dir "$cache/wheels" -r "$req"
 done
 echo "CMAKE_ARGS=$CMAKE_ARGS" > "$stamp"
 

@@ -111,6 +111,11 @@ class Upstream:
                     _sleep(delay)
                     continue
                 raise transport_error(exc, req.url, timeout, proxy_for(req.url)) from None
+            if resp.status_code < 200:  # an interim answer as the answer (FAST_PATH=off, or a 101): never relayed
+                resp.close()  # unread: its connection is dropped, not pooled with the real answer waiting on it
+                raise ProxyError(502, f"The upstream server {describe_host(req.url)} answered {resp.status_code} "
+                                      f"{resp.reason} and nothing after it that the proxy could read.",
+                                 code="upstream_bad_response")
             if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
                 after = _retry_delay(resp, attempt + 1)
                 if after is not None and self._may_retry(attempt, started, after):

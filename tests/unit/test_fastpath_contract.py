@@ -115,3 +115,23 @@ def test_the_setting_takes_on_or_off_from_every_source(tmp_path):
     assert load_settings({}, environ={"CONFIG_PATH": str(config)}).fast_path == "off"
     with pytest.raises(SettingsError, match="^FAST_PATH: expected on or off"):
         load_settings({}, environ={"FAST_PATH": "maybe"})
+
+
+@pytest.mark.parametrize("interim", [b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+                                     b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n", b""])
+def test_an_answer_is_read_past_interim_ones(interim):
+    """connections.FinalResponse overrides http.client's private _read_status: begin() must still skip the
+    headers of what it reports as a 100 and read the next status line (a 103 was taken for the answer)."""
+    import socket
+
+    from argoproxy.fastpath.connections import FinalResponse
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(interim + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Final: yes\r\n\r\nok")
+        resp = FinalResponse(ours, method="POST")
+        resp.begin()
+        assert (resp.status, resp.getheader("X-Final"), resp.read()) == (200, "yes", b"ok")
+        theirs.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n")
+        switched = FinalResponse(ours, method="GET")
+        switched.begin()
+        assert switched.status == 101  # a switch of protocols is an answer of its own
