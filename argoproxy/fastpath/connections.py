@@ -45,7 +45,7 @@ class FinalResponse(http.client.HTTPResponse):
     before reading the next status line (tests/unit/test_fastpath_contract.py holds http.client to that)."""
 
     def _read_status(self) -> tuple[str, int, str]:
-        version, status, reason = super()._read_status()
+        version, status, reason = super()._read_status()  # type: ignore[misc]  # private: not in typeshed
         if 101 < status < 200:
             return version, http.client.CONTINUE, reason
         return version, status, reason
