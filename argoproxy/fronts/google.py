@@ -698,6 +698,15 @@ def _in_array(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 # ---------------------------------------------------------------------------------------------- routes
 
+def unserved_method(model: str) -> ProxyError:
+    """A POST to /v1beta/models/{model}:{method} for a method the door does not serve (embedContent,
+    batchEmbedContents, predict...): a 404 naming those it does, not a 405 for a model named `x:embedContent`."""
+    name, _, method = model.rpartition(":")
+    served = ", ".join(spelled for _, spelled in METHODS.values())
+    what = f"`{method}`" if name else f"POST on the model `{model}`"
+    return ProxyError(404, f"The Google door does not serve {what}: it serves {served}.", code="unknown_route")
+
+
 def split_method(last: str) -> tuple[str, str | None]:
     """The last path segment of /v1beta/models/{model}:{method} as (model part, method kind): the method is
     what follows the last ':' (a model name may hold ':' itself, as `argo:gpt-4o` does), when it names one."""

@@ -131,6 +131,8 @@ class Door:
             raise ProxyError(404, f"No route {route.label} on this proxy ({self.backend.name} backend).",
                              code="unknown_route")
         if call.client.method not in route.methods:
+            if route.front == "google" and route.kind == "model" and call.client.method == "POST":
+                raise google.unserved_method(route.model or "")  # `x:embedContent` reads as a model named so
             allow = ", ".join(sorted(route.methods))
             raise ProxyError(405, f"{route.label} takes {allow} only.", code="method_not_allowed",
                              headers={"Allow": allow})

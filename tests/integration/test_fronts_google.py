@@ -257,7 +257,8 @@ def test_json_array_stream(guarded):
     ("/v1beta/models/gpt-4o:fake-model:generateContent", 403),  # the method follows the last ':'
     ("/v1beta/models/:generateContent", 404),
     ("/v1beta/files", 404),  # every /v1beta path is the Google door's: never forwarded
-    ("/v1beta/models/fake-model:embedContent", 405),
+    ("/v1beta/models/fake-model:embedContent", 404),  # a method the door does not serve: it names those it does
+    ("/v1beta/models/fake-model:batchEmbedContents", 404),
 ])
 def test_hostile_model_segments(guarded, path, status):
     fake, p, _ = guarded
@@ -266,6 +267,9 @@ def test_hostile_model_segments(guarded, path, status):
     assert r.status_code == status, r.text
     if status != 200:
         assert set(r.json()["error"]) == {"code", "message", "status", "details"} and fake.received == []
+    if "embed" in path.lower():
+        assert "generateContent, streamGenerateContent, countTokens" in r.json()["error"]["message"]
+        assert r.json()["error"]["status"] == "NOT_FOUND"
 
 
 def test_upstream_errors_and_broken_streams_in_google_shape(guarded):
