@@ -167,11 +167,11 @@ class FakeOpenAI:
                 if answer is None:
                     answer = fake.default_answer(self.command, path, body)
                 if isinstance(answer, Stream) and fake.cannot_stream(answer, body):
-                    fake._write_stream(self, Stream([LLAMA_PING]))  # its keepalive while it read the prompt, then nothing
-                    # llama-cpp-python's handler raised after the headers: uvicorn ends the body, then closes the
-                    # connection once its error handling is done, milliseconds later, when a client that reused it
-                    # at once has sent its next request there (here: the next request on it is always met so)
-                    self.hang_up_next = True
+                    # its keepalive while it read the prompt, then nothing: llama-cpp-python's handler raised after
+                    # the headers; uvicorn ends the body, then closes the connection once its error handling is
+                    # done, milliseconds later, when a client that reused it at once has sent its next request
+                    # there (here: the next request on it is always met so, _write_stream's hang_up_next)
+                    fake._write_stream(self, Stream([LLAMA_PING]))
                 elif isinstance(answer, Stream):
                     fake._write_stream(self, answer, fake.usage_asked(body))
                 elif isinstance(answer, Huge):
@@ -319,6 +319,7 @@ class FakeOpenAI:
             h.send_header(k, v)
         h.end_headers()
         time.sleep(s.first_delay)
+        said = False  # any event with data: one ended without is a handler that failed after the headers
         try:
             for i, event in enumerate(s.events):
                 if s.cut_after is not None and i >= s.cut_after:
@@ -331,6 +332,7 @@ class FakeOpenAI:
                 if i in s.pause_at:
                     time.sleep(s.pause_at[i])
                 data = _event_bytes(event)
+                said = said or b"data:" in data
                 parts = [data[: len(data) // 2], data[len(data) // 2:]] if s.split else [data]
                 if s.drip:
                     parts = [data[j:j + 1] for j in range(len(data))]
@@ -341,6 +343,8 @@ class FakeOpenAI:
                         time.sleep(s.drip)
             h.wfile.write(b"0\r\n\r\n")
             h.wfile.flush()
+            if not said:  # as uvicorn does after such a handler (see hang_up_next)
+                h.hang_up_next = True  # type: ignore[attr-defined]
         except OSError:
             with self._lock:
                 self.closed_streams += 1
