@@ -50,7 +50,7 @@ def request_logger() -> Callable[[Call], None]:
 
     def observe(call: Call) -> None:
         duration = (time.perf_counter() - call.client.started) * 1000
-        log.debug("%s /%s model=%s status=%s %.1fms in=%dB out=%dB stream=%s id=%s%s", call.client.method, call.plan.path,
+        log.debug("%s /%s model=%s status=%s %.1fms in=%dB out=%dB stream=%s id=%s%s", call.client.method, call.client.path,
                   call.plan.model or "-", call.outcome.status, duration, len(call.plan.raw_body), call.outcome.bytes_out,
                   call.plan.return_mode, call.client.request_id, _upstream_details(call))
     return observe

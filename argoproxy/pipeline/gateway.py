@@ -42,6 +42,7 @@ from argoproxy.pipeline.tokens import count_request_tokens
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.redaction import sanitize_message
 from argoproxy.upstream.client import READ_ERRORS, Upstream, stream_error
+from argoproxy.upstream.relay import redirect_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
 
 if TYPE_CHECKING:
@@ -207,9 +208,10 @@ class Gateway:
         resp = self.send(call, req)
         self.answers.tap_upstream(call, resp)
         out.upstream_response, out.upstream_at, out.upstream_status = resp, time.perf_counter(), resp.status_code
-        if resp.status_code >= 400:
+        if resp.status_code >= 300:
             with resp:
-                err = self.answers.sanitized(self.backend.error(call, resp))
+                err = self.answers.sanitized(self.backend.error(call, resp) if resp.status_code >= 400
+                                             else redirect_error(resp))
             out.upstream_output = err.body()
             raise err
         encoder = self.encoder(call)
@@ -391,6 +393,9 @@ class Gateway:
         resp = self.send(call, req)
         self.answers.tap_upstream(call, resp)
         out.upstream_status, out.upstream_at = resp.status_code, time.perf_counter()
+        if 300 <= resp.status_code < 400:
+            resp.close()
+            raise self.answers.sanitized(redirect_error(resp))
         if resp.status_code >= 400:
             with resp:
                 data = resp.content[:1 << 20]
@@ -423,6 +428,9 @@ class Gateway:
         if call.client.method == "HEAD" or resp.status_code in (204, 304):
             resp.close()
             answers.observe(call)
+            if call.client.method == "HEAD" and length is not None and length.isdigit() and not decode:
+                # what a GET would get, HEAD's point: a body of no pieces keeps it (empty bytes are measured as 0)
+                return Answer([], resp.status_code, [*out_headers, ("Content-Length", length)])
             return Answer(b"", resp.status_code, out_headers)
         # In one piece only as sent: a small compressed body can inflate a thousandfold (it streams instead).
         if not decode and length is not None and length.isdigit() and int(length) <= SMALL_BODY:

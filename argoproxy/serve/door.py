@@ -267,6 +267,8 @@ class Door:
         except ProxyError as err:
             entry = self.known_model(call, route.model) if err.status == 404 else None
             if entry is None:
+                if err.status == 404 and err.code is None:  # llama.cpp's bare "Not Found": said as OpenAI says it
+                    raise model_not_found(route.model) from None
                 raise
             return self.observed(call, json_response(entry))
 

@@ -118,5 +118,16 @@ def upstream_error(resp: UpstreamResponse) -> ProxyError:
                       headers=headers)
 
 
+def redirect_error(resp: UpstreamResponse) -> ProxyError:
+    """An upstream 3xx on an API route: not followed (the request's key would go wherever it points), said as
+    it is (it read as "not a JSON object (an empty body)"). Usually a base URL one step off: http for https, a
+    missing /v1."""
+    status, where = resp.status_code, resp.headers.get("Location")
+    to = f" to {sanitize_message(where)[:200]}" if where else ""
+    reason = sanitize_message(resp.reason or "Redirect")[:100]
+    return ProxyError(502, f"The upstream server answered {status} {reason}{to}; the proxy does not follow "
+                           "redirects: set the upstream's base URL to the address it names.", code="upstream_redirect")
+
+
 def _code(code: Any) -> str | None:
     return None if code is None else str(code)

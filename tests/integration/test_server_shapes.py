@@ -306,3 +306,21 @@ def test_routing_serves_glob_models_and_says_what_it_serves():
         line = next(x for x in log.splitlines() if "cot_proxy listening on" in x)
         assert f"routing 2 models (gemma, claude-*) -> openai at {a.base_url}, openai at {b.base_url}" in line
         assert "api.openai.com" not in line and "default URL" not in line
+
+
+def test_a_model_neither_the_server_nor_the_proxy_knows_is_openais_404(up):
+    """llama.cpp's server answers any /v1/models/{id} with a bare {"detail": "Not Found"}; a model the proxy does
+    not know either is then OpenAI's 404 (code model_not_found), which SDKs map to NotFoundError."""
+    fake, p = up
+    fake.add(Reply({"detail": "Not Found"}, status=404))
+    r = requests.get(p.base_url + "/models/nope", timeout=20)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found", r.text
+    assert "`nope`" in r.json()["error"]["message"]
+
+
+def test_head_on_a_forwarded_path_says_the_length_a_get_gets(up):
+    fake, p = up
+    fake.add(Reply(b"x" * 1234, headers={"Content-Type": "application/octet-stream"}))
+    r = requests.head(p.base_url + "/files/f/content", timeout=20)
+    assert r.status_code == 200 and r.headers["Content-Length"] == "1234" and r.content == b""
+    assert requests.get(p.base_url + "/models", timeout=20).status_code == 200  # the connection still frames

@@ -473,6 +473,20 @@ def test_an_answer_after_early_hints_is_the_answer_or_a_502_never_the_103(fast_p
     up.srv.close()
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_redirect_on_an_api_route_is_named_not_followed(up, stream):
+    """A base URL one step off (http for https, a missing /v1) gets a 3xx: said as such, with where it points,
+    not followed (the key would go there) and not read as an empty answer."""
+    fake, p = up
+    fake.add(Reply(b"", status=307, headers={"Location": "https://api.example.test/v1/chat/completions"}))
+    err = assert_error(post(p, chat(stream=stream)), 502, "upstream_redirect")
+    assert "307" in err["message"] and "https://api.example.test/v1/chat/completions" in err["message"]
+    fake.add(Reply(b"", status=301, headers={"Location": "https://api.example.test/v1/messages"}))
+    r = requests.post(p.url + "/v1/messages", json={"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"}]}, timeout=20)
+    assert r.status_code == 502 and r.json()["type"] == "error" and "301" in r.json()["error"]["message"], r.text
+
+
 def test_worker_survived_every_fault(up):
     fake, p = up
     assert len(workers(p)) == 1
