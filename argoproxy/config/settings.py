@@ -269,9 +269,11 @@ def find_config(explicit: str, label: str = "CONFIG_PATH") -> Path | None:
     `label`: how the user gave the path (CONFIG_PATH, or the command line's config argument)."""
     if explicit:
         path = Path(explicit).expanduser()
-        if not path.is_file():
+        if not path.exists():
             raise SettingsError(f"{label}: config file {explicit} does not exist")
-        return path
+        if path.is_dir():
+            raise SettingsError(f"{label}: {explicit} is a directory, not a config file")
+        return path  # a file, or what reads as one (/dev/null: an empty config; a pipe)
     for candidate in CONFIG_SEARCH_PATH:
         path = Path(candidate).expanduser()
         if path.is_file():

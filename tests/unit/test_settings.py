@@ -152,3 +152,12 @@ def test_a_config_path_is_named_as_it_was_given(tmp_path) -> None:
         load_settings(parse_flags([missing])[0], environ={})
     with pytest.raises(SettingsError, match=r"^CONFIG_PATH: config file .*nope.yaml"):
         load_settings({}, environ={"CONFIG_PATH": missing})
+
+
+def test_config_path_is_a_file_or_reads_as_one(tmp_path):
+    """CONFIG_PATH=/dev/null is an empty config (it said the file did not exist); a directory is named as one."""
+    assert load_settings({}, environ={"CONFIG_PATH": "/dev/null", "HOME": str(tmp_path)}).port == 5000
+    with pytest.raises(SettingsError, match=r"^CONFIG_PATH: .* is a directory, not a config file$"):
+        load_settings({}, environ={"CONFIG_PATH": str(tmp_path), "HOME": str(tmp_path)})
+    with pytest.raises(SettingsError, match=r"^CONFIG_PATH: config file .* does not exist$"):
+        load_settings({}, environ={"CONFIG_PATH": str(tmp_path / "none.yaml"), "HOME": str(tmp_path)})
