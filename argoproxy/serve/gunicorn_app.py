@@ -71,11 +71,12 @@ def port_free_or_exit(settings: Settings, label: str = "PORT", host_label: str =
     Not when Gunicorn is handed its sockets (USR2 upgrade, systemd activation)."""
     if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ or settings.socket:
         return
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    host = settings.host.strip("[]")  # an IPv6 literal as a URL writes it ([::1]) or bare
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Gunicorn binds: TIME_WAIT is no conflict
         try:
-            probe.bind((settings.host, settings.port))
+            probe.bind((host, settings.port))
         except socket.gaierror:
             _exit(f"{host_label}: `{settings.host}` is neither an address nor a host name this machine can resolve")
         except OSError as exc:
@@ -163,7 +164,10 @@ def listen_address(settings: Settings) -> str:
 def bind_options(settings: Settings) -> dict[str, Any]:
     """Gunicorn's bind: HOST:PORT, or the Unix socket (its directory made private, the socket mode 0600)."""
     if not settings.socket:
-        return {"bind": f"{settings.host}:{settings.port}"}
+        host = settings.host
+        if ":" in host and not host.startswith("["):  # an IPv6 literal: Gunicorn splits host:port at the last ':'
+            host = f"[{host}]"
+        return {"bind": f"{host}:{settings.port}"}
     return {"bind": f"unix:{listener.private_socket_path(settings.socket)}", "umask": listener.SOCKET_UMASK}
 
 

@@ -303,3 +303,39 @@ def test_gunicorn_own_flags_in_the_project_directory_are_what_the_line_says(tmp_
     lines = [line for line in log.read_text().splitlines() if "listening on" in line]
     assert len(lines) == 1 and lines[0].startswith(f"cot_proxy listening on http://127.0.0.1:{port} ("), lines
     assert lines[0].endswith("2 gevent workers)") and str(settings_port) not in lines[0]
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+@pytest.mark.parametrize("host", ["[::1]", "::1"])
+def test_an_ipv6_host_is_listened_on_written_either_way(tmp_path: Path, host: str) -> None:
+    """HOST=[::1] as a URL writes it, or bare: the proxy listens there (the start-up probe refused the first,
+    Gunicorn's bind split the second at its last ':')."""
+    port = free_port()
+    with FakeOpenAI() as fake:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "cot_proxy.py")], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, env={**clean_env(tmp_path, HOST=host, PORT=str(port),
+                                                                         TARGET_BASE_URL=fake.base_url),
+                                                             "PYTHONPATH": str(ROOT)})
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://[::1]:{port}/health", timeout=5) as r:
+                        assert r.status == 200
+                        break
+                except (urllib.error.URLError, ConnectionError):
+                    assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+                    time.sleep(0.1)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
