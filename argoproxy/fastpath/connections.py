@@ -38,17 +38,50 @@ else:
     _Connection = object
 
 
+MAX_INTERIM = 8  # interim answers read past before one answer; more is an upstream gone wrong
+
+
+class Unanswered(http.client.RemoteDisconnected):
+    """A kept-alive connection (it had carried an answer) closed or reset before any status line of the next
+    came: the server closed it as the request went out (its idle timeout; uvicorn a moment after a failed
+    handler). The one failure Upstream.send sends again, on another connection (it knows it by `kept_alive`:
+    the upstream client does not import the fast path)."""
+
+    kept_alive = True
+
+
 class FinalResponse(http.client.HTTPResponse):
     """An answer read past the interim ones before it. http.client skips only 100 Continue: an upstream's 103
     Early Hints (a CDN in front of an API sends them) was taken for the answer, the answer itself left unread
     on the connection. Any other 1xx but 101 is reported to `begin` as a 100, whose headers it then skips
-    before reading the next status line (tests/unit/test_fastpath_contract.py holds http.client to that)."""
+    before reading the next status line (tests/unit/test_fastpath_contract.py holds http.client to that), at
+    most MAX_INTERIM of them."""
+
+    heard = False  # a status line came back
+    interim = 0
 
     def _read_status(self) -> tuple[str, int, str]:
         version, status, reason = super()._read_status()  # type: ignore[misc]  # private: not in typeshed
+        self.heard = True
         if 101 < status < 200:
+            self.interim += 1
+            if self.interim > MAX_INTERIM:
+                raise http.client.BadStatusLine(f"more than {MAX_INTERIM} interim answers ({status} {reason})")
             return version, http.client.CONTINUE, reason
         return version, status, reason
+
+
+class KeptAliveResponse(FinalResponse):
+    """FinalResponse on a connection that carried an answer before: closed or reset before a status line came
+    back is Unanswered."""
+
+    def begin(self) -> None:
+        try:
+            super().begin()
+        except ConnectionError as exc:  # RemoteDisconnected (closed), ConnectionResetError (reset)
+            if self.heard:
+                raise
+            raise Unanswered(f"a kept-alive connection closed unanswered ({type(exc).__name__})") from exc
 
 
 class _OneSend(_Connection):
@@ -56,10 +89,19 @@ class _OneSend(_Connection):
     pooled connection with one non-blocking poll, connects to an IP address without a resolver call, and reads
     an answer past interim 1xx responses (FinalResponse)."""
 
-    response_class = FinalResponse
+    response_class: type[FinalResponse] = FinalResponse  # KeptAliveResponse once the connection carried an answer
 
     _held: list[bytes] | None = None
     _held_size = 0
+
+    def getresponse(self, *args, **kwargs):
+        response = super().getresponse(*args, **kwargs)
+        self.response_class = KeptAliveResponse
+        return response
+
+    def connect(self) -> None:
+        self.response_class = FinalResponse  # a new socket: nothing kept alive yet
+        super().connect()
 
     def request(self, method, url, body=None, headers=None, **kwargs) -> None:
         self._held, self._held_size = [], 0

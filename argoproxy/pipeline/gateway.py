@@ -237,7 +237,9 @@ class Gateway:
         plan.body.pop("stream_options", None)
         plan.upstream_stream = False
         plan.body_changed = True
-        return self.answer(call, self.backend.encode(call))
+        # uvicorn closes the connection of a handler that failed a moment after ending its body: this request
+        # may meet that close on it, which the stock transport cannot tell from a request processed and dropped
+        return self.answer(call, dataclasses.replace(self.backend.encode(call), resend_unanswered=True))
 
     # ---------------------------------------------------------------- request planning
     def plan(self, call: Call) -> None:

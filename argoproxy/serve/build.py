@@ -18,7 +18,9 @@ from argoproxy.routing.dispatch import install_routing
 from argoproxy.config.settings import Settings
 from argoproxy.observe.status_page import StatusPage
 from argoproxy.teamkeys.service import TeamKeys, open_store
-from argoproxy.upstream.client import Upstream
+from argoproxy.upstream.client import Upstream, make_session
+
+HEALTH_CONNECTIONS = 2  # the health probe's own pool: one probe at a time per worker, cached HEALTH_CACHE_SECONDS
 
 
 def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
@@ -37,7 +39,9 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
         setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets,
                        level=logging.DEBUG if settings.debug else logging.INFO)
         gateway.answers.observers.append(journal_observer(journal))
-    health = HealthCheck(upstream.session, settings.target_base_url, settings.health_cache_seconds)
+    # A session of its own: a probe through the calls' Session made stock connections in the pool the fast path
+    # uses, which urllib3 then reconnects for good instead of making its own kind (no 1xx skipping there).
+    health = HealthCheck(make_session(HEALTH_CONNECTIONS), settings.target_base_url, settings.health_cache_seconds)
     install_routing(gateway)
     if settings.enable_auth:
         gateway.team_keys = team_keys(settings)

@@ -98,7 +98,7 @@ class Upstream:
             try:
                 resp = self._send_once(req, timeout)
             except TRANSPORT_ERRORS as exc:
-                if not resent and closed_unanswered(exc):
+                if not resent and closed_unanswered(exc, kept_alive_only=not req.resend_unanswered):
                     # A kept-alive connection the server closed as the request went out (its idle timeout, or
                     # uvicorn closing one whose handler failed): the request was never answered. Once more, at
                     # once, on another connection (the closed one is dropped), whatever MAX_RETRIES says.
@@ -171,12 +171,16 @@ class StockResponse(UpstreamResponse):
         self.response.close()
 
 
-def closed_unanswered(exc: Exception) -> bool:
-    """Did the connection close (or reset) before any byte of an answer came? (not a timeout, not a failure to
-    connect: those are _retryable_exception's)"""
+def closed_unanswered(exc: Exception, kept_alive_only: bool = False) -> bool:
+    """Did the connection close (or reset) without an answer? (not a timeout, not a failure to connect: those
+    are _retryable_exception's). `kept_alive_only`: only a connection that had carried an answer before, closed
+    before any status line came back, which only the fast path can tell (fastpath.connections.Unanswered); a
+    new connection closed unanswered may have had the request processed."""
     inner = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else exc
     if isinstance(inner, urllib3.exceptions.ProtocolError):
         inner = inner.args[1] if len(inner.args) > 1 else inner
+    if kept_alive_only:
+        return getattr(inner, "kept_alive", False) is True
     return isinstance(inner, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
                               ConnectionAbortedError))
 

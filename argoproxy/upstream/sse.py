@@ -64,7 +64,7 @@ class EventSplitter:
         # A blank line may straddle the old end (3 bytes at most of a 4-byte "\r\n\r\n" before it).
         end, size = _event_end(tail, max(0, self.scanned - 3))
         if end < 0:
-            if len(tail) > self.max_event:  # an event that never ends must not fill the worker's memory
+            if _over(tail, self.max_event):  # an event that never ends must not fill the worker's memory
                 self.tail, self.scanned = bytearray(), 0
                 raise event_too_large(self.max_event)
             self.scanned = len(tail)
@@ -74,31 +74,34 @@ class EventSplitter:
         if b"\r" not in data:  # only `\n\n` ends an event: a block is its lines already, bar one leading \n
             blocks = data.split(b"\n\n")
             rest = blocks.pop()
+            events = [block.lstrip(b"\n") + b"\n\n" for block in blocks if block.strip(b"\n")]
             if not whole:
-                self._within_limit(blocks)
-            return self._keep(rest, [block.lstrip(b"\n") + b"\n\n" for block in blocks if block.strip(b"\n")])
+                self._within_limit(events)
+            return self._keep(rest, events)
         events, pos = [], 0
         ends = _EventEnds(data)
         while end >= 0:
             block = data[pos:end]
             pos = end + size
-            if not whole:
-                self._within_limit([block])
             lines = _lines(block)
             if lines:
                 events.append(encode_raw(lines))
+                if not whole:
+                    self._within_limit(events)
             end, size = ends.first(pos)
         return self._keep(data[pos:], events)
 
-    def _within_limit(self, blocks: list[bytes]) -> None:
-        """A whole event that came in one chunk is held to the limit too (a chunk's size is the upstream's)."""
-        if any(len(block) > self.max_event for block in blocks):
-            self.tail, self.scanned = bytearray(), 0
-            raise event_too_large(self.max_event)
+    def _within_limit(self, events: list[bytes]) -> None:
+        """A whole event that came in one chunk is held to the limit too (a chunk's size is the upstream's); the
+        events before it in the chunk go first (EventTooLarge.before)."""
+        for i, event in enumerate(events):
+            if len(event) > self.max_event + 2:  # its blank line not counted
+                self.tail, self.scanned = bytearray(), 0
+                raise EventTooLarge(self.max_event, events[:i])
 
     def _keep(self, rest: bytes, events: list[bytes]) -> list[bytes]:
         """`events`, keeping `rest` (the start of the next event) for the next chunk."""
-        if len(rest) > self.max_event:
+        if _over(rest, self.max_event):
             self.tail, self.scanned = bytearray(), 0
             raise event_too_large(self.max_event)
         self.tail = bytearray(rest)
@@ -112,14 +115,29 @@ class EventSplitter:
         return [encode_raw(lines)] if lines else []
 
 
+def _over(start: bytes | bytearray, limit: int) -> bool:
+    """Is an event begun (`start`) over the limit already? The line ends before it (the end of the blank line
+    before it, split off by the chunking) are not its bytes."""
+    return len(start) > limit and len(start.lstrip(b"\r\n")) > limit
+
+
 def _lines(block: bytes) -> list[bytes]:
     """The non-empty lines of a block, each line ended by CRLF, LF or CR."""
     return [line for line in block.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n") if line]
 
 
 def event_too_large(limit: int) -> ProxyError:
-    return ProxyError(502, f"An upstream stream event is larger than MAX_SSE_EVENT_BYTES ({limit} bytes).",
-                      code="upstream_event_too_large")
+    return EventTooLarge(limit)
+
+
+class EventTooLarge(ProxyError):
+    """An upstream event over MAX_SSE_EVENT_BYTES; `before`: the whole events that came ahead of it in the same
+    chunk, still the client's."""
+
+    def __init__(self, limit: int, before: list[bytes] | None = None) -> None:
+        super().__init__(502, f"An upstream stream event is larger than MAX_SSE_EVENT_BYTES ({limit} bytes).",
+                         code="upstream_event_too_large")
+        self.before = before or []
 
 
 def split_events(chunks: Iterable[bytes], stall_seconds: float, max_event: int = DEFAULT_MAX_EVENT) -> Iterator[bytes]:
@@ -133,7 +151,11 @@ def split_events(chunks: Iterable[bytes], stall_seconds: float, max_event: int =
     for chunk in chunks:
         if time.monotonic() - since > stall_seconds:
             raise TimeoutError(f"no complete event within {stall_seconds:g}s")
-        events = splitter.feed(chunk)
+        try:
+            events = splitter.feed(chunk)
+        except EventTooLarge as err:
+            yield from err.before
+            raise
         if events:
             yield from events
             since = time.monotonic()

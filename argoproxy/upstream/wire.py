@@ -27,6 +27,9 @@ class UpstreamRequest:
     body: bytes | None = None
     timeout: float | None = None  # read timeout; None = the configured one
     extra: dict[str, Any] = field(default_factory=dict)
+    # sent once more when any connection closes unanswered, not only a kept-alive one (Upstream.send): the
+    # proxy's own second asking after an answer the upstream broke off (Gateway.ask_whole)
+    resend_unanswered: bool = False
 
 
 class UpstreamResponse:

@@ -110,6 +110,45 @@ def test_one_huge_event_in_one_chunk_ends_the_stream_and_memory_stays_flat(up, p
     quick_ok(p)
 
 
+def test_a_compressed_huge_event_in_one_chunk_is_refused_without_the_memory(tmp_path):
+    """A 58 KB gzip chunk can hold a 60 MB event: decoded a piece at a time, it is refused like any event over
+    MAX_SSE_EVENT_BYTES, and the worker never holds it whole (it took 248 MB on the fast path)."""
+    import gzip
+    import socket
+    import threading
+    event = b'data: {"choices": [{"index": 0, "delta": {"content": "' + b"y" * (60 * MB) + b'"}}]}\n\n'
+    packed = gzip.compress(event + b"data: [DONE]\n\n")
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                while len(body) < length:
+                    body += conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed))
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        with running_proxy(TARGET_BASE_URL=f"http://127.0.0.1:{srv.getsockname()[1]}/v1/",
+                           MAX_SSE_EVENT_BYTES=str(MAX_EVENT)) as p:
+            before = worker_rss(p)
+            r = requests.post(p.base_url + "/chat/completions", json=chat(stream=True), timeout=60)
+            assert r.status_code in (200, 502) and b"upstream_event_too_large" in r.content, r.content[-300:]
+            assert worker_rss(p) - before < 40 * MB, (before, worker_rss(p))
+    finally:
+        srv.close()
+
+
 def test_aggregated_stream_is_bounded_in_stream_mode():
     with FakeOpenAI() as fake:
         with running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream",

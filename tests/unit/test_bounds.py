@@ -90,6 +90,21 @@ def test_a_whole_event_over_the_maximum_in_one_chunk_is_an_error_too(chunk):
     assert small.feed(b"data: 1\n\n" * 40) == [b"data: 1\n\n"] * 40  # a long chunk of short events passes
 
 
+def test_the_events_ahead_of_one_too_large_in_its_chunk_still_go_out():
+    got = []
+    with pytest.raises(ProxyError) as caught:
+        for event in sse.split_events([b"data: 1\n\ndata: 2\n\ndata: " + b"x" * 200 + b"\n\ndata: 3\n\n"], 10, 100):
+            got.append(event)
+    assert got == [b"data: 1\n\n", b"data: 2\n\n"] and caught.value.code == "upstream_event_too_large"
+
+
+@pytest.mark.parametrize("lead", [b"", b"\n", b"\n\n\n"])
+def test_an_event_of_exactly_the_limit_passes_however_the_blank_lines_fall(lead):
+    event = b"data: " + b"x" * 94  # 100 bytes
+    for chunks in ([lead + event + b"\n\n"], [lead + event, b"\n\n"], [b"data: 0\n\n" + lead + event + b"\n\n"]):
+        assert list(sse.split_events(chunks, 10, 100))[-1] == event + b"\n\n", chunks
+
+
 def test_split_events_stall_deadline_counts_only_time_without_a_whole_event():
     def drip():
         yield b"data: 1\n\n"

@@ -135,3 +135,54 @@ def test_an_answer_is_read_past_interim_ones(interim):
         switched = FinalResponse(ours, method="GET")
         switched.begin()
         assert switched.status == 101  # a switch of protocols is an answer of its own
+
+
+def test_too_many_interim_answers_are_an_upstream_gone_wrong():
+    import http.client
+    import socket
+
+    from argoproxy.fastpath.connections import MAX_INTERIM, FinalResponse
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(b"HTTP/1.1 102 Processing\r\n\r\n" * (MAX_INTERIM + 1) + b"HTTP/1.1 200 OK\r\n\r\n")
+        with pytest.raises(http.client.BadStatusLine):
+            FinalResponse(ours, method="POST").begin()
+
+
+def _reset(sock) -> None:
+    import socket
+    import struct
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+@pytest.mark.parametrize("sent, unanswered", [
+    (b"", True),  # closed before a byte: the request met a closing connection
+    (b"HTTP/1.1 200 OK\r\nX-A: 1\r\n", False),  # a status line came back: the upstream answered, then broke
+])
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_a_kept_alive_connection_closed_before_a_status_line_is_unanswered(sent, unanswered, how):
+    """KeptAliveResponse: only a close or a reset before any status line is Unanswered (sent again); one after
+    the upstream began to answer is the error it is."""
+    import socket
+
+    from argoproxy.fastpath.connections import KeptAliveResponse, Unanswered
+    server = socket.create_server(("127.0.0.1", 0))
+    with server, socket.create_connection(server.getsockname()) as ours:
+        theirs, _ = server.accept()
+        if sent:
+            import select
+            theirs.sendall(sent)
+            assert select.select([ours], [], [], 10)[0]  # the bytes are here before the close or reset
+        if how == "reset":
+            _reset(theirs)
+        else:
+            theirs.close()
+        resp = KeptAliveResponse(ours, method="POST")
+        try:
+            resp.begin()
+            raised = None
+        except ConnectionError as exc:
+            raised = exc
+        assert isinstance(raised, Unanswered) is unanswered, raised
+        assert getattr(raised, "kept_alive", False) is unanswered
