@@ -142,8 +142,9 @@ class CoreSettings:
                                       env=("CONNECT_TIMEOUT",), flags=("--connect-timeout",))
     max_retries: int = _setting(2, _number(int, 0, 10), "Retries of an upstream call that failed before any answer "
                                 "reached the client (connection refused, 502/503/504, 429 with a short Retry-After). "
-                                "Besides these, a request met by a kept-alive connection the server closed without "
-                                "answering is sent once more at once, on another.",
+                                "Besides these, a request met by a kept-alive connection the server closed before "
+                                "answering is sent once more at once, on another (with the fast path; "
+                                "docs/decisions.md).",
                                 env=("MAX_RETRIES",), flags=("--max-retries",))
     max_body_bytes: int = _setting(32 * 1024 * 1024, _number(int, 1), "Largest request body accepted (413 above it).",
                                    env=("MAX_BODY_BYTES",), flags=("--max-body-bytes",))

@@ -703,7 +703,8 @@ def unserved_method(model: str) -> ProxyError:
     batchEmbedContents, predict...): a 404 naming those it does, not a 405 for a model named `x:embedContent`."""
     name, _, method = model.rpartition(":")
     served = ", ".join(spelled for _, spelled in METHODS.values())
-    what = f"`{method}`" if name else f"POST on the model `{model}`"
+    named = bool(name) and method.isalpha()  # a method's name (embedContent), not a model's tail (argo:gpt-4o)
+    what = f"`{method}`" if named else f"POST on the model `{model}` itself"
     return ProxyError(404, f"The Google door does not serve {what}: it serves {served}.", code="unknown_route")
 
 

@@ -406,8 +406,8 @@ class Gateway:
         secrets = self.answers.secrets
         headers = secrets.headers(response_headers(resp.headers, drop_encoding=True))
         out.status = resp.status_code
-        return Answer(self.answers.relay(call, resp, read_chunks(resp)), resp.status_code, headers,
-                      direct_passthrough=True)
+        return Answer(self.answers.relay(call, resp, self.first_read(resp, read_chunks(resp))), resp.status_code,
+                      headers, direct_passthrough=True)
 
     def passthrough(self, call: Call, url: str, headers: dict[str, str]) -> Answer:
         """A forwarded route (its body already read into plan.raw_body): bytes up, bytes down."""
@@ -444,8 +444,19 @@ class Gateway:
                 data = answers.finished(call, data)
             answers.observe(call)
             return Answer(data, resp.status_code, out_headers)
-        return Answer(answers.relay(call, resp, read_chunks(resp, decode=decode)), resp.status_code, out_headers,
-                      direct_passthrough=True)
+        return Answer(answers.relay(call, resp, self.first_read(resp, read_chunks(resp, decode=decode))),
+                      resp.status_code, out_headers, direct_passthrough=True)
+
+    def first_read(self, resp: UpstreamResponse, body: Iterator[bytes]) -> Iterator[bytes]:
+        """A relayed body with its first piece read now: a body cut before its first byte is a 502 of the door's
+        own (the servers send a head only with the first body bytes, so nothing has gone out yet; relayed, the
+        client got an empty reply). Cut later, the relay drops the client's connection (Answers.relay)."""
+        try:
+            first = next(body, b"")
+        except READ_ERRORS as exc:
+            resp.close()
+            raise self.answers.sanitized(stream_error(exc, resp.url, self.upstream.read_timeout)) from None
+        return itertools.chain((first,), body) if first else body
 
 
 # ---------------------------------------------------------------- helpers on parsed data

@@ -496,6 +496,23 @@ def test_a_redirect_on_an_api_route_is_named_not_followed(up, stream):
     assert r.status_code == 502 and r.json()["type"] == "error" and "301" in r.json()["error"]["message"], r.text
 
 
+def test_a_forwarded_body_cut_before_its_first_byte_is_a_502(up):
+    """Nothing has gone out when the upstream sends its head and closes (servers send a head with the first body
+    bytes): a 502 naming the upstream, not an empty reply."""
+    fake, p = up
+    quick_ok(p)
+    fake.add(Stream([b"never sent"], cut_after=0, headers={"Content-Type": "application/octet-stream"}))
+    assert_error(requests.get(p.base_url + "/files/f/content", timeout=20), 502, "upstream_disconnected")
+    quick_ok(p)
+
+
+def test_a_redirected_model_list_says_so(up):
+    fake, p = up
+    fake.add(Reply(b"", status=302, headers={"Location": "https://api.example.test/v1/models"}))
+    err = assert_error(requests.get(p.base_url + "/models", timeout=20), 502, "upstream_redirect")
+    assert "302" in err["message"] and "https://api.example.test/v1/models" in err["message"]
+
+
 def test_worker_survived_every_fault(up):
     fake, p = up
     assert len(workers(p)) == 1

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.providers.base import Backend, StreamItem
-from argoproxy.upstream.relay import read_whole, relay_sse, upstream_error
+from argoproxy.upstream.relay import read_whole, redirect_error, relay_sse, upstream_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 from argoproxy.upstream.url import join_url
 
@@ -75,8 +75,8 @@ class OpenAIBackend(Backend):
         resp = self.upstream.send(UpstreamRequest("GET", self.url(call.plan.path, call.plan.query), self.upstream_headers(call),
                                                   None, call.plan.timeout))
         with resp:
-            if resp.status_code >= 400:
-                raise upstream_error(resp)
+            if resp.status_code >= 300:
+                raise upstream_error(resp) if resp.status_code >= 400 else redirect_error(resp)
             try:
                 listing = resp.json()
             except ValueError:
