@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -27,6 +28,26 @@ PRIVATE_DIR_MODE = 0o700
 # Gunicorn creates the socket under this umask (its `umask` option): srw------- .
 SOCKET_UMASK = 0o177
 USER_KEY_FILE = "~/.config/argoproxy/api_key"
+
+
+# A host name as RFC 1123 writes one: dot-separated labels of letters, digits and inner hyphens (a final dot allowed).
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+
+
+def as_host(value: Any) -> str:
+    """HOST: an IP address (an IPv6 one bare or in one pair of brackets, as a URL writes it) or a host name. An
+    empty value or stray brackets would reach Gunicorn's bind, which reads `[]` and `` as every interface."""
+    host = str(value).strip() if value is not None else ""
+    inner = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.ip_address(inner)
+    except ValueError:
+        if inner == host and len(host) <= 253 and _HOST_NAME.fullmatch(host):
+            return host
+        raise ValueError(f"expected an IP address or a host name (0.0.0.0: every interface), got {host!r}") from None
+    if inner != host and address.version != 6:
+        raise ValueError(f"brackets go only around an IPv6 address, got {host!r}")
+    return host
 
 
 def is_loopback(host: str) -> bool:

@@ -108,7 +108,7 @@ class CoreSettings:
     health_probe_seconds: float = _setting(0.0, _number(float, 0), "Probe every deployment this often and bring "
                                            "failed ones back early; 0: off.", env=("HEALTH_PROBE_SECONDS",))
     # --- server
-    host: str = _setting("127.0.0.1", as_str, "Address to listen on (this machine only by default; 0.0.0.0: every "
+    host: str = _setting("127.0.0.1", listener.as_host, "Address to listen on (this machine only by default; 0.0.0.0: every "
                          "interface, as the Docker image and deploy/ files set).",
                          env=("HOST",), flags=("--host", "--expose_host", "-H"))
     socket: str = _setting("", as_str, "Listen on this Unix socket instead of HOST:PORT (created mode 0600, in a "
@@ -142,9 +142,9 @@ class CoreSettings:
                                       env=("CONNECT_TIMEOUT",), flags=("--connect-timeout",))
     max_retries: int = _setting(2, _number(int, 0, 10), "Retries of an upstream call that failed before any answer "
                                 "reached the client (connection refused, 502/503/504, 429 with a short Retry-After). "
-                                "Besides these, a request met by a kept-alive connection the server closed before "
-                                "answering is sent once more at once, on another (with the fast path; "
-                                "docs/decisions.md).",
+                                "Besides these, a GET (or a request with an Idempotency-Key) met by a connection the "
+                                "server closed before answering is sent once more at once, on another "
+                                "(docs/decisions.md).",
                                 env=("MAX_RETRIES",), flags=("--max-retries",))
     max_body_bytes: int = _setting(32 * 1024 * 1024, _number(int, 1), "Largest request body accepted (413 above it).",
                                    env=("MAX_BODY_BYTES",), flags=("--max-body-bytes",))
@@ -282,9 +282,18 @@ def find_config(explicit: str, label: str = "CONFIG_PATH") -> Path | None:
     return None
 
 
+MAX_CONFIG_BYTES = 8 * 1024 * 1024  # a config file is read whole; CONFIG_PATH=/dev/zero must not be
+
+
 def read_yaml(path: Path, label: str = "CONFIG_PATH") -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        with path.open("rb") as f:
+            text = f.read(MAX_CONFIG_BYTES + 1)
+        if len(text) > MAX_CONFIG_BYTES:
+            raise SettingsError(f"{label}: {path} is larger than {MAX_CONFIG_BYTES >> 20} MiB: not a config file")
+        data = yaml.safe_load(text.decode()) or {}
+    except UnicodeDecodeError:
+        raise SettingsError(f"{label}: {path} is not UTF-8 text") from None
     except (OSError, yaml.YAMLError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SettingsError(f"{label}: cannot read {path}: {first_line}") from None

@@ -19,6 +19,7 @@ from urllib3.util.connection import _set_socket_options
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from argoproxy.fastpath.sockets import COALESCE_LIMIT, readable_now, send_all
+from argoproxy.upstream.wire import MAX_INTERIM, TooManyInterim
 
 
 @functools.lru_cache(maxsize=64)
@@ -38,50 +39,24 @@ else:
     _Connection = object
 
 
-MAX_INTERIM = 8  # interim answers read past before one answer; more is an upstream gone wrong
-
-
-class Unanswered(http.client.RemoteDisconnected):
-    """A kept-alive connection (it had carried an answer) closed or reset before any status line of the next
-    came: the server closed it as the request went out (its idle timeout; uvicorn a moment after a failed
-    handler). The one failure Upstream.send sends again, on another connection (it knows it by `kept_alive`:
-    the upstream client does not import the fast path)."""
-
-    kept_alive = True
-
-
 class FinalResponse(http.client.HTTPResponse):
     """An answer read past the interim ones before it. http.client skips only 100 Continue: an upstream's 103
     Early Hints (a CDN in front of an API sends them) was taken for the answer, the answer itself left unread
     on the connection. Any other 1xx but 101 is reported to `begin` as a 100, whose headers it then skips
-    before reading the next status line (tests/unit/test_fastpath_contract.py holds http.client to that), at
-    most MAX_INTERIM of them."""
+    before reading the next status line (tests/unit/test_fastpath_contract.py holds http.client to that). At most
+    MAX_INTERIM of them, 100 Continue counted too (http.client would read any number)."""
 
-    heard = False  # a status line came back
     interim = 0
 
     def _read_status(self) -> tuple[str, int, str]:
         version, status, reason = super()._read_status()  # type: ignore[misc]  # private: not in typeshed
-        self.heard = True
-        if 101 < status < 200:
+        if 100 <= status < 200 and status != 101:
             self.interim += 1
             if self.interim > MAX_INTERIM:
-                raise http.client.BadStatusLine(f"more than {MAX_INTERIM} interim answers ({status} {reason})")
+                raise TooManyInterim()
             return version, http.client.CONTINUE, reason
         return version, status, reason
 
-
-class KeptAliveResponse(FinalResponse):
-    """FinalResponse on a connection that carried an answer before: closed or reset before a status line came
-    back is Unanswered."""
-
-    def begin(self) -> None:
-        try:
-            super().begin()
-        except ConnectionError as exc:  # RemoteDisconnected (closed), ConnectionResetError (reset)
-            if self.heard:
-                raise
-            raise Unanswered(f"a kept-alive connection closed unanswered ({type(exc).__name__})") from exc
 
 
 class _OneSend(_Connection):
@@ -89,19 +64,10 @@ class _OneSend(_Connection):
     pooled connection with one non-blocking poll, connects to an IP address without a resolver call, and reads
     an answer past interim 1xx responses (FinalResponse)."""
 
-    response_class: type[FinalResponse] = FinalResponse  # KeptAliveResponse once the connection carried an answer
+    response_class = FinalResponse
 
     _held: list[bytes] | None = None
     _held_size = 0
-
-    def getresponse(self, *args, **kwargs):
-        response = super().getresponse(*args, **kwargs)
-        self.response_class = KeptAliveResponse
-        return response
-
-    def connect(self) -> None:
-        self.response_class = FinalResponse  # a new socket: nothing kept alive yet
-        super().connect()
 
     def request(self, method, url, body=None, headers=None, **kwargs) -> None:
         self._held, self._held_size = [], 0

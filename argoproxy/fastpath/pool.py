@@ -86,6 +86,7 @@ class PooledResponse(UpstreamResponse):
     def __init__(self, raw: urllib3.HTTPResponse, url: str, max_bytes: int = 0) -> None:
         super().__init__(url, max_bytes)
         self.raw = raw
+        self._carrier = raw.connection
         self._reader: Generator[bytes, None, None] | None = None  # a chunked body's decoder, where the last read left it
 
     def chunks(self, decode: bool = True) -> Iterator[bytes]:

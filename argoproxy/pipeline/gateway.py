@@ -221,6 +221,7 @@ class Gateway:
             except ProxyError as err:
                 if err.code != "upstream_stream_incomplete" or out.asked_whole:
                     raise
+                resp.discard()
                 return self.ask_whole(call)
             return encoder.encode_stream(call, resp, items)
         return encoder.encode_whole(call, resp, self.decoded_whole(call, resp))
@@ -237,9 +238,7 @@ class Gateway:
         plan.body.pop("stream_options", None)
         plan.upstream_stream = False
         plan.body_changed = True
-        # uvicorn closes the connection of a handler that failed a moment after ending its body: this request
-        # may meet that close on it, which the stock transport cannot tell from a request processed and dropped
-        return self.answer(call, dataclasses.replace(self.backend.encode(call), resend_unanswered=True))
+        return self.answer(call, self.backend.encode(call))  # on another connection: the stream's was discarded
 
     # ---------------------------------------------------------------- request planning
     def plan(self, call: Call) -> None:
@@ -430,9 +429,10 @@ class Gateway:
         if call.client.method == "HEAD" or resp.status_code in (204, 304):
             resp.close()
             answers.observe(call)
-            if call.client.method == "HEAD" and length is not None and length.isdigit() and not decode:
-                # what a GET would get, HEAD's point: a body of no pieces keeps it (empty bytes are measured as 0)
-                return Answer([], resp.status_code, [*out_headers, ("Content-Length", length)])
+            if call.client.method == "HEAD":  # an iterator of no pieces: a body of bytes or a list is measured
+                if length is not None and length.isdigit() and not decode:  # what a GET would get, HEAD's point
+                    out_headers = [*out_headers, ("Content-Length", length)]
+                return Answer(iter(()), resp.status_code, out_headers)  # else unknown (decoded, never said): none
             return Answer(b"", resp.status_code, out_headers)
         # In one piece only as sent: a small compressed body can inflate a thousandfold (it streams instead).
         if not decode and length is not None and length.isdigit() and int(length) <= SMALL_BODY:

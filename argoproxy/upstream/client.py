@@ -24,8 +24,8 @@ from requests.adapters import HTTPAdapter
 
 from argoproxy.errors import ProxyError
 from argoproxy.upstream.proxy_env import DIRECT, ProxyChoice, proxy_for
-from argoproxy.upstream.wire import (DEFAULT_MAX_RESPONSE, UpstreamRequest, UpstreamResponse, describe_host,
-                                     read_arrived)
+from argoproxy.upstream.wire import (DEFAULT_MAX_RESPONSE, TooManyInterim, UpstreamRequest, UpstreamResponse,
+                                     describe_host, read_arrived)
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +98,10 @@ class Upstream:
             try:
                 resp = self._send_once(req, timeout)
             except TRANSPORT_ERRORS as exc:
-                if not resent and closed_unanswered(exc, kept_alive_only=not req.resend_unanswered):
-                    # A kept-alive connection the server closed as the request went out (its idle timeout, or
-                    # uvicorn closing one whose handler failed): the request was never answered. Once more, at
-                    # once, on another connection (the closed one is dropped), whatever MAX_RETRIES says.
+                if not resent and replayable(req) and closed_unanswered(exc):
+                    # A connection closed before any answer (a kept-alive one the server closed as the request
+                    # went out: its idle timeout): a request that may be sent twice goes once more, at once, on
+                    # another connection (the closed one is dropped), whatever MAX_RETRIES says.
                     resent = True
                     log.info("the upstream closed a connection without answering; sending again on another")
                     continue
@@ -155,6 +155,7 @@ class StockResponse(UpstreamResponse):
         super().__init__(url, max_bytes)
         self.response = response
         self.raw = response.raw
+        self._carrier = response.raw.connection
 
     def chunks(self, decode: bool = True) -> Iterator[bytes]:
         """Chunked bodies (every SSE stream) per chunk as it arrives, a chunk over CHUNK_PIECE in pieces of that
@@ -171,18 +172,31 @@ class StockResponse(UpstreamResponse):
         self.response.close()
 
 
-def closed_unanswered(exc: Exception, kept_alive_only: bool = False) -> bool:
-    """Did the connection close (or reset) without an answer? (not a timeout, not a failure to connect: those
-    are _retryable_exception's). `kept_alive_only`: only a connection that had carried an answer before, closed
-    before any status line came back, which only the fast path can tell (fastpath.connections.Unanswered); a
-    new connection closed unanswered may have had the request processed."""
+# Methods whose requests may be sent twice (RFC 9110 9.2.2; Go's http.Transport resends the same ones), and the
+# headers with which a client makes any request so (the upstream keeps the first answer under the key).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+IDEMPOTENCY_HEADERS = frozenset({"idempotency-key", "x-idempotency-key"})
+
+
+def replayable(req: UpstreamRequest) -> bool:
+    """May this request be sent again after a connection closed without an answer? A POST the upstream read
+    before the close may have been processed (a paid call, a file stored): only with an idempotency key."""
+    return req.method in IDEMPOTENT_METHODS or any(name.lower() in IDEMPOTENCY_HEADERS for name in req.headers)
+
+
+def _inner(exc: Exception) -> BaseException:
+    """The socket or http.client error inside requests' and urllib3's wrappers."""
     inner = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else exc
     if isinstance(inner, urllib3.exceptions.ProtocolError):
         inner = inner.args[1] if len(inner.args) > 1 else inner
-    if kept_alive_only:
-        return getattr(inner, "kept_alive", False) is True
-    return isinstance(inner, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-                              ConnectionAbortedError))
+    return inner
+
+
+def closed_unanswered(exc: Exception) -> bool:
+    """Did the connection close (or reset) without an answer? (not a timeout, not a failure to connect: those
+    are _retryable_exception's)."""
+    return isinstance(_inner(exc), (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                                    ConnectionAbortedError))
 
 
 def _retryable_exception(exc: Exception) -> bool:
@@ -262,6 +276,8 @@ def transport_error(exc: Exception, url: str, timeout: tuple[float, float],
     if closed_unanswered(exc):
         return ProxyError(502, f"The upstream server {where} closed the connection without answering.",
                           code="upstream_disconnected")
+    if isinstance(_inner(exc), TooManyInterim):
+        return ProxyError(502, f"The upstream server {where} sent {_inner(exc)}.", code="upstream_bad_response")
     if isinstance(exc, (u3.NewConnectionError, requests.ConnectionError)) and not isinstance(exc, u3.ProtocolError):
         return ProxyError(502, f"Failed to connect to the upstream server {where}.", code="upstream_connection_error")
     if isinstance(exc, (u3.ProtocolError, ConnectionError)):

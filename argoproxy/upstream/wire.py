@@ -4,6 +4,7 @@ and the bounded reads of its body. No I/O of its own beyond reading the response
 
 from __future__ import annotations
 
+import http.client
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlsplit
@@ -17,6 +18,14 @@ if TYPE_CHECKING:
     from argoproxy.observe.body_tap import BodyTap
 
 DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024  # MAX_RESPONSE_BYTES' default
+MAX_INTERIM = 8  # interim (1xx) answers read past before one answer (the fast path); more is an upstream gone wrong
+
+
+class TooManyInterim(http.client.HTTPException):
+    """An upstream that kept sending interim answers instead of its answer."""
+
+    def __init__(self) -> None:
+        super().__init__(f"more than {MAX_INTERIM} interim (1xx) answers and no answer")
 
 
 @dataclass
@@ -27,9 +36,6 @@ class UpstreamRequest:
     body: bytes | None = None
     timeout: float | None = None  # read timeout; None = the configured one
     extra: dict[str, Any] = field(default_factory=dict)
-    # sent once more when any connection closes unanswered, not only a kept-alive one (Upstream.send): the
-    # proxy's own second asking after an answer the upstream broke off (Gateway.ask_whole)
-    resend_unanswered: bool = False
 
 
 class UpstreamResponse:
@@ -39,9 +45,10 @@ class UpstreamResponse:
     A body read whole (``content``, or ``read_chunks`` once ``bounded`` is set) may be at most ``max_bytes``
     long, counted after decompression; beyond it the read stops with a 502 naming MAX_RESPONSE_BYTES."""
 
-    __slots__ = ("url", "_content", "max_bytes", "bounded", "tap")
+    __slots__ = ("url", "_content", "max_bytes", "bounded", "tap", "_carrier")
 
     def __init__(self, url: str, max_bytes: int = 0) -> None:
+        self._carrier: Any = None  # the connection the answer came on (discard)
         self.url = url
         self._content: bytes | None = None
         self.max_bytes = max_bytes or DEFAULT_MAX_RESPONSE
@@ -86,6 +93,16 @@ class UpstreamResponse:
     def close(self) -> None:
         """Release the connection: back to the pool when the body was read, dropped otherwise."""
         raise NotImplementedError
+
+    def discard(self) -> None:
+        """Close the connection this answer came on rather than reuse it, even when its end was read and it went
+        back to the pool (it then connects anew before its next use): a server that ended a stream with no
+        data in it had failed, and uvicorn closes such a connection a moment later, as the next request may be
+        going out on it. Under gevent nothing else ran since the end was read; a thread of a gthread worker
+        that took the connection in between would see it closed."""
+        self.close()
+        if self._carrier is not None:
+            self._carrier.close()
 
     def __enter__(self) -> "UpstreamResponse":
         return self

@@ -324,3 +324,14 @@ def test_head_on_a_forwarded_path_says_the_length_a_get_gets(up):
     r = requests.head(p.base_url + "/files/f/content", timeout=20)
     assert r.status_code == 200 and r.headers["Content-Length"] == "1234" and r.content == b""
     assert requests.get(p.base_url + "/models", timeout=20).status_code == 200  # the connection still frames
+
+
+def test_head_says_no_length_where_the_proxy_cannot_know_it(fake):
+    """A compressed answer goes out decoded where the proxy scans answers for its keys: its decoded length is
+    unknown without the body, so HEAD says none rather than 0 (a client would take that for an empty file)."""
+    with running_proxy(TARGET_BASE_URL=fake.base_url, OPENAI_API_KEY="sk-upstream-head-test") as p:
+        fake.add(Reply(b"x" * 5000, gzip=True, headers={"Content-Type": "application/octet-stream"}))
+        r = requests.head(p.base_url + "/files/f/content", timeout=20)
+        assert r.status_code == 200 and "Content-Length" not in r.headers and r.content == b"", r.headers
+        assert "Content-Encoding" not in r.headers  # as the GET would come: decoded
+        assert requests.get(p.base_url + "/models", timeout=20).status_code == 200  # the connection still frames

@@ -161,3 +161,23 @@ def test_config_path_is_a_file_or_reads_as_one(tmp_path):
         load_settings({}, environ={"CONFIG_PATH": str(tmp_path), "HOME": str(tmp_path)})
     with pytest.raises(SettingsError, match=r"^CONFIG_PATH: config file .* does not exist$"):
         load_settings({}, environ={"CONFIG_PATH": str(tmp_path / "none.yaml"), "HOME": str(tmp_path)})
+    with pytest.raises(SettingsError, match=r"^CONFIG_PATH: /dev/zero is larger than 8 MiB: not a config file$"):
+        load_settings({}, environ={"CONFIG_PATH": "/dev/zero", "HOME": str(tmp_path)})  # read whole, it had no end
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(SettingsError, match=r"^CONFIG_PATH: .* is not UTF-8 text$"):
+        load_settings({}, environ={"CONFIG_PATH": str(binary), "HOME": str(tmp_path)})
+
+
+@pytest.mark.parametrize("host", ["", "[]", "[::1", "[[::1]]", "::1]", "[localhost]", "[127.0.0.1]", "127.0.0.1:8000",
+                                  "-bad.example", "a..b"])
+def test_host_is_an_address_or_a_host_name(tmp_path, host):
+    """Gunicorn's bind reads `[]` and an empty host as every interface: a HOST that is neither an address (an
+    IPv6 one bare or in one pair of brackets) nor a host name stops start-up naming it."""
+    with pytest.raises(SettingsError, match=r"^HOST: "):
+        load_settings({}, environ={"HOST": host, "HOME": str(tmp_path)})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::1", "[::1]", "::", "localhost", "node-7.cluster.example."])
+def test_host_takes_addresses_and_names(tmp_path, host):
+    assert load_settings({}, environ={"HOST": host, "HOME": str(tmp_path)}).host == host
