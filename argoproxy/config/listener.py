@@ -104,12 +104,24 @@ def key_file_problem(settings: Any) -> str | None:
         keys = read_key_file(settings.api_key_file)
     except OSError as exc:
         return f"API_KEY_FILE: cannot read {settings.api_key_file}: {exc.strerror}"
+    except ValueError as exc:
+        return f"API_KEY_FILE: {settings.api_key_file} {exc}"
     return None if keys else f"API_KEY_FILE: {settings.api_key_file} holds no key"
 
 
+MAX_KEY_FILE_BYTES = 1024 * 1024  # a key file is read whole; API_KEY_FILE=/dev/zero must not be
+
+
 def read_key_file(path: str) -> tuple[str, ...]:
-    """Keys one a line; blank lines and # comments skipped."""
-    text = Path(path).expanduser().read_text(encoding="utf-8")
+    """Keys one a line; blank lines and # comments skipped. ValueError: too long, or not UTF-8."""
+    with Path(path).expanduser().open("rb") as f:
+        data = f.read(MAX_KEY_FILE_BYTES + 1)
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise ValueError(f"is larger than {MAX_KEY_FILE_BYTES >> 20} MiB: not a key file")
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise ValueError("is not UTF-8 text") from None
     return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
 
 

@@ -36,6 +36,7 @@ from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.capabilities import CapabilityTable
 from argoproxy.pipeline.chat_answers import ChatAnswers
 from argoproxy.pipeline.filters import item_filters
+from argoproxy.pipeline.handoff import under_gevent
 from argoproxy.pipeline.stream_usage import Meter
 from argoproxy.pipeline.think import ThinkConfig
 from argoproxy.pipeline.tokens import count_request_tokens
@@ -221,7 +222,8 @@ class Gateway:
             except ProxyError as err:
                 if err.code != "upstream_stream_incomplete" or out.asked_whole:
                     raise
-                resp.discard()
+                if under_gevent():  # nothing else ran since its end put the connection back: nobody took it yet
+                    resp.discard()
                 return self.ask_whole(call)
             return encoder.encode_stream(call, resp, items)
         return encoder.encode_whole(call, resp, self.decoded_whole(call, resp))
@@ -238,7 +240,8 @@ class Gateway:
         plan.body.pop("stream_options", None)
         plan.upstream_stream = False
         plan.body_changed = True
-        return self.answer(call, self.backend.encode(call))  # on another connection: the stream's was discarded
+        # on a connection of its own: the stream's, closed a moment later by uvicorn, may still be in the pool
+        return self.answer(call, dataclasses.replace(self.backend.encode(call), fresh_connection=True))
 
     # ---------------------------------------------------------------- request planning
     def plan(self, call: Call) -> None:

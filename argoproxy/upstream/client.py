@@ -130,6 +130,8 @@ class Upstream:
         return attempt < self.max_retries and time.monotonic() - started + delay < RETRY_BUDGET
 
     def _send_once(self, req: UpstreamRequest, timeout: tuple[float, float]) -> UpstreamResponse:
+        if req.fresh_connection:
+            return self._send_fresh(req, timeout)
         if self.direct is not None:
             pooled = self.direct.send(req, timeout, self.max_response_bytes)
             if pooled is not None:
@@ -145,17 +147,30 @@ class Upstream:
                                  code="proxy_auth_required")
         return StockResponse(r, req.url, self.max_response_bytes)
 
+    def _send_fresh(self, req: UpstreamRequest, timeout: tuple[float, float]) -> UpstreamResponse:
+        """On a connection of its own: a Session of one, closed with the answer."""
+        session = make_session(1)
+        try:
+            r = session.request(req.method, req.url, headers=req.headers, data=req.body, stream=True,
+                                timeout=timeout, allow_redirects=False)
+        except BaseException:
+            session.close()
+            raise
+        return StockResponse(r, req.url, self.max_response_bytes, owner=session)
+
 
 class StockResponse(UpstreamResponse):
     """An upstream answer over a stock requests.Response (Session.request(stream=True))."""
 
-    __slots__ = ("response", "raw")
+    __slots__ = ("response", "raw", "owner")
 
-    def __init__(self, response: requests.Response, url: str, max_bytes: int = 0) -> None:
+    def __init__(self, response: requests.Response, url: str, max_bytes: int = 0,
+                 owner: requests.Session | None = None) -> None:
         super().__init__(url, max_bytes)
         self.response = response
         self.raw = response.raw
         self._carrier = response.raw.connection
+        self.owner = owner  # a Session made for this answer alone (Upstream._send_fresh), closed with it
 
     def chunks(self, decode: bool = True) -> Iterator[bytes]:
         """Chunked bodies (every SSE stream) per chunk as it arrives, a chunk over CHUNK_PIECE in pieces of that
@@ -170,6 +185,8 @@ class StockResponse(UpstreamResponse):
 
     def close(self) -> None:
         self.response.close()
+        if self.owner is not None:
+            self.owner.close()
 
 
 # Methods whose requests may be sent twice (RFC 9110 9.2.2; Go's http.Transport resends the same ones), and the

@@ -36,6 +36,9 @@ class UpstreamRequest:
     body: bytes | None = None
     timeout: float | None = None  # read timeout; None = the configured one
     extra: dict[str, Any] = field(default_factory=dict)
+    # sent on a connection of its own, none of the pooled ones: the proxy's own second asking after a stream the
+    # upstream ended with no data (Gateway.ask_whole), whose connection uvicorn closes a moment later
+    fresh_connection: bool = False
 
 
 class UpstreamResponse:
@@ -98,8 +101,8 @@ class UpstreamResponse:
         """Close the connection this answer came on rather than reuse it, even when its end was read and it went
         back to the pool (it then connects anew before its next use): a server that ended a stream with no
         data in it had failed, and uvicorn closes such a connection a moment later, as the next request may be
-        going out on it. Under gevent nothing else ran since the end was read; a thread of a gthread worker
-        that took the connection in between would see it closed."""
+        going out on it. Only where nothing else can have taken it from the pool since its end was read (a
+        gevent worker: no other greenlet ran); a thread of a gthread worker could be using it already."""
         self.close()
         if self._carrier is not None:
             self._carrier.close()

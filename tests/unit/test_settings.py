@@ -181,3 +181,16 @@ def test_host_is_an_address_or_a_host_name(tmp_path, host):
 @pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::1", "[::1]", "::", "localhost", "node-7.cluster.example."])
 def test_host_takes_addresses_and_names(tmp_path, host):
     assert load_settings({}, environ={"HOST": host, "HOME": str(tmp_path)}).host == host
+
+
+def test_a_key_file_is_read_up_to_a_bound(tmp_path):
+    """API_KEY_FILE is read whole: /dev/zero stops start-up naming it, as a file of no key does."""
+    env = {"HOME": str(tmp_path), "ENABLE_AUTH": "true"}
+    with pytest.raises(SettingsError, match=r"^API_KEY_FILE: /dev/zero is larger than 1 MiB: not a key file$"):
+        load_settings({}, environ={**env, "API_KEY_FILE": "/dev/zero"})
+    keys = tmp_path / "keys"
+    keys.write_text("# the team's keys\nsk-one\n\n  sk-two  \n")
+    assert load_settings({}, environ={**env, "API_KEY_FILE": str(keys)}).api_key_file == str(keys)
+    keys.write_bytes(b"\xff\xfe")
+    with pytest.raises(SettingsError, match=r"^API_KEY_FILE: .* is not UTF-8 text$"):
+        load_settings({}, environ={**env, "API_KEY_FILE": str(keys)})
