@@ -21,6 +21,7 @@ class Raw:
         self.headers = headers or {}
         self.chunked = False
         self.closed = False
+        self.connection = None  # the connection the answer came on (none here)
         self._fp = self
         self._connection = None  # urllib3's connection under the response (none here: no socket to time)
 

@@ -16,6 +16,7 @@ class FakeRaw:
         self.headers = urllib3.HTTPHeaderDict(headers or {})
         self.reason = "x"
         self._fp = None
+        self.connection = None
 
     def isclosed(self):
         return True
