@@ -69,6 +69,9 @@ class Front:
     chat_path = "v1/chat/completions"
     #: chat-completions parameter -> the front's own name, for errors the chat request's checks raise
     renamed: Mapping[str, str] = {}
+    #: its stream events hold the answer's text as strings, a long one written a slice at a time (encode_pieces);
+    #: False where the events come with their text encoded already (the Google door's)
+    texts_in_events = True
 
     def own_error(self, err: ProxyError) -> ProxyError:
         """An error about the internal chat request, naming the parameter the client sent."""

@@ -633,6 +633,7 @@ class GoogleFront(Front):
     # SSE comment lines break both Gemini SDKs' stream readers; a blank line is skipped by both (and is white
     # space between the elements of a JSON-array stream).
     keepalive_beat = b"\n"
+    texts_in_events = False  # a chunk's text is encoded into its event as it is made (GoogleStream.emit)
 
     def to_chat(self, body: dict[str, Any], count_only: bool = False,
                 args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:

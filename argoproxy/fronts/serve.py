@@ -79,10 +79,10 @@ class FrontAnswers:
 
     def encoded(self, call: Call, front: Front, ex: Exchange, events: Iterable[dict]) -> Iterator[bytes]:
         out = call.outcome
-        swap, encode = long_strings.swap, front.encode_event
+        swap, encode, texts = long_strings.swap, front.encode_event, front.texts_in_events
         try:
             for event in events:
-                if swap(event)[1]:  # a long text in it: written a slice at a time
+                if texts and swap(event)[1]:  # a long text in it: written a slice at a time
                     yield from front.encode_pieces(event)
                 else:
                     yield encode(event)
