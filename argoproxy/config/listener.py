@@ -16,6 +16,8 @@ import stat
 from pathlib import Path
 from typing import Any, Mapping
 
+from argoproxy.config.setting_fields import as_str, file_text
+
 # The key the Gunicorn master generates when auth is on and no key is configured, handed to its workers.
 GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
 
@@ -30,14 +32,15 @@ SOCKET_UMASK = 0o177
 USER_KEY_FILE = "~/.config/argoproxy/api_key"
 
 
-# A host name as RFC 1123 writes one: dot-separated labels of letters, digits and inner hyphens (a final dot allowed).
-_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+# A host name as RFC 1123 writes one: dot-separated labels of letters, digits and inner hyphens (a final dot
+# allowed), the last one not all digits (the resolver reads `0` as 0.0.0.0 and `1.2.3` as 1.2.0.3).
+_HOST_NAME = re.compile(r"((?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*(?![0-9]+\.?$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.?")
 
 
 def as_host(value: Any) -> str:
     """HOST: an IP address (an IPv6 one bare or in one pair of brackets, as a URL writes it) or a host name. An
     empty value or stray brackets would reach Gunicorn's bind, which reads `[]` and `` as every interface."""
-    host = str(value).strip() if value is not None else ""
+    host = as_str(value)
     inner = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         address = ipaddress.ip_address(inner)
@@ -114,14 +117,7 @@ MAX_KEY_FILE_BYTES = 1024 * 1024  # a key file is read whole; API_KEY_FILE=/dev/
 
 def read_key_file(path: str) -> tuple[str, ...]:
     """Keys one a line; blank lines and # comments skipped. ValueError: too long, or not UTF-8."""
-    with Path(path).expanduser().open("rb") as f:
-        data = f.read(MAX_KEY_FILE_BYTES + 1)
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise ValueError(f"is larger than {MAX_KEY_FILE_BYTES >> 20} MiB: not a key file")
-    try:
-        text = data.decode()
-    except UnicodeDecodeError:
-        raise ValueError("is not UTF-8 text") from None
+    text = file_text(Path(path).expanduser(), MAX_KEY_FILE_BYTES, "key file")
     return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
 
 

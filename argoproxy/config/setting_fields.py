@@ -7,6 +7,7 @@ Neutral ground for the core Settings (argoproxy/config/settings.py) and each pro
 from __future__ import annotations
 
 from dataclasses import field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
@@ -20,6 +21,19 @@ def setting(default: Any, parse: Callable[[Any], Any], help: str, env: Sequence[
     meta = dict(parse=parse, help=help, env=tuple(env), flags=tuple(flags), yaml_aliases=tuple(yaml_aliases),
                 negative_flags=tuple(negative_flags), secret=secret, by_backend=by_backend or {}, derived=derived)
     return field(default=default, metadata=meta)
+
+
+def file_text(path: Path, limit: int, kind: str) -> str:
+    """The UTF-8 text of a file a setting names, read whole but at most `limit` bytes (a path such as /dev/zero
+    has no end). OSError as reading raises it; ValueError for one too long or not UTF-8, worded to follow it."""
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"is larger than {limit >> 20} MiB: not a {kind}")
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise ValueError("is not UTF-8 text") from None
 
 
 # ---- value parsers: each takes a raw value (YAML type or string) and returns the typed value or raises ValueError.

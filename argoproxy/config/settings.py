@@ -25,7 +25,7 @@ from argoproxy.pipeline.capabilities import Overrides, parse_overrides
 from argoproxy.config.llm_params import LlmParams, parse_llm_params
 from argoproxy.redaction import mask_url
 from argoproxy.routing.entries import check_routing, parse_fallbacks, parse_key_limits, parse_models
-from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_url,  # noqa: F401
+from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_url, file_text,  # noqa: F401
                                       choice as _choice, number as _number, positive as _positive,
                                       setting as _setting)
 
@@ -287,13 +287,9 @@ MAX_CONFIG_BYTES = 8 * 1024 * 1024  # a config file is read whole; CONFIG_PATH=/
 
 def read_yaml(path: Path, label: str = "CONFIG_PATH") -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            text = f.read(MAX_CONFIG_BYTES + 1)
-        if len(text) > MAX_CONFIG_BYTES:
-            raise SettingsError(f"{label}: {path} is larger than {MAX_CONFIG_BYTES >> 20} MiB: not a config file")
-        data = yaml.safe_load(text.decode()) or {}
-    except UnicodeDecodeError:
-        raise SettingsError(f"{label}: {path} is not UTF-8 text") from None
+        data = yaml.safe_load(file_text(path, MAX_CONFIG_BYTES, "config file")) or {}
+    except ValueError as exc:  # too long, or not UTF-8
+        raise SettingsError(f"{label}: {path} {exc}") from None
     except (OSError, yaml.YAMLError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SettingsError(f"{label}: cannot read {path}: {first_line}") from None

@@ -58,7 +58,6 @@ class FinalResponse(http.client.HTTPResponse):
         return version, status, reason
 
 
-
 class _OneSend(_Connection):
     """A urllib3 connection that sends a request's head and a small body in one send, checks an idle
     pooled connection with one non-blocking poll, connects to an IP address without a resolver call, and reads

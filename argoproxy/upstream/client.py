@@ -42,7 +42,8 @@ RETRY_BUDGET = 15.0  # no new attempt starts this long after the first: retries 
 
 
 def make_session(pool_size: int) -> requests.Session:
-    """A Session without requests' default headers (the client's own are forwarded) and with a large pool.
+    """A Session without requests' default headers (the client's own are forwarded), pooling `pool_size`
+    connections per host.
     It reads the environment as requests does (proxies, NO_PROXY, REQUESTS_CA_BUNDLE); the fast path makes
     the same decision once per upstream host and leaves proxied hosts to this Session."""
     session = requests.Session()
@@ -111,7 +112,7 @@ class Upstream:
                     _sleep(delay)
                     continue
                 raise transport_error(exc, req.url, timeout, proxy_for(req.url)) from None
-            if resp.status_code < 200:  # an interim answer as the answer (FAST_PATH=off, or a 101): never relayed
+            if resp.status_code < 200:  # an interim answer as the answer (the stock transport, or a 101): never relayed
                 resp.close()  # unread: its connection is dropped, not pooled with the real answer waiting on it
                 raise ProxyError(502, f"The upstream server {describe_host(req.url)} answered {resp.status_code} "
                                       f"{resp.reason} and nothing after it that the proxy could read.",
@@ -130,33 +131,27 @@ class Upstream:
         return attempt < self.max_retries and time.monotonic() - started + delay < RETRY_BUDGET
 
     def _send_once(self, req: UpstreamRequest, timeout: tuple[float, float]) -> UpstreamResponse:
-        if req.fresh_connection:
-            return self._send_fresh(req, timeout)
-        if self.direct is not None:
+        if self.direct is not None and not req.fresh_connection:
             pooled = self.direct.send(req, timeout, self.max_response_bytes)
             if pooled is not None:
                 return pooled  # None: a proxy applies to this host, which requests' own path handles
-        r = self.session.request(req.method, req.url, headers=req.headers, data=req.body, stream=True,
-                                 timeout=timeout, allow_redirects=False)
-        if r.status_code == 407:
-            proxy = proxy_for(req.url)
-            if proxy.url:  # a plain-http upstream through a proxy: the proxy's own answer, not the upstream's
-                r.close()
-                raise ProxyError(502, f"The proxy {proxy.shown} refused the request: 407 Proxy Authentication "
-                                      "Required (check the user and password in that variable).",
-                                 code="proxy_auth_required")
-        return StockResponse(r, req.url, self.max_response_bytes)
-
-    def _send_fresh(self, req: UpstreamRequest, timeout: tuple[float, float]) -> UpstreamResponse:
-        """On a connection of its own: a Session of one, closed with the answer."""
-        session = make_session(1)
+        owned = make_session(1) if req.fresh_connection else None  # a Session of one, closed with the answer
+        session = owned or self.session
         try:
             r = session.request(req.method, req.url, headers=req.headers, data=req.body, stream=True,
                                 timeout=timeout, allow_redirects=False)
+            if r.status_code == 407:
+                proxy = proxy_for(req.url)
+                if proxy.url:  # a plain-http upstream through a proxy: the proxy's own answer, not the upstream's
+                    r.close()
+                    raise ProxyError(502, f"The proxy {proxy.shown} refused the request: 407 Proxy Authentication "
+                                          "Required (check the user and password in that variable).",
+                                     code="proxy_auth_required")
         except BaseException:
-            session.close()
+            if owned is not None:
+                owned.close()
             raise
-        return StockResponse(r, req.url, self.max_response_bytes, owner=session)
+        return StockResponse(r, req.url, self.max_response_bytes, owner=owned)
 
 
 class StockResponse(UpstreamResponse):
@@ -293,8 +288,9 @@ def transport_error(exc: Exception, url: str, timeout: tuple[float, float],
     if closed_unanswered(exc):
         return ProxyError(502, f"The upstream server {where} closed the connection without answering.",
                           code="upstream_disconnected")
-    if isinstance(_inner(exc), TooManyInterim):
-        return ProxyError(502, f"The upstream server {where} sent {_inner(exc)}.", code="upstream_bad_response")
+    inner = _inner(exc)
+    if isinstance(inner, TooManyInterim):
+        return ProxyError(502, f"The upstream server {where} sent {inner}.", code="upstream_bad_response")
     if isinstance(exc, (u3.NewConnectionError, requests.ConnectionError)) and not isinstance(exc, u3.ProtocolError):
         return ProxyError(502, f"Failed to connect to the upstream server {where}.", code="upstream_connection_error")
     if isinstance(exc, (u3.ProtocolError, ConnectionError)):

@@ -1,6 +1,7 @@
 """What goes to an upstream and what comes back, whichever transport carries it: UpstreamRequest, the
 UpstreamResponse interface (the stock client's StockResponse and the fast path's PooledResponse implement it),
-and the bounded reads of its body. No I/O of its own beyond reading the response it is given."""
+the bounded reads of its body, and the interim answers a transport reads past. No I/O of its own beyond
+reading the response it is given and closing its connection."""
 
 from __future__ import annotations
 

@@ -239,8 +239,8 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("host, says", [
-    ("999.1.1.1", "cot_proxy: bad setting HOST: `999.1.1.1` is neither an address nor a host name this machine "
-                  "can resolve"),
+    ("999.1.1.1", "cot_proxy: bad setting HOST: expected an IP address or a host name (0.0.0.0: every interface), "
+                  "got '999.1.1.1'"),  # refused as read: a resolver could take it for another address
     ("no-such-host.invalid", "cot_proxy: bad setting HOST: `no-such-host.invalid` is neither an address nor a host "
                              "name this machine can resolve"),
     ("192.0.2.1", "cot_proxy: bad setting HOST: this machine has no address 192.0.2.1 to listen on (127.0.0.1: "

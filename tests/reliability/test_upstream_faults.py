@@ -359,84 +359,8 @@ def test_a_short_forwarded_body_shorter_than_its_length_is_a_502_not_ours(up):
     srv.close()
 
 
-class HangingUp:
-    """An upstream that answers each connection's first request (kept alive) and reads its second, then closes
-    without an answer: a kept-alive connection closed as a request went out on it (an idle timeout, uvicorn
-    closing a connection whose handler failed). `every`: every request on every connection is met so."""
-
-    ANSWER = json.dumps(chat_completion("from a fresh connection")).encode()
-
-    def __init__(self, every: bool = False) -> None:
-        self.every = every
-        self.requests = self.hung_up = 0
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(16)
-        self.base_url = f"http://127.0.0.1:{self.srv.getsockname()[1]}/v1/"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            for n in range(2):
-                if not _read_request(conn):
-                    return
-                self.requests += 1
-                if n == 1 or self.every:
-                    self.hung_up += 1
-                    return
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                             % len(self.ANSWER) + self.ANSWER)
-
-
-def _read_request(conn: socket.socket) -> bool:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        more = conn.recv(65536)
-        if not more:
-            return False
-        data += more
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")), 0)
-    while len(body) < length:
-        body += conn.recv(65536)
-    return True
-
-
-@pytest.mark.parametrize("fast_path", ["on", "off"])
-def test_a_request_met_by_a_closed_connection_is_sent_again_only_when_it_may_be_sent_twice(fast_path):
-    """A kept-alive connection closed before any answer (an idle timeout crossing the request, or a server that
-    read the request and died on it): a GET, or a POST with an idempotency key, goes once more on a new
-    connection; a POST without one may have been processed (a paid call) and is a 502, sent once. The same in
-    both transports."""
-    up = HangingUp()
-    with running_proxy(TARGET_BASE_URL=up.base_url, MAX_RETRIES="0", FAST_PATH=fast_path) as p:
-        assert post(p, chat()).status_code == 200  # the connection's first request: answered, kept alive
-        before = up.requests
-        err = assert_error(post(p, chat()), 502, "upstream_disconnected")
-        assert "closed the connection without answering" in err["message"]
-        assert up.requests == before + 1  # read once, not again
-        for headers in ({"Idempotency-Key": "k-1"}, {"X-Idempotency-Key": "k-2"}):
-            assert post(p, chat(), headers=headers).status_code == 200
-            r = post(p, chat(), headers=headers)  # a kept-alive connection's second: met by the close
-            assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "from a fresh connection"
-        assert requests.get(p.base_url + "/files/f", timeout=20).status_code == 200
-        hung_up = up.hung_up
-        assert requests.get(p.base_url + "/files/f", timeout=20).status_code == 200, "a GET is sent again"
-        assert up.hung_up == hung_up + 1
-    up.srv.close()
-
-
-class EmptyStreams:
-    """An upstream that ends a stream for model `empty` with no data and keeps its connection open (so any close
-    a client sees is the proxy's own); every other request is answered whole or streamed, kept alive."""
+class RawUpstream:
+    """An upstream on a bare socket, one thread per connection (`serve`), for wire faults no HTTP server makes."""
 
     def __init__(self) -> None:
         self.srv = socket.socket()
@@ -455,18 +379,38 @@ class EmptyStreams:
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
-            while (body := _request_body(conn)) is not None:
-                asked = json.loads(body)
-                if asked.get("stream") and asked.get("model") == "empty":
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-                    continue
-                answer = json.dumps(chat_completion("whole " + asked.get("model", ""))).encode()
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                             % len(answer) + answer)
+            self.serve(conn)
+
+    def serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
 
 
-def _request_body(conn: socket.socket) -> bytes | None:
+class HangingUp(RawUpstream):
+    """An upstream that answers each connection's first request (kept alive) and reads its second, then closes
+    without an answer: a kept-alive connection closed as a request went out on it (an idle timeout, or a server
+    that read the request and died on it). `every`: every request on every connection is met so."""
+
+    ANSWER = json.dumps(chat_completion("from a fresh connection")).encode()
+
+    def __init__(self, every: bool = False) -> None:
+        self.every = every
+        self.requests = self.hung_up = 0
+        super().__init__()
+
+    def serve(self, conn: socket.socket) -> None:
+        for n in range(2):
+            if _read_request(conn) is None:
+                return
+            self.requests += 1
+            if n == 1 or self.every:
+                self.hung_up += 1
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                         % len(self.ANSWER) + self.ANSWER)
+
+
+def _read_request(conn: socket.socket) -> bytes | None:
+    """The body of the next request on `conn`; None when the client closed it."""
     data = b""
     while b"\r\n\r\n" not in data:
         more = conn.recv(65536)
@@ -478,6 +422,47 @@ def _request_body(conn: socket.socket) -> bytes | None:
     while len(body) < length:
         body += conn.recv(65536)
     return body
+
+
+@pytest.mark.parametrize("fast_path", ["on", "off"])
+def test_a_request_met_by_a_closed_connection_is_sent_again_only_when_it_may_be_sent_twice(fast_path):
+    """A kept-alive connection closed before any answer (an idle timeout crossing the request, or a server that
+    read the request and died on it): a GET, or a POST with an idempotency key, goes once more on a new
+    connection; a POST without one may have been processed (a paid call) and is a 502, sent once. The same in
+    both transports."""
+    up = HangingUp()
+    with running_proxy(TARGET_BASE_URL=up.base_url, MAX_RETRIES="0", FAST_PATH=fast_path) as p:
+        assert post(p, chat()).status_code == 200  # the connection's first request: answered, kept alive
+        before = up.requests
+        err = assert_error(post(p, chat()), 502, "upstream_disconnected")
+        assert "closed the connection without answering" in err["message"]
+        assert up.requests == before + 1  # read once, not again
+        for headers in ({"Idempotency-Key": "k-1"}, {"X-Idempotency-Key": "k-2"}):
+            assert post(p, chat(), headers=headers).status_code == 200  # leaves a kept-alive connection pooled
+            hung_up = up.hung_up
+            r = post(p, chat(), headers=headers)  # on that connection: met by the close, sent again
+            assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "from a fresh connection"
+            assert up.hung_up == hung_up + 1
+        hung_up = up.hung_up
+        assert requests.get(p.base_url + "/files/f", timeout=20).status_code == 200, "a GET is sent again"
+        assert up.hung_up == hung_up + 1
+    up.srv.close()
+
+
+class EmptyStreams(RawUpstream):
+    """An upstream that ends a stream for model `empty` with no data and keeps its connection open (so any close
+    a client sees is the proxy's own); every other request gets a whole completion, kept alive."""
+
+    def serve(self, conn: socket.socket) -> None:
+        while (body := _read_request(conn)) is not None:
+            asked = json.loads(body)
+            if asked.get("stream") and asked.get("model") == "empty":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+                continue
+            answer = json.dumps(chat_completion("whole " + asked.get("model", ""))).encode()
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                         % len(answer) + answer)
 
 
 @pytest.mark.parametrize("fast_path", ["on", "off"])
@@ -515,30 +500,14 @@ def test_a_new_connection_closed_unanswered_is_not_sent_again():
     up.srv.close()
 
 
-class EarlyHints:
+class EarlyHints(RawUpstream):
     """An upstream that sends a 103 Early Hints before each answer (a CDN in front of an API does)."""
 
-    def __init__(self) -> None:
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(16)
-        self.base_url = f"http://127.0.0.1:{self.srv.getsockname()[1]}/v1/"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            while _read_request(conn):
-                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
-                             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                             % len(HangingUp.ANSWER) + HangingUp.ANSWER)
+    def serve(self, conn: socket.socket) -> None:
+        while _read_request(conn) is not None:
+            conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                         % len(HangingUp.ANSWER) + HangingUp.ANSWER)
 
 
 @pytest.mark.parametrize("fast_path", ["on", "off"])
@@ -595,3 +564,30 @@ def test_worker_survived_every_fault(up):
     assert len(workers(p)) == 1
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         assert all(s == 200 for s in pool.map(lambda _: post(p, chat()).status_code, range(16)))
+
+
+@pytest.mark.parametrize("gevent_worker", [True, False])
+def test_the_connection_of_a_stream_with_no_data_is_closed_only_under_gevent(tmp_path, monkeypatch, gevent_worker):
+    """The stream's connection is back in the pool once its end is read: closed by the proxy where nothing else
+    ran since (a gevent worker), left alone where another thread may hold it already; the request asked again
+    whole goes on a connection of its own either way."""
+    from argoproxy.config.settings import load_settings
+    from argoproxy.pipeline import gateway
+    from argoproxy.serve.flask_app import create_app
+    from argoproxy.upstream.wire import UpstreamResponse
+
+    discarded, fresh = [], []
+    monkeypatch.setattr(gateway, "under_gevent", lambda: gevent_worker)
+    original_discard, original_answer = UpstreamResponse.discard, gateway.Gateway.answer
+    monkeypatch.setattr(UpstreamResponse, "discard", lambda self: (discarded.append(self), original_discard(self)))
+    monkeypatch.setattr(gateway.Gateway, "answer",
+                        lambda self, call, req: (fresh.append(req.fresh_connection), original_answer(self, call, req))[1])
+    up = EmptyStreams()
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({}, environ={"HOME": str(tmp_path), "TARGET_BASE_URL": up.base_url, "SSE_KEEPALIVE": "0"})
+    r = create_app(settings).test_client().post("/v1/chat/completions", json={
+        "model": "empty", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 200 and "whole empty" in r.get_data(as_text=True)
+    assert len(discarded) == (1 if gevent_worker else 0)
+    assert fresh == [False, True]  # the stream on a pooled connection, the second asking on one of its own
+    up.srv.close()

@@ -170,7 +170,7 @@ def test_config_path_is_a_file_or_reads_as_one(tmp_path):
 
 
 @pytest.mark.parametrize("host", ["", "[]", "[::1", "[[::1]]", "::1]", "[localhost]", "[127.0.0.1]", "127.0.0.1:8000",
-                                  "-bad.example", "a..b"])
+                                  "-bad.example", "a..b", "0", "1.2.3", "256.1.1.1"])  # the resolver: 0.0.0.0, 1.2.0.3
 def test_host_is_an_address_or_a_host_name(tmp_path, host):
     """Gunicorn's bind reads `[]` and an empty host as every interface: a HOST that is neither an address (an
     IPv6 one bare or in one pair of brackets) nor a host name stops start-up naming it."""
