@@ -443,7 +443,7 @@ class Gateway:
                 try:
                     data = resp.raw.read(decode_content=False)
                 except READ_ERRORS as exc:  # shorter than its Content-Length, or cut: nothing was sent yet
-                    raise answers.sanitized(stream_error(exc, resp.url, self.upstream.read_timeout)) from None
+                    raise self.cut_short(resp, exc) from None
                 data = answers.finished(call, data)
             answers.observe(call)
             return Answer(data, resp.status_code, out_headers)
@@ -458,8 +458,12 @@ class Gateway:
             first = next(body, b"")
         except READ_ERRORS as exc:
             resp.close()
-            raise self.answers.sanitized(stream_error(exc, resp.url, self.upstream.read_timeout)) from None
+            raise self.cut_short(resp, exc) from None
         return itertools.chain((first,), body) if first else body
+
+    def cut_short(self, resp: UpstreamResponse, exc: Exception) -> ProxyError:
+        """A body the upstream broke off before any of it went to the client: a 502 of the door's own."""
+        return self.answers.sanitized(stream_error(exc, resp.url, self.upstream.read_timeout))
 
 
 # ---------------------------------------------------------------- helpers on parsed data

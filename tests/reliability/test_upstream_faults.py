@@ -181,10 +181,8 @@ def test_truncated_or_non_json_body_with_json_type_is_502(up, body):
     assert "JSON" in err["message"]
 
 
-def test_truncated_body_shorter_than_its_content_length_is_502(up):
-    fake, p = up
-
-    # A server that promises 500 bytes, sends 20, and closes.
+def _answering_once(reply: bytes) -> socket.socket:
+    """A listening socket whose first connection gets `reply` to its request, then is closed."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -192,11 +190,19 @@ def test_truncated_body_shorter_than_its_content_length_is_502(up):
     def serve():
         conn, _ = srv.accept()
         conn.recv(65536)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
-                     b'{"id":"chatcmpl-1",')
+        conn.sendall(reply)
         conn.close()
 
     threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def test_truncated_body_shorter_than_its_content_length_is_502(up):
+    fake, p = up
+
+    # A server that promises 500 bytes, sends 20, and closes.
+    srv = _answering_once(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+                          b'{"id":"chatcmpl-1",')
     with running_proxy(TARGET_BASE_URL=f"http://127.0.0.1:{srv.getsockname()[1]}/v1/", MAX_RETRIES="0") as p2:
         err = assert_error(post(p2, chat()), 502)
         assert err["code"] in ("upstream_disconnected", "upstream_bad_response")
@@ -343,17 +349,7 @@ def _a_cut_download(fake, p) -> None:
 def test_a_short_forwarded_body_shorter_than_its_length_is_a_502_not_ours(up):
     """A small forwarded answer is read whole before it is sent on: one cut short of its Content-Length is the
     upstream's fault, a 502 naming it, not a 500 of the proxy's."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-
-    def serve():
-        conn, _ = srv.accept()
-        conn.recv(65536)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{}")
-        conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
+    srv = _answering_once(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{}")
     with running_proxy(TARGET_BASE_URL=f"http://127.0.0.1:{srv.getsockname()[1]}/v1/", MAX_RETRIES="0") as p2:
         assert_error(requests.get(p2.base_url + "/files/f", timeout=20), 502, "upstream_disconnected")
     srv.close()
