@@ -5,6 +5,7 @@ plain and not plain at all: the same shape verdict, and every front door writes 
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import pytest
@@ -60,6 +61,7 @@ def _verdict(check: Any, chunk: dict[str, Any]) -> str:
 def _events(door: str, chunk: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     counter = itertools.count()
     monkeypatch.setattr(front_module.os, "urandom", lambda n: next(counter).to_bytes(n, "big"))
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.0)  # one second for both readings
     front = front_named(door)
     ex = Exchange(model="m", stream=True, request={})
     return [front.encode_event(e) for e in front.stream(iter([chunk, chunk]), ex)]
