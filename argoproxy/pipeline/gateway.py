@@ -42,9 +42,9 @@ from argoproxy.pipeline.think import ThinkConfig
 from argoproxy.pipeline.tokens import count_request_tokens
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.redaction import sanitize_message
-from argoproxy.upstream.client import READ_ERRORS, Upstream, stream_error
+from argoproxy.upstream.client import READ_ERRORS, Upstream, replayable, stream_error
 from argoproxy.upstream.relay import redirect_error
-from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, framed, read_chunks, unframed_end
 
 if TYPE_CHECKING:
     from argoproxy.routing.dispatch import Routing
@@ -222,6 +222,8 @@ class Gateway:
             except ProxyError as err:
                 if err.code != "upstream_stream_incomplete" or out.asked_whole:
                     raise
+                if not framed(resp) and not replayable(req):
+                    raise unframed_end(err) from None
                 if under_gevent():  # nothing else ran since its end put the connection back: nobody took it yet
                     resp.discard()
                 return self.ask_whole(call)

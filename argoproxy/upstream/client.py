@@ -102,8 +102,10 @@ class Upstream:
                 if not resent and replayable(req) and closed_unanswered(exc):
                     # A connection closed before any answer (a kept-alive one the server closed as the request
                     # went out: its idle timeout): a request that may be sent twice goes once more, at once, on
-                    # another connection (the closed one is dropped), whatever MAX_RETRIES says.
+                    # a connection of its own (the closed one is dropped; another pooled one may be as stale),
+                    # whatever MAX_RETRIES says.
                     resent = True
+                    req = dataclasses.replace(req, fresh_connection=True)
                     log.info("the upstream closed a connection without answering; sending again on another")
                     continue
                 delay = _backoff(attempt + 1)
@@ -115,7 +117,8 @@ class Upstream:
             if resp.status_code < 200:  # an interim answer as the answer (the stock transport, or a 101): never relayed
                 resp.close()  # unread: its connection is dropped, not pooled with the real answer waiting on it
                 raise ProxyError(502, f"The upstream server {describe_host(req.url)} answered {resp.status_code} "
-                                      f"{resp.reason} and nothing after it that the proxy could read.",
+                                      f"{resp.reason}, an interim answer this transport cannot read past (FAST_PATH=off, "
+                                      "or an upstream reached through a proxy); the request may have been processed.",
                                  code="upstream_bad_response")
             if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
                 after = _retry_delay(resp, attempt + 1)

@@ -164,3 +164,17 @@ def describe_host(url: str) -> str:
     host = parts.hostname or "upstream"
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{host}:{port}"
+
+
+def framed(resp: UpstreamResponse) -> bool:
+    """Did the answer say where its body ends (chunked, or a Content-Length)? Without either it ends when the
+    connection closes, so an answer whose head was cut short by a close reads as a whole empty one."""
+    headers = resp.headers
+    return "content-length" in headers or "chunked" in headers.get("transfer-encoding", "").lower()
+
+
+def unframed_end(err: ProxyError) -> ProxyError:
+    """A stream that ended before its first event on a connection closed without framing: perhaps a head cut
+    short, the request perhaps processed, so it is not asked again (a POST is sent twice only when replayable)."""
+    return ProxyError(502, f"{err.message} The connection closed without the answer saying where it ends, so "
+                           "the request was not sent again.", code="upstream_disconnected")
