@@ -97,7 +97,7 @@ def prepare_metrics_dir() -> str:
 
 def share_generated_key(settings: Settings) -> str | None:
     """When auth is on without configured keys: the one key every worker accepts (generated once)."""
-    if not settings.enable_auth or settings.api_key_secret or settings.key_limits:
+    if not settings.enable_auth or settings.api_key_secret or settings.api_key_file or settings.key_limits:
         return None
     key = os.environ.get(GENERATED_KEY_ENV)
     if not key:
