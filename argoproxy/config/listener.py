@@ -50,6 +50,11 @@ def as_host(value: Any) -> str:
         raise ValueError(f"expected an IP address or a host name (0.0.0.0: every interface), got {host!r}") from None
     if inner != host and address.version != 6:
         raise ValueError(f"brackets go only around an IPv6 address, got {host!r}")
+    if address.version == 6 and (address.scope_id or address.is_link_local):
+        # Gunicorn's bind cannot carry the interface a link-local address needs (`%eth0`): it fails on it later,
+        # in lines that do not name HOST
+        raise ValueError(f"a link-local IPv6 address cannot be listened on here, got {host!r}; use the machine's "
+                         "global or unique-local address, or :: (every interface)")
     return host
 
 
@@ -57,9 +62,11 @@ def is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False  # a host name: it may resolve to any interface
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 listens on IPv4's loopback
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def in_container(environ: Mapping[str, str]) -> bool:

@@ -6,6 +6,9 @@ Neutral ground for the core Settings (argoproxy/config/settings.py) and each pro
 
 from __future__ import annotations
 
+import os
+import select
+import stat
 from dataclasses import field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -23,10 +26,17 @@ def setting(default: Any, parse: Callable[[Any], Any], help: str, env: Sequence[
     return field(default=default, metadata=meta)
 
 
+PIPE_WAIT = 5.0  # seconds a named pipe a setting names may take to be written to
+
+
 def file_text(path: Path, limit: int, kind: str) -> str:
     """The UTF-8 text of a file a setting names, read whole but at most `limit` bytes (a path such as /dev/zero
     has no end). OSError as reading raises it; ValueError for one too long or not UTF-8, worded to follow it."""
-    with path.open("rb") as f:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a named pipe with no writer would hold open() forever
+    with open(fd, "rb") as f:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode) and not select.select([fd], [], [], PIPE_WAIT)[0]:
+            raise ValueError("is a named pipe that nothing was written to")
+        os.set_blocking(fd, True)  # a pipe's writer may write in pieces: read to its end
         data = f.read(limit + 1)
     if len(data) > limit:
         raise ValueError(f"is larger than {limit >> 20} MiB: not a {kind}")

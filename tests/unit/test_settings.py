@@ -1,11 +1,14 @@
 """Settings: precedence defaults < config.yaml < environment < flags; one-line errors naming the key."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 from argoproxy.cli import parse_flags
+from argoproxy.config import setting_fields
+from argoproxy.config.listener import is_loopback
 from argoproxy.config.settings import SettingsError, load_settings
 from tests.proxy_process import ROOT
 
@@ -170,7 +173,8 @@ def test_config_path_is_a_file_or_reads_as_one(tmp_path):
 
 
 @pytest.mark.parametrize("host", ["", "[]", "[::1", "[[::1]]", "::1]", "[localhost]", "[127.0.0.1]", "127.0.0.1:8000",
-                                  "-bad.example", "a..b", "0", "1.2.3", "256.1.1.1"])  # the resolver: 0.0.0.0, 1.2.0.3
+                                  "-bad.example", "a..b", "0", "1.2.3", "256.1.1.1",  # the resolver: 0.0.0.0, 1.2.0.3
+                                  "fe80::1", "[fe80::1]", "fe80::1%eth0", "fe80::1%lo"])  # Gunicorn cannot bind these
 def test_host_is_an_address_or_a_host_name(tmp_path, host):
     """Gunicorn's bind reads `[]` and an empty host as every interface: a HOST that is neither an address (an
     IPv6 one bare or in one pair of brackets) nor a host name stops start-up naming it."""
@@ -178,9 +182,34 @@ def test_host_is_an_address_or_a_host_name(tmp_path, host):
         load_settings({}, environ={"HOST": host, "HOME": str(tmp_path)})
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::1", "[::1]", "::", "localhost", "node-7.cluster.example."])
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::1", "[::1]", "::", "localhost", "node-7.cluster.example.",
+                                  "::ffff:127.0.0.1"])
 def test_host_takes_addresses_and_names(tmp_path, host):
     assert load_settings({}, environ={"HOST": host, "HOME": str(tmp_path)}).host == host
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.2", True), ("[::1]", True), ("::ffff:127.0.0.1", True),
+                                            ("localhost", True), ("::ffff:10.0.0.1", False), ("0.0.0.0", False),
+                                            ("node-7.example", False)])
+def test_a_loopback_host_is_known_in_every_spelling(host, loopback):
+    """A loopback listener keeps the Host check against DNS rebinding and no public-listener warning: an
+    IPv4-mapped IPv6 loopback address listens on 127.0.0.1 too."""
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize("setting, extra", [("CONFIG_PATH", {}), ("API_KEY_FILE", {"ENABLE_AUTH": "true"})])
+def test_a_named_pipe_nothing_writes_to_stops_start_up_instead_of_hanging(tmp_path, monkeypatch, setting, extra):
+    """Opening a named pipe waits for a writer; none may ever come. A pipe with its writer is read as a file is."""
+    monkeypatch.setattr(setting_fields, "PIPE_WAIT", 0.2)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(SettingsError, match=rf"^{setting}: .* is a named pipe that nothing was written to$"):
+        load_settings({}, environ={"HOME": str(tmp_path), setting: str(fifo), **extra})
+    writer = subprocess.Popen(["sh", "-c", f"printf 'sk-from-a-pipe\\n' > {fifo}"])
+    try:
+        assert load_settings({}, environ={"HOME": str(tmp_path), "API_KEY_FILE": str(fifo), "ENABLE_AUTH": "true"})
+    finally:
+        writer.wait(10)
 
 
 def test_a_key_file_is_read_up_to_a_bound(tmp_path):
