@@ -279,6 +279,10 @@ def run(flags: Mapping[str, Any]) -> None:
     from gunicorn.app.base import BaseApplication
 
     _, options = startup_options(flags)
+    if os.environ.get("GUNICORN_CMD_ARGS"):  # read by Gunicorn's own command (gunicorn -c gunicorn.conf.py) only
+        print("cot_proxy: warning: GUNICORN_CMD_ARGS is not read when the proxy starts itself; set WORKER_CLASS, "
+              "WORKERS, THREADS, HOST and PORT instead (or start it as `gunicorn -c gunicorn.conf.py "
+              "cot_proxy:app`)", file=sys.stderr, flush=True)
 
     class ProxyApplication(BaseApplication):
         def load_config(self) -> None:

@@ -185,6 +185,27 @@ def test_a_setting_the_backend_does_not_use_is_a_warning(tmp_path: Path) -> None
     assert lines.count(lines[0]) == 1  # once, from the master, not once per worker
 
 
+def test_gunicorn_cmd_args_where_the_proxy_starts_itself_is_a_warning(tmp_path: Path) -> None:
+    """`python cot_proxy.py` runs Gunicorn from the proxy's settings and does not read GUNICORN_CMD_ARGS (Gunicorn's
+    own command does): a worker class asked for there would silently not be used."""
+    with FakeOpenAI() as fake:
+        port = free_port()
+        env = clean_env(tmp_path, TARGET_BASE_URL=fake.base_url, PORT=str(port),
+                        GUNICORN_CMD_ARGS="--worker-class=gthread")
+        log = tmp_path / "start.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, str(ROOT / "cot_proxy.py")], cwd=tmp_path, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT)
+        try:
+            assert health(port, proc, log)["status"] == "healthy"
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    lines = log.read_text().splitlines()
+    warning = [line for line in lines if "GUNICORN_CMD_ARGS" in line]
+    assert len(warning) == 1 and warning[0].startswith("cot_proxy: warning: GUNICORN_CMD_ARGS is not read"), lines
+
+
 def test_the_default_upstream_is_never_silent(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--show"], cwd=tmp_path,
                             env=clean_env(tmp_path), capture_output=True, text=True, timeout=60)
