@@ -35,6 +35,7 @@ class Request:
     team_key: KeyRecord | None = None  # the team key (argoproxy/teamkeys/) auth accepted, if it was one
     server_write: Callable[[], Any] | None = None  # the server's write() once the answer started (request_ids)
     host: str = ""  # the Host header (it never goes upstream, so it is not in headers)
+    protocol: str = ""  # HTTP/1.1, HTTP/1.0 (the server's SERVER_PROTOCOL); empty in-process
 
     @classmethod
     def of(cls, method: str, target: str, body: bytes | dict | None = None,
@@ -56,7 +57,8 @@ class Request:
             or bool(environ.get("wsgi.input_terminated"))
         return cls(environ.get("REQUEST_METHOD", "GET"), target, request_headers(environ), environ["wsgi.input"],
                    environ.get("CONTENT_LENGTH") or None, chunked, environ.get(ENVIRON_KEY, ""),
-                   server_write=environ.get(WRITE_KEY), host=environ.get("HTTP_HOST", ""))
+                   server_write=environ.get(WRITE_KEY), host=environ.get("HTTP_HOST", ""),
+                   protocol=environ.get("SERVER_PROTOCOL", ""))
 
 
 class Answer:

@@ -18,9 +18,9 @@ CHAT = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]
 
 
 def send(port: int, headers: dict[str, str], method: str = "POST", target: str = "/v1/chat/completions",
-         body: bytes = CHAT) -> tuple[int, bytes]:
+         body: bytes = CHAT, version: str = "HTTP/1.1") -> tuple[int, bytes]:
     """One request with exactly these headers (Host included, or none at all)."""
-    lines = [f"{method} {target} HTTP/1.1", "Connection: close", f"Content-Length: {len(body)}"]
+    lines = [f"{method} {target} {version}", "Connection: close", f"Content-Length: {len(body)}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
@@ -55,12 +55,22 @@ def test_web_pages_are_refused_before_the_upstream(local, upstream, headers):
     {"Host": f"{host}", "Content-Type": "application/json"}
     for host in ("127.0.0.1", "127.0.0.1:5000", "localhost", "LOCALHOST:1", "[::1]:5000", "127.1.2.3", "app.localhost",
                  "localhost.", "127.0.0.1.:5000", "[::ffff:127.0.0.1]:5000", "[0:0:0:0:0:0:0:1]")
-] + [{}, {"Host": "127.0.0.1:5000", "Origin": "http://127.0.0.1:5000", "Content-Type": "application/json"},
+] + [{"Host": "127.0.0.1:5000", "Origin": "http://127.0.0.1:5000", "Content-Type": "application/json"},
      {"Host": "localhost", "Origin": "http://localhost:80", "Content-Type": "application/json"}])
 def test_loopback_names_and_same_site_pages_are_served(local, upstream, headers):
     status, data = send(local.port, headers)
     assert status == 200, data
     assert len(upstream.received) == 1
+
+
+@pytest.mark.parametrize("target", ["/v1/chat/completions", "/health"])
+def test_an_http_1_1_request_without_a_host_is_a_400(local, upstream, target):
+    """RFC 9112 (3.2): a server answers 400 to an HTTP/1.1 request with no Host; HTTP/1.0 had none to send."""
+    status, data = send(local.port, {"Content-Type": "application/json"}, target=target)
+    assert status == 400 and json.loads(data)["error"]["code"] == "missing_host", data
+    assert upstream.received == []
+    status, data = send(local.port, {"Content-Type": "application/json"}, version="HTTP/1.0")
+    assert status == 200, data
 
 
 def test_the_sdk_and_the_status_page_are_served(local, upstream):
