@@ -100,8 +100,13 @@ class Answers:
             log.warning("upstream broke off %s: %s", call.client.request_id, type(exc).__name__)
             raise ConnectionResetError(errno.ECONNRESET, "the upstream broke off its answer") from None
         finally:
-            resp.close()
-            self.observe(call)
+            try:
+                close = getattr(chunks, "close", None)
+                if close is not None:  # the encoder ends first: a stream its client left sets its usage as it ends
+                    close()
+            finally:
+                resp.close()
+                self.observe(call)
 
     def scrubbed(self, call: Call, response: Answer) -> Answer:
         """An answer a provider's own route built (ARGO's raw /v1/chat...), with configured secrets replaced

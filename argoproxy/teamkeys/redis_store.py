@@ -141,9 +141,16 @@ class RedisKeyStore:
             give_back = min(size, math.ceil(over))
             self.redis.decrby(req, give_back)
             size -= give_back
-        if size > 0:
-            with self._lease_lock:
-                self._leases[record.name] = Lease(window, size, time.monotonic() + LEASE_SECONDS)
+        if size <= 0:
+            return
+        with self._lease_lock:  # another admission of this worker may have reserved meanwhile: its lease is kept
+            held = self._leases.get(record.name)
+            if held is not None and held.window == window:
+                held.left += size
+                return
+            self._leases[record.name] = Lease(window, size, time.monotonic() + LEASE_SECONDS)
+        if held is not None and held.left:  # a lease of an earlier window, replaced: what it left goes back
+            self.redis.decrby(_req_key(record.name, held.window), held.left)
 
     def release_leases(self, expired_only: bool = True) -> None:
         """Give back what leases left unused (expired ones, or all: a worker stopping)."""

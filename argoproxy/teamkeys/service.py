@@ -20,6 +20,7 @@ from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.edge.validation import model_allowed
 from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.stream_usage import OutputCount, prompt_tokens
 
 log = logging.getLogger("cot_proxy")
 
@@ -81,18 +82,22 @@ class TeamKeys:
         call.plan.team_key = record  # admitted: its usage is counted when the answer ends
 
     def observe(self, call: Call) -> None:
-        """Observer: an admitted call's tokens (its usage) count against its key, by model and day. Written in
-        batches (at most FLUSH_SECONDS late), not by the request: a write per answer cost more than the rest
-        of the request."""
+        """Observer: an admitted call's tokens (its usage) count against its key, by model and day. A key with
+        token limits has them written as the answer ends: the next request's admission must see them (written
+        later, a client sending back to back got its budget many times over). Other keys' usage is written in
+        batches (at most FLUSH_SECONDS late), not by the request: a write per answer cost more than the rest of
+        the request."""
         record = call.plan.team_key
         if record is None:
             return
-        usage = call.outcome.usage if isinstance(call.outcome.usage, dict) else {}
-        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        prompt, completion = answer_tokens(call)
         model = call.plan.model if isinstance(call.plan.model, str) else "-"
+        entry = (record.name, model[:200], prompt, completion, self.clock(), record.budget)
+        if record.tpm or record.budget is not None:
+            self._write(*entry, 1)
+            return
         with self._pending_lock:
-            self._pending.append((record.name, model[:200], prompt if isinstance(prompt, int) else 0,
-                                  completion if isinstance(completion, int) else 0, self.clock(), record.budget))
+            self._pending.append(entry)
             due = len(self._pending) >= FLUSH_MAX
         if self._flusher is None:
             self._start_flusher()
@@ -116,10 +121,14 @@ class TeamKeys:
             group[2], group[3] = now, budget
             group[4] += 1
         for (name, model), (prompt, completion, now, budget, requests) in groups.items():
-            try:
-                self.store.record_usage(name, model, prompt, completion, now, budget, requests)
-            except Exception:  # noqa: BLE001 - counting must never end the worker
-                log.exception("team keys: usage of key %s not recorded", name)
+            self._write(name, model, prompt, completion, now, budget, requests)
+
+    def _write(self, name: str, model: str, prompt: int, completion: int, now: float, budget: Any,
+               requests: int) -> None:
+        try:
+            self.store.record_usage(name, model, prompt, completion, now, budget, requests)
+        except Exception:  # noqa: BLE001 - counting must never end the worker
+            log.exception("team keys: usage of key %s not recorded", name)
 
     def _start_flusher(self) -> None:
         def loop() -> None:
@@ -130,6 +139,30 @@ class TeamKeys:
         self._flusher.start()
         atexit.register(self.flush)  # a worker stopping gracefully writes what it counted
         atexit.register(self.store.release_leases, False)  # and gives back what it reserved
+
+
+def answer_tokens(call: Call) -> tuple[int, int]:
+    """(input, output) tokens of an answer: its usage (OpenAI's or Anthropic's names), else, for an answer the
+    upstream gave (a client that left mid-stream, an upstream that sends no usage), the count_tokens estimate
+    of the request and of what was answered: an answer is never free."""
+    usage = call.outcome.usage
+    if isinstance(usage, dict):
+        prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+        completion = usage.get("completion_tokens", usage.get("output_tokens"))
+        return (prompt if isinstance(prompt, int) else 0), (completion if isinstance(completion, int) else 0)
+    status = call.outcome.upstream_status
+    if status is None or not 200 <= status < 300 or not isinstance(call.plan.body, dict):
+        return 0, 0
+    if call.plan.meter is not None:  # a chat stream: what it relayed so far
+        settled, _ = call.plan.meter.settled(call.plan.body)
+        if settled is not None:
+            return settled.get("prompt_tokens", 0), settled.get("completion_tokens", 0)
+    output = OutputCount()
+    answer = call.outcome.output
+    for choice in (answer.get("choices") if isinstance(answer, dict) else None) or ():
+        if isinstance(choice, dict):
+            output.add_delta(choice.get("message") or choice)
+    return prompt_tokens(call.plan.body), output.total()
 
 
 def open_store(keys_db: str, redis_url: str = "", outage: str = "local") -> Any:

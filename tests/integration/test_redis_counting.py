@@ -137,3 +137,24 @@ def test_near_a_token_limit_no_lease_is_taken(redis_url):
     assert _increments(store) - before == 5
     store.record_usage(key.name, "m", 400, 0, now, None)
     assert store.admit(key, now)[1] == "tokens"
+
+
+def test_leases_reserved_by_threads_of_one_worker_are_all_given_back(redis_url):
+    """A gthread worker (or greenlets) admitting one key at once: each admission may reserve a lease, and one
+    must not replace another's (the replaced lease's slots were never given back: the counter stayed at the rpm
+    with far fewer requests served, and every later request that minute was refused)."""
+    store = RedisKeyStore(redis_url)
+    key = record("threads", rpm=3200)
+    store.create(key)
+    now = 1_800_000_000.0
+    admitted = []
+
+    def client() -> None:
+        admitted.append(sum(store.admit(key, now)[1] == "" for _ in range(50)))
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    store.release_leases(expired_only=False)
+    assert int(store.redis.get(f"cot_proxy:req:threads:{int(now // 60)}")) == sum(admitted) == 400

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.clients import anthropic_sdk, openai_sdk
-from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.fake_openai import FakeOpenAI, Stream, chat_chunks
 from tests.polling import poll
 from tests.proxy_process import ROOT, clean_environ, running_proxy
 
@@ -83,10 +83,46 @@ def test_a_token_budget_refuses_until_its_period_ends(team):
     client = openai_sdk(proxy, key)
     client.chat.completions.create(model="gpt-4o", messages=MSG)
     client.chat.completions.create(model="gpt-4o", messages=MSG)
-    with pytest.raises(openai.RateLimitError) as limited:
-        poll(lambda: client.chat.completions.create(model="gpt-4o", messages=MSG) and False, timeout=5)
+    with pytest.raises(openai.RateLimitError) as limited:  # at once: an answer's tokens count as it ends
+        client.chat.completions.create(model="gpt-4o", messages=MSG)
     assert "20/day" in limited.value.message
     assert 1 <= int(limited.value.response.headers["Retry-After"]) <= 86400
+
+
+def test_back_to_back_requests_get_the_budget_and_no_more(team):
+    """Each answer's tokens count before the next request is admitted, on every worker: a client sending as fast
+    as it can gets its budget, not the answers of the half second before a batch was written (78 times it)."""
+    db, fake, proxy = team
+    fake.usage = {"prompt_tokens": 400, "completion_tokens": 600, "total_tokens": 1000}
+    key = create(db, "dave", "--budget", "3000/day")
+    statuses = []
+    with requests.Session() as session:  # one connection after another, across both workers
+        for _ in range(12):
+            r = session.post(proxy.base_url + "/chat/completions", json={"model": "gpt-4o", "messages": MSG},
+                             headers={"Authorization": f"Bearer {key}", "Connection": "close"}, timeout=20)
+            statuses.append(r.status_code)
+    assert statuses == [200] * 3 + [429] * 9
+
+
+def test_a_stream_its_client_leaves_still_counts(team):
+    """A client that reads the first words of a stream and hangs up before the usage chunk: the upstream ran
+    (and bills) the request, so the key is charged what the proxy can estimate: its prompt and what it relayed."""
+    db, fake, proxy = team
+    fake.add(Stream(chat_chunks(["Hello", " world", " and more"], usage=True), pause_at={3: 3.0}))
+    key = create(db, "erin", "--budget", "1000000/day")
+    with requests.post(proxy.base_url + "/chat/completions", stream=True, timeout=20,
+                       headers={"Authorization": f"Bearer {key}"},
+                       json={"model": "gpt-4o", "messages": MSG, "stream": True}) as r:
+        assert r.status_code == 200
+        seen = b""
+        for piece in r.iter_content(None):
+            seen += piece
+            if b"world" in seen:
+                break
+    usage = poll(lambda: [row for row in keys(db, "usage", "--csv").stdout.splitlines() if row.startswith("erin,")],
+                 timeout=10)
+    name, model, day, requests_, input_tokens, output_tokens = next(csv.reader(usage))
+    assert (name, model, requests_) == ("erin", "gpt-4o", "1") and int(input_tokens) > 0 and int(output_tokens) > 0
 
 
 def test_revoke_takes_effect_on_every_worker_and_usage_is_audited(team):
