@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from argoproxy.errors import ProxyError
-from argoproxy.edge.validation import check_allowed_model
+from argoproxy.edge.validation import check_allowed_model, model_allowed
 
 URLENCODED = "application/x-www-form-urlencoded"
 _SEPARATORS = re.compile(r"[&;]")
@@ -120,8 +120,21 @@ def _mime(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def check_named(patterns: tuple[str, ...], model: Any) -> None:
-    """The allow-list check for a name taken from anywhere in a request (a non-string is never allowed)."""
+def check_named(patterns: tuple[str, ...], model: Any, key_models: tuple[str, ...] = ()) -> None:
+    """The allow-list check for a name taken from anywhere in a request (a non-string is never allowed), and
+    the globs of the team key it came with (`key_models`)."""
     if not isinstance(model, str):
         raise ProxyError(400, "`model` must be a string.", param="model", code="invalid_value")
     check_allowed_model(patterns, model)
+    if key_models and not model_allowed(key_models, model):
+        raise key_model_refused(model)
+
+
+def key_model_refused(model: Any) -> ProxyError:
+    """A team key's globs (`keys create --models`) do not take this model, or the request names none (the
+    upstream's default would be one the key was never given)."""
+    if not isinstance(model, str) or not model:
+        return ProxyError(403, "This API key may only use the models it was made for; this request names none.",
+                          param="model", code="model_not_allowed")
+    return ProxyError(403, f"This API key may not use the model {model[:200]!r}.", param="model",
+                      code="model_not_allowed")

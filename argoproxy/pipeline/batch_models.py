@@ -53,10 +53,16 @@ def batch_kind(method: str, path: str) -> str | None:
 class BatchCheck:
     """The allow-list over batch inputs; `check` raises the ProxyError the client gets."""
 
-    def __init__(self, allowed: tuple[str, ...], max_bytes: int, read_timeout: float) -> None:
+    def __init__(self, allowed: tuple[str, ...], max_bytes: int, read_timeout: float,
+                 key_models: tuple[str, ...] = ()) -> None:
         self.allowed = allowed
         self.max_bytes = max_bytes
         self.read_timeout = read_timeout
+        self.key_models = key_models  # the globs of the team key a request came with
+
+    def for_key(self, key_models: tuple[str, ...]) -> "BatchCheck":
+        """The same check, also held to a team key's globs."""
+        return BatchCheck(self.allowed, self.max_bytes, self.read_timeout, key_models)
 
     def check(self, call: Call, fetch: Fetch) -> None:
         """The models a forwarded call names inside its batch work (nothing to do on other routes)."""
@@ -141,7 +147,7 @@ class BatchCheck:
                 model = obj.get(key)
                 if passed is not None and isinstance(model, str) and model in passed:
                     continue
-                check_named(self.allowed, model)
+                check_named(self.allowed, model, self.key_models)
                 if passed is not None and isinstance(model, str) and len(passed) < 64:
                     passed.add(model)
         except ProxyError as err:

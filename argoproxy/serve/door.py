@@ -35,7 +35,8 @@ from argoproxy.edge.paths import PathError, canonical, raw_target
 from argoproxy.edge.request_body import read_request_body
 from argoproxy.pipeline.gateway import Gateway
 from argoproxy.edge.request_body import parse_object
-from argoproxy.edge.request_models import check_named, form_model, is_form, query_model, query_values
+from argoproxy.edge.request_models import (check_named, form_model, is_form, key_model_refused, query_model,
+                                          query_values)
 from argoproxy.edge.validation import model_allowed
 
 if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only in the workers)
@@ -187,10 +188,12 @@ class Door:
 
     def forward(self, call: Call, route: Route) -> Answer:
         call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
-        if self.allowed:
-            self.check_body_model(call)
+        key_models = self.key_models(call)
+        if self.allowed or key_models:
+            self.check_body_model(call, key_models)
             fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url, self.backend.upstream_headers(call))
-            self.batches.check(call, fetch)  # models named inside batch files and message batches
+            batches = self.batches.for_key(key_models) if key_models else self.batches
+            batches.check(call, fetch)  # models named inside batch files and message batches
         self.gateway.admit(call)  # key_limits: a forwarded call (images, audio...) counts like an API call
         return self.gateway.passthrough(call, self.backend.url(call.plan.path, call.plan.query),
                                         self.backend.upstream_headers(call))
@@ -209,6 +212,10 @@ class Door:
         if call.plan.kind == "metrics":
             if self.metrics_view is None:
                 raise ProxyError(404, "Metrics are off.", code="unknown_route")
+            req = call.client.request
+            if req is not None and req.team_key is not None and not self.settings.metrics_public:
+                raise ProxyError(403, "/metrics counts every team's use: a team key does not open it, the admin key "
+                                      "(API_KEY_SECRET) does.", code="admin_key_required")
             return self.observed(call, self.metrics_view())
         status, body = self.health_body(call.plan.query)
         if self.guard.enabled and not self.guard.authenticated(call.client.request):
@@ -236,6 +243,9 @@ class Door:
         call.plan.model = route.model
         if self.allowed and self.forwards and not model_allowed(self.allowed, route.model):
             raise model_not_found(route.model)  # answered from the filtered list below when not forwarding
+        key_models = self.key_models(call)
+        if key_models and not model_allowed(key_models, route.model):
+            raise key_model_refused(route.model)
         if route.model in self.settings.llm_params.pseudo_models and call.client.method in ("GET", "HEAD"):
             # LLM_PARAMS pseudo models are the proxy's own: the upstream does not know them
             return self.observed(call, json_response({"id": route.model, "object": "model", "created": 0,
@@ -339,19 +349,27 @@ class Door:
             return 200, own
         return self.health.status()
 
-    def check_body_model(self, call: Call) -> None:
-        """The allow-list over a forwarded body: JSON's top-level "model", or a form's `model` field."""
+    @staticmethod
+    def key_models(call: Call) -> tuple[str, ...]:
+        """The model globs of the team key the request came with (none: any model ALLOWED_MODELS takes)."""
+        req = call.client.request
+        return req.team_key.models if req is not None and req.team_key is not None else ()
+
+    def check_body_model(self, call: Call, key_models: tuple[str, ...] = ()) -> None:
+        """The allow-list and the team key's globs over a forwarded body: JSON's top-level "model", or a form's
+        `model` field."""
         body, headers = call.plan.raw_body, call.plan.headers
         if not body:
             return
         if compressed(headers):
-            raise ProxyError(415, "With ALLOWED_MODELS set, request bodies must not be compressed (the proxy "
-                             "checks the model they name).", code="unsupported_content_encoding")
+            raise ProxyError(415, "With ALLOWED_MODELS or a team key's models set, request bodies must not be "
+                             "compressed (the proxy checks the model they name).", code="unsupported_content_encoding")
         content_type = headers.get("Content-Type", "")
         if is_form(content_type):
             model = form_model(body, content_type)
             if model is not None:
-                check_named(self.allowed, model)
+                call.plan.model = model
+                check_named(self.allowed, model, key_models)
             return
         if "json" in content_type.lower() or looks_like_json(body):
             parsed = parse_object(body, must_be_object=False)
@@ -359,7 +377,7 @@ class Door:
             for obj in parsed if isinstance(parsed, list) else [parsed]:
                 if isinstance(obj, dict) and "model" in obj:
                     call.plan.model = obj["model"] if isinstance(obj["model"], str) else None
-                    check_named(self.allowed, obj["model"])
+                    check_named(self.allowed, obj["model"], key_models)
 
     def observed(self, call: Call, response: Answer) -> Answer:
         """Answers made outside the pipeline are counted and journaled too (streamed ones when they end)."""

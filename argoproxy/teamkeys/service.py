@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.records import KeyRecord, digest
+from argoproxy.edge.request_models import key_model_refused
 from argoproxy.edge.validation import model_allowed
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.stream_usage import OutputCount, prompt_tokens
@@ -65,11 +66,12 @@ class TeamKeys:
     def refusal(self, record: KeyRecord) -> str | None:
         return record.refusal(self.clock())
 
-    def admit_call(self, call: Call, record: KeyRecord) -> None:
-        """The key's model globs (on the model the request names), then its limits; 429 over them."""
-        if record.models and isinstance(call.plan.model, str) and not model_allowed(record.models, call.plan.model):
-            raise ProxyError(403, f"This API key may not use the model {call.plan.model!r}.", param="model",
-                             code="model_not_allowed")
+    def admit_call(self, call: Call, record: KeyRecord, model_required: bool = False) -> None:
+        """The key's model globs (on the model the request names; an API request must name one, or the upstream's
+        default would serve it), then its limits; 429 over them."""
+        model = call.plan.model
+        if record.models and (model is not None or model_required) and not model_allowed(record.models, model):
+            raise key_model_refused(model)
         if not (record.rpm or record.tpm or record.budget):
             call.plan.team_key = record  # nothing to count before the answer: no store write
             return

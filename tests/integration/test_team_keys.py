@@ -77,6 +77,36 @@ def test_model_globs_narrow_and_limits_answer_429_in_each_doors_shape(team):
     assert 1 <= int(messages.value.response.headers["Retry-After"]) <= 60
 
 
+def test_model_globs_hold_on_every_route_and_metrics_are_the_admins(team):
+    """A key made for some models cannot reach others through the forwarded routes (a JSON body, a form, a batch
+    file, a model id), nor get the upstream's default by naming none; /metrics, which counts every team's use,
+    is the admin key's."""
+    db, fake, proxy = team
+    key = create(db, "frank", "--models", "gpt-4o*")
+    auth = {"Authorization": f"Bearer {key}"}
+    url = proxy.base_url
+    batch_line = b'{"custom_id": "1", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4.1"}}'
+    refused = [
+        requests.post(url + "/images/generations", json={"model": "dall-e-3", "prompt": "a cat"}, headers=auth),
+        requests.delete(url + "/models/ft:gpt-4o:x", headers=auth),
+        requests.post(url + "/chat/completions", json={"messages": MSG}, headers=auth),
+        requests.post(url + "/chat/completions", json={"model": None, "messages": MSG}, headers=auth),
+        requests.post(url + "/embeddings", json={"input": "hi"}, headers=auth),
+        requests.post(url + "/audio/transcriptions", data={"model": "whisper-1"},
+                      files={"file": ("a.wav", b"RIFF")}, headers=auth),
+        requests.post(url + "/files", data={"purpose": "batch"}, files={"file": ("b.jsonl", batch_line)},
+                      headers=auth),
+    ]
+    for r in refused:
+        assert r.status_code == 403 and r.json()["error"]["code"] == "model_not_allowed", (r.request.url, r.text)
+    assert fake.received == []
+    metrics = requests.get(proxy.url + "/metrics", headers=auth, timeout=10)
+    assert metrics.status_code == 403 and metrics.json()["error"]["code"] == "admin_key_required"
+    assert requests.get(proxy.url + "/metrics", headers={"Authorization": "Bearer admin-key"}, timeout=10).ok
+    allowed = requests.post(url + "/chat/completions", json={"model": "gpt-4o-mini", "messages": MSG}, headers=auth)
+    assert allowed.status_code == 200
+
+
 def test_a_token_budget_refuses_until_its_period_ends(team):
     db, _, proxy = team
     key = create(db, "carol", "--budget", "20/day")  # each fake answer uses 12 tokens
