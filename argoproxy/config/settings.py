@@ -55,6 +55,12 @@ def as_redis_url(value: Any) -> str:
     url = as_str(value)
     if url and (urlsplit(url).scheme not in ("redis", "rediss", "unix") or not urlsplit(url).netloc + urlsplit(url).path):
         raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {mask_url(url)!r}")
+    if url:
+        import redis
+        try:  # redis-py's own reading of it (port, database, query options), without connecting
+            redis.ConnectionPool.from_url(url)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{mask_url(url)!r} is not a URL Redis can use: {exc}") from None
     return url
 
 
@@ -255,6 +261,29 @@ class Settings(*providers.settings_fragments(), CoreSettings):  # type: ignore[m
 SETTING_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def keys_db_problem(settings: Settings) -> str | None:
+    """KEYS_DB, where team keys are read from: absent (no key made yet), or an SQLite file this process can read.
+    A directory or another kind of file made every request with a team key a 500."""
+    if not settings.enable_auth or settings.redis_url or not settings.keys_db:
+        return None
+    path = Path(settings.keys_db).expanduser()
+    if not path.exists():
+        return None
+    if not path.is_file():
+        return f"KEYS_DB: {path} is not a file (team keys are kept in an SQLite file)"
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        return f"KEYS_DB: cannot read {path}: {exc.strerror}"
+    if head and head != SQLITE_HEADER:
+        return f"KEYS_DB: {path} is not an SQLite database (`cot-proxy keys create` makes one)"
+    return None
+
+
 def default_keys_db(config_path: str) -> str:
     return str((Path(config_path).parent if config_path else Path.cwd()).absolute() / "keys.db")
 CONFIG_SEARCH_PATH = ("./config.yaml", "~/.config/argoproxy/config.yaml")
@@ -367,6 +396,14 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
     # Host names are checked only where a browser could be made to reach the proxy by DNS rebinding.
     "allowed_hosts": (lambda s: not s.socket and listener.is_loopback(s.host),
                       "the proxy does not listen on a loopback TCP address (only there are host names checked)"),
+    "keys_db": (lambda s: s.enable_auth and not s.redis_url, "team keys are read from it only with ENABLE_AUTH on "
+                                                             "and no REDIS_URL"),
+    "redis_outage": (lambda s: s.enable_auth and bool(s.redis_url), "it applies to team keys kept in Redis "
+                                                                    "(ENABLE_AUTH and REDIS_URL)"),
+    "redis_url": (lambda s: s.enable_auth or bool(s.models), "neither team keys (ENABLE_AUTH) nor routing (models) "
+                                                             "use it"),
+    "host": (lambda s: not s.socket, "SOCKET is set (the proxy listens there only)"),
+    "port": (lambda s: not s.socket, "SOCKET is set (the proxy listens there only)"),
 }
 _CONSEQUENCE = {"api_key_secret": ": clients need no key (ENABLE_AUTH=true requires one)",
                 "api_key_file": ": clients need no key (ENABLE_AUTH=true requires one)"}
@@ -429,7 +466,8 @@ def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
         check_routing(settings.models, settings.fallbacks, settings.key_limits, providers.names(), environ)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
-    problem = listener.socket_problem(settings.socket) or listener.key_file_problem(settings)
+    problem = listener.socket_problem(settings.socket) or listener.key_file_problem(settings) \
+        or keys_db_problem(settings)
     if problem:
         raise SettingsError(problem)
     # Each provider's own rules: for the top-level backend when it serves (no `models`), and for every

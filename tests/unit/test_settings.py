@@ -223,3 +223,32 @@ def test_a_key_file_is_read_up_to_a_bound(tmp_path):
     keys.write_bytes(b"\xff\xfe")
     with pytest.raises(SettingsError, match=r"^API_KEY_FILE: .* is not UTF-8 text$"):
         load_settings({}, environ={**env, "API_KEY_FILE": str(keys)})
+
+
+def test_a_keys_db_that_is_not_an_sqlite_file_stops_start_up(tmp_path):
+    """KEYS_DB a directory or another file made every team-key request a 500 once serving."""
+    env = {"HOME": str(tmp_path), "ENABLE_AUTH": "true", "API_KEY_SECRET": "admin"}
+    with pytest.raises(SettingsError, match=r"^KEYS_DB: .* is not a file"):
+        load_settings({}, environ={**env, "KEYS_DB": str(tmp_path)})
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n")
+    with pytest.raises(SettingsError, match=r"^KEYS_DB: .* is not an SQLite database"):
+        load_settings({}, environ={**env, "KEYS_DB": str(text)})
+    assert load_settings({}, environ={**env, "KEYS_DB": str(tmp_path / "new.db")})  # made by `keys create`
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:notaport/0", "redis://127.0.0.1:6379/0?socket_timeout=abc"])
+def test_a_redis_url_redis_cannot_use_stops_start_up(tmp_path, url):
+    with pytest.raises(SettingsError, match=r"^REDIS_URL: ") as err:
+        load_settings({}, environ={"HOME": str(tmp_path), "ENABLE_AUTH": "true", "API_KEY_SECRET": "a",
+                                   "REDIS_URL": url})
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("env, named", [({"KEYS_DB": "k.db"}, "KEYS_DB"), ({"REDIS_OUTAGE": "refuse"}, "REDIS_OUTAGE"),
+                                        ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, "REDIS_URL"),
+                                        ({"SOCKET": "~/.cot_proxy/p.sock", "PORT": "6000"}, "PORT")])
+def test_team_and_listener_settings_that_go_unused_are_warnings(tmp_path, env, named):
+    from argoproxy.config.settings import load
+    loaded = load({}, environ={"HOME": str(tmp_path), **env})
+    assert any(w.startswith(f"{named} is set, but") for w in loaded.warnings), loaded.warnings
