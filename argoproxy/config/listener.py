@@ -76,11 +76,32 @@ def in_container(environ: Mapping[str, str]) -> bool:
 
 
 def exposure_warnings(settings: Any, environ: Mapping[str, str]) -> tuple[str, ...]:
-    if settings.socket or settings.enable_auth or is_loopback(settings.host) or in_container(environ):
+    if in_container(environ):  # the image's own files and the orchestrator's secrets: no other users
         return ()
-    return (f"HOST is {settings.host} and ENABLE_AUTH is off: anyone who can reach port {settings.port} on this "
-            "machine (other users of a shared host, often the whole network) sends requests under your upstream "
-            "credentials; keep HOST=127.0.0.1, use SOCKET, or set ENABLE_AUTH with a key",)
+    warnings = []
+    if not (settings.socket or settings.enable_auth or is_loopback(settings.host)):
+        warnings.append(f"HOST is {settings.host} and ENABLE_AUTH is off: anyone who can reach port {settings.port} "
+                        "on this machine (other users of a shared host, often the whole network) sends requests "
+                        "under your upstream credentials; keep HOST=127.0.0.1, use SOCKET, or set ENABLE_AUTH with a "
+                        "key")
+    readable = key_file_readable_by_others(settings)
+    if readable:
+        warnings.append(readable)
+    return tuple(warnings)
+
+
+def key_file_readable_by_others(settings: Any) -> str | None:
+    """API_KEY_FILE holds the keys that open the proxy: on a shared host other users must not read it."""
+    if not settings.api_key_file or not settings.enable_auth:
+        return None
+    try:
+        mode = stat.S_IMODE(Path(settings.api_key_file).expanduser().stat().st_mode)
+    except OSError:
+        return None  # key_file_problem names it
+    if not mode & 0o044:
+        return None
+    return (f"API_KEY_FILE {settings.api_key_file} can be read by other users (mode {mode:o}): they can use the "
+            f"proxy with its keys; chmod 600 {settings.api_key_file}")
 
 
 def socket_problem(path: str) -> str | None:

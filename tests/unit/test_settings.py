@@ -252,3 +252,15 @@ def test_team_and_listener_settings_that_go_unused_are_warnings(tmp_path, env, n
     from argoproxy.config.settings import load
     loaded = load({}, environ={"HOME": str(tmp_path), **env})
     assert any(w.startswith(f"{named} is set, but") for w in loaded.warnings), loaded.warnings
+
+
+def test_a_key_file_other_users_can_read_is_a_warning(tmp_path):
+    from argoproxy.config.settings import load
+    keys = tmp_path / "keys"
+    keys.write_text("sk-one\n")
+    env = {"HOME": str(tmp_path), "ENABLE_AUTH": "true", "API_KEY_FILE": str(keys)}
+    keys.chmod(0o644)
+    assert any("can be read by other users (mode 644)" in w and w.startswith("API_KEY_FILE")
+               for w in load({}, environ=env).warnings)
+    keys.chmod(0o600)
+    assert not any("API_KEY_FILE" in w for w in load({}, environ=env).warnings)
