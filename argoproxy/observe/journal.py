@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 CLIENT_FILE = "client_interaction.jsonl"
 SERVER_FILE = "server_interaction.jsonl"
 LOG_FILE = "log.log"
+# A new log directory and its files are its owner's only: on a shared host the journals hold every prompt and
+# answer, log.log every path and model (an existing directory or file keeps the mode it was given).
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 TOO_DEEP = {"not_journaled": "nested too deeply"}
 # Line breaks json.dumps(ensure_ascii=False) leaves raw (it escapes only ASCII controls).
 _UNICODE_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
@@ -48,14 +51,14 @@ class Journal:
 
     def __init__(self, log_dir: str | os.PathLike[str], secrets: Iterable[str] = (),
                  body_bytes: int = 1024 * 1024) -> None:
-        os.makedirs(log_dir, exist_ok=True)
+        os.makedirs(log_dir, mode=PRIVATE_DIR, exist_ok=True)
         self.log_dir = os.fspath(log_dir)
         self.body_bytes = body_bytes  # JOURNAL_BODY_BYTES: longer bodies are recorded as a BodyTap summary
         self.redactor = Redactor(secrets)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         self._fds = {
-            "client": os.open(os.path.join(self.log_dir, CLIENT_FILE), flags, 0o640),
-            "server": os.open(os.path.join(self.log_dir, SERVER_FILE), flags, 0o640),
+            "client": os.open(os.path.join(self.log_dir, CLIENT_FILE), flags, PRIVATE_FILE),
+            "server": os.open(os.path.join(self.log_dir, SERVER_FILE), flags, PRIVATE_FILE),
         }
 
     def add_secret(self, secret: str | None) -> None:
@@ -161,7 +164,7 @@ def setup_log_file(
     secrets: Iterable[str] = (),
 ) -> logging.Handler:
     """Attach a FileHandler for ``<log_dir>/log.log`` to ``logger`` (root by default); idempotent per path."""
-    os.makedirs(log_dir, exist_ok=True)
+    os.makedirs(log_dir, mode=PRIVATE_DIR, exist_ok=True)
     path = os.path.abspath(os.path.join(log_dir, LOG_FILE))
     target = logger or logging.getLogger()
     for handler in target.handlers:
@@ -169,6 +172,7 @@ def setup_log_file(
             return handler
     # FileHandler opens in append mode and flushes per record, so ordinary-sized lines from
     # several workers land whole; log.log is for people, the JSONL journals are for machines.
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE))  # made private if new
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))

@@ -206,3 +206,20 @@ def test_journal_body_bytes_is_a_setting() -> None:
     assert load_settings({}, environ={"HOME": "/nonexistent"}).journal_body_bytes == 1024 * 1024
     with pytest.raises(SettingsError, match="^JOURNAL_BODY_BYTES:"):
         load_settings({}, environ={"JOURNAL_BODY_BYTES": "0", "HOME": "/nonexistent"})
+
+
+def test_a_new_log_directory_and_its_files_are_the_owners_only(tmp_path: Path) -> None:
+    """On a shared host the journals hold every prompt and answer: other users (and the group) read none of it."""
+    log_dir = tmp_path / "logs"
+    with Journal(log_dir) as journal:
+        journal.record("client", "id-1", {"model": "m"}, {}, "stream", "stream")
+    logger = logging.getLogger("test-private-log")
+    handler = setup_log_file(str(log_dir), logger=logger)
+    try:
+        logger.warning("a line")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert log_dir.stat().st_mode & 0o777 == 0o700
+    for name in (CLIENT_FILE, SERVER_FILE, LOG_FILE):
+        assert (log_dir / name).stat().st_mode & 0o777 == 0o600, name
