@@ -38,9 +38,16 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     revoke = commands.add_parser("revoke", help="refuse a key from now on (every worker within a second)")
     revoke.add_argument("name")
     usage = commands.add_parser("usage", help="requests and tokens per key, model and day")
-    usage.add_argument("--since", default="", help="first day, YYYY-MM-DD")
+    usage.add_argument("--since", default="", type=_day_arg, help="first day, YYYY-MM-DD")
     usage.add_argument("--csv", action="store_true", help="CSV instead of a table")
     return parser
+
+
+def _day_arg(text: str) -> str:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").strftime("%Y-%m-%d")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
 
 
 def open_cli_store(args: argparse.Namespace) -> Any:

@@ -54,9 +54,12 @@ def parse_name(text: str) -> str:
     return text
 
 
+MAX_COUNT = 2**62  # counts are kept in 64-bit integers (SQLite, the workers' shared cells)
+
+
 def parse_count(text: str, what: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{what} must be a whole number of at least 1, got {text!r}")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_COUNT:
+        raise ValueError(f"{what} must be a whole number from 1 to {MAX_COUNT}, got {text!r}")
     return int(text)
 
 
@@ -65,9 +68,9 @@ def parse_budget(text: str) -> Budget:
     tokens, _, period = text.partition("/")
     try:
         count = int(float(tokens.replace("_", "")))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number; inf
         count = 0
-    if count < 1 or period.lower() not in PERIODS:
+    if not 1 <= count <= MAX_COUNT or period.lower() not in PERIODS:
         raise ValueError(f"--budget is TOKENS/PERIOD with PERIOD one of {', '.join(PERIODS)} "
                          f"(e.g. 1000000/day), got {text!r}")
     return Budget(count, period.lower())

@@ -206,6 +206,10 @@ def test_bad_options_are_one_line(tmp_path):
     db = tmp_path / "keys.db"
     for args, words in ((("create", "x y"), "key name"), (("create", "e", "--budget", "10/fortnight"), "--budget"),
                         (("create", "e", "--rpm", "0"), "--rpm"), (("create", "e", "--expires", "2001-01-01"),
-                                                                   "future"), (("revoke", "nobody"), "no active key")):
+                                                                   "future"), (("revoke", "nobody"), "no active key"),
+                        (("create", "e", "--rpm", "9" * 23), "--rpm"), (("create", "e", "--budget", "1e30/day"),
+                                                                         "--budget")):
         done = keys(db, *args)
         assert done.returncode == 2 and done.stderr.startswith("cot_proxy keys: ") and words in done.stderr, done.stderr
+    done = keys(db, "usage", "--since", "garbage")
+    assert done.returncode == 2 and "YYYY-MM-DD" in done.stderr and done.stdout == ""
