@@ -44,6 +44,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _day_arg(text: str) -> str:
+    if not text:  # the default: every day
+        return ""
     try:
         return datetime.strptime(text, "%Y-%m-%d").strftime("%Y-%m-%d")
     except ValueError:
