@@ -20,6 +20,7 @@ from argoproxy.observe.body_tap import BodyTap
 from argoproxy.pipeline.answer_shape import check_completion
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.filters import ByteFilter, ModelName, OutputTap, ScrubSecrets
+from argoproxy.pipeline.handoff import yield_point
 from argoproxy.pipeline.think import transform_completion
 from argoproxy.providers.base import StreamItem
 from argoproxy.redaction import Secrets, sanitize_message
@@ -30,6 +31,7 @@ from argoproxy.upstream.wire import UpstreamResponse
 log = logging.getLogger("cot_proxy")
 
 JSON_TYPE = "application/json"
+YIELD_EVERY = 64  # relayed pieces between turns given to the worker's other requests (gevent)
 
 Observer = Callable[[Call], None]
 
@@ -84,6 +86,7 @@ class Answers:
         when the client leaves)."""
         for f in self.byte_filters:
             chunks = f.stream(call, chunks)
+        pause, pieces = yield_point(), 0
         try:
             for hook in self.stream_hooks:
                 hook(call)
@@ -92,6 +95,9 @@ class Answers:
                     call.outcome.first_byte_at = time.perf_counter()
                 call.outcome.bytes_out += len(data)
                 yield data
+                pieces += 1
+                if pause is not None and not pieces % YIELD_EVERY:
+                    pause(0)
         except READ_ERRORS as exc:
             # Bytes relayed as they came (a forwarded download, a native front's stream) have no error event of
             # their own to end with: the client's connection is dropped before the body's end, so the answer

@@ -27,6 +27,16 @@ def under_gevent() -> bool:
     return monkey is not None and monkey.is_module_patched("threading")
 
 
+def yield_point() -> Callable[..., Any] | None:
+    """What lets the other requests of a gevent worker run (gevent.sleep(0)), for a loop whose reads and writes
+    never wait (a fast upstream, a fast client: one such stream held a worker for all of its length); None
+    under threads, which the interpreter switches by itself."""
+    if not under_gevent():
+        return None
+    from gevent import sleep
+    return sleep
+
+
 def channel(size: int, timeout: float) -> "Channel":
     """A bounded queue for one stream; `timeout`: the only timeout its blocking gets will use."""
     return GreenChannel(size, timeout) if under_gevent() else queue.Queue(size)

@@ -508,6 +508,48 @@ def test_a_stream_whose_head_was_cut_is_not_asked_again_whole_unless_it_may_be_s
     up.srv.close()
 
 
+class FloodingStream(RawUpstream):
+    """An upstream whose stream is all there at once: EVENTS chunked events in one send, so the proxy's reads of
+    it never wait."""
+
+    EVENTS = 300_000
+
+    def serve(self, conn: socket.socket) -> None:
+        if _read_request(conn) is None:
+            return
+        event = b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"x"}}]}\n\n'
+        chunk = b"%x\r\n%s\r\n" % (len(event), event)
+        try:  # the proxy's health probe asks too, and leaves before the end
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + chunk * self.EVENTS + b"%x\r\ndata: [DONE]\n\n\r\n0\r\n\r\n" % len(b"data: [DONE]\n\n"))
+        except OSError:
+            pass
+
+
+def test_a_stream_whose_reads_and_writes_never_wait_leaves_the_worker_to_others():
+    """One gevent worker relaying a stream that is all there (a fast upstream) to a client that reads at once:
+    nothing made it give way, so every other request on the worker waited for the whole stream."""
+    up = FloodingStream()
+    with running_proxy(TARGET_BASE_URL=up.base_url, WORKERS="1", MAX_RETRIES="0") as p:
+        started, done = threading.Event(), threading.Event()
+
+        def read_stream() -> None:
+            with requests.post(p.base_url + "/chat/completions", json=chat(stream=True), stream=True,
+                               timeout=120) as r:
+                for _ in r.iter_content(65536):
+                    started.set()
+            done.set()
+        reader = threading.Thread(target=read_stream, daemon=True)
+        reader.start()
+        assert started.wait(60)
+        health = requests.get(p.url + "/health", timeout=120)
+        answered_during_stream = not done.is_set()
+        reader.join(120)
+        assert health.status_code in (200, 503) and done.is_set()
+        assert answered_during_stream, "/health waited for the whole stream"
+    up.srv.close()
+
+
 class EmptyStreams(RawUpstream):
     """An upstream that ends a stream for model `empty` with no data and keeps its connection open (so any close
     a client sees is the proxy's own); every other request gets a whole completion, kept alive."""
