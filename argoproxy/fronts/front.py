@@ -24,6 +24,12 @@ from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt
 # Chunk-delta keys that carry reasoning text (DeepSeek/DashScope/vLLM<0.10; newer vLLM, OpenRouter).
 REASONING_KEYS = ("reasoning_content", "reasoning")
 ARGS_LIMIT = 8 * 1024 * 1024  # bytes of tool-call arguments a door's stream may hold back (to send them whole)
+# What a door's stream keeps besides text: each output item, block or tool call costs a record, each kept piece
+# of text an object. Counted so that an upstream opening a million calls, or sending text two characters at a
+# time, cannot grow a worker without end (a review saw +939 MB for 2,000 calls with 60 KB names).
+MAX_ITEMS = 4096  # output items, blocks or tool calls in one answer
+MAX_LABEL = 1024  # characters of a tool call's id or name
+PIECE_COST = 32  # characters a kept piece counts for besides its own
 
 
 @dataclass(frozen=True)
@@ -161,10 +167,14 @@ class StreamState:
         # because an upstream may still add to the open one (interleaved parallel calls).
         self.waiting: dict[Any, list[Any]] = {}
         self.waiting_bytes = 0
+        self.items = 0  # output items, blocks and tool calls opened (new_item)
 
     def wait(self, key: Any, fragment: dict[str, Any], function: dict[str, Any]) -> None:
         """Hold a fragment of a call that must wait (up to ARGS_LIMIT bytes of arguments in all)."""
-        call = self.waiting.setdefault(key, [None, "", []])
+        call = self.waiting.get(key)
+        if call is None:
+            self.new_item(fragment.get("id"), function.get("name"))
+            call = self.waiting[key] = [None, "", []]
         call[0], call[1] = call[0] or fragment.get("id"), call[1] or function.get("name") or ""
         args = function.get("arguments")
         if isinstance(args, str) and args:
@@ -177,14 +187,34 @@ class StreamState:
     def waited(self) -> list[tuple[Any, str | None, str, str]]:
         """The calls that waited, in the order they began, as (key, id, name, arguments); none wait after."""
         waiting, self.waiting, self.waiting_bytes = self.waiting, {}, 0
+        self.items -= len(waiting)  # counted again as they open
         return [(key, call_id, name, "".join(pieces)) for key, (call_id, name, pieces) in waiting.items()]
 
     def keeping(self, size: int) -> bool:
-        """Count `size` more characters as kept; False (nothing counted) when that would pass ex.keep."""
-        if self.kept_size + size > self.ex.keep:
+        """Count `size` more characters (and PIECE_COST for the piece) as kept; False (nothing counted) when that
+        would pass ex.keep."""
+        if self.kept_size + size + PIECE_COST > self.ex.keep:
             return False
-        self.kept_size += size
+        self.kept_size += size + PIECE_COST
         return True
+
+    def new_item(self, *labels: Any) -> None:
+        """An output item, block or tool call opens (`labels`: a call's id and name): at most MAX_ITEMS of them,
+        labels of at most MAX_LABEL characters; else the answer ends as too large."""
+        self.items += 1
+        if self.items > MAX_ITEMS:
+            raise ProxyError(502, f"The upstream's answer has more than {MAX_ITEMS} output items or tool calls.",
+                             code="upstream_answer_too_large")
+        for label in labels:
+            self.label(label)
+
+    @staticmethod
+    def label(value: Any) -> Any:
+        """A tool call's id or name, at most MAX_LABEL characters."""
+        if isinstance(value, str) and len(value) > MAX_LABEL:
+            raise ProxyError(502, f"The upstream sent a tool call id or name longer than {MAX_LABEL} characters.",
+                             code="upstream_answer_too_large")
+        return value
 
     def run(self, chunks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         self.start()

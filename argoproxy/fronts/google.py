@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import ARGS_LIMIT, DoorArgs, Exchange, Front, StreamState, bad_request, new_id, whole_answer
+from argoproxy.fronts.front import (ARGS_LIMIT, PIECE_COST, DoorArgs, Exchange, Front, StreamState, bad_request,
+                                    new_id, whole_answer)
 from argoproxy.fronts.fields import has_kind, json_type
 from argoproxy.jsonfast import dumps, loads
 
@@ -581,11 +582,11 @@ class GoogleStream(StreamState):
 
     def keep(self, thought: bool, text: str) -> None:
         """Text for the journal's copy of the answer, in runs (joined once, at the end)."""
-        room = OUTPUT_LIMIT - self.kept_chars
+        room = OUTPUT_LIMIT - self.kept_chars - PIECE_COST
         if room <= 0:
             return
         text = text[:room]
-        self.kept_chars += len(text)
+        self.kept_chars += len(text) + PIECE_COST
         if self.kept and self.kept[-1][0] is thought:
             self.kept[-1][1].append(text)
         else:
@@ -604,9 +605,10 @@ class GoogleStream(StreamState):
         function = fragment.get("function") or {}
         call = self.calls.get(key)
         if call is None:
+            self.new_item(fragment.get("id"), function.get("name"))
             call = self.calls[key] = [fragment.get("id"), function.get("name") or "", []]
         elif not call[1] and function.get("name"):
-            call[1] = function["name"]
+            call[1] = self.label(function["name"])
         args = function.get("arguments")
         if isinstance(args, str) and args:
             self.args_bytes += len(args)

@@ -414,6 +414,7 @@ class MessageStream(StreamState):
         if self.waiting and kind != "tool_use":  # calls waiting for the open one go before what comes next
             self._release()
         self.close()
+        self.new_item(block.get("id"), block.get("name"))
         index = len(self.blocks)
         self.blocks.append(dict(block))
         self.events.append({"type": "content_block_start", "index": index, "content_block": block})

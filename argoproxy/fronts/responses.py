@@ -359,6 +359,7 @@ class ResponseStream(StreamState):
         if self.waiting and kind not in ("call", "custom"):  # calls waiting for the open one go first
             self._release()
         self.close()
+        self.new_item(item.get("call_id"), item.get("name"))
         index = len(self.output)
         self.emit("response.output_item.added", output_index=index, item=item)
         record = {"kind": kind, "item": item, "index": index, "text": []}

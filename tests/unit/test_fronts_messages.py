@@ -7,7 +7,7 @@ import json
 import pytest
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import ARGS_LIMIT
+from argoproxy.fronts.front import ARGS_LIMIT, PIECE_COST
 from argoproxy.fronts.messages import MessagesFront, request_to_chat
 from tests.fakes.fake_upstream import interleaved_tool_calls
 
@@ -294,7 +294,7 @@ def test_text_and_arguments_past_the_kept_budget_only_pass_through():
     """No Messages event repeats what was streamed: past ex.keep (what a journal records whole) nothing more
     is kept, and every delta still goes out."""
     ex = exchange()
-    ex.keep = 5
+    ex.keep = 5 + PIECE_COST  # each kept piece counts PIECE_COST more than its characters
     call = {"index": 0, "id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": '{"a":'}}
     chunks = [chunk({"role": "assistant", "content": "abc"}), chunk({"content": "defgh"}),
               chunk({"tool_calls": [call]}), chunk({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import Exchange
+from argoproxy.fronts.front import PIECE_COST, Exchange
 from argoproxy.fronts.responses import ResponsesFront, request_to_chat
 from tests.fakes.fake_upstream import interleaved_tool_calls
 
@@ -393,7 +393,7 @@ def test_an_event_repeating_a_long_text_is_written_in_slices_with_the_same_bytes
 
 def test_output_past_the_kept_budget_ends_the_stream_as_incomplete() -> None:
     ex = FRONT.to_chat({"model": "m", "input": "hi", "stream": True})[1]
-    ex.keep = 10
+    ex.keep = 10 + PIECE_COST  # each kept piece counts PIECE_COST more than its characters
     events = list(FRONT.stream(iter([chunk({"content": "abcdef"}), chunk({"content": "ghijkl"}),
                                      chunk({"content": "never read"})]), ex))
     final = events[-1]
