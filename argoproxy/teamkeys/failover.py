@@ -9,6 +9,7 @@ costs a request nothing more than a dictionary look-up.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -36,6 +37,7 @@ class FailoverStore:
         self._local: dict[str, list] = {}  # per-worker counting while the primary is away
         self._pending: deque = deque()
         self._dropped = 0
+        self._replaying = threading.Lock()  # one replay at a time: greenlets and threads meet Redis's return together
 
     def available(self) -> bool:
         return True
@@ -87,15 +89,21 @@ class FailoverStore:
             raise StoreDown from None
 
     def _replay(self) -> None:
-        """Usage recorded while the primary was away, written to it once, in order."""
-        while self._pending:
-            self.primary.record_usage(*self._pending[0])
-            self._pending.popleft()
-        if self._down_until:
-            log.warning("team keys: the key store is back; usage kept meanwhile written%s",
-                        f" ({self._dropped} oldest records dropped)" if self._dropped else "")
-        self._down_until, self._dropped = 0.0, 0
-        self._local.clear()
+        """Usage recorded while the primary was away, written to it once, in order: each record is taken before
+        it is written (a write lets other greenlets run) and put back first if the write fails."""
+        with self._replaying:
+            while self._pending:
+                record = self._pending.popleft()
+                try:
+                    self.primary.record_usage(*record)
+                except BaseException:
+                    self._pending.appendleft(record)
+                    raise
+            if self._down_until:
+                log.warning("team keys: the key store is back; usage kept meanwhile written%s",
+                            f" ({self._dropped} oldest records dropped)" if self._dropped else "")
+            self._down_until, self._dropped = 0.0, 0
+            self._local.clear()
 
 
 def _kind(store: Any) -> str:
