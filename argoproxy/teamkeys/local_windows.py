@@ -30,8 +30,12 @@ class LocalWindows:
         return self._update(record, now, lambda state: windows.admit(state, record.rpm, record.tpm, record.budget,
                                                                      now))
 
-    def add_tokens(self, record: KeyRecord, tokens: int, now: float) -> None:
-        self._update(record, now, lambda state: windows.add_tokens(state, tokens, record.budget, now))
+    def add_tokens(self, record: KeyRecord, tokens: int, now: float) -> bool | None:
+        """None when no slot is free (the caller counts elsewhere)."""
+        def add(state: list) -> bool:
+            windows.add_tokens(state, tokens, record.budget, now)
+            return True
+        return self._update(record, now, add)
 
     def _update(self, record: KeyRecord, now: float, change: Callable[[list], Any]) -> Any:
         tag = int(record.digest[:15], 16) or 1

@@ -85,21 +85,26 @@ class TeamKeys:
 
     def observe(self, call: Call) -> None:
         """Observer: an admitted call's tokens (its usage) count against its key, by model and day. A key with
-        token limits has them written as the answer ends: the next request's admission must see them (written
-        later, a client sending back to back got its budget many times over). Other keys' usage is written in
-        batches (at most FLUSH_SECONDS late), not by the request: a write per answer cost more than the rest of
-        the request."""
+        token limits has them counted where admission reads them as the answer ends, so the next request sees
+        them (counted later, a client sending back to back got its budget many times over): in the workers'
+        shared cells (SQLite), or written at once (Redis: a socket, which lets the worker's other requests run).
+        Usage rows are written in batches (at most FLUSH_SECONDS late), not by the request: a database write
+        per answer cost more than the rest of the request, and SQLite's wait for its lock stops a gevent
+        worker."""
         record = call.plan.team_key
         if record is None:
             return
         prompt, completion = answer_tokens(call)
         model = call.plan.model if isinstance(call.plan.model, str) else "-"
-        entry = (record.name, model[:200], prompt, completion, self.clock(), record.budget)
+        now = self.clock()
+        counted = False
         if record.tpm or record.budget is not None:
-            self._write(*entry, 1)
-            return
+            counted = self._count_now(record, prompt + completion, now)
+            if not counted:
+                self._write(record.name, model[:200], prompt, completion, now, record.budget, 1)
+                return
         with self._pending_lock:
-            self._pending.append(entry)
+            self._pending.append((record.name, model[:200], prompt, completion, now, record.budget, counted))
             due = len(self._pending) >= FLUSH_MAX
         if self._flusher is None:
             self._start_flusher()
@@ -115,20 +120,35 @@ class TeamKeys:
             log.exception("team keys: unused leases not given back")
         with self._pending_lock:
             batch, self._pending = self._pending, []
-        groups: dict[tuple[str, str], list] = {}
-        for name, model, prompt, completion, now, budget in batch:
-            group = groups.setdefault((name, model), [0, 0, now, budget, 0])
+        groups: dict[tuple[str, str, bool], list] = {}
+        for name, model, prompt, completion, now, budget, counted in batch:
+            group = groups.setdefault((name, model, counted), [0, 0, now, budget, 0])
             group[0] += prompt
             group[1] += completion
             group[2], group[3] = now, budget
             group[4] += 1
-        for (name, model), (prompt, completion, now, budget, requests) in groups.items():
-            self._write(name, model, prompt, completion, now, budget, requests)
+        for (name, model, counted), (prompt, completion, now, budget, requests) in groups.items():
+            self._write(name, model, prompt, completion, now, budget, requests, counted)
+
+    def _count_now(self, record: KeyRecord, tokens: int, now: float) -> bool:
+        """The answer's tokens where admission reads them, now, when the store can without a write that would
+        stop the worker (SQLite's shared cells); False: record_usage must be called now (Redis: a socket)."""
+        count_now = getattr(self.store, "count_now", None)
+        if count_now is None:
+            return False
+        try:
+            return bool(count_now(record, tokens, now))
+        except Exception:  # noqa: BLE001 - counting must never end the worker
+            log.exception("team keys: tokens of key %s not counted", record.name)
+            return False
 
     def _write(self, name: str, model: str, prompt: int, completion: int, now: float, budget: Any,
-               requests: int) -> None:
+               requests: int, counted: bool = False) -> None:
         try:
-            self.store.record_usage(name, model, prompt, completion, now, budget, requests)
+            if counted:
+                self.store.record_usage(name, model, prompt, completion, now, budget, requests, counted=True)
+            else:
+                self.store.record_usage(name, model, prompt, completion, now, budget, requests)
         except Exception:  # noqa: BLE001 - counting must never end the worker
             log.exception("team keys: usage of key %s not recorded", name)
 

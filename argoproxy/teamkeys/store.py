@@ -121,9 +121,16 @@ class SQLiteKeyStore:
             self._save(db, record.name, state)
         return decision
 
+    def count_now(self, record: KeyRecord, tokens: int, now: float) -> bool:
+        """An answer's tokens in the windows admission reads, at once (the workers' shared cells: an flock, no
+        database write, which would stop a gevent worker while SQLite waits for its lock); False when the key
+        has no cell (then the database windows admit it, written by record_usage)."""
+        return self._local_windows().add_tokens(record, tokens, now) is not None
+
     def record_usage(self, name: str, model: str, input_tokens: int, output_tokens: int, now: float,
-                     budget: Budget | None, requests: int = 1) -> None:
-        if self._local is not None:  # the rate windows this instance admits by
+                     budget: Budget | None, requests: int = 1, counted: bool = False) -> None:
+        """`counted`: the tokens are in the shared cells already (count_now)."""
+        if self._local is not None and not counted:  # the rate windows this instance admits by
             record = self._record_named(name)
             if record is not None:
                 self._local.add_tokens(record, input_tokens + output_tokens, now)
