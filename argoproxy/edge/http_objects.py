@@ -36,6 +36,7 @@ class Request:
     server_write: Callable[[], Any] | None = None  # the server's write() once the answer started (request_ids)
     host: str = ""  # the Host header (it never goes upstream, so it is not in headers)
     protocol: str = ""  # HTTP/1.1, HTTP/1.0 (the server's SERVER_PROTOCOL); empty in-process
+    host_sent: bool = True  # a Host header came, empty or not
 
     @classmethod
     def of(cls, method: str, target: str, body: bytes | dict | None = None,
@@ -58,7 +59,7 @@ class Request:
         return cls(environ.get("REQUEST_METHOD", "GET"), target, request_headers(environ), environ["wsgi.input"],
                    environ.get("CONTENT_LENGTH") or None, chunked, environ.get(ENVIRON_KEY, ""),
                    server_write=environ.get(WRITE_KEY), host=environ.get("HTTP_HOST", ""),
-                   protocol=environ.get("SERVER_PROTOCOL", ""))
+                   protocol=environ.get("SERVER_PROTOCOL", ""), host_sent="HTTP_HOST" in environ)
 
 
 class Answer:

@@ -42,7 +42,7 @@ class WebPages:
 
     def check(self, req: Request) -> None:
         host = req.host.strip().lower()
-        if not host and req.protocol == "HTTP/1.1":  # RFC 9112 3.2: a 400, whatever the listener
+        if not req.host_sent and req.protocol == "HTTP/1.1":  # RFC 9112 3.2: a 400, whatever the listener
             raise ProxyError(400, "An HTTP/1.1 request must name the host it is sent to (a Host header).",
                              code="missing_host")
         if self.loopback_only and host and not self._host_allowed(_without_port(host)):

@@ -71,6 +71,8 @@ def test_an_http_1_1_request_without_a_host_is_a_400(local, upstream, target):
     assert upstream.received == []
     status, data = send(local.port, {"Content-Type": "application/json"}, version="HTTP/1.0")
     assert status == 200, data
+    status, data = send(local.port, {"Host": "", "Content-Type": "application/json"})  # an empty one is allowed
+    assert status == 200, data
 
 
 def test_the_sdk_and_the_status_page_are_served(local, upstream):
