@@ -70,6 +70,17 @@ class BackendRoute:
 STATUS_PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
                       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
+# Forwarded POST routes where an upstream serves a default model to a request naming none (OpenAI: dall-e-2 for
+# images, omni-moderation for moderations): a team key held to some models must name one there.
+MODEL_DEFAULTED = ("images/", "moderations", "audio/")
+
+
+def model_defaulted(method: str, path: str) -> bool:
+    lowered = path.lower()
+    lowered = lowered[3:] if lowered.startswith("v1/") else lowered
+    return method == "POST" and lowered.startswith(MODEL_DEFAULTED)
+
+
 class Door:
     def __init__(self, gateway: Gateway, health: HealthCheck, metrics_view: Callable[[], Answer] | None) -> None:
         self.gateway = gateway
@@ -191,6 +202,8 @@ class Door:
         key_models = self.key_models(call)
         if self.allowed or key_models:
             self.check_body_model(call, key_models)
+            if key_models and call.plan.model is None and model_defaulted(call.client.method, call.plan.path):
+                raise key_model_refused(None)  # the upstream would choose one the key was never given
             fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url, self.backend.upstream_headers(call))
             batches = self.batches.for_key(key_models) if key_models else self.batches
             batches.check(call, fetch)  # models named inside batch files and message batches

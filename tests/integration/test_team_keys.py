@@ -88,6 +88,9 @@ def test_model_globs_hold_on_every_route_and_metrics_are_the_admins(team):
     batch_line = b'{"custom_id": "1", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4.1"}}'
     refused = [
         requests.post(url + "/images/generations", json={"model": "dall-e-3", "prompt": "a cat"}, headers=auth),
+        requests.post(url + "/images/generations", json={"prompt": "a cat"}, headers=auth),  # the default: dall-e-2
+        requests.post(url + "/moderations", json={"input": "x"}, headers=auth),
+        requests.post(url + "/images/edits", data={"prompt": "p"}, files={"image": ("a.png", b"PNG")}, headers=auth),
         requests.delete(url + "/models/ft:gpt-4o:x", headers=auth),
         requests.post(url + "/chat/completions", json={"messages": MSG}, headers=auth),
         requests.post(url + "/chat/completions", json={"model": None, "messages": MSG}, headers=auth),
