@@ -29,7 +29,23 @@ ARGS_LIMIT = 8 * 1024 * 1024  # bytes of tool-call arguments a door's stream may
 # time, cannot grow a worker without end (a review saw +939 MB for 2,000 calls with 60 KB names).
 MAX_ITEMS = 4096  # output items, blocks or tool calls in one answer
 MAX_LABEL = 1024  # characters of a tool call's id or name
-PIECE_COST = 32  # characters a kept piece counts for besides its own
+PIECE_COST = 32  # characters a kept piece counts for besides its own (doors keeping text for a journal only)
+COMPACT = 256  # kept pieces joined into one (doors whose closing events repeat the text: Pieces)
+
+
+class Pieces(list):
+    """Text pieces kept for closing events, every COMPACT of them joined into one: a string per two-character
+    delta cost 25 times its text, and counting that cost against MAX_SSE_EVENT_BYTES would cut answers that
+    fit it (one-token deltas at a ninth of it)."""
+
+    loose = 0  # pieces appended since the last join
+
+    def append(self, text: str) -> None:
+        super().append(text)
+        self.loose += 1
+        if self.loose >= COMPACT:
+            self[-COMPACT:] = ["".join(self[-COMPACT:])]
+            self.loose = 0
 
 
 @dataclass(frozen=True)
@@ -190,12 +206,15 @@ class StreamState:
         self.items -= len(waiting)  # counted again as they open
         return [(key, call_id, name, "".join(pieces)) for key, (call_id, name, pieces) in waiting.items()]
 
+    piece_cost = PIECE_COST  # a door that joins its pieces (Pieces) counts text only
+
     def keeping(self, size: int) -> bool:
-        """Count `size` more characters (and PIECE_COST for the piece) as kept; False (nothing counted) when that
+        """Count `size` more characters (and piece_cost for the piece) as kept; False (nothing counted) when that
         would pass ex.keep."""
-        if self.kept_size + size + PIECE_COST > self.ex.keep:
+        size += self.piece_cost
+        if self.kept_size + size > self.ex.keep:
             return False
-        self.kept_size += size + PIECE_COST
+        self.kept_size += size
         return True
 
     def new_item(self, *labels: Any) -> None:

@@ -15,7 +15,7 @@ import time
 from typing import Any, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import DoorArgs, Exchange, Front, StreamState, bad_request, new_id, whole_answer
+from argoproxy.fronts.front import DoorArgs, Exchange, Front, Pieces, StreamState, bad_request, new_id, whole_answer
 from argoproxy.fronts.fields import boolean, obj, string
 from argoproxy.fronts.responses_tools import (HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, field_error,
                                               replayed_call)
@@ -336,6 +336,8 @@ class ResponseStream(StreamState):
     """Chat chunks -> Responses events, one output item at a time (reasoning, message, function or custom tool
     calls), each opened with output_item.added and closed with its .done events before the next one starts."""
 
+    piece_cost = 0  # its kept text is joined as it grows (Pieces): MAX_SSE_EVENT_BYTES counts characters only
+
     def __init__(self, ex: Exchange) -> None:
         super().__init__(ex)
         self.seq = 0
@@ -362,7 +364,7 @@ class ResponseStream(StreamState):
         self.new_item(item.get("call_id"), item.get("name"))
         index = len(self.output)
         self.emit("response.output_item.added", output_index=index, item=item)
-        record = {"kind": kind, "item": item, "index": index, "text": []}
+        record = {"kind": kind, "item": item, "index": index, "text": Pieces()}
         if part is not None:
             self.emit("response.content_part.added", item_id=item["id"], output_index=index, content_index=0,
                       part=part)
@@ -375,7 +377,7 @@ class ResponseStream(StreamState):
         if record is None:
             return
         item, index, text = record["item"], record["index"], "".join(record["text"])
-        record["text"] = [text]  # the pieces freed now (a late fragment of a call may still be added)
+        record["text"] = Pieces([text])  # the pieces freed now (a late fragment of a call may still be added)
         if record["kind"] == "reasoning":
             part = {"type": "reasoning_text", "text": text}
             self.emit("response.reasoning_text.done", item_id=item["id"], output_index=index, content_index=0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import PIECE_COST, Exchange
+from argoproxy.fronts.front import COMPACT, Exchange, Pieces
 from argoproxy.fronts.responses import ResponsesFront, request_to_chat
 from tests.fakes.fake_upstream import interleaved_tool_calls
 
@@ -393,7 +393,7 @@ def test_an_event_repeating_a_long_text_is_written_in_slices_with_the_same_bytes
 
 def test_output_past_the_kept_budget_ends_the_stream_as_incomplete() -> None:
     ex = FRONT.to_chat({"model": "m", "input": "hi", "stream": True})[1]
-    ex.keep = 10 + PIECE_COST  # each kept piece counts PIECE_COST more than its characters
+    ex.keep = 10
     events = list(FRONT.stream(iter([chunk({"content": "abcdef"}), chunk({"content": "ghijkl"}),
                                      chunk({"content": "never read"})]), ex))
     final = events[-1]
@@ -442,3 +442,18 @@ def test_interleaved_parallel_calls_come_out_one_whole_item_each():
     added = [i for i, e in enumerate(events) if e["type"] == "response.output_item.added"]
     closed = [i for i, e in enumerate(events) if e["type"] == "response.output_item.done"]
     assert added[1] > closed[0]  # one item at a time
+
+
+def test_kept_pieces_are_joined_as_they_grow_and_count_only_their_characters() -> None:
+    """The text a Responses stream repeats in its closing events is kept joined every COMPACT pieces (a string
+    per tiny delta cost 25 times its text), and MAX_SSE_EVENT_BYTES counts its characters only: one-token
+    deltas are not cut at a ninth of the limit."""
+    pieces = Pieces()
+    for i in range(COMPACT * 3 + 5):
+        pieces.append("ab")
+    assert len(pieces) == 3 + 5 and "".join(pieces) == "ab" * (COMPACT * 3 + 5)
+    ex = FRONT.to_chat({"model": "m", "input": "hi", "stream": True})[1]
+    ex.keep = 4 * 20_000
+    events = list(FRONT.stream(iter([chunk({"content": "abc "}) for _ in range(20_000)]), ex))
+    assert events[-1]["type"] == "response.completed" and not ex.cut
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == "abc " * 20_000
