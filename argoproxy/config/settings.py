@@ -402,8 +402,6 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
                                                                     "(ENABLE_AUTH and REDIS_URL)"),
     "redis_url": (lambda s: s.enable_auth or bool(s.models), "neither team keys (ENABLE_AUTH) nor routing (models) "
                                                              "use it"),
-    "host": (lambda s: not s.socket, "SOCKET is set (the proxy listens there only)"),
-    "port": (lambda s: not s.socket, "SOCKET is set (the proxy listens there only)"),
 }
 _CONSEQUENCE = {"api_key_secret": ": clients need no key (ENABLE_AUTH=true requires one)",
                 "api_key_file": ": clients need no key (ENABLE_AUTH=true requires one)"}
@@ -427,7 +425,8 @@ def _not_itself(settings: Settings, label: str) -> None:
     """An upstream that is this proxy (a loopback address, its own port) would forward every request to
     itself until its connections run out. OPENAI_BASE_URL is the usual way in: the openai SDK reads it as
     where to send requests, so users export it to point clients at the proxy."""
-    if not providers.get(settings.backend).uses_target_url or settings.models or not settings.target_base_url:
+    if not providers.get(settings.backend).uses_target_url or settings.models or not settings.target_base_url \
+            or settings.socket:  # on a Unix socket the proxy has no port to loop to
         return
     parts = urlsplit(settings.target_base_url)
     port = parts.port or (443 if parts.scheme == "https" else 80)

@@ -246,8 +246,7 @@ def test_a_redis_url_redis_cannot_use_stops_start_up(tmp_path, url):
 
 
 @pytest.mark.parametrize("env, named", [({"KEYS_DB": "k.db"}, "KEYS_DB"), ({"REDIS_OUTAGE": "refuse"}, "REDIS_OUTAGE"),
-                                        ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, "REDIS_URL"),
-                                        ({"SOCKET": "~/.cot_proxy/p.sock", "PORT": "6000"}, "PORT")])
+                                        ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, "REDIS_URL")])
 def test_team_and_listener_settings_that_go_unused_are_warnings(tmp_path, env, named):
     from argoproxy.config.settings import load
     loaded = load({}, environ={"HOME": str(tmp_path), **env})
