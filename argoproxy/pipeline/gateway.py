@@ -37,7 +37,7 @@ from argoproxy.pipeline.capabilities import CapabilityTable
 from argoproxy.pipeline.chat_answers import ChatAnswers
 from argoproxy.pipeline.filters import item_filters
 from argoproxy.pipeline.handoff import under_gevent
-from argoproxy.pipeline.stream_usage import Meter
+from argoproxy.pipeline.stream_usage import Meter, native_usage
 from argoproxy.pipeline.think import ThinkConfig
 from argoproxy.pipeline.tokens import count_request_tokens
 from argoproxy.providers.base import Backend, StreamItem
@@ -411,8 +411,10 @@ class Gateway:
         secrets = self.answers.secrets
         headers = secrets.headers(response_headers(resp.headers, drop_encoding=True))
         out.status = resp.status_code
-        return Answer(self.answers.relay(call, resp, self.first_read(resp, read_chunks(resp))), resp.status_code,
-                      headers, direct_passthrough=True)
+        chunks = self.first_read(resp, read_chunks(resp))
+        if plan.team_key is not None:  # its usage counts against the key: read from the bytes as they pass
+            chunks = native_usage(chunks, out)
+        return Answer(self.answers.relay(call, resp, chunks), resp.status_code, headers, direct_passthrough=True)
 
     def passthrough(self, call: Call, url: str, headers: dict[str, str]) -> Answer:
         """A forwarded route (its body already read into plan.raw_body): bytes up, bytes down."""

@@ -14,7 +14,8 @@ and Responses always carry it). OpenAI-style upstreams send it on a stream only 
 from __future__ import annotations
 
 import io
-from typing import Any
+import re
+from typing import Any, Iterable, Iterator
 
 from argoproxy.upstream import sse
 from argoproxy.pipeline.tokens import count_request_tokens, count_text
@@ -114,3 +115,31 @@ class Meter:
         prompt = prompt_tokens(body) if isinstance(body, dict) else 0
         return estimated_usage(prompt, self.output.total()), True
 
+
+
+# A relayed native answer's usage, read from its bytes as they pass (the proxy does not parse those answers):
+# the counts any usage object holds, in OpenAI's names or Anthropic's and the Responses API's. Counts are
+# cumulative (message_start, then message_delta), so the largest seen is the answer's.
+_INPUT = re.compile(rb'"(?:input_tokens|prompt_tokens)"\s*:\s*(\d{1,12})')
+_OUTPUT = re.compile(rb'"(?:output_tokens|completion_tokens)"\s*:\s*(\d{1,12})')
+USAGE_WINDOW = 4096  # bytes after a `"usage"` that are searched for its counts
+
+
+def native_usage(chunks: Iterable[bytes], out: Any) -> Iterator[bytes]:
+    """`chunks` as they are, setting out.usage (input_tokens, output_tokens) from the usage objects they carry,
+    also when the client leaves first."""
+    counts = [0, 0]
+    seen = False
+    try:
+        for data in chunks:
+            at = data.find(b'"usage"')
+            while at >= 0:
+                window = data[at:at + USAGE_WINDOW]
+                counts[0] = max([counts[0], *map(int, _INPUT.findall(window))])
+                counts[1] = max([counts[1], *map(int, _OUTPUT.findall(window))])
+                seen = True
+                at = data.find(b'"usage"', at + 7)
+            yield data
+    finally:
+        if seen:
+            out.usage = {"input_tokens": counts[0], "output_tokens": counts[1]}

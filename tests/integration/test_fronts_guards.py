@@ -206,6 +206,32 @@ def test_fronts_passthrough(fake):
         assert r.id == "resp_up" and fake.received[-1].path == "/v1/responses"
 
 
+def test_a_team_keys_budget_counts_what_native_answers_say_they_used(fake, tmp_path):
+    """A relayed native answer is not parsed, but its usage is read from its bytes as they pass: whole or
+    streamed, it counts against a team key's budget (it was charged the prompt's estimate only)."""
+    from tests.integration.test_team_keys import create
+    db = tmp_path / "keys.db"
+    stream = [{"type": "message_start", "message": {**ANTHROPIC_MESSAGE, "content": [], "usage": {
+        "input_tokens": 500, "output_tokens": 1}}}, {"type": "content_block_start", "index": 0, "content_block": {
+            "type": "text", "text": ""}}, {"type": "content_block_delta", "index": 0, "delta": {
+                "type": "text_delta", "text": "hi"}}, {"type": "content_block_stop", "index": 0},
+              {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 500}},
+              {"type": "message_stop"}]
+    with running_proxy(TARGET_BASE_URL=fake.base_url, FRONTS_PASSTHROUGH="messages", ENABLE_AUTH="true",
+                       API_KEY_SECRET="admin", KEYS_DB=str(db)) as p:
+        key = create(db, "nat", "--budget", "2500/day")
+        client = ant(p, key=key)
+        fake.add(Reply({**ANTHROPIC_MESSAGE, "usage": {"input_tokens": 400, "output_tokens": 600}}))
+        client.messages.create(model="claude-x", max_tokens=10, messages=MSG)  # 1,000 tokens
+        fake.add(Stream([f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in stream]))
+        with client.messages.stream(model="claude-x", max_tokens=10, messages=MSG) as events:
+            assert events.get_final_text() == "hi"  # 1,000 more
+        fake.add(Reply({**ANTHROPIC_MESSAGE, "usage": {"input_tokens": 400, "output_tokens": 600}}))
+        client.messages.create(model="claude-x", max_tokens=10, messages=MSG)  # 3,000: over from now on
+        with pytest.raises(anthropic.RateLimitError):
+            client.messages.create(model="claude-x", max_tokens=10, messages=MSG)
+
+
 def test_argo_native_messages_go_to_the_anthropic_endpoint(argo_native):
     up, p = argo_native
     up.add(Reply(ANTHROPIC_MESSAGE))
