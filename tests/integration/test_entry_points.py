@@ -166,21 +166,27 @@ def test_argo_settings_with_explicit_openai_backend_stop_start_up(tmp_path: Path
         "(on the command line): remove one of them, or set backend argo"]
 
 
-def test_a_setting_the_backend_does_not_use_is_a_warning(tmp_path: Path) -> None:
+def started_and_stopped(tmp_path: Path, args: list[str], **extra: str) -> list[str]:
+    """The lines the proxy printed, started with these arguments and settings in front of a fake upstream, once
+    healthy and stopped."""
     with FakeOpenAI() as fake:
         port = free_port()
-        env = clean_env(tmp_path, TARGET_BASE_URL=fake.base_url, PORT=str(port), ARGO_USER="erin",
-                        PYTHONPATH=str(ROOT))
+        env = clean_env(tmp_path, TARGET_BASE_URL=fake.base_url, PORT=str(port), **extra)
         log = tmp_path / "start.log"
         with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                                     "cot_proxy:app"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT)
         try:
             assert health(port, proc, log)["status"] == "healthy"
         finally:
             proc.terminate()
             proc.wait(30)
-    lines = log.read_text().splitlines()
+    return log.read_text().splitlines()
+
+
+def test_a_setting_the_backend_does_not_use_is_a_warning(tmp_path: Path) -> None:
+    lines = started_and_stopped(tmp_path, ["-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "cot_proxy:app"],
+                                ARGO_USER="erin", PYTHONPATH=str(ROOT))
     assert lines[0] == "cot_proxy: warning: ARGO_USER is set in the environment, but the openai backend does not use it"
     assert lines.count(lines[0]) == 1  # once, from the master, not once per worker
 
@@ -188,20 +194,7 @@ def test_a_setting_the_backend_does_not_use_is_a_warning(tmp_path: Path) -> None
 def test_gunicorn_cmd_args_where_the_proxy_starts_itself_is_a_warning(tmp_path: Path) -> None:
     """`python cot_proxy.py` runs Gunicorn from the proxy's settings and does not read GUNICORN_CMD_ARGS (Gunicorn's
     own command does): a worker class asked for there would silently not be used."""
-    with FakeOpenAI() as fake:
-        port = free_port()
-        env = clean_env(tmp_path, TARGET_BASE_URL=fake.base_url, PORT=str(port),
-                        GUNICORN_CMD_ARGS="--worker-class=gthread")
-        log = tmp_path / "start.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, str(ROOT / "cot_proxy.py")], cwd=tmp_path, env=env, stdout=out,
-                                    stderr=subprocess.STDOUT)
-        try:
-            assert health(port, proc, log)["status"] == "healthy"
-        finally:
-            proc.terminate()
-            proc.wait(30)
-    lines = log.read_text().splitlines()
+    lines = started_and_stopped(tmp_path, [str(ROOT / "cot_proxy.py")], GUNICORN_CMD_ARGS="--worker-class=gthread")
     warning = [line for line in lines if "GUNICORN_CMD_ARGS" in line]
     assert len(warning) == 1 and warning[0].startswith("cot_proxy: warning: GUNICORN_CMD_ARGS is not read"), lines
 

@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 import time
+from typing import Callable
 
 import pytest
 import requests
@@ -355,6 +356,16 @@ def test_a_short_forwarded_body_shorter_than_its_length_is_a_502_not_ours(up):
     srv.close()
 
 
+def failures_in_parallel(clients: int, each: int, ask: Callable[[requests.Session, int, int], str | None]) -> list[str]:
+    """`clients` clients at once, each on a Session of its own asking `each` times: what `ask(session, client,
+    i)` said went wrong."""
+    def client(n: int) -> list[str]:
+        with requests.Session() as session:
+            return [f for f in (ask(session, n, i) for i in range(each)) if f is not None]
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        return [f for got in pool.map(client, range(clients)) for f in got]
+
+
 class RawUpstream:
     """An upstream on a bare socket, one thread per connection (`serve`), for wire faults no HTTP server makes."""
 
@@ -454,17 +465,11 @@ def test_keyed_requests_sent_again_under_threads_go_on_connections_of_their_own(
     up = HangingUp()
     with running_proxy(TARGET_BASE_URL=up.base_url, WORKER_CLASS="gthread", THREADS="16", FAST_PATH=fast_path,
                        MAX_RETRIES="0") as p:
-        def client(n: int) -> list[str]:
-            failures = []
-            with requests.Session() as session:
-                for i in range(8):
-                    r = session.post(p.base_url + "/chat/completions", json=chat(), timeout=30,
-                                     headers={"Idempotency-Key": f"k-{n}-{i}"})
-                    if r.status_code != 200:
-                        failures.append(f"{r.status_code} {r.text[:200]}")
-            return failures
-        with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            failures = [f for got in pool.map(client, range(16)) for f in got]
+        def ask(session: requests.Session, n: int, i: int) -> str | None:
+            r = session.post(p.base_url + "/chat/completions", json=chat(), timeout=30,
+                             headers={"Idempotency-Key": f"k-{n}-{i}"})
+            return None if r.status_code == 200 else f"{r.status_code} {r.text[:200]}"
+        failures = failures_in_parallel(16, 8, ask)
         assert not failures, failures[:5]
         assert up.hung_up > 0  # the closes did meet requests
     up.srv.close()
@@ -574,18 +579,13 @@ def test_a_stream_with_no_data_under_threads_breaks_no_other_request(fast_path):
     up = EmptyStreams()
     with running_proxy(TARGET_BASE_URL=up.base_url, WORKER_CLASS="gthread", THREADS="8", FAST_PATH=fast_path,
                        MAX_RETRIES="0") as p:
-        def client(n: int) -> list[str]:
-            failures = []
-            with requests.Session() as session:
-                for i in range(30):
-                    model, stream = ("empty", True) if (n + i) % 3 == 0 else ("m", i % 2 == 0)
-                    r = session.post(p.base_url + "/chat/completions", timeout=30, json={
-                        "model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
-                    if r.status_code != 200 or f"whole {model}" not in r.text:
-                        failures.append(f"{model} stream={stream}: {r.status_code} {r.text[:200]}")
-            return failures
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            failures = [f for got in pool.map(client, range(8)) for f in got]
+        def ask(session: requests.Session, n: int, i: int) -> str | None:
+            model, stream = ("empty", True) if (n + i) % 3 == 0 else ("m", i % 2 == 0)
+            r = session.post(p.base_url + "/chat/completions", timeout=30, json={
+                "model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+            ok = r.status_code == 200 and f"whole {model}" in r.text
+            return None if ok else f"{model} stream={stream}: {r.status_code} {r.text[:200]}"
+        failures = failures_in_parallel(8, 30, ask)
         assert not failures, failures[:5]
     up.srv.close()
 
