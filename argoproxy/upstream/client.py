@@ -117,9 +117,9 @@ class Upstream:
             if resp.status_code < 200:  # an interim answer as the answer (the stock transport, or a 101): never relayed
                 resp.close()  # unread: its connection is dropped, not pooled with the real answer waiting on it
                 raise ProxyError(502, f"The upstream server {describe_host(req.url)} answered {resp.status_code} "
-                                      f"{resp.reason}, an interim answer this transport cannot read past (FAST_PATH=off, "
-                                      "or an upstream reached through a proxy); the request may have been processed.",
-                                 code="upstream_bad_response")
+                                      f"{resp.reason}, an interim answer this transport cannot read past "
+                                      "(FAST_PATH=off, or an upstream reached through a proxy); the request may have "
+                                      "been processed.", code="upstream_bad_response")
             if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
                 after = _retry_delay(resp, attempt + 1)
                 if after is not None and self._may_retry(attempt, started, after):
