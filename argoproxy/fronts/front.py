@@ -190,7 +190,7 @@ class StreamState:
         call = self.waiting.get(key)
         if call is None:
             self.new_item(fragment.get("id"), function.get("name"))
-            call = self.waiting[key] = [None, "", []]
+            call = self.waiting[key] = [None, "", Pieces()]  # joined as they grow: 8 MB of 2-byte fragments
         call[0], call[1] = call[0] or fragment.get("id"), call[1] or function.get("name") or ""
         args = function.get("arguments")
         if isinstance(args, str) and args:

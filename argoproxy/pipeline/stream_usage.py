@@ -117,29 +117,42 @@ class Meter:
 
 
 
-# A relayed native answer's usage, read from its bytes as they pass (the proxy does not parse those answers):
-# the counts any usage object holds, in OpenAI's names or Anthropic's and the Responses API's. Counts are
-# cumulative (message_start, then message_delta), so the largest seen is the answer's.
-_INPUT = re.compile(rb'"(?:input_tokens|prompt_tokens)"\s*:\s*(\d{1,12})')
-_OUTPUT = re.compile(rb'"(?:output_tokens|completion_tokens)"\s*:\s*(\d{1,12})')
+# A relayed native answer's usage, read from its bytes as they pass (the proxy does not parse those answers): the
+# counts of its usage objects, in OpenAI's names or Anthropic's and the Responses API's. Output from the last
+# usage object (streams end with the cumulative one; a whole answer's comes after its content, so a tool's input
+# that holds a "usage" member does not count); input from the last that has it, else the first (Anthropic's
+# message_start). Anthropic's input_tokens leave out cached tokens: those are added.
+_COUNT = re.compile(rb'"(input_tokens|prompt_tokens|cache_creation_input_tokens|cache_read_input_tokens|'
+                    rb'output_tokens|completion_tokens)"\s*:\s*(\d{1,12})')
 USAGE_WINDOW = 4096  # bytes after a `"usage"` that are searched for its counts
+_INPUTS = (b"input_tokens", b"prompt_tokens", b"cache_creation_input_tokens", b"cache_read_input_tokens")
 
 
 def native_usage(chunks: Iterable[bytes], out: Any) -> Iterator[bytes]:
     """`chunks` as they are, setting out.usage (input_tokens, output_tokens) from the usage objects they carry,
-    also when the client leaves first."""
-    counts = [0, 0]
-    seen = False
+    also when the client leaves first; left alone when none carried a count (the estimate stands)."""
+    first: dict[bytes, int] = {}
+    last: dict[bytes, int] = {}
+    first_at = -1  # where the first usage object with counts starts in the stream
+    carry, passed = b"", 0  # the end of the bytes before (an object or a number split between reads), their count
     try:
         for data in chunks:
-            at = data.find(b'"usage"')
-            while at >= 0:
-                window = data[at:at + USAGE_WINDOW]
-                counts[0] = max([counts[0], *map(int, _INPUT.findall(window))])
-                counts[1] = max([counts[1], *map(int, _OUTPUT.findall(window))])
-                seen = True
-                at = data.find(b'"usage"', at + 7)
+            buf = carry + data if carry else data
+            at = buf.find(b'"usage"')
+            while at >= 0:  # an object met again in `carry` is read again, more of it there now
+                counts = {name: int(value) for name, value in _COUNT.findall(buf[at:at + USAGE_WINDOW])}
+                if counts:
+                    where = passed - len(carry) + at
+                    if first_at < 0 or where == first_at:
+                        first, first_at = counts, where
+                    last = counts
+                at = buf.find(b'"usage"', at + 7)
+            carry = buf[-USAGE_WINDOW:]
+            passed += len(data)
             yield data
     finally:
-        if seen:
-            out.usage = {"input_tokens": counts[0], "output_tokens": counts[1]}
+        if last:
+            inputs = last if any(name in last for name in _INPUTS) else first
+            prompt = inputs.get(b"prompt_tokens", 0) or sum(inputs.get(name, 0) for name in _INPUTS[:1] + _INPUTS[2:])
+            output = last.get(b"output_tokens", last.get(b"completion_tokens", 0))
+            out.usage = {"input_tokens": prompt, "output_tokens": output}

@@ -70,9 +70,10 @@ class BackendRoute:
 STATUS_PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
                       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
-# Forwarded POST routes where an upstream serves a default model to a request naming none (OpenAI: dall-e-2 for
-# images, omni-moderation for moderations): a team key held to some models must name one there.
-MODEL_DEFAULTED = ("images/", "moderations", "audio/")
+# Forwarded POST routes where an upstream serves a model the request did not name (OpenAI: dall-e-2 for images,
+# omni-moderation for moderations, an embedding model for vector stores, the assistant's for a thread's run, the
+# session's for realtime): a team key held to some models must name one there, and may only name its own.
+MODEL_DEFAULTED = ("images/", "moderations", "audio/", "vector_stores", "threads/", "realtime/")
 
 
 def model_defaulted(method: str, path: str) -> bool:

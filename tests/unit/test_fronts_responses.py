@@ -6,7 +6,7 @@ import pytest
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import COMPACT, Exchange, Pieces
-from argoproxy.fronts.responses import ResponsesFront, request_to_chat
+from argoproxy.fronts.responses import ResponsesFront, ResponseStream, request_to_chat
 from tests.fakes.fake_upstream import interleaved_tool_calls
 
 FRONT = ResponsesFront()
@@ -457,3 +457,15 @@ def test_kept_pieces_are_joined_as_they_grow_and_count_only_their_characters() -
     events = list(FRONT.stream(iter([chunk({"content": "abc "}) for _ in range(20_000)]), ex))
     assert events[-1]["type"] == "response.completed" and not ex.cut
     assert events[-1]["response"]["output"][0]["content"][0]["text"] == "abc " * 20_000
+
+
+def test_fragments_of_a_call_that_waits_are_joined_as_they_grow() -> None:
+    """An interleaved call waits whole behind the open one: its fragments are joined as they come (two-byte
+    fragments up to ARGS_LIMIT were 4 million strings, 250 MB)."""
+    ex = FRONT.to_chat({"model": "m", "input": "hi", "stream": True})[1]
+    state = ResponseStream(ex)
+    state.tool_call(0, {"index": 0, "id": "c0", "function": {"name": "f", "arguments": "{"}})
+    for i in range(COMPACT * 4):
+        state.tool_call(1, {"index": 1, "function": {"arguments": "ab"}})
+    pieces = state.waiting[1][2]
+    assert len(pieces) <= COMPACT and "".join(pieces) == "ab" * COMPACT * 4

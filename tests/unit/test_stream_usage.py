@@ -7,7 +7,7 @@ import json
 
 from argoproxy.upstream import sse
 from argoproxy.pipeline.tokens import count_text
-from argoproxy.pipeline.stream_usage import SAMPLE, Meter, OutputCount
+from argoproxy.pipeline.stream_usage import SAMPLE, Meter, OutputCount, native_usage
 from argoproxy.pipeline.upstream_messages import normalize
 
 CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
@@ -71,3 +71,33 @@ def test_messages_normalized_for_chat_servers():
     assert normalize(argo, keep_developer=False, tool_turn_content=None)  # ARGO: null beside tool calls
     assert argo[0]["content"] is None and argo[1]["content"] == ""
     assert not normalize("not a list", keep_developer=False)
+
+
+def _native(pieces: list[bytes]) -> dict | None:
+    class Outcome:
+        usage = None
+    out = Outcome()
+    list(native_usage(iter(pieces), out))
+    return out.usage
+
+
+def test_a_native_answers_usage_is_read_from_its_bytes_wherever_the_reads_cut_them():
+    """Anthropic's stream: input (cached tokens added) in message_start, output in the last message_delta; text
+    that quotes a usage object is escaped and never read; reads may cut a key or a number anywhere."""
+    def event(e: dict) -> bytes:
+        return f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode()
+    stream = b"".join([
+        event({"type": "message_start", "message": {"usage": {"input_tokens": 12345, "cache_read_input_tokens": 1000,
+                                                             "output_tokens": 1}}}),
+        event({"type": "content_block_delta", "delta": {"text": 'a "usage": {"output_tokens": 9}'}}),
+        event({"type": "message_delta", "usage": {"output_tokens": 70000}})])
+    for cut in range(0, len(stream), 5):
+        assert _native([stream[:cut], stream[cut:]]) == {"input_tokens": 13345, "output_tokens": 70000}, cut
+
+
+def test_a_usage_member_in_a_tools_input_is_not_the_answers():
+    whole = json.dumps({"content": [{"type": "tool_use", "input": {"usage": "x", "input_tokens": 999999,
+                                                                    "output_tokens": 888888}}],
+                        "usage": {"input_tokens": 3, "output_tokens": 5}}).encode()
+    assert _native([whole]) == {"input_tokens": 3, "output_tokens": 5}
+    assert _native([b'{"type":"response.created","response":{"usage":null}}']) is None  # the estimate stands
