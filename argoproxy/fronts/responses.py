@@ -345,6 +345,7 @@ class ResponseStream(StreamState):
         self.output: list[dict[str, Any]] = []  # finished items
         self.open: dict[str, Any] | None = None  # the item being streamed: {"kind", "item", "text": [..]}
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its open item record
+        self.late: dict[int, dict[str, Any]] = {}  # finished calls that got more fragments, by output index
         self.tools: ChatTools = ex.tools or NO_TOOLS
 
     def emit(self, kind: str, **fields: Any) -> None:
@@ -457,10 +458,9 @@ class ResponseStream(StreamState):
                 return
             record = self.calls[index] = self._open_call(fragment.get("id"), function.get("name") or "")
         elif record is not self.open:
-            if function.get("arguments"):  # a late fragment of a finished call (interleaved upstream calls)
-                record["text"].append(function["arguments"])
-                done, text = self.output[record["index"]], "".join(record["text"])
-                done.update(input=custom_input(text)) if record["kind"] == "custom" else done.update(arguments=text)
+            if function.get("arguments"):  # a late fragment of a finished call (interleaved upstream calls):
+                record["text"].append(function["arguments"])  # in the final response only (_settle_late)
+                self.late[record["index"]] = record
             return
         args = function.get("arguments")
         if args:
@@ -483,6 +483,14 @@ class ResponseStream(StreamState):
                     self.emit("response.function_call_arguments.delta", item_id=record["item"]["id"],
                               output_index=record["index"], delta=args)
 
+    def _settle_late(self) -> None:
+        """Finished calls that got late fragments: their items whole, joined once (joined per fragment, a hostile
+        upstream's fragments cost time quadratic in their number)."""
+        for index, record in self.late.items():
+            done, text = self.output[index], "".join(record["text"])
+            done.update(input=custom_input(text)) if record["kind"] == "custom" else done.update(arguments=text)
+        self.late.clear()
+
     def finish(self) -> None:
         self._release()
         if not self.output and self.open is None:
@@ -490,6 +498,7 @@ class ResponseStream(StreamState):
         # Cut at ex.keep: the output is what was sent, cut short as by a token limit.
         status, incomplete = status_of("length" if self.ex.cut else self.choice.get("finish_reason"))
         self.close("completed" if status == "completed" else "incomplete")
+        self._settle_late()
         final = response_object(self.ex, self.resp_id, status, self.output, usage_to_responses(self.ex.usage),
                                  incomplete)
         self.ex.output = final
@@ -497,6 +506,7 @@ class ResponseStream(StreamState):
 
     def fail(self, err: ProxyError) -> None:
         self.close("incomplete")
+        self._settle_late()
         code = err.code or ("server_error" if err.status >= 500 else "invalid_request_error")
         self.emit("error", code=code, message=err.message, param=err.param)
         final = response_object(self.ex, self.resp_id, "failed", self.output, usage_to_responses(self.ex.usage),

@@ -469,3 +469,16 @@ def test_fragments_of_a_call_that_waits_are_joined_as_they_grow() -> None:
         state.tool_call(1, {"index": 1, "function": {"arguments": "ab"}})
     pieces = state.waiting[1][2]
     assert len(pieces) <= COMPACT and "".join(pieces) == "ab" * COMPACT * 4
+
+
+def test_late_fragments_of_a_finished_call_reach_the_final_response_whole() -> None:
+    """A call closed by what came next (text) gets more fragments: the final response has its whole arguments,
+    joined once at the end (joined per fragment before: quadratic in a hostile upstream's fragments)."""
+    ex = FRONT.to_chat({"model": "m", "input": "hi", "stream": True})[1]
+    first = {"index": 0, "id": "c0", "type": "function", "function": {"name": "f", "arguments": '{"a": "'}}
+    late = [chunk({"tool_calls": [{"index": 0, "function": {"arguments": "x"}}]}) for _ in range(20_000)]
+    events = list(FRONT.stream(iter([chunk({"tool_calls": [first]}), chunk({"content": "and text"}), *late,
+                                     chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"}'}}]}),
+                                     chunk(finish="tool_calls")]), ex))
+    call = next(item for item in events[-1]["response"]["output"] if item["type"] == "function_call")
+    assert call["arguments"] == '{"a": "' + "x" * 20_000 + '"}'
