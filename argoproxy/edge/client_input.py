@@ -180,7 +180,6 @@ class DeadlineBody:
         self.done = False
         self.expired = False
         self.single_reads = False  # every read is one recv, bounded by the time left: no Watchdog needed
-        self.listener: Callable[[memoryview], None] | None = None  # sees each piece of a body read whole
 
     def read(self, size: int | None = -1) -> bytes:
         if self.direct is not None and self.left and not self.done and (size is None or size < 0 or size >= self.left):
@@ -212,13 +211,9 @@ class DeadlineBody:
         time left, so the Watchdog has nothing to cut: a read it ended by shutting the socket would also end a
         TLS session mid-record, and the 408 could not be sent (gthread: the read runs in another thread)."""
         self.single_reads = True
-        listener = self.listener
         while self.left:  # counted down by _guarded; a fill never passes the end
-            piece = self._guarded(body.fill, min(self.left, PIECE))
-            if not piece:
+            if not self._guarded(body.fill, min(self.left, PIECE)):
                 break  # the client closed early: the caller sees a short body
-            if listener is not None:
-                listener(piece)
             if self.left:
                 time.sleep(0)  # let other requests run (see read)
         if not self.left:

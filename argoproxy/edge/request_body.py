@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from argoproxy.edge.body_members import MEMBERS_FROM, Members
 from argoproxy.edge.byte_counts import brackets
@@ -147,13 +147,10 @@ def _finite_float(text: str) -> float:
     return number
 
 
-def read_request_body(req: "Request | None", max_bytes: int,
-                      listener: "Callable[[memoryview], None] | None" = None) -> bytes:
+def read_request_body(req: "Request | None", max_bytes: int) -> bytes:
     """The client's request body, refusing more than max_bytes with a 413 (from its Content-Length, before
     reading it). Read from the server's input directly (Werkzeug's stream wrappers cost more than the read); a
-    chunked body has no length and is cut and refused at the limit rather than forwarded truncated.
-    `listener` sees each piece of a body of known length as it arrives, where the input reads in pieces
-    (edge/client_input.py with FAST_PATH=on): an early send (fastpath/early_send.py)."""
+    chunked body has no length and is cut and refused at the limit rather than forwarded truncated."""
     if req is None:  # a call the proxy made itself
         return b""
     stream = req.input
@@ -164,8 +161,6 @@ def read_request_body(req: "Request | None", max_bytes: int,
         size = int(length)
         if size > max_bytes:
             raise _too_large(max_bytes)
-        if listener is not None and hasattr(stream, "listener"):
-            stream.listener = listener
         data = stream.read(size)
         if len(data) < size:
             raise ProxyError(400, "The request body ended before its Content-Length.", code="invalid_request")

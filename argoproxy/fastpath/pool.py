@@ -40,27 +40,19 @@ class DirectPools:
     def send(self, req: UpstreamRequest, timeout: tuple[float, float], max_bytes: int = 0) -> PooledResponse | None:
         """The answer, or None when the environment puts a proxy in front of this host (decided once per
         scheme://host:port, as requests decides): the caller then sends through requests itself."""
-        pool, path = self.pool_and_path(req.url)
+        scheme_host, path = _split_url(req.url)
+        pool = self._pools.get(scheme_host)
+        if (pool is None and scheme_host not in self._pools) or (pool is not None and pool.pool is None):
+            # unseen, or closed (pool.pool is None once closed)
+            pool = self._remember(scheme_host, None if proxy_for(req.url).url else self._pool_for(req.url))
         if pool is None:
             return None
-        early = req.early.use(req, timeout) if req.early is not None else None
-        if early is not None:  # the body went while it arrived (early_send.py)
-            return PooledResponse(early, req.url, max_bytes)
         # preload_content=False: urllib3 answers with an HTTPResponse (its signature says BaseHTTPResponse)
         raw = cast(urllib3.HTTPResponse, pool.urlopen(
             req.method, path, body=req.body, headers=req.headers, retries=NO_RETRIES, redirect=False,
             assert_same_host=False, timeout=self.timeout_object(timeout), preload_content=False,
             decode_content=False, release_conn=False))
         return PooledResponse(raw, req.url, max_bytes)
-
-    def pool_and_path(self, url: str) -> tuple[urllib3.HTTPConnectionPool | None, str]:
-        """The pool for an absolute URL (None when a proxy applies to its host), and the URL's path."""
-        scheme_host, path = _split_url(url)
-        pool = self._pools.get(scheme_host)
-        if (pool is None and scheme_host not in self._pools) or (pool is not None and pool.pool is None):
-            # unseen, or closed (pool.pool is None once closed)
-            pool = self._remember(scheme_host, None if proxy_for(url).url else self._pool_for(url))
-        return pool, path
 
     def timeout_object(self, timeout: tuple[float, float]) -> urllib3.Timeout:
         """A shared urllib3.Timeout per (connect, read) pair; the read part can come from a client's `timeout`

@@ -22,7 +22,6 @@ from argoproxy.pipeline.think import ThinkConfig
 
 if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Request
-    from argoproxy.fastpath.early_send import Ticket
     from argoproxy.fronts.front import Exchange
     from argoproxy.observe.body_tap import BodyTap
     from argoproxy.pipeline.stream_usage import Meter
@@ -73,12 +72,6 @@ class Plan:
     backend_state: object = None  # the backend's own, from its prepare (each backend knows its type)
     adapted: list[str] = field(default_factory=list)  # X-Adapted-Params: what was changed to fit the model
     kept_alive: bool = False  # routed: keepalives run around all attempts, not per attempt
-    early: Ticket | None = None  # a long body's ticket until the upstream request takes it (fastpath/early_send.py)
-
-    def hand_early(self, req: UpstreamRequest) -> UpstreamRequest:
-        """The upstream request built for this plan takes the body's ticket (its first send uses it)."""
-        req.early, self.early = self.early, None
-        return req
 
     def touch(self, *keys: str) -> None:
         """Top-level members of the body that changed (a change inside another member sets body_changed)."""

@@ -88,7 +88,7 @@ class Gateway:
         """Every API request: chat/completions, completions, embeddings, and the front doors' (`front`: the
         Responses, Messages or Google door; `args`: what its path says, such as Google's model and method)."""
         plan = call.plan
-        plan.raw_body = self.read_body(call, early=front is None)
+        plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
         body, plan.members = parse_with_members(plan.raw_body)
         named = args.model if args is not None and args.model is not None else body.get("model")
         plan.model = named if isinstance(named, str) else None  # named in metrics and journals when refused
@@ -105,20 +105,6 @@ class Gateway:
                 return self.count_tokens(call, front, body)
         plan.body = body
         return self.routing.api(call) if self.routing is not None else self.run(call)
-
-    def read_body(self, call: Call, early: bool = True) -> bytes:
-        """The client's body. A long one may go upstream while it arrives (`early`: it may go as the client
-        wrote it), with one upstream only: the model picks among several (fastpath/early_send.py)."""
-        req = call.client.request
-        sends = self.upstream.early if early and self.routing is None and req is not None else None
-        ticket = sends.ticket(call.client.method, call.plan.path, call.plan.query, call.plan.headers,
-                              req.content_length) if sends is not None and req is not None else None
-        if ticket is None:
-            return read_request_body(req, self.settings.max_body_bytes)
-        call.plan.early = ticket  # aborted by the door if the call never reaches its upstream request
-        raw = read_request_body(req, self.settings.max_body_bytes, ticket.feed)
-        ticket.arrived(raw)
-        return raw
 
     def translate(self, call: Call, front: Front, body: dict[str, Any], count_only: bool,
                   args: DoorArgs | None) -> dict[str, Any]:
@@ -177,7 +163,7 @@ class Gateway:
         whole = self.backend.complete(call)
         if whole is not None:
             return self.chat.answer_object(call, whole)
-        return self.finish(call, plan.hand_early(self.backend.encode(call)))
+        return self.finish(call, self.backend.encode(call))
 
     def check_allowed(self, call: Call) -> None:
         """ALLOWED_MODELS, one rule on every door and route: the name the client asked for or the name it
@@ -433,8 +419,7 @@ class Gateway:
     def passthrough(self, call: Call, url: str, headers: dict[str, str]) -> Answer:
         """A forwarded route (its body already read into plan.raw_body): bytes up, bytes down."""
         out, answers = call.outcome, self.answers
-        out.upstream_request = call.plan.hand_early(UpstreamRequest(call.client.method, url, headers,
-                                                                    call.plan.raw_body or None))
+        out.upstream_request = UpstreamRequest(call.client.method, url, headers, call.plan.raw_body or None)
         resp = self.upstream.send(out.upstream_request)
         out.upstream_at, out.upstream_status = time.perf_counter(), resp.status_code
         if resp.status_code >= 400 and call.client.method != "HEAD":

@@ -118,8 +118,6 @@ class Door:
             log.exception("unexpected error in request %s", call.client.request_id or "-")
             answer = self.error_answer(call, ProxyError(500, "The proxy failed to handle this request; see its log.",
                                                         type="server_error", code="internal_error"))
-        if call.plan.early is not None:  # read early, but the call never reached its upstream request
-            call.plan.early.abort()
         adapted = call.plan.adapted
         if adapted:  # what capability adaptation changed in the request (argoproxy/pipeline/adapt.py)
             answer.headers[ADAPTED_HEADER] = ", ".join(adapted)
@@ -201,7 +199,7 @@ class Door:
         return self.gateway.api(call, front, count_only, args)
 
     def forward(self, call: Call, route: Route) -> Answer:
-        call.plan.raw_body = self.gateway.read_body(call)
+        call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
         key_models = self.key_models(call)
         if self.allowed or key_models:
             self.check_body_model(call, key_models)

@@ -15,7 +15,7 @@ import logging
 import random
 import re
 import time
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
@@ -26,9 +26,6 @@ from argoproxy.errors import ProxyError
 from argoproxy.upstream.proxy_env import DIRECT, ProxyChoice, proxy_for
 from argoproxy.upstream.wire import (DEFAULT_MAX_RESPONSE, TooManyInterim, UpstreamRequest, UpstreamResponse,
                                      describe_host, read_arrived)
-
-if TYPE_CHECKING:
-    from argoproxy.fastpath.early_send import EarlySends
 
 log = logging.getLogger(__name__)
 
@@ -86,22 +83,12 @@ class Upstream:
         self.read_timeout = read_timeout
         self.max_retries = max_retries
         self.direct = None  # the fast path's direct use of the Session's pools (FAST_PATH=on)
-        self.early: EarlySends | None = None  # long bodies sent while they arrive (FAST_PATH=on, gevent)
         if fast_path:
             from argoproxy.fastpath.pool import DirectPools
             self.direct = DirectPools(self.session)
-            from argoproxy.fastpath.early_send import early_sends
-            self.early = early_sends(self.direct)
 
     def send(self, req: UpstreamRequest) -> UpstreamResponse:
         """The upstream response, headers read and body not yet; raises ProxyError for transport failures."""
-        try:
-            return self._send(req)
-        finally:
-            if req.early is not None:  # begun early and not finished by the first attempt: closed unfinished
-                req.early.abort()
-
-    def _send(self, req: UpstreamRequest) -> UpstreamResponse:
         if "@" in req.url:
             req = url_credentials_as_header(req)
         timeout = (self.connect_timeout, req.timeout or self.read_timeout)

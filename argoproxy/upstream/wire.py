@@ -16,7 +16,6 @@ from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import loads
 
 if TYPE_CHECKING:
-    from argoproxy.fastpath.early_send import Ticket
     from argoproxy.observe.body_tap import BodyTap
 
 DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024  # MAX_RESPONSE_BYTES' default
@@ -41,8 +40,6 @@ class UpstreamRequest:
     # sent on a connection of its own, none of the pooled ones: the proxy's own second asking after a stream the
     # upstream ended with no data (Gateway.ask_whole), whose connection uvicorn closes a moment later
     fresh_connection: bool = False
-    # a long body's ticket (fastpath/early_send.py): the body may already be on its way, begun while it arrived
-    early: Ticket | None = None
 
 
 class UpstreamResponse:
