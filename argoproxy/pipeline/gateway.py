@@ -413,7 +413,7 @@ class Gateway:
         out.status = resp.status_code
         chunks = self.first_read(resp, read_chunks(resp))
         if plan.team_key is not None:  # its usage counts against the key: read from the bytes as they pass
-            chunks = native_usage(chunks, out)
+            chunks = native_usage(chunks, out, body)
         return Answer(self.answers.relay(call, resp, chunks), resp.status_code, headers, direct_passthrough=True)
 
     def passthrough(self, call: Call, url: str, headers: dict[str, str]) -> Answer:

@@ -18,7 +18,7 @@ import re
 from typing import Any, Iterable, Iterator
 
 from argoproxy.upstream import sse
-from argoproxy.pipeline.tokens import count_request_tokens, count_text
+from argoproxy.pipeline.tokens import count_request_tokens, count_text, count_texts
 
 # The first this many characters of an answer are kept (and counted only if no usage comes); the rest is only
 # measured, and the count scaled to it: a stream costs no counting at all when its upstream sends usage, and at
@@ -125,18 +125,49 @@ class Meter:
 _COUNT = re.compile(rb'"(input_tokens|prompt_tokens|cache_creation_input_tokens|cache_read_input_tokens|'
                     rb'output_tokens|completion_tokens)"\s*:\s*(\d{1,12})')
 USAGE_WINDOW = 4096  # bytes after a `"usage"` that are searched for its counts
+# The texts of a relayed answer, for an estimate when it carries no usage: Responses' `delta`s, Messages' `text`,
+# `thinking` and `partial_json`, chat's `content` and tool `arguments`, as written (escapes count as characters).
+_TEXT = re.compile(rb'"(?:delta|text|thinking|partial_json|content|arguments)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+MAX_TEXT_BYTES = 1 << 20  # texts kept for that estimate (the count samples past EXACT_CHARS anyway)
+
+
+class AnswerTexts:
+    """The texts a relayed answer carried, kept up to MAX_TEXT_BYTES and their size counted past it. A text cut
+    between two reads is missed: an estimate."""
+
+    def __init__(self) -> None:
+        self.texts: list[bytes] = []
+        self.kept = 0
+        self.more = 0  # bytes of text past what is kept
+
+    def add(self, data: bytes) -> None:
+        for text in _TEXT.findall(data):
+            if self.kept < MAX_TEXT_BYTES:
+                self.texts.append(text)
+                self.kept += len(text)
+            else:
+                self.more += len(text)
+
+    def total(self) -> int:
+        if not self.kept:
+            return 0
+        counted = count_texts(t.decode("utf-8", "replace") for t in self.texts)
+        return counted + counted * self.more // self.kept
 _INPUTS = (b"input_tokens", b"prompt_tokens", b"cache_creation_input_tokens", b"cache_read_input_tokens")
 
 
-def native_usage(chunks: Iterable[bytes], out: Any) -> Iterator[bytes]:
+def native_usage(chunks: Iterable[bytes], out: Any, body: dict[str, Any] | None = None) -> Iterator[bytes]:
     """`chunks` as they are, setting out.usage (input_tokens, output_tokens) from the usage objects they carry,
-    also when the client leaves first; left alone when none carried a count (the estimate stands)."""
+    also when the client leaves first. When none carried a count (a client gone before the end, an upstream that
+    sends none), the usage is estimated: the request `body`'s prompt and the texts the answer carried."""
     first: dict[bytes, int] = {}
     last: dict[bytes, int] = {}
     first_at = -1  # where the first usage object with counts starts in the stream
     carry, passed = b"", 0  # the end of the bytes before (an object or a number split between reads), their count
+    said = AnswerTexts()
     try:
         for data in chunks:
+            said.add(data)
             buf = carry + data if carry else data
             at = buf.find(b'"usage"')
             while at >= 0:  # an object met again in `carry` is read again, more of it there now
@@ -156,3 +187,6 @@ def native_usage(chunks: Iterable[bytes], out: Any) -> Iterator[bytes]:
             prompt = inputs.get(b"prompt_tokens", 0) or sum(inputs.get(name, 0) for name in _INPUTS[:1] + _INPUTS[2:])
             output = last.get(b"output_tokens", last.get(b"completion_tokens", 0))
             out.usage = {"input_tokens": prompt, "output_tokens": output}
+        elif body is not None:
+            out.usage = {"input_tokens": prompt_tokens(body), "output_tokens": said.total()}
+            out.usage_estimated = True

@@ -96,18 +96,39 @@ def prompt_texts(prompt: Any) -> list[str]:
 
 
 def request_texts(body: Mapping[str, Any]) -> list[str]:
-    """The texts of a chat or completions request (OpenAI or ARGO shape): every message's content, the
-    top-level `system` and `prompt`, and the tool definitions as their JSON."""
+    """The texts of a request: chat or completions (OpenAI or ARGO shape: every message's content, `system`,
+    `prompt`), and, relayed natively to an upstream that serves them, Messages (`system` blocks) and Responses
+    (`instructions`, `input`); the tool definitions as their JSON."""
     texts: list[str] = []
     messages = body.get("messages")
     if isinstance(messages, list):
         for message in messages:
             if isinstance(message, Mapping):
                 texts.extend(content_texts(message.get("content")))
-    texts.extend(prompt_texts(body.get("system")))
+    system = body.get("system")
+    texts.extend(content_texts(system) if isinstance(system, list) else prompt_texts(system))
     texts.extend(prompt_texts(body.get("prompt")))
+    texts.extend(prompt_texts(body.get("instructions")))
+    texts.extend(input_texts(body.get("input")))
     if body.get("tools"):
         texts.append(json.dumps(body["tools"], ensure_ascii=False, default=str))
+    return texts
+
+
+def input_texts(value: Any) -> list[str]:
+    """A Responses `input`: a string, or items (messages with their content, tool calls' arguments, tool
+    outputs)."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        return []
+    texts: list[str] = []
+    for item in value:
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, Mapping):
+            texts.extend(content_texts(item.get("content")))
+            texts.extend(t for t in (item.get("arguments"), item.get("output")) if isinstance(t, str))
     return texts
 
 

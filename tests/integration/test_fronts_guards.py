@@ -6,6 +6,7 @@ front label, journals, request ids), and the two ways a front reaches an upstrea
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import json
 from pathlib import Path
@@ -22,6 +23,7 @@ from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_images import FakeImageServer
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.integration.test_argo import argo_env
+from tests.polling import poll
 from tests.proxy_process import running_proxy
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -230,6 +232,30 @@ def test_a_team_keys_budget_counts_what_native_answers_say_they_used(fake, tmp_p
         client.messages.create(model="claude-x", max_tokens=10, messages=MSG)  # 3,000: over from now on
         with pytest.raises(anthropic.RateLimitError):
             client.messages.create(model="claude-x", max_tokens=10, messages=MSG)
+
+
+def test_a_native_responses_stream_without_usage_is_charged_its_estimate(fake, tmp_path):
+    """A Responses stream relayed natively whose usage never comes (here the upstream sends none; a client that
+    leaves before response.completed is the same) is charged the estimate of its `input` and of the text it
+    relayed: the estimator used to count chat `messages` only, so it was free."""
+    from tests.integration.test_team_keys import create, keys
+    db = tmp_path / "keys.db"
+    words = "the quick brown fox jumps over the lazy dog " * 40
+    events = [{"type": "response.created", "response": {"id": "resp_up", "status": "in_progress"}},
+              {"type": "response.output_text.delta", "item_id": "m1", "output_index": 0, "content_index": 0,
+               "delta": words}]
+    with running_proxy(TARGET_BASE_URL=fake.base_url, FRONTS_PASSTHROUGH="responses", ENABLE_AUTH="true",
+                       API_KEY_SECRET="admin", KEYS_DB=str(db)) as p:
+        key = create(db, "resp")
+        fake.add(Stream([f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events]))
+        r = requests.post(p.url + "/v1/responses", headers={"Authorization": f"Bearer {key}"}, timeout=20,
+                          json={"model": "gpt", "stream": True, "instructions": "be brief",
+                                "input": [{"role": "user", "content": [{"type": "input_text", "text": words}]}]})
+        assert r.status_code == 200 and b"quick brown" in r.content
+        rows = poll(lambda: [row for row in keys(db, "usage", "--csv").stdout.splitlines()
+                             if row.startswith("resp,")], timeout=10)
+    name, model, day, count, input_tokens, output_tokens = next(csv.reader(rows))
+    assert count == "1" and int(input_tokens) >= 360 and int(output_tokens) >= 360  # 9 tokens × 40, each way
 
 
 def test_argo_native_messages_go_to_the_anthropic_endpoint(argo_native):

@@ -101,3 +101,37 @@ def test_a_usage_member_in_a_tools_input_is_not_the_answers():
                         "usage": {"input_tokens": 3, "output_tokens": 5}}).encode()
     assert _native([whole]) == {"input_tokens": 3, "output_tokens": 5}
     assert _native([b'{"type":"response.created","response":{"usage":null}}']) is None  # the estimate stands
+
+
+def test_a_native_answer_without_usage_is_estimated_from_its_request_and_texts():
+    """No usage object in the bytes: the request's prompt and the texts the answer carried are counted (a
+    Responses body's `instructions` and `input` items, the stream's deltas); with a usage object, it stands."""
+    class Outcome:
+        usage = None
+        usage_estimated = False
+    body = {"model": "m", "instructions": "be brief", "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "hello there"}]},
+        {"type": "function_call", "call_id": "c", "name": "f", "arguments": '{"city": "Paris"}'},
+        {"type": "function_call_output", "call_id": "c", "output": "sunny"}]}
+    delta = {"type": "response.output_text.delta", "delta": "General Kenobi"}
+    out = Outcome()
+    list(native_usage(iter([f"data: {json.dumps(delta)}\n\n".encode()]), out, body))
+    expected_in = sum(count_text(t) for t in ("be brief", "hello there", '{"city": "Paris"}', "sunny"))
+    assert out.usage == {"input_tokens": expected_in, "output_tokens": count_text("General Kenobi")}
+    assert out.usage_estimated
+    counted = Outcome()
+    list(native_usage(iter([b'data: {"delta": "x", "usage": {"input_tokens": 7, "output_tokens": 3}}\n\n']), counted,
+                      body))
+    assert counted.usage == {"input_tokens": 7, "output_tokens": 3} and not counted.usage_estimated
+
+
+def test_a_hostile_answers_texts_are_kept_bounded():
+    """An answer of texts past MAX_TEXT_BYTES keeps that much and scales the count by what it skipped."""
+    from argoproxy.pipeline.stream_usage import MAX_TEXT_BYTES, AnswerTexts
+    said = AnswerTexts()
+    event = b'data: {"delta": "' + b"word " * 20_000 + b'"}\n\n'
+    for _ in range(2 * MAX_TEXT_BYTES // len(event) + 2):
+        said.add(event)
+    assert said.kept <= MAX_TEXT_BYTES + len(event) and said.more > 0
+    one = count_text("word " * 20_000)
+    assert said.total() >= one * (2 * MAX_TEXT_BYTES // len(event)) * 0.9
