@@ -23,6 +23,8 @@ import re
 from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import unquote, urlsplit
 
+from argoproxy.config.listener import KEY_PREFIX
+
 MAX_MESSAGE = 1000  # characters of upstream text a client gets
 MAX_SCANNED = 4 * MAX_MESSAGE  # characters of it the patterns look at (the rest could never be shown)
 
@@ -425,6 +427,7 @@ def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> di
 SECRET_KEYS = {"authorization", "proxy_authorization", "api_key", "x_api_key", "apikey", "x_goog_api_key", "cookie",
                "set_cookie"}
 JOURNAL_REDACTED = "[REDACTED]"
+_PROXY_KEY = re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]{16,}")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _DATA_URL = re.compile(r"^(data:[^;,]{0,100};base64,)(.*)$", re.DOTALL)
 DATA_URL_KEEP = 32  # base64 characters kept from a data URL (enough to recognise it)
@@ -461,6 +464,8 @@ class Redactor:
         for secret in sorted(self.secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, JOURNAL_REDACTED)
+        if KEY_PREFIX in text:  # a key the proxy made, pasted into a prompt: a team key is never configured
+            text = _PROXY_KEY.sub(JOURNAL_REDACTED, text)
         return mask_url(_BEARER.sub(lambda m: f"{m.group(1)} {JOURNAL_REDACTED}", text))
 
 

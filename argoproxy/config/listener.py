@@ -22,8 +22,12 @@ from argoproxy.config.setting_fields import as_str, file_text
 GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
 
 
+KEY_PREFIX = "sk-proxy-"  # every key the proxy makes (its own, the per-user file's, team keys): the journal's
+# redaction finds them by it (argoproxy/redaction.py)
+
+
 def generate_key() -> str:
-    return "sk-proxy-" + secrets.token_urlsafe(32)
+    return KEY_PREFIX + secrets.token_urlsafe(32)
 
 # A socket's directory that does not exist yet is created with this mode; an existing one must allow no more.
 PRIVATE_DIR_MODE = 0o700

@@ -216,3 +216,20 @@ def test_bad_options_are_one_line(tmp_path):
         assert done.returncode == 2 and done.stderr.startswith("cot_proxy keys: ") and words in done.stderr, done.stderr
     done = keys(db, "usage", "--since", "garbage")
     assert done.returncode == 2 and "YYYY-MM-DD" in done.stderr and done.stdout == ""
+
+
+def test_a_key_pasted_into_a_prompt_is_not_journaled(tmp_path):
+    """Journals keep prompts for the admin to read: a team key a user pastes into one (their own or another's:
+    the proxy holds only hashes of keys it did not see this request) is redacted there like any secret."""
+    db, logs = tmp_path / "keys.db", tmp_path / "logs"
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", LOG_DIR=str(logs),
+                                             API_KEY_SECRET="admin-key", KEYS_DB=str(db)) as proxy:
+        alice, bob = create(db, "alice"), create(db, "bob")
+        prompt = [{"role": "user", "content": f"why does {alice} fail, and {bob}?"}]
+        openai_sdk(proxy, alice).chat.completions.create(model="gpt-4o", messages=prompt)
+        journals = logs / "client_interaction.jsonl", logs / "server_interaction.jsonl"
+        poll(lambda: all(j.exists() and j.read_text().count("\n") >= 1 for j in journals))
+        assert bob in fake.received[-1].json()["messages"][0]["content"]  # the upstream gets the prompt as written
+    everything = "".join(f.read_text() for f in logs.iterdir() if f.is_file())
+    assert "why does [REDACTED] fail" in everything
+    assert alice not in everything and bob not in everything and "sk-proxy-" not in everything
