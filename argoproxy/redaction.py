@@ -428,6 +428,7 @@ SECRET_KEYS = {"authorization", "proxy_authorization", "api_key", "x_api_key", "
                "set_cookie"}
 JOURNAL_REDACTED = "[REDACTED]"
 _PROXY_KEY = re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]{16,}")
+_KEY_CHARS = re.compile(r"[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _DATA_URL = re.compile(r"^(data:[^;,]{0,100};base64,)(.*)$", re.DOTALL)
 DATA_URL_KEEP = 32  # base64 characters kept from a data URL (enough to recognise it)
@@ -477,7 +478,19 @@ class Redactor:
                 if text.endswith(secret[:k]):
                     text = text[:-k]
                     break
-        return text
+        return _without_cut_key(text)
+
+
+def _without_cut_key(text: str) -> str:
+    """Text without a key the proxy made (or its prefix) cut short at its end."""
+    tail = text[-(len(KEY_PREFIX) + 64):]
+    at = tail.rfind(KEY_PREFIX)
+    if at >= 0 and _KEY_CHARS.fullmatch(tail, at + len(KEY_PREFIX)):
+        return text[:len(text) - len(tail) + at]
+    for k in range(len(KEY_PREFIX) - 1, 2, -1):
+        if text.endswith(KEY_PREFIX[:k]):
+            return text[:-k]
+    return text
 
 
 def _is_secret_key(key: Any) -> bool:

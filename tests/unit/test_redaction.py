@@ -238,3 +238,13 @@ def test_journals_redact_any_key_the_proxy_made():
     assert Redactor().value({"messages": [{"content": f"my key {key}, ok?"}]}) == \
         {"messages": [{"content": "my key [REDACTED], ok?"}]}
     assert Redactor().text("the sk-proxy- prefix alone stays") == "the sk-proxy- prefix alone stays"
+
+
+def test_a_body_prefix_cut_inside_a_proxy_key_keeps_none_of_it():
+    from argoproxy.config.listener import generate_key
+    from argoproxy.redaction import Redactor
+    key = generate_key()
+    for cut in range(1, len(key)):
+        kept = Redactor().cut_partial("prompt: " + key[:cut])
+        assert kept == "prompt: " or (cut <= 2 and kept == "prompt: " + key[:cut]), (cut, kept)
+    assert Redactor().cut_partial("ends with a word") == "ends with a word"
