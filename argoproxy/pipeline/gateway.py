@@ -450,10 +450,15 @@ class Gateway:
                 except READ_ERRORS as exc:  # shorter than its Content-Length, or cut: nothing was sent yet
                     raise self.cut_short(resp, exc) from None
                 data = answers.finished(call, data)
+            if call.plan.team_key is not None:  # its usage counts against the key (a whole answer: one read)
+                for _ in native_usage((data,), out):
+                    pass
             answers.observe(call)
             return Answer(data, resp.status_code, out_headers)
-        return Answer(answers.relay(call, resp, self.first_read(resp, read_chunks(resp, decode=decode))),
-                      resp.status_code, out_headers, direct_passthrough=True)
+        chunks = self.first_read(resp, read_chunks(resp, decode=decode))
+        if call.plan.team_key is not None and not _encoded(resp):  # its usage, read from the bytes as they pass
+            chunks = native_usage(chunks, out)
+        return Answer(answers.relay(call, resp, chunks), resp.status_code, out_headers, direct_passthrough=True)
 
     def first_read(self, resp: UpstreamResponse, body: Iterator[bytes]) -> Iterator[bytes]:
         """A relayed body with its first piece read now: a body cut before its first byte is a 502 of the door's

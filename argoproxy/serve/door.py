@@ -42,6 +42,7 @@ from argoproxy.edge.validation import model_allowed
 if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only in the workers)
     from argoproxy.observe.metrics import Metrics
     from argoproxy.observe.status_page import StatusPage
+    from argoproxy.teamkeys.records import KeyRecord
 
 log = logging.getLogger("cot_proxy")
 
@@ -149,10 +150,11 @@ class Door:
             allow = ", ".join(sorted(route.methods))
             raise ProxyError(405, f"{route.label} takes {allow} only.", code="method_not_allowed",
                              headers={"Allow": allow})
-        if self.allowed and target.query:
+        key_models = self.key_models(call)
+        if (self.allowed or key_models) and target.query:
             model = query_model(target.query)
             if model is not None:
-                check_named(self.allowed, model)
+                check_named(self.allowed, model, key_models)
         if route.family in READS_BODY and compressed(req.headers):
             raise ProxyError(415, "Request bodies must not be compressed on this route (Content-Encoding "
                              f"{req.headers.get('Content-Encoding', '').strip()!r}); send the JSON as it is.",
@@ -208,6 +210,8 @@ class Door:
             fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url, self.backend.upstream_headers(call))
             batches = self.batches.for_key(key_models) if key_models else self.batches
             batches.check(call, fetch)  # models named inside batch files and message batches
+        elif self.team_key(call) is not None:
+            self.note_body_model(call)  # the key's usage rows name the model its tokens went to
         self.gateway.admit(call)  # key_limits: a forwarded call (images, audio...) counts like an API call
         return self.gateway.passthrough(call, self.backend.url(call.plan.path, call.plan.query),
                                         self.backend.upstream_headers(call))
@@ -342,14 +346,18 @@ class Door:
             if name not in known:
                 data.append({"id": name, "object": "model", "created": 0, "owned_by": "cot_proxy"})
         if self.allowed:
-            data = [m for m in data if isinstance(m, dict) and self.listed_allowed(m)]
+            data = [m for m in data if isinstance(m, dict) and self.listed_allowed(m, self.allowed)]
+        key_models = self.key_models(call)
+        if key_models:  # a team key sees the models it may use
+            data = [m for m in data if isinstance(m, dict) and self.listed_allowed(m, key_models)]
         listing["data"] = data
         return listing
 
-    def listed_allowed(self, entry: dict[str, Any]) -> bool:
-        """A model list entry passes the allow-list by its id or by the id it resolves to (ARGO's aliases carry
-        it as `internal_name`), as requests naming it are checked after alias resolution."""
-        return model_allowed(self.allowed, entry.get("id")) or model_allowed(self.allowed, entry.get("internal_name"))
+    @staticmethod
+    def listed_allowed(entry: dict[str, Any], patterns: tuple[str, ...]) -> bool:
+        """A model list entry passes the allow-list (or a team key's globs) by its id or by the id it resolves to
+        (ARGO's aliases carry it as `internal_name`), as requests naming it are checked after alias resolution."""
+        return model_allowed(patterns, entry.get("id")) or model_allowed(patterns, entry.get("internal_name"))
 
     def health_body(self, query: str) -> tuple[int, dict[str, Any]]:
         """(status, body) of /health with its detail: deployments, target URL, errors."""
@@ -364,10 +372,23 @@ class Door:
         return self.health.status()
 
     @staticmethod
-    def key_models(call: Call) -> tuple[str, ...]:
-        """The model globs of the team key the request came with (none: any model ALLOWED_MODELS takes)."""
+    def team_key(call: Call) -> KeyRecord | None:
         req = call.client.request
-        return req.team_key.models if req is not None and req.team_key is not None else ()
+        return req.team_key if req is not None else None
+
+    def key_models(self, call: Call) -> tuple[str, ...]:
+        """The model globs of the team key the request came with (none: any model ALLOWED_MODELS takes)."""
+        key = self.team_key(call)
+        return key.models if key is not None else ()
+
+    def note_body_model(self, call: Call) -> None:
+        """The model a forwarded body names, read as check_body_model reads it, for the usage rows only: a body
+        that cannot be read so is forwarded as it is (nothing is checked on it)."""
+        if not compressed(call.plan.headers):
+            try:
+                self.check_body_model(call)
+            except ProxyError:
+                call.plan.model = None
 
     def check_body_model(self, call: Call, key_models: tuple[str, ...] = ()) -> None:
         """The allow-list and the team key's globs over a forwarded body: JSON's top-level "model", or a form's

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.clients import anthropic_sdk, openai_sdk
-from tests.fakes.fake_openai import FakeOpenAI, Stream, chat_chunks
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks
 from tests.polling import poll
 from tests.proxy_process import ROOT, clean_environ, running_proxy
 
@@ -100,6 +100,7 @@ def test_model_globs_hold_on_every_route_and_metrics_are_the_admins(team):
         requests.post(url + "/files", data={"purpose": "batch"}, files={"file": ("b.jsonl", batch_line)},
                       headers=auth),
     ]
+    refused.append(requests.post(url + "/foo?model=llama", json={"input": "x"}, headers=auth))  # a query names it
     for r in refused:
         assert r.status_code == 403 and r.json()["error"]["code"] == "model_not_allowed", (r.request.url, r.text)
     assert fake.received == []
@@ -108,6 +109,33 @@ def test_model_globs_hold_on_every_route_and_metrics_are_the_admins(team):
     assert requests.get(proxy.url + "/metrics", headers={"Authorization": "Bearer admin-key"}, timeout=10).ok
     allowed = requests.post(url + "/chat/completions", json={"model": "gpt-4o-mini", "messages": MSG}, headers=auth)
     assert allowed.status_code == 200
+
+
+def test_a_keys_model_list_shows_what_it_may_use(team):
+    db, fake, proxy = team
+    fake.add(Reply({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "x"}
+                                               for m in ("gpt-4o", "gpt-4o-mini", "llama", "secret-model")]}))
+    key = create(db, "lister", "--models", "gpt-4o*")
+    assert sorted(m.id for m in openai_sdk(proxy, key).models.list()) == ["gpt-4o", "gpt-4o-mini"]
+
+
+def test_forwarded_routes_count_tokens_against_the_key(team):
+    """A forwarded route's answer (a server's own API, a route the proxy does not model) is relayed as it came,
+    and its usage, read from its bytes, counts against a key's budget under the model its body names."""
+    db, fake, proxy = team
+    key = create(db, "fwd", "--budget", "40/day")
+    auth = {"Authorization": f"Bearer {key}"}
+    statuses = []
+    for _ in range(4):
+        fake.add(Reply({"id": "x", "usage": {"prompt_tokens": 5, "completion_tokens": 10, "total_tokens": 15}}))
+        r = requests.post(proxy.base_url + "/custom/generate", json={"model": "gpt-4o", "prompt": "hi"},
+                          headers=auth, timeout=20)
+        statuses.append(r.status_code)
+    assert statuses == [200, 200, 200, 429]  # 45 tokens served against a budget of 40
+    rows = poll(lambda: [row for row in keys(db, "usage", "--csv").stdout.splitlines() if row.startswith("fwd,")],
+                timeout=10)
+    name, model, day, count, input_tokens, output_tokens = next(csv.reader(rows))
+    assert (model, count, input_tokens, output_tokens) == ("gpt-4o", "3", "15", "30")
 
 
 def test_a_token_budget_refuses_until_its_period_ends(team):
