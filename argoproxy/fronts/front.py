@@ -19,6 +19,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts import long_strings
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.answer_shape import chunk_text
+from argoproxy.pipeline.call_keys import CallKeys
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens
 
 # Chunk-delta keys that carry reasoning text (DeepSeek/DashScope/vLLM<0.10; newer vLLM, OpenRouter).
@@ -184,6 +185,7 @@ class StreamState:
         self.waiting: dict[Any, list[Any]] = {}
         self.waiting_bytes = 0
         self.items = 0  # output items, blocks and tool calls opened (new_item)
+        self.call_keys = CallKeys()  # which call each tool-call fragment adds to
 
     def wait(self, key: Any, fragment: dict[str, Any], function: dict[str, Any]) -> None:
         """Hold a fragment of a call that must wait (up to ARGS_LIMIT bytes of arguments in all)."""
@@ -279,7 +281,7 @@ class StreamState:
         for position, fragment in enumerate(delta.get("tool_calls") or ()):
             if isinstance(fragment, dict):
                 self.counted.add_call(fragment)
-                self.tool_call(position, fragment)
+                self.tool_call(self.call_keys.key(position, fragment), fragment)
         if choice.get("finish_reason") is not None:
             self.choice = choice
 
@@ -292,7 +294,8 @@ class StreamState:
     def text(self, text: str) -> None:
         raise NotImplementedError
 
-    def tool_call(self, position: int, fragment: dict[str, Any]) -> None:
+    def tool_call(self, key: int, fragment: dict[str, Any]) -> None:
+        """A fragment of the call `key` names (call_keys.py)."""
         raise NotImplementedError
 
     def finish(self) -> None:

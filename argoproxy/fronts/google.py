@@ -600,8 +600,7 @@ class GoogleStream(StreamState):
         self.keep(False, text)
         self.emit(b'[{"text":' + dumps(text) + b"}]")
 
-    def tool_call(self, position: int, fragment: dict[str, Any]) -> None:
-        key = fragment.get("index", position)
+    def tool_call(self, key: int, fragment: dict[str, Any]) -> None:
         function = fragment.get("function") or {}
         call = self.calls.get(key)
         if call is None:

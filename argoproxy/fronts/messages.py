@@ -451,8 +451,7 @@ class MessageStream(StreamState):
             self.events.append({"type": "content_block_delta", "index": index,
                                 "delta": {"type": "text_delta", "text": text}})
 
-    def tool_call(self, position: int, fragment: dict[str, Any]) -> None:
-        key = fragment.get("index", position)
+    def tool_call(self, key: int, fragment: dict[str, Any]) -> None:
         function = fragment.get("function") or {}
         index = self.calls.get(key)
         if index is None:

@@ -438,8 +438,7 @@ class ResponseStream(StreamState):
         self.emit("response.output_text.delta", item_id=record["item"]["id"], output_index=record["index"],
                   content_index=0, delta=text, logprobs=[])
 
-    def tool_call(self, position: int, fragment: dict[str, Any]) -> None:
-        index = fragment.get("index", position)
+    def tool_call(self, index: int, fragment: dict[str, Any]) -> None:
         function = fragment.get("function") or {}
         arguments = function.get("arguments")
         if isinstance(arguments, str) and not self.keeping(len(arguments)):

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from argoproxy.pipeline.answer_shape import check_chunk
+from argoproxy.pipeline.call_keys import CallKeys
 from argoproxy.errors import ProxyError
 
 # Delta keys that carry reasoning text: DeepSeek/DashScope/vLLM<0.10 say "reasoning_content",
@@ -108,6 +109,7 @@ class _ChatChoice:
         self.reasoning: list[str] = []
         self.reasoning_keys: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.call_keys = CallKeys()  # which call each tool-call fragment adds to
         self.function_call: dict[str, Any] | None = None
         self.extra: dict[str, Any] = {}
         self.logprobs: dict[str, Any] | None = None
@@ -128,7 +130,7 @@ class _ChatChoice:
             self.refusal.append(delta["refusal"])
         self._add_reasoning(delta)
         for position, fragment in enumerate(delta.get("tool_calls") or []):
-            self._add_tool_fragment(position, fragment)
+            self._add_tool_fragment(self.call_keys.key(position, fragment), fragment)
         if delta.get("function_call"):
             self._add_function_call(delta["function_call"])
         for key, value in delta.items():
@@ -148,10 +150,7 @@ class _ChatChoice:
             if key not in self.reasoning_keys:
                 self.reasoning_keys.append(key)
 
-    def _add_tool_fragment(self, position: int, fragment: dict[str, Any]) -> None:
-        # "index" is required by OpenAI's chunk schema; a few servers omit it, and then the
-        # fragment's position in the list is the only identity we have.
-        index = fragment.get("index", position)
+    def _add_tool_fragment(self, index: int, fragment: dict[str, Any]) -> None:
         function = fragment.get("function") or {}
         call = self.tool_calls.get(index)
         if call is None:

@@ -1,0 +1,44 @@
+"""Which tool call a streamed fragment adds to.
+
+OpenAI's chunks give each tool call an `index`: its first fragment carries the call's `id` and name, later ones
+add to its arguments by the same index. Some servers number every call 0, or leave the index out, and send each
+call whole in a chunk of its own (Ollama: ollama/ollama#15457, #7881). Read by index alone, their parallel calls
+were one call whose arguments were two JSON objects end to end (`{"city": "Paris"}{"city": "Tokyo"}`), which
+Codex and Claude Code cannot parse and a strict server refuses when the history comes back. A fragment that
+brings an id other than the one its index already has therefore begins a new call, and the index's later
+fragments go to that call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+AGAIN = 1 << 20  # keys of calls that reuse an index already in use: after every index a server gives, in order
+
+
+class CallKeys:
+    """One choice's tool calls in a stream: the key of each fragment's call (an int; sorted, they are in the
+    order the calls began)."""
+
+    __slots__ = ("ids", "moved", "again")
+
+    def __init__(self) -> None:
+        self.ids: dict[int, Any] = {}  # key -> the call's id (None until a fragment gives one)
+        self.moved: dict[int, int] = {}  # index -> the key of the latest call begun at it, when not the index
+        self.again = AGAIN
+
+    def key(self, position: int, fragment: dict[str, Any]) -> int:
+        """The key of the call `fragment` (at `position` in its chunk's list) adds to."""
+        index = fragment.get("index", position)  # no index: the position is the only identity there is
+        key = self.moved.get(index, index)
+        call_id = fragment.get("id")
+        if key not in self.ids:
+            self.ids[key] = call_id
+        elif call_id and call_id != self.ids[key]:
+            if self.ids[key] is None:  # the id came after the call's first fragment
+                self.ids[key] = call_id
+            else:
+                key = self.moved[index] = self.again
+                self.again += 1
+                self.ids[key] = call_id
+        return key

@@ -1,0 +1,71 @@
+"""Parallel tool calls from a server that numbers every call 0, or gives no index, each call whole in a chunk of
+its own (Ollama). Read by index alone they were one call whose arguments were two JSON objects end to end, which
+Codex and Claude Code cannot parse; every door now gives the client two calls, as the non-streamed answer does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from tests.clients import anthropic_sdk, openai_sdk
+from tests.fakes.fake_openai import FakeOpenAI, Stream
+from tests.proxy_process import running_proxy
+
+TOOLS = [{"type": "function", "function": {"name": "weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}}}}]
+CITIES = ["Paris", "Tokyo"]
+
+
+def ollama_calls(indexed: bool) -> list:
+    base = {"id": "chatcmpl-o", "object": "chat.completion.chunk", "created": 1, "model": "qwen3"}
+    events: list = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+    for n, city in enumerate(CITIES):
+        call = {"id": f"call_{n}", "type": "function",
+                "function": {"name": "weather", "arguments": json.dumps({"city": city})}}
+        events.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
+            {**call, "index": 0} if indexed else call]}}]})
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    return [*events, "[DONE]"]
+
+
+@pytest.fixture(params=[True, False], ids=["index-0", "no-index"])
+def served(request):
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream") as proxy:
+        fake.add(Stream(ollama_calls(request.param)))
+        yield proxy
+
+
+def test_responses_door(served):
+    with openai_sdk(served).responses.stream(model="qwen3", input="weather?", tools=[
+            {"type": "function", "name": "weather", "parameters": TOOLS[0]["function"]["parameters"]}]) as events:
+        final = events.get_final_response()
+    calls = [item for item in final.output if item.type == "function_call"]
+    assert [(c.call_id, json.loads(c.arguments)["city"]) for c in calls] == [("call_0", "Paris"), ("call_1", "Tokyo")]
+
+
+def test_messages_door(served):
+    with anthropic_sdk(served).messages.stream(model="qwen3", max_tokens=100, messages=[
+            {"role": "user", "content": "weather?"}], tools=[
+            {"name": "weather", "input_schema": TOOLS[0]["function"]["parameters"]}]) as events:
+        final = events.get_final_message()
+    assert [(b.id, b.input) for b in final.content if b.type == "tool_use"] == \
+        [("call_0", {"city": "Paris"}), ("call_1", {"city": "Tokyo"})]
+
+
+def test_google_door(served):
+    r = requests.post(served.url + "/v1beta/models/qwen3:streamGenerateContent?alt=sse", timeout=20, json={
+        "contents": [{"role": "user", "parts": [{"text": "weather?"}]}],
+        "tools": [{"functionDeclarations": [{"name": "weather", "parameters": {"type": "object"}}]}]})
+    parts = [part for line in r.text.splitlines() if line.startswith("data: ")
+             for c in json.loads(line[6:]).get("candidates", []) for part in c["content"]["parts"]]
+    assert [p["functionCall"]["args"] for p in parts if "functionCall" in p] == [{"city": c} for c in CITIES]
+
+
+def test_chat_door_answering_whole_from_a_stream(served):
+    answer = openai_sdk(served).chat.completions.create(model="qwen3", messages=[{"role": "user", "content": "w"}],
+                                                         tools=TOOLS)
+    calls = answer.choices[0].message.tool_calls
+    assert [(c.id, json.loads(c.function.arguments)) for c in calls] == \
+        [("call_0", {"city": "Paris"}), ("call_1", {"city": "Tokyo"})]
