@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import select
 import stat
+import tempfile
 from dataclasses import field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -75,6 +76,8 @@ def number(kind: type, low: float | None = None, high: float | None = None) -> C
             number = kind(str(value).strip()) if kind is int else kind(value)
         except (TypeError, ValueError):
             raise ValueError(f"expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+        if number != number or number in (float("inf"), float("-inf")):  # NaN passes every bound; inf means none
+            raise ValueError(f"expected a finite number, got {value!r}")
         if (low is not None and number < low) or (high is not None and number > high):
             bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
             raise ValueError(f"must be {bounds}, got {value!r}")
@@ -137,7 +140,22 @@ def as_url(value: Any) -> str:
 
 
 def as_optional_dir(value: Any) -> str:
-    return as_str(value)
+    """A directory the proxy writes into (made when missing), or "" for none: checked at start-up, where an
+    unusable one is one line (each worker failed to boot with a traceback of its own)."""
+    text = as_str(value)
+    if not text:
+        return ""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{text!r} is not a directory")
+    existing = next(p for p in (path, *path.parents) if p.exists())  # the root always exists
+    try:  # a file made and removed at once: permission bits do not tell for root, nor for /proc and the like
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{text!r} cannot be {'written' if existing == path else 'created'}: "
+                         f"{exc.strerror or exc}") from None
+    return text
 
 
 positive = number(float, 0.001)

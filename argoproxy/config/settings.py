@@ -314,9 +314,31 @@ def find_config(explicit: str, label: str = "CONFIG_PATH") -> Path | None:
 MAX_CONFIG_BYTES = 8 * 1024 * 1024  # a config file is read whole; CONFIG_PATH=/dev/zero must not be
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently: a second
+    `port:` further down a long file would win unseen)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise _RepeatedKey(key, key_node.start_mark.line + 1)
+            seen.add(key if isinstance(key, (str, int, float, bool)) else id(key_node))
+        return super().construct_mapping(node, deep=deep)
+
+
+class _RepeatedKey(ValueError):
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(key, line)
+        self.key, self.line = key, line
+
+
 def read_yaml(path: Path, label: str = "CONFIG_PATH") -> dict[str, Any]:
     try:
-        data = yaml.safe_load(file_text(path, MAX_CONFIG_BYTES, "config file")) or {}
+        data = yaml.load(file_text(path, MAX_CONFIG_BYTES, "config file"), Loader=_UniqueKeyLoader) or {}
+    except _RepeatedKey as rep:
+        raise SettingsError(f"{rep.key}: given twice in {path} (again on line {rep.line})") from None
     except ValueError as exc:  # too long, or not UTF-8
         raise SettingsError(f"{label}: {path} {exc}") from None
     except (OSError, yaml.YAMLError) as exc:
@@ -431,7 +453,7 @@ def _not_itself(settings: Settings, label: str) -> None:
     parts = urlsplit(settings.target_base_url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     if (parts.hostname or "").lower() in _THIS_HOST and port == settings.port:
-        raise SettingsError(f"{label}: {mask_url(settings.target_base_url)} is this proxy itself (port {port}): "
+        raise BadValue(f"{label}: {mask_url(settings.target_base_url)} is this proxy itself (port {port}): "
                             "requests would loop; set the upstream server's URL (an SDK's OPENAI_BASE_URL "
                             "pointing at the proxy belongs to the client's environment, not the proxy's)")
 

@@ -328,6 +328,20 @@ def test_bad_setting_stops_with_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == ["cot_proxy: bad setting port: must be between 1 and 65535, got 99999"]
 
 
+def test_an_sdk_url_pointing_at_the_proxy_is_named_not_asked_for(tmp_path: Path) -> None:
+    """OPENAI_BASE_URL exported for the user's clients, pointing at the proxy: the one line says so (it said the
+    config was missing and TARGET_BASE_URL unset)."""
+    port = free_port()
+    result = subprocess.run([str(SCRIPT), "--port", str(port)], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            env=script_env(tmp_path, OPENAI_BASE_URL=f"http://localhost:{port}/v1"),
+                            capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"cot_proxy: bad setting OPENAI_BASE_URL: http://localhost:{port}/v1/ is this proxy itself (port {port}): "
+        "requests would loop; set the upstream server's URL (an SDK's OPENAI_BASE_URL pointing at the proxy "
+        "belongs to the client's environment, not the proxy's)"]
+
+
 def test_declining_to_create_the_config_aborts(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     with spawn(config, script_env(tmp_path), tmp_path) as child:

@@ -42,6 +42,8 @@ def test_backend_default_url():
     ({"PORT": "99999"}, "PORT"), ({"TIMEOUT": "abc"}, "TIMEOUT"), ({"THINK_MODE": "nope"}, "THINK_MODE"),
     ({"TARGET_BASE_URL": "ftp://x"}, "TARGET_BASE_URL"), ({"LLM_PARAMS": "temperature=1"}, "LLM_PARAMS"),
     ({"DEBUG": "maybe"}, "DEBUG"), ({"CONFIG_PATH": "/nonexistent.yaml"}, "CONFIG_PATH"),
+    ({"TIMEOUT": "nan"}, "TIMEOUT"), ({"CONNECT_TIMEOUT": "inf"}, "CONNECT_TIMEOUT"),  # NaN passed every bound
+    ({"LOG_DIR": "/etc/hostname"}, "LOG_DIR"), ({"LOG_DIR": "/proc/cot_proxy_logs"}, "LOG_DIR"),  # unusable dirs
 ])
 def test_bad_values_name_the_key(env, key):
     with pytest.raises(SettingsError) as err:
@@ -263,3 +265,15 @@ def test_a_key_file_other_users_can_read_is_a_warning(tmp_path):
                for w in load({}, environ=env).warnings)
     keys.chmod(0o600)
     assert not any("API_KEY_FILE" in w for w in load({}, environ=env).warnings)
+
+
+def test_a_yaml_key_given_twice_is_refused_naming_it(tmp_path):
+    """PyYAML keeps the last of two equal keys silently; a config must not hide a second `port:`."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("port: 18903\ntimeout: 30\nport: 18904\n")
+    with pytest.raises(SettingsError, match=r"^port: given twice in .*c\.yaml \(again on line 3\)$"):
+        load_settings({}, environ={"CONFIG_PATH": str(cfg)})
+    cfg.write_text("models:\n  - name: a\n    backend: openai\n    base_url: http://127.0.0.1:9/v1\n"
+                   "    base_url: http://127.0.0.1:8/v1\n")
+    with pytest.raises(SettingsError, match="^base_url: given twice"):
+        load_settings({}, environ={"CONFIG_PATH": str(cfg)})
