@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from argoproxy.edge.request_ids import request_id_of
 from argoproxy.errors import error_body, error_type
 
 # status -> (error code, what to tell the client)
@@ -30,13 +31,16 @@ MAX_DETAIL = 200  # characters of Gunicorn's own description kept (it may quote 
 
 
 def error_response(status: int, reason: str, detail: str) -> bytes:
-    """The whole HTTP response for an error Gunicorn found: OpenAI error JSON, connection closed."""
+    """The whole HTTP response for an error Gunicorn found: OpenAI error JSON, connection closed. In OpenAI's
+    shape on every path: the request could not be read, so neither could the door it was meant for."""
     code, summary = _CODES.get(status, ("invalid_http_request", reason or "Bad request"))
     detail = " ".join(str(detail).split())[:MAX_DETAIL]
     message = f"{summary}: {detail}." if detail and status != 500 else f"{summary}."
-    body = json.dumps(error_body(message, error_type(status), None, code), ensure_ascii=True).encode()
+    obj = error_body(message, error_type(status), None, code)
+    rid = obj["error"]["request_id"] = request_id_of(None)  # as every answer has one (the request's is unread)
+    body = json.dumps(obj, ensure_ascii=True).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+            f"X-Request-ID: {rid}\r\nContent-Length: {len(body)}\r\n\r\n")
     return head.encode("latin-1", "replace") + body
 
 

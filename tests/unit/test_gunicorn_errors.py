@@ -35,6 +35,7 @@ def test_error_response_is_openai_json_and_closes():
     assert b"Content-Type: application/json" in head and f"Content-Length: {len(body)}".encode() in head
     err = json.loads(body)["error"]
     assert err["code"] == "headers_too_large" and err["type"] == "invalid_request_error" and "120" in err["message"]
+    assert f"X-Request-ID: {err['request_id']}\r\n".encode() in head and len(err["request_id"]) == 32
     err = json.loads(gunicorn_errors.error_response(501, "Not Implemented", "zstd").partition(b"\r\n\r\n")[2])["error"]
     assert err["code"] == "unsupported_transfer_encoding"
     err = json.loads(gunicorn_errors.error_response(500, "Internal Server Error", "").partition(b"\r\n\r\n")[2])["error"]
