@@ -313,7 +313,7 @@ def function_output(call: dict[str, Any], tools: ChatTools | None = None) -> dic
     """A whole chat tool call as its output item (function_call, or custom_tool_call for a custom tool)."""
     function = call.get("function") or {}
     return (tools or NO_TOOLS).output_item(function.get("name") or "", call.get("id") or new_id("call_"),
-                                           function.get("arguments") or "")
+                                           function.get("arguments") or "{}")  # none: a call without arguments
 
 
 def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
@@ -402,6 +402,7 @@ class ResponseStream(StreamState):
             self.emit("response.custom_tool_call_input.done", item_id=item["id"], output_index=index,
                       input=done["input"])
         else:
+            text = text or "{}"  # a call without arguments, as OpenAI writes it (the other doors give {})
             done = {**item, "arguments": text, "status": status}
             self.emit("response.function_call_arguments.done", item_id=item["id"], output_index=index,
                       name=item["name"], arguments=text)

@@ -6,7 +6,7 @@ import pytest
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import COMPACT, Exchange, Pieces
-from argoproxy.fronts.responses import ResponsesFront, ResponseStream, request_to_chat
+from argoproxy.fronts.responses import ResponsesFront, ResponseStream, chat_to_response, request_to_chat
 from tests.fakes.fake_upstream import interleaved_tool_calls
 
 FRONT = ResponsesFront()
@@ -482,3 +482,18 @@ def test_late_fragments_of_a_finished_call_reach_the_final_response_whole() -> N
                                      chunk(finish="tool_calls")]), ex))
     call = next(item for item in events[-1]["response"]["output"] if item["type"] == "function_call")
     assert call["arguments"] == '{"a": "' + "x" * 20_000 + '"}'
+
+
+def test_a_call_without_arguments_has_an_empty_object_as_its_arguments():
+    """Some servers send a call to a tool without parameters with no arguments at all: the item carries "{}",
+    as OpenAI writes it and the other doors give ({}), never "" (which Codex cannot parse)."""
+    events = list(FRONT.stream(iter([chunk({"tool_calls": [{"index": 0, "id": "c0", "type": "function",
+                                                            "function": {"name": "now"}}]}),
+                                     chunk(finish="tool_calls")]), exchange()))
+    done = [e for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert [e["arguments"] for e in done] == ["{}"]
+    assert events[-1]["response"]["output"][0]["arguments"] == "{}"
+    whole = chat_to_response({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+        {"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c0", "type": "function", "function": {"name": "now", "arguments": ""}}]}}]}, exchange())
+    assert whole["output"][0]["arguments"] == "{}"
