@@ -11,6 +11,7 @@ signature exists for text that did not come from Anthropic.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
@@ -548,3 +549,22 @@ class MessagesFront(Front):
 
 def count_tokens_answer(count: int) -> dict[str, Any]:
     return {"input_tokens": count}
+
+
+# ------------------------------------------------------------------ the model list, as Anthropic's API gives it
+
+def model_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI model list entry as an Anthropic ModelInfo (Claude Code's gateway model discovery reads `id` and
+    `display_name`)."""
+    name = str(entry.get("id") or "")
+    created = entry.get("created")
+    when = created if isinstance(created, int) and not isinstance(created, bool) and 0 <= created < 2**33 else 0
+    return {"type": "model", "id": name, "display_name": name,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))}
+
+
+def model_list(data: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """A whole model list in Anthropic's page shape (one page: the proxy's list is not paged)."""
+    models = [model_entry(m) for m in data if isinstance(m, Mapping) and m.get("id")]
+    return {"data": models, "has_more": False, "first_id": models[0]["id"] if models else None,
+            "last_id": models[-1]["id"] if models else None}

@@ -28,6 +28,7 @@ from argoproxy.edge.classify import Route, RouteTable, standard_table
 from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.fronts import FRONTS, DoorArgs, front_named, google
+from argoproxy.fronts import messages as messages_front
 from argoproxy.fronts.serve import front_for_kind
 from argoproxy.observe.health import HealthCheck
 from argoproxy.jsonfast import dumps
@@ -135,6 +136,8 @@ class Door:
         route = self.table.classify(target)
         if route.family == "models" and route.front == "openai" and google_client(req.headers, target.query):
             route = replace(route, front="google")  # /v1/models from google-genai (API version v1)
+        elif route.family == "models" and route.front == "openai" and "Anthropic-Version" in req.headers:
+            route = replace(route, front="messages")  # /v1/models from Anthropic's SDK or Claude Code
         call.client = replace(call.client, path=route.path, front=route.front)
         call.plan.kind, call.plan.path, call.plan.query = route.kind, route.path, target.query
         self.web_pages.check(req)
@@ -256,6 +259,8 @@ class Door:
     def models(self, call: Call, route: Route) -> Answer:
         if route.front == "google":
             return self.google_models(call, route)
+        if route.front == "messages" and call.client.method in ("GET", "HEAD"):
+            return self.anthropic_models(call, route)
         if call.plan.kind == "models":
             return self.observed(call, json_response(self.model_list(call)))
         call.plan.model = route.model
@@ -330,6 +335,20 @@ class Door:
         if entry is None:
             raise model_not_found(route.model)
         return self.observed(call, json_response(google.model_entry({**entry, "id": route.model})))
+
+    def anthropic_models(self, call: Call, route: Route) -> Answer:
+        """GET /v1/models[/{id}] from an Anthropic client (anthropic-version): the proxy's list in Anthropic's
+        shape; one model from the same knowledge (`known_model`); errors in Anthropic's shape."""
+        if call.plan.kind == "models":
+            return self.observed(call, json_response(messages_front.model_list(self.model_list(call)["data"])))
+        call.plan.model = route.model
+        key_models = self.key_models(call)
+        if key_models and not model_allowed(key_models, route.model):
+            raise key_model_refused(route.model)
+        entry = self.known_model(call, route.model)
+        if entry is None:
+            raise model_not_found(route.model)
+        return self.observed(call, json_response(messages_front.model_entry({**entry, "id": route.model})))
 
     # ---------------------------------------------------------------- pieces
     def model_list(self, call: Call) -> dict[str, Any]:

@@ -50,6 +50,21 @@ def guarded(tmp_path_factory):
         yield fake, p, logs
 
 
+def test_anthropic_clients_get_the_model_list_in_anthropics_shape(guarded):
+    """Anthropic's SDK (and Claude Code's gateway model discovery, which reads `display_name`) ask /v1/models
+    with anthropic-version: Anthropic's page of ModelInfo, one model, and a 404 in Anthropic's error shape. The
+    allow-list filters the list as it does OpenAI's."""
+    _, p, _ = guarded
+    page = ant(p).models.list()
+    assert [(m.type, m.id, m.display_name) for m in page.data] == [("model", "fake-model", "fake-model")]
+    assert page.data[0].created_at.year == 1970 and page.has_more is False and page.first_id == "fake-model"
+    assert ant(p).models.retrieve("fake-model").display_name == "fake-model"
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        ant(p).models.retrieve("not-listed")
+    assert missing.value.body["type"] == "error" and missing.value.body["error"]["type"] == "not_found_error"
+    assert [m.id for m in oai(p).models.list()] == ["fake-model"]  # OpenAI's clients: OpenAI's shape
+
+
 def test_x_api_key_is_checked_and_never_forwarded(guarded):
     fake, p, _ = guarded
     fake.received.clear()
