@@ -20,12 +20,13 @@ class CallKeys:
     """One choice's tool calls in a stream: the key of each fragment's call (an int; sorted, they are in the
     order the calls began)."""
 
-    __slots__ = ("ids", "moved", "again")
+    __slots__ = ("ids", "moved", "again", "wire")
 
     def __init__(self) -> None:
         self.ids: dict[int, Any] = {}  # key -> the call's id (None until a fragment gives one)
         self.moved: dict[int, int] = {}  # index -> the key of the latest call begun at it, when not the index
         self.again = AGAIN
+        self.wire: dict[int, int] = {}  # key of a call begun again -> the index it is given in a relayed chunk
 
     def key(self, position: int, fragment: dict[str, Any]) -> int:
         """The key of the call `fragment` (at `position` in its chunk's list) adds to."""
@@ -42,3 +43,13 @@ class CallKeys:
                 self.again += 1
                 self.ids[key] = call_id
         return key
+
+    def index(self, key: int) -> int:
+        """The index a relayed chunk gives the call `key` names: the server's own, or for a call begun again at
+        an index in use, the next after every index given so far (a client may use indexes as list positions)."""
+        if key < AGAIN:
+            return key
+        given = self.wire.get(key)
+        if given is None:
+            given = self.wire[key] = max((k for k in self.ids if k < AGAIN), default=-1) + len(self.wire) + 1
+        return given

@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 from argoproxy.observe.body_tap import BodyTap
 from argoproxy.pipeline import streamconv
 from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.call_keys import CallKeys
 from argoproxy.pipeline.think import StreamThink, ThinkConfig
 from argoproxy.providers.base import StreamItem
 from argoproxy.redaction import Secrets
@@ -45,8 +46,54 @@ def think_tags(call: Call, items: Iterator[StreamItem]) -> Iterator[StreamItem]:
     return think_items(items, think) if think is not None else items
 
 
+def tool_call_indexes(call: Call, items: Iterator[StreamItem]) -> Iterator[StreamItem]:
+    """Parallel tool calls numbered apart (call_keys.py): a server that numbers every call 0, or gives no index,
+    has each call's chunk given an index of its own, as the OpenAI SDK and agents accumulate calls by index.
+    Only for a request that offers tools; raw events that carry no tool call pass without being parsed."""
+    body = call.plan.body
+    if not (body.get("tools") or body.get("functions")):
+        return items
+    return _renumbered(items)
+
+
+def _renumbered(items: Iterator[StreamItem]) -> Iterator[StreamItem]:
+    keys: dict[int, CallKeys] = {}  # by choice index
+    for item in items:
+        if isinstance(item, bytes):
+            if b'"tool_calls"' not in item:
+                yield item
+                continue
+            parsed = sse.sse_object(item)
+            if parsed is None or not _numbered(parsed, keys):
+                yield item
+                continue
+            yield parsed
+        else:
+            _numbered(item, keys)
+            yield item
+
+
+def _numbered(chunk: dict, keys: dict[int, CallKeys]) -> bool:
+    """Give the chunk's tool-call fragments the indexes of their calls; whether any changed."""
+    changed = False
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+        at = choice.get("index", 0)
+        if not isinstance(calls, list) or type(at) is not int:  # the shape check refuses such a chunk later
+            continue
+        choice_keys = keys.setdefault(at, CallKeys())
+        for position, fragment in enumerate(calls):
+            if isinstance(fragment, dict) and type(fragment.get("index", 0)) is int:
+                index = choice_keys.index(choice_keys.key(position, fragment))
+                if fragment.get("index") != index:
+                    fragment["index"] = index
+                    changed = True
+    return changed
+
+
 def item_filters(journal_bytes: int) -> list[ItemFilter]:
-    return [upstream_copy(journal_bytes), think_tags]
+    return [upstream_copy(journal_bytes), tool_call_indexes, think_tags]
 
 
 def _captured(call: Call, items: Iterable[StreamItem]) -> Iterator[StreamItem]:

@@ -69,3 +69,13 @@ def test_chat_door_answering_whole_from_a_stream(served):
     calls = answer.choices[0].message.tool_calls
     assert [(c.id, json.loads(c.function.arguments)) for c in calls] == \
         [("call_0", {"city": "Paris"}), ("call_1", {"city": "Tokyo"})]
+
+
+def test_chat_door_streams_give_each_call_an_index_of_its_own(served):
+    """The chat door relays a stream as it comes, but an OpenAI client accumulates calls by index: each call's
+    chunk is given its own (0, 1), the rest of the stream is untouched."""
+    stream = openai_sdk(served).chat.completions.create(model="qwen3", messages=[{"role": "user", "content": "w"}],
+                                                         tools=TOOLS, stream=True)
+    fragments = [(c.index, c.id, c.function.arguments) for chunk in stream if chunk.choices
+                 for c in chunk.choices[0].delta.tool_calls or ()]
+    assert fragments == [(0, "call_0", '{"city": "Paris"}'), (1, "call_1", '{"city": "Tokyo"}')]

@@ -23,3 +23,29 @@ def test_a_new_id_at_an_index_in_use_begins_a_call_its_later_fragments_join():
 
 def test_an_id_given_after_the_first_fragment_is_the_same_call():
     assert keys([(0, {"index": 0}), (0, {"index": 0, "id": "late"}), (0, {"index": 0, "id": "late"})]) == [0, 0, 0]
+
+
+def test_the_chat_filter_leaves_well_numbered_streams_as_they_came():
+    """Events without tool calls, and calls the server numbered apart, pass as the same bytes (nothing
+    re-encoded); only a call begun again at an index in use is given the next index."""
+    import json
+
+    from argoproxy.pipeline.call import Call
+    from argoproxy.pipeline.filters import tool_call_indexes
+    call = Call.of("chat", "POST", "v1/chat/completions", body={"tools": [{"type": "function"}]})
+
+    def event(calls):
+        return b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"tool_calls": calls}}]}).encode() + b"\n\n"
+    text = b'data: {"choices": [{"index": 0, "delta": {"content": "hi"}}]}\n\n'
+    good = [text, event([{"index": 0, "id": "a", "function": {"name": "f"}}]),
+            event([{"index": 1, "id": "b", "function": {"name": "g"}}]), event([{"index": 0, "function": {"arguments": "{}"}}])]
+    out = list(tool_call_indexes(call, iter(good)))
+    assert all(o is g for o, g in zip(out, good)) and len(out) == 4
+    ollama = [event([{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{}"}}]),
+              event([{"index": 0, "id": "b", "function": {"name": "f", "arguments": "{}"}}]),
+              event([{"id": "c", "function": {"name": "f", "arguments": "{}"}}])]
+    out = list(tool_call_indexes(call, iter(ollama)))
+    assert out[0] is ollama[0]
+    assert [o["choices"][0]["delta"]["tool_calls"][0]["index"] for o in out[1:]] == [1, 2]
+    plain = iter(ollama)
+    assert tool_call_indexes(Call.of("chat", "POST", "v1/chat/completions", body={}), plain) is plain  # no tools
