@@ -320,11 +320,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-            if isinstance(key, (str, int, float, bool)) and key in seen:
+        for key_node, _ in node.value:  # the mapping's own keys: a merge (`<<: *base`) may be overridden
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)  # type: ignore[no-untyped-call]
+            if key in seen:
                 raise _RepeatedKey(key, key_node.start_mark.line + 1)
-            seen.add(key if isinstance(key, (str, int, float, bool)) else id(key_node))
+            seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 

@@ -277,3 +277,6 @@ def test_a_yaml_key_given_twice_is_refused_naming_it(tmp_path):
                    "    base_url: http://127.0.0.1:8/v1\n")
     with pytest.raises(SettingsError, match="^base_url: given twice"):
         load_settings({}, environ={"CONFIG_PATH": str(cfg)})
+    cfg.write_text("models:\n  - &a {name: a, backend: openai, base_url: 'http://127.0.0.1:9/v1'}\n"
+                   "  - <<: *a\n    name: b\n")  # a merge overridden is no repetition
+    assert [m.name for m in load_settings({}, environ={"CONFIG_PATH": str(cfg)}).models] == ["a", "b"]
