@@ -382,7 +382,10 @@ def check_connectivity(settings: Settings) -> None:
 def prepare(config: Path, here: Path, explicit: bool = True, given: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything before serving: the config (made when missing), the settings, a free port, the checks.
     `given`: the command line's settings, as every entry point takes them (they win over file and environment)."""
-    read_dotenv()
+    try:
+        read_dotenv()
+    except BadValue as exc:
+        raise Abort(f"cot_proxy: bad setting {exc}", 2) from None
     given = given or {}
     found = None if config.is_file() or explicit else settings_found_elsewhere(given)
     if found is not None:

@@ -4,6 +4,7 @@ and the embedded application used by the command line."""
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
 import signal
@@ -15,7 +16,7 @@ from typing import Any, Callable, Mapping, NoReturn
 from argoproxy.config import listener
 from argoproxy import providers
 from argoproxy.config.backend_choice import target_unused_by
-from argoproxy.config.settings import Loaded, Settings, SettingsError, load
+from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError, load
 
 # Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
 # for idle keep-alive connections too.
@@ -26,8 +27,8 @@ _announced = False
 
 def loaded_or_exit(flags: Mapping[str, Any] | None = None) -> Loaded:
     """Load the settings (`.env` first); a bad one ends the process with one line naming it (exit code 2)."""
-    read_dotenv()
     try:
+        read_dotenv()
         return load(flags)
     except SettingsError as exc:
         print(f"cot_proxy: bad setting {exc}", file=sys.stderr)
@@ -122,11 +123,20 @@ def read_dotenv(directory: Path | None = None) -> Path | None:
     """`.env` in the working directory, read as seed 003 reads it (python-dotenv): each variable it sets joins
     the environment unless the environment already has it. So: config.yaml < .env < environment < flags."""
     from dotenv import load_dotenv
+    from dotenv.parser import parse_stream
 
     path = (directory or Path.cwd()) / ".env"
     if not path.is_file():
         return None
-    load_dotenv(path, override=False)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadValue(f".env: cannot read {path}: {exc}") from None
+    for binding in parse_stream(io.StringIO(text)):  # python-dotenv logs and skips such a line, in every process
+        if binding.error:
+            raise BadValue(f".env: line {binding.original.line} of {path} is not NAME=value (its setting would "
+                           "be left out)")
+    load_dotenv(stream=io.StringIO(text), override=False)
     return path
 
 

@@ -280,3 +280,16 @@ def test_a_yaml_key_given_twice_is_refused_naming_it(tmp_path):
     cfg.write_text("models:\n  - &a {name: a, backend: openai, base_url: 'http://127.0.0.1:9/v1'}\n"
                    "  - <<: *a\n    name: b\n")  # a merge overridden is no repetition
     assert [m.name for m in load_settings({}, environ={"CONFIG_PATH": str(cfg)}).models] == ["a", "b"]
+
+
+def test_an_unreadable_dotenv_line_stops_start_up_with_one_line(tmp_path):
+    """python-dotenv logs such a line (in the master and again in every worker) and leaves its setting out."""
+    (tmp_path / ".env").write_text("TARGET_BASE_URL=http://127.0.0.1:9/v1\nENABLE_AUTH true\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    for cmd in ([sys.executable, str(ROOT / "cot_proxy.py")],
+                [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "cot_proxy:app"]):
+        out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+        assert out.returncode != 0
+        assert [line for line in out.stderr.splitlines() if line.strip()] == [
+            f"cot_proxy: bad setting .env: line 2 of {tmp_path / '.env'} is not NAME=value (its setting would be "
+            "left out)"], out.stderr
