@@ -10,6 +10,7 @@ A bad value raises SettingsError with one line naming the key; callers print it 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -405,7 +406,25 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
     _not_itself(settings, raw.get("target_base_url", ("TARGET_BASE_URL", None))[0])
     return Loaded(settings, choice.reason,
                   choice.warnings + _unused_with_models(settings, given) + _unused_by_other_settings(settings, given)
-                  + listener.exposure_warnings(settings, environ))
+                  + listener.exposure_warnings(settings, environ) + misspelled(environ))
+
+
+ENV_NAMES = frozenset(e for f in SETTING_FIELDS.values() for e in (f.metadata.get("env") or ()))
+_FAMILIAR = ENV_NAMES | {"OPENAI_API_BASE"}  # other tools' spellings a user may well export for them
+
+
+def misspelled(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Environment variables that look like a setting mistyped (THINKMODE, ENABLE_AUTHENTICATION): not used,
+    and a user who set ENABLE_AUTHENTICATION=true believes the proxy is guarded."""
+    out = []
+    for name in environ:
+        if name in _FAMILIAR or not name.isupper():
+            continue
+        close = difflib.get_close_matches(name, ENV_NAMES, n=1, cutoff=0.85) or \
+            [known for known in ENV_NAMES if len(known) >= 8 and name.startswith(known) and name[len(known):].isalpha()]
+        if close:
+            out.append(f"{name} is set, but it is not a setting (did you mean {close[0]}?), so it is not used")
+    return tuple(out)
 
 
 # Settings read only when another setting allows it: field -> (whether it is read, why not). Providers add

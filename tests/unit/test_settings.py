@@ -9,7 +9,7 @@ import pytest
 from argoproxy.cli import parse_flags
 from argoproxy.config import setting_fields
 from argoproxy.config.listener import is_loopback
-from argoproxy.config.settings import SettingsError, load_settings
+from argoproxy.config.settings import SettingsError, load, load_settings
 from tests.proxy_process import ROOT
 
 
@@ -293,3 +293,13 @@ def test_an_unreadable_dotenv_line_stops_start_up_with_one_line(tmp_path):
         assert [line for line in out.stderr.splitlines() if line.strip()] == [
             f"cot_proxy: bad setting .env: line 2 of {tmp_path / '.env'} is not NAME=value (its setting would be "
             "left out)"], out.stderr
+
+
+def test_a_mistyped_setting_in_the_environment_is_a_warning():
+    """ENABLE_AUTHENTICATION=true leaves auth off: the user believes the proxy is guarded."""
+    loaded = load({}, environ={"ENABLE_AUTHENTICATION": "true", "THINKMODE": "keep", "HOSTNAME": "box",
+                               "OPENAI_API_BASE": "http://x/v1", "PATH": "/bin", "TARGET_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert [w for w in loaded.warnings if "not a setting" in w] == [
+        "ENABLE_AUTHENTICATION is set, but it is not a setting (did you mean ENABLE_AUTH?), so it is not used",
+        "THINKMODE is set, but it is not a setting (did you mean THINK_MODE?), so it is not used"]
+    assert not loaded.settings.enable_auth
