@@ -164,10 +164,11 @@ def native_usage(chunks: Iterable[bytes], out: Any, body: dict[str, Any] | None 
     last: dict[bytes, int] = {}
     first_at = -1  # where the first usage object with counts starts in the stream
     carry, passed = b"", 0  # the end of the bytes before (an object or a number split between reads), their count
-    said = AnswerTexts()
+    said = AnswerTexts() if body is not None else None  # only an estimate reads the texts
     try:
         for data in chunks:
-            said.add(data)
+            if said is not None:
+                said.add(data)
             buf = carry + data if carry else data
             at = buf.find(b'"usage"')
             while at >= 0:  # an object met again in `carry` is read again, more of it there now
@@ -187,6 +188,6 @@ def native_usage(chunks: Iterable[bytes], out: Any, body: dict[str, Any] | None 
             prompt = inputs.get(b"prompt_tokens", 0) or sum(inputs.get(name, 0) for name in _INPUTS[:1] + _INPUTS[2:])
             output = last.get(b"output_tokens", last.get(b"completion_tokens", 0))
             out.usage = {"input_tokens": prompt, "output_tokens": output}
-        elif body is not None:
+        elif said is not None and body is not None:
             out.usage = {"input_tokens": prompt_tokens(body), "output_tokens": said.total()}
             out.usage_estimated = True
