@@ -5,8 +5,10 @@ add to its arguments by the same index. Some servers number every call 0, or lea
 call whole in a chunk of its own (Ollama: ollama/ollama#15457, #7881). Read by index alone, their parallel calls
 were one call whose arguments were two JSON objects end to end (`{"city": "Paris"}{"city": "Tokyo"}`), which
 Codex and Claude Code cannot parse and a strict server refuses when the history comes back. A fragment that
-brings an id other than the one its index already has therefore begins a new call, and the index's later
-fragments go to that call.
+brings a function name and an id other than the one its index already has therefore begins a new call, and the
+index's later fragments go to that call. The name is needed too: some servers change the id within one call
+(Poolside sends one id with the name and another on every argument fragment; mlx-openai-server made a new one
+per fragment), and a fragment that only adds arguments continues its call whatever its id.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ class CallKeys:
         if key not in self.ids:
             self.ids[key] = call_id
         elif call_id and call_id != self.ids[key]:
+            function = fragment.get("function")
             if self.ids[key] is None:  # the id came after the call's first fragment
                 self.ids[key] = call_id
-            else:
+            elif isinstance(function, dict) and function.get("name"):
                 key = self.moved[index] = self.again
                 self.again += 1
                 self.ids[key] = call_id

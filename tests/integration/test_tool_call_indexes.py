@@ -79,3 +79,26 @@ def test_chat_door_streams_give_each_call_an_index_of_its_own(served):
     fragments = [(c.index, c.id, c.function.arguments) for chunk in stream if chunk.choices
                  for c in chunk.choices[0].delta.tool_calls or ()]
     assert fragments == [(0, "call_0", '{"city": "Paris"}'), (1, "call_1", '{"city": "Tokyo"}')]
+
+
+def test_an_id_changing_within_one_call_keeps_it_one_call():
+    """Poolside sends a call's name under one id and its argument fragments under another: still one call."""
+    base = {"id": "chatcmpl-p", "object": "chat.completion.chunk", "created": 1, "model": "p"}
+    first = {"index": 0, "id": "call_A", "type": "function", "function": {"name": "weather", "arguments": ""}}
+    events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [first]}}]}]
+    for piece in ('{"city"', ': "Pa', 'ris"}'):
+        events.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "id": "call_B", "function": {"arguments": piece}}]}}]})
+    events += [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}, "[DONE]"]
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream") as proxy:
+        fake.add(Stream(events))
+        answer = openai_sdk(proxy).chat.completions.create(model="p", messages=[{"role": "user", "content": "w"}],
+                                                           tools=TOOLS)
+        assert [(c.id, c.function.name, c.function.arguments) for c in answer.choices[0].message.tool_calls] == \
+            [("call_A", "weather", '{"city": "Paris"}')]
+        fake.add(Stream(events))
+        with anthropic_sdk(proxy).messages.stream(model="p", max_tokens=100, messages=[
+                {"role": "user", "content": "w"}], tools=[{"name": "weather", "input_schema": {"type": "object"}}]) as s:
+            final = s.get_final_message()
+        assert [(b.id, b.name, b.input) for b in final.content if b.type == "tool_use"] == \
+            [("call_A", "weather", {"city": "Paris"})]

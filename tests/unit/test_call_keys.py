@@ -15,10 +15,23 @@ def test_openai_indexes_interleaved_and_repeated_ids_stay_their_calls():
                  (0, {"index": 1, "id": "b"}), (0, {"index": 0, "id": "a"})]) == [0, 1, 0, 1, 0]
 
 
-def test_a_new_id_at_an_index_in_use_begins_a_call_its_later_fragments_join():
-    assert keys([(0, {"index": 0, "id": "a"}), (0, {"index": 0, "id": "b"}), (0, {"index": 0}),
-                 (0, {"index": 0, "id": "c"})]) == [0, AGAIN, AGAIN, AGAIN + 1]
-    assert keys([(0, {"id": "a"}), (0, {"id": "b"})]) == [0, AGAIN]  # no index: the position
+F = {"function": {"name": "f", "arguments": "{}"}}  # a call whole in one fragment, as Ollama sends each
+
+
+def test_a_new_id_and_name_at_an_index_in_use_begins_a_call_its_later_fragments_join():
+    assert keys([(0, {"index": 0, "id": "a", **F}), (0, {"index": 0, "id": "b", **F}), (0, {"index": 0}),
+                 (0, {"index": 0, "id": "c", **F})]) == [0, AGAIN, AGAIN, AGAIN + 1]
+    assert keys([(0, {"id": "a", **F}), (0, {"id": "b", **F})]) == [0, AGAIN]  # no index: the position
+
+
+def test_an_id_that_changes_within_a_call_without_a_name_continues_it():
+    """Poolside: one id with the name, another on every argument fragment; mlx-openai-server: a new id on
+    every fragment. Only a fragment that names a function begins a call."""
+    args = {"function": {"arguments": "{"}}
+    assert keys([(0, {"index": 0, "id": "A", "function": {"name": "f", "arguments": ""}}),
+                 (0, {"index": 0, "id": "B", **args}), (0, {"index": 0, "id": "B", **args})]) == [0, 0, 0]
+    assert keys([(0, {"index": 0, "id": "x1", "function": {"name": "f"}}), (0, {"index": 0, "id": "x2", **args}),
+                 (0, {"index": 0, "id": "x3", **args})]) == [0, 0, 0]
 
 
 def test_an_id_given_after_the_first_fragment_is_the_same_call():
