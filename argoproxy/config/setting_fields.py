@@ -140,22 +140,40 @@ def as_url(value: Any) -> str:
 
 
 def as_optional_dir(value: Any) -> str:
-    """A directory the proxy writes into (made when missing), or "" for none: checked at start-up, where an
-    unusable one is one line (each worker failed to boot with a traceback of its own)."""
+    """A directory the proxy writes into (made when missing), or "" for none. Only what it is, here: whether this
+    user can write there is asked when serving starts (`dir_problem`), not by `keys` or `--show`, which an admin
+    may run as another user."""
     text = as_str(value)
     if not text:
         return ""
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{text!r} is not a directory")
-    existing = next(p for p in (path, *path.parents) if p.exists())  # the root always exists
-    try:  # a file made and removed at once: permission bits do not tell for root, nor for /proc and the like
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        raise ValueError(f"{text!r} cannot be {'written' if existing == path else 'created'}: "
-                         f"{exc.strerror or exc}") from None
+    try:
+        if Path(text).exists() and not Path(text).is_dir():
+            raise ValueError(f"{text!r} is not a directory")
+    except OSError as exc:  # a parent that cannot be searched
+        raise ValueError(f"{text!r} cannot be reached: {exc.strerror or exc}") from None
     return text
+
+
+def dir_problem(text: str) -> str | None:
+    """Why the server could not write into the directory `text` (made when missing), or None: a file made and
+    removed there, or in the nearest existing parent (permission bits do not tell for root, nor for /proc).
+    An existing directory that takes no new file still serves if the files it holds can be appended to."""
+    path = Path(text)
+    try:
+        existing = next(p for p in (path, *path.parents) if p.exists())  # the root always exists
+    except OSError as exc:
+        return f"{text!r} cannot be reached: {exc.strerror or exc}"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            return None
+    except OSError as exc:
+        failure = f"{text!r} cannot be {'written' if existing == path else 'created'}: {exc.strerror or exc}"
+    try:
+        if existing == path and any(f.is_file() and os.access(f, os.W_OK) for f in path.iterdir()):
+            return None
+    except OSError:
+        pass
+    return failure
 
 
 positive = number(float, 0.001)

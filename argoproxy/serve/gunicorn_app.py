@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, NoReturn
 from argoproxy.config import listener
 from argoproxy import providers
 from argoproxy.config.backend_choice import target_unused_by
+from argoproxy.config.setting_fields import dir_problem
 from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError, load
 
 # Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
@@ -44,12 +45,21 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
     their warnings printed once, and Gunicorn's options (whose start-up line says why this backend)."""
     global _announced
     loaded = loaded_or_exit(flags)
+    log_dir_or_exit(loaded.settings)
     if not _announced:  # not again when Gunicorn's master re-reads its config (SIGHUP): the port is its own
         port_free_or_exit(loaded.settings, port_label(loaded.settings, flags),
                           setting_label(loaded.settings, flags, "host", "HOST", "--host"))
     print_warnings(loaded)
     _announced = True
     return loaded.settings, gunicorn_options(loaded.settings, loaded.backend_reason)
+
+
+def log_dir_or_exit(settings: Settings) -> None:
+    """LOG_DIR must take the journals when serving starts: one line naming it, not a traceback per worker."""
+    problem = dir_problem(settings.log_dir) if settings.log_dir else None
+    if problem:
+        print(f"cot_proxy: bad setting LOG_DIR: {problem}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def port_label(settings: Settings, flags: Mapping[str, Any] | None = None) -> str:
@@ -107,6 +117,7 @@ def worker_settings() -> Settings:
     is read, no master said where requests go: each worker says it (with the warnings), Gunicorn's own
     options being in force rather than the settings' workers and worker class."""
     loaded = loaded_or_exit()
+    log_dir_or_exit(loaded.settings)
     if not _announced:
         print_warnings(loaded)
         mode = describe_mode(loaded.settings)

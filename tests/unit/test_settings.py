@@ -43,7 +43,7 @@ def test_backend_default_url():
     ({"TARGET_BASE_URL": "ftp://x"}, "TARGET_BASE_URL"), ({"LLM_PARAMS": "temperature=1"}, "LLM_PARAMS"),
     ({"DEBUG": "maybe"}, "DEBUG"), ({"CONFIG_PATH": "/nonexistent.yaml"}, "CONFIG_PATH"),
     ({"TIMEOUT": "nan"}, "TIMEOUT"), ({"CONNECT_TIMEOUT": "inf"}, "CONNECT_TIMEOUT"),  # NaN passed every bound
-    ({"LOG_DIR": "/etc/hostname"}, "LOG_DIR"), ({"LOG_DIR": "/proc/cot_proxy_logs"}, "LOG_DIR"),  # unusable dirs
+    ({"LOG_DIR": "/etc/hostname"}, "LOG_DIR"),  # a file
 ])
 def test_bad_values_name_the_key(env, key):
     with pytest.raises(SettingsError) as err:
@@ -303,3 +303,19 @@ def test_a_mistyped_setting_in_the_environment_is_a_warning():
         "ENABLE_AUTHENTICATION is set, but it is not a setting (did you mean ENABLE_AUTH?), so it is not used",
         "THINKMODE is set, but it is not a setting (did you mean THINK_MODE?), so it is not used"]
     assert not loaded.settings.enable_auth
+
+
+def test_a_log_dir_this_user_cannot_write_stops_serving_not_the_keys_command(tmp_path):
+    """Serving needs to write there (one line, not a traceback per worker); `keys` and `--show`, which an admin
+    may run as another user, do not."""
+    from argoproxy.config.setting_fields import dir_problem
+    assert dir_problem("/proc/cot_proxy_logs") is not None and dir_problem(str(tmp_path / "new" / "logs")) is None
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT), "LOG_DIR": "/proc/cot_proxy_logs",
+           "TARGET_BASE_URL": "http://127.0.0.1:9/v1"}
+    out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py")], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 2 and out.stderr.splitlines() == [
+        "cot_proxy: bad setting LOG_DIR: '/proc/cot_proxy_logs' cannot be created: No such file or directory"]
+    shown = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--show"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=30)
+    assert shown.returncode == 0 and "log_dir: '/proc/cot_proxy_logs'" in shown.stdout
