@@ -450,13 +450,13 @@ class Gateway:
                 except READ_ERRORS as exc:  # shorter than its Content-Length, or cut: nothing was sent yet
                     raise self.cut_short(resp, exc) from None
                 data = answers.finished(call, data)
-            if call.plan.team_key is not None:  # its usage counts against the key (a whole answer: one read)
+            if charged(call):  # its usage counts against the key (a whole answer: one read)
                 for _ in native_usage((data,), out):
                     pass
             answers.observe(call)
             return Answer(data, resp.status_code, out_headers)
         chunks = self.first_read(resp, read_chunks(resp, decode=decode))
-        if call.plan.team_key is not None and not _encoded(resp):  # its usage, read from the bytes as they pass
+        if charged(call) and not _encoded(resp):  # its usage, read from the bytes as they pass
             chunks = native_usage(chunks, out)
         return Answer(answers.relay(call, resp, chunks), resp.status_code, out_headers, direct_passthrough=True)
 
@@ -494,6 +494,13 @@ def _without_refused(req: UpstreamRequest, resp: UpstreamResponse) -> tuple[Upst
         return None
     del body[param]
     return dataclasses.replace(req, body=dumps(body)), param
+
+
+def charged(call: Call) -> bool:
+    """Does a forwarded answer's usage count against the team key? For a POST (a generation: Ollama's
+    /api/chat, a server's own route, an image or a transcription), not for reading back an object that
+    reports the usage of work done before (polling a batch, a stored response, a file's lines)."""
+    return call.plan.team_key is not None and call.client.method == "POST"
 
 
 def _encoded(resp: UpstreamResponse) -> bool:

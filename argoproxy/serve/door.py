@@ -216,8 +216,10 @@ class Door:
         elif self.team_key(call) is not None:
             self.note_body_model(call)  # the key's usage rows name the model its tokens went to
         self.gateway.admit(call)  # key_limits: a forwarded call (images, audio...) counts like an API call
-        return self.gateway.passthrough(call, self.backend.url(call.plan.path, call.plan.query),
-                                        self.backend.upstream_headers(call))
+        headers = self.backend.upstream_headers(call)
+        if call.plan.team_key is not None and call.client.method == "POST":
+            headers["Accept-Encoding"] = "identity"  # its usage is read from the answer's bytes
+        return self.gateway.passthrough(call, self.backend.url(call.plan.path, call.plan.query), headers)
 
     def backend_route(self, call: Call, route: Route) -> Answer:
         if call.client.method != "GET":

@@ -136,6 +136,23 @@ def test_forwarded_routes_count_tokens_against_the_key(team):
                 timeout=10)
     name, model, day, count, input_tokens, output_tokens = next(csv.reader(rows))
     assert (model, count, input_tokens, output_tokens) == ("gpt-4o", "3", "15", "30")
+    # the client's gzip is not passed on: the usage is read from the answer's bytes
+    assert all(r.headers.get("Accept-Encoding") == "identity" for r in fake.received if r.method == "POST")
+
+
+def test_reading_back_an_object_that_reports_usage_is_not_charged(team):
+    """Polling a batch (or a stored response, or a batch's output file) shows the usage of work done before:
+    only a POST's answer counts against the key."""
+    db, fake, proxy = team
+    key = create(db, "poller", "--budget", "1000/day")
+    for _ in range(3):
+        fake.add(Reply({"id": "batch_1", "object": "batch", "usage": {"input_tokens": 1_000_000,
+                                                                      "output_tokens": 500_000}}))
+        r = requests.get(proxy.base_url + "/batches/batch_1", headers={"Authorization": f"Bearer {key}"}, timeout=20)
+        assert r.status_code == 200
+    rows = poll(lambda: [row for row in keys(db, "usage", "--csv").stdout.splitlines() if row.startswith("poller,")],
+                timeout=10)
+    assert next(csv.reader(rows))[3:] == ["3", "0", "0"]
 
 
 def test_a_token_budget_refuses_until_its_period_ends(team):
