@@ -125,12 +125,11 @@ class Meter:
 _COUNT = re.compile(rb'"(input_tokens|prompt_tokens|cache_creation_input_tokens|cache_read_input_tokens|'
                     rb'output_tokens|completion_tokens)"\s*:\s*(\d{1,12})')
 USAGE_WINDOW = 4096  # bytes after a `"usage"` that are searched for its counts
+_INPUTS = (b"input_tokens", b"prompt_tokens", b"cache_creation_input_tokens", b"cache_read_input_tokens")
 # The texts of a relayed answer, for an estimate when it carries no usage: Responses' `delta`s, Messages' `text`,
 # `thinking` and `partial_json`, chat's `content` and tool `arguments`, as written (escapes count as characters).
-_TEXT = re.compile(rb'"(?:delta|text|thinking|partial_json|content|arguments)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_TEXT = re.compile(rb'"(delta|text|thinking|partial_json|content|arguments)"\s*:\s*"((?:[^"\\]|\\.)*)"')
 MAX_TEXT_BYTES = 1 << 20  # texts kept for that estimate (the count samples past EXACT_CHARS anyway)
-
-
 MAX_SPANS = 32  # "usage" objects read per read of the answer, at its start and at its end
 
 
@@ -160,28 +159,42 @@ def _usage_spans(buf: bytes, from_start: bool) -> list[tuple[int, int]]:
 
 
 class AnswerTexts:
-    """The texts a relayed answer carried, kept up to MAX_TEXT_BYTES and their size counted past it. A text cut
-    between two reads is missed: an estimate."""
+    """The texts a relayed answer carried, for an estimate. A Responses stream says each text several times (its
+    deltas, then whole in the .done events and the final response): where string `delta`s come, they alone are
+    counted. A text cut between two reads is missed: an estimate."""
+
+    def __init__(self) -> None:
+        self.deltas = _Kept()
+        self.others = _Kept()
+
+    def add(self, data: bytes) -> None:
+        for key, text in _TEXT.findall(data):
+            (self.deltas if key == b"delta" else self.others).add(text)
+
+    def total(self) -> int:
+        return (self.deltas if self.deltas.kept else self.others).total()
+
+
+class _Kept:
+    """Texts kept up to MAX_TEXT_BYTES, and the size of those past it (the count is scaled by it)."""
 
     def __init__(self) -> None:
         self.texts: list[bytes] = []
         self.kept = 0
-        self.more = 0  # bytes of text past what is kept
+        self.more = 0
 
-    def add(self, data: bytes) -> None:
-        for text in _TEXT.findall(data):
-            if self.kept < MAX_TEXT_BYTES:
-                self.texts.append(text)
-                self.kept += len(text)
-            else:
-                self.more += len(text)
+    def add(self, text: bytes) -> None:
+        if self.kept < MAX_TEXT_BYTES:
+            self.texts.append(text)
+            self.kept += len(text)
+        else:
+            self.more += len(text)
 
     def total(self) -> int:
         if not self.kept:
             return 0
         counted = count_texts(t.decode("utf-8", "replace") for t in self.texts)
         return counted + counted * self.more // self.kept
-_INPUTS = (b"input_tokens", b"prompt_tokens", b"cache_creation_input_tokens", b"cache_read_input_tokens")
 
 
 def native_usage(chunks: Iterable[bytes], out: Any, body: dict[str, Any] | None = None) -> Iterator[bytes]:

@@ -132,7 +132,7 @@ def test_a_hostile_answers_texts_are_kept_bounded():
     event = b'data: {"delta": "' + b"word " * 20_000 + b'"}\n\n'
     for _ in range(2 * MAX_TEXT_BYTES // len(event) + 2):
         said.add(event)
-    assert said.kept <= MAX_TEXT_BYTES + len(event) and said.more > 0
+    assert said.deltas.kept <= MAX_TEXT_BYTES + len(event) and said.deltas.more > 0
     one = count_text("word " * 20_000)
     assert said.total() >= one * (2 * MAX_TEXT_BYTES // len(event)) * 0.9
 
@@ -147,3 +147,17 @@ def test_an_answer_of_usage_keys_repeated_is_read_in_bounded_spans():
     assert _native([junk + last]) == {"input_tokens": 9, "output_tokens": 11}
     few = b'"usage": {"output_tokens": 1} ' * 10
     assert [b - a for a, b in _usage_spans(few, True)][:1] == [len(few) // 10]  # each ends where the next begins
+
+
+def test_a_responses_stream_text_is_counted_once():
+    """Its deltas, then the same text in output_text.done, content_part.done, output_item.done and
+    response.completed: counted once (it was five times)."""
+    from argoproxy.pipeline.stream_usage import AnswerTexts
+    text = "the quick brown fox " * 20
+    said = AnswerTexts()
+    for piece in (text[:100], text[100:]):
+        said.add(b'data: {"type":"response.output_text.delta","delta":' + json.dumps(piece).encode() + b'}\n\n')
+    said.add(b'data: {"type":"response.output_text.done","text":' + json.dumps(text).encode() + b'}\n\n')
+    said.add(b'data: {"type":"response.completed","response":{"output":[{"content":[{"text":'
+             + json.dumps(text).encode() + b'}]}]}}\n\n')
+    assert said.total() == count_text(text[:100]) + count_text(text[100:])
