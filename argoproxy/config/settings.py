@@ -325,9 +325,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                 continue
             key = self.construct_object(key_node)  # type: ignore[no-untyped-call]
-            if key in seen:
+            if (type(key), key) in seen:  # typed: 1, 1.0 and true are three keys to YAML, one to Python
                 raise _RepeatedKey(key, key_node.start_mark.line + 1)
-            seen.add(key)
+            seen.add((type(key), key))
         return super().construct_mapping(node, deep=deep)
 
 

@@ -313,7 +313,7 @@ def function_output(call: dict[str, Any], tools: ChatTools | None = None) -> dic
     """A whole chat tool call as its output item (function_call, or custom_tool_call for a custom tool)."""
     function = call.get("function") or {}
     return (tools or NO_TOOLS).output_item(function.get("name") or "", call.get("id") or new_id("call_"),
-                                           function.get("arguments") or "{}")  # none: a call without arguments
+                                           function.get("arguments") or "")
 
 
 def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:

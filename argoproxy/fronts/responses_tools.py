@@ -110,9 +110,9 @@ class ChatTools:
         if kind == "custom":
             item = {"type": "custom_tool_call", "id": item_id or new_id("ctc_"), "call_id": call_id, "name": name,
                     "input": custom_input(arguments), "status": status}
-        else:
+        else:  # a call without arguments: "{}", as OpenAI writes it (Codex cannot parse "")
             item = {"type": "function_call", "id": item_id or new_id("fc_"), "call_id": call_id, "name": name,
-                    "arguments": arguments, "status": status}
+                    "arguments": arguments or ("{}" if status == "completed" else ""), "status": status}
         if namespace:
             item["namespace"] = namespace
         return item

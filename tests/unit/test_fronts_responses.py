@@ -497,3 +497,8 @@ def test_a_call_without_arguments_has_an_empty_object_as_its_arguments():
         {"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
             {"id": "c0", "type": "function", "function": {"name": "now", "arguments": ""}}]}}]}, exchange())
     assert whole["output"][0]["arguments"] == "{}"
+    custom = exchange(tools=[{"type": "custom", "name": "apply_patch"}])
+    whole = chat_to_response({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+        {"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c0", "type": "function", "function": {"name": "apply_patch", "arguments": ""}}]}}]}, custom)
+    assert (whole["output"][0]["type"], whole["output"][0]["input"]) == ("custom_tool_call", "")  # not "{}"

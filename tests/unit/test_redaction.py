@@ -248,3 +248,12 @@ def test_a_body_prefix_cut_inside_a_proxy_key_keeps_none_of_it():
         kept = Redactor().cut_partial("prompt: " + key[:cut])
         assert kept == "prompt: " or (cut <= 2 and kept == "prompt: " + key[:cut]), (cut, kept)
     assert Redactor().cut_partial("ends with a word") == "ends with a word"
+
+
+def test_a_data_urls_kept_start_holds_no_key():
+    from argoproxy.config.listener import generate_key
+    from argoproxy.redaction import Redactor
+    key = generate_key()
+    for payload in (key + "A" * 200, "QUJD" + key[:20] + "B" * 200):
+        kept = Redactor([key]).text("data:text/plain;base64," + payload)
+        assert "sk-proxy-" not in kept and key[9:20] not in kept and "base64 chars truncated" in kept, kept

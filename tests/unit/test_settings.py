@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from argoproxy.cli import parse_flags
 from argoproxy.config import setting_fields
@@ -280,6 +281,8 @@ def test_a_yaml_key_given_twice_is_refused_naming_it(tmp_path):
     cfg.write_text("models:\n  - &a {name: a, backend: openai, base_url: 'http://127.0.0.1:9/v1'}\n"
                    "  - <<: *a\n    name: b\n")  # a merge overridden is no repetition
     assert [m.name for m in load_settings({}, environ={"CONFIG_PATH": str(cfg)}).models] == ["a", "b"]
+    from argoproxy.config.settings import _UniqueKeyLoader
+    assert yaml.load("1: a\n1.0: b\ntrue: c\n'1': d\n", Loader=_UniqueKeyLoader) == {1: "c", "1": "d"}  # 4 YAML keys
 
 
 def test_an_unreadable_dotenv_line_stops_start_up_with_one_line(tmp_path):
