@@ -268,9 +268,7 @@ class Door:
         call.plan.model = route.model
         if self.allowed and self.forwards and not model_allowed(self.allowed, route.model):
             raise model_not_found(route.model)  # answered from the filtered list below when not forwarding
-        key_models = self.key_models(call)
-        if key_models and not model_allowed(key_models, route.model):
-            raise key_model_refused(route.model)
+        self.check_key_model(call, route.model)
         if route.model in self.settings.llm_params.pseudo_models and call.client.method in ("GET", "HEAD"):
             # LLM_PARAMS pseudo models are the proxy's own: the upstream does not know them
             return self.observed(call, json_response({"id": route.model, "object": "model", "created": 0,
@@ -333,6 +331,7 @@ class Door:
         if call.plan.kind == "models":
             return self.observed(call, json_response(google.model_list(self.model_list(call)["data"])))
         call.plan.model = route.model
+        self.check_key_model(call, route.model)
         entry = self.known_model(call, route.model)  # routing globs (`claude-*`) included
         if entry is None:
             raise model_not_found(route.model)
@@ -344,9 +343,7 @@ class Door:
         if call.plan.kind == "models":
             return self.observed(call, json_response(messages_front.model_list(self.model_list(call)["data"])))
         call.plan.model = route.model
-        key_models = self.key_models(call)
-        if key_models and not model_allowed(key_models, route.model):
-            raise key_model_refused(route.model)
+        self.check_key_model(call, route.model)
         entry = self.known_model(call, route.model)
         if entry is None:
             raise model_not_found(route.model)
@@ -401,6 +398,12 @@ class Door:
         """The model globs of the team key the request came with (none: any model ALLOWED_MODELS takes)."""
         key = self.team_key(call)
         return key.models if key is not None else ()
+
+    def check_key_model(self, call: Call, model: str | None) -> None:
+        """/v1/models/{id} on every door: a model the team key may not use is a 403 (not an entry, not a 404)."""
+        key_models = self.key_models(call)
+        if key_models and not model_allowed(key_models, model):
+            raise key_model_refused(model)
 
     def note_body_model(self, call: Call) -> None:
         """The model a forwarded body names, read as check_body_model reads it, for the usage rows only: a body

@@ -117,6 +117,10 @@ def test_a_keys_model_list_shows_what_it_may_use(team):
                                                for m in ("gpt-4o", "gpt-4o-mini", "llama", "secret-model")]}))
     key = create(db, "lister", "--models", "gpt-4o*")
     assert sorted(m.id for m in openai_sdk(proxy, key).models.list()) == ["gpt-4o", "gpt-4o-mini"]
+    for path, headers in (("/v1/models/llama", {}), ("/v1/models/llama", {"anthropic-version": "2023-06-01"}),
+                          ("/v1beta/models/llama", {})):  # one model the key may not use: 403 on every door
+        r = requests.get(proxy.url + path, headers={"Authorization": f"Bearer {key}", **headers}, timeout=10)
+        assert r.status_code == 403, (path, headers, r.text)
 
 
 def test_forwarded_routes_count_tokens_against_the_key(team):
