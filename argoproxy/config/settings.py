@@ -418,7 +418,7 @@ def misspelled(environ: Mapping[str, str]) -> tuple[str, ...]:
     and a user who set ENABLE_AUTHENTICATION=true believes the proxy is guarded."""
     out = []
     for name in environ:
-        if name in _FAMILIAR or not name.isupper():
+        if name in _FAMILIAR or not name.isupper() or name.rstrip("0123456789") in ENV_NAMES:  # Marathon's PORT0
             continue
         close = difflib.get_close_matches(name, ENV_NAMES, n=1, cutoff=0.85) or \
             [known for known in ENV_NAMES if len(known) >= 8 and name.startswith(known) and name[len(known):].isalpha()]

@@ -300,7 +300,7 @@ def test_an_unreadable_dotenv_line_stops_start_up_with_one_line(tmp_path):
 
 def test_a_mistyped_setting_in_the_environment_is_a_warning():
     """ENABLE_AUTHENTICATION=true leaves auth off: the user believes the proxy is guarded."""
-    loaded = load({}, environ={"ENABLE_AUTHENTICATION": "true", "THINKMODE": "keep", "HOSTNAME": "box",
+    loaded = load({}, environ={"ENABLE_AUTHENTICATION": "true", "THINKMODE": "keep", "HOSTNAME": "box", "PORT0": "1",
                                "OPENAI_API_BASE": "http://x/v1", "PATH": "/bin", "TARGET_BASE_URL": "http://127.0.0.1:9/v1"})
     assert [w for w in loaded.warnings if "not a setting" in w] == [
         "ENABLE_AUTHENTICATION is set, but it is not a setting (did you mean ENABLE_AUTH?), so it is not used",
