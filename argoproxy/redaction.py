@@ -462,7 +462,7 @@ class Redactor:
         if match and len(match.group(2)) > DATA_URL_KEEP:
             payload = match.group(2)
             kept = self.cut_partial(self.text(payload[:DATA_URL_KEEP]))  # a key may start there
-            return f"{match.group(1)}{kept}...[{len(payload)} base64 chars truncated]"
+            return f"{self.text(match.group(1))}{kept}...[{len(payload)} base64 chars truncated]"
         for secret in sorted(self.secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, JOURNAL_REDACTED)

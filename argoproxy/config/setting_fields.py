@@ -154,12 +154,15 @@ def as_optional_dir(value: Any) -> str:
     return text
 
 
-def dir_problem(text: str) -> str | None:
-    """Why the server could not write into the directory `text` (made when missing), or None: a file made and
-    removed there, or in the nearest existing parent (permission bits do not tell for root, nor for /proc).
-    An existing directory that takes no new file still serves if the files it holds can be appended to."""
+def dir_problem(text: str, files: Sequence[str] = ()) -> str | None:
+    """Why the server could not write its `files` into the directory `text` (made when missing), or None: a
+    file made and removed there, or in the nearest existing parent (permission bits do not tell for root, nor
+    for /proc). An existing directory that takes no new file still serves if all of `files` are there and can
+    be appended to."""
     path = Path(text)
     try:
+        if path.is_symlink() and not path.exists():
+            return f"{text!r} is a link to nothing"
         existing = next(p for p in (path, *path.parents) if p.exists())  # the root always exists
     except OSError as exc:
         return f"{text!r} cannot be reached: {exc.strerror or exc}"
@@ -169,7 +172,7 @@ def dir_problem(text: str) -> str | None:
     except OSError as exc:
         failure = f"{text!r} cannot be {'written' if existing == path else 'created'}: {exc.strerror or exc}"
     try:
-        if existing == path and any(f.is_file() and os.access(f, os.W_OK) for f in path.iterdir()):
+        if existing == path and files and all(os.access(path / f, os.W_OK) for f in files):
             return None
     except OSError:
         pass

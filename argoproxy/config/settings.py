@@ -319,16 +319,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently: a second
     `port:` further down a long file would win unseen)."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:  # the mapping's own keys: a merge (`<<: *base`) may be overridden
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node)  # type: ignore[no-untyped-call]
-            if (type(key), key) in seen:  # typed: 1, 1.0 and true are three keys to YAML, one to Python
-                raise _RepeatedKey(key, key_node.start_mark.line + 1)
-            seen.add((type(key), key))
-        return super().construct_mapping(node, deep=deep)
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # Checked before a merge rewrites the node in place (a merge of this node met first flattens it too).
+        if not getattr(node, "keys_checked", False):
+            node.keys_checked = True  # type: ignore[attr-defined]
+            seen: set[Any] = set()
+            for key_node, _ in node.value:  # the mapping's own keys: a merge (`<<: *base`) may be overridden
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)  # type: ignore[no-untyped-call]
+                if (type(key), key) in seen:  # typed: 1, 1.0 and true are three keys to YAML
+                    raise _RepeatedKey(key, key_node.start_mark.line + 1)
+                seen.add((type(key), key))
+        super().flatten_mapping(node)  # type: ignore[no-untyped-call]
 
 
 class _RepeatedKey(ValueError):
@@ -413,6 +416,11 @@ ENV_NAMES = frozenset(e for f in SETTING_FIELDS.values() for e in (f.metadata.ge
 _FAMILIAR = ENV_NAMES | {"OPENAI_API_BASE"}  # other tools' spellings a user may well export for them
 
 
+def _other_word(name: str, known: str) -> bool:
+    """One is the other with a word more in front (CORS_ALLOWED_ORIGINS, REQUEST_TIMEOUT): another tool's."""
+    return name.endswith("_" + known) or known.endswith("_" + name)
+
+
 def misspelled(environ: Mapping[str, str]) -> tuple[str, ...]:
     """Environment variables that look like a setting mistyped (THINKMODE, ENABLE_AUTHENTICATION): not used,
     and a user who set ENABLE_AUTHENTICATION=true believes the proxy is guarded."""
@@ -420,7 +428,8 @@ def misspelled(environ: Mapping[str, str]) -> tuple[str, ...]:
     for name in environ:
         if name in _FAMILIAR or not name.isupper() or name.rstrip("0123456789") in ENV_NAMES:  # Marathon's PORT0
             continue
-        close = difflib.get_close_matches(name, ENV_NAMES, n=1, cutoff=0.85) or \
+        close = [known for known in difflib.get_close_matches(name, ENV_NAMES, n=3, cutoff=0.85)
+                 if len(known) >= 8 and not _other_word(name, known)] or \
             [known for known in ENV_NAMES if len(known) >= 8 and name.startswith(known) and name[len(known):].isalpha()]
         if close:
             out.append(f"{name} is set, but it is not a setting (did you mean {close[0]}?), so it is not used")

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 CLIENT_FILE = "client_interaction.jsonl"
 SERVER_FILE = "server_interaction.jsonl"
 LOG_FILE = "log.log"
+JOURNAL_FILES = (CLIENT_FILE, SERVER_FILE, LOG_FILE)
 # A new log directory and its files are its owner's only: on a shared host the journals hold every prompt and
 # answer, log.log every path and model (an existing directory or file keeps the mode it was given).
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600

@@ -22,13 +22,14 @@ class CallKeys:
     """One choice's tool calls in a stream: the key of each fragment's call (an int; sorted, they are in the
     order the calls began)."""
 
-    __slots__ = ("ids", "moved", "again", "wire")
+    __slots__ = ("ids", "moved", "again", "wire", "free")
 
     def __init__(self) -> None:
         self.ids: dict[int, Any] = {}  # key -> the call's id (None until a fragment gives one)
         self.moved: dict[int, int] = {}  # index -> the key of the latest call begun at it, when not the index
         self.again = AGAIN
-        self.wire: dict[int, int] = {}  # key of a call begun again -> the index it is given in a relayed chunk
+        self.wire: dict[int, int] = {}  # key -> the index a relayed chunk gives its call
+        self.free = 0  # the lowest index no call was given
 
     def key(self, position: int, fragment: dict[str, Any]) -> int:
         """The key of the call `fragment` (at `position` in its chunk's list) adds to."""
@@ -48,11 +49,12 @@ class CallKeys:
         return key
 
     def index(self, key: int) -> int:
-        """The index a relayed chunk gives the call `key` names: the server's own, or for a call begun again at
-        an index in use, the next after every index given so far (a client may use indexes as list positions)."""
-        if key < AGAIN:
-            return key
+        """The index a relayed chunk gives the call `key` names: the server's own until a call is begun again at
+        an index in use; from then on each new call the next index no call was given (a server index seen
+        later may be one given already; a client may use indexes as list positions)."""
         given = self.wire.get(key)
         if given is None:
-            given = self.wire[key] = max((k for k in self.ids if k < AGAIN), default=-1) + len(self.wire) + 1
+            moved = key >= AGAIN or self.again > AGAIN
+            given = self.wire[key] = self.free if moved else key
+            self.free = max(self.free, given + 1)
         return given

@@ -456,7 +456,7 @@ class Gateway:
             answers.observe(call)
             return Answer(data, resp.status_code, out_headers)
         chunks = self.first_read(resp, read_chunks(resp, decode=decode))
-        if charged(call) and not _encoded(resp):  # its usage, read from the bytes as they pass
+        if charged(call) and (decode or not _encoded(resp)):  # its usage, read from the bytes as they pass
             chunks = native_usage(chunks, out)
         return Answer(answers.relay(call, resp, chunks), resp.status_code, out_headers, direct_passthrough=True)
 

@@ -133,10 +133,11 @@ MAX_TEXT_BYTES = 1 << 20  # texts kept for that estimate (the count samples past
 MAX_SPANS = 32  # "usage" objects read per read of the answer, at its start and at its end
 
 
-def _usage_spans(buf: bytes, from_start: bool) -> list[tuple[int, int]]:
+def _usage_spans(buf: bytes, from_start: bool, carried: int = 0) -> list[tuple[int, int]]:
     """Where the usage objects of `buf` are (start, end), in order: each ends at the next "usage" or
     USAGE_WINDOW bytes on, so a byte is searched once. Only the last MAX_SPANS matter (the last counts win),
-    and the first ones while no count was found yet: a body of "usage" repeated cost 2.3 s of CPU per MB."""
+    the first ones while no count was found yet, and those starting in the `carried` bytes of the read before
+    (an object cut there, read whole now): a body of "usage" repeated cost 2.3 s of CPU per MB."""
     starts: list[int] = []
     if buf.count(b'"usage"') <= 2 * MAX_SPANS:
         at = buf.find(b'"usage"')
@@ -145,7 +146,7 @@ def _usage_spans(buf: bytes, from_start: bool) -> list[tuple[int, int]]:
             at = buf.find(b'"usage"', at + 7)
     else:
         at = buf.find(b'"usage"')
-        while from_start and at >= 0 and len(starts) < MAX_SPANS:
+        while at >= 0 and len(starts) < MAX_SPANS and (from_start or at < carried):
             starts.append(at)
             at = buf.find(b'"usage"', at + 7)
         tail: list[int] = []
@@ -211,7 +212,7 @@ def native_usage(chunks: Iterable[bytes], out: Any, body: dict[str, Any] | None 
             if said is not None:
                 said.add(data)
             buf = carry + data if carry else data
-            for at, end in _usage_spans(buf, first_at < 0):  # one met again in `carry` is read again, more of it there
+            for at, end in _usage_spans(buf, first_at < 0, len(carry)):  # one met again in `carry` is read again
                 counts = {name: int(value) for name, value in _COUNT.findall(buf, at, end)}
                 if counts:
                     where = passed - len(carry) + at

@@ -17,6 +17,7 @@ from argoproxy.config import listener
 from argoproxy import providers
 from argoproxy.config.backend_choice import target_unused_by
 from argoproxy.config.setting_fields import dir_problem
+from argoproxy.observe.journal import JOURNAL_FILES
 from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError, load
 
 # Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
@@ -56,7 +57,7 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
 
 def log_dir_or_exit(settings: Settings) -> None:
     """LOG_DIR must take the journals when serving starts: one line naming it, not a traceback per worker."""
-    problem = dir_problem(settings.log_dir) if settings.log_dir else None
+    problem = dir_problem(settings.log_dir, JOURNAL_FILES) if settings.log_dir else None
     if problem:
         print(f"cot_proxy: bad setting LOG_DIR: {problem}", file=sys.stderr)
         raise SystemExit(2)

@@ -130,8 +130,9 @@ def test_forwarded_routes_count_tokens_against_the_key(team):
     key = create(db, "fwd", "--budget", "40/day")
     auth = {"Authorization": f"Bearer {key}"}
     statuses = []
-    for _ in range(4):
-        fake.add(Reply({"id": "x", "usage": {"prompt_tokens": 5, "completion_tokens": 10, "total_tokens": 15}}))
+    for n in range(4):  # the second compressed though asked for none (a careless server): read decoded
+        fake.add(Reply({"id": "x", "usage": {"prompt_tokens": 5, "completion_tokens": 10, "total_tokens": 15}},
+                       gzip=n == 1))
         r = requests.post(proxy.base_url + "/custom/generate", json={"model": "gpt-4o", "prompt": "hi"},
                           headers=auth, timeout=20)
         statuses.append(r.status_code)

@@ -62,3 +62,13 @@ def test_the_chat_filter_leaves_well_numbered_streams_as_they_came():
     assert [o["choices"][0]["delta"]["tool_calls"][0]["index"] for o in out[1:]] == [1, 2]
     plain = iter(ollama)
     assert tool_call_indexes(Call.of("chat", "POST", "v1/chat/completions", body={}), plain) is plain  # no tools
+
+
+def test_relayed_indexes_stay_apart_once_a_call_was_begun_again():
+    """[A], [B] at index 0 (B begun again), then [C, D] by position: D's own index 1 was given to B already."""
+    calls = CallKeys()
+    named = [("A", 0), ("B", 0), ("C", 0), ("D", 1)]
+    wire = [calls.index(calls.key(position, {"id": i, "function": {"name": "f"}})) for i, position in named]
+    assert wire == [0, 1, 2, 3]
+    plain = CallKeys()  # a server that numbers its calls: its indexes pass as they are
+    assert [plain.index(plain.key(0, {"index": n, "id": str(n), "function": {"name": "f"}})) for n in (0, 1, 2)] == [0, 1, 2]

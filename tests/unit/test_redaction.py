@@ -257,3 +257,6 @@ def test_a_data_urls_kept_start_holds_no_key():
     for payload in (key + "A" * 200, "QUJD" + key[:20] + "B" * 200):
         kept = Redactor([key]).text("data:text/plain;base64," + payload)
         assert "sk-proxy-" not in kept and key[9:20] not in kept and "base64 chars truncated" in kept, kept
+    for head in (f"data:{key};base64,", "data:x-sk-upstream-secret;base64,"):  # its media type too
+        kept = Redactor(["sk-upstream-secret"]).text(head + "A" * 200)
+        assert "sk-proxy-" not in kept and "sk-upstream-secret" not in kept and "truncated" in kept, kept

@@ -282,6 +282,9 @@ def test_a_yaml_key_given_twice_is_refused_naming_it(tmp_path):
                    "  - <<: *a\n    name: b\n")  # a merge overridden is no repetition
     assert [m.name for m in load_settings({}, environ={"CONFIG_PATH": str(cfg)}).models] == ["a", "b"]
     from argoproxy.config.settings import _UniqueKeyLoader
+    nested = ("templates:\n  fam: &fam {like: claude-4.5+}\n  mine: &mine\n    <<: *fam\n    like: gpt-5\n"
+              "my-model:\n  <<: *mine\n")  # a merge of a node that merges and overrides, met first from above
+    assert yaml.load(nested, Loader=_UniqueKeyLoader)["my-model"] == {"like": "gpt-5"}
     assert yaml.load("1: a\n1.0: b\ntrue: c\n'1': d\n", Loader=_UniqueKeyLoader) == {1: "c", "1": "d"}  # 4 YAML keys
 
 
@@ -313,6 +316,8 @@ def test_a_log_dir_this_user_cannot_write_stops_serving_not_the_keys_command(tmp
     may run as another user, do not."""
     from argoproxy.config.setting_fields import dir_problem
     assert dir_problem("/proc/cot_proxy_logs") is not None and dir_problem(str(tmp_path / "new" / "logs")) is None
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "logs")
+    assert dir_problem(str(tmp_path / "dangling")) == f"{str(tmp_path / 'dangling')!r} is a link to nothing"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT), "LOG_DIR": "/proc/cot_proxy_logs",
            "TARGET_BASE_URL": "http://127.0.0.1:9/v1"}
     out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py")], cwd=tmp_path, env=env, capture_output=True,

@@ -161,3 +161,13 @@ def test_a_responses_stream_text_is_counted_once():
     said.add(b'data: {"type":"response.completed","response":{"output":[{"content":[{"text":'
              + json.dumps(text).encode() + b'}]}]}}\n\n')
     assert said.total() == count_text(text[:100]) + count_text(text[100:])
+
+
+def test_a_usage_object_cut_between_reads_is_read_whole_whatever_follows():
+    """message_start's input count cut between two reads, the next read holding many more "usage" keys: the
+    object begun in the carried bytes is read again whole."""
+    start = b'event: message_start\ndata: {"message": {"usage": {"input_tokens": 123456, "output_tokens": 1}}}\n\n'
+    cut = start.index(b"3456")
+    filler = b'data: {"usage": null}\n\n' * 80
+    end = b'data: {"type": "message_delta", "usage": {"output_tokens": 70}}\n\n'
+    assert _native([start[:cut], start[cut:] + filler + end]) == {"input_tokens": 123456, "output_tokens": 70}
