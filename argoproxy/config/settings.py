@@ -319,10 +319,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently: a second
     `port:` further down a long file would win unseen)."""
 
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.checked: set[int] = set()  # mappings whose own keys were checked (by id: a merge reads one twice)
+
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         # Checked before a merge rewrites the node in place (a merge of this node met first flattens it too).
-        if not getattr(node, "keys_checked", False):
-            node.keys_checked = True  # type: ignore[attr-defined]
+        if id(node) not in self.checked:
+            self.checked.add(id(node))
             seen: set[Any] = set()
             for key_node, _ in node.value:  # the mapping's own keys: a merge (`<<: *base`) may be overridden
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":

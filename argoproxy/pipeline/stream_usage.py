@@ -129,7 +129,6 @@ _INPUTS = (b"input_tokens", b"prompt_tokens", b"cache_creation_input_tokens", b"
 # The texts of a relayed answer, for an estimate when it carries no usage: Responses' `delta`s, Messages' `text`,
 # `thinking` and `partial_json`, chat's `content` and tool `arguments`, as written (escapes count as characters).
 _TEXT = re.compile(rb'"(delta|text|thinking|partial_json|content|arguments)"\s*:\s*"((?:[^"\\]|\\.)*)"')
-MAX_TEXT_BYTES = 1 << 20  # texts kept for that estimate (the count samples past EXACT_CHARS anyway)
 MAX_SPANS = 32  # "usage" objects read per read of the answer, at its start and at its end
 
 
@@ -138,17 +137,13 @@ def _usage_spans(buf: bytes, from_start: bool, carried: int = 0) -> list[tuple[i
     USAGE_WINDOW bytes on, so a byte is searched once. Only the last MAX_SPANS matter (the last counts win),
     the first ones while no count was found yet, and those starting in the `carried` bytes of the read before
     (an object cut there, read whole now): a body of "usage" repeated cost 2.3 s of CPU per MB."""
+    every = buf.count(b'"usage"') <= 2 * MAX_SPANS
     starts: list[int] = []
-    if buf.count(b'"usage"') <= 2 * MAX_SPANS:
-        at = buf.find(b'"usage"')
-        while at >= 0:
-            starts.append(at)
-            at = buf.find(b'"usage"', at + 7)
-    else:
-        at = buf.find(b'"usage"')
-        while at >= 0 and len(starts) < MAX_SPANS and (from_start or at < carried):
-            starts.append(at)
-            at = buf.find(b'"usage"', at + 7)
+    at = buf.find(b'"usage"')
+    while at >= 0 and (every or len(starts) < MAX_SPANS and (from_start or at < carried)):
+        starts.append(at)
+        at = buf.find(b'"usage"', at + 7)
+    if not every:
         tail: list[int] = []
         at = buf.rfind(b'"usage"')
         while at >= 0 and len(tail) < MAX_SPANS and (not starts or at > starts[-1]):
@@ -160,42 +155,23 @@ def _usage_spans(buf: bytes, from_start: bool, carried: int = 0) -> list[tuple[i
 
 
 class AnswerTexts:
-    """The texts a relayed answer carried, for an estimate. A Responses stream says each text several times (its
-    deltas, then whole in the .done events and the final response): where string `delta`s come, they alone are
-    counted. A text cut between two reads is missed: an estimate."""
+    """The texts a relayed answer carried, for an estimate (OutputCount: a sample counted, the rest measured).
+    A Responses stream says each text several times (its deltas, then whole in the .done events and the final
+    response): where string `delta`s come, they alone are counted. A text cut between two reads is missed."""
 
     def __init__(self) -> None:
-        self.deltas = _Kept()
-        self.others = _Kept()
+        self.deltas = OutputCount()
+        self.others = OutputCount()
+        self.delta_seen = False
 
     def add(self, data: bytes) -> None:
         for key, text in _TEXT.findall(data):
-            (self.deltas if key == b"delta" else self.others).add(text)
+            delta = key == b"delta"
+            self.delta_seen |= delta
+            (self.deltas if delta else self.others).add(text.decode("utf-8", "replace"))
 
     def total(self) -> int:
-        return (self.deltas if self.deltas.kept else self.others).total()
-
-
-class _Kept:
-    """Texts kept up to MAX_TEXT_BYTES, and the size of those past it (the count is scaled by it)."""
-
-    def __init__(self) -> None:
-        self.texts: list[bytes] = []
-        self.kept = 0
-        self.more = 0
-
-    def add(self, text: bytes) -> None:
-        if self.kept < MAX_TEXT_BYTES:
-            self.texts.append(text)
-            self.kept += len(text)
-        else:
-            self.more += len(text)
-
-    def total(self) -> int:
-        if not self.kept:
-            return 0
-        counted = count_texts(t.decode("utf-8", "replace") for t in self.texts)
-        return counted + counted * self.more // self.kept
+        return (self.deltas if self.delta_seen else self.others).total()
 
 
 def native_usage(chunks: Iterable[bytes], out: Any, body: dict[str, Any] | None = None) -> Iterator[bytes]:

@@ -34,7 +34,7 @@ from argoproxy.observe.health import HealthCheck
 from argoproxy.jsonfast import dumps
 from argoproxy.edge.paths import PathError, canonical, raw_target
 from argoproxy.edge.request_body import read_request_body
-from argoproxy.pipeline.gateway import Gateway
+from argoproxy.pipeline.gateway import Gateway, charged
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.request_models import (check_named, form_model, is_form, key_model_refused, query_model,
                                           query_values)
@@ -217,7 +217,7 @@ class Door:
             self.note_body_model(call)  # the key's usage rows name the model its tokens went to
         self.gateway.admit(call)  # key_limits: a forwarded call (images, audio...) counts like an API call
         headers = self.backend.upstream_headers(call)
-        if call.plan.team_key is not None and call.client.method == "POST":
+        if charged(call):
             headers["Accept-Encoding"] = "identity"  # its usage is read from the answer's bytes
         return self.gateway.passthrough(call, self.backend.url(call.plan.path, call.plan.query), headers)
 

@@ -126,15 +126,16 @@ def test_a_native_answer_without_usage_is_estimated_from_its_request_and_texts()
 
 
 def test_a_hostile_answers_texts_are_kept_bounded():
-    """An answer of texts past MAX_TEXT_BYTES keeps that much and scales the count by what it skipped."""
-    from argoproxy.pipeline.stream_usage import MAX_TEXT_BYTES, AnswerTexts
+    """An answer of texts past SAMPLE characters keeps that much and scales the count by what it skipped."""
+    from argoproxy.pipeline.stream_usage import AnswerTexts
     said = AnswerTexts()
     event = b'data: {"delta": "' + b"word " * 20_000 + b'"}\n\n'
-    for _ in range(2 * MAX_TEXT_BYTES // len(event) + 2):
+    rounds = 2 * (1 << 20) // len(event) + 2
+    for _ in range(rounds):
         said.add(event)
-    assert said.deltas.kept <= MAX_TEXT_BYTES + len(event) and said.deltas.more > 0
+    assert said.deltas._kept <= SAMPLE and said.deltas._chars == rounds * 100_000
     one = count_text("word " * 20_000)
-    assert said.total() >= one * (2 * MAX_TEXT_BYTES // len(event)) * 0.9
+    assert said.total() >= one * rounds * 0.9
 
 
 def test_an_answer_of_usage_keys_repeated_is_read_in_bounded_spans():
@@ -160,7 +161,7 @@ def test_a_responses_stream_text_is_counted_once():
     said.add(b'data: {"type":"response.output_text.done","text":' + json.dumps(text).encode() + b'}\n\n')
     said.add(b'data: {"type":"response.completed","response":{"output":[{"content":[{"text":'
              + json.dumps(text).encode() + b'}]}]}}\n\n')
-    assert said.total() == count_text(text[:100]) + count_text(text[100:])
+    assert said.total() == count_text(text)  # once (the deltas joined), not five times
 
 
 def test_a_usage_object_cut_between_reads_is_read_whole_whatever_follows():
