@@ -27,7 +27,8 @@ HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding
 
 class ScriptedServer:
     """Answers each request with the next script: a list of byte pieces, sent with a short pause between them
-    (so that they usually arrive as separate reads); None as a piece closes the connection there."""
+    (so that they usually arrive as separate reads); None as a piece closes the connection there; a
+    threading.Event holds the rest until the test sets it (where a test needs a piece read alone)."""
 
     def __init__(self, scripts: list[list[bytes | None]]) -> None:
         self.scripts = list(scripts)
@@ -64,6 +65,9 @@ class ScriptedServer:
             for piece in self.scripts.pop(0):
                 if piece is None:
                     return
+                if isinstance(piece, threading.Event):
+                    piece.wait(10)
+                    continue
                 conn.sendall(piece)
                 time.sleep(0.002)
 
@@ -181,12 +185,14 @@ def test_bytes_after_the_body_drop_the_connection(pools: DirectPools) -> None:
 
 def test_drain_goes_on_where_the_stream_stopped(pools: DirectPools) -> None:
     first = b"data: {\"a\": 1}\n\ndata: [DONE]\n\n"
-    server = ScriptedServer([[HEAD + b"%x\r\n%s\r\n" % (len(first), first), b"5\r\nextra\r\n", b"0\r\n\r\n"],
+    read = threading.Event()  # the rest is sent once the first chunk was read alone
+    server = ScriptedServer([[HEAD + b"%x\r\n%s\r\n" % (len(first), first), read, b"5\r\nextra\r\n", b"0\r\n\r\n"],
                              [HEAD + b"2\r\nok\r\n0\r\n\r\n"]])
     try:
         resp = ask(pools, server)
         stream = resp.chunks()
         assert next(stream) == first  # the consumer saw [DONE] and stops reading here
+        read.set()
         resp.drain(2)
         stream.close()
         resp.close()
@@ -196,10 +202,13 @@ def test_drain_goes_on_where_the_stream_stopped(pools: DirectPools) -> None:
 
 
 def test_a_reader_left_mid_body_drops_the_connection(pools: DirectPools) -> None:
-    server = ScriptedServer([[HEAD + b"3\r\nabc\r\n", b"3\r\ndef\r\n", b"0\r\n\r\n"], [HEAD + b"2\r\nok\r\n0\r\n\r\n"]])
+    read = threading.Event()
+    server = ScriptedServer([[HEAD + b"3\r\nabc\r\n", read, b"3\r\ndef\r\n", b"0\r\n\r\n"],
+                             [HEAD + b"2\r\nok\r\n0\r\n\r\n"]])
     try:
         resp = ask(pools, server)
         assert next(resp.chunks()) == b"abc"
+        read.set()
         resp.close()
         assert connections_after_ok(pools, server) == 2
     finally:
