@@ -6,7 +6,6 @@ front label, journals, request ids), and the two ways a front reaches an upstrea
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import json
 from pathlib import Path
@@ -23,7 +22,6 @@ from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_images import FakeImageServer
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.integration.test_argo import argo_env
-from tests.polling import poll
 from tests.proxy_process import running_proxy
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -253,7 +251,7 @@ def test_a_native_responses_stream_without_usage_is_charged_its_estimate(fake, t
     """A Responses stream relayed natively whose usage never comes (here the upstream sends none; a client that
     leaves before response.completed is the same) is charged the estimate of its `input` and of the text it
     relayed: the estimator used to count chat `messages` only, so it was free."""
-    from tests.integration.test_team_keys import create, keys
+    from tests.integration.test_team_keys import create, usage_row
     db = tmp_path / "keys.db"
     words = "the quick brown fox jumps over the lazy dog " * 40
     events = [{"type": "response.created", "response": {"id": "resp_up", "status": "in_progress"}},
@@ -267,10 +265,8 @@ def test_a_native_responses_stream_without_usage_is_charged_its_estimate(fake, t
                           json={"model": "gpt", "stream": True, "instructions": "be brief",
                                 "input": [{"role": "user", "content": [{"type": "input_text", "text": words}]}]})
         assert r.status_code == 200 and b"quick brown" in r.content
-        rows = poll(lambda: [row for row in keys(db, "usage", "--csv").stdout.splitlines()
-                             if row.startswith("resp,")], timeout=10)
-    name, model, day, count, input_tokens, output_tokens = next(csv.reader(rows))
-    assert count == "1" and int(input_tokens) >= 360 and int(output_tokens) >= 360  # 9 tokens × 40, each way
+        name, model, day, count, input_tokens, output_tokens = usage_row(db, "resp", 1)
+    assert int(input_tokens) >= 360 and int(output_tokens) >= 360  # 9 tokens × 40, each way
 
 
 def test_argo_native_messages_go_to_the_anthropic_endpoint(argo_native):

@@ -37,6 +37,18 @@ def create(db: Path, name: str, *options: str) -> str:
     return key
 
 
+def usage_row(db: Path, name: str, requests: int) -> list[str]:
+    """The key's usage row once it counts `requests` requests (rows are written in batches, by every worker)."""
+    def row() -> list[str] | None:
+        for line in csv.reader(keys(db, "usage", "--csv").stdout.splitlines()):
+            if line[:1] == [name] and line[3] == str(requests):
+                return line
+        return None
+    found = poll(row, timeout=10)
+    assert found is not None, keys(db, "usage", "--csv").stdout
+    return found
+
+
 @pytest.fixture
 def team(tmp_path):
     db = tmp_path / "keys.db"
@@ -137,9 +149,7 @@ def test_forwarded_routes_count_tokens_against_the_key(team):
                           headers=auth, timeout=20)
         statuses.append(r.status_code)
     assert statuses == [200, 200, 200, 429]  # 45 tokens served against a budget of 40
-    rows = poll(lambda: [row for row in keys(db, "usage", "--csv").stdout.splitlines() if row.startswith("fwd,")],
-                timeout=10)
-    name, model, day, count, input_tokens, output_tokens = next(csv.reader(rows))
+    name, model, day, count, input_tokens, output_tokens = usage_row(db, "fwd", 3)
     assert (model, count, input_tokens, output_tokens) == ("gpt-4o", "3", "15", "30")
     # the client's gzip is not passed on: the usage is read from the answer's bytes
     assert all(r.headers.get("Accept-Encoding") == "identity" for r in fake.received if r.method == "POST")
@@ -155,9 +165,7 @@ def test_reading_back_an_object_that_reports_usage_is_not_charged(team):
                                                                       "output_tokens": 500_000}}))
         r = requests.get(proxy.base_url + "/batches/batch_1", headers={"Authorization": f"Bearer {key}"}, timeout=20)
         assert r.status_code == 200
-    rows = poll(lambda: [row for row in keys(db, "usage", "--csv").stdout.splitlines() if row.startswith("poller,")],
-                timeout=10)
-    assert next(csv.reader(rows))[3:] == ["3", "0", "0"]
+    assert usage_row(db, "poller", 3)[3:] == ["3", "0", "0"]
 
 
 def test_a_token_budget_refuses_until_its_period_ends(team):
