@@ -3,6 +3,11 @@
 urllib3 writes a request's head and body in two sends and, before reusing a pooled connection, polls it through
 gevent's poll (watchers and a hub round trip). These send a small request in one send and check an idle
 connection with one non-blocking poll(2).
+
+The head of a usual request (token names, values without line breaks, a bytes body, a plain host) is written
+here in one string: the same bytes as urllib3 and http.client write (tests/unit/test_fastpath_contract.py
+compares them), without their per-header validation calls (about 14 µs a request). Any other request goes
+through their own code.
 """
 
 from __future__ import annotations
@@ -10,12 +15,15 @@ from __future__ import annotations
 import functools
 import http.client
 import ipaddress
+import re
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
-from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connection import HTTPConnection, HTTPSConnection, _get_default_user_agent, _ResponseOptions
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util import SKIP_HEADER
 from urllib3.util.connection import _set_socket_options
+from urllib3.util.request import _METHODS_NOT_EXPECTING_BODY
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from argoproxy.fastpath.sockets import COALESCE_LIMIT, readable_now, send_all
@@ -37,6 +45,13 @@ if TYPE_CHECKING:
     _Connection = HTTPConnection
 else:
     _Connection = object
+
+
+_TOKEN_CHARS = r"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+_TOKEN = re.compile(_TOKEN_CHARS)
+_TOKENS = re.compile(rf"{_TOKEN_CHARS}(?:,{_TOKEN_CHARS})*")  # header names, joined by commas
+# What http.client refuses in a request target (controls, space, DEL), and what it could not encode (non-ASCII).
+_TARGET_UNSAFE = re.compile("[^\x21-\x7e]")
 
 
 class FinalResponse(http.client.HTTPResponse):
@@ -68,13 +83,82 @@ class _OneSend(_Connection):
     _held: list[bytes] | None = None
     _held_size = 0
 
-    def request(self, method, url, body=None, headers=None, **kwargs) -> None:
+    # urllib3's signature, which differs from http.client's as its own does
+    def request(self, method, url, body=None, headers=None, *, chunked=False,  # type: ignore[override]
+                preload_content=True, decode_content=True, enforce_content_length=True) -> None:
+        head = None if chunked else self._lean_head(method, url, body, headers)
+        if head is not None:
+            self._send_lean(method, url, head, body, _ResponseOptions(
+                request_method=method, request_url=url, preload_content=preload_content,
+                decode_content=decode_content, enforce_content_length=enforce_content_length))
+            return
         self._held, self._held_size = [], 0
         try:
-            super().request(method, url, body, headers, **kwargs)
+            super().request(method, url, body, headers, chunked=chunked, preload_content=preload_content,
+                            decode_content=decode_content, enforce_content_length=enforce_content_length)
             self._send_held()
         finally:
             self._held = None
+
+    def _lean_head(self, method: str, url: str, body: Any, headers: Mapping[str, str] | None) -> bytes | None:
+        """The head urllib3 and http.client would write, or None where their own rules decide: names that are
+        not tokens, values with line breaks (folding) or not str, a body not bytes, chunked framing asked for,
+        an absolute-form target, a host that is not plain ASCII (IDNA, IPv6), a tunnel, a connection whose
+        state is not idle (their errors are raised by their code)."""
+        if headers is None or not (body is None or type(body) is bytes) or self._tunnel_host:
+            return None
+        try:
+            values = "".join(headers.values())
+        except TypeError:
+            return None
+        if "\r" in values or "\n" in values or SKIP_HEADER in values or not _TOKENS.fullmatch(",".join(headers)) \
+                or not _TOKEN.fullmatch(method) or not url or _TARGET_UNSAFE.search(url) or url.startswith("http"):
+            return None
+        response = self._HTTPConnection__response  # type: ignore[attr-defined]  # http.client's own state
+        if (response is not None and not response.isclosed()) or \
+                self._HTTPConnection__state != http.client._CS_IDLE:  # type: ignore[attr-defined]
+            return None
+        named = {name.lower() for name in headers}
+        lines = [f"{method} {url} HTTP/1.1"]
+        if "host" not in named:
+            host = self.host
+            if not host.isascii() or ":" in host or "%" in host:
+                return None
+            lines.append(f"Host: {host}" if self.port == self.default_port else f"Host: {host}:{self.port}")
+        if "accept-encoding" not in named:
+            lines.append("Accept-Encoding: identity")
+        if "transfer-encoding" in named and "content-length" not in named:
+            return None
+        if "content-length" not in named:
+            if body is not None:
+                lines.append(f"Content-Length: {len(body)}")
+            elif method.upper() not in _METHODS_NOT_EXPECTING_BODY:
+                lines.append("Content-Length: 0")
+        if "user-agent" not in named:
+            lines.append(f"User-Agent: {_get_default_user_agent()}")
+        lines.extend(f"{name}: {value}" for name, value in headers.items())
+        lines.append("\r\n")
+        try:
+            return "\r\n".join(lines).encode("latin-1")
+        except UnicodeEncodeError:
+            return None
+
+    def _send_lean(self, method: str, url: str, head: bytes, body: bytes | None, options: Any) -> None:
+        """Send a head `_lean_head` wrote, and the body, leaving urllib3 and http.client in the state their own
+        request() leaves: the response options set, the request marked sent."""
+        if self.sock is not None:
+            self.sock.settimeout(self.timeout)
+        self._response_options = options
+        self._method = method
+        self._HTTPConnection__state = http.client._CS_REQ_SENT  # type: ignore[attr-defined]
+        if self.sock is None:  # http.client's send() connects on first use; so does this
+            self.connect()
+        if body and len(head) + len(body) <= COALESCE_LIMIT:
+            send_all(self.sock, head + body)
+            return
+        send_all(self.sock, head)
+        if body:
+            self.sock.sendall(body)
 
     def send(self, data) -> None:
         if self._held is None:

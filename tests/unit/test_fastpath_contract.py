@@ -29,10 +29,17 @@ def _resolve(module: str, dotted: str) -> bool:
             continue
         if i != len(parts) - 1 or not inspect.isclass(obj):
             return False
-        assigned = re.compile(rf"\bself\.{re.escape(part)}\s*(:[^=]+)?=[^=]")
-        return any(assigned.search(inspect.getsource(cls)) for cls in obj.__mro__
+        return any(_assigned_in(cls, part) for cls in obj.__mro__
                    if cls is not object and cls.__module__ != "builtins")
     return True
+
+
+def _assigned_in(cls: type, name: str) -> bool:
+    """Does the class's source assign self.<name>? A mangled name (`_HTTPConnection__state`) is written
+    `self.__state` in its own class."""
+    mangled = f"_{cls.__name__}__"
+    spelled = "__" + name[len(mangled):] if name.startswith(mangled) else name
+    return bool(re.search(rf"\bself\.{re.escape(spelled)}\s*(:[^=]+)?=[^=]", inspect.getsource(cls)))
 
 
 @pytest.mark.parametrize("module,name", fastpath.PRIVATE_SYMBOLS, ids=lambda v: v)
