@@ -175,7 +175,10 @@ OPTIONAL = ("top_p", "temperature", "top_k", "presence_penalty", "frequency_pena
             "seed", "logit_bias", "logprobs", "top_logprobs", "reasoning_effort", "parallel_tool_calls",
             "stream_options", "service_tier", "verbosity", "store", "prediction", "thinking", "output_config",
             "reasoning", "context_management", "metadata")
-_QUOTED = re.compile(r"""['"`]([a-z_]+(?:\.[a-z_]+)*)['"`]""")
+# A name in quotes, also as JSON text escapes them (ARGO quotes the provider's error inside its own message:
+# `\"thinking.type.enabled\"`), or a dotted path before a colon, as pydantic words a field's error
+# (`output_config.effort: Input should be ...`).
+_QUOTED = re.compile(r"""['"`]([a-z_]+(?:\.[a-z_]+)*)\\?['"`]|(?<![\w.])([a-z_]+(?:\.[a-z_]+)+):\s""")
 _PARAM_FIELD = re.compile(r"""param\\?['"]\s*:\s*\\?['"]([a-z_]+)""")
 
 
@@ -185,7 +188,7 @@ def refused_param(body: dict[str, Any], error_text: str) -> str | None:
     text = error_text[:4000]
     named = set()
     for match in _QUOTED.finditer(text):
-        root = match.group(1).split(".", 1)[0]
+        root = (match.group(1) or match.group(2)).split(".", 1)[0]
         if root in body and root in OPTIONAL:
             named.add(root)
     declared = _PARAM_FIELD.search(text)  # an OpenAI error object quoted in the message names it exactly

@@ -85,17 +85,19 @@ def _claude(model: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]] | No
 
 
 def _thinking(model: str, body: dict[str, Any]) -> str | None:
+    """The reference: `enabled` and `budget_tokens` rejected on every model; the 4.6 and 4.7 models take
+    `adaptive` only, the 4.5 models and Opus 4.1 no thinking at all (`disabled` included)."""
     thinking = body.get("thinking")
     effort = (body.get("output_config") or {}).get("effort") if isinstance(body.get("output_config"), dict) else None
-    if isinstance(thinking, dict) and model in CLAUDE_PROBED:
+    if isinstance(thinking, dict):
         kind = thinking.get("type")
-        if kind == "enabled":  # refused on every Claude model ARGO serves
+        if kind == "enabled":
             return ('"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive" and '
                     '"output_config.effort" to control thinking behavior.')
         if "budget_tokens" in thinking:
             return f"thinking.{kind}.budget_tokens: Extra inputs are not permitted"
-        if kind == "adaptive" and model in CLAUDE_NO_THINKING:  # alone, or beside output_config: both refused
-            return '"thinking.type.adaptive" is not supported for this model.'
+        if (model in CLAUDE_ADAPTIVE and kind != "adaptive") or model in CLAUDE_NO_THINKING:
+            return f'"thinking.type.{kind}" is not supported for this model.'
     if effort is not None and model in CLAUDE_PROBED:
         taken = EFFORTS.get(model, OTHER_EFFORTS)
         if effort not in taken:

@@ -4,6 +4,7 @@ parameter an upstream's 400 names, and the table against the fake ARGO's rules (
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -30,8 +31,9 @@ def test_names_find_their_family_in_every_spelling():
     assert family("claudeopus46") == family("claude-opus-4-6-20260101") == "claude-4.6 (ARGO)"
     assert family("claude-opus-4-6", OPENAI) == "claude-4.5+"  # thinking rules are ARGO's own
     assert family("claude-sonnet-4-5-20250929") == "claude-4.5 (ARGO)"
-    assert family("claude-opus-4-20250514") == family("claudeopus4") == "claude-4"
-    assert family("claude-3-5-sonnet") == "claude-3"
+    assert family("claude-opus-4-20250514") == family("claudeopus4") == "claude-4 (ARGO)"
+    assert family("claude-opus-4-20250514", OPENAI) == "claude-4"
+    assert family("claude-3-5-sonnet") == "claude-3 (ARGO)" and family("claude-3-5-sonnet", OPENAI) == "claude-3"
     assert family("gpt5mini") == family("gpt-5.5") == family("openai/gpt-5") == "gpt-5"
     assert family("gpt-5-chat-latest") == "gpt-5-chat"
     assert family("o3-mini", OPENAI) == "o-series" and family("gpto3", ARGO) == "o-series (ARGO)"
@@ -105,7 +107,7 @@ def test_overrides_and_their_errors():
     overrides = parse_overrides({"my-claude": {"like": "claude-4.5 (ARGO)"}, "gpt-5*": {"adapt": False},
                                  "local-*": {"max_tokens": 4096, "top_p": False}})
     table = CapabilityTable("argo", overrides)
-    assert table.lookup("my-claude").thinking == ("disabled",)
+    assert table.lookup("my-claude").thinking == ()
     assert table.lookup("gpt5", "gpt-5-mini") is None  # matched by the name the client asked for
     assert table.lookup("local-llm") == Caps(family="configured", max_tokens=4096, top_p=False)
     entry = CapabilityTable("openai", overrides.then("*", {"sampling_together": False}))
@@ -134,17 +136,31 @@ def test_refused_param_reads_argo_and_provider_errors():
     for (status, error) in (argo_rules.refusal("openai", {"model": "gpt5", "temperature": 0.5}),
                             argo_rules.refusal("anthropic", {"model": "claudeopus47", "max_tokens": 5,
                                                              "temperature": 0.5})):
-        assert status == 400 and refused_param(body, str(error)) == "temperature"
+        assert status == 400 and refused_param(body, json.dumps(error)) == "temperature"
     both = argo_rules.refusal("anthropic", {"model": "claudesonnet45", "max_tokens": 5, "temperature": 1, "top_p": 1})
-    assert refused_param(body, str(both[1])) == "top_p"
-    thinking = argo_rules.refusal("anthropic", {"model": "claudeopus46", "max_tokens": 5,
-                                                "thinking": {"type": "enabled", "budget_tokens": 9}})
-    assert refused_param({**body, "thinking": {}}, str(thinking[1])) == "thinking"
+    assert refused_param(body, json.dumps(both[1])) == "top_p"
+
+
+@pytest.mark.parametrize("model,asked", [
+    ("claudeopus46", {"thinking": {"type": "enabled", "budget_tokens": 9}}),  # quoted inside ARGO's quoting
+    ("claudeopus46", {"thinking": {"type": "adaptive", "budget_tokens": 9}}),  # thinking.adaptive.budget_tokens: ...
+    ("claudeopus45", {"thinking": {"type": "adaptive"}}),
+    ("claudeopus47", {"thinking": {"type": "disabled"}}),
+    ("claudeopus47", {"output_config": {"effort": "minimal"}}),  # output_config.effort: Input should be ...
+])
+def test_refused_param_reads_argo_claude_refusals_as_they_come_on_the_wire(model, asked):
+    """The answer's bytes are JSON: ARGO's message quotes the provider's error, so its quotes arrive escaped
+    (the retry read none of ARGO's thinking or effort refusals, only the repr a test had made of them)."""
+    status, error = argo_rules.refusal("anthropic", {"model": model, "max_tokens": 5, **asked})
+    body = {"messages": [], "max_tokens": 5, **asked}
+    assert status == 400 and refused_param(body, json.dumps(error)) == next(iter(asked))
+    assert refused_param({"messages": [], "max_tokens": 5}, json.dumps(error)) is None  # only what the body holds
     assert refused_param(body, "max_tokens is required") is None  # never the limit, the model or the messages
     assert refused_param(body, "'messages' must not be empty") is None
 
 
-@pytest.mark.parametrize("model", sorted(argo_rules.CLAUDE_PROBED | argo_rules.GPT5 | argo_rules.GEMINI_ONE_LIMIT))
+@pytest.mark.parametrize("model", sorted(argo_rules.CLAUDE_PROBED | argo_rules.GPT5 | argo_rules.GEMINI_ONE_LIMIT
+                                          | {"claudesonnet4", "claudeopus4", "claudesonnet37"}))
 def test_what_the_table_adapts_argo_takes(model):
     """Every probed ARGO model takes the agents' request shapes once the table has adapted them (and refuses
     some of them as sent: the fake is strict)."""
@@ -153,7 +169,9 @@ def test_what_the_table_adapts_argo_takes(model):
     requests = [copy.deepcopy(CLAUDE_CODE), {"temperature": 0.2, "top_p": 0.9, "messages": []},
                 {"thinking": {"type": "adaptive", "budget_tokens": 5}, "output_config": {"effort": "xhigh"},
                  "max_tokens": 5, "messages": []},
-                {"max_tokens": 9, "max_completion_tokens": 9, "reasoning_effort": "high", "messages": []}]
+                {"max_tokens": 9, "max_completion_tokens": 9, "reasoning_effort": "high", "messages": []},
+                {"thinking": {"type": "disabled"}, "max_tokens": 5, "messages": []},
+                {"thinking": {"type": "enabled", "budget_tokens": 31999}, "max_tokens": 32000, "messages": []}]
     refused_as_sent = 0
     for body in requests:
         body["model"] = model
