@@ -101,8 +101,17 @@ def _number(obj: Mapping[str, Any], key: str, where: str) -> float | int | None:
     return _get(obj, key, "a number", where)
 
 
+def _whole(obj: Mapping[str, Any], key: str, where: str) -> int | None:
+    """An integer field. Google's JSON mapping of its integer fields takes a whole number written with a
+    fraction (`20.0`), which is what the google-genai SDK sends: it types top_k as a float."""
+    value = _value(obj, key, where)
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return _get(obj, key, "an integer", where)
+
+
 def _integer(obj: Mapping[str, Any], key: str, where: str, minimum: int = 0) -> int | None:
-    value = _get(obj, key, "an integer", where)
+    value = _whole(obj, key, where)
     if value is not None and value < minimum:
         raise _bad(f"must be at least {minimum}.", f"{where}{key}")
     return value
@@ -438,7 +447,7 @@ def generation_to_chat(config: dict[str, Any], chat: dict[str, Any]) -> None:
         if value is not None:
             chat[name] = value
     for key, name in (("topK", "top_k"), ("seed", "seed")):
-        value = _get(config, key, "an integer", at)
+        value = _whole(config, key, at)
         if value is not None:
             chat[name] = value
     max_tokens = _integer(config, "maxOutputTokens", at, minimum=1)
@@ -460,7 +469,7 @@ def generation_to_chat(config: dict[str, Any], chat: dict[str, Any]) -> None:
         chat["response_format"] = response_format
     thinking = _object(config, "thinkingConfig", at) or {}
     _get(thinking, "includeThoughts", "a boolean", f"{at}thinkingConfig.")
-    _get(thinking, "thinkingBudget", "an integer", f"{at}thinkingConfig.")  # no chat equivalent: left out
+    _whole(thinking, "thinkingBudget", f"{at}thinkingConfig.")  # no chat equivalent: left out
     level = _string(thinking, "thinkingLevel", f"{at}thinkingConfig.")
     if level is not None:
         if level.lower() not in THINKING_LEVELS:

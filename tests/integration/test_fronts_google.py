@@ -60,10 +60,13 @@ def up(request):
 def test_generate_content(up):
     u, p = up
     u.text("Hello from upstream")
-    config = types.GenerateContentConfig(system_instruction="Be brief.", max_output_tokens=50, temperature=0.25)
+    # top_k: the SDK types it as a float and sends 20.0
+    config = types.GenerateContentConfig(system_instruction="Be brief.", max_output_tokens=50, temperature=0.25,
+                                         top_k=20)
     client = google_sdk(p)
     r = client.models.generate_content(model=u.model, contents="Say hello", config=config)
     assert r.text == "Hello from upstream" and r.model_version == u.model
+    assert u.last_body().get("top_k", 20) == 20  # where the backend has it (ARGO and DashScope have their own shapes)
     assert r.candidates[0].finish_reason == types.FinishReason.STOP
     assert r.usage_metadata.prompt_token_count > 0 and r.usage_metadata.candidates_token_count > 0
     sent = json.dumps(u.last_body())

@@ -33,6 +33,18 @@ def test_contents_system_and_generation_config():
                     "response_format": {"type": "json_object"}, "reasoning_effort": "low"}
 
 
+def test_whole_numbers_written_with_a_fraction_are_integers():
+    """google-genai types top_k as a float: GenerateContentConfig(top_k=20) goes out as 20.0 (it was a 400)."""
+    chat = to_chat({"contents": [USER], "generationConfig": {"topK": 20.0, "seed": 7.0, "maxOutputTokens": 64.0,
+                                                             "thinkingConfig": {"thinkingBudget": 128.0}}})
+    assert (chat["top_k"], chat["seed"], chat["max_tokens"]) == (20, 7, 64)
+    assert all(type(chat[k]) is int for k in ("top_k", "seed", "max_tokens"))
+    for config in ({"topK": 20.5}, {"maxOutputTokens": 0.0}, {"seed": True}):
+        with pytest.raises(ProxyError) as info:
+            to_chat({"contents": [USER], "generationConfig": config})
+        assert info.value.status == 400 and info.value.param == "generationConfig." + next(iter(config))
+
+
 def test_proto_field_names_are_read_too():
     """google-genai sends some nested fields under their proto names (thinking_config.include_thoughts)."""
     chat, ex = FRONT.to_chat({"contents": [USER], "generation_config": {"max_output_tokens": 9, "thinkingConfig": {
