@@ -9,6 +9,10 @@ brings a function name and an id other than the one its index already has theref
 index's later fragments go to that call. The name is needed too: some servers change the id within one call
 (Poolside sends one id with the name and another on every argument fragment; mlx-openai-server made a new one
 per fragment), and a fragment that only adds arguments continues its call whatever its id.
+
+Some servers also repeat a call's id and name on every fragment (llama-cpp-python, on a forced tool call). The
+OpenAI SDK's stream helper and LangChain add fragments' strings together, so the name became
+`get_weatherget_weather...`: `repeats` tells such a fragment, and the chat door relays it without them.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ class CallKeys:
     """One choice's tool calls in a stream: the key of each fragment's call (an int; sorted, they are in the
     order the calls began)."""
 
-    __slots__ = ("ids", "moved", "again", "wire", "free")
+    __slots__ = ("ids", "moved", "again", "wire", "free", "heads")
 
     def __init__(self) -> None:
         self.ids: dict[int, Any] = {}  # key -> the call's id (None until a fragment gives one)
@@ -30,6 +34,7 @@ class CallKeys:
         self.again = AGAIN
         self.wire: dict[int, int] = {}  # key -> the index a relayed chunk gives its call
         self.free = 0  # the lowest index no call was given
+        self.heads: dict[int, tuple[Any, Any]] = {}  # key -> the id and name of the call's first fragment
 
     def key(self, position: int, fragment: dict[str, Any]) -> int:
         """The key of the call `fragment` (at `position` in its chunk's list) adds to."""
@@ -47,6 +52,18 @@ class CallKeys:
                 self.again += 1
                 self.ids[key] = call_id
         return key
+
+    def repeats(self, key: int, fragment: dict[str, Any]) -> bool:
+        """Does this fragment of call `key` repeat the id and the name its first fragment gave (and give no
+        other)? The first fragment of a call never does."""
+        function = fragment.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        head = self.heads.get(key)
+        if head is None:
+            self.heads[key] = (fragment.get("id"), name)
+            return False
+        call_id = fragment.get("id")
+        return (call_id is not None or name is not None) and call_id in (None, head[0]) and name in (None, head[1])
 
     def index(self, key: int) -> int:
         """The index a relayed chunk gives the call `key` names: the server's own until a call is begun again at

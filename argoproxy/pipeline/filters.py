@@ -48,8 +48,9 @@ def think_tags(call: Call, items: Iterator[StreamItem]) -> Iterator[StreamItem]:
 
 def tool_call_indexes(call: Call, items: Iterator[StreamItem]) -> Iterator[StreamItem]:
     """Parallel tool calls numbered apart (call_keys.py): a server that numbers every call 0, or gives no index,
-    has each call's chunk given an index of its own, as the OpenAI SDK and agents accumulate calls by index.
-    Only for a request that offers tools; raw events that carry no tool call pass without being parsed."""
+    has each call's chunk given an index of its own, as the OpenAI SDK and agents accumulate calls by index; a
+    call's id and name repeated on its later fragments are left out of them. Only for a request that offers
+    tools; raw events that carry no tool call pass without being parsed."""
     body = call.plan.body
     if not (body.get("tools") or body.get("functions")):
         return items
@@ -85,11 +86,24 @@ def _numbered(chunk: dict, keys: dict[int, CallKeys]) -> bool:
         choice_keys = keys.setdefault(at, CallKeys())
         for position, fragment in enumerate(calls):
             if isinstance(fragment, dict) and type(fragment.get("index", 0)) is int:
-                index = choice_keys.index(choice_keys.key(position, fragment))
+                key = choice_keys.key(position, fragment)
+                index = choice_keys.index(key)
                 if fragment.get("index") != index:
                     fragment["index"] = index
                     changed = True
+                if choice_keys.repeats(key, fragment):
+                    _without_head(fragment)
+                    changed = True
     return changed
+
+
+def _without_head(fragment: dict) -> None:
+    """A later fragment of a call without the id, type and name its first fragment gave."""
+    for name in ("id", "type"):
+        fragment.pop(name, None)
+    function = fragment.get("function")
+    if isinstance(function, dict):
+        function.pop("name", None)
 
 
 def item_filters(journal_bytes: int) -> list[ItemFilter]:

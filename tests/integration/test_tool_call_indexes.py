@@ -102,3 +102,21 @@ def test_an_id_changing_within_one_call_keeps_it_one_call():
             final = s.get_final_message()
         assert [(b.id, b.name, b.input) for b in final.content if b.type == "tool_use"] == \
             [("call_A", "weather", {"city": "Paris"})]
+
+
+def test_an_id_and_name_repeated_on_every_fragment_are_sent_once():
+    """llama-cpp-python repeats a forced call's id and name on every fragment. The OpenAI SDK's stream helper adds
+    fragments' strings together: the name came out `weatherweatherweather` and the id three times over."""
+    base = {"id": "chatcmpl-l", "object": "chat.completion.chunk", "created": 1, "model": "l"}
+    events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
+        {"index": 0, "id": "call_L", "type": "function", "function": {"name": "weather", "arguments": piece}}]}}]}
+        for piece in ('{"city"', ': "Pa', 'ris"}')]
+    events += [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}, "[DONE]"]
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream") as proxy:
+        fake.add(Stream(events))
+        with openai_sdk(proxy).chat.completions.stream(
+                model="l", messages=[{"role": "user", "content": "w"}], tools=TOOLS,
+                tool_choice={"type": "function", "function": {"name": "weather"}}) as stream:
+            final = stream.get_final_completion()
+        assert [(c.id, c.function.name, c.function.arguments) for c in final.choices[0].message.tool_calls] == \
+            [("call_L", "weather", '{"city": "Paris"}')]

@@ -72,3 +72,16 @@ def test_relayed_indexes_stay_apart_once_a_call_was_begun_again():
     assert wire == [0, 1, 2, 3]
     plain = CallKeys()  # a server that numbers its calls: its indexes pass as they are
     assert [plain.index(plain.key(0, {"index": n, "id": str(n), "function": {"name": "f"}})) for n in (0, 1, 2)] == [0, 1, 2]
+
+
+def test_a_repeated_id_and_name_are_told_from_a_new_call_and_from_argument_pieces():
+    calls = CallKeys()
+    head = {"index": 0, "id": "a", "function": {"name": "f", "arguments": ""}}
+    assert not calls.repeats(calls.key(0, head), head)  # a call's first fragment keeps its id and name
+    for later, repeated in (({"index": 0, "id": "a", "function": {"name": "f", "arguments": "{"}}, True),
+                            ({"index": 0, "function": {"name": "f", "arguments": "}"}}, True),
+                            ({"index": 0, "id": "a", "function": {"arguments": "1"}}, True),
+                            ({"index": 0, "function": {"arguments": "2"}}, False),  # nothing to leave out
+                            ({"index": 0, "id": "z", "function": {"arguments": "3"}}, False),  # another id
+                            ({"index": 0, "function": {"name": "f2", "arguments": ""}}, False)):  # a name piece
+        assert calls.repeats(calls.key(0, later), later) is repeated, later
