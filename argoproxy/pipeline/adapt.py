@@ -197,3 +197,20 @@ def refused_param(body: dict[str, Any], error_text: str) -> str | None:
     if {"temperature", "top_p"} <= named:
         return "top_p"
     return next((n for n in OPTIONAL if n in named), None)
+
+
+# ---------------------------------------------------------------- structured output worded otherwise
+def schema_as_json_object(body: dict[str, Any], error_text: str) -> dict[str, Any] | None:
+    """The response_format to send again with, or None. llama-cpp-python takes a JSON schema as
+    `{"type": "json_object", "schema": ...}` and refuses OpenAI's `json_schema` type with a 500 carrying
+    pydantic's "Input should be 'text' or 'json_object'": every structured request (the SDK's parse(), Codex's
+    --output-schema, the doors' text.format and responseSchema) failed on it."""
+    asked = body.get("response_format")
+    if not (isinstance(asked, dict) and asked.get("type") == "json_schema"):
+        return None
+    text = error_text[:4000]
+    if "response_format" not in text or "json_object" not in text:
+        return None
+    spec = asked.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    return {"type": "json_object", "schema": schema} if isinstance(schema, dict) else {"type": "json_object"}

@@ -30,7 +30,7 @@ from argoproxy.fronts.serve import FrontAnswers
 from argoproxy.jsonfast import dumps
 from argoproxy.observe.logs import listing
 from argoproxy.pipeline import keepalive, upstream_messages
-from argoproxy.pipeline.adapt import adapt_request, refused_param
+from argoproxy.pipeline.adapt import adapt_request, refused_param, schema_as_json_object
 from argoproxy.pipeline.answers import AnswerEncoder, Answers, try_json
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.capabilities import CapabilityTable
@@ -333,19 +333,20 @@ class Gateway:
 
     # ---------------------------------------------------------------- the upstream
     def send(self, call: Call, req: UpstreamRequest) -> UpstreamResponse:
-        """Send upstream; a 400 naming an optional parameter the request holds is sent once more without it."""
+        """Send upstream; a 400 naming an optional parameter the request holds is sent once more without it, and
+        a JSON schema refused as a type the server does not know is sent once more in the shape it takes."""
         resp = self.upstream.send(req)
         out = call.outcome
-        if resp.status_code != 400 or req.body is None or out.param_retry:
+        if resp.status_code not in REFUSALS or req.body is None or out.param_retry:
             return resp
         out.param_retry = True
-        retry = _without_refused(req, resp)
+        retry = _refused_again(req, resp)
         if retry is None:
             return resp
-        req, param = retry
+        req, change = retry
         resp.close()
-        call.plan.adapted.append(f"{param}=dropped")
-        log.info("%s: the upstream refused %s; sent again without it", call.client.request_id, param)
+        call.plan.adapted.append(change)
+        log.info("%s: the upstream refused the request; sent again with %s", call.client.request_id, change)
         out.upstream_request = req
         return self.upstream.send(req)
 
@@ -483,17 +484,27 @@ def counts_tokens(call: Call) -> bool:
     return bool(limit is not None and limit.tpm) or bool(team is not None and (team.tpm or team.budget))
 
 
-def _without_refused(req: UpstreamRequest, resp: UpstreamResponse) -> tuple[UpstreamRequest, str] | None:
-    """The request without the optional parameter the upstream's 400 names, and its name; None when it names
-    none the request holds."""
+REFUSALS = (400, 422, 500)  # statuses a refused request comes back with (llama-cpp-python's validation: 500)
+
+
+def _refused_again(req: UpstreamRequest, resp: UpstreamResponse) -> tuple[UpstreamRequest, str] | None:
+    """The request to send once more, and what changed: without the optional parameter a 400 names, or with
+    a JSON schema in the shape the server takes; None when the refusal names nothing the proxy can change."""
     body = try_json(req.body)
     if not isinstance(body, dict):
         return None
-    param = refused_param(body, resp.content[:8192].decode("utf-8", "replace"))
-    if param is None:
-        return None
-    del body[param]
-    return dataclasses.replace(req, body=dumps(body)), param
+    text = resp.content[:8192].decode("utf-8", "replace")
+    param = refused_param(body, text) if resp.status_code == 400 else None
+    if param is not None:
+        del body[param]
+        change = f"{param}=dropped"
+    else:
+        fmt = schema_as_json_object(body, text)
+        if fmt is None:
+            return None
+        body["response_format"] = fmt
+        change = "response_format=json_object"
+    return dataclasses.replace(req, body=dumps(body)), change
 
 
 def charged(call: Call) -> bool:

@@ -2,9 +2,10 @@
 chunking and delays, think tags, errors and mid-stream cuts; it records every request it receives.
 
 As strict as the servers it stands for: by default it refuses what llama.cpp's server refuses (a `developer`
-message, an assistant message with `content: null`: 500, whatever answer is queued) and, like OpenAI, sends a
+message, an assistant message with `content: null`, a `response_format` of type `json_schema`: 500, whatever
+answer is queued) and, like OpenAI, sends a
 stream's usage chunk only to a request that asked for it (`stream_options.include_usage`). Switches:
-`accepts_developer` / `accepts_null_content` (OpenAI's own API takes both), `sends_stream_usage = False`
+`accepts_developer` / `accepts_null_content` / `accepts_json_schema` (OpenAI's own API takes them), `sends_stream_usage = False`
 (llama.cpp's server ignores include_usage), `streams_auto_tool_calls = False` (llama.cpp's server cannot stream
 a tool call its model chose under `tool_choice: auto`: it sends the stream's headers, a keepalive comment when the
 prompt took long, then ends it with no data)."""
@@ -112,6 +113,7 @@ class FakeOpenAI:
         self.usage = dict(USAGE)  # the usage of default answers
         self.accepts_developer = False  # OpenAI's own API takes the role; llama.cpp's server answers 500
         self.accepts_null_content = False  # llama.cpp: 500 "Input should be a valid string"
+        self.accepts_json_schema = False  # llama.cpp: 500 "Input should be 'text' or 'json_object'"
         self.sends_stream_usage = True  # False: include_usage ignored, as llama.cpp's server does
         self.streams_auto_tool_calls = True  # False: such a stream ends before its first event, as llama.cpp's
         self.open_connections = 0
@@ -212,9 +214,17 @@ class FakeOpenAI:
         if method != "POST" or not path.endswith("/chat/completions"):
             return None
         try:
-            messages = json.loads(body or b"{}").get("messages")
+            request = json.loads(body or b"{}")
+            messages = request.get("messages")
         except (ValueError, AttributeError):
             return None
+        fmt = request.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") not in (None, "text", "json_object") and not self.accepts_json_schema:
+            ctx = {"expected": "'text' or 'json_object'"}
+            return Reply(_server_error(
+                "1 validation error:\n  " + repr({"type": "literal_error", "loc": ("body", "response_format", "type"),
+                                                  "msg": "Input should be 'text' or 'json_object'",
+                                                  "input": fmt.get("type"), "ctx": ctx})), status=500)
         for i, m in enumerate(messages if isinstance(messages, list) else ()):
             if not isinstance(m, dict):
                 continue

@@ -13,6 +13,7 @@ import re
 import subprocess
 
 import openai
+import pydantic
 import pytest
 import requests
 
@@ -105,6 +106,24 @@ def test_sdk_tool_call_same_as_direct(llama, proxy):
     assert b.tool_calls and b.tool_calls[0].function.name == "get_weather"
     json.loads(b.tool_calls[0].function.arguments)
     assert [c.function for c in b.tool_calls] == [c.function for c in a.tool_calls]
+
+
+def test_structured_output_refused_directly_answered_through_the_proxy(llama, proxy):
+    """llama-cpp-python takes a schema only as `{"type": "json_object", "schema": ...}` and answers OpenAI's
+    json_schema type with a 500; through the proxy the SDK's parse() gets its object (the schema's grammar
+    holds the model to it), and X-Adapted-Params says what changed."""
+    schema = {"type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"]}
+    body = {"model": "gemma-tools", "messages": [{"role": "user", "content": "Name a colour as JSON."}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": schema}},
+            **GREEDY, "max_tokens": 40}
+    assert post(llama.base_url, body).status_code == 500
+
+    class Colour(pydantic.BaseModel):
+        colour: str
+    raw = sdk(proxy.base_url).chat.completions.with_raw_response.parse(
+        model="gemma-tools", messages=body["messages"], response_format=Colour, **GREEDY | {"max_tokens": 40})
+    assert isinstance(raw.parse().choices[0].message.parsed, Colour)
+    assert raw.headers["X-Adapted-Params"] == "response_format=json_object"
 
 
 # ------------------------------------------------------------------ where llama.cpp differs from the fakes
