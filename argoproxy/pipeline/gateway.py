@@ -474,7 +474,7 @@ class Gateway:
 
     def cut_short(self, resp: UpstreamResponse, exc: Exception) -> ProxyError:
         """A body the upstream broke off before any of it went to the client: a 502 of the door's own."""
-        return self.answers.sanitized(stream_error(exc, resp.url, self.upstream.read_timeout))
+        return stream_error(exc, resp.url, self.upstream.read_timeout)
 
 
 # ---------------------------------------------------------------- helpers on parsed data

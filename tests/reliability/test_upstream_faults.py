@@ -167,6 +167,26 @@ def test_stream_cut_without_done_upstream_streams_client_does_not(up):
         assert len(fake.received) == 1
 
 
+DOORS = {"chat": ("/v1/chat/completions", {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}),
+         "responses": ("/v1/responses", {"model": "m", "stream": True, "input": "x"}),
+         "messages": ("/v1/messages", {"model": "m", "stream": True, "max_tokens": 9,
+                                       "messages": [{"role": "user", "content": "x"}]}),
+         "google": ("/v1beta/models/m:streamGenerateContent?alt=sse", {"contents": [{"parts": [{"text": "x"}]}]})}
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_a_stream_broken_off_is_said_the_same_way_on_every_door(up, door):
+    """The proxy's own words about its upstream (which host broke off) are the same on every door: the front
+    doors sanitized them as if they were the upstream's, and said `[internal host]` where the chat door and
+    every HTTP error name the host the operator configured."""
+    fake, p = up
+    path, body = DOORS[door]
+    fake.add(Stream(chat_chunks(["partial", "more", "and more"]), cut_after=2))
+    r = requests.post(p.url + path, json=body, timeout=20)
+    host = fake.base_url.split("//")[1].split("/")[0]
+    assert r.status_code == 200 and f"The upstream server {host} broke off the response." in r.text, r.text
+
+
 def test_stream_finished_but_no_done_is_completed_for_the_client(up):
     fake, p = up
     fake.add(Stream(chat_chunks(["all", " there"])[:-1]))  # finish_reason arrived, then a clean close
