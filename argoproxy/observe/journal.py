@@ -186,12 +186,14 @@ def setup_log_file(
 
 def _served(call: Any) -> dict[str, Any]:
     """Which deployment served a routed call (argoproxy/routing/dispatch.py) and what capability adaptation
-    changed in the request (and whether a stream that ended before its first event was asked for whole), for the
-    journal."""
+    changed in the request (and whether a stream that ended before its first event was asked for whole, and
+    whether the client left before the answer's end), for the journal."""
     out = call.outcome
     adapted: dict[str, Any] = {"adapted_params": call.plan.adapted} if call.plan.adapted else {}
     if out.asked_whole:
         adapted["asked_whole"] = True
+    if out.client_left:
+        adapted["client_left"] = True
     if out.deployment is None:
         return adapted
     return {"deployment": out.deployment, "served_model": out.served_model or "", **adapted}

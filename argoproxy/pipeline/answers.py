@@ -98,6 +98,9 @@ class Answers:
                 pieces += 1
                 if pause is not None and not pieces % YIELD_EVERY:
                     pause(0)
+        except GeneratorExit:  # the server stopped asking: the client left before the answer's end
+            call.outcome.client_left = True
+            raise
         except READ_ERRORS as exc:
             # Bytes relayed as they came (a forwarded download, a native front's stream) have no error event of
             # their own to end with: the client's connection is dropped before the body's end, so the answer
@@ -156,6 +159,7 @@ class Answers:
     def abandon(self, call: Call) -> None:
         """The client of a kept-alive stream left: record the call as it stands and cut the upstream off (a
         helper may be blocked reading it)."""
+        call.outcome.client_left = True
         self.observe(call)
         resp = call.outcome.upstream_response
         if resp is not None and not resp.raw.isclosed():  # a closed one may be back in the pool, in use

@@ -129,6 +129,7 @@ class Outcome:
     renamed_to: str | None = None  # routed to a fallback: the model name its answer shows (the one asked for)
     asked_whole: bool = False  # a stream that ended before its first event, asked again whole
     param_retry: bool = False  # sent again without a parameter the upstream refused
+    client_left: bool = False  # the client closed its connection before the answer's end
     metrics_stream: bool = False  # counted among the streams in flight
     observed: bool = False
 

@@ -14,7 +14,7 @@ import requests
 
 from tests.clients import openai_sdk
 from tests.fakes.fake_dashscope import FakeDashScope
-from tests.fakes.fake_openai import Reply, Stream, chat_completion
+from tests.fakes.fake_openai import Reply, Stream, chat_chunks, chat_completion
 from tests.polling import poll
 from tests.proxy_process import ROOT, base_env, free_port, running_proxy, wait_until_serving
 
@@ -180,6 +180,23 @@ def test_journals_record_both_ends(fake, tmp_path):
     assert (tmp_path / "log.log").exists()
     everything = "".join(f.read_text() for f in tmp_path.iterdir())
     assert "sk-journal-canary-1" not in everything
+
+
+def test_journals_say_when_the_client_left_before_the_end(fake, tmp_path):
+    """A stream its client closed mid-way is journaled as far as it went, with `client_left` (it read as an
+    answer that ended normally); one read to its end has no such field."""
+    with running_proxy(TARGET_BASE_URL=fake.base_url, LOG_DIR=str(tmp_path)) as p:
+        fake.add(Stream(chat_chunks([f"piece {n} " for n in range(200)]), delay=0.02))
+        with requests.post(p.base_url + "/chat/completions", stream=True, timeout=30,
+                           json={"model": "m", "messages": MSG, "stream": True}) as r:
+            next(r.iter_content(64))  # the first bytes, then the connection is closed
+        fake.add(Stream(chat_chunks(["whole"])))
+        assert list(sdk(p).chat.completions.create(model="m", messages=MSG, stream=True))
+        journal = tmp_path / "client_interaction.jsonl"
+        poll(lambda: journal.exists() and journal.read_text().count("\n") >= 2, timeout=30)
+    entries = read_jsonl(journal)
+    assert sorted(e.get("client_left", False) for e in entries) == [False, True]
+    assert all(e["status"] == 200 for e in entries)
 
 
 def test_debug_lines_reach_log_log(fake, tmp_path):
