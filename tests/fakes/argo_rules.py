@@ -12,6 +12,7 @@ legacy API carries no `thinking` or effort and was not probed: it refuses what t
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 CLAUDE_ADAPTIVE = {"claudeopus47", "claudeopus46", "claudesonnet46"}
@@ -23,6 +24,23 @@ EFFORTS = {"claudeopus47": ("low", "medium", "high", "xhigh", "max")}
 OTHER_EFFORTS = ("low", "medium", "high", "none", "minimal")
 GPT5 = {"gpt5", "gpt5mini", "gpt55"}  # temperature only 1, no top_p
 GEMINI_ONE_LIMIT = {"gemini25pro", "gemini25flash"}
+
+
+INTERNAL_ID = re.compile(r"[a-z][a-z0-9]*")  # how ARGO names its models (gpt4o, claudeopus46): never an alias
+
+
+def model_refusal(endpoint: str, model: Any) -> tuple[int, dict[str, Any]] | None:
+    """ARGO's native endpoints serve their own model ids only: an alias, or a name ARGO does not have, is
+    `model_not_found` on the OpenAI-compatible endpoint; the Anthropic one serves Claude models only (argo-proxy
+    issue #67: "Model 'gpt4o' is not supported on the /v1/messages endpoint")."""
+    model = model if isinstance(model, str) else ""
+    if endpoint == "openai" and not INTERNAL_ID.fullmatch(model):
+        return 404, {"error": {"message": f"The model `{model}` does not exist.", "type": "invalid_request_error",
+                               "code": "model_not_found"}}
+    if endpoint == "anthropic" and not (INTERNAL_ID.fullmatch(model) and model.startswith("claude")):
+        return 400, {"type": "error", "error": {"type": "invalid_request_error",
+                                                "message": f"Model '{model}' is not supported on the /v1/messages endpoint."}}
+    return None
 
 
 def native_refusal(path: str, raw: bytes) -> tuple[int, dict[str, Any]] | None:

@@ -306,9 +306,11 @@ class _Handler(BaseHTTPRequestHandler):
         """ARGO's OpenAI-compatible and Anthropic endpoints: the reply as a chat completion or a message."""
         if not isinstance(body, dict):
             return self._send_json(400, {"error": {"message": "a JSON object is required", "type": "BadRequestError"}})
-        refused = argo_rules.refusal("openai" if path == NATIVE_CHAT_PATH else "anthropic", body)
-        if path == NATIVE_COUNT_PATH:
+        endpoint = "openai" if path == NATIVE_CHAT_PATH else "anthropic"
+        refused = argo_rules.model_refusal(endpoint, body.get("model"))
+        if path == NATIVE_COUNT_PATH and refused is None:
             return self._send_json(200, {"input_tokens": len(json.dumps(body.get("messages"))) // 4})
+        refused = refused or argo_rules.refusal(endpoint, body)
         if refused is not None:
             return self._send_json(*refused)
         text, model = self._reply_text(body), str(body.get("model"))

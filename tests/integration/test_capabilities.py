@@ -131,8 +131,10 @@ def test_unknown_models_go_as_written(argo):
     fake.reset()
     r = requests.post(p.base_url + "/chat/completions", json={"model": "my-own-model", "messages": MSG,
                                                               "temperature": 0.3, "top_p": 0.2}, timeout=30)
-    assert r.status_code == 200 and HEADER not in r.headers
-    assert last_chat(fake, mode)["temperature"] == 0.3 and last_chat(fake, mode)["top_p"] == 0.2
+    # sent as written, unadapted; ARGO does not serve it (the fake refuses names it has not, as ARGO does)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found" and HEADER not in r.headers
+    sent = last_chat(fake, mode)
+    assert (sent["model"], sent["temperature"], sent["top_p"]) == ("my-own-model", 0.3, 0.2)
 
 
 def test_strict_fake_refuses_as_argo_does():
