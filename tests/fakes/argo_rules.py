@@ -61,6 +61,8 @@ def refusal(endpoint: str, body: Any) -> tuple[int, dict[str, Any]] | None:
     model = str(body.get("model") or "")
     if endpoint == "anthropic":
         return _claude(model, body)
+    if endpoint == "openai" and _too_long_whole(model, body) is not None:
+        return _too_long_whole(model, body)
     message = _sampling(model, body)
     if message is None and endpoint == "openai" and model in GEMINI_ONE_LIMIT \
             and body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
@@ -93,11 +95,27 @@ def _sampling(model: str, body: dict[str, Any]) -> str | None:
     return None
 
 
+# Anthropic's SDK, which ARGO calls Claude with, refuses a request answered whole that may take over 10 minutes
+# (an hour per 128000 output tokens): argo-proxy #107, and its 21000 cap.
+LONGEST_WHOLE = 600 * 128000 // 3600
+
+
+def _too_long_whole(model: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    limit = body.get("max_tokens") or body.get("max_completion_tokens")
+    if model.startswith("claude") and body.get("stream") is not True and type(limit) is int and limit > LONGEST_WHOLE:
+        return 500, {"error": {"message": "Streaming is required for operations that may take longer than 10 "
+                                          "minutes.", "type": "ValueError", "code": "internal_error"}}
+    return None
+
+
 def _claude(model: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
     if not model.startswith("claude"):
         return None
     if body.get("max_tokens") is None:
         return 400, {"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens is required"}}
+    too_long = _too_long_whole(model, body)
+    if too_long is not None:
+        return too_long
     message = _thinking(model, body) or _sampling(model, body)
     return None if message is None else (400, _anthropic_error(message))
 

@@ -71,6 +71,23 @@ def test_claude_code_streams_from_argo_claude_4_6(argo):
         assert r.headers[HEADER] == "top_p=dropped"
 
 
+def test_claude_answered_whole_asks_for_at_most_21000_tokens(argo):
+    """Claude Code's body answered whole (32000 tokens): ARGO's Anthropic SDK refuses a request that may take
+    over 10 minutes; standard mode's cap, in native mode too, on both of ARGO's native endpoints."""
+    mode, fake, p = argo
+    fake.reset()
+    r = requests.post(p.url + "/v1/messages", headers=CLAUDE_CODE_HEADERS, timeout=30,
+                      json=claude_code_body("claude-opus-4-6", stream=False))
+    assert r.status_code == 200 and r.json()["content"][-1]["text"] == REPLY, r.text
+    c = requests.post(p.base_url + "/chat/completions", timeout=30, json={
+        "model": "claude-opus-4-6", "messages": MSG, "max_tokens": 32000})
+    assert c.status_code == 200, c.text
+    if mode == "native":
+        assert fake.requests_to(NATIVE_MESSAGES_PATH)[-1].json["max_tokens"] == 21000
+        assert last_chat(fake, mode)["max_tokens"] == 21000 and "max_tokens=21000" in c.headers[HEADER]
+        assert "max_tokens=21000" in r.headers[HEADER]
+
+
 def test_anthropic_sdk_extended_thinking_on_claude_4_5(argo):
     mode, fake, p = argo
     fake.reset()
@@ -93,7 +110,8 @@ def test_claude_code_adaptive_thinking_and_opus_4_7_sampling(argo):
                             stream=False)
     r = requests.post(p.url + "/v1/messages", headers=CLAUDE_CODE_HEADERS, json=body, timeout=30)
     assert r.status_code == 200 and r.json()["content"][-1]["text"] == REPLY
-    assert (r.headers.get(HEADER) == "thinking=dropped") == (mode == "native")
+    # Claude Code's 32000 tokens answered whole: capped too in native mode (standard mode caps without a word)
+    assert (r.headers.get(HEADER) == "thinking=dropped, max_tokens=21000") == (mode == "native")
     m = ant(p).messages.create(model="argo:claude-opus-4.7", max_tokens=64, extra_body={"temperature": 0.2},
                                messages=MSG)
     assert m.content[-1].text == REPLY
@@ -149,7 +167,7 @@ def test_strict_fake_refuses_as_argo_does():
             # ARGO's refusal names `thinking` inside its quoting of the provider's error: the one retry drops it
             sent = [q.json for q in fake.requests_to(NATIVE_MESSAGES_PATH)]
             assert "thinking" in sent[0] and "thinking" not in sent[1], r.text
-            assert r.status_code == 200 and r.headers[HEADER] == "thinking=dropped", r.text
+            assert r.status_code == 200 and r.headers[HEADER] == "max_tokens=21000, thinking=dropped", r.text
             r = requests.post(p.base_url + "/chat/completions", json={"model": "argo:gpt-5", "messages": MSG,
                                                                       "top_p": 0.5}, timeout=30)
             # the one retry without the parameter the 400 names still gets an answer

@@ -171,7 +171,7 @@ def test_what_the_table_adapts_argo_takes(model):
                  "max_tokens": 5, "messages": []},
                 {"max_tokens": 9, "max_completion_tokens": 9, "reasoning_effort": "high", "messages": []},
                 {"thinking": {"type": "disabled"}, "max_tokens": 5, "messages": []},
-                {"thinking": {"type": "enabled", "budget_tokens": 31999}, "max_tokens": 32000, "messages": []}]
+                {"thinking": {"type": "enabled", "budget_tokens": 31999}, "max_tokens": 16000, "messages": []}]
     refused_as_sent = 0
     for body in requests:
         body["model"] = model

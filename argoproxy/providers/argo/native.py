@@ -12,6 +12,7 @@ from argoproxy.upstream import images
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.providers.argo import models, text_call_answers
+from argoproxy.providers.argo.normalize import CLAUDE_NON_STREAMING_MAX_TOKENS, over_cap
 from argoproxy.providers.argo.backend import ArgoBackend, ArgoState, native_model, pop_timeout
 from argoproxy.providers.base import StreamItem
 from argoproxy.upstream.relay import relay_sse, upstream_error
@@ -43,6 +44,8 @@ class ArgoNativeBackend(ArgoBackend):
         state = ArgoState(user, plan.upstream_model or "")
         if "claude" in str(model).lower():  # ARGO's OpenAI-compatible endpoint leaks them too
             state.text_calls = self.text_calls(call)
+            if not plan.upstream_stream:
+                _cap_whole_claude(call)
         if user:  # username passthrough without a configured user: a client without a key sends its own
             plan.set_member("user", user)
         if plan.kind == "chat" and self.inline_images(body):
@@ -75,6 +78,8 @@ class ArgoNativeBackend(ArgoBackend):
         plan.upstream_model = native_model(body.get("model") or "", "chat")
         plan.set_member("model", plan.upstream_model)
         if not count_only:
+            if body.get("stream") is not True:
+                _cap_whole_claude(call)
             metadata = body.get("metadata")
             body["metadata"] = {**(metadata if isinstance(metadata, dict) else {}), "user_id": user}
             plan.touch("metadata")
@@ -137,3 +142,12 @@ def _url_image_sources(body: dict[str, Any]) -> list[dict[str, Any]]:
             if isinstance(source, dict) and source.get("type") == "url" and isinstance(source.get("url"), str):
                 found.append(source)
     return found
+
+
+def _cap_whole_claude(call: Call) -> None:
+    """A Claude request answered whole asks for at most 21000 tokens, as standard mode's: ARGO answers a longer
+    one with "Streaming is required for operations that may take longer than 10 minutes" (argo-proxy #107)."""
+    plan = call.plan
+    for key in over_cap(plan.body):
+        plan.set_member(key, CLAUDE_NON_STREAMING_MAX_TOKENS)
+        plan.adapted.append(f"{key}={CLAUDE_NON_STREAMING_MAX_TOKENS}")

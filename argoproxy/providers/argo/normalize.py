@@ -145,7 +145,11 @@ def _flatten_system_content(data: dict[str, Any]) -> None:
 
 
 def _cap_max_tokens(data: dict[str, Any], cap: int) -> None:
-    for key in ("max_tokens", "max_completion_tokens"):
-        value = data.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > cap:
-            data[key] = cap
+    for key in over_cap(data, cap):
+        data[key] = cap
+
+
+def over_cap(data: Mapping[str, Any], cap: int = CLAUDE_NON_STREAMING_MAX_TOKENS) -> list[str]:
+    """The output limits of a body above `cap` (max_tokens, max_completion_tokens)."""
+    return [key for key in ("max_tokens", "max_completion_tokens")
+            if type(data.get(key)) is int and data[key] > cap]
