@@ -19,7 +19,7 @@ the mistake shows):
                                              and the request's Accept-Encoding allows it
   POST {base}/api/v1/resource/embed/      -> {"embedding": [[...], ...]}, deterministic vectors
                                              (`FakeArgo.vector(text, model)`); >16 prompts -> 400
-  GET  {base}/api/v1/models/              -> `models_payload` (new-shape list by default)
+  GET  {base}/api/v1/models/              -> `models_payload` (new-shape list by default; also /v1/models)
 and ARGO's native APIs (the model as ARGO names it, e.g. claudeopus46, gpt5):
   POST {base}/v1/chat/completions         -> an OpenAI chat completion (SSE with "stream": true) of `reply`
   POST {base}/v1/messages                 -> an Anthropic message (SSE events with "stream": true) of `reply`
@@ -53,6 +53,7 @@ EMBED_PATH = "/api/v1/resource/embed/"
 MODELS_PATH = "/api/v1/models/"
 NATIVE_CHAT_PATH = "/v1/chat/completions"
 NATIVE_MESSAGES_PATH = "/v1/messages"
+NATIVE_MODELS_PATH = "/v1/models"
 NATIVE_COUNT_PATH = "/v1/messages/count_tokens"
 POST_PATHS = (CHAT_PATH, STREAM_PATH, EMBED_PATH)
 NATIVE_PATHS = (NATIVE_CHAT_PATH, NATIVE_MESSAGES_PATH, NATIVE_COUNT_PATH)
@@ -277,7 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
         canned = self.fake._take_canned(path)
         if canned:
             return self._send(canned.status, canned.body, canned.content_type, canned.headers)
-        if method == "GET" and path == MODELS_PATH:
+        if method == "GET" and path in (MODELS_PATH, NATIVE_MODELS_PATH):  # the same data on both (argo-proxy.md 1.5)
             return self._send_json(200, self.fake.models_payload)
         if method == "POST" and path in NATIVE_PATHS:
             return self._native(path, parsed)

@@ -17,5 +17,8 @@ def argo_native():
     fake refuses what ARGO's native APIs refuse (tests/fakes/argo_rules.py) before any scripted answer."""
     with FakeOpenAI(refuse=native_refusal) as up, FakeArgo() as argo:
         up.accepts_null_content = True  # ARGO's OpenAI-compatible API takes null beside tool calls, as OpenAI does
-        with running_proxy(**argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url)) as p:
+        # ARGO's model list is read from FakeArgo's tests (test_argo_model_list.py): here a GET of it would take
+        # the answer queued for the request under test
+        with running_proxy(**argo_env(argo, USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=up.base_url,
+                                      ARGO_MODEL_LIST="false")) as p:
             yield up, p

@@ -23,7 +23,8 @@ from argoproxy.edge.http_objects import Answer
 from argoproxy.observe.health import probe
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.argo import convert, models, normalize, stream, text_call_answers
-from argoproxy.providers.argo.settings import own_url
+from argoproxy.providers.argo.live_models import LiveModels
+from argoproxy.providers.argo.settings import model_list_url, own_url
 from argoproxy.providers.argo.text_calls import DEFAULT_LIMIT as TEXT_CALL_LIMIT
 from argoproxy.providers.base import Backend
 from argoproxy.edge.request_body import parse_object
@@ -57,6 +58,8 @@ class ArgoBackend(Backend):
         self.fallback = settings.model_fallback or None
         if self.fallback:
             models.resolve_model(self.fallback)  # a bad fallback fails at start-up, not per request
+        url = model_list_url(settings)
+        self.live_models = LiveModels(url, self.upstream.send) if url else None
         self.image_options = images.ImageOptions(
             enable_payload_control=settings.enable_payload_control, max_payload_size=settings.max_payload_size,
             image_timeout=settings.image_timeout, concurrent_downloads=settings.concurrent_downloads,
@@ -123,7 +126,7 @@ class ArgoBackend(Backend):
         return True
 
     def front_model(self, front: str, model: str | None) -> str | None:
-        return native_model(model, "chat") if model else model
+        return native_model(model, "chat", self.models_table(model)) if model else model
 
     @property
     def text_call_limit(self) -> int:
@@ -131,8 +134,16 @@ class ArgoBackend(Backend):
         return min(TEXT_CALL_LIMIT, self.settings.max_sse_event_bytes)
 
     # ------------------------------------------------------------------ other routes
+    def models_table(self, name: str | None = None, kind: models.Kind = "chat") -> models.ModelTable:
+        """The table to resolve `name` with (every model's, for a listing): the built-in one, with ARGO's own
+        list once read (live_models.py)."""
+        return self.live_models.table(name, kind) if self.live_models is not None else models.BUILTIN
+
+    def resolve(self, name: Any, kind: models.Kind, fallback: str | None = None) -> str:
+        return models.resolve_model(name, kind, fallback=fallback, table=self.models_table(name, kind))
+
     def list_models(self, call: Call) -> dict[str, Any]:
-        return models.list_models()
+        return models.list_models(table=self.models_table())
 
     def model_entry(self, name: str, listing: list[Any]) -> dict[str, Any] | None:
         """Any name a request may use (an alias in any accepted spelling, the internal id `gpt4o`) is
@@ -141,7 +152,7 @@ class ArgoBackend(Backend):
         if exact is not None:
             return exact
         for kind in ("chat", "embed"):
-            model_id = models.BUILTIN.lookup(name, kind)
+            model_id = self.models_table(name, kind).lookup(name, kind)
             entry = next((e for e in listing if isinstance(e, dict) and model_id
                           and e.get("internal_name") == model_id), None)
             if entry is not None:
@@ -206,7 +217,7 @@ class ArgoBackend(Backend):
     def _admitted(self, call: Call, model: Any, kind: models.Kind) -> str:
         """The ARGO model id for a raw route, after the allow-list (checked on the resolved id, as on /v1 routes)."""
         call.plan.model = model if isinstance(model, str) else None
-        call.plan.upstream_model = models.resolve_model(model, kind, fallback=self.fallback)
+        call.plan.upstream_model = self.resolve(model, kind, fallback=self.fallback)
         check_allowed_model(self.settings.allowed_models, call.plan.upstream_model)
         return call.plan.upstream_model
 
@@ -231,10 +242,10 @@ class ArgoBackend(Backend):
         return {"status": "healthy", "backend": "argo", "target_url": mask_url(url), "deep": True}
 
 
-def native_model(name: str, kind: models.Kind) -> str:
+def native_model(name: str, kind: models.Kind, table: models.ModelTable | None = None) -> str:
     """Aliases map to ARGO ids; in native mode any other name passes through unchanged."""
     try:
-        return models.resolve_model(name, kind)
+        return models.resolve_model(name, kind, table=table)
     except ProxyError:
         return name
 

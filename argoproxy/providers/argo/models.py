@@ -169,6 +169,13 @@ class ModelTable:
     ) -> None:
         self._index: dict[str, _Index] = {"chat": _Index(chat), "embed": _Index(embed)}
 
+    def with_chat_models(self, more: Mapping[str, Sequence[str]]) -> "ModelTable":
+        """This table with more chat models (a model both have keeps its aliases and gains the others)."""
+        chat = self.models("chat")
+        for model_id, aliases in more.items():
+            chat[model_id] = tuple(dict.fromkeys([*chat.get(model_id, ()), *aliases]))
+        return ModelTable(chat, self.models("embed"))
+
     def models(self, kind: Kind) -> dict[str, tuple[str, ...]]:
         """internal id -> aliases for one kind."""
         return dict(self._index[kind].models)

@@ -38,7 +38,7 @@ class ArgoNativeBackend(ArgoBackend):
         body = plan.body
         served = self.served_name(call)
         if served:
-            plan.set_member("model", native_model(served, kind))
+            plan.set_member("model", native_model(served, kind, self.models_table(served, kind)))
         model = body.get("model")
         plan.upstream_model = model if isinstance(model, str) else None
         state = ArgoState(user, plan.upstream_model or "")
@@ -64,7 +64,7 @@ class ArgoNativeBackend(ArgoBackend):
     def native_front(self, front: str, model: str | None) -> bool:
         """Claude models' /v1/messages go to ARGO's Anthropic endpoint; other models and fronts go through
         the chat translation."""
-        return front == "messages" and "claude" in native_model(model or "", "chat").lower()
+        return front == "messages" and "claude" in native_model(model or "", "chat", self.models_table(model)).lower()
 
     def front_request(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> UpstreamRequest:
         """The Messages request for ARGO's native Anthropic endpoint: alias mapped, user set (as the key and
@@ -75,7 +75,8 @@ class ArgoNativeBackend(ArgoBackend):
             plan.timeout = pop_timeout(body)
             plan.touch("timeout")
         user = self.user_for(call)
-        plan.upstream_model = native_model(body.get("model") or "", "chat")
+        model = body.get("model") or ""
+        plan.upstream_model = native_model(model, "chat", self.models_table(model))
         plan.set_member("model", plan.upstream_model)
         if not count_only:
             if body.get("stream") is not True:

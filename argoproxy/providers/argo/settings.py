@@ -34,6 +34,10 @@ class ArgoSettings:
                                 env=("REAL_STREAM",), flags=("--real-stream", "-rs"), negative_flags=("--pseudo-stream", "-ps"))
     model_fallback: str = setting("", as_str, "ARGO model used for unknown model names (empty: 404 instead).",
                                   env=("MODEL_FALLBACK",), flags=("--model-fallback",))
+    argo_model_list: bool = setting(True, as_bool, "Read ARGO's own model list (at most hourly) when a name is not in "
+                                    "the built-in table, and for /v1/models; off: the built-in table only.",
+                                    env=("ARGO_MODEL_LIST",), flags=("--argo-model-list",),
+                                    negative_flags=("--no-argo-model-list",))
     use_native_openai: bool = setting(False, as_bool, "Send ARGO requests untransformed to its OpenAI-compatible API.",
                                       env=("USE_NATIVE_OPENAI",), flags=("--native-openai",))
     native_openai_base_url: str = setting("https://apps-dev.inside.anl.gov/argoapi/v1/", as_base_url,
@@ -96,6 +100,17 @@ def backend_for(settings: Any) -> str:
     """Standard and native mode are two backends (standard.py, native.py), sharing backend.py."""
     mode = "native:ArgoNativeBackend" if settings.use_native_openai else "standard:ArgoStandardBackend"
     return "argoproxy.providers.argo." + mode
+
+
+def model_list_url(settings: Any) -> str:
+    """Where ARGO lists its models: beside its resource URLs (.../api/v1/models/), or under its OpenAI-compatible
+    base in native mode (.../v1/models); "" when the chat URL is not under a resource path or the list is off."""
+    if not settings.argo_model_list:
+        return ""
+    if settings.use_native_openai:
+        return _joined(settings.native_openai_base_url, "models")
+    head, found, _ = settings.argo_url.partition("/resource/")
+    return f"{head}/models/" if found else ""
 
 
 def own_url(settings: Any) -> str:

@@ -30,7 +30,7 @@ class ArgoStandardBackend(ArgoBackend):
 
     # ------------------------------------------------------------------ request side
     def prepare_body(self, call: Call, user: str, kind: models.Kind) -> ArgoState:
-        model_id = models.resolve_model(self.served_name(call), kind, fallback=self.fallback)
+        model_id = self.resolve(self.served_name(call), kind, fallback=self.fallback)
         call.plan.upstream_model = model_id
         if call.plan.kind == "chat":
             self.inline_images(call.plan.body)
