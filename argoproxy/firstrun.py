@@ -398,10 +398,11 @@ def prepare(config: Path, here: Path, explicit: bool = True, given: dict[str, An
             create_config(config)
         flags = {"config_path": str(config)}
         settings, where = settings_for(config, {**given, **flags}), f"config {config}"
-    port = free_port_for_run(settings, given, flags)
+    # on a Unix socket there is no port to check or name
+    listening = f"on unix:{settings.socket}" if settings.socket else f"on port {free_port_for_run(settings, given, flags)}"
     if os.environ.get("COT_PROXY_SKIP_CHECKS", "0") != "1":
         check_connectivity(settings)
-    say(f"Starting cot_proxy ({settings.backend} backend) on port {port}: {plural(settings.workers, 'worker')}, "
+    say(f"Starting cot_proxy ({settings.backend} backend) {listening}: {plural(settings.workers, 'worker')}, "
         f"upstream timeout {settings.timeout:g}s, {where}")
     return flags
 

@@ -166,6 +166,9 @@ def convert_value(key: str, value: str) -> Any:
     try:
         return json.loads(value)
     except ValueError:
+        if value.lstrip()[:1] in ("[", "{"):  # meant as an array or object: a typo must not pass as a string
+            raise ValueError(f"{key}={value!r} is not valid JSON (a text that starts so goes in quotes: "
+                             f"{key}={json.dumps(value)})") from None
         return value
 
 

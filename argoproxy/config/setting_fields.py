@@ -68,6 +68,14 @@ def as_str(value: Any) -> str:
     return str(value).strip()
 
 
+def as_tag(value: Any) -> str:
+    """A think tag: an empty one would match everywhere (every answer came back empty)."""
+    tag = as_str(value)
+    if not tag:
+        raise ValueError("must not be empty")
+    return tag
+
+
 def number(kind: type, low: float | None = None, high: float | None = None) -> Callable[[Any], Any]:
     def parse(value: Any) -> Any:
         if isinstance(value, bool):

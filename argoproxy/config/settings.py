@@ -26,7 +26,8 @@ from argoproxy.pipeline.capabilities import Overrides, parse_overrides
 from argoproxy.config.llm_params import LlmParams, parse_llm_params
 from argoproxy.redaction import mask_url
 from argoproxy.routing.entries import check_routing, parse_fallbacks, parse_key_limits, parse_models
-from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_url, file_text,  # noqa: F401
+from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_tag, as_url,  # noqa: F401
+                                      file_text,
                                       choice as _choice, number as _number, positive as _positive,
                                       setting as _setting)
 
@@ -177,8 +178,8 @@ class CoreSettings:
     think_mode: str = _setting("strip", _choice("strip", "reasoning", "keep"),
                                "What to do with <think> text in answers: strip, reasoning (move to reasoning_content), keep.",
                                env=("THINK_MODE",), flags=("--think-mode",))
-    think_tag: str = _setting("<think>", as_str, "Reasoning start tag.", env=("THINK_TAG",), flags=("--think-tag",))
-    think_end_tag: str = _setting("</think>", as_str, "Reasoning end tag.", env=("THINK_END_TAG",), flags=("--think-end-tag",))
+    think_tag: str = _setting("<think>", as_tag, "Reasoning start tag.", env=("THINK_TAG",), flags=("--think-tag",))
+    think_end_tag: str = _setting("</think>", as_tag, "Reasoning end tag.", env=("THINK_END_TAG",), flags=("--think-end-tag",))
     upstream_mode: str = _setting("off", _choice("off", "stream", "non_stream"),
                                   "Ask the upstream for a stream (stream) or a whole answer "
                                   "(non_stream) whatever the client asked, converting on the way back; off: as asked.",

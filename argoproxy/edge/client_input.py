@@ -34,7 +34,9 @@ import threading
 import time
 from typing import Any, Callable, Iterable, TypeVar
 
-from argoproxy.errors import ProxyError, error_json
+from argoproxy.edge.request_ids import ENVIRON_KEY as REQUEST_ID_KEY
+from argoproxy.errors import ProxyError, error_body
+from argoproxy.jsonfast import dumps
 
 # Largest single read; the deadline is checked, and other requests get a turn, between pieces. As large as
 # the largest recv Gunicorn makes for a body of known length (SocketUnreader.max_body_chunk): its reader
@@ -64,7 +66,7 @@ class ClientInput:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if "HTTP_" in environ:
-            return _refuse_folded(start_response)
+            return _refuse_folded(environ, start_response)
         sock = environ.get("gunicorn.socket")
         if sock is None or not _has_body(environ):
             return self.app(environ, start_response)
@@ -104,11 +106,13 @@ def limit_chunk_sizes() -> None:
     ChunkedReader.parse_chunk_size = parse_chunk_size
 
 
-def _refuse_folded(start_response: Callable[..., Any]) -> list[bytes]:
-    body = error_json("A request header is folded over several lines (obsolete line folding is not accepted).",
+def _refuse_folded(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    body = error_body("A request header is folded over several lines (obsolete line folding is not accepted).",
                       "invalid_request_error", None, "invalid_http_request")
-    start_response("400 BAD REQUEST", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return [body]
+    body["error"]["request_id"] = environ.get(REQUEST_ID_KEY, "")  # set by edge/request_ids.py, outside this
+    data = dumps(body)
+    start_response("400 BAD REQUEST", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
 
 
 def _has_body(environ: dict[str, Any]) -> bool:

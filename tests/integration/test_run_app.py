@@ -226,6 +226,20 @@ def test_ctrl_c_during_setup_and_while_serving_is_quiet(tmp_path: Path) -> None:
             assert "2 gevent workers" in output
 
 
+def test_on_a_unix_socket_it_says_so_not_a_port(tmp_path: Path) -> None:
+    """`run_app.sh` with a socket said it started "on port 5000" (the port setting it does not use)."""
+    with FakeArgo() as argo:
+        sock = tmp_path / "run" / "proxy.sock"
+        config = tmp_path / "config.yaml"
+        config.write_text(f"backend: argo\nsocket: {sock}\nuser: bob\nverbose: false\nargo_url: {argo.chat_url}\n"
+                          f"argo_stream_url: {argo.stream_url}\nargo_embedding_url: {argo.embed_url}\n")
+        with spawn(config, script_env(tmp_path), tmp_path) as child:
+            child.expect_exact("cot_proxy listening on")
+            output = transcript(child)
+            assert f"Starting cot_proxy (argo backend) on unix:{sock}: 1 worker" in output, output
+            assert "on port" not in output
+
+
 def test_complete_argo_config_starts_without_prompts(tmp_path: Path) -> None:
     with FakeArgo() as argo:
         port = free_port()

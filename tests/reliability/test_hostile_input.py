@@ -109,6 +109,8 @@ def test_errors_gunicorn_answers_itself_are_openai_json(env, name):
     answer, _ = exchange(p, data)
     err = assert_json_error(answer, status)
     assert err["code"] and "<html" not in answer.decode("latin-1")
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+    assert err["request_id"] and f"x-request-id: {err['request_id']}" in head  # every error names its request
 
 
 # ------------------------------------------------------------------ framing found while the body is read

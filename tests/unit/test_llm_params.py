@@ -43,6 +43,14 @@ def test_malformed_group_is_an_error(text):
         parse_llm_params(text)
 
 
+@pytest.mark.parametrize("text", ["model=m,stop=[1,2", 'model=m,extra={"a":1', "model=m,stop=[END]"])
+def test_an_array_or_object_that_does_not_parse_is_an_error_not_a_string(text):
+    """A value that opens as JSON but does not parse is a typo, not a text (it was sent as the string "[1,2")."""
+    with pytest.raises(ValueError, match="not valid JSON .*in quotes"):
+        parse_llm_params(text)
+    assert parse_llm_params('model=m,stop="[END]"').rule_for("m").params == {"stop": "[END]"}
+
+
 def test_append_rules():
     body = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}
     append_to_last_user_message(body, "/no_think")

@@ -327,3 +327,10 @@ def test_a_log_dir_this_user_cannot_write_stops_serving_not_the_keys_command(tmp
     shown = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--show"], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=30)
     assert shown.returncode == 0 and "log_dir: '/proc/cot_proxy_logs'" in shown.stdout
+
+
+@pytest.mark.parametrize("name", ["THINK_TAG", "THINK_END_TAG"])
+def test_an_empty_think_tag_is_refused(name):
+    """An empty tag matched everywhere: every answer came back empty."""
+    with pytest.raises(SettingsError, match=f"^{name}: must not be empty"):
+        load_settings({}, environ={name: " "})
