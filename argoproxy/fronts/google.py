@@ -629,7 +629,9 @@ class GoogleStream(StreamState):
         calls = [function_call_part(c[0] or new_id("call_"), c[1], "".join(c[2])) for c in self.calls.values()]
         finish = FINISH_REASONS.get(self.choice.get("finish_reason") or "", "STOP")
         usage = usage_metadata(self.ex.usage)
-        self.emit(dumps(calls), finish, usage)
+        # an empty text part, not an empty list: google-genai's chunk.text is None for a chunk without one, and
+        # the SDK's own streaming example (print(chunk.text, end="")) printed "None"
+        self.emit(dumps(calls) if calls else b'[{"text":""}]', finish, usage)
         parts: list[dict[str, Any]] = [{"text": "".join(pieces), "thought": True} if thought
                                        else {"text": "".join(pieces)} for thought, pieces in self.kept]
         self.ex.output = response_object(parts + calls or [{"text": ""}], self.ex, finish, usage, self.response_id)

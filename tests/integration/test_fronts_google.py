@@ -98,6 +98,16 @@ def test_generate_content_stream_with_thoughts(up):
     assert chunks[-1].usage_metadata.total_token_count > 0
 
 
+def test_the_sdks_own_streaming_example_prints_the_answer(up):
+    """README and google-genai's example: `for chunk in ...: print(chunk.text, end="")`. The last chunk (the
+    finish reason, no text of its own) had an empty parts list, whose chunk.text is None: it printed "None"."""
+    u, p = up
+    u.text("Hello there!")
+    client = google_sdk(p)  # kept: a client the stream outlives is closed under it
+    chunks = list(client.models.generate_content_stream(model=u.model, contents="Say hello"))
+    assert "".join(f"{c.text}" for c in chunks) == "Hello there!"
+
+
 def test_thoughts_left_out_unless_asked(up):
     u, p = up
     u.text(THINKING)
