@@ -24,10 +24,11 @@ from typing import Any, Callable, Iterable
 
 from argoproxy.edge.client_caches import BoundedCache
 from argoproxy.routing.entries import ModelEntry
-from argoproxy.routing.shared import SharedCells
+from argoproxy.routing.shared import CELL, SharedCells
 
 FIELDS = 2
 UNTIL, REASON = range(FIELDS)  # cooldown end in wall-clock milliseconds; why it cools
+ERROR_BYTES = 256  # of a deployment's last failure, shared (UTF-8, cut on a character)
 FAILED, RATE_LIMITED = 1, 2
 INF = float("inf")
 GLOB_CACHE_CAP = 4096  # names asked for are client input: the cache of glob results is bounded
@@ -36,7 +37,7 @@ GLOB_CACHE_CAP = 4096  # names asked for are client input: the cache of glob res
 class Deployment:
     """One entry of `models` as this worker serves it."""
 
-    __slots__ = ("index", "entry", "name", "weight", "served_by", "gateway", "in_flight", "last_error", "cell")
+    __slots__ = ("index", "entry", "name", "weight", "served_by", "gateway", "in_flight", "cell")
 
     def __init__(self, index: int, entry: ModelEntry, served_by: str) -> None:
         self.index = index  # position in `models`: its cells in the shared cooldown board
@@ -45,7 +46,6 @@ class Deployment:
         self.weight = entry.weight
         self.served_by = served_by  # host:port of its base URL (X-Served-By)
         self.in_flight = 0  # this worker's requests to it now
-        self.last_error = ""  # this worker's last failure, for /health
         self.cell = index * FIELDS
 
     def upstream_model(self, asked: str) -> str:
@@ -82,8 +82,11 @@ class Router:
         self.fallbacks = dict(fallbacks)
         self.cooldown_seconds = cooldown_seconds
         signature = "\n".join(f"{e.name} {e.backend} {e.base_url}" for e in (d.entry for d in self.deployments))
-        self.cells = cells or SharedCells(f"cooldown-{hashlib.sha1(signature.encode()).hexdigest()[:12]}.cells",
-                                          len(self.deployments) * FIELDS)
+        digest = hashlib.sha1(signature.encode()).hexdigest()[:12]
+        self.cells = cells or SharedCells(f"cooldown-{digest}.cells", len(self.deployments) * FIELDS)
+        # each deployment's last failure, for /health on every worker (the worker that saw it is one of them)
+        self.errors = SharedCells(f"cooldown-errors-{digest}.cells", len(self.deployments) * ERROR_BYTES // CELL,
+                                  "" if cells is not None else None)
         self.clock = clock
         self.rand = rand
         self._glob_cache: BoundedCache[Pool | None] = BoundedCache(GLOB_CACHE_CAP)
@@ -178,7 +181,7 @@ class Router:
         """Move traffic away from dep for `seconds` (default cooldown_seconds); a later end wins."""
         seconds = self.cooldown_seconds if seconds is None else seconds
         if error:
-            dep.last_error = error
+            self._set_error(dep, error)
         base = dep.index * FIELDS
         until = self._now_ms() + int(seconds * 1000)
         reason = RATE_LIMITED if rate_limited else FAILED
@@ -202,7 +205,17 @@ class Router:
         with self.cells.lock() as c:
             if c[base + REASON] == FAILED:
                 c[base + UNTIL], c[base + REASON] = 0, 0
-        dep.last_error = ""
+        self._set_error(dep, "")
+
+    def _set_error(self, dep: Deployment, text: str) -> None:
+        data = text.encode()[:ERROR_BYTES].decode(errors="ignore").encode()  # cut on a character boundary
+        start = dep.index * ERROR_BYTES
+        with self.errors.lock() as cells:
+            cells.cast("B")[start:start + ERROR_BYTES] = data.ljust(ERROR_BYTES, b"\0")
+
+    def _error_of(self, dep: Deployment) -> str:
+        start = dep.index * ERROR_BYTES
+        return bytes(self.errors.cells.cast("B")[start:start + ERROR_BYTES]).rstrip(b"\0").decode(errors="replace")
 
     def cooling_for(self, dep: Deployment) -> float:
         """Seconds dep still cools down (0: it serves)."""
@@ -224,8 +237,9 @@ class Router:
                                    "state": self.state(dep)}
             if row["state"] != "up":
                 row["retry_in"] = round(self.cooling_for(dep), 1)
-                if dep.last_error:
-                    row["error"] = dep.last_error
+                error = self._error_of(dep)
+                if error:
+                    row["error"] = error
             rows.append(row)
         ok = all(any(self.state(d) == "up" for d in pool.deployments) for pool in self.pools())
         return ok, rows

@@ -166,3 +166,18 @@ def test_the_cooldown_board_is_shared_between_processes(tmp_path):
         os._exit(0)
     os.waitpid(pid, 0)
     assert r.state(r.pool_for("q").deployments[0]) == "down"
+
+
+def test_every_worker_tells_why_a_deployment_is_down(tmp_path, monkeypatch):
+    """Two workers' routers over one shared directory: the cooldown was shared but its reason was not, so
+    /health named the error only on the worker that had seen it (3 of 8 answers left it out)."""
+    from argoproxy.routing.shared import SHARED_DIR_ENV
+    monkeypatch.setenv(SHARED_DIR_ENV, str(tmp_path))
+    entries = [entry("qwen3", url="http://a/"), entry("qwen3", url="http://b/")]
+    seeing, other = router(entries), router(entries)
+    seeing.cool_down(seeing.deployments[0], error="overloaded at gpu7 " + "é" * 300)
+    down = [row for row in other.health()[1] if row["state"] == "down"]
+    assert len(down) == 1 and down[0]["error"].startswith("overloaded at gpu7 é")
+    assert len(down[0]["error"].encode()) <= 256  # cut whole characters to the record's size
+    other.recover(other.deployments[0])
+    assert all("error" not in row for row in seeing.health()[1])
