@@ -85,3 +85,12 @@ def test_a_list_that_cannot_be_read_leaves_the_table_said_once(failure, caplog, 
         assert live.table("claude-opus-5") is models.BUILTIN and len(sent) == 2  # tried again after RETRY
     said = [r.getMessage() for r in caplog.records if "model list" in r.getMessage()]
     assert len(said) == 1 and "secret" not in said[0]
+
+
+def test_a_list_cannot_move_a_name_the_table_knows_to_another_model():
+    table = models.BUILTIN.with_chat_models({"gpt4olatest": ("argo:gpt-4o", "argo:gpt-4o-newest"),
+                                             "evil": ("argo:claude-opus-4.6", "gpt4o", "argo:text-embedding-3-small")})
+    assert table.lookup("argo:gpt-4o") == "gpt4o" and table.lookup("gpt-4o") == "gpt4o"
+    assert table.lookup("argo:gpt-4o-newest") == "gpt4olatest"
+    assert table.lookup("claude-opus-4.6") == "claudeopus46" and table.lookup("gpt4o") == "gpt4o"
+    assert table.lookup("evil") == "evil" and table.lookup("text-embedding-3-small", "embed") == "v3small"

@@ -170,10 +170,14 @@ class ModelTable:
         self._index: dict[str, _Index] = {"chat": _Index(chat), "embed": _Index(embed)}
 
     def with_chat_models(self, more: Mapping[str, Sequence[str]]) -> "ModelTable":
-        """This table with more chat models (a model both have keeps its aliases and gains the others)."""
+        """This table with more chat models (a model both have keeps its aliases and gains the others). A name
+        this table already resolves keeps its model: a list cannot move `argo:gpt-4o` to another one."""
         chat = self.models("chat")
         for model_id, aliases in more.items():
-            chat[model_id] = tuple(dict.fromkeys([*chat.get(model_id, ()), *aliases]))
+            if self.lookup(model_id, "embed") is not None:
+                continue
+            free = [a for a in aliases if self.lookup(a, "chat") in (None, model_id) and self.lookup(a, "embed") is None]
+            chat[model_id] = tuple(dict.fromkeys([*chat.get(model_id, ()), *free]))
         return ModelTable(chat, self.models("embed"))
 
     def models(self, kind: Kind) -> dict[str, tuple[str, ...]]:
