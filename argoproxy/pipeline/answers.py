@@ -143,7 +143,11 @@ class Answers:
         return sse.encode(obj)
 
     def sanitized(self, err: ProxyError) -> ProxyError:
+        """An upstream's error for a client: its message, and the headers it relays (WWW-Authenticate, Retry-After),
+        without secrets (a WWW-Authenticate realm quoted the upstream's key)."""
         err.message = sanitize_message(err.message, self.secrets.texts)
+        if err.headers:
+            err.headers = dict(self.secrets.headers(list(err.headers.items())))
         return err
 
     def completion_of(self, call: Call, payload: dict[str, Any] | bytes) -> dict[str, Any]:

@@ -67,6 +67,19 @@ def run_everything(p, fake, outputs: list[str]) -> None:
     send("POST", "/v1/chat/completions", json=chat(stream=True))
     fake.add(Stream(chat_chunks(["a", "b"]), cut_after=2))
     send("POST", "/v1/chat/completions", json=chat(stream=True))
+    # An upstream that quotes the key in its WWW-Authenticate realm, on an API route, a stream, a front door and
+    # a forwarded route (it was relayed as it came).
+    realm = {"WWW-Authenticate": f'Bearer realm="Bearer {UPSTREAM_KEY}"'}
+    for path, body in (("/v1/chat/completions", chat()), ("/v1/chat/completions", chat(stream=True)),
+                       ("/v1/messages", {"model": "m", "max_tokens": 5, "messages": MSG}), ("/v1/files", None)):
+        fake.add(Reply({"error": {"message": "no", "type": "invalid_request_error"}}, status=401, headers=realm))
+        r = send("POST" if body else "GET", path, json=body)
+        assert r.status_code == 401 and "WWW-Authenticate" in r.headers, dump(r)
+    # Model lists the proxy rebuilds from the upstream's (OpenAI's, Anthropic's and Google's shapes).
+    for headers, path in (({}, "/v1/models"), ({"anthropic-version": "2023-06-01"}, "/v1/models"),
+                          ({}, "/v1beta/models")):
+        fake.add(Reply({"object": "list", "data": [{"id": f"m-Bearer {UPSTREAM_KEY}", "object": "model"}]}))
+        assert send("GET", path, headers=headers).status_code == 200
     # The client's own mistakes: a wrong key in each place a key can be, bad bodies quoting it.
     for headers in ({"Authorization": f"Bearer {WRONG_KEY}"}, {"Authorization": WRONG_KEY},
                     {"X-Api-Key": WRONG_KEY}, {"Api-Key": WRONG_KEY}):
