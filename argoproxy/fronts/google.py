@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import (ARGS_LIMIT, PIECE_COST, DoorArgs, Exchange, Front, StreamState, bad_request,
+from argoproxy.fronts.front import (ARGS_LIMIT, PIECE_COST, DoorArgs, Exchange, Front, Pieces, StreamState, bad_request,
                                     new_id, whole_answer)
 from argoproxy.fronts.fields import has_kind, json_type
 from argoproxy.jsonfast import dumps, loads
@@ -575,7 +575,9 @@ class GoogleStream(StreamState):
         super().__init__(ex)
         self.response_id = new_id("resp_")
         self.ids = b'"modelVersion":' + dumps(ex.model) + b',"responseId":"' + self.response_id.encode() + b'"}'
-        self.calls: dict[int, list[Any]] = {}  # chat tool-call index -> [id, name, [argument fragments]]
+        # chat tool-call index -> [id, name, argument fragments]: joined as they come (Pieces), or 7.9 million
+        # one-byte fragments within ARGS_LIMIT were half a gigabyte of string objects
+        self.calls: dict[int, list[Any]] = {}
         self.args_bytes = 0
         self.kept: list[tuple[bool | None, list[Any]]] = []  # runs for the journal: (thought, pieces), (None, [call])
         self.kept_chars = 0
@@ -614,7 +616,7 @@ class GoogleStream(StreamState):
         call = self.calls.get(key)
         if call is None:
             self.new_item(fragment.get("id"), function.get("name"))
-            call = self.calls[key] = [fragment.get("id"), function.get("name") or "", []]
+            call = self.calls[key] = [fragment.get("id"), function.get("name") or "", Pieces()]
         elif not call[1] and function.get("name"):
             call[1] = self.label(function["name"])
         args = function.get("arguments")

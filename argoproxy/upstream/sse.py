@@ -148,6 +148,7 @@ def split_events(chunks: Iterable[bytes], stall_seconds: float, max_event: int =
     splitter = EventSplitter(max_event)
     since = time.monotonic()
     chunks = _without_bom(chunks)
+    unpaused = 0  # events since the worker's other requests last had a turn
     for chunk in chunks:
         if time.monotonic() - since > stall_seconds:
             raise TimeoutError(f"no complete event within {stall_seconds:g}s")
@@ -157,9 +158,30 @@ def split_events(chunks: Iterable[bytes], stall_seconds: float, max_event: int =
             yield from err.before
             raise
         if events:
-            yield from events
+            unpaused += len(events)
+            if unpaused < TURN_EVERY:
+                yield from events
+            else:
+                yield from _with_turns(events)
+                unpaused = 0
             since = time.monotonic()
     yield from splitter.finish()
+
+
+# Events between two turns given to the worker's other requests: an upstream flooding events a door turns into
+# nothing for its client (comments, empty deltas, reasoning not asked for) never waits on a socket, and one such
+# stream held a gevent worker for 33 s (the relay gives turns only for what it sends).
+TURN_EVERY = 64
+
+
+def _with_turns(events: list[bytes]) -> Iterator[bytes]:
+    """The events, with a turn for the worker's other requests every TURN_EVERY of them (time.sleep(0): a
+    greenlet switch under gevent's patching, a GIL release under threads)."""
+    for n, event in enumerate(events, 1):
+        yield event
+        if not n % TURN_EVERY:
+            time.sleep(0)
+    time.sleep(0)
 
 
 def _without_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -575,6 +575,52 @@ def test_a_stream_whose_reads_and_writes_never_wait_leaves_the_worker_to_others(
     up.srv.close()
 
 
+class NothingFlood(RawUpstream):
+    """A stream whose events a front door turns into nothing for its client (empty data lines), all there at
+    once after one real delta: the relay gives turns for what it sends, and this sends nothing."""
+
+    EVENTS = 300_000
+
+    def serve(self, conn: socket.socket) -> None:
+        if _read_request(conn) is None:
+            return
+        first = b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"x"}}]}\n\n'
+        last = (b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},'
+                b'"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+        try:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (first, b"data:\n\n" * self.EVENTS, last))
+                         + b"0\r\n\r\n")
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/v1/messages", {"model": "m", "max_tokens": 9, "stream": True, "messages": [{"role": "user", "content": "x"}]}),
+    ("/v1/responses", {"model": "m", "stream": True, "input": "x"})])
+def test_a_stream_of_events_that_give_the_client_nothing_leaves_the_worker_to_others(path, body):
+    """An upstream flooding events a front door turns into nothing (here, empty data lines): the door never
+    waited on a socket and sent nothing, so nothing gave way; one such stream held its gevent worker 33 s."""
+    up = NothingFlood()
+    with running_proxy(TARGET_BASE_URL=up.base_url, WORKERS="1", MAX_RETRIES="0") as p:
+        started, done = threading.Event(), threading.Event()
+
+        def read_stream() -> None:
+            with requests.post(p.url + path, json=body, stream=True, timeout=120) as r:
+                for _ in r.iter_content(1):
+                    started.set()
+            done.set()
+        reader = threading.Thread(target=read_stream, daemon=True)
+        reader.start()
+        assert started.wait(60)
+        health = requests.get(p.url + "/health", timeout=120)
+        answered_during_stream = not done.is_set()
+        reader.join(120)
+        assert health.status_code in (200, 503) and done.is_set()
+        assert answered_during_stream, "/health waited for the whole stream"
+    up.srv.close()
+
+
 class EmptyStreams(RawUpstream):
     """An upstream that ends a stream for model `empty` with no data and keeps its connection open (so any close
     a client sees is the proxy's own); every other request gets a whole completion, kept alive."""

@@ -249,6 +249,19 @@ def test_stream_holds_bounded_tool_arguments():
     assert events[-1]["error"]["code"] == 502 and "exceed" in events[-1]["error"]["message"]
 
 
+def test_stream_holds_many_tiny_argument_fragments_joined():
+    """7.9 million one-byte fragments (within ARGS_LIMIT) were as many string objects: half a gigabyte held.
+    They are joined as they come; the call goes out whole and right."""
+    from argoproxy.fronts.google import GoogleStream
+    _, ex = FRONT.to_chat({"contents": [USER]}, False, DoorArgs(model="m", stream=True))
+    state = GoogleStream(ex)
+    state.tool_call(0, {"id": "c", "function": {"name": "f", "arguments": ""}})
+    for ch in '{"a": "' + "x" * 20000 + '"}':
+        state.tool_call(0, {"function": {"arguments": ch}})
+    assert len(state.calls[0][2]) < 200
+    assert json.loads("".join(state.calls[0][2])) == {"a": "x" * 20000}
+
+
 # ---------------------------------------------------------------------------------------------- the door
 
 BODY = {"contents": [USER]}
