@@ -43,6 +43,7 @@ from argoproxy.edge.http_objects import Answer
 from argoproxy.config.settings import Settings
 from argoproxy.upstream.wire import describe_host
 from argoproxy.edge.validation import model_allowed
+from argoproxy.pipeline.answer_shape import MAX_COUNT
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 VALUE_FILE_HEADER = 8  # a value file's used-length word and its padding (prometheus_client's mmap_dict)
@@ -182,9 +183,9 @@ class Metrics:
                 tokens = self._by_model[model] = (self.tokens.labels(model, "prompt"),
                                                   self.tokens.labels(model, "completion"))
             prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-            if type(prompt) is int and prompt > 0:
+            if _tokens(prompt):
                 tokens[0].inc(prompt)
-            if type(completion) is int and completion > 0:
+            if _tokens(completion):
                 tokens[1].inc(completion)
 
     def observe_key(self, name: str, model: str, status: int, usage: Any) -> None:
@@ -192,7 +193,7 @@ class Metrics:
         if isinstance(usage, dict):
             for kind, field in (("prompt", "prompt_tokens"), ("completion", "completion_tokens")):
                 value = usage.get(field)
-                if type(value) is int and value > 0:
+                if _tokens(value):
                     self.key_tokens.labels(name, kind).inc(value)
 
     # ------------------------------------------------------------ exposition
@@ -245,3 +246,9 @@ def install_metrics(gateway) -> Metrics:
     gateway.answers.observers.append(metrics.observe)
     gateway.answers.stream_hooks.append(metrics.stream_started)
     return metrics
+
+
+def _tokens(value: Any) -> bool:
+    """A token count a counter can add: a positive int no larger than an answer's count can be (a relayed
+    upstream's 10^400 made the counter's float conversion fail on every request)."""
+    return type(value) is int and 0 < value <= MAX_COUNT

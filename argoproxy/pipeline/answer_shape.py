@@ -158,6 +158,9 @@ def _index(holder: dict[str, Any]) -> bool:
     return isinstance(index, int) and not isinstance(index, bool)
 
 
+MAX_COUNT = 2 ** 53  # tokens no answer has; past it a count is no longer a float (metrics failed on 10^400)
+
+
 def _count(value: Any) -> bool:
-    """Absent, or a whole number (bool is not one)."""
-    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+    """Absent, or a whole number no larger than MAX_COUNT (bool is not one)."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_COUNT)

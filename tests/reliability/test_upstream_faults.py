@@ -187,6 +187,20 @@ def test_a_stream_broken_off_is_said_the_same_way_on_every_door(up, door):
     assert r.status_code == 200 and f"The upstream server {host} broke off the response." in r.text, r.text
 
 
+def test_a_usage_count_past_any_answer_is_refused_by_the_doors_and_not_counted(up):
+    """An upstream's usage of 10^400 tokens: the metrics observer's float conversion failed on every request
+    (a traceback each), and the front doors gave the 401-digit count to their clients."""
+    fake, p = up
+    huge = {"prompt_tokens": 10 ** 400, "completion_tokens": 1, "total_tokens": 10 ** 400}
+    fake.add(Reply({**chat_completion("hi"), "usage": huge}))
+    assert post(p, chat()).status_code == 200  # relayed as it came on the chat door
+    fake.add(Reply({**chat_completion("hi"), "usage": huge}))
+    r = requests.post(p.url + "/v1/messages", timeout=20, json={"model": "m", "max_tokens": 9,
+                                                                "messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code == 502 and "usage.prompt_tokens" in r.json()["error"]["message"]
+    assert "observer failed" not in p.read_log()  # observers run before an answer leaves: logged by now
+
+
 def test_stream_finished_but_no_done_is_completed_for_the_client(up):
     fake, p = up
     fake.add(Stream(chat_chunks(["all", " there"])[:-1]))  # finish_reason arrived, then a clean close
