@@ -36,6 +36,8 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
                 "the host the connection resolves"),
     PrivateName("urllib3.connection", "HTTPConnection.is_connected", "argoproxy.fastpath.connections",
                 "overridden: an idle connection checked with one poll(2)"),
+    PrivateName("urllib3.connection", "HTTPConnection.getresponse", "argoproxy.fastpath.connections",
+                "overridden: the answer's head read whole within the read timeout (fastpath/head_deadline.py)"),
     PrivateName("urllib3.connection", "_get_default_user_agent", "argoproxy.fastpath.connections",
                 "the User-Agent a lean head adds when the request has none, as urllib3's request() does"),
     PrivateName("urllib3.connection", "_ResponseOptions", "argoproxy.fastpath.connections",

@@ -26,6 +26,7 @@ from urllib3.util.connection import _set_socket_options
 from urllib3.util.request import _METHODS_NOT_EXPECTING_BODY
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
+from argoproxy.fastpath.head_deadline import HeadWatcher
 from argoproxy.fastpath.sockets import COALESCE_LIMIT, readable_now, send_all
 from argoproxy.upstream.wire import MAX_INTERIM, TooManyInterim
 
@@ -75,8 +76,8 @@ class FinalResponse(http.client.HTTPResponse):
 
 class _OneSend(_Connection):
     """A urllib3 connection that sends a request's head and a small body in one send, checks an idle
-    pooled connection with one non-blocking poll, connects to an IP address without a resolver call, and reads
-    an answer past interim 1xx responses (FinalResponse)."""
+    pooled connection with one non-blocking poll, connects to an IP address without a resolver call, reads
+    an answer past interim 1xx responses (FinalResponse), and reads its head whole within the read timeout."""
 
     response_class = FinalResponse
 
@@ -159,6 +160,21 @@ class _OneSend(_Connection):
         send_all(self.sock, head)
         if body:
             self.sock.sendall(body)
+
+    def getresponse(self):  # type: ignore[override]
+        """The answer's head, read whole within the read timeout (head_deadline.py), not only each receive."""
+        seconds = self.timeout
+        if self.sock is None or not isinstance(seconds, (int, float)):
+            return super().getresponse()
+        watched = HeadWatcher.get().watch(self.sock, seconds)
+        try:
+            return super().getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            if watched.fired:
+                raise socket.timeout(f"no whole answer head within {seconds:g}s") from exc
+            raise
+        finally:
+            HeadWatcher.get().forget(watched)
 
     def send(self, data) -> None:
         if self._held is None:

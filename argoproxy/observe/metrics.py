@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, TypeGuard
 
 
 from argoproxy.pipeline.call import Call
@@ -248,7 +248,7 @@ def install_metrics(gateway) -> Metrics:
     return metrics
 
 
-def _tokens(value: Any) -> bool:
+def _tokens(value: Any) -> TypeGuard[int]:
     """A token count a counter can add: a positive int no larger than an answer's count can be (a relayed
     upstream's 10^400 made the counter's float conversion fail on every request)."""
     return type(value) is int and 0 < value <= MAX_COUNT

@@ -589,6 +589,44 @@ def test_a_stream_whose_reads_and_writes_never_wait_leaves_the_worker_to_others(
     up.srv.close()
 
 
+class DrippedHead(RawUpstream):
+    """An answer head sent a byte every 0.2 s: each receive is quick, the head never ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = threading.Event()  # the proxy shut the connection
+
+    def serve(self, conn: socket.socket) -> None:
+        if _read_request(conn) is None:
+            return
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 2000:
+                conn.sendall(bytes([byte]))
+                time.sleep(0.2)
+        except OSError:
+            self.closed.set()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_head_that_never_ends_is_a_timeout_at_the_read_timeout(stream):
+    """urllib3's read timeout bounds each receive: a head dripped a byte at a time held the request (and the
+    upstream connection) for as long as the upstream liked. It is now cut at TIMEOUT, as a silent upstream is (the
+    fast path's connections; FAST_PATH=off keeps urllib3's own rule, docs/decisions.md)."""
+    up = DrippedHead()
+    with running_proxy(TARGET_BASE_URL=up.base_url, TIMEOUT="1", MAX_RETRIES="0", SSE_KEEPALIVE="0.5",
+                       FAST_PATH="on") as p:
+        started = time.monotonic()
+        r = post(p, chat(stream=stream))
+        took = time.monotonic() - started
+        if stream and r.status_code == 200:  # committed with keepalives before the head came: an error event
+            assert sse_events(r.text)[-1]["error"]["code"] == "upstream_timeout", r.text
+        else:
+            assert_error(r, 504, "upstream_timeout")
+        assert took < 10, took
+        assert up.closed.wait(10)  # and the upstream connection was let go
+    up.srv.close()
+
+
 class NothingFlood(RawUpstream):
     """A stream whose events a front door turns into nothing for its client (empty data lines), all there at
     once after one real delta: the relay gives turns for what it sends, and this sends nothing."""
