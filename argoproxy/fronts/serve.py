@@ -70,17 +70,11 @@ class FrontAnswers:
                 if chunk is None:
                     continue
                 if "error" in chunk:
-                    self.raise_upstream_error(chunk)
+                    streamconv.raise_if_error(chunk)
                 yield check_chunk(chunk) if checked else chunk
         except READ_ERRORS as exc:
-            raise stream_error(exc, resp.url, self.read_timeout) from None
-
-    def raise_upstream_error(self, chunk: dict) -> None:
-        """An error the upstream put in its stream, its message sanitized (the proxy's own messages about the
-        upstream, a break or a stall, name it as the chat door and the HTTP errors do)."""
-        try:
-            streamconv.raise_if_error(chunk)
-        except ProxyError as err:
+            raise self.answers.sanitized(stream_error(exc, resp.url, self.read_timeout)) from None
+        except ProxyError as err:  # a provider's decoder may quote what the upstream sent (DashScope's do)
             raise self.answers.sanitized(err) from None
 
     def encoded(self, call: Call, front: Front, ex: Exchange, events: Iterable[dict]) -> Iterator[bytes]:

@@ -145,7 +145,8 @@ class ChatAnswers:
         except ProxyError as err:
             if not out.observed:  # observed already: the client left and the upstream was cut on purpose
                 log.warning("stream %s ended with an error: %s", call.client.request_id, err.message)
-            yield self.error_event(call, err)
+            # sanitized as on the other doors: a provider's decoder may quote what the upstream sent
+            yield self.error_event(call, self.answers.sanitized(err))
         finally:
             if capture is not None:
                 out.output = capture.result()

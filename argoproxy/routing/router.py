@@ -208,14 +208,17 @@ class Router:
         self._set_error(dep, "")
 
     def _set_error(self, dep: Deployment, text: str) -> None:
-        data = text.encode()[:ERROR_BYTES].decode(errors="ignore").encode()  # cut on a character boundary
+        # a lone surrogate in an upstream's text must not fail the request (it did, and no failover followed)
+        data = text.encode(errors="replace")[:ERROR_BYTES].decode(errors="ignore").encode()  # whole characters
         start = dep.index * ERROR_BYTES
         with self.errors.lock() as cells:
             cells.cast("B")[start:start + ERROR_BYTES] = data.ljust(ERROR_BYTES, b"\0")
 
     def _error_of(self, dep: Deployment) -> str:
         start = dep.index * ERROR_BYTES
-        return bytes(self.errors.cells.cast("B")[start:start + ERROR_BYTES]).rstrip(b"\0").decode(errors="replace")
+        with self.errors.lock() as cells:  # a record another worker is writing is read whole, not torn
+            data = bytes(cells.cast("B")[start:start + ERROR_BYTES])
+        return data.rstrip(b"\0").decode(errors="replace")
 
     def cooling_for(self, dep: Deployment) -> float:
         """Seconds dep still cools down (0: it serves)."""

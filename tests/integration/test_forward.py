@@ -137,6 +137,20 @@ def test_dashscope_embeddings_and_errors(dashscope_proxy):
         list(sdk(p).chat.completions.create(model="qwen-plus", messages=MSG, stream=True))
 
 
+@pytest.mark.parametrize("path,body", [
+    ("/v1/chat/completions", {"model": "qwen-plus", "stream": True, "messages": MSG}),
+    ("/v1/messages", {"model": "qwen-plus", "stream": True, "max_tokens": 9, "messages": MSG}),
+    ("/v1/responses", {"model": "qwen-plus", "stream": True, "input": "x"})])
+def test_dashscope_mid_stream_error_text_is_sanitized_on_every_door(dashscope_proxy, path, body):
+    """DashScope's decoder quotes the upstream's error text: credentials in it are sanitized on every door."""
+    ds, p = dashscope_proxy
+    ds.error_mid_stream(after=2, code="InternalError", status=500,
+                        message="failed at http://admin:hunter2@10.9.8.7:9999/x with Bearer sk-proj-LEAKYKEY1234567890")
+    r = requests.post(p.url + path, json=body, timeout=20)
+    assert r.status_code == 200 and "error" in r.text, r.text
+    assert "hunter2" not in r.text and "LEAKYKEY" not in r.text and "10.9.8.7" not in r.text, r.text
+
+
 def test_dashscope_uses_client_key_when_none_configured():
     with FakeDashScope(api_key="client-ds-key") as ds:
         with running_proxy(BACKEND="dashscope", TARGET_BASE_URL=ds.base_url) as p:

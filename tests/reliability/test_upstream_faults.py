@@ -176,15 +176,14 @@ DOORS = {"chat": ("/v1/chat/completions", {"model": "m", "stream": True, "messag
 
 @pytest.mark.parametrize("door", DOORS)
 def test_a_stream_broken_off_is_said_the_same_way_on_every_door(up, door):
-    """The proxy's own words about its upstream (which host broke off) are the same on every door: the front
-    doors sanitized them as if they were the upstream's, and said `[internal host]` where the chat door and
-    every HTTP error name the host the operator configured."""
+    """A stream broken off mid-way is said the same way on every door, sanitized as an upstream's words are
+    (a provider's decoder may quote what the upstream sent): the chat door named the private host where the
+    front doors said `[internal host]`."""
     fake, p = up
     path, body = DOORS[door]
     fake.add(Stream(chat_chunks(["partial", "more", "and more"]), cut_after=2))
     r = requests.post(p.url + path, json=body, timeout=20)
-    host = fake.base_url.split("//")[1].split("/")[0]
-    assert r.status_code == 200 and f"The upstream server {host} broke off the response." in r.text, r.text
+    assert r.status_code == 200 and "The upstream server [internal host] broke off the response." in r.text, r.text
 
 
 def test_a_usage_count_past_any_answer_is_refused_by_the_doors_and_not_counted(up):

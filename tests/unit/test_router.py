@@ -181,3 +181,5 @@ def test_every_worker_tells_why_a_deployment_is_down(tmp_path, monkeypatch):
     assert len(down[0]["error"].encode()) <= 256  # cut whole characters to the record's size
     other.recover(other.deployments[0])
     assert all("error" not in row for row in seeing.health()[1])
+    seeing.cool_down(seeing.deployments[1], error="bad \ud800 thing")  # an upstream's lone surrogate
+    assert "bad" in [row for row in other.health()[1] if row["state"] == "down"][0]["error"]
