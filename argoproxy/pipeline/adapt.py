@@ -177,8 +177,8 @@ OPTIONAL = ("top_p", "temperature", "top_k", "presence_penalty", "frequency_pena
             "reasoning", "context_management", "metadata")
 # A name in quotes, also as JSON text escapes them (ARGO quotes the provider's error inside its own message:
 # `\"thinking.type.enabled\"`), or a dotted path before a colon, as pydantic words a field's error
-# (`output_config.effort: Input should be ...`).
-_QUOTED = re.compile(r"""['"`]([a-z_]+(?:\.[a-z_]+)*)\\?['"`]|(?<![\w.])([a-z_]+(?:\.[a-z_]+)+):\s""")
+# (`output_config.effort: Input should be ...`; not a host name in a URL, `https://thinking.example.com: ...`).
+_QUOTED = re.compile(r"""['"`]([a-z_]+(?:\.[a-z_]+)*)\\?['"`]|(?<![\w./])([a-z_]+(?:\.[a-z_]+)+):\s""")
 _PARAM_FIELD = re.compile(r"""param\\?['"]\s*:\s*\\?['"]([a-z_]+)""")
 
 
@@ -200,6 +200,9 @@ def refused_param(body: dict[str, Any], error_text: str) -> str | None:
 
 
 # ---------------------------------------------------------------- structured output worded otherwise
+TYPES_TAKEN = "'text' or 'json_object'"  # what pydantic says llama-cpp-python takes
+
+
 def schema_as_json_object(body: dict[str, Any], error_text: str) -> dict[str, Any] | None:
     """The response_format to send again with, or None. llama-cpp-python takes a JSON schema as
     `{"type": "json_object", "schema": ...}` and refuses OpenAI's `json_schema` type with a 500 carrying
@@ -209,7 +212,7 @@ def schema_as_json_object(body: dict[str, Any], error_text: str) -> dict[str, An
     if not (isinstance(asked, dict) and asked.get("type") == "json_schema"):
         return None
     text = error_text[:4000]
-    if "response_format" not in text or "json_object" not in text:
+    if "response_format" not in text or TYPES_TAKEN not in text:  # its words, not a client's schema echoed
         return None
     spec = asked.get("json_schema")
     schema = spec.get("schema") if isinstance(spec, dict) else None

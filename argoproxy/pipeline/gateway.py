@@ -343,8 +343,14 @@ class Gateway:
         retry = _refused_again(req, resp)
         if retry is None:
             return resp
-        req, change = retry
+        req, change, member, value = retry
         resp.close()
+        body = call.plan.body  # later askings (a stream asked again whole, another deployment) start from it
+        if value is None:
+            body.pop(member, None)
+        else:
+            body[member] = value
+        call.plan.touch(member)
         call.plan.adapted.append(change)
         log.info("%s: the upstream refused the request; sent again with %s", call.client.request_id, change)
         out.upstream_request = req
@@ -487,9 +493,10 @@ def counts_tokens(call: Call) -> bool:
 REFUSALS = (400, 422, 500)  # statuses a refused request comes back with (llama-cpp-python's validation: 500)
 
 
-def _refused_again(req: UpstreamRequest, resp: UpstreamResponse) -> tuple[UpstreamRequest, str] | None:
-    """The request to send once more, and what changed: without the optional parameter a 400 names, or with
-    a JSON schema in the shape the server takes; None when the refusal names nothing the proxy can change."""
+def _refused_again(req: UpstreamRequest, resp: UpstreamResponse) -> tuple[UpstreamRequest, str, str, Any] | None:
+    """The request to send once more, what changed, and the member and its new value (None: left out): without
+    the optional parameter a 400 names, or with a JSON schema in the shape the server takes; None when the
+    refusal names nothing the proxy can change."""
     body = try_json(req.body)
     if not isinstance(body, dict):
         return None
@@ -497,14 +504,14 @@ def _refused_again(req: UpstreamRequest, resp: UpstreamResponse) -> tuple[Upstre
     param = refused_param(body, text) if resp.status_code == 400 else None
     if param is not None:
         del body[param]
-        change = f"{param}=dropped"
+        change, member, value = f"{param}=dropped", param, None
     else:
         fmt = schema_as_json_object(body, text)
         if fmt is None:
             return None
         body["response_format"] = fmt
-        change = "response_format=json_object"
-    return dataclasses.replace(req, body=dumps(body)), change
+        change, member, value = "response_format=json_object", "response_format", fmt
+    return dataclasses.replace(req, body=dumps(body)), change, member, value
 
 
 def charged(call: Call) -> bool:

@@ -12,7 +12,7 @@ import pydantic
 import requests
 
 from tests.clients import openai_sdk
-from tests.fakes.fake_openai import FakeOpenAI, Reply
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream
 from tests.proxy_process import running_proxy
 
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"],
@@ -74,3 +74,29 @@ def test_another_500_is_not_sent_again():
             "model": "m", "messages": [{"role": "user", "content": "who?"}],
             "response_format": {"type": "json_object"}})
         assert r.status_code == 500 and len(fake.received) == 1
+
+
+def test_the_shape_taken_stays_for_the_proxys_later_askings():
+    """A stream that ends before its first event is asked again whole (llama.cpp's tool streams): that asking
+    started from the request as the client wrote it, json_schema again, and got the 500 again."""
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as proxy:
+        fake.add(Stream([]), Reply(completion('{"name": "Ada"}')))
+        r = requests.post(proxy.base_url + "/chat/completions", timeout=30, json={
+            "model": "m", "messages": [{"role": "user", "content": "who?"}], "stream": True,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": SCHEMA}}})
+        assert r.status_code == 200 and "Ada" in r.text, r.text
+        sent = [q.json()["response_format"]["type"] for q in fake.received]
+        assert sent == ["json_schema", "json_object", "json_object"], sent
+
+
+def test_a_schema_echoed_back_is_not_taken_for_the_servers_words():
+    """A 422 that quotes the request (a schema whose description says json_object) is not the refusal."""
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as proxy:
+        fake.accepts_json_schema = True
+        fake.add(Reply({"detail": [{"msg": "bad", "input": {"response_format": {"type": "json_schema",
+                                                                                "description": "not json_object"}}}]},
+                       status=422))
+        r = requests.post(proxy.base_url + "/chat/completions", timeout=30, json={
+            "model": "m", "messages": [{"role": "user", "content": "who?"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": SCHEMA}}})
+        assert r.status_code == 422 and len(fake.received) == 1

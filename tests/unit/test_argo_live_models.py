@@ -33,8 +33,15 @@ def test_both_shapes_with_argo_proxys_aliases():
 
 
 class Answer:
+    """The slice of an UpstreamResponse the list reader uses."""
+    tap, bounded = None, False
+
     def __init__(self, status: int, body: bytes) -> None:
-        self.status_code, self.content = status, body
+        self.status_code, self.body = status, body
+
+    def chunks(self, decode: bool = True):
+        yield self.body[:10]
+        yield self.body[10:]
 
     def __enter__(self):
         return self
@@ -94,3 +101,28 @@ def test_a_list_cannot_move_a_name_the_table_knows_to_another_model():
     assert table.lookup("argo:gpt-4o-newest") == "gpt4olatest"
     assert table.lookup("claude-opus-4.6") == "claudeopus46" and table.lookup("gpt4o") == "gpt4o"
     assert table.lookup("evil") == "evil" and table.lookup("text-embedding-3-small", "embed") == "v3small"
+
+
+def test_an_id_the_table_reads_as_another_models_name_is_left_out():
+    table = models.BUILTIN.with_chat_models({"o3": ("argo:o3-special",), "gpt35turbo": ("argo:gpt-35-turbo",)})
+    assert table.lookup("o3") == "gpto3" and table.lookup("gpt-3.5-turbo") == "gpt35"
+    assert table.lookup("argo:o3-special") is None
+
+
+@pytest.mark.parametrize("failure", [ConnectionResetError(104, "reset"), TimeoutError("timed out")])
+def test_a_read_that_breaks_is_a_list_not_read(failure):
+    class Broken(Answer):
+        def chunks(self, decode: bool = True):
+            yield b'{"data": ['
+            raise failure
+    send, sent = sender(Broken(200, b""))
+    live = LiveModels("http://argo/api/v1/models/", send)
+    assert live.table("claude-opus-5") is models.BUILTIN and live.table("claude-opus-9") is models.BUILTIN
+    assert len(sent) == 1  # tried again only after RETRY
+
+
+def test_a_list_longer_than_the_bound_is_not_read(monkeypatch):
+    monkeypatch.setattr(live_models, "MAX_LIST_BYTES", 100)
+    import json
+    send, sent = sender(Answer(200, json.dumps(NEW_SHAPE).encode()))
+    assert LiveModels("http://argo/api/v1/models/", send).table("claude-opus-5") is models.BUILTIN

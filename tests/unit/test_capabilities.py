@@ -34,6 +34,9 @@ def test_names_find_their_family_in_every_spelling():
     assert family("claude-opus-4-20250514") == family("claudeopus4") == "claude-4 (ARGO)"
     assert family("claude-opus-4-20250514", OPENAI) == "claude-4"
     assert family("claude-3-5-sonnet") == "claude-3 (ARGO)" and family("claude-3-5-sonnet", OPENAI) == "claude-3"
+    assert family("claudesonnet37") == "claude-3 (ARGO)" and family("claude-sonnet-4-20250514") == "claude-4 (ARGO)"
+    # a model ARGO adds later (its own list) is not taken for an old one, whose rules would drop its thinking
+    assert family("claudeopus5") == "claude-3" and "(ARGO)" not in family("claudeopus48")
     assert family("gpt5mini") == family("gpt-5.5") == family("openai/gpt-5") == "gpt-5"
     assert family("gpt-5-chat-latest") == "gpt-5-chat"
     assert family("o3-mini", OPENAI) == "o-series" and family("gpto3", ARGO) == "o-series (ARGO)"
@@ -157,6 +160,7 @@ def test_refused_param_reads_argo_claude_refusals_as_they_come_on_the_wire(model
     assert refused_param({"messages": [], "max_tokens": 5}, json.dumps(error)) is None  # only what the body holds
     assert refused_param(body, "max_tokens is required") is None  # never the limit, the model or the messages
     assert refused_param(body, "'messages' must not be empty") is None
+    assert refused_param({**body, "thinking": {}}, "Could not reach https://thinking.example.com: timeout") is None
 
 
 @pytest.mark.parametrize("model", sorted(argo_rules.CLAUDE_PROBED | argo_rules.GPT5 | argo_rules.GEMINI_ONE_LIMIT

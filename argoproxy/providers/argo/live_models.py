@@ -24,7 +24,7 @@ from typing import Any, Callable
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import loads
 from argoproxy.providers.argo import models
-from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
 
 log = logging.getLogger("cot_proxy")
 
@@ -32,6 +32,7 @@ REFRESH = 3600.0  # seconds a list read is trusted
 RETRY = 300.0  # seconds before a failed read is tried again
 TIMEOUT = 10.0  # seconds for reading the list (a request waits on it)
 MAX_MODELS = 1000
+MAX_LIST_BYTES = 2 * 1024 * 1024  # ARGO's list is a few kilobytes; a bigger one is not read (parsed, 55 MB took 1.4 GB)
 MAX_NAME = 100
 _INTERNAL_ID = re.compile(r"[a-z][a-z0-9]{1,63}")
 
@@ -100,13 +101,32 @@ class LiveModels:
         try:
             with self.send(UpstreamRequest("GET", self.url, {"Accept": "application/json"}, None, TIMEOUT)) as resp:
                 if resp.status_code == 200:
-                    return parse_model_list(loads(resp.content))
+                    return parse_model_list(loads(_bounded(resp)))
                 why = f"it answered {resp.status_code}"
         except ProxyError as err:  # the upstream client's words: the host, never the URL's credentials
             why = err.message
-        except ValueError:
-            why = "not JSON"
+        except ValueError as exc:
+            why = str(exc) if isinstance(exc, TooLong) else "not JSON"
+        except Exception as exc:  # noqa: BLE001 - a broken read (a reset, a stall) is a list not read
+            why = type(exc).__name__
         if not self._warned:  # the table stays as it was; said once
             self._warned = True
             log.warning("ARGO's model list could not be read (%s): the built-in model table is used", why)
         return None
+
+
+class TooLong(ValueError):
+    pass
+
+
+def _bounded(resp: UpstreamResponse) -> bytes:
+    """The list's bytes, at most MAX_LIST_BYTES, read within TIMEOUT in all (a request may be waiting on it)."""
+    deadline, parts, size = time.monotonic() + TIMEOUT, [], 0
+    for data in read_chunks(resp):
+        size += len(data)
+        if size > MAX_LIST_BYTES:
+            raise TooLong(f"longer than {MAX_LIST_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise TooLong(f"not read within {TIMEOUT:g}s")
+        parts.append(data)
+    return b"".join(parts)

@@ -174,8 +174,8 @@ class ModelTable:
         this table already resolves keeps its model: a list cannot move `argo:gpt-4o` to another one."""
         chat = self.models("chat")
         for model_id, aliases in more.items():
-            if self.lookup(model_id, "embed") is not None:
-                continue
+            if self.lookup(model_id, "embed") is not None or self.lookup(model_id, "chat") not in (None, model_id):
+                continue  # an id this table reads as another model's name (`o3` is argo:o3, gpto3)
             free = [a for a in aliases if self.lookup(a, "chat") in (None, model_id) and self.lookup(a, "embed") is None]
             chat[model_id] = tuple(dict.fromkeys([*chat.get(model_id, ()), *free]))
         return ModelTable(chat, self.models("embed"))
