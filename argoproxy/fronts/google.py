@@ -26,7 +26,8 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import (ARGS_LIMIT, PIECE_COST, DoorArgs, Exchange, Front, Pieces, StreamState, bad_request,
                                     new_id, whole_answer)
 from argoproxy.fronts.fields import has_kind, json_type
-from argoproxy.jsonfast import dumps, loads
+from argoproxy.jsonfast import dumps
+from argoproxy.pipeline.answer_shape import bounded_loads
 
 # HTTP status -> google.rpc.Code name (https://cloud.google.com/apis/design/errors#handling_errors).
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -528,7 +529,7 @@ def usage_metadata(usage: Any) -> dict[str, Any]:
 def function_call_part(call_id: str | None, name: str, arguments: Any) -> dict[str, Any]:
     """A chat tool call as a functionCall part; its id is kept, so a client that sends it back is matched by it."""
     try:
-        args = loads(arguments) if isinstance(arguments, str) and arguments.strip() else {}
+        args = bounded_loads(arguments) if isinstance(arguments, str) and arguments.strip() else {}
     except ValueError:
         args = {"input": arguments}
     call: dict[str, Any] = {"name": name, "args": args if isinstance(args, dict) else {"input": args}}

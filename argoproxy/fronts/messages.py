@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import DoorArgs, Exchange, Front, StreamState, bad_request, bearer, new_id, whole_answer
 from argoproxy.fronts.fields import boolean, field, obj, string
-from argoproxy.jsonfast import loads
+from argoproxy.pipeline.answer_shape import bounded_loads
 
 # HTTP status -> Anthropic error type (https://docs.claude.com/en/api/errors).
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -361,7 +361,7 @@ def stop_of(choice: Mapping[str, Any], ex: Exchange) -> tuple[str, str | None]:
 def tool_input(arguments: Any) -> dict[str, Any]:
     """A tool call's JSON arguments as the object Messages carries (not an object: kept under `input`)."""
     try:
-        value = loads(arguments) if isinstance(arguments, str) and arguments.strip() else {}
+        value = bounded_loads(arguments) if isinstance(arguments, str) and arguments.strip() else {}
     except ValueError:
         return {"input": arguments}
     return value if isinstance(value, dict) else {"input": value}

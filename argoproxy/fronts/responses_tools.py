@@ -21,7 +21,7 @@ from typing import Any
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import bad_request, new_id
 from argoproxy.fronts.fields import boolean, obj, string
-from argoproxy.jsonfast import loads
+from argoproxy.pipeline.answer_shape import bounded_loads
 
 NAMESPACE_JOIN = "__"
 # Input items recording a hosted tool's work: the hosted tool ran at OpenAI, a chat upstream cannot take them.
@@ -149,7 +149,7 @@ def custom_function(tool: dict[str, Any], param: str) -> dict[str, Any]:
 def custom_input(arguments: str) -> str:
     """The free-form input of a custom tool call from its function arguments ({"input": ...})."""
     try:
-        value = loads(arguments) if arguments.strip() else {}
+        value = bounded_loads(arguments) if arguments.strip() else {}
     except ValueError:
         return arguments
     if isinstance(value, dict) and isinstance(value.get("input"), str):

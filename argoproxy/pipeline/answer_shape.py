@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from argoproxy.edge.request_body import containers
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import loads
 from argoproxy.upstream import sse
@@ -68,12 +69,34 @@ def event_chunk(item: bytes) -> dict[str, Any] | None:
     for data that cannot be read as JSON (broken, cut, not UTF-8, nested too deeply). Relayed as it came, such
     an event reaches the client, which can tell; read, its text would be left out without a word, and the
     answer would end as if whole."""
+    if len(item) > CHECKED_FROM:
+        check_containers(item)
     obj = sse.sse_object(item)
     if obj is None:
         data = sse.block_data(item)
         if data is not None and data.strip() and not _json(data):
             raise bad_answer("an event's data could not be read as JSON")
     return obj
+
+
+# An answer's JSON is read into Python objects, about 25 times its size when it is made of small arrays and
+# objects: a 60 MB answer of them took 1.5 GB of a worker. Requests are bounded so (edge/request_body.py);
+# an upstream's answer and stream events are too, from the size where it could matter.
+MAX_CONTAINERS = 200_000
+CHECKED_FROM = 256 * 1024  # bytes: smaller texts cannot hold enough containers to matter
+
+
+def check_containers(raw: bytes) -> None:
+    """upstream_bad_response for an answer or event holding more than MAX_CONTAINERS arrays and objects."""
+    if containers(raw, MAX_CONTAINERS) > MAX_CONTAINERS:
+        raise bad_answer(f"it holds more than {MAX_CONTAINERS:,} arrays and objects")
+
+
+def bounded_loads(text: str) -> Any:
+    """A JSON text an upstream wrote (a tool call's arguments), parsed within MAX_CONTAINERS."""
+    if len(text) > CHECKED_FROM:
+        check_containers(text.encode(errors="replace"))
+    return loads(text)
 
 
 def _json(data: bytes) -> bool:

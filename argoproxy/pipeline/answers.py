@@ -17,7 +17,7 @@ from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.observe.body_tap import BodyTap
-from argoproxy.pipeline.answer_shape import check_completion
+from argoproxy.pipeline.answer_shape import CHECKED_FROM, check_completion, check_containers
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.filters import ByteFilter, ModelName, OutputTap, ScrubSecrets
 from argoproxy.pipeline.handoff import yield_point
@@ -184,6 +184,8 @@ class Answers:
 
 
 def parse_upstream_json(payload: bytes) -> dict[str, Any]:
+    if len(payload) > CHECKED_FROM:
+        check_containers(payload)
     obj = try_json(payload)
     if not isinstance(obj, dict):
         raise ProxyError(502, "The upstream answer is not a JSON object.", code="upstream_bad_response")

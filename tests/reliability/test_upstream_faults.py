@@ -200,6 +200,36 @@ def test_a_usage_count_past_any_answer_is_refused_by_the_doors_and_not_counted(u
     assert "observer failed" not in p.read_log()  # observers run before an answer leaves: logged by now
 
 
+MANY = [[]] * 250_000  # 250,000 arrays in 750 KB: about 25 times that as Python objects
+
+
+@pytest.mark.parametrize("door", ["responses", "messages", "google"])
+def test_an_answer_made_of_many_small_containers_is_refused_not_read(up, door):
+    """Requests were bounded to 200,000 arrays and objects, upstream answers were not: a 60 MB answer of them
+    took 1.5 GB of the worker on the front doors, whole, as a stream event or as a tool call's arguments (the
+    Messages and Google doors parse those; Responses carries them as the string they are)."""
+    fake, p = up
+    path, body = DOORS[door]
+    whole = {**body, "stream": False}
+    if door == "google":
+        path = path.replace(":streamGenerateContent?alt=sse", ":generateContent")
+    fake.add(Reply({**chat_completion("hi"), "padding": MANY}))
+    r = requests.post(p.url + path, json=whole, timeout=30)
+    assert r.status_code == 502 and "arrays and objects" in r.text, r.text[:300]
+    event = {**chat_chunks(["hi"])[0], "padding": MANY}
+    fake.add(Stream([event, *chat_chunks(["x"])]))
+    r = requests.post(p.url + path.replace(":generateContent", ":streamGenerateContent?alt=sse"), json=body,
+                      timeout=30)
+    assert "arrays and objects" in r.text, r.text[:300]
+    if door != "responses":
+        call = {**chat_completion(""), "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function", "function": {
+                "name": "f", "arguments": json.dumps(MANY)}}]}}]}
+        fake.add(Reply(call))
+        r = requests.post(p.url + path, json=whole, timeout=30)
+        assert r.status_code == 502 and "arrays and objects" in r.text, r.text[:300]
+
+
 def test_stream_finished_but_no_done_is_completed_for_the_client(up):
     fake, p = up
     fake.add(Stream(chat_chunks(["all", " there"])[:-1]))  # finish_reason arrived, then a clean close
