@@ -46,8 +46,10 @@ class HeadWatcher:
     def watch(self, sock: Any, seconds: float) -> Watched:
         entry = Watched(sock, time.monotonic() + seconds)
         with self.lock:
+            first = not self.watched
             self.watched[id(entry)] = entry
-        self.wake.set()
+        if first:  # the watcher waits only while nothing is watched: no wake-up per request under load
+            self.wake.set()
         return entry
 
     def forget(self, entry: Watched) -> None:
@@ -60,7 +62,7 @@ class HeadWatcher:
                 entries = list(self.watched.values())
             if not entries:
                 self.wake.wait()
-                self.wake.clear()
+                self.wake.clear()  # cleared before the next look at `watched`: a watch after it sets it again
                 continue
             now = time.monotonic()
             for entry in entries:
