@@ -599,23 +599,29 @@ def test_a_stream_whose_reads_and_writes_never_wait_leaves_the_worker_to_others(
     nothing made it give way, so every other request on the worker waited for the whole stream."""
     up = FloodingStream()
     with running_proxy(TARGET_BASE_URL=up.base_url, WORKERS="1", MAX_RETRIES="0") as p:
-        started, done = threading.Event(), threading.Event()
-
-        def read_stream() -> None:
-            with requests.post(p.base_url + "/chat/completions", json=chat(stream=True), stream=True,
-                               timeout=120) as r:
-                for _ in r.iter_content(65536):
-                    started.set()
-            done.set()
-        reader = threading.Thread(target=read_stream, daemon=True)
-        reader.start()
-        assert started.wait(60)
-        health = requests.get(p.url + "/health", timeout=120)
-        answered_during_stream = not done.is_set()
-        reader.join(120)
-        assert health.status_code in (200, 503) and done.is_set()
-        assert answered_during_stream, "/health waited for the whole stream"
+        assert health_answered_during(p.base_url + "/chat/completions", chat(stream=True), p.url + "/health"), \
+            "/health waited for the whole stream"
     up.srv.close()
+
+
+def health_answered_during(url: str, body: dict, health_url: str, read_size: int = 65536) -> bool:
+    """Whether /health on the same worker is answered while a stream to `url` is still being read (by a client
+    that reads at once: the proxy's writes never wait)."""
+    started, done = threading.Event(), threading.Event()
+
+    def read_stream() -> None:
+        with requests.post(url, json=body, stream=True, timeout=120) as r:
+            for _ in r.iter_content(read_size):
+                started.set()
+        done.set()
+    reader = threading.Thread(target=read_stream, daemon=True)
+    reader.start()
+    assert started.wait(60)
+    health = requests.get(health_url, timeout=120)
+    during = not done.is_set()
+    reader.join(120)
+    assert health.status_code in (200, 503) and done.is_set()
+    return during
 
 
 class DrippedHead(RawUpstream):
@@ -684,21 +690,7 @@ def test_a_stream_of_events_that_give_the_client_nothing_leaves_the_worker_to_ot
     waited on a socket and sent nothing, so nothing gave way; one such stream held its gevent worker 33 s."""
     up = NothingFlood()
     with running_proxy(TARGET_BASE_URL=up.base_url, WORKERS="1", MAX_RETRIES="0") as p:
-        started, done = threading.Event(), threading.Event()
-
-        def read_stream() -> None:
-            with requests.post(p.url + path, json=body, stream=True, timeout=120) as r:
-                for _ in r.iter_content(1):
-                    started.set()
-            done.set()
-        reader = threading.Thread(target=read_stream, daemon=True)
-        reader.start()
-        assert started.wait(60)
-        health = requests.get(p.url + "/health", timeout=120)
-        answered_during_stream = not done.is_set()
-        reader.join(120)
-        assert health.status_code in (200, 503) and done.is_set()
-        assert answered_during_stream, "/health waited for the whole stream"
+        assert health_answered_during(p.url + path, body, p.url + "/health"), "/health waited for the whole stream"
     up.srv.close()
 
 
