@@ -56,6 +56,9 @@ ADAPTED_HEADER = "X-Adapted-Params"  # what capability adaptation changed in the
 Handler = Callable[[Call, Route], Answer]
 # A raw target meant for the Google door (answered in its error shape when its path is refused).
 GOOGLE_LOOKING = re.compile(r"(?i)^/v1beta(?:/|$)|(?::|%3a)(?:streamgeneratecontent|generatecontent|counttokens)\b")
+# A target refused before it has a route that is plainly meant for the Messages door (`/v1/messages;x=1`,
+# `/v1/./messages`): its error in Anthropic's shape, which Anthropic's SDK and Claude Code read.
+MESSAGES_LOOKING = re.compile(r"(?i)^/v1/(?:[^?#]*/)?messages(?:[;%/?#]|$)")
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ class Door:
             if GOOGLE_LOOKING.search(req.target):
                 # refused before it has a route, but plainly meant for the Google door
                 call.client = replace(call.client, front="google")
+            elif MESSAGES_LOOKING.search(req.target):
+                call.client = replace(call.client, front="messages")
             raise
         route = self.table.classify(target)
         if route.family == "models" and route.front == "openai" and google_client(req.headers, target.query):

@@ -353,3 +353,17 @@ def test_answers_read_whole_are_bounded(fake):
         fake.add(Stream(chat_chunks(["y" * 5000] * 10)))  # relayed as it arrives: not cut
         with oai(p).responses.stream(model="m", input="x") as s:
             assert len(s.get_final_response().output_text) == 50_000
+
+
+@pytest.mark.parametrize("target", ["/v1/messages;x=1", "/v1/./messages", "/v1/messages%09",
+                                    "/v1/messages/count_tokens;a"])
+def test_a_messages_path_refused_before_its_route_answers_in_anthropics_shape(plain, target):
+    """A spelling the path rules refuse (a parameter, a dot segment, a control character) is still plainly the
+    Messages door's: its 400 comes in Anthropic's shape, as the Google door's do in Google's."""
+    _, p = plain
+    r = requests.post(p.url + target, json={"model": "m", "max_tokens": 5, "messages": []}, timeout=10)
+    body = r.json()
+    assert r.status_code == 400 and body["type"] == "error" and body["error"]["type"] == "invalid_request_error", body
+    assert "request-id" in {k.lower() for k in r.headers}
+    chat = requests.post(p.url + "/v1/chat/completions;x=1", json={}, timeout=10).json()
+    assert chat["error"]["code"] == "invalid_path"  # the other routes keep OpenAI's
