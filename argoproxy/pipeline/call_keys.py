@@ -59,10 +59,11 @@ class CallKeys:
         function = fragment.get("function")
         name = function.get("name") if isinstance(function, dict) else None
         head = self.heads.get(key)
-        if head is None:
-            self.heads[key] = (fragment.get("id"), name)
-            return False
         call_id = fragment.get("id")
+        if head is None or (head[0] is None and call_id) or (head[1] is None and name):
+            # the call's first fragment, or the first to give its id or name: those come once, here
+            self.heads[key] = (head[0] if head and head[0] else call_id, head[1] if head and head[1] else name)
+            return False
         return (call_id is not None or name is not None) and call_id in (None, head[0]) and name in (None, head[1])
 
     def index(self, key: int) -> int:

@@ -85,3 +85,16 @@ def test_a_repeated_id_and_name_are_told_from_a_new_call_and_from_argument_piece
                             ({"index": 0, "id": "z", "function": {"arguments": "3"}}, False),  # another id
                             ({"index": 0, "function": {"name": "f2", "arguments": ""}}, False)):  # a name piece
         assert calls.repeats(calls.key(0, later), later) is repeated, later
+
+
+
+def test_an_id_or_name_first_given_later_is_not_repeated_after_it():
+    """A first fragment with the id but no name, then the name, then both on every fragment: the OpenAI SDK's
+    helper joined them into call_1call_1call_1 and get_weatherget_weather."""
+    calls = CallKeys()
+    seen = []
+    for fragment in ({"index": 0, "id": "call_1", "function": {"arguments": ""}},
+                     {"index": 0, "id": "call_1", "function": {"name": "get_weather", "arguments": "{"}},
+                     {"index": 0, "id": "call_1", "function": {"name": "get_weather", "arguments": "}"}}):
+        seen.append(calls.repeats(calls.key(0, fragment), fragment))
+    assert seen == [False, False, True]
