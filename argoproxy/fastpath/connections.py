@@ -5,8 +5,8 @@ gevent's poll (watchers and a hub round trip). These send a small request in one
 connection with one non-blocking poll(2).
 
 The head of a usual request (token names, values without line breaks, a bytes body, a plain host) is written
-here in one string: the same bytes as urllib3 and http.client write (tests/unit/test_fastpath_contract.py
-compares them), without their per-header validation calls (about 14 µs a request). Any other request goes
+here in one string: the same bytes as urllib3 and http.client write (tests/unit/test_lean_head.py compares
+them), without their per-header validation calls (about 14 µs a request). Any other request goes
 through their own code.
 """
 

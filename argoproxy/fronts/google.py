@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import (ARGS_LIMIT, PIECE_COST, DoorArgs, Exchange, Front, Pieces, StreamState, bad_request,
-                                    new_id, whole_answer)
+from argoproxy.fronts.front import (ARGS_LIMIT, PIECE_COST, DoorArgs, Exchange, Front, Pieces, StreamState,
+                                    bad_request, new_id, whole_answer)
 from argoproxy.fronts.fields import has_kind, json_type
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.answer_shape import bounded_loads

@@ -58,13 +58,15 @@ class CallKeys:
         other)? The first fragment of a call never does."""
         function = fragment.get("function")
         name = function.get("name") if isinstance(function, dict) else None
-        head = self.heads.get(key)
         call_id = fragment.get("id")
-        if head is None or (head[0] is None and call_id) or (head[1] is None and name):
+        head = self.heads.get(key)
+        known_id, known_name = head or (None, None)
+        if head is None or (call_id and not known_id) or (name and not known_name):
             # the call's first fragment, or the first to give its id or name: those come once, here
-            self.heads[key] = (head[0] if head and head[0] else call_id, head[1] if head and head[1] else name)
+            self.heads[key] = (known_id or call_id, known_name or name)
             return False
-        return (call_id is not None or name is not None) and call_id in (None, head[0]) and name in (None, head[1])
+        gives = call_id is not None or name is not None
+        return gives and call_id in (None, known_id) and name in (None, known_name)
 
     def index(self, key: int) -> int:
         """The index a relayed chunk gives the call `key` names: the server's own until a call is begun again at

@@ -30,7 +30,7 @@ from argoproxy.fronts.serve import FrontAnswers
 from argoproxy.jsonfast import dumps
 from argoproxy.observe.logs import listing
 from argoproxy.pipeline import keepalive, upstream_messages
-from argoproxy.pipeline.adapt import adapt_request, refused_param, schema_as_json_object
+from argoproxy.pipeline.adapt import TYPES_TAKEN, adapt_request, refused_param, schema_as_json_object
 from argoproxy.pipeline.answers import AnswerEncoder, Answers, try_json
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.capabilities import CapabilityTable
@@ -339,10 +339,10 @@ class Gateway:
         out = call.outcome
         if resp.status_code not in REFUSALS or req.body is None or out.param_retry:
             return resp
-        out.param_retry = True
         retry = _refused_again(req, resp)
         if retry is None:
             return resp
+        out.param_retry = True  # once per request, whichever deployment refused
         req, change, member, value = retry
         resp.close()
         body = call.plan.body  # later askings (a stream asked again whole, another deployment) start from it
@@ -497,10 +497,12 @@ def _refused_again(req: UpstreamRequest, resp: UpstreamResponse) -> tuple[Upstre
     """The request to send once more, what changed, and the member and its new value (None: left out): without
     the optional parameter a 400 names, or with a JSON schema in the shape the server takes; None when the
     refusal names nothing the proxy can change."""
+    text = resp.content[:8192].decode("utf-8", "replace")
+    if resp.status_code != 400 and TYPES_TAKEN not in text:  # a 422 or 500 is read for one refusal only
+        return None
     body = try_json(req.body)
     if not isinstance(body, dict):
         return None
-    text = resp.content[:8192].decode("utf-8", "replace")
     param = refused_param(body, text) if resp.status_code == 400 else None
     if param is not None:
         del body[param]
