@@ -84,6 +84,8 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName("gunicorn.http.wsgi", "Response.send_headers", "argoproxy.fastpath.gunicorn_response", "overridden"),
     PrivateName("gunicorn.http.wsgi", "Response._emit_body", "argoproxy.fastpath.gunicorn_response", "overridden"),
     PrivateName("gunicorn.http.wsgi", "Response.sendfile", "argoproxy.fastpath.gunicorn_response", "overridden"),
+    PrivateName("gunicorn.http.wsgi", "Response.process_headers", "argoproxy.fastpath.gunicorn_response",
+                "overridden: the proxy's own `Connection: close` on an error answer closes the connection"),
     PrivateName("gunicorn.http.wsgi", "Response.headers_sent", "argoproxy.fastpath.gunicorn_response",
                 "whether the head was sent"),
     PrivateName("gunicorn.http.body", "Body.reader", "argoproxy.fastpath.gunicorn_body",

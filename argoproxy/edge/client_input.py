@@ -250,8 +250,9 @@ class DeadlineBody:
         except FRAMING_ERRORS as exc:
             if self.expired:  # the watchdog shut the socket: the body was cut, not malformed
                 raise self._timed_out() from None
+            _shut_reading(self.sock)  # where the body ends is unknown: no request can follow on it
             raise ProxyError(400, f"The request body is malformed: {_framing_reason(exc)}.",
-                             code="invalid_request_framing") from None
+                             code="invalid_request_framing", headers={"Connection": "close"}) from None
         except OSError:
             if self.expired:  # gevent ends a read waiting on a socket shut in another greenlet with an error
                 raise self._timed_out() from None

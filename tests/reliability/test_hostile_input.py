@@ -238,3 +238,26 @@ def test_half_sent_chunked_body_gets_408(env):
     answer, took = exchange(p, data + b"0\r\n\r\n", timeout=CLIENT_TIMEOUT + 5, pause_after=len(data))
     assert_json_error(answer, 408)
     assert took < CLIENT_TIMEOUT + 3
+
+
+# ------------------------------------------------------------------ what the head says of the connection
+def test_an_answer_that_ends_its_connection_says_close_and_a_usual_one_keep_alive():
+    """A 408 and a 400 for broken chunk framing close the connection after them; their heads said `keep-alive`
+    (Gunicorn drops the app's hop-by-hop header), so a client pooled a connection that was about to close.
+    FAST_PATH=on: the response class that honours the app's `Connection: close` is the fast path's."""
+    keep_alive = lambda extra: chat_head(extra).replace(b"Connection: close\r\n", b"")  # noqa: E731
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, FAST_PATH="on", CLIENT_TIMEOUT=str(CLIENT_TIMEOUT)) as p:
+            data = keep_alive(f"Content-Length: {len(BODY)}\r\n") + BODY
+            answer, _ = exchange(p, data, timeout=CLIENT_TIMEOUT + 5, pause_after=len(data) - len(BODY) // 2)
+            assert_json_error(answer, 408)
+            assert parse(answer)[1]["connection"] == "close", answer[:400]
+
+            answer, _ = exchange(p, keep_alive("Transfer-Encoding: chunked\r\n") + b"5\n{\"mod\r\n")
+            assert assert_json_error(answer, 400)["code"] == "invalid_request_framing"
+            assert parse(answer)[1]["connection"] == "close", answer[:400]
+
+            with socket.create_connection(("127.0.0.1", p.port), timeout=5) as s:
+                s.sendall(keep_alive(f"Content-Length: {len(BODY)}\r\n") + BODY)
+                head = s.recv(65536).partition(b"\r\n\r\n")[0].lower()
+            assert b" 200 " in head.split(b"\r\n")[0] and b"connection: keep-alive" in head, head
