@@ -74,6 +74,26 @@ def parse_with_members(raw: bytes, must_be_object: bool = True) -> tuple[Any, Me
     return body, members
 
 
+def as_utf8(raw: bytes) -> bytes:
+    """The body as UTF-8 without a byte-order mark: the client's bytes when they are (nearly every body: two
+    byte tests), else the text re-encoded. JSON on the wire is UTF-8 (RFC 8259), but Python's reader, and so
+    the proxy's checks, also read UTF-16 and UTF-32 and a BOM; sent on as they came, such bodies reached the
+    upstream in a form llama.cpp or OpenAI cannot read, after the proxy had accepted them."""
+    if raw[:1] not in _NOT_UTF8_STARTS and raw[1:2] != b"\x00":
+        return raw
+    encoding = json.detect_encoding(raw)
+    if encoding == "utf-8":
+        return raw
+    try:
+        return raw.decode(encoding).encode()
+    except UnicodeDecodeError:
+        raise ProxyError(400, f"The request body is not valid {encoding.upper().removesuffix('-SIG')}.",
+                         code="invalid_json") from None
+
+
+_NOT_UTF8_STARTS = (b"\x00", b"\xef", b"\xfe", b"\xff")  # a NUL (UTF-16/32 without a BOM), or a BOM's first byte
+
+
 def containers(raw: bytes, over: int, opened: int | None = None) -> int:
     """How many arrays and objects a JSON text holds, without parsing it: its `{` and `[` (`opened`, when the
     caller counted them already), less those inside strings. The strings are skipped only when the plain count

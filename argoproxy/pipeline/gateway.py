@@ -22,7 +22,7 @@ from argoproxy.config.settings import Settings
 from argoproxy.edge.client_caches import BoundedCache
 from argoproxy.edge.header_policy import response_headers
 from argoproxy.edge.http_objects import Answer, Request
-from argoproxy.edge.request_body import parse_with_members, read_request_body
+from argoproxy.edge.request_body import as_utf8, parse_with_members, read_request_body
 from argoproxy.edge.validation import model_allowed, require_model, validate
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import DoorArgs, Front
@@ -88,7 +88,7 @@ class Gateway:
         """Every API request: chat/completions, completions, embeddings, and the front doors' (`front`: the
         Responses, Messages or Google door; `args`: what its path says, such as Google's model and method)."""
         plan = call.plan
-        plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
+        plan.raw_body = as_utf8(read_request_body(call.client.request, self.settings.max_body_bytes))
         body, plan.members = parse_with_members(plan.raw_body)
         named = args.model if args is not None and args.model is not None else body.get("model")
         plan.model = named if isinstance(named, str) else None  # named in metrics and journals when refused

@@ -199,6 +199,29 @@ def test_duplicate_keys_are_400(guarded, upstream, body):
     assert upstream.received == []
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-32-be"])
+def test_bodies_in_other_unicode_encodings_go_upstream_as_utf8(guarded, upstream, encoding):
+    """Python's JSON reader takes UTF-16, UTF-32 and a BOM, so the proxy accepted such bodies, then sent them on
+    as they came: llama.cpp and OpenAI read only UTF-8 (RFC 8259). The upstream gets the same text in UTF-8."""
+    text = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "h\u00e9llo \u2713 \U0001d11e"}]},
+                      ensure_ascii=False)
+    status, _, data = send(guarded, "POST", "/v1/chat/completions", text.encode(encoding), JSON)
+    assert status == 200, data
+    assert upstream.received[-1].body == text.encode()
+    # the allow-list reads the body in any of them
+    status, _, data = send(guarded, "POST", "/v1/chat/completions", EVIL.decode().encode(encoding), JSON)
+    assert status == 403 and error_of(data)["code"] == "model_not_allowed", data
+    assert len(upstream.received) == 1
+
+
+def test_a_body_broken_in_its_encoding_is_a_400_naming_it(guarded, upstream):
+    status, _, data = send(guarded, "POST", "/v1/chat/completions", GOOD.decode().encode("utf-16") + b"\x00", JSON)
+    assert status == 400 and "UTF-16" in error_of(data)["message"], data
+    status, _, data = send(guarded, "POST", "/v1/chat/completions", b"\xef\xbb\xbf{\"model\": \"\xff\"}", JSON)
+    assert status == 400 and "UTF-8" in error_of(data)["message"], data
+    assert upstream.received == []
+
+
 @pytest.mark.parametrize("target", ["/v1/models", "/v1/models/", "//v1//models", "/V1/Models", "/models", "/models/",
                                     "/v1/models?x=1"])
 def test_model_list_is_filtered_in_every_spelling(guarded, upstream, target):
