@@ -84,13 +84,33 @@ def exposure_warnings(settings: Any, environ: Mapping[str, str]) -> tuple[str, .
         return ()
     warnings = []
     if not (settings.socket or settings.enable_auth or is_loopback(settings.host)):
-        warnings.append(f"HOST is {settings.host} and ENABLE_AUTH is off: anyone who can reach port {settings.port} "
-                        "on this machine (other users of a shared host, often the whole network) sends requests "
-                        "under your upstream credentials; keep HOST=127.0.0.1, use SOCKET, or set ENABLE_AUTH with a "
-                        "key")
+        warnings.append(_open_port(f"HOST is {settings.host}", str(settings.port)))
     readable = key_file_readable_by_others(settings)
     if readable:
         warnings.append(readable)
+    return tuple(warnings)
+
+
+def _open_port(where: str, port: str) -> str:
+    return (f"{where} and ENABLE_AUTH is off: anyone who can reach port {port} on this machine (other users of a "
+            "shared host, often the whole network) sends requests under your upstream credentials; keep "
+            "HOST=127.0.0.1, use SOCKET, or set ENABLE_AUTH with a key")
+
+
+def bind_warnings(settings: Any, binds: list[str], environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The open-port warning for addresses Gunicorn's own options bind (`-b`, GUNICORN_CMD_ARGS, or its default
+    0.0.0.0:$PORT when it has neither), which HOST's warning (exposure_warnings) does not see."""
+    if settings.enable_auth or in_container(environ):
+        return ()
+    warnings = []
+    for bind in binds:
+        if bind.startswith(("unix:", "fd://")):
+            continue
+        host, _, port = bind.rpartition(":")
+        host = host or "0.0.0.0"  # Gunicorn reads `:8000` as every interface
+        if is_loopback(host) or (host.strip("[]") == settings.host.strip("[]") and not settings.socket):
+            continue  # HOST's own warning, if any, has said it
+        warnings.append(_open_port(f"Gunicorn's bind is {bind}", port))
     return tuple(warnings)
 
 

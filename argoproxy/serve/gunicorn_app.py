@@ -121,6 +121,8 @@ def worker_settings() -> Settings:
     log_dir_or_exit(loaded.settings)
     if not _announced:
         print_warnings(loaded)
+        for warning in listener.bind_warnings(loaded.settings, _command_line_binds(), os.environ):
+            print(f"cot_proxy: warning: {warning}", file=sys.stderr, flush=True)
         mode = describe_mode(loaded.settings)
         if loaded.backend_reason and not loaded.settings.models:
             mode += f"; {loaded.settings.backend} backend: {loaded.backend_reason}"
@@ -129,6 +131,25 @@ def worker_settings() -> Settings:
         print(f"cot_proxy worker {os.getpid()} serving ({mode}; started without gunicorn.conf.py: Gunicorn's "
               "own options apply)", file=sys.stderr, flush=True)
     return loaded.settings
+
+
+def _command_line_binds() -> list[str]:
+    """What a Gunicorn started without gunicorn.conf.py binds, read as it reads it: its command line over
+    GUNICORN_CMD_ARGS over its default (0.0.0.0:$PORT when PORT is set, which the proxy's users often do).
+    Nothing outside a Gunicorn process (an app built in-process)."""
+    if "gunicorn" not in Path(sys.argv[0]).as_posix():
+        return []
+    from gunicorn.config import Config
+
+    cfg = Config()
+    parser = cfg.parser()
+    try:
+        for args in (parser.parse_known_args(cfg.get_cmd_args_from_env())[0], parser.parse_known_args()[0]):
+            if args.bind is not None:
+                cfg.set("bind", args.bind)
+    except SystemExit:  # Gunicorn's master parsed the same words already: it would have stopped on them
+        return []
+    return list(cfg.bind)
 
 
 def read_dotenv(directory: Path | None = None) -> Path | None:
@@ -156,6 +177,8 @@ def _when_ready(settings: Settings, backend_reason: str):
     def when_ready(server) -> None:
         # Gunicorn's own command line (-b, -w, -k) wins over the settings: say what it really serves.
         print(startup_line(settings, backend_reason, server.cfg), file=sys.stderr, flush=True)
+        for warning in listener.bind_warnings(settings, list(server.cfg.bind), os.environ):
+            print(f"cot_proxy: warning: {warning}", file=sys.stderr, flush=True)
     return when_ready
 
 

@@ -82,6 +82,32 @@ def test_every_interface_without_a_key_is_a_warning(tmp_path: Path) -> None:
     assert any("HOST is 0.0.0.0 and ENABLE_AUTH is off" in line and f"port {port}" in line for line in warning)
 
 
+@pytest.mark.parametrize("how", ["-b in the project directory", "PORT without gunicorn.conf.py"])
+def test_gunicorn_binding_every_interface_itself_is_a_warning(tmp_path: Path, how: str) -> None:
+    """Gunicorn's own bind (`-b`, or its default 0.0.0.0:$PORT when started where no gunicorn.conf.py is read)
+    is not HOST: the warning looked at HOST alone and said nothing while every interface was open."""
+    port = free_port()
+    environ = clean_environ(("COT_PROXY_",), {"HOST"})
+    environ.update(HOME=str(tmp_path), PYTHONUNBUFFERED="1")
+    if how.startswith("-b"):
+        args, cwd = ["-w", "1", "-b", f"0.0.0.0:{port}", "cot_proxy:app"], ROOT
+    else:
+        args, cwd = ["--chdir", str(ROOT), "-w", "1", "cot_proxy:app"], tmp_path
+        environ["PORT"] = str(port)
+    with FakeOpenAI() as fake:
+        environ["TARGET_BASE_URL"] = fake.base_url
+        with open(tmp_path / "proxy.log", "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "gunicorn", *args], cwd=cwd, env=environ,
+                                    stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            assert wait_for(lambda: listening(proc.pid, port), proc, tmp_path) == {"0.0.0.0"}
+            wait_for(lambda: "ENABLE_AUTH is off" in (tmp_path / "proxy.log").read_text(), proc, tmp_path, 20)
+        finally:
+            stop(proc)
+    warning = [line for line in (tmp_path / "proxy.log").read_text().splitlines() if "warning" in line]
+    assert any(f"bind is 0.0.0.0:{port} and ENABLE_AUTH is off" in line for line in warning), warning
+
+
 def test_the_image_keeps_every_interface_quietly(tmp_path: Path) -> None:
     """The Docker image sets HOST=0.0.0.0 and marks itself: the port mapping is the boundary, no warning."""
     dockerfile = (ROOT / "Dockerfile").read_text()
