@@ -434,6 +434,12 @@ _DATA_URL = re.compile(r"^(data:[^;,]{0,100};base64,)(.*)$", re.DOTALL)
 DATA_URL_KEEP = 32  # base64 characters kept from a data URL (enough to recognise it)
 
 
+def without_proxy_keys(text: str) -> str:
+    """Text a client wrote where no key belongs (a path, a model name), its proxy-made keys redacted: shown on
+    the status page or in metrics, which are not the client's to read back."""
+    return _PROXY_KEY.sub(JOURNAL_REDACTED, text) if KEY_PREFIX in text else text
+
+
 class Redactor:
     """Removes credentials and huge inline payloads from anything JSON-like (journal records)."""
 

@@ -42,6 +42,7 @@ from argoproxy.pipeline.call import Call
 from argoproxy.edge.http_objects import Answer
 from argoproxy.config.settings import Settings
 from argoproxy.upstream.wire import describe_host
+from argoproxy.config.listener import KEY_PREFIX
 from argoproxy.edge.validation import model_allowed
 from argoproxy.pipeline.answer_shape import MAX_COUNT
 
@@ -116,8 +117,8 @@ class Metrics:
             return "none"
         if model in self._models:
             return model
-        if len(self._models) >= self.model_cap or len(model) > MODEL_LABEL_MAX_LEN:
-            return "other"
+        if len(self._models) >= self.model_cap or len(model) > MODEL_LABEL_MAX_LEN or KEY_PREFIX in model:
+            return "other"  # a proxy-made key in a name is never a label
         if self.allowed:
             admitted = model_allowed(self.allowed, model)
         else:

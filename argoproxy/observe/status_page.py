@@ -18,6 +18,7 @@ import time
 from importlib import resources
 from typing import Any, Callable
 
+from argoproxy.redaction import without_proxy_keys
 from argoproxy.routing.shared import SharedCells
 
 RECENT = 100
@@ -67,8 +68,10 @@ class StatusPage:
         """Observer: one line per finished request, without anything secret."""
         if call.plan.kind in ("ui", "ui_data"):
             return  # the page's own polling would push everything else out
-        self.recent.add({"at": round(time.time(), 3), "method": call.client.method, "path": "/" + call.plan.path,
-                         "model": call.plan.model if isinstance(call.plan.model, str) else None, "status": call.outcome.status,
+        # The path the client asked for (a front door's request is served on the chat path).
+        model = without_proxy_keys(call.plan.model) if isinstance(call.plan.model, str) else None
+        self.recent.add({"at": round(time.time(), 3), "method": call.client.method,
+                         "path": without_proxy_keys("/" + call.client.path), "model": model, "status": call.outcome.status,
                          "ms": round((time.perf_counter() - call.client.started) * 1000, 1),
                          "key": call.plan.team_key.name if call.plan.team_key is not None else None})
 

@@ -55,6 +55,21 @@ def test_the_page_shows_requests_and_a_deployment_going_down():
             assert "updated " in page and "/v1/chat/completions" in page and "gpt-4o" in page
             assert ">up<" in page and ">down<" not in page and ADMIN not in page
 
+            # A front door's request is listed under the path the client used, not the chat path it was served
+            # on; the page works under /ui/ too (its data was asked for at /ui/ui/data); a proxy-made key a
+            # client wrote into a path is not shown.
+            r = requests.post(proxy.url + "/v1/messages", json={"model": "gpt-4o", "max_tokens": 8, "messages": MSG},
+                              headers=auth, timeout=30)
+            assert r.status_code == 200, r.text
+            pasted = "sk-proxy-" + "A" * 40
+            requests.get(f"{proxy.url}/v1/models/{pasted}", headers=auth, timeout=30)
+            page = rendered(f"{proxy.url}/ui/#key={ADMIN}")
+            assert "updated " in page and "/v1/messages" in page, page[-3000:]
+            recent = requests.get(proxy.url + "/ui/data", headers=auth, timeout=30).json()["recent"]
+            assert [r["path"] for r in recent][:3] == ["/v1/models/[REDACTED]", "/v1/messages",
+                                                        "/v1/chat/completions"], recent
+            assert pasted not in json.dumps(recent)
+
             bad.server.shutdown()  # the flaky deployment's server goes away: its next request fails
             bad.server.server_close()
             r = requests.post(proxy.base_url + "/chat/completions", json={"model": "flaky", "messages": MSG},
