@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, NoReturn
@@ -50,6 +51,7 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
     if not _announced:  # not again when Gunicorn's master re-reads its config (SIGHUP): the port is its own
         port_free_or_exit(loaded.settings, port_label(loaded.settings, flags),
                           setting_label(loaded.settings, flags, "host", "HOST", "--host"))
+        socket_free_or_exit(loaded.settings, setting_label(loaded.settings, flags, "socket", "SOCKET", "--socket"))
     print_warnings(loaded)
     _announced = True
     return loaded.settings, gunicorn_options(loaded.settings, loaded.backend_reason)
@@ -101,6 +103,30 @@ def port_free_or_exit(settings: Settings, label: str = "PORT", host_label: str =
             if exc.errno == errno.EACCES:
                 _exit(f"{label}: port {settings.port} needs privileges this user does not have: choose one above 1023")
             # anything else: Gunicorn's own error says it
+
+
+def socket_free_or_exit(settings: Settings, label: str = "SOCKET") -> None:
+    """SOCKET's path: free, or a socket nobody answers on (left by a proxy that was killed; Gunicorn replaces
+    it). Gunicorn replaced a live one too, so a second start took the first one's clients, and it stopped on
+    a file or a directory with a traceback."""
+    if not settings.socket or "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ:
+        return
+    path = Path(settings.socket).expanduser().absolute()
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        _exit(f"{label}: cannot use {path}: {exc.strerror}")
+    if not stat.S_ISSOCK(mode):
+        _exit(f"{label}: {path} exists and is not a socket: remove it or choose another path")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return  # nobody listens there
+    _exit(f"{label}: {path} is in use (another server, or this proxy started twice): stop it or choose another path")
 
 
 def _exit(message: str) -> NoReturn:

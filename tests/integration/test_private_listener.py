@@ -182,6 +182,41 @@ def test_socket_in_a_directory_others_can_enter_stops_start_up(private_home: Pat
     assert not (shared / "proxy.sock").exists()
 
 
+def test_a_socket_path_taken_stops_start_up_and_a_stale_one_is_replaced(private_home: Path) -> None:
+    """A second start on the same SOCKET replaced the first one's socket (its clients silently went to the new
+    one, and the first was unreachable); a file or directory there gave Gunicorn's traceback. A socket nobody
+    listens on (a proxy killed) is still replaced."""
+    run = private_home / "run"
+    run.mkdir(mode=0o700)
+    path = run / "proxy.sock"
+    path.write_text("x")
+    proc = start(private_home, ["--socket", str(path)], TARGET_BASE_URL="http://127.0.0.1:9/v1")
+    assert proc.wait(30) == 2
+    lines = (private_home / "proxy.log").read_text().strip().splitlines()
+    assert len(lines) == 1 and lines[0] == f"cot_proxy: bad setting --socket: {path} exists and is not a socket: " \
+        "remove it or choose another path", lines
+    path.unlink()
+
+    import socket
+    with socket.socket(socket.AF_UNIX) as stale:  # bound, then closed without being removed
+        stale.bind(str(path))
+    (private_home / "proxy.log").unlink()
+    with FakeOpenAI() as fake:
+        first = start(private_home, ["--socket", str(path)], TARGET_BASE_URL=fake.base_url)
+        try:
+            assert wait_for(lambda: _curl(path), first, private_home)["choices"]
+            second_home = private_home / "second"
+            second_home.mkdir()
+            second = start(second_home, [], SOCKET=str(path), TARGET_BASE_URL=fake.base_url)
+            assert second.wait(30) == 2
+            said = (second_home / "proxy.log").read_text().strip().splitlines()
+            assert said == [f"cot_proxy: bad setting SOCKET: {path} is in use (another server, or this proxy "
+                            "started twice): stop it or choose another path"], said
+            assert _curl(path)["choices"]  # the first still serves its socket
+        finally:
+            stop(first)
+
+
 def test_key_file_holds_the_accepted_key(tmp_path: Path) -> None:
     key_file = tmp_path / "api_key"
     key_file.write_text("# mine\nsk-proxy-from-file\n")
