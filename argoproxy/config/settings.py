@@ -24,6 +24,7 @@ from argoproxy import providers
 from argoproxy.config.backend_choice import DEFAULT_BACKEND, BackendConflict, Given, choose_backend
 from argoproxy.pipeline.capabilities import Overrides, parse_overrides
 from argoproxy.config.llm_params import LlmParams, parse_llm_params
+from argoproxy.config.redis_url import check_redis_url
 from argoproxy.redaction import mask_url
 from argoproxy.routing.entries import check_routing, parse_fallbacks, parse_key_limits, parse_models
 from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_tag, as_url,  # noqa: F401
@@ -55,13 +56,10 @@ def as_fronts(value: Any) -> tuple[str, ...]:
 
 def as_redis_url(value: Any) -> str:
     url = as_str(value)
-    if url and (urlsplit(url).scheme not in ("redis", "rediss", "unix") or not urlsplit(url).netloc + urlsplit(url).path):
-        raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {mask_url(url)!r}")
     if url:
-        import redis
-        try:  # redis-py's own reading of it (port, database, query options), without connecting
-            redis.ConnectionPool.from_url(url)
-        except (ValueError, TypeError) as exc:
+        try:  # read as redis-py reads it (port, database, query options), without connecting or importing it
+            check_redis_url(url)
+        except ValueError as exc:
             raise ValueError(f"{mask_url(url)!r} is not a URL Redis can use: {exc}") from None
     return url
 
