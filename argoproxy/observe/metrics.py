@@ -183,7 +183,7 @@ class Metrics:
             if tokens is None:
                 tokens = self._by_model[model] = (self.tokens.labels(model, "prompt"),
                                                   self.tokens.labels(model, "completion"))
-            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            prompt, completion = usage_counts(usage)
             if _tokens(prompt):
                 tokens[0].inc(prompt)
             if _tokens(completion):
@@ -192,8 +192,7 @@ class Metrics:
     def observe_key(self, name: str, model: str, status: int, usage: Any) -> None:
         self.key_requests.labels(name, model, str(status)).inc()
         if isinstance(usage, dict):
-            for kind, field in (("prompt", "prompt_tokens"), ("completion", "completion_tokens")):
-                value = usage.get(field)
+            for kind, value in zip(("prompt", "completion"), usage_counts(usage)):
                 if _tokens(value):
                     self.key_tokens.labels(name, kind).inc(value)
 
@@ -247,6 +246,12 @@ def install_metrics(gateway) -> Metrics:
     gateway.answers.observers.append(metrics.observe)
     gateway.answers.stream_hooks.append(metrics.stream_started)
     return metrics
+
+
+def usage_counts(usage: dict[str, Any]) -> tuple[Any, Any]:
+    """(prompt, completion) of a usage object in OpenAI's names or Anthropic's (a forwarded answer's usage is
+    read in the latter: stream_usage.native_usage), as the team keys' usage counts them."""
+    return usage.get("prompt_tokens", usage.get("input_tokens")), usage.get("completion_tokens", usage.get("output_tokens"))
 
 
 def _tokens(value: Any) -> TypeGuard[int]:

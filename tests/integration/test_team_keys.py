@@ -151,6 +151,11 @@ def test_forwarded_routes_count_tokens_against_the_key(team):
     assert statuses == [200, 200, 200, 429]  # 45 tokens served against a budget of 40
     name, model, day, count, input_tokens, output_tokens = usage_row(db, "fwd", 3)
     assert (model, count, input_tokens, output_tokens) == ("gpt-4o", "3", "15", "30")
+    # /metrics counts the same tokens for the key (it read only OpenAI's names; a forwarded answer's usage is
+    # read in Anthropic's, so it counted none of them)
+    metrics = requests.get(proxy.url + "/metrics", headers={"Authorization": "Bearer admin-key"}, timeout=10).text
+    assert 'cot_proxy_key_tokens_total{key="fwd",type="prompt"} 15.0' in metrics, metrics[-3000:]
+    assert 'cot_proxy_key_tokens_total{key="fwd",type="completion"} 30.0' in metrics
     # the client's gzip is not passed on: the usage is read from the answer's bytes
     assert all(r.headers.get("Accept-Encoding") == "identity" for r in fake.received if r.method == "POST")
 
