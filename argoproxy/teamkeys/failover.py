@@ -1,6 +1,7 @@
 """Redis went away: keep serving with per-worker counting and a warning (REDIS_OUTAGE=local, the default), or
 refuse team-key requests with a 503 (REDIS_OUTAGE=refuse). Usage recorded meanwhile is kept in order and
-written to Redis once it answers again, once: nothing is lost or counted twice.
+written to Redis once it answers again, once: nothing is lost or counted twice, also when a write that timed out
+was carried out after all (each write has a number the store remembers: WriteNumbers).
 
 While Redis is down it is tried again at most once per RETRY_SECONDS, so a store that does not answer
 costs a request nothing more than a dictionary look-up.
@@ -8,11 +9,14 @@ costs a request nothing more than a dictionary look-up.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import secrets
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Iterator
 
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys import windows
@@ -38,6 +42,7 @@ class FailoverStore:
         self._pending: deque = deque()
         self._dropped = 0
         self._replaying = threading.Lock()  # one replay at a time: greenlets and threads meet Redis's return together
+        self._ops = WriteNumbers()
 
     def available(self) -> bool:
         return True
@@ -62,8 +67,9 @@ class FailoverStore:
             pass  # given back when Redis is back: the reservations slide out of their window meanwhile
 
     def record_usage(self, *args: Any) -> None:
+        op = self._ops.next()  # the same write, however often it is sent: carried out once (redis_store.py)
         try:
-            self._primary("record_usage", *args)
+            self._primary("record_usage", *args, op=op)
         except StoreDown:
             name, _, input_tokens, output_tokens, now, budget = args[:6]
             windows.add_tokens(self._local.setdefault(name, list(windows.NEW_STATE)), input_tokens + output_tokens,
@@ -71,15 +77,15 @@ class FailoverStore:
             if len(self._pending) >= PENDING_MAX:
                 self._pending.popleft()
                 self._dropped += 1
-            self._pending.append(args)
+            self._pending.append((args, op))
 
-    def _primary(self, op: str, *args: Any) -> Any:
+    def _primary(self, method: str, *args: Any, **kwargs: Any) -> Any:
         if time.monotonic() < self._down_until:
             raise StoreDown
         try:
             if self._pending or self._down_until:
                 self._replay()
-            return getattr(self.primary, op)(*args)
+            return getattr(self.primary, method)(*args, **kwargs)
         except self.errors as exc:
             if not self._down_until:
                 log.warning("team keys: the key store (%s) is unavailable (%s): %s", _kind(self.primary),
@@ -94,8 +100,9 @@ class FailoverStore:
         with self._replaying:
             while self._pending:
                 record = self._pending.popleft()
+                args, op = record
                 try:
-                    self.primary.record_usage(*record)
+                    self.primary.record_usage(*args, op=op)
                 except BaseException:
                     self._pending.appendleft(record)
                     raise
@@ -104,6 +111,22 @@ class FailoverStore:
                             f" ({self._dropped} oldest records dropped)" if self._dropped else "")
             self._down_until, self._dropped = 0.0, 0
             self._local.clear()
+
+
+class WriteNumbers:
+    """(this process's token, the next number) for each usage write. A write that timed out may have been
+    received and carried out later (a Redis that hung, not one that went away): written again under the same
+    number, the store carries it out once. The token is drawn again in a forked worker."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._token = ""
+        self._numbers: Iterator[int] = iter(())
+
+    def next(self) -> tuple[str, int]:
+        if self._pid != os.getpid():
+            self._pid, self._token, self._numbers = os.getpid(), secrets.token_hex(8), itertools.count(1)
+        return self._token, next(self._numbers)
 
 
 def _kind(store: Any) -> str:

@@ -62,6 +62,7 @@ class RedisKeyStore:
         self.lease_max = lease_max
         self._leases: dict[str, Lease] = {}
         self._lease_lock = threading.Lock()
+        self._once = self.redis.register_script(RECORD_ONCE)
 
     def available(self) -> bool:
         return True
@@ -167,12 +168,22 @@ class RedisKeyStore:
             pipe.execute()
 
     def record_usage(self, name: str, model: str, input_tokens: int, output_tokens: int, now: float,
-                     budget: Budget | None, requests: int = 1) -> None:
+                     budget: Budget | None, requests: int = 1, op: tuple[str, int] | None = None) -> None:
         """An answer's tokens in the minute window, the budget period and the daily usage: one round trip of
-        increments, each atomic on its own (a replay after an outage adds, it cannot overwrite)."""
+        increments, each atomic on its own (a replay after an outage adds, it cannot overwrite). With `op` (a
+        writer's token and the write's number), written at most once however often it is sent: a write that
+        timed out may still be carried out (a Redis that hung, then went on with what it had received), and
+        the failover sends it again (failover.py)."""
         tokens = input_tokens + output_tokens
         field = SEP.join((usage_day(now), name, model))
         tok = _tok_key(name, int(now // windows.WINDOW))
+        if op is not None:
+            bud, end = (_budget_key(name, budget, now), int(windows.period_bounds(budget.period, now)[1]) + 86400) \
+                if budget is not None else ("", 0)
+            self._once(keys=[PREFIX + "ops:" + op[0], tok, bud, PREFIX + "usage"],
+                       args=[op[1], OPS_KEPT, OPS_TTL, tokens, WINDOW_TTL, end, field + SEP, requests, input_tokens,
+                             output_tokens])
+            return
         pipe = self.redis.pipeline(transaction=False)
         pipe.incrby(tok, tokens)
         pipe.expire(tok, WINDOW_TTL)
@@ -241,6 +252,27 @@ def _lease_size(record: KeyRecord, c: Counts, most: int) -> int:
 
 
 WINDOW_TTL = int(3 * windows.WINDOW)  # a minute's counters are read during the next one, then not again
+# A usage write carried out at most once: the writer's recent write numbers (a sorted set, the last OPS_KEPT of
+# them, kept OPS_TTL seconds) say whether this one was; then record_usage's increments, in one atomic step.
+OPS_KEPT = 4096
+OPS_TTL = 86400
+RECORD_ONCE = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -1 - tonumber(ARGV[2]))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('INCRBY', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+if KEYS[3] ~= '' then
+  redis.call('INCRBY', KEYS[3], ARGV[4])
+  redis.call('EXPIREAT', KEYS[3], ARGV[6])
+end
+redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'requests', ARGV[8])
+redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'input', ARGV[9])
+redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'output', ARGV[10])
+return 1
+"""
+
 
 
 def _req_key(name: str, window: int) -> str:

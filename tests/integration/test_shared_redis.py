@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -134,6 +136,40 @@ def test_redis_stopped_mid_load_serves_and_loses_no_usage(redis_server):
             nonlocal sent
             assert chat(proxy.url, key).status_code == 200
             sent += 1
+            return "usage kept meanwhile written" in proxy.read_log()
+        assert poll(written_back, timeout=15)
+        assert poll(lambda: _requests(redis_server.url, "lab") == sent, timeout=10), (sent, _requests(
+            redis_server.url, "lab"))
+
+
+def test_redis_that_hangs_mid_load_counts_each_request_once(redis_server):
+    """A Redis that hangs (paused, overloaded) rather than going away carries out, once it goes on, the writes
+    that timed out meanwhile; the proxy, which counted them per worker and sent them again when it was back
+    (and again at each retry), counted each request two or three times."""
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true",
+                                             API_KEY_SECRET=ADMIN, REDIS_URL=redis_server.url, WORKERS="1") as proxy:
+        key = create(redis_server.url, "lab", "--budget", "100000000/day")  # its usage is written per answer
+        sent = 0
+
+        def send(n: int) -> None:
+            nonlocal sent
+            for _ in range(n):
+                assert chat(proxy.url, key).status_code == 200
+                sent += 1
+        send(3)
+        assert poll(lambda: _requests(redis_server.url, "lab") == 3)
+        os.kill(redis_server.proc.pid, signal.SIGSTOP)
+        try:
+            send(4)  # the first write times out, was received, and waits in Redis's socket
+            assert poll(lambda: "counting per worker until it is back" in proxy.read_log())
+            started = time.monotonic()
+            while time.monotonic() - started < 2.5:  # the retries each second send the kept writes again
+                send(1)
+        finally:
+            os.kill(redis_server.proc.pid, signal.SIGCONT)
+
+        def written_back() -> bool:
+            send(1)
             return "usage kept meanwhile written" in proxy.read_log()
         assert poll(written_back, timeout=15)
         assert poll(lambda: _requests(redis_server.url, "lab") == sent, timeout=10), (sent, _requests(

@@ -17,7 +17,7 @@ class Down(Exception): pass
 class Primary:
     path = "redis://x"
     def __init__(self): self.down, self.written = True, []
-    def record_usage(self, *args):
+    def record_usage(self, *args, op=None):
         gevent.sleep(0.002)  # a round trip: other greenlets run meanwhile
         if self.down: raise Down()
         self.written.append(args[2])
@@ -36,4 +36,35 @@ print("ok")
 
 def test_usage_kept_in_an_outage_is_written_once_by_greenlets_racing_at_the_return():
     done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+HUNG = r"""
+import time
+from argoproxy.teamkeys import failover
+failover.RETRY_SECONDS = 0.0
+class Timeout(Exception): pass
+class Hung:  # a Redis that hung: every write it received is carried out (later), yet the writer saw a timeout
+    path = "redis://x"
+    def __init__(self): self.hung, self.done = True, {}
+    def record_usage(self, *args, op=None):
+        if op not in self.done:  # the store carries a numbered write out once (redis_store.RECORD_ONCE)
+            self.done[op] = args[2]
+        if self.hung: raise Timeout()
+primary = Hung()
+store = failover.FailoverStore(primary, "local", errors=(Timeout,))
+for i in range(5):
+    store.record_usage("k", "m", i, 0, time.time(), None)
+primary.hung = False
+store.record_usage("k", "m", 99, 0, time.time(), None)
+assert sorted(primary.done.values()) == [0, 1, 2, 3, 4, 99], primary.done
+assert len({token for token, _ in primary.done}) == 1 and len(primary.done) == 6
+print("ok")
+"""
+
+
+def test_writes_that_timed_out_but_were_carried_out_are_not_counted_again():
+    """A Redis that hangs (not one that goes away) carries out, once it goes on, the writes that timed out;
+    each is sent again under the same number, which the store carries out once."""
+    done = subprocess.run([sys.executable, "-c", HUNG], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
