@@ -3,6 +3,7 @@ store the running proxy reads, so a change takes effect without a restart.
 
     keys create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--expires DATE]
     keys list
+    keys update NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--expires DATE]
     keys revoke NAME
     keys usage [--since YYYY-MM-DD] [--csv]
 """
@@ -26,7 +27,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                                      "limits and usage, in the store the running proxy reads (no restart).")
     parser.add_argument("--keys-db", help="the store (default: KEYS_DB, else keys.db next to the config in force)")
     parser.add_argument("--config", help="config.yaml whose keys_db (or directory) names the store")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{create,list,revoke,usage}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{create,list,update,revoke,usage}")
     create = commands.add_parser("create", help="make a key; it is printed once")
     create.add_argument("name")
     create.add_argument("--models", default="", help="comma-separated globs this key may use (within ALLOWED_MODELS)")
@@ -35,6 +36,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     create.add_argument("--budget", help="tokens per period: TOKENS/hour, /day, /week or /month (UTC calendar)")
     create.add_argument("--expires", help="YYYY-MM-DD (end of that day, UTC) or an ISO date-time")
     commands.add_parser("list", help="the keys, their limits and state (never the keys themselves)")
+    update = commands.add_parser("update", help="change an active key's models or limits, keeping the key and "
+                                 "what it used (every worker within a second)")
+    update.add_argument("name")
+    update.add_argument("--models", help="comma-separated globs ('*': whatever ALLOWED_MODELS allows)")
+    update.add_argument("--rpm", help="requests per minute (0: no limit)")
+    update.add_argument("--tpm", help="tokens per minute (0: no limit)")
+    update.add_argument("--budget", help="TOKENS/hour, /day, /week or /month (none: no budget)")
+    update.add_argument("--expires", help="YYYY-MM-DD or an ISO date-time (never: no expiry)")
     revoke = commands.add_parser("revoke", help="refuse a key from now on (every worker within a second)")
     revoke.add_argument("name")
     usage = commands.add_parser("usage", help="requests and tokens per key, model and day")
@@ -111,6 +120,41 @@ def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     return 0
 
 
+def update(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
+    changes = _changes(args)
+    if not changes:
+        raise ValueError("nothing to change: give --models, --rpm, --tpm, --budget or --expires")
+    if not store.update(args.name, changes):
+        raise ValueError(f"no active key named {args.name!r}")
+    said = ", ".join(f"{name} {_shown(value)}" for name, value in changes.items())
+    print(f"updated {args.name!r}: {said}; in force on every worker within a second", file=sys.stderr)
+    return 0
+
+
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The record fields the options change (KeyRecord's names): 0 / none / never / * lift a limit."""
+    changes: dict[str, Any] = {}
+    if args.models is not None:
+        changes["models"] = () if args.models.strip() == "*" else parse_models(args.models)
+    for field in ("rpm", "tpm"):
+        value = getattr(args, field)
+        if value is not None:
+            changes[field] = 0 if value == "0" else parse_count(value, f"--{field}")
+    if args.budget is not None:
+        changes["budget"] = None if args.budget.lower() == "none" else parse_budget(args.budget)
+    if args.expires is not None:
+        changes["expires"] = 0.0 if args.expires.lower() == "never" else parse_expires(args.expires)
+    return changes
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value) or "*"
+    if isinstance(value, float):
+        return _day(value) if value else "never"
+    return str(value or "none")
+
+
 def revoke(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     if not store.revoke(args.name):
         raise ValueError(f"no active key named {args.name!r}")
@@ -128,7 +172,7 @@ def usage(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Any] = {"create": create, "list": list_keys, "revoke": revoke, "usage": usage}
+COMMANDS: dict[str, Any] = {"create": create, "list": list_keys, "update": update, "revoke": revoke, "usage": usage}
 
 
 def _day(epoch: float) -> str:

@@ -14,6 +14,7 @@ after the next one), bud:<name>:<period start> (tokens used in a budget period),
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -84,6 +85,15 @@ class RedisKeyStore:
         counters = [k for kind in ("req", "tok", "bud") for k in self.redis.scan_iter(f"{PREFIX}{kind}:{record.name}:*")]
         if counters:  # a new key of an old name starts with nothing counted
             self.redis.delete(*counters)
+
+    def update(self, name: str, changes: dict[str, Any]) -> bool:
+        """Change an active key's models or limits (KeyRecord field names); False when none is active."""
+        digest = self.redis.get(PREFIX + "name:" + name)
+        record = self.find(digest) if digest else None
+        if record is None or record.revoked:
+            return False
+        self.redis.hset(PREFIX + "key:" + digest, mapping=_fields_of(dataclasses.replace(record, **changes)))
+        return True
 
     def revoke(self, name: str, now: float | None = None) -> bool:
         digest = self.redis.get(PREFIX + "name:" + name)

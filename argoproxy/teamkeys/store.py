@@ -8,6 +8,8 @@ BUSY_SECONDS, disk full) is the caller's to handle.
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import sqlite3
 import threading
@@ -90,6 +92,17 @@ class SQLiteKeyStore:
             db.execute("DELETE FROM keys WHERE name = ?", (record.name,))
             db.execute(f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", _row_of(record))
             db.execute("DELETE FROM windows WHERE name = ?", (record.name,))
+
+    def update(self, name: str, changes: dict[str, Any]) -> bool:
+        """Change an active key's models or limits (KeyRecord field names); False when none is active."""
+        with self._write() as db:
+            row = db.execute(f"SELECT {_KEY_COLUMNS} FROM keys WHERE name = ? AND revoked = 0", (name,)).fetchone()
+            if row is None:
+                return False
+            record = dataclasses.replace(_record_of(row), **changes)
+            db.execute(f"INSERT OR REPLACE INTO keys ({_KEY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                       _row_of(record))
+            return True
 
     def revoke(self, name: str, now: float | None = None) -> bool:
         with self._write() as db:

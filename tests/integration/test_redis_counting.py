@@ -93,6 +93,27 @@ def test_a_recreated_key_starts_with_nothing_counted(redis_url):
     assert ("again", "m", "2027-01-15", 1, 100, 0) in store.usage()  # its history stays: it is the audit
 
 
+def test_an_updated_key_keeps_its_digest_and_a_revoked_one_cannot_be_updated(redis_url):
+    store = RedisKeyStore(redis_url)
+    key = record("changing", rpm=1)
+    store.create(key)
+    assert store.update("changing", {"rpm": 0, "models": ("gpt-*",), "budget": Budget(500, "week")})
+    found = store.find(key.digest)
+    assert (found.rpm, found.models, found.budget, found.prefix) == (0, ("gpt-*",), Budget(500, "week"), key.prefix)
+    assert store.revoke("changing")
+    assert not store.update("changing", {"rpm": 5}) and not store.update("nobody", {"rpm": 5})
+
+
+def test_a_usage_write_sent_twice_under_one_number_counts_once(redis_url):
+    """What the failover sends again after a timeout (failover.WriteNumbers): carried out once."""
+    store = RedisKeyStore(redis_url)
+    now = 1_800_000_000.0
+    for _ in range(3):
+        store.record_usage("twice", "m", 7, 3, now, Budget(100, "day"), op=("writer-a", 41))
+    store.record_usage("twice", "m", 7, 3, now, Budget(100, "day"), op=("writer-b", 41))  # another writer's 41
+    assert ("twice", "m", "2027-01-15", 2, 14, 6) in store.usage()
+
+
 def _increments(store: RedisKeyStore) -> int:
     stats = store.redis.info("commandstats")
     return sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("incr", "incrby"))

@@ -221,6 +221,39 @@ def test_a_stream_its_client_leaves_still_counts(team):
     assert (name, model, requests_) == ("erin", "gpt-4o", "1") and int(input_tokens) > 0 and int(output_tokens) > 0
 
 
+def test_a_key_is_changed_without_being_issued_again(team):
+    """`keys update` changes an active key's models and limits in place: the same key keeps working, its usage
+    is kept, and every worker applies the change within a second (before, a key could only be revoked and made
+    again, which handed its people a new key)."""
+    db, _, proxy = team
+    key = create(db, "erin", "--models", "gpt-4o", "--rpm", "2")
+    client = openai_sdk(proxy, key)
+    for _ in range(2):
+        client.chat.completions.create(model="gpt-4o", messages=MSG)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="gpt-4o", messages=MSG)
+    done = keys(db, "update", "erin", "--rpm", "0", "--models", "gpt-4o,claude-*", "--budget", "1000/day")
+    assert done.returncode == 0 and "updated 'erin'" in done.stderr, done.stderr
+
+    def served() -> bool:  # within a second on every worker: a few requests, none refused after the first ok
+        try:
+            client.chat.completions.create(model="claude-x", messages=MSG)
+            return True
+        except (openai.RateLimitError, openai.PermissionDeniedError):
+            return False
+    changed_at = time.monotonic()
+    assert poll(served, timeout=5)
+    assert time.monotonic() - changed_at < 2.5
+    for _ in range(4):  # both workers: no rpm any more
+        client.chat.completions.create(model="gpt-4o", messages=MSG)
+    listing = keys(db, "list").stdout
+    row = next(line for line in listing.splitlines() if line.startswith("erin"))
+    assert "gpt-4o,claude-*" in row and "1000/day" in row and "active" in row, listing
+    assert keys(db, "update", "erin").returncode == 2  # nothing to change
+    assert "no active key" in keys(db, "update", "nobody", "--rpm", "3").stderr
+    assert keys(db, "update", "erin", "--rpm", "-1").returncode == 2
+
+
 def test_revoke_takes_effect_on_every_worker_and_usage_is_audited(team):
     db, _, proxy = team
     key = create(db, "dave")
