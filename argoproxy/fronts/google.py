@@ -688,9 +688,14 @@ class GoogleFront(Front):
         return framed(GoogleStream(ex).run(chunks), isinstance(ex, GoogleExchange) and ex.sse is False)
 
     def encode_event(self, event: dict[str, Any]) -> bytes:
-        """SSE (`data: {...}` + CRLF CRLF), or a piece of the JSON array (`[`, `,` before each element, `]`)."""
+        """SSE (`data: {...}` + CRLF CRLF), or a piece of the JSON array (`[`, `,` before each element, `]`).
+        An error that ends an SSE stream is the bare object, as Google writes one: google-genai's JavaScript
+        reader (Gemini CLI's) raises only for a read that is such an object, and took `data: {"error": ...}`
+        for a chunk with no candidates, so a stream cut short ended as a success; the Python one reads both."""
         frame = event.get("frame")
         if frame is None:
+            if event["type"] == "error":
+                return event["data"] + b"\r\n"
             return b"data: " + event["data"] + SSE_END
         if event["type"] == "end":
             return frame

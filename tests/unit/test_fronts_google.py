@@ -236,7 +236,12 @@ def test_stream_errors_end_in_googles_shape(sse):
         raise ProxyError(502, "The upstream broke off.")
     _, ex = FRONT.to_chat({"contents": [USER]}, False, DoorArgs(model="m", stream=True, sse=sse))
     data = b"".join(FRONT.encode_event(e) for e in FRONT.stream(broken(), ex))
-    events = json.loads(data) if not sse else [json.loads(e[6:]) for e in data.split(b"\r\n\r\n") if e]
+    if sse:  # the error as Google writes one mid-stream: the bare object, after the events
+        *chunks, error = data.split(b"\r\n\r\n")
+        assert chunks[0].startswith(b"data: ") and not error.startswith(b"data:") and error.endswith(b"}\r\n")
+        events = [json.loads(e[6:]) for e in chunks] + [json.loads(error)]
+    else:
+        events = json.loads(data)
     assert events[-1] == {"error": {"code": 502, "message": "The upstream broke off.", "status": "UNAVAILABLE"}}
     assert ex.error is not None and ex.error.status == 502
 
@@ -245,8 +250,8 @@ def test_stream_holds_bounded_tool_arguments():
     huge = "x" * (1024 * 1024)
     chunks = [chunk({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": ""}}]})]
     chunks += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": huge}}]})] * (ARGS_LIMIT // len(huge) + 1)
-    events = [json.loads(e[6:]) for e in stream_bytes(chunks).split(b"\r\n\r\n") if e]
-    assert events[-1]["error"]["code"] == 502 and "exceed" in events[-1]["error"]["message"]
+    *_, error = stream_bytes(chunks).split(b"\r\n\r\n")
+    assert json.loads(error)["error"]["code"] == 502 and "exceed" in json.loads(error)["error"]["message"]
 
 
 def test_stream_holds_many_tiny_argument_fragments_joined():
