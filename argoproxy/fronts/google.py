@@ -107,8 +107,15 @@ def _whole(obj: Mapping[str, Any], key: str, where: str) -> int | None:
     fraction (`20.0`), which is what the google-genai SDK sends: it types top_k as a float."""
     value = _value(obj, key, where)
     if type(value) is float and value.is_integer():
-        return int(value)
-    return _get(obj, key, "an integer", where)
+        value = int(value)
+    else:
+        value = _get(obj, key, "an integer", where)
+    if value is not None and not INT32[0] <= value <= INT32[1]:  # Google's are int32 (TYPE_INT32): a 400 there
+        raise _bad(f"must be a 32-bit integer ({INT32[0]} to {INT32[1]}), got {value:.4g}.", f"{where}{key}")
+    return value
+
+
+INT32 = (-2 ** 31, 2 ** 31 - 1)
 
 
 def _integer(obj: Mapping[str, Any], key: str, where: str, minimum: int = 0) -> int | None:

@@ -45,6 +45,19 @@ def test_whole_numbers_written_with_a_fraction_are_integers():
         assert info.value.status == 400 and info.value.param == "generationConfig." + next(iter(config))
 
 
+@pytest.mark.parametrize("config", [{"maxOutputTokens": 2 ** 31}, {"topK": 1e30}, {"seed": -2 ** 31 - 1},
+                                    {"seed": 123456789012345678901234567890},
+                                    {"thinkingConfig": {"thinkingBudget": 2.0 ** 40}}])
+def test_integers_past_int32_are_refused_as_google_does(config):
+    """Google's integer fields are int32 (a 400 INVALID_ARGUMENT past it); forwarded, `maxOutputTokens:
+    2147483648` held a llama.cpp server on one answer for a quarter of an hour."""
+    with pytest.raises(ProxyError) as info:
+        to_chat({"contents": [USER], "generationConfig": config})
+    assert info.value.status == 400 and "32-bit" in info.value.message
+    chat = to_chat({"contents": [USER], "generationConfig": {"seed": -2 ** 31, "maxOutputTokens": 2 ** 31 - 1}})
+    assert (chat["seed"], chat["max_tokens"]) == (-2 ** 31, 2 ** 31 - 1)
+
+
 def test_proto_field_names_are_read_too():
     """google-genai sends some nested fields under their proto names (thinking_config.include_thoughts)."""
     chat, ex = FRONT.to_chat({"contents": [USER], "generation_config": {"max_output_tokens": 9, "thinkingConfig": {
