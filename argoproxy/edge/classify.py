@@ -17,8 +17,9 @@ Fixed route names match whatever their case (`/V1/Chat/Completions` is the chat 
 then handled and forwarded under the table's own spelling; the rest of a path (a model or file id) keeps
 its case. So what the proxy classifies is exactly what the upstream receives.
 
-Every path under /v1beta/ is the Google door's (front `google`, errors in Google's shape) and is never forwarded:
-a Gemini client's key may ride in its query (`?key=`). So is /v1/models/{model}:{method} for a Google method
+Every path under /v1beta/ and /v1alpha/ (google-genai's `api_version="v1alpha"`), and google-genai's uploads
+(/upload/v1beta/...), is the Google door's (front `google`, errors in Google's shape) and is never forwarded: a
+Gemini client's key may ride in its query (`?key=`). So is /v1/models/{model}:{method} for a Google method
 (google-genai 3 defaults to API version v1); GET /v1/models[/{id}] is the Google door's when the client is a
 Google one (argoproxy/serve/door.py: `google_client`). The model segment is decoded once like any segment (so
 `%3A` is `:`); the method is what follows its last ':' (`argo:gpt-4o:generateContent` is the model `argo:gpt-4o`),
@@ -87,8 +88,10 @@ class RouteTable:
         if fixed is not None:
             return Route(fixed.kind, fixed.family, encode_path(fixed.spelling), fixed.methods,
                          front=fixed.front)
-        if key[:1] == ("v1beta",):
+        if key[:1] in GOOGLE_ONLY:
             return google_route(parts)
+        if key[:2] in GOOGLE_UPLOADS:  # google-genai's files.upload: not served, and never forwarded
+            return Route("unknown", "unknown", encode_path(parts), front="google")
         model_at = _model_id_at(key)
         if model_at == 2 and split_method(parts[-1])[1] is not None:  # google-genai's default version is v1
             return google_route(parts)
@@ -102,7 +105,10 @@ class RouteTable:
         return Route("unknown", "unknown", target.path)
 
 
-GOOGLE_VERSIONS = ("v1beta", "v1")
+GOOGLE_VERSIONS = ("v1beta", "v1alpha", "v1")
+# Paths only Google's API has: the Google door's, whatever follows (a Gemini client's key may ride in the query).
+GOOGLE_ONLY = (("v1beta",), ("v1alpha",))
+GOOGLE_UPLOADS = (("upload", "v1beta"), ("upload", "v1alpha"))
 
 
 def google_route(parts: tuple[str, ...]) -> Route:

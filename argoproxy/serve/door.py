@@ -55,7 +55,8 @@ ADAPTED_HEADER = "X-Adapted-Params"  # what capability adaptation changed in the
 
 Handler = Callable[[Call, Route], Answer]
 # A raw target meant for the Google door (answered in its error shape when its path is refused).
-GOOGLE_LOOKING = re.compile(r"(?i)^/v1beta(?:/|$)|(?::|%3a)(?:streamgeneratecontent|generatecontent|counttokens)\b")
+GOOGLE_LOOKING = re.compile(r"(?i)^(?:/upload)?/v1(?:beta|alpha)(?:/|$)|(?::|%3a)(?:streamgeneratecontent|generatecontent|"
+                            r"counttokens)\b")
 # A target refused before it has a route that is plainly meant for the Messages door (`/v1/messages;x=1`,
 # `/v1/./messages`): its error in Anthropic's shape, which Anthropic's SDK and Claude Code read.
 MESSAGES_LOOKING = re.compile(r"(?i)^/v1/(?:[^?#]*/)?messages(?:[;%/?#]|$)")

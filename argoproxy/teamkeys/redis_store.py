@@ -188,11 +188,11 @@ class RedisKeyStore:
         field = SEP.join((usage_day(now), name, model))
         tok = _tok_key(name, int(now // windows.WINDOW))
         if op is not None:
-            bud, end = (_budget_key(name, budget, now), int(windows.period_bounds(budget.period, now)[1]) + 86400) \
-                if budget is not None else ("", 0)
+            bud, kept_until = (_budget_key(name, budget, now),
+                               int(windows.period_bounds(budget.period, now)[1]) + 86400) if budget is not None else ("", 0)
             self._once(keys=[PREFIX + "ops:" + op[0], tok, bud, PREFIX + "usage"],
-                       args=[op[1], OPS_KEPT, OPS_TTL, tokens, WINDOW_TTL, end, field + SEP, requests, input_tokens,
-                             output_tokens])
+                       args=[op[1], OPS_KEPT, OPS_TTL, tokens, WINDOW_TTL, kept_until, field + SEP, requests,
+                             input_tokens, output_tokens])
             return
         pipe = self.redis.pipeline(transaction=False)
         pipe.incrby(tok, tokens)

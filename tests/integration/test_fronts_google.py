@@ -270,6 +270,8 @@ def test_json_array_stream(guarded):
     ("/v1beta/models/gpt-4o:fake-model:generateContent", 403),  # the method follows the last ':'
     ("/v1beta/models/:generateContent", 404),
     ("/v1beta/files", 404),  # every /v1beta path is the Google door's: never forwarded
+    ("/v1alpha/models/fake-model:generateContent", 200),  # google-genai's api_version="v1alpha"
+    ("/v1alpha/files", 404), ("/upload/v1beta/files", 404),  # files.upload: not served, not forwarded
     ("/v1beta/models/fake-model:embedContent", 404),  # a method the door does not serve: it names those it does
     ("/v1beta/models/fake-model:batchEmbedContents", 404),
 ])
@@ -296,6 +298,21 @@ def test_upstream_errors_and_broken_streams_in_google_shape(guarded):
     with pytest.raises(genai_errors.APIError) as info:
         list(client.models.generate_content_stream(model="fake-model", contents="hi"))
     assert info.value.code == 502
+
+
+def test_google_paths_outside_v1beta_never_take_a_key_upstream_with_auth_off():
+    """google-genai's `api_version="v1alpha"` and its file uploads were forwarded to the upstream, the client's
+    Google key with them (`x-goog-api-key` and `?key=`), when auth was off."""
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as p:
+        headers = {"x-goog-api-key": "GOOGLE-KEY-hdr"}
+        r = requests.post(p.url + "/v1alpha/models/fake-model:generateContent?key=GOOGLE-KEY-q", json=HELLO,
+                          headers=headers, timeout=30)
+        assert r.status_code == 200 and r.json()["candidates"][0]["content"]["parts"], r.text
+        r = requests.post(p.url + "/upload/v1beta/files?key=GOOGLE-KEY-q", data=b"x", headers=headers, timeout=30)
+        assert r.status_code == 404 and r.json()["error"]["status"] == "NOT_FOUND", r.text
+        assert [x.path for x in fake.received] == ["/v1/chat/completions"]
+        sent = json.dumps([dict(x.headers) for x in fake.received]) + " ".join(x.path for x in fake.received)
+        assert "GOOGLE-KEY" not in sent
 
 
 @pytest.mark.parametrize("sse", [True, False])
