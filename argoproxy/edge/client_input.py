@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from argoproxy.edge.request_ids import ENVIRON_KEY as REQUEST_ID_KEY
 from argoproxy.errors import ProxyError, error_body
 from argoproxy.jsonfast import dumps
+from argoproxy.turns import turn
 
 # Largest single read; the deadline is checked, and other requests get a turn, between pieces. As large as
 # the largest recv Gunicorn makes for a body of known length (SocketUnreader.max_body_chunk): its reader
@@ -194,7 +195,7 @@ class DeadlineBody:
             parts = []
             while chunk := self._read(PIECE):
                 parts.append(chunk)
-                time.sleep(0)  # let other requests run (see below)
+                turn()  # let other requests run (see below)
             return b"".join(parts)
         parts, left = [], size
         while left > 0:
@@ -205,8 +206,8 @@ class DeadlineBody:
             left -= len(chunk)
             if left > 0:
                 # A gevent read that finds data waiting returns without switching: a fast client's 30 MB body
-                # held the worker for its whole read. sleep(0) yields to other greenlets (a thread: the GIL).
-                time.sleep(0)
+                # held the worker for its whole read (argoproxy/turns.py).
+                turn()
         return b"".join(parts)
 
     def _read_whole(self, body: Any) -> bytes:
@@ -219,7 +220,7 @@ class DeadlineBody:
             if not self._guarded(body.fill, min(self.left, PIECE)):
                 break  # the client closed early: the caller sees a short body
             if self.left:
-                time.sleep(0)  # let other requests run (see read)
+                turn()  # let other requests run (see read)
         if not self.left:
             self.restore()
         return body.whole()

@@ -28,6 +28,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.edge.request_body import containers, parse_object, strict_decoder
 from argoproxy.edge.request_models import check_named, field_name, multipart_form
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
+from argoproxy.turns import turn
 
 PIECE = 64 * 1024
 _FILE_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")  # what goes into the content URL: no '/', no '..' on its own
@@ -198,7 +199,7 @@ def _lines(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
             start = end + 1
         if start < len(chunk):
             parts.append(chunk[start:])
-        time.sleep(0)  # under gevent: other requests (/health) run between chunks of a long check
+        turn()  # other requests (/health) run between chunks of a long check
     if parts:
         yield b"".join(parts)
 

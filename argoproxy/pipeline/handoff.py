@@ -13,28 +13,20 @@ empty(), and `queue`, the items in order (peeked at, never changed, by the reade
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 from collections import deque
 from typing import Any, Callable, Union
 
+from argoproxy.turns import turn, under_gevent  # noqa: F401 - under_gevent: the pipeline's name for it
+
 _TIMED_OUT = object()
 
 
-def under_gevent() -> bool:
-    """Is `threading` monkey-patched by gevent in this process (Gunicorn's gevent worker)?"""
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and monkey.is_module_patched("threading")
-
-
 def yield_point() -> Callable[..., Any] | None:
-    """What lets the other requests of a gevent worker run (gevent.sleep(0)), for a loop whose reads and writes
-    never wait (a fast upstream, a fast client: one such stream held a worker for all of its length); None
-    under threads, which the interpreter switches by itself."""
-    if not under_gevent():
-        return None
-    from gevent import sleep
-    return sleep
+    """What lets the other requests of a gevent worker run (argoproxy/turns.py), for a loop whose reads and
+    writes never wait (a fast upstream, a fast client: one such stream held a worker for all of its length);
+    None under threads, which the interpreter switches by itself."""
+    return turn if under_gevent() else None
 
 
 def channel(size: int, timeout: float) -> "Channel":

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from argoproxy.turns import turn
 
 if TYPE_CHECKING:
     import tiktoken
@@ -59,7 +60,7 @@ def _sampled(text: str) -> int:
     for i in range(WINDOWS):
         start = int(i * step)
         sample += len(encode(text[start:start + WINDOW]))
-        time.sleep(0)  # under gevent: other requests run between windows (a few ms each at worst)
+        turn()  # other requests run between windows (a few ms each at worst)
     return round(sample * len(text) / (WINDOW * WINDOWS))
 
 

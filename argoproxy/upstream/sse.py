@@ -8,6 +8,7 @@ from typing import Any, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps, loads
+from argoproxy.turns import turn
 
 DONE = b"data: [DONE]\n\n"
 DEFAULT_MAX_EVENT = 16 * 1024 * 1024  # MAX_SSE_EVENT_BYTES' default
@@ -148,7 +149,7 @@ def split_events(chunks: Iterable[bytes], stall_seconds: float, max_event: int =
     splitter = EventSplitter(max_event)
     since = time.monotonic()
     chunks = _without_bom(chunks)
-    unpaused = 0  # events since the worker's other requests last had a turn
+    unpaused, unpaused_bytes = 0, 0  # events and bytes since the worker's other requests last had a turn
     for chunk in chunks:
         if time.monotonic() - since > stall_seconds:
             raise TimeoutError(f"no complete event within {stall_seconds:g}s")
@@ -157,13 +158,14 @@ def split_events(chunks: Iterable[bytes], stall_seconds: float, max_event: int =
         except EventTooLarge as err:
             yield from err.before
             raise
+        unpaused_bytes += len(chunk)
         if events:
             unpaused += len(events)
-            if unpaused < TURN_EVERY:
+            if unpaused < TURN_EVERY and unpaused_bytes < TURN_BYTES:
                 yield from events
             else:
                 yield from _with_turns(events)
-                unpaused = 0
+                unpaused, unpaused_bytes = 0, 0
             since = time.monotonic()
     yield from splitter.finish()
 
@@ -172,16 +174,17 @@ def split_events(chunks: Iterable[bytes], stall_seconds: float, max_event: int =
 # nothing for its client (comments, empty deltas, reasoning not asked for) never waits on a socket, and one such
 # stream held a gevent worker for 33 s (the relay gives turns only for what it sends).
 TURN_EVERY = 64
+# ... or bytes: 64 events of 64 KB held a worker's other connections for a second at a time.
+TURN_BYTES = 1 << 20
 
 
 def _with_turns(events: list[bytes]) -> Iterator[bytes]:
-    """The events, with a turn for the worker's other requests every TURN_EVERY of them (time.sleep(0): a
-    greenlet switch under gevent's patching, a GIL release under threads)."""
+    """The events, with a turn for the worker's other requests every TURN_EVERY of them (argoproxy/turns.py)."""
     for n, event in enumerate(events, 1):
         yield event
         if not n % TURN_EVERY:
-            time.sleep(0)
-    time.sleep(0)
+            turn()
+    turn()
 
 
 def _without_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:
