@@ -39,6 +39,8 @@ class ProxyError(Exception):
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
     ) -> None:
+        if len(message) > MAX_MESSAGE:  # one that quotes what a client sent (a model name of 20 MB)
+            message = message[:MAX_MESSAGE] + "..."
         super().__init__(message)
         self.raw = raw  # an upstream error body relayed as it was (pass-through modes)
         self.status = status
@@ -50,6 +52,9 @@ class ProxyError(Exception):
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.param, self.code)
+
+
+MAX_MESSAGE = 4096  # characters of an error message: our own are a few lines, an upstream's is cut to 1000
 
 
 def error_type(status: int) -> str:

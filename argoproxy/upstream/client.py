@@ -246,14 +246,20 @@ def _retry_delay(resp: UpstreamResponse, attempt: int) -> float | None:
 
 
 def parse_retry_after(value: str) -> float | None:
+    """An upstream's Retry-After (seconds or an HTTP date) in seconds, at most MAX_RETRY_AFTER: a routed
+    deployment is cooled down for it, and 10^20 seconds (or a date in 2099) made the cooldown's end overflow
+    its cell, a 500 on every request to it."""
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return min(max(0.0, when.timestamp() - time.time()), MAX_RETRY_AFTER)
+
+
+MAX_RETRY_AFTER = 3600.0  # an hour: past it a deployment is tried again (a health probe, a later request)
 
 
 def _sleep(seconds: float) -> None:

@@ -129,6 +129,32 @@ def test_a_429_with_retry_after_moves_traffic_away(fakes):
         assert 25 < next(d["retry_in"] for d in health.json()["deployments"] if d["state"] != "up") <= 30
 
 
+@pytest.mark.parametrize("retry_after", ["99999999999999999999", "1" * 400, "Thu, 01 Jan 2099 00:00:00 GMT"])
+def test_a_429_with_an_enormous_retry_after_cools_down_for_an_hour_at_most(fakes, retry_after):
+    """Its seconds overflowed the cooldown's shared cell: a 500 of the proxy's own on every such answer; a
+    date in 2099 cooled the deployment down until then."""
+    a, b, _ = fakes
+    entries = models({"name": "m", "backend": "openai", "base_url": a.base_url, "weight": 1000},
+                     {"name": "m", "backend": "openai", "base_url": b.base_url})
+    a.add(Reply({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": retry_after}))
+    with running_proxy(MODELS=entries) as proxy:
+        r = chat(proxy, "m")
+        assert r.status_code == 200 and r.headers["X-Served-By"] == f"127.0.0.1:{b.port}", r.text
+        deployments = requests.get(proxy.url + "/health", timeout=10).json()["deployments"]
+        cooled = next(d for d in deployments if d["state"] != "up")
+        assert cooled["state"] == "rate_limited" and 3590 < cooled["retry_in"] <= 3600, cooled
+        assert "Traceback" not in proxy.read_log()
+
+
+def test_an_unknown_model_of_megabytes_is_named_in_part(fakes):
+    """The 404 quoted the whole name: a 2 MB name, a 2 MB error (20 MB: +100 MB in the worker)."""
+    a, _, _ = fakes
+    with running_proxy(MODELS=models({"name": "m", "backend": "openai", "base_url": a.base_url})) as proxy:
+        r = chat(proxy, "q" * 2_000_000)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+        assert len(r.content) < 5000 and r.json()["error"]["message"].endswith("...")
+
+
 def test_a_pool_that_fails_falls_back_naming_the_model_asked_for(fakes):
     a, b, _ = fakes
     entries = models({"name": "qwen3", "backend": "openai", "base_url": a.base_url},
