@@ -243,8 +243,19 @@ class Gateway:
         plan.body.pop("stream_options", None)
         plan.upstream_stream = False
         plan.body_changed = True
-        # on a connection of its own: the stream's, closed a moment later by uvicorn, may still be in the pool
-        return self.answer(call, dataclasses.replace(self.backend.encode(call), fresh_connection=True))
+        # on a connection of its own: the stream's, closed a moment later by uvicorn, may still be in the pool;
+        # read whole for a client that streams, so within a stream's bound, not MAX_RESPONSE_BYTES (a 59 MB
+        # answer cost a worker +277 MB, four at once 1 GB)
+        limit = min(self.settings.max_response_bytes, WHOLE_FOR_A_STREAM)
+        try:
+            return self.answer(call, dataclasses.replace(self.backend.encode(call), fresh_connection=True,
+                                                         max_bytes=limit))
+        except ProxyError as err:
+            if err.code != "upstream_response_too_large":
+                raise
+            raise ProxyError(502, f"The upstream ended its stream before its first event, and its answer asked "
+                                  f"again whole is larger than a stream's is read whole ({limit} bytes).",
+                             code="upstream_response_too_large") from None
 
     # ---------------------------------------------------------------- request planning
     def plan(self, call: Call) -> None:
@@ -489,6 +500,10 @@ def counts_tokens(call: Call) -> bool:
     limit, team = call.plan.key_limit, call.plan.team_key
     return bool(limit is not None and limit.tpm) or bool(team is not None and (team.tpm or team.budget))
 
+
+# The most of an answer asked again whole for a streaming client (Gateway.ask_whole) read at once: what llama.cpp
+# answers that way is a tool call or a short text; a stream's memory stays bounded whatever the upstream sends.
+WHOLE_FOR_A_STREAM = 8 * 1024 * 1024
 
 REFUSALS = (400, 422, 500)  # statuses a refused request comes back with (llama-cpp-python's validation: 500)
 

@@ -134,8 +134,9 @@ class Upstream:
         return attempt < self.max_retries and time.monotonic() - started + delay < RETRY_BUDGET
 
     def _send_once(self, req: UpstreamRequest, timeout: tuple[float, float]) -> UpstreamResponse:
+        limit = req.max_bytes or self.max_response_bytes
         if self.direct is not None and not req.fresh_connection:
-            pooled = self.direct.send(req, timeout, self.max_response_bytes)
+            pooled = self.direct.send(req, timeout, limit)
             if pooled is not None:
                 return pooled  # None: a proxy applies to this host, which requests' own path handles
         owned = make_session(1) if req.fresh_connection else None  # a Session of one, closed with the answer
@@ -154,7 +155,7 @@ class Upstream:
             if owned is not None:
                 owned.close()
             raise
-        return StockResponse(r, req.url, self.max_response_bytes, owner=owned)
+        return StockResponse(r, req.url, limit, owner=owned)
 
 
 class StockResponse(UpstreamResponse):

@@ -40,6 +40,7 @@ class UpstreamRequest:
     # sent on a connection of its own, none of the pooled ones: the proxy's own second asking after a stream the
     # upstream ended with no data (Gateway.ask_whole), whose connection uvicorn closes a moment later
     fresh_connection: bool = False
+    max_bytes: int = 0  # the most of its answer read whole; 0: MAX_RESPONSE_BYTES
 
 
 class UpstreamResponse:

@@ -151,6 +151,17 @@ def test_a_stream_ended_before_its_first_event_is_asked_again_whole_on_every_doo
     assert poll(lambda: sum(1 for line in journal(p) if line.get("asked_whole") is True) >= 3, timeout=20)
 
 
+def test_an_answer_asked_again_whole_for_a_stream_is_read_within_a_streams_bound(no_streamed_tool_calls):
+    """Read up to MAX_RESPONSE_BYTES (64 MiB), a 59 MB answer cost the worker +277 MB for one streaming client;
+    past WHOLE_FOR_A_STREAM (8 MiB) it is a 502 before the first byte."""
+    fake, p = no_streamed_tool_calls
+    fake.add(_tool_call_stream(), Reply(chat_completion("x" * (9 * 1024 * 1024))))
+    r = requests.post(p.base_url + "/chat/completions", json={"model": "m", "stream": True, "tools": [TOOL],
+                                                               "messages": ASK}, timeout=60)
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_response_too_large", r.text[:300]
+    assert "asked again whole" in r.json()["error"]["message"]
+
+
 def test_developer_kept_where_the_upstream_declares_it():
     """DEVELOPER_ROLE=keep for the single upstream; `developer_role: keep` on one `models:` entry."""
     with FakeOpenAI() as fake:
