@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import re
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 from argoproxy.errors import ProxyError
 from argoproxy.edge.validation import check_allowed_model, model_allowed
@@ -35,6 +35,21 @@ def query_model(query: str) -> str | None:
     except UnicodeDecodeError:
         raise ProxyError(400, "The query string is not valid UTF-8.", code="invalid_query") from None
     return _single(values, "query parameter")
+
+
+# Paths that name their model in a segment: OpenAI's engine routes (/v1/engines/{model}/completions) and Azure
+# OpenAI's deployments (/openai/deployments/{model}/chat/completions). Forwarded, they reached any model.
+_PATH_MODEL_PREFIXES = (("v1", "engines"), ("engines",), ("openai", "deployments"), ("deployments",))
+
+
+def path_model(path: str) -> str | None:
+    """The model a forwarded path names in its segments (None for every other path)."""
+    parts = path.strip("/").split("/")
+    lowered = tuple(part.lower() for part in parts[:2])
+    for prefix in _PATH_MODEL_PREFIXES:
+        if lowered[:len(prefix)] == prefix and len(parts) > len(prefix) and parts[len(prefix)]:
+            return unquote(parts[len(prefix)])
+    return None
 
 
 def query_values(query: str, name: str) -> list[str]:

@@ -36,8 +36,8 @@ from argoproxy.edge.paths import PathError, canonical, raw_target
 from argoproxy.edge.request_body import read_request_body
 from argoproxy.pipeline.gateway import Gateway, charged
 from argoproxy.edge.request_body import parse_object
-from argoproxy.edge.request_models import (check_named, form_model, is_form, key_model_refused, query_model,
-                                          query_values)
+from argoproxy.edge.request_models import (check_named, form_model, is_form, key_model_refused, path_model,
+                                          query_model, query_values)
 from argoproxy.edge.validation import model_allowed
 
 if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only in the workers)
@@ -163,6 +163,11 @@ class Door:
         if (self.allowed or key_models) and target.query:
             model = query_model(target.query)
             if model is not None:
+                check_named(self.allowed, model, key_models)
+        if (self.allowed or key_models) and route.family == "forward":
+            model = path_model(route.path)  # /v1/engines/{model}/..., /openai/deployments/{model}/...
+            if model is not None:
+                call.plan.model = model
                 check_named(self.allowed, model, key_models)
         if route.family in READS_BODY and compressed(req.headers):
             raise ProxyError(415, "Request bodies must not be compressed on this route (Content-Encoding "

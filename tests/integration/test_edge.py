@@ -174,6 +174,20 @@ def test_multipart_and_form_model_fields(guarded, upstream):
     assert status == 200 and upstream.received[-1].body == body  # forwarded byte for byte
 
 
+@pytest.mark.parametrize("target", ["/v1/engines/evil/completions", "/v1/Engines/evil/chat/completions",
+                                    "/openai/deployments/evil/chat/completions?api-version=2024-02-01",
+                                    "/openai/deployments/ev%69l/embeddings"])
+def test_a_model_named_in_a_forwarded_path_is_on_the_allow_list(guarded, upstream, target):
+    """OpenAI's engine routes and Azure OpenAI's deployments name the model in the path; the allow-list read
+    only bodies and queries, so these went upstream for any model."""
+    status, _, data = send(guarded, "POST", target, b'{"prompt": "hi"}', JSON)
+    assert status == 403 and error_of(data)["code"] == "model_not_allowed", data
+    assert upstream.received == []
+    status, _, _ = send(guarded, "POST", target.replace("evil", "gpt-4o").replace("ev%69l", "gpt-4o"),
+                        b'{"prompt": "hi"}', JSON)
+    assert status == 200 and len(upstream.received) == 1
+
+
 def test_query_model_on_any_route(guarded, upstream):
     for target in ("/v1/files?model=evil", "/v1/models?model=evil", "/v1/chat/completions?model=evil",
                    "/v1/files?x=1&model=gpt-4o&model=evil", "/v1/chat/completions?mode%6C=evil",
