@@ -47,6 +47,11 @@ TOO_DEEP = {"not_journaled": "nested too deeply"}
 _UNICODE_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
+# Liveness probes (a load balancer's or Kubernetes' /health every few seconds, clients' HEAD /): not
+# interactions; journaled, they were most of a quiet proxy's journal.
+PROBES = frozenset({"health", "root"})
+
+
 class Journal:
     """Appends one JSON line per interaction to the client and server JSONL files in ``log_dir``."""
 
@@ -206,6 +211,8 @@ def journal_observer(journal: Journal) -> Callable[[Any], None]:
     import uuid
 
     def observe(call: Any) -> None:
+        if call.plan.kind in PROBES:
+            return
         logging_id = uuid.uuid4().hex
         latency = (time.perf_counter() - call.client.started) * 1000
         common = dict(send_mode=call.plan.send_mode, return_mode=call.plan.return_mode, latency_ms=latency,

@@ -264,8 +264,13 @@ def test_refused_and_forwarded_requests_reach_metrics_journals_and_debug_lines(g
     assert requests_total(guarded, route="invalid_path", status="400") == before + 1
     assert requests_total(guarded, route="passthrough", status="200") >= 1
     assert requests_total(guarded, route="metrics", status="200") >= 1
+    send(guarded, "GET", "/health")  # a liveness probe is not an interaction: not journaled
+    send(guarded, "GET", "/")
     entries = poll(lambda: [e for e in journal(guarded.log_dir) if "files/x" in json.dumps(e)])
     assert entries
+    paths = [e.get("path") for e in journal(guarded.log_dir)]
+    assert "/metrics" in paths
+    assert "/health" not in paths and "/" not in paths, paths
     log = poll(lambda: "/v1/files/x" in guarded.read_log() and guarded.read_log())
     assert "GET /v1/files/x" in log and "status=200" in log
 
