@@ -204,7 +204,7 @@ def request_to_chat(body: dict[str, Any], args: DoorArgs, *, count_only: bool = 
         functions = tools_to_chat(tools, dropped)
         if functions:
             chat["tools"] = functions
-            choice = tool_config_to_chat(_object(body, "toolConfig", ""))
+            choice = tool_config_to_chat(_object(body, "toolConfig", ""), functions)
             if choice is not None:
                 chat["tool_choice"] = choice
     if _string(body, "cachedContent", "") is not None:
@@ -425,8 +425,9 @@ def camel(key: str) -> str:
     return head + "".join(word.capitalize() for word in rest) if rest else key
 
 
-def tool_config_to_chat(config: dict[str, Any] | None) -> Any:
-    """toolConfig.functionCallingConfig -> tool_choice (None: the upstream's default, auto)."""
+def tool_config_to_chat(config: dict[str, Any] | None, functions: list[dict[str, Any]] | None = None) -> Any:
+    """toolConfig.functionCallingConfig -> tool_choice (None: the upstream's default, auto). ANY with several
+    allowedFunctionNames leaves only those in `functions` (chat's tool_choice names one function or none)."""
     if not config:
         return None
     calling = _object(config, "functionCallingConfig", "toolConfig.") or {}
@@ -442,6 +443,11 @@ def tool_config_to_chat(config: dict[str, Any] | None) -> Any:
     if mode in ("ANY", "VALIDATED"):
         if len(names) == 1:
             return {"type": "function", "function": {"name": names[0]}}
+        if names and functions is not None:
+            kept = [f for f in functions if f["function"]["name"] in names]
+            if not kept:
+                raise _bad("names none of the declared functions.", f"{where}allowedFunctionNames")
+            functions[:] = kept
         return "required"
     raise _bad("must be AUTO, ANY, NONE or VALIDATED.", f"{where}mode")
 

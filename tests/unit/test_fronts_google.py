@@ -144,6 +144,23 @@ def test_tools_schema_and_tool_config():
     assert chat["tool_choice"] == {"type": "function", "function": {"name": "g"}} and list(dropped) == ["googleSearch"]
 
 
+def test_any_with_several_allowed_names_offers_only_those():
+    """Chat's tool_choice names one function or none: ANY with several allowedFunctionNames became "required"
+    over every declared function, so the model could call one the client had ruled out."""
+    from argoproxy.fronts.google import request_to_chat
+    declarations = [{"name": name, "parameters": {"type": "OBJECT"}} for name in ("f", "g", "h")]
+    def config(names):
+        return {"contents": [USER], "tools": [{"functionDeclarations": declarations}],
+                "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": names}}}
+    chat = request_to_chat(config(["f", "h"]), ARGS)
+    assert [t["function"]["name"] for t in chat["tools"]] == ["f", "h"] and chat["tool_choice"] == "required"
+    chat = request_to_chat(config([]), ARGS)
+    assert len(chat["tools"]) == 3 and chat["tool_choice"] == "required"
+    with pytest.raises(ProxyError) as info:
+        request_to_chat(config(["x", "y"]), ARGS)
+    assert info.value.status == 400 and info.value.param == "toolConfig.functionCallingConfig.allowedFunctionNames"
+
+
 @pytest.mark.parametrize("body, where", [
     ({"contents": "hi"}, "contents"),
     ({"contents": []}, "contents"),
