@@ -186,6 +186,8 @@ def request_to_chat(body: dict[str, Any], args: DoorArgs, *, count_only: bool = 
     """A generateContent (or countTokens) request as a chat-completions request body."""
     wrapped = _object(body, "generateContentRequest", "") if count_only else None
     if wrapped is not None:
+        if _value(body, "contents") is not None:  # Google refuses the pair: which would be counted?
+            raise _bad("give either contents or generateContentRequest, not both.", "generateContentRequest")
         body = wrapped  # countTokens may wrap a whole request
     contents = _list(body, "contents", "")
     if not contents and not count_only:

@@ -98,7 +98,8 @@ def _finished(data: bytes | None) -> bool:
 def upstream_error(resp: UpstreamResponse) -> ProxyError:
     """An upstream 4xx/5xx with its status and OpenAI-shaped message; non-OpenAI bodies are wrapped."""
     status = resp.status_code
-    headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "www-authenticate")}
+    headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "www-authenticate")
+               and (k.lower() != "retry-after" or len(v) <= 64)}  # seconds or a date: longer is noise
     try:
         body = resp.content[:65536]
         obj = loads(body) if body else None

@@ -125,6 +125,12 @@ def test_count_tokens(up):
     client = google_sdk(p)
     r = client.models.count_tokens(model=u.model, contents="Say hello to everyone in the room")
     assert r.total_tokens > 5
+    wrapped = {"generateContentRequest": {"contents": [{"role": "user", "parts": [{"text": "Say hello"}]}]}}
+    answer = requests.post(f"{p.url}/v1beta/models/{u.model}:countTokens", json=wrapped, timeout=30)
+    assert answer.status_code == 200 and answer.json()["totalTokens"] > 1, answer.text
+    both = {**wrapped, "contents": [{"role": "user", "parts": [{"text": "other words entirely"}]}]}
+    refused = requests.post(f"{p.url}/v1beta/models/{u.model}:countTokens", json=both, timeout=30)
+    assert refused.status_code == 400 and refused.json()["error"]["status"] == "INVALID_ARGUMENT", refused.text
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -347,6 +347,17 @@ def test_429_without_retry_after_is_not_waited_for(up):
     assert len(fake.received) == 1
 
 
+def test_a_429s_retry_after_reaches_the_client_unless_it_is_noise(up):
+    fake, p = up
+    fake.add(Reply({"error": {"message": "quota", "type": "insufficient_quota"}}, status=429,
+                   headers={"Retry-After": "120"}))
+    assert post(p, chat()).headers["Retry-After"] == "120"
+    fake.add(Reply({"error": {"message": "quota", "type": "insufficient_quota"}}, status=429,
+                   headers={"Retry-After": "9" * 5000}))
+    r = post(p, chat())
+    assert r.status_code == 429 and "Retry-After" not in r.headers
+
+
 # ------------------------------------------------------------------ enormous answers
 def _worker_rss(p) -> int:
     return max(w.memory_info().rss for w in workers(p))
