@@ -106,12 +106,24 @@ def bind_warnings(settings: Any, binds: list[str], environ: Mapping[str, str]) -
     for bind in binds:
         if bind.startswith(("unix:", "fd://")):
             continue
-        host, _, port = bind.rpartition(":")
-        host = host or "0.0.0.0"  # Gunicorn reads `:8000` as every interface
+        host, port = _host_port(bind)
         if is_loopback(host) or (host.strip("[]") == settings.host.strip("[]") and not settings.socket):
             continue  # HOST's own warning, if any, has said it
         warnings.append(_open_port(f"Gunicorn's bind is {bind}", port))
     return tuple(warnings)
+
+
+def _host_port(bind: str) -> tuple[str, str]:
+    """A Gunicorn bind as Gunicorn reads it: `[v6]:port`, `host:port`, `host` (port 8000), `:port` (every
+    interface), with or without `tcp://`."""
+    bind = bind.removeprefix("tcp://")
+    if bind.startswith("["):
+        host, _, rest = bind[1:].partition("]")
+        return host, rest.lstrip(":") or "8000"
+    if bind.count(":") == 1:
+        host, _, port = bind.partition(":")
+        return host or "0.0.0.0", port or "8000"
+    return bind, "8000"  # a name or address without a port (a bare IPv6 address included)
 
 
 def key_file_readable_by_others(settings: Any) -> str | None:

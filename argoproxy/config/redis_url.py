@@ -15,6 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 _NUMBERS = {"db": int, "socket_timeout": float, "socket_connect_timeout": float, "socket_read_size": int,
             "max_connections": int, "health_check_interval": int, "ssl_min_version": int, "timeout": float,
             "protocol": int}
+# ssl.VerifyFlags' names, which its TLS options take as a list (ssl is not imported here: see above).
+_VERIFY_FLAGS = frozenset({"VERIFY_DEFAULT", "VERIFY_CRL_CHECK_LEAF", "VERIFY_CRL_CHECK_CHAIN", "VERIFY_X509_STRICT",
+                           "VERIFY_ALLOW_PROXY_CERTS", "VERIFY_X509_TRUSTED_FIRST", "VERIFY_X509_PARTIAL_CHAIN"})
+_FLAG_LISTS = ("ssl_include_verify_flags", "ssl_exclude_verify_flags")
 SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -24,6 +28,11 @@ def check_redis_url(url: str) -> None:
     if parts.scheme not in SCHEMES or not url.startswith(parts.scheme + "://") or not (parts.netloc or parts.path):
         raise ValueError("must be a redis://, rediss:// or unix:// URL")
     for name, values in parse_qs(parts.query).items():
+        if name in _FLAG_LISTS and values and values[0]:
+            unknown = [f.strip() for f in values[0].replace("[", "").replace("]", "").split(",")
+                       if f.strip() not in _VERIFY_FLAGS]
+            if unknown:
+                raise ValueError(f"its option {name} names no TLS verify flag: {unknown[0]!r}")
         number = _NUMBERS.get(name)
         if number is not None and values and values[0]:
             try:

@@ -59,11 +59,11 @@ class CoalescingResponse(wsgi.Response):
 
     def process_headers(self, headers: list[tuple[str, str]]) -> None:
         """Gunicorn drops the app's `Connection` header (hop-by-hop) and says keep-alive; the proxy's own errors
-        that leave the connection unusable (a 408, a body whose framing broke) say `Connection: close`, and the
-        connection closes after them, so the head says so too: a client then does not pool a closed connection.
-        Only error answers carry it, so a 200 pays one comparison."""
+        that leave the connection unusable (a 408, a body whose framing broke; COMPATIBLE_MODE sends them as
+        200s) say `Connection: close`, and the connection closes after them, so the head says so too: a client
+        then does not pool a closed connection. Relayed answers never carry it (hop-by-hop headers are dropped)."""
         super().process_headers(headers)
-        if self.status_code is not None and self.status_code >= 400 and ("Connection", "close") in headers:
+        if ("Connection", "close") in headers:
             self.force_close()
 
     def write(self, arg: bytes) -> None:

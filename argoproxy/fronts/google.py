@@ -111,7 +111,7 @@ def _whole(obj: Mapping[str, Any], key: str, where: str) -> int | None:
     else:
         value = _get(obj, key, "an integer", where)
     if value is not None and not INT32[0] <= value <= INT32[1]:  # Google's are int32 (TYPE_INT32): a 400 there
-        raise _bad(f"must be a 32-bit integer ({INT32[0]} to {INT32[1]}), got {value:.4g}.", f"{where}{key}")
+        raise _bad(f"must be a 32-bit integer ({INT32[0]} to {INT32[1]}).", f"{where}{key}")
     return value
 
 
@@ -186,7 +186,7 @@ def request_to_chat(body: dict[str, Any], args: DoorArgs, *, count_only: bool = 
     """A generateContent (or countTokens) request as a chat-completions request body."""
     wrapped = _object(body, "generateContentRequest", "") if count_only else None
     if wrapped is not None:
-        if _value(body, "contents") is not None:  # Google refuses the pair: which would be counted?
+        if _value(body, "contents"):  # Google refuses the pair (an empty list reads as none): which to count?
             raise _bad("give either contents or generateContentRequest, not both.", "generateContentRequest")
         body = wrapped  # countTokens may wrap a whole request
     contents = _list(body, "contents", "")

@@ -171,6 +171,8 @@ def _command_line_binds() -> list[str]:
     parser = cfg.parser()
     try:
         for args in (parser.parse_known_args(cfg.get_cmd_args_from_env())[0], parser.parse_known_args()[0]):
+            if args.config is not None:
+                return []  # a config file of the user's own may bind elsewhere: not read here, not guessed
             if args.bind is not None:
                 cfg.set("bind", args.bind)
     except SystemExit:  # Gunicorn's master parsed the same words already: it would have stopped on them

@@ -135,7 +135,10 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
     """The record fields the options change (KeyRecord's names): 0 / none / never / * lift a limit."""
     changes: dict[str, Any] = {}
     if args.models is not None:
-        changes["models"] = () if args.models.strip() == "*" else parse_models(args.models)
+        models = () if args.models.strip() == "*" else parse_models(args.models)
+        if not models and args.models.strip() != "*":  # an empty variable would open the key to every model
+            raise ValueError("--models needs globs ('*': whatever ALLOWED_MODELS allows)")
+        changes["models"] = models
     for field in ("rpm", "tpm"):
         value = getattr(args, field)
         if value is not None:

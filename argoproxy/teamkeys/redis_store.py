@@ -87,13 +87,25 @@ class RedisKeyStore:
             self.redis.delete(*counters)
 
     def update(self, name: str, changes: dict[str, Any]) -> bool:
-        """Change an active key's models or limits (KeyRecord field names); False when none is active."""
-        digest = self.redis.get(PREFIX + "name:" + name)
-        record = self.find(digest) if digest else None
-        if record is None or record.revoked:
-            return False
-        self.redis.hset(PREFIX + "key:" + digest, mapping=_fields_of(dataclasses.replace(record, **changes)))
-        return True
+        """Change an active key's models or limits (KeyRecord field names); False when none is active. In one
+        transaction over the name and its record: a revoke or a new key of that name meanwhile is not undone."""
+        name_key = PREFIX + "name:" + name
+        updated = False
+
+        def write(pipe: Any) -> None:
+            nonlocal updated
+            digest = pipe.get(name_key)
+            fields = pipe.hgetall(PREFIX + "key:" + digest) if digest else None
+            record = _record_of(fields) if fields else None
+            if record is None or record.revoked:
+                updated = False
+                return
+            pipe.watch(PREFIX + "key:" + digest)
+            pipe.multi()
+            pipe.hset(PREFIX + "key:" + digest, mapping=_fields_of(dataclasses.replace(record, **changes)))
+            updated = True
+        self.redis.transaction(write, name_key)
+        return updated
 
     def revoke(self, name: str, now: float | None = None) -> bool:
         digest = self.redis.get(PREFIX + "name:" + name)

@@ -12,7 +12,7 @@ import requests
 from argoproxy.upstream import sse
 from argoproxy.errors import ProxyError, error_type
 from argoproxy.redaction import sanitize_message
-from argoproxy.upstream.client import READ_ERRORS, stream_error
+from argoproxy.upstream.client import READ_ERRORS, parse_retry_after, stream_error
 from argoproxy.upstream.wire import UpstreamResponse, read_chunks
 from argoproxy.jsonfast import loads
 
@@ -98,8 +98,12 @@ def _finished(data: bytes | None) -> bool:
 def upstream_error(resp: UpstreamResponse) -> ProxyError:
     """An upstream 4xx/5xx with its status and OpenAI-shaped message; non-OpenAI bodies are wrapped."""
     status = resp.status_code
-    headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "www-authenticate")
-               and (k.lower() != "retry-after" or len(v) <= 64)}  # seconds or a date: longer is noise
+    headers = {k: v for k, v in resp.headers.items() if k.lower() == "www-authenticate"}
+    retry_after = resp.headers.get("Retry-After")
+    if retry_after is not None:  # relayed, and read by routing's cooldown: a long one as the seconds it means
+        seconds = retry_after if len(retry_after) <= 64 else parse_retry_after(retry_after)
+        if seconds is not None:
+            headers["Retry-After"] = seconds if isinstance(seconds, str) else str(int(seconds))
     try:
         body = resp.content[:65536]
         obj = loads(body) if body else None

@@ -65,6 +65,8 @@ def test_the_page_shows_requests_and_a_deployment_going_down():
             requests.get(f"{proxy.url}/v1/models/{pasted}", headers=auth, timeout=30)
             page = rendered(f"{proxy.url}/ui/#key={ADMIN}")
             assert "updated " in page and "/v1/messages" in page, page[-3000:]
+            page = rendered(f"{proxy.url}//ui#key={ADMIN}")  # `//ui/data` would be the host `ui`'s
+            assert "updated " in page and "/v1/messages" in page, page[-3000:]
             recent = requests.get(proxy.url + "/ui/data", headers=auth, timeout=30).json()["recent"]
             assert [r["path"] for r in recent][:3] == ["/v1/models/[REDACTED]", "/v1/messages",
                                                         "/v1/chat/completions"], recent

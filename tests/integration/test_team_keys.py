@@ -250,6 +250,8 @@ def test_a_key_is_changed_without_being_issued_again(team):
     row = next(line for line in listing.splitlines() if line.startswith("erin"))
     assert "gpt-4o,claude-*" in row and "1000/day" in row and "active" in row, listing
     assert keys(db, "update", "erin").returncode == 2  # nothing to change
+    emptied = keys(db, "update", "erin", "--models", "")  # an empty variable must not open the key to every model
+    assert emptied.returncode == 2 and "--models needs globs" in emptied.stderr
     assert "no active key" in keys(db, "update", "nobody", "--rpm", "3").stderr
     assert keys(db, "update", "erin", "--rpm", "-1").returncode == 2
 

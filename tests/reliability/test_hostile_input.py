@@ -261,3 +261,8 @@ def test_an_answer_that_ends_its_connection_says_close_and_a_usual_one_keep_aliv
                 s.sendall(keep_alive(f"Content-Length: {len(BODY)}\r\n") + BODY)
                 head = s.recv(65536).partition(b"\r\n\r\n")[0].lower()
             assert b" 200 " in head.split(b"\r\n")[0] and b"connection: keep-alive" in head, head
+        # COMPATIBLE_MODE answers errors with a 200: the head says close all the same
+        with running_proxy(TARGET_BASE_URL=fake.base_url, FAST_PATH="on", COMPATIBLE_MODE="true") as p:
+            answer, _ = exchange(p, keep_alive("Transfer-Encoding: chunked\r\n") + b"zz\r\n{}\r\n0\r\n\r\n")
+            status, headers, _ = parse(answer)
+            assert status == 200 and headers["connection"] == "close", answer[:400]

@@ -46,7 +46,7 @@ def test_whole_numbers_written_with_a_fraction_are_integers():
 
 
 @pytest.mark.parametrize("config", [{"maxOutputTokens": 2 ** 31}, {"topK": 1e30}, {"seed": -2 ** 31 - 1},
-                                    {"seed": 123456789012345678901234567890},
+                                    {"seed": 123456789012345678901234567890}, {"maxOutputTokens": int("9" * 400)},
                                     {"thinkingConfig": {"thinkingBudget": 2.0 ** 40}}])
 def test_integers_past_int32_are_refused_as_google_does(config):
     """Google's integer fields are int32 (a 400 INVALID_ARGUMENT past it); forwarded, `maxOutputTokens:

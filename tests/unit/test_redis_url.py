@@ -21,6 +21,9 @@ URLS = [
     "redis://h:6379x/0", "redis://h:70000/0", "redis://h:-1/0", "redis://h/0?db=x", "redis://h/0?socket_timeout=soon",
     "redis://h/0?max_connections=1.5", "redis://h/0?protocol=three", "redis://h/0?timeout=", "http://h:6379/0",
     "redis//h:6379", "redis:/h", "REDIS://h:6379/0",
+    "rediss://h/0?ssl_include_verify_flags=VERIFY_X509_STRICT,VERIFY_X509_PARTIAL_CHAIN",
+    "rediss://h/0?ssl_exclude_verify_flags=[VERIFY_CRL_CHECK_CHAIN]", "rediss://h/0?ssl_include_verify_flags=BOGUS",
+    "rediss://h/0?ssl_exclude_verify_flags=VERIFY_X509_STRICT,NOPE",
 ]
 # redis-py takes these and would connect to its defaults (localhost:6379, or no socket at all): the proxy refuses
 # a URL that names neither a host nor a socket path.

@@ -35,8 +35,3 @@ def test_a_turn_serves_a_request_waiting_on_its_socket():
     assert done.returncode == 0, done.stderr[-2000:]
     assert all(n in ("1", "2") for n in done.stdout.strip().strip("[]").split(", ")), done.stdout
 
-
-def test_under_threads_a_turn_does_not_sleep():
-    from argoproxy import turns
-    assert not turns.under_gevent()
-    turns.turn()  # time.sleep(0): a GIL hand-over, no timer
