@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from argoproxy.edge.request_ids import ENVIRON_KEY as REQUEST_ID_KEY
 from argoproxy.errors import ProxyError, error_body
 from argoproxy.jsonfast import dumps
+from argoproxy.per_process import PerProcess
 from argoproxy.turns import turn
 
 # Largest single read; the deadline is checked, and other requests get a turn, between pieces. As large as
@@ -126,7 +127,7 @@ DirectReader = Callable[[Any, int], Any]
 Piece = TypeVar("Piece", bytes, memoryview)  # what one guarded read returns
 
 
-class Watchdog:
+class Watchdog(PerProcess):
     """Shuts the read side of request bodies still being read at their deadline (one per worker process).
 
     Every body has the same allowance (CLIENT_TIMEOUT), so bodies reach their deadlines in the order they were
@@ -134,20 +135,12 @@ class Watchdog:
     forgetting a body are a dict insert and delete."""
 
     TICK = 0.25  # longest sleep: a dripping client is cut at most this late
-    _instance: "Watchdog | None" = None
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
+        super().__init__()
         self.bodies: dict[int, DeadlineBody] = {}
         self.lock = threading.Lock()
         threading.Thread(target=self.run, name="cot_proxy-client-timeout", daemon=True).start()
-
-    @classmethod
-    def get(cls) -> "Watchdog":
-        watchdog = cls._instance
-        if watchdog is None or watchdog.pid != os.getpid():  # started lazily, in the worker (not the master)
-            watchdog = cls._instance = cls()
-        return watchdog
 
     def watch(self, body: "DeadlineBody") -> None:
         with self.lock:

@@ -10,11 +10,12 @@ One watcher per worker process (a thread; a greenlet under gevent), asleep while
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
 from typing import Any
+
+from argoproxy.per_process import PerProcess
 
 TICK = 0.25  # longest sleep while heads are being read: a late head is cut at most this late
 
@@ -26,22 +27,13 @@ class Watched:
         self.sock, self.deadline, self.fired = sock, deadline, False
 
 
-class HeadWatcher:
-    _instance: "HeadWatcher | None" = None
-
+class HeadWatcher(PerProcess):
     def __init__(self) -> None:
-        self.pid = os.getpid()
+        super().__init__()
         self.watched: dict[int, Watched] = {}
         self.lock = threading.Lock()
         self.wake = threading.Event()
         threading.Thread(target=self.run, name="cot_proxy-upstream-heads", daemon=True).start()
-
-    @classmethod
-    def get(cls) -> "HeadWatcher":
-        watcher = cls._instance
-        if watcher is None or watcher.pid != os.getpid():  # started lazily, in the worker (not the master)
-            watcher = cls._instance = cls()
-        return watcher
 
     def watch(self, sock: Any, seconds: float) -> Watched:
         entry = Watched(sock, time.monotonic() + seconds)

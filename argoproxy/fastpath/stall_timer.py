@@ -21,7 +21,7 @@ from __future__ import annotations
 import socket
 from typing import Any, Iterator
 
-from argoproxy.pipeline.handoff import under_gevent
+from argoproxy.turns import under_gevent
 
 
 def timed_reads(sock: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -36,7 +36,7 @@ from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.capabilities import CapabilityTable
 from argoproxy.pipeline.chat_answers import ChatAnswers
 from argoproxy.pipeline.filters import item_filters
-from argoproxy.pipeline.handoff import under_gevent
+from argoproxy.turns import under_gevent
 from argoproxy.pipeline.stream_usage import Meter, native_usage
 from argoproxy.pipeline.think import ThinkConfig
 from argoproxy.pipeline.tokens import count_request_tokens

@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from typing import Any, Callable, Union
 
-from argoproxy.turns import turn, under_gevent  # noqa: F401 - under_gevent: the pipeline's name for it
+from argoproxy.turns import turn, under_gevent
 
 _TIMED_OUT = object()
 

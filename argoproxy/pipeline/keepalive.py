@@ -30,7 +30,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer
-from argoproxy.pipeline.handoff import Channel, channel, start_helper, under_gevent
+from argoproxy.pipeline.handoff import Channel, channel, start_helper
+from argoproxy.turns import under_gevent
 
 KEEPALIVE = b": keepalive\n\n"
 QUEUE_ITEMS = 64  # the helper reads at most this far ahead of a slow client (backpressure beyond it)

@@ -100,10 +100,11 @@ def upstream_error(resp: UpstreamResponse) -> ProxyError:
     status = resp.status_code
     headers = {k: v for k, v in resp.headers.items() if k.lower() == "www-authenticate"}
     retry_after = resp.headers.get("Retry-After")
-    if retry_after is not None:  # relayed, and read by routing's cooldown: a long one as the seconds it means
-        seconds = retry_after if len(retry_after) <= 64 else parse_retry_after(retry_after)
-        if seconds is not None:
-            headers["Retry-After"] = seconds if isinstance(seconds, str) else str(int(seconds))
+    if retry_after is not None and len(retry_after) > 64:  # relayed, and read by routing's cooldown: a long
+        seconds = parse_retry_after(retry_after)  # one as the seconds it means, or not at all
+        retry_after = str(int(seconds)) if seconds is not None else None
+    if retry_after is not None:
+        headers["Retry-After"] = retry_after
     try:
         body = resp.content[:65536]
         obj = loads(body) if body else None
