@@ -45,6 +45,7 @@ from argoproxy.upstream.wire import describe_host
 from argoproxy.config.listener import KEY_PREFIX
 from argoproxy.edge.validation import model_allowed
 from argoproxy.pipeline.answer_shape import MAX_COUNT
+from argoproxy.pipeline.stream_usage import usage_counts
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 VALUE_FILE_HEADER = 8  # a value file's used-length word and its padding (prometheus_client's mmap_dict)
@@ -246,12 +247,6 @@ def install_metrics(gateway) -> Metrics:
     gateway.answers.observers.append(metrics.observe)
     gateway.answers.stream_hooks.append(metrics.stream_started)
     return metrics
-
-
-def usage_counts(usage: dict[str, Any]) -> tuple[Any, Any]:
-    """(prompt, completion) of a usage object in OpenAI's names or Anthropic's (a forwarded answer's usage is
-    read in the latter: stream_usage.native_usage), as the team keys' usage counts them."""
-    return usage.get("prompt_tokens", usage.get("input_tokens")), usage.get("completion_tokens", usage.get("output_tokens"))
 
 
 def _tokens(value: Any) -> TypeGuard[int]:

@@ -68,6 +68,13 @@ class OutputCount:
         return sample if self._chars == self._kept else round(sample * self._chars / self._kept)
 
 
+def usage_counts(usage: dict[str, Any]) -> tuple[Any, Any]:
+    """(prompt, completion) of a usage object in OpenAI's names or Anthropic's (a forwarded answer's usage is
+    read in the latter: native_usage, below); either may be missing or not a count."""
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    return prompt, usage.get("completion_tokens", usage.get("output_tokens"))
+
+
 def estimated_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     """An OpenAI usage object from estimated counts."""
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,

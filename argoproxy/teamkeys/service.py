@@ -21,7 +21,7 @@ from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.edge.request_models import key_model_refused
 from argoproxy.edge.validation import model_allowed
 from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.stream_usage import OutputCount, prompt_tokens
+from argoproxy.pipeline.stream_usage import OutputCount, prompt_tokens, usage_counts
 
 log = logging.getLogger("cot_proxy")
 
@@ -169,8 +169,7 @@ def answer_tokens(call: Call) -> tuple[int, int]:
     of the request and of what was answered: an answer is never free."""
     usage = call.outcome.usage
     if isinstance(usage, dict):
-        prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-        completion = usage.get("completion_tokens", usage.get("output_tokens"))
+        prompt, completion = usage_counts(usage)
         return (prompt if isinstance(prompt, int) else 0), (completion if isinstance(completion, int) else 0)
     status = call.outcome.upstream_status
     if status is None or not 200 <= status < 300 or not isinstance(call.plan.body, dict):
