@@ -439,13 +439,14 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
                 added = p["ttfb_p50"] - d["ttfb_p50"]
                 checks.append((f"TTFB over direct, 100-chunk stream, {gap} ms gaps", f"{ms(added, 3)} ms", "≤ 1.5 ms",
                                added <= 0.0015 and p["intact"] == p["count"]))
-        floor = tt.get("bare WSGI forwarder", {})
+        floors = [(name, tt.get(target, {})) for name, target in
+                  (("the bare WSGI forwarder", "bare WSGI forwarder"), ("Gunicorn's floor", "Gunicorn floor"))]
         for gap in (0, 10):
-            p, d, f = tt[proxy_name].get(gap), tt["direct"].get(gap), floor.get(gap)
+            p, d = tt[proxy_name].get(gap), tt["direct"].get(gap)
             if p and d:
                 added = p["ttfb_p50"] - d["ttfb_p50"]
-                under = f" (the bare WSGI forwarder, the stack's floor: {signed_ms(f['ttfb_p50'] - d['ttfb_p50'], 3)})" \
-                    if f else ""
+                known = [f"{name} {signed_ms(f[gap]['ttfb_p50'] - d['ttfb_p50'], 3)}" for name, f in floors if gap in f]
+                under = f" (the stack's floors: {', '.join(known)})" if known else ""
                 checks.append((f"issue 22: first byte over direct, {gap} ms gaps{under}", f"{ms(added, 3)} ms",
                                "≤ 0.5 ms", added <= 0.0005 and p["intact"] == p["count"]))
         p, d = tt[proxy_name].get(10), tt["direct"].get(10)
@@ -678,7 +679,8 @@ def bodies_report(rows: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def big_routes(upstream: Target, proxy: Target, native: Target | None, nginx: Target | None) -> list[tuple]:
+def big_routes(upstream: Target, proxy: Target, native: Target | None, nginx: Target | None,
+               floors: list[Target] = ()) -> list[tuple]:
     """The bodies section's routes: (label, target, path, body, the direct route it is compared with)."""
     text = "x" * (5 * MIB - 200)
     chat = json.dumps({"model": "bench", "messages": [{"role": "user", "content": text}]}).encode()
@@ -695,6 +697,8 @@ def big_routes(upstream: Target, proxy: Target, native: Target | None, nginx: Ta
                json.dumps({"contents": [{"role": "user", "parts": [{"text": text}]}]}).encode(), "direct chat")]
     if native is not None:
         routes.append(("ARGO native mode chat", native, "/v1/chat/completions", chat, "direct chat"))
+    # The stack's floors: the body read whole by a WSGI app, sent on by urllib3 or on a raw socket
+    routes += [(f"{floor.name} chat", floor, "/v1/chat/completions", chat, "direct chat") for floor in floors]
     if nginx is not None:
         routes += [("nginx echo", nginx, "/v1/echo", chat, "direct echo"),
                    ("nginx chat", nginx, "/v1/chat/completions", chat, "direct chat")]
@@ -987,8 +991,10 @@ def main(argv: list[str] | None = None) -> int:
             log("section ttfb")
             for t in main_targets():
                 bench.ttfb(t)
-            if not args.no_baseline:  # the floor of the card's stack: the leanest WSGI relay, same workers
-                bare = BareForwarder.start(upstream.port, kind="wsgi")
+            # The floors of the card's stack, same workers: a WSGI relay over urllib3, and Gunicorn's own (a raw
+            # socket upstream, no HTTP client at all).
+            for kind in ([] if args.no_baseline else ["wsgi", "socket"]):
+                bare = BareForwarder.start(upstream.port, kind=kind)
                 try:
                     bench.results["targets"][bare.name] = bare.description
                     bench.ttfb(bare)
@@ -1079,11 +1085,14 @@ def main(argv: list[str] | None = None) -> int:
             log("section bodies (5 MiB through every route, ARGO native mode included)")
             native = Proxy.start(upstream.port, name="cot_proxy ARGO native", BACKEND="argo", ARGO_USER="bench",
                                  USE_NATIVE_OPENAI="true", NATIVE_OPENAI_BASE_URL=f"http://{HOST}:{upstream.port}/v1/")
+            floors = [] if args.no_baseline else [BareForwarder.start(upstream.port, kind=k) for k in ("wsgi", "socket")]
             try:
-                bench.results["targets"][native.name] = native.description
-                bench.bodies(big_routes(upstream, proxy, native, nginx))
+                for t in [native, *floors]:
+                    bench.results["targets"][t.name] = t.description
+                bench.bodies(big_routes(upstream, proxy, native, nginx, floors))
             finally:
-                native.stop()
+                for t in [native, *floors]:
+                    t.stop()
         if "hold" in sections:
             log("section hold")
             bench.hold(upstream, None)

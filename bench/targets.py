@@ -252,9 +252,11 @@ class Proxy(Target):
 
 class BareForwarder(Target):
     """A calibration forwarder under Gunicorn: bench/bare_forwarder.py (Flask + requests) or bench/bare_wsgi.py
-    (plain WSGI over urllib3), the two baselines issue 2 quotes."""
+    (plain WSGI over urllib3), the two baselines issue 2 quotes, or bench/bare_socket.py (a raw socket upstream,
+    no HTTP client: Gunicorn's own floor)."""
 
-    KINDS = {"flask": ("bare_forwarder", "bare Flask forwarder"), "wsgi": ("bare_wsgi", "bare WSGI forwarder")}
+    KINDS = {"flask": ("bare_forwarder", "bare Flask forwarder"), "wsgi": ("bare_wsgi", "bare WSGI forwarder"),
+             "socket": ("bare_socket", "Gunicorn floor")}
 
     @classmethod
     def start(cls, upstream_port: int, worker_class: str = "gevent", workers: int = 2,
