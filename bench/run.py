@@ -1024,14 +1024,16 @@ def main(argv: list[str] | None = None) -> int:
                     bench.events(f"{front} door", proxy, front)
                 if nginx is not None:
                     bench.events("nginx", nginx, "chat")
-                if not args.no_baseline:  # the floor of the card's stack: the leanest WSGI relay, same workers
-                    bare = BareForwarder.start(upstream.port, kind="wsgi")
+                # The floors of the card's stack, same workers: a WSGI relay over urllib3, and Gunicorn's own
+                for kind in ([] if args.no_baseline else ["wsgi", "socket"]):
+                    bare = BareForwarder.start(upstream.port, kind=kind)
                     try:
                         bench.results["targets"][bare.name] = bare.description
-                        bench.events("bare WSGI forwarder (calibration)", bare, "chat")
+                        bench.events(f"{bare.name} (calibration)", bare, "chat")
                     finally:
                         bare.stop()
-                    raw = RawRelay.start(upstream.port)  # the floor of gevent itself: raw sockets, no HTTP stack
+                if not args.no_baseline:  # the floor of gevent itself: raw sockets, no HTTP stack
+                    raw = RawRelay.start(upstream.port)
                     try:
                         bench.results["targets"][raw.name] = raw.description
                         bench.events("raw gevent relay (calibration)", raw, "chat")
