@@ -976,7 +976,7 @@ def main(argv: list[str] | None = None) -> int:
             log("section latency")
             for t in main_targets():
                 bench.latency(t)
-            for kind in ([] if args.no_baseline else ["flask", "wsgi"]):
+            for kind in ([] if args.no_baseline else ["flask", "wsgi", "socket"]):
                 bare = BareForwarder.start(upstream.port, kind=kind)
                 try:
                     bench.results["targets"][bare.name] = bare.description
