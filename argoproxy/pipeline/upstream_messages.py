@@ -8,6 +8,12 @@ with a 500; docs/decisions.md, "Messages every chat server takes"):
 - an assistant turn with `content: null` (the SDKs replay tool round trips this way): it carries
   `content: ""`, which OpenAI and every server tried accept, unless the backend is known to want null
   (Backend.tool_turn_content is None: ARGO, whose reference client sends null beside tool calls).
+
+And one thing the front doors' own translations must not write (`joined_turns`): two user turns, or two
+assistant turns, in a row. Chat templates that want roles to alternate (Gemma's, Mistral's: vLLM answers 400
+"Conversation roles must alternate") refuse them, and the vendors behind the doors read such turns as one:
+Anthropic combines consecutive same-role turns, and Gemini CLI and google-genai replay a streamed answer as one
+model Content per chunk. A chat-completions client's own messages are left as it wrote them.
 """
 
 from __future__ import annotations
@@ -37,3 +43,45 @@ def normalize(messages: Any, keep_developer: bool, tool_turn_content: str | None
                 message["content"] = tool_turn_content
                 changed = True
     return changed
+
+
+def joined_turns(messages: list[Any]) -> list[Any]:
+    """Consecutive user turns, or consecutive assistant turns, as one: an assistant's texts joined as written (a
+    streamed answer's pieces) and its tool calls gathered; users' texts apart by a blank line, their parts kept
+    in order. System, developer and tool messages are left where they are."""
+    out: list[Any] = []
+    for message in messages:
+        last = out[-1] if out else None
+        role = message.get("role") if isinstance(message, dict) else None
+        if role in ("user", "assistant") and isinstance(last, dict) and last.get("role") == role:
+            out[-1] = _joined(last, message)
+        else:
+            out.append(message)
+    return out
+
+
+def _joined(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    joined = dict(first)
+    a, b = first.get("content"), second.get("content")
+    if first["role"] == "assistant":
+        joined["content"] = _as_text(a) + _as_text(b)
+        calls = (first.get("tool_calls") or []) + (second.get("tool_calls") or [])
+        if calls:
+            joined["tool_calls"] = calls
+    elif isinstance(a, str) and isinstance(b, str):
+        joined["content"] = "\n\n".join(text for text in (a, b) if text)
+    else:
+        joined["content"] = _as_parts(a) + _as_parts(b)
+    return joined
+
+
+def _as_text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _as_parts(content: Any) -> list[Any]:
+    if isinstance(content, list):
+        return list(content)
+    return [{"type": "text", "text": content}] if isinstance(content, str) and content else []

@@ -8,7 +8,8 @@ stream's usage chunk only to a request that asked for it (`stream_options.includ
 `accepts_developer` / `accepts_null_content` / `accepts_json_schema` (OpenAI's own API takes them), `sends_stream_usage = False`
 (llama.cpp's server ignores include_usage), `streams_auto_tool_calls = False` (llama.cpp's server cannot stream
 a tool call its model chose under `tool_choice: auto`: it sends the stream's headers, a keepalive comment when the
-prompt took long, then ends it with no data)."""
+prompt took long, then ends it with no data), `wants_alternating_roles = True` (vLLM with a Gemma or Mistral chat
+template: two user or two assistant turns in a row are a 400)."""
 
 from __future__ import annotations
 
@@ -116,6 +117,9 @@ class FakeOpenAI:
         self.accepts_json_schema = False  # llama.cpp: 500 "Input should be 'text' or 'json_object'"
         self.sends_stream_usage = True  # False: include_usage ignored, as llama.cpp's server does
         self.streams_auto_tool_calls = True  # False: such a stream ends before its first event, as llama.cpp's
+        # True: two user or two assistant turns in a row are refused, as vLLM answers for a model whose chat
+        # template wants roles to alternate (Gemma's, Mistral's): 400 "Conversation roles must alternate"
+        self.wants_alternating_roles = False
         self.open_connections = 0
         self.hung_up = 0  # requests met by a connection closed without an answer (hang_up_next)
         self.batches = FakeBatches()  # /v1/files, /v1/batches, /v1/messages/batches
@@ -225,6 +229,9 @@ class FakeOpenAI:
                 "1 validation error:\n  " + repr({"type": "literal_error", "loc": ("body", "response_format", "type"),
                                                   "msg": "Input should be 'text' or 'json_object'",
                                                   "input": fmt.get("type"), "ctx": ctx})), status=500)
+        if self.wants_alternating_roles and not _roles_alternate(messages):
+            return Reply({"object": "error", "message": "Conversation roles must alternate user/assistant/user/"
+                          "assistant/...", "type": "BadRequestError", "param": None, "code": 400}, status=400)
         for i, m in enumerate(messages if isinstance(messages, list) else ()):
             if not isinstance(m, dict):
                 continue
@@ -371,6 +378,11 @@ class FakeOpenAI:
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
 LLAMA_PING = b": ping - 2026-11-23 23:44:40.000000+00:00\n\n"  # sse_starlette's, every 15 s of a llama.cpp stream
+
+
+def _roles_alternate(messages: Any) -> bool:
+    roles = [m.get("role") for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+    return all(not (a == b and a in ("user", "assistant")) for a, b in zip(roles, roles[1:]))
 
 
 def _server_error(message: str) -> dict:
