@@ -43,7 +43,7 @@ from argoproxy.pipeline.tokens import count_request_tokens
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.redaction import sanitize_message
 from argoproxy.upstream.client import READ_ERRORS, Upstream, replayable, stream_error
-from argoproxy.upstream.relay import redirect_error
+from argoproxy.upstream.relay import error_headers, redirect_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, framed, read_chunks, unframed_end
 
 if TYPE_CHECKING:
@@ -426,7 +426,8 @@ class Gateway:
             with resp:
                 data = resp.content[:1 << 20]
             text = sanitize_message(data.decode("utf-8", "replace"), self.answers.secrets.texts)
-            raise ProxyError(resp.status_code, text[:2000], code=f"upstream_{resp.status_code}", raw=text.encode())
+            raise self.answers.sanitized(ProxyError(resp.status_code, text[:2000], code=f"upstream_{resp.status_code}",
+                                                    raw=text.encode(), headers=error_headers(resp)))
         secrets = self.answers.secrets
         headers = secrets.headers(response_headers(resp.headers, drop_encoding=True))
         out.status = resp.status_code

@@ -120,7 +120,7 @@ class Upstream:
                                       f"{resp.reason}, an interim answer this transport cannot read past "
                                       "(FAST_PATH=off, or an upstream reached through a proxy); the request may have "
                                       "been processed.", code="upstream_bad_response")
-            if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
+            if resp.status_code >= 400 and attempt < self.max_retries:
                 after = _retry_delay(resp, attempt + 1)
                 if after is not None and self._may_retry(attempt, started, after):
                     resp.close()
@@ -128,6 +128,7 @@ class Upstream:
                     log.info("upstream answered %s; retry %d in %.2fs", resp.status_code, attempt, after)
                     _sleep(after)
                     continue
+            resp.retried = attempt
             return resp
 
     def _may_retry(self, attempt: int, started: float, delay: float) -> bool:
@@ -236,10 +237,15 @@ def _backoff(attempt: int) -> float:
 
 
 def _retry_delay(resp: UpstreamResponse, attempt: int) -> float | None:
-    """How long to wait before retrying this answer, or None when it should go to the client as is."""
+    """How long to wait before retrying this answer, or None when it should go to the client as is. The
+    upstream's `x-should-retry` (OpenAI's and Anthropic's servers send it; their SDKs obey it before any rule of
+    status) decides when present; otherwise 429, 502, 503 and 504 are retried."""
+    should = resp.headers.get("x-should-retry", "").strip().lower()
+    if should == "false" or (should != "true" and resp.status_code not in RETRY_STATUSES):
+        return None
     retry_after = resp.headers.get("Retry-After")
     if retry_after is None:
-        return None if resp.status_code == 429 else _backoff(attempt)
+        return None if resp.status_code == 429 and should != "true" else _backoff(attempt)
     seconds = parse_retry_after(retry_after)
     if seconds is None or seconds > RETRY_AFTER_BUDGET:
         return None

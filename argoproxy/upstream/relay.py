@@ -95,16 +95,41 @@ def _finished(data: bytes | None) -> bool:
     return bool(choices) and all(isinstance(c, dict) and c.get("finish_reason") for c in choices)
 
 
-def upstream_error(resp: UpstreamResponse) -> ProxyError:
-    """An upstream 4xx/5xx with its status and OpenAI-shaped message; non-OpenAI bodies are wrapped."""
-    status = resp.status_code
-    headers = {k: v for k, v in resp.headers.items() if k.lower() == "www-authenticate"}
+# An upstream error's headers that reach the client: what clients read to retry or to back off (the SDKs read
+# retry-after-ms before Retry-After, and x-should-retry before either), the rate-limit families OpenAI, Anthropic
+# and the IETF draft send, and WWW-Authenticate. The rest of an error's headers describe the upstream's answer,
+# not the proxy's.
+ERROR_HEADERS = ("www-authenticate", "retry-after-ms", "x-should-retry")
+ERROR_HEADER_FAMILIES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit")
+MAX_ERROR_HEADERS = 32  # lines, each at most MAX_ERROR_HEADER characters: the rest are left out
+MAX_ERROR_HEADER = 256
+
+
+def error_headers(resp: UpstreamResponse) -> dict[str, str]:
+    """The headers an upstream error relays, and `x-should-retry: false` when the proxy has retried it already
+    (the SDKs retry a 429 or 5xx again, each try the proxy's retries over: 9 upstream calls for one)."""
+    headers: dict[str, str] = {}
+    for name, value in resp.headers.items():
+        low = name.lower()
+        if len(headers) < MAX_ERROR_HEADERS and len(value) <= MAX_ERROR_HEADER and (
+                low in ERROR_HEADERS or low.startswith(ERROR_HEADER_FAMILIES)):
+            headers[name] = value
     retry_after = resp.headers.get("Retry-After")
     if retry_after is not None and len(retry_after) > 64:  # relayed, and read by routing's cooldown: a long
         seconds = parse_retry_after(retry_after)  # one as the seconds it means, or not at all
         retry_after = str(int(seconds)) if seconds is not None else None
     if retry_after is not None:
         headers["Retry-After"] = retry_after
+    if resp.retried:  # the upstream's own word on it was heeded by those retries
+        headers = {k: v for k, v in headers.items() if k.lower() != "x-should-retry"}
+        headers["x-should-retry"] = "false"
+    return headers
+
+
+def upstream_error(resp: UpstreamResponse) -> ProxyError:
+    """An upstream 4xx/5xx with its status and OpenAI-shaped message; non-OpenAI bodies are wrapped."""
+    status = resp.status_code
+    headers = error_headers(resp)
     try:
         body = resp.content[:65536]
         obj = loads(body) if body else None

@@ -50,7 +50,7 @@ class UpstreamResponse:
     A body read whole (``content``, or ``read_chunks`` once ``bounded`` is set) may be at most ``max_bytes``
     long, counted after decompression; beyond it the read stops with a 502 naming MAX_RESPONSE_BYTES."""
 
-    __slots__ = ("url", "_content", "max_bytes", "bounded", "tap", "_carrier")
+    __slots__ = ("url", "_content", "max_bytes", "bounded", "tap", "_carrier", "retried")
 
     def __init__(self, url: str, max_bytes: int = 0) -> None:
         self._carrier: Any = None  # the connection the answer came on (discard)
@@ -59,6 +59,7 @@ class UpstreamResponse:
         self.max_bytes = max_bytes or DEFAULT_MAX_RESPONSE
         self.bounded = False  # set when the body is about to be read whole (answers, stream aggregation)
         self.tap: BodyTap | None = None  # journals: a body_tap.BodyTap every body byte read passes through
+        self.retried = 0  # how many times the proxy asked again before this answer (Upstream.send)
 
     raw: urllib3.HTTPResponse  # the urllib3 response underneath
 

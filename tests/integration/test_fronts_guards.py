@@ -221,6 +221,18 @@ def test_fronts_passthrough(fake):
         assert r.id == "resp_up" and fake.received[-1].path == "/v1/responses"
 
 
+def test_a_passed_through_error_keeps_what_clients_back_off_by(fake):
+    """A 529 or 429 from an upstream that speaks the door itself: the body as it came, and its Retry-After and
+    rate-limit headers (the anthropic SDK fell back to its own backoff without them)."""
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    with running_proxy(TARGET_BASE_URL=fake.base_url, FRONTS_PASSTHROUGH="messages", MAX_RETRIES="0") as p:
+        fake.add(Reply(overloaded, status=529, headers={"Retry-After": "3", "anthropic-ratelimit-requests-remaining": "0"}))
+        r = requests.post(p.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 8, "messages": MSG},
+                          timeout=30)
+        assert r.status_code == 529 and r.json() == overloaded
+        assert r.headers["Retry-After"] == "3" and r.headers["anthropic-ratelimit-requests-remaining"] == "0"
+
+
 def test_a_team_keys_budget_counts_what_native_answers_say_they_used(fake, tmp_path):
     """A relayed native answer is not parsed, but its usage is read from its bytes as they pass: whole or
     streamed, it counts against a team key's budget (it was charged the prompt's estimate only)."""

@@ -11,6 +11,8 @@ import threading
 import time
 from typing import Callable
 
+import anthropic
+import openai
 import pytest
 import requests
 
@@ -356,6 +358,70 @@ def test_a_429s_retry_after_reaches_the_client_as_the_seconds_it_means(up):
                        headers={"Retry-After": sent}))
         r = post(p, chat())
         assert r.status_code == 429 and r.headers.get("Retry-After") == relayed, (sent[:20], r.headers)
+
+
+def test_retries_spent_tell_the_sdks_not_to_multiply_them(up):
+    """The proxy retried a 503 twice: its answer says `x-should-retry: false`, which the openai and anthropic SDKs
+    obey before any rule of status, so one SDK call (their default max_retries=2) is 3 upstream calls, not 9."""
+    fake, p = up
+    busy = Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=503, headers={"Retry-After": "0"})
+    fake.add(*[busy] * 9)
+    sdk = openai.OpenAI(base_url=p.base_url, api_key="sk-client", max_retries=2, timeout=30)
+    with pytest.raises(openai.InternalServerError) as failed:
+        sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert failed.value.response.headers["x-should-retry"] == "false"
+    assert len(fake.received) == 3
+    fake.received.clear()
+    fake.add(*[busy] * 9)
+    messages = anthropic.Anthropic(base_url=p.url, api_key="sk-client", max_retries=2, timeout=30).messages
+    with pytest.raises(anthropic.APIStatusError):
+        messages.create(model="m", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+    assert len(fake.received) == 3
+    fake.queue.clear()
+
+
+def test_an_answer_not_retried_leaves_the_clients_retries_alone(up):
+    fake, p = up
+    fake.add(Reply({"error": {"message": "boom", "type": "server_error"}}, status=500))
+    r = post(p, chat())
+    assert r.status_code == 500 and "x-should-retry" not in r.headers and len(fake.received) == 1
+
+
+@pytest.mark.parametrize("should, status, tries", [("false", 503, 1), ("true", 500, 3), ("true", 429, 3)])
+def test_the_upstreams_x_should_retry_decides(up, should, status, tries):
+    fake, p = up
+    answer = Reply({"error": {"message": "no", "type": "x"}}, status=status, headers={"x-should-retry": should})
+    fake.add(answer, answer, answer)
+    r = post(p, chat())
+    assert r.status_code == status and len(fake.received) == tries
+    assert r.headers["x-should-retry"] == ("false" if tries > 1 else should)  # retried: not again
+    fake.queue.clear()
+
+
+RATE_HEADERS = {"Retry-After": "7", "retry-after-ms": "7000", "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": "7s", "anthropic-ratelimit-requests-remaining": "0",
+                "x-request-id": "req_upstream", "Set-Cookie": "session=upstream", "Server": "upstream/1.0"}
+
+
+@pytest.mark.parametrize("route", ["chat", "messages", "responses"])
+def test_an_errors_rate_limit_headers_reach_the_client(up, route):
+    """What clients read to back off comes with the error (the SDKs read retry-after-ms first); what describes
+    the upstream's own answer does not."""
+    fake, p = up
+    fake.add(Reply({"error": {"message": "slow down", "type": "rate_limit_error"}}, status=429,
+                   headers={**RATE_HEADERS, "Retry-After": "60", "retry-after-ms": "60000"}))
+    path, body = {"chat": ("/v1/chat/completions", chat()),
+                  "messages": ("/v1/messages", {"model": "m", "max_tokens": 8,
+                                                "messages": [{"role": "user", "content": "hi"}]}),
+                  "responses": ("/v1/responses", {"model": "m", "input": "hi"})}[route]
+    r = requests.post(p.url + path, json=body, timeout=30)
+    assert r.status_code == 429, r.text
+    for name in ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
+                 "anthropic-ratelimit-requests-remaining"):
+        assert r.headers[name] == RATE_HEADERS[name], name
+    assert r.headers["Retry-After"] == "60" and r.headers["retry-after-ms"] == "60000"
+    assert "Set-Cookie" not in r.headers and r.headers.get("x-request-id") != "req_upstream"
+    assert "upstream" not in r.headers.get("Server", "")
 
 
 # ------------------------------------------------------------------ enormous answers
