@@ -186,6 +186,7 @@ class StreamState:
         self.waiting_bytes = 0
         self.items = 0  # output items, blocks and tool calls opened (new_item)
         self.call_keys = CallKeys()  # which call each tool-call fragment adds to
+        self.refused = False  # a refusal came (chat's `refusal` deltas)
 
     def wait(self, key: Any, fragment: dict[str, Any], function: dict[str, Any]) -> None:
         """Hold a fragment of a call that must wait (up to ARGS_LIMIT bytes of arguments in all)."""
@@ -278,6 +279,11 @@ class StreamState:
         if isinstance(content, str) and content:
             self.counted.add(content)
             self.text(content)
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            self.counted.add(refusal)
+            self.refused = True
+            self.refusal(refusal)
         for position, fragment in enumerate(delta.get("tool_calls") or ()):
             if isinstance(fragment, dict):
                 self.counted.add_call(fragment)
@@ -293,6 +299,10 @@ class StreamState:
 
     def text(self, text: str) -> None:
         raise NotImplementedError
+
+    def refusal(self, text: str) -> None:
+        """A model's refusal: said as text where the door's API has no place of its own for it."""
+        self.text(text)
 
     def tool_call(self, key: int, fragment: dict[str, Any]) -> None:
         """A fragment of the call `key` names (call_keys.py)."""
@@ -333,6 +343,7 @@ class WholeAnswer:
     reasoning: str  # "" when there is none, or the client did not ask for it
     text: str
     calls: list[dict[str, Any]]
+    refusal: str | None  # a model's refusal (OpenAI's structured outputs), in chat's own field
 
 
 def whole_answer(completion: dict[str, Any], ex: Exchange) -> WholeAnswer:
@@ -345,8 +356,9 @@ def whole_answer(completion: dict[str, Any], ex: Exchange) -> WholeAnswer:
         output = OutputCount()
         output.add_delta({**message, "content": text_of(message.get("content")), "tool_calls": calls})
         estimate_usage(ex, output.total())
+    refusal = message.get("refusal")
     return WholeAnswer(choice, message, reasoning_of(message) if ex.thinking else "", text_of(message.get("content")),
-                       calls)
+                       calls, refusal if isinstance(refusal, str) else None)
 
 
 def estimate_usage(ex: Exchange, completion_tokens: int) -> None:

@@ -570,8 +570,9 @@ def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]
     """A whole chat.completion as a GenerateContentResponse."""
     answer = whole_answer(completion, ex)
     parts: list[dict[str, Any]] = [{"text": answer.reasoning, "thought": True}] if answer.reasoning else []
-    if answer.text or not answer.calls:
-        parts.append({"text": answer.text})
+    text = answer.text + (answer.refusal or "")  # Gemini has no place of its own for a refusal
+    if text or not answer.calls:
+        parts.append({"text": text})
     for call in answer.calls:
         function = call.get("function") or {}
         parts.append(function_call_part(call.get("id"), function.get("name") or "", function.get("arguments")))

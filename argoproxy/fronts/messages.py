@@ -349,13 +349,15 @@ def usage_to_messages(usage: Any, estimate: int | None = None) -> dict[str, Any]
             "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached}
 
 
-def stop_of(choice: Mapping[str, Any], ex: Exchange) -> tuple[str, str | None]:
-    """(stop_reason, stop_sequence): chat cannot say which stop sequence matched, but vLLM's `stop_reason` can."""
+def stop_of(choice: Mapping[str, Any], ex: Exchange, refused: bool = False) -> tuple[str, str | None]:
+    """(stop_reason, stop_sequence): chat cannot say which stop sequence matched, but vLLM's `stop_reason` can.
+    An answer that ended on a refusal (chat's `refusal` field) stopped for it."""
     finish = choice.get("finish_reason")
     matched = choice.get("stop_reason")
     if finish == "stop" and isinstance(matched, str) and matched in ex.stop_sequences:
         return "stop_sequence", matched
-    return STOP_REASONS.get(finish or "", "end_turn"), None
+    reason = STOP_REASONS.get(finish or "", "end_turn")
+    return ("refusal" if refused and reason == "end_turn" else reason), None
 
 
 def tool_input(arguments: Any) -> dict[str, Any]:
@@ -377,10 +379,11 @@ def chat_to_message(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
     """A whole chat.completion as a `message` object."""
     answer = whole_answer(completion, ex)
     content = [{"type": "thinking", "thinking": answer.reasoning, "signature": ""}] if answer.reasoning else []
-    if answer.text or not answer.calls:
-        content.append({"type": "text", "text": answer.text})
+    text = answer.text + (answer.refusal or "")
+    if text or not answer.calls:
+        content.append({"type": "text", "text": text})
     content.extend(tool_use_block(call) for call in answer.calls)
-    stop_reason, stop_sequence = stop_of(answer.choice, ex)
+    stop_reason, stop_sequence = stop_of(answer.choice, ex, refused=bool(answer.refusal))
     return {"id": new_id("msg_"), "type": "message", "role": "assistant", "model": ex.model, "content": content,
             "stop_reason": stop_reason, "stop_sequence": stop_sequence,
             "usage": usage_to_messages(ex.usage, ex.input_tokens)}
@@ -479,7 +482,7 @@ class MessageStream(StreamState):
             self.text("")  # an empty answer is still one (empty) text block
         self._release()
         self.close()
-        stop_reason, stop_sequence = stop_of(self.choice, self.ex)
+        stop_reason, stop_sequence = stop_of(self.choice, self.ex, self.refused)
         usage = usage_to_messages(self.ex.usage, self.ex.input_tokens)
         self.events.append({"type": "message_delta", "delta": {"stop_reason": stop_reason,
                                                                "stop_sequence": stop_sequence}, "usage": usage})

@@ -321,9 +321,8 @@ def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]
     answer = whole_answer(completion, ex)
     status, incomplete = status_of(answer.choice.get("finish_reason"))
     output = [reasoning_output(answer.reasoning)] if answer.reasoning else []
-    refusal = answer.message.get("refusal") if isinstance(answer.message.get("refusal"), str) else None
-    if answer.text or refusal is not None or not answer.calls:
-        output.append(message_output(answer.text, refusal=refusal))
+    if answer.text or answer.refusal is not None or not answer.calls:
+        output.append(message_output(answer.text, refusal=answer.refusal))
     output.extend(function_output(call, ex.tools) for call in answer.calls)
     if status != "completed":  # the last item is the one a token limit cut short, as a stream marks it
         output[-1] = {**output[-1], "status": "incomplete"}
@@ -393,6 +392,12 @@ class ResponseStream(StreamState):
             self.emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
                       part=part)
             done = message_output(text, status, item_id=item["id"])
+        elif record["kind"] == "refusal":
+            self.emit("response.refusal.done", item_id=item["id"], output_index=index, content_index=0,
+                      refusal=text)
+            self.emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
+                      part={"type": "refusal", "refusal": text})
+            done = message_output("", status, item_id=item["id"], refusal=text)
         elif record["kind"] == "custom":
             # The input is the string inside the function's JSON arguments: sent once it is whole.
             done = {**item, "input": custom_input(text), "status": status}
@@ -438,6 +443,19 @@ class ResponseStream(StreamState):
         record["text"].append(text)
         self.emit("response.output_text.delta", item_id=record["item"]["id"], output_index=record["index"],
                   content_index=0, delta=text, logprobs=[])
+
+    def refusal(self, text: str) -> None:
+        """A refusal is a message of its own whose one part is a `refusal` (as OpenAI streams it)."""
+        if not self.fits(text):
+            return
+        record = self.open
+        if record is None or record["kind"] != "refusal":
+            item = {"type": "message", "id": new_id("msg_"), "status": "in_progress", "role": "assistant",
+                    "content": []}
+            record = self._open("refusal", item, {"type": "refusal", "refusal": ""})
+        record["text"].append(text)
+        self.emit("response.refusal.delta", item_id=record["item"]["id"], output_index=record["index"],
+                  content_index=0, delta=text)
 
     def tool_call(self, index: int, fragment: dict[str, Any]) -> None:
         function = fragment.get("function") or {}
