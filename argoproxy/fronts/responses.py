@@ -15,7 +15,8 @@ import time
 from typing import Any, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import DoorArgs, Exchange, Front, Pieces, StreamState, bad_request, new_id, whole_answer
+from argoproxy.fronts.front import (DoorArgs, Exchange, Front, Pieces, StreamState, bad_request, first_choice, new_id,
+                                    whole_answer)
 from argoproxy.fronts.fields import boolean, obj, string
 from argoproxy.fronts.responses_tools import (HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, field_error,
                                               replayed_call)
@@ -67,15 +68,24 @@ def translate(body: dict[str, Any]) -> tuple[dict[str, Any], ChatTools]:
         chat["tools"] = tools.functions
     if body.get("tool_choice") is not None:
         choice = tools.choice(body["tool_choice"])
+        allowed = tools.allowed(body["tool_choice"])
+        if allowed is not None:  # only those are offered: chat servers know no allowed_tools
+            chat["tools"] = [f for f in chat.get("tools", ()) if f["function"]["name"] in allowed]
+            if not chat["tools"]:
+                del chat["tools"]
+                choice = None
         if choice is not None:
             chat["tool_choice"] = choice
-    if tools.functions and body.get("parallel_tool_calls") is not None:  # without tools: nothing to call
+    if chat.get("tools") and body.get("parallel_tool_calls") is not None:  # without tools: nothing to call
         chat["parallel_tool_calls"] = body["parallel_tool_calls"]
     for src, dst in (("temperature", "temperature"),
                      ("top_p", "top_p"), ("max_output_tokens", "max_tokens"), ("user", "user"),
                      ("safety_identifier", "user"), ("top_logprobs", "top_logprobs")):
         if body.get(src) is not None:
             chat[dst] = body[src]
+    include = body.get("include")
+    if "top_logprobs" in chat or (isinstance(include, list) and "message.output_text.logprobs" in include):
+        chat["logprobs"] = True  # chat servers refuse top_logprobs without it
     fmt = obj(obj(body, "text", "text", field_error) or {}, "format", "text.format", field_error)
     if fmt is not None:
         response_format = format_to_chat(fmt)
@@ -290,18 +300,26 @@ def response_object(ex: Exchange, resp_id: str, status: str, output: list[dict[s
 
 
 def message_output(text: str, status: str = "completed", item_id: str | None = None,
-                   refusal: str | None = None) -> dict[str, Any]:
+                   refusal: str | None = None, logprobs: list[Any] | None = None) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if text or refusal is None:
-        content.append(output_text(text))
+        content.append(output_text(text, logprobs))
     if refusal is not None:
         content.append({"type": "refusal", "refusal": refusal})
     return {"type": "message", "id": item_id or new_id("msg_"), "status": status, "role": "assistant",
             "content": content}
 
 
-def output_text(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def output_text(text: str, logprobs: list[Any] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
+
+
+def logprobs_of(choice: dict[str, Any]) -> list[Any]:
+    """A chat choice's token logprobs (`logprobs.content`): the same entries Responses carries (token, logprob,
+    bytes, top_logprobs)."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    return content if isinstance(content, list) else []
 
 
 def reasoning_output(text: str, item_id: str | None = None) -> dict[str, Any]:
@@ -322,7 +340,7 @@ def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]
     status, incomplete = status_of(answer.choice.get("finish_reason"))
     output = [reasoning_output(answer.reasoning)] if answer.reasoning else []
     if answer.text or answer.refusal is not None or not answer.calls:
-        output.append(message_output(answer.text, refusal=answer.refusal))
+        output.append(message_output(answer.text, refusal=answer.refusal, logprobs=logprobs_of(answer.choice)))
     output.extend(function_output(call, ex.tools) for call in answer.calls)
     if status != "completed":  # the last item is the one a token limit cut short, as a stream marks it
         output[-1] = {**output[-1], "status": "incomplete"}
@@ -346,6 +364,15 @@ class ResponseStream(StreamState):
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its open item record
         self.late: dict[int, dict[str, Any]] = {}  # finished calls that got more fragments, by output index
         self.tools: ChatTools = ex.tools or NO_TOOLS
+        # Token logprobs, when asked for: sent with each text delta only (the done events and the final response
+        # would have to hold them all, several objects a token).
+        self.wants_logprobs = bool((ex.chat or {}).get("logprobs"))
+        self.delta_logprobs: list[Any] = []
+
+    def chunk(self, chunk: dict[str, Any]) -> None:
+        if self.wants_logprobs:
+            self.delta_logprobs = logprobs_of(first_choice(chunk))
+        super().chunk(chunk)
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.events.append({"type": kind, "sequence_number": self.seq, **fields})
@@ -442,7 +469,7 @@ class ResponseStream(StreamState):
             record = self._open("message", item, output_text(""))
         record["text"].append(text)
         self.emit("response.output_text.delta", item_id=record["item"]["id"], output_index=record["index"],
-                  content_index=0, delta=text, logprobs=[])
+                  content_index=0, delta=text, logprobs=self.delta_logprobs)
 
     def refusal(self, text: str) -> None:
         """A refusal is a message of its own whose one part is a `refusal` (as OpenAI streams it)."""

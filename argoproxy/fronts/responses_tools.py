@@ -102,6 +102,17 @@ class ChatTools:
         raise bad_request("`tool_choice` must be none, auto, required or {\"type\": \"function\", \"name\": ...}.",
                           "tool_choice")
 
+    def allowed(self, choice: Any) -> set[str] | None:
+        """The chat names of the functions an `allowed_tools` choice lets the model call (None: any)."""
+        if not isinstance(choice, dict) or choice.get("type") != "allowed_tools":
+            return None
+        listed = choice.get("tools")
+        if not isinstance(listed, list) or not all(isinstance(t, dict) for t in listed):
+            raise bad_request("`tool_choice.tools` must be a list of tool objects.", "tool_choice.tools")
+        names = {t.get("name") for t in listed if t.get("type") in ("function", "custom")}
+        return {f["function"]["name"] for f in self.functions
+                if self.names.get(f["function"]["name"], (None, f["function"]["name"], ""))[1] in names}
+
     # -- answers
     def output_item(self, chat_name: str, call_id: str, arguments: str, item_id: str | None = None,
                     status: str = "completed") -> dict[str, Any]:

@@ -502,3 +502,38 @@ def test_a_call_without_arguments_has_an_empty_object_as_its_arguments():
         {"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
             {"id": "c0", "type": "function", "function": {"name": "apply_patch", "arguments": ""}}]}}]}, custom)
     assert (whole["output"][0]["type"], whole["output"][0]["input"]) == ("custom_tool_call", "")  # not "{}"
+
+
+def test_allowed_tools_offers_only_the_tools_it_lists():
+    tools = [{"type": "function", "name": n, "parameters": {"type": "object"}} for n in ("read_file", "delete_file")]
+    choice = {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "read_file"},
+                                                                     {"type": "mcp", "server_label": "docs"}]}
+    chat, _ = FRONT.to_chat({"model": "m", "input": "x", "tools": tools, "tool_choice": choice,
+                             "parallel_tool_calls": False})
+    assert [t["function"]["name"] for t in chat["tools"]] == ["read_file"] and chat["tool_choice"] == "required"
+    chat, _ = FRONT.to_chat({"model": "m", "input": "x", "tools": tools, "parallel_tool_calls": False,
+                             "tool_choice": {**choice, "tools": [{"type": "mcp", "server_label": "docs"}]}})
+    assert "tools" not in chat and "tool_choice" not in chat and "parallel_tool_calls" not in chat
+    with pytest.raises(ProxyError) as bad:
+        FRONT.to_chat({"model": "m", "input": "x", "tools": tools, "tool_choice": {**choice, "tools": "read_file"}})
+    assert bad.value.param == "tool_choice.tools"
+
+
+LOGPROB = {"token": "Hi", "logprob": -0.1, "bytes": [72, 105], "top_logprobs": [{"token": "Hi", "logprob": -0.1,
+                                                                                   "bytes": [72, 105]}]}
+
+
+def test_token_logprobs_are_asked_for_and_come_back_whole_or_with_each_delta():
+    chat, ex = FRONT.to_chat({"model": "m", "input": "x", "top_logprobs": 1})
+    assert chat["top_logprobs"] == 1 and chat["logprobs"] is True  # chat servers refuse top_logprobs alone
+    chat, _ = FRONT.to_chat({"model": "m", "input": "x", "include": ["message.output_text.logprobs"]})
+    assert chat["logprobs"] is True
+    assert "logprobs" not in FRONT.to_chat({"model": "m", "input": "x"})[0]
+    ex.chat = {"logprobs": True}
+    completion = {**BASE, "object": "chat.completion", "choices": [{"index": 0, "finish_reason": "stop",
+                  "message": {"role": "assistant", "content": "Hi"}, "logprobs": {"content": [LOGPROB]}}]}
+    assert chat_to_response(completion, ex)["output"][0]["content"][0]["logprobs"] == [LOGPROB]
+    streamed = {**chunk({"content": "Hi"}), "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None,
+                                                         "logprobs": {"content": [LOGPROB]}}]}
+    events = list(FRONT.stream(iter([streamed, chunk(finish="stop")]), ex))
+    assert [e["logprobs"] for e in events if e["type"] == "response.output_text.delta"] == [[LOGPROB]]
