@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 MAX_REQUEST_ID = 128
+UPSTREAM_ID = "X-Upstream-Request-ID"
 ENVIRON_KEY = "cot_proxy.request_id"
 WRITE_KEY = "cot_proxy.server_write"
 
@@ -47,7 +48,11 @@ class RequestIds:
         server_write = environ[WRITE_KEY] = ServerWrite()
 
         def start(status, headers, exc_info=None):
-            headers = [h for h in headers if h[0].lower() != "x-request-id"]
+            upstream = [h for h in headers if h[0].lower() == "x-request-id"]
+            if upstream:  # the upstream's own id, which its vendor's support asks for, under a name of its own
+                headers = [h for h in headers if h[0].lower() != "x-request-id"]
+                if upstream[0][1] != rid:
+                    headers.append((UPSTREAM_ID, upstream[0][1]))
             headers.append(("X-Request-ID", rid))
             write = server_write.write = start_response(status, headers, exc_info)
             return write

@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 import requests
 
+from argoproxy.edge.request_ids import UPSTREAM_ID
 from argoproxy.upstream import sse
 from argoproxy.errors import ProxyError, error_type
 from argoproxy.redaction import sanitize_message
@@ -120,6 +121,9 @@ def error_headers(resp: UpstreamResponse) -> dict[str, str]:
         retry_after = str(int(seconds)) if seconds is not None else None
     if retry_after is not None:
         headers["Retry-After"] = retry_after
+    upstream_id = resp.headers.get("x-request-id") or resp.headers.get("request-id")  # OpenAI's, Anthropic's
+    if upstream_id and len(upstream_id) <= MAX_ERROR_HEADER:
+        headers[UPSTREAM_ID] = upstream_id
     if resp.retried:  # the upstream's own word on it was heeded by those retries
         headers = {k: v for k, v in headers.items() if k.lower() != "x-should-retry"}
         headers["x-should-retry"] = "false"

@@ -69,6 +69,7 @@ def test_request_id_is_the_clients_and_connection_listed_headers_stay_here(proxy
                                   b"Connection: keep-alive, X-Private\r\nX-Private: secret\r\nX-Public: 1\r\n\r\n")
     head = data.partition(b"\r\n\r\n")[0].lower()
     assert head.count(b"x-request-id") == 1 and b"x-request-id: client-id" in head
+    assert b"x-upstream-request-id: upstream-id" in head  # what the upstream's vendor asks for, kept apart
     got = upstream.received[-1]
     assert got.headers.get("X-Public") == "1" and "X-Private" not in got.headers
 

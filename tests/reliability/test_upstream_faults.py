@@ -421,6 +421,7 @@ def test_an_errors_rate_limit_headers_reach_the_client(up, route):
         assert r.headers[name] == RATE_HEADERS[name], name
     assert r.headers["Retry-After"] == "60" and r.headers["retry-after-ms"] == "60000"
     assert "Set-Cookie" not in r.headers and r.headers.get("x-request-id") != "req_upstream"
+    assert r.headers["X-Upstream-Request-ID"] == "req_upstream"
     assert "upstream" not in r.headers.get("Server", "")
 
 
