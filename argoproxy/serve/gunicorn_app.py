@@ -26,43 +26,70 @@ from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError,
 KEEPALIVE_SECONDS = 5
 # Set in the Gunicorn master that printed the warnings and the start-up line; forked workers inherit it.
 _announced = False
+# The settings the master last loaded whole (at start, or re-read on SIGHUP): what a worker serves with when the
+# files have gone bad since. Inherited by forked workers.
+_good: Loaded | None = None
+_refusal: str | None = None  # the reload the master refused, said once: its workers do not say it again
+WORKER_BOOT_ERROR = 3  # a worker's exit code that stops Gunicorn's master instead of starting another worker
 
 
-def loaded_or_exit(flags: Mapping[str, Any] | None = None) -> Loaded:
-    """Load the settings (`.env` first); a bad one ends the process with one line naming it (exit code 2)."""
+def checked(flags: Mapping[str, Any] | None = None, serving: bool = True) -> Loaded:
+    """The settings as they are now (`.env` first); SettingsError names a bad one. To serve, LOG_DIR must take
+    the journals (`keys` and `--show`, which an admin may run as another user, do not write there)."""
+    read_dotenv()
+    loaded = load(flags)
+    problem = dir_problem(loaded.settings.log_dir, JOURNAL_FILES) if serving and loaded.settings.log_dir else None
+    if problem:  # one line naming it when serving starts, not a traceback per worker
+        raise BadValue(f"LOG_DIR: {problem}")
+    return loaded
+
+
+def loaded_or_exit(flags: Mapping[str, Any] | None = None, serving: bool = False) -> Loaded:
+    """Load the settings; a bad one ends the process with one line naming it (exit code 2)."""
     try:
-        read_dotenv()
-        return load(flags)
+        return checked(flags, serving)
     except SettingsError as exc:
         print(f"cot_proxy: bad setting {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
-def settings_or_exit(flags: Mapping[str, Any] | None = None) -> Settings:
-    return loaded_or_exit(flags).settings
+def reloaded(flags: Mapping[str, Any] | None = None) -> Loaded:
+    """The settings again, for a worker starting or the master re-reading its config on SIGHUP: as they are
+    now, or, when the files have gone bad since the master loaded them, the master's with one line saying so
+    (a typo in config.yaml followed by a reload, or a worker replaced after one, must not stop the serving).
+    With no master's settings to keep (`gunicorn cot_proxy:app` without gunicorn.conf.py), exit 3: Gunicorn
+    stops at a worker that cannot boot, where it would start one after another for ever at any other code."""
+    global _refusal
+    try:
+        return checked(flags)
+    except SettingsError as exc:
+        if _good is None:
+            print(f"cot_proxy: bad setting {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(WORKER_BOOT_ERROR) from None
+        if str(exc) != _refusal:
+            print(f"cot_proxy: warning: settings not reloaded, bad setting {exc}; serving on with those in force "
+                  "before", file=sys.stderr, flush=True)
+            _refusal = str(exc)
+        return _good
 
 
 def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, dict[str, Any]]:
     """For Gunicorn's master (gunicorn.conf.py, `python cot_proxy.py`, the console scripts): the settings,
     their warnings printed once, and Gunicorn's options (whose start-up line says why this backend)."""
-    global _announced
-    loaded = loaded_or_exit(flags)
-    log_dir_or_exit(loaded.settings)
-    if not _announced:  # not again when Gunicorn's master re-reads its config (SIGHUP): the port is its own
+    global _announced, _good, _refusal
+    if _announced:  # Gunicorn's master re-reading its config (SIGHUP): the port is its own already
+        loaded = reloaded(flags)
+        if loaded is not _good:
+            _refusal = None
+    else:
+        loaded = loaded_or_exit(flags, serving=True)
         port_free_or_exit(loaded.settings, port_label(loaded.settings, flags),
                           setting_label(loaded.settings, flags, "host", "HOST", "--host"))
         socket_free_or_exit(loaded.settings, setting_label(loaded.settings, flags, "socket", "SOCKET", "--socket"))
-    print_warnings(loaded)
-    _announced = True
+    if loaded is not _good:
+        print_warnings(loaded)
+    _announced, _good = True, loaded
     return loaded.settings, gunicorn_options(loaded.settings, loaded.backend_reason)
-
-
-def log_dir_or_exit(settings: Settings) -> None:
-    """LOG_DIR must take the journals when serving starts: one line naming it, not a traceback per worker."""
-    problem = dir_problem(settings.log_dir, JOURNAL_FILES) if settings.log_dir else None
-    if problem:
-        print(f"cot_proxy: bad setting LOG_DIR: {problem}", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def port_label(settings: Settings, flags: Mapping[str, Any] | None = None) -> str:
@@ -143,8 +170,7 @@ def worker_settings() -> Settings:
     """The settings of a worker building the app. Started as `gunicorn cot_proxy:app` where no gunicorn.conf.py
     is read, no master said where requests go: each worker says it (with the warnings), Gunicorn's own
     options being in force rather than the settings' workers and worker class."""
-    loaded = loaded_or_exit()
-    log_dir_or_exit(loaded.settings)
+    loaded = reloaded()
     if not _announced:
         print_warnings(loaded)
         for warning in listener.bind_warnings(loaded.settings, _command_line_binds(), os.environ):
@@ -351,7 +377,7 @@ def run(flags: Mapping[str, Any]) -> None:
     """Serve under Gunicorn with these flags; workers rebuild the settings (so SIGHUP re-reads config.yaml)."""
     from gunicorn.app.base import BaseApplication
 
-    _, options = startup_options(flags)
+    startup_options(flags)  # the settings checked, once, before Gunicorn starts
     if os.environ.get("GUNICORN_CMD_ARGS"):  # read by Gunicorn's own command (gunicorn -c gunicorn.conf.py) only
         print("cot_proxy: warning: GUNICORN_CMD_ARGS is not read when the proxy starts itself; set WORKER_CLASS, "
               "WORKERS, THREADS, HOST and PORT instead (or start it as `gunicorn -c gunicorn.conf.py "
@@ -359,12 +385,13 @@ def run(flags: Mapping[str, Any]) -> None:
 
     class ProxyApplication(BaseApplication):
         def load_config(self) -> None:
-            for key, value in options.items():
+            # Read again on SIGHUP (the files may have changed; bad ones keep the settings in force)
+            for key, value in startup_options(flags)[1].items():
                 self.cfg.set(key, value)
 
         def load(self):
             from argoproxy.serve.flask_app import create_app
-            return create_app(settings_or_exit(flags))
+            return create_app(reloaded(flags).settings)
 
     logging.getLogger("gunicorn.error").propagate = False
     ProxyApplication().run()

@@ -8,6 +8,8 @@ import concurrent.futures
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ import requests
 
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.polling import poll
-from tests.proxy_process import running_proxy
+from tests.proxy_process import ROOT, base_env, free_port, running_proxy
 from tests.reliability.support import chat, quick_ok, sse_events, wait_for_workers, worker_pids
 
 pytestmark = pytest.mark.timeout(60)
@@ -128,6 +130,55 @@ def test_sighup_reloads_config_without_dropping_a_request(tmp_path: Path):
             fake.add(Reply(chat_completion("<think>x</think>y")))
             r = requests.post(p.base_url + "/chat/completions", json=chat(), timeout=10)
             assert r.json()["choices"][0]["message"]["content"] == "y"
+
+
+@pytest.mark.parametrize("command", [None, [sys.executable, str(ROOT / "cot_proxy.py")]],
+                         ids=["gunicorn.conf.py", "cot_proxy.py"])
+def test_a_bad_config_on_sighup_keeps_the_settings_in_force(tmp_path: Path, command):
+    """A typo in config.yaml, then SIGHUP (or a worker replaced after it): one line naming the setting, and the
+    workers serve on with the settings in force; it stopped the server (gunicorn.conf.py) or started worker
+    after worker for ever, the port open and requests hanging (cot_proxy.py). A good file reloads as usual."""
+    config = tmp_path / "config.yaml"
+    config.write_text("think_mode: keep\n")
+    with FakeOpenAI() as fake:
+        with running_proxy(command, TARGET_BASE_URL=fake.base_url, CONFIG_PATH=str(config), WORKERS="2") as p:
+            old = wait_for_workers(p, 2)
+            config.write_text("think_mode: bogus\n")
+            p.proc.send_signal(signal.SIGHUP)
+            poll(lambda: "settings not reloaded, bad setting think_mode" in p.read_log(), timeout=20)
+            new = wait_for_workers(p, 2, exclude=old)
+            os.kill(sorted(new)[0], signal.SIGKILL)  # its replacement reads the bad file too
+            wait_for_workers(p, 2, exclude=old | {sorted(new)[0]})
+            for _ in range(4):
+                fake.add(Reply(chat_completion("<think>x</think>y")))
+                r = requests.post(p.base_url + "/chat/completions", json=chat(), timeout=10)
+                assert r.json()["choices"][0]["message"]["content"] == "<think>x</think>y"  # keep, still
+            assert p.proc.poll() is None and "exited with code" not in p.read_log()
+            config.write_text("think_mode: strip\n")
+            p.proc.send_signal(signal.SIGHUP)
+            fake.add(*[Reply(chat_completion("<think>x</think>y")) for _ in range(40)])
+
+            def stripped() -> bool:
+                r = requests.post(p.base_url + "/chat/completions", json=chat(), timeout=10)
+                return r.json()["choices"][0]["message"]["content"] == "y"
+            poll(stripped, timeout=20)
+
+
+def test_gunicorn_without_its_config_stops_at_a_bad_setting(tmp_path: Path):
+    """`gunicorn cot_proxy:app` with no gunicorn.conf.py read: a bad setting is one line and the server stops
+    (Gunicorn's "worker failed to boot"), not a worker started 2.5 times a second for ever."""
+    env = {**base_env(str(tmp_path), PYTHONPATH=str(ROOT)), "THINK_MODE": "bogus"}
+    with open(tmp_path / "out.log", "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{free_port()}", "-w", "2",
+                                 "cot_proxy:app"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        code = proc.wait(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = (tmp_path / "out.log").read_text()
+    assert code != 0 and "cot_proxy: bad setting THINK_MODE" in text
+    assert text.count("cot_proxy: bad setting") <= 2, text  # one a worker at most, then Gunicorn stops
 
 
 def test_sigkilled_worker_is_replaced_and_the_proxy_keeps_answering():
