@@ -7,7 +7,11 @@ with a 500; docs/decisions.md, "Messages every chat server takes"):
   (Backend.keeps_developer: OpenAI's own API, or DEVELOPER_ROLE / a `models:` entry's `developer_role`);
 - an assistant turn with `content: null` (the SDKs replay tool round trips this way): it carries
   `content: ""`, which OpenAI and every server tried accept, unless the backend is known to want null
-  (Backend.tool_turn_content is None: ARGO, whose reference client sends null beside tool calls).
+  (Backend.tool_turn_content is None: ARGO, whose reference client sends null beside tool calls);
+- a replayed tool call whose arguments are not a JSON object (a small model's broken call, which Codex answers
+  and then replays as it was): llama.cpp's server answers 500 "Failed to parse tool call arguments as JSON"
+  for the whole conversation, so it goes as `{"input": <the text>}` (as the Google door sends such a call),
+  `{}` when empty.
 
 And one thing the front doors' own translations must not write (`joined_turns`): two user turns, or two
 assistant turns, in a row. Chat templates that want roles to alternate (Gemma's, Mistral's: vLLM answers 400
@@ -19,6 +23,8 @@ model Content per chunk. A chat-completions client's own messages are left as it
 from __future__ import annotations
 
 from typing import Any
+
+from argoproxy.jsonfast import dumps, loads
 
 
 def normalize(messages: Any, keep_developer: bool, tool_turn_content: str | None = "") -> bool:
@@ -34,6 +40,8 @@ def normalize(messages: Any, keep_developer: bool, tool_turn_content: str | None
             message["role"] = "system"
             changed = True
         elif role == "assistant":
+            if message.get("tool_calls") and _objects_as_arguments(message["tool_calls"]):
+                changed = True
             content = message.get("content")
             if tool_turn_content is None:  # null wanted beside tool calls
                 if content == "" and message.get("tool_calls"):
@@ -43,6 +51,27 @@ def normalize(messages: Any, keep_developer: bool, tool_turn_content: str | None
                 message["content"] = tool_turn_content
                 changed = True
     return changed
+
+
+def _objects_as_arguments(calls: Any) -> bool:
+    """Make each call's arguments a JSON object's text; True when one changed."""
+    changed = False
+    for call in calls if isinstance(calls, list) else ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and not _is_object(arguments):
+            function["arguments"] = dumps({"input": arguments}).decode() if arguments.strip() else "{}"
+            changed = True
+    return changed
+
+
+def _is_object(text: str) -> bool:
+    try:
+        return isinstance(loads(text), dict)
+    except ValueError:
+        return False
 
 
 def joined_turns(messages: list[Any]) -> list[Any]:

@@ -39,6 +39,7 @@ from argoproxy.config.llm_params import LlmParams, ModelRule, merge_rules
 from argoproxy.routing.entries import ModelEntry, entry_url
 from argoproxy.routing.router import Deployment, Pool, Router
 from argoproxy.upstream.client import RETRY_BUDGET, Upstream, parse_retry_after
+from argoproxy.upstream.relay import context_exceeded
 from argoproxy.upstream.wire import describe_host
 from argoproxy.edge.validation import model_allowed
 
@@ -52,8 +53,6 @@ log = logging.getLogger("cot_proxy")
 SERVED_MODEL = "X-Served-Model"
 GLOB_LISTING_SECONDS = 60.0  # how long /v1/models reuses what a glob's upstreams listed
 SERVED_BY = "X-Served-By"
-CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
-_CONTEXT_TEXT = re.compile(r"context[ _]length|maximum context|too many tokens|prompt is too long", re.IGNORECASE)
 _PRINTABLE = re.compile(r"[\x20-\x7e]{1,200}")
 
 
@@ -321,7 +320,7 @@ def install_routing(gateway: Gateway) -> None:
 
 
 def is_context_exceeded(err: ProxyError) -> bool:
-    return err.status == 400 and (err.code in CONTEXT_CODES or bool(_CONTEXT_TEXT.search(err.message or "")))
+    return err.status == 400 and context_exceeded({"code": err.code, "type": err.type, "message": err.message})
 
 
 class CommitHeaders:

@@ -4,6 +4,7 @@ Neutral ground: providers import it; it imports neither providers nor the pipeli
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Iterator
 
@@ -141,8 +142,11 @@ def upstream_error(resp: UpstreamResponse) -> ProxyError:
         obj = None
     err = obj.get("error") if isinstance(obj, dict) else None
     if isinstance(err, dict) and isinstance(err.get("message"), str):
-        return ProxyError(status, sanitize_message(err["message"]), type=err.get("type") or error_type(status),
-                          param=err.get("param"), code=_code(err.get("code")), headers=headers)
+        kind, code = err.get("type") or error_type(status), _code(err.get("code"))
+        if status == 400 and context_exceeded(err):
+            kind, code = "invalid_request_error", CONTEXT_CODE
+        return ProxyError(status, sanitize_message(err["message"]), type=kind, param=err.get("param"), code=code,
+                          headers=headers)
     if isinstance(err, str):
         return ProxyError(status, sanitize_message(err), headers=headers)
     said = (obj.get("message") or obj.get("detail")) if isinstance(obj, dict) else None
@@ -165,4 +169,22 @@ def redirect_error(resp: UpstreamResponse) -> ProxyError:
 
 
 def _code(code: Any) -> str | None:
-    return None if code is None else str(code)
+    """An error's code as OpenAI writes one: a string (llama.cpp's server repeats the HTTP status as an integer,
+    which reached clients as the code "400")."""
+    return code if isinstance(code, str) else None
+
+
+# A prompt over the model's context, as each server words it: OpenAI and vLLM ("maximum context length",
+# context_length_exceeded), llama.cpp's server ("exceeds the available context size", exceed_context_size_error),
+# Anthropic ("prompt is too long"). Said with OpenAI's code, which the agents act on (Codex and Aider shrink or
+# report their context) and routing's fallbacks look for.
+CONTEXT_CODE = "context_length_exceeded"
+CONTEXT_CODES = frozenset({CONTEXT_CODE, "string_above_max_length", "exceed_context_size_error"})
+CONTEXT_TEXT = re.compile(r"context[ _]length|maximum context|too many tokens|prompt is too long|context size",
+                          re.IGNORECASE)
+
+
+def context_exceeded(err: dict[str, Any]) -> bool:
+    """Does this OpenAI-shaped error object say the prompt is over the model's context?"""
+    return err.get("code") in CONTEXT_CODES or err.get("type") in CONTEXT_CODES or bool(
+        CONTEXT_TEXT.search(err.get("message") or ""))

@@ -2,10 +2,11 @@
 chunking and delays, think tags, errors and mid-stream cuts; it records every request it receives.
 
 As strict as the servers it stands for: by default it refuses what llama.cpp's server refuses (a `developer`
-message, an assistant message with `content: null`, a `response_format` of type `json_schema`: 500, whatever
-answer is queued) and, like OpenAI, sends a
+message, an assistant message with `content: null`, a `response_format` of type `json_schema`, a replayed tool
+call whose arguments are not a JSON object: 500, whatever answer is queued) and, like OpenAI, sends a
 stream's usage chunk only to a request that asked for it (`stream_options.include_usage`). Switches:
-`accepts_developer` / `accepts_null_content` / `accepts_json_schema` (OpenAI's own API takes them), `sends_stream_usage = False`
+`accepts_developer` / `accepts_null_content` / `accepts_json_schema` / `accepts_unparsed_arguments` (OpenAI's own
+API takes them), `sends_stream_usage = False`
 (llama.cpp's server ignores include_usage), `streams_auto_tool_calls = False` (llama.cpp's server cannot stream
 a tool call its model chose under `tool_choice: auto`: it sends the stream's headers, a keepalive comment when the
 prompt took long, then ends it with no data), `wants_alternating_roles = True` (vLLM with a Gemma or Mistral chat
@@ -115,6 +116,8 @@ class FakeOpenAI:
         self.accepts_developer = False  # OpenAI's own API takes the role; llama.cpp's server answers 500
         self.accepts_null_content = False  # llama.cpp: 500 "Input should be a valid string"
         self.accepts_json_schema = False  # llama.cpp: 500 "Input should be 'text' or 'json_object'"
+        # llama.cpp's server: a history whose tool call has arguments that are not JSON is a 500 (OpenAI takes it)
+        self.accepts_unparsed_arguments = False
         self.sends_stream_usage = True  # False: include_usage ignored, as llama.cpp's server does
         self.streams_auto_tool_calls = True  # False: such a stream ends before its first event, as llama.cpp's
         # True: two user or two assistant turns in a row are refused, as vLLM answers for a model whose chat
@@ -241,6 +244,10 @@ class FakeOpenAI:
             if m.get("role") == "assistant" and "content" in m and m["content"] is None \
                     and not self.accepts_null_content:
                 return Reply(_server_error(f"messages.{i}.content: Input should be a valid string"), status=500)
+            for call in m.get("tool_calls") or () if not self.accepts_unparsed_arguments else ():
+                arguments = (call.get("function") or {}).get("arguments") if isinstance(call, dict) else None
+                if isinstance(arguments, str) and not _json_object(arguments):
+                    return Reply(_server_error(f"Failed to parse tool call arguments as JSON: {arguments}"), status=500)
         return None
 
     def cannot_stream(self, answer: "Stream", body: bytes) -> bool:
@@ -378,6 +385,13 @@ class FakeOpenAI:
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
 LLAMA_PING = b": ping - 2026-11-23 23:44:40.000000+00:00\n\n"  # sse_starlette's, every 15 s of a llama.cpp stream
+
+
+def _json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 def _roles_alternate(messages: Any) -> bool:

@@ -78,3 +78,30 @@ def test_a_chat_clients_own_messages_go_as_written(fake_and_proxy):
             {"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
     assert getattr(refused.value, "status_code", None) == 400 and "alternate" in str(refused.value)
     assert sent_roles(fake) == [("user", "a"), ("user", "b")]
+
+
+def test_a_replayed_tool_call_whose_arguments_are_not_json_goes_as_an_object(fake_and_proxy):
+    """A small model's broken tool call, which Codex answers itself and replays as it was: llama.cpp's server
+    refuses the whole conversation (500 "Failed to parse tool call arguments as JSON"; the fake does too), so
+    the arguments go as {"input": <the text>}, as the Google door sends them."""
+    fake, proxy = fake_and_proxy
+    fake.queue.clear()
+    fake.default_content = "done"
+    answer = openai_sdk(proxy).responses.create(model="fake-model", input=[
+        {"type": "message", "role": "user", "content": "list the files"},
+        {"type": "function_call", "call_id": "call_bad1", "name": "exec_command", "arguments": "file_path=x"},
+        {"type": "function_call_output", "call_id": "call_bad1", "output": "failed to parse function arguments"}])
+    assert answer.output_text == "done"
+    call = fake.received[-1].json()["messages"][1]["tool_calls"][0]
+    assert call["function"]["arguments"] == '{"input":"file_path=x"}'
+    completion = openai_sdk(proxy).chat.completions.create(model="fake-model", messages=[
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "a", "arguments": ""}},
+            {"id": "c2", "type": "function", "function": {"name": "b", "arguments": '{"path": "unterminated'}},
+            {"id": "c3", "type": "function", "function": {"name": "c", "arguments": '{"ok": 1}'}}]},
+        *[{"role": "tool", "tool_call_id": f"c{i}", "content": "r"} for i in (1, 2, 3)],
+        {"role": "user", "content": "next"}])
+    assert completion.choices[0].message.content == "done"
+    sent = [c["function"]["arguments"] for c in fake.received[-1].json()["messages"][1]["tool_calls"]]
+    assert sent == ["{}", '{"input":"{\\"path\\": \\"unterminated"}', '{"ok": 1}']

@@ -196,21 +196,28 @@ def test_a_deployment_that_fails_after_a_keepalive_still_fails_over(fakes):
         assert len(a.received) == 2 and len(b.received) == 2
 
 
+LLAMA_SERVER_CONTEXT = {"error": {"code": 400, "message": "request (40123 tokens) exceeds the available context size "
+                                   "(32768 tokens), try increasing it", "type": "exceed_context_size_error",
+                        "n_prompt_tokens": 40123, "n_ctx": 32768}}
+
+
 def test_context_length_exceeded_goes_to_the_fallback(fakes):
     a, b, _ = fakes
     entries = models({"name": "small", "backend": "openai", "base_url": a.base_url},
                      {"name": "big", "backend": "openai", "base_url": b.base_url})
     a.add(Reply({"error": {"message": "This model's maximum context length is 8192 tokens.",
-                           "type": "invalid_request_error", "code": "context_length_exceeded"}}, status=400))
+                           "type": "invalid_request_error", "code": "context_length_exceeded"}}, status=400),
+          Reply(LLAMA_SERVER_CONTEXT, status=400))  # llama.cpp's server words it its own way
     with running_proxy(MODELS=entries, FALLBACKS='{"small": ["big"]}') as proxy:
-        r = chat(proxy, "small")
-        assert r.status_code == 200 and r.headers["X-Served-Model"] == "big"
+        for _ in range(2):
+            r = chat(proxy, "small")
+            assert r.status_code == 200 and r.headers["X-Served-Model"] == "big"
         # any other 4xx goes to the client as it is
         a.add(Reply({"error": {"message": "bad temperature", "type": "invalid_request_error"}}, status=400))
         r = chat(proxy, "small")
         assert r.status_code == 400 and "bad temperature" in r.json()["error"]["message"]
         assert r.headers["X-Served-By"] == f"127.0.0.1:{a.port}"
-        assert len(b.received) == 1
+        assert len(b.received) == 2
 
 
 def test_when_every_deployment_fails_the_client_gets_the_last_error(fakes):

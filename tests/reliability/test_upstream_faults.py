@@ -909,3 +909,15 @@ def test_the_connection_of_a_stream_with_no_data_is_closed_only_under_gevent(tmp
     assert len(discarded) == (1 if gevent_worker else 0)
     assert fresh == [False, True]  # the stream on a pooled connection, the second asking on one of its own
     up.srv.close()
+
+
+def test_llama_servers_context_overflow_is_said_with_openais_code(up):
+    """Codex and Aider act on `context_length_exceeded` (Codex: "ran out of room in the model's context window");
+    llama.cpp's server says `exceed_context_size_error`, with its HTTP status as an integer code."""
+    fake, p = up
+    fake.add(Reply({"error": {"code": 400, "message": "request (40123 tokens) exceeds the available context size "
+                              "(32768 tokens), try increasing it", "type": "exceed_context_size_error"}}, status=400))
+    err = assert_error(post(p, chat()), 400, "context_length_exceeded")
+    assert err["type"] == "invalid_request_error" and "exceeds the available context size" in err["message"]
+    fake.add(Reply({"error": {"code": 400, "message": "bad", "type": "invalid_request_error"}}, status=400))
+    assert assert_error(post(p, chat()), 400)["code"] is None  # not the string "400"
