@@ -82,9 +82,29 @@ def content_texts(content: Any) -> list[str]:
     if isinstance(content, str):
         return [content]
     if isinstance(content, list):
-        return [part if isinstance(part, str) else part["text"] for part in content
-                if isinstance(part, str) or (isinstance(part, Mapping) and isinstance(part.get("text"), str))]
+        texts: list[str] = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, Mapping):
+                texts.extend(_part_texts(part))
+        return texts
     return [str(content)]
+
+
+def _part_texts(part: Mapping[str, Any]) -> list[str]:
+    """A content part's text, or what a Messages block relayed natively holds: a tool call's input (often a
+    whole file an agent writes), a tool result's content, a thinking block's text."""
+    if isinstance(part.get("text"), str):
+        return [part["text"]]
+    kind = part.get("type")
+    if kind == "tool_use" and part.get("input") is not None:
+        return [json.dumps(part["input"], ensure_ascii=False, default=str)]
+    if kind == "tool_result":
+        return content_texts(part.get("content"))
+    if kind == "thinking" and isinstance(part.get("thinking"), str):
+        return [part["thinking"]]
+    return []
 
 
 def prompt_texts(prompt: Any) -> list[str]:
@@ -106,6 +126,7 @@ def request_texts(body: Mapping[str, Any]) -> list[str]:
         for message in messages:
             if isinstance(message, Mapping):
                 texts.extend(content_texts(message.get("content")))
+                texts.extend(call_texts(message.get("tool_calls")))
     system = body.get("system")
     texts.extend(content_texts(system) if isinstance(system, list) else prompt_texts(system))
     texts.extend(prompt_texts(body.get("prompt")))
@@ -113,6 +134,17 @@ def request_texts(body: Mapping[str, Any]) -> list[str]:
     texts.extend(input_texts(body.get("input")))
     if body.get("tools"):
         texts.append(json.dumps(body["tools"], ensure_ascii=False, default=str))
+    return texts
+
+
+def call_texts(calls: Any) -> list[str]:
+    """A chat assistant turn's tool calls: their names and arguments (an agent's history is largely these: the
+    files it wrote, the patches it applied; counted as none, its context looked far emptier than it was)."""
+    texts: list[str] = []
+    for call in calls if isinstance(calls, list) else ():
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if isinstance(function, Mapping):
+            texts.extend(t for t in (function.get("name"), function.get("arguments")) if isinstance(t, str))
     return texts
 
 

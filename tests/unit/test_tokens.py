@@ -3,6 +3,7 @@ exact count on real text, and of bounded CPU cost whatever the text (issue 20, i
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -63,3 +64,18 @@ def test_a_request_counts_messages_system_prompt_and_tools():
     tools_json = '[{"type": "function", "function": {"name": "f"}}]'
     assert tokens.count_request_tokens(body) == sum(map(exact, ["Say hello", "to everyone", "Be brief.", tools_json]))
     assert tokens.count_request_tokens({"prompt": [1, 2, 3]}) == 3
+
+
+def test_tool_calls_and_their_results_are_counted():
+    """An agent's history is largely tool calls (the files it wrote) and their results: counted as nothing,
+    Claude Code and Codex saw a context far emptier than it was and compacted too late."""
+    text = "word " * 4000
+    chat_call = {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "Write", "arguments": json.dumps({"text": text})}}]}
+    native = {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "Write", "input": {"text": text}},
+                                               {"type": "thinking", "thinking": text}]}
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [
+        {"type": "text", "text": text}]}]}
+    assert tokens.count_request_tokens({"messages": [chat_call]}) >= 4000
+    assert tokens.count_request_tokens({"messages": [native]}) >= 8000
+    assert tokens.count_request_tokens({"messages": [result]}) >= 4000
