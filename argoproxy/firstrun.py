@@ -243,7 +243,8 @@ def ask_shared_machine() -> dict[str, Any]:
         return {}
     path, created = create_user_key()
     say(f"{'Created' if created else 'Using'} your key file {path} (only you can read it). Clients send that key: "
-        f"export OPENAI_API_KEY=$(cat {path})")
+        f"export OPENAI_API_KEY=$(cat {path}) in the clients' shell (in the proxy's, OPENAI_API_KEY is the "
+        "upstream's key)")
     return {"enable_auth": True, "api_key_file": str(path)}
 
 

@@ -521,7 +521,7 @@ def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     problem = listener.socket_problem(settings.socket) or listener.key_file_problem(settings) \
-        or keys_db_problem(settings)
+        or listener.own_key_problem(settings) or keys_db_problem(settings)
     if problem:
         raise SettingsError(problem)
     # Each provider's own rules: for the top-level backend when it serves (no `models`), and for every

@@ -334,3 +334,19 @@ def test_an_empty_think_tag_is_refused(name):
     """An empty tag matched everywhere: every answer came back empty."""
     with pytest.raises(SettingsError, match=f"^{name}: must not be empty"):
         load_settings({}, environ={name: " "})
+
+
+def test_the_upstream_key_may_not_be_one_the_proxy_takes_from_clients(tmp_path):
+    """The README tells clients `export OPENAI_API_KEY=$(cat ~/.config/argoproxy/api_key)`: in the shell that
+    starts the proxy, that made the proxy send its own client key to the provider."""
+    with pytest.raises(SettingsError, match="^OPENAI_API_KEY: it holds one of the keys this proxy takes"):
+        load_settings({}, environ={"ENABLE_AUTH": "true", "API_KEY_SECRET": "sk-a,sk-b", "OPENAI_API_KEY": "sk-b"})
+    key_file = tmp_path / "api_key"
+    key_file.write_text("sk-proxy-mine\n")
+    key_file.chmod(0o600)
+    with pytest.raises(SettingsError, match="^OPENAI_API_KEY"):
+        load_settings({}, environ={"ENABLE_AUTH": "true", "API_KEY_FILE": str(key_file),
+                                   "OPENAI_API_KEY": "sk-proxy-mine"})
+    assert load_settings({}, environ={"ENABLE_AUTH": "true", "API_KEY_FILE": str(key_file),
+                                      "OPENAI_API_KEY": "sk-upstream"}).openai_api_key == "sk-upstream"
+    assert load_settings({}, environ={"API_KEY_SECRET": "sk-b", "OPENAI_API_KEY": "sk-b"})  # auth off: no client keys
