@@ -515,15 +515,17 @@ def _flag_label(name: str) -> str:
 
 
 def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
-    """Rules that involve more than one setting."""
+    """Rules that involve more than one setting. Those about values given are BadValue (no first-run question
+    fixes them: run_app.sh --socket /tmp/x.sock asked the whole first run, then named SOCKET); a backend's own
+    rules may name a setting missing."""
     try:
         check_routing(settings.models, settings.fallbacks, settings.key_limits, providers.names(), environ)
     except ValueError as exc:
-        raise SettingsError(str(exc)) from None
+        raise BadValue(str(exc)) from None
     problem = listener.socket_problem(settings.socket) or listener.key_file_problem(settings) \
         or listener.own_key_problem(settings) or keys_db_problem(settings)
     if problem:
-        raise SettingsError(problem)
+        raise BadValue(problem)
     # Each provider's own rules: for the top-level backend when it serves (no `models`), and for every
     # backend a `models` entry uses.
     if not settings.models:

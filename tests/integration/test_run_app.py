@@ -517,3 +517,17 @@ def test_flags_are_the_same_as_every_other_entry_points(tmp_path: Path) -> None:
         env = script_env(tmp_path, TARGET_BASE_URL=fake.base_url, PORT="1")  # the flag wins over the environment
         health, output = serve_without_stdin(["--port", str(port), "--think-mode", "keep"], env, tmp_path, port)
     assert health["target_url"] == fake.base_url and f":{port}" in output, output
+
+
+def test_a_bad_socket_path_is_named_before_any_question(tmp_path: Path) -> None:
+    """`run_app.sh --socket /tmp/x.sock` with TARGET_BASE_URL set and no config: it said to set TARGET_BASE_URL
+    (set already), and in a terminal asked the whole first run, wrote config.yaml, then named SOCKET."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # as /tmp: other users can enter it
+    result = subprocess.run([str(SCRIPT), "--socket", str(shared / "x.sock")],
+                            env=script_env(tmp_path, TARGET_BASE_URL="http://127.0.0.1:9/v1"), cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "bad setting SOCKET" in result.stderr and "TARGET_BASE_URL" not in result.stderr, result.stderr
+    assert not (tmp_path / "config.yaml").exists()
