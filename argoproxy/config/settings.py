@@ -457,6 +457,13 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
                                                                     "(ENABLE_AUTH and REDIS_URL)"),
     "redis_url": (lambda s: s.enable_auth or bool(s.models), "neither team keys (ENABLE_AUTH) nor routing (models) "
                                                              "use it"),
+    # Routing's own: fallbacks that look configured and do nothing were the misleading case.
+    **{name: (lambda s: bool(s.models), "MODELS is not set (they apply to its deployments)")
+       for name in ("fallbacks", "cooldown_seconds", "health_probe_seconds")},
+    "journal_body_bytes": (lambda s: bool(s.log_dir), "LOG_DIR is not set (no journals are written)"),
+    "metrics_public": (lambda s: s.enable_auth, "enable_auth is off (/metrics is open to every client anyway)"),
+    "fronts_passthrough": (lambda s: s.backend == "openai" or bool(s.models), "only the openai backend passes "
+                                                                            "fronts through"),
 }
 _CONSEQUENCE = {"api_key_secret": ": clients need no key (ENABLE_AUTH=true requires one)",
                 "api_key_file": ": clients need no key (ENABLE_AUTH=true requires one)"}

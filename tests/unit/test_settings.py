@@ -350,3 +350,17 @@ def test_the_upstream_key_may_not_be_one_the_proxy_takes_from_clients(tmp_path):
     assert load_settings({}, environ={"ENABLE_AUTH": "true", "API_KEY_FILE": str(key_file),
                                       "OPENAI_API_KEY": "sk-upstream"}).openai_api_key == "sk-upstream"
     assert load_settings({}, environ={"API_KEY_SECRET": "sk-b", "OPENAI_API_KEY": "sk-b"})  # auth off: no client keys
+
+
+@pytest.mark.parametrize("env, named", [
+    ({"FALLBACKS": '{"a": ["b"]}'}, "FALLBACKS is set, but MODELS is not set"),
+    ({"COOLDOWN_SECONDS": "30"}, "COOLDOWN_SECONDS is set, but MODELS is not set"),
+    ({"HEALTH_PROBE_SECONDS": "10"}, "HEALTH_PROBE_SECONDS is set, but MODELS is not set"),
+    ({"JOURNAL_BODY_BYTES": "100"}, "JOURNAL_BODY_BYTES is set, but LOG_DIR is not set"),
+    ({"METRICS_PUBLIC": "true"}, "METRICS_PUBLIC is set, but enable_auth is off"),
+    ({"BACKEND": "dashscope", "DASHSCOPE_API_KEY": "k", "FRONTS_PASSTHROUGH": "responses"},
+     "FRONTS_PASSTHROUGH is set, but only the openai backend")])
+def test_settings_that_another_one_leaves_unused_are_a_warning(env, named):
+    """Fallbacks without MODELS looked configured and did nothing, with no word said."""
+    warnings = load(environ={"TARGET_BASE_URL": "http://127.0.0.1:9/v1", **env}).warnings
+    assert any(w.startswith(named) for w in warnings), warnings
