@@ -144,6 +144,8 @@ def socket_problem(path: str) -> str | None:
     """SOCKET must sit in a directory only its owner can enter (created so when missing)."""
     if not path:
         return None
+    if Path(path).expanduser().is_dir():  # read as "its directory is too open" when the parent was
+        return f"SOCKET: {path} is a directory: give the socket's own path in it, e.g. {Path(path) / 'proxy.sock'}"
     directory = Path(path).expanduser().absolute().parent
     try:
         info = directory.stat()

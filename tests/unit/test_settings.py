@@ -364,3 +364,9 @@ def test_settings_that_another_one_leaves_unused_are_a_warning(env, named):
     """Fallbacks without MODELS looked configured and did nothing, with no word said."""
     warnings = load(environ={"TARGET_BASE_URL": "http://127.0.0.1:9/v1", **env}).warnings
     assert any(w.startswith(named) for w in warnings), warnings
+
+
+def test_a_socket_path_that_is_a_directory_says_so(tmp_path):
+    (tmp_path / "run").mkdir(mode=0o700)
+    with pytest.raises(SettingsError, match=r"^SOCKET: .*/run is a directory: give the socket's own path"):
+        load_settings({}, environ={"SOCKET": str(tmp_path / "run")})
