@@ -73,7 +73,7 @@ class StatusPage:
         self.recent.add({"at": round(time.time(), 3), "method": call.client.method,
                          "path": without_proxy_keys("/" + call.client.path), "model": model, "status": call.outcome.status,
                          "ms": round((time.perf_counter() - call.client.started) * 1000, 1),
-                         "key": call.plan.team_key.name if call.plan.team_key is not None else None})
+                         "key": call.plan.key_name})
 
     def page(self) -> bytes:
         return resources.files("argoproxy.observe").joinpath("status_page.html").read_bytes()

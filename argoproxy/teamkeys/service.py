@@ -70,6 +70,7 @@ class TeamKeys:
         """The key's model globs (on the model the request names; an API request must name one, or the upstream's
         default would serve it), then its limits; 429 over them."""
         model = call.plan.model
+        call.plan.key_name = record.name  # a refusal below is this key's too
         if record.models and (model is not None or model_required) and not model_allowed(record.models, model):
             raise key_model_refused(model)
         if not (record.rpm or record.tpm or record.budget):

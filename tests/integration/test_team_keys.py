@@ -87,6 +87,9 @@ def test_model_globs_narrow_and_limits_answer_429_in_each_doors_shape(team):
     body = messages.value.response.json()
     assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
     assert 1 <= int(messages.value.response.headers["Retry-After"]) <= 60
+    # The status page names the key on its refusals too: the requests an operator most needs to attribute
+    recent = requests.get(proxy.url + "/ui/data", headers={"Authorization": "Bearer admin-key"}, timeout=10).json()
+    assert {(r["status"], r["key"]) for r in recent["recent"]} >= {(403, "bob"), (429, "bob"), (200, "bob")}
 
 
 def test_model_globs_hold_on_every_route_and_metrics_are_the_admins(team):
