@@ -7,6 +7,7 @@ makes without running hooks."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 MAX_REQUEST_ID = 128
 UPSTREAM_ID = "X-Upstream-Request-ID"
@@ -24,12 +25,14 @@ def request_id_of(value: str | None) -> str:
 class ServerWrite:
     """The server's `write` for one request (PEP 3333: what start_response returns), once the answer started.
     A stream read on the request's own greenlet writes its keepalive comments through it while it waits on the
-    upstream (pipeline/keepalive.py); None before the answer started."""
+    upstream (pipeline/keepalive.py); None before the answer started. `client`: the client's socket under
+    Gunicorn (its `gunicorn.socket`), which that stream watches for the client leaving."""
 
-    __slots__ = ("write",)
+    __slots__ = ("write", "client")
 
-    def __init__(self) -> None:
+    def __init__(self, client: Any = None) -> None:
         self.write = None
+        self.client = client
 
     def __call__(self):
         return self.write
@@ -45,7 +48,7 @@ class RequestIds:
 
     def __call__(self, environ, start_response):
         rid = environ[ENVIRON_KEY] = request_id_of(environ.get("HTTP_X_REQUEST_ID"))
-        server_write = environ[WRITE_KEY] = ServerWrite()
+        server_write = environ[WRITE_KEY] = ServerWrite(environ.get("gunicorn.socket"))
 
         def start(status, headers, exc_info=None):
             upstream = [h for h in headers if h[0].lower() == "x-request-id"]

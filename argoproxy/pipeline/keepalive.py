@@ -12,6 +12,12 @@ gets the very same status, headers and bytes (an upstream error is still an HTTP
 is slower does the proxy commit to `200 text/event-stream` first; an error after that arrives as an SSE error
 event, like any mid-stream error.
 
+Under gevent the client's socket is watched meanwhile (`_Departure`): a client that leaves while the upstream
+is silent (a local server reading a long prompt) was noticed only when a second keepalive could not be
+written, 30 to 90 s on, while the upstream went on working for nobody (with one slot, the user's next request
+waited behind it). Its socket turning readable with nothing left to read says it closed, and the upstream is
+cut off at once. As nginx reads it, a client that shut only its sending side has gone too.
+
 With threads the helper also reads the body and queues it piece by piece. Under gevent, given the server's
 write() (PEP 3333, kept by edge/request_ids.ServerWrite), the helper stops at the answer's head and the
 request's greenlet reads the body itself: a loop timer, armed only while it waits on the upstream, writes a
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import contextvars
 import queue
+from socket import MSG_PEEK
 import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, Optional
@@ -56,14 +63,19 @@ def streamed(make: Callable[[], Answer], every: float, headers: Iterable[tuple[s
     the request's greenlet). Keepalives are transport filler: no worker class counts them in the answer's bytes."""
     items = channel(QUEUE_ITEMS, every)
     stop = threading.Event()
-    beside = _Beside(every, beat, server_write, abort) if server_write is not None and under_gevent() else None
+    gevent = server_write is not None and under_gevent()
+    client = getattr(server_write, "client", None) if gevent else None
+    beside = _Beside(every, beat, server_write, abort, client) if gevent else None
+    departure = _Departure(client, abort) if client is not None else None
     context = contextvars.copy_context()  # the request's context variables, in the helper too
     start_helper(context.run, _produce, make, items, stop, beside is None)
     try:
         kind, value = items.get(timeout=every)
     except queue.Empty:  # the upstream is slow: commit to a stream now and keep the connection alive
-        return Answer(_relay(items, every, stop, abort, error_event, beat, False, beside), 200, list(headers),
-                      direct_passthrough=True)
+        return Answer(_relay(items, every, stop, abort, error_event, beat, False, beside, departure), 200,
+                      list(headers), direct_passthrough=True)
+    if departure is not None:
+        departure.close()  # from here the relay watches (beside), or nothing stays silent for long
     if kind == _FAIL:
         stop.set()
         raise value
@@ -109,9 +121,11 @@ def _produce(make: Callable[[], Answer], items: Channel, stop: threading.Event, 
 
 
 def _relay(items: Channel, every: float, stop: threading.Event, abort: Callable[[], None],
-           error_event: ErrorEvent, beat: bytes, started: bool, beside: "_Beside | None") -> Iterator[bytes]:
+           error_event: ErrorEvent, beat: bytes, started: bool, beside: "_Beside | None",
+           departure: "_Departure | None" = None) -> Iterator[bytes]:
     """The request's side: the helper's bytes as they come, a keepalive after `every` silent seconds (with
-    `beside`, the body is read here once the helper handed over the answer's head)."""
+    `beside`, the body is read here once the helper handed over the answer's head; `departure` watches the
+    client until then)."""
     ended = False
     try:
         if not started:
@@ -135,9 +149,13 @@ def _relay(items: Channel, every: float, stop: threading.Event, abort: Callable[
                 raise value
             elif beside is not None:  # _HEAD after an early commit: its status and headers are decided already
                 ended = True
+                if departure is not None:
+                    departure.close()
                 yield from beside.relay(value.chunks)
                 return
     finally:
+        if departure is not None:
+            departure.close()
         stop.set()
         if not ended:  # the client left first: wake the helper if it is blocked on the upstream
             abort()
@@ -176,22 +194,63 @@ def _drain(items: Channel, heads_too: bool = False) -> None:
                 close()
 
 
+class _Departure:
+    """Under gevent: the client's socket watched while its answer waits; when the client has left (its socket
+    readable with nothing to read, or reset), `left` is called once (it cuts the upstream off). A client still
+    there sends nothing while it waits for its answer (a pipelined request is more to read: not a departure)."""
+
+    __slots__ = ("client", "left", "watch", "looking")
+
+    def __init__(self, client: Any, left: Callable[[], None]) -> None:
+        from gevent import get_hub
+        self.client, self.left = client, left
+        self.looking: Any = None
+        self.watch: Any = get_hub().loop.io(client.fileno(), 1)
+        self.watch.start(self._readable)
+
+    def _readable(self) -> None:
+        """In the hub: look once, from a greenlet of its own."""
+        from gevent import spawn
+        self.watch.stop()
+        self.looking = spawn(self._look)
+
+    def _look(self) -> None:
+        from gevent import Timeout
+        gone = False
+        with Timeout(0.1, False):  # nothing to read after all (a spurious wake-up): still there
+            try:
+                gone = not self.client.recv(1, MSG_PEEK)
+            except OSError:  # reset
+                gone = True
+        self.looking = None
+        if gone:
+            self.left()
+
+    def close(self) -> None:
+        self.watch.close()
+        if self.looking is not None:
+            self.looking.kill(block=False)
+
+
 class _Beside:
     """Under gevent: a stream's body read on the request's greenlet, keepalives written beside it through the
-    server's write() while a read waits on the upstream."""
+    server's write() while a read waits on the upstream, the client's socket watched for its leaving."""
 
-    __slots__ = ("every", "beat", "server_write", "abort", "timer", "writer", "gone")
+    __slots__ = ("every", "beat", "server_write", "abort", "timer", "writer", "gone", "client")
 
-    def __init__(self, every: float, beat: bytes, server_write: ServerWrite, abort: Callable[[], None]) -> None:
+    def __init__(self, every: float, beat: bytes, server_write: ServerWrite, abort: Callable[[], None],
+                 client: Any = None) -> None:
         self.every, self.beat, self.server_write, self.abort = every, beat, server_write, abort
         self.timer: Any = None
         self.writer: Any = None  # the greenlet writing a keepalive now
         self.gone = False  # a keepalive could not be written: the client left
+        self.client = client  # the client's socket (None outside Gunicorn)
 
     def relay(self, body: Iterable[bytes]) -> Iterator[bytes]:
         from gevent import get_hub
         chunks = iter(body)
         self.timer = get_hub().loop.timer(self.every, self.every)
+        departure = _Departure(self.client, self._left) if self.client is not None else None
         ended = False
         try:
             while True:
@@ -212,6 +271,8 @@ class _Beside:
                 yield data
         finally:
             self.timer.close()
+            if departure is not None:
+                departure.close()
             if self.writer is not None:  # left by a BaseException in a read (a worker killing its greenlets)
                 self.writer.kill(block=False)
             close = getattr(chunks, "close", None)
@@ -232,6 +293,10 @@ class _Beside:
         if self.writer is None and not self.gone:
             from gevent import spawn
             self.writer = spawn(self._write)
+
+    def _left(self) -> None:
+        self.gone = True
+        self.abort()
 
     def _write(self) -> None:
         try:

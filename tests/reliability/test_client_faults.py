@@ -105,6 +105,73 @@ def test_disconnect_while_waiting_for_the_upstream_frees_the_worker(up):
     quick_ok(p)
 
 
+class SilentUpstream:
+    """An upstream that sends a stream's head, then nothing (a local server reading a long prompt), and notes
+    when the proxy closes the connection; `released` set, it sends the stream's events."""
+
+    def __init__(self, first_event: bool = False) -> None:
+        self.first_event = first_event  # one event before the silence (the proxy is then reading the body)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.asked, self.released = threading.Event(), threading.Event()
+        self.closed_at: float | None = None
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        conn, _ = self.server.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+            if self.first_event:
+                data = f"data: {json.dumps(chat_chunks(['thinking'])[1])}\n\n".encode()
+                conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            self.asked.set()
+            conn.settimeout(0.05)
+            while not self.released.is_set():
+                try:
+                    if conn.recv(65536) == b"":
+                        self.closed_at = time.monotonic()
+                        return
+                except socket.timeout:
+                    continue
+                except OSError:
+                    self.closed_at = time.monotonic()
+                    return
+            for event in [*(json.dumps(c) for c in chat_chunks(["still ", "here"])), "[DONE]"]:
+                data = f"data: {event}\n\n".encode()
+                conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            conn.sendall(b"0\r\n\r\n")
+
+
+def streaming_request(port: int) -> socket.socket:
+    body = json.dumps(chat(stream=True)).encode()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(post_head("/v1/chat/completions", len(body)) + body)
+    return s
+
+
+@pytest.mark.parametrize("first_event", [False, True], ids=["before the first event", "after one event"])
+def test_a_client_that_leaves_while_the_upstream_is_silent_frees_it_at_once(first_event):
+    """Ctrl-C on an agent whose local server is still reading its prompt: the proxy closed the upstream only
+    when a second keepalive could not be written (30-90 s), and the server went on for nobody."""
+    upstream = SilentUpstream(first_event)
+    with running_proxy(TARGET_BASE_URL=f"http://127.0.0.1:{upstream.port}/v1", SSE_KEEPALIVE="15") as p:
+        client = streaming_request(p.port)
+        assert upstream.asked.wait(10)
+        received = b""
+        while first_event and b"thinking" not in received:  # the head and the event: one read or two
+            more = client.recv(65536)
+            assert more, received
+            received += more
+        left = time.monotonic()
+        client.close()
+        assert poll(lambda: upstream.closed_at is not None, timeout=5, interval=0.02)
+        assert upstream.closed_at - left < 3
+        assert p.proc.poll() is None and "Traceback" not in p.read_log()
+
+
 # ------------------------------------------------------------------ slow and oversized bodies
 def test_slow_body_sender_is_served_and_blocks_no_one(up):
     fake, p = up
