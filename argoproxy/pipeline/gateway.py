@@ -110,7 +110,7 @@ class Gateway:
                   args: DoorArgs | None) -> dict[str, Any]:
         """A front door's request as the internal chat request; the call now serves the chat route."""
         chat, ex = front.to_chat(body, count_only, args)
-        chat["messages"] = upstream_messages.joined_turns(chat["messages"])
+        chat["messages"] = upstream_messages.joined_turns(chat["messages"], answer_pieces=front.name == "google")
         if ex.dropped:  # Codex and Claude Code send tools only OpenAI or Anthropic run (docs/decisions.md)
             log.warning("%s %s: left out what a chat backend cannot run: %s", front.name, call.client.request_id,
                         listing(ex.dropped))

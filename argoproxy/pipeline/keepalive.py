@@ -63,9 +63,9 @@ def streamed(make: Callable[[], Answer], every: float, headers: Iterable[tuple[s
     the request's greenlet). Keepalives are transport filler: no worker class counts them in the answer's bytes."""
     items = channel(QUEUE_ITEMS, every)
     stop = threading.Event()
-    gevent = server_write is not None and under_gevent()
-    client = getattr(server_write, "client", None) if gevent else None
-    beside = _Beside(every, beat, server_write, abort, client) if gevent else None
+    beside = _Beside(every, beat, server_write, abort, getattr(server_write, "client", None)) \
+        if server_write is not None and under_gevent() else None
+    client = beside.client if beside is not None else None
     departure = _Departure(client, abort) if client is not None else None
     context = contextvars.copy_context()  # the request's context variables, in the helper too
     start_helper(context.run, _produce, make, items, stop, beside is None)
@@ -74,11 +74,15 @@ def streamed(make: Callable[[], Answer], every: float, headers: Iterable[tuple[s
     except queue.Empty:  # the upstream is slow: commit to a stream now and keep the connection alive
         return Answer(_relay(items, every, stop, abort, error_event, beat, False, beside, departure), 200,
                       list(headers), direct_passthrough=True)
+    except BaseException:  # a worker killing its greenlets
+        if departure is not None:
+            departure.close()
+        raise
     if departure is not None:
         departure.close()  # from here the relay watches (beside), or nothing stays silent for long
     if kind == _FAIL:
         stop.set()
-        raise value
+        raise client_left() if departure is not None and departure.fired else value
     value.response = beside.relay(value.chunks) if beside is not None else \
         _relay(items, every, stop, abort, error_event, beat, True, None)
     return value
@@ -194,17 +198,25 @@ def _drain(items: Channel, heads_too: bool = False) -> None:
                 close()
 
 
+def client_left() -> ProxyError:
+    """What a call whose client left before its answer began ends with: nginx's 499, not the upstream's error
+    that cutting the upstream off causes (a 502 would count against the upstream, and routing would cool its
+    deployment down and ask the next one for nobody)."""
+    return ProxyError(499, "The client closed its connection before the answer began.", code="client_closed_request")
+
+
 class _Departure:
     """Under gevent: the client's socket watched while its answer waits; when the client has left (its socket
     readable with nothing to read, or reset), `left` is called once (it cuts the upstream off). A client still
     there sends nothing while it waits for its answer (a pipelined request is more to read: not a departure)."""
 
-    __slots__ = ("client", "left", "watch", "looking")
+    __slots__ = ("client", "left", "watch", "looking", "fired")
 
     def __init__(self, client: Any, left: Callable[[], None]) -> None:
         from gevent import get_hub
         self.client, self.left = client, left
         self.looking: Any = None
+        self.fired = False
         self.watch: Any = get_hub().loop.io(client.fileno(), 1)
         self.watch.start(self._readable)
 
@@ -222,8 +234,11 @@ class _Departure:
                 gone = not self.client.recv(1, MSG_PEEK)
             except OSError:  # reset
                 gone = True
+            except ValueError:  # a TLS socket takes no flags: the keepalives tell instead
+                pass
         self.looking = None
         if gone:
+            self.fired = True
             self.left()
 
     def close(self) -> None:

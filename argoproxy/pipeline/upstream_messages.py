@@ -74,31 +74,32 @@ def _is_object(text: str) -> bool:
         return False
 
 
-def joined_turns(messages: list[Any]) -> list[Any]:
-    """Consecutive user turns, or consecutive assistant turns, as one: an assistant's texts joined as written (a
-    streamed answer's pieces) and its tool calls gathered; users' texts apart by a blank line, their parts kept
-    in order. System, developer and tool messages are left where they are."""
+def joined_turns(messages: list[Any], answer_pieces: bool = False) -> list[Any]:
+    """Consecutive user turns, or consecutive assistant turns, as one: texts a blank line apart, an assistant's
+    tool calls gathered, users' parts kept in order; `answer_pieces` (the Google door, whose clients replay a
+    streamed answer as a model turn per chunk): an assistant's texts joined as written. System, developer and
+    tool messages are left where they are."""
     out: list[Any] = []
     for message in messages:
         last = out[-1] if out else None
         role = message.get("role") if isinstance(message, dict) else None
         if role in ("user", "assistant") and isinstance(last, dict) and last.get("role") == role:
-            out[-1] = _joined(last, message)
+            out[-1] = _joined(last, message, "" if answer_pieces and role == "assistant" else "\n\n")
         else:
             out.append(message)
     return out
 
 
-def _joined(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+def _joined(first: dict[str, Any], second: dict[str, Any], apart: str) -> dict[str, Any]:
     joined = dict(first)
     a, b = first.get("content"), second.get("content")
     if first["role"] == "assistant":
-        joined["content"] = _as_text(a) + _as_text(b)
+        joined["content"] = apart.join(text for text in (_as_text(a), _as_text(b)) if text)
         calls = (first.get("tool_calls") or []) + (second.get("tool_calls") or [])
         if calls:
             joined["tool_calls"] = calls
     elif isinstance(a, str) and isinstance(b, str):
-        joined["content"] = "\n\n".join(text for text in (a, b) if text)
+        joined["content"] = apart.join(text for text in (a, b) if text)
     else:
         joined["content"] = _as_parts(a) + _as_parts(b)
     return joined

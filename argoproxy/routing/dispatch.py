@@ -179,6 +179,8 @@ class Routing:
                 try:
                     return self.attempt(call, asked, name, dep)
                 except ProxyError as err:
+                    if call.outcome.client_left:  # the proxy cut this one off: the client is gone, nobody to ask for
+                        raise
                     failure = err
                     # the error the client may get says where it came from, like an answer would
                     err.headers = {**err.headers, SERVED_MODEL: header_safe(self.shown_name(name, asked)),

@@ -46,7 +46,7 @@ def test_anthropic_turns_in_a_row_are_one_turn(fake_and_proxy):
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
     answer = anthropic_sdk(proxy).messages.create(model="fake-model", max_tokens=16, messages=[
         {"role": "user", "content": "first"}, {"role": "user", "content": "second"},
-        {"role": "assistant", "content": "Let me "}, {"role": "assistant", "content": [
+        {"role": "assistant", "content": "Let me "}, {"role": "assistant", "content": [  # two turns: apart
             {"type": "text", "text": "look."}, {"type": "tool_use", "id": "toolu_1", "name": "read", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "notes"}]},
         {"role": "user", "content": [{"type": "text", "text": "and this"}, image]}])
@@ -54,7 +54,7 @@ def test_anthropic_turns_in_a_row_are_one_turn(fake_and_proxy):
     messages = fake.received[-1].json()["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "user"]
     assert messages[0]["content"] == "first\n\nsecond"
-    assert messages[1]["content"] == "Let me look." and messages[1]["tool_calls"][0]["id"] == "toolu_1"
+    assert messages[1]["content"] == "Let me \n\nlook." and messages[1]["tool_calls"][0]["id"] == "toolu_1"
     assert [p["type"] for p in messages[3]["content"]] == ["text", "image_url"]
 
 

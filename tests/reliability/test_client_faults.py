@@ -305,3 +305,23 @@ def test_wrong_content_type_is_still_parsed_or_refused_cleanly(up):
     r = requests.post(p.base_url + "/chat/completions", data=b"model=m&messages=x",
                       headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert_error(r, 400)
+
+
+def test_a_client_that_leaves_a_routed_stream_cools_no_deployment_down():
+    """Routing read the cut it made itself as the deployment failing: it cooled the pool down (/health said
+    unhealthy for COOLDOWN_SECONDS) and sent the same prompt to the next deployment, for nobody."""
+    first, second = SilentUpstream(), SilentUpstream()
+    entries = json.dumps([{"name": "m", "backend": "openai", "base_url": f"http://127.0.0.1:{u.port}/v1"}
+                          for u in (first, second)])
+    with running_proxy(MODELS=entries, COOLDOWN_SECONDS="60", SSE_KEEPALIVE="15") as p:
+        client = streaming_request(p.port)
+        assert poll(lambda: first.asked.is_set() or second.asked.is_set(), timeout=10)
+        asked = first if first.asked.is_set() else second
+        client.close()
+        assert poll(lambda: asked.closed_at is not None, timeout=5, interval=0.02)
+        health = requests.get(p.url + "/health", timeout=10).json()
+        assert health["status"] == "healthy", health
+        other = second if asked is first else first
+        assert not other.asked.is_set()  # nobody asked it the abandoned prompt
+        log = p.read_log()
+        assert "broke off" not in log and "deployment" not in log, log
