@@ -175,25 +175,21 @@ def key_file_problem(settings: Any) -> str | None:
         return f"API_KEY_FILE: cannot read {settings.api_key_file}: {exc.strerror}"
     except ValueError as exc:
         return f"API_KEY_FILE: {settings.api_key_file} {exc}"
-    if not keys:
-        return f"API_KEY_FILE: {settings.api_key_file} holds no key"
-    return _own_key_upstream(settings, keys)
+    return None if keys else f"API_KEY_FILE: {settings.api_key_file} holds no key"
 
 
-def _own_key_upstream(settings: Any, file_keys: Any = ()) -> str | None:
+def own_key_problem(settings: Any) -> str | None:
     """The upstream's key must not be one the proxy takes from its clients: the README's advice to clients
     (`export OPENAI_API_KEY=$(cat ~/.config/argoproxy/api_key)`) in the shell that starts the proxy made the
-    proxy send its own key to the provider, with no word said."""
-    if settings.openai_api_key and settings.enable_auth and \
-            settings.openai_api_key in (*settings.api_key_secret, *file_keys):
+    proxy send its own key to the provider, with no word said. (After key_file_problem: the file reads.)"""
+    if not settings.openai_api_key or not settings.enable_auth:
+        return None
+    file_keys = read_key_file(settings.api_key_file) if settings.api_key_file else ()
+    if settings.openai_api_key in (*settings.api_key_secret, *file_keys):
         return ("OPENAI_API_KEY: it holds one of the keys this proxy takes from its clients, and would go to the "
                 "upstream as its key: set it in the clients' environment only (or give them COT_PROXY_KEY), and "
                 "the upstream's own key here")
     return None
-
-
-def own_key_problem(settings: Any) -> str | None:
-    return None if settings.api_key_file and settings.enable_auth else _own_key_upstream(settings)
 
 
 MAX_KEY_FILE_BYTES = 1024 * 1024  # a key file is read whole; API_KEY_FILE=/dev/zero must not be

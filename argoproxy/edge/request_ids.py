@@ -51,12 +51,13 @@ class RequestIds:
         server_write = environ[WRITE_KEY] = ServerWrite(environ.get("gunicorn.socket"))
 
         def start(status, headers, exc_info=None):
-            upstream = [h for h in headers if h[0].lower() == "x-request-id"]
-            if upstream:  # the upstream's own id, which its vendor's support asks for, under a name of its own
-                headers = [h for h in headers if h[0].lower() != "x-request-id"]
-                if upstream[0][1] != rid:
-                    headers.append((UPSTREAM_ID, upstream[0][1]))
-            headers.append(("X-Request-ID", rid))
+            kept = [h for h in headers if h[0].lower() != "x-request-id"]
+            if len(kept) != len(headers):  # the upstream's own id, which its vendor's support asks for, renamed
+                upstream = next(v for k, v in headers if k.lower() == "x-request-id")
+                if upstream != rid:
+                    kept.append((UPSTREAM_ID, upstream))
+            kept.append(("X-Request-ID", rid))
+            headers = kept
             write = server_write.write = start_response(status, headers, exc_info)
             return write
 
