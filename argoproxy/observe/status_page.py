@@ -34,8 +34,7 @@ class RecentRequests:
         self.raw = self.cells.cells.cast("B")
 
     def add(self, entry: dict[str, Any]) -> None:
-        data = json.dumps(entry, separators=(",", ":")).encode()[:RECORD]
-        data = data if data.endswith(b"}") else json.dumps({**entry, "path": entry["path"][:80]}).encode()[:RECORD]
+        data = fitted(entry)
         with self.cells.lock() as c:
             index = c[0] % RECENT
             start = 8 + index * RECORD
@@ -54,6 +53,19 @@ class RecentRequests:
             except ValueError:
                 continue
         return found
+
+
+def fitted(entry: dict[str, Any]) -> bytes:
+    """The entry as JSON in at most RECORD bytes: its texts (path, model, key: all client-chosen, any length)
+    cut shorter until it fits, each cut one ending in "…". A record cut anywhere else would be invalid JSON,
+    and the request would vanish from the list (a 300-character model name did)."""
+    data = json.dumps(entry, separators=(",", ":")).encode()
+    for limit in (80, 40, 16, 4):
+        if len(data) <= RECORD:
+            break
+        cut = {k: v[:limit] + "…" if isinstance(v, str) and len(v) > limit else v for k, v in entry.items()}
+        data = json.dumps(cut, separators=(",", ":")).encode()
+    return data if len(data) <= RECORD else json.dumps({"at": entry.get("at"), "cut": True}).encode()
 
 
 class StatusPage:

@@ -267,7 +267,9 @@ class Door:
         if not self.guard.is_admin(call.client.request):
             raise ProxyError(403, "Only the admin key (API_KEY_SECRET) opens the status page.",
                              code="admin_key_required")
-        return json_response(self.status_page.data())
+        answer = json_response(self.status_page.data())
+        answer.headers["Cache-Control"] = "no-store"  # keys' names and traffic: no cache or browser may keep them
+        return answer
 
     def models(self, call: Call, route: Route) -> Answer:
         if route.front == "google":

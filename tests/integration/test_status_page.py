@@ -100,3 +100,21 @@ def test_only_the_admin_key_reads_the_data(tmp_path: Path):
 def test_the_page_is_off_by_a_setting():
     with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, STATUS_PAGE="false") as p:
         assert requests.get(p.url + "/ui", timeout=10).status_code == 404
+
+
+def test_the_data_is_not_cached_and_a_long_model_name_is_listed_cut():
+    """/ui/data names keys and traffic: no cache may keep it. A request naming a 300-character model (any
+    client can) is still listed, its name cut: its record was cut mid-JSON and the request vanished."""
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true",
+                                             API_KEY_SECRET=ADMIN) as p:
+        auth = {"Authorization": f"Bearer {ADMIN}"}
+        long_name = "m" * 300
+        r = requests.post(p.base_url + "/chat/completions", json={"model": long_name, "messages": MSG},
+                          headers=auth, timeout=30)
+        assert r.status_code < 500, r.text
+        data = requests.get(p.url + "/ui/data", headers=auth, timeout=10)
+        assert data.status_code == 200 and data.headers["Cache-Control"] == "no-store"
+        recent = data.json()["recent"]
+        assert recent and recent[0]["path"] == "/v1/chat/completions", recent
+        assert recent[0]["model"].startswith("mmmm") and recent[0]["model"].endswith("…"), recent
+        assert recent[0]["status"] == r.status_code
