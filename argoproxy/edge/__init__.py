@@ -1,5 +1,7 @@
 """The edge: what a client's request is, before anything goes upstream. The canonical path, one route per
 request, request ids, the proxy's own Request and Answer objects, client keys, the model a request names,
-which headers cross, and the body read, parsed and checked.
+which headers cross, the body read, parsed and checked, and the client's connection while its answer waits
+(SSE keepalives and a departed client noticed: keepalive.py, handoff.py).
 
-Rule: the edge decides and refuses; it never talks to an upstream and never runs the pipeline."""
+Rule: the edge decides and refuses, and does the client's side of the wire; it never talks to an upstream
+(keepalive.py waits on one only through the callable it is handed) and never runs the pipeline."""

@@ -25,7 +25,7 @@ def request_id_of(value: str | None) -> str:
 class ServerWrite:
     """The server's `write` for one request (PEP 3333: what start_response returns), once the answer started.
     A stream read on the request's own greenlet writes its keepalive comments through it while it waits on the
-    upstream (pipeline/keepalive.py); None before the answer started. `client`: the client's socket under
+    upstream (edge/keepalive.py); None before the answer started. `client`: the client's socket under
     Gunicorn (its `gunicorn.socket`), which that stream watches for the client leaving."""
 
     __slots__ = ("write", "client")

@@ -86,7 +86,7 @@ class Front:
     """The interface of a front door; subclasses are stateless and shared by all requests."""
 
     name = "chat"
-    #: what SSE_KEEPALIVE sends while a stream waits on its upstream (argoproxy/pipeline/keepalive.py)
+    #: what SSE_KEEPALIVE sends while a stream waits on its upstream (argoproxy/edge/keepalive.py)
     keepalive_beat = b": keepalive\n\n"
     #: the chat-completions path the internal request takes upstream
     chat_path = "v1/chat/completions"

@@ -20,7 +20,7 @@ from argoproxy.observe.body_tap import BodyTap
 from argoproxy.pipeline.answer_shape import CHECKED_FROM, check_completion, check_containers
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.filters import ByteFilter, ModelName, OutputTap, ScrubSecrets
-from argoproxy.pipeline.handoff import yield_point
+from argoproxy.edge.handoff import yield_point
 from argoproxy.pipeline.think import transform_completion
 from argoproxy.providers.base import StreamItem
 from argoproxy.redaction import Secrets, sanitize_message

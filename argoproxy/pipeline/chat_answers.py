@@ -11,7 +11,8 @@ from argoproxy.edge.header_policy import response_headers
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
-from argoproxy.pipeline import keepalive, streamconv
+from argoproxy.edge import keepalive
+from argoproxy.pipeline import streamconv
 from argoproxy.pipeline.answers import JSON_TYPE, Answers, parse_upstream_json, try_json
 from argoproxy.pipeline.filters import StreamCapture
 from argoproxy.pipeline.call import Call

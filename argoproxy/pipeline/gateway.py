@@ -29,7 +29,8 @@ from argoproxy.fronts.front import DoorArgs, Front
 from argoproxy.fronts.serve import FrontAnswers
 from argoproxy.jsonfast import dumps
 from argoproxy.observe.logs import listing
-from argoproxy.pipeline import keepalive, upstream_messages
+from argoproxy.edge import keepalive
+from argoproxy.pipeline import upstream_messages
 from argoproxy.pipeline.adapt import TYPES_TAKEN, adapt_request, refused_param, schema_as_json_object
 from argoproxy.pipeline.answers import AnswerEncoder, Answers, try_json
 from argoproxy.pipeline.call import Call

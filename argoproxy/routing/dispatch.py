@@ -28,7 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from urllib.parse import quote
 
-from argoproxy.pipeline import keepalive
+from argoproxy.edge import keepalive
 from argoproxy import providers
 from argoproxy.edge.http_objects import Answer
 

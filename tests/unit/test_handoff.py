@@ -1,4 +1,4 @@
-"""The kept-alive stream's handoff (pipeline/handoff.py): a plain queue and thread without gevent; under gevent a
+"""The kept-alive stream's handoff (edge/handoff.py): a plain queue and thread without gevent; under gevent a
 bounded channel on the hub. The gevent cases run in a monkey-patched subprocess (cooperative scheduling makes
 the order of events deterministic there)."""
 
@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from argoproxy.pipeline import handoff
+from argoproxy.edge import handoff
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def test_without_gevent_a_standard_queue():
 SCRIPT = r"""
 from gevent import monkey; monkey.patch_all()
 import json, queue, time, gevent
-from argoproxy.pipeline import handoff
+from argoproxy.edge import handoff
 
 out = {"green": handoff.under_gevent(), "type": type(handoff.channel(2, 1.0)).__name__}
 

@@ -1,5 +1,5 @@
 """Under gevent, with the server's write(), a kept-alive stream's body is read on the request's own greenlet and
-keepalives are written beside it while it waits (pipeline/keepalive._Beside). Checked in a gevent process:
+keepalives are written beside it while it waits (edge/keepalive._Beside). Checked in a gevent process:
 who reads the body, the order of the last write and the stream's bookkeeping, keepalives during a pause, and a client gone during a keepalive (the upstream is cut, the relay ends quietly)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = r"""
 from gevent import monkey; monkey.patch_all()
 import gevent
-from argoproxy.pipeline import keepalive
+from argoproxy.edge import keepalive
 from argoproxy.edge.http_objects import Answer
 
 def run(pause=0.0, fail_write=False):

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
 from gevent import monkey; monkey.patch_all()
-from argoproxy.pipeline import keepalive
+from argoproxy.edge import keepalive
 from argoproxy.edge.http_objects import Answer
 
 order = []
@@ -50,7 +50,7 @@ def test_a_client_that_leaves_during_a_long_item_ends_the_helper():
     import threading
 
     from argoproxy.edge.http_objects import Answer
-    from argoproxy.pipeline import keepalive
+    from argoproxy.edge import keepalive
 
     closed = threading.Event()
 

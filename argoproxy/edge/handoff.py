@@ -1,4 +1,4 @@
-"""How a kept-alive stream's helper hands its bytes to the request's side (pipeline/keepalive.py).
+"""How a kept-alive stream's helper hands its bytes to the request's side (edge/keepalive.py).
 
 Threads (gthread, sync workers) use a bounded `queue.Queue` and a thread. Under gevent, where both are
 monkey-patched into greenlets, `queue.Queue` is a condition variable over gevent locks: every blocking `get`

@@ -6,7 +6,7 @@ lines, so the proxy sends one whenever nothing else was sent for `every` seconds
 
 A wait that blocks on the upstream cannot also write to the client, so the answer is made by a helper (a
 thread; a greenlet under gevent: no OS thread per stream) that hands it over a small bounded queue
-(pipeline/handoff.py); the request's own thread writes it, or a keepalive when the queue stays empty for
+(edge/handoff.py); the request's own thread writes it, or a keepalive when the queue stays empty for
 `every` seconds. Nothing changes for a fast upstream: when the answer starts within `every` seconds the client
 gets the very same status, headers and bytes (an upstream error is still an HTTP error). Only when the upstream
 is slower does the proxy commit to `200 text/event-stream` first; an error after that arrives as an SSE error
@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer
-from argoproxy.pipeline.handoff import Channel, channel, start_helper
+from argoproxy.edge.handoff import Channel, channel, start_helper
 from argoproxy.turns import under_gevent
 
 KEEPALIVE = b": keepalive\n\n"
