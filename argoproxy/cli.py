@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
         for warning in loaded.warnings:
             print(f"cot_proxy: warning: {warning}", file=sys.stderr)
         for name, value in loaded.settings.public_items():
-            print(f"{name}: {value!r}")
+            # A value of a type of its own (LLM_PARAMS' rules, model_capabilities) as the user would write it.
+            print(f"{name}: {(value.as_written() if hasattr(value, 'as_written') else value)!r}")
         if loaded.backend_reason:
             print(f"# {loaded.settings.backend} backend: {loaded.backend_reason}")
         return

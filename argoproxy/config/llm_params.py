@@ -66,6 +66,31 @@ class LlmParams:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
+    def as_written(self) -> str:
+        """LLM_PARAMS as a user writes it (`--show` prints this, not the dataclass): parsing it gives these rules."""
+        return ";".join(_written_rule(rule) for rule in self.rules.values())
+
+
+def _written_rule(rule: ModelRule) -> str:
+    pairs = [("model", rule.model)]
+    pairs += [(key, _written_value(key, value)) for key, value in rule.params.items()]
+    for key in ("think_tag_start", "think_tag_end", "think_mode", "think_starts_inside", "upstream_model_name",
+                "append_to_last_user_message"):
+        value = getattr(rule, key)
+        if value is not None:
+            text = json.dumps(value) if isinstance(value, bool) else value
+            pairs.append((key, text.replace("\n", "\\n").replace("\t", "\\t") if key == "append_to_last_user_message"
+                          else text))
+    return ",".join(f"{key}={value}" for key, value in pairs)
+
+
+def _written_value(key: str, value: Any) -> str:
+    """A parameter's value as text that reads back as the same value (a string that would read as a number, or
+    holds a separator, goes in JSON quotes)."""
+    if isinstance(value, str) and not any(c in value for c in ",;") and convert_value(key, value) == value:
+        return value
+    return json.dumps(value)
+
 
 def merge_rules(base: ModelRule, top: ModelRule) -> ModelRule:
     """`top` over `base`: its set fields win, its params are applied after base's."""

@@ -170,6 +170,10 @@ class Overrides:
     def __bool__(self) -> bool:
         return bool(self.items)
 
+    def as_written(self) -> dict[str, dict[str, Any]]:
+        """model_capabilities as a user writes it in YAML (`--show` prints this, not the dataclass)."""
+        return {glob: dict(fields) for glob, fields in self.items}
+
 
 def parse_overrides(value: Any) -> Overrides:
     """model_capabilities: a YAML mapping (or JSON text from MODEL_CAPABILITIES) of model name or glob ->

@@ -58,3 +58,17 @@ def test_append_rules():
     body = {"messages": [{"role": "assistant", "content": "a"}]}
     append_to_last_user_message(body, "/x")
     assert body["messages"][-1] == {"role": "user", "content": "/x"}
+
+
+@pytest.mark.parametrize("text", [
+    "",
+    "model=gemma,temperature=0.5,top_k=40;model=llama2,max_tokens=200",
+    "model=qwen-fast,upstream_model_name=Qwen/Qwen3-8B,append_to_last_user_message=\\n/no_think,temperature=0.7",
+    'model=*,top_p=0.95;model=default,temperature=0.2;model=r1,think_mode=reasoning,stop=["<|end|>"]',
+    'model=x,enable_think_tag_filtering=false,think_starts_inside=true,stop="5",seed=null,think_tag_start=<t>',
+])
+def test_rules_are_shown_as_written_and_read_back_the_same(text):
+    """`--show` prints LLM_PARAMS as a user writes it (it printed `LlmParams(rules={})`)."""
+    rules = parse_llm_params(text)
+    assert "LlmParams" not in rules.as_written() and parse_llm_params(rules.as_written()) == rules
+    assert parse_llm_params("model=gemma,temperature=0.5").as_written() == "model=gemma,temperature=0.5"
