@@ -200,7 +200,7 @@ COMMENTS = {
 def config_text(values: dict[str, Any], comments: Mapping[str, str] | None = None) -> str:
     """The config file; `comments`: the chosen provider's, for the keys its questions set."""
     lines = ["# cot_proxy configuration, written by ./run_app.sh's first-time setup.",
-             "# Every other setting (defaults shown): config.sample.yaml and the README's settings table.",
+             "# Every other setting (defaults shown): config.sample.yaml and docs/reference/settings.md.",
              "# Precedence: defaults < this file < .env < environment < command-line flags.", ""]
     for key, value in values.items():
         lines += [f"# {_comment(key, comments or {})}", f"{key}: {yaml_value(value)}", ""]

@@ -179,7 +179,7 @@ def key_file_problem(settings: Any) -> str | None:
 
 
 def own_key_problem(settings: Any) -> str | None:
-    """The upstream's key must not be one the proxy takes from its clients: the README's advice to clients
+    """The upstream's key must not be one the proxy takes from its clients: docs/private.md's advice to clients
     (`export OPENAI_API_KEY=$(cat ~/.config/argoproxy/api_key)`) in the shell that starts the proxy made the
     proxy send its own key to the provider, with no word said. (After key_file_problem: the file reads.)"""
     if not settings.openai_api_key or not settings.enable_auth:

@@ -2,8 +2,8 @@
 
 Every setting is one dataclass field: the core fields below plus each provider's fragment (declared in
 argoproxy/providers/<name>/settings.py and composed into Settings here). Its metadata names its YAML key
-(the field name, plus aliases), its environment variables and its command-line flags. The README's settings
-table is this list.
+(the field name, plus aliases), its environment variables and its command-line flags.
+docs/reference/settings.md is generated from this list (tools/settings_reference.py).
 A bad value raises SettingsError with one line naming the key; callers print it and exit non-zero.
 """
 
@@ -100,10 +100,10 @@ class CoreSettings:
                                     by_backend=providers.DEFAULT_TARGET_URLS)
     openai_api_key: str = _setting("", as_str, "Upstream API key; when set it replaces the client's Authorization upstream.",
                                    env=("OPENAI_API_KEY",), secret=True)
-    # --- many upstreams (README: "Many upstreams"); empty models = the settings above as the one deployment
+    # --- many upstreams (docs/many-upstreams.md); empty models = the settings above as the one deployment
     models: tuple = _setting((), parse_models,
                              "Deployments: a list of {name, backend, base_url, api_key_env, upstream_model, params, "
-                             "weight}; entries sharing a name form a pool (MODELS: the same as JSON).",
+                             "weight}; entries sharing a name form a pool (MODELS: the same as JSON). See docs/many-upstreams.md.",
                              env=("MODELS",))
     fallbacks: tuple = _setting((), parse_fallbacks, "Model -> models to try, in order, when its pool fails "
                                "(FALLBACKS: JSON).", env=("FALLBACKS",))
@@ -114,8 +114,9 @@ class CoreSettings:
     health_probe_seconds: float = _setting(0.0, _number(float, 0), "Probe every deployment this often and bring "
                                            "failed ones back early; 0: off.", env=("HEALTH_PROBE_SECONDS",))
     # --- server
-    host: str = _setting("127.0.0.1", listener.as_host, "Address to listen on (this machine only by default; 0.0.0.0: every "
-                         "interface, as the Docker image and deploy/ files set).",
+    host: str = _setting("127.0.0.1", listener.as_host, "Address to listen on: an IP address (IPv6 bare or in brackets, ::1 or [::1]; not a "
+                         "link-local fe80::, which Gunicorn cannot bind) or a host name (this machine only by "
+                         "default; 0.0.0.0: every interface, as the Docker image and deploy/ files set).",
                          env=("HOST",), flags=("--host", "--expose_host", "-H"))
     socket: str = _setting("", as_str, "Listen on this Unix socket instead of HOST:PORT (created mode 0600, in a "
                            "directory only you can enter): private on a shared machine.",
@@ -167,7 +168,7 @@ class CoreSettings:
     health_cache_seconds: float = _setting(5.0, _number(float, 0), "How long a /health probe result is reused.",
                                            env=("HEALTH_CACHE_SECONDS",))
     # --- transforms
-    llm_params: LlmParams = _setting(LlmParams(), as_llm_params, "Per-model parameter overrides (see README).",
+    llm_params: LlmParams = _setting(LlmParams(), as_llm_params, "Per-model parameter overrides (see docs/llm-params.md).",
                                      env=("LLM_PARAMS",), flags=("--llm-params",))
     model_capabilities: Overrides = _setting(Overrides(), parse_overrides,
                                              "What models accept, over the shipped table (docs/capabilities.md): "
@@ -189,7 +190,8 @@ class CoreSettings:
                                          env=("FRONTS_PASSTHROUGH",), flags=("--fronts-passthrough",))
     developer_role: str = _setting("auto", _choice("auto", "keep", "system"),
                                    "What `developer` messages are sent upstream as: auto (kept for OpenAI's own "
-                                   "API, api.openai.com; `system` for every other server), keep, or system.",
+                                   "API, api.openai.com; `system` for every other server), keep, or system. A `models` entry "
+                                   "may set its own `developer_role`.",
                                    env=("DEVELOPER_ROLE",), flags=("--developer-role",))
     sse_keepalive: float = _setting(15.0, _number(float, 0), "Seconds of silence after which a streamed answer "
                                     "gets an SSE comment line (keeps load balancers from cutting it); 0 = off.",
@@ -235,7 +237,9 @@ class CoreSettings:
     debug: bool = _setting(False, as_bool, "One log line per request and upstream details (secrets redacted).",
                            env=("DEBUG", "VERBOSE"), flags=("--debug", "--verbose", "-v"), negative_flags=("--quiet", "-q"),
                            yaml_aliases=("verbose",))
-    log_dir: str = _setting("", as_optional_dir, "Directory for JSONL journals and log.log; off when empty.",
+    log_dir: str = _setting("", as_optional_dir, "Directory for JSONL journals and log.log; off when empty. Created mode 700, its "
+                            "files 600 (they hold every prompt and answer). One the server cannot write stops "
+                            "serving with one line (`keys` and `--show` do not need it).",
                             env=("LOG_DIR",), flags=("--output_path", "--log-dir"))
     journal_body_bytes: int = _setting(1024 * 1024, _number(int, 1),
                                        "Largest body a journal records whole; a longer one (a request, an answer, "

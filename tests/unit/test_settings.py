@@ -337,7 +337,7 @@ def test_an_empty_think_tag_is_refused(name):
 
 
 def test_the_upstream_key_may_not_be_one_the_proxy_takes_from_clients(tmp_path):
-    """The README tells clients `export OPENAI_API_KEY=$(cat ~/.config/argoproxy/api_key)`: in the shell that
+    """docs/private.md tells clients `export OPENAI_API_KEY=$(cat ~/.config/argoproxy/api_key)`: in the shell that
     starts the proxy, that made the proxy send its own client key to the provider."""
     with pytest.raises(SettingsError, match="^OPENAI_API_KEY: it holds one of the keys this proxy takes"):
         load_settings({}, environ={"ENABLE_AUTH": "true", "API_KEY_SECRET": "sk-a,sk-b", "OPENAI_API_KEY": "sk-b"})

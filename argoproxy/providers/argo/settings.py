@@ -34,8 +34,10 @@ class ArgoSettings:
                                 env=("REAL_STREAM",), flags=("--real-stream", "-rs"), negative_flags=("--pseudo-stream", "-ps"))
     model_fallback: str = setting("", as_str, "ARGO model used for unknown model names (empty: 404 instead).",
                                   env=("MODEL_FALLBACK",), flags=("--model-fallback",))
-    argo_model_list: bool = setting(True, as_bool, "Read ARGO's own model list (at most hourly) when a name is not in "
-                                    "the built-in table, and for /v1/models; off: the built-in table only.",
+    argo_model_list: bool = setting(True, as_bool, "Read ARGO's own model list (.../api/v1/models/, or "
+                                    "{native_openai_base_url}models in native mode) at most hourly, when a name is "
+                                    "not in the built-in table and for /v1/models; its models are then served by "
+                                    "name. Off: the built-in table only.",
                                     env=("ARGO_MODEL_LIST",), flags=("--argo-model-list",),
                                     negative_flags=("--no-argo-model-list",))
     use_native_openai: bool = setting(False, as_bool, "Send ARGO requests untransformed to its OpenAI-compatible API.",

@@ -1,0 +1,131 @@
+"""The documentation: the README is a short landing page whose links all lead somewhere; the site built from docs/
+with MkDocs builds with --strict (a broken link or anchor, or a page left out of the nav, fails it); the settings
+reference is what the settings' declarations say, and its defaults are what `--show` prints."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from argoproxy.config.settings import SETTING_FIELDS
+from tests.proxy_process import ROOT
+
+sys.path.insert(0, str(ROOT / "tools"))
+import settings_reference  # noqa: E402
+
+DOCS = ROOT / "docs"
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_the_site_builds_strict(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"),
+                             "-d", str(tmp_path / "site")], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "site" / "reference" / "settings" / "index.html").exists()
+
+
+def _nav_pages(items: list) -> list[str]:
+    pages = []
+    for item in items:
+        value = next(iter(item.values())) if isinstance(item, dict) else item
+        pages += _nav_pages(value) if isinstance(value, list) else [value]
+    return pages
+
+
+def test_every_page_is_in_the_nav_once() -> None:
+    """Said here by name (mkdocs' own warning lists them too): a page added under docs/ goes into mkdocs.yml's nav."""
+    nav = _nav_pages(yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"])
+    pages = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md"))
+    assert sorted(set(pages) - set(nav)) == [], "pages under docs/ missing from mkdocs.yml's nav"
+    assert sorted(set(nav) - set(pages)) == [], "nav entries without a page"
+    assert len(nav) == len(set(nav))
+
+
+def github_anchor(heading: str) -> str:
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_the_readme_is_a_landing_page_whose_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) < 300
+    assert readme.index("./run_app.sh") < 200 and readme.index("./run_tests.sh") < 300  # the two commands first
+    assert "curl http://localhost:5000/v1/chat/completions" in readme
+    for target in LINK.findall(readme):
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        page = ROOT / path if path else ROOT / "README.md"
+        assert page.exists(), target
+        if anchor:
+            headings = re.findall(r"(?m)^#+ (.+)$", page.read_text())
+            assert anchor in {github_anchor(h) for h in headings}, target
+
+
+def test_every_setting_is_in_the_reference() -> None:
+    """The reference names every setting: its YAML key, environment variables and flags."""
+    page = (DOCS / "reference" / "settings.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| `") or line.startswith("| —")]
+    for f in SETTING_FIELDS.values():
+        names = [f"`{n}`" for n in f.metadata["env"] + f.metadata["flags"] + f.metadata["negative_flags"]]
+        row = next((r for r in rows if all(n in r for n in names)), None)
+        assert row is not None, f"{f.name} is missing from docs/reference/settings.md"
+        if f.name != "config_path":
+            assert row.startswith(f"| `{f.name}`"), row
+    assert len(rows) == len(SETTING_FIELDS)
+
+
+def test_the_reference_is_what_the_settings_declare() -> None:
+    assert (DOCS / "reference" / "settings.md").read_text() == settings_reference.page(), \
+        "docs/reference/settings.md is out of date: run python tools/settings_reference.py"
+
+
+def _reference_defaults() -> dict[str, str]:
+    out = {}
+    for line in (DOCS / "reference" / "settings.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if line.startswith("| `"):
+            out[cells[0].split("`")[1]] = cells[3]
+        elif line.startswith("| —"):
+            out["config_path"] = cells[3]
+    return out
+
+
+def test_every_default_in_the_reference_is_what_show_prints(tmp_path: Path) -> None:
+    """The issue's check, kept: every default on the page equals `--show` with nothing configured."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+    shown = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--show"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    values = {}
+    for line in shown.stdout.splitlines():
+        if not line.startswith("#"):
+            name, _, value = line.partition(": ")
+            values[name] = ast.literal_eval(value)
+    defaults = _reference_defaults()
+    assert set(defaults) == set(values) == set(SETTING_FIELDS)
+    for name, cell in defaults.items():
+        if SETTING_FIELDS[name].metadata["derived"]:
+            assert cell.startswith("from other settings"), (name, cell)
+            continue
+        written = settings_reference.shown(values[name])
+        assert cell.split(" (")[0] in (f"`{written}`", written), (name, cell, values[name])
+
+
+def test_show_prints_values_as_a_user_writes_them(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           "LLM_PARAMS": "model=gemma,temperature=0.5;model=r1,think_mode=reasoning",
+           "MODEL_CAPABILITIES": '{"gpt-5*": {"temperature": true}}'}
+    shown = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--show"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "llm_params: 'model=gemma,temperature=0.5;model=r1,think_mode=reasoning'\n" in shown.stdout
+    assert "model_capabilities: {'gpt-5*': {'temperature': True}}\n" in shown.stdout
+    assert "LlmParams(" not in shown.stdout and "Overrides(" not in shown.stdout
