@@ -215,6 +215,10 @@ class CoreSettings:
                                  "When Redis does not answer: local (count per worker, warn, write usage to Redis "
                                  "once it is back) or refuse (503 for team-key requests).",
                                  env=("REDIS_OUTAGE",), flags=("--redis-outage",))
+    key_cache_seconds: float = _setting(30.0, _number(float, 0), "Seconds a team key looked up before is still "
+                                        "served while its store (Redis, keys.db) cannot be reached; then it is "
+                                        "refused (503) until the store answers.", env=("KEY_CACHE_SECONDS",),
+                                        flags=("--key-cache-seconds",))
     allowed_models: tuple = _setting((), as_csv, "Comma-separated model allow-list; * wildcards.",
                                      env=("ALLOWED_MODELS",), flags=("--allowed-models",))
     allowed_origins: tuple = _setting((), as_csv, "Web pages (origins, e.g. http://localhost:3000) that may send "
@@ -457,6 +461,7 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
                       "the proxy does not listen on a loopback TCP address (only there are host names checked)"),
     "keys_db": (lambda s: s.enable_auth and not s.redis_url, "team keys are read from it only with ENABLE_AUTH on "
                                                              "and no REDIS_URL"),
+    "key_cache_seconds": (lambda s: s.enable_auth, "enable_auth is off (there are no team keys)"),
     "redis_outage": (lambda s: s.enable_auth and bool(s.redis_url), "it applies to team keys kept in Redis "
                                                                     "(ENABLE_AUTH and REDIS_URL)"),
     "redis_url": (lambda s: s.enable_auth or bool(s.models), "neither team keys (ENABLE_AUTH) nor routing (models) "

@@ -68,7 +68,8 @@ def deployments(door: Door, settings: Settings) -> list[dict]:
 
 
 def team_keys(settings: Settings) -> TeamKeys:
-    return TeamKeys(open_store(settings.keys_db, settings.redis_url, settings.redis_outage))
+    return TeamKeys(open_store(settings.keys_db, settings.redis_url, settings.redis_outage),
+                    cache_seconds=settings.key_cache_seconds)
 
 
 def real_upstream(settings: Settings) -> Upstream:

@@ -47,6 +47,10 @@ class FailoverStore:
     def available(self) -> bool:
         return True
 
+    def refusing(self) -> bool:
+        """REDIS_OUTAGE=refuse and Redis is away: every team-key request is refused, limited or not."""
+        return self.refuse and time.monotonic() < self._down_until
+
     def find(self, key_digest: str) -> Any:
         return self._primary("find", key_digest)
 

@@ -1,9 +1,12 @@
 """What the proxy does with team keys on each request: recognise a presented key, refuse a revoked or expired
 one, hold it to its model globs, rate limits and budget (429 with Retry-After), and count what it used.
 
-A looked-up key is remembered for at most CACHE_SECONDS, so `cot-proxy keys revoke` (or a changed limit)
-takes effect on every worker within that time; unknown keys are remembered too (bounded), so random keys
-cannot make every request a database read.
+A looked-up key is remembered for CACHE_SECONDS, so `cot-proxy keys revoke` (or a changed limit) takes effect on
+every worker within that time. While the store cannot be reached (Redis away or too slow, keys.db locked,
+unreadable or read-only), a key looked up before is served from the cache for at most KEY_CACHE_SECONDS after its
+last successful look-up, then refused with a 503: a revoked key cannot live on in a replica cut off from the
+store. With REDIS_OUTAGE=refuse every team-key request is refused while Redis is away. Known and unknown keys are
+cached apart, each bounded (LRU), so random keys cannot push out the keys in use nor make every request a read.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import atexit
 import logging
 import math
+import sqlite3
 import threading
 import time
 from typing import Any, Callable, Iterable
 
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
+from argoproxy.teamkeys.lookup_cache import LRU
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.edge.request_models import key_model_refused
 from argoproxy.edge.validation import model_allowed
@@ -25,43 +30,77 @@ from argoproxy.pipeline.stream_usage import OutputCount, prompt_tokens, usage_co
 
 log = logging.getLogger("cot_proxy")
 
-CACHE_SECONDS = 0.5
+CACHE_SECONDS = 0.5  # a looked-up key is read again after this (revocations and changed limits reach workers)
+KEY_CACHE_SECONDS = 30.0  # the most a cached key is served while the store cannot be reached (KEY_CACHE_SECONDS)
 FLUSH_SECONDS = 0.5  # usage is written this often (and at FLUSH_MAX answers), off the requests' path
 FLUSH_MAX = 256
-CACHE_ENTRIES = 4096
+CACHE_ENTRIES = 4096  # known keys kept per worker (LRU); as many unknown keys, apart
+STORE_ERRORS = (StoreDown, sqlite3.Error, OSError)  # the store cannot answer now (FailoverStore turns Redis's into StoreDown)
 WHAT = {"requests": "{rpm} requests per minute", "tokens": "{tpm} tokens per minute",
         "budget": "{budget} tokens"}
 
 
 class TeamKeys:
-    def __init__(self, store: Any, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Any, clock: Callable[[], float] = time.time,
+                 cache_seconds: float = KEY_CACHE_SECONDS) -> None:
         self.store = store
         self.clock = clock
-        self._cache: dict[str, tuple[KeyRecord | None, float]] = {}
+        self.cache_seconds = cache_seconds
+        self._known: LRU[tuple[KeyRecord, float]] = LRU(CACHE_ENTRIES)  # digest -> (record, when read)
+        self._unknown: LRU[float] = LRU(CACHE_ENTRIES)  # digest -> when the store said it has no such key
+        self._store_failing = False
         self._pending: list[tuple] = []
         self._pending_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
 
     def lookup(self, presented: Iterable[str]) -> KeyRecord | None:
-        """The record of the first presented key the store knows (revoked and expired ones included)."""
+        """The record of the first presented key the store knows (revoked and expired ones included); a 503 when
+        the store cannot say and no look-up of the key within KEY_CACHE_SECONDS can stand in for it."""
         if not self.store.available():
             return None
         now = time.monotonic()
         for key in presented:
-            key_digest = digest(key)
-            cached = self._cache.get(key_digest)
-            if cached is None or now - cached[1] > CACHE_SECONDS:
-                if len(self._cache) >= CACHE_ENTRIES:
-                    self._cache.clear()
-                try:
-                    cached = self._cache[key_digest] = (self.store.find(key_digest), now)
-                except StoreDown:
-                    if cached is None:  # never seen: it cannot be checked now
-                        raise ProxyError(503, "The key store is unavailable; try again shortly.",
-                                         code="key_store_unavailable", headers={"Retry-After": "1"}) from None
-            if cached[0] is not None:
-                return cached[0]
+            record = self._record(digest(key), now)
+            if record is not None:
+                return record
         return None
+
+    def _record(self, key_digest: str, now: float) -> KeyRecord | None:
+        known = self._known.get(key_digest)
+        unknown = self._unknown.get(key_digest) if known is None else None
+        read_at = known[1] if known is not None else unknown
+        refusing = getattr(self.store, "refusing", None)
+        if read_at is not None and now - read_at <= CACHE_SECONDS and not (refusing is not None and refusing()):
+            return known[0] if known is not None else None
+        try:
+            record = self.store.find(key_digest)
+        except STORE_ERRORS as exc:
+            self._failed(exc)
+            if read_at is not None and now - read_at <= self.cache_seconds and not (refusing is not None and refusing()):
+                return known[0] if known is not None else None  # fail closed after KEY_CACHE_SECONDS
+            raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
+                             headers={"Retry-After": "1"}) from None
+        if self._store_failing:
+            self._store_failing = False
+            log.warning("team keys: the key store answers again")
+        if record is None:
+            self._known.pop(key_digest)
+            self._unknown.put(key_digest, now)
+        else:
+            self._unknown.pop(key_digest)
+            self._known.put(key_digest, (record, now))
+        return record
+
+    def _failed(self, exc: BaseException) -> None:
+        """One log line per outage (Redis's own are said by the failover store; SQLite's here)."""
+        if self._store_failing:
+            return
+        self._store_failing = True
+        if not isinstance(exc, StoreDown):
+            from argoproxy.redaction import mask_url
+            log.warning("team keys: the key store %s cannot be read (%s: %s): keys looked up within %g s are "
+                        "served, others refused with 503", mask_url(str(getattr(self.store, "path", ""))),
+                        type(exc).__name__, exc, self.cache_seconds)
 
     def refusal(self, record: KeyRecord) -> str | None:
         return record.refusal(self.clock())
