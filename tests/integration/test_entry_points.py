@@ -64,6 +64,16 @@ def python_cot_proxy(config: Path, tmp: Path) -> tuple[list[str], Path, dict[str
     return [sys.executable, str(ROOT / "cot_proxy.py"), str(config)], tmp, {}
 
 
+def python_app(config: Path, tmp: Path) -> tuple[list[str], Path, dict[str, str]]:
+    """`python app.py`, as seeds 001, 003 and 004 start their servers."""
+    return [sys.executable, str(ROOT / "app.py"), str(config)], tmp, {}
+
+
+def gunicorn_app(config: Path, tmp: Path) -> tuple[list[str], Path, dict[str, str]]:
+    return ([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "app:app"], tmp,
+            {"CONFIG_PATH": str(config), "PYTHONPATH": str(ROOT)})
+
+
 def gunicorn_conf(config: Path, tmp: Path) -> tuple[list[str], Path, dict[str, str]]:
     return ([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "cot_proxy:app"], tmp,
             {"CONFIG_PATH": str(config), "PYTHONPATH": str(ROOT)})
@@ -92,8 +102,9 @@ def run_app(config: Path, tmp: Path) -> tuple[list[str], Path, dict[str, str]]:
     return [str(ROOT / "run_app.sh"), str(config)], tmp, {"COT_PROXY_VENV": str(Path(sys.executable).parent.parent)}
 
 
-@pytest.mark.parametrize("entry", [python_cot_proxy, gunicorn_conf, docker_cmd, console_script("cot-proxy"),
-                                   console_script("argo-proxy"), run_app], ids=lambda e: e.__name__)
+@pytest.mark.parametrize("entry", [python_cot_proxy, python_app, gunicorn_conf, gunicorn_app, docker_cmd,
+                                   console_script("cot-proxy"), console_script("argo-proxy"), run_app],
+                         ids=lambda e: e.__name__)
 def test_a_seed_argo_config_runs_argo_through_every_entry_point(tmp_path: Path, entry) -> None:
     with FakeArgo() as argo:
         port = free_port()
@@ -353,3 +364,19 @@ def test_an_ipv6_host_is_listened_on_written_either_way(tmp_path: Path, host: st
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_python_app_py_takes_seed_004s_command_line_as_cot_proxy_py_does(tmp_path: Path) -> None:
+    """Seed 004's minimum usage, `python app.py --output_path ./logs --expose_host ... --timeout 60000`: the same
+    settings as through cot_proxy.py, and its --help under its own name."""
+    flags = ["--output_path", "./logs", "--expose_host", "0.0.0.0", "--expose_port", "58080", "--url",
+             "https://dashscope.aliyuncs.com/compatible-mode/v1/chat/completions", "--timeout", "60000", "--show"]
+    env = clean_env(tmp_path)
+    shown = [subprocess.run([sys.executable, str(ROOT / name), *flags], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60) for name in ("app.py", "cot_proxy.py")]
+    assert shown[0].returncode == 0, shown[0].stderr
+    assert shown[0].stdout == shown[1].stdout and shown[0].stderr == shown[1].stderr
+    assert "port: 58080\n" in shown[0].stdout and "timeout: 60.0\n" in shown[0].stdout
+    helped = subprocess.run([sys.executable, str(ROOT / "app.py"), "--help"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: app.py ") and "--output_path" in helped.stdout
