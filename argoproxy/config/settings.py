@@ -366,7 +366,12 @@ def read_yaml(path: Path, label: str = "CONFIG_PATH") -> dict[str, Any]:
     known = {name for f in SETTING_FIELDS.values() for name in _yaml_names(f)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise SettingsError(f"{unknown[0]}: unknown key in {path}")
+        key = unknown[0]
+        written = str(key).lower()  # as for a mistyped environment variable (misspelled below)
+        close = difflib.get_close_matches(written, sorted(known), n=1, cutoff=0.75) or \
+            [name for name in sorted(known, key=len, reverse=True) if len(name) >= 8 and written.startswith(name)]
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise SettingsError(f"{key}: unknown key in {path}{hint}")
     return data
 
 

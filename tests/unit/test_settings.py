@@ -59,6 +59,25 @@ def test_unknown_yaml_key(tmp_path):
         load_settings({}, environ={"CONFIG_PATH": str(cfg)})
 
 
+@pytest.mark.parametrize("written, meant", [("prot", "port"), ("enable_authentication", "enable_auth"),
+                                            ("think_mod", "think_mode"), ("Port", "port"), ("num_worker", "num_workers")])
+def test_an_unknown_yaml_key_names_the_setting_it_resembles(tmp_path, written, meant):
+    """As a mistyped environment variable does: the typo and the key meant, in one line."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"{written}: 1\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings({}, environ={"CONFIG_PATH": str(cfg)})
+    assert str(err.value) == f"{written}: unknown key in {cfg} (did you mean {meant}?)"
+
+
+def test_an_unknown_yaml_key_like_no_setting_gets_no_guess(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("colour: blue\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings({}, environ={"CONFIG_PATH": str(cfg)})
+    assert str(err.value) == f"colour: unknown key in {cfg}"
+
+
 def test_openai_forward_command_line():
     flags, _ = parse_flags(["--output_path", "./logs", "--expose_host", "0.0.0.0", "--expose_port", "58080",
                             "--url", "https://h.example/v1/chat/completions", "--timeout", "60000"])
