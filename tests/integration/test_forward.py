@@ -110,9 +110,10 @@ def test_dashscope_chat_translated_both_ways(dashscope_proxy):
 
 def test_dashscope_serves_an_openai_model_name_as_seed_004_does(dashscope_proxy):
     ds, p = dashscope_proxy
-    sdk(p).chat.completions.create(model="gpt-4", messages=MSG, temperature=0.7)
+    r = sdk(p).chat.completions.create(model="gpt-4", messages=MSG, temperature=0.7)
     sent = ds.received[-1].json
     assert sent["model"] == "qwen-max" and sent["parameters"]["temperature"] == 0.7
+    assert r.model == "gpt-4"  # docs/backends/dashscope.md: the answer names the model asked for
 
 
 def test_dashscope_stream(dashscope_proxy):

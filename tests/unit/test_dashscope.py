@@ -65,6 +65,14 @@ def test_openai_model_names_become_qwen_models() -> None:
     assert ds.encode_chat({"model": "qwen-plus", "messages": MESSAGES}, False)["model"] == "qwen-plus"
 
 
+def test_the_docs_list_every_openai_name_and_the_qwen_model_sent() -> None:
+    """docs/backends/dashscope.md's table is OPENAI_MODEL_NAMES."""
+    import re
+    from pathlib import Path
+    page = (Path(__file__).resolve().parents[2] / "docs" / "backends" / "dashscope.md").read_text()
+    assert dict(re.findall(r"(?m)^\| `([\w.-]+)` \| `([\w.-]+)` \|$", page)) == ds.OPENAI_MODEL_NAMES
+
+
 def test_encode_embeddings() -> None:
     encoded = ds.encode_embeddings({"model": "text-embedding-v3", "input": "hello", "dimensions": 512,
                                     "encoding_format": "base64", "user": "u", "text_type": "query"})
