@@ -1,4 +1,5 @@
-"""The command line: `python cot_proxy.py [config] [flags]`; every flag is a setting (see --help)."""
+"""The command line: `python cot_proxy.py [config] [flags]`; every flag is a setting (see --help).
+Subcommands: `keys` (team keys), `run -- AGENT [ARGS]` and `agents` (coding agents pointed at the proxy)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from argoproxy.config.settings import SETTING_FIELDS
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(  # prog: how it was started (cot_proxy.py, cot-proxy or argo-proxy)
-        description="OpenAI-compatible gateway. Settings: defaults < config.yaml < .env < environment < these flags.")
+        description="OpenAI-compatible gateway. Settings: defaults < config.yaml < .env < environment < these flags.",
+        epilog="Subcommands: keys (team keys; keys --help), run [flags] -- AGENT [ARGS] (a coding agent pointed at "
+               "the proxy: claude, codex, gemini, opencode, aider), agents (the set-up each agent on PATH gets).")
     parser.add_argument("config", nargs="?", help="config.yaml to read (same as --config / CONFIG_PATH)")
     for f in SETTING_FIELDS.values():
         flags = f.metadata["flags"]
@@ -83,6 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["keys"]:  # the team keys subcommand, the same under every entry point
         from argoproxy.teamkeys.cli import main as keys_main
         raise SystemExit(keys_main(argv[1:], prog=_prog()))
+    if argv[:1] in (["run"], ["agents"]):  # coding agents pointed at the proxy (argoproxy/launch)
+        from argoproxy.launch.run import main as launch_main
+        raise SystemExit(launch_main(argv[0], argv[1:], _prog(), parse_flags))
     flags, args = parse_flags(argv)
     if args.show:
         loaded = loaded_or_exit(flags)

@@ -414,6 +414,10 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["keys"]:  # ./run_app.sh keys ...: no set-up, no server
         from argoproxy.teamkeys.cli import main as keys_main
         raise SystemExit(keys_main(argv[1:], prog="run_app.sh"))
+    if argv[:1] in (["run"], ["agents"]):  # ./run_app.sh run -- claude: no set-up questions, the same settings
+        from argoproxy.cli import parse_flags as flags_of
+        from argoproxy.launch.run import main as launch_main
+        raise SystemExit(launch_main(argv[0], argv[1:], "./run_app.sh", flags_of))
     from argoproxy.cli import parse_flags
     sys.argv[0] = "run_app.sh"  # argparse names the program in --help and usage lines from it
     given, parsed = parse_flags(argv)  # a bad or unknown flag ends here, with argparse's usage line

@@ -10,10 +10,13 @@ fails at once and no run reaches the internet.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Callable
 
 import pytest
 
+from argoproxy.launch import agents as launch
 from tests.proxy_process import ROOT
 
 CACHE = Path(os.environ.get("COT_PROXY_CACHE") or Path.home() / ".cache" / "cot_proxy") / "agents"
@@ -113,81 +117,79 @@ def _bounded(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) ->
     return Result(code, out, err, time.monotonic() - start)
 
 
-# --------------------------------------------------------------------------- each agent, as its users set it up
+# --------------------------------------------------------------------------- each agent, as `cot-proxy run` sets it up
+# The set-up that points an agent at the proxy is the product's (argoproxy/launch/agents.py). A test run adds
+# only what keeps it non-interactive, isolated and quiet (no telemetry, update checks or catalogue downloads):
+# the agent's arguments, a few variables, and a user's own configuration written in the run's HOME, which the
+# product's set-up must leave alone and override where it points elsewhere.
 
 
-def claude(run: Run) -> tuple[list[str], dict[str, str]]:
-    env = {"ANTHROPIC_BASE_URL": run.proxy_url, "ANTHROPIC_AUTH_TOKEN": KEY, "ANTHROPIC_MODEL": run.model,
-           "ANTHROPIC_DEFAULT_HAIKU_MODEL": run.model,
-           "CLAUDE_CODE_ATTRIBUTION_HEADER": "0",  # a per-request first system line defeats prompt caching
-           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
-           "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1"}
-    return [str(installed("claude", "claude")), "-p", run.prompt], env
+@dataclass(frozen=True)
+class QuietRun:
+    args: list[str]  # after the agent's name
+    env: dict[str, str]
+    own_config: dict[str, str]  # path under HOME -> text
 
 
-def codex(run: Run) -> tuple[list[str], dict[str, str]]:
-    config = run.home / ".codex" / "config.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(f'''model = "{run.model}"
-model_provider = "cot_proxy"
-check_for_update_on_startup = false
-
-[model_providers.cot_proxy]
-name = "cot_proxy"
-base_url = "{run.proxy_url}/v1"
-env_key = "COT_PROXY_API_KEY"
-wire_api = "responses"
-
-[analytics]
-enabled = false
-''')
-    argv = [str(installed("codex", "codex")), "exec", "--skip-git-repo-check", run.prompt]
-    return argv, {"COT_PROXY_API_KEY": KEY}
-
-
-def opencode(run: Run) -> tuple[list[str], dict[str, str]]:
-    config = run.home / ".config" / "opencode" / "opencode.json"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(json.dumps({
-        "$schema": "https://opencode.ai/config.json",
-        "provider": {"cot_proxy": {
-            "npm": "@ai-sdk/openai-compatible", "name": "cot_proxy",
-            "options": {"baseURL": f"{run.proxy_url}/v1", "apiKey": "{env:COT_PROXY_API_KEY}"},
-            "models": {run.model: {"name": run.model}}}},
-        "model": f"cot_proxy/{run.model}", "small_model": f"cot_proxy/{run.model}",
-        "autoupdate": False, "share": "disabled"}, indent=2))
-    env = {"COT_PROXY_API_KEY": KEY, "OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1",
-           "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1", "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
-           "OPENCODE_DISABLE_SHARE": "1", "OPENCODE_DISABLE_CLAUDE_CODE": "1"}
-    return [str(installed("opencode", "opencode")), "run", run.prompt], env
+def quiet_run(name: str, prompt: str) -> QuietRun:
+    if name == "claude":
+        return QuietRun(["-p", prompt], {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
+                                        "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1"}, {})
+    if name == "codex":
+        return QuietRun(["exec", "--skip-git-repo-check", prompt], {},
+                       {".codex/config.toml": 'check_for_update_on_startup = false\n\n[analytics]\nenabled = false\n'})
+    if name == "opencode":
+        own = json.dumps({"$schema": "https://opencode.ai/config.json", "autoupdate": False, "share": "disabled"})
+        return QuietRun(["run", prompt], {"OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1",
+                                         "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1", "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+                                         "OPENCODE_DISABLE_SHARE": "1", "OPENCODE_DISABLE_CLAUDE_CODE": "1"},
+                       {".config/opencode/opencode.json": own})
+    if name == "aider":
+        return QuietRun(["--message", prompt, "--yes-always", "--no-check-update", "--no-show-release-notes",
+                        "--analytics-disable", "--no-auto-commits", "--no-pretty", "--no-fancy-input"],
+                       {"LITELLM_LOCAL_MODEL_COST_MAP": "True",  # litellm fetches a price list from GitHub otherwise
+                        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+                        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}, {})
+    assert name == "gemini", name
+    own = json.dumps({"privacy": {"usageStatisticsEnabled": False}, "telemetry": {"enabled": False},
+                      "general": {"disableAutoUpdate": True, "disableUpdateNag": True}})
+    return QuietRun(["-p", prompt], {"GEMINI_CLI_TRUST_WORKSPACE": "true"}, {".gemini/settings.json": own})
 
 
-def aider(run: Run) -> tuple[list[str], dict[str, str]]:
-    env = {"OPENAI_API_BASE": f"{run.proxy_url}/v1", "OPENAI_API_KEY": KEY,
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # litellm fetches a price list from GitHub otherwise
-           "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
-    argv = [str(installed("aider", "aider")), "--model", f"openai/{run.model}", "--message", run.prompt,
-            "--yes-always", "--no-check-update", "--no-show-release-notes", "--analytics-disable",
-            "--no-show-model-warnings", "--no-auto-commits", "--no-pretty", "--no-fancy-input"]
-    return argv, env
+def write_own_config(home: Path, test: QuietRun) -> None:
+    for relative, text in test.own_config.items():
+        (home / relative).parent.mkdir(parents=True, exist_ok=True)
+        (home / relative).write_text(text)
 
 
-def gemini(run: Run) -> tuple[list[str], dict[str, str]]:
-    settings = run.home / ".gemini" / "settings.json"
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text(json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}},
-                                    "privacy": {"usageStatisticsEnabled": False},
-                                    "general": {"disableAutoUpdate": True, "disableUpdateNag": True},
-                                    "telemetry": {"enabled": False}}))
-    env = {"GOOGLE_GEMINI_BASE_URL": run.proxy_url, "GEMINI_API_KEY": KEY, "GEMINI_CLI_TRUST_WORKSPACE": "true"}
-    return [str(installed("gemini", "gemini")), "-m", run.model, "-p", run.prompt], env
+def secure_scratch() -> Path:
+    """A directory for the product's temporary configs, as `cot-proxy run` makes one: private, below no directory
+    others can write to (Gemini CLI ignores a settings file under /tmp, where pytest's directories are)."""
+    base = CACHE.parent / "test-runs"
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    made = Path(tempfile.mkdtemp(dir=base))
+    atexit.register(shutil.rmtree, made, True)
+    return made
+
+
+def product_setup(name: str) -> Callable[[Run], tuple[list[str], dict[str, str]]]:
+    """The product's set-up of agent `name` plus the test run's additions: (argv, environment)."""
+    def setup(run: Run) -> tuple[list[str], dict[str, str]]:
+        test = quiet_run(name, run.prompt)
+        write_own_config(run.home, test)
+        made = launch.AGENTS[name].setup(launch.Target(run.proxy_url, KEY, run.model), test.args, secure_scratch(),
+                                         str(installed(name, name)))
+        for path, text in made.files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        return made.argv, {**made.env, **test.env}
+    return setup
 
 
 AGENTS = {a.name: a for a in (
-    Agent("claude", "messages", "tool", claude),
-    Agent("codex", "responses", "tool", codex),
-    Agent("opencode", "chat", "tool", opencode),
-    Agent("aider", "chat", "user", aider),
-    Agent("gemini", "google", "tool", gemini),
+    Agent("claude", "messages", "tool", product_setup("claude")),
+    Agent("codex", "responses", "tool", product_setup("codex")),
+    Agent("opencode", "chat", "tool", product_setup("opencode")),
+    Agent("aider", "chat", "user", product_setup("aider")),
+    Agent("gemini", "google", "tool", product_setup("gemini")),
 )}

@@ -1,0 +1,129 @@
+"""How each coding agent is pointed at the proxy: the one place that knows it (`cot-proxy run`, `cot-proxy agents`
+and tests/agents all read it).
+
+A set-up is the agent's command line, the environment variables to set and to remove, and files written into a
+scratch directory the run owns (a temporary config the agent is told about by an environment variable or a
+flag). Nothing is written into the user's own configuration: their ~/.codex, ~/.config/opencode,
+~/.gemini and ~/.claude stay as they are, and the agent keeps reading them for everything else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+# The variable that carries the proxy's key to agents that read their key from a variable of our choosing.
+KEY_ENV = "COT_PROXY_API_KEY"
+PROVIDER = "cot_proxy"  # the provider name given to the proxy in Codex's and OpenCode's configs
+
+
+@dataclass(frozen=True)
+class Target:
+    """The proxy an agent is pointed at."""
+    url: str  # http://127.0.0.1:5000, without /v1
+    key: str
+    model: str  # a name the proxy serves
+
+
+@dataclass
+class Setup:
+    """What running one agent through the proxy takes."""
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # set in the agent's environment
+    unset: tuple[str, ...] = ()  # removed from it (the user's own keys and switches that would send it elsewhere)
+    files: dict[Path, str] = field(default_factory=dict)  # written (in the scratch directory) before it starts
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str  # what the user types after `cot-proxy run --`
+    title: str
+    door: str  # the proxy's API it speaks
+    prefers: tuple[str, ...]  # model names it is made for, best first (substrings of the proxy's model ids)
+    build: Callable[[Target, list[str], Path], Setup]
+
+    def setup(self, target: Target, args: list[str], scratch: Path, program: str | None = None) -> Setup:
+        """The set-up for `<program> <args>` (program: the agent's name, found on PATH, unless given)."""
+        made = self.build(target, list(args), scratch)
+        made.argv[0] = program or made.argv[0]
+        return made
+
+
+def _has_option(args: list[str], *names: str) -> bool:
+    return any(a in names or any(a.startswith(n + "=") for n in names if n.startswith("--")) for a in args)
+
+
+def claude(target: Target, args: list[str], scratch: Path) -> Setup:
+    # No /v1 in the URL: Claude Code adds /v1/messages. Every model slot gets the served model, so /model and
+    # the background (haiku) calls never name one the backend lacks.
+    env = {"ANTHROPIC_BASE_URL": target.url, "ANTHROPIC_AUTH_TOKEN": target.key, "ANTHROPIC_MODEL": target.model,
+           "ANTHROPIC_DEFAULT_HAIKU_MODEL": target.model, "ANTHROPIC_DEFAULT_SONNET_MODEL": target.model,
+           "ANTHROPIC_DEFAULT_OPUS_MODEL": target.model, "ANTHROPIC_SMALL_FAST_MODEL": target.model,
+           "CLAUDE_CODE_ATTRIBUTION_HEADER": "0"}  # a per-request first system line defeats prompt caching
+    # The user's own Anthropic key would be sent to the proxy beside ours; Bedrock and Vertex switches send
+    # the agent past it.
+    unset = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")
+    return Setup(["claude", *args], env, unset)
+
+
+def codex(target: Target, args: list[str], scratch: Path) -> Setup:
+    # `-c` overrides on top of the user's ~/.codex/config.toml, which is read but not written.
+    provider = (f'{{ name = "{PROVIDER}", base_url = "{target.url}/v1", env_key = "{KEY_ENV}", '
+                f'wire_api = "responses" }}')
+    overrides = ["-c", f'model_providers.{PROVIDER}={provider}', "-c", f'model_provider="{PROVIDER}"']
+    if not _has_option(args, "-m", "--model"):
+        overrides += ["-c", f'model="{target.model}"']
+    return Setup(["codex", *overrides, *args], {KEY_ENV: target.key})
+
+
+def opencode(target: Target, args: list[str], scratch: Path) -> Setup:
+    # OPENCODE_CONFIG: a config file merged over the user's global one (a project's opencode.json still wins).
+    config = scratch / "opencode.json"
+    text = json.dumps({
+        "$schema": "https://opencode.ai/config.json",
+        "provider": {PROVIDER: {
+            "npm": "@ai-sdk/openai-compatible", "name": PROVIDER,
+            "options": {"baseURL": f"{target.url}/v1", "apiKey": "{env:" + KEY_ENV + "}"},
+            "models": {target.model: {"name": target.model}}}},
+        "model": f"{PROVIDER}/{target.model}", "small_model": f"{PROVIDER}/{target.model}"}, indent=2)
+    return Setup(["opencode", *args], {"OPENCODE_CONFIG": str(config), KEY_ENV: target.key}, files={config: text})
+
+
+def aider(target: Target, args: list[str], scratch: Path) -> Setup:
+    # The openai/ prefix tells Aider (litellm) to speak the OpenAI API to OPENAI_API_BASE; a name Aider has no
+    # metadata for is the rule behind a proxy, so its warning (a question in --message mode) is off.
+    ours = [] if _has_option(args, "--model") else ["--model", f"openai/{target.model}"]
+    env = {"OPENAI_API_BASE": f"{target.url}/v1", "OPENAI_API_KEY": target.key}
+    return Setup(["aider", *ours, "--no-show-model-warnings", *args], env, ("OPENAI_BASE_URL",))
+
+
+def gemini(target: Target, args: list[str], scratch: Path) -> Setup:
+    # The API-key sign-in is chosen in a system settings file of our own (it overrides the user's settings,
+    # which may choose a Google login); GOOGLE_API_KEY would win over GEMINI_API_KEY, Vertex sends it elsewhere.
+    settings = scratch / "gemini-system-settings.json"
+    text = json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}})
+    ours = [] if _has_option(args, "-m", "--model") else ["-m", target.model]
+    env = {"GOOGLE_GEMINI_BASE_URL": target.url, "GEMINI_API_KEY": target.key,
+           "GEMINI_CLI_SYSTEM_SETTINGS_PATH": str(settings)}
+    return Setup(["gemini", *ours, *args], env, ("GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"), {settings: text})
+
+
+AGENTS: dict[str, Agent] = {a.name: a for a in (
+    Agent("claude", "Claude Code", "/v1/messages", ("claude",), claude),
+    Agent("codex", "Codex CLI", "/v1/responses", ("gpt-5", "codex", "gpt"), codex),
+    Agent("gemini", "Gemini CLI", "/v1beta/models/...:generateContent", ("gemini",), gemini),
+    Agent("opencode", "OpenCode", "/v1/chat/completions", ("gpt", "claude"), opencode),
+    Agent("aider", "Aider", "/v1/chat/completions", ("gpt", "claude"), aider),
+)}
+
+
+def model_for(agent: Agent, served: list[str]) -> str | None:
+    """The served model an agent gets: the first that names its family (claude for Claude Code), else the first
+    served; None when the proxy lists none."""
+    for wanted in agent.prefers:
+        match = next((m for m in served if wanted in m.lower()), None)
+        if match:
+            return match
+    return served[0] if served else None

@@ -1,0 +1,115 @@
+"""`cot-proxy run -- AGENT ...` (here `python cot_proxy.py run -- ...`) with each real agent against the scripted
+model (tests/agents/scripted.py): with no proxy listening on the configured port, run starts one, points the
+agent at it (the product's set-up, argoproxy/launch/agents.py), and the agent completes a tool round trip;
+when the agent exits, the proxy is gone. With a proxy already listening, run uses it and leaves it running.
+The agent gets nothing but the test's quiet options and a user's own config in its HOME (tests/agents/agents.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.agents.agents import AGENTS, KEY, _bounded, _isolated, installed, quiet_run, secure_scratch, \
+    write_own_config
+from tests.agents.scripted import QUOTE, ScriptedUpstream, tool_results, user_texts
+from tests.agents.test_scripted import PENDING
+from tests.proxy_process import ROOT, free_port
+
+TIMEOUT = 240
+pytestmark = pytest.mark.timeout(TIMEOUT + 60)
+
+
+def _run_command(agent_name: str, prompt: str, home: Path, workdir: Path, proxy_settings: dict[str, str],
+                 model: str | None = None):
+    program = installed(agent_name, agent_name)
+    test = quiet_run(agent_name, prompt)
+    write_own_config(home, test)
+    env = _isolated(home, {**test.env, **proxy_settings, "XDG_RUNTIME_DIR": str(secure_scratch())})
+    env["PATH"] = f"{program.parent}{os.pathsep}{env['PATH']}"
+    if os.environ.get("FAST_PATH"):
+        env["FAST_PATH"] = os.environ["FAST_PATH"]
+    ours = ["--model", model] if model else []
+    argv = [sys.executable, str(ROOT / "cot_proxy.py"), "run", *ours, "--", agent_name, *test.args]
+    return _bounded(argv, env, workdir, TIMEOUT)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _check_round_trip(agent_name, result, upstream, token, log=""):
+    report = (f"cot-proxy run -- {agent_name}: exit {result.returncode} after {result.seconds:.1f} s\n"
+              f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}\n{log}")
+    assert result.returncode == 0, report
+    assert QUOTE.format(token=token) in result.stdout, report
+    results = tool_results if AGENTS[agent_name].tool_result_role == "tool" else user_texts
+    assert any(token in text for body in upstream.bodies() for text in results(body)), report
+    assert KEY not in result.stderr
+    return report
+
+
+@pytest.mark.parametrize("agent_name", list(AGENTS))
+def test_run_starts_the_proxy_and_the_agent_round_trips(agent_name, project, tmp_path):
+    if agent_name in PENDING:
+        pytest.skip(PENDING[agent_name])
+    workdir, token = project
+    port = free_port()
+    with ScriptedUpstream() as upstream:
+        settings = {"BACKEND": "openai", "TARGET_BASE_URL": upstream.base_url, "PORT": str(port),
+                    "HOST": "127.0.0.1", "WORKERS": "1"}
+        result = _run_command(agent_name, f"Read the file {workdir / 'note.txt'} and tell me what it says.",
+                              tmp_path / "home", workdir, settings)
+        report = _check_round_trip(agent_name, result, upstream, token)
+        assert f"starting the proxy on http://127.0.0.1:{port}" in result.stderr, report
+        # The model the backend lists, whatever the agent's own default would have been.
+        assert {b.get("model") for b in upstream.bodies()} == {"fake-model"}, report
+        assert not _listening(port), "the proxy run started outlived the agent"
+    # The user's own config holds nothing of the proxy's (Gemini CLI re-indents its settings file itself).
+    for relative in quiet_run(agent_name, "").own_config:
+        text = (tmp_path / "home" / relative).read_text()
+        assert "cot_proxy" not in text and "127.0.0.1" not in text and "selectedType" not in text, text
+
+
+def test_run_uses_a_proxy_already_listening_and_leaves_it(openai_backend, project, tmp_path):
+    installed("claude", "claude")
+    workdir, token = project
+    openai_backend.reset()
+    port = openai_backend.proxy.port
+    result = _run_command("claude", f"Read the file {workdir / 'note.txt'} and tell me what it says.",
+                          tmp_path / "home", workdir,
+                          {"BACKEND": "openai", "PORT": str(port), "HOST": "127.0.0.1",
+                           "TARGET_BASE_URL": "http://127.0.0.1:9/v1"}, model="claude-sonnet-4-6")
+
+    class Upstream:
+        bodies = staticmethod(openai_backend.bodies)
+    report = _check_round_trip("claude", result, Upstream, token, openai_backend.proxy.read_log()[-2000:])
+    assert "starting the proxy" not in result.stderr, report
+    assert _listening(port)
+
+
+def test_agents_prints_the_set_up_of_each_agent_on_path(openai_backend, tmp_path):
+    """`cot-proxy agents`: every agent found on PATH, with the exact set-up run would give it (the model the
+    proxy lists, the temporary files), and never a key."""
+    programs = {name: installed(name, name) for name in AGENTS}
+    env = _isolated(tmp_path / "home", {"BACKEND": "openai", "HOST": "127.0.0.1",
+                                        "PORT": str(openai_backend.proxy.port), "ENABLE_AUTH": "true",
+                                        "API_KEY_SECRET": "sk-proxy-secret-of-the-test"})
+    env["PATH"] = os.pathsep.join([str(programs["claude"].parent), str(programs["codex"].parent), env["PATH"]])
+    result = _bounded([sys.executable, str(ROOT / "cot_proxy.py"), "agents"], env, tmp_path, 60)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"proxy: {openai_backend.proxy.url} (listening)" in out
+    assert f"claude: Claude Code ({programs['claude']}), speaks /v1/messages" in out
+    assert f"ANTHROPIC_BASE_URL={openai_backend.proxy.url}\n" in out and "ANTHROPIC_MODEL=fake-model" in out
+    assert f'base_url = "{openai_backend.proxy.url}/v1"' in out and "model=\"fake-model\"" in out
+    assert "gemini:" not in out and "opencode:" not in out and "aider:" not in out  # not on this PATH
+    assert "sk-proxy-secret-of-the-test" not in out + result.stderr
+    assert "KEY: the proxy's key (API_KEY_SECRET / API_KEY_FILE)" in out
