@@ -153,6 +153,11 @@ class CoreSettings:
                                 "server closed before answering is sent once more at once, on another "
                                 "(docs/decisions.md).",
                                 env=("MAX_RETRIES",), flags=("--max-retries",))
+    max_upstream_calls: int = _setting(3, _number(int, 1, 30),
+                                       "The most upstream calls one client request costs in all: its first call, "
+                                       "every retry, every other deployment and fallback model routing tries, a "
+                                       "call sent again without a refused parameter (docs/routing.md).",
+                                       env=("MAX_UPSTREAM_CALLS",), flags=("--max-upstream-calls",))
     max_body_bytes: int = _setting(32 * 1024 * 1024, _number(int, 1), "Largest request body accepted (413 above it).",
                                    env=("MAX_BODY_BYTES",), flags=("--max-body-bytes",))
     max_response_bytes: int = _setting(64 * 1024 * 1024, _number(int, 1),
@@ -425,7 +430,8 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
     _not_itself(settings, raw.get("target_base_url", ("TARGET_BASE_URL", None))[0])
     return Loaded(settings, choice.reason,
                   choice.warnings + _unused_with_models(settings, given) + _unused_by_other_settings(settings, given)
-                  + listener.exposure_warnings(settings, environ) + misspelled(environ))
+                  + _fallbacks_past_calls(settings) + listener.exposure_warnings(settings, environ)
+                  + misspelled(environ))
 
 
 ENV_NAMES = frozenset(e for f in SETTING_FIELDS.values() for e in (f.metadata.get("env") or ()))
@@ -526,6 +532,14 @@ def _unused_with_models(settings: Settings, given: Sequence[Given]) -> tuple[str
         return passthrough
     return passthrough + tuple(f"{g.label} is set, but every `models` entry names its own upstream, so it is not used"
                                for g in given if g.name == "target_base_url")
+
+
+def _fallbacks_past_calls(settings: Settings) -> tuple[str, ...]:
+    """A fallback chain longer than MAX_UPSTREAM_CALLS: its last models are never asked (each model of a chain
+    takes at least one call of the request's budget)."""
+    return tuple(f"FALLBACKS: `{name}` and its fallbacks are {1 + len(targets)} models, and MAX_UPSTREAM_CALLS is "
+                 f"{settings.max_upstream_calls}: {', '.join(targets[settings.max_upstream_calls - 1:])} never asked"
+                 for name, targets in settings.fallbacks if 1 + len(targets) > settings.max_upstream_calls)
 
 
 def _flag_label(name: str) -> str:

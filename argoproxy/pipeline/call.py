@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from argoproxy.pipeline.stream_usage import Meter
     from argoproxy.routing.key_limits import KeyLimit
     from argoproxy.teamkeys.records import KeyRecord
+    from argoproxy.upstream.client import CallBudget
     from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 
 # Routes whose bodies the proxy understands, by the path after /v1/.
@@ -130,6 +131,7 @@ class Outcome:
     renamed_to: str | None = None  # routed to a fallback: the model name its answer shows (the one asked for)
     asked_whole: bool = False  # a stream that ended before its first event, asked again whole
     param_retry: bool = False  # sent again without a parameter the upstream refused
+    calls: CallBudget | None = None  # the upstream calls it may still cost (MAX_UPSTREAM_CALLS), once it made one
     client_left: bool = False  # the client closed its connection before the answer's end
     metrics_stream: bool = False  # counted among the streams in flight
     observed: bool = False

@@ -43,7 +43,7 @@ from argoproxy.pipeline.think import ThinkConfig
 from argoproxy.pipeline.tokens import count_request_tokens
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.redaction import sanitize_message
-from argoproxy.upstream.client import READ_ERRORS, Upstream, replayable, stream_error
+from argoproxy.upstream.client import READ_ERRORS, CallBudget, Upstream, replayable, stream_error
 from argoproxy.upstream.relay import error_headers, redirect_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, framed, read_chunks, unframed_end
 
@@ -229,6 +229,8 @@ class Gateway:
                     raise unframed_end(err) from None
                 if under_gevent():  # nothing else ran since its end put the connection back: nobody took it yet
                     resp.discard()
+                if not self.calls(call).left:  # MAX_UPSTREAM_CALLS spent
+                    raise
                 return self.ask_whole(call)
             return encoder.encode_stream(call, resp, items)
         return encoder.encode_whole(call, resp, self.decoded_whole(call, resp))
@@ -348,9 +350,10 @@ class Gateway:
     def send(self, call: Call, req: UpstreamRequest) -> UpstreamResponse:
         """Send upstream; a 400 naming an optional parameter the request holds is sent once more without it, and
         a JSON schema refused as a type the server does not know is sent once more in the shape it takes."""
-        resp = self.upstream.send(req)
+        budget = self.calls(call)
+        resp = self.upstream.send(req, budget)
         out = call.outcome
-        if resp.status_code not in REFUSALS or req.body is None or out.param_retry:
+        if resp.status_code not in REFUSALS or req.body is None or out.param_retry or not budget.left:
             return resp
         retry = _refused_again(req, resp)
         if retry is None:
@@ -367,7 +370,15 @@ class Gateway:
         call.plan.adapted.append(change)
         log.info("%s: the upstream refused the request; sent again with %s", call.client.request_id, change)
         out.upstream_request = req
-        return self.upstream.send(req)
+        return self.upstream.send(req, budget)
+
+    def calls(self, call: Call) -> CallBudget:
+        """The upstream calls this client request may still cost (MAX_UPSTREAM_CALLS), over every retry,
+        deployment and fallback (routing starts it before its first attempt)."""
+        budget = call.outcome.calls
+        if budget is None:
+            budget = call.outcome.calls = CallBudget(self.settings.max_upstream_calls)
+        return budget
 
     def decoded_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         """The upstream's stream as OpenAI chunks (raw SSE events or dicts) through the think transform, its
@@ -441,7 +452,7 @@ class Gateway:
         """A forwarded route (its body already read into plan.raw_body): bytes up, bytes down."""
         out, answers = call.outcome, self.answers
         out.upstream_request = UpstreamRequest(call.client.method, url, headers, call.plan.raw_body or None)
-        resp = self.upstream.send(out.upstream_request)
+        resp = self.upstream.send(out.upstream_request, self.calls(call))
         out.upstream_at, out.upstream_status = time.perf_counter(), resp.status_code
         if resp.status_code >= 400 and call.client.method != "HEAD":
             with resp:  # sanitized as on the API routes: an upstream's error text may quote a key or a host

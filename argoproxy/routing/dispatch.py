@@ -10,7 +10,8 @@ then its fallbacks'); in each pool the router picks a deployment; the attempt ru
 point where the client would get its first byte (headers sent upstream, status read, a whole answer read
 and transformed, or a stream's first event read). A failure there - no connection, a timeout, a 5xx or a
 429, a body broken off - cools the deployment down and the next one is tried, at most 1 + MAX_RETRIES per
-model and none started after RETRY_BUDGET seconds; a pool that is used up (or that answers "context length
+model, none started after RETRY_BUDGET seconds, and MAX_UPSTREAM_CALLS in all (a call kept for each fallback
+model ahead: retries on one model cannot starve the next); a pool that is used up (or that answers "context length
 exceeded") passes the call to the next model of the chain. Once an answer was handed to the client nothing
 is retried. Each attempt is the deployment Gateway's `run`, the same sequence an unrouted call takes (the
 allow-list included: the name asked for or the deployment's model must be listed). Every routed answer
@@ -165,9 +166,12 @@ class Routing:
         source = call.plan.body_bytes()
         started = time.monotonic()
         failure: ProxyError | None = None
+        budget = self.gateway.calls(call)  # MAX_UPSTREAM_CALLS over the whole chain, retries on one URL included
         for position, (name, pool) in enumerate(chain):
             tried: set[int] = set()
-            while len(tried) < self.max_attempts and (not tried or time.monotonic() - started < RETRY_BUDGET):
+            budget.reserved = len(chain) - position - 1  # a call kept for each fallback model still ahead
+            while len(tried) < self.max_attempts and (budget.may_retry() if tried else budget.left > 0) and (
+                    not tried or time.monotonic() - started < RETRY_BUDGET):
                 dep = self.router.pick(pool, tried)
                 if dep is None:
                     break
@@ -193,6 +197,9 @@ class Routing:
                                 err.code or "", "trying another" if position + 1 < len(chain) or
                                 len(tried) < len(pool.deployments) else "no other left")
         assert failure is not None
+        if budget.used > 1:  # asked again already: the SDKs' own retries would multiply the calls (relay.py)
+            failure.headers = {**{k: v for k, v in failure.headers.items() if k.lower() != "x-should-retry"},
+                               "x-should-retry": "false"}
         raise failure
 
     def attempt(self, call: Call, asked: str, name: str, dep: Deployment) -> Answer:

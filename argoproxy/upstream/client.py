@@ -41,6 +41,33 @@ RETRY_AFTER_BUDGET = 10.0  # a longer Retry-After is passed to the client instea
 RETRY_BUDGET = 15.0  # no new attempt starts this long after the first: retries must not multiply timeouts
 
 
+class CallBudget:
+    """The upstream calls one client request may cost in all (MAX_UPSTREAM_CALLS): its first call, every retry,
+    every other deployment and fallback model routing tries. Without it a routed chain multiplied its retries:
+    a->b->c all failing was 9 calls, and the SDKs' own retries made that 27.
+
+    `reserved`: calls kept for the fallback models still ahead in a routed chain (one each), which retries on
+    the model being tried may not take: a fallback configured is a fallback tried."""
+
+    __slots__ = ("limit", "used", "reserved")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.reserved = 0
+
+    def spend(self) -> None:
+        self.used += 1
+
+    @property
+    def left(self) -> int:
+        return self.limit - self.used
+
+    def may_retry(self) -> bool:
+        """May the call in hand be asked again (or another deployment of its model be asked)?"""
+        return self.used + self.reserved < self.limit
+
+
 def make_session(pool_size: int) -> requests.Session:
     """A Session without requests' default headers (the client's own are forwarded), pooling `pool_size`
     connections per host.
@@ -87,8 +114,10 @@ class Upstream:
             from argoproxy.fastpath.pool import DirectPools
             self.direct = DirectPools(self.session)
 
-    def send(self, req: UpstreamRequest) -> UpstreamResponse:
-        """The upstream response, headers read and body not yet; raises ProxyError for transport failures."""
+    def send(self, req: UpstreamRequest, budget: CallBudget | None = None) -> UpstreamResponse:
+        """The upstream response, headers read and body not yet; raises ProxyError for transport failures.
+        `budget`: the client request's calls (each send spends one; a retry needs one left), None for the
+        proxy's own calls (model lists, probes: MAX_RETRIES alone bounds them)."""
         if "@" in req.url:
             req = url_credentials_as_header(req)
         timeout = (self.connect_timeout, req.timeout or self.read_timeout)
@@ -96,10 +125,12 @@ class Upstream:
         started = time.monotonic()
         resent = False
         while True:
+            if budget is not None:
+                budget.spend()
             try:
                 resp = self._send_once(req, timeout)
             except TRANSPORT_ERRORS as exc:
-                if not resent and replayable(req) and closed_unanswered(exc):
+                if not resent and replayable(req) and closed_unanswered(exc) and (budget is None or budget.may_retry()):
                     # A connection closed before any answer (a kept-alive one the server closed as the request
                     # went out: its idle timeout): a request that may be sent twice goes once more, at once, on
                     # a connection of its own (the closed one is dropped; another pooled one may be as stale),
@@ -109,7 +140,7 @@ class Upstream:
                     log.info("the upstream closed a connection without answering; sending again on another")
                     continue
                 delay = _backoff(attempt + 1)
-                if self._may_retry(attempt, started, delay) and _retryable_exception(exc):
+                if self._may_retry(attempt, started, delay, budget) and _retryable_exception(exc):
                     attempt += 1
                     _sleep(delay)
                     continue
@@ -122,7 +153,7 @@ class Upstream:
                                       "been processed.", code="upstream_bad_response")
             if resp.status_code >= 400 and attempt < self.max_retries:
                 after = _retry_delay(resp, attempt + 1)
-                if after is not None and self._may_retry(attempt, started, after):
+                if after is not None and self._may_retry(attempt, started, after, budget):
                     resp.close()
                     attempt += 1
                     log.info("upstream answered %s; retry %d in %.2fs", resp.status_code, attempt, after)
@@ -131,8 +162,9 @@ class Upstream:
             resp.retried = attempt
             return resp
 
-    def _may_retry(self, attempt: int, started: float, delay: float) -> bool:
-        return attempt < self.max_retries and time.monotonic() - started + delay < RETRY_BUDGET
+    def _may_retry(self, attempt: int, started: float, delay: float, budget: CallBudget | None) -> bool:
+        return attempt < self.max_retries and time.monotonic() - started + delay < RETRY_BUDGET and (
+            budget is None or budget.may_retry())
 
     def _send_once(self, req: UpstreamRequest, timeout: tuple[float, float]) -> UpstreamResponse:
         limit = req.max_bytes or self.max_response_bytes
@@ -237,11 +269,16 @@ def _backoff(attempt: int) -> float:
 
 
 def _retry_delay(resp: UpstreamResponse, attempt: int) -> float | None:
-    """How long to wait before retrying this answer, or None when it should go to the client as is. The
-    upstream's `x-should-retry` (OpenAI's and Anthropic's servers send it; their SDKs obey it before any rule of
-    status) decides when present; otherwise 429, 502, 503 and 504 are retried."""
+    """How long to wait before retrying this answer, or None when it should go to the client as is. A 4xx but
+    429 is the client's request refused: asked again it is refused again (a 400 or a 409 conflict sent three
+    times, whatever the upstream's `x-should-retry: true` says). Otherwise the upstream's `x-should-retry`
+    (OpenAI's and Anthropic's servers send it; their SDKs obey it before any rule of status) decides when
+    present, and without it 429, 502, 503 and 504 are retried."""
+    status = resp.status_code
+    if 400 <= status < 500 and status != 429:
+        return None
     should = resp.headers.get("x-should-retry", "").strip().lower()
-    if should == "false" or (should != "true" and resp.status_code not in RETRY_STATUSES):
+    if should == "false" or (should != "true" and status not in RETRY_STATUSES):
         return None
     retry_after = resp.headers.get("Retry-After")
     if retry_after is None:

@@ -91,7 +91,7 @@ class FakeUpstream:
     def stream(self, chunks: list[bytes]) -> None:
         self.queue.append(FakeResponse("", 200, {"Content-Type": "text/event-stream"}, chunks))
 
-    def send(self, req: UpstreamRequest) -> UpstreamResponse:
+    def send(self, req: UpstreamRequest, budget: object = None) -> UpstreamResponse:
         self.sent.append(req)
         answer = self.queue.pop(0) if self.queue else self.default(req)
         answer.url = req.url

@@ -1,5 +1,6 @@
 """Settings: precedence defaults < config.yaml < environment < flags; one-line errors naming the key."""
 
+import json
 import os
 import subprocess
 import sys
@@ -389,3 +390,15 @@ def test_a_socket_path_that_is_a_directory_says_so(tmp_path):
     (tmp_path / "run").mkdir(mode=0o700)
     with pytest.raises(SettingsError, match=r"^SOCKET: .*/run is a directory: give the socket's own path"):
         load_settings({}, environ={"SOCKET": str(tmp_path / "run")})
+
+
+def test_a_fallback_chain_longer_than_max_upstream_calls_is_a_warning(tmp_path):
+    """Each model of a chain takes at least one call of MAX_UPSTREAM_CALLS: the ones past it are never asked."""
+    from argoproxy.config.settings import load
+    models = json.dumps([{"name": n, "backend": "openai", "base_url": "http://127.0.0.1:9/v1/"} for n in "abcd"])
+    env = {"HOME": str(tmp_path), "MODELS": models, "FALLBACKS": '{"a": ["b", "c", "d"]}'}
+    assert [w for w in load({}, environ=env).warnings if "MAX_UPSTREAM_CALLS" in w] == [
+        "FALLBACKS: `a` and its fallbacks are 4 models, and MAX_UPSTREAM_CALLS is 3: d never asked"]
+    assert not [w for w in load({}, environ={**env, "MAX_UPSTREAM_CALLS": "4"}).warnings if "MAX_UPSTREAM" in w]
+    with pytest.raises(SettingsError, match=r"^MAX_UPSTREAM_CALLS"):
+        load_settings({}, environ={**env, "MAX_UPSTREAM_CALLS": "0"})
