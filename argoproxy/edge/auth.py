@@ -5,12 +5,13 @@ so they can be rotated) and API_KEY_FILE (one a line: the per-user key file of a
 start-up (argoproxy/serve/gunicorn_hooks.py), prints it once and hands it to every worker through the process-internal
 environment variable GENERATED_KEY_ENV; so all workers accept the same key.
 
-A client sends `Authorization: Bearer KEY` (OpenAI SDKs), `x-api-key: KEY` (Anthropic-style clients),
-`api-key: KEY` (Azure OpenAI clients) or `x-goog-api-key: KEY` (Google GenAI clients; on the Google door's
-routes also `?key=KEY`). Keys are compared in constant time over their SHA-256 digests (no early exit on the
-first differing byte, nor on a differing length), against every configured key. After a key is accepted, every header a key may come in is removed
-from the request, and so is a `key` query parameter (Google's `?key=`), so no client key goes upstream: the
-upstream gets the proxy's own credential (OPENAI_API_KEY...) instead.
+A client sends `Authorization: Bearer KEY` (OpenAI SDKs), `api-key: KEY` (Azure OpenAI clients), or a header
+an API door names as its clients' spelling (`KeySpellings`: each door's `key_headers`, read on every route), or on
+a door's own routes a query parameter it names (`key_params`). Keys are compared in constant time over their
+SHA-256 digests (no early exit on the first differing byte, nor on a differing length), against every configured
+key. After a key is accepted, every header a key may come in is removed from the request, and so are the doors'
+key query parameters, so no client key goes upstream: the upstream gets the proxy's own credential
+(OPENAI_API_KEY...) instead. This module names no door (tests/unit/test_door_names.py).
 
 / and /health are always open (/ says only that the proxy is up), but /health shows its detail (deployments,
 hosts, errors) only to a caller with an accepted key (argoproxy/serve/door.py); /metrics is open only when
@@ -25,7 +26,8 @@ import logging
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Mapping, Protocol, Sequence
 
 from argoproxy.errors import ProxyError
 from argoproxy.config.listener import GENERATED_KEY_ENV, generate_key, read_key_file
@@ -41,11 +43,51 @@ log = logging.getLogger("cot_proxy")
 
 REALM = 'Bearer realm="cot_proxy"'
 OPEN_KINDS = frozenset({"health", "root", "ui"})  # /ui is the page's shell: its data needs the admin key
-# The headers besides `Authorization: Bearer` a client key may come in (Anthropic, Azure OpenAI, Google GenAI).
-KEY_HEADERS = ("X-Api-Key", "Api-Key", "X-Goog-Api-Key")
-STRIPPED_HEADERS = frozenset(name.lower() for name in ("Authorization", *KEY_HEADERS))
-KEY_PARAMS = frozenset({"key"})  # a query parameter a client key may come in (Google's ?key=)
+# The header besides `Authorization: Bearer` a client key may come in on every route (Azure OpenAI's clients);
+# the API doors add their clients' spellings (KeySpellings).
+KEY_HEADERS = ("Api-Key",)
 _QUERY_SEPARATORS = re.compile(r"[&;]")
+
+
+class KeyDoor(Protocol):
+    """What auth reads of an API door (argoproxy/fronts/front.py: Front)."""
+    name: str
+    key_headers: tuple[str, ...]
+    key_params: frozenset[str]
+    key_hint: str
+
+
+@dataclass(frozen=True)
+class KeySpellings:
+    """Where client keys come: the headers read on every route, and, by door, the query parameters read on its
+    routes and the words its 401 uses."""
+    headers: tuple[str, ...] = KEY_HEADERS
+    params: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    hints: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, doors: Iterable[KeyDoor]) -> "KeySpellings":
+        doors = list(doors)
+        headers = list(KEY_HEADERS)
+        for door in doors:
+            headers.extend(h for h in door.key_headers if h not in headers)
+        return cls(tuple(headers), {d.name: d.key_params for d in doors if d.key_params},
+                   {d.name: d.key_hint for d in doors if d.key_hint})
+
+    @property
+    def stripped(self) -> frozenset[str]:
+        return frozenset(name.lower() for name in ("Authorization", *self.headers))
+
+    @property
+    def all_params(self) -> frozenset[str]:
+        return frozenset().union(*self.params.values())
+
+    def hint(self, front: str) -> str:
+        """How a request on this door's route may send its key (the 401 of one that sent none)."""
+        if front in self.hints:
+            return self.hints[front]
+        others = ", ".join(f"`{h.lower()}`" for h in self.headers)
+        return f"`Authorization: Bearer <key>` ({others} are read too)"
 
 
 def limited_keys(settings: Settings) -> tuple[str, ...]:
@@ -96,30 +138,33 @@ class KeyCheck:
         return ok
 
 
-def presented_keys(headers: Mapping[str, str], query: str = "") -> list[str]:
-    """The keys a request carries: the Bearer token, the KEY_HEADERS and, where the route takes one (query: the
-    Google door's), `key` query parameters (any may be absent)."""
+def presented_keys(headers: Mapping[str, str], query: str = "", key_headers: Sequence[str] = KEY_HEADERS,
+                   params: frozenset[str] = frozenset()) -> list[str]:
+    """The keys a request carries: the Bearer token, the key headers and, where the route takes them (a door's
+    `params`), key query parameters (any may be absent)."""
     found = []
     authorization = headers.get("Authorization", "")
     if authorization:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             found.append(token.strip())
-    for name in KEY_HEADERS:
+    for name in key_headers:
         api_key = headers.get(name, "").strip()
         if api_key:
             found.append(api_key)
-    if query:
+    if query and params:
         from argoproxy.edge.request_models import query_values
-        found.extend(k for k in query_values(query, "key") if k)
+        for param in sorted(params):
+            found.extend(k for k in query_values(query, param) if k)
     return found
 
 
-def strip_client_keys(headers: dict[str, str], check: KeyCheck) -> dict[str, str]:
-    """Remove every header a client key may come in, whatever the case of its name; return those whose value
-    is no accepted key (ARGO's username passthrough reads a username from `api-key`), under KEY_HEADERS names."""
+def strip_client_keys(headers: dict[str, str], check: KeyCheck, stripped: frozenset[str]) -> dict[str, str]:
+    """Remove every header a client key may come in (`stripped`: lower-cased names), whatever the case of its
+    name; return those whose value is no accepted key (ARGO's username passthrough reads a username from
+    `api-key`), under their title-cased names."""
     withheld = {}
-    for name in [n for n in headers if n.lower() in STRIPPED_HEADERS]:
+    for name in [n for n in headers if n.lower() in stripped]:
         value = headers.pop(name).strip()
         token = value[7:].strip() if value[:7].lower() == "bearer " else value
         if value and not check.accepts(token):
@@ -127,13 +172,14 @@ def strip_client_keys(headers: dict[str, str], check: KeyCheck) -> dict[str, str
     return withheld
 
 
-def without_key_params(query: str) -> str:
-    """The query string without the parameters a client key may come in (`key`, in any spelling servers read)."""
-    if "=" not in query:
+def without_key_params(query: str, params: frozenset[str]) -> str:
+    """The query string without the parameters a client key may come in (`params`, in any spelling servers
+    read)."""
+    if "=" not in query or not params:
         return query
     from argoproxy.upstream.url import param_name
-    fields = [field for field in _QUERY_SEPARATORS.split(query) if field]
-    kept = [field for field in fields if param_name(field) not in KEY_PARAMS]
+    fields = [f for f in _QUERY_SEPARATORS.split(query) if f]
+    kept = [f for f in fields if param_name(f) not in params]
     return query if len(kept) == len(fields) else "&".join(kept)
 
 
@@ -145,8 +191,12 @@ def unauthorized(message: str, code: str, invalid: bool) -> ProxyError:
 class Guard:
     """The client-key check the door runs on every route (a no-op when ENABLE_AUTH is off)."""
 
-    def __init__(self, settings: Settings, team_keys: TeamKeys | None = None) -> None:
+    def __init__(self, settings: Settings, team_keys: TeamKeys | None = None,
+                 spellings: KeySpellings = KeySpellings()) -> None:
         self.enabled = settings.enable_auth
+        self.spellings = spellings
+        self.stripped = spellings.stripped
+        self.key_params = spellings.all_params  # auth on: no client key in any query goes upstream
         self.open_kinds = OPEN_KINDS | ({"metrics"} if settings.metrics_public else set())
         self.check_key = KeyCheck(configured_keys(settings)) if self.enabled else None
         # The operator's keys (API_KEY_SECRET, API_KEY_FILE, the generated one): not key_limits' nor team keys.
@@ -171,7 +221,7 @@ class Guard:
         """Does the request carry an accepted key? (open routes ask: /health shows its detail only then)"""
         if self.check_key is None or req is None:
             return False
-        keys = presented_keys(req.headers)
+        keys = presented_keys(req.headers, key_headers=self.spellings.headers)
         accepted = False
         for key in keys:
             accepted |= self.check_key.accepts(key)
@@ -189,12 +239,12 @@ class Guard:
         check_key = self.check_key
         if check_key is None or (route.family == "own" and route.kind in self.open_kinds):
             return
-        google = route.front == "google"  # the Google door also takes `?key=`, as Google's API does
-        keys = presented_keys(req.headers, req.target.partition("?")[2] if google else "")
+        spellings = self.spellings
+        params = spellings.params.get(route.front, frozenset())  # a door's own routes also take its key params
+        keys = presented_keys(req.headers, req.target.partition("?")[2] if params else "", spellings.headers, params)
         if not keys:
-            how = "`x-goog-api-key: <key>` or `?key=<key>`" if google else \
-                "`Authorization: Bearer <key>` or `x-api-key: <key>` (`api-key` and `x-goog-api-key` are read too)"
-            raise unauthorized(f"Missing API key: send it as {how}.", "missing_api_key", invalid=False)
+            raise unauthorized(f"Missing API key: send it as {spellings.hint(route.front)}.", "missing_api_key",
+                               invalid=False)
         # Every presented key is checked (no short-circuit); one accepted key is enough.
         accepted = False
         for key in keys:
@@ -202,7 +252,7 @@ class Guard:
         if not accepted:
             req.team_key = self.team_key(keys)
         req.presented_keys = tuple(keys)  # key_limits counts calls by key
-        req.withheld = strip_client_keys(req.headers, check_key)
+        req.withheld = strip_client_keys(req.headers, check_key, self.stripped)
         if req.team_key is not None:  # a team key is a client key too: never a username to pass on
             from argoproxy.teamkeys.records import digest
             req.withheld = {name: value for name, value in req.withheld.items()

@@ -1,6 +1,8 @@
 """Front doors: the client APIs the proxy speaks besides OpenAI chat completions, each a request translator
-and an answer encoder over the one internal chat request (the interface: front.py). This module is the
-registry: a door's name -> its Front. Translation modules here are pure (no I/O); serve.py encodes answers."""
+and an answer encoder over the one internal chat request (the interface: front.py), and everything else about
+its API (routes, model list shape, key spellings, errors). This module is the registry: a door's name -> its
+Front; adding a door is a package here and one line below (docs/adding-a-door.md). Translation modules here are
+pure (no I/O); serve.py encodes answers."""
 
 from __future__ import annotations
 
@@ -11,7 +13,13 @@ from argoproxy.fronts.responses import ResponsesFront
 
 __all__ = ["DoorArgs", "Front", "FRONTS", "front_named"]
 
-FRONTS: dict[str, Front] = {front.name: front for front in (ResponsesFront(), MessagesFront(), GoogleFront())}
+# The registry. Its order is the order doors claim a client on a shared route (GET /v1/models): a Google
+# client's header wins over an Anthropic one's when a client sends both.
+FRONTS: dict[str, Front] = {front.name: front for front in (
+    GoogleFront(),
+    MessagesFront(),
+    ResponsesFront(),
+)}
 
 
 def front_named(name: str) -> Front | None:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
+from argoproxy.edge.classify import Route
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import long_strings
 from argoproxy.jsonfast import dumps
@@ -58,6 +59,19 @@ class DoorArgs:
     sse: bool = True  # a Google stream as SSE (`alt=sse`), else as one JSON array
 
 
+@dataclass(frozen=True)
+class DoorRoute:
+    """A fixed route a door serves: its path (matched whatever its case), the kind metrics and journals name it
+    by, the family that serves it (serve/door.py: `front` translated through the one sequence, `models` the
+    door's model list or one model, `own` answered by the door alone), its methods, and whether it is served
+    without its leading v1/ too (base URLs without /v1)."""
+    path: str
+    kind: str
+    family: str = "front"
+    methods: tuple[str, ...] = ("POST",)
+    bare: bool = False
+
+
 @dataclass
 class Exchange:
     """What a front door remembers about one request between translating it and translating its answer."""
@@ -80,12 +94,36 @@ class Exchange:
     output: dict[str, Any] | None = None  # the translated whole answer
     error: ProxyError | None = None  # the error that ended a stream
     cut: bool = False  # the encoder ended the stream early: it would have had to keep more than `keep`
+    # The internal request the door's request became: a chat completion, or (an embeddings door) embeddings.
+    kind: str = "chat"
+    path: str = "v1/chat/completions"
 
 
 class Front:
-    """The interface of a front door; subclasses are stateless and shared by all requests."""
+    """The interface of a front door; subclasses are stateless and shared by all requests. A door owns everything
+    about its API: the routes it serves (`routes`, `route`), how its clients are told apart on routes it shares
+    (`claims_client`, `looks_like_mine`), its model list's shape, its key spellings, its error shape and headers,
+    and its answer encoder. Nothing outside argoproxy/fronts/ names a door (tests/unit/test_door_names.py);
+    docs/adding-a-door.md is the guide."""
 
     name = "chat"
+    #: the fixed routes the door serves (DoorRoute), registered in the one route table (edge/classify.py)
+    routes: tuple[DoorRoute, ...] = ()
+    #: leading segments (lower case) of forwarded paths that answer in this door's error shape
+    forwarded_prefixes: tuple[tuple[str, ...], ...] = ()
+    #: headers besides `Authorization: Bearer` its clients send their key in (read on every route, then removed)
+    key_headers: tuple[str, ...] = ()
+    #: query parameters its clients may send their key in (read on its routes only; never sent upstream)
+    key_params: frozenset[str] = frozenset()
+    #: how its clients send a key, for the 401 of a request that sent none ("": the proxy's general words)
+    key_hint = ""
+    #: consecutive turns are joined as its clients' streamed pieces were written (no blank line between them)
+    joins_answer_pieces = False
+    #: its stream's first event carries the prompt's token count, needed before the upstream's usage arrives
+    counts_prompt_first = False
+    #: under FRONTS_PASSTHROUGH its paths are forwarded as they are (the whole API, byte for byte), not relayed
+    #: one request at a time through its routes
+    forwarded_when_passed_through = False
     #: what SSE_KEEPALIVE sends while a stream waits on its upstream (argoproxy/edge/keepalive.py)
     keepalive_beat = b": keepalive\n\n"
     #: the chat-completions path the internal request takes upstream
@@ -96,6 +134,57 @@ class Front:
     #: False where the events come with their text encoded already (the Google door's)
     texts_in_events = True
 
+    # ------------------------------------------------------------ routes and clients
+    def route(self, parts: tuple[str, ...]) -> Route | None:
+        """A route for a path the fixed routes do not hold (the canonical path's segments), or None: the door
+        claims paths it alone has (Google's /v1beta/...)."""
+        return None
+
+    def claims_client(self, headers: Mapping[str, str], query: str) -> bool:
+        """On a route every door shares (GET /v1/models), is the client one of this door's? It then gets the
+        door's shape (the model list, errors)."""
+        return False
+
+    def looks_like_mine(self, target: str) -> bool:
+        """Is a raw request target refused before it has a route (a bad path) plainly meant for this door? Its
+        400 then comes in the door's error shape."""
+        return False
+
+    def door_args(self, route: Route, query: str) -> DoorArgs | None:
+        """What the request target says beside the body (the model and method in Google's path)."""
+        return None
+
+    def unserved(self, route: Route, method: str) -> ProxyError | None:
+        """The error for a method the route does not take, when the door says it better than a 405."""
+        return None
+
+    # ------------------------------------------------------------ the model list and the door's own answers
+    def model_list(self, data: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+        """The proxy's model list (OpenAI entries, filtered) in the door's shape, for a `models` route of this
+        kind (a door that claims clients on GET /v1/models, or has model routes, answers them here)."""
+        return {"object": "list", "data": data}
+
+    def model_entry(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+        """One model (an OpenAI entry) in the door's shape."""
+        return dict(entry)
+
+    def model_named(self, body: Any) -> str | None:
+        """The model a `model` route's body names (a route that takes it in its body, not its path)."""
+        return None
+
+    def own_answer(self, kind: str) -> dict[str, Any]:
+        """The answer of an `own` route of the door, which asks nothing of an upstream."""
+        raise ProxyError(404, f"No route of kind {kind} on this door.", code="unknown_route")
+
+    def id_headers(self, request_id: str) -> dict[str, str]:
+        """Headers naming the request id where the door's clients read it (besides X-Request-ID)."""
+        return {}
+
+    def keepalive_for(self, ex: Exchange) -> bytes:
+        """What SSE_KEEPALIVE sends while this exchange's stream waits on its upstream."""
+        return self.keepalive_beat
+
+    # ------------------------------------------------------------ translation
     def own_error(self, err: ProxyError) -> ProxyError:
         """An error about the internal chat request, naming the parameter the client sent."""
         name = self.renamed.get(err.param or "")

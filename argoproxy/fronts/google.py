@@ -2,7 +2,14 @@
 `:streamGenerateContent` (`?alt=sse`, or a JSON array streamed without it) and `:countTokens`, translated to the
 one internal chat-completions request; a chat.completion (or its chunks) back as a GenerateContentResponse (or
 its stream). The model list routes (`GET /v1beta/models[/{model}]`) are answered by the door from the proxy's own
-list (argoproxy/serve/door.py, `google_models`).
+list (argoproxy/serve/door.py answers a door's `models` routes in the door's shape: `model_list`, `model_entry`).
+Every path under /v1beta/ and /v1alpha/ (google-genai's `api_version="v1alpha"`), and google-genai's uploads
+(/upload/v1beta/...), is this door's (errors in Google's shape) and never forwarded: a Gemini client's key may
+ride in its query (`?key=`). So is /v1/models/{model}:{method} for a Google method (google-genai 3 defaults to API
+version v1); GET /v1/models[/{id}] is this door's when the client is a Google one (`claims_client`). The model
+segment is decoded once like any segment (so `%3A` is `:`); the method is what follows its last ':'
+(`argo:gpt-4o:generateContent` is the model `argo:gpt-4o`), matched whatever its case; a model name may hold '/'
+as /v1/models/{id} does.
 
 Google has no tool-call ids on the wire by default: a `functionCall` in the history gets the id it carries, else
 one made from its turn and place, and each `functionResponse` of the next user turn is matched back to a call of
@@ -22,6 +29,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
+from argoproxy.edge.classify import Route
+from argoproxy.edge.paths import encode_path
+from argoproxy.edge.request_models import query_values
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import (ARGS_LIMIT, PIECE_COST, DoorArgs, Exchange, Front, Pieces, StreamState,
                                     bad_request, new_id, whole_answer)
@@ -677,13 +687,55 @@ class GoogleExchange(Exchange):
     sse: bool = True
 
 
+# A raw target meant for this door (answered in its error shape when its path is refused).
+LOOKS_GOOGLE = re.compile(r"(?i)^(?:/upload)?/v1(?:beta|alpha)(?:/|$)|(?::|%3a)(?:streamgeneratecontent|generatecontent|"
+                          r"counttokens)\b")
+
+
 class GoogleFront(Front):
     name = "google"
     renamed = RENAMED
+    key_headers = ("X-Goog-Api-Key",)
+    key_params = frozenset({"key"})  # Google's `?key=`, read on this door's routes only
+    key_hint = "`x-goog-api-key: <key>` or `?key=<key>`"
+    joins_answer_pieces = True  # google-genai's chats replay a streamed answer as a model turn per chunk
     # SSE comment lines break both Gemini SDKs' stream readers; a blank line is skipped by both (and is white
     # space between the elements of a JSON-array stream).
     keepalive_beat = b"\n"
     texts_in_events = False  # a chunk's text is encoded into its event as it is made (GoogleStream.emit)
+
+    def route(self, parts: tuple[str, ...]) -> Route | None:
+        key = tuple(p.lower() for p in parts[:2])
+        if key[:1] in GOOGLE_ONLY:
+            return google_route(parts)
+        if key in GOOGLE_UPLOADS:  # google-genai's files.upload: not served, and never forwarded
+            return Route("unknown", "unknown", encode_path(parts), front=self.name)
+        if len(parts) > 2 and key == ("v1", "models") and split_method(parts[-1])[1] is not None:
+            return google_route(parts)  # google-genai's default version is v1
+        return None
+
+    def claims_client(self, headers: Mapping[str, str], query: str) -> bool:
+        """A Google SDK (x-goog-api-key or x-goog-api-client, or a `key` query parameter): OpenAI's and
+        Anthropic's clients send none of them."""
+        return "X-Goog-Api-Key" in headers or "X-Goog-Api-Client" in headers or \
+            (bool(query) and bool(query_values(query, "key")))
+
+    def looks_like_mine(self, target: str) -> bool:
+        return LOOKS_GOOGLE.search(target) is not None
+
+    def door_args(self, route: Route, query: str) -> DoorArgs | None:
+        return DoorArgs(model=route.model, stream=route.kind == "stream_generate_content", sse=sse_asked(query))
+
+    def unserved(self, route: Route, method: str) -> ProxyError | None:
+        if route.kind == "model" and method == "POST":
+            return unserved_method(route.model or "")  # `x:embedContent` reads as a model named so
+        return None
+
+    def model_list(self, data: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+        return model_list(data)
+
+    def model_entry(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+        return model_entry(entry)
 
     def to_chat(self, body: dict[str, Any], count_only: bool = False,
                 args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:
@@ -753,6 +805,45 @@ def _in_array(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- routes
+
+GOOGLE_VERSIONS = ("v1beta", "v1alpha", "v1")
+# Paths only Google's API has: the Google door's, whatever follows (a Gemini client's key may ride in the query).
+GOOGLE_ONLY = (("v1beta",), ("v1alpha",))
+GOOGLE_UPLOADS = (("upload", "v1beta"), ("upload", "v1alpha"))
+
+
+def google_route(parts: tuple[str, ...]) -> Route:
+    """A path under /v1beta/ (or /v1/models/{model}:{method}): the Google door's model list, one model, or a
+    method on a model, under the version the client named."""
+    key = tuple(p.lower() for p in parts[:2])
+    if key[0] not in GOOGLE_VERSIONS or key[1:] != ("models",):
+        return Route("unknown", "unknown", encode_path(parts), front="google")
+    models = (key[0], "models")
+    if len(parts) == 2:
+        return Route("models", "models", encode_path(models), frozenset({"GET", "HEAD"}), front="google")
+    name, kind = split_method(parts[-1])
+    model = "/".join(parts[2:-1] + (name,))
+    if not name or model.startswith("/"):
+        return Route("unknown", "unknown", encode_path(parts), front="google")
+    if kind is None:
+        return Route("model", "models", encode_path(models + parts[2:]), frozenset({"GET", "HEAD"}),
+                     model=model, front="google")
+    spelling = f"{name}:{METHODS[kind][1]}"
+    return Route(METHODS[kind][0], "front", encode_path(models + parts[2:-1] + (spelling,)),
+                 frozenset({"POST"}), model=model, front="google")
+
+
+def sse_asked(query: str) -> bool:
+    """`?alt=sse`: a Google stream as SSE; without it (or `alt=json`), one JSON array."""
+    values = query_values(query, "alt") if query else []
+    if len(values) > 1:
+        raise ProxyError(400, "The query parameter `alt` is given more than once.", param="alt",
+                         code="duplicate_parameter")
+    alt = values[0].lower() if values else "json"
+    if alt not in ("sse", "json"):
+        raise ProxyError(400, "The query parameter `alt` must be sse or json.", param="alt", code="invalid_value")
+    return alt == "sse"
+
 
 def unserved_method(model: str) -> ProxyError:
     """A POST to /v1beta/models/{model}:{method} for a method the door does not serve (embedContent,

@@ -11,11 +11,13 @@ signature exists for text that did not come from Anthropic.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import DoorArgs, Exchange, Front, StreamState, bad_request, bearer, new_id, whole_answer
+from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, StreamState, bad_request, bearer, new_id,
+                                    whole_answer)
 from argoproxy.fronts.fields import boolean, field, obj, string
 from argoproxy.pipeline.answer_shape import bounded_loads
 
@@ -514,9 +516,34 @@ def stream_events(chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[di
     return MessageStream(ex).run(chunks)
 
 
+# A target refused before it has a route that is plainly meant for this door (`/v1/messages;x=1`,
+# `/v1/./messages`): its error in Anthropic's shape, which Anthropic's SDK and Claude Code read.
+LOOKS_MESSAGES = re.compile(r"(?i)^/v1/(?:[^?#]*/)?messages(?:[;%/?#]|$)")
+
+
 class MessagesFront(Front):
     name = "messages"
     renamed = {"stop": "stop_sequences", "user": "metadata.user_id", "response_format": "output_config.format"}
+    routes = (DoorRoute("v1/messages", "messages", bare=True),
+              DoorRoute("v1/messages/count_tokens", "count_tokens", bare=True))
+    forwarded_prefixes = (("v1", "messages"), ("messages",))  # Anthropic's message batches, forwarded
+    key_headers = ("X-Api-Key",)
+    counts_prompt_first = True  # message_start carries usage.input_tokens (Claude Code breaks without it)
+
+    def claims_client(self, headers: Mapping[str, str], query: str) -> bool:
+        return "Anthropic-Version" in headers  # Anthropic's SDK and Claude Code send it on every request
+
+    def looks_like_mine(self, target: str) -> bool:
+        return LOOKS_MESSAGES.search(target) is not None
+
+    def model_list(self, data: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+        return model_list(data)
+
+    def model_entry(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+        return model_entry(entry)
+
+    def id_headers(self, request_id: str) -> dict[str, str]:
+        return {"request-id": request_id}  # Anthropic's SDKs read the request id from `request-id`
 
     def to_chat(self, body: dict[str, Any], count_only: bool = False,
                 args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:

@@ -114,17 +114,19 @@ class FrontAnswers:
         return self.answers.whole(call, obj, self.headers(call, [("Content-Type", JSON_TYPE)]))
 
     def stream_headers(self, call: Call) -> list[tuple[str, str]]:
-        """The headers of the front's stream (a Google stream without `alt=sse` is one JSON array)."""
+        """The headers of the front's stream (its Content-Type: Front.stream_type)."""
         front, ex = translation(call)
         return self.headers(call, [("Content-Type", front.stream_type(ex))] + SSE_HEADERS[1:])
 
     def keepalive_beat(self, call: Call) -> bytes:
-        return translation(call)[0].keepalive_beat
+        front, ex = translation(call)
+        return front.keepalive_for(ex)
 
     def headers(self, call: Call, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        if call.client.front == "messages":  # Anthropic's SDKs read the request id from `request-id`
-            return headers + [("request-id", call.client.request_id)]
-        return headers
+        """The answer's headers, with the request id where the door's clients read it (Front.id_headers)."""
+        front = front_named(call.client.front)
+        named = front.id_headers(call.client.request_id) if front is not None else None
+        return headers + list(named.items()) if named else headers
 
 
 def translation(call: Call) -> tuple[Front, Exchange]:
@@ -132,12 +134,3 @@ def translation(call: Call) -> tuple[Front, Exchange]:
     front, ex = front_named(call.client.front), call.plan.exchange
     assert front is not None and ex is not None, "only a translated call has a front door's answer"
     return front, ex
-
-
-def front_for_kind(kind: str, front_name: str = "openai") -> tuple[Front, bool]:
-    """The front door serving a route kind (on the API a client speaks), and whether it only counts tokens."""
-    name = "google" if front_name == "google" else "messages" if kind == "count_tokens" else kind
-    front = front_named(name)
-    if front is None:
-        raise ProxyError(404, f"No front door serves {kind}.", code="unknown_route")
-    return front, kind == "count_tokens"

@@ -86,8 +86,8 @@ class Gateway:
     # ---------------------------------------------------------------- the door's side
     def api(self, call: Call, front: Front | None = None, count_only: bool = False,
             args: DoorArgs | None = None) -> Answer:
-        """Every API request: chat/completions, completions, embeddings, and the front doors' (`front`: the
-        Responses, Messages or Google door; `args`: what its path says, such as Google's model and method)."""
+        """Every API request: chat/completions, completions, embeddings, and the API doors' (`front`: the door,
+        argoproxy/fronts/; `args`: what its path says, such as a model and method named there)."""
         plan = call.plan
         plan.raw_body = as_utf8(read_request_body(call.client.request, self.settings.max_body_bytes))
         body, plan.members = parse_with_members(plan.raw_body)
@@ -111,22 +111,22 @@ class Gateway:
                   args: DoorArgs | None) -> dict[str, Any]:
         """A front door's request as the internal chat request; the call now serves the chat route."""
         chat, ex = front.to_chat(body, count_only, args)
-        chat["messages"] = upstream_messages.joined_turns(chat["messages"], answer_pieces=front.name == "google")
-        if ex.dropped:  # Codex and Claude Code send tools only OpenAI or Anthropic run (docs/decisions.md)
+        upstream_messages.join_turns(chat, answer_pieces=front.joins_answer_pieces)
+        if ex.dropped:  # agents send tools only their own vendor runs (docs/decisions.md)
             log.warning("%s %s: left out what a chat backend cannot run: %s", front.name, call.client.request_id,
                         listing(ex.dropped))
         if count_only:
             return chat
-        if front.name == "messages" and ex.stream:
-            ex.input_tokens = count_request_tokens(chat)  # message_start needs a count before usage arrives
+        if front.counts_prompt_first and ex.stream:
+            ex.input_tokens = count_request_tokens(chat)  # its stream's start needs a count before usage arrives
         ex.chat = chat
         ex.keep = front.answer_budget(self.settings.max_sse_event_bytes, self.answers.journal_bytes)
         plan = call.plan
         plan.exchange, plan.body_changed = ex, True
-        plan.kind, plan.path, plan.query = "chat", front.chat_path, ""
+        plan.kind, plan.path, plan.query = ex.kind, ex.path, ""
         plan.headers = front.upstream_headers(plan.headers)
         try:
-            validate("chat", chat)
+            validate(ex.kind, chat)
         except ProxyError as err:
             raise front.own_error(err) from None
         return chat
@@ -278,9 +278,9 @@ class Gateway:
         if plan.kind == "embeddings":
             return
         backend = self.backend
-        if plan.kind == "chat" and upstream_messages.normalize(body.get("messages"), backend.keeps_developer,
-                                                               backend.tool_turn_content):
-            plan.touch("messages")
+        if plan.kind == "chat" and upstream_messages.normalize_turns(body, backend.keeps_developer,
+                                                                     backend.tool_turn_content):
+            plan.touch(upstream_messages.TURNS)
         plan.client_stream = body.get("stream") is True
         options = body.get("stream_options")
         plan.include_usage = plan.client_stream and isinstance(options, dict) and options.get("include_usage") is True
@@ -409,8 +409,8 @@ class Gateway:
 
     # ---------------------------------------------------------------- answers relayed as they come
     def relay_native(self, call: Call, front: Front, body: dict[str, Any], count_only: bool) -> Answer:
-        """The upstream serves this front's API itself (FRONTS_PASSTHROUGH; ARGO native mode's Anthropic
-        endpoint): the guards, LLM_PARAMS and adaptation apply, the answer is relayed as it comes (no think
+        """The upstream serves this front's API itself (FRONTS_PASSTHROUGH; a backend's native endpoint for a
+        door's API): the guards, LLM_PARAMS and adaptation apply, the answer is relayed as it comes (no think
         transform or stream-mode conversion: the proxy does not parse it)."""
         plan = call.plan
         if count_only:
@@ -546,8 +546,8 @@ def _refused_again(req: UpstreamRequest, resp: UpstreamResponse) -> tuple[Upstre
 
 
 def charged(call: Call) -> bool:
-    """Does a forwarded answer's usage count against the team key? For a POST (a generation: Ollama's
-    /api/chat, a server's own route, an image or a transcription), not for reading back an object that
+    """Does a forwarded answer's usage count against the team key? For a POST (a generation: a local
+    server's own route, an image or a transcription), not for reading back an object that
     reports the usage of work done before (polling a batch, a stored response, a file's lines)."""
     return call.plan.team_key is not None and call.client.method == "POST"
 

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from argoproxy.pipeline.answer_shape import bad_answer
-from argoproxy.edge.auth import Guard, without_key_params
+from argoproxy.edge.auth import Guard, KeySpellings, without_key_params
 from argoproxy.edge.web_pages import WebPages
 from argoproxy.pipeline.batch_models import BatchCheck, upstream_fetch
 from argoproxy.pipeline.call import Call
 from argoproxy.edge.classify import Route, RouteTable, standard_table
 from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer, Request
-from argoproxy.fronts import FRONTS, DoorArgs, front_named, google
-from argoproxy.fronts import messages as messages_front
-from argoproxy.fronts.serve import front_for_kind
+from argoproxy.fronts import FRONTS, Front, front_named
 from argoproxy.observe.health import HealthCheck
 from argoproxy.jsonfast import dumps
 from argoproxy.edge.paths import PathError, canonical, raw_target
@@ -37,7 +34,7 @@ from argoproxy.edge.request_body import read_request_body
 from argoproxy.pipeline.gateway import Gateway, charged
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.request_models import (check_named, form_model, is_form, key_model_refused, path_model,
-                                          query_model, query_values)
+                                          query_model)
 from argoproxy.edge.validation import model_allowed
 
 if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only in the workers)
@@ -54,12 +51,6 @@ READS_BODY = frozenset({"api", "front", "backend"})  # route families whose requ
 ADAPTED_HEADER = "X-Adapted-Params"  # what capability adaptation changed in the request
 
 Handler = Callable[[Call, Route], Answer]
-# A raw target meant for the Google door (answered in its error shape when its path is refused).
-GOOGLE_LOOKING = re.compile(r"(?i)^(?:/upload)?/v1(?:beta|alpha)(?:/|$)|(?::|%3a)(?:streamgeneratecontent|generatecontent|"
-                            r"counttokens)\b")
-# A target refused before it has a route that is plainly meant for the Messages door (`/v1/messages;x=1`,
-# `/v1/./messages`): its error in Anthropic's shape, which Anthropic's SDK and Claude Code read.
-MESSAGES_LOOKING = re.compile(r"(?i)^/v1/(?:[^?#]*/)?messages(?:[;%/?#]|$)")
 
 
 @dataclass(frozen=True)
@@ -95,7 +86,11 @@ class Door:
         self.backend = gateway.backend
         self.health = health
         self.metrics_view = metrics_view
-        self.guard = Guard(self.settings, gateway.team_keys)
+        # The API doors (argoproxy/fronts/): each owns its routes, clients, keys, shapes; none is named here.
+        passed = set(self.settings.fronts_passthrough) if self.backend.forwards_unknown else set()
+        self.fronts: tuple[Front, ...] = tuple(f for f in FRONTS.values()
+                                               if not (f.forwarded_when_passed_through and f.name in passed))
+        self.guard = Guard(self.settings, gateway.team_keys, KeySpellings.of(FRONTS.values()))
         self.web_pages = WebPages(self.settings)
         # Set by serve/build.py: the worker's metrics, and the status page when STATUS_PAGE is on.
         self.metrics: Metrics | None = None
@@ -104,7 +99,7 @@ class Door:
         self.batches = BatchCheck(self.allowed, self.settings.max_body_bytes, self.settings.timeout)
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
         self.forwards = self.backend.forwards_unknown and gateway.routing is None
-        self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths)
+        self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths, self.fronts)
         self.backend_routes: dict[str, Callable[[Call], Answer]] = {}
         for r in self.backend.extra_routes():
             route = r if isinstance(r, BackendRoute) else BackendRoute(*r)
@@ -133,29 +128,32 @@ class Door:
         try:
             target = canonical(req.target)  # a PathError is a 400, observed like every answer
         except PathError:
-            if GOOGLE_LOOKING.search(req.target):
-                # refused before it has a route, but plainly meant for the Google door
-                call.client = replace(call.client, front="google")
-            elif MESSAGES_LOOKING.search(req.target):
-                call.client = replace(call.client, front="messages")
+            for door in self.fronts:  # refused before it has a route, but plainly meant for a door
+                if door.looks_like_mine(req.target):
+                    call.client = replace(call.client, front=door.name)
+                    break
             raise
         route = self.table.classify(target)
-        if route.family == "models" and route.front == "openai" and google_client(req.headers, target.query):
-            route = replace(route, front="google")  # /v1/models from google-genai (API version v1)
-        elif route.family == "models" and route.front == "openai" and "Anthropic-Version" in req.headers:
-            route = replace(route, front="messages")  # /v1/models from Anthropic's SDK or Claude Code
+        if route.family == "models" and route.front == "openai":  # /v1/models: whose client is it?
+            for door in self.fronts:
+                if door.claims_client(req.headers, target.query):
+                    route = replace(route, front=door.name)
+                    break
         call.client = replace(call.client, path=route.path, front=route.front)
         call.plan.kind, call.plan.path, call.plan.query = route.kind, route.path, target.query
         self.web_pages.check(req)
         self.guard.check(req, route)
-        if call.plan.query and (self.guard.enabled or route.front == "google"):  # a client key never goes upstream
-            call.plan.query = without_key_params(call.plan.query)  # Google's ?key= included, with auth off too
+        front = front_named(route.front)
+        if call.plan.query:  # a client key never goes upstream (a door's key parameters, with auth off too)
+            params = self.guard.key_params if self.guard.enabled else front.key_params if front else frozenset()
+            call.plan.query = without_key_params(call.plan.query, params)
         if route.family == "unknown":
             raise ProxyError(404, f"No route {route.label} on this proxy ({self.backend.name} backend).",
                              code="unknown_route")
         if call.client.method not in route.methods:
-            if route.front == "google" and route.kind == "model" and call.client.method == "POST":
-                raise google.unserved_method(route.model or "")  # `x:embedContent` reads as a model named so
+            unserved = front.unserved(route, call.client.method) if front is not None else None
+            if unserved is not None:
+                raise unserved
             allow = ", ".join(sorted(route.methods))
             raise ProxyError(405, f"{route.label} takes {allow} only.", code="method_not_allowed",
                              headers={"Allow": allow})
@@ -176,7 +174,7 @@ class Door:
         return self.families[route.family](call, route)
 
     def error_answer(self, call: Call, err: ProxyError) -> Answer:
-        """An error in the front door's shape (OpenAI's, Anthropic's...), with the request id; compatible
+        """An error in the front door's shape (OpenAI's, or the door's own), with the request id; compatible
         mode sends it with HTTP 200. A relayed upstream error body goes out as it was, secrets removed."""
         if err.status >= 500:
             log.warning("%s %s", err.status, err.message)
@@ -195,8 +193,9 @@ class Door:
         relayed = err.raw is not None and call.plan.exchange is None and "Content-Type" in err.headers  # as it came
         answer = Answer(data, 200 if self.settings.compatible else status, err.headers,
                         content_type=None if relayed else JSON_TYPE)
-        if front is not None and front.name == "messages":
-            answer.headers["request-id"] = rid
+        if front is not None:
+            for name, value in front.id_headers(rid).items():
+                answer.headers[name] = value
         return answer
 
     # ---------------------------------------------------------------- families
@@ -207,12 +206,11 @@ class Door:
         return self.gateway.api(call)
 
     def front(self, call: Call, route: Route) -> Answer:
-        front, count_only = front_for_kind(call.plan.kind, route.front)
-        args = None
-        if route.front == "google":
-            args = DoorArgs(model=route.model, stream=call.plan.kind == "stream_generate_content",
-                            sse=sse_asked(call.plan.query))
-        return self.gateway.api(call, front, count_only, args)
+        front = front_named(route.front)
+        if front is None:
+            raise ProxyError(404, f"No API door serves {route.label}.", code="unknown_route")
+        args = front.door_args(route, call.plan.query)
+        return self.gateway.api(call, front, call.plan.kind == "count_tokens", args)
 
     def forward(self, call: Call, route: Route) -> Answer:
         call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
@@ -239,6 +237,9 @@ class Door:
         return self.observed(call, self.gateway.answers.scrubbed(call, self.backend_routes[call.plan.kind](call)))
 
     def own(self, call: Call, route: Route) -> Answer:
+        front = front_named(route.front)
+        if front is not None:  # a door's answer that asks nothing of an upstream (its version...)
+            return self.observed(call, json_response(front.own_answer(call.plan.kind)))
         if call.plan.kind == "root":  # answered here, never forwarded: clients probe it before their first request
             return self.observed(call, json_response(ROOT_ANSWER))
         if call.plan.kind in ("ui", "ui_data"):
@@ -272,10 +273,9 @@ class Door:
         return answer
 
     def models(self, call: Call, route: Route) -> Answer:
-        if route.front == "google":
-            return self.google_models(call, route)
-        if route.front == "messages" and call.client.method in ("GET", "HEAD"):
-            return self.anthropic_models(call, route)
+        front = front_named(route.front)
+        if front is not None and call.client.method != "DELETE":
+            return self.door_models(call, route, front)
         if call.plan.kind == "models":
             return self.observed(call, json_response(self.model_list(call)))
         call.plan.model = route.model
@@ -336,31 +336,26 @@ class Door:
             entry = {"id": name, "object": "model", "created": 0, "owned_by": "cot_proxy"}
         return entry
 
-    def google_models(self, call: Call, route: Route) -> Answer:
-        """GET /v1beta/models[/{model}]: the proxy's own list (the upstream's, routing entries, pseudo models,
-        filtered by the allow-list) in Google's shape; one model from the same knowledge (`known_model`)."""
-        call.plan.path, call.plan.query = "v1/models", ""  # what an upstream's list is asked on (pageSize... not passed)
-        call.plan.headers = FRONTS["google"].upstream_headers(call.plan.headers)
-        if call.plan.kind == "models":
-            return self.observed(call, json_response(google.model_list(self.model_list(call)["data"])))
-        call.plan.model = route.model
-        self.check_key_model(call, route.model)
-        entry = self.known_model(call, route.model)  # routing globs (`claude-*`) included
+    def door_models(self, call: Call, route: Route, front: Front) -> Answer:
+        """A door's model routes: the proxy's own list (the upstream's, routing entries, pseudo models, filtered
+        by the allow-list) in the door's shape; one model (named in the path, or in the body) from the same
+        knowledge (`known_model`, routing globs included); errors in the door's shape."""
+        plan = call.plan
+        body = None
+        if call.client.method == "POST":  # a model named in the body
+            body = parse_object(read_request_body(call.client.request, self.settings.max_body_bytes),
+                                must_be_object=False)
+        plan.path, plan.query = "v1/models", ""  # what an upstream's list is asked on (the door's params not passed)
+        plan.headers = front.upstream_headers(plan.headers)
+        if route.kind != "model":
+            return self.observed(call, json_response(front.model_list(self.model_list(call)["data"], route.kind)))
+        name = route.model if route.model is not None else front.model_named(body)
+        plan.model = name
+        self.check_key_model(call, name)
+        entry = self.known_model(call, name)
         if entry is None:
-            raise model_not_found(route.model)
-        return self.observed(call, json_response(google.model_entry({**entry, "id": route.model})))
-
-    def anthropic_models(self, call: Call, route: Route) -> Answer:
-        """GET /v1/models[/{id}] from an Anthropic client (anthropic-version): the proxy's list in Anthropic's
-        shape; one model from the same knowledge (`known_model`); errors in Anthropic's shape."""
-        if call.plan.kind == "models":
-            return self.observed(call, json_response(messages_front.model_list(self.model_list(call)["data"])))
-        call.plan.model = route.model
-        self.check_key_model(call, route.model)
-        entry = self.known_model(call, route.model)
-        if entry is None:
-            raise model_not_found(route.model)
-        return self.observed(call, json_response(messages_front.model_entry({**entry, "id": route.model})))
+            raise model_not_found(name)
+        return self.observed(call, json_response(front.model_entry({**entry, "id": name})))
 
     # ---------------------------------------------------------------- pieces
     def model_list(self, call: Call) -> dict[str, Any]:
@@ -485,25 +480,6 @@ class Edge:
         environ[RAW_TARGET_KEY] = raw_target(environ)
         environ["PATH_INFO"] = "/"
         return self.app(environ, start_response)
-
-
-def google_client(headers: dict[str, str], query: str) -> bool:
-    """Is this a Google SDK (x-goog-api-key or x-goog-api-client, or a `key` query parameter)? OpenAI's and
-    Anthropic's clients send none of them; /v1/models then answers in Google's shape."""
-    return "X-Goog-Api-Key" in headers or "X-Goog-Api-Client" in headers or \
-        (bool(query) and bool(query_values(query, "key")))
-
-
-def sse_asked(query: str) -> bool:
-    """`?alt=sse`: a Google stream as SSE; without it (or `alt=json`), one JSON array."""
-    values = query_values(query, "alt") if query else []
-    if len(values) > 1:
-        raise ProxyError(400, "The query parameter `alt` is given more than once.", param="alt",
-                         code="duplicate_parameter")
-    alt = values[0].lower() if values else "json"
-    if alt not in ("sse", "json"):
-        raise ProxyError(400, "The query parameter `alt` must be sse or json.", param="alt", code="invalid_value")
-    return alt == "sse"
 
 
 def compressed(headers) -> bool:

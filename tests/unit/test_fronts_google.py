@@ -313,7 +313,8 @@ BODY = {"contents": [USER]}
 ])
 def test_the_model_segment(target, model, kind):
     from argoproxy.edge.classify import standard_table
-    route = standard_table(True, ("*",)).classify(canonical(target))
+    from argoproxy.fronts import FRONTS
+    route = standard_table(True, ("*",), FRONTS.values()).classify(canonical(target))
     assert (route.model, route.kind, route.front) == (model, kind, "google")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from argoproxy.edge.classify import forward_allowed, standard_table
+from argoproxy.fronts import FRONTS
 from argoproxy.edge.paths import PathError, canonical, raw_target
 
 
@@ -46,7 +47,7 @@ def test_raw_target_prefers_what_the_client_sent():
 
 
 def classify(raw, forwards=True, forward_paths=("*",)):
-    return standard_table(forwards, forward_paths).classify(canonical(raw))
+    return standard_table(forwards, forward_paths, FRONTS.values()).classify(canonical(raw))
 
 
 @pytest.mark.parametrize("raw, kind, family, path", [
