@@ -23,7 +23,9 @@ import re
 from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import unquote, urlsplit
 
-from argoproxy.config.listener import KEY_PREFIX
+# The key the Gunicorn master generates when auth is on and no key is configured, handed to its workers.
+GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
+KEY_PREFIX = "sk-proxy-"  # every key the proxy makes (its own, the per-user file's, team keys): found by it here
 
 MAX_MESSAGE = 1000  # characters of upstream text a client gets
 MAX_SCANNED = 4 * MAX_MESSAGE  # characters of it the patterns look at (the rest could never be shown)
@@ -217,7 +219,6 @@ def configured_secrets(settings: Any) -> list[str]:
                 found += url_credentials(item)
     found += routing_secrets(settings)
     if getattr(settings, "enable_auth", False):  # the key the master generated when API_KEY_SECRET is empty
-        from argoproxy.config.listener import GENERATED_KEY_ENV
         if os.environ.get(GENERATED_KEY_ENV):
             found.append(os.environ[GENERATED_KEY_ENV])
     return found

@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from argoproxy import providers
+from argoproxy.config import provider_registry as providers
 
 DEFAULT_BACKEND = "openai"
 _TARGET_FIELDS = frozenset({"target_base_url"})

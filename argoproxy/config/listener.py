@@ -17,13 +17,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from argoproxy.config.setting_fields import as_str, file_text
-
-# The key the Gunicorn master generates when auth is on and no key is configured, handed to its workers.
-GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
-
-
-KEY_PREFIX = "sk-proxy-"  # every key the proxy makes (its own, the per-user file's, team keys): the journal's
-# redaction finds them by it (argoproxy/redaction.py)
+# Declared with the secrets they name (redaction finds the proxy's keys by their prefix and the generated one
+# in its variable); every module that makes or hands over a key imports them from here.
+from argoproxy.redaction import GENERATED_KEY_ENV, KEY_PREFIX  # noqa: F401
 
 
 def generate_key() -> str:

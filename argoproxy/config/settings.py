@@ -20,13 +20,13 @@ from urllib.parse import urlsplit
 import yaml
 
 from argoproxy.config import listener
-from argoproxy import providers
+from argoproxy.config import provider_registry as providers
 from argoproxy.config.backend_choice import DEFAULT_BACKEND, BackendConflict, Given, choose_backend
-from argoproxy.pipeline.capabilities import Overrides, parse_overrides
+from argoproxy.config.model_families import Overrides, parse_overrides
 from argoproxy.config.llm_params import LlmParams, parse_llm_params
 from argoproxy.config.redis_url import check_redis_url
 from argoproxy.redaction import mask_url
-from argoproxy.routing.entries import check_routing, parse_fallbacks, parse_key_limits, parse_models
+from argoproxy.config.routing_settings import check_routing, parse_fallbacks, parse_key_limits, parse_models
 from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_tag, as_url,  # noqa: F401
                                       file_text,
                                       choice as _choice, number as _number, positive as _positive,
@@ -85,8 +85,11 @@ def _target_defaults() -> str:
 
 
 @dataclass(frozen=True)
-class CoreSettings:
-    """The settings every backend shares; providers add theirs (see Settings below)."""
+class Settings:
+    """The one typed settings object as the proxy reads it: the settings every backend shares, each a field
+    the type checker knows (a setting read that is not one is an error). What the loader builds is an instance
+    of `ComposedSettings`, this class with every registered provider's fragment added; a provider reads its
+    own fields through its fragment's typed view (argoproxy/providers/argo/settings.py: ArgoConfig)."""
     # --- where requests go
     backend: str = _setting("openai", as_backend,
                             "Kind of upstream server: "
@@ -266,12 +269,15 @@ class CoreSettings:
                 for f in dataclasses.fields(self)]
 
 
-@dataclass(frozen=True)
-class Settings(*providers.settings_fragments(), CoreSettings):  # type: ignore[misc]  # bases from the registry
-    """The one typed settings object: the core fields, then every provider's fragment."""
+CoreSettings = Settings  # the core settings, as the providers' fragments and their tests name them
 
+# The class the loader builds: the core fields, then every registered provider's fragment (found at run time:
+# a provider package outside argoproxy/ adds its own). Only its instances carry the providers' fields; the
+# type checker sees a `Settings`, and a provider its own view.
+ComposedSettings: type[Settings] = dataclass(frozen=True)(
+    type("Settings", (*providers.settings_fragments(), Settings), {"__module__": __name__, "__doc__": Settings.__doc__}))
 
-SETTING_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+SETTING_FIELDS = {f.name: f for f in dataclasses.fields(ComposedSettings)}
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -426,7 +432,7 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
         raise SettingsError(str(exc)) from None
     values["backend"] = choice.backend
     values["config_path"] = str(path) if path else ""
-    settings = _checked(_with_backend_defaults(Settings(**values)), environ)
+    settings = _checked(_with_backend_defaults(ComposedSettings(**values)), environ)
     _not_itself(settings, raw.get("target_base_url", ("TARGET_BASE_URL", None))[0])
     return Loaded(settings, choice.reason,
                   choice.warnings + _unused_with_models(settings, given) + _unused_by_other_settings(settings, given)

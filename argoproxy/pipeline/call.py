@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from argoproxy.fronts.front import Exchange
     from argoproxy.observe.body_tap import BodyTap
     from argoproxy.pipeline.stream_usage import Meter
-    from argoproxy.routing.key_limits import KeyLimit
+    from argoproxy.config.routing_settings import KeyLimit
     from argoproxy.teamkeys.records import KeyRecord
     from argoproxy.upstream.client import CallBudget
     from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse

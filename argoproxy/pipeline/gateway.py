@@ -48,8 +48,7 @@ from argoproxy.upstream.relay import error_headers, redirect_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, framed, read_chunks, unframed_end
 
 if TYPE_CHECKING:
-    from argoproxy.routing.dispatch import Routing
-    from argoproxy.routing.key_limits import KeyLimiter
+    from argoproxy.pipeline.collaborators import Dispatcher, Limiter
     from argoproxy.teamkeys.service import TeamKeys
 
 log = logging.getLogger("cot_proxy")
@@ -72,8 +71,8 @@ class Gateway:
         self.capabilities = CapabilityTable(settings.backend, settings.model_capabilities)
         self.item_filters = item_filters(self.answers.journal_bytes)  # the decoded stream's transforms, in order
         # Set by serve/build.py once the worker's gateway exists (they need it): None when not configured.
-        self.routing: Routing | None = None  # `models`: several deployments (argoproxy/routing/)
-        self.limiter: KeyLimiter | None = None  # `key_limits`
+        self.routing: Dispatcher | None = None  # `models`: several deployments (argoproxy/routing/)
+        self.limiter: Limiter | None = None  # `key_limits`
         self.team_keys: TeamKeys | None = None  # auth on: team keys (argoproxy/teamkeys/)
 
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> "Gateway":

@@ -1,173 +1,32 @@
-"""Providers: one package per upstream wire protocol (openai, argo, dashscope), and the registry of them.
+"""Providers: one package per upstream wire protocol (openai, argo, dashscope).
 
 A provider package holds its backend (a `Backend` subclass, backend.py), its translation functions, its
 settings fragment (a frozen dataclass of `setting(...)` fields, composed into the one Settings object) and
 everything the rest of the proxy asks about it, in its `Provider` record: which setting a routing entry's
 `api_key_env` and `base_url` fill, where its requests go, its start-up rule and line, its first-run
-questions. Its `__init__.py` registers it by name with `register(Provider(...))`.
+questions, the model families that apply only on it. Its `__init__.py` registers it by name with
+`register(Provider(...))`. The registry itself is configuration's (argoproxy/config/provider_registry.py, re-exported
+here for provider packages): configuration reads it and imports no provider.
 
-`discover()` imports every package in this directory and every top-level package on the import path whose
-name starts with `cot_proxy_provider_` (installed with pip, or in a directory on PYTHONPATH), so adding a
-provider touches nothing outside its own package. It runs when argoproxy.config.settings is first imported, before
-the Settings class is composed from the fragments. Registration is light: the backend module (requests,
-urllib3, Pillow...) is imported only when a worker builds the backend, after gevent has patched it, never in
-the Gunicorn master. Providers import shared helpers (argoproxy/upstream/relay.py, upstream, sse, errors), never the
-pipeline.
+Rule: providers import configuration (their settings fragment's declarations, the registry), shared helpers
+(argoproxy/upstream/, errors) and the call's phases (pipeline/call.py); never the sequence, the door, the
+front doors or routing.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-import pkgutil
-import sys
-from collections.abc import Iterator, Mapping
-import dataclasses
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping as MappingType
+from typing import TYPE_CHECKING
+
+from argoproxy.config.provider_registry import (  # noqa: F401  (the names provider packages use)
+    _REGISTRY, DEFAULT_TARGET_URLS, EXTERNAL_PREFIX, Provider, UsedOnlyWhen, all_providers, default_startup_line,
+    discover, external_packages, get, names, no_problem, register, settings_fragments, target_url_only)
 
 if TYPE_CHECKING:
-    from argoproxy.providers.base import Backend
     from argoproxy.config.settings import Settings
+    from argoproxy.providers.base import Backend
     from argoproxy.upstream.client import Upstream
 
 
-def no_problem(settings: Any) -> str | None:
-    return None
-
-
-def default_startup_line(settings: Any) -> str:
-    from argoproxy.redaction import mask_url
-    return f"{settings.backend} backend -> {mask_url(settings.target_base_url)}"
-
-
-def target_url_only(base_url: str) -> dict[str, str]:
-    return {"target_base_url": base_url}
-
-
-# A setting read only when a rule over the settings allows it: field -> (is it read, why not).
-UsedOnlyWhen = MappingType[str, tuple[Callable[[Any], bool], str]]
-
-EXTERNAL_PREFIX = "cot_proxy_provider_"  # top-level packages on the import path that are providers
-
-
-@dataclass(frozen=True)
-class Provider:
-    """What the proxy knows of a provider before any backend is built: everything the rest asks about it."""
-
-    name: str  # the value of BACKEND that selects it
-    backend: str | type  # the Backend subclass, or "package.module:Class" (imported when first built)
-    settings: type | None = None  # its settings fragment, composed into Settings
-    default_target_url: str = ""  # TARGET_BASE_URL when none is configured
-    check_settings: Callable[[Any], str | None] = no_problem  # a broken multi-setting rule: one line naming the key
-    startup_line: Callable[[Any], str] = default_startup_line  # where requests go (URL credentials masked)
-    summary: str = ""  # what kind of server it talks to, in a few words (for --help)
-    # The setting a routing entry's `api_key_env` fills with its key ("": the provider takes no key).
-    key_setting: str = "openai_api_key"
-    # The settings a routing entry's `base_url` sets (default: TARGET_BASE_URL).
-    entry_urls: Callable[[str], dict[str, str]] = target_url_only
-    # Where requests go when the provider has URL settings of its own; None: it sends to TARGET_BASE_URL (and
-    # then a TARGET_BASE_URL that is the proxy itself stops start-up: the loop check).
-    own_url: Callable[[Any], str] | None = None
-    base_url_required: bool = False  # a routing entry must name its base_url (no silent default upstream)
-    switch: str = ""  # a boolean setting of its own that chooses this backend when true (USE_NATIVE_OPENAI)
-    used_only_when: UsedOnlyWhen = dataclasses.field(default_factory=dict)  # its settings that other settings turn off
-    first_run: str = ""  # "package.module:NAME" of its FirstRun (argoproxy/firstrun.py), imported only there
-    # Which backend these settings select, for a provider with more than one (ARGO standard and native mode);
-    # None: always `backend`.
-    backend_for: Callable[[Any], str | type] | None = None
-
-    @property
-    def uses_target_url(self) -> bool:
-        return self.own_url is None
-
-    def url(self, settings: Any) -> str:
-        """Where its requests go with these settings."""
-        return settings.target_base_url if self.own_url is None else self.own_url(settings)
-
-    def backend_class(self, settings: Any = None) -> type[Backend]:
-        """The Backend subclass (for these settings, when the provider has several)."""
-        spec = self.backend_for(settings) if self.backend_for is not None and settings is not None else self.backend
-        if isinstance(spec, str):
-            module, _, name = spec.partition(":")
-            return getattr(importlib.import_module(module), name)
-        return spec
-
-
-_REGISTRY: dict[str, Provider] = {}
-
-
-def register(provider: Provider) -> Provider:
-    """Make a provider selectable as BACKEND=<provider.name>."""
-    if _REGISTRY.get(provider.name, provider) != provider:
-        raise ValueError(f"two providers are registered as {provider.name!r}")
-    _REGISTRY[provider.name] = provider
-    return provider
-
-
-def discover() -> None:
-    """Import every provider package (each registers itself): those under argoproxy/providers/, then the
-    top-level packages named cot_proxy_provider_* on the import path, by name."""
-    for info in pkgutil.iter_modules(__path__):
-        if info.ispkg:
-            importlib.import_module(f"{__name__}.{info.name}")
-    for name in external_packages():
-        importlib.import_module(name)
-
-
-def external_packages() -> list[str]:
-    """Directories named cot_proxy_provider_* in the import path's directories. A directory listing, not
-    pkgutil.iter_modules() over sys.path, which costs 50 ms or more at every start."""
-    found: set[str] = set()
-    for entry in sys.path:
-        try:
-            with os.scandir(entry or ".") as listing:
-                found.update(e.name for e in listing if e.name.startswith(EXTERNAL_PREFIX) and e.name.isidentifier()
-                             and e.is_dir())
-        except OSError:  # a zip file, or a directory that is not there
-            continue
-    return sorted(found)
-
-
-def names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
-
-
-def get(name: str) -> Provider:
-    return _REGISTRY[name]
-
-
-def all_providers() -> tuple[Provider, ...]:
-    return tuple(_REGISTRY.values())
-
-
-def settings_fragments() -> tuple[type, ...]:
-    """Every provider's settings dataclass, in registration order, each once."""
-    fragments: list[type] = []
-    for provider in _REGISTRY.values():
-        if provider.settings is not None and provider.settings not in fragments:
-            fragments.append(provider.settings)
-    return tuple(fragments)
-
-
-class _DefaultTargetUrls(Mapping):
-    """TARGET_BASE_URL's default for each registered provider that has one (a live view of the registry)."""
-
-    def __getitem__(self, name: str) -> str:
-        url = _REGISTRY[name].default_target_url
-        if not url:
-            raise KeyError(name)
-        return url
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name, provider in _REGISTRY.items() if provider.default_target_url)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-DEFAULT_TARGET_URLS: Mapping[str, str] = _DefaultTargetUrls()
-
-
 def create_backend(settings: Settings, upstream: Upstream) -> Backend:
-    return get(settings.backend).backend_class(settings)(settings, upstream)
+    backend: Backend = get(settings.backend).backend_class(settings)(settings, upstream)
+    return backend

@@ -37,7 +37,7 @@ from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import loads
 from argoproxy.config.llm_params import LlmParams, ModelRule, merge_rules
-from argoproxy.routing.entries import ModelEntry, entry_url
+from argoproxy.config.routing_settings import ModelEntry, entry_url
 from argoproxy.routing.router import Deployment, Pool, Router
 from argoproxy.upstream.client import RETRY_BUDGET, Upstream, parse_retry_after
 from argoproxy.upstream.relay import context_exceeded
@@ -140,6 +140,9 @@ class Routing:
             raise ProxyError(404, f"The model `{asked}` does not exist: no entry of this proxy's models serves it.",
                              param="model", code="model_not_found")
         return chain
+
+    def serves(self, name: str) -> bool:
+        return bool(self.router.chain(name))
 
     def api(self, call: Call) -> Answer:
         asked = call.plan.body.get("model")

@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Mapping
 
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
-from argoproxy.routing.entries import KeyLimit
+from argoproxy.config.routing_settings import KeyLimit
 from argoproxy.routing.shared import SharedCells
 from argoproxy.teamkeys.windows import FIELDS, PREV_REQ, PREV_TOK, REQ, TOK, WINDOW, over_limits
 from argoproxy.teamkeys.windows import roll as _roll

@@ -23,7 +23,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable
 
 from argoproxy.edge.client_caches import BoundedCache
-from argoproxy.routing.entries import ModelEntry
+from argoproxy.config.routing_settings import ModelEntry
 from argoproxy.routing.shared import CELL, SharedCells
 
 FIELDS = 2

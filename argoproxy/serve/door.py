@@ -332,7 +332,7 @@ class Door:
             entry = None
         routing = self.gateway.routing
         if entry is None and routing is not None and (not self.allowed or model_allowed(self.allowed, name)) \
-                and routing.router.chain(name):
+                and routing.serves(name):
             entry = {"id": name, "object": "model", "created": 0, "owned_by": "cot_proxy"}
         return entry
 

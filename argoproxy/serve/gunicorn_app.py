@@ -295,7 +295,7 @@ def describe_routing(settings: Settings, shown: int = 6) -> str:
     (gemma, claude-*) -> openai at http://127.0.0.1:8080/v1/, argo at https://...". The top-level backend and
     TARGET_BASE_URL serve nothing here unless an entry uses them."""
     from argoproxy.redaction import mask_url
-    from argoproxy.routing.entries import entry_url
+    from argoproxy.config.routing_settings import entry_url
     names = list(dict.fromkeys(e.name for e in settings.models))
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
     upstreams = dict.fromkeys(f"{e.backend} at {mask_url(entry_url(settings, e))}" for e in settings.models)

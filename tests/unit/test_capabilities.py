@@ -188,3 +188,26 @@ def test_what_the_table_adapts_argo_takes(model):
 def test_the_shipped_table_parses_and_names_each_family_once():
     names = [f.caps.family for f in builtin_table()]
     assert len(names) == len(set(names)) and all(f.match for f in builtin_table())
+
+
+def test_which_backend_a_family_applies_to_is_the_providers_data():
+    """The lookup (pipeline/capabilities.py) and the table's reader name no provider, and the shared table has no
+    entry for one backend (issue 37): a provider's own families come from its record (ARGO's:
+    providers/argo/capabilities.yaml)."""
+    import re
+    from pathlib import Path
+
+    from argoproxy import providers
+    from argoproxy.config import model_families
+    from argoproxy.pipeline import capabilities
+
+    for path in (capabilities.__file__, model_families.__file__):
+        source = Path(path).read_text()
+        for name in providers.names():
+            assert not re.search(rf"\b{name}\b", source, re.IGNORECASE), (path, name)
+    assert "where:" not in model_families.TABLE_FILE.read_text()
+    argo = [f.caps.family for f in model_families.families_for("argo")]
+    assert argo[0] == "claude-opus-4.7 (ARGO)" and "gemini-2.5 (ARGO)" in argo
+    assert not any("(ARGO)" in f.caps.family for f in model_families.families_for("openai"))
+    names = [f.caps.family for f in model_families.all_families()]
+    assert len(names) == len(set(names))

@@ -6,7 +6,7 @@ from argoproxy.config.llm_params import parse_llm_params
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.filters import ModelName
 from argoproxy.routing.dispatch import DeploymentParams, header_safe, is_context_exceeded
-from argoproxy.routing.entries import parse_models
+from argoproxy.config.routing_settings import parse_models
 
 
 def test_deployment_params_go_on_top_of_llm_params():

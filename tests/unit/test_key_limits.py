@@ -5,7 +5,7 @@ import os
 import pytest
 
 from argoproxy.errors import ProxyError
-from argoproxy.routing.entries import KeyLimit
+from argoproxy.config.routing_settings import KeyLimit
 from argoproxy.routing.key_limits import KeyLimiter
 from argoproxy.routing.shared import SharedCells
 

@@ -18,7 +18,7 @@ from argoproxy.providers.argo.native import ArgoNativeBackend
 from argoproxy.providers.argo.standard import ArgoStandardBackend
 from argoproxy.providers.base import Backend
 from argoproxy.serve.gunicorn_app import describe_mode
-from argoproxy.config.settings import SETTING_FIELDS, CoreSettings, Settings, SettingsError, load_settings
+from argoproxy.config.settings import SETTING_FIELDS, ComposedSettings, CoreSettings, Settings, SettingsError, load_settings
 from argoproxy.upstream.client import Upstream
 from tests.proxy_process import ROOT
 
@@ -108,7 +108,7 @@ def test_settings_are_core_plus_each_fragment():
     assert not core & set(fragment_fields) and len(set(fragment_fields)) == len(fragment_fields)
     assert set(SETTING_FIELDS) == core | set(fragment_fields)
     assert {"user", "argo_url", "use_native_openai", "max_image_bytes", "dashscope_api_key"} <= set(fragment_fields)
-    assert issubclass(Settings, CoreSettings)
+    assert issubclass(ComposedSettings, CoreSettings)
 
 
 def test_provider_settings_keep_their_env_vars_and_rules():

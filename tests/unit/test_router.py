@@ -4,7 +4,7 @@ fallback chains, health; the cooldown board is shared between processes."""
 import os
 from collections import Counter
 
-from argoproxy.routing.entries import ModelEntry
+from argoproxy.config.routing_settings import ModelEntry
 from argoproxy.routing.router import Router
 from argoproxy.routing.shared import SharedCells
 from argoproxy.upstream.wire import describe_host

@@ -18,3 +18,31 @@ def test_mypy_reports_no_error(tmp_path):
                             timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Success: no issues found" in result.stdout
+
+
+def _mypy(tmp_path, source: str) -> subprocess.CompletedProcess:
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(source)
+    return subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--follow-imports", "silent",
+                           "--cache-dir", str(tmp_path / "cache"), str(snippet)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_a_made_up_setting_is_a_type_error(tmp_path):
+    """Settings is a class the checker knows field by field (issue 37): a setting read that is not one, in the
+    core or in a provider's typed view, is reported; real ones are not."""
+    result = _mypy(tmp_path, (
+        "from argoproxy.config.settings import Settings, load_settings\n"
+        "from argoproxy.providers.argo.backend import ArgoBackend\n"
+        "def core(settings: Settings) -> None:\n"
+        "    print(settings.timeout, settings.sse_keepalive)\n"
+        "    print(settings.no_such_setting)\n"
+        "def argo(backend: ArgoBackend) -> None:\n"
+        "    print(backend.settings.argo_url, backend.settings.timeout)\n"
+        "    print(backend.settings.no_such_argo_setting)\n"
+        "print(load_settings({}).user)\n"))
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert any(":5: error:" in e and '"no_such_setting"' in e for e in errors), result.stdout
+    assert any(":8: error:" in e and '"no_such_argo_setting"' in e for e in errors), result.stdout
+    assert any(":9: error:" in e and '"user"' in e for e in errors), result.stdout  # ARGO's, not the core's
+    assert len(errors) == 3, result.stdout

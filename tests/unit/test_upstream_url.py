@@ -9,7 +9,7 @@ import pytest
 
 from argoproxy.edge.auth import without_key_params
 from argoproxy.redaction import configured_secrets, mask_url, url_credentials
-from argoproxy.routing.entries import parse_models
+from argoproxy.config.routing_settings import parse_models
 from argoproxy.config.setting_fields import as_base_url
 from argoproxy.upstream.url import join_url
 

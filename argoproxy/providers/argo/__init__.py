@@ -12,9 +12,12 @@ Modules:
   convert   - OpenAI requests -> ARGO JSON, ARGO JSON -> OpenAI objects (chat, completions, embeddings)
   stream    - ARGO's plain-text stream (and whole responses) -> OpenAI chunk dicts
   tools     - tool calls: native per family, or prompt-based
+  capabilities.yaml - what ARGO's model families accept (argoproxy/config/model_families.py reads it)
 
 The translation modules do no HTTP and touch no Flask: dicts and iterators in, dicts and iterators out.
 """
+
+from pathlib import Path
 
 from argoproxy.providers import Provider, register
 from argoproxy.providers.argo import settings
@@ -24,4 +27,5 @@ register(Provider("argo", "argoproxy.providers.argo.backend:ArgoBackend", settin
                   check_settings=settings.check_settings, startup_line=settings.startup_line,
                   summary="Argonne's ARGO gateway", key_setting="", entry_urls=settings.entry_urls,
                   own_url=settings.own_url, switch="use_native_openai", used_only_when=settings.USED_ONLY_WHEN,
-                  first_run="argoproxy.providers.argo.firstrun:FIRST_RUN", backend_for=settings.backend_for))
+                  first_run="argoproxy.providers.argo.firstrun:FIRST_RUN", backend_for=settings.backend_for,
+                  capabilities=Path(__file__).with_name("capabilities.yaml")))

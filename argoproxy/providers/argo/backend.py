@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import requests
 
@@ -32,6 +32,9 @@ from argoproxy.edge.validation import check_allowed_model
 from argoproxy.upstream.client import READ_ERRORS
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
 
+if TYPE_CHECKING:
+    from argoproxy.providers.argo.settings import ArgoConfig
+
 STATUS_PROMPT = "Say hello"
 KEY_HEADERS = ("Authorization", "X-Api-Key", "Api-Key")
 
@@ -52,6 +55,7 @@ class ArgoBackend(Backend):
     name = "argo"
     mode = ""  # "standard" or "native", as /health says
     tool_turn_content = None  # argo-proxy, the gateway's reference client, sends null beside tool calls
+    settings: ArgoConfig  # the core settings and ARGO's own, typed
 
     def __init__(self, settings, upstream) -> None:
         super().__init__(settings, upstream)

@@ -1,11 +1,14 @@
 """The argo provider's settings fragment (ARGO endpoints, user, streaming, model fallback, native OpenAI mode,
 tool prompting, image inlining), composed into the one Settings object (argoproxy/config/settings.py), with its
-start-up rule and start-up line."""
+start-up rule and start-up line.
+
+`ArgoConfig` is how the provider's code reads them, typed: the core settings and this fragment. It exists for
+the type checker only (the loader's object carries both), so that a misspelt setting is an error here too."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from argoproxy.config.setting_fields import as_base_url, as_bool, as_str, as_url, number, positive, setting
 
@@ -71,7 +74,14 @@ class ArgoSettings:
                                     "left as its URL.", env=("MAX_IMAGE_PIXELS",))
 
 
-def check_settings(settings: Any) -> str | None:
+if TYPE_CHECKING:
+    from argoproxy.config.settings import Settings
+
+    class ArgoConfig(Settings, ArgoSettings):
+        """The settings an ARGO backend reads."""
+
+
+def check_settings(settings: ArgoConfig) -> str | None:
     # Native mode with username passthrough sends each client's key as its user: no configured user needed.
     passthrough = settings.use_native_openai and settings.username_passthrough
     if not settings.user and not passthrough:
@@ -79,7 +89,7 @@ def check_settings(settings: Any) -> str | None:
     return None
 
 
-def startup_line(settings: Any) -> str:
+def startup_line(settings: ArgoConfig) -> str:
     if settings.use_native_openai:
         from argoproxy.redaction import mask_url
         return f"ARGO native OpenAI mode -> {mask_url(settings.native_openai_base_url)}"
@@ -98,13 +108,13 @@ def entry_urls(base_url: str) -> dict[str, str]:
             "argo_stream_url": _joined(base_url, "streamchat/"), "argo_embedding_url": _joined(base_url, "embed/")}
 
 
-def backend_for(settings: Any) -> str:
+def backend_for(settings: ArgoConfig) -> str:
     """Standard and native mode are two backends (standard.py, native.py), sharing backend.py."""
     mode = "native:ArgoNativeBackend" if settings.use_native_openai else "standard:ArgoStandardBackend"
     return "argoproxy.providers.argo." + mode
 
 
-def model_list_url(settings: Any) -> str:
+def model_list_url(settings: ArgoConfig) -> str:
     """Where ARGO lists its models: beside its resource URLs (.../api/v1/models/), or under its OpenAI-compatible
     base in native mode (.../v1/models); "" when the chat URL is not under a resource path or the list is off."""
     if not settings.argo_model_list:
@@ -115,12 +125,12 @@ def model_list_url(settings: Any) -> str:
     return f"{head}/models/" if found else ""
 
 
-def own_url(settings: Any) -> str:
+def own_url(settings: ArgoConfig) -> str:
     """Where ARGO requests go: its chat endpoint, or its OpenAI-compatible base in native mode."""
     return settings.native_openai_base_url if settings.use_native_openai else settings.argo_url
 
 
-def _native_urls_read(settings: Any) -> bool:
+def _native_urls_read(settings: ArgoConfig) -> bool:
     return settings.backend != "argo" or settings.use_native_openai or bool(settings.models)
 
 

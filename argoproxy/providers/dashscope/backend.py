@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import requests
 
@@ -26,9 +26,14 @@ KNOWN_MODELS = ("qwen-max", "qwen-plus", "qwen-turbo", "qwen-long", "qwen3-max",
                 "text-embedding-v4")
 
 
+if TYPE_CHECKING:
+    from argoproxy.providers.dashscope.settings import DashScopeConfig
+
+
 class DashScopeBackend(Backend):
     name = "dashscope"
     kinds = frozenset({"chat", "embeddings"})
+    settings: DashScopeConfig  # the core settings and DashScope's own, typed
 
     def __init__(self, settings, upstream) -> None:
         super().__init__(settings, upstream)

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from argoproxy import providers
-from argoproxy.pipeline.capabilities import parse_fields
+from argoproxy.config import provider_registry as providers
 from argoproxy.config.llm_params import CONTROL_KEYS, THINK_MODES, ModelRule, convert_value
-from argoproxy.upstream.url import split_query
+from argoproxy.config.model_families import parse_fields
 
 ENTRY_KEYS = ("name", "backend", "base_url", "api_key_env", "upstream_model", "params", "weight", "developer_role",
               "capabilities")
@@ -138,7 +137,7 @@ def _base_url(value: Any, at: str) -> str:
         parts.port
     except ValueError:
         raise ValueError(f"{at}: the port is not a number") from None
-    head, query = split_query(url)
+    head, _, query = url.split("#", 1)[0].partition("?")  # as argoproxy/upstream/url.py's split_query
     head = head if head.endswith("/") else head + "/"
     return f"{head}?{query}" if query else head  # the query stays the upstream's (argoproxy/upstream/url.py)
 
