@@ -23,13 +23,13 @@ from typing import Any
 
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.records import Budget, KeyRecord
+from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
 from argoproxy.teamkeys.store import KeyExists, usage_day
 
 PREFIX = "cot_proxy:"
 SEP = "\x1f"
 RECORD_FIELDS = ("name", "digest", "prefix", "models", "rpm", "tpm", "budget_tokens", "budget_period", "expires",
                  "created", "revoked")
-TIMEOUT = 0.5  # seconds for a connect or a reply: a stalled Redis must not stall the requests behind it
 # Leases: a round trip to Redis costs more CPU than the rest of a request's admission (redis-py: 70 us for a
 # PING), so a worker far from a key's limits reserves several requests at once and admits them locally. A
 # lease takes at most 1/LEASE_SHARE of the room each limit still has (a key with fewer than 32 requests free
@@ -52,7 +52,8 @@ class Lease:
 
 def connect(url: str) -> Any:
     import redis
-    return redis.Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, decode_responses=True)
+    return with_deadline(redis.Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT,
+                                              decode_responses=True))
 
 
 class RedisKeyStore:

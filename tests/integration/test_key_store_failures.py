@@ -32,7 +32,8 @@ def proxy_on(box: Middlebox, fake: FakeOpenAI, **settings: str):
                          REDIS_URL=box.url, WORKERS="1", **settings)
 
 
-def test_a_revoked_key_is_refused_within_key_cache_seconds_when_redis_is_cut_off(redis_box):
+@pytest.mark.parametrize("network", ["cut", "slow"])
+def test_a_revoked_key_is_refused_within_key_cache_seconds_when_redis_is_cut_off(redis_box, network):
     """The replica cannot learn of the revocation while cut off: after KEY_CACHE_SECONDS it refuses the key it
     cannot check (503), and once Redis answers again it says the key is revoked (401). Before, the cached record
     was served for as long as the partition lasted."""
@@ -40,7 +41,7 @@ def test_a_revoked_key_is_refused_within_key_cache_seconds_when_redis_is_cut_off
     with FakeOpenAI() as fake, proxy_on(box, fake, KEY_CACHE_SECONDS="2") as proxy:
         key = create(server.url, "mallory")  # no limits: such a key never reached admission
         assert chat(proxy.url, key).status_code == 200
-        box.set("cut")
+        box.set(network)
         assert keys(server.url, "revoke", "mallory").returncode == 0
         revoked = time.monotonic()
         statuses = []
@@ -50,7 +51,7 @@ def test_a_revoked_key_is_refused_within_key_cache_seconds_when_redis_is_cut_off
             return statuses[-1] != 200
         assert poll(refused, timeout=10, interval=0.1)
         took = time.monotonic() - revoked
-        print(f"revoked key refused by the cut-off replica after {took:.2f} s (KEY_CACHE_SECONDS=2)")
+        print(f"revoked key refused by the replica ({network} off) after {took:.2f} s (KEY_CACHE_SECONDS=2)")
         assert took < 2 + 1.5 and statuses[-1] == 503 and set(statuses) <= {200, 503}
         assert chat(proxy.url, key).status_code == 503
         assert "Traceback" not in proxy.read_log()
@@ -109,3 +110,25 @@ def test_an_unreadable_key_store_is_a_503_and_one_line(tmp_path):
                              timeout=10).status_code == 200
         log = proxy.read_log()
         assert "Traceback" not in log and log.count("cannot be read") == 1, log[-2000:]
+
+
+@pytest.mark.parametrize("outage, status", [("local", 200), ("refuse", 503)])
+def test_a_slow_redis_is_a_redis_that_is_down(redis_box, outage, status):
+    """Replies trickling a byte every 0.2 s: each read met its 0.5 s timeout, so a request hung 33-97 s (and then
+    got a 408). The round trip has a deadline of 0.5 s in all now: Redis is down, REDIS_OUTAGE decides."""
+    server, box = redis_box
+    with FakeOpenAI() as fake, proxy_on(box, fake, REDIS_OUTAGE=outage) as proxy:
+        key = create(server.url, "slowpoke", "--rpm", "1000", "--budget", "100000/day")  # admitted in Redis
+        assert chat(proxy.url, key).status_code == 200
+        box.byte_pause = 0.2
+        box.set("slow")
+        took = []
+        for _ in range(4):
+            started = time.monotonic()
+            r = requests.post(proxy.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                              json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}, timeout=8)
+            took.append(time.monotonic() - started)
+            assert r.status_code == status, r.text
+        print(f"requests answered in {', '.join(f'{t:.2f}' for t in took)} s with Redis trickling (REDIS_OUTAGE={outage})")
+        assert max(took) < 2.0
+        assert requests.get(proxy.url + "/health", timeout=5).status_code in (200, 503)
