@@ -43,14 +43,13 @@ class BadValue(SettingsError):
     """A value given for a setting that cannot be read (not a missing one a first-run question could fill)."""
 
 
-FRONT_NAMES = ("responses", "messages")
-
-
 def as_fronts(value: Any) -> tuple[str, ...]:
+    """API door names (argoproxy/fronts/; which doors there are is checked against their registry by
+    serve/gunicorn_app.py `checked` and the door, where the doors are known)."""
     names = tuple(name.lower() for name in as_csv(value))
     for name in names:
-        if name not in FRONT_NAMES:
-            raise ValueError(f"must list front doors among {', '.join(FRONT_NAMES)}, got {name!r}")
+        if not name.isidentifier():
+            raise ValueError(f"must list front doors by name, got {name!r}")
     return names
 
 
@@ -192,9 +191,9 @@ class Settings:
                                   "(non_stream) whatever the client asked, converting on the way back; off: as asked.",
                                   env=("UPSTREAM_MODE",), flags=("--mode",))
     fronts_passthrough: tuple = _setting((), as_fronts,
-                                         "APIs the upstream serves itself (responses: OpenAI Responses, messages: "
-                                         "Anthropic Messages; openai backend): passed through instead of translated "
-                                         "to chat completions.",
+                                         "APIs the upstream serves itself (API doors by name, docs/fronts.md: "
+                                         "responses, messages...; openai backend): passed through instead of "
+                                         "translated to chat completions.",
                                          env=("FRONTS_PASSTHROUGH",), flags=("--fronts-passthrough",))
     developer_role: str = _setting("auto", _choice("auto", "keep", "system"),
                                    "What `developer` messages are sent upstream as: auto (kept for OpenAI's own "

@@ -11,7 +11,7 @@ from argoproxy.fronts.google import GoogleFront
 from argoproxy.fronts.messages import MessagesFront
 from argoproxy.fronts.responses import ResponsesFront
 
-__all__ = ["DoorArgs", "Front", "FRONTS", "front_named"]
+__all__ = ["DoorArgs", "Front", "FRONTS", "front_named", "passthrough_refused"]
 
 # The registry. Its order is the order doors claim a client on a shared route (GET /v1/models): a Google
 # client's header wins over an Anthropic one's when a client sends both.
@@ -25,3 +25,12 @@ FRONTS: dict[str, Front] = {front.name: front for front in (
 def front_named(name: str) -> Front | None:
     """The front door for a name (responses, messages, google); None for the chat-completions door."""
     return FRONTS.get(name)
+
+
+def passthrough_refused(names: tuple[str, ...]) -> str | None:
+    """FRONTS_PASSTHROUGH's problem, in words, when it names a door that cannot be passed through (or none)."""
+    served = [name for name, front in FRONTS.items() if front.passes_through]
+    for name in names:
+        if name not in served:
+            return f"must list front doors among {', '.join(served)}, got {name!r}"
+    return None

@@ -121,6 +121,8 @@ class Front:
     joins_answer_pieces = False
     #: its stream's first event carries the prompt's token count, needed before the upstream's usage arrives
     counts_prompt_first = False
+    #: FRONTS_PASSTHROUGH may name it: an upstream that serves its API itself gets its requests as they came
+    passes_through = True
     #: under FRONTS_PASSTHROUGH its paths are forwarded as they are (the whole API, byte for byte), not relayed
     #: one request at a time through its routes
     forwarded_when_passed_through = False

@@ -699,6 +699,7 @@ class GoogleFront(Front):
     key_params = frozenset({"key"})  # Google's `?key=`, read on this door's routes only
     key_hint = "`x-goog-api-key: <key>` or `?key=<key>`"
     joins_answer_pieces = True  # google-genai's chats replay a streamed answer as a model turn per chunk
+    passes_through = False  # no backend serves Google's API
     # SSE comment lines break both Gemini SDKs' stream readers; a blank line is skipped by both (and is white
     # space between the elements of a JSON-array stream).
     keepalive_beat = b"\n"

@@ -87,7 +87,9 @@ class Door:
         self.health = health
         self.metrics_view = metrics_view
         # The API doors (argoproxy/fronts/): each owns its routes, clients, keys, shapes; none is named here.
-        passed = set(self.settings.fronts_passthrough) if self.backend.forwards_unknown else set()
+        # A door whose API the upstream serves itself (FRONTS_PASSTHROUGH) may leave its paths to be forwarded.
+        passed = set(self.settings.fronts_passthrough) if self.backend.forwards_unknown and gateway.routing is None \
+            else set()
         self.fronts: tuple[Front, ...] = tuple(f for f in FRONTS.values()
                                                if not (f.forwarded_when_passed_through and f.name in passed))
         self.guard = Guard(self.settings, gateway.team_keys, KeySpellings.of(FRONTS.values()))

@@ -38,6 +38,10 @@ def checked(flags: Mapping[str, Any] | None = None, serving: bool = True) -> Loa
     the journals (`keys` and `--show`, which an admin may run as another user, do not write there)."""
     read_dotenv()
     loaded = load(flags)
+    from argoproxy.fronts import passthrough_refused  # the API doors' registry (light: no backend, no requests)
+    refused = passthrough_refused(loaded.settings.fronts_passthrough)
+    if refused:
+        raise BadValue(f"FRONTS_PASSTHROUGH: {refused}")
     problem = dir_problem(loaded.settings.log_dir, JOURNAL_FILES) if serving and loaded.settings.log_dir else None
     if problem:  # one line naming it when serving starts, not a traceback per worker
         raise BadValue(f"LOG_DIR: {problem}")
