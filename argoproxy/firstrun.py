@@ -2,11 +2,9 @@
 and then runs `python -m argoproxy.firstrun [CONFIG]` in the directory it was started in).
 
 1. When the config file is missing (CONFIG, default ./config.yaml) and, without an explicit CONFIG, neither
-   the loader's search path nor the environment (or .env) names the upstream: in a terminal, ask which backend
-   first (every registered provider: an OpenAI-compatible server and its URL, ARGO and its username,
-   DashScope, ...), then that provider's questions (its FirstRun), a free port and verbose mode,
-   write the config and show it for review. Without a terminal, say which keys the chosen backend (BACKEND,
-   else the default) needs, and exit 2.
+   the loader's search path nor the environment (or .env) names the upstream: in a terminal, ask the questions
+   below, write the config and show it for review. Without a terminal, say which keys the chosen backend
+   (BACKEND, else the default) needs, and exit 2.
 2. Load the settings with the one loader every entry point uses; a missing or refused setting its provider
    has a question for (the ARGO username) is asked for (in a terminal) and saved; any other bad setting stops
    here with one line naming it.
@@ -14,12 +12,25 @@ and then runs `python -m argoproxy.firstrun [CONFIG]` in the directory it was st
 4. Check that the upstream answers (the provider's own checks: ARGO's chat and embed endpoints with real
    payloads; else its URL's /models), through the same proxies as the proxy itself; COT_PROXY_SKIP_CHECKS=1
    skips this.
-5. Serve under Gunicorn: `python -m argoproxy.cli [CONFIG]`, as `python cot_proxy.py [CONFIG]` does.
+5. Serve under Gunicorn: `python -m argoproxy.cli [CONFIG]`, as `python cot_proxy.py [CONFIG]` does. Once it
+   listens, the last lines printed are a request to paste (curl) and the line that starts a coding agent
+   through this proxy (`./run_app.sh run -- claude`).
 Ctrl+C or the end of input during a question stops quietly.
+
+The first-run questions, in this order (the documentation copies this list; keep the two in step):
+   1. "config.yaml not found." then "Would you like to create it now? [Y/n]"
+   2. "Which backend should cot_proxy serve?" (1 an OpenAI-compatible server, the default; 2 ARGO; 3 DashScope)
+   3. the backend's own: its base URL (OpenAI-compatible: "Base URL of the OpenAI-compatible server"), your
+      ANL username (ARGO: "Enter your username"), none for DashScope (its key goes in the environment)
+   4. "Enter port [5000]:" (5000 unless it is taken: then it says so and offers the next free port)
+   5. "Enable verbose mode? [Y/n]"
+   6. "Do other people log in to this machine ...? [y/N]" (yes: a key of your own, in a file only you read)
+   7. "Review the config above. Press enter to continue or Ctrl+C to abort."
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -32,7 +43,7 @@ from typing import Any, Callable, Mapping
 
 from argoproxy.config.listener import create_user_key
 from argoproxy.redaction import mask_url
-from argoproxy.serve.gunicorn_app import plural, port_label, read_dotenv
+from argoproxy.serve.gunicorn_app import READY_LINES_ENV, plural, port_label, read_dotenv
 from argoproxy.config.settings import BadValue, Settings, SettingsError, load_settings
 
 BAR = "-" * 38
@@ -80,6 +91,27 @@ def port_free(port: int) -> bool:
     return True
 
 
+# The port the documentation's examples use (the PORT setting's default): offered first.
+DEFAULT_PORT = 5000
+
+
+def next_free_port(after: int) -> int:
+    """The first free port above `after` (a near neighbour is easier to remember than a random one)."""
+    for port in range(after + 1, min(after + 200, 65536)):
+        if port_free(port):
+            return port
+    return random_port()
+
+
+def offered_port() -> int:
+    """DEFAULT_PORT when free, else (said so) the next free port."""
+    if port_free(DEFAULT_PORT):
+        return DEFAULT_PORT
+    port = next_free_port(DEFAULT_PORT)
+    say(f"Port {DEFAULT_PORT} is already in use (another server, or this proxy already running): offering {port}.")
+    return port
+
+
 def random_port() -> int:
     while True:
         port = random.randint(49152, 65535)
@@ -94,7 +126,7 @@ def ask_port(default: int) -> int:
             say("Error: the port must be a number from 1024 to 65535.")
         elif not port_free(int(answer)):
             say(f"Port {answer} is already in use.")
-            default = random_port()
+            default = next_free_port(int(answer))
         else:
             return int(answer)
 
@@ -130,6 +162,7 @@ class FirstRun:
     needs: str = ""  # the keys a hand-written config needs, for the no-terminal message
     env_keys: tuple[str, ...] = ()  # any of these in the environment sets it up without a config file
     checks: Callable[[Settings], list[Check]] | None = None  # None: GET its URL's /models, any answer will do
+    example_model: str = ""  # the model of the request printed at the end; "": the first its /models lists
     unreachable: tuple[str, ...] = ()  # what to say when its upstream does not answer
     asks_again: Mapping[str, Callable[[], Any]] = field(default_factory=dict)  # a refused setting -> its question
     comments: Mapping[str, str] = field(default_factory=dict)  # config comments for the keys its questions set
@@ -254,7 +287,7 @@ def create_config(config: Path) -> None:
         raise Abort("Aborting: config file required.")
     backend = ask_backend()
     values: dict[str, Any] = {"backend": backend.name, **backend.run.ask()}
-    values["port"] = ask_port(random_port())
+    values["port"] = ask_port(offered_port())
     values["verbose"] = ask_yes("Enable verbose mode?", True)
     values.update(ask_shared_machine())
     config.parent.mkdir(parents=True, exist_ok=True)
@@ -325,7 +358,7 @@ def free_port_for_run(settings: Settings, given: dict[str, Any], flags: dict[str
         raise Abort(f"cot_proxy: bad setting {label}: port {settings.port} is already in use (another server, or "
                     f"this proxy started twice): stop it or set another {label.split(' ')[0]}", 2)
     say(f"Port {settings.port} is already in use.")
-    port = ask_port(random_port())
+    port = ask_port(next_free_port(settings.port))
     flags["port"] = port
     say(f"Using port {port} for this run (the {label} setting still says another).")
     return port
@@ -403,9 +436,62 @@ def prepare(config: Path, here: Path, explicit: bool = True, given: dict[str, An
     listening = f"on unix:{settings.socket}" if settings.socket else f"on port {free_port_for_run(settings, given, flags)}"
     if os.environ.get("COT_PROXY_SKIP_CHECKS", "0") != "1":
         check_connectivity(settings)
+    # printed by the server once it listens (argoproxy/serve/gunicorn_app.py), as the last lines of the start
+    os.environ[READY_LINES_ENV] = "\n".join(first_request_lines(settings, flags.get("port", settings.port), here))
     say(f"Starting cot_proxy ({settings.backend} backend) {listening}: {plural(settings.workers, 'worker')}, "
         f"upstream timeout {settings.timeout:g}s, {where}")
     return flags
+
+
+def first_request_lines(settings: Settings, port: int, here: Path) -> list[str]:
+    """A request to paste that works as printed (curl, with the key when clients need one), and the line that
+    starts a coding agent through this proxy."""
+    body = json.dumps({"model": example_model(settings), "messages": [{"role": "user", "content": "Say hello."}]})
+    if settings.socket:
+        return ["Try it (in another terminal):",
+                f"  curl --unix-socket {settings.socket} http://localhost/v1/chat/completions "
+                f"-H 'Content-Type: application/json'{auth_header(settings)} -d '{body}'"]
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(settings.host, settings.host)
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    script = os.path.relpath(here / "run_app.sh")
+    script = script if not script.startswith("..") else str(here / "run_app.sh")
+    script = script if "/" in script else f"./{script}"
+    config = Path(settings.config_path).absolute() if settings.config_path else None
+    named = f" {os.path.relpath(config)}" if config and config != Path("config.yaml").absolute() else ""
+    from argoproxy.launch.agents import AGENTS
+    import shutil
+    agent = next((name for name in AGENTS if shutil.which(name)), "claude")
+    return ["Try it (in another terminal):",
+            f"  curl http://{host}:{port}/v1/chat/completions -H 'Content-Type: application/json'"
+            f"{auth_header(settings)} -d '{body}'",
+            f"  {script} run{named} -- {agent}    # a coding agent through this proxy ({', '.join(AGENTS)})"]
+
+
+def auth_header(settings: Settings) -> str:
+    if not settings.enable_auth:
+        return ""
+    if settings.api_key_file:
+        return f' -H "Authorization: Bearer $(cat {settings.api_key_file})"'
+    return ' -H "Authorization: Bearer $COT_PROXY_KEY"'
+
+
+def example_model(settings: Settings) -> str:
+    """A model this proxy serves: routing's first plain name, the backend's example, else the first its upstream
+    lists (the chosen backend's /models), else gpt-4o (what servers that take any name are sent)."""
+    plain = [e.name for e in settings.models if not any(c in e.name for c in "*?[")]
+    if settings.models:
+        return plain[0] if plain else "gpt-4o"
+    chosen = backend_named(settings.backend).run
+    if chosen.example_model:
+        return chosen.example_model
+    import requests
+    from argoproxy import providers
+    try:
+        answer = requests.get(providers.get(settings.backend).url(settings) + "models", timeout=CHECK_TIMEOUT)
+        listed = [m.get("id") for m in answer.json().get("data") or [] if isinstance(m, dict)]
+    except (requests.RequestException, ValueError, AttributeError):
+        listed = []
+    return next((m for m in listed if isinstance(m, str) and m), "gpt-4o")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -231,12 +231,21 @@ def read_dotenv(directory: Path | None = None) -> Path | None:
     return path
 
 
+# Lines ./run_app.sh hands over its exec (a request to paste, the agent line): printed once the server listens,
+# as the start's last lines, and taken out of the environment before any worker is forked.
+READY_LINES_ENV = "COT_PROXY_READY_LINES"
+
+
 def _when_ready(settings: Settings, backend_reason: str):
     def when_ready(server) -> None:
         # Gunicorn's own command line (-b, -w, -k) wins over the settings: say what it really serves.
         print(startup_line(settings, backend_reason, server.cfg), file=sys.stderr, flush=True)
         for warning in listener.bind_warnings(settings, list(server.cfg.bind), os.environ):
             print(f"cot_proxy: warning: {warning}", file=sys.stderr, flush=True)
+        # ./run_app.sh's last lines (argoproxy/firstrun.py): a request to paste and the agent line, once it listens
+        ready = os.environ.pop(READY_LINES_ENV, "")
+        if ready:
+            print(ready, flush=True)
     return when_ready
 
 

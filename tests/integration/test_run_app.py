@@ -89,6 +89,21 @@ def spawn(config: Path | None, env: dict[str, str], cwd: Path) -> Iterator[pexpe
         child.close(force=True)
 
 
+@contextmanager
+def taken(port: int) -> Iterator[None]:
+    """The port in use while the block runs (by this test, or already by something else)."""
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+    except OSError:
+        pass  # taken already
+    try:
+        yield
+    finally:
+        holder.close()
+
+
 def transcript(child: pexpect.spawn) -> str:
     return child.logfile_read.getvalue()
 
@@ -99,7 +114,7 @@ def test_first_time_setup_argo_in_a_terminal(tmp_path: Path) -> None:
     busy.bind(("127.0.0.1", 0))
     busy.listen()
     busy_port = busy.getsockname()[1]
-    with FakeArgo() as argo, busy, spawn(config, script_env(tmp_path, **argo_env(argo)), tmp_path) as child:
+    with FakeArgo() as argo, busy, taken(5000), spawn(config, script_env(tmp_path, **argo_env(argo)), tmp_path) as child:
         child.expect_exact(f"{config} not found.")
         child.expect_exact("Would you like to create it now? [Y/n] ")
         child.sendline("")
@@ -119,8 +134,12 @@ def test_first_time_setup_argo_in_a_terminal(tmp_path: Path) -> None:
             child.expect_exact(error)
         child.expect_exact("Enter your username: ")
         child.sendline("alice")
-        # The port: out of range, then one in use, then the random free port offered.
-        child.expect(r"Enter port \[(\d+)\]: ")
+        # The port: 5000 is taken, so the next free one is offered, saying so; then out of range, then one in use,
+        # then the next free one above it offered.
+        child.expect(r"Port 5000 is already in use \(another server, or this proxy already running\): offering (\d+)\.")
+        offered = int(child.match.group(1))
+        assert offered > 5000
+        child.expect_exact(f"Enter port [{offered}]: ")
         child.sendline("80")
         child.expect_exact("Error: the port must be a number from 1024 to 65535.")
         child.expect(r"Enter port \[(\d+)\]: ")
@@ -128,7 +147,7 @@ def test_first_time_setup_argo_in_a_terminal(tmp_path: Path) -> None:
         child.expect_exact(f"Port {busy_port} is already in use.")
         child.expect(r"Enter port \[(\d+)\]: ")
         port = int(child.match.group(1))
-        assert 49152 <= port <= 65535
+        assert port > busy_port
         child.sendline("")
         child.expect_exact("Enable verbose mode? [Y/n] ")
         child.sendline("n")
@@ -190,7 +209,17 @@ def test_first_time_setup_openai_compatible_server(tmp_path: Path) -> None:
         child.sendline("")
         child.expect_exact(f"Validating openai API connectivity: {fake.base_url}models ... ok")
         child.expect_exact("cot_proxy listening on")
+        # The start's last lines: a request that works as printed, and the agent line for this proxy.
+        child.expect_exact("Try it (in another terminal):")
+        child.expect(r"  (curl [^\r\n]+)\r\n")
+        curl = child.match.group(1)
+        child.expect(r"  (\S+) run -- (\w+)    # a coding agent through this proxy")
+        assert child.match.group(1).endswith("run_app.sh")  # the config is the directory's config.yaml: not named
         assert wait_healthy(port)["target_url"] == fake.base_url
+        assert curl.startswith(f"curl http://127.0.0.1:{port}/v1/chat/completions ")
+        printed = subprocess.run(curl, shell=True, capture_output=True, text=True, timeout=30)
+        assert json.loads(printed.stdout)["choices"][0]["message"]["content"] == fake.default_content, printed
+        assert fake.received[-1].json()["model"] == "fake-model"  # the first model the upstream lists
         status, answer = post(f"http://127.0.0.1:{port}/v1/chat/completions",
                               {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
         assert status == 200 and answer["choices"][0]["message"]["content"] == fake.default_content

@@ -47,7 +47,7 @@ def checks(settings: Any) -> list[Check]:
 
 FIRST_RUN = FirstRun(
     "ARGO, Argonne's LLM gateway", questions, "backend: argo\n    user: your_anl_username    # [ARGO_USER]",
-    ("ARGO_USER",), checks=checks,
+    ("ARGO_USER",), checks=checks, example_model="argo:gpt-4o",
     unreachable=("ARGO answers only inside Argonne's network (on site, VPN or an SSH tunnel); an unregistered",
                  "username is refused: ask the CELS Helpdesk for access."),
     asks_again={"user": ask_username},

@@ -14,4 +14,4 @@ def questions() -> dict[str, Any]:
 
 FIRST_RUN = FirstRun("DashScope (Alibaba Cloud)", questions,
                      "backend: dashscope    # and DASHSCOPE_API_KEY in the environment or .env",
-                     ("DASHSCOPE_API_KEY", "TARGET_BASE_URL", "OPENAI_BASE_URL"))
+                     ("DASHSCOPE_API_KEY", "TARGET_BASE_URL", "OPENAI_BASE_URL"), example_model="qwen-max")
