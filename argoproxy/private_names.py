@@ -1,9 +1,11 @@
 """Every private name of another library the proxy uses, in one register.
 
-A private name (a leading underscore, or a public name the library does not offer for replacing) can change
-in any release. Each one is listed here with the module that uses it and why; tests/unit/test_private_names.py
-checks that each still exists in the installed library, that none here is stale, and (by reading the source)
-that no module uses an unlisted one. Those in argoproxy/fastpath/ sit behind FAST_PATH (its contract test,
+A private name (a leading underscore, a public name the library does not offer for replacing, or a key it
+puts in the WSGI environ beyond PEP 3333's) can change in any release. Each one is listed here with the module
+that uses it and why; tests/unit/test_private_names.py checks that each still exists in the installed library
+(an environ key: in the source of the module that sets it), that none here is stale, and (by reading the
+source) that no module uses an unlisted underscore name, replaces a library's name by assignment, or reads an
+unlisted server key from the environ. Those in argoproxy/fastpath/ sit behind FAST_PATH (its contract test,
 tests/unit/test_fastpath_contract.py, also checks each patch is on only when asked); the others are outside
 the fence because the product needs them in both modes, each for the reason given.
 """
@@ -117,6 +119,13 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName("gevent.monkey", "get_original", "argoproxy.fastpath.sockets",
                 "the unpatched select.poll in a gevent worker"),
     # ---- outside the fence: needed in both modes
+    PrivateName("gunicorn.http.body", "ChunkedReader.parse_chunk_size", "argoproxy.edge.client_input",
+                "replaced (wrapped): a chunk size over 2^64 - 1 is refused; both of Gunicorn's request parsers and "
+                "every worker class read chunked bodies through it (tests/unit/test_gunicorn_errors.py)"),
+    PrivateName("gunicorn.http.wsgi", 'environ["gunicorn.socket"]', "argoproxy.edge.client_input",
+                "the client's socket: a request body's read deadline is set on it"),
+    PrivateName("gunicorn.http.wsgi", 'environ["gunicorn.socket"]', "argoproxy.edge.request_ids",
+                "the client's socket: a kept-alive stream watches it for the client leaving (edge/keepalive.py)"),
     PrivateName("gunicorn.util", "write_error", "argoproxy.serve.gunicorn_errors",
                 "replaced: Gunicorn's own error pages (bad request line, headers too large...) in the API's "
                 "JSON shape; Gunicorn offers no hook for them"),
