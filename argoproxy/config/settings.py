@@ -63,6 +63,22 @@ def as_redis_url(value: Any) -> str:
     return url
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def as_duration(value: Any) -> float:
+    """Seconds, or a number with a unit (30d, 12h, 90m, 45s)."""
+    text = str(value).strip().lower()
+    unit = DURATION_UNITS.get(text[-1:], 0) if text else 0
+    try:
+        seconds = float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"expected seconds or a duration such as 30d, 12h, 90m, got {value!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"must be a positive duration, got {value!r}")
+    return seconds
+
+
 def as_llm_params(value: Any) -> LlmParams:
     return parse_llm_params(as_str(value))
 
@@ -226,6 +242,33 @@ class Settings:
                                         "served while its store (Redis, keys.db) cannot be reached; then it is "
                                         "refused (503) until the store answers.", env=("KEY_CACHE_SECONDS",),
                                         flags=("--key-cache-seconds",))
+    # --- stored Responses (argoproxy/responses_state/, docs/responses-state.md)
+    responses_store: bool = _setting(True, as_bool, "Keep Responses API state (store, previous_response_id, "
+                                     "conversations, background) for chat upstreams; off: the door is stateless.",
+                                     env=("RESPONSES_STORE",), flags=("--responses-store",),
+                                     negative_flags=("--no-responses-store",))
+    responses_db: str = _setting("", as_str, "SQLite file of stored responses and conversations (without REDIS_URL); "
+                                 "default responses.db beside KEYS_DB.", env=("RESPONSES_DB",),
+                                 flags=("--responses-db",), derived=lambda s: default_responses_db(s.keys_db, s.config_path))
+    responses_retention: float = _setting(30 * 86400.0, as_duration, "How long a stored response or conversation "
+                                          "is kept (seconds, or 30d, 12h, 90m).", env=("RESPONSES_RETENTION",),
+                                          flags=("--responses-retention",))
+    responses_max_bytes_per_key: int = _setting(256 * 1024 * 1024, _number(int, 1024),
+                                                "Bytes of stored responses and conversations one key may hold "
+                                                "(a 400 past it).", env=("RESPONSES_MAX_BYTES_PER_KEY",),
+                                                flags=("--responses-max-bytes-per-key",))
+    responses_max_bytes: int = _setting(2 * 1024 * 1024 * 1024, _number(int, 1024),
+                                        "Bytes of stored responses and conversations the whole store may hold.",
+                                        env=("RESPONSES_MAX_BYTES",), flags=("--responses-max-bytes",))
+    responses_admin_reads: bool = _setting(False, as_bool, "The admin key (API_KEY_SECRET) may read and delete "
+                                           "every key's stored responses and conversations.",
+                                           env=("RESPONSES_ADMIN_READS",), flags=("--responses-admin-reads",))
+    responses_background_max: int = _setting(32, _number(int, 0, 100000), "Background responses in flight on "
+                                             "one instance (0: background off).", env=("RESPONSES_BACKGROUND_MAX",),
+                                             flags=("--responses-background-max",))
+    responses_background_per_key: int = _setting(4, _number(int, 0, 100000), "Background responses in flight "
+                                                 "per key.", env=("RESPONSES_BACKGROUND_PER_KEY",),
+                                                 flags=("--responses-background-per-key",))
     allowed_models: tuple = _setting((), as_csv, "Comma-separated model allow-list; * wildcards.",
                                      env=("ALLOWED_MODELS",), flags=("--allowed-models",))
     allowed_origins: tuple = _setting((), as_csv, "Web pages (origins, e.g. http://localhost:3000) that may send "
@@ -300,6 +343,11 @@ def keys_db_problem(settings: Settings) -> str | None:
     if head and head != SQLITE_HEADER:
         return f"KEYS_DB: {path} is not an SQLite database (`cot-proxy keys create` makes one)"
     return None
+
+
+def default_responses_db(keys_db: str, config_path: str) -> str:
+    """responses.db in the proxy's data directory: beside the team keys' file."""
+    return str(Path(keys_db or default_keys_db(config_path)).expanduser().with_name("responses.db"))
 
 
 def default_keys_db(config_path: str) -> str:

@@ -296,6 +296,8 @@ def response_object(ex: Exchange, resp_id: str, status: str, output: list[dict[s
         obj["parallel_tool_calls"] = True
     if status in ("completed", "incomplete", "failed"):
         obj["completed_at"] = int(time.time()) if status == "completed" else None
+    if ex.state is not None:  # a stored response (argoproxy/responses_state/): its id and stored fields
+        obj.update(ex.state)
     return obj
 
 
@@ -583,8 +585,11 @@ class ResponsesFront(Front):
 
     def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
         ex.output = chat_to_response(completion, ex)
+        if ex.keeper is not None:  # stored before it is sent
+            ex.keeper.whole(ex.output)
         return ex.output
 
     def stream(self, chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
-        return stream_events(chunks, ex)
+        events = stream_events(chunks, ex)
+        return ex.keeper.events(events) if ex.keeper is not None else events
 

@@ -50,6 +50,8 @@ from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, framed, r
 if TYPE_CHECKING:
     from argoproxy.pipeline.collaborators import Dispatcher, Limiter
     from argoproxy.teamkeys.service import TeamKeys
+    from argoproxy.responses_state.keeper import Keeper
+    from argoproxy.responses_state.service import ResponsesState
 
 log = logging.getLogger("cot_proxy")
 
@@ -74,6 +76,7 @@ class Gateway:
         self.routing: Dispatcher | None = None  # `models`: several deployments (argoproxy/routing/)
         self.limiter: Limiter | None = None  # `key_limits`
         self.team_keys: TeamKeys | None = None  # auth on: team keys (argoproxy/teamkeys/)
+        self.responses_state: ResponsesState | None = None  # stored responses (argoproxy/responses_state/)
 
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> "Gateway":
         """One routed deployment's view: its own backend, upstream and settings; the same answer side."""
@@ -100,10 +103,23 @@ class Gateway:
         if front is not None:
             if self.routing is None and self.backend.native_front(front.name, plan.model):
                 return self.relay_native(call, front, body, count_only)
-            body = self.translate(call, front, body, count_only, args)
-            if count_only:
-                return self.count_tokens(call, front, body)
+            if self.responses_state is not None and self.responses_state.serves(front) and not count_only:
+                # stored responses: the history put before the input, the answer kept (argoproxy/responses_state/)
+                return self.responses_state.serve(call, body, lambda b, keeper: self.front_call(
+                    call, front, b, False, args, keeper))
+            return self.front_call(call, front, body, count_only, args)
         plan.body = body
+        return self.routing.api(call) if self.routing is not None else self.run(call)
+
+    def front_call(self, call: Call, front: Front, body: dict[str, Any], count_only: bool, args: DoorArgs | None,
+                   keeper: Keeper | None = None) -> Answer:
+        """A front door's request translated, then served as the chat request it became."""
+        body = self.translate(call, front, body, count_only, args)
+        if count_only:
+            return self.count_tokens(call, front, body)
+        if keeper is not None and call.plan.exchange is not None:
+            keeper.attach(call.plan.exchange)
+        call.plan.body = body
         return self.routing.api(call) if self.routing is not None else self.run(call)
 
     def translate(self, call: Call, front: Front, body: dict[str, Any], count_only: bool,

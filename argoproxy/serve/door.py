@@ -32,6 +32,7 @@ from argoproxy.jsonfast import dumps
 from argoproxy.edge.paths import PathError, canonical, raw_target
 from argoproxy.edge.request_body import read_request_body
 from argoproxy.pipeline.gateway import Gateway, charged
+from argoproxy.responses_state.routes import StateRoutes, state_route
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.request_models import (check_named, form_model, is_form, key_model_refused, path_model,
                                           query_model)
@@ -102,13 +103,18 @@ class Door:
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
         self.forwards = self.backend.forwards_unknown and gateway.routing is None
         self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths, self.fronts)
+        state = gateway.responses_state  # stored responses: their routes, unless the upstream holds the state
+        if state is not None and state.serves_routes(self.backend, gateway.routing is not None):
+            self.table.claims.insert(0, state_route)
         self.backend_routes: dict[str, Callable[[Call], Answer]] = {}
         for r in self.backend.extra_routes():
             route = r if isinstance(r, BackendRoute) else BackendRoute(*r)
             self.table.add(route.path, route.kind, "backend", route.methods)
             self.backend_routes[route.kind] = route.handler
         self.families: dict[str, Handler] = {"api": self.api, "front": self.front, "models": self.models,
-                                             "backend": self.backend_route, "own": self.own, "forward": self.forward}
+                                             "backend": self.backend_route, "own": self.own, "forward": self.forward,
+                                             "state": self.state_route}
+        self.state_routes = StateRoutes(state) if state is not None else None
 
     # ---------------------------------------------------------------- the door
     def handle(self, req: Request) -> Answer:
@@ -213,6 +219,18 @@ class Door:
             raise ProxyError(404, f"No API door serves {route.label}.", code="unknown_route")
         args = front.door_args(route, call.plan.query)
         return self.gateway.api(call, front, call.plan.kind == "count_tokens", args)
+
+    def state_route(self, call: Call, route: Route) -> Answer:
+        """Stored responses and conversations (argoproxy/responses_state/routes.py): the key's own only."""
+        assert self.state_routes is not None
+        body = None
+        if call.client.method == "POST":
+            raw = read_request_body(call.client.request, self.settings.max_body_bytes)
+            body = parse_object(raw) if raw.strip() else {}
+        ids = route.path.split("/")[2::2]  # v1/responses/{id}/..., v1/conversations/{id}/items/{id}
+        answer = self.state_routes.answer(call, route.kind, ids, call.plan.query, body,
+                                          self.guard.is_admin(call.client.request))
+        return self.observed(call, answer)  # observed without its body: stored bodies are journaled nowhere new
 
     def forward(self, call: Call, route: Route) -> Answer:
         call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)

@@ -1,0 +1,108 @@
+"""A request's history rebuilt from the store: the items of a `previous_response_id` chain (each stored
+response's own input items, then its output items, oldest first) or of a `conversation`, with `item_reference`
+items replaced by the items they name. What the chat upstream gets is that history, then the new input; the
+`instructions` of earlier responses are not carried over (the Responses API's rule): only the request's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from argoproxy.errors import ProxyError
+from argoproxy.responses_state.records import MAX_CHAIN, StoredConversation, StoredResponse, input_items
+
+# Fields of a request only the store reads: the stateless door never sees them.
+STATE_FIELDS = ("previous_response_id", "conversation", "store", "background", "truncation")
+
+
+@dataclass
+class History:
+    items: list[dict[str, Any]] = field(default_factory=list)  # what comes before the new input
+    new: list[dict[str, Any]] = field(default_factory=list)  # the request's own input items, with ids
+    chain: list[str] = field(default_factory=list)  # previous responses' ids, oldest first (the new one's chain)
+    conversation: StoredConversation | None = None
+
+
+def not_found(kind: str, ident: str, param: str | None = None, status: int = 404) -> ProxyError:
+    """OpenAI's words for an id no store holds (or another key's: the same words, so ids cannot be probed)."""
+    code = "previous_response_not_found" if param == "previous_response_id" else "not_found"
+    label = "Previous response" if param == "previous_response_id" else kind
+    return ProxyError(status, f"{label} with id '{ident}' not found.", type="invalid_request_error", param=param,
+                      code=code)
+
+
+def chain_items(records: list[StoredResponse]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for rec in records:
+        items.extend(rec.input)
+        items.extend(rec.output)
+    return items
+
+
+def previous_chain(prev: StoredResponse, load: Callable[[list[str]], dict[str, StoredResponse]]) -> list[StoredResponse]:
+    """The stored responses of a chain ending at `prev`, oldest first (one read for all: each response keeps
+    its ancestors' ids); deleted or expired ones are left out."""
+    found = load(prev.chain) if prev.chain else {}
+    return [found[i] for i in prev.chain if i in found] + [prev]
+
+
+def resolved_references(items: list[dict[str, Any]], known: list[dict[str, Any]],
+                        lookup: Callable[[str], dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """item_reference items replaced by the items they name: in the history first, then the store."""
+    by_id = {i.get("id"): i for i in known if isinstance(i, dict)}
+    out = []
+    for n, item in enumerate(items):
+        if isinstance(item, dict) and item.get("type") == "item_reference":
+            ref = item.get("id")
+            if not isinstance(ref, str) or not ref:
+                raise ProxyError(400, "`id` must be a non-empty string.", param=f"input[{n}].id",
+                                 code="missing_required_parameter")
+            found = by_id.get(ref) or lookup(ref)
+            if found is None:
+                raise not_found("Item", ref, f"input[{n}].id", 400)
+            out.append(found)
+        else:
+            out.append(item)
+    return out
+
+
+def new_chain(prev: StoredResponse | None) -> list[str]:
+    if prev is None:
+        return []
+    return (prev.chain + [prev.id])[-MAX_CHAIN:]
+
+
+def stateless_body(body: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The request as the stateless door takes it: the whole history in `input`, the store's fields gone."""
+    out = {k: v for k, v in body.items() if k not in STATE_FIELDS}
+    out["input"] = items
+    return out
+
+
+def turns(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """History items cut into turns, each starting at a user message (truncation drops whole turns, so a tool
+    call is never separated from its output)."""
+    groups: list[list[dict[str, Any]]] = []
+    for item in items:
+        if not groups or (item.get("type") == "message" and item.get("role") == "user"):
+            groups.append([])
+        groups[-1].append(item)
+    return groups
+
+
+def without_oldest_turn(items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The history with its oldest turn dropped (`truncation: "auto"`); None when nothing is left to drop."""
+    groups = turns(items)
+    if not groups:
+        return None
+    return [item for group in groups[1:] for item in group]
+
+
+def own_input(body: dict[str, Any]) -> list[dict[str, Any]]:
+    value = body.get("input")
+    if value is None:
+        return []
+    if not isinstance(value, (str, list)):
+        raise ProxyError(400, "`input` must be a string or a list of items.", param="input")
+    return input_items(value)

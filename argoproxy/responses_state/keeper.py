@@ -1,0 +1,104 @@
+"""One request's stored response: the fields the response object echoes (its id, `store`,
+`previous_response_id`, `conversation`, `background`, `truncation`), and the save as the client gets the
+answer: a whole answer before it is sent, a stream at its terminal event (before that event is sent, so a
+client that chains at once finds it, whichever worker or replica it reaches). A background run also keeps its
+events and its progress, and stops when a cancel is asked."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+from argoproxy.responses_state.chain import History
+from argoproxy.responses_state.records import StoredResponse, StoreFull
+
+if TYPE_CHECKING:
+    from argoproxy.fronts.front import Exchange
+    from argoproxy.responses_state.service import ResponsesState
+
+log = logging.getLogger("cot_proxy")
+
+TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+FLUSH_SECONDS = 0.25  # a background run's progress (events, heartbeat) written at most this often
+MAX_EVENTS = 100_000  # events a streamed background run keeps for `starting_after` (the rest: the final object)
+
+
+class Keeper:
+    def __init__(self, state: ResponsesState, owner: str, history: History, echo: dict[str, Any], store: bool,
+                 background: bool = False, keep_events: bool = False) -> None:
+        self.state, self.owner, self.history, self.echo = state, owner, history, echo
+        self.store, self.background, self.keep_events = store, background, keep_events
+        self.id: str = echo["id"]
+        self.kept: list[dict[str, Any]] = []
+        self.flushed = 0.0
+        self.cancelled = False
+        self.saved: dict[str, Any] | None = None
+
+    def attach(self, ex: Exchange) -> None:
+        ex.state, ex.keeper = self.echo, self
+
+    # ---------------------------------------------------------------- the door's hooks (fronts/responses.py)
+    def whole(self, response: dict[str, Any]) -> None:
+        """A whole answer, kept before it is sent: one the store has no room for is refused (StoreFull)."""
+        self.save(response, refuse=True)
+
+    def events(self, events: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for event in events:
+            kind = event.get("type")
+            if self.background:
+                if self.keep_events and len(self.kept) < MAX_EVENTS:
+                    self.kept.append(event)
+                if kind not in TERMINAL and self.due():
+                    latest = event.get("response") if kind == "response.in_progress" else None
+                    if not self.progress(latest):
+                        return  # cancelled: the answer stops here (the upstream is closed behind it)
+            if kind in TERMINAL:
+                self.save(event["response"])
+            yield event
+
+    # ---------------------------------------------------------------- saving
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.flushed < FLUSH_SECONDS:
+            return False
+        self.flushed = now
+        return True
+
+    def record(self, response: dict[str, Any]) -> StoredResponse:
+        return StoredResponse(self.id, self.owner, float(response.get("created_at") or time.time()), response,
+                              self.history.new, self.history.chain, self.background, self.cancelled,
+                              time.time(), self.kept)
+
+    def progress(self, response: dict[str, Any] | None) -> bool:
+        """A background run's events and heartbeat written; False when a cancel was asked."""
+        stored = self.state.load(self.id)
+        if stored is None or stored.cancelled:
+            self.cancelled = True
+            return False
+        latest = response or {**stored.response, "status": "in_progress"}
+        try:
+            self.state.put(self.record(latest))
+        except StoreFull as err:
+            log.warning("background response %s: %s", self.id, err.message)
+        return True
+
+    def save(self, response: dict[str, Any], refuse: bool = False) -> None:
+        """The final object kept, and its input and output appended to its conversation. `refuse`: a store
+        without room for it raises StoreFull (a whole answer not sent yet); else that is logged only (a stream
+        whose text went out already)."""
+        self.saved = response
+        if not self.store:
+            return
+        try:
+            self.state.put(self.record(response))
+            conv = self.history.conversation
+            if conv is not None and response.get("status") in ("completed", "incomplete"):
+                output = response.get("output")
+                self.state.append(conv, self.history.new + (output if isinstance(output, list) else []))
+        except StoreFull as err:
+            if refuse:
+                raise
+            log.warning("response %s not stored: %s", self.id, err.message)
+        except Exception as exc:  # noqa: BLE001 - a store failure must not break an answer already made
+            log.warning("response %s not stored: %s", self.id, type(exc).__name__)

@@ -1,0 +1,132 @@
+"""What is stored: a response (the object as the client got it, and the input items of its own request), a
+conversation (its object and its items, in order); who owns them; ids; the size each counts for."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import dumps
+
+if TYPE_CHECKING:
+    from argoproxy.edge.http_objects import Request
+
+ANONYMOUS = "anonymous"  # the owner of everything stored while auth is off
+MAX_CHAIN = 4096  # responses a previous_response_id chain keeps (the oldest are dropped past it)
+# Item id prefixes by item type, as OpenAI writes them.
+ID_PREFIX = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_", "reasoning": "rs_",
+             "custom_tool_call": "ctc_", "custom_tool_call_output": "ctco_"}
+
+
+def owner_of(req: Request | None, auth_on: bool) -> str:
+    """The key a stored object belongs to: a team key (by its digest, so a new key of a revoked one's name sees
+    nothing of it), a client key (its SHA-256), or ANONYMOUS when auth is off."""
+    if not auth_on or req is None:
+        return ANONYMOUS
+    if req.team_key is not None:
+        return "team:" + req.team_key.digest[:32]
+    if req.presented_keys:
+        return "key:" + hashlib.sha256(req.presented_keys[0].encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return ANONYMOUS
+
+
+def new_id(prefix: str) -> str:
+    return prefix + os.urandom(12).hex()
+
+
+@dataclass
+class StoredResponse:
+    id: str
+    owner: str
+    created: float
+    response: dict[str, Any]  # the response object as returned (its final state; a background run's latest)
+    input: list[dict[str, Any]]  # the input items of its own request (ids added), item_reference resolved
+    chain: list[str] = field(default_factory=list)  # the previous responses' ids, oldest first
+    background: bool = False
+    cancelled: bool = False  # a cancel was asked (a background run stops at its next step)
+    heartbeat: float = 0.0  # a background run's last sign of life
+    events: list[dict[str, Any]] = field(default_factory=list)  # a streamed background run's events
+
+    def size(self) -> int:
+        """Bytes it counts for against the bounds: its JSON as stored."""
+        return len(dumps(self.as_json()))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "owner": self.owner, "created": self.created, "response": self.response,
+                "input": self.input, "chain": self.chain, "background": self.background,
+                "cancelled": self.cancelled, "heartbeat": self.heartbeat, "events": self.events}
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> "StoredResponse":
+        return cls(data["id"], data["owner"], data["created"], data["response"], data["input"], data["chain"],
+                   data["background"], data["cancelled"], data["heartbeat"], data.get("events") or [])
+
+    @property
+    def status(self) -> str:
+        return self.response.get("status") or "completed"
+
+    @property
+    def output(self) -> list[dict[str, Any]]:
+        out = self.response.get("output")
+        return out if isinstance(out, list) else []
+
+
+@dataclass
+class StoredConversation:
+    id: str
+    owner: str
+    created: float
+    metadata: dict[str, Any]
+
+    def as_object(self) -> dict[str, Any]:
+        return {"id": self.id, "object": "conversation", "created_at": int(self.created), "metadata": self.metadata}
+
+
+class StoreFull(ProxyError):
+    """Storing would pass a bound (per key or per instance): refused, never grown past it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message, param="store", code="storage_limit_exceeded")
+
+
+def with_id(item: dict[str, Any]) -> dict[str, Any]:
+    """An input item as stored and listed: its type written, an id given when it has none, a message's text
+    content as a part (as OpenAI lists input items)."""
+    item = dict(item)
+    kind = item.get("type") or ("message" if "role" in item else None)
+    if kind is not None:
+        item["type"] = kind
+    if kind == "message":
+        content = item.get("content")
+        if isinstance(content, str):
+            part = "output_text" if item.get("role") == "assistant" else "input_text"
+            item["content"] = [{"type": part, "text": content}] if part == "input_text" else \
+                [{"type": part, "text": content, "annotations": []}]
+        item.setdefault("status", "completed")
+    if not isinstance(item.get("id"), str) or not item["id"]:
+        item["id"] = new_id(ID_PREFIX.get(kind or "", "item_"))
+    return item
+
+
+def input_items(value: Any) -> list[dict[str, Any]]:
+    """A request's `input` as items with ids (a string is one user message)."""
+    if isinstance(value, str):
+        return [with_id({"type": "message", "role": "user", "content": value})]
+    if isinstance(value, list):
+        return [with_id(item) if isinstance(item, dict) else item for item in value]
+    return []
+
+
+def page(items: list[dict[str, Any]], after: str | None, limit: int, order: str) -> dict[str, Any]:
+    """A cursor page of items in OpenAI's list shape (`after` an item id; `order` asc or desc)."""
+    ordered = items if order == "asc" else items[::-1]
+    start = 0
+    if after:
+        ids = [i.get("id") for i in ordered]
+        start = ids.index(after) + 1 if after in ids else len(ordered)
+    data = ordered[start:start + limit]
+    return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None, "has_more": start + limit < len(ordered)}

@@ -1,0 +1,210 @@
+"""What the gateway and the door call: ResponsesState, one per worker, over one store.
+
+`serve` takes a Responses create request before the stateless door translates it: it rebuilds the history
+(chain.py), hands the door a stateless request with a Keeper (keeper.py) that saves the answer, starts a
+background run (background.py), and under `truncation: "auto"` asks again without the oldest turn while the
+upstream says the context is exceeded."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from argoproxy.errors import ProxyError
+from argoproxy.responses_state import chain
+from argoproxy.responses_state.keeper import Keeper
+from argoproxy.responses_state.offload import offloaded
+from argoproxy.responses_state.records import (StoredConversation, StoredResponse, StoreFull, new_id, owner_of)
+
+if TYPE_CHECKING:
+    from argoproxy.config.settings import Settings
+    from argoproxy.edge.http_objects import Answer
+    from argoproxy.pipeline.call import Call
+    from argoproxy.responses_state.background import Background
+
+log = logging.getLogger("cot_proxy")
+
+CONTEXT_CODE = "context_length_exceeded"
+Attempt = Callable[[dict[str, Any], Keeper], "Answer"]
+
+
+class ResponsesState:
+    def __init__(self, settings: Settings, store: Any, offload: bool) -> None:
+        self.settings = settings
+        self.store = store
+        self.offload = offload  # SQLite: each call in gevent's threadpool
+        self.background: Background | None = None  # set by open_state
+
+    @staticmethod
+    def serves(front: Any) -> bool:
+        """Is this the door whose requests the store reads and keeps (the Responses door)?"""
+        return front.name == "responses"
+
+    @staticmethod
+    def serves_routes(backend: Any, routed: bool) -> bool:
+        """Are the state routes the proxy's? Not when the upstream serves the Responses API itself (pass-through:
+        it holds the state, and /v1/responses/{id}... are forwarded to it)."""
+        return routed or not backend.native_front("responses", None)
+
+    # ---------------------------------------------------------------- store calls (off the loop)
+    def io(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return offloaded(fn, *args) if self.offload else fn(*args)
+
+    def load(self, resp_id: str) -> StoredResponse | None:
+        return self.io(self.store.get_response, resp_id)
+
+    def put(self, rec: StoredResponse) -> None:
+        self.io(self.store.put_response, rec)
+
+    def append(self, conv: StoredConversation, items: list[dict[str, Any]]) -> None:
+        self.io(self.store.add_items, conv, items)
+
+    def owner(self, call: Call) -> str:
+        return owner_of(call.client.request, self.settings.enable_auth)
+
+    # ---------------------------------------------------------------- POST /v1/responses
+    def serve(self, call: Call, body: dict[str, Any], attempt: Attempt) -> Answer:
+        store = flag(body, "store", True)
+        background = flag(body, "background", False)
+        truncation = body.get("truncation")
+        if truncation not in (None, "auto", "disabled"):
+            raise ProxyError(400, "`truncation` must be auto or disabled.", param="truncation", code="invalid_value")
+        if background and not store:
+            raise ProxyError(400, "Background responses are stored: `background: true` needs `store` true.",
+                             param="background", code="invalid_value")
+        if not store and not stateful(body):
+            return attempt(body, None)  # type: ignore[arg-type]  # nothing to read or keep: the plain door
+        owner = self.owner(call)
+        history = self.history(owner, body)
+        if store:
+            self.check_room(owner)
+        echo = {"id": new_id("resp_"), "store": store, "background": background,
+                "previous_response_id": body.get("previous_response_id"), "truncation": truncation or "disabled",
+                "conversation": {"id": history.conversation.id} if history.conversation is not None else None}
+        if background:
+            assert self.background is not None
+            return self.background.start(call, body, history, echo, attempt)
+        keeper = Keeper(self, owner, history, echo, store)
+        return self.attempts(call, body, history, keeper, attempt, truncation == "auto")
+
+    def attempts(self, call: Call, body: dict[str, Any], history: chain.History, keeper: Keeper,
+                 attempt: Attempt, auto: bool) -> Answer:
+        """The request with its history; under truncation auto, again without the oldest turn while the
+        upstream says the context is exceeded (no keepalive is sent first, so that error is still an HTTP one)."""
+        items = history.items
+        if auto and items:
+            call.plan.kept_alive = True
+        while True:
+            try:
+                return attempt(chain.stateless_body(body, items + history.new), keeper)
+            except ProxyError as err:
+                if not auto or err.code != CONTEXT_CODE:
+                    raise
+                shorter = chain.without_oldest_turn(items)
+                if shorter is None or not items:
+                    raise
+                log.info("%s: context exceeded; asking again without the oldest turn (truncation auto)",
+                         call.client.request_id)
+                items = shorter
+
+    def history(self, owner: str, body: dict[str, Any]) -> chain.History:
+        previous, conversation = body.get("previous_response_id"), body.get("conversation")
+        if previous is not None and conversation is not None:
+            raise ProxyError(400, "Mutually exclusive parameters: `previous_response_id` and `conversation` cannot "
+                             "both be given.", param="conversation", code="mutually_exclusive_parameters")
+        history = chain.History()
+        prev = None
+        if previous is not None:
+            if not isinstance(previous, str) or not previous:
+                raise ProxyError(400, "`previous_response_id` must be a non-empty string.",
+                                 param="previous_response_id", code="invalid_value")
+            prev = self.owned_response(owner, previous, "previous_response_id")
+            if prev.status in ("queued", "in_progress"):
+                raise ProxyError(400, f"Previous response with id '{previous}' is still in progress.",
+                                 param="previous_response_id", code="previous_response_in_progress")
+            records = chain.previous_chain(prev, lambda ids: self.io(self.store.get_responses, ids))
+            history.items = chain.chain_items([r for r in records if r.owner == owner])
+            history.chain = chain.new_chain(prev)
+        if conversation is not None:
+            conv_id = conversation.get("id") if isinstance(conversation, dict) else conversation
+            if not isinstance(conv_id, str) or not conv_id:
+                raise ProxyError(400, "`conversation` must be a conversation id or {\"id\": ...}.",
+                                 param="conversation", code="invalid_value")
+            history.conversation = self.owned_conversation(owner, conv_id, "conversation")
+            history.items = self.io(self.store.items, conv_id)
+        new = chain.own_input(body)
+        history.new = chain.resolved_references(new, history.items, lambda ref: self.owned_item(owner, ref))
+        return history
+
+    def check_room(self, owner: str) -> None:
+        used = self.io(self.store.used_bytes, owner)
+        if used >= self.settings.responses_max_bytes_per_key:
+            raise StoreFull(f"This key's stored responses and conversations hold {used} bytes, its bound "
+                            f"(RESPONSES_MAX_BYTES_PER_KEY). Delete some (DELETE /v1/responses/{{id}}, "
+                            "/v1/conversations/{id}) or send `store: false`.")
+
+    # ---------------------------------------------------------------- owned objects (others': not found)
+    def owned_response(self, owner: str, resp_id: str, param: str | None = None,
+                       admin: bool = False) -> StoredResponse:
+        rec = self.load(resp_id)
+        if rec is None or not (rec.owner == owner or admin):
+            status = 400 if param else 404
+            raise chain.not_found("Response", resp_id, param, status)
+        return stale_checked(rec)
+
+    def owned_conversation(self, owner: str, conv_id: str, param: str | None = None,
+                           admin: bool = False) -> StoredConversation:
+        conv = self.io(self.store.get_conversation, conv_id)
+        if conv is None or not (conv.owner == owner or admin):
+            raise chain.not_found("Conversation", conv_id, param, 400 if param else 404)
+        return conv
+
+    def owned_item(self, owner: str, item_id: str) -> dict[str, Any] | None:
+        found = self.io(self.store.item, item_id)
+        if found is None or found[1] != owner:
+            return None
+        return found[2]
+
+
+STALE_SECONDS = 30.0  # a background run whose worker wrote nothing for this long has died with it
+
+
+def stale_checked(rec: StoredResponse) -> StoredResponse:
+    """A background run whose worker stopped (restarted, killed) reads as failed, not in progress for ever."""
+    if rec.background and rec.status in ("queued", "in_progress") and time.time() - rec.heartbeat > STALE_SECONDS:
+        rec.response = {**rec.response, "status": "failed",
+                        "error": {"code": "server_error", "message": "The proxy worker running this background "
+                                  "response stopped before it finished."}}
+    return rec
+
+
+def flag(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ProxyError(400, f"`{name}` must be true or false.", param=name, code="invalid_type")
+    return value
+
+
+def stateful(body: dict[str, Any]) -> bool:
+    """Does the request read the store (a chain, a conversation, an item_reference)?"""
+    if body.get("previous_response_id") is not None or body.get("conversation") is not None:
+        return True
+    items = body.get("input")
+    return isinstance(items, list) and any(isinstance(i, dict) and i.get("type") == "item_reference" for i in items)
+
+
+def open_state(settings: Settings) -> ResponsesState:
+    """The worker's state over REDIS_URL's Redis when set (replicas share it), else responses.db."""
+    from argoproxy.responses_state.background import Background
+    args = (settings.responses_retention, settings.responses_max_bytes_per_key, settings.responses_max_bytes)
+    if settings.redis_url:
+        from argoproxy.responses_state.redis_store import RedisResponseStore
+        state = ResponsesState(settings, RedisResponseStore(settings.redis_url, *args), offload=False)
+    else:
+        from argoproxy.responses_state.store import SQLiteResponseStore
+        state = ResponsesState(settings, SQLiteResponseStore(settings.responses_db, *args), offload=True)
+    state.background = Background(state)
+    return state

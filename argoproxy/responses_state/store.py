@@ -1,0 +1,222 @@
+"""The response store in SQLite: responses.db in the proxy's data directory (beside keys.db), shared by the
+workers of one instance; nothing to install. One row a response (its JSON whole), one a conversation, one a
+conversation item. Bounds are checked in the write's own transaction, so workers racing cannot pass them
+together. Every call is synchronous and short; callers run it off the gevent loop (offload.py).
+
+Expired rows (RESPONSES_RETENTION) are deleted by the writes themselves, at most once a minute per worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from argoproxy.jsonfast import dumps
+from argoproxy.responses_state.offload import native_lock
+from argoproxy.responses_state.records import StoredConversation, StoredResponse, StoreFull
+
+BUSY_SECONDS = 5.0
+SWEEP_EVERY = 60.0  # seconds between two sweeps of expired rows by one worker
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL, size INTEGER NOT NULL,
+    background INTEGER NOT NULL, live INTEGER NOT NULL, heartbeat REAL NOT NULL, cancelled INTEGER NOT NULL,
+    data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS responses_owner ON responses (owner, size);
+CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires);
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL, size INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS conversations_owner ON conversations (owner, size);
+CREATE TABLE IF NOT EXISTS items (
+    conversation TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL, size INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY (conversation, seq));
+CREATE INDEX IF NOT EXISTS items_id ON items (id);
+CREATE INDEX IF NOT EXISTS items_owner ON items (owner, size);
+"""
+OWNER_BYTES = ("SELECT (SELECT COALESCE(SUM(size), 0) FROM responses WHERE owner = ?1) + "
+               "(SELECT COALESCE(SUM(size), 0) FROM conversations WHERE owner = ?1) + "
+               "(SELECT COALESCE(SUM(size), 0) FROM items WHERE owner = ?1)")
+ALL_BYTES = ("SELECT (SELECT COALESCE(SUM(size), 0) FROM responses) + (SELECT COALESCE(SUM(size), 0) FROM "
+             "conversations) + (SELECT COALESCE(SUM(size), 0) FROM items)")
+
+
+class SQLiteResponseStore:
+    def __init__(self, path: str | os.PathLike[str], retention: float, key_bytes: int, total_bytes: int) -> None:
+        self.path = Path(path).expanduser()
+        self.retention, self.key_bytes, self.total_bytes = retention, key_bytes, total_bytes
+        self._lock: Any = None
+        self._db: sqlite3.Connection | None = None
+        self._swept = 0.0
+
+    # ------------------------------------------------------------ connection
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():  # readable by its owner only: it holds what users asked and got
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+            db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            self._db = db
+        return self._db
+
+    def _locked(self) -> Any:
+        if self._lock is None:
+            self._lock = native_lock()  # made in the worker: threads of gevent's pool share the connection
+        return self._lock
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._locked():
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._locked():
+            return self._connect().execute(sql, args).fetchall()
+
+    # ------------------------------------------------------------ bounds and expiry
+    def _room(self, db: sqlite3.Connection, owner: str, adding: int, freeing: int = 0) -> None:
+        """Refuse a write that would pass the key's or the instance's bound (StoreFull)."""
+        now = time.time()
+        if now - self._swept > SWEEP_EVERY:
+            self._swept = now
+            self._sweep(db, now)
+        owned = db.execute(OWNER_BYTES, (owner,)).fetchone()[0] - freeing
+        if owned + adding > self.key_bytes:
+            raise StoreFull(f"This key's stored responses and conversations hold {owned} bytes; storing {adding} "
+                            f"more would pass RESPONSES_MAX_BYTES_PER_KEY ({self.key_bytes}). Delete some "
+                            "(DELETE /v1/responses/{id}, /v1/conversations/{id}) or send `store: false`.")
+        total = db.execute(ALL_BYTES).fetchone()[0] - freeing
+        if total + adding > self.total_bytes:
+            raise StoreFull(f"The proxy's response store is full (RESPONSES_MAX_BYTES, {self.total_bytes} bytes). "
+                            "Delete stored responses or send `store: false`.")
+
+    def _sweep(self, db: sqlite3.Connection, now: float) -> None:
+        db.execute("DELETE FROM responses WHERE expires < ?", (now,))
+        gone = [row[0] for row in db.execute("SELECT id FROM conversations WHERE expires < ?", (now,))]
+        for conv in gone:
+            db.execute("DELETE FROM items WHERE conversation = ?", (conv,))
+        db.execute("DELETE FROM conversations WHERE expires < ?", (now,))
+
+    def sweep(self) -> None:
+        with self._write() as db:
+            self._sweep(db, time.time())
+
+    # ------------------------------------------------------------ responses
+    def put_response(self, rec: StoredResponse) -> None:
+        """Insert or replace (a background run's progress), within the bounds."""
+        data = dumps(rec.as_json())
+        live = 1 if rec.background and rec.status in ("queued", "in_progress") else 0
+        with self._write() as db:
+            old = db.execute("SELECT size FROM responses WHERE id = ?", (rec.id,)).fetchone()
+            self._room(db, rec.owner, len(data), old[0] if old else 0)
+            # a cancel asked meanwhile (by another worker) stays asked
+            db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE((SELECT cancelled "
+                       "FROM responses WHERE id = ?), 0) | ?, ?)",
+                       (rec.id, rec.owner, rec.created + self.retention, len(data), int(rec.background), live,
+                        rec.heartbeat, rec.id, int(rec.cancelled), data))
+
+    def get_response(self, resp_id: str) -> StoredResponse | None:
+        rows = self._read("SELECT data, cancelled FROM responses WHERE id = ? AND expires >= ?",
+                          (resp_id, time.time()))
+        return _record(*rows[0]) if rows else None
+
+    def get_responses(self, ids: list[str]) -> dict[str, StoredResponse]:
+        found: dict[str, StoredResponse] = {}
+        now = time.time()
+        for start in range(0, len(ids), 500):  # SQLite's bound on one statement's parameters
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for data, cancelled in self._read(f"SELECT data, cancelled FROM responses WHERE id IN ({marks}) AND "
+                                              "expires >= ?", (*chunk, now)):
+                rec = _record(data, cancelled)
+                found[rec.id] = rec
+        return found
+
+    def delete_response(self, resp_id: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM responses WHERE id = ?", (resp_id,)).rowcount > 0
+
+    def set_cancelled(self, resp_id: str) -> None:
+        """Mark a background run to stop (its runner reads the flag as it goes)."""
+        with self._write() as db:
+            db.execute("UPDATE responses SET cancelled = 1 WHERE id = ?", (resp_id,))
+
+    def live_runs(self, owner: str, since: float) -> tuple[int, int]:
+        """Background runs still going (a heartbeat since `since`): the owner's, and all of them."""
+        mine = self._read("SELECT COUNT(*) FROM responses WHERE live = 1 AND heartbeat >= ? AND owner = ?",
+                          (since, owner))[0][0]
+        every = self._read("SELECT COUNT(*) FROM responses WHERE live = 1 AND heartbeat >= ?", (since,))[0][0]
+        return int(mine), int(every)
+
+    # ------------------------------------------------------------ conversations
+    def put_conversation(self, conv: StoredConversation, items: list[dict[str, Any]]) -> None:
+        data = dumps(conv.as_object())
+        with self._write() as db:
+            old = db.execute("SELECT size FROM conversations WHERE id = ?", (conv.id,)).fetchone()
+            sizes = [len(dumps(i)) for i in items]
+            self._room(db, conv.owner, len(data) + sum(sizes), old[0] if old else 0)
+            db.execute("INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?, ?)",
+                       (conv.id, conv.owner, conv.created + self.retention, len(data), data))
+            self._append(db, conv, items)
+
+    def get_conversation(self, conv_id: str) -> StoredConversation | None:
+        rows = self._read("SELECT data, owner FROM conversations WHERE id = ? AND expires >= ?", (conv_id, time.time()))
+        if not rows:
+            return None
+        obj = json.loads(rows[0][0])
+        return StoredConversation(obj["id"], rows[0][1], obj["created_at"], obj.get("metadata") or {})
+
+    def delete_conversation(self, conv_id: str) -> bool:
+        with self._write() as db:
+            db.execute("DELETE FROM items WHERE conversation = ?", (conv_id,))
+            return db.execute("DELETE FROM conversations WHERE id = ?", (conv_id,)).rowcount > 0
+
+    def add_items(self, conv: StoredConversation, items: list[dict[str, Any]]) -> None:
+        with self._write() as db:
+            self._room(db, conv.owner, sum(len(dumps(i)) for i in items))
+            self._append(db, conv, items)
+
+    @staticmethod
+    def _append(db: sqlite3.Connection, conv: StoredConversation, items: list[dict[str, Any]]) -> None:
+        seq = db.execute("SELECT COALESCE(MAX(seq), -1) FROM items WHERE conversation = ?", (conv.id,)).fetchone()[0]
+        for item in items:
+            seq += 1
+            data = dumps(item)
+            db.execute("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)", (conv.id, seq, item["id"], conv.owner,
+                                                                        len(data), data))
+
+    def items(self, conv_id: str) -> list[dict[str, Any]]:
+        return [json.loads(d) for (d,) in self._read("SELECT data FROM items WHERE conversation = ? ORDER BY seq",
+                                                      (conv_id,))]
+
+    def item(self, item_id: str) -> tuple[str, str, dict[str, Any]] | None:
+        """(conversation id, owner, item) of a conversation item by its id."""
+        rows = self._read("SELECT conversation, owner, data FROM items WHERE id = ? LIMIT 1", (item_id,))
+        return (rows[0][0], rows[0][1], json.loads(rows[0][2])) if rows else None
+
+    def delete_item(self, conv_id: str, item_id: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM items WHERE conversation = ? AND id = ?", (conv_id, item_id)).rowcount > 0
+
+    def used_bytes(self, owner: str) -> int:
+        return int(self._read(OWNER_BYTES, (owner,))[0][0])
+
+
+def _record(data: bytes | str, cancelled: int) -> StoredResponse:
+    rec = StoredResponse.of(json.loads(data))
+    rec.cancelled = rec.cancelled or bool(cancelled)
+    return rec

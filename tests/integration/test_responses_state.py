@@ -1,0 +1,226 @@
+"""Stateful Responses (issue 39) through the real app under Gunicorn, on the openai backend (a chat upstream)
+and on ARGO, driven by the openai SDK: stored responses, previous_response_id chains with a function tool round
+trip (whole and streamed), retrieve / delete / input_items, conversations, ownership by key, the size bound."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+
+from tests.clients import openai_sdk
+from tests.fakes.fake_argo import FakeArgo
+from tests.fakes.fake_openai import FakeOpenAI
+from tests.integration.test_argo import argo_env
+from tests.integration.test_fronts import WEATHER_FN, ArgoUpstream, OpenAIUpstream
+from tests.proxy_process import running_proxy
+
+
+@pytest.fixture(scope="module", params=["openai", "argo"])
+def up(request):
+    if request.param == "openai":
+        with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as p:
+            yield OpenAIUpstream(fake), p
+    else:
+        with FakeArgo() as argo, running_proxy(**argo_env(argo)) as p:
+            yield ArgoUpstream(argo), p
+
+
+def sent_texts(u) -> list[str]:
+    """What the upstream got, as one string per message (tool calls and results included)."""
+    body = u.last_body()
+    return [json.dumps(m, sort_keys=True) for m in body.get("messages", [])]
+
+
+def create(client, stream: bool, **kwargs):
+    if stream:
+        with client.responses.stream(**kwargs) as s:
+            return s.get_final_response()
+    return client.responses.create(**kwargs)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_three_turns_chained_with_a_tool_round_trip(up, stream):
+    u, p = up
+    client = openai_sdk(p)
+    u.tool_call(stream)
+    first = create(client, stream, model=u.model, input="Weather in Paris?", tools=[WEATHER_FN],
+                   instructions="Answer in French.")
+    assert first.store is True
+    call = next(i for i in first.output if i.type == "function_call")
+    u.text("Il fait beau.")
+    second = create(client, stream, model=u.model, previous_response_id=first.id, tools=[WEATHER_FN],
+                    input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21 C"}])
+    assert second.previous_response_id == first.id and second.output_text == "Il fait beau."
+    upstream = json.dumps(u.last_body())
+    assert "Weather in Paris?" in upstream and "get_weather" in upstream and "sunny, 21 C" in upstream
+    assert "Answer in French." not in upstream  # instructions are not carried over
+    u.text("Demain aussi.")
+    third = create(client, stream, model=u.model, previous_response_id=second.id, input="And tomorrow?")
+    messages = u.last_body()["messages"]
+    texts = json.dumps(messages)
+    assert texts.index("Weather in Paris?") < texts.index("sunny, 21 C") < texts.index("Il fait beau.") \
+        < texts.index("And tomorrow?")
+    tool = next(m for m in messages if m["role"] == "tool")
+    calls = [c for m in messages if m["role"] == "assistant" for c in m.get("tool_calls") or ()]
+    assert [c["id"] for c in calls] == [tool["tool_call_id"]]  # the call and its output matched across turns
+    assert third.output_text == "Demain aussi."
+    got = client.responses.retrieve(third.id)
+    assert got.id == third.id and got.output_text == "Demain aussi." and got.previous_response_id == second.id
+
+
+def test_retrieve_delete_and_input_items(up):
+    u, p = up
+    client = openai_sdk(p)
+    u.text("Stored answer")
+    r = client.responses.create(model=u.model, input=[{"role": "user", "content": "one"},
+                                                      {"role": "user", "content": "two"},
+                                                      {"role": "user", "content": "three"}])
+    assert client.responses.retrieve(r.id).output_text == "Stored answer"
+    items = list(client.responses.input_items.list(r.id, order="asc"))
+    assert [i.content[0].text for i in items] == ["one", "two", "three"] and all(i.id for i in items)
+    newest = client.responses.input_items.list(r.id, limit=2)  # desc by default
+    assert [i.content[0].text for i in newest.data] == ["three", "two"] and newest.has_more
+    rest = client.responses.input_items.list(r.id, limit=2, after=newest.data[-1].id)
+    assert [i.content[0].text for i in rest.data] == ["one"] and not rest.has_more
+    client.responses.delete(r.id)
+    with pytest.raises(openai.NotFoundError) as err:
+        client.responses.retrieve(r.id)
+    assert err.value.body["code"] == "not_found" and r.id in err.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model=u.model, input="more", previous_response_id=r.id)
+    assert err.value.body["code"] == "previous_response_not_found" and err.value.body["param"] == "previous_response_id"
+
+
+def test_store_false_keeps_nothing(up):
+    u, p = up
+    client = openai_sdk(p)
+    u.text("not kept")
+    r = client.responses.create(model=u.model, input="hi", store=False)
+    assert r.store is False
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(r.id)
+
+
+def test_conversation_create_items_and_responses(up):
+    u, p = up
+    client = openai_sdk(p)
+    conv = client.conversations.create(items=[{"type": "message", "role": "user", "content": "My number is 7."}],
+                                       metadata={"topic": "numbers"})
+    assert conv.object == "conversation" and conv.metadata == {"topic": "numbers"}
+    u.text("Noted.")
+    r = client.responses.create(model=u.model, input="What is my number?", conversation=conv.id)
+    assert r.conversation.id == conv.id
+    assert "My number is 7." in json.dumps(u.last_body())
+    items = list(client.conversations.items.list(conv.id, order="asc"))
+    assert [i.type for i in items] == ["message", "message", "message"]
+    assert items[-1].role == "assistant" and items[-1].content[0].text == "Noted."
+    added = client.conversations.items.create(conv.id, items=[{"type": "message", "role": "user", "content": "Hi"}])
+    assert added.data[0].id and client.conversations.items.retrieve(added.data[0].id, conversation_id=conv.id).id \
+        == added.data[0].id
+    client.conversations.items.delete(added.data[0].id, conversation_id=conv.id)
+    assert len(list(client.conversations.items.list(conv.id))) == 3
+    # an item_reference resolves to the stored item
+    u.text("Seven.")
+    client.responses.create(model=u.model, input=[{"type": "item_reference", "id": items[0].id},
+                                                  {"role": "user", "content": "Again?"}])
+    assert "My number is 7." in json.dumps(u.last_body())
+    assert client.conversations.update(conv.id, metadata={"topic": "n"}).metadata == {"topic": "n"}
+    assert client.conversations.delete(conv.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.retrieve(conv.id)
+
+
+def test_another_key_gets_404():
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true",
+                                             API_KEY_SECRET="key-a,key-b") as p:
+        a, b = openai_sdk(p, key="key-a"), openai_sdk(p, key="key-b")
+        r = a.responses.create(model="fake-model", input="mine")
+        conv = a.conversations.create()
+        assert a.responses.retrieve(r.id).id == r.id
+        for attempt in (lambda: b.responses.retrieve(r.id), lambda: b.responses.delete(r.id),
+                        lambda: b.responses.input_items.list(r.id), lambda: b.conversations.retrieve(conv.id)):
+            with pytest.raises(openai.NotFoundError):
+                attempt()
+        with pytest.raises(openai.BadRequestError):
+            b.responses.create(model="fake-model", input="theirs", previous_response_id=r.id)
+        assert a.responses.retrieve(r.id).id == r.id  # still there: B's delete was refused
+
+
+def test_the_store_stays_within_its_bound(tmp_path):
+    """Writes past RESPONSES_MAX_BYTES_PER_KEY are refused with a clear error; the file stays bounded."""
+    bound = 64 * 1024
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url,
+                                             RESPONSES_MAX_BYTES_PER_KEY=str(bound)) as p:
+        fake.default_content = "x" * 2000
+        client = openai_sdk(p)
+        refused = None
+        for n in range(200):
+            try:
+                client.responses.create(model="fake-model", input="y" * 2000)
+            except openai.BadRequestError as err:
+                refused = err
+                break
+        assert refused is not None and refused.body["code"] == "storage_limit_exceeded"
+        assert "RESPONSES_MAX_BYTES_PER_KEY" in refused.body["message"]
+        assert 5 < n < 40
+        # store: false still works past the bound
+        assert client.responses.create(model="fake-model", input="hi", store=False).output_text
+        import sqlite3
+        with sqlite3.connect(f"{p.home}/responses.db") as conn:
+            used = conn.execute("SELECT SUM(size) FROM responses").fetchone()[0]
+        assert used <= bound
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    from tests.redis_server import RedisServer
+    server = RedisServer().start()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_chain_continues_on_another_replica(redis_url, stream):
+    """Two replicas (two proxies) sharing one Redis: a chain and a conversation started on one go on on the other."""
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, REDIS_URL=redis_url) as one, \
+            running_proxy(TARGET_BASE_URL=fake.base_url, REDIS_URL=redis_url) as two:
+        a, b = openai_sdk(one), openai_sdk(two)
+        fake.default_content = "First answer."
+        first = create(a, stream, model="fake-model", input="Question one")
+        fake.default_content = "Second answer."
+        second = create(b, stream, model="fake-model", input="Question two", previous_response_id=first.id)
+        sent = json.dumps(fake.received[-1].json())
+        assert "Question one" in sent and "First answer." in sent and "Question two" in sent
+        fake.default_content = "Third answer."
+        create(a, stream, model="fake-model", input="Question three", previous_response_id=second.id)
+        assert "Second answer." in json.dumps(fake.received[-1].json())
+        assert b.responses.retrieve(second.id).output_text == "Second answer."
+        conv = a.conversations.create(items=[{"type": "message", "role": "user", "content": "Shared fact."}])
+        b.responses.create(model="fake-model", input="Recall", conversation=conv.id)
+        assert "Shared fact." in json.dumps(fake.received[-1].json())
+        assert len(list(a.conversations.items.list(conv.id))) == 3
+        b.responses.delete(first.id)
+        with pytest.raises(openai.NotFoundError):
+            a.responses.retrieve(first.id)
+
+
+def test_redis_store_stays_within_its_bound(redis_url):
+    import redis
+    bound = 64 * 1024
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, REDIS_URL=redis_url,
+                                             RESPONSES_MAX_BYTES=str(bound)) as p:
+        fake.default_content = "x" * 2000
+        client = openai_sdk(p)
+        codes = []
+        for _ in range(60):
+            try:
+                client.responses.create(model="fake-model", input="y" * 2000)
+            except openai.BadRequestError as err:
+                codes.append(err.body["code"])
+        assert codes and set(codes) == {"storage_limit_exceeded"}
+        total = int(redis.Redis.from_url(redis_url).get("cot_proxy:rs:bytes") or 0)
+        assert 0 < total <= bound
