@@ -242,7 +242,7 @@ class Settings:
                                         "served while its store (Redis, keys.db) cannot be reached; then it is "
                                         "refused (503) until the store answers.", env=("KEY_CACHE_SECONDS",),
                                         flags=("--key-cache-seconds",))
-    # --- stored Responses (argoproxy/responses_state/, docs/responses-state.md)
+    # --- stored Responses (argoproxy/state/, docs/responses-state.md)
     responses_store: bool = _setting(True, as_bool, "Keep Responses API state (store, previous_response_id, "
                                      "conversations, background) for chat upstreams; off: the door is stateless.",
                                      env=("RESPONSES_STORE",), flags=("--responses-store",),

@@ -97,7 +97,7 @@ class Exchange:
     # The internal request the door's request became: a chat completion, or (an embeddings door) embeddings.
     kind: str = "chat"
     path: str = "v1/chat/completions"
-    # Stored responses (argoproxy/responses_state/): the fields the answer object echoes (its id, store,
+    # Stored responses (argoproxy/state/): the fields the answer object echoes (its id, store,
     # previous_response_id...) and the keeper that saves the answer as it goes out. None: stateless.
     state: dict[str, Any] | None = None
     keeper: Any = None

@@ -296,7 +296,7 @@ def response_object(ex: Exchange, resp_id: str, status: str, output: list[dict[s
         obj["parallel_tool_calls"] = True
     if status in ("completed", "incomplete", "failed"):
         obj["completed_at"] = int(time.time()) if status == "completed" else None
-    if ex.state is not None:  # a stored response (argoproxy/responses_state/): its id and stored fields
+    if ex.state is not None:  # a stored response (argoproxy/state/): its id and stored fields
         obj.update(ex.state)
     return obj
 

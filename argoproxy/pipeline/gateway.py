@@ -50,8 +50,8 @@ from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, framed, r
 if TYPE_CHECKING:
     from argoproxy.pipeline.collaborators import Dispatcher, Limiter
     from argoproxy.teamkeys.service import TeamKeys
-    from argoproxy.responses_state.keeper import Keeper
-    from argoproxy.responses_state.service import ResponsesState
+    from argoproxy.state.keeper import Keeper
+    from argoproxy.state.service import ResponsesState
 
 log = logging.getLogger("cot_proxy")
 
@@ -76,7 +76,7 @@ class Gateway:
         self.routing: Dispatcher | None = None  # `models`: several deployments (argoproxy/routing/)
         self.limiter: Limiter | None = None  # `key_limits`
         self.team_keys: TeamKeys | None = None  # auth on: team keys (argoproxy/teamkeys/)
-        self.responses_state: ResponsesState | None = None  # stored responses (argoproxy/responses_state/)
+        self.stored: ResponsesState | None = None  # stored responses (argoproxy/state/)
 
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> "Gateway":
         """One routed deployment's view: its own backend, upstream and settings; the same answer side."""
@@ -103,9 +103,9 @@ class Gateway:
         if front is not None:
             if self.routing is None and self.backend.native_front(front.name, plan.model):
                 return self.relay_native(call, front, body, count_only)
-            if self.responses_state is not None and self.responses_state.serves(front) and not count_only:
-                # stored responses: the history put before the input, the answer kept (argoproxy/responses_state/)
-                return self.responses_state.serve(call, body, lambda b, keeper: self.front_call(
+            if self.stored is not None and self.stored.serves(front) and not count_only:
+                # stored responses: the history put before the input, the answer kept (argoproxy/state/)
+                return self.stored.serve(call, body, lambda b, keeper: self.front_call(
                     call, front, b, False, args, keeper))
             return self.front_call(call, front, body, count_only, args)
         plan.body = body

@@ -18,7 +18,7 @@ from argoproxy.routing.dispatch import install_routing
 from argoproxy.config.settings import Settings
 from argoproxy.observe.status_page import StatusPage
 from argoproxy.teamkeys.service import TeamKeys, open_store
-from argoproxy.responses_state.service import open_state
+from argoproxy.state.service import open_state
 from argoproxy.upstream.client import Upstream, make_session
 
 HEALTH_CONNECTIONS = 2  # the health probe's own pool: one probe at a time per worker, cached HEALTH_CACHE_SECONDS
@@ -45,7 +45,7 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     health = HealthCheck(make_session(HEALTH_CONNECTIONS), settings.target_base_url, settings.health_cache_seconds)
     install_routing(gateway)
     if settings.responses_store:  # before the door: its route table has the state routes then
-        gateway.responses_state = open_state(settings)
+        gateway.stored = open_state(settings)
     if settings.enable_auth:
         gateway.team_keys = team_keys(settings)
         gateway.answers.observers.append(gateway.team_keys.observe)

@@ -32,7 +32,7 @@ from argoproxy.jsonfast import dumps
 from argoproxy.edge.paths import PathError, canonical, raw_target
 from argoproxy.edge.request_body import read_request_body
 from argoproxy.pipeline.gateway import Gateway, charged
-from argoproxy.responses_state.routes import StateRoutes, state_route
+from argoproxy.state.routes import StateRoutes, state_route
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.request_models import (check_named, form_model, is_form, key_model_refused, path_model,
                                           query_model)
@@ -103,7 +103,7 @@ class Door:
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
         self.forwards = self.backend.forwards_unknown and gateway.routing is None
         self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths, self.fronts)
-        state = gateway.responses_state  # stored responses: their routes, unless the upstream holds the state
+        state = gateway.stored  # stored responses: their routes, unless the upstream holds the state
         if state is not None and state.serves_routes(self.backend, gateway.routing is not None):
             self.table.claims.insert(0, state_route)
         self.backend_routes: dict[str, Callable[[Call], Answer]] = {}
@@ -221,7 +221,7 @@ class Door:
         return self.gateway.api(call, front, call.plan.kind == "count_tokens", args)
 
     def state_route(self, call: Call, route: Route) -> Answer:
-        """Stored responses and conversations (argoproxy/responses_state/routes.py): the key's own only."""
+        """Stored responses and conversations (argoproxy/state/routes.py): the key's own only."""
         assert self.state_routes is not None
         body = None
         if call.client.method == "POST":

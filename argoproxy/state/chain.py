@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from argoproxy.errors import ProxyError
-from argoproxy.responses_state.records import MAX_CHAIN, StoredConversation, StoredResponse, input_items
+from argoproxy.state.records import MAX_CHAIN, StoredConversation, StoredResponse, input_items
 
 # Fields of a request only the store reads: the stateless door never sees them.
 STATE_FIELDS = ("previous_response_id", "conversation", "store", "background", "truncation")

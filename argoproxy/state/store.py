@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from argoproxy.jsonfast import dumps
-from argoproxy.responses_state.offload import native_lock
-from argoproxy.responses_state.records import StoredConversation, StoredResponse, StoreFull
+from argoproxy.state.offload import native_lock
+from argoproxy.state.records import StoredConversation, StoredResponse, StoreFull
 
 BUSY_SECONDS = 5.0
 SWEEP_EVERY = 60.0  # seconds between two sweeps of expired rows by one worker

@@ -13,12 +13,12 @@ from argoproxy.edge.paths import encode_path
 from argoproxy.edge.request_models import query_values
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
-from argoproxy.responses_state.background import follow_answer
-from argoproxy.responses_state.records import StoredConversation, input_items, new_id, page
+from argoproxy.state.background import follow_answer
+from argoproxy.state.records import StoredConversation, input_items, new_id, page
 
 if TYPE_CHECKING:
     from argoproxy.pipeline.call import Call
-    from argoproxy.responses_state.service import ResponsesState
+    from argoproxy.state.service import ResponsesState
 
 JSON = "application/json"
 MAX_ITEMS_ADDED = 20  # items one POST /v1/conversations(/{id}/items) may add, as OpenAI's API allows

@@ -21,14 +21,15 @@ from argoproxy.fronts import front_named
 from argoproxy.fronts.front import Exchange
 from argoproxy.fronts.responses import response_object
 from argoproxy.pipeline.call import Call
-from argoproxy.responses_state import chain
-from argoproxy.responses_state.keeper import TERMINAL, Keeper
-from argoproxy.responses_state.records import StoredResponse
+from argoproxy.state import chain
+from argoproxy.state.keeper import TERMINAL, Attempt, Keeper
+from argoproxy.state.records import StoredResponse
 from argoproxy.turns import under_gevent
 
 if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Answer
-    from argoproxy.responses_state.service import Attempt, ResponsesState
+
+ResponsesState = Any  # service.py's (which makes the Background): named so, not imported, to keep no circle
 
 log = logging.getLogger("cot_proxy")
 

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from argoproxy.responses_state.chain import History
-from argoproxy.responses_state.records import StoredResponse, StoreFull
+from argoproxy.state.chain import History
+from argoproxy.state.records import StoredResponse, StoreFull
 
 if TYPE_CHECKING:
+    from argoproxy.edge.http_objects import Answer
     from argoproxy.fronts.front import Exchange
-    from argoproxy.responses_state.service import ResponsesState
 
 log = logging.getLogger("cot_proxy")
+
+# How a request is served once it is stateless: the door's translation and the sequence (Gateway.front_call).
+Attempt = Callable[[dict[str, Any], "Keeper | None"], "Answer"]
 
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 FLUSH_SECONDS = 0.25  # a background run's progress (events, heartbeat) written at most this often
@@ -25,7 +28,9 @@ MAX_EVENTS = 100_000  # events a streamed background run keeps for `starting_aft
 
 
 class Keeper:
-    def __init__(self, state: ResponsesState, owner: str, history: History, echo: dict[str, Any], store: bool,
+    """`state`: the worker's ResponsesState (service.py: load, put, append)."""
+
+    def __init__(self, state: Any, owner: str, history: History, echo: dict[str, Any], store: bool,
                  background: bool = False, keep_events: bool = False) -> None:
         self.state, self.owner, self.history, self.echo = state, owner, history, echo
         self.store, self.background, self.keep_events = store, background, keep_events

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from argoproxy.jsonfast import dumps
-from argoproxy.responses_state.records import StoredConversation, StoredResponse, StoreFull
+from argoproxy.state.records import StoredConversation, StoredResponse, StoreFull
 
 PREFIX = "cot_proxy:rs:"
 SEP = "\x1f"

@@ -12,21 +12,20 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.errors import ProxyError
-from argoproxy.responses_state import chain
-from argoproxy.responses_state.keeper import Keeper
-from argoproxy.responses_state.offload import offloaded
-from argoproxy.responses_state.records import (StoredConversation, StoredResponse, StoreFull, new_id, owner_of)
+from argoproxy.state import chain
+from argoproxy.state.keeper import Attempt, Keeper
+from argoproxy.state.offload import offloaded
+from argoproxy.state.records import (StoredConversation, StoredResponse, StoreFull, new_id, owner_of)
 
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
     from argoproxy.edge.http_objects import Answer
     from argoproxy.pipeline.call import Call
-    from argoproxy.responses_state.background import Background
+    from argoproxy.state.background import Background
 
 log = logging.getLogger("cot_proxy")
 
 CONTEXT_CODE = "context_length_exceeded"
-Attempt = Callable[[dict[str, Any], Keeper], "Answer"]
 
 
 class ResponsesState:
@@ -74,7 +73,7 @@ class ResponsesState:
             raise ProxyError(400, "Background responses are stored: `background: true` needs `store` true.",
                              param="background", code="invalid_value")
         if not store and not stateful(body):
-            return attempt(body, None)  # type: ignore[arg-type]  # nothing to read or keep: the plain door
+            return attempt(body, None)  # nothing to read or keep: the plain door
         owner = self.owner(call)
         history = self.history(owner, body)
         if store:
@@ -198,13 +197,13 @@ def stateful(body: dict[str, Any]) -> bool:
 
 def open_state(settings: Settings) -> ResponsesState:
     """The worker's state over REDIS_URL's Redis when set (replicas share it), else responses.db."""
-    from argoproxy.responses_state.background import Background
+    from argoproxy.state.background import Background
     args = (settings.responses_retention, settings.responses_max_bytes_per_key, settings.responses_max_bytes)
     if settings.redis_url:
-        from argoproxy.responses_state.redis_store import RedisResponseStore
+        from argoproxy.state.redis_store import RedisResponseStore
         state = ResponsesState(settings, RedisResponseStore(settings.redis_url, *args), offload=False)
     else:
-        from argoproxy.responses_state.store import SQLiteResponseStore
+        from argoproxy.state.store import SQLiteResponseStore
         state = ResponsesState(settings, SQLiteResponseStore(settings.responses_db, *args), offload=True)
     state.background = Background(state)
     return state
