@@ -9,6 +9,7 @@ from __future__ import annotations
 from argoproxy.fronts.front import DoorArgs, Front
 from argoproxy.fronts.google import GoogleFront
 from argoproxy.fronts.messages import MessagesFront
+from argoproxy.fronts.ollama import OllamaFront
 from argoproxy.fronts.responses import ResponsesFront
 
 __all__ = ["DoorArgs", "Front", "FRONTS", "front_named", "passthrough_refused"]
@@ -19,6 +20,7 @@ FRONTS: dict[str, Front] = {front.name: front for front in (
     GoogleFront(),
     MessagesFront(),
     ResponsesFront(),
+    OllamaFront(),
 )}
 
 

@@ -1,0 +1,52 @@
+"""The proxy's model list (OpenAI entries: the upstream's, routing entries, pseudo models, filtered by the
+allow-list and a team key's globs) as Ollama's `/api/tags`, `/api/ps` and `/api/show` answers.
+
+A gateway knows a model's name, not its file: `size` is 0, `details` are empty strings, and `digest` is the
+SHA-256 of the name (stable, so clients that key models by digest tell them apart). Every model the proxy serves
+is ready to answer, so `/api/ps` lists them all. `/api/show` says `completion` and `tools` (`embedding` for a
+model whose name says it embeds), which is what editor plug-ins check before offering a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Iterable, Mapping
+
+from argoproxy.fronts.ollama.answer import rfc3339
+
+KEEP_ALIVE = 300  # seconds `expires_at` lies ahead in /api/ps (Ollama's default keep_alive)
+DETAILS = {"parent_model": "", "format": "", "family": "", "families": None, "parameter_size": "",
+           "quantization_level": ""}
+
+
+def created(entry: Mapping[str, Any]) -> float:
+    value = entry.get("created")
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**33 else 0
+
+
+def tag(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI model entry as one of /api/tags' models."""
+    name = str(entry.get("id") or "")
+    return {"name": name, "model": name, "modified_at": rfc3339(created(entry)), "size": 0,
+            "digest": hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest(), "details": dict(DETAILS)}
+
+
+def tags(data: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"models": [tag(m) for m in data if isinstance(m, Mapping) and m.get("id")]}
+
+
+def running(data: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """/api/ps: the models that answer without a load, here every one the proxy serves."""
+    expires = rfc3339(time.time() + KEEP_ALIVE)
+    return {"models": [{**tag(m), "expires_at": expires, "size_vram": 0}
+                       for m in data if isinstance(m, Mapping) and m.get("id")]}
+
+
+def show(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One model as /api/show's answer."""
+    name = str(entry.get("id") or "")
+    capabilities = ["embedding"] if "embed" in name.lower() else ["completion", "tools"]
+    return {"modelfile": "", "parameters": "", "template": "", "details": dict(DETAILS),
+            "model_info": {"general.architecture": "", "general.basename": name},
+            "capabilities": capabilities, "modified_at": rfc3339(created(entry))}

@@ -1,0 +1,153 @@
+"""The Ollama door's translations without HTTP (requests -> the internal request; answers and chunks -> Ollama's
+objects and NDJSON lines), and its routes, keys, guards and errors in-process (build_proxy with a fake upstream)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from argoproxy.edge.http_objects import Request
+from argoproxy.errors import ProxyError
+from argoproxy.fronts.ollama.door import OllamaArgs, OllamaFront
+from tests.fakes.fake_upstream import sse_chunks
+
+FRONT = OllamaFront()
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def to_chat(body: dict, route: str = "ollama_chat") -> dict:
+    return FRONT.to_chat(body, False, OllamaArgs(route=route))[0]
+
+
+def lines(answer) -> list[dict]:
+    return [json.loads(line) for line in b"".join(answer.response).splitlines()]
+
+
+def test_chat_messages_images_tools_and_results():
+    chat = to_chat({"model": "m", "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "what is it?", "images": [PNG]},
+        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "weather",
+                                                                          "arguments": {"city": "Paris"}}}]},
+        {"role": "tool", "content": "22C", "tool_name": "weather"}],
+        "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]})
+    assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}  # Ollama streams by default
+    assert chat["messages"][1]["content"] == [{"type": "text", "text": "what is it?"},
+                                              {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]
+    call = chat["messages"][2]["tool_calls"][0]
+    assert call == {"id": "call_2_0", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}}
+    assert chat["messages"][3] == {"role": "tool", "tool_call_id": "call_2_0", "content": "22C"}
+    assert chat["tools"][0]["function"]["name"] == "weather"
+
+
+def test_options_format_and_think():
+    chat = to_chat({"model": "m", "messages": [], "stream": False, "format": {"type": "object"}, "think": "max",
+                    "options": {"temperature": 0.2, "top_p": 0.9, "top_k": 20, "num_predict": 64, "stop": ["END"],
+                                "seed": 7, "num_ctx": 8192, "repeat_penalty": 1.1}})
+    assert chat == {"model": "m", "messages": [], "stream": False, "temperature": 0.2, "top_p": 0.9, "top_k": 20,
+                    "seed": 7, "max_tokens": 64, "stop": ["END"], "reasoning_effort": "high",
+                    "response_format": {"type": "json_schema", "json_schema": {"name": "response",
+                                                                               "schema": {"type": "object"}}}}
+    assert to_chat({"model": "m", "format": "json", "options": {"num_predict": -1}})["response_format"] == \
+        {"type": "json_object"}
+    assert "max_tokens" not in to_chat({"model": "m", "options": {"num_predict": -1}})
+
+
+@pytest.mark.parametrize("body, param", [({"messages": []}, "model"), ({"model": "m", "format": "yaml"}, "format"),
+                                         ({"model": "m", "options": {"temperature": "hot"}}, "options.temperature"),
+                                         ({"model": "m", "messages": [{"role": "robot"}]}, "messages[0].role"),
+                                         ({"model": "m", "think": "very"}, "think")])
+def test_bad_fields_are_400s_naming_them(body, param):
+    with pytest.raises(ProxyError) as info:
+        to_chat(body)
+    assert info.value.status == 400 and info.value.message.startswith(param)
+
+
+def test_generate_and_embed_requests():
+    chat = to_chat({"model": "m", "prompt": "why?", "system": "terse", "images": [PNG]}, "ollama_generate")
+    assert chat["messages"][0] == {"role": "system", "content": "terse"}
+    assert chat["messages"][1]["content"][0] == {"type": "text", "text": "why?"}
+    request, ex = FRONT.to_chat({"model": "e", "input": "hi"}, False, OllamaArgs(route="ollama_embed"))
+    assert request == {"model": "e", "input": ["hi"]} and (ex.kind, ex.path) == ("embeddings", "v1/embeddings")
+    assert to_chat({"model": "e", "prompt": "hi"}, "ollama_embeddings") == {"model": "e", "input": ["hi"]}
+    with pytest.raises(ProxyError):
+        to_chat({"model": "m", "prompt": "def f(", "suffix": "return 1"}, "ollama_generate")
+
+
+def test_chat_whole_and_streamed_through_the_door(make):
+    door, up, calls = make()
+    answer = door.handle(Request.of("POST", "/api/chat", {"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                                                           "stream": False}))
+    body = json.loads(answer.get_data())
+    assert answer.status_code == 200 and body["message"] == {"role": "assistant", "content": "Hello"}
+    assert body["done"] is True and body["done_reason"] == "stop" and body["model"] == "m"
+    assert body["created_at"].endswith("Z") and isinstance(body["total_duration"], int)
+    assert json.loads(up.sent[-1].body)["messages"] == [{"role": "user", "content": "hi"}]
+    assert up.sent[-1].url.endswith("/v1/chat/completions")
+    up.stream(sse_chunks(["Hel", "lo"]))
+    answer = door.handle(Request.of("POST", "/api/chat", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+    assert answer.headers["Content-Type"] == "application/x-ndjson"
+    out = lines(answer)
+    assert [o["message"]["content"] for o in out] == ["Hel", "lo", ""] and [o["done"] for o in out] == [False, False, True]
+    assert out[-1]["done_reason"] == "stop" and "eval_count" in out[-1] and "prompt_eval_duration" in out[-1]
+    assert calls[-1].client.front == "ollama"
+
+
+def test_streamed_tool_calls_come_whole_with_object_arguments(make):
+    door, up, _ = make()
+    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"ci'}}]}}]}
+    rest = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "function": {"arguments": 'ty": "Paris"}'}}]}, "finish_reason": "tool_calls"}]}
+    up.stream([b"data: " + json.dumps(chunk).encode() + b"\n\n", b"data: " + json.dumps(rest).encode() + b"\n\n",
+               b"data: [DONE]\n\n"])
+    out = lines(door.handle(Request.of("POST", "/api/chat", {"model": "m", "messages": [{"role": "user", "content": "w"}]})))
+    assert out[0]["message"]["tool_calls"] == [{"id": "call_1", "function": {"index": 0, "name": "weather",
+                                                                             "arguments": {"city": "Paris"}}}]
+    assert out[-1]["done"] is True
+
+
+def test_a_stream_cut_ends_with_an_error_line(make):
+    door, up, _ = make()
+    up.stream(sse_chunks(["Hel"])[:1] + [b"data: {broken\n\n"])
+    out = lines(door.handle(Request.of("POST", "/api/generate", {"model": "m", "prompt": "hi"})))
+    assert out[0]["response"] == "Hel" and set(out[-1]) == {"error"}
+
+
+def test_errors_in_ollamas_shape(make):
+    door, up, _ = make(ALLOWED_MODELS="gpt-4o")
+    answer = door.handle(Request.of("POST", "/api/chat", {"model": "evil", "messages": [{"role": "user", "content": "x"}]}))
+    assert answer.status_code == 403 and set(json.loads(answer.get_data())) == {"error"}
+    answer = door.handle(Request.of("POST", "/api/chat", {"model": "gpt-4o", "messages": "x"}))
+    assert answer.status_code == 400 and json.loads(answer.get_data())["error"].startswith("messages")
+    answer = door.handle(Request.of("POST", "/api/show", {"model": "evil"}))
+    assert answer.status_code == 404 and set(json.loads(answer.get_data())) == {"error"}
+
+
+def test_models_version_and_embeddings(make):
+    door, up, _ = make()
+    tags = json.loads(door.handle(Request.of("GET", "/api/tags")).get_data())
+    assert [m["name"] for m in tags["models"]] == ["gpt-4o", "evil"] and tags["models"][0]["size"] == 0
+    ps = json.loads(door.handle(Request.of("GET", "/api/ps")).get_data())
+    assert ps["models"][0]["expires_at"].endswith("Z")
+    show = json.loads(door.handle(Request.of("POST", "/api/show", {"model": "gpt-4o"})).get_data())
+    assert show["capabilities"] == ["completion", "tools"] and "model_info" in show
+    assert json.loads(door.handle(Request.of("GET", "/api/version")).get_data())["version"]
+    up.reply({"object": "list", "data": [{"object": "embedding", "index": 1, "embedding": [0.5]},
+                                         {"object": "embedding", "index": 0, "embedding": [0.25]}],
+              "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+    embed = json.loads(door.handle(Request.of("POST", "/api/embed", {"model": "e", "input": ["a", "b"]})).get_data())
+    assert embed["embeddings"] == [[0.25], [0.5]] and embed["prompt_eval_count"] == 3
+    assert up.sent[-1].url.endswith("/v1/embeddings")
+    up.reply({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.25]}]})
+    legacy = json.loads(door.handle(Request.of("POST", "/api/embeddings", {"model": "e", "prompt": "a"})).get_data())
+    assert legacy == {"embedding": [0.25]}
+
+
+def test_passed_through_the_door_steps_aside(make):
+    door, up, _ = make(FRONTS_PASSTHROUGH="ollama", TARGET_BASE_URL="http://upstream.test/")  # Ollama's own root
+    body = {"model": "m", "messages": [], "options": {"num_ctx": 8192}}
+    answer = door.handle(Request.of("POST", "/api/chat", body))
+    assert up.sent[-1].url == "http://upstream.test/api/chat" and json.loads(up.sent[-1].body) == body
+    assert answer.status_code == 200
