@@ -52,10 +52,10 @@ def test_sdk_non_stream_and_stream(proxy, upstream):
 
 
 def test_any_path_method_and_query_pass_through(proxy, upstream):
-    r = requests.put(proxy.url + "/api/tags?verbose=1&x=%20y", data=b"\x00\x01binary", headers={"X-A": "b"})
+    r = requests.put(proxy.url + "/api/blobs/tags?verbose=1&x=%20y", data=b"\x00\x01binary", headers={"X-A": "b"})
     assert r.status_code == 200 and r.headers["X-Fake-Echo"] == "yes"
     got = upstream.received[-1]
-    assert (got.method, got.path, got.query, got.body) == ("PUT", "/v1/api/tags", "verbose=1&x=%20y", b"\x00\x01binary")
+    assert (got.method, got.path, got.query, got.body) == ("PUT", "/v1/api/blobs/tags", "verbose=1&x=%20y", b"\x00\x01binary")
 
 
 def test_multipart_upload_passes_byte_for_byte(proxy, upstream):
