@@ -105,8 +105,8 @@ class Gateway:
                 return self.relay_native(call, front, body, count_only)
             if self.stored is not None and self.stored.serves(front) and not count_only:
                 # stored responses: the history put before the input, the answer kept (argoproxy/state/)
-                return self.stored.serve(call, body, lambda b, keeper: self.front_call(
-                    call, front, b, False, args, keeper))
+                return self.stored.serve(call, body, lambda c, b, keeper: self.front_call(
+                    c, front, b, False, args, keeper))
             return self.front_call(call, front, body, count_only, args)
         plan.body = body
         return self.routing.api(call) if self.routing is not None else self.run(call)

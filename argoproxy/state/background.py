@@ -87,7 +87,7 @@ class Background:
         answer = None
         try:
             keeper.progress(None)  # in_progress, with a heartbeat
-            answer = attempt(body, keeper)
+            answer = attempt(call, body, keeper)
             for _ in answer.chunks:  # the events pass the keeper, which saves them
                 pass
         except ProxyError as err:

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("cot_proxy")
 
 # How a request is served once it is stateless: the door's translation and the sequence (Gateway.front_call).
-Attempt = Callable[[dict[str, Any], "Keeper | None"], "Answer"]
+# (a background run's call is its own, detached from the client's).
+Attempt = Callable[[Any, dict[str, Any], "Keeper | None"], "Answer"]
 
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 FLUSH_SECONDS = 0.25  # a background run's progress (events, heartbeat) written at most this often

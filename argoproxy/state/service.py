@@ -73,7 +73,7 @@ class ResponsesState:
             raise ProxyError(400, "Background responses are stored: `background: true` needs `store` true.",
                              param="background", code="invalid_value")
         if not store and not stateful(body):
-            return attempt(body, None)  # nothing to read or keep: the plain door
+            return attempt(call, body, None)  # nothing to read or keep: the plain door
         owner = self.owner(call)
         history = self.history(owner, body)
         if store:
@@ -96,7 +96,7 @@ class ResponsesState:
             call.plan.kept_alive = True
         while True:
             try:
-                return attempt(chain.stateless_body(body, items + history.new), keeper)
+                return attempt(call, chain.stateless_body(body, items + history.new), keeper)
             except ProxyError as err:
                 if not auto or err.code != CONTEXT_CODE:
                     raise

@@ -224,3 +224,47 @@ def test_redis_store_stays_within_its_bound(redis_url):
         assert codes and set(codes) == {"storage_limit_exceeded"}
         total = int(redis.Redis.from_url(redis_url).get("cot_proxy:rs:bytes") or 0)
         assert 0 < total <= bound
+
+
+def test_background_finishes_after_the_client_left_and_is_cancelled_when_asked():
+    from tests.fakes.fake_openai import Stream, chat_chunks
+    from tests.polling import poll
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as p:
+        client = openai_sdk(p)
+        # streamed by a client that leaves after the first events: the run goes on to the end
+        fake.add(Stream(chat_chunks([f"w{i} " for i in range(20)], usage=True), delay=0.05))
+        stream = client.responses.create(model="fake-model", input="long job", background=True, stream=True)
+        first = next(iter(stream))
+        resp_id = first.response.id
+        assert first.type == "response.created" and first.response.background is True
+        stream.close()  # the client leaves
+        assert poll(lambda: client.responses.retrieve(resp_id).status == "completed", timeout=20)
+        done = client.responses.retrieve(resp_id)
+        assert done.output_text == "".join(f"w{i} " for i in range(20))
+        # resumed from an event on, as a client that lost its connection does
+        resumed = list(client.responses.retrieve(resp_id, stream=True, starting_after=3))
+        assert resumed[0].sequence_number == 4 and resumed[-1].type == "response.completed"
+        # not streamed: returns at once, polled, then cancelled mid-way
+        fake.add(Stream(chat_chunks([f"s{i} " for i in range(200)], usage=True), delay=0.05))
+        queued = client.responses.create(model="fake-model", input="slow job", background=True)
+        assert queued.status in ("queued", "in_progress")
+        assert poll(lambda: client.responses.retrieve(queued.id).status == "in_progress", timeout=10)
+        cancelled = client.responses.cancel(queued.id)
+        assert cancelled.status == "cancelled"
+        assert poll(lambda: client.responses.retrieve(queued.id).status == "cancelled", timeout=10)
+        # a synchronous response cannot be cancelled
+        plain = client.responses.create(model="fake-model", input="quick")
+        with pytest.raises(openai.BadRequestError):
+            client.responses.cancel(plain.id)
+
+
+def test_background_runs_are_capped_per_key():
+    from tests.fakes.fake_openai import Stream, chat_chunks
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, RESPONSES_BACKGROUND_PER_KEY="1") as p:
+        client = openai_sdk(p)
+        fake.add(Stream(chat_chunks([f"s{i} " for i in range(100)], usage=True), delay=0.05))
+        running = client.responses.create(model="fake-model", input="one", background=True)
+        with pytest.raises(openai.RateLimitError) as err:
+            client.responses.create(model="fake-model", input="two", background=True)
+        assert err.value.body["code"] == "background_limit_reached"
+        client.responses.cancel(running.id)
