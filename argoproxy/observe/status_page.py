@@ -3,7 +3,10 @@ and a small script, no build step, no CDN) and GET /ui/data (what it shows, as J
 
 It shows requests and tokens per model and per team key, latency and error rates (from the same counters as
 /metrics, summed over every worker), each deployment's health and cooldown, and the last requests (method,
-path, model, status, duration: never a body, a key or a query string). When auth is on, only the admin key
+path, model, status, duration: never a body, a key or a query string). For a team lead: requests and tokens
+per minute over the last hour (argoproxy/observe/load_history.py, drawn by the page itself), and each team
+key's limits beside what is left of them (rpm and tpm in the last minute, the budget in its period, requests
+in flight where the key store counts them), revoked and expired keys marked. When auth is on, only the admin key
 (API_KEY_SECRET, API_KEY_FILE or the generated one) reads the data; client and team keys get a 403.
 
 The last requests are kept in a ring of fixed-size records in a file the workers share (like the cells of
@@ -18,6 +21,8 @@ import time
 from importlib import resources
 from typing import Any, Callable
 
+from argoproxy.observe.load_history import LoadHistory
+from argoproxy.pipeline.stream_usage import usage_counts
 from argoproxy.redaction import without_proxy_keys
 from argoproxy.routing.shared import SharedCells
 
@@ -68,13 +73,24 @@ def fitted(entry: dict[str, Any]) -> bytes:
     return data if len(data) <= RECORD else json.dumps({"at": entry.get("at"), "cut": True}).encode()
 
 
+# What the page says of the two model labels that are not a model (argoproxy/observe/metrics.py makes them).
+LABELS = {"none": "requests that name no model (model lists, health checks, refused requests without one)",
+          "other": "models not counted under their own name: names never answered successfully nor allowed, "
+                   "names past the per-worker cap (MODEL_LABEL_CAP), too long, or holding a key"}
+KEYS_CACHE_SECONDS = 5.0  # the key list is read from the store at most this often (the page polls every second)
+
+
 class StatusPage:
     def __init__(self, exposition: Callable[[], tuple[bytes, str]] | None,
-                 deployments: Callable[[], list[dict[str, Any]]], recent: RecentRequests | None = None) -> None:
+                 deployments: Callable[[], list[dict[str, Any]]], recent: RecentRequests | None = None,
+                 team_keys: Callable[[], Any] | None = None, history: LoadHistory | None = None) -> None:
         self.exposition = exposition
         self.deployments = deployments
         self.recent = recent or RecentRequests()
+        self.history = history or LoadHistory()
+        self.team_keys = team_keys or (lambda: None)
         self.started = time.time()
+        self._records: tuple[float, list[Any]] = (0.0, [])
 
     def observe(self, call: Any) -> None:
         """Observer: one line per finished request, without anything secret."""
@@ -86,14 +102,60 @@ class StatusPage:
                          "path": without_proxy_keys("/" + call.client.path), "model": model, "status": call.outcome.status,
                          "ms": round((time.perf_counter() - call.client.started) * 1000, 1),
                          "key": call.plan.key_name})
+        usage = call.outcome.usage
+        tokens = 0
+        if isinstance(usage, dict):
+            prompt, completion = usage_counts(usage)
+            tokens = (prompt if isinstance(prompt, int) else 0) + (completion if isinstance(completion, int) else 0)
+        self.history.add(call.plan.key_name, tokens, call.outcome.status >= 400 and call.outcome.status != 499)
 
     def page(self) -> bytes:
         return resources.files("argoproxy.observe").joinpath("status_page.html").read_bytes()
 
     def data(self) -> dict[str, Any]:
         models, keys = self._counters()
-        return {"now": time.time(), "pid": os.getpid(), "models": models, "keys": keys,
-                "deployments": self.deployments(), "recent": self.recent.last()}
+        now = time.time()
+        return {"now": now, "pid": os.getpid(), "models": models, "keys": keys,
+                "deployments": self.deployments(), "recent": self.recent.last(),
+                "minutes": self.history.minutes(now), "limits": self.limits(now), "labels": LABELS}
+
+    def limits(self, now: float) -> list[dict[str, Any]]:
+        """Each team key's limits and what is left of them (0 in a limit: none)."""
+        service = self.team_keys()
+        if service is None:
+            return []
+        store = getattr(service.store, "primary", service.store)  # a Redis store behind its outage policy
+        read_at, records = self._records
+        if now - read_at > KEYS_CACHE_SECONDS:
+            try:
+                records = list(store.records())
+            except Exception:  # a store that cannot answer now: the page shows the last list it read
+                records = self._records[1]
+            self._records = (now, records)
+        return [self._limit_row(store, r, now) for r in records]
+
+    def _limit_row(self, store: Any, record: Any, now: float) -> dict[str, Any]:
+        requests, tokens = self.history.last_minute(record.name, now)
+        row: dict[str, Any] = {
+            "key": record.name, "prefix": record.prefix, "models": list(record.models),
+            "rpm": record.rpm, "rpm_used": requests, "tpm": record.tpm, "tpm_used": tokens,
+            "budget": record.budget.tokens if record.budget else 0,
+            "period": record.budget.period if record.budget else None, "budget_used": None,
+            "max_parallel": getattr(record, "max_parallel", 0), "in_flight": None,
+            "revoked": bool(record.revoked), "expired": bool(record.expires and now >= record.expires),
+            "expires": record.expires or None}
+        if record.budget is not None and record.budget.period != "hour" and hasattr(store, "used_in_period"):
+            try:  # the daily usage rows (an hour's budget is counted only in the admission windows)
+                row["budget_used"] = store.used_in_period(record, now)
+            except Exception:
+                pass
+        counted = getattr(store, "in_flight", None)  # the key store's count, where it keeps one
+        if callable(counted):
+            try:
+                row["in_flight"] = counted(record.name)
+            except Exception:
+                pass
+        return row
 
     def _counters(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Per model: requests, errors, tokens, mean latency; per key: requests and tokens (summed over

@@ -53,7 +53,8 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     door = Door(gateway, health, metrics.view)
     door.metrics = metrics
     if settings.status_page:
-        door.status_page = StatusPage(metrics.exposition, lambda: deployments(door, settings))
+        door.status_page = StatusPage(metrics.exposition, lambda: deployments(door, settings),
+                                      team_keys=lambda: getattr(gateway, "team_keys", None))
         gateway.answers.observers.append(door.status_page.observe)
     return door
 

@@ -118,3 +118,81 @@ def test_the_data_is_not_cached_and_a_long_model_name_is_listed_cut():
         assert recent and recent[0]["path"] == "/v1/chat/completions", recent
         assert recent[0]["model"].startswith("mmmm") and recent[0]["model"].endswith("…"), recent
         assert recent[0]["status"] == r.status_code
+
+
+def screenshot(url: str, path: Path, width: int, height: int, budget_ms: int = 2000) -> None:
+    """The page as the browser draws it at this window size, saved as a PNG."""
+    profile = tempfile.mkdtemp(prefix="cot_proxy_chromium_")
+    try:
+        done = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                               "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                               "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}",
+                               f"--window-size={width},{height}", f"--virtual-time-budget={budget_ms}",
+                               f"--screenshot={path}", url], capture_output=True, text=True, timeout=90)
+        assert done.returncode == 0 and path.exists(), done.stderr[-2000:]
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_a_team_lead_reads_budgets_a_revoked_key_and_the_load_charts(tmp_path):
+    """Team keys with limits, one revoked; a few requests: the page shows each key's limits and what is left,
+    the revoked key marked, the requests and tokens per minute drawn, and what "none" means; screenshots at
+    1280x800 and at a phone's 390x844 are saved in the test's directory."""
+    from tests.integration.test_team_keys import create, keys
+    from tests.polling import poll
+
+    db = tmp_path / "keys.db"
+    alice = create(db, "alice", "--rpm", "60", "--tpm", "100000", "--budget", "50000/day")
+    bob = create(db, "bob", "--rpm", "5")
+    create(db, "carol", "--budget", "1000/week")
+    assert keys(db, "revoke", "carol").returncode == 0
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
+                                             KEYS_DB=str(db), WORKERS="2") as proxy:
+        for key, times in ((alice, 3), (bob, 1)):
+            for _ in range(times):
+                r = requests.post(proxy.base_url + "/chat/completions", json={"model": "gpt-4o", "messages": MSG},
+                                  headers={"Authorization": f"Bearer {key}"}, timeout=30)
+                assert r.status_code == 200, r.text
+        requests.get(proxy.url + "/v1/models", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)  # "none"
+        auth = {"Authorization": f"Bearer {ADMIN}"}
+
+        def limits() -> dict | None:
+            data = requests.get(proxy.url + "/ui/data", headers=auth, timeout=30).json()
+            rows = {row["key"]: row for row in data["limits"]}
+            # usage rows are written in batches, by every worker
+            return data if rows.get("alice", {}).get("budget_used") == 3 * fake.usage["total_tokens"] else None
+        data = poll(limits, timeout=20)
+        assert data is not None
+        rows = {row["key"]: row for row in data["limits"]}
+        used = fake.usage["total_tokens"]
+        assert rows["alice"] | {"expires": None} == {
+            "key": "alice", "prefix": rows["alice"]["prefix"], "models": [], "rpm": 60, "rpm_used": 3, "tpm": 100000,
+            "tpm_used": 3 * used, "budget": 50000, "period": "day", "budget_used": 3 * used, "max_parallel":
+            rows["alice"]["max_parallel"], "in_flight": rows["alice"]["in_flight"], "revoked": False,
+            "expired": False, "expires": None}
+        assert rows["bob"]["rpm_used"] == 1 and rows["bob"]["budget"] == 0
+        assert rows["carol"]["revoked"] is True
+        minutes = data["minutes"]
+        assert len(minutes) == 60 and minutes[-1]["requests"] >= 5 and minutes[-1]["tokens"] >= 4 * used
+
+        page = rendered(f"{proxy.url}/ui#key={ADMIN}")
+        assert "updated " in page, page[-3000:]
+        assert f"3 / 60" in page and f"{3 * used:,} / 50,000 per day" in page and f"{50000 - 3 * used:,}" in page
+        assert '<tr class="revoked"><td>carol</td>' in page and '<span class="badge revoked">revoked</span>' in page
+        requests_chart = page[page.index('id="chart-requests"'):page.index("</svg>", page.index('id="chart-requests"'))]
+        tokens_chart = page[page.index('id="chart-tokens"'):page.index("</svg>", page.index('id="chart-tokens"'))]
+        assert 'class="bar"' in requests_chart and 'class="bar"' in tokens_chart
+        assert '"none": requests that name no model' in page
+        assert alice not in page and bob not in page and ADMIN not in page
+
+        for name, (width, height) in {"desktop": (1280, 800), "phone": (390, 844)}.items():
+            shot = tmp_path / f"status-page-{name}.png"
+            screenshot(f"{proxy.url}/ui#key={ADMIN}", shot, width, height)
+            assert png_size(shot) == (width, height) and shot.stat().st_size > 10_000
+            print(f"screenshot: {shot}")
