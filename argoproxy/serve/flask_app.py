@@ -13,7 +13,7 @@ from argoproxy.errors import error_body, error_type
 from argoproxy.jsonfast import dumps
 from argoproxy.serve.build import build_proxy
 from argoproxy.edge.request_ids import ENVIRON_KEY, RequestIds
-from argoproxy.serve.flask_view import build_blueprint, through
+from argoproxy.serve.flask_view import build_blueprint, status_line, through
 from argoproxy.config.settings import Settings
 
 log = logging.getLogger("cot_proxy")
@@ -48,7 +48,7 @@ def register_error_handlers(app: Flask, door: Door) -> None:
 
     def reply(status: int, body: dict, headers: dict | None = None) -> Response:
         body["error"]["request_id"] = current_request_id()
-        response = Response(gateway.answers.secrets.data(dumps(body)), 200 if compatible else status,
+        response = Response(gateway.answers.secrets.data(dumps(body)), status_line(200 if compatible else status),
                             content_type="application/json")
         for name, value in (headers or {}).items():
             response.headers[name] = value

@@ -7,6 +7,7 @@ Flask's URL map decides nothing: what a request is gets decided once, by the doo
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
+from werkzeug.http import HTTP_STATUS_CODES
 
 from argoproxy.edge.classify import ALL_METHODS
 from argoproxy.serve.door import RAW_TARGET_KEY, Door
@@ -34,5 +35,12 @@ def through(door: Door) -> Response:
 
 
 def to_flask(answer: Answer) -> Response:
-    return Response(answer.response, answer.status_code, answer.headers.items(),
+    return Response(answer.response, status_line(answer.status_code), answer.headers.items(),
                     direct_passthrough=answer.direct_passthrough)
+
+
+def status_line(code: int) -> str:
+    """`401 Unauthorized`, `429 Too Many Requests`: the status with its standard reason phrase. Given a bare
+    number, Werkzeug writes the phrase in capitals (`401 UNAUTHORIZED`); a status nobody named (an upstream's 520)
+    gets none of its own."""
+    return f"{code} {HTTP_STATUS_CODES.get(code, 'Unknown')}"
