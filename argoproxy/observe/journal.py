@@ -189,6 +189,20 @@ def setup_log_file(
     return handler
 
 
+def log_lines(log_dir: str | os.PathLike[str], lines: Iterable[str], secrets: Iterable[str] = ()) -> None:
+    """Write lines to ``<log_dir>/log.log`` from a process without a handler on it (Gunicorn's master: the
+    start-up line and its warnings, which seed 004's system log holds), formatted as the workers' lines."""
+    logger = logging.getLogger("cot_proxy.start")
+    logger.propagate = False  # stderr had these lines already
+    handler = setup_log_file(log_dir, logger=logger, secrets=secrets)
+    try:
+        for line in lines:
+            logger.info("%s", line)
+    finally:
+        logger.removeHandler(handler)  # forked workers attach their own (with DEBUG's level when on)
+        handler.close()
+
+
 def _served(call: Any) -> dict[str, Any]:
     """Which deployment served a routed call (argoproxy/routing/dispatch.py) and what capability adaptation
     changed in the request (and whether a stream that ended before its first event was asked for whole, and

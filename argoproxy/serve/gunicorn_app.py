@@ -18,7 +18,8 @@ from argoproxy.config import listener
 from argoproxy import providers
 from argoproxy.config.backend_choice import target_unused_by
 from argoproxy.config.setting_fields import dir_problem
-from argoproxy.observe.journal import JOURNAL_FILES
+from argoproxy.observe.journal import JOURNAL_FILES, log_lines
+from argoproxy.redaction import configured_secrets
 from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError, load
 
 # Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
@@ -239,9 +240,14 @@ READY_LINES_ENV = "COT_PROXY_READY_LINES"
 def _when_ready(settings: Settings, backend_reason: str):
     def when_ready(server) -> None:
         # Gunicorn's own command line (-b, -w, -k) wins over the settings: say what it really serves.
-        print(startup_line(settings, backend_reason, server.cfg), file=sys.stderr, flush=True)
-        for warning in listener.bind_warnings(settings, list(server.cfg.bind), os.environ):
-            print(f"cot_proxy: warning: {warning}", file=sys.stderr, flush=True)
+        line = startup_line(settings, backend_reason, server.cfg)
+        print(line, file=sys.stderr, flush=True)
+        warnings = [f"cot_proxy: warning: {w}" for w in listener.bind_warnings(settings, list(server.cfg.bind), os.environ)]
+        for warning in warnings:
+            print(warning, file=sys.stderr, flush=True)
+        if settings.log_dir:  # the system log says what started, as stderr does (it stayed empty without DEBUG)
+            said = [f"cot_proxy: warning: {w}" for w in (_good.warnings if _good else ())]
+            log_lines(settings.log_dir, [line, *said, *warnings], configured_secrets(settings))
         # ./run_app.sh's last lines (argoproxy/firstrun.py): a request to paste and the agent line, once it listens
         ready = os.environ.pop(READY_LINES_ENV, "")
         if ready:
