@@ -193,11 +193,11 @@ class Door:
             body = front.error_body(status, body["error"], rid)
         else:
             body["error"]["request_id"] = rid  # so that a client's report leads to the log line
-        if not call.outcome.observed:
-            call.outcome.status, call.outcome.output = status, body
-            self.gateway.answers.observe(call)
         secrets = self.gateway.answers.secrets
         data = secrets.data(err.raw if err.raw is not None and call.plan.exchange is None else dumps(body))
+        if not call.outcome.observed:  # observed with what is sent: the DEBUG line said out=0B for an error's body
+            call.outcome.status, call.outcome.output, call.outcome.bytes_out = status, body, len(data)
+            self.gateway.answers.observe(call)
         relayed = err.raw is not None and call.plan.exchange is None and "Content-Type" in err.headers  # as it came
         answer = Answer(data, 200 if self.settings.compatible else status, err.headers,
                         content_type=None if relayed else JSON_TYPE)
