@@ -32,6 +32,9 @@ class Backend:
     kinds: frozenset[str] = frozenset({"chat", "completions", "embeddings"})
     #: forward paths the proxy does not serve itself to the upstream unchanged (a reverse proxy).
     forwards_unknown = False
+    #: kinds of extra_routes() whose answer is a chat.completion: the chat route's answer transforms (think tags,
+    #: per THINK_MODE and LLM_PARAMS) apply to it as to a chat answer (ARGO's /v1/status).
+    completion_routes: frozenset[str] = frozenset()
     #: pass the upstream's response headers (rate-limit headers and the like) to the client.
     relay_headers = False
     #: the content of an assistant turn that only calls tools: "" (never null: llama.cpp's server and others

@@ -254,7 +254,17 @@ class Door:
         if call.client.method != "GET":
             call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
         self.gateway.admit(call)
-        return self.observed(call, self.gateway.answers.scrubbed(call, self.backend_routes[call.plan.kind](call)))
+        answer = self.backend_routes[call.plan.kind](call)
+        if call.plan.kind in self.backend.completion_routes and answer.status_code == 200:
+            answer = self.as_chat_answer(call, answer)
+        return self.observed(call, self.gateway.answers.scrubbed(call, answer))
+
+    def as_chat_answer(self, call: Call, answer: Answer) -> Answer:
+        """A backend route's chat.completion, through what a chat answer goes through: think tags handled per
+        THINK_MODE and the model's LLM_PARAMS (ARGO's /v1/status returned <think> text chat strips)."""
+        call.plan.think = self.gateway.think_config(call.plan.model, call.plan.upstream_model)
+        answer.set_data(dumps(self.gateway.answers.completion_of(call, answer.get_data())))
+        return answer
 
     def own(self, call: Call, route: Route) -> Answer:
         front = front_named(route.front)

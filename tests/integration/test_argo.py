@@ -186,6 +186,16 @@ def test_models_status_health(argo, proxy):
     assert argo.requests_to(CHAT_PATH)[-1].json["messages"][0]["content"] == "Say hello"
 
 
+def test_status_strips_think_text_as_chat_does(argo, proxy):
+    """/v1/status is a chat through ARGO: its answer's <think> text is handled as chat's (stripped by default)."""
+    argo.reply = "<think>The user wants a greeting.</think>\n\nHello from ARGO"
+    chat = sdk(proxy).chat.completions.create(model="gpt4o", messages=MSG)
+    status = requests.get(proxy.base_url + "/status")
+    assert status.status_code == 200, status.text
+    assert chat.choices[0].message.content == status.json()["choices"][0]["message"]["content"] == "Hello from ARGO"
+    assert "<think>" not in status.text
+
+
 def test_unknown_route_is_404(argo, proxy):
     r = requests.get(proxy.base_url + "/files")
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_route"

@@ -55,6 +55,7 @@ class ArgoBackend(Backend):
     name = "argo"
     mode = ""  # "standard" or "native", as /health says
     tool_turn_content = None  # argo-proxy, the gateway's reference client, sends null beside tool calls
+    completion_routes = frozenset({"argo_status"})  # its "Say hello" answer: think text stripped as on chat
     settings: ArgoConfig  # the core settings and ARGO's own, typed
 
     def __init__(self, settings, upstream) -> None:
