@@ -129,3 +129,17 @@ def test_show_prints_values_as_a_user_writes_them(tmp_path: Path) -> None:
     assert "llm_params: 'model=gemma,temperature=0.5;model=r1,think_mode=reasoning'\n" in shown.stdout
     assert "model_capabilities: {'gpt-5*': {'temperature': True}}\n" in shown.stdout
     assert "LlmParams(" not in shown.stdout and "Overrides(" not in shown.stdout
+
+
+def test_the_first_run_questions_are_the_ones_firstrun_asks_in_its_order() -> None:
+    """argoproxy/firstrun.py lists its questions (its docstring); the README and docs/install.md copy the list."""
+    import argoproxy.firstrun as firstrun
+    listed = firstrun.__doc__[firstrun.__doc__.index("The first-run questions, in this order"):]
+    questions = re.findall(r'"([^"]+)"', listed)
+    assert len(questions) >= 7, questions
+    readme = (ROOT / "README.md").read_text()
+    for text in (readme[readme.index("## First run"):readme.index("## A first request")],
+                 (DOCS / "install.md").read_text()):
+        at = [text.find(q) for q in questions]
+        assert -1 not in at, [q for q, i in zip(questions, at) if i == -1]
+        assert at == sorted(at), questions
