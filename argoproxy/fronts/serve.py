@@ -92,7 +92,7 @@ class FrontAnswers:
                 log.warning("stream %s: its output passed what the %s door keeps for its closing events (%d "
                             "characters, MAX_SSE_EVENT_BYTES): ended as incomplete", call.client.request_id,
                             front.name, ex.keep)
-            if ex.error is not None:
+            if ex.error is not None and not out.client_left:  # a departure's cut is no upstream failure (499)
                 out.status = ex.error.status
                 log.warning("stream %s ended with an error: %s", call.client.request_id, ex.error.message)
 

@@ -176,6 +176,12 @@ class Answers:
         if call.outcome.observed:
             return
         call.outcome.observed = True
+        if call.outcome.client_left:
+            # nginx's 499 on every door, whatever the cut it caused upstream looked like (a 502 from the read the
+            # proxy broke off, 0 before the first upstream byte, or the 200 a stream began with)
+            call.outcome.status = 499
+            log.info("request %s: the client closed its connection before the answer's end (499)",
+                     call.client.request_id)
         for observer in self.observers:
             try:
                 observer(call)

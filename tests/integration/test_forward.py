@@ -211,7 +211,8 @@ def test_journals_say_when_the_client_left_before_the_end(fake, tmp_path):
         poll(lambda: journal.exists() and journal.read_text().count("\n") >= 2, timeout=30)
     entries = read_jsonl(journal)
     assert sorted(e.get("client_left", False) for e in entries) == [False, True]
-    assert all(e["status"] == 200 for e in entries)
+    assert sorted(e["status"] for e in entries) == [200, 499]  # nginx's 499 for the one its client left
+    assert all(e["status"] == 499 for e in entries if e.get("client_left"))
 
 
 def test_debug_lines_reach_log_log(fake, tmp_path):
