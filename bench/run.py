@@ -38,7 +38,7 @@ from targets import (HOST, BareForwarder, ForeignLoad, RawRelay, Nginx, Proxy, T
                      raise_nofile)
 
 SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "body", "bodies", "hold", "classes",
-            "fronts", "events")
+            "fronts", "events", "state")
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
 # the events section: streams at once, the gap between events, the short and long rounds' events
@@ -581,6 +581,11 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
         lines.extend(keys_report(res["keys"], plan))
     if res.get("keys_in_process"):
         lines.extend(keys_in_process_report(res["keys_in_process"]))
+    if res.get("state"):  # stored responses (bench/state_cost.py)
+        from state_cost import state_report, through_proxy_report
+        lines.extend(["## Stored responses (issue 39): the cost of a stored turn", ""])
+        lines.extend(state_report(res["state"]["in_process"]))
+        lines.extend(through_proxy_report(res["state"]["through_proxy"]))
     if res.get("openloop"):
         lines.extend(open_loop_report(res["openloop"], plan))
     cl = res["classes"]
@@ -1079,6 +1084,19 @@ def main(argv: list[str] | None = None) -> int:
                 if redis is not None:
                     redis[0].terminate()
                 shutil.rmtree(keys_dir, ignore_errors=True)
+        if "state" in sections:
+            log("section state (a 20-turn previous_response_id chain: the store in-process, then through the proxy)")
+            from state_cost import state_in_process, state_through_proxy
+            state_dir = tempfile.mkdtemp(prefix="cot_proxy_bench_state_")
+            redis = start_redis(state_dir)
+            try:
+                url = redis[1] if redis else None
+                bench.results["state"] = {"in_process": state_in_process(state_dir, url),
+                                          "through_proxy": state_through_proxy(upstream.port, url)}
+            finally:
+                if redis is not None:
+                    redis[0].terminate()
+                shutil.rmtree(state_dir, ignore_errors=True)
         if "body" in sections:
             log("section body")
             for t in main_targets():
