@@ -54,6 +54,10 @@ class FrontAnswers:
             return self.events(call, resp, streamconv.package_chat(completion, True))
         return self.translated(call, completion)
 
+    def answer_object(self, call: Call, obj: dict[str, Any]) -> Answer:
+        """An answer the backend assembled itself (ARGO's embeddings), translated as any whole answer."""
+        return self.translated(call, obj)
+
     def events(self, call: Call, resp: UpstreamResponse, chunks: Iterable[dict[str, Any]]) -> Answer:
         """A chat chunk stream as the front's SSE events."""
         front, ex = translation(call)

@@ -179,7 +179,7 @@ class Gateway:
         self.check_allowed(call)
         whole = self.backend.complete(call)
         if whole is not None:
-            return self.chat.answer_object(call, whole)
+            return self.encoder(call).answer_object(call, whole)  # in the door's shape
         return self.finish(call, self.backend.encode(call))
 
     def check_allowed(self, call: Call) -> None:
