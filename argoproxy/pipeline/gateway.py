@@ -99,7 +99,7 @@ class Gateway:
             call.client = dataclasses.replace(call.client, front=front.name)
         elif not self.backend.transparent:  # a transparent backend leaves parameter checks to the upstream
             validate(plan.kind, body)
-        self.admit(call, model_required=True)
+        self.admit(call, model_required=True, body=body)
         if front is not None:
             if self.routing is None and self.backend.native_front(front.name, plan.model):
                 return self.relay_native(call, front, body, count_only)
@@ -155,16 +155,16 @@ class Gateway:
         obj = front.count_answer(count_request_tokens(chat))
         return self.answers.whole(call, obj, self.fronts.headers(call, [("Content-Type", "application/json")]))
 
-    def admit(self, call: Call, model_required: bool = False) -> None:
+    def admit(self, call: Call, model_required: bool = False, body: dict[str, Any] | None = None) -> None:
         """key_limits: count an API call against the budget of the client key it presented (429 over it); a
         team key: its model globs (`model_required`: an API request, which must name a model for them), rate
-        limits and budget."""
+        limits and budget, with a reservation read from `body` (teamkeys/service.py reserve)."""
         req = call.client.request
         if self.limiter is not None:
             self.limiter.admit_call(call, req.presented_keys if req is not None else ())
         team_key = req.team_key if req is not None else None
         if team_key is not None and self.team_keys is not None:
-            self.team_keys.admit_call(call, team_key, model_required)
+            self.team_keys.admit_call(call, team_key, model_required, body)
 
     # ---------------------------------------------------------------- one deployment
     def run(self, call: Call) -> Answer:

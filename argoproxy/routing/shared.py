@@ -42,6 +42,14 @@ class SharedCells:
             self._map = mmap.mmap(-1, size)
         self.cells = memoryview(self._map).cast("q")
 
+    def close(self) -> None:
+        """Unmap and close (the master reading a dead worker's cells once)."""
+        self.cells.release()
+        self._map.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[memoryview]:
         """Exclusive access across the workers (a no-op for process-private cells)."""

@@ -6,7 +6,8 @@ generated client API key and the token estimator's vocabulary.
 
 - PROMETHEUS_MULTIPROC_DIR: a fresh temporary directory for this run (removed when the master exits), or
   the directory the operator set, emptied of stale *.db files. Workers inherit the variable, so their
-  metrics add up; `child_exit` marks a dead worker so its live gauges (streams in flight) stop counting.
+  metrics add up; `child_exit` marks a dead worker so its live gauges (streams in flight) stop counting, and
+  gives back what its team-key requests held (argoproxy/teamkeys/local_windows.py: release_dead_worker).
 - ENABLE_AUTH without API_KEY_SECRET: one random key, generated here, printed once, and passed to every
   worker in a process-internal environment variable (argoproxy.config.listener.GENERATED_KEY_ENV). Workers that
   Gunicorn restarts later get the same key.
@@ -23,6 +24,7 @@ Reloads (SIGHUP) read the configuration again in the same master: both are then 
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import shutil
 import tempfile
@@ -33,6 +35,7 @@ from argoproxy.edge.auth import announce_key
 from argoproxy.routing.shared import prepare_shared_dir, remove_shared_dir
 from argoproxy.config.settings import Settings
 
+log = logging.getLogger("cot_proxy")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable (argoproxy.observe.metrics reads it too)
 # The pid of the master that created the metrics directory (so a re-exec'd master makes its own).
 OWNER_ENV = "COT_PROXY_METRICS_DIR_OWNER"
@@ -115,6 +118,15 @@ def child_exit(server, worker) -> None:
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
         multiprocess.mark_process_dead(worker.pid)
+    from argoproxy.teamkeys.local_windows import release_dead_worker
+    try:  # a worker killed mid-request never gave back what its team-key requests held (max_parallel, tokens)
+        released = release_dead_worker(worker.pid)
+    except OSError as exc:
+        log.warning("team keys: what worker %s held could not be given back: %s", worker.pid, exc)
+    else:
+        if released:
+            log.warning("team keys: worker %s ended with %d requests in flight; their holds are given back",
+                        worker.pid, released)
 
 
 def on_exit(server) -> None:

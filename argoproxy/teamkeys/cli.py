@@ -1,9 +1,9 @@
 """`cot-proxy keys ...` (also `python cot_proxy.py keys ...` and `./run_app.sh keys ...`): team keys in the
 store the running proxy reads, so a change takes effect without a restart.
 
-    keys create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--expires DATE]
+    keys create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--max-parallel N] [--expires DATE]
     keys list
-    keys update NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--expires DATE]
+    keys update NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--max-parallel N] [--expires DATE]
     keys revoke NAME
     keys usage [--since YYYY-MM-DD] [--csv]
 """
@@ -34,6 +34,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     create.add_argument("--rpm", help="requests per minute")
     create.add_argument("--tpm", help="tokens per minute")
     create.add_argument("--budget", help="tokens per period: TOKENS/hour, /day, /week or /month (UTC calendar)")
+    create.add_argument("--max-parallel", help="requests in flight at once (429 beyond)")
     create.add_argument("--expires", help="YYYY-MM-DD (end of that day, UTC) or an ISO date-time")
     commands.add_parser("list", help="the keys, their limits and state (never the keys themselves)")
     update = commands.add_parser("update", help="change an active key's models or limits, keeping the key and "
@@ -43,6 +44,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     update.add_argument("--rpm", help="requests per minute (0: no limit)")
     update.add_argument("--tpm", help="tokens per minute (0: no limit)")
     update.add_argument("--budget", help="TOKENS/hour, /day, /week or /month (none: no budget)")
+    update.add_argument("--max-parallel", help="requests in flight at once (0: no cap)")
     update.add_argument("--expires", help="YYYY-MM-DD or an ISO date-time (never: no expiry)")
     revoke = commands.add_parser("revoke", help="refuse a key from now on (every worker within a second)")
     revoke.add_argument("name")
@@ -97,7 +99,8 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
                        parse_count(args.rpm, "--rpm") if args.rpm else 0,
                        parse_count(args.tpm, "--tpm") if args.tpm else 0,
                        parse_budget(args.budget) if args.budget else None,
-                       parse_expires(args.expires) if args.expires else 0.0, time.time())
+                       parse_expires(args.expires) if args.expires else 0.0, time.time(),
+                       max_parallel=parse_count(args.max_parallel, "--max-parallel") if args.max_parallel else 0)
     try:
         store.create(record)
     except KeyExists as exc:
@@ -110,12 +113,12 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
 
 
 def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
-    rows: list[tuple[str, ...]] = [("NAME", "KEY", "MODELS", "RPM", "TPM", "BUDGET", "EXPIRES", "STATE")]
+    rows: list[tuple[str, ...]] = [("NAME", "KEY", "MODELS", "RPM", "TPM", "BUDGET", "PARALLEL", "EXPIRES", "STATE")]
     now = time.time()
     for r in store.records():
         state = "revoked" if r.revoked else "expired" if r.expires and r.expires <= now else "active"
         rows.append((r.name, r.prefix + "...", ",".join(r.models) or "*", str(r.rpm or "-"), str(r.tpm or "-"),
-                     str(r.budget or "-"), _day(r.expires) if r.expires else "-", state))
+                     str(r.budget or "-"), str(r.max_parallel or "-"), _day(r.expires) if r.expires else "-", state))
     _table(rows)
     return 0
 
@@ -123,7 +126,7 @@ def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
 def update(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     changes = _changes(args)
     if not changes:
-        raise ValueError("nothing to change: give --models, --rpm, --tpm, --budget or --expires")
+        raise ValueError("nothing to change: give --models, --rpm, --tpm, --budget, --max-parallel or --expires")
     if not store.update(args.name, changes):
         raise ValueError(f"no active key named {args.name!r}")
     said = ", ".join(f"{name} {_shown(value)}" for name, value in changes.items())
@@ -139,10 +142,10 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         if not models and args.models.strip() != "*":  # an empty variable would open the key to every model
             raise ValueError("--models needs globs ('*': whatever ALLOWED_MODELS allows)")
         changes["models"] = models
-    for field in ("rpm", "tpm"):
+    for field in ("rpm", "tpm", "max_parallel"):
         value = getattr(args, field)
         if value is not None:
-            changes[field] = 0 if value == "0" else parse_count(value, f"--{field}")
+            changes[field] = 0 if value == "0" else parse_count(value, f"--{field.replace('_', '-')}")
     if args.budget is not None:
         changes["budget"] = None if args.budget.lower() == "none" else parse_budget(args.budget)
     if args.expires is not None:

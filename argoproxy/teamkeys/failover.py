@@ -24,6 +24,7 @@ from argoproxy.teamkeys import windows
 log = logging.getLogger("cot_proxy")
 
 RETRY_SECONDS = 1.0
+LOCAL = "local"  # a hold made in this worker's own windows while Redis was away
 PENDING_MAX = 100_000  # usage records kept for Redis's return; older ones are dropped (and said so)
 
 
@@ -64,16 +65,53 @@ class FailoverStore:
             state = self._local.setdefault(record.name, list(windows.NEW_STATE))
             return windows.admit(state, record.rpm, record.tpm, record.budget, now)
 
+    def reserve(self, record: Any, now: float, tokens: int) -> tuple[float, str, str]:
+        """admit, holding `tokens` and one request in flight while it runs; and where ("local": this worker's own
+        windows, Redis being away; else this worker's holder name in Redis)."""
+        try:
+            waiting, by = self._primary("admit", record, now, tokens)
+            held = record.tpm or record.budget is not None or record.max_parallel  # else admitted from leases
+            return waiting, by, self.primary.holder() if held else ""
+        except StoreDown:
+            if self.refuse:
+                raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
+                                 headers={"Retry-After": "1"}) from None
+            state = self._local.setdefault(record.name, list(windows.NEW_STATE))
+            waiting, by = windows.admit(state, record.rpm, record.tpm, record.budget, now, tokens, record.max_parallel)
+            return waiting, by, LOCAL
+
+    def release_hold(self, record: Any, hold: str, reserved: int, tokens: int, now: float,
+                     usage: tuple | None = None) -> bool:
+        """A request reserve admitted ended: its hold given back with its usage written (`usage`: record_usage's
+        arguments); True when that was done (kept for Redis's return when it is away)."""
+        if not hold:
+            return False
+        if hold == LOCAL:
+            state = self._local.get(record.name)
+            if state is not None:
+                windows.settle(state, reserved, 0, record.budget, now)
+            return False  # its usage is recorded as any other (tokens counted locally while Redis is away)
+        if usage is None:
+            usage = (record.name, "-", 0, 0, now, record.budget, 0)
+        self.record_usage(*usage, release=(hold, reserved))
+        return True
+
+    def heartbeat(self) -> None:
+        try:
+            self._primary("heartbeat")
+        except StoreDown:
+            pass  # what this worker holds lapses in HOLD_SECONDS; given back by the writes kept meanwhile
+
     def release_leases(self, expired_only: bool = True) -> None:
         try:
             self._primary("release_leases", expired_only)
         except StoreDown:
             pass  # given back when Redis is back: the reservations slide out of their window meanwhile
 
-    def record_usage(self, *args: Any) -> None:
+    def record_usage(self, *args: Any, release: tuple[str, int] | None = None) -> None:
         op = self._ops.next()  # the same write, however often it is sent: carried out once (redis_store.py)
         try:
-            self._primary("record_usage", *args, op=op)
+            self._primary("record_usage", *args, op=op, **({"release": release} if release else {}))
         except StoreDown:
             name, _, input_tokens, output_tokens, now, budget = args[:6]
             windows.add_tokens(self._local.setdefault(name, list(windows.NEW_STATE)), input_tokens + output_tokens,
@@ -81,7 +119,7 @@ class FailoverStore:
             if len(self._pending) >= PENDING_MAX:
                 self._pending.popleft()
                 self._dropped += 1
-            self._pending.append((args, op))
+            self._pending.append((args, op, release))
 
     def _primary(self, method: str, *args: Any, **kwargs: Any) -> Any:
         if time.monotonic() < self._down_until:
@@ -104,9 +142,9 @@ class FailoverStore:
         with self._replaying:
             while self._pending:
                 record = self._pending.popleft()
-                args, op = record
+                args, op, release = record
                 try:
-                    self.primary.record_usage(*args, op=op)
+                    self.primary.record_usage(*args, op=op, **({"release": release} if release else {}))
                 except BaseException:
                     self._pending.appendleft(record)
                     raise

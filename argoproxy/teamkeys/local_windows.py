@@ -1,16 +1,23 @@
-"""Team keys' rate windows and budget counters for one instance (the SQLite store): in the cells the workers
-share (argoproxy/routing/shared.py), so admitting a request costs an flock, not a database write. Usage still
-goes to SQLite (in batches); a budget's count starts from what SQLite holds for the current period when a
-worker first meets the key (an hourly budget starts again after a restart: usage is stored by day).
+"""Team keys' rate windows, budget counters and holds of requests in flight for one instance (the SQLite store,
+key_limits): in the cells the workers share (argoproxy/routing/shared.py), so admitting a request costs an flock,
+not a database write. Usage still goes to SQLite (in batches); a budget's count starts from what SQLite holds for
+the current period when a worker first meets the key (an hourly budget starts again after a restart: usage is
+stored by day).
 
 Each key has a slot, found by its digest (open addressing): a tag, then the counting state of windows.py.
+
+What a worker's requests in flight hold (tokens reserved, their number) is also written in that worker's own
+ledger (a cells file named by its pid): a worker killed mid-request cannot give its holds back, so the Gunicorn
+master, told of its death (child_exit), takes them off with release_dead_worker. Without the shared directory (a
+bare app, in-process tests) there is one process and no ledger.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
-from argoproxy.routing.shared import SharedCells
+from argoproxy.routing.shared import SHARED_DIR_ENV, SharedCells
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.records import KeyRecord
 
@@ -18,26 +25,45 @@ SLOTS = 4096
 PROBES = 64
 STATE = len(windows.NEW_STATE)
 WIDTH = 1 + STATE  # the tag, then the state
+CELLS_NAME = "team-keys-v2.cells"  # v2: with the holds of requests in flight
+LEDGER_SLOTS = 1024
+LEDGER_WIDTH = 3  # tag, tokens reserved, requests in flight
 
 
 class LocalWindows:
     def __init__(self, used_in_period: Callable[[KeyRecord, float], int], cells: SharedCells | None = None) -> None:
-        self.cells = cells or SharedCells("team-keys.cells", SLOTS * WIDTH)
+        self.cells = cells or SharedCells(CELLS_NAME, SLOTS * WIDTH)
         self.used_in_period = used_in_period  # tokens the store holds for the key's current budget period
+        self._ledger: Ledger | None = None
+        self._ledger_pid = -1
 
-    def admit(self, record: KeyRecord, now: float) -> tuple[float, str] | None:
-        """windows.admit on the key's shared state; None when no slot is free (the caller counts elsewhere)."""
-        return self._update(record, now, lambda state: windows.admit(state, record.rpm, record.tpm, record.budget,
-                                                                     now))
+    def admit(self, record: KeyRecord, now: float, reserve: int = 0) -> tuple[float, str] | None:
+        """windows.admit on the key's shared state, holding `reserve` tokens while the request runs; None when no
+        slot is free (the caller counts elsewhere)."""
+        def admit(state: list, tag: int) -> tuple[float, str]:
+            decision = windows.admit(state, record.rpm, record.tpm, record.budget, now, reserve,
+                                     record.max_parallel)
+            if not decision[1]:
+                self._ledger_add(tag, reserve, 1)
+            return decision
+        return self._update(record, now, admit)
+
+    def settle(self, record: KeyRecord, reserved: int, tokens: int, now: float) -> bool | None:
+        """A request admitted here ended: its hold given back, its tokens counted. None when no slot is free."""
+        def settle(state: list, tag: int) -> bool:
+            windows.settle(state, reserved, tokens, record.budget, now)
+            self._ledger_add(tag, -reserved, -1)
+            return True
+        return self._update(record, now, settle)
 
     def add_tokens(self, record: KeyRecord, tokens: int, now: float) -> bool | None:
         """None when no slot is free (the caller counts elsewhere)."""
-        def add(state: list) -> bool:
+        def add(state: list, tag: int) -> bool:
             windows.add_tokens(state, tokens, record.budget, now)
             return True
         return self._update(record, now, add)
 
-    def _update(self, record: KeyRecord, now: float, change: Callable[[list], Any]) -> Any:
+    def _update(self, record: KeyRecord, now: float, change: Callable[[list, int], Any]) -> Any:
         tag = int(record.digest[:15], 16) or 1
         with self.cells.lock() as c:
             base = self._slot(c, tag)
@@ -56,11 +82,20 @@ class LocalWindows:
                 return None
             if c[base] == tag:
                 state = list(c[base + 1:base + WIDTH])  # another worker may have counted meanwhile
-            result = change(state)
+            result = change(state, tag)
             c[base] = tag
             for i, value in enumerate(state, base + 1):  # a memoryview of int64 cells takes one at a time
                 c[i] = int(value)
             return result
+
+    def _ledger_add(self, tag: int, tokens: int, requests: int) -> None:
+        if not self.cells.path:
+            return
+        if self._ledger_pid != os.getpid():  # made in the worker (after the fork), named by its pid
+            self._ledger_pid = os.getpid()
+            self._ledger = Ledger(os.path.dirname(self.cells.path), self._ledger_pid)
+        assert self._ledger is not None
+        self._ledger.add(tag, tokens, requests)
 
     @staticmethod
     def _slot(c: Any, tag: int) -> int | None:
@@ -70,3 +105,58 @@ class LocalWindows:
             if c[base] in (tag, 0):
                 return base
         return None
+
+
+class Ledger:
+    """One worker's holds, by key tag: written by the worker only, read by the master once the worker is gone."""
+
+    def __init__(self, directory: str, pid: int) -> None:
+        self.cells = SharedCells(f"team-keys-ledger-{pid}.cells", LEDGER_SLOTS * LEDGER_WIDTH, directory)
+
+    def add(self, tag: int, tokens: int, requests: int) -> None:
+        c = self.cells.cells
+        start = tag % LEDGER_SLOTS
+        for probe in range(LEDGER_SLOTS):
+            base = ((start + probe) % LEDGER_SLOTS) * LEDGER_WIDTH
+            if c[base] in (tag, 0):
+                c[base] = tag
+                c[base + 1] += tokens
+                c[base + 2] += requests
+                return
+        # a full ledger (1,024 keys in flight in one worker): this hold is not recorded; it is given back when
+        # the request ends as usual, only a killed worker's would stay
+
+
+def release_dead_worker(pid: int, directory: str | None = None) -> int:
+    """In the Gunicorn master when a worker exited: take the holds its requests in flight still had off the shared
+    windows (a killed worker never gave them back); returns how many requests' holds were taken off."""
+    directory = directory or os.environ.get(SHARED_DIR_ENV) or ""
+    ledger_path = os.path.join(directory, f"team-keys-ledger-{pid}.cells")
+    if not directory or not os.path.exists(ledger_path):
+        return 0
+    ledger_cells = Ledger(directory, pid).cells
+    ledger = ledger_cells.cells
+    cells = SharedCells(CELLS_NAME, SLOTS * WIDTH, directory)
+    try:
+        released = _take_off(cells, ledger)
+    finally:
+        ledger_cells.close()
+        cells.close()
+    os.unlink(ledger_path)
+    return released
+
+
+def _take_off(cells: SharedCells, ledger: Any) -> int:
+    released = 0
+    with cells.lock() as c:
+        for i in range(LEDGER_SLOTS):
+            tag, tokens, requests = ledger[i * LEDGER_WIDTH:(i + 1) * LEDGER_WIDTH]
+            if not tag or (not tokens and not requests):
+                continue
+            base = LocalWindows._slot(c, tag)
+            if base is None or c[base] != tag:
+                continue
+            c[base + 1 + windows.RESERVED] = max(0, c[base + 1 + windows.RESERVED] - tokens)
+            c[base + 1 + windows.IN_FLIGHT] = max(0, c[base + 1 + windows.IN_FLIGHT] - requests)
+            released += requests
+    return released

@@ -37,6 +37,7 @@ class KeyRecord:
     expires: float = 0.0  # epoch seconds; 0: never
     created: float = 0.0
     revoked: float = 0.0  # epoch seconds; 0: active
+    max_parallel: int = 0  # requests in flight at once; 0: no cap
 
     def refusal(self, now: float) -> str | None:
         """Why this key is not accepted now, or None."""

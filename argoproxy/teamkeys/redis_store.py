@@ -15,7 +15,10 @@ after the next one), bud:<name>:<period start> (tokens used in a budget period),
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
+import os
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -29,7 +32,7 @@ from argoproxy.teamkeys.store import KeyExists, usage_day
 PREFIX = "cot_proxy:"
 SEP = "\x1f"
 RECORD_FIELDS = ("name", "digest", "prefix", "models", "rpm", "tpm", "budget_tokens", "budget_period", "expires",
-                 "created", "revoked")
+                 "created", "revoked", "max_parallel")
 # Leases: a round trip to Redis costs more CPU than the rest of a request's admission (redis-py: 70 us for a
 # PING), so a worker far from a key's limits reserves several requests at once and admits them locally. A
 # lease takes at most 1/LEASE_SHARE of the room each limit still has (a key with fewer than 32 requests free
@@ -65,6 +68,9 @@ class RedisKeyStore:
         self._leases: dict[str, Lease] = {}
         self._lease_lock = threading.Lock()
         self._once = self.redis.register_script(RECORD_ONCE)
+        self._held_admit = self.redis.register_script(HELD_ADMIT)
+        self._holder_pid, self._holder = -1, ""
+        self._held = False  # this worker holds something: its heartbeat keeps it
 
     def available(self) -> bool:
         return True
@@ -125,11 +131,15 @@ class RedisKeyStore:
         return sorted((r for r in found if r is not None), key=lambda r: r.name)
 
     # ------------------------------------------------------------ counting
-    def admit(self, record: KeyRecord, now: float) -> tuple[float, str]:
-        """Count one request if rpm, tpm and the budget allow it now: (0, ""); else (seconds to wait, what is
-        exhausted) and nothing counted. From this worker's lease when it holds one; else one round trip (the
-        request counted first, the other counters read in the same pipeline), a second to take a request
-        back when refused or to reserve a lease."""
+    def admit(self, record: KeyRecord, now: float, reserve: int = 0) -> tuple[float, str]:
+        """Count one request if rpm, tpm, the budget and max_parallel allow it now: (0, ""); else (seconds to wait,
+        what is exhausted) and nothing counted. A key with token limits or a cap on requests in flight: one
+        atomic script (HELD_ADMIT) that also holds `reserve` tokens and one request in flight for this worker
+        until settle gives them back. A key with only rpm: from this worker's lease when it holds one; else one
+        round trip (the request counted first, the other counters read in the same pipeline), a second to take
+        a request back when refused or to reserve a lease."""
+        if record.tpm or record.budget is not None or record.max_parallel:
+            return self._admit_held(record, now, reserve)
         window = int(now // windows.WINDOW)
         with self._lease_lock:
             lease = self._leases.get(record.name)
@@ -176,6 +186,40 @@ class RedisKeyStore:
         if held is not None and held.left:  # a lease of an earlier window, replaced: what it left goes back
             self.redis.decrby(_req_key(record.name, held.window), held.left)
 
+    def _admit_held(self, record: KeyRecord, now: float, reserve: int) -> tuple[float, str]:
+        window = int(now // windows.WINDOW)
+        elapsed = now - window * windows.WINDOW
+        name, holders = record.name, PREFIX + "holders"
+        budget_key = _budget_key(name, record.budget, now) if record.budget is not None else ""
+        got = self._held_admit(
+            keys=[_req_key(name, window), _req_key(name, window - 1), _tok_key(name, window), _tok_key(name, window - 1),
+                  budget_key, _held_key(name), _flight_key(name), holders],
+            args=[record.rpm, record.tpm, record.budget.tokens if record.budget is not None else 0, record.max_parallel,
+                  repr(elapsed), reserve, self.holder(), int(now * 1000), int((now + HOLD_SECONDS) * 1000),
+                  WINDOW_TTL, HELD_TTL])
+        if got[0] == 1:
+            self._held = True
+            return 0.0, ""
+        req, prev_req, tok, prev_tok, used, held, in_flight = (int(v) for v in got[1:])
+        counts = Counts(req + 1, prev_req, tok, prev_tok, used, elapsed, held, in_flight)
+        waiting, by = _refusal(record, counts, now)
+        return (waiting, by) if by else (windows.HELD_WAIT, "requests")  # the script's floats are Lua's
+
+    def holder(self) -> str:
+        """This worker's name for what it holds in Redis (drawn again in a forked worker)."""
+        if self._holder_pid != os.getpid():
+            self._holder_pid, self._holder = os.getpid(), secrets.token_hex(8)
+        return self._holder
+
+    def heartbeat(self) -> None:
+        """This worker is alive: what it holds stays held HOLD_SECONDS more (a killed worker's holds lapse then)."""
+        if self._held:
+            now = time.time()
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zadd(PREFIX + "holders", {self.holder(): int((now + HOLD_SECONDS) * 1000)})
+            pipe.zremrangebyscore(PREFIX + "holders", "-inf", int((now - 3600) * 1000))
+            pipe.execute()
+
     def release_leases(self, expired_only: bool = True) -> None:
         """Give back what leases left unused (expired ones, or all: a worker stopping)."""
         now = time.monotonic()
@@ -191,7 +235,8 @@ class RedisKeyStore:
             pipe.execute()
 
     def record_usage(self, name: str, model: str, input_tokens: int, output_tokens: int, now: float,
-                     budget: Budget | None, requests: int = 1, op: tuple[str, int] | None = None) -> None:
+                     budget: Budget | None, requests: int = 1, op: tuple[str, int] | None = None,
+                     release: tuple[str, int] | None = None) -> None:
         """An answer's tokens in the minute window, the budget period and the daily usage: one round trip of
         increments, each atomic on its own (a replay after an outage adds, it cannot overwrite). With `op` (a
         writer's token and the write's number), written at most once however often it is sent: a write that
@@ -200,12 +245,15 @@ class RedisKeyStore:
         tokens = input_tokens + output_tokens
         field = SEP.join((usage_day(now), name, model))
         tok = _tok_key(name, int(now // windows.WINDOW))
+        if release is not None and op is None:  # the hold is given back once, however often this is sent
+            op = (self.holder(), next(_DIRECT_WRITES))
         if op is not None:
             bud, kept_until = (_budget_key(name, budget, now),
                                int(windows.period_bounds(budget.period, now)[1]) + 86400) if budget is not None else ("", 0)
-            self._once(keys=[PREFIX + "ops:" + op[0], tok, bud, PREFIX + "usage"],
+            holder, reserved = release if release is not None else ("", 0)
+            self._once(keys=[PREFIX + "ops:" + op[0], tok, bud, PREFIX + "usage", _held_key(name), _flight_key(name)],
                        args=[op[1], OPS_KEPT, OPS_TTL, tokens, WINDOW_TTL, kept_until, field + SEP, requests,
-                             input_tokens, output_tokens])
+                             input_tokens, output_tokens, holder, reserved])
             return
         pipe = self.redis.pipeline(transaction=False)
         pipe.incrby(tok, tokens)
@@ -239,6 +287,8 @@ class Counts:
     prev_tokens: int
     budget_used: int
     elapsed: float
+    held: int = 0  # tokens reserved by requests in flight (every live worker's)
+    in_flight: int = 0
 
     def recent(self, current: float, previous: float) -> float:
         """The sliding-window estimate (windows.py): the current count and what still counts of the previous."""
@@ -248,11 +298,17 @@ class Counts:
 def _refusal(record: KeyRecord, c: Counts, now: float) -> tuple[float, str]:
     """(seconds to wait, "requests", "tokens" or "budget") when a limit refuses the request, (0.0, "") when
     none does: windows.over_limits' arithmetic on the counters."""
+    by_tokens = windows.wait(c.tokens + c.held, c.prev_tokens, record.tpm - 1, c.elapsed) if record.tpm else 0.0
+    if by_tokens > 0 and c.held and windows.wait(c.tokens, c.prev_tokens, record.tpm - 1, c.elapsed) <= 0:
+        by_tokens = windows.HELD_WAIT  # held by requests in flight: it frees as they end
     waits = [(windows.wait(c.requests - 1, c.prev_requests, record.rpm - 1, c.elapsed) if record.rpm else 0.0,
-              "requests"),
-             (windows.wait(c.tokens, c.prev_tokens, record.tpm - 1, c.elapsed) if record.tpm else 0.0, "tokens")]
+              "requests"), (by_tokens, "tokens")]
     if record.budget is not None and c.budget_used >= record.budget.tokens:
         waits.append((windows.period_bounds(record.budget.period, now)[1] - now, "budget"))
+    elif record.budget is not None and c.budget_used + c.held >= record.budget.tokens:
+        waits.append((windows.HELD_WAIT, "budget"))
+    if record.max_parallel and c.in_flight >= record.max_parallel:
+        waits.append((windows.HELD_WAIT, "parallel"))
     waiting, by = max(waits)
     return (waiting, by) if waiting > 0 else (0.0, "")
 
@@ -293,9 +349,63 @@ end
 redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'requests', ARGV[8])
 redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'input', ARGV[9])
 redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'output', ARGV[10])
+if ARGV[11] ~= '' then
+  local held = tonumber(redis.call('HGET', KEYS[5], ARGV[11]) or '0') - tonumber(ARGV[12])
+  if held > 0 then redis.call('HSET', KEYS[5], ARGV[11], held) else redis.call('HDEL', KEYS[5], ARGV[11]) end
+  local flying = tonumber(redis.call('HGET', KEYS[6], ARGV[11]) or '0') - 1
+  if flying > 0 then redis.call('HSET', KEYS[6], ARGV[11], flying) else redis.call('HDEL', KEYS[6], ARGV[11]) end
+end
 return 1
 """
+# Admission of a key with token limits or a cap on requests in flight, in one atomic step: what live workers hold
+# (held:NAME and flight:NAME, per holder; a holder whose heartbeat in `holders` lapsed is dropped) counts as used;
+# admitted, the request is counted and this worker holds its reservation and one request in flight. Returns {1}
+# admitted, else {0, requests, previous requests, tokens, previous tokens, budget used, held, in flight}.
+HELD_ADMIT = """
+local now = tonumber(ARGV[8])
+local held, flying = 0, 0
+for k = 6, 7 do
+  local entries = redis.call('HGETALL', KEYS[k])
+  for i = 1, #entries, 2 do
+    local alive = redis.call('ZSCORE', KEYS[8], entries[i])
+    if (not alive) or tonumber(alive) < now then
+      redis.call('HDEL', KEYS[k], entries[i])
+    elseif k == 6 then held = held + tonumber(entries[i + 1]) else flying = flying + tonumber(entries[i + 1]) end
+  end
+end
+local keep = 1 - tonumber(ARGV[5]) / 60
+local req = tonumber(redis.call('GET', KEYS[1]) or '0')
+local prev_req = tonumber(redis.call('GET', KEYS[2]) or '0')
+local tok = tonumber(redis.call('GET', KEYS[3]) or '0')
+local prev_tok = tonumber(redis.call('GET', KEYS[4]) or '0')
+local used = 0
+if KEYS[5] ~= '' then used = tonumber(redis.call('GET', KEYS[5]) or '0') end
+local rpm, tpm, budget, most = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if (rpm > 0 and req + prev_req * keep > rpm - 1) or (tpm > 0 and tok + held + prev_tok * keep > tpm - 1)
+   or (budget > 0 and used + held >= budget) or (most > 0 and flying >= most) then
+  return {0, req, prev_req, tok, prev_tok, used, held, flying}
+end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[10])
+redis.call('HINCRBY', KEYS[6], ARGV[7], ARGV[6])
+redis.call('HINCRBY', KEYS[7], ARGV[7], 1)
+redis.call('EXPIRE', KEYS[6], ARGV[11])
+redis.call('EXPIRE', KEYS[7], ARGV[11])
+redis.call('ZADD', KEYS[8], ARGV[9], ARGV[7])
+return {1}
+"""
+HOLD_SECONDS = 10.0  # a worker's holds lapse this long after its last heartbeat (every FLUSH_SECONDS while alive)
+HELD_TTL = 86400  # held:NAME and flight:NAME go when no request of the key was admitted for a day
+_DIRECT_WRITES = itertools.count(1)
 
+
+
+def _held_key(name: str) -> str:
+    return f"{PREFIX}held:{name}"
+
+
+def _flight_key(name: str) -> str:
+    return f"{PREFIX}flight:{name}"
 
 
 def _req_key(name: str, window: int) -> str:
@@ -320,7 +430,7 @@ def _fields_of(r: KeyRecord) -> dict[str, str]:
     return {"name": r.name, "digest": r.digest, "prefix": r.prefix, "models": ",".join(r.models),
             "rpm": str(r.rpm), "tpm": str(r.tpm), "budget_tokens": str(r.budget.tokens if r.budget else 0),
             "budget_period": r.budget.period if r.budget else "", "expires": repr(r.expires),
-            "created": repr(r.created), "revoked": repr(r.revoked)}
+            "created": repr(r.created), "revoked": repr(r.revoked), "max_parallel": str(r.max_parallel)}
 
 
 def _record_of(f: dict[str, str]) -> KeyRecord:
@@ -328,4 +438,5 @@ def _record_of(f: dict[str, str]) -> KeyRecord:
     return KeyRecord(f["name"], f["digest"], f["prefix"], tuple(m for m in f.get("models", "").split(",") if m),
                      int(f.get("rpm") or 0), int(f.get("tpm") or 0),
                      Budget(tokens, f.get("budget_period", "day")) if tokens else None,
-                     float(f.get("expires") or 0), float(f.get("created") or 0), float(f.get("revoked") or 0))
+                     float(f.get("expires") or 0), float(f.get("created") or 0), float(f.get("revoked") or 0),
+                     int(f.get("max_parallel") or 0))

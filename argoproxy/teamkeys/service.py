@@ -17,6 +17,7 @@ import math
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from argoproxy.errors import ProxyError
@@ -105,46 +106,98 @@ class TeamKeys:
     def refusal(self, record: KeyRecord) -> str | None:
         return record.refusal(self.clock())
 
-    def admit_call(self, call: Call, record: KeyRecord, model_required: bool = False) -> None:
+    def admit_call(self, call: Call, record: KeyRecord, model_required: bool = False,
+                   body: dict[str, Any] | None = None) -> None:
         """The key's model globs (on the model the request names; an API request must name one, or the upstream's
-        default would serve it), then its limits; 429 over them."""
+        default would serve it), then its limits (reserve); 429 over them."""
         model = call.plan.model
         call.plan.key_name = record.name  # a refusal below is this key's too
         if record.models and (model is not None or model_required) and not model_allowed(record.models, model):
             raise key_model_refused(model)
-        if not (record.rpm or record.tpm or record.budget):
-            call.plan.team_key = record  # nothing to count before the answer: no store write
-            return
-        waiting, by = self.store.admit(record, self.clock())
-        if by:
-            seconds = max(1, math.ceil(waiting))
-            what = WHAT[by].format(rpm=record.rpm, tpm=record.tpm, budget=record.budget)
-            raise ProxyError(429, f"This API key is over its budget of {what}; retry in {seconds} s.",
-                             code="rate_limit_exceeded", headers={"Retry-After": str(seconds)})
+        call.plan.key_lease = self.reserve(call, record, body)
         call.plan.team_key = record  # admitted: its usage is counted when the answer ends
 
+    def reserve(self, call: Call, record: KeyRecord, body: dict[str, Any] | None = None) -> Lease | None:
+        """Admit the call against the key's rpm, tpm, budget and max_parallel, holding its reservation (its counted
+        input plus the most it may answer) and one request in flight until settle or release; None for a key
+        without limits (nothing to hold, no store write). 429 over a limit, in the door's shape."""
+        if not (record.rpm or record.tpm or record.budget or record.max_parallel):
+            return None
+        tokens = reservation(body) if record.tpm or record.budget is not None else 0
+        waiting, by, hold = self.store.reserve(record, self.clock(), tokens)
+        if by:
+            seconds = max(1, math.ceil(waiting))
+            if by == "parallel":
+                message = (f"This API key has {record.max_parallel} requests in flight, its most at once; retry "
+                           f"when one ends.")
+            else:
+                what = WHAT[by].format(rpm=record.rpm, tpm=record.tpm, budget=record.budget)
+                message = f"This API key is over its budget of {what}; retry in {seconds} s."
+            raise ProxyError(429, message, code="rate_limit_exceeded", headers={"Retry-After": str(seconds)})
+        if self._flusher is None:
+            self._start_flusher()  # its heartbeat keeps what this worker holds in Redis
+        return Lease(record, tokens, hold)
+
+    def settle(self, lease: Lease, prompt: int, completion: int, model: str = "-") -> bool:
+        """The call ended having used prompt + completion tokens: its hold given back, its tokens counted where
+        admission reads them. True when its usage row was written with it (Redis); False: record it as usual."""
+        if lease.done:
+            return True
+        lease.done = True
+        now = self.clock()
+        record = lease.record
+        try:
+            if isinstance(self.store, FailoverStore):
+                return self.store.release_hold(record, lease.hold, lease.tokens, prompt + completion, now,
+                                               (record.name, model, prompt, completion, now, record.budget, 1))
+            if self.store.release_hold(record, lease.hold, lease.tokens, prompt + completion, now):
+                self._queue(record.name, model, prompt, completion, now, record.budget, True)
+                return True
+        except Exception:  # noqa: BLE001 - counting must never end the worker
+            log.exception("team keys: the hold of key %s not given back", record.name)
+        return False
+
+    def release(self, lease: Lease) -> None:
+        """The call ends before any answer (refused after its admission): its hold given back, nothing used."""
+        if lease.done:
+            return
+        lease.done = True
+        record, now = lease.record, self.clock()
+        try:
+            self.store.release_hold(record, lease.hold, lease.tokens, 0, now)
+        except Exception:  # noqa: BLE001
+            log.exception("team keys: the hold of key %s not given back", record.name)
+
     def observe(self, call: Call) -> None:
-        """Observer: an admitted call's tokens (its usage) count against its key, by model and day. A key with
-        token limits has them counted where admission reads them as the answer ends, so the next request sees
-        them (counted later, a client sending back to back got its budget many times over): in the workers'
-        shared cells (SQLite), or written at once (Redis: a socket, which lets the worker's other requests run).
-        Usage rows are written in batches (at most FLUSH_SECONDS late), not by the request: a database write
-        per answer cost more than the rest of the request, and SQLite's wait for its lock stops a gevent
-        worker."""
+        """Observer: an admitted call's tokens (its usage; an estimate when the upstream sent none) count against
+        its key, by model and day, and what its admission held is given back (every ending passes here: done,
+        error, client gone). A key with token limits has them counted where admission reads them as the answer
+        ends, so the next request sees them: in the workers' shared cells (SQLite), or written at once (Redis: a
+        socket, which lets the worker's other requests run). Usage rows are written in batches (at most
+        FLUSH_SECONDS late), not by the request: a database write per answer cost more than the rest of the
+        request, and SQLite's wait for its lock stops a gevent worker."""
         record = call.plan.team_key
         if record is None:
             return
         prompt, completion = answer_tokens(call)
         model = call.plan.model if isinstance(call.plan.model, str) else "-"
+        model = model[:200]
+        lease = call.plan.key_lease
+        if isinstance(lease, Lease) and self.settle(lease, prompt, completion, model):
+            return
         now = self.clock()
         counted = False
         if record.tpm or record.budget is not None:
             counted = self._count_now(record, prompt + completion, now)
             if not counted:
-                self._write(record.name, model[:200], prompt, completion, now, record.budget, 1)
+                self._write(record.name, model, prompt, completion, now, record.budget, 1)
                 return
+        self._queue(record.name, model, prompt, completion, now, record.budget, counted)
+
+    def _queue(self, name: str, model: str, prompt: int, completion: int, now: float, budget: Any,
+               counted: bool) -> None:
         with self._pending_lock:
-            self._pending.append((record.name, model[:200], prompt, completion, now, record.budget, counted))
+            self._pending.append((name, model, prompt, completion, now, budget, counted))
             due = len(self._pending) >= FLUSH_MAX
         if self._flusher is None:
             self._start_flusher()
@@ -152,9 +205,10 @@ class TeamKeys:
             self.flush()
 
     def flush(self) -> None:
-        """The pending answers, summed by key and model: one store write per pair; and what expired leases left
-        unused, given back."""
+        """The pending answers, summed by key and model: one store write per pair; what expired leases left
+        unused, given back; and this worker's heartbeat (what it holds in Redis stays held)."""
         try:
+            self.store.heartbeat()
             self.store.release_leases()
         except Exception:  # noqa: BLE001 - counting must never end the worker
             log.exception("team keys: unused leases not given back")
@@ -201,6 +255,33 @@ class TeamKeys:
         self._flusher.start()
         atexit.register(self.flush)  # a worker stopping gracefully writes what it counted
         atexit.register(self.store.release_leases, False)  # and gives back what it reserved
+
+
+DEFAULT_ANSWER_TOKENS = 4096  # reserved for the answer of a request that sets no max_tokens (docs/teams.md)
+ANSWER_LIMITS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+
+
+@dataclass
+class Lease:
+    """What a call's admission holds until it ends: `tokens` reserved and one request in flight, for `record`."""
+    record: KeyRecord
+    tokens: int
+    hold: str  # where the store keeps it (its own name)
+    done: bool = False
+
+
+def reservation(body: dict[str, Any] | None) -> int:
+    """A request's reservation: its counted input plus the most it may answer (max_tokens, max_completion_tokens
+    or max_output_tokens; DEFAULT_ANSWER_TOKENS when it sets none)."""
+    if not isinstance(body, dict):
+        return DEFAULT_ANSWER_TOKENS
+    answer = next((v for v in map(body.get, ANSWER_LIMITS) if isinstance(v, int) and not isinstance(v, bool)
+                   and v > 0), DEFAULT_ANSWER_TOKENS)
+    try:
+        counted = prompt_tokens(body)
+    except Exception:  # noqa: BLE001 - a body the counter cannot read: its size stands in
+        counted = 0
+    return counted + min(answer, 2**40)
 
 
 def answer_tokens(call: Call) -> tuple[int, int]:

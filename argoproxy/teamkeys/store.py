@@ -27,7 +27,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
     name TEXT PRIMARY KEY, digest TEXT UNIQUE NOT NULL, prefix TEXT NOT NULL, models TEXT NOT NULL,
     rpm INTEGER NOT NULL, tpm INTEGER NOT NULL, budget_tokens INTEGER NOT NULL, budget_period TEXT NOT NULL,
-    expires REAL NOT NULL, created REAL NOT NULL, revoked REAL NOT NULL);
+    expires REAL NOT NULL, created REAL NOT NULL, revoked REAL NOT NULL, max_parallel INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS windows (
     name TEXT PRIMARY KEY, start INTEGER NOT NULL, req INTEGER NOT NULL, prev_req INTEGER NOT NULL,
     tok INTEGER NOT NULL, prev_tok INTEGER NOT NULL, budget_start REAL NOT NULL, budget_used INTEGER NOT NULL);
@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS usage (
     name TEXT NOT NULL, model TEXT NOT NULL, day TEXT NOT NULL, requests INTEGER NOT NULL,
     input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, PRIMARY KEY (name, model, day));
 """
-_KEY_COLUMNS = "name, digest, prefix, models, rpm, tpm, budget_tokens, budget_period, expires, created, revoked"
+_KEY_COLUMNS = ("name, digest, prefix, models, rpm, tpm, budget_tokens, budget_period, expires, created, revoked, "
+                "max_parallel")
+_KEY_VALUES = ",".join("?" * 12)
 
 
 class KeyExists(ValueError):
@@ -64,6 +66,9 @@ class SQLiteKeyStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(keys)")}
+            if "max_parallel" not in columns:  # a store made before --max-parallel
+                db.execute("ALTER TABLE keys ADD COLUMN max_parallel INTEGER NOT NULL DEFAULT 0")
             self._db = db
         return self._db
 
@@ -90,7 +95,7 @@ class SQLiteKeyStore:
             if row is not None and not row[0]:
                 raise KeyExists(f"a key named {record.name!r} is active: revoke it first, or choose another name")
             db.execute("DELETE FROM keys WHERE name = ?", (record.name,))
-            db.execute(f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", _row_of(record))
+            db.execute(f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES ({_KEY_VALUES})", _row_of(record))
             db.execute("DELETE FROM windows WHERE name = ?", (record.name,))
 
     def update(self, name: str, changes: dict[str, Any]) -> bool:
@@ -100,8 +105,7 @@ class SQLiteKeyStore:
             if row is None:
                 return False
             record = dataclasses.replace(_record_of(row), **changes)
-            db.execute(f"INSERT OR REPLACE INTO keys ({_KEY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                       _row_of(record))
+            db.execute(f"INSERT OR REPLACE INTO keys ({_KEY_COLUMNS}) VALUES ({_KEY_VALUES})", _row_of(record))
             return True
 
     def revoke(self, name: str, now: float | None = None) -> bool:
@@ -121,11 +125,12 @@ class SQLiteKeyStore:
         return bool(self._read("SELECT 1 FROM keys LIMIT 1"))
 
     # ------------------------------------------------------------ counting
-    def admit(self, record: KeyRecord, now: float) -> tuple[float, str]:
-        """Count one request if the key's limits allow it now: (0, "") then; else (seconds to wait, what is
-        exhausted: "requests", "tokens" or "budget"). In the workers' shared cells (one instance: one host);
-        in the database only when those have no free slot."""
-        decision = self._local_windows().admit(record, now)
+    def admit(self, record: KeyRecord, now: float, reserve: int = 0) -> tuple[float, str]:
+        """Count one request if the key's limits allow it now, holding `reserve` tokens while it runs (settle
+        gives them back): (0, "") then; else (seconds to wait, what is exhausted: "requests", "tokens", "budget"
+        or "parallel"). In the workers' shared cells (one instance: one host); in the database only when those
+        have no free slot (then nothing is held: 4,096 keys met by this instance)."""
+        decision = self._local_windows().admit(record, now, reserve)
         if decision is not None:
             return decision
         with self._write() as db:
@@ -134,10 +139,29 @@ class SQLiteKeyStore:
             self._save(db, record.name, state)
         return decision
 
+    def reserve(self, record: KeyRecord, now: float, tokens: int) -> tuple[float, str, str]:
+        """admit, holding `tokens` for the request while it runs; and where the hold is ("cells"; "": none)."""
+        decision = self._local_windows().admit(record, now, tokens)
+        if decision is not None:
+            return decision[0], decision[1], "cells"
+        return (*self.admit(record, now), "")
+
+    def release_hold(self, record: KeyRecord, hold: str, reserved: int, tokens: int, now: float) -> bool:
+        """settle a hold reserve made; False when there is none (the tokens are counted by record_usage)."""
+        return hold == "cells" and self.settle(record, reserved, tokens, now)
+
+    def heartbeat(self) -> None:
+        """Nothing: a killed worker's holds are taken off by the master (local_windows.release_dead_worker)."""
+
+    def settle(self, record: KeyRecord, reserved: int, tokens: int, now: float) -> bool:
+        """A request admitted with `reserved` tokens ended having used `tokens`: its hold given back and its tokens
+        counted where admission reads them, at once (the workers' shared cells: an flock, no database write,
+        which would stop a gevent worker while SQLite waits for its lock); False when the key has no cell (then
+        the database windows admit it, written by record_usage)."""
+        return self._local_windows().settle(record, reserved, tokens, now) is not None
+
     def count_now(self, record: KeyRecord, tokens: int, now: float) -> bool:
-        """An answer's tokens in the windows admission reads, at once (the workers' shared cells: an flock, no
-        database write, which would stop a gevent worker while SQLite waits for its lock); False when the key
-        has no cell (then the database windows admit it, written by record_usage)."""
+        """An answer's tokens in the windows admission reads, at once (see settle)."""
         return self._local_windows().add_tokens(record, tokens, now) is not None
 
     def record_usage(self, name: str, model: str, input_tokens: int, output_tokens: int, now: float,
@@ -187,11 +211,11 @@ class SQLiteKeyStore:
     def _window(db: sqlite3.Connection, name: str) -> list:
         row = db.execute("SELECT start, req, prev_req, tok, prev_tok, budget_start, budget_used FROM windows "
                          "WHERE name = ?", (name,)).fetchone()
-        return list(row) if row else list(windows.NEW_STATE)
+        return list(row) + [0, 0] if row else list(windows.NEW_STATE)  # no holds kept in the database
 
     @staticmethod
     def _save(db: sqlite3.Connection, name: str, state: list) -> None:
-        db.execute("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (name, *state))
+        db.execute("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (name, *state[:windows.RESERVED]))
 
 
 def usage_day(now: float) -> str:
@@ -200,10 +224,10 @@ def usage_day(now: float) -> str:
 
 def _row_of(r: KeyRecord) -> tuple:
     return (r.name, r.digest, r.prefix, ",".join(r.models), r.rpm, r.tpm, r.budget.tokens if r.budget else 0,
-            r.budget.period if r.budget else "", r.expires, r.created, r.revoked)
+            r.budget.period if r.budget else "", r.expires, r.created, r.revoked, r.max_parallel)
 
 
 def _record_of(row: tuple) -> KeyRecord:
-    name, digest, prefix, models, rpm, tpm, tokens, period, expires, created, revoked = row
+    name, digest, prefix, models, rpm, tpm, tokens, period, expires, created, revoked, max_parallel = row
     return KeyRecord(name, digest, prefix, tuple(m for m in models.split(",") if m), rpm, tpm,
-                     Budget(tokens, period) if tokens else None, expires, created, revoked)
+                     Budget(tokens, period) if tokens else None, expires, created, revoked, max_parallel)

@@ -44,12 +44,15 @@ def wait(current: int, previous: int, room: int, elapsed: float) -> float:
     return min(WINDOW, (WINDOW - elapsed) + needed * WINDOW)
 
 
-def over_limits(c: MutableSequence | memoryview, base: int, rpm: int, tpm: int, now: float) -> tuple[float, str]:
-    """(seconds to wait, "requests" or "tokens") for one more request under rpm and tpm; (0, "") when it
-    may go now. Rolls the windows to `now` first."""
+def over_limits(c: MutableSequence | memoryview, base: int, rpm: int, tpm: int, now: float,
+                reserved: int = 0) -> tuple[float, str]:
+    """(seconds to wait, "requests" or "tokens") for one more request under rpm and tpm, `reserved` tokens held
+    by the requests in flight counted as used; (0, "") when it may go now. Rolls the windows to `now` first."""
     elapsed = roll(c, base, now)
     by_requests = wait(c[base + REQ], c[base + PREV_REQ], rpm - 1, elapsed) if rpm else 0.0
-    by_tokens = wait(c[base + TOK], c[base + PREV_TOK], tpm - 1, elapsed) if tpm else 0.0
+    by_tokens = wait(c[base + TOK] + reserved, c[base + PREV_TOK], tpm - 1, elapsed) if tpm else 0.0
+    if by_tokens > 0 and reserved and wait(c[base + TOK], c[base + PREV_TOK], tpm - 1, elapsed) <= 0:
+        by_tokens = HELD_WAIT  # room is held by requests in flight: it frees as they end
     if by_requests <= 0 and by_tokens <= 0:
         return 0.0, ""
     return (by_requests, "requests") if by_requests >= by_tokens else (by_tokens, "tokens")
@@ -72,21 +75,38 @@ def period_bounds(period: str, now: float | None = None) -> tuple[float, float]:
     return first.timestamp(), first.timestamp() + days * 86400
 
 
-# A team key's counting state: the five window fields, then its budget's period start and tokens used in it.
-BUDGET_START, BUDGET_USED = FIELDS, FIELDS + 1
-NEW_STATE = (0, 0, 0, 0, 0, 0.0, 0)
+# A team key's counting state: the five window fields, then its budget's period start and tokens used in it, then
+# what its requests in flight hold: tokens reserved (their input and the most they may answer) and their number.
+BUDGET_START, BUDGET_USED, RESERVED, IN_FLIGHT = FIELDS, FIELDS + 1, FIELDS + 2, FIELDS + 3
+NEW_STATE = (0, 0, 0, 0, 0, 0.0, 0, 0, 0)
+HELD_WAIT = 1.0  # Retry-After when only what requests in flight hold refuses one: it frees as they end
 
 
-def admit(state: MutableSequence, rpm: int, tpm: int, budget: Any, now: float) -> tuple[float, str]:
-    """Count one request in `state` if rpm, tpm and the budget allow it now: (0, ""); else (seconds to wait,
-    "requests", "tokens" or "budget") and nothing counted."""
-    waiting, by = over_limits(state, 0, rpm, tpm, now)
-    budget_wait = _budget_wait(state, budget, now)
+def admit(state: MutableSequence, rpm: int, tpm: int, budget: Any, now: float, reserve: int = 0,
+          max_parallel: int = 0) -> tuple[float, str]:
+    """Count one request in `state` if rpm, tpm, the budget and max_parallel allow it now: (0, "") and its
+    reservation held (`reserve` tokens, one request in flight); else (seconds to wait, "requests", "tokens",
+    "budget" or "parallel") and nothing counted. Tokens reserved by requests in flight count as used: parallel
+    requests can pass a limit by at most one reservation (the last one admitted below it)."""
+    waiting, by = over_limits(state, 0, rpm, tpm, now, state[RESERVED])
+    budget_wait = _budget_wait(state, budget, now, state[RESERVED])
     if budget_wait > waiting:
         waiting, by = budget_wait, "budget"
+    if max_parallel and state[IN_FLIGHT] >= max_parallel and HELD_WAIT > waiting:
+        waiting, by = HELD_WAIT, "parallel"
     if not by:
         state[REQ] += 1
+        state[RESERVED] += reserve
+        state[IN_FLIGHT] += 1
     return waiting, by
+
+
+def settle(state: MutableSequence, reserved: int, tokens: int, budget: Any, now: float) -> None:
+    """A request admitted with `reserved` tokens ended having used `tokens`: its hold is given back, its tokens
+    counted."""
+    state[RESERVED] = max(0, state[RESERVED] - reserved)
+    state[IN_FLIGHT] = max(0, state[IN_FLIGHT] - 1)
+    add_tokens(state, tokens, budget, now)
 
 
 def add_tokens(state: MutableSequence, tokens: int, budget: Any, now: float) -> None:
@@ -97,12 +117,14 @@ def add_tokens(state: MutableSequence, tokens: int, budget: Any, now: float) -> 
     state[BUDGET_USED] += tokens
 
 
-def _budget_wait(state: MutableSequence, budget: Any, now: float) -> float:
-    """Seconds until the budget's period ends when it is spent (0 when not); its counter starts again at
-    each new period."""
+def _budget_wait(state: MutableSequence, budget: Any, now: float, reserved: int = 0) -> float:
+    """Seconds until the budget's period ends when it is spent (0 when not); HELD_WAIT when what requests in
+    flight hold fills the rest of it. Its counter starts again at each new period."""
     if budget is None:
         return 0.0
     start, end = period_bounds(budget.period, now)
     if state[BUDGET_START] != start:
         state[BUDGET_START], state[BUDGET_USED] = start, 0
-    return end - now if state[BUDGET_USED] >= budget.tokens else 0.0
+    if state[BUDGET_USED] >= budget.tokens:
+        return end - now
+    return HELD_WAIT if state[BUDGET_USED] + reserved >= budget.tokens else 0.0
