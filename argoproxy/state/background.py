@@ -23,7 +23,7 @@ from argoproxy.fronts.responses import response_object
 from argoproxy.pipeline.call import Call
 from argoproxy.state import chain
 from argoproxy.state.keeper import TERMINAL, Attempt, Keeper
-from argoproxy.state.records import StoredResponse
+from argoproxy.state.records import STALE_SECONDS, StoredResponse, stale_checked
 from argoproxy.turns import under_gevent
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ ResponsesState = Any  # service.py's (which makes the Background): named so, not
 
 log = logging.getLogger("cot_proxy")
 
+HEARTBEAT_SECONDS = 5.0  # a running background response says it lives this often (STALE_SECONDS: 30)
 POLL_SECONDS = 0.1  # how often a client following a run (stream=true, starting_after) reads its events
 FOLLOW_LIMIT = 3600.0  # the longest a follower waits on a run that sends nothing more
 
@@ -63,7 +64,7 @@ class Background:
         return whole_answer(self.state, call, queued)
 
     def check_caps(self, owner: str) -> None:
-        mine, every = self.state.io(self.state.store.live_runs, owner, time.time() - 30.0)
+        mine, every = self.state.io(self.state.store.live_runs, owner, time.time() - STALE_SECONDS)
         if every >= self.settings.responses_background_max:
             raise ProxyError(429, f"{every} background responses are running on this proxy, its bound "
                              "(RESPONSES_BACKGROUND_MAX); try again when one has finished.",
@@ -85,6 +86,8 @@ class Background:
 
     def run(self, call: Call, body: dict[str, Any], keeper: Keeper, attempt: Attempt) -> None:
         answer = None
+        beating = [True]
+        spawn(self.beat, keeper.id, beating)
         try:
             keeper.progress(None)  # in_progress, with a heartbeat
             answer = attempt(call, body, keeper)
@@ -100,11 +103,25 @@ class Background:
             close = getattr(answer.response, "close", None) if answer is not None else None
             if close is not None:
                 close()
+            beating[0] = False
             self.running -= 1
         if keeper.cancelled or keeper.saved is None:
             latest = keeper.saved or (self.state.load(keeper.id) or keeper.record({})).response
             status = "cancelled" if keeper.cancelled else "failed"
             keeper.save({**latest, "status": status})
+
+
+    def beat(self, resp_id: str, beating: list[bool]) -> None:
+        """The run's heartbeat while it lives, whether its upstream sends anything or not (a long prompt read in
+        silence): a run whose heartbeat stops for STALE_SECONDS died with its worker."""
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            if not beating[0]:
+                return
+            try:
+                self.state.io(self.state.store.touch, resp_id, time.time())
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                log.warning("background response %s: heartbeat not written (%s)", resp_id, type(exc).__name__)
 
 
 def failed(keeper: Keeper, message: str, code: str) -> dict[str, Any]:
@@ -141,10 +158,7 @@ def follow(state: ResponsesState, resp_id: str, after: int) -> Iterator[bytes]:
     assert front is not None
     idle_since = time.monotonic()
     while True:
-        rec = state.load(resp_id)
-        if rec is None:
-            return
-        fresh = [e for e in rec.events if e.get("sequence_number", -1) > after]
+        fresh = state.io(state.store.events_after, resp_id, after)
         for event in fresh:
             after = event["sequence_number"]
             yield front.encode_event(event)
@@ -152,12 +166,16 @@ def follow(state: ResponsesState, resp_id: str, after: int) -> Iterator[bytes]:
                 return
         if fresh:
             idle_since = time.monotonic()
-        if rec.status not in ("queued", "in_progress"):
-            if not any(e.get("type") in TERMINAL for e in rec.events):  # cancelled, or failed without events
-                yield front.encode_event({"type": "response." + ("cancelled" if rec.status == "cancelled" else
-                                                                 "failed"), "sequence_number": after + 1,
-                                          "response": rec.response})
+            continue
+        rec = state.load(resp_id)
+        if rec is None:
             return
+        rec = stale_checked(rec)
+        if rec.status not in ("queued", "in_progress"):  # ended without a terminal event of its own
+            if rec.status == "failed":
+                yield front.encode_event({"type": "response.failed", "sequence_number": after + 1,
+                                          "response": rec.response})
+            return  # cancelled: the stream ends there
         if time.monotonic() - idle_since > FOLLOW_LIMIT:
             return
         time.sleep(POLL_SECONDS)  # gevent's under gevent

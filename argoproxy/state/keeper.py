@@ -36,7 +36,8 @@ class Keeper:
         self.state, self.owner, self.history, self.echo = state, owner, history, echo
         self.store, self.background, self.keep_events = store, background, keep_events
         self.id: str = echo["id"]
-        self.kept: list[dict[str, Any]] = []
+        self.pending: list[dict[str, Any]] = []  # a streamed background run's events not written yet
+        self.kept = 0  # events written
         self.flushed = 0.0
         self.cancelled = False
         self.saved: dict[str, Any] | None = None
@@ -53,14 +54,15 @@ class Keeper:
         for event in events:
             kind = event.get("type")
             if self.background:
-                if self.keep_events and len(self.kept) < MAX_EVENTS:
-                    self.kept.append(event)
+                if self.keep_events and self.kept + len(self.pending) < MAX_EVENTS:
+                    self.pending.append(event)
                 if kind not in TERMINAL and self.due():
                     latest = event.get("response") if kind == "response.in_progress" else None
                     if not self.progress(latest):
                         return  # cancelled: the answer stops here (the upstream is closed behind it)
             if kind in TERMINAL:
                 self.save(event["response"])
+                self.write_events()  # after the final object: a follower that reads the end finds it stored
             yield event
 
     # ---------------------------------------------------------------- saving
@@ -74,7 +76,18 @@ class Keeper:
     def record(self, response: dict[str, Any]) -> StoredResponse:
         return StoredResponse(self.id, self.owner, float(response.get("created_at") or time.time()), response,
                               self.history.new, self.history.chain, self.background, self.cancelled,
-                              time.time(), self.kept)
+                              time.time())
+
+    def write_events(self) -> None:
+        if not self.pending:
+            return
+        events, self.pending = self.pending, []
+        try:
+            self.state.io(self.state.store.add_events, self.record({}), events)
+            self.kept += len(events)
+        except StoreFull as err:
+            log.warning("background response %s: its events are no longer kept: %s", self.id, err.message)
+            self.keep_events = False
 
     def progress(self, response: dict[str, Any] | None) -> bool:
         """A background run's events and heartbeat written; False when a cancel was asked."""
@@ -87,6 +100,7 @@ class Keeper:
             self.state.put(self.record(latest))
         except StoreFull as err:
             log.warning("background response %s: %s", self.id, err.message)
+        self.write_events()
         return True
 
     def save(self, response: dict[str, Any], refuse: bool = False) -> None:

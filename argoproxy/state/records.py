@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +48,7 @@ class StoredResponse:
     chain: list[str] = field(default_factory=list)  # the previous responses' ids, oldest first
     background: bool = False
     cancelled: bool = False  # a cancel was asked (a background run stops at its next step)
-    heartbeat: float = 0.0  # a background run's last sign of life
-    events: list[dict[str, Any]] = field(default_factory=list)  # a streamed background run's events
+    heartbeat: float = 0.0  # a background run's last sign of life (its events are kept apart: add_events)
 
     def size(self) -> int:
         """Bytes it counts for against the bounds: its JSON as stored."""
@@ -57,12 +57,12 @@ class StoredResponse:
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "owner": self.owner, "created": self.created, "response": self.response,
                 "input": self.input, "chain": self.chain, "background": self.background,
-                "cancelled": self.cancelled, "heartbeat": self.heartbeat, "events": self.events}
+                "cancelled": self.cancelled, "heartbeat": self.heartbeat}
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> "StoredResponse":
         return cls(data["id"], data["owner"], data["created"], data["response"], data["input"], data["chain"],
-                   data["background"], data["cancelled"], data["heartbeat"], data.get("events") or [])
+                   data["background"], data["cancelled"], data["heartbeat"])
 
     @property
     def status(self) -> str:
@@ -83,6 +83,18 @@ class StoredConversation:
 
     def as_object(self) -> dict[str, Any]:
         return {"id": self.id, "object": "conversation", "created_at": int(self.created), "metadata": self.metadata}
+
+
+STALE_SECONDS = 30.0  # a background run whose worker wrote nothing for this long has died with it
+
+
+def stale_checked(rec: StoredResponse) -> StoredResponse:
+    """A background run whose worker stopped (restarted, killed) reads as failed, not in progress for ever."""
+    if rec.background and rec.status in ("queued", "in_progress") and time.time() - rec.heartbeat > STALE_SECONDS:
+        rec.response = {**rec.response, "status": "failed",
+                        "error": {"code": "server_error", "message": "The proxy worker running this background "
+                                  "response stopped before it finished."}}
+    return rec
 
 
 class StoreFull(ProxyError):

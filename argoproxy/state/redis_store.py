@@ -2,7 +2,7 @@
 continue each other's chains and conversations, and count one bound.
 
 Layout, under PREFIX: resp:<id> (the record's JSON; expires with RESPONSES_RETENTION), cancel:<id> (a cancel
-asked), conv:<id> (the conversation's JSON and owner), items:<conv> (a list of item JSON), item (hash: item id
+asked), beat:<id> (a background run's heartbeat), events:<id> (a streamed background run's events), conv:<id> (the conversation's JSON and owner), items:<conv> (a list of item JSON), item (hash: item id
 -> conversation id), size (hash: object id -> bytes it counts for), bytes:<owner> and bytes (the counts the
 bounds read), expiry (sorted set: "<id>\\x1f<owner>" by expiry time; each write sweeps what passed, giving its
 bytes back), live and live:<owner> (sorted sets of running background responses by heartbeat).
@@ -106,8 +106,9 @@ class RedisResponseStore:
         pipe.execute()
 
     def get_response(self, resp_id: str) -> StoredResponse | None:
-        data, cancelled = self.redis.mget(PREFIX + "resp:" + resp_id, PREFIX + "cancel:" + resp_id)
-        return _record(data, cancelled) if data is not None else None
+        data, cancelled, beat = self.redis.mget(PREFIX + "resp:" + resp_id, PREFIX + "cancel:" + resp_id,
+                                                PREFIX + "beat:" + resp_id)
+        return _record(data, cancelled, beat) if data is not None else None
 
     def get_responses(self, ids: list[str]) -> dict[str, StoredResponse]:
         found: dict[str, StoredResponse] = {}
@@ -115,7 +116,7 @@ class RedisResponseStore:
             chunk = ids[start:start + 500]
             for data in self.redis.mget([PREFIX + "resp:" + i for i in chunk]):
                 if data is not None:
-                    rec = _record(data, None)
+                    rec = _record(data, None, None)
                     found[rec.id] = rec
         return found
 
@@ -123,18 +124,45 @@ class RedisResponseStore:
         rec = self.get_response(resp_id)
         if rec is None:
             return False
-        self.redis.delete(PREFIX + "resp:" + resp_id)
+        self.redis.delete(PREFIX + "resp:" + resp_id, PREFIX + "events:" + resp_id, PREFIX + "beat:" + resp_id)
         self._release(rec.owner, resp_id)
+        self._release(rec.owner, "ev:" + resp_id)
         return True
+
+    def add_events(self, rec: StoredResponse, events: list[dict[str, Any]]) -> None:
+        """A streamed background run's next events; their list index is their sequence number (all are kept, in
+        order, from 0)."""
+        data = [dumps(e) for e in events]
+        key = "ev:" + rec.id
+        current = int(self.redis.hget(PREFIX + "size", key) or 0)
+        self._reserve(rec.owner, key, current + sum(len(d) for d in data))
+        pipe = self.redis.pipeline()
+        pipe.rpush(PREFIX + "events:" + rec.id, *data)
+        pipe.expire(PREFIX + "events:" + rec.id, self._ttl())
+        pipe.execute()
+
+    def events_after(self, resp_id: str, after: int) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in self.redis.lrange(PREFIX + "events:" + resp_id, max(after + 1, 0), -1)]
+
+    def touch(self, resp_id: str, now: float) -> None:
+        self.redis.set(PREFIX + "beat:" + resp_id, repr(now), ex=self._ttl())
+        rec = self.get_response(resp_id)
+        if rec is not None and rec.status in ("queued", "in_progress"):
+            pipe = self.redis.pipeline()
+            for key in (PREFIX + "live", PREFIX + "live:" + rec.owner):
+                pipe.zadd(key, {resp_id: now})
+            pipe.execute()
 
     def set_cancelled(self, resp_id: str) -> None:
         self.redis.set(PREFIX + "cancel:" + resp_id, b"1", ex=self._ttl())
 
     def live_runs(self, owner: str, since: float) -> tuple[int, int]:
         pipe = self.redis.pipeline()
+        pipe.zremrangebyscore(PREFIX + "live", "-inf", f"({since}")  # runs whose worker died: gone
+        pipe.zremrangebyscore(PREFIX + "live:" + owner, "-inf", f"({since}")
         pipe.zcount(PREFIX + "live:" + owner, since, "+inf")
         pipe.zcount(PREFIX + "live", since, "+inf")
-        mine, every = pipe.execute()
+        mine, every = pipe.execute()[2:]
         return int(mine), int(every)
 
     # ------------------------------------------------------------ conversations
@@ -207,7 +235,9 @@ class RedisResponseStore:
         return int(self.redis.get(PREFIX + "bytes:" + owner) or 0)
 
 
-def _record(data: bytes, cancelled: Any) -> StoredResponse:
+def _record(data: bytes, cancelled: Any, beat: Any) -> StoredResponse:
     rec = StoredResponse.of(json.loads(data))
     rec.cancelled = rec.cancelled or cancelled is not None
+    if beat is not None:
+        rec.heartbeat = max(rec.heartbeat, float(beat))
     return rec

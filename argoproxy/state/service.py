@@ -15,7 +15,8 @@ from argoproxy.errors import ProxyError
 from argoproxy.state import chain
 from argoproxy.state.keeper import Attempt, Keeper
 from argoproxy.state.offload import offloaded
-from argoproxy.state.records import (StoredConversation, StoredResponse, StoreFull, new_id, owner_of)
+from argoproxy.state.records import (StoredConversation, StoredResponse, StoreFull, new_id, owner_of,
+                                     stale_checked)
 
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
@@ -164,18 +165,6 @@ class ResponsesState:
         if found is None or found[1] != owner:
             return None
         return found[2]
-
-
-STALE_SECONDS = 30.0  # a background run whose worker wrote nothing for this long has died with it
-
-
-def stale_checked(rec: StoredResponse) -> StoredResponse:
-    """A background run whose worker stopped (restarted, killed) reads as failed, not in progress for ever."""
-    if rec.background and rec.status in ("queued", "in_progress") and time.time() - rec.heartbeat > STALE_SECONDS:
-        rec.response = {**rec.response, "status": "failed",
-                        "error": {"code": "server_error", "message": "The proxy worker running this background "
-                                  "response stopped before it finished."}}
-    return rec
 
 
 def flag(body: dict[str, Any], name: str, default: bool) -> bool:

@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS responses (
     data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS responses_owner ON responses (owner, size);
 CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires);
+CREATE TABLE IF NOT EXISTS events (
+    resp TEXT NOT NULL, seq INTEGER NOT NULL, owner TEXT NOT NULL, expires REAL NOT NULL, size INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY (resp, seq));
+CREATE INDEX IF NOT EXISTS events_owner ON events (owner, size);
 CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL, size INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS conversations_owner ON conversations (owner, size);
@@ -38,11 +42,9 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_id ON items (id);
 CREATE INDEX IF NOT EXISTS items_owner ON items (owner, size);
 """
-OWNER_BYTES = ("SELECT (SELECT COALESCE(SUM(size), 0) FROM responses WHERE owner = ?1) + "
-               "(SELECT COALESCE(SUM(size), 0) FROM conversations WHERE owner = ?1) + "
-               "(SELECT COALESCE(SUM(size), 0) FROM items WHERE owner = ?1)")
-ALL_BYTES = ("SELECT (SELECT COALESCE(SUM(size), 0) FROM responses) + (SELECT COALESCE(SUM(size), 0) FROM "
-             "conversations) + (SELECT COALESCE(SUM(size), 0) FROM items)")
+TABLES = ("responses", "events", "conversations", "items")  # what counts against the bounds
+OWNER_BYTES = "SELECT " + " + ".join(f"(SELECT COALESCE(SUM(size), 0) FROM {t} WHERE owner = ?1)" for t in TABLES)
+ALL_BYTES = "SELECT " + " + ".join(f"(SELECT COALESCE(SUM(size), 0) FROM {t})" for t in TABLES)
 
 
 class SQLiteResponseStore:
@@ -106,6 +108,7 @@ class SQLiteResponseStore:
 
     def _sweep(self, db: sqlite3.Connection, now: float) -> None:
         db.execute("DELETE FROM responses WHERE expires < ?", (now,))
+        db.execute("DELETE FROM events WHERE expires < ?", (now,))
         gone = [row[0] for row in db.execute("SELECT id FROM conversations WHERE expires < ?", (now,))]
         for conv in gone:
             db.execute("DELETE FROM items WHERE conversation = ?", (conv,))
@@ -124,13 +127,14 @@ class SQLiteResponseStore:
             old = db.execute("SELECT size FROM responses WHERE id = ?", (rec.id,)).fetchone()
             self._room(db, rec.owner, len(data), old[0] if old else 0)
             # a cancel asked meanwhile (by another worker) stays asked
-            db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE((SELECT cancelled "
-                       "FROM responses WHERE id = ?), 0) | ?, ?)",
+            db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, MAX(?, COALESCE((SELECT heartbeat "
+                       "FROM responses WHERE id = ?), 0)), COALESCE((SELECT cancelled FROM responses WHERE id = ?), 0) "
+                       "| ?, ?)",
                        (rec.id, rec.owner, rec.created + self.retention, len(data), int(rec.background), live,
-                        rec.heartbeat, rec.id, int(rec.cancelled), data))
+                        rec.heartbeat, rec.id, rec.id, int(rec.cancelled), data))
 
     def get_response(self, resp_id: str) -> StoredResponse | None:
-        rows = self._read("SELECT data, cancelled FROM responses WHERE id = ? AND expires >= ?",
+        rows = self._read("SELECT data, cancelled, heartbeat FROM responses WHERE id = ? AND expires >= ?",
                           (resp_id, time.time()))
         return _record(*rows[0]) if rows else None
 
@@ -140,15 +144,33 @@ class SQLiteResponseStore:
         for start in range(0, len(ids), 500):  # SQLite's bound on one statement's parameters
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for data, cancelled in self._read(f"SELECT data, cancelled FROM responses WHERE id IN ({marks}) AND "
-                                              "expires >= ?", (*chunk, now)):
-                rec = _record(data, cancelled)
+            for data, cancelled, beat in self._read(f"SELECT data, cancelled, heartbeat FROM responses WHERE id IN "
+                                                    f"({marks}) AND expires >= ?", (*chunk, now)):
+                rec = _record(data, cancelled, beat)
                 found[rec.id] = rec
         return found
 
     def delete_response(self, resp_id: str) -> bool:
         with self._write() as db:
+            db.execute("DELETE FROM events WHERE resp = ?", (resp_id,))
             return db.execute("DELETE FROM responses WHERE id = ?", (resp_id,)).rowcount > 0
+
+    def add_events(self, rec: StoredResponse, events: list[dict[str, Any]]) -> None:
+        """A streamed background run's next events (by their sequence numbers), for `starting_after`."""
+        rows = [(rec.id, e["sequence_number"], rec.owner, rec.created + self.retention, len(d), d)
+                for e in events for d in (dumps(e),)]
+        with self._write() as db:
+            self._room(db, rec.owner, sum(r[4] for r in rows))
+            db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def events_after(self, resp_id: str, after: int) -> list[dict[str, Any]]:
+        return [json.loads(d) for (d,) in self._read("SELECT data FROM events WHERE resp = ? AND seq > ? ORDER BY seq",
+                                                      (resp_id, after))]
+
+    def touch(self, resp_id: str, now: float) -> None:
+        """A background run's heartbeat (it is alive, whether its upstream says anything or not)."""
+        with self._write() as db:
+            db.execute("UPDATE responses SET heartbeat = ? WHERE id = ?", (now, resp_id))
 
     def set_cancelled(self, resp_id: str) -> None:
         """Mark a background run to stop (its runner reads the flag as it goes)."""
@@ -216,7 +238,8 @@ class SQLiteResponseStore:
         return int(self._read(OWNER_BYTES, (owner,))[0][0])
 
 
-def _record(data: bytes | str, cancelled: int) -> StoredResponse:
+def _record(data: bytes | str, cancelled: int, heartbeat: float) -> StoredResponse:
     rec = StoredResponse.of(json.loads(data))
     rec.cancelled = rec.cancelled or bool(cancelled)
+    rec.heartbeat = max(rec.heartbeat, heartbeat)
     return rec

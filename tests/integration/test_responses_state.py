@@ -268,3 +268,103 @@ def test_background_runs_are_capped_per_key():
             client.responses.create(model="fake-model", input="two", background=True)
         assert err.value.body["code"] == "background_limit_reached"
         client.responses.cancel(running.id)
+
+
+def test_stored_responses_expire_after_the_retention():
+    from tests.polling import poll
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, RESPONSES_RETENTION="2s") as p:
+        client = openai_sdk(p)
+        r = client.responses.create(model="fake-model", input="short-lived")
+        conv = client.conversations.create(items=[{"type": "message", "role": "user", "content": "x"}])
+        assert client.responses.retrieve(r.id).id == r.id
+
+        def gone(fetch) -> bool:
+            try:
+                fetch()
+            except openai.NotFoundError:
+                return True
+            return False
+        assert poll(lambda: gone(lambda: client.responses.retrieve(r.id)), timeout=10)
+        assert poll(lambda: gone(lambda: client.conversations.retrieve(conv.id)), timeout=10)
+
+
+def test_team_keys_own_their_responses_and_the_admin_reads_them_only_when_allowed(tmp_path):
+    from tests.integration.test_team_keys import create as create_key
+    db = tmp_path / "keys.db"
+    key_a, key_b = create_key(db, "alice"), create_key(db, "bob")
+    for admin_reads in ("false", "true"):
+        with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true",
+                                                 API_KEY_SECRET="admin-key", KEYS_DB=str(db),
+                                                 RESPONSES_ADMIN_READS=admin_reads) as p:
+            alice, bob, admin = openai_sdk(p, key=key_a), openai_sdk(p, key=key_b), openai_sdk(p, key="admin-key")
+            r = alice.responses.create(model="fake-model", input="alice's")
+            with pytest.raises(openai.NotFoundError):
+                bob.responses.retrieve(r.id)
+            if admin_reads == "false":
+                with pytest.raises(openai.NotFoundError):
+                    admin.responses.retrieve(r.id)
+            else:
+                assert admin.responses.retrieve(r.id).id == r.id
+            assert (tmp_path / "responses.db").exists()  # beside keys.db: the proxy's data directory
+
+
+def test_truncation_auto_drops_the_oldest_turns_to_fit():
+    """A fake upstream whose context holds six messages: a longer chain is its context_length_exceeded error;
+    with truncation auto the proxy asks again without the oldest turns."""
+    def small_context(path: str, body: bytes):
+        messages = json.loads(body).get("messages") or []
+        if len(messages) > 6:
+            return 400, {"error": {"message": "This model's maximum context length is 64 tokens.",
+                                   "type": "invalid_request_error", "param": "messages",
+                                   "code": "context_length_exceeded"}}
+        return None
+    with FakeOpenAI(refuse=small_context) as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as p:
+        client = openai_sdk(p)
+        prev = None
+        for n in range(3):
+            fake.default_content = f"answer {n}"
+            prev = client.responses.create(model="fake-model", input=f"question {n}", previous_response_id=prev).id
+        with pytest.raises(openai.BadRequestError) as err:  # 7 messages: too many
+            client.responses.create(model="fake-model", input="question 3", previous_response_id=prev)
+        assert err.value.body["code"] == "context_length_exceeded"
+        for stream in (False, True):
+            fake.default_content = "fits"
+            r = create(client, stream, model="fake-model", input="question 3", previous_response_id=prev,
+                       truncation="auto")
+            assert r.output_text == "fits" and r.truncation == "auto"
+            sent = json.dumps(fake.received[-1].json())
+            assert "question 0" not in sent and "question 2" in sent and "question 3" in sent
+
+
+def test_pass_through_leaves_the_state_to_the_upstream():
+    """FRONTS_PASSTHROUGH=responses: the upstream serves the Responses API and holds the state; the state routes
+    are forwarded to it as they are, and the proxy keeps nothing."""
+    from pathlib import Path
+
+    import requests
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, FRONTS_PASSTHROUGH="responses") as p:
+        requests.get(f"{p.base_url}/responses/resp_upstream123", timeout=10)
+        assert fake.received[-1].method == "GET" and fake.received[-1].path == "/v1/responses/resp_upstream123"
+        requests.post(f"{p.base_url}/conversations", json={}, timeout=10)
+        assert fake.received[-1].path == "/v1/conversations"
+        assert not Path(p.home, "responses.db").exists()
+
+
+def test_background_on_one_replica_is_followed_and_cancelled_from_another(redis_url):
+    from tests.fakes.fake_openai import Stream, chat_chunks
+    from tests.polling import poll
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, REDIS_URL=redis_url) as one, \
+            running_proxy(TARGET_BASE_URL=fake.base_url, REDIS_URL=redis_url) as two:
+        a, b = openai_sdk(one), openai_sdk(two)
+        fake.add(Stream(chat_chunks([f"w{i} " for i in range(20)], usage=True), delay=0.05))
+        stream = a.responses.create(model="fake-model", input="long job", background=True, stream=True)
+        resp_id = next(iter(stream)).response.id
+        stream.close()
+        resumed = list(b.responses.retrieve(resp_id, stream=True, starting_after=2))
+        assert resumed[0].sequence_number == 3 and resumed[-1].type == "response.completed"
+        assert b.responses.retrieve(resp_id).output_text == "".join(f"w{i} " for i in range(20))
+        fake.add(Stream(chat_chunks([f"s{i} " for i in range(200)], usage=True), delay=0.05))
+        queued = a.responses.create(model="fake-model", input="slow job", background=True)
+        assert poll(lambda: b.responses.retrieve(queued.id).status == "in_progress", timeout=10)
+        assert b.responses.cancel(queued.id).status == "cancelled"
+        assert poll(lambda: a.responses.retrieve(queued.id).status == "cancelled", timeout=10)

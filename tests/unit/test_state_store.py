@@ -1,0 +1,122 @@
+"""The response store and chain rebuilding in-process (argoproxy/state/): SQLite store rows, bounds, expiry,
+cancel flags and events; history cut into turns; item references; list pages; the route claims."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from argoproxy.edge.paths import canonical
+from argoproxy.errors import ProxyError
+from argoproxy.state import chain
+from argoproxy.state.records import StoredConversation, StoredResponse, StoreFull, input_items, page
+from argoproxy.state.routes import state_route
+from argoproxy.state.store import SQLiteResponseStore
+
+
+def record(resp_id: str, owner: str = "o", text: str = "answer", chain_ids: list[str] | None = None,
+           created: float | None = None) -> StoredResponse:
+    out = [{"type": "message", "id": "msg_" + resp_id, "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]}]
+    return StoredResponse(resp_id, owner, created or time.time(), {"id": resp_id, "status": "completed",
+                                                                   "output": out},
+                          input_items("question " + resp_id), chain_ids or [])
+
+
+def test_put_get_delete_and_the_chain_in_one_read(tmp_path):
+    store = SQLiteResponseStore(tmp_path / "r.db", 3600, 1 << 20, 1 << 30)
+    store.put_response(record("r1"))
+    store.put_response(record("r2", chain_ids=["r1"]))
+    prev = store.get_response("r2")
+    history = chain.chain_items(chain.previous_chain(prev, store.get_responses))
+    assert [i["type"] for i in history] == ["message"] * 4
+    assert history[0]["content"][0]["text"] == "question r1" and history[-1]["content"][0]["text"] == "answer"
+    assert store.delete_response("r1") and store.get_response("r1") is None
+    assert [r.id for r in chain.previous_chain(prev, store.get_responses)] == ["r2"]  # deleted: left out
+
+
+def test_bounds_refuse_per_key_and_per_instance(tmp_path):
+    one = len(record("x").as_json().__repr__())
+    store = SQLiteResponseStore(tmp_path / "r.db", 3600, 3 * one, 5 * one)
+    store.put_response(record("a1", owner="a"))
+    store.put_response(record("a2", owner="a"))
+    with pytest.raises(StoreFull) as err:
+        for n in range(10):
+            store.put_response(record(f"a{n + 3}", owner="a"))
+    assert "RESPONSES_MAX_BYTES_PER_KEY" in err.value.message and err.value.status == 400
+    assert store.used_bytes("a") <= 3 * one
+    with pytest.raises(StoreFull) as err:
+        for n in range(10):
+            store.put_response(record(f"b{n}", owner=f"b{n}"))
+    assert "RESPONSES_MAX_BYTES" in err.value.message
+    store.put_response(record("a1", owner="a", text="same size"))  # a replacement counts its new size only
+
+
+def test_expired_rows_are_not_read_and_are_swept(tmp_path):
+    store = SQLiteResponseStore(tmp_path / "r.db", 60, 1 << 20, 1 << 30)
+    store.put_response(record("old", created=time.time() - 120))
+    store.put_conversation(StoredConversation("conv_old", "o", time.time() - 120, {}), input_items("hi"))
+    assert store.get_response("old") is None and store.get_conversation("conv_old") is None
+    store.sweep()
+    assert store.used_bytes("o") == 0
+
+
+def test_a_cancel_survives_the_runs_next_write_and_events_read_after_a_number(tmp_path):
+    store = SQLiteResponseStore(tmp_path / "r.db", 3600, 1 << 20, 1 << 30)
+    rec = record("bg")
+    rec.background = True
+    rec.response["status"] = "in_progress"
+    store.put_response(rec)
+    store.set_cancelled("bg")
+    store.put_response(rec)  # the run's progress, written by a worker that has not seen the cancel
+    assert store.get_response("bg").cancelled
+    store.add_events(rec, [{"type": "e", "sequence_number": n} for n in range(5)])
+    assert [e["sequence_number"] for e in store.events_after("bg", 2)] == [3, 4]
+    store.touch("bg", 123456789.0)
+    assert store.get_response("bg").heartbeat >= 123456789.0
+
+
+def test_turns_keep_a_call_with_its_output():
+    items = input_items([{"role": "user", "content": "q1"},
+                         {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                         {"type": "function_call_output", "call_id": "c1", "output": "r"},
+                         {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}])
+    shorter = chain.without_oldest_turn(items)
+    assert [i.get("role") or i["type"] for i in shorter] == ["user"]
+    assert chain.without_oldest_turn([]) is None
+
+
+def test_item_references_resolve_from_history_then_store():
+    known = input_items([{"role": "user", "content": "kept", "id": "msg_1"}])
+    got = chain.resolved_references([{"type": "item_reference", "id": "msg_1"},
+                                     {"type": "item_reference", "id": "msg_2"}], known,
+                                    lambda ref: {"id": ref, "type": "message"} if ref == "msg_2" else None)
+    assert [i["id"] for i in got] == ["msg_1", "msg_2"]
+    with pytest.raises(ProxyError) as err:
+        chain.resolved_references([{"type": "item_reference", "id": "nope"}], [], lambda ref: None)
+    assert err.value.status == 400 and err.value.param == "input[0].id"
+
+
+def test_pages_in_openai_list_shape():
+    items = [{"id": f"i{n}"} for n in range(5)]
+    first = page(items, None, 2, "desc")
+    assert [i["id"] for i in first["data"]] == ["i4", "i3"] and first["has_more"] and first["last_id"] == "i3"
+    rest = page(items, "i1", 10, "desc")
+    assert [i["id"] for i in rest["data"]] == ["i0"] and not rest["has_more"]
+
+
+@pytest.mark.parametrize("path,kind", [("/v1/responses/resp_AbC", "response"),
+                                       ("/v1/responses/resp_1/input_items", "response_input_items"),
+                                       ("/V1/Responses/resp_1/Cancel", "response_cancel"),
+                                       ("/conversations", "conversations"),
+                                       ("/v1/conversations/conv_1/items/msg_1", "conversation_item")])
+def test_state_routes_are_claimed(path, kind):
+    route = state_route(canonical(path).parts)
+    assert route is not None and route.kind == kind and route.family == "state" and route.front == "responses"
+    assert "resp_AbC" in route.path if "AbC" in path else True
+
+
+def test_other_paths_are_not_claimed():
+    for path in ("/v1/responses", "/v1/responses/x/other", "/v1/conversations/c/items/i/more", "/v1/chat"):
+        assert state_route(canonical(path).parts) is None
