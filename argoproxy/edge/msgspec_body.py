@@ -11,6 +11,8 @@ counting, and a body it cannot clear goes to the json module too.
 
 from __future__ import annotations
 
+from itertools import chain, compress, repeat
+from operator import is_
 from typing import Any
 
 import msgspec
@@ -23,11 +25,49 @@ UNREAD = object()  # msgspec's reading was not taken: the json module decides
 
 def read_body(raw: bytes) -> Any:
     """The JSON value `raw` holds as the json module reads it, or UNREAD."""
+    value = decoded(raw)
+    return value if value is UNREAD or no_repeated_key(raw, value) else UNREAD
+
+
+def decoded(raw: bytes) -> Any:
+    """msgspec's reading of `raw`, keys given twice not checked yet; UNREAD when it refuses the text."""
     try:
-        value = _DECODER.decode(raw)
+        return _DECODER.decode(raw)
     except (ValueError, RecursionError):  # DecodeError, and UnicodeDecodeError for bytes that are not UTF-8
         return UNREAD
-    return value if no_repeated_key(raw, value) else UNREAD
+
+
+_CONTAINER = frozenset((dict, list))
+
+
+def members_and_depth(value: Any, containers: int) -> tuple[int, int]:
+    """How many keys the objects of a parsed value hold, and how deep its arrays and objects nest, given how
+    many arrays and objects it holds (`containers`, counted in its text: json_scan.py; more is safe).
+
+    A long body's repeated-key check compares the keys with the text's colons outside strings
+    (json_scan.Counts.colons), so no string is looked at. The value is walked a level at a time, each step a
+    C loop over the whole level (map, compress, chain: no Python code per item, array or object), and once
+    all `containers` are found no item is looked at again: 200,000 empty arrays or a million numbers cost
+    tens of milliseconds (bench/hostile_bodies.py)."""
+    if type(value) is not dict and type(value) is not list:
+        return 0, 0
+    members = depth = 0
+    found = 1
+    level: list[Any] = [value]
+    while level:
+        depth += 1
+        kinds = list(map(type, level))
+        dicts: list[dict[str, Any]] = list(compress(level, map(is_, kinds, repeat(dict))))
+        members += sum(map(len, dicts))
+        if found >= containers:  # every array and object is found: none of this level holds another
+            break
+        lists: list[list[Any]] = list(compress(level, map(is_, kinds, repeat(list))))
+        # one list alone (a long array of numbers or strings, the usual hostile body) is looked at as it is
+        items: list[Any] = lists[0] if len(lists) == 1 and not dicts else list(
+            chain(chain.from_iterable(map(dict.values, dicts)), chain.from_iterable(lists)))
+        level = list(compress(items, map(_CONTAINER.__contains__, map(type, items))))
+        found += len(level)
+    return members, depth
 
 
 def no_repeated_key(raw: bytes, value: Any) -> bool:

@@ -4,13 +4,14 @@ the pipeline and providers' own routes (ARGO's raw /v1/chat) both parse bodies w
 from __future__ import annotations
 
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
 from argoproxy.edge.body_members import MEMBERS_FROM, Members
 from argoproxy.edge.byte_counts import brackets
-from argoproxy.edge.msgspec_body import UNREAD, read_body
+from argoproxy.edge.json_scan import scan
+from argoproxy.edge.msgspec_body import UNREAD, decoded, members_and_depth, read_body
 from argoproxy.errors import ProxyError
+from argoproxy.turns import turn
 
 if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Request
@@ -24,10 +25,14 @@ MAX_DEPTH = 128
 # of them and seconds of a worker's CPU, where 32 MB of text parses in 0.2 s. The largest real requests
 # (an agent's long history with its tool schemas) hold a few tens of thousands.
 MAX_CONTAINERS = 200_000
-# A JSON string, escapes included; one left open runs to the end of the text. A match must never fail once it
-# started: a failed match was retried at every later quote, each attempt scanning to the end (a 32 KB body of
-# `"\` repeated behind 200,001 brackets took 3 s, 1 MB hours).
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+# Most values (and keys) a request may hold: parsing builds an object for each (msgspec about 50 ns, the json
+# module twice that on the loaded test machine), in one piece of C code that lets no other request run, so
+# this bounds how long /health can wait behind one body (about 0.05 s). A 31 MB body of 8 million strings
+# `"["` took 0.4 s to parse alone. The largest real requests (an agent's long history with its tool schemas;
+# embeddings of token arrays, which OpenAI caps at 300,000 tokens a request) hold a few hundred thousand.
+MAX_VALUES = 1_000_000
+SCAN_FROM = 64 * 1024  # shorter bodies hold fewer values and containers than the budgets: not counted first
+TURN_FROM = 1024 * 1024  # bodies this long let other requests run between the steps of their checks
 
 
 def parse_object(raw: bytes, must_be_object: bool = True) -> Any:
@@ -39,14 +44,16 @@ def parse_object(raw: bytes, must_be_object: bool = True) -> Any:
 def parse_with_members(raw: bytes, must_be_object: bool = True) -> tuple[Any, Members | None]:
     """parse_object, and for a long body its top-level members as written (body_members.py). msgspec reads
     the body where its reading is the json module's (msgspec_body.py); the json module reads the rest and words
-    the errors."""
+    the errors. A body of SCAN_FROM bytes or more is counted first (json_scan.py) and refused over the budgets
+    of values and containers before anything is parsed."""
     if not raw:
         raise ProxyError(400, "The request body is empty; expected a JSON object.", code="invalid_json")
-    opened = brackets(raw)
-    if containers(raw, MAX_CONTAINERS, opened) > MAX_CONTAINERS:
-        raise ProxyError(400, f"The request body holds more than {MAX_CONTAINERS:,} arrays and objects.",
-                         code="invalid_json")
-    body, members = read_body(raw), None
+    if len(raw) >= SCAN_FROM:
+        body, opened = _long_body(raw)
+    else:
+        opened = brackets(raw)  # fewer than MAX_CONTAINERS and MAX_VALUES: the text is shorter than either
+        body = read_body(raw)
+    members = None
     try:
         if body is UNREAD:
             body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float,
@@ -62,7 +69,7 @@ def parse_with_members(raw: bytes, must_be_object: bool = True) -> tuple[Any, Me
         raise ProxyError(400, "The request body is nested too deeply.", code="invalid_json") from None
     except ValueError as exc:
         raise ProxyError(400, f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
-    if opened > MAX_DEPTH and _deeper_than(body, MAX_DEPTH):
+    if opened > MAX_DEPTH and members_and_depth(body, opened)[1] > MAX_DEPTH:
         raise ProxyError(400, f"The request body is nested more than {MAX_DEPTH} levels deep.",
                          code="invalid_json")
     if must_be_object and not isinstance(body, dict):
@@ -72,6 +79,35 @@ def parse_with_members(raw: bytes, must_be_object: bool = True) -> tuple[Any, Me
         if isinstance(obj, dict):
             _no_case_variants(obj)
     return body, members
+
+
+def _long_body(raw: bytes) -> tuple[Any, int]:
+    """A long body's msgspec reading (UNREAD: the json module decides), after its counts were checked against
+    the budgets, and how many arrays and objects the json module's reading may hold (0: its nesting was checked
+    here, on msgspec's reading).
+    Each step is bounded per byte (bench/hostile_bodies.py), and a body of a megabyte or more lets the worker's
+    other requests run between them: the parse itself (C code) cannot yield, and the budgets bound it."""
+    pause = turn if len(raw) >= TURN_FROM else None
+    counts = scan(raw, strings_over=MAX_VALUES, turn=pause)
+    if counts.containers > MAX_CONTAINERS:
+        raise ProxyError(400, f"The request body holds more than {MAX_CONTAINERS:,} arrays and objects.",
+                         code="invalid_json")
+    if counts.values > MAX_VALUES:
+        raise ProxyError(400, f"The request body holds more than {MAX_VALUES:,} values (keys, strings, numbers, "
+                              "arrays and objects).", code="invalid_json")
+    if pause:
+        pause()
+    body = decoded(raw)
+    if body is UNREAD:
+        return body, counts.containers
+    if pause:
+        pause()
+    members, depth = members_and_depth(body, counts.containers)
+    if depth > MAX_DEPTH:
+        raise ProxyError(400, f"The request body is nested more than {MAX_DEPTH} levels deep.", code="invalid_json")
+    if members != counts.colons:  # a key given twice leaves fewer keys than the text wrote
+        return UNREAD, counts.containers  # the json module finds it and names it
+    return body, 0
 
 
 def as_utf8(raw: bytes) -> bytes:
@@ -97,34 +133,18 @@ _NOT_UTF8_STARTS = (b"\x00", b"\xef", b"\xfe", b"\xff")  # a NUL (UTF-16/32 with
 def containers(raw: bytes, over: int, opened: int | None = None) -> int:
     """How many arrays and objects a JSON text holds, without parsing it: its `{` and `[` (`opened`, when the
     caller counted them already), less those inside strings. The strings are skipped only when the plain count
-    is above `over` (a code listing in a message holds many braces): that takes a pass over the text, tens of
-    milliseconds per MB."""
+    is above `over` (a code listing in a message holds many braces): json_scan.scan, at most a few ms per MB."""
     count = brackets(raw) if opened is None else opened
     if count <= over:
         return count
-    outside = _STRING.sub(b"", raw)
-    return outside.count(b"{") + outside.count(b"[")
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether arrays and objects nest more than `limit` levels (walked without recursion)."""
-    stack = [(value, 1)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        obj, depth = pop()
-        if depth > limit:
-            return True
-        for child in (obj.values() if type(obj) is dict else obj if type(obj) is list else ()):
-            if type(child) is dict or type(child) is list:
-                push((child, depth + 1))
-    return False
+    return scan(raw).containers
 
 
 def _no_case_variants(body: dict[str, Any]) -> None:
     """Top-level keys that differ only in case are refused: Go's encoding/json (Ollama, LocalAI...) matches keys
     case-insensitively, last one winning, so `{"model": "a", "Model": "b"}` is `b` there. Only the top level:
     deeper objects (tool schemas' properties) may hold such keys on purpose."""
-    if len({key.casefold() for key in body}) != len(body):
+    if len(set(map(str.casefold, body))) != len(body):  # C loops: a body of 500,000 keys runs no Python per key
         seen: dict[str, str] = {}
         for key in body:
             if key.casefold() in seen:
