@@ -37,10 +37,12 @@ import re
 import signal
 import socket
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
+from argoproxy.config.first_run import (  # noqa: F401  (the first run's own names, here as before)
+    Abort, Check, FirstRun, ask, ask_base_url, ask_yes, interactive, no_questions, say)
 from argoproxy.config.listener import create_user_key
 from argoproxy.redaction import mask_url
 from argoproxy.serve.gunicorn_app import READY_LINES_ENV, plural, port_label, read_dotenv
@@ -49,37 +51,6 @@ from argoproxy.config.settings import BadValue, Settings, SettingsError, load_se
 BAR = "-" * 38
 CHECK_TIMEOUT = (3.0, 5.0)
 
-
-class Abort(Exception):
-    """Stop the first run with this message and exit code."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def interactive() -> bool:
-    return sys.stdin.isatty()
-
-
-def ask(prompt: str) -> str:
-    try:
-        return input(prompt).strip()
-    except EOFError:
-        say()
-        raise Abort("Aborting: no answer (end of input).", 2) from None
-
-
-def ask_yes(prompt: str, default: bool) -> bool:
-    answer = ask(f"{prompt} [{'Y/n' if default else 'y/N'}] ").lower()
-    return default if not answer else answer.startswith("y")
-
-
-# ---- the questions ---------------------------------------------------------------------------------------
 
 def port_free(port: int) -> bool:
     with socket.socket() as s:
@@ -131,43 +102,6 @@ def ask_port(default: int) -> int:
             return int(answer)
 
 
-def ask_base_url() -> str:
-    from argoproxy.config.settings import as_base_url
-    while True:
-        answer = ask("Base URL of the OpenAI-compatible server (e.g. http://localhost:8000/v1): ")
-        try:
-            url = as_base_url(answer)
-        except ValueError as exc:
-            say(f"Error: {exc}")
-            continue
-        if url:
-            return url
-        say("Error: the URL cannot be empty")
-
-
-# One endpoint to try before serving: (label, method, URL, JSON body, success needed).
-Check = tuple[str, str, str, dict | None, bool]
-
-
-def no_questions() -> dict[str, Any]:
-    return {}
-
-
-@dataclass(frozen=True)
-class FirstRun:
-    """A provider's part of the first run (its Provider record names it: Provider.first_run)."""
-
-    title: str  # its answer to "which backend?"
-    ask: Callable[[], dict[str, Any]] = no_questions  # its questions -> the config keys they set
-    needs: str = ""  # the keys a hand-written config needs, for the no-terminal message
-    env_keys: tuple[str, ...] = ()  # any of these in the environment sets it up without a config file
-    checks: Callable[[Settings], list[Check]] | None = None  # None: GET its URL's /models, any answer will do
-    example_model: str = ""  # the model of the request printed at the end; "": the first its /models lists
-    unreachable: tuple[str, ...] = ()  # what to say when its upstream does not answer
-    asks_again: Mapping[str, Callable[[], Any]] = field(default_factory=dict)  # a refused setting -> its question
-    comments: Mapping[str, str] = field(default_factory=dict)  # config comments for the keys its questions set
-
-
 @dataclass(frozen=True)
 class Backend:
     """One answer to "which backend?": a registered provider and its first-run part."""
@@ -178,7 +112,7 @@ class Backend:
 
 def backends() -> tuple[Backend, ...]:
     """Every registered provider, the default first; one without a FirstRun of its own gets a plain one."""
-    from argoproxy import providers
+    from argoproxy.config import provider_registry as providers
     from argoproxy.config.backend_choice import DEFAULT_BACKEND
     chosen = sorted(providers.all_providers(), key=lambda p: p.name != DEFAULT_BACKEND)
     return tuple(Backend(p.name, _first_run(p)) for p in chosen)
@@ -369,7 +303,7 @@ def checks(settings: Settings) -> list[Check]:
     own = backend_named(settings.backend).run.checks
     if own is not None:
         return own(settings)
-    from argoproxy import providers
+    from argoproxy.config import provider_registry as providers
     return [(f"{settings.backend} API", "GET", providers.get(settings.backend).url(settings) + "models", None, False)]
 
 
@@ -485,7 +419,7 @@ def example_model(settings: Settings) -> str:
     if chosen.example_model:
         return chosen.example_model
     import requests
-    from argoproxy import providers
+    from argoproxy.config import provider_registry as providers
     try:
         answer = requests.get(providers.get(settings.backend).url(settings) + "models", timeout=CHECK_TIMEOUT)
         listed = [m.get("id") for m in answer.json().get("data") or [] if isinstance(m, dict)]

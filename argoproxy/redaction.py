@@ -9,6 +9,7 @@
   file paths or internal host names. It runs only on the error path, so it may use regular expressions freely.
 * ``mask_url``: a URL fit for a log line or ``--show`` (credentials replaced).
 * ``redact_headers``: headers fit for a log line (credential headers replaced).
+* ``listing``: values a client chose, cut to a bounded length for a log line.
 """
 
 from __future__ import annotations
@@ -503,3 +504,11 @@ def _without_cut_key(text: str) -> str:
 
 def _is_secret_key(key: Any) -> bool:
     return isinstance(key, str) and key.lower().replace("-", "_") in SECRET_KEYS
+
+
+def listing(values: Iterable[str], limit: int = 10, width: int = 64) -> str:
+    """Values a client chose, for a log line of bounded length: the first `limit`, each cut at `width`
+    characters, and how many more there were."""
+    values = list(values)
+    shown = ", ".join(v if len(v) <= width else v[:width] + "..." for v in values[:limit])
+    return shown if len(values) <= limit else f"{shown} and {len(values) - limit:,} more"

@@ -64,7 +64,7 @@ class Provider:
     base_url_required: bool = False  # a routing entry must name its base_url (no silent default upstream)
     switch: str = ""  # a boolean setting of its own that chooses this backend when true (USE_NATIVE_OPENAI)
     used_only_when: UsedOnlyWhen = dataclasses.field(default_factory=dict)  # its settings that other settings turn off
-    first_run: str = ""  # "package.module:NAME" of its FirstRun (argoproxy/firstrun.py), imported only there
+    first_run: str = ""  # "package.module:NAME" of its FirstRun (argoproxy/config/first_run.py), imported only by the first run
     # Which backend these settings select, for a provider with more than one (ARGO standard and native mode);
     # None: always `backend`.
     backend_for: Callable[[Any], str | type] | None = None

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from argoproxy.upstream.request_id import UPSTREAM_ID
+
 MAX_REQUEST_ID = 128
-UPSTREAM_ID = "X-Upstream-Request-ID"
 ENVIRON_KEY = "cot_proxy.request_id"
 WRITE_KEY = "cot_proxy.server_write"
 

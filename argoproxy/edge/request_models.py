@@ -20,6 +20,7 @@ from urllib.parse import unquote, unquote_plus
 
 from argoproxy.errors import ProxyError
 from argoproxy.edge.validation import check_allowed_model, model_allowed
+from argoproxy.upstream.url import field_name  # noqa: F401  (batch_models reads it from here too)
 
 URLENCODED = "application/x-www-form-urlencoded"
 _SEPARATORS = re.compile(r"[&;]")
@@ -68,12 +69,6 @@ def _pairs(text: str) -> list[tuple[str, str]]:
             name, _, value = field.partition("=")
             pairs.append((field_name(unquote_plus(name, errors="strict")), unquote_plus(value, errors="strict")))
     return pairs
-
-
-def field_name(name: str) -> str:
-    """A parameter or form field name as lenient servers compare it: case-folded, trimmed, no `[...]` suffix."""
-    name = name.strip().casefold()
-    return name.split("[", 1)[0].rstrip() if "[" in name else name
 
 
 def form_model(body: bytes, content_type: str) -> str | None:

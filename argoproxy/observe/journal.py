@@ -16,7 +16,7 @@ Why the write path looks the way it does:
   after the response is done, without ``fsync``; a write into the page cache costs microseconds.
   Large payloads are bounded by truncating base64 data URLs (inline images).
 * A body longer than JOURNAL_BODY_BYTES (a request, a whole answer, a stream of any size) is recorded as its
-  first JOURNAL_BODY_BYTES bytes, its length and its sha256 (argoproxy.observe.body_tap), never held whole: a stream's
+  first JOURNAL_BODY_BYTES bytes, its length and its sha256 (argoproxy.upstream.body_tap), never held whole: a stream's
   answer is assembled for the journal only while it is shorter than that.
 * A failing disk never fails a request: write errors are logged and swallowed.
 """
@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Callable
 
-from argoproxy.observe.body_tap import BodyTap
+from argoproxy.upstream.body_tap import BodyTap
 from argoproxy.redaction import LogFilter, Redactor, Secrets
 
 log = logging.getLogger(__name__)

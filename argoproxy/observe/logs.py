@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Callable, Iterable
+from typing import Callable
 from urllib.parse import urlsplit
 
 from argoproxy.pipeline.call import Call
@@ -34,14 +34,6 @@ def configure_logging(debug: bool, secrets: Secrets | None = None) -> None:
         for old in [f for f in target.filters if isinstance(f, LogFilter)]:
             target.removeFilter(old)
         target.addFilter(LogFilter(secrets))
-
-
-def listing(values: Iterable[str], limit: int = 10, width: int = 64) -> str:
-    """Values a client chose, for a log line of bounded length: the first `limit`, each cut at `width`
-    characters, and how many more there were."""
-    values = list(values)
-    shown = ", ".join(v if len(v) <= width else v[:width] + "..." for v in values[:limit])
-    return shown if len(values) <= limit else f"{shown} and {len(values) - limit:,} more"
 
 
 def request_logger() -> Callable[[Call], None]:

@@ -10,7 +10,7 @@ in flight where the key store counts them), revoked and expired keys marked. Whe
 (API_KEY_SECRET, API_KEY_FILE or the generated one) reads the data; client and team keys get a 403.
 
 The last requests are kept in a ring of fixed-size records in a file the workers share (like the cells of
-argoproxy/routing/shared.py), so every worker's page shows the same list.
+argoproxy/shared_cells.py), so every worker's page shows the same list.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, Callable
 from argoproxy.observe.load_history import LoadHistory
 from argoproxy.pipeline.stream_usage import usage_counts
 from argoproxy.redaction import without_proxy_keys
-from argoproxy.routing.shared import SharedCells
+from argoproxy.shared_cells import SharedCells
 
 RECENT = 100
 RECORD = 256  # bytes per recent request (JSON, cut to fit)

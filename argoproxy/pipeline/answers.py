@@ -16,13 +16,13 @@ from argoproxy.config.settings import Settings
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps, loads
-from argoproxy.observe.body_tap import BodyTap
+from argoproxy.upstream.body_tap import BodyTap
 from argoproxy.pipeline.answer_shape import CHECKED_FROM, check_completion, check_containers
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.filters import ByteFilter, ModelName, OutputTap, ScrubSecrets
 from argoproxy.edge.handoff import yield_point
 from argoproxy.pipeline.think import transform_completion
-from argoproxy.providers.base import StreamItem
+from argoproxy.pipeline.backend import StreamItem
 from argoproxy.redaction import Secrets, sanitize_message
 from argoproxy.upstream import sse
 from argoproxy.upstream.client import READ_ERRORS
@@ -65,7 +65,7 @@ class Answers:
         self.byte_filters: list[ByteFilter] = [ModelName(), self.scrub, OutputTap(self.journal_bytes)]
 
     def tap_upstream(self, call: Call, resp: UpstreamResponse) -> None:
-        """Journals: the upstream's answer bytes are measured and hashed as they are read (observe/body_tap.py)."""
+        """Journals: the upstream's answer bytes are measured and hashed as they are read (upstream/body_tap.py)."""
         if self.journal_bytes:
             call.outcome.upstream_tap = resp.tap = BodyTap(self.journal_bytes)
 

@@ -23,7 +23,7 @@ from argoproxy.pipeline.think import ThinkConfig
 if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Request
     from argoproxy.fronts.front import Exchange
-    from argoproxy.observe.body_tap import BodyTap
+    from argoproxy.upstream.body_tap import BodyTap
     from argoproxy.pipeline.stream_usage import Meter
     from argoproxy.config.routing_settings import KeyLimit
     from argoproxy.teamkeys.records import KeyRecord

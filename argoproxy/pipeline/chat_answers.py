@@ -18,7 +18,7 @@ from argoproxy.pipeline.filters import StreamCapture
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.think import ThinkConfig, transform_completion
 from argoproxy.pipeline.answer_shape import event_chunk
-from argoproxy.providers.base import Backend, StreamItem
+from argoproxy.pipeline.backend import Backend, StreamItem
 from argoproxy.upstream import sse
 from argoproxy.upstream.wire import UpstreamResponse
 

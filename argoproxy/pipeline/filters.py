@@ -15,12 +15,12 @@ import json
 import re
 from typing import Callable, Iterable, Iterator, Protocol
 
-from argoproxy.observe.body_tap import BodyTap
+from argoproxy.upstream.body_tap import BodyTap
 from argoproxy.pipeline import streamconv
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.call_keys import CallKeys
 from argoproxy.pipeline.think import StreamThink, ThinkConfig
-from argoproxy.providers.base import StreamItem
+from argoproxy.pipeline.backend import StreamItem
 from argoproxy.redaction import Secrets
 from argoproxy.upstream import sse
 

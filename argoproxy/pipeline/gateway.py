@@ -28,7 +28,6 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import DoorArgs, Front
 from argoproxy.fronts.serve import FrontAnswers
 from argoproxy.jsonfast import dumps
-from argoproxy.observe.logs import listing
 from argoproxy.edge import keepalive
 from argoproxy.pipeline import upstream_messages
 from argoproxy.pipeline.adapt import TYPES_TAKEN, adapt_request, refused_param, schema_as_json_object
@@ -41,8 +40,8 @@ from argoproxy.turns import under_gevent
 from argoproxy.pipeline.stream_usage import Meter, native_usage
 from argoproxy.pipeline.think import ThinkConfig
 from argoproxy.pipeline.tokens import count_request_tokens
-from argoproxy.providers.base import Backend, StreamItem
-from argoproxy.redaction import sanitize_message
+from argoproxy.pipeline.backend import Backend, StreamItem
+from argoproxy.redaction import listing, sanitize_message
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, Upstream, replayable, stream_error
 from argoproxy.upstream.relay import error_headers, redirect_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, framed, read_chunks, unframed_end

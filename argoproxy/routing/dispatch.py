@@ -295,7 +295,7 @@ class Routing:
         """The optional active health probe: one background thread per worker (a greenlet under gevent)."""
         if self._prober is not None or not self.settings.health_probe_seconds:
             return
-        from argoproxy.observe.health import probe
+        from argoproxy.upstream.probe import probe
         interval = self.settings.health_probe_seconds
 
         def probe_deployment(dep: Deployment) -> str | None:

@@ -4,7 +4,7 @@ A key is named by the environment variable that holds it (TEAM_A_KEY); the key i
 SHA-256 digest, to recognise it among the keys a request presents. Counting is a sliding window over two
 fixed one-minute windows (the current count plus the previous minute's, weighted by how much of it still
 lies within the last 60 seconds): a steady client gets exactly its budget, a burst at a window edge cannot
-get twice as much, and the state per key is five int64 cells shared by the workers (argoproxy/routing/shared.py).
+get twice as much, and the state per key is five int64 cells shared by the workers (argoproxy/shared_cells.py).
 
 Requests are counted when admitted; tokens when the upstream's usage arrives (after the answer), so a key
 may overshoot its token budget by one answer, and the next request then waits until the window slid far
@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Mapping
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.config.routing_settings import KeyLimit
-from argoproxy.routing.shared import SharedCells
+from argoproxy.shared_cells import SharedCells
 from argoproxy.teamkeys.windows import FIELDS, PREV_REQ, PREV_TOK, REQ, TOK, WINDOW, over_limits
 from argoproxy.teamkeys.windows import roll as _roll
 

@@ -6,7 +6,7 @@
   worker's count; ties broken at random in proportion to weight, so idle traffic follows the weights).
   Deployments already tried for this request are skipped; cooling ones come last, soonest-back first, so a
   pool whose every deployment cooled down is still tried rather than failed.
-- Cooldown is shared by the workers (argoproxy/routing/shared.py): a deployment that failed before the first
+- Cooldown is shared by the workers (argoproxy/shared_cells.py): a deployment that failed before the first
   byte cools for `cooldown_seconds`, one that answered 429 for its Retry-After. An active probe (optional)
   ends a failure's cooldown early, never a 429's.
 - The fallback chain of a model: its own pool, then the pool of each model in its `fallbacks` list.
@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 
 from argoproxy.edge.client_caches import BoundedCache
 from argoproxy.config.routing_settings import ModelEntry
-from argoproxy.routing.shared import CELL, SharedCells
+from argoproxy.shared_cells import CELL, SharedCells
 
 FIELDS = 2
 UNTIL, REASON = range(FIELDS)  # cooldown end in wall-clock milliseconds; why it cools

@@ -1,6 +1,6 @@
 """Cooldowns shared by replicas through Redis (REDIS_URL): a deployment one instance saw fail (or answer 429)
 is avoided by the others too. Each instance's router keeps its cooldown board in shared memory
-(argoproxy/routing/shared.py) and the hot path reads only that; this module publishes each new cooldown to
+(argoproxy/shared_cells.py) and the hot path reads only that; this module publishes each new cooldown to
 Redis, with an expiry at its end, and a thread in each worker copies the others' into the board every
 SYNC_SECONDS. Redis down: each instance keeps its own board (and a warning), as before Redis.
 """

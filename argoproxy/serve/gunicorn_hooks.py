@@ -11,7 +11,7 @@ generated client API key and the token estimator's vocabulary.
 - ENABLE_AUTH without API_KEY_SECRET: one random key, generated here, printed once, and passed to every
   worker in a process-internal environment variable (argoproxy.config.listener.GENERATED_KEY_ENV). Workers that
   Gunicorn restarts later get the same key.
-- COT_PROXY_SHARED_DIR: a fresh directory for the cells workers count in together (argoproxy/routing/shared.py).
+- COT_PROXY_SHARED_DIR: a fresh directory for the cells workers count in together (argoproxy/shared_cells.py).
 - WORKERS > 1: the token estimator's vocabulary (argoproxy.pipeline.tokens), loaded once so that the workers
   share its pages (about 46 MB a worker otherwise).
 - FAST_PATH=on: the fast path's process-wide patches are installed here, before the fork
@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from argoproxy.config.listener import GENERATED_KEY_ENV, generate_key
 from argoproxy.edge.auth import announce_key
-from argoproxy.routing.shared import prepare_shared_dir, remove_shared_dir
+from argoproxy.shared_cells import prepare_shared_dir, remove_shared_dir
 from argoproxy.config.settings import Settings
 
 log = logging.getLogger("cot_proxy")

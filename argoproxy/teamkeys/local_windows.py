@@ -1,5 +1,5 @@
 """Team keys' rate windows, budget counters and holds of requests in flight for one instance (the SQLite store,
-key_limits): in the cells the workers share (argoproxy/routing/shared.py), so admitting a request costs an flock,
+key_limits): in the cells the workers share (argoproxy/shared_cells.py), so admitting a request costs an flock,
 not a database write. Usage still goes to SQLite (in batches); a budget's count starts from what SQLite holds for
 the current period when a worker first meets the key (an hourly budget starts again after a restart: usage is
 stored by day).
@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from argoproxy.routing.shared import SHARED_DIR_ENV, SharedCells
+from argoproxy.shared_cells import SHARED_DIR_ENV, SharedCells
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.records import KeyRecord
 

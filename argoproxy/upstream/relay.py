@@ -10,11 +10,11 @@ from typing import Any, Iterator
 
 import requests
 
-from argoproxy.edge.request_ids import UPSTREAM_ID
 from argoproxy.upstream import sse
 from argoproxy.errors import ProxyError, error_type
 from argoproxy.redaction import sanitize_message
 from argoproxy.upstream.client import READ_ERRORS, parse_retry_after, stream_error
+from argoproxy.upstream.request_id import UPSTREAM_ID
 from argoproxy.upstream.wire import UpstreamResponse, read_chunks
 from argoproxy.jsonfast import loads
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_plus
 
-from argoproxy.edge.request_models import field_name
-
 _SEPARATORS = re.compile(r"[&;]")
 
 
@@ -46,3 +44,9 @@ def merge_queries(own: str, client: str) -> str:
 def param_name(field: str) -> str:
     """A query parameter's name as lenient servers compare it (decoded, case-folded, no `[]` suffix)."""
     return field_name(unquote_plus(field.partition("=")[0]))
+
+
+def field_name(name: str) -> str:
+    """A parameter or form field name as lenient servers compare it: case-folded, trimmed, no `[...]` suffix."""
+    name = name.strip().casefold()
+    return name.split("[", 1)[0].rstrip() if "[" in name else name

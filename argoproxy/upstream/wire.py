@@ -16,7 +16,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import loads
 
 if TYPE_CHECKING:
-    from argoproxy.observe.body_tap import BodyTap
+    from argoproxy.upstream.body_tap import BodyTap
 
 DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024  # MAX_RESPONSE_BYTES' default
 MAX_INTERIM = 8  # interim (1xx) answers read past before one answer (the fast path); more is an upstream gone wrong

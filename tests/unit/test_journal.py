@@ -176,7 +176,7 @@ def test_setup_log_file_writes_and_redacts(tmp_path: Path) -> None:
 def test_a_long_body_is_recorded_as_its_prefix_length_and_hash(tmp_path: Path) -> None:
     import hashlib
 
-    from argoproxy.observe.body_tap import BodyTap
+    from argoproxy.upstream.body_tap import BodyTap
     body = b'{"messages": "' + "é".encode() * 600 + b'"}'
     with Journal(tmp_path, body_bytes=1001) as journal:
         assert journal.body(b'{"a": 1}') == {"a": 1}  # short: parsed, as before

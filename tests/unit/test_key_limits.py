@@ -7,7 +7,7 @@ import pytest
 from argoproxy.errors import ProxyError
 from argoproxy.config.routing_settings import KeyLimit
 from argoproxy.routing.key_limits import KeyLimiter
-from argoproxy.routing.shared import SharedCells
+from argoproxy.shared_cells import SharedCells
 
 ENV = {"TEAM_A_KEY": "sk-a", "TEAM_B_KEY": "sk-b"}
 

@@ -187,7 +187,7 @@ def test_a_log_line_is_cut_at_max_log_chars_without_leaving_part_of_a_secret() -
 
 
 def test_a_listing_of_client_values_is_bounded() -> None:
-    from argoproxy.observe.logs import listing
+    from argoproxy.redaction import listing
     assert listing(["a", "b"]) == "a, b"
     many = listing([f"type_{i}" + "z" * 1000 for i in range(40_000)])
     assert len(many) < 1000 and many.startswith("type_0zzz") and many.endswith("and 39,990 more")

@@ -6,7 +6,7 @@ from collections import Counter
 
 from argoproxy.config.routing_settings import ModelEntry
 from argoproxy.routing.router import Router
-from argoproxy.routing.shared import SharedCells
+from argoproxy.shared_cells import SharedCells
 from argoproxy.upstream.wire import describe_host
 
 
@@ -171,7 +171,7 @@ def test_the_cooldown_board_is_shared_between_processes(tmp_path):
 def test_every_worker_tells_why_a_deployment_is_down(tmp_path, monkeypatch):
     """Two workers' routers over one shared directory: the cooldown was shared but its reason was not, so
     /health named the error only on the worker that had seen it (3 of 8 answers left it out)."""
-    from argoproxy.routing.shared import SHARED_DIR_ENV
+    from argoproxy.shared_cells import SHARED_DIR_ENV
     monkeypatch.setenv(SHARED_DIR_ENV, str(tmp_path))
     entries = [entry("qwen3", url="http://a/"), entry("qwen3", url="http://b/")]
     seeing, other = router(entries), router(entries)

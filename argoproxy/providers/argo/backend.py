@@ -20,7 +20,7 @@ from argoproxy.pipeline.call import Call
 from argoproxy.redaction import mask_url
 from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer
-from argoproxy.observe.health import probe
+from argoproxy.upstream.probe import probe
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.argo import convert, models, normalize, stream, text_call_answers
 from argoproxy.providers.argo.live_models import LiveModels

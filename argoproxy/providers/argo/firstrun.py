@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from argoproxy.firstrun import Check, FirstRun, ask, say
+from argoproxy.config.first_run import Check, FirstRun, ask, say
 
 
 def username_problem(name: str) -> str | None:

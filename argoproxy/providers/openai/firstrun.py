@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from argoproxy.firstrun import FirstRun, ask_base_url, say
+from argoproxy.config.first_run import FirstRun, ask_base_url, say
 
 
 def questions() -> dict[str, Any]:

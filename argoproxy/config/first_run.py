@@ -1,0 +1,84 @@
+"""A provider's part of `./run_app.sh`'s first run, and the questions it is made of: the `FirstRun` record a
+provider names in its `Provider` record (`first_run`), the checks it may list, and the question primitives
+(`ask`, `ask_yes`, `ask_base_url`, `say`). argoproxy/firstrun.py, the command line, runs them; a provider's
+firstrun.py imports them from here, so no provider imports a command line.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from argoproxy.config.setting_fields import as_base_url
+
+if TYPE_CHECKING:
+    from argoproxy.config.settings import Settings
+
+
+class Abort(Exception):
+    """Stop the first run with this message and exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def ask(prompt: str) -> str:
+    try:
+        return input(prompt).strip()
+    except EOFError:
+        say()
+        raise Abort("Aborting: no answer (end of input).", 2) from None
+
+
+def ask_yes(prompt: str, default: bool) -> bool:
+    answer = ask(f"{prompt} [{'Y/n' if default else 'y/N'}] ").lower()
+    return default if not answer else answer.startswith("y")
+
+
+# ---- the questions ---------------------------------------------------------------------------------------
+
+
+def ask_base_url() -> str:
+    while True:
+        answer = ask("Base URL of the OpenAI-compatible server (e.g. http://localhost:8000/v1): ")
+        try:
+            url = as_base_url(answer)
+        except ValueError as exc:
+            say(f"Error: {exc}")
+            continue
+        if url:
+            return url
+        say("Error: the URL cannot be empty")
+
+
+# One endpoint to try before serving: (label, method, URL, JSON body, success needed).
+Check = tuple[str, str, str, dict | None, bool]
+
+
+def no_questions() -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    """A provider's part of the first run (its Provider record names it: Provider.first_run)."""
+
+    title: str  # its answer to "which backend?"
+    ask: Callable[[], dict[str, Any]] = no_questions  # its questions -> the config keys they set
+    needs: str = ""  # the keys a hand-written config needs, for the no-terminal message
+    env_keys: tuple[str, ...] = ()  # any of these in the environment sets it up without a config file
+    checks: Callable[[Settings], list[Check]] | None = None  # None: GET its URL's /models, any answer will do
+    example_model: str = ""  # the model of the request printed at the end; "": the first its /models lists
+    unreachable: tuple[str, ...] = ()  # what to say when its upstream does not answer
+    asks_again: Mapping[str, Callable[[], Any]] = field(default_factory=dict)  # a refused setting -> its question
+    comments: Mapping[str, str] = field(default_factory=dict)  # config comments for the keys its questions set

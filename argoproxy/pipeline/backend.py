@@ -1,0 +1,133 @@
+"""The Backend interface every provider implements (argoproxy/providers/<name>/backend.py), owned by the
+sequence that calls it: the pipeline never imports a provider; providers import this (through
+argoproxy/providers/base.py) and serve/build.py hands the sequence the one the settings choose.
+
+The pipeline (argoproxy/pipeline/gateway.py) owns everything protocol-independent: auth, parsing and validation,
+LLM_PARAMS, think tags, stream <-> non-stream conversion, errors, metrics and journals. A backend declares
+its policy (does the upstream call stream, do answer transforms apply) through hooks the pipeline consults
+before it edits the body, and otherwise only translates: OpenAI request -> upstream request (`encode`),
+upstream answer -> OpenAI objects (`decode`, `decode_stream`), upstream error -> ProxyError (`error`).
+See docs/adding-a-backend.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from argoproxy.pipeline.call import Call
+from argoproxy.errors import ProxyError
+from argoproxy.upstream.client import Upstream
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
+
+if TYPE_CHECKING:
+    from argoproxy.config.settings import Settings
+
+# A stream item: already-encoded SSE bytes the pipeline may relay untouched, or a chunk dict to encode.
+StreamItem = bytes | dict
+
+
+class Backend:
+    """Base class: the defaults describe an OpenAI-shaped upstream."""
+
+    name = "base"
+    #: kinds this backend translates (chat, completions, embeddings); others are 404 unless forwards_unknown.
+    kinds: frozenset[str] = frozenset({"chat", "completions", "embeddings"})
+    #: forward paths the proxy does not serve itself to the upstream unchanged (a reverse proxy).
+    forwards_unknown = False
+    #: kinds of extra_routes() whose answer is a chat.completion: the chat route's answer transforms (think tags,
+    #: per THINK_MODE and LLM_PARAMS) apply to it as to a chat answer (ARGO's /v1/status).
+    completion_routes: frozenset[str] = frozenset()
+    #: pass the upstream's response headers (rate-limit headers and the like) to the client.
+    relay_headers = False
+    #: the content of an assistant turn that only calls tools: "" (never null: llama.cpp's server and others
+    #: refuse null), or None for an upstream known to want null (argoproxy/pipeline/upstream_messages.py)
+    tool_turn_content: str | None = ""
+    #: requests go up unchecked (the upstream judges parameters) and whole 2xx answers come back as they are,
+    #: whatever their content (ARGO native mode).
+    transparent = False
+
+    def __init__(self, settings: Settings, upstream: Upstream) -> None:
+        self.settings = settings
+        self.upstream = upstream
+        #: the upstream takes `developer` messages (else they go as `system`: argoproxy/pipeline/upstream_messages.py)
+        self.keeps_developer = settings.developer_role == "keep"
+
+    # --- policy: consulted by the pipeline before it edits the body
+    def upstream_streams(self, call: Call, wanted: bool) -> bool:
+        """Whether the upstream call streams, given what the client and UPSTREAM_MODE ask for (`wanted`)."""
+        return wanted
+
+    def transforms_answers(self, call: Call) -> bool:
+        """Whether the answer transforms (think tags) apply; False relays answers as the upstream sent them."""
+        return True
+
+    # --- request side
+    def url(self, path: str, query: str = "") -> str:
+        """A forwarding backend's (forwards_unknown) upstream URL for a path the proxy does not serve itself."""
+        raise NotImplementedError
+
+    def upstream_headers(self, call: Call) -> dict[str, str]:
+        """A forwarding backend's headers for a forwarded request (the client's, with the upstream's key)."""
+        raise NotImplementedError
+
+    def prepare(self, call: Call) -> object | None:
+        """Resolve the model name and apply backend rules to call.plan.body (in place); set plan.upstream_model.
+        Returns the backend's own state for this request (kept as plan.backend_state for its encode and
+        decode; each backend knows its type), or None."""
+        model = call.plan.body.get("model")
+        call.plan.upstream_model = model if isinstance(model, str) else None
+        return None
+
+    def encode(self, call: Call) -> UpstreamRequest:
+        """The upstream request for an API call."""
+        raise NotImplementedError
+
+    def complete(self, call: Call) -> dict[str, Any] | None:
+        """Answer a call that needs more than one upstream request (e.g. batched embeddings); None otherwise."""
+        return None
+
+    def native_front(self, front: str, model: str | None) -> bool:
+        """Does the upstream serve this front door's API itself (`responses`, `messages`) for this model?
+        Then front_request builds the request and the answer is relayed as it comes (no translation)."""
+        return False
+
+    def front_model(self, front: str, model: str | None) -> str | None:
+        """The model name a front door's API served natively sends upstream (for capability lookups)."""
+        return model
+
+    def front_request(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> UpstreamRequest:
+        """The upstream request for a front door's API served natively (see native_front)."""
+        raise NotImplementedError
+
+    # --- answer side
+    def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
+        """A non-streamed 2xx answer as an OpenAI object (or the upstream bytes, when already OpenAI JSON)."""
+        raise NotImplementedError
+
+    def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
+        """A streamed 2xx answer as OpenAI chunks, without the final [DONE]; raise ProxyError when it breaks off."""
+        raise NotImplementedError
+
+    def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
+        """An upstream 4xx/5xx as the error the client gets (keep its status)."""
+        raise NotImplementedError
+
+    # --- other routes
+    def list_models(self, call: Call) -> dict[str, Any]:
+        """GET /v1/models as an OpenAI list."""
+        return {"object": "list", "data": []}
+
+    def model_entry(self, name: str, listing: list[Any]) -> dict[str, Any] | None:
+        """GET /v1/models/{name} answered from the backend's own list (no upstream to ask): its entry, or None."""
+        return next((e for e in listing if isinstance(e, dict) and e.get("id") == name), None)
+
+    def health(self, query: str = "") -> dict[str, Any] | None:
+        """The /health body when the backend checks itself (raise ProxyError(503) when unhealthy);
+        None = probe the target URL (any HTTP answer means reachable). `query` is the request's query string."""
+        return None
+
+    def extra_routes(self) -> list[tuple[str, str, tuple[str, ...], Callable[[Call], Any]]]:
+        """(path, kind, methods, handler) for routes only this backend serves, e.g. ARGO's raw /v1/chat as
+        ("v1/chat", "argo_chat", ("POST",), handler). They go through the same door as every route (auth,
+        metrics, journals); handler(call) finds the request body in call.plan.raw_body and returns a Response."""
+        return []
