@@ -2,4 +2,7 @@
 and parsed, which backend runs and why, LLM_PARAMS rules, and where the proxy listens (loopback, Unix socket,
 key file).
 
-Rule: parsed once at start-up, read-only afterwards; nothing here serves a request or sends one."""
+Rule: parsed once at start-up, read-only afterwards; nothing here serves a request or sends one.
+
+May import: the shared modules.
+"""

@@ -22,6 +22,8 @@ PRIVATE_SYMBOLS names every private name of another library these modules use (t
 argoproxy/private_names.py, which also lists the two used outside the fence); VERIFIED_WITH the library
 versions they were checked against. tests/unit/test_fastpath_contract.py asserts that each still exists and
 that each patch is active when on and absent when off; a library upgrade that breaks one fails there first.
+
+May import: the shared modules, upstream.
 """
 
 from __future__ import annotations

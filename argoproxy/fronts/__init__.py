@@ -2,7 +2,10 @@
 and an answer encoder over the one internal chat request (the interface: front.py), and everything else about
 its API (routes, model list shape, key spellings, errors). This module is the registry: a door's name -> its
 Front; adding a door is a package here and one line below (docs/adding-a-door.md). Translation modules here are
-pure (no I/O); serve.py encodes answers."""
+pure (no I/O); serve.py encodes answers.
+
+May import: the shared modules, upstream, edge, pipeline.
+"""
 
 from __future__ import annotations
 

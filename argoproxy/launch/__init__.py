@@ -2,4 +2,6 @@
 
 agents.py holds how each agent is set up (the one place: tests/agents uses it too); run.py the two commands.
 Imports config/ and serve/ (to read the settings as every entry point does), never the request path.
+
+May import: every folder.
 """

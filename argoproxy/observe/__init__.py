@@ -1,4 +1,7 @@
 """Observers: what is recorded about requests once they are answered (metrics, JSONL journals, the DEBUG line,
 the body taps journals read) and the pages that show it (/health, /ui).
 
-Rule: an observer reads a finished call; it never changes an answer and never breaks one."""
+Rule: an observer reads a finished call; it never changes an answer and never breaks one.
+
+May import: the shared modules, config, upstream, edge, pipeline, teamkeys.
+"""

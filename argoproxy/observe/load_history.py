@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import zlib
 
-from argoproxy.routing.shared import SharedCells
+from argoproxy.shared_cells import SharedCells
 from argoproxy.teamkeys import windows
 
 MINUTES = 60

@@ -11,6 +11,8 @@ here for provider packages): configuration reads it and imports no provider.
 Rule: providers import configuration (their settings fragment's declarations, the registry), shared helpers
 (argoproxy/upstream/, errors) and the call's phases (pipeline/call.py); never the sequence, the door, the
 front doors or routing.
+
+May import: the shared modules, config, upstream, edge, pipeline.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from argoproxy.config.provider_registry import (  # noqa: F401  (the names provi
 
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
-    from argoproxy.providers.base import Backend
+    from argoproxy.pipeline.backend import Backend
     from argoproxy.upstream.client import Upstream
 
 

@@ -1,8 +1,13 @@
 """Many upstreams behind one endpoint (issue 15): the `models` list, pools, failover, fallbacks, key limits.
 
-- entries.py: the typed `models`, `fallbacks` and `key_limits` settings (parsed and checked at start-up).
+- dispatch.py: Routing, the sequence's Dispatcher (pipeline/collaborators.py): each call to a deployment,
+  with fallbacks and retries before the first byte. (The typed `models`, `fallbacks` and `key_limits`
+  settings are configuration's: config/routing_settings.py.)
 - router.py: model name -> pool of deployments -> the deployment to try next (least in flight, weighted,
   cooled-down deployments last), and the fallback chain.
-- shared.py: int64 cells shared by the workers of one instance (a mmap'd file the Gunicorn master provides).
+- shared_cooldowns.py: cooldowns shared across replicas through Redis. (The int64 cells the workers share
+  are argoproxy/shared_cells.py.)
 - key_limits.py: per-client-key requests and tokens per minute, counted across workers in shared cells.
+
+May import: the shared modules, config, upstream, edge, pipeline, providers, teamkeys.
 """

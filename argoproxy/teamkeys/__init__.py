@@ -6,4 +6,8 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
 - store.py: the SQLite store (the embedded default, a file next to the config), its tables and queries.
 - service.py: what the proxy does with them per request (look a key up, admit, count usage).
 - cli.py: the `keys` subcommand (create, list, revoke, usage).
+
+May import: the shared modules, config, edge, pipeline.
+Known exception: cli.py, the `keys` command line, imports serve/gunicorn_app.py (the settings read as
+every entry point reads them).
 """

@@ -98,3 +98,95 @@ def test_imports_for_the_type_checker_count():
 
 def test_the_cycle_finder_finds_a_circle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# ---------------------------------------------------------------- each folder's rule (issue 37)
+# A folder's rule is the "May import:" line of its __init__.py's docstring (argoproxy/__init__.py's for the
+# shared modules at the top). The command lines (cli.py, firstrun.py at the top, launch/) may import every folder.
+COMMAND_LINES = frozenset({"cli", "firstrun"})
+COMMAND_LINE_FOLDERS = frozenset({"launch"})
+SHARED = "shared"
+
+# Arrows a rule does not allow yet, each named by the importing module and the folder it imports, with why it
+# is still there; each folder's docstring says so too. The test fails on a new one and on one that is gone
+# (then strike it here and in the docstring).
+EXCEPTIONS = {
+    ("argoproxy.upstream.client", "fastpath"): "the fence's one way in for upstream calls, lazily when FAST_PATH is on",
+    ("argoproxy.edge.auth", "teamkeys"): "the team-key lookup",
+    ("argoproxy.edge.http_objects", "teamkeys"): "the team-key record on a request",
+    ("argoproxy.pipeline.call", "fronts"): "the Front interface",
+    ("argoproxy.pipeline.gateway", "fronts"): "the Front interface and FrontAnswers",
+    ("argoproxy.pipeline.call", "teamkeys"): "the team-key record",
+    ("argoproxy.pipeline.gateway", "teamkeys"): "the team-key service",
+    ("argoproxy.pipeline.gateway", "state"): "stored Responses",
+    ("argoproxy.teamkeys.cli", "serve"): "the `keys` command line reads the settings as every entry point does",
+}
+
+
+def folder_of(module: str) -> str:
+    """The folder a module belongs to: argoproxy.<folder>..., SHARED for the shared modules at the top,
+    "cli" for the command lines at the top."""
+    parts = module.split(".")
+    if len(parts) >= 2 and parts[1] in COMMAND_LINE_FOLDERS:
+        return "cli"
+    if len(parts) >= 2 and (PACKAGE / parts[1]).is_dir():
+        return parts[1]
+    return "cli" if len(parts) >= 2 and parts[1] in COMMAND_LINES else SHARED
+
+
+def folders() -> list[str]:
+    """The folders with a rule of their own (the command lines' folders go with the command lines)."""
+    return sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py") if p.parent.name not in COMMAND_LINE_FOLDERS)
+
+
+def stated_rule(init: Path) -> set[str]:
+    """The folders an __init__.py's docstring says its folder may import."""
+    doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+    lines = [line for line in doc.splitlines() if line.startswith("May import: ")]
+    assert len(lines) == 1, f"{init.relative_to(ROOT)}: its docstring states no 'May import: ...' line"
+    words = {w.strip() for w in lines[0][len("May import: "):].rstrip(".").split(",")}
+    everything = set(folders()) | {SHARED}
+    if words == {"every folder"}:
+        return everything | {"cli"}
+    if words == {"every folder but the command lines"}:
+        return everything
+    allowed = {SHARED if w == "the shared modules" else w for w in words}
+    unknown = allowed - everything
+    assert not unknown, f"{init.relative_to(ROOT)} names no folder {sorted(unknown)}"
+    return allowed
+
+
+def rules() -> dict[str, set[str]]:
+    stated = {name: stated_rule(PACKAGE / name / "__init__.py") for name in folders()}
+    stated[SHARED] = stated_rule(PACKAGE / "__init__.py")
+    stated["cli"] = set(folders()) | {SHARED}
+    for name in COMMAND_LINE_FOLDERS:
+        assert stated_rule(PACKAGE / name / "__init__.py") == stated["cli"] | {"cli"}
+    return stated
+
+
+def broken_rules(graph: dict[str, set[str]], allowed: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """(module, folder) of every import a module's folder rule does not allow."""
+    return {(module, folder_of(target)) for module, targets in graph.items() for target in targets
+            if folder_of(target) != folder_of(module) and folder_of(target) not in allowed[folder_of(module)]}
+
+
+def test_each_folder_keeps_to_its_stated_rule():
+    broken = broken_rules(import_graph(), rules())
+    new = sorted(broken - set(EXCEPTIONS))
+    assert not new, f"imports against the folder rules (each __init__.py's 'May import:'): {new}"
+    gone = sorted(set(EXCEPTIONS) - broken)
+    assert not gone, f"exceptions no longer needed: strike them from EXCEPTIONS and the folder's docstring: {gone}"
+
+
+def test_the_stated_rules_have_no_circle():
+    """The rules themselves are layers: no folder may import one that may import it back."""
+    allowed = rules()
+    assert cycles({name: {t for t in targets if t != name} for name, targets in allowed.items()}) == []
+
+
+def test_the_rule_check_finds_a_broken_rule():
+    graph = {"argoproxy.config.settings": {"argoproxy.providers.argo.settings"}, "argoproxy.providers.argo.settings": set(),
+             "argoproxy.errors": set()}
+    assert broken_rules(graph, {"config": {SHARED}, "providers": {SHARED, "config"}, SHARED: {SHARED}}) == {
+        ("argoproxy.config.settings", "providers")}
