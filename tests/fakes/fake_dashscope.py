@@ -72,6 +72,7 @@ class FakeDashScope:
         self.delay = delay  # seconds between stream events
         self.embedding_dimension = 8
         self.max_batch = 10
+        self.cut_after: int | None = None  # the next stream ends cleanly after this many events, unfinished
         self.received: list[Received] = []
         self._failures: list[Failure] = []
         self._lock = threading.Lock()
@@ -248,8 +249,11 @@ class FakeDashScope:
     def _stream_generation(self, h: BaseHTTPRequestHandler, plan: dict[str, Any], result_format: str | None,
                            incremental: bool, failure: Failure | None) -> None:
         self._start_stream(h)
+        cut, self.cut_after = self.cut_after, None
         try:
             for number, event in enumerate(self._stream_events(plan, result_format, incremental), start=1):
+                if cut is not None and number > cut:  # the body ends well framed, the answer does not
+                    break
                 if failure is not None and number > failure.after:
                     self._write_event(h, number, "error", failure.status,
                                       _error_body(failure.code, failure.message, plan["request_id"]))

@@ -338,3 +338,22 @@ def test_keepalives_are_blank_lines_the_sdks_skip(sse):
         if not sse:
             assert "".join(part["text"] for c in json.loads(r.content)
                            for part in c["candidates"][0]["content"]["parts"]) == "Hello"
+
+
+def test_a_stream_the_upstream_cuts_ends_with_googles_error():
+    """An upstream stream that ends, well framed, before its answer does (DashScope's last event, the one with the
+    finish reason, never came): the Google door's stream ends with Google's error object, which both SDKs raise,
+    not with a finishReason of STOP as if the answer were whole."""
+    with FakeDashScope(api_key="ds-key") as ds, \
+            running_proxy(BACKEND="dashscope", TARGET_BASE_URL=ds.base_url, DASHSCOPE_API_KEY="ds-key") as p:
+        ds.reply = "Hello there, this answer is long enough to be cut."
+        ds.cut_after = 3
+        r = requests.post(p.url + "/v1beta/models/qwen-plus:streamGenerateContent?alt=sse", json=HELLO, timeout=30)
+        lines = [line for line in r.content.split(b"\r\n") if line]
+        assert lines[0].startswith(b"data: ") and b"finishReason" not in r.content, r.content
+        assert json.loads(lines[-1])["error"]["status"] == "UNAVAILABLE", r.content
+        ds.cut_after = 3
+        client = google_sdk(p)  # kept: a client the stream outlives is closed under it
+        with pytest.raises(genai_errors.ServerError) as info:
+            list(client.models.generate_content_stream(model="qwen-plus", contents="hi"))
+        assert info.value.code == 502

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import base64
+import itertools
 import json
 
 import pytest
@@ -424,7 +425,8 @@ def test_an_incremental_stream_is_translated_without_keeping_its_text() -> None:
     copied per event by +=) before."""
     import tracemalloc
     line = frames([event("x" * 65536)])
-    lines = (piece for _ in range(1000) for piece in line)
+    end = frames([event("", finish="stop")])  # the finishing event (a stream without it was cut short)
+    lines = itertools.chain((piece for _ in range(1000) for piece in line), end)
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -435,3 +437,11 @@ def test_an_incremental_stream_is_translated_without_keeping_its_text() -> None:
         tracemalloc.stop()
     assert size == 1000 * 65536
     assert peak < 4 * 1024 * 1024, peak
+
+
+def test_a_stream_ending_before_its_finishing_event_is_cut_short() -> None:
+    """A well-framed body that ends before the event with the finish reason: read as whole, every door ended
+    it as if complete (the Google door with finishReason STOP)."""
+    with pytest.raises(ProxyError) as info:
+        list(ds.decode_chat_stream(iter(frames([event("Hel"), event("Hello")])), "m"))
+    assert info.value.status == 502 and info.value.code == "upstream_stream_incomplete"

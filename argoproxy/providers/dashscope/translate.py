@@ -350,6 +350,11 @@ class ChatStreamDecoder:
             if event == "error" or status >= 400 or ("output" not in obj and obj.get("code")):
                 raise error_from(status, obj)
             yield from self._chunks_for(obj)
+        if not any(state.finished for state in self._choices.values()):
+            # the body ended (well framed) before the event with the finish reason: an answer cut short, which
+            # read as whole would end on every door as if complete
+            raise ProxyError(502, "The upstream server closed the stream before the answer was complete.",
+                             code="upstream_stream_incomplete")
         if self.include_usage:
             yield {**self._base(), "choices": [], "usage": self.usage}
 
