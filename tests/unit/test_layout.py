@@ -190,3 +190,28 @@ def test_the_rule_check_finds_a_broken_rule():
              "argoproxy.errors": set()}
     assert broken_rules(graph, {"config": {SHARED}, "providers": {SHARED, "config"}, SHARED: {SHARED}}) == {
         ("argoproxy.config.settings", "providers")}
+
+
+def test_the_architecture_page_gives_each_folder_its_rule():
+    """docs/architecture.md's module map is the rules as the code states them (a claim about the shape is a test):
+    each folder's "may import" cell, in layer order (no folder may import one of a row below it), and the
+    number of exceptions."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    allowed = rules()
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| `")]
+    seen: list[str] = []
+    for cells in rows:
+        name = cells[0].split("`")[1].rstrip("/")
+        key = SHARED if name == "argoproxy" else name
+        if key not in allowed:
+            continue
+        words = {w.strip() for w in cells[2].split(",")}
+        stated = {SHARED if w == "the shared modules" else w for w in words}
+        if words == {"every folder but the command lines"}:
+            stated = set(folders()) | {SHARED}
+        assert stated == allowed[key], f"docs/architecture.md: {name}/ may import {sorted(allowed[key])}"
+        assert not any(key in allowed[earlier] for earlier in seen if earlier != key), \
+            f"docs/architecture.md: {name}/ is listed below a folder that may import it"
+        seen.append(key)
+    assert set(seen) == set(allowed) - {"cli"}, sorted(set(allowed) - {"cli"} - set(seen))
+    assert f"({len(EXCEPTIONS)} today" in text
