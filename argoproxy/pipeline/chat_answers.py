@@ -61,6 +61,8 @@ class ChatAnswers:
                 out.usage = out.output.get("usage") if isinstance(out.output, dict) else None
             elif self.answers.observers:
                 out.usage = usage_of(payload)
+                if out.usage is None and call.plan.team_key is not None:  # the key is charged an estimate of it
+                    out.output = try_json(payload)
             return payload
         obj = try_json(payload)
         out.output = obj

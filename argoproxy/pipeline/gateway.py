@@ -524,9 +524,10 @@ class Gateway:
 
 # ---------------------------------------------------------------- helpers on parsed data
 def counts_tokens(call: Call) -> bool:
-    """Is a token budget counting this call's usage (key_limits' tpm; a team key's tpm or budget)?"""
-    limit, team = call.plan.key_limit, call.plan.team_key
-    return bool(limit is not None and limit.tpm) or bool(team is not None and (team.tpm or team.budget))
+    """Is this call's usage counted (key_limits' tpm; any team key: its usage rows charge every answer, a stream
+    whose upstream sends no usage with the estimate of what it relayed)?"""
+    limit = call.plan.key_limit
+    return bool(limit is not None and limit.tpm) or call.plan.team_key is not None
 
 
 # The most of an answer asked again whole for a streaming client (Gateway.ask_whole) read at once: what llama.cpp

@@ -27,7 +27,7 @@ from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.edge.request_models import key_model_refused
 from argoproxy.edge.validation import model_allowed
 from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.stream_usage import OutputCount, prompt_tokens, usage_counts
+from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens, usage_counts
 
 log = logging.getLogger("cot_proxy")
 
@@ -180,6 +180,8 @@ class TeamKeys:
         if record is None:
             return
         prompt, completion = answer_tokens(call)
+        if call.outcome.usage is None and (prompt or completion):  # the estimate charged: /metrics and /ui say it too
+            call.outcome.usage, call.outcome.usage_estimated = estimated_usage(prompt, completion), True
         model = call.plan.model if isinstance(call.plan.model, str) else "-"
         model = model[:200]
         lease = call.plan.key_lease

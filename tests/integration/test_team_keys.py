@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.clients import anthropic_sdk, openai_sdk
-from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.polling import poll
 from tests.proxy_process import ROOT, clean_environ, running_proxy
 
@@ -334,3 +334,28 @@ def test_a_key_pasted_into_a_prompt_is_not_journaled(tmp_path):
     everything = "".join(f.read_text() for f in logs.iterdir() if f.is_file())
     assert "why does [REDACTED] fail" in everything
     assert alice not in everything and bob not in everything and "sk-proxy-" not in everything
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_key_without_token_limits_is_charged_the_estimate_and_the_status_page_agrees(team, stream):
+    """An upstream that sends no usage (llama.cpp's server ignores include_usage): a key without --tpm or --budget
+    was charged `input 1, output 0` for a stream, and /ui showed 0/0 while `keys usage` said 1. Now both show the
+    estimate of its prompt and of what was answered."""
+    db, fake, proxy = team
+    fake.sends_stream_usage = False
+    fake.default_content = "A fairly long answer with many words in it, so it counts for more than one token."
+    if not stream:
+        whole = chat_completion(fake.default_content)
+        whole.pop("usage", None)
+        fake.add(Reply(whole))  # no usage member
+    key = create(db, "plain")
+    prompt = [{"role": "user", "content": "Tell me about the many words of a fairly long prompt, please."}]
+    r = requests.post(proxy.base_url + "/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=20,
+                      json={"model": "gpt-4o", "messages": prompt, "stream": stream})
+    assert r.status_code == 200
+    row = usage_row(db, "plain", 1)
+    input_tokens, output_tokens = int(row[4]), int(row[5])
+    assert input_tokens >= 10 and output_tokens >= 10, row
+    page = requests.get(proxy.url + "/ui/data", headers={"Authorization": "Bearer admin-key"}, timeout=10).json()
+    mine = next(k for k in page["keys"] if k["key"] == "plain")
+    assert (mine["prompt_tokens"], mine["completion_tokens"]) == (input_tokens, output_tokens), (mine, row)
