@@ -232,7 +232,8 @@ class Settings:
                             "config file in force (else in the working directory).", env=("KEYS_DB",),
                             flags=("--keys-db",), derived=lambda s: default_keys_db(s.config_path))
     redis_url: str = _setting("", as_redis_url, "Redis for what replicas share: team keys, their rate windows, "
-                              "budgets and usage, routing cooldowns (e.g. redis://redis:6379/0).",
+                              "budgets and usage, routing cooldowns, stored responses and conversations (e.g. "
+                              "redis://redis:6379/0).",
                               env=("REDIS_URL",), flags=("--redis-url",))
     redis_outage: str = _setting("local", _choice("local", "refuse"),
                                  "When Redis does not answer: local (count per worker, warn, write usage to Redis "
@@ -342,6 +343,26 @@ def keys_db_problem(settings: Settings) -> str | None:
         return f"KEYS_DB: cannot read {path}: {exc.strerror}"
     if head and head != SQLITE_HEADER:
         return f"KEYS_DB: {path} is not an SQLite database (`cot-proxy keys create` makes one)"
+    return None
+
+
+def responses_db_problem(settings: Settings) -> str | None:
+    """RESPONSES_DB: absent (made at the first stored response, with its directory), or an SQLite file; a
+    directory or another kind of file would make every stored response a 503."""
+    if not settings.responses_store or settings.redis_url or not settings.responses_db:
+        return None
+    path = Path(settings.responses_db).expanduser()
+    if not path.exists():
+        return None
+    if not path.is_file():
+        return f"RESPONSES_DB: {path} is not a file (stored responses are kept in an SQLite file)"
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        return f"RESPONSES_DB: cannot read {path}: {exc.strerror}"
+    if head and head != SQLITE_HEADER:
+        return f"RESPONSES_DB: {path} is not an SQLite database"
     return None
 
 
@@ -528,8 +549,16 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
     "key_cache_seconds": (lambda s: s.enable_auth, "enable_auth is off (there are no team keys)"),
     "redis_outage": (lambda s: s.enable_auth and bool(s.redis_url), "it applies to team keys kept in Redis "
                                                                     "(ENABLE_AUTH and REDIS_URL)"),
-    "redis_url": (lambda s: s.enable_auth or bool(s.models), "neither team keys (ENABLE_AUTH) nor routing (models) "
-                                                             "use it"),
+    "redis_url": (lambda s: s.enable_auth or bool(s.models) or s.responses_store,
+                  "neither team keys (ENABLE_AUTH), routing (models) nor stored responses (RESPONSES_STORE) use it"),
+    # Stored responses' own (argoproxy/state/).
+    "responses_db": (lambda s: s.responses_store and not s.redis_url,
+                     "stored responses are kept in it only with RESPONSES_STORE on and no REDIS_URL"),
+    **{name: (lambda s: s.responses_store, "RESPONSES_STORE is off (no responses are stored)")
+       for name in ("responses_retention", "responses_max_bytes_per_key", "responses_max_bytes",
+                    "responses_background_max", "responses_background_per_key")},
+    "responses_admin_reads": (lambda s: s.responses_store and s.enable_auth,
+                              "there is no admin key to allow (ENABLE_AUTH off) or nothing is stored"),
     # Routing's own: fallbacks that look configured and do nothing were the misleading case.
     **{name: (lambda s: bool(s.models), "MODELS is not set (they apply to its deployments)")
        for name in ("fallbacks", "cooldown_seconds", "health_probe_seconds")},
@@ -611,7 +640,7 @@ def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
     except ValueError as exc:
         raise BadValue(str(exc)) from None
     problem = listener.socket_problem(settings.socket) or listener.key_file_problem(settings) \
-        or listener.own_key_problem(settings) or keys_db_problem(settings)
+        or listener.own_key_problem(settings) or keys_db_problem(settings) or responses_db_problem(settings)
     if problem:
         raise BadValue(problem)
     # Each provider's own rules: for the top-level backend when it serves (no `models`), and for every

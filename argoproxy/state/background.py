@@ -105,10 +105,11 @@ class Background:
                 close()
             beating[0] = False
             self.running -= 1
-        if keeper.cancelled or keeper.saved is None:
-            latest = keeper.saved or (self.state.load(keeper.id) or keeper.record({})).response
-            status = "cancelled" if keeper.cancelled else "failed"
-            keeper.save({**latest, "status": status})
+        if keeper.cancelled:
+            latest = keeper.saved or {**failed(keeper, "", ""), "error": None}
+            keeper.save({**latest, "status": "cancelled"})
+        elif keeper.saved is None:
+            keeper.save(failed(keeper, "The run ended without an answer.", "server_error"))
 
 
     def beat(self, resp_id: str, beating: list[bool]) -> None:
@@ -125,7 +126,10 @@ class Background:
 
 
 def failed(keeper: Keeper, message: str, code: str) -> dict[str, Any]:
-    stored = keeper.state.load(keeper.id)
+    try:
+        stored = keeper.state.load(keeper.id)
+    except ProxyError:  # the store is away: the failure is saved if it is back by then (Keeper.save)
+        stored = None
     base = stored.response if stored is not None else {"id": keeper.id, "object": "response"}
     return {**base, "status": "failed", "error": {"code": code, "message": message}}
 

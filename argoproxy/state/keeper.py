@@ -10,6 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from argoproxy.errors import ProxyError
 from argoproxy.state.chain import History
 from argoproxy.state.records import StoredResponse, StoreFull
 
@@ -116,7 +117,7 @@ class Keeper:
             if conv is not None and response.get("status") in ("completed", "incomplete"):
                 output = response.get("output")
                 self.state.append(conv, self.history.new + (output if isinstance(output, list) else []))
-        except StoreFull as err:
+        except ProxyError as err:  # StoreFull, or the store away (503)
             if refuse:
                 raise
             log.warning("response %s not stored: %s", self.id, err.message)

@@ -49,7 +49,17 @@ class ResponsesState:
 
     # ---------------------------------------------------------------- store calls (off the loop)
     def io(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return offloaded(fn, *args) if self.offload else fn(*args)
+        """A store call; a store that fails (locked past its wait, a full disk, Redis away) is a 503 saying so,
+        its error named by type only (what it says may quote stored text or Redis's address)."""
+        try:
+            return offloaded(fn, *args) if self.offload else fn(*args)
+        except ProxyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - sqlite3's and redis-py's errors alike
+            log.warning("response store: %s failed (%s)", getattr(fn, "__name__", "call"), type(exc).__name__)
+            raise ProxyError(503, "The response store cannot be reached just now; try again, or send "
+                             "`store: false` with the whole conversation in `input`.", code="store_unavailable",
+                             type="service_unavailable") from None
 
     def load(self, resp_id: str) -> StoredResponse | None:
         return self.io(self.store.get_response, resp_id)

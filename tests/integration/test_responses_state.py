@@ -368,3 +368,77 @@ def test_background_on_one_replica_is_followed_and_cancelled_from_another(redis_
         assert poll(lambda: b.responses.retrieve(queued.id).status == "in_progress", timeout=10)
         assert b.responses.cancel(queued.id).status == "cancelled"
         assert poll(lambda: a.responses.retrieve(queued.id).status == "cancelled", timeout=10)
+
+
+def test_a_store_that_cannot_be_used_is_a_clear_error(tmp_path):
+    """RESPONSES_DB naming a directory stops start-up with one line; a store that fails while serving (its file
+    made unwritable) is a 503 in OpenAI's shape, and `store: false` still works."""
+    import subprocess
+    import sys
+
+    from tests.proxy_process import ROOT, clean_environ
+    bad = tmp_path / "a-directory"
+    bad.mkdir()
+    done = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--show"], capture_output=True, text=True,
+                          timeout=60, env={**clean_environ(), "RESPONSES_DB": str(bad)})
+    assert done.returncode != 0 and "RESPONSES_DB" in done.stderr and "not a file" in done.stderr
+    db = tmp_path / "data" / "r.db"
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, RESPONSES_DB=str(db)) as p:
+        import sqlite3
+        import threading
+        import time
+
+        import requests
+        client = openai_sdk(p)
+        client.responses.create(model="fake-model", input="first")
+        lock = sqlite3.connect(db, timeout=1, isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")  # another process holds the file past the store's 5-second wait
+        outcome: dict = {}
+
+        def blocked() -> None:
+            try:
+                client.responses.create(model="fake-model", input="second")
+            except openai.APIStatusError as err:
+                outcome["error"] = err
+        waiting = threading.Thread(target=blocked)
+        waiting.start()
+        try:
+            slowest = 0.0
+            while waiting.is_alive():  # the worker serves others meanwhile: the wait is off its event loop
+                start = time.monotonic()
+                assert requests.get(p.url + "/health", timeout=10).status_code in (200, 503)
+                slowest = max(slowest, time.monotonic() - start)
+                time.sleep(0.2)
+        finally:
+            lock.execute("ROLLBACK")
+            waiting.join(30)
+        assert slowest < 1.0
+        err = outcome["error"]
+        assert err.status_code == 503 and err.body["code"] == "store_unavailable"
+        assert client.responses.create(model="fake-model", input="third", store=False).output_text
+        assert client.responses.create(model="fake-model", input="fourth").store  # back once the lock is gone
+
+
+def test_stored_bodies_are_journaled_nowhere_new(tmp_path):
+    """With LOG_DIR on, the create is journaled as any request; reading the stored response back adds a record
+    without its body, and the log never holds it."""
+    from pathlib import Path
+
+    from tests.polling import poll
+    logs = tmp_path / "logs"
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, LOG_DIR=str(logs)) as p:
+        fake.default_content = "SECRET-ANSWER-TEXT"
+        client = openai_sdk(p)
+        r = client.responses.create(model="fake-model", input="SECRET-QUESTION-TEXT")
+
+        def occurrences() -> int:
+            return sum(f.read_text(errors="replace").count("SECRET-ANSWER-TEXT") for f in logs.rglob("*")
+                       if f.is_file())
+        before = poll(occurrences, timeout=10)
+        assert before  # the create's own journal record
+        client.responses.retrieve(r.id)
+        list(client.responses.input_items.list(r.id))
+        assert poll(lambda: sum(f.read_text(errors="replace").count(r.id) for f in logs.rglob("*.jsonl")
+                                if f.is_file()) >= 1, timeout=10)
+        assert occurrences() == before
+        assert "SECRET-QUESTION-TEXT" not in Path(p.home, "proxy.log").read_text(errors="replace")

@@ -269,11 +269,36 @@ def test_a_redis_url_redis_cannot_use_stops_start_up(tmp_path, url):
 
 
 @pytest.mark.parametrize("env, named", [({"KEYS_DB": "k.db"}, "KEYS_DB"), ({"REDIS_OUTAGE": "refuse"}, "REDIS_OUTAGE"),
-                                        ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, "REDIS_URL")])
+                                        ({"REDIS_URL": "redis://127.0.0.1:6379/0", "RESPONSES_STORE": "off"},
+                                         "REDIS_URL"),
+                                        ({"REDIS_URL": "redis://127.0.0.1:6379/0", "RESPONSES_DB": "r.db"},
+                                         "RESPONSES_DB"),
+                                        ({"RESPONSES_ADMIN_READS": "true"}, "RESPONSES_ADMIN_READS"),
+                                        ({"RESPONSES_STORE": "off", "RESPONSES_RETENTION": "7d"},
+                                         "RESPONSES_RETENTION")])
 def test_team_and_listener_settings_that_go_unused_are_warnings(tmp_path, env, named):
     from argoproxy.config.settings import load
     loaded = load({}, environ={"HOME": str(tmp_path), **env})
     assert any(w.startswith(f"{named} is set, but") for w in loaded.warnings), loaded.warnings
+
+
+def test_redis_url_alone_is_used_by_the_response_store(tmp_path):
+    from argoproxy.config.settings import load
+    loaded = load({}, environ={"HOME": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert not any(w.startswith("REDIS_URL") for w in loaded.warnings), loaded.warnings
+
+
+@pytest.mark.parametrize("value, seconds", [("30d", 30 * 86400), ("12h", 43200), ("90m", 5400), ("45", 45)])
+def test_responses_retention_takes_durations(tmp_path, value, seconds):
+    settings = load_settings({}, environ={"HOME": str(tmp_path), "RESPONSES_RETENTION": value})
+    assert settings.responses_retention == seconds
+
+
+def test_a_bad_responses_setting_stops_start_up(tmp_path):
+    with pytest.raises(SettingsError, match=r"^RESPONSES_RETENTION: "):
+        load_settings({}, environ={"HOME": str(tmp_path), "RESPONSES_RETENTION": "soon"})
+    with pytest.raises(SettingsError, match=r"^RESPONSES_DB: .* is not a file"):
+        load_settings({}, environ={"HOME": str(tmp_path), "RESPONSES_DB": str(tmp_path)})
 
 
 def test_a_key_file_other_users_can_read_is_a_warning(tmp_path):
