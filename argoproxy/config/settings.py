@@ -24,6 +24,7 @@ from argoproxy.config import provider_registry as providers
 from argoproxy.config.backend_choice import DEFAULT_BACKEND, BackendConflict, Given, choose_backend
 from argoproxy.config.model_families import Overrides, parse_overrides
 from argoproxy.config.llm_params import LlmParams, parse_llm_params
+from argoproxy.config.model_free_paths import DEFAULT_MODEL_FREE, route_globs
 from argoproxy.config.redis_url import check_redis_url
 from argoproxy.redaction import mask_url
 from argoproxy.config.routing_settings import check_routing, parse_fallbacks, parse_key_limits, parse_models
@@ -272,6 +273,12 @@ class Settings:
                                                  flags=("--responses-background-per-key",))
     allowed_models: tuple = _setting((), as_csv, "Comma-separated model allow-list; * wildcards.",
                                      env=("ALLOWED_MODELS",), flags=("--allowed-models",))
+    model_free_paths: tuple = _setting(DEFAULT_MODEL_FREE, route_globs,
+                                       "Forwarded paths that name no model, let through while ALLOWED_MODELS or a "
+                                       "team key's globs are in force (any other forwarded request must name an "
+                                       "allowed model): comma-separated `METHOD /glob` or `/glob`; the default "
+                                       "lists file, batch and stored-object reads (docs/edge.md).",
+                                       env=("MODEL_FREE_PATHS",), flags=("--model-free-paths",))
     allowed_origins: tuple = _setting((), as_csv, "Web pages (origins, e.g. http://localhost:3000) that may send "
                                       "requests besides the proxy's own; * any. Others get 403.",
                                       env=("ALLOWED_ORIGINS",), flags=("--allowed-origins",))

@@ -71,16 +71,23 @@ def _pairs(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def form_model(body: bytes, content_type: str) -> str | None:
-    """The `model` field of a multipart (any subtype) or application/x-www-form-urlencoded body."""
+def form_fields(body: bytes, content_type: str) -> list[tuple[str, str]]:
+    """The (name, value) fields of a multipart (any subtype) or application/x-www-form-urlencoded body, names in
+    the spelling servers compare (field_name); `model` given twice, or as a file, is a 400."""
     if _mime(content_type) == URLENCODED:
         try:
-            values = [value for name, value in _pairs(body.decode("utf-8")) if name == "model"]
+            pairs = _pairs(body.decode("utf-8"))
         except UnicodeDecodeError:
             raise ProxyError(400, "The form body is not valid UTF-8, so its model cannot be checked.",
                              code="invalid_form") from None
-        return _single(values, "form field")
-    return _multipart_model(body, content_type)
+    else:
+        form, files = multipart_form(body, content_type)
+        if any(field_name(name) == "model" for name in files.keys()):
+            raise ProxyError(400, "The form field `model` must be a value, not a file.", param="model",
+                             code="invalid_value")
+        pairs = [(field_name(name), value) for name, value in form.items(multi=True)]
+    _single([value for name, value in pairs if name == "model"], "form field")
+    return pairs
 
 
 def multipart_form(body: bytes, content_type: str) -> tuple[Any, Any]:
@@ -101,15 +108,6 @@ def multipart_form(body: bytes, content_type: str) -> tuple[Any, Any]:
         raise ProxyError(400, "The form body cannot be parsed, so the models it names cannot be checked.",
                          code="invalid_form") from None
     return form, files
-
-
-def _multipart_model(body: bytes, content_type: str) -> str | None:
-    form, files = multipart_form(body, content_type)
-    if any(field_name(name) == "model" for name in files.keys()):
-        raise ProxyError(400, "The form field `model` must be a value, not a file.", param="model",
-                         code="invalid_value")
-    values = [value for name, value in form.items(multi=True) if field_name(name) == "model"]
-    return _single(values, "form field")
 
 
 def _single(values: list[str], where: str) -> str | None:

@@ -126,8 +126,11 @@ class Backend:
         None = probe the target URL (any HTTP answer means reachable). `query` is the request's query string."""
         return None
 
-    def extra_routes(self) -> list[tuple[str, str, tuple[str, ...], Callable[[Call], Any]]]:
-        """(path, kind, methods, handler) for routes only this backend serves, e.g. ARGO's raw /v1/chat as
-        ("v1/chat", "argo_chat", ("POST",), handler). They go through the same door as every route (auth,
-        metrics, journals); handler(call) finds the request body in call.plan.raw_body and returns a Response."""
+    def extra_routes(self) -> list[tuple[Any, ...]]:
+        """(path, kind, methods, handler[, models]) for routes only this backend serves, e.g. ARGO's raw /v1/chat
+        as ("v1/chat", "argo_chat", ("POST",), handler, reader). They go through the same door as every route
+        (auth, the one guard, metrics, journals); handler(call) finds the request body in call.plan.raw_body and
+        returns an Answer. `models(call, named)` calls named(model) for each model the request names (the guard
+        holds them to ALLOWED_MODELS and the team key's globs; argoproxy/edge/model_readers.py); a route without
+        one names no model (ARGO's /v1/status, the proxy's own probe)."""
         return []

@@ -1,6 +1,8 @@
-"""The models named inside batch work, checked against ALLOWED_MODELS (forwarded routes, with an allow-list).
+"""The models named inside batch work: the batch routes' reader for the one guard (argoproxy/pipeline/guard.py),
+which checks each name against ALLOWED_MODELS and the team key's globs (forwarded routes, while they are set).
 
-A batch names its models where the door's check of a body's top-level `model` does not look:
+A batch names its models where a body's top-level `model` does not say them (each route with or without `/v1`,
+and in Azure OpenAI's spellings, `/openai/files`, `/openai/batches?api-version=...`):
 
 * `POST /v1/files` (multipart, `purpose` `batch`): a JSONL file whose every line is a request, its model in
   `body.model`. Each line is checked as the upload is read.
@@ -25,8 +27,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
+from argoproxy.edge.model_readers import Named
 from argoproxy.edge.request_body import containers, parse_object, strict_decoder
-from argoproxy.edge.request_models import check_named, field_name, multipart_form
+from argoproxy.edge.request_models import field_name, multipart_form
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
 from argoproxy.turns import turn
 
@@ -39,45 +42,46 @@ MAX_CONTAINERS = 1_000_000  # arrays and objects in the whole file; a line that 
 STRICT_COST = 4  # (it might repeat a key the check reads) counts its containers four times: it parses 4x slower
 _READ_KEYS = re.compile(rb'"(?i:model|body)"')  # the keys the check reads, as a line may spell them
 _BATCH_PATHS = {"files": "upload", "batches": "batch", "messages/batches": "message_batch"}
+_API_PREFIXES = ("openai/v1/", "openai/", "v1/")  # OpenAI's, Azure OpenAI's (with and without its v1)
 
 Fetch = Callable[[str], UpstreamResponse]  # a path (as the client spelled the prefix) -> the upstream's answer
 
 
 def batch_kind(method: str, path: str) -> str | None:
-    """upload, batch or message_batch for the POST routes that carry batch work (with or without /v1)."""
+    """upload, batch or message_batch for the POST routes that carry batch work (with or without /v1, and in
+    Azure OpenAI's spellings)."""
     if method != "POST":
         return None
     lowered = path.lower()
-    return _BATCH_PATHS.get(lowered[3:] if lowered.startswith("v1/") else lowered)
+    for prefix in _API_PREFIXES:
+        if lowered.startswith(prefix):
+            lowered = lowered[len(prefix):]
+            break
+    return _BATCH_PATHS.get(lowered)
 
 
-class BatchCheck:
-    """The allow-list over batch inputs; `check` raises the ProxyError the client gets."""
+class BatchModels:
+    """The reader of the models batch work names: `read(call, named, fetch)` calls `named` for each (one line,
+    one request at a time); a malformed input is the 400 the client gets."""
 
-    def __init__(self, allowed: tuple[str, ...], max_bytes: int, read_timeout: float,
-                 key_models: tuple[str, ...] = ()) -> None:
-        self.allowed = allowed
+    def __init__(self, max_bytes: int, read_timeout: float) -> None:
         self.max_bytes = max_bytes
         self.read_timeout = read_timeout
-        self.key_models = key_models  # the globs of the team key a request came with
 
-    def for_key(self, key_models: tuple[str, ...]) -> "BatchCheck":
-        """The same check, also held to a team key's globs."""
-        return BatchCheck(self.allowed, self.max_bytes, self.read_timeout, key_models)
-
-    def check(self, call: Call, fetch: Fetch) -> None:
-        """The models a forwarded call names inside its batch work (nothing to do on other routes)."""
+    def read(self, call: Call, named: Named, fetch: Fetch) -> bool:
+        """The models a forwarded call names inside its batch work; False on a route that carries none."""
         kind = batch_kind(call.client.method, call.plan.path)
         body = call.plan.raw_body
         if kind == "upload":
-            self.check_upload(body, call.plan.headers.get("Content-Type", ""))
+            self.check_upload(body, call.plan.headers.get("Content-Type", ""), named)
         elif kind == "batch" and body:
-            self.check_batch(call.plan.path, body, fetch)
+            self.check_batch(call.plan.path, body, fetch, named)
         elif kind == "message_batch" and body:
-            self.check_message_batch(body)
+            self.check_message_batch(body, named)
+        return kind is not None
 
     # ------------------------------------------------------------ the three routes
-    def check_upload(self, body: bytes, content_type: str) -> None:
+    def check_upload(self, body: bytes, content_type: str, named: Named) -> None:
         """A multipart upload whose purpose is `batch`: every line of every file part."""
         if not body or not content_type.lower().lstrip().startswith("multipart/"):
             return
@@ -85,9 +89,9 @@ class BatchCheck:
         if not any(p.strip().casefold() == "batch" for p in purposes):
             return
         for part in files:
-            self.check_lines(_lines(iter(lambda: part.read(PIECE), b""), self.max_bytes), "uploaded file")
+            self.check_lines(_lines(iter(lambda: part.read(PIECE), b""), self.max_bytes), "uploaded file", named)
 
-    def check_batch(self, path: str, body: bytes, fetch: Fetch) -> None:
+    def check_batch(self, path: str, body: bytes, fetch: Fetch, named: Named) -> None:
         """The batch's input file, read from the upstream line by line."""
         request = parse_object(body)
         file_id = request.get("input_file_id")
@@ -101,9 +105,9 @@ class BatchCheck:
                 raise _unreadable(file_id, resp.status_code)
             deadline = time.monotonic() + self.read_timeout
             self.check_lines(_lines(_until(read_chunks(resp), deadline, self.read_timeout), self.max_bytes),
-                             f"input file {file_id}")
+                             f"input file {file_id}", named)
 
-    def check_message_batch(self, body: bytes) -> None:
+    def check_message_batch(self, body: bytes, named: Named) -> None:
         """Anthropic's message batch: the model of every request's params."""
         requests = parse_object(body).get("requests")
         if not isinstance(requests, list):
@@ -114,10 +118,10 @@ class BatchCheck:
             if not isinstance(params, dict):
                 raise ProxyError(400, f"`requests[{i}].params` must be an object.", param=f"requests[{i}].params",
                                  code="invalid_value")
-            self.check_models(params, f"requests[{i}].params")
+            self.check_models(params, f"requests[{i}].params", named)
 
     # ------------------------------------------------------------ lines and models
-    def check_lines(self, lines: Iterable[bytes], where: str) -> None:
+    def check_lines(self, lines: Iterable[bytes], where: str, named: Named) -> None:
         """Each JSONL line of a batch file: a request object whose `body` names an allowed model."""
         passed: set[str] = set()  # the names already allowed in this file (a file names a few, many times)
         budget = MAX_CONTAINERS
@@ -134,12 +138,12 @@ class BatchCheck:
                 for key in bodies:
                     if not isinstance(request.get(key), dict):
                         raise ProxyError(400, f"`{key}` must be an object.", param=key, code="invalid_value")
-                    self.check_models(request[key], key, passed)
+                    self.check_models(request[key], key, named, passed)
             except ProxyError as err:
                 err.message = f"Line {number} of the batch {where}: {err.message}"
                 raise
 
-    def check_models(self, obj: dict[str, Any], where: str, passed: set[str] | None = None) -> None:
+    def check_models(self, obj: dict[str, Any], where: str, named: Named, passed: set[str] | None = None) -> None:
         """`model` in every spelling a lenient server reads (any case): each one allowed, and one at least.
         `passed` holds names already allowed (at most 64), so a file naming one model 100,000 times checks it once."""
         names = [key for key in obj if isinstance(key, str) and key.casefold() == "model"]
@@ -148,7 +152,7 @@ class BatchCheck:
                 model = obj.get(key)
                 if passed is not None and isinstance(model, str) and model in passed:
                     continue
-                check_named(self.allowed, model, self.key_models)
+                named(model)
                 if passed is not None and isinstance(model, str) and len(passed) < 64:
                     passed.add(model)
         except ProxyError as err:
@@ -220,8 +224,10 @@ def _unreadable(file_id: str, status: int) -> ProxyError:
                       "names cannot be checked.", param="input_file_id", code="upstream_error")
 
 
-def upstream_fetch(send: Callable[[UpstreamRequest], UpstreamResponse], url: Callable[[str], str],
-                   headers: dict[str, str]) -> Fetch:
-    """A Fetch that GETs a path from the forwarding backend's upstream with the proxy's credential."""
+def upstream_fetch(send: Callable[[UpstreamRequest], UpstreamResponse], url: Callable[[str, str], str],
+                   headers: dict[str, str], query: str = "") -> Fetch:
+    """A Fetch that GETs a path from the forwarding backend's upstream with the proxy's credential; with the
+    batch request's `api-version` (Azure OpenAI asks for it on every call)."""
     kept = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-encoding")}
-    return lambda path: send(UpstreamRequest("GET", url(path), kept, None))
+    version = "&".join(p for p in query.split("&") if p.lower().startswith("api-version="))
+    return lambda path: send(UpstreamRequest("GET", url(path, version), kept, None))

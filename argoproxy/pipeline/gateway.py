@@ -23,7 +23,7 @@ from argoproxy.edge.client_caches import BoundedCache
 from argoproxy.edge.header_policy import response_headers
 from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.request_body import as_utf8, parse_with_members, read_request_body
-from argoproxy.edge.validation import model_allowed, require_model, validate
+from argoproxy.edge.validation import validate
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import DoorArgs, Front
 from argoproxy.fronts.serve import FrontAnswers
@@ -36,6 +36,7 @@ from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.capabilities import CapabilityTable
 from argoproxy.pipeline.chat_answers import ChatAnswers
 from argoproxy.pipeline.filters import item_filters
+from argoproxy.pipeline.guard import Guard, plan_model, served_allowed
 from argoproxy.turns import under_gevent
 from argoproxy.pipeline.stream_usage import Meter, native_usage
 from argoproxy.pipeline.think import ThinkConfig
@@ -76,6 +77,7 @@ class Gateway:
         self.limiter: Limiter | None = None  # `key_limits`
         self.team_keys: TeamKeys | None = None  # auth on: team keys (argoproxy/teamkeys/)
         self.stored: ResponsesState | None = None  # stored responses (argoproxy/state/)
+        self.guard = Guard(settings, self)  # the one guard every upstream-bound request passes
 
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> "Gateway":
         """One routed deployment's view: its own backend, upstream and settings; the same answer side."""
@@ -98,7 +100,7 @@ class Gateway:
             call.client = dataclasses.replace(call.client, front=front.name)
         elif not self.backend.transparent:  # a transparent backend leaves parameter checks to the upstream
             validate(plan.kind, body)
-        self.admit(call, model_required=True, body=body)
+        self.guard.check(call, plan_model, required=True, served_later=True, body=body)
         if front is not None:
             if self.routing is None and self.backend.native_front(front.name, plan.model):
                 return self.relay_native(call, front, body, count_only)
@@ -148,22 +150,11 @@ class Gateway:
     def count_tokens(self, call: Call, front: Front, chat: dict[str, Any]) -> Answer:
         """An estimate (pipeline/tokens.py) over messages, system and tools: chat upstreams have no count route."""
         call.plan.kind = "count_tokens"
-        self.check_allowed(call)
+        served_allowed(self.settings.allowed_models, call)
         if self.routing is not None:  # counted here, but only for a model a request could be sent to
             self.routing.chain(chat["model"])
         obj = front.count_answer(count_request_tokens(chat))
         return self.answers.whole(call, obj, self.fronts.headers(call, [("Content-Type", "application/json")]))
-
-    def admit(self, call: Call, model_required: bool = False, body: dict[str, Any] | None = None) -> None:
-        """key_limits: count an API call against the budget of the client key it presented (429 over it); a
-        team key: its model globs (`model_required`: an API request, which must name a model for them), rate
-        limits and budget, with a reservation read from `body` (teamkeys/service.py reserve)."""
-        req = call.client.request
-        if self.limiter is not None:
-            self.limiter.admit_call(call, req.presented_keys if req is not None else ())
-        team_key = req.team_key if req is not None else None
-        if team_key is not None and self.team_keys is not None:
-            self.team_keys.admit_call(call, team_key, model_required, body)
 
     # ---------------------------------------------------------------- one deployment
     def run(self, call: Call) -> Answer:
@@ -175,24 +166,11 @@ class Gateway:
         plan.rule = None  # a retry: the previous deployment's rule must not stay
         self.plan(call)
         self.prepare(call)
-        self.check_allowed(call)
+        served_allowed(self.settings.allowed_models, call)
         whole = self.backend.complete(call)
         if whole is not None:
             return self.encoder(call).answer_object(call, whole)  # in the door's shape
         return self.finish(call, self.backend.encode(call))
-
-    def check_allowed(self, call: Call) -> None:
-        """ALLOWED_MODELS, one rule on every door and route: the name the client asked for or the name it
-        resolves to upstream (an alias, LLM_PARAMS' rename, a routed entry's model) must be listed."""
-        patterns = self.settings.allowed_models
-        if not patterns:
-            return
-        asked, sent = call.plan.model, call.plan.upstream_model
-        if asked is None and sent is None:
-            require_model(None)
-        if not (model_allowed(patterns, asked) or model_allowed(patterns, sent)):
-            raise ProxyError(403, f"The model `{asked or sent}` is not allowed on this proxy.", param="model",
-                             code="model_not_allowed")
 
     def encoder(self, call: Call) -> AnswerEncoder:
         """The door's answer encoder, chosen by what the door translated."""
@@ -429,7 +407,7 @@ class Gateway:
         plan = call.plan
         if count_only:
             plan.kind = "count_tokens"
-        self.check_allowed(call)
+        served_allowed(self.settings.allowed_models, call)
         rule = self.settings.llm_params.rule_for(plan.model) if self.settings.llm_params else None
         if rule is not None:
             plan.rule = rule

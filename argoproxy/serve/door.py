@@ -13,7 +13,6 @@ behind it run without Flask (tests/unit/test_gateway.py drives it in-process).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.edge.auth import Guard, KeySpellings, without_key_params
 from argoproxy.edge.web_pages import WebPages
-from argoproxy.pipeline.batch_models import BatchCheck, upstream_fetch
+from argoproxy.pipeline.batch_models import BatchModels, upstream_fetch
 from argoproxy.pipeline.call import Call
 from argoproxy.edge.classify import Route, RouteTable, standard_table
 from argoproxy.errors import ProxyError
@@ -30,18 +29,17 @@ from argoproxy.fronts import FRONTS, Front, front_named
 from argoproxy.observe.health import HealthCheck
 from argoproxy.jsonfast import dumps
 from argoproxy.edge.paths import PathError, canonical, raw_target
+from argoproxy.edge.model_readers import OLLAMA_READERS, Named, Reader, body_model, compressed, path_models, reader_for
 from argoproxy.edge.request_body import read_request_body
 from argoproxy.pipeline.gateway import Gateway, charged
+from argoproxy.pipeline.guard import plan_model
 from argoproxy.state.routes import StateRoutes, state_route
 from argoproxy.edge.request_body import parse_object
-from argoproxy.edge.request_models import (check_named, form_model, is_form, key_model_refused, path_model,
-                                          query_model)
 from argoproxy.edge.validation import model_allowed
 
 if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only in the workers)
     from argoproxy.observe.metrics import Metrics
     from argoproxy.observe.status_page import StatusPage
-    from argoproxy.teamkeys.records import KeyRecord
 
 log = logging.getLogger("cot_proxy")
 
@@ -56,29 +54,19 @@ Handler = Callable[[Call, Route], Answer]
 
 @dataclass(frozen=True)
 class BackendRoute:
-    """A route a backend serves itself: `handler(call)` answers it (the body is in call.plan.raw_body)."""
+    """A route a backend serves itself: `handler(call)` answers it (the body is in call.plan.raw_body); `models`
+    reads the models it names for the guard (argoproxy/edge/model_readers.py; None: it names none)."""
 
     path: str
     kind: str
     methods: tuple[str, ...]
     handler: Callable[[Call], Answer]
+    models: Reader | None = None
 
 
 # The page runs only its own inline script and style and talks only to this proxy.
 STATUS_PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
                       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-
-# Forwarded POST routes where an upstream serves a model the request did not name (OpenAI: dall-e-2 for images,
-# omni-moderation for moderations, an embedding model for vector stores, the assistant's for a thread's run, the
-# session's for realtime): a team key held to some models must name one there, and may only name its own.
-MODEL_DEFAULTED = ("images/", "moderations", "audio/", "vector_stores", "threads/", "realtime/")
-
-
-def model_defaulted(method: str, path: str) -> bool:
-    lowered = path.lower()
-    lowered = lowered[3:] if lowered.startswith("v1/") else lowered
-    return method == "POST" and lowered.startswith(MODEL_DEFAULTED)
-
 
 class Door:
     def __init__(self, gateway: Gateway, health: HealthCheck, metrics_view: Callable[[], Answer] | None) -> None:
@@ -93,24 +81,28 @@ class Door:
             else set()
         self.fronts: tuple[Front, ...] = tuple(f for f in FRONTS.values()
                                                if not (f.forwarded_when_passed_through and f.name in passed))
-        self.guard = Guard(self.settings, gateway.team_keys, KeySpellings.of(FRONTS.values()))
+        self.auth = Guard(self.settings, gateway.team_keys, KeySpellings.of(FRONTS.values()))  # who the client is
+        self.guard = gateway.guard  # the one guard every upstream-bound request passes (pipeline/guard.py)
         self.web_pages = WebPages(self.settings)
         # Set by serve/build.py: the worker's metrics, and the status page when STATUS_PAGE is on.
         self.metrics: Metrics | None = None
         self.status_page: StatusPage | None = None
         self.allowed = self.settings.allowed_models
-        self.batches = BatchCheck(self.allowed, self.settings.max_body_bytes, self.settings.timeout)
+        self.batches = BatchModels(self.settings.max_body_bytes, self.settings.timeout)
+        # Readers of forwarded paths naming their models elsewhere than `model`: the front doors' first.
+        self.readers: tuple[tuple[str, Reader], ...] = (
+            *(pair for front in self.fronts for pair in getattr(front, "model_readers", ())), *OLLAMA_READERS)
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
         self.forwards = self.backend.forwards_unknown and gateway.routing is None
         self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths, self.fronts)
         state = gateway.stored  # stored responses: their routes, unless the upstream holds the state
         if state is not None and state.serves_routes(self.backend, gateway.routing is not None):
             self.table.claims.insert(0, state_route)
-        self.backend_routes: dict[str, Callable[[Call], Answer]] = {}
+        self.backend_routes: dict[str, BackendRoute] = {}
         for r in self.backend.extra_routes():
             route = r if isinstance(r, BackendRoute) else BackendRoute(*r)
             self.table.add(route.path, route.kind, "backend", route.methods)
-            self.backend_routes[route.kind] = route.handler
+            self.backend_routes[route.kind] = route
         self.families: dict[str, Handler] = {"api": self.api, "front": self.front, "models": self.models,
                                              "backend": self.backend_route, "own": self.own, "forward": self.forward,
                                              "state": self.state_route}
@@ -150,10 +142,10 @@ class Door:
         call.client = replace(call.client, path=route.path, front=route.front)
         call.plan.kind, call.plan.path, call.plan.query = route.kind, route.path, target.query
         self.web_pages.check(req)
-        self.guard.check(req, route)
+        self.auth.check(req, route)
         front = front_named(route.front)
         if call.plan.query:  # a client key never goes upstream (a door's key parameters, with auth off too)
-            params = self.guard.key_params if self.guard.enabled else front.key_params if front else frozenset()
+            params = self.auth.key_params if self.auth.enabled else front.key_params if front else frozenset()
             call.plan.query = without_key_params(call.plan.query, params)
         if route.family == "unknown":
             raise ProxyError(404, f"No route {route.label} on this proxy ({self.backend.name} backend).",
@@ -165,16 +157,6 @@ class Door:
             allow = ", ".join(sorted(route.methods))
             raise ProxyError(405, f"{route.label} takes {allow} only.", code="method_not_allowed",
                              headers={"Allow": allow})
-        key_models = self.key_models(call)
-        if (self.allowed or key_models) and target.query:
-            model = query_model(target.query)
-            if model is not None:
-                check_named(self.allowed, model, key_models)
-        if (self.allowed or key_models) and route.family == "forward":
-            model = path_model(route.path)  # /v1/engines/{model}/..., /openai/deployments/{model}/...
-            if model is not None:
-                call.plan.model = model
-                check_named(self.allowed, model, key_models)
         if route.family in READS_BODY and compressed(req.headers):
             raise ProxyError(415, "Request bodies must not be compressed on this route (Content-Encoding "
                              f"{req.headers.get('Content-Encoding', '').strip()!r}); send the JSON as it is.",
@@ -229,22 +211,12 @@ class Door:
             body = parse_object(raw) if raw.strip() else {}
         ids = route.path.split("/")[2::2]  # v1/responses/{id}/..., v1/conversations/{id}/items/{id}
         answer = self.state_routes.answer(call, route.kind, ids, call.plan.query, body,
-                                          self.guard.is_admin(call.client.request))
+                                          self.auth.is_admin(call.client.request))
         return self.observed(call, answer)  # observed without its body: stored bodies are journaled nowhere new
 
     def forward(self, call: Call, route: Route) -> Answer:
         call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
-        key_models = self.key_models(call)
-        if self.allowed or key_models:
-            self.check_body_model(call, key_models)
-            if key_models and call.plan.model is None and model_defaulted(call.client.method, call.plan.path):
-                raise key_model_refused(None)  # the upstream would choose one the key was never given
-            fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url, self.backend.upstream_headers(call))
-            batches = self.batches.for_key(key_models) if key_models else self.batches
-            batches.check(call, fetch)  # models named inside batch files and message batches
-        elif self.team_key(call) is not None:
-            self.note_body_model(call)  # the key's usage rows name the model its tokens went to
-        self.gateway.admit(call)  # key_limits: a forwarded call (images, audio...) counts like an API call
+        self.guard.check(call, self.forwarded_models, forwarded=True)  # key_limits count it like an API call
         headers = self.backend.upstream_headers(call)
         if charged(call):
             headers["Accept-Encoding"] = "identity"  # its usage is read from the answer's bytes
@@ -253,8 +225,9 @@ class Door:
     def backend_route(self, call: Call, route: Route) -> Answer:
         if call.client.method != "GET":
             call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
-        self.gateway.admit(call)
-        answer = self.backend_routes[call.plan.kind](call)
+        served = self.backend_routes[call.plan.kind]
+        self.guard.check(call, served.models)
+        answer = served.handler(call)
         if call.plan.kind in self.backend.completion_routes and answer.status_code == 200:
             answer = self.as_chat_answer(call, answer)
         return self.observed(call, self.gateway.answers.scrubbed(call, answer))
@@ -283,7 +256,7 @@ class Door:
                                       "(API_KEY_SECRET) does.", code="admin_key_required")
             return self.observed(call, self.metrics_view())
         status, body = self.health_body(call.plan.query)
-        if self.guard.enabled and not self.guard.authenticated(call.client.request):
+        if self.auth.enabled and not self.auth.authenticated(call.client.request):
             body = {"status": body.get("status", "healthy" if status < 400 else "unhealthy")}  # status only
         return self.observed(call, json_response(body, status))
 
@@ -295,7 +268,7 @@ class Door:
             return Answer(self.status_page.page(), 200, {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                                                          "Content-Security-Policy": STATUS_PAGE_POLICY},
                           content_type="text/html; charset=utf-8")
-        if not self.guard.is_admin(call.client.request):
+        if not self.auth.is_admin(call.client.request):
             raise ProxyError(403, "Only the admin key (API_KEY_SECRET) opens the status page.",
                              code="admin_key_required")
         answer = json_response(self.status_page.data())
@@ -307,11 +280,13 @@ class Door:
         if front is not None and call.client.method != "DELETE":
             return self.door_models(call, route, front)
         if call.plan.kind == "models":
+            self.guard.check(call, admit=False)
             return self.observed(call, json_response(self.model_list(call)))
         call.plan.model = route.model
         if self.allowed and self.forwards and not model_allowed(self.allowed, route.model):
             raise model_not_found(route.model)  # answered from the filtered list below when not forwarding
-        self.check_key_model(call, route.model)
+        # forwarded: the id goes upstream; else answered from the list the allow-list filtered
+        self.guard.check(call, plan_model, served_later=not self.forwards, admit=False)
         if route.model in self.settings.llm_params.pseudo_models and call.client.method in ("GET", "HEAD"):
             # LLM_PARAMS pseudo models are the proxy's own: the upstream does not know them
             return self.observed(call, json_response({"id": route.model, "object": "model", "created": 0,
@@ -378,10 +353,11 @@ class Door:
         plan.path, plan.query = "v1/models", ""  # what an upstream's list is asked on (the door's params not passed)
         plan.headers = front.upstream_headers(plan.headers)
         if route.kind != "model":
+            self.guard.check(call, admit=False)
             return self.observed(call, json_response(front.model_list(self.model_list(call)["data"], route.kind)))
         name = route.model if route.model is not None else front.model_named(body)
         plan.model = name
-        self.check_key_model(call, name)
+        self.guard.check(call, plan_model, served_later=True, admit=False)  # known_model: the allow-list's list
         entry = self.known_model(call, name)
         if entry is None:
             raise model_not_found(name)
@@ -427,54 +403,21 @@ class Door:
             return 200, own
         return self.health.status()
 
-    @staticmethod
-    def team_key(call: Call) -> KeyRecord | None:
-        req = call.client.request
-        return req.team_key if req is not None else None
-
     def key_models(self, call: Call) -> tuple[str, ...]:
         """The model globs of the team key the request came with (none: any model ALLOWED_MODELS takes)."""
-        key = self.team_key(call)
+        req = call.client.request
+        key = req.team_key if req is not None else None
         return key.models if key is not None else ()
 
-    def check_key_model(self, call: Call, model: str | None) -> None:
-        """/v1/models/{id} on every door: a model the team key may not use is a 403 (not an entry, not a 404)."""
-        key_models = self.key_models(call)
-        if key_models and not model_allowed(key_models, model):
-            raise key_model_refused(model)
-
-    def note_body_model(self, call: Call) -> None:
-        """The model a forwarded body names, read as check_body_model reads it, for the usage rows only: a body
-        that cannot be read so is forwarded as it is (nothing is checked on it)."""
-        if not compressed(call.plan.headers):
-            try:
-                self.check_body_model(call)
-            except ProxyError:
-                call.plan.model = None
-
-    def check_body_model(self, call: Call, key_models: tuple[str, ...] = ()) -> None:
-        """The allow-list and the team key's globs over a forwarded body: JSON's top-level "model", or a form's
-        `model` field."""
-        body, headers = call.plan.raw_body, call.plan.headers
-        if not body:
-            return
-        if compressed(headers):
-            raise ProxyError(415, "With ALLOWED_MODELS or a team key's models set, request bodies must not be "
-                             "compressed (the proxy checks the model they name).", code="unsupported_content_encoding")
-        content_type = headers.get("Content-Type", "")
-        if is_form(content_type):
-            model = form_model(body, content_type)
-            if model is not None:
-                call.plan.model = model
-                check_named(self.allowed, model, key_models)
-            return
-        if "json" in content_type.lower() or looks_like_json(body):
-            parsed = parse_object(body, must_be_object=False)
-            # A top-level array (a batch some servers accept) names a model in each of its objects.
-            for obj in parsed if isinstance(parsed, list) else [parsed]:
-                if isinstance(obj, dict) and "model" in obj:
-                    call.plan.model = obj["model"] if isinstance(obj["model"], str) else None
-                    check_named(self.allowed, obj["model"], key_models)
+    def forwarded_models(self, call: Call, named: Named) -> None:
+        """The reader of a forwarded request's models: a deployment or engine in the path; the body's `model` (or
+        what a front door or Ollama's API names it, `name`...); each line or request of batch work."""
+        path_models(call, named)
+        reader = reader_for(self.readers, call.plan.path) or body_model
+        reader(call, named)
+        fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url, self.backend.upstream_headers(call),
+                               call.plan.query)
+        self.batches.read(call, named, fetch)  # models named inside batch files and message batches
 
     def observed(self, call: Call, response: Answer) -> Answer:
         """Answers made outside the pipeline are counted and journaled too (streamed ones when they end)."""
@@ -512,19 +455,6 @@ class Edge:
         return self.app(environ, start_response)
 
 
-def compressed(headers) -> bool:
-    """Does the request body come under a Content-Encoding (gzip, deflate...) the proxy would have to undo?"""
-    return headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
-
-
-def looks_like_json(body: bytes) -> bool:
-    """Does a body read as a JSON object to a lenient server (BOM, white space, UTF-16/32 included)?"""
-    head = body[:64]
-    try:
-        text = head.decode(json.detect_encoding(head), "ignore")
-    except LookupError:
-        return False
-    return text.lstrip(" \t\r\n\ufeff")[:1] in ("{", "[")
 
 
 def model_not_found(model: str | None) -> ProxyError:

@@ -24,8 +24,6 @@ from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.lookup_cache import LRU
 from argoproxy.teamkeys.records import KeyRecord, digest
-from argoproxy.edge.request_models import key_model_refused
-from argoproxy.edge.validation import model_allowed
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens, usage_counts
 
@@ -106,14 +104,10 @@ class TeamKeys:
     def refusal(self, record: KeyRecord) -> str | None:
         return record.refusal(self.clock())
 
-    def admit_call(self, call: Call, record: KeyRecord, model_required: bool = False,
-                   body: dict[str, Any] | None = None) -> None:
-        """The key's model globs (on the model the request names; an API request must name one, or the upstream's
-        default would serve it), then its limits (reserve); 429 over them."""
-        model = call.plan.model
+    def admit_call(self, call: Call, record: KeyRecord, body: dict[str, Any] | None = None) -> None:
+        """The key's limits (reserve; its model globs were decided by the guard, argoproxy/pipeline/guard.py); 429
+        over them."""
         call.plan.key_name = record.name  # a refusal below is this key's too
-        if record.models and (model is not None or model_required) and not model_allowed(record.models, model):
-            raise key_model_refused(model)
         call.plan.key_lease = self.reserve(call, record, body)
         call.plan.team_key = record  # admitted: its usage is counted when the answer ends
 

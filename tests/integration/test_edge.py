@@ -140,6 +140,27 @@ def test_forwarded_json_bodies_are_checked(guarded, upstream):
     assert upstream.received[-1].body == body
 
 
+def test_the_three_bypasses_of_issue_37_are_refused(guarded, upstream):
+    """JSON sent as a form, Azure's batch spellings, Ollama's `name`, a route whose model the upstream picks: each
+    a 403 in OpenAI's shape through the running app, and nothing forwarded."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    line = json.dumps({"custom_id": "1", "method": "POST", "url": "/chat/completions", "body": {"model": "evil"}})
+    upload, headers = multipart([("purpose", "batch")])
+    upload = upload.replace(b"RIFF....", line.encode())
+    for method, target, body, kind in (
+            ("POST", "/api/chat", b'{"model": "evil", "messages": []}', form),
+            ("POST", "/api/generate", b'{"model": "evil", "prompt": "x"}', form),
+            ("POST", "/openai/files?api-version=2024-10-21", upload, headers),
+            ("POST", "/api/pull", b'{"name": "evil"}', JSON),
+            ("DELETE", "/api/delete", b'{"name": "evil"}', JSON),
+            ("POST", "/v1/videos", b'{"prompt": "a cat"}', JSON)):
+        status, _, data = send(guarded, method, target, body, kind)
+        assert status == 403 and error_of(data)["code"] == "model_not_allowed", (target, data)
+    assert upstream.received == []
+    status, _, _ = send(guarded, "POST", "/api/pull", b'{"name": "gpt-4o"}', form)
+    assert status == 200 and upstream.received[-1].path == "/v1/api/pull"
+
+
 def test_compressed_forwarded_bodies_cannot_hide_a_model(guarded, upstream):
     body = gzip.compress(b'{"model": "evil"}')
     status, _, data = send(guarded, "POST", "/v1/batches", body, {**JSON, "Content-Encoding": "gzip"})

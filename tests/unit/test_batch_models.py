@@ -7,16 +7,28 @@ import time
 
 import pytest
 
-from argoproxy.pipeline.batch_models import MAX_CONTAINERS, MAX_LINES, BatchCheck, _lines, batch_kind
+from argoproxy.pipeline.batch_models import MAX_CONTAINERS, MAX_LINES, BatchModels, _lines, batch_kind
+from argoproxy.edge.request_models import check_named
 from argoproxy.errors import ProxyError
 
-CHECK = BatchCheck(("gpt-4o*", "claude-*"), 1 << 20, 10.0)
+BATCHES = BatchModels(1 << 20, 10.0)
+
+
+class CHECK:
+    """The batch reader with the guard's check of each name against an allow-list."""
+
+    @staticmethod
+    def check_lines(lines, where):
+        BATCHES.check_lines(lines, where, lambda model: check_named(("gpt-4o*", "claude-*"), model))
 
 
 def test_batch_routes_with_and_without_v1():
     assert [batch_kind("POST", p) for p in ("v1/files", "files", "V1/Batches", "messages/batches",
                                              "v1/messages/batches")] == \
         ["upload", "upload", "batch", "message_batch", "message_batch"]
+    # Azure OpenAI's spellings carry batch work too (issue 37)
+    assert [batch_kind("POST", p) for p in ("openai/files", "openai/batches", "openai/v1/batches", "OpenAI/Files")] \
+        == ["upload", "batch", "batch", "upload"]
     assert batch_kind("GET", "v1/files") is None and batch_kind("POST", "v1/files/abc") is None
 
 

@@ -28,7 +28,6 @@ from argoproxy.providers.argo.settings import model_list_url, own_url
 from argoproxy.providers.argo.text_calls import DEFAULT_LIMIT as TEXT_CALL_LIMIT
 from argoproxy.providers.base import Backend
 from argoproxy.edge.request_body import parse_object
-from argoproxy.edge.validation import check_allowed_model
 from argoproxy.upstream.client import READ_ERRORS
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
 
@@ -164,9 +163,21 @@ class ArgoBackend(Backend):
                 return {**entry, "id": name}
         return None
 
-    def extra_routes(self) -> list[tuple[str, str, tuple[str, ...], Callable[[Call], Answer]]]:
-        return [("v1/chat", "argo_chat", ("POST",), self.raw_chat), ("v1/embed", "argo_embed", ("POST",), self.raw_embed),
-                ("v1/status", "argo_status", ("GET", "HEAD"), self.status)]
+    def extra_routes(self) -> list[tuple[Any, ...]]:
+        return [("v1/chat", "argo_chat", ("POST",), self.raw_chat, self.chat_models),
+                ("v1/embed", "argo_embed", ("POST",), self.raw_embed, self.embed_models),
+                ("v1/status", "argo_status", ("GET", "HEAD"), self.status)]  # the proxy's own probe: names none
+
+    def chat_models(self, call: Call, named: Callable[[Any], None]) -> None:
+        """The guard's reader for /v1/chat: the model asked for, as the ARGO id it resolves to."""
+        self._raw_models(call, named, "chat", None)
+
+    def embed_models(self, call: Call, named: Callable[[Any], None]) -> None:
+        self._raw_models(call, named, "embed", "v3small")
+
+    def _raw_models(self, call: Call, named: Callable[[Any], None], kind: models.Kind, default: str | None) -> None:
+        """The ARGO id the model asked for resolves to: the allow-list is held to it (an alias's id is listed)."""
+        named(self.resolve(parse_object(call.plan.raw_body).get("model") or default, kind, fallback=self.fallback))
 
     def raw_chat(self, call: Call) -> Answer:
         """ARGO's own chat JSON in and out (raw text when streaming), after user and model preparation."""
@@ -220,10 +231,9 @@ class ArgoBackend(Backend):
         return body, pop_timeout(body)
 
     def _admitted(self, call: Call, model: Any, kind: models.Kind) -> str:
-        """The ARGO model id for a raw route, after the allow-list (checked on the resolved id, as on /v1 routes)."""
+        """The ARGO model id for a raw route (the guard held it to the allow-list: chat_models, embed_models)."""
         call.plan.model = model if isinstance(model, str) else None
         call.plan.upstream_model = self.resolve(model, kind, fallback=self.fallback)
-        check_allowed_model(self.settings.allowed_models, call.plan.upstream_model)
         return call.plan.upstream_model
 
     def _send_ok(self, req: UpstreamRequest, call: Call) -> UpstreamResponse:

@@ -1,0 +1,126 @@
+"""Readers of the models a request names: what a route family (or a front door) supplies to the one guard
+(argoproxy/pipeline/guard.py), which decides on the names.
+
+A reader is `reader(call, named)`: it calls `named(model)` once for each model the request names (a value that
+is not a string included: the guard refuses it) and returns; it raises `Unreadable` when it cannot tell which
+models the request names. The guard calls a reader only while names matter (ALLOWED_MODELS or a team key's
+globs in force, or a team key whose usage rows name the model), so readers cost nothing on the plain path.
+
+A reader never trusts Content-Type: a body that parses as JSON is read as JSON (llama.cpp's server and Ollama
+read JSON whatever the type says), a form body is read as a form only when it does not parse as JSON. A top-level
+JSON array (a batch some servers take) names the models of each of its objects. Keys are compared as Go's
+encoding/json compares them (any case): a lone `"Model"` is Ollama's `model`; two spellings of one key at the
+top level are refused by the body parser (argoproxy/edge/request_body.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterable
+
+from argoproxy.edge.request_body import parse_object
+from argoproxy.edge.request_models import field_name, form_fields, is_form, path_model
+from argoproxy.errors import ProxyError
+
+Named = Callable[[Any], None]
+# reader(call, named): `call` is the pipeline's Call (argoproxy/pipeline/call.py); the edge reads its plan's path,
+# headers and raw body, and does not import the pipeline.
+Reader = Callable[[Any, Named], None]
+Call = Any
+
+
+class Unreadable(Exception):
+    """The request's models cannot be read (a body that is neither JSON nor a form): the guard decides."""
+
+
+def body_objects(call: Call) -> list[Iterable[tuple[Any, Any]]]:
+    """The (key, value) pairs of each object a forwarded body holds, JSON first whatever its Content-Type (a
+    top-level array: each of its objects), else a form's fields (`model` given twice is a 400); [] when empty."""
+    body, headers = call.plan.raw_body, call.plan.headers
+    if not body:
+        return []
+    if compressed(headers):
+        raise ProxyError(415, "With ALLOWED_MODELS or a team key's models set, request bodies must not be "
+                         "compressed (the proxy checks the model they name).", code="unsupported_content_encoding")
+    content_type = headers.get("Content-Type", "")
+    if "json" in content_type.lower():
+        parsed = parse_object(body, must_be_object=False)  # a JSON type that is not JSON: the 400 says why
+    elif looks_like_json(body):
+        try:
+            parsed = parse_object(body, must_be_object=False)
+        except ProxyError:
+            if not is_form(content_type):
+                raise
+            return [form_fields(body, content_type)]  # not JSON after all: read as the form it says it is
+    elif is_form(content_type):
+        return [form_fields(body, content_type)]
+    else:
+        raise Unreadable(f"a body of type {content_type.split(';', 1)[0].strip() or 'unknown'!r} that is "
+                         "neither JSON nor a form")
+    return [obj.items() for obj in (parsed if isinstance(parsed, list) else [parsed]) if isinstance(obj, dict)]
+
+
+def members(*keys: str) -> Reader:
+    """A reader of top-level body members naming models (`model`; Ollama's `name`, `source`, `destination`...),
+    in any case."""
+    wanted = frozenset(field_name(key) for key in keys)
+
+    def read(call: Call, named: Named) -> None:
+        for obj in body_objects(call):
+            for key, value in obj:
+                if isinstance(key, str) and field_name(key) in wanted:
+                    named(value)
+    return read
+
+
+body_model = members("model")
+
+
+def path_models(call: Call, named: Named) -> None:
+    """A model named in the path: /v1/engines/{model}/..., /openai/deployments/{model}/..."""
+    model = path_model(call.plan.path)
+    if model is not None:
+        named(model)
+
+
+def both(*readers: Reader) -> Reader:
+    """Readers in order: every name each one reads."""
+    def read(call: Call, named: Named) -> None:
+        for reader in readers:
+            reader(call, named)
+    return read
+
+
+def compressed(headers) -> bool:
+    """Does the request body come under a Content-Encoding (gzip, deflate...) the proxy would have to undo?"""
+    return headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
+
+
+def looks_like_json(body: bytes) -> bool:
+    """Does a body read as JSON to a lenient server (BOM, white space, UTF-16/32 included)?"""
+    head = body[:64]
+    try:
+        text = head.decode(json.detect_encoding(head), "ignore")
+    except LookupError:
+        return False
+    return text.lstrip(" \t\r\n\ufeff")[:1] in ("{", "[")
+
+
+# Ollama's own API names its model under other keys than `model` (an upstream that is itself Ollama, forwarded):
+# /api/pull, /api/push, /api/delete, /api/show take `model` or the older `name`; /api/create `model` (`name`) and
+# the model it starts `from`; /api/copy `source` and `destination`. The Ollama door supplies these for its routes.
+OLLAMA_READERS: tuple[tuple[str, Reader], ...] = (
+    ("/api/copy", members("source", "destination", "model", "name")),
+    ("/api/create", members("model", "name", "from")),
+    ("/api/*", members("model", "name")),
+)
+
+
+def reader_for(table: Iterable[tuple[str, Reader]], path: str) -> Reader | None:
+    """The first reader of a (path glob, reader) table whose glob matches the path (with its leading '/')."""
+    from fnmatch import fnmatchcase
+    target = "/" + path
+    for glob, reader in table:
+        if fnmatchcase(target, glob):
+            return reader
+    return None

@@ -1,0 +1,188 @@
+"""The one guard (argoproxy/pipeline/guard.py, issue 37 item 1) in-process: the bypasses the copies let through are
+refused under ALLOWED_MODELS and under a team key's globs alike, MODEL_FREE_PATHS lets the paths that name no model
+through, and every upstream-bound route of every backend reaches `Guard.check`."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from argoproxy.config.model_free_paths import DEFAULT_MODEL_FREE, route_globs
+from argoproxy.config.settings import load_settings
+from argoproxy.edge.http_objects import Request
+from argoproxy.fronts import google
+from argoproxy.pipeline.guard import Guard, ModelFree
+from argoproxy.teamkeys.records import KeyRecord, digest
+from argoproxy.teamkeys.store import SQLiteKeyStore
+
+MSG = [{"role": "user", "content": "hi"}]
+TEAM_KEY = "sk-proxy-team-0123456789abcdef"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture(params=["allow_list", "key_globs"])
+def guarded(request, make, tmp_path):
+    """(door, upstream, headers): a proxy holding requests to gpt-4o* by ALLOWED_MODELS, or by a team key's globs."""
+    if request.param == "allow_list":
+        door, up, _ = make(ALLOWED_MODELS="gpt-4o*")
+        return door, up, {}
+    db = tmp_path / "keys.db"
+    SQLiteKeyStore(str(db)).create(KeyRecord("team", digest(TEAM_KEY), TEAM_KEY[:12], ("gpt-4o*",),
+                                             created=time.time()))
+    door, up, _ = make(ENABLE_AUTH="true", API_KEY_SECRET="admin-key", KEYS_DB=str(db))
+    return door, up, {"Authorization": f"Bearer {TEAM_KEY}"}
+
+
+def handle(door, method: str, target: str, body: bytes | dict | None = None, headers: dict | None = None):
+    answer = door.handle(Request.of(method, target, body, headers))
+    return answer.status_code, json.loads(answer.get_data() or b"{}")
+
+
+def test_a_json_body_sent_as_a_form_is_read_as_json(guarded):
+    """Bypass (a): llama.cpp's server and Ollama read JSON whatever the Content-Type says."""
+    door, up, auth = guarded
+    for target in ("/api/chat", "/v1/images/generations", "/anything/else"):
+        status, body = handle(door, "POST", target, b'{"model": "evil", "messages": []}', {**FORM, **auth})
+        assert status == 403 and body["error"]["code"] == "model_not_allowed", (target, body)
+        status, body = handle(door, "POST", target, b' \n{"Model": "evil"}', {"Content-Type": "text/plain", **auth})
+        assert status == 403, (target, body)  # a key in another case is Go's `model` (Ollama)
+    assert up.sent == []
+    status, _ = handle(door, "POST", "/api/chat", b'{"model": "gpt-4o", "messages": []}', {**FORM, **auth})
+    assert status == 200 and len(up.sent) == 1
+    status, _ = handle(door, "POST", "/v1/audio/speech", b"model=gpt-4o-mini-tts&input=hi", {**FORM, **auth})
+    assert status == 200  # a form that is not JSON is still read as a form
+
+
+def test_azure_batch_paths_are_checked_like_v1_batches(guarded):
+    """Bypass (b): /openai/files and /openai/batches?api-version= carry batch work as /v1/files and /v1/batches."""
+    door, up, auth = guarded
+    line = json.dumps({"custom_id": "1", "method": "POST", "url": "/chat/completions", "body": {"model": "evil"}})
+    boundary = "b0und"
+    upload = (f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+              f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="b.jsonl"\r\n'
+              f'Content-Type: application/jsonl\r\n\r\n{line}\n\r\n--{boundary}--\r\n').encode()
+    status, body = handle(door, "POST", "/openai/files?api-version=2024-10-21", upload,
+                          {"Content-Type": f"multipart/form-data; boundary={boundary}", **auth})
+    assert status == 403 and "Line 1" in body["error"]["message"], body
+    assert up.sent == []
+    up.reply((line + "\n").encode())  # the input file, as the upstream holds it
+    status, body = handle(door, "POST", "/openai/batches?api-version=2024-10-21",
+                          {"input_file_id": "file-1", "endpoint": "/chat/completions"}, auth)
+    assert status == 403 and "input file file-1" in body["error"]["message"], body
+    assert [(r.method, r.url) for r in up.sent] == \
+        [("GET", "http://upstream.test/v1/openai/files/file-1/content?api-version=2024-10-21")]
+
+
+@pytest.mark.parametrize("method,target,body", [
+    ("POST", "/api/pull", {"name": "evil"}),
+    ("POST", "/api/pull", {"model": "evil"}),
+    ("DELETE", "/api/delete", {"name": "evil"}),
+    ("POST", "/api/show", {"name": "evil"}),
+    ("POST", "/api/push", {"name": "evil"}),
+    ("POST", "/api/create", {"model": "gpt-4o-copy", "from": "evil"}),
+    ("POST", "/api/copy", {"source": "gpt-4o", "destination": "evil"}),
+    ("POST", "/v1/videos", {"prompt": "a cat"}),  # no model: the upstream's default (sora-2)
+    ("POST", "/v1/videos", None),
+    ("POST", "/tokenize", b"\x00\x01binary"),  # a body that is neither JSON nor a form: unreadable
+])
+def test_models_named_elsewhere_or_not_at_all_are_refused(guarded, method, target, body):
+    """Bypass (c): Ollama's API names its model under `name` (and source/destination/from); a request naming none
+    would get the upstream's default."""
+    door, up, auth = guarded
+    status, answer = handle(door, method, target, body, auth)
+    assert status == 403 and answer["error"]["code"] == "model_not_allowed", answer
+    assert up.sent == []
+
+
+def test_paths_that_name_no_model_pass_and_allowed_names_pass(guarded):
+    door, up, auth = guarded
+    for method, target in (("GET", "/v1/files"), ("GET", "/v1/files/file-1/content"), ("DELETE", "/v1/files/f"),
+                           ("GET", "/openai/batches/b-1?api-version=1"), ("GET", "/api/tags"), ("HEAD", "/v1/files"),
+                           ("GET", "/v1/chat/completions/c-1"), ("POST", "/v1/batches/b-1/cancel")):
+        assert handle(door, method, target, None, auth)[0] == 200, target
+    assert handle(door, "POST", "/api/pull", {"name": "gpt-4o"}, auth)[0] == 200
+    assert handle(door, "POST", "/v1/videos", {"model": "gpt-4o-video", "prompt": "x"}, auth)[0] == 200
+
+
+def test_model_free_paths_are_the_operators(make):
+    door, up, _ = make(ALLOWED_MODELS="gpt-4o", MODEL_FREE_PATHS="POST /tokenize, /props*")
+    assert handle(door, "POST", "/tokenize", {"content": "hi"})[0] == 200
+    assert handle(door, "GET", "/props/x")[0] == 200
+    assert handle(door, "GET", "/v1/files")[0] == 403  # the default list is replaced, not extended
+    assert handle(door, "POST", "/tokenize", {"content": "hi", "model": "evil"})[0] == 403  # a named one is checked
+
+
+def test_model_free_globs_cover_the_apis_spellings():
+    free = ModelFree(DEFAULT_MODEL_FREE)
+    assert free("GET", "v1/files") and free("HEAD", "v1/files/abc") and free("GET", "openai/files/abc/content")
+    assert free("GET", "files") and free("GET", "openai/v1/batches/x") and free("DELETE", "V1/Files/x")
+    assert not free("POST", "v1/videos") and not free("POST", "v1/images/generations") and not free("GET", "x")
+    assert not free("POST", "api/pull") and not free("POST", "v1/chat/completions")
+
+
+def test_a_bad_model_free_entry_stops_start_up_naming_the_key():
+    assert route_globs("GET /v1/files*, /props") == ("GET /v1/files*", "/props")
+    with pytest.raises(ValueError):
+        route_globs("FETCH /v1/files")
+    with pytest.raises(ValueError):
+        route_globs("v1/files")
+    with pytest.raises(Exception) as info:
+        load_settings({}, environ={"MODEL_FREE_PATHS": "GET v1/files"})
+    assert "MODEL_FREE_PATHS" in str(info.value) or "model_free_paths" in str(info.value)
+
+
+# ------------------------------------------------------------------ every upstream-bound route reaches the guard
+ROUTE_SAMPLES = {  # a request for each route kind, by the kinds the route table and backends' extra routes name
+    "chat": ("POST", "/v1/chat/completions", {"model": "gpt-4o", "messages": MSG}),
+    "completions": ("POST", "/v1/completions", {"model": "gpt-4o", "prompt": "hi"}),
+    "embeddings": ("POST", "/v1/embeddings", {"model": "gpt-4o", "input": "hi"}),
+    "responses": ("POST", "/v1/responses", {"model": "gpt-4o", "input": "hi"}),
+    "messages": ("POST", "/v1/messages", {"model": "gpt-4o", "max_tokens": 8, "messages": MSG}),
+    "count_tokens": ("POST", "/v1/messages/count_tokens", {"model": "gpt-4o", "messages": MSG}),
+    "generate_content": ("POST", "/v1beta/models/gpt-4o:generateContent", {"contents": [{"parts": [{"text": "x"}]}]}),
+    "stream_generate_content": ("POST", "/v1beta/models/gpt-4o:streamGenerateContent",
+                                {"contents": [{"parts": [{"text": "x"}]}]}),
+    "count_google_tokens": ("POST", "/v1beta/models/gpt-4o:countTokens", {"contents": [{"parts": [{"text": "x"}]}]}),
+    "models": ("GET", "/v1/models", None),
+    "model": ("GET", "/v1/models/gpt-4o", None),
+    "argo_chat": ("POST", "/v1/chat", {"model": "gpt4o", "prompt": ["hi"]}),
+    "argo_embed": ("POST", "/v1/embed", {"model": "v3small", "prompt": ["hi"]}),
+    "argo_status": ("GET", "/v1/status", None),
+    "passthrough": ("POST", "/v1/images/generations", {"model": "gpt-4o", "prompt": "x"}),
+}
+OWN_KINDS = {"root", "health", "metrics", "ui", "ui_data"}  # answered by the proxy, never sent upstream
+# (and stored responses, family `state`: answered from the proxy's store)
+BACKENDS = {
+    "openai": {},
+    "dashscope": {"BACKEND": "dashscope", "DASHSCOPE_API_KEY": "k"},
+    "argo": {"BACKEND": "argo", "ARGO_USER": "tester"},
+    "argo_native": {"BACKEND": "argo", "ARGO_USER": "tester", "USE_NATIVE_OPENAI": "true"},
+    "routed": {"MODELS": json.dumps([{"name": "gpt-4o", "backend": "openai", "base_url": "http://upstream.test/v1"}])},
+}
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_every_upstream_bound_route_reaches_the_one_guard(make, monkeypatch, backend):
+    """Every route the table holds (fixed, front doors, the backend's own, forwarded) reaches Guard.check once: a
+    new route that skips it has no sample here, or fails below."""
+    reached: list[str] = []
+    original = Guard.check
+
+    def check(self, call, *args, **kwargs):
+        reached.append(call.plan.kind)
+        return original(self, call, *args, **kwargs)
+    monkeypatch.setattr(Guard, "check", check)
+    door, up, _ = make(**BACKENDS[backend])
+    kinds = {route.kind for route in door.table.fixed.values() if route.family not in ("own", "state")}
+    kinds |= {kind for kind, _ in google.METHODS.values()}
+    kinds |= {"model"} | ({"passthrough"} if door.forwards else set())  # /v1/models/{id}; any forwarded path
+    assert kinds - OWN_KINDS - set(ROUTE_SAMPLES) == set(), "a route without a sample: add one"
+    for kind in sorted(kinds - OWN_KINDS):
+        method, target, body = ROUTE_SAMPLES[kind]
+        reached.clear()
+        answer = door.handle(Request.of(method, target, body))
+        if answer.status_code == 404 and json.loads(answer.get_data())["error"]["code"] == "unknown_route":
+            continue  # a fixed route this backend does not serve: it never goes upstream
+        assert reached, (backend, kind, answer.status_code, answer.get_data()[:300])
