@@ -106,16 +106,6 @@ def looks_like_json(body: bytes) -> bool:
     return text.lstrip(" \t\r\n\ufeff")[:1] in ("{", "[")
 
 
-# Ollama's own API names its model under other keys than `model` (an upstream that is itself Ollama, forwarded):
-# /api/pull, /api/push, /api/delete, /api/show take `model` or the older `name`; /api/create `model` (`name`) and
-# the model it starts `from`; /api/copy `source` and `destination`. The Ollama door supplies these for its routes.
-OLLAMA_READERS: tuple[tuple[str, Reader], ...] = (
-    ("/api/copy", members("source", "destination", "model", "name")),
-    ("/api/create", members("model", "name", "from")),
-    ("/api/*", members("model", "name")),
-)
-
-
 def reader_for(table: Iterable[tuple[str, Reader]], path: str) -> Reader | None:
     """The first reader of a (path glob, reader) table whose glob matches the path (with its leading '/')."""
     from fnmatch import fnmatchcase

@@ -130,6 +130,10 @@ class Front:
     #: under FRONTS_PASSTHROUGH its paths are forwarded as they are (the whole API, byte for byte), not relayed
     #: one request at a time through its routes
     forwarded_when_passed_through = False
+    #: (path glob, reader) for its forwarded paths that name their model elsewhere than `model`: the one guard
+    #: reads them (argoproxy/edge/model_readers.py; held to ALLOWED_MODELS and team keys' globs), under
+    #: FRONTS_PASSTHROUGH too
+    model_readers: tuple[tuple[str, Any], ...] = ()
     #: what SSE_KEEPALIVE sends while a stream waits on its upstream (argoproxy/edge/keepalive.py)
     keepalive_beat = b": keepalive\n\n"
     #: the chat-completions path the internal request takes upstream

@@ -29,7 +29,7 @@ from argoproxy.fronts import FRONTS, Front, front_named
 from argoproxy.observe.health import HealthCheck
 from argoproxy.jsonfast import dumps
 from argoproxy.edge.paths import PathError, canonical, raw_target
-from argoproxy.edge.model_readers import OLLAMA_READERS, Named, Reader, body_model, compressed, path_models, reader_for
+from argoproxy.edge.model_readers import Named, Reader, body_model, compressed, path_models, reader_for
 from argoproxy.edge.request_body import read_request_body
 from argoproxy.pipeline.gateway import Gateway, charged
 from argoproxy.pipeline.guard import plan_model
@@ -89,9 +89,10 @@ class Door:
         self.status_page: StatusPage | None = None
         self.allowed = self.settings.allowed_models
         self.batches = BatchModels(self.settings.max_body_bytes, self.settings.timeout)
-        # Readers of forwarded paths naming their models elsewhere than `model`: the front doors' first.
-        self.readers: tuple[tuple[str, Reader], ...] = (
-            *(pair for front in self.fronts for pair in getattr(front, "model_readers", ())), *OLLAMA_READERS)
+        # Readers of forwarded paths naming their models elsewhere than `model`: the doors' (a door whose API is
+        # forwarded under FRONTS_PASSTHROUGH included).
+        self.readers: tuple[tuple[str, Reader], ...] = tuple(pair for front in FRONTS.values()
+                                                             for pair in front.model_readers)
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
         self.forwards = self.backend.forwards_unknown and gateway.routing is None
         self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths, self.fronts)
@@ -411,7 +412,7 @@ class Door:
 
     def forwarded_models(self, call: Call, named: Named) -> None:
         """The reader of a forwarded request's models: a deployment or engine in the path; the body's `model` (or
-        what a front door or Ollama's API names it, `name`...); each line or request of batch work."""
+        what a door names it under, `name`...); each line or request of batch work."""
         path_models(call, named)
         reader = reader_for(self.readers, call.plan.path) or body_model
         reader(call, named)

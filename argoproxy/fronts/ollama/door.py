@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.edge.classify import Route
+from argoproxy.edge.model_readers import members
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import DoorArgs, DoorRoute, Exchange, Front
 from argoproxy.fronts.ollama import models
@@ -49,6 +50,11 @@ class OllamaFront(Front):
               DoorRoute("api/version", "ollama_version", "own", ("GET", "HEAD")))
     forwarded_prefixes = (("api",),)  # Ollama's other routes (pull, delete...), forwarded: errors in its shape
     forwarded_when_passed_through = True
+    # Its API names models under other keys than `model`: /api/pull, /api/push, /api/delete, /api/show take `model`
+    # or the older `name`; /api/create also the model it starts `from`; /api/copy `source` and `destination`.
+    model_readers = (("/api/copy", members("source", "destination", "model", "name")),
+                     ("/api/create", members("model", "name", "from")),
+                     ("/api/*", members("model", "name")))
     texts_in_events = False  # a line's text is one JSON value, written once
     renamed = {"temperature": "options.temperature", "top_p": "options.top_p", "top_k": "options.top_k",
                "seed": "options.seed", "stop": "options.stop", "max_tokens": "options.num_predict",
