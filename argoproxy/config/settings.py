@@ -1,8 +1,11 @@
 """Settings: one typed object, built once at start-up from defaults < config.yaml < environment < flags.
 
-Every setting is one dataclass field: the core fields below plus each provider's fragment (declared in
-argoproxy/providers/<name>/settings.py and composed into Settings here). Its metadata names its YAML key
-(the field name, plus aliases), its environment variables and its command-line flags.
+Every setting is one dataclass field: the core fields of `Settings` below, plus each provider's fragment
+(declared in argoproxy/providers/<name>/settings.py with config/setting_fields.py alone, registered in the
+registry, config/provider_registry.py, and composed here into `ComposedSettings`, the class the loader
+builds). The type checker knows `Settings` field by field, so a setting read that is not one is an error; a
+provider reads its own through its typed view (ArgoConfig). Its metadata names its YAML key (the field name,
+plus aliases), its environment variables and its command-line flags.
 docs/reference/settings.md is generated from this list (tools/settings_reference.py).
 A bad value raises SettingsError with one line naming the key; callers print it and exit non-zero.
 """

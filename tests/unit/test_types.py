@@ -46,3 +46,13 @@ def test_a_made_up_setting_is_a_type_error(tmp_path):
     assert any(":8: error:" in e and '"no_such_argo_setting"' in e for e in errors), result.stdout
     assert any(":9: error:" in e and '"user"' in e for e in errors), result.stdout  # ARGO's, not the core's
     assert len(errors) == 3, result.stdout
+
+
+def test_the_example_provider_outside_the_package_type_checks(tmp_path):
+    """A provider written as docs/adding-a-backend.md describes (tests/example_provider: its settings fragment,
+    its typed view ToyConfig, its backend) type-checks against the proxy without any file of the proxy naming it."""
+    import os
+    result = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--cache-dir",
+                             str(tmp_path / "cache"), "-p", "cot_proxy_provider_toy"], cwd=ROOT / "tests" / "example_provider",
+                            env={**os.environ, "MYPYPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and "Success" in result.stdout, result.stdout[-3000:] + result.stderr[-1000:]

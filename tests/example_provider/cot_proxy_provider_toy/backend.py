@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import requests
 
@@ -24,11 +24,15 @@ from argoproxy.jsonfast import dumps
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.upstream.sse import iter_lines
 from argoproxy.upstream.client import READ_ERRORS, stream_error
-from argoproxy.upstream.wire import UpstreamRequest, read_chunks
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
+
+if TYPE_CHECKING:
+    from cot_proxy_provider_toy.settings import ToyConfig
 
 
 class ToyBackend(Backend):
     name = "toy"
+    settings: ToyConfig  # the core settings and its own, typed
     kinds = frozenset({"chat"})  # /v1/completions and /v1/embeddings answer 404 for this backend
 
     def __init__(self, settings, upstream) -> None:
@@ -50,7 +54,7 @@ class ToyBackend(Backend):
         return {"Authorization": f"Bearer {self.settings.toy_api_key}"} if self.settings.toy_api_key else {}
 
     # --- answer side: toy answer -> OpenAI objects
-    def decode(self, call: Call, resp: requests.Response) -> dict[str, Any]:
+    def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any]:
         try:
             obj = resp.json()
         except ValueError:
@@ -61,7 +65,7 @@ class ToyBackend(Backend):
                              "logprobs": None, "finish_reason": "stop"}],
                 "usage": _usage(obj)}
 
-    def decode_stream(self, call: Call, resp: requests.Response) -> Iterator[StreamItem]:
+    def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         base = {"id": _id(), "object": "chat.completion.chunk", "created": int(time.time()), "model": call.plan.model}
         yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
         try:
@@ -80,7 +84,7 @@ class ToyBackend(Backend):
             raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
         raise ProxyError(502, "The toy upstream ended the stream before it was done.", code="upstream_stream_incomplete")
 
-    def error(self, call: Call, resp: requests.Response) -> ProxyError:
+    def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
         try:
             problem = resp.json().get("problem")
         except (ValueError, AttributeError, requests.RequestException):
