@@ -30,37 +30,49 @@ def connect(url: str) -> Any:
     return redis.Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
 
 
+# KEYS: size hash, the owner's bytes, all bytes, expiry; ARGV: object id, its size, the two bounds, its expiry
+# member and time. Returns {1, 0, delta} when counted, {0, 1|2, delta} when the owner's (1) or the store's (2)
+# bound refuses it.
+RESERVE = """
+local delta = tonumber(ARGV[2]) - tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if delta > 0 then
+  if tonumber(redis.call('GET', KEYS[2]) or '0') + delta > tonumber(ARGV[3]) then return {0, 1, delta} end
+  if tonumber(redis.call('GET', KEYS[3]) or '0') + delta > tonumber(ARGV[4]) then return {0, 2, delta} end
+end
+redis.call('INCRBY', KEYS[2], delta)
+redis.call('INCRBY', KEYS[3], delta)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
+return {1, 0, delta}
+"""
+SWEEP_EVERY = 1.0  # seconds between a worker's sweeps of what expired
+
+
 class RedisResponseStore:
     def __init__(self, url: str, retention: float, key_bytes: int, total_bytes: int, client: Any = None) -> None:
         self.redis = client if client is not None else connect(url)
         self.retention, self.key_bytes, self.total_bytes = retention, key_bytes, total_bytes
+        self._reserve_script = self.redis.register_script(RESERVE)
+        self._swept = 0.0
 
     # ------------------------------------------------------------ bounds and expiry
-    def _reserve(self, owner: str, obj_id: str, size: int, count_new: bool = True) -> None:
-        """Count `size` more bytes for `owner` (replacing what obj_id counted), or raise StoreFull."""
-        r = self.redis
-        self._sweep()
-        old = int(r.hget(PREFIX + "size", obj_id) or 0) if count_new else 0
-        delta = size - old
-        pipe = r.pipeline()
-        pipe.incrby(PREFIX + "bytes:" + owner, delta)
-        pipe.incrby(PREFIX + "bytes", delta)
-        owned, total = pipe.execute()
-        if delta > 0 and (owned > self.key_bytes or total > self.total_bytes):
-            pipe = r.pipeline()
-            pipe.incrby(PREFIX + "bytes:" + owner, -delta)
-            pipe.incrby(PREFIX + "bytes", -delta)
-            pipe.execute()
-            if owned > self.key_bytes:
-                raise StoreFull(f"This key's stored responses and conversations hold {owned - delta} bytes; storing "
-                                f"{delta} more would pass RESPONSES_MAX_BYTES_PER_KEY ({self.key_bytes}). Delete some "
-                                "(DELETE /v1/responses/{id}, /v1/conversations/{id}) or send `store: false`.")
-            raise StoreFull(f"The proxy's response store is full (RESPONSES_MAX_BYTES, {self.total_bytes} bytes). "
-                            "Delete stored responses or send `store: false`.")
-        pipe = r.pipeline()
-        pipe.hincrby(PREFIX + "size", obj_id, delta)
-        pipe.zadd(PREFIX + "expiry", {obj_id + SEP + owner: time.time() + self.retention})
-        pipe.execute()
+    def _reserve(self, owner: str, obj_id: str, size: int) -> None:
+        """Count obj_id as `size` bytes of `owner`'s (replacing what it counted), or raise StoreFull. One round trip
+        (a script: Redis runs it whole, so replicas racing for the last room cannot both pass)."""
+        if time.monotonic() - self._swept > SWEEP_EVERY:
+            self._swept = time.monotonic()
+            self._sweep()
+        done, owned, delta = self._reserve_script(
+            keys=[PREFIX + "size", PREFIX + "bytes:" + owner, PREFIX + "bytes", PREFIX + "expiry"],
+            args=[obj_id, size, self.key_bytes, self.total_bytes, obj_id + SEP + owner, time.time() + self.retention])
+        if done:
+            return
+        if owned == 1:
+            raise StoreFull(f"This key's stored responses and conversations are near RESPONSES_MAX_BYTES_PER_KEY "
+                            f"({self.key_bytes} bytes): storing {delta} more would pass it. Delete some "
+                            "(DELETE /v1/responses/{id}, /v1/conversations/{id}) or send `store: false`.")
+        raise StoreFull(f"The proxy's response store is full (RESPONSES_MAX_BYTES, {self.total_bytes} bytes). "
+                        "Delete stored responses or send `store: false`.")
 
     def _release(self, owner: str, obj_id: str) -> None:
         r = self.redis

@@ -120,3 +120,30 @@ def test_state_routes_are_claimed(path, kind):
 def test_other_paths_are_not_claimed():
     for path in ("/v1/responses", "/v1/responses/x/other", "/v1/conversations/c/items/i/more", "/v1/chat"):
         assert state_route(canonical(path).parts) is None
+
+
+def test_the_totals_the_bounds_read_equal_what_is_stored(tmp_path):
+    from argoproxy.state.store import ALL_BYTES, COUNTED
+    store = SQLiteResponseStore(tmp_path / "r.db", 60, 1 << 20, 1 << 30)
+    store.put_response(record("r1", owner="a"))
+    store.put_response(record("r1", owner="a", text="a longer answer replacing the first"))
+    store.put_response(record("r2", owner="b"))
+    store.put_response(record("old", owner="b", created=time.time() - 120))
+    conv = StoredConversation("conv_1", "a", time.time(), {})
+    store.put_conversation(conv, input_items("hello"))
+    store.add_items(conv, input_items([{"role": "user", "content": "more"}]))
+    rec = record("r1", owner="a")
+    store.add_events(rec, [{"type": "e", "sequence_number": 0}])
+    item_id = store.items("conv_1")[0]["id"]
+    store.delete_item("conv_1", item_id)
+    store.delete_response("r2")
+    store.sweep()
+
+    def summed(owner: str | None) -> int:
+        where = " WHERE owner = ?" if owner else ""
+        return store._read(f"SELECT COALESCE(SUM(size), 0) FROM ({COUNTED}){where}", (owner,) if owner else ())[0][0]
+    assert store.used_bytes("a") == summed("a") > 0
+    assert store.used_bytes("b") == summed("b") == 0
+    assert store._read(ALL_BYTES)[0][0] == summed(None)
+    store.delete_conversation("conv_1")
+    assert store.used_bytes("a") == summed("a")
