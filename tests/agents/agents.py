@@ -73,7 +73,7 @@ class Result:
 @dataclass(frozen=True)
 class Agent:
     name: str
-    front: str  # the proxy's door it speaks: chat, responses, messages, google
+    front: str  # the proxy's door it speaks: chat, responses, messages, google, ollama
     tool_result_role: str  # where the tool's output comes back: in a "tool" result, or in a "user" message (Aider)
     setup: Callable[[Run], tuple[list[str], dict[str, str]]]  # writes its config; returns (argv, environment)
 
@@ -186,10 +186,22 @@ def product_setup(name: str) -> Callable[[Run], tuple[list[str], dict[str, str]]
     return setup
 
 
+def aider_ollama_setup(run: Run) -> tuple[list[str], dict[str, str]]:
+    """Aider as an Ollama user points it at an Ollama server (the proxy's Ollama door): `--model ollama_chat/<name>`
+    and OLLAMA_API_BASE (litellm's Ollama chat client: /api/show, then /api/chat, NDJSON), the key as OLLAMA_API_KEY
+    (litellm sends it as a Bearer token)."""
+    test = quiet_run("aider", run.prompt)
+    write_own_config(run.home, test)
+    argv = [str(installed("aider", "aider")), "--model", f"ollama_chat/{run.model}", "--no-show-model-warnings",
+            *test.args]
+    return argv, {"OLLAMA_API_BASE": run.proxy_url, "OLLAMA_API_KEY": KEY, **test.env}
+
+
 AGENTS = {a.name: a for a in (
     Agent("claude", "messages", "tool", product_setup("claude")),
     Agent("codex", "responses", "tool", product_setup("codex")),
     Agent("opencode", "chat", "tool", product_setup("opencode")),
     Agent("aider", "chat", "user", product_setup("aider")),
+    Agent("aider-ollama", "ollama", "user", aider_ollama_setup),
     Agent("gemini", "google", "tool", product_setup("gemini")),
 )}

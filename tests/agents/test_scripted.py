@@ -19,6 +19,7 @@ pytestmark = pytest.mark.timeout(TIMEOUT + 60)
 
 # The model each agent is run with, by backend: a name the backend serves (ARGO resolves it to its own id).
 MODELS = {"claude": "claude-sonnet-4-6", "codex": "gpt-5", "opencode": "gpt-4o", "aider": "gpt-4o",
+          "aider-ollama": "gpt4o",  # ARGO's own id: litellm sends a name it knows as OpenAI's (gpt-4o) to OpenAI's API
           "gemini": "gemini-2.5-pro"}
 PENDING: dict[str, str] = {}  # agent -> why its rows skip (a door or a fix still missing)
 
