@@ -14,7 +14,7 @@ import re
 import secrets
 import stat
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from argoproxy.config.setting_fields import as_str, file_text
 # Declared with the secrets they name (redaction finds the proxy's keys by their prefix and the generated one
@@ -30,6 +30,26 @@ PRIVATE_DIR_MODE = 0o700
 # Gunicorn creates the socket under this umask (its `umask` option): srw------- .
 SOCKET_UMASK = 0o177
 USER_KEY_FILE = "~/.config/argoproxy/api_key"
+
+
+class ListenerSettings(Protocol):
+    """The settings read here, typed (Settings has them all; config/settings.py, which imports this module,
+    cannot be imported back): a misspelt one is an error where Settings is passed in."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def socket(self) -> str: ...
+    @property
+    def enable_auth(self) -> bool: ...
+    @property
+    def api_key_file(self) -> str: ...
+    @property
+    def api_key_secret(self) -> tuple: ...
+    @property
+    def openai_api_key(self) -> str: ...
 
 
 # A host name as RFC 1123 writes one: dot-separated labels of letters, digits and inner hyphens (a final dot
@@ -75,7 +95,7 @@ def in_container(environ: Mapping[str, str]) -> bool:
     return bool(environ.get("COT_PROXY_CONTAINER")) or "KUBERNETES_SERVICE_HOST" in environ
 
 
-def exposure_warnings(settings: Any, environ: Mapping[str, str]) -> tuple[str, ...]:
+def exposure_warnings(settings: ListenerSettings, environ: Mapping[str, str]) -> tuple[str, ...]:
     if in_container(environ):  # the image's own files and the orchestrator's secrets: no other users
         return ()
     warnings = []
@@ -93,7 +113,7 @@ def _open_port(where: str, port: str) -> str:
             "HOST=127.0.0.1, use SOCKET, or set ENABLE_AUTH with a key")
 
 
-def bind_warnings(settings: Any, binds: list[str], environ: Mapping[str, str]) -> tuple[str, ...]:
+def bind_warnings(settings: ListenerSettings, binds: list[str], environ: Mapping[str, str]) -> tuple[str, ...]:
     """The open-port warning for addresses Gunicorn's own options bind (`-b`, GUNICORN_CMD_ARGS, or its default
     0.0.0.0:$PORT when it has neither), which HOST's warning (exposure_warnings) does not see."""
     if settings.enable_auth or in_container(environ):
@@ -122,7 +142,7 @@ def _host_port(bind: str) -> tuple[str, str]:
     return bind, "8000"  # a name or address without a port (a bare IPv6 address included)
 
 
-def key_file_readable_by_others(settings: Any) -> str | None:
+def key_file_readable_by_others(settings: ListenerSettings) -> str | None:
     """API_KEY_FILE holds the keys that open the proxy: on a shared host other users must not read it."""
     if not settings.api_key_file or not settings.enable_auth:
         return None
@@ -162,7 +182,7 @@ def private_socket_path(path: str) -> str:
     return str(target)
 
 
-def key_file_problem(settings: Any) -> str | None:
+def key_file_problem(settings: ListenerSettings) -> str | None:
     if not settings.api_key_file or not settings.enable_auth:
         return None
     try:
@@ -174,7 +194,7 @@ def key_file_problem(settings: Any) -> str | None:
     return None if keys else f"API_KEY_FILE: {settings.api_key_file} holds no key"
 
 
-def own_key_problem(settings: Any) -> str | None:
+def own_key_problem(settings: ListenerSettings) -> str | None:
     """The upstream's key must not be one the proxy takes from its clients: docs/private.md's advice to clients
     (`export OPENAI_API_KEY=$(cat ~/.config/argoproxy/api_key)`) in the shell that starts the proxy made the
     proxy send its own key to the provider, with no word said. (After key_file_problem: the file reads.)"""

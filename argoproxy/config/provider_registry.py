@@ -22,13 +22,23 @@ from collections.abc import Iterator, Mapping
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping as MappingType
+from typing import Any, Callable, Mapping as MappingType, Protocol
+
+class TargetSettings(Protocol):
+    """The settings read here about where requests go, typed (Settings has them; config/settings.py, which
+    imports this module, cannot be imported back): a misspelt one is an error where Settings is passed in."""
+
+    @property
+    def backend(self) -> str: ...
+    @property
+    def target_base_url(self) -> str: ...
+
 
 def no_problem(settings: Any) -> str | None:
     return None
 
 
-def default_startup_line(settings: Any) -> str:
+def default_startup_line(settings: TargetSettings) -> str:
     from argoproxy.redaction import mask_url
     return f"{settings.backend} backend -> {mask_url(settings.target_base_url)}"
 
@@ -76,7 +86,7 @@ class Provider:
     def uses_target_url(self) -> bool:
         return self.own_url is None
 
-    def url(self, settings: Any) -> str:
+    def url(self, settings: TargetSettings) -> str:
         """Where its requests go with these settings."""
         return settings.target_base_url if self.own_url is None else self.own_url(settings)
 

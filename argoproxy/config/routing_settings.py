@@ -59,7 +59,7 @@ class ModelEntry:
         return "{" + ", ".join(f"{k}: {v!r}" for k, v in shown.items()) + "}"
 
 
-def entry_url(settings: Any, entry: ModelEntry) -> str:
+def entry_url(settings: providers.TargetSettings, entry: ModelEntry) -> str:
     """Where a deployment's requests go: its base_url, else its backend's configured or default URL."""
     if entry.base_url:
         return entry.base_url
