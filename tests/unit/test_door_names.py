@@ -55,3 +55,28 @@ def test_the_reader_finds_a_door_name():
               '    if route.front == "google":  # the Ollama door\n'
               '        return MESSAGES_LOOKING\n')
     assert named_doors(source) == [(4, '"google"'), (4, "Ollama"), (5, "MESSAGES_LOOKING")]
+
+
+OLLAMA_NAME = re.compile(r"(?i)ollama")  # in an identifier
+OLLAMA_KEY = re.compile(r"(?i)[rbuf]*(['\"])[\w./:-]*ollama[\w./:-]*\1")  # a string that is a name or path, not prose
+
+
+def test_the_ollama_door_is_its_package_and_its_registry_entry():
+    """docs/adding-a-door.md: the Ollama door was added as one package plus its registry entry. No code outside
+    them (identifiers and strings; prose may mention Ollama the server) knows the door."""
+    allowed = {ROOT / "argoproxy/fronts/__init__.py"}
+    found = []
+    for path in sorted((ROOT / "argoproxy").rglob("*.py")):
+        if path in allowed or (ROOT / "argoproxy/fronts/ollama") in path.parents:
+            continue
+        previous = tokenize.NEWLINE
+        for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+            docstring = tok.type == tokenize.STRING and previous in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT,
+                                                                      tokenize.DEDENT)
+            named = (tok.type == tokenize.NAME and OLLAMA_NAME.search(tok.string)) or \
+                (tok.type == tokenize.STRING and not docstring and OLLAMA_KEY.fullmatch(tok.string))
+            if named:
+                found.append(f"{path.relative_to(ROOT)}:{tok.start[0]}: {tok.string[:60]}")
+            if tok.type not in (tokenize.COMMENT, tokenize.NL):
+                previous = tok.type
+    assert found == []
