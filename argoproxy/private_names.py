@@ -129,6 +129,9 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName("gunicorn.util", "write_error", "argoproxy.serve.gunicorn_errors",
                 "replaced: Gunicorn's own error pages (bad request line, headers too large...) in the API's "
                 "JSON shape; Gunicorn offers no hook for them"),
+    PrivateName("http.client", "HTTPConnection.sock", "argoproxy.upstream.images",
+                "the socket an image download reads from (requests' response.raw.connection): its timeout is cut to "
+                "the time left before each read, so IMAGE_TIMEOUT bounds the whole download"),
     PrivateName("prometheus_client.values", "ValueClass", "argoproxy.observe.metrics",
                 "chosen at import time; set again when PROMETHEUS_MULTIPROC_DIR was set after that import"),
     PrivateName("prometheus_client.values", "ValueClass._multiprocess", "argoproxy.observe.metrics",
