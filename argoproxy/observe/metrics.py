@@ -106,6 +106,8 @@ class Metrics:
                                     "status.", ["key", "model", "status"], registry=reg)
         self.key_tokens = Counter("cot_proxy_key_tokens", "Tokens used per team key, by type.", ["key", "type"],
                                   registry=reg)
+        self.key_usage_dropped = Counter("cot_proxy_key_usage_dropped", "Team keys' usage rows dropped: the key "
+                                         "store refused them past the rows kept for its return.", registry=reg)
         self._by_route_model: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
         self._by_route: dict[str, tuple[Any, Any]] = {}
         self._by_status: dict[tuple[str, str, str, int, str], Any] = {}
@@ -246,6 +248,8 @@ def install_metrics(gateway) -> Metrics:
     metrics = Metrics(gateway.settings)
     gateway.answers.observers.append(metrics.observe)
     gateway.answers.stream_hooks.append(metrics.stream_started)
+    if getattr(gateway, "team_keys", None) is not None:
+        gateway.team_keys.on_dropped = metrics.key_usage_dropped.inc
     return metrics
 
 

@@ -31,8 +31,8 @@ log = logging.getLogger("cot_proxy")
 
 CACHE_SECONDS = 0.5  # a looked-up key is read again after this (revocations and changed limits reach workers)
 KEY_CACHE_SECONDS = 30.0  # the most a cached key is served while the store cannot be reached (KEY_CACHE_SECONDS)
-FLUSH_SECONDS = 0.5  # usage is written this often (and at FLUSH_MAX answers), off the requests' path
-FLUSH_MAX = 256
+FLUSH_SECONDS = 0.5  # usage is written this often, off the requests' path (summed by key and model)
+PENDING_MAX = 100_000  # usage rows kept while the store refuses them (retried each flush); older ones are dropped
 CACHE_ENTRIES = 4096  # known keys kept per worker (LRU); as many unknown keys, apart
 STORE_ERRORS = (StoreDown, sqlite3.Error, OSError)  # the store cannot answer now (FailoverStore turns Redis's into StoreDown)
 WHAT = {"requests": "{rpm} requests per minute", "tokens": "{tpm} tokens per minute",
@@ -48,8 +48,10 @@ class TeamKeys:
         self._known: LRU[tuple[KeyRecord, float]] = LRU(CACHE_ENTRIES)  # digest -> (record, when read)
         self._unknown: LRU[float] = LRU(CACHE_ENTRIES)  # digest -> when the store said it has no such key
         self._store_failing = False
-        self._pending: list[tuple] = []
+        self._pending: list[tuple] = []  # (name, model, input, output, when, budget, counted, requests)
         self._pending_lock = threading.Lock()
+        self._write_failing = False
+        self.on_dropped: Callable[[int], None] | None = None  # metrics: usage rows a hard bound forced out
         self._flusher: threading.Thread | None = None
 
     def lookup(self, presented: Iterable[str]) -> KeyRecord | None:
@@ -185,24 +187,23 @@ class TeamKeys:
         counted = False
         if record.tpm or record.budget is not None:
             counted = self._count_now(record, prompt + completion, now)
-            if not counted:
-                self._write(record.name, model, prompt, completion, now, record.budget, 1)
+            if not counted:  # the database windows admit it: written now (kept for the next flush if refused)
+                if not self._write(record.name, model, prompt, completion, now, record.budget, 1):
+                    self._keep([(record.name, model, prompt, completion, now, record.budget, False, 1)])
                 return
         self._queue(record.name, model, prompt, completion, now, record.budget, counted)
 
     def _queue(self, name: str, model: str, prompt: int, completion: int, now: float, budget: Any,
                counted: bool) -> None:
         with self._pending_lock:
-            self._pending.append((name, model, prompt, completion, now, budget, counted))
-            due = len(self._pending) >= FLUSH_MAX
+            self._pending.append((name, model, prompt, completion, now, budget, counted, 1))
         if self._flusher is None:
             self._start_flusher()
-        if due:
-            self.flush()
 
     def flush(self) -> None:
-        """The pending answers, summed by key and model: one store write per pair; what expired leases left
-        unused, given back; and this worker's heartbeat (what it holds in Redis stays held)."""
+        """The pending answers, summed by key and model: one store write per pair (one the store refuses, locked
+        or away, is kept and tried again at the next flush); what expired leases left unused, given back; and
+        this worker's heartbeat (what it holds in Redis stays held)."""
         try:
             self.store.heartbeat()
             self.store.release_leases()
@@ -211,14 +212,30 @@ class TeamKeys:
         with self._pending_lock:
             batch, self._pending = self._pending, []
         groups: dict[tuple[str, str, bool], list] = {}
-        for name, model, prompt, completion, now, budget, counted in batch:
+        for name, model, prompt, completion, now, budget, counted, requests in batch:
             group = groups.setdefault((name, model, counted), [0, 0, now, budget, 0])
             group[0] += prompt
             group[1] += completion
             group[2], group[3] = now, budget
-            group[4] += 1
-        for (name, model, counted), (prompt, completion, now, budget, requests) in groups.items():
-            self._write(name, model, prompt, completion, now, budget, requests, counted)
+            group[4] += requests
+        failed = [(name, model, prompt, completion, now, budget, counted, requests)
+                  for (name, model, counted), (prompt, completion, now, budget, requests) in groups.items()
+                  if not self._write(name, model, prompt, completion, now, budget, requests, counted)]
+        if failed:
+            self._keep(failed)
+
+    def _keep(self, rows: list[tuple]) -> None:
+        """Rows the store refused, kept first in line for the next flush; past PENDING_MAX the oldest are dropped,
+        said once per flush and counted (cot_proxy_key_usage_dropped_total)."""
+        with self._pending_lock:
+            self._pending[:0] = rows
+            over = len(self._pending) - PENDING_MAX
+            if over > 0:
+                del self._pending[:over]
+        if over > 0:
+            log.warning("team keys: %d usage rows dropped: the key store refused them for too long", over)
+            if self.on_dropped is not None:
+                self.on_dropped(over)
 
     def _count_now(self, record: KeyRecord, tokens: int, now: float) -> bool:
         """The answer's tokens where admission reads them, now, when the store can without a write that would
@@ -233,14 +250,26 @@ class TeamKeys:
             return False
 
     def _write(self, name: str, model: str, prompt: int, completion: int, now: float, budget: Any,
-               requests: int, counted: bool = False) -> None:
+               requests: int, counted: bool = False) -> bool:
+        """False when the store refused the row (the caller keeps it)."""
         try:
             if counted:
                 self.store.record_usage(name, model, prompt, completion, now, budget, requests, counted=True)
             else:
                 self.store.record_usage(name, model, prompt, completion, now, budget, requests)
+            if self._write_failing:
+                self._write_failing = False
+                log.warning("team keys: the usage kept meanwhile is written")
+            return True
+        except STORE_ERRORS as exc:
+            if not self._write_failing:
+                log.warning("team keys: usage not written yet (%s: %s); kept and tried again", type(exc).__name__,
+                            exc)
+            self._write_failing = True
+            return False
         except Exception:  # noqa: BLE001 - counting must never end the worker
             log.exception("team keys: usage of key %s not recorded", name)
+            return True
 
     def _start_flusher(self) -> None:
         def loop() -> None:

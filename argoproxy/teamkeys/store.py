@@ -17,11 +17,12 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from argoproxy.teamkeys.records import Budget, KeyRecord
 from argoproxy.teamkeys import windows
 
+T = TypeVar("T")
 BUSY_SECONDS = 5.0
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -47,8 +48,12 @@ class KeyExists(ValueError):
 class SQLiteKeyStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
-        self._lock = threading.Lock()  # one connection per process; gthread workers share it
+        self._lock = threading.Lock()  # the writing connection's (gthread workers share it)
         self._db: sqlite3.Connection | None = None
+        # Reads have a connection of their own: in WAL mode they never wait for a writer, so a look-up does not
+        # queue behind a usage write waiting for another process's lock.
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
         self._local: Any = None  # the instance's shared rate windows (local_windows.py), made on first use
 
     # ------------------------------------------------------------ connection
@@ -73,9 +78,9 @@ class SQLiteKeyStore:
         return self._db
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[OffLoop]:
         with self._lock:
-            db = self._connect()
+            db = OffLoop(off_loop(self._connect))
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -85,8 +90,16 @@ class SQLiteKeyStore:
             db.execute("COMMIT")
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._connect().execute(sql, args).fetchall()
+        with self._read_lock:
+            return off_loop(lambda: self._reading().execute(sql, args).fetchall())
+
+    def _reading(self) -> sqlite3.Connection:
+        if self._reader is None:
+            with self._lock:
+                self._connect()  # the file, its schema and WAL mode
+            self._reader = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None,
+                                           check_same_thread=False)
+        return self._reader
 
     # ------------------------------------------------------------ records
     def create(self, record: KeyRecord) -> None:
@@ -208,14 +221,69 @@ class SQLiteKeyStore:
                           "WHERE day >= ? ORDER BY day, name, model", (since,))
 
     @staticmethod
-    def _window(db: sqlite3.Connection, name: str) -> list:
+    def _window(db: OffLoop, name: str) -> list:
         row = db.execute("SELECT start, req, prev_req, tok, prev_tok, budget_start, budget_used FROM windows "
                          "WHERE name = ?", (name,)).fetchone()
         return list(row) + [0, 0] if row else list(windows.NEW_STATE)  # no holds kept in the database
 
     @staticmethod
-    def _save(db: sqlite3.Connection, name: str, state: list) -> None:
+    def _save(db: OffLoop, name: str, state: list) -> None:
         db.execute("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (name, *state[:windows.RESERVED]))
+
+
+class Rows:
+    """A statement's rows, read whole where it ran."""
+
+    def __init__(self, rows: list[tuple], rowcount: int) -> None:
+        self.rows, self.rowcount = rows, rowcount
+
+    def fetchone(self) -> tuple | None:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[tuple]:
+        return self.rows
+
+
+class OffLoop:
+    """The connection, each statement run off the event loop (off_loop): SQLite's wait for a lock another
+    process holds (up to BUSY_SECONDS) stopped a whole gevent worker, /health included."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, args: tuple = ()) -> Rows:
+        def run() -> Rows:
+            cursor = self._db.execute(sql, args)
+            return Rows(cursor.fetchall(), cursor.rowcount)
+        return off_loop(run)
+
+
+_GEVENT: Any = None  # gevent's hub getter once the worker is patched; False without gevent
+
+
+def off_loop(work: Callable[[], T]) -> T:
+    """`work` in gevent's thread pool when this worker runs under gevent (the greenlet waits, the others run),
+    else here (threads wait on their own)."""
+    global _GEVENT
+    if _GEVENT is None:
+        try:
+            from gevent import get_hub, monkey
+            _GEVENT = get_hub if monkey.is_module_patched("socket") else False
+        except ImportError:
+            _GEVENT = False
+    if _GEVENT:
+        done, value = _GEVENT().threadpool.apply(_caught, (work,))
+        if done:
+            return value
+        raise value  # raised here, in the greenlet (the pool would print the thread's traceback to stderr)
+    return work()
+
+
+def _caught(work: Callable[[], Any]) -> tuple[bool, Any]:
+    try:
+        return True, work()
+    except Exception as exc:  # noqa: BLE001 - handed to the greenlet that asked
+        return False, exc
 
 
 def usage_day(now: float) -> str:

@@ -132,3 +132,46 @@ def test_a_slow_redis_is_a_redis_that_is_down(redis_box, outage, status):
         print(f"requests answered in {', '.join(f'{t:.2f}' for t in took)} s with Redis trickling (REDIS_OUTAGE={outage})")
         assert max(took) < 2.0
         assert requests.get(proxy.url + "/health", timeout=5).status_code in (200, 503)
+
+
+def test_a_locked_keys_db_stops_no_request_and_loses_no_usage(tmp_path):
+    """Another process holding keys.db's write lock (BEGIN EXCLUSIVE) for 6 s: SQLite's busy wait froze the whole
+    gevent worker at each usage flush (/health included, 5 s each time) and usage rows were dropped ("database is
+    locked"). The store's statements run in gevent's thread pool now, and refused rows are kept and written once
+    the lock is gone."""
+    import subprocess
+    import sys
+    from tests.integration.test_team_keys import create as create_in, usage_row
+    db = tmp_path / "keys.db"
+    alice, bob = create_in(db, "alice"), create_in(db, "bob", "--budget", "1000000/day")
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
+                                             KEYS_DB=str(db), WORKERS="1") as proxy:
+        for key in (alice, bob):
+            assert chat(proxy.url, key).status_code == 200
+        assert usage_row(db, "alice", 1) and usage_row(db, "bob", 1)
+        holder = subprocess.Popen([sys.executable, "-c", (
+            "import sqlite3, sys, time\n"
+            f"db = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(6)\n"
+            "db.execute('COMMIT')\n")], stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            locked_at = time.monotonic()
+            slowest = {"health": 0.0, "alice": 0.0, "bob": 0.0}
+            sent = 0
+            while time.monotonic() - locked_at < 5.5:
+                for what, call in (("health", lambda: requests.get(proxy.url + "/health", timeout=10)),
+                                   ("alice", lambda: chat(proxy.url, alice)), ("bob", lambda: chat(proxy.url, bob))):
+                    started = time.monotonic()
+                    assert call().status_code == 200
+                    slowest[what] = max(slowest[what], time.monotonic() - started)
+                sent += 1
+        finally:
+            holder.wait(20)
+        print(f"keys.db locked 6 s: slowest /health {slowest['health'] * 1000:.0f} ms, team-key requests "
+              f"{slowest['alice'] * 1000:.0f} / {slowest['bob'] * 1000:.0f} ms, {sent} rounds")
+        assert max(slowest.values()) < 0.25, slowest
+        assert usage_row(db, "alice", 1 + sent) and usage_row(db, "bob", 1 + sent)  # every row, once written
+        assert "usage not written yet" in proxy.read_log() and "dropped" not in proxy.read_log()
