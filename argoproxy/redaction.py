@@ -91,6 +91,27 @@ def sanitize_message(text: str, secrets: Iterable[str] = (), hosts: Iterable[str
     return text
 
 
+def header_value(value: str) -> str:
+    """An upstream's header value as a client may see it: internal URLs, private IPv4 addresses and internal
+    host names replaced as sanitize_message replaces them in an error's text (a public URL is kept whole: a
+    Location's query may be what the client needs). The usual value, holding neither a dot nor a scheme,
+    costs two searches."""
+    if "." not in value and "://" not in value:
+        return value
+    value = _URL.sub(_internal_url_only, value)
+    value = _IPV4.sub(_ip_replacement, value)
+    return _HOSTNAME.sub(_hostname_replacement, value)
+
+
+def _internal_url_only(match: re.Match) -> str:
+    url = match.group(0)
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return "[url]"
+    return "[internal url]" if not host or internal_host(host) else url
+
+
 def internal_host(host: str) -> bool:
     """Is this host name or address one that only exists inside a network?"""
     host = host.strip("[]").rstrip(".").lower()

@@ -6,11 +6,13 @@ import re
 import uuid
 from typing import Iterable, Mapping
 
+from argoproxy.redaction import header_value
+from argoproxy.upstream.relayed_headers import relayed
+
 # RFC 9110 section 7.6.1 hop-by-hop headers, plus the ones the proxy sets itself.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "trailers", "transfer-encoding", "upgrade", "proxy-connection"})
 NOT_FORWARDED_UP = HOP_BY_HOP | {"host", "content-length"}
-NOT_FORWARDED_DOWN = HOP_BY_HOP | {"content-length", "server", "date"}
 
 
 _TOKEN = re.compile(r"[!#$%&'*+.^`|~0-9A-Za-z-]+")  # RFC 9110 field-name
@@ -68,20 +70,22 @@ def _is_uuid(value: str) -> bool:
 
 def response_headers(upstream: Mapping[str, str], *, drop_encoding: bool,
                      replaced: Iterable[str] = ()) -> list[tuple[str, str]]:
-    """The upstream's headers as they go to the client, one value per name (repeated headers joined, as RFC
-    9110 allows; Set-Cookie stays repeated); drop Content-Encoding when the body was decoded, and the names
-    in `replaced` (the proxy sets its own), whatever their case."""
-    dropped = NOT_FORWARDED_DOWN | _connection_listed(upstream.get("Connection")) | {n.lower() for n in replaced}
+    """The upstream's headers as they go to the client: only those on the allow-list
+    (upstream/relayed_headers.py), each value cleaned of internal addresses, one value per name (repeated
+    headers joined, as RFC 9110 allows); Content-Encoding dropped when the body was decoded, and the names in
+    `replaced` (the proxy sets its own), whatever their case."""
+    dropped = _connection_listed(upstream.get("Connection")) | {n.lower() for n in replaced}
     if drop_encoding:
         dropped = dropped | {"content-encoding"}
     out: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     for name, value in upstream.items():
         low = name.lower()
-        if low in dropped:
+        if low in dropped or not relayed(low):
             continue
+        value = header_value(value)
         at = seen.get(low)
-        if at is None or low == "set-cookie":
+        if at is None:
             seen[low] = len(out)
             out.append((name, value))
         else:

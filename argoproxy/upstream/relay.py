@@ -12,7 +12,8 @@ import requests
 
 from argoproxy.upstream import sse
 from argoproxy.errors import ProxyError, error_type
-from argoproxy.redaction import sanitize_message
+from argoproxy.redaction import header_value, sanitize_message
+from argoproxy.upstream.relayed_headers import FAMILIES, relayed
 from argoproxy.upstream.client import READ_ERRORS, parse_retry_after, stream_error
 from argoproxy.upstream.request_id import UPSTREAM_ID
 from argoproxy.upstream.wire import UpstreamResponse, read_chunks
@@ -102,7 +103,6 @@ def _finished(data: bytes | None) -> bool:
 # and the IETF draft send, and WWW-Authenticate. The rest of an error's headers describe the upstream's answer,
 # not the proxy's.
 ERROR_HEADERS = ("www-authenticate", "retry-after-ms", "x-should-retry")
-ERROR_HEADER_FAMILIES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit")
 MAX_ERROR_HEADERS = 32  # lines, each at most MAX_ERROR_HEADER characters: the rest are left out
 MAX_ERROR_HEADER = 256
 
@@ -114,8 +114,8 @@ def error_headers(resp: UpstreamResponse) -> dict[str, str]:
     for name, value in resp.headers.items():
         low = name.lower()
         if len(headers) < MAX_ERROR_HEADERS and len(value) <= MAX_ERROR_HEADER and (
-                low in ERROR_HEADERS or low.startswith(ERROR_HEADER_FAMILIES)):
-            headers[name] = value
+                low in ERROR_HEADERS or (low.startswith(FAMILIES) and relayed(low))):
+            headers[name] = header_value(value)  # a realm or a debug header may name a host inside
     retry_after = resp.headers.get("Retry-After")
     if retry_after is not None and len(retry_after) > 64:  # relayed, and read by routing's cooldown: a long
         seconds = parse_retry_after(retry_after)  # one as the seconds it means, or not at all
@@ -124,7 +124,7 @@ def error_headers(resp: UpstreamResponse) -> dict[str, str]:
         headers["Retry-After"] = retry_after
     upstream_id = resp.headers.get("x-request-id") or resp.headers.get("request-id")  # OpenAI's, Anthropic's
     if upstream_id and len(upstream_id) <= MAX_ERROR_HEADER:
-        headers[UPSTREAM_ID] = upstream_id
+        headers[UPSTREAM_ID] = header_value(upstream_id)
     if resp.retried:  # the upstream's own word on it was heeded by those retries
         headers = {k: v for k, v in headers.items() if k.lower() != "x-should-retry"}
         headers["x-should-retry"] = "false"

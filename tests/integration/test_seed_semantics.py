@@ -74,11 +74,11 @@ def test_one_value_per_response_header(proxy, upstream):
     for name, value in (("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"),
                         ("Content-Type", "text/event-stream; charset=utf-8")):
         assert raw.get_all(name) == [value], name
-    upstream.add(Reply(chat_completion("x"), headers={"X-Rate": "1"}))
+    upstream.add(Reply(chat_completion("x"), headers={"X-Ratelimit-Remaining-Requests": "1"}))
     # a header the upstream repeats reaches the client once, values joined
-    upstream.queue[-1].headers["x-rate"] = "2"
+    upstream.queue[-1].headers["x-ratelimit-remaining-requests"] = "2"
     r = requests.post(proxy.base_url + "/chat/completions", json={"model": "m", "messages": MSG})
-    assert r.raw._original_response.msg.get_all("X-Rate") == ["1, 2"]
+    assert r.raw._original_response.msg.get_all("X-Ratelimit-Remaining-Requests") == ["1, 2"]
 
 
 # ------------------------------------------------------------------ pseudo-models, model=default

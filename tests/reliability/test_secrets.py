@@ -158,11 +158,13 @@ def test_forwarded_routes_never_relay_a_configured_secret(tmp_path: Path):
             assert r.json()["received_headers"]["Authorization"] == "Bearer [redacted]"
             assert "X-Echo-Authorization" not in r.headers or UPSTREAM_KEY not in r.headers["X-Echo-Authorization"]
             event = b'data: {"echo": "Bearer ' + UPSTREAM_KEY.encode() + b'"}\n\n'
-            fake.add(Stream([event, event], drip=0.0005, headers={"X-Key": UPSTREAM_KEY}))  # one byte per chunk
+            fake.add(Stream([event, event], drip=0.0005, headers={  # one byte per chunk
+                "X-Key": UPSTREAM_KEY, "Content-Disposition": f'attachment; filename="{UPSTREAM_KEY}"'}))
             r = requests.post(p.url + "/v1/threads/runs", json={"model": "m", "stream": True}, timeout=20)
             assert r.status_code == 200
             assert r.content == b'data: {"echo": "Bearer [redacted]"}\n\n' * 2
-            assert r.headers["X-Key"] == "[redacted]"
+            assert "X-Key" not in r.headers  # not on the allow-list; one that is, cleaned:
+            assert r.headers["Content-Disposition"] == 'attachment; filename="[redacted]"'
             big = b"x" * 300_000 + UPSTREAM_KEY.encode() + b"y" * 300_000  # relayed in pieces, not in one read
             fake.add(Reply(big, headers={"Content-Type": "text/plain"}))
             r = requests.get(p.url + "/v1/files/big", timeout=20)
