@@ -46,6 +46,7 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     install_routing(gateway)
     if settings.responses_store:  # before the door: its route table has the state routes then
         gateway.stored = open_state(settings)
+        gateway.stored.answers = gateway.answers
     if settings.enable_auth:
         gateway.team_keys = team_keys(settings)
         gateway.answers.observers.append(gateway.team_keys.observe)

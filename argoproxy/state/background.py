@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import front_named
@@ -42,7 +42,6 @@ class Background:
     def __init__(self, state: ResponsesState) -> None:
         self.state = state
         self.settings = state.settings
-        self.running = 0  # this worker's runs (the store counts the instance's)
 
     def start(self, call: Call, body: dict[str, Any], history: chain.History, echo: dict[str, Any],
               attempt: Attempt) -> Answer:
@@ -57,11 +56,14 @@ class Background:
                                       history.chain, True, False, time.time()))
         run = self.detached(call)
         inner = chain.stateless_body({**body, "stream": True}, history.items + history.new)
-        self.running += 1
         spawn(self.run, run, inner, keeper, attempt)
+        answers = self.state.answers  # the request is observed (metrics, journals, its log line) as any
         if streamed:
-            return follow_answer(self.state, echo["id"], -1)
-        return whole_answer(self.state, call, queued)
+            answer = follow_answer(self.state, echo["id"], -1)
+            call.outcome.status = 200
+            answer.response = observed(answers, call, answer.chunks)
+            return answer
+        return answers.whole(call, queued, [("Content-Type", "application/json")])
 
     def check_caps(self, owner: str) -> None:
         mine, every = self.state.io(self.state.store.live_runs, owner, time.time() - STALE_SECONDS)
@@ -104,7 +106,6 @@ class Background:
             if close is not None:
                 close()
             beating[0] = False
-            self.running -= 1
         if keeper.cancelled:
             latest = keeper.saved or {**failed(keeper, "", ""), "error": None}
             keeper.save({**latest, "status": "cancelled"})
@@ -142,11 +143,14 @@ def spawn(fn: Any, *args: Any) -> None:
         threading.Thread(target=fn, args=args, daemon=True, name="background-response").start()
 
 
-def whole_answer(state: ResponsesState, call: Call, obj: dict[str, Any]) -> Answer:
-    from argoproxy.edge.http_objects import Answer
-    from argoproxy.jsonfast import dumps
-    call.outcome.status = 200
-    return Answer(dumps(obj), 200, content_type="application/json")
+def observed(answers: Any, call: Call, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """A followed run's bytes to the client, the request observed once they end (or the client leaves)."""
+    try:
+        for data in chunks:
+            call.outcome.bytes_out += len(data)
+            yield data
+    finally:
+        answers.observe(call)
 
 
 def follow_answer(state: ResponsesState, resp_id: str, after: int) -> Answer:

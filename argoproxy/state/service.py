@@ -35,6 +35,8 @@ class ResponsesState:
         self.store = store
         self.offload = offload  # SQLite: each call in gevent's threadpool
         self.background: Background | None = None  # set by open_state
+        self.answers: Any = None  # the gateway's Answers (pipeline/answers.py): what the proxy answers itself is
+        # observed through it (set by serve/build.py)
 
     @staticmethod
     def serves(front: Any) -> bool:

@@ -13,18 +13,23 @@ from tests.clients import openai_sdk
 from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.integration.test_argo import argo_env
-from tests.integration.test_fronts import WEATHER_FN, ArgoUpstream, OpenAIUpstream
+from tests.fakes.fake_dashscope import FakeDashScope
+from tests.integration.test_fronts import WEATHER_FN, ArgoUpstream, DashScopeUpstream, OpenAIUpstream
 from tests.proxy_process import running_proxy
 
 
-@pytest.fixture(scope="module", params=["openai", "argo"])
+@pytest.fixture(scope="module", params=["openai", "argo", "dashscope"])
 def up(request):
     if request.param == "openai":
         with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as p:
             yield OpenAIUpstream(fake), p
-    else:
+    elif request.param == "argo":
         with FakeArgo() as argo, running_proxy(**argo_env(argo)) as p:
             yield ArgoUpstream(argo), p
+    else:
+        with FakeDashScope(api_key="ds-key") as ds, running_proxy(BACKEND="dashscope", TARGET_BASE_URL=ds.base_url,
+                                                                 DASHSCOPE_API_KEY="ds-key") as p:
+            yield DashScopeUpstream(ds), p
 
 
 def sent_texts(u) -> list[str]:
@@ -58,7 +63,8 @@ def test_three_turns_chained_with_a_tool_round_trip(up, stream):
     assert "Answer in French." not in upstream  # instructions are not carried over
     u.text("Demain aussi.")
     third = create(client, stream, model=u.model, previous_response_id=second.id, input="And tomorrow?")
-    messages = u.last_body()["messages"]
+    body = u.last_body()
+    messages = body["messages"] if "messages" in body else body["input"]["messages"]  # DashScope nests them
     texts = json.dumps(messages)
     assert texts.index("Weather in Paris?") < texts.index("sunny, 21 C") < texts.index("Il fait beau.") \
         < texts.index("And tomorrow?")
