@@ -6,6 +6,5 @@ which headers cross, the body read, parsed and checked, and the client's connect
 Rule: the edge decides and refuses, and does the client's side of the wire; it never talks to an upstream
 (keepalive.py waits on one only through the callable it is handed) and never runs the pipeline.
 
-May import: the shared modules, config, upstream, fastpath.
-Known exception: auth.py and http_objects.py name teamkeys (the team-key lookup and its record).
+May import: the shared modules, config, upstream, fastpath, teamkeys.
 """

@@ -6,8 +6,8 @@ socket, are the edge's: edge/keepalive.py).
 Rule: the transforms (think, streamconv, stream_usage, tokens, upstream_messages, answer_shape, adapt) are
 pure: objects in, objects out, no I/O; the wire is reached only through argoproxy.upstream.
 
-May import: the shared modules, config, upstream, edge.
-Known exceptions: call.py and gateway.py name fronts (the Front interface, FrontAnswers), teamkeys (the
-team-key record and service) and state (stored Responses): parts the sequence should reach through an
-interface of its own, as it reaches routing and key budgets (collaborators.py) and providers (backend.py).
+May import: the shared modules, config, upstream, teamkeys, edge.
+Known exceptions: call.py and gateway.py name fronts (the Front interface, FrontAnswers), and gateway.py
+state (stored Responses): parts the sequence should reach through an interface of its own, as it reaches
+routing and key budgets (collaborators.py) and providers (backend.py).
 """

@@ -7,7 +7,8 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
 - service.py: what the proxy does with them per request (look a key up, admit, count usage).
 - cli.py: the `keys` subcommand (create, list, revoke, usage).
 
-May import: the shared modules, config, edge, pipeline.
-Known exception: cli.py, the `keys` command line, imports serve/gunicorn_app.py (the settings read as
-every entry point reads them).
+May import: the shared modules, config.
+Known exceptions: service.py, what the proxy does with a key per request, reads the call (pipeline/call.py,
+its usage in pipeline/stream_usage.py); cli.py, the `keys` command line, imports
+serve/gunicorn_app.py (the settings read as every entry point reads them).
 """

@@ -112,13 +112,10 @@ SHARED = "shared"
 # (then strike it here and in the docstring).
 EXCEPTIONS = {
     ("argoproxy.upstream.client", "fastpath"): "the fence's one way in for upstream calls, lazily when FAST_PATH is on",
-    ("argoproxy.edge.auth", "teamkeys"): "the team-key lookup",
-    ("argoproxy.edge.http_objects", "teamkeys"): "the team-key record on a request",
     ("argoproxy.pipeline.call", "fronts"): "the Front interface",
     ("argoproxy.pipeline.gateway", "fronts"): "the Front interface and FrontAnswers",
-    ("argoproxy.pipeline.call", "teamkeys"): "the team-key record",
-    ("argoproxy.pipeline.gateway", "teamkeys"): "the team-key service",
     ("argoproxy.pipeline.gateway", "state"): "stored Responses",
+    ("argoproxy.teamkeys.service", "pipeline"): "admission and usage read from the call",
     ("argoproxy.teamkeys.cli", "serve"): "the `keys` command line reads the settings as every entry point does",
 }
 
