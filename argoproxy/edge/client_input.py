@@ -3,7 +3,8 @@
 `ClientInput` is WSGI middleware that wraps ``wsgi.input`` for requests that carry a body:
 
 * A client that stalls while sending its body gets a 408 (OpenAI error JSON) once CLIENT_TIMEOUT has passed
-  since the request started, and its connection is closed: the socket's read side is shut, so the server
+  since the body's first read (not the request's arrival: what the proxy does before it reads the body, a team
+  key looked up in a slow Redis, is not the client's time), and its connection is closed: the socket's read side is shut, so the server
   finds no next request on it. Each socket read waits at most the time left. A client that drips bytes (each
   read returns soon, but the body never ends) is cut by the `Watchdog`, one thread (a greenlet under gevent) per
   worker process that shuts the read side of a body still unread at its deadline; the blocked read then
@@ -76,13 +77,12 @@ class ClientInput:
         known = length.isdigit() and "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         body = DeadlineBody(environ["wsgi.input"], sock, self.timeout, int(length) if known else None, self.direct)
         environ["wsgi.input"] = body
-        watchdog = Watchdog.get()
-        watchdog.watch(body)
         try:
             return self.app(environ, start_response)
         finally:
             body.restore()
-            watchdog.forget(body)
+            if body.deadline is not None:
+                Watchdog.get().forget(body)
 
 
 def limit_chunk_sizes() -> None:
@@ -130,9 +130,9 @@ Piece = TypeVar("Piece", bytes, memoryview)  # what one guarded read returns
 class Watchdog(PerProcess):
     """Shuts the read side of request bodies still being read at their deadline (one per worker process).
 
-    Every body has the same allowance (CLIENT_TIMEOUT), so bodies reach their deadlines in the order they were
-    watched: an insertion-ordered dict is the queue, and only its first entry is ever looked at. Watching and
-    forgetting a body are a dict insert and delete."""
+    Every body has the same allowance (CLIENT_TIMEOUT) from its first read, when it is watched, so bodies reach
+    their deadlines in the order they were watched: an insertion-ordered dict is the queue, and only its first
+    entry is ever looked at. Watching and forgetting a body are a dict insert and delete."""
 
     TICK = 0.25  # longest sleep: a dripping client is cut at most this late
 
@@ -154,7 +154,7 @@ class Watchdog(PerProcess):
         while True:
             with self.lock:
                 first = next(iter(self.bodies.values()), None)
-            wait = self.TICK if first is None else first.deadline - time.monotonic()
+            wait = self.TICK if first is None or first.deadline is None else first.deadline - time.monotonic()
             if wait > 0:
                 time.sleep(min(wait, self.TICK))
                 continue
@@ -173,7 +173,7 @@ class DeadlineBody:
         self.left = length  # bytes of a body of known length still to come (None: chunked)
         self.sock = sock
         self.timeout = timeout
-        self.deadline = time.monotonic() + timeout
+        self.deadline: float | None = None  # set at the first read: CLIENT_TIMEOUT counts from there
         self.saved = _gettimeout(sock)
         self.done = False
         self.expired = False
@@ -233,6 +233,9 @@ class DeadlineBody:
     def _guarded(self, read: Callable[[int], Piece], size: int) -> Piece:
         if self.done:
             return read(size)
+        if self.deadline is None:  # the first read: the client's allowance starts now, and the Watchdog's watch
+            self.deadline = time.monotonic() + self.timeout
+            Watchdog.get().watch(self)
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise self._timed_out()
