@@ -151,3 +151,16 @@ def test_passed_through_the_door_steps_aside(make):
     answer = door.handle(Request.of("POST", "/api/chat", body))
     assert up.sent[-1].url == "http://upstream.test/api/chat" and json.loads(up.sent[-1].body) == body
     assert answer.status_code == 200
+
+
+def test_key_limits_count_the_doors_calls(make, monkeypatch):
+    monkeypatch.setenv("TEAM_A_KEY", "sk-team-a")
+    door, up, calls = make(ENABLE_AUTH="true", KEY_LIMITS='{"TEAM_A_KEY": {"rpm": 1}}', TEAM_A_KEY="sk-team-a")
+    key = {"Authorization": "Bearer sk-team-a"}
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": False}
+    first = door.handle(Request.of("POST", "/api/chat", body, headers=dict(key)))
+    second = door.handle(Request.of("POST", "/api/generate", {"model": "m", "prompt": "hi"}, headers=dict(key)))
+    assert first.status_code == 200 and second.status_code == 429 and len(up.sent) == 1
+    assert set(json.loads(second.get_data())) == {"error"} and int(second.headers["Retry-After"]) >= 1
+    assert door.handle(Request.of("GET", "/api/tags")).status_code == 401
+    assert calls[0].outcome.usage["completion_tokens"] > 0  # what budgets and metrics count
