@@ -66,6 +66,10 @@ class SQLiteResponseStore:
         self.retention, self.key_bytes, self.total_bytes = retention, key_bytes, total_bytes
         self._lock: Any = None
         self._db: sqlite3.Connection | None = None
+        # Reads have a connection of their own (WAL: they never wait on a write, this worker's or another
+        # process's), so a write waiting on the file's lock does not hold every read of this worker behind it.
+        self._read_lock: Any = None
+        self._reader: sqlite3.Connection | None = None
         self._swept = 0.0
 
     # ------------------------------------------------------------ connection
@@ -105,8 +109,15 @@ class SQLiteResponseStore:
             db.execute("COMMIT")
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._locked():
-            return self._connect().execute(sql, args).fetchall()
+        if self._read_lock is None:
+            self._read_lock = native_lock()
+        with self._read_lock:
+            if self._reader is None:
+                with self._locked():
+                    self._connect()  # the file and its schema exist first
+                self._reader = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None,
+                                               check_same_thread=False)
+            return self._reader.execute(sql, args).fetchall()
 
     # ------------------------------------------------------------ bounds and expiry
     def _room(self, db: sqlite3.Connection, owner: str, adding: int, freeing: int = 0) -> None:

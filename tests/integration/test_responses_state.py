@@ -396,7 +396,7 @@ def test_a_store_that_cannot_be_used_is_a_clear_error(tmp_path):
 
         import requests
         client = openai_sdk(p)
-        client.responses.create(model="fake-model", input="first")
+        first = client.responses.create(model="fake-model", input="first")
         lock = sqlite3.connect(db, timeout=1, isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")  # another process holds the file past the store's 5-second wait
         outcome: dict = {}
@@ -413,6 +413,7 @@ def test_a_store_that_cannot_be_used_is_a_clear_error(tmp_path):
             while waiting.is_alive():  # the worker serves others meanwhile: the wait is off its event loop
                 start = time.monotonic()
                 assert requests.get(p.url + "/health", timeout=10).status_code in (200, 503)
+                assert openai_sdk(p).responses.retrieve(first.id).id == first.id  # reads do not wait on writes
                 slowest = max(slowest, time.monotonic() - start)
                 time.sleep(0.2)
         finally:
