@@ -1,9 +1,10 @@
 """The OpenAI Responses API front door (POST /v1/responses), stateless: request -> chat completions, and a
 chat.completion (or its chunks) -> a `response` object (or the Responses stream events).
 
-Stateless means `store: false` semantics: nothing is kept, so a request that needs stored state
-(`previous_response_id`, `conversation`, `item_reference` items, `background`) is a 400 naming the
-parameter. Reasoning text (reasoning_content, or <think> text the think transform moved there) becomes a
+The translation is stateless: stored responses (`store`, `previous_response_id`, `conversation`,
+`item_reference` items, `background`) are argoproxy/state/'s, which hands this door the whole history in `input`
+and saves what it answers (Exchange.state and Exchange.keeper); with RESPONSES_STORE off a request that needs
+them is a 400 naming the parameter. Reasoning text (reasoning_content, or <think> text the think transform moved there) becomes a
 `reasoning` item with `reasoning_text` content; reasoning items a client replays in `input` are dropped (a
 chat upstream cannot take them back).
 """
