@@ -7,7 +7,7 @@ Rule: the transforms (think, streamconv, stream_usage, tokens, upstream_messages
 pure: objects in, objects out, no I/O; the wire is reached only through argoproxy.upstream.
 
 May import: the shared modules, config, upstream, teamkeys, edge.
-Known exceptions: call.py and gateway.py name fronts (the Front interface, FrontAnswers), and gateway.py
-state (stored Responses): parts the sequence should reach through an interface of its own, as it reaches
-routing and key budgets (collaborators.py) and providers (backend.py).
+Known exceptions: call.py and gateway.py name fronts (the Front interface, FrontAnswers): a part the sequence
+should reach through an interface of its own, as it reaches routing, key budgets and stored Responses
+(collaborators.py) and providers (backend.py).
 """

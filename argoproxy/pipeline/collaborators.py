@@ -1,12 +1,14 @@
 """What the sequence asks of the parts it reaches through an interface of its own: routing over several
-deployments (`Dispatcher`), key_limits' budgets (`Limiter`). serve/build.py sets the implementations on a
-worker's Gateway (argoproxy/routing/dispatch.py's Routing, argoproxy/routing/key_limits.py's KeyLimiter), so the
-pipeline never imports routing, which imports the pipeline to run each attempt.
+deployments (`Dispatcher`), key_limits' budgets (`Limiter`), stored Responses (`StoredResponses`, handing each
+attempt a `Keeper`). serve/build.py sets the implementations on a worker's Gateway
+(argoproxy/routing/dispatch.py's Routing, argoproxy/routing/key_limits.py's KeyLimiter,
+argoproxy/state/service.py's ResponsesState), so the pipeline never imports routing or state, which import the
+pipeline to run each attempt.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Protocol
 
 if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Answer
@@ -40,3 +42,26 @@ class Limiter(Protocol):
 
     def observe(self, call: Call) -> None:
         """Count a finished call's tokens."""
+
+
+class Keeper(Protocol):
+    """Keeps a stored response as the client gets it (whole, or at a stream's terminal event)."""
+
+    def attach(self, ex: Any) -> None:
+        """Ride on the front door's exchange (fronts/front.py's Exchange: the Front interface is not yet the
+        sequence's own), which reports the answer as it is encoded."""
+
+
+# One attempt of a stored-Responses request: the call, its body with the history put before the input, the
+# keeper of what comes back (None: nothing is kept) -> the answer.
+Attempt = Callable[["Call", dict[str, Any], Optional[Keeper]], "Answer"]
+
+
+class StoredResponses(Protocol):
+    """Stored Responses (store, previous_response_id, conversations, background)."""
+
+    def serves(self, front: Any) -> bool:
+        """Is this the door whose requests the store reads and keeps?"""
+
+    def serve(self, call: Call, body: dict[str, Any], attempt: Attempt) -> Answer:
+        """The request with its stored history, run by `attempt`, its answer kept."""

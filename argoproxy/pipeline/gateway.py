@@ -48,10 +48,8 @@ from argoproxy.upstream.relay import error_headers, redirect_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, framed, read_chunks, unframed_end
 
 if TYPE_CHECKING:
-    from argoproxy.pipeline.collaborators import Dispatcher, Limiter
+    from argoproxy.pipeline.collaborators import Dispatcher, Keeper, Limiter, StoredResponses
     from argoproxy.teamkeys.service import TeamKeys
-    from argoproxy.state.keeper import Keeper
-    from argoproxy.state.service import ResponsesState
 
 log = logging.getLogger("cot_proxy")
 
@@ -76,7 +74,7 @@ class Gateway:
         self.routing: Dispatcher | None = None  # `models`: several deployments (argoproxy/routing/)
         self.limiter: Limiter | None = None  # `key_limits`
         self.team_keys: TeamKeys | None = None  # auth on: team keys (argoproxy/teamkeys/)
-        self.stored: ResponsesState | None = None  # stored responses (argoproxy/state/)
+        self.stored: StoredResponses | None = None  # stored responses (argoproxy/state/)
         self.guard = Guard(settings, self)  # the one guard every upstream-bound request passes
 
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> "Gateway":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, cast
 
 from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.edge.auth import Guard, KeySpellings, without_key_params
@@ -38,6 +38,7 @@ from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.validation import model_allowed
 
 if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only in the workers)
+    from argoproxy.state.service import ResponsesState
     from argoproxy.observe.metrics import Metrics
     from argoproxy.observe.status_page import StatusPage
 
@@ -96,7 +97,9 @@ class Door:
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
         self.forwards = self.backend.forwards_unknown and gateway.routing is None
         self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths, self.fronts)
-        state = gateway.stored  # stored responses: their routes, unless the upstream holds the state
+        # Stored responses: their routes, unless the upstream holds the state. The sequence knows the store by its
+        # interface (pipeline/collaborators.py); serve/build.py set it, the state package's own.
+        state = cast("ResponsesState | None", gateway.stored)
         if state is not None and state.serves_routes(self.backend, gateway.routing is not None):
             self.table.claims.insert(0, state_route)
         self.backend_routes: dict[str, BackendRoute] = {}

@@ -114,7 +114,6 @@ EXCEPTIONS = {
     ("argoproxy.upstream.client", "fastpath"): "the fence's one way in for upstream calls, lazily when FAST_PATH is on",
     ("argoproxy.pipeline.call", "fronts"): "the Front interface",
     ("argoproxy.pipeline.gateway", "fronts"): "the Front interface and FrontAnswers",
-    ("argoproxy.pipeline.gateway", "state"): "stored Responses",
     ("argoproxy.teamkeys.service", "pipeline"): "admission and usage read from the call",
     ("argoproxy.teamkeys.cli", "serve"): "the `keys` command line reads the settings as every entry point does",
 }
