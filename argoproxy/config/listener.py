@@ -157,12 +157,16 @@ def key_file_readable_by_others(settings: ListenerSettings) -> str | None:
 
 
 def socket_problem(path: str) -> str | None:
-    """SOCKET must sit in a directory only its owner can enter (created so when missing)."""
+    """SOCKET must sit in a directory only its owner can enter (created so when missing), below directories no
+    other user can swap (ancestor_problem)."""
     if not path:
         return None
     if Path(path).expanduser().is_dir():  # read as "its directory is too open" when the parent was
         return f"SOCKET: {path} is a directory: give the socket's own path in it, e.g. {Path(path) / 'proxy.sock'}"
     directory = Path(path).expanduser().absolute().parent
+    swappable = ancestor_problem(directory)
+    if swappable:
+        return swappable
     try:
         info = directory.stat()
     except FileNotFoundError:
@@ -172,6 +176,29 @@ def socket_problem(path: str) -> str | None:
     if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
         return (f"SOCKET: {directory} can be entered by other users (mode {stat.S_IMODE(info.st_mode):o}): put the "
                 "socket in a directory only you can enter, e.g. ~/.cot_proxy/proxy.sock (created mode 700 for you)")
+    return None
+
+
+def ancestor_problem(directory: Path) -> str | None:
+    """Every directory from the socket's up to the root, as written and as resolved: a private directory inside
+    one that every user may write (not sticky) can be renamed away and replaced by another user's, and a
+    symbolic link as the socket's own directory lets whoever can change it decide where the socket is. A
+    sticky directory such as /tmp (mode 1777) lets no one move what another user made in it; a link higher up
+    (/var/run -> /run) is followed, and the directories it leads to are checked too."""
+    if directory.is_symlink():
+        return (f"SOCKET: {directory} is a symbolic link: whoever can change it decides where the socket is; "
+                f"give the directory it points to ({os.path.realpath(directory)})")
+    real = Path(os.path.realpath(directory))
+    for place in dict.fromkeys((directory, *directory.parents, real, *real.parents)):
+        try:
+            info = place.lstat()
+        except OSError:
+            continue  # not there yet (made at start-up), or not ours to read: the socket's directory's own check
+        if stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+            return (f"SOCKET: {place} can be written by every user and is not sticky (mode "
+                    f"{stat.S_IMODE(info.st_mode):o}): another user could move the socket's directory away and put "
+                    f"their own in its place; chmod o-w (or +t) {place}, or put the socket elsewhere, e.g. "
+                    "~/.cot_proxy/proxy.sock")
     return None
 
 

@@ -233,3 +233,39 @@ def test_key_file_holds_the_accepted_key(tmp_path: Path) -> None:
         log = proxy.read_log()
         assert "sk-proxy-from-file" not in log
         assert "generated API key" not in log and "sk-proxy-" not in log  # no other key made up and printed
+
+
+@pytest.mark.parametrize("layout", ["symlinked parent", "open ancestor"])
+def test_socket_below_a_directory_another_user_can_swap_stops_start_up(private_home: Path, layout: str) -> None:
+    """Issue 38, item 11: every directory up to the root is checked, not only the socket's own. A private
+    directory inside one every user may write (without the sticky bit) can be renamed away and replaced; a
+    symbolic link as the socket's directory points wherever whoever controls it wants."""
+    real = private_home / "real"
+    real.mkdir(mode=0o700)
+    if layout == "symlinked parent":
+        (private_home / "link").symlink_to(real)
+        path, said = private_home / "link" / "proxy.sock", "symbolic link"
+    else:
+        opened = private_home / "open"
+        opened.mkdir()
+        os.chmod(opened, 0o777)
+        (opened / "mine").mkdir(mode=0o700)
+        path, said = opened / "mine" / "proxy.sock", "can be written by every user and is not sticky"
+    proc = start(private_home, ["--socket", str(path)], TARGET_BASE_URL="http://127.0.0.1:9/v1")
+    try:
+        assert proc.wait(30) == 2
+    finally:
+        stop(proc)  # it served, before: not left running
+    lines = (private_home / "proxy.log").read_text().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cot_proxy: bad setting SOCKET:") and said in lines[0], lines
+    assert not path.exists()
+
+
+def test_a_sticky_ancestor_like_tmp_is_fine(private_home: Path) -> None:
+    from argoproxy.config.listener import socket_problem
+    sticky = private_home / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    (sticky / "mine").mkdir(mode=0o700)
+    assert socket_problem(str(sticky / "mine" / "proxy.sock")) is None
+    assert socket_problem(str(sticky / "new" / "proxy.sock")) is None  # made 0700 at start-up
