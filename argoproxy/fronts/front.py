@@ -19,6 +19,7 @@ from argoproxy.edge.classify import Route
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import long_strings
 from argoproxy.jsonfast import dumps
+from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.answer_shape import chunk_text
 from argoproxy.pipeline.call_keys import CallKeys
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens
@@ -127,6 +128,9 @@ class Front:
     counts_prompt_first = False
     #: FRONTS_PASSTHROUGH may name it: an upstream that serves its API itself gets its requests as they came
     passes_through = True
+    #: where its own body keeps the reasoning effort and the output limit, for capability adaptation of a body
+    #: relayed as it is (pipeline/adapt.py); None: not relayed so
+    native_shape: Shape | None = None
     #: under FRONTS_PASSTHROUGH its paths are forwarded as they are (the whole API, byte for byte), not relayed
     #: one request at a time through its routes
     forwarded_when_passed_through = False

@@ -19,6 +19,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, StreamState, bad_request, bearer, new_id,
                                     whole_answer)
 from argoproxy.fronts.fields import boolean, field, obj, string
+from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.answer_shape import bounded_loads
 
 # HTTP status -> Anthropic error type (https://docs.claude.com/en/api/errors).
@@ -529,6 +530,7 @@ class MessagesFront(Front):
     forwarded_prefixes = (("v1", "messages"), ("messages",))  # Anthropic's message batches, forwarded
     key_headers = ("X-Api-Key",)
     counts_prompt_first = True  # message_start carries usage.input_tokens (Claude Code breaks without it)
+    native_shape = Shape(("output_config", "effort"), "max_tokens", False)
 
     def claims_client(self, headers: Mapping[str, str], query: str) -> bool:
         return "Anthropic-Version" in headers  # Anthropic's SDK and Claude Code send it on every request

@@ -19,6 +19,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, Pieces, StreamState, bad_request, first_choice, new_id,
                                     whole_answer)
 from argoproxy.fronts.fields import boolean, obj, string
+from argoproxy.pipeline.adapt import Shape
 from argoproxy.fronts.responses_tools import (HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, field_error,
                                               replayed_call)
 
@@ -571,6 +572,7 @@ def stream_events(chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[di
 class ResponsesFront(Front):
     name = "responses"
     routes = (DoorRoute("v1/responses", "responses", bare=True),)
+    native_shape = Shape(("reasoning", "effort"), "max_output_tokens", False)
     renamed = {"messages": "input", "max_tokens": "max_output_tokens", "response_format": "text.format",
                "reasoning_effort": "reasoning.effort"}
 

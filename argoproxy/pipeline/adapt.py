@@ -1,9 +1,9 @@
 """Capability adaptation: a request edited to what its model accepts (argoproxy/pipeline/capabilities.py says what that
 is), and the one parameter an upstream's 400 names, found so the request can be sent once more without it.
 
-Pure functions over parsed bodies, in three shapes: the internal chat request (chat completions; also what the
-Responses and Messages front doors become), an Anthropic Messages body and an OpenAI Responses body (both
-relayed as they are to an upstream that serves them). Each change is returned as "param=what" for the
+Pure functions over parsed bodies, in the shape of the internal chat request (chat completions; also what every
+API door's request becomes) or of an API door's own body relayed as it is to an upstream that serves its API
+(the door says where its body keeps what is adapted: `Front.native_shape`). Each change is returned as "param=what" for the
 X-Adapted-Params header and the journal.
 """
 
@@ -30,16 +30,12 @@ class Shape:
     renames_limit: bool  # a family's max_tokens_field applies (chat completions only)
 
 
-SHAPES = {
-    "chat": Shape("reasoning_effort", "max_tokens", True),
-    "messages": Shape(("output_config", "effort"), "max_tokens", False),
-    "responses": Shape(("reasoning", "effort"), "max_output_tokens", False),
-}
+CHAT = Shape("reasoning_effort", "max_tokens", True)  # the internal chat request
 
 
-def adapt_request(body: dict[str, Any], caps: Caps, shape: str = "chat", supply_limit: bool = True) -> list[str]:
+def adapt_request(body: dict[str, Any], caps: Caps, shape: Shape = CHAT, supply_limit: bool = True) -> list[str]:
     """Edit `body` in place to what `caps` accepts; the changes made ("top_p=dropped", "thinking.type=adaptive")."""
-    where = SHAPES[shape]
+    where = shape
     changes: list[str] = []
     if isinstance(body.get("thinking"), dict):
         _thinking(body, caps, where, changes)

@@ -30,7 +30,7 @@ from argoproxy.fronts.serve import FrontAnswers
 from argoproxy.jsonfast import dumps
 from argoproxy.edge import keepalive
 from argoproxy.pipeline import upstream_messages
-from argoproxy.pipeline.adapt import TYPES_TAKEN, adapt_request, refused_param, schema_as_json_object
+from argoproxy.pipeline.adapt import CHAT, TYPES_TAKEN, Shape, adapt_request, refused_param, schema_as_json_object
 from argoproxy.pipeline.answers import AnswerEncoder, Answers, try_json
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.capabilities import CapabilityTable
@@ -306,9 +306,9 @@ class Gateway:
         plan = call.plan
         plan.backend_state = self.backend.prepare(call)
         if plan.kind in ADAPTED_KINDS:
-            self.adapt(call, plan.body, "chat", plan.upstream_model or plan.model)
+            self.adapt(call, plan.body, CHAT, plan.upstream_model or plan.model)
 
-    def adapt(self, call: Call, body: dict[str, Any], shape: str, upstream_model: str | None,
+    def adapt(self, call: Call, body: dict[str, Any], shape: Shape, upstream_model: str | None,
               supply_limit: bool = True) -> None:
         """Drop, clamp or convert what the model does not accept (capabilities.py, adapt.py); an unknown model's
         request goes as the client wrote it. The changes go to X-Adapted-Params and the journal."""
@@ -413,7 +413,7 @@ class Gateway:
             plan.body_changed = True
         plan.body = body
         plan.client_stream = body.get("stream") is True and not count_only
-        self.adapt(call, body, front.name, self.backend.front_model(front.name, plan.model),
+        self.adapt(call, body, front.native_shape or CHAT, self.backend.front_model(front.name, plan.model),
                    supply_limit=not count_only)
         req = self.backend.front_request(call, front.name, body, count_only)
         out = call.outcome

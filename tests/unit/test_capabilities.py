@@ -8,7 +8,11 @@ import json
 
 import pytest
 
-from argoproxy.pipeline.adapt import adapt_request, refused_param
+from argoproxy.fronts.messages import MessagesFront
+from argoproxy.fronts.responses import ResponsesFront
+from argoproxy.pipeline.adapt import CHAT, adapt_request, refused_param
+
+MESSAGES, RESPONSES = MessagesFront.native_shape, ResponsesFront.native_shape  # the doors' own bodies
 from argoproxy.pipeline.capabilities import CapabilityTable, Caps, builtin_table, parse_overrides, squashed
 from argoproxy.config.settings import SettingsError, load_settings
 from tests.fakes import argo_rules
@@ -47,7 +51,7 @@ def test_names_find_their_family_in_every_spelling():
 
 def test_claude_code_thinking_on_argo_claude_4_6_becomes_adaptive():
     body = copy.deepcopy(CLAUDE_CODE)
-    changes = adapt_request(body, ARGO.lookup("claudeopus46"), "messages")
+    changes = adapt_request(body, ARGO.lookup("claudeopus46"), MESSAGES)
     assert body["thinking"] == {"type": "adaptive"} and "top_p" not in body and body["temperature"] == 1
     assert changes == ["thinking.type=adaptive", "top_p=dropped"]
 
@@ -55,51 +59,51 @@ def test_claude_code_thinking_on_argo_claude_4_6_becomes_adaptive():
 def test_where_only_effort_is_taken_the_budget_becomes_effort():
     for budget, effort in ((1024, "low"), (8000, "medium"), (31999, "high")):
         body = {**copy.deepcopy(CLAUDE_CODE), "thinking": {"type": "enabled", "budget_tokens": budget}}
-        changes = adapt_request(body, ARGO.lookup("claude-sonnet-4-5"), "messages")
+        changes = adapt_request(body, ARGO.lookup("claude-sonnet-4-5"), MESSAGES)
         assert "thinking" not in body and body["output_config"] == {"effort": effort}
         assert changes[:2] == ["thinking=dropped", f"output_config.effort={effort}"]
     body = {"thinking": {"type": "enabled", "budget_tokens": 2000}, "output_config": {"effort": "high", "format": 1}}
-    adapt_request(body, ARGO.lookup("claudehaiku45"), "messages")
+    adapt_request(body, ARGO.lookup("claudehaiku45"), MESSAGES)
     assert body["output_config"] == {"effort": "high", "format": 1}  # the client's own effort wins
 
 
 def test_effort_clamped_and_thinking_with_effort_where_refused():
     body = {"thinking": {"type": "adaptive"}, "output_config": {"effort": "minimal"}, "max_tokens": 5}
-    assert adapt_request(body, ARGO.lookup("claude-opus-4-7"), "messages") == ["output_config.effort=low"]
+    assert adapt_request(body, ARGO.lookup("claude-opus-4-7"), MESSAGES) == ["output_config.effort=low"]
     body = {"output_config": {"effort": "max"}, "max_tokens": 5}
-    adapt_request(body, ARGO.lookup("claudeopus46"), "messages")
+    adapt_request(body, ARGO.lookup("claudeopus46"), MESSAGES)
     assert body["output_config"] == {"effort": "high"}
     body = {"thinking": {"type": "disabled"}, "output_config": {"effort": "low"}, "max_tokens": 5}
-    assert adapt_request(body, ARGO.lookup("claudeopus41"), "messages") == ["thinking=dropped"]
+    assert adapt_request(body, ARGO.lookup("claudeopus41"), MESSAGES) == ["thinking=dropped"]
     body = {"model": "gpt-4o", "reasoning_effort": "high"}
-    assert adapt_request(body, OPENAI.lookup("gpt-4o"), "chat") == ["reasoning_effort=dropped"]
+    assert adapt_request(body, OPENAI.lookup("gpt-4o"), CHAT) == ["reasoning_effort=dropped"]
     assert body == {"model": "gpt-4o"}
 
 
 def test_sampling_rules():
     body = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 100}
-    assert adapt_request(body, OPENAI.lookup("gpt-5"), "chat") == ["temperature=dropped", "top_p=dropped",
+    assert adapt_request(body, OPENAI.lookup("gpt-5"), CHAT) == ["temperature=dropped", "top_p=dropped",
                                                                    "max_tokens->max_completion_tokens"]
     assert body == {"max_completion_tokens": 100}
     body = {"temperature": 1, "max_completion_tokens": 5}
-    assert adapt_request(body, OPENAI.lookup("gpt-5"), "chat") == [] and body["temperature"] == 1
+    assert adapt_request(body, OPENAI.lookup("gpt-5"), CHAT) == [] and body["temperature"] == 1
     body = {"temperature": 0.5, "top_p": 0.9, "max_tokens": 5}
-    assert adapt_request(body, ARGO.lookup("claude-opus-4-7"), "messages") == ["temperature=dropped", "top_p=dropped"]
+    assert adapt_request(body, ARGO.lookup("claude-opus-4-7"), MESSAGES) == ["temperature=dropped", "top_p=dropped"]
     body = {"temperature": 0.5, "top_p": 0.9, "max_tokens": 5}
-    assert adapt_request(body, ARGO.lookup("claude-opus-4-1"), "messages") == []  # the one that takes both
+    assert adapt_request(body, ARGO.lookup("claude-opus-4-1"), MESSAGES) == []  # the one that takes both
 
 
 def test_limits_supplied_where_required():
     body = {"messages": []}
-    assert adapt_request(body, ARGO.lookup("claudesonnet46"), "chat") == ["max_tokens=16384"]
+    assert adapt_request(body, ARGO.lookup("claudesonnet46"), CHAT) == ["max_tokens=16384"]
     body = {"max_completion_tokens": 10}
-    assert adapt_request(body, ARGO.lookup("claudesonnet46"), "chat") == []
+    assert adapt_request(body, ARGO.lookup("claudesonnet46"), CHAT) == []
     body = {}
-    assert adapt_request(body, ARGO.lookup("claudesonnet46"), "messages", supply_limit=False) == []
+    assert adapt_request(body, ARGO.lookup("claudesonnet46"), MESSAGES, supply_limit=False) == []
     body = {"max_tokens": 10, "max_completion_tokens": 20}
-    assert adapt_request(body, ARGO.lookup("gemini25flash"), "chat") == ["max_tokens=dropped"]
+    assert adapt_request(body, ARGO.lookup("gemini25flash"), CHAT) == ["max_tokens=dropped"]
     body = {"reasoning": {"effort": "high"}, "temperature": 0.3}
-    assert adapt_request(body, OPENAI.lookup("gpt-5"), "responses") == ["temperature=dropped"]
+    assert adapt_request(body, OPENAI.lookup("gpt-5"), RESPONSES) == ["temperature=dropped"]
 
 
 def test_unknown_models_are_sent_as_written():
@@ -169,7 +173,7 @@ def test_what_the_table_adapts_argo_takes(model):
     """Every probed ARGO model takes the agents' request shapes once the table has adapted them (and refuses
     some of them as sent: the fake is strict)."""
     endpoint = "anthropic" if model.startswith("claude") else "openai"
-    shape = "messages" if endpoint == "anthropic" else "chat"
+    shape = MESSAGES if endpoint == "anthropic" else CHAT
     requests = [copy.deepcopy(CLAUDE_CODE), {"temperature": 0.2, "top_p": 0.9, "messages": []},
                 {"thinking": {"type": "adaptive", "budget_tokens": 5}, "output_config": {"effort": "xhigh"},
                  "max_tokens": 5, "messages": []},
