@@ -1,6 +1,6 @@
 """Each API door owns everything about its API (issue 37, item 3): the one door (serve/door.py), the route
-table (edge/classify.py), auth (edge/auth.py), the sequence (pipeline/gateway.py) and the doors' shared answer
-encoder (fronts/serve.py) name no door. What they need of one they ask its Front (argoproxy/fronts/front.py).
+table (edge/classify.py), auth (edge/auth.py), the sequence (pipeline/gateway.py), capability adaptation
+(pipeline/adapt.py) and the doors' shared answer encoder (fronts/serve.py) name no door. What they need of one they ask its Front (argoproxy/fronts/front.py).
 
 Read from the source: no identifier or string literal in the code is a door's name, and no comment or docstring
 names a vendor whose API a door speaks (docs/adding-a-door.md)."""
@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOORLESS = ("argoproxy/serve/door.py", "argoproxy/edge/classify.py", "argoproxy/edge/auth.py",
-            "argoproxy/pipeline/gateway.py", "argoproxy/fronts/serve.py")
+            "argoproxy/pipeline/gateway.py", "argoproxy/fronts/serve.py", "argoproxy/pipeline/adapt.py")
 # A door's name as a word of code: a part of an identifier (`google_models`, `MESSAGES_LOOKING`) or a string's
 # word (`"messages"`, `front == "google"`).
 IN_CODE = re.compile(r"(?i)(?<![A-Za-z0-9])(google|messages|responses|ollama|anthropic|gemini)(?![A-Za-z0-9])")
