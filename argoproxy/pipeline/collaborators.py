@@ -37,8 +37,9 @@ class Dispatcher(Protocol):
 class Limiter(Protocol):
     """key_limits: budgets per client key."""
 
-    def admit_call(self, call: Call, presented: Iterable[str]) -> None:
-        """Count the call against the budget of the key it presented (a 429 over it)."""
+    def admit_call(self, call: Call, presented: Iterable[str]) -> Any:
+        """Count the call against the budget of the key it presented (a 429 over it); the budget it counts
+        against (KeyLimit), which the guard keeps in the plan, or None."""
 
     def observe(self, call: Call) -> None:
         """Count a finished call's tokens."""

@@ -14,10 +14,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import re
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+from urllib.parse import quote
 
 from argoproxy.config.llm_params import apply_rule, starts_inside
+from argoproxy.config.routing_settings import ModelEntry, entry_url
 from argoproxy.config.settings import Settings
 from argoproxy.edge.client_caches import BoundedCache
 from argoproxy.edge.header_policy import response_headers
@@ -27,7 +31,7 @@ from argoproxy.edge.validation import validate
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import DoorArgs, Front
 from argoproxy.fronts.serve import FrontAnswers
-from argoproxy.jsonfast import dumps
+from argoproxy.jsonfast import dumps, loads
 from argoproxy.edge import keepalive
 from argoproxy.pipeline import upstream_messages
 from argoproxy.pipeline.adapt import CHAT, TYPES_TAKEN, Shape, adapt_request, refused_param, schema_as_json_object
@@ -45,7 +49,8 @@ from argoproxy.pipeline.backend import Backend, StreamItem
 from argoproxy.redaction import listing, sanitize_message
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, Upstream, replayable, stream_error
 from argoproxy.upstream.relay import error_headers, redirect_error
-from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, framed, read_chunks, unframed_end
+from argoproxy.upstream.wire import (UpstreamRequest, UpstreamResponse, describe_host, framed, read_chunks,
+                                    unframed_end)
 
 if TYPE_CHECKING:
     from argoproxy.pipeline.collaborators import Dispatcher, Keeper, Limiter, StoredResponses
@@ -76,6 +81,7 @@ class Gateway:
         self.team_keys: TeamKeys | None = None  # auth on: team keys (argoproxy/teamkeys/)
         self.stored: StoredResponses | None = None  # stored responses (argoproxy/state/)
         self.guard = Guard(settings, self)  # the one guard every upstream-bound request passes
+        self.served_by = describe_host(entry_url(settings, ModelEntry("*", settings.backend)))  # X-Served-By
 
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> "Gateway":
         """One routed deployment's view: its own backend, upstream and settings; the same answer side."""
@@ -108,7 +114,7 @@ class Gateway:
                     c, front, b, False, args, keeper))
             return self.front_call(call, front, body, count_only, args)
         plan.body = body
-        return self.routing.api(call) if self.routing is not None else self.run(call)
+        return self.dispatch(call)
 
     def front_call(self, call: Call, front: Front, body: dict[str, Any], count_only: bool, args: DoorArgs | None,
                    keeper: Keeper | None = None) -> Answer:
@@ -119,7 +125,23 @@ class Gateway:
         if keeper is not None and call.plan.exchange is not None:
             keeper.attach(call.plan.exchange)
         call.plan.body = body
-        return self.routing.api(call) if self.routing is not None else self.run(call)
+        return self.dispatch(call)
+
+    def dispatch(self, call: Call) -> Answer:
+        """To the deployment that serves: routing's choice among several (each answer names it), or this one, the
+        shorthand for a one-entry list: its answers and errors name it the same way (X-Served-Model, the model
+        asked for; X-Served-By, the upstream's host:port)."""
+        if self.routing is not None:
+            return self.routing.api(call)
+        shown = self.serving(call, self.served_by, call.plan.model, call.plan.model or "")
+        try:
+            answer = self.run(call)
+        except ProxyError as err:
+            err.headers = {**err.headers, SERVED_MODEL: shown, SERVED_BY: self.served_by}
+            raise
+        answer.headers[SERVED_MODEL] = shown
+        answer.headers[SERVED_BY] = self.served_by
+        return answer
 
     def translate(self, call: Call, front: Front, body: dict[str, Any], count_only: bool,
                   args: DoorArgs | None) -> dict[str, Any]:
@@ -155,6 +177,22 @@ class Gateway:
         return self.answers.whole(call, obj, self.fronts.headers(call, [("Content-Type", "application/json")]))
 
     # ---------------------------------------------------------------- one deployment
+    def serving(self, call: Call, served_by: str, model: str | None, shown: str, renamed_to: str | None = None) -> str:
+        """The deployment about to serve, for journals, metrics and the X-Served-* headers (returned: the model
+        as a header shows it); `renamed_to`: a fallback's answer names the model asked for."""
+        out = call.outcome
+        out.deployment, out.served_model, out.renamed_to = served_by, model, renamed_to
+        out.served_header = shown = header_safe(shown)
+        return shown
+
+    def replan(self, call: Call, source: bytes) -> None:
+        """Routing's next attempt starts from the body as it was before the first one edited it (`source`: the
+        client's bytes, or a front door's translation as JSON)."""
+        plan = call.plan
+        plan.body = loads(source)
+        plan.body_changed = source is not plan.raw_body
+        plan.touched = set()
+
     def run(self, call: Call) -> Answer:
         """The request on this deployment (directly, or as routing's attempt), up to the client's first byte."""
         plan = call.plan
@@ -176,14 +214,23 @@ class Gateway:
 
     def finish(self, call: Call, req: UpstreamRequest) -> Answer:
         """Send a prepared call upstream and answer the client (streams: with keepalives while it waits)."""
-        every = self.settings.sse_keepalive
-        if call.plan.client_stream and every > 0 and not call.plan.kept_alive:  # routed: around all attempts
-            encoder = self.encoder(call)
-            return keepalive.streamed(lambda: self.answer(call, req), every, encoder.stream_headers(call),
-                                      lambda err: self.failed_stream(call, encoder, err),
-                                      lambda: self.answers.abandon(call), encoder.keepalive_beat(call),
-                                      call.server_write)
+        if call.plan.client_stream and self.settings.sse_keepalive > 0 and not call.plan.kept_alive:
+            return self.kept_alive(call, lambda: self.answer(call, req))  # routed: around all attempts instead
         return self.answer(call, req)
+
+    def kept_alive(self, call: Call, produce: Callable[[], Answer],
+                   headers_of: Callable[[Call, AnswerEncoder], Any] | None = None) -> Answer:
+        """A stream answered with SSE keepalives while `produce` waits on its upstream (edge/keepalive.py): one
+        deployment's answer (finish), or routing's attempts over several; the one place this is wired.
+        `headers_of(call, encoder)`: the headers read when the stream commits (default: the encoder's, with the
+        deployment then in flight)."""
+        call.plan.kept_alive = True  # routed: around all attempts, not each deployment's
+        encoder = self.encoder(call)
+        headers = (headers_of or CommitHeaders)(call, encoder)
+        return keepalive.streamed(produce, self.settings.sse_keepalive, headers,
+                                  lambda err: self.failed_stream(call, encoder, err),
+                                  lambda: self.answers.abandon(call), encoder.keepalive_beat(call),
+                                  call.server_write)
 
     def failed_stream(self, call: Call, encoder: AnswerEncoder, err: ProxyError) -> bytes:
         """The error event of a stream committed while its upstream had not answered yet, which failed before an
@@ -197,17 +244,9 @@ class Gateway:
         return event
 
     def answer(self, call: Call, req: UpstreamRequest) -> Answer:
+        """Send (exchange), decode, transform and encode one deployment's answer."""
         out = call.outcome
-        out.upstream_request = req
-        resp = self.send(call, req)
-        self.answers.tap_upstream(call, resp)
-        out.upstream_response, out.upstream_at, out.upstream_status = resp, time.perf_counter(), resp.status_code
-        if resp.status_code >= 300:
-            with resp:
-                err = self.answers.sanitized(self.backend.error(call, resp) if resp.status_code >= 400
-                                             else redirect_error(resp))
-            out.upstream_output = err.body()
-            raise err
+        resp = self.exchange(call, req)
         encoder = self.encoder(call)
         if call.plan.upstream_stream:
             try:
@@ -258,13 +297,7 @@ class Gateway:
         The rule is the one for the name served (routed: the deployment's); plan.model stays the name asked."""
         plan = call.plan
         body = plan.body
-        served = body.get("model")
-        served = served if isinstance(served, str) else None
-        rule = self.settings.llm_params.rule_for(served) if self.settings.llm_params else None
-        if rule is not None:
-            plan.rule = rule
-            apply_rule(body, rule)
-            plan.body_changed = True
+        served = self.params(call, body)
         if plan.kind == "embeddings":
             return
         backend = self.backend
@@ -288,6 +321,18 @@ class Gateway:
             plan.touch("stream", "stream_options")
         if backend.transforms_answers(call):
             plan.think = self.think_config(served, body.get("model"))
+
+    def params(self, call: Call, body: dict[str, Any]) -> str | None:
+        """LLM_PARAMS, the one place they are applied (plan; native relay): the rule for the name the body serves
+        (routed: the deployment's rule), applied to the body; returns that name."""
+        served = body.get("model")
+        served = served if isinstance(served, str) else None
+        rule = self.settings.llm_params.rule_for(served) if self.settings.llm_params else None
+        if rule is not None:
+            call.plan.rule = rule
+            apply_rule(body, rule)
+            call.plan.body_changed = True
+        return served
 
     def metered(self, call: Call, body: dict[str, Any]) -> None:
         """A chat-door stream under a token budget: ask the upstream for usage (taken out again for a client
@@ -337,6 +382,32 @@ class Gateway:
                            (rule and rule.think_tag_end) or s.think_end_tag, bool(inside))
 
     # ---------------------------------------------------------------- the upstream
+    def exchange(self, call: Call, req: UpstreamRequest, sending: Sending | None = None,
+                 error: Callable[[Call, UpstreamResponse], ProxyError] | None = None) -> UpstreamResponse:
+        """Send and classify the upstream's status: the one step every route takes to its upstream (an API call's
+        deployment, native relay, a forwarded path, a backend's own route). An answer under 300 is the caller's;
+        a redirect or an error becomes the ProxyError the client gets (the backend's reading of it, or `error`'s),
+        secrets removed. `sending` says how the route differs (API_SENDING by default)."""
+        sending = sending or API_SENDING
+        out = call.outcome
+        out.upstream_request = req
+        resp = self.send(call, req) if sending.retries_refused else self.upstream.send(req, self.calls(call))
+        if sending.taps:
+            self.answers.tap_upstream(call, resp)
+        status = resp.status_code
+        out.upstream_response, out.upstream_at, out.upstream_status = resp, time.perf_counter(), status
+        if status < 300 or (sending.relays_status and (status < 400 or call.client.method == "HEAD")):
+            return resp
+        with resp:  # sanitized: an upstream's error text may quote a key or a host
+            err = self.answers.sanitized((error or self.backend.error)(call, resp) if status >= 400
+                                         else redirect_error(resp))
+        out.upstream_output = err.body()
+        raise err
+
+    def route_sender(self, call: Call) -> Callable[..., UpstreamResponse]:
+        """The exchange a backend's own route sends with: send(req, error=None) -> an answer under 300."""
+        return lambda req, error=None: self.exchange(call, req, ROUTE_SENDING, error)
+
     def send(self, call: Call, req: UpstreamRequest) -> UpstreamResponse:
         """Send upstream; a 400 naming an optional parameter the request holds is sent once more without it, and
         a JSON schema refused as a type the server does not know is sent once more in the shape it takes."""
@@ -406,30 +477,14 @@ class Gateway:
         if count_only:
             plan.kind = "count_tokens"
         served_allowed(self.settings.allowed_models, call)
-        rule = self.settings.llm_params.rule_for(plan.model) if self.settings.llm_params else None
-        if rule is not None:
-            plan.rule = rule
-            apply_rule(body, rule)
-            plan.body_changed = True
+        self.params(call, body)  # plan: LLM_PARAMS (no stream modes or think: the answer is not parsed)
         plan.body = body
         plan.client_stream = body.get("stream") is True and not count_only
         self.adapt(call, body, front.native_shape or CHAT, self.backend.front_model(front.name, plan.model),
                    supply_limit=not count_only)
-        req = self.backend.front_request(call, front.name, body, count_only)
+        req = self.backend.front_request(call, front.name, body, count_only)  # encode
+        resp = self.exchange(call, req, error=self.relayed_error)
         out = call.outcome
-        out.upstream_request = req
-        resp = self.send(call, req)
-        self.answers.tap_upstream(call, resp)
-        out.upstream_status, out.upstream_at = resp.status_code, time.perf_counter()
-        if 300 <= resp.status_code < 400:
-            resp.close()
-            raise self.answers.sanitized(redirect_error(resp))
-        if resp.status_code >= 400:
-            with resp:
-                data = resp.content[:1 << 20]
-            text = sanitize_message(data.decode("utf-8", "replace"), self.answers.secrets.texts)
-            raise self.answers.sanitized(ProxyError(resp.status_code, text[:2000], code=f"upstream_{resp.status_code}",
-                                                    raw=text.encode(), headers=error_headers(resp)))
         secrets = self.answers.secrets
         headers = secrets.headers(response_headers(resp.headers, drop_encoding=True))
         out.status = resp.status_code
@@ -438,16 +493,18 @@ class Gateway:
             chunks = native_usage(chunks, out, body)
         return Answer(self.answers.relay(call, resp, chunks), resp.status_code, headers, direct_passthrough=True)
 
+    def relayed_error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
+        """An upstream's error on a relayed API (native relay): its text as it came (secrets removed), its
+        status, and the headers clients back off by."""
+        text = sanitize_message(resp.content[:1 << 20].decode("utf-8", "replace"), self.answers.secrets.texts)
+        return ProxyError(resp.status_code, text[:2000], code=f"upstream_{resp.status_code}", raw=text.encode(),
+                          headers=error_headers(resp))
+
     def passthrough(self, call: Call, url: str, headers: dict[str, str]) -> Answer:
         """A forwarded route (its body already read into plan.raw_body): bytes up, bytes down."""
         out, answers = call.outcome, self.answers
-        out.upstream_request = UpstreamRequest(call.client.method, url, headers, call.plan.raw_body or None)
-        resp = self.upstream.send(out.upstream_request, self.calls(call))
-        out.upstream_at, out.upstream_status = time.perf_counter(), resp.status_code
-        if resp.status_code >= 400 and call.client.method != "HEAD":
-            with resp:  # sanitized as on the API routes: an upstream's error text may quote a key or a host
-                err = answers.sanitized(self.backend.error(call, resp))
-            raise err
+        resp = self.exchange(call, UpstreamRequest(call.client.method, url, headers, call.plan.raw_body or None),
+                             FORWARD_SENDING)
         secrets = answers.secrets
         out_headers = secrets.headers(response_headers(resp.headers, drop_encoding=False))
         out.status = resp.status_code
@@ -496,6 +553,45 @@ class Gateway:
     def cut_short(self, resp: UpstreamResponse, exc: Exception) -> ProxyError:
         """A body the upstream broke off before any of it went to the client: a 502 of the door's own."""
         return stream_error(exc, resp.url, self.upstream.read_timeout)
+
+
+@dataclass(frozen=True)
+class Sending:
+    """How a route's exchange with its upstream differs from an API call's (the differences as data)."""
+    retries_refused: bool = True  # a 400 naming an optional parameter is sent once more without it
+    taps: bool = True  # journals hash the upstream's answer bytes as they are read
+    relays_status: bool = False  # redirects, and a HEAD's errors, go to the client as they came
+
+
+API_SENDING = Sending()  # an API call on its deployment; native relay
+FORWARD_SENDING = Sending(retries_refused=False, taps=False, relays_status=True)  # a forwarded path: bytes as sent
+ROUTE_SENDING = Sending(retries_refused=False)  # a backend's own route (ARGO's /v1/chat...): its body as built
+
+
+SERVED_MODEL = "X-Served-Model"  # the model that served (routed: the entry's; else the name asked for)
+SERVED_BY = "X-Served-By"  # host:port of the deployment that served
+_PRINTABLE = re.compile(r"[\x20-\x7e]{1,200}")
+
+
+def header_safe(name: str) -> str:
+    """A model name as a header value: a name is client input (no control characters)."""
+    return name if _PRINTABLE.fullmatch(name) else quote(name, safe="")[:200]
+
+
+class CommitHeaders:
+    """The headers of a stream committed early (keepalives while the upstream is slow), read at that moment:
+    they name the deployment then in flight. Should it fail after that (routed), the one that serves is in the
+    journal and the metrics; a header already sent cannot change (docs/routing.md)."""
+
+    def __init__(self, call: Call, encoder: AnswerEncoder) -> None:
+        self.call, self.encoder = call, encoder
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        out = self.call.outcome
+        headers = self.encoder.stream_headers(self.call)
+        if out.deployment is not None and out.served_header is not None:
+            headers = [*headers, (SERVED_MODEL, out.served_header), (SERVED_BY, out.deployment)]
+        return iter(headers)
 
 
 # ---------------------------------------------------------------- helpers on parsed data

@@ -94,11 +94,13 @@ class Guard:
         elif team_key is not None and reader is not None:
             noted(call, reader)  # the key's usage rows name the model its tokens went to
         if admit:
-            owner = self.owner
+            owner, plan = self.owner, call.plan
             if owner.limiter is not None:
-                owner.limiter.admit_call(call, req.presented_keys if req is not None else ())
+                plan.key_limit = owner.limiter.admit_call(call, req.presented_keys if req is not None else ())
             if team_key is not None and owner.team_keys is not None:
-                owner.team_keys.admit_call(call, team_key, body)
+                plan.key_name = team_key.name  # a refusal below is this key's too (the status page names it)
+                plan.key_lease = owner.team_keys.admit_call(call, team_key, body)
+                plan.team_key = team_key  # admitted: its usage is counted when the answer ends
 
     def models(self, call: Call, reader: Reader | None, key_models: tuple[str, ...], required: bool,
                forwarded: bool, served_later: bool) -> None:

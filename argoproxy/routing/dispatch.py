@@ -27,15 +27,13 @@ import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
-from urllib.parse import quote
 
-from argoproxy.edge import keepalive
 from argoproxy import providers
 from argoproxy.edge.http_objects import Answer
 
 from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.gateway import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.errors import ProxyError
-from argoproxy.jsonfast import loads
 from argoproxy.config.llm_params import LlmParams, ModelRule, merge_rules
 from argoproxy.config.routing_settings import ModelEntry, entry_url
 from argoproxy.routing.router import Deployment, Pool, Router
@@ -45,16 +43,12 @@ from argoproxy.upstream.wire import describe_host
 from argoproxy.edge.validation import model_allowed
 
 if TYPE_CHECKING:
-    from argoproxy.pipeline.answers import AnswerEncoder
     from argoproxy.pipeline.gateway import Gateway
     from argoproxy.config.settings import Settings
 
 log = logging.getLogger("cot_proxy")
 
-SERVED_MODEL = "X-Served-Model"
 GLOB_LISTING_SECONDS = 60.0  # how long /v1/models reuses what a glob's upstreams listed
-SERVED_BY = "X-Served-By"
-_PRINTABLE = re.compile(r"[\x20-\x7e]{1,200}")
 
 
 class DeploymentParams(LlmParams):
@@ -150,16 +144,10 @@ class Routing:
             raise ProxyError(400, "The request names no model: set `model` to one this proxy routes "
                              "(GET /v1/models lists them).", param="model", code="missing_model")
         chain = self.chain(asked)
-        every = self.settings.sse_keepalive
-        if every > 0 and call.plan.body.get("stream") is True:
+        if self.settings.sse_keepalive > 0 and call.plan.body.get("stream") is True:
             # One keepalive over every attempt (not one per attempt): a slow deployment commits the stream to
             # 200 with keepalive comments, and when it then fails the next one is still tried.
-            call.plan.kept_alive = True
-            encoder = self.gateway.encoder(call)
-            return keepalive.streamed(lambda: self.attempts(call, asked, chain), every, CommitHeaders(call, encoder),
-                                      lambda err: self.gateway.failed_stream(call, encoder, err),
-                                      lambda: self.gateway.answers.abandon(call), encoder.keepalive_beat(call),
-                                      call.server_write)
+            return self.gateway.kept_alive(call, lambda: self.attempts(call, asked, chain))
         return self.attempts(call, asked, chain)
 
     def attempts(self, call: Call, asked: str, chain: list[tuple[str, Pool]]) -> Answer:
@@ -180,9 +168,7 @@ class Routing:
                     break
                 tried.add(dep.index)
                 if failure is not None:  # a retry: the first attempt may have edited the parsed body
-                    call.plan.body = loads(source)
-                    call.plan.body_changed = source is not call.plan.raw_body
-                    call.plan.touched = set()
+                    self.gateway.replan(call, source)
                 try:
                     return self.attempt(call, asked, name, dep)
                 except ProxyError as err:
@@ -209,11 +195,8 @@ class Routing:
         """The pipeline on one deployment, up to the client's first byte."""
         view = self.gateways[dep.index]
         call.plan.set_member("model", name)  # a fallback model
-        out = call.outcome
-        out.deployment = dep.served_by
-        out.served_model = name  # journals and metrics name the model that served
-        out.served_header = shown = header_safe(self.shown_name(name, asked))
-        out.renamed_to = asked if name != asked else None  # a fallback's answer names the model asked for
+        shown = self.gateway.serving(call, dep.served_by, name, self.shown_name(name, asked),
+                                     asked if name != asked else None)  # a fallback's answer names the model asked
         self.router.started(dep)
         try:
             response = view.run(call)
@@ -333,27 +316,6 @@ def install_routing(gateway: Gateway) -> None:
 
 def is_context_exceeded(err: ProxyError) -> bool:
     return err.status == 400 and context_exceeded({"code": err.code, "type": err.type, "message": err.message})
-
-
-class CommitHeaders:
-    """The headers of a stream committed early (keepalives while the upstream is slow), read at that moment:
-    they name the deployment then in flight. Should it fail after that, the one that serves is in the journal
-    and the metrics; a header already sent cannot change (docs/routing.md)."""
-
-    def __init__(self, call: Call, encoder: AnswerEncoder) -> None:
-        self.call, self.encoder = call, encoder
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        out = self.call.outcome
-        headers = self.encoder.stream_headers(self.call)
-        if out.deployment is not None and out.served_header is not None:
-            headers += [(SERVED_MODEL, out.served_header), (SERVED_BY, out.deployment)]
-        return iter(headers)
-
-
-def header_safe(name: str) -> str:
-    """A model name as a header value: a glob-matched name is client input (no control characters)."""
-    return name if _PRINTABLE.fullmatch(name) else quote(name, safe="")[:200]
 
 
 def _released(chunks: Iterable[bytes], ended: Callable[[], None]) -> Iterator[bytes]:

@@ -70,12 +70,13 @@ class KeyLimiter:
                          code="rate_limit_exceeded", headers={"Retry-After": str(seconds)})
 
     # --- the pipeline's side
-    def admit_call(self, call: Call, presented: Iterable[str]) -> None:
-        """Count an API call against the budget of the client key it presented (429 over it)."""
+    def admit_call(self, call: Call, presented: Iterable[str]) -> KeyLimit | None:
+        """Count an API call against the budget of the client key it presented (429 over it); the budget counted
+        against (the guard keeps it in the plan, for observe)."""
         limit = self.identify(presented)
         if limit is not None:
             self.admit(limit)
-            call.plan.key_limit = limit
+        return limit
 
     def observe(self, call: Call) -> None:
         """Observer: the tokens an answer used (its upstream usage) count against its key's budget."""

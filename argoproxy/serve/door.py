@@ -55,13 +55,14 @@ Handler = Callable[[Call, Route], Answer]
 
 @dataclass(frozen=True)
 class BackendRoute:
-    """A route a backend serves itself: `handler(call)` answers it (the body is in call.plan.raw_body); `models`
-    reads the models it names for the guard (argoproxy/edge/model_readers.py; None: it names none)."""
+    """A route a backend serves itself: `handler(call, send)` answers it (the body is in call.plan.raw_body;
+    `send(req, error)` is the sequence's one exchange with the upstream, Gateway.exchange); `models` reads the
+    models it names for the guard (argoproxy/edge/model_readers.py; None: it names none)."""
 
     path: str
     kind: str
     methods: tuple[str, ...]
-    handler: Callable[[Call], Answer]
+    handler: Callable[[Call, Any], Answer]
     models: Reader | None = None
 
 
@@ -231,7 +232,7 @@ class Door:
             call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
         served = self.backend_routes[call.plan.kind]
         self.guard.check(call, served.models)
-        answer = served.handler(call)
+        answer = served.handler(call, self.gateway.route_sender(call))
         if call.plan.kind in self.backend.completion_routes and answer.status_code == 200:
             answer = self.as_chat_answer(call, answer)
         return self.observed(call, self.gateway.answers.scrubbed(call, answer))

@@ -106,12 +106,10 @@ class TeamKeys:
     def refusal(self, record: KeyRecord) -> str | None:
         return record.refusal(self.clock())
 
-    def admit_call(self, call: Call, record: KeyRecord, body: dict[str, Any] | None = None) -> None:
+    def admit_call(self, call: Call, record: KeyRecord, body: dict[str, Any] | None = None) -> Lease | None:
         """The key's limits (reserve; its model globs were decided by the guard, argoproxy/pipeline/guard.py); 429
-        over them."""
-        call.plan.key_name = record.name  # a refusal below is this key's too
-        call.plan.key_lease = self.reserve(call, record, body)
-        call.plan.team_key = record  # admitted: its usage is counted when the answer ends
+        over them. The lease held until the answer ends: the guard keeps it, and the key, in the plan."""
+        return self.reserve(call, record, body)
 
     def reserve(self, call: Call, record: KeyRecord, body: dict[str, Any] | None = None) -> Lease | None:
         """Admit the call against the key's rpm, tpm, budget and max_parallel, holding its reservation (its counted

@@ -57,10 +57,18 @@ def test_routing_by_name_and_glob(fakes):
 
 
 def test_without_models_the_single_upstream_answers_as_before(fakes):
+    """TARGET_BASE_URL alone is the shorthand for a one-entry list: its answers, whole or streamed (with
+    keepalives), and its errors name the model and the deployment as a routed answer does (issue 37)."""
     a, _, _ = fakes
     with running_proxy(TARGET_BASE_URL=a.base_url) as proxy:
         r = chat(proxy, "any-model-name")
-        assert r.status_code == 200 and "X-Served-By" not in r.headers and "X-Served-Model" not in r.headers
+        assert r.status_code == 200 and r.headers["X-Served-By"] == f"127.0.0.1:{a.port}"
+        assert r.headers["X-Served-Model"] == "any-model-name"
+        with requests.post(proxy.url + "/v1/chat/completions", json={**CHAT, "model": "m\u00e9", "stream": True},
+                           stream=True, timeout=30) as streamed:
+            assert streamed.status_code == 200 and b"data: [DONE]" in streamed.content
+            assert streamed.headers["X-Served-By"] == f"127.0.0.1:{a.port}"
+            assert streamed.headers["X-Served-Model"] == "m%C3%A9"  # client input: never a raw header byte
         assert requests.get(proxy.url + "/health", timeout=10).json()["status"] == "healthy"
         metrics = requests.get(proxy.url + "/metrics", timeout=10).text
         assert f'deployment="127.0.0.1:{a.port}"' in metrics

@@ -179,7 +179,7 @@ class ArgoBackend(Backend):
         """The ARGO id the model asked for resolves to: the allow-list is held to it (an alias's id is listed)."""
         named(self.resolve(parse_object(call.plan.raw_body).get("model") or default, kind, fallback=self.fallback))
 
-    def raw_chat(self, call: Call) -> Answer:
+    def raw_chat(self, call: Call, send: Send) -> Answer:
         """ARGO's own chat JSON in and out (raw text when streaming), after user and model preparation."""
         body, timeout = self._raw_body(call)
         model_id = self._admitted(call, body.get("model"), "chat")
@@ -191,18 +191,18 @@ class ArgoBackend(Backend):
             req = UpstreamRequest("POST", self.settings.argo_stream_url,
                                   {"Content-Type": "application/json", "Accept-Encoding": "identity"}, dumps(argo_body),
                                   timeout)
-            resp = self._send_ok(req, call)
+            resp = send(req, raw_error)
             return Answer(_closing(resp, read_chunks(resp)), 200, content_type="text/plain; charset=utf-8")
         req = UpstreamRequest("POST", self.settings.argo_url, {"Content-Type": "application/json"}, dumps(argo_body),
                               timeout)
-        with self._send_ok(req, call) as resp:
+        with send(req, raw_error) as resp:
             data = resp.content
         if streaming:  # pseudo-stream: the text, in slices, as plain text
             text, _ = convert.text_and_tool_calls(convert.response_payload(convert.parse_argo_json(data)))
             return Answer(_slices(text), 200, content_type="text/plain; charset=utf-8")
         return Answer(data, 200, content_type="application/json")
 
-    def raw_embed(self, call: Call) -> Answer:
+    def raw_embed(self, call: Call, send: Send) -> Answer:
         body, timeout = self._raw_body(call)
         body["model"] = self._admitted(call, body.get("model") or "v3small", "embed")
         body["user"] = self.user_for(call)
@@ -211,17 +211,17 @@ class ArgoBackend(Backend):
             body["prompt"] = value if isinstance(value, list) else [value]
         req = UpstreamRequest("POST", self.settings.argo_embedding_url, {"Content-Type": "application/json"},
                               dumps(body), timeout)
-        with self._send_ok(req, call) as resp:
+        with send(req, raw_error) as resp:
             return Answer(resp.content, resp.status_code, content_type="application/json")
 
-    def status(self, call: Call) -> Answer:
+    def status(self, call: Call, send: Send) -> Answer:
         """A real "Say hello" chat through the configured (or default) model, as a chat.completion."""
         model = self.fallback or "gpt4o"
         call.plan.model = call.plan.upstream_model = model
         argo_body = convert.chat_request_to_argo({"messages": [{"role": "user", "content": STATUS_PROMPT}]},
                                                  model_id=model, user=self.settings.user)
         req = UpstreamRequest("POST", self.settings.argo_url, {"Content-Type": "application/json"}, dumps(argo_body))
-        with self._send_ok(req, call) as resp:
+        with send(req, raw_error) as resp:
             parsed = convert.parse_argo_json(resp.content)
         obj = convert.chat_response_to_openai(parsed, model=model, prompt_tokens=tokens.count_text(STATUS_PROMPT))
         return Answer(dumps(obj), 200, content_type="application/json")
@@ -236,16 +236,6 @@ class ArgoBackend(Backend):
         call.plan.upstream_model = self.resolve(model, kind, fallback=self.fallback)
         return call.plan.upstream_model
 
-    def _send_ok(self, req: UpstreamRequest, call: Call) -> UpstreamResponse:
-        call.outcome.upstream_request = req
-        resp = self.upstream.send(req)
-        call.outcome.upstream_at = time.perf_counter()
-        call.outcome.upstream_status = resp.status_code
-        if resp.status_code >= 400:
-            with resp:
-                raise convert.error_from_argo(resp.status_code, resp.content)
-        return resp
-
     def health(self, query: str = "") -> dict[str, Any]:
         """No upstream call unless asked (?deep=1): then ARGO's chat URL (native: its OpenAI base) must answer."""
         if parse_qs(query).get("deep", [""])[-1] not in ("1", "true", "yes"):
@@ -255,6 +245,15 @@ class ArgoBackend(Backend):
         if error:
             raise ProxyError(503, f"Health check failed: {error}", code="unhealthy")
         return {"status": "healthy", "backend": "argo", "target_url": mask_url(url), "deep": True}
+
+
+# The sequence's exchange a backend route sends with (Gateway.route_sender): send(req, error) -> an answer under 300.
+Send = Callable[..., UpstreamResponse]
+
+
+def raw_error(call: Call, resp: UpstreamResponse) -> ProxyError:
+    """An error of ARGO's own API (its raw routes, in native mode too), with ARGO's status and words."""
+    return convert.error_from_argo(resp.status_code, resp.content)
 
 
 def native_model(name: str, kind: models.Kind, table: models.ModelTable | None = None) -> str:
