@@ -98,6 +98,8 @@ class Door:
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
         self.forwards = self.backend.forwards_unknown and gateway.routing is None
         self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths, self.fronts)
+        for stepped_aside in (f for f in FRONTS.values() if f not in self.fronts):  # its paths forwarded: its errors
+            self.table.forwarded_fronts.extend((prefix, stepped_aside.name) for prefix in stepped_aside.forwarded_prefixes)
         # Stored responses: their routes, unless the upstream holds the state. The sequence knows the store by its
         # interface (pipeline/collaborators.py); serve/build.py set it, the state package's own.
         state = cast("ResponsesState | None", gateway.stored)
