@@ -34,13 +34,14 @@ def channel(size: int, timeout: float) -> "Channel":
     return GreenChannel(size, timeout) if under_gevent() else queue.Queue(size)
 
 
-def start_helper(target: Callable[..., None], *args: Any) -> None:
-    """Run target(*args) beside the request: a greenlet under gevent, else a daemon thread."""
+def start_helper(target: Callable[..., None], *args: Any) -> Any:
+    """Run target(*args) beside the request: a greenlet under gevent (returned: it can be killed), else a daemon
+    thread (None)."""
     if under_gevent():
         import gevent
-        gevent.spawn(target, *args)
-        return
+        return gevent.spawn(target, *args)
     threading.Thread(target=target, args=args, daemon=True, name="cot_proxy-stream").start()
+    return None
 
 
 class GreenChannel:

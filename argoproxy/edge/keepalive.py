@@ -63,12 +63,14 @@ def streamed(make: Callable[[], Answer], every: float, headers: Iterable[tuple[s
     the request's greenlet). Keepalives are transport filler: no worker class counts them in the answer's bytes."""
     items = channel(QUEUE_ITEMS, every)
     stop = threading.Event()
+    head = _Head()
+    abort = head.cutting(abort)
     beside = _Beside(every, beat, server_write, abort, getattr(server_write, "client", None)) \
         if server_write is not None and under_gevent() else None
     client = beside.client if beside is not None else None
     departure = _Departure(client, abort) if client is not None else None
     context = contextvars.copy_context()  # the request's context variables, in the helper too
-    start_helper(context.run, _produce, make, items, stop, beside is None)
+    head.helper = start_helper(context.run, _produce, make, items, stop, beside is None, head)
     try:
         kind, value = items.get(timeout=every)
     except queue.Empty:  # the upstream is slow: commit to a stream now and keep the connection alive
@@ -88,13 +90,41 @@ def streamed(make: Callable[[], Answer], every: float, headers: Iterable[tuple[s
     return value
 
 
-def _produce(make: Callable[[], Answer], items: Channel, stop: threading.Event, body_too: bool) -> None:
+class _Head:
+    """Whether the helper has its answer's head yet, and the helper (a greenlet under gevent).
+
+    Cutting an upstream off means shutting its answer's socket (the `abort` the sequence hands in), and before
+    the upstream's head arrives there is no answer to shut: Ollama and llama.cpp's server send their head with
+    the first token, so a client that left while its long prompt was read left the helper waiting on the head
+    until the read timeout, and the upstream working for nobody. Until the head is in, the cut kills the
+    helper instead: urllib3 closes the connection it was waiting on (the upstream sees its client leave) and
+    routing asks no other deployment. Under threads a thread cannot be killed: its read timeout ends it."""
+
+    __slots__ = ("helper", "arrived")
+
+    def __init__(self) -> None:
+        self.helper: Any = None
+        self.arrived = False
+
+    def cutting(self, abort: Callable[[], None]) -> Callable[[], None]:
+        def cut() -> None:
+            abort()
+            helper = self.helper
+            if not self.arrived and helper is not None and not helper.dead:
+                helper.kill(block=False)
+        return cut
+
+
+def _produce(make: Callable[[], Answer], items: Channel, stop: threading.Event, body_too: bool,
+             head: _Head) -> None:
     """The helper: build the answer, then (body_too) hand its body over piece by piece."""
     try:
         response = make()
     except BaseException as exc:  # noqa: BLE001 - handed to the request's thread, which raises or reports it
+        head.arrived = True
         items.put((_FAIL, exc))
         return
+    head.arrived = True
     items.put((_HEAD, response))
     if not body_too:  # the request's side reads the body (_Beside), or closes it if it has left (_drain)
         return

@@ -109,8 +109,9 @@ class SilentUpstream:
     """An upstream that sends a stream's head, then nothing (a local server reading a long prompt), and notes
     when the proxy closes the connection; `released` set, it sends the stream's events."""
 
-    def __init__(self, first_event: bool = False) -> None:
+    def __init__(self, first_event: bool = False, head: bool = True) -> None:
         self.first_event = first_event  # one event before the silence (the proxy is then reading the body)
+        self.head = head  # False: not even the head before the silence (Ollama sends it with its first token)
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.asked, self.released = threading.Event(), threading.Event()
@@ -123,7 +124,9 @@ class SilentUpstream:
             data = b""
             while b"\r\n\r\n" not in data:
                 data += conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+            stream_head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+            if self.head:
+                conn.sendall(stream_head)
             if self.first_event:
                 data = f"data: {json.dumps(chat_chunks(['thinking'])[1])}\n\n".encode()
                 conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
@@ -139,6 +142,8 @@ class SilentUpstream:
                 except OSError:
                     self.closed_at = time.monotonic()
                     return
+            if not self.head:
+                conn.sendall(stream_head)
             for event in [*(json.dumps(c) for c in chat_chunks(["still ", "here"])), "[DONE]"]:
                 data = f"data: {event}\n\n".encode()
                 conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
@@ -152,11 +157,14 @@ def streaming_request(port: int) -> socket.socket:
     return s
 
 
-@pytest.mark.parametrize("first_event", [False, True], ids=["before the first event", "after one event"])
-def test_a_client_that_leaves_while_the_upstream_is_silent_frees_it_at_once(first_event):
+@pytest.mark.parametrize("first_event, head", [(False, True), (True, True), (False, False)],
+                         ids=["before the first event", "after one event", "before its head"])
+def test_a_client_that_leaves_while_the_upstream_is_silent_frees_it_at_once(first_event, head):
     """Ctrl-C on an agent whose local server is still reading its prompt: the proxy closed the upstream only
-    when a second keepalive could not be written (30-90 s), and the server went on for nobody."""
-    upstream = SilentUpstream(first_event)
+    when a second keepalive could not be written (30-90 s), and the server went on for nobody. Ollama sends
+    not even its head before its first token (issue 38, item 11): with no answer yet to shut, the cut left the
+    proxy waiting on the head until its read timeout."""
+    upstream = SilentUpstream(first_event, head)
     with running_proxy(TARGET_BASE_URL=f"http://127.0.0.1:{upstream.port}/v1", SSE_KEEPALIVE="15") as p:
         client = streaming_request(p.port)
         assert upstream.asked.wait(10)
