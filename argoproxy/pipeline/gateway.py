@@ -301,8 +301,8 @@ class Gateway:
         if plan.kind == "embeddings":
             return
         backend = self.backend
-        if plan.kind == "chat" and upstream_messages.normalize_turns(body, backend.keeps_developer,
-                                                                     backend.tool_turn_content):
+        if plan.kind == "chat" and upstream_messages.normalize(body.get(upstream_messages.TURNS),
+                                                               backend.keeps_developer, backend.tool_turn_content):
             plan.touch(upstream_messages.TURNS)
         plan.client_stream = body.get("stream") is True
         options = body.get("stream_options")

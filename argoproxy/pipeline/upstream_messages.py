@@ -30,11 +30,6 @@ from argoproxy.jsonfast import dumps, loads
 TURNS = "messages"  # the chat request's member these rewrite
 
 
-def normalize_turns(body: dict[str, Any], keep_developer: bool, tool_turn_content: str | None = "") -> bool:
-    """normalize() over a chat request body's messages."""
-    return normalize(body.get(TURNS), keep_developer, tool_turn_content)
-
-
 def join_turns(body: dict[str, Any], answer_pieces: bool = False) -> None:
     """joined_turns() over a translated request body's messages, in place (a request without them: nothing)."""
     turns = body.get(TURNS)

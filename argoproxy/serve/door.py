@@ -150,7 +150,7 @@ class Door:
         call.plan.kind, call.plan.path, call.plan.query = route.kind, route.path, target.query
         self.web_pages.check(req)
         self.auth.check(req, route)
-        front = front_named(route.front)
+        front = front_named(route.front) if route.front != "openai" else None  # the chat door: no lookup
         if call.plan.query:  # a client key never goes upstream (a door's key parameters, with auth off too)
             params = self.auth.key_params if self.auth.enabled else front.key_params if front else frozenset()
             call.plan.query = without_key_params(call.plan.query, params)
