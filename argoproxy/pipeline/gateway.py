@@ -46,6 +46,7 @@ from argoproxy.pipeline.stream_usage import Meter, native_usage
 from argoproxy.pipeline.think import ThinkConfig
 from argoproxy.pipeline.tokens import count_request_tokens
 from argoproxy.pipeline.backend import Backend, StreamItem
+from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing, sanitize_message
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, Upstream, replayable, stream_error
 from argoproxy.upstream.relay import error_headers, redirect_error
@@ -168,12 +169,16 @@ class Gateway:
         return chat
 
     def count_tokens(self, call: Call, front: Front, chat: dict[str, Any]) -> Answer:
-        """An estimate (pipeline/tokens.py) over messages, system and tools: chat upstreams have no count route."""
+        """The upstream's own count where it can count (pipeline/upstream_count.py: llama.cpp, vLLM), else the
+        estimate (pipeline/tokens.py) over messages, system and tools with the chat template's overhead."""
         call.plan.kind = "count_tokens"
         served_allowed(self.settings.allowed_models, call)
+        counted = None
         if self.routing is not None:  # counted here, but only for a model a request could be sent to
             self.routing.chain(chat["model"])
-        obj = front.count_answer(count_request_tokens(chat))
+        else:
+            counted = UPSTREAM_COUNTS.count(self.backend, chat)
+        obj = front.count_answer(count_request_tokens(chat) if counted is None else counted)
         return self.answers.whole(call, obj, self.fronts.headers(call, [("Content-Type", "application/json")]))
 
     # ---------------------------------------------------------------- one deployment
