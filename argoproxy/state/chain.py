@@ -12,6 +12,7 @@ from typing import Any, Callable
 from argoproxy.errors import ProxyError
 from argoproxy.state.records import MAX_CHAIN, StoredConversation, StoredResponse, input_items
 
+CHAIN_READ = 64  # responses of a chain read at once
 # Fields of a request only the store reads: the stateless door never sees them.
 STATE_FIELDS = ("previous_response_id", "conversation", "store", "background", "truncation")
 
@@ -40,11 +41,40 @@ def chain_items(records: list[StoredResponse]) -> list[dict[str, Any]]:
     return items
 
 
-def previous_chain(prev: StoredResponse, load: Callable[[list[str]], dict[str, StoredResponse]]) -> list[StoredResponse]:
-    """The stored responses of a chain ending at `prev`, oldest first (one read for all: each response keeps
-    its ancestors' ids); deleted or expired ones are left out."""
-    found = load(prev.chain) if prev.chain else {}
-    return [found[i] for i in prev.chain if i in found] + [prev]
+def previous_chain(prev: StoredResponse, load: Callable[[list[str]], dict[str, StoredResponse]],
+                   limit: int = 1 << 62) -> tuple[list[StoredResponse], bool]:
+    """The stored responses of a chain ending at `prev`, oldest first, read newest first (each response keeps its
+    ancestors' ids: a read per 64 of them) up to `limit` bytes; and whether that is the whole chain. Deleted or
+    expired ones are left out."""
+    records, total = [prev], prev.stored_size
+    older = prev.chain[::-1]
+    for start in range(0, len(older), CHAIN_READ):
+        ids = older[start:start + CHAIN_READ]
+        found = load(ids)
+        for i in ids:
+            rec = found.get(i)
+            if rec is None:
+                continue
+            total += rec.stored_size
+            if total > limit:
+                return records[::-1], False
+            records.append(rec)
+    return records[::-1], True
+
+
+def whole_turns(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History cut at its oldest end (the bytes bound): what comes before its first user message goes too, so a
+    tool output never arrives without its call."""
+    groups = turns(items)
+    if groups and not (groups[0][0].get("type") == "message" and groups[0][0].get("role") == "user"):
+        groups = groups[1:]
+    return [item for group in groups for item in group]
+
+
+def too_long(limit: int) -> ProxyError:
+    return ProxyError(400, f"The stored history before this request holds more than {limit} bytes (MAX_BODY_BYTES, "
+                      "the most a request may send); send `truncation: \"auto\"` to leave out its oldest turns.",
+                      param="input", code="context_length_exceeded")
 
 
 def resolved_references(items: list[dict[str, Any]], known: list[dict[str, Any]],

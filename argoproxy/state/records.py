@@ -49,6 +49,7 @@ class StoredResponse:
     background: bool = False
     cancelled: bool = False  # a cancel was asked (a background run stops at its next step)
     heartbeat: float = 0.0  # a background run's last sign of life (its events are kept apart: add_events)
+    stored_size: int = 0  # bytes of its stored JSON, as read (not stored itself)
 
     def size(self) -> int:
         """Bytes it counts for against the bounds: its JSON as stored."""

@@ -222,6 +222,21 @@ class RedisResponseStore:
         pipe.hset(PREFIX + "item", mapping={i["id"]: conv.id for i in items})
         pipe.execute()
 
+    def recent_items(self, conv_id: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """A conversation's newest items up to `limit` bytes, oldest first; and whether they are all of them."""
+        key, total, end = PREFIX + "items:" + conv_id, 0, -1
+        found: list[bytes] = []
+        while True:
+            chunk = self.redis.lrange(key, end - 63, end)  # 64 at a time, from the newest
+            for data in reversed(chunk):
+                total += len(data)
+                if total > limit:
+                    return [json.loads(d) for d in reversed(found)], False
+                found.append(data)
+            if len(chunk) < 64:
+                return [json.loads(d) for d in reversed(found)], True
+            end -= 64
+
     def items(self, conv_id: str) -> list[dict[str, Any]]:
         return [json.loads(i) for i in self.redis.lrange(PREFIX + "items:" + conv_id, 0, -1)]
 
@@ -249,6 +264,7 @@ class RedisResponseStore:
 
 def _record(data: bytes, cancelled: Any, beat: Any) -> StoredResponse:
     rec = StoredResponse.of(json.loads(data))
+    rec.stored_size = len(data)
     rec.cancelled = rec.cancelled or cancelled is not None
     if beat is not None:
         rec.heartbeat = max(rec.heartbeat, float(beat))

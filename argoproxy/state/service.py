@@ -88,7 +88,7 @@ class ResponsesState:
         if not store and not stateful(body):
             return attempt(call, body, None)  # nothing to read or keep: the plain door
         owner = self.owner(call)
-        history = self.history(owner, body)
+        history = self.history(owner, body, truncation == "auto")
         if store:
             self.check_room(owner)
         echo = {"id": new_id("resp_"), "store": store, "background": background,
@@ -120,7 +120,10 @@ class ResponsesState:
                          call.client.request_id)
                 items = shorter
 
-    def history(self, owner: str, body: dict[str, Any]) -> chain.History:
+    def history(self, owner: str, body: dict[str, Any], auto: bool = False) -> chain.History:
+        """The request's history (a chain's or a conversation's items), at most MAX_BODY_BYTES of it, as a client
+        could send itself: past that, its oldest turns are left out under truncation auto, else a 400."""
+        limit = self.settings.max_body_bytes
         previous, conversation = body.get("previous_response_id"), body.get("conversation")
         if previous is not None and conversation is not None:
             raise ProxyError(400, "Mutually exclusive parameters: `previous_response_id` and `conversation` cannot "
@@ -135,8 +138,12 @@ class ResponsesState:
             if prev.status in ("queued", "in_progress"):
                 raise ProxyError(400, f"Previous response with id '{previous}' is still in progress.",
                                  param="previous_response_id", code="previous_response_in_progress")
-            records = chain.previous_chain(prev, lambda ids: self.io(self.store.get_responses, ids))
+            records, whole = chain.previous_chain(prev, lambda ids: self.io(self.store.get_responses, ids), limit)
+            if not whole and not auto:
+                raise chain.too_long(limit)
             history.items = chain.chain_items([r for r in records if r.owner == owner])
+            if not whole:
+                history.items = chain.whole_turns(history.items)
             history.chain = chain.new_chain(prev)
         if conversation is not None:
             conv_id = conversation.get("id") if isinstance(conversation, dict) else conversation
@@ -144,7 +151,11 @@ class ResponsesState:
                 raise ProxyError(400, "`conversation` must be a conversation id or {\"id\": ...}.",
                                  param="conversation", code="invalid_value")
             history.conversation = self.owned_conversation(owner, conv_id, "conversation")
-            history.items = self.io(self.store.items, conv_id)
+            history.items, whole = self.io(self.store.recent_items, conv_id, limit)
+            if not whole and not auto:
+                raise chain.too_long(limit)
+            if not whole:
+                history.items = chain.whole_turns(history.items)
         new = chain.own_input(body)
         history.new = chain.resolved_references(new, history.items, lambda ref: self.owned_item(owner, ref))
         return history

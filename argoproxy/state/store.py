@@ -109,6 +109,11 @@ class SQLiteResponseStore:
             db.execute("COMMIT")
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._locked_reader() as db:
+            return db.execute(sql, args).fetchall()
+
+    @contextmanager
+    def _locked_reader(self) -> Iterator[sqlite3.Connection]:
         if self._read_lock is None:
             self._read_lock = native_lock()
         with self._read_lock:
@@ -117,7 +122,7 @@ class SQLiteResponseStore:
                     self._connect()  # the file and its schema exist first
                 self._reader = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None,
                                                check_same_thread=False)
-            return self._reader.execute(sql, args).fetchall()
+            yield self._reader
 
     # ------------------------------------------------------------ bounds and expiry
     def _room(self, db: sqlite3.Connection, owner: str, adding: int, freeing: int = 0) -> None:
@@ -251,6 +256,19 @@ class SQLiteResponseStore:
             db.execute("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)", (conv.id, seq, item["id"], conv.owner,
                                                                         len(data), data))
 
+    def recent_items(self, conv_id: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """A conversation's newest items up to `limit` bytes, oldest first; and whether they are all of them."""
+        found: list[bytes] = []
+        total = 0
+        with self._locked_reader() as db:
+            for data, size in db.execute("SELECT data, size FROM items WHERE conversation = ? ORDER BY seq DESC",
+                                         (conv_id,)):
+                total += size
+                if total > limit:
+                    return [json.loads(d) for d in reversed(found)], False
+                found.append(data)
+        return [json.loads(d) for d in reversed(found)], True
+
     def items(self, conv_id: str) -> list[dict[str, Any]]:
         return [json.loads(d) for (d,) in self._read("SELECT data FROM items WHERE conversation = ? ORDER BY seq",
                                                       (conv_id,))]
@@ -270,6 +288,7 @@ class SQLiteResponseStore:
 
 def _record(data: bytes | str, cancelled: int, heartbeat: float) -> StoredResponse:
     rec = StoredResponse.of(json.loads(data))
+    rec.stored_size = len(data)
     rec.cancelled = rec.cancelled or bool(cancelled)
     rec.heartbeat = max(rec.heartbeat, heartbeat)
     return rec

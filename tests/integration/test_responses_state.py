@@ -449,3 +449,25 @@ def test_stored_bodies_are_journaled_nowhere_new(tmp_path):
                                 if f.is_file()) >= 1, timeout=10)
         assert occurrences() == before
         assert "SECRET-QUESTION-TEXT" not in Path(p.home, "proxy.log").read_text(errors="replace")
+
+
+def test_a_stored_history_is_bounded_as_a_request_body_is():
+    """The history rebuilt from the store is at most MAX_BODY_BYTES, as a client's own would be: past it, a 400
+    context_length_exceeded, or under truncation auto its oldest turns left out (read newest first: the worker
+    never loads the rest)."""
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, MAX_BODY_BYTES="20000") as p:
+        client = openai_sdk(p)
+        fake.default_content = "a" * 1500
+        prev, refused = None, None
+        for n in range(30):
+            try:
+                prev = client.responses.create(model="fake-model", input=f"question {n} " + "q" * 1000,
+                                               previous_response_id=prev).id
+            except openai.BadRequestError as err:
+                refused = err
+                break
+        assert refused is not None and 3 <= n < 30
+        assert refused.body["code"] == "context_length_exceeded" and "MAX_BODY_BYTES" in refused.body["message"]
+        client.responses.create(model="fake-model", input="next", previous_response_id=prev, truncation="auto")
+        sent = json.dumps(fake.received[-1].json())
+        assert "question 0 " not in sent and f"question {n - 1} " in sent and len(sent) < 40000

@@ -29,11 +29,11 @@ def test_put_get_delete_and_the_chain_in_one_read(tmp_path):
     store.put_response(record("r1"))
     store.put_response(record("r2", chain_ids=["r1"]))
     prev = store.get_response("r2")
-    history = chain.chain_items(chain.previous_chain(prev, store.get_responses))
+    history = chain.chain_items(chain.previous_chain(prev, store.get_responses)[0])
     assert [i["type"] for i in history] == ["message"] * 4
     assert history[0]["content"][0]["text"] == "question r1" and history[-1]["content"][0]["text"] == "answer"
     assert store.delete_response("r1") and store.get_response("r1") is None
-    assert [r.id for r in chain.previous_chain(prev, store.get_responses)] == ["r2"]  # deleted: left out
+    assert [r.id for r in chain.previous_chain(prev, store.get_responses)[0]] == ["r2"]  # deleted: left out
 
 
 def test_bounds_refuse_per_key_and_per_instance(tmp_path):
@@ -147,3 +147,26 @@ def test_the_totals_the_bounds_read_equal_what_is_stored(tmp_path):
     assert store._read(ALL_BYTES)[0][0] == summed(None)
     store.delete_conversation("conv_1")
     assert store.used_bytes("a") == summed("a")
+
+
+def test_a_history_is_read_newest_first_up_to_a_bound(tmp_path):
+    store = SQLiteResponseStore(tmp_path / "r.db", 3600, 1 << 30, 1 << 30)
+    ids: list[str] = []
+    for n in range(150):
+        store.put_response(record(f"r{n}", chain_ids=list(ids)))
+        ids.append(f"r{n}")
+    last = store.get_response("r149")
+    records, whole = chain.previous_chain(last, store.get_responses)
+    assert whole and [r.id for r in records] == ids
+    size = last.stored_size
+    records, whole = chain.previous_chain(last, store.get_responses, limit=10 * size)
+    assert not whole and [r.id for r in records] == ids[-len(records):] and 5 <= len(records) <= 10
+    conv = StoredConversation("conv_1", "o", time.time(), {})
+    store.put_conversation(conv, input_items([{"role": "user", "content": f"m{n}"} for n in range(20)]))
+    items, whole = store.recent_items("conv_1", 1 << 20)
+    assert whole and [i["content"][0]["text"] for i in items] == [f"m{n}" for n in range(20)]
+    items, whole = store.recent_items("conv_1", 500)
+    assert not whole and items[-1]["content"][0]["text"] == "m19" and len(items) < 20
+    calls = input_items([{"type": "function_call_output", "call_id": "c", "output": "x"},
+                         {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
+    assert [i["type"] for i in chain.whole_turns(calls)] == ["message", "message"]
