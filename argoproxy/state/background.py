@@ -46,14 +46,20 @@ class Background:
     def start(self, call: Call, body: dict[str, Any], history: chain.History, echo: dict[str, Any],
               attempt: Attempt) -> Answer:
         owner = self.state.owner(call)
-        self.check_caps(owner)
         streamed = body.get("stream") is True
         keeper = Keeper(self.state, owner, history, echo, True, background=True, keep_events=streamed)
         ex = Exchange(model=str(body.get("model")), stream=streamed, request=body)
         ex.state = echo
         queued = response_object(ex, echo["id"], "queued", [])
+        # Counted first, then the caps read with it in: two requests racing for the last room can both be
+        # refused for a moment, never both run past the cap.
         self.state.put(StoredResponse(echo["id"], owner, float(queued["created_at"]), queued, history.new,
                                       history.chain, True, False, time.time()))
+        try:
+            self.check_caps(owner)
+        except ProxyError:
+            self.state.io(self.state.store.delete_response, echo["id"])
+            raise
         run = self.detached(call)
         inner = chain.stateless_body({**body, "stream": True}, history.items + history.new)
         spawn(self.run, run, inner, keeper, attempt)
@@ -67,6 +73,10 @@ class Background:
 
     def check_caps(self, owner: str) -> None:
         mine, every = self.state.io(self.state.store.live_runs, owner, time.time() - STALE_SECONDS)
+        mine, every = mine - 1, every - 1  # this one is counted in already
+        if self.settings.responses_background_max == 0:
+            raise ProxyError(400, "Background responses are off on this proxy (RESPONSES_BACKGROUND_MAX=0).",
+                             param="background", code="unsupported_parameter")
         if every >= self.settings.responses_background_max:
             raise ProxyError(429, f"{every} background responses are running on this proxy, its bound "
                              "(RESPONSES_BACKGROUND_MAX); try again when one has finished.",
@@ -111,7 +121,6 @@ class Background:
             keeper.save({**latest, "status": "cancelled"})
         elif keeper.saved is None:
             keeper.save(failed(keeper, "The run ended without an answer.", "server_error"))
-
 
     def beat(self, resp_id: str, beating: list[bool]) -> None:
         """The run's heartbeat while it lives, whether its upstream sends anything or not (a long prompt read in
