@@ -140,8 +140,10 @@ class Gateway:
         except ProxyError as err:
             err.headers = {**err.headers, SERVED_MODEL: shown, SERVED_BY: self.served_by}
             raise
-        answer.headers[SERVED_MODEL] = shown
-        answer.headers[SERVED_BY] = self.served_by
+        # added, not replaced: no upstream header of these names is relayed (upstream/relayed_headers.py), and a
+        # replacement scans every header twice (2 us a chat answer)
+        answer.headers.add_header(SERVED_MODEL, shown)
+        answer.headers.add_header(SERVED_BY, self.served_by)
         return answer
 
     def translate(self, call: Call, front: Front, body: dict[str, Any], count_only: bool,
