@@ -82,6 +82,7 @@ class SQLiteResponseStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA recursive_triggers=ON")  # a row INSERT OR REPLACE replaces is counted out too
+            db.execute("PRAGMA secure_delete=ON")  # a deleted response's bytes are overwritten, not left in free pages
             db.executescript(SCHEMA)
             if not db.execute("SELECT name FROM sqlite_master WHERE name = 'totals'").fetchone():
                 db.executescript("BEGIN IMMEDIATE;\n" + TOTALS + f"""

@@ -170,3 +170,11 @@ def test_a_history_is_read_newest_first_up_to_a_bound(tmp_path):
     calls = input_items([{"type": "function_call_output", "call_id": "c", "output": "x"},
                          {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
     assert [i["type"] for i in chain.whole_turns(calls)] == ["message", "message"]
+
+
+def test_a_deleted_body_is_not_left_in_the_file(tmp_path):
+    store = SQLiteResponseStore(tmp_path / "r.db", 3600, 1 << 20, 1 << 30)
+    store.put_response(record("gone", text="TOP-SECRET-" * 50))
+    store.delete_response("gone")
+    store._connect().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert b"TOP-SECRET-" not in (tmp_path / "r.db").read_bytes()
