@@ -78,6 +78,7 @@ class KeyLimit:
     key_env: str
     rpm: int = 0  # 0: no request budget
     tpm: int = 0  # 0: no token budget
+    max_parallel: int = 0  # 0: no cap on requests in flight
 
 
 # ---------------------------------------------------------------- models
@@ -211,7 +212,7 @@ def parse_fallbacks(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 # ---------------------------------------------------------------- key limits
 def parse_key_limits(value: Any) -> tuple[KeyLimit, ...]:
-    """`key_limits`: name of the environment variable holding a client key -> {rpm, tpm}."""
+    """`key_limits`: name of the environment variable holding a client key -> {rpm, tpm, max_parallel}."""
     mapping = _decoded(value, dict, "an object mapping a key's environment variable to {rpm, tpm}")
     out: dict[str, KeyLimit] = {}
     for env_name, budget in mapping.items():
@@ -220,11 +221,12 @@ def parse_key_limits(value: Any) -> tuple[KeyLimit, ...]:
             raise ValueError(f"{at}: must be the name of an environment variable holding a client key")
         if not isinstance(budget, dict) or not budget:
             raise ValueError(f"{at}: expected an object with rpm and/or tpm")
-        unknown = sorted(set(budget) - {"rpm", "tpm"})
+        unknown = sorted(set(budget) - {"rpm", "tpm", "max_parallel"})
         if unknown:
-            raise ValueError(f"{at}.{unknown[0]}: unknown key (known: rpm, tpm)")
+            raise ValueError(f"{at}.{unknown[0]}: unknown key (known: rpm, tpm, max_parallel)")
         out[env_name] = KeyLimit(env_name, rpm=_count(budget.get("rpm"), f"{at}.rpm"),
-                                 tpm=_count(budget.get("tpm"), f"{at}.tpm"))
+                                 tpm=_count(budget.get("tpm"), f"{at}.tpm"),
+                                 max_parallel=_count(budget.get("max_parallel"), f"{at}.max_parallel"))
     return tuple(out.values())
 
 

@@ -130,7 +130,8 @@ class Settings:
     fallbacks: tuple = _setting((), parse_fallbacks, "Model -> models to try, in order, when its pool fails "
                                "(FALLBACKS: JSON).", env=("FALLBACKS",))
     key_limits: tuple = _setting((), parse_key_limits, "Client key budgets: name of the environment variable "
-                                "holding a key -> {rpm, tpm} (KEY_LIMITS: JSON).", env=("KEY_LIMITS",))
+                                "holding a key -> {rpm, tpm, max_parallel} (KEY_LIMITS: JSON); in Redis with "
+                                "REDIS_URL.", env=("KEY_LIMITS",))
     cooldown_seconds: float = _setting(5.0, _number(float, 0), "Seconds a deployment that failed is avoided "
                                        "(a 429's Retry-After when longer).", env=("COOLDOWN_SECONDS",))
     health_probe_seconds: float = _setting(0.0, _number(float, 0), "Probe every deployment this often and bring "

@@ -70,6 +70,7 @@ class Plan:
     meter: Meter | None = None  # a chat stream under a token budget (pipeline/stream_usage.py)
     key_limit: KeyLimit | None = None  # the key_limits budget this call counts against
     team_key: KeyRecord | None = None  # the team key admitted (teamkeys/)
+    limit_lease: object = None  # what the key_limits admission holds until the call ends (routing/key_limits.py)
     key_lease: object = None  # what the team key's admission holds until the call ends (teamkeys/service.py)
     key_name: str | None = None  # the team key recognised, admitted or refused (the status page names it)
     backend_state: object = None  # the backend's own, from its prepare (each backend knows its type)

@@ -37,9 +37,10 @@ class Dispatcher(Protocol):
 class Limiter(Protocol):
     """key_limits: budgets per client key."""
 
-    def admit_call(self, call: Call, presented: Iterable[str]) -> Any:
-        """Count the call against the budget of the key it presented (a 429 over it); the budget it counts
-        against (KeyLimit), which the guard keeps in the plan, or None."""
+    def admit_call(self, call: Call, presented: Iterable[str], body: dict[str, Any] | None = None) -> tuple[Any, Any]:
+        """Count the call against the budget of the key it presented (a 429 over it), holding its reservation (its
+        tokens read from `body`) until observe: (the budget it counts against (KeyLimit), what it holds), which
+        the guard keeps in the plan; (None, None) for a key without one."""
 
     def observe(self, call: Call) -> None:
         """Count a finished call's tokens."""

@@ -96,7 +96,8 @@ class Guard:
         if admit:
             owner, plan = self.owner, call.plan
             if owner.limiter is not None:
-                plan.key_limit = owner.limiter.admit_call(call, req.presented_keys if req is not None else ())
+                plan.key_limit, plan.limit_lease = owner.limiter.admit_call(
+                    call, req.presented_keys if req is not None else (), body)
             if team_key is not None and owner.team_keys is not None:
                 plan.key_name = team_key.name  # a refusal below is this key's too (the status page names it)
                 plan.key_lease = owner.team_keys.admit_call(call, team_key, body)

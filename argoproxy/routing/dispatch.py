@@ -310,7 +310,11 @@ def install_routing(gateway: Gateway) -> None:
             log.warning("key_limits: budgets apply to the keys auth accepts, and ENABLE_AUTH is off: not enforced")
             return
         from argoproxy.routing.key_limits import KeyLimiter
-        gateway.limiter = KeyLimiter(settings.key_limits, environ)
+        store = None
+        if settings.redis_url:  # one budget across replicas, as team keys have (REDIS_OUTAGE decides when away)
+            from argoproxy.teamkeys.service import open_store
+            store = open_store("", settings.redis_url, settings.redis_outage)
+        gateway.limiter = KeyLimiter(settings.key_limits, environ, store=store)
         gateway.answers.observers.append(gateway.limiter.observe)
 
 

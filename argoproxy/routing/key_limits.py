@@ -1,15 +1,14 @@
-"""Per-client-key budgets (`key_limits`): requests per minute and tokens per minute, across all workers.
+"""Per-client-key budgets (`key_limits`): requests and tokens per minute and requests in flight, across all
+workers, and across replicas with REDIS_URL.
 
 A key is named by the environment variable that holds it (TEAM_A_KEY); the key itself is only held as its
-SHA-256 digest, to recognise it among the keys a request presents. Counting is a sliding window over two
-fixed one-minute windows (the current count plus the previous minute's, weighted by how much of it still
-lies within the last 60 seconds): a steady client gets exactly its budget, a burst at a window edge cannot
-get twice as much, and the state per key is five int64 cells shared by the workers (argoproxy/shared_cells.py).
-
-Requests are counted when admitted; tokens when the upstream's usage arrives (after the answer), so a key
-may overshoot its token budget by one answer, and the next request then waits until the window slid far
-enough. Over budget: 429 with Retry-After (whole seconds until the request would be admitted, at most the window).
-The window arithmetic lives in argoproxy/teamkeys/windows.py (team keys count the same way).
+SHA-256 digest, to recognise it among the keys a request presents. Its limits are counted exactly as a team
+key's (argoproxy/teamkeys/): a KeyRecord named `env:TEAM_A_KEY` in the same stores, so the sliding windows,
+reservations (the request's counted input plus its max_tokens, held until it ends: parallel requests pass the
+tpm by at most one reservation), `max_parallel`, the outage policy and the clean-up after a killed worker are the
+same code. Without REDIS_URL the counts live in the cells the instance's workers share
+(argoproxy/teamkeys/local_windows.py); with it, in Redis (argoproxy/teamkeys/redis_store.py), so three
+replicas with rpm=6 let 6 requests a minute through, not 18. Over a limit: 429 with Retry-After.
 """
 
 from __future__ import annotations
@@ -17,30 +16,64 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.config.routing_settings import KeyLimit
 from argoproxy.shared_cells import SharedCells
-from argoproxy.teamkeys.windows import FIELDS, PREV_REQ, PREV_TOK, REQ, TOK, WINDOW, over_limits
-from argoproxy.teamkeys.windows import roll as _roll
-
+from argoproxy.teamkeys.local_windows import LocalWindows
+from argoproxy.teamkeys.records import KeyRecord
+from argoproxy.teamkeys.reservation import reservation
+from argoproxy.teamkeys.windows import NEW_STATE, PREV_REQ, PREV_TOK, REQ, TOK, WINDOW, roll
 
 
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
+def limits_record(limit: KeyLimit) -> KeyRecord:
+    """The team-key record a key_limits entry is counted as: named env:VARIABLE, tagged by the variable's name."""
+    name = "env:" + limit.key_env
+    return KeyRecord(name, hashlib.sha256(name.encode()).hexdigest(), "", rpm=limit.rpm, tpm=limit.tpm,
+                     max_parallel=limit.max_parallel)
+
+
+class LocalLimits:
+    """One instance's counting: the workers' shared cells (the store interface of teamkeys/store.py)."""
+
+    def __init__(self, cells: SharedCells | None = None) -> None:
+        self.windows = LocalWindows(lambda record, now: 0, cells)
+
+    def reserve(self, record: KeyRecord, now: float, tokens: int) -> tuple[float, str, str]:
+        decision = self.windows.admit(record, now, tokens)
+        return (decision[0], decision[1], "cells") if decision is not None else (0.0, "", "")
+
+    def release_hold(self, record: KeyRecord, hold: str, reserved: int, tokens: int, now: float,
+                     usage: tuple | None = None) -> bool:
+        if hold == "cells":
+            self.windows.settle(record, reserved, tokens, now)
+        return True
+
+    def add_tokens(self, record: KeyRecord, tokens: int, now: float) -> None:
+        self.windows.add_tokens(record, tokens, now)
+
+    def state(self, record: KeyRecord) -> list[float]:
+        tag = int(record.digest[:15], 16) or 1
+        with self.windows.cells.lock() as c:
+            base = self.windows._slot(c, tag)
+            if base is None or c[base] != tag:
+                return list(NEW_STATE)
+            return list(c[base + 1:base + 1 + len(NEW_STATE)])
+
+
 class KeyLimiter:
     def __init__(self, limits: Iterable[KeyLimit], environ: Mapping[str, str],
-                 cells: SharedCells | None = None, clock: Callable[[], float] = time.time) -> None:
+                 cells: SharedCells | None = None, clock: Callable[[], float] = time.time, store: Any = None) -> None:
         self.limits = list(limits)
-        self._slot = {limit.key_env: i * FIELDS for i, limit in enumerate(self.limits)}
         self._by_digest = {_digest(environ[limit.key_env]): limit for limit in self.limits if environ.get(limit.key_env)}
-        names = ",".join(limit.key_env for limit in self.limits)
-        self.cells = cells or SharedCells(f"key-limits-{hashlib.sha1(names.encode()).hexdigest()[:12]}.cells",
-                                          len(self.limits) * FIELDS)
+        self._records = {limit.key_env: limits_record(limit) for limit in self.limits}
+        self.store: Any = store if store is not None else LocalLimits(cells)  # Redis (FailoverStore) with REDIS_URL
         self.clock = clock
 
     def keys(self) -> list[str]:
@@ -55,53 +88,73 @@ class KeyLimiter:
                 return limit
         return None
 
-    def admit(self, limit: KeyLimit) -> None:
-        """Count one request against the key's budget, or raise a 429 with Retry-After."""
-        now = self.clock()
-        base = self._slot[limit.key_env]
-        with self.cells.lock() as c:
-            waiting, by = over_limits(c, base, limit.rpm, limit.tpm, now)
-            if not by:
-                c[base + REQ] += 1
-                return
+    def admit(self, limit: KeyLimit, body: dict[str, Any] | None = None) -> tuple[KeyRecord, int, str]:
+        """Count one request against the key's limits, holding its reservation (tpm) and a slot in flight until
+        `settle`; or raise a 429 with Retry-After. Returns what settle needs."""
+        record = self._records[limit.key_env]
+        tokens = reservation(body) if limit.tpm else 0
+        waiting, by, hold = self.store.reserve(record, self.clock(), tokens)
+        if not by:
+            return record, tokens, hold
         seconds = max(1, math.ceil(waiting))
-        what = f"{limit.rpm} requests" if by == "requests" else f"{limit.tpm} tokens"
-        raise ProxyError(429, f"This API key is over its budget of {what} per minute; retry in {seconds} s.",
-                         code="rate_limit_exceeded", headers={"Retry-After": str(seconds)})
+        if by == "parallel":
+            message = f"This API key has {limit.max_parallel} requests in flight, its most at once; retry when one ends."
+        else:
+            what = f"{limit.rpm} requests" if by == "requests" else f"{limit.tpm} tokens"
+            message = f"This API key is over its budget of {what} per minute; retry in {seconds} s."
+        raise ProxyError(429, message, code="rate_limit_exceeded", headers={"Retry-After": str(seconds)})
+
+    def settle(self, held: tuple[KeyRecord, int, str], tokens: int) -> None:
+        """A request admit counted ended having used `tokens`: its hold given back, its tokens counted."""
+        record, reserved, hold = held
+        now = self.clock()
+        usage = (record.name, "-", tokens, 0, now, None, 1)
+        if not self.store.release_hold(record, hold, reserved, tokens, now, usage) and tokens:
+            self.store.record_usage(*usage)  # held in this worker while Redis was away: counted as usage is
 
     # --- the pipeline's side
-    def admit_call(self, call: Call, presented: Iterable[str]) -> KeyLimit | None:
-        """Count an API call against the budget of the client key it presented (429 over it); the budget counted
-        against (the guard keeps it in the plan, for observe)."""
+    def admit_call(self, call: Call, presented: Iterable[str], body: dict[str, Any] | None = None
+                   ) -> tuple[KeyLimit | None, tuple[KeyRecord, int, str] | None]:
+        """Count an API call against the budget of the client key it presented (429 over it): the budget counted
+        against and what it holds until the call ends (the guard keeps both in the plan, for observe)."""
         limit = self.identify(presented)
-        if limit is not None:
-            self.admit(limit)
-        return limit
+        if limit is None:
+            return None, None
+        return limit, self.admit(limit, body)
 
     def observe(self, call: Call) -> None:
-        """Observer: the tokens an answer used (its upstream usage) count against its key's budget."""
-        limit = call.plan.key_limit
-        usage = call.outcome.usage
-        if limit is None or not isinstance(usage, dict):
+        """Observer: every ending gives the call's hold back; the tokens its answer used (its usage, the estimate
+        when the upstream sent none) count against its key's tpm."""
+        held = call.plan.limit_lease
+        if call.plan.key_limit is None or not isinstance(held, tuple):
             return
-        total = usage.get("total_tokens")
-        if not isinstance(total, int):
-            total = sum(v for v in (usage.get("prompt_tokens"), usage.get("completion_tokens")) if isinstance(v, int))
-        self.record_tokens(limit, total)
+        call.plan.limit_lease = None  # once
+        usage = call.outcome.usage
+        total: Any = 0
+        if isinstance(usage, dict):
+            total = usage.get("total_tokens")
+            if not isinstance(total, int):
+                total = sum(v for v in (usage.get("prompt_tokens"), usage.get("completion_tokens"),
+                                        usage.get("input_tokens"), usage.get("output_tokens")) if isinstance(v, int))
+        try:
+            self.settle(held, total if isinstance(total, int) and total > 0 else 0)
+        except ProxyError:
+            pass  # Redis away with REDIS_OUTAGE=refuse: the hold lapses with this worker's heartbeat
 
     def record_tokens(self, limit: KeyLimit, tokens: int) -> None:
-        """Add the tokens an answer used (from the upstream's usage)."""
-        if not limit.tpm or tokens <= 0:
-            return
-        base = self._slot[limit.key_env]
-        with self.cells.lock() as c:
-            _roll(c, base, self.clock())
-            c[base + TOK] += tokens
+        """Add the tokens an answer used (outside any admission: tests, and answers counted late)."""
+        if limit.tpm and tokens > 0:
+            record = self._records[limit.key_env]
+            if isinstance(self.store, LocalLimits):
+                self.store.add_tokens(record, tokens, self.clock())
+            else:
+                self.store.record_usage(record.name, "-", tokens, 0, self.clock(), None, 0)
 
     def usage(self, limit: KeyLimit) -> tuple[float, float]:
-        """(requests, tokens) counted in the last minute, as the sliding window sees them now."""
-        base = self._slot[limit.key_env]
-        with self.cells.lock() as c:
-            elapsed = _roll(c, base, self.clock())
-            keep = 1 - elapsed / WINDOW
-            return c[base + REQ] + c[base + PREV_REQ] * keep, c[base + TOK] + c[base + PREV_TOK] * keep
+        """(requests, tokens) counted in the last minute, as the sliding window sees them now (this instance)."""
+        state = self.store.state(self._records[limit.key_env]) if isinstance(self.store, LocalLimits) else None
+        if state is None:
+            return 0.0, 0.0
+        elapsed = roll(state, 0, self.clock())
+        keep = 1 - elapsed / WINDOW
+        return state[REQ] + state[PREV_REQ] * keep, state[TOK] + state[PREV_TOK] * keep

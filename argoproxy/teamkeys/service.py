@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.lookup_cache import LRU
+from argoproxy.teamkeys.reservation import reservation
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens, usage_counts
@@ -280,10 +281,6 @@ class TeamKeys:
         atexit.register(self.store.release_leases, False)  # and gives back what it reserved
 
 
-DEFAULT_ANSWER_TOKENS = 4096  # reserved for the answer of a request that sets no max_tokens (docs/teams.md)
-ANSWER_LIMITS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
-
-
 @dataclass
 class Lease:
     """What a call's admission holds until it ends: `tokens` reserved and one request in flight, for `record`."""
@@ -291,20 +288,6 @@ class Lease:
     tokens: int
     hold: str  # where the store keeps it (its own name)
     done: bool = False
-
-
-def reservation(body: dict[str, Any] | None) -> int:
-    """A request's reservation: its counted input plus the most it may answer (max_tokens, max_completion_tokens
-    or max_output_tokens; DEFAULT_ANSWER_TOKENS when it sets none)."""
-    if not isinstance(body, dict):
-        return DEFAULT_ANSWER_TOKENS
-    answer = next((v for v in map(body.get, ANSWER_LIMITS) if isinstance(v, int) and not isinstance(v, bool)
-                   and v > 0), DEFAULT_ANSWER_TOKENS)
-    try:
-        counted = prompt_tokens(body)
-    except Exception:  # noqa: BLE001 - a body the counter cannot read: its size stands in
-        counted = 0
-    return counted + min(answer, 2**40)
 
 
 def answer_tokens(call: Call) -> tuple[int, int]:

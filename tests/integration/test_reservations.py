@@ -206,3 +206,21 @@ def _workers(master: int) -> list[int]:
             if int(fields[1]) == master:
                 found.append(int(entry))
     return found
+
+
+def test_key_limits_are_one_budget_across_replicas_with_redis(tmp_path):
+    """key_limits (keys held in environment variables) were counted per replica even with REDIS_URL: three
+    replicas with rpm=6 let 18 through. They count in Redis now, as team keys do."""
+    from datetime import datetime
+    while datetime.now().second > 40:  # one rpm window for the whole burst
+        time.sleep(0.5)
+    server = RedisServer().start()
+    try:
+        with FakeOpenAI() as fake, instances(3, TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
+                                             REDIS_URL=server.url, KEY_LIMITS='{"TEAM_KEY": {"rpm": 6}}',
+                                             TEAM_KEY="sk-team-a") as replicas:
+            statuses = [shared.chat(f"http://127.0.0.1:{replicas[i % 3].port}", "sk-team-a").status_code
+                        for i in range(18)]
+        assert statuses.count(200) == 6 and statuses.count(429) == 12, statuses
+    finally:
+        server.close()

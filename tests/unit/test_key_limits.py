@@ -1,4 +1,5 @@
-"""Per-key budgets in-process: sliding-window requests and tokens per minute, Retry-After, across processes."""
+"""Per-key budgets in-process: sliding-window requests and tokens per minute, reservations, requests in flight,
+Retry-After, across processes."""
 
 import os
 
@@ -8,6 +9,9 @@ from argoproxy.errors import ProxyError
 from argoproxy.config.routing_settings import KeyLimit
 from argoproxy.routing.key_limits import KeyLimiter
 from argoproxy.shared_cells import SharedCells
+from argoproxy.teamkeys.local_windows import SLOTS, WIDTH
+
+CELLS = SLOTS * WIDTH  # key_limits count in the team keys' shared windows (argoproxy/teamkeys/local_windows.py)
 
 ENV = {"TEAM_A_KEY": "sk-a", "TEAM_B_KEY": "sk-b"}
 
@@ -67,8 +71,11 @@ def test_tokens_per_minute_from_usage():
     clock = Clock()
     b = KeyLimit("TEAM_B_KEY", tpm=1000)
     lim = limiter(b, clock=clock)
-    lim.admit(b)
-    lim.record_tokens(b, 1500)  # an answer may overshoot; the next request waits
+    held = lim.admit(b)  # holds its reservation (no body: 4,096 tokens for the answer) until it ends
+    with pytest.raises(ProxyError) as info:
+        lim.admit(b)  # what the request in flight holds fills the tpm: it frees as it ends
+    assert "1000 tokens" in info.value.message and info.value.headers["Retry-After"] == "1"
+    lim.settle(held, 1500)  # an answer may overshoot; the next request waits
     with pytest.raises(ProxyError) as info:
         lim.admit(b)
     assert "1000 tokens" in info.value.message and int(info.value.headers["Retry-After"]) >= 60
@@ -89,18 +96,32 @@ def test_counted_across_processes(tmp_path):
     a = KeyLimit("TEAM_A_KEY", rpm=100)
     clock = Clock()
     name = "limits.cells"
-    lim = limiter(a, clock=clock, cells=SharedCells(name, 5, directory=str(tmp_path)))
+    lim = limiter(a, clock=clock, cells=SharedCells(name, CELLS, directory=str(tmp_path)))
     pids = []
     for _ in range(4):  # four "workers" admit 25 requests each, at the same time
         pid = os.fork()
         if pid == 0:
-            child = limiter(a, clock=clock, cells=SharedCells(name, 5, directory=str(tmp_path)))
-            for _ in range(25):
-                child.admit(a)
-            os._exit(0)
+            try:
+                child = limiter(a, clock=clock, cells=SharedCells(name, CELLS, directory=str(tmp_path)))
+                for _ in range(25):
+                    child.admit(a)
+            finally:
+                os._exit(0)
         pids.append(pid)
     for pid in pids:
         assert os.waitpid(pid, 0)[1] == 0
     assert lim.usage(a)[0] == 100
     with pytest.raises(ProxyError):
         lim.admit(a)
+
+
+def test_max_parallel_caps_requests_in_flight_until_each_ends():
+    a = KeyLimit("TEAM_A_KEY", max_parallel=2)
+    lim = limiter(a)
+    first, second = lim.admit(a), lim.admit(a)
+    with pytest.raises(ProxyError) as info:
+        lim.admit(a)
+    assert info.value.status == 429 and "2 requests in flight" in info.value.message
+    lim.settle(first, 0)
+    lim.settle(lim.admit(a), 0)
+    lim.settle(second, 0)
