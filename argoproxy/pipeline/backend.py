@@ -82,8 +82,10 @@ class Backend:
         """The upstream request for an API call."""
         raise NotImplementedError
 
-    def complete(self, call: Call) -> dict[str, Any] | None:
-        """Answer a call that needs more than one upstream request (e.g. batched embeddings); None otherwise."""
+    def complete(self, call: Call, send: Any) -> dict[str, Any] | None:
+        """Answer a call that needs more than one upstream request (e.g. batched embeddings); None otherwise.
+        Each request goes through `send(req, error=None)`, the sequence's one exchange with the upstream
+        (Gateway.exchange: status and timing recorded, a redirect or an error raised as the client's ProxyError)."""
         return None
 
     def native_front(self, front: str, model: str | None) -> bool:

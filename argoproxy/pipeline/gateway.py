@@ -82,6 +82,7 @@ class Gateway:
         self.team_keys: TeamKeys | None = None  # auth on: team keys (argoproxy/teamkeys/)
         self.stored: StoredResponses | None = None  # stored responses (argoproxy/state/)
         self.guard = Guard(settings, self)  # the one guard every upstream-bound request passes
+        self.completes = type(backend).complete is not Backend.complete  # asked only of a backend that has it
         self.served_by = describe_host(entry_url(settings, ModelEntry("*", settings.backend)))  # X-Served-By
 
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> "Gateway":
@@ -210,9 +211,10 @@ class Gateway:
         self.plan(call)
         self.prepare(call)
         served_allowed(self.settings.allowed_models, call)
-        whole = self.backend.complete(call)
-        if whole is not None:
-            return self.encoder(call).answer_object(call, whole)  # in the door's shape
+        if self.completes:  # a backend that answers some calls with several upstream requests
+            whole = self.backend.complete(call, self.route_sender(call))
+            if whole is not None:
+                return self.encoder(call).answer_object(call, whole)  # in the door's shape
         return self.finish(call, self.backend.encode(call))
 
     def encoder(self, call: Call) -> AnswerEncoder:

@@ -30,7 +30,6 @@ OUTCOME_WRITING_TOO = {
     "argoproxy/pipeline/filters.py": "the journal's capture filters record what passed",
     "argoproxy/pipeline/stream_usage.py": "native relay's usage read from the bytes",
     "argoproxy/observe/metrics.py": "the streams-in-flight gauge marks the calls it counted",
-    "argoproxy/providers/argo/standard.py": "batched embeddings send several upstream requests (complete)",
     "argoproxy/state/background.py": "a background response's status",
     "argoproxy/teamkeys/service.py": "usage estimated for a key's budget when the upstream sent none",
 }
@@ -74,10 +73,11 @@ def test_the_outcome_is_written_by_the_phases_that_own_it():
 
 def test_routing_key_limits_and_team_keys_no_longer_write_the_call():
     """Routing asks the sequence (Gateway.serving, replan, kept_alive); key_limits and team keys return what they
-    admitted, which the guard keeps in the plan."""
+    admitted, which the guard keeps in the plan; ARGO's raw routes and batched embeddings send through the
+    sequence's exchange."""
     found = writers()
     for module in ("argoproxy/routing/dispatch.py", "argoproxy/routing/key_limits.py",
-                   "argoproxy/providers/argo/backend.py"):
+                   "argoproxy/providers/argo/backend.py", "argoproxy/providers/argo/standard.py"):
         assert module not in found["outcome"], module
     for module in ("argoproxy/routing/dispatch.py", "argoproxy/routing/key_limits.py", "argoproxy/teamkeys/service.py"):
         assert module not in found["plan"], module

@@ -11,7 +11,7 @@ from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.argo import convert, models, stream, text_call_answers, tools
-from argoproxy.providers.argo.backend import ArgoBackend, ArgoState
+from argoproxy.providers.argo.backend import ArgoBackend, ArgoState, Send, raw_error
 from argoproxy.providers.base import StreamItem
 from argoproxy.upstream.client import READ_ERRORS, stream_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
@@ -54,7 +54,7 @@ class ArgoStandardBackend(ArgoBackend):
         headers = {"Content-Type": "application/json", "Accept-Encoding": encoding}
         return UpstreamRequest("POST", url, headers, dumps(argo_body), call.plan.timeout)
 
-    def complete(self, call: Call) -> dict[str, Any] | None:
+    def complete(self, call: Call, send: Send) -> dict[str, Any] | None:
         """Embeddings: ARGO takes 16 inputs per call, so larger inputs take several."""
         if call.plan.kind != "embeddings":
             return None
@@ -63,11 +63,7 @@ class ArgoStandardBackend(ArgoBackend):
         for argo_body in convert.embedding_request_to_argo(call.plan.body, model_id=x.model_id, user=x.user):
             req = UpstreamRequest("POST", self.settings.argo_embedding_url, {"Content-Type": "application/json"},
                                   dumps(argo_body), call.plan.timeout)
-            call.outcome.upstream_request = req
-            with self.upstream.send(req) as resp:
-                call.outcome.upstream_status = resp.status_code
-                if resp.status_code >= 400:
-                    raise convert.error_from_argo(resp.status_code, resp.content)
+            with send(req, raw_error) as resp:
                 answers.append(convert.parse_argo_json(resp.content))
         return convert.embeddings_to_openai(answers, request=call.plan.body, model=call.plan.model or x.model_id)
 
