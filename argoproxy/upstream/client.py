@@ -34,7 +34,7 @@ READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 # What sending a request can raise before any answer arrived.
 TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 CHUNK_PIECE = 256 * 1024  # at most this much of one upstream chunk at a time (fastpath/chunked.py: READ_SIZE)
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_STATUSES = frozenset({502, 503, 504})
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt, capped, with full jitter
 BACKOFF_CAP = 4.0
 RETRY_AFTER_BUDGET = 10.0  # a longer Retry-After is passed to the client instead of waited for
@@ -269,20 +269,20 @@ def _backoff(attempt: int) -> float:
 
 
 def _retry_delay(resp: UpstreamResponse, attempt: int) -> float | None:
-    """How long to wait before retrying this answer, or None when it should go to the client as is. A 4xx but
-    429 is the client's request refused: asked again it is refused again (a 400 or a 409 conflict sent three
-    times, whatever the upstream's `x-should-retry: true` says). Otherwise the upstream's `x-should-retry`
-    (OpenAI's and Anthropic's servers send it; their SDKs obey it before any rule of status) decides when
-    present, and without it 429, 502, 503 and 504 are retried."""
+    """How long to wait before retrying this answer, or None when it should go to the client as is. A 4xx is
+    never asked of the same upstream again, whatever its `x-should-retry: true` says: a refused request (400,
+    409) is refused again, and a 429 goes to the client with its Retry-After, whose SDK waits it out (routing
+    may still take a 429 to another deployment). Otherwise the upstream's `x-should-retry` (OpenAI's and
+    Anthropic's servers send it) decides when present, and without it 502, 503 and 504 are retried."""
     status = resp.status_code
-    if 400 <= status < 500 and status != 429:
+    if 400 <= status < 500:
         return None
     should = resp.headers.get("x-should-retry", "").strip().lower()
     if should == "false" or (should != "true" and status not in RETRY_STATUSES):
         return None
     retry_after = resp.headers.get("Retry-After")
     if retry_after is None:
-        return None if resp.status_code == 429 and should != "true" else _backoff(attempt)
+        return _backoff(attempt)
     seconds = parse_retry_after(retry_after)
     if seconds is None or seconds > RETRY_AFTER_BUDGET:
         return None

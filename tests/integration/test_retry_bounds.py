@@ -1,6 +1,6 @@
 """Retries bounded per client request (issue 38, item 8), through the running app and fake upstreams: one
 total of upstream calls (MAX_UPSTREAM_CALLS, default 3) whatever the routing chain, each fallback model asked
-at least once while calls are left, and a 4xx (but 429) never asked again whatever `x-should-retry` says."""
+at least once while calls are left, and a 4xx (429 included) never asked again whatever `x-should-retry` says."""
 
 from __future__ import annotations
 

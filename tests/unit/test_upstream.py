@@ -73,6 +73,8 @@ def test_long_retry_after_goes_to_the_client(monkeypatch, clock):
 def test_429_without_retry_after_is_not_retried_but_503_is(monkeypatch, clock):
     u, calls = client(monkeypatch, clock, [(429,)])
     assert u.send(REQ).status_code == 429 and len(calls) == 1
+    u, calls = client(monkeypatch, clock, [(429, {"Retry-After": "1", "x-should-retry": "true"}), (200,)])
+    assert u.send(REQ).status_code == 429 and len(calls) == 1  # a 4xx, 429 included, is never asked again
     u, calls = client(monkeypatch, clock, [(503,), (200,)])
     assert u.send(REQ).status_code == 200 and len(calls) == 2
 
