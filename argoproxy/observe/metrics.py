@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, TypeGuard
+from typing import Any
 
 
 from argoproxy.pipeline.call import Call
@@ -44,8 +44,7 @@ from argoproxy.config.settings import Settings
 from argoproxy.upstream.wire import describe_host
 from argoproxy.config.listener import KEY_PREFIX
 from argoproxy.edge.validation import model_allowed
-from argoproxy.pipeline.answer_shape import MAX_COUNT
-from argoproxy.pipeline.stream_usage import usage_counts
+from argoproxy.pipeline.stream_usage import countable, usage_counts
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 VALUE_FILE_HEADER = 8  # a value file's used-length word and its padding (prometheus_client's mmap_dict)
@@ -187,16 +186,16 @@ class Metrics:
                 tokens = self._by_model[model] = (self.tokens.labels(model, "prompt"),
                                                   self.tokens.labels(model, "completion"))
             prompt, completion = usage_counts(usage)
-            if _tokens(prompt):
+            if countable(prompt):
                 tokens[0].inc(prompt)
-            if _tokens(completion):
+            if countable(completion):
                 tokens[1].inc(completion)
 
     def observe_key(self, name: str, model: str, status: int, usage: Any) -> None:
         self.key_requests.labels(name, model, str(status)).inc()
         if isinstance(usage, dict):
             for kind, value in zip(("prompt", "completion"), usage_counts(usage)):
-                if _tokens(value):
+                if countable(value):
                     self.key_tokens.labels(name, kind).inc(value)
 
     # ------------------------------------------------------------ exposition
@@ -251,9 +250,3 @@ def install_metrics(gateway) -> Metrics:
     if getattr(gateway, "team_keys", None) is not None:
         gateway.team_keys.on_dropped = metrics.key_usage_dropped.inc
     return metrics
-
-
-def _tokens(value: Any) -> TypeGuard[int]:
-    """A token count a counter can add: a positive int no larger than an answer's count can be (a relayed
-    upstream's 10^400 made the counter's float conversion fail on every request)."""
-    return type(value) is int and 0 < value <= MAX_COUNT

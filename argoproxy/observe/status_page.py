@@ -22,7 +22,7 @@ from importlib import resources
 from typing import Any, Callable
 
 from argoproxy.observe.load_history import LoadHistory
-from argoproxy.pipeline.stream_usage import usage_counts
+from argoproxy.pipeline.stream_usage import countable, usage_counts
 from argoproxy.redaction import without_proxy_keys
 from argoproxy.shared_cells import SharedCells
 
@@ -106,7 +106,7 @@ class StatusPage:
         tokens = 0
         if isinstance(usage, dict):
             prompt, completion = usage_counts(usage)
-            tokens = (prompt if isinstance(prompt, int) else 0) + (completion if isinstance(completion, int) else 0)
+            tokens = (prompt if countable(prompt) else 0) + (completion if countable(completion) else 0)
         self.history.add(call.plan.key_name, tokens, call.outcome.status >= 400 and call.outcome.status != 499)
 
     def page(self) -> bytes:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TypeGuard
 
+from argoproxy.pipeline.answer_shape import MAX_COUNT
 from argoproxy.upstream import sse
 from argoproxy.pipeline.tokens import count_request_tokens, count_text, count_texts
 
@@ -66,6 +67,12 @@ class OutputCount:
             return 0
         sample = count_text(self._sample.getvalue())
         return sample if self._chars == self._kept else round(sample * self._chars / self._kept)
+
+
+def countable(value: Any) -> TypeGuard[int]:
+    """A token count an observer can add: a positive int no larger than an answer's count can be (a relayed
+    upstream's 10^400 made a counter's float conversion, or a shared int64 cell, fail on every request)."""
+    return type(value) is int and 0 < value <= MAX_COUNT
 
 
 def usage_counts(usage: dict[str, Any]) -> tuple[Any, Any]:
