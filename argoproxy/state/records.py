@@ -105,6 +105,19 @@ class StoreFull(ProxyError):
         super().__init__(400, message, param="store", code="storage_limit_exceeded")
 
 
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024  # one stored response's JSON: a chain's turn, not a bulk answer
+
+
+def encoded(rec: StoredResponse) -> bytes:
+    """A response's JSON as stored, refused (StoreFull) past MAX_RESPONSE_BYTES before the store copies it: an
+    answer of tens of MB held three more copies in the worker while it was written."""
+    data = dumps(rec.as_json())
+    if len(data) > MAX_RESPONSE_BYTES:
+        raise StoreFull(f"This response is {len(data)} bytes as stored, more than one stored response may be "
+                        f"({MAX_RESPONSE_BYTES}); send `store: false` (with the conversation in `input`).")
+    return data
+
+
 def with_id(item: dict[str, Any]) -> dict[str, Any]:
     """An input item as stored and listed: its type written, an id given when it has none, a message's text
     content as a part (as OpenAI lists input items)."""

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from argoproxy.jsonfast import dumps
-from argoproxy.state.records import StoredConversation, StoredResponse, StoreFull
+from argoproxy.state.records import StoredConversation, StoredResponse, StoreFull, encoded
 
 PREFIX = "cot_proxy:rs:"
 SEP = "\x1f"
@@ -102,7 +102,7 @@ class RedisResponseStore:
 
     # ------------------------------------------------------------ responses
     def put_response(self, rec: StoredResponse) -> None:
-        data = dumps(rec.as_json())
+        data = encoded(rec)
         self._reserve(rec.owner, rec.id, len(data))
         ttl = max(1, int(rec.created + self.retention - time.time()))
         pipe = self.redis.pipeline()

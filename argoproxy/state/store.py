@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 from argoproxy.jsonfast import dumps
 from argoproxy.state.offload import native_lock
-from argoproxy.state.records import StoredConversation, StoredResponse, StoreFull
+from argoproxy.state.records import StoredConversation, StoredResponse, StoreFull, encoded
 
 BUSY_SECONDS = 5.0
 SWEEP_EVERY = 60.0  # seconds between two sweeps of expired rows by one worker
@@ -157,7 +157,7 @@ class SQLiteResponseStore:
     # ------------------------------------------------------------ responses
     def put_response(self, rec: StoredResponse) -> None:
         """Insert or replace (a background run's progress), within the bounds."""
-        data = dumps(rec.as_json())
+        data = encoded(rec)
         live = 1 if rec.background and rec.status in ("queued", "in_progress") else 0
         with self._write() as db:
             old = db.execute("SELECT size FROM responses WHERE id = ?", (rec.id,)).fetchone()

@@ -178,3 +178,13 @@ def test_a_deleted_body_is_not_left_in_the_file(tmp_path):
     store.delete_response("gone")
     store._connect().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert b"TOP-SECRET-" not in (tmp_path / "r.db").read_bytes()
+
+
+def test_one_response_past_its_bound_is_refused_before_the_store_copies_it():
+    from argoproxy.state.records import MAX_RESPONSE_BYTES, StoredResponse, StoreFull, encoded
+    big = StoredResponse("resp_big", "owner", 0.0, {"output": [{"type": "message", "content": [
+        {"type": "output_text", "text": "x" * (MAX_RESPONSE_BYTES + 1)}]}]}, [])
+    with pytest.raises(StoreFull):
+        encoded(big)
+    small = StoredResponse("resp_small", "owner", 0.0, {"output": []}, [])
+    assert encoded(small).startswith(b"{")
