@@ -63,6 +63,13 @@ class LocalWindows:
             return True
         return self._update(record, now, add)
 
+    def in_flight(self, record: KeyRecord) -> int:
+        """The key's requests in flight on this instance (the status page)."""
+        tag = int(record.digest[:15], 16) or 1
+        with self.cells.lock() as c:
+            base = self._slot(c, tag)
+            return int(c[base + 1 + windows.IN_FLIGHT]) if base is not None and c[base] == tag else 0
+
     def _update(self, record: KeyRecord, now: float, change: Callable[[list, int], Any]) -> Any:
         tag = int(record.digest[:15], 16) or 1
         with self.cells.lock() as c:

@@ -211,6 +211,10 @@ class RedisKeyStore:
             self._holder_pid, self._holder = os.getpid(), secrets.token_hex(8)
         return self._holder
 
+    def in_flight(self, name: str) -> int:
+        """The key's requests in flight on every replica, as admission counts them (holds not yet lapsed)."""
+        return sum(int(v) for v in self.redis.hvals(_flight_key(name)))
+
     def heartbeat(self) -> None:
         """This worker is alive: what it holds stays held HOLD_SECONDS more (a killed worker's holds lapse then)."""
         if self._held:

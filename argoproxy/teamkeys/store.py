@@ -196,6 +196,11 @@ class SQLiteKeyStore:
     def release_leases(self, expired_only: bool = True) -> None:
         """Nothing to give back: this store's workers count in shared memory, not by leases (redis_store.py)."""
 
+    def in_flight(self, name: str) -> int:
+        """The key's requests in flight on this instance, as admission counts them (the status page)."""
+        record = self._record_named(name)
+        return self._local_windows().in_flight(record) if record is not None else 0
+
     def _local_windows(self) -> Any:
         if self._local is None:
             from argoproxy.teamkeys.local_windows import LocalWindows

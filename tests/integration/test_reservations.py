@@ -148,12 +148,18 @@ def test_max_parallel_caps_requests_in_flight_and_every_ending_gives_the_slot_ba
             assert poll(lambda: sorted(at_once(bases, key, 3)).count(200) == 2, timeout=15)
             # beyond the cap: 429 in each door's shape
             statuses = []
+            fake.default_answer = slow_answers(8)  # long enough for the status page to see them (it probes /health)
+
             def hold() -> None:
                 statuses.append(stream(bases[0], key))
             holders = [threading.Thread(target=hold) for _ in range(2)]
             for t in holders:
                 t.start()
-            time.sleep(0.5)  # let both be admitted  # noqa: poll below checks the refusal itself
+            def in_flight() -> int | None:  # the status page says what admission counts
+                data = requests.get(bases[0] + "/ui/data", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
+                return {r["key"]: r for r in data.json()["limits"]}.get("pair", {}).get("in_flight")
+            seen = []
+            assert poll(lambda: seen.append(in_flight()) or seen[-1] == 2, timeout=10), seen
             refused = requests.post(bases[0] + "/v1/messages",
                                     headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
                                     json={"model": "gpt-4o", "max_tokens": 5, "messages": MSG}, timeout=30)
