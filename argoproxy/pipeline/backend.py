@@ -71,11 +71,10 @@ class Backend:
         raise NotImplementedError
 
     def prepare(self, call: Call) -> object | None:
-        """Resolve the model name and apply backend rules to call.plan.body (in place); set plan.upstream_model.
-        Returns the backend's own state for this request (kept as plan.backend_state for its encode and
-        decode; each backend knows its type), or None."""
-        model = call.plan.body.get("model")
-        call.plan.upstream_model = model if isinstance(model, str) else None
+        """Resolve the model name and apply backend rules to call.plan.body (in place); plan.upstream_model is the
+        body's `model` when this is called: set it when the name sent differs (an alias resolved). Returns the
+        backend's own state for this request (kept as plan.backend_state for its encode and decode; each backend
+        knows its type), or None."""
         return None
 
     def encode(self, call: Call) -> UpstreamRequest:

@@ -358,6 +358,8 @@ class Gateway:
         """The backend's preparation (model name, images; its own state), then the request adapted to what that
         model accepts."""
         plan = call.plan
+        model = plan.body.get("model")
+        plan.upstream_model = model if isinstance(model, str) else None  # the backend's prepare may resolve it
         plan.backend_state = self.backend.prepare(call)
         if plan.kind in ADAPTED_KINDS:
             self.adapt(call, plan.body, CHAT, plan.upstream_model or plan.model)
