@@ -2,7 +2,8 @@
 (argoproxy/pipeline/guard.py), which decides on the names.
 
 A reader is `reader(call, named)`: it calls `named(model)` once for each model the request names (a value that
-is not a string included: the guard refuses it) and returns; it raises `Unreadable` when it cannot tell which
+is not a string included: the guard refuses it; `named(model, served)` where the name resolves to another that
+passes for it, an alias) and returns; it raises `Unreadable` when it cannot tell which
 models the request names. The guard calls a reader only while names matter (ALLOWED_MODELS or a team key's
 globs in force, or a team key whose usage rows name the model), so readers cost nothing on the plain path.
 
@@ -22,7 +23,7 @@ from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.request_models import field_name, form_fields, is_form, path_model
 from argoproxy.errors import ProxyError
 
-Named = Callable[[Any], None]
+Named = Callable[..., None]  # named(model) or named(model, served)
 # reader(call, named): `call` is the pipeline's Call (argoproxy/pipeline/call.py); the edge reads its plan's path,
 # headers and raw body, and does not import the pipeline.
 Reader = Callable[[Any, Named], None]

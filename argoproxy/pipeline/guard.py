@@ -118,9 +118,15 @@ class Guard:
         allowed = () if served_later else self.allowed
         count = [0]
 
-        def named(model: Any) -> None:
+        def named(model: Any, served: Any = None) -> None:
+            """A name the request gives; `served`: the name it resolves to, which passes for it (an alias)."""
             count[0] += 1
-            check_named(allowed, model, key_models)
+            try:
+                check_named(allowed, model, key_models)
+            except ProxyError:
+                if served is None:
+                    raise
+                check_named(allowed, served, key_models)
             if plan.model is None and isinstance(model, str):
                 plan.model = model
 
@@ -148,11 +154,13 @@ class Guard:
 
 
 def noted(call: Call, reader: Reader) -> None:
-    """The model a request names, for a team key's usage rows only: nothing is checked, and a request that
-    cannot be read so goes as it is."""
-    def named(model: Any) -> None:
+    """The model a request names, for a team key's usage rows only: nothing is checked, nothing is fetched
+    (`named.noting`: a batch's input file is not read back for it), and a request that cannot be read so goes
+    as it is."""
+    def named(model: Any, served: Any = None) -> None:
         if call.plan.model is None and isinstance(model, str):
             call.plan.model = model
+    named.noting = True  # type: ignore[attr-defined]
     try:
         reader(call, named)
     except (ProxyError, Unreadable):

@@ -422,6 +422,8 @@ class Door:
         path_models(call, named)
         reader = reader_for(self.readers, call.plan.path) or body_model
         reader(call, named)
+        if getattr(named, "noting", False):
+            return  # a team key's usage rows only: no batch file read back for them
         fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url, self.backend.upstream_headers(call),
                                call.plan.query)
         self.batches.read(call, named, fetch)  # models named inside batch files and message batches

@@ -202,3 +202,30 @@ def test_every_upstream_bound_route_reaches_the_one_guard(make, monkeypatch, bac
         if isinstance(error, dict) and error.get("code") == "unknown_route":
             continue  # a fixed route this backend does not serve: it never goes upstream
         assert reached, (backend, kind, answer.status_code, answer.get_data()[:300])
+
+
+def test_argo_raw_routes_hold_the_asked_name_or_its_id(make, tmp_path):
+    """ARGO's /v1/chat names the model asked for and the id it resolves to: either may be listed (as on /v1
+    routes); a team key's globs hold there too (they were not checked at all)."""
+    argo = {"BACKEND": "argo", "ARGO_USER": "tester"}
+    door, up, _ = make(ALLOWED_MODELS="argo:gpt-4o", **argo)
+    up.reply({"response": "hi"})
+    assert handle(door, "POST", "/v1/chat", {"model": "argo:gpt-4o", "prompt": ["hi"]})[0] == 200
+    assert handle(door, "POST", "/v1/chat", {"model": "gpt4o", "prompt": ["hi"]})[0] == 403  # id alone not listed
+    db = tmp_path / "keys.db"
+    SQLiteKeyStore(str(db)).create(KeyRecord("team", digest(TEAM_KEY), TEAM_KEY[:12], ("gpt4o",), created=time.time()))
+    door, up, _ = make(ENABLE_AUTH="true", API_KEY_SECRET="admin-key", KEYS_DB=str(db), **argo)
+    auth = {"Authorization": f"Bearer {TEAM_KEY}"}
+    assert handle(door, "POST", "/v1/chat", {"model": "gpto3mini", "prompt": ["hi"]}, auth)[0] == 403
+    assert up.sent == []
+
+
+def test_a_team_key_without_globs_reads_back_no_batch_file(make, tmp_path):
+    """Without globs or an allow-list, a team key's forwarded body is read for its usage rows only: a batch's
+    input file is not fetched from the upstream for that."""
+    db = tmp_path / "keys.db"
+    SQLiteKeyStore(str(db)).create(KeyRecord("team", digest(TEAM_KEY), TEAM_KEY[:12], (), created=time.time()))
+    door, up, _ = make(ENABLE_AUTH="true", API_KEY_SECRET="admin-key", KEYS_DB=str(db))
+    status, _ = handle(door, "POST", "/v1/batches", {"input_file_id": "file-1", "endpoint": "/v1/chat/completions"},
+                       {"Authorization": f"Bearer {TEAM_KEY}"})
+    assert status == 200 and [(r.method, r.url) for r in up.sent] == [("POST", "http://upstream.test/v1/batches")]

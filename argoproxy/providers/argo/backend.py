@@ -168,16 +168,18 @@ class ArgoBackend(Backend):
                 ("v1/embed", "argo_embed", ("POST",), self.raw_embed, self.embed_models),
                 ("v1/status", "argo_status", ("GET", "HEAD"), self.status)]  # the proxy's own probe: names none
 
-    def chat_models(self, call: Call, named: Callable[[Any], None]) -> None:
+    def chat_models(self, call: Call, named: Callable[..., None]) -> None:
         """The guard's reader for /v1/chat: the model asked for, as the ARGO id it resolves to."""
         self._raw_models(call, named, "chat", None)
 
-    def embed_models(self, call: Call, named: Callable[[Any], None]) -> None:
+    def embed_models(self, call: Call, named: Callable[..., None]) -> None:
         self._raw_models(call, named, "embed", "v3small")
 
-    def _raw_models(self, call: Call, named: Callable[[Any], None], kind: models.Kind, default: str | None) -> None:
-        """The ARGO id the model asked for resolves to: the allow-list is held to it (an alias's id is listed)."""
-        named(self.resolve(parse_object(call.plan.raw_body).get("model") or default, kind, fallback=self.fallback))
+    def _raw_models(self, call: Call, named: Callable[..., None], kind: models.Kind, default: str | None) -> None:
+        """The model asked for and the ARGO id it resolves to, which passes for it (ALLOWED_MODELS and a team key's
+        globs take either, as on the /v1 routes)."""
+        asked = parse_object(call.plan.raw_body).get("model") or default
+        named(asked, self.resolve(asked, kind, fallback=self.fallback))
 
     def raw_chat(self, call: Call, send: Send) -> Answer:
         """ARGO's own chat JSON in and out (raw text when streaming), after user and model preparation."""
