@@ -805,7 +805,7 @@ def team_keys_in_process(directory: str, redis_url: str | None, requests: int = 
 
     class Answered:  # what TeamKeys reads and writes of a call: its plan (model, key) and outcome (usage)
         def __init__(self) -> None:
-            self.plan = SimpleNamespace(model="bench", team_key=None)
+            self.plan = SimpleNamespace(model="bench", team_key=None, key_lease=None)
             self.outcome = SimpleNamespace(usage={"prompt_tokens": 10, "completion_tokens": 20})
 
     record = KeyRecord("bench-in-process", digest("sk-in-process"), "sk-in-", rpm=10**9, tpm=10**12,
@@ -818,9 +818,11 @@ def team_keys_in_process(directory: str, redis_url: str | None, requests: int = 
         getattr(store, "primary", store).create(record)
         keys = TeamKeys(store)
 
-        def one() -> None:
+        def one() -> None:  # as the guard does (pipeline/guard.py): the lease and the key kept in the plan
             call = Answered()
-            keys.admit_call(call, keys.lookup(["sk-in-process"]))
+            key = keys.lookup(["sk-in-process"])
+            call.plan.key_lease = keys.admit_call(call, key)
+            call.plan.team_key = key
             keys.observe(call)
         for _ in range(500):
             one()
