@@ -13,8 +13,11 @@ replicas with rpm=6 let 6 requests a minute through, not 18. Over a limit: 429 w
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import logging
 import math
+import threading
 import time
 from typing import Any, Callable, Iterable, Mapping
 
@@ -25,7 +28,11 @@ from argoproxy.shared_cells import SharedCells
 from argoproxy.teamkeys.local_windows import LocalWindows
 from argoproxy.teamkeys.records import KeyRecord
 from argoproxy.teamkeys.reservation import reservation
+from argoproxy.teamkeys.service import FLUSH_SECONDS
 from argoproxy.teamkeys.windows import NEW_STATE, PREV_REQ, PREV_TOK, REQ, TOK, WINDOW, roll
+
+
+log = logging.getLogger("cot_proxy")
 
 
 def _digest(key: str) -> bytes:
@@ -74,6 +81,7 @@ class KeyLimiter:
         self._by_digest = {_digest(environ[limit.key_env]): limit for limit in self.limits if environ.get(limit.key_env)}
         self._records = {limit.key_env: limits_record(limit) for limit in self.limits}
         self.store: Any = store if store is not None else LocalLimits(cells)  # Redis (FailoverStore) with REDIS_URL
+        self._beat: threading.Thread | None = None
         self.clock = clock
 
     def keys(self) -> list[str]:
@@ -93,6 +101,8 @@ class KeyLimiter:
         `settle`; or raise a 429 with Retry-After. Returns what settle needs."""
         record = self._records[limit.key_env]
         tokens = reservation(body) if limit.tpm else 0
+        if self._beat is None and not isinstance(self.store, LocalLimits):
+            self._start_heartbeat()
         waiting, by, hold = self.store.reserve(record, self.clock(), tokens)
         if not by:
             return record, tokens, hold
@@ -103,6 +113,24 @@ class KeyLimiter:
             what = f"{limit.rpm} requests" if by == "requests" else f"{limit.tpm} tokens"
             message = f"This API key is over its budget of {what} per minute; retry in {seconds} s."
         raise ProxyError(429, message, code="rate_limit_exceeded", headers={"Retry-After": str(seconds)})
+
+    def _start_heartbeat(self) -> None:
+        """Redis: what this worker holds stays held while it lives, holds kept for a batch and leases left unused
+        are given back (as team keys' flusher does, argoproxy/teamkeys/service.py)."""
+        def loop() -> None:
+            while True:
+                time.sleep(FLUSH_SECONDS)
+                self._beat_once()
+        self._beat = threading.Thread(target=loop, name="key-limits-heartbeat", daemon=True)
+        self._beat.start()
+        atexit.register(self._beat_once, False)
+
+    def _beat_once(self, expired_only: bool = True) -> None:
+        try:
+            self.store.heartbeat()
+            self.store.release_leases(expired_only)
+        except Exception:  # noqa: BLE001 - counting must never end the worker
+            log.exception("key_limits: holds not kept alive")
 
     def settle(self, held: tuple[KeyRecord, int, str], tokens: int) -> None:
         """A request admit counted ended having used `tokens`: its hold given back, its tokens counted."""

@@ -25,6 +25,7 @@ log = logging.getLogger("cot_proxy")
 
 RETRY_SECONDS = 1.0
 LOCAL = "local"  # a hold made in this worker's own windows while Redis was away
+LATER = "*"  # after a holder's name: its hold is given back with the next batch (heartbeat)
 PENDING_MAX = 100_000  # usage records kept for Redis's return; older ones are dropped (and said so)
 
 
@@ -44,6 +45,8 @@ class FailoverStore:
         self._dropped = 0
         self._replaying = threading.Lock()  # one replay at a time: greenlets and threads meet Redis's return together
         self._ops = WriteNumbers()
+        self._later: dict[tuple, list] = {}  # holds given back with the next batch (release_hold)
+        self._later_lock = threading.Lock()
 
     def available(self) -> bool:
         return True
@@ -71,7 +74,8 @@ class FailoverStore:
         try:
             waiting, by = self._primary("admit", record, now, tokens)
             held = record.tpm or record.budget is not None or record.max_parallel  # else admitted from leases
-            return waiting, by, self.primary.holder() if held else ""
+            later = LATER if held and not by and getattr(self.primary, "later", False) else ""
+            return waiting, by, self.primary.holder() + later if held else ""
         except StoreDown:
             if self.refuse:
                 raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
@@ -93,10 +97,29 @@ class FailoverStore:
             return False  # its usage is recorded as any other (tokens counted locally while Redis is away)
         if usage is None:
             usage = (record.name, "-", 0, 0, now, record.budget, 0)
-        self.record_usage(*usage, release=(hold, reserved))
+        if hold.endswith(LATER):  # far from its limits: given back with the next batch (heartbeat)
+            name, model, input_tokens, output_tokens, when = usage[:5]
+            with self._later_lock:
+                group = self._later.setdefault((name, model, hold[:-1], record.budget), [0, 0, 0, 0, when])
+                group[0] += input_tokens
+                group[1] += output_tokens
+                group[2] += reserved
+                group[3] += 1
+                group[4] = when
+            return True
+        self.record_usage(*usage, release=(hold, reserved, 1))
         return True
 
+    def _give_back_later(self) -> None:
+        """The holds kept for a batch, with their usage: one write per key, model and holder."""
+        with self._later_lock:
+            later, self._later = self._later, {}
+        for (name, model, holder, budget), (input_tokens, output_tokens, reserved, ended, when) in later.items():
+            self.record_usage(name, model, input_tokens, output_tokens, when, budget, ended,
+                              release=(holder, reserved, ended))
+
     def heartbeat(self) -> None:
+        self._give_back_later()
         try:
             self._primary("heartbeat")
         except StoreDown:
@@ -108,7 +131,7 @@ class FailoverStore:
         except StoreDown:
             pass  # given back when Redis is back: the reservations slide out of their window meanwhile
 
-    def record_usage(self, *args: Any, release: tuple[str, int] | None = None) -> None:
+    def record_usage(self, *args: Any, release: tuple[str, int, int] | None = None) -> None:
         op = self._ops.next()  # the same write, however often it is sent: carried out once (redis_store.py)
         try:
             self._primary("record_usage", *args, op=op, **({"release": release} if release else {}))

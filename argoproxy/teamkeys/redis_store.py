@@ -71,6 +71,7 @@ class RedisKeyStore:
         self._held_admit = self.redis.register_script(HELD_ADMIT)
         self._holder_pid, self._holder = -1, ""
         self._held = False  # this worker holds something: its heartbeat keeps it
+        self.later = False  # the last admission's hold may be given back in a batch (read at once by the caller)
 
     def available(self) -> bool:
         return True
@@ -199,6 +200,10 @@ class RedisKeyStore:
                   WINDOW_TTL, HELD_TTL])
         if got[0] == 1:
             self._held = True
+            # Far from its token limits (LEASE_SHARE reservations of room left), a key's hold may be given back
+            # with its usage in the next batch (FLUSH_SECONDS later) rather than in a round trip of its own:
+            # what it holds until then only makes admission stricter, and there is room to spare.
+            self.later = not record.max_parallel and got[1] >= LEASE_SHARE * max(reserve, 1)
             return 0.0, ""
         req, prev_req, tok, prev_tok, used, held, in_flight = (int(v) for v in got[1:])
         counts = Counts(req + 1, prev_req, tok, prev_tok, used, elapsed, held, in_flight)
@@ -240,7 +245,7 @@ class RedisKeyStore:
 
     def record_usage(self, name: str, model: str, input_tokens: int, output_tokens: int, now: float,
                      budget: Budget | None, requests: int = 1, op: tuple[str, int] | None = None,
-                     release: tuple[str, int] | None = None) -> None:
+                     release: tuple[str, int, int] | None = None) -> None:
         """An answer's tokens in the minute window, the budget period and the daily usage: one round trip of
         increments, each atomic on its own (a replay after an outage adds, it cannot overwrite). With `op` (a
         writer's token and the write's number), written at most once however often it is sent: a write that
@@ -254,10 +259,10 @@ class RedisKeyStore:
         if op is not None:
             bud, kept_until = (_budget_key(name, budget, now),
                                int(windows.period_bounds(budget.period, now)[1]) + 86400) if budget is not None else ("", 0)
-            holder, reserved = release if release is not None else ("", 0)
+            holder, reserved, ended = release if release is not None else ("", 0, 0)
             self._once(keys=[PREFIX + "ops:" + op[0], tok, bud, PREFIX + "usage", _held_key(name), _flight_key(name)],
                        args=[op[1], OPS_KEPT, OPS_TTL, tokens, WINDOW_TTL, kept_until, field + SEP, requests,
-                             input_tokens, output_tokens, holder, reserved])
+                             input_tokens, output_tokens, holder, reserved, ended])
             return
         pipe = self.redis.pipeline(transaction=False)
         pipe.incrby(tok, tokens)
@@ -356,7 +361,7 @@ redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'output', ARGV[10])
 if ARGV[11] ~= '' then
   local held = tonumber(redis.call('HGET', KEYS[5], ARGV[11]) or '0') - tonumber(ARGV[12])
   if held > 0 then redis.call('HSET', KEYS[5], ARGV[11], held) else redis.call('HDEL', KEYS[5], ARGV[11]) end
-  local flying = tonumber(redis.call('HGET', KEYS[6], ARGV[11]) or '0') - 1
+  local flying = tonumber(redis.call('HGET', KEYS[6], ARGV[11]) or '0') - tonumber(ARGV[13])
   if flying > 0 then redis.call('HSET', KEYS[6], ARGV[11], flying) else redis.call('HDEL', KEYS[6], ARGV[11]) end
 end
 return 1
@@ -364,7 +369,8 @@ return 1
 # Admission of a key with token limits or a cap on requests in flight, in one atomic step: what live workers hold
 # (held:NAME and flight:NAME, per holder; a holder whose heartbeat in `holders` lapsed is dropped) counts as used;
 # admitted, the request is counted and this worker holds its reservation and one request in flight. Returns {1}
-# admitted, else {0, requests, previous requests, tokens, previous tokens, budget used, held, in flight}.
+# {1, room left under the token limits} admitted, else {0, requests, previous requests, tokens, previous tokens,
+# budget used, held, in flight}.
 HELD_ADMIT = """
 local now = tonumber(ARGV[8])
 local held, flying = 0, 0
@@ -389,6 +395,9 @@ if (rpm > 0 and req + prev_req * keep > rpm - 1) or (tpm > 0 and tok + held + pr
    or (budget > 0 and used + held >= budget) or (most > 0 and flying >= most) then
   return {0, req, prev_req, tok, prev_tok, used, held, flying}
 end
+local room = 1000000000000000
+if tpm > 0 then room = math.min(room, tpm - (tok + held + prev_tok * keep) - tonumber(ARGV[6])) end
+if budget > 0 then room = math.min(room, budget - (used + held) - tonumber(ARGV[6])) end
 redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[10])
 redis.call('HINCRBY', KEYS[6], ARGV[7], ARGV[6])
@@ -396,7 +405,7 @@ redis.call('HINCRBY', KEYS[7], ARGV[7], 1)
 redis.call('EXPIRE', KEYS[6], ARGV[11])
 redis.call('EXPIRE', KEYS[7], ARGV[11])
 redis.call('ZADD', KEYS[8], ARGV[9], ARGV[7])
-return {1}
+return {1, math.floor(room)}
 """
 HOLD_SECONDS = 10.0  # a worker's holds lapse this long after its last heartbeat (every FLUSH_SECONDS while alive)
 HELD_TTL = 86400  # held:NAME and flight:NAME go when no request of the key was admitted for a day
