@@ -140,8 +140,8 @@ def test_linear_time_on_adversarial_text(unit):
         split_text(text, NAMES)
         return time.process_time() - started
     small_size = 30_000 // len(unit)
-    small = min(cpu(small_size) for _ in range(2))
-    large = cpu(4 * small_size)
+    small = min(cpu(small_size) for _ in range(3))
+    large = min(cpu(4 * small_size) for _ in range(3))  # the least of three: a busy machine's stalls cancel
     assert large < max(10 * small, 0.2), (small, large)
 
 
