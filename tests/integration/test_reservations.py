@@ -230,3 +230,34 @@ def test_key_limits_are_one_budget_across_replicas_with_redis(tmp_path):
         assert statuses.count(200) == 6 and statuses.count(429) == 12, statuses
     finally:
         server.close()
+
+
+def test_on_redis_a_live_workers_hold_stays_and_a_killed_ones_lapses():
+    """Redis: each worker's holds carry its heartbeat; a stream longer than the hold's lapse keeps its slot, and a
+    worker killed mid-request has its slot back once its heartbeat is HOLD_SECONDS old."""
+    from argoproxy.teamkeys.redis_store import HOLD_SECONDS
+    server = RedisServer().start()
+    try:
+        with FakeOpenAI() as fake:
+            fake.default_answer = slow_answers(HOLD_SECONDS + 6)
+            with running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
+                               REDIS_URL=server.url, WORKERS="1") as proxy:
+                key = shared.create(server.url, "solo", "--max-parallel", "1")
+                threading.Thread(target=lambda: _quietly(stream, proxy.url, key), daemon=True).start()
+                assert poll(lambda: len(fake.received) >= 1, timeout=10)
+                started = time.monotonic()
+                while time.monotonic() - started < HOLD_SECONDS + 1:  # past the lapse: the heartbeat keeps it
+                    time.sleep(0.5)
+                assert stream(proxy.url, key) == 429
+                workers = _workers(proxy.proc.pid)
+                for pid in workers:
+                    os.kill(pid, signal.SIGKILL)
+                killed = time.monotonic()
+                fake.default_answer = slow_answers(0.1)
+                assert poll(lambda: _workers(proxy.proc.pid) and set(_workers(proxy.proc.pid)) != set(workers),
+                            timeout=20)
+                assert poll(lambda: stream(proxy.url, key) == 200, timeout=HOLD_SECONDS + 10, interval=0.5)
+                print(f"a killed worker's slot came back after {time.monotonic() - killed:.1f} s on Redis")
+                assert time.monotonic() - killed < HOLD_SECONDS + 5
+    finally:
+        server.close()
