@@ -8,12 +8,13 @@ import json
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.fake_openai import FakeOpenAI, Reply, chat_completion
 from tests.proxy_process import running_proxy
 
 ADMIN = "admin-status-key"
@@ -151,6 +152,7 @@ def test_a_team_lead_reads_budgets_a_revoked_key_and_the_load_charts(tmp_path):
     alice = create(db, "alice", "--rpm", "60", "--tpm", "100000", "--budget", "50000/day")
     bob = create(db, "bob", "--rpm", "5")
     create(db, "carol", "--budget", "1000/week")
+    dave = create(db, "dave", "--max-parallel", "2")
     assert keys(db, "revoke", "carol").returncode == 0
     with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
                                              KEYS_DB=str(db), WORKERS="2") as proxy:
@@ -161,14 +163,21 @@ def test_a_team_lead_reads_budgets_a_revoked_key_and_the_load_charts(tmp_path):
                 assert r.status_code == 200, r.text
         requests.get(proxy.url + "/v1/models", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)  # "none"
         auth = {"Authorization": f"Bearer {ADMIN}"}
+        # dave's request is held by a slow upstream while the page is read: one in flight of his two
+        fake.add(Reply(chat_completion("slow"), delay=25))  # held past the page reads below
+        held = threading.Thread(target=requests.post, args=(proxy.base_url + "/chat/completions",),
+                                kwargs={"json": {"model": "gpt-4o", "messages": MSG}, "timeout": 60,
+                                        "headers": {"Authorization": f"Bearer {dave}"}}, daemon=True)
+        held.start()
 
         def limits() -> dict | None:
             data = requests.get(proxy.url + "/ui/data", headers=auth, timeout=30).json()
             rows = {row["key"]: row for row in data["limits"]}
             # usage rows are written in batches, by every worker
-            return data if rows.get("alice", {}).get("budget_used") == 3 * fake.usage["total_tokens"] else None
+            return data if rows.get("alice", {}).get("budget_used") == 3 * fake.usage["total_tokens"] and \
+                rows.get("dave", {}).get("in_flight") == 1 else None
         data = poll(limits, timeout=20)
-        assert data is not None
+        assert data is not None, requests.get(proxy.url + "/ui/data", headers=auth, timeout=30).json()["limits"]
         rows = {row["key"]: row for row in data["limits"]}
         used = fake.usage["total_tokens"]
         assert rows["alice"] | {"expires": None} == {
@@ -178,11 +187,13 @@ def test_a_team_lead_reads_budgets_a_revoked_key_and_the_load_charts(tmp_path):
             "expired": False, "expires": None}
         assert rows["bob"]["rpm_used"] == 1 and rows["bob"]["budget"] == 0
         assert rows["carol"]["revoked"] is True
+        assert rows["dave"]["max_parallel"] == 2 and rows["dave"]["in_flight"] == 1
         minutes = data["minutes"]
         assert len(minutes) == 60 and minutes[-1]["requests"] >= 5 and minutes[-1]["tokens"] >= 4 * used
 
         page = rendered(f"{proxy.url}/ui#key={ADMIN}")
         assert "updated " in page, page[-3000:]
+        assert '<td>dave</td>' in page and '<td class="n">1 / 2</td>' in page, page[-4000:]
         assert f"3 / 60" in page and f"{3 * used:,} / 50,000 per day" in page and f"{50000 - 3 * used:,}" in page
         assert '<tr class="revoked"><td>carol</td>' in page and '<span class="badge revoked">revoked</span>' in page
         requests_chart = page[page.index('id="chart-requests"'):page.index("</svg>", page.index('id="chart-requests"'))]
@@ -196,3 +207,4 @@ def test_a_team_lead_reads_budgets_a_revoked_key_and_the_load_charts(tmp_path):
             screenshot(f"{proxy.url}/ui#key={ADMIN}", shot, width, height)
             assert png_size(shot) == (width, height) and shot.stat().st_size > 10_000
             print(f"screenshot: {shot}")
+        held.join(60)
