@@ -19,7 +19,8 @@ from typing import Any, Iterable, Iterator, TypeGuard
 
 from argoproxy.pipeline.answer_shape import MAX_COUNT
 from argoproxy.upstream import sse
-from argoproxy.pipeline.tokens import count_request_tokens, count_text, count_texts
+from argoproxy.pipeline.template_overhead import estimated_prompt
+from argoproxy.pipeline.tokens import count_text, count_texts
 
 # The first this many characters of an answer are kept (and counted only if no usage comes); the rest is only
 # measured, and the count scaled to it: a stream costs no counting at all when its upstream sends usage, and at
@@ -89,8 +90,9 @@ def estimated_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int
 
 
 def prompt_tokens(chat: dict[str, Any]) -> int:
-    """The count_tokens estimate of a chat request's prompt (messages, system, tool definitions)."""
-    return count_request_tokens(chat)
+    """The count_tokens estimate of a chat request's prompt (messages, system, tool definitions) with its chat
+    template's overhead (pipeline/template_overhead.py)."""
+    return estimated_prompt(chat)
 
 
 class Meter:

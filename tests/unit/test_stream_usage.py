@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from argoproxy.upstream import sse
+from argoproxy.pipeline.template_overhead import template_tokens
 from argoproxy.pipeline.tokens import count_text
 from argoproxy.pipeline.stream_usage import SAMPLE, Meter, OutputCount, native_usage
 from argoproxy.pipeline.upstream_messages import normalize
@@ -53,8 +54,10 @@ def test_meter_keeps_the_usage_a_client_asked_for_and_estimates_when_none_comes(
     silent = Meter(strip=True)
     for piece in ("one", " two", " three"):
         silent.item(sse.encode(chunk(piece)))
-    got, estimated = silent.settled({"messages": [{"role": "user", "content": "count these words"}]})
-    assert estimated and got == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+    asked = {"messages": [{"role": "user", "content": "count these words"}]}
+    got, estimated = silent.settled(asked)
+    prompt = 3 + template_tokens(asked)  # the texts, and the chat template around them
+    assert estimated and got == {"prompt_tokens": prompt, "completion_tokens": 3, "total_tokens": prompt + 3}
 
 
 def test_messages_normalized_for_chat_servers():
@@ -117,6 +120,7 @@ def test_a_native_answer_without_usage_is_estimated_from_its_request_and_texts()
     out = Outcome()
     list(native_usage(iter([f"data: {json.dumps(delta)}\n\n".encode()]), out, body))
     expected_in = sum(count_text(t) for t in ("be brief", "hello there", '{"city": "Paris"}', "sunny"))
+    expected_in += template_tokens(body)
     assert out.usage == {"input_tokens": expected_in, "output_tokens": count_text("General Kenobi")}
     assert out.usage_estimated
     counted = Outcome()
