@@ -38,6 +38,7 @@ _FILE_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")  # what goes into the content UR
 _STRICT = strict_decoder()
 # Bounds on one file's check, so that it costs well under a second of a worker's CPU however the file is made:
 MAX_LINES = 50_000  # requests in one batch (OpenAI's own limit for an input file)
+MAX_TRAILING_BLANKS = 1000  # blank lines read past MAX_LINES before the file is refused
 MAX_CONTAINERS = 1_000_000  # arrays and objects in the whole file; a line that needs the strict parser
 STRICT_COST = 4  # (it might repeat a key the check reads) counts its containers four times: it parses 4x slower
 _READ_KEYS = re.compile(rb'"(?i:model|body)"')  # the keys the check reads, as a line may spell them
@@ -126,6 +127,9 @@ class BatchModels:
         passed: set[str] = set()  # the names already allowed in this file (a file names a few, many times)
         budget = MAX_CONTAINERS
         for number, line in enumerate(lines, 1):
+            if number > MAX_LINES + MAX_TRAILING_BLANKS:  # 32 MB of newlines cost seconds of CPU uncounted
+                raise ProxyError(400, f"Line {number} of the batch {where}: a batch holds at most {MAX_LINES:,} "
+                                 "requests.", code="batch_too_large")
             if not line.strip():
                 continue
             try:
