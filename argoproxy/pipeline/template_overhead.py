@@ -49,11 +49,14 @@ def overhead_for(model: Any) -> Overhead:
 
 
 def template_tokens(body: Mapping[str, Any]) -> int:
-    """The tokens the model's chat template adds to this chat request's texts."""
-    o = overhead_for(body.get("model"))
+    """The tokens the model's chat template adds to this chat request's texts (none without messages: a
+    forwarded read, an embedding's input, a completion's prompt go through no chat template)."""
     messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return 0
+    o = overhead_for(body.get("model"))
     tools = body.get("tools")
-    count = o.request + o.message * (len(messages) if isinstance(messages, list) else 0)
+    count = o.request + o.message * len(messages)
     if isinstance(tools, list) and tools and o.renders_tools:
         count += o.tools + o.tool * len(tools)
     return count
