@@ -245,13 +245,13 @@ class Guard:
         if not keys:
             raise unauthorized(f"Missing API key: send it as {spellings.hint(route.front)}.", "missing_api_key",
                                invalid=False)
-        # Every presented key is checked (no short-circuit); one accepted key is enough.
-        accepted = False
-        for key in keys:
-            accepted |= check_key.accepts(key)
+        # Every presented key is checked (no short-circuit); one accepted key is enough, and only accepted keys
+        # are kept: key_limits counts calls by them and stored Responses belong to them (a junk Bearer beside a
+        # valid x-api-key must not name the owner).
+        accepted = tuple(key for key in keys if check_key.accepts(key))
         if not accepted:
-            req.team_key = self.team_key(keys)
-        req.presented_keys = tuple(keys)  # key_limits counts calls by key
+            req.team_key = self.team_key(keys)  # the owner and the limits then go by the team key's record
+        req.presented_keys = accepted or tuple(keys)
         req.withheld = strip_client_keys(req.headers, check_key, self.stripped)
         if req.team_key is not None:  # a team key is a client key too: never a username to pass on
             from argoproxy.teamkeys.records import digest

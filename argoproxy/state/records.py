@@ -24,7 +24,8 @@ ID_PREFIX = {"message": "msg_", "function_call": "fc_", "function_call_output": 
 
 def owner_of(req: Request | None, auth_on: bool) -> str:
     """The key a stored object belongs to: a team key (by its digest, so a new key of a revoked one's name sees
-    nothing of it), a client key (its SHA-256), or ANONYMOUS when auth is off."""
+    nothing of it), the client key auth accepted (its SHA-256; never a key it did not accept), or ANONYMOUS when
+    auth is off."""
     if not auth_on or req is None:
         return ANONYMOUS
     if req.team_key is not None:

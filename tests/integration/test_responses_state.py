@@ -8,6 +8,7 @@ import json
 
 import openai
 import pytest
+import requests
 
 from tests.clients import openai_sdk
 from tests.fakes.fake_argo import FakeArgo
@@ -152,6 +153,16 @@ def test_another_key_gets_404():
         with pytest.raises(openai.BadRequestError):
             b.responses.create(model="fake-model", input="theirs", previous_response_id=r.id)
         assert a.responses.retrieve(r.id).id == r.id  # still there: B's delete was refused
+        # the owner is the key auth accepted, never a junk key presented beside it (an outside review read A's
+        # input items with `Bearer EMPTY` plus B's x-api-key, as A had sent `Bearer EMPTY` plus its own)
+        url, junk = p.url + "/v1/responses", {"Authorization": "Bearer EMPTY"}
+        made = requests.post(url, json={"model": "fake-model", "input": "private"}, timeout=30,
+                             headers={**junk, "x-api-key": "key-a"})
+        assert made.status_code == 200, made.text
+        rid = made.json()["id"]
+        theirs = requests.get(f"{url}/{rid}/input_items", headers={**junk, "x-api-key": "key-b"}, timeout=30)
+        assert theirs.status_code == 404 and "private" not in theirs.text
+        assert a.responses.retrieve(rid).id == rid  # A with its key alone finds its own
 
 
 def test_the_store_stays_within_its_bound(tmp_path):
