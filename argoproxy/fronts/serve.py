@@ -61,7 +61,7 @@ class FrontAnswers:
     def events(self, call: Call, resp: UpstreamResponse, chunks: Iterable[dict[str, Any]]) -> Answer:
         """A chat chunk stream as the front's SSE events."""
         front, ex = translation(call)
-        call.outcome.status = 200
+        self.answers.note_status(call, 200)
         events = self.encoded(call, front, ex, front.stream(chunks, ex))
         return Answer(self.answers.relay(call, resp, events), 200, self.stream_headers(call),
                       direct_passthrough=True)
@@ -82,7 +82,7 @@ class FrontAnswers:
             raise self.answers.sanitized(err) from None
 
     def encoded(self, call: Call, front: Front, ex: Exchange, events: Iterable[dict]) -> Iterator[bytes]:
-        out = call.outcome
+        answers = self.answers
         swap, encode, texts = long_strings.swap, front.encode_event, front.texts_in_events
         try:
             for event in events:
@@ -91,19 +91,20 @@ class FrontAnswers:
                 else:
                     yield encode(event)
         finally:
-            out.usage, out.output, out.usage_estimated = ex.usage, ex.output, ex.usage_estimated
+            answers.note_output(call, ex.output)
+            answers.note_usage(call, ex.usage, ex.usage_estimated)
             if ex.cut:
                 log.warning("stream %s: its output passed what the %s door keeps for its closing events (%d "
                             "characters, MAX_SSE_EVENT_BYTES): ended as incomplete", call.client.request_id,
                             front.name, ex.keep)
-            if ex.error is not None and not out.client_left:  # a departure's cut is no upstream failure (499)
-                out.status = ex.error.status
+            if ex.error is not None and not call.outcome.client_left:  # a departure's cut: no upstream failure (499)
+                answers.note_status(call, ex.error.status)
                 log.warning("stream %s ended with an error: %s", call.client.request_id, ex.error.message)
 
     def error_event(self, call: Call, err: ProxyError) -> bytes:
         """A stream that failed before its first chunk, in the front's own events (start, then the error)."""
         front, ex = translation(call)
-        call.outcome.status = err.status
+        self.answers.note_status(call, err.status)
 
         def failing() -> Iterator[dict]:
             raise err
@@ -114,7 +115,7 @@ class FrontAnswers:
     def translated(self, call: Call, completion: dict[str, Any]) -> Answer:
         front, ex = translation(call)
         obj = front.from_chat(completion, ex)
-        call.outcome.usage, call.outcome.usage_estimated = ex.usage, ex.usage_estimated
+        self.answers.note_usage(call, ex.usage, ex.usage_estimated)
         return self.answers.whole(call, obj, self.headers(call, [("Content-Type", JSON_TYPE)]))
 
     def stream_headers(self, call: Call) -> list[tuple[str, str]]:

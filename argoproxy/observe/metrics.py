@@ -79,6 +79,7 @@ class Metrics:
         self.allowed = settings.allowed_models
         self.model_cap = model_cap
         self._models: set[str] = set()
+        self._streaming: set[int] = set()  # the calls counted among the streams in flight (by id, until observed)
         self.requests = Counter("cot_proxy_requests", "Requests answered, by front door, route, model, HTTP status "
                                 "and deployment.", ["front", "route", "model", "status", "deployment"], registry=reg)
         # Without `models` every upstream call goes to the one target; routed calls name their deployment.
@@ -136,15 +137,15 @@ class Metrics:
     def stream_started(self, call: Call) -> None:
         """The pipeline starts sending an SSE answer."""
         if call.plan.client_stream:
-            call.outcome.metrics_stream = True
+            self._streaming.add(id(call))  # its own record: an observer reads the call, never writes it
             self.streams.inc()
 
     def observe(self, call: Call) -> None:
         """A request finished (its last byte was sent, or it failed): update every series."""
         now = time.perf_counter()
         out = call.outcome
-        if out.metrics_stream:
-            out.metrics_stream = False
+        if self._streaming and id(call) in self._streaming:  # observed once, while the call is alive: its id
+            self._streaming.discard(id(call))
             self.streams.dec()
         route = call.plan.kind
         model = self.model_label(call)

@@ -3,7 +3,9 @@
 
 One Answers object per worker, shared by every deployment and door (the same observers see every call); the
 encoders (chat_answers.py for the chat-completions door, fronts/serve.py for the front doors) write answers
-through it. It knows nothing of how a request was sent."""
+through it, and what they find (status, usage, the answer for the journals) through its `note_*` methods: the
+answer side's part of the Outcome is written here, and the observers only read it. It knows nothing of how a
+request was sent."""
 
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ from argoproxy.jsonfast import dumps, loads
 from argoproxy.upstream.body_tap import BodyTap
 from argoproxy.pipeline.answer_shape import CHECKED_FROM, check_completion, check_containers
 from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.filters import ByteFilter, ModelName, OutputTap, ScrubSecrets
+from argoproxy.pipeline.filters import ByteFilter, ModelName, ScrubSecrets
 from argoproxy.edge.handoff import yield_point
 from argoproxy.pipeline.think import transform_completion
 from argoproxy.pipeline.backend import StreamItem
+from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens, usage_counts
 from argoproxy.redaction import Secrets, sanitize_message
 from argoproxy.upstream import sse
 from argoproxy.upstream.client import READ_ERRORS
@@ -63,6 +66,49 @@ class Answers:
         # What every answer's bytes pass on their way out, in this order (pipeline/filters.py).
         self.scrub = ScrubSecrets(self.secrets)
         self.byte_filters: list[ByteFilter] = [ModelName(), self.scrub, OutputTap(self.journal_bytes)]
+
+    # ---------------------------------------------------------------- what the encoders found
+    @staticmethod
+    def note_status(call: Call, status: int) -> None:
+        call.outcome.status = status
+
+    @staticmethod
+    def note_usage(call: Call, usage: Any, estimated: bool | None = None) -> None:
+        """The answer's usage (`estimated`: counted by the proxy, no usage came; None: as it was)."""
+        out = call.outcome
+        out.usage = usage
+        if estimated is not None:
+            out.usage_estimated = estimated
+
+    @staticmethod
+    def note_output(call: Call, output: Any) -> None:
+        """The answer as the client got it, for the journals (an object, or bytes past JOURNAL_BODY_BYTES)."""
+        call.outcome.output = output
+
+    @staticmethod
+    def note_answer(call: Call, output: Any, usage: Any) -> None:
+        out = call.outcome
+        out.output, out.usage = output, usage
+
+    @staticmethod
+    def note_upstream_output(call: Call, output: Any) -> None:
+        """The upstream's answer before the proxy's transforms (journals; filters.py's upstream copy)."""
+        call.outcome.upstream_output = output
+
+    def produced(self, call: Call, status: int, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Bytes the proxy makes itself (a background response followed, state/background.py), counted and the
+        call observed once they end or the client leaves."""
+        call.outcome.status = status
+        return self._produced(call, chunks)
+
+    def _produced(self, call: Call, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        out = call.outcome
+        try:
+            for data in chunks:
+                out.bytes_out += len(data)
+                yield data
+        finally:
+            self.observe(call)
 
     def tap_upstream(self, call: Call, resp: UpstreamResponse) -> None:
         """Journals: the upstream's answer bytes are measured and hashed as they are read (upstream/body_tap.py)."""
@@ -178,6 +224,11 @@ class Answers:
         if call.outcome.observed:
             return
         call.outcome.observed = True
+        if call.outcome.usage is None and call.plan.team_key is not None:
+            # an answer is never free: the estimate a team key is charged, which /metrics, /ui and the journal say
+            prompt, completion = answer_tokens(call)
+            if prompt or completion:
+                call.outcome.usage, call.outcome.usage_estimated = estimated_usage(prompt, completion), True
         if call.outcome.client_left:
             # nginx's 499 on every door, whatever the cut it caused upstream looked like (a 502 from the read the
             # proxy broke off, 0 before the first upstream byte, or the 200 a stream began with)
@@ -191,6 +242,26 @@ class Answers:
                 log.exception("observer failed")
 
 
+class OutputTap:
+    """Journals: the answer bytes sent to the client, measured and hashed (up to JOURNAL_BODY_BYTES kept); a
+    whole answer longer than that is recorded as bytes (prefix, length, hash) instead of its object. The last
+    byte filter (filters.py's ByteFilter), kept here: it records what passed in the Outcome."""
+
+    def __init__(self, journal_bytes: int) -> None:
+        self.journal_bytes = journal_bytes
+
+    def stream(self, call: Call, chunks: Iterable[bytes]) -> Iterable[bytes]:
+        if not self.journal_bytes:
+            return chunks
+        tap = call.outcome.output_tap = BodyTap(self.journal_bytes)
+        return tap.tapped(chunks)
+
+    def whole(self, call: Call, data: bytes) -> bytes:
+        if self.journal_bytes and len(data) > self.journal_bytes:
+            call.outcome.output = data
+        return data
+
+
 def parse_upstream_json(payload: bytes) -> dict[str, Any]:
     if len(payload) > CHECKED_FROM:
         check_containers(payload)
@@ -201,6 +272,29 @@ def parse_upstream_json(payload: bytes) -> dict[str, Any]:
         raise ProxyError(502, sanitize_message(str(obj["error"].get("message") or "The upstream answered with an error.")),
                          code="upstream_error")
     return check_completion(obj)
+
+
+def answer_tokens(call: Call) -> tuple[int, int]:
+    """(input, output) tokens of an answer: its usage (OpenAI's or Anthropic's names), else, for an answer the
+    upstream gave (a client that left mid-stream, an upstream that sends no usage), the count_tokens estimate
+    of the request and of what was answered: an answer is never free."""
+    usage = call.outcome.usage
+    if isinstance(usage, dict):
+        prompt, completion = usage_counts(usage)
+        return (prompt if isinstance(prompt, int) else 0), (completion if isinstance(completion, int) else 0)
+    status = call.outcome.upstream_status
+    if status is None or not 200 <= status < 300 or not isinstance(call.plan.body, dict):
+        return 0, 0
+    if call.plan.meter is not None:  # a chat stream: what it relayed so far
+        settled, _ = call.plan.meter.settled(call.plan.body)
+        if settled is not None:
+            return settled.get("prompt_tokens", 0), settled.get("completion_tokens", 0)
+    output = OutputCount()
+    answer = call.outcome.output
+    for choice in (answer.get("choices") if isinstance(answer, dict) else None) or ():
+        if isinstance(choice, dict):
+            output.add_delta(choice.get("message") or choice)
+    return prompt_tokens(call.plan.body), output.total()
 
 
 def try_json(payload: bytes | None) -> Any:

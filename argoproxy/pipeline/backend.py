@@ -12,7 +12,8 @@ See docs/adding-a-backend.md.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
@@ -24,6 +25,36 @@ if TYPE_CHECKING:
 
 # A stream item: already-encoded SSE bytes the pipeline may relay untouched, or a chunk dict to encode.
 StreamItem = bytes | dict
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What a backend's `prepare` (or `prepare_front`) decided for one request; the sequence writes it into the
+    Plan (the backend edits the body it is handed, in place, and says which top-level members it changed)."""
+    state: object = None  # the backend's own per-request state (plan.backend_state; each backend knows its type)
+    upstream_model: str | None = None  # the model sent, when it is not the body's `model` (an alias resolved)
+    changed: tuple[str, ...] = ()  # top-level members of the body set, replaced or removed
+    body_changed: bool = False  # changed inside a member (an image inlined): the body is encoded again whole
+    timeout: float | None = None  # a per-request timeout the backend took out of the body
+    adapted: tuple[str, ...] = ()  # X-Adapted-Params: what was changed to fit the model
+
+
+def set_member(body: dict[str, Any], key: str, value: Any, changed: list[str]) -> None:
+    """Set a top-level member of a body a backend prepares, noted in `changed` only when its value changes (the
+    other members go on as the client wrote them)."""
+    if body.get(key) != value:
+        body[key] = value
+        changed.append(key)
+
+
+class Send(Protocol):
+    """The sequence's exchange a backend's own route (and `complete`) sends with (Gateway.route_sender)."""
+
+    def __call__(self, req: UpstreamRequest, error: Callable[[Call, UpstreamResponse], ProxyError] | None = None
+                 ) -> UpstreamResponse: ...
+
+    def serves(self, model: str | None, upstream_model: str | None) -> None:
+        """The model a backend's own route serves: as asked (journals, metrics) and as sent."""
 
 
 class Backend:
@@ -70,11 +101,11 @@ class Backend:
         """A forwarding backend's headers for a forwarded request (the client's, with the upstream's key)."""
         raise NotImplementedError
 
-    def prepare(self, call: Call) -> object | None:
-        """Resolve the model name and apply backend rules to call.plan.body (in place); plan.upstream_model is the
-        body's `model` when this is called: set it when the name sent differs (an alias resolved). Returns the
-        backend's own state for this request (kept as plan.backend_state for its encode and decode; each backend
-        knows its type), or None."""
+    def prepare(self, call: Call) -> Prepared | None:
+        """Resolve the model name and apply backend rules to call.plan.body (in place); the Plan is the sequence's
+        to write: return what was decided (the model sent when it differs from the body's, the members changed,
+        the backend's own state for encode and decode), which the sequence keeps in the plan; None: nothing.
+        (Any other object returned is kept as the backend's state, as before Prepared.)"""
         return None
 
     def encode(self, call: Call) -> UpstreamRequest:
@@ -96,8 +127,14 @@ class Backend:
         """The model name a front door's API served natively sends upstream (for capability lookups)."""
         return model
 
+    def prepare_front(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> Prepared | None:
+        """A front door's API served natively: `body` (the plan's) prepared in place as `prepare` does, before
+        front_request encodes it; None: nothing to change."""
+        return None
+
     def front_request(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> UpstreamRequest:
-        """The upstream request for a front door's API served natively (see native_front)."""
+        """The upstream request for a front door's API served natively (see native_front), once prepare_front's
+        decisions are in the plan."""
         raise NotImplementedError
 
     # --- answer side

@@ -4,9 +4,13 @@
   door's translation replaces it whole once (it names the API the client speaks).
 - Plan: what the proxy will send and how it will answer: the route served, the body, the model asked for and
   the model sent, the LLM_PARAMS rule, stream modes, think configuration, timeout, the front door's exchange,
-  budgets, and the backend's own per-request state (returned by its `prepare`).
-- Outcome: what happened: statuses, usage, bytes, timings, the deployment that served. Only the sequence
-  writes it; observers (metrics, journals, logs, budgets) read it once the call ended.
+  budgets, and the backend's own per-request state. Written by the door (the route), the guard (the models
+  named, what the limits admitted) and the sequence (gateway.py), which keeps what a backend's `prepare`
+  returns (pipeline/backend.py's Prepared).
+- Outcome: what happened: statuses, usage, bytes, timings, the deployment that served. Written by the sequence
+  (gateway.py: the exchange with the upstream, the deployment), the answer side (answers.py: what the encoders
+  and filters found, through its note_* methods) and the door (the answers it makes itself); observers
+  (metrics, journals, logs, budgets) read it once the call ended and keep what they need in their own state.
 """
 
 from __future__ import annotations
@@ -46,6 +50,21 @@ class ClientRequest:
     started: float = field(default_factory=time.perf_counter)
 
 
+class Held:
+    """What an admission holds until the call ends, given back once by its observer (`take`): a background run's
+    call shares its request's plan, and both are observed. The guard keeps it in the plan; the observer empties
+    it, never the plan."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def take(self) -> object:
+        value, self.value = self.value, None
+        return value
+
+
 @dataclass
 class Plan:
     """What is served and sent: set while the request is planned, guarded and adapted."""
@@ -70,7 +89,7 @@ class Plan:
     meter: Meter | None = None  # a chat stream under a token budget (pipeline/stream_usage.py)
     key_limit: KeyLimit | None = None  # the key_limits budget this call counts against
     team_key: KeyRecord | None = None  # the team key admitted (teamkeys/)
-    limit_lease: object = None  # what the key_limits admission holds until the call ends (routing/key_limits.py)
+    limit_lease: Held | None = None  # what the key_limits admission holds until the call ends (routing/key_limits.py)
     key_lease: object = None  # what the team key's admission holds until the call ends (teamkeys/service.py)
     key_name: str | None = None  # the team key recognised, admitted or refused (the status page names it)
     backend_state: object = None  # the backend's own, from its prepare (each backend knows its type)
@@ -135,7 +154,6 @@ class Outcome:
     param_retry: bool = False  # sent again without a parameter the upstream refused
     calls: CallBudget | None = None  # the upstream calls it may still cost (MAX_UPSTREAM_CALLS), once it made one
     client_left: bool = False  # the client closed its connection before the answer's end
-    metrics_stream: bool = False  # counted among the streams in flight
     observed: bool = False
 
 

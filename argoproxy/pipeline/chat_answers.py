@@ -44,37 +44,38 @@ class ChatAnswers:
         if call.plan.client_stream:
             return self.sse_response(call, resp, self.packaged(call, self.answers.completion_of(call, payload)))
         data = self.answers.finished(call, self.think_whole(call, payload))
-        call.outcome.status = resp.status_code
+        self.answers.note_status(call, resp.status_code)
         self.answers.observe(call)
         return Answer(data, resp.status_code, self.json_headers(resp))
 
     def think_whole(self, call: Call, payload: dict | bytes) -> bytes:
-        cfg, out = call.plan.think, call.outcome
+        """The whole answer's bytes after the think transform; its output and usage noted (answers.py)."""
+        cfg, note = call.plan.think, self.answers.note_answer
         if isinstance(payload, dict):
             if cfg is not None:
                 transform_completion(payload, cfg)
-            out.output, out.usage = payload, payload.get("usage")
+            note(call, payload, payload.get("usage"))
             return dumps(payload)
         if cfg is None or not (cfg.starts_inside or _mentions_tag(payload, cfg)):
             if self.answers.journal_bytes and len(payload) <= self.answers.journal_bytes:
-                out.output = try_json(payload)
-                out.usage = out.output.get("usage") if isinstance(out.output, dict) else None
+                output = try_json(payload)
+                note(call, output, output.get("usage") if isinstance(output, dict) else None)
             elif self.answers.observers:
-                out.usage = usage_of(payload)
-                if out.usage is None and call.plan.team_key is not None:  # the key is charged an estimate of it
-                    out.output = try_json(payload)
+                usage = usage_of(payload)
+                # no usage: the key is charged an estimate of the answer
+                note(call, try_json(payload) if usage is None and call.plan.team_key is not None else None, usage)
             return payload
         obj = try_json(payload)
-        out.output = obj
-        out.usage = obj.get("usage") if isinstance(obj, dict) else None
-        if not isinstance(obj, dict) or not transform_completion(obj, cfg):
+        if not isinstance(obj, dict):
+            note(call, obj, None)
             return payload
-        out.usage = obj.get("usage")
-        return dumps(obj)
+        transformed = transform_completion(obj, cfg)
+        note(call, obj, obj.get("usage"))
+        return dumps(obj) if transformed else payload
 
     def answer_object(self, call: Call, obj: dict[str, Any]) -> Answer:
         """An answer the backend assembled itself."""
-        call.outcome.usage = obj.get("usage")
+        self.answers.note_usage(call, obj.get("usage"))
         return self.answers.whole(call, obj, [("Content-Type", JSON_TYPE)])
 
     def json_headers(self, resp: UpstreamResponse, converted: bool = False) -> list[tuple[str, str]]:
@@ -102,7 +103,7 @@ class ChatAnswers:
             obj = aggregate(call, items)
         finally:
             resp.close()
-        call.outcome.usage = obj.get("usage")
+        self.answers.note_usage(call, obj.get("usage"))
         answer = self.answers.whole(call, obj, self.json_headers(resp, converted=True))
         return answer
 
@@ -111,15 +112,15 @@ class ChatAnswers:
             if self.backend.relay_headers else []
         headers = self.secrets.headers(headers)
         headers.extend(SSE_HEADERS.items())
-        call.outcome.status = 200
+        self.answers.note_status(call, 200)
         return Answer(self.answers.relay(call, resp, self.encoded(call, items)), 200, headers,
                       direct_passthrough=True)
 
     def encoded(self, call: Call, items: Iterable[StreamItem]) -> Iterator[bytes]:
         # Journals: the answer is assembled while what was sent stays under JOURNAL_BODY_BYTES (the relay's tap
         # measures it). Usage: only the last event that mentions it is kept, parsed once at the end.
-        out = call.outcome
-        capture = StreamCapture(out.output_tap) if self.answers.journal_bytes else None
+        answers = self.answers
+        capture = StreamCapture(call.outcome.output_tap) if answers.journal_bytes else None
         watch = bool(self.answers.observers)
         last_usage: StreamItem | None = None
         meter = call.plan.meter
@@ -146,23 +147,23 @@ class ChatAnswers:
                     yield sse.encode(item)
             yield sse.DONE
         except ProxyError as err:
-            if not out.observed:  # observed already: the client left and the upstream was cut on purpose
+            if not call.outcome.observed:  # observed already: the client left and the upstream was cut on purpose
                 log.warning("stream %s ended with an error: %s", call.client.request_id, err.message)
             # sanitized as on the other doors: a provider's decoder may quote what the upstream sent
             yield self.error_event(call, self.answers.sanitized(err))
         finally:
             if capture is not None:
-                out.output = capture.result()
-            if last_usage is not None:
+                answers.note_output(call, capture.result())
+            if meter is not None:
+                answers.note_usage(call, *meter.settled(call.plan.body))
+            elif last_usage is not None:
                 obj = sse.sse_object(last_usage) if isinstance(last_usage, bytes) else last_usage
                 usage = obj.get("usage") if isinstance(obj, dict) else None
-                out.usage = usage if isinstance(usage, dict) else None
-            if meter is not None:
-                out.usage, out.usage_estimated = meter.settled(call.plan.body)
+                answers.note_usage(call, usage if isinstance(usage, dict) else None)
 
     def error_event(self, call: Call, err: ProxyError) -> bytes:
         """An error once a stream has begun: an SSE event in OpenAI's error shape, naming the request."""
-        call.outcome.status = err.status
+        self.answers.note_status(call, err.status)
         body = err.body()
         body["error"]["request_id"] = call.client.request_id
         return sse.encode(body)

@@ -49,6 +49,10 @@ class Limiter(Protocol):
 class Keeper(Protocol):
     """Keeps a stored response as the client gets it (whole, or at a stream's terminal event)."""
 
+    #: no keepalive before the answer's first byte (truncation auto asks again when the upstream says the context
+    #: is exceeded, an error that must stay an HTTP one); the sequence keeps it in the plan
+    quiet: bool
+
     def attach(self, ex: Any) -> None:
         """Ride on the front door's exchange (fronts/front.py's Exchange: the Front interface is not yet the
         sequence's own), which reports the answer as it is encoded."""

@@ -5,8 +5,9 @@ encoder: the journal's copy of the upstream's own answer is taken first, then th
 
 Byte filters run on the bytes that go to the client, after the encoder, streamed (`stream`) or whole
 (`whole`): a routed fallback's answer names the model the client asked for, then configured secrets are
-replaced, then the journal's tap measures what the client got. A filter that does not apply to a call
-returns its input as it is (no wrapper, no cost per chunk).
+replaced, then the journal's tap measures what the client got (answers.py's OutputTap). A filter that does
+not apply to a call returns its input as it is (no wrapper, no cost per chunk). Filters write no Outcome: what
+one finds goes to the answer side that owns it (a `keep` callback, answers.py's note_* methods).
 """
 
 from __future__ import annotations
@@ -32,11 +33,15 @@ class ItemFilter(Protocol):
     def __call__(self, call: Call, items: Iterator[StreamItem]) -> Iterator[StreamItem]: ...
 
 
-def upstream_copy(journal_bytes: int) -> ItemFilter:
+# What a filter found, handed to the answer side to record (call, value).
+Keep = Callable[[Call, object], None]
+
+
+def upstream_copy(journal_bytes: int, keep: Keep | None = None) -> ItemFilter:
     """Journals: the upstream's own answer assembled as it passes, while its bytes (the tap on the upstream
-    response) stay under JOURNAL_BODY_BYTES."""
+    response) stay under JOURNAL_BODY_BYTES; `keep(call, answer)` records it (answers.py's note_upstream_output)."""
     def apply(call: Call, items: Iterator[StreamItem]) -> Iterator[StreamItem]:
-        return _captured(call, items) if journal_bytes else items
+        return _captured(call, items, keep) if journal_bytes and keep is not None else items
     return apply
 
 
@@ -106,18 +111,18 @@ def _without_head(fragment: dict) -> None:
         function.pop("name", None)
 
 
-def item_filters(journal_bytes: int) -> list[ItemFilter]:
-    return [upstream_copy(journal_bytes), tool_call_indexes, think_tags]
+def item_filters(journal_bytes: int, keep: Keep | None = None) -> list[ItemFilter]:
+    return [upstream_copy(journal_bytes, keep), tool_call_indexes, think_tags]
 
 
-def _captured(call: Call, items: Iterable[StreamItem]) -> Iterator[StreamItem]:
+def _captured(call: Call, items: Iterable[StreamItem], keep: Keep) -> Iterator[StreamItem]:
     capture = StreamCapture(call.outcome.upstream_tap)
     try:
         for item in items:
             capture.add(item)
             yield item
     finally:
-        call.outcome.upstream_output = capture.result()
+        keep(call, capture.result())
 
 
 def think_items(items: Iterable[StreamItem], cfg: ThinkConfig) -> Iterator[StreamItem]:
@@ -214,25 +219,6 @@ class ScrubSecrets:
 
     def whole(self, call: Call, data: bytes) -> bytes:
         return self.secrets.data(data) if self.secrets else data
-
-
-class OutputTap:
-    """Journals: the answer bytes sent to the client, measured and hashed (up to JOURNAL_BODY_BYTES kept); a
-    whole answer longer than that is recorded as bytes (prefix, length, hash) instead of its object."""
-
-    def __init__(self, journal_bytes: int) -> None:
-        self.journal_bytes = journal_bytes
-
-    def stream(self, call: Call, chunks: Iterable[bytes]) -> Iterable[bytes]:
-        if not self.journal_bytes:
-            return chunks
-        tap = call.outcome.output_tap = BodyTap(self.journal_bytes)
-        return tap.tapped(chunks)
-
-    def whole(self, call: Call, data: bytes) -> bytes:
-        if self.journal_bytes and len(data) > self.journal_bytes:
-            call.outcome.output = data
-        return data
 
 
 def _renamer(asked: str) -> Callable[[bytes], bytes]:

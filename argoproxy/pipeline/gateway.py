@@ -45,7 +45,7 @@ from argoproxy.turns import under_gevent
 from argoproxy.pipeline.stream_usage import Meter, native_usage
 from argoproxy.pipeline.think import ThinkConfig
 from argoproxy.pipeline.template_overhead import estimated_prompt
-from argoproxy.pipeline.backend import Backend, StreamItem
+from argoproxy.pipeline.backend import Prepared, Backend, StreamItem
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing, sanitize_message
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, Upstream, replayable, stream_error
@@ -75,7 +75,7 @@ class Gateway:
         self.fronts = FrontAnswers(self.answers, upstream.read_timeout)  # the front doors' encoder
         self._think_cache: BoundedCache[ThinkConfig | None] = BoundedCache(THINK_CACHE)  # keyed by client names
         self.capabilities = CapabilityTable(settings.backend, settings.model_capabilities)
-        self.item_filters = item_filters(self.answers.journal_bytes)  # the decoded stream's transforms, in order
+        self.item_filters = item_filters(self.answers.journal_bytes, self.answers.note_upstream_output)  # the decoded stream's transforms, in order
         # Set by serve/build.py once the worker's gateway exists (they need it): None when not configured.
         self.routing: Dispatcher | None = None  # `models`: several deployments (argoproxy/routing/)
         self.limiter: Limiter | None = None  # `key_limits`
@@ -124,8 +124,11 @@ class Gateway:
         body = self.translate(call, front, body, count_only, args)
         if count_only:
             return self.count_tokens(call, front, body)
-        if keeper is not None and call.plan.exchange is not None:
-            keeper.attach(call.plan.exchange)
+        if keeper is not None:
+            if call.plan.exchange is not None:
+                keeper.attach(call.plan.exchange)
+            if keeper.quiet:  # no keepalive first: the upstream's context error stays an HTTP one, asked again
+                call.plan.kept_alive = True
         call.plan.body = body
         return self.dispatch(call)
 
@@ -185,9 +188,13 @@ class Gateway:
         return self.answers.whole(call, obj, self.fronts.headers(call, [("Content-Type", "application/json")]))
 
     # ---------------------------------------------------------------- one deployment
-    def serving(self, call: Call, served_by: str, model: str | None, shown: str, renamed_to: str | None = None) -> str:
+    def serving(self, call: Call, served_by: str, model: str | None, shown: str, renamed_to: str | None = None,
+                routed: bool = False) -> str:
         """The deployment about to serve, for journals, metrics and the X-Served-* headers (returned: the model
-        as a header shows it); `renamed_to`: a fallback's answer names the model asked for."""
+        as a header shows it); `renamed_to`: a fallback's answer names the model asked for; `routed`: routing's
+        attempt, whose body names the model of its entry (a fallback's)."""
+        if routed and model is not None:
+            call.plan.set_member("model", model)
         out = call.outcome
         out.deployment, out.served_model, out.renamed_to = served_by, model, renamed_to
         out.served_header = shown = header_safe(shown)
@@ -360,9 +367,29 @@ class Gateway:
         plan = call.plan
         model = plan.body.get("model")
         plan.upstream_model = model if isinstance(model, str) else None  # the backend's prepare may resolve it
-        plan.backend_state = self.backend.prepare(call)
+        prepared = self.backend.prepare(call)
+        if isinstance(prepared, Prepared):
+            self.prepared(call, prepared)
+        else:  # a provider of before Prepared: its state
+            plan.backend_state = prepared
         if plan.kind in ADAPTED_KINDS:
             self.adapt(call, plan.body, CHAT, plan.upstream_model or plan.model)
+
+    @staticmethod
+    def prepared(call: Call, prepared: Prepared) -> None:
+        """What the backend decided, kept in the plan (the sequence writes the plan; the backend returns)."""
+        plan = call.plan
+        plan.backend_state = prepared.state
+        if prepared.upstream_model is not None:
+            plan.upstream_model = prepared.upstream_model
+        if prepared.timeout is not None:
+            plan.timeout = prepared.timeout
+        if prepared.changed:
+            plan.touch(*prepared.changed)
+        if prepared.body_changed:
+            plan.body_changed = True
+        if prepared.adapted:
+            plan.adapted.extend(prepared.adapted)
 
     def adapt(self, call: Call, body: dict[str, Any], shape: Shape, upstream_model: str | None,
               supply_limit: bool = True) -> None:
@@ -415,9 +442,9 @@ class Gateway:
         out.upstream_output = err.body()
         raise err
 
-    def route_sender(self, call: Call) -> Callable[..., UpstreamResponse]:
+    def route_sender(self, call: Call) -> RouteSend:
         """The exchange a backend's own route sends with: send(req, error=None) -> an answer under 300."""
-        return lambda req, error=None: self.exchange(call, req, ROUTE_SENDING, error)
+        return RouteSend(self, call)
 
     def send(self, call: Call, req: UpstreamRequest) -> UpstreamResponse:
         """Send upstream; a 400 naming an optional parameter the request holds is sent once more without it, and
@@ -493,6 +520,9 @@ class Gateway:
         plan.client_stream = body.get("stream") is True and not count_only
         self.adapt(call, body, front.native_shape or CHAT, self.backend.front_model(front.name, plan.model),
                    supply_limit=not count_only)
+        prepared = self.backend.prepare_front(call, front.name, body, count_only)
+        if prepared is not None:
+            self.prepared(call, prepared)
         req = self.backend.front_request(call, front.name, body, count_only)  # encode
         resp = self.exchange(call, req, error=self.relayed_error)
         out = call.outcome
@@ -501,7 +531,7 @@ class Gateway:
         out.status = resp.status_code
         chunks = self.first_read(resp, read_chunks(resp))
         if plan.team_key is not None:  # its usage counts against the key: read from the bytes as they pass
-            chunks = native_usage(chunks, out, body)
+            chunks = native_usage(chunks, self.usage_noter(call), body)
         return Answer(self.answers.relay(call, resp, chunks), resp.status_code, headers, direct_passthrough=True)
 
     def relayed_error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
@@ -541,14 +571,19 @@ class Gateway:
                     raise self.cut_short(resp, exc) from None
                 data = answers.finished(call, data)
             if charged(call):  # its usage counts against the key (a whole answer: one read)
-                for _ in native_usage((data,), out):
+                for _ in native_usage((data,), self.usage_noter(call)):
                     pass
             answers.observe(call)
             return Answer(data, resp.status_code, out_headers)
         chunks = self.first_read(resp, read_chunks(resp, decode=decode))
         if charged(call) and (decode or not _encoded(resp)):  # its usage, read from the bytes as they pass
-            chunks = native_usage(chunks, out)
+            chunks = native_usage(chunks, self.usage_noter(call))
         return Answer(answers.relay(call, resp, chunks), resp.status_code, out_headers, direct_passthrough=True)
+
+    def usage_noter(self, call: Call) -> Callable[[dict[str, int], bool], None]:
+        """Where native_usage hands the usage it read from relayed bytes: the answer side's record of it."""
+        note = self.answers.note_usage
+        return lambda usage, estimated: note(call, usage, estimated)
 
     def first_read(self, resp: UpstreamResponse, body: Iterator[bytes]) -> Iterator[bytes]:
         """A relayed body with its first piece read now: a body cut before its first byte is a 502 of the door's
@@ -582,6 +617,24 @@ ROUTE_SENDING = Sending(retries_refused=False)  # a backend's own route (ARGO's 
 SERVED_MODEL = "X-Served-Model"  # the model that served (routed: the entry's; else the name asked for)
 SERVED_BY = "X-Served-By"  # host:port of the deployment that served
 _PRINTABLE = re.compile(r"[\x20-\x7e]{1,200}")
+
+
+class RouteSend:
+    """pipeline/backend.py's Send: a backend's own route sends through the sequence's exchange (ROUTE_SENDING) and
+    names the model it serves, which the sequence keeps in the plan."""
+
+    __slots__ = ("gateway", "call")
+
+    def __init__(self, gateway: Gateway, call: Call) -> None:
+        self.gateway, self.call = gateway, call
+
+    def __call__(self, req: UpstreamRequest, error: Callable[[Call, UpstreamResponse], ProxyError] | None = None
+                 ) -> UpstreamResponse:
+        return self.gateway.exchange(self.call, req, ROUTE_SENDING, error)
+
+    def serves(self, model: str | None, upstream_model: str | None) -> None:
+        plan = self.call.plan
+        plan.model, plan.upstream_model = model, upstream_model
 
 
 def header_safe(name: str) -> str:

@@ -29,7 +29,7 @@ from argoproxy.edge.model_readers import Named, Reader, Unreadable
 from argoproxy.edge.request_models import check_named, key_model_refused, query_model
 from argoproxy.edge.validation import model_allowed, require_model
 from argoproxy.errors import ProxyError
-from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.call import Call, Held
 
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
@@ -96,8 +96,9 @@ class Guard:
         if admit:
             owner, plan = self.owner, call.plan
             if owner.limiter is not None:
-                plan.key_limit, plan.limit_lease = owner.limiter.admit_call(
+                plan.key_limit, lease = owner.limiter.admit_call(
                     call, req.presented_keys if req is not None else (), body)
+                plan.limit_lease = Held(lease) if lease is not None else None
             if team_key is not None and owner.team_keys is not None:
                 plan.key_name = team_key.name  # a refusal below is this key's too (the status page names it)
                 plan.key_lease = owner.team_keys.admit_call(call, team_key, body)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any, Iterable, Iterator, TypeGuard
+from typing import Any, Callable, Iterable, Iterator, TypeGuard
 
 from argoproxy.pipeline.answer_shape import MAX_COUNT
 from argoproxy.upstream import sse
@@ -190,10 +190,12 @@ class AnswerTexts:
         return (self.deltas if self.delta_seen else self.others).total()
 
 
-def native_usage(chunks: Iterable[bytes], out: Any, body: dict[str, Any] | None = None) -> Iterator[bytes]:
-    """`chunks` as they are, setting out.usage (input_tokens, output_tokens) from the usage objects they carry,
-    also when the client leaves first. When none carried a count (a client gone before the end, an upstream that
-    sends none), the usage is estimated: the request `body`'s prompt and the texts the answer carried."""
+def native_usage(chunks: Iterable[bytes], counted: Callable[[dict[str, int], bool], None],
+                 body: dict[str, Any] | None = None) -> Iterator[bytes]:
+    """`chunks` as they are; once they end (also when the client leaves first), `counted(usage, estimated)` with
+    the usage (input_tokens, output_tokens) the usage objects they carry say (the answer side records it). When
+    none carried a count (a client gone before the end, an upstream that sends none), the usage is estimated:
+    the request `body`'s prompt and the texts the answer carried."""
     first: dict[bytes, int] = {}
     last: dict[bytes, int] = {}
     first_at = -1  # where the first usage object with counts starts in the stream
@@ -219,7 +221,6 @@ def native_usage(chunks: Iterable[bytes], out: Any, body: dict[str, Any] | None 
             inputs = last if any(name in last for name in _INPUTS) else first
             prompt = inputs.get(b"prompt_tokens", 0) or sum(inputs.get(name, 0) for name in _INPUTS[:1] + _INPUTS[2:])
             output = last.get(b"output_tokens", last.get(b"completion_tokens", 0))
-            out.usage = {"input_tokens": prompt, "output_tokens": output}
+            counted({"input_tokens": prompt, "output_tokens": output}, False)
         elif said is not None and body is not None:
-            out.usage = {"input_tokens": prompt_tokens(body), "output_tokens": said.total()}
-            out.usage_estimated = True
+            counted({"input_tokens": prompt_tokens(body), "output_tokens": said.total()}, True)

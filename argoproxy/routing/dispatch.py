@@ -194,9 +194,9 @@ class Routing:
     def attempt(self, call: Call, asked: str, name: str, dep: Deployment) -> Answer:
         """The pipeline on one deployment, up to the client's first byte."""
         view = self.gateways[dep.index]
-        call.plan.set_member("model", name)  # a fallback model
         shown = self.gateway.serving(call, dep.served_by, name, self.shown_name(name, asked),
-                                     asked if name != asked else None)  # a fallback's answer names the model asked
+                                     asked if name != asked else None,  # a fallback's answer names the model asked
+                                     routed=True)  # the body names the entry's model (a fallback's)
         self.router.started(dep)
         try:
             response = view.run(call)

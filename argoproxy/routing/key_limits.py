@@ -153,10 +153,12 @@ class KeyLimiter:
     def observe(self, call: Call) -> None:
         """Observer: every ending gives the call's hold back; the tokens its answer used (its usage, the estimate
         when the upstream sent none) count against its key's tpm."""
-        held = call.plan.limit_lease
-        if call.plan.key_limit is None or not isinstance(held, tuple):
+        lease = call.plan.limit_lease
+        if call.plan.key_limit is None or lease is None:
             return
-        call.plan.limit_lease = None  # once
+        held = lease.take()  # once (a background run's call shares the plan)
+        if not isinstance(held, tuple):
+            return
         usage = call.outcome.usage
         total: Any = 0
         if isinstance(usage, dict):

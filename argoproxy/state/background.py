@@ -66,8 +66,7 @@ class Background:
         answers = self.state.answers  # the request is observed (metrics, journals, its log line) as any
         if streamed:
             answer = follow_answer(self.state, echo["id"], -1)
-            call.outcome.status = 200
-            answer.response = observed(answers, call, answer.chunks)
+            answer.response = answers.produced(call, 200, answer.chunks)
             return answer
         return answers.whole(call, queued, [("Content-Type", "application/json")])
 
@@ -150,16 +149,6 @@ def spawn(fn: Any, *args: Any) -> None:
         gevent.spawn(fn, *args)
     else:
         threading.Thread(target=fn, args=args, daemon=True, name="background-response").start()
-
-
-def observed(answers: Any, call: Call, chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """A followed run's bytes to the client, the request observed once they end (or the client leaves)."""
-    try:
-        for data in chunks:
-            call.outcome.bytes_out += len(data)
-            yield data
-    finally:
-        answers.observe(call)
 
 
 def follow_answer(state: ResponsesState, resp_id: str, after: int) -> Answer:

@@ -41,6 +41,7 @@ class Keeper:
         self.kept = 0  # events written
         self.flushed = 0.0
         self.cancelled = False
+        self.quiet = False  # no keepalives first (truncation auto's retries): the sequence plans it so
         self.saved: dict[str, Any] | None = None
 
     def attach(self, ex: Exchange) -> None:

@@ -106,7 +106,7 @@ class ResponsesState:
         upstream says the context is exceeded (no keepalive is sent first, so that error is still an HTTP one)."""
         items = history.items
         if auto and items:
-            call.plan.kept_alive = True
+            keeper.quiet = True
         while True:
             try:
                 return attempt(call, chain.stateless_body(body, items + history.new), keeper)

@@ -26,7 +26,7 @@ from argoproxy.teamkeys.lookup_cache import LRU
 from argoproxy.teamkeys.reservation import reservation
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens, usage_counts
+from argoproxy.pipeline.answers import answer_tokens
 
 log = logging.getLogger("cot_proxy")
 
@@ -174,9 +174,7 @@ class TeamKeys:
         record = call.plan.team_key
         if record is None:
             return
-        prompt, completion = answer_tokens(call)
-        if call.outcome.usage is None and (prompt or completion):  # the estimate charged: /metrics and /ui say it too
-            call.outcome.usage, call.outcome.usage_estimated = estimated_usage(prompt, completion), True
+        prompt, completion = answer_tokens(call)  # no usage came: the answer side's estimate (Answers.observe)
         model = call.plan.model if isinstance(call.plan.model, str) else "-"
         model = model[:200]
         lease = call.plan.key_lease
@@ -288,29 +286,6 @@ class Lease:
     tokens: int
     hold: str  # where the store keeps it (its own name)
     done: bool = False
-
-
-def answer_tokens(call: Call) -> tuple[int, int]:
-    """(input, output) tokens of an answer: its usage (OpenAI's or Anthropic's names), else, for an answer the
-    upstream gave (a client that left mid-stream, an upstream that sends no usage), the count_tokens estimate
-    of the request and of what was answered: an answer is never free."""
-    usage = call.outcome.usage
-    if isinstance(usage, dict):
-        prompt, completion = usage_counts(usage)
-        return (prompt if isinstance(prompt, int) else 0), (completion if isinstance(completion, int) else 0)
-    status = call.outcome.upstream_status
-    if status is None or not 200 <= status < 300 or not isinstance(call.plan.body, dict):
-        return 0, 0
-    if call.plan.meter is not None:  # a chat stream: what it relayed so far
-        settled, _ = call.plan.meter.settled(call.plan.body)
-        if settled is not None:
-            return settled.get("prompt_tokens", 0), settled.get("completion_tokens", 0)
-    output = OutputCount()
-    answer = call.outcome.output
-    for choice in (answer.get("choices") if isinstance(answer, dict) else None) or ():
-        if isinstance(choice, dict):
-            output.add_delta(choice.get("message") or choice)
-    return prompt_tokens(call.plan.body), output.total()
 
 
 def open_store(keys_db: str, redis_url: str = "", outage: str = "local") -> Any:

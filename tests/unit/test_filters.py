@@ -6,7 +6,8 @@ from __future__ import annotations
 from argoproxy.config.settings import load_settings
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.filters import ModelName, OutputTap, ScrubSecrets, item_filters, think_tags
+from argoproxy.pipeline.answers import OutputTap
+from argoproxy.pipeline.filters import ModelName, ScrubSecrets, item_filters, think_tags
 from argoproxy.pipeline.think import ThinkConfig
 
 SECRET = "sk-upstream-0123456789abcdef"

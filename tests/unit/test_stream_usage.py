@@ -76,12 +76,19 @@ def test_messages_normalized_for_chat_servers():
     assert not normalize("not a list", keep_developer=False)
 
 
+class Counted:
+    """What native_usage hands on (the answer side's note_usage)."""
+    usage: dict | None = None
+    usage_estimated = False
+
+    def __call__(self, usage: dict, estimated: bool) -> None:
+        self.usage, self.usage_estimated = usage, estimated
+
+
 def _native(pieces: list[bytes]) -> dict | None:
-    class Outcome:
-        usage = None
-    out = Outcome()
-    list(native_usage(iter(pieces), out))
-    return out.usage
+    counted = Counted()
+    list(native_usage(iter(pieces), counted))
+    return counted.usage
 
 
 def test_a_native_answers_usage_is_read_from_its_bytes_wherever_the_reads_cut_them():
@@ -109,21 +116,18 @@ def test_a_usage_member_in_a_tools_input_is_not_the_answers():
 def test_a_native_answer_without_usage_is_estimated_from_its_request_and_texts():
     """No usage object in the bytes: the request's prompt and the texts the answer carried are counted (a
     Responses body's `instructions` and `input` items, the stream's deltas); with a usage object, it stands."""
-    class Outcome:
-        usage = None
-        usage_estimated = False
     body = {"model": "m", "instructions": "be brief", "input": [
         {"role": "user", "content": [{"type": "input_text", "text": "hello there"}]},
         {"type": "function_call", "call_id": "c", "name": "f", "arguments": '{"city": "Paris"}'},
         {"type": "function_call_output", "call_id": "c", "output": "sunny"}]}
     delta = {"type": "response.output_text.delta", "delta": "General Kenobi"}
-    out = Outcome()
+    out = Counted()
     list(native_usage(iter([f"data: {json.dumps(delta)}\n\n".encode()]), out, body))
     expected_in = sum(count_text(t) for t in ("be brief", "hello there", '{"city": "Paris"}', "sunny"))
     expected_in += template_tokens(body)
     assert out.usage == {"input_tokens": expected_in, "output_tokens": count_text("General Kenobi")}
     assert out.usage_estimated
-    counted = Outcome()
+    counted = Counted()
     list(native_usage(iter([b'data: {"delta": "x", "usage": {"input_tokens": 7, "output_tokens": 3}}\n\n']), counted,
                       body))
     assert counted.usage == {"input_tokens": 7, "output_tokens": 3} and not counted.usage_estimated

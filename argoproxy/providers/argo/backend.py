@@ -8,7 +8,7 @@ raw routes /v1/chat and /v1/embed (ARGO's JSON) and /v1/status (a hello through 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qs
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -26,7 +26,7 @@ from argoproxy.providers.argo import convert, models, normalize, stream, text_ca
 from argoproxy.providers.argo.live_models import LiveModels
 from argoproxy.providers.argo.settings import model_list_url, own_url
 from argoproxy.providers.argo.text_calls import DEFAULT_LIMIT as TEXT_CALL_LIMIT
-from argoproxy.providers.base import Backend
+from argoproxy.providers.base import Backend, Prepared, Send
 from argoproxy.edge.request_body import parse_object
 from argoproxy.upstream.client import READ_ERRORS
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
@@ -86,11 +86,14 @@ class ArgoBackend(Backend):
 
     # ------------------------------------------------------------------ request side
     # ------------------------------------------------------------------ request side
-    def prepare(self, call: Call) -> ArgoState:
-        if "timeout" in call.plan.body:
-            call.plan.timeout = pop_timeout(call.plan.body)
-            call.plan.touch("timeout")
-        return self.prepare_body(call, self.user_for(call), "embed" if call.plan.kind == "embeddings" else "chat")
+    def prepare(self, call: Call) -> Prepared:
+        body = call.plan.body
+        timed = "timeout" in body
+        timeout = pop_timeout(body) if timed else None  # the proxy's, never sent upstream
+        prepared = self.prepare_body(call, self.user_for(call), "embed" if call.plan.kind == "embeddings" else "chat")
+        if not timed:
+            return prepared
+        return replace(prepared, timeout=timeout, changed=prepared.changed + ("timeout",))
 
     @staticmethod
     def served_name(call: Call) -> str | None:
@@ -105,8 +108,9 @@ class ArgoBackend(Backend):
         assert isinstance(state, ArgoState), "prepare runs before encode and decode"
         return state
 
-    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> ArgoState:
-        """The mode's own preparation of call.plan.body (in place), for this ARGO user and model kind."""
+    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> Prepared:
+        """The mode's own preparation of call.plan.body (in place), for this ARGO user and model kind; its state
+        an ArgoState."""
         raise NotImplementedError
 
     @staticmethod
@@ -184,7 +188,7 @@ class ArgoBackend(Backend):
     def raw_chat(self, call: Call, send: Send) -> Answer:
         """ARGO's own chat JSON in and out (raw text when streaming), after user and model preparation."""
         body, timeout = self._raw_body(call)
-        model_id = self._admitted(call, body.get("model"), "chat")
+        model_id = self._admitted(send, body.get("model"), "chat")
         streaming = body.get("stream") is True
         argo_body = normalize.normalize_chat({k: v for k, v in body.items() if k != "stream"}, model_id=model_id,
                                              user=self.user_for(call), upstream_stream=streaming)
@@ -206,7 +210,7 @@ class ArgoBackend(Backend):
 
     def raw_embed(self, call: Call, send: Send) -> Answer:
         body, timeout = self._raw_body(call)
-        body["model"] = self._admitted(call, body.get("model") or "v3small", "embed")
+        body["model"] = self._admitted(send, body.get("model") or "v3small", "embed")
         body["user"] = self.user_for(call)
         if "prompt" not in body and "input" in body:
             value = body.pop("input")
@@ -219,7 +223,7 @@ class ArgoBackend(Backend):
     def status(self, call: Call, send: Send) -> Answer:
         """A real "Say hello" chat through the configured (or default) model, as a chat.completion."""
         model = self.fallback or "gpt4o"
-        call.plan.model = call.plan.upstream_model = model
+        send.serves(model, model)
         argo_body = convert.chat_request_to_argo({"messages": [{"role": "user", "content": STATUS_PROMPT}]},
                                                  model_id=model, user=self.settings.user)
         req = UpstreamRequest("POST", self.settings.argo_url, {"Content-Type": "application/json"}, dumps(argo_body))
@@ -232,11 +236,12 @@ class ArgoBackend(Backend):
         body = parse_object(call.plan.raw_body)
         return body, pop_timeout(body)
 
-    def _admitted(self, call: Call, model: Any, kind: models.Kind) -> str:
-        """The ARGO model id for a raw route (the guard held it to the allow-list: chat_models, embed_models)."""
-        call.plan.model = model if isinstance(model, str) else None
-        call.plan.upstream_model = self.resolve(model, kind, fallback=self.fallback)
-        return call.plan.upstream_model
+    def _admitted(self, send: Send, model: Any, kind: models.Kind) -> str:
+        """The ARGO model id for a raw route (the guard held it to the allow-list: chat_models, embed_models),
+        named to the sequence as the model served."""
+        model_id = self.resolve(model, kind, fallback=self.fallback)
+        send.serves(model if isinstance(model, str) else None, model_id)
+        return model_id
 
     def health(self, query: str = "") -> dict[str, Any]:
         """No upstream call unless asked (?deep=1): then ARGO's chat URL (native: its OpenAI base) must answer."""
@@ -249,8 +254,6 @@ class ArgoBackend(Backend):
         return {"status": "healthy", "backend": "argo", "target_url": mask_url(url), "deep": True}
 
 
-# The sequence's exchange a backend route sends with (Gateway.route_sender): send(req, error) -> an answer under 300.
-Send = Callable[..., UpstreamResponse]
 
 
 def raw_error(call: Call, resp: UpstreamResponse) -> ProxyError:

@@ -14,7 +14,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.providers.argo import models, text_call_answers
 from argoproxy.providers.argo.normalize import CLAUDE_NON_STREAMING_MAX_TOKENS, over_cap
 from argoproxy.providers.argo.backend import ArgoBackend, ArgoState, native_model, pop_timeout
-from argoproxy.providers.base import StreamItem
+from argoproxy.providers.base import Prepared, StreamItem, set_member
 from argoproxy.upstream.relay import relay_sse, upstream_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 from argoproxy.upstream.url import join_url
@@ -33,24 +33,24 @@ class ArgoNativeBackend(ArgoBackend):
         return False  # answers reach the client as they were
 
     # ------------------------------------------------------------------ request side
-    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> ArgoState:
+    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> Prepared:
         plan = call.plan
         body = plan.body
+        changed: list[str] = []
         served = self.served_name(call)
         if served:
-            plan.set_member("model", native_model(served, kind, self.models_table(served, kind)))
+            set_member(body, "model", native_model(served, kind, self.models_table(served, kind)), changed)
         model = body.get("model")
-        plan.upstream_model = model if isinstance(model, str) else None
-        state = ArgoState(user, plan.upstream_model or "")
+        state = ArgoState(user, model if isinstance(model, str) else "")
+        adapted: tuple[str, ...] = ()
         if "claude" in str(model).lower():  # ARGO's OpenAI-compatible endpoint leaks them too
             state.text_calls = self.text_calls(call)
             if not plan.upstream_stream:
-                _cap_whole_claude(call)
+                adapted = _cap_whole_claude(body, changed)
         if user:  # username passthrough without a configured user: a client without a key sends its own
-            plan.set_member("user", user)
-        if plan.kind == "chat" and self.inline_images(body):
-            plan.body_changed = True
-        return state
+            set_member(body, "user", user, changed)
+        inlined = plan.kind == "chat" and self.inline_images(body)
+        return Prepared(state, model if isinstance(model, str) else None, tuple(changed), inlined, adapted=adapted)
 
     def encode(self, call: Call) -> UpstreamRequest:
         url = join_url(self.settings.native_openai_base_url, NATIVE_PATHS[call.plan.kind])
@@ -66,32 +66,38 @@ class ArgoNativeBackend(ArgoBackend):
         the chat translation."""
         return front == "messages" and "claude" in native_model(model or "", "chat", self.models_table(model)).lower()
 
-    def front_request(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> UpstreamRequest:
-        """The Messages request for ARGO's native Anthropic endpoint: alias mapped, user set (as the key and
-        in metadata.user_id), image URLs inlined, as native OpenAI mode does."""
-        plan = call.plan
-        assert body is plan.body, "the door's body: its members are the client's bytes"
-        if "timeout" in body:
-            plan.timeout = pop_timeout(body)
-            plan.touch("timeout")
-        user = self.user_for(call)
+    def prepare_front(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> Prepared:
+        """The Messages request for ARGO's native Anthropic endpoint: alias mapped, user set (in metadata.user_id;
+        front_request sends it as the key), image URLs inlined, as native OpenAI mode does."""
+        assert body is call.plan.body, "the door's body: its members are the client's bytes"
+        changed: list[str] = []
+        timed = "timeout" in body
+        timeout = pop_timeout(body) if timed else None  # the proxy's, never sent upstream
+        if timed:
+            changed.append("timeout")
         model = body.get("model") or ""
-        plan.upstream_model = native_model(model, "chat", self.models_table(model))
-        plan.set_member("model", plan.upstream_model)
+        upstream_model = native_model(model, "chat", self.models_table(model))
+        set_member(body, "model", upstream_model, changed)
+        adapted: tuple[str, ...] = ()
+        inlined = False
         if not count_only:
             if body.get("stream") is not True:
-                _cap_whole_claude(call)
+                adapted = _cap_whole_claude(body, changed)
             metadata = body.get("metadata")
-            body["metadata"] = {**(metadata if isinstance(metadata, dict) else {}), "user_id": user}
-            plan.touch("metadata")
-            if self.inline_anthropic_images(body):
-                plan.body_changed = True
+            body["metadata"] = {**(metadata if isinstance(metadata, dict) else {}), "user_id": self.user_for(call)}
+            changed.append("metadata")
+            inlined = self.inline_anthropic_images(body)
+        return Prepared(None, upstream_model, tuple(changed), inlined, timeout, adapted)
+
+    def front_request(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> UpstreamRequest:
+        """The prepared Messages request (prepare_front) to ARGO's native Anthropic endpoint."""
+        plan = call.plan
         base = self.settings.native_anthropic_base_url
         url = join_url(base, "/count_tokens") if count_only else base
-        headers = {"Content-Type": "application/json", "X-Api-Key": user,
-                   "Anthropic-Version": call.plan.headers.get("Anthropic-Version") or "2023-06-01"}
-        if call.plan.headers.get("Anthropic-Beta"):
-            headers["Anthropic-Beta"] = call.plan.headers["Anthropic-Beta"]
+        headers = {"Content-Type": "application/json", "X-Api-Key": self.user_for(call),
+                   "Anthropic-Version": plan.headers.get("Anthropic-Version") or "2023-06-01"}
+        if plan.headers.get("Anthropic-Beta"):
+            headers["Anthropic-Beta"] = plan.headers["Anthropic-Beta"]
         if body.get("stream") is True and not count_only:
             headers.update({"Accept": "text/event-stream", "Accept-Encoding": "identity"})
         return UpstreamRequest("POST", url, headers, plan.body_bytes(), plan.timeout)
@@ -145,10 +151,12 @@ def _url_image_sources(body: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _cap_whole_claude(call: Call) -> None:
+def _cap_whole_claude(body: dict[str, Any], changed: list[str]) -> tuple[str, ...]:
     """A Claude request answered whole asks for at most 21000 tokens, as standard mode's: ARGO answers a longer
-    one with "Streaming is required for operations that may take longer than 10 minutes" (argo-proxy #107)."""
-    plan = call.plan
-    for key in over_cap(plan.body):
-        plan.set_member(key, CLAUDE_NON_STREAMING_MAX_TOKENS)
-        plan.adapted.append(f"{key}={CLAUDE_NON_STREAMING_MAX_TOKENS}")
+    one with "Streaming is required for operations that may take longer than 10 minutes" (argo-proxy #107).
+    Returns the changes for X-Adapted-Params."""
+    adapted = []
+    for key in over_cap(body):
+        set_member(body, key, CLAUDE_NON_STREAMING_MAX_TOKENS, changed)
+        adapted.append(f"{key}={CLAUDE_NON_STREAMING_MAX_TOKENS}")
+    return tuple(adapted)

@@ -11,7 +11,8 @@ from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.argo import convert, models, stream, text_call_answers, tools
-from argoproxy.providers.argo.backend import ArgoBackend, ArgoState, Send, raw_error
+from argoproxy.providers.argo.backend import ArgoBackend, ArgoState, raw_error
+from argoproxy.providers.base import Prepared, Send
 from argoproxy.providers.base import StreamItem
 from argoproxy.upstream.client import READ_ERRORS, stream_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
@@ -29,15 +30,14 @@ class ArgoStandardBackend(ArgoBackend):
         return wanted
 
     # ------------------------------------------------------------------ request side
-    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> ArgoState:
+    def prepare_body(self, call: Call, user: str, kind: models.Kind) -> Prepared:
         model_id = self.resolve(self.served_name(call), kind, fallback=self.fallback)
-        call.plan.upstream_model = model_id
         if call.plan.kind == "chat":
             self.inline_images(call.plan.body)
         family = models.model_family(model_id)
         prompt_tools = tools.uses_prompt_tools(family, self.settings.tool_prompt)
         text_calls = self.text_calls(call) if family == "anthropic" and not prompt_tools else None
-        return ArgoState(user, model_id, family, prompt_tools, text_calls)
+        return Prepared(ArgoState(user, model_id, family, prompt_tools, text_calls), upstream_model=model_id)
 
     def encode(self, call: Call) -> UpstreamRequest:
         x = self.state(call)

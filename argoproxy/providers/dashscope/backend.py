@@ -11,7 +11,7 @@ from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
-from argoproxy.providers.base import Backend, StreamItem
+from argoproxy.providers.base import Backend, Prepared, StreamItem
 from argoproxy.providers.dashscope import translate as dashscope
 from argoproxy.upstream.relay import upstream_events
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
@@ -49,8 +49,9 @@ class DashScopeBackend(Backend):
                              code="missing_api_key")
         return key
 
-    def prepare(self, call: Call) -> None:
-        call.plan.upstream_model = dashscope.native_model(require_model(call.plan.body.get("model")))  # no default model
+    def prepare(self, call: Call) -> Prepared:
+        # no default model
+        return Prepared(upstream_model=dashscope.native_model(require_model(call.plan.body.get("model"))))
 
     def encode(self, call: Call) -> UpstreamRequest:
         if call.plan.kind == "embeddings":
