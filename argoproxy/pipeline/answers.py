@@ -283,8 +283,9 @@ def answer_tokens(call: Call) -> tuple[int, int]:
         prompt, completion = usage_counts(usage)
         return (prompt if isinstance(prompt, int) else 0), (completion if isinstance(completion, int) else 0)
     status = call.outcome.upstream_status
-    if status is None or not 200 <= status < 300 or not isinstance(call.plan.body, dict):
-        return 0, 0
+    if status is None or not 200 <= status < 300 or not isinstance(call.plan.body, dict) or not call.plan.body:
+        return 0, 0  # no request read (a forwarded GET, a poll of work done before): nothing estimated, not even
+        # the chat template's overhead
     if call.plan.meter is not None:  # a chat stream: what it relayed so far
         settled, _ = call.plan.meter.settled(call.plan.body)
         if settled is not None:
