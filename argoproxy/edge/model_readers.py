@@ -74,7 +74,27 @@ def members(*keys: str) -> Reader:
     return read
 
 
-body_model = members("model")
+def body_model(call: Call, named: Named) -> None:
+    """A forwarded body's `model` at the top level, and every string `model` member nested in it: OpenAI's
+    forwarded APIs name more models inside (a fine-tuning grader's, an image-generation tool's, a realtime
+    session's, an eval run's data source), and a permitted top-level `model` must not carry them past the guard.
+    Nested members that are no string (a JSON schema's `properties.model`) name no model."""
+    top = field_name("model")
+    for obj in body_objects(call):
+        stack: list[Any] = []
+        for key, value in obj:
+            if isinstance(key, str) and field_name(key) == top:
+                named(value)
+            elif isinstance(value, (dict, list)):
+                stack.append(value)
+        while stack:  # bounded: the body parser caps a body's containers
+            item = stack.pop()
+            for key, value in (item.items() if isinstance(item, dict) else enumerate(item)):
+                if isinstance(value, str):
+                    if isinstance(key, str) and field_name(key) == top:
+                        named(value)
+                elif isinstance(value, (dict, list)):
+                    stack.append(value)
 
 
 def path_models(call: Call, named: Named) -> None:

@@ -95,6 +95,13 @@ def test_azure_batch_paths_are_checked_like_v1_batches(guarded):
     ("POST", "/v1/videos", {"prompt": "a cat"}),  # no model: the upstream's default (sora-2)
     ("POST", "/v1/videos", None),
     ("POST", "/tokenize", b"\x00\x01binary"),  # a body that is neither JSON nor a form: unreadable
+    # a permitted top-level model carried forbidden ones nested inside (the attacker review)
+    ("POST", "/v1/fine_tuning/jobs", {"model": "gpt-4o", "training_file": "f", "method": {
+        "type": "reinforcement", "reinforcement": {"grader": {"type": "score_model", "model": "evil"}}}}),
+    ("POST", "/v1/realtime/client_secrets", {"model": "gpt-4o", "session": {"type": "realtime", "model": "evil"}}),
+    ("POST", "/v1/evals/e1/runs", {"model": "gpt-4o", "data_source": {"type": "completions", "model": "evil"}}),
+    ("POST", "/v1/anything",
+     json.dumps([{"model": "gpt-4o", "tools": [{"type": "image_generation", "Model": "evil"}]}]).encode()),
 ])
 def test_models_named_elsewhere_or_not_at_all_are_refused(guarded, method, target, body):
     """Bypass (c): Ollama's API names its model under `name` (and source/destination/from); a request naming none
@@ -113,6 +120,10 @@ def test_paths_that_name_no_model_pass_and_allowed_names_pass(guarded):
         assert handle(door, method, target, None, auth)[0] == 200, target
     assert handle(door, "POST", "/api/pull", {"name": "gpt-4o"}, auth)[0] == 200
     assert handle(door, "POST", "/v1/videos", {"model": "gpt-4o-video", "prompt": "x"}, auth)[0] == 200
+    schema = {"type": "object", "properties": {"model": {"type": "string"}}}  # a nested non-string names none
+    assert handle(door, "POST", "/v1/videos", {"model": "gpt-4o-video", "schema": schema}, auth)[0] == 200
+    nested = {"model": "gpt-4o", "session": {"model": "gpt-4o-realtime"}}  # nested names pass when allowed
+    assert handle(door, "POST", "/v1/realtime/client_secrets", nested, auth)[0] == 200
 
 
 def test_model_free_paths_are_the_operators(make):
