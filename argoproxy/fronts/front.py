@@ -138,6 +138,9 @@ class Front:
     #: reads them (argoproxy/edge/model_readers.py; held to ALLOWED_MODELS and team keys' globs), under
     #: FRONTS_PASSTHROUGH too
     model_readers: tuple[tuple[str, Any], ...] = ()
+    #: Forwarded paths that change what the upstream serves (Ollama's pull, push, copy, create, delete): the
+    #: operator's; a team key is refused there (it may use models, not change the ones other teams use).
+    operator_paths: tuple[str, ...] = ()
     #: what SSE_KEEPALIVE sends while a stream waits on its upstream (argoproxy/edge/keepalive.py)
     keepalive_beat = b": keepalive\n\n"
     #: the chat-completions path the internal request takes upstream

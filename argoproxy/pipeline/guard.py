@@ -75,6 +75,7 @@ class Guard:
         self.allowed: tuple[str, ...] = settings.allowed_models
         self.auth = settings.enable_auth
         self.model_free = ModelFree(settings.model_free_paths)
+        self.operator_paths = ModelFree(())  # the doors' (Front.operator_paths), set by the door
         self.owner = owner
 
     def check(self, call: Call, reader: Reader | None = None, *, required: bool = False, forwarded: bool = False,
@@ -88,6 +89,9 @@ class Guard:
         if self.auth and req is not None and not req.presented_keys:
             raise unauthorized("Missing API key.", "missing_api_key", invalid=False)
         team_key = req.team_key if req is not None else None
+        if team_key is not None and forwarded and self.operator_paths(call.client.method, call.plan.path):
+            raise ProxyError(403, f"/{call.plan.path} changes the models the upstream serves for everyone: the "
+                             "operator's keys may, a team key may not.", code="operator_route")
         key_models = team_key.models if team_key is not None else ()
         if self.allowed or key_models:
             self.models(call, reader, key_models, required, forwarded, served_later)

@@ -32,7 +32,7 @@ from argoproxy.edge.paths import PathError, canonical, raw_target
 from argoproxy.edge.model_readers import Named, Reader, body_model, compressed, path_models, reader_for
 from argoproxy.edge.request_body import read_request_body
 from argoproxy.pipeline.gateway import Gateway, charged
-from argoproxy.pipeline.guard import plan_model
+from argoproxy.pipeline.guard import ModelFree, plan_model
 from argoproxy.state.routes import StateRoutes, state_route
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.validation import model_allowed
@@ -95,6 +95,7 @@ class Door:
         # forwarded under FRONTS_PASSTHROUGH included).
         self.readers: tuple[tuple[str, Reader], ...] = tuple(pair for front in FRONTS.values()
                                                              for pair in front.model_readers)
+        gateway.guard.operator_paths = ModelFree(tuple(g for front in FRONTS.values() for g in front.operator_paths))
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
         self.forwards = self.backend.forwards_unknown and gateway.routing is None
         self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths, self.fronts)

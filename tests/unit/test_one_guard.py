@@ -118,7 +118,7 @@ def test_paths_that_name_no_model_pass_and_allowed_names_pass(guarded):
                            ("GET", "/openai/batches/b-1?api-version=1"), ("HEAD", "/v1/files"),
                            ("GET", "/v1/chat/completions/c-1"), ("POST", "/v1/batches/b-1/cancel")):
         assert handle(door, method, target, None, auth)[0] == 200, target
-    assert handle(door, "POST", "/api/pull", {"name": "gpt-4o"}, auth)[0] == 200
+    assert handle(door, "POST", "/api/pull", {"name": "gpt-4o"}, auth)[0] == (403 if auth else 200)  # operator's
     assert handle(door, "POST", "/v1/videos", {"model": "gpt-4o-video", "prompt": "x"}, auth)[0] == 200
     schema = {"type": "object", "properties": {"model": {"type": "string"}}}  # a nested non-string names none
     assert handle(door, "POST", "/v1/videos", {"model": "gpt-4o-video", "schema": schema}, auth)[0] == 200
@@ -240,3 +240,19 @@ def test_a_team_key_without_globs_reads_back_no_batch_file(make, tmp_path):
     status, _ = handle(door, "POST", "/v1/batches", {"input_file_id": "file-1", "endpoint": "/v1/chat/completions"},
                        {"Authorization": f"Bearer {TEAM_KEY}"})
     assert status == 200 and [(r.method, r.url) for r in up.sent] == [("POST", "http://upstream.test/v1/batches")]
+
+
+def test_a_team_key_may_not_manage_the_upstreams_models(make, tmp_path):
+    """Ollama's pull, push, copy, create and delete change what every team is served (a copy then a push sent an
+    operator's model to a registry host a glob like `good*` admitted): the operator's keys only."""
+    db = tmp_path / "keys.db"
+    SQLiteKeyStore(str(db)).create(KeyRecord("team", digest(TEAM_KEY), TEAM_KEY[:12], (), created=time.time()))
+    door, up, _ = make(ENABLE_AUTH="true", API_KEY_SECRET="admin-key", KEYS_DB=str(db), FRONTS_PASSTHROUGH="ollama")
+    team, admin = {"Authorization": f"Bearer {TEAM_KEY}"}, {"Authorization": "Bearer admin-key"}
+    for method, target, body in (("POST", "/api/pull", {"model": "gpt-4o"}), ("DELETE", "/api/delete", {"model": "m"}),
+                                 ("POST", "/api/copy", {"source": "a", "destination": "b"}),
+                                 ("POST", "/api/push", {"model": "m"}), ("POST", "/api/create", {"model": "m"})):
+        status, answer = handle(door, method, target, body, team)
+        assert status == 403 and "operator" in str(answer), (target, answer)
+        assert handle(door, method, target, body, admin)[0] == 200, target
+    assert handle(door, "POST", "/api/chat", {"model": "m", "messages": MSG}, team)[0] == 200

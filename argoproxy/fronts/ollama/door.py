@@ -55,6 +55,8 @@ class OllamaFront(Front):
     model_readers = (("/api/copy", members("source", "destination", "model", "name")),
                      ("/api/create", members("model", "name", "from")),
                      ("/api/*", members("model", "name")))
+    operator_paths = ("POST /api/pull", "POST /api/push", "POST /api/copy", "POST /api/create", "DELETE /api/delete",
+                      "* /api/blobs/*")
     texts_in_events = False  # a line's text is one JSON value, written once
     renamed = {"temperature": "options.temperature", "top_p": "options.top_p", "top_k": "options.top_k",
                "seed": "options.seed", "stop": "options.stop", "max_tokens": "options.num_predict",
