@@ -22,6 +22,7 @@ from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.answer_shape import chunk_text
 from argoproxy.pipeline.call_keys import CallKeys
+from argoproxy.pipeline.door_api import DoorArgs  # the sequence's own (the doors' modules name it from here too)
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens
 
 # Chunk-delta keys that carry reasoning text (DeepSeek/DashScope/vLLM<0.10; newer vLLM, OpenRouter).
@@ -49,15 +50,6 @@ class Pieces(list):
         if self.loose >= COMPACT:
             self[-COMPACT:] = ["".join(self[-COMPACT:])]
             self.loose = 0
-
-
-@dataclass(frozen=True)
-class DoorArgs:
-    """What the request target says beside the body: the Google door names the model and the method in its path
-    (`/v1beta/models/{model}:streamGenerateContent?alt=sse`); the other doors read both from the body."""
-    model: str | None = None
-    stream: bool = False
-    sse: bool = True  # a Google stream as SSE (`alt=sse`), else as one JSON array
 
 
 @dataclass(frozen=True)

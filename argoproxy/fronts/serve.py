@@ -137,5 +137,5 @@ class FrontAnswers:
 def translation(call: Call) -> tuple[Front, Exchange]:
     """The front door a translated call came in by, and its exchange."""
     front, ex = front_named(call.client.front), call.plan.exchange
-    assert front is not None and ex is not None, "only a translated call has a front door's answer"
+    assert front is not None and isinstance(ex, Exchange), "only a translated call has a front door's answer"
     return front, ex

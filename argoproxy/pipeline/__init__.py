@@ -7,7 +7,7 @@ Rule: the transforms (think, streamconv, stream_usage, tokens, upstream_messages
 pure: objects in, objects out, no I/O; the wire is reached only through argoproxy.upstream.
 
 May import: the shared modules, config, upstream, teamkeys, edge.
-Known exceptions: call.py and gateway.py name fronts (the Front interface, FrontAnswers): a part the sequence
-should reach through an interface of its own, as it reaches routing, key budgets and stored Responses
-(collaborators.py) and providers (backend.py).
+The sequence reaches the API doors through an interface of its own (door_api.py; serve/build.py hands it the
+doors' answer encoder), as it reaches routing, key budgets and stored Responses (collaborators.py) and
+providers (backend.py).
 """

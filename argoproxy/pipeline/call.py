@@ -26,7 +26,6 @@ from argoproxy.pipeline.think import ThinkConfig
 
 if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Request
-    from argoproxy.fronts.front import Exchange
     from argoproxy.upstream.body_tap import BodyTap
     from argoproxy.pipeline.stream_usage import Meter
     from argoproxy.config.routing_settings import KeyLimit
@@ -85,7 +84,8 @@ class Plan:
     include_usage: bool = False
     think: ThinkConfig | None = None
     timeout: float | None = None
-    exchange: Exchange | None = None  # a front door's translation state, while its answer is translated back
+    exchange: object = None  # a front door's translation state (pipeline/door_api.py's DoorExchange; the door's
+    # answer encoder knows its type), while its answer is translated back
     meter: Meter | None = None  # a chat stream under a token budget (pipeline/stream_usage.py)
     key_limit: KeyLimit | None = None  # the key_limits budget this call counts against
     team_key: KeyRecord | None = None  # the team key admitted (teamkeys/)

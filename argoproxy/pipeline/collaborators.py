@@ -54,8 +54,8 @@ class Keeper(Protocol):
     quiet: bool
 
     def attach(self, ex: Any) -> None:
-        """Ride on the front door's exchange (fronts/front.py's Exchange: the Front interface is not yet the
-        sequence's own), which reports the answer as it is encoded."""
+        """Ride on the front door's exchange (door_api.py's DoorExchange: fronts/front.py's Exchange), which reports
+        the answer as it is encoded."""
 
 
 # One attempt of a stored-Responses request: the call, its body with the history put before the input, the

@@ -29,8 +29,7 @@ from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.request_body import as_utf8, parse_with_members, read_request_body
 from argoproxy.edge.validation import validate
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import DoorArgs, Front
-from argoproxy.fronts.serve import FrontAnswers
+from argoproxy.pipeline.door_api import DoorArgs, DoorAnswersFactory, FrontDoor
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.edge import keepalive
 from argoproxy.pipeline import upstream_messages
@@ -65,14 +64,16 @@ ADAPTED_KINDS = frozenset({"chat", "completions"})  # requests with sampling and
 
 
 class Gateway:
-    def __init__(self, settings: Settings, backend: Backend, upstream: Upstream,
+    def __init__(self, settings: Settings, backend: Backend, upstream: Upstream, door_answers: DoorAnswersFactory,
                  answers: Answers | None = None) -> None:
         self.settings = settings
         self.backend = backend
         self.upstream = upstream
         self.answers = answers if answers is not None else Answers(settings)
         self.chat = ChatAnswers(self.answers, backend)  # the chat-completions door's encoder
-        self.fronts = FrontAnswers(self.answers, upstream.read_timeout)  # the front doors' encoder
+        # the API doors' encoder (fronts/serve.py's FrontAnswers, handed by serve/build.py: no door imported here)
+        self.door_answers = door_answers
+        self.fronts = door_answers(self.answers, upstream.read_timeout)
         self._think_cache: BoundedCache[ThinkConfig | None] = BoundedCache(THINK_CACHE)  # keyed by client names
         self.capabilities = CapabilityTable(settings.backend, settings.model_capabilities)
         self.item_filters = item_filters(self.answers.journal_bytes, self.answers.note_upstream_output)  # the decoded stream's transforms, in order
@@ -87,13 +88,13 @@ class Gateway:
 
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> "Gateway":
         """One routed deployment's view: its own backend, upstream and settings; the same answer side."""
-        return Gateway(settings, backend, upstream, self.answers)
+        return Gateway(settings, backend, upstream, self.door_answers, self.answers)
 
     def new_call(self, req: Request, kind: str, path: str) -> Call:
         return Call.of(kind, req.method, path, "", req.headers, req.request_id, req)
 
     # ---------------------------------------------------------------- the door's side
-    def api(self, call: Call, front: Front | None = None, count_only: bool = False,
+    def api(self, call: Call, front: FrontDoor | None = None, count_only: bool = False,
             args: DoorArgs | None = None) -> Answer:
         """Every API request: chat/completions, completions, embeddings, and the API doors' (`front`: the door,
         argoproxy/fronts/; `args`: what its path says, such as a model and method named there)."""
@@ -118,7 +119,7 @@ class Gateway:
         plan.body = body
         return self.dispatch(call)
 
-    def front_call(self, call: Call, front: Front, body: dict[str, Any], count_only: bool, args: DoorArgs | None,
+    def front_call(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool, args: DoorArgs | None,
                    keeper: Keeper | None = None) -> Answer:
         """A front door's request translated, then served as the chat request it became."""
         body = self.translate(call, front, body, count_only, args)
@@ -150,7 +151,7 @@ class Gateway:
         answer.headers.add_header(SERVED_BY, self.served_by)
         return answer
 
-    def translate(self, call: Call, front: Front, body: dict[str, Any], count_only: bool,
+    def translate(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool,
                   args: DoorArgs | None) -> dict[str, Any]:
         """A front door's request as the internal chat request; the call now serves the chat route."""
         chat, ex = front.to_chat(body, count_only, args)
@@ -174,7 +175,7 @@ class Gateway:
             raise front.own_error(err) from None
         return chat
 
-    def count_tokens(self, call: Call, front: Front, chat: dict[str, Any]) -> Answer:
+    def count_tokens(self, call: Call, front: FrontDoor, chat: dict[str, Any]) -> Answer:
         """The upstream's own count where it can count (pipeline/upstream_count.py: llama.cpp, vLLM), else the
         estimate (pipeline/tokens.py) over messages, system and tools with the chat template's overhead."""
         call.plan.kind = "count_tokens"
@@ -507,7 +508,7 @@ class Gateway:
         return payload
 
     # ---------------------------------------------------------------- answers relayed as they come
-    def relay_native(self, call: Call, front: Front, body: dict[str, Any], count_only: bool) -> Answer:
+    def relay_native(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool) -> Answer:
         """The upstream serves this front's API itself (FRONTS_PASSTHROUGH; a backend's native endpoint for a
         door's API): the guards, LLM_PARAMS and adaptation apply, the answer is relayed as it comes (no think
         transform or stream-mode conversion: the proxy does not parse it)."""

@@ -11,6 +11,7 @@ from argoproxy.observe.health import HealthCheck
 from argoproxy.observe.journal import Journal, journal_observer, setup_log_file
 from argoproxy.observe.logs import configure_logging, request_logger
 from argoproxy.observe.metrics import install_metrics
+from argoproxy.fronts.serve import FrontAnswers
 from argoproxy.pipeline.gateway import Gateway
 from argoproxy.providers import create_backend
 from argoproxy.redaction import Secrets, configured_secrets
@@ -30,7 +31,7 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     if upstream is None:
         upstream = real_upstream(settings)
     backend = create_backend(settings, upstream)
-    gateway = Gateway(settings, backend, upstream)
+    gateway = Gateway(settings, backend, upstream, FrontAnswers)  # the API doors' answer encoder
     if settings.debug:
         gateway.answers.observers.append(request_logger())
     if settings.log_dir:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from argoproxy.fronts.serve import FrontAnswers
 from argoproxy.pipeline import gateway
 from argoproxy.upstream import sse, client as upstream, wire
 from argoproxy.errors import ProxyError
@@ -146,7 +147,7 @@ def test_think_cache_is_bounded():
 
     settings = load_settings(environ={"THINK_MODE": "strip"})
     up = upstream.Upstream(1, 5, 0)
-    gw = gateway.Gateway(settings, create_backend(settings, up), up)
+    gw = gateway.Gateway(settings, create_backend(settings, up), up, FrontAnswers)
     for i in range(gateway.THINK_CACHE * 4):
         assert gw.think_config(f"model-{i}", f"model-{i}") is not None
     assert len(gw._think_cache) <= gateway.THINK_CACHE

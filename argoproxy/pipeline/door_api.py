@@ -1,0 +1,67 @@
+"""What the sequence asks of an API door (the front doors under argoproxy/fronts/ implement it; serve/build.py
+hands the sequence their answer encoder), so that the pipeline never imports a door, as it reaches providers
+(backend.py) and routing, key budgets and stored Responses (collaborators.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from argoproxy.pipeline.answers import AnswerEncoder, Answers
+
+if TYPE_CHECKING:
+    from argoproxy.errors import ProxyError
+    from argoproxy.pipeline.adapt import Shape
+    from argoproxy.pipeline.call import Call
+
+
+@dataclass(frozen=True)
+class DoorArgs:
+    """What the request target says beside the body: the Google door names the model and the method in its path
+    (`/v1beta/models/{model}:streamGenerateContent?alt=sse`); the other doors read both from the body."""
+    model: str | None = None
+    stream: bool = False
+    sse: bool = True  # a Google stream as SSE (`alt=sse`), else as one JSON array
+
+
+class DoorExchange(Protocol):
+    """A door's translation state for one request (fronts/front.py's Exchange), as far as the sequence reads and
+    sets it; the door's own answer encoder reads the rest."""
+    kind: str  # the internal request the door's became: chat, or (an embeddings door) embeddings
+    path: str
+    stream: bool
+    dropped: tuple[str, ...]  # what a chat backend cannot run, left out (logged)
+    input_tokens: int | None  # the prompt's estimate, for a stream whose start needs one
+    chat: dict[str, Any] | None  # the internal request
+    keep: int  # characters of answer text its stream encoder may keep for its closing events
+
+
+class FrontDoor(Protocol):
+    """An API door, as the sequence uses it (fronts/front.py's Front)."""
+    name: str
+    native_shape: Shape | None  # where its own body keeps the reasoning effort and the output limit
+    joins_answer_pieces: bool
+    counts_prompt_first: bool
+
+    def to_chat(self, body: dict[str, Any], count_only: bool = False,
+                args: DoorArgs | None = None) -> tuple[dict[str, Any], DoorExchange]: ...
+
+    def answer_budget(self, max_sse_event_bytes: int, journal_bytes: int) -> int: ...
+
+    def upstream_headers(self, headers: dict[str, str]) -> dict[str, str]: ...
+
+    def own_error(self, err: ProxyError) -> ProxyError: ...
+
+    def count_answer(self, count: int) -> dict[str, Any]: ...
+
+
+class DoorAnswers(AnswerEncoder, Protocol):
+    """The doors' answer encoder (fronts/serve.py's FrontAnswers): a translated call's answer in its door's shape."""
+
+    def headers(self, call: Call, headers: list[tuple[str, str]]) -> list[tuple[str, str]]: ...
+
+
+# How serve/build.py hands each deployment's sequence the doors' encoder: (the answer side, the upstream's read
+# timeout, named in a stalled read's error) -> the encoder.
+DoorAnswersFactory = Callable[[Answers, float], DoorAnswers]
