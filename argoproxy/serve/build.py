@@ -79,10 +79,12 @@ def team_keys(settings: Settings) -> TeamKeys:
 
 
 def real_upstream(settings: Settings) -> Upstream:
-    fast = settings.fast_path == "on"
-    if fast:
+    direct = None
+    if settings.fast_path == "on":
         from argoproxy import fastpath
+        from argoproxy.fastpath.pool import DirectPools
         fastpath.install()  # done in the Gunicorn master already; again here for the app built in-process
+        direct = DirectPools  # the Session's pools used directly (upstream/ imports no fastpath)
     return Upstream(settings.connect_timeout, settings.timeout, settings.max_retries,
                     pool_size=max(64, settings.worker_connections), max_response_bytes=settings.max_response_bytes,
-                    fast_path=fast)
+                    direct=direct)

@@ -5,6 +5,6 @@ body (body_tap.py), SSE framing, OpenAI-shaped answers relayed, and image inlini
 Rule: nothing here knows about clients, routes or the pipeline.
 
 May import: the shared modules.
-Known exception: client.py imports fastpath/pool.py lazily, when FAST_PATH is on (the fence's one way in
-for upstream calls).
+The fast path's direct use of the pools (fastpath/pool.py) is handed to the client by serve/build.py when
+FAST_PATH is on (Upstream's `direct`): nothing here imports fastpath.
 """

@@ -15,7 +15,7 @@ import logging
 import random
 import re
 import time
-from typing import Iterator
+from typing import Callable, Iterator, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
@@ -99,20 +99,30 @@ def url_credentials_as_header(req: UpstreamRequest) -> UpstreamRequest:
     return dataclasses.replace(req, url=url, headers=headers)
 
 
+class DirectSender(Protocol):
+    """The fast path's sender over a Session's own pools (fastpath/pool.py's DirectPools)."""
+
+    def send(self, req: UpstreamRequest, timeout: tuple[float, float], max_bytes: int = 0) -> UpstreamResponse | None:
+        """The answer, or None when a proxy applies to the host (requests' own path sends it then)."""
+
+
+DirectFactory = Callable[[requests.Session], DirectSender]
+
+
 class Upstream:
     """Sends requests upstream with connect/read timeouts and capped, jittered retries."""
 
     def __init__(self, connect_timeout: float, read_timeout: float, max_retries: int, pool_size: int = 1024,
-                 max_response_bytes: int = DEFAULT_MAX_RESPONSE, fast_path: bool = True) -> None:
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE, direct: DirectFactory | None = None) -> None:
         self.max_response_bytes = max_response_bytes
         self.session = make_session(pool_size)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_retries = max_retries
-        self.direct = None  # the fast path's direct use of the Session's pools (FAST_PATH=on)
-        if fast_path:
-            from argoproxy.fastpath.pool import DirectPools
-            self.direct = DirectPools(self.session)
+        # FAST_PATH=on: the Session's pools used directly (fastpath/pool.py's DirectPools, handed by serve/build.py:
+        # this folder imports no fastpath); None: requests' own path
+        self.direct_factory = direct
+        self.direct: DirectSender | None = direct(self.session) if direct is not None else None
 
     def send(self, req: UpstreamRequest, budget: CallBudget | None = None) -> UpstreamResponse:
         """The upstream response, headers read and body not yet; raises ProxyError for transport failures.

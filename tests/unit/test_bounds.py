@@ -154,7 +154,7 @@ def test_think_cache_is_bounded():
 
 
 def test_timeout_cache_is_bounded():
-    up = upstream.Upstream(1, 1, 0).direct  # the fast path's timeout objects (the stock path makes none)
+    up = pool.DirectPools(upstream.make_session(1))  # the fast path's timeout objects (the stock path makes none)
     for i in range(pool.TIMEOUT_CACHE * 4):
         assert up.timeout_object((1.0, float(i + 1))).read_timeout == float(i + 1)
     assert len(up._timeouts) <= pool.TIMEOUT_CACHE

@@ -111,7 +111,6 @@ SHARED = "shared"
 # is still there; each folder's docstring says so too. The test fails on a new one and on one that is gone
 # (then strike it here and in the docstring).
 EXCEPTIONS = {
-    ("argoproxy.upstream.client", "fastpath"): "the fence's one way in for upstream calls, lazily when FAST_PATH is on",
     ("argoproxy.teamkeys.service", "pipeline"): "admission and usage read from the call",
     ("argoproxy.teamkeys.reservation", "pipeline"): "a request's reservation counts its input as count_tokens does",
     ("argoproxy.teamkeys.cli", "serve"): "the `keys` command line reads the settings as every entry point does",
