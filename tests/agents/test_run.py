@@ -19,6 +19,8 @@ from tests.agents.scripted import QUOTE, ScriptedUpstream, tool_results, user_te
 from tests.agents.test_scripted import PENDING
 from tests.proxy_process import ROOT, free_port
 
+from argoproxy.launch.agents import AGENTS as LAUNCHED  # the agents `run` knows (the matrix has variants too)
+
 TIMEOUT = 240
 pytestmark = pytest.mark.timeout(TIMEOUT + 60)
 
@@ -56,7 +58,7 @@ def _check_round_trip(agent_name, result, upstream, token, log=""):
     return report
 
 
-@pytest.mark.parametrize("agent_name", list(AGENTS))
+@pytest.mark.parametrize("agent_name", list(LAUNCHED))
 def test_run_starts_the_proxy_and_the_agent_round_trips(agent_name, project, tmp_path):
     if agent_name in PENDING:
         pytest.skip(PENDING[agent_name])
@@ -98,7 +100,7 @@ def test_run_uses_a_proxy_already_listening_and_leaves_it(openai_backend, projec
 def test_agents_prints_the_set_up_of_each_agent_on_path(openai_backend, tmp_path):
     """`cot-proxy agents`: every agent found on PATH, with the exact set-up run would give it (the model the
     proxy lists, the temporary files), and never a key."""
-    programs = {name: installed(name, name) for name in AGENTS}
+    programs = {name: installed(name, name) for name in LAUNCHED}
     env = _isolated(tmp_path / "home", {"BACKEND": "openai", "HOST": "127.0.0.1",
                                         "PORT": str(openai_backend.proxy.port), "ENABLE_AUTH": "true",
                                         "API_KEY_SECRET": "sk-proxy-secret-of-the-test"})
