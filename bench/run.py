@@ -35,7 +35,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # argoproxy, fo
 import client  # noqa: E402
 from client import Pool, build_request, chat_body  # noqa: E402
 from targets import (HOST, BareForwarder, ForeignLoad, RawRelay, Nginx, Proxy, Target, Upstream, free_port, nginx_binary,  # noqa: E402
-                     raise_nofile)
+                     raise_nofile, start_redis)
 
 SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "body", "bodies", "hold", "classes",
             "fronts", "events", "state")
@@ -758,25 +758,6 @@ def routing_report(rows: dict[str, Any], plan: Plan) -> list[str]:
     lines += ["", "CPU per request is the median of three windows per target; the two targets alternate by "
               "concurrency so that drift in the machine's load falls on both.", ""]
     return lines
-
-
-def start_redis(directory: str) -> tuple[subprocess.Popen, str] | None:
-    """A redis-server on a free loopback port (None when it is not installed)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        return None
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
-                             "--dir", directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((HOST, port), timeout=0.5).close()
-            return proc, f"redis://{HOST}:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    proc.terminate()
-    return None
 
 
 KEYS_BUDGET = 50e-6  # issue 21: team keys add at most 50 us per request over the static key

@@ -160,8 +160,7 @@ def through_proxy_report(rows: dict[str, float]) -> list[str]:
 
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import start_redis
-    from targets import Upstream
+    from targets import Upstream, start_redis
     directory = tempfile.mkdtemp(prefix="cot_proxy_bench_state_")
     redis = start_redis(directory)
     upstream = Upstream.start()

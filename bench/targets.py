@@ -383,3 +383,22 @@ class Nginx(Target):
 def _nginx_supports_e(binary: str) -> bool:
     out = subprocess.run([binary, "-h"], capture_output=True, text=True)
     return "-e filename" in (out.stdout + out.stderr)
+
+
+def start_redis(directory: str) -> tuple[subprocess.Popen, str] | None:
+    """A redis-server on a free loopback port (None when it is not installed)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+                             "--dir", directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=0.5).close()
+            return proc, f"redis://{HOST}:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    proc.terminate()
+    return None
