@@ -432,8 +432,9 @@ def main(argv: list[str] | None = None) -> None:
     """`./run_app.sh [config.yaml] [flags]`: the flags are python cot_proxy.py's (--help lists them)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["keys"]:  # ./run_app.sh keys ...: no set-up, no server
+        from argoproxy.serve.gunicorn_app import loaded_or_exit
         from argoproxy.teamkeys.cli import main as keys_main
-        raise SystemExit(keys_main(argv[1:], prog="run_app.sh"))
+        raise SystemExit(keys_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog="run_app.sh"))
     if argv[:1] in (["run"], ["agents"]):  # ./run_app.sh run -- claude: no set-up questions, the same settings
         from argoproxy.cli import parse_flags as flags_of
         from argoproxy.launch.run import main as launch_main

@@ -2,7 +2,7 @@
 the thin Flask layer (one catch-all view), and Gunicorn's options, master hooks and own errors.
 
 Rule: the only folder that wires the others together; nothing outside it imports from it except the command
-lines (argoproxy/cli.py, argoproxy/firstrun.py, argoproxy/launch/, argoproxy/teamkeys/cli.py).
+lines (argoproxy/cli.py, argoproxy/firstrun.py, argoproxy/launch/; they hand teamkeys/cli.py its settings reader).
 
 May import: every folder but the command lines.
 """

@@ -13,6 +13,6 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
 
 May import: the shared modules, config.
 Known exceptions: service.py, what the proxy does with a key per request, reads the call (pipeline/call.py,
-its usage in pipeline/stream_usage.py), and reservation.py counts a request's input (pipeline/stream_usage.py); cli.py, the `keys` command line, imports
-serve/gunicorn_app.py (the settings read as every entry point reads them).
+its tokens in pipeline/answers.py), and reservation.py counts a request's input (pipeline/stream_usage.py).
+cli.py, the `keys` command line, is handed the settings reader of the entry point that runs it.
 """

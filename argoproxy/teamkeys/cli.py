@@ -63,22 +63,27 @@ def _day_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
 
 
-def open_cli_store(args: argparse.Namespace) -> Any:
+# The entry point's settings reader (serve/gunicorn_app.py's loaded_or_exit: a bad setting ends the process with
+# one line naming it), handed by the command line that runs `keys`: flags -> Settings.
+SettingsOf = Callable[[dict[str, Any]], Any]
+
+
+def open_cli_store(args: argparse.Namespace, settings_of: SettingsOf) -> Any:
     """The store the proxy reads: --keys-db, else Redis when REDIS_URL is set, else the settings' keys_db."""
     if args.keys_db:
         return SQLiteKeyStore(args.keys_db)
-    from argoproxy.serve.gunicorn_app import loaded_or_exit
     flags = {"config_path": args.config} if args.config else {}
-    settings = loaded_or_exit(flags).settings
+    settings = settings_of(flags)
     if settings.redis_url:
         from argoproxy.teamkeys.redis_store import RedisKeyStore
         return RedisKeyStore(settings.redis_url)
     return SQLiteKeyStore(settings.keys_db)
 
 
-def main(argv: list[str], prog: str = "cot-proxy") -> int:
+def main(argv: list[str], settings_of: SettingsOf, prog: str = "cot-proxy") -> int:
+    """`keys ...`; `settings_of`: how the entry point reads the settings (argoproxy/cli.py, firstrun.py)."""
     args = build_parser(prog).parse_args(argv)
-    store = open_cli_store(args)
+    store = open_cli_store(args, settings_of)
     command: Callable[[Any, argparse.Namespace], int] = COMMANDS[args.command]
     try:
         return command(store, args)

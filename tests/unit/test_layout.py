@@ -113,7 +113,6 @@ SHARED = "shared"
 EXCEPTIONS = {
     ("argoproxy.teamkeys.service", "pipeline"): "admission and usage read from the call",
     ("argoproxy.teamkeys.reservation", "pipeline"): "a request's reservation counts its input as count_tokens does",
-    ("argoproxy.teamkeys.cli", "serve"): "the `keys` command line reads the settings as every entry point does",
 }
 
 
