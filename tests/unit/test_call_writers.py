@@ -1,6 +1,6 @@
 """Who writes a call's Plan and its Outcome (issue 37 item 4): each is written by the phases that own it, at most
 three modules each, read from the source (an AST scan: attribute assignments on `plan` / `call.plan` / `outcome`
-/ `out` objects, the Plan's own changing methods, setattr).
+/ `out` objects or a local name bound to one, the Plan's own changing methods, setattr).
 
 Plan: the door (the route), the guard (the models named, the key and what its limits admitted) and the sequence
 (gateway.py: everything planned, and what a backend's prepare returns). Outcome: the sequence's exchange with the
@@ -27,6 +27,7 @@ def writes_in(tree: ast.AST) -> set[str]:
     """'plan' and/or 'outcome' when the code assigns an attribute of a plan or an outcome, calls a method that
     changes a plan (set_member, touch, plan.adapted's append or extend), or setattr()s one."""
     parts: set[str] = set()
+    aliases = aliased(tree)
     for node in ast.walk(tree):
         targets = node.targets if isinstance(node, ast.Assign) else \
             [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
@@ -41,11 +42,28 @@ def writes_in(tree: ast.AST) -> set[str]:
         if isinstance(node, ast.Call) and owner_name(node.func) == "setattr" and node.args:
             owners.append(node.args[0])
         for owner in owners:
-            if owner_name(owner) == "plan":
+            name = owner_name(owner)
+            part = aliases.get(name, name) if isinstance(owner, ast.Name) else name
+            if part == "plan":
                 parts.add("plan")
-            elif owner_name(owner) in ("outcome", "out"):
+            elif part in ("outcome", "out"):
                 parts.add("outcome")
     return parts
+
+
+def aliased(tree: ast.AST) -> dict[str | None, str]:
+    """Local names bound to a call's plan or outcome under another name (`p = call.plan`, `a, o = x, c.outcome`)."""
+    found: dict[str | None, str] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            pairs = zip(target.elts, node.value.elts) if isinstance(target, ast.Tuple) and \
+                isinstance(node.value, ast.Tuple) else [(target, node.value)]
+            for name, value in pairs:
+                if isinstance(name, ast.Name) and isinstance(value, ast.Attribute) and value.attr in ("plan", "outcome"):
+                    found[name.id] = value.attr
+    return found
 
 
 def writers() -> dict[str, set[str]]:
@@ -61,7 +79,8 @@ def test_the_scan_sees_each_way_of_writing():
     for source, part in (("call.plan.model = 'x'", "plan"), ("plan.set_member('model', 'x')", "plan"),
                          ("call.plan.touch('timeout')", "plan"), ("call.plan.adapted.append('n=1')", "plan"),
                          ("setattr(call.outcome, 'status', 1)", "outcome"), ("out.usage, x = {}, 1", "outcome"),
-                         ("call.outcome.bytes_out += 3", "outcome")):
+                         ("call.outcome.bytes_out += 3", "outcome"), ("p = call.plan\np.model = 'x'", "plan"),
+                         ("a, o = 1, call.outcome\no.status = 200", "outcome")):
         assert writes_in(ast.parse(source)) == {part}, source
     assert writes_in(ast.parse("x = call.plan.model; call.plan.body.get('model')")) == set()
 
