@@ -1,7 +1,7 @@
 """The request sequence for the API routes (gateway.py) and what it is made of: the call's phases, capability
 adaptation (the capability table is capabilities.yaml), LLM_PARAMS and stream modes, think tags, stream <->
-non-stream conversion, usage, and the models inside batch work (keepalives, which write to the client's
-socket, are the edge's: edge/keepalive.py).
+non-stream conversion, usage and what a request reserves of a token limit (reservation.py), and the models
+inside batch work (keepalives, which write to the client's socket, are the edge's: edge/keepalive.py).
 
 Rule: the transforms (think, streamconv, stream_usage, tokens, upstream_messages, answer_shape, adapt) are
 pure: objects in, objects out, no I/O; the wire is reached only through argoproxy.upstream.

@@ -27,7 +27,7 @@ from argoproxy.config.routing_settings import KeyLimit
 from argoproxy.shared_cells import SharedCells
 from argoproxy.teamkeys.local_windows import LocalWindows
 from argoproxy.teamkeys.records import KeyRecord
-from argoproxy.teamkeys.reservation import reservation
+from argoproxy.pipeline.reservation import reservation
 from argoproxy.teamkeys.service import FLUSH_SECONDS
 from argoproxy.teamkeys.windows import NEW_STATE, PREV_REQ, PREV_TOK, REQ, TOK, WINDOW, roll
 

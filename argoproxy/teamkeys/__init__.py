@@ -5,7 +5,6 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
 - windows.py: the sliding-window arithmetic shared with key_limits (rpm, tpm) and budget periods.
 - store.py: the SQLite store (the embedded default, a file next to the config), its tables and queries.
 - service.py: what the proxy does with them per request (look a key up, reserve, settle, count usage).
-- reservation.py: what a request holds of a token limit while it runs (its input plus its max_tokens).
 - lookup_cache.py: the bounded LRU caches of known and unknown keys.
 - local_windows.py: one instance's windows and holds in the workers' shared cells, with each worker's ledger.
 - redis_store.py, redis_deadline.py, failover.py: the Redis store, its round trips' deadline, its outage policy.
@@ -13,6 +12,6 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
 
 May import: the shared modules, config.
 Known exceptions: service.py, what the proxy does with a key per request, reads the call (pipeline/call.py,
-its tokens in pipeline/answers.py), and reservation.py counts a request's input (pipeline/stream_usage.py).
+its tokens in pipeline/answers.py, what a request reserves in pipeline/reservation.py).
 cli.py, the `keys` command line, is handed the settings reader of the entry point that runs it.
 """

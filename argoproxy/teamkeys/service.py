@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.lookup_cache import LRU
-from argoproxy.teamkeys.reservation import reservation
+from argoproxy.pipeline.reservation import reservation
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.answers import answer_tokens

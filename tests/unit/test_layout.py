@@ -112,7 +112,6 @@ SHARED = "shared"
 # (then strike it here and in the docstring).
 EXCEPTIONS = {
     ("argoproxy.teamkeys.service", "pipeline"): "admission and usage read from the call",
-    ("argoproxy.teamkeys.reservation", "pipeline"): "a request's reservation counts its input as count_tokens does",
 }
 
 
