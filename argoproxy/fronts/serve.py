@@ -29,7 +29,7 @@ SSE_HEADERS = [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Con
 
 
 class FrontAnswers:
-    """The front doors' answer encoder (pipeline/answers.py's AnswerEncoder): the chat answer, decoded and
+    """The front doors' answer encoder (pipeline/door_api.py's AnswerEncoder): the chat answer, decoded and
     thought by the pipeline, translated into the door's format."""
 
     def __init__(self, answers: Answers, read_timeout: float) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy.config.settings import Settings
 from argoproxy.edge.http_objects import Answer
@@ -37,22 +37,6 @@ JSON_TYPE = "application/json"
 YIELD_EVERY = 64  # relayed pieces between turns given to the worker's other requests (gevent)
 
 Observer = Callable[[Call], None]
-
-
-class AnswerEncoder(Protocol):
-    """A door's answer side: the decoded (and thought) upstream answer in the client's format."""
-
-    def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Answer: ...
-
-    def encode_whole(self, call: Call, resp: UpstreamResponse, payload: dict[str, Any] | bytes) -> Answer: ...
-
-    def error_event(self, call: Call, err: ProxyError) -> bytes: ...
-
-    def stream_headers(self, call: Call) -> list[tuple[str, str]]: ...
-
-    def answer_object(self, call: Call, obj: dict[str, Any]) -> Answer: ...
-
-    def keepalive_beat(self, call: Call) -> bytes: ...
 
 
 class Answers:

@@ -6,14 +6,32 @@ hands the sequence their answer encoder), so that the pipeline never imports a d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
-from argoproxy.pipeline.answers import AnswerEncoder, Answers
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (the Gunicorn master imports the doors' registry: nothing here may pull requests in)
+    from argoproxy.edge.http_objects import Answer
     from argoproxy.errors import ProxyError
+    from argoproxy.pipeline.answers import Answers
+    from argoproxy.pipeline.backend import StreamItem
+    from argoproxy.upstream.wire import UpstreamResponse
     from argoproxy.pipeline.adapt import Shape
     from argoproxy.pipeline.call import Call
+
+
+class AnswerEncoder(Protocol):
+    """A door's answer side: the decoded (and thought) upstream answer in the client's format."""
+
+    def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Answer: ...
+
+    def encode_whole(self, call: Call, resp: UpstreamResponse, payload: dict[str, Any] | bytes) -> Answer: ...
+
+    def error_event(self, call: Call, err: ProxyError) -> bytes: ...
+
+    def stream_headers(self, call: Call) -> list[tuple[str, str]]: ...
+
+    def answer_object(self, call: Call, obj: dict[str, Any]) -> Answer: ...
+
+    def keepalive_beat(self, call: Call) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -64,4 +82,4 @@ class DoorAnswers(AnswerEncoder, Protocol):
 
 # How serve/build.py hands each deployment's sequence the doors' encoder: (the answer side, the upstream's read
 # timeout, named in a stalled read's error) -> the encoder.
-DoorAnswersFactory = Callable[[Answers, float], DoorAnswers]
+DoorAnswersFactory = Callable[["Answers", float], "DoorAnswers"]

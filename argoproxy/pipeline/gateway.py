@@ -29,12 +29,12 @@ from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.request_body import as_utf8, parse_with_members, read_request_body
 from argoproxy.edge.validation import validate
 from argoproxy.errors import ProxyError
-from argoproxy.pipeline.door_api import DoorArgs, DoorAnswersFactory, FrontDoor
+from argoproxy.pipeline.door_api import AnswerEncoder, DoorArgs, DoorAnswersFactory, FrontDoor
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.edge import keepalive
 from argoproxy.pipeline import upstream_messages
 from argoproxy.pipeline.adapt import CHAT, TYPES_TAKEN, Shape, adapt_request, refused_param, schema_as_json_object
-from argoproxy.pipeline.answers import AnswerEncoder, Answers, try_json
+from argoproxy.pipeline.answers import Answers, try_json
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.capabilities import CapabilityTable
 from argoproxy.pipeline.chat_answers import ChatAnswers

@@ -124,7 +124,8 @@ def test_provider_settings_keep_their_env_vars_and_rules():
 def test_the_master_imports_no_backend():
     """What Gunicorn's master loads (gunicorn.conf.py) must leave requests/urllib3 for the workers to import
     after gevent has patched them."""
-    code = ("import sys, argoproxy.serve.gunicorn_app, argoproxy.serve.gunicorn_hooks, argoproxy.config.settings; "
+    code = ("import sys, argoproxy.serve.gunicorn_app, argoproxy.serve.gunicorn_hooks, argoproxy.config.settings, "
+            "argoproxy.fronts, argoproxy.serve.gunicorn_errors, argoproxy.cli; "
             "print(sorted(m for m in ('requests', 'urllib3', 'flask', 'PIL', 'argoproxy.providers.base') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
