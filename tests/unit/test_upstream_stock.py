@@ -35,7 +35,7 @@ def chunk(content: str | None, finish: str | None = None) -> dict:
 
 
 def stock_upstream(retries: int = 0) -> Upstream:
-    return Upstream(connect_timeout=1, read_timeout=5, max_retries=retries, fast_path=False)
+    return Upstream(connect_timeout=1, read_timeout=5, max_retries=retries)
 
 
 @responses.activate
@@ -59,7 +59,7 @@ def test_a_body_is_read_as_it_comes():
 @responses.activate
 def test_a_whole_body_is_bounded_by_max_response_bytes():
     responses.post(CHAT, body=b"a" * 5000)
-    upstream = Upstream(connect_timeout=1, read_timeout=5, max_retries=0, max_response_bytes=1000, fast_path=False)
+    upstream = Upstream(connect_timeout=1, read_timeout=5, max_retries=0, max_response_bytes=1000)
     with upstream.send(UpstreamRequest("POST", CHAT, {}, b"{}")) as resp, pytest.raises(ProxyError) as err:
         resp.content
     assert err.value.status == 502 and "MAX_RESPONSE_BYTES" in err.value.message

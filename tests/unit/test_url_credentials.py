@@ -9,6 +9,7 @@ import base64
 
 import pytest
 
+from argoproxy.fastpath.pool import DirectPools
 from argoproxy.upstream.client import Upstream
 from argoproxy.upstream.wire import UpstreamRequest
 from tests.fakes.fake_openai import FakeOpenAI
@@ -22,7 +23,7 @@ def fake():
 
 def sent(fake: FakeOpenAI, fast: bool, url: str, headers: dict[str, str]) -> dict[str, str]:
     fake.received.clear()
-    upstream = Upstream(connect_timeout=2, read_timeout=5, max_retries=0, fast_path=fast)
+    upstream = Upstream(connect_timeout=2, read_timeout=5, max_retries=0, direct=DirectPools if fast else None)
     with upstream.send(UpstreamRequest("GET", url, headers)) as resp:
         assert resp.status_code == 200
     (got,) = fake.received
