@@ -35,6 +35,7 @@ class Reply:
     gzip: bool = False
     delay: float = 0.0
     drip: float = 0.0  # seconds between single bytes of the body
+    path: str | None = None  # only a request to a path ending so takes it (others pass it by): None, any request
 
 
 @dataclass
@@ -163,7 +164,7 @@ class FakeOpenAI:
                 fake.received.append(Received(self.command, path, query, dict(self.headers.items()), body))
                 refused = fake.refusal(self.command, path, body)
                 with fake._lock:
-                    answer = refused or (fake.queue.pop(0) if fake.queue else None)
+                    answer = refused or fake.next_answer(path)
                 if answer is None and path.endswith("/echo-headers"):  # a careless upstream: repeats what it got
                     got = dict(self.headers.items())
                     answer = Reply({"received_headers": got},
@@ -210,6 +211,14 @@ class FakeOpenAI:
     def add(self, *answers: Reply | Stream | Huge) -> None:
         with self._lock:
             self.queue.extend(answers)
+
+    def next_answer(self, path: str) -> Reply | Stream | Huge | None:
+        """The first queued answer this path may take (called with the lock held)."""
+        for i, answer in enumerate(self.queue):
+            wanted = getattr(answer, "path", None)
+            if wanted is None or path.endswith(wanted):
+                return self.queue.pop(i)
+        return None
 
     def refusal(self, method: str, path: str, body: bytes) -> Reply | None:
         """What the server this fake stands for refuses (`refuse`, e.g. ARGO's rules), then what llama.cpp's server

@@ -164,7 +164,8 @@ def test_a_team_lead_reads_budgets_a_revoked_key_and_the_load_charts(tmp_path):
         requests.get(proxy.url + "/v1/models", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)  # "none"
         auth = {"Authorization": f"Bearer {ADMIN}"}
         # dave's request is held by a slow upstream while the page is read: one in flight of his two
-        fake.add(Reply(chat_completion("slow"), delay=25))  # held past the page reads below
+        # held past the page reads below (which probe the upstream's health: the reply is the chat request's)
+        fake.add(Reply(chat_completion("slow"), delay=25, path="/chat/completions"))
         held = threading.Thread(target=requests.post, args=(proxy.base_url + "/chat/completions",),
                                 kwargs={"json": {"model": "gpt-4o", "messages": MSG}, "timeout": 60,
                                         "headers": {"Authorization": f"Bearer {dave}"}}, daemon=True)
@@ -177,7 +178,8 @@ def test_a_team_lead_reads_budgets_a_revoked_key_and_the_load_charts(tmp_path):
             return data if rows.get("alice", {}).get("budget_used") == 3 * fake.usage["total_tokens"] and \
                 rows.get("dave", {}).get("in_flight") == 1 else None
         data = poll(limits, timeout=20)
-        assert data is not None, requests.get(proxy.url + "/ui/data", headers=auth, timeout=30).json()["limits"]
+        assert data is not None, [{k: row[k] for k in ("key", "budget_used", "in_flight")} for row in
+                                  requests.get(proxy.url + "/ui/data", headers=auth, timeout=30).json()["limits"]]
         rows = {row["key"]: row for row in data["limits"]}
         used = fake.usage["total_tokens"]
         assert rows["alice"] | {"expires": None} == {
