@@ -107,7 +107,8 @@ class Gateway:
             call.client = dataclasses.replace(call.client, front=front.name)
         elif not self.backend.transparent:  # a transparent backend leaves parameter checks to the upstream
             validate(plan.kind, body)
-        self.guard.check(call, plan_model, required=True, served_later=True, body=body)
+        self.guard.check(call, plan_model, required=True, served_later=True, body=body,
+                         answer_at=front.renamed.get("max_tokens") if front is not None else None)
         if front is not None:
             if self.routing is None and self.backend.native_front(front.name, plan.model):
                 return self.relay_native(call, front, body, count_only)

@@ -262,3 +262,31 @@ def test_on_redis_a_live_workers_hold_stays_and_a_killed_ones_lapses():
                 assert time.monotonic() - killed < HOLD_SECONDS + 5
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("door", ["google", "ollama"])
+def test_a_doors_own_answer_limit_is_what_its_request_reserves(tmp_path, door):
+    """Google's generationConfig.maxOutputTokens and Ollama's options.num_predict are the answer limit a request
+    reserves, as max_tokens is on the chat door (they reserved the 4,096-token default: a held request asking
+    for 6,000 tokens left room for another on a 6,000-token tpm)."""
+    store = Store("sqlite", tmp_path)
+    asks = {"google": ("/v1beta/models/gpt-4o:generateContent",
+                       {"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                        "generationConfig": {"maxOutputTokens": 6000}}),
+            "ollama": ("/api/chat", {"model": "gpt-4o", "messages": MSG, "stream": False,
+                                     "options": {"num_predict": 6000}})}
+    path, body = asks[door]
+    with FakeOpenAI() as fake:
+        fake.default_answer = slow_answers(0.1)
+        with store.proxies(fake) as (base,):
+            key = store.create("wide", "--tpm", "6000")
+            auth = {"Authorization": f"Bearer {key}"}
+            fake.add(Reply(chat_completion("held"), delay=20, path="/chat/completions"))
+            held = threading.Thread(target=lambda: _quietly(lambda: requests.post(
+                base + path, json=body, headers=auth, timeout=60)), daemon=True)
+            held.start()
+            assert poll(lambda: len(fake.received) >= 1, timeout=15)
+            small = requests.post(base + "/v1/chat/completions", headers=auth, timeout=30,
+                                  json={"model": "gpt-4o", "messages": MSG, "max_tokens": 10})
+            assert small.status_code == 429, small.text  # the held request's 6,000 tokens are reserved
+            assert "over its budget of 6000 tokens per minute" in small.json()["error"]["message"]
