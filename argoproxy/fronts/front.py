@@ -287,18 +287,19 @@ class StreamState:
         self.refused = False  # a refusal came (chat's `refusal` deltas)
 
     def wait(self, key: Any, fragment: dict[str, Any], function: dict[str, Any]) -> None:
-        """Hold a fragment of a call that must wait (up to ARGS_LIMIT bytes of arguments in all)."""
+        """Hold a fragment of a call that must wait, or of any call for a door that sends calls whole (up to
+        ARGS_LIMIT bytes of arguments in all)."""
         call = self.waiting.get(key)
         if call is None:
             self.new_item(fragment.get("id"), function.get("name"))
             call = self.waiting[key] = [None, "", Pieces()]  # joined as they grow: 8 MB of 2-byte fragments
-        call[0], call[1] = call[0] or fragment.get("id"), call[1] or function.get("name") or ""
+        call[0], call[1] = call[0] or self.label(fragment.get("id")), call[1] or self.label(function.get("name")) or ""
         args = function.get("arguments")
         if isinstance(args, str) and args:
             self.waiting_bytes += len(args)
             if self.waiting_bytes > ARGS_LIMIT:
-                raise ProxyError(502, f"The upstream's parallel tool calls exceed {ARGS_LIMIT} bytes of arguments "
-                                 "held back.", code="upstream_answer_too_large")
+                raise ProxyError(502, f"The upstream's tool-call arguments held back exceed {ARGS_LIMIT} bytes.",
+                                 code="upstream_answer_too_large")
             call[2].append(args)
 
     def waited(self) -> list[tuple[Any, str | None, str, str]]:

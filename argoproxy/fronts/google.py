@@ -33,7 +33,7 @@ from argoproxy.edge.classify import Route
 from argoproxy.edge.paths import encode_path
 from argoproxy.edge.request_models import query_values
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import (ARGS_LIMIT, PIECE_COST, DoorArgs, Exchange, Front, Pieces, StreamState,
+from argoproxy.fronts.front import (ARGS_LIMIT, PIECE_COST, DoorArgs, Exchange, Front, StreamState,
                                     bad_request, new_id, whole_answer)
 from argoproxy.fronts.fields import has_kind, json_type
 from argoproxy.jsonfast import dumps
@@ -602,10 +602,6 @@ class GoogleStream(StreamState):
         super().__init__(ex)
         self.response_id = new_id("resp_")
         self.ids = b'"modelVersion":' + dumps(ex.model) + b',"responseId":"' + self.response_id.encode() + b'"}'
-        # chat tool-call index -> [id, name, argument fragments]: joined as they come (Pieces), or 7.9 million
-        # one-byte fragments within ARGS_LIMIT were half a gigabyte of string objects
-        self.calls: dict[int, list[Any]] = {}
-        self.args_bytes = 0
         self.kept: list[tuple[bool | None, list[Any]]] = []  # runs for the journal: (thought, pieces), (None, [call])
         self.kept_chars = 0
 
@@ -639,23 +635,10 @@ class GoogleStream(StreamState):
         self.emit(b'[{"text":' + dumps(text) + b"}]")
 
     def tool_call(self, key: int, fragment: dict[str, Any]) -> None:
-        function = fragment.get("function") or {}
-        call = self.calls.get(key)
-        if call is None:
-            self.new_item(fragment.get("id"), function.get("name"))
-            call = self.calls[key] = [fragment.get("id"), function.get("name") or "", Pieces()]
-        elif not call[1] and function.get("name"):
-            call[1] = self.label(function["name"])
-        args = function.get("arguments")
-        if isinstance(args, str) and args:
-            self.args_bytes += len(args)
-            if self.args_bytes > ARGS_LIMIT:
-                raise ProxyError(502, f"The upstream's tool-call arguments exceed {ARGS_LIMIT} bytes.",
-                                 code="upstream_answer_too_large")
-            call[2].append(args)
+        self.wait(key, fragment, fragment.get("function") or {})  # sent whole, in the last chunk
 
     def finish(self) -> None:
-        calls = [function_call_part(c[0] or new_id("call_"), c[1], "".join(c[2])) for c in self.calls.values()]
+        calls = [function_call_part(call_id or new_id("call_"), name, args) for _, call_id, name, args in self.waited()]
         finish = FINISH_REASONS.get(self.choice.get("finish_reason") or "", "STOP")
         usage = usage_metadata(self.ex.usage)
         # an empty text part, not an empty list: google-genai's chunk.text is None for a chunk without one, and

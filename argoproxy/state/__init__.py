@@ -7,7 +7,6 @@ conversation's items put before the new input) and keeps what came back after it
   the size a record counts for.
 - store.py: the SQLite store (the embedded default, responses.db beside the team keys' keys.db).
 - redis_store.py: the same interface in Redis (REDIS_URL), so any replica continues any chain.
-- offload.py: store calls off the gevent loop (SQLite in gevent's threadpool).
 - chain.py: a request's history rebuilt from the store (previous_response_id, conversation, item_reference),
   and `truncation: "auto"`.
 - keeper.py: a finished response saved as the client gets it (whole, or at a stream's terminal event).
@@ -15,7 +14,7 @@ conversation's items put before the new input) and keeps what came back after it
 - routes.py: the state routes (GET/DELETE /v1/responses/{id}, input_items, cancel, /v1/conversations...).
 - service.py: what the gateway and the door call (ResponsesState).
 
-Folder rule: imports argoproxy.errors, argoproxy.jsonfast, argoproxy.turns, argoproxy.fronts (front.py's
+Folder rule: imports argoproxy.errors, argoproxy.jsonfast, argoproxy.turns, argoproxy.sqlite_files, argoproxy.fronts (front.py's
 helpers), argoproxy.edge (http objects) and argoproxy.pipeline.call; never the gateway, the door or a provider
 (they call this package, not the other way round). Stored bodies are never logged or journaled here.
 

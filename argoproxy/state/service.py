@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from argoproxy.errors import ProxyError
 from argoproxy.state import chain
 from argoproxy.state.keeper import Attempt, Keeper
-from argoproxy.state.offload import offloaded
+from argoproxy.sqlite_files import off_loop
 from argoproxy.state.records import (StoredConversation, StoredResponse, StoreFull, new_id, owner_of,
                                      stale_checked)
 
@@ -54,7 +54,7 @@ class ResponsesState:
         """A store call; a store that fails (locked past its wait, a full disk, Redis away) is a 503 saying so,
         its error named by type only (what it says may quote stored text or Redis's address)."""
         try:
-            return offloaded(fn, *args) if self.offload else fn(*args)
+            return off_loop(lambda: fn(*args)) if self.offload else fn(*args)
         except ProxyError:
             raise
         except Exception as exc:  # noqa: BLE001 - sqlite3's and redis-py's errors alike

@@ -1,7 +1,7 @@
 """The response store in SQLite: responses.db in the proxy's data directory (beside keys.db), shared by the
 workers of one instance; nothing to install. One row a response (its JSON whole), one a conversation, one a
 conversation item. Bounds are checked in the write's own transaction, so workers racing cannot pass them
-together. Every call is synchronous and short; callers run it off the gevent loop (offload.py).
+together. Every call is synchronous and short; callers run it off the gevent loop (argoproxy/sqlite_files.py).
 
 Expired rows (RESPONSES_RETENTION) are deleted by the writes themselves, at most once a minute per worker.
 """
@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from argoproxy.jsonfast import dumps
-from argoproxy.state.offload import native_lock
+from argoproxy.sqlite_files import connect, immediate, native_lock
 from argoproxy.state.records import StoredConversation, StoredResponse, StoreFull, encoded
 
-BUSY_SECONDS = 5.0
 SWEEP_EVERY = 60.0  # seconds between two sweeps of expired rows by one worker
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -78,7 +77,7 @@ class SQLiteResponseStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():  # readable by its owner only: it holds what users asked and got
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-            db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
+            db = connect(self.path)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA recursive_triggers=ON")  # a row INSERT OR REPLACE replaces is counted out too
@@ -99,15 +98,8 @@ class SQLiteResponseStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._locked():
-            db = self._connect()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._locked(), immediate(self._connect()) as db:
+            yield db
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._locked_reader() as db:
@@ -121,8 +113,7 @@ class SQLiteResponseStore:
             if self._reader is None:
                 with self._locked():
                     self._connect()  # the file and its schema exist first
-                self._reader = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None,
-                                               check_same_thread=False)
+                self._reader = connect(self.path)
             yield self._reader
 
     # ------------------------------------------------------------ bounds and expiry

@@ -17,13 +17,12 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Iterator
 
+from argoproxy.sqlite_files import BUSY_SECONDS, connect, immediate, off_loop
 from argoproxy.teamkeys.records import Budget, KeyRecord
 from argoproxy.teamkeys import windows
 
-T = TypeVar("T")
-BUSY_SECONDS = 5.0
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
     name TEXT PRIMARY KEY, digest TEXT UNIQUE NOT NULL, prefix TEXT NOT NULL, models TEXT NOT NULL,
@@ -67,7 +66,7 @@ class SQLiteKeyStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if new:  # readable by its owner only: it names who may use the proxy
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-            db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
+            db = connect(self.path)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
@@ -79,15 +78,8 @@ class SQLiteKeyStore:
 
     @contextmanager
     def _write(self) -> Iterator[OffLoop]:
-        with self._lock:
-            db = OffLoop(off_loop(self._connect))
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._lock, immediate(OffLoop(off_loop(self._connect))) as db:
+            yield db
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._read_lock:
@@ -97,8 +89,7 @@ class SQLiteKeyStore:
         if self._reader is None:
             with self._lock:
                 self._connect()  # the file, its schema and WAL mode
-            self._reader = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None,
-                                           check_same_thread=False)
+            self._reader = connect(self.path)
         return self._reader
 
     # ------------------------------------------------------------ records
@@ -261,34 +252,6 @@ class OffLoop:
             cursor = self._db.execute(sql, args)
             return Rows(cursor.fetchall(), cursor.rowcount)
         return off_loop(run)
-
-
-_GEVENT: Any = None  # gevent's hub getter once the worker is patched; False without gevent
-
-
-def off_loop(work: Callable[[], T]) -> T:
-    """`work` in gevent's thread pool when this worker runs under gevent (the greenlet waits, the others run),
-    else here (threads wait on their own)."""
-    global _GEVENT
-    if _GEVENT is None:
-        try:
-            from gevent import get_hub, monkey
-            _GEVENT = get_hub if monkey.is_module_patched("socket") else False
-        except ImportError:
-            _GEVENT = False
-    if _GEVENT:
-        done, value = _GEVENT().threadpool.apply(_caught, (work,))
-        if done:
-            return value
-        raise value  # raised here, in the greenlet (the pool would print the thread's traceback to stderr)
-    return work()
-
-
-def _caught(work: Callable[[], Any]) -> tuple[bool, Any]:
-    try:
-        return True, work()
-    except Exception as exc:  # noqa: BLE001 - handed to the greenlet that asked
-        return False, exc
 
 
 def usage_day(now: float) -> str:

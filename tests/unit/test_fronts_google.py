@@ -293,8 +293,8 @@ def test_stream_holds_many_tiny_argument_fragments_joined():
     state.tool_call(0, {"id": "c", "function": {"name": "f", "arguments": ""}})
     for ch in '{"a": "' + "x" * 20000 + '"}':
         state.tool_call(0, {"function": {"arguments": ch}})
-    assert len(state.calls[0][2]) < 200
-    assert json.loads("".join(state.calls[0][2])) == {"a": "x" * 20000}
+    assert len(state.waiting[0][2]) < 200
+    assert json.loads("".join(state.waiting[0][2])) == {"a": "x" * 20000}
 
 
 # ---------------------------------------------------------------------------------------------- the door

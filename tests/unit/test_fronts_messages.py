@@ -336,7 +336,7 @@ def test_a_call_that_waits_is_bounded_and_text_after_it_does_not_overtake_it():
     huge = [chunk({"tool_calls": [{"index": 1, "function": {"arguments": piece}}]})] * (ARGS_LIMIT // len(piece) + 1)
     ex = exchange()
     events = list(FRONT.stream(iter(head + huge + [chunk(finish="tool_calls")]), ex))
-    assert events[-1]["type"] == "error" and "parallel tool calls" in events[-1]["error"]["message"]
+    assert events[-1]["type"] == "error" and "arguments held back exceed" in events[-1]["error"]["message"]
     assert ex.error is not None and ex.error.code == "upstream_answer_too_large"
     after = head + [chunk({"tool_calls": [{"index": 1, "function": {"arguments": "{}"}}]}), chunk({"content": "done"}),
                     chunk(finish="stop")]

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import ARGS_LIMIT, Exchange, Pieces, StreamState, new_id, whole_answer
+from argoproxy.fronts.front import Exchange, Pieces, StreamState, new_id, whole_answer
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.answer_shape import bounded_loads
 
@@ -129,8 +129,6 @@ class OllamaStream(StreamState):
         super().__init__(ex)
         self.oex = ex
         self.generate = ex.route == "generate"
-        self.calls: dict[Any, list[Any]] = {}  # chat call key -> [id, name, argument pieces]
-        self.args_bytes = 0
         self.texts: dict[str, Pieces] = {"content": Pieces(), "thinking": Pieces()}
 
     def start(self) -> None:
@@ -162,24 +160,12 @@ class OllamaStream(StreamState):
         self.line("thinking", text)
 
     def tool_call(self, key: Any, fragment: dict[str, Any]) -> None:
-        function = fragment.get("function") or {}
-        call = self.calls.get(key)
-        if call is None:
-            self.new_item(fragment.get("id"), function.get("name"))
-            call = self.calls[key] = [fragment.get("id"), function.get("name") or "", Pieces()]
-        elif not call[1] and function.get("name"):
-            call[1] = self.label(function["name"])
-        args = function.get("arguments")
-        if isinstance(args, str) and args:
-            self.args_bytes += len(args)
-            if self.args_bytes > ARGS_LIMIT:
-                raise ProxyError(502, f"The upstream's tool-call arguments exceed {ARGS_LIMIT} bytes.",
-                                 code="upstream_answer_too_large")
-            call[2].append(args)
+        self.wait(key, fragment, fragment.get("function") or {})  # sent whole, in the line before the last
 
     def finish(self) -> None:
         ex = self.oex
-        calls = [ollama_call(n, c[0] or new_id("call_"), c[1], "".join(c[2])) for n, c in enumerate(self.calls.values())]
+        calls = [ollama_call(n, call_id or new_id("call_"), name, args)
+                 for n, (_, call_id, name, args) in enumerate(self.waited())]
         if calls:
             obj = head(ex)
             obj["message"] = {"role": "assistant", "content": "", "tool_calls": calls}
