@@ -164,7 +164,7 @@ class FakeOpenAI:
                 fake.received.append(Received(self.command, path, query, dict(self.headers.items()), body))
                 refused = fake.refusal(self.command, path, body)
                 with fake._lock:
-                    answer = refused or fake.next_answer(path)
+                    answer = refused or fake.next_answer(self.command, path)
                 if answer is None and path.endswith("/echo-headers"):  # a careless upstream: repeats what it got
                     got = dict(self.headers.items())
                     answer = Reply({"received_headers": got},
@@ -212,11 +212,14 @@ class FakeOpenAI:
         with self._lock:
             self.queue.extend(answers)
 
-    def next_answer(self, path: str) -> Reply | Stream | Huge | None:
-        """The first queued answer this path may take (called with the lock held)."""
+    def next_answer(self, method: str, path: str) -> Reply | Stream | Huge | None:
+        """The first queued answer this request may take (called with the lock held). The proxy's health probe
+        (a GET of the base URL, made whenever /health or /ui/data is read) takes only an answer that names its
+        path: the answers a test queues are its API calls'."""
+        probe = method == "GET" and path.rstrip("/") in ("", "/v1")
         for i, answer in enumerate(self.queue):
             wanted = getattr(answer, "path", None)
-            if wanted is None or path.endswith(wanted):
+            if (wanted is None and not probe) or (wanted is not None and path.endswith(wanted)):
                 return self.queue.pop(i)
         return None
 
