@@ -51,7 +51,27 @@ def usage(prog: str) -> str:
 FlagParser = Callable[[list[str]], tuple[dict[str, Any], Any]]
 
 
+HELP = """
+
+run: start AGENT pointed at this proxy (the proxy is started first when nothing listens on its address, and
+stopped when the agent exits); the agent's exit status is run's. agents: print the set-up run would give each
+agent found on PATH.
+
+  config.yaml, flags  the proxy's settings, as when it serves (cot-proxy --help lists the flags)
+  --model NAME        the model the agent asks for (default: the first the proxy lists that names the
+                      agent's family, such as claude for Claude Code, else the first listed)
+  ARGS                the agent's own arguments, passed as given
+
+examples:
+  {prog} run -- claude -p "Summarise README.md"
+  {prog} run --model gpt-4o -- codex exec "fix the failing test"
+  {prog} agents"""
+
+
 def main(command: str, argv: list[str], prog: str, parse_flags: FlagParser) -> int:
+    if asks_help(argv):
+        print(usage(prog) + HELP.format(prog=prog))
+        return 0
     try:
         if command == "agents":
             return show_agents(argv, parse_flags)
@@ -62,6 +82,13 @@ def main(command: str, argv: list[str], prog: str, parse_flags: FlagParser) -> i
 
 
 # ---- the command line ---------------------------------------------------------------------------------------
+
+def asks_help(argv: list[str]) -> bool:
+    """-h or --help among run's own words (after `--` they are the agent's)."""
+    ours = argv[:argv.index("--")] if "--" in argv else argv
+    at = next((i for i, a in enumerate(ours) if a in AGENTS), len(ours))  # `run claude --help`: the agent's
+    return any(a in ("-h", "--help") for a in ours[:at])
+
 
 def split(argv: list[str], prog: str) -> tuple[list[str], str | None, str, list[str]]:
     """(the proxy's flags, --model, the agent, its arguments)."""

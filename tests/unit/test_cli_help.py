@@ -20,3 +20,20 @@ def test_help_names_the_subcommands(entry: str) -> None:
     assert f"usage: {entry} " in text
     for command in ("keys (team keys; keys --help)", "run [flags] -- AGENT [ARGS]", "agents ("):
         assert command in text, command
+
+
+@pytest.mark.parametrize("argv", [["run", "--help"], ["run", "-h"], ["agents", "--help"], ["run", "config.yaml", "-h"]])
+def test_run_and_agents_have_their_own_help(argv: list[str]) -> None:
+    """`run --help` said "which agent?" with exit 2, and `agents --help` printed the server's flags."""
+    shown = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), *argv], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0 and shown.stderr == "", shown.stderr
+    assert shown.stdout.startswith("usage: cot_proxy.py run [config.yaml] [flags] [--model NAME] -- AGENT")
+    assert "examples:" in shown.stdout and "--target-base-url" not in shown.stdout
+
+
+def test_an_agents_help_is_the_agents() -> None:
+    """After the agent's name, --help is the agent's own argument (here: an agent not on PATH, said so)."""
+    shown = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "run", "claude", "--help"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60, env={"PATH": "/nonexistent"})
+    assert "examples:" not in shown.stdout and "claude is not on PATH" in shown.stderr, shown.stderr
