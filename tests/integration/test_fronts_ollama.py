@@ -154,6 +154,23 @@ def test_list_show_ps_version(up):
     assert requests.get(p.url + "/api/version", timeout=30).json()["version"]
 
 
+def test_show_gives_the_context_length_a_local_server_lists():
+    """vLLM lists max_model_len, llama.cpp meta.n_ctx_train: the client reads them where Ollama puts them (VS Code
+    assumed 4,096 tokens without them)."""
+    listing = {"object": "list", "data": [
+        {"id": "vllm-model", "object": "model", "created": 0, "owned_by": "vllm", "max_model_len": 32768},
+        {"id": "llama-model", "object": "model", "created": 0, "owned_by": "llamacpp",
+         "meta": {"n_ctx_train": 131072, "n_vocab": 151936}}]}
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as p:
+        fake.default_answer = lambda method, path, body: Reply(listing) if path.endswith("/models") else None
+        c = client(p)
+        for name, context in (("vllm-model", 32768), ("llama-model", 131072)):
+            shown = c.show(name)
+            info = dict(shown.modelinfo or {})
+            assert info[info["general.architecture"] + ".context_length"] == context
+            assert shown.parameters == f"num_ctx {context}"
+
+
 def test_errors_in_ollamas_shape(up):
     u, p, _ = up
     with pytest.raises(ollama.ResponseError) as info:

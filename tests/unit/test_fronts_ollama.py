@@ -170,3 +170,20 @@ def test_passed_through_errors_stay_in_ollamas_shape(make):
     door, up, _ = make(FRONTS_PASSTHROUGH="ollama", TARGET_BASE_URL="http://upstream.test/", ALLOWED_MODELS="m")
     answer = door.handle(Request.of("POST", "/api/chat", {"model": "evil", "messages": []}))
     assert answer.status_code == 403 and isinstance(json.loads(answer.get_data())["error"], str) and up.sent == []
+
+
+def test_show_gives_the_context_length_the_upstream_lists():
+    """Where clients read it: num_ctx in parameters (Continue), <architecture>.context_length (VS Code)."""
+    from argoproxy.fronts.ollama.models import show
+    for entry, context in (({"id": "v", "max_model_len": 32768}, 32768),
+                           ({"id": "l", "meta": {"n_ctx_train": 131072, "n_vocab": 5}}, 131072),
+                           ({"id": "o", "context_length": 200000}, 200000),
+                           ({"id": "x", "max_model_len": "big", "meta": [1]}, None),
+                           ({"id": "y", "context_window": True}, None)):
+        shown = show(entry)
+        info = shown["model_info"]
+        if context is None:
+            assert shown["parameters"] == "" and ".context_length" not in info
+        else:
+            assert shown["parameters"] == f"num_ctx {context}"
+            assert info[info["general.architecture"] + ".context_length"] == context

@@ -4,7 +4,8 @@ allow-list and a team key's globs) as Ollama's `/api/tags`, `/api/ps` and `/api/
 A gateway knows a model's name, not its file: `size` is 0, `details` are empty strings, and `digest` is the
 SHA-256 of the name (stable, so clients that key models by digest tell them apart). Every model the proxy serves
 is ready to answer, so `/api/ps` lists them all. `/api/show` says `completion` and `tools` (`embedding` for a
-model whose name says it embeds), which is what editor plug-ins check before offering a model.
+model whose name says it embeds), which is what editor plug-ins check before offering a model, and the context
+length when the upstream lists one.
 """
 
 from __future__ import annotations
@@ -44,9 +45,25 @@ def running(data: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def show(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """One model as /api/show's answer."""
+    """One model as /api/show's answer. The context length, where the upstream's list gives it, is where
+    clients read it: `num_ctx` in `parameters` (Continue) and `<general.architecture>.context_length` in
+    `model_info` (VS Code's Ollama provider; the architecture is not known here, so the key is
+    `.context_length`). Without it they assume a small context (VS Code: 4,096) and cut agents' history."""
     name = str(entry.get("id") or "")
     capabilities = ["embedding"] if "embed" in name.lower() else ["completion", "tools"]
-    return {"modelfile": "", "parameters": "", "template": "", "details": dict(DETAILS),
-            "model_info": {"general.architecture": "", "general.basename": name},
-            "capabilities": capabilities, "modified_at": rfc3339(created(entry))}
+    info: dict[str, Any] = {"general.architecture": "", "general.basename": name}
+    context = context_length(entry)
+    if context is not None:
+        info[".context_length"] = context
+    return {"modelfile": "", "parameters": f"num_ctx {context}" if context is not None else "", "template": "",
+            "details": dict(DETAILS), "model_info": info, "capabilities": capabilities,
+            "modified_at": rfc3339(created(entry))}
+
+
+def context_length(entry: Mapping[str, Any]) -> int | None:
+    """The model's context in tokens as its server lists it: vLLM's `max_model_len`, llama.cpp's
+    `meta.n_ctx_train`, or a `context_length`/`context_window` field (LiteLLM, OpenRouter and others)."""
+    meta = entry.get("meta")
+    found = [entry.get("max_model_len"), meta.get("n_ctx_train") if isinstance(meta, Mapping) else None,
+             entry.get("context_length"), entry.get("context_window")]
+    return next((v for v in found if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**40), None)
