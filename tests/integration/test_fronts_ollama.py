@@ -159,8 +159,9 @@ def test_show_gives_the_context_length_a_local_server_lists():
     assumed 4,096 tokens without them)."""
     listing = {"object": "list", "data": [
         {"id": "vllm-model", "object": "model", "created": 0, "owned_by": "vllm", "max_model_len": 32768},
-        {"id": "llama-model", "object": "model", "created": 0, "owned_by": "llamacpp",
-         "meta": {"n_ctx_train": 131072, "n_vocab": 151936}}]}
+        {"id": "llama-model", "object": "model", "created": 0, "owned_by": "llamacpp",  # as llama-server lists it
+         "architecture": {"input_modalities": ["text", "image"], "output_modalities": ["text"]},
+         "meta": {"n_ctx": 131072, "n_ctx_train": 262144, "n_vocab": 151936}}]}
     with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as p:
         fake.default_answer = lambda method, path, body: Reply(listing) if path.endswith("/models") else None
         c = client(p)
@@ -169,6 +170,7 @@ def test_show_gives_the_context_length_a_local_server_lists():
             info = dict(shown.modelinfo or {})
             assert info[info["general.architecture"] + ".context_length"] == context
             assert shown.parameters == f"num_ctx {context}"
+            assert ("vision" in (shown.capabilities or [])) == (name == "llama-model")
 
 
 def test_errors_in_ollamas_shape(up):

@@ -51,6 +51,8 @@ def show(entry: Mapping[str, Any]) -> dict[str, Any]:
     `.context_length`). Without it they assume a small context (VS Code: 4,096) and cut agents' history."""
     name = str(entry.get("id") or "")
     capabilities = ["embedding"] if "embed" in name.lower() else ["completion", "tools"]
+    if "image" in input_modalities(entry):
+        capabilities.append("vision")  # llama.cpp lists a model's modalities (a multimodal projector loaded)
     info: dict[str, Any] = {"general.architecture": "", "general.basename": name}
     context = context_length(entry)
     if context is not None:
@@ -61,9 +63,16 @@ def show(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def context_length(entry: Mapping[str, Any]) -> int | None:
-    """The model's context in tokens as its server lists it: vLLM's `max_model_len`, llama.cpp's
-    `meta.n_ctx_train`, or a `context_length`/`context_window` field (LiteLLM, OpenRouter and others)."""
-    meta = entry.get("meta")
-    found = [entry.get("max_model_len"), meta.get("n_ctx_train") if isinstance(meta, Mapping) else None,
-             entry.get("context_length"), entry.get("context_window")]
+    """The model's context in tokens as its server lists it: vLLM's `max_model_len`, llama.cpp's `meta.n_ctx`
+    (the context it serves; else `meta.n_ctx_train`), or a `context_length`/`context_window` field."""
+    listed = entry.get("meta")
+    meta: Mapping[str, Any] = listed if isinstance(listed, Mapping) else {}
+    found = [entry.get("max_model_len"), meta.get("n_ctx"), meta.get("n_ctx_train"), entry.get("context_length"),
+             entry.get("context_window")]
     return next((v for v in found if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**40), None)
+
+
+def input_modalities(entry: Mapping[str, Any]) -> list[Any]:
+    architecture = entry.get("architecture")
+    found = architecture.get("input_modalities") if isinstance(architecture, Mapping) else None
+    return found if isinstance(found, list) else []
