@@ -27,6 +27,9 @@ class Dispatcher(Protocol):
     def serves(self, name: str) -> bool:
         """Does any deployment serve this model name (no 404)?"""
 
+    def count(self, chat: dict[str, Any]) -> int | None:
+        """A chat request's prompt tokens as a deployment serving its model counts them (None: it cannot)."""
+
     def model_list(self) -> list[dict[str, Any]]:
         """GET /v1/models' data: every deployment's models."""
 

@@ -181,9 +181,8 @@ class Gateway:
         estimate (pipeline/tokens.py) over messages, system and tools with the chat template's overhead."""
         call.plan.kind = "count_tokens"
         served_allowed(self.settings.allowed_models, call)
-        counted = None
-        if self.routing is not None:  # counted here, but only for a model a request could be sent to
-            self.routing.chain(chat["model"])
+        if self.routing is not None:  # by a deployment that serves the model (a 404 for a model none serves)
+            counted = self.routing.count(chat)
         else:
             counted = UPSTREAM_COUNTS.count(self.backend, chat)
         obj = front.count_answer(estimated_prompt(chat) if counted is None else counted)

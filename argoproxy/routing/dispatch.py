@@ -33,6 +33,7 @@ from argoproxy.edge.http_objects import Answer
 
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.gateway import SERVED_BY, SERVED_MODEL, header_safe
+from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.errors import ProxyError
 from argoproxy.config.llm_params import LlmParams, ModelRule, merge_rules
 from argoproxy.config.routing_settings import ModelEntry, entry_url
@@ -137,6 +138,17 @@ class Routing:
 
     def serves(self, name: str) -> bool:
         return bool(self.router.chain(name))
+
+    def count(self, chat: dict[str, Any]) -> int | None:
+        """The prompt's tokens as counted by a deployment that would serve the model, where its server can count
+        (llama.cpp, vLLM: pipeline/upstream_count.py), under the name that server knows the model by; None: the
+        estimate stands. A 404 naming a model no deployment serves."""
+        name, pool = self.chain(chat["model"])[0]
+        dep = self.router.pick(pool)  # one not cooling down (the one a request would go to, by load)
+        if dep is None:
+            return None
+        model = dep.entry.upstream_model or name
+        return UPSTREAM_COUNTS.count(self.gateways[dep.index].backend, {**chat, "model": model})
 
     def api(self, call: Call) -> Answer:
         asked = call.plan.body.get("model")

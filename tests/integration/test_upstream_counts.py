@@ -84,3 +84,20 @@ def test_an_upstream_that_cannot_count_is_asked_once_then_estimated():
         assert first[0] > 10 and first[1] > 5  # the estimate
         assert counted(proxy) == first
         assert asked(up, "/apply-template") + asked(up, "/tokenize") == calls  # not asked again
+
+
+def test_routed_counts_ask_a_deployment_of_the_model_under_its_upstream_name():
+    """With `models`, the count is a deployment's that serves the model (they were always the estimate), asked
+    under the name that server knows (upstream_model); a model no deployment serves is a 404."""
+    with LlamaLike() as up, VllmLike() as other:
+        models = [{"name": "coder", "backend": "openai", "base_url": up.base_url, "upstream_model": "qwen-coder"},
+                  {"name": "big", "backend": "openai", "base_url": other.base_url}]
+        with running_proxy(MODELS=json.dumps(models), WORKERS="1") as proxy:
+            client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0)
+            coder = client.messages.count_tokens(model="coder", system=SYSTEM, messages=MESSAGES).input_tokens
+            templated = [json.loads(r.body) for r in up.received if r.path == "/apply-template"]
+            assert len(templated) == 1 and templated[0]["model"] == "qwen-coder"
+            assert coder == len("<bos>" + json.dumps([templated[0]["messages"], None]))
+            assert client.messages.count_tokens(model="big", messages=MESSAGES).input_tokens == 1000
+            with pytest.raises(anthropic.NotFoundError):
+                client.messages.count_tokens(model="nobody-serves-this", messages=MESSAGES)
