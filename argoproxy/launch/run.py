@@ -86,8 +86,7 @@ def main(command: str, argv: list[str], prog: str, parse_flags: FlagParser) -> i
 def asks_help(argv: list[str]) -> bool:
     """-h or --help among run's own words (after `--` they are the agent's)."""
     ours = argv[:argv.index("--")] if "--" in argv else argv
-    at = next((i for i, a in enumerate(ours) if a in AGENTS), len(ours))  # `run claude --help`: the agent's
-    return any(a in ("-h", "--help") for a in ours[:at])
+    return any(a in ("-h", "--help") for a in ours[:agent_at(ours)])  # `run claude --help`: the agent's
 
 
 def split(argv: list[str], prog: str) -> tuple[list[str], str | None, str, list[str]]:
@@ -96,12 +95,21 @@ def split(argv: list[str], prog: str) -> tuple[list[str], str | None, str, list[
         at = argv.index("--")
         ours, theirs = argv[:at], argv[at + 1:]
     else:  # `run claude -p ...`: the first word that names an agent starts the agent's part
-        at = next((i for i, a in enumerate(argv) if a in AGENTS), len(argv))
+        at = agent_at(argv)
         ours, theirs = argv[:at], argv[at:]
     model, ours = _take_option(ours, "--model")
     if not theirs:
         raise Refused(f"which agent?\n{usage(prog)}")
     return ours, model, theirs[0], theirs[1:]
+
+
+def agent_at(words: list[str]) -> int:
+    """Where the agent's part starts when no `--` says so: the first word naming an agent that is not --model's
+    value (`run --model claude codex`: codex); len(words) when none does."""
+    for i, word in enumerate(words):
+        if word in AGENTS and not (i and words[i - 1] == "--model"):
+            return i
+    return len(words)
 
 
 def _take_option(args: list[str], name: str) -> tuple[str | None, list[str]]:

@@ -76,6 +76,9 @@ class Backend:
     #: requests go up unchecked (the upstream judges parameters) and whole 2xx answers come back as they are,
     #: whatever their content (ARGO native mode).
     transparent = False
+    #: the upstream may be a server that counts tokens itself (llama.cpp's /apply-template and /tokenize, vLLM's
+    #: /tokenize): count_tokens asks it first (argoproxy/pipeline/upstream_count.py)
+    server_counts = False
 
     def __init__(self, settings: Settings, upstream: Upstream) -> None:
         self.settings = settings

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Protocol
 if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Answer
     from argoproxy.pipeline.call import Call
+    from argoproxy.pipeline.reservation import Asked
 
 
 class Dispatcher(Protocol):
@@ -40,7 +41,7 @@ class Dispatcher(Protocol):
 class Limiter(Protocol):
     """key_limits: budgets per client key."""
 
-    def admit_call(self, call: Call, presented: Iterable[str], body: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    def admit_call(self, call: Call, presented: Iterable[str], body: Asked = None) -> tuple[Any, Any]:
         """Count the call against the budget of the key it presented (a 429 over it), holding its reservation (its
         tokens read from `body`) until observe: (the budget it counts against (KeyLimit), what it holds), which
         the guard keeps in the plan; (None, None) for a key without one."""

@@ -6,7 +6,7 @@ hands the sequence their answer encoder), so that the pipeline never imports a d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 if TYPE_CHECKING:  # (the Gunicorn master imports the doors' registry: nothing here may pull requests in)
     from argoproxy.edge.http_objects import Answer
@@ -59,7 +59,6 @@ class FrontDoor(Protocol):
     """An API door, as the sequence uses it (fronts/front.py's Front)."""
     name: str
     native_shape: Shape | None  # where its own body keeps the reasoning effort and the output limit
-    renamed: Mapping[str, str]  # chat parameter -> where the door's body sets it (max_tokens: for reservations)
     joins_answer_pieces: bool
     counts_prompt_first: bool
 

@@ -45,6 +45,7 @@ from argoproxy.pipeline.stream_usage import Meter, native_usage
 from argoproxy.pipeline.think import ThinkConfig
 from argoproxy.pipeline.template_overhead import estimated_prompt
 from argoproxy.pipeline.backend import Prepared, Backend, StreamItem
+from argoproxy.pipeline.reservation import DoorRequest
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing, sanitize_message
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, Upstream, replayable, stream_error
@@ -107,8 +108,10 @@ class Gateway:
             call.client = dataclasses.replace(call.client, front=front.name)
         elif not self.backend.transparent:  # a transparent backend leaves parameter checks to the upstream
             validate(plan.kind, body)
-        self.guard.check(call, plan_model, required=True, served_later=True, body=body,
-                         answer_at=front.renamed.get("max_tokens") if front is not None else None)
+        asked: dict[str, Any] | DoorRequest = body
+        if front is not None:  # what a token limit reserves: the chat request the door makes of it
+            asked = DoorRequest(body, lambda: self.door_chat(call, front, body, count_only, args))
+        self.guard.check(call, plan_model, required=True, served_later=True, body=asked)
         if front is not None:
             if self.routing is None and self.backend.native_front(front.name, plan.model):
                 return self.relay_native(call, front, body, count_only)
@@ -119,6 +122,15 @@ class Gateway:
             return self.front_call(call, front, body, count_only, args)
         plan.body = body
         return self.dispatch(call)
+
+    def door_chat(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool,
+                  args: DoorArgs | None) -> dict[str, Any]:
+        """A door's request as a team key's reservation reads it: the chat request the door makes of it (its own
+        spellings of the answer limit, its contents and images read as the door reads them), or the body itself
+        where the upstream serves the door's API and is sent it as written."""
+        if self.routing is None and self.backend.native_front(front.name, call.plan.model):
+            return body
+        return front.to_chat(body, count_only, args)[0]
 
     def front_call(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool, args: DoorArgs | None,
                    keeper: Keeper | None = None) -> Answer:

@@ -30,7 +30,7 @@ from argoproxy.edge.request_models import check_named, key_model_refused, query_
 from argoproxy.edge.validation import model_allowed, require_model
 from argoproxy.errors import ProxyError
 from argoproxy.pipeline.call import Call, Held
-from argoproxy.pipeline.reservation import door_limit
+from argoproxy.pipeline.reservation import Asked
 
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
@@ -80,14 +80,12 @@ class Guard:
         self.owner = owner
 
     def check(self, call: Call, reader: Reader | None = None, *, required: bool = False, forwarded: bool = False,
-              served_later: bool = False, admit: bool = True, body: dict[str, Any] | None = None,
-              answer_at: str | None = None) -> None:
+              served_later: bool = False, admit: bool = True, body: Asked = None) -> None:
         """Authentication, the models the request names (`reader`, `?model=`), ALLOWED_MODELS and the team key's
         globs, the limits. `required`: an API request, which must name a model for a key's globs; `forwarded`: a
         forwarded request, which must name one unless its path is model-free; `served_later`: the allow-list takes
         the name served as well, decided by `served_allowed` once planned; `admit`: count against the limits (a
-        model list or detail is not counted); `body`: the parsed request, whose tokens a team key reserves;
-        `answer_at`: where a door's body sets the most it may answer (Front.renamed's max_tokens)."""
+        model list or detail is not counted); `body`: the parsed request, whose tokens a team key reserves."""
         req = call.client.request
         if self.auth and req is not None and not req.presented_keys:
             raise unauthorized("Missing API key.", "missing_api_key", invalid=False)
@@ -102,8 +100,6 @@ class Guard:
             noted(call, reader)  # the key's usage rows name the model its tokens went to
         if admit:
             owner, plan = self.owner, call.plan
-            if body is not None and answer_at:
-                body = door_limit(body, answer_at)
             if owner.limiter is not None:
                 plan.key_limit, lease = owner.limiter.admit_call(
                     call, req.presented_keys if req is not None else (), body)

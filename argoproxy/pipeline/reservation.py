@@ -3,20 +3,50 @@ most it may answer."""
 
 from __future__ import annotations
 
-from typing import Any, TypeGuard
+import logging
+from typing import Any, Callable, TypeAlias, TypeGuard
 
+from argoproxy.errors import ProxyError
 from argoproxy.pipeline.stream_usage import prompt_tokens
 from argoproxy.pipeline.tokens import count_texts
 
 DEFAULT_ANSWER_TOKENS = 4096  # reserved for the answer of a request that sets no max_tokens (docs/teams.md)
 ANSWER_LIMITS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 CHAT_TEXTS = ("messages", "prompt", "input", "system", "instructions")  # where prompt_tokens reads a prompt
+log = logging.getLogger("cot_proxy")
 
 
-def reservation(body: dict[str, Any] | None) -> int:
+class DoorRequest:
+    """An API door's request as reservation reads it: `chat()`, the chat request the door makes of it, made only
+    when a token limit needs it (a door's own spelling of the answer limit, such as Gemini's
+    generationConfig.maxOutputTokens or generation_config.max_output_tokens and Ollama's options.num_predict,
+    and its contents and images, are read exactly as the door reads them; a member the door ignores is ignored)."""
+
+    __slots__ = ("body", "translate")
+
+    def __init__(self, body: dict[str, Any], translate: Callable[[], dict[str, Any]]) -> None:
+        self.body, self.translate = body, translate
+
+    def chat(self) -> dict[str, Any]:
+        """The translated request; a body the door refuses raises its error here, as it would when served."""
+        try:
+            return self.translate()
+        except ProxyError:
+            raise
+        except Exception:  # noqa: BLE001 - a reservation never ends a request: the body as it came is counted
+            log.exception("reservation: the door's request could not be read; its body is counted as it came")
+            return self.body
+
+
+Asked: TypeAlias = "dict[str, Any] | DoorRequest | None"  # what the guard admits: a body, a door's request
+
+
+def reservation(body: Asked) -> int:
     """A request's reservation: its counted input plus the most it may answer (max_tokens, max_completion_tokens
-    or max_output_tokens; DEFAULT_ANSWER_TOKENS when it sets none). A body in no chat shape (a door's own, such
-    as Google's `contents`) is counted by all its strings: more than its prompt, never less."""
+    or max_output_tokens; DEFAULT_ANSWER_TOKENS when it sets none). A body in no chat shape is counted by all
+    its strings: more than its prompt, never less."""
+    if isinstance(body, DoorRequest):
+        body = body.chat()
     if not isinstance(body, dict):
         return DEFAULT_ANSWER_TOKENS
     answer = next((v for v in map(body.get, ANSWER_LIMITS) if _positive(v)), DEFAULT_ANSWER_TOKENS)
@@ -26,17 +56,6 @@ def reservation(body: dict[str, Any] | None) -> int:
     except Exception:  # noqa: BLE001 - a body the counter cannot read: nothing counted, the answer reserved
         counted = 0
     return counted + min(answer, 2**40)
-
-
-def door_limit(body: dict[str, Any], answer_at: str | None) -> dict[str, Any]:
-    """The body with the most a door's request may answer (at `answer_at`, the door's spelling of max_tokens:
-    Google's generationConfig.maxOutputTokens, Ollama's options.num_predict) under max_tokens, for reservation."""
-    if not answer_at or "max_tokens" in body:
-        return body
-    value: Any = body
-    for part in answer_at.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return {**body, "max_tokens": value} if _positive(value) else body
 
 
 def _positive(value: Any) -> TypeGuard[int]:

@@ -52,7 +52,7 @@ class UpstreamCounter:
 
     def count(self, backend: Any, chat: dict[str, Any]) -> int | None:
         """The upstream's count of this chat request's prompt, or None (the estimate stands)."""
-        root = server_root(getattr(backend, "base", None))
+        root = server_root(getattr(backend, "base", None)) if backend.server_counts else None
         model = chat.get("model")
         if root is None or not isinstance(model, str):
             return None
@@ -100,7 +100,7 @@ def template_request(chat: dict[str, Any], backend: Any) -> dict[str, Any]:
 def _post(backend: Any, url: str, body: dict[str, Any]) -> dict[str, Any]:
     headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
     api_key = getattr(backend, "api_key", "")
-    if api_key:
+    if isinstance(api_key, str) and api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     request = UpstreamRequest("POST", url, headers, json.dumps(body).encode(), TIMEOUT, max_bytes=BODY_BYTES)
     resp = backend.upstream.send(request)

@@ -27,7 +27,7 @@ from argoproxy.config.routing_settings import KeyLimit
 from argoproxy.shared_cells import SharedCells
 from argoproxy.teamkeys.local_windows import LocalWindows
 from argoproxy.teamkeys.records import KeyRecord
-from argoproxy.pipeline.reservation import reservation
+from argoproxy.pipeline.reservation import Asked, reservation
 from argoproxy.teamkeys.service import FLUSH_SECONDS
 from argoproxy.teamkeys.windows import NEW_STATE, PREV_REQ, PREV_TOK, REQ, TOK, WINDOW, roll
 
@@ -96,7 +96,7 @@ class KeyLimiter:
                 return limit
         return None
 
-    def admit(self, limit: KeyLimit, body: dict[str, Any] | None = None) -> tuple[KeyRecord, int, str]:
+    def admit(self, limit: KeyLimit, body: Asked = None) -> tuple[KeyRecord, int, str]:
         """Count one request against the key's limits, holding its reservation (tpm) and a slot in flight until
         `settle`; or raise a 429 with Retry-After. Returns what settle needs."""
         record = self._records[limit.key_env]
@@ -141,7 +141,7 @@ class KeyLimiter:
             self.store.record_usage(*usage)  # held in this worker while Redis was away: counted as usage is
 
     # --- the pipeline's side
-    def admit_call(self, call: Call, presented: Iterable[str], body: dict[str, Any] | None = None
+    def admit_call(self, call: Call, presented: Iterable[str], body: Asked = None
                    ) -> tuple[KeyLimit | None, tuple[KeyRecord, int, str] | None]:
         """Count an API call against the budget of the client key it presented (429 over it): the budget counted
         against and what it holds until the call ends (the guard keeps both in the plan, for observe)."""

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.lookup_cache import LRU
-from argoproxy.pipeline.reservation import reservation
+from argoproxy.pipeline.reservation import Asked, reservation
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.answers import answer_tokens
@@ -107,12 +107,12 @@ class TeamKeys:
     def refusal(self, record: KeyRecord) -> str | None:
         return record.refusal(self.clock())
 
-    def admit_call(self, call: Call, record: KeyRecord, body: dict[str, Any] | None = None) -> Lease | None:
+    def admit_call(self, call: Call, record: KeyRecord, body: Asked = None) -> Lease | None:
         """The key's limits (reserve; its model globs were decided by the guard, argoproxy/pipeline/guard.py); 429
         over them. The lease held until the answer ends: the guard keeps it, and the key, in the plan."""
         return self.reserve(call, record, body)
 
-    def reserve(self, call: Call, record: KeyRecord, body: dict[str, Any] | None = None) -> Lease | None:
+    def reserve(self, call: Call, record: KeyRecord, body: Asked = None) -> Lease | None:
         """Admit the call against the key's rpm, tpm, budget and max_parallel, holding its reservation (its counted
         input plus the most it may answer) and one request in flight until settle or release; None for a key
         without limits (nothing to hold, no store write). 429 over a limit, in the door's shape."""

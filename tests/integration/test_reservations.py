@@ -264,16 +264,21 @@ def test_on_redis_a_live_workers_hold_stays_and_a_killed_ones_lapses():
         server.close()
 
 
-@pytest.mark.parametrize("door", ["google", "ollama"])
+@pytest.mark.parametrize("door", ["google", "google proto names and a stray max_tokens", "ollama"])
 def test_a_doors_own_answer_limit_is_what_its_request_reserves(tmp_path, door):
-    """Google's generationConfig.maxOutputTokens and Ollama's options.num_predict are the answer limit a request
-    reserves, as max_tokens is on the chat door (they reserved the 4,096-token default: a held request asking
-    for 6,000 tokens left room for another on a 6,000-token tpm)."""
+    """An API door's request reserves what the chat request the door makes of it asks: Gemini's maxOutputTokens
+    (or generation_config.max_output_tokens) and Ollama's options.num_predict, whatever else the body holds
+    (they reserved the 4,096-token default, and a stray `max_tokens: 1` the door ignores set the reservation: a
+    held request asking for 6,000 tokens left room for another on a 6,000-token tpm)."""
     store = Store("sqlite", tmp_path)
     asks = {"google": ("/v1beta/models/gpt-4o:generateContent",
                        {"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
                         "generationConfig": {"maxOutputTokens": 6000}}),
-            "ollama": ("/api/chat", {"model": "gpt-4o", "messages": MSG, "stream": False,
+            "google proto names and a stray max_tokens": (
+                "/v1beta/models/gpt-4o:generateContent",
+                {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "max_tokens": 1,
+                 "generation_config": {"max_output_tokens": 6000}}),
+            "ollama": ("/api/chat", {"model": "gpt-4o", "messages": MSG, "stream": False, "max_tokens": 1,
                                      "options": {"num_predict": 6000}})}
     path, body = asks[door]
     with FakeOpenAI() as fake:

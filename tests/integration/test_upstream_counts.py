@@ -101,3 +101,16 @@ def test_routed_counts_ask_a_deployment_of_the_model_under_its_upstream_name():
             assert client.messages.count_tokens(model="big", messages=MESSAGES).input_tokens == 1000
             with pytest.raises(anthropic.NotFoundError):
                 client.messages.count_tokens(model="nobody-serves-this", messages=MESSAGES)
+
+
+def test_a_backend_whose_servers_never_count_is_not_asked():
+    """DashScope's API is no llama.cpp or vLLM: its deployments were sent /apply-template and /tokenize (with
+    `Authorization: Bearer <bound method ...>`), two calls of up to 5 s each before every estimate."""
+    from tests.fakes.fake_dashscope import FakeDashScope
+    with FakeDashScope(api_key="ds-key") as ds:
+        models = [{"name": "qwen", "backend": "dashscope", "base_url": ds.base_url}]
+        with running_proxy(MODELS=json.dumps(models), DASHSCOPE_API_KEY="ds-key", WORKERS="1") as proxy:
+            client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0)
+            assert client.messages.count_tokens(model="qwen", messages=MESSAGES).input_tokens > 5  # the estimate
+        assert not [r for r in ds.received if "tokenize" in r.path or "template" in r.path], \
+            [r.path for r in ds.received]

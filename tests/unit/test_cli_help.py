@@ -22,7 +22,8 @@ def test_help_names_the_subcommands(entry: str) -> None:
         assert command in text, command
 
 
-@pytest.mark.parametrize("argv", [["run", "--help"], ["run", "-h"], ["agents", "--help"], ["run", "config.yaml", "-h"]])
+@pytest.mark.parametrize("argv", [["run", "--help"], ["run", "-h"], ["agents", "--help"], ["run", "config.yaml", "-h"],
+                                  ["run", "--model", "claude", "--help"]])
 def test_run_and_agents_have_their_own_help(argv: list[str]) -> None:
     """`run --help` said "which agent?" with exit 2, and `agents --help` printed the server's flags."""
     shown = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), *argv], cwd=ROOT, capture_output=True,
@@ -37,3 +38,9 @@ def test_an_agents_help_is_the_agents() -> None:
     shown = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "run", "claude", "--help"],
                            cwd=ROOT, capture_output=True, text=True, timeout=60, env={"PATH": "/nonexistent"})
     assert "examples:" not in shown.stdout and "claude is not on PATH" in shown.stderr, shown.stderr
+
+
+def test_a_model_named_like_an_agent_is_not_the_agent():
+    from argoproxy.launch.run import split
+    assert split(["--model", "claude", "codex", "exec", "x"], "cot-proxy")[1:] == ("claude", "codex", ["exec", "x"])
+    assert split(["--model", "claude", "--", "aider"], "cot-proxy")[1:] == ("claude", "aider", [])

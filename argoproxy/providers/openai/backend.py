@@ -21,6 +21,7 @@ OPENAI_HOST = "api.openai.com"  # where `developer` messages stay as they are (D
 
 class OpenAIBackend(Backend):
     name = "openai"
+    server_counts = True  # vLLM and llama.cpp's server are OpenAI-compatible servers that count
     forwards_unknown = True
     relay_headers = True
 
