@@ -163,15 +163,38 @@ def wait_until_serving(port: int, proc: subprocess.Popen) -> None:
     wait_for_worker(port, proc)
 
 
+PORT_TAKEN = "is already in use"  # the proxy's one line when its port is bound by someone else
+
+
+def start_on_free_port(home: str, settings: dict[str, str], command: list[str] | None = None,
+                       port: int | None = None) -> tuple[subprocess.Popen, int]:
+    """The proxy started and serving on `port` or a free one. A free port can be taken by a server of a concurrent
+    test run (CI runs two passes side by side) between the check and the proxy's bind: then another is tried."""
+    for attempt in range(5):
+        chosen = port if port is not None and attempt == 0 else free_port()
+        log = Path(home, "proxy.log")
+        before = log.stat().st_size if log.exists() else 0
+        proc = start_gunicorn(home, base_env(home, PORT=str(chosen), **settings), command)
+        try:
+            wait_until_serving(chosen, proc)
+            return proc, chosen
+        except RuntimeError:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            said = log.read_bytes()[before:].decode(errors="replace") if log.exists() else ""
+            if PORT_TAKEN not in said:
+                raise RuntimeError(f"proxy exited with {proc.returncode}: {said[-2000:]}") from None
+    raise RuntimeError("every port tried was taken")
+
+
 @contextmanager
 def running_proxy(command: list[str] | None = None, **settings: str) -> Iterator[ProxyProcess]:
     """The proxy under Gunicorn (gunicorn.conf.py, as in the Dockerfile) with these environment settings."""
     home = tempfile.mkdtemp(prefix="cot_proxy_test_")
-    port = free_port()
-    proc = start_gunicorn(home, base_env(home, PORT=str(port), **settings), command)
+    proc, port = start_on_free_port(home, settings, command)
     proxy = ProxyProcess(proc, port, home)
     try:
-        wait_until_serving(port, proc)
         yield proxy
     finally:
         proxy.stop()

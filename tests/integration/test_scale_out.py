@@ -24,8 +24,7 @@ import requests
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.polling import poll
 from bench.targets import nginx_binary, nginx_sandbox
-from tests.proxy_process import (ROOT, ProxyProcess, base_env, free_port, start_gunicorn, wait_for_port,
-                                 wait_until_serving)
+from tests.proxy_process import ROOT, ProxyProcess, free_port, start_on_free_port, wait_for_port
 
 SHIPPED = ROOT / "deploy" / "nginx" / "cot_proxy.conf"
 KEY = "shared-client-key"
@@ -98,8 +97,9 @@ class Instance:
         self.home = tempfile.mkdtemp(prefix="cot_proxy_replica_")
 
     def start(self) -> "Instance":
-        self.proc = start_gunicorn(self.home, base_env(self.home, PORT=str(self.port), **self.settings))
-        wait_until_serving(self.port, self.proc)  # not only the port: nginx would wait on the backlog
+        # serving, not only the port open (nginx would wait on the backlog); on another port only when a
+        # concurrent run took this one
+        self.proc, self.port = start_on_free_port(self.home, self.settings, port=self.port)
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int:
