@@ -59,7 +59,9 @@ _FRAME_LINES = re.compile(
     re.M)
 _PATHS = re.compile(r"(?<![\w/])/(?:home|usr|opt|srv|var|app|root|etc|tmp|Users|workspace|mnt)/[^\s\"':,)]+")
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b")
-_HOSTNAME = re.compile(r"(?<![\w.-])(?:[a-zA-Z0-9-]{1,63}\.)+[a-zA-Z]{2,63}(?::\d{1,5})?\b")
+# A label may hold "_" (not a valid host name, but ids such as req_db7.corp.internal embed one): with the
+# lookbehind above, a host after an underscore was never searched.
+_HOSTNAME = re.compile(r"(?<![\w.-])(?:[\w-]{1,63}\.)+[a-zA-Z]{2,63}(?::\d{1,5})?\b")
 
 
 def sanitize_message(text: str, secrets: Iterable[str] = (), hosts: Iterable[str] = ()) -> str:

@@ -26,6 +26,9 @@ RELAYED = frozenset({
     # the upstream's request id, which its vendor's support asks for (x-request-id goes out renamed
     # X-Upstream-Request-ID beside the proxy's own: edge/request_ids.py); Anthropic's
     "x-request-id", "request-id",
+    # OpenAI's informative answer headers: how long it worked on the answer, the API version that made it
+    # (openai-organization, the operator's organization, is not the client's business)
+    "openai-processing-ms", "openai-version",
     # a 401's challenge
     "www-authenticate",
 })

@@ -26,6 +26,8 @@ LEAKY = {
     "x-ratelimit-debug-host": "dbseven.corp.internal 10.9.9.9",
     "x-ratelimit-remaining-requests": "59",
     "x-request-id": "req-7 via dbseven.corp.internal",
+    "openai-processing-ms": "321",
+    "openai-version": "2020-10-01",
 }
 GONE = ("Set-Cookie", "Via", "X-Backend-Host", "X-Backend-Server", "Alt-Svc", "X-Envoy-Upstream-Service-Time",
         "openai-organization")
@@ -46,6 +48,11 @@ def assert_kept(r: requests.Response) -> None:
     assert r.headers["X-Upstream-Request-ID"] == "req-7 via [internal host]"
 
 
+def assert_informative(r: requests.Response) -> None:
+    """OpenAI's own informative headers on an answer (an error relays only what clients back off by)."""
+    assert r.headers["openai-processing-ms"] == "321" and r.headers["openai-version"] == "2020-10-01"
+
+
 @pytest.fixture(scope="module", params=["single", "routed"])
 def proxy(request):
     with FakeOpenAI() as fake:
@@ -62,6 +69,7 @@ def test_a_whole_answer_and_a_stream_bring_only_allowed_headers(proxy):
     assert r.status_code == 200, r.text
     assert_clean(r)
     assert_kept(r)
+    assert_informative(r)
     assert r.headers["Content-Type"].startswith("application/json")
 
     fake.add(Stream(chat_chunks(["hel", "lo"]), headers={**LEAKY, "Content-Type": "text/event-stream"}))
@@ -69,7 +77,16 @@ def test_a_whole_answer_and_a_stream_bring_only_allowed_headers(proxy):
     assert r.status_code == 200 and r.text.rstrip().endswith("data: [DONE]"), r.text
     assert_clean(r)
     assert_kept(r)
+    assert_informative(r)
     assert r.headers["Content-Type"].startswith("text/event-stream") and r.headers["X-Accel-Buffering"] == "no"
+
+
+def test_an_upstream_id_naming_a_host_after_an_underscore_is_cleaned(proxy):
+    fake, p, kind = proxy
+    fake.add(Reply(chat_completion("hello"), headers={"x-request-id": "req_db7.corp.internal"}))
+    r = requests.post(p.base_url + "/chat/completions", json=CHAT, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Upstream-Request-ID"] == "[internal host]"
 
 
 @pytest.mark.parametrize("status", [401, 429, 500])
