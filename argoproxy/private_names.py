@@ -118,24 +118,21 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
                 "resumes accepting"),
     PrivateName("gevent.monkey", "get_original", "argoproxy.fastpath.sockets",
                 "the unpatched select.poll in a gevent worker"),
-    # ---- outside the fence: needed in both modes
-    PrivateName("gunicorn.http.body", "ChunkedReader.parse_chunk_size", "argoproxy.edge.client_input",
-                "replaced (wrapped): a chunk size over 2^64 - 1 is refused; both of Gunicorn's request parsers and "
-                "every worker class read chunked bodies through it (tests/unit/test_gunicorn_errors.py)"),
-    PrivateName("gunicorn.http.wsgi", 'environ["gunicorn.socket"]', "argoproxy.edge.client_input",
-                "the client's socket: a request body's read deadline is set on it"),
-    PrivateName("gunicorn.http.wsgi", 'environ["gunicorn.socket"]', "argoproxy.edge.request_ids",
-                "the client's socket: a kept-alive stream watches it for the client leaving (edge/keepalive.py)"),
+    # ---- inside the fence, used in both modes (argoproxy.fastpath.server_reach)
+    PrivateName("gunicorn.http.body", "ChunkedReader.parse_chunk_size", "argoproxy.fastpath.server_reach",
+                "replaced (wrapped), in both modes: a chunk size over 2^64 - 1 is refused; both of Gunicorn's "
+                "request parsers and every worker class read chunked bodies through it "
+                "(tests/unit/test_gunicorn_errors.py)"),
+    PrivateName("gunicorn.http.wsgi", 'environ["gunicorn.socket"]', "argoproxy.fastpath.server_reach",
+                "the client's socket, in both modes: a request body's read deadline is set on it, and a kept-alive "
+                "stream watches it for the client leaving (edge/client_input.py, edge/request_ids.py)"),
+    # ---- outside the fence: needed in both modes, and each bound to a module the fence may not import
     PrivateName("gunicorn.util", "write_error", "argoproxy.serve.gunicorn_errors",
                 "replaced: Gunicorn's own error pages (bad request line, headers too large...) in the API's "
                 "JSON shape; Gunicorn offers no hook for them"),
     PrivateName("http.client", "HTTPConnection.sock", "argoproxy.upstream.images",
                 "the socket an image download reads from (requests' response.raw.connection): its timeout is cut to "
                 "the time left before each read, so IMAGE_TIMEOUT bounds the whole download"),
-    PrivateName("prometheus_client.values", "ValueClass", "argoproxy.observe.metrics",
-                "chosen at import time; set again when PROMETHEUS_MULTIPROC_DIR was set after that import"),
-    PrivateName("prometheus_client.values", "ValueClass._multiprocess", "argoproxy.observe.metrics",
-                "tells the multiprocess value class from the single-process one"),
 )
 
 

@@ -13,7 +13,7 @@
   Gunicorn only while the body is read, i.e. inside a view: it becomes a 400 here instead of the 500 of an
   unexpected exception.
 
-* A chunk size of 2^64 or more is a 400 (`limit_chunk_sizes`). Gunicorn reads any size (a Python int), so an
+* A chunk size of 2^64 or more is a 400 (`fastpath.server_reach.limit_chunk_sizes`). Gunicorn reads any size (a Python int), so an
   announced size past what a 64-bit parser can hold left the body open until CLIENT_TIMEOUT; and a front proxy
   that wraps such a size around frames the body differently from Gunicorn (request smuggling).
 
@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from argoproxy.edge.request_ids import ENVIRON_KEY as REQUEST_ID_KEY
 from argoproxy.errors import ProxyError, error_body
+from argoproxy.fastpath.server_reach import client_socket, limit_chunk_sizes
 from argoproxy.jsonfast import dumps
 from argoproxy.per_process import PerProcess
 from argoproxy.turns import turn
@@ -46,7 +47,6 @@ from argoproxy.turns import turn
 # returns a smaller piece by copying what it holds beyond it back into its buffer, so 64 KiB pieces of a 5 MiB
 # body copied about 80 MiB (10 ms).
 PIECE = 1024 * 1024
-MAX_CHUNK_SIZE = 2**64 - 1  # the largest chunk size a 64-bit HTTP parser (llhttp, nginx...) can hold
 
 try:  # Gunicorn's body-parsing errors; absent when the app runs under another server
     from gunicorn.http.errors import NoMoreData, ParseException
@@ -70,7 +70,7 @@ class ClientInput:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if "HTTP_" in environ:
             return _refuse_folded(environ, start_response)
-        sock = environ.get("gunicorn.socket")
+        sock = client_socket(environ)
         if sock is None or not _has_body(environ):
             return self.app(environ, start_response)
         length = environ.get("CONTENT_LENGTH") or ""
@@ -83,29 +83,6 @@ class ClientInput:
             body.restore()
             if body.deadline is not None:
                 Watchdog.get().forget(body)
-
-
-def limit_chunk_sizes() -> None:
-    """Make Gunicorn's chunked-body reader refuse a chunk size over MAX_CHUNK_SIZE (idempotent). Every worker
-    class and both of Gunicorn's request parsers read chunked bodies through `ChunkedReader.parse_chunk_size`
-    (checked in tests/unit/test_gunicorn_errors.py); its InvalidChunkSize becomes the 400 of `DeadlineBody`."""
-    try:
-        from gunicorn.http.body import ChunkedReader
-        from gunicorn.http.errors import InvalidChunkSize
-    except ImportError:  # pragma: no cover - not served by Gunicorn
-        return
-    parse = ChunkedReader.parse_chunk_size
-    if getattr(parse, "limited", False):
-        return
-
-    def parse_chunk_size(self: Any, unreader: Any, data: bytes | None = None) -> tuple[int, bytes | None]:
-        size, rest = parse(self, unreader, data)
-        if size > MAX_CHUNK_SIZE:
-            raise InvalidChunkSize(b"over 2^64 - 1")
-        return size, rest
-
-    parse_chunk_size.limited = True  # type: ignore[attr-defined]
-    ChunkedReader.parse_chunk_size = parse_chunk_size
 
 
 def _refuse_folded(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

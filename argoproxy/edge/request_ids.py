@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from argoproxy.fastpath.server_reach import client_socket
 from argoproxy.upstream.request_id import UPSTREAM_ID
 
 MAX_REQUEST_ID = 128
@@ -49,7 +50,7 @@ class RequestIds:
 
     def __call__(self, environ, start_response):
         rid = environ[ENVIRON_KEY] = request_id_of(environ.get("HTTP_X_REQUEST_ID"))
-        server_write = environ[WRITE_KEY] = ServerWrite(environ.get("gunicorn.socket"))
+        server_write = environ[WRITE_KEY] = ServerWrite(client_socket(environ))
 
         def start(status, headers, exc_info=None):
             kept = [h for h in headers if h[0].lower() != "x-request-id"]

@@ -1,7 +1,7 @@
 """The fast path: every trick the proxy plays on its libraries' internals to save system calls and CPU per
 request, fenced here behind one switch (FAST_PATH, default on) and one explicit `install()`.
 
-With FAST_PATH=off nothing here is imported: Gunicorn runs its stock workers and responses, and upstream
+With FAST_PATH=off nothing here is imported but `server_reach` (below): Gunicorn runs its stock workers and responses, and upstream
 calls go through a stock requests Session (`Session.request(stream=True)`, bodies read with `iter_content`),
 the reference shape (argoproxy/upstream/client.py), where the `responses` library can mock the upstream.
 
@@ -17,6 +17,10 @@ With FAST_PATH=on:
   collector's sight (`tune_worker_gc`) and keeps large freed blocks for reuse (`allocator.keep_large_blocks`).
 - `gunicorn_body.direct_body`: a whole request body of known length read from the socket into one buffer
   (edge.client_input.DeadlineBody).
+
+In both modes, `server_reach` (the one module here imported with FAST_PATH=off) gives the edge the client's
+socket and limits chunk sizes: reaches below Gunicorn's public API that the product needs either way, kept
+inside the fence so that one folder holds them all.
 
 PRIVATE_SYMBOLS names every private name of another library these modules use (their part of the register in
 argoproxy/private_names.py, which also lists the two used outside the fence); VERIFIED_WITH the library

@@ -58,19 +58,22 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
-def _value_class_for_environment() -> None:
-    """prometheus_client picks its value class at import time; follow the environment if it changed since."""
+def _value_class_matches_environment() -> None:
+    """prometheus_client picks its value class when it is first imported: in files when PROMETHEUS_MULTIPROC_DIR
+    is set then, in memory otherwise. The Gunicorn master sets the directory before any import of it
+    (serve/gunicorn_hooks.py); metrics built against the other choice would silently miss or double counts."""
     from prometheus_client import values
-    wanted_multiprocess = multiprocess_dir() is not None
-    if getattr(values.ValueClass, "_multiprocess", False) != wanted_multiprocess:
-        values.ValueClass = values.get_value_class()
+    in_memory = values.ValueClass is values.MutexValue
+    if in_memory == (multiprocess_dir() is not None):
+        raise RuntimeError(f"prometheus_client was imported before {MULTIPROC_ENV} was set or unset: "
+                           "set it before starting the process")
 
 
 class Metrics:
     """The metric objects of one worker process, and the observer that feeds them."""
 
     def __init__(self, settings: Settings, model_cap: int = MODEL_LABEL_CAP) -> None:
-        _value_class_for_environment()
+        _value_class_matches_environment()
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
         self.multiprocess = multiprocess_dir() is not None
         # Multiprocess values live in files; a private registry otherwise (so a second app in the process is fine).

@@ -45,12 +45,12 @@ def test_error_response_is_openai_json_and_closes():
 
 
 def test_every_chunked_body_is_read_through_parse_chunk_size_and_sizes_over_2_64_are_refused():
-    """argoproxy.edge.client_input.limit_chunk_sizes wraps ChunkedReader.parse_chunk_size: both request parsers build
+    """argoproxy.fastpath.server_reach.limit_chunk_sizes wraps ChunkedReader.parse_chunk_size: both request parsers build
     a ChunkedReader for a chunked body, and its parser reads every chunk size through that method."""
     from gunicorn.http import body, errors, message
     from gunicorn.http.unreader import IterUnreader
 
-    from argoproxy.edge.client_input import MAX_CHUNK_SIZE, limit_chunk_sizes
+    from argoproxy.fastpath.server_reach import MAX_CHUNK_SIZE, limit_chunk_sizes
 
     assert gunicorn.__version__ == VERIFIED_GUNICORN, "re-check ChunkedReader, then update VERIFIED_GUNICORN"
     assert inspect.getsource(body.ChunkedReader.parse_chunked).count("self.parse_chunk_size(") == 2
