@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from argoproxy.edge.classify import Route
 from argoproxy.errors import ProxyError
@@ -130,9 +130,14 @@ class Front:
     #: reads them (argoproxy/edge/model_readers.py; held to ALLOWED_MODELS and team keys' globs), under
     #: FRONTS_PASSTHROUGH too
     model_readers: tuple[tuple[str, Any], ...] = ()
-    #: Forwarded paths that change what the upstream serves (Ollama's pull, push, copy, create, delete): the
-    #: operator's; a team key is refused there (it may use models, not change the ones other teams use).
+    #: Forwarded paths ("METHOD /path" globs) that change what the upstream serves for everyone (Ollama's pull,
+    #: push, copy, create, delete) or act on its account (Ollama's sign-out): the operator's keys only; a team
+    #: key and a key_limits key are refused there (they may use models, not change the upstream).
     operator_paths: tuple[str, ...] = ()
+    #: Forwarded paths ("METHOD /path" globs) whose answer is the upstream's model list (Ollama's /api/tags and
+    #: /api/ps under FRONTS_PASSTHROUGH): filtered by `listed`, as the proxy's own list is, while ALLOWED_MODELS
+    #: or a team key's globs are in force.
+    forwarded_lists: tuple[str, ...] = ()
     #: what SSE_KEEPALIVE sends while a stream waits on its upstream (argoproxy/edge/keepalive.py)
     keepalive_beat = b": keepalive\n\n"
     #: the chat-completions path the internal request takes upstream
@@ -176,6 +181,10 @@ class Front:
     def model_entry(self, entry: Mapping[str, Any]) -> dict[str, Any]:
         """One model (an OpenAI entry) in the door's shape."""
         return dict(entry)
+
+    def listed(self, answer: Any, keep: Callable[[Any], bool]) -> Any:
+        """A forwarded model list (`forwarded_lists`) with only the entries whose name `keep` takes."""
+        return answer
 
     def model_named(self, body: Any) -> str | None:
         """The model a `model` route's body names (a route that takes it in its body, not its path)."""

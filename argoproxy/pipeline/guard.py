@@ -14,6 +14,9 @@ It decides, in this order:
    unless its path is model-free (MODEL_FREE_PATHS); an API request must name one for a team key's globs;
 3. the limits: key_limits (the client key's budget) and the team key's rate limits and budget.
 
+Between 1 and 2, a forwarded path of the operator's (a door's `operator_paths`: Ollama's pull, create, delete, its
+account's sign-out...) is refused to every key but the operator's: team keys and key_limits keys alike.
+
 The API doors resolve the name they serve after the guard (aliases, LLM_PARAMS' rename, a routed entry's
 model): the allow-list takes the name asked for or the name served (`served_allowed`, asked once the plan has it).
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import re
 from fnmatch import translate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.edge.auth import unauthorized
 from argoproxy.edge.model_readers import Named, Reader, Unreadable
@@ -34,6 +37,7 @@ from argoproxy.pipeline.reservation import Asked
 
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
+    from argoproxy.edge.http_objects import Request
 
 # The API's prefixes a model-free glob written for OpenAI's spelling (/v1/files) also covers: Azure OpenAI's
 # (/openai/files, /openai/v1/files) and a server's without /v1 (/files).
@@ -77,6 +81,9 @@ class Guard:
         self.auth = settings.enable_auth
         self.model_free = ModelFree(settings.model_free_paths)
         self.operator_paths = ModelFree(())  # the doors' (Front.operator_paths), set by the door
+        # Did the request come with one of the operator's keys (API_KEY_SECRET, API_KEY_FILE, the generated one)?
+        # The door sets auth's own test; until then, with auth on, nobody's is (fail closed).
+        self.operator: Callable[[Request | None], bool] = lambda req: not settings.enable_auth
         self.owner = owner
 
     def check(self, call: Call, reader: Reader | None = None, *, required: bool = False, forwarded: bool = False,
@@ -90,9 +97,11 @@ class Guard:
         if self.auth and req is not None and not req.presented_keys:
             raise unauthorized("Missing API key.", "missing_api_key", invalid=False)
         team_key = req.team_key if req is not None else None
-        if team_key is not None and forwarded and self.operator_paths(call.client.method, call.plan.path):
-            raise ProxyError(403, f"/{call.plan.path} changes the models the upstream serves for everyone: the "
-                             "operator's keys may, a team key may not.", code="operator_route")
+        if forwarded and self.operator_paths(call.client.method, call.plan.path) and not self.operator(req):
+            # a team key's or a key_limits key's: either may use models, not change the upstream for everyone
+            raise ProxyError(403, f"/{call.plan.path} changes the models the upstream serves, or its account, for "
+                             "everyone: only the operator's keys (API_KEY_SECRET, API_KEY_FILE) may use it.",
+                             code="operator_route")
         key_models = team_key.models if team_key is not None else ()
         if self.allowed or key_models:
             self.models(call, reader, key_models, required, forwarded, served_later)

@@ -31,11 +31,12 @@ from argoproxy.jsonfast import dumps
 from argoproxy.edge.paths import PathError, canonical, raw_target
 from argoproxy.edge.model_readers import Named, Reader, body_model, compressed, path_models, reader_for
 from argoproxy.edge.request_body import read_request_body
-from argoproxy.pipeline.gateway import Gateway, charged
+from argoproxy.pipeline.gateway import FORWARD_SENDING, Gateway, charged
 from argoproxy.pipeline.guard import ModelFree, plan_model
 from argoproxy.state.routes import StateRoutes, state_route
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.validation import model_allowed
+from argoproxy.upstream.wire import UpstreamRequest
 
 if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only in the workers)
     from argoproxy.state.service import ResponsesState
@@ -96,6 +97,10 @@ class Door:
         self.readers: tuple[tuple[str, Reader], ...] = tuple(pair for front in FRONTS.values()
                                                              for pair in front.model_readers)
         gateway.guard.operator_paths = ModelFree(tuple(g for front in FRONTS.values() for g in front.operator_paths))
+        gateway.guard.operator = self.auth.is_admin
+        # Forwarded paths answering the upstream's model list, which the allow-list and a key's globs filter.
+        self.listings = tuple((ModelFree(front.forwarded_lists), front) for front in FRONTS.values()
+                              if front.forwarded_lists)
         # Routed (several upstreams by model, argoproxy/routing/): no upstream is "the" upstream to forward to.
         self.forwards = self.backend.forwards_unknown and gateway.routing is None
         self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths, self.fronts)
@@ -228,7 +233,37 @@ class Door:
         headers = self.backend.upstream_headers(call)
         if charged(call):
             headers["Accept-Encoding"] = "identity"  # its usage is read from the answer's bytes
-        return self.gateway.passthrough(call, self.backend.url(call.plan.path, call.plan.query), headers)
+        url = self.backend.url(call.plan.path, call.plan.query)
+        listing = self.forwarded_listing(call)
+        if listing is not None:
+            return self.filtered_listing(call, url, headers, listing)
+        return self.gateway.passthrough(call, url, headers)
+
+    def forwarded_listing(self, call: Call) -> Front | None:
+        """The door whose forwarded model list this request asks for, when the allow-list or the key's globs
+        filter it (None: forwarded as it is)."""
+        if not (self.allowed or self.key_models(call)):
+            return None
+        return next((front for paths, front in self.listings if paths(call.client.method, call.plan.path)), None)
+
+    def filtered_listing(self, call: Call, url: str, headers: dict[str, str], front: Front) -> Answer:
+        """The upstream's own model list (a door's `forwarded_lists`) with only the models the request's key may
+        use, as the proxy's own list is filtered (`model_list`)."""
+        resp = self.gateway.exchange(call, UpstreamRequest("GET", url, headers, None, call.plan.timeout),
+                                     FORWARD_SENDING)
+        with resp:
+            if resp.status_code != 200:
+                raise bad_answer(f"its model list answered {resp.status_code}")
+            try:
+                answer = resp.json()
+            except ValueError:
+                raise bad_answer("its model list is not JSON") from None
+        key_models = self.key_models(call)
+
+        def keep(name: Any) -> bool:
+            return (not self.allowed or model_allowed(self.allowed, name)) and \
+                (not key_models or model_allowed(key_models, name))
+        return self.observed(call, json_response(front.listed(answer, keep)))
 
     def backend_route(self, call: Call, route: Route) -> Answer:
         if call.client.method != "GET":

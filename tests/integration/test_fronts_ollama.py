@@ -237,3 +237,39 @@ def test_passthrough_keeps_api_byte_for_byte():
         r = requests.post(p.url + "/api/chat", data=body, timeout=30)
         assert fake.received[-1].path == "/api/chat" and fake.received[-1].body == body
         assert r.status_code == 200 and r.json()["path"] == "/api/chat"  # the upstream's answer, as it wrote it
+
+
+def test_passthrough_keeps_ollamas_account_and_full_list_from_team_and_limited_keys(tmp_path):
+    """FRONTS_PASSTHROUGH=ollama in front of a shared Ollama: a team key and a key_limits key cannot sign it out of
+    ollama.com or read its account, and its /api/tags and /api/ps show them only the models their key may use;
+    the operator's key reaches it all."""
+    from tests.integration.test_team_keys import create
+    db = tmp_path / "keys.db"
+    team = create(db, "team", "--models", "llama3*")
+    every = {"models": [{"name": n, "model": n, "size": 1, "digest": "d", "details": {}}
+                        for n in ("llama3:latest", "mistral:latest", "secret:latest")]}
+    with FakeOpenAI() as fake, running_proxy(
+            TARGET_BASE_URL=fake.root_url, FRONTS_PASSTHROUGH="ollama", ENABLE_AUTH="true", API_KEY_SECRET="admin-key",
+            KEYS_DB=str(db), KEY_LIMITS='{"LIMITED_KEY": {"rpm": 1000}}', LIMITED_KEY="sk-limited-0123456789",
+            ALLOWED_MODELS="llama3*,mistral*") as p:
+        auth = {name: {"Authorization": f"Bearer {key}"} for name, key in
+                (("team", team), ("limited", "sk-limited-0123456789"), ("admin", "admin-key"))}
+        for method, path in (("POST", "/api/signout"), ("DELETE", "/api/user/keys/c3NoLWVk"), ("POST", "/api/me"),
+                             ("POST", "/api/pull")):
+            for name in ("team", "limited"):
+                r = requests.request(method, p.url + path, json={"model": "llama3"}, headers=auth[name], timeout=30)
+                assert r.status_code == 403 and "operator" in r.json()["error"], (name, path, r.text)
+            assert not [x for x in fake.received if x.path == path]
+            r = requests.request(method, p.url + path, json={"model": "llama3"}, headers=auth["admin"], timeout=30)
+            assert r.status_code == 200 and fake.received[-1].path == path
+        for path in ("/api/tags", "/api/ps"):
+            shown = {}
+            for name in ("team", "limited", "admin"):
+                fake.add(Reply(every, path=path))
+                r = requests.get(p.url + path, headers=auth[name], timeout=30)
+                assert r.status_code == 200 and fake.received[-1].path == path, r.text
+                shown[name] = [m["name"] for m in r.json()["models"]]
+            assert shown == {"team": ["llama3:latest"], "limited": ["llama3:latest", "mistral:latest"],
+                             "admin": ["llama3:latest", "mistral:latest"]}, shown  # globs, then ALLOWED_MODELS
+        fake.add(Reply(every, path="/api/tags"))  # as the ollama client reads it
+        assert [m.model for m in ollama.Client(host=p.url, headers=auth["team"]).list().models] == ["llama3:latest"]

@@ -166,6 +166,49 @@ def test_key_limits_count_the_doors_calls(make, monkeypatch):
     assert calls[0].outcome.usage["completion_tokens"] > 0  # what budgets and metrics count
 
 
+def ollama_tags(*names: str, running: bool = False) -> dict:
+    """An Ollama server's /api/tags (or, `running`, /api/ps) answer listing these models."""
+    extra = {"expires_at": "2030-01-01T00:00:00Z", "size_vram": 1} if running else {}
+    return {"models": [{"name": n, "model": n, "size": 1, "digest": "d", "details": {}, **extra} for n in names]}
+
+
+def test_passed_through_model_lists_show_only_the_models_a_key_may_use(make, tmp_path):
+    """FRONTS_PASSTHROUGH=ollama: the upstream's own /api/tags and /api/ps, filtered by a team key's globs and by
+    ALLOWED_MODELS as /v1/models is (a name without a tag is Ollama's `:latest`); the admin key sees them all."""
+    import time
+    from argoproxy.teamkeys.records import KeyRecord, digest
+    from argoproxy.teamkeys.store import SQLiteKeyStore
+    team_key = "sk-proxy-team-0123456789abcdef"
+    db = tmp_path / "keys.db"
+    SQLiteKeyStore(str(db)).create(KeyRecord("team", digest(team_key), team_key[:12], ("llama3", "qwen*"),
+                                             created=time.time()))
+    door, up, _ = make(ENABLE_AUTH="true", API_KEY_SECRET="admin-key", KEYS_DB=str(db), FRONTS_PASSTHROUGH="ollama",
+                       TARGET_BASE_URL="http://upstream.test/", ALLOWED_MODELS="llama3*,qwen2.5:7b,secret*")
+    team, admin = {"Authorization": f"Bearer {team_key}"}, {"Authorization": "Bearer admin-key"}
+    every = ("llama3:latest", "llama3:70b", "qwen2.5:7b", "qwen3:8b", "secret-model:latest")
+    for path, running in (("/api/tags", False), ("/api/ps", True)):
+        up.reply(ollama_tags(*every, running=running))
+        answer = door.handle(Request.of("GET", path, headers=dict(team)))
+        assert up.sent[-1].url == "http://upstream.test" + path and answer.status_code == 200
+        listed = json.loads(answer.get_data())["models"]
+        assert [m["name"] for m in listed] == ["llama3:latest", "qwen2.5:7b"]  # globs and allow-list both
+        assert listed[0] == ollama_tags("llama3:latest", running=running)["models"][0]  # entries as Ollama wrote them
+        up.reply(ollama_tags(*every, running=running))
+        admin_list = json.loads(door.handle(Request.of("GET", path, headers=dict(admin))).get_data())["models"]
+        assert [m["name"] for m in admin_list] == ["llama3:latest", "llama3:70b", "qwen2.5:7b",
+                                                   "secret-model:latest"]  # ALLOWED_MODELS binds the admin key too
+    up.reply({"error": "not an ollama list"})
+    answer = door.handle(Request.of("GET", "/api/tags", headers=dict(team)))
+    assert answer.status_code == 502 and isinstance(json.loads(answer.get_data())["error"], str)
+
+
+def test_passed_through_model_lists_go_as_they_are_without_a_filter(make):
+    door, up, _ = make(FRONTS_PASSTHROUGH="ollama", TARGET_BASE_URL="http://upstream.test/")
+    data = json.dumps(ollama_tags("a", "b")).encode()
+    up.reply(data)
+    assert door.handle(Request.of("GET", "/api/tags")).get_data() == data  # byte for byte
+
+
 def test_passed_through_errors_stay_in_ollamas_shape(make):
     door, up, _ = make(FRONTS_PASSTHROUGH="ollama", TARGET_BASE_URL="http://upstream.test/", ALLOWED_MODELS="m")
     answer = door.handle(Request.of("POST", "/api/chat", {"model": "evil", "messages": []}))

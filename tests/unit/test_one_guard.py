@@ -242,17 +242,31 @@ def test_a_team_key_without_globs_reads_back_no_batch_file(make, tmp_path):
     assert status == 200 and [(r.method, r.url) for r in up.sent] == [("POST", "http://upstream.test/v1/batches")]
 
 
-def test_a_team_key_may_not_manage_the_upstreams_models(make, tmp_path):
+OPERATOR_ROUTES = (("POST", "/api/pull", {"model": "gpt-4o"}), ("DELETE", "/api/delete", {"model": "m"}),
+                   ("POST", "/api/copy", {"source": "a", "destination": "b"}), ("POST", "/api/push", {"model": "m"}),
+                   ("POST", "/api/create", {"model": "m"}), ("POST", "/api/blobs/sha256:0a", None),
+                   # Ollama's account: who it is signed in to ollama.com as, and signing it out
+                   ("POST", "/api/me", None), ("POST", "/api/signout", None),
+                   ("DELETE", "/api/user/keys/c3NoLWVkMjU1MTk", None), ("DELETE", "/API/User/Keys/x", None))
+
+
+def test_only_the_operators_keys_manage_the_upstreams_models_and_account(make, tmp_path, monkeypatch):
     """Ollama's pull, push, copy, create and delete change what every team is served (a copy then a push sent an
-    operator's model to a registry host a glob like `good*` admitted): the operator's keys only."""
+    operator's model to a registry host a glob like `good*` admitted), and its account routes sign the server
+    out of ollama.com for everyone: the operator's keys only; a team key and a key_limits key alike are refused."""
     db = tmp_path / "keys.db"
     SQLiteKeyStore(str(db)).create(KeyRecord("team", digest(TEAM_KEY), TEAM_KEY[:12], (), created=time.time()))
-    door, up, _ = make(ENABLE_AUTH="true", API_KEY_SECRET="admin-key", KEYS_DB=str(db), FRONTS_PASSTHROUGH="ollama")
+    monkeypatch.setenv("LIMITED_KEY", "sk-limited-0123456789")
+    door, up, _ = make(ENABLE_AUTH="true", API_KEY_SECRET="admin-key", KEYS_DB=str(db), FRONTS_PASSTHROUGH="ollama",
+                       KEY_LIMITS='{"LIMITED_KEY": {"rpm": 1000}}', LIMITED_KEY="sk-limited-0123456789")
     team, admin = {"Authorization": f"Bearer {TEAM_KEY}"}, {"Authorization": "Bearer admin-key"}
-    for method, target, body in (("POST", "/api/pull", {"model": "gpt-4o"}), ("DELETE", "/api/delete", {"model": "m"}),
-                                 ("POST", "/api/copy", {"source": "a", "destination": "b"}),
-                                 ("POST", "/api/push", {"model": "m"}), ("POST", "/api/create", {"model": "m"})):
-        status, answer = handle(door, method, target, body, team)
-        assert status == 403 and "operator" in str(answer), (target, answer)
+    limited = {"Authorization": "Bearer sk-limited-0123456789"}
+    for method, target, body in OPERATOR_ROUTES:
+        for key in (team, limited):
+            status, answer = handle(door, method, target, body, key)
+            assert status == 403 and "operator" in answer["error"], (target, answer)
+        assert up.sent == []
         assert handle(door, method, target, body, admin)[0] == 200, target
-    assert handle(door, "POST", "/api/chat", {"model": "m", "messages": MSG}, team)[0] == 200
+        up.sent.clear()
+    for key in (team, limited):  # they use models as before
+        assert handle(door, "POST", "/api/chat", {"model": "m", "messages": MSG}, key)[0] == 200

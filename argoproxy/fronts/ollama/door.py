@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from argoproxy.edge.classify import Route
 from argoproxy.edge.model_readers import members
@@ -55,8 +55,11 @@ class OllamaFront(Front):
     model_readers = (("/api/copy", members("source", "destination", "model", "name")),
                      ("/api/create", members("model", "name", "from")),
                      ("/api/*", members("model", "name")))
+    # What changes the models everyone is served, and Ollama's account routes (who the server is signed in to
+    # ollama.com as, and signing it out: /api/me, /api/signout, the older DELETE /api/user/keys/{key}).
     operator_paths = ("POST /api/pull", "POST /api/push", "POST /api/copy", "POST /api/create", "DELETE /api/delete",
-                      "* /api/blobs/*")
+                      "* /api/blobs/*", "* /api/me", "* /api/signout", "* /api/signin", "* /api/user", "* /api/user/*")
+    forwarded_lists = ("GET /api/tags", "GET /api/ps")
     texts_in_events = False  # a line's text is one JSON value, written once
     renamed = {"temperature": "options.temperature", "top_p": "options.top_p", "top_k": "options.top_k",
                "seed": "options.seed", "stop": "options.stop", "max_tokens": "options.num_predict",
@@ -107,6 +110,9 @@ class OllamaFront(Front):
 
     def model_entry(self, entry: Mapping[str, Any]) -> dict[str, Any]:
         return models.show(entry)
+
+    def listed(self, answer: Any, keep: Callable[[Any], bool]) -> Any:
+        return models.kept(answer, keep)
 
     def model_named(self, body: Any) -> str | None:
         """/api/show names its model as `model` (older clients: `name`)."""

@@ -1,5 +1,6 @@
 """The proxy's model list (OpenAI entries: the upstream's, routing entries, pseudo models, filtered by the
-allow-list and a team key's globs) as Ollama's `/api/tags`, `/api/ps` and `/api/show` answers.
+allow-list and a team key's globs) as Ollama's `/api/tags`, `/api/ps` and `/api/show` answers; and an Ollama
+upstream's own /api/tags and /api/ps (FRONTS_PASSTHROUGH=ollama) filtered the same way.
 
 A gateway knows a model's name, not its file: `size` is 0, `details` are empty strings, and `digest` is the
 SHA-256 of the name (stable, so clients that key models by digest tell them apart). Every model the proxy serves
@@ -12,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
+from argoproxy.errors import ProxyError
 from argoproxy.fronts.ollama.answer import rfc3339
 
 KEEP_ALIVE = 300  # seconds `expires_at` lies ahead in /api/ps (Ollama's default keep_alive)
@@ -76,3 +78,19 @@ def input_modalities(entry: Mapping[str, Any]) -> list[Any]:
     architecture = entry.get("architecture")
     found = architecture.get("input_modalities") if isinstance(architecture, Mapping) else None
     return found if isinstance(found, list) else []
+
+
+def kept(answer: Any, keep: Callable[[Any], bool]) -> dict[str, Any]:
+    """An Ollama server's /api/tags or /api/ps answer with the models `keep` takes. An entry is known by its
+    `name` and `model`, each also without Ollama's default tag (`llama3` is `llama3:latest`, so a key given
+    `llama3` sees the model it may use)."""
+    listed = answer.get("models") if isinstance(answer, dict) else None
+    if not isinstance(listed, list):
+        raise ProxyError(502, "The upstream's model list is not Ollama's (no `models` list).",
+                         code="upstream_bad_response")
+    return {**answer, "models": [m for m in listed if isinstance(m, dict) and any(keep(n) for n in names(m))]}
+
+
+def names(entry: Mapping[str, Any]) -> list[str]:
+    found = [n for n in (entry.get("name"), entry.get("model")) if isinstance(n, str) and n]
+    return found + [n.removesuffix(":latest") for n in found if n.endswith(":latest")]
