@@ -198,11 +198,8 @@ class Answers:
         call.outcome.client_left = True
         self.observe(call)
         resp = call.outcome.upstream_response
-        if resp is not None and not resp.raw.isclosed():  # a closed one may be back in the pool, in use
-            try:
-                resp.raw.shutdown()
-            except Exception:  # noqa: BLE001 - already closed or never connected
-                pass
+        if resp is not None:
+            resp.cut()
 
     def observe(self, call: Call) -> None:
         if call.outcome.observed:

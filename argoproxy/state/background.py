@@ -1,9 +1,12 @@
 """`background: true`: the request answers at once (`queued`), and the answer is produced by a greenlet (a
 thread under gthread) of the same worker, to completion whether the client stays or not, within that worker's
 life: a worker that stops (restart, max_requests, SIGTERM past the graceful timeout) ends its runs, which then
-read as failed (service.stale_checked). The run streams internally, so its progress (and, for a streamed
-request, its events, for `starting_after`) is written as it goes, and a cancel asked on any worker or replica
-(POST /v1/responses/{id}/cancel) stops it at its next write.
+read as failed (records.as_it_stands). The run streams internally, so its progress (and, for a streamed
+request, its events, for `starting_after`) is written as it goes. A cancel (POST /v1/responses/{id}/cancel) or a
+delete asked on any worker or replica is written to the store, which the run's Watch reads every STOP_POLL
+seconds: the run's upstream request is closed then, even while the upstream is still reading the prompt, and
+the response reads `cancelled` from the moment the cancel is written (a deleted one stays deleted: the run
+writes only over its record).
 
 Bounded: RESPONSES_BACKGROUND_MAX runs in flight on one instance (all its workers: counted in the store) and
 RESPONSES_BACKGROUND_PER_KEY per key."""
@@ -23,7 +26,7 @@ from argoproxy.fronts.responses import response_object
 from argoproxy.pipeline.call import Call
 from argoproxy.state import chain
 from argoproxy.state.keeper import TERMINAL, Attempt, Keeper
-from argoproxy.state.records import STALE_SECONDS, StoredResponse, stale_checked
+from argoproxy.state.records import STALE_SECONDS, StoredResponse, as_it_stands
 from argoproxy.turns import under_gevent
 
 if TYPE_CHECKING:
@@ -34,6 +37,7 @@ ResponsesState = Any  # service.py's (which makes the Background): named so, not
 log = logging.getLogger("cot_proxy")
 
 HEARTBEAT_SECONDS = 5.0  # a running background response says it lives this often (STALE_SECONDS: 30)
+STOP_POLL = 0.25  # how often a run looks for a cancel or a delete asked: its upstream is closed within about this
 POLL_SECONDS = 0.1  # how often a client following a run (stream=true, starting_after) reads its events
 FOLLOW_LIMIT = 3600.0  # the longest a follower waits on a run that sends nothing more
 
@@ -97,41 +101,104 @@ class Background:
 
     def run(self, call: Call, body: dict[str, Any], keeper: Keeper, attempt: Attempt) -> None:
         answer = None
-        beating = [True]
-        spawn(self.beat, keeper.id, beating)
+        watch = Watch(self.state, call, keeper)
+        spawn(watch.run)
         try:
             keeper.progress(None)  # in_progress, with a heartbeat
             answer = attempt(call, body, keeper)
             for _ in answer.chunks:  # the events pass the keeper, which saves them
                 pass
         except ProxyError as err:
-            keeper.save(failed(keeper, err.message, err.code or "server_error"))
+            call.outcome.status = call.outcome.status or err.status
+            if not keeper.cancelled:  # a cancel's cut is no failure
+                keeper.save(failed(keeper, err.message, err.code or "server_error"))
         except Exception as exc:  # noqa: BLE001 - a run must end in a stored state, whatever failed
-            log.exception("background response %s failed", keeper.id)
-            keeper.save(failed(keeper, f"The proxy failed to produce this response ({type(exc).__name__}).",
-                               "server_error"))
-        finally:
+            if not keeper.cancelled:
+                log.exception("background response %s failed", keeper.id)
+                keeper.save(failed(keeper, f"The proxy failed to produce this response ({type(exc).__name__}).",
+                                   "server_error"))
+        finally:  # also when its watcher killed it before its upstream answered (gevent's GreenletExit)
+            watch.living = False
             close = getattr(answer.response, "close", None) if answer is not None else None
             if close is not None:
                 close()
-            beating[0] = False
+            self.ended(call, keeper)
+
+    def ended(self, call: Call, keeper: Keeper) -> None:
+        """The run's last word in the store (over its record only: a deleted one stays deleted), and its call
+        observed (metrics, journals, the key's usage) however it ended."""
         if keeper.cancelled:
             latest = keeper.saved or {**failed(keeper, "", ""), "error": None}
             keeper.save({**latest, "status": "cancelled"})
         elif keeper.saved is None:
             keeper.save(failed(keeper, "The run ended without an answer.", "server_error"))
+        answers = self.state.answers
+        if answers is not None and not call.outcome.observed:  # cut before its answer began, or failed before it
+            if keeper.cancelled:
+                call.outcome.status = 499  # stopped at the client's word, as nginx names it
+            answers.observe(call)
+        if keeper.cancelled:
+            log.info("background response %s cancelled: its run has stopped", keeper.id)
 
-    def beat(self, resp_id: str, beating: list[bool]) -> None:
+
+class Watch:
+    """Beside a background run while it lives: its heartbeat every HEARTBEAT_SECONDS, and every STOP_POLL
+    seconds a look at the store for a cancel (or a delete) asked on any worker or replica. A stop closes the
+    run's upstream request where it stands: its answer's connection is shut once the upstream has begun to answer;
+    before that (a long prompt read in silence, no byte yet) the run itself is killed, and urllib3 closes the
+    connection it was waiting on. Under threads (gthread) a thread cannot be killed: a run stopped before its
+    upstream's first byte is cut off when that byte comes."""
+
+    def __init__(self, state: ResponsesState, call: Call, keeper: Keeper) -> None:
+        self.state, self.call, self.keeper = state, call, keeper
+        self.runner = current_greenlet()  # the run's greenlet under gevent (called from the run); else None
+        self.living = True
+        self.killed = False
+
+    def run(self) -> None:
+        beat_at = time.monotonic() + HEARTBEAT_SECONDS
+        while True:
+            time.sleep(STOP_POLL)
+            if not self.living:
+                return
+            if not self.keeper.cancelled and self.stop_asked():
+                self.keeper.cancelled = True
+            if self.keeper.cancelled:  # asked here, or seen by the run itself as it wrote its progress
+                self.cut()
+            if time.monotonic() >= beat_at:
+                beat_at = time.monotonic() + HEARTBEAT_SECONDS
+                self.beat()
+
+    def stop_asked(self) -> bool:
+        try:
+            return bool(self.state.io(self.state.store.stop_asked, self.keeper.id))
+        except ProxyError:  # the store away: asked again at the next look
+            return False
+
+    def cut(self) -> None:
+        """Close the run's upstream request (again at each look until the run has ended: a thread's answer that
+        arrives after the stop is cut when it does)."""
+        resp = self.call.outcome.upstream_response
+        if resp is not None and not resp.raw.isclosed():
+            resp.cut()
+        elif self.runner is not None and not self.killed and self.living:  # never once it is writing its end
+            self.killed = True
+            self.runner.kill(block=False)
+
+    def beat(self) -> None:
         """The run's heartbeat while it lives, whether its upstream sends anything or not (a long prompt read in
         silence): a run whose heartbeat stops for STALE_SECONDS died with its worker."""
-        while True:
-            time.sleep(HEARTBEAT_SECONDS)
-            if not beating[0]:
-                return
-            try:
-                self.state.io(self.state.store.touch, resp_id, time.time())
-            except Exception as exc:  # noqa: BLE001 - the next beat tries again
-                log.warning("background response %s: heartbeat not written (%s)", resp_id, type(exc).__name__)
+        try:
+            self.state.io(self.state.store.touch, self.keeper.id, time.time())
+        except Exception as exc:  # noqa: BLE001 - the next beat tries again
+            log.warning("background response %s: heartbeat not written (%s)", self.keeper.id, type(exc).__name__)
+
+
+def current_greenlet() -> Any:
+    if not under_gevent():
+        return None
+    import gevent
+    return gevent.getcurrent()
 
 
 def failed(keeper: Keeper, message: str, code: str) -> dict[str, Any]:
@@ -176,7 +243,7 @@ def follow(state: ResponsesState, resp_id: str, after: int) -> Iterator[bytes]:
         rec = state.load(resp_id)
         if rec is None:
             return
-        rec = stale_checked(rec)
+        rec = as_it_stands(rec)
         if rec.status not in ("queued", "in_progress"):  # ended without a terminal event of its own
             if rec.status == "failed":
                 yield front.encode_event({"type": "response.failed", "sequence_number": after + 1,

@@ -55,6 +55,8 @@ class Keeper:
     def events(self, events: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for event in events:
             kind = event.get("type")
+            if self.cancelled:
+                return  # cancelled (its watcher cut the upstream off): nothing more is kept, a cut's error neither
             if self.background:
                 if self.keep_events and self.kept + len(self.pending) < MAX_EVENTS:
                     self.pending.append(event)
@@ -92,14 +94,17 @@ class Keeper:
             self.keep_events = False
 
     def progress(self, response: dict[str, Any] | None) -> bool:
-        """A background run's events and heartbeat written; False when a cancel was asked."""
+        """A background run's events and heartbeat written; False when a cancel was asked, or its response was
+        deleted."""
         stored = self.state.load(self.id)
         if stored is None or stored.cancelled:
             self.cancelled = True
             return False
         latest = response or {**stored.response, "status": "in_progress"}
         try:
-            self.state.put(self.record(latest))
+            if not self.state.update(self.record(latest)):
+                self.cancelled = True  # deleted since it was read
+                return False
         except StoreFull as err:
             log.warning("background response %s: %s", self.id, err.message)
         self.write_events()
@@ -113,7 +118,11 @@ class Keeper:
         if not self.store:
             return
         try:
-            self.state.put(self.record(response))
+            if self.background:  # over its record only: a response deleted while it ran stays deleted
+                if not self.state.update(self.record(response)):
+                    return
+            else:
+                self.state.put(self.record(response))
             conv = self.history.conversation
             if conv is not None and response.get("status") in ("completed", "incomplete"):
                 output = response.get("output")

@@ -90,9 +90,15 @@ class StoredConversation:
 STALE_SECONDS = 30.0  # a background run whose worker wrote nothing for this long has died with it
 
 
-def stale_checked(rec: StoredResponse) -> StoredResponse:
-    """A background run whose worker stopped (restarted, killed) reads as failed, not in progress for ever."""
-    if rec.background and rec.status in ("queued", "in_progress") and time.time() - rec.heartbeat > STALE_SECONDS:
+def as_it_stands(rec: StoredResponse) -> StoredResponse:
+    """A background run as it stands, whatever its runner wrote last: one whose cancel was asked reads
+    `cancelled` at once (its runner, on whichever worker or replica, stops within a moment); one whose worker
+    stopped (restarted, killed) reads as failed, not in progress for ever."""
+    if not (rec.background and rec.status in ("queued", "in_progress")):
+        return rec
+    if rec.cancelled:
+        rec.response = {**rec.response, "status": "cancelled"}
+    elif time.time() - rec.heartbeat > STALE_SECONDS:
         rec.response = {**rec.response, "status": "failed",
                         "error": {"code": "server_error", "message": "The proxy worker running this background "
                                   "response stopped before it finished."}}

@@ -102,11 +102,23 @@ class RedisResponseStore:
 
     # ------------------------------------------------------------ responses
     def put_response(self, rec: StoredResponse) -> None:
+        self._put(rec, existing_only=False)
+
+    def update_response(self, rec: StoredResponse) -> bool:
+        """A background run's progress or end, written over its record only (SET XX): False when that is gone
+        (deleted, or expired), which is never written back."""
+        return self._put(rec, existing_only=True)
+
+    def _put(self, rec: StoredResponse, existing_only: bool) -> bool:
         data = encoded(rec)
         self._reserve(rec.owner, rec.id, len(data))
         ttl = max(1, int(rec.created + self.retention - time.time()))
+        if existing_only and not self.redis.set(PREFIX + "resp:" + rec.id, data, ex=ttl, xx=True):
+            self._release(rec.owner, rec.id)  # deleted meanwhile: the bytes just counted go back
+            return False
         pipe = self.redis.pipeline()
-        pipe.set(PREFIX + "resp:" + rec.id, data, ex=ttl)
+        if not existing_only:
+            pipe.set(PREFIX + "resp:" + rec.id, data, ex=ttl)
         if rec.cancelled:
             pipe.set(PREFIX + "cancel:" + rec.id, b"1", ex=ttl)
         live = rec.background and rec.status in ("queued", "in_progress")
@@ -116,6 +128,7 @@ class RedisResponseStore:
             else:
                 pipe.zrem(key, rec.id)
         pipe.execute()
+        return True
 
     def get_response(self, resp_id: str) -> StoredResponse | None:
         data, cancelled, beat = self.redis.mget(PREFIX + "resp:" + resp_id, PREFIX + "cancel:" + resp_id,
@@ -136,7 +149,12 @@ class RedisResponseStore:
         rec = self.get_response(resp_id)
         if rec is None:
             return False
-        self.redis.delete(PREFIX + "resp:" + resp_id, PREFIX + "events:" + resp_id, PREFIX + "beat:" + resp_id)
+        pipe = self.redis.pipeline()
+        pipe.delete(PREFIX + "resp:" + resp_id, PREFIX + "events:" + resp_id, PREFIX + "beat:" + resp_id,
+                    PREFIX + "cancel:" + resp_id)
+        for key in (PREFIX + "live", PREFIX + "live:" + rec.owner):  # a running one no longer counts
+            pipe.zrem(key, resp_id)
+        pipe.execute()
         self._release(rec.owner, resp_id)
         self._release(rec.owner, "ev:" + resp_id)
         return True
@@ -146,12 +164,17 @@ class RedisResponseStore:
         order, from 0)."""
         data = [dumps(e) for e in events]
         key = "ev:" + rec.id
+        if not self.redis.exists(PREFIX + "resp:" + rec.id):
+            return  # the response was deleted: its events go with it
         current = int(self.redis.hget(PREFIX + "size", key) or 0)
         self._reserve(rec.owner, key, current + sum(len(d) for d in data))
         pipe = self.redis.pipeline()
         pipe.rpush(PREFIX + "events:" + rec.id, *data)
         pipe.expire(PREFIX + "events:" + rec.id, self._ttl())
-        pipe.execute()
+        pipe.exists(PREFIX + "resp:" + rec.id)
+        if not pipe.execute()[2]:  # deleted while they were written: they go too
+            self.redis.delete(PREFIX + "events:" + rec.id)
+            self._release(rec.owner, key)
 
     def events_after(self, resp_id: str, after: int) -> list[dict[str, Any]]:
         return [json.loads(e) for e in self.redis.lrange(PREFIX + "events:" + resp_id, max(after + 1, 0), -1)]
@@ -167,6 +190,15 @@ class RedisResponseStore:
 
     def set_cancelled(self, resp_id: str) -> None:
         self.redis.set(PREFIX + "cancel:" + resp_id, b"1", ex=self._ttl())
+
+    def stop_asked(self, resp_id: str) -> bool:
+        """Should a background run stop: its cancel asked (on any replica), or its response deleted (or
+        expired)? One round trip, made by each run every moment."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(PREFIX + "resp:" + resp_id)
+        pipe.exists(PREFIX + "cancel:" + resp_id)
+        present, cancelled = pipe.execute()
+        return not present or bool(cancelled)
 
     def live_runs(self, owner: str, since: float) -> tuple[int, int]:
         pipe = self.redis.pipeline()

@@ -79,13 +79,11 @@ class StateRoutes:
             if not rec.background:
                 raise ProxyError(400, "Only responses created with `background: true` can be cancelled.",
                                  param=None, code="invalid_request")
-            if rec.status in ("queued", "in_progress"):
+            if rec.status in ("queued", "in_progress"):  # read as cancelled from now on (records.as_it_stands)
                 state.io(state.store.set_cancelled, resp_id)
                 rec.response = {**rec.response, "status": "cancelled"}
             return json_answer(rec.response)
-        if method == "DELETE":
-            if rec.background and rec.status in ("queued", "in_progress"):
-                state.io(state.store.set_cancelled, resp_id)
+        if method == "DELETE":  # a running background one stops too: its run sees it gone, and writes nothing back
             state.io(state.store.delete_response, resp_id)
             return json_answer({"id": resp_id, "object": "response.deleted", "deleted": True})
         if one(query, "stream") == "true":

@@ -16,7 +16,7 @@ from argoproxy.state import chain
 from argoproxy.state.keeper import Attempt, Keeper
 from argoproxy.sqlite_files import off_loop
 from argoproxy.state.records import (StoredConversation, StoredResponse, StoreFull, new_id, owner_of,
-                                     stale_checked)
+                                     as_it_stands)
 
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
@@ -68,6 +68,10 @@ class ResponsesState:
 
     def put(self, rec: StoredResponse) -> None:
         self.io(self.store.put_response, rec)
+
+    def update(self, rec: StoredResponse) -> bool:
+        """A background run's own write: over its record only (False: deleted meanwhile, and left so)."""
+        return bool(self.io(self.store.update_response, rec))
 
     def append(self, conv: StoredConversation, items: list[dict[str, Any]]) -> None:
         self.io(self.store.add_items, conv, items)
@@ -174,7 +178,7 @@ class ResponsesState:
         if rec is None or not (rec.owner == owner or admin):
             status = 400 if param else 404
             raise chain.not_found("Response", resp_id, param, status)
-        return stale_checked(rec)
+        return as_it_stands(rec)
 
     def owned_conversation(self, owner: str, conv_id: str, param: str | None = None,
                            admin: bool = False) -> StoredConversation:

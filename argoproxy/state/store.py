@@ -147,11 +147,21 @@ class SQLiteResponseStore:
 
     # ------------------------------------------------------------ responses
     def put_response(self, rec: StoredResponse) -> None:
-        """Insert or replace (a background run's progress), within the bounds."""
+        """Insert or replace, within the bounds."""
+        self._put(rec, existing_only=False)
+
+    def update_response(self, rec: StoredResponse) -> bool:
+        """A background run's progress or end, written over its record only: False when that is gone (deleted,
+        or expired), which is never written back."""
+        return self._put(rec, existing_only=True)
+
+    def _put(self, rec: StoredResponse, existing_only: bool) -> bool:
         data = encoded(rec)
         live = 1 if rec.background and rec.status in ("queued", "in_progress") else 0
         with self._write() as db:
             old = db.execute("SELECT size FROM responses WHERE id = ?", (rec.id,)).fetchone()
+            if old is None and existing_only:
+                return False
             self._room(db, rec.owner, len(data), old[0] if old else 0)
             # a cancel asked meanwhile (by another worker) stays asked
             db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, MAX(?, COALESCE((SELECT heartbeat "
@@ -159,6 +169,7 @@ class SQLiteResponseStore:
                        "| ?, ?)",
                        (rec.id, rec.owner, rec.created + self.retention, len(data), int(rec.background), live,
                         rec.heartbeat, rec.id, rec.id, int(rec.cancelled), data))
+        return True
 
     def get_response(self, resp_id: str) -> StoredResponse | None:
         rows = self._read("SELECT data, cancelled, heartbeat FROM responses WHERE id = ? AND expires >= ?",
@@ -187,6 +198,8 @@ class SQLiteResponseStore:
         rows = [(rec.id, e["sequence_number"], rec.owner, rec.created + self.retention, len(d), d)
                 for e in events for d in (dumps(e),)]
         with self._write() as db:
+            if db.execute("SELECT 1 FROM responses WHERE id = ?", (rec.id,)).fetchone() is None:
+                return  # the response was deleted: its events go with it
             self._room(db, rec.owner, sum(r[4] for r in rows))
             db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
 
@@ -203,6 +216,12 @@ class SQLiteResponseStore:
         """Mark a background run to stop (its runner reads the flag as it goes)."""
         with self._write() as db:
             db.execute("UPDATE responses SET cancelled = 1 WHERE id = ?", (resp_id,))
+
+    def stop_asked(self, resp_id: str) -> bool:
+        """Should a background run stop: its cancel asked, or its response deleted (or expired)? One small read,
+        made by each run every moment."""
+        rows = self._read("SELECT cancelled FROM responses WHERE id = ? AND expires >= ?", (resp_id, time.time()))
+        return not rows or bool(rows[0][0])
 
     def live_runs(self, owner: str, since: float) -> tuple[int, int]:
         """Background runs still going (a heartbeat since `since`): the owner's, and all of them."""

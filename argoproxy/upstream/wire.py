@@ -110,6 +110,16 @@ class UpstreamResponse:
         if self._carrier is not None:
             self._carrier.close()
 
+    def cut(self) -> None:
+        """Shut the answer's connection both ways, so that a read blocked on it (another greenlet's or thread's)
+        ends at once and the upstream sees its client leave. An answer closed already is left alone: its
+        connection may be back in the pool, in another request's use."""
+        if not self.raw.isclosed():
+            try:
+                self.raw.shutdown()
+            except Exception:  # noqa: BLE001 - closed meanwhile, or never connected
+                pass
+
     def __enter__(self) -> "UpstreamResponse":
         return self
 

@@ -10,12 +10,15 @@ API takes them), `sends_stream_usage = False`
 (llama.cpp's server ignores include_usage), `streams_auto_tool_calls = False` (llama.cpp's server cannot stream
 a tool call its model chose under `tool_choice: auto`: it sends the stream's headers, a keepalive comment when the
 prompt took long, then ends it with no data), `wants_alternating_roles = True` (vLLM with a Gemma or Mistral chat
-template: two user or two assistant turns in a row are a 400)."""
+template: two user or two assistant turns in a row are a 400). An answer `held` for N seconds sends nothing, not
+even its head, as a local server reading a long prompt does, and like llama.cpp's server stops when its client
+leaves meanwhile (`holding`: requests held now; `left`: when their clients left)."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import select
 import socket
 import threading
 import time
@@ -36,6 +39,7 @@ class Reply:
     delay: float = 0.0
     drip: float = 0.0  # seconds between single bytes of the body
     path: str | None = None  # only a request to a path ending so takes it (others pass it by): None, any request
+    held: float = 0.0  # seconds the head is held back, the connection watched (FakeOpenAI.hold)
 
 
 @dataclass
@@ -49,6 +53,7 @@ class Stream:
     headers: dict[str, str] = field(default_factory=dict)
     pause_at: dict[int, float] = field(default_factory=dict)  # extra sleep before event i (a mid-stream stall)
     drip: float = 0.0  # seconds between single bytes of every event (a slow upstream)
+    held: float = 0.0  # seconds the head is held back, the connection watched (FakeOpenAI.hold)
 
 
 @dataclass
@@ -128,6 +133,8 @@ class FakeOpenAI:
         self.hung_up = 0  # requests met by a connection closed without an answer (hang_up_next)
         self.batches = FakeBatches()  # /v1/files, /v1/batches, /v1/messages/batches
         self.closed_streams = 0
+        self.holding = 0  # requests whose answer is held now (`held`: a long prompt being read)
+        self.left: list[float] = []  # when (time.monotonic()) a held request's client closed its connection
         self._lock = threading.Lock()
         fake = self
 
@@ -176,6 +183,8 @@ class FakeOpenAI:
                                        {"Content-Type": "application/octet-stream"})
                 if answer is None:
                     answer = fake.default_answer(self.command, path, body)
+                if getattr(answer, "held", 0) and not fake.hold(self, answer.held):
+                    return  # the client left while its prompt was read: no answer, as llama.cpp's server stops
                 if isinstance(answer, Stream) and fake.cannot_stream(answer, body):
                     # its keepalive while it read the prompt, then nothing: llama-cpp-python's handler raised after
                     # the headers; uvicorn ends the body, then closes the connection once its error handling is
@@ -303,6 +312,31 @@ class FakeOpenAI:
         # Anything else: describe what arrived, so tests can see what was forwarded.
         return Reply({"method": method, "path": path, "body_length": len(body)},
                      headers={"X-Fake-Echo": "yes"})
+
+    def hold(self, h: BaseHTTPRequestHandler, seconds: float) -> bool:
+        """Hold the answer's head back for `seconds`, as a local server reading a long prompt sends nothing (the
+        head comes with the first token), while watching the connection as llama.cpp's server does: a client
+        that closes it ends the hold (noted in `left`) and gets no answer. False then."""
+        with self._lock:
+            self.holding += 1
+        try:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                if select.select([h.connection], [], [], 0.02)[0]:
+                    try:
+                        closed = not h.connection.recv(1, socket.MSG_PEEK)
+                    except OSError:
+                        closed = True
+                    if closed:
+                        with self._lock:
+                            self.left.append(time.monotonic())
+                        h.close_connection = True
+                        return False
+                    time.sleep(0.02)  # bytes of a next request: not a departure
+            return True
+        finally:
+            with self._lock:
+                self.holding -= 1
 
     # -- writing
     def _write_reply(self, h: BaseHTTPRequestHandler, r: Reply) -> None:

@@ -4,7 +4,9 @@ trip (whole and streamed), retrieve / delete / input_items, conversations, owner
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 
 import openai
 import pytest
@@ -225,6 +227,21 @@ def test_a_chain_continues_on_another_replica(redis_url, stream):
             a.responses.retrieve(first.id)
 
 
+def test_redis_store_never_writes_back_a_response_deleted_while_it_ran(redis_url):
+    import redis
+    from argoproxy.state.redis_store import RedisResponseStore
+    from tests.unit.test_state_store import deleted_while_running, record
+    store = RedisResponseStore(redis_url, 3600, 1 << 20, 1 << 30)
+    rec = deleted_while_running(store)
+    assert store.update_response(rec) is False and store.get_response("bg") is None
+    store.add_events(rec, [{"type": "e", "sequence_number": 0}])
+    assert store.events_after("bg", -1) == [] and store.used_bytes("o") == 0
+    assert store.live_runs("o", 0) == (0, 0)  # no longer counted as running
+    store.put_response(record("other", owner="p"))
+    store.set_cancelled("other")
+    assert store.stop_asked("other") and not redis.Redis.from_url(redis_url).exists("cot_proxy:rs:resp:bg")
+
+
 def test_redis_store_stays_within_its_bound(redis_url):
     import redis
     bound = 64 * 1024
@@ -273,6 +290,85 @@ def test_background_finishes_after_the_client_left_and_is_cancelled_when_asked()
         plain = client.responses.create(model="fake-model", input="quick")
         with pytest.raises(openai.BadRequestError):
             client.responses.cancel(plain.id)
+
+
+def started(client, text: str):
+    """A background response, or None while the key's one run is still counted (RESPONSES_BACKGROUND_PER_KEY=1)."""
+    try:
+        return client.responses.create(model="fake-model", input=text, background=True)
+    except openai.RateLimitError:
+        return None
+
+
+@pytest.mark.parametrize("where", ["sqlite", "redis_replicas"])
+def test_a_cancel_closes_the_upstream_at_once_while_it_still_reads_the_prompt(where, request):
+    """A local server reading a long prompt sends nothing, not even its head (llama.cpp's server with 16k tokens
+    did so for a minute): a cancel closes the run's upstream request within a second all the same (the upstream
+    sees its client leave, and stops), and GET says `cancelled` at once and after. With Redis the cancel is asked
+    on one replica and the run stopped on another."""
+    from tests.fakes.fake_openai import Stream, chat_chunks
+    from tests.polling import poll
+    settings = {"RESPONSES_BACKGROUND_PER_KEY": "1"}
+    with contextlib.ExitStack() as stack:
+        fake = stack.enter_context(FakeOpenAI())
+        if where == "sqlite":
+            one = two = stack.enter_context(running_proxy(TARGET_BASE_URL=fake.base_url, **settings))
+        else:
+            url = request.getfixturevalue("redis_url")
+            one, two = (stack.enter_context(running_proxy(TARGET_BASE_URL=fake.base_url, REDIS_URL=url, **settings))
+                        for _ in range(2))
+        a, b = openai_sdk(one), openai_sdk(two)
+        fake.add(Stream(chat_chunks(["too late"], usage=True), held=120))
+        queued = a.responses.create(model="fake-model", input="a long prompt", background=True)
+        assert poll(lambda: fake.holding == 1, timeout=10)  # the upstream is reading the prompt
+        asked = time.monotonic()
+        assert b.responses.cancel(queued.id).status == "cancelled"
+        assert b.responses.retrieve(queued.id).status == "cancelled"  # at once, wherever it is asked
+        assert a.responses.retrieve(queued.id).status == "cancelled"
+        assert poll(lambda: fake.left, timeout=10), "the upstream never saw the run's request close"
+        assert fake.left[0] - asked < 2.0, fake.left[0] - asked  # within a second (the bound leaves room for load)
+        # the run has ended: the key's one background slot is free again, and the response stays cancelled
+        fake.add(Stream(chat_chunks(["next"], usage=True)))
+        following = poll(lambda: started(b, "next"), timeout=10)
+        assert following is not None, "the cancelled run is still counted as running"
+        assert poll(lambda: a.responses.retrieve(following.id).status == "completed", timeout=10)
+        assert a.responses.retrieve(queued.id).status == "cancelled"
+
+
+def test_a_deleted_background_response_stays_deleted():
+    """DELETE of a running background response: it is gone at once and for good (its run stops, closes its
+    upstream, and writes neither the response nor its input items back), and its slot is free."""
+    from tests.fakes.fake_openai import Stream, chat_chunks
+    from tests.polling import poll
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, RESPONSES_BACKGROUND_PER_KEY="1") as p:
+        client = openai_sdk(p)
+        fake.add(Stream(chat_chunks([f"s{i} " for i in range(400)], usage=True), delay=0.05))
+        queued = client.responses.create(model="fake-model", input="a private question", background=True)
+        assert poll(lambda: client.responses.retrieve(queued.id).status == "in_progress", timeout=10)
+        deleted = requests.delete(f"{p.base_url}/responses/{queued.id}", timeout=10).json()
+        assert deleted == {"id": queued.id, "object": "response.deleted", "deleted": True}
+        assert poll(lambda: fake.closed_streams, timeout=10), "the run did not close its upstream"
+        assert poll(lambda: f"background response {queued.id} cancelled" in p.read_log(), timeout=10)
+        for read in (lambda: client.responses.retrieve(queued.id), lambda: client.responses.input_items.list(queued.id)):
+            with pytest.raises(openai.NotFoundError):
+                read()
+        fake.add(Stream(chat_chunks(["next"], usage=True)))
+        assert poll(lambda: started(client, "next"), timeout=10) is not None
+
+
+def test_a_stream_cancelled_mid_way_is_cut_at_once_under_threads_too():
+    """Once the upstream answers, a cancel shuts the answer's connection under every worker class (gthread: a
+    thread that cannot be killed is freed by the cut)."""
+    from tests.fakes.fake_openai import Stream, chat_chunks
+    from tests.polling import poll
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, WORKER_CLASS="gthread") as p:
+        client = openai_sdk(p)
+        fake.add(Stream(chat_chunks(["first ", "second"], usage=True), pause_at={2: 120}))
+        queued = client.responses.create(model="fake-model", input="slow job", background=True)
+        assert poll(lambda: client.responses.retrieve(queued.id).status == "in_progress", timeout=10)
+        assert client.responses.cancel(queued.id).status == "cancelled"
+        assert poll(lambda: f"background response {queued.id} cancelled" in p.read_log(), timeout=10)
+        assert client.responses.retrieve(queued.id).status == "cancelled"
 
 
 def test_background_runs_are_capped_per_key():

@@ -77,6 +77,46 @@ def test_a_cancel_survives_the_runs_next_write_and_events_read_after_a_number(tm
     assert store.get_response("bg").heartbeat >= 123456789.0
 
 
+def deleted_while_running(store) -> StoredResponse:
+    """A background run's record, deleted while the run goes on; what the run then writes."""
+    rec = record("bg")
+    rec.background = True
+    rec.response["status"] = "in_progress"
+    store.put_response(rec)
+    assert not store.stop_asked("bg")
+    assert store.delete_response("bg")
+    assert store.stop_asked("bg")  # gone: the run stops as for a cancel
+    return rec
+
+
+def test_a_run_never_writes_back_a_response_deleted_while_it_ran(tmp_path):
+    store = SQLiteResponseStore(tmp_path / "r.db", 3600, 1 << 20, 1 << 30)
+    rec = deleted_while_running(store)
+    assert store.update_response(rec) is False and store.get_response("bg") is None
+    store.add_events(rec, [{"type": "e", "sequence_number": 0}])
+    assert store.events_after("bg", -1) == [] and store.used_bytes("o") == 0
+    store.put_response(record("live"))
+    live = record("live")
+    live.response["status"] = "in_progress"
+    assert store.update_response(live) and store.get_response("live").status == "in_progress"
+
+
+def test_a_cancel_reads_at_once_whatever_the_run_writes_next(tmp_path):
+    from argoproxy.state.records import as_it_stands
+    store = SQLiteResponseStore(tmp_path / "r.db", 3600, 1 << 20, 1 << 30)
+    rec = record("bg")
+    rec.background, rec.heartbeat = True, time.time()
+    rec.response["status"] = "in_progress"
+    store.put_response(rec)
+    store.set_cancelled("bg")
+    assert store.stop_asked("bg")
+    store.update_response(rec)  # the run's progress, written before it saw the cancel
+    assert as_it_stands(store.get_response("bg")).status == "cancelled"
+    rec.response["status"] = "completed"  # a run that finished as the cancel came: completed it stays
+    store.update_response(rec)
+    assert as_it_stands(store.get_response("bg")).status == "completed"
+
+
 def test_turns_keep_a_call_with_its_output():
     items = input_items([{"role": "user", "content": "q1"},
                          {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
