@@ -73,6 +73,9 @@ class Exchange:
     request: dict[str, Any]  # the client's body as it came (fields echoed back in the answer)
     created: int = field(default_factory=lambda: int(time.time()))
     thinking: bool = True  # surface reasoning text (Messages: only when the client asked for thinking)
+    # The client asked for reasoning in its API's own way (Messages `thinking`, Google `includeThoughts`, Responses
+    # `reasoning.summary`): under THINK_MODE=strip its <think> text becomes reasoning (pipeline/think.py).
+    asks_reasoning: bool = False
     stop_sequences: tuple[str, ...] = ()
     input_tokens: int | None = None  # an estimate for stream starts that need one before usage arrives
     tools: Any = None  # the front's own tool bookkeeping (Responses: how calls are named back)

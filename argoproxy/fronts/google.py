@@ -727,9 +727,9 @@ class GoogleFront(Front):
         dropped: dict[str, None] = {}
         chat = request_to_chat(body, args, count_only=count_only, dropped=dropped)
         stops = tuple(chat.get("stop") or ())
-        ex = GoogleExchange(model=args.model or "", stream=chat.get("stream") is True, request=body,
-                            thinking=thoughts_requested(body), stop_sequences=stops, dropped=tuple(dropped),
-                            sse=args.sse)
+        asked = thoughts_requested(body)
+        ex = GoogleExchange(model=args.model or "", stream=chat.get("stream") is True, request=body, thinking=asked,
+                            asks_reasoning=asked, stop_sequences=stops, dropped=tuple(dropped), sse=args.sse)
         return chat, ex
 
     def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:

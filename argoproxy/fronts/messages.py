@@ -2,14 +2,17 @@
 completions, and a chat.completion (or its chunks) -> a `message` object (or the Messages stream events).
 
 Fields a chat upstream cannot use (cache_control, context_management, anthropic-beta...) are accepted and
-dropped. Thinking blocks in the history are dropped (a chat upstream cannot take them back, and their
-signatures are not ours to check); reasoning text in answers becomes `thinking` blocks only when the client
-asked for thinking, and is stripped otherwise. Those blocks carry an empty signature: no Anthropic-valid
-signature exists for text that did not come from Anthropic.
+dropped. Thinking blocks in the history are accepted and dropped: chat servers differ on taking reasoning back
+(OpenAI's API refuses a message field it does not know, DeepSeek's reasoner a reasoning_content in its input).
+Reasoning in answers becomes `thinking` blocks only when the
+client asked for thinking, and is left out otherwise. A proxy cannot make Anthropic's signature, so each block
+carries one of its own (`signature`): opaque to clients, as Anthropic's is, and the same for the same text.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import time
@@ -29,6 +32,7 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                 "content_filter": "refusal"}
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+SIGNED_BY = b"cot-proxy/1:"  # what a thinking block's signature says, decoded: who made it, over what text
 
 
 def error_type(status: int) -> str:
@@ -378,10 +382,20 @@ def tool_use_block(call: Mapping[str, Any]) -> dict[str, Any]:
             "input": tool_input(function.get("arguments"))}
 
 
+def signature(digest: Any) -> str:
+    """A thinking block's signature from the SHA-256 of its text (hashlib's object, fed as the text streamed):
+    base64 of who signed and the digest. Clients pass it back untouched, as they do Anthropic's."""
+    return base64.b64encode(SIGNED_BY + digest.digest()).decode()
+
+
+def thinking_block(text: str) -> dict[str, Any]:
+    return {"type": "thinking", "thinking": text, "signature": signature(hashlib.sha256(text.encode()))}
+
+
 def chat_to_message(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
     """A whole chat.completion as a `message` object."""
     answer = whole_answer(completion, ex)
-    content = [{"type": "thinking", "thinking": answer.reasoning, "signature": ""}] if answer.reasoning else []
+    content = [thinking_block(answer.reasoning)] if answer.reasoning else []
     text = answer.text + (answer.refusal or "")
     if text or not answer.calls:
         content.append({"type": "text", "text": text})
@@ -409,6 +423,7 @@ class MessageStream(StreamState):
         self.calls: dict[int, int] = {}  # chat tool-call index -> block index
         self.args: dict[int, list[str]] = {}  # block index -> JSON fragments
         self.pieces: dict[int, list[str]] = {}  # block index -> text or thinking, joined when the block closes
+        self.digest: Any = None  # the open thinking block's SHA-256, fed as it streams (its signature)
 
     def start(self) -> None:
         usage = {"input_tokens": self.ex.input_tokens or 0, "output_tokens": 0}
@@ -436,12 +451,18 @@ class MessageStream(StreamState):
             self.blocks[index]["input"] = tool_input("".join(self.args.get(index, ())))
         else:  # `text += piece` on the block copied it per chunk: 100,000 chunks took 13 s
             self.blocks[index][self.open] = "".join(self.pieces.pop(index, ()))
+        if self.open == "thinking":  # its signature comes last, just before the block's stop (as Anthropic's)
+            signed = self.blocks[index]["signature"] = signature(self.digest)
+            self.events.append({"type": "content_block_delta", "index": index,
+                                "delta": {"type": "signature_delta", "signature": signed}})
         self.events.append({"type": "content_block_stop", "index": index})
         self.open = None
 
     def reasoning(self, text: str) -> None:
         if self.open != "thinking":
             self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+            self.digest = hashlib.sha256()
+        self.digest.update(text.encode())
         index = len(self.blocks) - 1
         if self.keeping(len(text)):
             self.pieces.setdefault(index, []).append(text)
@@ -552,8 +573,9 @@ class MessagesFront(Front):
         dropped: dict[str, None] = {}
         chat = request_to_chat(body, count_only=count_only, dropped=dropped)
         stops = tuple(s for s in body.get("stop_sequences") or () if isinstance(s, str))
-        return chat, Exchange(model=chat["model"], stream=chat.get("stream") is True, request=body,
-                              thinking=thinking_requested(body), stop_sequences=stops, dropped=tuple(dropped))
+        asked = thinking_requested(body)
+        return chat, Exchange(model=chat["model"], stream=chat.get("stream") is True, request=body, thinking=asked,
+                              asks_reasoning=asked, stop_sequences=stops, dropped=tuple(dropped))
 
     def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
         ex.output = chat_to_message(completion, ex)

@@ -4,9 +4,11 @@ chat.completion (or its chunks) -> a `response` object (or the Responses stream 
 The translation is stateless: stored responses (`store`, `previous_response_id`, `conversation`,
 `item_reference` items, `background`) are argoproxy/state/'s, which hands this door the whole history in `input`
 and saves what it answers (Exchange.state and Exchange.keeper); with RESPONSES_STORE off a request that needs
-them is a 400 naming the parameter. Reasoning text (reasoning_content, or <think> text the think transform moved there) becomes a
-`reasoning` item with `reasoning_text` content; reasoning items a client replays in `input` are dropped (a
-chat upstream cannot take them back).
+them is a 400 naming the parameter. Reasoning text (reasoning_content or reasoning, or <think> text the think
+transform moved there) becomes a `reasoning` item: its `summary` (summary_text) when the request set
+`reasoning.summary`, its `content` (reasoning_text) otherwise. A chat upstream makes no summary of its own: the
+summary is the reasoning itself. Reasoning items a client replays in `input` are dropped (a chat upstream cannot
+take them back).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ NO_TOOLS = ChatTools()  # a request without tools: every call is a plain functio
 
 # Request fields a stateless chat-backed door cannot honour.
 STATEFUL = ("previous_response_id", "conversation")
+SUMMARIES = ("auto", "concise", "detailed")  # reasoning.summary's values
 # Request fields echoed in the response object as they came (null when absent).
 ECHOED = ("instructions", "max_output_tokens", "metadata", "parallel_tool_calls", "temperature", "tool_choice",
           "tools", "top_p", "user")
@@ -96,12 +99,25 @@ def translate(body: dict[str, Any]) -> tuple[dict[str, Any], ChatTools]:
     effort = string(obj(body, "reasoning", "reasoning", field_error) or {}, "effort", "reasoning.effort", field_error)
     if effort is not None:
         chat["reasoning_effort"] = effort
+    summary_asked(body)  # checked here, read by the answer
     if body.get("stream") is True:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
     elif body.get("stream") not in (None, False):
         raise bad_request("`stream` must be true or false.", "stream")
     return chat, tools
+
+
+def summary_asked(body: dict[str, Any]) -> str | None:
+    """reasoning.summary (or its deprecated name, generate_summary): auto, concise or detailed, or None."""
+    reasoning = obj(body, "reasoning", "reasoning", field_error) or {}
+    for name in ("summary", "generate_summary"):
+        value = string(reasoning, name, f"reasoning.{name}", field_error)
+        if value is not None:
+            if value not in SUMMARIES:
+                raise bad_request(f"`reasoning.{name}` must be one of {', '.join(SUMMARIES)}.", f"reasoning.{name}")
+            return value
+    return None
 
 
 def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str, Any]]:
@@ -285,7 +301,8 @@ def response_object(ex: Exchange, resp_id: str, status: str, output: list[dict[s
     obj: dict[str, Any] = {"id": resp_id, "object": "response", "created_at": ex.created, "status": status,
                            "background": False, "error": error, "incomplete_details": incomplete, "model": ex.model,
                            "output": output, "previous_response_id": None, "store": False,
-                           "reasoning": {"effort": (req.get("reasoning") or {}).get("effort"), "summary": None},
+                           "reasoning": {"effort": (req.get("reasoning") or {}).get("effort"),
+                                         "summary": summary_asked(req)},
                            "text": req.get("text") or {"format": {"type": "text"}}, "truncation": "disabled",
                            "usage": usage}
     for name in ECHOED:
@@ -326,9 +343,17 @@ def logprobs_of(choice: dict[str, Any]) -> list[Any]:
     return content if isinstance(content, list) else []
 
 
-def reasoning_output(text: str, item_id: str | None = None) -> dict[str, Any]:
+def reasoning_output(text: str, item_id: str | None = None, summary: bool = False) -> dict[str, Any]:
+    """A reasoning item: the text as its summary (the client set reasoning.summary), else as its content."""
+    if summary:
+        return {"type": "reasoning", "id": item_id or new_id("rs_"), "summary": [summary_text(text)],
+                "status": "completed"}
     return {"type": "reasoning", "id": item_id or new_id("rs_"), "summary": [],
             "content": [{"type": "reasoning_text", "text": text}], "status": "completed"}
+
+
+def summary_text(text: str) -> dict[str, Any]:
+    return {"type": "summary_text", "text": text}
 
 
 def function_output(call: dict[str, Any], tools: ChatTools | None = None) -> dict[str, Any]:
@@ -342,7 +367,8 @@ def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]
     """A whole chat.completion as a `response` object."""
     answer = whole_answer(completion, ex)
     status, incomplete = status_of(answer.choice.get("finish_reason"))
-    output = [reasoning_output(answer.reasoning)] if answer.reasoning else []
+    output = [reasoning_output(answer.reasoning, summary=summary_asked(ex.request) is not None)] \
+        if answer.reasoning else []
     if answer.text or answer.refusal is not None or not answer.calls:
         output.append(message_output(answer.text, refusal=answer.refusal, logprobs=logprobs_of(answer.choice)))
     output.extend(function_output(call, ex.tools) for call in answer.calls)
@@ -372,6 +398,7 @@ class ResponseStream(StreamState):
         # would have to hold them all, several objects a token).
         self.wants_logprobs = bool((ex.chat or {}).get("logprobs"))
         self.delta_logprobs: list[Any] = []
+        self.summary = summary_asked(ex.request) is not None  # reasoning goes as the item's summary
 
     def chunk(self, chunk: dict[str, Any]) -> None:
         if self.wants_logprobs:
@@ -409,7 +436,14 @@ class ResponseStream(StreamState):
             return
         item, index, text = record["item"], record["index"], "".join(record["text"])
         record["text"] = Pieces([text])  # the pieces freed now (a late fragment of a call may still be added)
-        if record["kind"] == "reasoning":
+        if record["kind"] == "reasoning" and self.summary:
+            self.emit("response.reasoning_summary_text.done", item_id=item["id"], output_index=index,
+                      summary_index=0, text=text)
+            ended = {"status": "incomplete"} if status == "incomplete" else {}
+            self.emit("response.reasoning_summary_part.done", item_id=item["id"], output_index=index,
+                      summary_index=0, part=summary_text(text), **ended)
+            done = {**reasoning_output(text, item["id"], summary=True), "status": status}
+        elif record["kind"] == "reasoning":
             part = {"type": "reasoning_text", "text": text}
             self.emit("response.reasoning_text.done", item_id=item["id"], output_index=index, content_index=0,
                       text=text)
@@ -457,11 +491,24 @@ class ResponseStream(StreamState):
             return
         record = self.open
         if record is None or record["kind"] != "reasoning":
-            item = {"type": "reasoning", "id": new_id("rs_"), "summary": [], "content": [], "status": "in_progress"}
-            record = self._open("reasoning", item, {"type": "reasoning_text", "text": ""})
+            record = self._open_reasoning()
         record["text"].append(text)
-        self.emit("response.reasoning_text.delta", item_id=record["item"]["id"], output_index=record["index"],
-                  content_index=0, delta=text)
+        if self.summary:
+            self.emit("response.reasoning_summary_text.delta", item_id=record["item"]["id"],
+                      output_index=record["index"], summary_index=0, delta=text)
+        else:
+            self.emit("response.reasoning_text.delta", item_id=record["item"]["id"], output_index=record["index"],
+                      content_index=0, delta=text)
+
+    def _open_reasoning(self) -> dict[str, Any]:
+        """A reasoning item opens: with one summary part (summary asked for), else one reasoning_text part."""
+        item = {"type": "reasoning", "id": new_id("rs_"), "summary": [], "status": "in_progress"}
+        if not self.summary:
+            return self._open("reasoning", {**item, "content": []}, {"type": "reasoning_text", "text": ""})
+        record = self._open("reasoning", item)
+        self.emit("response.reasoning_summary_part.added", item_id=item["id"], output_index=record["index"],
+                  summary_index=0, part=summary_text(""))
+        return record
 
     def text(self, text: str) -> None:
         if not self.fits(text):
@@ -584,6 +631,7 @@ class ResponsesFront(Front):
                 args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:
         chat, tools = translate(body)
         return chat, Exchange(model=chat["model"], stream=chat.get("stream") is True, request=body, tools=tools,
+                              asks_reasoning=summary_asked(body) is not None,
                               dropped=tuple(tools.dropped))
 
     def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:

@@ -83,6 +83,7 @@ class Plan:
     upstream_stream: bool = False
     include_usage: bool = False
     think: ThinkConfig | None = None
+    asks_reasoning: bool = False  # the client asked for reasoning in its door's own way (think.for_client)
     timeout: float | None = None
     exchange: object = None  # a front door's translation state (pipeline/door_api.py's DoorExchange; the door's
     # answer encoder knows its type), while its answer is translated back

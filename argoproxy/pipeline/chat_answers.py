@@ -188,7 +188,10 @@ def check_upstream_body(payload: bytes) -> None:
 
 
 def _mentions_tag(payload: bytes, cfg: ThinkConfig) -> bool:
-    # The tag's name, so that JSON-escaped tags (\u003cthink\u003e) are seen too.
+    # The tag's name, so that JSON-escaped tags (\u003cthink\u003e) are seen too; `reasoning` is copied to
+    # reasoning_content (think.name_reasoning).
+    if b'"reasoning"' in payload:
+        return True
     for tag in (cfg.start, cfg.end):
         name = tag.strip("</>") or tag
         if name.encode() in payload:

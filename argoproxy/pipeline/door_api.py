@@ -53,6 +53,7 @@ class DoorExchange(Protocol):
     input_tokens: int | None  # the prompt's estimate, for a stream whose start needs one
     chat: dict[str, Any] | None  # the internal request
     keep: int  # characters of answer text its stream encoder may keep for its closing events
+    asks_reasoning: bool  # the client asked for reasoning in its API's own way (THINK_MODE=strip gives it then)
 
 
 class FrontDoor(Protocol):

@@ -126,12 +126,13 @@ def _captured(call: Call, items: Iterable[StreamItem], keep: Keep) -> Iterator[S
 
 
 def think_items(items: Iterable[StreamItem], cfg: ThinkConfig) -> Iterator[StreamItem]:
-    """The think transform over a stream; raw events that cannot hold a tag pass without being parsed."""
+    """The think transform over a stream; raw events that cannot hold a tag, nor reasoning spelled `reasoning`,
+    pass without being parsed."""
     state = StreamThink(cfg)
     idle = state.idle  # changes only when a chunk goes through the state machine
     for item in items:
         if isinstance(item, bytes):
-            if idle and b"<" not in item and b"\\u003c" not in item:
+            if idle and b"<" not in item and b"\\u003c" not in item and b'"reasoning"' not in item:
                 yield item
                 continue
             parsed = sse.sse_object(item)

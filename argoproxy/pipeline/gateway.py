@@ -42,7 +42,7 @@ from argoproxy.pipeline.filters import item_filters
 from argoproxy.pipeline.guard import Guard, plan_model, served_allowed
 from argoproxy.turns import under_gevent
 from argoproxy.pipeline.stream_usage import Meter, native_usage
-from argoproxy.pipeline.think import ThinkConfig
+from argoproxy.pipeline.think import ThinkConfig, for_client
 from argoproxy.pipeline.template_overhead import estimated_prompt
 from argoproxy.pipeline.backend import Prepared, Backend, StreamItem
 from argoproxy.pipeline.reservation import DoorRequest
@@ -180,6 +180,7 @@ class Gateway:
         ex.keep = front.answer_budget(self.settings.max_sse_event_bytes, self.answers.journal_bytes)
         plan = call.plan
         plan.exchange, plan.body_changed = ex, True
+        plan.asks_reasoning = ex.asks_reasoning
         plan.kind, plan.path, plan.query = ex.kind, ex.path, ""
         plan.headers = front.upstream_headers(plan.headers)
         try:
@@ -349,7 +350,7 @@ class Gateway:
                 body.pop("stream_options", None)
             plan.touch("stream", "stream_options")
         if backend.transforms_answers(call):
-            plan.think = self.think_config(served, body.get("model"))
+            plan.think = for_client(self.think_config(served, body.get("model")), plan.asks_reasoning)
 
     def params(self, call: Call, body: dict[str, Any]) -> str | None:
         """LLM_PARAMS, the one place they are applied (plan; native relay): the rule for the name the body serves

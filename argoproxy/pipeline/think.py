@@ -4,12 +4,16 @@ ThinkSplitter sees assistant content as it arrives (any chunking, tags split any
 reasoning from answer. It holds back only a tail that could still begin a tag, so text that cannot be a
 tag is never delayed. Models whose template opens the block themselves start inside reasoning; if such a
 stream ends without `</think>`, the held text was the answer after all and is released as content.
+
+Reasoning an upstream sends apart under `reasoning` (vLLM 0.10+, OpenRouter) is also given under
+`reasoning_content`, where chat clients (and DeepSeek's API) have it: the transforms copy it, in every mode
+but keep.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Iterator
 
 
@@ -23,6 +27,25 @@ class ThinkConfig:
     @property
     def active(self) -> bool:
         return self.mode != "keep"
+
+
+def for_client(cfg: ThinkConfig | None, asks_reasoning: bool) -> ThinkConfig | None:
+    """The mode for one client: under strip, `<think>` text leaves the answer's text on every door; a client that
+    asked for reasoning in its API's own way (Messages `thinking`, Google `includeThoughts`, Responses
+    `reasoning.summary`) gets it as reasoning instead of losing it."""
+    if cfg is not None and asks_reasoning and cfg.mode == "strip":
+        return replace(cfg, mode="reasoning")
+    return cfg
+
+
+def name_reasoning(holder: dict[str, Any]) -> bool:
+    """Reasoning under `reasoning` (vLLM 0.10+, OpenRouter) given under `reasoning_content` too, where chat
+    clients read it; True when it was copied."""
+    value = holder.get("reasoning")
+    if isinstance(value, str) and value and "reasoning_content" not in holder:
+        holder["reasoning_content"] = value
+        return True
+    return False
 
 
 _NON_SPACE = re.compile(r"\S")
@@ -166,6 +189,8 @@ def transform_completion(obj: dict[str, Any], cfg: ThinkConfig) -> bool:
             continue
         message = choice.get("message")
         holder, key = (message, "content") if isinstance(message, dict) else (choice, "text")
+        if holder is message:
+            changed = name_reasoning(message) or changed
         text = holder.get(key) if isinstance(holder, dict) else None
         if not isinstance(text, str) or not _could_hold_tags(text, cfg):
             continue
@@ -217,6 +242,8 @@ class StreamThink:
         index = choice.get("index", 0)
         delta = choice.get("delta")
         holder, key = (delta, "content") if isinstance(delta, dict) else (choice, "text")
+        if holder is delta:
+            name_reasoning(delta)
         text = holder.get(key)
         splitter = self._splitter(index)
         answer, reasoning = splitter.feed(text) if isinstance(text, str) else ("", "")

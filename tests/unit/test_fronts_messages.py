@@ -8,7 +8,7 @@ import pytest
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import ARGS_LIMIT, PIECE_COST
-from argoproxy.fronts.messages import MessagesFront, request_to_chat
+from argoproxy.fronts.messages import MessagesFront, request_to_chat, thinking_block
 from tests.fakes.fake_upstream import interleaved_tool_calls
 
 FRONT = MessagesFront()
@@ -145,8 +145,7 @@ def test_whole_answer_with_thinking_and_tool_use():
                                                       "function": {"name": "f", "arguments": "{\"a\": [1]}"}}]},
                                      "tool_calls"), ex)
     assert obj["type"] == "message" and obj["role"] == "assistant" and obj["model"] == "claude-x"
-    assert obj["content"] == [{"type": "thinking", "thinking": "plan", "signature": ""},
-                              {"type": "text", "text": "Sure."},
+    assert obj["content"] == [thinking_block("plan"), {"type": "text", "text": "Sure."},
                               {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": [1]}}]
     assert obj["stop_reason"] == "tool_use" and obj["stop_sequence"] is None
     assert obj["usage"] == {"input_tokens": 16, "output_tokens": 6, "cache_creation_input_tokens": 0,
@@ -182,8 +181,8 @@ def test_stream_sequence_with_thinking_text_and_tool_use():
             for e in events] == [
         ("message_start", None, None), ("ping", None, None),
         ("content_block_start", 0, "thinking"), ("content_block_delta", 0, "thinking_delta"),
-        ("content_block_delta", 0, "thinking_delta"), ("content_block_stop", 0, None),
-        ("content_block_start", 1, "text"), ("content_block_delta", 1, "text_delta"),
+        ("content_block_delta", 0, "thinking_delta"), ("content_block_delta", 0, "signature_delta"),
+        ("content_block_stop", 0, None), ("content_block_start", 1, "text"), ("content_block_delta", 1, "text_delta"),
         ("content_block_delta", 1, "text_delta"), ("content_block_stop", 1, None),
         ("content_block_start", 2, "tool_use"), ("content_block_delta", 2, "input_json_delta"),
         ("content_block_delta", 2, "input_json_delta"), ("content_block_stop", 2, None),
@@ -192,12 +191,14 @@ def test_stream_sequence_with_thinking_text_and_tool_use():
     assert start["usage"] == {"input_tokens": 42, "output_tokens": 0} and start["stop_reason"] is None
     assert start["content"] == [] and start["model"] == "claude-x"
     assert events[2]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
-    assert events[10]["content_block"] == {"type": "tool_use", "id": "call_1", "name": "f", "input": {}}
-    assert "".join(e["delta"]["partial_json"] for e in events[11:13]) == "{\"a\":1}"
+    assert events[11]["content_block"] == {"type": "tool_use", "id": "call_1", "name": "f", "input": {}}
+    assert "".join(e["delta"]["partial_json"] for e in events[12:14]) == "{\"a\":1}"
     assert events[-2]["delta"] == {"stop_reason": "tool_use", "stop_sequence": None}
     assert events[-2]["usage"]["output_tokens"] == 6 and events[-2]["usage"]["input_tokens"] == 16
-    assert ex.output["content"] == [{"type": "thinking", "thinking": "let me", "signature": ""},
-                                    {"type": "text", "text": "Hi!"},
+    signed = thinking_block("let me")  # the signature is the whole answer's, though the text came in pieces
+    assert events[5]["delta"] == {"type": "signature_delta", "signature": signed["signature"]}
+    assert signed["signature"] and signed["signature"] != thinking_block("let me!")["signature"]
+    assert ex.output["content"] == [signed, {"type": "text", "text": "Hi!"},
                                     {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}}]
 
 
@@ -287,7 +288,7 @@ def test_a_long_streamed_answer_is_translated_in_linear_time():
     assert time.process_time() - started < 3.0
     assert [b["type"] for b in ex.output["content"]] == ["thinking", "text"]
     assert ex.output["content"][1]["text"] == "a" * 1_000_000 and len(ex.output["content"][0]["thinking"]) == 1_000_000
-    assert sum(1 for e in events if e["type"] == "content_block_delta") == 100_000
+    assert sum(1 for e in events if e["type"] == "content_block_delta") == 100_001  # and one signature_delta
 
 
 def test_text_and_arguments_past_the_kept_budget_only_pass_through():

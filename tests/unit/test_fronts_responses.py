@@ -222,6 +222,45 @@ def test_reasoning_then_text_then_two_calls():
     assert final["output"][3]["call_id"] == "call_b" and final["output"][3]["arguments"] == "{}"
 
 
+def test_reasoning_as_the_summary_when_asked():
+    """reasoning.summary set: the reasoning is the item's summary (summary_text), streamed with the summary events
+    the SDK's schema names, not as reasoning_text content."""
+    chunks = [chunk({"role": "assistant", "reasoning": "hmm"}), chunk({"reasoning": " ok"}), chunk({"content": "Hi"}),
+              chunk(finish="stop"), chunk(usage=USAGE)]
+    ex = exchange(reasoning={"effort": "low", "summary": "auto"})
+    assert ex.asks_reasoning
+    events = list(FRONT.stream(iter(chunks), ex))
+    assert [(e["type"], e.get("output_index"), e.get("summary_index")) for e in events[2:9]] == [
+        ("response.output_item.added", 0, None), ("response.reasoning_summary_part.added", 0, 0),
+        ("response.reasoning_summary_text.delta", 0, 0), ("response.reasoning_summary_text.delta", 0, 0),
+        ("response.reasoning_summary_text.done", 0, 0), ("response.reasoning_summary_part.done", 0, 0),
+        ("response.output_item.done", 0, None)]
+    assert events[2]["item"] == {"type": "reasoning", "id": events[2]["item"]["id"], "summary": [],
+                                 "status": "in_progress"}
+    assert events[3]["part"] == {"type": "summary_text", "text": ""} and events[6]["text"] == "hmm ok"
+    assert events[7]["part"] == {"type": "summary_text", "text": "hmm ok"} and "status" not in events[7]
+    done = {"type": "reasoning", "id": events[2]["item"]["id"], "summary": [{"type": "summary_text", "text": "hmm ok"}],
+            "status": "completed"}
+    final = events[-1]["response"]
+    assert events[8]["item"] == done and final["output"][0] == done
+    assert final["reasoning"] == {"effort": "low", "summary": "auto"}
+    assert final["usage"]["output_tokens_details"] == {"reasoning_tokens": 2}
+    whole = FRONT.from_chat({"choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": "Hi", "reasoning_content": "hmm ok"}}]}, exchange(reasoning={"summary": "detailed"}))
+    assert whole["output"][0]["summary"] == [{"type": "summary_text", "text": "hmm ok"}]
+    assert "content" not in whole["output"][0] and whole["reasoning"]["summary"] == "detailed"
+    assert not exchange(reasoning={"effort": "high"}).asks_reasoning
+
+
+@pytest.mark.parametrize("reasoning, param", [({"summary": "short"}, "reasoning.summary"),
+                                              ({"summary": 1}, "reasoning.summary"),
+                                              ({"generate_summary": "long"}, "reasoning.generate_summary")])
+def test_bad_reasoning_summary(reasoning, param):
+    with pytest.raises(ProxyError) as info:
+        exchange(reasoning=reasoning)
+    assert info.value.status == 400 and info.value.param == param
+
+
 def test_reasoning_hidden_when_not_wanted():
     ex = exchange()
     ex.thinking = False

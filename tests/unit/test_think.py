@@ -147,3 +147,26 @@ def test_a_stream_ended_early_with_choices_of_mixed_index_types_is_flushed_not_c
         {"index": "0", "delta": {"content": "c <th"}}]})
     flushed = st.flush()
     assert [c["delta"]["content"] for c in flushed["choices"]] == ["<th", "<th", "<th"]
+
+
+def test_reasoning_spelled_reasoning_is_given_as_reasoning_content_too():
+    """vLLM 0.10+ and OpenRouter send `reasoning`; chat clients read `reasoning_content`: both are given, in every
+    mode that transforms (keep leaves answers as they came), whole and streamed, raw events included."""
+    from argoproxy.pipeline.filters import think_items
+    from argoproxy.upstream import sse
+    for cfg in (STRIP, REASON):
+        obj = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi", "reasoning": "plan"}}]}
+        assert transform_completion(obj, cfg)
+        assert obj["choices"][0]["message"] == {"role": "assistant", "content": "Hi", "reasoning": "plan",
+                                                "reasoning_content": "plan"}
+        raw = sse.encode({"choices": [{"index": 0, "delta": {"reasoning": "pl"}, "finish_reason": None}]})
+        out = list(think_items([raw], cfg))
+        assert [o["choices"][0]["delta"] for o in out] == [{"reasoning": "pl", "reasoning_content": "pl"}]
+    both = {"choices": [{"index": 0, "message": {"content": "Hi", "reasoning": "a", "reasoning_content": "b"}}]}
+    assert not transform_completion(both, STRIP) and both["choices"][0]["message"]["reasoning_content"] == "b"
+
+
+def test_strip_gives_reasoning_to_a_client_that_asked():
+    from argoproxy.pipeline.think import for_client
+    assert for_client(STRIP, True) == REASON and for_client(STRIP, False) is STRIP
+    assert for_client(REASON, True) is REASON and for_client(None, True) is None

@@ -81,7 +81,8 @@ class OllamaFront(Front):
         request = translate(body)
         stops = tuple(request.get("stop") or ())
         ex = OllamaExchange(model=request["model"], stream=request.get("stream") is True, request=body,
-                            thinking=thinks(body), stop_sequences=stops, kind=internal, path=INTERNAL_PATHS[internal],
+                            thinking=thinks(body), asks_reasoning=body.get("think") not in (None, False),
+                            stop_sequences=stops, kind=internal, path=INTERNAL_PATHS[internal],
                             route=route)
         return request, ex
 
