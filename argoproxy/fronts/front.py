@@ -288,6 +288,7 @@ class StreamState:
         self.events: list[dict[str, Any]] = []
         self.choice: dict[str, Any] = {}  # the chunk choice that carried the finish reason
         self.counted = OutputCount()  # output tokens, for an upstream that sends no usage
+        self.reasoned = OutputCount()  # reasoning tokens, for an upstream whose usage leaves them out
         self.kept_size = 0  # characters of answer text kept so far (against ex.keep)
         # Tool calls that began while another one streamed: [id, name, argument fragments], by chat index. A
         # door that sends one item or block at a time sends them whole when the open one is done (release),
@@ -361,6 +362,7 @@ class StreamState:
                     break
             if self.ex.usage is None:
                 estimate_usage(self.ex, self.counted.total())
+            count_reasoning(self.ex, self.reasoned)
             self.finish()
         except ProxyError as err:
             self.ex.error = err
@@ -384,6 +386,7 @@ class StreamState:
         reasoning = reasoning_of(delta)
         if reasoning:
             self.counted.add(reasoning)  # output tokens, surfaced or not
+            self.reasoned.add(reasoning)
             if self.ex.thinking:
                 self.reasoning(reasoning)
         content = delta.get("content")
@@ -467,8 +470,13 @@ def whole_answer(completion: dict[str, Any], ex: Exchange) -> WholeAnswer:
         output = OutputCount()
         output.add_delta({**message, "content": text_of(message.get("content")), "tool_calls": calls})
         estimate_usage(ex, output.total())
+    reasoning = reasoning_of(message)
+    if reasoning:
+        reasoned = OutputCount()
+        reasoned.add(reasoning)
+        count_reasoning(ex, reasoned)
     refusal = message.get("refusal")
-    return WholeAnswer(choice, message, reasoning_of(message) if ex.thinking else "", text_of(message.get("content")),
+    return WholeAnswer(choice, message, reasoning if ex.thinking else "", text_of(message.get("content")),
                        calls, refusal if isinstance(refusal, str) else None)
 
 
@@ -477,6 +485,23 @@ def estimate_usage(ex: Exchange, completion_tokens: int) -> None:
     prompt = ex.input_tokens if ex.input_tokens is not None else prompt_tokens(ex.chat) if ex.chat else 0
     ex.usage = estimated_usage(prompt, completion_tokens)
     ex.usage_estimated = True
+
+
+def count_reasoning(ex: Exchange, reasoned: OutputCount) -> None:
+    """Reasoning passed but the upstream's usage does not count it (llama.cpp and vLLM leave reasoning_tokens
+    out): it is counted from its text, at most the completion's count, so every door's usage shows it."""
+    usage = ex.usage
+    if not reasoned.seen or not isinstance(usage, dict):
+        return
+    details = usage.get("completion_tokens_details")
+    details = details if isinstance(details, dict) else {}
+    if details.get("reasoning_tokens"):
+        return
+    counted = reasoned.total()
+    completion = usage.get("completion_tokens")
+    if type(completion) is int:
+        counted = min(counted, completion)
+    ex.usage = {**usage, "completion_tokens_details": {**details, "reasoning_tokens": counted}}
 
 
 def reasoning_of(holder: Mapping[str, Any]) -> str:

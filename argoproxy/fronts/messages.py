@@ -347,13 +347,18 @@ def tool_choice_to_chat(choice: Any) -> tuple[Any, bool | None]:
 # ---------------------------------------------------------------------------------------------- answer
 
 def usage_to_messages(usage: Any, estimate: int | None = None) -> dict[str, Any]:
-    """Chat usage as Messages usage: input_tokens excludes what was read from the cache."""
+    """Chat usage as Messages usage: input_tokens excludes what was read from the cache; output_tokens includes
+    the reasoning, whose part output_tokens_details.thinking_tokens says (when there was any)."""
     if not isinstance(usage, dict):
         return {"input_tokens": estimate or 0, "output_tokens": 0}
     prompt = usage.get("prompt_tokens") or 0
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-    return {"input_tokens": max(prompt - cached, 0), "output_tokens": usage.get("completion_tokens") or 0,
-            "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached}
+    out = {"input_tokens": max(prompt - cached, 0), "output_tokens": usage.get("completion_tokens") or 0,
+           "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached}
+    thinking = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+    if type(thinking) is int and thinking > 0:
+        out["output_tokens_details"] = {"thinking_tokens": min(thinking, out["output_tokens"])}
+    return out
 
 
 def stop_of(choice: Mapping[str, Any], ex: Exchange, refused: bool = False) -> tuple[str, str | None]:

@@ -63,6 +63,11 @@ class OutputCount:
                 if isinstance(function.get(key), str) and function[key]:
                     self.add(function[key])
 
+    @property
+    def seen(self) -> bool:
+        """Any text was added."""
+        return self._chars > 0
+
     def total(self) -> int:
         if self._sample is None or not self._kept:
             return 0

@@ -148,8 +148,9 @@ def test_whole_answer_with_thinking_and_tool_use():
     assert obj["content"] == [thinking_block("plan"), {"type": "text", "text": "Sure."},
                               {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": [1]}}]
     assert obj["stop_reason"] == "tool_use" and obj["stop_sequence"] is None
+    # the upstream's usage left the reasoning tokens out: counted from the reasoning's text
     assert obj["usage"] == {"input_tokens": 16, "output_tokens": 6, "cache_creation_input_tokens": 0,
-                            "cache_read_input_tokens": 4}
+                            "cache_read_input_tokens": 4, "output_tokens_details": {"thinking_tokens": 1}}
 
 
 def test_thinking_stripped_unless_asked():
