@@ -25,6 +25,7 @@ from argoproxy.providers.argo.convert import (
     parse_argo_json,
     text_and_tool_calls,
 )
+from argoproxy.providers.argo.tools import decode_tool_calls
 from argoproxy.errors import ProxyError
 from tests.fakes.fake_argo import AUTH_NOTICE_TEXT, CHAT_PATH, EMBED_PATH, FakeArgo
 
@@ -155,6 +156,23 @@ def test_chat_response_to_openai():
     ]
     completion = tokens.count_text("Hello there")
     assert out["usage"] == {"prompt_tokens": 7, "completion_tokens": completion, "total_tokens": 7 + completion}
+
+
+@pytest.mark.parametrize("response", [
+    {"content": [{"type": "thinking", "thinking": "Adding.", "signature": "s"}, {"type": "text", "text": "3"}]},
+    {"content": "3", "reasoning_content": "Adding."}, {"content": "3", "reasoning": "Adding."}])
+@pytest.mark.parametrize("with_tools", [False, True])
+def test_reasoning_in_an_argo_answer_is_reasoning_content(response, with_tools):
+    """A Claude answer's thinking blocks, or reasoning beside the text, reach the doors as reasoning_content (the
+    text and tool readers left them out) and count as output; with tools offered, also in the answer wrapped once
+    more that argo-proxy saw."""
+    if with_tools:
+        response = {"response": response}
+    decoder = (lambda r: decode_tool_calls(r, "anthropic", False)) if with_tools else None
+    out = chat_response_to_openai({"response": response}, model="m", prompt_tokens=0, decode_tools=decoder)
+    message = out["choices"][0]["message"]
+    assert (message["content"], message["reasoning_content"]) == ("3", "Adding.")
+    assert out["usage"]["completion_tokens"] == tokens.count_text("3") + tokens.count_text("Adding.")
 
 
 def test_chat_response_ids_are_unique():

@@ -222,6 +222,24 @@ def text_and_tool_calls(response: Any) -> tuple[str, list[dict[str, Any]] | None
     return text, calls or None
 
 
+def reasoning_text(response: Any) -> str:
+    """The reasoning in ARGO's `response` object: a `reasoning_content` or `reasoning` string, or the `thinking`
+    blocks of a Claude answer's content (which the text and tool readers leave out); "" for a text answer, whose
+    <think> text is the think transform's."""
+    if isinstance(response, Mapping) and isinstance(response.get("response"), Mapping):
+        response = response["response"]  # argo-proxy saw Claude answers wrapped once more
+    if not isinstance(response, Mapping):
+        return ""
+    for key in ("reasoning_content", "reasoning"):
+        if isinstance(response.get(key), str) and response[key]:
+            return str(response[key])
+    content = response.get("content")
+    if not isinstance(content, list):
+        return ""
+    return "".join(block["thinking"] for block in content if isinstance(block, Mapping)
+                   and block.get("type") == "thinking" and isinstance(block.get("thinking"), str))
+
+
 def _content_blocks(content: Any) -> tuple[str, list[Any]]:
     if content is None:
         return "", []
@@ -278,14 +296,18 @@ def chat_response_to_openai(
     finish_reason is "tool_calls" when there are tool calls and "stop" otherwise (ARGO does not say
     when it hit max_tokens, so "length" is never reported).
     """
-    text, tool_calls = (decode_tools or text_and_tool_calls)(response_payload(argo_body))
+    payload = response_payload(argo_body)
+    text, tool_calls = (decode_tools or text_and_tool_calls)(payload)
     text = text or ""
     check_auth_notice(text)
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     if tool_calls:
         message["tool_calls"] = tool_calls
         message["content"] = text or None  # OpenAI sends null content beside tool calls
-    completion_tokens = tokens.count_text(text) + tokens.count_tool_calls(tool_calls)
+    reasoning = reasoning_text(payload)
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    completion_tokens = tokens.count_text(text) + tokens.count_tool_calls(tool_calls) + tokens.count_text(reasoning)
     return {
         "id": completion_id or new_chat_id(),
         "object": "chat.completion",
