@@ -203,8 +203,8 @@ class Settings:
                                              "model name or glob -> capability fields; requests are adapted to it "
                                              "(MODEL_CAPABILITIES: JSON).", env=("MODEL_CAPABILITIES",))
     think_mode: str = _setting("strip", _choice("strip", "reasoning", "keep"),
-                               "What to do with <think> text in answers: strip (given as reasoning only to clients that "
-                               "asked for it), reasoning (move to reasoning_content), keep.",
+                               "What to do with <think> text in answers: strip (given as reasoning only to clients "
+                               "that asked for it), reasoning (move to reasoning_content), keep.",
                                env=("THINK_MODE",), flags=("--think-mode",))
     think_tag: str = _setting("<think>", as_tag, "Reasoning start tag.", env=("THINK_TAG",), flags=("--think-tag",))
     think_end_tag: str = _setting("</think>", as_tag, "Reasoning end tag.", env=("THINK_END_TAG",), flags=("--think-end-tag",))

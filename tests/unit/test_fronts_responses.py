@@ -245,8 +245,9 @@ def test_reasoning_as_the_summary_when_asked():
     assert events[8]["item"] == done and final["output"][0] == done
     assert final["reasoning"] == {"effort": "low", "summary": "auto"}
     assert final["usage"]["output_tokens_details"] == {"reasoning_tokens": 2}
-    whole = FRONT.from_chat({"choices": [{"index": 0, "finish_reason": "stop", "message": {
-        "role": "assistant", "content": "Hi", "reasoning_content": "hmm ok"}}]}, exchange(reasoning={"summary": "detailed"}))
+    answer = {"role": "assistant", "content": "Hi", "reasoning_content": "hmm ok"}
+    whole = FRONT.from_chat({"choices": [{"index": 0, "finish_reason": "stop", "message": answer}]},
+                            exchange(reasoning={"summary": "detailed"}))
     assert whole["output"][0]["summary"] == [{"type": "summary_text", "text": "hmm ok"}]
     assert "content" not in whole["output"][0] and whole["reasoning"]["summary"] == "detailed"
     assert not exchange(reasoning={"effort": "high"}).asks_reasoning
