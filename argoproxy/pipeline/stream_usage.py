@@ -31,17 +31,18 @@ SAMPLE = 16384
 class OutputCount:
     """Output tokens of a stream, estimated from its text, reasoning and tool-call argument deltas."""
 
-    def __init__(self) -> None:
+    def __init__(self, sample: int = SAMPLE) -> None:
         self._sample: io.StringIO | None = None  # made at the first text
+        self._size = sample  # characters counted; past them, measured and scaled
         self._kept = 0
         self._chars = 0
 
     def add(self, text: str) -> None:
         self._chars += len(text)
-        if self._kept < SAMPLE:
+        if self._kept < self._size:
             if self._sample is None:
                 self._sample = io.StringIO()
-            piece = text[:SAMPLE - self._kept]
+            piece = text[:self._size - self._kept]
             self._sample.write(piece)
             self._kept += len(piece)
 
