@@ -38,6 +38,7 @@ class ProxyError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
+        cause: str | None = None,
     ) -> None:
         if len(message) > MAX_MESSAGE:  # one that quotes what a client sent (a model name of 20 MB)
             message = message[:MAX_MESSAGE] + "..."
@@ -49,6 +50,9 @@ class ProxyError(Exception):
         self.param = param
         self.code = code
         self.headers = headers or {}
+        # Why the proxy refused, where status and code cannot say (a 429 for a key's budget, not its rate): the
+        # metrics and the status page count refusals by cause (argoproxy/observe/refusals.py).
+        self.cause = cause
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.param, self.code)

@@ -43,6 +43,9 @@ log = logging.getLogger("cot_proxy")
 
 REALM = 'Bearer realm="cot_proxy"'
 OPEN_KINDS = frozenset({"health", "root", "ui"})  # /ui is the page's shell: its data needs the admin key
+ADMIN_KEY_NEEDED = ("The status page's data needs the admin key: the value of API_KEY_SECRET (or of the file "
+                    "API_KEY_FILE names, or the key printed at start-up when neither is set), sent as "
+                    "`Authorization: Bearer <admin key>`; in a browser, type it into /ui or open /ui#key=<admin key>.")
 # The header besides `Authorization: Bearer` a client key may come in on every route (Azure OpenAI's clients);
 # the API doors add their clients' spellings (KeySpellings).
 KEY_HEADERS = ("Api-Key",)
@@ -243,6 +246,8 @@ class Guard:
         params = spellings.params.get(route.front, frozenset())  # a door's own routes also take its key params
         keys = presented_keys(req.headers, req.target.partition("?")[2] if params else "", spellings.headers, params)
         if not keys:
+            if route.kind == "ui_data":  # the status page's reader: it is the admin key it needs, not any key
+                raise unauthorized(ADMIN_KEY_NEEDED, "missing_api_key", invalid=False)
             raise unauthorized(f"Missing API key: send it as {spellings.hint(route.front)}.", "missing_api_key",
                                invalid=False)
         # Every presented key is checked (no short-circuit); one accepted key is enough, and only accepted keys

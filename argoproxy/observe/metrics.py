@@ -15,6 +15,9 @@ Series (all names start with cot_proxy_):
   streams_in_flight                             SSE answers being streamed now (summed over live workers)
   request_bytes_total{route}, response_bytes_total{route}
   tokens_total{model,type}                      type = prompt | completion, from the upstream's usage
+  refusals_total{cause,model,key}               every error answer by cause (argoproxy/observe/refusals.py: rate,
+                                                budget, auth, model, request, upstream, proxy); key: the team
+                                                key's name ("none": no team key)
 
 `front` is the API the client spoke: openai (chat completions, completions, embeddings and the other
 OpenAI routes), responses or messages (argoproxy/fronts/); `route` is what ran inside (a Responses or
@@ -44,6 +47,7 @@ from argoproxy.config.settings import Settings
 from argoproxy.upstream.wire import describe_host
 from argoproxy.config.listener import KEY_PREFIX
 from argoproxy.edge.validation import model_allowed
+from argoproxy.observe.refusals import refusal_cause
 from argoproxy.pipeline.stream_usage import countable, usage_counts
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -104,6 +108,9 @@ class Metrics:
                                  ["route"], registry=reg)
         self.tokens = Counter("cot_proxy_tokens", "Tokens reported by the upstream's usage, by model and type.",
                               ["model", "type"], registry=reg)
+        self.refusals = Counter("cot_proxy_refusals", "Error answers by cause (rate, budget, auth, model, request: "
+                                "the proxy refused; upstream, proxy: a failure), model and team key.",
+                                ["cause", "model", "key"], registry=reg)
         # Team keys by name (never the key): how many there are is the operator's choice, not a client's.
         self.key_requests = Counter("cot_proxy_key_requests", "Requests admitted per team key, by model and HTTP "
                                     "status.", ["key", "model", "status"], registry=reg)
@@ -167,6 +174,10 @@ class Metrics:
             counter = self._by_status[(front, route, model, status, deployment)] = self.requests.labels(
                 front, route, model, str(status), deployment)
         counter.inc()
+        if status >= 400:
+            cause = refusal_cause(call)
+            if cause is not None:
+                self.refusals.labels(cause, model, call.plan.key_name or "none").inc()
         duration.observe(now - call.client.started)
         upstream_at = out.upstream_at
         if upstream_at is not None:

@@ -1,13 +1,17 @@
 """The status page for the people who run the gateway: GET /ui (a page served by the proxy itself: HTML, CSS
 and a small script, no build step, no CDN) and GET /ui/data (what it shows, as JSON, polled every second).
 
-It shows requests and tokens per model and per team key, latency and error rates (from the same counters as
-/metrics, summed over every worker), each deployment's health and cooldown, and the last requests (method,
-path, model, status, duration: never a body, a key or a query string). For a team lead: requests and tokens
-per minute over the last hour (argoproxy/observe/load_history.py, drawn by the page itself), and each team
-key's limits beside what is left of them (rpm and tpm in the last minute, the budget in its period, requests
-in flight where the key store counts them), revoked and expired keys marked. When auth is on, only the admin key
-(API_KEY_SECRET, API_KEY_FILE or the generated one) reads the data; client and team keys get a 403.
+It shows requests and tokens per model and per team key, latency, failures and refusals by cause (from the same
+counters as /metrics, summed over every worker: argoproxy/observe/refusals.py says what each cause means), each
+deployment's health and cooldown, and the last requests (method, path, model, status, duration: never a body, a
+key or a query string). A model's errors are its failures (the upstream's or the proxy's); a request the proxy
+refused (a key's rate or budget, auth, a model not allowed, a bad request) is counted apart, never as the
+model's error. For a team lead: requests and tokens per minute over the last hour
+(argoproxy/observe/load_history.py, drawn by the page itself), and each team key's limits beside what is left of
+them (rpm and tpm in the last minute counted as admission counts them: refused requests apart, by cause; the
+budget in its period; requests in flight where the key store counts them), revoked and expired keys marked. When
+auth is on, only the admin key (API_KEY_SECRET, API_KEY_FILE or the generated one) reads the data; client and
+team keys get a 403.
 
 The last requests are kept in a ring of fixed-size records in a file the workers share (like the cells of
 argoproxy/shared_cells.py), so every worker's page shows the same list.
@@ -22,6 +26,7 @@ from importlib import resources
 from typing import Any, Callable
 
 from argoproxy.observe.load_history import LoadHistory
+from argoproxy.observe.refusals import CAUSES, DECIDED, FAILED, refusal_cause
 from argoproxy.pipeline.stream_usage import countable, usage_counts
 from argoproxy.redaction import without_proxy_keys
 from argoproxy.shared_cells import SharedCells
@@ -107,7 +112,7 @@ class StatusPage:
         if isinstance(usage, dict):
             prompt, completion = usage_counts(usage)
             tokens = (prompt if countable(prompt) else 0) + (completion if countable(completion) else 0)
-        self.history.add(call.plan.key_name, tokens, call.outcome.status >= 400 and call.outcome.status != 499)
+        self.history.add(call.plan.key_name, tokens, refusal_cause(call), call.plan.team_key is not None)
 
     def page(self) -> bytes:
         return resources.files("argoproxy.observe").joinpath("status_page.html").read_bytes()
@@ -117,7 +122,8 @@ class StatusPage:
         now = time.time()
         return {"now": now, "pid": os.getpid(), "models": models, "keys": keys,
                 "deployments": self.deployments(), "recent": self.recent.last(),
-                "minutes": self.history.minutes(now), "limits": self.limits(now), "labels": LABELS}
+                "minutes": self.history.minutes(now), "limits": self.limits(now), "labels": LABELS,
+                "refusals": refusals(models), "causes": CAUSE_TEXT}
 
     def limits(self, now: float) -> list[dict[str, Any]]:
         """Each team key's limits and what is left of them (0 in a limit: none)."""
@@ -135,10 +141,10 @@ class StatusPage:
         return [self._limit_row(store, r, now) for r in records]
 
     def _limit_row(self, store: Any, record: Any, now: float) -> dict[str, Any]:
-        requests, tokens = self.history.last_minute(record.name, now)
+        requests, tokens, refused = self.history.last_minute(record.name, now)
         row: dict[str, Any] = {
             "key": record.name, "prefix": record.prefix, "models": list(record.models),
-            "rpm": record.rpm, "rpm_used": requests, "tpm": record.tpm, "tpm_used": tokens,
+            "rpm": record.rpm, "rpm_used": requests, "tpm": record.tpm, "tpm_used": tokens, "refused": refused,
             "budget": record.budget.tokens if record.budget else 0,
             "period": record.budget.period if record.budget else None, "budget_used": None,
             "max_parallel": getattr(record, "max_parallel", 0), "in_flight": None,
@@ -158,30 +164,64 @@ class StatusPage:
         return row
 
     def _counters(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Per model: requests, errors, tokens, mean latency; per key: requests and tokens (summed over
-        workers, from the /metrics counters)."""
+        """Per model: requests, failures, refusals by cause, tokens, mean latency; per key: admitted requests,
+        their failures, its refusals by cause, tokens (summed over workers, from the /metrics counters)."""
         if self.exposition is None:
             return [], []
         from prometheus_client.parser import text_string_to_metric_families
-        models: dict[str, dict[str, float]] = {}
-        keys: dict[str, dict[str, float]] = {}
+        models: dict[str, dict[str, Any]] = {}
+        keys: dict[str, dict[str, Any]] = {}
         text = self.exposition()[0].decode()
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 _count(s.name, s.labels, s.value, models, keys)
-        by_model: list[dict[str, Any]] = [{"model": m, **{k: round(v, 4) for k, v in row.items()}} for m, row in sorted(models.items())]
+        by_model = [{"model": m, **_finished(row, model=True)} for m, row in sorted(models.items())]
         for row in by_model:
             row["mean_ms"] = round(1000 * row.pop("seconds", 0) / row["timed"], 1) if row.get("timed") else None
             row.pop("timed", None)
-        return by_model, [{"key": k, **row} for k, row in sorted(keys.items())]
+        return by_model, [{"key": k, **_finished(row)} for k, row in sorted(keys.items())]
 
 
-def _row(table: dict, name: str) -> dict[str, float]:
-    return table.setdefault(name, {"requests": 0, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0})
+def _row(table: dict, name: str) -> dict[str, Any]:
+    return table.setdefault(name, {"requests": 0, "errors": 0, "refused": 0, "causes": {}, "prompt_tokens": 0,
+                                   "completion_tokens": 0})
+
+
+def _finished(row: dict[str, Any], model: bool = False) -> dict[str, Any]:
+    """The row as the page shows it: refusals from the causes, and a model's errors from them too (its
+    failures, never what the proxy refused; a key's errors are its admitted requests' error statuses)."""
+    causes = {cause: int(row["causes"][cause]) for cause in CAUSES if row["causes"].get(cause)}
+    done = {k: v if isinstance(v, dict) else round(v, 4) for k, v in row.items()}
+    done["causes"] = causes
+    done["refused"] = sum(n for cause, n in causes.items() if cause in DECIDED)
+    if model:
+        done["errors"] = sum(n for cause, n in causes.items() if cause in FAILED)
+    return done
+
+
+def refusals(models: list[dict[str, Any]]) -> dict[str, int]:
+    """Every error answer by cause, summed over the models (every cause, in CAUSES' order)."""
+    total = dict.fromkeys(CAUSES, 0)
+    for row in models:
+        for cause, count in row["causes"].items():
+            total[cause] += count
+    return total
+
+
+# What the page says of each cause (argoproxy/observe/refusals.py decides them).
+CAUSE_TEXT = {
+    "rate": "over a key's requests or tokens per minute, or its requests at once (429)",
+    "budget": "over a team key's token budget for its period (429)",
+    "auth": "no key, a wrong, revoked or expired key, or not the admin key (401, 403)",
+    "model": "a model the key or the allow-list does not allow, or that nothing serves (403, 404)",
+    "request": "a request the proxy cannot take: bad JSON, a missing or wrong field, no such route (4xx)",
+    "upstream": "the upstream answered an error, could not be reached or answered nonsense (its status, 502, 504)",
+    "proxy": "the proxy's own failure: a store it cannot reach, a bug (500, 503)"}
 
 
 # Series -> (the label naming the row, the table: "models" or "keys", what the sample adds to).
 _SERIES = {"cot_proxy_requests_total": ("model", "models", "requests"),
+           "cot_proxy_refusals_total": ("model", "models", "causes"),
            "cot_proxy_tokens_total": ("model", "models", "tokens"),
            "cot_proxy_request_duration_seconds_sum": ("model", "models", "seconds"),
            "cot_proxy_request_duration_seconds_count": ("model", "models", "timed"),
@@ -195,9 +235,17 @@ def _count(name: str, labels: dict[str, str], value: float, models: dict, keys: 
         return
     label, table, field = series
     row = _row(models if table == "models" else keys, labels[label])
-    if field == "requests":
+    if field == "causes":
+        cause = labels.get("cause", "")
+        row["causes"][cause] = row["causes"].get(cause, 0) + value
+        key = labels.get("key", "none")
+        if key != "none" and cause in DECIDED:  # a team key's refusals, beside its admitted requests
+            refused = _row(keys, key)["causes"]
+            refused[cause] = refused.get(cause, 0) + value
+    elif field == "requests":
         row["requests"] += value
-        row["errors"] += value if labels.get("status", "200") >= "400" else 0
+        if table == "keys":  # a key's admitted requests that failed
+            row["errors"] += value if labels.get("status", "200") >= "400" else 0
     elif field == "tokens":
         if labels.get("type") in ("prompt", "completion"):
             row[f"{labels['type']}_tokens"] += value

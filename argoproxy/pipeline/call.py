@@ -155,6 +155,7 @@ class Outcome:
     param_retry: bool = False  # sent again without a parameter the upstream refused
     calls: CallBudget | None = None  # the upstream calls it may still cost (MAX_UPSTREAM_CALLS), once it made one
     client_left: bool = False  # the client closed its connection before the answer's end
+    refused: str | None = None  # an error the proxy answered: why (rate, budget, auth, model, ...: observe/refusals.py)
     observed: bool = False
 
 

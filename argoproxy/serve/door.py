@@ -27,6 +27,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.fronts import FRONTS, Front, front_named
 from argoproxy.observe.health import HealthCheck
+from argoproxy.observe.refusals import error_cause
 from argoproxy.jsonfast import dumps
 from argoproxy.edge.paths import PathError, canonical, raw_target
 from argoproxy.edge.model_readers import Named, Reader, body_model, compressed, path_models, reader_for
@@ -192,6 +193,7 @@ class Door:
         data = secrets.data(err.raw if err.raw is not None and call.plan.exchange is None else dumps(body))
         if not call.outcome.observed:  # observed with what is sent: the DEBUG line said out=0B for an error's body
             call.outcome.status, call.outcome.output, call.outcome.bytes_out = status, body, len(data)
+            call.outcome.refused = error_cause(status, err.code, err.cause)
             self.gateway.answers.observe(call)
         relayed = err.raw is not None and call.plan.exchange is None and "Content-Type" in err.headers  # as it came
         answer = Answer(data, 200 if self.settings.compatible else status, err.headers,

@@ -128,7 +128,8 @@ class TeamKeys:
             else:
                 what = WHAT[by].format(rpm=record.rpm, tpm=record.tpm, budget=record.budget)
                 message = f"This API key is over its budget of {what}; retry in {seconds} s."
-            raise ProxyError(429, message, code="rate_limit_exceeded", headers={"Retry-After": str(seconds)})
+            raise ProxyError(429, message, code="rate_limit_exceeded", headers={"Retry-After": str(seconds)},
+                             cause="budget" if by == "budget" else "rate")
         if self._flusher is None:
             self._start_flusher()  # its heartbeat keeps what this worker holds in Redis
         return Lease(record, tokens, hold)

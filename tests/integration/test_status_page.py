@@ -210,3 +210,70 @@ def test_a_team_lead_reads_budgets_a_revoked_key_and_the_load_charts(tmp_path):
             assert png_size(shot) == (width, height) and shot.stat().st_size > 10_000
             print(f"screenshot: {shot}")
         held.join(60)
+
+
+def test_refusals_are_counted_by_cause_and_not_against_the_keys_rpm(tmp_path):
+    """A key with --rpm 5 and a budget that four answers spend: of eight requests, four are refused for the
+    budget. The page said `8 / 5` requests per minute and counted the refusals as gpt-4o's errors; now the rpm
+    is the four admission counted, the four refusals are the key's, by cause (budget), /metrics counts them by
+    cause, and a model refused to the key, a request without a key and a failing upstream each have theirs."""
+    from tests.integration.test_team_keys import create
+
+    db = tmp_path / "keys.db"
+    alice = create(db, "alice", "--rpm", "5", "--budget", "40/day", "--models", "gpt-4o*")  # 12 tokens an answer
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
+                                             KEYS_DB=str(db), WORKERS="2", MAX_RETRIES="0",
+                                             ALLOWED_MODELS="gpt-4o*") as proxy:  # gpt-4o: a label on every worker
+        as_alice = {"Authorization": f"Bearer {alice}"}
+        statuses = [requests.post(proxy.base_url + "/chat/completions", json={"model": "gpt-4o", "messages": MSG},
+                                  headers=as_alice, timeout=30).status_code for _ in range(8)]
+        assert statuses == [200] * 4 + [429] * 4, statuses
+        assert requests.post(proxy.base_url + "/chat/completions", json={"model": "claude-x", "messages": MSG},
+                             headers=as_alice, timeout=30).status_code == 403
+        assert requests.post(proxy.base_url + "/chat/completions", json={"model": "gpt-4o", "messages": MSG},
+                             timeout=30).status_code == 401
+        fake.add(Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=500,
+                       path="/chat/completions"))
+        auth = {"Authorization": f"Bearer {ADMIN}"}
+        assert requests.post(proxy.base_url + "/chat/completions", json={"model": "gpt-4o", "messages": MSG},
+                             headers=auth, timeout=30).status_code >= 500
+
+        data = requests.get(proxy.url + "/ui/data", headers=auth, timeout=30).json()
+        row = {r["key"]: r for r in data["limits"]}["alice"]
+        assert (row["rpm_used"], row["rpm"], row["refused"]) == (4, 5, {"budget": 4, "model": 1}), row
+        assert data["refusals"] == {"rate": 0, "budget": 4, "auth": 1, "model": 1, "request": 0, "upstream": 1,
+                                    "proxy": 0}, data["refusals"]
+        gpt = {r["model"]: r for r in data["models"]}["gpt-4o"]
+        assert (gpt["errors"], gpt["refused"], gpt["causes"]) == (1, 4, {"budget": 4, "upstream": 1}), gpt
+        assert {r["model"]: r for r in data["models"]}["none"]["causes"] == {"auth": 1}  # refused before its body
+        key = {r["key"]: r for r in data["keys"]}["alice"]
+        assert (key["requests"], key["errors"], key["refused"], key["causes"]) == (
+            4, 0, 5, {"budget": 4, "model": 1}), key
+        last = data["minutes"][-2:]  # the requests may straddle a minute's end
+        assert sum(m["refused"] for m in last) == 6 and sum(m["errors"] for m in last) == 1, last
+
+        metrics = requests.get(proxy.url + "/metrics", headers=auth, timeout=30).text
+        assert 'cot_proxy_refusals_total{cause="budget",key="alice",model="gpt-4o"} 4.0' in metrics, metrics[-3000:]
+        assert 'cot_proxy_refusals_total{cause="auth",key="none",model="none"} 1.0' in metrics
+        assert 'cot_proxy_refusals_total{cause="model",key="alice",model="other"} 1.0' in metrics
+        assert 'cot_proxy_refusals_total{cause="upstream",key="none",model="gpt-4o"} 1.0' in metrics
+
+        page = rendered(f"{proxy.url}/ui#key={ADMIN}")
+        assert "updated " in page, page[-3000:]
+        assert '<td class="n ">4 / 5</td><td class="n">5 (budget 4, model 1)</td>' in page, page[-6000:]
+        assert '<td>budget</td><td class="n">4</td>' in page and 'class="refused"' in page
+
+
+def test_without_a_key_the_page_and_its_data_name_the_admin_key():
+    """The hint shown without a key blamed auth in general; it names the admin key and how to give it."""
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true",
+                                             API_KEY_SECRET=ADMIN) as p:
+        refused = requests.get(p.url + "/ui/data", timeout=10)
+        assert refused.status_code == 401
+        message = refused.json()["error"]["message"]
+        assert "admin key" in message and "API_KEY_SECRET" in message and "/ui#key=" in message, message
+        page = rendered(f"{p.url}/ui")
+        assert "Admin key needed (API_KEY_SECRET)." in page and "/ui#key=&lt;admin key&gt;" in page, page[-3000:]
+        assert 'id="login" style="display: block;"' in page
+        page = rendered(f"{p.url}/ui#key=not-the-key")
+        assert "The proxy does not know this key: type the admin key." in page, page[-3000:]
