@@ -186,7 +186,7 @@ def test_a_team_lead_reads_budgets_a_revoked_key_and_the_load_charts(tmp_path):
             "key": "alice", "prefix": rows["alice"]["prefix"], "models": [], "rpm": 60, "rpm_used": 3, "tpm": 100000,
             "tpm_used": 3 * used, "budget": 50000, "period": "day", "budget_used": 3 * used, "max_parallel":
             rows["alice"]["max_parallel"], "in_flight": rows["alice"]["in_flight"], "revoked": False,
-            "expired": False, "expires": None}
+            "expired": False, "expires": None, "refused": {}}
         assert rows["bob"]["rpm_used"] == 1 and rows["bob"]["budget"] == 0
         assert rows["carol"]["revoked"] is True
         assert rows["dave"]["max_parallel"] == 2 and rows["dave"]["in_flight"] == 1
