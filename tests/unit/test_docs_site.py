@@ -143,3 +143,43 @@ def test_the_first_run_questions_are_the_ones_firstrun_asks_in_its_order() -> No
         at = [text.find(q) for q in questions]
         assert -1 not in at, [q for q, i in zip(questions, at) if i == -1]
         assert at == sorted(at), questions
+
+
+DESIGN_NOTES = "Design notes (for contributors)"  # the nav section of how and why, which may speak of issues
+JARGON = re.compile(r"(?i)\bissues? #?\d+|\bseeds?\b|\bthe issue\b")  # the project's history, not a user's word
+CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)  # `seed` is also a sampling parameter, written as code
+
+
+def _site_sections() -> tuple[list[str], list[str]]:
+    """(the user pages, the design notes) as mkdocs.yml's nav sorts them."""
+    user, design = [], []
+    for item in yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]:
+        title, value = next(iter(item.items())) if isinstance(item, dict) else ("", item)
+        (design if title == DESIGN_NOTES else user).extend(_nav_pages(value) if isinstance(value, list) else [value])
+    return user, design
+
+
+def _front_matter(page: Path) -> dict:
+    text = page.read_text()
+    return yaml.safe_load(text.split("---\n", 2)[1]) if text.startswith("---\n") else {}
+
+
+def test_the_user_pages_speak_in_users_terms() -> None:
+    """The README and every page outside the design notes: no "issue 18", no "seeds 000/001", no "the issue"."""
+    user, design = _site_sections()
+    assert len(design) >= 10 and "team-keys.md" in user and "decisions.md" in design
+    found = []
+    for path in [ROOT / "README.md"] + [DOCS / page for page in user]:
+        prose = CODE.sub("", path.read_text())
+        found += [f"{path.relative_to(ROOT)}: {m.group(0)!r} in ...{prose[max(0, m.start() - 40):m.end() + 20]!r}"
+                  for m in JARGON.finditer(prose)]
+    assert found == []
+
+
+def test_the_design_notes_rank_below_the_user_pages_in_search() -> None:
+    """mkdocs-material's search multiplies a page's score by its front matter's search.boost: every design note
+    lowers its own (a search for "budget" listed two design notes above the Team keys page), no user page does."""
+    user, design = _site_sections()
+    lowered = {page: _front_matter(DOCS / page).get("search", {}).get("boost", 1) for page in design}
+    assert {page: boost for page, boost in lowered.items() if not boost < 1} == {}
+    assert [page for page in user if _front_matter(DOCS / page).get("search", {}).get("boost", 1) < 1] == []
