@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from argoproxy.config.settings import SETTING_FIELDS
@@ -165,11 +166,12 @@ def _front_matter(page: Path) -> dict:
 
 
 def test_the_user_pages_speak_in_users_terms() -> None:
-    """The README and every page outside the design notes: no "issue 18", no "seeds 000/001", no "the issue"."""
+    """The README, the changelog and every page outside the design notes: no "issue 18", no "seeds 000/001", no
+    "the issue"."""
     user, design = _site_sections()
     assert len(design) >= 10 and "team-keys.md" in user and "decisions.md" in design
     found = []
-    for path in [ROOT / "README.md"] + [DOCS / page for page in user]:
+    for path in [ROOT / "README.md", ROOT / "CHANGELOG.md"] + [DOCS / page for page in user]:
         prose = CODE.sub("", path.read_text())
         found += [f"{path.relative_to(ROOT)}: {m.group(0)!r} in ...{prose[max(0, m.start() - 40):m.end() + 20]!r}"
                   for m in JARGON.finditer(prose)]
@@ -183,3 +185,31 @@ def test_the_design_notes_rank_below_the_user_pages_in_search() -> None:
     lowered = {page: _front_matter(DOCS / page).get("search", {}).get("boost", 1) for page in design}
     assert {page: boost for page, boost in lowered.items() if not boost < 1} == {}
     assert [page for page in user if _front_matter(DOCS / page).get("search", {}).get("boost", 1) < 1] == []
+
+
+def _collected_by_pytest(request: pytest.FixtureRequest) -> int:
+    """How many tests the whole suite has: this session's own collection when it is the whole suite (CI's run,
+    each xdist worker collecting all of it), else `pytest --collect-only` of the suite."""
+    config = request.config
+    args = {Path(a.split("::")[0]).resolve() for a in config.args}
+    narrowed = (config.getoption("keyword") or config.getoption("markexpr") or config.getoption("ignore")
+                or config.getoption("deselect") or config.getoption("ignore_glob"))
+    if args <= {ROOT, ROOT / "tests"} and not narrowed:
+        return request.session.testscollected
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    found = re.search(r"^(\d+) tests? collected", done.stdout, re.M)
+    assert found, done.stdout[-2000:] + done.stderr[-2000:]
+    return int(found.group(1))
+
+
+@pytest.mark.timeout(360)
+def test_the_readmes_test_count_is_what_pytest_collects(request: pytest.FixtureRequest) -> None:
+    """The README's figure comes from a collection, not from memory: within 10% of what pytest collects (it
+    said 2,766 when the suite had 3,200)."""
+    readme = (ROOT / "README.md").read_text()
+    said = re.search(r"The whole suite \(about ([\d,]+)\s+tests", readme)
+    assert said, "the README no longer says how many tests the suite has"
+    written, collected = int(said.group(1).replace(",", "")), _collected_by_pytest(request)
+    assert abs(written - collected) <= collected / 10, (
+        f"README.md says about {written:,} tests; pytest collects {collected:,}: update the README's figure")
