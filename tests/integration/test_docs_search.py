@@ -20,18 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_status_page import chromium
 from tests.proxy_process import ROOT
 from tests.unit.test_docs_site import _site_sections
 
 websockets = pytest.importorskip("websockets")
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("chromium is not installed (Debian package chromium; .ci/apt-packages installs it)")
 
 
 @pytest.fixture(scope="module")
