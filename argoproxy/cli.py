@@ -1,81 +1,20 @@
-"""The command line: `python cot_proxy.py [config] [flags]`; every flag is a setting (see --help).
-Subcommands: `keys` (team keys), `run -- AGENT [ARGS]` and `agents` (coding agents pointed at the proxy)."""
+"""The command line: `cot-proxy [config] [flags]` (also `python cot_proxy.py`, `python app.py`); every flag is a
+setting (argoproxy/config/command_line.py: the flags and the help, short with --help, whole with --help-all).
+Subcommands: `keys` (team keys), `run -- AGENT [ARGS]` and `agents` (coding agents pointed at the proxy).
+
+Started in a terminal with nothing configured (argoproxy/config/unconfigured.py), it asks the first-run
+questions run_app.sh asks (argoproxy/firstrun.py) and then starts the same command again with the config they
+wrote; without a terminal, serving refuses with one line saying how to configure it.
+"""
 
 from __future__ import annotations
 
-import argparse
-import signal
-
+import os
 import sys
 from typing import Any
 
-from argoproxy import __version__
-from argoproxy.config.settings import SETTING_FIELDS
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(  # prog: how it was started (cot_proxy.py, cot-proxy or argo-proxy)
-        description="OpenAI-compatible gateway. Settings: defaults < config.yaml < .env < environment < these flags.",
-        epilog="Subcommands: keys (team keys; keys --help), run [flags] -- AGENT [ARGS] (a coding agent pointed at "
-               "the proxy: claude, codex, gemini, opencode, aider), agents (the set-up each agent on PATH gets).")
-    parser.add_argument("config", nargs="?", help="config.yaml to read (same as --config / CONFIG_PATH)")
-    for f in SETTING_FIELDS.values():
-        flags = f.metadata["flags"]
-        if not flags:
-            continue
-        env = ", ".join(f.metadata["env"])
-        help_text = f"{f.metadata['help']} [{env}]" if env else f.metadata["help"]
-        if f.type in ("bool", bool):
-            parser.add_argument(*flags, dest=f.name, action="store_const", const=True, default=None, help=help_text)
-            if f.metadata["negative_flags"]:
-                parser.add_argument(*f.metadata["negative_flags"], dest=f.name, action="store_const", const=False,
-                                    help=f"Turn off {flags[0]}.")
-        else:
-            parser.add_argument(*flags, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
-    # openai-forward's (seed 004) names for --mode non_stream / --mode stream.
-    parser.add_argument("--NON_STREAM_SERVER_MODE", dest="upstream_mode", action="store_const", const="non_stream",
-                        help="Same as --mode non_stream.")
-    parser.add_argument("--STREAM_SERVER_MODE", dest="upstream_mode", action="store_const", const="stream",
-                        help="Same as --mode stream.")
-    parser.add_argument("--timeout", dest="timeout_ms", default=None, metavar="MS",
-                        help="Upstream read timeout in milliseconds (kept for older command lines; TIMEOUT and "
-                             "--request-timeout take seconds).")
-    parser.add_argument("--show", action="store_true", help="Print the resolved settings (secrets masked) and exit.")
-    parser.add_argument("--version", "-V", action="version", version=f"cot_proxy {__version__}")
-    return parser
-
-
-def parse_flags(argv: list[str]) -> tuple[dict[str, Any], argparse.Namespace]:
-    args = build_parser().parse_args(argv)
-    flags = {name: value for name, value in vars(args).items() if name in SETTING_FIELDS and value is not None}
-    if args.config and "config_path" not in flags:
-        flags["config_path"] = args.config
-    if args.timeout_ms is not None:
-        try:
-            flags["timeout"] = float(args.timeout_ms) / 1000
-        except ValueError:
-            print(f"cot_proxy: bad setting --timeout: expected milliseconds, got {args.timeout_ms!r}", file=sys.stderr)
-            raise SystemExit(2) from None
-    return flags, args
-
-
-# Held blocked by run_app.sh's first-run process across its exec into this one (argoproxy.firstrun.serve).
-STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
-
-
-def release_stop_signals() -> None:
-    """Unblock the stop signals firstrun held across its exec: one sent meanwhile (a Ctrl+C just as the checks
-    ended) is delivered now and ends the start quietly, where it used to be lost with the exec'd interpreter
-    and the server then ran on."""
-    try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        check_interrupt()
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-
-
-def check_interrupt() -> None:
-    """A Python call: a KeyboardInterrupt the signal handler flagged is raised on entering it."""
+from argoproxy.config.command_line import build_parser, parse_flags  # noqa: F401  (build_parser: here as before)
+from argoproxy.firstrun import release_stop_signals, set_up_and_serve
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,11 +39,46 @@ def main(argv: list[str] | None = None) -> None:
         if loaded.backend_reason:
             print(f"# {loaded.settings.backend} backend: {loaded.backend_reason}")
         return
+    if asks_first(flags):
+        command = this_command()
+        set_up_and_serve(argv, flags, None, shown(command), command)
     run(flags)
 
 
+def asks_first(flags: dict[str, Any]) -> bool:
+    """In a terminal, with no config file and nothing that names the upstream: the first run's questions come
+    first. (Without a terminal, serving refuses with one line: argoproxy/config/unconfigured.py.)"""
+    from argoproxy.config.first_run import interactive
+    if not interactive():
+        return False
+    from argoproxy.config.unconfigured import nothing_configured
+    from argoproxy.serve.gunicorn_app import loaded_or_exit
+    loaded = loaded_or_exit(flags)  # a bad setting: its one line now, before any question
+    return not loaded.settings.config_path and nothing_configured(loaded)
+
+
+def this_command() -> list[str]:
+    """The interpreter and what it ran (a script, a console script, -m module), without the arguments: the
+    first run starts the same command again once the config is written."""
+    given = len(sys.argv) - 1
+    return list(sys.orig_argv[:len(sys.orig_argv) - given] if given else sys.orig_argv)
+
+
+def shown(command: list[str]) -> str:
+    """`command` as the user would type it again: `cot-proxy`, `python cot_proxy.py`, `python -m argoproxy.cli`."""
+    import shlex
+    import shutil
+    ran = command[1:]
+    if len(ran) == 1 and not ran[0].endswith(".py"):  # a console script: its name when PATH finds it
+        name = os.path.basename(ran[0])
+        found = shutil.which(name)
+        return name if found and os.path.realpath(found) == os.path.realpath(ran[0]) else ran[0]
+    if ran and ran[-1].endswith(".py") and not os.path.relpath(ran[-1]).startswith(".."):
+        ran = [*ran[:-1], os.path.relpath(ran[-1])]
+    return shlex.join([os.path.basename(command[0]), *ran])
+
+
 def _prog() -> str:
-    import os
     return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "cot-proxy"
 
 

@@ -1,5 +1,7 @@
 """First run and start-up checks for `./run_app.sh [config]` (the script only makes the virtual environment
-and then runs `python -m argoproxy.firstrun [CONFIG]` in the directory it was started in).
+and then runs `python -m argoproxy.firstrun [CONFIG]` in the directory it was started in), and for `cot-proxy`
+(`python cot_proxy.py`, `python app.py`) started in a terminal with nothing configured (argoproxy/cli.py hands
+over to set_up_and_serve, which asks the same questions and then starts that same command again).
 
 1. When the config file is missing (CONFIG, default ./config.yaml) and, without an explicit CONFIG, neither
    the loader's search path nor the environment (or .env) names the upstream: in a terminal, ask the questions
@@ -12,9 +14,10 @@ and then runs `python -m argoproxy.firstrun [CONFIG]` in the directory it was st
 4. Check that the upstream answers (the provider's own checks: ARGO's chat and embed endpoints with real
    payloads; else its URL's /models), through the same proxies as the proxy itself; COT_PROXY_SKIP_CHECKS=1
    skips this.
-5. Serve under Gunicorn: `python -m argoproxy.cli [CONFIG]`, as `python cot_proxy.py [CONFIG]` does. Once it
-   listens, the last lines printed are a request to paste (curl) and the line that starts a coding agent
-   through this proxy (`./run_app.sh run -- claude`).
+5. Serve under Gunicorn: `python -m argoproxy.cli [CONFIG]`, as `python cot_proxy.py [CONFIG]` does (from
+   cot-proxy: the command it was started with). Once it listens, the last lines printed are a request to paste
+   (curl, with `export COT_PROXY_KEY=...` before it when clients need the key file's key) and the line that
+   starts a coding agent through this proxy (`./run_app.sh run -- claude`, `cot-proxy run -- claude`).
 Ctrl+C or the end of input during a question stops quietly.
 
 The first-run questions, in this order (the documentation copies this list; keep the two in step):
@@ -39,16 +42,18 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NoReturn
 
 from argoproxy.config.first_run import (  # noqa: F401  (the first run's own names, here as before)
     Abort, Check, FirstRun, ask, ask_base_url, ask_yes, interactive, no_questions, say)
+from argoproxy.config.command_line import parse_flags
 from argoproxy.config.listener import create_user_key
 from argoproxy.redaction import mask_url
 from argoproxy.serve.gunicorn_app import READY_LINES_ENV, plural, port_label, read_dotenv
 from argoproxy.config.settings import BadValue, Settings, SettingsError, load_settings
 
 BAR = "-" * 38
+HERE = Path(__file__).resolve().parents[1]  # the checkout (config.sample.yaml, run_app.sh), or site-packages
 CHECK_TIMEOUT = (3.0, 5.0)
 
 
@@ -166,7 +171,7 @@ COMMENTS = {
 
 def config_text(values: dict[str, Any], comments: Mapping[str, str] | None = None) -> str:
     """The config file; `comments`: the chosen provider's, for the keys its questions set."""
-    lines = ["# cot_proxy configuration, written by ./run_app.sh's first-time setup.",
+    lines = ["# cot_proxy configuration, written by its first-time setup.",
              "# Every other setting (defaults shown): config.sample.yaml and docs/reference/settings.md.",
              "# Precedence: defaults < this file < .env < environment < command-line flags.", ""]
     for key, value in values.items():
@@ -210,8 +215,7 @@ def ask_shared_machine() -> dict[str, Any]:
         return {}
     path, created = create_user_key()
     say(f"{'Created' if created else 'Using'} your key file {path} (only you can read it). Clients send that key: "
-        f"export OPENAI_API_KEY=$(cat {path}) in the clients' shell (in the proxy's, OPENAI_API_KEY is the "
-        "upstream's key)")
+        f"export COT_PROXY_KEY=$(cat {path}) in the clients' shell (`run` reads it from there too)")
     return {"enable_auth": True, "api_key_file": str(path)}
 
 
@@ -231,7 +235,7 @@ def create_config(config: Path) -> None:
     ask("Review the config above. Press enter to continue or Ctrl+C to abort.")
 
 
-def no_terminal_message(config: Path, here: Path) -> str:
+def no_terminal_message(config: Path) -> str:
     chosen = os.environ.get("BACKEND", "").strip().lower()
     backend = backend_named(chosen)
     which = f"the {backend.name} backend (BACKEND)" if chosen == backend.name else f"the default {backend.name} backend"
@@ -240,7 +244,7 @@ def no_terminal_message(config: Path, here: Path) -> str:
                       f"needed)\n") if backend.run.env_keys else ""
     return (f"Error: config file {config} not found, and there is no terminal to ask the first-time setup questions "
             f"in. Run ./run_app.sh in a terminal, or create the config yourself:\n"
-            f"    cp {here / 'config.sample.yaml'} {config}\n"
+            f"    cp {HERE / 'config.sample.yaml'} {config}\n"
             f"and set the keys {which} needs:\n    {backend.run.needs}\n{by_environment}"
             f"(other backends: {others}; see config.sample.yaml)")
 
@@ -347,9 +351,11 @@ def check_connectivity(settings: Settings) -> None:
 
 # ---- main -------------------------------------------------------------------------------------------------
 
-def prepare(config: Path, here: Path, explicit: bool = True, given: dict[str, Any] | None = None) -> dict[str, Any]:
+def prepare(config: Path, explicit: bool = True, given: dict[str, Any] | None = None,
+            launcher: str = "./run_app.sh") -> dict[str, Any]:
     """Everything before serving: the config (made when missing), the settings, a free port, the checks.
-    `given`: the command line's settings, as every entry point takes them (they win over file and environment)."""
+    `given`: the command line's settings, as every entry point takes them (they win over file and environment);
+    `launcher`: the command the agent line names (`./run_app.sh`, `cot-proxy`)."""
     try:
         read_dotenv()
     except BadValue as exc:
@@ -362,7 +368,7 @@ def prepare(config: Path, here: Path, explicit: bool = True, given: dict[str, An
     else:
         if not config.is_file():
             if not interactive():
-                raise Abort(no_terminal_message(config, here), 2)
+                raise Abort(no_terminal_message(config), 2)
             create_config(config)
         flags = {"config_path": str(config)}
         settings, where = settings_for(config, {**given, **flags}), f"config {config}"
@@ -371,42 +377,50 @@ def prepare(config: Path, here: Path, explicit: bool = True, given: dict[str, An
     if os.environ.get("COT_PROXY_SKIP_CHECKS", "0") != "1":
         check_connectivity(settings)
     # printed by the server once it listens (argoproxy/serve/gunicorn_app.py), as the last lines of the start
-    os.environ[READY_LINES_ENV] = "\n".join(first_request_lines(settings, flags.get("port", settings.port), here))
+    os.environ[READY_LINES_ENV] = "\n".join(first_request_lines(settings, flags.get("port", settings.port), launcher))
     say(f"Starting cot_proxy ({settings.backend} backend) {listening}: {plural(settings.workers, 'worker')}, "
         f"upstream timeout {settings.timeout:g}s, {where}")
     return flags
 
 
-def first_request_lines(settings: Settings, port: int, here: Path) -> list[str]:
-    """A request to paste that works as printed (curl, with the key when clients need one), and the line that
-    starts a coding agent through this proxy."""
+def first_request_lines(settings: Settings, port: int, launcher: str) -> list[str]:
+    """A request to paste that works as printed (curl, with the key when clients need one: COT_PROXY_KEY, set
+    from the key file first when there is one), and the line that starts a coding agent through this proxy."""
     body = json.dumps({"model": example_model(settings), "messages": [{"role": "user", "content": "Say hello."}]})
+    lines = ["Try it (in another terminal):", *key_lines(settings)]
     if settings.socket:
-        return ["Try it (in another terminal):",
-                f"  curl --unix-socket {settings.socket} http://localhost/v1/chat/completions "
-                f"-H 'Content-Type: application/json'{auth_header(settings)} -d '{body}'"]
+        return [*lines, f"  curl --unix-socket {settings.socket} http://localhost/v1/chat/completions "
+                        f"-H 'Content-Type: application/json'{auth_header(settings)} -d '{body}'"]
     host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(settings.host, settings.host)
     host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    script = os.path.relpath(here / "run_app.sh")
-    script = script if not script.startswith("..") else str(here / "run_app.sh")
-    script = script if "/" in script else f"./{script}"
     config = Path(settings.config_path).absolute() if settings.config_path else None
     named = f" {os.path.relpath(config)}" if config and config != Path("config.yaml").absolute() else ""
     from argoproxy.launch.agents import AGENTS
     import shutil
     agent = next((name for name in AGENTS if shutil.which(name)), "claude")
-    return ["Try it (in another terminal):",
+    return [*lines,
             f"  curl http://{host}:{port}/v1/chat/completions -H 'Content-Type: application/json'"
             f"{auth_header(settings)} -d '{body}'",
-            f"  {script} run{named} -- {agent}    # a coding agent through this proxy ({', '.join(AGENTS)})"]
+            f"  {launcher} run{named} -- {agent}    # a coding agent through this proxy ({', '.join(AGENTS)})"]
+
+
+def run_app_launcher(here: Path) -> str:
+    """./run_app.sh as the user would type it from the working directory."""
+    script = os.path.relpath(here / "run_app.sh")
+    script = script if not script.startswith("..") else str(here / "run_app.sh")
+    return script if "/" in script else f"./{script}"
+
+
+def key_lines(settings: Settings) -> list[str]:
+    """The client's key is COT_PROXY_KEY (the upstream's is OPENAI_API_KEY, in the proxy's own shell): set from
+    the key file when clients send its key."""
+    if settings.enable_auth and settings.api_key_file:
+        return [f"  export COT_PROXY_KEY=$(cat {settings.api_key_file})"]
+    return []
 
 
 def auth_header(settings: Settings) -> str:
-    if not settings.enable_auth:
-        return ""
-    if settings.api_key_file:
-        return f' -H "Authorization: Bearer $(cat {settings.api_key_file})"'
-    return ' -H "Authorization: Bearer $COT_PROXY_KEY"'
+    return ' -H "Authorization: Bearer $COT_PROXY_KEY"' if settings.enable_auth else ""
 
 
 def example_model(settings: Settings) -> str:
@@ -436,33 +450,37 @@ def main(argv: list[str] | None = None) -> None:
         from argoproxy.teamkeys.cli import main as keys_main
         raise SystemExit(keys_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog="run_app.sh"))
     if argv[:1] in (["run"], ["agents"]):  # ./run_app.sh run -- claude: no set-up questions, the same settings
-        from argoproxy.cli import parse_flags as flags_of
         from argoproxy.launch.run import main as launch_main
-        raise SystemExit(launch_main(argv[0], argv[1:], "./run_app.sh", flags_of))
-    from argoproxy.cli import parse_flags
+        raise SystemExit(launch_main(argv[0], argv[1:], "./run_app.sh", parse_flags))
     sys.argv[0] = "run_app.sh"  # argparse names the program in --help and usage lines from it
     given, parsed = parse_flags(argv)  # a bad or unknown flag ends here, with argparse's usage line
     if parsed.show:
         serve(argv, {})  # nothing to set up: print the settings as every entry point resolves them
-    here = Path(__file__).resolve().parents[1]  # the checkout
     named = given.pop("config_path", None)
+    set_up_and_serve(argv, given, named, run_app_launcher(HERE))
+
+
+def set_up_and_serve(argv: list[str], given: dict[str, Any], named: str | None, launcher: str,
+                     command: list[str] | None = None) -> NoReturn:
+    """The first run (questions when the config is missing, the checks), then the server: `command` (python -m
+    argoproxy.cli) with `argv`. `named`: the config file the command line gave, else ./config.yaml."""
     config = Path(named or "config.yaml").expanduser().absolute()
     try:
-        flags = prepare(config, here, explicit=bool(named), given=given)
+        flags = prepare(config, explicit=bool(named), given=given, launcher=launcher)
     except Abort as exc:
         print(exc, file=sys.stderr, flush=True)
         raise SystemExit(exc.code) from None
     except KeyboardInterrupt:
         say()
         raise SystemExit(130) from None
-    serve(argv, flags)
+    serve(argv, flags, command)
 
 
-def serve(argv: list[str], flags: dict[str, Any]) -> None:
-    """`python -m argoproxy.cli [CONFIG] [flags]` in a fresh process: the checks imported requests and ssl
-    here, which gevent's workers must patch before anything imports them. The config this run settled on
-    and a port chosen at a question come after the user's own flags, so they win."""
-    args = [sys.executable, "-m", "argoproxy.cli", *argv]
+def serve(argv: list[str], flags: dict[str, Any], command: list[str] | None = None) -> NoReturn:
+    """`python -m argoproxy.cli [CONFIG] [flags]` (or `command`) in a fresh process: the checks imported
+    requests and ssl here, which gevent's workers must patch before anything imports them. The config this run
+    settled on and a port chosen at a question come after the user's own flags, so they win."""
+    args = [*(command or [sys.executable, "-m", "argoproxy.cli"]), *argv]
     if "config_path" in flags:
         args += ["--config", flags["config_path"]]
     if "port" in flags:
@@ -472,14 +490,16 @@ def serve(argv: list[str], flags: dict[str, Any]) -> None:
     os.execv(sys.executable, args)
 
 
+# Held blocked by the first-run process across its exec into the server (serve), released by the server first
+# thing (release_stop_signals, from argoproxy.cli.main).
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
 def hold_stop_signals() -> None:
     """Block SIGINT and SIGTERM for the exec: a signal this interpreter caught just before it would be lost with
     it (Python's handler only flags it for the next Python call), and the server would start and run on (seen in
     CI: Ctrl+C right after "Starting cot_proxy"). Blocked, a signal stays pending across the exec and the new
-    process unblocks it first thing (argoproxy.cli.release_stop_signals). One flagged before the block is
-    raised here."""
-    from argoproxy.cli import STOP_SIGNALS, check_interrupt
-
+    process unblocks it first thing (release_stop_signals). One flagged before the block is raised here."""
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         check_interrupt()
@@ -487,6 +507,21 @@ def hold_stop_signals() -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         say()
         raise SystemExit(130) from None
+
+
+def release_stop_signals() -> None:
+    """Unblock the stop signals the first run held across its exec: one sent meanwhile (a Ctrl+C just as the
+    checks ended) is delivered now and ends the start quietly, where it used to be lost with the exec'd
+    interpreter and the server then ran on."""
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        check_interrupt()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def check_interrupt() -> None:
+    """A Python call: a KeyboardInterrupt the signal handler flagged is raised on entering it."""
 
 
 if __name__ == "__main__":

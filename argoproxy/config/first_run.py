@@ -1,7 +1,8 @@
-"""A provider's part of `./run_app.sh`'s first run, and the questions it is made of: the `FirstRun` record a
-provider names in its `Provider` record (`first_run`), the checks it may list, and the question primitives
-(`ask`, `ask_yes`, `ask_base_url`, `say`). argoproxy/firstrun.py, the command line, runs them; a provider's
-firstrun.py imports them from here, so no provider imports a command line.
+"""A provider's part of the first run (`./run_app.sh`, or `cot-proxy` in a terminal with nothing configured), and
+the questions it is made of: the `FirstRun` record a provider names in its `Provider` record (`first_run`), the
+checks it may list, and the question primitives (`ask`, `ask_yes`, `ask_base_url`, `say`).
+argoproxy/firstrun.py, the command line, runs them; a provider's firstrun.py imports them from here, so no
+provider imports a command line.
 """
 
 from __future__ import annotations

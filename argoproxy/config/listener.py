@@ -222,16 +222,17 @@ def key_file_problem(settings: ListenerSettings) -> str | None:
 
 
 def own_key_problem(settings: ListenerSettings) -> str | None:
-    """The upstream's key must not be one the proxy takes from its clients: docs/private.md's advice to clients
-    (`export OPENAI_API_KEY=$(cat ~/.config/argoproxy/api_key)`) in the shell that starts the proxy made the
-    proxy send its own key to the provider, with no word said. (After key_file_problem: the file reads.)"""
+    """The upstream's key must not be one the proxy takes from its clients: a client's key exported as
+    OPENAI_API_KEY (what SDKs read) in the shell that starts the proxy made the proxy send it to the provider,
+    with no word said. The client's key is COT_PROXY_KEY everywhere the project prints one. (After
+    key_file_problem: the file reads.)"""
     if not settings.openai_api_key or not settings.enable_auth:
         return None
     file_keys = read_key_file(settings.api_key_file) if settings.api_key_file else ()
     if settings.openai_api_key in (*settings.api_key_secret, *file_keys):
         return ("OPENAI_API_KEY: it holds one of the keys this proxy takes from its clients, and would go to the "
-                "upstream as its key: set it in the clients' environment only (or give them COT_PROXY_KEY), and "
-                "the upstream's own key here")
+                "upstream as its key: clients keep theirs in COT_PROXY_KEY, in their own shell; set the upstream's "
+                "own key here (or unset OPENAI_API_KEY)")
     return None
 
 

@@ -468,12 +468,14 @@ def read_yaml(path: Path, label: str = "CONFIG_PATH") -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Loaded:
-    """What the loader built: the Settings, why their backend was chosen when nobody named it, and warnings
-    (settings given that the backend will not use) for the start-up output."""
+    """What the loader built: the Settings, why their backend was chosen when nobody named it, warnings
+    (settings given that the backend will not use) for the start-up output, and the settings given a value
+    anywhere (config file, environment, .env, flags), by field name: a default nobody chose is not one of them."""
 
     settings: Settings
     backend_reason: str = ""
     warnings: tuple[str, ...] = ()
+    given: frozenset[str] = frozenset()
 
 
 def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -517,7 +519,8 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
     return Loaded(settings, choice.reason,
                   choice.warnings + _unused_with_models(settings, given) + _unused_by_other_settings(settings, given)
                   + _fallbacks_past_calls(settings) + listener.exposure_warnings(settings, environ)
-                  + misspelled(environ))
+                  + misspelled(environ),
+                  frozenset(name for name, (_, value) in raw.items() if value is not None and str(value).strip()))
 
 
 ENV_NAMES = frozenset(e for f in SETTING_FIELDS.values() for e in (f.metadata.get("env") or ()))

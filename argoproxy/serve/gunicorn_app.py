@@ -18,6 +18,7 @@ from argoproxy.config import listener
 from argoproxy import providers
 from argoproxy.config.backend_choice import target_unused_by
 from argoproxy.config.setting_fields import dir_problem
+from argoproxy.config.unconfigured import refusal
 from argoproxy.observe.journal import JOURNAL_FILES, log_lines
 from argoproxy.redaction import configured_secrets
 from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError, load
@@ -36,7 +37,8 @@ WORKER_BOOT_ERROR = 3  # a worker's exit code that stops Gunicorn's master inste
 
 def checked(flags: Mapping[str, Any] | None = None, serving: bool = True) -> Loaded:
     """The settings as they are now (`.env` first); SettingsError names a bad one. To serve, LOG_DIR must take
-    the journals (`keys` and `--show`, which an admin may run as another user, do not write there)."""
+    the journals (`keys` and `--show`, which an admin may run as another user, do not write there), and
+    something must name the upstream (argoproxy/config/unconfigured.py)."""
     read_dotenv()
     loaded = load(flags)
     from argoproxy.fronts import passthrough_refused  # the API doors' registry (light: no backend, no requests)
@@ -46,6 +48,9 @@ def checked(flags: Mapping[str, Any] | None = None, serving: bool = True) -> Loa
     problem = dir_problem(loaded.settings.log_dir, JOURNAL_FILES) if serving and loaded.settings.log_dir else None
     if problem:  # one line naming it when serving starts, not a traceback per worker
         raise BadValue(f"LOG_DIR: {problem}")
+    unconfigured = refusal(loaded) if serving else None
+    if unconfigured:  # never OpenAI's public API by default with no key (argoproxy/config/unconfigured.py)
+        raise unconfigured
     return loaded
 
 

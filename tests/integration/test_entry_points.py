@@ -223,10 +223,11 @@ def test_the_default_upstream_is_never_silent(tmp_path: Path) -> None:
 def test_gunicorn_without_its_config_file_still_says_where_requests_go(tmp_path: Path) -> None:
     """`gunicorn cot_proxy:app` where no gunicorn.conf.py is read (seed 002's own command line, an installed
     package started from another directory): no master announced the upstream, so the worker does, with
-    the warnings; never a silent api.openai.com."""
+    the warnings; never a silent api.openai.com. (With the upstream's key only: OpenAI's API chosen; with nothing
+    configured at all it refuses, tests/integration/test_nothing_configured.py.)"""
     port = free_port()
     log = tmp_path / "out.log"
-    env = clean_env(tmp_path, PYTHONPATH=str(ROOT), ARGO_USER="erin")
+    env = clean_env(tmp_path, PYTHONPATH=str(ROOT), ARGO_USER="erin", OPENAI_API_KEY="sk-upstream-test")
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1",
                                  "cot_proxy:app"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -368,7 +369,7 @@ def test_an_ipv6_host_is_listened_on_written_either_way(tmp_path: Path, host: st
 
 def test_python_app_py_takes_seed_004s_command_line_as_cot_proxy_py_does(tmp_path: Path) -> None:
     """Seed 004's minimum usage, `python app.py --output_path ./logs --expose_host ... --timeout 60000`: the same
-    settings as through cot_proxy.py, and its --help under its own name."""
+    settings as through cot_proxy.py, and its --help-all under its own name."""
     flags = ["--output_path", "./logs", "--expose_host", "0.0.0.0", "--expose_port", "58080", "--url",
              "https://dashscope.aliyuncs.com/compatible-mode/v1/chat/completions", "--timeout", "60000", "--show"]
     env = clean_env(tmp_path)
@@ -377,6 +378,6 @@ def test_python_app_py_takes_seed_004s_command_line_as_cot_proxy_py_does(tmp_pat
     assert shown[0].returncode == 0, shown[0].stderr
     assert shown[0].stdout == shown[1].stdout and shown[0].stderr == shown[1].stderr
     assert "port: 58080\n" in shown[0].stdout and "timeout: 60.0\n" in shown[0].stdout
-    helped = subprocess.run([sys.executable, str(ROOT / "app.py"), "--help"], cwd=tmp_path, env=env,
+    helped = subprocess.run([sys.executable, str(ROOT / "app.py"), "--help-all"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60)
     assert helped.returncode == 0 and helped.stdout.startswith("usage: app.py ") and "--output_path" in helped.stdout

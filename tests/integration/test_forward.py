@@ -248,7 +248,7 @@ def test_seed_command_line(fake, tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
-    helptext = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--help"], capture_output=True, text=True,
+    helptext = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--help-all"], capture_output=True, text=True,
                               env=env).stdout
     for flag in ("--output_path", "--expose_host", "--expose_port", "--mode", "--url", "--timeout", "--compatible"):
         assert flag in helptext

@@ -33,7 +33,7 @@ def installed() -> Path:
 
 
 def help_text(command: list[str], cwd: Path, env: dict[str, str]) -> str:
-    result = subprocess.run([*command, "--help"], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([*command, "--help-all"], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -113,7 +113,7 @@ def test_cot_proxy_py_outside_the_environment_uses_the_projects_venv(tmp_path: P
     from tests.fresh_venv import requirements_venv
     copy = checkout_copy(tmp_path)
     (copy / ".venv").symlink_to(requirements_venv())
-    result = subprocess.run([*bare_python(), "cot_proxy.py", "--help"], cwd=copy, env=clean_env(tmp_path),
+    result = subprocess.run([*bare_python(), "cot_proxy.py", "--help-all"], cwd=copy, env=clean_env(tmp_path),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: cot_proxy.py ") and "--native-openai" in result.stdout

@@ -155,7 +155,8 @@ def test_first_time_setup_argo_in_a_terminal(tmp_path: Path) -> None:
         child.expect_exact("Then clients will need a key of your own. [y/N] ")
         child.sendline("y")
         key_file = tmp_path / ".config" / "argoproxy" / "api_key"
-        child.expect_exact(f"Created your key file {key_file} (only you can read it).")
+        child.expect_exact(f"Created your key file {key_file} (only you can read it). Clients send that key: "
+                           f"export COT_PROXY_KEY=$(cat {key_file}) in the clients' shell")
         # Review, then the connectivity checks with ARGO's real payloads, then the server.
         child.expect_exact(f"Created {config} with your settings:")
         child.expect_exact('user: "alice"')
@@ -165,8 +166,16 @@ def test_first_time_setup_argo_in_a_terminal(tmp_path: Path) -> None:
         child.expect_exact(f"Validating embedding API connectivity: {argo.embed_url} ... ok")
         child.expect_exact(f"Starting cot_proxy (argo backend) on port {port}: 1 worker,")
         child.expect_exact("cot_proxy listening on")
+        # The client's key is COT_PROXY_KEY: the lines to paste set it from the key file, then send it.
+        child.expect_exact("Try it (in another terminal):")
+        child.expect(r"  (export COT_PROXY_KEY=[^\r\n]+)\r\n  (curl [^\r\n]+)\r\n")
+        export, curl = child.match.group(1), child.match.group(2)
+        assert export == f"export COT_PROXY_KEY=$(cat {key_file})" and "$COT_PROXY_KEY" in curl
 
         assert wait_healthy(port)["status"] == "healthy"
+        pasted = subprocess.run(["bash", "-c", f"{export}\n{curl}"], capture_output=True, text=True, timeout=30,
+                                env={"PATH": "/usr/bin:/bin"})
+        assert json.loads(pasted.stdout)["choices"][0]["message"]["content"], pasted
         assert get(f"http://127.0.0.1:{port}/v1/models")[0] == 401
         key = key_file.read_text().strip()
         assert oct(key_file.stat().st_mode & 0o777) == "0o600" and oct(key_file.parent.stat().st_mode & 0o777) == "0o700"

@@ -30,17 +30,44 @@ def test_the_port_question_offers_5000(monkeypatch):
     assert asked == ["Enter port [5000]: "]
 
 
-def test_the_last_lines_name_the_key_file_and_the_agent(tmp_path, monkeypatch):
+def test_the_last_lines_export_the_clients_key_and_name_the_agent(tmp_path, monkeypatch):
+    """The client's key is COT_PROXY_KEY: set from the key file, then sent by the curl (OPENAI_API_KEY is the
+    upstream's key in the proxy's shell)."""
     monkeypatch.chdir(tmp_path)
     key_file = tmp_path / "api_key"
     key_file.write_text("sk-proxy-k\n")
     settings = load_settings({"backend": "argo", "user": "alice", "enable_auth": True,
                               "api_key_file": str(key_file), "host": "0.0.0.0"})
     monkeypatch.setattr("shutil.which", lambda name: "/bin/codex" if name == "codex" else None)
-    lines = firstrun.first_request_lines(settings, 5000, Path("/opt/cot_proxy"))
+    lines = firstrun.first_request_lines(settings, 5000, firstrun.run_app_launcher(Path("/opt/cot_proxy")))
     assert lines[0] == "Try it (in another terminal):"
-    assert lines[1] == (f"  curl http://127.0.0.1:5000/v1/chat/completions -H 'Content-Type: application/json' "
-                        f"-H \"Authorization: Bearer $(cat {key_file})\" -d '{{\"model\": \"argo:gpt-4o\", "
-                        f"\"messages\": [{{\"role\": \"user\", \"content\": \"Say hello.\"}}]}}'")
-    assert lines[2].startswith("  /opt/cot_proxy/run_app.sh run -- codex    # a coding agent")
-    assert "sk-proxy-k" not in "\n".join(lines)
+    assert lines[1] == f"  export COT_PROXY_KEY=$(cat {key_file})"
+    assert lines[2] == ("  curl http://127.0.0.1:5000/v1/chat/completions -H 'Content-Type: application/json' "
+                        "-H \"Authorization: Bearer $COT_PROXY_KEY\" -d '{\"model\": \"argo:gpt-4o\", "
+                        "\"messages\": [{\"role\": \"user\", \"content\": \"Say hello.\"}]}'")
+    assert lines[3].startswith("  /opt/cot_proxy/run_app.sh run -- codex    # a coding agent")
+    assert "sk-proxy-k" not in "\n".join(lines) and "OPENAI_API_KEY" not in "\n".join(lines)
+
+
+def test_the_agent_line_names_the_command_that_asked(tmp_path, monkeypatch):
+    """From `cot-proxy` in a terminal the agent line is `cot-proxy run`, not a run_app.sh an installed package
+    does not have; without a key file there is no export line, and with no auth no key at all."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    settings = load_settings({"target_base_url": "http://127.0.0.1:9/v1", "enable_auth": True,
+                              "api_key_secret": "sk-proxy-a"}, environ={})
+    lines = firstrun.first_request_lines(settings, 5000, "cot-proxy")
+    assert len(lines) == 3 and '-H "Authorization: Bearer $COT_PROXY_KEY"' in lines[1]
+    assert lines[2].startswith("  cot-proxy run -- claude    # a coding agent")
+    open_settings = load_settings({"target_base_url": "http://127.0.0.1:9/v1"}, environ={})
+    assert "Authorization" not in firstrun.first_request_lines(open_settings, 5000, "cot-proxy")[1]
+
+
+def test_the_shared_machine_answer_tells_clients_to_export_cot_proxy_key(tmp_path, monkeypatch, capsys):
+    key_file = tmp_path / "api_key"
+    monkeypatch.setattr(firstrun, "create_user_key", lambda: (key_file, True))
+    monkeypatch.setattr("builtins.input", lambda prompt: "y")
+    assert firstrun.ask_shared_machine() == {"enable_auth": True, "api_key_file": str(key_file)}
+    said = capsys.readouterr().out
+    assert f"export COT_PROXY_KEY=$(cat {key_file}) in the clients' shell" in said
+    assert "OPENAI_API_KEY" not in said

@@ -168,7 +168,7 @@ def test_seed_004_stream_mode_flags_and_help() -> None:
     assert parse_flags(["--NON_STREAM_SERVER_MODE"])[0]["upstream_mode"] == "non_stream"
     assert parse_flags(["--STREAM_SERVER_MODE"])[0]["upstream_mode"] == "stream"
     assert load_settings(parse_flags(["--STREAM_SERVER_MODE"])[0], environ={}).upstream_mode == "stream"
-    assert "config.yaml < .env < environment" in build_parser().description
+    assert "config.yaml < .env < environment" in build_parser().format_help()
 
 
 def test_a_config_path_is_named_as_it_was_given(tmp_path) -> None:
@@ -382,9 +382,10 @@ def test_an_empty_think_tag_is_refused(name):
 
 
 def test_the_upstream_key_may_not_be_one_the_proxy_takes_from_clients(tmp_path):
-    """docs/private.md tells clients `export OPENAI_API_KEY=$(cat ~/.config/argoproxy/api_key)`: in the shell that
-    starts the proxy, that made the proxy send its own client key to the provider."""
-    with pytest.raises(SettingsError, match="^OPENAI_API_KEY: it holds one of the keys this proxy takes"):
+    """A client's key exported as OPENAI_API_KEY (what SDKs read; docs/private.md once advised it) in the shell that
+    starts the proxy made the proxy send its own client key to the provider; the line names COT_PROXY_KEY."""
+    with pytest.raises(SettingsError, match="^OPENAI_API_KEY: it holds one of the keys this proxy takes.*clients keep "
+                                            "theirs in COT_PROXY_KEY"):
         load_settings({}, environ={"ENABLE_AUTH": "true", "API_KEY_SECRET": "sk-a,sk-b", "OPENAI_API_KEY": "sk-b"})
     key_file = tmp_path / "api_key"
     key_file.write_text("sk-proxy-mine\n")

@@ -1,5 +1,5 @@
 """A Ctrl+C (or SIGTERM) that reaches run_app.sh's first-run process just as it execs into the server is not
-lost (argoproxy.firstrun.hold_stop_signals, argoproxy.cli.release_stop_signals): caught by Python just before the
+lost (argoproxy.firstrun.hold_stop_signals and release_stop_signals): caught by Python just before the
 exec, it was only flagged for the next Python call, the exec came first, and the server started and ran on
 (CI, under load: test_run_app's SIGINT after "Starting cot_proxy" waited 15 s for an exit)."""
 
@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from argoproxy import firstrun
-from argoproxy.cli import STOP_SIGNALS, release_stop_signals
+from argoproxy.firstrun import STOP_SIGNALS, release_stop_signals
 
 
 def test_the_stop_signals_are_blocked_across_the_exec(monkeypatch) -> None:
