@@ -30,7 +30,7 @@ HEADER = """\
 Every setting, as argoproxy/config/settings.py and the providers' settings fragments declare it: its YAML key
 in config.yaml, its environment variables, its command-line flags, its default and what it does. Where they
 come from and in which order they win: [Settings](../settings.md). `python cot_proxy.py --show` prints the
-values in force; `python cot_proxy.py --help` lists the flags.
+values in force; `python cot_proxy.py --help-all` lists every flag.
 
 Booleans accept true/false, 1/0, yes/no, on/off. `--timeout` takes **milliseconds** (kept for older command
 lines); every other timeout is in seconds.
