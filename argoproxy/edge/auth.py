@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("cot_proxy")
 
 REALM = 'Bearer realm="cot_proxy"'
-OPEN_KINDS = frozenset({"health", "root", "ui"})  # /ui is the page's shell: its data needs the admin key
+# /ui is the page's shell: its data needs the admin key; the listener proof is asked before any key is sent.
+OPEN_KINDS = frozenset({"health", "root", "ui", "listener_proof"})
 ADMIN_KEY_NEEDED = ("The status page's data needs the admin key: the value of API_KEY_SECRET (or of the file "
                     "API_KEY_FILE names, or the key printed at start-up when neither is set), sent as "
                     "`Authorization: Bearer <admin key>`; in a browser, type it into /ui or open /ui#key=<admin key>.")

@@ -9,7 +9,8 @@ family (which handler serves it):
             request
   models    /v1/models and /v1/models/{id} (filtered by the allow-list); a door's own model routes
   backend   routes a backend serves itself (ARGO's /v1/chat, /v1/embed, /v1/status)
-  own       the proxy's own /, /health and /metrics; a door's answers that ask nothing of an upstream
+  own       the proxy's own /, /health, /metrics, /ui and the launcher's listener proof; a door's answers that ask
+            nothing of an upstream
   forward   any other path, sent upstream unchanged, when the backend forwards and FORWARD_PATHS allows it
   unknown   nothing serves it (404)
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
 from argoproxy.edge.paths import Target, encode_path
+from argoproxy.edge.listener_proof import PROOF_PATH
 
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"})
 API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
@@ -150,4 +152,5 @@ def standard_table(forwards: bool, forward_paths: tuple[str, ...], doors: Iterab
     table.add("metrics", "metrics", "own", {"GET", "HEAD"})
     table.add("ui", "ui", "own", {"GET", "HEAD"})  # the status page (argoproxy/observe/status_page.py)
     table.add("ui/data", "ui_data", "own", {"GET", "HEAD"})
+    table.add(PROOF_PATH, "listener_proof", "own", {"GET"})  # `cot-proxy run` asks it before sending a key
     return table

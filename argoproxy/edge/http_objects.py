@@ -37,6 +37,9 @@ class Request:
     host: str = ""  # the Host header (it never goes upstream, so it is not in headers)
     protocol: str = ""  # HTTP/1.1, HTTP/1.0 (the server's SERVER_PROTOCOL); empty in-process
     host_sent: bool = True  # a Host header came, empty or not
+    # The client's end of the TCP connection (address, port) as the socket says it; empty when a header said it
+    # (PROXY protocol) or there is none (a Unix socket, in-process). Read by the listener proof only.
+    peer: tuple[str, str] = ("", "")
 
     @classmethod
     def of(cls, method: str, target: str, body: bytes | dict | None = None,
@@ -59,7 +62,9 @@ class Request:
         return cls(environ.get("REQUEST_METHOD", "GET"), target, request_headers(environ), environ["wsgi.input"],
                    environ.get("CONTENT_LENGTH") or None, chunked, environ.get(ENVIRON_KEY, ""),
                    server_write=environ.get(WRITE_KEY), host=environ.get("HTTP_HOST", ""),
-                   protocol=environ.get("SERVER_PROTOCOL", ""), host_sent="HTTP_HOST" in environ)
+                   protocol=environ.get("SERVER_PROTOCOL", ""), host_sent="HTTP_HOST" in environ,
+                   peer=("", "") if "PROXY_ADDR" in environ else
+                   (environ.get("REMOTE_ADDR", ""), environ.get("REMOTE_PORT", "")))
 
 
 class Answer:

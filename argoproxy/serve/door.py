@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, cast
 
 from argoproxy.pipeline.answer_shape import bad_answer
+from argoproxy.edge import listener_proof
 from argoproxy.edge.auth import Guard, KeySpellings, without_key_params
 from argoproxy.edge.web_pages import WebPages
 from argoproxy.pipeline.batch_models import BatchModels, upstream_fetch
@@ -292,6 +293,8 @@ class Door:
             return self.observed(call, json_response(ROOT_ANSWER))
         if call.plan.kind in ("ui", "ui_data"):
             return self.observed(call, self.status_answer(call))
+        if call.plan.kind == "listener_proof":
+            return self.observed(call, self.listener_proof(call))
         if call.plan.kind == "metrics":
             if self.metrics_view is None:
                 raise ProxyError(404, "Metrics are off.", code="unknown_route")
@@ -304,6 +307,17 @@ class Door:
         if self.auth.enabled and not self.auth.authenticated(call.client.request):
             body = {"status": body.get("status", "healthy" if status < 400 else "unhealthy")}  # status only
         return self.observed(call, json_response(body, status))
+
+    @staticmethod
+    def listener_proof(call: Call) -> Answer:
+        """`cot-proxy run`'s question before it sends a key (argoproxy/edge/listener_proof.py)."""
+        req = call.client.request
+        proof = listener_proof.answer(req.headers, req.peer) if req is not None else None
+        if proof is None:
+            raise ProxyError(404, "No proof for that file from this proxy.", code="no_proof")
+        answer = json_response({"proof": proof})
+        answer.headers["Cache-Control"] = "no-store"
+        return answer
 
     def status_answer(self, call: Call) -> Answer:
         """/ui (the page) and /ui/data (what it shows: the admin key's only when auth is on)."""
