@@ -393,9 +393,11 @@ def _yaml_names(f: dataclasses.Field) -> tuple[str, ...]:
     return (f.name,) + f.metadata["yaml_aliases"]
 
 
-def find_config(explicit: str, label: str = "CONFIG_PATH") -> Path | None:
+def find_config(explicit: str, label: str = "CONFIG_PATH",
+                search: tuple[str, ...] = CONFIG_SEARCH_PATH) -> Path | None:
     """The config file to read: the explicit path (which must exist), else the first of the search path.
-    `label`: how the user gave the path (CONFIG_PATH, or the command line's config argument)."""
+    `label`: how the user gave the path (CONFIG_PATH, or the command line's config argument); `search`: `cot-proxy
+    run` leaves out ./config.yaml in a directory the user has not trusted (argoproxy/launch/sources.py)."""
     if explicit:
         path = Path(explicit).expanduser()
         if not path.exists():
@@ -403,7 +405,7 @@ def find_config(explicit: str, label: str = "CONFIG_PATH") -> Path | None:
         if path.is_dir():
             raise SettingsError(f"{label}: {explicit} is a directory, not a config file")
         return path  # a file, or what reads as one (/dev/null: an empty config; a pipe)
-    for candidate in CONFIG_SEARCH_PATH:
+    for candidate in search:
         path = Path(candidate).expanduser()
         if path.is_file():
             return path
@@ -483,7 +485,8 @@ def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, 
     return load(flags, environ).settings
 
 
-def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Loaded:
+def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+         search: tuple[str, ...] = CONFIG_SEARCH_PATH) -> Loaded:
     """The one loader of every entry point: file, environment and flags read the same way, the backend
     chosen by argoproxy/config/backend_choice.py's rules, a bad or contradictory setting a SettingsError."""
     flags = dict(flags or {})
@@ -492,7 +495,7 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
 
     config_path = flags.get("config_path") or _first_env(SETTING_FIELDS["config_path"], environ)[1] or ""
     label = "config (the command line's config file)" if flags.get("config_path") else "CONFIG_PATH"
-    path = find_config(config_path, label)
+    path = find_config(config_path, label, search)
     if path is not None:
         for key, value in read_yaml(path, label).items():
             name = next(f.name for f in SETTING_FIELDS.values() if key in _yaml_names(f))

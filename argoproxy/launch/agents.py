@@ -43,6 +43,8 @@ class Agent:
     door: str  # the proxy's API it speaks
     prefers: tuple[str, ...]  # model names it is made for, best first (substrings of the proxy's model ids)
     build: Callable[[Target, list[str], Path], Setup]
+    install: str  # how its users install it (the packages agents.txt pins)
+    model_options: tuple[str, ...] = ("-m", "--model")  # where its own arguments may name a model
 
     def setup(self, target: Target, args: list[str], scratch: Path, program: str | None = None) -> Setup:
         """The set-up for `<program> <args>` (program: the agent's name, found on PATH, unless given)."""
@@ -111,12 +113,30 @@ def gemini(target: Target, args: list[str], scratch: Path) -> Setup:
 
 
 AGENTS: dict[str, Agent] = {a.name: a for a in (
-    Agent("claude", "Claude Code", "/v1/messages", ("claude",), claude),
-    Agent("codex", "Codex CLI", "/v1/responses", ("gpt-5", "codex", "gpt"), codex),
-    Agent("gemini", "Gemini CLI", "/v1beta/models/...:generateContent", ("gemini",), gemini),
-    Agent("opencode", "OpenCode", "/v1/chat/completions", ("gpt", "claude"), opencode),
-    Agent("aider", "Aider", "/v1/chat/completions", ("gpt", "claude"), aider),
+    Agent("claude", "Claude Code", "/v1/messages", ("claude",), claude, "npm install -g @anthropic-ai/claude-code",
+          ("--model",)),
+    Agent("codex", "Codex CLI", "/v1/responses", ("gpt-5", "codex", "gpt"), codex, "npm install -g @openai/codex"),
+    Agent("gemini", "Gemini CLI", "/v1beta/models/...:generateContent", ("gemini",), gemini,
+          "npm install -g @google/gemini-cli"),
+    Agent("opencode", "OpenCode", "/v1/chat/completions", ("gpt", "claude"), opencode, "npm install -g opencode-ai"),
+    Agent("aider", "Aider", "/v1/chat/completions", ("gpt", "claude"), aider, "pip install aider-chat",
+          ("--model",)),
 )}
+
+
+def models_named(agent: Agent, args: list[str]) -> list[str]:
+    """The models the agent's own arguments name (`codex -m gpt-5`, `aider --model openai/gpt-4o`), as the proxy
+    is asked for them: a provider prefix (openai/, cot_proxy/) is the agent's, not the model's."""
+    named = []
+    for i, arg in enumerate(args):
+        value = None
+        if arg in agent.model_options and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--") and arg.partition("=")[0] in agent.model_options:
+            value = arg.partition("=")[2]
+        if value:
+            named.append(value.split("/", 1)[1] if value.startswith(("openai/", f"{PROVIDER}/")) else value)
+    return named
 
 
 def model_for(agent: Agent, served: list[str]) -> str | None:

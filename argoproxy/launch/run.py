@@ -1,43 +1,39 @@
-"""`cot-proxy run [config] [flags] [--model NAME] -- AGENT [ARGS]` and `cot-proxy agents [config] [flags]`.
+"""`cot-proxy run [config] [flags] [--model NAME] [--env-file FILE] -- AGENT [ARGS]` and `cot-proxy agents [...]`.
 
-run: the proxy of these settings is used when something listens on its address; otherwise it is started (its
-output goes to a log file, named when it fails) and stopped when the agent exits. The agent gets the set-up
-argoproxy/launch/agents.py gives it (a model the proxy lists, the proxy's key), runs in the foreground with
-the terminal, and its exit status is run's.
+run reads the proxy's settings from the user's environment and command line, and from files only when the user
+named them or trusted the directory (argoproxy/launch/sources.py). The proxy of those settings is used when
+something listens on its address and proves it is the user's own; otherwise one is started in the run's private
+directory and stopped when the agent exits (argoproxy/launch/proxy.py). The agent gets the set-up
+argoproxy/launch/agents.py gives it, a key of the run's own (argoproxy/launch/run_key.py: revoked when the agent
+exits, however it exits) and the user's environment without the proxy's keys (argoproxy/launch/environments.py).
+It runs in the foreground with the terminal, and its exit status is run's.
 
-The key the agent sends: COT_PROXY_KEY when set, else the first of the proxy's own keys this user can read
-(API_KEY_SECRET, API_KEY_FILE), else a placeholder (auth off). A proxy started here with auth on and no key
-configured gets a fresh key, handed to the agent.
+The key run itself asks the proxy with (for its models, and to make the run's key): COT_PROXY_KEY when set, else
+the first of the proxy's own keys this user can read (API_KEY_SECRET, API_KEY_FILE); a proxy started here with
+auth on and no key configured gets a fresh one. It goes only to a listener that proved itself.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from argoproxy.config.listener import generate_key
-from argoproxy.config.settings import Settings
-from argoproxy.launch.agents import AGENTS, Agent, Setup, Target, model_for
-
-START_TIMEOUT = 60.0  # seconds for a proxy started here to listen
-STOP_TIMEOUT = 15.0
-MODELS_TIMEOUT = 10.0
-NO_KEY = "sk-cot-proxy-no-auth"  # what agents send when the proxy asks for no key (they all insist on one)
-
-
-class Refused(Exception):
-    """Stop with this one line (exit status 2)."""
+from argoproxy.config.settings import Settings, SettingsError, find_config, load
+from argoproxy.launch.agents import AGENTS, Agent, Setup, Target, model_for, models_named
+from argoproxy.launch.environments import USER_KEY_ENV, agent_environment, proxy_environment
+from argoproxy.launch.proxy import (Refused, StartedProxy, accepts, address, base_url, listening, path_flags, prove,
+                                    served_models)
+from argoproxy.launch.run_key import NO_KEY, admin_keys, for_run
+from argoproxy.launch.sources import ask_on_terminal, choose, env_file_values, without_code_loaders
 
 
 def usage(prog: str) -> str:
@@ -55,12 +51,17 @@ HELP = """
 
 run: start AGENT pointed at this proxy (the proxy is started first when nothing listens on its address, and
 stopped when the agent exits); the agent's exit status is run's. agents: print the set-up run would give each
-agent found on PATH.
+agent found on PATH, and how to install the others.
 
   config.yaml, flags  the proxy's settings, as when it serves (cot-proxy --help lists the flags)
+  --env-file FILE     variables for the proxy, as in a .env file
   --model NAME        the model the agent asks for (default: the first the proxy lists that names the
                       agent's family, such as claude for Claude Code, else the first listed)
   ARGS                the agent's own arguments, passed as given
+
+A .env, config.yaml, keys.db or responses.db in the working directory is read only once you trusted the
+directory (asked once, on a terminal). The agent never gets the proxy's admin key or its upstream keys: it gets
+a key made for the run, revoked when it exits.
 
 examples:
   {prog} run -- claude -p "Summarise README.md"
@@ -72,13 +73,17 @@ def main(command: str, argv: list[str], prog: str, parse_flags: FlagParser) -> i
     if asks_help(argv):
         print(usage(prog) + HELP.format(prog=prog))
         return 0
+    say = lambda line: print(f"{prog} {command}: {line}", file=sys.stderr, flush=True)  # noqa: E731
     try:
-        if command == "agents":
-            return show_agents(argv, parse_flags)
-        return run(argv, prog, parse_flags)
+        with ended_by_signals():
+            if command == "agents":
+                return show_agents(argv, parse_flags, say)
+            return run(argv, prog, parse_flags, say)
     except Refused as exc:
-        print(f"{prog} {command}: {exc}", file=sys.stderr)
+        say(str(exc))
         return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 # ---- the command line ---------------------------------------------------------------------------------------
@@ -104,10 +109,10 @@ def split(argv: list[str], prog: str) -> tuple[list[str], str | None, str, list[
 
 
 def agent_at(words: list[str]) -> int:
-    """Where the agent's part starts when no `--` says so: the first word naming an agent that is not --model's
-    value (`run --model claude codex`: codex); len(words) when none does."""
+    """Where the agent's part starts when no `--` says so: the first word naming an agent that is not the value of
+    --model or --env-file (`run --model claude codex`: codex); len(words) when none does."""
     for i, word in enumerate(words):
-        if word in AGENTS and not (i and words[i - 1] == "--model"):
+        if word in AGENTS and not (i and words[i - 1] in ("--model", "--env-file")):
             return i
     return len(words)
 
@@ -128,114 +133,53 @@ def agent_named(name: str) -> Agent:
     return agent
 
 
-def program_for(name: str) -> str:
-    found = shutil.which(name)
+def program_for(agent: Agent) -> str:
+    """The agent's program on PATH. Relative entries of PATH (an empty one is the working directory) are passed
+    by: a repository's own `./claude` is not the agent."""
+    found = find_program(agent.name)
     if found is None:
-        raise Refused(f"{name} is not on PATH (install it first; `cot-proxy agents` lists the agents found)")
+        raise Refused(f"{agent.name} is not on PATH: install it with `{agent.install}` (`cot-proxy agents` lists "
+                      "the agents found)")
     return found
 
 
-def settings_of(proxy_args: list[str], parse_flags: FlagParser) -> tuple[Settings, dict[str, Any]]:
-    from argoproxy.serve.gunicorn_app import loaded_or_exit
+def find_program(name: str) -> str | None:
+    folders = [d for d in os.environ.get("PATH", "").split(os.pathsep) if os.path.isabs(d)]
+    return shutil.which(name, path=os.pathsep.join(folders)) if folders else None
+
+
+# ---- the settings ----------------------------------------------------------------------------------------------
+
+def prepare(proxy_args: list[str], env_file: str | None, parse_flags: FlagParser,
+            say: Callable[[str], None]) -> tuple[Settings, dict[str, str]]:
+    """(the settings, the env file's variables for the proxy): from what the user named or trusted only."""
     flags, _ = parse_flags(proxy_args)
-    return loaded_or_exit(flags).settings, flags
-
-
-# ---- the proxy -----------------------------------------------------------------------------------------------
-
-def address(settings: Settings) -> tuple[str, int]:
-    """Where a client on this machine reaches the proxy (every-interface binds through loopback)."""
-    if settings.socket:
-        raise Refused(f"the agents speak TCP, and SOCKET={settings.socket} makes the proxy listen on a Unix socket "
-                      "only: unset SOCKET for this run (or give the agent a TCP front)")
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(settings.host, settings.host)
-    return host.strip("[]"), settings.port
-
-
-def base_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-def listening(host: str, port: int) -> bool:
+    named = flags.get("config_path") or os.environ.get("CONFIG_PATH")
+    sources = choose(Path.cwd(), named, env_file, ask_on_terminal, say)
+    from_file: dict[str, str] = {}
     try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
+        if sources.env_file is not None:
+            from_file, dropped = without_code_loaders(env_file_values(sources.env_file))
+            if dropped:
+                say(f"not taking {', '.join(dropped)} from {sources.env_file}: a file never sets what loads code "
+                    "(only your own environment does)")
+        environ = {**from_file, **os.environ}
+        if sources.data_dir is not None and not ({"KEYS_DB", "RESPONSES_DB"} & set(environ) or "keys_db" in flags) \
+                and find_config(flags.get("config_path") or environ.get("CONFIG_PATH", ""), search=sources.search) is None:
+            flags["keys_db"] = str(sources.data_dir / "keys.db")  # not the untrusted directory's keys.db
+        return load(flags, environ, sources.search).settings, from_file
+    except SettingsError as exc:
+        raise Refused(f"bad setting {exc}") from None
 
 
 def own_key(settings: Settings) -> str | None:
     """The key this user would give a client of this proxy (see the module's docstring)."""
-    if os.environ.get("COT_PROXY_KEY"):
-        return os.environ["COT_PROXY_KEY"]
+    if os.environ.get(USER_KEY_ENV):
+        return os.environ[USER_KEY_ENV]
     if not settings.enable_auth:
         return NO_KEY
-    if settings.api_key_secret:
-        return settings.api_key_secret[0]
-    if settings.api_key_file:
-        try:
-            lines = Path(settings.api_key_file).expanduser().read_text().split()
-        except OSError:
-            lines = []
-        if lines:
-            return lines[0]
-    return None
-
-
-class StartedProxy:
-    """The proxy run started: in a session of its own (the terminal's Ctrl+C is the agent's), output to a log."""
-
-    def __init__(self, proxy_args: list[str], env: dict[str, str], log: Path, host: str, port: int) -> None:
-        self.log = log
-        # The agent's directory stays the working directory (config.yaml and .env are looked up there, as for
-        # run itself); the package is found where this one was loaded from.
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)}
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "argoproxy.cli", *proxy_args], env=env,
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not listening(host, port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-                self.stop()
-                raise Refused("the proxy did not start:\n  " + "\n  ".join(tail or ["(no output)"]))
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # Gunicorn's quick exit: the agent is gone, nothing to finish
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
-def served_models(url: str, key: str) -> list[str]:
-    request = urllib.request.Request(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"})
-    try:
-        with urllib.request.urlopen(request, timeout=MODELS_TIMEOUT) as answer:
-            body = json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        if exc.code in (401, 403):
-            raise Refused(f"the proxy at {url} refused the key ({exc.code}): set COT_PROXY_KEY to a key it "
-                          "accepts") from None
-        return []
-    except (OSError, ValueError):
-        return []
-    data = body.get("data") if isinstance(body, dict) else None
-    return [m["id"] for m in data or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
-
-
-def chosen_model(agent: Agent, asked: str | None, url: str, key: str) -> str:
-    if asked:
-        return asked
-    model = model_for(agent, served_models(url, key))
-    if model is None:
-        raise Refused(f"the proxy at {url} lists no model: name one with --model")
-    return model
+    keys = admin_keys(settings)
+    return keys[0] if keys else None
 
 
 # ---- running the agent ----
@@ -250,11 +194,6 @@ def scratch_base() -> Path:
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     return base
 
-def agent_environment(setup: Setup, base: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if k not in setup.unset}
-    env.update(setup.env)
-    return env
-
 
 def write_files(setup: Setup) -> None:
     for path, text in setup.files.items():
@@ -263,92 +202,144 @@ def write_files(setup: Setup) -> None:
         path.chmod(0o600)
 
 
-def run(argv: list[str], prog: str, parse_flags: FlagParser) -> int:
+def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str], None]) -> int:
     proxy_args, asked_model, name, agent_args = split(argv, prog)
+    env_file, proxy_args = _take_option(proxy_args, "--env-file")
     agent = agent_named(name)
-    program = program_for(name)
-    settings, _ = settings_of(proxy_args, parse_flags)
+    program = program_for(agent)
+    settings, from_file = prepare(proxy_args, env_file, parse_flags, say)
     host, port = address(settings)
     url = base_url(host, port)
     key = own_key(settings)
-    with tempfile.TemporaryDirectory(prefix="cot-proxy-run-", dir=scratch_base()) as scratch:
-        started = None
-        if not listening(host, port):
-            env = dict(os.environ)
-            if key is None:  # auth on and no key of ours configured: the proxy started here takes a fresh one
-                key = env["API_KEY_SECRET"] = generate_key()
-            print(f"{prog} run: starting the proxy on {url} (log: {Path(scratch) / 'proxy.log'})", file=sys.stderr)
-            started = StartedProxy(proxy_args, env, Path(scratch) / "proxy.log", host, port)
-        elif key is None:
-            raise Refused(f"the proxy at {url} asks for a key and none of its keys is readable here: set "
-                          "COT_PROXY_KEY")
+    admin = set(admin_keys(settings))
+    with tempfile.TemporaryDirectory(prefix="cot-proxy-run-", dir=scratch_base()) as made:
+        scratch, started, run_key = Path(made), None, None
         try:
-            target = Target(url, key, chosen_model(agent, asked_model, url, key))
-            setup = agent.setup(target, agent_args, Path(scratch), program)
+            if not listening(host, port):
+                extra = {}
+                if key is None:  # auth on and no key of ours configured: the proxy started here takes a fresh one
+                    key = extra["API_KEY_SECRET"] = generate_key()
+                    admin.add(key)
+                say(f"starting the proxy on {url} (log: {scratch / 'proxy.log'})")
+                started = StartedProxy([*proxy_args, *path_flags(settings)],
+                                       proxy_environment(os.environ, from_file, extra), scratch, host, port)
+            elif key is None:
+                raise Refused(f"the proxy at {url} asks for a key and none of its keys is readable here: set "
+                              f"{USER_KEY_ENV}")
+            prove(host, port, scratch)
+            model = chosen_model(agent, asked_model, url, key)
+            run_key = for_run(settings, key, key in admin, list(dict.fromkeys([model, *models_named(agent, agent_args)])),
+                              agent.name)
+            if not accepts(url, run_key.key):
+                raise Refused(f"the proxy at {url} refused the run's key: does it read the key store of these settings "
+                              "(KEYS_DB, REDIS_URL)?")
+            setup = agent.setup(Target(url, run_key.key, model), agent_args, scratch, program)
             write_files(setup)
-            print(f"{prog} run: {agent.title} -> {url} ({agent.door}), model {target.model}", file=sys.stderr)
-            return run_in_foreground(setup.argv, agent_environment(setup, dict(os.environ)))
+            say(f"{agent.title} -> {url} ({agent.door}), model {model}, key: {run_key.where}")
+            return run_in_foreground(setup.argv, agent_environment(setup, os.environ, settings, [key, *admin]))
         finally:
+            if run_key is not None:
+                run_key.revoke()
             if started is not None:
                 started.stop()
 
 
-def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
-    """The agent owns the terminal: Ctrl+C reaches it (same process group) and we wait for it to end."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def chosen_model(agent: Agent, asked: str | None, url: str, key: str) -> str:
+    if asked:
+        return asked
+    model = model_for(agent, served_models(url, key))
+    if model is None:
+        raise Refused(f"the proxy at {url} lists no model: name one with --model")
+    return model
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def ended_by_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP end run through its `finally` blocks (the run's key revoked, the proxy stopped), where
+    Python's default would end it on the spot."""
+    def end(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+    previous = {sig: signal.signal(sig, end) for sig in STOP_SIGNALS}
     try:
-        proc = subprocess.Popen(argv, env=env)
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
+    """The agent owns the terminal: Ctrl+C reaches it (same process group) and we wait for it to end; a SIGTERM
+    or SIGHUP sent to run is passed on to it."""
+    proc = subprocess.Popen(argv, env=env)
+    previous = {sig: signal.signal(sig, lambda signum, frame: proc.send_signal(signum)) for sig in STOP_SIGNALS}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
         code = proc.wait()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 128 - code if code < 0 else code
 
 
 # ---- cot-proxy agents -------------------------------------------------------------------------------------------
 
-def show_agents(argv: list[str], parse_flags: FlagParser) -> int:
-    settings, _ = settings_of(argv, parse_flags)
+def show_agents(argv: list[str], parse_flags: FlagParser, say: Callable[[str], None]) -> int:
+    env_file, argv = _take_option(argv, "--env-file")
+    settings, _ = prepare(argv, env_file, parse_flags, say)
     host, port = address(settings)
     url = base_url(host, port)
     key = own_key(settings)
-    up = listening(host, port)
-    served = served_models(url, key) if up and key else []
-    print(f"proxy: {url} ({'listening' if up else 'not running: `cot-proxy run` starts it'})")
-    found = 0
+    state, served = "not running: `cot-proxy run` starts it", list[str]()
+    if listening(host, port):
+        state, served = proven_models(host, port, url, key)
+    print(f"proxy: {url} ({state})")
+    missing = []
     for agent in AGENTS.values():
-        program = shutil.which(agent.name)
+        program = find_program(agent.name)
         if program is None:
+            missing.append(agent)
             continue
-        found += 1
         model = model_for(agent, served) or "MODEL"
         scratch = scratch_base() / "cot-proxy-run-XXXX"
         setup = agent.setup(Target(url, "KEY", model), [], scratch, program)
         print(f"\n{agent.name}: {agent.title} ({program}), speaks {agent.door}")
-        for line in describe(setup, key, model):
+        for line in describe(setup, settings, key, model):
             print(f"  {line}")
-    if not found:
-        print(f"\nnone of {', '.join(AGENTS)} is on PATH")
+    if missing:
+        print("\nnot on PATH (install, then `cot-proxy run -- AGENT`):")
+        for agent in missing:
+            print(f"  {agent.name}: {agent.install}")
     return 0
 
 
-def describe(setup: Setup, key: str | None, model: str) -> Iterator[str]:
+def proven_models(host: str, port: int, url: str, key: str | None) -> tuple[str, list[str]]:
+    """(what listens there, the models it lists): asked only of the user's own proxy."""
+    with tempfile.TemporaryDirectory(prefix="cot-proxy-agents-", dir=scratch_base()) as made:
+        try:
+            prove(host, port, Path(made))
+        except Refused:
+            return "something listens there that did not prove it is your proxy: not asked", []
+    return "listening", served_models(url, key) if key else []
+
+
+def describe(setup: Setup, settings: Settings, key: str | None, model: str) -> Iterator[str]:
     """The set-up as lines; the key is never printed (KEY: where it comes from)."""
-    where = ("$COT_PROXY_KEY" if os.environ.get("COT_PROXY_KEY") else
-             "any text (auth is off)" if key == NO_KEY else
-             "the proxy's key (API_KEY_SECRET / API_KEY_FILE)" if key else "a fresh key, when run starts the proxy")
-    yield f"command: {' '.join(_quoted(a) for a in setup.argv)}"
+    admin = key is None or key in admin_keys(settings)
+    where = ("any text (auth is off)" if not settings.enable_auth else
+             "a key made for each run, allowed its model, revoked when the agent exits" if admin else
+             f"${USER_KEY_ENV} (a team key of yours: a key made for each run within its limits)")
+    yield f"command: {' '.join(shlex.quote(a) for a in setup.argv)}"
     for name, value in setup.env.items():
         yield f"set   {name}={value}"
     for name in setup.unset:
         yield f"unset {name}"
+    yield "unset the proxy's keys (API_KEY_SECRET, OPENAI_API_KEY, ..., COT_PROXY_KEY)"
     for path, text in setup.files.items():
         yield f"file  {path} (temporary):"
         yield from (f"      {line}" for line in text.splitlines())
     yield f"KEY: {where}"
     if model == "MODEL":
         yield "MODEL: the first model the proxy lists that names the agent's family, else its first (or --model)"
-
-
-def _quoted(arg: str) -> str:
-    import shlex
-    return shlex.quote(arg)

@@ -220,21 +220,27 @@ def read_dotenv(directory: Path | None = None) -> Path | None:
     """`.env` in the working directory, read as seed 003 reads it (python-dotenv): each variable it sets joins
     the environment unless the environment already has it. So: config.yaml < .env < environment < flags."""
     from dotenv import load_dotenv
-    from dotenv.parser import parse_stream
 
     path = (directory or Path.cwd()) / ".env"
     if not path.is_file():
         return None
+    load_dotenv(stream=io.StringIO(dotenv_text(path)), override=False)
+    return path
+
+
+def dotenv_text(path: Path, label: str = ".env") -> str:
+    """An env file's text once every line of it reads as NAME=value (BadValue naming the line otherwise)."""
+    from dotenv.parser import parse_stream
+
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadValue(f".env: cannot read {path}: {exc}") from None
+        raise BadValue(f"{label}: cannot read {path}: {exc}") from None
     for binding in parse_stream(io.StringIO(text)):  # python-dotenv logs and skips such a line, in every process
         if binding.error:
-            raise BadValue(f".env: line {binding.original.line} of {path} is not NAME=value (its setting would "
+            raise BadValue(f"{label}: line {binding.original.line} of {path} is not NAME=value (its setting would "
                            "be left out)")
-    load_dotenv(stream=io.StringIO(text), override=False)
-    return path
+    return text
 
 
 # Lines ./run_app.sh hands over its exec (a request to paste, the agent line): printed once the server listens,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -80,6 +81,29 @@ def test_run_starts_the_proxy_and_the_agent_round_trips(agent_name, project, tmp
         assert "cot_proxy" not in text and "127.0.0.1" not in text and "selectedType" not in text, text
 
 
+@pytest.mark.parametrize("agent_name", ["claude", "codex"])
+def test_run_with_auth_on_gives_the_agent_a_key_of_its_own(agent_name, project, tmp_path):
+    """Auth on, the user's admin key and upstream key in their shell: the real agent completes its round trip
+    with the key made for the run (never the admin key), the upstream gets the user's upstream key, and the
+    run's key is revoked in the user's store, not written into the project."""
+    workdir, token = project
+    port = free_port()
+    with ScriptedUpstream() as upstream:
+        settings = {"BACKEND": "openai", "TARGET_BASE_URL": upstream.base_url, "PORT": str(port), "HOST": "127.0.0.1",
+                    "WORKERS": "1", "ENABLE_AUTH": "true", "API_KEY_SECRET": "sk-proxy-admin-of-the-test-0123456789",
+                    "OPENAI_API_KEY": "sk-upstream-of-the-test-0123456789"}
+        result = _run_command(agent_name, f"Read the file {workdir / 'note.txt'} and tell me what it says.",
+                              tmp_path / "home", workdir, settings)
+        report = _check_round_trip(agent_name, result, upstream, token)
+        sent = {r.headers.get("Authorization") for r in upstream.received if r.method == "POST"}
+    assert sent == {"Bearer sk-upstream-of-the-test-0123456789"}, report
+    assert "key: a key for this run (run-" in result.stderr, report
+    assert not (workdir / "keys.db").exists()
+    with sqlite3.connect(tmp_path / "home" / ".config" / "argoproxy" / "keys.db") as db:
+        (models, revoked), = db.execute("SELECT models, revoked FROM keys").fetchall()
+    assert models == "fake-model" and revoked > 0
+
+
 def test_run_uses_a_proxy_already_listening_and_leaves_it(openai_backend, project, tmp_path):
     installed("claude", "claude")
     workdir, token = project
@@ -114,4 +138,24 @@ def test_agents_prints_the_set_up_of_each_agent_on_path(openai_backend, tmp_path
     assert f'base_url = "{openai_backend.proxy.url}/v1"' in out and "model=\"fake-model\"" in out
     assert "gemini:" not in out and "opencode:" not in out and "aider:" not in out  # not on this PATH
     assert "sk-proxy-secret-of-the-test" not in out + result.stderr
-    assert "KEY: the proxy's key (API_KEY_SECRET / API_KEY_FILE)" in out
+    assert "KEY: a key made for each run, allowed its model, revoked when the agent exits" in out
+    assert "\nnot on PATH (install, then `cot-proxy run -- AGENT`):\n  gemini: npm install -g @google/gemini-cli\n" \
+        "  opencode: npm install -g opencode-ai\n  aider: pip install aider-chat\n" in out
+
+
+@pytest.mark.parametrize("agent_name", list(LAUNCHED))
+def test_run_says_how_to_install_an_agent_not_on_path(agent_name, tmp_path):
+    """An agent missing from PATH: run stops with one line naming the command that installs it."""
+    env = _isolated(tmp_path / "home", {})
+    result = _bounded([sys.executable, str(ROOT / "cot_proxy.py"), "run", "--", agent_name], env, tmp_path, 60)
+    assert result.returncode == 2
+    assert result.stderr == (f"cot_proxy.py run: {agent_name} is not on PATH: install it with "
+                             f"`{LAUNCHED[agent_name].install}` (`cot-proxy agents` lists the agents found)\n")
+
+
+def test_agents_says_how_to_install_those_not_on_path(tmp_path):
+    env = _isolated(tmp_path / "home", {"PORT": str(free_port())})
+    result = _bounded([sys.executable, str(ROOT / "cot_proxy.py"), "agents"], env, tmp_path, 60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("\nnot on PATH (install, then `cot-proxy run -- AGENT`):\n" + "".join(
+        f"  {name}: {agent.install}\n" for name, agent in LAUNCHED.items())), result.stdout
