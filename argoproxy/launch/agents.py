@@ -98,7 +98,15 @@ def aider(target: Target, args: list[str], scratch: Path) -> Setup:
     # metadata for is the rule behind a proxy, so its warning (a question in --message mode) is off.
     ours = [] if _has_option(args, "--model") else ["--model", f"openai/{target.model}"]
     env = {"OPENAI_API_BASE": f"{target.url}/v1", "OPENAI_API_KEY": target.key}
-    return Setup(["aider", *ours, "--no-show-model-warnings", *args], env, ("OPENAI_BASE_URL",))
+    # Aider loads the project's .env over its environment, and litellm takes OPENAI_BASE_URL before
+    # OPENAI_API_BASE: a project's .env would send it elsewhere. The --env-file it is given is loaded last.
+    files = {}
+    if not _has_option(args, "--env-file"):
+        env_file = scratch / "aider.env"
+        files[env_file] = "".join(f"{name}={value}\n" for name, value in
+                                  {**env, "OPENAI_BASE_URL": env["OPENAI_API_BASE"]}.items())
+        ours += ["--env-file", str(env_file)]
+    return Setup(["aider", *ours, "--no-show-model-warnings", *args], env, ("OPENAI_BASE_URL",), files)
 
 
 def gemini(target: Target, args: list[str], scratch: Path) -> Setup:

@@ -25,7 +25,8 @@ SECRET_SETTING_VARS = frozenset(env for f in SETTING_FIELDS.values() if f.metada
 MIN_SECRET = 8  # shorter values are not looked for inside other variables (they would match by chance)
 
 
-def proxy_environment(user: Mapping[str, str], from_file: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+def proxy_environment(user: Mapping[str, str], from_file: Mapping[str, str],
+                      extra: Mapping[str, str]) -> dict[str, str]:
     """The user's environment wins over the file, as for `.env`; `extra`: what run itself sets."""
     return {**from_file, **user, **extra}
 

@@ -164,12 +164,19 @@ def prepare(proxy_args: list[str], env_file: str | None, parse_flags: FlagParser
                 say(f"not taking {', '.join(dropped)} from {sources.env_file}: a file never sets what loads code "
                     "(only your own environment does)")
         environ = {**from_file, **os.environ}
-        if sources.data_dir is not None and not ({"KEYS_DB", "RESPONSES_DB"} & set(environ) or "keys_db" in flags) \
-                and find_config(flags.get("config_path") or environ.get("CONFIG_PATH", ""), search=sources.search) is None:
-            flags["keys_db"] = str(sources.data_dir / "keys.db")  # not the untrusted directory's keys.db
+        if sources.data_dir is not None and not _data_named(flags, environ, sources.search):
+            flags["keys_db"] = str(sources.data_dir / "keys.db")  # responses.db goes beside it
         return load(flags, environ, sources.search).settings, from_file
     except SettingsError as exc:
         raise Refused(f"bad setting {exc}") from None
+
+
+def _data_named(flags: dict[str, Any], environ: dict[str, str], search: tuple[str, ...]) -> bool:
+    """Whether something says where keys.db and responses.db are: their settings, or a config (beside which they
+    are by default). Otherwise the proxy would put them in the working directory."""
+    if {"KEYS_DB", "RESPONSES_DB"} & set(environ) or {"keys_db", "responses_db"} & set(flags):
+        return True
+    return find_config(flags.get("config_path") or environ.get("CONFIG_PATH", ""), search=search) is not None
 
 
 def own_key(settings: Settings) -> str | None:
@@ -228,8 +235,8 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
                               f"{USER_KEY_ENV}")
             prove(host, port, scratch)
             model = chosen_model(agent, asked_model, url, key)
-            run_key = for_run(settings, key, key in admin, list(dict.fromkeys([model, *models_named(agent, agent_args)])),
-                              agent.name)
+            models = list(dict.fromkeys([model, *models_named(agent, agent_args)]))
+            run_key = for_run(settings, key, key in admin, models, agent.name)
             if not accepts(url, run_key.key):
                 raise Refused(f"the proxy at {url} refused the run's key: does it read the key store of these settings "
                               "(KEYS_DB, REDIS_URL)?")

@@ -104,6 +104,24 @@ def test_run_with_auth_on_gives_the_agent_a_key_of_its_own(agent_name, project, 
     assert models == "fake-model" and revoked > 0
 
 
+def test_a_projects_env_does_not_send_aider_elsewhere(project, tmp_path):
+    """Aider loads the project's .env over its environment, and litellm reads OPENAI_BASE_URL before
+    OPENAI_API_BASE: a project whose .env names another server still has its Aider talk to the proxy (the env
+    file run gives Aider is loaded last)."""
+    installed("aider", "aider")
+    workdir, token = project
+    port = free_port()
+    with ScriptedUpstream() as upstream, ScriptedUpstream() as elsewhere:
+        (workdir / ".env").write_text(f"OPENAI_BASE_URL={elsewhere.base_url}\nOPENAI_API_BASE={elsewhere.base_url}\n"
+                                      "OPENAI_API_KEY=sk-the-projects-own-key\n")
+        settings = {"BACKEND": "openai", "TARGET_BASE_URL": upstream.base_url, "PORT": str(port), "HOST": "127.0.0.1",
+                    "WORKERS": "1"}
+        result = _run_command("aider", f"Read the file {workdir / 'note.txt'} and tell me what it says.",
+                              tmp_path / "home", workdir, settings)
+        assert elsewhere.received == [], "the project's .env sent Aider elsewhere"
+        _check_round_trip("aider", result, upstream, token)
+
+
 def test_run_uses_a_proxy_already_listening_and_leaves_it(openai_backend, project, tmp_path):
     installed("claude", "claude")
     workdir, token = project

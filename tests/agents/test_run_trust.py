@@ -16,11 +16,9 @@ import json
 import os
 import pty
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -29,6 +27,7 @@ import pytest
 
 from tests.agents.agents import _bounded, _isolated, secure_scratch
 from tests.agents.hostile import MODEL, Squatter, fake_agent, hostile_repository, marker_text
+from tests.agents.test_run import _listening
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.polling import poll
 from tests.proxy_process import ROOT, free_port, running_proxy
@@ -74,14 +73,6 @@ def assert_no_key_in(env: dict[str, str], *secrets: str) -> None:
     assert not leaked, f"keys in the agent's environment: {leaked}"
 
 
-def listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def run_keys(db: Path) -> list[tuple[str, str, float, int, int, str]]:
     """The run keys in a store: (name, models, revoked, rpm, budget tokens, budget period)."""
     if not db.exists():
@@ -124,7 +115,7 @@ def test_a_hostile_repository_gets_nothing(tmp_path):
         assert not (repo / "keys.db").exists(), "the run's key was written into the repository"
         (name, models, revoked, *_), = run_keys(tmp_path / "home" / ".config" / "argoproxy" / "keys.db")
         assert name.startswith("run-claude-") and models == MODEL and revoked > 0
-        assert poll(lambda: not listening(port), timeout=10), "the proxy run started outlived the agent"
+        assert poll(lambda: not _listening(port), timeout=10), "the proxy run started outlived the agent"
 
 
 def test_a_trusted_directory_is_read_but_never_for_what_loads_code(tmp_path):
@@ -314,3 +305,40 @@ def test_a_squatter_on_the_port_gets_no_key_and_no_prompt(user_proxy, tmp_path, 
         assert secret.encode() not in received, secret
     assert agent_report(tmp_path) == {}, "the agent was started"
     assert not [row for row in run_keys(db) if not row[2]], "a run key was left active"
+
+
+def test_agents_asks_no_model_of_a_squatter(user_proxy, tmp_path):
+    """`cot-proxy agents` lists the models of the user's proxy only: a squatter gets the proof's question and no
+    key."""
+    proxy, _ = user_proxy
+    agent_dir = tmp_path / "bin"
+    fake_agent(agent_dir)
+    port = free_port()
+    env = user_environment(tmp_path, agent_dir, PORT=str(port))
+    with Squatter(port) as squatter:
+        result = _bounded([sys.executable, str(ROOT / "cot_proxy.py"), "agents"], env, tmp_path, 60)
+        received = squatter.received()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"proxy: http://127.0.0.1:{port} (something listens there that did not prove it "
+                                    "is your proxy: not asked)\n"), result.stdout
+    assert "ANTHROPIC_MODEL=MODEL" in result.stdout and ADMIN.encode() not in received
+    env["PORT"] = str(proxy.port)
+    mine = _bounded([sys.executable, str(ROOT / "cot_proxy.py"), "agents"], env, tmp_path, 60)
+    assert f"proxy: {proxy.url} (listening)" in mine.stdout and f"ANTHROPIC_MODEL={MODEL}" in mine.stdout, mine.stdout
+
+
+def test_the_proof_route_is_open_and_reads_no_file_it_was_not_made_for(user_proxy, tmp_path):
+    """Auth on, no key: the route answers (a 404 in the API's error shape) instead of asking for a key, and a file
+    of another name, or one others may read, gets no proof."""
+    proxy, _ = user_proxy
+    folder = tmp_path / "private"
+    folder.mkdir(mode=0o700)
+    (folder / "secret.txt").write_text("s" * 32)
+    (folder / "secret.txt").chmod(0o600)
+    for path in (folder / "secret.txt", Path("/etc/passwd"), tmp_path):
+        request = urllib.request.Request(f"{proxy.url}/cot-proxy/proof", headers={
+            "X-Cot-Proxy-Proof-File": str(path), "X-Cot-Proxy-Challenge": "c"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 404
+        assert json.loads(refused.value.read())["error"]["code"] == "no_proof"

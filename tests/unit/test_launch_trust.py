@@ -126,8 +126,8 @@ def test_a_file_never_sets_what_loads_code():
 # ---- the agent's environment ------------------------------------------------------------------------------------
 
 def test_the_agent_gets_none_of_the_proxys_keys():
-    environ = {"ENABLE_AUTH": "true", "API_KEY_SECRET": "sk-proxy-admin-1234567890", "OPENAI_API_KEY": "sk-up-1234567890",
-               "DASHSCOPE_API_KEY": "sk-ds-1234567890", "ALICE_KEY": "sk-alice-1234567890",
+    environ = {"ENABLE_AUTH": "true", "API_KEY_SECRET": "sk-proxy-admin-1234567890",
+               "OPENAI_API_KEY": "sk-up-1234567890", "DASHSCOPE_API_KEY": "sk-ds-1234567890", "ALICE_KEY": "sk-alice-1234567890",
                "KEY_LIMITS": json.dumps({"ALICE_KEY": {"rpm": 5}}), "ROUTED_KEY": "sk-routed-1234567890",
                "MODELS": json.dumps([{"name": "m", "backend": "openai", "base_url": "http://127.0.0.1:9/v1",
                                       "api_key_env": "ROUTED_KEY"}]),
