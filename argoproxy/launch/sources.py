@@ -7,6 +7,7 @@ So from the working directory the launcher reads nothing (no `.env`, no `config.
 - names the file: `--config FILE` (or the config argument, or CONFIG_PATH), `--env-file FILE`; or
 - trusted the directory: asked once, on a terminal only, the answer kept in the user's own config
   (`trusted_dirs`: one absolute path a line). Without a terminal the files are left out, said in one line.
+  The user's own config directory and the checkout run's code comes from need no answer.
 
 Whatever a file says, a variable that makes a program load code or its start-up files (LD_PRELOAD, PYTHONPATH,
 NODE_OPTIONS, BASH_ENV, PATH, HOME, ...) is never taken from it: those come from the user's environment only.
@@ -29,6 +30,8 @@ CONFIG_FILE = "config.yaml"
 DATA_FILES = ("keys.db", "responses.db")  # where team keys and stored responses default to, without a config
 USER_SEARCH = tuple(p for p in CONFIG_SEARCH_PATH if p.startswith("~"))  # the user's own config.yaml
 USER_DIR = Path(USER_SEARCH[0]).parent  # ~/.config/argoproxy: the user's config, key file and, here, data
+# The checkout run's own code comes from (where ./run_app.sh writes config.yaml): trusted as its code is.
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 # Never taken from a file: what the dynamic loader, interpreters, shells, Git, Gunicorn and gevent read to load
 # code or start-up files, and where programs look for their own configuration.
@@ -65,7 +68,7 @@ def choose(directory: Path, named_config: str | None, named_env: str | None, ask
     config = Path(named_config).expanduser().absolute() if named_config else None
     env_file = Path(named_env).expanduser().absolute() if named_env else None
     present = [name for name in _directory_files(config is not None, env_file is not None) if (here / name).exists()]
-    trusted_here = here == USER_DIR.expanduser().resolve() or here in trusted(environ)
+    trusted_here = here in (USER_DIR.expanduser().resolve(), CHECKOUT) or here in trusted(environ)
     if present and not trusted_here:
         trusted_here = _asked(here, present, ask, environ)
         if not trusted_here:

@@ -93,6 +93,13 @@ def test_a_directory_with_nothing_to_read_asks_nothing_and_gets_no_keys_db(tmp_p
     assert sources.data_dir == home / ".config" / "argoproxy"  # a run's key is not written into the directory
 
 
+def test_the_checkout_runs_code_comes_from_is_trusted_as_its_code_is(home):
+    """./run_app.sh writes config.yaml into its checkout; `./run_app.sh run -- claude` there reads it unasked."""
+    asked = Asked(None)
+    found = choose(ROOT, None, None, asked, lambda line: None)
+    assert asked.questions == [] and found.search == CONFIG_SEARCH_PATH and found.data_dir is None
+
+
 def test_a_trust_list_others_can_write_is_not_the_users(tmp_path, home):
     repo = repo_with(tmp_path, ".env")
     listed = trusted_dirs_file()
