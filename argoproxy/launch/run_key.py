@@ -2,16 +2,15 @@
 
 - Auth off: a placeholder (the agents insist on some key; the proxy asks for none).
 - Auth on: a team key made for the run in the store the proxy reads (argoproxy/teamkeys/), allowed only the
-  run's models and revoked when the agent exits, however it exits. Made from the admin key: no other limits.
-  Made from a team key of the user's (COT_PROXY_KEY): that key's limits, its models narrowed to the run's, its
-  budget what is left of it in this period, its expiry kept. A key that is neither (a key_limits key, or one in a
-  store run cannot see) is the user's own client key: handed on as it is.
+  run's models and revoked when the agent exits, however it exits, when run holds the admin key.
+- A team key of the user's (COT_PROXY_KEY), a key_limits key, or one in a store run cannot see, is the user's own
+  client key: handed on as it is. A key made from it would count on windows of its own, so the user and the agent
+  together could spend twice the rate or what is left of the budget; the one key keeps every limit exact.
 - A run key also expires after RUN_KEY_DAYS, for a launcher killed before it could revoke it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import secrets
 import time
@@ -20,10 +19,9 @@ from typing import Any, Callable
 
 from argoproxy.config.listener import generate_key, read_key_file
 from argoproxy.config.settings import Settings
-from argoproxy.edge.validation import model_allowed
 from argoproxy.launch.proxy import Refused
 from argoproxy.redaction import mask_url
-from argoproxy.teamkeys.records import Budget, KeyRecord, digest
+from argoproxy.teamkeys.records import KeyRecord, digest
 
 NO_KEY = "sk-cot-proxy-no-auth"  # what agents send when the proxy asks for no key (they all insist on one)
 RUN_KEY_DAYS = 7
@@ -65,11 +63,10 @@ def for_run(settings: Settings, user_key: str, admin: bool, models: list[str], a
         return RunKey(NO_KEY, "no key (auth is off)")
     try:
         store = open_store(settings)
-        parent = None if admin else _team_record(store, user_key)
-        if parent is None and not admin:
-            return RunKey(user_key, "your client key (COT_PROXY_KEY)")
-        now = time.time()
-        record, key = _run_record(store, parent, models, agent, now)
+        if not admin:
+            _check_team_key(store, user_key)
+            return RunKey(user_key, "your client key (COT_PROXY_KEY), with its own limits")
+        record, key = _run_record(models, agent, time.time())
         store.create(record)
     except Refused:
         raise
@@ -79,38 +76,18 @@ def for_run(settings: Settings, user_key: str, admin: bool, models: list[str], a
 
     def revoke() -> None:
         store.revoke(record.name)
-    made = f"a key for this run ({record.name}, models {', '.join(models)}" + \
-           (f", within {parent.name}'s limits)" if parent else ")")
-    return RunKey(key, made, revoke)
+    return RunKey(key, f"a key for this run ({record.name}, models {', '.join(models)})", revoke)
 
 
-def _team_record(store: Any, key: str) -> KeyRecord | None:
+def _check_team_key(store: Any, key: str) -> None:
+    """A team key the store refuses (revoked, expired, over its budget) is said before the agent starts."""
     record = store.find(digest(key)) if store.available() else None
     if record is not None and record.refusal(time.time()):
         raise Refused(f"your key (COT_PROXY_KEY, {record.name}) is refused: {record.refusal(time.time())}")
-    return record
 
 
-def _run_record(store: Any, parent: KeyRecord | None, models: list[str], agent: str,
-                now: float) -> tuple[KeyRecord, str]:
+def _run_record(models: list[str], agent: str, now: float) -> tuple[KeyRecord, str]:
     key = generate_key()
     name = f"run-{agent}-{secrets.token_hex(4)}"
-    expires = now + RUN_KEY_DAYS * 86400
     globs = tuple(glob.escape(m) for m in models)  # the exact names: a model called gpt-[x] is not a pattern
-    record = KeyRecord(name, digest(key), key[:12], globs, expires=expires, created=now)
-    if parent is None:
-        return record, key
-    refused = [m for m in models if parent.models and not model_allowed(parent.models, m)]
-    if refused:
-        raise Refused(f"your key ({parent.name}) does not allow {', '.join(refused)}: name another with --model")
-    return dataclasses.replace(record, rpm=parent.rpm, tpm=parent.tpm, max_parallel=parent.max_parallel,
-                               budget=_left(store, parent, now), expires=min(expires, parent.expires or expires)), key
-
-
-def _left(store: Any, parent: KeyRecord, now: float) -> Budget | None:
-    """The parent's budget less what it used in this period, as far as the store counts it (at least 1 token)."""
-    if parent.budget is None:
-        return None
-    used_in_period = getattr(store, "used_in_period", None)
-    used = used_in_period(parent, now) if used_in_period is not None else 0
-    return Budget(max(1, parent.budget.tokens - used), parent.budget.period)
+    return KeyRecord(name, digest(key), key[:12], globs, expires=now + RUN_KEY_DAYS * 86400, created=now), key
