@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
+from argoproxy.config.code_loaders import loads_code
 from argoproxy.config.settings import CONFIG_SEARCH_PATH
 
 ENV_FILE = ".env"
@@ -32,21 +33,6 @@ USER_SEARCH = tuple(p for p in CONFIG_SEARCH_PATH if p.startswith("~"))  # the u
 USER_DIR = Path(USER_SEARCH[0]).parent  # ~/.config/argoproxy: the user's config, key file and, here, data
 # The checkout run's own code comes from (where ./run_app.sh writes config.yaml): trusted as its code is.
 CHECKOUT = Path(__file__).resolve().parents[2]
-
-# Never taken from a file: what the dynamic loader, interpreters, shells, Git, Gunicorn and gevent read to load
-# code or start-up files, and where programs look for their own configuration.
-CODE_LOADERS = frozenset({
-    "PATH", "HOME", "SHELL", "BASH_ENV", "ENV", "ZDOTDIR", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS", "IFS",
-    "EDITOR", "VISUAL", "PAGER", "BROWSER", "GCONV_PATH", "HOSTALIASES", "SSLKEYLOGFILE", "GUNICORN_CMD_ARGS",
-    "TMPDIR"})
-CODE_LOADER_PREFIXES = ("LD_", "DYLD_", "PYTHON", "NODE_", "NPM_CONFIG_", "BUN_", "DENO_", "PERL", "RUBY", "GEM_",
-                        "JAVA_", "_JAVA_", "JDK_JAVA_", "GIT_", "GEVENT", "OPENSSL_", "XDG_", "PIP_")
-
-
-def loads_code(name: str) -> bool:
-    upper = name.upper()
-    return upper in CODE_LOADERS or upper.startswith(CODE_LOADER_PREFIXES)
-
 
 @dataclass(frozen=True)
 class Sources:

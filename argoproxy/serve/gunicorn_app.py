@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, NoReturn
 from argoproxy.config import listener
 from argoproxy import providers
 from argoproxy.config.backend_choice import target_unused_by
+from argoproxy.config.code_loaders import loads_code
 from argoproxy.config.setting_fields import dir_problem
 from argoproxy.config.unconfigured import refusal
 from argoproxy.observe.journal import JOURNAL_FILES, log_lines
@@ -217,14 +218,22 @@ def _command_line_binds() -> list[str]:
 
 
 def read_dotenv(directory: Path | None = None) -> Path | None:
-    """`.env` in the working directory, read as seed 003 reads it (python-dotenv): each variable it sets joins
-    the environment unless the environment already has it. So: config.yaml < .env < environment < flags."""
-    from dotenv import load_dotenv
+    """`.env` in the working directory, read with python-dotenv: each variable it sets joins the environment
+    unless the environment already has it. So: config.yaml < .env < environment < flags. A variable that loads
+    code (LD_PRELOAD, PYTHONPATH...: config/code_loaders.py) is never taken from it, and is named on stderr."""
+    from dotenv import dotenv_values
 
     path = (directory or Path.cwd()) / ".env"
     if not path.is_file():
         return None
-    load_dotenv(stream=io.StringIO(dotenv_text(path)), override=False)
+    values = dotenv_values(stream=io.StringIO(dotenv_text(path)))
+    skipped = sorted(name for name in values if loads_code(name))
+    if skipped:
+        print(f"warning: {path} sets {', '.join(skipped)}, which load code: left out (set them in the environment "
+              "if you mean them)", file=sys.stderr)
+    for name, value in values.items():
+        if value is not None and name not in os.environ and not loads_code(name):
+            os.environ[name] = value
     return path
 
 
