@@ -21,7 +21,7 @@ from argoproxy.config.llm_params import CONTROL_KEYS, THINK_MODES, ModelRule, co
 from argoproxy.config.model_families import parse_fields
 
 ENTRY_KEYS = ("name", "backend", "base_url", "api_key_env", "upstream_model", "params", "weight", "developer_role",
-              "capabilities")
+              "capabilities", "max_concurrency")
 DEVELOPER_ROLES = ("auto", "keep", "system")
 GLOB_CHARS = frozenset("*?[")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -41,6 +41,7 @@ class ModelEntry:
     weight: float = 1.0
     developer_role: str = ""  # empty: DEVELOPER_ROLE's value
     capabilities: tuple[tuple[str, Any], ...] = ()  # capability fields over the table, for every model it serves
+    max_concurrency: int = 0  # requests sent to it at once (docs/admission.md); 0: MAX_CONCURRENCY's; AUTO: asked
 
     @property
     def is_glob(self) -> bool:
@@ -49,6 +50,10 @@ class ModelEntry:
     def __repr__(self) -> str:  # --show and logs: URL credentials masked, the key only by its variable's name
         from argoproxy.redaction import mask_url
         shown = {f: getattr(self, f) for f in ENTRY_KEYS if getattr(self, f) not in ("", None)}
+        if self.max_concurrency <= 0:  # none (0) is not shown; auto by its name
+            shown.pop("max_concurrency")
+            if self.max_concurrency == AUTO:
+                shown["max_concurrency"] = "auto"
         if self.base_url:
             shown["base_url"] = mask_url(self.base_url)
         if self.capabilities:
@@ -117,7 +122,22 @@ def _entry(i: int, item: Any) -> ModelEntry:
     return ModelEntry(name=name, backend=backend, base_url=base_url, api_key_env=key_env,
                       upstream_model=upstream_model, params=_params(item.get("params"), name, f"{at}.params"),
                       weight=_weight(item.get("weight", 1), f"{at}.weight"), developer_role=developer_role,
-                      capabilities=_capabilities(item.get("capabilities"), f"{at}.capabilities"))
+                      capabilities=_capabilities(item.get("capabilities"), f"{at}.capabilities"),
+                      max_concurrency=as_concurrency(item.get("max_concurrency"), f"{at}.max_concurrency"))
+
+
+AUTO = -1  # a concurrency limit asked of the server (llama.cpp's /props or /slots)
+
+
+def as_concurrency(value: Any, at: str = "") -> int:
+    """A concurrency limit: a positive integer, `auto` (AUTO), or nothing (0: none)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return AUTO
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
+        raise ValueError(f"{at + ': ' if at else ''}expected a positive integer or auto, got {value!r}")
+    return int(value)
 
 
 def _capabilities(value: Any, at: str) -> tuple[tuple[str, Any], ...]:
@@ -237,6 +257,18 @@ def _count(value: Any, at: str) -> int:
             or int(value) < 1:
         raise ValueError(f"{at}: expected a positive integer, got {value!r}")
     return int(value)
+
+
+# ---------------------------------------------------------------- admission weights
+def parse_weights(value: Any) -> tuple[tuple[str, float], ...]:
+    """`admission_weights`: a key's name (a team key's, or key_limits' environment variable) -> its weight."""
+    mapping = _decoded(value, dict, "an object mapping a key's name to its weight")
+    out = []
+    for name, weight in mapping.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f".{name}: key names must be non-empty strings")
+        out.append((name.strip(), _weight(weight, f".{name}")))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- checks against each other and the environment

@@ -30,7 +30,8 @@ from argoproxy.config.llm_params import LlmParams, parse_llm_params
 from argoproxy.config.model_free_paths import DEFAULT_MODEL_FREE, route_globs
 from argoproxy.config.redis_url import check_redis_url
 from argoproxy.redaction import mask_url
-from argoproxy.config.routing_settings import check_routing, parse_fallbacks, parse_key_limits, parse_models
+from argoproxy.config.routing_settings import (as_concurrency, check_routing, parse_fallbacks, parse_key_limits,
+                                              parse_models, parse_weights)
 from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_tag, as_url,  # noqa: F401
                                       file_text,
                                       choice as _choice, number as _number, positive as _positive,
@@ -136,6 +137,24 @@ class Settings:
                                        "(a 429's Retry-After when longer).", env=("COOLDOWN_SECONDS",))
     health_probe_seconds: float = _setting(0.0, _number(float, 0), "Probe every deployment this often and bring "
                                            "failed ones back early; 0: off.", env=("HEALTH_PROBE_SECONDS",))
+    routing_strategy: str = _setting("least_busy", _choice("least_busy", "cache_aware"),
+                                     "How a pool picks a deployment: least_busy (fewest requests in flight) or "
+                                     "cache_aware (a conversation's turns to the deployment that holds its prompt "
+                                     "in cache; see docs/admission.md).", env=("ROUTING_STRATEGY",),
+                                     flags=("--routing-strategy",))
+    max_concurrency: int = _setting(0, as_concurrency, "Requests sent to each deployment at once, for entries of "
+                                    "`models` that set no max_concurrency: a number, auto (asked of the server) or 0 "
+                                    "(no limit: admission off). Beyond it requests wait in the proxy, in fair order "
+                                    "(docs/admission.md).", env=("MAX_CONCURRENCY",), flags=("--max-concurrency",))
+    admission_max_wait: float = _setting(60.0, _number(float, 0), "Seconds a request may wait for a deployment's "
+                                         "slot: one that would wait longer is answered 429 with Retry-After at once.",
+                                         env=("ADMISSION_MAX_WAIT",))
+    admission_key_share: float = _setting(1.0, _number(float, 0.01, 1.0), "The most of a pool's slots one key "
+                                          "holds while another key is active (1: all of them).",
+                                          env=("ADMISSION_KEY_SHARE",))
+    admission_weights: tuple = _setting((), parse_weights, "Key name -> weight in the admission queue (a key of "
+                                        "weight 2 gets twice the share of one of weight 1); ADMISSION_WEIGHTS: "
+                                        "JSON.", env=("ADMISSION_WEIGHTS",))
     # --- server
     host: str = _setting("127.0.0.1", listener.as_host, "Address to listen on: an IP address (IPv6 bare or in brackets, ::1 or [::1]; not a "
                          "link-local fe80::, which Gunicorn cannot bind) or a host name (this machine only by "
@@ -336,6 +355,12 @@ SETTING_FIELDS = {f.name: f for f in dataclasses.fields(ComposedSettings)}
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def admission_on(settings: Settings) -> bool:
+    """Does any deployment have a concurrency limit (docs/admission.md)?"""
+    return bool(settings.models) and (settings.max_concurrency != 0
+                                      or any(e.max_concurrency for e in settings.models))
 
 
 def keys_db_problem(settings: Settings) -> str | None:
@@ -579,7 +604,10 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
                               "there is no admin key to allow (ENABLE_AUTH off) or nothing is stored"),
     # Routing's own: fallbacks that look configured and do nothing were the misleading case.
     **{name: (lambda s: bool(s.models), "MODELS is not set (they apply to its deployments)")
-       for name in ("fallbacks", "cooldown_seconds", "health_probe_seconds")},
+       for name in ("fallbacks", "cooldown_seconds", "health_probe_seconds", "routing_strategy", "max_concurrency")},
+    **{name: (lambda s: admission_on(s), "no deployment has a concurrency limit (MAX_CONCURRENCY or an entry's "
+                                         "max_concurrency): admission is off")
+       for name in ("admission_max_wait", "admission_key_share", "admission_weights")},
     "journal_body_bytes": (lambda s: bool(s.log_dir), "LOG_DIR is not set (no journals are written)"),
     "metrics_public": (lambda s: s.enable_auth, "enable_auth is off (/metrics is open to every client anyway)"),
     "fronts_passthrough": (lambda s: s.backend == "openai" or bool(s.models), "only the openai backend passes "

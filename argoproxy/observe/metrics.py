@@ -15,6 +15,12 @@ Series (all names start with cot_proxy_):
   streams_in_flight                             SSE answers being streamed now (summed over live workers)
   request_bytes_total{route}, response_bytes_total{route}
   tokens_total{model,type}                      type = prompt | completion, from the upstream's usage
+  admission_waiting{model}, admission_in_flight{deployment}, admission_limit{deployment}
+                                                admission (docs/admission.md): requests waiting for a slot of a
+                                                pool, requests sent to a deployment now and its limit (0: none), read
+                                                from the cells the workers share when /metrics is scraped
+  admission_wait_seconds{key}                   seconds a request waited for its slot (key: "none" when no key)
+  admission_refusals_total{key,code}            requests refused by admission (queue_full, queue_timeout)
   refusals_total{cause,model,key}               every error answer by cause (argoproxy/observe/refusals.py: rate,
                                                 budget, auth, model, request, upstream, proxy); key: the team
                                                 key's name ("none": no team key)
@@ -118,6 +124,7 @@ class Metrics:
                                   registry=reg)
         self.key_usage_dropped = Counter("cot_proxy_key_usage_dropped", "Team keys' usage rows dropped: the key "
                                          "store refused them past the rows kept for its return.", registry=reg)
+        self.collectors: list[Any] = []  # read when scraped (admission's shared counts)
         self._by_route_model: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
         self._by_route: dict[str, tuple[Any, Any]] = {}
         self._by_status: dict[tuple[str, str, str, int, str], Any] = {}
@@ -213,6 +220,18 @@ class Metrics:
                 if countable(value):
                     self.key_tokens.labels(name, kind).inc(value)
 
+    def watch_admission(self, seating: Any) -> None:
+        """Admission's series: waits and refusals counted here, queue and slots read from the shared cells."""
+        from prometheus_client import Counter, Histogram
+        reg = None if self.multiprocess else self.registry
+        waits = Histogram("cot_proxy_admission_wait_seconds", "Seconds a request waited for a deployment's slot, "
+                          "by key.", ["key"], buckets=LATENCY_BUCKETS, registry=reg)
+        refused = Counter("cot_proxy_admission_refusals", "Requests admission refused (queue_full: the wait would "
+                          "pass its bound; queue_timeout: it did), by key.", ["key", "code"], registry=reg)
+        seating.on_wait = lambda key, seconds: waits.labels(key).observe(seconds)
+        seating.on_refused = lambda key, code: refused.labels(key, code).inc()
+        self.collectors.append(AdmissionGauges(seating))
+
     # ------------------------------------------------------------ exposition
     def exposition(self) -> tuple[bytes, str]:
         """The text format, merged over every worker process in multiprocess mode."""
@@ -223,11 +242,44 @@ class Metrics:
             registry.register(SettledFiles(path))
         else:
             registry = self.registry
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        for collector in self.collectors:
+            registry.register(collector)
+        try:
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        finally:
+            for collector in self.collectors:
+                registry.unregister(collector)
 
     def view(self) -> Answer:
         data, content_type = self.exposition()
         return Answer(data, 200, {"Cache-Control": "no-store"}, content_type=content_type)
+
+
+class AdmissionGauges:
+    """Queue depth, requests in flight and limits, as the workers' shared cells hold them now."""
+
+    def __init__(self, seating: Any) -> None:
+        self.seating = seating
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+        waiting = GaugeMetricFamily("cot_proxy_admission_waiting", "Requests waiting for a slot, by model.",
+                                    labels=["model"])
+        in_flight = GaugeMetricFamily("cot_proxy_admission_in_flight", "Requests sent to a deployment now.",
+                                      labels=["deployment"])
+        limit = GaugeMetricFamily("cot_proxy_admission_limit", "A deployment's concurrency limit (0: none, -1: "
+                                  "asked of its server, not known yet).", labels=["deployment"])
+        queues: dict[str, int] = {}
+        sent: dict[str, int] = {}
+        limits: dict[str, int] = {}
+        for row in self.seating.rows():  # two entries at one host:port are one server: summed
+            queues[row["model"]] = row["waiting"]
+            sent[row["served_by"]] = sent.get(row["served_by"], 0) + row["in_flight"]
+            limits[row["served_by"]] = limits.get(row["served_by"], 0) + max(row["limit"], 0) or row["limit"]
+        for family, values in ((waiting, queues), (in_flight, sent), (limit, limits)):
+            for name, value in values.items():
+                family.add_metric([name], value)
+        yield from (waiting, in_flight, limit)
 
 
 class SettledFiles:
@@ -260,6 +312,9 @@ def settled_files(path: str) -> list[str]:
 def install_metrics(gateway) -> Metrics:
     """Count every request the gateway answers; the door serves GET /metrics with `view` (auth applies)."""
     metrics = Metrics(gateway.settings)
+    seating = getattr(getattr(gateway, "routing", None), "seating", None)
+    if seating is not None and seating.limited:
+        metrics.watch_admission(seating)
     gateway.answers.observers.append(metrics.observe)
     gateway.answers.stream_hooks.append(metrics.stream_started)
     if getattr(gateway, "team_keys", None) is not None:

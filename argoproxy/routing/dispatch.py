@@ -45,6 +45,8 @@ from argoproxy.edge.validation import model_allowed
 
 if TYPE_CHECKING:
     from argoproxy.pipeline.gateway import Gateway
+    from argoproxy.routing.admission import Seat
+    from argoproxy.routing.seating import Seating
     from argoproxy.config.settings import Settings
 
 log = logging.getLogger("cot_proxy")
@@ -120,12 +122,30 @@ class Routing:
                 own = deployment_settings(settings, dep.entry, environ)
                 self.gateways[dep.index] = gateway.for_deployment(providers.create_backend(own, upstream),
                                                                    upstream, own)
+        self.seating = self.seats(settings)
         self._prober: threading.Thread | None = None
         self._glob_listings: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self.start_probe()
         if settings.redis_url:
             from argoproxy.routing.shared_cooldowns import SharedCooldowns
             SharedCooldowns(self.router, settings.redis_url).start()
+
+    def seats(self, settings: Settings) -> Seating | None:
+        """Admission and cache-aware routing (routing/seating.py), when configured: None costs nothing."""
+        from argoproxy.config.settings import admission_on
+        if not admission_on(settings) and settings.routing_strategy != "cache_aware":
+            return None
+        from argoproxy.routing.seating import Seating
+        from argoproxy.routing.slots import server_slots
+        signature = "\n".join(f"{e.name} {e.backend} {e.base_url}" for e in settings.models)
+        seating = Seating(settings, self.router, signature)
+
+        def ask(dep: Deployment) -> int | None:
+            backend = self.gateways[dep.index].backend
+            url = getattr(backend, "base", "") or dep.entry.base_url
+            return server_slots(backend.upstream.session, url) if url else None
+        seating.ask_servers(ask)
+        return seating
 
     # ------------------------------------------------------------ one call
     def chain(self, asked: str) -> list[tuple[str, Pool]]:
@@ -175,14 +195,19 @@ class Routing:
             budget.reserved = len(chain) - position - 1  # a call kept for each fallback model still ahead
             while len(tried) < self.max_attempts and (budget.may_retry() if tried else budget.left > 0) and (
                     not tried or time.monotonic() - started < RETRY_BUDGET):
-                dep = self.router.pick(pool, tried)
+                seat = None
+                if self.seating is None:
+                    dep = self.router.pick(pool, tried)
+                else:
+                    dep, seat = self.seating.seat(call, pool, tried) if len(tried) < len(pool.deployments) \
+                        else (None, None)
                 if dep is None:
                     break
                 tried.add(dep.index)
                 if failure is not None:  # a retry: the first attempt may have edited the parsed body
                     self.gateway.replan(call, source)
                 try:
-                    return self.attempt(call, asked, name, dep)
+                    return self.attempt(call, asked, name, dep, seat)
                 except ProxyError as err:
                     if call.outcome.client_left:  # the proxy cut this one off: the client is gone, nobody to ask for
                         raise
@@ -203,25 +228,32 @@ class Routing:
                                "x-should-retry": "false"}
         raise failure
 
-    def attempt(self, call: Call, asked: str, name: str, dep: Deployment) -> Answer:
-        """The pipeline on one deployment, up to the client's first byte."""
+    def attempt(self, call: Call, asked: str, name: str, dep: Deployment, seat: Seat | None = None) -> Answer:
+        """The pipeline on one deployment, up to the client's first byte; its admission seat (if any) is given
+        back when the answer ends."""
         view = self.gateways[dep.index]
         shown = self.gateway.serving(call, dep.served_by, name, self.shown_name(name, asked),
                                      asked if name != asked else None,  # a fallback's answer names the model asked
                                      routed=True)  # the body names the entry's model (a fallback's)
         self.router.started(dep)
+        if seat is None:
+            ended = lambda: self.router.ended(dep)  # noqa: E731
+        else:
+            def ended() -> None:
+                self.router.ended(dep)
+                self.seating.release(seat)
         try:
             response = view.run(call)
         except BaseException:
-            self.router.ended(dep)
+            ended()
             raise
         headers = response.headers
         headers[SERVED_MODEL] = shown
         headers[SERVED_BY] = dep.served_by
         if response.is_streamed:
-            response.response = _released(response.chunks, lambda: self.router.ended(dep))
+            response.response = _released(response.chunks, ended)
         else:
-            self.router.ended(dep)
+            ended()
         return response
 
     def shown_name(self, name: str, asked: str) -> str:

@@ -1,0 +1,341 @@
+"""Admission: each deployment's concurrency limit, and a fair queue in front of it, shared by the workers.
+
+A deployment with a limit (`max_concurrency` on its entry, or MAX_CONCURRENCY for all; `auto`: asked of the
+server, routing/slots.py) is sent at most that many requests at once by this instance. A request that finds
+every deployment of its pool full waits here, not in the server's own queue, and is let in by weighted fair
+queueing between flows (a flow: the client's key, routing/flows.py): each request's start tag is
+max(virtual time, its flow's last finish tag), its finish tag start + reservation / weight, and a slot that
+frees goes to the waiter with the smallest finish tag. A key that floods the queue pushes only its own tags
+forward, so another key's request overtakes its backlog. With ADMISSION_KEY_SHARE below 1, a key holds at most
+that share of a pool's slots while another key was active in the last ACTIVE_SECONDS (a slot may then stay
+free for the other key's next turn).
+
+The wait is bounded: a request whose estimated wait (the queue ahead of it, times the pool's mean request
+time, over its slots) passes ADMISSION_MAX_WAIT, or the client's own timeout, is answered 429 with Retry-After
+at once; one that still waits that long is answered 503 with Retry-After.
+
+Everything lives in cells the worker processes share (argoproxy/shared_cells.py), under one flock: counts in
+flight, limits, flows, the waiters' table and the prefix table of cache-aware routing. A waiter polls its own
+row (no lock) until a worker that frees a slot grants it one; so the queue is one queue per instance, whichever
+worker a request arrived on. Across replicas each instance keeps its own (docs/admission.md: the arithmetic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from argoproxy.errors import ProxyError
+from argoproxy.shared_cells import SharedCells
+
+# deployment cells
+D_IN_FLIGHT, D_LIMIT, D_MEAN_MS, D_WIDTH = 0, 1, 2, 3
+# pool cells: virtual time (token units x SCALE), waiters now
+P_VTIME, P_WAITING, P_WIDTH = 0, 1, 2
+# flow cells: tag, last finish tag, slots held, pool + 1, last seen (ms)
+F_TAG, F_FINISH, F_HELD, F_POOL, F_SEEN, F_WIDTH = range(6)
+FLOWS = 1024
+# waiter cells: state, pool, start tag, finish tag, flow slot, granted deployment + 1, preferred + 1
+W_STATE, W_POOL, W_START, W_FINISH, W_FLOW, W_GRANTED, W_PREFER, W_WIDTH = range(8)
+WAITERS = 1024
+FREE, WAITING, GRANTED = 0, 1, 2
+# prefix table (cache-aware routing): tag, deployment + 1
+AFFINITY = 4096
+SCALE = 1000
+ACTIVE_SECONDS = 10.0  # a key counts as active this long after its last request (ADMISSION_KEY_SHARE)
+MEAN_WEIGHT = 0.2  # of each new duration in a deployment's mean request time
+LOAD_BOUND = 1.25  # bounded-load hashing: a deployment takes a conversation while under 1.25x the mean load
+POLL_FIRST, POLL_MOST = 0.002, 0.025  # a waiter's look at its row: often at first, then every 25 ms
+REGRANT_SECONDS = 0.5  # a waiter runs a grant pass itself this often (a key's share expiring frees a slot)
+
+
+@dataclass
+class Seat:
+    """A slot of one deployment, held by one request until `release`."""
+    pool: int
+    dep: int
+    flow: int
+    started: float
+    waited: float = 0.0
+    released: bool = False
+
+
+class Refused(ProxyError):
+    """Admission's refusal: the queue is too long for this request's bound."""
+
+
+class Admission:
+    def __init__(self, pools: Sequence[Sequence[int]], deployments: int, limits: Sequence[int],
+                 key_share: float = 1.0, max_wait: float = 60.0, cells: SharedCells | None = None,
+                 name: str = "", clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.pools = [list(p) for p in pools]  # deployment indexes of each pool
+        self.pool_of = {d: i for i, p in enumerate(self.pools) for d in p}
+        self.n = deployments
+        self.key_share = key_share
+        self.max_wait = max_wait
+        self.clock, self.sleep = clock, sleep
+        self.p0 = deployments * D_WIDTH
+        self.f0 = self.p0 + len(self.pools) * P_WIDTH
+        self.w0 = self.f0 + FLOWS * F_WIDTH
+        self.a0 = self.w0 + WAITERS * W_WIDTH
+        size = self.a0 + AFFINITY * 2
+        self.cells = cells or SharedCells(f"admission-{name}.cells", size)
+        c = self.cells.cells
+        for i, limit in enumerate(limits):
+            if limit > 0 or c[i * D_WIDTH + D_LIMIT] == 0:
+                c[i * D_WIDTH + D_LIMIT] = limit  # configured; 0 and auto (-1) until the server says
+        self.on_wait: Callable[[str, float], None] | None = None  # metrics: (flow label, seconds waited)
+
+    # ------------------------------------------------------------ reading
+    def limit(self, dep: int) -> int:
+        """0: no limit; -1: asked of the server, not known yet (no limit meanwhile)."""
+        return int(self.cells.cells[dep * D_WIDTH + D_LIMIT])
+
+    def set_limit(self, dep: int, limit: int) -> None:
+        self.cells.cells[dep * D_WIDTH + D_LIMIT] = limit
+
+    def in_flight(self, dep: int) -> int:
+        return int(self.cells.cells[dep * D_WIDTH + D_IN_FLIGHT])
+
+    def waiting(self, pool: int) -> int:
+        return int(self.cells.cells[self.p0 + pool * P_WIDTH + P_WAITING])
+
+    def mean_seconds(self, dep: int) -> float:
+        return self.cells.cells[dep * D_WIDTH + D_MEAN_MS] / 1000
+
+    # ------------------------------------------------------------ entering
+    def enter(self, pool: int, flow: str, cost: int, weight: float = 1.0, *, prefer: int = -1,
+              remember: int = 0, tried: set[int] | frozenset[int] = frozenset(),
+              usable: Callable[[int], bool] = lambda d: True, bound: float | None = None) -> Seat:
+        """A seat on a deployment of `pool` (indexes in `self.pools[pool]`), now or after a fair wait; Refused
+        when the wait would pass `bound` (default max_wait). `prefer`: the deployment that served this prefix
+        (cache-aware routing); `remember`: the prefix's tag, noted with the deployment that takes it."""
+        bound = self.max_wait if bound is None else min(bound, self.max_wait)
+        now = self.clock()
+        cost_units = max(1, int(cost * SCALE / max(weight, 1e-6)))
+        with self.cells.lock() as c:
+            fslot = self._flow(c, pool, flow, now)
+            candidates = self._candidates(pool, tried, usable)
+            start = max(c[self.p0 + pool * P_WIDTH + P_VTIME], c[fslot + F_FINISH])
+            finish = start + cost_units
+            if not c[self.p0 + pool * P_WIDTH + P_WAITING] and self._within_share(c, pool, fslot, now):
+                dep = self._room(c, candidates, prefer)
+                if dep >= 0:
+                    c[fslot + F_FINISH] = finish
+                    c[self.p0 + pool * P_WIDTH + P_VTIME] = max(c[self.p0 + pool * P_WIDTH + P_VTIME], start)
+                    self._take(c, dep, fslot, remember)
+                    return Seat(pool, dep, fslot, now)
+            estimate = self._estimate(c, pool, finish, candidates)
+            if estimate > bound:
+                raise self._refused(429, "queue_full", estimate, bound)
+            row = self._free_row(c)
+            if row < 0:
+                raise self._refused(429, "queue_full", estimate or 1.0, bound)
+            c[fslot + F_FINISH] = finish
+            for field, value in ((W_POOL, pool), (W_START, start), (W_FINISH, finish), (W_FLOW, fslot),
+                                 (W_GRANTED, 0), (W_PREFER, prefer + 1)):
+                c[row + field] = value
+            c[row + W_STATE] = WAITING
+            c[self.p0 + pool * P_WIDTH + P_WAITING] += 1
+            self._grant(c, pool, now)  # a free slot the share held back, or one freed meanwhile
+        return self._wait(row, pool, fslot, now, bound, remember)
+
+    def _wait(self, row: int, pool: int, fslot: int, since: float, bound: float, remember: int) -> Seat:
+        c = self.cells.cells
+        pause, regrant = POLL_FIRST, since + REGRANT_SECONDS
+        try:
+            while True:
+                if c[row + W_STATE] == GRANTED:
+                    return self._seated(row, pool, fslot, since, remember)
+                now = self.clock()
+                if now - since > bound:
+                    with self.cells.lock() as locked:
+                        if locked[row + W_STATE] == GRANTED:  # granted at the last moment: take it
+                            return self._seated(row, pool, fslot, since, remember)
+                        self._leave_queue(locked, row, pool)
+                    raise self._refused(503, "queue_timeout", bound, bound)
+                if now >= regrant:
+                    regrant = now + REGRANT_SECONDS
+                    with self.cells.lock() as locked:
+                        self._grant(locked, pool, now)
+                    continue
+                self.sleep(pause)
+                pause = min(pause * 1.5, POLL_MOST)
+        except BaseException:
+            if c[row + W_STATE] != FREE:  # the greenlet was killed (the client left) while it waited
+                with self.cells.lock() as locked:
+                    if locked[row + W_STATE] == GRANTED:
+                        self._give_back(locked, int(locked[row + W_GRANTED]) - 1, fslot, pool, self.clock())
+                        locked[row + W_STATE] = FREE
+                    elif locked[row + W_STATE] == WAITING:
+                        self._leave_queue(locked, row, pool)
+            raise
+
+    def _seated(self, row: int, pool: int, fslot: int, since: float, remember: int) -> Seat:
+        c = self.cells.cells
+        dep = int(c[row + W_GRANTED]) - 1
+        c[row + W_STATE] = FREE  # the granting worker counted the seat; the row is ours to free
+        if remember:
+            self._remember(c, remember, dep)
+        now = self.clock()
+        return Seat(pool, dep, fslot, now, waited=now - since)
+
+    def _leave_queue(self, c, row: int, pool: int) -> None:
+        c[row + W_STATE] = FREE
+        c[self.p0 + pool * P_WIDTH + P_WAITING] -= 1
+
+    # ------------------------------------------------------------ leaving
+    def release(self, seat: Seat) -> None:
+        """The request's answer ended (or failed): its slot goes to the next waiter in fair order."""
+        if seat.released:
+            return
+        seat.released = True
+        now = self.clock()
+        with self.cells.lock() as c:
+            mean = seat.dep * D_WIDTH + D_MEAN_MS
+            took = (now - seat.started) * 1000
+            c[mean] = int(took if not c[mean] else c[mean] * (1 - MEAN_WEIGHT) + took * MEAN_WEIGHT)
+            self._give_back(c, seat.dep, seat.flow, seat.pool, now)
+
+    def _give_back(self, c, dep: int, fslot: int, pool: int, now: float) -> None:
+        c[dep * D_WIDTH + D_IN_FLIGHT] = max(0, c[dep * D_WIDTH + D_IN_FLIGHT] - 1)
+        c[fslot + F_HELD] = max(0, c[fslot + F_HELD] - 1)
+        if c[self.p0 + pool * P_WIDTH + P_WAITING]:
+            self._grant(c, pool, now)
+
+    # ------------------------------------------------------------ under the lock
+    def _grant(self, c, pool: int, now: float) -> None:
+        """Free slots of `pool` to its waiters, smallest finish tag first (a key past its share skipped)."""
+        candidates = self._candidates(pool, frozenset(), lambda d: True)
+        while c[self.p0 + pool * P_WIDTH + P_WAITING] > 0:
+            if self._room(c, candidates, -1) < 0:
+                return
+            best, best_finish = -1, None
+            for row in range(self.w0, self.w0 + WAITERS * W_WIDTH, W_WIDTH):
+                if c[row + W_STATE] != WAITING or c[row + W_POOL] != pool:
+                    continue
+                if (best_finish is None or c[row + W_FINISH] < best_finish) and \
+                        self._within_share(c, pool, int(c[row + W_FLOW]), now):
+                    best, best_finish = row, c[row + W_FINISH]
+            if best < 0:
+                return  # every waiter's key holds its share: the free slot waits for another key
+            dep = self._room(c, candidates, int(c[best + W_PREFER]) - 1)
+            vtime = self.p0 + pool * P_WIDTH + P_VTIME
+            c[vtime] = max(c[vtime], c[best + W_START])
+            self._take(c, dep, int(c[best + W_FLOW]), 0)
+            c[best + W_GRANTED] = dep + 1
+            c[self.p0 + pool * P_WIDTH + P_WAITING] -= 1
+            c[best + W_STATE] = GRANTED
+
+    def _candidates(self, pool: int, tried, usable: Callable[[int], bool]) -> list[int]:
+        deps = [d for d in self.pools[pool] if d not in tried]
+        up = [d for d in deps if usable(d)]
+        return up or deps  # a pool whose every deployment cools down is still tried
+
+    def _room(self, c, candidates: list[int], prefer: int) -> int:
+        """The deployment with room: `prefer` when it has some, else the least loaded; -1: every one is full."""
+        best, best_load = -1, math.inf
+        for dep in candidates:
+            limit = c[dep * D_WIDTH + D_LIMIT]
+            used = c[dep * D_WIDTH + D_IN_FLIGHT]
+            if limit > 0 and used >= limit:
+                continue
+            if dep == prefer:
+                return dep
+            load = used / limit if limit > 0 else used / 1e6
+            if load < best_load:
+                best, best_load = dep, load
+        return best
+
+    def _take(self, c, dep: int, fslot: int, remember: int) -> None:
+        c[dep * D_WIDTH + D_IN_FLIGHT] += 1
+        c[fslot + F_HELD] += 1
+        if remember:
+            self._remember(c, remember, dep)
+
+    def _within_share(self, c, pool: int, fslot: int, now: float) -> bool:
+        """May this key take one more slot of the pool? Past its share only while no other key is active."""
+        if self.key_share >= 1:
+            return True
+        total = sum(c[d * D_WIDTH + D_LIMIT] for d in self.pools[pool])
+        if any(c[d * D_WIDTH + D_LIMIT] <= 0 for d in self.pools[pool]):
+            return True  # an unlimited deployment: no share to keep
+        if c[fslot + F_HELD] < max(1, int(total * self.key_share)):
+            return True
+        recent = int((now - ACTIVE_SECONDS) * 1000)
+        for slot in range(self.f0, self.f0 + FLOWS * F_WIDTH, F_WIDTH):
+            if slot != fslot and c[slot + F_POOL] == pool + 1 and c[slot + F_SEEN] >= recent:
+                return False
+        return True
+
+    def _estimate(self, c, pool: int, finish: int, candidates: list[int]) -> float:
+        """Seconds this request would wait: the waiters ahead of it (and itself) times the mean request time,
+        over the pool's slots. 0 while no request has ended (nothing to go by)."""
+        slots = sum(max(0, c[d * D_WIDTH + D_LIMIT]) for d in candidates)
+        means = [c[d * D_WIDTH + D_MEAN_MS] for d in candidates if c[d * D_WIDTH + D_MEAN_MS]]
+        if not slots or not means:
+            return 0.0
+        ahead = 1 + sum(1 for row in range(self.w0, self.w0 + WAITERS * W_WIDTH, W_WIDTH)
+                        if c[row + W_STATE] == WAITING and c[row + W_POOL] == pool and c[row + W_FINISH] <= finish)
+        return ahead * (sum(means) / len(means) / 1000) / slots
+
+    def _flow(self, c, pool: int, flow: str, now: float) -> int:
+        """The flow's cells (open addressing by a digest of pool and name); an idle flow's slot is reused."""
+        tag = int.from_bytes(hashlib.blake2b(f"{pool}\0{flow}".encode(), digest_size=7).digest(), "big") or 1
+        vtime = c[self.p0 + pool * P_WIDTH + P_VTIME]
+        reusable = -1
+        for probe in range(FLOWS):
+            slot = self.f0 + ((tag + probe) % FLOWS) * F_WIDTH
+            if c[slot + F_TAG] == tag:
+                c[slot + F_SEEN] = int(now * 1000)
+                return slot
+            if c[slot + F_TAG] == 0:
+                reusable = slot if reusable < 0 else reusable
+                break
+            if reusable < 0 and not c[slot + F_HELD] and c[slot + F_FINISH] <= self._vtime_of(c, slot, vtime):
+                reusable = slot  # nothing held, no backlog: forgetting its tags changes no order
+        if reusable < 0:
+            reusable = self.f0 + (tag % FLOWS) * F_WIDTH  # a full table: share a slot (fairness between the two lost)
+        else:
+            c[reusable + F_FINISH], c[reusable + F_HELD] = 0, 0
+        c[reusable + F_TAG], c[reusable + F_POOL], c[reusable + F_SEEN] = tag, pool + 1, int(now * 1000)
+        return reusable
+
+    def _vtime_of(self, c, slot: int, fallback: int) -> int:
+        pool = int(c[slot + F_POOL]) - 1
+        return c[self.p0 + pool * P_WIDTH + P_VTIME] if 0 <= pool < len(self.pools) else fallback
+
+    def _free_row(self, c) -> int:
+        for row in range(self.w0, self.w0 + WAITERS * W_WIDTH, W_WIDTH):
+            if c[row + W_STATE] == FREE:
+                return row
+        return -1
+
+    def _refused(self, status: int, code: str, estimate: float, bound: float) -> Refused:
+        after = str(max(1, math.ceil(estimate)))
+        if code == "queue_full":
+            message = (f"Every server of this model is busy and the wait would be about {estimate:.0f} s, past "
+                       f"this request's bound of {bound:.0f} s: try again later.")
+        else:
+            message = f"Every server of this model stayed busy for {bound:.0f} s: try again later."
+        return Refused(status, message, code=code, headers={"Retry-After": after}, cause="rate")
+
+    # ------------------------------------------------------------ cache-aware routing's prefix table
+    def remembered(self, tag: int) -> int:
+        """The deployment that last served this prefix; -1: none known."""
+        c = self.cells.cells
+        slot = self.a0 + (tag % AFFINITY) * 2
+        return int(c[slot + 1]) - 1 if c[slot] == tag else -1
+
+    def _remember(self, c, tag: int, dep: int) -> None:
+        slot = self.a0 + (tag % AFFINITY) * 2
+        c[slot], c[slot + 1] = tag, dep + 1
+
+    def loads(self, deps: Sequence[int]) -> list[tuple[int, int]]:
+        """(in flight, limit) of each."""
+        c = self.cells.cells
+        return [(int(c[d * D_WIDTH + D_IN_FLIGHT]), int(c[d * D_WIDTH + D_LIMIT])) for d in deps]

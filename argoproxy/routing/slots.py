@@ -1,0 +1,49 @@
+"""A deployment's concurrency limit as its server states it (max_concurrency: auto).
+
+llama.cpp's llama-server says how many requests it serves at once: `total_slots` in GET /props, or one entry
+per slot in GET /slots (when started with --slots). Both live at the server's root, beside /v1. vLLM's metrics
+give what runs now, not the most it runs (its --max-num-seqs): set that as the deployment's max_concurrency.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+log = logging.getLogger("cot_proxy")
+ASK_TIMEOUT = 5.0
+
+
+def server_root(base_url: str) -> str:
+    """http://host:8080/v1/ -> http://host:8080/ (where llama-server serves /props and /slots)."""
+    parts = urlsplit(base_url)
+    path = parts.path.rstrip("/")
+    if path.endswith("/v1"):
+        path = path[:-3]
+    return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/") + "/", "", ""))
+
+
+def server_slots(session: Any, base_url: str, headers: dict[str, str] | None = None) -> int | None:
+    """The server's slots, or None when it does not say (or cannot be reached)."""
+    root = server_root(base_url)
+    for path, read in (("props", _from_props), ("slots", _from_slots)):
+        try:
+            response = session.get(root + path, headers=headers or {}, timeout=ASK_TIMEOUT)
+            if response.status_code != 200:
+                continue
+            found = read(response.json())
+        except Exception:  # noqa: BLE001 - a server that cannot say leaves the limit unknown
+            continue
+        if found:
+            return found
+    return None
+
+
+def _from_props(body: Any) -> int | None:
+    slots = body.get("total_slots") if isinstance(body, dict) else None
+    return slots if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0 else None
+
+
+def _from_slots(body: Any) -> int | None:
+    return len(body) if isinstance(body, list) and body else None

@@ -1,0 +1,178 @@
+"""Admission's fair queue and cache-aware routing's choice, in-process (routing/admission.py, affinity.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from argoproxy.routing.admission import Admission, Refused
+from argoproxy.routing.affinity import preferred, prefix_tag
+from argoproxy.shared_cells import SharedCells
+
+
+def admission(limits, pools=None, **kw) -> Admission:
+    pools = pools or [list(range(len(limits)))]
+    size = 200_000
+    return Admission(pools, len(limits), limits, cells=SharedCells("t", size, ""), **kw)
+
+
+def wait_until(check, seconds=5.0):
+    end = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.002)
+
+
+class Waiter(threading.Thread):
+    def __init__(self, a, flow, cost=100, **kw):
+        super().__init__(daemon=True)
+        self.a, self.flow, self.cost, self.kw = a, flow, cost, kw
+        self.seat = self.error = None
+
+    def run(self):
+        try:
+            self.seat = self.a.enter(0, self.flow, self.cost, **self.kw)
+        except Exception as err:  # noqa: BLE001
+            self.error = err
+
+
+def test_within_the_limit_requests_go_at_once_beyond_it_they_wait_for_a_slot():
+    a = admission([2])
+    first, second = a.enter(0, "k", 10), a.enter(0, "k", 10)
+    assert (a.in_flight(0), a.waiting(0)) == (2, 0)
+    third = Waiter(a, "k")
+    third.start()
+    wait_until(lambda: a.waiting(0) == 1)
+    assert third.seat is None
+    a.release(first)
+    wait_until(lambda: third.seat is not None)
+    assert a.in_flight(0) == 2 and a.waiting(0) == 0 and third.seat.waited > 0
+    a.release(second), a.release(third.seat)
+    assert a.in_flight(0) == 0
+
+
+def test_a_key_flooding_the_queue_does_not_starve_another():
+    a = admission([1])
+    held = a.enter(0, "heavy", 1000)
+    heavy = [Waiter(a, "heavy", 1000) for _ in range(5)]
+    for i, w in enumerate(heavy):
+        w.start()
+        wait_until(lambda: a.waiting(0) == i + 1)
+    light = Waiter(a, "light", 100)
+    light.start()
+    wait_until(lambda: a.waiting(0) == 6)
+    a.release(held)
+    wait_until(lambda: sum(w.seat is not None for w in [*heavy, light]) == 1)
+    assert light.seat is not None, "the light key's request goes before the heavy key's backlog"
+    order = []
+    seat = light.seat
+    for _ in heavy:
+        a.release(seat)
+        wait_until(lambda: sum(w.seat is not None and w not in order for w in heavy) == 1)
+        granted = next(w for w in heavy if w.seat is not None and w not in order)
+        order.append(granted)
+        seat = granted.seat
+    a.release(seat)
+    assert a.in_flight(0) == 0 and a.waiting(0) == 0
+
+
+def test_weights_give_a_key_a_larger_share():
+    a = admission([1])
+    held = a.enter(0, "x", 1)
+    small = [Waiter(a, "small", 100, weight=1.0) for _ in range(3)]
+    big = [Waiter(a, "big", 100, weight=4.0) for _ in range(3)]
+    for i, w in enumerate([*small, *big]):
+        w.start()
+        wait_until(lambda: a.waiting(0) == i + 1)
+    granted = []
+    seat = held
+    for _ in range(4):
+        a.release(seat)
+        wait_until(lambda: len([w for w in [*small, *big] if w.seat is not None and w not in granted]) == 1)
+        w = next(w for w in [*small, *big] if w.seat is not None and w not in granted)
+        granted.append(w)
+        seat = w.seat
+    assert sum(w in big for w in granted) == 3  # all three of the weight-4 key's before the second of the other's
+
+
+def test_a_wait_past_the_bound_is_refused_at_once_with_retry_after():
+    clock = [1000.0]
+    a = admission([1], max_wait=5.0, clock=lambda: clock[0])
+    seat = a.enter(0, "k", 1)
+    clock[0] += 4.0
+    a.release(seat)  # one request took 4 s: the mean a wait is estimated from
+    held = a.enter(0, "k", 1)
+    w = Waiter(a, "k")
+    w.start()
+    wait_until(lambda: a.waiting(0) == 1)
+    with pytest.raises(Refused) as caught:
+        a.enter(0, "k", 1)  # its own key's waiter ahead, and itself: 8 s > 5 s
+    assert caught.value.status == 429 and caught.value.code == "queue_full"
+    assert caught.value.headers["Retry-After"] == "8"
+    with pytest.raises(Refused):
+        a.enter(0, "other", 1, bound=2.0)  # another key goes first (4 s), past the client's own 2 s
+    a.release(held)
+    wait_until(lambda: w.seat is not None)
+
+
+def test_a_waiter_still_waiting_at_its_bound_gets_503():
+    a = admission([1], max_wait=0.05)
+    held = a.enter(0, "k", 1)
+    w = Waiter(a, "k")
+    w.start()
+    w.join(5)
+    assert isinstance(w.error, Refused) and w.error.status == 503 and w.error.code == "queue_timeout"
+    assert a.waiting(0) == 0
+    a.release(held)
+    assert a.in_flight(0) == 0
+
+
+def test_a_key_share_keeps_a_slot_for_another_active_key():
+    a = admission([2], key_share=0.5)
+    light = a.enter(0, "light", 1)  # the light key was active
+    a.release(light)
+    heavy = a.enter(0, "heavy", 1)
+    second = Waiter(a, "heavy")
+    second.start()
+    wait_until(lambda: a.waiting(0) == 1)
+    assert a.in_flight(0) == 1, "one slot stays free for the light key"
+    assert a.enter(0, "light", 1).dep == 0
+    a.release(heavy)
+    wait_until(lambda: second.seat is not None)
+
+
+def test_deployments_fill_least_loaded_first_and_a_preferred_one_while_it_has_room():
+    a = admission([2, 2])
+    s1 = a.enter(0, "k", 1)
+    s2 = a.enter(0, "k", 1)
+    assert {s1.dep, s2.dep} == {0, 1}
+    s3 = a.enter(0, "k", 1, prefer=1, remember=77)
+    assert s3.dep == 1 and a.remembered(77) == 1
+    s4 = a.enter(0, "k", 1, prefer=1)
+    assert s4.dep == 0  # 1 is full
+
+
+def test_prefix_tag_names_a_conversation_by_its_leading_messages():
+    system = {"role": "system", "content": "long shared prompt"}
+    first = [system, {"role": "user", "content": "task A"}]
+    later = [*first, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "more"}]
+    other = [system, {"role": "user", "content": "task B"}]
+    assert prefix_tag({"messages": first})[0] == prefix_tag({"messages": later})[0]
+    assert prefix_tag({"messages": first})[1] is False and prefix_tag({"messages": later})[1] is True
+    assert prefix_tag({"messages": other})[0] != prefix_tag({"messages": first})[0]
+    assert prefix_tag({}) == (0, False)
+
+
+def test_a_continued_conversation_goes_where_its_prefix_was_served_unless_past_its_bound():
+    a = admission([4, 4])
+    a.enter(0, "k", 1, remember=5)  # least loaded: 0 (ties to the first)
+    assert preferred(a, [0, 1], 5, True) == 0
+    assert preferred(a, [0, 1], 5, False) == -1  # a new conversation: least loaded
+    for _ in range(2):
+        a.enter(0, "k", 1, prefer=0)
+    assert a.in_flight(0) == 3 and a.in_flight(1) == 0
+    assert preferred(a, [0, 1], 5, True) == -1  # 3 + 1 > 1.25 x 4 / 2: past its bound
+    unknown = preferred(a, [0, 1], 99, True)
+    assert unknown == 1  # hashed; 0 is past its bound
