@@ -5,8 +5,8 @@ call costs what it did (the router's own pick, nothing shared).
 - the flow a request queues in: its team key's name, else its key_limits key's variable, else a digest of the
   key it presented, else the client's `user` field, else its address;
 - its cost: what it reserves (pipeline/reservation.py: its counted prompt plus the most it may answer);
-- its bound: ADMISSION_MAX_WAIT, or less when the client says how long it waits (X-Stainless-Timeout, sent by
-  the OpenAI and Anthropic SDKs, or a `timeout` field in the body);
+- its bound: ADMISSION_MAX_WAIT, or less when the client says how long it waits (X-Stainless-Read-Timeout from
+  the OpenAI SDKs, X-Stainless-Timeout from Anthropic's, or a `timeout` field in the body);
 - `auto` limits asked of the servers (routing/slots.py) by a thread in each worker, until each one answers.
 """
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cot_proxy")
 ASK_AGAIN_SECONDS = 30.0  # an `auto` limit the server did not say yet is asked again this often
-TIMEOUT_HEADERS = ("X-Stainless-Timeout",)
+TIMEOUT_HEADERS = ("X-Stainless-Timeout", "X-Stainless-Read-Timeout")  # the Anthropic and OpenAI SDKs'
 
 
 class Seating:

@@ -1,0 +1,170 @@
+"""A fake llama.cpp server with slots, on loopback: it serves at most `slots` requests at once (the rest wait in
+its own queue, as llama-server's do), says so in GET /props (`total_slots`) and GET /slots, and models a
+prompt cache: a request's time to first token is `prefill` seconds per token it has not cached (its longest
+common prefix with a prompt this server read before, in 4-character tokens), then `per_token` seconds per
+output token. `gate`: a test closes it to hold every answer until it lets them go (`let_go(n)`), and reads who
+runs (`running`, `most_running`), how many it holds, running or queued (`inside`, `most_inside`) and in which order requests arrived at a slot (`served`).
+
+As llama-server does, it answers chat completions whole or streamed (no usage chunk when not asked), and
+refuses what it refuses (a `developer` message: 500)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+CHARS_PER_TOKEN = 4
+CACHED_PROMPTS = 64
+
+
+class FakeSlots:
+    def __init__(self, slots: int = 2, prefill: float = 0.0, per_token: float = 0.0, answer_tokens: int = 8,
+                 gated: bool = False, says_slots: bool = True) -> None:
+        self.slots, self.prefill, self.per_token, self.answer_tokens = slots, prefill, per_token, answer_tokens
+        self.says_slots = says_slots
+        self.free = threading.Semaphore(slots)
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most_running = 0
+        self.inside = 0  # requests the server holds: running or waiting in its own queue
+        self.most_inside = 0
+        self.served: list[dict[str, Any]] = []  # each chat request's body, in the order it took a slot
+        self.cached: list[str] = []  # prompts read, most recent last
+        self.uncached_tokens = 0
+        self.gate = threading.Semaphore(0) if gated else None
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if self.path == "/props" and fake.says_slots:
+                    fake.send(self, 200, {"total_slots": fake.slots, "model_path": "fake.gguf"})
+                elif self.path == "/slots" and fake.says_slots:
+                    fake.send(self, 200, [{"id": i, "is_processing": False} for i in range(fake.slots)])
+                elif self.path.rstrip("/") in ("/v1/models", "/v1"):
+                    fake.send(self, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+                else:
+                    fake.send(self, 404, {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if not self.path.endswith("/chat/completions"):
+                    return fake.send(self, 404, {"error": {"code": 404, "message": "File Not Found"}})
+                if any(m.get("role") == "developer" for m in body.get("messages", [])):
+                    return fake.send(self, 500, {"error": {"code": 500, "message": "Invalid role: developer"}})
+                with fake.lock:
+                    fake.inside += 1
+                    fake.most_inside = max(fake.most_inside, fake.inside)
+                try:
+                    with fake.slot(body) as prefill:
+                        if fake.gate is not None:
+                            fake.gate.acquire()
+                        time.sleep(prefill)
+                        fake.answer(self, body)
+                finally:
+                    with fake.lock:
+                        fake.inside -= 1
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.request_queue_size = 1024
+        self.port = self.server.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def let_go(self, n: int = 1) -> None:
+        assert self.gate is not None
+        for _ in range(n):
+            self.gate.release()
+
+    def slot(self, body: dict[str, Any]):
+        fake = self
+
+        class Slot:
+            def __enter__(self) -> float:
+                fake.free.acquire()
+                prompt = json.dumps(body.get("messages", []))
+                with fake.lock:
+                    fake.running += 1
+                    fake.most_running = max(fake.most_running, fake.running)
+                    fake.served.append(body)
+                    shared = max((_common(prompt, p) for p in fake.cached), default=0)
+                    fake.cached = [p for p in fake.cached if p != prompt][-CACHED_PROMPTS + 1:] + [prompt]
+                    uncached = (len(prompt) - shared) // CHARS_PER_TOKEN
+                    fake.uncached_tokens += uncached
+                return uncached * fake.prefill
+
+            def __exit__(self, *exc: Any) -> None:
+                with fake.lock:
+                    fake.running -= 1
+                fake.free.release()
+        return Slot()
+
+    def answer(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        tokens = min(int(body.get("max_tokens") or self.answer_tokens), self.answer_tokens)
+        created = int(time.time())
+        if not body.get("stream"):
+            time.sleep(tokens * self.per_token)
+            return self.send(h, 200, {"id": "chatcmpl-fake", "object": "chat.completion", "created": created,
+                                      "model": body.get("model", "fake"), "choices": [{"index": 0, "finish_reason":
+                                      "stop", "message": {"role": "assistant", "content": "word " * tokens}}],
+                                      "usage": {"prompt_tokens": 1, "completion_tokens": tokens, "total_tokens": tokens + 1}})
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        for i in range(tokens + 1):
+            delta = {"content": "word "} if i < tokens else {}
+            event = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
+                     "model": body.get("model", "fake"),
+                     "choices": [{"index": 0, "delta": delta, "finish_reason": None if i < tokens else "stop"}]}
+            _chunk(h, b"data: " + json.dumps(event).encode() + b"\n\n")
+            if i < tokens:
+                time.sleep(self.per_token)
+        _chunk(h, b"data: [DONE]\n\n")
+        _chunk(h, b"")
+
+    @staticmethod
+    def send(h: BaseHTTPRequestHandler, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def close(self) -> None:
+        if self.gate is not None:
+            self.let_go(1000)
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> "FakeSlots":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _chunk(h: BaseHTTPRequestHandler, data: bytes) -> None:
+    h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+    h.wfile.flush()
+
+
+def _common(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    step = 1024
+    while i < n and a[i:i + step] == b[i:i + step]:
+        i += step
+    while i < n and a[i] == b[i]:
+        i += 1
+    return min(i, n)

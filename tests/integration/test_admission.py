@@ -1,0 +1,150 @@
+"""Admission and cache-aware routing through the real proxy under Gunicorn (two gevent workers), in front of
+fake llama.cpp servers with slots (tests/fakes/fake_slots.py): the limit read from /props, the queue shared by
+the workers, fair order between keys, bounded waits answered 429/503 with Retry-After in the API's shape,
+keepalives while a stream waits, /metrics, and a conversation's turns kept on one deployment."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import pytest
+import requests
+
+from tests.fakes.fake_slots import FakeSlots
+from tests.polling import poll
+from tests.proxy_process import running_proxy
+
+
+ADMIN = "sk-admin-0123456789"
+
+
+def models(*urls: str, **extra) -> str:
+    return json.dumps([{"name": "local", "backend": "openai", "base_url": u, **extra} for u in urls])
+
+
+def ask(proxy, text: str, key: str = "sk-any", headers: dict | None = None, **extra) -> requests.Response:
+    return requests.post(proxy.base_url + "/chat/completions", timeout=60,
+                         headers={"Authorization": f"Bearer {key}", **(headers or {})},
+                         json={"model": "local", "messages": [{"role": "user", "content": text}], **extra})
+
+
+def metric(proxy, name: str) -> float:
+    text = requests.get(proxy.url + "/metrics", timeout=10, headers={"Authorization": f"Bearer {ADMIN}"}).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_requests_beyond_the_servers_slots_wait_in_the_proxy_shared_by_its_workers():
+    with FakeSlots(slots=2, gated=True) as server, \
+            running_proxy(MODELS=models(server.base_url), MAX_CONCURRENCY="auto", WORKERS="2") as proxy:
+        assert poll(lambda: metric(proxy, "cot_proxy_admission_limit") == 2), "the limit is read from /props"
+        with ThreadPoolExecutor(8) as pool:
+            answers = [pool.submit(ask, proxy, f"q{i}") for i in range(8)]
+            assert poll(lambda: metric(proxy, "cot_proxy_admission_waiting") == 6)
+            assert server.inside == 2, "the server holds only what it can run"
+            assert metric(proxy, "cot_proxy_admission_in_flight") == 2
+            server.let_go(8)
+            assert all(a.result().status_code == 200 for a in answers)
+        assert server.most_inside == 2 and len(server.served) == 8
+        assert poll(lambda: metric(proxy, 'cot_proxy_admission_wait_seconds_count{key="none"}') == 8)
+
+
+def test_a_key_flooding_the_queue_does_not_delay_another_keys_turn(monkeypatch):
+    monkeypatch.setenv("KEY_HEAVY", "sk-heavy-0123456789")
+    monkeypatch.setenv("KEY_LIGHT", "sk-light-0123456789")
+    limits = json.dumps({"KEY_HEAVY": {"rpm": 1000}, "KEY_LIGHT": {"rpm": 1000}})
+    with FakeSlots(slots=1, gated=True) as server, \
+            running_proxy(MODELS=models(server.base_url, max_concurrency=1), KEY_LIMITS=limits, ENABLE_AUTH="true",
+                          API_KEY_SECRET="sk-admin-0123456789", WORKERS="2") as proxy:
+        with ThreadPoolExecutor(8) as pool:
+            heavy = [pool.submit(ask, proxy, f"heavy {i}", "sk-heavy-0123456789") for i in range(6)]
+            assert poll(lambda: metric(proxy, "cot_proxy_admission_waiting") == 5)
+            light = pool.submit(ask, proxy, "light", "sk-light-0123456789")
+            assert poll(lambda: metric(proxy, "cot_proxy_admission_waiting") == 6)
+            server.let_go(1)  # the first heavy request ends: its slot goes to the light key, not the backlog
+            assert poll(lambda: len(server.served) == 2)
+            assert server.served[1]["messages"][0]["content"] == "light"
+            server.let_go(6)
+            assert light.result().status_code == 200 and all(h.result().status_code == 200 for h in heavy)
+        assert metric(proxy, 'cot_proxy_admission_wait_seconds_count{key="KEY_LIGHT"}') == 1
+
+
+def test_a_wait_past_its_bound_is_refused_with_retry_after_in_the_apis_shape():
+    with FakeSlots(slots=1, gated=True, per_token=0.15) as server, \
+            running_proxy(MODELS=models(server.base_url, max_concurrency=1), ADMISSION_MAX_WAIT="30") as proxy:
+        server.let_go(1)
+        assert ask(proxy, "first").status_code == 200  # 8 tokens at 0.15 s: a request time to estimate waits by
+        with ThreadPoolExecutor(4) as pool:
+            held = pool.submit(ask, proxy, "held")
+            assert poll(lambda: server.running == 1)
+            # the client waits 0.5 s at most (the SDK's header says so): 1.2 s is ahead, so 429 at once
+            client = openai.OpenAI(base_url=proxy.base_url, api_key="sk-any", max_retries=0, timeout=0.5)
+            with pytest.raises(openai.RateLimitError) as caught:
+                client.chat.completions.create(model="local", messages=[{"role": "user", "content": "hi"}])
+            assert caught.value.response.headers["Retry-After"].isdigit()
+            assert caught.value.body["code"] == "queue_full"
+            # an estimate that fell short: refused when the bound passes, 503
+            r = ask(proxy, "short", headers={"X-Stainless-Timeout": "0.3"})
+            assert r.status_code in (429, 503) and "Retry-After" in r.headers
+            assert r.json()["error"]["code"] in ("queue_full", "queue_timeout")
+            server.let_go(5)
+            assert held.result().status_code == 200
+        assert metric(proxy, "cot_proxy_admission_refusals_total") >= 2
+
+
+def test_a_waiting_stream_is_kept_alive_and_a_messages_request_waits_as_well():
+    with FakeSlots(slots=1, gated=True) as server, \
+            running_proxy(MODELS=models(server.base_url, max_concurrency=1), SSE_KEEPALIVE="0.2") as proxy:
+        with ThreadPoolExecutor(4) as pool:
+            held = pool.submit(ask, proxy, "held")
+            assert poll(lambda: server.running == 1)
+            lines: list[bytes] = []
+            started = threading.Event()
+
+            def stream() -> int:
+                with requests.post(proxy.base_url + "/chat/completions", stream=True, timeout=60,
+                                   json={"model": "local", "stream": True,
+                                         "messages": [{"role": "user", "content": "streamed"}]}) as r:
+                    started.set()
+                    for line in r.iter_lines():
+                        lines.append(line)
+                    return r.status_code
+            streamed = pool.submit(stream)
+            messages = pool.submit(requests.post, proxy.url + "/v1/messages", timeout=60,
+                                   json={"model": "local", "max_tokens": 5,
+                                         "messages": [{"role": "user", "content": "via messages"}]})
+            assert poll(lambda: metric(proxy, "cot_proxy_admission_waiting") == 2)
+            assert poll(lambda: lines.count(b": keepalive") >= 2), "the waiting stream gets keepalives"
+            server.let_go(3)
+            assert streamed.result() == 200 and b"data: [DONE]" in lines
+            assert messages.result().status_code == 200 and messages.result().json()["type"] == "message"
+            assert held.result().status_code == 200
+
+
+def test_cache_aware_routing_keeps_a_conversation_on_the_deployment_that_served_it():
+    with FakeSlots(slots=4) as a, FakeSlots(slots=4) as b, \
+            running_proxy(MODELS=models(a.base_url, b.base_url), ROUTING_STRATEGY="cache_aware", WORKERS="2") as proxy:
+        client = openai.OpenAI(base_url=proxy.base_url, api_key="sk-any")
+        for conversation in range(4):
+            history = [{"role": "system", "content": "shared system prompt " * 50},
+                       {"role": "user", "content": f"task {conversation}"}]
+            served = set()
+            for turn in range(4):
+                out = client.chat.completions.with_raw_response.create(model="local", messages=history)
+                served.add(out.headers["X-Served-By"])
+                history += [{"role": "assistant", "content": out.parse().choices[0].message.content},
+                            {"role": "user", "content": f"turn {turn}"}]
+            assert len(served) == 1, f"conversation {conversation} moved between deployments: {served}"
+        # Messages: the door's chat request is routed alike
+        history = [{"role": "user", "content": "a messages conversation"}]
+        served = set()
+        for turn in range(3):
+            r = requests.post(proxy.url + "/v1/messages", timeout=30, json={
+                "model": "local", "max_tokens": 5, "system": "be brief", "messages": history})
+            assert r.status_code == 200, r.text
+            served.add(r.headers["X-Served-By"])
+            history += [{"role": "assistant", "content": r.json()["content"][0]["text"]},
+                        {"role": "user", "content": f"more {turn}"}]
+        assert len(served) == 1
