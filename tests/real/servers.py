@@ -171,15 +171,15 @@ def llama_server_binary() -> Path:
 
 
 @contextmanager
-def llama_cpp_server(n_ctx: int = 32768) -> Iterator[RealServer]:
+def llama_cpp_server(n_ctx: int = 32768, parallel: int = 1, extra: tuple[str, ...] = ()) -> Iterator[RealServer]:
     """llama.cpp's own server (not llama-cpp-python's) with Gemma 3 270M and its Jinja chat template: the one
-    whose /apply-template and /tokenize the proxy's token counts ask."""
+    whose /apply-template and /tokenize the proxy's token counts ask. `parallel`: its slots (-np)."""
     program = llama_server_binary()
     if not GEMMA.exists():
         pytest.skip(f"model file {GEMMA} missing: {HOW_TO_INSTALL}")
     home = tempfile.mkdtemp(prefix="real_llama_cpp_")
     port = free_port()
     command = [str(program), "-m", str(GEMMA), "--host", "127.0.0.1", "--port", str(port), "--jinja",
-               "-c", str(n_ctx), "-t", "2", "-np", "1", "--alias", "gemma"]
+               "-c", str(n_ctx), "-t", "2", "-np", str(parallel), "--alias", "gemma", *extra]
     with _running(command, home, {}, f"http://127.0.0.1:{port}/health", timeout=120) as log:
         yield RealServer("llama-server", f"http://127.0.0.1:{port}/v1", "sk-unused", log)
