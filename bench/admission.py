@@ -1,0 +1,166 @@
+"""Admission and cache-aware routing, measured: the proxy under Gunicorn (2 gevent workers) in front of fake
+llama.cpp servers with slots (tests/fakes/fake_slots.py: N requests at once, a prefill cost per prompt token
+the server has not cached, a per-replica prompt cache, a cost per output token). No real model: the figures
+are those of the fake's timing model, stated with the results.
+
+  (a) 8 agent-like conversations (a 4,000-token shared system prompt, then distinct histories growing by a
+      ~100-token tool result a turn, 8 turns) over 2 replicas: time to first token p50 and total output tokens/s,
+      least_busy (today's routing) against cache_aware.
+  (b) one key sends 20 requests of ~2 s at once while another sends one short request a second, to one server
+      with 2 slots: the light key's TTFT p95 alone, today (the server's queue), with admission, and with
+      admission and ADMISSION_KEY_SHARE=0.5.
+  (c) CPU of the proxy's processes per request: admission off and on (no queue).
+
+Run: python bench/admission.py [a|b|c ...]   (all three by default; about 2 minutes)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.fakes.fake_slots import FakeSlots  # noqa: E402
+from tests.proxy_process import running_proxy  # noqa: E402
+
+HEAVY, LIGHT = "sk-heavy-0123456789abcdef", "sk-light-0123456789abcdef"
+
+
+def entries(*servers: FakeSlots) -> str:
+    return json.dumps([{"name": "local", "backend": "openai", "base_url": s.base_url} for s in servers])
+
+
+def stream(proxy, messages: list, key: str = "sk-any", max_tokens: int = 30) -> tuple[float, int]:
+    """(seconds to the first content, content events) of one streamed chat request."""
+    started = time.perf_counter()
+    first, events = None, 0
+    with requests.post(proxy.base_url + "/chat/completions", stream=True, timeout=300,
+                       headers={"Authorization": f"Bearer {key}"},
+                       json={"model": "local", "stream": True, "max_tokens": max_tokens, "messages": messages}) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if line.startswith(b"data: {") and b'"content"' in line:
+                first = first or time.perf_counter()
+                events += 1
+    return (first or time.perf_counter()) - started, events
+
+
+def p(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+# ---------------------------------------------------------------- (a)
+def conversations(strategy: str) -> tuple[float, float]:
+    system = "shared agent instructions " * 615  # 16,000 characters: 4,000 tokens at the fake's 4 per token
+    with FakeSlots(slots=4, prefill=0.0005, per_token=0.02, answer_tokens=30) as one, \
+            FakeSlots(slots=4, prefill=0.0005, per_token=0.02, answer_tokens=30) as two, \
+            running_proxy(MODELS=entries(one, two), ROUTING_STRATEGY=strategy, MAX_CONCURRENCY="auto",
+                          WORKERS="2") as proxy:
+        ttfts: list[float] = []
+        tokens = [0]
+        lock = threading.Lock()
+
+        def agent(n: int) -> None:
+            history = [{"role": "system", "content": system}, {"role": "user", "content": f"task {n}: fix bug {n}"}]
+            for turn in range(8):
+                ttft, events = stream(proxy, history)
+                with lock:
+                    ttfts.append(ttft)
+                    tokens[0] += events
+                history += [{"role": "assistant", "content": f"calling a tool, turn {turn}"},
+                            {"role": "user", "content": f"tool result {n}.{turn}: " + f"line {turn} of {n} " * 30}]
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(agent, range(8)))
+        took = time.perf_counter() - started
+        print(f"    {strategy}: prompt tokens read uncached {one.uncached_tokens + two.uncached_tokens:,}")
+        return statistics.median(ttfts), tokens[0] / took
+
+
+def bench_a() -> None:
+    base = conversations("least_busy")
+    aware = conversations("cache_aware")
+    print(f"(a) least_busy: TTFT p50 {base[0]:.3f} s, {base[1]:.1f} tokens/s")
+    print(f"(a) cache_aware: TTFT p50 {aware[0]:.3f} s, {aware[1]:.1f} tokens/s "
+          f"({aware[0] / base[0]:.2f}x the TTFT, {aware[1] / base[1]:.2f}x the tokens/s)")
+
+
+# ---------------------------------------------------------------- (b)
+def light_under_load(settings: dict[str, str] | None, with_heavy: bool = True) -> tuple[float, float]:
+    os.environ["KEY_HEAVY"], os.environ["KEY_LIGHT"] = HEAVY, LIGHT
+    limits = json.dumps({"KEY_HEAVY": {"rpm": 10000}, "KEY_LIGHT": {"rpm": 10000}})
+    with FakeSlots(slots=2, per_token=0.05, answer_tokens=40) as server, \
+            running_proxy(MODELS=entries(server), KEY_LIMITS=limits, ENABLE_AUTH="true", WORKERS="2",
+                          API_KEY_SECRET="sk-admin-0123456789", **(settings or {})) as proxy:
+        stream(proxy, [{"role": "user", "content": "warm"}], LIGHT, max_tokens=2)
+        heavy_times: list[float] = []
+        with ThreadPoolExecutor(24) as pool:
+            if with_heavy:
+                def heavy(i: int) -> None:
+                    t = time.perf_counter()
+                    stream(proxy, [{"role": "user", "content": f"long job {i}"}], HEAVY, max_tokens=40)
+                    heavy_times.append(time.perf_counter() - t)
+                batch = [pool.submit(heavy, i) for i in range(20)]
+                time.sleep(0.2)  # the batch is in before the light key's first turn, as in the scenario
+            ttfts = []
+            for i in range(15):
+                tick = time.perf_counter()
+                ttfts.append(stream(proxy, [{"role": "user", "content": f"quick {i}"}], LIGHT, max_tokens=2)[0])
+                time.sleep(max(0.0, 1.0 - (time.perf_counter() - tick)))
+            if with_heavy:
+                [b.result() for b in batch]
+        return p(ttfts, 0.95), (min(heavy_times) if heavy_times else 0.0)
+
+
+def bench_b() -> None:
+    alone, _ = light_under_load({"MAX_CONCURRENCY": "auto"}, with_heavy=False)
+    today, heavy = light_under_load(None)
+    fair, _ = light_under_load({"MAX_CONCURRENCY": "auto"})
+    share, _ = light_under_load({"MAX_CONCURRENCY": "auto", "ADMISSION_KEY_SHARE": "0.5"})
+    print(f"(b) light key TTFT p95: alone {alone:.3f} s; one heavy request takes {heavy:.2f} s")
+    print(f"(b) today (no admission): {today:.3f} s; admission: {fair:.3f} s (target <= {alone + heavy:.2f}); "
+          f"admission + key share 0.5: {share:.3f} s ({share / alone:.2f}x alone; target <= 2x)")
+
+
+# ---------------------------------------------------------------- (c)
+def cpu_per_request(settings: dict[str, str], n: int = 1500) -> float:
+    with FakeSlots(slots=64) as server, running_proxy(MODELS=entries(server), WORKERS="2", **settings) as proxy:
+        session = requests.Session()
+        body = {"model": "local", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(50):
+            session.post(proxy.base_url + "/chat/completions", json=body, timeout=30)
+        procs = [psutil.Process(proxy.proc.pid), *psutil.Process(proxy.proc.pid).children(recursive=True)]
+        before = sum(sum(pr.cpu_times()[:2]) for pr in procs)
+
+        def run(k: int) -> None:
+            s = requests.Session()
+            for _ in range(n // 4):
+                s.post(proxy.base_url + "/chat/completions", json=body, timeout=30).raise_for_status()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(run, range(4)))
+        after = sum(sum(pr.cpu_times()[:2]) for pr in procs)
+        return (after - before) / n * 1e6
+
+
+def bench_c() -> None:
+    off = statistics.median(cpu_per_request({}) for _ in range(3))
+    on = statistics.median(cpu_per_request({"MAX_CONCURRENCY": "64"}) for _ in range(3))
+    print(f"(c) proxy CPU per request: admission off {off:.0f} us, on with no queue {on:.0f} us "
+          f"({on / off:.2f}x)")
+
+
+if __name__ == "__main__":
+    chosen = sys.argv[1:] or ["a", "b", "c"]
+    for name in chosen:
+        {"a": bench_a, "b": bench_b, "c": bench_c}[name]()
