@@ -34,8 +34,19 @@ NO_TOOLS = ChatTools()  # a request without tools: every call is a plain functio
 STATEFUL = ("previous_response_id", "conversation")
 SUMMARIES = ("auto", "concise", "detailed")  # reasoning.summary's values
 # Request fields echoed in the response object as they came (null when absent).
-ECHOED = ("instructions", "max_output_tokens", "metadata", "parallel_tool_calls", "temperature", "tool_choice",
-          "tools", "top_p", "user")
+ECHOED = ("instructions", "max_output_tokens", "max_tool_calls", "metadata", "prompt_cache_key", "safety_identifier")
+# Sampling settings a response object reports, with what it says when the request left one out: the API's
+# defaults (Open Responses requires each as a number; OpenAI's documents them so).
+SAMPLING = (("temperature", 1.0), ("top_p", 1.0), ("presence_penalty", 0.0), ("frequency_penalty", 0.0),
+            ("top_logprobs", 0))
+# The fields a function tool is echoed with (Open Responses requires each, null when not given).
+FUNCTION_TOOL = {"description": None, "parameters": None, "strict": None}
+# The error codes a response object's `error` may carry (OpenAI's ResponseErrorCode); any other is a server_error
+# (the event that ended the stream keeps the precise one).
+ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt", "invalid_image",
+                         "invalid_image_format", "invalid_base64_image", "invalid_image_url", "image_too_large",
+                         "image_too_small", "image_parse_error", "unsupported_image_media_type",
+                         "failed_to_download_image"})
 
 
 # ---------------------------------------------------------------------------------------------- request
@@ -275,15 +286,23 @@ def format_to_chat(fmt: dict[str, Any]) -> dict[str, Any] | None:
 
 # ---------------------------------------------------------------------------------------------- answer
 
-def usage_to_responses(usage: Any) -> dict[str, Any] | None:
-    if not isinstance(usage, dict):
-        return None
+def usage_to_responses(usage: Any) -> dict[str, Any]:
+    """Chat usage in the Responses shape; none yet (a response still in progress) counts zeros: neither document
+    has a null there that the other takes (OpenAI's has no null, Open Responses requires the field)."""
+    usage = usage if isinstance(usage, dict) else {}
     prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    details = usage.get("prompt_tokens_details") or {}
     reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
+    return {"input_tokens": prompt,
+            "input_tokens_details": {"cached_tokens": details.get("cached_tokens") or 0,
+                                     "cache_write_tokens": details.get("cache_write_tokens") or 0},
             "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": usage.get("total_tokens") or prompt + completion}
+
+
+def response_error(code: str, message: str) -> dict[str, Any]:
+    """A response object's `error`: its code one the API lists."""
+    return {"code": code if code in ERROR_CODES else "server_error", "message": message}
 
 
 def status_of(finish_reason: Any) -> tuple[str, dict[str, Any] | None]:
@@ -297,27 +316,41 @@ def status_of(finish_reason: Any) -> tuple[str, dict[str, Any] | None]:
 def response_object(ex: Exchange, resp_id: str, status: str, output: list[dict[str, Any]],
                     usage: dict[str, Any] | None = None, incomplete: dict[str, Any] | None = None,
                     error: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The response object: every field both documents require, the request's settings echoed (the defaults the
+    API reports for those it left out)."""
     req = ex.request
+    text = req.get("text")
     obj: dict[str, Any] = {"id": resp_id, "object": "response", "created_at": ex.created, "status": status,
+                           "completed_at": int(time.time()) if status == "completed" else None,
                            "background": False, "error": error, "incomplete_details": incomplete, "model": ex.model,
                            "output": output, "previous_response_id": None, "store": False,
                            "reasoning": {"effort": (req.get("reasoning") or {}).get("effort"),
                                          "summary": summary_asked(req)},
-                           "text": req.get("text") or {"format": {"type": "text"}}, "truncation": "disabled",
-                           "usage": usage}
+                           "text": {"format": {"type": "text"}, **text} if isinstance(text, dict) else
+                           {"format": {"type": "text"}},
+                           "truncation": "disabled", "service_tier": "default",
+                           "tools": echoed_tools(req.get("tools")),
+                           "tool_choice": "auto" if req.get("tool_choice") is None else req["tool_choice"],
+                           "parallel_tool_calls": req.get("parallel_tool_calls") is not False,
+                           "usage": usage if usage is not None else usage_to_responses(None)}
     for name in ECHOED:
         obj[name] = req.get(name)
-    if obj["tools"] is None:
-        obj["tools"] = []
-    if obj["tool_choice"] is None:
-        obj["tool_choice"] = "auto"
-    if obj["parallel_tool_calls"] is None:
-        obj["parallel_tool_calls"] = True
-    if status in ("completed", "incomplete", "failed"):
-        obj["completed_at"] = int(time.time()) if status == "completed" else None
+    for name, default in SAMPLING:
+        value = req.get(name)
+        obj[name] = default if value is None else value
+    if isinstance(req.get("user"), str):  # deprecated: a string when given, absent otherwise
+        obj["user"] = req["user"]
     if ex.state is not None:  # a stored response (argoproxy/state/): its id and stored fields
         obj.update(ex.state)
     return obj
+
+
+def echoed_tools(tools: Any) -> list[Any]:
+    """The request's tools as a response object lists them: function tools with every field the documents
+    require (null when not given), others as they came."""
+    if not isinstance(tools, list):
+        return []
+    return [{**FUNCTION_TOOL, **t} if isinstance(t, dict) and t.get("type") == "function" else t for t in tools]
 
 
 def message_output(text: str, status: str = "completed", item_id: str | None = None,
@@ -604,9 +637,13 @@ class ResponseStream(StreamState):
         self.close("incomplete")
         self._settle_late()
         code = err.code or ("server_error" if err.status >= 500 else "invalid_request_error")
-        self.emit("error", code=code, message=err.message, param=err.param)
+        kind = "server_error" if err.status >= 500 else "invalid_request_error"
+        # OpenAI's event carries the error's fields at its top, Open Responses' under `error`: both are sent
+        self.emit("error", code=code, message=err.message, param=err.param,
+                  error={"type": kind, "code": code, "message": err.message, "param": err.param})
         final = response_object(self.ex, self.resp_id, "failed", self.output, usage_to_responses(self.ex.usage),
-                                error={"code": code, "message": err.message})
+                                error=response_error("rate_limit_exceeded" if err.status == 429 else code,
+                                                     err.message))
         self.ex.output = final
         self.emit("response.failed", response=final)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import front_named
 from argoproxy.fronts.front import Exchange
-from argoproxy.fronts.responses import response_object
+from argoproxy.fronts.responses import response_error, response_object
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.call import Call
 from argoproxy.state import chain
@@ -208,7 +208,7 @@ def failed(keeper: Keeper, message: str, code: str) -> dict[str, Any]:
     except ProxyError:  # the store is away: the failure is saved if it is back by then (Keeper.save)
         stored = None
     base = stored.response if stored is not None else {"id": keeper.id, "object": "response"}
-    return {**base, "status": "failed", "error": {"code": code, "message": message}}
+    return {**base, "status": "failed", "error": response_error(code, message)}
 
 
 def spawn(fn: Any, *args: Any) -> None:

@@ -1,0 +1,512 @@
+"""Every door's answers held to its API's published document (tests/specs/: OpenAI's OpenAPI, Open Responses,
+Anthropic's, Gemini's and Ollama's): whole answers, every stream event, every error and the model lists, read off
+the wire of the real app under Gunicorn, in front of an upstream that answers as a capable model does (reasoning,
+text and two parallel tool calls, usage with cached and reasoning tokens) to requests with tools and an image.
+Each request sent is first checked against the document's request schema (the sample is one the API accepts: it
+must be answered); requests the document rejects get the API's own error shape and status.
+
+The SDKs are lenient and pass answers their own documents reject, so this reads raw HTTP. docs/conformance.md
+lists the deliberate departures; the few places a test lets one pass name it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+from tests.fakes import capable_model as capable
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream
+from tests.proxy_process import running_proxy
+from tests.specs import Spec, spec
+
+MODEL = capable.MODEL
+IMAGE_URL = f"data:image/png;base64,{capable.PNG}"
+ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01", "x-api-key": "sk-client"}
+# Google's error envelope (AIP-193) is not in its API document: this is its documented shape.
+GOOGLE_ERROR = {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {"error": {
+    "type": "object", "required": ["code", "message", "status"],
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "status": {"type": "string"},
+                   "details": {"type": "array"}}}}}
+
+
+@pytest.fixture(scope="module")
+def served():
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, THINK_MODE="reasoning") as p:
+        # a capable OpenAI-compatible server (vLLM, OpenAI's own): takes what llama.cpp's refuses
+        fake.accepts_developer = fake.accepts_null_content = fake.accepts_json_schema = True
+        fake.accepts_unparsed_arguments = True
+        yield p, fake
+
+
+class Wire:
+    """Raw HTTP to the proxy, the upstream's next answers, and the problems found (all reported at the end)."""
+
+    def __init__(self, proxy: Any, fake: FakeOpenAI) -> None:
+        self.proxy, self.fake = proxy, fake
+        self.problems: list[str] = []
+
+    # -- the upstream
+    def answers(self, *answers: Reply | Stream) -> None:
+        self.fake.add(*answers)
+
+    def capable(self, stream: bool, **kw: Any) -> None:
+        self.fake.add(Stream(capable.chunks(**kw)) if stream else Reply(capable.whole(**kw)))
+
+    # -- the proxy
+    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+             stream: bool = False) -> requests.Response:
+        headers = {"Authorization": "Bearer sk-client", **(headers or {})}
+        return requests.request(method, self.proxy.url + path, json=body, headers=headers, timeout=30, stream=stream)
+
+    # -- checks
+    def accepted(self, name: str, schema: str, body: Any) -> Any:
+        """A request body the document accepts (else the sample itself is wrong: the test stops)."""
+        found = spec(name).problems(schema, body)
+        assert not found, f"the sample request is not a valid {name} {schema}: {found}"
+        return body
+
+    def conforms(self, name: str, schema: str | dict, instance: Any, label: str) -> None:
+        s = spec(name)
+        found = s.problems(schema, instance) if isinstance(schema, str) else inline_problems(schema, instance)
+        self.problems += [f"{label} ({name} {schema if isinstance(schema, str) else 'shape'}): {p}" for p in found]
+
+    def events(self, name: str, union: str | list[str], events: list[dict[str, Any]], label: str,
+               skip: tuple[str, ...] = ()) -> None:
+        """Each event against the schema its `type` names in the union (a type the union lacks is a problem)."""
+        by_type = event_schemas(spec(name), union)
+        for i, event in enumerate(events):
+            kind = event.get("type")
+            if kind in skip:
+                continue
+            if kind not in by_type:
+                self.problems.append(f"{label} event {i}: type {kind!r} is not one of {name}'s stream events")
+                continue
+            self.conforms(name, by_type[kind], event, f"{label} event {i} {kind}")
+
+    def status(self, response: requests.Response, expected: int, label: str) -> Any:
+        if response.status_code != expected:
+            self.problems.append(f"{label}: status {response.status_code}, expected {expected}: {response.text[:300]}")
+        return response.json()
+
+    def done(self) -> None:
+        assert not self.problems, "\n".join(self.problems)
+
+
+@pytest.fixture
+def wire(served) -> Iterator[Wire]:
+    proxy, fake = served
+    fake.reset()
+    w = Wire(proxy, fake)
+    yield w
+    fake.reset()
+
+
+def inline_problems(schema: dict, instance: Any) -> list[str]:
+    from jsonschema import Draft202012Validator
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+            for e in Draft202012Validator(schema).iter_errors(instance)]
+
+
+def event_schemas(s: Spec, union: str | list[str]) -> dict[str, str]:
+    """type -> schema name, for the event schemas a union schema (or a list of names) lists."""
+    names = union if isinstance(union, list) else [
+        ref["$ref"].split("/")[-1] for ref in s.doc["components"]["schemas"][union].get("oneOf")
+        or s.doc["components"]["schemas"][union].get("anyOf")]
+    out = {}
+    for name in names:
+        kind = s.doc["components"]["schemas"][name].get("properties", {}).get("type", {})
+        for value in ([kind["const"]] if "const" in kind else kind.get("enum", [])):
+            out[value] = name
+    return out
+
+
+def sse(response: requests.Response) -> list[dict[str, Any]]:
+    """The JSON objects of an SSE stream's data lines ([DONE] left out)."""
+    out = []
+    for line in response.iter_lines():
+        if line.startswith(b"data:"):
+            data = line[5:].strip()
+            if data and data != b"[DONE]":
+                out.append(json.loads(data))
+    return out
+
+
+def ndjson(response: requests.Response) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in response.iter_lines() if line.strip()]
+
+
+def weather_function() -> dict[str, Any]:
+    return {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                             "parameters": capable.WEATHER_PARAMETERS}}
+
+
+# ================================================================== OpenAI chat completions (and its API routes)
+
+def chat_request(stream: bool) -> dict[str, Any]:
+    body = {"model": MODEL, "stream": stream, "tools": [weather_function()], "reasoning_effort": "low",
+            "messages": [{"role": "developer", "content": "Answer briefly."},
+                         {"role": "user", "content": [{"type": "text", "text": "Weather in Paris and Rome?"},
+                                                      {"type": "image_url", "image_url": {"url": IMAGE_URL}}]}]}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def test_chat_completion_whole(wire):
+    wire.capable(False)
+    body = wire.accepted("openai", "CreateChatCompletionRequest", chat_request(False))
+    answer = wire.status(wire.call("POST", "/v1/chat/completions", body), 200, "chat")
+    wire.conforms("openai", "CreateChatCompletionResponse", answer, "chat")
+    wire.done()
+
+
+def test_chat_completion_stream(wire):
+    wire.capable(True)
+    body = wire.accepted("openai", "CreateChatCompletionRequest", chat_request(True))
+    events = sse(wire.call("POST", "/v1/chat/completions", body, stream=True))
+    assert len(events) > 5
+    for i, event in enumerate(events):
+        wire.conforms("openai", "CreateChatCompletionStreamResponse", event, f"chat chunk {i}")
+    wire.done()
+
+
+def test_completions_embeddings_and_models(wire):
+    wire.answers(Reply({"id": "cmpl-1", "object": "text_completion", "created": 1700000000, "model": MODEL,
+                        "choices": [{"index": 0, "text": "Paris", "logprobs": None, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}))
+    body = wire.accepted("openai", "CreateCompletionRequest", {"model": MODEL, "prompt": "The capital of France is"})
+    wire.conforms("openai", "CreateCompletionResponse",
+                  wire.status(wire.call("POST", "/v1/completions", body), 200, "completions"), "completions")
+    body = wire.accepted("openai", "CreateEmbeddingRequest", {"model": "fake-embed", "input": "Paris"})
+    wire.conforms("openai", "CreateEmbeddingResponse",
+                  wire.status(wire.call("POST", "/v1/embeddings", body), 200, "embeddings"), "embeddings")
+    listed = wire.status(wire.call("GET", "/v1/models"), 200, "models")
+    wire.answers(Reply({"id": MODEL, "object": "model", "created": 1700000000, "owned_by": "fake"},
+                       path=f"/models/{MODEL}"))  # forwarded as it is
+    wire.conforms("openai", "ListModelsResponse", listed, "models")
+    wire.conforms("openai", "Model", wire.status(wire.call("GET", f"/v1/models/{MODEL}"), 200, "model"), "model")
+    wire.done()
+
+
+def test_chat_errors(wire):
+    """Refused requests (the document rejects them), an upstream's failure, a stream cut mid-way."""
+    for label, body in (("temperature 5", {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}],
+                                           "temperature": 5}),
+                        ("messages not a list", {"model": MODEL, "messages": "Hi"})):
+        assert spec("openai").problems("CreateChatCompletionRequest", body)
+        wire.conforms("openai", "ErrorResponse", wire.status(wire.call("POST", "/v1/chat/completions", body), 400,
+                                                            label), label)
+    wire.answers(Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=500))
+    answer = wire.call("POST", "/v1/chat/completions", chat_request(False))
+    wire.conforms("openai", "ErrorResponse", answer.json(), f"upstream 500 -> {answer.status_code}")
+    wire.answers(Stream(capable.chunks(), cut_after=4))
+    events = sse(wire.call("POST", "/v1/chat/completions", chat_request(True), stream=True))
+    assert "error" in events[-1], events[-1]
+    wire.conforms("openai", "ErrorResponse", events[-1], "chat stream cut")
+    wire.done()
+
+
+# ================================================================== OpenAI Responses (and Open Responses)
+
+def responses_request(stream: bool, **extra: Any) -> dict[str, Any]:
+    return {"model": MODEL, "stream": stream, "instructions": "Answer briefly.", "reasoning": {"effort": "low"},
+            "tools": [{"type": "function", "name": "get_weather", "description": "Weather for a city",
+                       "parameters": capable.WEATHER_PARAMETERS, "strict": False}],
+            "input": [{"type": "message", "role": "user", "content": [
+                {"type": "input_text", "text": "Weather in Paris and Rome?"},
+                {"type": "input_image", "image_url": IMAGE_URL, "detail": "auto"}]}],
+            **extra}
+
+
+def check_response(wire: Wire, obj: Any, label: str) -> None:
+    wire.conforms("openai", "Response", obj, label)
+    wire.conforms("openresponses", "ResponseResource", obj, label)
+
+
+# Open Responses names the reasoning text's events response.reasoning.*, OpenAI response.reasoning_text.*: the door
+# speaks OpenAI's (its SDK's) names; those two are checked against OpenAI's document only.
+OPENAI_ONLY_EVENTS = ("response.reasoning_text.delta", "response.reasoning_text.done")
+
+
+def test_responses_whole(wire):
+    wire.capable(False)
+    body = wire.accepted("openai", "CreateResponse", responses_request(False))
+    wire.accepted("openresponses", "CreateResponseBody", body)
+    answer = wire.status(wire.call("POST", "/v1/responses", body), 200, "responses")
+    check_response(wire, answer, "response")
+    # the least Open Responses takes: a tool of a name only, text settings without a format, sampling settings
+    wire.capable(False, calls=False)
+    least = wire.accepted("openresponses", "CreateResponseBody", {
+        "model": MODEL, "input": "Hi", "tools": [{"type": "function", "name": "get_time"}],
+        "text": {"verbosity": "low"}, "temperature": 0.2, "top_logprobs": 2, "safety_identifier": "u-1"})
+    answer = wire.status(wire.call("POST", "/v1/responses", least), 200, "least")
+    check_response(wire, answer, "least response")
+    assert (answer["temperature"], answer["top_p"], answer["top_logprobs"], answer["safety_identifier"]) == (
+        0.2, 1.0, 2, "u-1")
+    wire.done()
+
+
+def test_responses_stream(wire):
+    wire.capable(True)
+    body = wire.accepted("openai", "CreateResponse", responses_request(True))
+    wire.accepted("openresponses", "CreateResponseBody", body)
+    events = sse(wire.call("POST", "/v1/responses", body, stream=True))
+    kinds = {e["type"] for e in events}
+    assert {"response.completed", "response.function_call_arguments.done", "response.output_text.done",
+            "response.reasoning_text.done"} <= kinds, kinds
+    wire.events("openai", "ResponseStreamEvent", events, "responses stream")
+    wire.events("openresponses", open_responses_events(), events, "responses stream", skip=OPENAI_ONLY_EVENTS)
+    wire.done()
+
+
+def open_responses_events() -> list[str]:
+    post = spec("openresponses").doc["paths"]["/responses"]["post"]
+    union = post["responses"]["200"]["content"]["text/event-stream"]["schema"]["oneOf"]
+    return [ref["$ref"].split("/")[-1] for ref in union]
+
+
+def test_responses_stored_objects(wire):
+    """What the store answers: a stored response, its input items, a deletion, a conversation and its items."""
+    wire.capable(False, calls=False)
+    made = wire.status(wire.call("POST", "/v1/responses", responses_request(False, store=True)), 200, "create")
+    rid = made["id"]
+    check_response(wire, wire.status(wire.call("GET", f"/v1/responses/{rid}"), 200, "retrieve"), "retrieved")
+    wire.conforms("openai", "ResponseItemList",
+                  wire.status(wire.call("GET", f"/v1/responses/{rid}/input_items"), 200, "input_items"), "input items")
+    wire.status(wire.call("DELETE", f"/v1/responses/{rid}"), 200, "delete")  # the document gives no body schema
+    made = wire.accepted("openai", "CreateConversationBody", {"items": [
+        {"type": "message", "role": "user", "content": "Hello"}]})
+    conversation = wire.status(wire.call("POST", "/v1/conversations", made), 200, "conversation")
+    wire.conforms("openai", "ConversationResource", conversation, "conversation")
+    cid = conversation["id"]
+    wire.conforms("openai", "ConversationResource",
+                  wire.status(wire.call("GET", f"/v1/conversations/{cid}"), 200, "get conversation"), "conversation")
+    items = wire.status(wire.call("GET", f"/v1/conversations/{cid}/items"), 200, "items")
+    wire.conforms("openai", "ConversationItemList", items, "conversation items")
+    wire.conforms("openai", "ConversationItem", wire.status(
+        wire.call("GET", f"/v1/conversations/{cid}/items/{items['data'][0]['id']}"), 200, "item"), "item")
+    wire.conforms("openai", "DeletedConversationResource",
+                  wire.status(wire.call("DELETE", f"/v1/conversations/{cid}"), 200, "delete conversation"),
+                  "deleted conversation")
+    wire.done()
+
+
+def test_responses_errors(wire):
+    for label, body in (("no model", {"input": "Hi"}), ("input a number", {"model": MODEL, "input": 5})):
+        assert spec("openai").problems("CreateResponse", body) or spec("openresponses").problems(
+            "CreateResponseBody", body) or label == "no model"
+        wire.conforms("openai", "ErrorResponse", wire.status(wire.call("POST", "/v1/responses", body), 400, label),
+                      label)
+    wire.conforms("openai", "ErrorResponse", wire.status(wire.call("GET", "/v1/responses/resp_missing"), 404,
+                                                        "unknown id"), "unknown id")
+    wire.answers(Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=500))
+    answer = wire.call("POST", "/v1/responses", responses_request(False))
+    wire.conforms("openai", "ErrorResponse", answer.json(), f"upstream 500 -> {answer.status_code}")
+    wire.done()
+
+
+def test_responses_stream_failure(wire):
+    """A stream cut mid-way ends with an `error` event and response.failed."""
+    wire.answers(Stream(capable.chunks(), cut_after=6))
+    events = sse(wire.call("POST", "/v1/responses", responses_request(True), stream=True))
+    assert [e["type"] for e in events[-2:]] == ["error", "response.failed"], [e["type"] for e in events]
+    wire.events("openai", "ResponseStreamEvent", events, "failed stream")
+    wire.events("openresponses", open_responses_events(), events, "failed stream", skip=OPENAI_ONLY_EVENTS)
+    wire.done()
+
+
+# ================================================================== Anthropic Messages
+
+def messages_request(stream: bool, thinking: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": MODEL, "max_tokens": 2048, "stream": stream, "system": "Answer briefly.",
+        "tools": [{"name": "get_weather", "description": "Weather for a city",
+                   "input_schema": capable.WEATHER_PARAMETERS}],
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Weather in Paris and Rome?"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": capable.PNG}}]}]}
+    if thinking:
+        body["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+    return body
+
+
+def test_messages_whole(wire):
+    wire.capable(False)
+    body = wire.accepted("anthropic", "CreateMessageParams", messages_request(False))
+    answer = wire.status(wire.call("POST", "/v1/messages", body, ANTHROPIC_HEADERS), 200, "messages")
+    wire.conforms("anthropic", "Message", answer, "message")
+    wire.done()
+
+
+def test_messages_stream(wire):
+    wire.capable(True)
+    body = wire.accepted("anthropic", "CreateMessageParams", messages_request(True))
+    events = sse(wire.call("POST", "/v1/messages", body, ANTHROPIC_HEADERS, stream=True))
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop", kinds
+    # `ping` is in Anthropic's streaming documentation, not in its API document: its documented shape
+    pings = [e for e in events if e["type"] == "ping"]
+    assert all(e == {"type": "ping"} for e in pings), pings
+    wire.events("anthropic", "MessageStreamEvent", events, "messages stream", skip=("ping",))
+    wire.done()
+
+
+def test_messages_count_tokens_and_models(wire):
+    body = wire.accepted("anthropic", "CountMessageTokensParams",
+                         {k: v for k, v in messages_request(False).items() if k not in ("max_tokens", "stream")})
+    wire.conforms("anthropic", "CountMessageTokensResponse", wire.status(
+        wire.call("POST", "/v1/messages/count_tokens", body, ANTHROPIC_HEADERS), 200, "count_tokens"), "count_tokens")
+    listed = wire.status(wire.call("GET", "/v1/models", headers=ANTHROPIC_HEADERS), 200, "models")
+    wire.conforms("anthropic", "ListResponse_ModelInfo_", listed, "models")
+    wire.conforms("anthropic", "ModelInfo", wire.status(
+        wire.call("GET", f"/v1/models/{MODEL}", headers=ANTHROPIC_HEADERS), 200, "model"), "model")
+    wire.done()
+
+
+def test_messages_errors(wire):
+    for label, body in (("no max_tokens", {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}),
+                        ("messages not a list", {"model": MODEL, "max_tokens": 10, "messages": "Hi"})):
+        assert spec("anthropic").problems("CreateMessageParams", body)
+        wire.conforms("anthropic", "ErrorResponse", wire.status(
+            wire.call("POST", "/v1/messages", body, ANTHROPIC_HEADERS), 400, label), label)
+    wire.answers(Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=500))
+    answer = wire.call("POST", "/v1/messages", messages_request(False), ANTHROPIC_HEADERS)
+    wire.conforms("anthropic", "ErrorResponse", answer.json(), f"upstream 500 -> {answer.status_code}")
+    wire.answers(Stream(capable.chunks(), cut_after=6))
+    events = sse(wire.call("POST", "/v1/messages", messages_request(True), ANTHROPIC_HEADERS, stream=True))
+    assert events[-1]["type"] == "error", events[-1]
+    wire.conforms("anthropic", "ErrorResponse", events[-1], "stream cut")
+    wire.events("anthropic", "MessageStreamEvent", events[:-1], "stream cut", skip=("ping",))
+    wire.done()
+
+
+# ================================================================== Google Gemini
+
+GOOGLE = f"/v1beta/models/{MODEL}"
+GOOGLE_HEADERS = {"x-goog-api-key": "sk-client"}
+
+
+def google_request() -> dict[str, Any]:
+    # `model` is in the path; the document's body schema lists it (the resource name) as required too
+    return {"model": f"models/{MODEL}", "systemInstruction": {"parts": [{"text": "Answer briefly."}]},
+            "contents": [{"role": "user", "parts": [{"text": "Weather in Paris and Rome?"},
+                                                    {"inlineData": {"mimeType": "image/png", "data": capable.PNG}}]}],
+            "tools": [{"functionDeclarations": [{"name": "get_weather", "description": "Weather for a city",
+                                                 "parameters": {"type": "OBJECT",
+                                                                "properties": {"city": {"type": "STRING"}},
+                                                                "required": ["city"]}}]}],
+            "generationConfig": {"maxOutputTokens": 2048, "thinkingConfig": {"includeThoughts": True}}}
+
+
+def test_google_generate_content(wire):
+    wire.capable(False)
+    body = wire.accepted("gemini", "GenerateContentRequest", google_request())
+    answer = wire.status(wire.call("POST", f"{GOOGLE}:generateContent", body, GOOGLE_HEADERS), 200, "generate")
+    wire.conforms("gemini", "GenerateContentResponse", answer, "generateContent")
+    wire.done()
+
+
+def test_google_stream_generate_content(wire):
+    wire.capable(True)
+    body = wire.accepted("gemini", "GenerateContentRequest", google_request())
+    events = sse(wire.call("POST", f"{GOOGLE}:streamGenerateContent?alt=sse", body, GOOGLE_HEADERS, stream=True))
+    assert len(events) > 2
+    for i, event in enumerate(events):
+        wire.conforms("gemini", "GenerateContentResponse", event, f"stream chunk {i}")
+    wire.capable(True)
+    array = wire.status(wire.call("POST", f"{GOOGLE}:streamGenerateContent", body, GOOGLE_HEADERS), 200, "array")
+    for i, event in enumerate(array):
+        wire.conforms("gemini", "GenerateContentResponse", event, f"array chunk {i}")
+    wire.done()
+
+
+def test_google_count_embed_and_models(wire):
+    body = wire.accepted("gemini", "CountTokensRequest", {"model": f"models/{MODEL}",
+                                                          "contents": google_request()["contents"]})
+    wire.conforms("gemini", "CountTokensResponse", wire.status(
+        wire.call("POST", f"{GOOGLE}:countTokens", body, GOOGLE_HEADERS), 200, "countTokens"), "countTokens")
+    embed = wire.accepted("gemini", "EmbedContentRequest", {"model": "models/fake-embed",
+                                                           "content": {"parts": [{"text": "Paris"}]}})
+    wire.conforms("gemini", "EmbedContentResponse", wire.status(
+        wire.call("POST", "/v1beta/models/fake-embed:embedContent", embed, GOOGLE_HEADERS), 200, "embed"), "embed")
+    batch = wire.accepted("gemini", "BatchEmbedContentsRequest", {"requests": [
+        {"model": "models/fake-embed", "content": {"parts": [{"text": "Paris"}]}}]})
+    wire.conforms("gemini", "BatchEmbedContentsResponse", wire.status(
+        wire.call("POST", "/v1beta/models/fake-embed:batchEmbedContents", batch, GOOGLE_HEADERS), 200, "batch"),
+        "batchEmbedContents")
+    wire.conforms("gemini", "ListModelsResponse",
+                  wire.status(wire.call("GET", "/v1beta/models", headers=GOOGLE_HEADERS), 200, "models"), "models")
+    wire.conforms("gemini", "Model", wire.status(wire.call("GET", GOOGLE, headers=GOOGLE_HEADERS), 200, "model"),
+                  "model")
+    wire.done()
+
+
+def test_google_errors(wire):
+    body = {"contents": "Hi"}
+    assert spec("gemini").problems("GenerateContentRequest", body)
+    wire.conforms("gemini", GOOGLE_ERROR, wire.status(
+        wire.call("POST", f"{GOOGLE}:generateContent", body, GOOGLE_HEADERS), 400, "contents a string"), "400")
+    wire.answers(Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=500))
+    answer = wire.call("POST", f"{GOOGLE}:generateContent", google_request(), GOOGLE_HEADERS)
+    wire.conforms("gemini", GOOGLE_ERROR, answer.json(), f"upstream 500 -> {answer.status_code}")
+    wire.done()
+
+
+# ================================================================== Ollama
+
+def ollama_chat(stream: bool) -> dict[str, Any]:
+    return {"model": MODEL, "stream": stream, "think": True, "tools": [weather_function()],
+            "messages": [{"role": "system", "content": "Answer briefly."},
+                         {"role": "user", "content": "Weather in Paris and Rome?", "images": [capable.PNG]}]}
+
+
+def test_ollama_chat(wire):
+    wire.capable(False)
+    body = wire.accepted("ollama", "ChatRequest", ollama_chat(False))
+    wire.conforms("ollama", "ChatResponse", wire.status(wire.call("POST", "/api/chat", body), 200, "chat"), "chat")
+    wire.capable(True)
+    events = ndjson(wire.call("POST", "/api/chat", wire.accepted("ollama", "ChatRequest", ollama_chat(True)),
+                              stream=True))
+    assert len(events) > 2 and events[-1]["done"] is True
+    for i, event in enumerate(events):
+        wire.conforms("ollama", "ChatStreamEvent", event, f"chat line {i}")
+    wire.done()
+
+
+def test_ollama_generate_and_embed(wire):
+    wire.capable(False, calls=False)
+    body = wire.accepted("ollama", "GenerateRequest", {"model": MODEL, "prompt": "Weather in Paris?", "think": True,
+                                                        "images": [capable.PNG], "stream": False})
+    wire.conforms("ollama", "GenerateResponse", wire.status(wire.call("POST", "/api/generate", body), 200,
+                                                            "generate"), "generate")
+    wire.capable(True, calls=False)
+    events = ndjson(wire.call("POST", "/api/generate", {**body, "stream": True}, stream=True))
+    for i, event in enumerate(events):
+        wire.conforms("ollama", "GenerateStreamEvent", event, f"generate line {i}")
+    embed = wire.accepted("ollama", "EmbedRequest", {"model": "fake-embed", "input": ["Paris", "Rome"]})
+    wire.conforms("ollama", "EmbedResponse", wire.status(wire.call("POST", "/api/embed", embed), 200, "embed"),
+                  "embed")
+    wire.done()
+
+
+def test_ollama_models(wire):
+    wire.conforms("ollama", "ListResponse", wire.status(wire.call("GET", "/api/tags"), 200, "tags"), "tags")
+    wire.conforms("ollama", "PsResponse", wire.status(wire.call("GET", "/api/ps"), 200, "ps"), "ps")
+    show = wire.accepted("ollama", "ShowRequest", {"model": MODEL})
+    wire.conforms("ollama", "ShowResponse", wire.status(wire.call("POST", "/api/show", show), 200, "show"), "show")
+    wire.conforms("ollama", "VersionResponse", wire.status(wire.call("GET", "/api/version"), 200, "version"),
+                  "version")
+    wire.done()
+
+
+def test_ollama_errors(wire):
+    body = {"messages": [{"role": "user", "content": "Hi"}]}
+    assert spec("ollama").problems("ChatRequest", body)
+    wire.conforms("ollama", "ErrorResponse", wire.status(wire.call("POST", "/api/chat", body), 400, "no model"),
+                  "no model")
+    wire.answers(Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=500))
+    answer = wire.call("POST", "/api/chat", ollama_chat(False))
+    wire.conforms("ollama", "ErrorResponse", answer.json(), f"upstream 500 -> {answer.status_code}")
+    wire.done()
