@@ -22,6 +22,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, StreamState, bad_request, bearer, new_id,
                                     whole_answer)
 from argoproxy.fronts.fields import boolean, field, obj, string
+from argoproxy.fronts.model_entries import context_length
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.answer_shape import bounded_loads
 
@@ -33,6 +34,10 @@ STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_
                 "content_filter": "refusal"}
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 SIGNED_BY = b"cot-proxy/1:"  # what a thinking block's signature says, decoded: who made it, over what text
+# The blocks' fields a chat upstream has nothing for, as Anthropic's API writes them when they do not apply: a
+# text block cites nothing, a tool call is the model's own (not a server tool's code).
+UNCITED = None
+DIRECT = {"type": "direct"}
 
 
 def error_type(status: int) -> str:
@@ -347,18 +352,40 @@ def tool_choice_to_chat(choice: Any) -> tuple[Any, bool | None]:
 # ---------------------------------------------------------------------------------------------- answer
 
 def usage_to_messages(usage: Any, estimate: int | None = None) -> dict[str, Any]:
-    """Chat usage as Messages usage: input_tokens excludes what was read from the cache; output_tokens includes
-    the reasoning, whose part output_tokens_details.thinking_tokens says (when there was any)."""
+    """Chat usage as Messages usage, every field the API's Usage has: input_tokens excludes what was read from
+    the cache; output_tokens includes the reasoning, whose part output_tokens_details.thinking_tokens says (when
+    there was any); nothing written to a cache, no server tools, the standard tier (a chat upstream has none
+    other)."""
     if not isinstance(usage, dict):
-        return {"input_tokens": estimate or 0, "output_tokens": 0}
-    prompt = usage.get("prompt_tokens") or 0
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-    out = {"input_tokens": max(prompt - cached, 0), "output_tokens": usage.get("completion_tokens") or 0,
-           "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached}
+        usage, prompt, cached, output = {}, estimate or 0, 0, 0
+    else:
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+        prompt, output = max((usage.get("prompt_tokens") or 0) - cached, 0), usage.get("completion_tokens") or 0
+    out = {"input_tokens": prompt, "output_tokens": output, "cache_creation_input_tokens": 0,
+           "cache_read_input_tokens": cached,
+           "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+           "server_tool_use": None, "service_tier": "standard", "inference_geo": None}
     thinking = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
     if type(thinking) is int and thinking > 0:
-        out["output_tokens_details"] = {"thinking_tokens": min(thinking, out["output_tokens"])}
+        out["output_tokens_details"] = {"thinking_tokens": min(thinking, output)}
     return out
+
+
+def delta_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """The cumulative usage a stream's message_delta carries (the API's MessageDeltaUsage fields, and the
+    reasoning's part of the output when there was any)."""
+    return {k: usage[k] for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                                  "cache_read_input_tokens", "server_tool_use", "output_tokens_details")
+            if k in usage}
+
+
+def stop_details(stop_reason: str) -> dict[str, Any] | None:
+    """Why a refusal stopped (the upstream names no category); null for every other stop."""
+    return {"type": "refusal", "category": None, "explanation": None} if stop_reason == "refusal" else None
+
+
+def text_block(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text, "citations": UNCITED}
 
 
 def stop_of(choice: Mapping[str, Any], ex: Exchange, refused: bool = False) -> tuple[str, str | None]:
@@ -384,7 +411,7 @@ def tool_input(arguments: Any) -> dict[str, Any]:
 def tool_use_block(call: Mapping[str, Any]) -> dict[str, Any]:
     function = call.get("function") or {}
     return {"type": "tool_use", "id": call.get("id") or new_id("toolu_"), "name": function.get("name") or "",
-            "input": tool_input(function.get("arguments"))}
+            "input": tool_input(function.get("arguments")), "caller": DIRECT}
 
 
 def signature(digest: Any) -> str:
@@ -403,12 +430,20 @@ def chat_to_message(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
     content = [thinking_block(answer.reasoning)] if answer.reasoning else []
     text = answer.text + (answer.refusal or "")
     if text or not answer.calls:
-        content.append({"type": "text", "text": text})
+        content.append(text_block(text))
     content.extend(tool_use_block(call) for call in answer.calls)
     stop_reason, stop_sequence = stop_of(answer.choice, ex, refused=bool(answer.refusal))
-    return {"id": new_id("msg_"), "type": "message", "role": "assistant", "model": ex.model, "content": content,
+    return message_object(new_id("msg_"), ex.model, content, stop_reason, stop_sequence,
+                          usage_to_messages(ex.usage, ex.input_tokens))
+
+
+def message_object(msg_id: str, model: str, content: list[dict[str, Any]], stop_reason: str | None,
+                   stop_sequence: str | None, usage: dict[str, Any]) -> dict[str, Any]:
+    """A `message` with every field the API's Message has (no container: a chat upstream runs no code tools)."""
+    return {"id": msg_id, "type": "message", "role": "assistant", "model": model, "content": content,
             "stop_reason": stop_reason, "stop_sequence": stop_sequence,
-            "usage": usage_to_messages(ex.usage, ex.input_tokens)}
+            "stop_details": None if stop_reason is None else stop_details(stop_reason), "container": None,
+            "usage": usage}
 
 
 # ---------------------------------------------------------------------------------------------- stream
@@ -431,10 +466,9 @@ class MessageStream(StreamState):
         self.digest: Any = None  # the open thinking block's SHA-256, fed as it streams (its signature)
 
     def start(self) -> None:
-        usage = {"input_tokens": self.ex.input_tokens or 0, "output_tokens": 0}
-        self.events.append({"type": "message_start", "message": {
-            "id": self.msg_id, "type": "message", "role": "assistant", "model": self.ex.model, "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": usage}})
+        usage = usage_to_messages(None, self.ex.input_tokens)
+        self.events.append({"type": "message_start",
+                            "message": message_object(self.msg_id, self.ex.model, [], None, None, usage)})
         self.events.append({"type": "ping"})
 
     def _open(self, kind: str, block: dict[str, Any]) -> int:
@@ -476,7 +510,7 @@ class MessageStream(StreamState):
 
     def text(self, text: str) -> None:
         if self.open != "text":
-            self._open("text", {"type": "text", "text": ""})
+            self._open("text", text_block(""))
         index = len(self.blocks) - 1
         if self.keeping(len(text)):
             self.pieces.setdefault(index, []).append(text)
@@ -513,19 +547,20 @@ class MessageStream(StreamState):
         self.close()
         stop_reason, stop_sequence = stop_of(self.choice, self.ex, self.refused)
         usage = usage_to_messages(self.ex.usage, self.ex.input_tokens)
-        self.events.append({"type": "message_delta", "delta": {"stop_reason": stop_reason,
-                                                               "stop_sequence": stop_sequence}, "usage": usage})
+        self.events.append({"type": "message_delta", "delta": {
+            "stop_reason": stop_reason, "stop_sequence": stop_sequence, "stop_details": stop_details(stop_reason),
+            "container": None}, "usage": delta_usage(usage)})
         self.events.append({"type": "message_stop"})
-        self.ex.output = {"id": self.msg_id, "type": "message", "role": "assistant", "model": self.ex.model,
-                          "content": self.blocks, "stop_reason": stop_reason, "stop_sequence": stop_sequence,
-                          "usage": usage}
+        self.ex.output = message_object(self.msg_id, self.ex.model, self.blocks, stop_reason, stop_sequence, usage)
 
     def fail(self, err: ProxyError) -> None:
-        self.events.append({"type": "error", "error": {"type": error_type(err.status), "message": err.message}})
+        # the API's ErrorResponse (its request id is in the stream's `request-id` header)
+        self.events.append({"type": "error", "error": {"type": error_type(err.status), "message": err.message},
+                            "request_id": None})
 
     def _open_call(self, call_id: str | None, name: str) -> int:
         return self._open("tool_use", {"type": "tool_use", "id": call_id or new_id("toolu_"), "name": name,
-                                       "input": {}})
+                                       "input": {}, "caller": DIRECT})
 
     def _release(self) -> None:
         """The calls that waited, each a whole block in the order they began."""
@@ -618,8 +653,10 @@ def model_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     name = str(entry.get("id") or "")
     created = entry.get("created")
     when = created if isinstance(created, int) and not isinstance(created, bool) and 0 <= created < 2**33 else 0
+    # capabilities and the output limit are not in an OpenAI list: null, as the API says of what it does not know
     return {"type": "model", "id": name, "display_name": name,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))}
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)), "capabilities": None,
+            "max_input_tokens": context_length(entry), "max_tokens": None}
 
 
 def model_list(data: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

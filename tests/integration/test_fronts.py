@@ -356,7 +356,7 @@ def test_claude_code_non_streaming_fallback(up):
     u.text("Hi!")
     body = {**claude_code_body(u.model), "stream": False}
     r = requests.post(p.url + "/v1/messages?beta=true", headers=CLAUDE_CODE_HEADERS, data=json.dumps(body))
-    assert r.status_code == 200 and r.json()["content"][-1] == {"type": "text", "text": "Hi!"}
+    assert r.status_code == 200 and r.json()["content"][-1] == {"type": "text", "text": "Hi!", "citations": None}
     r = requests.post(p.url + "/v1/messages/count_tokens?beta=true", headers=CLAUDE_CODE_HEADERS,
                       data=json.dumps({k: body[k] for k in ("model", "system", "messages", "tools")}))
     assert r.status_code == 200 and r.json()["input_tokens"] > 0

@@ -145,17 +145,22 @@ def test_whole_answer_with_thinking_and_tool_use():
                                                       "function": {"name": "f", "arguments": "{\"a\": [1]}"}}]},
                                      "tool_calls"), ex)
     assert obj["type"] == "message" and obj["role"] == "assistant" and obj["model"] == "claude-x"
-    assert obj["content"] == [thinking_block("plan"), {"type": "text", "text": "Sure."},
-                              {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": [1]}}]
+    assert obj["content"] == [thinking_block("plan"), {"type": "text", "text": "Sure.", "citations": None},
+                              {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": [1]},
+                               "caller": {"type": "direct"}}]
     assert obj["stop_reason"] == "tool_use" and obj["stop_sequence"] is None
+    assert obj["stop_details"] is None and obj["container"] is None
     # the upstream's usage left the reasoning tokens out: counted from the reasoning's text
     assert obj["usage"] == {"input_tokens": 16, "output_tokens": 6, "cache_creation_input_tokens": 0,
-                            "cache_read_input_tokens": 4, "output_tokens_details": {"thinking_tokens": 1}}
+                            "cache_read_input_tokens": 4, "output_tokens_details": {"thinking_tokens": 1},
+                            "server_tool_use": None, "service_tier": "standard",
+                            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+                            "inference_geo": None}
 
 
 def test_thinking_stripped_unless_asked():
     obj = FRONT.from_chat(completion({"content": "ok", "reasoning_content": "plan"}), exchange())
-    assert obj["content"] == [{"type": "text", "text": "ok"}] and obj["stop_reason"] == "end_turn"
+    assert obj["content"] == [{"type": "text", "text": "ok", "citations": None}] and obj["stop_reason"] == "end_turn"
 
 
 @pytest.mark.parametrize("finish, extra, reason, sequence", [
@@ -189,18 +194,21 @@ def test_stream_sequence_with_thinking_text_and_tool_use():
         ("content_block_delta", 2, "input_json_delta"), ("content_block_stop", 2, None),
         ("message_delta", None, None), ("message_stop", None, None)]
     start = events[0]["message"]
-    assert start["usage"] == {"input_tokens": 42, "output_tokens": 0} and start["stop_reason"] is None
+    assert (start["usage"]["input_tokens"], start["usage"]["output_tokens"]) == (42, 0) and start["stop_reason"] is None
     assert start["content"] == [] and start["model"] == "claude-x"
     assert events[2]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
-    assert events[11]["content_block"] == {"type": "tool_use", "id": "call_1", "name": "f", "input": {}}
+    assert events[11]["content_block"] == {"type": "tool_use", "id": "call_1", "name": "f", "input": {},
+                                           "caller": {"type": "direct"}}
     assert "".join(e["delta"]["partial_json"] for e in events[12:14]) == "{\"a\":1}"
-    assert events[-2]["delta"] == {"stop_reason": "tool_use", "stop_sequence": None}
+    assert events[-2]["delta"] == {"stop_reason": "tool_use", "stop_sequence": None, "stop_details": None,
+                                   "container": None}
     assert events[-2]["usage"]["output_tokens"] == 6 and events[-2]["usage"]["input_tokens"] == 16
     signed = thinking_block("let me")  # the signature is the whole answer's, though the text came in pieces
     assert events[5]["delta"] == {"type": "signature_delta", "signature": signed["signature"]}
     assert signed["signature"] and signed["signature"] != thinking_block("let me!")["signature"]
-    assert ex.output["content"] == [signed, {"type": "text", "text": "Hi!"},
-                                    {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}}]
+    assert ex.output["content"] == [signed, {"type": "text", "text": "Hi!", "citations": None},
+                                    {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1},
+                                     "caller": {"type": "direct"}}]
 
 
 def test_blocks_pair_and_indexes_are_dense():
@@ -239,7 +247,8 @@ def test_error_mid_stream_is_an_error_event():
     ex = exchange()
     events = list(FRONT.stream(chunks(), ex))
     assert events[-1] == {"type": "error", "error": {"type": "timeout_error",
-                                                     "message": "The upstream server did not answer in time."}}
+                                                     "message": "The upstream server did not answer in time."},
+                          "request_id": None}
     assert ex.error.status == 504
 
 

@@ -16,10 +16,11 @@ import time
 from typing import Any, Callable, Iterable, Mapping
 
 from argoproxy.errors import ProxyError
+from argoproxy.fronts.model_entries import context_length, input_modalities
 from argoproxy.fronts.ollama.answer import rfc3339
 
 KEEP_ALIVE = 300  # seconds `expires_at` lies ahead in /api/ps (Ollama's default keep_alive)
-DETAILS = {"parent_model": "", "format": "", "family": "", "families": None, "parameter_size": "",
+DETAILS = {"parent_model": "", "format": "", "family": "", "families": (), "parameter_size": "",
            "quantization_level": ""}
 
 
@@ -62,22 +63,6 @@ def show(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {"modelfile": "", "parameters": f"num_ctx {context}" if context is not None else "", "template": "",
             "details": dict(DETAILS), "model_info": info, "capabilities": capabilities,
             "modified_at": rfc3339(created(entry))}
-
-
-def context_length(entry: Mapping[str, Any]) -> int | None:
-    """The model's context in tokens as its server lists it: vLLM's `max_model_len`, llama.cpp's `meta.n_ctx`
-    (the context it serves; else `meta.n_ctx_train`), or a `context_length`/`context_window` field."""
-    listed = entry.get("meta")
-    meta: Mapping[str, Any] = listed if isinstance(listed, Mapping) else {}
-    found = [entry.get("max_model_len"), meta.get("n_ctx"), meta.get("n_ctx_train"), entry.get("context_length"),
-             entry.get("context_window")]
-    return next((v for v in found if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**40), None)
-
-
-def input_modalities(entry: Mapping[str, Any]) -> list[Any]:
-    architecture = entry.get("architecture")
-    found = architecture.get("input_modalities") if isinstance(architecture, Mapping) else None
-    return found if isinstance(found, list) else []
 
 
 def kept(answer: Any, keep: Callable[[Any], bool]) -> dict[str, Any]:
