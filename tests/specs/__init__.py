@@ -85,8 +85,9 @@ def _discriminated(error: ValidationError) -> ValidationError | None:
     by_branch: dict[int, list[ValidationError]] = {}
     for sub in error.context or ():
         by_branch.setdefault(int(sub.relative_schema_path[0]), []).append(sub)
-    for branch, subs in by_branch.items():
-        if not any(s.validator in ("const", "enum") and list(s.relative_path) == ["type"] for s in subs) and tag is not None:
+    for subs in by_branch.values():
+        claims = not any(s.validator in ("const", "enum") and list(s.relative_path) == ["type"] for s in subs)
+        if claims and tag is not None:
             deepest = best_match(subs)
             nested = _discriminated(deepest)
             return nested or deepest

@@ -60,7 +60,8 @@ def refs(node: Any) -> set[str]:
 
 def trim(doc: dict, paths: list[str], schemas: list[str]) -> dict:
     """doc with only these paths, and the components they and these schemas reach."""
-    missing = [p for p in paths if p not in doc["paths"]] + [s for s in schemas if s not in doc["components"]["schemas"]]
+    missing = [p for p in paths if p not in doc["paths"]]
+    missing += [s for s in schemas if s not in doc["components"]["schemas"]]
     if missing:
         raise SystemExit(f"not in the original: {missing}")
     kept = {k: v for k, v in doc.items() if k not in ("paths", "components", "webhooks", "x-oaiMeta", "tags")}
