@@ -1,7 +1,8 @@
 """The Google GenAI (Gemini API) front door: `POST /v1beta/models/{model}:generateContent`,
 `:streamGenerateContent` (`?alt=sse`, or a JSON array streamed without it) and `:countTokens`, translated to the
 one internal chat-completions request; a chat.completion (or its chunks) back as a GenerateContentResponse (or
-its stream). The model list routes (`GET /v1beta/models[/{model}]`) are answered by the door from the proxy's own
+its stream). `:embedContent` and `:batchEmbedContents` become one embeddings request (their texts in order).
+The model list routes (`GET /v1beta/models[/{model}]`) are answered by the door from the proxy's own
 list (argoproxy/serve/door.py answers a door's `models` routes in the door's shape: `model_list`, `model_entry`).
 Every path under /v1beta/ and /v1alpha/ (google-genai's `api_version="v1alpha"`), and google-genai's uploads
 (/upload/v1beta/...), is this door's (errors in Google's shape) and never forwarded: a Gemini client's key may
@@ -50,7 +51,9 @@ FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", 
 # The methods of /v1beta/models/{model}:{method}, by their lower-cased name -> (route kind, spelling).
 METHODS = {"generatecontent": ("generate_content", "generateContent"),
            "streamgeneratecontent": ("stream_generate_content", "streamGenerateContent"),
-           "counttokens": ("count_tokens", "countTokens")}
+           "counttokens": ("count_tokens", "countTokens"), "embedcontent": ("embed_content", "embedContent"),
+           "batchembedcontents": ("batch_embed_contents", "batchEmbedContents")}
+EMBED_METHODS = ("embed_content", "batch_embed_contents")  # answered from an embeddings request
 THINKING_LEVELS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high"}
 # Chat-completions parameter -> where the client set it (errors the chat request's checks raise name it).
 RENAMED = {"temperature": "generationConfig.temperature", "top_p": "generationConfig.topP",
@@ -590,6 +593,73 @@ def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]
     return response_object(parts, ex, finish, usage_metadata(ex.usage), new_id("resp_"))
 
 
+# ---------------------------------------------------------------------------------------------- embeddings
+
+def embed_request(body: dict[str, Any], model: str, batch: bool) -> dict[str, Any]:
+    """embedContent (one Content) or batchEmbedContents (`requests`, each for the path's model) as one embeddings
+    request: each Content's text parts joined. taskType and title are accepted and left out (an OpenAI embeddings
+    server has no such setting); outputDimensionality becomes `dimensions` (one for the whole batch)."""
+    if batch:
+        requests = _list(body, "requests", "")
+        if not requests:
+            raise _bad("Field required: a non-empty list of requests.", "requests")
+        places = [(f"requests[{i}]", r) for i, r in enumerate(requests)]
+    else:
+        places = [("", body)]
+    texts: list[str] = []
+    sizes: set[int] = set()
+    for where, one in places:
+        if not isinstance(one, dict):
+            raise _bad("must be an EmbedContentRequest object.", where)
+        prefix = f"{where}." if where else ""
+        named = _string(one, "model", prefix)
+        if named is not None and named.removeprefix("models/") != model:
+            raise _bad(f"must be the model of the path (models/{model}).", f"{prefix}model")
+        _string(one, "taskType", prefix)
+        _string(one, "title", prefix)
+        size = _integer(one, "outputDimensionality", prefix, minimum=1)
+        if size is not None:
+            sizes.add(size)
+        texts.append(content_text(_object(one, "content", prefix), f"{prefix}content"))
+    if len(sizes) > 1:
+        raise _bad("must be the same for every request of a batch.", "requests[].outputDimensionality")
+    out: dict[str, Any] = {"model": model, "input": texts}
+    if sizes:
+        out["dimensions"] = sizes.pop()
+    return out
+
+
+def content_text(content: dict[str, Any] | None, where: str) -> str:
+    """The text of a Content to embed (its text parts, joined)."""
+    if content is None:
+        raise _bad("Field required: a Content.", where)
+    parts = _list(content, "parts", f"{where}.")
+    if not parts:
+        raise _bad("Field required: a non-empty list of parts.", f"{where}.parts")
+    texts = []
+    for at, part in part_objects(parts, where):
+        text = _string(part, "text", f"{at}.")
+        if text is None:
+            raise _bad("only text parts can be embedded through an OpenAI embeddings backend.", at)
+        texts.append(text)
+    return "".join(texts)
+
+
+def embeddings_answer(result: dict[str, Any], ex: Exchange) -> dict[str, Any]:
+    """An embeddings list as embedContent's answer (`embedding`) or batchEmbedContents' (`embeddings`, in order)."""
+    data = result.get("data")
+    if not isinstance(data, list) or not all(isinstance(d, dict) and isinstance(d.get("embedding"), list)
+                                             for d in data):
+        raise ProxyError(502, "The upstream's embeddings answer has no list of embeddings.",
+                         code="upstream_bad_response")
+    ordered = sorted(data, key=lambda d: d["index"] if type(d.get("index")) is int else 0)
+    ex.usage = result.get("usage") if isinstance(result.get("usage"), dict) else None
+    vectors = [{"values": d["embedding"]} for d in ordered]
+    if isinstance(ex, GoogleExchange) and ex.method == "batch_embed_contents":
+        return {"embeddings": vectors}
+    return {"embedding": vectors[0] if vectors else {"values": []}}
+
+
 # ---------------------------------------------------------------------------------------------- stream
 
 class GoogleStream(StreamState):
@@ -666,13 +736,20 @@ def error_object(status: int, message: str, request_id: str | None = None) -> di
 
 @dataclass
 class GoogleExchange(Exchange):
-    """The Exchange of a Google request: how its stream is framed."""
+    """The Exchange of a Google request: how its stream is framed, which method it called."""
     sse: bool = True
+    method: str = "generate_content"
+
+
+@dataclass(frozen=True)
+class GoogleArgs(DoorArgs):
+    """The method the path names (a route kind: generate_content, embed_content...)."""
+    method: str = "generate_content"
 
 
 # A raw target meant for this door (answered in its error shape when its path is refused).
 LOOKS_GOOGLE = re.compile(r"(?i)^(?:/upload)?/v1(?:beta|alpha)(?:/|$)|(?::|%3a)(?:streamgeneratecontent|generatecontent|"
-                          r"counttokens)\b")
+                          r"counttokens|embedcontent|batchembedcontents)\b")
 
 
 class GoogleFront(Front):
@@ -708,7 +785,8 @@ class GoogleFront(Front):
         return LOOKS_GOOGLE.search(target) is not None
 
     def door_args(self, route: Route, query: str) -> DoorArgs | None:
-        return DoorArgs(model=route.model, stream=route.kind == "stream_generate_content", sse=sse_asked(query))
+        return GoogleArgs(model=route.model, stream=route.kind == "stream_generate_content", sse=sse_asked(query),
+                          method=route.kind)
 
     def unserved(self, route: Route, method: str) -> ProxyError | None:
         if route.kind == "model" and method == "POST":
@@ -724,6 +802,11 @@ class GoogleFront(Front):
     def to_chat(self, body: dict[str, Any], count_only: bool = False,
                 args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:
         args = args or DoorArgs()
+        method = args.method if isinstance(args, GoogleArgs) else "generate_content"
+        if method in EMBED_METHODS:
+            request = embed_request(body, args.model or "", batch=method == "batch_embed_contents")
+            return request, GoogleExchange(model=args.model or "", stream=False, request=body, kind="embeddings",
+                                           path="v1/embeddings", method=method)
         dropped: dict[str, None] = {}
         chat = request_to_chat(body, args, count_only=count_only, dropped=dropped)
         stops = tuple(chat.get("stop") or ())
@@ -733,7 +816,10 @@ class GoogleFront(Front):
         return chat, ex
 
     def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
-        ex.output = chat_to_response(completion, ex)
+        if isinstance(ex, GoogleExchange) and ex.method in EMBED_METHODS:
+            ex.output = embeddings_answer(completion, ex)
+        else:
+            ex.output = chat_to_response(completion, ex)
         return ex.output
 
     def stream(self, chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
@@ -851,9 +937,11 @@ def split_method(last: str) -> tuple[str, str | None]:
 def model_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     """An OpenAI model list entry as a Google Model."""
     name = str(entry.get("id") or "")
+    methods = ["embedContent", "batchEmbedContents"] if "embed" in name.lower() else \
+        ["generateContent", "streamGenerateContent", "countTokens"]  # a model whose name says it embeds
     return {"name": f"models/{name}", "baseModelId": name, "version": "001", "displayName": name,
             "description": f"{name}, served by cot_proxy ({entry.get('owned_by') or 'upstream'})",
-            "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"]}
+            "supportedGenerationMethods": methods}
 
 
 def model_list(data: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

@@ -256,6 +256,32 @@ def test_metrics_carry_the_google_front(guarded):
     assert 'front="google"' in text and 'route="count_tokens"' in text
 
 
+def test_embed_content_one_and_a_batch_through_the_sdk(guarded):
+    """embedContent and batchEmbedContents become one embeddings request (the guards as for generateContent)."""
+    fake, p, _ = guarded
+    client = google_sdk(p, key="sk-proxy", version="v1beta")
+    fake.received.clear()
+    one = client.models.embed_content(model="fake-model", contents="Paris",
+                                      config=types.EmbedContentConfig(output_dimensionality=2))
+    assert one.embeddings[0].values == [0.1, 0.2]
+    assert fake.received[-1].path == "/v1/embeddings"
+    sent = fake.received[-1].json()
+    assert (sent["model"], sent["input"], sent["dimensions"]) == ("fake-model", ["Paris"], 2)
+    fake.add(Reply({"object": "list", "model": "fake-model", "usage": {"prompt_tokens": 2, "total_tokens": 2},
+                    "data": [{"object": "embedding", "index": 1, "embedding": [0.3]},
+                             {"object": "embedding", "index": 0, "embedding": [0.4]}]}))
+    two = client.models.embed_content(model="fake-model", contents=["Paris", "Rome"])
+    assert [e.values for e in two.embeddings] == [[0.4], [0.3]]  # in the requests' order
+    assert fake.received[-1].json()["input"] == ["Paris", "Rome"]
+    fake.received.clear()
+    with pytest.raises(genai_errors.ClientError) as info:
+        client.models.embed_content(model="gpt-4o", contents="Paris")
+    assert info.value.code == 403 and fake.received == []
+    other = {"requests": [{"model": "models/gpt-4o", "content": {"parts": [{"text": "Paris"}]}}]}
+    r = post(p, "/v1beta/models/fake-model:batchEmbedContents?key=sk-proxy", other)
+    assert r.status_code == 400 and "requests[0].model" in r.json()["error"]["message"] and fake.received == []
+
+
 def test_json_array_stream(guarded):
     fake, p, _ = guarded
     fake.add(Stream(chat_chunks(["Hel", "lo"], usage=True)))
@@ -278,8 +304,9 @@ def test_json_array_stream(guarded):
     ("/v1beta/files", 404),  # every /v1beta path is the Google door's: never forwarded
     ("/v1alpha/models/fake-model:generateContent", 200),  # google-genai's api_version="v1alpha"
     ("/v1alpha/files", 404), ("/upload/v1beta/files", 404),  # files.upload: not served, not forwarded
-    ("/v1beta/models/fake-model:embedContent", 404),  # a method the door does not serve: it names those it does
-    ("/v1beta/models/fake-model:batchEmbedContents", 404),
+    ("/v1beta/models/fake-model:predict", 404),  # a method the door does not serve: it names those it does
+    ("/v1beta/models/fake-model:generateAnswer", 404),
+    ("/v1beta/models/fake-model:embedContent", 400),  # served: HELLO is no EmbedContentRequest (no `content`)
 ])
 def test_hostile_model_segments(guarded, path, status):
     fake, p, _ = guarded
@@ -288,9 +315,9 @@ def test_hostile_model_segments(guarded, path, status):
     assert r.status_code == status, r.text
     if status != 200:
         assert set(r.json()["error"]) == {"code", "message", "status", "details"} and fake.received == []
-    if "embed" in path.lower():
-        assert "generateContent, streamGenerateContent, countTokens" in r.json()["error"]["message"]
-        assert r.json()["error"]["status"] == "NOT_FOUND"
+    if status == 404 and path.endswith(("predict", "Answer")):
+        served = "generateContent, streamGenerateContent, countTokens, embedContent, batchEmbedContents"
+        assert served in r.json()["error"]["message"] and r.json()["error"]["status"] == "NOT_FOUND"
 
 
 def test_upstream_errors_and_broken_streams_in_google_shape(guarded):

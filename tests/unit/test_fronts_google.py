@@ -309,7 +309,8 @@ BODY = {"contents": [USER]}
     ("/v1beta/models/argo:gpt-4o:generateContent", "argo:gpt-4o", "generate_content"),
     ("/v1beta/models/meta-llama/Llama-3:generateContent", "meta-llama/Llama-3", "generate_content"),
     ("/v1beta/models/argo:gpt-4o", "argo:gpt-4o", "model"),
-    ("/v1beta/models/x:embedContent", "x:embedContent", "model"),
+    ("/v1beta/models/x:embedContent", "x", "embed_content"),
+    ("/v1beta/models/x:predict", "x:predict", "model"),
 ])
 def test_the_model_segment(target, model, kind):
     from argoproxy.edge.classify import standard_table
@@ -372,3 +373,32 @@ def test_key_limits_answer_resource_exhausted(make, monkeypatch):
     assert first.status_code == 200 and second.status_code == 429 and len(up.sent) == 1
     assert json.loads(second.get_data())["error"]["status"] == "RESOURCE_EXHAUSTED"
     assert int(second.headers["Retry-After"]) >= 1
+
+
+def test_embed_content_and_a_batch_as_one_embeddings_request():
+    from argoproxy.fronts.google import GoogleArgs
+    one, batch = GoogleArgs(model="e", method="embed_content"), GoogleArgs(model="e", method="batch_embed_contents")
+    content = {"parts": [{"text": "Par"}, {"text": "is"}]}
+    chat, ex = FRONT.to_chat({"content": content, "taskType": "RETRIEVAL_QUERY", "outputDimensionality": 8}, False, one)
+    assert chat == {"model": "e", "input": ["Paris"], "dimensions": 8} and (ex.kind, ex.path) == ("embeddings",
+                                                                                               "v1/embeddings")
+    result = {"data": [{"index": 1, "embedding": [2.0]}, {"index": 0, "embedding": [1.0]}],
+              "usage": {"prompt_tokens": 2, "total_tokens": 2}}
+    assert FRONT.from_chat(result, ex) == {"embedding": {"values": [1.0]}}  # the first input's (index 0)
+    chat, ex = FRONT.to_chat({"requests": [{"model": "models/e", "content": content}, {"content": {"parts": [
+        {"text": "Rome"}]}}]}, False, batch)
+    assert chat == {"model": "e", "input": ["Paris", "Rome"]}
+    assert FRONT.from_chat(result, ex) == {"embeddings": [{"values": [1.0]}, {"values": [2.0]}]}
+    for body, args, where in (
+            ({"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "AA=="}}]}}, one, "parts[0]"),
+            ({}, one, "content"),
+            ({"requests": []}, batch, "requests"),
+            ({"requests": [{"model": "models/x", "content": content}]}, batch, "requests[0].model"),
+            ({"requests": [{"content": content, "outputDimensionality": 2},
+                           {"content": content, "outputDimensionality": 3}]}, batch, "outputDimensionality")):
+        with pytest.raises(ProxyError) as info:
+            FRONT.to_chat(body, False, args)
+        assert info.value.status == 400 and where in info.value.message, (where, info.value.message)
+    with pytest.raises(ProxyError) as info:
+        FRONT.from_chat({"data": "nope"}, ex)
+    assert info.value.status == 502
