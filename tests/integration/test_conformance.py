@@ -261,6 +261,43 @@ def test_responses_stream(wire):
     wire.done()
 
 
+def test_responses_cut_short_structured_and_custom(wire):
+    """An answer a token limit cut (incomplete), one held to a JSON schema, a custom tool's call."""
+    fmt = {"type": "json_schema", "name": "weather", "strict": True, "description": "The weather",
+           "schema": {"type": "object", "properties": {"sky": {"type": "string"}}, "required": ["sky"],
+                      "additionalProperties": False}}
+    body = wire.accepted("openai", "CreateResponse", responses_request(False, text={"format": fmt},
+                                                                       max_output_tokens=16))
+    wire.capable(False, calls=False, finish="length")
+    answer = wire.status(wire.call("POST", "/v1/responses", body), 200, "cut short")
+    assert answer["status"] == "incomplete", answer["status"]
+    assert answer["text"]["format"]["schema"] == fmt["schema"]
+    wire.conforms("openai", "Response", answer, "cut short")
+    wire.conforms("openresponses", "ResponseResource", schema_nulled(answer), "cut short")
+    wire.capable(True, calls=False, finish="length")
+    events = sse(wire.call("POST", "/v1/responses", {**body, "stream": True}, stream=True))
+    assert events[-1]["type"] == "response.incomplete", events[-1]["type"]
+    wire.events("openai", "ResponseStreamEvent", events, "cut stream")
+    events = [{**e, "response": schema_nulled(e["response"])} if "response" in e else e for e in events]
+    wire.events("openresponses", open_responses_events(), events, "cut stream", skip=OPENAI_ONLY_EVENTS)
+    custom = wire.accepted("openai", "CreateResponse", {"model": MODEL, "input": "Run it", "tools": [
+        {"type": "custom", "name": "run_sql", "description": "Runs SQL"}]})
+    wire.answers(Reply(capable.whole(reasoning=False)))
+    wire.fake.queue[-1].body["choices"][0]["message"]["tool_calls"] = [{"id": "call_sql", "type": "function",
+        "function": {"name": "run_sql", "arguments": json.dumps({"input": "SELECT 1"})}}]
+    answer = wire.status(wire.call("POST", "/v1/responses", custom), 200, "custom tool")
+    assert any(item["type"] == "custom_tool_call" for item in answer["output"]), answer["output"]
+    wire.conforms("openai", "Response", answer, "custom tool")  # Open Responses has no custom tools
+    wire.done()
+
+
+def schema_nulled(response: dict[str, Any]) -> dict[str, Any]:
+    """The response with its text format's JSON schema as null: Open Responses' document types that field as null
+    only (a defect: its prose and OpenAI's document give the schema object, which the door echoes)."""
+    fmt = {**response["text"]["format"], "schema": None}
+    return {**response, "text": {**response["text"], "format": fmt}}
+
+
 def open_responses_events() -> list[str]:
     post = spec("openresponses").doc["paths"]["/responses"]["post"]
     union = post["responses"]["200"]["content"]["text/event-stream"]["schema"]["oneOf"]
@@ -353,6 +390,20 @@ def test_messages_stream(wire):
     wire.done()
 
 
+def test_messages_refusal_and_token_limit(wire):
+    """A refusal (chat's content_filter) and an answer a token limit cut, whole and streamed."""
+    for finish, stop in (("content_filter", "refusal"), ("length", "max_tokens")):
+        wire.capable(False, calls=False, finish=finish)
+        answer = wire.status(wire.call("POST", "/v1/messages", messages_request(False), ANTHROPIC_HEADERS), 200,
+                             finish)
+        assert answer["stop_reason"] == stop, answer["stop_reason"]
+        wire.conforms("anthropic", "Message", answer, f"{finish} message")
+        wire.capable(True, calls=False, finish=finish)
+        events = sse(wire.call("POST", "/v1/messages", messages_request(True), ANTHROPIC_HEADERS, stream=True))
+        wire.events("anthropic", "MessageStreamEvent", events, f"{finish} stream", skip=("ping",))
+    wire.done()
+
+
 def test_messages_count_tokens_and_models(wire):
     body = wire.accepted("anthropic", "CountMessageTokensParams",
                          {k: v for k, v in messages_request(False).items() if k not in ("max_tokens", "stream")})
@@ -432,7 +483,9 @@ def test_google_count_embed_and_models(wire):
     wire.conforms("gemini", "EmbedContentResponse", wire.status(
         wire.call("POST", "/v1beta/models/fake-embed:embedContent", embed, GOOGLE_HEADERS), 200, "embed"), "embed")
     batch = wire.accepted("gemini", "BatchEmbedContentsRequest", {"requests": [
-        {"model": "models/fake-embed", "content": {"parts": [{"text": "Paris"}]}}]})
+        {"model": "models/fake-embed", "content": {"parts": [{"text": city}]}} for city in ("Paris", "Rome")]})
+    wire.answers(Reply({"object": "list", "model": "fake-embed", "usage": {"prompt_tokens": 2, "total_tokens": 2},
+                        "data": [{"object": "embedding", "index": i, "embedding": [0.5, i]} for i in (0, 1)]}))
     wire.conforms("gemini", "BatchEmbedContentsResponse", wire.status(
         wire.call("POST", "/v1beta/models/fake-embed:batchEmbedContents", batch, GOOGLE_HEADERS), 200, "batch"),
         "batchEmbedContents")
