@@ -483,6 +483,19 @@ def whole_answer(completion: dict[str, Any], ex: Exchange) -> WholeAnswer:
                        calls, refusal if isinstance(refusal, str) else None)
 
 
+def embedding_vectors(result: dict[str, Any], ex: Exchange) -> list[list[Any]]:
+    """An OpenAI embeddings answer's vectors in input order (its usage noted on the exchange); an answer with no
+    list of embeddings is the upstream's fault (502)."""
+    data = result.get("data")
+    if not isinstance(data, list) or not all(isinstance(d, dict) and isinstance(d.get("embedding"), list)
+                                             for d in data):
+        raise ProxyError(502, "The upstream's embeddings answer has no list of embeddings.",
+                         code="upstream_bad_response")
+    ex.usage = result.get("usage") if isinstance(result.get("usage"), dict) else None
+    return [d["embedding"] for d in sorted(data, key=lambda d: d.get("index") if isinstance(d.get("index"), int)
+                                           else 0)]
+
+
 def estimate_usage(ex: Exchange, completion_tokens: int) -> None:
     """The upstream sent no usage: the count_tokens estimate of the prompt and the counted output."""
     prompt = ex.input_tokens if ex.input_tokens is not None else prompt_tokens(ex.chat) if ex.chat else 0

@@ -35,7 +35,7 @@ from argoproxy.edge.paths import encode_path
 from argoproxy.edge.request_models import query_values
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import (ARGS_LIMIT, PIECE_COST, DoorArgs, Exchange, Front, StreamState,
-                                    bad_request, new_id, whole_answer)
+                                    bad_request, embedding_vectors, new_id, whole_answer)
 from argoproxy.fronts.fields import has_kind, json_type
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.answer_shape import bounded_loads
@@ -647,14 +647,7 @@ def content_text(content: dict[str, Any] | None, where: str) -> str:
 
 def embeddings_answer(result: dict[str, Any], ex: Exchange) -> dict[str, Any]:
     """An embeddings list as embedContent's answer (`embedding`) or batchEmbedContents' (`embeddings`, in order)."""
-    data = result.get("data")
-    if not isinstance(data, list) or not all(isinstance(d, dict) and isinstance(d.get("embedding"), list)
-                                             for d in data):
-        raise ProxyError(502, "The upstream's embeddings answer has no list of embeddings.",
-                         code="upstream_bad_response")
-    ordered = sorted(data, key=lambda d: d["index"] if type(d.get("index")) is int else 0)
-    ex.usage = result.get("usage") if isinstance(result.get("usage"), dict) else None
-    vectors = [{"values": d["embedding"]} for d in ordered]
+    vectors = [{"values": v} for v in embedding_vectors(result, ex)]
     if isinstance(ex, GoogleExchange) and ex.method == "batch_embed_contents":
         return {"embeddings": vectors}
     return {"embedding": vectors[0] if vectors else {"values": []}}

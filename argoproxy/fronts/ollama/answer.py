@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import Exchange, Pieces, StreamState, new_id, whole_answer
+from argoproxy.fronts.front import Exchange, Pieces, StreamState, embedding_vectors, new_id, whole_answer
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.answer_shape import bounded_loads
 
@@ -106,14 +106,7 @@ def whole(completion: dict[str, Any], ex: OllamaExchange) -> dict[str, Any]:
 
 def embeddings(result: dict[str, Any], ex: OllamaExchange) -> dict[str, Any]:
     """An embeddings list as /api/embed's object (`embeddings`, in input order) or /api/embeddings' (`embedding`)."""
-    data = result.get("data")
-    if not isinstance(data, list) or not all(isinstance(d, dict) and isinstance(d.get("embedding"), list)
-                                             for d in data):
-        raise ProxyError(502, "The upstream's embeddings answer has no list of embeddings.",
-                         code="upstream_bad_response")
-    vectors = [d["embedding"] for d in sorted(data, key=lambda d: d.get("index") if isinstance(d.get("index"), int)
-                                              else 0)]
-    ex.usage = result.get("usage") if isinstance(result.get("usage"), dict) else None
+    vectors = embedding_vectors(result, ex)
     if ex.route == "embeddings":
         return {"embedding": vectors[0] if vectors else []}
     stats = durations(ex, ex.usage)
