@@ -637,10 +637,9 @@ class ResponseStream(StreamState):
         self.close("incomplete")
         self._settle_late()
         code = err.code or ("server_error" if err.status >= 500 else "invalid_request_error")
-        kind = "server_error" if err.status >= 500 else "invalid_request_error"
-        # OpenAI's event carries the error's fields at its top, Open Responses' under `error`: both are sent
-        self.emit("error", code=code, message=err.message, param=err.param,
-                  error={"type": kind, "code": code, "message": err.message, "param": err.param})
+        # OpenAI's event, its fields at its top (Open Responses nests them under `error`, which OpenAI's SDK
+        # raises at, so its client would never see the response.failed that follows)
+        self.emit("error", code=code, message=err.message, param=err.param)
         final = response_object(self.ex, self.resp_id, "failed", self.output, usage_to_responses(self.ex.usage),
                                 error=response_error("rate_limit_exceeded" if err.status == 429 else code,
                                                      err.message))
