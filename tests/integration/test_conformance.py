@@ -259,6 +259,17 @@ def test_responses_stream(wire):
             "response.reasoning_text.done"} <= kinds, kinds
     wire.events("openai", "ResponseStreamEvent", events, "responses stream")
     wire.events("openresponses", open_responses_events(), events, "responses stream", skip=OPENAI_ONLY_EVENTS)
+    # reasoning as a summary, when asked (the summary part and text events)
+    summarized = wire.accepted("openai", "CreateResponse", responses_request(True, reasoning={
+        "effort": "low", "summary": "auto"}))
+    wire.capable(True)
+    events = sse(wire.call("POST", "/v1/responses", summarized, stream=True))
+    assert "response.reasoning_summary_text.done" in {e["type"] for e in events}, {e["type"] for e in events}
+    wire.events("openai", "ResponseStreamEvent", events, "summarized stream")
+    wire.events("openresponses", open_responses_events(), events, "summarized stream", skip=OPENAI_ONLY_EVENTS)
+    wire.capable(False)
+    check_response(wire, wire.status(wire.call("POST", "/v1/responses", {**summarized, "stream": False}), 200,
+                                     "summarized"), "summarized response")
     wire.done()
 
 
