@@ -245,8 +245,15 @@ def follow(state: ResponsesState, resp_id: str, after: int) -> Iterator[bytes]:
         if rec is None:
             return
         rec = as_it_stands(rec)
-        if rec.status not in ("queued", "in_progress"):  # ended without a terminal event of its own
-            if rec.status == "failed":
+        if rec.status not in ("queued", "in_progress"):
+            # The run stores its last object before its last events: read them once more, or a follower that
+            # looked in between would end the stream without them.
+            for event in state.io(state.store.events_after, resp_id, after):
+                after = event["sequence_number"]
+                yield front.encode_event(event)
+                if event.get("type") in TERMINAL:
+                    return
+            if rec.status == "failed":  # ended without a terminal event of its own
                 yield front.encode_event({"type": "response.failed", "sequence_number": after + 1,
                                           "response": rec.response})
             return  # cancelled: the stream ends there
