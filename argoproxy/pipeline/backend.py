@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
+from argoproxy.pipeline.reservation import OPENAI, Reading
 from argoproxy.upstream.client import Upstream
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 
@@ -79,6 +80,9 @@ class Backend:
     #: the upstream may be a server that counts tokens itself (llama.cpp's /apply-template and /tokenize, vLLM's
     #: /tokenize): count_tokens asks it first (argoproxy/pipeline/upstream_count.py)
     server_counts = False
+    #: the output-length fields and multipliers the upstream honours in a chat or completions request (what a
+    #: token limit reserves for it: pipeline/reservation.py, docs/reservations.md)
+    reading: Reading = OPENAI
 
     def __init__(self, settings: Settings, upstream: Upstream) -> None:
         self.settings = settings

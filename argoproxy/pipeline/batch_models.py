@@ -94,19 +94,51 @@ class BatchModels:
 
     def check_batch(self, path: str, body: bytes, fetch: Fetch, named: Named) -> None:
         """The batch's input file, read from the upstream line by line."""
+        file_id, lines = self.input_file(path, body, fetch)
+        self.check_lines(lines, f"input file {file_id}", named)
+
+    def input_file(self, path: str, body: bytes, fetch: Fetch) -> tuple[str, Iterator[bytes]]:
+        """The id of a batch's input file and its lines, read from the upstream as they are taken."""
         request = parse_object(body)
         file_id = request.get("input_file_id")
         if not isinstance(file_id, str) or not _FILE_ID.fullmatch(file_id) or file_id in (".", ".."):
             raise ProxyError(400, "`input_file_id` must be a file id (letters, digits, `-`, `_`, `.`).",
                              param="input_file_id", code="invalid_value")
         prefix = path[: len(path) - len("batches")]
-        resp = fetch(f"{prefix}files/{file_id}/content")
+        return file_id, self._file_lines(fetch(f"{prefix}files/{file_id}/content"), file_id)
+
+    def _file_lines(self, resp: UpstreamResponse, file_id: str) -> Iterator[bytes]:
         with resp:
             if resp.status_code >= 400:
                 raise _unreadable(file_id, resp.status_code)
             deadline = time.monotonic() + self.read_timeout
-            self.check_lines(_lines(_until(read_chunks(resp), deadline, self.read_timeout), self.max_bytes),
-                             f"input file {file_id}", named)
+            yield from _lines(_until(read_chunks(resp), deadline, self.read_timeout), self.max_bytes)
+
+    def requests(self, call: Call, fetch: Fetch) -> Iterator[tuple[str, Any]]:
+        """(url, body) of each request batch work asks the upstream to answer (what a token limit reserves for
+        it): each line of a batch's input file (its `url`, else the batch's `endpoint`), each request of a
+        message batch. A line that cannot be read is left out (the upstream answers it with an error)."""
+        kind = batch_kind(call.client.method, call.plan.path)
+        body = call.plan.raw_body
+        if kind == "message_batch" and body:
+            listed = parse_object(body).get("requests")
+            for item in listed if isinstance(listed, list) else ():
+                yield "messages", item.get("params") if isinstance(item, dict) else None
+        if kind != "batch" or not body:
+            return
+        endpoint = parse_object(body).get("endpoint")
+        budget = MAX_CONTAINERS
+        for number, line in enumerate(self.input_file(call.plan.path, body, fetch)[1], 1):
+            if number > MAX_LINES:
+                return
+            try:
+                request, cost = _request_of(line, budget) if line.strip() else ({}, 0)
+            except ProxyError:
+                continue
+            budget -= cost
+            url = request.get("url") or endpoint
+            if request:
+                yield (url if isinstance(url, str) else ""), request.get("body")
 
     def check_message_batch(self, body: bytes, named: Named) -> None:
         """Anthropic's message batch: the model of every request's params."""

@@ -41,7 +41,7 @@ class Dispatcher(Protocol):
 class Limiter(Protocol):
     """key_limits: budgets per client key."""
 
-    def admit_call(self, call: Call, presented: Iterable[str], body: Asked = None) -> tuple[Any, Any]:
+    def admit_call(self, call: Call, presented: Iterable[str], body: Asked | None = None) -> tuple[Any, Any]:
         """Count the call against the budget of the key it presented (a 429 over it), holding its reservation (its
         tokens read from `body`) until observe: (the budget it counts against (KeyLimit), what it holds), which
         the guard keeps in the plan; (None, None) for a key without one."""
@@ -75,3 +75,6 @@ class StoredResponses(Protocol):
 
     def serve(self, call: Call, body: dict[str, Any], attempt: Attempt) -> Answer:
         """The request with its stored history, run by `attempt`, its answer kept."""
+
+    def request_for(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
+        """The request `serve` would first hand `attempt` (what a token limit reserves for)."""

@@ -45,7 +45,8 @@ from argoproxy.pipeline.stream_usage import Meter, native_usage
 from argoproxy.pipeline.think import ThinkConfig, for_client
 from argoproxy.pipeline.template_overhead import estimated_prompt
 from argoproxy.pipeline.backend import Prepared, Backend, StreamItem
-from argoproxy.pipeline.reservation import DoorRequest
+from argoproxy.pipeline.model_context import ModelContexts
+from argoproxy.pipeline.reservation import OPENAI, Asked, Worst, supplied
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing, sanitize_message
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, Upstream, replayable, stream_error
@@ -83,6 +84,7 @@ class Gateway:
         self.limiter: Limiter | None = None  # `key_limits`
         self.team_keys: TeamKeys | None = None  # auth on: team keys (argoproxy/teamkeys/)
         self.stored: StoredResponses | None = None  # stored responses (argoproxy/state/)
+        self.contexts: ModelContexts | None = None  # the models' contexts, for reservations (made when asked)
         self.guard = Guard(settings, self)  # the one guard every upstream-bound request passes
         self.completes = type(backend).complete is not Backend.complete  # asked only of a backend that has it
         self.served_by = describe_host(entry_url(settings, ModelEntry("*", settings.backend)))  # X-Served-By
@@ -108,36 +110,77 @@ class Gateway:
             call.client = dataclasses.replace(call.client, front=front.name)
         elif not self.backend.transparent:  # a transparent backend leaves parameter checks to the upstream
             validate(plan.kind, body)
-        asked: dict[str, Any] | DoorRequest = body
-        if front is not None:  # what a token limit reserves: the chat request the door makes of it
-            asked = DoorRequest(body, lambda: self.door_chat(call, front, body, count_only, args))
+        asked = self.asked(call, body, front, count_only, args) if self.limited(call) else None
         self.guard.check(call, plan_model, required=True, served_later=True, body=asked)
+        supply = asked.supply if asked is not None else None  # no field bounded the answer: the limit sent
         if front is not None:
             if self.routing is None and self.backend.native_front(front.name, plan.model):
-                return self.relay_native(call, front, body, count_only)
+                return self.relay_native(call, front, body, count_only, supply)
             if self.stored is not None and self.stored.serves(front) and not count_only:
                 # stored responses: the history put before the input, the answer kept (argoproxy/state/)
                 return self.stored.serve(call, body, lambda c, b, keeper: self.front_call(
-                    c, front, b, False, args, keeper))
-            return self.front_call(call, front, body, count_only, args)
+                    c, front, b, False, args, keeper, supply))
+            return self.front_call(call, front, body, count_only, args, supply=supply)
+        if supply is not None and supplied(body, supply):
+            plan.touch(supply[0][0])
         plan.body = body
         return self.dispatch(call)
 
-    def door_chat(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool,
-                  args: DoorArgs | None) -> dict[str, Any]:
-        """A door's request as a team key's reservation reads it: the chat request the door makes of it (its own
-        spellings of the answer limit, its contents and images read as the door reads them), or the body itself
-        where the upstream serves the door's API and is sent it as written."""
-        if self.routing is None and self.backend.native_front(front.name, call.plan.model):
-            return body
-        return front.to_chat(body, count_only, args)[0]
+    def limited(self, call: Call) -> bool:
+        """May a token limit apply to this call (key_limits, or a team key)? Otherwise nothing is reserved, and
+        nothing is read for it."""
+        req = call.client.request
+        return self.limiter is not None or (req is not None and req.team_key is not None)
+
+    def asked(self, call: Call, body: dict[str, Any], front: FrontDoor | None, count_only: bool,
+              args: DoorArgs | None) -> Asked:
+        """An API request as its reservation reads it (pipeline/reservation.py), read only if a limit needs it:
+        the body as sent, or the request an API door makes of it (its own spellings of the answer limit, its
+        contents and images read as the door reads them): the chat request it translates to, with a stored
+        conversation's history (the stateful door's, argoproxy/state/), or the door's own body where the
+        upstream serves its API and is sent it as written."""
+        reading = self.backend.reading if self.routing is None else OPENAI  # routed: any OpenAI-compatible server
+        plan = call.plan
+        if front is None:
+            return Asked(lambda: (plan.kind, body), reading, self)
+
+        def read() -> tuple[str, Any]:
+            if count_only:
+                return "count", body
+            if self.routing is None and self.backend.native_front(front.name, plan.model):
+                return front.name, body
+            asked = body
+            if self.stored is not None and self.stored.serves(front):
+                asked = self.stored.request_for(call, body)
+            return "chat", front.to_chat(asked, count_only, args)[0]
+        return Asked(read, reading, self, plan.model)
+
+    def supplied_limit(self, model: str | None) -> int | None:
+        """Bounds (pipeline/reservation.py): the output limit adapt sends for a model when a request sets none."""
+        caps = self.capabilities.lookup(None, model)
+        return caps.max_tokens if caps is not None else None
+
+    def context(self, model: str | None) -> int | None:
+        """Bounds: the model's context as the model list says it (read again every few minutes)."""
+        if self.contexts is None:
+            self.contexts = ModelContexts(self.listed_models)
+        return self.contexts(model)
+
+    def listed_models(self) -> list[Any]:
+        if self.routing is not None:
+            return self.routing.model_list()
+        data = self.backend.list_models(Call.of("models", "GET", "v1/models")).get("data")
+        return data if isinstance(data, list) else []
 
     def front_call(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool, args: DoorArgs | None,
-                   keeper: Keeper | None = None) -> Answer:
-        """A front door's request translated, then served as the chat request it became."""
+                   keeper: Keeper | None = None, supply: tuple[tuple[str, ...], int] | None = None) -> Answer:
+        """A front door's request translated, then served as the chat request it became (`supply`: the limit
+        its reservation sends, no field bounding its answer)."""
         body = self.translate(call, front, body, count_only, args)
         if count_only:
             return self.count_tokens(call, front, body)
+        if supply is not None:
+            supplied(body, supply)
         if keeper is not None:
             if call.plan.exchange is not None:
                 keeper.attach(call.plan.exchange)
@@ -521,16 +564,20 @@ class Gateway:
         return payload
 
     # ---------------------------------------------------------------- answers relayed as they come
-    def relay_native(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool) -> Answer:
+    def relay_native(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool,
+                     supply: tuple[tuple[str, ...], int] | None = None) -> Answer:
         """The upstream serves this front's API itself (FRONTS_PASSTHROUGH; a backend's native endpoint for a
         door's API): the guards, LLM_PARAMS and adaptation apply, the answer is relayed as it comes (no think
-        transform or stream-mode conversion: the proxy does not parse it)."""
+        transform or stream-mode conversion: the proxy does not parse it). `supply`: the limit its reservation
+        sends in the door's own field, no field bounding its answer."""
         plan = call.plan
         if count_only:
             plan.kind = "count_tokens"
         served_allowed(self.settings.allowed_models, call)
         self.params(call, body)  # plan: LLM_PARAMS (no stream modes or think: the answer is not parsed)
         plan.body = body
+        if supply is not None and supplied(body, supply):
+            plan.touch(supply[0][0])
         plan.client_stream = body.get("stream") is True and not count_only
         self.adapt(call, body, front.native_shape or CHAT, self.backend.front_model(front.name, plan.model),
                    supply_limit=not count_only)
@@ -555,14 +602,20 @@ class Gateway:
         return ProxyError(resp.status_code, text[:2000], code=f"upstream_{resp.status_code}", raw=text.encode(),
                           headers=error_headers(resp))
 
-    def passthrough(self, call: Call, url: str, headers: dict[str, str]) -> Answer:
-        """A forwarded route (its body already read into plan.raw_body): bytes up, bytes down."""
+    def passthrough(self, call: Call, url: str, headers: dict[str, str], body: dict[str, Any] | None = None,
+                    charge: Worst | None = None) -> Answer:
+        """A forwarded route (its body already read into plan.raw_body): bytes up, bytes down. Charged to a key
+        (`charged`): the usage its answer carries, else the estimate of `body` (the request, parsed) and of the
+        texts answered; `charge`: what batch work is charged when it is accepted (the proxy never sees its
+        answers: its reservation)."""
         out, answers = call.outcome, self.answers
         resp = self.exchange(call, UpstreamRequest(call.client.method, url, headers, call.plan.raw_body or None),
                              FORWARD_SENDING)
         secrets = answers.secrets
         out_headers = secrets.headers(response_headers(resp.headers, drop_encoding=False))
         out.status = resp.status_code
+        if charge is not None and resp.status_code < 300:  # accepted batch work: charged what it reserved
+            answers.note_usage(call, {"input_tokens": charge.input, "output_tokens": charge.output}, True)
         length = resp.headers.get("Content-Length")
         # A compressed body cannot be scanned for secrets as it is: it goes out decoded instead.
         decode = bool(secrets) and _encoded(resp)
@@ -584,14 +637,14 @@ class Gateway:
                 except READ_ERRORS as exc:  # shorter than its Content-Length, or cut: nothing was sent yet
                     raise self.cut_short(resp, exc) from None
                 data = answers.finished(call, data)
-            if charged(call):  # its usage counts against the key (a whole answer: one read)
-                for _ in native_usage((data,), self.usage_noter(call)):
+            if charged(call) and charge is None:  # its usage counts against the key (a whole answer: one read)
+                for _ in native_usage((data,), self.usage_noter(call), body):
                     pass
             answers.observe(call)
             return Answer(data, resp.status_code, out_headers)
         chunks = self.first_read(resp, read_chunks(resp, decode=decode))
-        if charged(call) and (decode or not _encoded(resp)):  # its usage, read from the bytes as they pass
-            chunks = native_usage(chunks, self.usage_noter(call))
+        if charged(call) and charge is None and (decode or not _encoded(resp)):  # its usage, read as it passes
+            chunks = native_usage(chunks, self.usage_noter(call), body)
         return Answer(answers.relay(call, resp, chunks), resp.status_code, out_headers, direct_passthrough=True)
 
     def usage_noter(self, call: Call) -> Callable[[dict[str, int], bool], None]:
@@ -711,10 +764,10 @@ def _refused_again(req: UpstreamRequest, resp: UpstreamResponse) -> tuple[Upstre
 
 
 def charged(call: Call) -> bool:
-    """Does a forwarded answer's usage count against the team key? For a POST (a generation: a local
-    server's own route, an image or a transcription), not for reading back an object that
+    """Does a forwarded answer's usage count against the key (a team key; key_limits' tpm)? For a POST (a
+    generation: a local server's own route, an image or a transcription), not for reading back an object that
     reports the usage of work done before (polling a batch, a stored response, a file's lines)."""
-    return call.plan.team_key is not None and call.client.method == "POST"
+    return call.client.method == "POST" and counts_tokens(call)
 
 
 def _encoded(resp: UpstreamResponse) -> bool:

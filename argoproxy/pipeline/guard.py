@@ -87,7 +87,7 @@ class Guard:
         self.owner = owner
 
     def check(self, call: Call, reader: Reader | None = None, *, required: bool = False, forwarded: bool = False,
-              served_later: bool = False, admit: bool = True, body: Asked = None) -> None:
+              served_later: bool = False, admit: bool = True, body: Asked | None = None) -> None:
         """Authentication, the models the request names (`reader`, `?model=`), ALLOWED_MODELS and the team key's
         globs, the limits. `required`: an API request, which must name a model for a key's globs; `forwarded`: a
         forwarded request, which must name one unless its path is model-free; `served_later`: the allow-list takes

@@ -1,65 +1,363 @@
-"""What a request reserves of a token limit while it runs (team keys and key_limits): its counted input plus the
-most it may answer."""
+"""What a request reserves of a token limit while it runs (team keys' --tpm and --budget, key_limits' tpm): the
+most its upstream may spend on it, read the way that upstream reads the request (docs/reservations.md):
+
+- its input as count_tokens counts it: every prompt of /v1/completions, every input of /v1/embeddings, every
+  request of a batch;
+- plus, for each answer, the largest of the output-length fields the upstream honours (a backend kind's
+  Reading; an API's own spelling in a native body: Messages' max_tokens, Responses' max_output_tokens, Gemini's
+  maxOutputTokens, Ollama's options.num_predict, llama.cpp's n_predict). Where no field bounds an answer: the
+  limit the proxy supplies for the model itself (its capabilities), else the model's context as its server lists
+  it, else DEFAULT_ANSWER_TOKENS, which the proxy then sends as the request's limit (`Worst.supply`) so that
+  the upstream stops there;
+- times every answer it asks for: n or best_of, candidateCount, each prompt of /v1/completions.
+
+A request whose worst case is more than a limit has left is refused before anything is sent (teamkeys/service.py,
+routing/key_limits.py say so in the door's error shape).
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, TypeAlias, TypeGuard
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Protocol, TypeGuard
 
 from argoproxy.errors import ProxyError
 from argoproxy.pipeline.stream_usage import prompt_tokens
-from argoproxy.pipeline.tokens import count_texts
+from argoproxy.pipeline.tokens import count_texts, request_texts
 
-DEFAULT_ANSWER_TOKENS = 4096  # reserved for the answer of a request that sets no max_tokens (docs/teams.md)
-ANSWER_LIMITS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
-CHAT_TEXTS = ("messages", "prompt", "input", "system", "instructions")  # where prompt_tokens reads a prompt
+DEFAULT_ANSWER_TOKENS = 4096  # an answer no field bounds, for a model whose context is not known (docs/teams.md)
+MOST = 2**40  # any count past this is as good as unbounded (and keeps the arithmetic in int64 cells)
 log = logging.getLogger("cot_proxy")
 
 
-class DoorRequest:
-    """An API door's request as reservation reads it: `chat()`, the chat request the door makes of it, made only
-    when a token limit needs it (a door's own spelling of the answer limit, such as Gemini's
-    generationConfig.maxOutputTokens or generation_config.max_output_tokens and Ollama's options.num_predict,
-    and its contents and images, are read exactly as the door reads them; a member the door ignores is ignored)."""
+@dataclass(frozen=True)
+class Reading:
+    """How one backend kind reads an OpenAI chat or completions request: the output-length fields it honours, the
+    fields that multiply its answers, and whether each prompt of /v1/completions is answered apart."""
 
-    __slots__ = ("body", "translate")
-
-    def __init__(self, body: dict[str, Any], translate: Callable[[], dict[str, Any]]) -> None:
-        self.body, self.translate = body, translate
-
-    def chat(self) -> dict[str, Any]:
-        """The translated request; a body the door refuses raises its error here, as it would when served."""
-        try:
-            return self.translate()
-        except ProxyError:
-            raise
-        except Exception:  # noqa: BLE001 - a reservation never ends a request: the body as it came is counted
-            log.exception("reservation: the door's request could not be read; its body is counted as it came")
-            return self.body
+    limits: tuple[str, ...]
+    multipliers: tuple[str, ...]
+    prompts_apart: bool
 
 
-Asked: TypeAlias = "dict[str, Any] | DoorRequest | None"  # what the guard admits: a body, a door's request
+# Any OpenAI-compatible server: OpenAI (max_tokens, max_completion_tokens, n, best_of on completions), vLLM
+# (max_completion_tokens before max_tokens, n, best_of), llama.cpp's server (n_predict before max_tokens), Ollama's
+# and LM Studio's /v1: the proxy cannot tell them apart, so it reads every field any of them honours.
+OPENAI = Reading(("max_tokens", "max_completion_tokens", "n_predict"), ("n", "best_of"), True)
+# ARGO: max_tokens and max_completion_tokens go through; n other than 1 is refused; a list of prompts is one prompt.
+ARGO = Reading(("max_tokens", "max_completion_tokens"), (), False)
+# DashScope: max_tokens (max_completion_tokens is sent as it); n is not sent.
+DASHSCOPE = Reading(("max_tokens", "max_completion_tokens"), (), False)
 
 
-def reservation(body: Asked) -> int:
-    """A request's reservation: its counted input plus the most it may answer (max_tokens, max_completion_tokens
-    or max_output_tokens; DEFAULT_ANSWER_TOKENS when it sets none). A body in no chat shape is counted by all
-    its strings: more than its prompt, never less."""
-    if isinstance(body, DoorRequest):
-        body = body.chat()
+class Bounds(Protocol):
+    """What the proxy knows of a model's answers where no field bounds them (the Gateway)."""
+
+    def supplied_limit(self, model: str | None) -> int | None:
+        """The output limit the proxy sends for this model when a request sets none (its capabilities)."""
+
+    def context(self, model: str | None) -> int | None:
+        """The model's context in tokens as its server lists it; None: not known."""
+
+
+@dataclass(frozen=True)
+class Worst:
+    """A request's worst case: `input` tokens and at most `output` answered, read as `why` says."""
+
+    input: int
+    output: int
+    why: str  # how the answers were read: "100 answers (n) of up to 10 tokens (max_tokens)"
+    supply: tuple[tuple[str, ...], int] | None = None  # the limit the proxy sends: (path in the body, tokens)
+
+    @property
+    def tokens(self) -> int:
+        return max(1, min(self.input + self.output, MOST))
+
+    def described(self) -> str:
+        return f"it may use up to {self.tokens:,} tokens: {self.input:,} of input and {self.why}"
+
+
+NOTHING = Worst(0, 0, "no answer")
+
+
+class Asked:
+    """A request as its reservation reads it, made by the route that serves it: `read()` gives (shape, body), the
+    body as the upstream gets it (an API door's translation, a stored conversation's whole history, a forwarded
+    body) and its shape (chat, completions, embeddings, responses, messages, google, ollama, ollama_embed, batch,
+    forwarded). Read only when a token limit needs it, once (key_limits and a team key may both ask)."""
+
+    __slots__ = ("read", "reading", "bounds", "model", "_worst")
+
+    def __init__(self, read: Callable[[], tuple[str, Any]], reading: Reading = OPENAI, bounds: Bounds | None = None,
+                 model: str | None = None) -> None:
+        self.read, self.reading, self.bounds, self.model = read, reading, bounds, model
+        self._worst: Worst | None = None
+
+    def worst(self) -> Worst:
+        if self._worst is None:
+            try:
+                shape, body = self.read()
+            except ProxyError:
+                raise  # a body the door refuses: its error, as when it is served
+            except Exception:  # noqa: BLE001 - a reservation never ends a request: the default is reserved
+                log.exception("reservation: the request could not be read; the default is reserved")
+                shape, body = "forwarded", None
+            self._worst = worst_case(shape, body, self.reading, self.bounds, self.model)
+        return self._worst
+
+    @property
+    def read_worst(self) -> Worst | None:
+        """The worst case, when a limit read it (None: no limit needed it)."""
+        return self._worst
+
+    @property
+    def supply(self) -> tuple[tuple[str, ...], int] | None:
+        """The limit the proxy sends (no field bounded the answer), once a limit read the request; else None."""
+        return self._worst.supply if self._worst is not None else None
+
+
+def reservation(asked: Asked | dict[str, Any] | None) -> int:
+    """What `asked` reserves, in tokens (a bare body is read as a chat request to an OpenAI-compatible server)."""
+    return worst_of(asked).tokens
+
+
+def worst_of(asked: Asked | dict[str, Any] | None) -> Worst:
+    if isinstance(asked, Asked):
+        return asked.worst()
+    return worst_case("chat" if isinstance(asked, dict) else "forwarded", asked)
+
+
+# ---------------------------------------------------------------- shapes
+def worst_case(shape: str, body: Any, reading: Reading = OPENAI, bounds: Bounds | None = None,
+               model: str | None = None) -> Worst:
+    """The worst case of a body in one shape (see Asked); a batch's body: its requests, (url, body) each."""
+    if shape == "batch":
+        return batch_worst(((shape_of(url), line) for url, line in body), reading, bounds)
+    if shape == "read":
+        return Worst(0, 0, "nothing answered (a read)")
     if not isinstance(body, dict):
-        return DEFAULT_ANSWER_TOKENS
-    answer = next((v for v in map(body.get, ANSWER_LIMITS) if _positive(v)), DEFAULT_ANSWER_TOKENS)
-    try:
-        chat_shaped = any(map(body.__contains__, CHAT_TEXTS))
-        counted = prompt_tokens(body) if chat_shaped else count_texts(_strings(body))
-    except Exception:  # noqa: BLE001 - a body the counter cannot read: nothing counted, the answer reserved
-        counted = 0
-    return counted + min(answer, 2**40)
+        return Worst(0, DEFAULT_ANSWER_TOKENS, f"up to {DEFAULT_ANSWER_TOKENS:,} answered (a body the proxy does "
+                                               "not read)")
+    read = SHAPES.get(shape, _forwarded)
+    return read(body, reading, _Models(bounds, body.get("model") if isinstance(body.get("model"), str) else model))
 
 
-def _positive(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+class _Models:
+    """The bounds of the model a body names (asked once each, only where no field bounds the answer)."""
+
+    __slots__ = ("bounds", "model")
+
+    def __init__(self, bounds: Bounds | None, model: str | None) -> None:
+        self.bounds, self.model = bounds, model
+
+    def unbounded(self, input_tokens: int, supply: tuple[str, ...] | None) -> tuple[int, str, Any]:
+        """(each answer's most, what bounds it, the limit to send) for answers no field bounds: the limit the proxy
+        supplies for the model, else its context less the input, else the default, sent as the limit."""
+        if self.bounds is not None:
+            supplied = self.bounds.supplied_limit(self.model)
+            if supplied is not None:
+                return supplied, "the limit the proxy sends for this model", None
+            context = self.bounds.context(self.model)
+            if context is not None:
+                return max(context - input_tokens, 1), f"the model's context of {context:,}", None
+        if supply is None:
+            return DEFAULT_ANSWER_TOKENS, "no limit set", None
+        return DEFAULT_ANSWER_TOKENS, "no limit set: the proxy sends " + ".".join(supply), \
+            (supply, DEFAULT_ANSWER_TOKENS)
+
+
+def _chat(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
+    """An OpenAI chat request (also what an API door makes of its own)."""
+    counted = prompt_tokens(body)
+    return _answers(body, counted, reading, models, 1, "", ("max_tokens",))
+
+
+def _completions(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
+    """/v1/completions (and llama.cpp's /completion): each prompt answered apart where the backend does."""
+    prompts = _prompts(body.get("prompt"))
+    counted = sum(_input_tokens(p) for p in prompts) + _input_tokens(body.get("suffix"))
+    apart = len(prompts) if reading.prompts_apart and len(prompts) > 1 else 1
+    return _answers(body, counted, reading, models, apart, f"{apart} prompts" if apart > 1 else "", ("max_tokens",))
+
+
+def _embeddings(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
+    """/v1/embeddings: every input's tokens, nothing answered."""
+    return Worst(sum(_input_tokens(i) for i in _prompts(body.get("input"))), 0, "no answer (embeddings)")
+
+
+def _answers(body: dict[str, Any], counted: int, reading: Reading, models: _Models, times: int, why_times: str,
+             supply: tuple[str, ...] | None) -> Worst:
+    """Answers of an OpenAI-shaped body: the largest limit field times the largest multiplier (and `times`)."""
+    each, bound = _largest(body, reading.limits)
+    many, by = _largest(body, reading.multipliers)
+    answers = min(times * (many or 1), MOST)
+    named = ", ".join(w for w in (why_times, f"{by}={many}" if many and many > 1 else "") if w)
+    return _worst(counted, each, bound, answers, named, models, supply)
+
+
+def _worst(counted: int, each: int | None, bound: str, answers: int, named: str, models: _Models,
+           supply: tuple[str, ...] | None) -> Worst:
+    extra = None
+    if each is None:
+        each, bound, extra = models.unbounded(counted, supply)
+    else:
+        bound = f"{bound}={each:,}"
+    output = min(each * answers, MOST)
+    if answers > 1:
+        why = f"{answers:,} answers ({named}) of up to {each:,} tokens ({bound})"
+    else:
+        why = f"up to {each:,} answered ({bound})"
+    return Worst(counted, output, why, extra)
+
+
+def _responses(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
+    """The Responses API relayed to an upstream that serves it: max_output_tokens."""
+    each, bound = _largest(body, ("max_output_tokens",))
+    return _worst(count_texts(request_texts(body)), each, bound, 1, "", models, ("max_output_tokens",))
+
+
+def _messages(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
+    """Anthropic's Messages relayed to an upstream that serves it: max_tokens (required)."""
+    each, bound = _largest(body, ("max_tokens",))
+    return _worst(count_texts(request_texts(body)), each, bound, 1, "", models, ("max_tokens",))
+
+
+def _google(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
+    """Gemini's generateContent relayed: generationConfig.maxOutputTokens times candidateCount (either
+    spelling)."""
+    config: Any = body.get("generationConfig", body.get("generation_config"))
+    config = config if isinstance(config, dict) else {}
+    each, bound = _largest(config, ("maxOutputTokens", "max_output_tokens"))
+    many, by = _largest(config, ("candidateCount", "candidate_count"))
+    texts = [p["text"] for c in _list(body.get("contents")) if isinstance(c, dict)
+             for p in _list(c.get("parts")) if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    system = body.get("systemInstruction", body.get("system_instruction"))
+    if isinstance(system, dict):
+        texts += [p["text"] for p in _list(system.get("parts")) if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    answers = many or 1
+    return _worst(count_texts(texts), each, f"generationConfig.{bound}" if bound else "", answers,
+                  f"generationConfig.{by}={many}" if answers > 1 else "", models, ("generationConfig", "maxOutputTokens"))
+
+
+def _ollama(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
+    """Ollama's /api/chat and /api/generate: options.num_predict; a negative or absent one generates until the
+    model stops (-1, Ollama's default: past its context, which it shifts), or fills the context (-2: num_ctx)."""
+    options: dict[str, Any] = body["options"] if isinstance(body.get("options"), dict) else {}
+    counted = count_texts(request_texts(body))
+    predict = options.get("num_predict")
+    if _count(predict):
+        return _worst(counted, int(predict), "options.num_predict", 1, "", models, None)
+    context = options.get("num_ctx")
+    if predict == -2 and _count(context):
+        return Worst(counted, max(int(context) - counted, 1), f"up to the context of {int(context):,} answered "
+                     "(options.num_predict=-2, options.num_ctx)")
+    # Ollama's context does not bound it (it shifts the context and goes on): the proxy sends a limit
+    return _worst(counted, None, "", 1, "", _Models(None, None), ("options", "num_predict"))
+
+
+def _ollama_embed(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
+    """Ollama's /api/embed (input) and /api/embeddings (prompt)."""
+    inputs = _prompts(body.get("input")) + _prompts(body.get("prompt"))
+    return Worst(sum(_input_tokens(i) for i in inputs), 0, "no answer (embeddings)")
+
+
+def _forwarded(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
+    """A forwarded body the proxy knows no shape of: every string counted, any OpenAI-compatible limit read
+    (unbounded: the default, which the proxy cannot send in a shape it does not know)."""
+    each, bound = _largest(body, reading.limits)
+    many, by = _largest(body, reading.multipliers)
+    answers = many or 1
+    if each is None:
+        each, bound = DEFAULT_ANSWER_TOKENS, "no limit the proxy reads"
+    else:
+        bound = f"{bound}={each:,}"
+    why = (f"{answers:,} answers ({by}={many}) of up to {each:,} tokens ({bound})" if answers > 1
+           else f"up to {each:,} answered ({bound})")
+    return Worst(count_texts(_strings(body)), min(each * answers, MOST), why)
+
+
+def batch_worst(requests: Iterable[tuple[str, Any]], reading: Reading = OPENAI, bounds: Bounds | None = None
+                ) -> Worst:
+    """A batch: the sum of its requests' worst cases, each (shape, body) as its line's url says."""
+    inputs = outputs = lines = 0
+    supplied = False
+    for shape, body in requests:
+        one = worst_case(shape, body, reading, bounds)
+        inputs, outputs, lines = inputs + one.input, min(outputs + one.output, MOST), lines + 1
+        supplied |= one.supply is not None
+    why = f"up to {outputs:,} answered by its {lines:,} requests"
+    if supplied:
+        why += f" (the default {DEFAULT_ANSWER_TOKENS:,} for each that sets no limit)"
+    return Worst(inputs, outputs, why)
+
+
+def _count_only(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
+    """count_tokens and countTokens: nothing is generated."""
+    return Worst(0, 0, "nothing answered (a count)")
+
+
+SHAPES: dict[str, Callable[[dict[str, Any], Reading, _Models], Worst]] = {
+    "chat": _chat, "completions": _completions, "embeddings": _embeddings, "responses": _responses,
+    "messages": _messages, "google": _google, "ollama": _ollama, "ollama_embed": _ollama_embed,
+    "forwarded": _forwarded, "count": _count_only}
+# The shape of an API's path (after /v1/ or a server's own prefix), as a batch line or a forwarded path names it.
+PATH_SHAPES = {"chat/completions": "chat", "completions": "completions", "completion": "completions",
+               "infill": "completions", "embeddings": "embeddings", "responses": "responses", "messages": "messages",
+               "api/chat": "ollama", "api/generate": "ollama", "api/embed": "ollama_embed",
+               "api/embeddings": "ollama_embed"}
+
+
+def shape_of(path: str) -> str:
+    """The shape of a body sent to `path` ("v1/chat/completions", "/api/chat", an Azure OpenAI path...)."""
+    lowered = path.strip("/").lower()
+    for prefix in ("openai/v1/", "openai/", "v1/"):
+        if lowered.startswith(prefix):
+            lowered = lowered[len(prefix):]
+            break
+    if lowered.startswith("deployments/") and lowered.count("/") >= 2:  # Azure OpenAI's, after openai/
+        lowered = lowered.split("/", 2)[2]
+    return PATH_SHAPES.get(lowered, "forwarded")
+
+
+# ---------------------------------------------------------------- fields
+def _count(value: Any) -> TypeGuard[float]:
+    """A positive count as a server reads one: an int, or a whole float (JSON's 100.0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return value >= 1 and (isinstance(value, int) or value.is_integer())
+
+
+def _largest(body: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[int | None, str]:
+    """The largest positive count among `fields` (where fields conflict, the largest counts) and its field."""
+    best: int | None = None
+    named = ""
+    for name in fields:
+        value = body.get(name)
+        if _count(value) and (best is None or value > best):
+            best, named = min(int(value), MOST), name
+    return best, named
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _prompts(value: Any) -> list[Any]:
+    """The prompts of a `prompt` or `input`: a string, one list of token ids, or a list of either."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list) and value and not all(isinstance(t, int) for t in value):
+        return value
+    return [value]
+
+
+def _input_tokens(prompt: Any) -> int:
+    """One prompt's tokens: a string counted, a list of token ids by its length."""
+    if isinstance(prompt, str):
+        return count_texts([prompt])
+    if isinstance(prompt, list):
+        return len(prompt)
+    return 0
 
 
 def _strings(body: dict[str, Any]) -> list[str]:
@@ -75,3 +373,20 @@ def _strings(body: dict[str, Any]) -> list[str]:
         elif isinstance(value, list):
             stack.extend(value)
     return found
+
+
+def supplied(body: dict[str, Any], supply: tuple[tuple[str, ...], int]) -> bool:
+    """Set the limit the proxy sends where a body sets none (`supply`: its path and tokens); True when set."""
+    path, tokens = supply
+    holder = body
+    for name in path[:-1]:
+        inner = holder.get(name)
+        if inner is None:
+            inner = holder[name] = {}
+        if not isinstance(inner, dict):
+            return False
+        holder = inner
+    if holder.get(path[-1]) is not None and _count(holder.get(path[-1])):
+        return False
+    holder[path[-1]] = tokens
+    return True

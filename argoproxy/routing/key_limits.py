@@ -4,8 +4,8 @@ workers, and across replicas with REDIS_URL.
 A key is named by the environment variable that holds it (TEAM_A_KEY); the key itself is only held as its
 SHA-256 digest, to recognise it among the keys a request presents. Its limits are counted exactly as a team
 key's (argoproxy/teamkeys/): a KeyRecord named `env:TEAM_A_KEY` in the same stores, so the sliding windows,
-reservations (the request's counted input plus its max_tokens, held until it ends: parallel requests pass the
-tpm by at most one reservation), `max_parallel`, the outage policy and the clean-up after a killed worker are the
+reservations (the most the request's upstream may spend on it, held until it ends: parallel requests cannot
+pass the tpm), `max_parallel`, the outage policy and the clean-up after a killed worker are the
 same code. Without REDIS_URL the counts live in the cells the instance's workers share
 (argoproxy/teamkeys/local_windows.py); with it, in Redis (argoproxy/teamkeys/redis_store.py), so three
 replicas with rpm=6 let 6 requests a minute through, not 18. Over a limit: 429 with Retry-After.
@@ -27,8 +27,8 @@ from argoproxy.config.routing_settings import KeyLimit
 from argoproxy.shared_cells import SharedCells
 from argoproxy.teamkeys.local_windows import LocalWindows
 from argoproxy.teamkeys.records import KeyRecord
-from argoproxy.pipeline.reservation import Asked, reservation
-from argoproxy.teamkeys.service import FLUSH_SECONDS
+from argoproxy.pipeline.reservation import Asked, worst_of
+from argoproxy.teamkeys.service import FLUSH_SECONDS, over_budget, too_large
 from argoproxy.teamkeys.windows import NEW_STATE, PREV_REQ, PREV_TOK, REQ, TOK, WINDOW, roll
 
 
@@ -96,11 +96,15 @@ class KeyLimiter:
                 return limit
         return None
 
-    def admit(self, limit: KeyLimit, body: Asked = None) -> tuple[KeyRecord, int, str]:
-        """Count one request against the key's limits, holding its reservation (tpm) and a slot in flight until
-        `settle`; or raise a 429 with Retry-After. Returns what settle needs."""
+    def admit(self, limit: KeyLimit, body: Asked | dict[str, Any] | None = None) -> tuple[KeyRecord, int, str]:
+        """Count one request against the key's limits, holding its reservation (tpm: the most its upstream may
+        spend on it, pipeline/reservation.py) and a slot in flight until `settle`; or raise a 429 (with
+        Retry-After when waiting helps). Returns what settle needs."""
         record = self._records[limit.key_env]
-        tokens = reservation(body) if limit.tpm else 0
+        worst = worst_of(body) if limit.tpm else None
+        tokens = worst.tokens if worst is not None else 0
+        if worst is not None and tokens > limit.tpm:
+            raise too_large(worst, f"{limit.tpm} tokens per minute")
         if self._beat is None and not isinstance(self.store, LocalLimits):
             self._start_heartbeat()
         waiting, by, hold = self.store.reserve(record, self.clock(), tokens)
@@ -111,7 +115,7 @@ class KeyLimiter:
             message = f"This API key has {limit.max_parallel} requests in flight, its most at once; retry when one ends."
         else:
             what = f"{limit.rpm} requests" if by == "requests" else f"{limit.tpm} tokens"
-            message = f"This API key is over its budget of {what} per minute; retry in {seconds} s."
+            message = over_budget(f"{what} per minute", seconds, worst if by == "tokens" else None)
         raise ProxyError(429, message, code="rate_limit_exceeded", headers={"Retry-After": str(seconds)})
 
     def _start_heartbeat(self) -> None:
@@ -141,7 +145,7 @@ class KeyLimiter:
             self.store.record_usage(*usage)  # held in this worker while Redis was away: counted as usage is
 
     # --- the pipeline's side
-    def admit_call(self, call: Call, presented: Iterable[str], body: Asked = None
+    def admit_call(self, call: Call, presented: Iterable[str], body: Asked | None = None
                    ) -> tuple[KeyLimit | None, tuple[KeyRecord, int, str] | None]:
         """Count an API call against the budget of the client key it presented (429 over it): the budget counted
         against and what it holds until the call ends (the guard keeps both in the plan, for observe)."""

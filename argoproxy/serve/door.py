@@ -21,7 +21,7 @@ from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.edge import listener_proof
 from argoproxy.edge.auth import Guard, KeySpellings, without_key_params
 from argoproxy.edge.web_pages import WebPages
-from argoproxy.pipeline.batch_models import BatchModels, upstream_fetch
+from argoproxy.pipeline.batch_models import BatchModels, batch_kind, upstream_fetch
 from argoproxy.pipeline.call import Call
 from argoproxy.edge.classify import Route, RouteTable, standard_table
 from argoproxy.errors import ProxyError
@@ -29,12 +29,13 @@ from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.fronts import FRONTS, Front, front_named
 from argoproxy.observe.health import HealthCheck
 from argoproxy.observe.refusals import error_cause
-from argoproxy.jsonfast import dumps
+from argoproxy.jsonfast import dumps, loads
 from argoproxy.edge.paths import PathError, canonical, raw_target
 from argoproxy.edge.model_readers import Named, Reader, body_model, compressed, path_models, reader_for
 from argoproxy.edge.request_body import read_request_body
 from argoproxy.pipeline.gateway import FORWARD_SENDING, Gateway, charged
 from argoproxy.pipeline.guard import ModelFree, plan_model
+from argoproxy.pipeline.reservation import Asked, shape_of, supplied
 from argoproxy.state.routes import StateRoutes, state_route
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.validation import model_allowed
@@ -232,15 +233,21 @@ class Door:
 
     def forward(self, call: Call, route: Route) -> Answer:
         call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
-        self.guard.check(call, self.forwarded_models, forwarded=True)  # key_limits count it like an API call
+        asked = self.forwarded_asked(call) if self.gateway.limited(call) else None
+        self.guard.check(call, self.forwarded_models, forwarded=True, body=asked)  # limits count it like an API call
+        if asked is not None and asked.supply is not None:  # no field bounds its answer: the limit it reserved
+            self.supply_forwarded(call, asked.supply)
         headers = self.backend.upstream_headers(call)
-        if charged(call):
-            headers["Accept-Encoding"] = "identity"  # its usage is read from the answer's bytes
         url = self.backend.url(call.plan.path, call.plan.query)
         listing = self.forwarded_listing(call)
         if listing is not None:
             return self.filtered_listing(call, url, headers, listing)
-        return self.gateway.passthrough(call, url, headers)
+        if not charged(call):
+            return self.gateway.passthrough(call, url, headers)
+        headers["Accept-Encoding"] = "identity"  # its usage is read from the answer's bytes
+        batch = batch_kind(call.client.method, call.plan.path) in ("batch", "message_batch")
+        return self.gateway.passthrough(call, url, headers, forwarded_body(call),
+                                        asked.read_worst if batch and asked is not None else None)
 
     def forwarded_listing(self, call: Call) -> Front | None:
         """The door whose forwarded model list this request asks for, when the allow-list or the key's globs
@@ -268,11 +275,32 @@ class Door:
                 (not key_models or model_allowed(key_models, name))
         return self.observed(call, json_response(front.listed(answer, keep)))
 
+    def forwarded_asked(self, call: Call) -> Asked:
+        """A forwarded request (or a backend's own route) as its reservation reads it: its JSON body in the shape
+        its path says (Ollama's /api/chat, llama.cpp's /completion...), or a batch's requests (each line of its
+        input file, read from the upstream)."""
+        def read() -> tuple[str, Any]:
+            if call.client.method != "POST":  # reading back, deleting: nothing generated, nothing charged
+                return "read", None
+            if batch_kind(call.client.method, call.plan.path) in ("batch", "message_batch"):
+                fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url,
+                                       self.backend.upstream_headers(call), call.plan.query)
+                return "batch", self.batches.requests(call, fetch)
+            return shape_of(call.plan.path), forwarded_body(call)
+        return Asked(read, self.backend.reading, self.gateway)
+
+    @staticmethod
+    def supply_forwarded(call: Call, supply: tuple[tuple[str, ...], int]) -> None:
+        """The limit a forwarded body's reservation sends (Ollama's options.num_predict), written into its bytes."""
+        body = forwarded_body(call)
+        if body is not None and supplied(body, supply):
+            call.plan.raw_body = dumps(body)
+
     def backend_route(self, call: Call, route: Route) -> Answer:
         if call.client.method != "GET":
             call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
         served = self.backend_routes[call.plan.kind]
-        self.guard.check(call, served.models)
+        self.guard.check(call, served.models, body=self.forwarded_asked(call) if self.gateway.limited(call) else None)
         answer = served.handler(call, self.gateway.route_sender(call))
         if call.plan.kind in self.backend.completion_routes and answer.status_code == 200:
             answer = self.as_chat_answer(call, answer)
@@ -516,6 +544,18 @@ class Edge:
         return self.app(environ, start_response)
 
 
+
+
+def forwarded_body(call: Call) -> dict[str, Any] | None:
+    """A forwarded request's body when it is a JSON object (what its reservation and usage estimate read)."""
+    raw = call.plan.raw_body
+    if not raw or raw[:64].lstrip()[:1] != b"{":
+        return None
+    try:
+        body = loads(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def model_not_found(model: str | None) -> ProxyError:

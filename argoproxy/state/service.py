@@ -81,14 +81,7 @@ class ResponsesState:
 
     # ---------------------------------------------------------------- POST /v1/responses
     def serve(self, call: Call, body: dict[str, Any], attempt: Attempt) -> Answer:
-        store = flag(body, "store", True)
-        background = flag(body, "background", False)
-        truncation = body.get("truncation")
-        if truncation not in (None, "auto", "disabled"):
-            raise ProxyError(400, "`truncation` must be auto or disabled.", param="truncation", code="invalid_value")
-        if background and not store:
-            raise ProxyError(400, "Background responses are stored: `background: true` needs `store` true.",
-                             param="background", code="invalid_value")
+        store, background, truncation = checked(body)
         if not store and not stateful(body):
             return attempt(call, body, None)  # nothing to read or keep: the plain door
         owner = self.owner(call)
@@ -103,6 +96,15 @@ class ResponsesState:
             return self.background.start(call, body, history, echo, attempt)
         keeper = Keeper(self, owner, history, echo, store)
         return self.attempts(call, body, history, keeper, attempt, truncation == "auto")
+
+    def request_for(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
+        """The request `serve` first hands the door (the history put before the input, the store's fields gone),
+        as a token limit's reservation reads it before the request is served (pipeline/reservation.py)."""
+        store, _, truncation = checked(body)
+        if not store and not stateful(body):
+            return body
+        history = self.history(self.owner(call), body, truncation == "auto")
+        return chain.stateless_body(body, history.items + history.new)
 
     def attempts(self, call: Call, body: dict[str, Any], history: chain.History, keeper: Keeper,
                  attempt: Attempt, auto: bool) -> Answer:
@@ -192,6 +194,19 @@ class ResponsesState:
         if found is None or found[1] != owner:
             return None
         return found[2]
+
+
+def checked(body: dict[str, Any]) -> tuple[bool, bool, Any]:
+    """A create request's `store`, `background` and `truncation`, checked."""
+    store = flag(body, "store", True)
+    background = flag(body, "background", False)
+    truncation = body.get("truncation")
+    if truncation not in (None, "auto", "disabled"):
+        raise ProxyError(400, "`truncation` must be auto or disabled.", param="truncation", code="invalid_value")
+    if background and not store:
+        raise ProxyError(400, "Background responses are stored: `background: true` needs `store` true.",
+                         param="background", code="invalid_value")
+    return store, background, truncation
 
 
 def flag(body: dict[str, Any], name: str, default: bool) -> bool:

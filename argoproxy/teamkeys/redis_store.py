@@ -207,7 +207,7 @@ class RedisKeyStore:
             return 0.0, ""
         req, prev_req, tok, prev_tok, used, held, in_flight = (int(v) for v in got[1:])
         counts = Counts(req + 1, prev_req, tok, prev_tok, used, elapsed, held, in_flight)
-        waiting, by = _refusal(record, counts, now)
+        waiting, by = _refusal(record, counts, now, max(reserve, 1))
         return (waiting, by) if by else (windows.HELD_WAIT, "requests")  # the script's floats are Lua's
 
     def holder(self) -> str:
@@ -304,17 +304,18 @@ class Counts:
         return current + previous * (1 - self.elapsed / windows.WINDOW)
 
 
-def _refusal(record: KeyRecord, c: Counts, now: float) -> tuple[float, str]:
-    """(seconds to wait, "requests", "tokens" or "budget") when a limit refuses the request, (0.0, "") when
-    none does: windows.over_limits' arithmetic on the counters."""
-    by_tokens = windows.wait(c.tokens + c.held, c.prev_tokens, record.tpm - 1, c.elapsed) if record.tpm else 0.0
-    if by_tokens > 0 and c.held and windows.wait(c.tokens, c.prev_tokens, record.tpm - 1, c.elapsed) <= 0:
+def _refusal(record: KeyRecord, c: Counts, now: float, need: int = 1) -> tuple[float, str]:
+    """(seconds to wait, "requests", "tokens" or "budget") when a limit refuses a request that may use `need`
+    tokens, (0.0, "") when none does: windows.over_limits' arithmetic on the counters."""
+    spent = c.tokens + need - 1
+    by_tokens = windows.wait(spent + c.held, c.prev_tokens, record.tpm - 1, c.elapsed) if record.tpm else 0.0
+    if by_tokens > 0 and c.held and windows.wait(spent, c.prev_tokens, record.tpm - 1, c.elapsed) <= 0:
         by_tokens = windows.HELD_WAIT  # held by requests in flight: it frees as they end
     waits = [(windows.wait(c.requests - 1, c.prev_requests, record.rpm - 1, c.elapsed) if record.rpm else 0.0,
               "requests"), (by_tokens, "tokens")]
-    if record.budget is not None and c.budget_used >= record.budget.tokens:
+    if record.budget is not None and c.budget_used + need > record.budget.tokens:
         waits.append((windows.period_bounds(record.budget.period, now)[1] - now, "budget"))
-    elif record.budget is not None and c.budget_used + c.held >= record.budget.tokens:
+    elif record.budget is not None and c.budget_used + c.held + need > record.budget.tokens:
         waits.append((windows.HELD_WAIT, "budget"))
     if record.max_parallel and c.in_flight >= record.max_parallel:
         waits.append((windows.HELD_WAIT, "parallel"))
@@ -367,8 +368,8 @@ end
 return 1
 """
 # Admission of a key with token limits or a cap on requests in flight, in one atomic step: what live workers hold
-# (held:NAME and flight:NAME, per holder; a holder whose heartbeat in `holders` lapsed is dropped) counts as used;
-# admitted, the request is counted and this worker holds its reservation and one request in flight. Returns {1}
+# (held:NAME and flight:NAME, per holder; a holder whose heartbeat in `holders` lapsed is dropped) counts as used,
+# and the request's own reservation (one token at least) must fit in what is left; admitted, the request is counted and this worker holds its reservation and one request in flight. Returns {1}
 # {1, room left under the token limits} admitted, else {0, requests, previous requests, tokens, previous tokens,
 # budget used, held, in flight}.
 HELD_ADMIT = """
@@ -391,8 +392,9 @@ local prev_tok = tonumber(redis.call('GET', KEYS[4]) or '0')
 local used = 0
 if KEYS[5] ~= '' then used = tonumber(redis.call('GET', KEYS[5]) or '0') end
 local rpm, tpm, budget, most = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if (rpm > 0 and req + prev_req * keep > rpm - 1) or (tpm > 0 and tok + held + prev_tok * keep > tpm - 1)
-   or (budget > 0 and used + held >= budget) or (most > 0 and flying >= most) then
+local need = math.max(tonumber(ARGV[6]), 1)
+if (rpm > 0 and req + prev_req * keep > rpm - 1) or (tpm > 0 and tok + held + need + prev_tok * keep > tpm)
+   or (budget > 0 and used + held + need > budget) or (most > 0 and flying >= most) then
   return {0, req, prev_req, tok, prev_tok, used, held, flying}
 end
 local room = 1000000000000000

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.lookup_cache import LRU
-from argoproxy.pipeline.reservation import Asked, reservation
+from argoproxy.pipeline.reservation import NOTHING, Asked, Worst, worst_of
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.answers import answer_tokens
@@ -107,18 +107,24 @@ class TeamKeys:
     def refusal(self, record: KeyRecord) -> str | None:
         return record.refusal(self.clock())
 
-    def admit_call(self, call: Call, record: KeyRecord, body: Asked = None) -> Lease | None:
+    def admit_call(self, call: Call, record: KeyRecord, body: Asked | None = None) -> Lease | None:
         """The key's limits (reserve; its model globs were decided by the guard, argoproxy/pipeline/guard.py); 429
         over them. The lease held until the answer ends: the guard keeps it, and the key, in the plan."""
         return self.reserve(call, record, body)
 
-    def reserve(self, call: Call, record: KeyRecord, body: Asked = None) -> Lease | None:
-        """Admit the call against the key's rpm, tpm, budget and max_parallel, holding its reservation (its counted
-        input plus the most it may answer) and one request in flight until settle or release; None for a key
-        without limits (nothing to hold, no store write). 429 over a limit, in the door's shape."""
+    def reserve(self, call: Call, record: KeyRecord, body: Asked | dict[str, Any] | None = None) -> Lease | None:
+        """Admit the call against the key's rpm, tpm, budget and max_parallel, holding its reservation (the most
+        its upstream may spend on it: pipeline/reservation.py) and one request in flight until settle or release;
+        None for a key without limits (nothing to hold, no store write). 429 over a limit, in the door's shape:
+        a request whose reservation does not fit in what is left is refused before anything is sent."""
         if not (record.rpm or record.tpm or record.budget or record.max_parallel):
             return None
-        tokens = reservation(body) if record.tpm or record.budget is not None else 0
+        worst = worst_of(body) if record.tpm or record.budget is not None else NOTHING
+        tokens = worst.tokens if worst is not NOTHING else 0
+        for limit, by in ((record.tpm, "tokens"), (record.budget.tokens if record.budget is not None else 0, "budget")):
+            if limit and tokens > limit:
+                raise too_large(worst, WHAT[by].format(tpm=record.tpm, budget=record.budget),
+                                "budget" if by == "budget" else "rate")
         waiting, by, hold = self.store.reserve(record, self.clock(), tokens)
         if by:
             seconds = max(1, math.ceil(waiting))
@@ -126,8 +132,8 @@ class TeamKeys:
                 message = (f"This API key has {record.max_parallel} requests in flight, its most at once; retry "
                            f"when one ends.")
             else:
-                what = WHAT[by].format(rpm=record.rpm, tpm=record.tpm, budget=record.budget)
-                message = f"This API key is over its budget of {what}; retry in {seconds} s."
+                message = over_budget(WHAT[by].format(rpm=record.rpm, tpm=record.tpm, budget=record.budget), seconds,
+                                      worst if by != "requests" else None)
             raise ProxyError(429, message, code="rate_limit_exceeded", headers={"Retry-After": str(seconds)},
                              cause="budget" if by == "budget" else "rate")
         if self._flusher is None:
@@ -278,6 +284,23 @@ class TeamKeys:
         self._flusher.start()
         atexit.register(self.flush)  # a worker stopping gracefully writes what it counted
         atexit.register(self.store.release_leases, False)  # and gives back what it reserved
+
+
+def over_budget(what: str, seconds: int, worst: Worst | None = None) -> str:
+    """The 429 of a key over a limit: for a token limit, what this request may use (it does not fit what is
+    left, with what the key's requests in flight hold)."""
+    if worst is None:
+        return f"This API key is over its budget of {what}; retry in {seconds} s."
+    return (f"This API key is over its budget of {what} for this request ({worst.described()}, more than is left "
+            f"of it); retry in {seconds} s, or ask for fewer tokens.")
+
+
+def too_large(worst: Worst, what: str, cause: str = "rate") -> ProxyError:
+    """A request whose worst case is more than a whole token limit: it can never be admitted as it is (no retry
+    helps: the SDKs are told not to)."""
+    return ProxyError(429, f"This request is larger than this API key's whole budget of {what}: {worst.described()}. "
+                      "Ask for fewer tokens (a lower max_tokens, fewer answers or prompts).", code="rate_limit_exceeded",
+                      headers={"x-should-retry": "false"}, cause=cause)
 
 
 @dataclass

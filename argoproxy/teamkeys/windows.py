@@ -45,13 +45,14 @@ def wait(current: int, previous: int, room: int, elapsed: float) -> float:
 
 
 def over_limits(c: MutableSequence | memoryview, base: int, rpm: int, tpm: int, now: float,
-                reserved: int = 0) -> tuple[float, str]:
-    """(seconds to wait, "requests" or "tokens") for one more request under rpm and tpm, `reserved` tokens held
-    by the requests in flight counted as used; (0, "") when it may go now. Rolls the windows to `now` first."""
+                reserved: int = 0, need: int = 1) -> tuple[float, str]:
+    """(seconds to wait, "requests" or "tokens") for one more request under rpm and tpm, that may use `need`
+    tokens (its reservation, one at least), `reserved` tokens held by the requests in flight counted as used;
+    (0, "") when it may go now. Rolls the windows to `now` first."""
     elapsed = roll(c, base, now)
     by_requests = wait(c[base + REQ], c[base + PREV_REQ], rpm - 1, elapsed) if rpm else 0.0
-    by_tokens = wait(c[base + TOK] + reserved, c[base + PREV_TOK], tpm - 1, elapsed) if tpm else 0.0
-    if by_tokens > 0 and reserved and wait(c[base + TOK], c[base + PREV_TOK], tpm - 1, elapsed) <= 0:
+    by_tokens = wait(c[base + TOK] + reserved + need - 1, c[base + PREV_TOK], tpm - 1, elapsed) if tpm else 0.0
+    if by_tokens > 0 and reserved and wait(c[base + TOK] + need - 1, c[base + PREV_TOK], tpm - 1, elapsed) <= 0:
         by_tokens = HELD_WAIT  # room is held by requests in flight: it frees as they end
     if by_requests <= 0 and by_tokens <= 0:
         return 0.0, ""
@@ -86,10 +87,12 @@ def admit(state: MutableSequence, rpm: int, tpm: int, budget: Any, now: float, r
           max_parallel: int = 0) -> tuple[float, str]:
     """Count one request in `state` if rpm, tpm, the budget and max_parallel allow it now: (0, "") and its
     reservation held (`reserve` tokens, one request in flight); else (seconds to wait, "requests", "tokens",
-    "budget" or "parallel") and nothing counted. Tokens reserved by requests in flight count as used: parallel
-    requests can pass a limit by at most one reservation (the last one admitted below it)."""
-    waiting, by = over_limits(state, 0, rpm, tpm, now, state[RESERVED])
-    budget_wait = _budget_wait(state, budget, now, state[RESERVED])
+    "budget" or "parallel") and nothing counted. Tokens reserved by requests in flight count as used, and a
+    request is admitted only while its own reservation fits in what is left: parallel requests cannot pass a
+    token limit (only an answer that uses more than its reservation can)."""
+    need = max(reserve, 1)
+    waiting, by = over_limits(state, 0, rpm, tpm, now, state[RESERVED], need)
+    budget_wait = _budget_wait(state, budget, now, state[RESERVED], need)
     if budget_wait > waiting:
         waiting, by = budget_wait, "budget"
     if max_parallel and state[IN_FLIGHT] >= max_parallel and HELD_WAIT > waiting:
@@ -117,14 +120,14 @@ def add_tokens(state: MutableSequence, tokens: int, budget: Any, now: float) -> 
     state[BUDGET_USED] += tokens
 
 
-def _budget_wait(state: MutableSequence, budget: Any, now: float, reserved: int = 0) -> float:
-    """Seconds until the budget's period ends when it is spent (0 when not); HELD_WAIT when what requests in
-    flight hold fills the rest of it. Its counter starts again at each new period."""
+def _budget_wait(state: MutableSequence, budget: Any, now: float, reserved: int = 0, need: int = 1) -> float:
+    """Seconds until the budget's period ends when what is left of it is less than `need` (0 when not); HELD_WAIT
+    when it is what requests in flight hold that leaves too little. Its counter starts again at each new period."""
     if budget is None:
         return 0.0
     start, end = period_bounds(budget.period, now)
     if state[BUDGET_START] != start:
         state[BUDGET_START], state[BUDGET_USED] = start, 0
-    if state[BUDGET_USED] >= budget.tokens:
+    if state[BUDGET_USED] + need > budget.tokens:
         return end - now
-    return HELD_WAIT if state[BUDGET_USED] + reserved >= budget.tokens else 0.0
+    return HELD_WAIT if state[BUDGET_USED] + reserved + need > budget.tokens else 0.0

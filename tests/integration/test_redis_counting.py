@@ -179,3 +179,22 @@ def test_leases_reserved_by_threads_of_one_worker_are_all_given_back(redis_url):
         t.join(120)
     store.release_leases(expired_only=False)
     assert int(store.redis.get(f"cot_proxy:req:threads:{int(now // 60)}")) == sum(admitted) == 400
+
+
+@pytest.mark.parametrize("limits", [{"budget": Budget(1000, "day")}, {"tpm": 1000}])
+def test_a_reservation_is_admitted_only_while_it_fits_in_what_is_left(redis_url, limits):
+    """The admission script and the window arithmetic agree: what requests in flight hold, the tokens used and
+    this request's own reservation together within the limit (parallel requests cannot pass it)."""
+    store = RedisKeyStore(redis_url)
+    key = record("fits-" + next(iter(limits)), **limits)
+    store.create(key)
+    state = list(windows.NEW_STATE)
+    now = 1_800_000_010.0
+    decided = []
+    for reserve in (600, 401, 400, 1):
+        expected = windows.admit(state, key.rpm, key.tpm, key.budget, now, reserve)
+        got = store.admit(key, now, reserve)
+        assert got[1] == expected[1] and got[0] == pytest.approx(expected[0], abs=1e-6), reserve
+        decided.append(got[1])
+    by = "budget" if "budget" in limits else "tokens"
+    assert decided == ["", by, "", by]  # 600 + 400 fill it exactly; 401 or 1 more do not fit

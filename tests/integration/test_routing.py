@@ -343,7 +343,7 @@ def test_a_deployment_killed_under_steady_load_fails_no_request_that_had_not_sta
 
 def test_per_key_limits_across_workers(fakes):
     a, _, _ = fakes
-    limits = '{"TEAM_A_KEY": {"rpm": 3}, "TEAM_B_KEY": {"tpm": 20}}'
+    limits = '{"TEAM_A_KEY": {"rpm": 3}, "TEAM_B_KEY": {"tpm": 30}}'
     with running_proxy(TARGET_BASE_URL=a.base_url, ENABLE_AUTH="true", API_KEY_SECRET="sk-admin", KEY_LIMITS=limits,
                        TEAM_A_KEY="sk-team-a", TEAM_B_KEY="sk-team-b", WORKERS="2") as proxy:
         def team_a():  # a new connection each time: the two workers share the count
@@ -357,18 +357,19 @@ def test_per_key_limits_across_workers(fakes):
         assert err.code == "rate_limit_exceeded" and "3 requests per minute" in err.message
         assert 1 <= int(err.response.headers["Retry-After"]) <= 120
         assert err.body["type"] == "rate_limit_error"
-        # the admin key has no budget; team B's is in tokens (12 per answer from the upstream's usage)
+        # the admin key has no budget; team B's is in tokens (12 per answer from the upstream's usage; each request
+        # may use its prompt and 3: the third's does not fit what is left)
         admin = openai_sdk(proxy, "sk-admin")
         for _ in range(5):
             admin.chat.completions.create(model="m", messages=CHAT["messages"])
         team_b = openai_sdk(proxy, "sk-team-b")
-        team_b.chat.completions.create(model="m", messages=CHAT["messages"])
-        stream = team_b.chat.completions.create(model="m", messages=CHAT["messages"], stream=True,
+        team_b.chat.completions.create(model="m", messages=CHAT["messages"], max_tokens=3)
+        stream = team_b.chat.completions.create(model="m", messages=CHAT["messages"], stream=True, max_tokens=3,
                                                 stream_options={"include_usage": True})
         assert [c for c in stream]
         with pytest.raises(openai.RateLimitError) as info:
-            team_b.chat.completions.create(model="m", messages=CHAT["messages"])
-        assert "20 tokens per minute" in info.value.message
+            team_b.chat.completions.create(model="m", messages=CHAT["messages"], max_tokens=3)
+        assert "30 tokens per minute" in info.value.message
         assert len(a.received) == 3 + 5 + 2
 
 

@@ -219,7 +219,7 @@ THOUSAND = " word" * 1000  # 1,000 tokens in cl100k
 
 
 def stream_once(p, key: str, asked: bool = False) -> tuple[int, list]:
-    body = {"model": "m", "messages": ASK, "stream": True}
+    body = {"model": "m", "messages": ASK, "stream": True, "max_tokens": 1000}  # a reservation of about 1,010
     if asked:
         body["stream_options"] = {"include_usage": True}
     with requests.post(p.base_url + "/chat/completions", json=body, stream=True, timeout=30,
@@ -233,19 +233,20 @@ def stream_once(p, key: str, asked: bool = False) -> tuple[int, list]:
 @pytest.mark.parametrize("llama_like", [False, True], ids=["usage-when-asked", "no-usage-ever"])
 def test_tpm_budget_holds_on_streams_whose_client_did_not_ask_for_usage(llama_like):
     """Eight streamed answers of 1,000 tokens each passed a 1,500 tpm key: the proxy now asks the upstream for
-    usage (and strips it: the client did not ask), or counts the stream when none comes."""
+    usage (and strips it: the client did not ask), or counts the stream when none comes (on 2,500 tokens a
+    minute: two, the third's reservation does not fit what is left)."""
     with FakeOpenAI() as fake:
         fake.default_content = THOUSAND
         fake.usage = {"prompt_tokens": 10, "completion_tokens": 1000, "total_tokens": 1010}
         fake.sends_stream_usage = not llama_like
         with running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET="sk-admin",
-                           KEY_LIMITS='{"TEAM_KEY": {"tpm": 1500}}', TEAM_KEY="sk-team") as p:
+                           KEY_LIMITS='{"TEAM_KEY": {"tpm": 2500}}', TEAM_KEY="sk-team") as p:
             outcomes = [stream_once(p, "sk-team") for _ in range(8)]
             served = [events for status, events in outcomes if status == 200]
             refused = [events[0] for status, events in outcomes if status == 429]
             # a stream's tokens count once it ended: the second may start before the first is counted
-            assert 2 <= len(served) <= 3 and len(served) + len(refused) == 8
-            assert "1500 tokens per minute" in refused[0]["error"]["message"]
+            assert len(served) == 2 and len(served) + len(refused) == 8
+            assert "2500 tokens per minute" in refused[0]["error"]["message"]
             for events in served:  # the client did not ask for usage: it gets none
                 assert "".join(c["choices"][0]["delta"].get("content") or "" for c in events if c["choices"]) \
                     == THOUSAND
@@ -271,11 +272,11 @@ def test_team_key_tpm_holds_on_streams_too(tmp_path):
         fake.default_content, fake.sends_stream_usage = THOUSAND, False
         with running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET="sk-admin",
                            KEYS_DB=str(db)) as p:
-            key = create(db, "dana", "--tpm", "1500")
+            key = create(db, "dana", "--tpm", "2500")
             assert [stream_once(p, key)[0] for _ in range(2)] == [200, 200]
             assert poll(lambda: output_tokens() >= 1900, timeout=20), output_tokens()
             status, events = stream_once(p, key)
-            assert status == 429 and "1500 tokens per minute" in events[0]["error"]["message"]
+            assert status == 429 and "2500 tokens per minute" in events[0]["error"]["message"]
 
 
 # ------------------------------------------------------------------ /v1/models/{id}, /, start-up line

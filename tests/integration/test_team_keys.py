@@ -142,16 +142,16 @@ def test_forwarded_routes_count_tokens_against_the_key(team):
     """A forwarded route's answer (a server's own API, a route the proxy does not model) is relayed as it came,
     and its usage, read from its bytes, counts against a key's budget under the model its body names."""
     db, fake, proxy = team
-    key = create(db, "fwd", "--budget", "40/day")
+    key = create(db, "fwd", "--budget", "50/day")
     auth = {"Authorization": f"Bearer {key}"}
     statuses = []
     for n in range(4):  # the second compressed though asked for none (a careless server): read decoded
         fake.add(Reply({"id": "x", "usage": {"prompt_tokens": 5, "completion_tokens": 10, "total_tokens": 15}},
                        gzip=n == 1))
-        r = requests.post(proxy.base_url + "/custom/generate", json={"model": "gpt-4o", "prompt": "hi"},
-                          headers=auth, timeout=20)
+        r = requests.post(proxy.base_url + "/custom/generate", json={"model": "gpt-4o", "prompt": "hi",
+                                                                     "max_tokens": 10}, headers=auth, timeout=20)
         statuses.append(r.status_code)
-    assert statuses == [200, 200, 200, 429]  # 45 tokens served against a budget of 40
+    assert statuses == [200, 200, 200, 429]  # 45 tokens served of 50: the fourth may use 14 more (its strings, 10)
     name, model, day, count, input_tokens, output_tokens = usage_row(db, "fwd", 3)
     assert (model, count, input_tokens, output_tokens) == ("gpt-4o", "3", "15", "30")
     # /metrics counts the same tokens for the key (it read only OpenAI's names; a forwarded answer's usage is
@@ -178,13 +178,13 @@ def test_reading_back_an_object_that_reports_usage_is_not_charged(team):
 
 def test_a_token_budget_refuses_until_its_period_ends(team):
     db, _, proxy = team
-    key = create(db, "carol", "--budget", "20/day")  # each fake answer uses 12 tokens
+    key = create(db, "carol", "--budget", "30/day")  # each fake answer uses 12 tokens, each request may use 12
     client = openai_sdk(proxy, key)
-    client.chat.completions.create(model="gpt-4o", messages=MSG)
-    client.chat.completions.create(model="gpt-4o", messages=MSG)
+    client.chat.completions.create(model="gpt-4o", messages=MSG, max_tokens=5)
+    client.chat.completions.create(model="gpt-4o", messages=MSG, max_tokens=5)
     with pytest.raises(openai.RateLimitError) as limited:  # at once: an answer's tokens count as it ends
-        client.chat.completions.create(model="gpt-4o", messages=MSG)
-    assert "20/day" in limited.value.message
+        client.chat.completions.create(model="gpt-4o", messages=MSG, max_tokens=5)
+    assert "30/day" in limited.value.message
     assert 1 <= int(limited.value.response.headers["Retry-After"]) <= 86400
 
 
@@ -197,7 +197,8 @@ def test_back_to_back_requests_get_the_budget_and_no_more(team):
     statuses = []
     with requests.Session() as session:  # one connection after another, across both workers
         for _ in range(12):
-            r = session.post(proxy.base_url + "/chat/completions", json={"model": "gpt-4o", "messages": MSG},
+            r = session.post(proxy.base_url + "/chat/completions", json={"model": "gpt-4o", "messages": MSG,
+                                                                          "max_tokens": 600},
                              headers={"Authorization": f"Bearer {key}", "Connection": "close"}, timeout=20)
             statuses.append(r.status_code)
     assert statuses == [200] * 3 + [429] * 9
@@ -235,7 +236,7 @@ def test_a_key_is_changed_without_being_issued_again(team):
         client.chat.completions.create(model="gpt-4o", messages=MSG)
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="gpt-4o", messages=MSG)
-    done = keys(db, "update", "erin", "--rpm", "0", "--models", "gpt-4o,claude-*", "--budget", "1000/day")
+    done = keys(db, "update", "erin", "--rpm", "0", "--models", "gpt-4o,claude-*", "--budget", "10000/day")
     assert done.returncode == 0 and "updated 'erin'" in done.stderr, done.stderr
 
     def served() -> bool:  # within a second on every worker: a few requests, none refused after the first ok
@@ -251,7 +252,7 @@ def test_a_key_is_changed_without_being_issued_again(team):
         client.chat.completions.create(model="gpt-4o", messages=MSG)
     listing = keys(db, "list").stdout
     row = next(line for line in listing.splitlines() if line.startswith("erin"))
-    assert "gpt-4o,claude-*" in row and "1000/day" in row and "active" in row, listing
+    assert "gpt-4o,claude-*" in row and "10000/day" in row and "active" in row, listing
     assert keys(db, "update", "erin").returncode == 2  # nothing to change
     emptied = keys(db, "update", "erin", "--models", "")  # an empty variable must not open the key to every model
     assert emptied.returncode == 2 and "--models needs globs" in emptied.stderr

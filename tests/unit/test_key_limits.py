@@ -14,6 +14,7 @@ from argoproxy.teamkeys.local_windows import SLOTS, WIDTH
 CELLS = SLOTS * WIDTH  # key_limits count in the team keys' shared windows (argoproxy/teamkeys/local_windows.py)
 
 ENV = {"TEAM_A_KEY": "sk-a", "TEAM_B_KEY": "sk-b"}
+ASK = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 600}
 
 
 class Clock:
@@ -71,16 +72,27 @@ def test_tokens_per_minute_from_usage():
     clock = Clock()
     b = KeyLimit("TEAM_B_KEY", tpm=1000)
     lim = limiter(b, clock=clock)
-    held = lim.admit(b)  # holds its reservation (no body: 4,096 tokens for the answer) until it ends
+    held = lim.admit(b, ASK)  # holds its reservation (its input and max_tokens 600) until it ends
     with pytest.raises(ProxyError) as info:
-        lim.admit(b)  # what the request in flight holds fills the tpm: it frees as it ends
+        lim.admit(b, ASK)  # what the request in flight holds leaves too little: it frees as it ends
     assert "1000 tokens" in info.value.message and info.value.headers["Retry-After"] == "1"
+    assert "it may use up to 6" in info.value.message  # what this request may use, said
     lim.settle(held, 1500)  # an answer may overshoot; the next request waits
     with pytest.raises(ProxyError) as info:
-        lim.admit(b)
+        lim.admit(b, ASK)
     assert "1000 tokens" in info.value.message and int(info.value.headers["Retry-After"]) >= 60
     clock.now += 120
-    lim.admit(b)
+    lim.admit(b, ASK)
+
+
+def test_a_request_larger_than_the_whole_tpm_is_refused_and_not_to_be_retried():
+    b = KeyLimit("TEAM_B_KEY", tpm=1000)
+    lim = limiter(b)
+    with pytest.raises(ProxyError) as info:
+        lim.admit(b)  # a body the proxy does not read: the 4,096-token default, more than the whole tpm
+    assert info.value.status == 429 and info.value.headers == {"x-should-retry": "false"}
+    assert "larger than this API key's whole budget of 1000 tokens per minute" in info.value.message
+    lim.admit(b, {**ASK, "max_tokens": 900})  # nothing was held by the refusal
 
 
 def test_keys_have_separate_budgets():

@@ -17,6 +17,7 @@ import requests
 from argoproxy.upstream import images
 from argoproxy.pipeline import tokens
 from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.reservation import ARGO
 from argoproxy.redaction import mask_url
 from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer
@@ -55,6 +56,7 @@ class ArgoBackend(Backend):
     mode = ""  # "standard" or "native", as /health says
     tool_turn_content = None  # argo-proxy, the gateway's reference client, sends null beside tool calls
     completion_routes = frozenset({"argo_status"})  # its "Say hello" answer: think text stripped as on chat
+    reading = ARGO  # n other than 1 refused, a list of prompts asked as one
     settings: ArgoConfig  # the core settings and ARGO's own, typed
 
     def __init__(self, settings, upstream) -> None:

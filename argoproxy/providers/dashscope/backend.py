@@ -9,6 +9,7 @@ import requests
 
 from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.reservation import DASHSCOPE
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.base import Backend, Prepared, StreamItem
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 class DashScopeBackend(Backend):
     name = "dashscope"
     kinds = frozenset({"chat", "embeddings"})
+    reading = DASHSCOPE  # parameters.max_tokens; n is not sent
     settings: DashScopeConfig  # the core settings and DashScope's own, typed
 
     def __init__(self, settings, upstream) -> None:
