@@ -205,7 +205,7 @@ class Answers:
         if call.outcome.observed:
             return
         call.outcome.observed = True
-        if call.outcome.usage is None and call.plan.team_key is not None:
+        if call.outcome.usage is None and (call.plan.team_key is not None or call.plan.key_limit is not None):
             # an answer is never free: the estimate a team key is charged, which /metrics, /ui and the journal say
             prompt, completion = answer_tokens(call)
             if prompt or completion:

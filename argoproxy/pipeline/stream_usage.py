@@ -148,9 +148,18 @@ _COUNT = re.compile(rb'"(input_tokens|prompt_tokens|cache_creation_input_tokens|
                     rb'output_tokens|completion_tokens)"\s*:\s*(\d{1,12})')
 USAGE_WINDOW = 4096  # bytes after a `"usage"` that are searched for its counts
 _INPUTS = (b"input_tokens", b"prompt_tokens", b"cache_creation_input_tokens", b"cache_read_input_tokens")
+# Ollama's and llama.cpp's own counts, where they put them: Ollama's last object (prompt_eval_count, eval_count),
+# llama.cpp's `timings` (prompt_n, predicted_n) and its /completion's tokens_evaluated, tokens_predicted. Read
+# around the last place one is marked (a C-speed search of each read), when no usage object says them.
+_NATIVE_MARKS = (b'eval_count"', b'"timings"', b'"tokens_predicted"')
+_NATIVE = re.compile(rb'"(prompt_eval_count|eval_count|prompt_n|predicted_n|tokens_evaluated|tokens_predicted)"'
+                     rb'\s*:\s*(\d{1,12})')
+_NATIVE_INPUTS = (b"prompt_eval_count", b"prompt_n", b"tokens_evaluated")
+_NATIVE_OUTPUTS = (b"eval_count", b"predicted_n", b"tokens_predicted")
 # The texts of a relayed answer, for an estimate when it carries no usage: Responses' `delta`s, Messages' `text`,
-# `thinking` and `partial_json`, chat's `content` and tool `arguments`, as written (escapes count as characters).
-_TEXT = re.compile(rb'"(delta|text|thinking|partial_json|content|arguments)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+# `thinking` and `partial_json`, chat's `content` and tool `arguments`, Ollama's generated `response`, as written
+# (escapes count as characters).
+_TEXT = re.compile(rb'"(delta|text|thinking|partial_json|content|arguments|response)"\s*:\s*"((?:[^"\\]|\\.)*)"')
 MAX_SPANS = 32  # "usage" objects read per read of the answer, at its start and at its end
 
 
@@ -196,14 +205,23 @@ class AnswerTexts:
         return (self.deltas if self.delta_seen else self.others).total()
 
 
+def _native_counts(buf: bytes) -> dict[bytes, int] | None:
+    """The counts Ollama or llama.cpp put around the last place `buf` marks one (None: no mark)."""
+    at = max(buf.rfind(mark) for mark in _NATIVE_MARKS)
+    if at < 0:
+        return None
+    return {name: int(value) for name, value in _NATIVE.findall(buf, max(0, at - USAGE_WINDOW), at + USAGE_WINDOW)}
+
+
 def native_usage(chunks: Iterable[bytes], counted: Callable[[dict[str, int], bool], None],
                  body: dict[str, Any] | None = None) -> Iterator[bytes]:
     """`chunks` as they are; once they end (also when the client leaves first), `counted(usage, estimated)` with
-    the usage (input_tokens, output_tokens) the usage objects they carry say (the answer side records it). When
-    none carried a count (a client gone before the end, an upstream that sends none), the usage is estimated:
-    the request `body`'s prompt and the texts the answer carried."""
+    the usage (input_tokens, output_tokens) the usage objects they carry say (the answer side records it), or
+    Ollama's and llama.cpp's own counts. When none carried a count (a client gone before the end, an upstream
+    that sends none), the usage is estimated: the request `body`'s prompt and the texts the answer carried."""
     first: dict[bytes, int] = {}
     last: dict[bytes, int] = {}
+    native: dict[bytes, int] = {}
     first_at = -1  # where the first usage object with counts starts in the stream
     carry, passed = b"", 0  # the end of the bytes before (an object or a number split between reads), their count
     said = AnswerTexts() if body is not None else None  # only an estimate reads the texts
@@ -219,6 +237,7 @@ def native_usage(chunks: Iterable[bytes], counted: Callable[[dict[str, int], boo
                     if first_at < 0 or where == first_at:
                         first, first_at = counts, where
                     last = counts
+            native = _native_counts(buf) or native
             carry = buf[-USAGE_WINDOW:]
             passed += len(data)
             yield data
@@ -228,5 +247,8 @@ def native_usage(chunks: Iterable[bytes], counted: Callable[[dict[str, int], boo
             prompt = inputs.get(b"prompt_tokens", 0) or sum(inputs.get(name, 0) for name in _INPUTS[:1] + _INPUTS[2:])
             output = last.get(b"output_tokens", last.get(b"completion_tokens", 0))
             counted({"input_tokens": prompt, "output_tokens": output}, False)
+        elif native:
+            counted({"input_tokens": next((native[n] for n in _NATIVE_INPUTS if n in native), 0),
+                     "output_tokens": next((native[n] for n in _NATIVE_OUTPUTS if n in native), 0)}, False)
         elif said is not None and body is not None:
             counted({"input_tokens": prompt_tokens(body), "output_tokens": said.total()}, True)

@@ -66,6 +66,7 @@ class Background:
             self.state.io(self.state.store.delete_response, echo["id"])
             raise
         run = self.detached(call)
+        holds(call, run)
         inner = chain.stateless_body({**body, "stream": True}, history.items + history.new)
         spawn(self.run, run, inner, keeper, attempt)
         answers = self.state.answers  # the request is observed (metrics, journals, its log line) as any
@@ -200,6 +201,14 @@ def current_greenlet() -> Any:
         return None
     import gevent
     return gevent.getcurrent()
+
+
+def holds(request: Call, run: Call) -> None:
+    """The run holds what the request's admission holds (its key's --max-parallel slot and its reservation) until
+    it ends or is cancelled, and its key is charged what the run used; the request that answers `queued` holds
+    and is charged nothing (its call is observed at once: it gave them back there)."""
+    plan = request.plan
+    plan.key_lease, plan.limit_lease, plan.team_key, plan.key_limit = None, None, None, None
 
 
 def failed(keeper: Keeper, message: str, code: str) -> dict[str, Any]:

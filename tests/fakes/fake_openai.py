@@ -413,7 +413,8 @@ class FakeOpenAI:
                         time.sleep(s.drip)
             h.wfile.write(b"0\r\n\r\n")
             h.wfile.flush()
-            if not said:  # as uvicorn does after such a handler (see hang_up_next)
+            if not said and "ndjson" not in s.headers.get("Content-Type", ""):  # as uvicorn does after such a
+                # handler (see hang_up_next); an NDJSON stream (Ollama's) has no `data:` lines to say
                 h.hang_up_next = True  # type: ignore[attr-defined]
         except OSError:
             with self._lock:

@@ -1,8 +1,10 @@
 """Budgets that hold under parallel load, through the running proxy: a request is admitted with a reservation
-(its counted input plus its max_tokens) that counts as used until it ends, so 60 streams started at once cannot
-all pass a token budget (they did: 60,000 tokens spent on --budget 1000/day); --max-parallel caps requests in
-flight and every ending gives the slot back (done, client gone, worker killed). On SQLite (one instance, two
-workers) and on a real Redis (three replicas)."""
+(the most its upstream may spend on it, read as the upstream reads it) that counts as used until it ends, and
+only while it fits in what is left, so 60 requests started at once spend at most the budget, whatever shape
+they take (they did not: n, max_completion_tokens, n_predict, /v1/completions' prompts, no length field,
+Ollama's own API passed through and background Responses runs spent up to 128x a --budget); --max-parallel caps
+requests in flight and every ending gives the slot back (done, client gone, worker killed, a background run's
+end). On SQLite (one instance, two workers) and on a real Redis (three replicas)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import pytest
 import requests
 
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
+from tests.fakes.generating import generating
 from tests.integration import test_shared_redis as shared
 from tests.integration import test_team_keys as local
 from tests.integration.test_scale_out import instances
@@ -66,7 +69,7 @@ class Store:
 
     @contextmanager
     def proxies(self, fake: FakeOpenAI, **settings: str) -> Iterator[list[str]]:
-        common = dict(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN, **settings)
+        common = {"TARGET_BASE_URL": fake.base_url, "ENABLE_AUTH": "true", "API_KEY_SECRET": ADMIN, **settings}
         if self.redis:
             with instances(3, REDIS_URL=self.redis.url, WORKERS="2", **common) as replicas:
                 yield [f"http://127.0.0.1:{r.port}" for r in replicas]
@@ -86,22 +89,35 @@ def store(request, tmp_path):
     s.close()
 
 
+def openai_sdk_at(base: str, key: str):
+    import openai
+    return openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
+
+
 def stream(base: str, key: str, **extra) -> int:
-    with requests.post(base + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, stream=True,
-                       json={"model": "gpt-4o", "messages": MSG, "stream": True, **extra}, timeout=60) as r:
+    return send(base, key, "/v1/chat/completions", {"model": "gpt-4o", "messages": MSG, "stream": True, **extra})
+
+
+def send(base: str, key: str, path: str, body: dict) -> int:
+    """One request, its answer read to the end: its status."""
+    with requests.post(base + path, headers={"Authorization": f"Bearer {key}"}, stream=True, json=body,
+                       timeout=60) as r:
         for _ in r.iter_content(None):
             pass
         return r.status_code
 
 
-def at_once(bases: list[str], key: str, n: int, **extra) -> list[int]:
+def at_once(bases: list[str], key: str, n: int, path: str = "/v1/chat/completions", body: dict | None = None,
+            **extra) -> list[int]:
+    """`n` requests started together, spread over the instances: their statuses."""
+    body = body if body is not None else {"model": "gpt-4o", "messages": MSG, "stream": True, **extra}
     statuses: list[int] = []
     lock = threading.Lock()
     start = threading.Barrier(n)
 
     def one(i: int) -> None:
         start.wait(30)
-        status = stream(bases[i % len(bases)], key, **extra)
+        status = send(bases[i % len(bases)], key, path, body)
         with lock:
             statuses.append(status)
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
@@ -112,21 +128,84 @@ def at_once(bases: list[str], key: str, n: int, **extra) -> list[int]:
     return statuses
 
 
-@pytest.mark.parametrize("limit", ["--budget=1000/day", "--tpm=1000", "--budget=10000/day"])
-def test_sixty_parallel_streams_spend_at_most_one_reservation_over_a_budget(store, limit):
+CHAT = "/v1/chat/completions"
+# Every shape that walked around a budget of 1,000 or 10,000 tokens (up to 128x), 60 of each at once: each reads
+# as its upstream does (the fake generates what is asked: tests/fakes/generating.py).
+SHAPES = [
+    ("n", CHAT, {"max_tokens": 10, "n": 100, "stream": True}),
+    ("max_completion_tokens (vLLM)", CHAT, {"max_tokens": 1, "max_completion_tokens": 1000, "stream": True}),
+    ("n_predict (llama.cpp)", CHAT, {"max_tokens": 1, "n_predict": 1000, "stream": True}),
+    ("n times max_tokens", CHAT, {"max_tokens": 1000, "n": 8}),
+    ("100 prompts of /v1/completions", "/v1/completions", {"prompt": ["hi"] * 100, "max_tokens": 10}),
+    ("no length field, 10,000-token answers", CHAT, {"stream": True}),
+    ("Ollama's /api/chat passed through", "/api/chat", {}),
+    ("Ollama's /api/generate passed through", "/api/generate", {"prompt": "hi"}),
+    ("background Responses runs", "/v1/responses", {"input": "hi", "background": True, "max_output_tokens": 1000}),
+]
+BUDGET = 10_000
+
+
+def shaped(path: str, extra: dict) -> dict:
+    body = {"model": "gpt-4o", **extra}
+    if path in (CHAT, "/api/chat"):
+        body["messages"] = MSG
+    return body
+
+
+def test_sixty_parallel_requests_of_every_shape_spend_at_most_the_budget(store):
     with FakeOpenAI() as fake:
-        fake.default_answer = slow_answers()
+        fake.default_answer = generating(fake.default_answer)
+        with store.proxies(fake, FRONTS_PASSTHROUGH="ollama", TARGET_BASE_URL=fake.root_url,
+                           RESPONSES_BACKGROUND_PER_KEY="100", RESPONSES_BACKGROUND_MAX="200") as bases:
+            spent_by = {}
+            for i, (name, path, extra) in enumerate(SHAPES):
+                key = store.create(f"shape-{i}", "--budget", f"{BUDGET}/day")
+                statuses = at_once(bases, key, 60, path, shaped(path, extra))
+                admitted = statuses.count(200)
+                assert set(statuses) <= {200, 429} and len(statuses) == 60, (name, statuses)
+                assert admitted >= 1, name  # the budget has room for some
+                assert poll(lambda: store.usage(f"shape-{i}")[0] == admitted, timeout=30), name
+                spent_by[name] = spent = store.usage(f"shape-{i}")[1]
+                print(f"{store.kind}, {len(bases)} instance(s), {name}: {admitted} of 60 admitted, {spent} tokens")
+                assert 0 < spent <= BUDGET * 1.05, (name, spent)
+
+
+@pytest.mark.parametrize("limit", ["--budget=1000/day", "--tpm=1000", "--budget=10000/day"])
+def test_sixty_parallel_streams_spend_at_most_the_budget(store, limit):
+    with FakeOpenAI() as fake:
+        fake.default_answer = generating(fake.default_answer)
         with store.proxies(fake) as bases:
             option, value = limit.split("=")
             key = store.create("crowd", option, value)
-            statuses = at_once(bases, key, 60, max_tokens=1000)
+            statuses = at_once(bases, key, 60, max_tokens=900)
             admitted = statuses.count(200)
             assert set(statuses) <= {200, 429} and len(statuses) == 60
             assert poll(lambda: store.usage("crowd")[0] == admitted, timeout=15)
             spent = store.usage("crowd")[1]
             print(f"{store.kind}, {len(bases)} instance(s), {limit}: {admitted} of 60 admitted, {spent} tokens spent")
             budget = int(value.split("/")[0])
-            assert budget <= spent <= budget + 1000 + 10  # the budget plus one reservation (input + max_tokens)
+            assert budget * 0.9 <= spent <= budget  # as many as fit, none past it (before: 60 of 60, 60,000)
+
+
+def test_a_request_larger_than_the_whole_budget_is_refused_before_it_is_sent(tmp_path):
+    """n: 128 of max_tokens 1,000 on a 1,000-token budget spent 128,000 tokens. Now: a 429 saying why, that the
+    SDKs are told not to retry, in each door's shape, and nothing sent upstream."""
+    store = Store("sqlite", tmp_path)
+    with FakeOpenAI() as fake:
+        fake.default_answer = generating(fake.default_answer)
+        with store.proxies(fake) as (base,):
+            key = store.create("small", "--budget", "1000/day")
+            r = requests.post(base + CHAT, headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                              json={"model": "gpt-4o", "messages": MSG, "max_tokens": 1000, "n": 128})
+            assert r.status_code == 429 and r.headers["x-should-retry"] == "false", r.text
+            said = r.json()["error"]["message"]
+            assert "larger than this API key's whole budget of 1000/day tokens" in said
+            assert "128 answers (n=128) of up to 1,000 tokens (max_tokens=1,000)" in said
+            m = requests.post(base + "/v1/messages", headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+                              json={"model": "gpt-4o", "max_tokens": 5000, "messages": MSG}, timeout=30)
+            assert m.status_code == 429 and m.json()["error"]["type"] == "rate_limit_error"
+            assert "max_tokens=5,000" in m.json()["error"]["message"]
+            assert not fake.received
 
 
 def test_max_parallel_caps_requests_in_flight_and_every_ending_gives_the_slot_back(store):
@@ -269,7 +348,7 @@ def test_a_doors_own_answer_limit_is_what_its_request_reserves(tmp_path, door):
     """An API door's request reserves what the chat request the door makes of it asks: Gemini's maxOutputTokens
     (or generation_config.max_output_tokens) and Ollama's options.num_predict, whatever else the body holds
     (they reserved the 4,096-token default, and a stray `max_tokens: 1` the door ignores set the reservation: a
-    held request asking for 6,000 tokens left room for another on a 6,000-token tpm)."""
+    held request asking for 6,000 tokens left room for another on a 6,050-token tpm)."""
     store = Store("sqlite", tmp_path)
     asks = {"google": ("/v1beta/models/gpt-4o:generateContent",
                        {"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
@@ -284,7 +363,7 @@ def test_a_doors_own_answer_limit_is_what_its_request_reserves(tmp_path, door):
     with FakeOpenAI() as fake:
         fake.default_answer = slow_answers(0.1)
         with store.proxies(fake) as (base,):
-            key = store.create("wide", "--tpm", "6000")
+            key = store.create("wide", "--tpm", "6050")
             auth = {"Authorization": f"Bearer {key}"}
             fake.add(Reply(chat_completion("held"), delay=20, path="/chat/completions"))
             held = threading.Thread(target=lambda: _quietly(lambda: requests.post(
@@ -292,6 +371,83 @@ def test_a_doors_own_answer_limit_is_what_its_request_reserves(tmp_path, door):
             held.start()
             assert poll(lambda: len(fake.received) >= 1, timeout=15)
             small = requests.post(base + "/v1/chat/completions", headers=auth, timeout=30,
-                                  json={"model": "gpt-4o", "messages": MSG, "max_tokens": 10})
+                                  json={"model": "gpt-4o", "messages": MSG, "max_tokens": 100})
             assert small.status_code == 429, small.text  # the held request's 6,000 tokens are reserved
-            assert "over its budget of 6000 tokens per minute" in small.json()["error"]["message"]
+            assert "over its budget of 6050 tokens per minute" in small.json()["error"]["message"]
+
+
+def test_a_background_run_holds_its_keys_slot_and_is_charged_until_it_ends(tmp_path):
+    """A key with --max-parallel 1 ran 4 background runs and a stream at once, and its runs were charged 0: the
+    request that answers `queued` gave its slot and reservation back at once. Now the run holds them until it
+    ends or is cancelled, and is charged what it used."""
+    store = Store("sqlite", tmp_path)
+    with FakeOpenAI() as fake:
+        fake.default_answer = generating(fake.default_answer, seconds=3)
+        with store.proxies(fake) as (base,):
+            key = store.create("runner", "--max-parallel", "1", "--budget", "100000/day")
+            auth = {"Authorization": f"Bearer {key}"}
+            ask = {"model": "gpt-4o", "input": "hi", "background": True, "max_output_tokens": 700}
+            run = requests.post(base + "/v1/responses", json=ask, headers=auth, timeout=30)
+            assert run.status_code == 200 and run.json()["status"] in ("queued", "in_progress"), run.text
+            second = requests.post(base + "/v1/responses", json=ask, headers=auth, timeout=30)
+            assert second.status_code == 429 and "in flight" in second.json()["error"]["message"], second.text
+            assert stream(base, key) == 429  # a stream too: the run holds the key's one slot
+
+            def status(resp_id: str) -> str:
+                return requests.get(f"{base}/v1/responses/{resp_id}", headers=auth, timeout=10).json()["status"]
+            assert poll(lambda: status(run.json()["id"]) == "completed", timeout=30)
+            assert poll(lambda: stream(base, key) == 200, timeout=10)  # its end gave the slot back
+            assert poll(lambda: store.usage("runner") == (2, 701 + 4096 + 1), timeout=15), store.usage("runner")
+            # a cancelled run gives it back too
+            cancelled = requests.post(base + "/v1/responses", json=ask, headers=auth, timeout=30).json()
+            assert stream(base, key) == 429
+            assert requests.post(f"{base}/v1/responses/{cancelled['id']}/cancel", headers=auth, timeout=10).ok
+            assert poll(lambda: stream(base, key) == 200, timeout=15)
+
+
+def test_stored_responses_work_for_a_key_with_limits_and_reserve_their_history(tmp_path):
+    """previous_response_id, conversation and background were a 400 "this proxy is stateless" for a key with
+    --budget or --tpm: its reservation read the body through the stateless translation. It reads the request
+    the stateful door builds now: the stored history counts as input."""
+    store = Store("sqlite", tmp_path)
+    text = "the quick brown fox jumps over the lazy dog " * 200
+    with FakeOpenAI() as fake:
+        fake.default_answer = generating(fake.default_answer, seconds=0.05)
+        with store.proxies(fake) as (base,):
+            key = store.create("keeper", "--budget", "20000/day")
+            client = openai_sdk_at(base, key)
+            first = client.responses.create(model="gpt-4o", input=text, max_output_tokens=100)
+            second = client.responses.create(model="gpt-4o", input="and then?", previous_response_id=first.id,
+                                             max_output_tokens=100)
+            assert second.status == "completed"
+            conv = client.conversations.create(items=[{"type": "message", "role": "user", "content": "hello"}])
+            talked = client.responses.create(model="gpt-4o", input="hi", conversation=conv.id, max_output_tokens=50)
+            assert talked.status == "completed"
+            later = client.responses.create(model="gpt-4o", input="more", previous_response_id=second.id,
+                                            background=True, max_output_tokens=50)
+            assert poll(lambda: client.responses.retrieve(later.id).status == "completed", timeout=20)
+            # what the chain holds is input the upstream reads: it is reserved
+            r = requests.post(base + "/v1/responses", headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                              json={"model": "gpt-4o", "input": "hi", "previous_response_id": second.id,
+                                    "max_output_tokens": 15000})
+            assert r.status_code == 429, r.text
+            said = r.json()["error"]["message"]
+            assert int(said.split(" of input")[0].rsplit(" ", 1)[1].replace(",", "")) > 1500, said  # "hi": 10
+
+
+def test_a_request_no_field_bounds_reserves_the_context_its_server_lists(tmp_path):
+    """Without a length field an answer runs until the model's context is full (vLLM, llama.cpp's server): the
+    context the model list gives is what such a request reserves; a limit the client sets is read instead."""
+    store = Store("sqlite", tmp_path)
+    with FakeOpenAI() as fake:
+        fake.default_answer = generating(fake.default_answer)
+        fake.add(Reply({"object": "list", "data": [{"id": "gpt-4o", "object": "model", "max_model_len": 32768}]},
+                       path="/models"))
+        with store.proxies(fake) as (base,):
+            key = store.create("ctx", "--budget", "10000/day")
+            refused = requests.post(base + CHAT, headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                                    json={"model": "gpt-4o", "messages": MSG})
+            assert refused.status_code == 429, refused.text
+            assert "the model's context of 32,768" in refused.json()["error"]["message"]
+            assert [r.path for r in fake.received] == ["/v1/models"]  # nothing was sent to be answered
+            assert send(base, key, CHAT, {"model": "gpt-4o", "messages": MSG, "max_tokens": 100}) == 200

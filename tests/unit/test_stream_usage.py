@@ -180,3 +180,35 @@ def test_a_usage_object_cut_between_reads_is_read_whole_whatever_follows():
     filler = b'data: {"usage": null}\n\n' * 80
     end = b'data: {"type": "message_delta", "usage": {"output_tokens": 70}}\n\n'
     assert _native([start[:cut], start[cut:] + filler + end]) == {"input_tokens": 123456, "output_tokens": 70}
+
+
+def test_ollamas_own_counts_are_its_usage_wherever_the_reads_cut_them():
+    """Ollama's /api/chat and /api/generate (passed through) end with prompt_eval_count and eval_count, and no
+    usage object: 20,000-token streams were charged 0."""
+    lines = [{"model": "m", "message": {"role": "assistant", "content": "hi"}, "done": False},
+             {"model": "m", "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "length",
+              "total_duration": 99, "prompt_eval_count": 26, "prompt_eval_duration": 5, "eval_count": 20000,
+              "eval_duration": 7}]
+    stream = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    for cut in range(0, len(stream), 7):
+        assert _native([stream[:cut], stream[cut:]]) == {"input_tokens": 26, "output_tokens": 20000}, cut
+    cached = {"model": "m", "response": "x", "done": True, "eval_count": 12}  # a prompt all cached: no count
+    assert _native([json.dumps(cached).encode()]) == {"input_tokens": 0, "output_tokens": 12}
+
+
+def test_llama_cpps_own_counts_are_its_usage():
+    timings = {"choices": [], "timings": {"prompt_n": 40, "prompt_ms": 3.1, "predicted_n": 300, "predicted_ms": 9}}
+    assert _native([b"data: " + json.dumps(timings).encode() + b"\n\n"]) == {"input_tokens": 40,
+                                                                            "output_tokens": 300}
+    completion = {"content": "x", "stop": True, "tokens_evaluated": 11, "tokens_predicted": 500}
+    assert _native([json.dumps(completion).encode()]) == {"input_tokens": 11, "output_tokens": 500}
+    quoted = {"content": 'as "eval_count": 9 and "timings" say', "stop": True}  # escaped in the text: not counts
+    assert _native([json.dumps(quoted).encode()]) is None
+
+
+def test_an_ollama_answer_without_counts_is_estimated_from_its_generated_text():
+    out = Counted()
+    line = {"model": "m", "response": "General Kenobi", "done": False}
+    list(native_usage(iter([json.dumps(line).encode()]), out, {"model": "m", "prompt": "hello there"}))
+    assert out.usage == {"input_tokens": count_text("hello there"), "output_tokens": count_text("General Kenobi")}
+    assert out.usage_estimated
