@@ -17,7 +17,7 @@ top level are refused by the body parser (argoproxy/edge/request_body.py).
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.request_models import field_name, form_fields, is_form, path_model
@@ -27,6 +27,7 @@ Named = Callable[..., None]  # named(model) or named(model, served)
 # reader(call, named): `call` is the pipeline's Call (argoproxy/pipeline/call.py); the edge reads its plan's path,
 # headers and raw body, and does not import the pipeline.
 Reader = Callable[[Any, Named], None]
+Entry = TypeVar("Entry")  # what a table keyed by path glob holds (reader_for)
 Call = Any
 
 
@@ -127,8 +128,9 @@ def looks_like_json(body: bytes) -> bool:
     return text.lstrip(" \t\r\n\ufeff")[:1] in ("{", "[")
 
 
-def reader_for(table: Iterable[tuple[str, Reader]], path: str) -> Reader | None:
-    """The first reader of a (path glob, reader) table whose glob matches the path (with its leading '/')."""
+def reader_for(table: Iterable[tuple[str, Entry]], path: str) -> Entry | None:
+    """The first reader of a (path glob, reader) table whose glob matches the path (with its leading '/'); any
+    table keyed so (the doors' Spelled, by path) is read the same way."""
     from fnmatch import fnmatchcase
     target = "/" + path
     for glob, reader in table:

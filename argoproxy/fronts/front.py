@@ -22,6 +22,7 @@ from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.answer_shape import chunk_text
 from argoproxy.pipeline.call_keys import CallKeys
+from argoproxy.pipeline.reservation import Spelled
 from argoproxy.pipeline.door_api import DoorArgs  # the sequence's own (the doors' modules name it from here too)
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens
 
@@ -129,6 +130,11 @@ class Front:
     #: where its own body keeps the reasoning effort and the output limit, for capability adaptation of a body
     #: relayed as it is (pipeline/adapt.py); None: not relayed so
     native_shape: Shape | None = None
+    #: how its own body says what it may generate, for a token limit's reservation of a body relayed as it is
+    #: (pipeline/reservation.py); None: not relayed so (its translation is read)
+    spelled: Spelled | None = None
+    #: (path glob, Spelled) for bodies in its API sent as they are: its forwarded paths, a batch's lines
+    spelled_paths: tuple[tuple[str, Spelled], ...] = ()
     #: under FRONTS_PASSTHROUGH its paths are forwarded as they are (the whole API, byte for byte), not relayed
     #: one request at a time through its routes
     forwarded_when_passed_through = False

@@ -24,6 +24,7 @@ from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, Stream
 from argoproxy.fronts.fields import boolean, field, obj, string
 from argoproxy.fronts.model_entries import context_length
 from argoproxy.pipeline.adapt import Shape
+from argoproxy.pipeline.reservation import Spelled
 from argoproxy.pipeline.answer_shape import bounded_loads
 
 # HTTP status -> Anthropic error type (https://docs.claude.com/en/api/errors).
@@ -592,6 +593,8 @@ class MessagesFront(Front):
     key_headers = ("X-Api-Key",)
     counts_prompt_first = True  # message_start carries usage.input_tokens (Claude Code breaks without it)
     native_shape = Shape(("output_config", "effort"), "max_tokens", False)
+    spelled = Spelled(limits=(("max_tokens",),), supply=("max_tokens",))  # max_tokens is required
+    spelled_paths = (("/v1/messages", spelled),)  # a message batch's requests
 
     def claims_client(self, headers: Mapping[str, str], query: str) -> bool:
         return "Anthropic-Version" in headers  # Anthropic's SDK and Claude Code send it on every request

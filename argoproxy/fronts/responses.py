@@ -22,6 +22,7 @@ from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, Pieces
                                     whole_answer)
 from argoproxy.fronts.fields import boolean, obj, string
 from argoproxy.pipeline.adapt import Shape
+from argoproxy.pipeline.reservation import Spelled
 from argoproxy.fronts.responses_tools import (HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, field_error,
                                               replayed_call)
 
@@ -656,6 +657,8 @@ class ResponsesFront(Front):
     name = "responses"
     routes = (DoorRoute("v1/responses", "responses", bare=True),)
     native_shape = Shape(("reasoning", "effort"), "max_output_tokens", False)
+    spelled = Spelled(limits=(("max_output_tokens",),), supply=("max_output_tokens",))
+    spelled_paths = (("/v1/responses", spelled), ("/responses", spelled))  # a batch's lines
     renamed = {"messages": "input", "max_tokens": "max_output_tokens", "response_format": "text.format",
                "reasoning_effort": "reasoning.effort"}
 

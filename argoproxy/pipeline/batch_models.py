@@ -123,7 +123,7 @@ class BatchModels:
         if kind == "message_batch" and body:
             listed = parse_object(body).get("requests")
             for item in listed if isinstance(listed, list) else ():
-                yield "messages", item.get("params") if isinstance(item, dict) else None
+                yield "/v1/messages", item.get("params") if isinstance(item, dict) else None
         if kind != "batch" or not body:
             return
         endpoint = parse_object(body).get("endpoint")

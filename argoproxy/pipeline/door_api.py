@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # (the Gunicorn master imports the doors' registry: nothing h
     from argoproxy.upstream.wire import UpstreamResponse
     from argoproxy.pipeline.adapt import Shape
     from argoproxy.pipeline.call import Call
+    from argoproxy.pipeline.reservation import Spelled
 
 
 class AnswerEncoder(Protocol):
@@ -60,6 +61,7 @@ class FrontDoor(Protocol):
     """An API door, as the sequence uses it (fronts/front.py's Front)."""
     name: str
     native_shape: Shape | None  # where its own body keeps the reasoning effort and the output limit
+    spelled: Spelled | None  # how its own body, relayed as it is, says what it may generate (reservations)
     joins_answer_pieces: bool
     counts_prompt_first: bool
 

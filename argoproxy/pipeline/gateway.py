@@ -144,11 +144,11 @@ class Gateway:
         if front is None:
             return Asked(lambda: (plan.kind, body), reading, self)
 
-        def read() -> tuple[str, Any]:
+        def read() -> tuple[Any, Any]:
             if count_only:
                 return "count", body
             if self.routing is None and self.backend.native_front(front.name, plan.model):
-                return front.name, body
+                return front.spelled or "forwarded", body  # its own body, as its door says it is read
             asked = body
             if self.stored is not None and self.stored.serves(front):
                 asked = self.stored.request_for(call, body)

@@ -4,12 +4,12 @@ most its upstream may spend on it, read the way that upstream reads the request 
 - its input as count_tokens counts it: every prompt of /v1/completions, every input of /v1/embeddings, every
   request of a batch;
 - plus, for each answer, the largest of the output-length fields the upstream honours (a backend kind's
-  Reading; an API's own spelling in a native body: Messages' max_tokens, Responses' max_output_tokens, Gemini's
-  maxOutputTokens, Ollama's options.num_predict, llama.cpp's n_predict). Where no field bounds an answer: the
+  Reading: max_tokens, max_completion_tokens, llama.cpp's n_predict...; in a body relayed or forwarded in an API
+  door's own shape, the fields its door declares: Spelled). Where no field bounds an answer: the
   limit the proxy supplies for the model itself (its capabilities), else the model's context as its server lists
   it, else DEFAULT_ANSWER_TOKENS, which the proxy then sends as the request's limit (`Worst.supply`) so that
   the upstream stops there;
-- times every answer it asks for: n or best_of, candidateCount, each prompt of /v1/completions.
+- times every answer it asks for: n or best_of, each prompt of /v1/completions, a door's own multipliers.
 
 A request whose worst case is more than a limit has left is refused before anything is sent (teamkeys/service.py,
 routing/key_limits.py say so in the door's error shape).
@@ -25,7 +25,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.pipeline.stream_usage import prompt_tokens
 from argoproxy.pipeline.tokens import count_texts, request_texts
 
-DEFAULT_ANSWER_TOKENS = 4096  # an answer no field bounds, for a model whose context is not known (docs/teams.md)
+DEFAULT_ANSWER_TOKENS = 4096  # an answer no field bounds, of a model whose context is not known (docs/reservations.md)
 MOST = 2**40  # any count past this is as good as unbounded (and keeps the arithmetic in int64 cells)
 log = logging.getLogger("cot_proxy")
 
@@ -48,6 +48,20 @@ OPENAI = Reading(("max_tokens", "max_completion_tokens", "n_predict"), ("n", "be
 ARGO = Reading(("max_tokens", "max_completion_tokens"), (), False)
 # DashScope: max_tokens (max_completion_tokens is sent as it); n is not sent.
 DASHSCOPE = Reading(("max_tokens", "max_completion_tokens"), (), False)
+
+
+@dataclass(frozen=True)
+class Spelled:
+    """How an API's own body says what it may generate, as its door declares it (Front.spelled) for a body
+    relayed or forwarded as it is: its output-length fields and multipliers, each a path in the body (where
+    several are set, the largest counts), where the proxy sends a limit when none is set, whether the model's
+    context stops its answers, whether it generates at all (an embedding does not). Its input is its texts."""
+
+    limits: tuple[tuple[str, ...], ...] = ()
+    multipliers: tuple[tuple[str, ...], ...] = ()
+    supply: tuple[str, ...] | None = None
+    context_bounds: bool = True
+    generates: bool = True
 
 
 class Bounds(Protocol):
@@ -83,12 +97,12 @@ NOTHING = Worst(0, 0, "no answer")
 class Asked:
     """A request as its reservation reads it, made by the route that serves it: `read()` gives (shape, body), the
     body as the upstream gets it (an API door's translation, a stored conversation's whole history, a forwarded
-    body) and its shape (chat, completions, embeddings, responses, messages, google, ollama, ollama_embed, batch,
-    forwarded). Read only when a token limit needs it, once (key_limits and a team key may both ask)."""
+    body) and its shape (chat, completions, embeddings, forwarded, count, read, batch: its requests, or a door's
+    Spelled). Read only when a token limit needs it, once (key_limits and a team key may both ask)."""
 
     __slots__ = ("read", "reading", "bounds", "model", "_worst")
 
-    def __init__(self, read: Callable[[], tuple[str, Any]], reading: Reading = OPENAI, bounds: Bounds | None = None,
+    def __init__(self, read: Callable[[], tuple[Any, Any]], reading: Reading = OPENAI, bounds: Bounds | None = None,
                  model: str | None = None) -> None:
         self.read, self.reading, self.bounds, self.model = read, reading, bounds, model
         self._worst: Worst | None = None
@@ -128,18 +142,20 @@ def worst_of(asked: Asked | dict[str, Any] | None) -> Worst:
 
 
 # ---------------------------------------------------------------- shapes
-def worst_case(shape: str, body: Any, reading: Reading = OPENAI, bounds: Bounds | None = None,
+def worst_case(shape: "str | Spelled", body: Any, reading: Reading = OPENAI, bounds: Bounds | None = None,
                model: str | None = None) -> Worst:
-    """The worst case of a body in one shape (see Asked); a batch's body: its requests, (url, body) each."""
+    """The worst case of a body in one shape (see Asked); a batch's body: its requests, (shape, body) each."""
     if shape == "batch":
-        return batch_worst(((shape_of(url), line) for url, line in body), reading, bounds)
+        return batch_worst(body, reading, bounds)
     if shape == "read":
         return Worst(0, 0, "nothing answered (a read)")
     if not isinstance(body, dict):
         return Worst(0, DEFAULT_ANSWER_TOKENS, f"up to {DEFAULT_ANSWER_TOKENS:,} answered (a body the proxy does "
                                                "not read)")
-    read = SHAPES.get(shape, _forwarded)
-    return read(body, reading, _Models(bounds, body.get("model") if isinstance(body.get("model"), str) else model))
+    models = _Models(bounds, body.get("model") if isinstance(body.get("model"), str) else model)
+    if isinstance(shape, Spelled):
+        return _spelled(shape, body, models)
+    return SHAPES.get(shape, _forwarded)(body, reading, models)
 
 
 class _Models:
@@ -210,55 +226,16 @@ def _worst(counted: int, each: int | None, bound: str, answers: int, named: str,
     return Worst(counted, output, why, extra)
 
 
-def _responses(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
-    """The Responses API relayed to an upstream that serves it: max_output_tokens."""
-    each, bound = _largest(body, ("max_output_tokens",))
-    return _worst(count_texts(request_texts(body)), each, bound, 1, "", models, ("max_output_tokens",))
-
-
-def _messages(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
-    """Anthropic's Messages relayed to an upstream that serves it: max_tokens (required)."""
-    each, bound = _largest(body, ("max_tokens",))
-    return _worst(count_texts(request_texts(body)), each, bound, 1, "", models, ("max_tokens",))
-
-
-def _google(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
-    """Gemini's generateContent relayed: generationConfig.maxOutputTokens times candidateCount (either
-    spelling)."""
-    config: Any = body.get("generationConfig", body.get("generation_config"))
-    config = config if isinstance(config, dict) else {}
-    each, bound = _largest(config, ("maxOutputTokens", "max_output_tokens"))
-    many, by = _largest(config, ("candidateCount", "candidate_count"))
-    texts = [p["text"] for c in _list(body.get("contents")) if isinstance(c, dict)
-             for p in _list(c.get("parts")) if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    system = body.get("systemInstruction", body.get("system_instruction"))
-    if isinstance(system, dict):
-        texts += [p["text"] for p in _list(system.get("parts")) if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    answers = many or 1
-    return _worst(count_texts(texts), each, f"generationConfig.{bound}" if bound else "", answers,
-                  f"generationConfig.{by}={many}" if answers > 1 else "", models, ("generationConfig", "maxOutputTokens"))
-
-
-def _ollama(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
-    """Ollama's /api/chat and /api/generate: options.num_predict; a negative or absent one generates until the
-    model stops (-1, Ollama's default: past its context, which it shifts), or fills the context (-2: num_ctx)."""
-    options: dict[str, Any] = body["options"] if isinstance(body.get("options"), dict) else {}
+def _spelled(spelled: "Spelled", body: dict[str, Any], models: _Models) -> Worst:
+    """A body in an API door's own shape, relayed or forwarded as it is: read as its door says (Spelled)."""
     counted = count_texts(request_texts(body))
-    predict = options.get("num_predict")
-    if _count(predict):
-        return _worst(counted, int(predict), "options.num_predict", 1, "", models, None)
-    context = options.get("num_ctx")
-    if predict == -2 and _count(context):
-        return Worst(counted, max(int(context) - counted, 1), f"up to the context of {int(context):,} answered "
-                     "(options.num_predict=-2, options.num_ctx)")
-    # Ollama's context does not bound it (it shifts the context and goes on): the proxy sends a limit
-    return _worst(counted, None, "", 1, "", _Models(None, None), ("options", "num_predict"))
-
-
-def _ollama_embed(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
-    """Ollama's /api/embed (input) and /api/embeddings (prompt)."""
-    inputs = _prompts(body.get("input")) + _prompts(body.get("prompt"))
-    return Worst(sum(_input_tokens(i) for i in inputs), 0, "no answer (embeddings)")
+    if not spelled.generates:
+        return Worst(counted, 0, "no answer (embeddings)")
+    each, bound = _largest_at(body, spelled.limits)
+    many, by = _largest_at(body, spelled.multipliers)
+    answers = many or 1
+    return _worst(counted, each, bound, answers, f"{by}={many}" if answers > 1 else "",
+                  models if spelled.context_bounds else _Models(None, None), spelled.supply)
 
 
 def _forwarded(body: dict[str, Any], reading: Reading, models: _Models) -> Worst:
@@ -276,8 +253,8 @@ def _forwarded(body: dict[str, Any], reading: Reading, models: _Models) -> Worst
     return Worst(count_texts(_strings(body)), min(each * answers, MOST), why)
 
 
-def batch_worst(requests: Iterable[tuple[str, Any]], reading: Reading = OPENAI, bounds: Bounds | None = None
-                ) -> Worst:
+def batch_worst(requests: Iterable[tuple["str | Spelled", Any]], reading: Reading = OPENAI,
+                bounds: Bounds | None = None) -> Worst:
     """A batch: the sum of its requests' worst cases, each (shape, body) as its line's url says."""
     inputs = outputs = lines = 0
     supplied = False
@@ -297,14 +274,11 @@ def _count_only(body: dict[str, Any], reading: Reading, models: _Models) -> Wors
 
 
 SHAPES: dict[str, Callable[[dict[str, Any], Reading, _Models], Worst]] = {
-    "chat": _chat, "completions": _completions, "embeddings": _embeddings, "responses": _responses,
-    "messages": _messages, "google": _google, "ollama": _ollama, "ollama_embed": _ollama_embed,
-    "forwarded": _forwarded, "count": _count_only}
+    "chat": _chat, "completions": _completions, "embeddings": _embeddings, "forwarded": _forwarded,
+    "count": _count_only}
 # The shape of an API's path (after /v1/ or a server's own prefix), as a batch line or a forwarded path names it.
 PATH_SHAPES = {"chat/completions": "chat", "completions": "completions", "completion": "completions",
-               "infill": "completions", "embeddings": "embeddings", "responses": "responses", "messages": "messages",
-               "api/chat": "ollama", "api/generate": "ollama", "api/embed": "ollama_embed",
-               "api/embeddings": "ollama_embed"}
+               "infill": "completions", "embeddings": "embeddings"}
 
 
 def shape_of(path: str) -> str:
@@ -336,6 +310,18 @@ def _largest(body: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[int | No
         if _count(value) and (best is None or value > best):
             best, named = min(int(value), MOST), name
     return best, named
+
+
+def _largest_at(body: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> tuple[int | None, str]:
+    """`_largest` over fields that may sit inside members (Ollama's options.num_predict)."""
+    found: dict[str, Any] = {}
+    for path in paths:
+        holder: Any = body
+        for name in path[:-1]:
+            holder = holder.get(name) if isinstance(holder, dict) else None
+        if isinstance(holder, dict):
+            found[".".join(path)] = holder.get(path[-1])
+    return _largest(found, tuple(found))
 
 
 def _list(value: Any) -> list[Any]:

@@ -99,6 +99,8 @@ class Door:
         # forwarded under FRONTS_PASSTHROUGH included).
         self.readers: tuple[tuple[str, Reader], ...] = tuple(pair for front in FRONTS.values()
                                                              for pair in front.model_readers)
+        # What bodies in a door's own API may generate, by path (forwarded bodies, a batch's lines): the doors'.
+        self.spelled = tuple(pair for front in FRONTS.values() for pair in front.spelled_paths)
         gateway.guard.operator_paths = ModelFree(tuple(g for front in FRONTS.values() for g in front.operator_paths))
         gateway.guard.operator = self.auth.is_admin
         # Forwarded paths answering the upstream's model list, which the allow-list and a key's globs filter.
@@ -277,21 +279,27 @@ class Door:
 
     def forwarded_asked(self, call: Call) -> Asked:
         """A forwarded request (or a backend's own route) as its reservation reads it: its JSON body in the shape
-        its path says (Ollama's /api/chat, llama.cpp's /completion...), or a batch's requests (each line of its
+        its path says (a door's own API, llama.cpp's /completion...), or a batch's requests (each line of its
         input file, read from the upstream)."""
-        def read() -> tuple[str, Any]:
+        def read() -> tuple[Any, Any]:
             if call.client.method != "POST":  # reading back, deleting: nothing generated, nothing charged
                 return "read", None
             if batch_kind(call.client.method, call.plan.path) in ("batch", "message_batch"):
                 fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url,
                                        self.backend.upstream_headers(call), call.plan.query)
-                return "batch", self.batches.requests(call, fetch)
-            return shape_of(call.plan.path), forwarded_body(call)
+                return "batch", ((self.shape_for(url), line) for url, line in self.batches.requests(call, fetch))
+            return self.shape_for(call.plan.path), forwarded_body(call)
         return Asked(read, self.backend.reading, self.gateway)
+
+    def shape_for(self, path: str) -> Any:
+        """How a body sent to `path` says what it may generate: in a door's own API (its `spelled_paths`), else
+        as an OpenAI-compatible server reads it (pipeline/reservation.py)."""
+        return reader_for(self.spelled, path.lstrip("/")) or shape_of(path)
 
     @staticmethod
     def supply_forwarded(call: Call, supply: tuple[tuple[str, ...], int]) -> None:
-        """The limit a forwarded body's reservation sends (Ollama's options.num_predict), written into its bytes."""
+        """The limit a forwarded body's reservation sends (where its door says: `Spelled.supply`), written into its
+        bytes."""
         body = forwarded_body(call)
         if body is not None and supplied(body, supply):
             call.plan.raw_body = dumps(body)

@@ -9,6 +9,7 @@ import pytest
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import FRONTS
+from argoproxy.edge.model_readers import reader_for
 from argoproxy.fronts.front import DoorArgs
 from argoproxy.pipeline.reservation import (ARGO, DASHSCOPE, DEFAULT_ANSWER_TOKENS, OPENAI, Asked, batch_worst,
                                             reservation, shape_of, supplied, worst_case)
@@ -133,47 +134,46 @@ def test_embeddings_reserve_their_inputs_and_no_answer(value, tokens):
     assert (worst.input, worst.output) == (tokens, 0)
 
 
-# ---------------------------------------------------------------- APIs relayed as they are
+# ---------------------------------------------------------------- APIs relayed or forwarded as they are
+def spelled(door: str, path: str | None = None):
+    """How a door says its own body is read: relayed (`spelled`), or sent to a path (`spelled_paths`)."""
+    front = FRONTS[door]
+    return front.spelled if path is None else reader_for(front.spelled_paths, path)
+
+
 def test_responses_relayed_reserve_max_output_tokens():
     body = {"model": "m", "input": TEXT, "max_output_tokens": 800, "max_tokens": 1}
-    worst = worst_case("responses", body)
+    worst = worst_case(spelled("responses"), body)
     assert worst.output == 800 and worst.input == PROMPT
-    assert worst_case("responses", {"model": "m", "input": "hi"}).supply == (("max_output_tokens",),
-                                                                             DEFAULT_ANSWER_TOKENS)
+    assert worst_case(spelled("responses"), {"model": "m", "input": "hi"}).supply == (("max_output_tokens",),
+                                                                                     DEFAULT_ANSWER_TOKENS)
+    assert spelled("responses", "v1/responses") is spelled("responses")  # a batch's lines
 
 
 def test_messages_relayed_reserve_max_tokens_and_not_images():
     body = {"model": "m", "max_tokens": 700, "messages": [{"role": "user", "content": [
         {"type": "text", "text": TEXT}, {"type": "image", "source": {"type": "base64", "data": IMAGE}}]}]}
-    worst = worst_case("messages", body)
+    worst = worst_case(spelled("messages"), body)
     assert worst.output == 700 and worst.input == PROMPT
 
 
-@pytest.mark.parametrize("config", [{"generationConfig": {"maxOutputTokens": 300, "candidateCount": 4}},
-                                    {"generation_config": {"max_output_tokens": 300, "candidate_count": 4}}])
-def test_gemini_relayed_reserves_each_candidate(config):
-    body = {"contents": [{"role": "user", "parts": [{"text": TEXT}, {"inlineData": {"data": IMAGE}}]}], **config}
-    worst = worst_case("google", body)
-    assert worst.output == 1200 and worst.input == PROMPT
-
-
-def test_ollama_num_predict_and_what_a_negative_one_means():
+@pytest.mark.parametrize("path", ["api/chat", "api/generate"])
+def test_ollama_forwarded_num_predict_and_what_a_negative_one_means(path):
+    ollama = spelled("ollama", path)
     body = {"model": "m", "messages": MSG, "options": {"num_predict": 900}, "max_tokens": 1}
-    assert output("ollama", body) == 900
-    for unbounded in ({}, {"num_predict": -1}, {"num_predict": 0}):
-        worst = worst_case("ollama", {"model": "m", "prompt": TEXT, "options": unbounded})
+    assert worst_case(ollama, body).output == 900
+    for unbounded in ({}, {"num_predict": -1}, {"num_predict": 0}, {"num_predict": -2}):
+        worst = worst_case(ollama, {"model": "m", "prompt": TEXT, "options": unbounded})
         assert worst.output == DEFAULT_ANSWER_TOKENS and worst.input == PROMPT
         assert worst.supply == (("options", "num_predict"), DEFAULT_ANSWER_TOKENS)
-    filled = worst_case("ollama", {"model": "m", "prompt": "hi", "options": {"num_predict": -2, "num_ctx": 8192}})
-    assert filled.output == 8192 - filled.input and filled.supply is None
     # Ollama's context does not bound it (it shifts the context and goes on): the model list's is not read
-    assert worst_case("ollama", {"model": "m", "prompt": "hi"}, bounds=Known(context=100)).output == \
+    assert worst_case(ollama, {"model": "m", "prompt": "hi"}, bounds=Known(context=100)).output == \
         DEFAULT_ANSWER_TOKENS
 
 
-def test_ollama_embeddings_reserve_their_inputs():
-    assert worst_case("ollama_embed", {"model": "e", "input": [TEXT, TEXT]}).input == 2 * PROMPT
-    assert worst_case("ollama_embed", {"model": "e", "prompt": TEXT}).output == 0
+def test_ollama_forwarded_embeddings_reserve_their_inputs():
+    assert worst_case(spelled("ollama", "api/embed"), {"model": "e", "input": [TEXT, TEXT]}).input == 2 * PROMPT
+    assert worst_case(spelled("ollama", "api/embeddings"), {"model": "e", "prompt": TEXT}).output == 0
 
 
 def test_a_forwarded_body_of_no_known_shape_is_counted_by_its_strings():
@@ -187,14 +187,13 @@ def test_a_batch_reserves_every_request_in_it():
     lines = [("/v1/chat/completions", chat(max_tokens=10, n=2))] * 30 + [("/v1/embeddings", {"input": TEXT})]
     worst = batch_worst((shape_of(url), body) for url, body in lines)
     assert worst.output == 600 and worst.input >= 31 * PROMPT
-    assert worst_case("batch", [("messages", {"max_tokens": 7, "messages": MSG})] * 3).output == 21
+    assert worst_case("batch", [(spelled("messages"), {"max_tokens": 7, "messages": MSG})] * 3).output == 21
 
 
 @pytest.mark.parametrize("path,shape", [("v1/chat/completions", "chat"), ("/v1/completions", "completions"),
-                                        ("completion", "completions"), ("api/chat", "ollama"),
-                                        ("api/generate", "ollama"), ("api/embed", "ollama_embed"),
+                                        ("completion", "completions"), ("infill", "completions"),
                                         ("openai/deployments/gpt/chat/completions", "chat"),
-                                        ("v1/images/generations", "forwarded")])
+                                        ("v1/embeddings", "embeddings"), ("v1/images/generations", "forwarded")])
 def test_the_shape_a_path_says(path, shape):
     assert shape_of(path) == shape
 
@@ -204,9 +203,8 @@ def test_what_the_proxy_sends_goes_where_the_api_reads_it():
     assert supplied(body, (("options", "num_predict"), 4096)) and body["options"]["num_predict"] == 4096
     limited = {"max_tokens": 10}
     assert not supplied(limited, (("max_tokens",), 4096)) and limited["max_tokens"] == 10
-    gemini = {}
-    assert supplied(gemini, (("generationConfig", "maxOutputTokens"), 4096))
-    assert gemini == {"generationConfig": {"maxOutputTokens": 4096}}
+    absent = {}
+    assert supplied(absent, (("options", "num_predict"), 4096)) and absent == {"options": {"num_predict": 4096}}
 
 
 def test_the_refusal_says_why():

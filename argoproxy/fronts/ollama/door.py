@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from argoproxy.edge.classify import Route
 from argoproxy.edge.model_readers import members
+from argoproxy.pipeline.reservation import Spelled
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import DoorArgs, DoorRoute, Exchange, Front
 from argoproxy.fronts.ollama import models
@@ -40,6 +41,10 @@ class OllamaArgs(DoorArgs):
     route: str = "ollama_chat"
 
 
+GENERATES = Spelled(limits=(("options", "num_predict"),), supply=("options", "num_predict"), context_bounds=False)
+EMBEDS = Spelled(generates=False)
+
+
 class OllamaFront(Front):
     name = "ollama"
     routes = (DoorRoute("api/chat", "ollama_chat"), DoorRoute("api/generate", "ollama_generate"),
@@ -60,6 +65,10 @@ class OllamaFront(Front):
     operator_paths = ("POST /api/pull", "POST /api/push", "POST /api/copy", "POST /api/create", "DELETE /api/delete",
                       "* /api/blobs/*", "* /api/me", "* /api/signout", "* /api/signin", "* /api/user", "* /api/user/*")
     forwarded_lists = ("GET /api/tags", "GET /api/ps")
+    # Under FRONTS_PASSTHROUGH, what its forwarded bodies may generate: options.num_predict; a negative or absent
+    # one generates until the model stops (Ollama shifts the context and goes on), so a limit is sent.
+    spelled_paths = (("/api/chat", GENERATES), ("/api/generate", GENERATES), ("/api/embed", EMBEDS),
+                     ("/api/embeddings", EMBEDS))
     texts_in_events = False  # a line's text is one JSON value, written once
     renamed = {"temperature": "options.temperature", "top_p": "options.top_p", "top_k": "options.top_k",
                "seed": "options.seed", "stop": "options.stop", "max_tokens": "options.num_predict",
