@@ -193,3 +193,14 @@ def served_allowed(patterns: tuple[str, ...], call: Call) -> None:
     if not (model_allowed(patterns, asked) or model_allowed(patterns, sent)):
         raise ProxyError(403, f"The model `{asked or sent}` is not allowed on this proxy.", param="model",
                          code="model_not_allowed")
+
+
+def handed_over(request: Call, run: Call) -> None:
+    """A background run (argoproxy/state/background.py) takes over what its request's admission holds: its key's
+    --max-parallel slot and its reservation, held until the run ends or is cancelled, and the key is charged
+    what the run used. The request that answers `queued` then holds nothing and is charged nothing (it is
+    observed at once: it gave them back there)."""
+    asked, ran = request.plan, run.plan
+    ran.key_lease, ran.limit_lease, ran.team_key, ran.key_limit = (asked.key_lease, asked.limit_lease,
+                                                                   asked.team_key, asked.key_limit)
+    asked.key_lease, asked.limit_lease, asked.team_key, asked.key_limit = None, None, None, None

@@ -25,6 +25,7 @@ from argoproxy.fronts.front import Exchange
 from argoproxy.fronts.responses import response_error, response_object
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.guard import handed_over
 from argoproxy.state import chain
 from argoproxy.state.keeper import TERMINAL, Attempt, Keeper
 from argoproxy.state.records import STALE_SECONDS, StoredResponse, as_it_stands
@@ -66,7 +67,7 @@ class Background:
             self.state.io(self.state.store.delete_response, echo["id"])
             raise
         run = self.detached(call)
-        holds(call, run)
+        handed_over(call, run)  # the run holds its key's slot and reservation until it ends or is cancelled
         inner = chain.stateless_body({**body, "stream": True}, history.items + history.new)
         spawn(self.run, run, inner, keeper, attempt)
         answers = self.state.answers  # the request is observed (metrics, journals, its log line) as any
@@ -201,14 +202,6 @@ def current_greenlet() -> Any:
         return None
     import gevent
     return gevent.getcurrent()
-
-
-def holds(request: Call, run: Call) -> None:
-    """The run holds what the request's admission holds (its key's --max-parallel slot and its reservation) until
-    it ends or is cancelled, and its key is charged what the run used; the request that answers `queued` holds
-    and is charged nothing (its call is observed at once: it gave them back there)."""
-    plan = request.plan
-    plan.key_lease, plan.limit_lease, plan.team_key, plan.key_limit = None, None, None, None
 
 
 def failed(keeper: Keeper, message: str, code: str) -> dict[str, Any]:
