@@ -256,7 +256,7 @@ def test_a_team_key_user_hands_the_agent_that_key_and_no_other(user_proxy, tmp_p
     left), and never the admin or the upstream key; no run key is made."""
     proxy, db = user_proxy
     made = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "keys", "--keys-db", str(db), "create",
-                           f"alice-{tmp_path.name}", "--models", "fake-*", "--rpm", "50", "--budget", "1000/day"],
+                           f"alice-{tmp_path.name}", "--models", "fake-*", "--rpm", "50", "--budget", "100000/day"],
                           capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     alice = made.stdout.strip()

@@ -220,13 +220,15 @@ def test_refusals_are_counted_by_cause_and_not_against_the_keys_rpm(tmp_path):
     from tests.integration.test_team_keys import create
 
     db = tmp_path / "keys.db"
-    alice = create(db, "alice", "--rpm", "5", "--budget", "40/day", "--models", "gpt-4o*")  # 12 tokens an answer
+    # 12 tokens an answer; each request may use 9 (its prompt and max_tokens 2): the fifth does not fit
+    alice = create(db, "alice", "--rpm", "5", "--budget", "48/day", "--models", "gpt-4o*")
     with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
                                              KEYS_DB=str(db), WORKERS="2", MAX_RETRIES="0",
                                              ALLOWED_MODELS="gpt-4o*") as proxy:  # gpt-4o: a label on every worker
         as_alice = {"Authorization": f"Bearer {alice}"}
-        statuses = [requests.post(proxy.base_url + "/chat/completions", json={"model": "gpt-4o", "messages": MSG},
-                                  headers=as_alice, timeout=30).status_code for _ in range(8)]
+        statuses = [requests.post(proxy.base_url + "/chat/completions", timeout=30, headers=as_alice,
+                                  json={"model": "gpt-4o", "messages": MSG, "max_tokens": 2}).status_code
+                    for _ in range(8)]
         assert statuses == [200] * 4 + [429] * 4, statuses
         assert requests.post(proxy.base_url + "/chat/completions", json={"model": "claude-x", "messages": MSG},
                              headers=as_alice, timeout=30).status_code == 403
