@@ -67,7 +67,9 @@ ADAPTED_KINDS = frozenset({"chat", "completions"})  # requests with sampling and
 
 class Gateway:
     def __init__(self, settings: Settings, backend: Backend, upstream: Upstream, door_answers: DoorAnswersFactory,
-                 answers: Answers | None = None) -> None:
+                 answers: Answers | None = None, *, routing: Callable[[Gateway], Dispatcher] | None = None,
+                 limiter: Limiter | None = None, team_keys: TeamKeys | None = None,
+                 stored: StoredResponses | None = None) -> None:
         self.settings = settings
         self.backend = backend
         self.upstream = upstream
@@ -79,15 +81,17 @@ class Gateway:
         self._think_cache: BoundedCache[ThinkConfig | None] = BoundedCache(THINK_CACHE)  # keyed by client names
         self.capabilities = CapabilityTable(settings.backend, settings.model_capabilities)
         self.item_filters = item_filters(self.answers.journal_bytes, self.answers.note_upstream_output)  # the decoded stream's transforms, in order
-        # Set by serve/build.py once the worker's gateway exists (they need it): None when not configured.
-        self.routing: Dispatcher | None = None  # `models`: several deployments (argoproxy/routing/)
-        self.limiter: Limiter | None = None  # `key_limits`
-        self.team_keys: TeamKeys | None = None  # auth on: team keys (argoproxy/teamkeys/)
-        self.stored: StoredResponses | None = None  # stored responses (argoproxy/state/)
-        self.contexts: ModelContexts | None = None  # the models' contexts, for reservations (made when asked)
+        # The worker's collaborators, handed by serve/build.py (None when not configured); a routed deployment's
+        # view has none of them.
+        self.limiter = limiter  # `key_limits`
+        self.team_keys = team_keys  # auth on: team keys (argoproxy/teamkeys/)
+        self.stored = stored  # stored responses (argoproxy/state/)
+        self.contexts = ModelContexts(self.listed_models)  # the models' contexts, for reservations (read when asked)
         self.guard = Guard(settings, self)  # the one guard every upstream-bound request passes
         self.completes = type(backend).complete is not Backend.complete  # asked only of a backend that has it
         self.served_by = describe_host(entry_url(settings, ModelEntry("*", settings.backend)))  # X-Served-By
+        # `models`: several deployments (argoproxy/routing/), built last: it makes a view of this Gateway for each
+        self.routing: Dispatcher | None = routing(self) if routing is not None else None
 
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> "Gateway":
         """One routed deployment's view: its own backend, upstream and settings; the same answer side."""
@@ -162,8 +166,6 @@ class Gateway:
 
     def context(self, model: str | None) -> int | None:
         """Bounds: the model's context as the model list says it (read again every few minutes)."""
-        if self.contexts is None:
-            self.contexts = ModelContexts(self.listed_models)
         return self.contexts(model)
 
     def listed_models(self) -> list[Any]:

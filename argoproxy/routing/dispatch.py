@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 import threading
 import time
@@ -46,6 +47,7 @@ from argoproxy.edge.validation import model_allowed
 if TYPE_CHECKING:
     from argoproxy.pipeline.gateway import Gateway
     from argoproxy.routing.admission import Seat
+    from argoproxy.routing.key_limits import KeyLimiter
     from argoproxy.routing.seating import Seating
     from argoproxy.config.settings import Settings
 
@@ -342,24 +344,28 @@ class Routing:
         self._prober.start()
 
 
-def install_routing(gateway: Gateway) -> None:
-    """Routing (with `models`) and key budgets (with `key_limits`) for this worker's gateway."""
-    import os
-    settings = gateway.settings
+def routing_for(settings: Settings) -> Callable[[Gateway], Routing] | None:
+    """With `models`: what builds the worker's routing, handed the Gateway that routes (it makes the deployments'
+    views of it)."""
+    if not settings.models:
+        return None
     environ = dict(os.environ)
-    if settings.models:
-        gateway.routing = Routing(gateway, environ)
-    if settings.key_limits:
-        if not settings.enable_auth:
-            log.warning("key_limits: budgets apply to the keys auth accepts, and ENABLE_AUTH is off: not enforced")
-            return
-        from argoproxy.routing.key_limits import KeyLimiter
-        store = None
-        if settings.redis_url:  # one budget across replicas, as team keys have (REDIS_OUTAGE decides when away)
-            from argoproxy.teamkeys.service import open_store
-            store = open_store("", settings.redis_url, settings.redis_outage)
-        gateway.limiter = KeyLimiter(settings.key_limits, environ, store=store)
-        gateway.answers.observers.append(gateway.limiter.observe)
+    return lambda gateway: Routing(gateway, environ)
+
+
+def key_limiter(settings: Settings) -> KeyLimiter | None:
+    """With `key_limits`: the worker's key budgets (serve/build.py adds its observer to the answers)."""
+    if not settings.key_limits:
+        return None
+    if not settings.enable_auth:
+        log.warning("key_limits: budgets apply to the keys auth accepts, and ENABLE_AUTH is off: not enforced")
+        return None
+    from argoproxy.routing.key_limits import KeyLimiter
+    store = None
+    if settings.redis_url:  # one budget across replicas, as team keys have (REDIS_OUTAGE decides when away)
+        from argoproxy.teamkeys.service import open_store
+        store = open_store("", settings.redis_url, settings.redis_outage)
+    return KeyLimiter(settings.key_limits, dict(os.environ), store=store)
 
 
 def is_context_exceeded(err: ProxyError) -> bool:

@@ -12,10 +12,11 @@ from argoproxy.observe.journal import Journal, journal_observer, setup_log_file
 from argoproxy.observe.logs import configure_logging, request_logger
 from argoproxy.observe.metrics import install_metrics
 from argoproxy.fronts.serve import FrontAnswers
+from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.gateway import Gateway
 from argoproxy.providers import create_backend
 from argoproxy.redaction import Secrets, configured_secrets
-from argoproxy.routing.dispatch import install_routing
+from argoproxy.routing.dispatch import key_limiter, routing_for
 from argoproxy.config.settings import Settings
 from argoproxy.observe.status_page import StatusPage
 from argoproxy.teamkeys.service import TeamKeys, open_store
@@ -31,26 +32,32 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     if upstream is None:
         upstream = real_upstream(settings)
     backend = create_backend(settings, upstream)
-    gateway = Gateway(settings, backend, upstream, FrontAnswers)  # the API doors' answer encoder
+    answers = Answers(settings)  # the answer side the Gateway and its observers share
     if settings.debug:
-        gateway.answers.observers.append(request_logger())
+        answers.observers.append(request_logger())
     if settings.log_dir:
         secrets = configured_secrets(settings)
         journal = Journal(settings.log_dir, secrets=secrets, body_bytes=settings.journal_body_bytes)
         # Under DEBUG the per-request lines are DEBUG records: log.log takes what stderr takes.
         setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets,
                        level=logging.DEBUG if settings.debug else logging.INFO)
-        gateway.answers.observers.append(journal_observer(journal))
+        answers.observers.append(journal_observer(journal))
     # A session of its own: a probe through the calls' Session made stock connections in the pool the fast path
     # uses, which urllib3 then reconnects for good instead of making its own kind (no 1xx skipping there).
     health = HealthCheck(make_session(HEALTH_CONNECTIONS), settings.target_base_url, settings.health_cache_seconds)
-    install_routing(gateway)
+    limiter = key_limiter(settings)
+    if limiter is not None:
+        answers.observers.append(limiter.observe)
+    stored = None
     if settings.responses_store:  # before the door: its route table has the state routes then
-        gateway.stored = open_state(settings)
-        gateway.stored.answers = gateway.answers
+        stored = open_state(settings)
+        stored.answers = answers
+    keys = None
     if settings.enable_auth:
-        gateway.team_keys = team_keys(settings)
-        gateway.answers.observers.append(gateway.team_keys.observe)
+        keys = team_keys(settings)
+        answers.observers.append(keys.observe)
+    gateway = Gateway(settings, backend, upstream, FrontAnswers, answers,  # FrontAnswers: the API doors' encoder
+                      routing=routing_for(settings), limiter=limiter, team_keys=keys, stored=stored)
     metrics = install_metrics(gateway)
     door = Door(gateway, health, metrics.view)
     door.metrics = metrics
