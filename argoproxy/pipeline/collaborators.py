@@ -1,9 +1,9 @@
 """What the sequence asks of the parts it reaches through an interface of its own: routing over several
 deployments (`Dispatcher`), key_limits' budgets (`Limiter`), stored Responses (`StoredResponses`, handing each
-attempt a `Keeper`). serve/build.py sets the implementations on a worker's Gateway
+attempt a `Keeper`). serve/build.py hands the implementations to a worker's Gateway when it builds it
 (argoproxy/routing/dispatch.py's Routing, argoproxy/routing/key_limits.py's KeyLimiter,
-argoproxy/state/service.py's ResponsesState), so the pipeline never imports routing or state, which import the
-pipeline to run each attempt.
+argoproxy/state/service.py's ResponsesState), so the pipeline never imports routing or state.
+Routing, the other way, knows the Gateway only as `Sends`: what it asks of the sequence to run its attempts.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Protocol
 
 if TYPE_CHECKING:
+    from argoproxy.config.settings import Settings
     from argoproxy.edge.http_objects import Answer
+    from argoproxy.pipeline.backend import Backend
+    from argoproxy.upstream.client import CallBudget, Upstream
     from argoproxy.pipeline.call import Call
     from argoproxy.pipeline.reservation import Asked
 
@@ -78,3 +81,31 @@ class StoredResponses(Protocol):
 
     def request_for(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
         """The request `serve` would first hand `attempt` (what a token limit reserves for)."""
+
+
+class Sends(Protocol):
+    """What routing (argoproxy/routing/dispatch.py) asks of the sequence it routes for, the worker's Gateway, and
+    of each deployment's view of it: routing imports this, never pipeline/gateway.py."""
+
+    settings: Settings
+    backend: Backend
+    upstream: Upstream
+
+    def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> Sends:
+        """One deployment's view: its own backend, upstream and settings; the same answer side."""
+
+    def run(self, call: Call) -> Answer:
+        """The request on this deployment, up to the client's first byte (one routed attempt)."""
+
+    def kept_alive(self, call: Call, produce: Callable[[], Answer]) -> Answer:
+        """A stream answered with keepalives while `produce` (routing's attempts) waits on its upstream."""
+
+    def calls(self, call: Call) -> CallBudget:
+        """The upstream calls this client request may still cost, over every attempt."""
+
+    def replan(self, call: Call, source: bytes) -> None:
+        """The next attempt starts from the body as it was before the first one edited it."""
+
+    def serving(self, call: Call, served_by: str, model: str | None, shown: str, renamed_to: str | None = None,
+                routed: bool = False) -> str:
+        """The deployment about to serve, for journals, metrics and the X-Served-* headers."""

@@ -14,11 +14,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
-from urllib.parse import quote
 
 from argoproxy.config.llm_params import apply_rule, starts_inside
 from argoproxy.config.routing_settings import ModelEntry, entry_url
@@ -47,6 +45,7 @@ from argoproxy.pipeline.template_overhead import estimated_prompt
 from argoproxy.pipeline.backend import Prepared, Backend, StreamItem
 from argoproxy.pipeline.model_context import ModelContexts
 from argoproxy.pipeline.reservation import OPENAI, Asked, Worst, supplied
+from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing, sanitize_message
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, Upstream, replayable, stream_error
@@ -683,9 +682,6 @@ FORWARD_SENDING = Sending(retries_refused=False, taps=False, relays_status=True)
 ROUTE_SENDING = Sending(retries_refused=False)  # a backend's own route (ARGO's /v1/chat...): its body as built
 
 
-SERVED_MODEL = "X-Served-Model"  # the model that served (routed: the entry's; else the name asked for)
-SERVED_BY = "X-Served-By"  # host:port of the deployment that served
-_PRINTABLE = re.compile(r"[\x20-\x7e]{1,200}")
 
 
 class RouteSend:
@@ -704,11 +700,6 @@ class RouteSend:
     def serves(self, model: str | None, upstream_model: str | None) -> None:
         plan = self.call.plan
         plan.model, plan.upstream_model = model, upstream_model
-
-
-def header_safe(name: str) -> str:
-    """A model name as a header value: a name is client input (no control characters)."""
-    return name if _PRINTABLE.fullmatch(name) else quote(name, safe="")[:200]
 
 
 class CommitHeaders:

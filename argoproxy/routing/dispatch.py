@@ -33,7 +33,7 @@ from argoproxy import providers
 from argoproxy.edge.http_objects import Answer
 
 from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.gateway import SERVED_BY, SERVED_MODEL, header_safe
+from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.errors import ProxyError
 from argoproxy.config.llm_params import LlmParams, ModelRule, merge_rules
@@ -45,7 +45,7 @@ from argoproxy.upstream.wire import describe_host
 from argoproxy.edge.validation import model_allowed
 
 if TYPE_CHECKING:
-    from argoproxy.pipeline.gateway import Gateway
+    from argoproxy.pipeline.collaborators import Sends
     from argoproxy.routing.admission import Seat
     from argoproxy.routing.key_limits import KeyLimiter
     from argoproxy.routing.seating import Seating
@@ -106,11 +106,11 @@ def served_by(settings: Settings, entry: ModelEntry) -> str:
 class Routing:
     """The routed half of the Gateway: one per worker, holding the router and a Gateway view per deployment."""
 
-    def __init__(self, gateway: Gateway, environ: dict[str, str]) -> None:
+    def __init__(self, gateway: Sends, environ: dict[str, str]) -> None:
         settings = gateway.settings
         self.settings = settings
         self.gateway = gateway
-        self.gateways: dict[int, Gateway] = {}  # each deployment's own Gateway (its Backend), by its index
+        self.gateways: dict[int, Sends] = {}  # each deployment's own Gateway (its Backend), by its index
         self.router = Router(settings.models, settings.fallbacks, lambda e: served_by(settings, e),
                              cooldown_seconds=settings.cooldown_seconds,
                              threaded=settings.worker_class == "gthread")
@@ -344,7 +344,7 @@ class Routing:
         self._prober.start()
 
 
-def routing_for(settings: Settings) -> Callable[[Gateway], Routing] | None:
+def routing_for(settings: Settings) -> Callable[[Sends], Routing] | None:
     """With `models`: what builds the worker's routing, handed the Gateway that routes (it makes the deployments'
     views of it)."""
     if not settings.models:

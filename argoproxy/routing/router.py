@@ -37,7 +37,7 @@ GLOB_CACHE_CAP = 4096  # names asked for are client input: the cache of glob res
 class Deployment:
     """One entry of `models` as this worker serves it."""
 
-    __slots__ = ("index", "entry", "name", "weight", "served_by", "gateway", "in_flight", "cell")
+    __slots__ = ("index", "entry", "name", "weight", "served_by", "in_flight", "cell")
 
     def __init__(self, index: int, entry: ModelEntry, served_by: str) -> None:
         self.index = index  # position in `models`: its cells in the shared cooldown board
