@@ -207,3 +207,50 @@ def test_the_architecture_page_gives_each_folder_its_rule():
         seen.append(key)
     assert set(seen) == set(allowed) - {"cli"}, sorted(set(allowed) - {"cli"} - set(seen))
     assert f"({len(EXCEPTIONS)} today" in text
+
+
+# The Gateway is no hub (docs/architecture.md, "Nothing on the way returns to a module it left"): it is handed its
+# collaborators when it is built, routing knows it only by the send interface, and the core reads no stored state.
+GATEWAY = "argoproxy.pipeline.gateway"
+
+
+def gateway_attributes_set_elsewhere() -> list[str]:
+    """Assignments to a Gateway's attributes outside Gateway.__init__: `self.x = ` in its other methods, and
+    `<...>gateway.x = ` anywhere in argoproxy/."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == "Gateway" and module_name(path) == GATEWAY:
+                for method in node.body:
+                    if isinstance(method, ast.FunctionDef) and method.name != "__init__":
+                        found += [f"Gateway.{method.name}: self.{t}" for t in assigned_on(method, "self")]
+            elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Attribute) and ast.unparse(target.value).endswith("gateway"):
+                        found.append(f"{module_name(path)}:{node.lineno}: {ast.unparse(target)}")
+    return found
+
+
+def assigned_on(function: ast.FunctionDef, name: str) -> list[str]:
+    return [t.attr for node in ast.walk(function) if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == name]
+
+
+def test_the_gateway_is_handed_its_collaborators_when_built():
+    assert gateway_attributes_set_elsewhere() == []
+
+
+def test_routing_knows_the_gateway_only_by_its_send_interface():
+    graph = import_graph()
+    routing = {m: targets for m, targets in graph.items() if m.startswith("argoproxy.routing.")}
+    assert [m for m, targets in routing.items() if GATEWAY in targets] == []
+    assert "argoproxy.pipeline.collaborators" in graph["argoproxy.routing.dispatch"]
+
+
+def test_the_pipeline_and_routing_import_nothing_of_stored_responses():
+    graph = import_graph()
+    core = [m for m in graph if m.startswith(("argoproxy.pipeline.", "argoproxy.routing."))]
+    assert [(m, t) for m in core for t in graph[m] if t.startswith("argoproxy.state")] == []
