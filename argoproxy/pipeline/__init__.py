@@ -8,6 +8,7 @@ pure: objects in, objects out, no I/O; the wire is reached only through argoprox
 
 May import: the shared modules, config, upstream, teamkeys, edge.
 The sequence reaches the API doors through an interface of its own (door_api.py; serve/build.py hands it the
-doors' answer encoder), as it reaches routing, key budgets and stored Responses (collaborators.py) and
-providers (backend.py).
+doors' answer encoder), as it reaches routing, key budgets and stored Responses (collaborators.py, handed to the
+Gateway when serve/build.py builds it) and providers (backend.py); routing knows the Gateway only as
+collaborators.py's Sends.
 """

@@ -74,7 +74,7 @@ def plan_model(call: Call, named: Named) -> None:
 
 class Guard:
     """The one guard (see the module's docstring). One per worker; `owner` is the worker's Gateway, whose key
-    limits and team keys serve/build.py sets."""
+    limits and team keys serve/build.py hands it when it builds it."""
 
     def __init__(self, settings: Settings, owner: Any) -> None:
         self.allowed: tuple[str, ...] = settings.allowed_models
