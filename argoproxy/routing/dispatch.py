@@ -238,12 +238,13 @@ class Routing:
                                      asked if name != asked else None,  # a fallback's answer names the model asked
                                      routed=True)  # the body names the entry's model (a fallback's)
         self.router.started(dep)
-        if seat is None:
+        seating = self.seating
+        if seat is None or seating is None:
             ended = lambda: self.router.ended(dep)  # noqa: E731
         else:
             def ended() -> None:
                 self.router.ended(dep)
-                self.seating.release(seat)
+                seating.release(seat)
         try:
             response = view.run(call)
         except BaseException:
