@@ -32,6 +32,7 @@ from argoproxy.config.redis_url import check_redis_url
 from argoproxy.redaction import mask_url
 from argoproxy.config.routing_settings import (as_concurrency, check_routing, parse_fallbacks, parse_key_limits,
                                               parse_models, parse_weights)
+from argoproxy.config.tracing_settings import as_tracing, tracing_problem, tracing_warnings
 from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_tag, as_url,  # noqa: F401
                                       file_text,
                                       choice as _choice, number as _number, positive as _positive,
@@ -331,6 +332,14 @@ class Settings:
                                        "Largest body a journal records whole; a longer one (a request, an answer, "
                                        "a stream) is recorded as its first this-many bytes, its length and sha256.",
                                        env=("JOURNAL_BODY_BYTES",), flags=("--journal-body-bytes",))
+    tracing: str = _setting("auto", as_tracing, "OpenTelemetry traces of every request, sent over OTLP/HTTP: on, off, "
+                            "or auto (on when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is "
+                            "set). The OTEL_* variables configure the rest (docs/tracing.md).",
+                            env=("TRACING",), flags=("--tracing",))
+    tracing_content: bool = _setting(False, as_bool, "Record prompts and answers on the spans (gen_ai.input.messages, "
+                                     "gen_ai.output.messages, configured secrets replaced); off: never.",
+                                     env=("TRACING_CONTENT", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"),
+                                     flags=("--tracing-content",))
     # --- where settings come from (not read from YAML)
     config_path: str = _setting("", as_str, "config.yaml to read (default ./config.yaml, then ~/.config/argoproxy/config.yaml).",
                                 env=("CONFIG_PATH",), flags=("--config",))
@@ -547,6 +556,7 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
     return Loaded(settings, choice.reason,
                   choice.warnings + _unused_with_models(settings, given) + _unused_by_other_settings(settings, given)
                   + _fallbacks_past_calls(settings) + listener.exposure_warnings(settings, environ)
+                  + tracing_warnings(settings.tracing, settings.tracing_content, {g.name for g in given}, environ)
                   + misspelled(environ),
                   frozenset(name for name, (_, value) in raw.items() if value is not None and str(value).strip()))
 
@@ -686,7 +696,8 @@ def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
     except ValueError as exc:
         raise BadValue(str(exc)) from None
     problem = listener.socket_problem(settings.socket) or listener.key_file_problem(settings) \
-        or listener.own_key_problem(settings) or keys_db_problem(settings) or responses_db_problem(settings)
+        or listener.own_key_problem(settings) or keys_db_problem(settings) or responses_db_problem(settings) \
+        or tracing_problem(settings.tracing, environ)
     if problem:
         raise BadValue(problem)
     # Each provider's own rules: for the top-level backend when it serves (no `models`), and for every

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import time
 from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy.config.settings import Settings
+from argoproxy.config.tracing_settings import tracing_on
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.upstream.body_tap import BodyTap
+from argoproxy.pipeline.answer_facts import whole_facts
 from argoproxy.pipeline.answer_shape import CHECKED_FROM, check_completion, check_containers
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.filters import ByteFilter, ModelName, ScrubSecrets
@@ -50,6 +53,10 @@ class Answers:
         # What every answer's bytes pass on their way out, in this order (pipeline/filters.py).
         self.scrub = ScrubSecrets(self.secrets)
         self.byte_filters: list[ByteFilter] = [ModelName(), self.scrub, OutputTap(self.journal_bytes)]
+        # Tracing (observe/tracing.py): what the upstream's answer says of itself is read for the spans (its
+        # messages too with TRACING_CONTENT); off, nothing is read.
+        self.reads_facts = tracing_on(settings.tracing, os.environ)
+        self.reads_content = self.reads_facts and settings.tracing_content
 
     # ---------------------------------------------------------------- what the encoders found
     @staticmethod
@@ -73,6 +80,16 @@ class Answers:
     def note_answer(call: Call, output: Any, usage: Any) -> None:
         out = call.outcome
         out.output, out.usage = output, usage
+
+    @staticmethod
+    def note_facts(call: Call, facts: Any) -> None:
+        """What the upstream's answer said of itself (pipeline/answer_facts.py), for tracing."""
+        call.outcome.facts = facts
+
+    def note_whole_facts(self, call: Call, payload: dict[str, Any] | bytes) -> None:
+        """Tracing: the facts of a whole upstream answer, read before the encoder transforms it."""
+        if self.reads_facts:
+            call.outcome.facts = whole_facts(payload, self.reads_content)
 
     @staticmethod
     def note_upstream_output(call: Call, output: Any) -> None:

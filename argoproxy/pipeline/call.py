@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from argoproxy.config.llm_params import ModelRule
 from argoproxy.edge.body_members import Members, encode_members
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from argoproxy.teamkeys.records import KeyRecord
     from argoproxy.upstream.client import CallBudget
     from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
+    from argoproxy.pipeline.answer_facts import AnswerFacts
 
 # Routes whose bodies the proxy understands, by the path after /v1/.
 API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
@@ -47,6 +48,15 @@ class ClientRequest:
     front: str = "openai"  # the API the client speaks: openai (chat, completions, embeddings), responses, ...
     route: str = ""  # the route's name for metrics and logs, when it is not the kind served
     started: float = field(default_factory=time.perf_counter)
+    trace: Trace | None = None  # TRACING on: the request's spans (observe/tracing.py's CallTrace)
+
+
+class Trace(Protocol):
+    """A request's spans, as the parts that carry it see them (observe/tracing.py holds them): the upstream client
+    traces each attempt through its tracer, and a background run goes on in a span of its own."""
+
+    def detached(self, call: Call) -> Trace:
+        """The trace of work the call's request goes on with after its answer (a background response's run)."""
 
 
 class Held:
@@ -156,6 +166,7 @@ class Outcome:
     calls: CallBudget | None = None  # the upstream calls it may still cost (MAX_UPSTREAM_CALLS), once it made one
     client_left: bool = False  # the client closed its connection before the answer's end
     refused: str | None = None  # an error the proxy answered: why (rate, budget, auth, model, ...: observe/refusals.py)
+    facts: AnswerFacts | None = None  # TRACING on: what the upstream's answer said of itself (id, model, finish reasons)
     observed: bool = False
 
 
@@ -171,10 +182,10 @@ class Call:
 
     @classmethod
     def of(cls, kind: str, method: str, path: str, query: str = "", headers: dict[str, str] | None = None,
-           request_id: str = "", request: Request | None = None, **plan: Any) -> "Call":
+           request_id: str = "", request: Request | None = None, trace: Trace | None = None, **plan: Any) -> "Call":
         """A call whose client request and plan agree on the route (every door's start, and the calls the
         proxy makes itself, such as model listings and probes)."""
-        return cls(ClientRequest(method, path, request_id, request),
+        return cls(ClientRequest(method, path, request_id, request, trace=trace),
                    Plan(kind, path, query, headers if headers is not None else {}, **plan))
 
     @property

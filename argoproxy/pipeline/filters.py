@@ -1,7 +1,8 @@
 """The answer transforms as ordered lists of filters, each applied to a call's answer in list order.
 
 Item filters run on the decoded upstream stream (OpenAI chunk dicts or raw SSE events), before the door's
-encoder: the journal's copy of the upstream's own answer is taken first, then the think transform.
+encoder: the journal's copy of the upstream's own answer is taken first (and tracing's facts of it), then the
+think transform.
 
 Byte filters run on the bytes that go to the client, after the encoder, streamed (`stream`) or whole
 (`whole`): a routed fallback's answer names the model the client asked for, then configured secrets are
@@ -17,6 +18,7 @@ import re
 from typing import Callable, Iterable, Iterator, Protocol
 
 from argoproxy.upstream.body_tap import BodyTap
+from argoproxy.pipeline.answer_facts import FactsReader
 from argoproxy.pipeline import streamconv
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.call_keys import CallKeys
@@ -111,8 +113,30 @@ def _without_head(fragment: dict) -> None:
         function.pop("name", None)
 
 
-def item_filters(journal_bytes: int, keep: Keep | None = None) -> list[ItemFilter]:
-    return [upstream_copy(journal_bytes, keep), tool_call_indexes, think_tags]
+def answer_facts(keep: Keep, content: bool) -> ItemFilter:
+    """Tracing: what the upstream's stream says of itself (pipeline/answer_facts.py), read as its events pass;
+    `keep(call, facts)` records it (answers.py's note_facts) once the stream ends."""
+    def apply(call: Call, items: Iterator[StreamItem]) -> Iterator[StreamItem]:
+        return _read(call, items, keep, content)
+    return apply
+
+
+def _read(call: Call, items: Iterable[StreamItem], keep: Keep, content: bool) -> Iterator[StreamItem]:
+    reader = FactsReader(content)
+    try:
+        for item in items:
+            reader.item(item)
+            yield item
+    finally:
+        keep(call, reader.result())
+
+
+def item_filters(journal_bytes: int, keep: Keep | None = None, facts: Keep | None = None,
+                 content: bool = False) -> list[ItemFilter]:
+    """The item filters in order: the upstream's own answer (the journal's copy; tracing's facts, when `facts`
+    records them), parallel tool calls numbered apart, think tags."""
+    read = [answer_facts(facts, content)] if facts is not None else []
+    return [upstream_copy(journal_bytes, keep), *read, tool_call_indexes, think_tags]
 
 
 def _captured(call: Call, items: Iterable[StreamItem], keep: Keep) -> Iterator[StreamItem]:

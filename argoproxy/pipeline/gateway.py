@@ -33,7 +33,7 @@ from argoproxy.edge import keepalive
 from argoproxy.pipeline import upstream_messages
 from argoproxy.pipeline.adapt import CHAT, TYPES_TAKEN, Shape, adapt_request, refused_param, schema_as_json_object
 from argoproxy.pipeline.answers import Answers, try_json
-from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.call import Call, Trace
 from argoproxy.pipeline.capabilities import CapabilityTable
 from argoproxy.pipeline.chat_answers import ChatAnswers
 from argoproxy.pipeline.filters import item_filters
@@ -50,6 +50,7 @@ from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing, sanitize_message
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, Upstream, replayable, stream_error
 from argoproxy.upstream.relay import error_headers, redirect_error
+from argoproxy.upstream.trace_context import trace_context_carried
 from argoproxy.upstream.wire import (UpstreamRequest, UpstreamResponse, describe_host, framed, read_chunks,
                                     unframed_end)
 
@@ -79,7 +80,9 @@ class Gateway:
         self.fronts = door_answers(self.answers, upstream.read_timeout)
         self._think_cache: BoundedCache[ThinkConfig | None] = BoundedCache(THINK_CACHE)  # keyed by client names
         self.capabilities = CapabilityTable(settings.backend, settings.model_capabilities)
-        self.item_filters = item_filters(self.answers.journal_bytes, self.answers.note_upstream_output)  # the decoded stream's transforms, in order
+        answers = self.answers  # the decoded stream's transforms, in order
+        self.item_filters = item_filters(answers.journal_bytes, answers.note_upstream_output,
+                                         answers.note_facts if answers.reads_facts else None, answers.reads_content)
         # The worker's collaborators, handed by serve/build.py (None when not configured); a routed deployment's
         # view has none of them.
         self.limiter = limiter  # `key_limits`
@@ -96,8 +99,8 @@ class Gateway:
         """One routed deployment's view: its own backend, upstream and settings; the same answer side."""
         return Gateway(settings, backend, upstream, self.door_answers, self.answers)
 
-    def new_call(self, req: Request, kind: str, path: str) -> Call:
-        return Call.of(kind, req.method, path, "", req.headers, req.request_id, req)
+    def new_call(self, req: Request, kind: str, path: str, trace: Trace | None = None) -> Call:
+        return Call.of(kind, req.method, path, "", req.headers, req.request_id, req, trace)
 
     # ---------------------------------------------------------------- the door's side
     def api(self, call: Call, front: FrontDoor | None = None, count_only: bool = False,
@@ -279,6 +282,8 @@ class Gateway:
         if self.completes:  # a backend that answers some calls with several upstream requests
             whole = self.backend.complete(call, self.route_sender(call))
             if whole is not None:
+                if self.answers.reads_facts:
+                    self.answers.note_whole_facts(call, whole)
                 return self.encoder(call).answer_object(call, whole)  # in the door's shape
         return self.finish(call, self.backend.encode(call))
 
@@ -487,7 +492,9 @@ class Gateway:
         sending = sending or API_SENDING
         out = call.outcome
         out.upstream_request = req
-        resp = self.send(call, req) if sending.retries_refused else self.upstream.send(req, self.calls(call))
+        if call.client.trace is None:  # traced, the attempt's own context goes (upstream/client.py's tracer)
+            req = trace_context_carried(req, call.plan.headers)
+        resp = self.send(call, req) if sending.retries_refused else self.upstream.send(req, self.calls(call), call)
         if sending.taps:
             self.answers.tap_upstream(call, resp)
         status = resp.status_code
@@ -508,7 +515,7 @@ class Gateway:
         """Send upstream; a 400 naming an optional parameter the request holds is sent once more without it, and
         a JSON schema refused as a type the server does not know is sent once more in the shape it takes."""
         budget = self.calls(call)
-        resp = self.upstream.send(req, budget)
+        resp = self.upstream.send(req, budget, call)
         out = call.outcome
         if resp.status_code not in REFUSALS or req.body is None or out.param_retry or not budget.left:
             return resp
@@ -527,7 +534,7 @@ class Gateway:
         call.plan.adapted.append(change)
         log.info("%s: the upstream refused the request; sent again with %s", call.client.request_id, change)
         out.upstream_request = req
-        return self.upstream.send(req, budget)
+        return self.upstream.send(req, budget, call)
 
     def calls(self, call: Call) -> CallBudget:
         """The upstream calls this client request may still cost (MAX_UPSTREAM_CALLS), over every retry,
@@ -562,6 +569,8 @@ class Gateway:
             resp.close()
         if self.answers.journal_bytes:
             call.outcome.upstream_output = payload
+        if self.answers.reads_facts:
+            self.answers.note_whole_facts(call, payload)
         return payload
 
     # ---------------------------------------------------------------- answers relayed as they come

@@ -5,6 +5,8 @@ argoproxy/serve/flask_app.py wraps it in Flask; tests/unit/test_gateway.py drive
 from __future__ import annotations
 
 import logging
+import os
+from typing import TYPE_CHECKING
 
 from argoproxy.serve.door import Door
 from argoproxy.observe.health import HealthCheck
@@ -18,10 +20,14 @@ from argoproxy.providers import create_backend
 from argoproxy.redaction import Secrets, configured_secrets
 from argoproxy.routing.dispatch import key_limiter, routing_for
 from argoproxy.config.settings import Settings
+from argoproxy.config.tracing_settings import tracing_on
 from argoproxy.observe.status_page import StatusPage
 from argoproxy.teamkeys.service import TeamKeys, open_store
 from argoproxy.state.service import open_state
 from argoproxy.upstream.client import Upstream, make_session
+
+if TYPE_CHECKING:
+    from argoproxy.observe.tracing import Tracing
 
 HEALTH_CONNECTIONS = 2  # the health probe's own pool: one probe at a time per worker, cached HEALTH_CACHE_SECONDS
 
@@ -29,8 +35,11 @@ HEALTH_CONNECTIONS = 2  # the health probe's own pool: one probe at a time per w
 def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     """The door for these settings; `upstream` replaces the real upstream client (in-process tests)."""
     configure_logging(settings.debug, Secrets.from_settings(settings))
+    tracing = traced(settings)
     if upstream is None:
-        upstream = real_upstream(settings)
+        upstream = real_upstream(settings, tracing)
+    elif tracing is not None:
+        upstream.tracer = tracing
     backend = create_backend(settings, upstream)
     answers = Answers(settings)  # the answer side the Gateway and its observers share
     if settings.debug:
@@ -59,7 +68,10 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     gateway = Gateway(settings, backend, upstream, FrontAnswers, answers,  # FrontAnswers: the API doors' encoder
                       routing=routing_for(settings), limiter=limiter, team_keys=keys, stored=stored)
     metrics = install_metrics(gateway)
+    if tracing is not None:
+        gateway.answers.observers.append(tracing.observe)
     door = Door(gateway, health, metrics.view)
+    door.tracing = tracing
     door.metrics = metrics
     if settings.status_page:
         door.status_page = StatusPage(metrics.exposition, lambda: deployments(door, settings),
@@ -85,7 +97,16 @@ def team_keys(settings: Settings) -> TeamKeys:
                     cache_seconds=settings.key_cache_seconds)
 
 
-def real_upstream(settings: Settings) -> Upstream:
+def traced(settings: Settings) -> Tracing | None:
+    """The worker's tracing, when on (TRACING, OTEL_*): OpenTelemetry's SDK is imported and started here, in the
+    worker building its app, never in the Gunicorn master; off, it is not imported at all."""
+    if not tracing_on(settings.tracing, os.environ):
+        return None
+    from argoproxy.observe.tracing import Tracing
+    return Tracing(settings, Secrets.from_settings(settings))
+
+
+def real_upstream(settings: Settings, tracing: Tracing | None = None) -> Upstream:
     direct = None
     if settings.fast_path == "on":
         from argoproxy import fastpath
@@ -94,4 +115,4 @@ def real_upstream(settings: Settings) -> Upstream:
         direct = DirectPools  # the Session's pools used directly (upstream/ imports no fastpath)
     return Upstream(settings.connect_timeout, settings.timeout, settings.max_retries,
                     pool_size=max(64, settings.worker_connections), max_response_bytes=settings.max_response_bytes,
-                    direct=direct)
+                    direct=direct, tracer=tracing)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only
     from argoproxy.state.service import ResponsesState
     from argoproxy.observe.metrics import Metrics
     from argoproxy.observe.status_page import StatusPage
+    from argoproxy.observe.tracing import Tracing
 
 log = logging.getLogger("cot_proxy")
 
@@ -93,6 +94,7 @@ class Door:
         # Set by serve/build.py: the worker's metrics, and the status page when STATUS_PAGE is on.
         self.metrics: Metrics | None = None
         self.status_page: StatusPage | None = None
+        self.tracing: Tracing | None = None  # TRACING on: each request's spans (observe/tracing.py)
         self.allowed = self.settings.allowed_models
         self.batches = BatchModels(self.settings.max_body_bytes, self.settings.timeout)
         # Readers of forwarded paths naming their models elsewhere than `model`: the doors' (a door whose API is
@@ -128,7 +130,7 @@ class Door:
 
     # ---------------------------------------------------------------- the door
     def handle(self, req: Request) -> Answer:
-        call = self.gateway.new_call(req, "invalid_path", "-")
+        call = self.gateway.new_call(req, "invalid_path", "-", self.tracing.begin() if self.tracing is not None else None)
         try:
             answer = self.enter(req, call)
         except ProxyError as err:

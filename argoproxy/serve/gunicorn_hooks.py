@@ -14,6 +14,8 @@ generated client API key and the token estimator's vocabulary.
 - COT_PROXY_SHARED_DIR: a fresh directory for the cells workers count in together (argoproxy/shared_cells.py).
 - WORKERS > 1: the token estimator's vocabulary (argoproxy.pipeline.tokens), loaded once so that the workers
   share its pages (about 46 MB a worker otherwise).
+- TRACING on: each worker starts OpenTelemetry's SDK when it builds its app, after the fork (the master imports
+  none of it), and sends the spans it still holds when it exits (worker_exit: flush_traces).
 - FAST_PATH=on: the fast path's process-wide patches are installed here, before the fork
   (argoproxy.fastpath.install), and each worker, once it has loaded the app, freezes what it built out of
   the garbage collector's sight (argoproxy.fastpath.tune_worker_gc).
@@ -34,6 +36,7 @@ from argoproxy.config.listener import GENERATED_KEY_ENV, generate_key
 from argoproxy.edge.auth import announce_key
 from argoproxy.shared_cells import prepare_shared_dir, remove_shared_dir
 from argoproxy.config.settings import Settings
+from argoproxy.config.tracing_settings import tracing_on
 
 log = logging.getLogger("cot_proxy")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable (argoproxy.observe.metrics reads it too)
@@ -49,6 +52,8 @@ def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
     if settings.workers > 1:
         share_token_encoding()
     hooks: dict[str, Callable[..., Any]] = {"child_exit": child_exit, "on_exit": on_exit, "post_fork": post_fork}
+    if tracing_on(settings.tracing, os.environ):
+        hooks["worker_exit"] = flush_traces
     if settings.fast_path == "on":
         from argoproxy import fastpath
         fastpath.install()
@@ -77,6 +82,13 @@ def post_fork(server, worker) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         signal.signal(signum, early_stop)
+
+
+def flush_traces(server, worker) -> None:
+    """A worker ends (TRACING on): the spans its batch processor still holds are sent first. OpenTelemetry is
+    imported here, in the worker, which started it when it built its app (argoproxy/observe/tracing.py)."""
+    from argoproxy.observe import tracing
+    tracing.shutdown()
 
 
 def prepare_metrics_dir() -> str:

@@ -96,9 +96,10 @@ class Background:
     def detached(call: Call) -> Call:
         """The call a run makes: the request's client and plan, no client connection (no keepalives, no
         departure watch), its own outcome (observed once, as any call)."""
-        req = call.client.request
+        req, trace = call.client.request, call.client.trace
         client = dataclasses.replace(call.client, request=dataclasses.replace(req, server_write=None)
-                                     if req is not None else None)
+                                     if req is not None else None,
+                                     trace=trace.detached(call) if trace is not None else None)  # a span of its own
         plan = dataclasses.replace(call.plan, adapted=[], touched=set(), kept_alive=True)
         return Call(client, plan)
 

@@ -109,11 +109,26 @@ class DirectSender(Protocol):
 DirectFactory = Callable[[requests.Session], DirectSender]
 
 
+class AttemptTracer(Protocol):
+    """Tracing's hook on every attempt of a client's call (observe/tracing.py, handed by serve/build.py when TRACING
+    is on; this folder imports no observer). `call` is the client's call the request serves."""
+
+    def attempt(self, call: object, req: UpstreamRequest) -> UpstreamRequest:
+        """An attempt begins: the request as it goes (its traceparent names the attempt's span)."""
+
+    def answered(self, call: object, status: int) -> None:
+        """The attempt's answer arrived (its head)."""
+
+    def failed(self, call: object, error: BaseException) -> None:
+        """The attempt ended without an answer."""
+
+
 class Upstream:
     """Sends requests upstream with connect/read timeouts and capped, jittered retries."""
 
     def __init__(self, connect_timeout: float, read_timeout: float, max_retries: int, pool_size: int = 1024,
-                 max_response_bytes: int = DEFAULT_MAX_RESPONSE, direct: DirectFactory | None = None) -> None:
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE, direct: DirectFactory | None = None,
+                 tracer: AttemptTracer | None = None) -> None:
         self.max_response_bytes = max_response_bytes
         self.session = make_session(pool_size)
         self.connect_timeout = connect_timeout
@@ -123,11 +138,13 @@ class Upstream:
         # this folder imports no fastpath); None: requests' own path
         self.direct_factory = direct
         self.direct: DirectSender | None = direct(self.session) if direct is not None else None
+        self.tracer = tracer  # TRACING on: a span per attempt (observe/tracing.py, handed by serve/build.py)
 
-    def send(self, req: UpstreamRequest, budget: CallBudget | None = None) -> UpstreamResponse:
+    def send(self, req: UpstreamRequest, budget: CallBudget | None = None, call: object = None) -> UpstreamResponse:
         """The upstream response, headers read and body not yet; raises ProxyError for transport failures.
         `budget`: the client request's calls (each send spends one; a retry needs one left), None for the
-        proxy's own calls (model lists, probes: MAX_RETRIES alone bounds them)."""
+        proxy's own calls (model lists, probes: MAX_RETRIES alone bounds them). `call`: the client's call it
+        serves, whose trace each attempt joins (tracing on)."""
         if "@" in req.url:
             req = url_credentials_as_header(req)
         timeout = (self.connect_timeout, req.timeout or self.read_timeout)
@@ -138,7 +155,8 @@ class Upstream:
             if budget is not None:
                 budget.spend()
             try:
-                resp = self._send_once(req, timeout)
+                resp = self._send_once(req, timeout) if call is None or self.tracer is None \
+                    else self._traced(req, timeout, call, self.tracer)
             except TRANSPORT_ERRORS as exc:
                 if not resent and replayable(req) and closed_unanswered(exc) and (budget is None or budget.may_retry()):
                     # A connection closed before any answer (a kept-alive one the server closed as the request
@@ -175,6 +193,18 @@ class Upstream:
     def _may_retry(self, attempt: int, started: float, delay: float, budget: CallBudget | None) -> bool:
         return attempt < self.max_retries and time.monotonic() - started + delay < RETRY_BUDGET and (
             budget is None or budget.may_retry())
+
+    def _traced(self, req: UpstreamRequest, timeout: tuple[float, float], call: object,
+                tracer: AttemptTracer) -> UpstreamResponse:
+        """One attempt in a span of its own (its request carrying the span's trace context)."""
+        sent = tracer.attempt(call, req)
+        try:
+            resp = self._send_once(sent, timeout)
+        except BaseException as exc:
+            tracer.failed(call, exc)
+            raise
+        tracer.answered(call, resp.status_code)
+        return resp
 
     def _send_once(self, req: UpstreamRequest, timeout: tuple[float, float]) -> UpstreamResponse:
         limit = req.max_bytes or self.max_response_bytes

@@ -82,6 +82,7 @@ class FakeUpstream:
         self.max_response_bytes = DEFAULT_MAX_RESPONSE
         self.sent: list[UpstreamRequest] = []
         self.queue: list[FakeResponse] = []
+        self.tracer: Any = None  # the real client's AttemptTracer (TRACING on), set by build_proxy
 
     def reply(self, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -91,11 +92,16 @@ class FakeUpstream:
     def stream(self, chunks: list[bytes]) -> None:
         self.queue.append(FakeResponse("", 200, {"Content-Type": "text/event-stream"}, chunks))
 
-    def send(self, req: UpstreamRequest, budget: object = None) -> UpstreamResponse:
+    def send(self, req: UpstreamRequest, budget: object = None, call: object = None) -> UpstreamResponse:
+        traced = self.tracer is not None and call is not None  # one attempt, traced as the real client's are
+        if traced:
+            req = self.tracer.attempt(call, req)
         self.sent.append(req)
         answer = self.queue.pop(0) if self.queue else self.default(req)
         answer.url = req.url
         answer.max_bytes = self.max_response_bytes
+        if traced:
+            self.tracer.answered(call, answer.status_code)
         return answer
 
     def default(self, req: UpstreamRequest) -> FakeResponse:

@@ -1,0 +1,116 @@
+"""Whether the proxy traces requests (TRACING, and OpenTelemetry's own variables), and the OTEL_* values it checks
+at start-up.
+
+The OpenTelemetry SDK reads its OTEL_* variables itself, in each worker (argoproxy/observe/tracing.py). A value it
+cannot use there (a sampler name mistyped, a ratio that is not a number) it replaces with its default and logs a
+warning in every worker: a user who asked for 1% of the traces would get all of them. Read here, once, by the
+loader, such a value stops start-up with one line naming it. Nothing here imports OpenTelemetry: the Gunicorn
+master reads the settings and must not load the SDK (its workers start it after the fork).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from argoproxy.config.setting_fields import as_on_off, as_str, as_url
+
+# Where spans go; either set turns TRACING=auto on. The traces-only one wins (the SDK's own rule).
+ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+DEFAULT_ENDPOINT = "http://localhost:4318/v1/traces"  # the OTLP/HTTP exporter's, when TRACING=on names none
+SAMPLERS = ("parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio", "always_on",
+            "always_off", "traceidratio")
+RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
+PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+# The batch processor's numbers (all milliseconds or counts): the SDK takes a bad one for its default.
+BATCH_NUMBERS = ("OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE",
+                 "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+
+
+def as_tracing(value: Any) -> str:
+    """TRACING: auto (on when an OTLP endpoint is set), on or off (true/false, yes/no, 1/0 too)."""
+    if as_str(value).lower() == "auto":
+        return "auto"
+    try:
+        return as_on_off(value)
+    except ValueError:
+        raise ValueError(f"expected on, off or auto, got {value!r}") from None
+
+
+def _set(environ: Mapping[str, str], name: str) -> str:
+    return environ.get(name, "").strip()
+
+
+def switched_off(environ: Mapping[str, str]) -> str | None:
+    """The OpenTelemetry variable that turns the SDK off whatever TRACING says, as `NAME=value`, or None."""
+    if _set(environ, "OTEL_SDK_DISABLED").lower() == "true":
+        return "OTEL_SDK_DISABLED=true"
+    if _set(environ, "OTEL_TRACES_EXPORTER").lower() == "none":
+        return "OTEL_TRACES_EXPORTER=none"
+    return None
+
+
+def tracing_on(tracing: str, environ: Mapping[str, str]) -> bool:
+    """Are requests traced? TRACING=on or off says so, auto follows the OTLP endpoint variables; the SDK's own
+    switches (OTEL_SDK_DISABLED=true, OTEL_TRACES_EXPORTER=none) turn it off either way."""
+    if switched_off(environ) is not None:
+        return False
+    if tracing != "auto":
+        return tracing == "on"
+    return any(_set(environ, name) for name in ENDPOINTS)
+
+
+def endpoint(environ: Mapping[str, str]) -> str:
+    """Where the spans go, as the OTLP/HTTP exporter decides it."""
+    traces, base = _set(environ, ENDPOINTS[0]), _set(environ, ENDPOINTS[1])
+    if traces:
+        return traces
+    return base.rstrip("/") + "/v1/traces" if base else DEFAULT_ENDPOINT
+
+
+def tracing_problem(tracing: str, environ: Mapping[str, str]) -> str | None:
+    """One line naming the first OTEL_* value the SDK would not use as written, while tracing is on."""
+    if not tracing_on(tracing, environ):
+        return None
+    exporter = _set(environ, "OTEL_TRACES_EXPORTER").lower()
+    if exporter not in ("", "otlp"):
+        return f"OTEL_TRACES_EXPORTER: cot_proxy sends traces over OTLP only (otlp, or none for no traces), got {exporter!r}"
+    for name in PROTOCOLS:
+        protocol = _set(environ, name)
+        if protocol and protocol != "http/protobuf":
+            return f"{name}: cot_proxy sends traces over OTLP/HTTP with protobuf (http/protobuf), got {protocol!r}"
+    for name in ENDPOINTS:
+        try:
+            as_url(_set(environ, name))
+        except ValueError as exc:
+            return f"{name}: {exc}"
+    sampler = _set(environ, "OTEL_TRACES_SAMPLER").lower()
+    if sampler and sampler not in SAMPLERS:
+        return f"OTEL_TRACES_SAMPLER: must be one of {', '.join(SAMPLERS)}, got {sampler!r}"
+    if sampler in RATIO_SAMPLERS:
+        arg = _set(environ, "OTEL_TRACES_SAMPLER_ARG")
+        try:
+            ratio = float(arg) if arg else 1.0
+        except ValueError:
+            ratio = -1.0
+        if not 0.0 <= ratio <= 1.0:
+            return f"OTEL_TRACES_SAMPLER_ARG: the share of traces kept, between 0 and 1, got {arg!r}"
+    for name in BATCH_NUMBERS:
+        value = _set(environ, name)
+        if value and not (value.isdigit() and int(value) > 0):
+            return f"{name}: expected a positive whole number, got {value!r}"
+    return None
+
+
+def tracing_warnings(tracing: str, content: bool, given: set[str], environ: Mapping[str, str]) -> tuple[str, ...]:
+    """What tracing will not do that the settings seem to ask for. `given`: the settings given by name."""
+    on = tracing_on(tracing, environ)
+    off_by = switched_off(environ)
+    out = []
+    if tracing == "on" and off_by is not None:
+        out.append(f"TRACING is on, but {off_by} turns OpenTelemetry off, so no request is traced")
+    elif tracing == "on" and not any(_set(environ, name) for name in ENDPOINTS):
+        out.append(f"TRACING is on and no OTEL_EXPORTER_OTLP_ENDPOINT is set: spans go to {DEFAULT_ENDPOINT}")
+    if "tracing_content" in given and content and not on:
+        out.append("TRACING_CONTENT is set, but no request is traced (TRACING is off, or auto with no "
+                   "OTEL_EXPORTER_OTLP_ENDPOINT), so it is not used")
+    return tuple(out)

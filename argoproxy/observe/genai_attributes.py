@@ -1,0 +1,193 @@
+"""A call in the names of OpenTelemetry's GenAI semantic conventions (gen_ai.*), for tracing's spans
+(observe/tracing.py): what was asked (the operation, the model, the request's parameters), what answered (the
+provider, the model, the answer's id and finish reasons, the tokens used) and, only when TRACING_CONTENT is on, the
+messages themselves. Pure: a call's parts in, a dict of attributes out; imports no OpenTelemetry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from argoproxy.jsonfast import dumps
+from argoproxy.pipeline.answer_facts import CONTENT_CHARS, AnswerFacts
+
+# gen_ai.operation.name by the kind of call served (a front door's request is a chat request by then).
+OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
+
+# gen_ai.provider.name by backend: the conventions' well-known value where one fits (every server the openai
+# backend talks to speaks OpenAI's API), the backend's own name where none does (ARGO; DashScope, Alibaba Cloud's).
+PROVIDERS = {"openai": "openai"}
+
+# Request members -> attributes, each taken only when it holds a value of the attribute's type.
+NUMBERS = (("temperature", "gen_ai.request.temperature"), ("top_p", "gen_ai.request.top_p"),
+           ("top_k", "gen_ai.request.top_k"), ("frequency_penalty", "gen_ai.request.frequency_penalty"),
+           ("presence_penalty", "gen_ai.request.presence_penalty"))
+# The answer's limit in each spelling the upstreams honour; the first present wins.
+LIMITS = ("max_completion_tokens", "max_tokens", "max_output_tokens", "n_predict")
+
+
+def provider_name(backend: str) -> str:
+    return PROVIDERS.get(backend, backend)
+
+
+def operation(kind: str) -> str | None:
+    return OPERATIONS.get(kind)
+
+
+def span_name(kind: str, model: str | None, method: str, path: str) -> str:
+    """`{operation} {model}` as the conventions name a GenAI span; else the HTTP method and the route served."""
+    op = OPERATIONS.get(kind)
+    if op is not None:
+        return f"{op} {model}" if model else op
+    return f"{method} {kind}"
+
+
+def request_attributes(body: dict[str, Any]) -> dict[str, Any]:
+    """The request's parameters (what was sent upstream: after LLM_PARAMS and adaptation)."""
+    out: dict[str, Any] = {}
+    for member, name in NUMBERS:
+        value = body.get(member)
+        if _number(value):
+            out[name] = value
+    for member in LIMITS:
+        value = body.get(member)
+        if type(value) is int:
+            out["gen_ai.request.max_tokens"] = value
+            break
+    if type(body.get("seed")) is int:
+        out["gen_ai.request.seed"] = body["seed"]
+    n = body.get("n")
+    if type(n) is int and n != 1:
+        out["gen_ai.request.choice.count"] = n
+    stop = body.get("stop")
+    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else None
+    if stops and all(isinstance(s, str) for s in stops):
+        out["gen_ai.request.stop_sequences"] = stops
+    if isinstance(body.get("stream"), bool):
+        out["gen_ai.request.stream"] = body["stream"]
+    if isinstance(body.get("encoding_format"), str):
+        out["gen_ai.request.encoding_formats"] = [body["encoding_format"]]
+    if type(body.get("dimensions")) is int:
+        out["gen_ai.embeddings.dimension.count"] = body["dimensions"]
+    return out
+
+
+def usage_attributes(usage: Any) -> dict[str, Any]:
+    """Tokens in and out, in OpenAI's names or Anthropic's and the Responses API's. Input counts every prompt token,
+    cached ones included (Anthropic reports cache reads and writes beside its input_tokens)."""
+    if not isinstance(usage, dict):
+        return {}
+    out: dict[str, Any] = {}
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    output = usage.get("completion_tokens", usage.get("output_tokens"))
+    cache_read = _count(usage.get("cache_read_input_tokens"))
+    cache_write = _count(usage.get("cache_creation_input_tokens"))
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
+    if _count(prompt) is not None:
+        extra = (cache_read or 0) + (cache_write or 0) if "prompt_tokens" not in usage else 0
+        out["gen_ai.usage.input_tokens"] = prompt + extra
+    if _count(output) is not None:
+        out["gen_ai.usage.output_tokens"] = output
+    if cached is not None or cache_read is not None:
+        out["gen_ai.usage.cache_read.input_tokens"] = cached if cached is not None else cache_read
+    if cache_write is not None:
+        out["gen_ai.usage.cache_creation.input_tokens"] = cache_write
+    done = usage.get("completion_tokens_details") or usage.get("output_tokens_details")
+    reasoning = _count(done.get("reasoning_tokens")) if isinstance(done, dict) else None
+    if reasoning is not None:
+        out["gen_ai.usage.reasoning.output_tokens"] = reasoning
+    return out
+
+
+def response_attributes(facts: AnswerFacts | None) -> dict[str, Any]:
+    if facts is None:
+        return {}
+    out: dict[str, Any] = {}
+    if facts.id is not None:
+        out["gen_ai.response.id"] = facts.id
+    if facts.model is not None:
+        out["gen_ai.response.model"] = facts.model
+    if facts.finish_reasons:
+        out["gen_ai.response.finish_reasons"] = list(facts.finish_reasons)
+    return out
+
+
+def error_type(status: int, output: Any, client_left: bool = False) -> str | None:
+    """error.type of a call that ended in an error: the error's code (or type) as the client got it, else the
+    HTTP status; None for an answer."""
+    if client_left:
+        return "client_left"
+    if status < 400:
+        return None
+    err = output.get("error") if isinstance(output, dict) else None
+    if isinstance(err, dict):
+        for key in ("code", "type"):
+            if isinstance(err.get(key), str) and err[key]:
+                return str(err[key])
+    return str(status)
+
+
+# ---------------------------------------------------------------- content (TRACING_CONTENT on)
+def input_messages(body: dict[str, Any], kind: str) -> str | None:
+    """gen_ai.input.messages: the request's messages in the conventions' shape (role, parts), JSON, at most
+    CONTENT_CHARS of text; images and files named by their type only, never their data."""
+    budget = [CONTENT_CHARS]
+    if kind == "chat" and isinstance(body.get("messages"), list):
+        messages = [_message(m, budget) for m in body["messages"] if isinstance(m, dict)]
+    elif kind in ("completions", "embeddings"):
+        given = body.get("prompt" if kind == "completions" else "input")
+        texts = [given] if isinstance(given, str) else given if isinstance(given, list) else []
+        messages = [{"role": "user", "parts": [_text_part(t, budget)]} for t in texts if isinstance(t, str)]
+    else:
+        return None
+    return dumps(messages).decode()
+
+
+def output_messages(facts: AnswerFacts | None) -> str | None:
+    if facts is None or facts.output is None:
+        return None
+    return dumps(facts.output).decode()
+
+
+def _message(message: dict[str, Any], budget: list[int]) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = []
+    content = message.get("content")
+    if isinstance(content, str):
+        parts.append(_text_part(content, budget))
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(_text_part(part["text"], budget))
+            elif isinstance(part, dict):
+                parts.append({"type": str(part.get("type") or "unknown")})  # an image, audio or a file: its kind
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            parts.append({"type": "tool_call", "id": call.get("id"), "name": function.get("name"),
+                          "arguments": _cut(function.get("arguments"), budget)})
+    role = message.get("role") if isinstance(message.get("role"), str) else "user"
+    if role == "tool":
+        response = parts[0].get("content") if parts and "content" in parts[0] else None
+        parts = [{"type": "tool_call_response", "id": message.get("tool_call_id"), "response": response}]
+    return {"role": role, "parts": parts}
+
+
+def _text_part(text: str, budget: list[int]) -> dict[str, Any]:
+    return {"type": "text", "content": _cut(text, budget)}
+
+
+def _cut(text: Any, budget: list[int]) -> Any:
+    if not isinstance(text, str):
+        return text
+    kept = text[:max(0, budget[0])]
+    budget[0] -= len(kept)
+    return kept
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+def _count(value: Any) -> int | None:
+    return value if type(value) is int and value >= 0 else None

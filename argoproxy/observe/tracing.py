@@ -1,0 +1,273 @@
+"""OpenTelemetry traces of every request (TRACING; docs/tracing.md): a SERVER span per client request and a
+CLIENT span per upstream attempt, with the GenAI semantic conventions' attributes (observe/genai_attributes.py),
+sent over OTLP/HTTP.
+
+Where the spans come from:
+- The door gives each request a CallTrace (`Tracing.begin`), carried by its ClientRequest.
+- Each attempt upstream is a CLIENT span (`attempt`: the upstream client's tracer, upstream/client.py), so a retry,
+  another deployment or fallback of routing's, a request sent again without a refused parameter each have their
+  own. It starts under the request's SERVER span, and the request goes with its context as `traceparent`.
+- The SERVER span starts at the first attempt (dated from the request's arrival), or when the call ends when it
+  made none; it continues the client's `traceparent` when one came. The observer (`observe`) ends it with the
+  call's attributes, and the last attempt's CLIENT span with what answered (the answer's id, model, finish
+  reasons and usage: at a stream's end, so the span lasts as long as the answer did).
+- A background response's run (state/background.py) has a span of its own under its request's (`detached`).
+
+The SDK (a TracerProvider whose BatchSpanProcessor hands spans to the OTLP/HTTP exporter in the background; the
+OTEL_* variables configure them) is started once per process, when the worker builds its app: after Gunicorn's
+fork and gevent's patching. The master never imports this module (serve/build.py imports it when tracing is on);
+`shutdown` (Gunicorn's worker_exit) sends what is still queued.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from argoproxy.config.routing_settings import entry_url
+from argoproxy.config.settings import Settings
+from argoproxy.observe import genai_attributes as genai
+from argoproxy.per_process import PerProcess
+from argoproxy.pipeline.call import Call
+from argoproxy.redaction import Secrets
+from argoproxy.upstream.trace_context import client_value, with_context
+from argoproxy.upstream.wire import UpstreamRequest, describe_host
+
+# Routes of the proxy's own that are not traced: probes and scrapes, many a minute, say nothing of the traffic.
+UNTRACED = frozenset({"root", "health", "metrics", "ui", "ui_data"})
+W3C = TraceContextTextMapPropagator()
+
+
+class Sdk(PerProcess):
+    """This process's TracerProvider and its batch processor (made again in a process forked after it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.provider = TracerProvider(resource=service_resource())
+        self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        self.tracer = self.provider.get_tracer("cot_proxy")
+
+
+def service_resource() -> Resource:
+    """The SDK's resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), named cot_proxy unless they name it."""
+    named = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    return Resource.create({} if named else {SERVICE_NAME: "cot_proxy"})
+
+
+def shutdown(worker: object = None) -> None:
+    """Gunicorn's worker_exit: the spans still queued are sent before the worker ends."""
+    sdk = Sdk._instance
+    if sdk is not None and sdk.pid == os.getpid():
+        sdk.provider.shutdown()
+
+
+class CallTrace:
+    """One request's spans: its SERVER span (an INTERNAL one for a background run) and the CLIENT span of its
+    attempt in flight."""
+
+    __slots__ = ("tracing", "kind", "parent", "server", "context", "client", "refused", "ended")
+
+    def __init__(self, tracing: Tracing, kind: SpanKind = SpanKind.SERVER, parent: Context | None = None) -> None:
+        self.tracing = tracing
+        self.kind = kind
+        self.parent = parent  # None: the client's traceparent, if one came
+        self.server: Span | None = None
+        self.context: Context | None = None  # the server span's, the attempts' parent
+        self.client: Span | None = None
+        self.refused = False  # the attempt in flight was answered with an error status
+        self.ended = False
+
+    def detached(self, call: Call) -> CallTrace:
+        """A background run of this request: its own span, under the request's."""
+        self.tracing.server_span(call, self)
+        return CallTrace(self.tracing, SpanKind.INTERNAL, self.context)
+
+
+class Tracing:
+    """The worker's tracer: the door's `begin`, the upstream client's attempt hooks, and the observer."""
+
+    def __init__(self, settings: Settings, secrets: Secrets) -> None:
+        self.tracer = Sdk.get().tracer
+        self.content = settings.tracing_content
+        self.secrets = secrets
+        # gen_ai.provider.name by where a request goes (routing's deployments), else the top-level backend's
+        self.provider = genai.provider_name(settings.backend)
+        self.providers = {describe_host(entry_url(settings, e)): genai.provider_name(e.backend)
+                          for e in settings.models}
+
+    def begin(self) -> CallTrace:
+        return CallTrace(self)
+
+    # ------------------------------------------------------------ the request's span
+    def server_span(self, call: Call, trace: CallTrace) -> Span:
+        """The request's span, started now if it was not yet, dated from the request's arrival."""
+        if trace.server is None:
+            parent = trace.parent if trace.kind is not SpanKind.SERVER else self.client_context(call)
+            plan, client = call.plan, call.client
+            name = genai.span_name(plan.kind, plan.model, client.method, client.path)
+            if trace.kind is SpanKind.INTERNAL:
+                name = f"background {name}"
+            trace.server = self.tracer.start_span(name, parent, trace.kind, start_time=wall_ns(client.started))
+            trace.context = set_span_in_context(trace.server)
+        return trace.server
+
+    @staticmethod
+    def client_context(call: Call) -> Context | None:
+        """The client's trace context (W3C traceparent and tracestate), continued; None: a trace of its own."""
+        request = call.client.request
+        parent = client_value(request.headers, "traceparent") if request is not None else None
+        if parent is None or request is None:
+            return None
+        carrier = {"traceparent": parent}
+        state = client_value(request.headers, "tracestate")
+        if state is not None:
+            carrier["tracestate"] = state
+        return W3C.extract(carrier)
+
+    # ------------------------------------------------------------ attempts (upstream/client.py's AttemptTracer)
+    def attempt(self, call: Any, req: UpstreamRequest) -> UpstreamRequest:
+        trace: CallTrace | None = call.client.trace
+        if trace is None:
+            return req
+        if trace.client is not None:  # the previous attempt is over: this one retries or fails over
+            self.end_attempt(trace)
+        self.server_span(call, trace)
+        plan = call.plan
+        where = urlsplit(req.url)
+        host = where.hostname or ""
+        port = where.port or (443 if where.scheme == "https" else 80)
+        model = plan.upstream_model or plan.model
+        attributes: dict[str, Any] = {"server.address": host, "server.port": port, "http.request.method": req.method,
+                                      "gen_ai.provider.name": self.providers.get(f"{host}:{port}", self.provider)}
+        op = genai.operation(plan.kind)
+        if op is not None:
+            attributes["gen_ai.operation.name"] = op
+        if model:
+            attributes["gen_ai.request.model"] = model
+        span = trace.client = self.tracer.start_span(genai.span_name(plan.kind, model, req.method, plan.kind),
+                                                     trace.context, SpanKind.CLIENT, attributes)
+        ctx = span.get_span_context()
+        parent = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        return dataclasses.replace(req, headers=with_context(req.headers, parent, ctx.trace_state.to_header()))
+
+    def answered(self, call: Any, status: int) -> None:
+        trace: CallTrace | None = call.client.trace
+        span = trace.client if trace is not None else None
+        if span is None:
+            return
+        span.set_attribute("http.response.status_code", status)
+        if status >= 400:
+            trace.refused = True
+            span.set_attribute("error.type", str(status))
+            span.set_status(Status(StatusCode.ERROR))
+
+    def failed(self, call: Any, error: BaseException) -> None:
+        trace: CallTrace | None = call.client.trace
+        span = trace.client if trace is not None else None
+        if span is None:
+            return
+        trace.client = None
+        kind = type(error)
+        span.set_attribute("error.type", f"{kind.__module__}.{kind.__qualname__}")
+        span.set_status(Status(StatusCode.ERROR, kind.__name__))
+        span.end()
+
+    @staticmethod
+    def end_attempt(trace: CallTrace, attributes: dict[str, Any] | None = None) -> None:
+        span, trace.client, trace.refused = trace.client, None, False
+        if span is not None:
+            if attributes:
+                span.set_attributes(attributes)
+            span.end()
+
+    # ------------------------------------------------------------ the observer
+    def observe(self, call: Call) -> None:
+        """The call ended: its spans end, with what it asked and what answered."""
+        trace = call.client.trace
+        if trace is None or trace.ended:
+            return
+        trace.ended = True
+        if trace.server is None and call.plan.kind in UNTRACED:
+            return
+        server = self.server_span(call, trace)
+        out = call.outcome
+        answered = {**genai.response_attributes(out.facts), **genai.usage_attributes(out.usage)}
+        if out.usage_estimated:
+            answered["cot_proxy.usage.estimated"] = True
+        error = genai.error_type(out.status, out.output, out.client_left)
+        if trace.client is not None:
+            last = dict(answered)
+            if error is not None and out.status >= 500 and not trace.refused:
+                last["error.type"] = error  # a stream that broke after its head
+            self.end_attempt(trace, last)
+        attributes = self.call_attributes(call, answered, error)
+        server.set_attributes(attributes)
+        if out.status >= 500:
+            server.set_status(Status(StatusCode.ERROR))
+        server.update_name(genai.span_name(call.plan.kind, call.plan.model, call.client.method, call.client.path))
+        server.end()
+        trace.server = trace.context = None
+
+    def call_attributes(self, call: Call, answered: dict[str, Any], error: str | None) -> dict[str, Any]:
+        plan, out, client = call.plan, call.outcome, call.client
+        attributes: dict[str, Any] = {"http.request.method": client.method, "url.path": "/" + client.path,
+                                      "http.response.status_code": out.status, "cot_proxy.request_id": client.request_id,
+                                      "cot_proxy.api": client.front,
+                                      "gen_ai.provider.name": self.providers.get(out.deployment or "", self.provider)}
+        op = genai.operation(plan.kind)
+        if op is not None:
+            attributes["gen_ai.operation.name"] = op
+            attributes.update(genai.request_attributes(plan.body))
+        if plan.model:
+            attributes["gen_ai.request.model"] = plan.model
+        attributes.update(answered)
+        if error is not None:
+            attributes["error.type"] = error
+        if plan.key_name:
+            attributes["cot_proxy.key.name"] = plan.key_name  # the key's name, never the key
+        if out.deployment:
+            attributes["cot_proxy.served_by"] = out.deployment
+        if out.calls is not None:
+            attributes["cot_proxy.upstream.calls"] = out.calls.used
+        attributes.update(cost_attributes(call))
+        if self.content and op is not None:
+            attributes.update(self.content_attributes(call))
+        return attributes
+
+    def content_attributes(self, call: Call) -> dict[str, str]:
+        """TRACING_CONTENT: the messages asked and answered, configured secrets replaced."""
+        out = {}
+        asked = genai.input_messages(call.plan.body, call.plan.kind)
+        if asked is not None:
+            out["gen_ai.input.messages"] = self.secrets.text(asked)
+        answered = genai.output_messages(call.outcome.facts)
+        if answered is not None:
+            out["gen_ai.output.messages"] = self.secrets.text(answered)
+        return out
+
+
+def cost_attributes(call: Call) -> dict[str, Any]:
+    """The call's cost in dollars, where the proxy prices calls (argoproxy/prices/, Outcome.cost: None until it
+    has landed, then for each priced call); an unpriced model is flagged, never recorded as free."""
+    cost = getattr(call.outcome, "cost", None)
+    if cost is None:
+        return {}
+    if not getattr(cost, "priced", True):
+        return {"cot_proxy.cost.priced": False}
+    return {"cot_proxy.cost.usd": float(cost.dollars)}
+
+
+def wall_ns(started: float) -> int:
+    """A time.perf_counter() moment as the epoch nanoseconds a span is dated with."""
+    return time.time_ns() - int((time.perf_counter() - started) * 1e9)
