@@ -37,10 +37,12 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from argoproxy.config.routing_settings import entry_url
 from argoproxy.config.settings import Settings
+from argoproxy.errors import ProxyError
 from argoproxy.observe import genai_attributes as genai
 from argoproxy.per_process import PerProcess
 from argoproxy.pipeline.call import Call
 from argoproxy.redaction import Secrets
+from argoproxy.upstream.client import TRANSPORT_ERRORS, transport_error
 from argoproxy.upstream.trace_context import client_value, with_context
 from argoproxy.upstream.wire import UpstreamRequest, describe_host
 
@@ -76,7 +78,7 @@ class CallTrace:
     """One request's spans: its SERVER span (an INTERNAL one for a background run) and the CLIENT span of its
     attempt in flight."""
 
-    __slots__ = ("tracing", "kind", "parent", "server", "context", "client", "refused", "ended")
+    __slots__ = ("tracing", "kind", "parent", "server", "context", "client", "url", "refused", "ended")
 
     def __init__(self, tracing: Tracing, kind: SpanKind = SpanKind.SERVER, parent: Context | None = None) -> None:
         self.tracing = tracing
@@ -85,6 +87,7 @@ class CallTrace:
         self.server: Span | None = None
         self.context: Context | None = None  # the server span's, the attempts' parent
         self.client: Span | None = None
+        self.url = ""  # where the attempt in flight went
         self.refused = False  # the attempt in flight was answered with an error status
         self.ended = False
 
@@ -155,6 +158,7 @@ class Tracing:
             attributes["gen_ai.operation.name"] = op
         if model:
             attributes["gen_ai.request.model"] = model
+        trace.url = req.url
         span = trace.client = self.tracer.start_span(genai.span_name(plan.kind, model, req.method, plan.kind),
                                                      trace.context, SpanKind.CLIENT, attributes)
         ctx = span.get_span_context()
@@ -178,9 +182,8 @@ class Tracing:
         if span is None:
             return
         trace.client = None
-        kind = type(error)
-        span.set_attribute("error.type", f"{kind.__module__}.{kind.__qualname__}")
-        span.set_status(Status(StatusCode.ERROR, kind.__name__))
+        span.set_attribute("error.type", attempt_error(error, trace.url))
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
         span.end()
 
     @staticmethod
@@ -255,6 +258,17 @@ class Tracing:
         if answered is not None:
             out["gen_ai.output.messages"] = self.secrets.text(answered)
         return out
+
+
+def attempt_error(error: BaseException, url: str) -> str:
+    """error.type of an attempt that got no answer: the code the client would read for it (the same on both
+    transports: upstream_connection_refused, upstream_timeout...), else the exception's class."""
+    if isinstance(error, ProxyError) and error.code:
+        return error.code
+    if isinstance(error, TRANSPORT_ERRORS):
+        return transport_error(error, url, (0.0, 0.0)).code or "upstream_error"
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def cost_attributes(call: Call) -> dict[str, Any]:

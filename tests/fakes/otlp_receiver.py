@@ -46,10 +46,11 @@ class Span:
     trace_state: str = ""
     flags: int = 0
 
-    @property
-    def traceparent(self) -> str:
-        """The W3C traceparent a request sent in this span's context carries (sampled)."""
-        return f"00-{self.trace_id}-{self.span_id}-01"
+    def named_by(self, traceparent: str) -> bool:
+        """Does this W3C traceparent name this span, sampled? (Its other flags are not in the export: the SDK
+        sets the random-trace-id flag, 0x02, of Trace Context level 2 on the traces it starts.)"""
+        version, trace_id, span_id, flags = traceparent.split("-")
+        return (version, trace_id, span_id) == ("00", self.trace_id, self.span_id) and bool(int(flags, 16) & 1)
 
 
 def value(v: AnyValue) -> Any:

@@ -1,0 +1,215 @@
+"""Tracing through the running app: the real OTLP/HTTP exporter of each worker sends to a receiver in the suite
+(tests/fakes/otlp_receiver.py, decoding the protocol's protobuf), and each span is checked attribute by attribute:
+a SERVER span per request continuing the client's traceparent, a CLIENT span per upstream attempt (a retry, a
+routed fallback) whose context the upstream receives as its traceparent, a stream, an error, prompts and answers
+recorded only when asked for, every worker class, and the spans still queued sent when a worker stops."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import openai
+import pytest
+import requests
+
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
+from tests.fakes.otlp_receiver import OtlpReceiver, Span
+from tests.proxy_process import free_port, running_proxy
+
+pytestmark = pytest.mark.timeout(120)
+
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+CLIENT_PARENT = "b7ad6b7169203331"
+TRACEPARENT = f"00-{TRACE_ID}-{CLIENT_PARENT}-01"
+PROMPT = "the secret plan is to reach the summit by noon"
+ANSWER = "a reply nobody else should read"
+CHAT = {"model": "m", "messages": [{"role": "user", "content": PROMPT}]}
+
+
+@pytest.fixture
+def receiver():
+    with OtlpReceiver() as r:
+        yield r
+
+
+@pytest.fixture
+def upstream():
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+def traced(receiver: OtlpReceiver, **settings: str):
+    """The proxy exporting to the receiver, its batch processor sending every 50 ms."""
+    return running_proxy(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="50", **settings)
+
+
+def by_kind(spans: list[Span], kind: str) -> list[Span]:
+    return sorted((s for s in spans if s.kind == kind), key=lambda s: s.start_ns)
+
+
+def one_request(spans: list[Span], clients: int = 1) -> bool:
+    return len(by_kind(spans, "SERVER")) == 1 and len(by_kind(spans, "CLIENT")) == clients
+
+
+def test_a_chat_call_span_by_span(receiver, upstream):
+    upstream.add(Reply({**chat_completion(ANSWER, model="m-2026"), "id": "chatcmpl-42"}))
+    with traced(receiver, TARGET_BASE_URL=upstream.base_url, TRACING="on") as proxy:
+        r = requests.post(proxy.base_url + "/chat/completions", timeout=30, json={
+            **CHAT, "temperature": 0.25, "top_p": 0.5, "max_tokens": 64, "seed": 7, "stop": ["END"]},
+            headers={"traceparent": TRACEPARENT, "tracestate": "vendor=x"})
+        assert r.status_code == 200, r.text
+        spans = receiver.wait(one_request)
+    [server], [client] = by_kind(spans, "SERVER"), by_kind(spans, "CLIENT")
+    assert (server.name, server.trace_id, server.parent_id, server.status) == ("chat m", TRACE_ID, CLIENT_PARENT, "UNSET")
+    assert (client.name, client.trace_id, client.parent_id, client.status) == ("chat m", TRACE_ID, server.span_id, "UNSET")
+    assert server.service == "cot_proxy" and server.scope == "cot_proxy"
+    assert server.attributes == {
+        "http.request.method": "POST", "url.path": "/v1/chat/completions", "http.response.status_code": 200,
+        "cot_proxy.request_id": r.headers["X-Request-ID"], "cot_proxy.api": "openai",
+        "cot_proxy.served_by": f"127.0.0.1:{upstream.port}", "cot_proxy.upstream.calls": 1,
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "m",
+        "gen_ai.request.temperature": 0.25, "gen_ai.request.top_p": 0.5, "gen_ai.request.max_tokens": 64,
+        "gen_ai.request.seed": 7, "gen_ai.request.stop_sequences": ["END"],
+        "gen_ai.response.id": "chatcmpl-42", "gen_ai.response.model": "m-2026",
+        "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 7}
+    assert client.attributes == {
+        "server.address": "127.0.0.1", "server.port": upstream.port, "http.request.method": "POST",
+        "http.response.status_code": 200, "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "m", "gen_ai.response.id": "chatcmpl-42", "gen_ai.response.model": "m-2026",
+        "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 7}
+    # The upstream is asked in the CLIENT span's context, the client's tracestate kept; one traceparent header.
+    sent = upstream.received[-1].headers
+    assert sent["traceparent"] == f"00-{TRACE_ID}-{client.span_id}-01" and sent["tracestate"] == "vendor=x"
+    assert [k.lower() for k in sent].count("traceparent") == 1
+    # Nested in time: the request's span holds its attempt's.
+    assert server.start_ns <= client.start_ns <= client.end_ns <= server.end_ns
+    # Neither the prompt nor the answer is recorded without TRACING_CONTENT.
+    recorded = json.dumps([s.attributes for s in spans])
+    assert PROMPT not in recorded and ANSWER not in recorded
+
+
+def test_a_retry_is_a_client_span_of_its_own(receiver, upstream):
+    upstream.add(Reply({"error": {"message": "busy", "type": "server_error"}}, status=503, headers={"Retry-After": "0"}),
+                 Reply(chat_completion("ok")))
+    with traced(receiver, TARGET_BASE_URL=upstream.base_url, MAX_RETRIES="1") as proxy:
+        r = requests.post(proxy.base_url + "/chat/completions", json=CHAT, timeout=30)
+        assert r.status_code == 200, r.text
+        spans = receiver.wait(lambda s: one_request(s, clients=2))
+    [server], (first, second) = by_kind(spans, "SERVER"), by_kind(spans, "CLIENT")
+    assert server.parent_id == "" and first.parent_id == second.parent_id == server.span_id
+    assert first.trace_id == second.trace_id == server.trace_id
+    assert (first.attributes["http.response.status_code"], first.attributes["error.type"], first.status) == \
+        (503, "503", "ERROR")
+    assert "gen_ai.response.id" not in first.attributes and first.end_ns <= second.start_ns
+    assert (second.attributes["http.response.status_code"], second.status) == (200, "UNSET")
+    assert "error.type" not in second.attributes and second.attributes["gen_ai.response.finish_reasons"] == ["stop"]
+    assert server.attributes["cot_proxy.upstream.calls"] == 2 and "error.type" not in server.attributes
+    # each attempt went in its own span's context
+    assert first.named_by(upstream.received[0].headers["traceparent"])
+    assert second.named_by(upstream.received[1].headers["traceparent"])
+
+
+def test_a_routed_fallback_is_a_client_span_per_deployment(receiver):
+    with FakeOpenAI() as a, FakeOpenAI() as b:
+        a.add(Reply({"error": {"message": "down", "type": "server_error"}}, status=503))
+        b.add(Reply({**chat_completion("from b", model="b-served"), "id": "chatcmpl-b"}))
+        entries = [{"name": "a", "backend": "openai", "base_url": a.base_url},
+                   {"name": "b", "backend": "openai", "base_url": b.base_url}]
+        with traced(receiver, MODELS=json.dumps(entries), FALLBACKS='{"a": ["b"]}', MAX_RETRIES="0",
+                    COOLDOWN_SECONDS="0") as proxy:
+            r = requests.post(proxy.base_url + "/chat/completions", json={**CHAT, "model": "a"}, timeout=30)
+            assert r.status_code == 200 and r.headers["X-Served-Model"] == "b", r.text
+            spans = receiver.wait(lambda s: one_request(s, clients=2))
+        assert a.received[-1].headers["traceparent"] != b.received[-1].headers["traceparent"]
+    [server], (first, second) = by_kind(spans, "SERVER"), by_kind(spans, "CLIENT")
+    assert (first.attributes["server.port"], first.attributes["gen_ai.request.model"],
+            first.attributes["error.type"]) == (a.port, "a", "503")
+    assert (second.attributes["server.port"], second.attributes["gen_ai.request.model"],
+            second.attributes["gen_ai.response.model"]) == (b.port, "b", "b-served")
+    assert first.named_by(a.received[-1].headers["traceparent"])
+    assert second.named_by(b.received[-1].headers["traceparent"])
+    assert {k: server.attributes[k] for k in ("gen_ai.request.model", "gen_ai.response.model", "gen_ai.response.id",
+                                              "cot_proxy.served_by", "cot_proxy.upstream.calls")} == \
+        {"gen_ai.request.model": "a", "gen_ai.response.model": "b-served", "gen_ai.response.id": "chatcmpl-b",
+         "cot_proxy.served_by": f"127.0.0.1:{b.port}", "cot_proxy.upstream.calls": 2}
+
+
+def test_a_stream_is_traced_to_its_end(receiver, upstream):
+    upstream.add(Stream(chat_chunks(["Hel", "lo"], model="m-stream", usage=True), delay=0.05))
+    with traced(receiver, TARGET_BASE_URL=upstream.base_url) as proxy:
+        sdk = openai.OpenAI(base_url=proxy.base_url, api_key="sk-client", max_retries=0)
+        stream = sdk.chat.completions.create(**CHAT, stream=True, stream_options={"include_usage": True})
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text == "Hello"
+        spans = receiver.wait(one_request)
+    [server], [client] = by_kind(spans, "SERVER"), by_kind(spans, "CLIENT")
+    for span in (server, client):
+        assert {k: span.attributes.get(k) for k in ("gen_ai.response.id", "gen_ai.response.model",
+                                                    "gen_ai.response.finish_reasons", "gen_ai.usage.input_tokens",
+                                                    "gen_ai.usage.output_tokens")} == {
+            "gen_ai.response.id": "chatcmpl-fake", "gen_ai.response.model": "m-stream",
+            "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": 5,
+            "gen_ai.usage.output_tokens": 7}
+    assert server.attributes["gen_ai.request.stream"] is True
+    assert client.end_ns - client.start_ns >= 150_000_000  # it lasted as the stream did (4 events 50 ms apart)
+
+
+def test_an_upstream_that_is_down(receiver):
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    with traced(receiver, TARGET_BASE_URL=down, MAX_RETRIES="0") as proxy:
+        r = requests.post(proxy.base_url + "/chat/completions", json=CHAT, timeout=30)
+        assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_connection_refused"
+        spans = receiver.wait(one_request)
+    [server], [client] = by_kind(spans, "SERVER"), by_kind(spans, "CLIENT")
+    assert (server.status, server.attributes["error.type"], server.attributes["http.response.status_code"]) == \
+        ("ERROR", "upstream_connection_refused", 502)
+    assert client.status == "ERROR" and client.attributes["error.type"] == "upstream_connection_refused"
+    assert "http.response.status_code" not in client.attributes
+
+
+def test_a_refused_request_has_its_span_and_no_attempt(receiver, upstream):
+    with traced(receiver, TARGET_BASE_URL=upstream.base_url, ENABLE_AUTH="true", API_KEY_SECRET="sk-admin") as proxy:
+        requests.get(proxy.url + "/health", timeout=30)  # probes are not traced (its span would come first)
+        r = requests.post(proxy.base_url + "/chat/completions", json=CHAT, timeout=30,
+                          headers={"Authorization": "Bearer sk-wrong"})
+        assert r.status_code == 401
+        spans = receiver.wait(lambda s: len(s) >= 1)
+    [server] = spans
+    assert (server.kind, server.status, server.attributes["error.type"], server.attributes["http.response.status_code"]) \
+        == ("SERVER", "UNSET", "invalid_api_key", 401)
+    assert "sk-wrong" not in json.dumps(server.attributes) and [m.method for m in upstream.received] == ["GET"]
+
+
+def test_prompts_and_answers_only_when_asked_for(receiver, upstream):
+    upstream.add(Reply(chat_completion(f"{ANSWER} sk-upstream-secret")))
+    with traced(receiver, TARGET_BASE_URL=upstream.base_url, TRACING_CONTENT="true",
+                OPENAI_API_KEY="sk-upstream-secret") as proxy:
+        r = requests.post(proxy.base_url + "/chat/completions", json={**CHAT, "messages": [
+            {"role": "system", "content": "be brief"}, {"role": "user", "content": PROMPT}]}, timeout=30)
+        assert r.status_code == 200
+        spans = receiver.wait(one_request)
+    [server] = by_kind(spans, "SERVER")
+    assert json.loads(server.attributes["gen_ai.input.messages"]) == [
+        {"role": "system", "parts": [{"type": "text", "content": "be brief"}]},
+        {"role": "user", "parts": [{"type": "text", "content": PROMPT}]}]
+    assert json.loads(server.attributes["gen_ai.output.messages"]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": f"{ANSWER} [redacted]"}], "finish_reason": "stop"}]
+    assert "sk-upstream-secret" not in json.dumps([s.attributes for s in spans])
+
+
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread", "sync"])
+def test_each_worker_class_sends_its_spans_when_it_stops(receiver, upstream, worker_class):
+    """Batches every 60 s: nothing leaves before the worker stops (SIGTERM), and then everything does."""
+    with running_proxy(TARGET_BASE_URL=upstream.base_url, WORKER_CLASS=worker_class, WORKERS="2",
+                       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.endpoint + "/v1/traces",
+                       OTEL_BSP_SCHEDULE_DELAY="60000", OTEL_SERVICE_NAME="gateway-a") as proxy:
+        for _ in range(4):
+            r = requests.post(proxy.base_url + "/chat/completions", json=CHAT, timeout=30,
+                              headers={"traceparent": TRACEPARENT})
+            assert r.status_code == 200
+        assert receiver.spans == []
+        proxy.stop(signal.SIGTERM)
+    spans = receiver.wait(lambda s: len(s) == 8)
+    assert len(by_kind(spans, "SERVER")) == 4 and {s.service for s in spans} == {"gateway-a"}
+    assert {s.trace_id for s in spans} == {TRACE_ID} and receiver.refused == []
