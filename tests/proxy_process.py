@@ -132,7 +132,7 @@ class ProxyProcess:
 
 # Every environment variable a setting reads, but FAST_PATH: the suite runs once in each mode (.ci/run).
 SETTING_VARS = frozenset(var for f in SETTING_FIELDS.values() for var in f.metadata["env"]) - {"FAST_PATH"}
-SETTING_PREFIXES = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_")
+SETTING_PREFIXES = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_", "OTEL_")  # OTEL_*: tracing's
 
 
 def clean_environ(prefixes: tuple[str, ...] = (), names: frozenset[str] | set[str] = frozenset()) -> dict[str, str]:

@@ -213,3 +213,21 @@ def test_each_worker_class_sends_its_spans_when_it_stops(receiver, upstream, wor
     spans = receiver.wait(lambda s: len(s) == 8)
     assert len(by_kind(spans, "SERVER")) == 4 and {s.service for s in spans} == {"gateway-a"}
     assert {s.trace_id for s in spans} == {TRACE_ID} and receiver.refused == []
+
+
+@pytest.mark.parametrize("backend", ["openai", "argo"])
+def test_untraced_a_clients_trace_context_goes_on_unchanged(backend, upstream):
+    """Tracing off: the client's traceparent and tracestate reach the upstream as they came, also through a backend
+    that builds its own headers (ARGO's)."""
+    from tests.fakes.fake_argo import CHAT_PATH, FakeArgo
+    from tests.integration.test_argo import argo_env
+    headers = {"traceparent": TRACEPARENT, "tracestate": "vendor=x"}
+    with FakeArgo() as argo:
+        settings = argo_env(argo) if backend == "argo" else {"TARGET_BASE_URL": upstream.base_url}
+        with running_proxy(**settings) as proxy:
+            r = requests.post(proxy.base_url + "/chat/completions", json={**CHAT, "model": "argo:gpt-4o"},
+                              headers=headers, timeout=30)
+            assert r.status_code == 200, r.text
+        sent = argo.requests_to(CHAT_PATH)[-1].headers if backend == "argo" else \
+            {k.lower(): v for k, v in upstream.received[-1].headers.items()}
+    assert (sent["traceparent"], sent["tracestate"]) == (TRACEPARENT, "vendor=x")

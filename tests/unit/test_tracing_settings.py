@@ -1,0 +1,114 @@
+"""TRACING and TRACING_CONTENT, and the OTEL_* values checked at start-up: when requests are traced, a bad value
+stopping start-up with one line naming it, and the warnings for what tracing will not do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from argoproxy.config.settings import SettingsError, load, load_settings
+from argoproxy.config.tracing_settings import endpoint, tracing_on
+from tests.proxy_process import ROOT
+
+URL = "http://collector:4318"
+
+
+@pytest.mark.parametrize("env,on", [
+    ({}, False),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": URL}, True),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": URL + "/v1/traces"}, True),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": " "}, False),
+    ({"TRACING": "on"}, True),
+    ({"TRACING": "yes"}, True),
+    ({"TRACING": "off", "OTEL_EXPORTER_OTLP_ENDPOINT": URL}, False),
+    ({"TRACING": "auto", "OTEL_EXPORTER_OTLP_ENDPOINT": URL}, True),
+    ({"TRACING": "on", "OTEL_SDK_DISABLED": "TRUE"}, False),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": URL, "OTEL_SDK_DISABLED": "true"}, False),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": URL, "OTEL_SDK_DISABLED": "false"}, True),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": URL, "OTEL_TRACES_EXPORTER": "none"}, False),
+])
+def test_when_requests_are_traced(env, on):
+    s = load_settings({}, environ=env)
+    assert tracing_on(s.tracing, env) is on
+
+
+def test_the_setting_in_yaml_and_as_a_flag(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tracing: on\ntracing_content: true\n")  # YAML reads a bare on as true
+    s = load_settings({}, environ={"CONFIG_PATH": str(cfg)})
+    assert (s.tracing, s.tracing_content) == ("on", True)
+    assert load_settings({"tracing": "off"}, environ={"CONFIG_PATH": str(cfg)}).tracing == "off"
+    assert load_settings({}, environ={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}).tracing_content
+
+
+def test_where_spans_go():
+    assert endpoint({}) == "http://localhost:4318/v1/traces"
+    assert endpoint({"OTEL_EXPORTER_OTLP_ENDPOINT": URL + "/"}) == URL + "/v1/traces"
+    assert endpoint({"OTEL_EXPORTER_OTLP_ENDPOINT": URL, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t/x"}) == "http://t/x"
+
+
+@pytest.mark.parametrize("env,line", [
+    ({"TRACING": "sometimes"}, "TRACING: expected on, off or auto, got 'sometimes'"),
+    ({"TRACING_CONTENT": "maybe"}, "TRACING_CONTENT: expected true or false, got 'maybe'"),
+    ({"OTEL_TRACES_SAMPLER": "parentbased_alwayson"}, "OTEL_TRACES_SAMPLER: must be one of parentbased_always_on, "
+     "parentbased_always_off, parentbased_traceidratio, always_on, always_off, traceidratio, got 'parentbased_alwayson'"),
+    ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1%"},
+     "OTEL_TRACES_SAMPLER_ARG: the share of traces kept, between 0 and 1, got '1%'"),
+    ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "5"},
+     "OTEL_TRACES_SAMPLER_ARG: the share of traces kept, between 0 and 1, got '5'"),
+    ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+     "OTEL_EXPORTER_OTLP_PROTOCOL: cot_proxy sends traces over OTLP/HTTP with protobuf (http/protobuf), got 'grpc'"),
+    ({"OTEL_TRACES_EXPORTER": "zipkin"},
+     "OTEL_TRACES_EXPORTER: cot_proxy sends traces over OTLP only (otlp, or none for no traces), got 'zipkin'"),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4318"},
+     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: must be an http(s) URL, got 'collector:4318'"),
+    ({"OTEL_BSP_SCHEDULE_DELAY": "5s"}, "OTEL_BSP_SCHEDULE_DELAY: expected a positive whole number, got '5s'"),
+])
+def test_a_bad_value_names_its_key(env, line):
+    with pytest.raises(SettingsError) as err:
+        load_settings({}, environ={"TRACING": "on", **env} if "TRACING" not in env else env)
+    assert str(err.value) == line
+
+
+def test_otel_values_are_not_ours_to_check_while_tracing_is_off():
+    """Another program's OTEL_* variables in the same environment do not stop a proxy that does not trace."""
+    s = load_settings({}, environ={"OTEL_TRACES_SAMPLER": "jaeger_remote", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    assert s.tracing == "auto"
+
+
+def test_good_values_pass():
+    load_settings({}, environ={"TRACING": "on", "OTEL_TRACES_SAMPLER": "ParentBased_TraceIdRatio",
+                               "OTEL_TRACES_SAMPLER_ARG": "0.01", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                               "OTEL_BSP_SCHEDULE_DELAY": "1000", "OTEL_TRACES_EXPORTER": "otlp"})
+
+
+@pytest.mark.parametrize("env,warning", [
+    ({"TRACING": "on", "OTEL_SDK_DISABLED": "true"},
+     "TRACING is on, but OTEL_SDK_DISABLED=true turns OpenTelemetry off, so no request is traced"),
+    ({"TRACING": "on"}, "TRACING is on and no OTEL_EXPORTER_OTLP_ENDPOINT is set: spans go to "
+                        "http://localhost:4318/v1/traces"),
+    ({"TRACING_CONTENT": "true"}, "TRACING_CONTENT is set, but no request is traced (TRACING is off, or auto with no "
+                                  "OTEL_EXPORTER_OTLP_ENDPOINT), so it is not used"),
+])
+def test_warnings(env, warning):
+    assert warning in load({}, environ=env).warnings
+
+
+def test_no_warning_when_tracing_as_configured():
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": URL, "TRACING_CONTENT": "true", "OTEL_SERVICE_NAME": "gw",
+           "OTEL_TRACES_SAMPLER": "always_on", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod",
+           "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "256", "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=k"}
+    assert load({}, environ=env).warnings == ()
+
+
+def test_a_bad_otel_value_stops_startup_with_one_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
+           "OTEL_EXPORTER_OTLP_ENDPOINT": URL, "OTEL_TRACES_SAMPLER": "sometimes"}
+    out = subprocess.run([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "cot_proxy:app"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert [line for line in out.stderr.splitlines() if line.strip()] == [
+        "cot_proxy: bad setting OTEL_TRACES_SAMPLER: must be one of parentbased_always_on, parentbased_always_off, "
+        "parentbased_traceidratio, always_on, always_off, traceidratio, got 'sometimes'"], out.stderr
