@@ -118,6 +118,13 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
                 "resumes accepting"),
     PrivateName("gevent.monkey", "get_original", "argoproxy.fastpath.sockets",
                 "the unpatched select.poll in a gevent worker"),
+    PrivateName("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter.export",
+                "argoproxy.fastpath.otlp", "overridden (TRACING on): the spans sent are written by the lean encoder"),
+    PrivateName("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter._client",
+                "argoproxy.fastpath.otlp", "the exporter's HTTP client (the OTEL_* endpoint, headers, timeout, "
+                "compression and certificates, its retries): the lean encoder's bytes go through it"),
+    PrivateName("opentelemetry.exporter.otlp.common.http", "_OTLPHTTPClient.export", "argoproxy.fastpath.otlp",
+                "sends one export request's bytes, as the exporter's own export does"),
     # ---- inside the fence, used in both modes (argoproxy.fastpath.server_reach)
     PrivateName("gunicorn.http.body", "ChunkedReader.parse_chunk_size", "argoproxy.fastpath.server_reach",
                 "replaced (wrapped), in both modes: a chunk size over 2^64 - 1 is refused; both of Gunicorn's "

@@ -34,11 +34,11 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # argoproxy, fo
 
 import client  # noqa: E402
 from client import Pool, build_request, chat_body  # noqa: E402
-from targets import (HOST, BareForwarder, ForeignLoad, RawRelay, Nginx, Proxy, Target, Upstream, free_port, nginx_binary,  # noqa: E402
-                     raise_nofile, start_redis)
+from targets import (HOST, BareForwarder, ForeignLoad, RawRelay, Nginx, OtlpSink, Proxy, Target, Upstream, free_port,  # noqa: E402
+                     nginx_binary, raise_nofile, start_redis)
 
-SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "body", "bodies", "hold", "classes",
-            "fronts", "events", "state")
+SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "tracing", "body", "bodies", "hold",
+            "classes", "fronts", "events", "state")
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
 # the events section: streams at once, the gap between events, the short and long rounds' events
@@ -579,6 +579,8 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
         lines.extend(routing_report(res["routing"], plan))
     if res.get("keys"):
         lines.extend(keys_report(res["keys"], plan))
+    if res.get("tracing"):
+        lines.extend(tracing_report(res["tracing"]))
     if res.get("keys_in_process"):
         lines.extend(keys_in_process_report(res["keys_in_process"]))
     if res.get("state"):  # stored responses (bench/state_cost.py)
@@ -757,6 +759,30 @@ def routing_report(rows: dict[str, Any], plan: Plan) -> list[str]:
                      f"{'yes' if added <= ROUTING_BUDGET else '**no**'} |")
     lines += ["", "CPU per request is the median of three windows per target; the two targets alternate by "
               "concurrency so that drift in the machine's load falls on both.", ""]
+    return lines
+
+
+TRACING_BUDGET = 1.05  # with tracing on, CPU per request rises by at most 5%
+TRACING_ROUNDS = 3  # untraced and traced windows alternated this many times per concurrency
+
+
+def tracing_report(rows: dict[str, Any]) -> list[str]:
+    """CPU per request untraced and traced, alternated round by round (the machine's load drifts: each round's
+    ratio compares two neighbouring measurements), the median ratio judged."""
+    lines = ["## Tracing: CPU per request with every request's spans exported (OTLP/HTTP to a local sink)", "",
+             "| concurrency | untraced CPU ms/req (rounds) | traced CPU ms/req (rounds) | ratio per round | median ratio "
+             "| within 5% |", "| --- | --- | --- | --- | --- | --- |"]
+    for c, rounds in sorted(rows["rounds"].items()):
+        ratios = sorted(b["cpu_per_req"] / a["cpu_per_req"] for a, b in rounds)
+        median = ratios[len(ratios) // 2]
+        lines.append(f"| {c} | {' / '.join(ms(a['cpu_per_req'], 3) for a, _ in rounds)} | "
+                     f"{' / '.join(ms(b['cpu_per_req'], 3) for _, b in rounds)} | "
+                     f"{' / '.join(f'{r:.3f}' for r in ratios)} | {median:.3f} | "
+                     f"{'yes' if median <= TRACING_BUDGET else '**no**'} |")
+    lines += ["", f"The sink received {rows['sink']['exports']} exports ({rows['sink']['bytes'] / MIB:.1f} MiB) from "
+              "the traced proxy (TRACING=on, the SDK's default batching: up to 512 spans an export, every 5 s). "
+              "Each round measures the untraced proxy, then the traced one, at the same concurrency; CPU per request "
+              "is the median of three windows.", ""]
     return lines
 
 
@@ -1040,6 +1066,26 @@ def main(argv: list[str] | None = None) -> int:
                     bench.latency_at(routed, c, "routing")
             finally:
                 routed.stop()
+        if "tracing" in sections:
+            log("section tracing (the same proxy with TRACING=on exporting to a local OTLP sink, alternated)")
+            sink = OtlpSink.start()
+            traced = Proxy.start(upstream.port, name="cot_proxy traced", TRACING="on",
+                                 OTEL_EXPORTER_OTLP_ENDPOINT=sink.url)
+            try:
+                bench.results["targets"][traced.name] = "default settings plus TRACING=on (spans to a local sink)"
+                rounds: dict[int, list[tuple[dict, dict]]] = {}
+                bench.results["tracing_runs"] = {}
+                for c in plan.concurrencies:
+                    for _ in range(TRACING_ROUNDS):
+                        bench.latency_at(proxy, c, "tracing_runs")
+                        untraced = bench.results["tracing_runs"][proxy.name][c]
+                        bench.latency_at(traced, c, "tracing_runs")
+                        rounds.setdefault(c, []).append((untraced, bench.results["tracing_runs"][traced.name][c]))
+                bench.results["tracing"] = {"rounds": rounds, "sink": sink.counts()}
+                bench.results.pop("tracing_runs", None)
+            finally:
+                traced.stop()
+                sink.stop()
         if "keys" in sections:
             log("section keys (the same proxy with the static key, then with a team key: SQLite, Redis)")
             keys_dir = tempfile.mkdtemp(prefix="cot_proxy_bench_keys_")

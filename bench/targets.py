@@ -7,6 +7,7 @@ psutil.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ BENCH = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 
 # Environment variables that would change the proxy's settings: removed, so that "default" means default.
-_SETTING_ENV_PREFIXES = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_", "GUNICORN_")
+_SETTING_ENV_PREFIXES = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_", "GUNICORN_", "OTEL_")
 _SETTING_ENV = {"HOST", "PORT", "WORKERS", "WORKER_CLASS", "THREADS", "WORKER_CONNECTIONS", "TIMEOUT", "DEBUG",
                 "API_REQUEST_TIMEOUT", "CONFIG_PATH", "BACKEND", "MAX_BODY_BYTES", "ENABLE_AUTH", "API_KEY_SECRET",
                 "ALLOWED_MODELS", "UPSTREAM_MODE", "COMPATIBLE_MODE", "USE_NATIVE_OPENAI", "MAX_RETRIES",
@@ -211,6 +213,28 @@ class Upstream(Target):
             raise RuntimeError(f"fake upstream did not start: {line!r}")
         port = int(line.split()[1])
         return cls("direct", port, proc, None, "fake upstream (asyncio, 1 process)")
+
+
+class OtlpSink(Target):
+    """bench/otlp_sink.py: where the tracing section's proxy exports its spans (OTLP/HTTP), counting them."""
+
+    @classmethod
+    def start(cls) -> "OtlpSink":
+        proc = subprocess.Popen([sys.executable, str(BENCH / "otlp_sink.py"), "--host", HOST],
+                                stdout=subprocess.PIPE, stderr=None, text=True)
+        line = proc.stdout.readline()
+        if not line.startswith("READY"):
+            _stop(proc)
+            raise RuntimeError(f"OTLP sink did not start: {line!r}")
+        return cls("otlp sink", int(line.split()[1]), proc, None, "bench/otlp_sink.py")
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def counts(self) -> dict[str, int]:
+        with urllib.request.urlopen(self.url + "/count", timeout=10) as response:
+            return json.loads(response.read())
 
 
 class Proxy(Target):

@@ -17,6 +17,8 @@ With FAST_PATH=on:
   collector's sight (`tune_worker_gc`) and keeps large freed blocks for reuse (`allocator.keep_large_blocks`).
 - `gunicorn_body.direct_body`: a whole request body of known length read from the socket into one buffer
   (edge.client_input.DeadlineBody).
+- `otlp.LeanSpanExporter` (TRACING on): spans written in OTLP's protobuf wire format directly, sent through the
+  OTLP/HTTP exporter's own client (observe/tracing.py is handed it by serve/build.py).
 
 In both modes, `server_reach` (the one module here imported with FAST_PATH=off) gives the edge the client's
 socket and limits chunk sizes: reaches below Gunicorn's public API that the product needs either way, kept
@@ -38,7 +40,8 @@ import http.client
 from argoproxy.private_names import fast_path_names
 
 # The library versions the fast path was verified against (requirements.txt pins them).
-VERIFIED_WITH = {"urllib3": "2.8.0", "requests": "2.34.2", "gunicorn": "27.0.1", "gevent": "26.9.0"}
+VERIFIED_WITH = {"urllib3": "2.8.0", "requests": "2.34.2", "gunicorn": "27.0.1", "gevent": "26.9.0",
+                 "opentelemetry-exporter-otlp-proto-http": "1.45.2"}
 
 # (module, dotted name) of every private symbol the fast path reads, calls, overrides or replaces: its part of
 # the one register, argoproxy/private_names.py.

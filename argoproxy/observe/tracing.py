@@ -24,15 +24,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags,
+                                 get_current_span, set_span_in_context)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from argoproxy.config.routing_settings import entry_url
@@ -49,16 +50,22 @@ from argoproxy.upstream.wire import UpstreamRequest, describe_host
 # Routes of the proxy's own that are not traced: probes and scrapes, many a minute, say nothing of the traffic.
 UNTRACED = frozenset({"root", "health", "metrics", "ui", "ui_data"})
 W3C = TraceContextTextMapPropagator()
+UNSET, ERROR = Status(StatusCode.UNSET), Status(StatusCode.ERROR)
 
 
 class Sdk(PerProcess):
-    """This process's TracerProvider and its batch processor (made again in a process forked after it)."""
+    """This process's TracerProvider (its sampler, id generator and resource, from the OTEL_* variables) and the
+    batch processor that exports its spans (made again in a process forked after it)."""
+
+    # The exporter's class: the SDK's OTLP/HTTP one, or the fast path's (serve/build.py hands it: FAST_PATH=on)
+    exporter: Callable[[], SpanExporter] = OTLPSpanExporter
 
     def __init__(self) -> None:
         super().__init__()
         self.provider = TracerProvider(resource=service_resource())
-        self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        self.tracer = self.provider.get_tracer("cot_proxy")
+        self.processor = BatchSpanProcessor(self.exporter())
+        self.provider.add_span_processor(self.processor)
+        self.scope = InstrumentationScope("cot_proxy")
 
 
 def service_resource() -> Resource:
@@ -74,34 +81,53 @@ def shutdown(worker: object = None) -> None:
         sdk.provider.shutdown()
 
 
+class Record:
+    """A span being made: its identity from its start (its context goes upstream before it ends), the rest as it
+    ends, when it becomes the SDK's ReadableSpan."""
+
+    __slots__ = ("name", "context", "parent", "kind", "start", "attributes", "status")
+
+    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind, start: int,
+                 attributes: dict[str, Any]) -> None:
+        self.name, self.context, self.parent, self.kind, self.start = name, context, parent, kind, start
+        self.attributes = attributes
+        self.status = UNSET
+
+
 class CallTrace:
     """One request's spans: its SERVER span (an INTERNAL one for a background run) and the CLIENT span of its
     attempt in flight."""
 
-    __slots__ = ("tracing", "kind", "parent", "server", "context", "client", "url", "refused", "ended")
+    __slots__ = ("tracing", "kind", "parent", "server", "client", "url", "refused", "ended")
 
-    def __init__(self, tracing: Tracing, kind: SpanKind = SpanKind.SERVER, parent: Context | None = None) -> None:
+    def __init__(self, tracing: Tracing, kind: SpanKind = SpanKind.SERVER, parent: SpanContext | None = None) -> None:
         self.tracing = tracing
         self.kind = kind
         self.parent = parent  # None: the client's traceparent, if one came
-        self.server: Span | None = None
-        self.context: Context | None = None  # the server span's, the attempts' parent
-        self.client: Span | None = None
+        self.server: Record | None = None
+        self.client: Record | None = None
         self.url = ""  # where the attempt in flight went
         self.refused = False  # the attempt in flight was answered with an error status
         self.ended = False
 
     def detached(self, call: Call) -> CallTrace:
         """A background run of this request: its own span, under the request's."""
-        self.tracing.server_span(call, self)
-        return CallTrace(self.tracing, SpanKind.INTERNAL, self.context)
+        return CallTrace(self.tracing, SpanKind.INTERNAL, self.tracing.server_span(call, self).context)
 
 
 class Tracing:
-    """The worker's tracer: the door's `begin`, the upstream client's attempt hooks, and the observer."""
+    """The worker's tracer: the door's `begin`, the upstream client's attempt hooks, and the observer. Spans are
+    made as the SDK's ReadableSpan once they end and handed to its batch processor; their ids, sampling and
+    flags are decided as the SDK's tracer decides them (a request's spans are sampled together: each of the
+    SDK's samplers decides a local child as its parent)."""
 
-    def __init__(self, settings: Settings, secrets: Secrets) -> None:
-        self.tracer = Sdk.get().tracer
+    def __init__(self, settings: Settings, secrets: Secrets, exporter: Callable[[], SpanExporter] | None = None) -> None:
+        if exporter is not None:
+            Sdk.exporter = exporter
+        sdk = Sdk.get()
+        provider = sdk.provider
+        self.processor, self.scope, self.resource = sdk.processor, sdk.scope, provider.resource
+        self.sampler, self.ids = provider.sampler, provider.id_generator
         self.content = settings.tracing_content
         self.secrets = secrets
         # gen_ai.provider.name by where a request goes (routing's deployments), else the top-level backend's
@@ -112,8 +138,8 @@ class Tracing:
     def begin(self) -> CallTrace:
         return CallTrace(self)
 
-    # ------------------------------------------------------------ the request's span
-    def server_span(self, call: Call, trace: CallTrace) -> Span:
+    # ------------------------------------------------------------ spans
+    def server_span(self, call: Call, trace: CallTrace) -> Record:
         """The request's span, started now if it was not yet, dated from the request's arrival."""
         if trace.server is None:
             parent = trace.parent if trace.kind is not SpanKind.SERVER else self.client_context(call)
@@ -121,12 +147,37 @@ class Tracing:
             name = genai.span_name(plan.kind, plan.model, client.method, client.path)
             if trace.kind is SpanKind.INTERNAL:
                 name = f"background {name}"
-            trace.server = self.tracer.start_span(name, parent, trace.kind, start_time=wall_ns(client.started))
-            trace.context = set_span_in_context(trace.server)
+            trace.server = self.started(name, parent, trace.kind, wall_ns(client.started), {})
         return trace.server
 
+    def started(self, name: str, parent: SpanContext | None, kind: SpanKind, start: int,
+                attributes: dict[str, Any]) -> Record:
+        """A span's identity, as the SDK's tracer makes it: the parent's trace or a new one, the sampler's
+        decision (a new trace's) or the parent's (a span of this proxy's), the random-trace-id flag."""
+        if parent is not None and parent.is_valid and not parent.is_remote:  # a span of this request's
+            context = SpanContext(parent.trace_id, self.ids.generate_span_id(), False, parent.trace_flags,
+                                  parent.trace_state)
+            return Record(name, context, parent, kind, start, attributes)
+        if parent is None or not parent.is_valid:
+            parent, trace_id, random = None, self.ids.generate_trace_id(), self.ids.is_trace_id_random()
+        else:
+            trace_id, random = parent.trace_id, parent.trace_flags.random_trace_id
+        outer = set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
+        decision = self.sampler.should_sample(outer, trace_id, name, kind, None, None)
+        flags = (TraceFlags.SAMPLED if decision.decision.is_sampled() else 0) | (TraceFlags.RANDOM_TRACE_ID if random else 0)
+        context = SpanContext(trace_id, self.ids.generate_span_id(), False, TraceFlags(flags), decision.trace_state)
+        return Record(name, context, parent, kind, start, {**(decision.attributes or {}), **attributes})
+
+    def ended(self, record: Record, end: int | None = None) -> None:
+        """A span ends: to the batch processor, sampled."""
+        ctx = record.context
+        if ctx.trace_flags.sampled:
+            self.processor.on_end(ReadableSpan(record.name, ctx, record.parent, self.resource, record.attributes,
+                                               kind=record.kind, status=record.status, start_time=record.start,
+                                               end_time=end or time.time_ns(), instrumentation_scope=self.scope))
+
     @staticmethod
-    def client_context(call: Call) -> Context | None:
+    def client_context(call: Call) -> SpanContext | None:
         """The client's trace context (W3C traceparent and tracestate), continued; None: a trace of its own."""
         request = call.client.request
         parent = client_value(request.headers, "traceparent") if request is not None else None
@@ -136,7 +187,8 @@ class Tracing:
         state = client_value(request.headers, "tracestate")
         if state is not None:
             carrier["tracestate"] = state
-        return W3C.extract(carrier)
+        context: SpanContext = get_current_span(W3C.extract(carrier)).get_span_context()
+        return context
 
     # ------------------------------------------------------------ attempts (upstream/client.py's AttemptTracer)
     def attempt(self, call: Any, req: UpstreamRequest) -> UpstreamRequest:
@@ -145,7 +197,7 @@ class Tracing:
             return req
         if trace.client is not None:  # the previous attempt is over: this one retries or fails over
             self.end_attempt(trace)
-        self.server_span(call, trace)
+        server = self.server_span(call, trace)
         plan = call.plan
         where = urlsplit(req.url)
         host = where.hostname or ""
@@ -159,40 +211,39 @@ class Tracing:
         if model:
             attributes["gen_ai.request.model"] = model
         trace.url = req.url
-        span = trace.client = self.tracer.start_span(genai.span_name(plan.kind, model, req.method, plan.kind),
-                                                     trace.context, SpanKind.CLIENT, attributes)
-        ctx = span.get_span_context()
+        record = trace.client = self.started(genai.span_name(plan.kind, model, req.method, plan.kind),
+                                             server.context, SpanKind.CLIENT, time.time_ns(), attributes)
+        ctx = record.context
         parent = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
         return dataclasses.replace(req, headers=with_context(req.headers, parent, ctx.trace_state.to_header()))
 
     def answered(self, call: Any, status: int) -> None:
         trace: CallTrace | None = call.client.trace
-        span = trace.client if trace is not None else None
-        if span is None:
+        record = trace.client if trace is not None else None
+        if record is None:
             return
-        span.set_attribute("http.response.status_code", status)
+        record.attributes["http.response.status_code"] = status
         if status >= 400:
             trace.refused = True
-            span.set_attribute("error.type", str(status))
-            span.set_status(Status(StatusCode.ERROR))
+            record.attributes["error.type"] = str(status)
+            record.status = ERROR
 
     def failed(self, call: Any, error: BaseException) -> None:
         trace: CallTrace | None = call.client.trace
-        span = trace.client if trace is not None else None
-        if span is None:
+        record = trace.client if trace is not None else None
+        if record is None:
             return
         trace.client = None
-        span.set_attribute("error.type", attempt_error(error, trace.url))
-        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        span.end()
+        record.attributes["error.type"] = attempt_error(error, trace.url)
+        record.status = Status(StatusCode.ERROR, type(error).__name__)
+        self.ended(record)
 
-    @staticmethod
-    def end_attempt(trace: CallTrace, attributes: dict[str, Any] | None = None) -> None:
-        span, trace.client, trace.refused = trace.client, None, False
-        if span is not None:
+    def end_attempt(self, trace: CallTrace, attributes: dict[str, Any] | None = None) -> None:
+        record, trace.client, trace.refused = trace.client, None, False
+        if record is not None:
             if attributes:
-                span.set_attributes(attributes)
-            span.end()
+                record.attributes.update(attributes)
+            self.ended(record)
 
     # ------------------------------------------------------------ the observer
     def observe(self, call: Call) -> None:
@@ -214,13 +265,14 @@ class Tracing:
             if error is not None and out.status >= 500 and not trace.refused:
                 last["error.type"] = error  # a stream that broke after its head
             self.end_attempt(trace, last)
-        attributes = self.call_attributes(call, answered, error)
-        server.set_attributes(attributes)
+        server.attributes.update(self.call_attributes(call, answered, error))
         if out.status >= 500:
-            server.set_status(Status(StatusCode.ERROR))
-        server.update_name(genai.span_name(call.plan.kind, call.plan.model, call.client.method, call.client.path))
-        server.end()
-        trace.server = trace.context = None
+            server.status = ERROR
+        server.name = genai.span_name(call.plan.kind, call.plan.model, call.client.method, call.client.path)
+        if trace.kind is SpanKind.INTERNAL:
+            server.name = f"background {server.name}"
+        self.ended(server)
+        trace.server = None
 
     def call_attributes(self, call: Call, answered: dict[str, Any], error: str | None) -> dict[str, Any]:
         plan, out, client = call.plan, call.outcome, call.client

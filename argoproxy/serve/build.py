@@ -103,7 +103,11 @@ def traced(settings: Settings) -> Tracing | None:
     if not tracing_on(settings.tracing, os.environ):
         return None
     from argoproxy.observe.tracing import Tracing
-    return Tracing(settings, Secrets.from_settings(settings))
+    exporter = None
+    if settings.fast_path == "on":
+        from argoproxy.fastpath.otlp import LeanSpanExporter
+        exporter = LeanSpanExporter  # spans written by the fast path's encoder (observe/ imports no fastpath)
+    return Tracing(settings, Secrets.from_settings(settings), exporter)
 
 
 def real_upstream(settings: Settings, tracing: Tracing | None = None) -> Upstream:
