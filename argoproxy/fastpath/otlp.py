@@ -83,66 +83,77 @@ def any_value(value: Any) -> bytes:
 
 
 _keys: dict[str, bytes] = {}
-# KeyValue encodings of the (key, text) pairs met before: most of a span's texts repeat from request to request
-# (the method, the route, the operation, the provider, the model). Model names are the clients': the table is
-# emptied when full.
-_pairs: dict[tuple[str, Any], bytes] = {}
+# Whole KeyValue fields (tag, length, key, value) of the (key, text or integer) pairs met before, by field tag:
+# most of a span's attributes repeat from request to request (the method, the route, the operation, the provider,
+# the model, a status, small counts). Values are the clients' (model names): a table is emptied when full. Ids
+# and messages never repeat: not kept.
+_pairs: dict[bytes, dict[tuple[str, Any], bytes]] = {}
 _PAIRS_KEPT = 8192
+_UNIQUE = frozenset({"cot_proxy.request_id", "gen_ai.response.id", "gen_ai.input.messages", "gen_ai.output.messages"})
 
 
-def key_value(key: str, value: Any) -> bytes:
+def key_value(tag: bytes, key: str, value: Any) -> bytes:
+    """One KeyValue as a field under `tag`."""
     head = _keys.get(key)
     if head is None:
         head = text(1, key)
         if len(_keys) < _KEYS_KEPT:
             _keys[key] = head
     encoded = any_value(value)
-    return head + b"\x12" + length(len(encoded)) + encoded
+    pair = head + b"\x12" + length(len(encoded)) + encoded
+    return tag + length(len(pair)) + pair
 
 
 def attributes(tag: bytes, items: Any) -> bytes:
     """Repeated KeyValue fields (key 1, value 2) under one field's tag."""
     out = []
-    pairs = _pairs
+    pairs = _pairs.setdefault(tag, {})
     for item in items.items():
-        if type(item[1]) is not str:  # only strings: 1 and 1.0 (and True) are one key to a dict
-            pair = key_value(*item)
-        else:
-            pair = pairs.get(item)
-            if pair is None:
-                pair = key_value(*item)
+        kind = type(item[1])
+        if (kind is str or kind is int) and item[0] not in _UNIQUE:  # a type each: 1, 1.0 and True are one dict key
+            entry = pairs.get(item)
+            if entry is None:
+                entry = key_value(tag, *item)
                 if len(pairs) >= _PAIRS_KEPT:
                     pairs.clear()
-                pairs[item] = pair
-        out.append(tag + length(len(pair)) + pair)
+                pairs[item] = entry
+        else:
+            entry = key_value(tag, *item)
+        out.append(entry)
     return b"".join(out)
 
 
 _SPAN_ATTRIBUTES, _RESOURCE_ATTRIBUTES, _SCOPE_ATTRIBUTES = b"\x4a", b"\x0a", b"\x1a"  # fields 9, 1, 3
 
 
+_named: dict[tuple[str, SpanKind], bytes] = {}  # a span's name and kind fields, by both: names repeat (bounded)
+_UNSET_STATUS = b"\x7a\x00"  # an empty Status, written for an unset one as the SDK does
+
+
 def span(s: ReadableSpan) -> bytes:
-    ctx = s.context
-    parts = [b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big"), b"\x12\x08" + ctx.span_id.to_bytes(8, "big")]
+    """One Span as a ScopeSpans.spans field: ids, trace state, parent, name, kind, times, attributes, status,
+    flags, in field order."""
+    ctx, parent, status = s.context, s.parent, s.status
+    head = b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big") + b"\x12\x08" + ctx.span_id.to_bytes(8, "big")
     if ctx.trace_state:
-        parts.append(text(3, ctx.trace_state.to_header()))
-    parent = s.parent
+        head += text(3, ctx.trace_state.to_header())
     flags = _FLAG_HAS_IS_REMOTE
     if parent is not None:
-        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+        head += b"\x22\x08" + parent.span_id.to_bytes(8, "big")
         if parent.is_remote:
             flags |= _FLAG_IS_REMOTE
-    parts.append(text(5, s.name))
-    parts.append(b"\x30" + varint(_KINDS[s.kind]))
-    parts.append(b"\x39" + _fixed64(s.start_time or 0) + b"\x41" + _fixed64(s.end_time or 0))
-    if s.attributes:
-        parts.append(attributes(_SPAN_ATTRIBUTES, s.attributes))
-    status = s.status
+    named = _named.get((s.name, s.kind))
+    if named is None:
+        named = text(5, s.name) + b"\x30" + varint(_KINDS[s.kind])
+        if len(_named) >= _KEYS_KEPT:
+            _named.clear()
+        _named[(s.name, s.kind)] = named
     code = _STATUS[status.status_code]
-    parts.append(field(15, (text(2, status.description) if status.description else b"") +
-                       (b"\x18" + varint(code) if code else b"")))  # written when unset too, as the SDK does
-    parts.append(b"\x85\x01" + _fixed32(flags))
-    body = b"".join(parts)
+    body = b"".join((head, named, b"\x39", _fixed64(s.start_time or 0), b"\x41", _fixed64(s.end_time or 0),
+                     attributes(_SPAN_ATTRIBUTES, s.attributes) if s.attributes else b"",
+                     field(15, (text(2, status.description) if status.description else b"") +
+                           (b"\x18" + varint(code) if code else b"")) if code or status.description else _UNSET_STATUS,
+                     b"\x85\x01", _fixed32(flags)))
     return b"\x12" + length(len(body)) + body  # ScopeSpans.spans, field 2
 
 

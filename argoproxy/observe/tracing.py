@@ -51,6 +51,7 @@ from argoproxy.upstream.wire import UpstreamRequest, describe_host
 UNTRACED = frozenset({"root", "health", "metrics", "ui", "ui_data"})
 W3C = TraceContextTextMapPropagator()
 UNSET, ERROR = Status(StatusCode.UNSET), Status(StatusCode.ERROR)
+SERVERS_KEPT = 1024  # upstream URLs whose host, port and provider are kept
 
 
 class Sdk(PerProcess):
@@ -134,6 +135,7 @@ class Tracing:
         self.provider = genai.provider_name(settings.backend)
         self.providers = {describe_host(entry_url(settings, e)): genai.provider_name(e.backend)
                           for e in settings.models}
+        self.servers: dict[str, tuple[str, int, str]] = {}  # by upstream URL (server_of)
 
     def begin(self) -> CallTrace:
         return CallTrace(self)
@@ -199,12 +201,10 @@ class Tracing:
             self.end_attempt(trace)
         server = self.server_span(call, trace)
         plan = call.plan
-        where = urlsplit(req.url)
-        host = where.hostname or ""
-        port = where.port or (443 if where.scheme == "https" else 80)
+        host, port, provider = self.server_of(req.url)
         model = plan.upstream_model or plan.model
         attributes: dict[str, Any] = {"server.address": host, "server.port": port, "http.request.method": req.method,
-                                      "gen_ai.provider.name": self.providers.get(f"{host}:{port}", self.provider)}
+                                      "gen_ai.provider.name": provider}
         op = genai.operation(plan.kind)
         if op is not None:
             attributes["gen_ai.operation.name"] = op
@@ -216,6 +216,18 @@ class Tracing:
         ctx = record.context
         parent = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
         return dataclasses.replace(req, headers=with_context(req.headers, parent, ctx.trace_state.to_header()))
+
+    def server_of(self, url: str) -> tuple[str, int, str]:
+        """The host, port and gen_ai.provider.name of an upstream URL (kept: a worker's URLs are few)."""
+        found = self.servers.get(url)
+        if found is None:
+            where = urlsplit(url)
+            host, port = where.hostname or "", where.port or (443 if where.scheme == "https" else 80)
+            found = (host, port, self.providers.get(f"{host}:{port}", self.provider))
+            if len(self.servers) >= SERVERS_KEPT:  # a forwarded path's URL holds the client's path: bounded
+                self.servers.clear()
+            self.servers[url] = found
+        return found
 
     def answered(self, call: Any, status: int) -> None:
         trace: CallTrace | None = call.client.trace

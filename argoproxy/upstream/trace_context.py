@@ -12,9 +12,6 @@ from typing import Mapping
 
 from argoproxy.upstream.wire import UpstreamRequest
 
-NAMES = frozenset({"traceparent", "tracestate"})
-
-
 def client_value(headers: Mapping[str, str], name: str) -> str | None:
     """A trace context header of the client's: the edge spells names as `Traceparent`; in-process, as written."""
     value = headers.get(name.title())
@@ -33,9 +30,15 @@ def trace_context_carried(req: UpstreamRequest, client_headers: Mapping[str, str
     return dataclasses.replace(req, headers={**req.headers, **added})
 
 
+SPELLINGS = ("traceparent", "Traceparent", "tracestate", "Tracestate")  # the edge's (title case) and as written
+
+
 def with_context(headers: Mapping[str, str], traceparent: str, tracestate: str) -> dict[str, str]:
-    """Headers carrying this trace context in place of any other, whatever the case of its names."""
-    out = {name: value for name, value in headers.items() if name.lower() not in NAMES}
+    """Headers carrying this trace context in place of any other (the client's, as the edge or a backend spells
+    its names)."""
+    out = dict(headers)
+    for name in SPELLINGS:
+        out.pop(name, None)
     out["traceparent"] = traceparent
     if tracestate:
         out["tracestate"] = tracestate

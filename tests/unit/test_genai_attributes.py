@@ -171,5 +171,5 @@ def test_trace_context_carried_upstream():
     assert trace_context_carried(req, {}) is req
     passed = UpstreamRequest("POST", "http://up/", {"Traceparent": "00-a-b-01"}, b"{}")
     assert trace_context_carried(passed, client) is passed  # the backend passed the client's headers on
-    assert with_context({"TRACEPARENT": "old", "TraceState": "old", "X": "1"}, "00-new", "") == \
+    assert with_context({"Traceparent": "old", "tracestate": "old", "X": "1"}, "00-new", "") == \
         {"X": "1", "traceparent": "00-new"}
