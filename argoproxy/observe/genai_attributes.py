@@ -18,12 +18,17 @@ OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "e
 # backend talks to speaks OpenAI's API), the backend's own name where none does (ARGO; DashScope, Alibaba Cloud's).
 PROVIDERS = {"openai": "openai"}
 
-# Request members -> attributes, each taken only when it holds a value of the attribute's type.
-NUMBERS = (("temperature", "gen_ai.request.temperature"), ("top_p", "gen_ai.request.top_p"),
-           ("top_k", "gen_ai.request.top_k"), ("frequency_penalty", "gen_ai.request.frequency_penalty"),
-           ("presence_penalty", "gen_ai.request.presence_penalty"))
-# The answer's limit in each spelling the upstreams honour; the first present wins.
-LIMITS = ("max_completion_tokens", "max_tokens", "max_output_tokens", "n_predict")
+# Request members -> (attribute, whether a value of the member is one of the attribute's type). The answer's
+# limit has a spelling per server: max_completion_tokens wins over max_tokens (the upstreams' own rule).
+_NUMBER = (int, float)
+REQUEST = {"temperature": ("gen_ai.request.temperature", _NUMBER), "top_p": ("gen_ai.request.top_p", _NUMBER),
+           "top_k": ("gen_ai.request.top_k", _NUMBER),
+           "frequency_penalty": ("gen_ai.request.frequency_penalty", _NUMBER),
+           "presence_penalty": ("gen_ai.request.presence_penalty", _NUMBER),
+           "max_tokens": ("gen_ai.request.max_tokens", (int,)), "max_output_tokens": ("gen_ai.request.max_tokens", (int,)),
+           "n_predict": ("gen_ai.request.max_tokens", (int,)), "seed": ("gen_ai.request.seed", (int,)),
+           "stream": ("gen_ai.request.stream", (bool,)),
+           "dimensions": ("gen_ai.embeddings.dimension.count", (int,))}
 
 
 def provider_name(backend: str) -> str:
@@ -43,32 +48,25 @@ def span_name(kind: str, model: str | None, method: str, path: str) -> str:
 
 
 def request_attributes(body: dict[str, Any]) -> dict[str, Any]:
-    """The request's parameters (what was sent upstream: after LLM_PARAMS and adaptation)."""
+    """The request's parameters (what was sent upstream: after LLM_PARAMS and adaptation), read member by member
+    of the body (a few), not attribute by attribute."""
     out: dict[str, Any] = {}
-    for member, name in NUMBERS:
-        value = body.get(member)
-        if _number(value):
-            out[name] = value
-    for member in LIMITS:
-        value = body.get(member)
-        if type(value) is int:
-            out["gen_ai.request.max_tokens"] = value
-            break
-    if type(body.get("seed")) is int:
-        out["gen_ai.request.seed"] = body["seed"]
-    n = body.get("n")
-    if type(n) is int and n != 1:
-        out["gen_ai.request.choice.count"] = n
-    stop = body.get("stop")
-    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else None
-    if stops and all(isinstance(s, str) for s in stops):
-        out["gen_ai.request.stop_sequences"] = stops
-    if isinstance(body.get("stream"), bool):
-        out["gen_ai.request.stream"] = body["stream"]
-    if isinstance(body.get("encoding_format"), str):
-        out["gen_ai.request.encoding_formats"] = [body["encoding_format"]]
-    if type(body.get("dimensions")) is int:
-        out["gen_ai.embeddings.dimension.count"] = body["dimensions"]
+    for member, value in body.items():
+        known = REQUEST.get(member)
+        if known is not None:
+            if type(value) in known[1]:
+                out[known[0]] = value
+        elif member == "stop":
+            stops = [value] if isinstance(value, str) else value if isinstance(value, list) else None
+            if stops and all(isinstance(s, str) for s in stops):
+                out["gen_ai.request.stop_sequences"] = stops
+        elif member == "n" and type(value) is int and value != 1:
+            out["gen_ai.request.choice.count"] = value
+        elif member == "encoding_format" and isinstance(value, str):
+            out["gen_ai.request.encoding_formats"] = [value]
+    limit = body.get("max_completion_tokens")
+    if type(limit) is int:
+        out["gen_ai.request.max_tokens"] = limit
     return out
 
 
@@ -183,10 +181,6 @@ def _cut(text: Any, budget: list[int]) -> Any:
     kept = text[:max(0, budget[0])]
     budget[0] -= len(kept)
     return kept
-
-
-def _number(value: Any) -> bool:
-    return type(value) in (int, float)
 
 
 def _count(value: Any) -> int | None:
