@@ -1,5 +1,5 @@
 """Observers: what is recorded about requests once they are answered (metrics, JSONL journals, the DEBUG line,
-the body taps journals read) and the pages that show it (/health, /ui).
+the body taps journals read, OpenTelemetry traces) and the pages that show it (/health, /ui).
 
 Rule: an observer reads a finished call; it never changes an answer and never breaks one.
 
