@@ -82,10 +82,11 @@ def usage_attributes(usage: Any) -> dict[str, Any]:
     cache_write = _count(usage.get("cache_creation_input_tokens"))
     details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
     cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
-    if _count(prompt) is not None:
+    prompt, output = _count(prompt), _count(output)
+    if prompt is not None:
         extra = (cache_read or 0) + (cache_write or 0) if "prompt_tokens" not in usage else 0
         out["gen_ai.usage.input_tokens"] = prompt + extra
-    if _count(output) is not None:
+    if output is not None:
         out["gen_ai.usage.output_tokens"] = output
     if cached is not None or cache_read is not None:
         out["gen_ai.usage.cache_read.input_tokens"] = cached if cached is not None else cache_read

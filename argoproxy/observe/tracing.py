@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 from urllib.parse import urlsplit
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -174,7 +174,7 @@ class Tracing:
             outer = set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
             decision = self.sampler.should_sample(outer, trace_id, name, kind, None, None)
             sampled, state = decision.decision.is_sampled(), decision.trace_state
-            attributes = {**(decision.attributes or {}), **attributes}
+            attributes = {**dict(decision.attributes or {}), **attributes}
         flags = (TraceFlags.SAMPLED if sampled else 0) | (TraceFlags.RANDOM_TRACE_ID if random else 0)
         context = SpanContext(trace_id, self.ids.generate_span_id(), False, TraceFlags(flags), state)
         return Record(name, context, parent, kind, start, attributes)
@@ -241,7 +241,7 @@ class Tracing:
     def answered(self, call: Any, status: int) -> None:
         trace: CallTrace | None = call.client.trace
         record = trace.client if trace is not None else None
-        if record is None:
+        if trace is None or record is None:
             return
         record.attributes["http.response.status_code"] = status
         if status >= 400:
@@ -252,7 +252,7 @@ class Tracing:
     def failed(self, call: Any, error: BaseException) -> None:
         trace: CallTrace | None = call.client.trace
         record = trace.client if trace is not None else None
-        if record is None:
+        if trace is None or record is None:
             return
         trace.client = None
         record.attributes["error.type"] = attempt_error(error, trace.url)
@@ -269,7 +269,7 @@ class Tracing:
     # ------------------------------------------------------------ the observer
     def observe(self, call: Call) -> None:
         """The call ended: its spans end, with what it asked and what answered."""
-        trace = call.client.trace
+        trace = cast(CallTrace | None, call.client.trace)  # the door gave it this tracer's
         if trace is None or trace.ended:
             return
         trace.ended = True

@@ -231,3 +231,29 @@ def test_untraced_a_clients_trace_context_goes_on_unchanged(backend, upstream):
         sent = argo.requests_to(CHAT_PATH)[-1].headers if backend == "argo" else \
             {k.lower(): v for k, v in upstream.received[-1].headers.items()}
     assert (sent["traceparent"], sent["tracestate"]) == (TRACEPARENT, "vendor=x")
+
+
+def test_a_front_door_and_a_background_run(receiver, upstream):
+    """Anthropic's Messages door: its request a chat span like any other, the API named. A background response:
+    the request's SERVER span, and the run's own span under it holding the run's upstream call."""
+    import anthropic
+    from tests.clients import openai_sdk
+    with traced(receiver, TARGET_BASE_URL=upstream.base_url) as proxy:
+        claude = anthropic.Anthropic(base_url=proxy.url, api_key="sk-client", max_retries=0)
+        message = claude.messages.create(model="m", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
+        assert message.content[0].text
+        spans = receiver.wait(one_request)
+        [server], [client] = by_kind(spans, "SERVER"), by_kind(spans, "CLIENT")
+        assert (server.name, server.attributes["cot_proxy.api"], server.attributes["gen_ai.operation.name"],
+                server.attributes["url.path"], server.attributes["gen_ai.request.max_tokens"]) == \
+            ("chat m", "messages", "chat", "/v1/messages", 50)
+        assert client.parent_id == server.span_id and client.attributes["gen_ai.response.finish_reasons"] == ["stop"]
+        receiver.clear()
+
+        queued = openai_sdk(proxy).responses.create(model="m", input="a long job", background=True)
+        assert queued.status in ("queued", "in_progress")
+        spans = receiver.wait(lambda s: len(by_kind(s, "INTERNAL")) == 1 and len(by_kind(s, "CLIENT")) == 1)
+    [request] = [s for s in by_kind(spans, "SERVER") if s.attributes["url.path"] == "/v1/responses"]
+    [run], [call] = by_kind(spans, "INTERNAL"), by_kind(spans, "CLIENT")
+    assert (run.name, run.parent_id, run.trace_id) == ("background chat m", request.span_id, request.trace_id)
+    assert call.parent_id == run.span_id and run.attributes["cot_proxy.api"] == "responses"
