@@ -3,7 +3,9 @@ connection is opened, a write transaction, and how a call is kept off a gevent w
 
 SQLite waits for a lock another process holds inside C, where no greenlet can run: a call made on the loop
 stopped every request of the worker, /health included. Under gevent such calls go to gevent's thread pool (the
-greenlet that asked waits, the others run); with threads each thread waits on its own.
+greenlet that asked waits, the others run); with threads each thread waits on its own. A hop to the pool costs
+a gevent worker tens of microseconds of CPU, so a store whose calls are short tries each on the loop first,
+without waiting (`first_here`): only a call that meets a lock is made again in the pool, where it may wait.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -41,11 +44,15 @@ def immediate(db: Executes) -> Iterator[Any]:
 
 
 _GEVENT: Any = None  # gevent's hub getter once the worker is patched; False without gevent
+_HERE: ContextVar[bool] = ContextVar("sqlite_here", default=False)  # a call tried on the loop: it must not wait
 
 
-def off_loop(work: Callable[[], T]) -> T:
-    """`work` in gevent's thread pool when this worker runs under gevent, else here; what it raises is raised
-    here, in the caller (the pool would print the thread's traceback to stderr)."""
+class Busy(Exception):
+    """A call tried on the loop met a lock (its connection in use by a pool thread, or another process writing):
+    it is made again off the loop, where it may wait."""
+
+
+def _hub() -> Any:
     global _GEVENT
     if _GEVENT is None:
         try:
@@ -53,12 +60,63 @@ def off_loop(work: Callable[[], T]) -> T:
             _GEVENT = get_hub if monkey.is_module_patched("socket") else False
         except ImportError:
             _GEVENT = False
-    if _GEVENT:
-        done, value = _GEVENT().threadpool.apply(_caught, (work,))
+    return _GEVENT
+
+
+def off_loop(work: Callable[[], T]) -> T:
+    """`work` in gevent's thread pool when this worker runs under gevent, else here; what it raises is raised
+    here, in the caller (the pool would print the thread's traceback to stderr)."""
+    hub = _hub()
+    if hub:
+        done, value = hub().threadpool.apply(_caught, (work,))
         if done:
             return value
         raise value
     return work()
+
+
+def first_here(work: Callable[[], T]) -> T:
+    """`work` tried here on the event loop, where it must not wait: a lock it meets (Busy, or SQLite's own
+    "database is locked" with no busy timeout) sends it to the pool (off_loop), from the start. Its writes are
+    whole transactions, rolled back when they fail, so running it again is safe."""
+    if not _hub():
+        return work()
+    token = _HERE.set(True)
+    try:
+        return work()
+    except Busy:
+        pass
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise
+    finally:
+        _HERE.reset(token)
+    return off_loop(work)
+
+
+def waits() -> bool:
+    """May this call wait for a lock (off the loop, or without gevent)?"""
+    return not _HERE.get()
+
+
+@contextmanager
+def held(lock: Any) -> Iterator[None]:
+    """A native lock, taken without waiting on the loop (Busy when another thread holds it)."""
+    if not lock.acquire(waits()):
+        raise Busy()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def busy_timeout(db: Executes, was: bool) -> bool:
+    """The connection's busy timeout set for this call: BUSY_SECONDS when it may wait, none on the loop (a lock is
+    "database is locked" at once). `was`: the connection's mode; returns the mode now set."""
+    wait = waits()
+    if wait != was:
+        db.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000) if wait else 0}")
+    return wait
 
 
 def _caught(work: Callable[[], Any]) -> tuple[bool, Any]:

@@ -10,7 +10,6 @@ module holds the small interface they implement and what they share (the package
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -18,6 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from argoproxy.edge.classify import Route
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import long_strings
+from argoproxy.ids import new_id  # noqa: F401 - the doors name it from here
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.answer_shape import chunk_text
@@ -443,11 +443,6 @@ def bearer(value: str | None) -> str | None:
         return None
     scheme, _, token = value.strip().partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def new_id(prefix: str) -> str:
-    """An id in the vendors' style (prefix + 24 hex characters)."""
-    return prefix + os.urandom(12).hex()
 
 
 def first_choice(obj: dict[str, Any]) -> dict[str, Any]:

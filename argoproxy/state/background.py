@@ -68,7 +68,7 @@ class Background:
             raise
         run = self.detached(call)
         handed_over(call, run)  # the run holds its key's slot and reservation until it ends or is cancelled
-        inner = chain.stateless_body({**body, "stream": True}, history.items + history.new)
+        inner = chain.stateless_body({**body, "stream": True}, history.sent(history.items))
         spawn(self.run, run, inner, keeper, attempt)
         answers = self.state.answers  # the request is observed (metrics, journals, its log line) as any
         if streamed:

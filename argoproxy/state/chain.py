@@ -23,6 +23,12 @@ class History:
     new: list[dict[str, Any]] = field(default_factory=list)  # the request's own input items, with ids
     chain: list[str] = field(default_factory=list)  # previous responses' ids, oldest first (the new one's chain)
     conversation: StoredConversation | None = None
+    references: bool = False  # the new input held item_reference items (replaced in `new`)
+
+    def sent(self, items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """What the door is sent as `input`: `items` (the history kept) and the new items; None where that is the
+        request's own `input` as it came (no history, nothing replaced), which the door reads as fast."""
+        return items + self.new if items or self.references else None
 
 
 def not_found(kind: str, ident: str, param: str | None = None, status: int = 404) -> ProxyError:
@@ -103,10 +109,12 @@ def new_chain(prev: StoredResponse | None) -> list[str]:
     return (prev.chain + [prev.id])[-MAX_CHAIN:]
 
 
-def stateless_body(body: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
-    """The request as the stateless door takes it: the whole history in `input`, the store's fields gone."""
+def stateless_body(body: dict[str, Any], items: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The request as the stateless door takes it: the whole history in `input` (None: its own input as it
+    came), the store's fields gone."""
     out = {k: v for k, v in body.items() if k not in STATE_FIELDS}
-    out["input"] = items
+    if items is not None:
+        out["input"] = items
     return out
 
 

@@ -121,8 +121,10 @@ class Keeper:
             if self.background:  # over its record only: a response deleted while it ran stays deleted
                 if not self.state.update(self.record(response)):
                     return
+            elif self.history.conversation is None:
+                self.state.put_new(self.record(response))  # behind its answer where that is cheaper
             else:
-                self.state.put(self.record(response))
+                self.state.put(self.record(response))  # before its items join the conversation
             conv = self.history.conversation
             if conv is not None and response.get("status") in ("completed", "incomplete"):
                 output = response.get("output")

@@ -4,12 +4,12 @@ conversation (its object and its items, in order); who owns them; ids; the size 
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from argoproxy.errors import ProxyError
+from argoproxy.ids import new_id, random_hex
 from argoproxy.jsonfast import dumps
 
 if TYPE_CHECKING:
@@ -35,8 +35,19 @@ def owner_of(req: Request | None, auth_on: bool) -> str:
     return ANONYMOUS
 
 
-def new_id(prefix: str) -> str:
-    return prefix + os.urandom(12).hex()
+def response_id() -> str:
+    """A stored response's id: its second (8 hex digits), then 16 random ones; a reader that misses a fresh one
+    knows it may still be on its way to the file (write_behind.py)."""
+    return f"resp_{int(time.time()):08x}{random_hex(8)}"
+
+
+def made_within(resp_id: str, seconds: float) -> bool:
+    """Was this response id made in the last `seconds` (by response_id)?"""
+    try:
+        made = int(resp_id[5:13], 16)
+    except ValueError:
+        return False
+    return resp_id.startswith("resp_") and len(resp_id) == 29 and 0 <= time.time() - made < seconds + 1
 
 
 @dataclass

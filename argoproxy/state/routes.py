@@ -84,7 +84,7 @@ class StateRoutes:
                 rec.response = {**rec.response, "status": "cancelled"}
             return json_answer(rec.response)
         if method == "DELETE":  # a running background one stops too: its run sees it gone, and writes nothing back
-            state.io(state.store.delete_response, resp_id)
+            state.delete(resp_id)
             return json_answer({"id": resp_id, "object": "response.deleted", "deleted": True})
         if one(query, "stream") == "true":
             if not rec.background:

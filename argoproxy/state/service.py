@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, Callable
 from argoproxy.errors import ProxyError
 from argoproxy.state import chain
 from argoproxy.state.keeper import Attempt, Keeper
-from argoproxy.sqlite_files import off_loop
-from argoproxy.state.records import (StoredConversation, StoredResponse, StoreFull, new_id, owner_of,
-                                     as_it_stands)
+from argoproxy.sqlite_files import first_here, off_loop
+from argoproxy.state.records import (StoredConversation, StoredResponse, StoreFull, made_within, owner_of,
+                                     as_it_stands, response_id)
+from argoproxy.state.write_behind import FRESH, WriteBehind
 
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
@@ -33,7 +34,9 @@ class ResponsesState:
     def __init__(self, settings: Settings, store: Any, offload: bool) -> None:
         self.settings = settings
         self.store = store
-        self.offload = offload  # SQLite: each call in gevent's threadpool
+        self.offload = offload  # SQLite: a call that would wait goes to gevent's threadpool
+        # SQLite: new responses written in batches just after their answers (write_behind.py)
+        self.behind = WriteBehind(self.io, store) if offload else None
         self.background: Background | None = None  # set by open_state
         self.answers: Any = None  # the gateway's Answers (pipeline/answers.py): what the proxy answers itself is
         # observed through it (set by serve/build.py)
@@ -54,7 +57,12 @@ class ResponsesState:
         """A store call; a store that fails (locked past its wait, a full disk, Redis away) is a 503 saying so,
         its error named by type only (what it says may quote stored text or Redis's address)."""
         try:
-            return off_loop(lambda: fn(*args)) if self.offload else fn(*args)
+            if not self.offload:
+                return fn(*args)
+            value = first_here(lambda: fn(*args))  # on the loop unless it would wait (sqlite_files)
+            if self.store.maintenance_due():
+                off_loop(self.store.maintain)
+            return value
         except ProxyError:
             raise
         except Exception as exc:  # noqa: BLE001 - sqlite3's and redis-py's errors alike
@@ -64,10 +72,46 @@ class ResponsesState:
                              type="service_unavailable") from None
 
     def load(self, resp_id: str) -> StoredResponse | None:
-        return self.io(self.store.get_response, resp_id)
+        """A stored response (its cancel and heartbeat read with it); see load_many for what is pending."""
+        behind = self.behind
+        if behind is None or resp_id in behind.pending:
+            return behind.pending[resp_id][0] if behind is not None else self.io(self.store.get_response, resp_id)
+        found = self.io(self.store.get_response, resp_id)
+        if found is None and behind.active() and made_within(resp_id, FRESH):
+            return self.load_many([resp_id]).get(resp_id)
+        return found
+
+    def load_many(self, ids: list[str]) -> dict[str, StoredResponse]:
+        """Stored responses by id: this worker's pending ones, else the store's; a fresh id the store lacks may be
+        in another worker's batch still: waited for (at most FRESH seconds)."""
+        behind = self.behind
+        if behind is None:
+            return self.io(self.store.get_responses, ids)
+        found = behind.get_many(ids)
+        found.update(self.io(self.store.get_responses, [i for i in ids if i not in found]))
+        waiting = [i for i in ids if i not in found and made_within(i, FRESH)] if behind.active() else []
+        deadline = time.monotonic() + FRESH
+        while waiting and time.monotonic() < deadline:
+            time.sleep(0.002)  # gevent's: the worker's other requests go on
+            found.update(behind.get_many(waiting))
+            found.update(self.io(self.store.get_responses, [i for i in waiting if i not in found]))
+            waiting = [i for i in waiting if i not in found]
+        return found
 
     def put(self, rec: StoredResponse) -> None:
         self.io(self.store.put_response, rec)
+
+    def put_new(self, rec: StoredResponse) -> None:
+        """A new response, not a background run's: written behind its answer where that is cheaper."""
+        if self.behind is None:
+            self.put(rec)
+        else:
+            self.behind.put(rec)
+
+    def delete(self, resp_id: str) -> None:
+        if self.behind is not None:
+            self.behind.drop(resp_id)
+        self.io(self.store.delete_response, resp_id)
 
     def update(self, rec: StoredResponse) -> bool:
         """A background run's own write: over its record only (False: deleted meanwhile, and left so)."""
@@ -88,7 +132,7 @@ class ResponsesState:
         history = self.history(owner, body, truncation == "auto")
         if store:
             self.check_room(owner)
-        echo = {"id": new_id("resp_"), "store": store, "background": background,
+        echo = {"id": response_id(), "store": store, "background": background,
                 "previous_response_id": body.get("previous_response_id"), "truncation": truncation or "disabled",
                 "conversation": {"id": history.conversation.id} if history.conversation is not None else None}
         if background:
@@ -115,7 +159,7 @@ class ResponsesState:
             keeper.quiet = True
         while True:
             try:
-                return attempt(call, chain.stateless_body(body, items + history.new), keeper)
+                return attempt(call, chain.stateless_body(body, history.sent(items)), keeper)
             except ProxyError as err:
                 if not auto or err.code != CONTEXT_CODE:
                     raise
@@ -144,7 +188,7 @@ class ResponsesState:
             if prev.status in ("queued", "in_progress"):
                 raise ProxyError(400, f"Previous response with id '{previous}' is still in progress.",
                                  param="previous_response_id", code="previous_response_in_progress")
-            records, whole = chain.previous_chain(prev, lambda ids: self.io(self.store.get_responses, ids), limit)
+            records, whole = chain.previous_chain(prev, self.load_many, limit)
             if not whole and not auto:
                 raise chain.too_long(limit)
             history.items = chain.chain_items([r for r in records if r.owner == owner])
@@ -164,10 +208,13 @@ class ResponsesState:
                 history.items = chain.whole_turns(history.items)
         new = chain.own_input(body)
         history.new = chain.resolved_references(new, history.items, lambda ref: self.owned_item(owner, ref))
+        history.references = stateful_input(body)
         return history
 
     def check_room(self, owner: str) -> None:
-        used = self.io(self.store.used_bytes, owner)
+        used = self.behind.used(owner) if self.behind is not None else None
+        if used is None:
+            used = self.io(self.store.used_bytes, owner)
         if used >= self.settings.responses_max_bytes_per_key:
             raise StoreFull(f"This key's stored responses and conversations hold {used} bytes, its bound "
                             f"(RESPONSES_MAX_BYTES_PER_KEY). Delete some (DELETE /v1/responses/{{id}}, "
@@ -222,6 +269,11 @@ def stateful(body: dict[str, Any]) -> bool:
     """Does the request read the store (a chain, a conversation, an item_reference)?"""
     if body.get("previous_response_id") is not None or body.get("conversation") is not None:
         return True
+    return stateful_input(body)
+
+
+def stateful_input(body: dict[str, Any]) -> bool:
+    """Does the request's input name stored items (item_reference)?"""
     items = body.get("input")
     return isinstance(items, list) and any(isinstance(i, dict) and i.get("type") == "item_reference" for i in items)
 

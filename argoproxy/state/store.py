@@ -3,12 +3,17 @@ workers of one instance; nothing to install. One row a response (its JSON whole)
 conversation item. Bounds are checked in the write's own transaction, so workers racing cannot pass them
 together. Every call is synchronous and short; callers run it off the gevent loop (argoproxy/sqlite_files.py).
 
-Expired rows (RESPONSES_RETENTION) are deleted by the writes themselves, at most once a minute per worker.
+Calls are tried on a gevent worker's loop first, without waiting (sqlite_files.first_here: a hop to the thread
+pool and back cost more CPU than the write itself); a lock met sends the call to the pool. What may take long is
+kept off the loop: connecting, deleting expired rows (RESPONSES_RETENTION; at most once a minute per worker) and
+moving the write-ahead log into the file (a checkpoint, which syncs it: every CHECKPOINT_EVERY writes), each done
+by `maintain` when `maintenance_due` says so.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -17,10 +22,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from argoproxy.jsonfast import dumps
-from argoproxy.sqlite_files import connect, immediate, native_lock
+from argoproxy.sqlite_files import Busy, busy_timeout, connect, held, immediate, native_lock, waits
 from argoproxy.state.records import StoredConversation, StoredResponse, StoreFull, encoded
 
+log = logging.getLogger("cot_proxy")
+
 SWEEP_EVERY = 60.0  # seconds between two sweeps of expired rows by one worker
+CHECKPOINT_EVERY = 200  # a worker's writes between two checkpoints of the write-ahead log (SQLite's own: 1000 pages)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL, size INTEGER NOT NULL,
@@ -70,10 +78,16 @@ class SQLiteResponseStore:
         self._read_lock: Any = None
         self._reader: sqlite3.Connection | None = None
         self._swept = 0.0
+        self._waits = {"db": True, "reader": True}  # each connection's busy-timeout mode (sqlite_files.busy_timeout)
+        self._writes = 0  # since the last checkpoint
+        self._checkpointer: sqlite3.Connection | None = None  # `maintain`'s
+        self._maintaining: Any = None  # held while `maintain` runs (one at a time)
 
     # ------------------------------------------------------------ connection
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
+            if not waits():
+                raise Busy()  # made off the loop: creating the file and its schema may wait
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():  # readable by its owner only: it holds what users asked and got
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
@@ -82,6 +96,7 @@ class SQLiteResponseStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA recursive_triggers=ON")  # a row INSERT OR REPLACE replaces is counted out too
             db.execute("PRAGMA secure_delete=ON")  # a deleted response's bytes are overwritten, not left in free pages
+            db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints are `maintain`'s, off the loop
             db.executescript(SCHEMA)
             if not db.execute("SELECT name FROM sqlite_master WHERE name = 'totals'").fetchone():
                 db.executescript("BEGIN IMMEDIATE;\n" + TOTALS + f"""
@@ -98,8 +113,12 @@ class SQLiteResponseStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._locked(), immediate(self._connect()) as db:
-            yield db
+        with held(self._locked()):
+            db = self._connect()
+            self._waits["db"] = busy_timeout(db, self._waits["db"])
+            with immediate(db):
+                yield db
+            self._writes += 1
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._locked_reader() as db:
@@ -109,20 +128,19 @@ class SQLiteResponseStore:
     def _locked_reader(self) -> Iterator[sqlite3.Connection]:
         if self._read_lock is None:
             self._read_lock = native_lock()
-        with self._read_lock:
+        with held(self._read_lock):
             if self._reader is None:
+                if not waits():
+                    raise Busy()
                 with self._locked():
                     self._connect()  # the file and its schema exist first
                 self._reader = connect(self.path)
+            self._waits["reader"] = busy_timeout(self._reader, self._waits["reader"])
             yield self._reader
 
     # ------------------------------------------------------------ bounds and expiry
     def _room(self, db: sqlite3.Connection, owner: str, adding: int, freeing: int = 0) -> None:
         """Refuse a write that would pass the key's or the instance's bound (StoreFull)."""
-        now = time.time()
-        if now - self._swept > SWEEP_EVERY:
-            self._swept = now
-            self._sweep(db, now)
         owned = db.execute(OWNER_BYTES, (owner,)).fetchone()[0] - freeing
         if owned + adding > self.key_bytes:
             raise StoreFull(f"This key's stored responses and conversations hold {owned} bytes; storing {adding} "
@@ -144,6 +162,28 @@ class SQLiteResponseStore:
     def sweep(self) -> None:
         with self._write() as db:
             self._sweep(db, time.time())
+
+    def maintenance_due(self) -> bool:
+        return self._writes >= CHECKPOINT_EVERY or time.time() - self._swept > SWEEP_EVERY
+
+    def maintain(self) -> None:
+        """Expired rows deleted (once a minute), the write-ahead log checkpointed: off the loop, where they may
+        wait and sync."""
+        if self._maintaining is None:
+            self._maintaining = native_lock()
+        if not self._maintaining.acquire(False):
+            return  # another greenlet's call is at it
+        try:
+            self._writes = 0
+            now = time.time()
+            if now - self._swept > SWEEP_EVERY:
+                self._swept = now
+                self.sweep()
+            if self._checkpointer is None:  # a connection of its own: writes go on while it copies and syncs
+                self._checkpointer = connect(self.path)
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            self._maintaining.release()
 
     # ------------------------------------------------------------ responses
     def put_response(self, rec: StoredResponse) -> None:
@@ -170,6 +210,26 @@ class SQLiteResponseStore:
                        (rec.id, rec.owner, rec.created + self.retention, len(data), int(rec.background), live,
                         rec.heartbeat, rec.id, rec.id, int(rec.cancelled), data))
         return True
+
+    def put_encoded(self, batch: list[tuple[StoredResponse, bytes]]) -> dict[str, int]:
+        """New responses (their JSON encoded already: records.encoded) in one transaction, each within the
+        bounds (one past them is left out, and logged); returns each owner's bytes in use after it."""
+        owners: dict[str, int] = {}
+        rows = []
+        with self._write() as db:
+            total = db.execute(ALL_BYTES).fetchone()[0]
+            for rec, data in batch:
+                if rec.owner not in owners:
+                    owners[rec.owner] = db.execute(OWNER_BYTES, (rec.owner,)).fetchone()[0]
+                if owners[rec.owner] + len(data) > self.key_bytes or total + len(data) > self.total_bytes:
+                    log.warning("response %s not stored: the store's bound (RESPONSES_MAX_BYTES_PER_KEY or "
+                                "RESPONSES_MAX_BYTES) would be passed", rec.id)
+                    continue
+                owners[rec.owner] += len(data)
+                total += len(data)
+                rows.append((rec.id, rec.owner, rec.created + self.retention, len(data), data))
+            db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, 0, 0, 0, 0, ?)", rows)
+        return owners
 
     def get_response(self, resp_id: str) -> StoredResponse | None:
         rows = self._read("SELECT data, cancelled, heartbeat FROM responses WHERE id = ? AND expires >= ?",

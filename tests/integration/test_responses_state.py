@@ -504,15 +504,26 @@ def test_a_store_that_cannot_be_used_is_a_clear_error(tmp_path):
         import requests
         client = openai_sdk(p)
         first = client.responses.create(model="fake-model", input="first")
-        lock = sqlite3.connect(db, timeout=1, isolation_level=None)
+        lock = sqlite3.connect(db, timeout=5, isolation_level=None)
+        deadline = time.monotonic() + 10  # in the file (it is written just after its answer)
+        while not lock.execute("SELECT 1 FROM responses WHERE id = ?", (first.id,)).fetchone():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         lock.execute("BEGIN EXCLUSIVE")  # another process holds the file past the store's 5-second wait
         outcome: dict = {}
 
         def blocked() -> None:
-            try:
-                client.responses.create(model="fake-model", input="second")
-            except openai.APIStatusError as err:
-                outcome["error"] = err
+            # written behind its answer: it is answered, and not stored once its batch fails (the log says so);
+            # from then on answers are written first again, so the next one is a 503, never sent unstored
+            outcome["sent"] = client.responses.create(model="fake-model", input="second")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    client.responses.create(model="fake-model", input="third")
+                except openai.APIStatusError as err:
+                    outcome["error"] = err
+                    return
+                time.sleep(0.1)
         waiting = threading.Thread(target=blocked)
         waiting.start()
         try:
@@ -527,10 +538,12 @@ def test_a_store_that_cannot_be_used_is_a_clear_error(tmp_path):
             lock.execute("ROLLBACK")
             waiting.join(30)
         assert slowest < 1.0
+        assert outcome["sent"].output_text
         err = outcome["error"]
         assert err.status_code == 503 and err.body["code"] == "store_unavailable"
         assert client.responses.create(model="fake-model", input="third", store=False).output_text
-        assert client.responses.create(model="fake-model", input="fourth").store  # back once the lock is gone
+        back = client.responses.create(model="fake-model", input="fourth")  # back once the lock is gone
+        assert back.store and client.responses.retrieve(back.id).id == back.id
 
 
 def test_stored_bodies_are_journaled_nowhere_new(tmp_path):

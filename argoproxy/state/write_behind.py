@@ -1,0 +1,158 @@
+"""Stored responses written just after their answers go out, several in one SQLite transaction (gevent workers
+only): a write of its own, with its locks and log pages, cost a stored response more CPU than the door's whole
+translation; a batch pays them once. Under gthread or sync workers, and for Redis, each is written before its
+answer is sent, as before.
+
+A response is kept before its answer goes out all the same, where every reader finds it: in this worker's
+memory until its batch is in the file (`pending`, read first), and a reader on another worker or replica that
+misses a fresh id (made in the last FRESH seconds: response ids carry their second) waits for the batch to
+land, polling the file, instead of answering "not found" (service.py, ResponsesState.load). A batch waits
+FLUSH_DELAY, so that the answers finishing meanwhile join it; a worker stopping writes what it holds (atexit).
+What is pending is bounded (MAX_PENDING_BYTES): past that, a response is written before its answer, as before.
+
+What that changes: a whole answer that no longer fits the key's bound, or meets a store that fails, is sent and
+not stored (the log says so), as a streamed one always was; the key's bound is still checked before the
+upstream is asked, and after a batch fails the next answers are written first again (a 503 while it lasts).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import time
+from typing import Any, Callable
+
+from argoproxy.state.records import StoredResponse, encoded
+
+log = logging.getLogger("cot_proxy")
+
+FLUSH_DELAY = 0.004  # seconds a batch waits for the answers finishing meanwhile to join it
+FRESH = 2.0  # seconds a response id counts as fresh: a reader that misses it waits for its batch
+MAX_PENDING_BYTES = 16 * 1024 * 1024  # stored JSON a worker holds in memory, not yet in the file
+KNOWN_OWNERS = 4096  # owners whose bytes in use are remembered from the last batch (check_room's read spared)
+KNOWN_SECONDS = 1.0  # how long a remembered count stands in for a read
+
+
+class WriteBehind:
+    """`io(fn, *args)`: the state's store call (service.py's ResponsesState.io); `store`: its SQLite store."""
+
+    def __init__(self, io: Callable[..., Any], store: Any) -> None:
+        self.io, self.store = io, store
+        self.pending: dict[str, tuple[StoredResponse, bytes]] = {}  # by id, in the order they came
+        self.pending_bytes = 0
+        self.pending_by_owner: dict[str, int] = {}  # bytes pending, per owner (check_room's count)
+        self.known: dict[str, tuple[int, float]] = {}  # owner -> (bytes in the store after a batch, when)
+        self.wake: Any = None  # the flusher's event (gevent), made with it
+        self.flushing: set[str] = set()  # ids of the batch being written
+        self.deleted: list[str] = []  # of those, the ones deleted meanwhile: deleted again once it is written
+        self.exiting = False
+        # False after a batch failed (the store locked past its wait, the disk full): responses are written before
+        # their answers again, so that those answers are 503s rather than sent unstored, until a write succeeds.
+        self.healthy = True
+        self._active: bool | None = None
+
+    def active(self) -> bool:
+        """Writing behind needs the gevent loop (its flusher is a greenlet); known once the worker runs."""
+        if self._active is None:
+            from argoproxy.turns import under_gevent
+            self._active = under_gevent()
+        return self._active
+
+    # ---------------------------------------------------------------- writing
+    def put(self, rec: StoredResponse) -> None:
+        """Keep `rec` (a new response, not a background run's): in the next batch, or now (no gevent, too much
+        pending). Past MAX_RESPONSE_BYTES, StoreFull now, before its answer is sent."""
+        if self.exiting or not self.healthy or not self.active() or self.pending_bytes > MAX_PENDING_BYTES:
+            self.io(self.store.put_response, rec)  # StoreFull or a 503 here: the answer is not sent unstored
+            self.healthy = True
+            return
+        data = encoded(rec)
+        self.pending[rec.id] = (rec, data)
+        self._count(rec.owner, len(data))
+        if self.wake is None:
+            self._start()
+        self.wake.set()
+
+    def _start(self) -> None:
+        import gevent
+        from gevent.event import Event
+        self.wake = Event()
+        gevent.spawn(self._run)
+        atexit.register(self.at_exit)
+
+    def _run(self) -> None:
+        import gevent
+        while True:
+            self.wake.wait()
+            gevent.sleep(FLUSH_DELAY)
+            self.wake.clear()
+            try:
+                self.flush()
+            except Exception as exc:  # noqa: BLE001 - the flusher must outlive a bad batch
+                log.warning("response store: a batch of stored responses failed (%s)", type(exc).__name__)
+
+    def flush(self) -> None:
+        """The pending responses written in one transaction; they stay readable from memory until it is done."""
+        if not self.pending:
+            return
+        batch = list(self.pending.values())
+        self.flushing = {rec.id for rec, _ in batch}
+        try:
+            totals = self.io(self.store.put_encoded, batch)
+        except Exception as exc:  # noqa: BLE001 - the store away: these are lost, as an unsaved stream is
+            log.warning("response store: %d responses not stored (%s)", len(batch),
+                        getattr(exc, "message", type(exc).__name__))
+            self.healthy = False
+            totals = {}
+        finally:
+            self.flushing = set()
+        for rec, data in batch:
+            if self.pending.pop(rec.id, None) is not None:
+                self._count(rec.owner, -len(data))
+        deleted, self.deleted = self.deleted, []
+        for resp_id in deleted:
+            self.io(self.store.delete_response, resp_id)
+        now = time.monotonic()
+        if len(self.known) > KNOWN_OWNERS:
+            self.known.clear()
+        self.known.update((owner, (used, now)) for owner, used in totals.items())
+
+    def at_exit(self) -> None:
+        """A stopping worker writes what it holds (the loop no longer runs: straight to the file)."""
+        self.exiting = True
+        if self.pending:
+            try:
+                self.store.put_encoded(list(self.pending.values()))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("response store: %d responses not stored at exit (%s)", len(self.pending),
+                            type(exc).__name__)
+            self.pending.clear()
+            self.pending_by_owner.clear()
+
+    def _count(self, owner: str, size: int) -> None:
+        self.pending_bytes += size
+        left = self.pending_by_owner.get(owner, 0) + size
+        if left:
+            self.pending_by_owner[owner] = left
+        else:
+            del self.pending_by_owner[owner]
+
+    # ---------------------------------------------------------------- reading
+    def get_many(self, ids: list[str]) -> dict[str, StoredResponse]:
+        pending = self.pending
+        return {i: pending[i][0] for i in ids if i in pending}
+
+    def drop(self, resp_id: str) -> None:
+        """A pending response deleted: it is not written after all."""
+        found = self.pending.pop(resp_id, None)
+        if found is not None:
+            self._count(found[0].owner, -len(found[1]))
+        if resp_id in self.flushing:
+            self.deleted.append(resp_id)
+
+    def used(self, owner: str) -> int | None:
+        """The owner's bytes in use, from the last batch and what is pending, while that is recent; else None."""
+        known = self.known.get(owner)
+        if known is None or time.monotonic() - known[1] > KNOWN_SECONDS:
+            return None
+        return known[0] + self.pending_by_owner.get(owner, 0)
