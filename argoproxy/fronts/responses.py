@@ -24,7 +24,7 @@ from argoproxy.fronts.fields import boolean, obj, string
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.reservation import Spelled
 from argoproxy.fronts.responses_tools import (HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, field_error,
-                                              replayed_call)
+                                              output_item_id, replayed_call)
 
 # Input items of the built-in tools a client runs itself, replayed as chat tool calls and tool messages.
 CLIENT_CALL_ITEMS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call")
@@ -390,25 +390,32 @@ def summary_text(text: str) -> dict[str, Any]:
     return {"type": "summary_text", "text": text}
 
 
-def function_output(call: dict[str, Any], tools: ChatTools | None = None) -> dict[str, Any]:
+def function_output(call: dict[str, Any], tools: ChatTools | None = None, resp_id: str | None = None) -> dict[str, Any]:
     """A whole chat tool call as its output item (function_call, or custom_tool_call for a custom tool)."""
     function = call.get("function") or {}
     return (tools or NO_TOOLS).output_item(function.get("name") or "", call.get("id") or new_id("call_"),
-                                           function.get("arguments") or "")
+                                           function.get("arguments") or "", resp_id=resp_id)
+
+
+def response_id_of(ex: Exchange) -> str:
+    """The response's id: the store's (a stored response), else one of the door's own."""
+    return (ex.state or {}).get("id") or new_id("resp_")
 
 
 def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
     """A whole chat.completion as a `response` object."""
     answer = whole_answer(completion, ex)
     status, incomplete = status_of(answer.choice.get("finish_reason"))
-    output = [reasoning_output(answer.reasoning, summary=summary_asked(ex.request) is not None)] \
-        if answer.reasoning else []
+    resp_id = response_id_of(ex)
+    output = [reasoning_output(answer.reasoning, output_item_id("rs_", resp_id),
+                               summary=summary_asked(ex.request) is not None)] if answer.reasoning else []
     if answer.text or answer.refusal is not None or not answer.calls:
-        output.append(message_output(answer.text, refusal=answer.refusal, logprobs=logprobs_of(answer.choice)))
-    output.extend(function_output(call, ex.tools) for call in answer.calls)
+        output.append(message_output(answer.text, item_id=output_item_id("msg_", resp_id), refusal=answer.refusal,
+                                     logprobs=logprobs_of(answer.choice)))
+    output.extend(function_output(call, ex.tools, resp_id) for call in answer.calls)
     if status != "completed":  # the last item is the one a token limit cut short, as a stream marks it
         output[-1] = {**output[-1], "status": "incomplete"}
-    return response_object(ex, new_id("resp_"), status, output, usage_to_responses(ex.usage), incomplete)
+    return response_object(ex, resp_id, status, output, usage_to_responses(ex.usage), incomplete)
 
 
 # ---------------------------------------------------------------------------------------------- stream
@@ -422,7 +429,7 @@ class ResponseStream(StreamState):
     def __init__(self, ex: Exchange) -> None:
         super().__init__(ex)
         self.seq = 0
-        self.resp_id = new_id("resp_")
+        self.resp_id = response_id_of(ex)
         self.output: list[dict[str, Any]] = []  # finished items
         self.open: dict[str, Any] | None = None  # the item being streamed: {"kind", "item", "text": [..]}
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its open item record
@@ -536,7 +543,7 @@ class ResponseStream(StreamState):
 
     def _open_reasoning(self) -> dict[str, Any]:
         """A reasoning item opens: with one summary part (summary asked for), else one reasoning_text part."""
-        item = {"type": "reasoning", "id": new_id("rs_"), "summary": [], "status": "in_progress"}
+        item = {"type": "reasoning", "id": output_item_id("rs_", self.resp_id), "summary": [], "status": "in_progress"}
         if not self.summary:
             return self._open("reasoning", {**item, "content": []}, {"type": "reasoning_text", "text": ""})
         record = self._open("reasoning", item)
@@ -549,8 +556,8 @@ class ResponseStream(StreamState):
             return
         record = self.open
         if record is None or record["kind"] != "message":
-            item = {"type": "message", "id": new_id("msg_"), "status": "in_progress", "role": "assistant",
-                    "content": []}
+            item = {"type": "message", "id": output_item_id("msg_", self.resp_id), "status": "in_progress",
+                    "role": "assistant", "content": []}
             record = self._open("message", item, output_text(""))
         record["text"].append(text)
         self.emit("response.output_text.delta", item_id=record["item"]["id"], output_index=record["index"],
@@ -562,8 +569,8 @@ class ResponseStream(StreamState):
             return
         record = self.open
         if record is None or record["kind"] != "refusal":
-            item = {"type": "message", "id": new_id("msg_"), "status": "in_progress", "role": "assistant",
-                    "content": []}
+            item = {"type": "message", "id": output_item_id("msg_", self.resp_id), "status": "in_progress",
+                    "role": "assistant", "content": []}
             record = self._open("refusal", item, {"type": "refusal", "refusal": ""})
         record["text"].append(text)
         self.emit("response.refusal.delta", item_id=record["item"]["id"], output_index=record["index"],
@@ -600,7 +607,7 @@ class ResponseStream(StreamState):
                           output_index=record["index"], delta=args)
 
     def _open_call(self, call_id: str | None, name: str) -> dict[str, Any]:
-        item = self.tools.output_item(name, call_id or new_id("call_"), "", status="in_progress")
+        item = self.tools.output_item(name, call_id or new_id("call_"), "", status="in_progress", resp_id=self.resp_id)
         return self._open("custom" if self.tools.is_custom(name) else "call", item)
 
     def _release(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import bad_request, new_id
+from argoproxy.ids import random_hex
 from argoproxy.fronts.fields import boolean, obj, string
 from argoproxy.pipeline.answer_shape import bounded_loads
 
@@ -115,14 +116,16 @@ class ChatTools:
 
     # -- answers
     def output_item(self, chat_name: str, call_id: str, arguments: str, item_id: str | None = None,
-                    status: str = "completed") -> dict[str, Any]:
-        """A chat tool call as its Responses output item (function_call, or custom_tool_call)."""
+                    status: str = "completed", resp_id: str | None = None) -> dict[str, Any]:
+        """A chat tool call as its Responses output item (function_call, or custom_tool_call); `resp_id`: the
+        response it belongs to (its id ends the item's: output_item_id)."""
         namespace, name, kind = self.names.get(chat_name, (None, chat_name, "function"))
         if kind == "custom":
-            item = {"type": "custom_tool_call", "id": item_id or new_id("ctc_"), "call_id": call_id, "name": name,
-                    "input": custom_input(arguments), "status": status}
+            item = {"type": "custom_tool_call", "id": item_id or output_item_id("ctc_", resp_id), "call_id": call_id,
+                    "name": name, "input": custom_input(arguments), "status": status}
         else:  # a call without arguments: "{}", as OpenAI writes it (Codex cannot parse "")
-            item = {"type": "function_call", "id": item_id or new_id("fc_"), "call_id": call_id, "name": name,
+            item = {"type": "function_call", "id": item_id or output_item_id("fc_", resp_id), "call_id": call_id,
+                    "name": name,
                     "arguments": arguments or ("{}" if status == "completed" else ""), "status": status}
         if namespace:
             item["namespace"] = namespace
@@ -130,6 +133,14 @@ class ChatTools:
 
     def is_custom(self, chat_name: str) -> bool:
         return self.names.get(chat_name, (None, "", "function"))[2] == "custom"
+
+
+def output_item_id(prefix: str, resp_id: str | None) -> str:
+    """An output item's id: its prefix, 8 random hex digits, then the last 24 of its response's id, as OpenAI's
+    item ids share their response's digits: an item_reference finds a stored response's item by them."""
+    if not resp_id or len(resp_id) < 29:
+        return new_id(prefix)
+    return prefix + random_hex(4) + resp_id[-24:]
 
 
 def function_of(tool: dict[str, Any], param: str) -> dict[str, Any]:

@@ -137,10 +137,10 @@ def without_oldest_turn(items: list[dict[str, Any]]) -> list[dict[str, Any]] | N
     return [item for group in groups[1:] for item in group]
 
 
-def own_input(body: dict[str, Any]) -> list[dict[str, Any]]:
+def own_input(body: dict[str, Any], resp_id: str | None = None) -> list[dict[str, Any]]:
     value = body.get("input")
     if value is None:
         return []
     if not isinstance(value, (str, list)):
         raise ProxyError(400, "`input` must be a string or a list of items.", param="input")
-    return input_items(value)
+    return input_items(value, resp_id)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from argoproxy.errors import ProxyError
+from argoproxy.fronts.responses_tools import output_item_id
 from argoproxy.ids import new_id, random_hex
 from argoproxy.jsonfast import dumps
 
@@ -39,6 +40,15 @@ def response_id() -> str:
     """A stored response's id: its second (8 hex digits), then 16 random ones; a reader that misses a fresh one
     knows it may still be on its way to the file (write_behind.py)."""
     return f"resp_{int(time.time()):08x}{random_hex(8)}"
+
+
+def response_of(item_id: str) -> str | None:
+    """The id of the response whose digits end an item's id (fronts/responses_tools.output_item_id), if it has
+    that shape."""
+    head, _, digits = item_id.partition("_")
+    if not head or len(digits) != 32 or not all(c in "0123456789abcdef" for c in digits):
+        return None
+    return "resp_" + digits[8:]
 
 
 def made_within(resp_id: str, seconds: float) -> bool:
@@ -136,9 +146,10 @@ def encoded(rec: StoredResponse) -> bytes:
     return data
 
 
-def with_id(item: dict[str, Any]) -> dict[str, Any]:
-    """An input item as stored and listed: its type written, an id given when it has none, a message's text
-    content as a part (as OpenAI lists input items)."""
+def with_id(item: dict[str, Any], resp_id: str | None = None) -> dict[str, Any]:
+    """An input item as stored and listed: its type written, an id given when it has none (ending with its
+    response's digits, `resp_id`: an item_reference finds it by them), a message's text content as a part (as
+    OpenAI lists input items)."""
     item = dict(item)
     kind = item.get("type") or ("message" if "role" in item else None)
     if kind is not None:
@@ -151,16 +162,16 @@ def with_id(item: dict[str, Any]) -> dict[str, Any]:
                 [{"type": part, "text": content, "annotations": []}]
         item.setdefault("status", "completed")
     if not isinstance(item.get("id"), str) or not item["id"]:
-        item["id"] = new_id(ID_PREFIX.get(kind or "", "item_"))
+        item["id"] = output_item_id(ID_PREFIX.get(kind or "", "item_"), resp_id)
     return item
 
 
-def input_items(value: Any) -> list[dict[str, Any]]:
+def input_items(value: Any, resp_id: str | None = None) -> list[dict[str, Any]]:
     """A request's `input` as items with ids (a string is one user message)."""
     if isinstance(value, str):
-        return [with_id({"type": "message", "role": "user", "content": value})]
+        return [with_id({"type": "message", "role": "user", "content": value}, resp_id)]
     if isinstance(value, list):
-        return [with_id(item) if isinstance(item, dict) else item for item in value]
+        return [with_id(item, resp_id) if isinstance(item, dict) else item for item in value]
     return []
 
 

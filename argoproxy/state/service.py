@@ -16,7 +16,7 @@ from argoproxy.state import chain
 from argoproxy.state.keeper import Attempt, Keeper
 from argoproxy.sqlite_files import first_here, off_loop
 from argoproxy.state.records import (StoredConversation, StoredResponse, StoreFull, made_within, owner_of,
-                                     as_it_stands, response_id)
+                                     as_it_stands, response_id, response_of)
 from argoproxy.state.write_behind import FRESH, WriteBehind
 
 if TYPE_CHECKING:
@@ -129,10 +129,11 @@ class ResponsesState:
         if not store and not stateful(body):
             return attempt(call, body, None)  # nothing to read or keep: the plain door
         owner = self.owner(call)
-        history = self.history(owner, body, truncation == "auto")
+        resp_id = response_id()
+        history = self.history(owner, body, truncation == "auto", resp_id)
         if store:
             self.check_room(owner)
-        echo = {"id": response_id(), "store": store, "background": background,
+        echo = {"id": resp_id, "store": store, "background": background,
                 "previous_response_id": body.get("previous_response_id"), "truncation": truncation or "disabled",
                 "conversation": {"id": history.conversation.id} if history.conversation is not None else None}
         if background:
@@ -170,7 +171,8 @@ class ResponsesState:
                          call.client.request_id)
                 items = shorter
 
-    def history(self, owner: str, body: dict[str, Any], auto: bool = False) -> chain.History:
+    def history(self, owner: str, body: dict[str, Any], auto: bool = False,
+                resp_id: str | None = None) -> chain.History:
         """The request's history (a chain's or a conversation's items), at most MAX_BODY_BYTES of it, as a client
         could send itself: past that, its oldest turns are left out under truncation auto, else a 400."""
         limit = self.settings.max_body_bytes
@@ -206,7 +208,7 @@ class ResponsesState:
                 raise chain.too_long(limit)
             if not whole:
                 history.items = chain.whole_turns(history.items)
-        new = chain.own_input(body)
+        new = chain.own_input(body, resp_id)
         history.new = chain.resolved_references(new, history.items, lambda ref: self.owned_item(owner, ref))
         history.references = stateful_input(body)
         return history
@@ -237,10 +239,16 @@ class ResponsesState:
         return conv
 
     def owned_item(self, owner: str, item_id: str) -> dict[str, Any] | None:
+        """An item of one of the key's conversations, or of one of its stored responses (an input or an output
+        item: its id ends with the response's digits)."""
         found = self.io(self.store.item, item_id)
-        if found is None or found[1] != owner:
+        if found is not None:
+            return found[2] if found[1] == owner else None
+        resp_id = response_of(item_id)
+        rec = self.load(resp_id) if resp_id is not None else None
+        if rec is None or rec.owner != owner:
             return None
-        return found[2]
+        return next((i for i in rec.input + rec.output if isinstance(i, dict) and i.get("id") == item_id), None)
 
 
 def checked(body: dict[str, Any]) -> tuple[bool, bool, Any]:

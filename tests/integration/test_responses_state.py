@@ -79,6 +79,33 @@ def test_three_turns_chained_with_a_tool_round_trip(up, stream):
     assert got.id == third.id and got.output_text == "Demain aussi." and got.previous_response_id == second.id
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_item_references_name_a_stored_responses_input_and_output_items(up, stream):
+    """item_reference to items of a stored response, without previous_response_id: its input message, its output
+    message and its function call (whole and streamed answers alike)."""
+    u, p = up
+    client = openai_sdk(p)
+    u.text("The capital is Paris.")
+    first = create(client, stream, model=u.model, input="What is the capital of France?")
+    answer = next(i for i in first.output if i.type == "message")
+    asked = list(client.responses.input_items.list(first.id))[0]
+    u.tool_call(stream)
+    called = create(client, stream, model=u.model, input="Weather in Paris?", tools=[WEATHER_FN])
+    call = next(i for i in called.output if i.type == "function_call")
+    u.text("Sunny in Paris, the capital.")
+    create(client, stream, model=u.model, tools=[WEATHER_FN], store=False, input=[
+        {"type": "item_reference", "id": asked.id}, {"type": "item_reference", "id": answer.id},
+        {"role": "user", "content": "Weather there?"}, {"type": "item_reference", "id": call.id},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}])
+    texts = json.dumps(u.last_body())
+    assert texts.index("What is the capital of France?") < texts.index("The capital is Paris.") \
+        < texts.index("Weather there?") < texts.index("get_weather") < texts.index("sunny")
+    other = answer.id[:-1] + ("1" if answer.id.endswith("0") else "0")  # of that shape, held by no response
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model=u.model, input=[{"type": "item_reference", "id": other}])
+    assert err.value.body["code"] == "not_found" and err.value.body["param"] == "input[0].id"
+
+
 def test_retrieve_delete_and_input_items(up):
     u, p = up
     client = openai_sdk(p)
@@ -154,6 +181,9 @@ def test_another_key_gets_404():
                 attempt()
         with pytest.raises(openai.BadRequestError):
             b.responses.create(model="fake-model", input="theirs", previous_response_id=r.id)
+        with pytest.raises(openai.BadRequestError):  # nor its items
+            b.responses.create(model="fake-model", input=[{"type": "item_reference", "id": r.output[0].id}])
+        a.responses.create(model="fake-model", input=[{"type": "item_reference", "id": r.output[0].id}])
         assert a.responses.retrieve(r.id).id == r.id  # still there: B's delete was refused
         # the owner is the key auth accepted, never a junk key presented beside it (an outside review read A's
         # input items with `Bearer EMPTY` plus B's x-api-key, as A had sent `Bearer EMPTY` plus its own)
