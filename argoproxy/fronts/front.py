@@ -101,6 +101,7 @@ class Exchange:
     # previous_response_id...) and the keeper that saves the answer as it goes out. None: stateless.
     state: dict[str, Any] | None = None
     keeper: Any = None
+    action: str = ""  # the operation the path named (DoorArgs.action): "" for the door's main one
 
 
 class Front:

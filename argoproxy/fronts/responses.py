@@ -22,6 +22,7 @@ from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, Pieces
                                     whole_answer)
 from argoproxy.fronts.fields import boolean, obj, string
 from argoproxy.pipeline.adapt import Shape
+from argoproxy.fronts import responses_compact as compact
 from argoproxy.pipeline.reservation import Spelled
 from argoproxy.fronts.responses_tools import (HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, field_error,
                                               output_item_id, replayed_call)
@@ -170,6 +171,8 @@ def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str,
             tools.note_dropped(kind)  # a hosted tool's record: it ran at OpenAI, a chat upstream cannot take it
         elif kind == "reasoning":
             continue  # a replayed reasoning item: a chat upstream has no way to take it back
+        elif kind == "compaction":
+            messages.append(compact.compaction_message(item, param))  # the summary it seals
         elif kind == "item_reference":
             raise bad_request("`item_reference` input items need stored responses; this proxy is stateless.",
                               f"{param}.type", "unsupported_parameter")
@@ -662,7 +665,8 @@ def stream_events(chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[di
 
 class ResponsesFront(Front):
     name = "responses"
-    routes = (DoorRoute("v1/responses", "responses", bare=True),)
+    routes = (DoorRoute("v1/responses", "responses", bare=True),
+              DoorRoute("v1/responses/compact", compact.KIND, bare=True))
     native_shape = Shape(("reasoning", "effort"), "max_output_tokens", False)
     spelled = Spelled(limits=(("max_output_tokens",),), supply=("max_output_tokens",))
     spelled_paths = (("/v1/responses", spelled), ("/responses", spelled))  # a batch's lines
@@ -673,14 +677,23 @@ class ResponsesFront(Front):
         # response.completed and the .done events repeat all output: it is kept, up to one event's size.
         return max_sse_event_bytes
 
+    def door_args(self, route: Any, query: str) -> DoorArgs | None:
+        return DoorArgs(action=compact.ACTION) if route.kind == compact.KIND else None
+
     def to_chat(self, body: dict[str, Any], count_only: bool = False,
                 args: DoorArgs | None = None) -> tuple[dict[str, Any], Exchange]:
+        if args is not None and args.action == compact.ACTION:  # POST /v1/responses/compact
+            chat = compact.compaction_to_chat(body, input_messages)
+            return chat, Exchange(model=chat["model"], stream=False, request=body, action=compact.ACTION)
         chat, tools = translate(body)
         return chat, Exchange(model=chat["model"], stream=chat.get("stream") is True, request=body, tools=tools,
                               asks_reasoning=summary_asked(body) is not None,
                               dropped=tuple(tools.dropped))
 
     def from_chat(self, completion: dict[str, Any], ex: Exchange) -> dict[str, Any]:
+        if ex.action == compact.ACTION:
+            ex.output = compact.compaction_object(completion, ex, usage_to_responses)
+            return ex.output
         ex.output = chat_to_response(completion, ex)
         if ex.keeper is not None:  # stored before it is sent
             ex.keeper.whole(ex.output)

@@ -42,6 +42,7 @@ class DoorArgs:
     model: str | None = None
     stream: bool = False
     sse: bool = True  # a Google stream as SSE (`alt=sse`), else as one JSON array
+    action: str = ""  # an operation the path names besides the door's main one (Responses' `compact`)
 
 
 class DoorExchange(Protocol):

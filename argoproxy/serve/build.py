@@ -13,6 +13,7 @@ from argoproxy.observe.health import HealthCheck
 from argoproxy.observe.journal import Journal, journal_observer, setup_log_file
 from argoproxy.observe.logs import configure_logging, request_logger
 from argoproxy.observe.metrics import install_metrics
+from argoproxy.fronts.responses_compact import SEAL
 from argoproxy.fronts.serve import FrontAnswers
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.gateway import Gateway
@@ -23,6 +24,7 @@ from argoproxy.config.settings import Settings
 from argoproxy.config.tracing_settings import tracing_on
 from argoproxy.observe.status_page import StatusPage
 from argoproxy.teamkeys.service import TeamKeys, open_store
+from argoproxy.state.seal_key import seal_key
 from argoproxy.state.service import open_state
 from argoproxy.upstream.client import Upstream, make_session
 
@@ -57,6 +59,7 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     limiter = key_limiter(settings)
     if limiter is not None:
         answers.observers.append(limiter.observe)
+    SEAL.use(seal_key(settings))  # what the Responses door seals (compaction, reasoning) opens on every worker
     stored = None
     if settings.responses_store:  # before the door: its route table has the state routes then
         stored = open_state(settings)

@@ -20,7 +20,7 @@ ANONYMOUS = "anonymous"  # the owner of everything stored while auth is off
 MAX_CHAIN = 4096  # responses a previous_response_id chain keeps (the oldest are dropped past it)
 # Item id prefixes by item type, as OpenAI writes them.
 ID_PREFIX = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_", "reasoning": "rs_",
-             "custom_tool_call": "ctc_", "custom_tool_call_output": "ctco_"}
+             "custom_tool_call": "ctc_", "custom_tool_call_output": "ctco_", "compaction": "cmp_"}
 
 
 def owner_of(req: Request | None, auth_on: bool) -> str:

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.errors import ProxyError
+from argoproxy.fronts import responses_compact as compact
 from argoproxy.state import chain
 from argoproxy.state.keeper import Attempt, Keeper
 from argoproxy.sqlite_files import first_here, off_loop
@@ -125,6 +126,8 @@ class ResponsesState:
 
     # ---------------------------------------------------------------- POST /v1/responses
     def serve(self, call: Call, body: dict[str, Any], attempt: Attempt) -> Answer:
+        if call.plan.kind == compact.KIND:
+            return self.compaction(call, body, attempt)
         store, background, truncation = checked(body)
         if not store and not stateful(body):
             return attempt(call, body, None)  # nothing to read or keep: the plain door
@@ -145,11 +148,20 @@ class ResponsesState:
     def request_for(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
         """The request `serve` first hands the door (the history put before the input, the store's fields gone),
         as a token limit's reservation reads it before the request is served (pipeline/reservation.py)."""
-        store, _, truncation = checked(body)
+        compacting = call.plan.kind == compact.KIND
+        store, _, truncation = checked(body) if not compacting else (False, False, None)
         if not store and not stateful(body):
             return body
         history = self.history(self.owner(call), body, truncation == "auto")
-        return chain.stateless_body(body, history.items + history.new)
+        return chain.stateless_body(body, history.sent(history.items))
+
+    def compaction(self, call: Call, body: dict[str, Any], attempt: Attempt) -> Answer:
+        """POST /v1/responses/compact: what it compacts read from the store (a previous_response_id chain,
+        item_reference items); nothing is kept (its answer is the compacted window, for the client to send)."""
+        if not stateful(body):
+            return attempt(call, body, None)
+        history = self.history(self.owner(call), body)
+        return attempt(call, chain.stateless_body(body, history.sent(history.items)), None)
 
     def attempts(self, call: Call, body: dict[str, Any], history: chain.History, keeper: Keeper,
                  attempt: Attempt, auto: bool) -> Answer:
