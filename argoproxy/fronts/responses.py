@@ -35,6 +35,12 @@ NO_TOOLS = ChatTools()  # a request without tools: every call is a plain functio
 # Request fields a stateless chat-backed door cannot honour.
 STATEFUL = ("previous_response_id", "conversation")
 SUMMARIES = ("auto", "concise", "detailed")  # reasoning.summary's values
+# `include`'s values, as the API lists them. Honoured: the chat upstream's logprobs, the reasoning sealed by the
+# proxy, input image URLs (kept as sent). The hosted tools' (file search, web search, code interpreter, computer
+# use) have nothing to add: a chat upstream runs none of them, so no such item is ever answered.
+INCLUDABLE = ("file_search_call.results", "web_search_call.results", "web_search_call.action.sources",
+              "message.input_image.image_url", "computer_call_output.output.image_url",
+              "code_interpreter_call.outputs", "reasoning.encrypted_content", "message.output_text.logprobs")
 # Request fields echoed in the response object as they came (null when absent).
 ECHOED = ("instructions", "max_output_tokens", "max_tool_calls", "metadata", "prompt_cache_key", "safety_identifier")
 # Sampling settings a response object reports, with what it says when the request left one out: the API's
@@ -101,8 +107,7 @@ def translate(body: dict[str, Any]) -> tuple[dict[str, Any], ChatTools]:
                      ("safety_identifier", "user"), ("top_logprobs", "top_logprobs")):
         if body.get(src) is not None:
             chat[dst] = body[src]
-    include = body.get("include")
-    if "top_logprobs" in chat or (isinstance(include, list) and "message.output_text.logprobs" in include):
+    if "top_logprobs" in chat or "message.output_text.logprobs" in included(body):
         chat["logprobs"] = True  # chat servers refuse top_logprobs without it
     fmt = obj(obj(body, "text", "text", field_error) or {}, "format", "text.format", field_error)
     if fmt is not None:
@@ -119,6 +124,28 @@ def translate(body: dict[str, Any]) -> tuple[dict[str, Any], ChatTools]:
     elif body.get("stream") not in (None, False):
         raise bad_request("`stream` must be true or false.", "stream")
     return chat, tools
+
+
+def included(body: dict[str, Any]) -> tuple[str, ...]:
+    """`include`: values the API lists (anything else is its 400 invalid_value, param include)."""
+    value = body.get("include")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise bad_request("`include` must be a list of strings.", "include", "invalid_type")
+    for v in value:
+        if v not in INCLUDABLE:
+            raise bad_request(f"Invalid value for `include`: {v!r}. Supported values are: {', '.join(INCLUDABLE)}.",
+                              "include", "invalid_value")
+    return tuple(value)
+
+
+def sealed_reasoning(item: dict[str, Any], text: str, ex: Exchange) -> dict[str, Any]:
+    """A reasoning item with its `encrypted_content` when the request included reasoning.encrypted_content: the
+    reasoning sealed by the proxy (responses_compact.Seal), which a stateless client sends back whole."""
+    if "reasoning.encrypted_content" in included(ex.request):
+        item["encrypted_content"] = compact.SEAL.seal("reasoning", text)
+    return item
 
 
 def summary_asked(body: dict[str, Any]) -> str | None:
@@ -410,8 +437,9 @@ def chat_to_response(completion: dict[str, Any], ex: Exchange) -> dict[str, Any]
     answer = whole_answer(completion, ex)
     status, incomplete = status_of(answer.choice.get("finish_reason"))
     resp_id = response_id_of(ex)
-    output = [reasoning_output(answer.reasoning, output_item_id("rs_", resp_id),
-                               summary=summary_asked(ex.request) is not None)] if answer.reasoning else []
+    output = [sealed_reasoning(reasoning_output(answer.reasoning, output_item_id("rs_", resp_id),
+                                                summary=summary_asked(ex.request) is not None), answer.reasoning, ex)
+              ] if answer.reasoning else []
     if answer.text or answer.refusal is not None or not answer.calls:
         output.append(message_output(answer.text, item_id=output_item_id("msg_", resp_id), refusal=answer.refusal,
                                      logprobs=logprobs_of(answer.choice)))
@@ -486,14 +514,15 @@ class ResponseStream(StreamState):
             ended = {"status": "incomplete"} if status == "incomplete" else {}
             self.emit("response.reasoning_summary_part.done", item_id=item["id"], output_index=index,
                       summary_index=0, part=summary_text(text), **ended)
-            done = {**reasoning_output(text, item["id"], summary=True), "status": status}
+            done = sealed_reasoning({**reasoning_output(text, item["id"], summary=True), "status": status}, text,
+                                    self.ex)
         elif record["kind"] == "reasoning":
             part = {"type": "reasoning_text", "text": text}
             self.emit("response.reasoning_text.done", item_id=item["id"], output_index=index, content_index=0,
                       text=text)
             self.emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
                       part=part)
-            done = {**reasoning_output(text, item["id"]), "status": status}
+            done = sealed_reasoning({**reasoning_output(text, item["id"]), "status": status}, text, self.ex)
         elif record["kind"] == "message":
             part = output_text(text)
             self.emit("response.output_text.done", item_id=item["id"], output_index=index, content_index=0,
