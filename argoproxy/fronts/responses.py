@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, Pieces, StreamState, bad_request, first_choice, new_id,
@@ -457,10 +457,11 @@ class ResponseStream(StreamState):
 
     piece_cost = 0  # its kept text is joined as it grows (Pieces): MAX_SSE_EVENT_BYTES counts characters only
 
-    def __init__(self, ex: Exchange) -> None:
+    def __init__(self, ex: Exchange, on_final: Callable[[dict[str, Any]], None] | None = None) -> None:
         super().__init__(ex)
         self.seq = 0
         self.resp_id = response_id_of(ex)
+        self.on_final = on_final  # the final object's keeper (a stored response), called before its event goes
         self.output: list[dict[str, Any]] = []  # finished items
         self.open: dict[str, Any] | None = None  # the item being streamed: {"kind", "item", "text": [..]}
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its open item record
@@ -471,11 +472,12 @@ class ResponseStream(StreamState):
         self.wants_logprobs = bool((ex.chat or {}).get("logprobs"))
         self.delta_logprobs: list[Any] = []
         self.summary = summary_asked(ex.request) is not None  # reasoning goes as the item's summary
+        if self.wants_logprobs:  # else each chunk goes straight to StreamState.chunk (one call less an event)
+            self.chunk = self._chunk_with_logprobs  # type: ignore[method-assign]
 
-    def chunk(self, chunk: dict[str, Any]) -> None:
-        if self.wants_logprobs:
-            self.delta_logprobs = logprobs_of(first_choice(chunk))
-        super().chunk(chunk)
+    def _chunk_with_logprobs(self, chunk: dict[str, Any]) -> None:
+        self.delta_logprobs = logprobs_of(first_choice(chunk))
+        StreamState.chunk(self, chunk)
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.events.append({"type": kind, "sequence_number": self.seq, **fields})
@@ -584,16 +586,22 @@ class ResponseStream(StreamState):
         return record
 
     def text(self, text: str) -> None:
-        if not self.fits(text):
+        # Most of a stream's events: kept (fits, written out) and sent (emit, written out) in one call.
+        kept = self.kept_size + len(text)
+        if kept > self.ex.keep:
+            self.ex.cut = True
             return
+        self.kept_size = kept
         record = self.open
         if record is None or record["kind"] != "message":
             item = {"type": "message", "id": output_item_id("msg_", self.resp_id), "status": "in_progress",
                     "role": "assistant", "content": []}
             record = self._open("message", item, output_text(""))
         record["text"].append(text)
-        self.emit("response.output_text.delta", item_id=record["item"]["id"], output_index=record["index"],
-                  content_index=0, delta=text, logprobs=self.delta_logprobs)
+        self.events.append({"type": "response.output_text.delta", "sequence_number": self.seq,
+                            "item_id": record["item"]["id"], "output_index": record["index"], "content_index": 0,
+                            "delta": text, "logprobs": self.delta_logprobs})
+        self.seq += 1
 
     def refusal(self, text: str) -> None:
         """A refusal is a message of its own whose one part is a `refusal` (as OpenAI streams it)."""
@@ -671,6 +679,8 @@ class ResponseStream(StreamState):
         final = response_object(self.ex, self.resp_id, status, self.output, usage_to_responses(self.ex.usage),
                                  incomplete)
         self.ex.output = final
+        if self.on_final is not None:
+            self.on_final(final)
         self.emit("response.completed" if status == "completed" else "response.incomplete", response=final)
 
     def fail(self, err: ProxyError) -> None:
@@ -684,12 +694,16 @@ class ResponseStream(StreamState):
                                 error=response_error("rate_limit_exceeded" if err.status == 429 else code,
                                                      err.message))
         self.ex.output = final
+        if self.on_final is not None:
+            self.on_final(final)
         self.emit("response.failed", response=final)
 
 
-def stream_events(chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
-    """Chat chunks -> the Responses event sequence (created ... completed), sequence_number from 0."""
-    return ResponseStream(ex).run(chunks)
+def stream_events(chunks: Iterable[dict[str, Any]], ex: Exchange,
+                  on_final: Callable[[dict[str, Any]], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Chat chunks -> the Responses event sequence (created ... completed), sequence_number from 0; `on_final`
+    gets the final response object before its terminal event is sent."""
+    return ResponseStream(ex, on_final).run(chunks)
 
 
 class ResponsesFront(Front):
@@ -729,6 +743,9 @@ class ResponsesFront(Front):
         return ex.output
 
     def stream(self, chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
-        events = stream_events(chunks, ex)
-        return ex.keeper.events(events) if ex.keeper is not None else events
+        keeper = ex.keeper
+        if keeper is not None and keeper.background:  # its events and progress kept as they go
+            return keeper.events(stream_events(chunks, ex))
+        # a stored answer is kept at its end, before its terminal event (no layer over every event)
+        return stream_events(chunks, ex, keeper.save if keeper is not None else None)
 
