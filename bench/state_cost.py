@@ -22,13 +22,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from argoproxy.state.keeper import Keeper  # noqa: E402
-from argoproxy.state.records import new_id  # noqa: E402
+from argoproxy.ids import new_id  # noqa: E402
 from argoproxy.state.service import ResponsesState  # noqa: E402
 
 TURNS, CHAINS = 20, 5
 QUESTION = "Please go on with the analysis of the previous step, and say what changes. " * 3
 ANSWER = "The next step reads the figures again and compares them with the last ones. " * 8
-SETTINGS = SimpleNamespace(enable_auth=False, responses_max_bytes_per_key=1 << 40, responses_max_bytes=1 << 40)
+SETTINGS = SimpleNamespace(enable_auth=False, responses_max_bytes_per_key=1 << 40, responses_max_bytes=1 << 40,
+                           max_body_bytes=1 << 30)
 
 
 def response_object(resp_id: str, prev: str | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from argoproxy.edge.classify import Route
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import long_strings
-from argoproxy.ids import new_id  # noqa: F401 - the doors name it from here
+from argoproxy.ids import new_id as new_id  # the doors name it from here
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.answer_shape import chunk_text

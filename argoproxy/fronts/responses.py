@@ -745,7 +745,8 @@ class ResponsesFront(Front):
     def stream(self, chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
         keeper = ex.keeper
         if keeper is not None and keeper.background:  # its events and progress kept as they go
-            return keeper.events(stream_events(chunks, ex))
+            kept: Iterator[dict[str, Any]] = keeper.events(stream_events(chunks, ex))
+            return kept
         # a stored answer is kept at its end, before its terminal event (no layer over every event)
         return stream_events(chunks, ex, keeper.save if keeper is not None else None)
 

@@ -14,7 +14,8 @@ from argoproxy.edge.request_models import query_values
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.state.background import follow_answer
-from argoproxy.state.records import StoredConversation, input_items, new_id, page
+from argoproxy.ids import new_id
+from argoproxy.state.records import StoredConversation, input_items, page
 
 if TYPE_CHECKING:
     from argoproxy.pipeline.call import Call

@@ -75,10 +75,10 @@ class ResponsesState:
     def load(self, resp_id: str) -> StoredResponse | None:
         """A stored response (its cancel and heartbeat read with it); see load_many for what is pending."""
         behind = self.behind
-        if behind is None or resp_id in behind.pending:
-            return behind.pending[resp_id][0] if behind is not None else self.io(self.store.get_response, resp_id)
-        found = self.io(self.store.get_response, resp_id)
-        if found is None and behind.active() and made_within(resp_id, FRESH):
+        if behind is not None and resp_id in behind.pending:
+            return behind.pending[resp_id][0]
+        found: StoredResponse | None = self.io(self.store.get_response, resp_id)
+        if found is None and behind is not None and behind.active() and made_within(resp_id, FRESH):
             return self.load_many([resp_id]).get(resp_id)
         return found
 
@@ -87,7 +87,8 @@ class ResponsesState:
         in another worker's batch still: waited for (at most FRESH seconds)."""
         behind = self.behind
         if behind is None:
-            return self.io(self.store.get_responses, ids)
+            stored: dict[str, StoredResponse] = self.io(self.store.get_responses, ids)
+            return stored
         found = behind.get_many(ids)
         found.update(self.io(self.store.get_responses, [i for i in ids if i not in found]))
         waiting = [i for i in ids if i not in found and made_within(i, FRESH)] if behind.active() else []

@@ -75,8 +75,7 @@ class WriteBehind:
 
     def _start(self) -> None:
         import gevent
-        from gevent.event import Event
-        self.wake = Event()
+        self.wake = gevent.event.Event()
         gevent.spawn(self._run)
         atexit.register(self.at_exit)
 
