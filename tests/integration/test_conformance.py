@@ -353,6 +353,31 @@ def test_responses_stored_objects(wire):
     wire.done()
 
 
+def test_responses_compact_and_included_reasoning(wire):
+    """POST /v1/responses/compact's request and answer (CompactResponseMethodPublicBody, CompactResource), the
+    window sent on (CreateResponse with its compaction item), and reasoning items with encrypted_content."""
+    wire.capable(False, calls=False)
+    asked = wire.accepted("openai", "CompactResponseMethodPublicBody", {
+        "model": MODEL, "instructions": "Answer briefly.",
+        "input": [{"role": "user", "content": "Weather in Paris?"},
+                  {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
+                   "content": [{"type": "output_text", "text": "Sunny.", "annotations": [], "logprobs": []}]}]})
+    compacted = wire.status(wire.call("POST", "/v1/responses/compact", asked), 200, "compact")
+    wire.conforms("openai", "CompactResource", compacted, "compacted")
+    wire.capable(False, calls=False)
+    follow = wire.accepted("openai", "CreateResponse", responses_request(
+        False, store=False, include=["reasoning.encrypted_content"],
+        input=compacted["output"] + [{"role": "user", "content": "And Rome?"}]))
+    answer = wire.status(wire.call("POST", "/v1/responses", follow), 200, "after compaction")
+    check_response(wire, answer, "after compaction")
+    reasoning = [i for i in answer.get("output", []) if i.get("type") == "reasoning"]
+    assert reasoning and all(i.get("encrypted_content") for i in reasoning), answer.get("output")
+    wire.capable(True, calls=False)
+    events = sse(wire.call("POST", "/v1/responses", {**follow, "stream": True}, stream=True))
+    wire.events("openai", "ResponseStreamEvent", events, "included stream")
+    wire.done()
+
+
 def test_responses_errors(wire):
     for label, body in (("no model", {"input": "Hi"}), ("input a number", {"model": MODEL, "input": 5})):
         assert spec("openai").problems("CreateResponse", body) or spec("openresponses").problems(
