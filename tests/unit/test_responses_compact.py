@@ -67,3 +67,12 @@ def test_compaction_passes_the_one_guard(make):
     done = door.handle(Request.of("POST", "/v1/responses/compact", {"model": "gpt-4o", "input": "hi"}))
     assert done.status_code == 200 and json.loads(done.get_data())["object"] == "response.compaction"
     assert [c.plan.kind for c in calls][-1] == "chat" and len(up.sent) == 1
+
+
+def test_an_upstream_serving_responses_itself_gets_the_compaction_as_it_came(make):
+    door, up, _ = make(FRONTS_PASSTHROUGH="responses")
+    up.reply({"id": "resp_up", "object": "response.compaction", "created_at": 1, "output": [], "usage": {}})
+    answer = door.handle(Request.of("POST", "/v1/responses/compact", {"model": "m", "input": "hi"}))
+    assert answer.status_code == 200 and json.loads(answer.get_data())["id"] == "resp_up"
+    assert up.sent[-1].url == "http://upstream.test/v1/responses/compact"
+    assert json.loads(up.sent[-1].body)["input"] == "hi"
