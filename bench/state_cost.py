@@ -16,11 +16,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from argoproxy.config.settings import load_settings  # noqa: E402
 from argoproxy.state.keeper import Keeper  # noqa: E402
 from argoproxy.ids import new_id  # noqa: E402
 from argoproxy.state.service import ResponsesState  # noqa: E402
@@ -28,8 +28,10 @@ from argoproxy.state.service import ResponsesState  # noqa: E402
 TURNS, CHAINS = 20, 5
 QUESTION = "Please go on with the analysis of the previous step, and say what changes. " * 3
 ANSWER = "The next step reads the figures again and compares them with the last ones. " * 8
-SETTINGS = SimpleNamespace(enable_auth=False, responses_max_bytes_per_key=1 << 40, responses_max_bytes=1 << 40,
-                           max_body_bytes=1 << 30)
+# The proxy's own settings (a stand-in misses any setting the store reads later): defaults, room for every chain,
+# and an empty config file, so that a config.yaml in the directory the bench is started from changes nothing.
+SETTINGS = load_settings({"responses_max_bytes_per_key": 1 << 40, "responses_max_bytes": 1 << 40},
+                         environ={"CONFIG_PATH": os.devnull})
 
 
 def response_object(resp_id: str, prev: str | None) -> dict[str, Any]:
@@ -57,7 +59,7 @@ def chain(state: ResponsesState) -> list[tuple[float, float]]:
 
 
 def measure(store: Any) -> dict[str, float]:
-    state = ResponsesState(SETTINGS, store, offload=False)  # type: ignore[arg-type]
+    state = ResponsesState(SETTINGS, store, offload=False)
     chain(state)  # warm up
     runs = [chain(state) for _ in range(CHAINS)]
     mean_cpu = sum(c for run in runs for c, _ in run) / (CHAINS * TURNS)
