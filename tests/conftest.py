@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import tempfile
 
 import pytest
 from hypothesis import settings
 
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.proxy_process import running_proxy
+from tests.proxy_process import ROOT, running_proxy
 
 # A non-interactive shell starts background jobs (CI's two passes run side by side) with SIGINT ignored, and an
 # ignored signal is inherited: the proxies these tests start would shrug off the Ctrl+C they test. Any handler
@@ -20,6 +23,36 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 # can take longer on a loaded machine and fail a correct test.
 settings.register_profile("no_deadline", deadline=None)
 settings.load_profile("no_deadline")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests run in an empty working directory of their own. The loaders read ./config.yaml and ./.env, and
+    keep ./keys.db and ./responses.db, in the working directory: what a user's ./run_app.sh left in the checkout
+    must not change what a test sees. Tests name the checkout's files by tests.proxy_process.ROOT, and start
+    processes that load settings in a directory of their own."""
+    if _distributes(config):
+        return  # xdist's controller runs no test: its workers start in its directory and read the paths given there
+    empty = tempfile.mkdtemp(prefix="cot_proxy_tests_cwd_")
+    config.stash[_WORKDIRS] = (os.getcwd(), empty)
+    os.chdir(empty)
+    # what a test starts (python -c, the entry points) imports this checkout's code from any directory
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _WORKDIRS in config.stash:
+        started_in, empty = config.stash[_WORKDIRS]
+        os.chdir(started_in)
+        shutil.rmtree(empty, ignore_errors=True)  # only the directory made above
+
+
+def _distributes(config: pytest.Config) -> bool:
+    """Is this xdist's controller, handing the tests to workers (xdist's own test for it)?"""
+    return (config.getoption("dist", "no") != "no" and bool(config.getoption("tx", None))
+            and not config.getoption("collectonly"))
+
+
+_WORKDIRS = pytest.StashKey[tuple[str, str]]()
 
 
 @pytest.fixture

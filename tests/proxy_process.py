@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -128,6 +129,17 @@ class ProxyProcess:
         """Everything the proxy wrote to stderr so far (a file, never a pipe a chatty proxy could fill)."""
         log = Path(self.home, "proxy.log")
         return log.read_text(errors="replace") if log.exists() else ""
+
+
+def project_directory(parent: Path) -> Path:
+    """A directory laid out as the checkout's top for what runs there (`gunicorn cot_proxy:app` reads
+    ./gunicorn.conf.py by itself), with argoproxy from PYTHONPATH, and without the config.yaml, .env, keys.db or
+    responses.db a user's run may have left in the checkout."""
+    top = parent / "project"
+    top.mkdir()
+    for name in ("cot_proxy.py", "app.py", "gunicorn.conf.py"):
+        shutil.copy2(ROOT / name, top / name)
+    return top
 
 
 # Every environment variable a setting reads, but FAST_PATH: the suite runs once in each mode (.ci/run).

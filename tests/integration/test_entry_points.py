@@ -19,7 +19,7 @@ import pytest
 
 from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.proxy_process import ROOT, clean_environ, free_port
+from tests.proxy_process import ROOT, clean_environ, free_port, project_directory
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     env = clean_environ(("COT_PROXY_", "USE_NATIVE", "NATIVE_"), {"PYTHONPATH", "VIRTUAL_ENV"})
@@ -317,7 +317,8 @@ def test_gunicorn_own_flags_in_the_project_directory_are_what_the_line_says(tmp_
     log = tmp_path / "proxy.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
-                                 "cot_proxy:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=out)
+                                 "cot_proxy:app"], cwd=project_directory(tmp_path), env=env,
+                                stdout=subprocess.DEVNULL, stderr=out)
     try:
         health(port, proc, log)
         deadline = time.monotonic() + 20

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.proxy_process import ROOT, clean_environ, free_port, running_proxy
+from tests.proxy_process import ROOT, clean_environ, free_port, project_directory, running_proxy
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -88,11 +88,12 @@ def test_gunicorn_binding_every_interface_itself_is_a_warning(tmp_path: Path, ho
     is not HOST: the warning looked at HOST alone and said nothing while every interface was open."""
     port = free_port()
     environ = clean_environ(("COT_PROXY_",), {"HOST"})
-    environ.update(HOME=str(tmp_path), PYTHONUNBUFFERED="1")
+    environ.update(HOME=str(tmp_path), PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
+    project = project_directory(tmp_path)
     if how.startswith("-b"):
-        args, cwd = ["-w", "1", "-b", f"0.0.0.0:{port}", "cot_proxy:app"], ROOT
+        args, cwd = ["-w", "1", "-b", f"0.0.0.0:{port}", "cot_proxy:app"], project
     else:
-        args, cwd = ["--chdir", str(ROOT), "-w", "1", "cot_proxy:app"], tmp_path
+        args, cwd = ["--chdir", str(project), "-w", "1", "cot_proxy:app"], tmp_path
         environ["PORT"] = str(port)
     with FakeOpenAI() as fake:
         environ["TARGET_BASE_URL"] = fake.base_url

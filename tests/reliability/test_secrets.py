@@ -185,7 +185,7 @@ def test_url_credentials_never_reach_a_client_or_a_log(tmp_path: Path):
     """TARGET_BASE_URL=http://user:password@host/: masked in the start-up line, --show, warnings, answers."""
     with FakeOpenAI() as fake:
         target = fake.base_url.replace("http://", f"http://proxyuser:{URL_PASSWORD}@")
-        show = subprocess.run([sys.executable, "cot_proxy.py", "--show"], cwd=ROOT, capture_output=True, text=True,
+        show = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--show"], cwd=tmp_path, capture_output=True, text=True,
                               env=base_env(str(tmp_path), TARGET_BASE_URL=target), timeout=30)
         assert show.returncode == 0, show.stderr
         assert "target_base_url" in show.stdout and "***@127.0.0.1" in show.stdout
@@ -273,7 +273,7 @@ def test_a_base_url_query_is_the_upstreams_query_and_a_secret(tmp_path: Path):
     outputs: list[str] = []
     with FakeOpenAI() as fake:
         entries = json.dumps([{"name": "*", "backend": "openai", "base_url": f"{fake.base_url}?api_key={QUERY_KEY}"}])
-        show = subprocess.run([sys.executable, "cot_proxy.py", "--show"], cwd=ROOT, capture_output=True, text=True,
+        show = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--show"], cwd=tmp_path, capture_output=True, text=True,
                               env=base_env(str(tmp_path), MODELS=entries), timeout=30)
         assert show.returncode == 0, show.stderr
         outputs.append(show.stdout + show.stderr)

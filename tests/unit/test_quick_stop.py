@@ -13,9 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-ROOT = Path(__file__).resolve().parents[2]
-
 SCRIPT = r"""
 import os, signal, sys, time
 from concurrent.futures import ThreadPoolExecutor
@@ -50,7 +47,7 @@ print("still running")
 
 def run(mode: str, tmp_path: Path, timeout: float) -> subprocess.CompletedProcess | None:
     try:
-        return subprocess.run([sys.executable, "-c", SCRIPT, mode, str(tmp_path)], cwd=ROOT, capture_output=True,
+        return subprocess.run([sys.executable, "-c", SCRIPT, mode, str(tmp_path)], cwd=tmp_path, capture_output=True,
                               text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None

@@ -101,8 +101,8 @@ def test_no_models_is_the_single_upstream_shorthand():
 
 def test_keys_never_appear_in_show(tmp_path):
     env = {**ENV, "MODELS": json.dumps(QWEN), "KEY_LIMITS": '{"TEAM_A_KEY": {"rpm": 60}}', "HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "cot_proxy.py", "--show"], cwd=ROOT, env={**env, "PATH": "/usr/bin:/bin"},
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "--show"], cwd=tmp_path,
+                         env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "OPENAI_KEY_X" in out.stdout and "TEAM_A_KEY" in out.stdout
     assert "sk-upstream-secret" not in out.stdout + out.stderr and "sk-team-a" not in out.stdout + out.stderr
