@@ -71,17 +71,85 @@ def wait_for_worker(port: int, proc: subprocess.Popen, timeout: float = 30.0) ->
     deadline = time.monotonic() + timeout
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as probe:
         client_port = probe.getsockname()[1]
+        checked: set[str] | None = None
+        pause = 0.01  # then longer, up to 0.05 s: a worker takes a second or more to load the app
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"proxy exited with {proc.returncode}")
-            if _accepted(proc.pid, port, client_port):
+            held = _sockets_under(proc.pid)
+            # Only a socket new in a worker can be the accepted probe: the kernel's connection table, which a
+            # busy machine fills with thousands of lines, is read only then.
+            if (held is None or held != checked) and _accepted(proc.pid, held, port, client_port):
                 return
-            time.sleep(0.02)
+            checked = held
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.05)
     raise RuntimeError("no worker accepted a connection")
 
 
-def _accepted(pid: int, port: int, client_port: int) -> bool:
-    """Does a process under pid hold the server end of the connection from client_port?"""
+def _sockets_under(pid: int) -> set[str] | None:
+    """The sockets open in the processes under pid, as /proc names them (socket:[inode]); None without /proc's
+    lists of children."""
+    if not Path(f"/proc/{pid}/task").is_dir():
+        return None
+    held: set[str] = set()
+    for child in _descendants(pid):
+        try:
+            descriptors = os.listdir(f"/proc/{child}/fd")
+        except OSError:  # gone meanwhile
+            continue
+        for fd in descriptors:
+            try:
+                target = os.readlink(f"/proc/{child}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:"):
+                held.add(target)
+    return held
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    parents = [pid]
+    while parents:
+        parent = parents.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = [int(c) for c in Path(f"/proc/{parent}/task/{task}/children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            parents += children
+    return found
+
+
+def _accepted(pid: int, held: set[str] | None, port: int, client_port: int) -> bool:
+    """Does a process under pid (holding the sockets `held`) hold the server end of the connection from
+    client_port? Its socket gets an inode when a process accepts it: 0 in the kernel's table until then."""
+    inode = _server_end_inode(port, client_port)
+    if inode is None or held is None:  # not in the IPv4 table (an IPv6 listener), or no /proc: psutil's way
+        return _accepted_by_psutil(pid, port, client_port)
+    return inode != 0 and f"socket:[{inode}]" in held
+
+
+def _server_end_inode(port: int, client_port: int) -> int | None:
+    """The inode of the server end of 127.0.0.1:client_port -> 127.0.0.1:port in /proc/net/tcp, or None when
+    the table cannot be read or does not list it."""
+    try:
+        table = Path("/proc/net/tcp").read_text()
+    except OSError:
+        return None
+    at = table.find(f": 0100007F:{port:04X} 0100007F:{client_port:04X} ")
+    if at < 0:
+        return None
+    return int(table[at:table.find("\n", at)].split()[9])
+
+
+def _accepted_by_psutil(pid: int, port: int, client_port: int) -> bool:
     try:
         procs = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
