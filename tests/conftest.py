@@ -9,6 +9,7 @@ import tempfile
 
 import pytest
 from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.proxy_process import ROOT, running_proxy
@@ -21,7 +22,9 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 # Hypothesis' per-example deadline (200 ms) is a timing assertion: under CI's two passes side by side an example
 # can take longer on a loaded machine and fail a correct test.
-settings.register_profile("no_deadline", deadline=None)
+# Its example database stays where it was, in the checkout's .hypothesis/ (the tests' working directory is not).
+settings.register_profile("no_deadline", deadline=None,
+                          database=DirectoryBasedExampleDatabase(str(ROOT / ".hypothesis" / "examples")))
 settings.load_profile("no_deadline")
 
 
@@ -57,11 +60,12 @@ _WORKDIRS = pytest.StashKey[tuple[str, str]]()
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """`-n auto` (./run_tests.sh's default): two workers per core. A test mostly waits on the proxy, a fake
-    upstream or a process it started, so a core keeps two busy. PYTEST_XDIST_AUTO_NUM_WORKERS sets another number."""
+    """`-n auto` (./run_tests.sh's default): a worker per core this process may run on (xdist counts physical
+    cores, one on many VMs). More do not finish sooner: the proxies the tests start keep the cores busy, and
+    CI runs two passes side by side. PYTEST_XDIST_AUTO_NUM_WORKERS sets another number."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist's own hook reads it
-    return 2 * len(os.sched_getaffinity(0))
+    return len(os.sched_getaffinity(0))
 
 
 @pytest.hookimpl(optionalhook=True)
