@@ -1,7 +1,7 @@
 """cot_proxy benchmark: one command, Markdown tables on stdout and in bench/results/latest.md.
 
     .venv/bin/python bench/run.py                 # full run (about 4-5 minutes)
-    .venv/bin/python bench/run.py --quick         # smaller counts, 2-second streams (about a minute)
+    .venv/bin/python bench/run.py --quick         # shorter windows, fewer rounds, 2-second streams (CI runs it)
     .venv/bin/python bench/run.py --only latency,ttfb --workers-classes gevent,gthread
 
 Targets: the fake upstream directly, the proxy with its default settings, and nginx (proxy_pass,
@@ -62,6 +62,8 @@ class Plan:
     open_seconds: float = 10.0
     event_rounds: int = 5  # pairs of rounds in the events section (the median is kept: one busy moment of
     # the machine moved a round of three by a third)
+    warmup_streams: int = 2  # streams sent before each measured series of the ttfb section
+    body_rounds: int = 3  # rounds over the routes in the bodies section
 
     @property
     def hold_seconds(self) -> float:
@@ -79,9 +81,11 @@ class Plan:
 
 def make_plan(quick: bool) -> Plan:
     if quick:
-        # same event rate per stream as the full run (10 per second), 2 seconds instead of 10
-        return Plan(quick=True, latency_seconds=1.0, warmup_seconds=0.3, ttfb_count_fast=20, ttfb_count_slow=3,
-                    body_count=3, hold_chunks=20, open_seconds=3.0, event_rounds=3)
+        # Every section, each figure meaning what it means in the full run, from fewer samples: CI runs it after
+        # the tests, so it stays short (about two minutes on an idle 2-core machine). Streams have the full
+        # run's event rate (10 per second), 2 seconds instead of 10.
+        return Plan(quick=True, latency_seconds=0.6, warmup_seconds=0.2, ttfb_count_fast=20, ttfb_count_slow=2,
+                    body_count=3, hold_chunks=20, open_seconds=2.0, event_rounds=1, warmup_streams=1, body_rounds=2)
     return Plan(quick=False, latency_seconds=4.0, warmup_seconds=0.7)
 
 
@@ -208,7 +212,8 @@ class Bench:
         for gap_ms, count in ((0, plan.ttfb_count_fast), (10, plan.ttfb_count_slow)):
             req = build_request("POST", "/v1/chat/completions", HOST, target.port,
                                 chat_body(stream=True, chunks=100, gap_ms=gap_ms))
-            self.run(client.sequential_streams(HOST, target.port, req, 2, 100, gap_ms / 1000))  # warm-up
+            warm_up = client.sequential_streams(HOST, target.port, req, plan.warmup_streams, 100, gap_ms / 1000)
+            self.run(warm_up)
             samples = self.run(client.sequential_streams(HOST, target.port, req, count, 100, gap_ms / 1000))
             row = {"count": count, "ttfb_p50": pct([s.ttfb for s in samples], 0.5),
                    "ttfb_max": max(s.ttfb for s in samples),
@@ -304,7 +309,7 @@ class Bench:
         is compared with). Rounds alternate over the routes so that a slow minute touches them all alike."""
         samples: dict[str, list[float]] = {label: [] for label, *_ in routes}
         statuses: dict[str, set[int]] = {label: set() for label, *_ in routes}
-        for _ in range(3):
+        for _ in range(self.plan.body_rounds):
             for label, target, path, payload, _direct in routes:
                 req = build_request("POST", path, HOST, target.port, payload)
                 self.run(client.timed_posts(HOST, target.port, req, 1))  # warm-up
@@ -922,7 +927,8 @@ def favour(cl: dict[str, Any], plan: Plan) -> str:
 # ====================================================================== main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="cot_proxy benchmark (Markdown tables on stdout).")
-    parser.add_argument("--quick", action="store_true", help="smaller counts and 2-second streams (about a minute)")
+    parser.add_argument("--quick", action="store_true",
+                        help="shorter windows, fewer rounds, 2-second streams (about two minutes; CI runs it)")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections to run, from {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--workers-classes", default="gevent,gthread,sync",
