@@ -191,7 +191,7 @@ def _collected_by_pytest(request: pytest.FixtureRequest) -> int:
     """How many tests the whole suite has: this session's own collection when it is the whole suite (CI's run,
     each xdist worker collecting all of it), else `pytest --collect-only` of the suite."""
     config = request.config
-    args = {Path(a.split("::")[0]).resolve() for a in config.args}
+    args = {(config.invocation_params.dir / a.split("::")[0]).resolve() for a in config.args}  # tests run elsewhere
     narrowed = (config.getoption("keyword") or config.getoption("markexpr") or config.getoption("ignore")
                 or config.getoption("deselect") or config.getoption("ignore_glob"))
     if args <= {ROOT, ROOT / "tests"} and not narrowed:
