@@ -20,6 +20,7 @@ NOT_COPIED = shutil.ignore_patterns(".git", ".venv", "venv", "__pycache__", "*.p
                                     "responses.db*")
 
 TESTS = ["tests/unit/test_settings.py::test_defaults",
+         "tests/unit/test_config_sample.py::test_the_sample_loads_as_it_is",  # its data directory is the config's
          "tests/unit/test_listener.py",  # loads its settings at import
          "tests/unit/test_redis_url.py::test_reading_the_setting_imports_neither_redis_nor_ssl",
          "tests/unit/test_routing_entries.py::test_keys_never_appear_in_show",

@@ -4,6 +4,7 @@ the docs name, and it documents every setting's YAML key."""
 from __future__ import annotations
 
 import re
+import shutil
 
 from argoproxy.config.settings import SETTING_FIELDS, Settings, load_settings
 from tests.proxy_process import ROOT
@@ -11,8 +12,10 @@ from tests.proxy_process import ROOT
 SAMPLE = ROOT / "config.sample.yaml"
 
 
-def test_the_sample_loads_as_it_is() -> None:
-    settings = load_settings({"config_path": str(SAMPLE)}, environ={})
+def test_the_sample_loads_as_it_is(tmp_path) -> None:
+    copy = tmp_path / SAMPLE.name  # the data directory is the config's: not the checkout, where a user's keys.db is
+    shutil.copy(SAMPLE, copy)
+    settings = load_settings({"config_path": str(copy)}, environ={})
     assert settings.backend == Settings.backend == "openai"
     assert (ROOT / "docs" / "backends" / "openai.md").read_text().startswith("# openai (default)\n")
 
