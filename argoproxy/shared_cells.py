@@ -6,7 +6,9 @@ key, which deployment is cooling down) lives in a small file in a directory the 
 worker. Without that directory (unit tests, a bare Flask app) the cells are private to the process.
 
 Single cells are read and written with plain 8-byte stores (atomic on the platforms we run on); a
-read-modify-write over several cells holds `lock()`, an flock on the file (two system calls, ~2 us).
+read-modify-write over several cells holds `lock()`: a lock of the process's own, then an flock on the file (two
+system calls, ~2 us). An flock belongs to the open file, which a process's threads share: it keeps other
+processes out, not another thread of the same gthread worker.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import fcntl
 import mmap
 import os
 import tempfile
+import threading
 from typing import Iterator
 
 SHARED_DIR_ENV = "COT_PROXY_SHARED_DIR"
@@ -41,6 +44,7 @@ class SharedCells:
             self._fd = -1
             self._map = mmap.mmap(-1, size)
         self.cells = memoryview(self._map).cast("q")
+        self._threads = threading.Lock()
 
     def close(self) -> None:
         """Unmap and close (the master reading a dead worker's cells once)."""
@@ -56,11 +60,12 @@ class SharedCells:
         if self._fd < 0:
             yield self.cells
             return
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        try:
-            yield self.cells
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        with self._threads:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield self.cells
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 def prepare_shared_dir() -> str:
