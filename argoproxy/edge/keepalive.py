@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextvars
 import queue
+import select
 from socket import MSG_PEEK
 import threading
 import time
@@ -233,6 +234,26 @@ def client_left() -> ProxyError:
     that cutting the upstream off causes (a 502 would count against the upstream, and routing would cool its
     deployment down and ask the next one for nobody)."""
     return ProxyError(499, "The client closed its connection before the answer began.", code="client_closed_request")
+
+
+def has_left(client: Any) -> bool:
+    """A look at the client's socket, at once (a request waiting in admission's queue asks each time it looks at
+    the queue): gone when it reads as closed or reset. A client still there sends nothing while it waits (a
+    pipelined request is more to read: not a departure); a TLS socket takes no flags and is taken as there."""
+    try:
+        readable = select.select([client], [], [], 0)[0]
+    except (OSError, ValueError):  # closed already
+        return True
+    if not readable:
+        return False
+    try:
+        return not client.recv(1, MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:  # reset
+        return True
+    except ValueError:
+        return False
 
 
 class _Departure:

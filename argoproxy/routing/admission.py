@@ -14,36 +14,31 @@ The wait is bounded: a request whose estimated wait (the queue ahead of it, time
 time, over its slots) passes ADMISSION_MAX_WAIT, or the client's own timeout, is answered 429 with Retry-After
 at once; one that still waits that long is answered 503 with Retry-After.
 
-Everything lives in cells the worker processes share (argoproxy/shared_cells.py), under one flock: counts in
-flight, limits, flows, the waiters' table and the prefix table of cache-aware routing. A waiter polls its own
-row (no lock) until a worker that frees a slot grants it one; so the queue is one queue per instance, whichever
-worker a request arrived on. Across replicas each instance keeps its own (docs/admission.md: the arithmetic).
+Everything lives in cells the worker processes share (argoproxy/shared_cells.py; the layout:
+routing/admission_cells.py), under one flock: counts in flight, limits, flows, the waiters' table and the prefix
+table of cache-aware routing. A waiter polls its own row (no lock) until a worker that frees a slot grants it
+one; so the queue is one queue per instance, whichever worker a request arrived on. Across replicas each
+instance keeps its own (docs/admission.md: the arithmetic). What each worker holds is also in a ledger of its
+own, so that the master gives a killed worker's slots back (admission_cells.release_dead_worker).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from argoproxy.errors import ProxyError
+from argoproxy.routing.admission_cells import (D_IN_FLIGHT, D_LIMIT, D_MEAN_MS, D_WIDTH, F_FINISH, F_HELD, F_POOL,
+                                               F_SEEN, F_TAG, F_WIDTH, FLOWS, FREE, GRANTED, P_VTIME, P_WAITING,
+                                               P_WIDTH, W_FINISH, W_FLOW, W_GRANTED, W_OWNER, W_POOL, W_PREFER,
+                                               W_START, W_STATE, W_WIDTH, WAITERS, WAITING, AFFINITY, Layout,
+                                               Ledgers, cells_name)
 from argoproxy.shared_cells import SharedCells
 
-# deployment cells
-D_IN_FLIGHT, D_LIMIT, D_MEAN_MS, D_WIDTH = 0, 1, 2, 3
-# pool cells: virtual time (token units x SCALE), waiters now
-P_VTIME, P_WAITING, P_WIDTH = 0, 1, 2
-# flow cells: tag, last finish tag, slots held, pool + 1, last seen (ms)
-F_TAG, F_FINISH, F_HELD, F_POOL, F_SEEN, F_WIDTH = range(6)
-FLOWS = 1024
-# waiter cells: state, pool, start tag, finish tag, flow slot, granted deployment + 1, preferred + 1
-W_STATE, W_POOL, W_START, W_FINISH, W_FLOW, W_GRANTED, W_PREFER, W_WIDTH = range(8)
-WAITERS = 1024
-FREE, WAITING, GRANTED = 0, 1, 2
-# prefix table (cache-aware routing): tag, deployment + 1
-AFFINITY = 4096
 SCALE = 1000
 ACTIVE_SECONDS = 10.0  # a key counts as active this long after its last request (ADMISSION_KEY_SHARE)
 MEAN_WEIGHT = 0.2  # of each new duration in a deployment's mean request time
@@ -67,6 +62,10 @@ class Refused(ProxyError):
     """Admission's refusal: the queue is too long for this request's bound."""
 
 
+class Departed(Exception):
+    """The client of a waiting request left: it is out of the queue."""
+
+
 class Admission:
     def __init__(self, pools: Sequence[Sequence[int]], deployments: int, limits: Sequence[int],
                  key_share: float = 1.0, max_wait: float = 60.0, cells: SharedCells | None = None,
@@ -78,12 +77,10 @@ class Admission:
         self.key_share = key_share
         self.max_wait = max_wait
         self.clock, self.sleep = clock, sleep
-        self.p0 = deployments * D_WIDTH
-        self.f0 = self.p0 + len(self.pools) * P_WIDTH
-        self.w0 = self.f0 + FLOWS * F_WIDTH
-        self.a0 = self.w0 + WAITERS * W_WIDTH
-        size = self.a0 + AFFINITY * 2
-        self.cells = cells or SharedCells(f"admission-{name}.cells", size)
+        layout = Layout(deployments, len(self.pools))
+        self.p0, self.f0, self.w0, self.a0 = layout.p0, layout.f0, layout.w0, layout.a0
+        self.cells = cells or SharedCells(cells_name(name), layout.size)
+        self.ledgers = Ledgers(self.cells, name, layout)  # what this worker holds, for the master if it dies
         c = self.cells.cells
         for i, limit in enumerate(limits):
             if limit > 0 or c[i * D_WIDTH + D_LIMIT] == 0:
@@ -110,10 +107,13 @@ class Admission:
     # ------------------------------------------------------------ entering
     def enter(self, pool: int, flow: str, cost: int, weight: float = 1.0, *, prefer: int = -1,
               remember: int = 0, tried: set[int] | frozenset[int] = frozenset(),
-              usable: Callable[[int], bool] = lambda d: True, bound: float | None = None) -> Seat:
+              usable: Callable[[int], bool] = lambda d: True, bound: float | None = None,
+              gone: Callable[[], bool] | None = None) -> Seat:
         """A seat on a deployment of `pool` (indexes in `self.pools[pool]`), now or after a fair wait; Refused
         when the wait would pass `bound` (default max_wait). `prefer`: the deployment that served this prefix
-        (cache-aware routing); `remember`: the prefix's tag, noted with the deployment that takes it."""
+        (cache-aware routing); `remember`: the prefix's tag, noted with the deployment that takes it; `gone`:
+        whether the client left, asked at each look at the queue (Departed then: it leaves the queue at once, and
+        a slot granted meanwhile goes to the next waiter)."""
         bound = self.max_wait if bound is None else min(bound, self.max_wait)
         now = self.clock()
         cost_units = max(1, int(cost * SCALE / max(weight, 1e-6)))
@@ -128,6 +128,7 @@ class Admission:
                     c[fslot + F_FINISH] = finish
                     c[self.p0 + pool * P_WIDTH + P_VTIME] = max(c[self.p0 + pool * P_WIDTH + P_VTIME], start)
                     self._take(c, dep, fslot, remember)
+                    self.ledgers.add(dep, fslot, 1)
                     return Seat(pool, dep, fslot, now)
             estimate = self._estimate(c, pool, finish, candidates)
             if estimate > bound:
@@ -136,26 +137,30 @@ class Admission:
             if row < 0:
                 raise self._refused(429, "queue_full", estimate or 1.0, bound)
             c[fslot + F_FINISH] = finish
+            self.ledgers.mine()  # the master finds a dead worker's rows through its ledger
             for field, value in ((W_POOL, pool), (W_START, start), (W_FINISH, finish), (W_FLOW, fslot),
-                                 (W_GRANTED, 0), (W_PREFER, prefer + 1)):
+                                 (W_GRANTED, 0), (W_PREFER, prefer + 1), (W_OWNER, os.getpid())):
                 c[row + field] = value
             c[row + W_STATE] = WAITING
             c[self.p0 + pool * P_WIDTH + P_WAITING] += 1
             self._grant(c, pool, now)  # a free slot the share held back, or one freed meanwhile
-        return self._wait(row, pool, fslot, now, bound, remember)
+        return self._wait(row, pool, fslot, now, bound, remember, gone)
 
-    def _wait(self, row: int, pool: int, fslot: int, since: float, bound: float, remember: int) -> Seat:
+    def _wait(self, row: int, pool: int, fslot: int, since: float, bound: float, remember: int,
+              gone: Callable[[], bool] | None) -> Seat:
         c = self.cells.cells
         pause, regrant = POLL_FIRST, since + REGRANT_SECONDS
         try:
             while True:
-                if c[row + W_STATE] == GRANTED:
-                    return self._seated(row, pool, fslot, since, remember)
                 now = self.clock()
-                if now - since > bound:
+                left = gone is not None and gone()
+                if left or c[row + W_STATE] == GRANTED or now - since > bound:
                     with self.cells.lock() as locked:
-                        if locked[row + W_STATE] == GRANTED:  # granted at the last moment: take it
-                            return self._seated(row, pool, fslot, since, remember)
+                        if left:  # its slot, granted or not, goes to the next waiter
+                            self._withdraw(locked, row, fslot, pool, now)
+                            raise Departed()
+                        if locked[row + W_STATE] == GRANTED:  # (past its bound: granted at the last moment)
+                            return self._seated(locked, row, pool, fslot, since, remember)
                         self._leave_queue(locked, row, pool)
                     raise self._refused(503, "queue_timeout", bound, bound)
                 if now >= regrant:
@@ -168,21 +173,25 @@ class Admission:
         except BaseException:
             if c[row + W_STATE] != FREE:  # the greenlet was killed (the client left) while it waited
                 with self.cells.lock() as locked:
-                    if locked[row + W_STATE] == GRANTED:
-                        self._give_back(locked, int(locked[row + W_GRANTED]) - 1, fslot, pool, self.clock())
-                        locked[row + W_STATE] = FREE
-                    elif locked[row + W_STATE] == WAITING:
-                        self._leave_queue(locked, row, pool)
+                    self._withdraw(locked, row, fslot, pool, self.clock())
             raise
 
-    def _seated(self, row: int, pool: int, fslot: int, since: float, remember: int) -> Seat:
-        c = self.cells.cells
+    def _seated(self, c, row: int, pool: int, fslot: int, since: float, remember: int) -> Seat:
         dep = int(c[row + W_GRANTED]) - 1
-        c[row + W_STATE] = FREE  # the granting worker counted the seat; the row is ours to free
+        self.ledgers.add(dep, fslot, 1)  # the granting worker counted the seat: from now on it is this worker's
+        c[row + W_STATE] = FREE
         if remember:
             self._remember(c, remember, dep)
         now = self.clock()
         return Seat(pool, dep, fslot, now, waited=now - since)
+
+    def _withdraw(self, c, row: int, fslot: int, pool: int, now: float) -> None:
+        """A waiter that will not take its slot: out of the queue, or its granted slot to the next in line."""
+        if c[row + W_STATE] == GRANTED:
+            c[row + W_STATE] = FREE
+            self._give_back(c, int(c[row + W_GRANTED]) - 1, fslot, pool, now)
+        elif c[row + W_STATE] == WAITING:
+            self._leave_queue(c, row, pool)
 
     def _leave_queue(self, c, row: int, pool: int) -> None:
         c[row + W_STATE] = FREE
@@ -200,6 +209,7 @@ class Admission:
             took = (now - seat.started) * 1000
             c[mean] = int(took if not c[mean] else c[mean] * (1 - MEAN_WEIGHT) + took * MEAN_WEIGHT)
             self._give_back(c, seat.dep, seat.flow, seat.pool, now)
+            self.ledgers.add(seat.dep, seat.flow, -1)
 
     def _give_back(self, c, dep: int, fslot: int, pool: int, now: float) -> None:
         c[dep * D_WIDTH + D_IN_FLIGHT] = max(0, c[dep * D_WIDTH + D_IN_FLIGHT] - 1)

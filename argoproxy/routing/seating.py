@@ -7,6 +7,7 @@ call costs what it did (the router's own pick, nothing shared).
 - its cost: what it reserves (pipeline/reservation.py: its counted prompt plus the most it may answer);
 - its bound: ADMISSION_MAX_WAIT, or less when the client says how long it waits (X-Stainless-Read-Timeout from
   the OpenAI SDKs, X-Stainless-Timeout from Anthropic's, or a `timeout` field in the body);
+- its client's socket, looked at while it waits: a client that left takes its request out of the queue (499);
 - `auto` limits asked of the servers (routing/slots.py) by a thread in each worker, until each one answers.
 """
 
@@ -19,9 +20,10 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.config.routing_settings import AUTO
+from argoproxy.edge.keepalive import client_left, has_left
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.reservation import reservation
-from argoproxy.routing.admission import Admission, Seat
+from argoproxy.routing.admission import Admission, Departed, Seat
 from argoproxy.routing.affinity import preferred, prefix_tag
 from argoproxy.routing.router import Deployment, Pool, Router
 
@@ -63,7 +65,10 @@ class Seating:
             seat = self.admission.enter(self.pools[id(pool)], flow, cost, self.weights.get(label, 1.0),
                                         prefer=prefer, remember=tag, tried=tried,
                                         usable=lambda d: self.router.cooling_for(deployments[d]) <= 0,
-                                        bound=client_bound(call))
+                                        bound=client_bound(call), gone=departure(call))
+        except Departed:
+            call.outcome.client_left = True
+            raise client_left() from None
         except Exception as err:
             code = getattr(err, "code", None)
             if code in ("queue_full", "queue_timeout") and self.on_refused is not None:
@@ -124,6 +129,14 @@ def flow_of(call: Call) -> tuple[str, str]:
         return "user:" + user[:256], "none"
     peer = req.peer[0] if req is not None else ""  # the socket's; empty behind a PROXY-protocol balancer
     return "addr:" + (peer or "-"), "none"
+
+
+def departure(call: Call) -> Callable[[], bool] | None:
+    """Whether the call's client left, for the queue to ask while the call waits (None: no socket to look at,
+    outside Gunicorn or for a call the proxy makes itself)."""
+    server_write = call.server_write
+    client = getattr(server_write, "client", None)
+    return None if client is None else lambda: has_left(client)
 
 
 def client_bound(call: Call) -> float | None:

@@ -7,7 +7,8 @@ generated client API key and the token estimator's vocabulary.
 - PROMETHEUS_MULTIPROC_DIR: a fresh temporary directory for this run (removed when the master exits), or
   the directory the operator set, emptied of stale *.db files. Workers inherit the variable, so their
   metrics add up; `child_exit` marks a dead worker so its live gauges (streams in flight) stop counting, and
-  gives back what its team-key requests held (argoproxy/teamkeys/local_windows.py: release_dead_worker).
+  gives back what its team-key requests held (argoproxy/teamkeys/local_windows.py: release_dead_worker) and the
+  admission slots and queue rows it held (argoproxy/routing/admission_cells.py: release_dead_worker).
 - ENABLE_AUTH without API_KEY_SECRET: one random key, generated here, printed once, and passed to every
   worker in a process-internal environment variable (argoproxy.config.listener.GENERATED_KEY_ENV). Workers that
   Gunicorn restarts later get the same key.
@@ -130,15 +131,19 @@ def child_exit(server, worker) -> None:
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
         multiprocess.mark_process_dead(worker.pid)
-    from argoproxy.teamkeys.local_windows import release_dead_worker
-    try:  # a worker killed mid-request never gave back what its team-key requests held (max_parallel, tokens)
-        released = release_dead_worker(worker.pid)
-    except OSError as exc:
-        log.warning("team keys: what worker %s held could not be given back: %s", worker.pid, exc)
-    else:
-        if released:
-            log.warning("team keys: worker %s ended with %d requests in flight; their holds are given back",
-                        worker.pid, released)
+    from argoproxy.routing.admission_cells import release_dead_worker as release_seats
+    from argoproxy.teamkeys.local_windows import release_dead_worker as release_holds
+    # A worker killed mid-request never gave back what its requests held: team keys' holds (max_parallel, tokens),
+    # admission's slots of the deployments they were sent to, and their places in its queue.
+    for what, release, told in (("team keys", release_holds, "requests in flight; their holds are given back"),
+                                ("admission", release_seats, "requests seated or waiting; their slots are given back")):
+        try:
+            released = release(worker.pid)
+        except OSError as exc:
+            log.warning("%s: what worker %s held could not be given back: %s", what, worker.pid, exc)
+        else:
+            if released:
+                log.warning("%s: worker %s ended with %d %s", what, worker.pid, released, told)
 
 
 def on_exit(server) -> None:

@@ -6,10 +6,14 @@ keepalives while a stream waits, /metrics, and a conversation's turns kept on on
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
+import psutil
 import pytest
 import requests
 
@@ -92,6 +96,51 @@ def test_a_wait_past_its_bound_is_refused_with_retry_after_in_the_apis_shape():
             server.let_go(5)
             assert held.result().status_code == 200
         assert metric(proxy, "cot_proxy_admission_refusals_total") >= 2
+
+
+def test_a_killed_workers_slots_and_places_in_the_queue_are_given_back():
+    """A worker SIGKILLed while its requests hold a slot or wait for one cannot give them back: the master does
+    (its ledger of what it held). They stayed taken for good: the deployment served nobody again."""
+    with FakeSlots(slots=1, gated=True) as server, \
+            running_proxy(MODELS=models(server.base_url, max_concurrency=1), WORKERS="2") as proxy:
+        with ThreadPoolExecutor(3) as pool:
+            doomed = [pool.submit(ask, proxy, f"doomed {i}") for i in range(3)]
+            assert poll(lambda: metric(proxy, "cot_proxy_admission_waiting") == 2)
+            assert server.running == 1 and metric(proxy, "cot_proxy_admission_in_flight") == 1
+            workers = psutil.Process(proxy.proc.pid).children()
+            for worker in workers:
+                os.kill(worker.pid, signal.SIGKILL)
+            assert poll(lambda: len(set(psutil.Process(proxy.proc.pid).children()) - set(workers)) == 2)
+            for request in doomed:
+                with pytest.raises(requests.RequestException):
+                    request.result()
+        gauges = lambda: (metric(proxy, "cot_proxy_admission_in_flight"),  # noqa: E731
+                          metric(proxy, "cot_proxy_admission_waiting"))
+        assert poll(lambda: gauges() == (0, 0)), gauges()
+        server.let_go(10)  # the killed request's own answer ends at the server (to nobody)
+        assert ask(proxy, "after").status_code == 200
+        assert "admission: worker" in proxy.read_log()
+
+
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_a_client_that_leaves_while_its_request_waits_leaves_the_queue(worker_class):
+    """A waiting request whose client closed its connection stayed in the queue, was granted a slot in its turn
+    and sent to the server for nobody, ahead of the requests behind it."""
+    with FakeSlots(slots=1, gated=True) as server, \
+            running_proxy(MODELS=models(server.base_url, max_concurrency=1), WORKER_CLASS=worker_class) as proxy:
+        with ThreadPoolExecutor(2) as pool:
+            held = pool.submit(ask, proxy, "held")
+            assert poll(lambda: server.running == 1)
+            body = json.dumps({"model": "local", "messages": [{"role": "user", "content": "left"}]}).encode()
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as client:
+                client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                assert poll(lambda: metric(proxy, "cot_proxy_admission_waiting") == 1)
+            assert poll(lambda: metric(proxy, "cot_proxy_admission_waiting") == 0), "the request left with its client"
+            server.let_go(5)
+            assert held.result().status_code == 200
+            assert ask(proxy, "next").status_code == 200
+        assert [b["messages"][0]["content"] for b in server.served] == ["held", "next"]
 
 
 def test_a_waiting_stream_is_kept_alive_and_a_messages_request_waits_as_well():

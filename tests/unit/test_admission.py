@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
 import pytest
 
-from argoproxy.routing.admission import Admission, Refused
+from argoproxy.routing.admission import Admission, Departed, Refused
+from argoproxy.routing.admission_cells import release_dead_worker
 from argoproxy.routing.affinity import preferred, prefix_tag
 from argoproxy.shared_cells import SharedCells
 
@@ -127,6 +130,76 @@ def test_a_waiter_still_waiting_at_its_bound_gets_503():
     assert a.waiting(0) == 0
     a.release(held)
     assert a.in_flight(0) == 0
+
+
+def test_a_waiter_whose_client_left_leaves_the_queue_at_its_next_look():
+    a = admission([1])
+    held = a.enter(0, "k", 1)
+    left = threading.Event()
+    w = Waiter(a, "k", gone=left.is_set)
+    w.start()
+    wait_until(lambda: a.waiting(0) == 1)
+    left.set()
+    w.join(5)
+    assert isinstance(w.error, Departed) and a.waiting(0) == 0
+    a.release(held)
+    assert a.in_flight(0) == 0
+
+
+def test_a_slot_granted_to_a_waiter_whose_client_left_goes_back():
+    looking = threading.Event()
+    resume = threading.Event()
+
+    def sleep(seconds: float) -> None:  # the waiter between two looks at the queue
+        looking.set()
+        resume.wait(5)
+    a = admission([1], sleep=sleep)
+    held = a.enter(0, "k", 1)
+    left = threading.Event()
+    w = Waiter(a, "k", gone=left.is_set)
+    w.start()
+    assert looking.wait(5) and a.waiting(0) == 1
+    a.release(held)  # granted to the waiter, which has not looked yet...
+    assert (a.in_flight(0), a.waiting(0)) == (1, 0)
+    left.set()  # ...and whose client leaves before it does
+    resume.set()
+    w.join(5)
+    assert isinstance(w.error, Departed)
+    assert a.in_flight(0) == 0, "the slot went back"
+
+
+def test_the_master_gives_back_what_a_killed_worker_held(tmp_path):
+    """A worker killed with a slot and a place in the queue: its ledger says what to take off."""
+    from argoproxy.routing.admission_cells import Layout
+    layout = Layout(1, 1)
+
+    def made() -> Admission:
+        return Admission([[0]], 1, [1], cells=SharedCells("admission-t.cells", layout.size, str(tmp_path)),
+                         name="t")
+    a = made()
+    pids = []
+    for role in ("seated", "waiting"):
+        pid = os.fork()
+        if pid == 0:  # a worker: takes the slot, or queues behind it, and is killed there
+            try:
+                mine = made()
+                if role == "seated":
+                    mine.enter(0, "k", 1)
+                else:
+                    threading.Thread(target=mine.enter, args=(0, "k", 1), daemon=True).start()
+                    wait_until(lambda: mine.waiting(0) == 1)
+                os.kill(os.getpid(), signal.SIGKILL)
+            finally:
+                os._exit(1)
+        wait_until(lambda: a.in_flight(0) == 1 and a.waiting(0) == len(pids))
+        pids.append(pid)
+    for pid in pids:
+        assert os.waitpid(pid, 0)[1] == signal.SIGKILL
+    assert (a.in_flight(0), a.waiting(0)) == (1, 1)
+    assert [release_dead_worker(pid, str(tmp_path)) for pid in pids] == [1, 1]
+    assert (a.in_flight(0), a.waiting(0)) == (0, 0)
+    assert not list(tmp_path.glob("admission-ledger-*")), "the ledgers are gone with their workers"
+    assert a.enter(0, "k", 1).dep == 0
 
 
 def test_a_key_share_keeps_a_slot_for_another_active_key():

@@ -1,0 +1,174 @@
+"""Where admission's state sits in the cells the workers share, and what a killed worker held there.
+
+One file per instance (`admission-<name>.cells`, argoproxy/shared_cells.py), in five tables: each deployment's
+cells, each pool's, the flows' (a flow: a key's queue in one pool), the waiters' rows and cache-aware routing's
+prefix table. Layout gives their offsets.
+
+A worker killed in the middle of a request (SIGKILL, the OOM killer, Gunicorn's timeout) cannot give its slots
+back, and its waiting requests' rows would stay in the queue. So each worker also writes what it holds in a
+ledger of its own (`admission-ledger-<name>-<pid>.cells`): the slots it took, by deployment and by flow; and a
+waiter's row names its worker's pid. When the Gunicorn master is told a worker died (child_exit),
+release_dead_worker takes that worker's slots off the counts and frees its rows; a slot freed so goes to the
+next waiter at that waiter's next grant pass (every REGRANT_SECONDS). Without the shared directory (a bare app,
+in-process tests) there is one process and no ledger.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+
+from argoproxy.shared_cells import SHARED_DIR_ENV, SharedCells
+
+# deployment cells
+D_IN_FLIGHT, D_LIMIT, D_MEAN_MS, D_WIDTH = 0, 1, 2, 3
+# pool cells: virtual time (token units x SCALE), waiters now
+P_VTIME, P_WAITING, P_WIDTH = 0, 1, 2
+# flow cells: tag, last finish tag, slots held, pool + 1, last seen (ms)
+F_TAG, F_FINISH, F_HELD, F_POOL, F_SEEN, F_WIDTH = range(6)
+FLOWS = 1024
+# waiter cells: state, pool, start tag, finish tag, flow slot, granted deployment + 1, preferred + 1, its
+# worker's pid
+W_STATE, W_POOL, W_START, W_FINISH, W_FLOW, W_GRANTED, W_PREFER, W_OWNER, W_WIDTH = range(9)
+WAITERS = 1024
+FREE, WAITING, GRANTED = 0, 1, 2
+# prefix table (cache-aware routing): tag, deployment + 1
+AFFINITY = 4096
+# a ledger's header: its version, then the Layout it was written for
+LEDGER_VERSION = 1
+L_VERSION, L_DEPLOYMENTS, L_POOLS, L_HEADER = range(4)
+
+
+@dataclass(frozen=True)
+class Layout:
+    deployments: int
+    pools: int
+
+    @property
+    def p0(self) -> int:
+        return self.deployments * D_WIDTH
+
+    @property
+    def f0(self) -> int:
+        return self.p0 + self.pools * P_WIDTH
+
+    @property
+    def w0(self) -> int:
+        return self.f0 + FLOWS * F_WIDTH
+
+    @property
+    def a0(self) -> int:
+        return self.w0 + WAITERS * W_WIDTH
+
+    @property
+    def size(self) -> int:
+        return self.a0 + AFFINITY * 2
+
+    def rows(self) -> range:
+        return range(self.w0, self.w0 + WAITERS * W_WIDTH, W_WIDTH)
+
+
+def cells_name(name: str) -> str:
+    return f"admission-{name}.cells"
+
+
+class Ledger:
+    """The slots one worker holds: by deployment, then by flow. Written by that worker under the cells' lock,
+    read by the master once the worker is gone."""
+
+    def __init__(self, directory: str, name: str, pid: int, layout: Layout) -> None:
+        self.layout = layout
+        self.cells = SharedCells(ledger_name(name, pid), L_HEADER + layout.deployments + FLOWS, directory)
+        c = self.cells.cells
+        c[L_DEPLOYMENTS], c[L_POOLS], c[L_VERSION] = layout.deployments, layout.pools, LEDGER_VERSION
+
+    def add(self, dep: int, fslot: int, seats: int) -> None:
+        """`seats` (1 or -1) of deployment `dep`, held under the flow at cell `fslot`."""
+        c = self.cells.cells
+        c[L_HEADER + dep] += seats
+        c[L_HEADER + self.layout.deployments + (fslot - self.layout.f0) // F_WIDTH] += seats
+
+
+def ledger_name(name: str, pid: int) -> str:
+    return f"admission-ledger-{name}-{pid}.cells"
+
+
+class Ledgers:
+    """This process's ledger, made when it first seats or queues a request (after the fork: named by the pid
+    that writes it; the master finds a dead worker's rows through it)."""
+
+    def __init__(self, cells: SharedCells, name: str, layout: Layout) -> None:
+        self.directory = os.path.dirname(cells.path) if cells.path else ""
+        self.name, self.layout = name, layout
+        self.pid = -1
+        self.ledger: Ledger | None = None
+
+    def add(self, dep: int, fslot: int, seats: int) -> None:
+        ledger = self.mine()
+        if ledger is not None:
+            ledger.add(dep, fslot, seats)
+
+    def mine(self) -> Ledger | None:
+        """This process's ledger (None without the shared directory: one process, nobody to outlive it)."""
+        if not self.directory:
+            return None
+        if self.pid != os.getpid():
+            self.pid = os.getpid()
+            self.ledger = Ledger(self.directory, self.name, self.pid, self.layout)
+        return self.ledger
+
+
+def release_dead_worker(pid: int, directory: str | None = None) -> int:
+    """In the Gunicorn master when a worker exited: give back the slots it held and free its waiting rows, in
+    every admission file of the instance; returns how many requests it had seated or waiting."""
+    directory = directory or os.environ.get(SHARED_DIR_ENV) or ""
+    released = 0
+    if not directory:
+        return 0
+    for path in glob.glob(os.path.join(glob.escape(directory), f"admission-ledger-*-{pid}.cells")):
+        name = os.path.basename(path)[len("admission-ledger-"):-len(f"-{pid}.cells")]
+        ledger = SharedCells(os.path.basename(path), L_HEADER, directory)
+        try:
+            if ledger.cells[L_VERSION] == LEDGER_VERSION:
+                layout = Layout(int(ledger.cells[L_DEPLOYMENTS]), int(ledger.cells[L_POOLS]))
+                ledger.close()
+                ledger = SharedCells(os.path.basename(path), L_HEADER + layout.deployments + FLOWS, directory)
+                released += _give_back(directory, name, layout, pid, ledger.cells)
+        finally:
+            ledger.close()
+        os.unlink(path)
+    return released
+
+
+def _give_back(directory: str, name: str, layout: Layout, pid: int, held) -> int:
+    if not os.path.exists(os.path.join(directory, cells_name(name))):
+        return 0
+    cells = SharedCells(cells_name(name), layout.size, directory)
+    released = 0
+    try:
+        with cells.lock() as c:
+            for dep in range(layout.deployments):
+                seats = held[L_HEADER + dep]
+                c[dep * D_WIDTH + D_IN_FLIGHT] = max(0, c[dep * D_WIDTH + D_IN_FLIGHT] - seats)
+                released += max(0, seats)
+            for flow in range(FLOWS):
+                cell = layout.f0 + flow * F_WIDTH + F_HELD
+                c[cell] = max(0, c[cell] - held[L_HEADER + layout.deployments + flow])
+            for row in layout.rows():
+                if c[row + W_STATE] == FREE or c[row + W_OWNER] != pid:
+                    continue
+                if c[row + W_STATE] == GRANTED:  # a slot granted to it that it never took
+                    dep = int(c[row + W_GRANTED]) - 1
+                    flow = int(c[row + W_FLOW]) + F_HELD
+                    c[dep * D_WIDTH + D_IN_FLIGHT] = max(0, c[dep * D_WIDTH + D_IN_FLIGHT] - 1)
+                    c[flow] = max(0, c[flow] - 1)
+                else:
+                    pool = layout.p0 + int(c[row + W_POOL]) * P_WIDTH + P_WAITING
+                    c[pool] = max(0, c[pool] - 1)
+                c[row + W_STATE] = FREE
+                released += 1
+    finally:
+        cells.close()
+    return released
+
