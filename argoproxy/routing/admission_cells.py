@@ -1,6 +1,6 @@
 """Where admission's state sits in the cells the workers share, and what a killed worker held there.
 
-One file per instance (`admission-<name>.cells`, argoproxy/shared_cells.py), in five tables: each deployment's
+One file per instance (`admission-v2-<name>.cells`, argoproxy/shared_cells.py), in five tables: each deployment's
 cells, each pool's, the flows' (a flow: a key's queue in one pool), the waiters' rows and cache-aware routing's
 prefix table. Layout gives their offsets.
 
@@ -70,7 +70,7 @@ class Layout:
 
 
 def cells_name(name: str) -> str:
-    return f"admission-{name}.cells"
+    return f"admission-v2-{name}.cells"  # v2: waiter rows name their worker (a reload keeps the shared directory)
 
 
 class Ledger:

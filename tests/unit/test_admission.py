@@ -170,11 +170,11 @@ def test_a_slot_granted_to_a_waiter_whose_client_left_goes_back():
 
 def test_the_master_gives_back_what_a_killed_worker_held(tmp_path):
     """A worker killed with a slot and a place in the queue: its ledger says what to take off."""
-    from argoproxy.routing.admission_cells import Layout
+    from argoproxy.routing.admission_cells import Layout, cells_name
     layout = Layout(1, 1)
 
     def made() -> Admission:
-        return Admission([[0]], 1, [1], cells=SharedCells("admission-t.cells", layout.size, str(tmp_path)),
+        return Admission([[0]], 1, [1], cells=SharedCells(cells_name("t"), layout.size, str(tmp_path)),
                          name="t")
     a = made()
     pids = []
