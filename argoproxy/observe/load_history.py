@@ -32,7 +32,7 @@ CAUSE_INDEX = {cause: i for i, cause in enumerate(CAUSES)}
 class LoadHistory:
     def __init__(self, cells: SharedCells | None = None) -> None:
         size = MINUTES * MINUTE_FIELDS + KEY_SLOTS * KEY_FIELDS
-        self.cells = cells or SharedCells("status-load.cells", size)
+        self.cells = cells or SharedCells("status-load-v2.cells", size)  # v2: a cause more (queue)
         self.keys_base = MINUTES * MINUTE_FIELDS
 
     def add(self, key: str | None, tokens: int, cause: str | None, admitted: bool = False,

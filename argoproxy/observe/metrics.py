@@ -228,8 +228,8 @@ class Metrics:
                           "by key.", ["key"], buckets=LATENCY_BUCKETS, registry=reg)
         refused = Counter("cot_proxy_admission_refusals", "Requests admission refused (queue_full: the wait would "
                           "pass its bound; queue_timeout: it did), by key.", ["key", "code"], registry=reg)
-        seating.on_wait = lambda key, seconds: waits.labels(key).observe(seconds)
-        seating.on_refused = lambda key, code: refused.labels(key, code).inc()
+        seating.on_wait.append(lambda key, seconds: waits.labels(key).observe(seconds))
+        seating.on_refused.append(lambda key, code: refused.labels(key, code).inc())
         self.collectors.append(AdmissionGauges(seating))
 
     # ------------------------------------------------------------ exposition

@@ -1,8 +1,10 @@
 """Why a request was answered with an error: its cause, one of CAUSES, for /metrics (cot_proxy_refusals_total)
 and the status page.
 
-The proxy's own decisions (DECIDED) are not failures of a model: a key over its rate or budget, a missing or
-wrong key, a model the key or the allow-list does not allow, a request the proxy cannot take. Failures
+The proxy's own decisions (DECIDED) are not failures of a model: a key over its rate or budget, a request that
+would wait (or waited) too long in admission's queue for a busy server, a missing or wrong key, a model the key or
+the allow-list does not allow, a request the proxy cannot take. A queue refusal has a cause of its own, not
+`rate`: it says the servers were full, not that the key went past its limits. Failures
 (FAILED) are the upstream's (it answered an error, could not be reached or answered nonsense) or the proxy's
 own (a bug, a store it cannot reach). A client that left (499) is neither.
 """
@@ -11,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-CAUSES = ("rate", "budget", "auth", "model", "request", "upstream", "proxy")
-DECIDED = frozenset(("rate", "budget", "auth", "model", "request"))
+CAUSES = ("rate", "budget", "queue", "auth", "model", "request", "upstream", "proxy")
+DECIDED = frozenset(("rate", "budget", "queue", "auth", "model", "request"))
 FAILED = frozenset(("upstream", "proxy"))
 
 _BY_CODE = {
@@ -21,6 +23,7 @@ _BY_CODE = {
     "admin_key_required": "auth", "operator_route": "auth", "host_not_allowed": "auth",
     "origin_not_allowed": "auth",
     "argo_auth_error": "upstream", "unhealthy": "upstream",  # ARGO refused the user; no upstream answers
+    "queue_full": "queue", "queue_timeout": "queue",  # admission (routing/admission.py)
     "internal_error": "proxy", "key_store_unavailable": "proxy", "store_unavailable": "proxy",
 }
 # An upstream's errors, relayed (upstream_NNN) or found (upstream_timeout, ...), and the network proxy's on the

@@ -9,7 +9,10 @@ refused (a key's rate or budget, auth, a model not allowed, a bad request) is co
 model's error. For a team lead: requests and tokens per minute over the last hour
 (argoproxy/observe/load_history.py, drawn by the page itself), and each team key's limits beside what is left of
 them (rpm and tpm in the last minute counted as admission counts them: refused requests apart, by cause; the
-budget in its period; requests in flight where the key store counts them), revoked and expired keys marked. When
+budget in its period; requests in flight where the key store counts them), revoked and expired keys marked. With
+admission on (routing/admission.py): its queue, each deployment's requests in flight against its limit and the
+requests waiting for its model, and per key the p50 and p95 of its recent waits (observe/queue_waits.py) beside
+its queue refusals by code (queue_full, queue_timeout: the counter /metrics shows). When
 auth is on, only the admin key (API_KEY_SECRET, API_KEY_FILE or the generated one) reads the data; client and
 team keys get a 403.
 
@@ -26,6 +29,7 @@ from importlib import resources
 from typing import Any, Callable
 
 from argoproxy.observe.load_history import LoadHistory
+from argoproxy.observe.queue_waits import RECENT_SECONDS, QueueWaits
 from argoproxy.observe.refusals import CAUSES, DECIDED, FAILED, refusal_cause
 from argoproxy.pipeline.stream_usage import countable, usage_counts
 from argoproxy.redaction import without_proxy_keys
@@ -88,12 +92,15 @@ KEYS_CACHE_SECONDS = 5.0  # the key list is read from the store at most this oft
 class StatusPage:
     def __init__(self, exposition: Callable[[], tuple[bytes, str]] | None,
                  deployments: Callable[[], list[dict[str, Any]]], recent: RecentRequests | None = None,
-                 team_keys: Callable[[], Any] | None = None, history: LoadHistory | None = None) -> None:
+                 team_keys: Callable[[], Any] | None = None, history: LoadHistory | None = None,
+                 queue: Callable[[], list[dict[str, Any]]] | None = None, waits: QueueWaits | None = None) -> None:
         self.exposition = exposition
         self.deployments = deployments
         self.recent = recent or RecentRequests()
         self.history = history or LoadHistory()
         self.team_keys = team_keys or (lambda: None)
+        self.queue = queue  # admission's deployments (routing/seating.py rows); None: admission is off
+        self.waits = waits
         self.started = time.time()
         self._records: tuple[float, list[Any]] = (0.0, [])
 
@@ -118,12 +125,26 @@ class StatusPage:
         return resources.files("argoproxy.observe").joinpath("status_page.html").read_bytes()
 
     def data(self) -> dict[str, Any]:
-        models, keys = self._counters()
+        models, keys, queued = self._counters()
         now = time.time()
         return {"now": now, "pid": os.getpid(), "models": models, "keys": keys,
                 "deployments": self.deployments(), "recent": self.recent.last(),
                 "minutes": self.history.minutes(now), "limits": self.limits(now), "labels": LABELS,
-                "refusals": refusals(models), "causes": CAUSE_TEXT}
+                "refusals": refusals(models), "causes": CAUSE_TEXT, "queue": self.queue_data(queued, now)}
+
+    def queue_data(self, queued: dict[str, dict[str, int]], now: float) -> dict[str, Any] | None:
+        """Admission's queue: each deployment's load and its model's waiting requests; each key's recent waits
+        and its queue refusals by code (None: admission is off)."""
+        if self.queue is None:
+            return None
+        waits = self.waits.recent(now) if self.waits is not None else {}
+        keys = []
+        for key in sorted(set(waits) | set(queued)):
+            seen = waits.get(key, {})
+            keys.append({"key": key, "waits": seen.get("waits", 0), "p50": seen.get("p50"), "p95": seen.get("p95"),
+                         "queue_full": queued.get(key, {}).get("queue_full", 0),
+                         "queue_timeout": queued.get(key, {}).get("queue_timeout", 0)})
+        return {"deployments": self.queue(), "keys": keys, "recent_seconds": RECENT_SECONDS}
 
     def limits(self, now: float) -> list[dict[str, Any]]:
         """Each team key's limits and what is left of them (0 in a limit: none)."""
@@ -163,23 +184,29 @@ class StatusPage:
                 pass
         return row
 
-    def _counters(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _counters(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, dict[str, int]]]:
         """Per model: requests, failures, refusals by cause, tokens, mean latency; per key: admitted requests,
-        their failures, its refusals by cause, tokens (summed over workers, from the /metrics counters)."""
+        their failures, its refusals by cause, tokens, and admission's refusals by code (summed over workers,
+        from the /metrics counters)."""
         if self.exposition is None:
-            return [], []
+            return [], [], {}
         from prometheus_client.parser import text_string_to_metric_families
         models: dict[str, dict[str, Any]] = {}
         keys: dict[str, dict[str, Any]] = {}
+        queued: dict[str, dict[str, int]] = {}
         text = self.exposition()[0].decode()
         for family in text_string_to_metric_families(text):
             for s in family.samples:
+                if s.name == "cot_proxy_admission_refusals_total":
+                    by_code = queued.setdefault(s.labels.get("key", "none"), {})
+                    by_code[s.labels.get("code", "")] = by_code.get(s.labels.get("code", ""), 0) + int(s.value)
+                    continue
                 _count(s.name, s.labels, s.value, models, keys)
         by_model = [{"model": m, **_finished(row, model=True)} for m, row in sorted(models.items())]
         for row in by_model:
             row["mean_ms"] = round(1000 * row.pop("seconds", 0) / row["timed"], 1) if row.get("timed") else None
             row.pop("timed", None)
-        return by_model, [{"key": k, **_finished(row)} for k, row in sorted(keys.items())]
+        return by_model, [{"key": k, **_finished(row)} for k, row in sorted(keys.items())], queued
 
 
 def _row(table: dict, name: str) -> dict[str, Any]:
@@ -212,6 +239,8 @@ def refusals(models: list[dict[str, Any]]) -> dict[str, int]:
 CAUSE_TEXT = {
     "rate": "over a key's requests or tokens per minute, or its requests at once (429)",
     "budget": "over a team key's token budget for its period (429)",
+    "queue": "every server of the model was busy and the wait in the proxy's queue would pass, or passed, the "
+             "request's bound (429 queue_full, 503 queue_timeout)",
     "auth": "no key, a wrong, revoked or expired key, or not the admin key (401, 403)",
     "model": "a model the key or the allow-list does not allow, or that nothing serves (403, 404)",
     "request": "a request the proxy cannot take: bad JSON, a missing or wrong field, no such route (4xx)",

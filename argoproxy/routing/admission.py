@@ -85,7 +85,6 @@ class Admission:
         for i, limit in enumerate(limits):
             if limit > 0 or c[i * D_WIDTH + D_LIMIT] == 0:
                 c[i * D_WIDTH + D_LIMIT] = limit  # configured; 0 and auto (-1) until the server says
-        self.on_wait: Callable[[str, float], None] | None = None  # metrics: (flow label, seconds waited)
 
     # ------------------------------------------------------------ reading
     def limit(self, dep: int) -> int:
@@ -332,7 +331,7 @@ class Admission:
                        f"this request's bound of {bound:.0f} s: try again later.")
         else:
             message = f"Every server of this model stayed busy for {bound:.0f} s: try again later."
-        return Refused(status, message, code=code, headers={"Retry-After": after}, cause="rate")
+        return Refused(status, message, code=code, headers={"Retry-After": after}, cause="queue")
 
     # ------------------------------------------------------------ cache-aware routing's prefix table
     def remembered(self, tag: int) -> int:

@@ -49,8 +49,9 @@ class Seating:
                                    len(router.deployments), limits, key_share=settings.admission_key_share,
                                    max_wait=settings.admission_max_wait,
                                    name=hashlib.sha1(signature.encode()).hexdigest()[:12])
-        self.on_wait: Callable[[str, float], None] | None = None  # metrics (observe/metrics.py)
-        self.on_refused: Callable[[str, str], None] | None = None
+        # what watches the queue: /metrics (observe/metrics.py) and the status page (observe/queue_waits.py)
+        self.on_wait: list[Callable[[str, float], None]] = []  # (key, seconds it waited)
+        self.on_refused: list[Callable[[str, str], None]] = []  # (key, code)
 
     def seat(self, call: Call, pool: Pool, tried: set[int]) -> tuple[Deployment, Seat]:
         """A deployment of the pool with a slot for this call, after its fair wait (Refused past its bound)."""
@@ -71,11 +72,13 @@ class Seating:
             raise client_left() from None
         except Exception as err:
             code = getattr(err, "code", None)
-            if code in ("queue_full", "queue_timeout") and self.on_refused is not None:
-                self.on_refused(label, code)
+            if code in ("queue_full", "queue_timeout"):
+                for refused in self.on_refused:
+                    refused(label, code)
             raise
-        if self.on_wait is not None and self.limited:
-            self.on_wait(label, seat.waited)
+        if self.limited:
+            for waited in self.on_wait:
+                waited(label, seat.waited)
         return deployments[seat.dep], seat
 
     def release(self, seat: Seat) -> None:

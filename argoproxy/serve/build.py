@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from argoproxy.serve.door import Door
 from argoproxy.observe.health import HealthCheck
 from argoproxy.observe.journal import Journal, journal_observer, setup_log_file
 from argoproxy.observe.logs import configure_logging, request_logger
 from argoproxy.observe.metrics import install_metrics
+from argoproxy.observe.queue_waits import QueueWaits
 from argoproxy.fronts.responses_compact import SEAL
 from argoproxy.fronts.serve import FrontAnswers
 from argoproxy.pipeline.answers import Answers
@@ -78,7 +79,7 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     door.metrics = metrics
     if settings.status_page:
         door.status_page = StatusPage(metrics.exposition, lambda: deployments(door, settings),
-                                      team_keys=lambda: getattr(gateway, "team_keys", None))
+                                      team_keys=lambda: getattr(gateway, "team_keys", None), **queue_view(gateway))
         gateway.answers.observers.append(door.status_page.observe)
     return door
 
@@ -93,6 +94,17 @@ def deployments(door: Door, settings: Settings) -> list[dict]:
     if status >= 400 and body.get("error"):
         row["error"] = body["error"]
     return [row]
+
+
+def queue_view(gateway: Gateway) -> dict[str, Any]:
+    """What the status page shows of admission's queue, when a deployment has a limit: its rows, and each key's
+    waits (fed by the queue itself)."""
+    seating = getattr(getattr(gateway, "routing", None), "seating", None)
+    if seating is None or not seating.limited:
+        return {}
+    waits = QueueWaits()
+    seating.on_wait.append(waits.add)
+    return {"queue": seating.rows, "waits": waits}
 
 
 def team_keys(settings: Settings) -> TeamKeys:

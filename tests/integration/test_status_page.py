@@ -243,8 +243,8 @@ def test_refusals_are_counted_by_cause_and_not_against_the_keys_rpm(tmp_path):
         data = requests.get(proxy.url + "/ui/data", headers=auth, timeout=30).json()
         row = {r["key"]: r for r in data["limits"]}["alice"]
         assert (row["rpm_used"], row["rpm"], row["refused"]) == (4, 5, {"budget": 4, "model": 1}), row
-        assert data["refusals"] == {"rate": 0, "budget": 4, "auth": 1, "model": 1, "request": 0, "upstream": 1,
-                                    "proxy": 0}, data["refusals"]
+        assert data["refusals"] == {"rate": 0, "budget": 4, "queue": 0, "auth": 1, "model": 1, "request": 0,
+                                    "upstream": 1, "proxy": 0}, data["refusals"]
         gpt = {r["model"]: r for r in data["models"]}["gpt-4o"]
         assert (gpt["errors"], gpt["refused"], gpt["causes"]) == (1, 4, {"budget": 4, "upstream": 1}), gpt
         assert {r["model"]: r for r in data["models"]}["none"]["causes"] == {"auth": 1}  # refused before its body

@@ -16,6 +16,8 @@ from argoproxy.shared_cells import SharedCells
     (429, "rate_limit_exceeded", None, "rate"),
     (429, "rate_limit_exceeded", "budget", "budget"),
     (429, "background_limit_reached", None, "rate"),
+    (429, "queue_full", "queue", "queue"),  # admission's: the servers were full, not the key past its limits
+    (503, "queue_timeout", None, "queue"),
     (401, "missing_api_key", None, "auth"),
     (401, "invalid_api_key", None, "auth"),
     (403, "admin_key_required", None, "auth"),
