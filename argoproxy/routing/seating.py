@@ -63,7 +63,7 @@ class Seating:
         cost = reservation(body) if self.limited else 1
         deployments = self.router.deployments
         try:
-            seat = self.admission.enter(self.pools[id(pool)], flow, cost, self.weights.get(label, 1.0),
+            seat = self.admission.enter(self.pools[id(pool)], flow, cost, self.weight(call, label),
                                         prefer=prefer, remember=tag, tried=tried,
                                         usable=lambda d: self.router.cooling_for(deployments[d]) <= 0,
                                         bound=client_bound(call), gone=departure(call))
@@ -80,6 +80,14 @@ class Seating:
             for waited in self.on_wait:
                 waited(label, seat.waited)
         return deployments[seat.dep], seat
+
+    def weight(self, call: Call, label: str) -> float:
+        """The request's key's weight in the fair queue: a team key's own priority (`keys create --priority`),
+        else ADMISSION_WEIGHTS' for its name, else 1."""
+        team_key = call.plan.team_key
+        if team_key is not None and team_key.priority:
+            return float(team_key.priority)
+        return self.weights.get(label, 1.0)
 
     def release(self, seat: Seat) -> None:
         self.admission.release(seat)

@@ -1,9 +1,11 @@
 """`cot-proxy keys ...` (also `python cot_proxy.py keys ...` and `./run_app.sh keys ...`): team keys in the
 store the running proxy reads, so a change takes effect without a restart.
 
-    keys create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--max-parallel N] [--expires DATE]
+    keys create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--max-parallel N] [--priority N]
+                [--expires DATE]
     keys list
-    keys update NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--max-parallel N] [--expires DATE]
+    keys update NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--max-parallel N] [--priority N]
+                [--expires DATE]
     keys revoke NAME
     keys usage [--since YYYY-MM-DD] [--csv]
 """
@@ -18,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from argoproxy.teamkeys.records import (KeyRecord, digest, parse_budget, parse_count, parse_expires, parse_models,
-                                        parse_name)
+                                        parse_name, parse_priority)
 from argoproxy.teamkeys.store import KeyExists, SQLiteKeyStore
 
 
@@ -35,6 +37,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     create.add_argument("--tpm", help="tokens per minute")
     create.add_argument("--budget", help="tokens per period: TOKENS/hour, /day, /week or /month (UTC calendar)")
     create.add_argument("--max-parallel", help="requests in flight at once (429 beyond)")
+    create.add_argument("--priority", "--weight", help="its weight in the admission queue, 1-1000 (default: "
+                        "ADMISSION_WEIGHTS', else 1): priority 4 gets four times the slots of priority 1 while both wait")
     create.add_argument("--expires", help="YYYY-MM-DD (end of that day, UTC) or an ISO date-time")
     commands.add_parser("list", help="the keys, their limits and state (never the keys themselves)")
     update = commands.add_parser("update", help="change an active key's models or limits, keeping the key and "
@@ -45,6 +49,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     update.add_argument("--tpm", help="tokens per minute (0: no limit)")
     update.add_argument("--budget", help="TOKENS/hour, /day, /week or /month (none: no budget)")
     update.add_argument("--max-parallel", help="requests in flight at once (0: no cap)")
+    update.add_argument("--priority", "--weight", help="its weight in the admission queue, 1-1000 (0: "
+                        "ADMISSION_WEIGHTS', else 1)")
     update.add_argument("--expires", help="YYYY-MM-DD or an ISO date-time (never: no expiry)")
     revoke = commands.add_parser("revoke", help="refuse a key from now on (every worker within a second)")
     revoke.add_argument("name")
@@ -105,7 +111,8 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
                        parse_count(args.tpm, "--tpm") if args.tpm else 0,
                        parse_budget(args.budget) if args.budget else None,
                        parse_expires(args.expires) if args.expires else 0.0, time.time(),
-                       max_parallel=parse_count(args.max_parallel, "--max-parallel") if args.max_parallel else 0)
+                       max_parallel=parse_count(args.max_parallel, "--max-parallel") if args.max_parallel else 0,
+                       priority=parse_priority(args.priority) if args.priority else 0)
     try:
         store.create(record)
     except KeyExists as exc:
@@ -118,12 +125,14 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
 
 
 def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
-    rows: list[tuple[str, ...]] = [("NAME", "KEY", "MODELS", "RPM", "TPM", "BUDGET", "PARALLEL", "EXPIRES", "STATE")]
+    rows: list[tuple[str, ...]] = [("NAME", "KEY", "MODELS", "RPM", "TPM", "BUDGET", "PARALLEL", "PRIORITY", "EXPIRES",
+                                    "STATE")]
     now = time.time()
     for r in store.records():
         state = "revoked" if r.revoked else "expired" if r.expires and r.expires <= now else "active"
         rows.append((r.name, r.prefix + "...", ",".join(r.models) or "*", str(r.rpm or "-"), str(r.tpm or "-"),
-                     str(r.budget or "-"), str(r.max_parallel or "-"), _day(r.expires) if r.expires else "-", state))
+                     str(r.budget or "-"), str(r.max_parallel or "-"), str(r.priority or "-"),
+                     _day(r.expires) if r.expires else "-", state))
     _table(rows)
     return 0
 
@@ -131,7 +140,8 @@ def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
 def update(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     changes = _changes(args)
     if not changes:
-        raise ValueError("nothing to change: give --models, --rpm, --tpm, --budget, --max-parallel or --expires")
+        raise ValueError("nothing to change: give --models, --rpm, --tpm, --budget, --max-parallel, --priority or "
+                         "--expires")
     if not store.update(args.name, changes):
         raise ValueError(f"no active key named {args.name!r}")
     said = ", ".join(f"{name} {_shown(value)}" for name, value in changes.items())
@@ -151,6 +161,8 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, field)
         if value is not None:
             changes[field] = 0 if value == "0" else parse_count(value, f"--{field.replace('_', '-')}")
+    if args.priority is not None:
+        changes["priority"] = 0 if args.priority == "0" else parse_priority(args.priority)
     if args.budget is not None:
         changes["budget"] = None if args.budget.lower() == "none" else parse_budget(args.budget)
     if args.expires is not None:

@@ -38,6 +38,7 @@ class KeyRecord:
     created: float = 0.0
     revoked: float = 0.0  # epoch seconds; 0: active
     max_parallel: int = 0  # requests in flight at once; 0: no cap
+    priority: int = 0  # its weight in admission's fair queue (routing/seating.py); 0: ADMISSION_WEIGHTS', else 1
 
     def refusal(self, now: float) -> str | None:
         """Why this key is not accepted now, or None."""
@@ -61,6 +62,18 @@ MAX_COUNT = 2**62  # counts are kept in 64-bit integers (SQLite, the workers' sh
 def parse_count(text: str, what: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= MAX_COUNT:
         raise ValueError(f"{what} must be a whole number from 1 to {MAX_COUNT}, got {text!r}")
+    return int(text)
+
+
+MAX_PRIORITY = 1000
+
+
+def parse_priority(text: str, what: str = "--priority") -> int:
+    """A key's weight in admission's queue: a whole number from 1 to MAX_PRIORITY."""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PRIORITY:
+        raise ValueError(f"{what} must be a whole number from 1 to {MAX_PRIORITY} (a key of priority 4 gets four "
+                         f"times the share of the servers' slots of a key of priority 1 while both wait), got "
+                         f"{text!r}")
     return int(text)
 
 

@@ -32,7 +32,7 @@ from argoproxy.teamkeys.store import KeyExists, usage_day
 PREFIX = "cot_proxy:"
 SEP = "\x1f"
 RECORD_FIELDS = ("name", "digest", "prefix", "models", "rpm", "tpm", "budget_tokens", "budget_period", "expires",
-                 "created", "revoked", "max_parallel")
+                 "created", "revoked", "max_parallel", "priority")  # a record written before priority reads 0
 # Leases: a round trip to Redis costs more CPU than the rest of a request's admission (redis-py: 70 us for a
 # PING), so a worker far from a key's limits reserves several requests at once and admits them locally. A
 # lease takes at most 1/LEASE_SHARE of the room each limit still has (a key with fewer than 32 requests free
@@ -445,7 +445,8 @@ def _fields_of(r: KeyRecord) -> dict[str, str]:
     return {"name": r.name, "digest": r.digest, "prefix": r.prefix, "models": ",".join(r.models),
             "rpm": str(r.rpm), "tpm": str(r.tpm), "budget_tokens": str(r.budget.tokens if r.budget else 0),
             "budget_period": r.budget.period if r.budget else "", "expires": repr(r.expires),
-            "created": repr(r.created), "revoked": repr(r.revoked), "max_parallel": str(r.max_parallel)}
+            "created": repr(r.created), "revoked": repr(r.revoked), "max_parallel": str(r.max_parallel),
+            "priority": str(r.priority)}
 
 
 def _record_of(f: dict[str, str]) -> KeyRecord:
@@ -454,4 +455,4 @@ def _record_of(f: dict[str, str]) -> KeyRecord:
                      int(f.get("rpm") or 0), int(f.get("tpm") or 0),
                      Budget(tokens, f.get("budget_period", "day")) if tokens else None,
                      float(f.get("expires") or 0), float(f.get("created") or 0), float(f.get("revoked") or 0),
-                     int(f.get("max_parallel") or 0))
+                     int(f.get("max_parallel") or 0), int(f.get("priority") or 0))

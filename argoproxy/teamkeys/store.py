@@ -27,7 +27,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
     name TEXT PRIMARY KEY, digest TEXT UNIQUE NOT NULL, prefix TEXT NOT NULL, models TEXT NOT NULL,
     rpm INTEGER NOT NULL, tpm INTEGER NOT NULL, budget_tokens INTEGER NOT NULL, budget_period TEXT NOT NULL,
-    expires REAL NOT NULL, created REAL NOT NULL, revoked REAL NOT NULL, max_parallel INTEGER NOT NULL DEFAULT 0);
+    expires REAL NOT NULL, created REAL NOT NULL, revoked REAL NOT NULL, max_parallel INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS windows (
     name TEXT PRIMARY KEY, start INTEGER NOT NULL, req INTEGER NOT NULL, prev_req INTEGER NOT NULL,
     tok INTEGER NOT NULL, prev_tok INTEGER NOT NULL, budget_start REAL NOT NULL, budget_used INTEGER NOT NULL);
@@ -36,8 +37,10 @@ CREATE TABLE IF NOT EXISTS usage (
     input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, PRIMARY KEY (name, model, day));
 """
 _KEY_COLUMNS = ("name, digest, prefix, models, rpm, tpm, budget_tokens, budget_period, expires, created, revoked, "
-                "max_parallel")
-_KEY_VALUES = ",".join("?" * 12)
+                "max_parallel, priority")
+_KEY_VALUES = ",".join("?" * 13)
+# Columns added since the first store, each with its type: a store made before them gets them when first opened.
+_ADDED_COLUMNS = (("max_parallel", "INTEGER NOT NULL DEFAULT 0"), ("priority", "INTEGER NOT NULL DEFAULT 0"))
 
 
 class KeyExists(ValueError):
@@ -71,8 +74,9 @@ class SQLiteKeyStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
             columns = {row[1] for row in db.execute("PRAGMA table_info(keys)")}
-            if "max_parallel" not in columns:  # a store made before --max-parallel
-                db.execute("ALTER TABLE keys ADD COLUMN max_parallel INTEGER NOT NULL DEFAULT 0")
+            for column, kind in _ADDED_COLUMNS:  # a store made before --max-parallel or --priority
+                if column not in columns:
+                    db.execute(f"ALTER TABLE keys ADD COLUMN {column} {kind}")
             self._db = db
         return self._db
 
@@ -260,10 +264,10 @@ def usage_day(now: float) -> str:
 
 def _row_of(r: KeyRecord) -> tuple:
     return (r.name, r.digest, r.prefix, ",".join(r.models), r.rpm, r.tpm, r.budget.tokens if r.budget else 0,
-            r.budget.period if r.budget else "", r.expires, r.created, r.revoked, r.max_parallel)
+            r.budget.period if r.budget else "", r.expires, r.created, r.revoked, r.max_parallel, r.priority)
 
 
 def _record_of(row: tuple) -> KeyRecord:
-    name, digest, prefix, models, rpm, tpm, tokens, period, expires, created, revoked, max_parallel = row
+    name, digest, prefix, models, rpm, tpm, tokens, period, expires, created, revoked, max_parallel, priority = row
     return KeyRecord(name, digest, prefix, tuple(m for m in models.split(",") if m), rpm, tpm,
-                     Budget(tokens, period) if tokens else None, expires, created, revoked, max_parallel)
+                     Budget(tokens, period) if tokens else None, expires, created, revoked, max_parallel, priority)

@@ -75,6 +75,28 @@ def test_a_key_flooding_the_queue_does_not_delay_another_keys_turn(monkeypatch):
         assert metric(proxy, 'cot_proxy_admission_wait_seconds_count{key="KEY_LIGHT"}') == 1
 
 
+def test_a_team_keys_priority_is_its_weight_in_the_queue(tmp_path):
+    """`keys create --priority 4`: while both wait, that key's requests go four times as often as another's; here
+    its three waiting requests all go before the other key's three, which queued first."""
+    from tests.integration.test_team_keys import create
+    db = tmp_path / "keys.db"
+    low, high = create(db, "low"), create(db, "high", "--priority", "4")
+    with FakeSlots(slots=1, gated=True) as server, \
+            running_proxy(MODELS=models(server.base_url, max_concurrency=1), ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
+                          KEYS_DB=str(db), WORKERS="2") as proxy:
+        with ThreadPoolExecutor(8) as pool:
+            answers = [pool.submit(ask, proxy, "held", low)]
+            assert poll(lambda: server.running == 1)
+            for name, key in (("low", low), ("high", high)):
+                for i in range(3):
+                    answers.append(pool.submit(ask, proxy, f"{name} {i}", key))
+                    assert poll(lambda: metric(proxy, "cot_proxy_admission_waiting") == len(answers) - 1)
+            server.let_go(7)
+            assert [a.result().status_code for a in answers] == [200] * 7
+        order = [b["messages"][0]["content"] for b in server.served]
+        assert order == ["held", "high 0", "high 1", "high 2", "low 0", "low 1", "low 2"], order
+
+
 def test_a_wait_past_its_bound_is_refused_with_retry_after_in_the_apis_shape():
     with FakeSlots(slots=1, gated=True, per_token=0.15) as server, \
             running_proxy(MODELS=models(server.base_url, max_concurrency=1), ADMISSION_MAX_WAIT="30") as proxy:
