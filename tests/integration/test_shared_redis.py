@@ -179,3 +179,21 @@ def test_redis_that_hangs_mid_load_counts_each_request_once(redis_server):
 def _requests(redis_url: str, name: str) -> int:
     done = keys(redis_url, "usage", "--csv")
     return sum(int(row["requests"]) for row in csv.DictReader(io.StringIO(done.stdout)) if row["key"] == name)
+
+
+def test_a_keys_priority_is_kept_in_redis_and_a_record_written_before_it_reads_none(redis_server):
+    import redis
+
+    from argoproxy.teamkeys.redis_store import PREFIX
+    create(redis_server.url, "vip", "--priority", "4")
+    create(redis_server.url, "old")
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client.hdel(PREFIX + "key:" + client.get(PREFIX + "name:old"), "priority")  # as a record made before priorities
+
+    def priorities() -> dict[str, str]:
+        header, *rows = keys(redis_server.url, "list").stdout.splitlines()
+        column = header.split().index("PRIORITY")
+        return {row.split()[0]: row.split()[column] for row in rows}
+    assert priorities() == {"vip": "4", "old": "-"}
+    assert keys(redis_server.url, "update", "old", "--priority", "2").returncode == 0
+    assert priorities() == {"vip": "4", "old": "2"}
