@@ -42,7 +42,6 @@ from argoproxy.shared_cells import SharedCells
 SCALE = 1000
 ACTIVE_SECONDS = 10.0  # a key counts as active this long after its last request (ADMISSION_KEY_SHARE)
 MEAN_WEIGHT = 0.2  # of each new duration in a deployment's mean request time
-LOAD_BOUND = 1.25  # bounded-load hashing: a deployment takes a conversation while under 1.25x the mean load
 POLL_FIRST, POLL_MOST = 0.002, 0.025  # a waiter's look at its row: often at first, then every 25 ms
 REGRANT_SECONDS = 0.5  # a waiter runs a grant pass itself this often (a key's share expiring frees a slot)
 

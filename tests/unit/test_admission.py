@@ -238,14 +238,27 @@ def test_prefix_tag_names_a_conversation_by_its_leading_messages():
     assert prefix_tag({}) == (0, False)
 
 
-def test_a_continued_conversation_goes_where_its_prefix_was_served_unless_past_its_bound():
+def test_a_continued_conversation_stays_on_its_deployment_while_it_has_a_free_slot():
+    """With limits (a server's slots), the slot decides, not the balance: 3 of 4 slots busy there and none on the
+    other is no reason to read the whole conversation again elsewhere; a full one sends it to the other."""
     a = admission([4, 4])
     a.enter(0, "k", 1, remember=5)  # least loaded: 0 (ties to the first)
     assert preferred(a, [0, 1], 5, True) == 0
     assert preferred(a, [0, 1], 5, False) == -1  # a new conversation: least loaded
     for _ in range(2):
         a.enter(0, "k", 1, prefer=0)
-    assert a.in_flight(0) == 3 and a.in_flight(1) == 0
-    assert preferred(a, [0, 1], 5, True) == -1  # 3 + 1 > 1.25 x 4 / 2: past its bound
+    assert (a.in_flight(0), a.in_flight(1)) == (3, 0)
+    assert a.enter(0, "k", 1, prefer=preferred(a, [0, 1], 5, True), remember=5).dep == 0
+    assert a.enter(0, "k", 1, prefer=preferred(a, [0, 1], 5, True), remember=5).dep == 1, "0 is full"
+    assert a.remembered(5) == 1
+
+
+def test_without_limits_a_continued_conversation_stays_within_a_bounded_load():
+    a = admission([0, 0])
+    a.enter(0, "k", 1, prefer=0, remember=5)
+    a.enter(0, "k", 1, prefer=0)
+    assert preferred(a, [0, 1], 5, True) == 0  # 2 + 1 <= max(1.25 x 3 / 2, 1.5 + 1) rounded up: 3
+    a.enter(0, "k", 1, prefer=0)
+    assert preferred(a, [0, 1], 5, True) == -1  # 3 + 1 > 3: past its bound, to the least loaded
     unknown = preferred(a, [0, 1], 99, True)
     assert unknown == 1  # hashed; 0 is past its bound
