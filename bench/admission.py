@@ -1,23 +1,24 @@
 """Admission and cache-aware routing, measured: the proxy under Gunicorn (2 gevent workers) in front of fake
-llama.cpp servers with slots (tests/fakes/fake_slots.py: N requests at once, a prefill cost per prompt token
-the server has not cached, a per-replica prompt cache, a cost per output token). No real model: the figures
-are those of the fake's timing model, stated with the results.
+llama.cpp servers with slots (tests/fakes/fake_slots.py: N requests at once, each slot keeping only the prompt
+it read last, a prefill cost per prompt token its slot does not hold, one prompt read at a time per server, a
+cost per output token). No real model: the figures are those of the fake's timing model, stated with the results.
 
-  (a) 8 agent-like conversations (a 4,000-token shared system prompt, then distinct histories growing by a
-      ~100-token tool result a turn, 8 turns) over 2 replicas: time to first token p50 and total output tokens/s,
-      least_busy (today's routing) against cache_aware.
+  (a) 8 agents (a 4,000-token shared system prompt, then distinct histories growing by a ~300-token tool result
+      a turn, a tool running 0.2-1.1 s between turns, BENCH_TURNS turns, 16 by default) over 2 replicas of 4
+      slots: time to first token p50 and total output tokens/s, least_busy against cache_aware.
   (b) one key sends 20 requests of ~2 s at once while another sends one short request a second, to one server
       with 2 slots: the light key's TTFT p95 alone, today (the server's queue), with admission, and with
       admission and ADMISSION_KEY_SHARE=0.5.
   (c) CPU of the proxy's processes per request: admission off and on (no queue).
 
-Run: python bench/admission.py [a|b|c ...]   (all three by default; about 2 minutes)
+Run: python bench/admission.py [a|b|c ...]   (all three by default; about 5 minutes)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import sys
 import threading
@@ -39,14 +40,18 @@ def entries(*servers: FakeSlots) -> str:
     return json.dumps([{"name": "local", "backend": "openai", "base_url": s.base_url} for s in servers])
 
 
-def stream(proxy, messages: list, key: str = "sk-any", max_tokens: int = 30) -> tuple[float, int]:
-    """(seconds to the first content, content events) of one streamed chat request."""
+def stream(proxy, messages: list, key: str = "sk-any", max_tokens: int = 30, served: list | None = None
+           ) -> tuple[float, int]:
+    """(seconds to the first content, content events) of one streamed chat request; `served`: where it went is
+    appended."""
     started = time.perf_counter()
     first, events = None, 0
     with requests.post(proxy.base_url + "/chat/completions", stream=True, timeout=300,
                        headers={"Authorization": f"Bearer {key}"},
                        json={"model": "local", "stream": True, "max_tokens": max_tokens, "messages": messages}) as r:
         r.raise_for_status()
+        if served is not None:
+            served.append(r.headers.get("X-Served-By"))
         for line in r.iter_lines():
             if line.startswith(b"data: {") and b'"content"' in line:
                 first = first or time.perf_counter()
@@ -60,31 +65,50 @@ def p(values: list[float], q: float) -> float:
 
 
 # ---------------------------------------------------------------- (a)
+AGENTS, TURNS = 8, int(os.environ.get("BENCH_TURNS", "16"))
+RESULT_TOKENS = 300  # a tool result (a file read, a test run's output) in the fake's 4-character tokens
+
+
 def conversations(strategy: str) -> tuple[float, float]:
+    """Each agent starts a quarter of a second after the one before, and runs its tool between turns (0.2 to 1.1
+    s, the same for both strategies): so which replica is least busy when a turn comes is not the one that
+    served the turn before, as with agents whose tools take time."""
     system = "shared agent instructions " * 615  # 16,000 characters: 4,000 tokens at the fake's 4 per token
     with FakeSlots(slots=4, prefill=0.0005, per_token=0.02, answer_tokens=30) as one, \
             FakeSlots(slots=4, prefill=0.0005, per_token=0.02, answer_tokens=30) as two, \
             running_proxy(MODELS=entries(one, two), ROUTING_STRATEGY=strategy, MAX_CONCURRENCY="auto",
                           WORKERS="2") as proxy:
         ttfts: list[float] = []
-        tokens = [0]
+        tokens, moved, homes = [0], [0], []
         lock = threading.Lock()
 
         def agent(n: int) -> None:
+            tools = random.Random(n)
+            served: list[str] = []
+            time.sleep(0.25 * n)
             history = [{"role": "system", "content": system}, {"role": "user", "content": f"task {n}: fix bug {n}"}]
-            for turn in range(8):
-                ttft, events = stream(proxy, history)
+            for turn in range(TURNS):
+                ttft, events = stream(proxy, history, served=served)
                 with lock:
                     ttfts.append(ttft)
                     tokens[0] += events
+                    moved[0] += len(served) > 1 and served[-1] != served[-2]
+                    if len(served) == 1:
+                        homes.append(served[0])
+                time.sleep(tools.uniform(0.2, 1.1))  # the tool runs
+                line = f"line {turn} of {n}: some output "
                 history += [{"role": "assistant", "content": f"calling a tool, turn {turn}"},
-                            {"role": "user", "content": f"tool result {n}.{turn}: " + f"line {turn} of {n} " * 30}]
+                            {"role": "user", "content": f"tool result {n}.{turn}: " +
+                             line * (RESULT_TOKENS * 4 // len(line))}]
 
         started = time.perf_counter()
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(agent, range(8)))
+        with ThreadPoolExecutor(AGENTS) as pool:
+            list(pool.map(agent, range(AGENTS)))
         took = time.perf_counter() - started
-        print(f"    {strategy}: prompt tokens read uncached {one.uncached_tokens + two.uncached_tokens:,}")
+        print(f"    {strategy}: prompt tokens read uncached {one.uncached_tokens + two.uncached_tokens:,}; "
+              f"turns sent to another replica than the turn before {moved[0]} of {AGENTS * (TURNS - 1)}; "
+              f"conversations started per replica {sorted(homes.count(h) for h in set(homes))}; "
+              f"TTFT p90 {p(ttfts, 0.9):.3f} s; {took:.1f} s in all")
         return statistics.median(ttfts), tokens[0] / took
 
 
