@@ -38,7 +38,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     create.add_argument("--budget", help="tokens per period: TOKENS/hour, /day, /week or /month (UTC calendar)")
     create.add_argument("--max-parallel", help="requests in flight at once (429 beyond)")
     create.add_argument("--priority", "--weight", help="its weight in the admission queue, 1-1000 (default: "
-                        "ADMISSION_WEIGHTS', else 1): priority 4 gets four times the slots of priority 1 while both wait")
+                        "ADMISSION_WEIGHTS', else 1): priority 4 gets four times the slots of priority 1 while "
+                        "both wait")
     create.add_argument("--expires", help="YYYY-MM-DD (end of that day, UTC) or an ISO date-time")
     commands.add_parser("list", help="the keys, their limits and state (never the keys themselves)")
     update = commands.add_parser("update", help="change an active key's models or limits, keeping the key and "

@@ -12,9 +12,10 @@ GET /slots, and keeps a prompt cache the way llama-server does without `--cache-
 
 On a GPU, a 1-8B model reads a prompt 20 to 50 times faster per token than it writes one (the benchmark's
 0.5 ms against 20 ms); on a CPU, about 10 times. `gated`: a test closes a gate to hold every answer (or,
-with `held_if`, those whose last message holds that text) in its slot until it lets them go (`let_go(n)`), and reads who runs (`running`, `most_running`), how many it holds, running or queued
-(`inside`, `most_inside`), in which order requests took a slot (`served`) and the prompt tokens it read
-uncached (`uncached_tokens`).
+with `held_if`, those whose last message holds that text) in its slot until it lets them go (`let_go(n)`),
+and reads who runs (`running`, `most_running`), how many it holds, running or queued (`inside`,
+`most_inside`), in which order requests took a slot (`served`) and the prompt tokens it read uncached
+(`uncached_tokens`).
 
 As llama-server does, it answers chat completions whole or streamed (no usage chunk when not asked), and
 refuses what it refuses (a `developer` message: 500)."""
