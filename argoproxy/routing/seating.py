@@ -67,8 +67,7 @@ class Seating:
                                         prefer=prefer, remember=tag, tried=tried,
                                         usable=lambda d: self.router.cooling_for(deployments[d]) <= 0,
                                         bound=client_bound(call), gone=departure(call))
-        except Departed:
-            call.outcome.client_left = True
+        except Departed:  # answered 499, as nginx records it (the door observes the call with that status)
             raise client_left() from None
         except Exception as err:
             code = getattr(err, "code", None)
