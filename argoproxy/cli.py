@@ -1,6 +1,7 @@
 """The command line: `cot-proxy [config] [flags]` (also `python cot_proxy.py`, `python app.py`); every flag is a
 setting (argoproxy/config/command_line.py: the flags and the help, short with --help, whole with --help-all).
-Subcommands: `keys` (team keys), `run -- AGENT [ARGS]` and `agents` (coding agents pointed at the proxy).
+Subcommands: `keys` (team keys), `prices` (the price table), `run -- AGENT [ARGS]` and `agents` (coding agents
+pointed at the proxy).
 
 Started in a terminal with nothing configured (argoproxy/config/unconfigured.py), it asks the first-run
 questions run_app.sh asks (argoproxy/firstrun.py) and then starts the same command again with the config they
@@ -25,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["keys"]:  # the team keys subcommand, the same under every entry point
         from argoproxy.teamkeys.cli import main as keys_main
         raise SystemExit(keys_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog=_prog()))
+    if argv[:1] == ["prices"]:  # the price table: refreshed from genai-prices, a model's rates shown
+        from argoproxy.prices.refresh import main as prices_main
+        raise SystemExit(prices_main(argv[1:], prog=_prog()))
     if argv[:1] in (["run"], ["agents"]):  # coding agents pointed at the proxy (argoproxy/launch)
         from argoproxy.launch.run import main as launch_main
         raise SystemExit(launch_main(argv[0], argv[1:], _prog(), parse_flags))

@@ -28,7 +28,8 @@ COMMANDS = """commands:
   (none)      serve; in a terminal with nothing configured, it asks the setup questions first
   run         start a coding agent pointed at the proxy: claude, codex, gemini, opencode, aider (run --help)
   agents      the set-up run gives each agent found on PATH
-  keys        team keys: create, list, update, revoke, usage (keys --help)"""
+  keys        team keys: create, list, update, revoke, usage (keys --help)
+  prices      the price table: refresh it from genai-prices, show a model's rates (prices --help)"""
 METAVARS = {"target_base_url": "URL", "host": "ADDRESS", "socket": "PATH", "api_key_file": "FILE"}
 KEYS = """Keys: the upstream's in the environment or .env, never a flag (OPENAI_API_KEY, DASHSCOPE_API_KEY);
 the clients' in their own shell as COT_PROXY_KEY (`run` and the first run's lines read it from there)."""
@@ -52,7 +53,8 @@ def build_parser(full: bool = False, prog: str | None = None) -> argparse.Argume
         usage="%(prog)s [config.yaml] [flags]\n"
               "       %(prog)s run [config.yaml] [flags] [--model NAME] -- AGENT [ARGS]\n"
               "       %(prog)s agents [config.yaml] [flags]\n"
-              "       %(prog)s keys {create,list,update,revoke,usage} ...",
+              "       %(prog)s keys {create,list,update,revoke,usage} ...\n"
+              "       %(prog)s prices {refresh,show} ...",
         description=f"OpenAI-compatible gateway in front of an OpenAI-compatible server, ARGO or DashScope.\n\n"
                     f"{COMMANDS}",
         epilog=("" if full else "Every setting's flag: %(prog)s --help-all.\n") +

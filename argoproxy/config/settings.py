@@ -28,6 +28,7 @@ from argoproxy.config.backend_choice import DEFAULT_BACKEND, BackendConflict, Gi
 from argoproxy.config.model_families import Overrides, parse_overrides
 from argoproxy.config.llm_params import LlmParams, parse_llm_params
 from argoproxy.config.model_free_paths import DEFAULT_MODEL_FREE, route_globs
+from argoproxy.config.price_settings import PriceSettings, parse_prices
 from argoproxy.config.redis_url import check_redis_url
 from argoproxy.redaction import mask_url
 from argoproxy.config.routing_settings import (as_concurrency, check_routing, parse_fallbacks, parse_key_limits,
@@ -222,6 +223,12 @@ class Settings:
                                              "What models accept, over the shipped table (docs/capabilities.md): "
                                              "model name or glob -> capability fields; requests are adapted to it "
                                              "(MODEL_CAPABILITIES: JSON).", env=("MODEL_CAPABILITIES",))
+    prices: PriceSettings = _setting(PriceSettings(), parse_prices,
+                                     "What requests cost (docs/spend.md): `table`, a price table file (`cot-proxy "
+                                     "prices refresh --output`; none: only `models`), and `models`, model name or "
+                                     "glob -> USD per million tokens (input_mtok, output_mtok, cache_read_mtok, "
+                                     "cache_write_mtok...), over the shipped table (PRICES: JSON).",
+                                     env=("PRICES",))
     think_mode: str = _setting("strip", _choice("strip", "reasoning", "keep"),
                                "What to do with <think> text in answers: strip (given as reasoning only to clients "
                                "that asked for it), reasoning (move to reasoning_content), keep.",

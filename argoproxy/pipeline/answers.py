@@ -13,6 +13,7 @@ import errno
 import logging
 import os
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy.config.settings import Settings
@@ -29,6 +30,7 @@ from argoproxy.edge.handoff import yield_point
 from argoproxy.pipeline.think import transform_completion
 from argoproxy.pipeline.backend import StreamItem
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens, usage_counts
+from argoproxy.prices.pricer import Cost, Pricer
 from argoproxy.redaction import Secrets, sanitize_message
 from argoproxy.upstream import sse
 from argoproxy.upstream.client import READ_ERRORS
@@ -57,6 +59,7 @@ class Answers:
         # messages too with TRACING_CONTENT); off, nothing is read.
         self.reads_facts = tracing_on(settings.tracing, os.environ)
         self.reads_content = self.reads_facts and settings.tracing_content
+        self.pricer = Pricer(settings.prices)  # what calls cost (its table read when the first one is priced)
 
     # ---------------------------------------------------------------- what the encoders found
     @staticmethod
@@ -227,6 +230,8 @@ class Answers:
             prompt, completion = answer_tokens(call)
             if prompt or completion:
                 call.outcome.usage, call.outcome.usage_estimated = estimated_usage(prompt, completion), True
+        if call.outcome.usage is not None:
+            self.price(call)
         if call.outcome.client_left:
             # nginx's 499 on every door, whatever the cut it caused upstream looked like (a 502 from the read the
             # proxy broke off, 0 before the first upstream byte, or the 200 a stream began with)
@@ -238,6 +243,24 @@ class Answers:
                 observer(call)
             except Exception:  # an observer must never break an answer
                 log.exception("observer failed")
+
+
+    def price(self, call: Call) -> None:
+        """The call's cost, once, from its usage: at the rates of the day it arrived, for the model sent upstream
+        (else the one that served, else the one asked for), as its deployment is priced (argoproxy/prices/)."""
+        plan, out = call.plan, call.outcome
+        names = tuple(dict.fromkeys(name for name in (plan.upstream_model, out.served_model, plan.model)
+                                    if isinstance(name, str) and name))
+        arrived = datetime.now(timezone.utc) - timedelta(seconds=time.perf_counter() - call.client.started)
+        try:
+            out.cost = self.pricer.cost(out.usage, names, out.price_source, arrived)
+        except Exception:  # noqa: BLE001 - pricing must never break an answer
+            log.exception("request %s not priced", call.client.request_id)
+
+
+def call_cost(call: Call) -> Cost | None:
+    """What a finished call cost (None: it reported no usage to price), for whatever records it (a trace's span)."""
+    return call.outcome.cost
 
 
 class OutputTap:

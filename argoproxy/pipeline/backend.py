@@ -83,12 +83,19 @@ class Backend:
     #: the output-length fields and multipliers the upstream honours in a chat or completions request (what a
     #: token limit reserves for it: pipeline/reservation.py, docs/reservations.md)
     reading: Reading = OPENAI
+    #: its models are priced at their vendor's prices (priced_as), not by the upstream's URL (ARGO)
+    names_vendor = False
 
     def __init__(self, settings: Settings, upstream: Upstream) -> None:
         self.settings = settings
         self.upstream = upstream
         #: the upstream takes `developer` messages (else they go as `system`: argoproxy/pipeline/upstream_messages.py)
         self.keeps_developer = settings.developer_role == "keep"
+
+    def priced_as(self, model: str) -> tuple[str, tuple[str, ...]] | None:
+        """With names_vendor: the price table's provider of `model` and the names to look it up by, in order
+        (argoproxy/prices/pricer.py); None: the URL's provider prices it."""
+        return None
 
     # --- policy: consulted by the pipeline before it edits the body
     def upstream_streams(self, call: Call, wanted: bool) -> bool:

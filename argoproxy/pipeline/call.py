@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from argoproxy.upstream.client import CallBudget
     from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
     from argoproxy.pipeline.answer_facts import AnswerFacts
+    from argoproxy.prices.pricer import Cost, PriceSource
 
 # Routes whose bodies the proxy understands, by the path after /v1/.
 API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
@@ -167,6 +168,8 @@ class Outcome:
     client_left: bool = False  # the client closed its connection before the answer's end
     refused: str | None = None  # an error the proxy answered: why (rate, budget, auth, model, ...: observe/refusals.py)
     facts: AnswerFacts | None = None  # TRACING on: what the upstream's answer said of itself (id, model, finish reasons)
+    price_source: PriceSource | None = None  # how the deployment that answered is priced (its exchange's)
+    cost: Cost | None = None  # what the call cost, priced once as it ended (None: no usage to price)
     observed: bool = False
 
 

@@ -91,7 +91,9 @@ class Gateway:
         self.contexts = ModelContexts(self.listed_models)  # the models' contexts, for reservations (read when asked)
         self.guard = Guard(settings, self)  # the one guard every upstream-bound request passes
         self.completes = type(backend).complete is not Backend.complete  # asked only of a backend that has it
-        self.served_by = describe_host(entry_url(settings, ModelEntry("*", settings.backend)))  # X-Served-By
+        base_url = entry_url(settings, ModelEntry("*", settings.backend))
+        self.served_by = describe_host(base_url)  # X-Served-By
+        self.price_source = self.answers.pricer.source(base_url, backend.priced_as if backend.names_vendor else None)
         # `models`: several deployments (argoproxy/routing/), built last: it makes a view of this Gateway for each
         self.routing: Dispatcher | None = routing(self) if routing is not None else None
 
@@ -491,7 +493,7 @@ class Gateway:
         secrets removed. `sending` says how the route differs (API_SENDING by default)."""
         sending = sending or API_SENDING
         out = call.outcome
-        out.upstream_request = req
+        out.upstream_request, out.price_source = req, self.price_source
         if call.client.trace is None:  # traced, the attempt's own context goes (upstream/client.py's tracer)
             req = trace_context_carried(req, call.plan.headers)
         resp = self.send(call, req) if sending.retries_refused else self.upstream.send(req, self.calls(call), call)

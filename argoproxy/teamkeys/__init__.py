@@ -10,7 +10,7 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
 - redis_store.py, redis_deadline.py, failover.py: the Redis store, its round trips' deadline, its outage policy.
 - cli.py: the `keys` subcommand (create, list, revoke, usage).
 
-May import: the shared modules, config.
+May import: the shared modules, config, prices.
 Known exceptions: service.py, what the proxy does with a key per request, reads the call (pipeline/call.py,
 its tokens in pipeline/answers.py, what a request reserves in pipeline/reservation.py).
 cli.py, the `keys` command line, is handed the settings reader of the entry point that runs it.

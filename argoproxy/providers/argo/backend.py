@@ -57,6 +57,7 @@ class ArgoBackend(Backend):
     tool_turn_content = None  # argo-proxy, the gateway's reference client, sends null beside tool calls
     completion_routes = frozenset({"argo_status"})  # its "Say hello" answer: think text stripped as on chat
     reading = ARGO  # n other than 1 refused, a list of prompts asked as one
+    names_vendor = True  # ARGO serves OpenAI's, Anthropic's and Google's models: priced at the vendor's prices
     settings: ArgoConfig  # the core settings and ARGO's own, typed
 
     def __init__(self, settings, upstream) -> None:
@@ -72,6 +73,22 @@ class ArgoBackend(Backend):
             allow_private=settings.image_allow_private, max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels)
         self._image_session: requests.Session | None = None
+
+    def priced_as(self, model: str) -> tuple[str, tuple[str, ...]] | None:
+        """The vendor of an ARGO model (its family: openai, anthropic, google) and the vendor's names for it: its
+        aliases without `argo:` (claude-opus-4.1, o1-preview), dots also as dashes (claude-opus-4-1)."""
+        for kind in ("chat", "embed"):
+            table = self.models_table(model, kind)
+            model_id = table.lookup(model, kind)
+            if model_id is None:
+                continue
+            family = models.model_family(model_id)
+            if family == "unknown":
+                return None
+            bare = [alias.split(":", 1)[-1] for alias in table.models(kind).get(model_id, ())]
+            latest = [f"chat{name}" for name in bare if name.startswith("gpt-") and name.endswith("-latest")]
+            return family, tuple(dict.fromkeys([*bare, *(name.replace(".", "-") for name in bare), *latest, model_id]))
+        return None
 
     def user_for(self, call: Call) -> str:
         """The ARGO user: the client's key with username passthrough, else the configured user. With auth on,

@@ -1,0 +1,178 @@
+"""Which prices a deployment's models are charged at, and what a finished call cost.
+
+Decided per deployment (a PriceSource), in this order:
+
+1. the `prices` setting's `models`: a model given there costs its rates wherever it is served;
+2. the backend names the vendor (ARGO: OpenAI's, Anthropic's or Google's prices, by the model's family, under
+   the vendor's names for it);
+3. the provider whose API the deployment's URL is (genai-prices' `api_pattern`: api.openai.com, api.anthropic.com,
+   generativelanguage.googleapis.com, openrouter.ai, ...);
+4. a self-hosted server (llama.cpp, vLLM, Ollama: a loopback or private address, or a host name no public DNS
+   serves, such as `vllm`, `gpu1.lan` or `ollama.svc.cluster.local`) costs nothing;
+5. anything else is unpriced: counted and flagged (Cost.priced False), never charged as free.
+
+The table is read the first time a call is priced (once per process), and each model name's match is kept, so a
+call costs a dictionary look-up and a few multiplications.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
+
+from argoproxy.config.price_settings import NO_TABLE, PriceSettings
+from argoproxy.prices.table import Model, PriceTable, Provider, load_table
+from argoproxy.prices.units import Rates, nano
+from argoproxy.prices.usage_shapes import counts_of
+
+# The vendor a backend names for a model: (the table's provider id, the names to look it up by, in order).
+Vendor = Callable[[str], "tuple[str, tuple[str, ...]] | None"]
+MATCHES_KEPT = 4096  # model names whose match a source keeps (names are the clients': bounded)
+PRIVATE_SUFFIXES = (".local", ".localdomain", ".internal", ".lan", ".home", ".home.arpa", ".intranet", ".corp",
+                    ".private", ".svc", ".cluster.local", ".localhost")
+SETTING = "prices setting"
+SELF_HOSTED = "self-hosted"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a finished call cost: `nanos` (10^-9 dollars, exact); `priced` False: its model has no price (0 is
+    not charged for it, it is flagged); `by`: what priced it; `model`: the name it was priced as."""
+    nanos: int
+    priced: bool
+    by: str
+    model: str
+
+    @property
+    def dollars(self) -> float:
+        return self.nanos / 1e9
+
+
+@dataclass(frozen=True)
+class Found:
+    """A model name's prices: from the setting (`rates`), a table's model, free, or none (unpriced)."""
+    by: str
+    model: str
+    rates: Rates | None = None
+    table_model: Model | None = None
+
+    def at(self, moment: datetime) -> Rates | None:
+        return self.table_model.rates(moment) if self.table_model is not None else self.rates
+
+
+class Pricer:
+    """The `prices` setting and the table it names: one per worker, shared by its deployments."""
+
+    def __init__(self, settings: PriceSettings | None = None) -> None:
+        self.settings = settings or PriceSettings()
+        self.given = tuple((glob.lower(), glob, Rates(dict(rates))) for glob, rates in self.settings.models)
+        self._table: PriceTable | None = None
+
+    @property
+    def table(self) -> PriceTable | None:
+        if self._table is None and self.settings.table != NO_TABLE:
+            self._table = load_table(self.settings.table or None)
+        return self._table
+
+    def source(self, base_url: str, vendor: Vendor | None = None) -> PriceSource:
+        return PriceSource(self, base_url, vendor)
+
+    def setting_for(self, names: Iterable[str]) -> Found | None:
+        for low, glob, rates in self.given:
+            if any(fnmatch.fnmatchcase(name.lower(), low) for name in names):
+                return Found(SETTING, glob, rates)
+        return None
+
+    def cost(self, usage: Any, names: tuple[str, ...], source: PriceSource | None, moment: datetime) -> Cost | None:
+        """What a usage cost at `moment` for a model known by `names` (the name sent upstream first); None when
+        the usage says nothing (no counts: nothing to price)."""
+        counts = counts_of(usage)
+        if not counts:
+            return None
+        found = source.find(names) if source is not None else self.setting_for(names)
+        shown = names[0] if names else "-"
+        rates = found.at(utc(moment)) if found is not None else None
+        if found is None or rates is None:
+            return Cost(0, False, found.by if found is not None else "", shown)
+        return Cost(nano(rates.charge(counts)), True, found.by, found.model)
+
+    def most(self, names: tuple[str, ...], source: PriceSource | None, input_tokens: int, output_tokens: int,
+             moment: datetime) -> int | None:
+        """Nano-dollars a request may cost at most (its worst case in tokens at the model's dearest rates); None
+        when the model has no price."""
+        found = source.find(names) if source is not None else self.setting_for(names)
+        rates = found.at(utc(moment)) if found is not None else None
+        return nano(rates.most(input_tokens, output_tokens)) if rates is not None else None
+
+
+class PriceSource:
+    """How one deployment's models are priced (see the module's order)."""
+
+    def __init__(self, pricer: Pricer, base_url: str, vendor: Vendor | None = None) -> None:
+        self.pricer, self.base_url, self.vendor = pricer, base_url, vendor
+        self.free = self_hosted(base_url)
+        self._provider: Provider | None | bool = False  # not looked for yet
+        self._found: dict[tuple[str, ...], Found | None] = {}
+        self._lock = threading.Lock()
+
+    def find(self, names: tuple[str, ...]) -> Found | None:
+        found = self._found.get(names, self)
+        if found is self:
+            found = self._look(names)
+            if len(self._found) < MATCHES_KEPT:
+                with self._lock:
+                    self._found[names] = found
+        return found  # type: ignore[return-value]
+
+    def _look(self, names: tuple[str, ...]) -> Found | None:
+        given = self.pricer.setting_for(names)
+        if given is not None:
+            return given
+        table = self.pricer.table
+        for name in names:
+            named = self.vendor(name) if self.vendor is not None else None
+            if named is not None and table is not None:
+                provider = table.provider(named[0])
+                model = next((m for m in map(lambda n: table.model(provider, n), named[1]) if m), None) \
+                    if provider is not None else None
+                if model is not None:
+                    return Found(provider.id, model.id, table_model=model)  # type: ignore[union-attr]
+        provider = self.provider()
+        if provider is not None and table is not None:
+            model = next((m for m in (table.model(provider, n) for n in names) if m is not None), None)
+            return Found(provider.id, model.id, table_model=model) if model is not None else Found(provider.id, "")
+        if self.free and self.vendor is None:
+            return Found(SELF_HOSTED, names[0] if names else "-", Rates({}))
+        return None
+
+    def provider(self) -> Provider | None:
+        """The table's provider whose API this deployment's URL is (found once)."""
+        if self._provider is False:
+            table = self.pricer.table
+            self._provider = table.provider_for_url(self.base_url) if table is not None and self.base_url else None
+        return self._provider  # type: ignore[return-value]
+
+
+def self_hosted(base_url: str) -> bool:
+    """A server no public provider runs: a loopback, private or link-local address, or a name public DNS does
+    not serve (a single label such as `vllm`, or a private suffix such as .lan, .internal or .svc)."""
+    try:
+        host = (urlsplit(base_url).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return False
+    if not host:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "." not in host or host.endswith(PRIVATE_SUFFIXES)
+    return address.is_private or address.is_loopback or address.is_link_local
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc) if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

@@ -1,0 +1,154 @@
+"""The price table made from genai-prices (MIT, https://github.com/pydantic/genai-prices): `cot-proxy prices
+refresh`.
+
+genai-prices is not needed to run the proxy (importing its data costs seconds and tens of MB per process, and
+pricing one call through it about a millisecond): only to make the table again. What is kept of it: each
+provider's id, the pattern of its API's URL and the providers it falls back to for prices; each model's id, the
+clauses its names match and its rates (historic ones with the day they start, off-peak hours, tiers by input
+tokens) for the counts an answer's usage reports (units.UNITS). Rates are written as the decimal text genai-prices
+gives, so nothing is rounded.
+
+    cot-proxy prices refresh                  # the installed genai-prices -> the package's table.json
+    cot-proxy prices refresh --output FILE    # elsewhere (then `prices: {table: FILE}`)
+    cot-proxy prices refresh --url URL        # genai-prices' newer data fetched from URL (the only network use)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from argoproxy.prices.units import UNITS
+
+SHIPPED_TABLE = Path(__file__).with_name("table.json")
+DATA_URL = "https://raw.githubusercontent.com/pydantic/genai-prices/refs/heads/main/prices/new_data/v2/data.json"
+CLAUSES = {"ClauseStartsWith": "starts_with", "ClauseEndsWith": "ends_with", "ClauseContains": "contains",
+           "ClauseRegex": "regex", "ClauseEquals": "equals"}
+
+
+def table_from(providers: list[Any], version: str, today: date | None = None) -> dict[str, Any]:
+    """The table of genai-prices' providers (its `Provider` objects, version `version`)."""
+    return {"about": {"source": "genai-prices", "version": version, "licence": "MIT",
+                      "refreshed": (today or date.today()).isoformat()},
+            "providers": [_provider(p) for p in providers]}
+
+
+def _provider(p: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"id": p.id, "api_pattern": p.api_pattern}
+    if p.fallback_model_providers:
+        row["fallback"] = list(p.fallback_model_providers)
+    row["models"] = [[m.id, _clause(m.match), _prices(m.prices)] for m in p.models]
+    return row
+
+
+def _clause(clause: Any) -> dict[str, Any]:
+    kind = type(clause).__name__
+    if kind == "ClauseOr":
+        return {"or": [_clause(c) for c in clause.or_]}
+    if kind == "ClauseAnd":
+        return {"and": [_clause(c) for c in clause.and_]}
+    name = CLAUSES[kind]  # a kind of clause this code does not know: the refresh stops (KeyError) rather than guess
+    return {name: getattr(clause, name)}
+
+
+def _prices(prices: Any) -> Any:
+    if not isinstance(prices, list):
+        return _rates(prices)
+    found = []
+    for conditional in prices:
+        row: dict[str, Any] = {"prices": _rates(conditional.prices)}
+        when = conditional.constraint
+        if when is not None and hasattr(when, "start_date"):
+            row["start_date"] = when.start_date.isoformat()
+        elif when is not None:
+            row["start_time"], row["end_time"] = _utc(when.start_time), _utc(when.end_time)
+        found.append(row)
+    return found
+
+
+def _rates(prices: Any) -> dict[str, Any] | None:
+    """The rates a usage can be charged by; None when the model is priced only by what no usage here reports
+    (audio hours, pages, searches): unpriced, not free. An empty set of rates is a model offered free."""
+    given = {key: value for key, value in vars(prices).items() if value is not None}
+    kept = {key: _price(value) for key, value in given.items() if key in UNITS}
+    return kept if kept or not given else None
+
+
+def _price(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    return {"base": str(value.base), "tiers": [[tier.start, str(tier.price)] for tier in value.tiers]}
+
+
+def _utc(moment: time) -> str:
+    """A time of day in UTC (genai-prices reads a time without a zone as UTC)."""
+    if moment.tzinfo is not None:
+        moment = datetime.combine(date(2000, 1, 3), moment).astimezone(timezone.utc).time()
+    return moment.replace(tzinfo=None).isoformat()
+
+
+def installed_table(url: str | None = None) -> dict[str, Any]:
+    """The table of the installed genai-prices; with `url`, of the data genai-prices fetches from there."""
+    try:
+        import genai_prices
+    except ImportError:
+        raise SystemExit("cot_proxy prices: genai-prices is not installed: pip install genai-prices "
+                         "(requirements-dev.txt pins the version the shipped table comes from)") from None
+    if url is None:
+        from genai_prices.data import providers
+        return table_from(providers, genai_prices.__version__)
+    from genai_prices.update_prices import UpdatePrices
+    snapshot = UpdatePrices(url=url).fetch()
+    if snapshot is None:
+        raise SystemExit(f"cot_proxy prices: no price data could be read from {url}")
+    return table_from(snapshot.providers, f"{genai_prices.__version__} with data from {url}")
+
+
+def write_table(table: dict[str, Any], path: Path) -> None:
+    """Written whole or not at all: a worker reading it meanwhile sees the old table or the new one."""
+    text = json.dumps(table, separators=(",", ":"), ensure_ascii=False, sort_keys=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=".prices-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def main(argv: list[str], prog: str = "cot-proxy") -> int:
+    parser = argparse.ArgumentParser(prog=f"{prog} prices", description="The price table the proxy charges "
+                                     "requests by (docs/spend.md).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{refresh,show}")
+    refresh = commands.add_parser("refresh", help="make the table again from the installed genai-prices")
+    refresh.add_argument("--output", help=f"where to write it (default: the package's own, {SHIPPED_TABLE})")
+    refresh.add_argument("--url", nargs="?", const=DATA_URL,
+                         help="fetch genai-prices' newest data (default URL: its repository's) instead of the "
+                              "installed package's: the only command that uses the network")
+    show = commands.add_parser("show", help="the rates a model is charged at")
+    show.add_argument("model")
+    show.add_argument("--url", dest="base_url", default="", help="the upstream's base URL (default: the settings')")
+    show.add_argument("--provider", default="", help="a provider id of the table instead of a URL (openai, "
+                      "anthropic, google...)")
+    show.add_argument("--date", default="", help="YYYY-MM-DD: the rates of that day (default: today)")
+    args = parser.parse_args(argv)
+    if args.command == "refresh":
+        table = installed_table(args.url)
+        path = Path(args.output).expanduser() if args.output else SHIPPED_TABLE
+        write_table(table, path)
+        models = sum(len(p["models"]) for p in table["providers"])
+        print(f"cot_proxy prices: {models} models of {len(table['providers'])} providers from genai-prices "
+              f"{table['about']['version']} written to {path}", file=sys.stderr)
+        return 0
+    from argoproxy.prices.show import show_model
+    return show_model(args.model, args.base_url, args.provider, args.date)

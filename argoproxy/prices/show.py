@@ -1,0 +1,59 @@
+"""`cot-proxy prices show MODEL`: the rates a model is charged at today (or on a given day), by a provider named or
+the one whose API a URL is; without either, by every provider of the table that has the model."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime, timezone
+
+from argoproxy.prices.pricer import self_hosted
+from argoproxy.prices.table import PriceTable, Provider, load_table
+from argoproxy.prices.units import Tiered
+
+
+def show_model(model: str, base_url: str = "", provider_id: str = "", day: str = "") -> int:
+    try:
+        moment = datetime.combine(date.fromisoformat(day), datetime.min.time(), timezone.utc) if day \
+            else datetime.now(timezone.utc)
+    except ValueError:
+        print(f"cot_proxy prices: --date is YYYY-MM-DD, got {day!r}", file=sys.stderr)
+        return 2
+    table = load_table()
+    providers = _providers(table, base_url, provider_id)
+    if providers is None:
+        said = f"--provider {provider_id!r} is not in the table" if provider_id else \
+            f"{base_url} is self-hosted: its models cost nothing unless `prices` gives them a price" \
+            if self_hosted(base_url) else f"no provider of the table serves {base_url}: its models are unpriced"
+        print(f"cot_proxy prices: {said}", file=sys.stderr)
+        return 1
+    shown = 0
+    for provider in providers:
+        found = table.model(provider, model)
+        rates = found.rates(moment) if found is not None else None
+        if found is None:
+            continue
+        shown += 1
+        written = ", ".join(f"{key} {_price(price)}" for key, price in rates.prices.items()) if rates is not None \
+            else "no rate this proxy can charge (unpriced)"
+        print(f"{provider.id}/{found.id} on {moment.date()}: {written or 'free'}")
+    if not shown:
+        print(f"cot_proxy prices: no price for {model!r} (table: genai-prices {table.about.get('version')}, "
+              f"refreshed {table.about.get('refreshed')})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _providers(table: PriceTable, base_url: str, provider_id: str) -> list[Provider] | None:
+    if provider_id:
+        found = table.provider(provider_id)
+        return [found] if found is not None else None
+    if base_url:
+        found = table.provider_for_url(base_url)
+        return [found] if found is not None else None
+    return table.providers
+
+
+def _price(price: object) -> str:
+    if isinstance(price, Tiered):
+        return f"${price.base} (" + ", ".join(f"${p} past {start:,} input tokens" for start, p in price.tiers) + ")"
+    return f"${price}"

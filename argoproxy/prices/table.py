@@ -1,0 +1,191 @@
+"""The price table (refresh.py writes it), read once per process the first time a request is priced.
+
+A provider is found by the URL of its API (its `api_pattern`, matched at the URL's start) or by its id; a model
+of a provider by its name, lower-cased, against each model's clauses in the table's order, then in the
+providers it falls back to (a cloud that resells another's models), then once more with a compact date suffix
+written with dashes (gpt-5.2-20251211 as gpt-5.2-2025-12-11), as genai-prices finds them. A model's rates on a
+day: the last of its dated or hourly prices in force then (historic prices start on a UTC day; off-peak hours
+are UTC times), else its first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable
+
+from argoproxy.prices.units import Price, Rates, Tiered
+
+Match = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class When:
+    """When a model's price is in force: from a UTC day, or between two UTC times of day; neither: always."""
+    start_date: date | None = None
+    start_time: time | None = None
+    end_time: time | None = None
+
+    def holds(self, moment: datetime) -> bool:
+        if self.start_date is not None:
+            return moment.date() >= self.start_date
+        if self.start_time is None or self.end_time is None:
+            return True
+        now = moment.time()
+        if self.end_time < self.start_time:  # across midnight
+            return now >= self.start_time or now < self.end_time
+        return self.start_time <= now < self.end_time
+
+
+class Model:
+    __slots__ = ("id", "matches", "prices")
+
+    def __init__(self, id: str, matches: Match, prices: list[tuple[When, Rates | None]]) -> None:
+        self.id, self.matches, self.prices = id, matches, prices
+
+    def rates(self, moment: datetime) -> Rates | None:
+        """Its rates at `moment` (UTC); None: the table has none this proxy can charge (a model priced only by
+        what no usage reports, such as audio hours). Empty rates: the model is free."""
+        if not self.prices:
+            return None
+        return next((rates for when, rates in reversed(self.prices) if when.holds(moment)), self.prices[0][1])
+
+
+class Provider:
+    __slots__ = ("id", "pattern", "fallback", "models")
+
+    def __init__(self, id: str, pattern: str, fallback: tuple[str, ...], models: list[Model]) -> None:
+        self.id, self.pattern, self.fallback, self.models = id, re.compile(pattern), fallback, models
+
+    def own(self, name: str) -> Model | None:
+        return next((m for m in self.models if m.matches(name)), None)
+
+
+class PriceTable:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.about: dict[str, Any] = data.get("about") or {}
+        self.providers = [_provider(row) for row in data["providers"]]
+        self._by_id = {p.id: p for p in self.providers}
+
+    def provider_for_url(self, url: str) -> Provider | None:
+        return next((p for p in self.providers if p.pattern.match(url)), None)
+
+    def provider(self, provider_id: str) -> Provider | None:
+        return self._by_id.get(provider_id.lower())
+
+    def model(self, provider: Provider, name: str) -> Model | None:
+        name = name.lower()
+        found = self._model(provider, name)
+        if found is None:
+            dashed = COMPACT_DATE.sub(_dashed, name)
+            if dashed != name:
+                found = self._model(provider, dashed)
+        return found
+
+    def _model(self, provider: Provider, name: str) -> Model | None:
+        found = provider.own(name)
+        for other in provider.fallback:
+            if found is not None:
+                break
+            fallback = self._by_id.get(other)
+            found = fallback.own(name) if fallback is not None else None
+        return found
+
+
+COMPACT_DATE = re.compile(r"-(20\d\d)(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?=-|:|$)")
+
+
+def _dashed(m: re.Match[str]) -> str:
+    try:
+        date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return m[0]
+    return f"-{m[1]}-{m[2]}-{m[3]}"
+
+
+# ---------------------------------------------------------------- reading the file
+def _provider(row: dict[str, Any]) -> Provider:
+    models = [Model(mid, clause(match), _prices(prices)) for mid, match, prices in row["models"]]
+    return Provider(row["id"], row["api_pattern"], tuple(row.get("fallback") or ()), models)
+
+
+def clause(spec: dict[str, Any]) -> Match:
+    """A model's name clause as a test of a lower-cased name (genai-prices' clauses: equals, starts_with,
+    ends_with and contains compare lower-cased; regex is searched as written)."""
+    (kind, value), = spec.items()
+    if kind == "or":
+        parts = [clause(c) for c in value]
+        return lambda name: any(part(name) for part in parts)
+    if kind == "and":
+        parts = [clause(c) for c in value]
+        return lambda name: all(part(name) for part in parts)
+    if kind == "regex":
+        return re.compile(value).search  # type: ignore[return-value]
+    text = value.lower()
+    if kind == "equals":
+        return text.__eq__
+    if kind == "starts_with":
+        return lambda name: name.startswith(text)
+    if kind == "ends_with":
+        return lambda name: name.endswith(text)
+    if kind == "contains":
+        return lambda name: text in name
+    raise ValueError(f"unknown clause {kind!r}")
+
+
+def _prices(prices: Any) -> list[tuple[When, Rates | None]]:
+    if not isinstance(prices, list):
+        return [(When(), _rates(prices))]
+    found = []
+    for row in prices:
+        when = When(date.fromisoformat(row["start_date"]) if "start_date" in row else None,
+                    time.fromisoformat(row["start_time"]) if "start_time" in row else None,
+                    time.fromisoformat(row["end_time"]) if "end_time" in row else None)
+        found.append((when, _rates(row["prices"])))
+    return found
+
+
+def _rates(prices: dict[str, Any] | None) -> Rates | None:
+    return Rates({key: _price(value) for key, value in prices.items()}) if prices is not None else None
+
+
+def _price(value: Any) -> Price:
+    if isinstance(value, dict):
+        return Tiered(Decimal(value["base"]), tuple((int(start), Decimal(p)) for start, p in value["tiers"]))
+    return Decimal(value)
+
+
+# ---------------------------------------------------------------- one copy per process
+SHIPPED = Path(__file__).with_name("table.json")
+_tables: dict[str, PriceTable] = {}
+_lock = threading.Lock()
+
+
+def load_table(path: str | Path | None = None) -> PriceTable:
+    """The table at `path` (default: the shipped one), read once per process."""
+    where = str(path or SHIPPED)
+    table = _tables.get(where)
+    if table is None:
+        with _lock:
+            table = _tables.get(where)
+            if table is None:
+                with open(where, encoding="utf-8") as f:
+                    table = _tables[where] = PriceTable(json.load(f))
+    return table
+
+
+def table_problem(path: str) -> str | None:
+    """Why the table at `path` cannot be read (for the start-up check), or None."""
+    try:
+        load_table(Path(path).expanduser())
+    except OSError as exc:
+        return f"cannot read the price table {path}: {exc.strerror or exc}"
+    except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as exc:
+        return f"{path} is not a price table (`cot-proxy prices refresh --output` writes one): {type(exc).__name__}: {exc}"
+    return None
+

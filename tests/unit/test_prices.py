@@ -1,0 +1,209 @@
+"""The price table and the pricer (argoproxy/prices/): the shipped table is exactly what the pinned genai-prices
+gives, our pricer charges what genai_prices.calc_price charges for the same usage on the same day, every usage
+shape is read into the counts the rates price, and each deployment is priced by the right provider."""
+
+from __future__ import annotations
+
+import json
+import random
+import warnings
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from argoproxy.config.price_settings import PRICE_KEYS, PriceSettings, parse_prices
+from argoproxy.prices.pricer import SELF_HOSTED, SETTING, Pricer, self_hosted
+from argoproxy.prices.refresh import SHIPPED_TABLE, table_from
+from argoproxy.prices.table import load_table
+from argoproxy.prices.units import UNITS, Rates, dollars, nano
+from argoproxy.prices.usage_shapes import counts_of
+
+genai_prices = pytest.importorskip("genai_prices")
+DAYS = [datetime(2024, 3, 1, 12, tzinfo=timezone.utc), datetime(2025, 6, 1, 3, tzinfo=timezone.utc),
+        datetime(2026, 11, 1, 20, tzinfo=timezone.utc)]
+
+
+def test_the_shipped_table_is_the_pinned_genai_prices():
+    from genai_prices.data import providers
+    shipped = json.loads(SHIPPED_TABLE.read_text())
+    made = json.loads(json.dumps(table_from(providers, genai_prices.__version__)))
+    shipped["about"].pop("refreshed"), made["about"].pop("refreshed")
+    assert shipped == made
+    assert shipped["about"] == {"source": "genai-prices", "version": "0.2.3", "licence": "MIT"}
+
+
+def test_each_rate_counts_what_genai_prices_says_it_counts():
+    from genai_prices.data_units import unit_data
+    by_price_key = {unit["price_key"]: (count, unit) for count, unit in unit_data.items()}
+    assert set(PRICE_KEYS) == set(UNITS)
+    for key, unit in UNITS.items():
+        count, theirs = by_price_key[key]
+        assert (unit.count, unit.per, dict(unit.dims)) == (count, theirs["per"], theirs["dimensions"]), key
+
+
+def test_every_model_is_priced_as_calc_price_prices_it_on_its_day():
+    """Every model of every provider, on three days (historic prices, off-peak hours), with usages holding
+    cached reads, cache writes, reasoning and audio tokens in amounts that cross the tiers: the same dollars to
+    the nano-dollar, and no model found that genai-prices does not find."""
+    from genai_prices import Usage, calc_price
+    from genai_prices.data import providers
+    table = load_table()
+    draw = random.Random(45)
+    compared = 0
+    for provider in providers:
+        ours = table.provider(provider.id)
+        for model in provider.models:
+            for day in DAYS:
+                counts = _usage(draw)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        expected = calc_price(Usage(**counts), model.id, provider_id=provider.id,
+                                              genai_request_timestamp=day).total_price
+                    except LookupError:  # an id its own clauses do not match: not found here either
+                        assert table.model(ours, model.id) is None or table.model(ours, model.id).id != model.id
+                        continue
+                    except ValueError:  # usage the model's units cannot split (genai-prices refuses it)
+                        continue
+                found = table.model(ours, model.id)
+                rates = found.rates(day) if found is not None else None
+                if rates is None:  # priced only by what no usage reports (audio hours...): unpriced here
+                    assert expected == 0, (provider.id, model.id)
+                    continue
+                assert abs(rates.charge(counts) - expected) < Decimal("1e-9"), (provider.id, model.id, day, counts)
+                compared += 1
+    assert compared > 6000
+
+
+def _usage(draw: random.Random) -> dict[str, int]:
+    given = draw.choice([1_000, 150_000, 400_000])
+    cached = draw.randint(0, given // 2)
+    written = draw.randint(0, (given - cached) // 2)
+    audio = draw.choice([0, 0, draw.randint(0, (given - cached - written) // 4)])
+    out = draw.randint(0, 60_000)
+    return {"input_tokens": given, "cache_read_tokens": cached, "cache_write_tokens": written,
+            "input_audio_tokens": audio, "output_tokens": out, "output_reasoning_tokens": draw.randint(0, out)}
+
+
+def test_a_hand_priced_usage():
+    """gpt-4o on the table: $2.50 per million input, $1.25 per million cached, $10 per million output. 10,000
+    input tokens of which 4,000 cached and 2,000 output of which 500 reasoning: 6,000 * 2.5 + 4,000 * 1.25 +
+    2,000 * 10 per million = $0.04 (reasoning is inside the output: not charged twice)."""
+    found = load_table().model(load_table().provider("openai"), "gpt-4o")
+    rates = found.rates(DAYS[2])
+    counts = counts_of({"prompt_tokens": 10_000, "completion_tokens": 2_000,
+                        "prompt_tokens_details": {"cached_tokens": 4_000},
+                        "completion_tokens_details": {"reasoning_tokens": 500}})
+    assert nano(rates.charge(counts)) == 40_000_000 and dollars(40_000_000) == "0.04"
+
+
+@pytest.mark.parametrize("usage, counts", [
+    ({"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
+      "prompt_tokens_details": {"cached_tokens": 60, "audio_tokens": 5},
+      "completion_tokens_details": {"reasoning_tokens": 12, "audio_tokens": 0}},
+     {"input_tokens": 100, "cache_read_tokens": 60, "input_audio_tokens": 5, "output_tokens": 20,
+      "output_reasoning_tokens": 12}),
+    ({"prompt_tokens": 100, "completion_tokens": 20, "prompt_cache_hit_tokens": 30, "prompt_cache_miss_tokens": 70},
+     {"input_tokens": 100, "cache_read_tokens": 30, "output_tokens": 20}),  # DeepSeek
+    ({"input_tokens": 100, "output_tokens": 20, "total_tokens": 120, "input_tokens_details": {"cached_tokens": 40},
+      "output_tokens_details": {"reasoning_tokens": 8}},
+     {"input_tokens": 100, "cache_read_tokens": 40, "output_tokens": 20, "output_reasoning_tokens": 8}),  # Responses
+    ({"input_tokens": 10, "output_tokens": 20, "cache_read_input_tokens": 300, "cache_creation_input_tokens": 50,
+      "cache_creation": {"ephemeral_5m_input_tokens": 20, "ephemeral_1h_input_tokens": 30}},
+     {"input_tokens": 360, "cache_read_tokens": 300, "cache_write_tokens": 50, "cache_write_5m_tokens": 20,
+      "cache_write_1h_tokens": 30, "output_tokens": 20}),  # Anthropic: input_tokens beside the cache
+    ({"promptTokenCount": 100, "cachedContentTokenCount": 64, "candidatesTokenCount": 10, "thoughtsTokenCount": 30,
+      "toolUsePromptTokenCount": 5},
+     {"input_tokens": 105, "cache_read_tokens": 64, "output_tokens": 40, "output_reasoning_tokens": 30}),  # Gemini
+    ({"prompt_eval_count": 26, "eval_count": 290}, {"input_tokens": 26, "output_tokens": 290}),  # Ollama
+    ({"prompt_tokens": "100", "completion_tokens": -3, "prompt_tokens_details": None}, {}),  # not counts
+    ({"unknown": 1}, None),
+    ("usage", None),
+])
+def test_every_usage_shape_is_read_into_whole_counts(usage, counts):
+    assert counts_of(usage) == counts
+
+
+def test_parts_are_charged_at_their_own_rate_and_taken_out_of_their_whole():
+    rates = Rates({"input_mtok": Decimal("3"), "cache_read_mtok": Decimal("0.3"), "cache_write_mtok": Decimal("3.75"),
+                   "output_mtok": Decimal("15")})
+    counts = counts_of({"input_tokens": 10, "output_tokens": 20, "cache_read_input_tokens": 300_000,
+                        "cache_creation_input_tokens": 50_000})
+    # 10 * 3 + 300,000 * 0.3 + 50,000 * 3.75 + 20 * 15, per million
+    assert rates.charge(counts) == Decimal("0.27783")
+    without_cache_rate = Rates({"input_mtok": Decimal("3"), "output_mtok": Decimal("15")})
+    assert without_cache_rate.charge(counts) == Decimal("350010") * 3 / 1_000_000 + Decimal("0.0003")
+
+
+def test_the_most_a_request_may_cost_uses_the_dearest_rate_of_each_side():
+    rates = Rates({"input_mtok": Decimal("3"), "cache_write_mtok": Decimal("3.75"), "cache_read_mtok": Decimal("0.3"),
+                   "output_mtok": Decimal("15"), "requests_kcount": Decimal("5")})
+    assert rates.most(1_000_000, 100_000) == Decimal("3.75") + Decimal("1.5") + Decimal("0.005")
+
+
+def test_a_deployment_is_priced_by_its_url_its_vendor_or_as_self_hosted():
+    pricer = Pricer()
+    day = DAYS[2]
+    usage = {"prompt_tokens": 1_000_000, "completion_tokens": 0}
+    openai = pricer.source("https://api.openai.com/v1")
+    assert pricer.cost(usage, ("gpt-4o-mini",), openai, day).nanos == 150_000_000  # $0.15 per million
+    anthropic = pricer.source("https://api.anthropic.com")
+    assert pricer.cost(usage, ("claude-3-5-haiku-latest",), anthropic, day).by == "anthropic"
+    local = pricer.source("http://127.0.0.1:8080/v1")
+    cost = pricer.cost(usage, ("qwen3-8b",), local, day)
+    assert (cost.nanos, cost.priced, cost.by) == (0, True, SELF_HOSTED)
+    unknown = pricer.source("https://llm.example.com/v1")
+    cost = pricer.cost(usage, ("qwen3-8b",), unknown, day)
+    assert (cost.nanos, cost.priced) == (0, False)  # unpriced: flagged, never silently free
+    cost = pricer.cost(usage, ("gpt-nonexistent-9",), openai, day)
+    assert (cost.priced, cost.by) == (False, "openai")
+    argo = pricer.source("https://apps.inside.anl.gov/argoapi/api/v1/", lambda m: ("anthropic", ("claude-opus-4.1",)))
+    assert pricer.cost(usage, ("claudeopus41",), argo, day).nanos == 15_000_000_000
+    assert pricer.cost(None, ("gpt-4o",), openai, day) is None
+
+
+def test_historic_prices_follow_the_day_of_the_request():
+    pricer = Pricer()
+    deepseek = pricer.source("https://api.deepseek.com")
+    usage = {"prompt_tokens": 1_000_000, "completion_tokens": 0}
+    peak = pricer.cost(usage, ("deepseek-chat",), deepseek, datetime(2025, 3, 1, 12, tzinfo=timezone.utc))
+    off_peak = pricer.cost(usage, ("deepseek-chat",), deepseek, datetime(2025, 3, 1, 20, tzinfo=timezone.utc))
+    assert peak.nanos != off_peak.nanos
+
+
+@pytest.mark.parametrize("url, free", [("http://localhost:8080", True), ("http://10.1.2.3:8000/v1", True),
+                                       ("http://vllm:8000/v1", True), ("http://gpu1.lan/v1", True),
+                                       ("http://ollama.default.svc.cluster.local:11434", True),
+                                       ("http://[::1]:8080", True), ("https://api.together.xyz/v1", False),
+                                       ("https://llm.example.com", False), ("", False)])
+def test_self_hosted_servers(url, free):
+    assert self_hosted(url) is free
+
+
+def test_the_prices_setting_prices_a_model_wherever_it_is_served():
+    settings = parse_prices({"models": {"my-*": {"input_mtok": 0.1, "output_mtok": "0.2"}}})
+    pricer = Pricer(settings)
+    cost = pricer.cost({"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000}, ("my-llama",),
+                       pricer.source("https://api.openai.com/v1"), DAYS[0])
+    assert (cost.nanos, cost.by, cost.model) == (300_000_000, SETTING, "my-*")
+    only = Pricer(parse_prices({"table": "none", "models": {"a": {"input_mtok": 1}}}))
+    assert only.table is None
+    assert only.cost({"prompt_tokens": 5}, ("gpt-4o",), only.source("https://api.openai.com/v1"), DAYS[0]).priced is False
+
+
+@pytest.mark.parametrize("value, error", [
+    ([], "expected a mapping"), ({"model": {}}, "unknown key 'model'"), ({"models": {"x": {"input": 1}}},
+                                                                         ".models.x.input: not a rate"),
+    ({"models": {"x": {"input_mtok": -1}}}, "from 0 to"), ({"models": {"x": {"input_mtok": "abc"}}}, "a number"),
+    ({"models": {"x": {"input_mtok": True}}}, "a number"), ({"models": {"": {"input_mtok": 1}}}, "non-empty"),
+    ("{not json", "not valid JSON"), ({"table": 3}, ".table: expected a file path"),
+])
+def test_a_bad_prices_setting_says_where(value, error):
+    with pytest.raises(ValueError, match=error.replace("(", r"\(").replace(".", r"\.")):
+        parse_prices(value)
+
+
+def test_the_prices_setting_from_json():
+    assert parse_prices('{"models": {"x": {"input_mtok": 0.1}}}') == PriceSettings(models=(("x", (("input_mtok", Decimal("0.1")),)),))
+    assert parse_prices("") == PriceSettings()
