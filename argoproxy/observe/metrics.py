@@ -24,6 +24,10 @@ Series (all names start with cot_proxy_):
   refusals_total{cause,model,key}               every error answer by cause (argoproxy/observe/refusals.py: rate,
                                                 budget, auth, model, request, upstream, proxy); key: the team
                                                 key's name ("none": no team key)
+  cost_usd_total{key,model}                     US dollars the answers cost at their models' prices (argoproxy/
+                                                prices/); key: the team key's name (env:VARIABLE for key_limits,
+                                                "none" without a key)
+  unpriced_requests_total{model}                answers with usage whose model has no price: not in the cost
 
 `front` is the API the client spoke: openai (chat completions, completions, embeddings and the other
 OpenAI routes), responses or messages (argoproxy/fronts/); `route` is what ran inside (a Responses or
@@ -125,6 +129,11 @@ class Metrics:
         self.key_usage_dropped = Counter("cot_proxy_key_usage_dropped", "Team keys' usage rows dropped: the key "
                                          "store refused them past the rows kept for its return.", registry=reg)
         self.collectors: list[Any] = []  # read when scraped (admission's shared counts)
+        self.cost = Counter("cot_proxy_cost_usd", "US dollars the answers cost at their models' prices, by key name "
+                            "and model.", ["key", "model"], registry=reg)
+        self.unpriced = Counter("cot_proxy_unpriced_requests", "Answers with usage whose model has no price (not in "
+                                "cot_proxy_cost_usd_total).", ["model"], registry=reg)
+        self._costs: dict[tuple[str, str], Any] = {}
         self._by_route_model: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
         self._by_route: dict[str, tuple[Any, Any]] = {}
         self._by_status: dict[tuple[str, str, str, int, str], Any] = {}
@@ -202,6 +211,8 @@ class Metrics:
         team_key = call.plan.team_key
         if team_key is not None:
             self.observe_key(team_key.name, model, status, usage)
+        if out.cost is not None:
+            self.observe_cost(call, model)
         if usage and type(usage) is dict:
             tokens = self._by_model.get(model)
             if tokens is None:
@@ -212,6 +223,20 @@ class Metrics:
                 tokens[0].inc(prompt)
             if countable(completion):
                 tokens[1].inc(completion)
+
+    def observe_cost(self, call: Call, model: str) -> None:
+        cost = call.outcome.cost
+        assert cost is not None
+        if not cost.priced:
+            self.unpriced.labels(model).inc()
+            return
+        plan = call.plan
+        key = plan.team_key.name if plan.team_key is not None else \
+            f"env:{plan.key_limit.key_env}" if plan.key_limit is not None else "none"
+        counter = self._costs.get((key, model))
+        if counter is None:
+            counter = self._costs[(key, model)] = self.cost.labels(key, model)
+        counter.inc(cost.dollars)
 
     def observe_key(self, name: str, model: str, status: int, usage: Any) -> None:
         self.key_requests.labels(name, model, str(status)).inc()

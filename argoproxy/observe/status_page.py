@@ -1,15 +1,17 @@
 """The status page for the people who run the gateway: GET /ui (a page served by the proxy itself: HTML, CSS
 and a small script, no build step, no CDN) and GET /ui/data (what it shows, as JSON, polled every second).
 
-It shows requests and tokens per model and per team key, latency, failures and refusals by cause (from the same
+It shows requests, tokens and spend per model and per team key, models without a price, latency, failures and
+refusals by cause (from the same
 counters as /metrics, summed over every worker: argoproxy/observe/refusals.py says what each cause means), each
 deployment's health and cooldown, and the last requests (method, path, model, status, duration: never a body, a
 key or a query string). A model's errors are its failures (the upstream's or the proxy's); a request the proxy
 refused (a key's rate or budget, auth, a model not allowed, a bad request) is counted apart, never as the
-model's error. For a team lead: requests and tokens per minute over the last hour
-(argoproxy/observe/load_history.py, drawn by the page itself), and each team key's limits beside what is left of
-them (rpm and tpm in the last minute counted as admission counts them: refused requests apart, by cause; the
-budget in its period; requests in flight where the key store counts them), revoked and expired keys marked. With
+model's error. For a team lead: requests, tokens and spend (per key and per model) per minute over the last hour
+(argoproxy/observe/load_history.py, spend_history.py, drawn by the page itself), and each team key's limits beside
+what is left of them (rpm and tpm in the last minute counted as admission counts them: refused requests apart, by
+cause; the budgets in tokens and dollars in their periods; requests in flight where the key store counts them),
+revoked and expired keys marked. With
 admission on (routing/admission.py): its queue, each deployment's requests in flight against its limit and the
 requests waiting for its model, and per key the p50 and p95 of its recent waits (observe/queue_waits.py) beside
 its queue refusals by code (queue_full, queue_timeout: the counter /metrics shows). When
@@ -30,6 +32,7 @@ from typing import Any, Callable
 
 from argoproxy.observe.load_history import LoadHistory
 from argoproxy.observe.queue_waits import RECENT_SECONDS, QueueWaits
+from argoproxy.observe.spend_history import SpendHistory
 from argoproxy.observe.refusals import CAUSES, DECIDED, FAILED, refusal_cause
 from argoproxy.pipeline.stream_usage import countable, usage_counts
 from argoproxy.redaction import without_proxy_keys
@@ -93,11 +96,13 @@ class StatusPage:
     def __init__(self, exposition: Callable[[], tuple[bytes, str]] | None,
                  deployments: Callable[[], list[dict[str, Any]]], recent: RecentRequests | None = None,
                  team_keys: Callable[[], Any] | None = None, history: LoadHistory | None = None,
-                 queue: Callable[[], list[dict[str, Any]]] | None = None, waits: QueueWaits | None = None) -> None:
+                 queue: Callable[[], list[dict[str, Any]]] | None = None, waits: QueueWaits | None = None,
+                 spend: SpendHistory | None = None) -> None:
         self.exposition = exposition
         self.deployments = deployments
         self.recent = recent or RecentRequests()
         self.history = history or LoadHistory()
+        self.spend = spend or SpendHistory()
         self.team_keys = team_keys or (lambda: None)
         self.queue = queue  # admission's deployments (routing/seating.py rows); None: admission is off
         self.waits = waits
@@ -120,6 +125,9 @@ class StatusPage:
             prompt, completion = usage_counts(usage)
             tokens = (prompt if countable(prompt) else 0) + (completion if countable(completion) else 0)
         self.history.add(call.plan.key_name, tokens, refusal_cause(call), call.plan.team_key is not None)
+        cost = call.outcome.cost
+        if cost is not None and cost.nanos:
+            self.spend.add(call.plan.key_name or "none", model or "none", cost.nanos)
 
     def page(self) -> bytes:
         return resources.files("argoproxy.observe").joinpath("status_page.html").read_bytes()
@@ -130,7 +138,8 @@ class StatusPage:
         return {"now": now, "pid": os.getpid(), "models": models, "keys": keys,
                 "deployments": self.deployments(), "recent": self.recent.last(),
                 "minutes": self.history.minutes(now), "limits": self.limits(now), "labels": LABELS,
-                "refusals": refusals(models), "causes": CAUSE_TEXT, "queue": self.queue_data(queued, now)}
+                "refusals": refusals(models), "causes": CAUSE_TEXT, "queue": self.queue_data(queued, now),
+                "spend": {"keys": self.spend.series("key", now), "models": self.spend.series("model", now)}}
 
     def queue_data(self, queued: dict[str, dict[str, int]], now: float) -> dict[str, Any] | None:
         """Admission's queue: each deployment's load and its model's waiting requests; each key's recent waits
@@ -169,11 +178,18 @@ class StatusPage:
             "budget": record.budget.tokens if record.budget else 0,
             "period": record.budget.period if record.budget else None, "budget_used": None,
             "max_parallel": getattr(record, "max_parallel", 0), "in_flight": None,
+            "budget_usd": record.budget_usd.nanos if getattr(record, "budget_usd", None) else 0,
+            "period_usd": record.budget_usd.period if getattr(record, "budget_usd", None) else None, "spent_usd": None,
             "revoked": bool(record.revoked), "expired": bool(record.expires and now >= record.expires),
             "expires": record.expires or None}
         if record.budget is not None and record.budget.period != "hour" and hasattr(store, "used_in_period"):
             try:  # the daily usage rows (an hour's budget is counted only in the admission windows)
                 row["budget_used"] = store.used_in_period(record, now)
+            except Exception:
+                pass
+        if getattr(record, "budget_usd", None) is not None and hasattr(store, "spent"):
+            try:  # nano-dollars spent in the dollar budget's period, as admission counts them
+                row["spent_usd"] = store.spent(record, now)
             except Exception:
                 pass
         counted = getattr(store, "in_flight", None)  # the key store's count, where it keeps one
@@ -211,14 +227,14 @@ class StatusPage:
 
 def _row(table: dict, name: str) -> dict[str, Any]:
     return table.setdefault(name, {"requests": 0, "errors": 0, "refused": 0, "causes": {}, "prompt_tokens": 0,
-                                   "completion_tokens": 0})
+                                   "completion_tokens": 0, "cost_usd": 0, "unpriced": 0})
 
 
 def _finished(row: dict[str, Any], model: bool = False) -> dict[str, Any]:
     """The row as the page shows it: refusals from the causes, and a model's errors from them too (its
     failures, never what the proxy refused; a key's errors are its admitted requests' error statuses)."""
     causes = {cause: int(row["causes"][cause]) for cause in CAUSES if row["causes"].get(cause)}
-    done = {k: v if isinstance(v, dict) else round(v, 4) for k, v in row.items()}
+    done = {k: v if isinstance(v, dict) else round(v, 9 if k == "cost_usd" else 4) for k, v in row.items()}
     done["causes"] = causes
     done["refused"] = sum(n for cause, n in causes.items() if cause in DECIDED)
     if model:
@@ -248,22 +264,25 @@ CAUSE_TEXT = {
     "proxy": "the proxy's own failure: a store it cannot reach, a bug (500, 503)"}
 
 
-# Series -> (the label naming the row, the table: "models" or "keys", what the sample adds to).
-_SERIES = {"cot_proxy_requests_total": ("model", "models", "requests"),
-           "cot_proxy_refusals_total": ("model", "models", "causes"),
-           "cot_proxy_tokens_total": ("model", "models", "tokens"),
-           "cot_proxy_request_duration_seconds_sum": ("model", "models", "seconds"),
-           "cot_proxy_request_duration_seconds_count": ("model", "models", "timed"),
-           "cot_proxy_key_requests_total": ("key", "keys", "requests"),
-           "cot_proxy_key_tokens_total": ("key", "keys", "tokens")}
+# Series -> each (the label naming the row, the table: "models" or "keys", what the sample adds to).
+_SERIES = {"cot_proxy_requests_total": (("model", "models", "requests"),),
+           "cot_proxy_refusals_total": (("model", "models", "causes"),),
+           "cot_proxy_tokens_total": (("model", "models", "tokens"),),
+           "cot_proxy_request_duration_seconds_sum": (("model", "models", "seconds"),),
+           "cot_proxy_request_duration_seconds_count": (("model", "models", "timed"),),
+           "cot_proxy_key_requests_total": (("key", "keys", "requests"),),
+           "cot_proxy_key_tokens_total": (("key", "keys", "tokens"),),
+           "cot_proxy_cost_usd_total": (("model", "models", "cost_usd"), ("key", "keys", "cost_usd")),
+           "cot_proxy_unpriced_requests_total": (("model", "models", "unpriced"),)}
 
 
 def _count(name: str, labels: dict[str, str], value: float, models: dict, keys: dict) -> None:
-    series = _SERIES.get(name)
-    if series is None or not labels.get(series[0]):
-        return
-    label, table, field = series
-    row = _row(models if table == "models" else keys, labels[label])
+    for label, table, field in _SERIES.get(name, ()):
+        if labels.get(label) and not (table == "keys" and labels[label] == "none"):  # keyless spend: models' rows
+            _add(field, table, labels, value, _row(models if table == "models" else keys, labels[label]), keys)
+
+
+def _add(field: str, table: str, labels: dict[str, str], value: float, row: dict[str, Any], keys: dict) -> None:
     if field == "causes":
         cause = labels.get("cause", "")
         row["causes"][cause] = row["causes"].get(cause, 0) + value

@@ -31,6 +31,9 @@ class Dispatcher(Protocol):
     def serves(self, name: str) -> bool:
         """Does any deployment serve this model name (no 404)?"""
 
+    def priced(self, asked: str) -> list[tuple[Any, str]]:
+        """Each deployment that may serve a name: (its PriceSource, the model name it is sent)."""
+
     def count(self, chat: dict[str, Any]) -> int | None:
         """A chat request's prompt tokens as a deployment serving its model counts them (None: it cannot)."""
 

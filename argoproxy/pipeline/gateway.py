@@ -15,6 +15,7 @@ import dataclasses
 import itertools
 import logging
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -100,6 +101,21 @@ class Gateway:
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> "Gateway":
         """One routed deployment's view: its own backend, upstream and settings; the same answer side."""
         return Gateway(settings, backend, upstream, self.door_answers, self.answers)
+
+    def most_cost(self, call: Call, input_tokens: int, output_tokens: int) -> int | None:
+        """The most a call may cost, in nano-dollars, on whichever deployment may serve its model (routing: the
+        dearest of them); None when one of them has no price for it (a dollar budget then refuses it)."""
+        asked = call.plan.model or ""
+        serving = self.routing.priced(asked) if self.routing is not None else [(self.price_source, asked)]
+        now = datetime.now(timezone.utc)
+        most = 0
+        for source, name in serving:
+            cost = self.answers.pricer.most(tuple(dict.fromkeys(n for n in (name, asked) if n)), source, input_tokens,
+                                            output_tokens, now)
+            if cost is None:
+                return None
+            most = max(most, cost)
+        return most
 
     def new_call(self, req: Request, kind: str, path: str, trace: Trace | None = None) -> Call:
         return Call.of(kind, req.method, path, "", req.headers, req.request_id, req, trace)

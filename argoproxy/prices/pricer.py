@@ -33,6 +33,7 @@ from argoproxy.prices.usage_shapes import counts_of
 # The vendor a backend names for a model: (the table's provider id, the names to look it up by, in order).
 Vendor = Callable[[str], "tuple[str, tuple[str, ...]] | None"]
 MATCHES_KEPT = 4096  # model names whose match a source keeps (names are the clients': bounded)
+NAME_MOST = 256  # a longer model name is no model's: never matched (a clause scan over a megabyte, per request)
 PRIVATE_SUFFIXES = (".local", ".localdomain", ".internal", ".lan", ".home", ".home.arpa", ".intranet", ".corp",
                     ".private", ".svc", ".cluster.local", ".localhost")
 SETTING = "prices setting"
@@ -83,8 +84,9 @@ class Pricer:
         return PriceSource(self, base_url, vendor)
 
     def setting_for(self, names: Iterable[str]) -> Found | None:
+        names = [name.lower() for name in names if len(name) <= NAME_MOST]
         for low, glob, rates in self.given:
-            if any(fnmatch.fnmatchcase(name.lower(), low) for name in names):
+            if any(fnmatch.fnmatchcase(name, low) for name in names):
                 return Found(SETTING, glob, rates)
         return None
 
@@ -121,6 +123,7 @@ class PriceSource:
         self._lock = threading.Lock()
 
     def find(self, names: tuple[str, ...]) -> Found | None:
+        names = tuple(name for name in names if len(name) <= NAME_MOST)
         found = self._found.get(names, self)
         if found is self:
             found = self._look(names)

@@ -43,17 +43,25 @@ class When:
 
 
 class Model:
-    __slots__ = ("id", "matches", "prices")
+    __slots__ = ("id", "matches", "raw", "_prices")
 
-    def __init__(self, id: str, matches: Match, prices: list[tuple[When, Rates | None]]) -> None:
-        self.id, self.matches, self.prices = id, matches, prices
+    def __init__(self, id: str, matches: Match, raw: Any) -> None:
+        self.id, self.matches, self.raw = id, matches, raw
+        self._prices: list[tuple[When, Rates | None]] | None = None  # read from `raw` when first priced
+
+    @property
+    def prices(self) -> list[tuple[When, Rates | None]]:
+        if self._prices is None:
+            self._prices = _prices(self.raw)
+        return self._prices
 
     def rates(self, moment: datetime) -> Rates | None:
         """Its rates at `moment` (UTC); None: the table has none this proxy can charge (a model priced only by
         what no usage reports, such as audio hours). Empty rates: the model is free."""
-        if not self.prices:
+        prices = self.prices
+        if not prices:
             return None
-        return next((rates for when, rates in reversed(self.prices) if when.holds(moment)), self.prices[0][1])
+        return next((rates for when, rates in reversed(prices) if when.holds(moment)), prices[0][1])
 
 
 class Provider:
@@ -67,16 +75,31 @@ class Provider:
 
 
 class PriceTable:
+    """Each provider is made from its rows when first asked for (a worker prices a few providers' models), each
+    model's rates when first charged."""
+
     def __init__(self, data: dict[str, Any]) -> None:
         self.about: dict[str, Any] = data.get("about") or {}
-        self.providers = [_provider(row) for row in data["providers"]]
-        self._by_id = {p.id: p for p in self.providers}
+        self._rows = {row["id"]: row for row in data["providers"]}
+        self._patterns = [(re.compile(row["api_pattern"]), row["id"]) for row in data["providers"]]
+        self._by_id: dict[str, Provider] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def providers(self) -> list[Provider]:
+        return [self.provider(pid) for _, pid in self._patterns]  # type: ignore[misc]
 
     def provider_for_url(self, url: str) -> Provider | None:
-        return next((p for p in self.providers if p.pattern.match(url)), None)
+        return next((self.provider(pid) for pattern, pid in self._patterns if pattern.match(url)), None)
 
     def provider(self, provider_id: str) -> Provider | None:
-        return self._by_id.get(provider_id.lower())
+        provider_id = provider_id.lower()
+        found = self._by_id.get(provider_id)
+        if found is None and provider_id in self._rows:
+            with self._lock:
+                found = self._by_id.get(provider_id) or _provider(self._rows[provider_id])
+                self._by_id[provider_id] = found
+        return found
 
     def model(self, provider: Provider, name: str) -> Model | None:
         name = name.lower()
@@ -92,7 +115,7 @@ class PriceTable:
         for other in provider.fallback:
             if found is not None:
                 break
-            fallback = self._by_id.get(other)
+            fallback = self.provider(other)
             found = fallback.own(name) if fallback is not None else None
         return found
 
@@ -110,7 +133,7 @@ def _dashed(m: re.Match[str]) -> str:
 
 # ---------------------------------------------------------------- reading the file
 def _provider(row: dict[str, Any]) -> Provider:
-    models = [Model(mid, clause(match), _prices(prices)) for mid, match, prices in row["models"]]
+    models = [Model(mid, clause(match), prices) for mid, match, prices in row["models"]]
     return Provider(row["id"], row["api_pattern"], tuple(row.get("fallback") or ()), models)
 
 

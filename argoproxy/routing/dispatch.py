@@ -162,6 +162,12 @@ class Routing:
     def serves(self, name: str) -> bool:
         return bool(self.router.chain(name))
 
+    def priced(self, asked: str) -> list[tuple[Any, str]]:
+        """Every deployment that may serve a name (its pool's, its fallbacks'): how it is priced and the name it
+        is sent (a dollar budget holds the dearest of them). A 404 naming a model no deployment serves."""
+        return [(self.gateways[dep.index].price_source, dep.upstream_model(name)) for name, pool in self.chain(asked)
+                for dep in pool.deployments]
+
     def count(self, chat: dict[str, Any]) -> int | None:
         """The prompt's tokens as counted by a deployment that would serve the model, where its server can count
         (llama.cpp, vLLM: pipeline/upstream_count.py), under the name that server knows the model by; None: the

@@ -56,8 +56,8 @@ class LocalLimits:
         decision = self.windows.admit(record, now, tokens)
         return (decision[0], decision[1], "cells") if decision is not None else (0.0, "", "")
 
-    def release_hold(self, record: KeyRecord, hold: str, reserved: int, tokens: int, now: float,
-                     usage: tuple | None = None) -> bool:
+    def release_hold(self, record: KeyRecord, hold: str, reserved: int, tokens: int, now: float, held: int = 0,
+                     cost: int = 0, usage: tuple | None = None) -> bool:
         if hold == "cells":
             self.windows.settle(record, reserved, tokens, now)
         return True
@@ -141,7 +141,7 @@ class KeyLimiter:
         record, reserved, hold = held
         now = self.clock()
         usage = (record.name, "-", tokens, 0, now, None, 1)
-        if not self.store.release_hold(record, hold, reserved, tokens, now, usage) and tokens:
+        if not self.store.release_hold(record, hold, reserved, tokens, now, usage=usage) and tokens:
             self.store.record_usage(*usage)  # held in this worker while Redis was away: counted as usage is
 
     # --- the pipeline's side

@@ -71,6 +71,8 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
         answers.observers.append(keys.observe)
     gateway = Gateway(settings, backend, upstream, FrontAnswers, answers,  # FrontAnswers: the API doors' encoder
                       routing=routing_for(settings), limiter=limiter, team_keys=keys, stored=stored)
+    if keys is not None:
+        keys.most_cost = gateway.most_cost  # dollar budgets: a request's most at its model's prices
     metrics = install_metrics(gateway)
     if tracing is not None:
         gateway.answers.observers.append(tracing.observe)

@@ -22,6 +22,7 @@ from argoproxy.config.setting_fields import dir_problem
 from argoproxy.config.unconfigured import refusal
 from argoproxy.observe.journal import JOURNAL_FILES, log_lines
 from argoproxy.redaction import configured_secrets
+from argoproxy.config.price_settings import NO_TABLE, SHIPPED as SHIPPED_TABLE
 from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError, load
 
 # Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
@@ -52,6 +53,12 @@ def checked(flags: Mapping[str, Any] | None = None, serving: bool = True) -> Loa
     unconfigured = refusal(loaded) if serving else None
     if unconfigured:  # never OpenAI's public API by default with no key (argoproxy/config/unconfigured.py)
         raise unconfigured
+    table = loaded.settings.prices.table
+    if serving and table not in (SHIPPED_TABLE, NO_TABLE):
+        from argoproxy.prices.table import table_problem  # read here once: a worker would fail its first priced call
+        problem = table_problem(table)
+        if problem:
+            raise BadValue(f"PRICES: {problem}")
     return loaded
 
 

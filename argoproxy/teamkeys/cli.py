@@ -1,11 +1,11 @@
 """`cot-proxy keys ...` (also `python cot_proxy.py keys ...` and `./run_app.sh keys ...`): team keys in the
 store the running proxy reads, so a change takes effect without a restart.
 
-    keys create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--max-parallel N] [--priority N]
-                [--expires DATE]
+    keys create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
+                [--max-parallel N] [--priority N] [--expires DATE]
     keys list
-    keys update NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--max-parallel N] [--priority N]
-                [--expires DATE]
+    keys update NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
+                [--max-parallel N] [--priority N] [--expires DATE]
     keys revoke NAME
     keys usage [--since YYYY-MM-DD] [--csv]
 """
@@ -19,8 +19,9 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from argoproxy.teamkeys.records import (KeyRecord, digest, parse_budget, parse_count, parse_expires, parse_models,
-                                        parse_name, parse_priority)
+from argoproxy.prices.units import dollars
+from argoproxy.teamkeys.records import (KeyRecord, digest, parse_budget, parse_budget_usd, parse_count, parse_expires,
+                                        parse_models, parse_name, parse_priority)
 from argoproxy.teamkeys.store import KeyExists, SQLiteKeyStore
 
 
@@ -36,6 +37,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     create.add_argument("--rpm", help="requests per minute")
     create.add_argument("--tpm", help="tokens per minute")
     create.add_argument("--budget", help="tokens per period: TOKENS/hour, /day, /week or /month (UTC calendar)")
+    create.add_argument("--budget-usd", help="US dollars per period, at the models' prices: DOLLARS/hour, /day, /week "
+                        "or /month (e.g. 50/month)")
     create.add_argument("--max-parallel", help="requests in flight at once (429 beyond)")
     create.add_argument("--priority", "--weight", help="its weight in the admission queue, 1-1000 (default: "
                         "ADMISSION_WEIGHTS', else 1): priority 4 gets four times the slots of priority 1 while "
@@ -49,13 +52,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     update.add_argument("--rpm", help="requests per minute (0: no limit)")
     update.add_argument("--tpm", help="tokens per minute (0: no limit)")
     update.add_argument("--budget", help="TOKENS/hour, /day, /week or /month (none: no budget)")
+    update.add_argument("--budget-usd", help="DOLLARS/hour, /day, /week or /month (none: no dollar budget)")
     update.add_argument("--max-parallel", help="requests in flight at once (0: no cap)")
     update.add_argument("--priority", "--weight", help="its weight in the admission queue, 1-1000 (0: "
                         "ADMISSION_WEIGHTS', else 1)")
     update.add_argument("--expires", help="YYYY-MM-DD or an ISO date-time (never: no expiry)")
     revoke = commands.add_parser("revoke", help="refuse a key from now on (every worker within a second)")
     revoke.add_argument("name")
-    usage = commands.add_parser("usage", help="requests and tokens per key, model and day")
+    usage = commands.add_parser("usage", help="requests, tokens and cost per key, model and day")
     usage.add_argument("--since", default="", type=_day_arg, help="first day, YYYY-MM-DD")
     usage.add_argument("--csv", action="store_true", help="CSV instead of a table")
     return parser
@@ -113,7 +117,8 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
                        parse_budget(args.budget) if args.budget else None,
                        parse_expires(args.expires) if args.expires else 0.0, time.time(),
                        max_parallel=parse_count(args.max_parallel, "--max-parallel") if args.max_parallel else 0,
-                       priority=parse_priority(args.priority) if args.priority else 0)
+                       priority=parse_priority(args.priority) if args.priority else 0,
+                       budget_usd=parse_budget_usd(args.budget_usd) if args.budget_usd else None)
     try:
         store.create(record)
     except KeyExists as exc:
@@ -126,13 +131,13 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
 
 
 def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
-    rows: list[tuple[str, ...]] = [("NAME", "KEY", "MODELS", "RPM", "TPM", "BUDGET", "PARALLEL", "PRIORITY", "EXPIRES",
-                                    "STATE")]
+    rows: list[tuple[str, ...]] = [("NAME", "KEY", "MODELS", "RPM", "TPM", "BUDGET", "BUDGET_USD", "PARALLEL", "PRIORITY",
+                                    "EXPIRES", "STATE")]
     now = time.time()
     for r in store.records():
         state = "revoked" if r.revoked else "expired" if r.expires and r.expires <= now else "active"
         rows.append((r.name, r.prefix + "...", ",".join(r.models) or "*", str(r.rpm or "-"), str(r.tpm or "-"),
-                     str(r.budget or "-"), str(r.max_parallel or "-"), str(r.priority or "-"),
+                     str(r.budget or "-"), str(r.budget_usd or "-"), str(r.max_parallel or "-"), str(r.priority or "-"),
                      _day(r.expires) if r.expires else "-", state))
     _table(rows)
     return 0
@@ -141,8 +146,8 @@ def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
 def update(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     changes = _changes(args)
     if not changes:
-        raise ValueError("nothing to change: give --models, --rpm, --tpm, --budget, --max-parallel, --priority or "
-                         "--expires")
+        raise ValueError("nothing to change: give --models, --rpm, --tpm, --budget, --budget-usd, --max-parallel, "
+                         "--priority or --expires")
     if not store.update(args.name, changes):
         raise ValueError(f"no active key named {args.name!r}")
     said = ", ".join(f"{name} {_shown(value)}" for name, value in changes.items())
@@ -166,6 +171,8 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["priority"] = 0 if args.priority == "0" else parse_priority(args.priority)
     if args.budget is not None:
         changes["budget"] = None if args.budget.lower() == "none" else parse_budget(args.budget)
+    if args.budget_usd is not None:
+        changes["budget_usd"] = None if args.budget_usd.lower() == "none" else parse_budget_usd(args.budget_usd)
     if args.expires is not None:
         changes["expires"] = 0.0 if args.expires.lower() == "never" else parse_expires(args.expires)
     return changes
@@ -187,8 +194,10 @@ def revoke(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
 
 
 def usage(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
-    rows = [("key", "model", "day", "requests", "input_tokens", "output_tokens"),
-            *[tuple(map(str, row)) for row in store.usage(args.since)]]
+    """One row per key, model and day: its cost in US dollars (exact, at the rates of each request's day) and the
+    requests whose model had no price (not in the cost: flagged)."""
+    rows = [("key", "model", "day", "requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests"),
+            *[(*map(str, row[:6]), dollars(row[6]), str(row[7])) for row in store.usage(args.since)]]
     if args.csv:
         csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
     else:

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys import windows
+from argoproxy.teamkeys.redis_store import held_admission
 
 log = logging.getLogger("cot_proxy")
 
@@ -27,6 +28,12 @@ RETRY_SECONDS = 1.0
 LOCAL = "local"  # a hold made in this worker's own windows while Redis was away
 LATER = "*"  # after a holder's name: its hold is given back with the next batch (heartbeat)
 PENDING_MAX = 100_000  # usage records kept for Redis's return; older ones are dropped (and said so)
+
+
+def nothing_used(record: Any, now: float) -> tuple:
+    """record_usage's arguments for a hold given back with nothing used: (name, model, input, output, when, budget,
+    requests, cost, unpriced, dollar budget)."""
+    return (record.name, "-", 0, 0, now, record.budget, 0, 0, 0, getattr(record, "budget_usd", None))
 
 
 class StoreDown(Exception):
@@ -68,12 +75,12 @@ class FailoverStore:
             state = self._local.setdefault(record.name, list(windows.NEW_STATE))
             return windows.admit(state, record.rpm, record.tpm, record.budget, now)
 
-    def reserve(self, record: Any, now: float, tokens: int) -> tuple[float, str, str]:
-        """admit, holding `tokens` and one request in flight while it runs; and where ("local": this worker's own
-        windows, Redis being away; else this worker's holder name in Redis)."""
+    def reserve(self, record: Any, now: float, tokens: int, money: int = 0) -> tuple[float, str, str]:
+        """admit, holding `tokens`, `money` nano-dollars and one request in flight while it runs; and where
+        ("local": this worker's own windows, Redis being away; else this worker's holder name in Redis)."""
         try:
-            waiting, by = self._primary("admit", record, now, tokens)
-            held = record.tpm or record.budget is not None or record.max_parallel  # else admitted from leases
+            waiting, by = self._primary("admit", record, now, tokens, money)
+            held = held_admission(record)  # else admitted from leases
             later = LATER if held and not by and getattr(self.primary, "later", False) else ""
             return waiting, by, self.primary.holder() + later if held else ""
         except StoreDown:
@@ -81,42 +88,47 @@ class FailoverStore:
                 raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
                                  headers={"Retry-After": "1"}) from None
             state = self._local.setdefault(record.name, list(windows.NEW_STATE))
-            waiting, by = windows.admit(state, record.rpm, record.tpm, record.budget, now, tokens, record.max_parallel)
+            waiting, by = windows.admit(state, record.rpm, record.tpm, record.budget, now, tokens, record.max_parallel,
+                                        record.budget_usd, money)
             return waiting, by, LOCAL
 
-    def release_hold(self, record: Any, hold: str, reserved: int, tokens: int, now: float,
-                     usage: tuple | None = None) -> bool:
-        """A request reserve admitted ended: its hold given back with its usage written (`usage`: record_usage's
-        arguments); True when that was done (kept for Redis's return when it is away)."""
+    def release_hold(self, record: Any, hold: str, reserved: int, tokens: int, now: float, held: int = 0,
+                     cost: int = 0, usage: tuple | None = None) -> bool:
+        """A request reserve admitted ended: its hold (`reserved` tokens, `held` nano-dollars) given back with its
+        usage written (`usage`: record_usage's arguments); True when that was done (kept for Redis's return when it
+        is away)."""
         if not hold:
             return False
         if hold == LOCAL:
             state = self._local.get(record.name)
             if state is not None:
-                windows.settle(state, reserved, 0, record.budget, now)
+                windows.settle(state, reserved, 0, record.budget, now, held)
             return False  # its usage is recorded as any other (tokens counted locally while Redis is away)
-        if usage is None:
-            usage = (record.name, "-", 0, 0, now, record.budget, 0)
+        usage = nothing_used(record, now) if usage is None else (*usage, 0, 0, None)[:10]  # key_limits' have 7
         if hold.endswith(LATER):  # far from its limits: given back with the next batch (heartbeat)
-            name, model, input_tokens, output_tokens, when = usage[:5]
+            name, model, input_tokens, output_tokens, when, budget, _, spent, unpriced, budget_usd = usage
             with self._later_lock:
-                group = self._later.setdefault((name, model, hold[:-1], record.budget), [0, 0, 0, 0, when])
+                group = self._later.setdefault((name, model, hold[:-1], budget, budget_usd), [0, 0, 0, 0, when, 0, 0, 0])
                 group[0] += input_tokens
                 group[1] += output_tokens
                 group[2] += reserved
                 group[3] += 1
                 group[4] = when
+                group[5] += spent
+                group[6] += unpriced
+                group[7] += held
             return True
-        self.record_usage(*usage, release=(hold, reserved, 1))
+        self.record_usage(*usage, release=(hold, reserved, 1, held))
         return True
 
     def _give_back_later(self) -> None:
         """The holds kept for a batch, with their usage: one write per key, model and holder."""
         with self._later_lock:
             later, self._later = self._later, {}
-        for (name, model, holder, budget), (input_tokens, output_tokens, reserved, ended, when) in later.items():
-            self.record_usage(name, model, input_tokens, output_tokens, when, budget, ended,
-                              release=(holder, reserved, ended))
+        for (name, model, holder, budget, budget_usd), (input_tokens, output_tokens, reserved, ended, when, spent,
+                                                        unpriced, held) in later.items():
+            self.record_usage(name, model, input_tokens, output_tokens, when, budget, ended, spent, unpriced,
+                              budget_usd, release=(holder, reserved, ended, held))
 
     def heartbeat(self) -> None:
         self._give_back_later()
@@ -131,14 +143,15 @@ class FailoverStore:
         except StoreDown:
             pass  # given back when Redis is back: the reservations slide out of their window meanwhile
 
-    def record_usage(self, *args: Any, release: tuple[str, int, int] | None = None) -> None:
+    def record_usage(self, *args: Any, release: tuple[str, int, int, int] | None = None) -> None:
         op = self._ops.next()  # the same write, however often it is sent: carried out once (redis_store.py)
         try:
             self._primary("record_usage", *args, op=op, **({"release": release} if release else {}))
         except StoreDown:
             name, _, input_tokens, output_tokens, now, budget = args[:6]
+            cost, budget_usd = (args[7], args[9]) if len(args) > 9 else (0, None)
             windows.add_tokens(self._local.setdefault(name, list(windows.NEW_STATE)), input_tokens + output_tokens,
-                               budget, now)
+                               budget, now, cost, budget_usd)
             if len(self._pending) >= PENDING_MAX:
                 self._pending.popleft()
                 self._dropped += 1

@@ -25,43 +25,62 @@ SLOTS = 4096
 PROBES = 64
 STATE = len(windows.NEW_STATE)
 WIDTH = 1 + STATE  # the tag, then the state
-CELLS_NAME = "team-keys-v2.cells"  # v2: with the holds of requests in flight
+CELLS_NAME = "team-keys-v3.cells"  # v2: with the holds of requests in flight; v3: with dollar budgets
 LEDGER_SLOTS = 1024
-LEDGER_WIDTH = 3  # tag, tokens reserved, requests in flight
+LEDGER_WIDTH = 4  # tag, tokens reserved, requests in flight, nano-dollars held
 
 
 class LocalWindows:
-    def __init__(self, used_in_period: Callable[[KeyRecord, float], int], cells: SharedCells | None = None) -> None:
+    def __init__(self, used_in_period: Callable[[KeyRecord, float], int], cells: SharedCells | None = None,
+                 spent_in_period: Callable[[KeyRecord, float], int] | None = None) -> None:
         self.cells = cells or SharedCells(CELLS_NAME, SLOTS * WIDTH)
         self.used_in_period = used_in_period  # tokens the store holds for the key's current budget period
+        self.spent_in_period = spent_in_period or (lambda record, now: 0)  # and nano-dollars, its dollar budget's
         self._ledger: Ledger | None = None
         self._ledger_pid = -1
 
-    def admit(self, record: KeyRecord, now: float, reserve: int = 0) -> tuple[float, str] | None:
-        """windows.admit on the key's shared state, holding `reserve` tokens while the request runs; None when no
-        slot is free (the caller counts elsewhere)."""
+    def admit(self, record: KeyRecord, now: float, reserve: int = 0, money: int = 0) -> tuple[float, str] | None:
+        """windows.admit on the key's shared state, holding `reserve` tokens and `money` nano-dollars while the
+        request runs; None when no slot is free (the caller counts elsewhere)."""
         def admit(state: list, tag: int) -> tuple[float, str]:
             decision = windows.admit(state, record.rpm, record.tpm, record.budget, now, reserve,
-                                     record.max_parallel)
+                                     record.max_parallel, record.budget_usd, money)
             if not decision[1]:
-                self._ledger_add(tag, reserve, 1)
+                self._ledger_add(tag, reserve, 1, money)
             return decision
         return self._update(record, now, admit)
 
-    def settle(self, record: KeyRecord, reserved: int, tokens: int, now: float) -> bool | None:
-        """A request admitted here ended: its hold given back, its tokens counted. None when no slot is free."""
+    def settle(self, record: KeyRecord, reserved: int, tokens: int, now: float, held: int = 0,
+               cost: int = 0) -> bool | None:
+        """A request admitted here ended: its hold given back, its tokens and cost counted. None when no slot is
+        free."""
         def settle(state: list, tag: int) -> bool:
-            windows.settle(state, reserved, tokens, record.budget, now)
-            self._ledger_add(tag, -reserved, -1)
+            windows.settle(state, reserved, tokens, record.budget, now, held, cost, record.budget_usd)
+            self._ledger_add(tag, -reserved, -1, -held)
             return True
         return self._update(record, now, settle)
 
-    def add_tokens(self, record: KeyRecord, tokens: int, now: float) -> bool | None:
+    def add_tokens(self, record: KeyRecord, tokens: int, now: float, cost: int = 0) -> bool | None:
         """None when no slot is free (the caller counts elsewhere)."""
         def add(state: list, tag: int) -> bool:
-            windows.add_tokens(state, tokens, record.budget, now)
+            windows.add_tokens(state, tokens, record.budget, now, cost, record.budget_usd)
             return True
         return self._update(record, now, add)
+
+    def spent(self, record: KeyRecord, now: float) -> int | None:
+        """The key's nano-dollars spent in its dollar budget's current period, as admission counts them (None:
+        this instance has not met the key, or its period has not started here)."""
+        tag = int(record.digest[:15], 16) or 1
+        budget = record.budget_usd
+        if budget is None:
+            return None
+        with self.cells.lock() as c:
+            base = self._slot(c, tag)
+            if base is None or c[base] != tag:
+                return None
+            state = base + 1
+            same = c[state + windows.MONEY_START] == int(windows.period_bounds(budget.period, now)[0])
+            return int(c[state + windows.MONEY_USED]) if same else None
 
     def in_flight(self, record: KeyRecord) -> int:
         """The key's requests in flight on this instance (the status page)."""
@@ -83,6 +102,9 @@ class LocalWindows:
         if fresh and record.budget is not None:  # a database read: outside the lock
             start, _ = windows.period_bounds(record.budget.period, now)
             state[windows.BUDGET_START], state[windows.BUDGET_USED] = int(start), self.used_in_period(record, now)
+        if fresh and record.budget_usd is not None:  # likewise: spent in the dollar budget's period so far
+            start, _ = windows.period_bounds(record.budget_usd.period, now)
+            state[windows.MONEY_START], state[windows.MONEY_USED] = int(start), self.spent_in_period(record, now)
         with self.cells.lock() as c:
             base = self._slot(c, tag)
             if base is None:
@@ -95,14 +117,14 @@ class LocalWindows:
                 c[i] = int(value)
             return result
 
-    def _ledger_add(self, tag: int, tokens: int, requests: int) -> None:
+    def _ledger_add(self, tag: int, tokens: int, requests: int, money: int = 0) -> None:
         if not self.cells.path:
             return
         if self._ledger_pid != os.getpid():  # made in the worker (after the fork), named by its pid
             self._ledger_pid = os.getpid()
             self._ledger = Ledger(os.path.dirname(self.cells.path), self._ledger_pid)
         assert self._ledger is not None
-        self._ledger.add(tag, tokens, requests)
+        self._ledger.add(tag, tokens, requests, money)
 
     @staticmethod
     def _slot(c: Any, tag: int) -> int | None:
@@ -120,7 +142,7 @@ class Ledger:
     def __init__(self, directory: str, pid: int) -> None:
         self.cells = SharedCells(f"team-keys-ledger-{pid}.cells", LEDGER_SLOTS * LEDGER_WIDTH, directory)
 
-    def add(self, tag: int, tokens: int, requests: int) -> None:
+    def add(self, tag: int, tokens: int, requests: int, money: int = 0) -> None:
         c = self.cells.cells
         start = tag % LEDGER_SLOTS
         for probe in range(LEDGER_SLOTS):
@@ -129,6 +151,7 @@ class Ledger:
                 c[base] = tag
                 c[base + 1] += tokens
                 c[base + 2] += requests
+                c[base + 3] += money
                 return
         # a full ledger (1,024 keys in flight in one worker): this hold is not recorded; it is given back when
         # the request ends as usual, only a killed worker's would stay
@@ -157,13 +180,14 @@ def _take_off(cells: SharedCells, ledger: Any) -> int:
     released = 0
     with cells.lock() as c:
         for i in range(LEDGER_SLOTS):
-            tag, tokens, requests = ledger[i * LEDGER_WIDTH:(i + 1) * LEDGER_WIDTH]
-            if not tag or (not tokens and not requests):
+            tag, tokens, requests, money = ledger[i * LEDGER_WIDTH:(i + 1) * LEDGER_WIDTH]
+            if not tag or (not tokens and not requests and not money):
                 continue
             base = LocalWindows._slot(c, tag)
             if base is None or c[base] != tag:
                 continue
             c[base + 1 + windows.RESERVED] = max(0, c[base + 1 + windows.RESERVED] - tokens)
             c[base + 1 + windows.IN_FLIGHT] = max(0, c[base + 1 + windows.IN_FLIGHT] - requests)
+            c[base + 1 + windows.MONEY_HELD] = max(0, c[base + 1 + windows.MONEY_HELD] - money)
             released += requests
     return released

@@ -6,6 +6,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+from argoproxy.prices.units import NANO, dollars
 
 PERIODS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -26,6 +29,15 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class MoneyBudget:
+    nanos: int  # US dollars in nano-dollars (10^-9), so that spend adds up exactly
+    period: str  # as Budget's
+
+    def __str__(self) -> str:
+        return f"${dollars(self.nanos)}/{self.period}"
+
+
+@dataclass(frozen=True)
 class KeyRecord:
     name: str
     digest: str
@@ -39,6 +51,7 @@ class KeyRecord:
     revoked: float = 0.0  # epoch seconds; 0: active
     max_parallel: int = 0  # requests in flight at once; 0: no cap
     priority: int = 0  # its weight in admission's fair queue (routing/seating.py); 0: ADMISSION_WEIGHTS', else 1
+    budget_usd: MoneyBudget | None = None  # dollars per period, at the prices of argoproxy/prices/
 
     def refusal(self, now: float) -> str | None:
         """Why this key is not accepted now, or None."""
@@ -88,6 +101,20 @@ def parse_budget(text: str) -> Budget:
         raise ValueError(f"--budget is TOKENS/PERIOD with PERIOD one of {', '.join(PERIODS)} "
                          f"(e.g. 1000000/day), got {text!r}")
     return Budget(count, period.lower())
+
+
+def parse_budget_usd(text: str) -> MoneyBudget:
+    """DOLLARS/PERIOD: 50/month, 2.5/day, $100/week (US dollars; at most a cent's fraction to the nano-dollar)."""
+    amount, _, period = text.partition("/")
+    try:
+        value = Decimal(amount.strip().lstrip("$").replace("_", ""))
+    except InvalidOperation:
+        value = Decimal(0)
+    nanos = int(value * NANO) if value.is_finite() and value > 0 else 0
+    if not 1 <= nanos <= MAX_COUNT // 1024 or period.lower() not in PERIODS:
+        raise ValueError(f"--budget-usd is DOLLARS/PERIOD with PERIOD one of {', '.join(PERIODS)} (e.g. 50/month), "
+                         f"got {text!r}")
+    return MoneyBudget(nanos, period.lower())
 
 
 def parse_expires(text: str, now: datetime | None = None) -> float:

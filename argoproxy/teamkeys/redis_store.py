@@ -8,8 +8,9 @@ last slot can both be refused for a moment; they can never both get it.
 
 Layout, under PREFIX: key:<digest> (hash: the record), name:<name> (the digest of the active key of that name),
 req:<name>:<minute> and tok:<name>:<minute> (requests and tokens counted in that minute window; they expire
-after the next one), bud:<name>:<period start> (tokens used in a budget period), usage (hash:
-"<day>\\x1f<name>\\x1f<model>\\x1f<requests|input|output>" -> the number).
+after the next one), bud:<name>:<period start> (tokens used in a budget period), usd:<name>:<period>:<start>
+(nano-dollars spent in a dollar budget's period), usage (hash:
+"<day>\\x1f<name>\\x1f<model>\\x1f<requests|input|output|cost|unpriced>" -> the number; cost in nano-dollars).
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from argoproxy.teamkeys import windows
-from argoproxy.teamkeys.records import Budget, KeyRecord
+from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
 from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
 from argoproxy.teamkeys.store import KeyExists, usage_day
 
 PREFIX = "cot_proxy:"
 SEP = "\x1f"
 RECORD_FIELDS = ("name", "digest", "prefix", "models", "rpm", "tpm", "budget_tokens", "budget_period", "expires",
-                 "created", "revoked", "max_parallel", "priority")  # a record written before priority reads 0
+                 "created", "revoked", "max_parallel", "priority", "budget_usd", "budget_usd_period")
+# (a record written before priority or budget_usd reads 0 for them)
 # Leases: a round trip to Redis costs more CPU than the rest of a request's admission (redis-py: 70 us for a
 # PING), so a worker far from a key's limits reserves several requests at once and admits them locally. A
 # lease takes at most 1/LEASE_SHARE of the room each limit still has (a key with fewer than 32 requests free
@@ -90,7 +92,7 @@ class RedisKeyStore:
             pipe.hset(PREFIX + "key:" + record.digest, mapping=_fields_of(record))
             pipe.set(name_key, record.digest)
         self.redis.transaction(write, name_key)
-        counters = [k for kind in ("req", "tok", "bud") for k in self.redis.scan_iter(f"{PREFIX}{kind}:{record.name}:*")]
+        counters = [k for kind in ("req", "tok", "bud", "usd") for k in self.redis.scan_iter(f"{PREFIX}{kind}:{record.name}:*")]
         if counters:  # a new key of an old name starts with nothing counted
             self.redis.delete(*counters)
 
@@ -132,15 +134,15 @@ class RedisKeyStore:
         return sorted((r for r in found if r is not None), key=lambda r: r.name)
 
     # ------------------------------------------------------------ counting
-    def admit(self, record: KeyRecord, now: float, reserve: int = 0) -> tuple[float, str]:
+    def admit(self, record: KeyRecord, now: float, reserve: int = 0, money: int = 0) -> tuple[float, str]:
         """Count one request if rpm, tpm, the budget and max_parallel allow it now: (0, ""); else (seconds to wait,
         what is exhausted) and nothing counted. A key with token limits or a cap on requests in flight: one
         atomic script (HELD_ADMIT) that also holds `reserve` tokens and one request in flight for this worker
         until settle gives them back. A key with only rpm: from this worker's lease when it holds one; else one
         round trip (the request counted first, the other counters read in the same pipeline), a second to take
         a request back when refused or to reserve a lease."""
-        if record.tpm or record.budget is not None or record.max_parallel:
-            return self._admit_held(record, now, reserve)
+        if held_admission(record):
+            return self._admit_held(record, now, reserve, money)
         window = int(now // windows.WINDOW)
         with self._lease_lock:
             lease = self._leases.get(record.name)
@@ -187,27 +189,30 @@ class RedisKeyStore:
         if held is not None and held.left:  # a lease of an earlier window, replaced: what it left goes back
             self.redis.decrby(_req_key(record.name, held.window), held.left)
 
-    def _admit_held(self, record: KeyRecord, now: float, reserve: int) -> tuple[float, str]:
+    def _admit_held(self, record: KeyRecord, now: float, reserve: int, money: int = 0) -> tuple[float, str]:
         window = int(now // windows.WINDOW)
         elapsed = now - window * windows.WINDOW
         name, holders = record.name, PREFIX + "holders"
         budget_key = _budget_key(name, record.budget, now) if record.budget is not None else ""
+        usd = record.budget_usd
         got = self._held_admit(
             keys=[_req_key(name, window), _req_key(name, window - 1), _tok_key(name, window), _tok_key(name, window - 1),
-                  budget_key, _held_key(name), _flight_key(name), holders],
+                  budget_key, _held_key(name), _flight_key(name), holders,
+                  _usd_key(name, usd, now) if usd is not None else "", _held_usd_key(name)],
             args=[record.rpm, record.tpm, record.budget.tokens if record.budget is not None else 0, record.max_parallel,
                   repr(elapsed), reserve, self.holder(), int(now * 1000), int((now + HOLD_SECONDS) * 1000),
-                  WINDOW_TTL, HELD_TTL])
+                  WINDOW_TTL, HELD_TTL, usd.nanos if usd is not None else 0, money])
         if got[0] == 1:
             self._held = True
             # Far from its token limits (LEASE_SHARE reservations of room left), a key's hold may be given back
             # with its usage in the next batch (FLUSH_SECONDS later) rather than in a round trip of its own:
             # what it holds until then only makes admission stricter, and there is room to spare.
-            self.later = not record.max_parallel and got[1] >= LEASE_SHARE * max(reserve, 1)
+            self.later = not record.max_parallel and got[1] >= LEASE_SHARE * max(reserve, 1) \
+                and got[2] >= LEASE_SHARE * max(money, 1)
             return 0.0, ""
-        req, prev_req, tok, prev_tok, used, held, in_flight = (int(v) for v in got[1:])
-        counts = Counts(req + 1, prev_req, tok, prev_tok, used, elapsed, held, in_flight)
-        waiting, by = _refusal(record, counts, now, max(reserve, 1))
+        req, prev_req, tok, prev_tok, used, held, in_flight, spent, held_money = (int(v) for v in got[1:])
+        counts = Counts(req + 1, prev_req, tok, prev_tok, used, elapsed, held, in_flight, spent, held_money)
+        waiting, by = _refusal(record, counts, now, max(reserve, 1), money)
         return (waiting, by) if by else (windows.HELD_WAIT, "requests")  # the script's floats are Lua's
 
     def holder(self) -> str:
@@ -244,8 +249,9 @@ class RedisKeyStore:
             pipe.execute()
 
     def record_usage(self, name: str, model: str, input_tokens: int, output_tokens: int, now: float,
-                     budget: Budget | None, requests: int = 1, op: tuple[str, int] | None = None,
-                     release: tuple[str, int, int] | None = None) -> None:
+                     budget: Budget | None, requests: int = 1, cost: int = 0, unpriced: int = 0,
+                     budget_usd: MoneyBudget | None = None, op: tuple[str, int] | None = None,
+                     release: tuple[str, int, int, int] | None = None) -> None:
         """An answer's tokens in the minute window, the budget period and the daily usage: one round trip of
         increments, each atomic on its own (a replay after an outage adds, it cannot overwrite). With `op` (a
         writer's token and the write's number), written at most once however often it is sent: a write that
@@ -259,10 +265,13 @@ class RedisKeyStore:
         if op is not None:
             bud, kept_until = (_budget_key(name, budget, now),
                                int(windows.period_bounds(budget.period, now)[1]) + 86400) if budget is not None else ("", 0)
-            holder, reserved, ended = release if release is not None else ("", 0, 0)
-            self._once(keys=[PREFIX + "ops:" + op[0], tok, bud, PREFIX + "usage", _held_key(name), _flight_key(name)],
+            usd, usd_until = (_usd_key(name, budget_usd, now), int(windows.period_bounds(budget_usd.period, now)[1])
+                              + 86400) if budget_usd is not None else ("", 0)
+            holder, reserved, ended, held = release if release is not None else ("", 0, 0, 0)
+            self._once(keys=[PREFIX + "ops:" + op[0], tok, bud, PREFIX + "usage", _held_key(name), _flight_key(name),
+                             usd, _held_usd_key(name)],
                        args=[op[1], OPS_KEPT, OPS_TTL, tokens, WINDOW_TTL, kept_until, field + SEP, requests,
-                             input_tokens, output_tokens, holder, reserved, ended])
+                             input_tokens, output_tokens, holder, reserved, ended, cost, unpriced, usd_until, held])
             return
         pipe = self.redis.pipeline(transaction=False)
         pipe.incrby(tok, tokens)
@@ -271,19 +280,31 @@ class RedisKeyStore:
             start, end = windows.period_bounds(budget.period, now)
             pipe.incrby(_budget_key(name, budget, now), tokens)
             pipe.expireat(_budget_key(name, budget, now), int(end) + 86400)
+        if budget_usd is not None:
+            usd = _usd_key(name, budget_usd, now)
+            pipe.incrby(usd, cost)
+            pipe.expireat(usd, int(windows.period_bounds(budget_usd.period, now)[1]) + 86400)
         pipe.hincrby(PREFIX + "usage", field + SEP + "requests", requests)
         pipe.hincrby(PREFIX + "usage", field + SEP + "input", input_tokens)
         pipe.hincrby(PREFIX + "usage", field + SEP + "output", output_tokens)
+        if cost:
+            pipe.hincrby(PREFIX + "usage", field + SEP + "cost", cost)
+        if unpriced:
+            pipe.hincrby(PREFIX + "usage", field + SEP + "unpriced", unpriced)
         pipe.execute()
 
-    def usage(self, since: str = "") -> list[tuple[str, str, str, int, int, int]]:
+    def spent(self, record: KeyRecord, now: float) -> int:
+        """Nano-dollars the key spent in its dollar budget's current period, as admission counts them."""
+        return _int(self.redis.get(_usd_key(record.name, record.budget_usd, now))) if record.budget_usd else 0
+
+    def usage(self, since: str = "") -> list[tuple[str, str, str, int, int, int, int, int]]:
         totals: dict[tuple[str, str, str], dict[str, int]] = {}
         for field, value in self.redis.hgetall(PREFIX + "usage").items():
             day, name, model, what = field.split(SEP)
             if day >= since:
                 totals.setdefault((day, name, model), {})[what] = int(value)
-        return [(name, model, day, t.get("requests", 0), t.get("input", 0), t.get("output", 0))
-                for (day, name, model), t in sorted(totals.items())]
+        return [(name, model, day, t.get("requests", 0), t.get("input", 0), t.get("output", 0), t.get("cost", 0),
+                 t.get("unpriced", 0)) for (day, name, model), t in sorted(totals.items())]
 
 
 @dataclass
@@ -298,15 +319,18 @@ class Counts:
     elapsed: float
     held: int = 0  # tokens reserved by requests in flight (every live worker's)
     in_flight: int = 0
+    spent: int = 0  # nano-dollars spent in the dollar budget's period
+    held_money: int = 0  # nano-dollars held by requests in flight
 
     def recent(self, current: float, previous: float) -> float:
         """The sliding-window estimate (windows.py): the current count and what still counts of the previous."""
         return current + previous * (1 - self.elapsed / windows.WINDOW)
 
 
-def _refusal(record: KeyRecord, c: Counts, now: float, need: int = 1) -> tuple[float, str]:
-    """(seconds to wait, "requests", "tokens" or "budget") when a limit refuses a request that may use `need`
-    tokens, (0.0, "") when none does: windows.over_limits' arithmetic on the counters."""
+def _refusal(record: KeyRecord, c: Counts, now: float, need: int = 1, money: int = 0) -> tuple[float, str]:
+    """(seconds to wait, "requests", "tokens", "budget" or "budget_usd") when a limit refuses a request that may
+    use `need` tokens and cost `money` nano-dollars, (0.0, "") when none does: windows.over_limits' arithmetic on
+    the counters."""
     spent = c.tokens + need - 1
     by_tokens = windows.wait(spent + c.held, c.prev_tokens, record.tpm - 1, c.elapsed) if record.tpm else 0.0
     if by_tokens > 0 and c.held and windows.wait(spent, c.prev_tokens, record.tpm - 1, c.elapsed) <= 0:
@@ -317,6 +341,11 @@ def _refusal(record: KeyRecord, c: Counts, now: float, need: int = 1) -> tuple[f
         waits.append((windows.period_bounds(record.budget.period, now)[1] - now, "budget"))
     elif record.budget is not None and c.budget_used + c.held + need > record.budget.tokens:
         waits.append((windows.HELD_WAIT, "budget"))
+    usd = record.budget_usd
+    if usd is not None and (c.spent + money > usd.nanos or c.spent >= usd.nanos):
+        waits.append((windows.period_bounds(usd.period, now)[1] - now, "budget_usd"))
+    elif usd is not None and c.spent + c.held_money + money > usd.nanos:
+        waits.append((windows.HELD_WAIT, "budget_usd"))
     if record.max_parallel and c.in_flight >= record.max_parallel:
         waits.append((windows.HELD_WAIT, "parallel"))
     waiting, by = max(waits)
@@ -359,31 +388,45 @@ end
 redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'requests', ARGV[8])
 redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'input', ARGV[9])
 redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'output', ARGV[10])
+if ARGV[14] ~= '0' then redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'cost', ARGV[14]) end
+if ARGV[15] ~= '0' then redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'unpriced', ARGV[15]) end
+if KEYS[7] ~= '' then
+  redis.call('INCRBY', KEYS[7], ARGV[14])
+  redis.call('EXPIREAT', KEYS[7], ARGV[16])
+end
 if ARGV[11] ~= '' then
   local held = tonumber(redis.call('HGET', KEYS[5], ARGV[11]) or '0') - tonumber(ARGV[12])
   if held > 0 then redis.call('HSET', KEYS[5], ARGV[11], held) else redis.call('HDEL', KEYS[5], ARGV[11]) end
   local flying = tonumber(redis.call('HGET', KEYS[6], ARGV[11]) or '0') - tonumber(ARGV[13])
   if flying > 0 then redis.call('HSET', KEYS[6], ARGV[11], flying) else redis.call('HDEL', KEYS[6], ARGV[11]) end
+  local money = tonumber(redis.call('HGET', KEYS[8], ARGV[11]) or '0') - tonumber(ARGV[17])
+  if money > 0 then redis.call('HSET', KEYS[8], ARGV[11], money) else redis.call('HDEL', KEYS[8], ARGV[11]) end
 end
 return 1
 """
-# Admission of a key with token limits or a cap on requests in flight, in one atomic step: what live workers hold
-# (held:NAME and flight:NAME, per holder; a holder whose heartbeat in `holders` lapsed is dropped) counts as used,
-# and the request's own reservation (one token at least) must fit in what is left; admitted, the request is counted and this worker holds its reservation and one request in flight. Returns {1}
-# {1, room left under the token limits} admitted, else {0, requests, previous requests, tokens, previous tokens,
-# budget used, held, in flight}.
+# Admission of a key with token or dollar limits or a cap on requests in flight, in one atomic step: what live
+# workers hold (held:NAME, flight:NAME and heldusd:NAME, per holder; a holder whose heartbeat in `holders` lapsed
+# is dropped) counts as used, and the request's own reservation (one token at least) and its most in dollars must
+# fit in what is left; admitted, the request is counted and this worker holds its reservations and one request in
+# flight. Returns {1, room left under the token limits, under the dollar budget} admitted, else {0, requests,
+# previous requests, tokens, previous tokens, budget used, held, in flight, nano-dollars spent, nano-dollars held}.
 HELD_ADMIT = """
 local now = tonumber(ARGV[8])
-local held, flying = 0, 0
-for k = 6, 7 do
+local held, flying, held_money = 0, 0, 0
+for _, k in ipairs({6, 7, 10}) do
   local entries = redis.call('HGETALL', KEYS[k])
   for i = 1, #entries, 2 do
     local alive = redis.call('ZSCORE', KEYS[8], entries[i])
     if (not alive) or tonumber(alive) < now then
       redis.call('HDEL', KEYS[k], entries[i])
-    elseif k == 6 then held = held + tonumber(entries[i + 1]) else flying = flying + tonumber(entries[i + 1]) end
+    elseif k == 6 then held = held + tonumber(entries[i + 1])
+    elseif k == 7 then flying = flying + tonumber(entries[i + 1])
+    else held_money = held_money + tonumber(entries[i + 1]) end
   end
 end
+local spent = 0
+if KEYS[9] ~= '' then spent = tonumber(redis.call('GET', KEYS[9]) or '0') end
+local usd, money = tonumber(ARGV[12]), tonumber(ARGV[13])
 local keep = 1 - tonumber(ARGV[5]) / 60
 local req = tonumber(redis.call('GET', KEYS[1]) or '0')
 local prev_req = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -394,8 +437,9 @@ if KEYS[5] ~= '' then used = tonumber(redis.call('GET', KEYS[5]) or '0') end
 local rpm, tpm, budget, most = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local need = math.max(tonumber(ARGV[6]), 1)
 if (rpm > 0 and req + prev_req * keep > rpm - 1) or (tpm > 0 and tok + held + need + prev_tok * keep > tpm)
-   or (budget > 0 and used + held + need > budget) or (most > 0 and flying >= most) then
-  return {0, req, prev_req, tok, prev_tok, used, held, flying}
+   or (budget > 0 and used + held + need > budget) or (most > 0 and flying >= most)
+   or (usd > 0 and spent + held_money + money > usd) then
+  return {0, req, prev_req, tok, prev_tok, used, held, flying, spent, held_money}
 end
 local room = 1000000000000000
 if tpm > 0 then room = math.min(room, tpm - (tok + held + prev_tok * keep) - tonumber(ARGV[6])) end
@@ -406,8 +450,14 @@ redis.call('HINCRBY', KEYS[6], ARGV[7], ARGV[6])
 redis.call('HINCRBY', KEYS[7], ARGV[7], 1)
 redis.call('EXPIRE', KEYS[6], ARGV[11])
 redis.call('EXPIRE', KEYS[7], ARGV[11])
+local money_room = 1000000000000000
+if usd > 0 then money_room = usd - (spent + held_money) - money end
+if money > 0 then
+  redis.call('HINCRBY', KEYS[10], ARGV[7], ARGV[13])
+  redis.call('EXPIRE', KEYS[10], ARGV[11])
+end
 redis.call('ZADD', KEYS[8], ARGV[9], ARGV[7])
-return {1, math.floor(room)}
+return {1, math.floor(room), math.floor(money_room)}
 """
 HOLD_SECONDS = 10.0  # a worker's holds lapse this long after its last heartbeat (every FLUSH_SECONDS while alive)
 HELD_TTL = 86400  # held:NAME and flight:NAME go when no request of the key was admitted for a day
@@ -415,8 +465,21 @@ _DIRECT_WRITES = itertools.count(1)
 
 
 
+def held_admission(record: KeyRecord) -> bool:
+    """Admitted by the HELD_ADMIT script: a key with token or dollar limits, or a cap on requests in flight."""
+    return bool(record.tpm or record.budget is not None or record.max_parallel or record.budget_usd is not None)
+
+
 def _held_key(name: str) -> str:
     return f"{PREFIX}held:{name}"
+
+
+def _held_usd_key(name: str) -> str:
+    return f"{PREFIX}heldusd:{name}"
+
+
+def _usd_key(name: str, budget: MoneyBudget, now: float) -> str:
+    return f"{PREFIX}usd:{name}:{budget.period}:{int(windows.period_bounds(budget.period, now)[0])}"
 
 
 def _flight_key(name: str) -> str:
@@ -446,7 +509,8 @@ def _fields_of(r: KeyRecord) -> dict[str, str]:
             "rpm": str(r.rpm), "tpm": str(r.tpm), "budget_tokens": str(r.budget.tokens if r.budget else 0),
             "budget_period": r.budget.period if r.budget else "", "expires": repr(r.expires),
             "created": repr(r.created), "revoked": repr(r.revoked), "max_parallel": str(r.max_parallel),
-            "priority": str(r.priority)}
+            "priority": str(r.priority), "budget_usd": str(r.budget_usd.nanos if r.budget_usd else 0),
+            "budget_usd_period": r.budget_usd.period if r.budget_usd else ""}
 
 
 def _record_of(f: dict[str, str]) -> KeyRecord:
@@ -455,4 +519,6 @@ def _record_of(f: dict[str, str]) -> KeyRecord:
                      int(f.get("rpm") or 0), int(f.get("tpm") or 0),
                      Budget(tokens, f.get("budget_period", "day")) if tokens else None,
                      float(f.get("expires") or 0), float(f.get("created") or 0), float(f.get("revoked") or 0),
-                     int(f.get("max_parallel") or 0), int(f.get("priority") or 0))
+                     int(f.get("max_parallel") or 0), int(f.get("priority") or 0),
+                     MoneyBudget(int(f["budget_usd"]), f.get("budget_usd_period", "day")) if int(f.get("budget_usd") or 0)
+                     else None)

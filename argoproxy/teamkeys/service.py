@@ -18,12 +18,13 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.lookup_cache import LRU
 from argoproxy.pipeline.reservation import NOTHING, Asked, Worst, worst_of
+from argoproxy.prices.units import dollars
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.answers import answer_tokens
@@ -37,7 +38,10 @@ PENDING_MAX = 100_000  # usage rows kept while the store refuses them (retried e
 CACHE_ENTRIES = 4096  # known keys kept per worker (LRU); as many unknown keys, apart
 STORE_ERRORS = (StoreDown, sqlite3.Error, OSError)  # the store cannot answer now (FailoverStore turns Redis's into StoreDown)
 WHAT = {"requests": "{rpm} requests per minute", "tokens": "{tpm} tokens per minute",
-        "budget": "{budget} tokens"}
+        "budget": "{budget} tokens", "budget_usd": "{budget_usd}"}
+# The most a request may cost, in nano-dollars (None: its model has no price), for a call whose worst case is
+# `input` and `output` tokens: the deployments that may serve it, at their models' prices (serve/build.py sets it).
+MostCost = Callable[[Call, int, int], "int | None"]
 
 
 class TeamKeys:
@@ -53,6 +57,7 @@ class TeamKeys:
         self._pending_lock = threading.Lock()
         self._write_failing = False
         self.on_dropped: Callable[[int], None] | None = None  # metrics: usage rows a hard bound forced out
+        self.most_cost: MostCost | None = None  # dollar budgets: what a request may cost at most
         self._flusher: threading.Thread | None = None
 
     def lookup(self, presented: Iterable[str]) -> KeyRecord | None:
@@ -113,24 +118,29 @@ class TeamKeys:
         return self.reserve(call, record, body)
 
     def reserve(self, call: Call, record: KeyRecord, body: Asked | dict[str, Any] | None = None) -> Lease | None:
-        """Admit the call against the key's rpm, tpm, budget and max_parallel, holding its reservation (the most
-        its upstream may spend on it: pipeline/reservation.py) and one request in flight until settle or release;
-        None for a key without limits (nothing to hold, no store write). 429 over a limit, in the door's shape:
-        a request whose reservation does not fit in what is left is refused before anything is sent."""
-        if not (record.rpm or record.tpm or record.budget or record.max_parallel):
+        """Admit the call against the key's rpm, tpm, budget, dollar budget and max_parallel, holding its
+        reservation (the most its upstream may spend on it: pipeline/reservation.py, and what that may cost) and
+        one request in flight until settle or release; None for a key without limits (nothing to hold, no store
+        write). 429 over a limit, in the door's shape: a request whose reservation does not fit in what is left is
+        refused before anything is sent."""
+        if not (record.rpm or record.tpm or record.budget or record.max_parallel or record.budget_usd):
             return None
-        worst = worst_of(body) if record.tpm or record.budget is not None else NOTHING
-        tokens = worst.tokens if worst is not NOTHING else 0
+        counted = record.tpm or record.budget is not None or record.budget_usd is not None
+        worst = worst_of(body) if counted else NOTHING
+        tokens = worst.tokens if worst is not NOTHING and (record.tpm or record.budget is not None) else 0
         for limit, by in ((record.tpm, "tokens"), (record.budget.tokens if record.budget is not None else 0, "budget")):
             if limit and tokens > limit:
                 raise too_large(worst, WHAT[by].format(tpm=record.tpm, budget=record.budget),
                                 "budget" if by == "budget" else "rate")
-        waiting, by, hold = self.store.reserve(record, self.clock(), tokens)
+        money = self.most(call, record, worst) if record.budget_usd is not None else 0
+        waiting, by, hold = self.store.reserve(record, self.clock(), tokens, money)
         if by:
             seconds = max(1, math.ceil(waiting))
             if by == "parallel":
                 message = (f"This API key has {record.max_parallel} requests in flight, its most at once; retry "
                            f"when one ends.")
+            elif by == "budget_usd":
+                raise over_dollars(record, money, seconds)
             else:
                 message = over_budget(WHAT[by].format(rpm=record.rpm, tpm=record.tpm, budget=record.budget), seconds,
                                       worst if by != "requests" else None)
@@ -138,22 +148,44 @@ class TeamKeys:
                              cause="budget" if by == "budget" else "rate")
         if self._flusher is None:
             self._start_flusher()  # its heartbeat keeps what this worker holds in Redis
-        return Lease(record, tokens, hold)
+        return Lease(record, tokens, hold, money)
 
-    def settle(self, lease: Lease, prompt: int, completion: int, model: str = "-") -> bool:
-        """The call ended having used prompt + completion tokens: its hold given back, its tokens counted where
-        admission reads them. True when its usage row was written with it (Redis); False: record it as usual."""
+    def most(self, call: Call, record: KeyRecord, worst: Worst) -> int:
+        """What the call may cost at most, in nano-dollars: its worst case in tokens at its model's dearest rates.
+        A model with no price cannot be held to a dollar budget: refused (403), never let through as free; a
+        request that may cost more than the whole budget can never pass: refused at once (no retry helps)."""
+        most = self.most_cost(call, worst.input, worst.output) if self.most_cost is not None else None
+        budget = record.budget_usd
+        assert budget is not None
+        if most is None:
+            raise ProxyError(403, f"This API key has a budget of {budget}, and the model {call.plan.model!r} has no "
+                             "price here: it cannot be charged. The proxy's operator can give it one (the `prices` "
+                             "setting).", code="model_not_priced", cause="budget")
+        if most > budget.nanos:
+            raise ProxyError(429, f"This request may cost up to ${dollars(most)} at the model's prices ({worst.described()}), "
+                             f"more than this API key's whole budget of {budget}: ask for fewer tokens (a lower "
+                             "max_tokens, fewer answers or prompts).", type="insufficient_quota",
+                             code="insufficient_quota", headers={"x-should-retry": "false"}, cause="budget")
+        return most
+
+    def settle(self, lease: Lease, prompt: int, completion: int, model: str = "-", spent: Spent | None = None) -> bool:
+        """The call ended having used prompt + completion tokens and cost `spent`: its hold given back, its tokens
+        and cost counted where admission reads them. True when its usage row was written with it (Redis); False:
+        record it as usual."""
         if lease.done:
             return True
         lease.done = True
         now = self.clock()
         record = lease.record
+        cost, unpriced = spent or NOTHING_SPENT
         try:
             if isinstance(self.store, FailoverStore):
-                return self.store.release_hold(record, lease.hold, lease.tokens, prompt + completion, now,
-                                               (record.name, model, prompt, completion, now, record.budget, 1))
-            if self.store.release_hold(record, lease.hold, lease.tokens, prompt + completion, now):
-                self._queue(record.name, model, prompt, completion, now, record.budget, True)
+                return self.store.release_hold(record, lease.hold, lease.tokens, prompt + completion, now, lease.money,
+                                               cost, (record.name, model, prompt, completion, now, record.budget, 1,
+                                                      cost, unpriced, record.budget_usd))
+            if self.store.release_hold(record, lease.hold, lease.tokens, prompt + completion, now, lease.money, cost):
+                self._queue(record.name, model, prompt, completion, now, record.budget, True, (cost, unpriced),
+                            record.budget_usd)
                 return True
         except Exception:  # noqa: BLE001 - counting must never end the worker
             log.exception("team keys: the hold of key %s not given back", record.name)
@@ -166,7 +198,7 @@ class TeamKeys:
         lease.done = True
         record, now = lease.record, self.clock()
         try:
-            self.store.release_hold(record, lease.hold, lease.tokens, 0, now)
+            self.store.release_hold(record, lease.hold, lease.tokens, 0, now, lease.money)
         except Exception:  # noqa: BLE001
             log.exception("team keys: the hold of key %s not given back", record.name)
 
@@ -184,23 +216,25 @@ class TeamKeys:
         prompt, completion = answer_tokens(call)  # no usage came: the answer side's estimate (Answers.observe)
         model = call.plan.model if isinstance(call.plan.model, str) else "-"
         model = model[:200]
+        spent = spent_of(call)
         lease = call.plan.key_lease
-        if isinstance(lease, Lease) and self.settle(lease, prompt, completion, model):
+        if isinstance(lease, Lease) and self.settle(lease, prompt, completion, model, spent):
             return
         now = self.clock()
         counted = False
-        if record.tpm or record.budget is not None:
-            counted = self._count_now(record, prompt + completion, now)
+        if record.tpm or record.budget is not None or record.budget_usd is not None:
+            counted = self._count_now(record, prompt + completion, now, spent.cost)
             if not counted:  # the database windows admit it: written now (kept for the next flush if refused)
-                if not self._write(record.name, model, prompt, completion, now, record.budget, 1):
-                    self._keep([(record.name, model, prompt, completion, now, record.budget, False, 1)])
+                row = (record.name, model, prompt, completion, now, record.budget, False, 1, *spent, record.budget_usd)
+                if not self._write(*row):
+                    self._keep([row])
                 return
-        self._queue(record.name, model, prompt, completion, now, record.budget, counted)
+        self._queue(record.name, model, prompt, completion, now, record.budget, counted, spent, record.budget_usd)
 
     def _queue(self, name: str, model: str, prompt: int, completion: int, now: float, budget: Any,
-               counted: bool) -> None:
+               counted: bool, spent: tuple[int, int] = (0, 0), budget_usd: Any = None) -> None:
         with self._pending_lock:
-            self._pending.append((name, model, prompt, completion, now, budget, counted, 1))
+            self._pending.append((name, model, prompt, completion, now, budget, counted, 1, *spent, budget_usd))
         if self._flusher is None:
             self._start_flusher()
 
@@ -216,15 +250,19 @@ class TeamKeys:
         with self._pending_lock:
             batch, self._pending = self._pending, []
         groups: dict[tuple[str, str, bool], list] = {}
-        for name, model, prompt, completion, now, budget, counted, requests in batch:
-            group = groups.setdefault((name, model, counted), [0, 0, now, budget, 0])
+        for name, model, prompt, completion, now, budget, counted, requests, cost, unpriced, budget_usd in batch:
+            group = groups.setdefault((name, model, counted), [0, 0, now, budget, 0, 0, 0, budget_usd])
             group[0] += prompt
             group[1] += completion
-            group[2], group[3] = now, budget
+            group[2], group[3], group[7] = now, budget, budget_usd
             group[4] += requests
-        failed = [(name, model, prompt, completion, now, budget, counted, requests)
-                  for (name, model, counted), (prompt, completion, now, budget, requests) in groups.items()
-                  if not self._write(name, model, prompt, completion, now, budget, requests, counted)]
+            group[5] += cost
+            group[6] += unpriced
+        failed = [(name, model, prompt, completion, now, budget, counted, requests, cost, unpriced, budget_usd)
+                  for (name, model, counted), (prompt, completion, now, budget, requests, cost, unpriced, budget_usd)
+                  in groups.items()
+                  if not self._write(name, model, prompt, completion, now, budget, counted, requests, cost, unpriced,
+                                     budget_usd)]
         if failed:
             self._keep(failed)
 
@@ -241,26 +279,28 @@ class TeamKeys:
             if self.on_dropped is not None:
                 self.on_dropped(over)
 
-    def _count_now(self, record: KeyRecord, tokens: int, now: float) -> bool:
-        """The answer's tokens where admission reads them, now, when the store can without a write that would
-        stop the worker (SQLite's shared cells); False: record_usage must be called now (Redis: a socket)."""
+    def _count_now(self, record: KeyRecord, tokens: int, now: float, cost: int = 0) -> bool:
+        """The answer's tokens and cost where admission reads them, now, when the store can without a write that
+        would stop the worker (SQLite's shared cells); False: record_usage must be called now (Redis: a socket)."""
         count_now = getattr(self.store, "count_now", None)
         if count_now is None:
             return False
         try:
-            return bool(count_now(record, tokens, now))
+            return bool(count_now(record, tokens, now, cost))
         except Exception:  # noqa: BLE001 - counting must never end the worker
             log.exception("team keys: tokens of key %s not counted", record.name)
             return False
 
     def _write(self, name: str, model: str, prompt: int, completion: int, now: float, budget: Any,
-               requests: int, counted: bool = False) -> bool:
+               counted: bool, requests: int, cost: int = 0, unpriced: int = 0, budget_usd: Any = None) -> bool:
         """False when the store refused the row (the caller keeps it)."""
         try:
             if counted:
-                self.store.record_usage(name, model, prompt, completion, now, budget, requests, counted=True)
+                self.store.record_usage(name, model, prompt, completion, now, budget, requests, cost, unpriced,
+                                        budget_usd, counted=True)
             else:
-                self.store.record_usage(name, model, prompt, completion, now, budget, requests)
+                self.store.record_usage(name, model, prompt, completion, now, budget, requests, cost, unpriced,
+                                        budget_usd)
             if self._write_failing:
                 self._write_failing = False
                 log.warning("team keys: the usage kept meanwhile is written")
@@ -305,11 +345,37 @@ def too_large(worst: Worst, what: str, cause: str = "rate") -> ProxyError:
 
 @dataclass
 class Lease:
-    """What a call's admission holds until it ends: `tokens` reserved and one request in flight, for `record`."""
+    """What a call's admission holds until it ends: `tokens` reserved, `money` nano-dollars (the most it may cost)
+    and one request in flight, for `record`."""
     record: KeyRecord
     tokens: int
     hold: str  # where the store keeps it (its own name)
+    money: int = 0
     done: bool = False
+
+
+class Spent(NamedTuple):
+    cost: int  # nano-dollars
+    unpriced: int  # 1: the call's model has no price (counted and flagged, not charged)
+
+
+NOTHING_SPENT = Spent(0, 0)
+
+
+def spent_of(call: Call) -> Spent:
+    """What a finished call cost, as its usage row keeps it (argoproxy/prices/: Outcome.cost)."""
+    cost = call.outcome.cost
+    if cost is None:
+        return NOTHING_SPENT
+    return Spent(cost.nanos, 0) if cost.priced else Spent(0, 1)
+
+
+def over_dollars(record: KeyRecord, most: int, seconds: int) -> ProxyError:
+    """A request that may cost more than what is left of the key's dollar budget (with what its requests in
+    flight hold): OpenAI's answer to an account out of money, 429 insufficient_quota."""
+    return ProxyError(429, f"This API key is over its budget of {record.budget_usd}: this request may cost up to "
+                      f"${dollars(most)}, more than is left of it; retry in {seconds} s.", type="insufficient_quota",
+                      code="insufficient_quota", headers={"Retry-After": str(seconds)}, cause="budget")
 
 
 def open_store(keys_db: str, redis_url: str = "", outage: str = "local") -> Any:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from argoproxy.sqlite_files import BUSY_SECONDS, connect, immediate, off_loop
-from argoproxy.teamkeys.records import Budget, KeyRecord
+from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
 from argoproxy.teamkeys import windows
 
 SCHEMA = """
@@ -28,19 +28,27 @@ CREATE TABLE IF NOT EXISTS keys (
     name TEXT PRIMARY KEY, digest TEXT UNIQUE NOT NULL, prefix TEXT NOT NULL, models TEXT NOT NULL,
     rpm INTEGER NOT NULL, tpm INTEGER NOT NULL, budget_tokens INTEGER NOT NULL, budget_period TEXT NOT NULL,
     expires REAL NOT NULL, created REAL NOT NULL, revoked REAL NOT NULL, max_parallel INTEGER NOT NULL DEFAULT 0,
-    priority INTEGER NOT NULL DEFAULT 0);
+    priority INTEGER NOT NULL DEFAULT 0, budget_usd INTEGER NOT NULL DEFAULT 0,
+    budget_usd_period TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS windows (
     name TEXT PRIMARY KEY, start INTEGER NOT NULL, req INTEGER NOT NULL, prev_req INTEGER NOT NULL,
-    tok INTEGER NOT NULL, prev_tok INTEGER NOT NULL, budget_start REAL NOT NULL, budget_used INTEGER NOT NULL);
+    tok INTEGER NOT NULL, prev_tok INTEGER NOT NULL, budget_start REAL NOT NULL, budget_used INTEGER NOT NULL,
+    money_start REAL NOT NULL DEFAULT 0, money_used INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS usage (
     name TEXT NOT NULL, model TEXT NOT NULL, day TEXT NOT NULL, requests INTEGER NOT NULL,
-    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, PRIMARY KEY (name, model, day));
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cost INTEGER NOT NULL DEFAULT 0,
+    unpriced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (name, model, day));
 """
+# Columns a store made by an earlier release lacks (--max-parallel, --priority, dollar budgets, usage's cost in
+# nano-dollars and unpriced requests): added when it is opened.
+_ADDED = (("keys", "max_parallel", "INTEGER NOT NULL DEFAULT 0"), ("keys", "priority", "INTEGER NOT NULL DEFAULT 0"),
+          ("keys", "budget_usd", "INTEGER NOT NULL DEFAULT 0"),
+          ("keys", "budget_usd_period", "TEXT NOT NULL DEFAULT ''"), ("windows", "money_start", "REAL NOT NULL DEFAULT 0"),
+          ("windows", "money_used", "INTEGER NOT NULL DEFAULT 0"), ("usage", "cost", "INTEGER NOT NULL DEFAULT 0"),
+          ("usage", "unpriced", "INTEGER NOT NULL DEFAULT 0"))
 _KEY_COLUMNS = ("name, digest, prefix, models, rpm, tpm, budget_tokens, budget_period, expires, created, revoked, "
-                "max_parallel, priority")
-_KEY_VALUES = ",".join("?" * 13)
-# Columns added since the first store, each with its type: a store made before them gets them when first opened.
-_ADDED_COLUMNS = (("max_parallel", "INTEGER NOT NULL DEFAULT 0"), ("priority", "INTEGER NOT NULL DEFAULT 0"))
+                "max_parallel, priority, budget_usd, budget_usd_period")
+_KEY_VALUES = ",".join("?" * 15)
 
 
 class KeyExists(ValueError):
@@ -73,10 +81,9 @@ class SQLiteKeyStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(keys)")}
-            for column, kind in _ADDED_COLUMNS:  # a store made before --max-parallel or --priority
-                if column not in columns:
-                    db.execute(f"ALTER TABLE keys ADD COLUMN {column} {kind}")
+            for table, column, kind in _ADDED:
+                if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             self._db = db
         return self._db
 
@@ -133,60 +140,66 @@ class SQLiteKeyStore:
         return bool(self._read("SELECT 1 FROM keys LIMIT 1"))
 
     # ------------------------------------------------------------ counting
-    def admit(self, record: KeyRecord, now: float, reserve: int = 0) -> tuple[float, str]:
+    def admit(self, record: KeyRecord, now: float, reserve: int = 0, money: int = 0) -> tuple[float, str]:
         """Count one request if the key's limits allow it now, holding `reserve` tokens while it runs (settle
         gives them back): (0, "") then; else (seconds to wait, what is exhausted: "requests", "tokens", "budget"
         or "parallel"). In the workers' shared cells (one instance: one host); in the database only when those
         have no free slot (then nothing is held: 4,096 keys met by this instance)."""
-        decision = self._local_windows().admit(record, now, reserve)
+        decision = self._local_windows().admit(record, now, reserve, money)
         if decision is not None:
             return decision
         with self._write() as db:
             state = self._window(db, record.name)
-            decision = windows.admit(state, record.rpm, record.tpm, record.budget, now)
+            decision = windows.admit(state, record.rpm, record.tpm, record.budget, now, budget_usd=record.budget_usd,
+                                     money=money)
             self._save(db, record.name, state)
         return decision
 
-    def reserve(self, record: KeyRecord, now: float, tokens: int) -> tuple[float, str, str]:
-        """admit, holding `tokens` for the request while it runs; and where the hold is ("cells"; "": none)."""
-        decision = self._local_windows().admit(record, now, tokens)
+    def reserve(self, record: KeyRecord, now: float, tokens: int, money: int = 0) -> tuple[float, str, str]:
+        """admit, holding `tokens` and `money` nano-dollars for the request while it runs; and where the hold is
+        ("cells"; "": none)."""
+        decision = self._local_windows().admit(record, now, tokens, money)
         if decision is not None:
             return decision[0], decision[1], "cells"
-        return (*self.admit(record, now), "")
+        return (*self.admit(record, now, money=money), "")
 
-    def release_hold(self, record: KeyRecord, hold: str, reserved: int, tokens: int, now: float) -> bool:
+    def release_hold(self, record: KeyRecord, hold: str, reserved: int, tokens: int, now: float, held: int = 0,
+                     cost: int = 0) -> bool:
         """settle a hold reserve made; False when there is none (the tokens are counted by record_usage)."""
-        return hold == "cells" and self.settle(record, reserved, tokens, now)
+        return hold == "cells" and self.settle(record, reserved, tokens, now, held, cost)
 
     def heartbeat(self) -> None:
         """Nothing: a killed worker's holds are taken off by the master (local_windows.release_dead_worker)."""
 
-    def settle(self, record: KeyRecord, reserved: int, tokens: int, now: float) -> bool:
+    def settle(self, record: KeyRecord, reserved: int, tokens: int, now: float, held: int = 0, cost: int = 0) -> bool:
         """A request admitted with `reserved` tokens ended having used `tokens`: its hold given back and its tokens
         counted where admission reads them, at once (the workers' shared cells: an flock, no database write,
         which would stop a gevent worker while SQLite waits for its lock); False when the key has no cell (then
         the database windows admit it, written by record_usage)."""
-        return self._local_windows().settle(record, reserved, tokens, now) is not None
+        return self._local_windows().settle(record, reserved, tokens, now, held, cost) is not None
 
-    def count_now(self, record: KeyRecord, tokens: int, now: float) -> bool:
-        """An answer's tokens in the windows admission reads, at once (see settle)."""
-        return self._local_windows().add_tokens(record, tokens, now) is not None
+    def count_now(self, record: KeyRecord, tokens: int, now: float, cost: int = 0) -> bool:
+        """An answer's tokens and cost in the windows admission reads, at once (see settle)."""
+        return self._local_windows().add_tokens(record, tokens, now, cost) is not None
 
     def record_usage(self, name: str, model: str, input_tokens: int, output_tokens: int, now: float,
-                     budget: Budget | None, requests: int = 1, counted: bool = False) -> None:
-        """`counted`: the tokens are in the shared cells already (count_now)."""
+                     budget: Budget | None, requests: int = 1, cost: int = 0, unpriced: int = 0,
+                     budget_usd: MoneyBudget | None = None, counted: bool = False) -> None:
+        """A usage row: `cost` in nano-dollars, `unpriced` requests whose model has no price. `counted`: the tokens
+        and cost are in the shared cells already (count_now)."""
         if self._local is not None and not counted:  # the rate windows this instance admits by
             record = self._record_named(name)
             if record is not None:
-                self._local.add_tokens(record, input_tokens + output_tokens, now)
+                self._local.add_tokens(record, input_tokens + output_tokens, now, cost)
         with self._write() as db:
             state = self._window(db, name)
-            windows.add_tokens(state, input_tokens + output_tokens, budget, now)
+            windows.add_tokens(state, input_tokens + output_tokens, budget, now, cost, budget_usd)
             self._save(db, name, state)
-            db.execute("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name, model, day) DO UPDATE SET "
+            db.execute("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, model, day) DO UPDATE SET "
                        "requests = requests + excluded.requests, input_tokens = input_tokens + excluded.input_tokens, "
-                       "output_tokens = output_tokens + excluded.output_tokens",
-                       (name, model, usage_day(now), requests, input_tokens, output_tokens))
+                       "output_tokens = output_tokens + excluded.output_tokens, cost = cost + excluded.cost, "
+                       "unpriced = unpriced + excluded.unpriced",
+                       (name, model, usage_day(now), requests, input_tokens, output_tokens, cost, unpriced))
 
     def release_leases(self, expired_only: bool = True) -> None:
         """Nothing to give back: this store's workers count in shared memory, not by leases (redis_store.py)."""
@@ -199,7 +212,7 @@ class SQLiteKeyStore:
     def _local_windows(self) -> Any:
         if self._local is None:
             from argoproxy.teamkeys.local_windows import LocalWindows
-            self._local = LocalWindows(self.used_in_period)
+            self._local = LocalWindows(self.used_in_period, spent_in_period=self.spent_in_period)
         return self._local
 
     def _record_named(self, name: str) -> KeyRecord | None:
@@ -215,20 +228,39 @@ class SQLiteKeyStore:
                           "day >= ?", (record.name, usage_day(start)))
         return int(rows[0][0]) if record.budget.period != "hour" else 0
 
-    def usage(self, since: str = "") -> list[tuple[str, str, str, int, int, int]]:
-        """(key name, model, day, requests, input tokens, output tokens), by day then name then model."""
-        return self._read("SELECT name, model, day, requests, input_tokens, output_tokens FROM usage "
+    def spent_in_period(self, record: KeyRecord, now: float) -> int:
+        """Nano-dollars the key spent in its dollar budget's current period, as far as daily usage rows tell (an
+        hourly budget starts again after a restart, as a token budget does)."""
+        if record.budget_usd is None or record.budget_usd.period == "hour":
+            return 0
+        start, _ = windows.period_bounds(record.budget_usd.period, now)
+        rows = self._read("SELECT COALESCE(SUM(cost), 0) FROM usage WHERE name = ? AND day >= ?",
+                          (record.name, usage_day(start)))
+        return int(rows[0][0])
+
+    def spent(self, record: KeyRecord, now: float) -> int:
+        """What the status page shows: the running total admission counts, else the usage rows'."""
+        counted = self._local_windows().spent(record, now) if record.budget_usd is not None else None
+        return counted if counted is not None else self.spent_in_period(record, now)
+
+    def usage(self, since: str = "") -> list[tuple[str, str, str, int, int, int, int, int]]:
+        """(key name, model, day, requests, input tokens, output tokens, cost in nano-dollars, unpriced requests),
+        by day then name then model."""
+        return self._read("SELECT name, model, day, requests, input_tokens, output_tokens, cost, unpriced FROM usage "
                           "WHERE day >= ? ORDER BY day, name, model", (since,))
 
     @staticmethod
     def _window(db: OffLoop, name: str) -> list:
-        row = db.execute("SELECT start, req, prev_req, tok, prev_tok, budget_start, budget_used FROM windows "
-                         "WHERE name = ?", (name,)).fetchone()
-        return list(row) + [0, 0] if row else list(windows.NEW_STATE)  # no holds kept in the database
+        row = db.execute("SELECT start, req, prev_req, tok, prev_tok, budget_start, budget_used, money_start, "
+                         "money_used FROM windows WHERE name = ?", (name,)).fetchone()
+        if not row:
+            return list(windows.NEW_STATE)
+        return list(row[:7]) + [0, 0] + [row[7], row[8], 0]  # no holds kept in the database
 
     @staticmethod
     def _save(db: OffLoop, name: str, state: list) -> None:
-        db.execute("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (name, *state[:windows.RESERVED]))
+        db.execute("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (name, *state[:windows.RESERVED], state[windows.MONEY_START], state[windows.MONEY_USED]))
 
 
 class Rows:
@@ -264,10 +296,13 @@ def usage_day(now: float) -> str:
 
 def _row_of(r: KeyRecord) -> tuple:
     return (r.name, r.digest, r.prefix, ",".join(r.models), r.rpm, r.tpm, r.budget.tokens if r.budget else 0,
-            r.budget.period if r.budget else "", r.expires, r.created, r.revoked, r.max_parallel, r.priority)
+            r.budget.period if r.budget else "", r.expires, r.created, r.revoked, r.max_parallel, r.priority,
+            r.budget_usd.nanos if r.budget_usd else 0, r.budget_usd.period if r.budget_usd else "")
 
 
 def _record_of(row: tuple) -> KeyRecord:
-    name, digest, prefix, models, rpm, tpm, tokens, period, expires, created, revoked, max_parallel, priority = row
+    (name, digest, prefix, models, rpm, tpm, tokens, period, expires, created, revoked, max_parallel, priority, usd,
+     usd_period) = row
     return KeyRecord(name, digest, prefix, tuple(m for m in models.split(",") if m), rpm, tpm,
-                     Budget(tokens, period) if tokens else None, expires, created, revoked, max_parallel, priority)
+                     Budget(tokens, period) if tokens else None, expires, created, revoked, max_parallel, priority,
+                     MoneyBudget(usd, usd_period) if usd else None)

@@ -77,14 +77,17 @@ def period_bounds(period: str, now: float | None = None) -> tuple[float, float]:
 
 
 # A team key's counting state: the five window fields, then its budget's period start and tokens used in it, then
-# what its requests in flight hold: tokens reserved (their input and the most they may answer) and their number.
+# what its requests in flight hold: tokens reserved (their input and the most they may answer) and their number;
+# then its dollar budget's period start, nano-dollars spent in it and held by the requests in flight (the most
+# each may cost).
 BUDGET_START, BUDGET_USED, RESERVED, IN_FLIGHT = FIELDS, FIELDS + 1, FIELDS + 2, FIELDS + 3
-NEW_STATE = (0, 0, 0, 0, 0, 0.0, 0, 0, 0)
+MONEY_START, MONEY_USED, MONEY_HELD = FIELDS + 4, FIELDS + 5, FIELDS + 6
+NEW_STATE = (0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0.0, 0, 0)
 HELD_WAIT = 1.0  # Retry-After when only what requests in flight hold refuses one: it frees as they end
 
 
 def admit(state: MutableSequence, rpm: int, tpm: int, budget: Any, now: float, reserve: int = 0,
-          max_parallel: int = 0) -> tuple[float, str]:
+          max_parallel: int = 0, budget_usd: Any = None, money: int = 0) -> tuple[float, str]:
     """Count one request in `state` if rpm, tpm, the budget and max_parallel allow it now: (0, "") and its
     reservation held (`reserve` tokens, one request in flight); else (seconds to wait, "requests", "tokens",
     "budget" or "parallel") and nothing counted. Tokens reserved by requests in flight count as used, and a
@@ -95,29 +98,40 @@ def admit(state: MutableSequence, rpm: int, tpm: int, budget: Any, now: float, r
     budget_wait = _budget_wait(state, budget, now, state[RESERVED], need)
     if budget_wait > waiting:
         waiting, by = budget_wait, "budget"
+    money_wait = _money_wait(state, budget_usd, now, money)
+    if money_wait > waiting:
+        waiting, by = money_wait, "budget_usd"
     if max_parallel and state[IN_FLIGHT] >= max_parallel and HELD_WAIT > waiting:
         waiting, by = HELD_WAIT, "parallel"
     if not by:
         state[REQ] += 1
         state[RESERVED] += reserve
         state[IN_FLIGHT] += 1
+        state[MONEY_HELD] += money
     return waiting, by
 
 
-def settle(state: MutableSequence, reserved: int, tokens: int, budget: Any, now: float) -> None:
-    """A request admitted with `reserved` tokens ended having used `tokens`: its hold is given back, its tokens
-    counted."""
+def settle(state: MutableSequence, reserved: int, tokens: int, budget: Any, now: float, held: int = 0,
+           cost: int = 0, budget_usd: Any = None) -> None:
+    """A request admitted with `reserved` tokens and `held` nano-dollars ended having used `tokens` and cost
+    `cost`: its hold is given back, its tokens and cost counted."""
     state[RESERVED] = max(0, state[RESERVED] - reserved)
     state[IN_FLIGHT] = max(0, state[IN_FLIGHT] - 1)
-    add_tokens(state, tokens, budget, now)
+    state[MONEY_HELD] = max(0, state[MONEY_HELD] - held)
+    add_tokens(state, tokens, budget, now, cost, budget_usd)
 
 
-def add_tokens(state: MutableSequence, tokens: int, budget: Any, now: float) -> None:
-    """An answer's tokens, in the minute window and in the budget's current period."""
+def add_tokens(state: MutableSequence, tokens: int, budget: Any, now: float, cost: int = 0,
+               budget_usd: Any = None) -> None:
+    """An answer's tokens, in the minute window and in the budget's current period; its cost in the dollar
+    budget's."""
     roll(state, 0, now)
     state[TOK] += tokens
     _budget_wait(state, budget, now)  # moves the budget to the current period
     state[BUDGET_USED] += tokens
+    if budget_usd is not None:
+        _money_wait(state, budget_usd, now)  # likewise
+        state[MONEY_USED] += cost
 
 
 def _budget_wait(state: MutableSequence, budget: Any, now: float, reserved: int = 0, need: int = 1) -> float:
@@ -131,3 +145,17 @@ def _budget_wait(state: MutableSequence, budget: Any, now: float, reserved: int 
     if state[BUDGET_USED] + need > budget.tokens:
         return end - now
     return HELD_WAIT if state[BUDGET_USED] + reserved + need > budget.tokens else 0.0
+
+
+def _money_wait(state: MutableSequence, budget_usd: Any, now: float, need: int = 0) -> float:
+    """As _budget_wait for the dollar budget: a request that may cost `need` nano-dollars at most is admitted
+    while that fits in what is left, what the requests in flight hold counted as spent (HELD_WAIT when only that
+    refuses it: it frees as they end; the period's end when what was spent refuses it)."""
+    if budget_usd is None:
+        return 0.0
+    start, end = period_bounds(budget_usd.period, now)
+    if state[MONEY_START] != start:
+        state[MONEY_START], state[MONEY_USED] = start, 0
+    if state[MONEY_USED] + need > budget_usd.nanos or state[MONEY_USED] >= budget_usd.nanos:
+        return end - now
+    return HELD_WAIT if state[MONEY_USED] + state[MONEY_HELD] + need > budget_usd.nanos else 0.0

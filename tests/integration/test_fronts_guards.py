@@ -277,7 +277,7 @@ def test_a_native_responses_stream_without_usage_is_charged_its_estimate(fake, t
                           json={"model": "gpt", "stream": True, "instructions": "be brief",
                                 "input": [{"role": "user", "content": [{"type": "input_text", "text": words}]}]})
         assert r.status_code == 200 and b"quick brown" in r.content
-        name, model, day, count, input_tokens, output_tokens = usage_row(db, "resp", 1)
+        name, model, day, count, input_tokens, output_tokens, cost, unpriced = usage_row(db, "resp", 1)
     assert int(input_tokens) >= 360 and int(output_tokens) >= 360  # 9 tokens × 40, each way
 
 

@@ -90,7 +90,7 @@ def test_a_recreated_key_starts_with_nothing_counted(redis_url):
     assert store.revoke(key.name, now)
     store.create(record("again", rpm=1, budget=Budget(100, "day")))
     assert store.admit(key, now + 1) == (0.0, "")
-    assert ("again", "m", "2027-01-15", 1, 100, 0) in store.usage()  # its history stays: it is the audit
+    assert ("again", "m", "2027-01-15", 1, 100, 0, 0, 0) in store.usage()  # its history stays: it is the audit
 
 
 def test_an_updated_key_keeps_its_digest_and_a_revoked_one_cannot_be_updated(redis_url):
@@ -111,7 +111,7 @@ def test_a_usage_write_sent_twice_under_one_number_counts_once(redis_url):
     for _ in range(3):
         store.record_usage("twice", "m", 7, 3, now, Budget(100, "day"), op=("writer-a", 41))
     store.record_usage("twice", "m", 7, 3, now, Budget(100, "day"), op=("writer-b", 41))  # another writer's 41
-    assert ("twice", "m", "2027-01-15", 2, 14, 6) in store.usage()
+    assert ("twice", "m", "2027-01-15", 2, 14, 6, 0, 0) in store.usage()
 
 
 def _increments(store: RedisKeyStore) -> int:

@@ -152,7 +152,7 @@ def test_forwarded_routes_count_tokens_against_the_key(team):
                                                                      "max_tokens": 10}, headers=auth, timeout=20)
         statuses.append(r.status_code)
     assert statuses == [200, 200, 200, 429]  # 45 tokens served of 50: the fourth may use 14 more (its strings, 10)
-    name, model, day, count, input_tokens, output_tokens = usage_row(db, "fwd", 3)
+    name, model, day, count, input_tokens, output_tokens, cost, unpriced = usage_row(db, "fwd", 3)
     assert (model, count, input_tokens, output_tokens) == ("gpt-4o", "3", "15", "30")
     # /metrics counts the same tokens for the key (it read only OpenAI's names; a forwarded answer's usage is
     # read in Anthropic's, so it counted none of them)
@@ -173,7 +173,7 @@ def test_reading_back_an_object_that_reports_usage_is_not_charged(team):
                                                                       "output_tokens": 500_000}}))
         r = requests.get(proxy.base_url + "/batches/batch_1", headers={"Authorization": f"Bearer {key}"}, timeout=20)
         assert r.status_code == 200
-    assert usage_row(db, "poller", 3)[3:] == ["3", "0", "0"]
+    assert usage_row(db, "poller", 3)[3:] == ["3", "0", "0", "0.00", "0"]
 
 
 def test_a_token_budget_refuses_until_its_period_ends(team):
@@ -221,7 +221,7 @@ def test_a_stream_its_client_leaves_still_counts(team):
                 break
     usage = poll(lambda: [row for row in keys(db, "usage", "--csv").stdout.splitlines() if row.startswith("erin,")],
                  timeout=10)
-    name, model, day, requests_, input_tokens, output_tokens = next(csv.reader(usage))
+    name, model, day, requests_, input_tokens, output_tokens, cost, unpriced = next(csv.reader(usage))
     assert (name, model, requests_) == ("erin", "gpt-4o", "1") and int(input_tokens) > 0 and int(output_tokens) > 0
 
 

@@ -1,0 +1,104 @@
+"""What the status page draws of spend: nano-dollars per minute over the last hour, per team key and per model, in
+the workers' shared cells (one instance), so every worker's page shows the same.
+
+Fixed size whatever the traffic: SLOTS names (keys and models together), each with its name and MINUTES buckets. A
+name unseen for an hour gives its slot up; past SLOTS names in an hour, spend is drawn under "other".
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+from argoproxy.shared_cells import SharedCells
+
+MINUTES = 60
+SLOTS = 128
+PROBES = 16
+NAME_CELLS = 8  # a name's first 64 bytes (UTF-8)
+HEAD = 3 + NAME_CELLS  # tag, kind, the name's length, the name
+WIDTH = HEAD + 2 * MINUTES  # then (minute, nano-dollars) per bucket
+KINDS = {"key": 1, "model": 2}
+OTHER = "other"
+
+
+class SpendHistory:
+    def __init__(self, cells: SharedCells | None = None) -> None:
+        self.cells = cells or SharedCells("status-spend.cells", SLOTS * WIDTH)
+
+    def add(self, key: str, model: str, nanos: int, now: float | None = None) -> None:
+        if nanos <= 0:
+            return
+        now = time.time() if now is None else now
+        minute = int(now // 60)
+        with self.cells.lock() as c:
+            for kind, name in (("key", key), ("model", model)):
+                slot = self._slot(c, kind, name, minute)
+                if slot is None:
+                    slot = self._slot(c, kind, OTHER, minute)
+                if slot is None:
+                    continue
+                bucket = slot + HEAD + 2 * (minute % MINUTES)
+                if c[bucket] != minute:
+                    c[bucket], c[bucket + 1] = minute, 0
+                c[bucket + 1] += nanos
+
+    def series(self, kind: str, now: float | None = None) -> list[dict]:
+        """[{name, minutes: nano-dollars per minute, oldest first}] of every name of that kind with spend in the
+        last hour, the largest first."""
+        now = time.time() if now is None else now
+        current = int(now // 60)
+        found = []
+        with self.cells.lock() as c:
+            for i in range(SLOTS):
+                slot = i * WIDTH
+                if not c[slot] or c[slot + 1] != KINDS[kind]:
+                    continue
+                minutes = []
+                for minute in range(current - MINUTES + 1, current + 1):
+                    bucket = slot + HEAD + 2 * (minute % MINUTES)
+                    minutes.append(int(c[bucket + 1]) if c[bucket] == minute else 0)
+                if any(minutes):
+                    found.append({"name": _name(c, slot), "minutes": minutes})
+        return sorted(found, key=lambda s: -sum(s["minutes"]))
+
+    def _slot(self, c, kind: str, name: str, minute: int) -> int | None:
+        tag = zlib.crc32(f"{kind}:{name}".encode("utf-8", "surrogatepass")) + 1  # never 0, the free slot's tag
+        start = tag % SLOTS
+        free = None
+        for probe in range(PROBES):
+            slot = ((start + probe) % SLOTS) * WIDTH
+            if c[slot] == tag and c[slot + 1] == KINDS[kind] and _raw(c, slot) == _bytes(name):
+                return slot
+            if free is None and (c[slot] == 0 or _stale(c, slot, minute)):
+                free = slot
+        if free is not None:
+            _claim(c, free, tag, kind, name)
+        return free
+
+
+def _stale(c, slot: int, minute: int) -> bool:
+    return all(c[slot + HEAD + 2 * i] <= minute - MINUTES for i in range(MINUTES))
+
+
+def _claim(c, slot: int, tag: int, kind: str, name: str) -> None:
+    data = _bytes(name)
+    c[slot], c[slot + 1], c[slot + 2] = tag, KINDS[kind], len(data)
+    padded = data.ljust(8 * NAME_CELLS, b"\0")
+    for i in range(NAME_CELLS):
+        c[slot + 3 + i] = int.from_bytes(padded[8 * i:8 * i + 8], "little", signed=True)
+    for i in range(HEAD, WIDTH):
+        c[slot + i] = 0
+
+
+def _bytes(name: str) -> bytes:
+    return name.encode("utf-8", "surrogatepass")[:8 * NAME_CELLS]
+
+
+def _raw(c, slot: int) -> bytes:
+    raw = b"".join(int(c[slot + 3 + i]).to_bytes(8, "little", signed=True) for i in range(NAME_CELLS))
+    return raw[:c[slot + 2]]
+
+
+def _name(c, slot: int) -> str:
+    return _raw(c, slot).decode("utf-8", "replace")
