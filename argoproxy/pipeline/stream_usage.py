@@ -143,9 +143,11 @@ class Meter:
 # counts of its usage objects, in OpenAI's names or Anthropic's and the Responses API's. Output from the last
 # usage object (streams end with the cumulative one; a whole answer's comes after its content, so a tool's input
 # that holds a "usage" member does not count); input from the last that has it, else the first (Anthropic's
-# message_start). Anthropic's input_tokens leave out cached tokens: those are added.
+# message_start). Anthropic's input_tokens leave out cached tokens: those are added. The parts priced apart (cached
+# reads, cache writes, reasoning) are kept too (argoproxy/prices/usage_shapes.py reads them).
 _COUNT = re.compile(rb'"(input_tokens|prompt_tokens|cache_creation_input_tokens|cache_read_input_tokens|'
-                    rb'output_tokens|completion_tokens)"\s*:\s*(\d{1,12})')
+                    rb'output_tokens|completion_tokens|cached_tokens|cache_write_tokens|reasoning_tokens|'
+                    rb'ephemeral_1h_input_tokens)"\s*:\s*(\d{1,12})')
 USAGE_WINDOW = 4096  # bytes after a `"usage"` that are searched for its counts
 _INPUTS = (b"input_tokens", b"prompt_tokens", b"cache_creation_input_tokens", b"cache_read_input_tokens")
 # Ollama's and llama.cpp's own counts, where they put them: Ollama's last object (prompt_eval_count, eval_count),
@@ -246,9 +248,23 @@ def native_usage(chunks: Iterable[bytes], counted: Callable[[dict[str, int], boo
             inputs = last if any(name in last for name in _INPUTS) else first
             prompt = inputs.get(b"prompt_tokens", 0) or sum(inputs.get(name, 0) for name in _INPUTS[:1] + _INPUTS[2:])
             output = last.get(b"output_tokens", last.get(b"completion_tokens", 0))
-            counted({"input_tokens": prompt, "output_tokens": output}, False)
+            counted(_with_parts({"input_tokens": prompt, "output_tokens": output}, inputs, last), False)
         elif native:
             counted({"input_tokens": next((native[n] for n in _NATIVE_INPUTS if n in native), 0),
                      "output_tokens": next((native[n] for n in _NATIVE_OUTPUTS if n in native), 0)}, False)
         elif said is not None and body is not None:
             counted({"input_tokens": prompt_tokens(body), "output_tokens": said.total()}, True)
+
+
+def _with_parts(usage: dict[str, Any], inputs: dict[bytes, int], last: dict[bytes, int]) -> dict[str, Any]:
+    """A relayed answer's usage in the Responses API's shape (input and output hold their parts), with the parts
+    its usage objects named: cached reads, cache writes (one-hour ones apart) and reasoning."""
+    cached = inputs.get(b"cache_read_input_tokens") or inputs.get(b"cached_tokens", 0)
+    written = inputs.get(b"cache_creation_input_tokens") or inputs.get(b"cache_write_tokens", 0)
+    hour = inputs.get(b"ephemeral_1h_input_tokens", 0)
+    if cached or written:
+        usage["input_tokens_details"] = {"cached_tokens": cached, "cache_write_tokens": written,
+                                         **({"cache_write_1h_tokens": hour} if hour else {})}
+    if last.get(b"reasoning_tokens"):
+        usage["output_tokens_details"] = {"reasoning_tokens": last[b"reasoning_tokens"]}
+    return usage

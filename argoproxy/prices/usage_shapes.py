@@ -64,6 +64,7 @@ def _responses(usage: dict[str, Any]) -> dict[str, int]:
         "input_tokens": _n(usage.get("input_tokens")),
         "cache_read_tokens": _n(given.get("cached_tokens")),
         "cache_write_tokens": _n(given.get("cache_write_tokens")),
+        "cache_write_1h_tokens": _n(given.get("cache_write_1h_tokens")),  # the proxy's own: a relayed answer's
         "output_tokens": _n(usage.get("output_tokens")),
         "output_reasoning_tokens": _n(answered.get("reasoning_tokens")),
     })

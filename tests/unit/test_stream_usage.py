@@ -102,7 +102,25 @@ def test_a_native_answers_usage_is_read_from_its_bytes_wherever_the_reads_cut_th
         event({"type": "content_block_delta", "delta": {"text": 'a "usage": {"output_tokens": 9}'}}),
         event({"type": "message_delta", "usage": {"output_tokens": 70000}})])
     for cut in range(0, len(stream), 5):
-        assert _native([stream[:cut], stream[cut:]]) == {"input_tokens": 13345, "output_tokens": 70000}, cut
+        assert _native([stream[:cut], stream[cut:]]) == {
+            "input_tokens": 13345, "output_tokens": 70000,
+            "input_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 0}}, cut
+
+
+def test_a_native_answers_priced_parts_are_kept():
+    """What is priced apart (argoproxy/prices/): cached reads, cache writes (one-hour ones too) and reasoning, in the
+    Responses API's shape whatever the relayed API's, so the answer is charged as the upstream bills it."""
+    messages = json.dumps({"usage": {"input_tokens": 10, "cache_creation_input_tokens": 200, "cache_read_input_tokens": 50,
+                                     "cache_creation": {"ephemeral_5m_input_tokens": 80,
+                                                        "ephemeral_1h_input_tokens": 120},
+                                     "output_tokens": 30}}).encode()
+    assert _native([messages]) == {"input_tokens": 260, "output_tokens": 30, "input_tokens_details": {
+        "cached_tokens": 50, "cache_write_tokens": 200, "cache_write_1h_tokens": 120}}
+    responses = json.dumps({"type": "response.completed", "response": {"usage": {
+        "input_tokens": 100, "input_tokens_details": {"cached_tokens": 60}, "output_tokens": 40,
+        "output_tokens_details": {"reasoning_tokens": 25}, "total_tokens": 140}}}).encode()
+    assert _native([responses]) == {"input_tokens": 100, "output_tokens": 40, "output_tokens_details": {
+        "reasoning_tokens": 25}, "input_tokens_details": {"cached_tokens": 60, "cache_write_tokens": 0}}
 
 
 def test_a_usage_member_in_a_tools_input_is_not_the_answers():

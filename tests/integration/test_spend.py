@@ -1,0 +1,189 @@
+"""Spend through the running proxy (docs/spend.md): a day of mixed usage through every door (chat whole and
+streamed, completions, embeddings, the Responses, Google and Ollama doors translated, Anthropic's Messages relayed
+natively), with cached, cache-write and reasoning tokens, is charged to the cent what the price table says, worked
+out here by hand; `keys usage --csv`, /metrics and the status page agree; a model with no price is counted and
+flagged, never charged as free."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import ollama
+import pytest
+import requests
+
+from argoproxy.prices.refresh import SHIPPED_TABLE
+from argoproxy.prices.table import load_table
+from datetime import datetime, timezone
+from tests.clients import anthropic_sdk, google_sdk, openai_sdk
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream
+from tests.integration.test_team_keys import create, keys
+from tests.polling import poll
+from tests.proxy_process import running_proxy
+
+MSG = [{"role": "user", "content": "hi"}]
+# The table's rates today, US dollars per million tokens (checked against the table below, so that a refreshed
+# table that changes them says so here).
+RATES = {
+    ("openai", "gpt-4o"): {"input_mtok": "2.5", "cache_read_mtok": "1.25", "output_mtok": "10"},
+    ("openai", "o3"): {"input_mtok": "2", "cache_read_mtok": "0.5", "output_mtok": "8"},
+    ("openai", "gpt-4o-mini"): {"input_mtok": "0.15", "cache_read_mtok": "0.075", "output_mtok": "0.6"},
+    ("openai", "text-embedding-3-small"): {"input_mtok": "0.02"},
+    ("openai", "gpt-3.5-turbo-instruct"): {"input_mtok": "1.5", "output_mtok": "2"},
+    ("google", "gemini-2.5-flash"): {"input_mtok": "0.3", "cache_read_mtok": "0.03", "output_mtok": "2.5",
+                                     "input_audio_mtok": "1", "cache_audio_read_mtok": "0.1"},
+}
+SONNET = ("anthropic", "claude-sonnet-4-5")  # tiered past 200,000 input tokens: the base rates apply here
+SONNET_BASE = {"input_mtok": "3", "cache_write_mtok": "3.75", "cache_read_mtok": "0.3", "output_mtok": "15",
+               "cache_write_1h_mtok": "6"}
+M = Decimal(1_000_000)
+
+
+def test_the_rates_this_file_works_with_are_the_tables():
+    table, today = load_table(), datetime.now(timezone.utc)
+    for (provider, model), rates in RATES.items():
+        found = table.model(table.provider(provider), model)
+        assert {k: str(v) for k, v in found.rates(today).prices.items()} == rates, model
+    sonnet = table.model(table.provider(SONNET[0]), SONNET[1]).rates(today).prices
+    assert {k: str(v.base) for k, v in sonnet.items()} == SONNET_BASE
+
+
+@pytest.fixture
+def vendor(tmp_path):
+    """A fake upstream priced as a vendor that resells OpenAI's, Anthropic's and Google's models: the shipped
+    table with one more provider, whose API is the fake's URL and whose prices are those three's (fallbacks)."""
+    with FakeOpenAI() as fake:
+        fake.accepts_developer = fake.accepts_null_content = True
+        table = json.loads(SHIPPED_TABLE.read_text())
+        host = re.escape(fake.base_url.split("/v1")[0])
+        table["providers"].insert(0, {"id": "fake-vendor", "api_pattern": host,
+                                      "fallback": ["openai", "anthropic", "google"], "models": []})
+        path = tmp_path / "prices.json"
+        path.write_text(json.dumps(table))
+        yield fake, path
+
+
+def usage_rows(db: Path, name: str) -> list[dict[str, str]]:
+    return [r for r in csv.DictReader(io.StringIO(keys(db, "usage", "--csv").stdout)) if r["key"] == name]
+
+
+def anthropic_stream(usage_start: dict, output_tokens: int) -> Stream:
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
+               "stop_reason": None, "stop_sequence": None, "usage": usage_start}
+    events = [{"type": "message_start", "message": message},
+              {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+              {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "cached"}},
+              {"type": "content_block_stop", "index": 0},
+              {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+               "usage": {"output_tokens": output_tokens}},
+              {"type": "message_stop"}]
+    return Stream([f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events])
+
+
+def test_a_day_of_mixed_usage_is_charged_what_the_table_says(vendor, tmp_path):
+    fake, prices = vendor
+    db = tmp_path / "keys.db"
+    with running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET="admin", KEYS_DB=str(db),
+                       FRONTS_PASSTHROUGH="messages", PRICES=json.dumps({"table": str(prices)})) as p:
+        key = create(db, "day")
+        client = openai_sdk(p, key=key)
+        expected = Decimal(0)
+
+        # 1. chat, whole: 12,000 in of which 8,000 cached, 900 out
+        fake.usage = {"prompt_tokens": 12_000, "completion_tokens": 900, "total_tokens": 12_900,
+                      "prompt_tokens_details": {"cached_tokens": 8_000}}
+        client.chat.completions.create(model="gpt-4o", messages=MSG)
+        expected += (4_000 * Decimal("2.5") + 8_000 * Decimal("1.25") + 900 * 10) / M
+
+        # 2. chat, streamed, the client asking for usage: 3,000 in (1,024 cached), 400 out
+        fake.usage = {"prompt_tokens": 3_000, "completion_tokens": 400, "total_tokens": 3_400,
+                      "prompt_tokens_details": {"cached_tokens": 1_024}}
+        for _ in client.chat.completions.create(model="gpt-4o", messages=MSG, stream=True,
+                                                stream_options={"include_usage": True}):
+            pass
+        expected += (1_976 * Decimal("2.5") + 1_024 * Decimal("1.25") + 400 * 10) / M
+
+        # 3. chat, streamed without asking usage (the proxy asks for the key): o3 reasoning, inside the output
+        fake.usage = {"prompt_tokens": 500, "completion_tokens": 2_000, "total_tokens": 2_500,
+                      "completion_tokens_details": {"reasoning_tokens": 1_500}}
+        chunks = list(client.chat.completions.create(model="o3", messages=MSG, stream=True))
+        assert all(c.usage is None for c in chunks)  # taken out again: the client did not ask
+        expected += (500 * 2 + 2_000 * 8) / M
+
+        # 4. the Responses door, streamed: o3 with reasoning and cached input
+        fake.usage = {"prompt_tokens": 800, "completion_tokens": 1_200, "total_tokens": 2_000,
+                      "prompt_tokens_details": {"cached_tokens": 600},
+                      "completion_tokens_details": {"reasoning_tokens": 1_000}}
+        with client.responses.stream(model="o3", input="hi") as events:
+            final = events.get_final_response()
+        assert final.usage.output_tokens_details.reasoning_tokens == 1_000
+        expected += (200 * 2 + 600 * Decimal("0.5") + 1_200 * 8) / M
+
+        # 5. the Google door, whole
+        fake.usage = {"prompt_tokens": 1_000, "completion_tokens": 50, "total_tokens": 1_050}
+        google = google_sdk(p, key=key)
+        google.models.generate_content(model="gemini-2.5-flash", contents="hi")
+        expected += (1_000 * Decimal("0.3") + 50 * Decimal("2.5")) / M
+
+        # 6. the Ollama door, streamed
+        fake.usage = {"prompt_tokens": 300, "completion_tokens": 30, "total_tokens": 330}
+        local = ollama.Client(host=p.url, headers={"Authorization": f"Bearer {key}"})
+        assert list(local.chat(model="gpt-4o-mini", messages=MSG, stream=True))
+        expected += (300 * Decimal("0.15") + 30 * Decimal("0.6")) / M
+
+        # 7. Anthropic's Messages relayed as they come, streamed: 100 uncached in, 5,000 read from the cache,
+        # 2,000 written to it (800 of them for an hour), 300 out
+        fake.add(anthropic_stream({"input_tokens": 100, "cache_read_input_tokens": 5_000,
+                                   "cache_creation_input_tokens": 2_000,
+                                   "cache_creation": {"ephemeral_5m_input_tokens": 1_200,
+                                                      "ephemeral_1h_input_tokens": 800},
+                                   "output_tokens": 1}, 300))
+        with anthropic_sdk(p, key=key).messages.stream(model="claude-sonnet-4-5", max_tokens=500,
+                                                       messages=MSG) as stream:
+            assert stream.get_final_text() == "cached"
+        expected += (100 * 3 + 5_000 * Decimal("0.3") + 1_200 * Decimal("3.75") + 800 * 6 + 300 * 15) / M
+
+        # 8. embeddings, and 9. legacy completions
+        fake.add(Reply({"object": "list", "model": "text-embedding-3-small", "usage": {"prompt_tokens": 10_000,
+                                                                                         "total_tokens": 10_000},
+                        "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}]}))
+        client.embeddings.create(model="text-embedding-3-small", input="hi")
+        expected += 10_000 * Decimal("0.02") / M
+        fake.add(Reply({"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "gpt-3.5-turbo-instruct",
+                        "choices": [{"text": "ok", "index": 0, "logprobs": None, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}}))
+        client.completions.create(model="gpt-3.5-turbo-instruct", prompt="hi")
+        expected += (100 * Decimal("1.5") + 50 * 2) / M
+
+        # 10. a model the table has no price for: counted, flagged, not charged
+        fake.usage = {"prompt_tokens": 7, "completion_tokens": 7, "total_tokens": 14}
+        client.chat.completions.create(model="house-model-7b", messages=MSG)
+
+        rows = poll(lambda: (lambda r: r if sum(int(x["requests"]) for x in r) == 10 else None)(usage_rows(db, "day")),
+                    timeout=15)
+        by_model = {r["model"]: r for r in rows}
+        charged = sum(Decimal(r["cost_usd"]) for r in rows)
+        print(f"a day of 10 requests: ${charged} charged, ${expected} by hand")
+        assert charged == expected  # to the nano-dollar, so to the cent
+        # 0.029 + 0.01022 + 0.017 + 0.0103 + 0.000425 + 0.000063 + 0.0156 + 0.0002 + 0.00025
+        assert expected == Decimal("0.083058") and round(charged, 2) == Decimal("0.08")
+        assert by_model["house-model-7b"]["cost_usd"] == "0.00" and by_model["house-model-7b"]["unpriced_requests"] == "1"
+        assert all(r["unpriced_requests"] == "0" for m, r in by_model.items() if m != "house-model-7b")
+
+        metrics = requests.get(p.url + "/metrics", headers={"Authorization": "Bearer admin"}, timeout=10).text
+        in_metrics = sum(Decimal(v) for v in re.findall(r'^cot_proxy_cost_usd_total\{key="day",model="[^"]+"\} (\S+)$',
+                                                          metrics, re.M))
+        assert abs(in_metrics - expected) < Decimal("1e-9")
+        assert re.search(r'^cot_proxy_unpriced_requests_total\{model="house-model-7b"\} 1\.0$', metrics, re.M)
+        assert key not in metrics
+        page = requests.get(p.url + "/ui/data", headers={"Authorization": "Bearer admin"}, timeout=10).json()
+        mine = next(k for k in page["keys"] if k["key"] == "day")
+        assert abs(Decimal(str(mine["cost_usd"])) - expected) < Decimal("1e-8")
+        assert next(m for m in page["models"] if m["model"] == "house-model-7b")["unpriced"] == 1
+        drawn = next(s for s in page["spend"]["keys"] if s["name"] == "day")
+        assert sum(drawn["minutes"]) == int(expected * 1_000_000_000)
