@@ -187,3 +187,68 @@ def test_a_day_of_mixed_usage_is_charged_what_the_table_says(vendor, tmp_path):
         assert next(m for m in page["models"] if m["model"] == "house-model-7b")["unpriced"] == 1
         drawn = next(s for s in page["spend"]["keys"] if s["name"] == "day")
         assert sum(drawn["minutes"]) == int(expected * 1_000_000_000)
+
+
+# ---------------------------------------------------------------- dollar budgets under parallel load
+DEAR = json.dumps({"models": {"gpt-4o": {"input_mtok": 1000, "output_mtok": 1000}}})  # $0.001 a token
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path):
+    from tests.integration.test_reservations import Store
+    s = Store(request.param, tmp_path)
+    yield s
+    s.close()
+
+
+def spent(store, name: str) -> tuple[int, Decimal]:
+    """(requests, dollars) the key's usage rows hold."""
+    from tests.integration import test_shared_redis as shared
+    done = shared.keys(store.redis.url, "usage", "--csv") if store.redis else keys(store.db, "usage", "--csv")
+    rows = [r for r in csv.DictReader(io.StringIO(done.stdout)) if r["key"] == name]
+    return sum(int(r["requests"]) for r in rows), sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0))
+
+
+def test_sixty_parallel_streams_spend_no_more_than_a_dollar_budget(store):
+    """60 streams at once, each reporting 1,000 tokens ($1.00 at $0.001 a token) and asking up to 1,000 (its most:
+    about $1.008 with its prompt), on a key with --budget-usd 10/day: each is admitted only while its most fits in
+    what is left with what the streams in flight hold, so 9 are, and the usage rows hold exactly their cost. On
+    SQLite (one instance, two workers) and Redis (three instances, two workers each)."""
+    from tests.integration.test_reservations import at_once, slow_answers
+    with FakeOpenAI() as fake:
+        fake.default_answer = slow_answers()
+        with store.proxies(fake, PRICES=DEAR) as bases:
+            key = store.create("wallet", "--budget-usd", "10/day")
+            statuses = at_once(bases, key, 60, max_tokens=1000)
+            admitted = statuses.count(200)
+            assert set(statuses) <= {200, 429} and len(statuses) == 60
+            assert poll(lambda: spent(store, "wallet")[0] == admitted, timeout=15)
+            requests_, dollars = spent(store, "wallet")
+            print(f"{store.kind}, {len(bases)} instance(s): {admitted} of 60 admitted, ${dollars} spent of $10")
+            assert admitted == 9 and dollars == admitted * Decimal("1.00") <= 10
+            r = requests.post(bases[0] + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                              json={"model": "gpt-4o", "messages": MSG, "max_tokens": 1000}, timeout=30)
+            assert r.status_code == 429 and r.json()["error"]["type"] == "insufficient_quota", r.text
+            assert "budget of $10.00/day" in r.json()["error"]["message"]
+
+
+def test_a_dollar_budget_refuses_what_it_cannot_charge(tmp_path):
+    """A request that may cost more than the whole budget is refused at once, never to be retried; a model with no
+    price cannot be held to a dollar budget: refused, not served as free. Both in the door's own error shape."""
+    db = tmp_path / "keys.db"
+    with running_proxy(TARGET_BASE_URL="https://llm.example.com/v1", ENABLE_AUTH="true", API_KEY_SECRET="admin",
+                       KEYS_DB=str(db), PRICES=DEAR) as p:  # never reached: each request is refused before
+        key = create(db, "small", "--budget-usd", "0.50/day")
+        client = openai_sdk(p, key=key)
+        import openai
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.chat.completions.create(model="gpt-4o", messages=MSG, max_tokens=1000)
+        assert refused.value.response.headers["x-should-retry"] == "false"
+        assert refused.value.body["type"] == "insufficient_quota" and "$0.50/day" in refused.value.body["message"]
+        with pytest.raises(openai.PermissionDeniedError) as unpriced:
+            client.chat.completions.create(model="house-model-7b", messages=MSG, max_tokens=10)
+        assert unpriced.value.body["code"] == "model_not_priced"
+        import anthropic
+        with pytest.raises(anthropic.RateLimitError) as shaped:
+            anthropic_sdk(p, key=key).messages.create(model="gpt-4o", max_tokens=1000, messages=MSG)
+        assert shaped.value.body["type"] == "error"  # Anthropic's error shape on its door
