@@ -254,7 +254,7 @@ def refusals(models: list[dict[str, Any]]) -> dict[str, int]:
 # What the page says of each cause (argoproxy/observe/refusals.py decides them).
 CAUSE_TEXT = {
     "rate": "over a key's requests or tokens per minute, or its requests at once (429)",
-    "budget": "over a team key's token budget for its period (429)",
+    "budget": "over a team key's budget in tokens or dollars for its period, or a model its dollar budget cannot price (429, 403)",
     "queue": "every server of the model was busy and the wait in the proxy's queue would pass, or passed, the "
              "request's bound (429 queue_full, 503 queue_timeout)",
     "auth": "no key, a wrong, revoked or expired key, or not the admin key (401, 403)",

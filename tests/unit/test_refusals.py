@@ -55,7 +55,7 @@ def test_a_team_keys_refusal_says_budget_or_rate():
         def __init__(self, by: str) -> None:
             self.by = by
 
-        def reserve(self, record, now, tokens):
+        def reserve(self, record, now, tokens, money=0):
             return 30.0, self.by, ""
 
     record = KeyRecord(name="alice", digest="d", prefix="sk-proxy-a", models=(), rpm=5, tpm=0,
