@@ -59,13 +59,15 @@ def vendor(tmp_path):
     table with one more provider, whose API is the fake's URL and whose prices are those three's (fallbacks)."""
     with FakeOpenAI() as fake:
         fake.accepts_developer = fake.accepts_null_content = True
-        table = json.loads(SHIPPED_TABLE.read_text())
-        host = re.escape(fake.base_url.split("/v1")[0])
-        table["providers"].insert(0, {"id": "fake-vendor", "api_pattern": host,
-                                      "fallback": ["openai", "anthropic", "google"], "models": []})
-        path = tmp_path / "prices.json"
-        path.write_text(json.dumps(table))
-        yield fake, path
+        yield fake, vendor_table(fake, tmp_path / "prices.json")
+
+
+def vendor_table(fake: FakeOpenAI, path: Path) -> Path:
+    table = json.loads(SHIPPED_TABLE.read_text())
+    table["providers"].insert(0, {"id": "fake-vendor", "api_pattern": re.escape(fake.base_url.split("/v1")[0]),
+                                  "fallback": ["openai", "anthropic", "google"], "models": []})
+    path.write_text(json.dumps(table))
+    return path
 
 
 def usage_rows(db: Path, name: str) -> list[dict[str, str]]:

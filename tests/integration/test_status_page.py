@@ -186,7 +186,7 @@ def test_a_team_lead_reads_budgets_a_revoked_key_and_the_load_charts(tmp_path):
             "key": "alice", "prefix": rows["alice"]["prefix"], "models": [], "rpm": 60, "rpm_used": 3, "tpm": 100000,
             "tpm_used": 3 * used, "budget": 50000, "period": "day", "budget_used": 3 * used, "max_parallel":
             rows["alice"]["max_parallel"], "in_flight": rows["alice"]["in_flight"], "revoked": False,
-            "expired": False, "expires": None, "refused": {}}
+            "expired": False, "expires": None, "refused": {}, "budget_usd": 0, "period_usd": None, "spent_usd": None}
         assert rows["bob"]["rpm_used"] == 1 and rows["bob"]["budget"] == 0
         assert rows["carol"]["revoked"] is True
         assert rows["dave"]["max_parallel"] == 2 and rows["dave"]["in_flight"] == 1
@@ -279,3 +279,62 @@ def test_without_a_key_the_page_and_its_data_name_the_admin_key():
         assert 'id="login" style="display: block;"' in page
         page = rendered(f"{p.url}/ui#key=not-the-key")
         assert "The proxy does not know this key: type the admin key." in page, page[-3000:]
+
+
+def test_the_page_shows_spend_per_key_and_per_model_and_flags_a_model_without_a_price(tmp_path):
+    """Two team keys spending on two priced models (and one request without a key), one model with no price: the
+    page draws dollars per minute stacked by key and by model, each key's and model's cost, a key's dollar budget
+    beside what it spent, and names the unpriced model; a screenshot (1280x800) is saved in the test's directory."""
+    from tests.integration.test_team_keys import create
+    from tests.polling import poll
+
+    db = tmp_path / "keys.db"
+    erin = create(db, "erin", "--budget-usd", "5/day")
+    frank = create(db, "frank")
+    from tests.integration.test_spend import vendor_table
+    with FakeOpenAI() as fake:  # priced as a vendor of OpenAI's models: gpt-4o $2.50 and $10, -mini $0.15 and $0.60
+        prices = json.dumps({"table": str(vendor_table(fake, tmp_path / "prices.json"))})
+        with running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
+                           KEYS_DB=str(db), PRICES=prices) as proxy:
+            spend_page(fake, proxy, tmp_path, erin, frank)
+
+
+def spend_page(fake, proxy, tmp_path, erin, frank):
+    from tests.polling import poll
+    fake.usage = {"prompt_tokens": 100_000, "completion_tokens": 20_000, "total_tokens": 120_000}
+    for key, model, times in ((erin, "gpt-4o", 2), (frank, "gpt-4o-mini", 3), (ADMIN, "gpt-4o", 1),
+                              (frank, "house-model-7b", 1)):
+        for _ in range(times):
+            r = requests.post(proxy.base_url + "/chat/completions", json={"model": model, "messages": MSG,
+                                                                           "max_tokens": 100},
+                              headers={"Authorization": f"Bearer {key}"}, timeout=30)
+            assert r.status_code == 200, r.text
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+
+    def ready() -> dict | None:
+        data = requests.get(proxy.url + "/ui/data", headers=auth, timeout=30).json()
+        erins = next((row for row in data["limits"] if row["key"] == "erin"), {})
+        return data if erins.get("spent_usd") == 900_000_000 else None  # 2 × (0.25 + 0.20)
+    data = poll(ready, timeout=20)
+    assert data is not None
+    keys = {s["name"]: sum(s["minutes"]) for s in data["spend"]["keys"]}
+    models = {s["name"]: sum(s["minutes"]) for s in data["spend"]["models"]}
+    assert keys == {"erin": 900_000_000, "frank": 3 * 27_000_000, "none": 450_000_000}, keys
+    assert models == {"gpt-4o": 1_350_000_000, "gpt-4o-mini": 81_000_000}, models
+    assert next(m for m in data["models"] if m["model"] == "house-model-7b")["unpriced"] == 1
+
+    page = rendered(f"{proxy.url}/ui#key={ADMIN}")
+    chart = page[page.index('id="chart-spend-keys"'):page.index("</svg>", page.index('id="chart-spend-keys"'))]
+    assert chart.count("<rect") >= 2 and "erin: $0.90" in chart and "frank: $0.081" in chart, chart
+    legend = page[page.index('id="legend-spend-models"'):]
+    assert "gpt-4o-mini" in legend[:400]
+    total = page[page.index('id="spend-keys-total"'):][:60]
+    assert "last hour $1.43<" in total, total  # 0.90 + 0.081 + 0.45, to the cent
+    assert "$0.90 / $5.00 per day" in page
+    assert "No price for house-model-7b" in page
+    assert erin not in page and frank not in page and ADMIN not in page
+
+    shot = tmp_path / "status-page-spend.png"
+    screenshot(f"{proxy.url}/ui#key={ADMIN}", shot, 1280, 800)
+    assert png_size(shot) == (1280, 800) and shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
