@@ -25,6 +25,7 @@ OTHER = "other"
 class SpendHistory:
     def __init__(self, cells: SharedCells | None = None) -> None:
         self.cells = cells or SharedCells("status-spend.cells", SLOTS * WIDTH)
+        self._tags: dict[tuple[str, str], tuple[int, int]] = {}  # (kind, name) -> (tag, the slot last found)
 
     def add(self, key: str, model: str, nanos: int, now: float | None = None) -> None:
         if nanos <= 0:
@@ -63,18 +64,31 @@ class SpendHistory:
         return sorted(found, key=lambda s: -sum(s["minutes"]))
 
     def _slot(self, c, kind: str, name: str, minute: int) -> int | None:
-        tag = zlib.crc32(f"{kind}:{name}".encode("utf-8", "surrogatepass")) + 1  # never 0, the free slot's tag
+        """The name's slot (by its tag: names are told apart by a CRC of 32 bits), claimed when it has none; the
+        slot found last is tried first (another worker may have given it to another name since)."""
+        known = self._tags.get((kind, name))
+        if known is None:
+            known = (zlib.crc32(f"{kind}:{name}".encode("utf-8", "surrogatepass")) + 1, -1)  # never 0: a free slot
+            if len(self._tags) < 4 * SLOTS:
+                self._tags[(kind, name)] = known
+        tag, last = known
+        if last >= 0 and c[last] == tag and c[last + 1] == KINDS[kind]:
+            return last
         start = tag % SLOTS
-        free = None
+        free = found = None
         for probe in range(PROBES):
             slot = ((start + probe) % SLOTS) * WIDTH
-            if c[slot] == tag and c[slot + 1] == KINDS[kind] and _raw(c, slot) == _bytes(name):
-                return slot
+            if c[slot] == tag and c[slot + 1] == KINDS[kind]:
+                found = slot
+                break
             if free is None and (c[slot] == 0 or _stale(c, slot, minute)):
                 free = slot
-        if free is not None:
+        if found is None and free is not None:
             _claim(c, free, tag, kind, name)
-        return free
+            found = free
+        if found is not None and (kind, name) in self._tags:
+            self._tags[(kind, name)] = (tag, found)
+        return found
 
 
 def _stale(c, slot: int, minute: int) -> bool:
@@ -82,7 +96,7 @@ def _stale(c, slot: int, minute: int) -> bool:
 
 
 def _claim(c, slot: int, tag: int, kind: str, name: str) -> None:
-    data = _bytes(name)
+    data = name.encode("utf-8", "surrogatepass")[:8 * NAME_CELLS]
     c[slot], c[slot + 1], c[slot + 2] = tag, KINDS[kind], len(data)
     padded = data.ljust(8 * NAME_CELLS, b"\0")
     for i in range(NAME_CELLS):
@@ -91,14 +105,6 @@ def _claim(c, slot: int, tag: int, kind: str, name: str) -> None:
         c[slot + i] = 0
 
 
-def _bytes(name: str) -> bytes:
-    return name.encode("utf-8", "surrogatepass")[:8 * NAME_CELLS]
-
-
-def _raw(c, slot: int) -> bytes:
-    raw = b"".join(int(c[slot + 3 + i]).to_bytes(8, "little", signed=True) for i in range(NAME_CELLS))
-    return raw[:c[slot + 2]]
-
-
 def _name(c, slot: int) -> str:
-    return _raw(c, slot).decode("utf-8", "replace")
+    raw = b"".join(int(c[slot + 3 + i]).to_bytes(8, "little", signed=True) for i in range(NAME_CELLS))
+    return raw[:c[slot + 2]].decode("utf-8", "replace")

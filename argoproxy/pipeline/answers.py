@@ -13,7 +13,6 @@ import errno
 import logging
 import os
 import time
-from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy.config.settings import Settings
@@ -251,7 +250,7 @@ class Answers:
         plan, out = call.plan, call.outcome
         names = tuple(dict.fromkeys(name for name in (plan.upstream_model, out.served_model, plan.model)
                                     if isinstance(name, str) and name))
-        arrived = datetime.now(timezone.utc) - timedelta(seconds=time.perf_counter() - call.client.started)
+        arrived = time.time() - (time.perf_counter() - call.client.started)
         try:
             out.cost = self.pricer.cost(out.usage, names, out.price_source, arrived)
         except Exception:  # noqa: BLE001 - pricing must never break an answer

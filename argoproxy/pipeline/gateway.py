@@ -15,7 +15,6 @@ import dataclasses
 import itertools
 import logging
 import time
-from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -107,7 +106,7 @@ class Gateway:
         dearest of them); None when one of them has no price for it (a dollar budget then refuses it)."""
         asked = call.plan.model or ""
         serving = self.routing.priced(asked) if self.routing is not None else [(self.price_source, asked)]
-        now = datetime.now(timezone.utc)
+        now = time.time()
         most = 0
         for source, name in serving:
             cost = self.answers.pricer.most(tuple(dict.fromkeys(n for n in (name, asked) if n)), source, input_tokens,

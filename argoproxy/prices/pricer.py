@@ -22,12 +22,12 @@ import ipaddress
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 from urllib.parse import urlsplit
 
 from argoproxy.config.price_settings import NO_TABLE, PriceSettings
 from argoproxy.prices.table import Model, PriceTable, Provider, load_table
-from argoproxy.prices.units import Rates, nano
+from argoproxy.prices.units import Rates
 from argoproxy.prices.usage_shapes import counts_of
 
 # The vendor a backend names for a model: (the table's provider id, the names to look it up by, in order).
@@ -40,8 +40,7 @@ SETTING = "prices setting"
 SELF_HOSTED = "self-hosted"
 
 
-@dataclass(frozen=True)
-class Cost:
+class Cost(NamedTuple):
     """What a finished call cost: `nanos` (10^-9 dollars, exact); `priced` False: its model has no price (0 is
     not charged for it, it is flagged); `by`: what priced it; `model`: the name it was priced as."""
     nanos: int
@@ -62,7 +61,7 @@ class Found:
     rates: Rates | None = None
     table_model: Model | None = None
 
-    def at(self, moment: datetime) -> Rates | None:
+    def at(self, moment: float) -> Rates | None:
         return self.table_model.rates(moment) if self.table_model is not None else self.rates
 
 
@@ -90,26 +89,27 @@ class Pricer:
                 return Found(SETTING, glob, rates)
         return None
 
-    def cost(self, usage: Any, names: tuple[str, ...], source: PriceSource | None, moment: datetime) -> Cost | None:
-        """What a usage cost at `moment` for a model known by `names` (the name sent upstream first); None when
-        the usage says nothing (no counts: nothing to price)."""
+    def cost(self, usage: Any, names: tuple[str, ...], source: PriceSource | None,
+             moment: float | datetime) -> Cost | None:
+        """What a usage cost at `moment` (epoch seconds, UTC) for a model known by `names` (the name sent upstream
+        first); None when the usage says nothing (no counts: nothing to price)."""
         counts = counts_of(usage)
         if not counts:
             return None
         found = source.find(names) if source is not None else self.setting_for(names)
         shown = names[0] if names else "-"
-        rates = found.at(utc(moment)) if found is not None else None
+        rates = found.at(epoch(moment)) if found is not None else None
         if found is None or rates is None:
             return Cost(0, False, found.by if found is not None else "", shown)
-        return Cost(nano(rates.charge(counts)), True, found.by, found.model)
+        return Cost(rates.nanos(counts), True, found.by, found.model)
 
     def most(self, names: tuple[str, ...], source: PriceSource | None, input_tokens: int, output_tokens: int,
-             moment: datetime) -> int | None:
+             moment: float | datetime) -> int | None:
         """Nano-dollars a request may cost at most (its worst case in tokens at the model's dearest rates); None
         when the model has no price."""
         found = source.find(names) if source is not None else self.setting_for(names)
-        rates = found.at(utc(moment)) if found is not None else None
-        return nano(rates.most(input_tokens, output_tokens)) if rates is not None else None
+        rates = found.at(epoch(moment)) if found is not None else None
+        return rates.most_nanos(input_tokens, output_tokens) if rates is not None else None
 
 
 class PriceSource:
@@ -123,11 +123,11 @@ class PriceSource:
         self._lock = threading.Lock()
 
     def find(self, names: tuple[str, ...]) -> Found | None:
-        names = tuple(name for name in names if len(name) <= NAME_MOST)
         found = self._found.get(names, self)
         if found is self:
+            names = tuple(name for name in names if len(name) <= NAME_MOST)
             found = self._look(names)
-            if len(self._found) < MATCHES_KEPT:
+            if len(self._found) < MATCHES_KEPT and all(len(name) <= NAME_MOST for name in names):
                 with self._lock:
                     self._found[names] = found
         return found  # type: ignore[return-value]
@@ -177,5 +177,7 @@ def self_hosted(base_url: str) -> bool:
     return address.is_private or address.is_loopback or address.is_link_local
 
 
-def utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc) if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+def epoch(moment: float | datetime) -> float:
+    if isinstance(moment, datetime):
+        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return moment

@@ -14,7 +14,7 @@ import json
 import re
 import threading
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
@@ -26,17 +26,18 @@ Match = Callable[[str], bool]
 
 @dataclass(frozen=True)
 class When:
-    """When a model's price is in force: from a UTC day, or between two UTC times of day; neither: always."""
-    start_date: date | None = None
-    start_time: time | None = None
-    end_time: time | None = None
+    """When a model's price is in force: from a UTC day, or between two UTC times of day (seconds into the
+    day); neither: always. Read against epoch seconds."""
+    starts: float | None = None  # the UTC day's first second
+    start_time: float | None = None
+    end_time: float | None = None
 
-    def holds(self, moment: datetime) -> bool:
-        if self.start_date is not None:
-            return moment.date() >= self.start_date
+    def holds(self, moment: float) -> bool:
+        if self.starts is not None:
+            return moment >= self.starts
         if self.start_time is None or self.end_time is None:
             return True
-        now = moment.time()
+        now = moment % 86400
         if self.end_time < self.start_time:  # across midnight
             return now >= self.start_time or now < self.end_time
         return self.start_time <= now < self.end_time
@@ -55,12 +56,14 @@ class Model:
             self._prices = _prices(self.raw)
         return self._prices
 
-    def rates(self, moment: datetime) -> Rates | None:
-        """Its rates at `moment` (UTC); None: the table has none this proxy can charge (a model priced only by
-        what no usage reports, such as audio hours). Empty rates: the model is free."""
+    def rates(self, moment: float | datetime) -> Rates | None:
+        """Its rates at `moment` (epoch seconds, or a datetime); None: the table has none this proxy can charge (a
+        model priced only by what no usage reports, such as audio hours). Empty rates: the model is free."""
         prices = self.prices
         if not prices:
             return None
+        if isinstance(moment, datetime):
+            moment = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
         return next((rates for when, rates in reversed(prices) if when.holds(moment)), prices[0][1])
 
 
@@ -166,11 +169,21 @@ def _prices(prices: Any) -> list[tuple[When, Rates | None]]:
         return [(When(), _rates(prices))]
     found = []
     for row in prices:
-        when = When(date.fromisoformat(row["start_date"]) if "start_date" in row else None,
-                    time.fromisoformat(row["start_time"]) if "start_time" in row else None,
-                    time.fromisoformat(row["end_time"]) if "end_time" in row else None)
+        when = When(_day_starts(row["start_date"]) if "start_date" in row else None,
+                    _seconds(row["start_time"]) if "start_time" in row else None,
+                    _seconds(row["end_time"]) if "end_time" in row else None)
         found.append((when, _rates(row["prices"])))
     return found
+
+
+def _day_starts(day: str) -> float:
+    start = date.fromisoformat(day)
+    return datetime(start.year, start.month, start.day, tzinfo=timezone.utc).timestamp()
+
+
+def _seconds(moment: str) -> float:
+    t = time.fromisoformat(moment)
+    return t.hour * 3600 + t.minute * 60 + t.second + t.microsecond / 1e6
 
 
 def _rates(prices: dict[str, Any] | None) -> Rates | None:

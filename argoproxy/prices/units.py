@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from fractions import Fraction
 from typing import Mapping, Union
 
 
@@ -66,53 +67,93 @@ class Tiered:
 
 Price = Union[Decimal, Tiered]
 EXACT = Context(prec=60)  # no rounding before the nano-dollar: rates have up to 18 decimals, counts 12 digits
+YOCTO = 10**24  # rates are kept as whole 10^-24 dollars per unit counted (a rate's 18 decimals, per million)
+NANOS_IN = 10**15  # of those in a nano-dollar
+Scaled = Union[int, Fraction]  # a Fraction only for a rate with more decimals than that (none in the table today)
+
+
+def _scaled(price: Decimal, per: int) -> Scaled:
+    exact = Fraction(price) * YOCTO / per
+    return exact.numerator if exact.denominator == 1 else exact
 
 
 class Rates:
     """One model's rates on one day, ready to charge: the units it prices, most specific first, each with the
-    units priced inside it (charged at their own rate, taken out of it)."""
+    units priced inside it (charged at their own rate, taken out of it). Charged in whole numbers (YOCTO), so a
+    call costs a few integer multiplications and no rounding until the nano-dollar."""
 
-    __slots__ = ("prices", "_order", "_inside", "_tiered")
+    __slots__ = ("prices", "_plan", "_inside", "_tiered")
 
     def __init__(self, prices: Mapping[str, Price]) -> None:
         self.prices = {key: price for key, price in prices.items() if key in UNITS}
         units = sorted(self.prices, key=lambda key: (-len(UNITS[key].dims), UNITS[key].count))
-        self._order = tuple((key, UNITS[key], self.prices[key]) for key in units)
+        self._plan = tuple((UNITS[key], _scaled_price(self.prices[key], UNITS[key].per)) for key in units)
         self._inside = tuple(tuple(j for j, other in enumerate(units[:i]) if UNITS[key].holds(UNITS[other]))
                              for i, key in enumerate(units))
         self._tiered = any(isinstance(price, Tiered) for price in self.prices.values())
 
-    def charge(self, counts: Mapping[str, int]) -> Decimal:
-        """Dollars for a usage (usage_shapes.py's counts; a count no rate prices is charged in its parent's)."""
+    def _total(self, counts: Mapping[str, int]) -> Scaled:
         input_tokens = counts.get("input_tokens", 0) if self._tiered else 0
         rest: list[int] = []
-        total = Decimal(0)
-        with localcontext(EXACT):
-            for (key, unit, price), inside in zip(self._order, self._inside):
-                count = 1 if unit.count == "requests" else counts.get(unit.count, 0)
-                left = max(0, count - sum(rest[j] for j in inside))  # a part larger than its whole: none left
-                rest.append(left)
-                if left:
-                    rate = price.at(input_tokens) if isinstance(price, Tiered) else price
-                    total += rate * left / unit.per
+        total: Scaled = 0
+        for (unit, scaled), inside in zip(self._plan, self._inside):
+            count = 1 if unit.count == "requests" else counts.get(unit.count, 0)
+            if inside:
+                count = max(0, count - sum(rest[j] for j in inside))  # a part larger than its whole: none left
+            rest.append(count)
+            if count:
+                total += count * (_tier(scaled, input_tokens) if type(scaled) is tuple else scaled)
         return total
 
-    def most(self, input_tokens: int, output_tokens: int) -> Decimal:
-        """Dollars at most for `input_tokens` in and `output_tokens` out: each at the dearest rate of its side
-        (a cache write, audio, reasoning), the input's tier for its count, and the request's own price."""
-        def dearest(side: tuple[str, str]) -> Decimal:
-            found = [(p.at(input_tokens) if isinstance(p, Tiered) else p) / u.per for _, u, p in self._order
-                     if side in u.dims and ("family", "tokens") in u.dims]
-            return max(found, default=Decimal(0))
+    def nanos(self, counts: Mapping[str, int]) -> int:
+        """Nano-dollars for a usage (usage_shapes.py's counts; a count no rate prices is charged in its
+        parent's), rounded half to even."""
+        return _rounded(self._total(counts))
+
+    def charge(self, counts: Mapping[str, int]) -> Decimal:
+        """The same in dollars, exactly."""
+        total = Fraction(self._total(counts), YOCTO)
         with localcontext(EXACT):
-            total = dearest(INPUT) * input_tokens + dearest(OUTPUT) * output_tokens
-            request = self.prices.get("requests_kcount")
-            if isinstance(request, Decimal):
-                total += request / 1000
-        return total
+            return Decimal(total.numerator) / Decimal(total.denominator)
+
+    def most_nanos(self, input_tokens: int, output_tokens: int) -> int:
+        """Nano-dollars at most for `input_tokens` in and `output_tokens` out: each at the dearest rate of its
+        side (a cache write, audio, reasoning), the input's tier for its count, and the request's own price."""
+        def dearest(side: tuple[str, str]) -> Scaled:
+            return max((_tier(scaled, input_tokens) if type(scaled) is tuple else scaled for unit, scaled in self._plan
+                        if side in unit.dims and ("family", "tokens") in unit.dims), default=0)
+        request = next((scaled for unit, scaled in self._plan if unit.count == "requests"), 0)
+        return _rounded(dearest(INPUT) * input_tokens + dearest(OUTPUT) * output_tokens
+                        + (request if type(request) is not tuple else 0))
+
+    def most(self, input_tokens: int, output_tokens: int) -> Decimal:
+        return Decimal(self.most_nanos(input_tokens, output_tokens)) / NANO
 
     def __repr__(self) -> str:
         return f"Rates({self.prices!r})"
+
+
+def _scaled_price(price: Price, per: int) -> Scaled | tuple:
+    """A rate in YOCTO per unit; a tiered one as (base, ((start, rate), ...))."""
+    if isinstance(price, Tiered):
+        return (_scaled(price.base, per), tuple((start, _scaled(p, per)) for start, p in price.tiers))
+    return _scaled(price, per)
+
+
+def _tier(scaled: tuple, input_tokens: int) -> Scaled:
+    base, tiers = scaled
+    for start, rate in reversed(tiers):
+        if input_tokens > start:
+            return rate
+    return base
+
+
+def _rounded(total: Scaled) -> int:
+    """YOCTO dollars as whole nano-dollars, half to even."""
+    if type(total) is int:
+        whole, rest = divmod(total, NANOS_IN)
+        return whole + (rest * 2 > NANOS_IN or (rest * 2 == NANOS_IN and whole % 2))
+    return round(total / NANOS_IN)
 
 
 NANO = Decimal(1_000_000_000)
