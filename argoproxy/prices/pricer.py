@@ -139,12 +139,11 @@ class PriceSource:
         table = self.pricer.table
         for name in names:
             named = self.vendor(name) if self.vendor is not None else None
-            if named is not None and table is not None:
-                provider = table.provider(named[0])
-                model = next((m for m in map(lambda n: table.model(provider, n), named[1]) if m), None) \
-                    if provider is not None else None
+            vendor = table.provider(named[0]) if named is not None and table is not None else None
+            if vendor is not None and table is not None and named is not None:
+                model = next((m for m in (table.model(vendor, n) for n in named[1]) if m is not None), None)
                 if model is not None:
-                    return Found(provider.id, model.id, table_model=model)  # type: ignore[union-attr]
+                    return Found(vendor.id, model.id, table_model=model)
         provider = self.provider()
         if provider is not None and table is not None:
             model = next((m for m in (table.model(provider, n) for n in names) if m is not None), None)

@@ -27,24 +27,21 @@ class Unit:
         return self.dims <= other.dims
 
 
-def _unit(count: str, per: int = 1_000_000, **dims: str) -> Unit:
-    return Unit(count, per, frozenset(dims.items()))
+def _unit(count: str, per: int = 1_000_000, family: str = "tokens", **dims: str) -> Unit:
+    return Unit(count, per, frozenset({"family": family, **dims}.items()))
 
 
-TOKENS = {"family": "tokens"}
 UNITS: dict[str, Unit] = {  # price key -> what it counts
-    "input_mtok": _unit("input_tokens", **TOKENS, direction="input"),
-    "output_mtok": _unit("output_tokens", **TOKENS, direction="output"),
-    "cache_read_mtok": _unit("cache_read_tokens", **TOKENS, direction="input", token_type="cache_read"),
-    "cache_write_mtok": _unit("cache_write_tokens", **TOKENS, direction="input", token_type="cache_write"),
-    "cache_write_5m_mtok": _unit("cache_write_5m_tokens", **TOKENS, direction="input", token_type="cache_write",
-                                 cache_ttl="5m"),
-    "cache_write_1h_mtok": _unit("cache_write_1h_tokens", **TOKENS, direction="input", token_type="cache_write",
-                                 cache_ttl="1h"),
-    "output_reasoning_mtok": _unit("output_reasoning_tokens", **TOKENS, direction="output", token_type="reasoning"),
-    "input_audio_mtok": _unit("input_audio_tokens", **TOKENS, direction="input", modality="audio"),
-    "output_audio_mtok": _unit("output_audio_tokens", **TOKENS, direction="output", modality="audio"),
-    "cache_audio_read_mtok": _unit("cache_audio_read_tokens", **TOKENS, direction="input", modality="audio",
+    "input_mtok": _unit("input_tokens", direction="input"),
+    "output_mtok": _unit("output_tokens", direction="output"),
+    "cache_read_mtok": _unit("cache_read_tokens", direction="input", token_type="cache_read"),
+    "cache_write_mtok": _unit("cache_write_tokens", direction="input", token_type="cache_write"),
+    "cache_write_5m_mtok": _unit("cache_write_5m_tokens", direction="input", token_type="cache_write", cache_ttl="5m"),
+    "cache_write_1h_mtok": _unit("cache_write_1h_tokens", direction="input", token_type="cache_write", cache_ttl="1h"),
+    "output_reasoning_mtok": _unit("output_reasoning_tokens", direction="output", token_type="reasoning"),
+    "input_audio_mtok": _unit("input_audio_tokens", direction="input", modality="audio"),
+    "output_audio_mtok": _unit("output_audio_tokens", direction="output", modality="audio"),
+    "cache_audio_read_mtok": _unit("cache_audio_read_tokens", direction="input", modality="audio",
                                    token_type="cache_read"),
     "requests_kcount": _unit("requests", 1000, family="requests"),
 }
@@ -70,6 +67,7 @@ EXACT = Context(prec=60)  # no rounding before the nano-dollar: rates have up to
 YOCTO = 10**24  # rates are kept as whole 10^-24 dollars per unit counted (a rate's 18 decimals, per million)
 NANOS_IN = 10**15  # of those in a nano-dollar
 Scaled = Union[int, Fraction]  # a Fraction only for a rate with more decimals than that (none in the table today)
+ScaledTiers = tuple[Scaled, tuple[tuple[int, Scaled], ...]]  # (base, ((start, rate), ...))
 
 
 def _scaled(price: Decimal, per: int) -> Scaled:
@@ -102,7 +100,7 @@ class Rates:
                 count = max(0, count - sum(rest[j] for j in inside))  # a part larger than its whole: none left
             rest.append(count)
             if count:
-                total += count * (_tier(scaled, input_tokens) if type(scaled) is tuple else scaled)
+                total += count * _rate(scaled, input_tokens)
         return total
 
     def nanos(self, counts: Mapping[str, int]) -> int:
@@ -120,11 +118,10 @@ class Rates:
         """Nano-dollars at most for `input_tokens` in and `output_tokens` out: each at the dearest rate of its
         side (a cache write, audio, reasoning), the input's tier for its count, and the request's own price."""
         def dearest(side: tuple[str, str]) -> Scaled:
-            return max((_tier(scaled, input_tokens) if type(scaled) is tuple else scaled for unit, scaled in self._plan
+            return max((_rate(scaled, input_tokens) for unit, scaled in self._plan
                         if side in unit.dims and ("family", "tokens") in unit.dims), default=0)
-        request = next((scaled for unit, scaled in self._plan if unit.count == "requests"), 0)
-        return _rounded(dearest(INPUT) * input_tokens + dearest(OUTPUT) * output_tokens
-                        + (request if type(request) is not tuple else 0))
+        request = next((_rate(scaled, input_tokens) for unit, scaled in self._plan if unit.count == "requests"), 0)
+        return _rounded(dearest(INPUT) * input_tokens + dearest(OUTPUT) * output_tokens + request)
 
     def most(self, input_tokens: int, output_tokens: int) -> Decimal:
         return Decimal(self.most_nanos(input_tokens, output_tokens)) / NANO
@@ -133,14 +130,17 @@ class Rates:
         return f"Rates({self.prices!r})"
 
 
-def _scaled_price(price: Price, per: int) -> Scaled | tuple:
+def _scaled_price(price: Price, per: int) -> Scaled | ScaledTiers:
     """A rate in YOCTO per unit; a tiered one as (base, ((start, rate), ...))."""
     if isinstance(price, Tiered):
         return (_scaled(price.base, per), tuple((start, _scaled(p, per)) for start, p in price.tiers))
     return _scaled(price, per)
 
 
-def _tier(scaled: tuple, input_tokens: int) -> Scaled:
+def _rate(scaled: Scaled | ScaledTiers, input_tokens: int) -> Scaled:
+    """A rate, or a tiered one's for the request's input tokens (past a tier's start: its rate for all)."""
+    if not isinstance(scaled, tuple):
+        return scaled
     base, tiers = scaled
     for start, rate in reversed(tiers):
         if input_tokens > start:
