@@ -97,7 +97,7 @@ class Pricer:
         if not counts:
             return None
         found = source.find(names) if source is not None else self.setting_for(names)
-        shown = names[0] if names else "-"
+        shown = names[0][:NAME_MOST] if names else "-"
         rates = found.at(epoch(moment)) if found is not None else None
         if found is None or rates is None:
             return Cost(0, False, found.by if found is not None else "", shown)

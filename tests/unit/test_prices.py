@@ -207,3 +207,21 @@ def test_a_bad_prices_setting_says_where(value, error):
 def test_the_prices_setting_from_json():
     assert parse_prices('{"models": {"x": {"input_mtok": 0.1}}}') == PriceSettings(models=(("x", (("input_mtok", Decimal("0.1")),)),))
     assert parse_prices("") == PriceSettings()
+
+
+def test_a_table_the_setting_names_is_checked_before_serving(tmp_path):
+    from argoproxy.prices.table import table_problem
+    assert "cannot read the price table" in table_problem(str(tmp_path / "missing.json"))
+    (tmp_path / "bad.json").write_text('{"providers": [{"id": "x"}]}')
+    assert "is not a price table" in table_problem(str(tmp_path / "bad.json"))
+    assert table_problem(str(SHIPPED_TABLE)) is None
+
+
+def test_a_model_name_past_its_bound_is_no_models():
+    """Client input: a megabyte-long model name is never matched against the table's clauses (a scan per request)
+    nor kept among a source's matches."""
+    pricer = Pricer()
+    source = pricer.source("https://api.openai.com/v1")
+    long_name = "gpt-4o" + "x" * 1_000_000
+    cost = pricer.cost({"prompt_tokens": 10}, (long_name,), source, DAYS[0])
+    assert cost.priced is False and all(len(name) <= 256 for names in source._found for name in names)
