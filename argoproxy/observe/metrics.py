@@ -211,7 +211,7 @@ class Metrics:
         team_key = call.plan.team_key
         if team_key is not None:
             self.observe_key(team_key.name, model, status, usage)
-        if out.cost is not None:
+        if out.cost is not None and (out.cost.nanos or not out.cost.priced):  # free (self-hosted): nothing to add
             self.observe_cost(call, model)
         if usage and type(usage) is dict:
             tokens = self._by_model.get(model)
