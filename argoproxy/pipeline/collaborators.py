@@ -93,6 +93,7 @@ class Sends(Protocol):
     settings: Settings
     backend: Backend
     upstream: Upstream
+    price_source: Any  # how its answers are priced (argoproxy/prices/pricer.py's PriceSource)
 
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> Sends:
         """One deployment's view: its own backend, upstream and settings; the same answer side."""
