@@ -72,7 +72,8 @@ def test_a_chat_call_span_by_span(receiver, upstream):
         "gen_ai.request.temperature": 0.25, "gen_ai.request.top_p": 0.5, "gen_ai.request.max_tokens": 64,
         "gen_ai.request.seed": 7, "gen_ai.request.stop_sequences": ["END"],
         "gen_ai.response.id": "chatcmpl-42", "gen_ai.response.model": "m-2026",
-        "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 7}
+        "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 7,
+        "cot_proxy.cost.usd": 0.0}  # a server on loopback is self-hosted: priced, at nothing (docs/spend.md)
     assert client.attributes == {
         "server.address": "127.0.0.1", "server.port": upstream.port, "http.request.method": "POST",
         "http.response.status_code": 200, "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
@@ -87,6 +88,16 @@ def test_a_chat_call_span_by_span(receiver, upstream):
     # Neither the prompt nor the answer is recorded without TRACING_CONTENT.
     recorded = json.dumps([s.attributes for s in spans])
     assert PROMPT not in recorded and ANSWER not in recorded
+
+
+def test_the_span_carries_what_the_request_cost(receiver, upstream):
+    """The request's cost at its model's prices (docs/spend.md): here $1,000 and $2,000 per million tokens in and
+    out, for the fake's 5 and 7 tokens: $0.019."""
+    prices = '{"models": {"m": {"input_mtok": 1000, "output_mtok": 2000}}}'
+    with traced(receiver, TARGET_BASE_URL=upstream.base_url, TRACING="on", PRICES=prices) as proxy:
+        assert requests.post(proxy.base_url + "/chat/completions", json=CHAT, timeout=30).status_code == 200
+        [server] = by_kind(receiver.wait(one_request), "SERVER")
+    assert server.attributes["cot_proxy.cost.usd"] == pytest.approx(0.019, abs=1e-12)
 
 
 def test_a_retry_is_a_client_span_of_its_own(receiver, upstream):
