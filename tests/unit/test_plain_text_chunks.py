@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from argoproxy import ids
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import front as front_module
-from argoproxy.fronts import front_named
+from argoproxy.fronts import front_named, responses_tools
 from argoproxy.fronts.front import Exchange
 from argoproxy.pipeline import answer_shape
 from argoproxy.pipeline.answer_shape import check_chunk, plain_text
@@ -60,7 +61,9 @@ def _verdict(check: Any, chunk: dict[str, Any]) -> str:
 
 def _events(door: str, chunk: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     counter = itertools.count()
-    monkeypatch.setattr(front_module.os, "urandom", lambda n: next(counter).to_bytes(n, "big"))
+    counted = lambda n: next(counter).to_bytes(n, "big").hex()  # noqa: E731
+    monkeypatch.setattr(ids, "random_hex", counted)
+    monkeypatch.setattr(responses_tools, "random_hex", counted)  # item ids: their own digits, then the response's
     monkeypatch.setattr(time, "time", lambda: 1_700_000_000.0)  # one second for both readings
     front = front_named(door)
     ex = Exchange(model="m", stream=True, request={})
