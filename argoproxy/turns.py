@@ -10,7 +10,9 @@ second. Under threads (gthread, sync workers) time.sleep(0) hands the GIL over.
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from typing import Any, Callable
 
 TURN_SECONDS = 1e-6  # a timer already due when the loop looks: the loop polls its sockets and comes back
 
@@ -24,3 +26,15 @@ def under_gevent() -> bool:
 def turn(_: float = 0.0) -> None:
     """Let the worker's other requests run, their sockets read (the argument: sleep(0)'s, ignored)."""
     time.sleep(TURN_SECONDS if under_gevent() else 0)  # gevent patches time.sleep
+
+
+def beside(target: Callable[..., Any], *args: Any, name: str) -> Any:
+    """Run target(*args) beside the caller, who does not wait for it to start: a greenlet under gevent
+    (returned: it can be killed), else a daemon thread (None). threading.Thread.start waits until the new thread
+    runs, which under gevent is a turn of the whole loop (30-90 ms on a busy machine) for the request that
+    started it."""
+    if under_gevent():
+        import gevent
+        return gevent.spawn(target, *args)
+    threading.Thread(target=target, args=args, daemon=True, name=name).start()
+    return None

@@ -13,11 +13,10 @@ empty(), and `queue`, the items in order (peeked at, never changed, by the reade
 from __future__ import annotations
 
 import queue
-import threading
 from collections import deque
 from typing import Any, Callable, Union
 
-from argoproxy.turns import turn, under_gevent
+from argoproxy.turns import beside, turn, under_gevent
 
 _TIMED_OUT = object()
 
@@ -37,11 +36,7 @@ def channel(size: int, timeout: float) -> "Channel":
 def start_helper(target: Callable[..., None], *args: Any) -> Any:
     """Run target(*args) beside the request: a greenlet under gevent (returned: it can be killed), else a daemon
     thread (None)."""
-    if under_gevent():
-        import gevent
-        return gevent.spawn(target, *args)
-    threading.Thread(target=target, args=args, daemon=True, name="cot_proxy-stream").start()
-    return None
+    return beside(target, *args, name="cot_proxy-stream")
 
 
 class GreenChannel:

@@ -2,7 +2,9 @@
 one, hold it to its model globs, rate limits and budget (429 with Retry-After), and count what it used.
 
 A looked-up key is remembered for CACHE_SECONDS, so `cot-proxy keys revoke` (or a changed limit) takes effect on
-every worker within that time. While the store cannot be reached (Redis away or too slow, keys.db locked,
+every worker within that time. A key in use is read again in the background once its record is READ_AHEAD_SECONDS
+old, so requests seldom wait for the store; those that must (a record older than CACHE_SECONDS) wait for one read
+of the key together. While the store cannot be reached (Redis away or too slow, keys.db locked,
 unreadable or read-only), a key looked up before is served from the cache for at most KEY_CACHE_SECONDS after its
 last successful look-up, then refused with a 503: a revoked key cannot live on in a replica cut off from the
 store. With REDIS_OUTAGE=refuse every team-key request is refused while Redis is away. Known and unknown keys are
@@ -22,16 +24,19 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
-from argoproxy.teamkeys.lookup_cache import LRU
+from argoproxy.teamkeys.lookup_cache import LRU, Read, Reads
 from argoproxy.pipeline.reservation import NOTHING, Asked, Worst, worst_of
 from argoproxy.prices.units import dollars
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.answers import answer_tokens
+from argoproxy.turns import beside
 
 log = logging.getLogger("cot_proxy")
 
 CACHE_SECONDS = 0.5  # a looked-up key is read again after this (revocations and changed limits reach workers)
+READ_AHEAD_SECONDS = CACHE_SECONDS / 2  # a key in use is read again after this, beside the requests: none waits
+# unless the read takes longer than the rest of CACHE_SECONDS (at most twice the reads a key in use had)
 KEY_CACHE_SECONDS = 30.0  # the most a cached key is served while the store cannot be reached (KEY_CACHE_SECONDS)
 FLUSH_SECONDS = 0.5  # usage is written this often, off the requests' path (summed by key and model)
 PENDING_MAX = 100_000  # usage rows kept while the store refuses them (retried each flush); older ones are dropped
@@ -50,8 +55,11 @@ class TeamKeys:
         self.store = store
         self.clock = clock
         self.cache_seconds = cache_seconds
+        self.ticks: Callable[[], float] = time.monotonic  # the cache's clock
         self._known: LRU[tuple[KeyRecord, float]] = LRU(CACHE_ENTRIES)  # digest -> (record, when read)
         self._unknown: LRU[float] = LRU(CACHE_ENTRIES)  # digest -> when the store said it has no such key
+        self._reads = Reads()  # store reads under way, one per key: a key's other callers wait for it
+        self._read_ahead: LRU[float] = LRU(CACHE_ENTRIES)  # digest -> the cached record's time it was read ahead for
         self._store_failing = False
         self._pending: list[tuple] = []  # (name, model, input, output, when, budget, counted, requests)
         self._pending_lock = threading.Lock()
@@ -65,7 +73,7 @@ class TeamKeys:
         the store cannot say and no look-up of the key within KEY_CACHE_SECONDS can stand in for it."""
         if not self.store.available():
             return None
-        now = time.monotonic()
+        now = self.ticks()
         for key in presented:
             record = self._record(digest(key), now)
             if record is not None:
@@ -77,26 +85,58 @@ class TeamKeys:
         unknown = self._unknown.get(key_digest) if known is None else None
         read_at = known[1] if known is not None else unknown
         refusing = getattr(self.store, "refusing", None)
-        if read_at is not None and now - read_at <= CACHE_SECONDS and not (refusing is not None and refusing()):
+        usable = read_at is not None and not (refusing is not None and refusing())
+        if usable and now - read_at <= CACHE_SECONDS:
+            if now - read_at > READ_AHEAD_SECONDS and self._read_ahead.get(key_digest) != read_at:
+                self._read_ahead.put(key_digest, read_at)  # once per cached record: a failed read is not retried
+                self._begin_read_ahead(key_digest, now)
             return known[0] if known is not None else None
+        read, mine = self._reads.join_or_begin(key_digest, now, CACHE_SECONDS)
+        if mine:
+            self._read(key_digest, read)
+        else:
+            read.wait()
+        if read.error is None:
+            return read.record
+        if not isinstance(read.error, STORE_ERRORS):
+            raise read.error
+        if usable and now - read_at <= self.cache_seconds:
+            return known[0] if known is not None else None  # fail closed after KEY_CACHE_SECONDS
+        raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
+                         headers={"Retry-After": "1"}) from None
+
+    def _begin_read_ahead(self, key_digest: str, now: float) -> None:
+        """The key read again beside the request (a greenlet, or a thread), its cached record served meanwhile;
+        nothing when a read of it is under way."""
+        read = self._reads.begin(key_digest, now)
+        if read is not None:
+            beside(self._read, key_digest, read, name="team-keys-read")
+
+    def _read(self, key_digest: str, read: Read) -> None:
+        """Carry out `read`: the store's answer cached as of the read's start (unless a later read's is), handed to
+        those who wait for it; a store error is said once per outage, and handed to them too."""
         try:
             record = self.store.find(key_digest)
-        except STORE_ERRORS as exc:
-            self._failed(exc)
-            if read_at is not None and now - read_at <= self.cache_seconds and not (refusing is not None and refusing()):
-                return known[0] if known is not None else None  # fail closed after KEY_CACHE_SECONDS
-            raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
-                             headers={"Retry-After": "1"}) from None
+        except BaseException as exc:  # noqa: BLE001 - each waiter decides (read.error); the reader's caller too
+            if isinstance(exc, STORE_ERRORS):
+                self._failed(exc)
+            read.finish(error=exc)
+            return
+        finally:
+            self._reads.end(key_digest, read)
         if self._store_failing:
             self._store_failing = False
             log.warning("team keys: the key store answers again")
-        if record is None:
-            self._known.pop(key_digest)
-            self._unknown.put(key_digest, now)
-        else:
-            self._unknown.pop(key_digest)
-            self._known.put(key_digest, (record, now))
-        return record
+        known = self._known.get(key_digest)
+        latest = known[1] if known is not None else self._unknown.get(key_digest)
+        if latest is None or latest <= read.started:
+            if record is None:
+                self._known.pop(key_digest)
+                self._unknown.put(key_digest, read.started)
+            else:
+                self._unknown.pop(key_digest)
+                self._known.put(key_digest, (record, read.started))
+        read.finish(record)
 
     def _failed(self, exc: BaseException) -> None:
         """One log line per outage (Redis's own are said by the failover store; SQLite's here)."""
