@@ -1,8 +1,8 @@
-"""How a worker looks team keys up (teamkeys/service.py, lookup_cache.py): requests that need a key whose cached
-record expired wait for one store read together, a key in use is read again beside the requests so that none
-waits, and a revocation still reaches every worker within CACHE_SECONDS. Under gevent, in a process of their own
-(the worker's kind): greenlets switch only where they wait, so who reads when is decided by the code, not by the
-machine's load."""
+"""How a worker looks team keys up (teamkeys/service.py, lookup_cache.py, store.py): requests that need a key
+whose cached record expired wait for one store read together, a key in use is read again beside the requests so
+that none waits, a revocation still reaches every worker within CACHE_SECONDS, and keys.db reads that need no
+wait are made on the event loop. Under gevent, in a process of their own (the worker's kind): greenlets switch
+only where they wait, so who reads when is decided by the code, not by the machine's load."""
 
 from __future__ import annotations
 
@@ -133,3 +133,55 @@ print("ok")
 
 def test_a_failing_store_is_not_read_ahead_again_and_the_cache_still_fails_closed():
     run(FAILING)
+
+
+LOOP_READS = r"""
+from gevent import monkey; monkey.patch_all()
+import gevent, subprocess, sys, tempfile, os, time
+from argoproxy import sqlite_files
+from argoproxy.teamkeys.records import KeyRecord, digest
+from argoproxy.teamkeys.store import SQLiteKeyStore
+
+path = os.path.join(tempfile.mkdtemp(), "keys.db")
+SQLiteKeyStore(path).create(KeyRecord("alice", digest("sk-alice"), "sk-ali", created=time.time()))
+pooled = []
+real = sqlite_files.off_loop
+sqlite_files.off_loop = lambda work: (pooled.append(1), real(work))[1]
+keys = SQLiteKeyStore(path)
+assert keys.find(digest("sk-alice")).name == "alice"
+assert pooled == [1]  # the first read opens the file: in the pool
+for _ in range(50):
+    assert keys.find(digest("sk-alice")).name == "alice"
+assert pooled == [1], len(pooled)  # reads that need no wait: on the loop
+del keys
+
+# Another process holds the file in exclusive locking mode (taken while no one had it open): a read on the loop
+# would wait for it, up to 5 s, every greenlet of the worker with it. It waits in the pool, the loop running.
+holder = subprocess.Popen([sys.executable, "-c", (
+    "import sqlite3, sys\n"
+    f"db = sqlite3.connect({path!r}, isolation_level=None)\n"
+    "db.execute('PRAGMA locking_mode=EXCLUSIVE')\n"
+    "db.execute('BEGIN EXCLUSIVE')\n"
+    "db.execute('UPDATE keys SET rpm = 7')\n"
+    "print('locked', flush=True)\n"
+    "sys.stdin.readline()\n"
+    "db.execute('COMMIT')\n"
+    "db.close()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+assert holder.stdout.readline().strip() == "locked"
+keys = SQLiteKeyStore(path)
+pooled.clear()
+reading = gevent.spawn(keys.find, digest("sk-alice"))
+for _ in range(5):  # the loop runs while the read waits for the lock
+    gevent.sleep(0.01)
+assert not reading.ready() and pooled == [1], (reading.ready(), pooled)
+holder.stdin.write("go\n"); holder.stdin.flush()
+assert reading.get(timeout=10).rpm == 7
+holder.wait(10)
+print("ok")
+"""
+
+
+def test_sqlite_reads_are_made_on_the_loop_unless_they_would_wait():
+    """A read through gevent's thread pool took 0.1-0.4 s on a busy machine; one that needs no wait (WAL) is made
+    on the loop. One that would wait for a lock waits in the pool, the worker's other requests running."""
+    run(LOOP_READS)
