@@ -42,10 +42,13 @@ class LRU(Generic[V]):
 
 
 class Read:
-    """One store read of a key, begun at `started` (the monotonic clock): its record, or what it raised."""
+    """One store read of a key, begun at `started` (the monotonic clock): its record, or what it raised. `taken`
+    once someone carries it out: a read begun beside the requests may wait for its turn of the loop (30-300 ms on
+    a busy machine), and a request that needs the key meanwhile carries it out itself rather than wait for that."""
 
-    def __init__(self, started: float) -> None:
+    def __init__(self, started: float, taken: bool) -> None:
         self.started = started
+        self.taken = taken
         self.record: Any = None
         self.error: BaseException | None = None
         self._done = threading.Event()  # gevent's under a patched worker: a waiting greenlet lets the others run
@@ -69,21 +72,28 @@ class Reads:
 
     def join_or_begin(self, key: str, now: float, fresh_for: float) -> tuple[Read, bool]:
         """The key's read under way if it began within `fresh_for` seconds of `now` (its answer is then as good
-        as a cached one); else a new one, which the caller must carry out (True)."""
+        as a cached one); else a new one. True: the caller must carry it out (a new one, or one not yet taken)."""
         with self._lock:
             read = self._under_way.get(key)
             if read is not None and now - read.started <= fresh_for:
-                return read, False
-            read = self._under_way[key] = Read(now)
+                mine, read.taken = not read.taken, True
+                return read, mine
+            read = self._under_way[key] = Read(now, taken=True)
             return read, True
 
     def begin(self, key: str, now: float) -> Read | None:
-        """A new read of the key, unless one is under way (None)."""
+        """A new read of the key, to be taken by whoever comes first (take); None when one is under way."""
         with self._lock:
             if key in self._under_way:
                 return None
-            read = self._under_way[key] = Read(now)
+            read = self._under_way[key] = Read(now, taken=False)
             return read
+
+    def take(self, read: Read) -> bool:
+        """True: the caller carries `read` out; False: someone else does."""
+        with self._lock:
+            mine, read.taken = not read.taken, True
+            return mine
 
     def end(self, key: str, read: Read) -> None:
         with self._lock:

@@ -110,7 +110,11 @@ class TeamKeys:
         nothing when a read of it is under way."""
         read = self._reads.begin(key_digest, now)
         if read is not None:
-            beside(self._read, key_digest, read, name="team-keys-read")
+            beside(self._read_beside, key_digest, read, name="team-keys-read")
+
+    def _read_beside(self, key_digest: str, read: Read) -> None:
+        if self._reads.take(read):  # else a request that needed the key first carried it out
+            self._read(key_digest, read)
 
     def _read(self, key_digest: str, read: Read) -> None:
         """Carry out `read`: the store's answer cached as of the read's start (unless a later read's is), handed to
