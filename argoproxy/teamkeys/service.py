@@ -85,12 +85,14 @@ class TeamKeys:
         unknown = self._unknown.get(key_digest) if known is None else None
         read_at = known[1] if known is not None else unknown
         refusing = getattr(self.store, "refusing", None)
-        usable = read_at is not None and not (refusing is not None and refusing())
-        if usable and now - read_at <= CACHE_SECONDS:
-            if now - read_at > READ_AHEAD_SECONDS and self._read_ahead.get(key_digest) != read_at:
-                self._read_ahead.put(key_digest, read_at)  # once per cached record: a failed read is not retried
-                self._begin_read_ahead(key_digest, now)
-            return known[0] if known is not None else None
+        age = math.inf  # of the cached answer; none to serve: inf
+        if read_at is not None and not (refusing is not None and refusing()):
+            age = now - read_at
+            if age <= CACHE_SECONDS:
+                if age > READ_AHEAD_SECONDS and self._read_ahead.get(key_digest) != read_at:
+                    self._read_ahead.put(key_digest, read_at)  # once per cached record: a failed read is not retried
+                    self._begin_read_ahead(key_digest, now)
+                return known[0] if known is not None else None
         read, mine = self._reads.join_or_begin(key_digest, now, CACHE_SECONDS)
         if mine:
             self._read(key_digest, read)
@@ -100,7 +102,7 @@ class TeamKeys:
             return read.record
         if not isinstance(read.error, STORE_ERRORS):
             raise read.error
-        if usable and now - read_at <= self.cache_seconds:
+        if age <= self.cache_seconds:
             return known[0] if known is not None else None  # fail closed after KEY_CACHE_SECONDS
         raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
                          headers={"Retry-After": "1"}) from None
