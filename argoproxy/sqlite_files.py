@@ -119,6 +119,31 @@ def busy_timeout(db: Executes, was: bool) -> bool:
     return wait
 
 
+class ReadConnection:
+    """A store's connection for reads alone (WAL: a reader waits for no writer, this worker's or another
+    process's), with a native lock of its own, so a write waiting for the file's lock holds no read behind it.
+    Opened off the loop (Busy there) once `prepare` made the file and its schema."""
+
+    def __init__(self, path: Any, prepare: Callable[[], Any]) -> None:
+        self.path, self.prepare = path, prepare
+        self._lock: Any = None  # made in the worker: threads of gevent's pool share the connection
+        self._db: sqlite3.Connection | None = None
+        self._waits = True  # the connection's busy-timeout mode (busy_timeout)
+
+    @contextmanager
+    def locked(self) -> Iterator[sqlite3.Connection]:
+        if self._lock is None:
+            self._lock = native_lock()
+        with held(self._lock):
+            if self._db is None:
+                if not waits():
+                    raise Busy()
+                self.prepare()
+                self._db = connect(self.path)
+            self._waits = busy_timeout(self._db, self._waits)
+            yield self._db
+
+
 def _caught(work: Callable[[], Any]) -> tuple[bool, Any]:
     try:
         return True, work()

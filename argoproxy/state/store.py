@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from argoproxy.jsonfast import dumps
-from argoproxy.sqlite_files import Busy, busy_timeout, connect, held, immediate, native_lock, waits
+from argoproxy.sqlite_files import Busy, ReadConnection, busy_timeout, connect, held, immediate, native_lock, waits
 from argoproxy.state.records import StoredConversation, StoredResponse, StoreFull, encoded
 
 log = logging.getLogger("cot_proxy")
@@ -73,12 +73,9 @@ class SQLiteResponseStore:
         self.retention, self.key_bytes, self.total_bytes = retention, key_bytes, total_bytes
         self._lock: Any = None
         self._db: sqlite3.Connection | None = None
-        # Reads have a connection of their own (WAL: they never wait on a write, this worker's or another
-        # process's), so a write waiting on the file's lock does not hold every read of this worker behind it.
-        self._read_lock: Any = None
-        self._reader: sqlite3.Connection | None = None
+        self._reader = ReadConnection(self.path, self._prepare)  # a write waiting holds no read behind it
         self._swept = 0.0
-        self._waits = {"db": True, "reader": True}  # each connection's busy-timeout mode (sqlite_files.busy_timeout)
+        self._waits = {"db": True}  # each connection's busy-timeout mode (sqlite_files.busy_timeout)
         self._writes = 0  # since the last checkpoint
         self._checkpointer: sqlite3.Connection | None = None  # `maintain`'s
         self._maintaining: Any = None  # held while `maintain` runs (one at a time)
@@ -121,22 +118,12 @@ class SQLiteResponseStore:
             self._writes += 1
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._locked_reader() as db:
+        with self._reader.locked() as db:
             return db.execute(sql, args).fetchall()
 
-    @contextmanager
-    def _locked_reader(self) -> Iterator[sqlite3.Connection]:
-        if self._read_lock is None:
-            self._read_lock = native_lock()
-        with held(self._read_lock):
-            if self._reader is None:
-                if not waits():
-                    raise Busy()
-                with self._locked():
-                    self._connect()  # the file and its schema exist first
-                self._reader = connect(self.path)
-            self._waits["reader"] = busy_timeout(self._reader, self._waits["reader"])
-            yield self._reader
+    def _prepare(self) -> None:
+        with self._locked():
+            self._connect()  # the file and its schema exist before the reader's connection
 
     # ------------------------------------------------------------ bounds and expiry
     def _room(self, db: sqlite3.Connection, owner: str, adding: int, freeing: int = 0) -> None:
@@ -331,7 +318,7 @@ class SQLiteResponseStore:
         """A conversation's newest items up to `limit` bytes, oldest first; and whether they are all of them."""
         found: list[bytes] = []
         total = 0
-        with self._locked_reader() as db:
+        with self._reader.locked() as db:
             for data, size in db.execute("SELECT data, size FROM items WHERE conversation = ? ORDER BY seq DESC",
                                          (conv_id,)):
                 total += size

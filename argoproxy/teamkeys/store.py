@@ -19,8 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from argoproxy.sqlite_files import (BUSY_SECONDS, Busy, busy_timeout, connect, first_here, held, immediate,
-                                    native_lock, off_loop, waits)
+from argoproxy.sqlite_files import BUSY_SECONDS, ReadConnection, connect, first_here, immediate, off_loop
 from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
 from argoproxy.teamkeys import windows
 
@@ -63,9 +62,7 @@ class SQLiteKeyStore:
         self._db: sqlite3.Connection | None = None
         # Reads have a connection of their own: in WAL mode they never wait for a writer, so a look-up does not
         # queue behind a usage write waiting for another process's lock.
-        self._read_lock: Any = None  # native: a read holds it on the loop or in a thread of gevent's pool
-        self._reader: sqlite3.Connection | None = None
-        self._reader_waits = True  # its busy-timeout mode (sqlite_files.busy_timeout)
+        self._reader = ReadConnection(self.path, self._prepare)
         self._local: Any = None  # the instance's shared rate windows (local_windows.py), made on first use
 
     # ------------------------------------------------------------ connection
@@ -102,17 +99,12 @@ class SQLiteKeyStore:
         return first_here(lambda: self._rows(sql, args))
 
     def _rows(self, sql: str, args: tuple) -> list[tuple]:
-        if self._read_lock is None:
-            self._read_lock = native_lock()
-        with held(self._read_lock):
-            if self._reader is None:
-                if not waits():
-                    raise Busy()
-                with self._lock:
-                    self._connect()  # the file, its schema and WAL mode
-                self._reader = connect(self.path)
-            self._reader_waits = busy_timeout(self._reader, self._reader_waits)
-            return self._reader.execute(sql, args).fetchall()
+        with self._reader.locked() as db:
+            return db.execute(sql, args).fetchall()
+
+    def _prepare(self) -> None:
+        with self._lock:
+            self._connect()  # the file, its schema and WAL mode
 
     # ------------------------------------------------------------ records
     def create(self, record: KeyRecord) -> None:

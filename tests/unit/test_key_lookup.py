@@ -157,7 +157,7 @@ def test_a_failing_store_is_not_read_ahead_again_and_the_cache_still_fails_close
 
 LOOP_READS = r"""
 from gevent import monkey; monkey.patch_all()
-import gevent, subprocess, sys, tempfile, os, time
+import gc, gevent, subprocess, sys, tempfile, os, time
 from argoproxy import sqlite_files
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.teamkeys.store import SQLiteKeyStore
@@ -174,6 +174,7 @@ for _ in range(50):
     assert keys.find(digest("sk-alice")).name == "alice"
 assert pooled == [1], len(pooled)  # reads that need no wait: on the loop
 del keys
+gc.collect()  # the stores' connections closed
 
 # Another process holds the file in exclusive locking mode (taken while no one had it open): a read on the loop
 # would wait for it, up to 5 s, every greenlet of the worker with it. It waits in the pool, the loop running.
