@@ -87,11 +87,12 @@ async def _search(browser: subprocess.Popen, url: str, timeout: float) -> list[s
     return []
 
 
-@pytest.mark.parametrize(("words", "page"), [("budget", "team-keys.md"), ("revoke", "team-keys.md"),
-                                             ("status page", "status-page.md")])
-def test_a_users_words_find_the_user_page_first(site, words, page):
+# For "budget" the user pages on token and dollar budgets may come in either order; both come before any design note.
+@pytest.mark.parametrize(("words", "pages"), [("budget", ("team-keys.md", "spend.md")), ("revoke", ("team-keys.md",)),
+                                              ("status page", ("status-page.md",))])
+def test_a_users_words_find_the_user_page_first(site, words, pages):
     _, design = _site_sections()
     found = search(site, words)
     assert found, f"the search for {words!r} listed nothing"
     first_design = next((i for i, p in enumerate(found) if p in design), len(found))
-    assert found[0] == page and found.index(page) < first_design, found
+    assert found[0] in pages and found.index(pages[0]) < first_design, found
