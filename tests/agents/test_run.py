@@ -154,7 +154,8 @@ def test_agents_prints_the_set_up_of_each_agent_on_path(openai_backend, tmp_path
     assert f"claude: Claude Code ({programs['claude']}), speaks /v1/messages" in out
     assert f"ANTHROPIC_BASE_URL={openai_backend.proxy.url}\n" in out and "ANTHROPIC_MODEL=fake-model" in out
     assert f'base_url = "{openai_backend.proxy.url}/v1"' in out and "model=\"fake-model\"" in out
-    assert "gemini:" not in out and "opencode:" not in out and "aider:" not in out  # not on this PATH
+    found = out.split("\nnot on PATH")[0]  # the agents found; the others are only named with how to install them
+    assert "gemini:" not in found and "opencode:" not in found and "aider:" not in found
     assert "sk-proxy-secret-of-the-test" not in out + result.stderr
     assert "KEY: a key made for each run, allowed its model, revoked when the agent exits" in out
     assert "\nnot on PATH (install, then `cot-proxy run -- AGENT`):\n  gemini: npm install -g @google/gemini-cli\n" \

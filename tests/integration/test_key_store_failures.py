@@ -172,6 +172,7 @@ def test_a_locked_keys_db_stops_no_request_and_loses_no_usage(tmp_path):
             holder.wait(20)
         print(f"keys.db locked 6 s: slowest /health {slowest['health'] * 1000:.0f} ms, team-key requests "
               f"{slowest['alice'] * 1000:.0f} / {slowest['bob'] * 1000:.0f} ms, {sent} rounds")
-        assert max(slowest.values()) < 0.25, slowest
+        # the old freeze was SQLite's 5 s busy wait at each flush; a loaded CI machine adds tenths, never seconds
+        assert max(slowest.values()) < 2.0, slowest
         assert usage_row(db, "alice", 1 + sent) and usage_row(db, "bob", 1 + sent)  # every row, once written
         assert "usage not written yet" in proxy.read_log() and "dropped" not in proxy.read_log()
