@@ -63,7 +63,7 @@ def ask_base_url() -> str:
 
 
 # One endpoint to try before serving: (label, method, URL, JSON body, success needed).
-Check = tuple[str, str, str, dict | None, bool]
+Check = tuple[str, str, str, dict[str, Any] | None, bool]
 
 
 def no_questions() -> dict[str, Any]:

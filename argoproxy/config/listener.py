@@ -19,7 +19,7 @@ from typing import Any, Mapping, Protocol
 from argoproxy.config.setting_fields import as_str, file_text
 # Declared with the secrets they name (redaction finds the proxy's keys by their prefix and the generated one
 # in its variable); every module that makes or hands over a key imports them from here.
-from argoproxy.redaction import GENERATED_KEY_ENV, KEY_PREFIX  # noqa: F401
+from argoproxy.redaction import GENERATED_KEY_ENV as GENERATED_KEY_ENV, KEY_PREFIX as KEY_PREFIX
 
 
 def generate_key() -> str:
@@ -47,7 +47,7 @@ class ListenerSettings(Protocol):
     @property
     def api_key_file(self) -> str: ...
     @property
-    def api_key_secret(self) -> tuple: ...
+    def api_key_secret(self) -> tuple[str, ...]: ...
     @property
     def openai_api_key(self) -> str: ...
 

@@ -74,9 +74,9 @@ def _limit(value: Any) -> int | None:
 
 
 def _limit_field(value: Any) -> str:
-    if value not in ("max_tokens", "max_completion_tokens"):
-        raise ValueError(f"expected max_tokens or max_completion_tokens, got {value!r}")
-    return value
+    if isinstance(value, str) and value in ("max_tokens", "max_completion_tokens"):
+        return value
+    raise ValueError(f"expected max_tokens or max_completion_tokens, got {value!r}")
 
 
 def _text(value: Any) -> str:

@@ -95,7 +95,8 @@ class Provider:
         spec = self.backend_for(settings) if self.backend_for is not None and settings is not None else self.backend
         if isinstance(spec, str):
             module, _, name = spec.partition(":")
-            return getattr(importlib.import_module(module), name)
+            cls: type = getattr(importlib.import_module(module), name)
+            return cls
         return spec
 
 
@@ -158,7 +159,7 @@ def settings_fragments() -> tuple[type, ...]:
     return tuple(fragments)
 
 
-class _DefaultTargetUrls(Mapping):
+class _DefaultTargetUrls(Mapping[str, str]):
     """TARGET_BASE_URL's default for each registered provider that has one (a live view of the registry)."""
 
     def __getitem__(self, name: str) -> str:

@@ -31,8 +31,8 @@ from argoproxy.config.model_free_paths import DEFAULT_MODEL_FREE, route_globs
 from argoproxy.config.price_settings import PriceSettings, parse_prices
 from argoproxy.config.redis_url import check_redis_url
 from argoproxy.redaction import mask_url
-from argoproxy.config.routing_settings import (as_concurrency, check_routing, parse_fallbacks, parse_key_limits,
-                                              parse_models, parse_weights)
+from argoproxy.config.routing_settings import (KeyLimit, ModelEntry, as_concurrency, check_routing, parse_fallbacks,
+                                              parse_key_limits, parse_models, parse_weights)
 from argoproxy.config.tracing_settings import as_tracing, tracing_problem, tracing_warnings
 from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_tag, as_url,  # noqa: F401
                                       file_text,
@@ -126,13 +126,15 @@ class Settings:
     openai_api_key: str = _setting("", as_str, "Upstream API key; when set it replaces the client's Authorization upstream.",
                                    env=("OPENAI_API_KEY",), secret=True)
     # --- many upstreams (docs/many-upstreams.md); empty models = the settings above as the one deployment
-    models: tuple = _setting((), parse_models,
+    models: tuple[ModelEntry, ...] = _setting((), parse_models,
                              "Deployments: a list of {name, backend, base_url, api_key_env, upstream_model, params, "
                              "weight}; entries sharing a name form a pool (MODELS: the same as JSON). See docs/many-upstreams.md.",
                              env=("MODELS",))
-    fallbacks: tuple = _setting((), parse_fallbacks, "Model -> models to try, in order, when its pool fails "
+    fallbacks: tuple[tuple[str, tuple[str, ...]], ...] = _setting((), parse_fallbacks,
+                               "Model -> models to try, in order, when its pool fails "
                                "(FALLBACKS: JSON).", env=("FALLBACKS",))
-    key_limits: tuple = _setting((), parse_key_limits, "Client key budgets: name of the environment variable "
+    key_limits: tuple[KeyLimit, ...] = _setting((), parse_key_limits,
+                                "Client key budgets: name of the environment variable "
                                 "holding a key -> {rpm, tpm, max_parallel} (KEY_LIMITS: JSON); in Redis with "
                                 "REDIS_URL.", env=("KEY_LIMITS",))
     cooldown_seconds: float = _setting(5.0, _number(float, 0), "Seconds a deployment that failed is avoided "
@@ -154,7 +156,8 @@ class Settings:
     admission_key_share: float = _setting(1.0, _number(float, 0.01, 1.0), "The most of a pool's slots one key "
                                           "holds while another key is active (1: all of them).",
                                           env=("ADMISSION_KEY_SHARE",))
-    admission_weights: tuple = _setting((), parse_weights, "Key name -> weight in the admission queue (a key of "
+    admission_weights: tuple[tuple[str, float], ...] = _setting((), parse_weights,
+                                        "Key name -> weight in the admission queue (a key of "
                                         "weight 2 gets twice the share of one of weight 1); ADMISSION_WEIGHTS: "
                                         "JSON.", env=("ADMISSION_WEIGHTS",))
     # --- server
@@ -239,7 +242,7 @@ class Settings:
                                   "Ask the upstream for a stream (stream) or a whole answer "
                                   "(non_stream) whatever the client asked, converting on the way back; off: as asked.",
                                   env=("UPSTREAM_MODE",), flags=("--mode",))
-    fronts_passthrough: tuple = _setting((), as_fronts,
+    fronts_passthrough: tuple[str, ...] = _setting((), as_fronts,
                                          "APIs the upstream serves itself (API doors by name, docs/fronts.md: "
                                          "responses, messages...; openai backend): passed through instead of "
                                          "translated to chat completions.",
@@ -256,7 +259,8 @@ class Settings:
                                 env=("COMPATIBLE_MODE",), flags=("--compatible",))
     # --- guard
     enable_auth: bool = _setting(False, as_bool, "Require a client API key.", env=("ENABLE_AUTH",), flags=("--enable-auth",))
-    api_key_secret: tuple = _setting((), as_csv, "Accepted client keys, comma-separated (random when auth is on and none set).",
+    api_key_secret: tuple[str, ...] = _setting((), as_csv,
+                                     "Accepted client keys, comma-separated (random when auth is on and none set).",
                                      env=("API_KEY_SECRET",), secret=True)
     api_key_file: str = _setting("", as_str, "File holding accepted client keys, one a line (a per-user key: "
                                  "./run_app.sh's first run offers ~/.config/argoproxy/api_key, mode 0600).",
@@ -303,22 +307,24 @@ class Settings:
     responses_background_per_key: int = _setting(4, _number(int, 0, 100000), "Background responses in flight "
                                                  "per key.", env=("RESPONSES_BACKGROUND_PER_KEY",),
                                                  flags=("--responses-background-per-key",))
-    allowed_models: tuple = _setting((), as_csv, "Comma-separated model allow-list; * wildcards.",
+    allowed_models: tuple[str, ...] = _setting((), as_csv, "Comma-separated model allow-list; * wildcards.",
                                      env=("ALLOWED_MODELS",), flags=("--allowed-models",))
-    model_free_paths: tuple = _setting(DEFAULT_MODEL_FREE, route_globs,
+    model_free_paths: tuple[str, ...] = _setting(DEFAULT_MODEL_FREE, route_globs,
                                        "Forwarded paths that name no model, let through while ALLOWED_MODELS or a "
                                        "team key's globs are in force (any other forwarded request must name an "
                                        "allowed model): comma-separated `METHOD /glob` or `/glob`; the default "
                                        "lists file, batch and stored-object reads (docs/edge.md).",
                                        env=("MODEL_FREE_PATHS",), flags=("--model-free-paths",))
-    allowed_origins: tuple = _setting((), as_csv, "Web pages (origins, e.g. http://localhost:3000) that may send "
+    allowed_origins: tuple[str, ...] = _setting((), as_csv,
+                                      "Web pages (origins, e.g. http://localhost:3000) that may send "
                                       "requests besides the proxy's own; * any. Others get 403.",
                                       env=("ALLOWED_ORIGINS",), flags=("--allowed-origins",))
-    allowed_hosts: tuple = _setting((), as_csv, "Host names besides loopback ones that requests may name while "
+    allowed_hosts: tuple[str, ...] = _setting((), as_csv,
+                                    "Host names besides loopback ones that requests may name while "
                                     "the proxy listens on a loopback address (a reverse proxy that keeps the "
                                     "browser's Host, such as jupyter-server-proxy); * any.",
                                     env=("ALLOWED_HOSTS",), flags=("--allowed-hosts",))
-    forward_paths: tuple = _setting(("*",), as_csv,
+    forward_paths: tuple[str, ...] = _setting(("*",), as_csv,
                                     "Paths forwarded to the upstream as they are: comma-separated globs (e.g. "
                                     "/v1/files*,/v1/audio/*); other unknown paths get 404. Empty: none.",
                                     env=("FORWARD_PATHS",), flags=("--forward-paths",))
@@ -430,8 +436,9 @@ CONFIG_SEARCH_PATH = ("./config.yaml", "~/.config/argoproxy/config.yaml")
 _NOT_FROM_YAML = {"config_path"}
 
 
-def _yaml_names(f: dataclasses.Field) -> tuple[str, ...]:
-    return (f.name,) + f.metadata["yaml_aliases"]
+def _yaml_names(f: dataclasses.Field[Any]) -> tuple[str, ...]:
+    aliases: tuple[str, ...] = f.metadata["yaml_aliases"]
+    return (f.name, *aliases)
 
 
 def find_config(explicit: str, label: str = "CONFIG_PATH",
@@ -472,11 +479,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             for key_node, _ in node.value:  # the mapping's own keys: a merge (`<<: *base`) may be overridden
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                     continue
-                key = self.construct_object(key_node)  # type: ignore[no-untyped-call]
+                key = self.construct_object(key_node)
                 if (type(key), key) in seen:  # typed: 1, 1.0 and true are three keys to YAML
                     raise _RepeatedKey(key, key_node.start_mark.line + 1)
                 seen.add((type(key), key))
-        super().flatten_mapping(node)  # type: ignore[no-untyped-call]
+        super().flatten_mapping(node)
 
 
 class _RepeatedKey(ValueError):
@@ -720,14 +727,14 @@ def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
     return settings
 
 
-def _first_env(f: dataclasses.Field, environ: Mapping[str, str]) -> tuple[str, str | None]:
+def _first_env(f: dataclasses.Field[Any], environ: Mapping[str, str]) -> tuple[str, str | None]:
     for var in f.metadata["env"]:
         if var in environ:
             return var, environ[var]
     return "", None
 
 
-def _parse(f: dataclasses.Field, label: str, value: Any) -> Any:
+def _parse(f: dataclasses.Field[Any], label: str, value: Any) -> Any:
     try:
         return f.metadata["parse"](value)
     except (ValueError, TypeError) as exc:
