@@ -30,7 +30,7 @@ LATER = "*"  # after a holder's name: its hold is given back with the next batch
 PENDING_MAX = 100_000  # usage records kept for Redis's return; older ones are dropped (and said so)
 
 
-def nothing_used(record: Any, now: float) -> tuple:
+def nothing_used(record: Any, now: float) -> tuple[Any, ...]:
     """record_usage's arguments for a hold given back with nothing used: (name, model, input, output, when, budget,
     requests, cost, unpriced, dollar budget)."""
     return (record.name, "-", 0, 0, now, record.budget, 0, 0, 0, getattr(record, "budget_usd", None))
@@ -47,12 +47,13 @@ class FailoverStore:
         self.errors = errors or _redis_errors()
         self.path = primary.path
         self._down_until = 0.0
-        self._local: dict[str, list] = {}  # per-worker counting while the primary is away
-        self._pending: deque = deque()
+        self._local: dict[str, list[float]] = {}  # per-worker counting while the primary is away
+        # usage recorded while the primary is away: (record_usage's arguments, op, release)
+        self._pending: deque[tuple[tuple[Any, ...], tuple[str, int], tuple[str, int, int, int] | None]] = deque()
         self._dropped = 0
         self._replaying = threading.Lock()  # one replay at a time: greenlets and threads meet Redis's return together
         self._ops = WriteNumbers()
-        self._later: dict[tuple, list] = {}  # holds given back with the next batch (release_hold)
+        self._later: dict[tuple[Any, ...], list[Any]] = {}  # holds given back with the next batch (release_hold)
         self._later_lock = threading.Lock()
 
     def available(self) -> bool:
@@ -67,7 +68,8 @@ class FailoverStore:
 
     def admit(self, record: Any, now: float) -> tuple[float, str]:
         try:
-            return self._primary("admit", record, now)
+            decision: tuple[float, str] = self._primary("admit", record, now)
+            return decision
         except StoreDown:
             if self.refuse:
                 raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
@@ -93,7 +95,7 @@ class FailoverStore:
             return waiting, by, LOCAL
 
     def release_hold(self, record: Any, hold: str, reserved: int, tokens: int, now: float, held: int = 0,
-                     cost: int = 0, usage: tuple | None = None) -> bool:
+                     cost: int = 0, usage: tuple[Any, ...] | None = None) -> bool:
         """A request reserve admitted ended: its hold (`reserved` tokens, `held` nano-dollars) given back with its
         usage written (`usage`: record_usage's arguments); True when that was done (kept for Redis's return when it
         is away)."""

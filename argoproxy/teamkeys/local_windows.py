@@ -15,7 +15,7 @@ bare app, in-process tests) there is one process and no ledger.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from argoproxy.shared_cells import SHARED_DIR_ENV, SharedCells
 from argoproxy.teamkeys import windows
@@ -28,6 +28,7 @@ WIDTH = 1 + STATE  # the tag, then the state
 CELLS_NAME = "team-keys-v3.cells"  # v2: with the holds of requests in flight; v3: with dollar budgets
 LEDGER_SLOTS = 1024
 LEDGER_WIDTH = 4  # tag, tokens reserved, requests in flight, nano-dollars held
+Result = TypeVar("Result")
 
 
 class LocalWindows:
@@ -42,7 +43,7 @@ class LocalWindows:
     def admit(self, record: KeyRecord, now: float, reserve: int = 0, money: int = 0) -> tuple[float, str] | None:
         """windows.admit on the key's shared state, holding `reserve` tokens and `money` nano-dollars while the
         request runs; None when no slot is free (the caller counts elsewhere)."""
-        def admit(state: list, tag: int) -> tuple[float, str]:
+        def admit(state: list[float], tag: int) -> tuple[float, str]:
             decision = windows.admit(state, record.rpm, record.tpm, record.budget, now, reserve,
                                      record.max_parallel, record.budget_usd, money)
             if not decision[1]:
@@ -54,7 +55,7 @@ class LocalWindows:
                cost: int = 0) -> bool | None:
         """A request admitted here ended: its hold given back, its tokens and cost counted. None when no slot is
         free."""
-        def settle(state: list, tag: int) -> bool:
+        def settle(state: list[float], tag: int) -> bool:
             windows.settle(state, reserved, tokens, record.budget, now, held, cost, record.budget_usd)
             self._ledger_add(tag, -reserved, -1, -held)
             return True
@@ -62,7 +63,7 @@ class LocalWindows:
 
     def add_tokens(self, record: KeyRecord, tokens: int, now: float, cost: int = 0) -> bool | None:
         """None when no slot is free (the caller counts elsewhere)."""
-        def add(state: list, tag: int) -> bool:
+        def add(state: list[float], tag: int) -> bool:
             windows.add_tokens(state, tokens, record.budget, now, cost, record.budget_usd)
             return True
         return self._update(record, now, add)
@@ -89,7 +90,7 @@ class LocalWindows:
             base = self._slot(c, tag)
             return int(c[base + 1 + windows.IN_FLIGHT]) if base is not None and c[base] == tag else 0
 
-    def _update(self, record: KeyRecord, now: float, change: Callable[[list, int], Any]) -> Any:
+    def _update(self, record: KeyRecord, now: float, change: Callable[[list[float], int], Result]) -> Result | None:
         tag = int(record.digest[:15], 16) or 1
         with self.cells.lock() as c:
             base = self._slot(c, tag)

@@ -9,6 +9,8 @@ import threading
 from collections import OrderedDict
 from typing import Any, Generic, TypeVar
 
+from argoproxy.teamkeys.records import KeyRecord
+
 V = TypeVar("V")
 
 
@@ -49,11 +51,11 @@ class Read:
     def __init__(self, started: float, taken: bool) -> None:
         self.started = started
         self.taken = taken
-        self.record: Any = None
+        self.record: KeyRecord | None = None
         self.error: BaseException | None = None
         self._done = threading.Event()  # gevent's under a patched worker: a waiting greenlet lets the others run
 
-    def finish(self, record: Any = None, error: BaseException | None = None) -> None:
+    def finish(self, record: KeyRecord | None = None, error: BaseException | None = None) -> None:
         self.record, self.error = record, error
         self._done.set()
 

@@ -19,7 +19,7 @@ TIMEOUT = 0.5  # seconds a whole round trip may take (and a connect)
 class DeadlineSocket:
     """A connected socket whose reads and writes share the deadline set when a command is sent."""
 
-    def __init__(self, sock: Any, total: float) -> None:
+    def __init__(self, sock: socket.socket, total: float) -> None:
         self._sock = sock
         self._total = total
         self._timeout = sock.gettimeout()

@@ -27,7 +27,7 @@ from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.lookup_cache import LRU, Read, Reads
 from argoproxy.pipeline.reservation import NOTHING, Asked, Worst, worst_of
 from argoproxy.prices.units import dollars
-from argoproxy.teamkeys.records import KeyRecord, digest
+from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget, digest
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.answers import answer_tokens
 from argoproxy.turns import beside
@@ -40,6 +40,9 @@ READ_AHEAD_SECONDS = CACHE_SECONDS / 2  # a key in use is read again after this,
 KEY_CACHE_SECONDS = 30.0  # the most a cached key is served while the store cannot be reached (KEY_CACHE_SECONDS)
 FLUSH_SECONDS = 0.5  # usage is written this often, off the requests' path (summed by key and model)
 PENDING_MAX = 100_000  # usage rows kept while the store refuses them (retried each flush); older ones are dropped
+# A usage row waiting to be written: _write's arguments (name, model, input, output, when, budget, counted,
+# requests, cost, unpriced, dollar budget).
+UsageRow = tuple[str, str, int, int, float, Budget | None, bool, int, int, int, MoneyBudget | None]
 CACHE_ENTRIES = 4096  # known keys kept per worker (LRU); as many unknown keys, apart
 STORE_ERRORS = (StoreDown, sqlite3.Error, OSError)  # the store cannot answer now (FailoverStore turns Redis's into StoreDown)
 WHAT = {"requests": "{rpm} requests per minute", "tokens": "{tpm} tokens per minute",
@@ -61,7 +64,7 @@ class TeamKeys:
         self._reads = Reads()  # store reads under way, one per key: a key's other callers wait for it
         self._read_ahead: LRU[float] = LRU(CACHE_ENTRIES)  # digest -> the cached record's time it was read ahead for
         self._store_failing = False
-        self._pending: list[tuple] = []  # (name, model, input, output, when, budget, counted, requests)
+        self._pending: list[UsageRow] = []
         self._pending_lock = threading.Lock()
         self._write_failing = False
         self.on_dropped: Callable[[int], None] | None = None  # metrics: usage rows a hard bound forced out
@@ -295,7 +298,7 @@ class TeamKeys:
             log.exception("team keys: unused leases not given back")
         with self._pending_lock:
             batch, self._pending = self._pending, []
-        groups: dict[tuple[str, str, bool], list] = {}
+        groups: dict[tuple[str, str, bool], list[Any]] = {}  # the sums of UsageRow's numbers, the latest of the rest
         for name, model, prompt, completion, now, budget, counted, requests, cost, unpriced, budget_usd in batch:
             group = groups.setdefault((name, model, counted), [0, 0, now, budget, 0, 0, 0, budget_usd])
             group[0] += prompt
@@ -312,7 +315,7 @@ class TeamKeys:
         if failed:
             self._keep(failed)
 
-    def _keep(self, rows: list[tuple]) -> None:
+    def _keep(self, rows: list[UsageRow]) -> None:
         """Rows the store refused, kept first in line for the next flush; past PENDING_MAX the oldest are dropped,
         said once per flush and counted (cot_proxy_key_usage_dropped_total)."""
         with self._pending_lock:

@@ -17,11 +17,14 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from argoproxy.sqlite_files import BUSY_SECONDS, ReadConnection, connect, first_here, immediate, off_loop
 from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
 from argoproxy.teamkeys import windows
+
+if TYPE_CHECKING:
+    from argoproxy.teamkeys.local_windows import LocalWindows
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -63,7 +66,7 @@ class SQLiteKeyStore:
         # Reads have a connection of their own: in WAL mode they never wait for a writer, so a look-up does not
         # queue behind a usage write waiting for another process's lock.
         self._reader = ReadConnection(self.path, self._prepare)
-        self._local: Any = None  # the instance's shared rate windows (local_windows.py), made on first use
+        self._local: LocalWindows | None = None  # the instance's shared rate windows, made on first use
 
     # ------------------------------------------------------------ connection
     def available(self) -> bool:
@@ -91,14 +94,14 @@ class SQLiteKeyStore:
         with self._lock, immediate(OffLoop(off_loop(self._connect))) as db:
             yield db
 
-    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Tried on the event loop first (sqlite_files.first_here), where a read needs no wait: a one-row read
         through gevent's thread pool took 0.1-0.4 s on a busy 2-core machine (the pool's thread waits for the
         interpreter lock, then for the loop's turn), and each request that needed a key's record waited that long.
         A read that meets a lock, and the first (it makes the file and its schema), go to the pool."""
         return first_here(lambda: self._rows(sql, args))
 
-    def _rows(self, sql: str, args: tuple) -> list[tuple]:
+    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._reader.locked() as db:
             return db.execute(sql, args).fetchall()
 
@@ -212,7 +215,7 @@ class SQLiteKeyStore:
         record = self._record_named(name)
         return self._local_windows().in_flight(record) if record is not None else 0
 
-    def _local_windows(self) -> Any:
+    def _local_windows(self) -> LocalWindows:
         if self._local is None:
             from argoproxy.teamkeys.local_windows import LocalWindows
             self._local = LocalWindows(self.used_in_period, spent_in_period=self.spent_in_period)
@@ -253,7 +256,7 @@ class SQLiteKeyStore:
                           "WHERE day >= ? ORDER BY day, name, model", (since,))
 
     @staticmethod
-    def _window(db: OffLoop, name: str) -> list:
+    def _window(db: OffLoop, name: str) -> list[float]:
         row = db.execute("SELECT start, req, prev_req, tok, prev_tok, budget_start, budget_used, money_start, "
                          "money_used FROM windows WHERE name = ?", (name,)).fetchone()
         if not row:
@@ -261,7 +264,7 @@ class SQLiteKeyStore:
         return list(row[:7]) + [0, 0] + [row[7], row[8], 0]  # no holds kept in the database
 
     @staticmethod
-    def _save(db: OffLoop, name: str, state: list) -> None:
+    def _save(db: OffLoop, name: str, state: list[float]) -> None:
         db.execute("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (name, *state[:windows.RESERVED], state[windows.MONEY_START], state[windows.MONEY_USED]))
 
@@ -269,13 +272,13 @@ class SQLiteKeyStore:
 class Rows:
     """A statement's rows, read whole where it ran."""
 
-    def __init__(self, rows: list[tuple], rowcount: int) -> None:
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
         self.rows, self.rowcount = rows, rowcount
 
-    def fetchone(self) -> tuple | None:
+    def fetchone(self) -> tuple[Any, ...] | None:
         return self.rows[0] if self.rows else None
 
-    def fetchall(self) -> list[tuple]:
+    def fetchall(self) -> list[tuple[Any, ...]]:
         return self.rows
 
 
@@ -286,7 +289,7 @@ class OffLoop:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
-    def execute(self, sql: str, args: tuple = ()) -> Rows:
+    def execute(self, sql: str, args: tuple[Any, ...] = ()) -> Rows:
         def run() -> Rows:
             cursor = self._db.execute(sql, args)
             return Rows(cursor.fetchall(), cursor.rowcount)
@@ -297,13 +300,13 @@ def usage_day(now: float) -> str:
     return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
 
 
-def _row_of(r: KeyRecord) -> tuple:
+def _row_of(r: KeyRecord) -> tuple[Any, ...]:
     return (r.name, r.digest, r.prefix, ",".join(r.models), r.rpm, r.tpm, r.budget.tokens if r.budget else 0,
             r.budget.period if r.budget else "", r.expires, r.created, r.revoked, r.max_parallel, r.priority,
             r.budget_usd.nanos if r.budget_usd else 0, r.budget_usd.period if r.budget_usd else "")
 
 
-def _record_of(row: tuple) -> KeyRecord:
+def _record_of(row: tuple[Any, ...]) -> KeyRecord:
     (name, digest, prefix, models, rpm, tpm, tokens, period, expires, created, revoked, max_parallel, priority, usd,
      usd_period) = row
     return KeyRecord(name, digest, prefix, tuple(m for m in models.split(",") if m), rpm, tpm,

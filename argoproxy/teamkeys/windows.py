@@ -12,14 +12,16 @@ from __future__ import annotations
 import calendar
 import time
 from datetime import datetime, timezone
-from typing import Any, MutableSequence
+from typing import Any, MutableSequence, TypeVar
 
 WINDOW = 60.0
 FIELDS = 5
 START, REQ, PREV_REQ, TOK, PREV_TOK = range(FIELDS)
+# Where a window's numbers live: a list (a database row's copy) or the workers' shared int64 cells.
+Cells = TypeVar("Cells", MutableSequence[float], memoryview)
 
 
-def roll(c: MutableSequence | memoryview, base: int, now: float) -> float:
+def roll(c: Cells, base: int, now: float) -> float:
     """Move the windows forward to `now`; return the seconds elapsed in the current window."""
     window = int(now // WINDOW)
     start = c[base + START]
@@ -32,7 +34,7 @@ def roll(c: MutableSequence | memoryview, base: int, now: float) -> float:
     return now - window * WINDOW
 
 
-def wait(current: int, previous: int, room: int, elapsed: float) -> float:
+def wait(current: float, previous: float, room: float, elapsed: float) -> float:
     """Seconds until current + previous * (1 - f) <= room, where f is the fraction of the window elapsed
     (0 when that holds now), never more than one window: what was counted a window ago has slid out by then."""
     if current + previous * (1 - elapsed / WINDOW) <= room:
@@ -44,8 +46,8 @@ def wait(current: int, previous: int, room: int, elapsed: float) -> float:
     return min(WINDOW, (WINDOW - elapsed) + needed * WINDOW)
 
 
-def over_limits(c: MutableSequence | memoryview, base: int, rpm: int, tpm: int, now: float,
-                reserved: int = 0, need: int = 1) -> tuple[float, str]:
+def over_limits(c: Cells, base: int, rpm: int, tpm: int, now: float,
+                reserved: float = 0, need: int = 1) -> tuple[float, str]:
     """(seconds to wait, "requests" or "tokens") for one more request under rpm and tpm, that may use `need`
     tokens (its reservation, one at least), `reserved` tokens held by the requests in flight counted as used;
     (0, "") when it may go now. Rolls the windows to `now` first."""
@@ -86,7 +88,7 @@ NEW_STATE = (0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0.0, 0, 0)
 HELD_WAIT = 1.0  # Retry-After when only what requests in flight hold refuses one: it frees as they end
 
 
-def admit(state: MutableSequence, rpm: int, tpm: int, budget: Any, now: float, reserve: int = 0,
+def admit(state: MutableSequence[float], rpm: int, tpm: int, budget: Any, now: float, reserve: int = 0,
           max_parallel: int = 0, budget_usd: Any = None, money: int = 0) -> tuple[float, str]:
     """Count one request in `state` if rpm, tpm, the budget and max_parallel allow it now: (0, "") and its
     reservation held (`reserve` tokens, one request in flight); else (seconds to wait, "requests", "tokens",
@@ -111,7 +113,7 @@ def admit(state: MutableSequence, rpm: int, tpm: int, budget: Any, now: float, r
     return waiting, by
 
 
-def settle(state: MutableSequence, reserved: int, tokens: int, budget: Any, now: float, held: int = 0,
+def settle(state: MutableSequence[float], reserved: int, tokens: int, budget: Any, now: float, held: int = 0,
            cost: int = 0, budget_usd: Any = None) -> None:
     """A request admitted with `reserved` tokens and `held` nano-dollars ended having used `tokens` and cost
     `cost`: its hold is given back, its tokens and cost counted."""
@@ -121,7 +123,7 @@ def settle(state: MutableSequence, reserved: int, tokens: int, budget: Any, now:
     add_tokens(state, tokens, budget, now, cost, budget_usd)
 
 
-def add_tokens(state: MutableSequence, tokens: int, budget: Any, now: float, cost: int = 0,
+def add_tokens(state: MutableSequence[float], tokens: int, budget: Any, now: float, cost: int = 0,
                budget_usd: Any = None) -> None:
     """An answer's tokens, in the minute window and in the budget's current period; its cost in the dollar
     budget's."""
@@ -134,7 +136,7 @@ def add_tokens(state: MutableSequence, tokens: int, budget: Any, now: float, cos
         state[MONEY_USED] += cost
 
 
-def _budget_wait(state: MutableSequence, budget: Any, now: float, reserved: int = 0, need: int = 1) -> float:
+def _budget_wait(state: MutableSequence[float], budget: Any, now: float, reserved: float = 0, need: int = 1) -> float:
     """Seconds until the budget's period ends when what is left of it is less than `need` (0 when not); HELD_WAIT
     when it is what requests in flight hold that leaves too little. Its counter starts again at each new period."""
     if budget is None:
@@ -147,7 +149,7 @@ def _budget_wait(state: MutableSequence, budget: Any, now: float, reserved: int 
     return HELD_WAIT if state[BUDGET_USED] + reserved + need > budget.tokens else 0.0
 
 
-def _money_wait(state: MutableSequence, budget_usd: Any, now: float, need: int = 0) -> float:
+def _money_wait(state: MutableSequence[float], budget_usd: Any, now: float, need: int = 0) -> float:
     """As _budget_wait for the dollar budget: a request that may cost `need` nano-dollars at most is admitted
     while that fits in what is left, what the requests in flight hold counted as spent (HELD_WAIT when only that
     refuses it: it frees as they end; the period's end when what was spent refuses it)."""
