@@ -23,6 +23,10 @@ from argoproxy.config.provider_registry import (  # noqa: F401  (the names provi
     _REGISTRY, DEFAULT_TARGET_URLS, EXTERNAL_PREFIX, Provider, UsedOnlyWhen, all_providers, default_startup_line,
     discover, external_packages, get, names, no_problem, register, settings_fragments, target_url_only)
 
+__all__ = ["DEFAULT_TARGET_URLS", "EXTERNAL_PREFIX", "Provider", "UsedOnlyWhen", "all_providers", "create_backend",
+           "default_startup_line", "discover", "external_packages", "get", "names", "no_problem", "register",
+           "settings_fragments", "target_url_only"]
+
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
     from argoproxy.pipeline.backend import Backend

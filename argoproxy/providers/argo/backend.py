@@ -34,6 +34,7 @@ from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chun
 
 if TYPE_CHECKING:
     from argoproxy.providers.argo.settings import ArgoConfig
+    from argoproxy.upstream.client import Upstream
 
 STATUS_PROMPT = "Say hello"
 KEY_HEADERS = ("Authorization", "X-Api-Key", "Api-Key")
@@ -60,7 +61,7 @@ class ArgoBackend(Backend):
     names_vendor = True  # ARGO serves OpenAI's, Anthropic's and Google's models: priced at the vendor's prices
     settings: ArgoConfig  # the core settings and ARGO's own, typed
 
-    def __init__(self, settings, upstream) -> None:
+    def __init__(self, settings: ArgoConfig, upstream: Upstream) -> None:
         super().__init__(settings, upstream)
         self.fallback = settings.model_fallback or None
         if self.fallback:

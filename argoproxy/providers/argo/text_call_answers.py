@@ -28,7 +28,7 @@ def declared_names(body: dict[str, Any]) -> frozenset[str]:
     return frozenset(names)
 
 
-def split_text(text: str, names: Iterable[str], limit: int = DEFAULT_LIMIT) -> tuple[str, list[dict]]:
+def split_text(text: str, names: Iterable[str], limit: int = DEFAULT_LIMIT) -> tuple[str, list[dict[str, Any]]]:
     """Whole-text form: (the text around the calls, the calls in order)."""
     scanner = TextCallScanner(names, limit)
     pieces = scanner.feed(text) + scanner.finish()
@@ -115,7 +115,7 @@ class StreamTextCalls:
             out.append(chunk)
         return out
 
-    def _delta(self, piece: str | dict) -> dict[str, Any]:
+    def _delta(self, piece: str | dict[str, Any]) -> dict[str, Any]:
         if isinstance(piece, str):
             return {"content": piece}
         call = {"index": self.next_index, **piece}

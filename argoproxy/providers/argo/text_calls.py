@@ -45,7 +45,7 @@ _NOT_START = re.compile(r"\{\s*[^\s\"']")  # a `{` whose first non-space is no q
 _CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _LITERAL_NAMES = {"True": True, "False": False, "None": None, "true": True, "false": False, "null": None}
 
-Piece = Union[str, dict]  # text, or an OpenAI tool call {id, type, function: {name, arguments}}
+Piece = Union[str, dict[str, Any]]  # text, or an OpenAI tool call {id, type, function: {name, arguments}}
 
 
 class TextCallScanner:
@@ -111,12 +111,12 @@ class TextCallScanner:
         self._held: list[str] = []  # what is held back: the fence opener, then the object(s) so far
         self._size = 0
         self._fence = ""  # the opening fence of the held candidate
-        self._pending: list[dict] = []  # calls found inside a fence that has not closed yet
+        self._pending: list[dict[str, Any]] = []  # calls found inside a fence that has not closed yet
         self._after_calls = 0  # where the text after the pending calls starts in the held text
         self._replay = ""
         self._begin_object(keep_mode=True)
 
-    def _emit(self, out: list[Piece], calls: list[dict]) -> None:
+    def _emit(self, out: list[Piece], calls: list[dict[str, Any]]) -> None:
         out.extend(calls)
         self.calls += len(calls)
 
@@ -393,7 +393,7 @@ def _literal(node: ast.AST) -> Any:
     raise ValueError("not a literal")
 
 
-def _call_of(value: Any, names: frozenset[str]) -> dict | None:
+def _call_of(value: Any, names: frozenset[str]) -> dict[str, Any] | None:
     """An OpenAI tool call for a parsed candidate that names a declared tool, else None."""
     if not isinstance(value, dict) or not set(value) <= CALL_KEYS:
         return None

@@ -41,7 +41,7 @@ def uses_prompt_tools(family: str, prompt_tools: bool) -> bool:
 # =========================================================================== request side
 
 
-def encode_tools(body: dict, family: str, prompt_tools: bool) -> dict:
+def encode_tools(body: dict[str, Any], family: str, prompt_tools: bool) -> dict[str, Any]:
     """A copy of the OpenAI chat body with tools, tool_choice and tool history in the family's form.
 
     Bodies with neither tools nor tool history come back unchanged. Raises ProxyError(400) for tools or a
@@ -68,7 +68,7 @@ def _is_tool_message(message: Any) -> bool:
     return isinstance(message, dict) and (message.get("role") == "tool" or bool(message.get("tool_calls")))
 
 
-def _function_of(tool: Any, index: int) -> dict:
+def _function_of(tool: Any, index: int) -> dict[str, Any]:
     """{name, description, parameters} of an OpenAI function tool; 400 for anything else."""
     function = tool.get("function") if isinstance(tool, dict) else None
     if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not isinstance(function, dict):
@@ -102,7 +102,7 @@ def _parse_tool_choice(choice: Any) -> tuple[str, str | None]:
 # --------------------------------------------------------------------------- Anthropic (Claude)
 
 
-def _encode_anthropic(data: dict, tools: list[dict], choice: tuple[str, str | None]) -> dict:
+def _encode_anthropic(data: dict[str, Any], tools: list[dict[str, Any]], choice: tuple[str, str | None]) -> dict[str, Any]:
     if tools:
         data["tools"] = [{"name": t["name"], "description": t["description"], "input_schema": t["parameters"]}
                          for t in tools]
@@ -114,9 +114,9 @@ def _encode_anthropic(data: dict, tools: list[dict], choice: tuple[str, str | No
     return data
 
 
-def _anthropic_messages(messages: list) -> list:
+def _anthropic_messages(messages: list[Any]) -> list[Any]:
     """Assistant tool_calls -> tool_use blocks; tool results -> one user message of tool_result blocks."""
-    out: list = []
+    out: list[Any] = []
     for message in messages:
         if not isinstance(message, dict):
             out.append(message)
@@ -152,7 +152,7 @@ def _anthropic_result_content(content: Any) -> Any:
     return "" if content is None else str(content)
 
 
-def _text_blocks(content: Any) -> list[dict]:
+def _text_blocks(content: Any) -> list[dict[str, Any]]:
     """Text content (a string or OpenAI content parts) as Anthropic text blocks; empty text dropped."""
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content.strip() else []
@@ -165,7 +165,7 @@ def _text_blocks(content: Any) -> list[dict]:
 # --------------------------------------------------------------------------- Google (Gemini)
 
 
-def _encode_google(data: dict, tools: list[dict], choice: tuple[str, str | None]) -> dict:
+def _encode_google(data: dict[str, Any], tools: list[dict[str, Any]], choice: tuple[str, str | None]) -> dict[str, Any]:
     if tools:
         data["tools"] = tools
         mode, name = choice
@@ -176,9 +176,9 @@ def _encode_google(data: dict, tools: list[dict], choice: tuple[str, str | None]
     return data
 
 
-def _google_messages(messages: list) -> list:
+def _google_messages(messages: list[Any]) -> list[Any]:
     """Assistant calls as {id, name, args}; a parallel batch unwound into one call/result pair per call."""
-    out: list = []
+    out: list[Any] = []
     index = 0
     while index < len(messages):
         message = messages[index]
@@ -196,7 +196,7 @@ def _google_messages(messages: list) -> list:
     return out
 
 
-def _google_pairs(message: dict, calls: list[dict], results: list[dict]) -> list[dict]:
+def _google_pairs(message: dict[str, Any], calls: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """[assistant(call 1), result 1, assistant(call 2), result 2, ...]; content stays on the first.
 
     Gemini answers "number of function response parts != number of function call parts" to a batch.
@@ -217,7 +217,7 @@ def _google_pairs(message: dict, calls: list[dict], results: list[dict]) -> list
         else:
             unnamed.append(i)
     used: set[int] = set()
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for position, call in enumerate(calls):
         by_id = named.get(call["id"]) if call["id"] in batch_ids else None
         # positional fallback: the first result that names no call of this batch
@@ -235,7 +235,7 @@ def _google_pairs(message: dict, calls: list[dict], results: list[dict]) -> list
 # --------------------------------------------------------------------------- prompt-based tools
 
 
-def _encode_prompt(data: dict) -> dict:
+def _encode_prompt(data: dict[str, Any]) -> dict[str, Any]:
     """Tools described in the system prompt; tool fields removed; tool history rendered as text."""
     tools = [_function_of(tool, index) for index, tool in enumerate(data.get("tools") or [])]
     choice = _parse_tool_choice(data.get("tool_choice"))
@@ -249,7 +249,7 @@ def _encode_prompt(data: dict) -> dict:
     return data
 
 
-def tool_prompt(tools: list[dict], choice: tuple[str, str | None] = ("auto", None), parallel: bool = True) -> str:
+def tool_prompt(tools: list[dict[str, Any]], choice: tuple[str, str | None] = ("auto", None), parallel: bool = True) -> str:
     """The system-prompt section that teaches a model without native tools to call them."""
     tools_json = json.dumps(tools, ensure_ascii=False, separators=(",", ":"))
     mode, name = choice
@@ -271,12 +271,12 @@ def tool_prompt(tools: list[dict], choice: tuple[str, str | None] = ("auto", Non
     )
 
 
-def _text_history(messages: list) -> list:
+def _text_history(messages: list[Any]) -> list[Any]:
     """Assistant tool_calls as <tool_call> text and tool results as user text, so any model can follow."""
     names = {call.get("id"): _call_name(call)
              for m in messages if isinstance(m, dict) and m.get("role") == "assistant"
              for call in (m.get("tool_calls") or []) if isinstance(call, dict)}
-    out: list = []
+    out: list[Any] = []
     previous_was_result = False
     for message in messages:
         is_result = isinstance(message, dict) and message.get("role") == "tool"
@@ -300,12 +300,12 @@ def _text_history(messages: list) -> list:
     return out
 
 
-def _render_call(call: dict) -> str:
+def _render_call(call: dict[str, Any]) -> str:
     payload = {"name": _call_name(call), "arguments": _arguments_object(call)}
     return f"<tool_call>{json.dumps(payload, ensure_ascii=False)}</tool_call>"
 
 
-def _add_system_text(data: dict, text: str) -> None:
+def _add_system_text(data: dict[str, Any], text: str) -> None:
     """Append to the first system message (or the `system` field), else insert a system message first."""
     messages = data.get("messages")
     if isinstance(messages, list):
@@ -329,7 +329,7 @@ def _add_system_text(data: dict, text: str) -> None:
 # =========================================================================== response side
 
 
-def decode_tool_calls(response: Any, family: str, prompt_tools: bool) -> tuple[str | None, list[dict]]:
+def decode_tool_calls(response: Any, family: str, prompt_tools: bool) -> tuple[str | None, list[dict[str, Any]]]:
     """ARGO's `response` -> (remaining text, OpenAI tool_calls). Text is None when only calls remain.
 
     Strings are searched for <tool_call> tags only with prompt-based tools (a native answer is plain
@@ -364,14 +364,14 @@ def decode_tool_calls(response: Any, family: str, prompt_tools: bool) -> tuple[s
     return text, calls
 
 
-def _native_content(content: Any) -> tuple[str | None, list[dict]]:
+def _native_content(content: Any) -> tuple[str | None, list[dict[str, Any]]]:
     """Text and tool_use calls from a content string or a list of Anthropic-style blocks."""
     if content is None or isinstance(content, str):
         return content, []
     if not isinstance(content, list):
         return str(content), []
     texts: list[str] = []
-    calls: list[dict] = []
+    calls: list[dict[str, Any]] = []
     for block in content:
         if isinstance(block, str):
             texts.append(block)
@@ -384,7 +384,7 @@ def _native_content(content: Any) -> tuple[str | None, list[dict]]:
     return "".join(texts), calls
 
 
-def _openai_call(raw: Any) -> dict | None:
+def _openai_call(raw: Any) -> dict[str, Any] | None:
     """One tool call in any family's shape as OpenAI's {id, type, function: {name, arguments}}."""
     if not isinstance(raw, dict):
         return None
@@ -404,13 +404,13 @@ def _openai_call(raw: Any) -> dict | None:
             "function": {"name": name, "arguments": _arguments_string(arguments)}}
 
 
-def parse_tool_call_tags(text: str) -> tuple[str | None, list[dict]]:
+def parse_tool_call_tags(text: str) -> tuple[str | None, list[dict[str, Any]]]:
     """<tool_call>{"name", "arguments"}</tool_call> blocks out of text -> (text outside them, calls).
 
     A block whose body is not a JSON object with a string name stays in the text, as does an unclosed
     tag. The remaining text is stripped; None when it is empty and calls were found.
     """
-    calls: list[dict] = []
+    calls: list[dict[str, Any]] = []
     pieces: list[str] = []
     position = 0
     for match in _TOOL_CALL_TAG.finditer(text):
@@ -427,7 +427,7 @@ def parse_tool_call_tags(text: str) -> tuple[str | None, list[dict]]:
     return (remaining or None), calls
 
 
-def _tagged_call(body: str) -> dict | None:
+def _tagged_call(body: str) -> dict[str, Any] | None:
     body = _unfenced(body.strip())
     try:
         payload = loads(body)
@@ -460,12 +460,13 @@ def _new_call_id() -> str:
 
 def _call_name(call: Any) -> str:
     function = call.get("function") if isinstance(call, dict) else None
-    if isinstance(function, dict) and isinstance(function.get("name"), str):
-        return function["name"]
+    name = function.get("name") if isinstance(function, dict) else None
+    if isinstance(name, str):
+        return name
     return str(call.get("name", "")) if isinstance(call, dict) else ""
 
 
-def _arguments_object(call: dict) -> dict:
+def _arguments_object(call: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI call's arguments (a JSON string) as the object Anthropic/Gemini want."""
     inner = call.get("function")
     function = inner if isinstance(inner, dict) else {}

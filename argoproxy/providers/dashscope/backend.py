@@ -29,6 +29,7 @@ KNOWN_MODELS = ("qwen-max", "qwen-plus", "qwen-turbo", "qwen-long", "qwen3-max",
 
 if TYPE_CHECKING:
     from argoproxy.providers.dashscope.settings import DashScopeConfig
+    from argoproxy.upstream.client import Upstream
 
 
 class DashScopeBackend(Backend):
@@ -37,7 +38,7 @@ class DashScopeBackend(Backend):
     reading = DASHSCOPE  # parameters.max_tokens; n is not sent
     settings: DashScopeConfig  # the core settings and DashScope's own, typed
 
-    def __init__(self, settings, upstream) -> None:
+    def __init__(self, settings: DashScopeConfig, upstream: Upstream) -> None:
         super().__init__(settings, upstream)
         self.base = settings.target_base_url
 

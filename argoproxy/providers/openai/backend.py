@@ -6,7 +6,7 @@ back as upstream bytes, parsed only when a transform needs them.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlsplit
 
 from argoproxy.pipeline.call import Call
@@ -15,6 +15,10 @@ from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.upstream.relay import read_whole, redirect_error, relay_sse, upstream_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 from argoproxy.upstream.url import join_url
+
+if TYPE_CHECKING:
+    from argoproxy.config.settings import Settings
+    from argoproxy.upstream.client import Upstream
 
 OPENAI_HOST = "api.openai.com"  # where `developer` messages stay as they are (DEVELOPER_ROLE=auto)
 
@@ -25,7 +29,7 @@ class OpenAIBackend(Backend):
     forwards_unknown = True
     relay_headers = True
 
-    def __init__(self, settings, upstream) -> None:
+    def __init__(self, settings: Settings, upstream: Upstream) -> None:
         super().__init__(settings, upstream)
         self.base = settings.target_base_url
         self.api_key = settings.openai_api_key
