@@ -52,16 +52,20 @@ def field(holder: Mapping[str, Any], key: str, kind: str, param: str, bad: Bad, 
 
 
 def string(holder: Mapping[str, Any], key: str, param: str, bad: Bad, required: bool = False) -> str | None:
-    return field(holder, key, "a string", param, bad, required)
+    value: str | None = field(holder, key, "a string", param, bad, required)
+    return value
 
 
 def boolean(holder: Mapping[str, Any], key: str, param: str, bad: Bad) -> bool | None:
-    return field(holder, key, "a boolean", param, bad)
+    value: bool | None = field(holder, key, "a boolean", param, bad)
+    return value
 
 
 def obj(holder: Mapping[str, Any], key: str, param: str, bad: Bad, required: bool = False) -> dict[str, Any] | None:
-    return field(holder, key, "an object", param, bad, required)
+    value: dict[str, Any] | None = field(holder, key, "an object", param, bad, required)
+    return value
 
 
 def array(holder: Mapping[str, Any], key: str, param: str, bad: Bad, required: bool = False) -> list[Any] | None:
-    return field(holder, key, "an array", param, bad, required)
+    value: list[Any] | None = field(holder, key, "an array", param, bad, required)
+    return value

@@ -23,7 +23,7 @@ from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.answer_shape import chunk_text
 from argoproxy.pipeline.call_keys import CallKeys
 from argoproxy.pipeline.reservation import Spelled
-from argoproxy.pipeline.door_api import DoorArgs  # the sequence's own (the doors' modules name it from here too)
+from argoproxy.pipeline.door_api import DoorArgs as DoorArgs  # the sequence's own (the doors' modules name it from here too)
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens
 
 # Chunk-delta keys that carry reasoning text (DeepSeek/DashScope/vLLM<0.10; newer vLLM, OpenRouter).
@@ -41,7 +41,7 @@ COMPACT = 256  # kept pieces joined into one (doors whose closing events repeat 
 REASONING_SAMPLE = 4096
 
 
-class Pieces(list):
+class Pieces(list[str]):
     """Text pieces kept for closing events, every COMPACT of them joined into one: a string per two-character
     delta cost 25 times its text, and counting that cost against MAX_SSE_EVENT_BYTES would cut answers that
     fit it (one-token deltas at a ninth of it)."""
@@ -247,7 +247,8 @@ class Front:
 
     def encode_event(self, event: dict[str, Any]) -> bytes:
         """One stream event as SSE: named events (`event: <type>`), as both vendors send them."""
-        return b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n"
+        kind: str = event["type"]
+        return b"event: " + kind.encode() + b"\ndata: " + dumps(event) + b"\n\n"
 
     def encode_pieces(self, event: dict[str, Any]) -> Iterator[bytes]:
         """encode_event in pieces: an event repeating a long text (Responses' closing events, an echoed request

@@ -112,17 +112,15 @@ def _get(obj: Mapping[str, Any], key: str, kind: str, where: str) -> Any:
 
 
 def _number(obj: Mapping[str, Any], key: str, where: str) -> float | int | None:
-    return _get(obj, key, "a number", where)
+    value: float | int | None = _get(obj, key, "a number", where)
+    return value
 
 
 def _whole(obj: Mapping[str, Any], key: str, where: str) -> int | None:
     """An integer field. Google's JSON mapping of its integer fields takes a whole number written with a
     fraction (`20.0`), which is what the google-genai SDK sends: it types top_k as a float."""
-    value = _value(obj, key, where)
-    if type(value) is float and value.is_integer():
-        value = int(value)
-    else:
-        value = _get(obj, key, "an integer", where)
+    raw = _value(obj, key, where)
+    value: int | None = int(raw) if type(raw) is float and raw.is_integer() else _get(obj, key, "an integer", where)
     if value is not None and not INT32[0] <= value <= INT32[1]:  # Google's are int32 (TYPE_INT32): a 400 there
         raise _bad(f"must be a 32-bit integer ({INT32[0]} to {INT32[1]}).", f"{where}{key}")
     return value
@@ -139,15 +137,18 @@ def _integer(obj: Mapping[str, Any], key: str, where: str, minimum: int = 0) -> 
 
 
 def _object(obj: Mapping[str, Any], key: str, where: str) -> dict[str, Any] | None:
-    return _get(obj, key, "an object", where)
+    value: dict[str, Any] | None = _get(obj, key, "an object", where)
+    return value
 
 
 def _list(obj: Mapping[str, Any], key: str, where: str) -> list[Any] | None:
-    return _get(obj, key, "an array", where)
+    value: list[Any] | None = _get(obj, key, "an array", where)
+    return value
 
 
 def _string(obj: Mapping[str, Any], key: str, where: str) -> str | None:
-    return _get(obj, key, "a string", where)
+    value: str | None = _get(obj, key, "a string", where)
+    return value
 
 
 # ---------------------------------------------------------------------------------------------- request
@@ -823,14 +824,13 @@ class GoogleFront(Front):
         An error that ends an SSE stream is the bare object, as Google writes one: google-genai's JavaScript
         reader (Gemini CLI's) raises only for a read that is such an object, and took `data: {"error": ...}`
         for a chunk with no candidates, so a stream cut short ended as a success; the Python one reads both."""
-        frame = event.get("frame")
-        if frame is None:
-            if event["type"] == "error":
-                return event["data"] + b"\r\n"
-            return b"data: " + event["data"] + SSE_END
-        if event["type"] == "end":
+        frame: bytes | None = event.get("frame")
+        if frame is not None and event["type"] == "end":
             return frame
-        return frame + event["data"]
+        data: bytes = event["data"]
+        if frame is None:
+            return data + b"\r\n" if event["type"] == "error" else b"data: " + data + SSE_END
+        return frame + data
 
     def error_body(self, status: int, err: dict[str, Any], request_id: str) -> dict[str, Any]:
         return error_object(status, err.get("message") or "", request_id)

@@ -224,8 +224,9 @@ def source_url(source: Any, where: str, image: bool) -> str:
     """An image source as the URL chat takes: the URL itself, or base64 data as a data: URL."""
     if not isinstance(source, dict):
         raise _bad("source is required.", f"{where}.source")
-    if source.get("type") == "url" and isinstance(source.get("url"), str):
-        return source["url"]
+    url = source.get("url")
+    if source.get("type") == "url" and isinstance(url, str):
+        return url
     if source.get("type") == "base64" and isinstance(source.get("data"), str):
         media = string(source, "media_type", f"{where}.source.media_type", _bad)
         if image and media not in IMAGE_TYPES:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from argoproxy.pipeline.model_context import context_length  # noqa: F401 (the reservations read it too)
+from argoproxy.pipeline.model_context import context_length as context_length  # the reservations read it too
 
 
 def input_modalities(entry: Mapping[str, Any]) -> list[Any]:

@@ -174,9 +174,8 @@ def custom_input(arguments: str) -> str:
         value = bounded_loads(arguments) if arguments.strip() else {}
     except ValueError:
         return arguments
-    if isinstance(value, dict) and isinstance(value.get("input"), str):
-        return value["input"]
-    return arguments
+    text = value.get("input") if isinstance(value, dict) else None
+    return text if isinstance(text, str) else arguments
 
 
 def chat_name(item: dict[str, Any], name: str, param: str) -> str:

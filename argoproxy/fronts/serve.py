@@ -66,7 +66,8 @@ class FrontAnswers:
         return Answer(self.answers.relay(call, resp, events), 200, self.stream_headers(call),
                       direct_passthrough=True)
 
-    def chunks(self, chunks: Iterable[dict | None], resp: UpstreamResponse, checked: bool = True) -> Iterator[dict]:
+    def chunks(self, chunks: Iterable[dict[str, Any] | None], resp: UpstreamResponse,
+               checked: bool = True) -> Iterator[dict[str, Any]]:
         """Parsed chunks; an upstream error event or a broken stream becomes a (sanitized) ProxyError. Their
         shape is checked here unless `checked` is False (a reader that checks each chunk itself)."""
         try:
@@ -81,7 +82,7 @@ class FrontAnswers:
         except ProxyError as err:  # a provider's decoder may quote what the upstream sent (DashScope's do)
             raise self.answers.sanitized(err) from None
 
-    def encoded(self, call: Call, front: Front, ex: Exchange, events: Iterable[dict]) -> Iterator[bytes]:
+    def encoded(self, call: Call, front: Front, ex: Exchange, events: Iterable[dict[str, Any]]) -> Iterator[bytes]:
         answers = self.answers
         swap, encode, texts = long_strings.swap, front.encode_event, front.texts_in_events
         try:
@@ -106,7 +107,7 @@ class FrontAnswers:
         front, ex = translation(call)
         self.answers.note_status(call, err.status)
 
-        def failing() -> Iterator[dict]:
+        def failing() -> Iterator[dict[str, Any]]:
             raise err
             yield  # a generator that raises at its first step
 
