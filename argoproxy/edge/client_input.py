@@ -33,7 +33,8 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+from wsgiref.types import InputStream
 
 from argoproxy.edge.request_ids import ENVIRON_KEY as REQUEST_ID_KEY
 from argoproxy.errors import ProxyError, error_body
@@ -41,6 +42,9 @@ from argoproxy.fastpath.server_reach import client_socket, limit_chunk_sizes
 from argoproxy.jsonfast import dumps
 from argoproxy.per_process import PerProcess
 from argoproxy.turns import turn
+
+if TYPE_CHECKING:
+    from argoproxy.fastpath.gunicorn_body import DirectBody
 
 # Largest single read; the deadline is checked, and other requests get a turn, between pieces. As large as
 # the largest recv Gunicorn makes for a body of known length (SocketUnreader.max_body_chunk): its reader
@@ -100,7 +104,7 @@ def _has_body(environ: dict[str, Any]) -> bool:
 
 
 # fastpath.gunicorn_body.direct_body: a reader filling one buffer with the rest of a body, or None
-DirectReader = Callable[[Any, int], Any]
+DirectReader = Callable[[InputStream, int], "DirectBody | None"]
 Piece = TypeVar("Piece", bytes, memoryview)  # what one guarded read returns
 
 
@@ -143,7 +147,7 @@ class Watchdog(PerProcess):
 class DeadlineBody:
     """A file-like request body whose reads end at a deadline with a 408, and whose framing errors are 400s."""
 
-    def __init__(self, stream: Any, sock: socket.socket, timeout: float, length: int | None = None,
+    def __init__(self, stream: InputStream, sock: socket.socket, timeout: float, length: int | None = None,
                  direct: "DirectReader | None" = None) -> None:
         self.stream = stream
         self.direct = direct
@@ -180,7 +184,7 @@ class DeadlineBody:
                 turn()
         return b"".join(parts)
 
-    def _read_whole(self, body: Any) -> bytes:
+    def _read_whole(self, body: DirectBody) -> bytes:
         """The rest of a body of known length, read into one buffer (fastpath.gunicorn_body.DirectBody), with
         the same deadline, turns and errors as piece-by-piece reads. Each piece is one recv waiting at most the
         time left, so the Watchdog has nothing to cut: a read it ended by shutting the socket would also end a
@@ -201,7 +205,7 @@ class DeadlineBody:
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         return list(iter(self.readline, b""))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         return iter(self.readline, b"")
 
     def _read(self, size: int) -> bytes:

@@ -44,7 +44,7 @@ class GreenChannel:
 
     def __init__(self, size: int, timeout: float) -> None:
         from gevent.hub import Waiter, get_hub
-        self.queue: deque = deque()
+        self.queue: deque[Any] = deque()
         self.size = size
         self.timeout = timeout
         self._new_waiter = Waiter

@@ -42,7 +42,7 @@ class Request:
     peer: tuple[str, str] = ("", "")
 
     @classmethod
-    def of(cls, method: str, target: str, body: bytes | dict | None = None,
+    def of(cls, method: str, target: str, body: bytes | dict[str, Any] | None = None,
            headers: Mapping[str, str] | None = None, request_id: str = "test-request") -> "Request":
         """A request with a whole body (a dict is sent as JSON), for in-process use and tests."""
         from argoproxy.jsonfast import dumps

@@ -86,9 +86,10 @@ def streamed(make: Callable[[], Answer], every: float, headers: Iterable[tuple[s
     if kind == _FAIL:
         stop.set()
         raise client_left() if departure is not None and departure.fired else value
-    value.response = beside.relay(value.chunks) if beside is not None else \
+    answer: Answer = value  # the helper's whole answer
+    answer.response = beside.relay(answer.chunks) if beside is not None else \
         _relay(items, every, stop, abort, error_event, beat, True, None)
-    return value
+    return answer
 
 
 class _Head:

@@ -17,7 +17,7 @@ top level are refused by the body parser (argoproxy/edge/request_body.py).
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.request_models import field_name, form_fields, is_form, path_model
@@ -113,7 +113,7 @@ def both(*readers: Reader) -> Reader:
     return read
 
 
-def compressed(headers) -> bool:
+def compressed(headers: Mapping[str, str]) -> bool:
     """Does the request body come under a Content-Encoding (gzip, deflate...) the proxy would have to undo?"""
     return headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
 

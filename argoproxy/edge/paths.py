@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from argoproxy.errors import ProxyError
@@ -46,9 +47,9 @@ class Target:
     parts: tuple[str, ...] = ()  # the decoded segments
 
 
-def raw_target(environ: dict) -> str:
+def raw_target(environ: dict[str, Any]) -> str:
     """The request target exactly as the client sent it (path and query, still percent-encoded)."""
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    raw: str | None = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
         return raw
     # No raw target from this server: rebuild one from the decoded parts (WSGI strings are latin-1).
@@ -125,6 +126,6 @@ def _decode(raw: str) -> str:
         raise PathError("percent escapes that are not UTF-8") from None
 
 
-def target_of(environ: dict) -> Target:
+def target_of(environ: dict[str, Any]) -> Target:
     """The canonical target of a WSGI request (PathError when it has none)."""
     return canonical(raw_target(environ))

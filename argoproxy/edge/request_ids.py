@@ -7,10 +7,16 @@ makes without running hooks."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from types import TracebackType
+from typing import Any, Callable, Iterable
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from argoproxy.fastpath.server_reach import client_socket
 from argoproxy.upstream.request_id import UPSTREAM_ID
+
+# start_response's exc_info (PEP 3333)
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
+Write = Callable[[bytes], object]
 
 MAX_REQUEST_ID = 128
 ENVIRON_KEY = "cot_proxy.request_id"
@@ -33,10 +39,10 @@ class ServerWrite:
     __slots__ = ("write", "client")
 
     def __init__(self, client: Any = None) -> None:
-        self.write = None
+        self.write: Write | None = None
         self.client = client
 
-    def __call__(self):
+    def __call__(self) -> Write | None:
         return self.write
 
 
@@ -45,14 +51,14 @@ class RequestIds:
     upstream sent: the client's id is the one that ties its logs to ours). It also keeps the server's write
     callable for the request (ServerWrite, in the environ under WRITE_KEY)."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: WSGIApplication) -> None:
         self.app = app
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         rid = environ[ENVIRON_KEY] = request_id_of(environ.get("HTTP_X_REQUEST_ID"))
         server_write = environ[WRITE_KEY] = ServerWrite(client_socket(environ))
 
-        def start(status, headers, exc_info=None):
+        def start(status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None) -> Write:
             kept = [h for h in headers if h[0].lower() != "x-request-id"]
             if len(kept) != len(headers):  # the upstream's own id, which its vendor's support asks for, renamed
                 upstream = next(v for k, v in headers if k.lower() == "x-request-id")

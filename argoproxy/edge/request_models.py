@@ -20,7 +20,7 @@ from urllib.parse import unquote, unquote_plus
 
 from argoproxy.errors import ProxyError
 from argoproxy.edge.validation import check_allowed_model, model_allowed
-from argoproxy.upstream.url import field_name  # noqa: F401  (batch_models reads it from here too)
+from argoproxy.upstream.url import field_name as field_name  # batch_models reads it from here too
 
 URLENCODED = "application/x-www-form-urlencoded"
 _SEPARATORS = re.compile(r"[&;]")

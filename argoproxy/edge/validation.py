@@ -136,7 +136,7 @@ def _messages(messages: Any) -> None:
             _part(part, f"messages[{i}].content[{j}]")
 
 
-def _message_fields(message: dict, i: int) -> None:
+def _message_fields(message: dict[str, Any], i: int) -> None:
     """The optional fields of one message: name, tool_call_id, tool_calls, function_call."""
     for name in ("name", "tool_call_id"):
         value = message.get(name)
@@ -170,7 +170,7 @@ def _function(value: Any, where: str, arguments: bool = False) -> None:
         raise _bad(f"{where}.arguments must be a JSON string.", f"{where}.arguments")
 
 
-def _part(part: dict, where: str) -> None:
+def _part(part: dict[str, Any], where: str) -> None:
     """The fields of the content-part types the proxy itself reads (text, image_url)."""
     kind = part["type"]
     if kind == "text" and type(part.get("text")) is not str:
@@ -182,7 +182,7 @@ def _part(part: dict, where: str) -> None:
             raise _bad(f"{where}.image_url must be an object with a string `url`.", f"{where}.image_url")
 
 
-def _tools(tools: list) -> None:
+def _tools(tools: list[Any]) -> None:
     for k, tool in enumerate(tools):
         if type(tool) is not dict:
             raise _bad(f"tools[{k}] must be an object, not {_json_type(tool)}.", f"tools[{k}]")
