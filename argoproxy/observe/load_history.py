@@ -99,7 +99,7 @@ class LoadHistory:
             return (round(c[state + windows.REQ] + c[state + windows.PREV_REQ] * kept),
                     round(c[state + windows.TOK] + c[state + windows.PREV_TOK] * kept), refused)
 
-    def _slot(self, c, key: str, create: bool) -> int | None:
+    def _slot(self, c: memoryview, key: str, create: bool) -> int | None:
         tag = zlib.crc32(key.encode("utf-8", "surrogatepass")) + 1  # never 0, the free slot's tag
         start = tag % KEY_SLOTS
         for probe in range(PROBES):
@@ -116,7 +116,7 @@ class LoadHistory:
         return None
 
 
-def _roll_refused(c, base: int, now: float) -> float:
+def _roll_refused(c: memoryview, base: int, now: float) -> float:
     """A key's refusal counts moved forward to `now` (this window's become the last one's, as windows.roll does
     for requests and tokens); the seconds elapsed in the current window."""
     window = int(now // windows.WINDOW)

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 
 from argoproxy.pipeline.call import Call
@@ -59,6 +59,10 @@ from argoproxy.config.listener import KEY_PREFIX
 from argoproxy.edge.validation import model_allowed
 from argoproxy.observe.refusals import refusal_cause
 from argoproxy.pipeline.stream_usage import countable, usage_counts
+
+if TYPE_CHECKING:  # prometheus_client is imported where metrics are on
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.metrics_core import Metric
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 VALUE_FILE_HEADER = 8  # a value file's used-length word and its padding (prometheus_client's mmap_dict)
@@ -286,7 +290,7 @@ class AdmissionGauges:
     def __init__(self, seating: Any) -> None:
         self.seating = seating
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         from prometheus_client.core import GaugeMetricFamily
         waiting = GaugeMetricFamily("cot_proxy_admission_waiting", "Requests waiting for a slot, by model.",
                                     labels=["model"])
@@ -317,9 +321,10 @@ class SettledFiles:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def collect(self):
+    def collect(self) -> Iterable[Metric]:
         from prometheus_client.multiprocess import MultiProcessCollector
-        return MultiProcessCollector.merge(settled_files(self.path), accumulate=True)
+        merged: Iterable[Metric] = MultiProcessCollector.merge(settled_files(self.path), accumulate=True)
+        return merged
 
 
 def settled_files(path: str) -> list[str]:

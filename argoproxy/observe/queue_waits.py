@@ -56,7 +56,7 @@ class QueueWaits:
                                                   "p95": _quantile(waits, 0.95) / 1000}
         return found
 
-    def _slot(self, c, key: str) -> int | None:
+    def _slot(self, c: memoryview, key: str) -> int | None:
         name = key.encode("utf-8", "surrogatepass")[:NAME_CELLS * 8]
         tag = zlib.crc32(name) + 1  # never 0, the free slot's tag
         start = tag % KEY_SLOTS
@@ -72,7 +72,7 @@ class QueueWaits:
         return None
 
     @staticmethod
-    def _name(c, slot: int) -> str:
+    def _name(c: memoryview, slot: int) -> str:
         raw = c[slot + NAME:slot + WAITS].cast("B")
         return bytes(raw[:c[slot + NAME_LENGTH]]).decode("utf-8", "replace")
 

@@ -11,7 +11,10 @@ own (a bug, a store it cannot reach). A client that left (499) is neither.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from argoproxy.pipeline.call import Call
 
 CAUSES = ("rate", "budget", "queue", "auth", "model", "request", "upstream", "proxy")
 DECIDED = frozenset(("rate", "budget", "queue", "auth", "model", "request"))
@@ -51,7 +54,7 @@ def error_cause(status: int, code: str | None, cause: str | None = None) -> str:
     return "request"
 
 
-def refusal_cause(call: Any) -> str | None:
+def refusal_cause(call: Call) -> str | None:
     """The cause of a finished call's error answer; None for an answer that is not an error (or a client that
     left)."""
     out = call.outcome

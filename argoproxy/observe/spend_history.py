@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from typing import Any
 
 from argoproxy.shared_cells import SharedCells
 
@@ -44,7 +45,7 @@ class SpendHistory:
                     c[bucket], c[bucket + 1] = minute, 0
                 c[bucket + 1] += nanos
 
-    def series(self, kind: str, now: float | None = None) -> list[dict]:
+    def series(self, kind: str, now: float | None = None) -> list[dict[str, Any]]:
         """[{name, minutes: nano-dollars per minute, oldest first}] of every name of that kind with spend in the
         last hour, the largest first."""
         now = time.time() if now is None else now
@@ -63,7 +64,7 @@ class SpendHistory:
                     found.append({"name": _name(c, slot), "minutes": minutes})
         return sorted(found, key=lambda s: -sum(s["minutes"]))
 
-    def _slot(self, c, kind: str, name: str, minute: int) -> int | None:
+    def _slot(self, c: memoryview, kind: str, name: str, minute: int) -> int | None:
         """The name's slot (by its tag: names are told apart by a CRC of 32 bits), claimed when it has none; the
         slot found last is tried first (another worker may have given it to another name since)."""
         known = self._tags.get((kind, name))
@@ -91,11 +92,11 @@ class SpendHistory:
         return found
 
 
-def _stale(c, slot: int, minute: int) -> bool:
+def _stale(c: memoryview, slot: int, minute: int) -> bool:
     return all(c[slot + HEAD + 2 * i] <= minute - MINUTES for i in range(MINUTES))
 
 
-def _claim(c, slot: int, tag: int, kind: str, name: str) -> None:
+def _claim(c: memoryview, slot: int, tag: int, kind: str, name: str) -> None:
     data = name.encode("utf-8", "surrogatepass")[:8 * NAME_CELLS]
     c[slot], c[slot + 1], c[slot + 2] = tag, KINDS[kind], len(data)
     padded = data.ljust(8 * NAME_CELLS, b"\0")
@@ -105,6 +106,6 @@ def _claim(c, slot: int, tag: int, kind: str, name: str) -> None:
         c[slot + i] = 0
 
 
-def _name(c, slot: int) -> str:
+def _name(c: memoryview, slot: int) -> str:
     raw = b"".join(int(c[slot + 3 + i]).to_bytes(8, "little", signed=True) for i in range(NAME_CELLS))
     return raw[:c[slot + 2]].decode("utf-8", "replace")

@@ -225,7 +225,7 @@ class StatusPage:
         return by_model, [{"key": k, **_finished(row)} for k, row in sorted(keys.items())], queued
 
 
-def _row(table: dict, name: str) -> dict[str, Any]:
+def _row(table: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
     return table.setdefault(name, {"requests": 0, "errors": 0, "refused": 0, "causes": {}, "prompt_tokens": 0,
                                    "completion_tokens": 0, "cost_usd": 0, "unpriced": 0})
 
@@ -276,13 +276,13 @@ _SERIES = {"cot_proxy_requests_total": (("model", "models", "requests"),),
            "cot_proxy_unpriced_requests_total": (("model", "models", "unpriced"),)}
 
 
-def _count(name: str, labels: dict[str, str], value: float, models: dict, keys: dict) -> None:
+def _count(name: str, labels: dict[str, str], value: float, models: dict[str, Any], keys: dict[str, Any]) -> None:
     for label, table, field in _SERIES.get(name, ()):
         if labels.get(label) and not (table == "keys" and labels[label] == "none"):  # keyless spend: models' rows
             _add(field, table, labels, value, _row(models if table == "models" else keys, labels[label]), keys)
 
 
-def _add(field: str, table: str, labels: dict[str, str], value: float, row: dict[str, Any], keys: dict) -> None:
+def _add(field: str, table: str, labels: dict[str, str], value: float, row: dict[str, Any], keys: dict[str, Any]) -> None:
     if field == "causes":
         cause = labels.get("cause", "")
         row["causes"][cause] = row["causes"].get(cause, 0) + value

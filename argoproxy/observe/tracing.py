@@ -78,7 +78,7 @@ def service_resource() -> Resource:
 def shutdown(worker: object = None) -> None:
     """Gunicorn's worker_exit: the spans still queued are sent before the worker ends."""
     sdk = Sdk._instance
-    if sdk is not None and sdk.pid == os.getpid():
+    if isinstance(sdk, Sdk) and sdk.pid == os.getpid():
         sdk.provider.shutdown()
 
 
