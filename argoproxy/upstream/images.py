@@ -95,7 +95,7 @@ class FetchedImage:
 # --------------------------------------------------------------------------- public entry points
 
 
-def inline_images(body: dict, opts: ImageOptions, session: requests.Session) -> dict:
+def inline_images(body: dict[str, Any], opts: ImageOptions, session: requests.Session) -> dict[str, Any]:
     """`body` with every http(s) image_url part replaced by a data URL (failures keep the URL).
 
     The input is not modified. Duplicated URLs are downloaded once. With payload control on, inlined
@@ -151,10 +151,12 @@ class PinnedHostAdapter(HTTPAdapter):
     (certificate match) from the Host header, and the pool key keeps names apart.
     """
 
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):  # type: ignore[override]
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: bool | str,
+                                             cert: str | tuple[str, str] | None = None
+                                             ) -> tuple[dict[str, Any], dict[str, Any]]:
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
         host = request.headers.get("Host")
-        if host_params.get("scheme") == "https" and host:
+        if host_params.get("scheme") == "https" and isinstance(host, str) and host:
             name = _host_without_port(host)
             pool_kwargs["server_hostname"] = name
             pool_kwargs["assert_hostname"] = name
@@ -164,7 +166,7 @@ class PinnedHostAdapter(HTTPAdapter):
 # --------------------------------------------------------------------------- finding and replacing
 
 
-def _image_url_parts(messages: list) -> Iterator[dict]:
+def _image_url_parts(messages: list[Any]) -> Iterator[dict[str, Any]]:
     """The `image_url` dicts (holding "url") of every image part in every message's content list."""
     for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
@@ -177,7 +179,7 @@ def _image_url_parts(messages: list) -> Iterator[dict]:
                     yield image_url
 
 
-def _collect_image_urls(messages: list) -> list[str]:
+def _collect_image_urls(messages: list[Any]) -> list[str]:
     """Unique http(s) image URLs in first-seen order; other non-data schemes are warned about."""
     urls: dict[str, None] = {}
     for image_url in _image_url_parts(messages):
@@ -190,7 +192,7 @@ def _collect_image_urls(messages: list) -> list[str]:
     return list(urls)
 
 
-def _replace_image_urls(body: dict, replacements: dict[str, str]) -> dict:
+def _replace_image_urls(body: dict[str, Any], replacements: dict[str, str]) -> dict[str, Any]:
     """A copy of body whose image URLs found in `replacements` are swapped; untouched parts are shared."""
     new_messages = []
     for message in body["messages"]:
@@ -361,9 +363,9 @@ def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
     return True
 
 
-def _embedded_addresses(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list:
+def _embedded_addresses(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     """The address plus any IPv4 address an IPv6 form carries (mapped, 6to4, Teredo, NAT64)."""
-    found: list = [address]
+    found: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             found.append(address.ipv4_mapped)
@@ -464,7 +466,8 @@ def _read_chunk(response: requests.Response, deadline: float, total: float) -> b
         except OSError:
             pass
     try:
-        return response.raw.read1(_READ_SIZE, decode_content=True)
+        piece: bytes = response.raw.read1(_READ_SIZE, decode_content=True)
+        return piece
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         if time.monotonic() >= deadline or isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError)):
             raise ImageFetchError(f"download exceeded image_timeout {total:g}s") from None
@@ -481,7 +484,7 @@ def _remaining(deadline: float) -> float:
 # --------------------------------------------------------------------------- payload control
 
 
-def _fit_payload(body: dict, replacements: dict[str, str], uses: Counter, fetched: dict[str, FetchedImage],
+def _fit_payload(body: dict[str, Any], replacements: dict[str, str], uses: Counter[str], fetched: dict[str, FetchedImage],
                  opts: ImageOptions) -> dict[str, str]:
     """Re-encoded replacements so json.dumps(body) fits the budget (or the smallest reached, logged).
 

@@ -252,7 +252,7 @@ def event_data(lines: list[bytes]) -> bytes | None:
     return data[0] if len(data) == 1 else b"\n".join(data)
 
 
-def sse_object(item: bytes) -> dict | None:
+def sse_object(item: bytes) -> dict[str, Any] | None:
     """The JSON object an SSE event's data holds; None for a comment, [DONE] or anything not an object."""
     if item.startswith(b"data: ") and item.find(b"\n", 6) == len(item) - 2 and item.endswith(b"\n\n"):
         data: bytes | None = item[6:-2]  # the usual event, one data line: what the general path finds, sooner
