@@ -127,7 +127,8 @@ def _first_run(provider: Any) -> FirstRun:
     if provider.first_run:
         import importlib
         module, _, name = provider.first_run.partition(":")
-        return getattr(importlib.import_module(module), name)
+        found: FirstRun = getattr(importlib.import_module(module), name)
+        return found
     return FirstRun(provider.summary or provider.name, needs=f"backend: {provider.name}")
 
 
@@ -187,7 +188,8 @@ def _comment(key: str, comments: Mapping[str, str]) -> str:
         return COMMENTS.get(key) or comments[key]
     from argoproxy.config.settings import SETTING_FIELDS  # a provider's key without a comment of its own: its help
     meta = SETTING_FIELDS[key].metadata
-    return meta["help"] + (f" [{meta['env'][0]}]" if meta["env"] else "")
+    help_text: str = meta["help"]
+    return help_text + (f" [{meta['env'][0]}]" if meta["env"] else "")
 
 
 def set_key(config: Path, key: str, value: Any) -> None:
@@ -311,7 +313,7 @@ def checks(settings: Settings) -> list[Check]:
     return [(f"{settings.backend} API", "GET", providers.get(settings.backend).url(settings) + "models", None, False)]
 
 
-def check_one(method: str, url: str, body: dict | None, need_success: bool) -> str:
+def check_one(method: str, url: str, body: dict[str, Any] | None, need_success: bool) -> str:
     """"ok", or why not, worded as the proxy's own errors are (a failing corporate proxy named as such)."""
     import requests  # reads the proxy environment as the proxy does
 

@@ -4,13 +4,13 @@ the master whose forked workers would inherit the object but not its thread."""
 from __future__ import annotations
 
 import os
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T", bound="PerProcess")
 
 
 class PerProcess:
-    _instance: Any = None
+    _instance: PerProcess | None = None
     pid: int
 
     def __init__(self) -> None:
@@ -19,6 +19,6 @@ class PerProcess:
     @classmethod
     def get(cls: type[T]) -> T:
         instance = cls._instance
-        if instance is None or instance.pid != os.getpid():
+        if not isinstance(instance, cls) or instance.pid != os.getpid():
             instance = cls._instance = cls()
         return instance

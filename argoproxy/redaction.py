@@ -22,7 +22,7 @@ import logging
 import os
 import re
 from typing import Any, Iterable, Iterator, Mapping
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 # The key the Gunicorn master generates when auth is on and no key is configured, handed to its workers.
 GENERATED_KEY_ENV = "COT_PROXY_GENERATED_API_KEY"
@@ -105,7 +105,7 @@ def header_value(value: str) -> str:
     return _HOSTNAME.sub(_hostname_replacement, value)
 
 
-def _internal_url_only(match: re.Match) -> str:
+def _internal_url_only(match: re.Match[str]) -> str:
     url = match.group(0)
     try:
         host = urlsplit(url).hostname or ""
@@ -139,7 +139,7 @@ def _strip_traceback(text: str) -> str:
     return text
 
 
-def _url_replacement(match: re.Match) -> str:
+def _url_replacement(match: re.Match[str]) -> str:
     url = match.group(0)
     trail = ""
     while url and url[-1] in ".,;:!?)]}":
@@ -157,14 +157,14 @@ def _url_replacement(match: re.Match) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}" + trail
 
 
-def _safe_port(parts) -> int | None:
+def _safe_port(parts: SplitResult) -> int | None:
     try:
         return parts.port
     except ValueError:
         return None
 
 
-def _ip_replacement(match: re.Match) -> str:
+def _ip_replacement(match: re.Match[str]) -> str:
     address = match.group(0).rsplit(":", 1)[0]
     try:
         ip = ipaddress.ip_address(address)
@@ -173,7 +173,7 @@ def _ip_replacement(match: re.Match) -> str:
     return "[internal host]" if (ip.is_private or ip.is_loopback or ip.is_link_local) else match.group(0)
 
 
-def _hostname_replacement(match: re.Match) -> str:
+def _hostname_replacement(match: re.Match[str]) -> str:
     host = match.group(0).rsplit(":", 1)[0]
     return "[internal host]" if host.lower().endswith(_INTERNAL_SUFFIXES) else match.group(0)
 
@@ -270,7 +270,7 @@ def mask_url(url: str) -> str:
     return url
 
 
-def _masked_param(match: re.Match) -> str:
+def _masked_param(match: re.Match[str]) -> str:
     return match.group(1) + "***" if credential_param(unquote(match.group(2))) else match.group(0)
 
 

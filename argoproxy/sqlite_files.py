@@ -21,7 +21,7 @@ BUSY_SECONDS = 5.0  # how long a statement waits for another process's lock befo
 
 
 class Executes(Protocol):
-    def execute(self, sql: str, args: tuple = ...) -> Any: ...
+    def execute(self, sql: str, args: tuple[Any, ...] = ...) -> Any: ...
 
 
 def connect(path: Any) -> sqlite3.Connection:
@@ -70,7 +70,8 @@ def off_loop(work: Callable[[], T]) -> T:
     if hub:
         done, value = hub().threadpool.apply(_caught, (work,))
         if done:
-            return value
+            result: T = value  # work's own, back from the pool
+            return result
         raise value
     return work()
 

@@ -73,7 +73,8 @@ def main(command: str, argv: list[str], prog: str, parse_flags: FlagParser) -> i
     if asks_help(argv):
         print(usage(prog) + HELP.format(prog=prog))
         return 0
-    say = lambda line: print(f"{prog} {command}: {line}", file=sys.stderr, flush=True)  # noqa: E731
+    def say(line: str) -> None:
+        print(f"{prog} {command}: {line}", file=sys.stderr, flush=True)
     try:
         with ended_by_signals():
             if command == "agents":

@@ -151,7 +151,8 @@ def clause(spec: dict[str, Any]) -> Match:
         parts = [clause(c) for c in value]
         return lambda name: all(part(name) for part in parts)
     if kind == "regex":
-        return re.compile(value).search  # type: ignore[return-value]
+        pattern: re.Pattern[str] = re.compile(value)
+        return lambda name: pattern.search(name) is not None
     text = value.lower()
     if kind == "equals":
         return text.__eq__
