@@ -153,7 +153,7 @@ def clause(spec: dict[str, Any]) -> Match:
     if kind == "regex":
         pattern: re.Pattern[str] = re.compile(value)
         return lambda name: pattern.search(name) is not None
-    text = value.lower()
+    text: str = value.lower()
     if kind == "equals":
         return text.__eq__
     if kind == "starts_with":
