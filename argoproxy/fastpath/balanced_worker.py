@@ -26,7 +26,10 @@ from __future__ import annotations
 import functools
 import mmap
 import os
+import socket
 import time
+from types import FrameType
+from typing import Protocol
 
 import gevent
 from gevent import socket as gsocket
@@ -34,6 +37,10 @@ from gevent.server import StreamServer
 from gunicorn.workers import ggevent
 
 from argoproxy.fastpath import gunicorn_response
+
+
+class HasFileno(Protocol):  # a client's socket as Gunicorn hands it (gevent's)
+    def fileno(self) -> int: ...
 
 SLOTS = 256  # at most this many workers at once (live ones plus replacements still booting)
 FIELDS = 3  # a slot: pid (0 free, -1 booting), open connections, heartbeat in monotonic ms
@@ -137,7 +144,7 @@ class Board:
         return False
 
 
-def linger_close(sock) -> None:
+def linger_close(sock: HasFileno) -> None:
     """After a shed answer: send FIN behind it at once, and leave a greenlet reading (and dropping) what the client
     still sends until it closes, LINGER at most. It works on a duplicate of the descriptor, so Gunicorn's own
     close() that follows neither resets the connection nor waits (the worker's count drops at once), and a TLS
@@ -159,7 +166,7 @@ def linger_close(sock) -> None:
     gevent.spawn(_drain, raw)
 
 
-def _drain(raw) -> None:
+def _drain(raw: socket.socket) -> None:
     deadline, got = time.monotonic() + LINGER, 0
     try:
         while got < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
@@ -179,7 +186,7 @@ class BalancedServer(StreamServer):
     1024 simultaneous streams took about 0.3 s longer to start), looking at the board before each one and
     leaving it to a less loaded worker for up to PATIENCE."""
 
-    def __init__(self, *args, board: Board, **kwargs) -> None:
+    def __init__(self, *args: object, board: Board, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.board = board
         self.accepted = 0
@@ -212,7 +219,7 @@ class BalancedServer(StreamServer):
         self._timer.start(self._start_accepting_if_started)
         return True
 
-    def do_handle(self, *args) -> None:
+    def do_handle(self, *args: object) -> None:
         self.board.opened()  # counted at accept, so the next look at the board sees it
         self.accepted += 1
         try:
@@ -225,7 +232,7 @@ class BalancedServer(StreamServer):
 class BalancedGeventWorker(ggevent.GeventWorker):
     """Gunicorn's GeventWorker, counting its connections on the shared board."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # in the master, before the fork
         self.board = Board()
 
@@ -247,15 +254,15 @@ class BalancedGeventWorker(ggevent.GeventWorker):
         else:
             self.board.release(self.pid)  # stopping: it accepts no more
 
-    def handle_exit(self, sig, frame) -> None:
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.board.release(self.pid)
         super().handle_exit(sig, frame)
 
-    def handle_quit(self, sig, frame) -> None:
+    def handle_quit(self, sig: int, frame: FrameType | None) -> None:
         self.board.release(self.pid)
         super().handle_quit(sig, frame)
 
-    def handle(self, listener, client, addr) -> None:
+    def handle(self, listener: object, client: object, addr: object) -> None:  # Gunicorn's, passed on
         try:
             super().handle(listener, client, addr)
         finally:

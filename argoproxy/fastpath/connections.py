@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from urllib3.connection import HTTPConnection, HTTPSConnection, _get_default_user_agent, _ResponseOptions
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.response import HTTPResponse
 from urllib3.util import SKIP_HEADER
 from urllib3.util.connection import _set_socket_options
 from urllib3.util.request import _METHODS_NOT_EXPECTING_BODY
@@ -85,8 +86,9 @@ class _OneSend(_Connection):
     _held_size = 0
 
     # urllib3's signature, which differs from http.client's as its own does
-    def request(self, method, url, body=None, headers=None, *, chunked=False,  # type: ignore[override]
-                preload_content=True, decode_content=True, enforce_content_length=True) -> None:
+    def request(self, method: str, url: str, body: Any = None,  # type: ignore[override]
+                headers: Mapping[str, str] | None = None, *, chunked: bool = False, preload_content: bool = True,
+                decode_content: bool = True, enforce_content_length: bool = True) -> None:
         head = None if chunked else self._lean_head(method, url, body, headers)
         if head is not None:
             self._send_lean(method, url, head, body, _ResponseOptions(
@@ -161,7 +163,7 @@ class _OneSend(_Connection):
         if body:
             self.sock.sendall(body)
 
-    def getresponse(self):  # type: ignore[override]
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # urllib3's, overriding http.client's too
         """The answer's head, read whole within the read timeout (head_deadline.py), not only each receive."""
         seconds = self.timeout
         if self.sock is None or not isinstance(seconds, (int, float)):
@@ -176,7 +178,7 @@ class _OneSend(_Connection):
         finally:
             HeadWatcher.get().forget(watched)
 
-    def send(self, data) -> None:
+    def send(self, data: Any) -> None:  # what http.client's send takes (bytes, a file, an iterable)
         if self._held is None:
             super().send(data)
         elif isinstance(data, bytes) and self._held_size + len(data) <= COALESCE_LIMIT:

@@ -81,7 +81,7 @@ class CoalescingResponse(wsgi.Response):
             send_all(self.sock, head)
         send_all(self.sock, data)
 
-    def sendfile(self, respiter) -> bool:
+    def sendfile(self, respiter: object) -> bool:
         return False  # the proxy never serves files; write() handles file wrappers item by item
 
     def close(self) -> None:

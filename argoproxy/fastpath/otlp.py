@@ -66,7 +66,7 @@ def any_value(value: Any) -> bytes:
     """An AnyValue's bytes: string 1, bool 2, int 3, double 4, array 5, bytes 7 (the SDK's attribute types)."""
     kind = type(value)
     if kind is str:
-        data = value.encode("utf-8", "replace")
+        data: bytes = value.encode("utf-8", "replace")
         return b"\x0a" + length(len(data)) + data
     if kind is int:
         return b"\x18" + varint(value & 0xFFFFFFFFFFFFFFFF)
