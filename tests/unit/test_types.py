@@ -5,11 +5,14 @@ checker agrees with them; this keeps it agreeing. mypy is pinned in requirements
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# The most errors `mypy --strict` may report on argoproxy/ (issue 43: not above 242).
+STRICT_CEILING = 242
 
 
 def test_mypy_reports_no_error(tmp_path):
@@ -18,6 +21,25 @@ def test_mypy_reports_no_error(tmp_path):
                             timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Success: no issues found" in result.stdout
+
+
+def test_strict_errors_stay_under_the_ceiling(tmp_path):
+    """mypy --strict's error count on argoproxy/ is at most STRICT_CEILING (issue 43's figure). It was 280 when
+    this test came, and 59 once config/, edge/, fronts/, observe/, providers/, teamkeys/, upstream/, launch/,
+    prices/, fastpath/ and the top-level modules were annotated (49 of them in pipeline/, serve/, state/ and
+    routing/, the other 10 mostly where a library's types stop: PyYAML's loader, Gunicorn's and gevent's base
+    classes, prometheus_client's merge, OpenTelemetry's sampler). The
+    ceiling leaves room for the restructuring of those four folders. Its own cache directory: under xdist
+    another test's mypy may run at the same time, and strict options would not reuse the other's cache anyway."""
+    result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports", "--cache-dir",
+                             str(tmp_path / "strict-cache"), "argoproxy"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    found = re.fullmatch(r"Found (\d+) errors? in \d+ files? \(checked \d+ source files?\)", summary)
+    assert found or summary.startswith("Success: no issues found"), result.stdout[-3000:] + result.stderr[-2000:]
+    errors = int(found.group(1)) if found else 0
+    assert errors <= STRICT_CEILING, (f"mypy --strict reports {errors} errors on argoproxy/, above the ceiling of "
+                                      f"{STRICT_CEILING}:\n" + result.stdout[-6000:])
 
 
 def _mypy(tmp_path, source: str) -> subprocess.CompletedProcess:
