@@ -24,7 +24,6 @@ from argoproxy.config.settings import Settings
 from argoproxy.edge.client_caches import BoundedCache
 from argoproxy.edge.header_policy import response_headers
 from argoproxy.edge.http_objects import Answer, Request
-from argoproxy.edge.request_body import as_utf8, parse_with_members, read_request_body
 from argoproxy.edge.validation import validate
 from argoproxy.errors import ProxyError
 from argoproxy.pipeline.door_api import AnswerEncoder, DoorArgs, DoorAnswersFactory, FrontDoor
@@ -120,34 +119,35 @@ class Gateway:
         return Call.of(kind, req.method, path, "", req.headers, req.request_id, req, trace)
 
     # ---------------------------------------------------------------- the door's side
-    def api(self, call: Call, front: FrontDoor | None = None, count_only: bool = False,
+    def api(self, call: Call, body: dict[str, Any], front: FrontDoor | None = None,
             args: DoorArgs | None = None) -> Answer:
-        """Every API request: chat/completions, completions, embeddings, and the API doors' (`front`: the door,
-        argoproxy/fronts/; `args`: what its path says, such as a model and method named there)."""
-        plan = call.plan
-        plan.raw_body = as_utf8(read_request_body(call.client.request, self.settings.max_body_bytes))
-        body, plan.members = parse_with_members(plan.raw_body)
-        named = args.model if args is not None and args.model is not None else body.get("model")
-        plan.model = named if isinstance(named, str) else None  # named in metrics and journals when refused
+        """Every API request the proxy serves by translating and sending it: chat/completions, completions,
+        embeddings, and the API doors' (`front`: the door, argoproxy/fronts/; `args`: what its path says, such as a
+        model and method named there), its body read and parsed by the door (serve/door.py)."""
+        supply = self.admit(call, body, front, False, args)
         if front is not None:
-            call.client = dataclasses.replace(call.client, front=front.name)
-        elif not self.backend.transparent:  # a transparent backend leaves parameter checks to the upstream
-            validate(plan.kind, body)
-        asked = self.asked(call, body, front, count_only, args) if self.limited(call) else None
-        self.guard.check(call, plan_model, required=True, served_later=True, body=asked)
-        supply = asked.supply if asked is not None else None  # no field bounded the answer: the limit sent
-        if front is not None:
-            if self.routing is None and self.backend.native_front(front.name, plan.model):
-                return self.relay_native(call, front, body, count_only, supply)
-            if self.stored is not None and self.stored.serves(front) and not count_only:
+            if self.stored is not None and self.stored.serves(front):
                 # stored responses: the history put before the input, the answer kept (argoproxy/state/)
                 return self.stored.serve(call, body, lambda c, b, keeper: self.front_call(
-                    c, front, b, False, args, keeper, supply))
-            return self.front_call(call, front, body, count_only, args, supply=supply)
+                    c, front, b, args, keeper, supply))
+            return self.front_call(call, front, body, args, supply=supply)
+        plan = call.plan
         if supply is not None and supplied(body, supply):
             plan.touch(supply[0][0])
         plan.body = body
         return self.dispatch(call)
+
+    def admit(self, call: Call, body: dict[str, Any], front: FrontDoor | None, count_only: bool,
+              args: DoorArgs | None) -> tuple[tuple[str, ...], int] | None:
+        """The one guard, its limits reading the request as its reservation does; returns the limit the reservation
+        sends when no field bounds the answer (None: none)."""
+        asked = self.asked(call, body, front, count_only, args) if self.limited(call) else None
+        self.guard.check(call, plan_model, required=True, served_later=True, body=asked)
+        return asked.supply if asked is not None else None
+
+    def relays(self, front: FrontDoor, model: str | None) -> bool:
+        """Does the upstream serve this door's API itself, its requests relayed as written (relay_native)?"""
+        return self.routing is None and self.backend.native_front(front.name, model)
 
     def limited(self, call: Call) -> bool:
         """May a token limit apply to this call (key_limits, or a team key)? Otherwise nothing is reserved, and
@@ -170,7 +170,7 @@ class Gateway:
         def read() -> tuple[Any, Any]:
             if count_only:
                 return "count", body
-            if self.routing is None and self.backend.native_front(front.name, plan.model):
+            if self.relays(front, plan.model):
                 return front.spelled or "forwarded", body  # its own body, as its door says it is read
             asked = body
             if self.stored is not None and self.stored.serves(front):
@@ -193,13 +193,11 @@ class Gateway:
         data = self.backend.list_models(Call.of("models", "GET", "v1/models")).get("data")
         return data if isinstance(data, list) else []
 
-    def front_call(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool, args: DoorArgs | None,
+    def front_call(self, call: Call, front: FrontDoor, body: dict[str, Any], args: DoorArgs | None,
                    keeper: Keeper | None = None, supply: tuple[tuple[str, ...], int] | None = None) -> Answer:
         """A front door's request translated, then served as the chat request it became (`supply`: the limit
         its reservation sends, no field bounding its answer)."""
-        body = self.translate(call, front, body, count_only, args)
-        if count_only:
-            return self.count_tokens(call, front, body)
+        body = self.translate(call, front, body, False, args)
         if supply is not None:
             supplied(body, supply)
         if keeper is not None:
@@ -253,9 +251,12 @@ class Gateway:
             raise front.own_error(err) from None
         return chat
 
-    def count_tokens(self, call: Call, front: FrontDoor, chat: dict[str, Any]) -> Answer:
-        """The upstream's own count where it can count (pipeline/upstream_count.py: llama.cpp, vLLM), else the
-        estimate (pipeline/tokens.py) over messages, system and tools with the chat template's overhead."""
+    def count_tokens(self, call: Call, front: FrontDoor, body: dict[str, Any], args: DoorArgs | None) -> Answer:
+        """A door's token count of the chat request its body translates to: the upstream's own count where it can
+        count (pipeline/upstream_count.py: llama.cpp, vLLM), else the estimate (pipeline/tokens.py) over
+        messages, system and tools with the chat template's overhead."""
+        self.admit(call, body, front, True, args)
+        chat = self.translate(call, front, body, True, args)
         call.plan.kind = "count_tokens"
         served_allowed(self.settings.allowed_models, call)
         if self.routing is not None:  # by a deployment that serves the model (a 404 for a model none serves)
@@ -592,11 +593,12 @@ class Gateway:
 
     # ---------------------------------------------------------------- answers relayed as they come
     def relay_native(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool,
-                     supply: tuple[tuple[str, ...], int] | None = None) -> Answer:
+                     args: DoorArgs | None) -> Answer:
         """The upstream serves this front's API itself (FRONTS_PASSTHROUGH; a backend's native endpoint for a
         door's API): the guards, LLM_PARAMS and adaptation apply, the answer is relayed as it comes (no think
-        transform or stream-mode conversion: the proxy does not parse it). `supply`: the limit its reservation
-        sends in the door's own field, no field bounding its answer."""
+        transform or stream-mode conversion: the proxy does not parse it). The limit its reservation sends, no
+        field bounding its answer, goes in the door's own field."""
+        supply = self.admit(call, body, front, count_only, args)
         plan = call.plan
         if count_only:
             plan.kind = "count_tokens"

@@ -26,19 +26,19 @@ from argoproxy.pipeline.call import Call
 from argoproxy.edge.classify import Route, RouteTable, standard_table
 from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer, Request
-from argoproxy.fronts import FRONTS, Front, front_named
+from argoproxy.fronts import FRONTS, DoorArgs, Front, front_named
 from argoproxy.observe.health import HealthCheck
 from argoproxy.observe.refusals import error_cause
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.edge.paths import PathError, canonical, raw_target
 from argoproxy.edge.model_readers import Named, Reader, body_model, compressed, path_models, reader_for
-from argoproxy.edge.request_body import read_request_body
+from argoproxy.edge.request_body import as_utf8, parse_with_members, read_request_body
 from argoproxy.pipeline.gateway import FORWARD_SENDING, Gateway, charged
 from argoproxy.pipeline.guard import ModelFree, plan_model
 from argoproxy.pipeline.reservation import Asked, shape_of, supplied
 from argoproxy.state.routes import StateRoutes, state_route
 from argoproxy.edge.request_body import parse_object
-from argoproxy.edge.validation import model_allowed
+from argoproxy.edge.validation import model_allowed, validate
 from argoproxy.upstream.wire import UpstreamRequest
 
 if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only in the workers)
@@ -214,14 +214,35 @@ class Door:
         if self.gateway.routing is None and call.plan.kind not in self.backend.kinds:
             raise ProxyError(404, f"The {self.backend.name} backend does not serve {route.label}.",
                              code="unknown_route")
-        return self.gateway.api(call)
+        body = self.api_body(call, None)
+        if not self.backend.transparent:  # a transparent backend leaves parameter checks to the upstream
+            validate(call.plan.kind, body)
+        return self.gateway.api(call, body)
 
     def front(self, call: Call, route: Route) -> Answer:
+        """An API door's request, to the sequence it takes: relayed as written when the upstream serves the door's
+        API itself, its tokens counted, or translated and served (Gateway.relay_native, count_tokens, api)."""
         front = front_named(route.front)
         if front is None:
             raise ProxyError(404, f"No API door serves {route.label}.", code="unknown_route")
         args = front.door_args(route, call.plan.query)
-        return self.gateway.api(call, front, call.plan.kind == "count_tokens", args)
+        body = self.api_body(call, args)
+        count_only = call.plan.kind == "count_tokens"
+        if self.gateway.relays(front, call.plan.model):
+            return self.gateway.relay_native(call, front, body, count_only, args)
+        if count_only:
+            return self.gateway.count_tokens(call, front, body, args)
+        return self.gateway.api(call, body, front, args)
+
+    def api_body(self, call: Call, args: DoorArgs | None) -> dict[str, Any]:
+        """An API request's body, read and parsed (its top-level members as written kept for a long one), and the
+        model it names (in the body, or the door's path: `args`), which metrics and journals name when refused."""
+        plan = call.plan
+        plan.raw_body = as_utf8(read_request_body(call.client.request, self.settings.max_body_bytes))
+        body, plan.members = parse_with_members(plan.raw_body)
+        named = args.model if args is not None and args.model is not None else body.get("model")
+        plan.model = named if isinstance(named, str) else None
+        return body
 
     def state_route(self, call: Call, route: Route) -> Answer:
         """Stored responses and conversations (argoproxy/state/routes.py): the key's own only."""
