@@ -1,4 +1,5 @@
-"""LLM_PARAMS: per-model request overrides, parsed once at start-up and applied to request bodies.
+"""LLM_PARAMS: per-model request overrides, parsed once at start-up (the sequence applies them to request bodies:
+argoproxy/pipeline/param_rules.py).
 
 Grammar (cot_proxy's): groups separated by ';', each `model=NAME,key=value,...`. `model=default` applies to
 requests that name no model, `model=*` to every request; a model's own group is applied on top of `*`.
@@ -195,37 +196,3 @@ def convert_value(key: str, value: str) -> Any:
             raise ValueError(f"{key}={value!r} is not valid JSON (a text that starts so goes in quotes: "
                              f"{key}={json.dumps(value)})") from None
         return value
-
-
-def apply_rule(body: dict[str, Any], rule: ModelRule) -> dict[str, Any]:
-    """Apply a rule's overrides to a request body (in place): params replace what the client sent."""
-    body.update(rule.params)
-    if rule.upstream_model_name:
-        body["model"] = rule.upstream_model_name
-    if rule.append_to_last_user_message:
-        append_to_last_user_message(body, rule.append_to_last_user_message)
-    return body
-
-
-def append_to_last_user_message(body: dict[str, Any], text: str) -> None:
-    """Append text to the last message when it is the user's, else add a user message (cot_proxy's rules)."""
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        if "prompt" in body and isinstance(body["prompt"], str):
-            body["prompt"] += text
-        return
-    last = messages[-1] if messages else None
-    if not isinstance(last, dict) or last.get("role") != "user":
-        messages.append({"role": "user", "content": text})
-        return
-    content = last.get("content")
-    if isinstance(content, str):
-        last["content"] = content + text
-    elif isinstance(content, list):
-        for part in reversed(content):
-            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
-                part["text"] += text
-                return
-        content.append({"type": "text", "text": text})
-    else:
-        last["content"] = text

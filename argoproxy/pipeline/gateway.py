@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from argoproxy.config.llm_params import apply_rule, starts_inside
+from argoproxy.config.llm_params import starts_inside
 from argoproxy.config.routing_settings import ModelEntry, entry_url
 from argoproxy.config.settings import Settings
 from argoproxy.edge.client_caches import BoundedCache
@@ -43,6 +43,7 @@ from argoproxy.pipeline.think import ThinkConfig, for_client
 from argoproxy.pipeline.template_overhead import estimated_prompt
 from argoproxy.pipeline.backend import Prepared, Backend, StreamItem
 from argoproxy.pipeline.model_context import ModelContexts
+from argoproxy.pipeline.param_rules import apply_rule
 from argoproxy.pipeline.reservation import OPENAI, Asked, Worst, supplied
 from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS

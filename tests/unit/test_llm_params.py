@@ -2,7 +2,8 @@
 
 import pytest
 
-from argoproxy.config.llm_params import append_to_last_user_message, apply_rule, parse_llm_params
+from argoproxy.config.llm_params import parse_llm_params
+from argoproxy.pipeline.param_rules import append_to_last_user_message, apply_rule
 
 
 def test_seed_example():
