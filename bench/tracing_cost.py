@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from argoproxy.config.settings import load_settings  # noqa: E402
 from argoproxy.edge.http_objects import Request  # noqa: E402
-from argoproxy.serve.build import build_proxy  # noqa: E402
+from argoproxy.serve.proxy import build_proxy  # noqa: E402
 from tests.fakes.fake_upstream import FakeUpstream  # noqa: E402
 
 ROUNDS, REQUESTS = 9, 3000

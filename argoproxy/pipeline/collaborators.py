@@ -1,8 +1,9 @@
 """What the sequence asks of the parts it reaches through an interface of its own: routing over several
 deployments (`Dispatcher`), key_limits' budgets (`Limiter`), stored Responses (`StoredResponses`, handing each
-attempt a `Keeper`). serve/build.py hands the implementations to a worker's Gateway when it builds it
-(argoproxy/routing/dispatch.py's Routing, argoproxy/routing/key_limits.py's KeyLimiter,
-argoproxy/state/service.py's ResponsesState), so the pipeline never imports routing or state.
+attempt a `Keeper`; the door answers their routes through it too). serve/build.py hands the implementations to a
+worker's Gateway when it builds it (argoproxy/routing/dispatch.py's Routing, argoproxy/routing/key_limits.py's
+KeyLimiter; the Responses door's ResponsesState, argoproxy/state/service.py, is handed to serve/build.py in turn),
+so neither the pipeline nor the door imports routing or state.
 Routing, the other way, knows the Gateway only as `Sends`: what it asks of the sequence to run its attempts.
 """
 
@@ -84,6 +85,17 @@ class StoredResponses(Protocol):
 
     def request_for(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
         """The request `serve` would first hand `attempt` (what a token limit reserves for)."""
+
+    # The door's side: the routes of what is stored (GET/DELETE /v1/responses/{id}, /v1/conversations...).
+    def serves_routes(self, backend: Backend, routed: bool) -> bool:
+        """Are the state routes the proxy's (not when the upstream serves the Responses API itself)?"""
+
+    def claim(self, parts: tuple[str, ...]) -> Any:
+        """The route table's claim on a path's segments (edge/classify.py's Route, or None: not a state route)."""
+
+    def answer_route(self, call: Call, kind: str, ids: list[str], query: str, body: dict[str, Any] | None,
+                     admin: bool) -> Answer:
+        """One state route (`ids`: the path's ids in order); `admin`: the admin key may reach others' objects."""
 
 
 class Sends(Protocol):

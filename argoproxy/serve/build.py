@@ -1,12 +1,14 @@
-"""build_proxy: the whole proxy for one Settings object, without any web framework: upstream client,
-backend, Gateway, observers (DEBUG lines, journals, metrics), routing, and the Door in front of them.
-argoproxy/serve/flask_app.py wraps it in Flask; tests/unit/test_gateway.py drives it in-process with a fake upstream."""
+"""build_door: the proxy's core for one Settings object, without any web framework: upstream client, backend,
+Gateway, observers (DEBUG lines, journals, metrics), routing, and the Door in front of them; what the Responses
+door keeps (argoproxy/state/) is handed in (`responses`), never imported here: serve/proxy.py's build_proxy
+hands it. argoproxy/serve/flask_app.py wraps the whole proxy in Flask; tests/unit/test_gateway.py drives it
+in-process with a fake upstream."""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.serve.door import Door
 from argoproxy.observe.health import HealthCheck
@@ -14,7 +16,6 @@ from argoproxy.observe.journal import Journal, journal_observer, setup_log_file
 from argoproxy.observe.logs import configure_logging, request_logger
 from argoproxy.observe.metrics import install_metrics
 from argoproxy.observe.queue_waits import QueueWaits
-from argoproxy.fronts.responses_compact import SEAL
 from argoproxy.fronts.serve import FrontAnswers
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.gateway import Gateway
@@ -25,18 +26,23 @@ from argoproxy.config.settings import Settings
 from argoproxy.config.tracing_settings import tracing_on
 from argoproxy.observe.status_page import StatusPage
 from argoproxy.teamkeys.service import TeamKeys, open_store
-from argoproxy.state.seal_key import seal_key
-from argoproxy.state.service import open_state
 from argoproxy.upstream.client import Upstream, make_session
 
 if TYPE_CHECKING:
     from argoproxy.observe.tracing import Tracing
+    from argoproxy.pipeline.collaborators import StoredResponses
+
+# What the Responses door keeps, made for a worker from its settings and its Answers (None: nothing is kept):
+# argoproxy/state/service.py's responses_state, handed by serve/proxy.py.
+ResponsesStateMaker = Callable[[Settings, Answers], "StoredResponses | None"]
 
 HEALTH_CONNECTIONS = 2  # the health probe's own pool: one probe at a time per worker, cached HEALTH_CACHE_SECONDS
 
 
-def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
-    """The door for these settings; `upstream` replaces the real upstream client (in-process tests)."""
+def build_door(settings: Settings, upstream: Upstream | None = None,
+               responses: ResponsesStateMaker | None = None) -> Door:
+    """The door for these settings; `upstream` replaces the real upstream client (in-process tests); `responses`
+    makes what the Responses door keeps (None: a stateless Responses door)."""
     configure_logging(settings.debug, Secrets.from_settings(settings))
     tracing = traced(settings)
     if upstream is None:
@@ -60,11 +66,7 @@ def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     limiter = key_limiter(settings)
     if limiter is not None:
         answers.observers.append(limiter.observe)
-    SEAL.use(seal_key(settings))  # what the Responses door seals (compaction, reasoning) opens on every worker
-    stored = None
-    if settings.responses_store:  # before the door: its route table has the state routes then
-        stored = open_state(settings)
-        stored.answers = answers
+    stored = responses(settings, answers) if responses is not None else None  # before the door: its state routes
     keys = None
     if settings.enable_auth:
         keys = team_keys(settings)

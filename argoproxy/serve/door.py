@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.edge import listener_proof
@@ -36,13 +36,11 @@ from argoproxy.edge.request_body import as_utf8, parse_with_members, read_reques
 from argoproxy.pipeline.gateway import FORWARD_SENDING, Gateway, charged
 from argoproxy.pipeline.guard import ModelFree, plan_model
 from argoproxy.pipeline.reservation import Asked, shape_of, supplied
-from argoproxy.state.routes import StateRoutes, state_route
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.validation import model_allowed, validate
 from argoproxy.upstream.wire import UpstreamRequest
 
 if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only in the workers)
-    from argoproxy.state.service import ResponsesState
     from argoproxy.observe.metrics import Metrics
     from argoproxy.observe.status_page import StatusPage
     from argoproxy.observe.tracing import Tracing
@@ -113,11 +111,11 @@ class Door:
         self.table: RouteTable = standard_table(self.forwards, self.settings.forward_paths, self.fronts)
         for stepped_aside in (f for f in FRONTS.values() if f not in self.fronts):  # its paths forwarded: its errors
             self.table.forwarded_fronts.extend((prefix, stepped_aside.name) for prefix in stepped_aside.forwarded_prefixes)
-        # Stored responses: their routes, unless the upstream holds the state. The sequence knows the store by its
-        # interface (pipeline/collaborators.py); serve/build.py set it, the state package's own.
-        state = cast("ResponsesState | None", gateway.stored)
-        if state is not None and state.serves_routes(self.backend, gateway.routing is not None):
-            self.table.claims.insert(0, state_route)
+        # Stored responses: their routes, unless the upstream holds the state. The door, as the sequence, knows the
+        # store by its interface (pipeline/collaborators.py's StoredResponses: the Responses door's, argoproxy/state/).
+        self.stored = gateway.stored
+        if self.stored is not None and self.stored.serves_routes(self.backend, gateway.routing is not None):
+            self.table.claims.insert(0, self.stored.claim)
         self.backend_routes: dict[str, BackendRoute] = {}
         for r in self.backend.extra_routes():
             route = r if isinstance(r, BackendRoute) else BackendRoute(*r)
@@ -126,7 +124,6 @@ class Door:
         self.families: dict[str, Handler] = {"api": self.api, "front": self.front, "models": self.models,
                                              "backend": self.backend_route, "own": self.own, "forward": self.forward,
                                              "state": self.state_route}
-        self.state_routes = StateRoutes(state) if state is not None else None
 
     # ---------------------------------------------------------------- the door
     def handle(self, req: Request) -> Answer:
@@ -246,13 +243,13 @@ class Door:
 
     def state_route(self, call: Call, route: Route) -> Answer:
         """Stored responses and conversations (argoproxy/state/routes.py): the key's own only."""
-        assert self.state_routes is not None
+        assert self.stored is not None
         body = None
         if call.client.method == "POST":
             raw = read_request_body(call.client.request, self.settings.max_body_bytes)
             body = parse_object(raw) if raw.strip() else {}
         ids = route.path.split("/")[2::2]  # v1/responses/{id}/..., v1/conversations/{id}/items/{id}
-        answer = self.state_routes.answer(call, route.kind, ids, call.plan.query, body,
+        answer = self.stored.answer_route(call, route.kind, ids, call.plan.query, body,
                                           self.auth.is_admin(call.client.request))
         return self.observed(call, answer)  # observed without its body: stored bodies are journaled nowhere new
 

@@ -11,7 +11,7 @@ from argoproxy.edge.client_input import ClientInput
 from argoproxy.serve.door import Door, Edge
 from argoproxy.errors import error_body, error_type
 from argoproxy.jsonfast import dumps
-from argoproxy.serve.build import build_proxy
+from argoproxy.serve.proxy import build_proxy
 from argoproxy.edge.request_ids import ENVIRON_KEY, RequestIds
 from argoproxy.serve.flask_view import build_blueprint, status_line, through
 from argoproxy.config.settings import Settings

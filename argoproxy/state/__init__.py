@@ -12,11 +12,13 @@ conversation's items put before the new input) and keeps what came back after it
 - keeper.py: a finished response saved as the client gets it (whole, or at a stream's terminal event).
 - background.py: `background: true` runs, their events kept for `starting_after`, cancel, the caps.
 - routes.py: the state routes (GET/DELETE /v1/responses/{id}, input_items, cancel, /v1/conversations...).
-- service.py: what the gateway and the door call (ResponsesState).
+- service.py: the worker's state (ResponsesState): the history put before a request, its answer kept.
+- responses_door.py: what the core is handed of it (pipeline/collaborators.py's StoredResponses: the state and
+  its routes), made by `responses_state` (serve/proxy.py hands it to the core's builder).
 
 Folder rule: imports argoproxy.errors, argoproxy.jsonfast, argoproxy.turns, argoproxy.sqlite_files, argoproxy.fronts (front.py's
 helpers), argoproxy.edge (http objects) and argoproxy.pipeline.call; never the gateway, the door or a provider
-(they call this package, not the other way round). Stored bodies are never logged or journaled here.
+(they call this package through the interfaces they own, not the other way round). Stored bodies are never logged or journaled here.
 
 May import: the shared modules, config, edge, pipeline, fronts.
 """

@@ -32,15 +32,15 @@ CONTEXT_CODE = "context_length_exceeded"
 
 
 class ResponsesState:
-    def __init__(self, settings: Settings, store: Any, offload: bool) -> None:
+    def __init__(self, settings: Settings, store: Any, offload: bool, answers: Any = None) -> None:
         self.settings = settings
         self.store = store
         self.offload = offload  # SQLite: a call that would wait goes to gevent's threadpool
         # SQLite: new responses written in batches just after their answers (write_behind.py)
         self.behind = WriteBehind(self.io, store) if offload else None
         self.background: Background | None = None  # set by open_state
-        self.answers: Any = None  # the gateway's Answers (pipeline/answers.py): what the proxy answers itself is
-        # observed through it (set by serve/build.py)
+        # the worker's Answers (pipeline/answers.py): what the proxy answers itself is observed through it
+        self.answers: Any = answers
 
     @staticmethod
     def serves(front: Any) -> bool:
@@ -299,15 +299,16 @@ def stateful_input(body: dict[str, Any]) -> bool:
     return isinstance(items, list) and any(isinstance(i, dict) and i.get("type") == "item_reference" for i in items)
 
 
-def open_state(settings: Settings) -> ResponsesState:
+def open_state(settings: Settings, answers: Any = None) -> ResponsesState:
     """The worker's state over REDIS_URL's Redis when set (replicas share it), else responses.db."""
     from argoproxy.state.background import Background
     args = (settings.responses_retention, settings.responses_max_bytes_per_key, settings.responses_max_bytes)
     if settings.redis_url:
         from argoproxy.state.redis_store import RedisResponseStore
-        state = ResponsesState(settings, RedisResponseStore(settings.redis_url, *args), offload=False)
+        state = ResponsesState(settings, RedisResponseStore(settings.redis_url, *args), offload=False, answers=answers)
     else:
         from argoproxy.state.store import SQLiteResponseStore
-        state = ResponsesState(settings, SQLiteResponseStore(settings.responses_db, *args), offload=True)
+        state = ResponsesState(settings, SQLiteResponseStore(settings.responses_db, *args), offload=True,
+                               answers=answers)
     state.background = Background(state)
     return state

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from argoproxy.config.settings import load_settings
-from argoproxy.serve.build import build_proxy
+from argoproxy.serve.proxy import build_proxy
 from tests.fakes.fake_upstream import FakeUpstream
 
 

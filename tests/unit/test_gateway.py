@@ -127,7 +127,7 @@ def test_methods_unknown_routes_and_metrics(make):
 
 def test_the_door_and_everything_behind_it_import_no_flask():
     """Flask is the app layer's alone (app.py, routes.py): the door, the request ids and the pipeline run without it."""
-    code = ("import sys; import argoproxy.serve.build, argoproxy.edge.http_objects, argoproxy.edge.request_ids, argoproxy.serve.door; "
+    code = ("import sys; import argoproxy.serve.proxy, argoproxy.edge.http_objects, argoproxy.edge.request_ids, argoproxy.serve.door; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.strip() == "[]"

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from argoproxy.edge.http_objects import Request
-from argoproxy.serve.build import build_proxy
+from argoproxy.serve.proxy import build_proxy
 from argoproxy.config.settings import load_settings
 from tests.fakes.fake_upstream import FakeUpstream
 

@@ -250,7 +250,11 @@ def test_routing_knows_the_gateway_only_by_its_send_interface():
     assert "argoproxy.pipeline.collaborators" in graph["argoproxy.routing.dispatch"]
 
 
-def test_the_pipeline_and_routing_import_nothing_of_stored_responses():
+def test_the_core_imports_nothing_of_stored_responses():
+    """Stored Responses (state/) are the Responses door's: the pipeline, routing, the door and what builds it know
+    them only through pipeline/collaborators.py's StoredResponses (serve/proxy.py hands them in)."""
     graph = import_graph()
-    core = [m for m in graph if m.startswith(("argoproxy.pipeline.", "argoproxy.routing."))]
+    core = [m for m in graph if m.startswith(("argoproxy.pipeline.", "argoproxy.routing."))
+            or m in ("argoproxy.serve.door", "argoproxy.serve.build")]
+    assert "argoproxy.serve.door" in core and "argoproxy.serve.build" in core
     assert [(m, t) for m in core for t in graph[m] if t.startswith("argoproxy.state")] == []
