@@ -1,7 +1,8 @@
-"""The one sequence for every API request, whichever door it came in by:
+"""The one sequence for every API request, whichever door it came in by (its body read and parsed by the door,
+serve/door.py, which picks the sequence: `api`, or for a door `relay_native` or `count_tokens`):
 
-    read + translate (a front door's request becomes the internal chat request) -> guard (validate, admit)
-    -> dispatch (to this worker's one deployment, or through routing to one of several: the same `run`)
+    guard (admit) -> stored history (the Responses door's) -> translate (a front door's request becomes the
+    internal chat request; validate) -> dispatch (to this worker's one deployment, or through routing to one of several: the same `run`)
     -> plan (LLM_PARAMS, stream modes, think) -> prepare (the backend: model name, images; its own state)
     -> adapt (what the model accepts) -> allow-list -> send -> decode (the backend) -> transform (think)
     -> encode (the door's answer encoder: chat_answers.py or fronts/serve.py) -> observe (answers.py).

@@ -243,6 +243,40 @@ def test_the_gateway_is_handed_its_collaborators_when_built():
     assert gateway_attributes_set_elsewhere() == []
 
 
+# The sequences a route takes, which the door picks (docs/architecture.md, "One request takes one sequence").
+SEQUENCES = ("api", "count_tokens", "relay_native", "passthrough")
+
+
+def gateway_calls() -> dict[str, set[str]]:
+    """Each Gateway method -> the Gateway methods it calls as `self.name(...)`, lambdas and nested functions
+    included."""
+    tree = ast.parse((PACKAGE / "pipeline" / "gateway.py").read_text())
+    gateway = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Gateway")
+    methods = {m.name: m for m in gateway.body if isinstance(m, ast.FunctionDef)}
+    return {name: {node.func.attr for node in ast.walk(method) if isinstance(node, ast.Call)
+                   and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
+                   and node.func.value.id == "self" and node.func.attr in methods}
+            for name, method in methods.items()}
+
+
+def reached(calls: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for callee in calls[todo.pop()] - seen:
+            seen.add(callee)
+            todo.append(callee)
+    return seen
+
+
+def test_one_request_takes_one_sequence_top_to_bottom():
+    """No sequence of the Gateway enters another: the door picks one, and it runs to its answer."""
+    calls = gateway_calls()
+    assert set(SEQUENCES) <= set(calls)
+    assert {name: sorted(reached(calls, name) & set(SEQUENCES)) for name in SEQUENCES} == \
+        {name: [] for name in SEQUENCES}
+    assert all("admit" in calls[name] for name in ("api", "count_tokens", "relay_native"))  # the one guard first
+
+
 def test_routing_knows_the_gateway_only_by_its_send_interface():
     graph = import_graph()
     routing = {m: targets for m, targets in graph.items() if m.startswith("argoproxy.routing.")}
