@@ -236,7 +236,8 @@ class Door:
         model it names (in the body, or the door's path: `args`), which metrics and journals name when refused."""
         plan = call.plan
         plan.raw_body = as_utf8(read_request_body(call.client.request, self.settings.max_body_bytes))
-        body, plan.members = parse_with_members(plan.raw_body)
+        body: dict[str, Any]
+        body, plan.members = parse_with_members(plan.raw_body)  # an object, or a 400
         named = args.model if args is not None and args.model is not None else body.get("model")
         plan.model = named if isinstance(named, str) else None
         return body
