@@ -4,7 +4,8 @@ attempt a `Keeper`; the door answers their routes through it too). serve/build.p
 worker's Gateway when it builds it (argoproxy/routing/dispatch.py's Routing, argoproxy/routing/key_limits.py's
 KeyLimiter; the Responses door's ResponsesState, argoproxy/state/service.py, is handed to serve/build.py in turn),
 so neither the pipeline nor the door imports routing or state.
-Routing, the other way, knows the Gateway only as `Sends`: what it asks of the sequence to run its attempts.
+Routing, the other way, knows the Gateway only as `Sends`: what it asks of the sequence to run its attempts (an
+attempt on a deployment's view, keepalives around them all).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
     from argoproxy.edge.http_objects import Answer
     from argoproxy.pipeline.backend import Backend
-    from argoproxy.upstream.client import CallBudget, Upstream
+    from argoproxy.upstream.client import Upstream
     from argoproxy.pipeline.call import Call
     from argoproxy.pipeline.reservation import Asked
 
@@ -110,18 +111,10 @@ class Sends(Protocol):
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> Sends:
         """One deployment's view: its own backend, upstream and settings; the same answer side."""
 
-    def run(self, call: Call) -> Answer:
-        """The request on this deployment, up to the client's first byte (one routed attempt)."""
+    def attempt(self, call: Call, served_by: str, model: str, shown: str, renamed_to: str | None,
+                again_from: bytes | None) -> Answer:
+        """One routed attempt on this deployment, up to the client's first byte: the body as before an earlier
+        attempt edited it (`again_from`), the deployment named (journals, metrics, the X-Served-* headers), run."""
 
     def kept_alive(self, call: Call, produce: Callable[[], Answer]) -> Answer:
         """A stream answered with keepalives while `produce` (routing's attempts) waits on its upstream."""
-
-    def calls(self, call: Call) -> CallBudget:
-        """The upstream calls this client request may still cost, over every attempt."""
-
-    def replan(self, call: Call, source: bytes) -> None:
-        """The next attempt starts from the body as it was before the first one edited it."""
-
-    def serving(self, call: Call, served_by: str, model: str | None, shown: str, renamed_to: str | None = None,
-                routed: bool = False) -> str:
-        """The deployment about to serve, for journals, metrics and the X-Served-* headers."""

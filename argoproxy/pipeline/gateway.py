@@ -215,6 +215,7 @@ class Gateway:
         shorthand for a one-entry list: its answers and errors name it the same way (X-Served-Model, the model
         asked for; X-Served-By, the upstream's host:port)."""
         if self.routing is not None:
+            self.calls(call)  # MAX_UPSTREAM_CALLS over every attempt routing makes (Outcome.calls)
             return self.routing.api(call)
         shown = self.serving(call, self.served_by, call.plan.model, call.plan.model or "")
         try:
@@ -281,13 +282,23 @@ class Gateway:
         out.served_header = shown = header_safe(shown)
         return shown
 
-    def replan(self, call: Call, source: bytes) -> None:
-        """Routing's next attempt starts from the body as it was before the first one edited it (`source`: the
-        client's bytes, or a front door's translation as JSON)."""
-        plan = call.plan
-        plan.body = loads(source)
-        plan.body_changed = source is not plan.raw_body
-        plan.touched = set()
+    def attempt(self, call: Call, served_by: str, model: str, shown: str, renamed_to: str | None,
+                again_from: bytes | None) -> Answer:
+        """One routed attempt on this deployment (routing's, through Sends): the body as it was before an earlier
+        attempt edited it (`again_from`: the client's bytes, or a front door's translation as JSON), the deployment
+        named (`serving`: its body names the model of its entry, a fallback's), then `run`; its answer says who
+        served (X-Served-Model, X-Served-By)."""
+        if again_from is not None:
+            plan = call.plan
+            plan.body = loads(again_from)
+            plan.body_changed = again_from is not plan.raw_body
+            plan.touched = set()
+        shown = self.serving(call, served_by, model, shown, renamed_to, routed=True)
+        answer = self.run(call)
+        headers = answer.headers
+        headers[SERVED_MODEL] = shown
+        headers[SERVED_BY] = served_by
+        return answer
 
     def run(self, call: Call) -> Answer:
         """The request on this deployment (directly, or as routing's attempt), up to the client's first byte."""

@@ -198,7 +198,8 @@ class Routing:
         source = call.plan.body_bytes()
         started = time.monotonic()
         failure: ProxyError | None = None
-        budget = self.gateway.calls(call)  # MAX_UPSTREAM_CALLS over the whole chain, retries on one URL included
+        budget = call.outcome.calls  # MAX_UPSTREAM_CALLS over the whole chain, retries on one URL included
+        assert budget is not None  # started by the sequence before it routes (Gateway.dispatch)
         for position, (name, pool) in enumerate(chain):
             tried: set[int] = set()
             budget.reserved = len(chain) - position - 1  # a call kept for each fallback model still ahead
@@ -213,10 +214,8 @@ class Routing:
                 if dep is None:
                     break
                 tried.add(dep.index)
-                if failure is not None:  # a retry: the first attempt may have edited the parsed body
-                    self.gateway.replan(call, source)
-                try:
-                    return self.attempt(call, asked, name, dep, seat)
+                try:  # a retry starts again from `source`: the first attempt may have edited the parsed body
+                    return self.attempt(call, asked, name, dep, seat, source if failure is not None else None)
                 except ProxyError as err:
                     if call.outcome.client_left:  # the proxy cut this one off: the client is gone, nobody to ask for
                         raise
@@ -237,13 +236,11 @@ class Routing:
                                "x-should-retry": "false"}
         raise failure
 
-    def attempt(self, call: Call, asked: str, name: str, dep: Deployment, seat: Seat | None = None) -> Answer:
-        """The pipeline on one deployment, up to the client's first byte; its admission seat (if any) is given
-        back when the answer ends."""
+    def attempt(self, call: Call, asked: str, name: str, dep: Deployment, seat: Seat | None = None,
+                again_from: bytes | None = None) -> Answer:
+        """The pipeline on one deployment, up to the client's first byte (`again_from`: a retry's body, as before
+        the first attempt edited it); its admission seat (if any) is given back when the answer ends."""
         view = self.gateways[dep.index]
-        shown = self.gateway.serving(call, dep.served_by, name, self.shown_name(name, asked),
-                                     asked if name != asked else None,  # a fallback's answer names the model asked
-                                     routed=True)  # the body names the entry's model (a fallback's)
         self.router.started(dep)
         seating = self.seating
         if seat is None or seating is None:
@@ -253,13 +250,12 @@ class Routing:
                 self.router.ended(dep)
                 seating.release(seat)
         try:
-            response = view.run(call)
+            response = view.attempt(call, dep.served_by, name, self.shown_name(name, asked),
+                                    asked if name != asked else None,  # a fallback's answer names the model asked
+                                    again_from)
         except BaseException:
             ended()
             raise
-        headers = response.headers
-        headers[SERVED_MODEL] = shown
-        headers[SERVED_BY] = dep.served_by
         if response.is_streamed:
             response.response = _released(response.chunks, ended)
         else:

@@ -102,7 +102,7 @@ def test_the_outcome_is_written_by_the_phases_that_own_it():
 
 
 def test_routing_key_limits_and_team_keys_no_longer_write_the_call():
-    """Routing asks the sequence (Gateway.serving, replan, kept_alive); key_limits and team keys return what they
+    """Routing asks the sequence (Gateway.attempt, kept_alive); key_limits and team keys return what they
     admitted, which the guard keeps in the plan; ARGO's raw routes and batched embeddings send through the
     sequence's exchange."""
     found = writers()
