@@ -2,10 +2,11 @@
 serve/door.py, which picks the sequence: `api`, or for a door `relay_native` or `count_tokens`):
 
     guard (admit) -> stored history (the Responses door's) -> translate (a front door's request becomes the
-    internal chat request; validate) -> dispatch (to this worker's one deployment, or through routing to one of several: the same `run`)
-    -> plan (LLM_PARAMS, stream modes, think) -> prepare (the backend: model name, images; its own state)
-    -> adapt (what the model accepts) -> allow-list -> send -> decode (the backend) -> transform (think)
-    -> encode (the door's answer encoder: chat_answers.py or fronts/serve.py) -> observe (answers.py).
+    internal chat request; validate) -> dispatch (to this worker's one deployment, or through routing to one
+    of several: the same `run`) -> plan (LLM_PARAMS, stream modes, think) -> prepare (the backend: model name,
+    images; its own state) -> adapt (what the model accepts) -> allow-list -> send -> decode (the backend)
+    -> transform (think) -> encode (the door's answer encoder: chat_answers.py or fronts/serve.py)
+    -> observe (answers.py).
 
 A Gateway is one deployment's view: its settings, backend and upstream. The worker's Gateway also holds the
 routing (`models`), the key budgets and the team keys; a routed deployment's Gateway shares its Answers."""

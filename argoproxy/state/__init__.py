@@ -18,7 +18,8 @@ conversation's items put before the new input) and keeps what came back after it
 
 Folder rule: imports argoproxy.errors, argoproxy.jsonfast, argoproxy.turns, argoproxy.sqlite_files, argoproxy.fronts (front.py's
 helpers), argoproxy.edge (http objects) and argoproxy.pipeline.call; never the gateway, the door or a provider
-(they call this package through the interfaces they own, not the other way round). Stored bodies are never logged or journaled here.
+(they call this package through the interfaces they own, not the other way round). Stored bodies are never
+logged or journaled here.
 
 May import: the shared modules, config, edge, pipeline, fronts.
 """
