@@ -72,6 +72,25 @@ class LlmParams:
         return ";".join(_written_rule(rule) for rule in self.rules.values())
 
 
+class DeploymentParams(LlmParams):
+    """LLM_PARAMS as one deployment sees them: the global rule for a model, with the entry's `params` on top."""
+
+    own: ModelRule | None
+
+    def __init__(self, base: LlmParams, own: ModelRule | None) -> None:
+        super().__init__(base.rules)
+        object.__setattr__(self, "own", own)
+
+    def rule_for(self, model: str | None) -> ModelRule | None:
+        base = super().rule_for(model)
+        if self.own is None or base is None:
+            return base or self.own
+        return merge_rules(base, self.own)
+
+    def __bool__(self) -> bool:
+        return bool(self.rules) or self.own is not None
+
+
 def _written_rule(rule: ModelRule) -> str:
     pairs = [("model", rule.model)]
     pairs += [(key, _written_value(key, value)) for key, value in rule.params.items()]

@@ -36,7 +36,7 @@ from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.errors import ProxyError
-from argoproxy.config.llm_params import LlmParams, ModelRule, merge_rules
+from argoproxy.config.llm_params import DeploymentParams, ModelRule
 from argoproxy.config.routing_settings import ModelEntry, entry_url
 from argoproxy.routing.router import Deployment, Pool, Router
 from argoproxy.upstream.client import RETRY_BUDGET, Upstream, parse_retry_after
@@ -54,25 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("cot_proxy")
 
 GLOB_LISTING_SECONDS = 60.0  # how long /v1/models reuses what a glob's upstreams listed
-
-
-class DeploymentParams(LlmParams):
-    """LLM_PARAMS as one deployment sees them: the global rule for a model, with the entry's `params` on top."""
-
-    own: ModelRule | None
-
-    def __init__(self, base: LlmParams, own: ModelRule | None) -> None:
-        super().__init__(base.rules)
-        object.__setattr__(self, "own", own)
-
-    def rule_for(self, model: str | None) -> ModelRule | None:
-        base = super().rule_for(model)
-        if self.own is None or base is None:
-            return base or self.own
-        return merge_rules(base, self.own)
-
-    def __bool__(self) -> bool:
-        return bool(self.rules) or self.own is not None
 
 
 def deployment_settings(settings: Settings, entry: ModelEntry, environ: dict[str, str]) -> Settings:

@@ -5,7 +5,8 @@ from argoproxy.errors import ProxyError
 from argoproxy.config.llm_params import parse_llm_params
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.filters import ModelName
-from argoproxy.routing.dispatch import DeploymentParams, header_safe, is_context_exceeded
+from argoproxy.config.llm_params import DeploymentParams
+from argoproxy.routing.dispatch import header_safe, is_context_exceeded
 from argoproxy.config.routing_settings import parse_models
 
 
