@@ -254,3 +254,50 @@ def test_a_dollar_budget_refuses_what_it_cannot_charge(tmp_path):
         with pytest.raises(anthropic.RateLimitError) as shaped:
             anthropic_sdk(p, key=key).messages.create(model="gpt-4o", max_tokens=1000, messages=MSG)
         assert shaped.value.body["type"] == "error"  # Anthropic's error shape on its door
+
+
+def test_a_stream_without_usage_is_charged_its_estimate(tmp_path):
+    """An upstream that sends a stream no usage, even asked (llama.cpp's server): the key is charged the estimate
+    its usage row counts (input and output tokens at the model's rates), in the row, /metrics and the journal."""
+    db, journals = tmp_path / "keys.db", tmp_path / "logs"
+    with FakeOpenAI() as fake, running_proxy(
+            TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET="admin", KEYS_DB=str(db),
+            LOG_DIR=str(journals), PRICES=json.dumps({"models": {"house-model": {"input_mtok": 3, "output_mtok": 15}}})) as p:
+        fake.sends_stream_usage = False
+        key = create(db, "estimated")
+        chunks = list(openai_sdk(p, key=key).chat.completions.create(model="house-model", messages=MSG, stream=True))
+        assert chunks and all(c.usage is None for c in chunks)
+        [row] = poll(lambda: usage_rows(db, "estimated") or None, timeout=15)
+        tokens_in, tokens_out = int(row["input_tokens"]), int(row["output_tokens"])
+        assert tokens_in > 0 and tokens_out > 0
+        assert Decimal(row["cost_usd"]) == (tokens_in * 3 + tokens_out * 15) / M and row["unpriced_requests"] == "0"
+        metrics = requests.get(p.url + "/metrics", headers={"Authorization": "Bearer admin"}, timeout=10).text
+        charged = re.search(r'^cot_proxy_cost_usd_total\{key="estimated",model="house-model"\} (\S+)$', metrics, re.M)
+        assert charged and abs(Decimal(charged.group(1)) - Decimal(row["cost_usd"])) < Decimal("1e-9")
+        journal = journals / "client_interaction.jsonl"
+        line = poll(lambda: journal.exists() and next((json.loads(x) for x in journal.read_text().splitlines()
+                                                       if "house-model" in x), None), timeout=15)
+        assert line["usage_estimated"] is True
+
+
+def test_dashscope_is_priced_at_the_rates_the_setting_gives(tmp_path):
+    """The price table has no Alibaba provider: DashScope's Qwen models cost what the prices setting says (docs/
+    spend.md), whole and streamed, each at the usage DashScope reported (a model it leaves out is unpriced:
+    tests/unit/test_prices.py, at DashScope's own URL; this fake's, on loopback, would be self-hosted)."""
+    from tests.fakes.fake_dashscope import FakeDashScope
+    db = tmp_path / "keys.db"
+    rates = {"qwen-plus*": {"input_mtok": "0.4", "output_mtok": "1.2"}}
+    with FakeDashScope(api_key="ds-key") as ds, running_proxy(
+            BACKEND="dashscope", TARGET_BASE_URL=ds.base_url, DASHSCOPE_API_KEY="ds-key", ENABLE_AUTH="true",
+            API_KEY_SECRET="admin", KEYS_DB=str(db), PRICES=json.dumps({"table": "none", "models": rates})) as p:
+        client = openai_sdk(p, key=create(db, "qwen"))
+        whole = client.chat.completions.create(model="qwen-plus", messages=MSG)
+        streamed = [c for c in client.chat.completions.create(model="qwen-plus-latest", messages=MSG, stream=True,
+                                                              stream_options={"include_usage": True}) if c.usage]
+        rows = poll(lambda: (lambda r: r if sum(int(x["requests"]) for x in r) == 2 else None)(usage_rows(db, "qwen")),
+                    timeout=15)
+    by_model = {r["model"]: r for r in rows}
+    for model, usage in (("qwen-plus", whole.usage), ("qwen-plus-latest", streamed[-1].usage)):
+        assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+        expected = (usage.prompt_tokens * Decimal("0.4") + usage.completion_tokens * Decimal("1.2")) / M
+        assert Decimal(by_model[model]["cost_usd"]) == expected and by_model[model]["unpriced_requests"] == "0"

@@ -225,3 +225,16 @@ def test_a_model_name_past_its_bound_is_no_models():
     long_name = "gpt-4o" + "x" * 1_000_000
     cost = pricer.cost({"prompt_tokens": 10}, (long_name,), source, DAYS[0])
     assert cost.priced is False and all(len(name) <= 256 for names in source._found for name in names)
+
+
+def test_dashscope_has_no_price_in_the_table_until_the_setting_gives_one():
+    """The shipped table has no Alibaba provider (docs/spend.md): DashScope's models are unpriced, not free, until
+    the prices setting names them."""
+    usage = {"input_tokens": 1_000_000, "output_tokens": 1_000_000}
+    pricer = Pricer()
+    assert not any("alibaba" in p.id or "dashscope" in p.id for p in pricer.table.providers)
+    cost = pricer.cost(usage, ("qwen-plus",), pricer.source("https://dashscope.aliyuncs.com/api/v1/"), DAYS[0])
+    assert (cost.nanos, cost.priced) == (0, False)
+    given = Pricer(parse_prices({"models": {"qwen-plus*": {"input_mtok": "0.4", "output_mtok": "1.2"}}}))
+    cost = given.cost(usage, ("qwen-plus-latest",), given.source("https://dashscope.aliyuncs.com/api/v1/"), DAYS[0])
+    assert (cost.nanos, cost.priced, cost.by) == (1_600_000_000, True, SETTING)
