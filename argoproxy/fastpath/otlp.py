@@ -4,9 +4,15 @@ module writes instead of what the SDK's encoder builds.
 The SDK's encoder makes a protobuf message object for every span, attribute and value, about 45 µs a span of
 twenty attributes, twice a request: more than the rest of tracing costs. This one writes the same bytes (the
 OTLP protobuf wire format: ExportTraceServiceRequest -> ResourceSpans -> ScopeSpans -> Span) straight from the
-SDK's ReadableSpan objects, each attribute key's bytes kept once, in a few µs a span. Spans it does not write
-(events or links: the proxy records none) go to the SDK's own encoder. tests/unit/test_otlp_encoder.py holds its
-output to the SDK encoder's, decoded with opentelemetry-proto; FAST_PATH=off exports with the stock exporter.
+proxy's own span records (observe/tracing.py's Record), handed to this module's batch processor as they are
+(`records_to`: no ReadableSpan made for each). A record's shared attributes (its `fixed`: an upstream's
+address, a route's model...) are written once and their bytes kept on them; of its own attributes, each
+(key, text or number) pair met before is kept whole. Spans that are not records (the SDK's, from elsewhere) go
+to the SDK's own encoder. tests/unit/test_otlp_encoder.py holds its output to the SDK encoder's, decoded with
+opentelemetry-proto; FAST_PATH=off exports the SDK's spans with the stock exporter.
+
+Records are batched by `LeanBatch` (the SDK's batch processor, leaner) and sent through a requests Session that
+reads the environment once (`SettledSession`).
 
 Private name (argoproxy/private_names.py): the exporter's `_client`, its HTTP client with the OTEL_* settings
 (endpoint, headers, timeout, compression, certificates) and its retries, which this exporter sends through.
@@ -15,13 +21,20 @@ Private name (argoproxy/private_names.py): the exporter's `_client`, its HTTP cl
 from __future__ import annotations
 
 import logging
+import os
 import struct
+import threading
 from typing import Any, Sequence
+
+import requests
+from requests.utils import get_netrc_auth
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, StatusCode
 
 log = logging.getLogger(__name__)
@@ -83,13 +96,19 @@ def any_value(value: Any) -> bytes:
 
 
 _keys: dict[str, bytes] = {}
-# Whole KeyValue fields (tag, length, key, value) of the (key, text or integer) pairs met before, by field tag:
-# most of a span's attributes repeat from request to request (the method, the route, the operation, the provider,
-# the model, a status, small counts). Values are the clients' (model names): a table is emptied when full. Ids
-# and messages never repeat: not kept.
-_pairs: dict[bytes, dict[tuple[str, Any], bytes]] = {}
+# Whole KeyValue fields (tag, length, key, value) of the (key, value) pairs met before, by field tag and by the
+# value's type (1, 1.0 and True are one dict key): most of a span's own attributes repeat from request to request
+# (a status, a parameter, the answering model, small counts). Values are the clients' and the upstreams': a table
+# is emptied when full. Ids, costs and messages never repeat: not kept.
+_pairs: dict[bytes, dict[type, dict[tuple[str, Any], bytes]]] = {}
 _PAIRS_KEPT = 8192
-_UNIQUE = frozenset({"cot_proxy.request_id", "gen_ai.response.id", "gen_ai.input.messages", "gen_ai.output.messages"})
+_KEPT_TYPES = (str, int, float, bool, tuple)
+_UNIQUE = frozenset({"cot_proxy.request_id", "gen_ai.response.id", "cot_proxy.cost.usd", "gen_ai.input.messages",
+                     "gen_ai.output.messages"})
+# The proxy's attributes whose tuples hold texts only (observe/genai_attributes.py): kept. Another tuple is not
+# ((1,) and (1.0,) are one dict key)
+_TEXTS = frozenset({"gen_ai.response.finish_reasons", "gen_ai.request.stop_sequences",
+                    "gen_ai.request.encoding_formats"})
 
 
 def key_value(tag: bytes, key: str, value: Any) -> bytes:
@@ -105,20 +124,23 @@ def key_value(tag: bytes, key: str, value: Any) -> bytes:
 
 
 def attributes(tag: bytes, items: Any) -> bytes:
-    """Repeated KeyValue fields (key 1, value 2) under one field's tag."""
+    """Repeated KeyValue fields (key 1, value 2) under one field's tag, repeated pairs from the tables."""
     out = []
-    pairs = _pairs.setdefault(tag, {})
+    tables = _pairs.get(tag)
+    if tables is None:
+        tables = _pairs.setdefault(tag, {kind: {} for kind in _KEPT_TYPES})
     for item in items.items():
         kind = type(item[1])
-        if (kind is str or kind is int) and item[0] not in _UNIQUE:  # a type each: 1, 1.0 and True are one dict key
-            entry = pairs.get(item)
-            if entry is None:
-                entry = key_value(tag, *item)
-                if len(pairs) >= _PAIRS_KEPT:
-                    pairs.clear()
-                pairs[item] = entry
-        else:
+        pairs = tables.get(kind)
+        if pairs is None or item[0] in _UNIQUE or (kind is tuple and item[0] not in _TEXTS):
+            out.append(key_value(tag, *item))
+            continue
+        entry = pairs.get(item)
+        if entry is None:
             entry = key_value(tag, *item)
+            if len(pairs) >= _PAIRS_KEPT:
+                pairs.clear()
+            pairs[item] = entry
         out.append(entry)
     return b"".join(out)
 
@@ -126,41 +148,54 @@ def attributes(tag: bytes, items: Any) -> bytes:
 _SPAN_ATTRIBUTES, _RESOURCE_ATTRIBUTES, _SCOPE_ATTRIBUTES = b"\x4a", b"\x0a", b"\x1a"  # fields 9, 1, 3
 
 
-_named: dict[tuple[str, SpanKind], bytes] = {}  # a span's name and kind fields, by both: names repeat (bounded)
+# A span's name and kind fields, by both (the kind by its id: an enum member's hash is a Python call): names repeat
+# (bounded)
+_named: dict[tuple[str, int], bytes] = {}
 _UNSET_STATUS = b"\x7a\x00"  # an empty Status, written for an unset one as the SDK does
+_UNSET = StatusCode.UNSET
 
 
-def span(s: ReadableSpan) -> bytes:
-    """One Span as a ScopeSpans.spans field: ids, trace state, parent, name, kind, times, attributes, status,
-    flags, in field order."""
-    ctx, parent, status = s.context, s.parent, s.status
-    head = b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big") + b"\x12\x08" + ctx.span_id.to_bytes(8, "big")
-    if ctx.trace_state:
-        head += text(3, ctx.trace_state.to_header())
+def status_field(status: Any) -> bytes:
+    code, description = status.status_code, status.description
+    if code is _UNSET and not description:
+        return _UNSET_STATUS
+    number = _STATUS[code]
+    return field(15, (text(2, description) if description else b"") + (b"\x18" + varint(number) if number else b""))
+
+
+def span(r: Any) -> bytes:
+    """One record (observe/tracing.py's Record: its ids as numbers, its parent a record or the client's SpanContext)
+    as a ScopeSpans.spans field: ids, trace state, parent, name, kind, times, attributes (the shared ones, then its
+    own: never the same key in both), status, flags, in field order."""
+    parent, fixed, state = r.parent, r.fixed, r.state
+    head = b"\x0a\x10" + r.trace_id.to_bytes(16, "big") + b"\x12\x08" + r.span_id.to_bytes(8, "big")
+    if state:
+        head += text(3, state.to_header())
     flags = _FLAG_HAS_IS_REMOTE
     if parent is not None:
         head += b"\x22\x08" + parent.span_id.to_bytes(8, "big")
         if parent.is_remote:
             flags |= _FLAG_IS_REMOTE
-    named = _named.get((s.name, s.kind))
+    kind = (r.name, id(r.kind))
+    named = _named.get(kind)
     if named is None:
-        named = text(5, s.name) + b"\x30" + varint(_KINDS[s.kind])
+        named = text(5, r.name) + b"\x30" + varint(_KINDS[r.kind])
         if len(_named) >= _KEYS_KEPT:
             _named.clear()
-        _named[(s.name, s.kind)] = named
-    code = _STATUS[status.status_code]
-    body = b"".join((head, named, b"\x39", _fixed64(s.start_time or 0), b"\x41", _fixed64(s.end_time or 0),
-                     attributes(_SPAN_ATTRIBUTES, s.attributes) if s.attributes else b"",
-                     field(15, (text(2, status.description) if status.description else b"") +
-                           (b"\x18" + varint(code) if code else b"")) if code or status.description else _UNSET_STATUS,
+        _named[kind] = named
+    shared = fixed.encoded
+    if shared is None:  # written once for every span that shares them (a race writes the same bytes twice)
+        shared = fixed.encoded = b"".join(key_value(_SPAN_ATTRIBUTES, *item) for item in fixed.attributes.items())
+    body = b"".join((head, named, b"\x39", _fixed64(r.start), b"\x41", _fixed64(r.end), shared,
+                     attributes(_SPAN_ATTRIBUTES, r.attributes) if r.attributes else b"", status_field(r.status),
                      b"\x85\x01", _fixed32(flags)))
     return b"\x12" + length(len(body)) + body  # ScopeSpans.spans, field 2
 
 
-def scope_head(s: ReadableSpan) -> bytes:
-    scope = s.instrumentation_scope
+def scope_field(scope: InstrumentationScope | None) -> bytes:
+    """ScopeSpans.scope, as the SDK's encoder writes it (an empty one for none)."""
     if scope is None:
-        return b"\x0a\x00"  # an empty scope, as the SDK's encoder writes one
+        return b"\x0a\x00"
     out = text(1, scope.name) if scope.name else b""
     if scope.version:
         out += text(2, scope.version)
@@ -169,37 +204,162 @@ def scope_head(s: ReadableSpan) -> bytes:
     return field(1, out)
 
 
-def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
-    """An ExportTraceServiceRequest's bytes: spans grouped by resource, then by instrumentation scope, in order."""
-    groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
-    for s in spans:
-        resource, scope = s.resource, s.instrumentation_scope
-        scopes = groups.setdefault(id(resource), (resource, {}))[1]
-        scopes.setdefault(id(scope), (s, []))[1].append(span(s))
-    out = []
-    for resource, scopes in groups.values():
-        body = [field(1, attributes(_RESOURCE_ATTRIBUTES, resource.attributes))]
-        for first, encoded in scopes.values():
-            scope = first.instrumentation_scope
-            tail = text(3, scope.schema_url) if scope is not None and scope.schema_url else b""
-            body.append(field(2, scope_head(first) + b"".join(encoded) + tail))
-        if resource.schema_url:
-            body.append(text(3, resource.schema_url))
-        out.append(field(1, b"".join(body)))
-    return b"".join(out)
+class Batch:
+    """What every export of one worker's records shares: their resource's and scope's fields, written once."""
+
+    def __init__(self, resource: Resource, scope: InstrumentationScope | None) -> None:
+        self.resource = field(1, attributes(_RESOURCE_ATTRIBUTES, resource.attributes))
+        self.resource_tail = text(3, resource.schema_url) if resource.schema_url else b""
+        self.scope = scope_field(scope)
+        self.scope_tail = text(3, scope.schema_url) if scope is not None and scope.schema_url else b""
+
+    def encode(self, records: Sequence[Any]) -> bytes:
+        """An ExportTraceServiceRequest's bytes: one ResourceSpans holding one ScopeSpans of every record."""
+        spans = field(2, self.scope + b"".join(map(span, records)) + self.scope_tail)
+        return field(1, self.resource + spans + self.resource_tail)
 
 
 class LeanSpanExporter(OTLPSpanExporter):
-    """The OTLP/HTTP exporter, sending what encode_request writes."""
+    """The OTLP/HTTP exporter, sending the proxy's records as Batch.encode writes them, through a Session that
+    reads the environment's settings once (SettledSession) unless a credential provider gives one."""
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    batch: Batch | None = None
+
+    def __init__(self, **options: Any) -> None:
+        if "session" not in options and not any(os.environ.get(name) for name in CREDENTIAL_PROVIDERS):
+            options["session"] = SettledSession()
+        super().__init__(**options)
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
         try:
-            if any(s.events or s.links for s in spans):  # not the proxy's spans: the SDK's encoder
+            if self.batch is None or any(isinstance(s, ReadableSpan) for s in spans):  # not the proxy's records
                 data = encode_spans(spans).SerializePartialToString()
             else:
-                data = encode_request(spans)
+                data = self.batch.encode(spans)
         except Exception:  # noqa: BLE001 - a span that cannot be written is dropped with its batch, said once
             log.exception("spans could not be encoded; %d dropped", len(spans))
             return SpanExportResult.FAILURE
         result = self._client.export(data)
         return SpanExportResult.SUCCESS if result.success else SpanExportResult.FAILURE
+
+
+# The exporter's own ways to be given a Session (a credential provider's): then it is not replaced
+CREDENTIAL_PROVIDERS = ("OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+                        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER")
+_NO_AUTH = object()
+
+
+class SettledSession(requests.Session):
+    """requests' Session as the exporter's: what it reads of the environment for a URL (HTTP(S)_PROXY and NO_PROXY,
+    the CA bundle variables, ~/.netrc) read the first time, not again for every export (about 1 ms of stat calls
+    and environment scans each, a few µs a span). A worker's environment and its collector's URL do not change."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.settled: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.netrc: dict[str, Any] = {}
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        key = (url, tuple(sorted((proxies or {}).items())), stream, verify, cert)
+        found = self.settled.get(key)
+        if found is None:
+            found = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if len(self.settled) < 16:
+                self.settled[key] = found
+        return {**found, "proxies": dict(found["proxies"])}
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        if request.auth is None and self.auth is None and self.trust_env:  # ~/.netrc's entry for the URL, once
+            auth = self.netrc.get(request.url, _NO_AUTH)
+            if auth is _NO_AUTH:
+                auth = self.netrc[request.url] = get_netrc_auth(request.url)
+            if auth is not None:
+                request.auth = auth
+            else:
+                trust, self.trust_env = self.trust_env, False  # no entry: not looked for again
+                try:
+                    return super().prepare_request(request)
+                finally:
+                    self.trust_env = trust
+        return super().prepare_request(request)
+
+
+def setting(name: str, default: int) -> int:
+    """An OTEL_BSP_* number (start-up refuses one that is not: config/tracing_settings.py)."""
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+class LeanBatch(SpanProcessor):
+    """The SDK's batch span processor, for the proxy's records (FAST_PATH=on): records ended are kept in a list (an
+    append a span, where the SDK's processor checks the process, a deque and an event), and exported from a thread
+    of their own every OTEL_BSP_SCHEDULE_DELAY ms, or in full batches as soon as OTEL_BSP_MAX_EXPORT_BATCH_SIZE are
+    waiting; past OTEL_BSP_MAX_QUEUE_SIZE waiting, new ones are dropped (said once a batch). What is still waiting
+    is exported at shutdown (Gunicorn's worker_exit) and by force_flush. Made again in a forked process
+    (observe/tracing.py's Sdk is per process)."""
+
+    def __init__(self, exporter: LeanSpanExporter) -> None:
+        self.exporter = exporter
+        self.delay = setting("OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000
+        self.most = setting("OTEL_BSP_MAX_QUEUE_SIZE", 2048)
+        self.size = min(setting("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512), self.most)
+        self.waiting: list[Any] = []  # only appended to, and cut from its start by the thread: never replaced
+        self.dropped = 0
+        self.lock = threading.Lock()  # one export at a time (the thread's, a flush's)
+        self.wake = threading.Event()
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, name="cot_proxy span export", daemon=True)
+        self.thread.start()
+
+    def records_to(self, resource: Resource, scope: InstrumentationScope | None) -> Any:
+        """Where the tracer hands its ended records (observe/tracing.py)."""
+        self.exporter.batch = Batch(resource, scope)
+        return self.on_end
+
+    def on_end(self, span: Any) -> None:
+        waiting = self.waiting
+        if len(waiting) >= self.most:
+            self.dropped += 1
+            return
+        waiting.append(span)
+        if len(waiting) == self.size:
+            self.wake.set()
+
+    def run(self) -> None:
+        while not self.stopping:
+            full = self.wake.wait(self.delay)
+            self.wake.clear()
+            self.export_waiting(self.size if full else 1)  # woken by a full batch: full ones only (as the SDK's)
+
+    def export_waiting(self, least: int = 1) -> None:
+        with self.lock:
+            waiting = self.waiting
+            while len(waiting) >= least:
+                batch = waiting[:self.size]
+                del waiting[:len(batch)]  # appends go on at its end meanwhile
+                try:
+                    self.exporter.export(batch)
+                except Exception:  # noqa: BLE001 - the next batch is tried all the same
+                    log.exception("spans could not be exported; %d dropped", len(batch))
+            if self.dropped:
+                log.warning("%d spans dropped: more than OTEL_BSP_MAX_QUEUE_SIZE (%d) were waiting", self.dropped,
+                            self.most)
+                self.dropped = 0
+
+    def shutdown(self) -> None:
+        self.stopping = True
+        self.wake.set()
+        self.thread.join(timeout=setting("OTEL_BSP_EXPORT_TIMEOUT", 30000) / 1000)
+        self.export_waiting()
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self.export_waiting()
+        return True
+
+
+def lean_batching() -> LeanBatch:
+    """The fast path's batch processor and exporter (observe/tracing.py's Sdk makes them in each process)."""
+    return LeanBatch(LeanSpanExporter())

@@ -48,9 +48,14 @@ def span_name(kind: str, model: str | None, method: str, path: str) -> str:
 
 
 def request_attributes(body: dict[str, Any]) -> dict[str, Any]:
-    """The request's parameters (what was sent upstream: after LLM_PARAMS and adaptation), read member by member
-    of the body (a few), not attribute by attribute."""
     out: dict[str, Any] = {}
+    add_request_attributes(body, out)
+    return out
+
+
+def add_request_attributes(body: dict[str, Any], out: dict[str, Any]) -> None:
+    """The request's parameters (what was sent upstream: after LLM_PARAMS and adaptation), read member by member
+    of the body (a few), not attribute by attribute, into `out`."""
     for member, value in body.items():
         known = REQUEST.get(member)
         if known is not None:
@@ -59,14 +64,27 @@ def request_attributes(body: dict[str, Any]) -> dict[str, Any]:
         elif member == "stop":
             stops = [value] if isinstance(value, str) else value if isinstance(value, list) else None
             if stops and all(isinstance(s, str) for s in stops):
-                out["gen_ai.request.stop_sequences"] = stops
+                out["gen_ai.request.stop_sequences"] = tuple(stops)
         elif member == "n" and type(value) is int and value != 1:
             out["gen_ai.request.choice.count"] = value
         elif member == "encoding_format" and isinstance(value, str):
-            out["gen_ai.request.encoding_formats"] = [value]
+            out["gen_ai.request.encoding_formats"] = (value,)
     limit = body.get("max_completion_tokens")
     if type(limit) is int:
         out["gen_ai.request.max_tokens"] = limit
+
+
+def answer_attributes(facts: AnswerFacts | None, usage: Any) -> dict[str, Any]:
+    """What answered: the answer's id, model and finish reasons, and the tokens used."""
+    out = response_attributes(facts)
+    if usage.__class__ is dict:
+        if len(usage) == 3 and "total_tokens" in usage:  # the common shape: OpenAI's three counts, no details
+            prompt, output = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            if prompt.__class__ is int and output.__class__ is int and prompt >= 0 and output >= 0:
+                out["gen_ai.usage.input_tokens"] = prompt
+                out["gen_ai.usage.output_tokens"] = output
+                return out
+        out.update(usage_attributes(usage))
     return out
 
 
@@ -76,16 +94,15 @@ def usage_attributes(usage: Any) -> dict[str, Any]:
     if not isinstance(usage, dict):
         return {}
     out: dict[str, Any] = {}
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-    output = usage.get("completion_tokens", usage.get("output_tokens"))
+    openai = "prompt_tokens" in usage  # OpenAI's names (chat, completions, embeddings), else the others'
+    prompt = _count(usage["prompt_tokens"] if openai else usage.get("input_tokens"))
+    output = _count(usage["completion_tokens"] if "completion_tokens" in usage else usage.get("output_tokens"))
     cache_read = _count(usage.get("cache_read_input_tokens"))
     cache_write = _count(usage.get("cache_creation_input_tokens"))
     details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
-    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
-    prompt, output = _count(prompt), _count(output)
+    cached = _count(details.get("cached_tokens")) if details.__class__ is dict else None
     if prompt is not None:
-        extra = (cache_read or 0) + (cache_write or 0) if "prompt_tokens" not in usage else 0
-        out["gen_ai.usage.input_tokens"] = prompt + extra
+        out["gen_ai.usage.input_tokens"] = prompt if openai else prompt + (cache_read or 0) + (cache_write or 0)
     if output is not None:
         out["gen_ai.usage.output_tokens"] = output
     if cached is not None or cache_read is not None:
@@ -93,7 +110,7 @@ def usage_attributes(usage: Any) -> dict[str, Any]:
     if cache_write is not None:
         out["gen_ai.usage.cache_creation.input_tokens"] = cache_write
     done = usage.get("completion_tokens_details") or usage.get("output_tokens_details")
-    reasoning = _count(done.get("reasoning_tokens")) if isinstance(done, dict) else None
+    reasoning = _count(done.get("reasoning_tokens")) if done.__class__ is dict else None
     if reasoning is not None:
         out["gen_ai.usage.reasoning.output_tokens"] = reasoning
     return out
@@ -108,7 +125,7 @@ def response_attributes(facts: AnswerFacts | None) -> dict[str, Any]:
     if facts.model is not None:
         out["gen_ai.response.model"] = facts.model
     if facts.finish_reasons:
-        out["gen_ai.response.finish_reasons"] = list(facts.finish_reasons)
+        out["gen_ai.response.finish_reasons"] = tuple(facts.finish_reasons)  # a tuple: the encoder keeps it
     return out
 
 

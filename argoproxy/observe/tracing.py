@@ -13,15 +13,20 @@ Where the spans come from:
   reasons and usage: at a stream's end, so the span lasts as long as the answer did).
 - A background response's run (state/background.py) has a span of its own under its request's (`detached`).
 
+A span's attributes are in two parts: those every request of its kind shares (the route, the API, the operation,
+the model, the deployment, the key's name: `Fixed`, made once and kept) and its own (ids, status, usage,
+parameters). The SDK's spans hold both; the fast path's encoder writes the shared part's bytes once
+(fastpath/otlp.py).
+
 The SDK (a TracerProvider whose BatchSpanProcessor hands spans to the OTLP/HTTP exporter in the background; the
 OTEL_* variables configure them) is started once per process, when the worker builds its app: after Gunicorn's
-fork and gevent's patching. The master never imports this module (serve/build.py imports it when tracing is on);
+fork and gevent's patching. An ended span goes to the batch processor as the SDK's ReadableSpan, or with
+FAST_PATH=on as the Record itself, which the fast path's exporter writes (`hand`). The master never imports this module (serve/build.py imports it when tracing is on);
 `shutdown` (Gunicorn's worker_exit) sends what is still queued.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from typing import Any, Callable, cast
@@ -29,10 +34,10 @@ from urllib.parse import urlsplit
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import (NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags,
+from opentelemetry.trace import (NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState,
                                  get_current_span, set_span_in_context)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -51,20 +56,22 @@ from argoproxy.upstream.wire import UpstreamRequest, describe_host
 UNTRACED = frozenset({"root", "health", "metrics", "ui", "ui_data"})
 W3C = TraceContextTextMapPropagator()
 UNSET, ERROR = Status(StatusCode.UNSET), Status(StatusCode.ERROR)
-SERVERS_KEPT = 1024  # upstream URLs whose host, port and provider are kept
+SAMPLED = int(TraceFlags.SAMPLED)
+KINDS_KEPT = 1024  # the shared attributes kept, by upstream URL or by route (clients' paths and models: bounded)
 
 
 class Sdk(PerProcess):
     """This process's TracerProvider (its sampler, id generator and resource, from the OTEL_* variables) and the
     batch processor that exports its spans (made again in a process forked after it)."""
 
-    # The exporter's class: the SDK's OTLP/HTTP one, or the fast path's (serve/build.py hands it: FAST_PATH=on)
-    exporter: Callable[[], SpanExporter] = OTLPSpanExporter
+    # The batch processor and its exporter: the SDK's, with its OTLP/HTTP exporter; or the fast path's, which
+    # takes the records themselves (`records_to`; serve/build.py hands it: FAST_PATH=on)
+    batching: Callable[[], SpanProcessor] = staticmethod(lambda: BatchSpanProcessor(OTLPSpanExporter()))
 
     def __init__(self) -> None:
         super().__init__()
         self.provider = TracerProvider(resource=service_resource())
-        self.processor = BatchSpanProcessor(self.exporter())
+        self.processor = self.batching()
         self.provider.add_span_processor(self.processor)
         self.scope = InstrumentationScope("cot_proxy")
 
@@ -82,17 +89,54 @@ def shutdown(worker: object = None) -> None:
         sdk.provider.shutdown()
 
 
+class Fixed:
+    """Attributes every span of a kind shares (an upstream's address and provider, a route's operation and model),
+    made once and never changed; `encoded`: their bytes, written once by the fast path's encoder."""
+
+    __slots__ = ("attributes", "encoded")
+
+    def __init__(self, attributes: dict[str, Any]) -> None:
+        self.attributes = attributes
+        self.encoded: bytes | None = None
+
+
+NO_FIXED = Fixed({})
+
+
 class Record:
-    """A span being made: its identity from its start (its context goes upstream before it ends), the rest as it
-    ends, when it becomes the SDK's ReadableSpan."""
+    """A span being made: its identity from its start (its trace context goes upstream before it ends), the rest as
+    it ends (`end`, its status, its own attributes beside the shared ones). Its ids are kept as numbers (the SDK's
+    SpanContext is made only where one is asked for: `context`)."""
 
-    __slots__ = ("name", "context", "parent", "kind", "start", "attributes", "status")
+    __slots__ = ("name", "trace_id", "span_id", "flags", "state", "parent", "kind", "start", "end", "fixed",
+                 "attributes", "status")
+    is_remote = False  # as a parent: a span of this proxy's
 
-    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind, start: int,
-                 attributes: dict[str, Any]) -> None:
-        self.name, self.context, self.parent, self.kind, self.start = name, context, parent, kind, start
+    def __init__(self, name: str, trace_id: int, span_id: int, flags: int, state: TraceState | None,
+                 parent: SpanContext | Record | None, kind: SpanKind, start: int, attributes: dict[str, Any],
+                 fixed: Fixed = NO_FIXED) -> None:
+        self.name, self.trace_id, self.span_id, self.flags, self.state = name, trace_id, span_id, flags, state
+        self.parent, self.kind, self.start = parent, kind, start
+        self.end = 0
+        self.fixed = fixed
         self.attributes = attributes
         self.status = UNSET
+
+    @property
+    def context(self) -> SpanContext:
+        return SpanContext(self.trace_id, self.span_id, False, TraceFlags(self.flags), self.state)
+
+    def all_attributes(self) -> dict[str, Any]:
+        return {**self.fixed.attributes, **self.attributes} if self.fixed.attributes else self.attributes
+
+
+def readable(record: Record, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
+    """A Record as the SDK's span."""
+    parent = record.parent
+    return ReadableSpan(record.name, record.context, parent.context if isinstance(parent, Record) else parent,
+                        resource, record.all_attributes(),
+                        kind=record.kind, status=record.status, start_time=record.start, end_time=record.end,
+                        instrumentation_scope=scope)
 
 
 class CallTrace:
@@ -101,7 +145,7 @@ class CallTrace:
 
     __slots__ = ("tracing", "kind", "parent", "server", "client", "url", "refused", "ended")
 
-    def __init__(self, tracing: Tracing, kind: SpanKind = SpanKind.SERVER, parent: SpanContext | None = None) -> None:
+    def __init__(self, tracing: Tracing, kind: SpanKind = SpanKind.SERVER, parent: Record | None = None) -> None:
         self.tracing = tracing
         self.kind = kind
         self.parent = parent  # None: the client's traceparent, if one came
@@ -113,22 +157,28 @@ class CallTrace:
 
     def detached(self, call: Call) -> CallTrace:
         """A background run of this request: its own span, under the request's."""
-        return CallTrace(self.tracing, SpanKind.INTERNAL, self.tracing.server_span(call, self).context)
+        return CallTrace(self.tracing, SpanKind.INTERNAL, self.tracing.server_span(call, self))
 
 
 class Tracing:
     """The worker's tracer: the door's `begin`, the upstream client's attempt hooks, and the observer. Spans are
-    made as the SDK's ReadableSpan once they end and handed to its batch processor; their ids, sampling and
-    flags are decided as the SDK's tracer decides them (a request's spans are sampled together: each of the
-    SDK's samplers decides a local child as its parent)."""
+    made as records, handed to the SDK's batch processor once they end; their ids, sampling and flags are decided
+    as the SDK's tracer decides them (a request's spans are sampled together: each of the SDK's samplers decides
+    a local child as its parent)."""
 
-    def __init__(self, settings: Settings, secrets: Secrets, exporter: Callable[[], SpanExporter] | None = None) -> None:
-        if exporter is not None:
-            Sdk.exporter = exporter
+    def __init__(self, settings: Settings, secrets: Secrets,
+                 batching: Callable[[], SpanProcessor] | None = None) -> None:
+        if batching is not None:
+            Sdk.batching = staticmethod(batching)  # type: ignore[assignment]
         sdk = Sdk.get()
         provider = sdk.provider
         self.processor, self.scope, self.resource = sdk.processor, sdk.scope, provider.resource
         self.sampler, self.ids = provider.sampler, provider.id_generator
+        self.span_id = self.ids.generate_span_id
+        # A processor that takes records (the fast path's) is handed them as they are; else the SDK's spans
+        records_to = getattr(self.processor, "records_to", None)
+        self.hand: Callable[[Record], None] = (records_to(self.resource, self.scope) if records_to is not None
+                                               else self.handed_readable)
         # The default sampler (parentbased_always_on) and always_on keep every new trace (and the first, every
         # sampled parent's): their answer is known without asking (2 µs a request)
         named = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
@@ -139,7 +189,9 @@ class Tracing:
         self.provider = genai.provider_name(settings.backend)
         self.providers = {describe_host(entry_url(settings, e)): genai.provider_name(e.backend)
                           for e in settings.models}
-        self.servers: dict[str, tuple[str, int, str]] = {}  # by upstream URL (server_of)
+        # Span names and shared attributes, by upstream call (upstream_kind) and by route (route_kind)
+        self.upstreams: dict[tuple[Any, ...], tuple[str, Fixed]] = {}
+        self.routes: dict[tuple[Any, ...], tuple[str, Fixed]] = {}
 
     def begin(self) -> CallTrace:
         return CallTrace(self)
@@ -156,18 +208,17 @@ class Tracing:
             trace.server = self.started(name, parent, trace.kind, wall_ns(client.started), {})
         return trace.server
 
-    def started(self, name: str, parent: SpanContext | None, kind: SpanKind, start: int,
-                attributes: dict[str, Any]) -> Record:
+    def started(self, name: str, parent: SpanContext | Record | None, kind: SpanKind, start: int,
+                attributes: dict[str, Any], fixed: Fixed = NO_FIXED) -> Record:
         """A span's identity, as the SDK's tracer makes it: the parent's trace or a new one, the sampler's
         decision (a new trace's) or the parent's (a span of this proxy's), the random-trace-id flag."""
-        if parent is not None and parent.is_valid and not parent.is_remote:  # a span of this request's
-            context = SpanContext(parent.trace_id, self.ids.generate_span_id(), False, parent.trace_flags,
-                                  parent.trace_state)
-            return Record(name, context, parent, kind, start, attributes)
-        if parent is None or not parent.is_valid:
+        if parent.__class__ is Record:  # a span of this request's
+            return Record(name, parent.trace_id, self.span_id(), parent.flags, parent.state,  # type: ignore[union-attr]
+                          parent, kind, start, attributes, fixed)
+        if parent is None or not parent.is_valid:  # type: ignore[union-attr]
             parent, trace_id, random = None, self.ids.generate_trace_id(), self.ids.is_trace_id_random()
         else:
-            trace_id, random = parent.trace_id, parent.trace_flags.random_trace_id
+            trace_id, random = parent.trace_id, parent.trace_flags.random_trace_id  # type: ignore[union-attr]
         if self.keeps_all and (parent is None or parent.trace_flags.sampled or self.keeps_all == "always_on"):
             sampled, state = True, parent.trace_state if parent is not None else None  # the sampler's answer, known
         else:
@@ -176,16 +227,16 @@ class Tracing:
             sampled, state = decision.decision.is_sampled(), decision.trace_state
             attributes = {**dict(decision.attributes or {}), **attributes}
         flags = (TraceFlags.SAMPLED if sampled else 0) | (TraceFlags.RANDOM_TRACE_ID if random else 0)
-        context = SpanContext(trace_id, self.ids.generate_span_id(), False, TraceFlags(flags), state)
-        return Record(name, context, parent, kind, start, attributes)
+        return Record(name, trace_id, self.span_id(), flags, state, parent, kind, start, attributes, fixed)
 
     def ended(self, record: Record, end: int | None = None) -> None:
         """A span ends: to the batch processor, sampled."""
-        ctx = record.context
-        if ctx.trace_flags.sampled:
-            self.processor.on_end(ReadableSpan(record.name, ctx, record.parent, self.resource, record.attributes,
-                                               kind=record.kind, status=record.status, start_time=record.start,
-                                               end_time=end or time.time_ns(), instrumentation_scope=self.scope))
+        record.end = end or time.time_ns()
+        if record.flags & SAMPLED:
+            self.hand(record)
+
+    def handed_readable(self, record: Record) -> None:
+        self.processor.on_end(readable(record, self.resource, self.scope))
 
     @staticmethod
     def client_context(call: Call) -> SpanContext | None:
@@ -210,32 +261,31 @@ class Tracing:
             self.end_attempt(trace)
         server = self.server_span(call, trace)
         plan = call.plan
-        host, port, provider = self.server_of(req.url)
-        model = plan.upstream_model or plan.model
-        attributes: dict[str, Any] = {"server.address": host, "server.port": port, "http.request.method": req.method,
-                                      "gen_ai.provider.name": provider}
-        op = genai.operation(plan.kind)
-        if op is not None:
-            attributes["gen_ai.operation.name"] = op
-        if model:
-            attributes["gen_ai.request.model"] = model
+        name, fixed = self.upstream_kind(req.url, req.method, plan.kind, plan.upstream_model or plan.model)
         trace.url = req.url
-        record = trace.client = self.started(genai.span_name(plan.kind, model, req.method, plan.kind),
-                                             server.context, SpanKind.CLIENT, time.time_ns(), attributes)
-        ctx = record.context
-        parent = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
-        return dataclasses.replace(req, headers=with_context(req.headers, parent, ctx.trace_state.to_header()))
+        record = trace.client = self.started(name, server, SpanKind.CLIENT, time.time_ns(), {}, fixed)
+        parent = f"00-{record.trace_id:032x}-{record.span_id:016x}-{record.flags:02x}"
+        return req.with_headers(with_context(req.headers, parent, record.state.to_header() if record.state else ""))
 
-    def server_of(self, url: str) -> tuple[str, int, str]:
-        """The host, port and gen_ai.provider.name of an upstream URL (kept: a worker's URLs are few)."""
-        found = self.servers.get(url)
+    def upstream_kind(self, url: str, method: str, kind: str, model: str | None) -> tuple[str, Fixed]:
+        """A CLIENT span's name and shared attributes: the upstream's host, port and gen_ai.provider.name, the
+        method, the operation and the model as sent (kept: a worker's upstreams and models are few)."""
+        key = (url, method, kind, model)
+        found = self.upstreams.get(key)
         if found is None:
             where = urlsplit(url)
             host, port = where.hostname or "", where.port or (443 if where.scheme == "https" else 80)
-            found = (host, port, self.providers.get(f"{host}:{port}", self.provider))
-            if len(self.servers) >= SERVERS_KEPT:  # a forwarded path's URL holds the client's path: bounded
-                self.servers.clear()
-            self.servers[url] = found
+            attributes: dict[str, Any] = {"server.address": host, "server.port": port, "http.request.method": method,
+                                          "gen_ai.provider.name": self.providers.get(f"{host}:{port}", self.provider)}
+            op = genai.operation(kind)
+            if op is not None:
+                attributes["gen_ai.operation.name"] = op
+            if model:
+                attributes["gen_ai.request.model"] = model
+            found = (genai.span_name(kind, model, method, kind), Fixed(attributes))
+            if len(self.upstreams) >= KINDS_KEPT:  # a forwarded path's URL holds the client's path: bounded
+                self.upstreams.clear()
+            self.upstreams[key] = found
         return found
 
     def answered(self, call: Any, status: int) -> None:
@@ -277,49 +327,70 @@ class Tracing:
             return
         server = self.server_span(call, trace)
         out = call.outcome
-        answered = {**genai.response_attributes(out.facts), **genai.usage_attributes(out.usage)}
+        answered = genai.answer_attributes(out.facts, out.usage)
         if out.usage_estimated:
             answered["cot_proxy.usage.estimated"] = True
-        error = genai.error_type(out.status, out.output, out.client_left)
+        error = genai.error_type(out.status, out.output, out.client_left) if out.status >= 400 or out.client_left \
+            else None
         if trace.client is not None:
-            last = dict(answered)
-            if error is not None and out.status >= 500 and not trace.refused:
-                last["error.type"] = error  # a stream that broke after its head
-            self.end_attempt(trace, last)
-        server.attributes.update(self.call_attributes(call, answered, error))
+            broke = error is not None and out.status >= 500 and not trace.refused  # a stream that broke after its head
+            self.end_attempt(trace, {**answered, "error.type": error} if broke else answered)
+        server.name, server.fixed = self.route_kind(call, trace.kind)
+        self.call_attributes(call, server.attributes, answered, error)
         if out.status >= 500:
             server.status = ERROR
-        server.name = genai.span_name(call.plan.kind, call.plan.model, call.client.method, call.client.path)
-        if trace.kind is SpanKind.INTERNAL:
-            server.name = f"background {server.name}"
         self.ended(server)
         trace.server = None
 
-    def call_attributes(self, call: Call, answered: dict[str, Any], error: str | None) -> dict[str, Any]:
-        plan, out, client = call.plan, call.outcome, call.client
-        attributes: dict[str, Any] = {"http.request.method": client.method, "url.path": "/" + client.path,
-                                      "http.response.status_code": out.status, "cot_proxy.request_id": client.request_id,
-                                      "cot_proxy.api": client.front,
-                                      "gen_ai.provider.name": self.providers.get(out.deployment or "", self.provider)}
-        op = genai.operation(plan.kind)
-        if op is not None:
-            attributes["gen_ai.operation.name"] = op
-            attributes.update(genai.request_attributes(plan.body))
-        if plan.model:
-            attributes["gen_ai.request.model"] = plan.model
+    def route_kind(self, call: Call, kind: SpanKind) -> tuple[str, Fixed]:
+        """The request's span name and shared attributes: the route, the API, the operation, the model asked for,
+        the deployment that served and the key's name (never the key)."""
+        plan, client, served = call.plan, call.client, call.outcome.deployment
+        key = (plan.kind, plan.model, client.method, client.path, client.front, served, plan.key_name, kind)
+        found = self.routes.get(key)
+        if found is None:
+            attributes: dict[str, Any] = {"http.request.method": client.method, "url.path": "/" + client.path,
+                                          "cot_proxy.api": client.front,
+                                          "gen_ai.provider.name": self.providers.get(served or "", self.provider)}
+            op = genai.operation(plan.kind)
+            if op is not None:
+                attributes["gen_ai.operation.name"] = op
+            if plan.model:
+                attributes["gen_ai.request.model"] = plan.model
+            if plan.key_name:
+                attributes["cot_proxy.key.name"] = plan.key_name
+            if served:
+                attributes["cot_proxy.served_by"] = served
+            name = genai.span_name(plan.kind, plan.model, client.method, client.path)
+            found = (f"background {name}" if kind is SpanKind.INTERNAL else name, Fixed(attributes))
+            if len(self.routes) >= KINDS_KEPT:  # forwarded paths and models are the clients': bounded
+                self.routes.clear()
+            self.routes[key] = found
+        return found
+
+    def call_attributes(self, call: Call, attributes: dict[str, Any], answered: dict[str, Any],
+                        error: str | None) -> None:
+        """The request's own attributes, into its span's: its status and id, its parameters, what answered, its
+        cost."""
+        plan, out = call.plan, call.outcome
+        attributes["http.response.status_code"] = out.status
+        attributes["cot_proxy.request_id"] = call.client.request_id
+        op = plan.kind in genai.OPERATIONS
+        if op:
+            genai.add_request_attributes(plan.body, attributes)
         attributes.update(answered)
         if error is not None:
             attributes["error.type"] = error
-        if plan.key_name:
-            attributes["cot_proxy.key.name"] = plan.key_name  # the key's name, never the key
-        if out.deployment:
-            attributes["cot_proxy.served_by"] = out.deployment
         if out.calls is not None:
             attributes["cot_proxy.upstream.calls"] = out.calls.used
-        attributes.update(cost_attributes(call))
-        if self.content and op is not None:
+        cost = out.cost
+        if cost is not None:  # where the proxy prices calls: an unpriced model flagged, never recorded as free
+            if cost.priced:
+                attributes["cot_proxy.cost.usd"] = cost.nanos / 1e9
+            else:
+                attributes["cot_proxy.cost.priced"] = False
+        if self.content and op:
             attributes.update(self.content_attributes(call))
-        return attributes
 
     def content_attributes(self, call: Call) -> dict[str, str]:
         """TRACING_CONTENT: the messages asked and answered, configured secrets replaced."""
@@ -342,17 +413,6 @@ def attempt_error(error: BaseException, url: str) -> str:
         return transport_error(error, url, (0.0, 0.0)).code or "upstream_error"
     kind = type(error)
     return f"{kind.__module__}.{kind.__qualname__}"
-
-
-def cost_attributes(call: Call) -> dict[str, Any]:
-    """The call's cost in dollars, where the proxy prices calls (argoproxy/prices/, Outcome.cost: None until it
-    has landed, then for each priced call); an unpriced model is flagged, never recorded as free."""
-    cost = getattr(call.outcome, "cost", None)
-    if cost is None:
-        return {}
-    if not getattr(cost, "priced", True):
-        return {"cot_proxy.cost.priced": False}
-    return {"cot_proxy.cost.usd": float(cost.dollars)}
 
 
 def wall_ns(started: float) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from argoproxy.jsonfast import loads
 from argoproxy.upstream import sse
 
@@ -125,8 +127,30 @@ class FactsReader:
         return facts
 
 
+class _Choice(msgspec.Struct):
+    finish_reason: Any = None
+
+
+class _Head(msgspec.Struct):
+    """What the facts of a whole answer need of its text: the rest (messages, embeddings) is skipped unread."""
+    id: Any = None
+    model: Any = None
+    choices: list[_Choice] | None = None
+
+
+_HEAD = msgspec.json.Decoder(_Head)
+
+
 def whole_facts(payload: dict[str, Any] | bytes, content: bool = False) -> AnswerFacts:
     """The facts of a whole answer (a completion, a legacy completion or an embeddings list)."""
+    if not content and not isinstance(payload, dict):
+        try:
+            head = _HEAD.decode(payload)
+        except (msgspec.DecodeError, ValueError):  # not this shape (or what only `json` reads): read whole
+            pass
+        else:
+            return AnswerFacts(_text(head.id), _text(head.model),
+                               [c.finish_reason for c in head.choices or () if isinstance(c.finish_reason, str)])
     obj = payload if isinstance(payload, dict) else _parsed(payload)
     if obj is None:
         return AnswerFacts()

@@ -122,11 +122,11 @@ def traced(settings: Settings) -> Tracing | None:
     if not tracing_on(settings.tracing, os.environ):
         return None
     from argoproxy.observe.tracing import Tracing
-    exporter = None
+    batching = None
     if settings.fast_path == "on":
-        from argoproxy.fastpath.otlp import LeanSpanExporter
-        exporter = LeanSpanExporter  # spans written by the fast path's encoder (observe/ imports no fastpath)
-    return Tracing(settings, Secrets.from_settings(settings), exporter)
+        from argoproxy.fastpath.otlp import lean_batching
+        batching = lean_batching  # records batched and written by the fast path's (observe/ imports no fastpath)
+    return Tracing(settings, Secrets.from_settings(settings), batching)
 
 
 def real_upstream(settings: Settings, tracing: Tracing | None = None) -> Upstream:

@@ -31,14 +31,16 @@ def trace_context_carried(req: UpstreamRequest, client_headers: Mapping[str, str
 
 
 SPELLINGS = ("traceparent", "Traceparent", "tracestate", "Tracestate")  # the edge's (title case) and as written
+SPELLINGS_SET = frozenset(SPELLINGS)
 
 
 def with_context(headers: Mapping[str, str], traceparent: str, tracestate: str) -> dict[str, str]:
     """Headers carrying this trace context in place of any other (the client's, as the edge or a backend spells
     its names)."""
     out = dict(headers)
-    for name in SPELLINGS:
-        out.pop(name, None)
+    if not SPELLINGS_SET.isdisjoint(out):  # a client's (rare): replaced
+        for name in SPELLINGS:
+            out.pop(name, None)
     out["traceparent"] = traceparent
     if tracestate:
         out["tracestate"] = tracestate

@@ -42,6 +42,14 @@ class UpstreamRequest:
     fresh_connection: bool = False
     max_bytes: int = 0  # the most of its answer read whole; 0: MAX_RESPONSE_BYTES
 
+    def with_headers(self, headers: dict[str, str]) -> UpstreamRequest:
+        """This request with other headers (a copy of its fields as they are: dataclasses.replace, which runs
+        __init__ field by field, costs 1 µs more on a traced request's path)."""
+        copy = object.__new__(UpstreamRequest)
+        copy.__dict__.update(self.__dict__)
+        copy.headers = headers
+        return copy
+
 
 class UpstreamResponse:
     """An upstream answer, headers read and body not yet: the slice of requests.Response the proxy uses.

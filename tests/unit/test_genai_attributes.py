@@ -21,7 +21,7 @@ def test_request_parameters_each_in_its_attribute():
         "gen_ai.request.temperature": 0, "gen_ai.request.top_p": 0.9, "gen_ai.request.top_k": 40,
         "gen_ai.request.frequency_penalty": -0.5, "gen_ai.request.presence_penalty": 1.5,
         "gen_ai.request.max_tokens": 100, "gen_ai.request.seed": 3, "gen_ai.request.choice.count": 2,
-        "gen_ai.request.stop_sequences": ["###"], "gen_ai.request.stream": True}
+        "gen_ai.request.stop_sequences": ("###",), "gen_ai.request.stream": True}
 
 
 def test_parameters_of_the_wrong_type_or_default_are_left_out():
@@ -29,7 +29,7 @@ def test_parameters_of_the_wrong_type_or_default_are_left_out():
     assert genai.request_attributes(body) == {}
     assert genai.request_attributes({"n_predict": 20}) == {"gen_ai.request.max_tokens": 20}  # llama.cpp's spelling
     assert genai.request_attributes({"input": "x", "encoding_format": "base64", "dimensions": 256}) == {
-        "gen_ai.request.encoding_formats": ["base64"], "gen_ai.embeddings.dimension.count": 256}
+        "gen_ai.request.encoding_formats": ("base64",), "gen_ai.embeddings.dimension.count": 256}
 
 
 def test_usage_in_each_shape():

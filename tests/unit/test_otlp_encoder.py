@@ -1,9 +1,13 @@
-"""The fast path's OTLP encoder (argoproxy/fastpath/otlp.py) writes what the SDK's encoder writes: both outputs
-decoded with opentelemetry-proto are the same message, for spans of every kind, status, parent and attribute
-type, several resources and scopes; and the lean exporter sends it through the exporter's own client."""
+"""The fast path's OTLP encoder (argoproxy/fastpath/otlp.py) writes the proxy's span records as the SDK's encoder
+writes the same spans: both outputs decoded with opentelemetry-proto are the same message, for spans of every kind,
+status and parent, attributes of every type shared or a span's own, resources and scopes with and without schemas.
+Its batch processor exports what it is handed through the exporter's own client, in batches, at shutdown too, and
+drops past its queue's bound; its Session reads the environment's proxy settings once and honours them."""
 
 from __future__ import annotations
 
+import pytest
+import requests
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -13,25 +17,29 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from argoproxy.fastpath import otlp
+from argoproxy.observe.tracing import Fixed, Record, readable
 from tests.fakes.otlp_receiver import OtlpReceiver
+from tests.polling import poll
 
 RESOURCE = Resource({"service.name": "cot_proxy", "host.cores": 2, "deployment.weights": [0.5, 1.5]})
 OTHER = Resource({"service.name": "other"}, "https://opentelemetry.io/schemas/1.30.0")
 SCOPE = InstrumentationScope("cot_proxy")
 VERSIONED = InstrumentationScope("lib", "1.2", "https://schema", {"scope.flag": True})
-TRACE, PARENT = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
+TRACE, CLIENT_PARENT = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
+REMOTE = SpanContext(TRACE, CLIENT_PARENT, True, TraceFlags(1), TraceState([("vendor", "x"), ("other", "y")]))
+UPSTREAM = Fixed({"server.address": "10.0.0.7", "server.port": 8080, "http.request.method": "POST",
+                  "gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat", "gen_ai.request.model": "m"})
+ROUTE = Fixed({"http.request.method": "POST", "url.path": "/v1/chat/completions", "cot_proxy.api": "openai",
+               "gen_ai.request.model": "gpt-4o", "cot_proxy.key.name": "team-ä"})
 
 
-def context(span_id: int, remote: bool = False, state: TraceState | None = None) -> SpanContext:
-    return SpanContext(TRACE, span_id, remote, TraceFlags(3), state or TraceState())
-
-
-def readable(name: str, span_id: int, parent: SpanContext | None = None, attributes: dict | None = None,
-             kind: SpanKind = SpanKind.SERVER, status: Status = Status(StatusCode.UNSET), resource: Resource = RESOURCE,
-             scope: InstrumentationScope | None = SCOPE, state: TraceState | None = None) -> ReadableSpan:
-    return ReadableSpan(name, context(span_id, state=state), parent, resource, attributes, kind=kind, status=status,
-                        start_time=1_795_000_000_000_000_000 + span_id, end_time=1_795_000_000_500_000_000 + span_id,
-                        instrumentation_scope=scope)
+def record(name: str, span_id: int, parent: SpanContext | Record | None = None, attributes: dict | None = None,
+           fixed: Fixed | None = None, kind: SpanKind = SpanKind.SERVER, status: Status = Status(StatusCode.UNSET),
+           state: TraceState | None = None) -> Record:
+    r = Record(name, TRACE, span_id, 3, state, parent, kind, 1_795_000_000_000_000_000 + span_id,
+               dict(attributes or {}), fixed or Fixed({}))
+    r.end, r.status = 1_795_000_000_500_000_000 + span_id, status
+    return r
 
 
 def decoded(data: bytes) -> ExportTraceServiceRequest:
@@ -40,60 +48,135 @@ def decoded(data: bytes) -> ExportTraceServiceRequest:
     return message
 
 
-def same_as_the_sdk(spans: list[ReadableSpan]) -> None:
-    mine, theirs = decoded(otlp.encode_request(spans)), encode_spans(spans)
+def same_as_the_sdk(records: list[Record], resource: Resource = RESOURCE,
+                    scope: InstrumentationScope | None = SCOPE) -> None:
+    mine = decoded(otlp.Batch(resource, scope).encode(records))
+    theirs = encode_spans([readable(r, resource, scope) for r in records])
     assert mine == theirs, f"{mine}\n!=\n{theirs}"
 
 
-SPANS = [
-    readable("chat gpt-4o", 1, context(PARENT, remote=True), {
-        "http.request.method": "POST", "http.response.status_code": 200, "gen_ai.request.temperature": 0.25,
-        "gen_ai.request.stream": True, "gen_ai.response.finish_reasons": ["stop", "length"],
+def spans() -> list[Record]:
+    server = record("chat gpt-4o", 1, REMOTE, {
+        "http.response.status_code": 200, "cot_proxy.request_id": "req-1", "gen_ai.request.temperature": 0.25,
+        "gen_ai.request.stream": True, "gen_ai.response.finish_reasons": ("stop", "length"),
         "gen_ai.request.seed": -7, "big": 2 ** 62, "empty": "", "unicode": "naïve – 日本語 🎉",
-        "gen_ai.request.stop_sequences": [], "flags": [True, False], "numbers": [1, 2, 3]},
-        state=TraceState([("vendor", "x"), ("other", "y")])),
-    readable("chat m", 2, context(1), {"server.port": 8080, "error.type": "503"}, SpanKind.CLIENT,
-             Status(StatusCode.ERROR)),
-    readable("chat m", 3, context(1), {"error.type": "upstream_timeout"}, SpanKind.CLIENT,
-             Status(StatusCode.ERROR, "ReadTimeout")),
-    readable("background chat m", 4, context(1), {}, SpanKind.INTERNAL),
-    readable("GET passthrough", 5, None, None, SpanKind.SERVER, Status(StatusCode.OK)),
-    readable("long", 6, None, {"gen_ai.input.messages": "x" * 70_000}),
-]
+        "gen_ai.request.stop_sequences": (), "flags": [True, False], "numbers": (1, 2, 3), "cot_proxy.cost.usd": 0.019},
+        ROUTE, state=REMOTE.trace_state)
+    return [
+        server,
+        record("chat m", 2, server, {"http.response.status_code": 503, "error.type": "503"}, UPSTREAM,
+               SpanKind.CLIENT, Status(StatusCode.ERROR)),
+        record("chat m", 3, server, {"error.type": "upstream_timeout"}, UPSTREAM, SpanKind.CLIENT,
+               Status(StatusCode.ERROR, "ReadTimeout")),
+        record("background chat m", 4, server, {}, None, SpanKind.INTERNAL),
+        record("GET passthrough", 5, None, None, None, SpanKind.SERVER, Status(StatusCode.OK)),
+        record("long", 6, None, {"gen_ai.input.messages": "x" * 70_000}, ROUTE),
+    ]
 
 
 def test_the_same_message_as_the_sdks_encoder():
-    same_as_the_sdk(SPANS)
-    for span in SPANS:
+    batch = spans()
+    same_as_the_sdk(batch)
+    for span in batch:
         same_as_the_sdk([span])
+    same_as_the_sdk(batch, OTHER, VERSIONED)
+    same_as_the_sdk(batch, OTHER, None)
 
 
-def test_spans_grouped_by_resource_then_scope_in_order():
-    spans = [readable("a", 1), readable("b", 2, resource=OTHER), readable("c", 3, scope=VERSIONED),
-             readable("d", 4), readable("e", 5, resource=OTHER, scope=None)]
-    same_as_the_sdk(spans)
+def test_shared_attributes_are_written_once():
+    batch = spans()
+    same_as_the_sdk(batch)
+    written = ROUTE.encoded
+    assert written is not None and UPSTREAM.encoded is not None
+    same_as_the_sdk(spans())
+    assert ROUTE.encoded is written
 
 
-def test_repeated_texts_are_written_anew_once_the_table_fills(monkeypatch):
+def test_repeated_pairs_are_written_anew_once_a_table_fills(monkeypatch):
     monkeypatch.setattr(otlp, "_PAIRS_KEPT", 3)
     monkeypatch.setattr(otlp, "_pairs", {})
-    spans = [readable("s", i, None, {"model": f"m{i % 5}", "n": i, "x": 1.0}) for i in range(1, 12)]
-    same_as_the_sdk(spans)
-    assert all(len(kept) <= 3 for kept in otlp._pairs.values())
-    same_as_the_sdk([readable("t", 1, None, {"x": 1}), readable("t", 2, None, {"x": 1.0}),
-                     readable("t", 3, None, {"x": True})])  # 1, 1.0 and True: three encodings
+    same_as_the_sdk([record("s", i, None, {"model": f"m{i % 5}", "n": i, "x": 1.0, "reasons": (f"r{i % 4}",)})
+                     for i in range(1, 12)])
+    assert all(len(kept) <= 3 for tables in otlp._pairs.values() for kept in tables.values())
+    # 1, 1.0 and True are one dict key: three encodings all the same; (1,) and (1.0,) too
+    same_as_the_sdk([record("t", 1, None, {"x": 1, "t": (1,)}), record("t", 2, None, {"x": 1.0, "t": (1.0,)}),
+                     record("t", 3, None, {"x": True, "t": (True,)})])
 
 
 def test_the_lean_exporter_sends_through_the_exporters_client():
     with OtlpReceiver() as receiver:
         exporter = otlp.LeanSpanExporter(endpoint=receiver.endpoint + "/v1/traces")
-        assert exporter.export(SPANS) is SpanExportResult.SUCCESS
-        assert [s.name for s in receiver.spans] == [s.name for s in SPANS] and receiver.refused == []
-        # a span with an event is not the proxy's: the SDK's encoder writes it
-        event = ReadableSpan("e", context(9), None, RESOURCE, {}, events=[Event("ev", {"k": "v"}, 1)],
-                             instrumentation_scope=SCOPE, start_time=1, end_time=2)
+        exporter.batch = otlp.Batch(RESOURCE, SCOPE)
+        batch = spans()
+        assert exporter.export(batch) is SpanExportResult.SUCCESS
+        assert [s.name for s in receiver.spans] == [r.name for r in batch] and receiver.refused == []
+        assert receiver.spans[0].attributes["cot_proxy.key.name"] == "team-ä"
+        # a span of the SDK's (one with an event) is not the proxy's: the SDK's encoder writes it
+        event = ReadableSpan("e", SpanContext(TRACE, 9, False, TraceFlags(1)), None, RESOURCE, {},
+                             events=[Event("ev", {"k": "v"}, 1)], instrumentation_scope=SCOPE, start_time=1, end_time=2)
         assert exporter.export([event]) is SpanExportResult.SUCCESS
         assert receiver.spans[-1].name == "e"
         exporter.shutdown()
-    assert otlp.LeanSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", timeout=1).export(SPANS) is \
-        SpanExportResult.FAILURE
+    down = otlp.LeanSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", timeout=1)
+    down.batch = otlp.Batch(RESOURCE, SCOPE)
+    assert down.export(spans()) is SpanExportResult.FAILURE
+
+
+def test_the_batch_processor_exports_in_batches_and_at_shutdown(monkeypatch):
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")  # only a full batch, or the shutdown, sends
+    with OtlpReceiver() as receiver:
+        processor = otlp.LeanBatch(otlp.LeanSpanExporter(endpoint=receiver.endpoint + "/v1/traces"))
+        hand = processor.records_to(RESOURCE, SCOPE)
+        for i in range(1, 11):
+            hand(record(f"s{i}", i))
+        poll(lambda: len(receiver.spans) == 8, timeout=10)  # two full batches, the rest waiting
+        assert len(receiver.exports) == 2 and len(processor.waiting) == 2
+        processor.shutdown()
+        assert [s.name for s in receiver.spans] == [f"s{i}" for i in range(1, 11)]
+
+
+def test_the_batch_processor_drops_past_its_queues_bound(monkeypatch, caplog):
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "3")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")
+    with OtlpReceiver() as receiver:
+        processor = otlp.LeanBatch(otlp.LeanSpanExporter(endpoint=receiver.endpoint + "/v1/traces"))
+        hand = processor.records_to(RESOURCE, SCOPE)
+        for i in range(1, 6):
+            hand(record(f"s{i}", i))
+        assert processor.size == 3  # a batch is at most the queue
+        processor.force_flush()
+        poll(lambda: len(receiver.spans) == 3, timeout=10)
+        assert "2 spans dropped" in caplog.text
+        processor.shutdown()
+        assert [s.name for s in receiver.spans] == ["s1", "s2", "s3"]
+
+
+def test_the_session_reads_the_environment_once_and_honours_no_proxy(monkeypatch):
+    read = []
+    merged = requests.Session.merge_environment_settings
+
+    def counted(self, *args):
+        read.append(args[0])
+        return merged(self, *args)
+
+    monkeypatch.setattr(requests.Session, "merge_environment_settings", counted)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens: a request through it fails
+    with OtlpReceiver() as receiver:
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        exporter = otlp.LeanSpanExporter(endpoint=receiver.endpoint + "/v1/traces", timeout=2)
+        exporter.batch = otlp.Batch(RESOURCE, SCOPE)
+        for _ in range(3):
+            assert exporter.export(spans()) is SpanExportResult.SUCCESS
+        assert len(read) == 1  # read once, not for every export
+        monkeypatch.delenv("NO_PROXY")
+        through_proxy = otlp.LeanSpanExporter(endpoint=receiver.endpoint + "/v1/traces", timeout=2)
+        through_proxy.batch = otlp.Batch(RESOURCE, SCOPE)
+        assert through_proxy.export(spans()) is SpanExportResult.FAILURE  # HTTP_PROXY honoured
+
+
+@pytest.mark.parametrize("name", otlp.CREDENTIAL_PROVIDERS)
+def test_a_credential_providers_session_is_left_to_the_exporter(monkeypatch, name):
+    monkeypatch.setenv(name, "no_such_provider")  # the exporter looks for it (and finds none): no Session of ours
+    with pytest.raises(RuntimeError, match="no_such_provider"):
+        otlp.LeanSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
