@@ -111,16 +111,32 @@ _TEXTS = frozenset({"gen_ai.response.finish_reasons", "gen_ai.request.stop_seque
                     "gen_ai.request.encoding_formats"})
 
 
-def key_value(tag: bytes, key: str, value: Any) -> bytes:
-    """One KeyValue as a field under `tag`."""
+def key_field(key: str) -> bytes:
+    """A KeyValue's key field (kept: the proxy's keys are a few dozen)."""
     head = _keys.get(key)
     if head is None:
         head = text(1, key)
         if len(_keys) < _KEYS_KEPT:
             _keys[key] = head
+    return head
+
+
+def key_value(tag: bytes, key: str, value: Any) -> bytes:
+    """One KeyValue as a field under `tag`."""
+    head = key_field(key)
     encoded = any_value(value)
     pair = head + b"\x12" + length(len(encoded)) + encoded
     return tag + length(len(pair)) + pair
+
+
+def text_value(tag: bytes, key: str, value: str) -> bytes:
+    """key_value of a text (an id), in one join."""
+    head = _keys.get(key) or key_field(key)
+    data = value.encode("utf-8", "replace")
+    size = length(len(data))
+    inner = 1 + len(size) + len(data)  # the AnyValue: its string field
+    outer = length(inner)
+    return b"".join((tag, length(len(head) + 1 + len(outer) + inner), head, b"\x12", outer, b"\x0a", size, data))
 
 
 def attributes(tag: bytes, items: Any) -> bytes:
@@ -133,7 +149,7 @@ def attributes(tag: bytes, items: Any) -> bytes:
         kind = type(item[1])
         pairs = tables.get(kind)
         if pairs is None or item[0] in _UNIQUE or (kind is tuple and item[0] not in _TEXTS):
-            out.append(key_value(tag, *item))
+            out.append(text_value(tag, *item) if kind is str else key_value(tag, *item))
             continue
         entry = pairs.get(item)
         if entry is None:
@@ -270,9 +286,10 @@ class SettledSession(requests.Session):
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         if request.auth is None and self.auth is None and self.trust_env:  # ~/.netrc's entry for the URL, once
-            auth = self.netrc.get(request.url, _NO_AUTH)
+            url = str(request.url)
+            auth = self.netrc.get(url, _NO_AUTH)
             if auth is _NO_AUTH:
-                auth = self.netrc[request.url] = get_netrc_auth(request.url)
+                auth = self.netrc[url] = get_netrc_auth(url)
             if auth is not None:
                 request.auth = auth
             else:

@@ -174,7 +174,8 @@ class Tracing:
         provider = sdk.provider
         self.processor, self.scope, self.resource = sdk.processor, sdk.scope, provider.resource
         self.sampler, self.ids = provider.sampler, provider.id_generator
-        self.span_id = self.ids.generate_span_id
+        self.span_id, self.trace_id = self.ids.generate_span_id, self.ids.generate_trace_id
+        self.random_ids = self.ids.is_trace_id_random()  # a property of the generator: asked once
         # A processor that takes records (the fast path's) is handed them as they are; else the SDK's spans
         records_to = getattr(self.processor, "records_to", None)
         self.hand: Callable[[Record], None] = (records_to(self.resource, self.scope) if records_to is not None
@@ -212,13 +213,13 @@ class Tracing:
                 attributes: dict[str, Any], fixed: Fixed = NO_FIXED) -> Record:
         """A span's identity, as the SDK's tracer makes it: the parent's trace or a new one, the sampler's
         decision (a new trace's) or the parent's (a span of this proxy's), the random-trace-id flag."""
-        if parent.__class__ is Record:  # a span of this request's
-            return Record(name, parent.trace_id, self.span_id(), parent.flags, parent.state,  # type: ignore[union-attr]
-                          parent, kind, start, attributes, fixed)
-        if parent is None or not parent.is_valid:  # type: ignore[union-attr]
-            parent, trace_id, random = None, self.ids.generate_trace_id(), self.ids.is_trace_id_random()
+        if isinstance(parent, Record):  # a span of this request's
+            return Record(name, parent.trace_id, self.span_id(), parent.flags, parent.state, parent, kind, start,
+                          attributes, fixed)
+        if parent is None or not parent.is_valid:
+            parent, trace_id, random = None, self.trace_id(), self.random_ids
         else:
-            trace_id, random = parent.trace_id, parent.trace_flags.random_trace_id  # type: ignore[union-attr]
+            trace_id, random = parent.trace_id, parent.trace_flags.random_trace_id
         if self.keeps_all and (parent is None or parent.trace_flags.sampled or self.keeps_all == "always_on"):
             sampled, state = True, parent.trace_state if parent is not None else None  # the sampler's answer, known
         else:
