@@ -179,10 +179,13 @@ def status_field(status: Any) -> bytes:
     return field(15, (text(2, description) if description else b"") + (b"\x18" + varint(number) if number else b""))
 
 
+_answered: list[Any] = [None, b""]  # the last answer's attributes and their bytes (the export thread's alone)
+
+
 def span(r: Any) -> bytes:
     """One record (observe/tracing.py's Record: its ids as numbers, its parent a record or the client's SpanContext)
-    as a ScopeSpans.spans field: ids, trace state, parent, name, kind, times, attributes (the shared ones, then its
-    own: never the same key in both), status, flags, in field order."""
+    as a ScopeSpans.spans field: ids, trace state, parent, name, kind, times, attributes (the shared ones, its own,
+    what answered: never the same key in two), status, flags, in field order."""
     parent, fixed, state = r.parent, r.fixed, r.state
     head = b"\x0a\x10" + r.trace_id.to_bytes(16, "big") + b"\x12\x08" + r.span_id.to_bytes(8, "big")
     if state:
@@ -202,9 +205,18 @@ def span(r: Any) -> bytes:
     shared = fixed.encoded
     if shared is None:  # written once for every span that shares them (a race writes the same bytes twice)
         shared = fixed.encoded = b"".join(key_value(_SPAN_ATTRIBUTES, *item) for item in fixed.attributes.items())
+    answer = r.answer
+    if answer:  # the same dict on a call's two spans, one after the other: written once
+        if answer is _answered[0]:
+            answered = _answered[1]
+        else:
+            answered = attributes(_SPAN_ATTRIBUTES, answer)
+            _answered[:] = answer, answered
+    else:
+        answered = b""
     body = b"".join((head, named, b"\x39", _fixed64(r.start), b"\x41", _fixed64(r.end), shared,
-                     attributes(_SPAN_ATTRIBUTES, r.attributes) if r.attributes else b"", status_field(r.status),
-                     b"\x85\x01", _fixed32(flags)))
+                     attributes(_SPAN_ATTRIBUTES, r.attributes) if r.attributes else b"", answered,
+                     status_field(r.status), b"\x85\x01", _fixed32(flags)))
     return b"\x12" + length(len(body)) + body  # ScopeSpans.spans, field 2
 
 

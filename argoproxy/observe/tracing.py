@@ -101,6 +101,7 @@ class Fixed:
 
 
 NO_FIXED = Fixed({})
+NO_ANSWER: dict[str, Any] = {}  # never changed
 
 
 class Record:
@@ -109,7 +110,7 @@ class Record:
     SpanContext is made only where one is asked for: `context`)."""
 
     __slots__ = ("name", "trace_id", "span_id", "flags", "state", "parent", "kind", "start", "end", "fixed",
-                 "attributes", "status")
+                 "attributes", "answer", "status")
     is_remote = False  # as a parent: a span of this proxy's
 
     def __init__(self, name: str, trace_id: int, span_id: int, flags: int, state: TraceState | None,
@@ -120,6 +121,7 @@ class Record:
         self.end = 0
         self.fixed = fixed
         self.attributes = attributes
+        self.answer = NO_ANSWER  # what answered: the same dict on a call's SERVER span and its last CLIENT span
         self.status = UNSET
 
     @property
@@ -127,7 +129,10 @@ class Record:
         return SpanContext(self.trace_id, self.span_id, False, TraceFlags(self.flags), self.state)
 
     def all_attributes(self) -> dict[str, Any]:
-        return {**self.fixed.attributes, **self.attributes} if self.fixed.attributes else self.attributes
+        """The shared attributes, its own, what answered (never the same key in two of them)."""
+        if self.fixed.attributes or self.answer:
+            return {**self.fixed.attributes, **self.attributes, **self.answer}
+        return self.attributes
 
 
 def readable(record: Record, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
@@ -203,9 +208,11 @@ class Tracing:
         if trace.server is None:
             parent = trace.parent if trace.kind is not SpanKind.SERVER else self.client_context(call)
             plan, client = call.plan, call.client
-            name = genai.span_name(plan.kind, plan.model, client.method, client.path)
-            if trace.kind is SpanKind.INTERNAL:
-                name = f"background {name}"
+            name = ""  # named as it ends (route_kind); a sampler that is asked reads it
+            if not self.keeps_all:
+                name = genai.span_name(plan.kind, plan.model, client.method, client.path)
+                if trace.kind is SpanKind.INTERNAL:
+                    name = f"background {name}"
             trace.server = self.started(name, parent, trace.kind, wall_ns(client.started), {})
         return trace.server
 
@@ -310,11 +317,12 @@ class Tracing:
         record.status = Status(StatusCode.ERROR, type(error).__name__)
         self.ended(record)
 
-    def end_attempt(self, trace: CallTrace, attributes: dict[str, Any] | None = None) -> None:
+    def end_attempt(self, trace: CallTrace, answer: dict[str, Any] = NO_ANSWER, error: str | None = None) -> None:
         record, trace.client, trace.refused = trace.client, None, False
         if record is not None:
-            if attributes:
-                record.attributes.update(attributes)
+            record.answer = answer
+            if error is not None:
+                record.attributes["error.type"] = error
             self.ended(record)
 
     # ------------------------------------------------------------ the observer
@@ -335,9 +343,10 @@ class Tracing:
             else None
         if trace.client is not None:
             broke = error is not None and out.status >= 500 and not trace.refused  # a stream that broke after its head
-            self.end_attempt(trace, {**answered, "error.type": error} if broke else answered)
+            self.end_attempt(trace, answered, error if broke else None)
         server.name, server.fixed = self.route_kind(call, trace.kind)
-        self.call_attributes(call, server.attributes, answered, error)
+        server.answer = answered
+        self.call_attributes(call, server.attributes, error)
         if out.status >= 500:
             server.status = ERROR
         self.ended(server)
@@ -369,9 +378,8 @@ class Tracing:
             self.routes[key] = found
         return found
 
-    def call_attributes(self, call: Call, attributes: dict[str, Any], answered: dict[str, Any],
-                        error: str | None) -> None:
-        """The request's own attributes, into its span's: its status and id, its parameters, what answered, its
+    def call_attributes(self, call: Call, attributes: dict[str, Any], error: str | None) -> None:
+        """The request's own attributes, into its span's: its status and id, its parameters, its error, its
         cost."""
         plan, out = call.plan, call.outcome
         attributes["http.response.status_code"] = out.status
@@ -379,7 +387,6 @@ class Tracing:
         op = plan.kind in genai.OPERATIONS
         if op:
             genai.add_request_attributes(plan.body, attributes)
-        attributes.update(answered)
         if error is not None:
             attributes["error.type"] = error
         if out.calls is not None:

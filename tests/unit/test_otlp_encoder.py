@@ -56,13 +56,19 @@ def same_as_the_sdk(records: list[Record], resource: Resource = RESOURCE,
 
 
 def spans() -> list[Record]:
+    answer = {"gen_ai.response.id": "chatcmpl-42", "gen_ai.response.model": "gpt-4o-2024-08-06",
+              "gen_ai.response.finish_reasons": ("stop",), "gen_ai.usage.input_tokens": 5,
+              "gen_ai.usage.output_tokens": 7}
     server = record("chat gpt-4o", 1, REMOTE, {
         "http.response.status_code": 200, "cot_proxy.request_id": "req-1", "gen_ai.request.temperature": 0.25,
-        "gen_ai.request.stream": True, "gen_ai.response.finish_reasons": ("stop", "length"),
+        "gen_ai.request.stream": True, "reasons": ("stop", "length"),
         "gen_ai.request.seed": -7, "big": 2 ** 62, "empty": "", "unicode": "naïve – 日本語 🎉",
         "gen_ai.request.stop_sequences": (), "flags": [True, False], "numbers": (1, 2, 3), "cot_proxy.cost.usd": 0.019},
         ROUTE, state=REMOTE.trace_state)
+    answered = record("chat m", 7, server, {"http.response.status_code": 200}, UPSTREAM, SpanKind.CLIENT)
+    server.answer = answered.answer = answer  # what answered: the same dict on both, written once
     return [
+        answered,
         server,
         record("chat m", 2, server, {"http.response.status_code": 503, "error.type": "503"}, UPSTREAM,
                SpanKind.CLIENT, Status(StatusCode.ERROR)),
@@ -110,7 +116,8 @@ def test_the_lean_exporter_sends_through_the_exporters_client():
         batch = spans()
         assert exporter.export(batch) is SpanExportResult.SUCCESS
         assert [s.name for s in receiver.spans] == [r.name for r in batch] and receiver.refused == []
-        assert receiver.spans[0].attributes["cot_proxy.key.name"] == "team-ä"
+        assert receiver.spans[1].attributes["cot_proxy.key.name"] == "team-ä"
+        assert receiver.spans[0].attributes["gen_ai.response.id"] == receiver.spans[1].attributes["gen_ai.response.id"]
         # a span of the SDK's (one with an event) is not the proxy's: the SDK's encoder writes it
         event = ReadableSpan("e", SpanContext(TRACE, 9, False, TraceFlags(1)), None, RESOURCE, {},
                              events=[Event("ev", {"k": "v"}, 1)], instrumentation_scope=SCOPE, start_time=1, end_time=2)
