@@ -17,8 +17,9 @@ With FAST_PATH=on:
   collector's sight (`tune_worker_gc`) and keeps large freed blocks for reuse (`allocator.keep_large_blocks`).
 - `gunicorn_body.direct_body`: a whole request body of known length read from the socket into one buffer
   (edge.client_input.DeadlineBody).
-- `otlp.LeanSpanExporter` (TRACING on): spans written in OTLP's protobuf wire format directly, sent through the
-  OTLP/HTTP exporter's own client (observe/tracing.py is handed it by serve/build.py).
+- `otlp.lean_batching` (TRACING on): the tracer's span records batched as they are (`LeanBatch`), written in
+  OTLP's protobuf wire format directly and sent through the OTLP/HTTP exporter's own client, over a requests
+  Session that reads the environment once (observe/tracing.py is handed it by serve/build.py).
 
 In both modes, `server_reach` (the one module here imported with FAST_PATH=off) gives the edge the client's
 socket and limits chunk sizes: reaches below Gunicorn's public API that the product needs either way, kept
