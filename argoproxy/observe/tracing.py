@@ -354,13 +354,16 @@ class Tracing:
 
     def route_kind(self, call: Call, kind: SpanKind) -> tuple[str, Fixed]:
         """The request's span name and shared attributes: the route, the API, the operation, the model asked for,
-        the deployment that served and the key's name (never the key)."""
-        plan, client, served = call.plan, call.client, call.outcome.deployment
-        key = (plan.kind, plan.model, client.method, client.path, client.front, served, plan.key_name, kind)
+        the deployment that served, the key's name (never the key), the status answered and the upstream calls
+        made (a few values each)."""
+        plan, client, out = call.plan, call.client, call.outcome
+        served, calls = out.deployment, out.calls.used if out.calls is not None else None
+        key = (plan.kind, plan.model, client.method, client.path, client.front, served, plan.key_name, kind,
+               out.status, calls)
         found = self.routes.get(key)
         if found is None:
             attributes: dict[str, Any] = {"http.request.method": client.method, "url.path": "/" + client.path,
-                                          "cot_proxy.api": client.front,
+                                          "cot_proxy.api": client.front, "http.response.status_code": out.status,
                                           "gen_ai.provider.name": self.providers.get(served or "", self.provider)}
             op = genai.operation(plan.kind)
             if op is not None:
@@ -371,6 +374,8 @@ class Tracing:
                 attributes["cot_proxy.key.name"] = plan.key_name
             if served:
                 attributes["cot_proxy.served_by"] = served
+            if calls is not None:
+                attributes["cot_proxy.upstream.calls"] = calls
             name = genai.span_name(plan.kind, plan.model, client.method, client.path)
             found = (f"background {name}" if kind is SpanKind.INTERNAL else name, Fixed(attributes))
             if len(self.routes) >= KINDS_KEPT:  # forwarded paths and models are the clients': bounded
@@ -379,18 +384,14 @@ class Tracing:
         return found
 
     def call_attributes(self, call: Call, attributes: dict[str, Any], error: str | None) -> None:
-        """The request's own attributes, into its span's: its status and id, its parameters, its error, its
-        cost."""
+        """The request's own attributes, into its span's: its id, its parameters, its error, its cost."""
         plan, out = call.plan, call.outcome
-        attributes["http.response.status_code"] = out.status
         attributes["cot_proxy.request_id"] = call.client.request_id
         op = plan.kind in genai.OPERATIONS
         if op:
             genai.add_request_attributes(plan.body, attributes)
         if error is not None:
             attributes["error.type"] = error
-        if out.calls is not None:
-            attributes["cot_proxy.upstream.calls"] = out.calls.used
         cost = out.cost
         if cost is not None:  # where the proxy prices calls: an unpriced model flagged, never recorded as free
             if cost.priced:
