@@ -44,6 +44,10 @@ ACTIVE_SECONDS = 10.0  # a key counts as active this long after its last request
 MEAN_WEIGHT = 0.2  # of each new duration in a deployment's mean request time
 POLL_FIRST, POLL_MOST = 0.002, 0.025  # a waiter's look at its row: often at first, then every 25 ms
 REGRANT_SECONDS = 0.5  # a waiter runs a grant pass itself this often (a key's share expiring frees a slot)
+# Tags are int64 cells. One request moves them by at most MOST_UNITS (a reservation of 2^40 tokens, or a weight of
+# 1e-6, went past 2^63), a flow's start is at most AHEAD past the virtual time (refused and departed waiters push
+# their flow's tags without being served), and a pool's tags move back by its virtual time once it passes REBASE_AT.
+MOST_UNITS, AHEAD, REBASE_AT = 1 << 50, 1 << 58, 1 << 60
 
 
 @dataclass
@@ -114,11 +118,13 @@ class Admission:
         a slot granted meanwhile goes to the next waiter)."""
         bound = self.max_wait if bound is None else min(bound, self.max_wait)
         now = self.clock()
-        cost_units = max(1, int(cost * SCALE / max(weight, 1e-6)))
+        cost_units = min(MOST_UNITS, max(1, int(cost * SCALE / max(weight, 1e-6))))
         with self.cells.lock() as c:
+            self._rebase(c, pool)
             fslot = self._flow(c, pool, flow, now)
             candidates = self._candidates(pool, tried, usable)
-            start = max(c[self.p0 + pool * P_WIDTH + P_VTIME], c[fslot + F_FINISH])
+            vtime = c[self.p0 + pool * P_WIDTH + P_VTIME]
+            start = max(vtime, min(c[fslot + F_FINISH], vtime + AHEAD))
             finish = start + cost_units
             if not c[self.p0 + pool * P_WIDTH + P_WAITING] and self._within_share(c, pool, fslot, now):
                 dep = self._room(c, candidates, prefer)
@@ -312,6 +318,20 @@ class Admission:
             c[reusable + F_FINISH], c[reusable + F_HELD] = 0, 0
         c[reusable + F_TAG], c[reusable + F_POOL], c[reusable + F_SEEN] = tag, pool + 1, int(now * 1000)
         return reusable
+
+    def _rebase(self, c, pool: int) -> None:
+        """The pool's tags moved back by its virtual time once it passes REBASE_AT (their order unchanged)."""
+        shift = c[self.p0 + pool * P_WIDTH + P_VTIME]
+        if shift < REBASE_AT:
+            return
+        c[self.p0 + pool * P_WIDTH + P_VTIME] = 0
+        for slot in range(self.f0, self.f0 + FLOWS * F_WIDTH, F_WIDTH):
+            if c[slot + F_POOL] == pool + 1:
+                c[slot + F_FINISH] = max(0, c[slot + F_FINISH] - shift)
+        for row in range(self.w0, self.w0 + WAITERS * W_WIDTH, W_WIDTH):
+            if c[row + W_STATE] != FREE and c[row + W_POOL] == pool:
+                c[row + W_START] -= shift
+                c[row + W_FINISH] -= shift
 
     def _vtime_of(self, c, slot: int, fallback: int) -> int:
         pool = int(c[slot + F_POOL]) - 1

@@ -262,3 +262,28 @@ def test_without_limits_a_continued_conversation_stays_within_a_bounded_load():
     assert preferred(a, [0, 1], 5, True) == -1  # 3 + 1 > 3: past its bound, to the least loaded
     unknown = preferred(a, [0, 1], 99, True)
     assert unknown == 1  # hashed; 0 is past its bound
+
+
+def test_tags_stay_within_their_cells_whatever_the_reservations_weights_and_departures():
+    # The tags are int64 cells: 8,400 reservations of 2^40 tokens at weight 1 (a client's max_tokens=1e300), or
+    # one at a weight of 1e-6, overflowed them (a 500 for that flow, and the pool's virtual time left at the top).
+    a = admission([1])
+    a.release(a.enter(0, "tiny", 2**40, weight=1e-9))
+    for _ in range(9000):
+        a.release(a.enter(0, "flood", 2**40))
+    held = a.enter(0, "flood", 2**40)
+    for _ in range(50):  # each queued and refused at its bound: its tags pushed forward without being served
+        with pytest.raises(Refused):
+            a.enter(0, "flood", 2**40, weight=1e-9, bound=0.001)
+    flood, light = Waiter(a, "flood", 2**40), Waiter(a, "light", 100)
+    flood.start()
+    wait_until(lambda: a.waiting(0) == 1)
+    light.start()
+    wait_until(lambda: a.waiting(0) == 2)
+    a.release(held)
+    wait_until(lambda: light.seat is not None or flood.seat is not None)
+    assert light.seat is not None and flood.seat is None, "the other key still goes before the flood's backlog"
+    a.release(light.seat)
+    wait_until(lambda: flood.seat is not None)
+    a.release(flood.seat)
+    assert a.in_flight(0) == 0 and a.waiting(0) == 0 and flood.error is light.error is None
