@@ -172,6 +172,7 @@ def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str,
     tools = tools if tools is not None else ChatTools()
     messages: list[dict[str, Any]] = []
     call_ids: dict[str, str] = {}  # item id -> call_id (local_shell_call_output names its call by item id)
+    expanded = 0  # characters the compaction items expanded to, bounded in all
     for i, item in enumerate(value):
         param = f"input[{i}]"
         if not isinstance(item, dict):
@@ -199,7 +200,8 @@ def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str,
         elif kind == "reasoning":
             continue  # a replayed reasoning item: a chat upstream has no way to take it back
         elif kind == "compaction":
-            messages.append(compact.compaction_message(item, param))  # the summary it seals
+            messages.append(compact.compaction_message(item, param, expanded))  # the summary it seals
+            expanded += len(messages[-1]["content"])
         elif kind == "item_reference":
             raise bad_request("`item_reference` input items need stored responses; this proxy is stateless.",
                               f"{param}.type", "unsupported_parameter")

@@ -37,6 +37,9 @@ KIND = "responses_compact"  # its route's kind (metrics, journals; the state rea
 COMPACT_KEEP = 80_000  # characters of the conversation's most recent user messages kept as they were
 SEALED = "cpx1."  # what the proxy's sealed content starts with (its format's version)
 MAX_OPENED = 16 * 1024 * 1024  # bytes sealed content may expand to (a summary, not a bulk answer)
+# Characters the compaction items of one request expand to in all: repeated text seals into a few kilobytes, so a
+# body of a megabyte carrying it a thousand times would otherwise become gigabytes for the upstream.
+MAX_EXPANDED = MAX_OPENED
 SUMMARY_LEAD = ("A summary of the conversation so far, written when its earlier turns were compacted (the most "
                 "recent user messages are kept as they were):\n\n")
 # What the model is asked once the conversation has been put before it.
@@ -115,13 +118,18 @@ def compaction_to_chat(body: dict[str, Any], messages_of: Callable[[Any], list[d
     return {"model": model, "messages": messages}
 
 
-def compaction_message(item: dict[str, Any], param: str) -> dict[str, Any]:
-    """A compaction item of `input` as the summary it seals, a user message for the upstream."""
+def compaction_message(item: dict[str, Any], param: str, expanded: int = 0) -> dict[str, Any]:
+    """A compaction item of `input` as the summary it seals, a user message for the upstream (`expanded`: the
+    characters the request's earlier compaction items expanded to)."""
     summary = SEAL.open("compaction", item.get("encrypted_content"))
     if summary is None:
         raise ProxyError(400, "The encrypted content of this compaction item could not be verified: it was not made "
                          "by this proxy's /v1/responses/compact, or it was altered.", param=f"{param}.encrypted_content",
                          code="invalid_encrypted_content")
+    if expanded + len(summary) > MAX_EXPANDED:
+        raise ProxyError(400, f"The compaction items of this input expand to more than {MAX_EXPANDED:,} characters "
+                         "in all: send each compacted window once.", param=f"{param}.encrypted_content",
+                         code="compaction_too_large")
     return {"role": "user", "content": SUMMARY_LEAD + summary}
 
 

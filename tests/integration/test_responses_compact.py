@@ -83,6 +83,23 @@ def test_a_compaction_item_the_proxy_did_not_seal_is_refused(proxy):
     assert len(fake.received) == before  # nothing reached the upstream
 
 
+def test_compaction_items_expand_to_a_bounded_size_in_all(proxy):
+    # A summary of repeated text seals into a few kilobytes: sent many times over, it expanded for the upstream
+    # without bound (a body of a megabyte became gigabytes in the worker).
+    fake, p, _ = proxy
+    client = openai_sdk(p)
+    fake.default_content = "x" * (3 * 1024 * 1024)
+    item = client.responses.compact(model="fake-model", input="hi").output[-1].model_dump(exclude_none=True)
+    assert len(item["encrypted_content"]) < 20_000
+    before = len(fake.received)
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="fake-model", input=[item] * 6 + [{"role": "user", "content": "go on"}])
+    assert err.value.body["code"] == "compaction_too_large" and err.value.body["param"] == "input[5].encrypted_content"
+    assert len(fake.received) == before
+    fake.default_content = "ok"
+    assert client.responses.create(model="fake-model", input=[item] * 2, store=False).output_text == "ok"
+
+
 def test_compact_errors_in_the_apis_shape(proxy):
     fake, p, mode = proxy
     url = p.url + "/v1/responses/compact"
