@@ -7,6 +7,7 @@ Neutral ground for the core Settings (argoproxy/config/settings.py) and each pro
 from __future__ import annotations
 
 import os
+import re
 import select
 import stat
 import tempfile
@@ -129,7 +130,7 @@ def as_base_url(value: Any) -> str:
         return ""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"must be an http(s) URL, got {value!r}")
+        raise ValueError(f"must be an http(s) URL, got {shown_url(url)!r}")
     path = parts.path.rstrip("/")
     for suffix in _ENDPOINT_SUFFIXES:
         if path.endswith("/" + suffix):
@@ -143,8 +144,14 @@ def as_url(value: Any) -> str:
     url = as_str(value)
     parts = urlsplit(url)
     if url and (parts.scheme not in ("http", "https") or not parts.netloc):
-        raise ValueError(f"must be an http(s) URL, got {value!r}")
+        raise ValueError(f"must be an http(s) URL, got {shown_url(url)!r}")
     return url
+
+
+def shown_url(text: str) -> str:
+    """A URL as a bad-setting line shows it: without its credentials, even where it is not quite a URL."""
+    from argoproxy.redaction import mask_url
+    return re.sub(r"[^\s/@]+@", "***@", mask_url(text))
 
 
 def as_optional_dir(value: Any) -> str:

@@ -10,6 +10,7 @@ master reads the settings and must not load the SDK (its workers start it after 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 from argoproxy.config.setting_fields import as_on_off, as_str, as_url
@@ -21,6 +22,10 @@ SAMPLERS = ("parentbased_always_on", "parentbased_always_off", "parentbased_trac
             "always_off", "traceidratio")
 RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
 PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+# The exporter's headers: `name=value` entries, separated by commas (OpenTelemetry's reading, values URL-encoded or
+# not). An entry it cannot read it logs whole, in every worker, where it may hold a key.
+HEADERS = ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
+HEADER_ENTRY = re.compile(r"[ \t]*[!#-'*+\-.0-9A-Z^-z|~]+[ \t]*=[ \t]*[ !#-+\--:<-\[\]-~]*[ \t]*")
 # The batch processor's numbers (all milliseconds or counts): the SDK takes a bad one for its default.
 BATCH_NUMBERS = ("OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE",
                  "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
@@ -94,6 +99,12 @@ def tracing_problem(tracing: str, environ: Mapping[str, str]) -> str | None:
             ratio = -1.0
         if not 0.0 <= ratio <= 1.0:
             return f"OTEL_TRACES_SAMPLER_ARG: the share of traces kept, between 0 and 1, got {arg!r}"
+    for name in HEADERS:
+        entries = re.split(r"[ \t]*,[ \t]*", _set(environ, name))
+        bad = next((i for i, entry in enumerate(entries, 1) if entry and not HEADER_ENTRY.fullmatch(entry)), None)
+        if bad is not None:
+            return (f"{name}: entry {bad} is not name=value (entries separated by commas, values URL-encoded); "
+                    "values are not shown")
     for name in BATCH_NUMBERS:
         value = _set(environ, name)
         if value and not (value.isdigit() and int(value) > 0):
