@@ -18,12 +18,15 @@ def configure_logging(debug: bool, secrets: Secrets | None = None) -> None:
     logger = logging.getLogger("cot_proxy")
     root_pkg = logging.getLogger("argoproxy")
     level = logging.DEBUG if debug else logging.INFO
+    # OpenTelemetry's records (an exporter's failure names the collector's URL, query included) go through the
+    # same handler; without one of their own they reached stderr through logging's last resort, unfiltered.
+    otel = logging.getLogger("opentelemetry")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
-        logger.addHandler(handler)
-        root_pkg.addHandler(handler)
-        logger.propagate = root_pkg.propagate = False
+        for own in (logger, root_pkg, otel):
+            own.addHandler(handler)
+            own.propagate = False
     # Filters on the loggers and on their handlers: a logger's filter does not see its children's records.
     # Gunicorn's own loggers too: its access log prints query strings (?api_key=...), its error log the
     # requests it refused.

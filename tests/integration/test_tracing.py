@@ -15,6 +15,7 @@ import requests
 
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.fakes.otlp_receiver import OtlpReceiver, Span
+from tests.polling import poll
 from tests.proxy_process import free_port, running_proxy
 
 pytestmark = pytest.mark.timeout(120)
@@ -177,6 +178,17 @@ def test_an_upstream_that_is_down(receiver):
         ("ERROR", "upstream_connection_refused", 502)
     assert client.status == "ERROR" and client.attributes["error.type"] == "upstream_connection_refused"
     assert "http.response.status_code" not in client.attributes
+
+
+def test_a_collector_that_is_down_is_logged_without_the_endpoints_credentials(upstream):
+    # OpenTelemetry's exporter logs the URL it could not reach, query included; its records went straight to
+    # stderr, past the proxy's redaction.
+    collector = f"http://127.0.0.1:{free_port()}/otlp?token=tok98765secret"
+    with running_proxy(TARGET_BASE_URL=upstream.base_url, OTEL_EXPORTER_OTLP_ENDPOINT=collector,
+                       OTEL_BSP_SCHEDULE_DELAY="50") as proxy:
+        assert requests.post(proxy.base_url + "/chat/completions", json=CHAT, timeout=30).status_code == 200
+        logged = poll(lambda: "exporting spans" in proxy.read_log() and proxy.read_log(), timeout=60)
+    assert "token=***" in logged and "tok98765secret" not in logged, logged
 
 
 def test_a_refused_request_has_its_span_and_no_attempt(receiver, upstream):
