@@ -161,7 +161,7 @@ def with_id(item: dict[str, Any], resp_id: str | None = None) -> dict[str, Any]:
             item["content"] = [{"type": part, "text": content}] if part == "input_text" else \
                 [{"type": part, "text": content, "annotations": []}]
         item.setdefault("status", "completed")
-    if not isinstance(item.get("id"), str) or not item["id"]:
+    if kind != "item_reference" and (not isinstance(item.get("id"), str) or not item["id"]):  # its id is the client's
         item["id"] = output_item_id(ID_PREFIX.get(kind or "", "item_"), resp_id)
     return item
 

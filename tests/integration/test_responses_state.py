@@ -104,6 +104,11 @@ def test_item_references_name_a_stored_responses_input_and_output_items(up, stre
     with pytest.raises(openai.BadRequestError) as err:
         client.responses.create(model=u.model, input=[{"type": "item_reference", "id": other}])
     assert err.value.body["code"] == "not_found" and err.value.body["param"] == "input[0].id"
+    for bad in ({}, {"id": 5}, {"id": ""}):  # was given an id of the proxy's own, then not found by it
+        with pytest.raises(openai.BadRequestError) as err:
+            client.responses.create(model=u.model, input=[{"role": "user", "content": "hi"},
+                                                          {"type": "item_reference", **bad}])
+        assert (err.value.body["code"], err.value.body["param"]) == ("missing_required_parameter", "input[1].id")
 
 
 def test_retrieve_delete_and_input_items(up):
