@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from datetime import date, datetime, timezone
 
+from argoproxy.redaction import mask_url
 from argoproxy.prices.pricer import self_hosted
 from argoproxy.prices.table import PriceTable, Provider, load_table
 from argoproxy.prices.units import Tiered
@@ -21,9 +22,10 @@ def show_model(model: str, base_url: str = "", provider_id: str = "", day: str =
     table = load_table()
     providers = _providers(table, base_url, provider_id)
     if providers is None:
+        url = mask_url(base_url)
         said = f"--provider {provider_id!r} is not in the table" if provider_id else \
-            f"{base_url} is self-hosted: its models cost nothing unless `prices` gives them a price" \
-            if self_hosted(base_url) else f"no provider of the table serves {base_url}: its models are unpriced"
+            f"{url} is self-hosted: its models cost nothing unless `prices` gives them a price" \
+            if self_hosted(base_url) else f"no provider of the table serves {url}: its models are unpriced"
         print(f"cot_proxy prices: {said}", file=sys.stderr)
         return 1
     shown = 0

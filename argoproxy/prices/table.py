@@ -18,6 +18,7 @@ from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 from argoproxy.prices.units import Price, Rates, Tiered
 
@@ -93,6 +94,7 @@ class PriceTable:
         return [self.provider(pid) for _, pid in self._patterns]  # type: ignore[misc]
 
     def provider_for_url(self, url: str) -> Provider | None:
+        url = _matched_form(url)
         return next((self.provider(pid) for pattern, pid in self._patterns if pattern.match(url)), None)
 
     def provider(self, provider_id: str) -> Provider | None:
@@ -226,3 +228,18 @@ def table_problem(path: str) -> str | None:
         return f"{path} is not a price table (`cot-proxy prices refresh --output` writes one): {type(exc).__name__}: {exc}"
     return None
 
+
+def _matched_form(url: str) -> str:
+    """A URL as the table's patterns read it: without a user or password before its host (which matched
+    https://api.openai.com@elsewhere as OpenAI's, and missed https://user:pw@api.openai.com), its host in
+    lower case."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:
+        return url
+    if not parts.netloc:
+        return url
+    netloc = f"[{host}]" if ":" in host else host
+    return urlunsplit((parts.scheme.lower(), netloc + (f":{port}" if port else ""), parts.path, parts.query, ""))

@@ -163,6 +163,22 @@ def test_a_deployment_is_priced_by_its_url_its_vendor_or_as_self_hosted():
     assert pricer.cost(None, ("gpt-4o",), openai, day) is None
 
 
+def test_a_url_is_priced_by_its_host_not_by_credentials_written_before_it():
+    pricer = Pricer()
+    usage = {"prompt_tokens": 1_000_000, "completion_tokens": 0}
+    with_user = pricer.source("https://ops:pw12345@api.openai.com/v1?api_key=k")
+    assert pricer.cost(usage, ("gpt-4o-mini",), with_user, DAYS[2]).nanos == 150_000_000
+    spoofed = pricer.source("https://api.openai.com@llm.example.com/v1")  # the host is llm.example.com
+    assert pricer.cost(usage, ("gpt-4o-mini",), spoofed, DAYS[2]).priced is False
+
+
+def test_prices_show_names_a_url_without_its_credentials(capsys):
+    from argoproxy.prices.show import show_model
+    assert show_model("gpt-4o", "https://ops:pw12345@llm.example.com/v1?api_key=tok98765") == 1
+    said = capsys.readouterr().err
+    assert "llm.example.com" in said and "pw12345" not in said and "tok98765" not in said
+
+
 def test_historic_prices_follow_the_day_of_the_request():
     pricer = Pricer()
     deepseek = pricer.source("https://api.deepseek.com")
