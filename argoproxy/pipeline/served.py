@@ -13,4 +13,4 @@ _PRINTABLE = re.compile(r"[\x20-\x7e]{1,200}")
 
 def header_safe(name: str) -> str:
     """A model name as a header value: a name is client input (no control characters)."""
-    return name if _PRINTABLE.fullmatch(name) else quote(name, safe="")[:200]
+    return name if _PRINTABLE.fullmatch(name) else quote(name, safe="", errors="backslashreplace")[:200]

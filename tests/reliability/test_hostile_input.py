@@ -184,6 +184,12 @@ def test_lone_surrogates_go_upstream_escaped(env):
                       timeout=10)
     assert r.status_code == 200, r.text
     assert b"\\ud800" in fake.received[-1].body and b"\xed" not in fake.received[-1].body
+    # In the model's name too, which the answer's X-Served-Model header names (its quoting met the surrogate: 500)
+    messages = b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}'
+    for path, named in (("/chat/completions", body), ("/messages", messages)):
+        named = named.replace(b'"model": "m"', b'"model": "m\\ud800"')
+        r = requests.post(p.base_url + path, data=named, headers={"Content-Type": "application/json"}, timeout=10)
+        assert r.status_code == 200 and r.headers["X-Served-Model"] == "m%5Cud800", r.text
 
 
 # ------------------------------------------------------------------ a client that stops sending
