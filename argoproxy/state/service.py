@@ -74,6 +74,8 @@ class ResponsesState:
 
     def load(self, resp_id: str) -> StoredResponse | None:
         """A stored response (its cancel and heartbeat read with it); see load_many for what is pending."""
+        if not storable(resp_id):
+            return None
         behind = self.behind
         if behind is not None and resp_id in behind.pending:
             return behind.pending[resp_id][0]
@@ -246,7 +248,7 @@ class ResponsesState:
 
     def owned_conversation(self, owner: str, conv_id: str, param: str | None = None,
                            admin: bool = False) -> StoredConversation:
-        conv = self.io(self.store.get_conversation, conv_id)
+        conv = self.io(self.store.get_conversation, conv_id) if storable(conv_id) else None
         if conv is None or not (conv.owner == owner or admin):
             raise chain.not_found("Conversation", conv_id, param, 400 if param else 404)
         return conv
@@ -254,7 +256,7 @@ class ResponsesState:
     def owned_item(self, owner: str, item_id: str) -> dict[str, Any] | None:
         """An item of one of the key's conversations, or of one of its stored responses (an input or an output
         item: its id ends with the response's digits)."""
-        found = self.io(self.store.item, item_id)
+        found = self.io(self.store.item, item_id) if storable(item_id) else None
         if found is not None:
             return found[2] if found[1] == owner else None
         resp_id = response_of(item_id)
@@ -312,3 +314,13 @@ def open_state(settings: Settings, answers: Any = None) -> ResponsesState:
                                answers=answers)
     state.background = Background(state)
     return state
+
+
+def storable(key: str) -> bool:
+    """Could the store hold this id? A client's id may hold a lone surrogate (JSON allows one), which neither SQLite
+    nor Redis can encode: no stored id has one (looking it up failed, a 503)."""
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -109,6 +109,14 @@ def test_item_references_name_a_stored_responses_input_and_output_items(up, stre
             client.responses.create(model=u.model, input=[{"role": "user", "content": "hi"},
                                                           {"type": "item_reference", **bad}])
         assert (err.value.body["code"], err.value.body["param"]) == ("missing_required_parameter", "input[1].id")
+    # an id holding a lone surrogate (JSON allows one) names nothing stored: the store could not encode it (503)
+    for fields, param, code in (('"input": [{"type": "item_reference", "id": "msg_\\ud800"}]', "input[0].id", "not_found"),
+                                ('"input": "hi", "previous_response_id": "resp_\\ud800"', "previous_response_id",
+                                 "previous_response_not_found"),
+                                ('"input": "hi", "conversation": "conv_\\ud800"', "conversation", "not_found")):
+        r = requests.post(p.base_url + "/responses", data='{"model": "%s", %s}' % (u.model, fields),
+                          headers={"Content-Type": "application/json"}, timeout=30)
+        assert r.status_code == 400 and (r.json()["error"]["code"], r.json()["error"]["param"]) == (code, param), r.text
 
 
 def test_retrieve_delete_and_input_items(up):
