@@ -41,7 +41,8 @@ def prefix_tag(body: dict[str, Any]) -> tuple[int, bool]:
         return _digest(dumps(head)), len(messages) > end + 1
     prompt = body.get("prompt")
     if isinstance(prompt, str) and prompt:
-        return _digest(prompt[:PROMPT_CHARS].encode()), True  # a completion cannot say: its head decides
+        # a completion cannot say: its head decides (a lone surrogate, which JSON allows, kept as it came)
+        return _digest(prompt[:PROMPT_CHARS].encode(errors="surrogatepass")), True
     return 0, False
 
 

@@ -236,6 +236,9 @@ def test_prefix_tag_names_a_conversation_by_its_leading_messages():
     assert prefix_tag({"messages": first})[1] is False and prefix_tag({"messages": later})[1] is True
     assert prefix_tag({"messages": other})[0] != prefix_tag({"messages": first})[0]
     assert prefix_tag({}) == (0, False)
+    # a lone surrogate (JSON allows one) in a legacy prompt or a message: a tag, not an encoding error (a 500)
+    assert prefix_tag({"prompt": "a\ud800"})[0] != prefix_tag({"prompt": "a"})[0]
+    assert prefix_tag({"messages": [{"role": "user", "content": "a\ud800"}]})[0] > 0
 
 
 def test_a_continued_conversation_stays_on_its_deployment_while_it_has_a_free_slot():
