@@ -299,7 +299,8 @@ class Admission:
 
     def _flow(self, c, pool: int, flow: str, now: float) -> int:
         """The flow's cells (open addressing by a digest of pool and name); an idle flow's slot is reused."""
-        tag = int.from_bytes(hashlib.blake2b(f"{pool}\0{flow}".encode(), digest_size=7).digest(), "big") or 1
+        name = f"{pool}\0{flow}".encode(errors="surrogatepass")  # a client's `user` may hold a lone surrogate
+        tag = int.from_bytes(hashlib.blake2b(name, digest_size=7).digest(), "big") or 1
         vtime = c[self.p0 + pool * P_WIDTH + P_VTIME]
         reusable = -1
         for probe in range(FLOWS):

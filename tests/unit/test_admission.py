@@ -290,3 +290,11 @@ def test_tags_stay_within_their_cells_whatever_the_reservations_weights_and_depa
     wait_until(lambda: flood.seat is not None)
     a.release(flood.seat)
     assert a.in_flight(0) == 0 and a.waiting(0) == 0 and flood.error is light.error is None
+
+
+def test_a_flow_named_by_a_clients_user_field_holding_a_lone_surrogate_queues():
+    # seating.flow_of names a keyless request's flow by its body's `user`, which JSON lets hold "\ud800": the
+    # flow's digest could not encode it (a 500 on every door once admission was on)
+    a = admission([1])
+    a.release(a.enter(0, "user:a\ud800", 1))
+    assert a.in_flight(0) == 0
