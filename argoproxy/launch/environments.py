@@ -49,3 +49,20 @@ def agent_environment(setup: Setup, user: Mapping[str, str], settings: Settings,
            if name not in dropped and not any(secret in value for secret in values)}
     env.update(setup.env)
     return env
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+def direct_to(env: dict[str, str], host: str) -> dict[str, str]:
+    """The agent's environment with the proxy's host in no_proxy and NO_PROXY when an HTTP proxy is set: agents
+    follow those variables, and one that does not name loopback would get the agent's key and prompts (and
+    could not reach the user's loopback anyway)."""
+    if not any(env.get(name) for name in PROXY_VARIABLES):
+        return env
+    lists = {name: env.get(name, env.get(other, "")) for name, other in (("no_proxy", "NO_PROXY"),
+                                                                         ("NO_PROXY", "no_proxy"))}
+    for name, value in lists.items():
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        env[name] = ",".join(hosts if host in hosts else [*hosts, host])
+    return env

@@ -138,10 +138,14 @@ def _answers(host: str, port: int, path: Path, nonce: bytes) -> bool:
 
 # ---- asking it ---------------------------------------------------------------------------------------------------
 
+# The user's own proxy is asked directly, never through an HTTP proxy of their environment (http_proxy and the
+# like, which urllib follows for loopback too unless no_proxy names it): that one would get the key in clear.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 def served_models(url: str, key: str) -> list[str]:
     request = urllib.request.Request(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"})
     try:
-        with urllib.request.urlopen(request, timeout=MODELS_TIMEOUT) as answer:
+        with DIRECT.open(request, timeout=MODELS_TIMEOUT) as answer:
             body = json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
@@ -158,7 +162,7 @@ def accepts(url: str, key: str) -> bool:
     """Whether the proxy takes this key (its model list answers 200)."""
     request = urllib.request.Request(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"})
     try:
-        with urllib.request.urlopen(request, timeout=MODELS_TIMEOUT) as answer:
+        with DIRECT.open(request, timeout=MODELS_TIMEOUT) as answer:
             answer.read()
             return True
     except (OSError, ValueError):

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 from argoproxy.config.listener import generate_key
 from argoproxy.config.settings import Settings, SettingsError, find_config, load
 from argoproxy.launch.agents import AGENTS, Agent, Setup, Target, model_for, models_named
-from argoproxy.launch.environments import USER_KEY_ENV, agent_environment, proxy_environment
+from argoproxy.launch.environments import USER_KEY_ENV, agent_environment, direct_to, proxy_environment
 from argoproxy.launch.proxy import (Refused, StartedProxy, accepts, address, base_url, listening, path_flags, prove,
                                     served_models)
 from argoproxy.launch.run_key import NO_KEY, admin_keys, for_run
@@ -244,7 +244,8 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
             setup = agent.setup(Target(url, run_key.key, model), agent_args, scratch, program)
             write_files(setup)
             say(f"{agent.title} -> {url} ({agent.door}), model {model}, key: {run_key.where}")
-            return run_in_foreground(setup.argv, agent_environment(setup, os.environ, settings, [key, *admin]))
+            env = direct_to(agent_environment(setup, os.environ, settings, [key, *admin]), host)
+            return run_in_foreground(setup.argv, env)
         finally:
             if run_key is not None:
                 run_key.revoke()

@@ -304,6 +304,29 @@ def test_a_squatter_on_the_port_gets_no_key_and_no_prompt(user_proxy, tmp_path, 
     assert not [row for row in run_keys(db) if not row[2]], "a run key was left active"
 
 
+def test_an_http_proxy_in_the_users_shell_never_sees_a_key(user_proxy, tmp_path):
+    """A corporate HTTP proxy in the user's shell (http_proxy, HTTP_PROXY) whose no_proxy leaves out loopback:
+    run's own questions to the proxy (its model list, asked with the admin key) went through it, and so did the
+    agent's requests; they go straight to the proxy on 127.0.0.1, and the agent's NO_PROXY names its host."""
+    proxy, db = user_proxy
+    agent_dir = tmp_path / "bin"
+    fake_agent(agent_dir)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    with Squatter(free_port()) as corporate:
+        through = f"http://127.0.0.1:{corporate.port}"
+        env = user_environment(tmp_path, agent_dir, PORT=str(proxy.port), KEYS_DB=str(db), http_proxy=through,
+                               HTTP_PROXY=through, no_proxy="intranet.example", NO_PROXY="intranet.example")
+        result = _bounded([*RUN, "--", "claude"], env, workdir, 120)
+        received = corporate.received()
+    assert result.returncode == 0, result.stderr
+    assert received == b"", received[:300]
+    agent = agent_report(tmp_path)
+    assert agent["chat"] == 200, agent
+    for name in ("no_proxy", "NO_PROXY"):
+        assert agent["env"][name] == "intranet.example,127.0.0.1", agent["env"][name]
+
+
 def test_agents_asks_no_model_of_a_squatter(user_proxy, tmp_path):
     """`cot-proxy agents` lists the models of the user's proxy only: a squatter gets the proof's question and no
     key."""
