@@ -127,6 +127,7 @@ def _entry(i: int, item: Any) -> ModelEntry:
 
 
 AUTO = -1  # a concurrency limit asked of the server (llama.cpp's /props or /slots)
+MOST_CONCURRENCY = 100_000  # a limit the workers' shared cells hold (int64), far past any server's slots
 
 
 def as_concurrency(value: Any, at: str = "") -> int:
@@ -137,6 +138,8 @@ def as_concurrency(value: Any, at: str = "") -> int:
         return AUTO
     if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
         raise ValueError(f"{at + ': ' if at else ''}expected a positive integer or auto, got {value!r}")
+    if int(value) > MOST_CONCURRENCY:
+        raise ValueError(f"{at + ': ' if at else ''}max_concurrency is at most {MOST_CONCURRENCY}, got {value!r}")
     return int(value)
 
 

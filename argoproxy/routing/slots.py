@@ -11,6 +11,8 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from argoproxy.config.routing_settings import MOST_CONCURRENCY
+
 log = logging.getLogger("cot_proxy")
 ASK_TIMEOUT = 5.0
 
@@ -42,7 +44,9 @@ def server_slots(session: Any, base_url: str, headers: dict[str, str] | None = N
 
 def _from_props(body: Any) -> int | None:
     slots = body.get("total_slots") if isinstance(body, dict) else None
-    return slots if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0 else None
+    if not isinstance(slots, int) or isinstance(slots, bool) or slots <= 0:
+        return None
+    return min(slots, MOST_CONCURRENCY)  # a server's say, bounded as a setting is
 
 
 def _from_slots(body: Any) -> int | None:

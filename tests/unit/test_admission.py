@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from argoproxy.config.settings import SettingsError, load_settings
 from argoproxy.routing.admission import Admission, Departed, Refused
 from argoproxy.routing.admission_cells import release_dead_worker
 from argoproxy.routing.affinity import preferred, prefix_tag
@@ -298,3 +299,19 @@ def test_a_flow_named_by_a_clients_user_field_holding_a_lone_surrogate_queues():
     a = admission([1])
     a.release(a.enter(0, "user:a\ud800", 1))
     assert a.in_flight(0) == 0
+
+
+@pytest.mark.parametrize("env", [{"MAX_CONCURRENCY": "99999999999999999999"},
+                                 {"MODELS": '[{"name": "m", "backend": "openai", "base_url": "http://h:1/v1", '
+                                            '"max_concurrency": 99999999999999999999}]'}])
+def test_a_limit_past_what_a_cell_holds_is_a_bad_setting(env):
+    # the workers' cells are int64: such a limit stopped every worker with a traceback instead of one line
+    settings = {"MODELS": '[{"name": "m", "backend": "openai", "base_url": "http://h:1/v1"}]', **env}
+    with pytest.raises(SettingsError) as err:
+        load_settings({}, environ=settings)
+    assert "max_concurrency" in str(err.value).lower() and "at most 100000" in str(err.value)
+
+
+def test_slots_a_server_states_are_bounded():
+    from argoproxy.routing.slots import _from_props
+    assert _from_props({"total_slots": 10**30}) == 100_000 and _from_props({"total_slots": 4}) == 4
