@@ -39,7 +39,8 @@ def file_key(path: Path) -> bytes:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         made = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(made, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        made.unlink(missing_ok=True)  # a crashed worker's, or a link another user left there: never followed
+        fd = os.open(made, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, os.urandom(KEY_BYTES))
         finally:

@@ -59,6 +59,17 @@ def test_the_seal_key_file_is_made_once_private_and_shared(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["seal.key"]  # no temporary file left
 
 
+def test_the_seal_key_is_made_through_no_link_another_user_left(tmp_path):
+    # a data directory others may write to (/tmp): a link where the key is first written went unfollowed, so the
+    # proxy truncated and wrote over the file it named
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    path = tmp_path / "seal.key"
+    path.with_name(f".seal.key.{os.getpid()}").symlink_to(victim)
+    key = file_key(path)
+    assert victim.read_bytes() == b"keep me" and len(key) == 32 and path.read_bytes() == key
+
+
 def test_compaction_passes_the_one_guard(make):
     door, up, calls = make(ALLOWED_MODELS="gpt-4o")
     refused = door.handle(Request.of("POST", "/v1/responses/compact", {"model": "evil", "input": "hi"}))
