@@ -10,6 +10,7 @@ master reads the settings and must not load the SDK (its workers start it after 
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Mapping
 
@@ -26,9 +27,23 @@ PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
 # not). An entry it cannot read it logs whole, in every worker, where it may hold a key.
 HEADERS = ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
 HEADER_ENTRY = re.compile(r"[ \t]*[!#-'*+\-.0-9A-Z^-z|~]+[ \t]*=[ \t]*[ !#-+\--:<-\[\]-~]*[ \t]*")
-# The batch processor's numbers (all milliseconds or counts): the SDK takes a bad one for its default.
+# The batch processor's numbers (all milliseconds or counts): the SDK takes a bad one for its default; one past
+# a C int stops every worker with a traceback, as does a batch larger than the queue.
 BATCH_NUMBERS = ("OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE",
                  "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+MOST_BATCH_NUMBER = 2**31 - 1
+QUEUE_DEFAULT, BATCH_DEFAULT = 2048, 512  # the SDK's own
+# The span limits: anything but a whole number from 0 stops every worker with a traceback.
+LIMITS = ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+          "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_SPAN_EVENT_COUNT_LIMIT", "OTEL_SPAN_LINK_COUNT_LIMIT",
+          "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT")
+# The exporter's: a timeout or compression it cannot use it replaces with a warning in every worker, and a TLS
+# file it cannot read fails every export.
+TIMEOUTS = ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+COMPRESSIONS = ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION")
+COMPRESSION_NAMES = ("none", "gzip", "deflate")
+TLS_FILES = tuple(f"OTEL_EXPORTER_OTLP{part}_{kind}" for part in ("_TRACES", "")
+                  for kind in ("CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE"))
 
 
 def as_tracing(value: Any) -> str:
@@ -105,10 +120,48 @@ def tracing_problem(tracing: str, environ: Mapping[str, str]) -> str | None:
         if bad is not None:
             return (f"{name}: entry {bad} is not name=value (entries separated by commas, values URL-encoded); "
                     "values are not shown")
+    return _batch_problem(environ) or _limit_problem(environ) or _exporter_problem(environ)
+
+
+def _batch_problem(environ: Mapping[str, str]) -> str | None:
     for name in BATCH_NUMBERS:
         value = _set(environ, name)
         if value and not (value.isdigit() and int(value) > 0):
             return f"{name}: expected a positive whole number, got {value!r}"
+        if value and int(value) > MOST_BATCH_NUMBER:
+            return f"{name}: expected a positive whole number up to {MOST_BATCH_NUMBER}, got {value!r}"
+    queue = int(_set(environ, "OTEL_BSP_MAX_QUEUE_SIZE") or QUEUE_DEFAULT)
+    batch = int(_set(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE") or BATCH_DEFAULT)
+    if batch > queue:
+        return f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE: at most OTEL_BSP_MAX_QUEUE_SIZE ({queue}), got {batch}"
+    return None
+
+
+def _limit_problem(environ: Mapping[str, str]) -> str | None:
+    for name in LIMITS:
+        value = _set(environ, name)
+        if value and not value.isdigit():
+            return f"{name}: expected a whole number (0 or more), got {value!r}"
+    return None
+
+
+def _exporter_problem(environ: Mapping[str, str]) -> str | None:
+    for name in TIMEOUTS:
+        value = _set(environ, name)
+        try:
+            seconds = float(value) if value else 1.0
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds < float("inf"):
+            return f"{name}: expected seconds (a positive number), got {value!r}"
+    for name in COMPRESSIONS:
+        value = _set(environ, name)
+        if value and value.lower() not in COMPRESSION_NAMES:
+            return f"{name}: must be one of {', '.join(COMPRESSION_NAMES)}, got {value!r}"
+    for name in TLS_FILES:
+        value = _set(environ, name)
+        if value and not (os.path.isfile(value) and os.access(value, os.R_OK)):
+            return f"{name}: no file can be read at {value!r}"
     return None
 
 

@@ -65,6 +65,24 @@ def test_where_spans_go():
     ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4318"},
      "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: must be an http(s) URL, got 'collector:4318'"),
     ({"OTEL_BSP_SCHEDULE_DELAY": "5s"}, "OTEL_BSP_SCHEDULE_DELAY: expected a positive whole number, got '5s'"),
+    # what the SDK took for its default with a warning in every worker, or stopped every worker on with a traceback
+    ({"OTEL_BSP_MAX_QUEUE_SIZE": "99999999999999999999"},
+     "OTEL_BSP_MAX_QUEUE_SIZE: expected a positive whole number up to 2147483647, got '99999999999999999999'"),
+    ({"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096"},
+     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: at most OTEL_BSP_MAX_QUEUE_SIZE (2048), got 4096"),
+    ({"OTEL_BSP_MAX_QUEUE_SIZE": "100"},
+     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: at most OTEL_BSP_MAX_QUEUE_SIZE (100), got 512"),
+    ({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "abc"},
+     "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: expected a whole number (0 or more), got 'abc'"),
+    ({"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "-1"},
+     "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: expected a whole number (0 or more), got '-1'"),
+    ({"OTEL_EXPORTER_OTLP_TIMEOUT": "abc"}, "OTEL_EXPORTER_OTLP_TIMEOUT: expected seconds (a positive number), got 'abc'"),
+    ({"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "-5"},
+     "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: expected seconds (a positive number), got '-5'"),
+    ({"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"},
+     "OTEL_EXPORTER_OTLP_COMPRESSION: must be one of none, gzip, deflate, got 'zstd'"),
+    ({"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"},
+     "OTEL_EXPORTER_OTLP_CERTIFICATE: no file can be read at '/nonexistent/ca.pem'"),
 ])
 def test_a_bad_value_names_its_key(env, line):
     with pytest.raises(SettingsError) as err:
@@ -108,7 +126,11 @@ def test_otel_values_are_not_ours_to_check_while_tracing_is_off():
 def test_good_values_pass():
     load_settings({}, environ={"TRACING": "on", "OTEL_TRACES_SAMPLER": "ParentBased_TraceIdRatio",
                                "OTEL_TRACES_SAMPLER_ARG": "0.01", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-                               "OTEL_BSP_SCHEDULE_DELAY": "1000", "OTEL_TRACES_EXPORTER": "otlp"})
+                               "OTEL_BSP_SCHEDULE_DELAY": "1000", "OTEL_TRACES_EXPORTER": "otlp",
+                               "OTEL_BSP_MAX_QUEUE_SIZE": "4096", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1024",
+                               "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "0", "OTEL_EXPORTER_OTLP_TIMEOUT": "2.5",
+                               "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "GZIP",
+                               "OTEL_EXPORTER_OTLP_CERTIFICATE": str(ROOT / "README.md")})
 
 
 @pytest.mark.parametrize("env,warning", [
