@@ -178,6 +178,8 @@ def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str,
         if not isinstance(item, dict):
             raise bad_request("Each input item must be an object.", param)
         kind = item.get("type") or ("message" if "role" in item else None)
+        if kind is not None and not isinstance(kind, str):
+            raise bad_request("`type` must be a string.", f"{param}.type", "invalid_type")
         if kind == "message":
             messages.append(message_item(item, param))
         elif kind == "function_call":

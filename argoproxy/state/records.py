@@ -150,10 +150,11 @@ def with_id(item: dict[str, Any], resp_id: str | None = None) -> dict[str, Any]:
     """An input item as stored and listed: its type written, an id given when it has none (ending with its
     response's digits, `resp_id`: an item_reference finds it by them), a message's text content as a part (as
     OpenAI lists input items)."""
-    item = dict(item)
     kind = item.get("type") or ("message" if "role" in item else None)
-    if kind is not None:
-        item["type"] = kind
+    if not isinstance(kind, str):
+        return item  # not an item (a `type` that is no string): left for the door to refuse, naming it
+    item = dict(item)
+    item["type"] = kind
     if kind == "message":
         content = item.get("content")
         if isinstance(content, str):
@@ -162,7 +163,7 @@ def with_id(item: dict[str, Any], resp_id: str | None = None) -> dict[str, Any]:
                 [{"type": part, "text": content, "annotations": []}]
         item.setdefault("status", "completed")
     if kind != "item_reference" and (not isinstance(item.get("id"), str) or not item["id"]):  # its id is the client's
-        item["id"] = output_item_id(ID_PREFIX.get(kind or "", "item_"), resp_id)
+        item["id"] = output_item_id(ID_PREFIX.get(kind, "item_"), resp_id)
     return item
 
 

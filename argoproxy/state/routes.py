@@ -182,4 +182,7 @@ def added_items(body: dict[str, Any], required: bool) -> list[dict[str, Any]]:
     for n, item in enumerate(items):
         if not isinstance(item, dict):
             raise ProxyError(400, "Each item must be an object.", param=f"items[{n}]", code="invalid_type")
+        if not isinstance(item.get("type") or ("message" if "role" in item else None), str):
+            raise ProxyError(400, "Each item needs a `type` (a string), or a `role` for a message.",
+                             param=f"items[{n}].type", code="invalid_type")
     return input_items(items)

@@ -392,6 +392,27 @@ def test_responses_errors(wire):
     wire.done()
 
 
+def test_responses_refuses_malformed_items_in_its_own_words(wire):
+    """Found by bench/conformance.py: an input item whose `type` is not a string was a 500 where the response is
+    stored (the default), and an item_reference without an id was reported missing under an id the proxy made."""
+    cases = (("type a list", {"model": MODEL, "input": [{"id": "", "type": [None, None]}]}, "input[0].type"),
+             ("type a list, not stored", {"model": MODEL, "store": False, "input": [{"type": [None]}]},
+              "input[0].type"),
+             ("reference without id", {"model": MODEL, "input": [{"type": "item_reference", "id": ""}]},
+              "input[0].id"))
+    for label, body, param in cases:
+        assert spec("openai").problems("CreateResponse", body) or label == "reference without id"
+        answer = wire.status(wire.call("POST", "/v1/responses", body), 400, label)
+        wire.conforms("openai", "ErrorResponse", answer, label)
+        if answer.get("error", {}).get("param") != param or "item_" in answer["error"]["message"]:
+            wire.problems.append(f"{label}: {answer}")
+    conv = wire.status(wire.call("POST", "/v1/conversations", {}), 200, "conversation")
+    answer = wire.status(wire.call("POST", f"/v1/conversations/{conv['id']}/items", {"items": [{"type": 5}]}), 400,
+                         "conversation item type a number")
+    wire.conforms("openai", "ErrorResponse", answer, "conversation item type a number")
+    wire.done()
+
+
 def test_responses_stream_failure(wire):
     """A stream cut mid-way ends with an `error` event and response.failed."""
     wire.answers(Stream(capable.chunks(), cut_after=6))
