@@ -201,13 +201,10 @@ class SQLiteResponseStore:
     def put_encoded(self, batch: list[tuple[StoredResponse, bytes]]) -> dict[str, int]:
         """New responses (their JSON encoded already: records.encoded) in one transaction, each within the
         bounds (one past them is left out, and logged); returns each owner's bytes in use after it."""
-        owners: dict[str, int] = {}
         rows = []
         with self._write() as db:
-            total = db.execute(ALL_BYTES).fetchone()[0]
+            owners, total = self._totals(db, {rec.owner for rec, _ in batch})
             for rec, data in batch:
-                if rec.owner not in owners:
-                    owners[rec.owner] = db.execute(OWNER_BYTES, (rec.owner,)).fetchone()[0]
                 if owners[rec.owner] + len(data) > self.key_bytes or total + len(data) > self.total_bytes:
                     log.warning("response %s not stored: the store's bound (RESPONSES_MAX_BYTES_PER_KEY or "
                                 "RESPONSES_MAX_BYTES) would be passed", rec.id)
@@ -217,6 +214,18 @@ class SQLiteResponseStore:
                 rows.append((rec.id, rec.owner, rec.created + self.retention, len(data), data))
             db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, 0, 0, 0, 0, ?)", rows)
         return owners
+
+    @staticmethod
+    def _totals(db: sqlite3.Connection, owners: set[str]) -> tuple[dict[str, int], int]:
+        """Each owner's bytes in use and the store's, read together (500 owners a statement: SQLite's bound on
+        its parameters)."""
+        found: dict[str, int] = {}
+        wanted = [ALL, *owners]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            found.update(db.execute(f"SELECT owner, bytes FROM totals WHERE owner IN ({', '.join('?' * len(chunk))})",
+                                    chunk).fetchall())
+        return {owner: found.get(owner, 0) for owner in owners}, found.get(ALL, 0)
 
     def get_response(self, resp_id: str) -> StoredResponse | None:
         rows = self._read("SELECT data, cancelled, heartbeat FROM responses WHERE id = ? AND expires >= ?",
