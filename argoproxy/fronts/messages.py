@@ -2,7 +2,7 @@
 completions, and a chat.completion (or its chunks) -> a `message` object (or the Messages stream events).
 
 Fields a chat upstream cannot use (cache_control, context_management, anthropic-beta...) are accepted and
-dropped. Thinking blocks in the history are accepted and dropped: chat servers differ on taking reasoning back
+dropped (the shapes of cache_control and of a client tool's flags checked first: messages_shapes.py). Thinking blocks in the history are accepted and dropped: chat servers differ on taking reasoning back
 (OpenAI's API refuses a message field it does not know, DeepSeek's reasoner a reasoning_content in its input).
 Reasoning in answers becomes `thinking` blocks only when the
 client asked for thinking, and is left out otherwise. A proxy cannot make Anthropic's signature, so each block
@@ -22,6 +22,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, StreamState, bad_request, bearer, new_id,
                                     whole_answer)
 from argoproxy.fronts.fields import boolean, field, obj, string
+from argoproxy.fronts.messages_shapes import cache_control, client_tool
 from argoproxy.fronts.model_entries import context_length
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.reservation import Spelled
@@ -66,6 +67,7 @@ def request_to_chat(body: dict[str, Any], *, count_only: bool = False,
     if not count_only and (type(max_tokens) is not int or max_tokens < 1):
         raise _bad("Field required: a positive integer." if max_tokens is None else "must be a positive integer.",
                    "max_tokens")
+    cache_control(body, "", _bad)
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise _bad("Field required: a non-empty list of messages.", "messages")
@@ -139,6 +141,7 @@ def system_text(system: Any) -> str:
     for j, block in enumerate(system):
         if not isinstance(block, dict) or block.get("type") != "text":
             raise _bad("system blocks must be text blocks.", f"system.{j}")
+        cache_control(block, f"system.{j}", _bad)
         texts.append(string(block, "text", f"system.{j}.text", _bad, required=True))
     return "\n\n".join(t for t in texts if t)
 
@@ -163,6 +166,7 @@ def message_to_chat(message: Any, param: str) -> list[dict[str, Any]]:
     for j, block in enumerate(content):
         where = f"{param}.content.{j}"
         if isinstance(block, dict) and block.get("type") == "tool_result":
+            cache_control(block, where, _bad)
             result, images = tool_result_to_chat(block, where)
             tools.append(result)
             parts.extend(images)
@@ -186,6 +190,8 @@ def assistant_to_chat(content: list[Any], param: str) -> dict[str, Any]:
     for j, block in enumerate(content):
         where = f"{param}.content.{j}"
         kind = block.get("type") if isinstance(block, dict) else None
+        if kind in ("text", "tool_use"):
+            cache_control(block, where, _bad)
         if kind == "text":
             texts.append(string(block, "text", f"{where}.text", _bad, required=True) or "")
         elif kind == "tool_use":
@@ -209,6 +215,8 @@ def assistant_to_chat(content: list[Any], param: str) -> dict[str, Any]:
 def block_to_part(block: Any, where: str) -> dict[str, Any]:
     """A user content block as a chat content part."""
     kind = block.get("type") if isinstance(block, dict) else None
+    if kind in ("text", "image", "document"):
+        cache_control(block, where, _bad)
     if kind == "text":
         if not isinstance(block.get("text"), str):
             raise _bad("text blocks need a text string.", f"{where}.text")
@@ -319,6 +327,7 @@ def tools_to_chat(tools: Any, dropped: dict[str, None] | None = None) -> list[di
         schema = tool.get("input_schema")
         if not isinstance(schema, dict):
             raise _bad("Field required: an input_schema object.", f"tools.{i}.input_schema")
+        client_tool(tool, f"tools.{i}", _bad)
         function: dict[str, Any] = {"name": tool["name"], "parameters": schema}
         description = string(tool, "description", f"tools.{i}.description", _bad)
         if description is not None:

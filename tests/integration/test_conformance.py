@@ -504,6 +504,43 @@ def test_messages_errors(wire):
     wire.done()
 
 
+def test_messages_refuses_what_anthropics_document_refuses_in_fields_it_leaves_out(wire):
+    """Found by bench/conformance.py: prompt caching's cache_control and a client tool's flags are left out on the
+    way to a chat upstream, and were accepted in any shape; the document refuses those requests (a 400 in
+    Anthropic's error shape, naming the field), and takes the well-formed ones."""
+    tool = {"name": "get_weather", "input_schema": capable.WEATHER_PARAMETERS}
+    hello = [{"role": "user", "content": "Hi"}]
+    refused = (("cache_control a string", {"system": [{"type": "text", "text": "Be brief.", "cache_control": "x"}]},
+                "system.0.cache_control"),
+               ("cache_control of another type", {"messages": [{"role": "user", "content": [
+                   {"type": "text", "text": "Hi", "cache_control": {"type": "persistent"}}]}]},
+                "messages.0.content.0.cache_control.type"),
+               ("cache_control ttl", {"tools": [{**tool, "cache_control": {"type": "ephemeral", "ttl": "2h"}}]},
+                "tools.0.cache_control.ttl"),
+               ("strict a string", {"tools": [{**tool, "strict": "yes"}]}, "tools.0.strict"),
+               ("allowed_callers unknown", {"tools": [{**tool, "allowed_callers": ["anyone"]}]},
+                "tools.0.allowed_callers"),
+               ("input_examples not objects", {"tools": [{**tool, "input_examples": [1]}]}, "tools.0.input_examples"),
+               ("a field tools do not have", {"tools": [{**tool, "colour": "red"}]}, "tools.0.colour"))
+    for label, fields, param in refused:
+        body = {"model": MODEL, "max_tokens": 10, "messages": hello, **fields}
+        assert spec("anthropic").problems("CreateMessageParams", body), label
+        answer = wire.status(wire.call("POST", "/v1/messages", body, ANTHROPIC_HEADERS), 400, label)
+        wire.conforms("anthropic", "ErrorResponse", answer, label)
+        if param not in answer.get("error", {}).get("message", ""):
+            wire.problems.append(f"{label}: the error does not name {param}: {answer}")
+    wire.capable(False)
+    body = wire.accepted("anthropic", "CreateMessageParams", {
+        "model": MODEL, "max_tokens": 10, "cache_control": {"type": "ephemeral"},
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]}],
+        "tools": [{**tool, "strict": True, "defer_loading": False, "input_examples": [{"city": "Paris"}],
+                   "allowed_callers": ["direct"], "cache_control": {"type": "ephemeral", "ttl": "5m"}}]})
+    answer = wire.status(wire.call("POST", "/v1/messages", body, ANTHROPIC_HEADERS), 200, "well-formed")
+    wire.conforms("anthropic", "Message", answer, "well-formed")
+    wire.done()
+
+
 # ================================================================== Google Gemini
 
 GOOGLE = f"/v1beta/models/{MODEL}"
