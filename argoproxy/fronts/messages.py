@@ -2,7 +2,8 @@
 completions, and a chat.completion (or its chunks) -> a `message` object (or the Messages stream events).
 
 Fields a chat upstream cannot use (cache_control, context_management, anthropic-beta...) are accepted and
-dropped (the shapes of cache_control and of a client tool's flags checked first: messages_shapes.py). Thinking blocks in the history are accepted and dropped: chat servers differ on taking reasoning back
+dropped (the shapes of cache_control and of a client tool's flags checked first: messages_shapes.py). Thinking
+blocks in the history are accepted and dropped: chat servers differ on taking reasoning back
 (OpenAI's API refuses a message field it does not know, DeepSeek's reasoner a reasoning_content in its input).
 Reasoning in answers becomes `thinking` blocks only when the
 client asked for thinking, and is left out otherwise. A proxy cannot make Anthropic's signature, so each block

@@ -533,7 +533,8 @@ def test_messages_refuses_what_anthropics_document_refuses_in_fields_it_leaves_o
     body = wire.accepted("anthropic", "CreateMessageParams", {
         "model": MODEL, "max_tokens": 10, "cache_control": {"type": "ephemeral"},
         "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]}],
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]}],
         "tools": [{**tool, "strict": True, "defer_loading": False, "input_examples": [{"city": "Paris"}],
                    "allowed_callers": ["direct"], "cache_control": {"type": "ephemeral", "ttl": "5m"}}]})
     answer = wire.status(wire.call("POST", "/v1/messages", body, ANTHROPIC_HEADERS), 200, "well-formed")
