@@ -133,7 +133,8 @@ def run_suite(program: Path, suite: str, root: str, max_examples: int, seed: int
         command += ["--include-path", path]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    # in the report directory: the tool keeps a cache of its own where it runs
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd=out)
     return tally(out, done.stdout + done.stderr, dump)
 
 
