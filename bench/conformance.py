@@ -109,7 +109,9 @@ def litellm(upstream: str) -> Iterator[str]:
     from tests.real.servers import _running, server_bin
     program = server_bin("litellm", "litellm")
     home = tempfile.mkdtemp(prefix="conformance_litellm_")
-    models = [{"model_name": "*", "litellm_params": {"model": "openai/*", "api_base": upstream.rstrip("/"),
+    # hosted_vllm: an OpenAI-compatible chat server, whose Responses and Messages LiteLLM serves by translating
+    # (its `openai` provider would send Responses requests on to the upstream's own /v1/responses)
+    models = [{"model_name": "*", "litellm_params": {"model": "hosted_vllm/*", "api_base": upstream.rstrip("/"),
                                                       "api_key": "sk-unused"}}]
     Path(home, "config.yaml").write_text(json.dumps({"model_list": models}))  # JSON is YAML
     port = free_port()
@@ -187,7 +189,7 @@ def _reason(info: dict[str, Any], interaction: dict[str, Any]) -> str:
             said = _text(response.get("content"))[:100]
         said = re.sub(r"'[^']*'|\d+", "_", str(said))[:140]
         return f"{info.get('title')} ({response.get('status_code')}): {said}"
-    return f"{info.get('title')}: {' '.join(message.split())[:140]}"
+    return f"{info.get('title')}: {re.sub(r'[0-9a-f]{8,}', '_', ' '.join(message.split()))[:140]}"
 
 
 def _example(interaction: dict[str, Any]) -> str:
