@@ -13,9 +13,6 @@ from argoproxy.errors import ProxyError
 Bad = Callable[[str, str], ProxyError]
 
 TTLS = ("5m", "1h")  # cache_control.ttl's values
-# A client tool's fields, as the document lists them (any other is refused: the API allows no extra field)
-TOOL_FIELDS = frozenset({"type", "name", "description", "input_schema", "cache_control", "strict", "defer_loading",
-                         "eager_input_streaming", "input_examples", "allowed_callers"})
 CALLERS = ("direct", "code_execution_20250825", "code_execution_20260120")  # allowed_callers' values
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 
@@ -38,10 +35,8 @@ def cache_control(holder: dict[str, Any], where: str, bad: Bad) -> None:
 
 
 def client_tool(tool: dict[str, Any], where: str, bad: Bad) -> None:
-    """A client (custom) tool's fields besides those translated: known, and of their types."""
-    extra = sorted(str(k) for k in set(tool) - TOOL_FIELDS)
-    if extra:
-        raise bad(f"Extra inputs are not permitted: {', '.join(extra)}.", f"{where}.{extra[0]}")
+    """A client (custom) tool's fields besides those translated, of their types. A field the document does not
+    list is left out, not refused (the API refuses it): a client newer than the vendored document keeps working."""
     if not TOOL_NAME.fullmatch(tool["name"]):
         raise bad("must be 1 to 128 letters, digits, underscores or hyphens.", f"{where}.name")
     for key in ("strict", "defer_loading"):

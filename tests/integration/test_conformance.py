@@ -521,7 +521,7 @@ def test_messages_refuses_what_anthropics_document_refuses_in_fields_it_leaves_o
                ("allowed_callers unknown", {"tools": [{**tool, "allowed_callers": ["anyone"]}]},
                 "tools.0.allowed_callers"),
                ("input_examples not objects", {"tools": [{**tool, "input_examples": [1]}]}, "tools.0.input_examples"),
-               ("a field tools do not have", {"tools": [{**tool, "colour": "red"}]}, "tools.0.colour"))
+               ("a name with a space", {"tools": [{**tool, "name": "get weather"}]}, "tools.0.name"))
     for label, fields, param in refused:
         body = {"model": MODEL, "max_tokens": 10, "messages": hello, **fields}
         assert spec("anthropic").problems("CreateMessageParams", body), label
