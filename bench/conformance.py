@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phases", default="examples,coverage,fuzzing", help="Schemathesis' phases to run")
     args = ap.parse_args(argv)
     program = schemathesis_bin()
-    version = subprocess.run([str(program), "--version"], capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([str(program), "--version"], capture_output=True, text=True, cwd=CACHE).stdout.strip()
     print(f"{version}; max examples {args.max_examples}, seed {args.seed}")
     server_errors = 0
     dump = open(args.failures, "w") if args.failures else None
