@@ -109,8 +109,8 @@ def litellm(upstream: str) -> Iterator[str]:
     from tests.real.servers import _running, server_bin
     program = server_bin("litellm", "litellm")
     home = tempfile.mkdtemp(prefix="conformance_litellm_")
-    # hosted_vllm: an OpenAI-compatible chat server, whose Responses and Messages LiteLLM serves by translating
-    # (its `openai` provider would send Responses requests on to the upstream's own /v1/responses)
+    # hosted_vllm: an OpenAI-compatible server. LiteLLM 1.109 sends a Responses request on to the upstream's own
+    # /v1/responses (with this provider as with `openai`), where a chat-only upstream has none: its 500s say so
     models = [{"model_name": "*", "litellm_params": {"model": "hosted_vllm/*", "api_base": upstream.rstrip("/"),
                                                       "api_key": "sk-unused"}}]
     Path(home, "config.yaml").write_text(json.dumps({"model_list": models}))  # JSON is YAML
