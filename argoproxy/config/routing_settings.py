@@ -136,7 +136,9 @@ def as_concurrency(value: Any, at: str = "") -> int:
         return 0
     if isinstance(value, str) and value.strip().lower() == "auto":
         return AUTO
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
+    text = str(value).strip()
+    # ASCII digits only: str.isdigit() also passes '²', which int() then refuses with a message of its own
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not (text.isascii() and text.isdigit()):
         raise ValueError(f"{at + ': ' if at else ''}expected a positive integer or auto, got {value!r}")
     if int(value) > MOST_CONCURRENCY:
         raise ValueError(f"{at + ': ' if at else ''}max_concurrency is at most {MOST_CONCURRENCY}, got {value!r}")

@@ -46,6 +46,12 @@ def test_backend_default_url():
     ({"DEBUG": "maybe"}, "DEBUG"), ({"CONFIG_PATH": "/nonexistent.yaml"}, "CONFIG_PATH"),
     ({"TIMEOUT": "nan"}, "TIMEOUT"), ({"CONNECT_TIMEOUT": "inf"}, "CONNECT_TIMEOUT"),  # NaN passed every bound
     ({"LOG_DIR": "/etc/hostname"}, "LOG_DIR"),  # a file
+    # admission (a limit past 64 bits passed, then every worker died writing it to the shared cells)
+    ({"MAX_CONCURRENCY": "99999999999999999999"}, "MAX_CONCURRENCY"), ({"MAX_CONCURRENCY": "\u00b2"}, "MAX_CONCURRENCY"),
+    ({"MAX_CONCURRENCY": "-1"}, "MAX_CONCURRENCY"), ({"ADMISSION_MAX_WAIT": "-1"}, "ADMISSION_MAX_WAIT"),
+    ({"ADMISSION_KEY_SHARE": "0"}, "ADMISSION_KEY_SHARE"), ({"ADMISSION_WEIGHTS": '{"A": 0}'}, "ADMISSION_WEIGHTS.A"),
+    ({"MODELS": '[{"name": "m", "backend": "openai", "base_url": "http://h:1/v1/", "max_concurrency": 1e3}]'},
+     "MODELS[0].max_concurrency"),
 ])
 def test_bad_values_name_the_key(env, key):
     with pytest.raises(SettingsError) as err:
@@ -95,6 +101,19 @@ def test_bad_setting_stops_startup_with_one_line(tmp_path):
         assert out.returncode != 0
         lines = [line for line in out.stderr.splitlines() if line.strip()]
         assert lines == ["cot_proxy: bad setting PORT: expected an integer, got '0x'"], out.stderr
+
+
+def test_a_concurrency_limit_past_what_the_cells_hold_stops_startup_with_one_line(tmp_path):
+    """It used to pass the check, print 'listening', then fail every worker with a traceback."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
+           "MODELS": '[{"name": "m", "backend": "openai", "base_url": "http://127.0.0.1:9/v1/"}]',
+           "MAX_CONCURRENCY": "99999999999999999999"}
+    out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py")], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 2
+    assert [line for line in out.stderr.splitlines() if line.strip()] == [
+        "cot_proxy: bad setting MAX_CONCURRENCY: max_concurrency is at most 100000, got '99999999999999999999'"
+    ], out.stderr
 
 
 @pytest.mark.parametrize("yaml_text,key", [
