@@ -315,3 +315,14 @@ def test_a_limit_past_what_a_cell_holds_is_a_bad_setting(env):
 def test_slots_a_server_states_are_bounded():
     from argoproxy.routing.slots import _from_props
     assert _from_props({"total_slots": 10**30}) == 100_000 and _from_props({"total_slots": 4}) == 4
+
+
+def test_a_servers_slots_are_read_from_props_or_slots_as_llama_server_states_them():
+    from argoproxy.routing.slots import _from_props, _from_slots, server_root
+    assert server_root("http://gpu1:8080/v1/") == server_root("http://gpu1:8080") == "http://gpu1:8080/"
+    assert _from_props({"total_slots": 4, "default_generation_settings": {}}) == 4
+    assert _from_slots([{"id": i, "n_ctx": 2048, "speculative": False, "is_processing": False} for i in (0, 1)]) == 2
+    # nothing usable: unknown (no limit meanwhile)
+    for props in ({"total_slots": 0}, {"total_slots": True}, {"total_slots": "4"}, [], None):
+        assert _from_props(props) is None, props
+    assert _from_slots([]) is None and _from_slots({"id": 0}) is None
