@@ -12,6 +12,10 @@ cost per output token). No real model: the figures are those of the fake's timin
   (c) CPU of the proxy's processes per request: admission off and on (no queue).
 
 Run: python bench/admission.py [a|b|c ...]   (all three by default; about 5 minutes)
+
+  --llama-server runs (a) against two real llama.cpp servers instead (llama-server with Gemma 3 270M on the CPU,
+  4 slots each, as tests/real starts them: tools/build_real_servers.sh builds them), and reports the prompt tokens
+  they read uncached from their own /metrics. BENCH_TURNS=4 keeps it to minutes on a small machine.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import psutil
 import requests
@@ -33,11 +39,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.fakes.fake_slots import FakeSlots  # noqa: E402
 from tests.proxy_process import running_proxy  # noqa: E402
 
+REAL = "--llama-server" in sys.argv
+
 HEAVY, LIGHT = "sk-heavy-0123456789abcdef", "sk-light-0123456789abcdef"
 
 
 def entries(*servers: FakeSlots) -> str:
-    return json.dumps([{"name": "local", "backend": "openai", "base_url": s.base_url} for s in servers])
+    return json.dumps([{"name": "local", "backend": "openai", "base_url": s.base_url.rstrip("/") + "/"}
+                       for s in servers])
+
+
+@contextmanager
+def replicas(slots: int, **fake: float) -> Iterator[tuple[Any, Any, Callable[[], int]]]:
+    """Two servers of `slots` slots, and a function giving the prompt tokens they have read uncached so far:
+    fakes (their timing model: `fake`), or with --llama-server two llama-servers (their /metrics)."""
+    if not REAL:
+        with FakeSlots(slots=slots, **fake) as one, FakeSlots(slots=slots, **fake) as two:
+            yield one, two, lambda: one.uncached_tokens + two.uncached_tokens
+        return
+    from tests.real.servers import llama_cpp_server
+    # each slot gets n_ctx / slots: room for the system prompt and 16 turns of tool results in Gemma's tokens
+    args = dict(n_ctx=slots * 12288, parallel=slots, extra=("--metrics",))
+    with llama_cpp_server(**args) as one, llama_cpp_server(**args) as two:
+        yield one, two, lambda: _prompt_tokens_read(one) + _prompt_tokens_read(two)
+
+
+def _prompt_tokens_read(server: Any) -> int:
+    """llama-server's count of prompt tokens it evaluated (a cached prefix is not evaluated again)."""
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    return sum(int(float(line.split()[-1])) for line in text.splitlines()
+               if line.startswith("llamacpp:prompt_tokens_total"))
 
 
 def stream(proxy, messages: list, key: str = "sk-any", max_tokens: int = 30, served: list | None = None
@@ -74,8 +105,7 @@ def conversations(strategy: str) -> tuple[float, float]:
     s, the same for both strategies): so which replica is least busy when a turn comes is not the one that
     served the turn before, as with agents whose tools take time."""
     system = "shared agent instructions " * 615  # 16,000 characters: 4,000 tokens at the fake's 4 per token
-    with FakeSlots(slots=4, prefill=0.0005, per_token=0.02, answer_tokens=30) as one, \
-            FakeSlots(slots=4, prefill=0.0005, per_token=0.02, answer_tokens=30) as two, \
+    with replicas(4, prefill=0.0005, per_token=0.02, answer_tokens=30) as (one, two, uncached), \
             running_proxy(MODELS=entries(one, two), ROUTING_STRATEGY=strategy, MAX_CONCURRENCY="auto",
                           WORKERS="2") as proxy:
         ttfts: list[float] = []
@@ -105,7 +135,7 @@ def conversations(strategy: str) -> tuple[float, float]:
         with ThreadPoolExecutor(AGENTS) as pool:
             list(pool.map(agent, range(AGENTS)))
         took = time.perf_counter() - started
-        print(f"    {strategy}: prompt tokens read uncached {one.uncached_tokens + two.uncached_tokens:,}; "
+        print(f"    {strategy}: prompt tokens read uncached {uncached():,}; "
               f"turns sent to another replica than the turn before {moved[0]} of {AGENTS * (TURNS - 1)}; "
               f"conversations started per replica {sorted(homes.count(h) for h in set(homes))}; "
               f"TTFT p90 {p(ttfts, 0.9):.3f} s; {took:.1f} s in all")
@@ -185,6 +215,8 @@ def bench_c() -> None:
 
 
 if __name__ == "__main__":
-    chosen = sys.argv[1:] or ["a", "b", "c"]
+    chosen = [arg for arg in sys.argv[1:] if arg != "--llama-server"] or (["a"] if REAL else ["a", "b", "c"])
+    if REAL and chosen != ["a"]:
+        sys.exit("--llama-server runs (a) only")
     for name in chosen:
         {"a": bench_a, "b": bench_b, "c": bench_c}[name]()
