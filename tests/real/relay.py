@@ -54,8 +54,8 @@ class CountingRelay:
                 self.posts += 1
                 self.most_inside = max(self.most_inside, self.inside)
         held = b""
+        upstream = http.client.HTTPConnection(self.host, self.port_to, timeout=600)
         try:
-            upstream = http.client.HTTPConnection(self.host, self.port_to, timeout=600)
             headers = {k: v for k, v in h.headers.items() if k.lower() not in HOP_BY_HOP}
             upstream.request(h.command, h.path, body=body, headers=headers)
             answer = upstream.getresponse()
@@ -69,8 +69,8 @@ class CountingRelay:
                 if held:
                     _chunk(h, held)
                 held = piece
-            upstream.close()
         finally:
+            upstream.close()  # a client that left ends the server's work too, as a closed connection does
             if counted:
                 with self.lock:
                     self.inside -= 1
