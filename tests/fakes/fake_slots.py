@@ -17,8 +17,9 @@ and reads who runs (`running`, `most_running`), how many it holds, running or qu
 `most_inside`), in which order requests took a slot (`served`) and the prompt tokens it read uncached
 (`uncached_tokens`).
 
-As llama-server does, it answers chat completions whole or streamed (no usage chunk when not asked), and
-refuses what it refuses (a `developer` message: 500)."""
+As llama-server does, it answers chat completions whole (its usage saying the prompt tokens its slot held
+already: `prompt_tokens_details.cached_tokens`) or streamed (no usage chunk when not asked), and refuses what
+it refuses (a `developer` message: 500)."""
 
 from __future__ import annotations
 
@@ -70,8 +71,9 @@ class FakeSlots:
             def do_GET(self) -> None:
                 if self.path == "/props" and fake.says_slots:
                     fake.send(self, 200, {"total_slots": fake.slots, "model_path": "fake.gguf"})
-                elif self.path == "/slots" and fake.says_slots:
-                    fake.send(self, 200, [{"id": i, "is_processing": False} for i in range(fake.slots)])
+                elif self.path == "/slots" and fake.says_slots:  # llama-server's fields, when its slots are idle
+                    fake.send(self, 200, [{"id": i, "n_ctx": 4096, "speculative": False, "is_processing": s.busy}
+                                          for i, s in enumerate(fake.slot_list)])
                 elif self.path.rstrip("/") in ("/v1/models", "/v1"):
                     fake.send(self, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
                 else:
@@ -87,12 +89,12 @@ class FakeSlots:
                     fake.inside += 1
                     fake.most_inside = max(fake.most_inside, fake.inside)
                 try:
-                    with fake.slot(body) as prefill:
+                    with fake.slot(body) as (prompt_tokens, cached):
                         if fake.gate is not None and fake.held(body):
                             fake.gate.acquire()
                         with fake.compute:
-                            time.sleep(prefill)
-                        fake.answer(self, body)
+                            time.sleep((prompt_tokens - cached) * fake.prefill)
+                        fake.answer(self, body, prompt_tokens, cached)
                 finally:
                     with fake.lock:
                         fake.inside -= 1
@@ -116,14 +118,14 @@ class FakeSlots:
             self.gate.release()
 
     def slot(self, body: dict[str, Any]):
-        """A context manager: a slot taken in queue order, as llama-server picks one; yields the prompt's
-        uncached read time."""
+        """A context manager: a slot taken in queue order, as llama-server picks one; yields (the prompt's
+        tokens, those its slot held already)."""
         fake = self
 
         class Taking:
             slot: Slot
 
-            def __enter__(self) -> float:
+            def __enter__(self) -> tuple[int, int]:
                 prompt = json.dumps(body.get("messages", []))
                 me = object()
                 with fake.lock:
@@ -136,9 +138,9 @@ class FakeSlots:
                     fake.running += 1
                     fake.most_running = max(fake.most_running, fake.running)
                     fake.served.append(body)
-                    uncached = (len(prompt) - shared) // CHARS_PER_TOKEN
-                    fake.uncached_tokens += uncached
-                return uncached * fake.prefill
+                    tokens, cached = len(prompt) // CHARS_PER_TOKEN, shared // CHARS_PER_TOKEN
+                    fake.uncached_tokens += tokens - cached
+                return tokens, cached
 
             def __exit__(self, *exc: Any) -> None:
                 with fake.lock:
@@ -160,7 +162,7 @@ class FakeSlots:
             best_shared = _common(prompt, best.prompt)
         return best, best_shared
 
-    def answer(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+    def answer(self, h: BaseHTTPRequestHandler, body: dict[str, Any], prompt_tokens: int, cached: int) -> None:
         tokens = min(int(body.get("max_tokens") or self.answer_tokens), self.answer_tokens)
         created = int(time.time())
         if not body.get("stream"):
@@ -168,7 +170,9 @@ class FakeSlots:
             return self.send(h, 200, {"id": "chatcmpl-fake", "object": "chat.completion", "created": created,
                                       "model": body.get("model", "fake"), "choices": [{"index": 0, "finish_reason":
                                       "stop", "message": {"role": "assistant", "content": "word " * tokens}}],
-                                      "usage": {"prompt_tokens": 1, "completion_tokens": tokens, "total_tokens": tokens + 1}})
+                                      "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": tokens,
+                                                "total_tokens": prompt_tokens + tokens,
+                                                "prompt_tokens_details": {"cached_tokens": cached}}})
         h.send_response(200)
         h.send_header("Content-Type", "text/event-stream")
         h.send_header("Transfer-Encoding", "chunked")
