@@ -1,7 +1,8 @@
 """Admission and cache-aware routing in front of two real llama-server replicas (Gemma 3 270M, --parallel 2,
 prompt cache on) in one pool: the limit read from /props, never more than 2 requests inside a server (counted
 by a relay in front of each, tests/real/relay.py: llama-server would queue a third itself), and a
-conversation's turns kept on one replica. Skipped when llama-server or the model is not installed."""
+conversation's turns kept on its replica while that one has a free slot, where the server's prompt cache holds
+it. Skipped when llama-server or the model is not installed."""
 
 from __future__ import annotations
 
