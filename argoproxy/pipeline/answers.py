@@ -224,7 +224,9 @@ class Answers:
         if call.outcome.observed:
             return
         call.outcome.observed = True
-        if call.outcome.usage is None and (call.plan.team_key is not None or call.plan.key_limit is not None):
+        plan = call.plan
+        if call.outcome.usage is None and (plan.team_key is not None or plan.key_limit is not None
+                                           or plan.meter is not None):
             # an answer is never free: the estimate a team key is charged, which /metrics, /ui and the journal say
             prompt, completion = answer_tokens(call)
             if prompt or completion:

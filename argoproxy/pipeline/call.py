@@ -98,7 +98,7 @@ class Plan:
     timeout: float | None = None
     exchange: object = None  # a front door's translation state (pipeline/door_api.py's DoorExchange; the door's
     # answer encoder knows its type), while its answer is translated back
-    meter: Meter | None = None  # a chat stream under a token budget (pipeline/stream_usage.py)
+    meter: Meter | None = None  # a chat stream under a token budget or that costs money (pipeline/stream_usage.py)
     key_limit: KeyLimit | None = None  # the key_limits budget this call counts against
     team_key: KeyRecord | None = None  # the team key admitted (teamkeys/)
     limit_lease: Held | None = None  # what the key_limits admission holds until the call ends (routing/key_limits.py)

@@ -418,7 +418,8 @@ class Gateway:
         plan.client_stream = body.get("stream") is True
         options = body.get("stream_options")
         plan.include_usage = plan.client_stream and isinstance(options, dict) and options.get("include_usage") is True
-        if plan.client_stream and plan.exchange is None and counts_tokens(call):
+        plan.meter = None  # routed: an earlier deployment's does not stay
+        if plan.client_stream and plan.exchange is None and (counts_tokens(call) or self.charges(call, body)):
             self.metered(call, body)
         mode = self.settings.upstream_mode
         wanted = plan.client_stream if mode == "off" else mode == "stream"
@@ -445,9 +446,20 @@ class Gateway:
             call.plan.body_changed = True
         return served
 
+    def charges(self, call: Call, body: dict[str, Any]) -> bool:
+        """May this deployment's answer cost money (its model priced above 0, or unpriced)? Then its spend is
+        counted whoever asks: a self-hosted model priced 0 is not (nothing asked or read for it)."""
+        source = self.price_source
+        if source.costs_nothing:
+            return False
+        served = body.get("model")
+        names = tuple(dict.fromkeys(n for n in (served, call.plan.model) if isinstance(n, str) and n))
+        return source.charges(names, time.time())
+
     def metered(self, call: Call, body: dict[str, Any]) -> None:
-        """A chat-door stream under a token budget: ask the upstream for usage (taken out again for a client
-        that did not ask) and count the stream should none come (pipeline/stream_usage.py)."""
+        """A chat-door stream under a token budget, or one whose answer costs money: ask the upstream for usage
+        (taken out again for a client that did not ask) and count the stream should none come
+        (pipeline/stream_usage.py)."""
         plan = call.plan
         plan.meter = Meter(strip=not plan.include_usage)
         if not plan.include_usage:

@@ -4,8 +4,9 @@ Usage matters to the proxy itself (tpm budgets, metrics, journals) and to the fr
 and Responses always carry it). OpenAI-style upstreams send it on a stream only when asked
 (`stream_options.include_usage`); some never do (llama.cpp's server ignores the option). So:
 
-- the front doors always ask; the chat door asks when a tpm budget applies to the call and then strips the
-  usage from what its client gets, unless the client asked too (Meter);
+- the front doors always ask; the chat door asks when a tpm budget or a team key applies to the call, or its
+  answer costs money (its model is priced above 0, or has no price), and then strips the usage from what its
+  client gets, unless the client asked too (Meter);
 - when no usage comes, it is estimated with the count_tokens estimator: the prompt from the request, the
   output from the deltas as they passed (OutputCount: the first SAMPLE characters counted, scaled to the
   whole length), and the call is marked `usage_estimated` in the journal.
@@ -101,9 +102,15 @@ def prompt_tokens(chat: dict[str, Any]) -> int:
     return estimated_prompt(chat)
 
 
+# OpenAI's `"usage": null` on each chunk of a stream asked for usage, as written: taken out as it is, so a client
+# that did not ask gets the bytes it would have got (a chunk is encoded again only when this is not found once).
+_NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,')
+
+
 class Meter:
-    """The chat door's stream under a tpm budget: the usage the upstream was asked for is kept for the budget
-    (and taken out of the stream when the client did not ask for it); without any, the stream is counted."""
+    """The chat door's stream whose usage the proxy asked for (a budget or a key counts it, or it costs money):
+    the usage is kept (and taken out of the stream when the client did not ask for it); without any, the stream
+    is counted."""
 
     def __init__(self, strip: bool) -> None:
         self.parse = sse.sse_object
@@ -125,10 +132,16 @@ class Meter:
             self.usage = obj["usage"]
         if not self.strip:
             return item
-        del obj["usage"]
+        usage = obj.pop("usage")
         if not obj.get("choices"):
             return None
-        return sse.encode(obj) if type(item) is bytes else obj
+        if type(item) is not bytes:
+            return obj
+        if usage is None:
+            stripped, found = _NULL_USAGE.subn(b"", item)
+            if found == 1:
+                return stripped
+        return sse.encode(obj)
 
     def settled(self, body: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
         """(the stream's usage, whether it is an estimate)."""

@@ -118,6 +118,7 @@ class PriceSource:
     def __init__(self, pricer: Pricer, base_url: str, vendor: Vendor | None = None) -> None:
         self.pricer, self.base_url, self.vendor = pricer, base_url, vendor
         self.free = self_hosted(base_url)
+        self.costs_nothing = self.free and vendor is None and not pricer.given  # its every model: priced 0
         self._provider: Provider | None | bool = False  # not looked for yet
         self._found: dict[tuple[str, ...], Found | None] = {}
         self._lock = threading.Lock()
@@ -131,6 +132,15 @@ class PriceSource:
                 with self._lock:
                     self._found[names] = found
         return found  # type: ignore[return-value]
+
+    def charges(self, names: tuple[str, ...], moment: float) -> bool:
+        """May a call of the model known by `names` cost money: priced above 0 at `moment`, or unpriced (counted
+        as such)? Not on a self-hosted server the setting gives no prices (decided without reading the table)."""
+        if self.costs_nothing:
+            return False
+        found = self.find(names)
+        rates = found.at(moment) if found is not None else None
+        return rates is None or not rates.free
 
     def _look(self, names: tuple[str, ...]) -> Found | None:
         given = self.pricer.setting_for(names)

@@ -80,7 +80,7 @@ class Rates:
     units priced inside it (charged at their own rate, taken out of it). Charged in whole numbers (YOCTO), so a
     call costs a few integer multiplications and no rounding until the nano-dollar."""
 
-    __slots__ = ("prices", "_plan", "_inside", "_tiered")
+    __slots__ = ("prices", "_plan", "_inside", "_tiered", "free")
 
     def __init__(self, prices: Mapping[str, Price]) -> None:
         self.prices = {key: price for key, price in prices.items() if key in UNITS}
@@ -89,6 +89,8 @@ class Rates:
         self._inside = tuple(tuple(j for j, other in enumerate(units[:i]) if UNITS[key].holds(UNITS[other]))
                              for i, key in enumerate(units))
         self._tiered = any(isinstance(price, Tiered) for price in self.prices.values())
+        self.free = not any(price.base or any(p for _, p in price.tiers) if isinstance(price, Tiered) else price
+                            for price in self.prices.values())  # nothing it counts costs anything
 
     def _total(self, counts: Mapping[str, int]) -> Scaled:
         input_tokens = counts.get("input_tokens", 0) if self._tiered else 0

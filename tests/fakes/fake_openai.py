@@ -6,7 +6,8 @@ message, an assistant message with `content: null`, a `response_format` of type 
 call whose arguments are not a JSON object: 500, whatever answer is queued) and, like OpenAI, sends a
 stream's usage chunk only to a request that asked for it (`stream_options.include_usage`). Switches:
 `accepts_developer` / `accepts_null_content` / `accepts_json_schema` / `accepts_unparsed_arguments` (OpenAI's own
-API takes them), `sends_stream_usage = False`
+API takes them), `nulls_stream_usage` (OpenAI's API: a stream asked for usage has `"usage":null` on its other
+chunks, compact JSON as OpenAI writes it), `sends_stream_usage = False`
 (llama.cpp's server ignores include_usage), `streams_auto_tool_calls = False` (llama.cpp's server cannot stream
 a tool call its model chose under `tool_choice: auto`: it sends the stream's headers, a keepalive comment when the
 prompt took long, then ends it with no data), `wants_alternating_roles = True` (vLLM with a Gemma or Mistral chat
@@ -125,6 +126,7 @@ class FakeOpenAI:
         # llama.cpp's server: a history whose tool call has arguments that are not JSON is a 500 (OpenAI takes it)
         self.accepts_unparsed_arguments = False
         self.sends_stream_usage = True  # False: include_usage ignored, as llama.cpp's server does
+        self.nulls_stream_usage = False  # True: `"usage":null` on a stream's other chunks when asked, as OpenAI's
         self.streams_auto_tool_calls = True  # False: such a stream ends before its first event, as llama.cpp's
         # True: two user or two assistant turns in a row are refused, as vLLM answers for a model whose chat
         # template wants roles to alternate (Gemma's, Mistral's): 400 "Conversation roles must alternate"
@@ -384,6 +386,9 @@ class FakeOpenAI:
         """Write a stream; without `usage` its usage chunk is left out (and `usage` keys of other chunks)."""
         if not usage:
             s = replace(s, events=[_without_usage(e) for e in s.events if not _usage_only(e)])
+        if self.nulls_stream_usage:  # OpenAI writes every chunk compact; asked for usage, `"usage":null` last
+            s = replace(s, events=[_compact({**e, "usage": e.get("usage")} if usage else e) if isinstance(e, dict)
+                                   else e for e in s.events])
         h.send_response(200)
         for k, v in {"Content-Type": "text/event-stream", "Transfer-Encoding": "chunked", **s.headers}.items():
             h.send_header(k, v)
@@ -456,6 +461,10 @@ def _usage_only(event: Any) -> bool:
 
 def _without_usage(event: Any) -> Any:
     return {k: v for k, v in event.items() if k != "usage"} if isinstance(event, dict) else event
+
+
+def _compact(event: dict) -> bytes:
+    return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
 
 
 def _event_bytes(event: Any) -> bytes:

@@ -301,3 +301,77 @@ def test_dashscope_is_priced_at_the_rates_the_setting_gives(tmp_path):
         assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
         expected = (usage.prompt_tokens * Decimal("0.4") + usage.completion_tokens * Decimal("1.2")) / M
         assert Decimal(by_model[model]["cost_usd"]) == expected and by_model[model]["unpriced_requests"] == "0"
+
+
+# ---------------------------------------------------------------- keyless streams
+KEYLESS_PRICES = json.dumps({"models": {"priced-*": {"input_mtok": 2, "output_mtok": 8}}})
+KEYLESS_USAGE = {"prompt_tokens": 1_000, "completion_tokens": 250, "total_tokens": 1_250}
+KEYLESS_COST = (1_000 * 2 + 250 * 8) / M  # $0.004 a request
+
+
+def completion_stream(model: str) -> Stream:
+    base = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": model}
+    pieces = [{**base, "choices": [{"text": t, "index": 0, "logprobs": None, "finish_reason": f}]}
+              for t, f in (("o", None), ("k", "stop"))]
+    return Stream([*pieces, {**base, "choices": [], "usage": dict(KEYLESS_USAGE)}, "[DONE]"])
+
+
+def cost_in_metrics(p, model: str) -> Decimal | None:
+    metrics = requests.get(p.url + "/metrics", timeout=10).text
+    found = re.search(rf'^cot_proxy_cost_usd_total\{{key="none",model="{re.escape(model)}"\}} (\S+)$', metrics, re.M)
+    return Decimal(found.group(1)) if found else None
+
+
+def test_a_keyless_stream_that_costs_money_is_priced_and_its_client_sees_no_usage(tmp_path):
+    """No team key, no budget, a client that does not ask for usage, an upstream that (as OpenAI's) sends a stream
+    usage only when asked: a model priced above 0 is charged its real usage in /metrics, on the chat and legacy
+    completions APIs and on every translated door (each makes a chat stream upstream); the chat client gets the
+    bytes it would have got had nobody asked. A self-hosted model priced 0 goes as the client wrote it. An upstream
+    that sends no usage even asked is charged the estimate, flagged."""
+    journals = tmp_path / "logs"
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, PRICES=KEYLESS_PRICES,
+                                             LOG_DIR=str(journals)) as p:
+        fake.accepts_developer = fake.accepts_null_content = True
+        fake.nulls_stream_usage = True  # OpenAI's shape: `"usage":null` on every chunk of a stream asked for it
+        fake.usage = dict(KEYLESS_USAGE)
+        chat = {"messages": MSG, "stream": True}
+
+        def raw_stream(model: str) -> tuple[bytes, dict]:
+            r = requests.post(p.base_url + "/chat/completions", json={**chat, "model": model}, timeout=30)
+            assert r.status_code == 200, r.text
+            return r.content, fake.received[-1].json()
+
+        priced, priced_sent = raw_stream("priced-chat")
+        free, free_sent = raw_stream("house-model")  # on loopback: self-hosted, priced 0
+        assert priced_sent["stream_options"] == {"include_usage": True}
+        assert "stream_options" not in free_sent
+        assert b'"usage"' not in priced and b'"usage"' not in free
+        assert priced.replace(b"priced-chat", b"house-model") == free  # byte for byte
+
+        chunks = list(openai_sdk(p).chat.completions.create(model="priced-sdk", messages=MSG, stream=True))
+        assert chunks and all(c.usage is None for c in chunks)
+        fake.add(completion_stream("priced-completions"))
+        assert [c.choices[0].text for c in openai_sdk(p).completions.create(
+            model="priced-completions", prompt="hi", stream=True)] == ["o", "k"]
+        assert fake.received[-1].json()["stream_options"] == {"include_usage": True}
+
+        with openai_sdk(p).responses.stream(model="priced-responses", input="hi") as events:
+            assert events.get_final_response().usage.output_tokens == 250
+        with anthropic_sdk(p).messages.stream(model="priced-messages", max_tokens=500, messages=MSG) as stream:
+            assert stream.get_final_message().usage.output_tokens == 250
+        assert list(google_sdk(p).models.generate_content_stream(model="priced-google", contents="hi"))
+        assert list(ollama.Client(host=p.url).chat(model="priced-ollama", messages=MSG, stream=True))
+
+        models = ("priced-chat", "priced-sdk", "priced-completions", "priced-responses", "priced-messages",
+                  "priced-google", "priced-ollama")
+        costs = poll(lambda: (lambda c: c if None not in c.values() else None)(
+            {m: cost_in_metrics(p, m) for m in models}), timeout=15)
+        assert all(abs(cost - KEYLESS_COST) < Decimal("1e-9") for cost in costs.values()), costs
+
+        fake.sends_stream_usage = False  # llama.cpp's server, priced: ignores the question
+        assert list(openai_sdk(p).chat.completions.create(model="priced-estimated", messages=MSG, stream=True))
+        assert poll(lambda: cost_in_metrics(p, "priced-estimated"), timeout=15) > 0
+        journal = journals / "client_interaction.jsonl"
+        line = poll(lambda: journal.exists() and next((json.loads(x) for x in journal.read_text().splitlines()
+                                                       if "priced-estimated" in x), None), timeout=15)
+        assert line["usage_estimated"] is True

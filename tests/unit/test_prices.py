@@ -179,6 +179,23 @@ def test_prices_show_names_a_url_without_its_credentials(capsys):
     assert "llm.example.com" in said and "pw12345" not in said and "tok98765" not in said
 
 
+def test_which_deployments_answers_may_cost_money():
+    """What the chat door asks a stream's usage for, whoever the client: a model priced above 0, or unpriced;
+    not a self-hosted one priced 0 (decided without reading the table) or one the setting gives 0."""
+    moment = DAYS[2].timestamp()
+    pricer = Pricer(parse_prices({"models": {"gratis": {"input_mtok": 0}}}))
+    assert pricer.source("https://api.openai.com/v1").charges(("gpt-4o",), moment)
+    assert pricer.source("https://api.openai.com/v1").charges(("gpt-nonexistent-9",), moment)  # unpriced
+    assert pricer.source("https://llm.example.com/v1").charges(("qwen3-8b",), moment)
+    assert not pricer.source("https://api.openai.com/v1").charges(("gratis",), moment)
+    assert not pricer.source("http://127.0.0.1:8080/v1").charges(("qwen3-8b",), moment)
+    bare = Pricer()
+    local = bare.source("http://vllm:8000/v1")
+    assert local.costs_nothing and not local.charges(("qwen3-8b",), moment) and bare._table is None
+    priced_here = Pricer(parse_prices({"models": {"qwen*": {"input_mtok": 0.1}}})).source("http://vllm:8000/v1")
+    assert not priced_here.costs_nothing and priced_here.charges(("qwen3-8b",), moment)
+
+
 def test_historic_prices_follow_the_day_of_the_request():
     pricer = Pricer()
     deepseek = pricer.source("https://api.deepseek.com")

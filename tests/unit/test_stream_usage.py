@@ -46,6 +46,18 @@ def test_meter_takes_the_usage_out_for_a_client_that_did_not_ask():
     assert meter.settled({"messages": []}) == (usage, False)
 
 
+def test_meter_takes_out_a_null_usage_as_it_was_written():
+    """A client that did not ask gets the bytes it would have got: `"usage":null` removed as written (spaces and
+    escapes kept); a chunk where that text is not found once is encoded again."""
+    meter = Meter(strip=True)
+    plain = b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"caf\\u00e9 1.50"}}]}\n\n'
+    assert meter.item(plain[:-3] + b',"usage":null}\n\n') == plain
+    assert meter.item(plain[:-3] + b', "usage" : null}\n\n') == plain
+    assert meter.item(b'data: {"usage":null,' + plain[7:]) == plain
+    nested = b'data: {"id":"x","choices":[{"index":0,"delta":{"x":{"usage":null}}}],"usage":null}\n\n'
+    assert json.loads(meter.item(nested)[6:]) == {"id": "x", "choices": [{"index": 0, "delta": {"x": {"usage": None}}}]}
+
+
 def test_meter_keeps_the_usage_a_client_asked_for_and_estimates_when_none_comes():
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     meter = Meter(strip=False)
