@@ -38,12 +38,15 @@ from client import Pool, build_request, chat_body  # noqa: E402
 from targets import (HOST, BareForwarder, ForeignLoad, RawRelay, Nginx, OtlpSink, Proxy, Target, Upstream, free_port,  # noqa: E402
                      nginx_binary, raise_nofile, start_redis)
 
-SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "tracing", "body", "bodies", "hold",
+SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "tracing", "spend", "body", "bodies", "hold",
             "classes", "fronts", "events", "state")
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
 # the events section: streams at once, the gap between events, the short and long rounds' events
 EVENT_STREAMS, EVENT_GAP_MS, EVENT_SHORT, EVENT_LONG = 128, 5, 20, 200
+# the spend section: streams at once, events each, rounds (a priced model's and a self-hosted one's, alternated)
+SPEND_STREAMS, SPEND_BATCHES, SPEND_CHUNKS, SPEND_ROUNDS = 64, 8, 20, 5
+SPEND_PRICES = json.dumps({"models": {"bench*": {"input_mtok": 2.5, "output_mtok": 10}}})
 
 
 @dataclass
@@ -271,6 +274,19 @@ class Bench:
         self.results["events"][label] = row
         log(f"  {label}: {row['us'] * 1e6:.1f} µs per event (rounds: "
             f"{', '.join(f'{v * 1e6:.1f}' for v in per_event)})")
+
+    # ------------------------------------------------------------------ CPU per stream
+    def stream_cpu(self, target: Target, streams: int = SPEND_STREAMS, chunks: int = SPEND_CHUNKS) -> float:
+        """CPU seconds of the target's processes per keyless chat stream of `chunks` events (no gaps), `streams`
+        at once, the client not asking for usage."""
+        req = build_request("POST", "/v1/chat/completions", HOST, target.port, chat_body(stream=True, chunks=chunks))
+        cpu0 = target.tree.cpu_seconds()
+        for _ in range(SPEND_BATCHES):  # CPU time is read in 10 ms ticks: enough streams to see a few µs
+            res = self.run(client.hold_streams(HOST, target.port, req, streams, chunks, 60,
+                                               complete=lambda b: b.rstrip().endswith(b"data: [DONE]")))
+            if res.intact != streams:
+                raise RuntimeError(f"{target.name}: {streams - res.intact} streams incomplete: {res.failures}")
+        return (target.tree.cpu_seconds() - cpu0) / (streams * SPEND_BATCHES)
 
     # ------------------------------------------------------------------ front doors
     def fronts(self, target: Target) -> None:
@@ -600,6 +616,8 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
         lines.extend(keys_report(res["keys"], plan))
     if len(next(iter(res.get("keys_rounds", {}).values()), [])) > 1:
         lines.extend(key_rounds_report(res["keys_rounds"], plan))
+    if res.get("spend"):
+        lines.extend(spend_report(res["spend"]))
     if res.get("tracing"):
         lines.extend(tracing_report(res["tracing"]))
     if res.get("keys_in_process"):
@@ -812,6 +830,20 @@ def tracing_report(rows: dict[str, Any]) -> list[str]:
               "Each round measures the untraced proxy, then the traced one, at the same concurrency; CPU per request "
               "is the median of three windows.", ""]
     return lines
+
+
+def spend_report(rows: dict[str, Any]) -> list[str]:
+    """CPU per keyless stream for a model priced above 0 (its usage asked for, taken out, priced) and for a
+    self-hosted one (relayed as before), alternated round by round."""
+    free = sorted(a for a, _ in rows["rounds"])
+    priced = sorted(b for _, b in rows["rounds"])
+    lines = [f"## Spend: CPU per keyless chat stream ({SPEND_CHUNKS} events, {SPEND_STREAMS} at once, "
+             f"{SPEND_STREAMS * SPEND_BATCHES} a round)", "",
+             "| model | CPU µs per stream (rounds) | median |", "| --- | --- | --- |"]
+    for name, values in (("self-hosted (priced 0)", free), ("priced (PRICES)", priced)):
+        lines.append(f"| {name} | {' / '.join(f'{v * 1e6:.0f}' for v in values)} | {values[len(values) // 2] * 1e6:.0f} |")
+    return lines + ["", "Rounds alternate the two proxies (the same upstream, which sends a stream's usage only when "
+                        "asked, as OpenAI does).", ""]
 
 
 KEYS_BUDGET = 50e-6  # issue 21: team keys add at most 50 us per request over the static key
@@ -1140,6 +1172,19 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 traced.stop()
                 sink.stop()
+        if "spend" in sections:
+            log("section spend (keyless streams: a model priced above 0, asked for its usage, and a self-hosted one)")
+            priced = Proxy.start(upstream.port, name="cot_proxy priced", PRICES=SPEND_PRICES)
+            try:
+                bench.results["targets"][priced.name] = "default settings plus PRICES giving the bench models a price"
+                for target in (proxy, priced):
+                    bench.stream_cpu(target)  # warm-up: connections, the first priced call
+                rounds = [(bench.stream_cpu(proxy), bench.stream_cpu(priced)) for _ in range(SPEND_ROUNDS)]
+                bench.results["spend"] = {"rounds": rounds}
+                log("  CPU per stream, self-hosted / priced: " + ", ".join(f"{a * 1e6:.0f} / {b * 1e6:.0f} µs"
+                                                                            for a, b in rounds))
+            finally:
+                priced.stop()
         if "keys" in sections:
             log("section keys (the same proxy with the static key, then with a team key: SQLite, Redis)")
             keys_dir = tempfile.mkdtemp(prefix="cot_proxy_bench_keys_")

@@ -6,7 +6,8 @@ It must never be the bottleneck, so it parses requests by hand and answers from 
 - ``POST .../chat/completions`` with ``"stream": true``: an SSE stream, chunked transfer encoding, of
   N chat.completion.chunk events then ``data: [DONE]``. N and the gap between events come from the model name
   ``bench-c<N>-d<MS>`` (default 100 chunks, 0 ms). Events are scheduled on absolute times
-  (start + i * gap) so that timer overshoot does not accumulate over a 10-second stream.
+  (start + i * gap) so that timer overshoot does not accumulate over a 10-second stream. Asked for usage
+  (``stream_options.include_usage``), as OpenAI answers: ``"usage":null`` on each chunk and a usage chunk last.
 - ``POST .../echo``: the request body echoed back (Content-Length), for the large-body round trip.
 - ``GET .../models`` and anything else: a small JSON answer (so /health probes get a 200).
 
@@ -39,27 +40,34 @@ SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Contro
             b"Transfer-Encoding: chunked\r\n\r\n")
 MODEL_RE = re.compile(rb'"model"\s*:\s*"bench-c(\d+)-d(\d+)"')
 STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
+USAGE_RE = re.compile(rb'"include_usage"\s*:\s*true')
 
-_event_cache: dict[int, list[bytes]] = {}
+_event_cache: dict[tuple[int, bool], list[bytes]] = {}
 
 
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-def stream_events(n: int) -> list[bytes]:
-    """The n events plus [DONE], each already framed as one HTTP chunk."""
-    events = _event_cache.get(n)
+def _event(payload: dict) -> bytes:
+    return _chunk(b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n")
+
+
+def stream_events(n: int, usage: bool = False) -> list[bytes]:
+    """The n events plus [DONE] (after the usage chunk, with `usage`), each already framed as one HTTP chunk."""
+    events = _event_cache.get((n, usage))
     if events is None:
         events = []
+        base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": "bench"}
         for i in range(n):
             delta = {"role": "assistant", "content": f"tok{i} "} if i == 0 else {"content": f"tok{i} "}
-            payload = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000,
-                       "model": "bench", "choices": [{"index": 0, "delta": delta,
-                                                      "finish_reason": "stop" if i == n - 1 else None}]}
-            events.append(_chunk(b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"))
-        events.append(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
-        _event_cache[n] = events
+            payload = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": "stop" if i == n - 1
+                                            else None}]}
+            events.append(_event({**payload, "usage": None} if usage else payload))
+        last = _event({**base, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": n,
+                                                         "total_tokens": 9 + n}}) if usage else b""
+        events.append(last + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        _event_cache[(n, usage)] = events
     return events
 
 
@@ -131,7 +139,7 @@ class UpstreamProtocol(asyncio.Protocol):
             if STREAM_RE.search(body):
                 m = MODEL_RE.search(body)
                 n, gap_ms = (int(m.group(1)), int(m.group(2))) if m else (100, 0)
-                events = stream_events(max(1, n))
+                events = stream_events(max(1, n), bool(USAGE_RE.search(body)))
                 if gap_ms <= 0:
                     transport.write(SSE_HEAD + b"".join(events))
                     if close:
