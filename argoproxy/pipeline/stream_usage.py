@@ -105,6 +105,7 @@ def prompt_tokens(chat: dict[str, Any]) -> int:
 # OpenAI's `"usage": null` on each chunk of a stream asked for usage, as written: taken out as it is, so a client
 # that did not ask gets the bytes it would have got (a chunk is encoded again only when this is not found once).
 _NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,')
+_COMPACT_NULL = b',"usage":null'
 
 
 class Meter:
@@ -138,6 +139,8 @@ class Meter:
         if type(item) is not bytes:
             return obj
         if usage is None:
+            if item.count(b'"usage"') == 1 and _COMPACT_NULL in item:  # OpenAI's, found at C speed
+                return item.replace(_COMPACT_NULL, b"", 1)
             stripped, found = _NULL_USAGE.subn(b"", item)
             if found == 1:
                 return stripped
