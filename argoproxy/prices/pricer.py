@@ -118,7 +118,9 @@ class PriceSource:
     def __init__(self, pricer: Pricer, base_url: str, vendor: Vendor | None = None) -> None:
         self.pricer, self.base_url, self.vendor = pricer, base_url, vendor
         self.free = self_hosted(base_url)
-        self.costs_nothing = self.free and vendor is None and not pricer.given  # its every model: priced 0
+        # its every model priced 0, known without reading the table: no prices given, and the shipped table (no
+        # provider of which serves a private host; a table of one's own may name one)
+        self.costs_nothing = self.free and vendor is None and not pricer.given and not pricer.settings.table
         self._provider: Provider | None | bool = False  # not looked for yet
         self._found: dict[tuple[str, ...], Found | None] = {}
         self._lock = threading.Lock()

@@ -179,7 +179,7 @@ def test_prices_show_names_a_url_without_its_credentials(capsys):
     assert "llm.example.com" in said and "pw12345" not in said and "tok98765" not in said
 
 
-def test_which_deployments_answers_may_cost_money():
+def test_which_deployments_answers_may_cost_money(tmp_path):
     """What the chat door asks a stream's usage for, whoever the client: a model priced above 0, or unpriced;
     not a self-hosted one priced 0 (decided without reading the table) or one the setting gives 0."""
     moment = DAYS[2].timestamp()
@@ -194,6 +194,13 @@ def test_which_deployments_answers_may_cost_money():
     assert local.costs_nothing and not local.charges(("qwen3-8b",), moment) and bare._table is None
     priced_here = Pricer(parse_prices({"models": {"qwen*": {"input_mtok": 0.1}}})).source("http://vllm:8000/v1")
     assert not priced_here.costs_nothing and priced_here.charges(("qwen3-8b",), moment)
+    own = tmp_path / "prices.json"  # a table of one's own whose provider serves a private host
+    table = json.loads(SHIPPED_TABLE.read_text())
+    table["providers"].insert(0, {"id": "house", "api_pattern": r"http://vllm:8000", "fallback": ["openai"],
+                                  "models": []})
+    own.write_text(json.dumps(table))
+    housed = Pricer(parse_prices({"table": str(own)})).source("http://vllm:8000/v1")
+    assert not housed.costs_nothing and housed.charges(("gpt-4o",), moment)
 
 
 def test_historic_prices_follow_the_day_of_the_request():
