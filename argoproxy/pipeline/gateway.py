@@ -646,7 +646,8 @@ class Gateway:
         headers = secrets.headers(response_headers(resp.headers, drop_encoding=True))
         out.status = resp.status_code
         chunks = self.first_read(resp, read_chunks(resp))
-        if plan.team_key is not None:  # its usage counts against the key: read from the bytes as they pass
+        # its usage counts against the key, or its answer costs money: read from the bytes as they pass
+        if plan.team_key is not None or not count_only and self.charges(call, body):
             chunks = native_usage(chunks, self.usage_noter(call), body)
         return Answer(self.answers.relay(call, resp, chunks), resp.status_code, headers, direct_passthrough=True)
 

@@ -375,3 +375,14 @@ def test_a_keyless_stream_that_costs_money_is_priced_and_its_client_sees_no_usag
         line = poll(lambda: journal.exists() and next((json.loads(x) for x in journal.read_text().splitlines()
                                                        if "priced-estimated" in x), None), timeout=15)
         assert line["usage_estimated"] is True
+
+
+def test_a_keyless_stream_relayed_as_it_comes_is_priced(tmp_path):
+    """Anthropic's Messages relayed natively (FRONTS_PASSTHROUGH), no key: a model priced above 0 is charged the
+    usage its events carry, read from the bytes as they pass."""
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, PRICES=KEYLESS_PRICES,
+                                             FRONTS_PASSTHROUGH="messages") as p:
+        fake.add(anthropic_stream({"input_tokens": 1_000, "output_tokens": 1}, 250))
+        with anthropic_sdk(p).messages.stream(model="priced-relayed", max_tokens=500, messages=MSG) as stream:
+            assert stream.get_final_text() == "cached"
+        assert abs(poll(lambda: cost_in_metrics(p, "priced-relayed"), timeout=15) - KEYLESS_COST) < Decimal("1e-9")
