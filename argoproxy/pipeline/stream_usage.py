@@ -106,21 +106,36 @@ def prompt_tokens(chat: dict[str, Any]) -> int:
 # that did not ask gets the bytes it would have got (a chunk is encoded again only when this is not found once).
 _NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,')
 _COMPACT_NULL = b',"usage":null'
+KEPT_BYTES = 32768  # a metered stream's first events kept unparsed, for its estimate should no usage come
 
 
 class Meter:
     """The chat door's stream whose usage the proxy asked for (a budget or a key counts it, or it costs money):
     the usage is kept (and taken out of the stream when the client did not ask for it); without any, the stream
-    is counted."""
+    is counted. An event that holds no usage object is not parsed as it passes: the first KEPT_BYTES of them are
+    kept, and read only should no usage come (their texts counted, scaled to the bytes of every event)."""
 
     def __init__(self, strip: bool) -> None:
         self.parse = sse.sse_object
         self.strip = strip
         self.usage: dict[str, Any] | None = None
-        self.output = OutputCount()
+        self.output = OutputCount()  # the texts of the events parsed as they passed
+        self.kept: list[bytes] = []  # the first events not parsed, for an estimate
+        self.kept_bytes = 0
+        self.unread_bytes = 0  # of every event not parsed
 
     def item(self, item: bytes | dict) -> bytes | dict | None:
         """A stream item as the client gets it (None: left out, it only carried usage)."""
+        if type(item) is bytes:
+            said = item.count(b'"usage"')
+            if said == 0 or said == 1 and _COMPACT_NULL in item:  # no usage object in it (OpenAI's null)
+                if said and self.strip:
+                    item = item.replace(_COMPACT_NULL, b"", 1)
+                self.unread_bytes += len(item)
+                if self.kept_bytes < KEPT_BYTES:
+                    self.kept.append(item)
+                    self.kept_bytes += len(item)
+                return item
         obj = self.parse(item) if isinstance(item, bytes) else item
         if obj is None:
             return item
@@ -139,8 +154,6 @@ class Meter:
         if type(item) is not bytes:
             return obj
         if usage is None:
-            if item.count(b'"usage"') == 1 and _COMPACT_NULL in item:  # OpenAI's, found at C speed
-                return item.replace(_COMPACT_NULL, b"", 1)
             stripped, found = _NULL_USAGE.subn(b"", item)
             if found == 1:
                 return stripped
@@ -151,7 +164,20 @@ class Meter:
         if self.usage is not None:
             return self.usage, False
         prompt = prompt_tokens(body) if isinstance(body, dict) else 0
-        return estimated_usage(prompt, self.output.total()), True
+        return estimated_usage(prompt, self.output.total() + self.unread_output()), True
+
+    def unread_output(self) -> int:
+        """The output tokens of the events not parsed: those kept, counted, scaled to the bytes of them all."""
+        output = OutputCount()
+        for item in self.kept:
+            obj = self.parse(item)
+            for choice in (obj.get("choices") if obj is not None else None) or ():
+                if isinstance(choice, dict):
+                    output.add_delta(choice.get("delta") or choice)
+        counted = output.total()
+        if not counted or self.unread_bytes <= self.kept_bytes:
+            return counted
+        return round(counted * self.unread_bytes / self.kept_bytes)
 
 
 

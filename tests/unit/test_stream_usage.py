@@ -58,6 +58,17 @@ def test_meter_takes_out_a_null_usage_as_it_was_written():
     assert json.loads(meter.item(nested)[6:]) == {"id": "x", "choices": [{"index": 0, "delta": {"x": {"usage": None}}}]}
 
 
+def test_a_long_stream_without_usage_is_estimated_from_the_events_kept():
+    """Events with no usage object pass unparsed; should no usage come, the first of them are counted and the
+    count scaled to the bytes of them all (about one token a word here, whatever the length)."""
+    meter = Meter(strip=True)
+    for i in range(3000):  # about 400 KB of events, past what is kept
+        assert meter.item(sse.encode(chunk(" word"))) is not None
+    assert meter.kept_bytes < meter.unread_bytes
+    got, estimated = meter.settled(None)
+    assert estimated and 2850 <= got["completion_tokens"] <= 3150
+
+
 def test_meter_keeps_the_usage_a_client_asked_for_and_estimates_when_none_comes():
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     meter = Meter(strip=False)
