@@ -839,7 +839,7 @@ def spend_report(rows: dict[str, Any]) -> list[str]:
     priced = sorted(b for _, b in rows["rounds"])
     lines = [f"## Spend: CPU per keyless chat stream ({SPEND_CHUNKS} events, {SPEND_STREAMS} at once, "
              f"{SPEND_STREAMS * SPEND_BATCHES} a round)", "",
-             "| model | CPU µs per stream (rounds) | median |", "| --- | --- | --- |"]
+             "| model | CPU µs per stream (rounds, sorted) | median |", "| --- | --- | --- |"]
     for name, values in (("self-hosted (priced 0)", free), ("priced (PRICES)", priced)):
         lines.append(f"| {name} | {' / '.join(f'{v * 1e6:.0f}' for v in values)} | {values[len(values) // 2] * 1e6:.0f} |")
     return lines + ["", "Rounds alternate the two proxies (the same upstream, which sends a stream's usage only when "
