@@ -35,6 +35,11 @@ def pytest_configure(config: pytest.Config) -> None:
     processes that load settings in a directory of their own."""
     if _distributes(config):
         return  # xdist's controller runs no test: its workers start in its directory and read the paths given there
+    # pytest reads --ignore and --ignore-glob as paths from the working directory only when it collects, after this
+    for name in ("ignore", "ignore_glob"):
+        given = getattr(config.option, name, None)
+        if given:
+            setattr(config.option, name, [os.path.abspath(path) for path in given])
     empty = tempfile.mkdtemp(prefix="cot_proxy_tests_cwd_")
     config.stash[_WORKDIRS] = (os.getcwd(), empty)
     os.chdir(empty)

@@ -56,3 +56,15 @@ def test_a_users_config_env_and_stores_in_the_checkout_change_no_test(tmp_path: 
     for store in ("keys.db", "responses.db"):  # the user's files are left as they were
         assert (checkout / store).read_bytes() == b"not an SQLite database\n"
     assert "API_KEY_SECRET=" in (checkout / ".env").read_text() and "enable_auth" in (checkout / "config.yaml").read_text()
+
+
+def test_ignore_paths_are_read_from_where_the_suite_was_started() -> None:
+    """`--ignore tests/x` names a path from the directory pytest was started in: read after the suite moved to its
+    own directory, it named nothing there and nothing was left out (CI's second pass ran every test)."""
+    env = clean_environ(("PYTEST_", "COT_PROXY_"), {"PYTHONPATH"})
+    for workers in ("0", "2"):
+        command = [sys.executable, "-m", "pytest", "-n", workers, "-p", "no:cacheprovider", "--co", "-q",
+                   "tests/real", "--ignore=tests/real/test_counts.py"]
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        assert "test_llama_cpp.py::" in done.stdout and "test_counts.py::" not in done.stdout, done.stdout[-3000:]
