@@ -48,7 +48,10 @@ class OutputCount:
             self._kept += len(piece)
 
     def add_delta(self, delta: dict[str, Any]) -> None:
-        """A chat chunk's delta (or a whole message, or a completions choice): every text it carries."""
+        """A chat chunk's delta (or a whole message, or a completions choice): every text it carries. An upstream
+        may send anything there: what is not an object carries no text."""
+        if not isinstance(delta, dict):
+            return
         for key in ("content", "reasoning_content", "reasoning", "text"):
             value = delta.get(key)
             if isinstance(value, str) and value:
@@ -139,7 +142,8 @@ class Meter:
         obj = self.parse(item) if isinstance(item, bytes) else item
         if obj is None:
             return item
-        for choice in obj.get("choices") or ():
+        choices = obj.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
             if isinstance(choice, dict):
                 self.output.add_delta(choice.get("delta") or choice)
         if "usage" not in obj:
@@ -171,7 +175,8 @@ class Meter:
         output = OutputCount()
         for item in self.kept:
             obj = self.parse(item)
-            for choice in (obj.get("choices") if obj is not None else None) or ():
+            choices = obj.get("choices") if obj is not None else None
+            for choice in choices if isinstance(choices, list) else ():
                 if isinstance(choice, dict):
                     output.add_delta(choice.get("delta") or choice)
         counted = output.total()

@@ -191,7 +191,9 @@ def test_a_team_lead_reads_budgets_a_revoked_key_and_the_load_charts(tmp_path):
         assert rows["carol"]["revoked"] is True
         assert rows["dave"]["max_parallel"] == 2 and rows["dave"]["in_flight"] == 1
         minutes = data["minutes"]
-        assert len(minutes) == 60 and minutes[-1]["requests"] >= 5 and minutes[-1]["tokens"] >= 4 * used
+        recent = minutes[-2:]  # the requests may straddle a minute's turn
+        assert len(minutes) == 60 and sum(m["requests"] for m in recent) >= 5, recent
+        assert sum(m["tokens"] for m in recent) >= 4 * used, recent
 
         page = rendered(f"{proxy.url}/ui#key={ADMIN}")
         assert "updated " in page, page[-3000:]
