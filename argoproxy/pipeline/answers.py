@@ -299,7 +299,9 @@ def parse_upstream_json(payload: bytes) -> dict[str, Any]:
 def answer_tokens(call: Call) -> tuple[int, int]:
     """(input, output) tokens of an answer: its usage (OpenAI's or Anthropic's names), else, for an answer the
     upstream gave (a client that left mid-stream, an upstream that sends no usage), the count_tokens estimate
-    of the request and of what was answered: an answer is never free."""
+    of the request and of what was answered: an answer is never free. A token count is: no API bills it."""
+    if call.plan.kind == "count_tokens":
+        return 0, 0
     usage = call.outcome.usage
     if isinstance(usage, dict):
         prompt, completion = usage_counts(usage)

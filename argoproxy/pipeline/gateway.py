@@ -646,8 +646,9 @@ class Gateway:
         headers = secrets.headers(response_headers(resp.headers, drop_encoding=True))
         out.status = resp.status_code
         chunks = self.first_read(resp, read_chunks(resp))
-        # its usage counts against the key, or its answer costs money: read from the bytes as they pass
-        if plan.team_key is not None or not count_only and self.charges(call, body):
+        # its usage counts against the key, or its answer costs money: read from the bytes as they pass (a token
+        # count is free: its answer's input_tokens are what was counted, not used)
+        if not count_only and (plan.team_key is not None or self.charges(call, body)):
             chunks = native_usage(chunks, self.usage_noter(call), body)
         return Answer(self.answers.relay(call, resp, chunks), resp.status_code, headers, direct_passthrough=True)
 

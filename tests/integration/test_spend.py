@@ -149,6 +149,10 @@ def test_a_day_of_mixed_usage_is_charged_what_the_table_says(vendor, tmp_path):
                                                        messages=MSG) as stream:
             assert stream.get_final_text() == "cached"
         expected += (100 * 3 + 5_000 * Decimal("0.3") + 1_200 * Decimal("3.75") + 800 * 6 + 300 * 15) / M
+        # and its token count, relayed too (Claude Code asks it often): free, as Anthropic bills it
+        fake.add(Reply({"input_tokens": 50_000}))
+        assert anthropic_sdk(p, key=key).messages.count_tokens(model="claude-sonnet-4-5",
+                                                               messages=MSG).input_tokens == 50_000
 
         # 8. embeddings, and 9. legacy completions
         fake.add(Reply({"object": "list", "model": "text-embedding-3-small", "usage": {"prompt_tokens": 10_000,
@@ -166,11 +170,11 @@ def test_a_day_of_mixed_usage_is_charged_what_the_table_says(vendor, tmp_path):
         fake.usage = {"prompt_tokens": 7, "completion_tokens": 7, "total_tokens": 14}
         client.chat.completions.create(model="house-model-7b", messages=MSG)
 
-        rows = poll(lambda: (lambda r: r if sum(int(x["requests"]) for x in r) == 10 else None)(usage_rows(db, "day")),
+        rows = poll(lambda: (lambda r: r if sum(int(x["requests"]) for x in r) == 11 else None)(usage_rows(db, "day")),
                     timeout=15)
         by_model = {r["model"]: r for r in rows}
         charged = sum(Decimal(r["cost_usd"]) for r in rows)
-        print(f"a day of 10 requests: ${charged} charged, ${expected} by hand")
+        print(f"a day of 11 requests: ${charged} charged, ${expected} by hand")
         assert charged == expected  # to the nano-dollar, so to the cent
         # 0.029 + 0.01022 + 0.017 + 0.0103 + 0.000425 + 0.000063 + 0.0156 + 0.0002 + 0.00025
         assert expected == Decimal("0.083058") and round(charged, 2) == Decimal("0.08")
