@@ -9,7 +9,6 @@ for people.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Mapping
 import yaml
 
 from argoproxy.config import provider_registry
+from argoproxy.config.json_setting import json_setting
 
 TABLE_FILE = Path(__file__).with_name("capabilities.yaml")
 
@@ -182,13 +182,7 @@ class Overrides:
 def parse_overrides(value: Any) -> Overrides:
     """model_capabilities: a YAML mapping (or JSON text from MODEL_CAPABILITIES) of model name or glob ->
     capability fields (and `like`: a shipped family to start from)."""
-    if isinstance(value, str):
-        if not value.strip():
-            return Overrides()
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+    value = json_setting(value)
     if value is None:
         return Overrides()
     if not isinstance(value, dict):

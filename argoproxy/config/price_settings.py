@@ -13,10 +13,11 @@ is 0. Checked at start-up: a bad value stops it with one line naming PRICES.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from argoproxy.config.json_setting import json_setting
 
 # The rates the proxy can charge from an answer's usage (argoproxy/prices/units.py says what each one counts).
 PRICE_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_5m_mtok",
@@ -44,13 +45,7 @@ class PriceSettings:
 
 def parse_prices(value: Any) -> PriceSettings:
     """A YAML mapping, or JSON text (PRICES), with `table` and `models` (both optional)."""
-    if isinstance(value, str):
-        if not value.strip():
-            return PriceSettings()
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+    value = json_setting(value)
     if value is None:
         return PriceSettings()
     if not isinstance(value, dict):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from argoproxy.upstream.body_tap import BodyTap
 from argoproxy.pipeline.answer_facts import FactsReader
@@ -123,12 +123,18 @@ def answer_facts(keep: Keep, content: bool) -> ItemFilter:
 
 def _read(call: Call, items: Iterable[StreamItem], keep: Keep, content: bool) -> Iterator[StreamItem]:
     reader = FactsReader(content)
+    yield from _tapped(call, items, reader.item, reader.result, keep)
+
+
+def _tapped(call: Call, items: Iterable[StreamItem], add: Callable[[StreamItem], Any], result: Callable[[], Any],
+            keep: Keep) -> Iterator[StreamItem]:
+    """The items passed on as they come, each shown to `add`; `keep` gets `result()` however the stream ends."""
     try:
         for item in items:
-            reader.item(item)
+            add(item)
             yield item
     finally:
-        keep(call, reader.result())
+        keep(call, result())
 
 
 def item_filters(journal_bytes: int, keep: Keep | None = None, facts: Keep | None = None,
@@ -140,13 +146,8 @@ def item_filters(journal_bytes: int, keep: Keep | None = None, facts: Keep | Non
 
 
 def _captured(call: Call, items: Iterable[StreamItem], keep: Keep) -> Iterator[StreamItem]:
-    capture = StreamCapture(call.outcome.upstream_tap)
-    try:
-        for item in items:
-            capture.add(item)
-            yield item
-    finally:
-        keep(call, capture.result())
+    capture = StreamCapture(call.outcome.upstream_tap)  # made at the first item: the tap is set by then
+    yield from _tapped(call, items, capture.add, capture.result, keep)
 
 
 def think_items(items: Iterable[StreamItem], cfg: ThinkConfig) -> Iterator[StreamItem]:
