@@ -61,9 +61,6 @@ class ResponsesState:
             if not self.offload:
                 return fn(*args)
             value = first_here(lambda: fn(*args))  # on the loop unless it would wait (sqlite_files)
-            if self.store.maintenance_due():
-                off_loop(self.store.maintain)
-            return value
         except ProxyError:
             raise
         except Exception as exc:  # noqa: BLE001 - sqlite3's and redis-py's errors alike
@@ -71,6 +68,18 @@ class ResponsesState:
             raise ProxyError(503, "The response store cannot be reached just now; try again, or send "
                              "`store: false` with the whole conversation in `input`.", code="store_unavailable",
                              type="service_unavailable") from None
+        self.maintain()
+        return value
+
+    def maintain(self) -> None:
+        """The store's sweep and checkpoint when due, after a call: their failure (a lock held past its wait by
+        another process) is the next call's to retry, never this call's answer (it was a 503 after a write that
+        had succeeded)."""
+        try:
+            if self.store.maintenance_due():
+                off_loop(self.store.maintain)
+        except Exception as exc:  # noqa: BLE001 - sqlite3's and redis-py's errors alike
+            log.warning("response store: its upkeep failed (%s); it is tried again when next due", type(exc).__name__)
 
     def load(self, resp_id: str) -> StoredResponse | None:
         """A stored response (its cancel and heartbeat read with it); see load_many for what is pending."""

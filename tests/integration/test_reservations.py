@@ -102,8 +102,9 @@ def send(base: str, key: str, path: str, body: dict) -> int:
     """One request, its answer read to the end: its status."""
     with requests.post(base + path, headers={"Authorization": f"Bearer {key}"}, stream=True, json=body,
                        timeout=60) as r:
-        for _ in r.iter_content(None):
-            pass
+        body = b"".join(r.iter_content(None))
+        if r.status_code not in (200, 429):  # shown with a failure: which part of the proxy said so
+            print(f"{path}: {r.status_code} {body[:500]!r}")
         return r.status_code
 
 

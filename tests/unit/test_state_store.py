@@ -228,3 +228,28 @@ def test_one_response_past_its_bound_is_refused_before_the_store_copies_it():
         encoded(big)
     small = StoredResponse("resp_small", "owner", 0.0, {"output": []}, [])
     assert encoded(small).startswith(b"{")
+
+
+def test_a_failed_upkeep_does_not_fail_the_call_it_follows(tmp_path, monkeypatch, caplog):
+    """The sweep and checkpoint run after a store call when due; another process holding the file's lock past
+    the wait made them fail, and that turned the call before them (done) into a 503 (seen in CI: one of 60
+    background runs started at once)."""
+    import sqlite3
+    from types import SimpleNamespace
+
+    from argoproxy import sqlite_files
+    from argoproxy.state.service import ResponsesState
+    monkeypatch.setattr(sqlite_files, "BUSY_SECONDS", 0.2)
+    store = SQLiteResponseStore(tmp_path / "r.db", 3600, 1 << 20, 1 << 30)
+    store.put_response(record("r1"))
+    state = ResponsesState(SimpleNamespace(), store, offload=True)
+    other = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another worker's write, held past the wait
+    try:
+        store._swept = 0.0  # the sweep is due
+        assert state.io(store.get_response, "r1").id == "r1"
+        assert "its upkeep failed (OperationalError)" in caplog.text
+    finally:
+        other.execute("ROLLBACK")
+    store._swept = 0.0
+    assert state.io(store.get_response, "r1").id == "r1"  # and done when the lock is gone
