@@ -111,9 +111,11 @@ def parse_budget_usd(text: str) -> MoneyBudget:
     except InvalidOperation:
         value = Decimal(0)
     nanos = int(value * NANO) if value.is_finite() and value > 0 else 0
-    if not 1 <= nanos <= MAX_COUNT // 1024 or period.lower() not in PERIODS:
+    if not 1 <= nanos or period.lower() not in PERIODS:
         raise ValueError(f"--budget-usd is DOLLARS/PERIOD with PERIOD one of {', '.join(PERIODS)} (e.g. 50/month), "
                          f"got {text!r}")
+    if nanos > MAX_COUNT // 1024:  # counted in nano-dollars in 64-bit cells (SQLite, Redis)
+        raise ValueError(f"--budget-usd is at most {MAX_COUNT // 1024 // NANO:,} dollars a period, got {text!r}")
     return MoneyBudget(nanos, period.lower())
 
 
