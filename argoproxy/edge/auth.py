@@ -260,9 +260,9 @@ class Guard:
         req.presented_keys = accepted or tuple(keys)
         req.withheld = strip_client_keys(req.headers, check_key, self.stripped)
         if req.team_key is not None:  # a team key is a client key too: never a username to pass on
-            from argoproxy.teamkeys.records import digest
+            record = req.team_key
             req.withheld = {name: value for name, value in req.withheld.items()
-                            if digest(value.removeprefix("Bearer ").strip()) != req.team_key.digest}
+                            if not record.is_key(value.removeprefix("Bearer ").strip())}
 
     def team_key(self, keys: Sequence[str]) -> KeyRecord:
         """The team key among the presented ones (a 401 when none is known, or it is revoked or expired)."""

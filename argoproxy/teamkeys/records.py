@@ -53,6 +53,10 @@ class KeyRecord:
     priority: int = 0  # its weight in admission's fair queue (routing/seating.py); 0: ADMISSION_WEIGHTS', else 1
     budget_usd: MoneyBudget | None = None  # dollars per period, at the prices of argoproxy/prices/
 
+    def is_key(self, key: str) -> bool:
+        """Is `key` this record's key (compared by digest: the record never holds the key)?"""
+        return digest(key) == self.digest
+
     def refusal(self, now: float) -> str | None:
         """Why this key is not accepted now, or None."""
         if self.revoked:
