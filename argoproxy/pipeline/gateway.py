@@ -52,7 +52,6 @@ from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing, sanitize_message
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, Upstream, replayable, stream_error
 from argoproxy.upstream.relay import error_headers, redirect_error
-from argoproxy.upstream.trace_context import trace_context_carried
 from argoproxy.upstream.wire import (UpstreamRequest, UpstreamResponse, describe_host, framed, read_chunks,
                                     unframed_end)
 
@@ -536,9 +535,7 @@ class Gateway:
         sending = sending or API_SENDING
         out = call.outcome
         out.upstream_request, out.price_source = req, self.price_source
-        if call.client.trace is None:  # traced, the attempt's own context goes (upstream/client.py's tracer)
-            req = trace_context_carried(req, call.plan.headers)
-        resp = self.send(call, req) if sending.retries_refused else self.upstream.send(req, self.calls(call), call)
+        resp = self.send(call, req, sending.retries_refused)
         if sending.taps:
             self.answers.tap_upstream(call, resp)
         status = resp.status_code
@@ -555,13 +552,16 @@ class Gateway:
         """The exchange a backend's own route sends with: send(req, error=None) -> an answer under 300."""
         return RouteSend(self, call)
 
-    def send(self, call: Call, req: UpstreamRequest) -> UpstreamResponse:
-        """Send upstream; a 400 naming an optional parameter the request holds is sent once more without it, and
-        a JSON schema refused as a type the server does not know is sent once more in the shape it takes."""
+    def send(self, call: Call, req: UpstreamRequest, retries_refused: bool = True) -> UpstreamResponse:
+        """Send upstream (the client's trace context goes with it: the upstream client's to add, per attempt);
+        with `retries_refused`, a 400 naming an optional parameter the request holds is sent once more without
+        it, and a JSON schema refused as a type the server does not know is sent once more in the shape it
+        takes."""
         budget = self.calls(call)
-        resp = self.upstream.send(req, budget, call)
+        resp = self.upstream.send(req, budget, call, call.plan.headers)
         out = call.outcome
-        if resp.status_code not in REFUSALS or req.body is None or out.param_retry or not budget.left:
+        if (not retries_refused or resp.status_code not in REFUSALS or req.body is None or out.param_retry
+                or not budget.left):
             return resp
         retry = _refused_again(req, resp)
         if retry is None:
@@ -578,7 +578,7 @@ class Gateway:
         call.plan.adapted.append(change)
         log.info("%s: the upstream refused the request; sent again with %s", call.client.request_id, change)
         out.upstream_request = req
-        return self.upstream.send(req, budget, call)
+        return self.upstream.send(req, budget, call, call.plan.headers)
 
     def calls(self, call: Call) -> CallBudget:
         """The upstream calls this client request may still cost (MAX_UPSTREAM_CALLS), over every retry,

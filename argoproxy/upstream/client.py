@@ -15,7 +15,7 @@ import logging
 import random
 import re
 import time
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator, Mapping, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
@@ -24,6 +24,7 @@ from requests.adapters import HTTPAdapter
 
 from argoproxy.errors import ProxyError
 from argoproxy.upstream.proxy_env import DIRECT, ProxyChoice, proxy_for
+from argoproxy.upstream.trace_context import trace_context_carried
 from argoproxy.upstream.wire import (DEFAULT_MAX_RESPONSE, TooManyInterim, UpstreamRequest, UpstreamResponse,
                                      describe_host, read_arrived)
 
@@ -140,11 +141,16 @@ class Upstream:
         self.direct: DirectSender | None = direct(self.session) if direct is not None else None
         self.tracer = tracer  # TRACING on: a span per attempt (observe/tracing.py, handed by serve/build.py)
 
-    def send(self, req: UpstreamRequest, budget: CallBudget | None = None, call: object = None) -> UpstreamResponse:
+    def send(self, req: UpstreamRequest, budget: CallBudget | None = None, call: object = None,
+             client_headers: Mapping[str, str] | None = None) -> UpstreamResponse:
         """The upstream response, headers read and body not yet; raises ProxyError for transport failures.
         `budget`: the client request's calls (each send spends one; a retry needs one left), None for the
         proxy's own calls (model lists, probes: MAX_RETRIES alone bounds them). `call`: the client's call it
-        serves, whose trace each attempt joins (tracing on)."""
+        serves, whose trace each attempt joins (tracing on). `client_headers`: that client's headers as its
+        request passes them on, whose W3C trace context goes up where the backend left it out (a traced
+        attempt's request carries its own span's instead): the sender decides each attempt's context."""
+        if client_headers is not None:
+            req = trace_context_carried(req, client_headers)
         if "@" in req.url:
             req = url_credentials_as_header(req)
         timeout = (self.connect_timeout, req.timeout or self.read_timeout)

@@ -5,11 +5,12 @@ an OpenAI-shaped default. No sockets: a test through the whole door takes about 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import requests
 import urllib3
 
+from argoproxy.upstream.trace_context import trace_context_carried
 from argoproxy.upstream.wire import DEFAULT_MAX_RESPONSE, UpstreamRequest, UpstreamResponse
 
 
@@ -92,7 +93,10 @@ class FakeUpstream:
     def stream(self, chunks: list[bytes]) -> None:
         self.queue.append(FakeResponse("", 200, {"Content-Type": "text/event-stream"}, chunks))
 
-    def send(self, req: UpstreamRequest, budget: object = None, call: object = None) -> UpstreamResponse:
+    def send(self, req: UpstreamRequest, budget: object = None, call: object = None,
+             client_headers: Mapping[str, str] | None = None) -> UpstreamResponse:
+        if client_headers is not None:  # the client's trace context, carried as the real client carries it
+            req = trace_context_carried(req, client_headers)
         traced = self.tracer is not None and call is not None  # one attempt, traced as the real client's are
         if traced:
             req = self.tracer.attempt(call, req)
