@@ -1,6 +1,6 @@
 """The edge: what a client's request is, before anything goes upstream. The canonical path, one route per
 request, request ids, the proxy's own Request and Answer objects, client keys, the model a request names,
-which headers cross, the body read, parsed and checked, and the client's connection while its answer waits
+which headers cross, the body read and parsed, the model allow-list, and the client's connection while its answer waits
 (SSE keepalives and a departed client noticed: keepalive.py, handoff.py).
 
 Rule: the edge decides and refuses, and does the client's side of the wire; it never talks to an upstream

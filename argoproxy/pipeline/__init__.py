@@ -3,8 +3,9 @@ adaptation (the capability table is capabilities.yaml), LLM_PARAMS and stream mo
 non-stream conversion, usage and what a request reserves of a token limit (reservation.py), and the models
 inside batch work (keepalives, which write to the client's socket, are the edge's: edge/keepalive.py).
 
-Rule: the transforms (think, streamconv, stream_usage, tokens, upstream_messages, answer_shape, adapt) are
-pure: objects in, objects out, no I/O; the wire is reached only through argoproxy.upstream.
+Rule: the transforms (think, streamconv, stream_usage, tokens, upstream_messages, answer_shape, adapt) and the
+request's shape check (request_shape) are pure: objects in, objects out, no I/O; the wire is reached only
+through argoproxy.upstream.
 
 May import: the shared modules, config, prices, upstream, teamkeys, edge.
 The sequence reaches the API doors through an interface of its own (door_api.py; serve/build.py hands it the

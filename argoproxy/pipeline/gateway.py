@@ -26,7 +26,6 @@ from argoproxy.config.settings import Settings
 from argoproxy.edge.client_caches import BoundedCache
 from argoproxy.edge.header_policy import response_headers
 from argoproxy.edge.http_objects import Answer, Request
-from argoproxy.edge.validation import validate
 from argoproxy.errors import ProxyError
 from argoproxy.pipeline.door_api import AnswerEncoder, DoorArgs, DoorAnswersFactory, FrontDoor
 from argoproxy.jsonfast import dumps, loads
@@ -46,6 +45,7 @@ from argoproxy.pipeline.template_overhead import estimated_prompt
 from argoproxy.pipeline.backend import Prepared, Backend, StreamItem
 from argoproxy.pipeline.model_context import ModelContexts
 from argoproxy.pipeline.param_rules import apply_rule
+from argoproxy.pipeline.request_shape import validate
 from argoproxy.pipeline.reservation import OPENAI, Asked, Worst, supplied
 from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS

@@ -37,7 +37,8 @@ from argoproxy.pipeline.gateway import FORWARD_SENDING, Gateway, charged
 from argoproxy.pipeline.guard import ModelFree, plan_model
 from argoproxy.pipeline.reservation import Asked, shape_of, supplied
 from argoproxy.edge.request_body import parse_object
-from argoproxy.edge.validation import model_allowed, validate
+from argoproxy.edge.validation import model_allowed
+from argoproxy.pipeline.request_shape import validate
 from argoproxy.upstream.wire import UpstreamRequest
 
 if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only in the workers)

@@ -19,7 +19,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts import DoorArgs, Front, front_named
 from argoproxy.observe.journal import Journal
 from argoproxy.jsonfast import dumps
-from argoproxy.edge.validation import validate
+from argoproxy.pipeline.request_shape import validate
 
 MESSAGES = {
     "model": "m", "max_tokens": 100, "system": [{"type": "text", "text": "Be brief."}],

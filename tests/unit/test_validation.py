@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from argoproxy.errors import ProxyError
-from argoproxy.edge.validation import check_allowed_model, model_allowed, require_model, validate
+from argoproxy.edge.validation import check_allowed_model, model_allowed, require_model
+from argoproxy.pipeline.request_shape import validate
 
 MSG = [{"role": "user", "content": "hi"}]
 
