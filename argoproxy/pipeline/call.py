@@ -3,7 +3,7 @@
 - ClientRequest: what the door knows about the client's request. Immutable; the door builds it, and a front
   door's translation replaces it whole once (it names the API the client speaks).
 - Plan: what the proxy will send and how it will answer: the route served, the body, the model asked for and
-  the model sent, the LLM_PARAMS rule, stream modes, think configuration, timeout, the front door's exchange,
+  the model sent, stream modes, think configuration, timeout, the front door's exchange,
   budgets, and the backend's own per-request state. Written by the door (the route), the guard (the models
   named, what the limits admitted) and the sequence (gateway.py), which keeps what a backend's `prepare`
   returns (pipeline/backend.py's Prepared).
@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from argoproxy.config.llm_params import ModelRule
 from argoproxy.edge.body_members import Members, encode_members
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.think import ThinkConfig
@@ -89,7 +88,6 @@ class Plan:
     touched: set[str] = field(default_factory=set)  # top-level members replaced, added or removed (touch())
     model: str | None = None  # as the client named it
     upstream_model: str | None = None  # as sent upstream
-    rule: ModelRule | None = None
     client_stream: bool = False
     upstream_stream: bool = False
     include_usage: bool = False

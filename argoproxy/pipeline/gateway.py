@@ -306,7 +306,6 @@ class Gateway:
         if plan.kind not in self.backend.kinds:
             raise ProxyError(404, f"The {self.backend.name} backend serving {plan.model} does not serve "
                              f"/{call.client.path}.", code="unknown_route")
-        plan.rule = None  # a retry: the previous deployment's rule must not stay
         self.plan(call)
         self.prepare(call)
         served_allowed(self.settings.allowed_models, call)
@@ -440,7 +439,6 @@ class Gateway:
         served = served if isinstance(served, str) else None
         rule = self.settings.llm_params.rule_for(served) if self.settings.llm_params else None
         if rule is not None:
-            call.plan.rule = rule
             apply_rule(body, rule)
             call.plan.body_changed = True
         return served
