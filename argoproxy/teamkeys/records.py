@@ -76,10 +76,17 @@ def parse_name(text: str) -> str:
 MAX_COUNT = 2**62  # counts are kept in 64-bit integers (SQLite, the workers' shared cells)
 
 
+def whole_number(text: str) -> int | None:
+    """ASCII digits as a number, else None: str.isdigit also takes "²" (which int() refuses) and other scripts'
+    digits, and int() refuses more than 4,300 digits with a message naming no flag."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 30 else None
+
+
 def parse_count(text: str, what: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_COUNT:
+    count = whole_number(text)
+    if count is None or not 1 <= count <= MAX_COUNT:
         raise ValueError(f"{what} must be a whole number from 1 to {MAX_COUNT}, got {text!r}")
-    return int(text)
+    return count
 
 
 MAX_PRIORITY = 1000
@@ -87,11 +94,12 @@ MAX_PRIORITY = 1000
 
 def parse_priority(text: str, what: str = "--priority") -> int:
     """A key's weight in admission's queue: a whole number from 1 to MAX_PRIORITY."""
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PRIORITY:
+    priority = whole_number(text)
+    if priority is None or not 1 <= priority <= MAX_PRIORITY:
         raise ValueError(f"{what} must be a whole number from 1 to {MAX_PRIORITY} (a key of priority 4 gets four "
                          f"times the share of the servers' slots of a key of priority 1 while both wait), got "
                          f"{text!r}")
-    return int(text)
+    return priority
 
 
 def parse_budget(text: str) -> Budget:
@@ -107,19 +115,27 @@ def parse_budget(text: str) -> Budget:
     return Budget(count, period.lower())
 
 
+MAX_NANOS = MAX_COUNT // 1024  # the most --budget-usd counts, in nano-dollars
+
+
 def parse_budget_usd(text: str) -> MoneyBudget:
     """DOLLARS/PERIOD: 50/month, 2.5/day, $100/week (US dollars; at most a cent's fraction to the nano-dollar)."""
     amount, _, period = text.partition("/")
-    try:
-        value = Decimal(amount.strip().lstrip("$").replace("_", ""))
+    amount = amount.strip().removeprefix("$").replace("_", "")
+    try:  # ASCII only: Decimal also reads other scripts' digits ("１０")
+        value = Decimal(amount) if amount.isascii() else Decimal(0)
     except InvalidOperation:
         value = Decimal(0)
-    nanos = int(value * NANO) if value.is_finite() and value > 0 else 0
-    if not 1 <= nanos or period.lower() not in PERIODS:
+    if not (value.is_finite() and value > 0) or period.lower() not in PERIODS:
         raise ValueError(f"--budget-usd is DOLLARS/PERIOD with PERIOD one of {', '.join(PERIODS)} (e.g. 50/month), "
                          f"got {text!r}")
-    if nanos > MAX_COUNT // 1024:  # counted in nano-dollars in 64-bit cells (SQLite, Redis)
-        raise ValueError(f"--budget-usd is at most {MAX_COUNT // 1024 // NANO:,} dollars a period, got {text!r}")
+    # compared before it is multiplied: 1e999999 overflows Decimal's context, and 1e99999 makes an int of as
+    # many digits (minutes of work)
+    if value > Decimal(MAX_NANOS) / NANO:  # counted in nano-dollars in 64-bit cells (SQLite, Redis)
+        raise ValueError(f"--budget-usd is at most {MAX_NANOS // NANO:,} dollars a period, got {text!r}")
+    nanos = int(value * NANO)
+    if nanos < 1:
+        raise ValueError(f"--budget-usd is at least a nano-dollar (0.000000001) a period, got {text!r}")
     return MoneyBudget(nanos, period.lower())
 
 

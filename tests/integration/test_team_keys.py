@@ -313,7 +313,9 @@ def test_bad_options_are_one_line(tmp_path):
                         (("create", "e", "--rpm", "0"), "--rpm"), (("create", "e", "--expires", "2001-01-01"),
                                                                    "future"), (("revoke", "nobody"), "no active key"),
                         (("create", "e", "--rpm", "9" * 23), "--rpm"), (("create", "e", "--budget", "1e30/day"),
-                                                                         "--budget")):
+                                                                         "--budget"),
+                        (("create", "e", "--budget-usd", "1e999999/day"), "--budget-usd is at most"),
+                        (("create", "e", "--rpm", "9" * 5000), "--rpm")):
         done = keys(db, *args)
         assert done.returncode == 2 and done.stderr.startswith("cot_proxy keys: ") and words in done.stderr, done.stderr
     done = keys(db, "usage", "--since", "garbage")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from argoproxy.prices.units import NANO
-from argoproxy.teamkeys.records import parse_budget_usd
+from argoproxy.teamkeys.records import parse_budget_usd, parse_count, parse_priority
 
 
 @pytest.mark.parametrize("text,nanos,period", [("50/month", 50 * NANO, "month"), ("$2.5/day", 2_500_000_000, "day"),
@@ -26,3 +26,35 @@ def test_a_budget_past_what_the_stores_count_says_the_most(text):
     """It said the form (DOLLARS/PERIOD), which the value had."""
     with pytest.raises(ValueError, match=r"at most 4,503,599 dollars a period"):
         parse_budget_usd(text)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("text", ["1e999999/day", "1e99999/day", "9" * 100_000 + "/day"])
+def test_a_huge_exponent_says_the_most_at_once(text):
+    """1e999999 overflowed Decimal's context (the command blamed the key store), 1e99999 made an int of 100,000
+    digits (minutes)."""
+    with pytest.raises(ValueError, match=r"at most 4,503,599 dollars a period"):
+        parse_budget_usd(text)
+
+
+@pytest.mark.parametrize("text", ["1e-20/day", "0.0000000001/hour"])
+def test_less_than_a_nano_dollar_says_the_least(text):
+    with pytest.raises(ValueError, match=r"at least a nano-dollar \(0.000000001\) a period"):
+        parse_budget_usd(text)
+
+
+@pytest.mark.parametrize("text", ["１０/day", "٣/day", "$$10/day", "$/day", "$"])
+def test_only_ascii_digits_after_one_dollar_sign(text):
+    """Decimal reads other scripts' digits (１０ was a budget of $10)."""
+    with pytest.raises(ValueError, match="DOLLARS/PERIOD with PERIOD one of hour, day, week, month"):
+        parse_budget_usd(text)
+
+
+@pytest.mark.parametrize("text", ["²", "１０", "9" * 5000, "+5", " 5"])
+@pytest.mark.parametrize("what", ["--rpm", "--priority"])
+def test_counts_are_ascii_digits_and_the_error_names_the_flag(text, what):
+    """"²" passed str.isdigit and int() refused it; 5,000 digits hit int()'s limit: each said int()'s own words,
+    naming no flag; "１０" was taken as 10."""
+    parse = parse_priority if what == "--priority" else lambda t: parse_count(t, what)
+    with pytest.raises(ValueError, match=f"^{what} must be a whole number from 1 to "):
+        parse(text)
