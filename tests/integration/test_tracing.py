@@ -147,6 +147,24 @@ def test_a_routed_fallback_is_a_client_span_per_deployment(receiver):
          "cot_proxy.served_by": f"127.0.0.1:{b.port}", "cot_proxy.upstream.calls": 2}
 
 
+@pytest.mark.parametrize("path", ["/v1/models", "/api/tags"])
+def test_a_model_list_asked_upstream_goes_in_its_own_spans_context(receiver, upstream, path):
+    """The list the upstream is asked for (OpenAI's door, and Ollama's reading it) is an attempt like any other:
+    the client's traceparent, forwarded with its headers, went up as it came, so the upstream's span was a
+    sibling of the request's."""
+    with traced(receiver, TARGET_BASE_URL=upstream.base_url) as proxy:
+        r = requests.get(proxy.url + path, headers={"traceparent": TRACEPARENT, "tracestate": "vendor=x"}, timeout=30)
+        assert r.status_code == 200, r.text
+        spans = receiver.wait(one_request)
+    [server], [client] = by_kind(spans, "SERVER"), by_kind(spans, "CLIENT")
+    assert (server.trace_id, server.parent_id, client.trace_id, client.parent_id) == \
+        (TRACE_ID, CLIENT_PARENT, TRACE_ID, server.span_id)
+    [sent] = [q.headers for q in upstream.received if q.path == "/v1/models"]
+    assert [k.lower() for k in sent].count("traceparent") == 1
+    assert client.named_by(sent.get("traceparent") or sent["Traceparent"]), sent
+    assert (sent.get("tracestate") or sent.get("Tracestate")) == "vendor=x"
+
+
 def test_a_stream_is_traced_to_its_end(receiver, upstream):
     upstream.add(Stream(chat_chunks(["Hel", "lo"], model="m-stream", usage=True), delay=0.05))
     with traced(receiver, TARGET_BASE_URL=upstream.base_url) as proxy:

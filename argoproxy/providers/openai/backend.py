@@ -77,8 +77,10 @@ class OpenAIBackend(Backend):
         return upstream_error(resp)
 
     def list_models(self, call: Call) -> dict[str, Any]:
+        # `call`: traced, this attempt goes in a span of its own whose context replaces the client's traceparent
+        # (forwarded with the client's headers, it made the upstream's span a sibling of the request's)
         resp = self.upstream.send(UpstreamRequest("GET", self.url(call.plan.path, call.plan.query), self.upstream_headers(call),
-                                                  None, call.plan.timeout))
+                                                  None, call.plan.timeout), None, call)
         with resp:
             if resp.status_code >= 300:
                 raise upstream_error(resp) if resp.status_code >= 400 else redirect_error(resp)
