@@ -87,6 +87,15 @@ def validate(kind: str, body: dict[str, Any]) -> None:
     tools = body.get("tools")
     if type(tools) is list:
         _tools(tools)
+    response_format = body.get("response_format")
+    if type(response_format) is dict and type(response_format.get("type")) is not str:
+        # OpenAI's 400; llama.cpp's server answers a 500 (a validation error) to it
+        format_type = response_format.get("type")
+        if format_type is None:
+            raise _bad("`response_format` has no `type` (text, json_object or json_schema).", "response_format.type",
+                       "missing_required_parameter")
+        raise _bad(f"`response_format.type` must be a string, not {_json_type(format_type)}.",
+                   "response_format.type")
 
 
 def _number(name: str, value: Any, low: float | None, high: float | None, integer: bool) -> None:

@@ -50,6 +50,10 @@ def bad(kind: str, body: dict) -> ProxyError:
     ({"model": "m", "messages": MSG, "stop": 5}, "stop"),
     ({"model": "m", "messages": MSG, "stream_options": True}, "stream_options"),
     ({"model": "m", "messages": MSG, "logprobs": "yes"}, "logprobs"),
+    # llama.cpp's server answers these with a 500 (a validation error of its own): OpenAI's is a 400
+    ({"model": "m", "messages": MSG, "response_format": {"type": {}}}, "response_format.type"),
+    ({"model": "m", "messages": MSG, "response_format": {"type": 1}}, "response_format.type"),
+    ({"model": "m", "messages": MSG, "response_format": {"json_schema": {"name": "n"}}}, "response_format.type"),
 ])
 def test_chat_violations_name_the_parameter(body, param):
     assert bad("chat", body).param == param
@@ -70,6 +74,9 @@ def test_chat_violations_name_the_parameter(body, param):
     # Upstream extensions are not ours to judge.
     {"model": "m", "messages": MSG, "top_k": 40, "repetition_penalty": 1.1, "chat_template_kwargs": {"x": 1},
      "min_p": "whatever", "stop": ["a", "b"], "stream_options": {"include_usage": True}, "logprobs": True},
+    {"model": "m", "messages": MSG, "response_format": {"type": "json_object"}},
+    {"model": "m", "messages": MSG, "response_format": {"type": "regex", "regex": "a+"}},  # a server's own type
+    {"model": "m", "messages": MSG, "response_format": None},
 ])
 def test_valid_chat_bodies_pass(body):
     before = repr(body)
