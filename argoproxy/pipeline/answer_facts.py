@@ -3,7 +3,8 @@ that answered, each choice's finish reason, and, only when TRACING_CONTENT is on
 
 A stream is read as its events pass (an item filter, pipeline/filters.py): events are parsed until one gives
 the id and model, then only those that name a finish reason; the others pass as they came. With content every
-event is parsed, and the text kept up to CONTENT_CHARS. A whole answer is read once (`whole_facts`). Pure: no I/O.
+event is parsed, and the text kept up to CONTENT_CHARS. A whole answer is read once (`whole_facts`), its usage in
+the same pass (`usage`: the answer encoder takes it instead of looking for it again). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from argoproxy.upstream import sse
 
 CONTENT_CHARS = 64 * 1024  # the most answer text (all choices, reasoning and tool arguments) a span records
 _FINISH = b'"finish_reason"'
+NOT_READ: Any = object()  # AnswerFacts.usage of an answer whose usage was not read with its facts
 
 
 @dataclass
@@ -26,6 +28,7 @@ class AnswerFacts:
     model: str | None = None
     finish_reasons: list[str] = field(default_factory=list)
     output: list[dict[str, Any]] | None = None  # the GenAI conventions' output messages (TRACING_CONTENT on)
+    usage: Any = NOT_READ  # a whole answer's top-level `usage` object (None: none, or not an object)
 
 
 class Choice:
@@ -136,6 +139,7 @@ class _Head(msgspec.Struct):
     id: Any = None
     model: Any = None
     choices: list[_Choice] | None = None
+    usage: Any = None
 
 
 _HEAD = msgspec.json.Decoder(_Head)
@@ -149,8 +153,10 @@ def whole_facts(payload: dict[str, Any] | bytes, content: bool = False) -> Answe
         except (msgspec.DecodeError, ValueError):  # not this shape (or what only `json` reads): read whole
             pass
         else:
+            usage = head.usage
             return AnswerFacts(_text(head.id), _text(head.model),
-                               [c.finish_reason for c in head.choices or () if isinstance(c.finish_reason, str)])
+                               [c.finish_reason for c in head.choices or () if isinstance(c.finish_reason, str)],
+                               None, usage if usage.__class__ is dict else None)
     obj = payload if isinstance(payload, dict) else _parsed(payload)
     if obj is None:
         return AnswerFacts()

@@ -13,6 +13,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.edge import keepalive
 from argoproxy.pipeline import streamconv
+from argoproxy.pipeline.answer_facts import NOT_READ
 from argoproxy.pipeline.answers import JSON_TYPE, Answers, parse_upstream_json, try_json
 from argoproxy.pipeline.filters import StreamCapture
 from argoproxy.pipeline.call import Call
@@ -61,7 +62,8 @@ class ChatAnswers:
                 output = try_json(payload)
                 note(call, output, output.get("usage") if isinstance(output, dict) else None)
             elif self.answers.observers:
-                usage = usage_of(payload)
+                facts = call.outcome.facts  # tracing read the answer's usage with its facts: not looked for again
+                usage = facts.usage if facts is not None and facts.usage is not NOT_READ else usage_of(payload)
                 # no usage: the key is charged an estimate of the answer
                 note(call, try_json(payload) if usage is None and call.plan.team_key is not None else None, usage)
             return payload
