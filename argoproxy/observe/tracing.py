@@ -28,14 +28,17 @@ FAST_PATH=on as the Record itself, which the fast path's exporter writes (`hand`
 from __future__ import annotations
 
 import os
+import random
 import time
-from typing import Any, Callable, cast
+from functools import partial
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState,
                                  get_current_span, set_span_in_context)
@@ -56,7 +59,10 @@ from argoproxy.upstream.wire import UpstreamRequest, describe_host
 UNTRACED = frozenset({"root", "health", "metrics", "ui", "ui_data"})
 W3C = TraceContextTextMapPropagator()
 UNSET, ERROR = Status(StatusCode.UNSET), Status(StatusCode.ERROR)
-SAMPLED = int(TraceFlags.SAMPLED)
+SAMPLED, RANDOM_TRACE_ID = int(TraceFlags.SAMPLED), int(TraceFlags.RANDOM_TRACE_ID)
+# An enum member's attribute access and hash are Python calls (0.15 µs each): the kinds are read once
+SERVER, CLIENT, INTERNAL = SpanKind.SERVER, SpanKind.CLIENT, SpanKind.INTERNAL
+FLAGS_HEX = [f"-{n:02x}" for n in range(256)]  # a traceparent's last part, by the flags' byte
 KINDS_KEPT = 1024  # the shared attributes kept, by upstream URL or by route (clients' paths and models: bounded)
 
 
@@ -150,7 +156,7 @@ class CallTrace:
 
     __slots__ = ("tracing", "kind", "parent", "server", "client", "url", "refused", "ended")
 
-    def __init__(self, tracing: Tracing, kind: SpanKind = SpanKind.SERVER, parent: Record | None = None) -> None:
+    def __init__(self, tracing: Tracing, kind: SpanKind = SERVER, parent: Record | None = None) -> None:
         self.tracing = tracing
         self.kind = kind
         self.parent = parent  # None: the client's traceparent, if one came
@@ -162,7 +168,7 @@ class CallTrace:
 
     def detached(self, call: Call) -> CallTrace:
         """A background run of this request: its own span, under the request's."""
-        return CallTrace(self.tracing, SpanKind.INTERNAL, self.tracing.server_span(call, self))
+        return CallTrace(self.tracing, INTERNAL, self.tracing.server_span(call, self))
 
 
 class Tracing:
@@ -180,7 +186,10 @@ class Tracing:
         self.processor, self.scope, self.resource = sdk.processor, sdk.scope, provider.resource
         self.sampler, self.ids = provider.sampler, provider.id_generator
         self.span_id, self.trace_id = self.ids.generate_span_id, self.ids.generate_trace_id
+        if type(self.ids) is RandomIdGenerator:  # the default: its random bits drawn without its Python frames
+            self.span_id, self.trace_id = partial(random.getrandbits, 64), partial(random.getrandbits, 128)
         self.random_ids = self.ids.is_trace_id_random()  # a property of the generator: asked once
+        self.new_flags = SAMPLED | (RANDOM_TRACE_ID if self.random_ids else 0)  # a new trace's, kept
         # A processor that takes records (the fast path's) is handed them as they are; else the SDK's spans
         records_to = getattr(self.processor, "records_to", None)
         self.hand: Callable[[Record], None] = (records_to(self.resource, self.scope) if records_to is not None
@@ -206,12 +215,12 @@ class Tracing:
     def server_span(self, call: Call, trace: CallTrace) -> Record:
         """The request's span, started now if it was not yet, dated from the request's arrival."""
         if trace.server is None:
-            parent = trace.parent if trace.kind is not SpanKind.SERVER else self.client_context(call)
+            parent = trace.parent if trace.kind is not SERVER else self.client_context(call)
             plan, client = call.plan, call.client
             name = ""  # named as it ends (route_kind); a sampler that is asked reads it
             if not self.keeps_all:
                 name = genai.span_name(plan.kind, plan.model, client.method, client.path)
-                if trace.kind is SpanKind.INTERNAL:
+                if trace.kind is INTERNAL:
                     name = f"background {name}"
             trace.server = self.started(name, parent, trace.kind, wall_ns(client.started), {})
         return trace.server
@@ -221,12 +230,16 @@ class Tracing:
         """A span's identity, as the SDK's tracer makes it: the parent's trace or a new one, the sampler's
         decision (a new trace's) or the parent's (a span of this proxy's), the random-trace-id flag."""
         if isinstance(parent, Record):  # a span of this request's
-            return Record(name, parent.trace_id, self.span_id(), parent.flags, parent.state, parent, kind, start,
+            return Record(name, parent.trace_id, self.span_id() or self.ids.generate_span_id(), parent.flags,
+                          parent.state, parent, kind, start, attributes, fixed)
+        if parent is None and self.keeps_all:  # a new trace, kept: the common case
+            return Record(name, self.trace_id() or self.ids.generate_trace_id(),
+                          self.span_id() or self.ids.generate_span_id(), self.new_flags, None, None, kind, start,
                           attributes, fixed)
         if parent is None or not parent.is_valid:
-            parent, trace_id, random = None, self.trace_id(), self.random_ids
+            parent, trace_id, random_id = None, self.trace_id() or self.ids.generate_trace_id(), self.random_ids
         else:
-            trace_id, random = parent.trace_id, parent.trace_flags.random_trace_id
+            trace_id, random_id = parent.trace_id, parent.trace_flags.random_trace_id
         if self.keeps_all and (parent is None or parent.trace_flags.sampled or self.keeps_all == "always_on"):
             sampled, state = True, parent.trace_state if parent is not None else None  # the sampler's answer, known
         else:
@@ -234,8 +247,9 @@ class Tracing:
             decision = self.sampler.should_sample(outer, trace_id, name, kind, None, None)
             sampled, state = decision.decision.is_sampled(), decision.trace_state
             attributes = {**dict(decision.attributes or {}), **attributes}
-        flags = (TraceFlags.SAMPLED if sampled else 0) | (TraceFlags.RANDOM_TRACE_ID if random else 0)
-        return Record(name, trace_id, self.span_id(), flags, state, parent, kind, start, attributes, fixed)
+        flags = (SAMPLED if sampled else 0) | (RANDOM_TRACE_ID if random_id else 0)
+        return Record(name, trace_id, self.span_id() or self.ids.generate_span_id(), flags, state, parent, kind,
+                      start, attributes, fixed)
 
     def ended(self, record: Record, end: int | None = None) -> None:
         """A span ends: to the batch processor, sampled."""
@@ -271,8 +285,8 @@ class Tracing:
         plan = call.plan
         name, fixed = self.upstream_kind(req.url, req.method, plan.kind, plan.upstream_model or plan.model)
         trace.url = req.url
-        record = trace.client = self.started(name, server, SpanKind.CLIENT, time.time_ns(), {}, fixed)
-        parent = f"00-{record.trace_id:032x}-{record.span_id:016x}-{record.flags:02x}"
+        record = trace.client = self.started(name, server, CLIENT, time.time_ns(), {}, fixed)
+        parent = f"00-{record.trace_id:032x}-{record.span_id:016x}{FLAGS_HEX[record.flags]}"
         return req.with_headers(with_context(req.headers, parent, record.state.to_header() if record.state else ""))
 
     def upstream_kind(self, url: str, method: str, kind: str, model: str | None) -> tuple[str, Fixed]:
@@ -328,7 +342,7 @@ class Tracing:
     # ------------------------------------------------------------ the observer
     def observe(self, call: Call) -> None:
         """The call ended: its spans end, with what it asked and what answered."""
-        trace = cast(CallTrace | None, call.client.trace)  # the door gave it this tracer's
+        trace: CallTrace | None = call.client.trace  # type: ignore[assignment]  # the door gave it this tracer's
         if trace is None or trace.ended:
             return
         trace.ended = True
@@ -358,8 +372,8 @@ class Tracing:
         made (a few values each)."""
         plan, client, out = call.plan, call.client, call.outcome
         served, calls = out.deployment, out.calls.used if out.calls is not None else None
-        key = (plan.kind, plan.model, client.method, client.path, client.front, served, plan.key_name, kind,
-               out.status, calls)
+        key = (plan.kind, plan.model, client.method, client.path, client.front, served, plan.key_name,
+               kind is INTERNAL, out.status, calls)
         found = self.routes.get(key)
         if found is None:
             attributes: dict[str, Any] = {"http.request.method": client.method, "url.path": "/" + client.path,
@@ -377,7 +391,7 @@ class Tracing:
             if calls is not None:
                 attributes["cot_proxy.upstream.calls"] = calls
             name = genai.span_name(plan.kind, plan.model, client.method, client.path)
-            found = (f"background {name}" if kind is SpanKind.INTERNAL else name, Fixed(attributes))
+            found = (f"background {name}" if kind is INTERNAL else name, Fixed(attributes))
             if len(self.routes) >= KINDS_KEPT:  # forwarded paths and models are the clients': bounded
                 self.routes.clear()
             self.routes[key] = found

@@ -12,9 +12,12 @@ from typing import Mapping
 
 from argoproxy.upstream.wire import UpstreamRequest
 
+TITLED = {"traceparent": "Traceparent", "tracestate": "Tracestate"}  # as the edge spells them
+
+
 def client_value(headers: Mapping[str, str], name: str) -> str | None:
     """A trace context header of the client's: the edge spells names as `Traceparent`; in-process, as written."""
-    value = headers.get(name.title())
+    value = headers.get(TITLED[name])
     return value if value is not None else headers.get(name)
 
 
