@@ -96,13 +96,14 @@ def any_value(value: Any) -> bytes:
 
 
 _keys: dict[str, bytes] = {}
-# Whole KeyValue fields (tag, length, key, value) of the (key, value) pairs met before, by field tag and by the
-# value's type (1, 1.0 and True are one dict key): most of a span's own attributes repeat from request to request
-# (a status, a parameter, the answering model, small counts). Values are the clients' and the upstreams': a table
-# is emptied when full. Ids, costs and messages never repeat: not kept.
-_pairs: dict[bytes, dict[type, dict[tuple[str, Any], bytes]]] = {}
+# Whole KeyValue fields (tag, length, key, value) of the (key, value) pairs met before, by field tag, each with its
+# value's type (1, 1.0 and True are one dict key: a pair found with another type is written anew): most of a
+# span's own attributes repeat from request to request (a status, a parameter, the answering model, small counts).
+# Values are the clients' and the upstreams': a table is emptied when full. Ids, costs and messages never repeat:
+# not kept.
+_pairs: dict[bytes, dict[tuple[str, Any], tuple[type, bytes]]] = {}
 _PAIRS_KEPT = 8192
-_KEPT_TYPES = (str, int, float, bool, tuple)
+_KEPT_TYPES = frozenset({str, int, float, bool, tuple})
 _UNIQUE = frozenset({"cot_proxy.request_id", "gen_ai.response.id", "cot_proxy.cost.usd", "gen_ai.input.messages",
                      "gen_ai.output.messages"})
 # The proxy's attributes whose tuples hold texts only (observe/genai_attributes.py): kept. Another tuple is not
@@ -140,24 +141,30 @@ def text_value(tag: bytes, key: str, value: str) -> bytes:
 
 
 def attributes(tag: bytes, items: Any) -> bytes:
-    """Repeated KeyValue fields (key 1, value 2) under one field's tag, repeated pairs from the tables."""
+    """Repeated KeyValue fields (key 1, value 2) under one field's tag, repeated pairs from the table."""
     out = []
-    tables = _pairs.get(tag)
-    if tables is None:
-        tables = _pairs.setdefault(tag, {kind: {} for kind in _KEPT_TYPES})
+    pairs = _pairs.get(tag)
+    if pairs is None:
+        pairs = _pairs.setdefault(tag, {})
     for item in items.items():
-        kind = type(item[1])
-        pairs = tables.get(kind)
-        if pairs is None or item[0] in _UNIQUE or (kind is tuple and item[0] not in _TEXTS):
-            out.append(text_value(tag, *item) if kind is str else key_value(tag, *item))
+        try:
+            entry = pairs.get(item)
+        except TypeError:  # a list: not kept
+            entry = None
+        if entry is not None and entry[0] is item[1].__class__:  # the common case: met before, same type
+            out.append(entry[1])
             continue
-        entry = pairs.get(item)
-        if entry is None:
-            entry = key_value(tag, *item)
+        key, value = item
+        kind = value.__class__
+        if kind not in _KEPT_TYPES or key in _UNIQUE or (kind is tuple and key not in _TEXTS):
+            out.append(text_value(tag, key, value) if kind is str else key_value(tag, key, value))
+            continue
+        encoded = key_value(tag, key, value)
+        if entry is None:  # (kept with its first type)
             if len(pairs) >= _PAIRS_KEPT:
                 pairs.clear()
-            pairs[item] = entry
-        out.append(entry)
+            pairs[item] = (kind, encoded)
+        out.append(encoded)
     return b"".join(out)
 
 
@@ -169,6 +176,10 @@ _SPAN_ATTRIBUTES, _RESOURCE_ATTRIBUTES, _SCOPE_ATTRIBUTES = b"\x4a", b"\x0a", b"
 _named: dict[tuple[str, int], bytes] = {}
 _UNSET_STATUS = b"\x7a\x00"  # an empty Status, written for an unset one as the SDK does
 _UNSET = StatusCode.UNSET
+_times = struct.Struct("<BQBQ").pack  # start (field 7) and end (field 8), fixed64 each
+# Span.flags (field 16, fixed32): of a span without parent or with a local one, and with a remote parent
+_FLAGS = {_FLAG_HAS_IS_REMOTE: b"\x85\x01" + _fixed32(_FLAG_HAS_IS_REMOTE),
+          _FLAG_HAS_IS_REMOTE | _FLAG_IS_REMOTE: b"\x85\x01" + _fixed32(_FLAG_HAS_IS_REMOTE | _FLAG_IS_REMOTE)}
 
 
 def status_field(status: Any) -> bytes:
@@ -180,6 +191,7 @@ def status_field(status: Any) -> bytes:
 
 
 _answered: list[Any] = [None, b""]  # the last answer's attributes and their bytes (the export thread's alone)
+_status: list[Any] = [None, b""]  # the last status and its field (a tracer's few Status objects: its UNSET shared)
 
 
 def span(r: Any) -> bytes:
@@ -187,12 +199,11 @@ def span(r: Any) -> bytes:
     as a ScopeSpans.spans field: ids, trace state, parent, name, kind, times, attributes (the shared ones, its own,
     what answered: never the same key in two), status, flags, in field order."""
     parent, fixed, state = r.parent, r.fixed, r.state
-    head = b"\x0a\x10" + r.trace_id.to_bytes(16, "big") + b"\x12\x08" + r.span_id.to_bytes(8, "big")
-    if state:
-        head += text(3, state.to_header())
+    ids = (b"\x0a\x10", r.trace_id.to_bytes(16, "big"), b"\x12\x08", r.span_id.to_bytes(8, "big"),
+           text(3, state.to_header()) if state else b"")
     flags = _FLAG_HAS_IS_REMOTE
     if parent is not None:
-        head += b"\x22\x08" + parent.span_id.to_bytes(8, "big")
+        ids += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
         if parent.is_remote:
             flags |= _FLAG_IS_REMOTE
     kind = (r.name, id(r.kind))
@@ -214,9 +225,15 @@ def span(r: Any) -> bytes:
             _answered[:] = answer, answered
     else:
         answered = b""
-    body = b"".join((head, named, b"\x39", _fixed64(r.start), b"\x41", _fixed64(r.end), shared,
-                     attributes(_SPAN_ATTRIBUTES, r.attributes) if r.attributes else b"", answered,
-                     status_field(r.status), b"\x85\x01", _fixed32(flags)))
+    status = r.status
+    if status is _status[0]:
+        ended = _status[1]
+    else:
+        ended = status_field(status)
+        _status[:] = status, ended
+    body = b"".join((*ids, named, _times(0x39, r.start, 0x41, r.end), shared,
+                     attributes(_SPAN_ATTRIBUTES, r.attributes) if r.attributes else b"", answered, ended,
+                     _FLAGS[flags]))
     return b"\x12" + length(len(body)) + body  # ScopeSpans.spans, field 2
 
 
