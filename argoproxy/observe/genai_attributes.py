@@ -29,6 +29,9 @@ REQUEST = {"temperature": ("gen_ai.request.temperature", _NUMBER), "top_p": ("ge
            "n_predict": ("gen_ai.request.max_tokens", (int,)), "seed": ("gen_ai.request.seed", (int,)),
            "stream": ("gen_ai.request.stream", (bool,)),
            "dimensions": ("gen_ai.embeddings.dimension.count", (int,))}
+# Every member read, those with a rule of their own too: one look-up for a member that is not (the messages...)
+_OWN_RULE: tuple[str, tuple[type, ...]] = ("", ())
+READ = {**REQUEST, "stop": _OWN_RULE, "n": _OWN_RULE, "encoding_format": _OWN_RULE}
 
 
 def provider_name(backend: str) -> str:
@@ -57,8 +60,10 @@ def add_request_attributes(body: dict[str, Any], out: dict[str, Any]) -> None:
     """The request's parameters (what was sent upstream: after LLM_PARAMS and adaptation), read member by member
     of the body (a few), not attribute by attribute, into `out`."""
     for member, value in body.items():
-        known = REQUEST.get(member)
-        if known is not None:
+        known = READ.get(member)
+        if known is None:
+            continue
+        if known is not _OWN_RULE:
             if type(value) in known[1]:
                 out[known[0]] = value
         elif member == "stop":
@@ -76,7 +81,14 @@ def add_request_attributes(body: dict[str, Any], out: dict[str, Any]) -> None:
 
 def answer_attributes(facts: AnswerFacts | None, usage: Any) -> dict[str, Any]:
     """What answered: the answer's id, model and finish reasons, and the tokens used."""
-    out = response_attributes(facts)
+    out: dict[str, Any] = {}
+    if facts is not None:
+        if facts.id is not None:
+            out["gen_ai.response.id"] = facts.id
+        if facts.model is not None:
+            out["gen_ai.response.model"] = facts.model
+        if facts.finish_reasons:
+            out["gen_ai.response.finish_reasons"] = tuple(facts.finish_reasons)  # a tuple: the encoder keeps it
     if usage.__class__ is dict:
         if len(usage) == 3 and "total_tokens" in usage:  # the common shape: OpenAI's three counts, no details
             prompt, output = usage.get("prompt_tokens"), usage.get("completion_tokens")
@@ -113,19 +125,6 @@ def usage_attributes(usage: Any) -> dict[str, Any]:
     reasoning = _count(done.get("reasoning_tokens")) if done.__class__ is dict else None
     if reasoning is not None:
         out["gen_ai.usage.reasoning.output_tokens"] = reasoning
-    return out
-
-
-def response_attributes(facts: AnswerFacts | None) -> dict[str, Any]:
-    if facts is None:
-        return {}
-    out: dict[str, Any] = {}
-    if facts.id is not None:
-        out["gen_ai.response.id"] = facts.id
-    if facts.model is not None:
-        out["gen_ai.response.model"] = facts.model
-    if facts.finish_reasons:
-        out["gen_ai.response.finish_reasons"] = tuple(facts.finish_reasons)  # a tuple: the encoder keeps it
     return out
 
 

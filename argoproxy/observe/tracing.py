@@ -285,7 +285,8 @@ class Tracing:
         plan = call.plan
         name, fixed = self.upstream_kind(req.url, req.method, plan.kind, plan.upstream_model or plan.model)
         trace.url = req.url
-        record = trace.client = self.started(name, server, CLIENT, time.time_ns(), {}, fixed)
+        record = trace.client = Record(name, server.trace_id, self.span_id() or self.ids.generate_span_id(),
+                                       server.flags, server.state, server, CLIENT, time.time_ns(), {}, fixed)
         parent = f"00-{record.trace_id:032x}-{record.span_id:016x}{FLAGS_HEX[record.flags]}"
         return req.with_headers(with_context(req.headers, parent, record.state.to_header() if record.state else ""))
 
@@ -348,22 +349,29 @@ class Tracing:
         trace.ended = True
         if trace.server is None and call.plan.kind in UNTRACED:
             return
-        server = self.server_span(call, trace)
+        server = trace.server or self.server_span(call, trace)
         out = call.outcome
         answered = genai.answer_attributes(out.facts, out.usage)
         if out.usage_estimated:
             answered["cot_proxy.usage.estimated"] = True
         error = genai.error_type(out.status, out.output, out.client_left) if out.status >= 400 or out.client_left \
             else None
-        if trace.client is not None:
-            broke = error is not None and out.status >= 500 and not trace.refused  # a stream that broke after its head
-            self.end_attempt(trace, answered, error if broke else None)
         server.name, server.fixed = self.route_kind(call, trace.kind)
         server.answer = answered
         self.call_attributes(call, server.attributes, error)
         if out.status >= 500:
             server.status = ERROR
-        self.ended(server)
+        # Both spans end now (the last attempt's: as the answer it relayed did), handed as `ended` hands them
+        client, server.end = trace.client, time.time_ns()
+        if client is not None:
+            if error is not None and out.status >= 500 and not trace.refused:  # a stream that broke after its head
+                client.attributes["error.type"] = error
+            client.answer, client.end = answered, server.end
+            trace.client, trace.refused = None, False
+            if client.flags & SAMPLED:
+                self.hand(client)
+        if server.flags & SAMPLED:
+            self.hand(server)
         trace.server = None
 
     def route_kind(self, call: Call, kind: SpanKind) -> tuple[str, Fixed]:

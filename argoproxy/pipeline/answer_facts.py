@@ -131,15 +131,16 @@ class FactsReader:
 
 
 class _Choice(msgspec.Struct):
-    finish_reason: Any = None
+    finish_reason: str | None = None
 
 
 class _Head(msgspec.Struct):
-    """What the facts of a whole answer need of its text: the rest (messages, embeddings) is skipped unread."""
-    id: Any = None
-    model: Any = None
+    """What the facts of a whole answer need of its text: the rest (messages, embeddings) is skipped unread. An
+    answer whose members have other types is read whole (`whole_facts`), as one that is not JSON."""
+    id: str | None = None
+    model: str | None = None
     choices: list[_Choice] | None = None
-    usage: Any = None
+    usage: dict[str, Any] | None = None
 
 
 _HEAD = msgspec.json.Decoder(_Head)
@@ -153,10 +154,10 @@ def whole_facts(payload: dict[str, Any] | bytes, content: bool = False) -> Answe
         except (msgspec.DecodeError, ValueError):  # not this shape (or what only `json` reads): read whole
             pass
         else:
-            usage = head.usage
-            return AnswerFacts(_text(head.id), _text(head.model),
-                               [c.finish_reason for c in head.choices or () if isinstance(c.finish_reason, str)],
-                               None, usage if usage.__class__ is dict else None)
+            choices = head.choices
+            return AnswerFacts(head.id or None, head.model or None,
+                               [c.finish_reason for c in choices if c.finish_reason is not None] if choices else [],
+                               None, head.usage)
     obj = payload if isinstance(payload, dict) else _parsed(payload)
     if obj is None:
         return AnswerFacts()
