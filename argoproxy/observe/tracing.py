@@ -287,7 +287,7 @@ class Tracing:
         trace.url = req.url
         record = trace.client = Record(name, server.trace_id, self.span_id() or self.ids.generate_span_id(),
                                        server.flags, server.state, server, CLIENT, time.time_ns(), {}, fixed)
-        parent = f"00-{record.trace_id:032x}-{record.span_id:016x}{FLAGS_HEX[record.flags]}"
+        parent = "00-%032x-%016x%s" % (record.trace_id, record.span_id, FLAGS_HEX[record.flags])  # no format spec
         return req.with_headers(with_context(req.headers, parent, record.state.to_header() if record.state else ""))
 
     def upstream_kind(self, url: str, method: str, kind: str, model: str | None) -> tuple[str, Fixed]:
