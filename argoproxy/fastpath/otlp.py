@@ -205,8 +205,10 @@ def status_field(status: Any) -> bytes:
     return field(15, (text(2, description) if description else b"") + (b"\x18" + varint(number) if number else b""))
 
 
-_answered: list[Any] = [None, b""]  # the last answer's attributes and their bytes (the export thread's alone)
-_status: list[Any] = [None, b""]  # the last status and its field (a tracer's few Status objects: its UNSET shared)
+# The last answer's attributes and their bytes; the last status and its field (a tracer's few Status objects: its
+# UNSET shared). Each a pair read and replaced whole: two exporters' threads never mix one's bytes with another's
+_answered: list[tuple[Any, bytes]] = [(None, b"")]
+_status: list[tuple[Any, bytes]] = [(None, b"")]
 
 
 def span(r: Any) -> bytes:
@@ -233,19 +235,21 @@ def span(r: Any) -> bytes:
         shared = fixed.encoded = b"".join(key_value(_SPAN_ATTRIBUTES, *item) for item in fixed.attributes.items())
     answer = r.answer
     if answer:  # the same dict on a call's two spans, one after the other: written once
-        if answer is _answered[0]:
-            answered = _answered[1]
+        last = _answered[0]
+        if answer is last[0]:
+            answered = last[1]
         else:
             answered = attributes(_SPAN_ATTRIBUTES, answer)
-            _answered[:] = answer, answered
+            _answered[0] = answer, answered
     else:
         answered = b""
     status = r.status
-    if status is _status[0]:
-        ended = _status[1]
+    last = _status[0]
+    if status is last[0]:
+        ended = last[1]
     else:
         ended = status_field(status)
-        _status[:] = status, ended
+        _status[0] = status, ended
     # One join, then the field's head and the body concatenated: cheaper than summing the parts' lengths first
     body = b"".join((b"\x0a\x10", r.trace_id.to_bytes(16, "big"), b"\x12\x08", r.span_id.to_bytes(8, "big"),
                      text(3, state.to_header()) if state else b"", parented, named,
