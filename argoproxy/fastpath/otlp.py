@@ -372,11 +372,11 @@ class LeanBatch(SpanProcessor):
     is exported at shutdown (Gunicorn's worker_exit) and by force_flush. Made again in a forked process
     (observe/tracing.py's Sdk is per process)."""
 
-    def __init__(self, exporter: LeanSpanExporter) -> None:
+    def __init__(self, exporter: LeanSpanExporter, most: int, size: int) -> None:
         self.exporter = exporter
         self.delay = setting("OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000
-        self.most = setting("OTEL_BSP_MAX_QUEUE_SIZE", 2048)
-        self.size = min(setting("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512), self.most)
+        self.most = most  # OTEL_BSP_MAX_QUEUE_SIZE or the proxy's default (observe/tracing.py's batch_sizes)
+        self.size = min(size, most)
         self.waiting: list[Any] = []  # only appended to, and cut from its start by the thread: never replaced
         self.dropped = 0
         self.lock = threading.Lock()  # one export at a time (the thread's, a flush's)
@@ -432,6 +432,7 @@ class LeanBatch(SpanProcessor):
         return True
 
 
-def lean_batching() -> LeanBatch:
-    """The fast path's batch processor and exporter (observe/tracing.py's Sdk makes them in each process)."""
-    return LeanBatch(LeanSpanExporter())
+def lean_batching(most: int, size: int) -> LeanBatch:
+    """The fast path's batch processor and exporter (observe/tracing.py's Sdk makes them in each process): at most
+    `most` spans waiting, exported `size` at a time."""
+    return LeanBatch(LeanSpanExporter(), most, size)

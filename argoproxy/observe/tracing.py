@@ -46,6 +46,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from argoproxy.config.routing_settings import entry_url
 from argoproxy.config.settings import Settings
+from argoproxy.config.tracing_settings import BATCH_DEFAULT, QUEUE_DEFAULT
 from argoproxy.errors import ProxyError
 from argoproxy.observe import genai_attributes as genai
 from argoproxy.per_process import PerProcess
@@ -54,6 +55,13 @@ from argoproxy.redaction import Secrets
 from argoproxy.upstream.client import TRANSPORT_ERRORS, transport_error
 from argoproxy.upstream.trace_context import client_value, with_context
 from argoproxy.upstream.wire import UpstreamRequest, describe_host
+
+def batch_sizes() -> tuple[int, int]:
+    """OTEL_BSP_MAX_QUEUE_SIZE and OTEL_BSP_MAX_EXPORT_BATCH_SIZE, else the proxy's defaults, the batch at most the
+    queue (start-up refused a bad one: config/tracing_settings.py)."""
+    most = int(os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE") or QUEUE_DEFAULT)
+    return most, int(os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") or min(BATCH_DEFAULT, most))
+
 
 # Routes of the proxy's own that are not traced: probes and scrapes, many a minute, say nothing of the traffic.
 UNTRACED = frozenset({"root", "health", "metrics", "ui", "ui_data"})
@@ -72,12 +80,13 @@ class Sdk(PerProcess):
 
     # The batch processor and its exporter: the SDK's, with its OTLP/HTTP exporter; or the fast path's, which
     # takes the records themselves (`records_to`; serve/build.py hands it: FAST_PATH=on)
-    batching: Callable[[], SpanProcessor] = staticmethod(lambda: BatchSpanProcessor(OTLPSpanExporter()))
+    batching: Callable[[int, int], SpanProcessor] = staticmethod(lambda most, size: BatchSpanProcessor(
+        OTLPSpanExporter(), max_queue_size=most, max_export_batch_size=size))
 
     def __init__(self) -> None:
         super().__init__()
         self.provider = TracerProvider(resource=service_resource())
-        self.processor = self.batching()
+        self.processor = self.batching(*batch_sizes())
         self.provider.add_span_processor(self.processor)
         self.scope = InstrumentationScope("cot_proxy")
 
@@ -178,7 +187,7 @@ class Tracing:
     a local child as its parent)."""
 
     def __init__(self, settings: Settings, secrets: Secrets,
-                 batching: Callable[[], SpanProcessor] | None = None) -> None:
+                 batching: Callable[[int, int], SpanProcessor] | None = None) -> None:
         if batching is not None:
             Sdk.batching = staticmethod(batching)  # type: ignore[assignment]
         sdk = Sdk.get()

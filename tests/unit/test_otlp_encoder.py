@@ -130,10 +130,9 @@ def test_the_lean_exporter_sends_through_the_exporters_client():
 
 
 def test_the_batch_processor_exports_in_batches_and_at_shutdown(monkeypatch):
-    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4")
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")  # only a full batch, or the shutdown, sends
     with OtlpReceiver() as receiver:
-        processor = otlp.LeanBatch(otlp.LeanSpanExporter(endpoint=receiver.endpoint + "/v1/traces"))
+        processor = otlp.LeanBatch(otlp.LeanSpanExporter(endpoint=receiver.endpoint + "/v1/traces"), 100, 4)
         hand = processor.records_to(RESOURCE, SCOPE)
         for i in range(1, 11):
             hand(record(f"s{i}", i))
@@ -144,10 +143,9 @@ def test_the_batch_processor_exports_in_batches_and_at_shutdown(monkeypatch):
 
 
 def test_the_batch_processor_drops_past_its_queues_bound(monkeypatch, caplog):
-    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "3")
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")
     with OtlpReceiver() as receiver:
-        processor = otlp.LeanBatch(otlp.LeanSpanExporter(endpoint=receiver.endpoint + "/v1/traces"))
+        processor = otlp.LeanBatch(otlp.LeanSpanExporter(endpoint=receiver.endpoint + "/v1/traces"), 3, 2048)
         hand = processor.records_to(RESOURCE, SCOPE)
         for i in range(1, 6):
             hand(record(f"s{i}", i))
@@ -187,3 +185,18 @@ def test_a_credential_providers_session_is_left_to_the_exporter(monkeypatch, nam
     monkeypatch.setenv(name, "no_such_provider")  # the exporter looks for it (and finds none): no Session of ours
     with pytest.raises(RuntimeError, match="no_such_provider"):
         otlp.LeanSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
+
+
+def test_the_batch_sizes_are_the_settings_else_the_proxys_defaults(monkeypatch):
+    """Batches of 2,048 (the SDK's default is 512): each export costs about a millisecond of Python whatever its
+    size, so larger batches cost a gateway's two spans a request less; a setting still decides."""
+    from argoproxy.observe.tracing import batch_sizes
+    monkeypatch.delenv("OTEL_BSP_MAX_QUEUE_SIZE", raising=False)
+    monkeypatch.delenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", raising=False)
+    assert batch_sizes() == (4096, 2048)
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "2048")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512")
+    assert batch_sizes() == (2048, 512)
+    monkeypatch.delenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "100")  # a smaller queue alone: batches of at most it
+    assert batch_sizes() == (100, 100)

@@ -68,9 +68,9 @@ def test_where_spans_go():
     # what the SDK took for its default with a warning in every worker, or stopped every worker on with a traceback
     ({"OTEL_BSP_MAX_QUEUE_SIZE": "99999999999999999999"},
      "OTEL_BSP_MAX_QUEUE_SIZE: expected a positive whole number up to 2147483647, got '99999999999999999999'"),
-    ({"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096"},
-     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: at most OTEL_BSP_MAX_QUEUE_SIZE (2048), got 4096"),
-    ({"OTEL_BSP_MAX_QUEUE_SIZE": "100"},
+    ({"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "8192"},
+     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: at most OTEL_BSP_MAX_QUEUE_SIZE (4096), got 8192"),
+    ({"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "512"},
      "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: at most OTEL_BSP_MAX_QUEUE_SIZE (100), got 512"),
     ({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "abc"},
      "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: expected a whole number (0 or more), got 'abc'"),
