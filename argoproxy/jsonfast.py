@@ -48,9 +48,22 @@ def _float(text: str) -> float:
     return value if math.isfinite(value) else NonFinite(value)  # 1e400
 
 
+class Encoded(dict[str, Any]):
+    """A JSON object whose encoding was made already (`raw`, dumps's own), which dumps writes as it is: an answer
+    the proxy keeps (a stored response) is encoded once for the store and for its client."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, obj: dict[str, Any], raw: bytes) -> None:
+        super().__init__(obj)
+        self.raw = raw
+
+
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON; text holding a lone surrogate (valid in JSON as "\\ud800", not in UTF-8) is
     encoded with \\u escapes instead, so it goes on as the client wrote it."""
+    if type(obj) is Encoded:
+        return obj.raw
     try:
         return _fast_encoder.encode(obj)
     except (msgspec.EncodeError, UnicodeEncodeError, TypeError, OverflowError, RecursionError):

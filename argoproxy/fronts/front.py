@@ -101,6 +101,8 @@ class Exchange:
     # previous_response_id...) and the keeper that saves the answer as it goes out. None: stateless.
     state: dict[str, Any] | None = None
     keeper: Any = None
+    # The fields each of the door's answer objects repeats from the request, made with the first (Responses).
+    echo: Any = None
     action: str = ""  # the operation the path named (DoorArgs.action): "" for the door's main one
 
 
@@ -240,6 +242,12 @@ class Front:
         chunk iterator raises becomes the front's terminal error events (and is kept in ex.error)."""
         raise NotImplementedError
 
+    def plain_texts(self, ex: Exchange) -> bool:
+        """Does its stream take an upstream event that carries text alone as that text, a str read straight from
+        the event's bytes (fronts/plain_chunks.py), instead of the chunk? StreamState.chunk does; a stream that
+        reads more of each chunk (token logprobs) does not."""
+        return False
+
     def answer_budget(self, max_sse_event_bytes: int, journal_bytes: int) -> int:
         """Exchange.keep for a stream: what the front's closing events must repeat is bounded by the size of one
         event; what only a journal reads, by what the journal records whole (0: no journal)."""
@@ -361,7 +369,7 @@ class StreamState:
                              code="upstream_answer_too_large")
         return value
 
-    def run(self, chunks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def run(self, chunks: Iterable[dict[str, Any] | str]) -> Iterator[dict[str, Any]]:
         self.start()
         yield from self.drain()
         try:
@@ -384,7 +392,11 @@ class StreamState:
         events, self.events = self.events, []
         return events
 
-    def chunk(self, chunk: dict[str, Any]) -> None:
+    def chunk(self, chunk: dict[str, Any] | str) -> None:
+        if isinstance(chunk, str):  # a chunk's text alone, read so already (Front.plain_texts)
+            self.counted.add(chunk)
+            self.text(chunk)
+            return
         text = chunk_text(chunk)  # the shape is checked here, once (serve.FrontAnswers.chunks leaves it)
         if text is not None:  # most chunks: their text alone
             self.counted.add(text)

@@ -15,10 +15,18 @@ SLICE = 1 << 20  # characters: strings longer than this are written in slices of
 _MARK = "\x00cot-proxy-long-" + os.urandom(8).hex() + "-%d\x00"
 
 
+class Short(dict[str, Any]):
+    """An event its maker knows holds no string longer than SLICE (a door that bounds what it echoes and what
+    its answer holds so far): swap passes it by unread. Walking a Responses stream's eight events that repeat
+    the response object, or an item, cost more than encoding them."""
+
+    __slots__ = ()
+
+
 def swap(obj: Any) -> tuple[Any, list[str]]:
     """obj with every string longer than SLICE replaced by a marker, and those strings in order (obj itself,
     unchanged, when it has none)."""
-    if _short_delta(obj) or not _holds_long(obj):  # most events: looked at, not copied
+    if type(obj) is Short or _short_delta(obj) or not holds_long(obj):  # most events: looked at, not copied
         return obj, []
     texts: list[str] = []
     return _swap(obj, texts), texts
@@ -35,7 +43,8 @@ def _short_delta(event: Any) -> bool:
     return type(delta) is str and len(delta) <= SLICE
 
 
-def _holds_long(obj: Any) -> bool:
+def holds_long(obj: Any) -> bool:
+    """Does obj (JSON-shaped) hold a string longer than SLICE?"""
     stack = [obj]
     pop, extend = stack.pop, stack.extend
     while stack:

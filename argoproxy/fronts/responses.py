@@ -22,7 +22,7 @@ from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, Pieces
                                     whole_answer)
 from argoproxy.fronts.fields import boolean, obj, string
 from argoproxy.pipeline.adapt import Shape
-from argoproxy.fronts import responses_compact as compact
+from argoproxy.fronts import long_strings, responses_compact as compact
 from argoproxy.pipeline.reservation import Spelled
 from argoproxy.fronts.responses_tools import (HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, field_error,
                                               output_item_id, replayed_call)
@@ -55,6 +55,9 @@ ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"
                          "invalid_image_format", "invalid_base64_image", "invalid_image_url", "image_too_large",
                          "image_too_small", "image_parse_error", "unsupported_image_media_type",
                          "failed_to_download_image"})
+# Characters of output (text, reasoning, tool calls) up to which no string a stream's events hold from it can
+# pass long_strings.SLICE, even sealed (reasoning.encrypted_content: JSON-escaped, compressed, base64).
+SHORT_OUTPUT = long_strings.SLICE // 32
 
 
 # ---------------------------------------------------------------------------------------------- request
@@ -74,7 +77,7 @@ def translate(body: dict[str, Any]) -> tuple[dict[str, Any], ChatTools]:
         if body.get(name) is not None:
             raise bad_request(f"`{name}` needs stored responses, and this proxy stores none (it is stateless: "
                               "send the whole conversation in `input`).", name, "unsupported_parameter")
-    if boolean(body, "background", "background", field_error):
+    if "background" in body and boolean(body, "background", "background", field_error):
         raise bad_request("`background` responses need a store; this proxy is stateless.", "background",
                           "unsupported_parameter")
     messages: list[dict[str, Any]] = []
@@ -109,15 +112,17 @@ def translate(body: dict[str, Any]) -> tuple[dict[str, Any], ChatTools]:
             chat[dst] = body[src]
     if "top_logprobs" in chat or "message.output_text.logprobs" in included(body):
         chat["logprobs"] = True  # chat servers refuse top_logprobs without it
-    fmt = obj(obj(body, "text", "text", field_error) or {}, "format", "text.format", field_error)
-    if fmt is not None:
-        response_format = format_to_chat(fmt)
+    if "text" in body:
+        fmt = obj(obj(body, "text", "text", field_error) or {}, "format", "text.format", field_error)
+        response_format = format_to_chat(fmt) if fmt is not None else None
         if response_format is not None:
             chat["response_format"] = response_format
-    effort = string(obj(body, "reasoning", "reasoning", field_error) or {}, "effort", "reasoning.effort", field_error)
-    if effort is not None:
-        chat["reasoning_effort"] = effort
-    summary_asked(body)  # checked here, read by the answer
+    if "reasoning" in body:
+        effort = string(obj(body, "reasoning", "reasoning", field_error) or {}, "effort", "reasoning.effort",
+                        field_error)
+        if effort is not None:
+            chat["reasoning_effort"] = effort
+        summary_asked(body)  # checked here, read by the answer
     if body.get("stream") is True:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
@@ -150,6 +155,8 @@ def sealed_reasoning(item: dict[str, Any], text: str, ex: Exchange) -> dict[str,
 
 def summary_asked(body: dict[str, Any]) -> str | None:
     """reasoning.summary (or its deprecated name, generate_summary): auto, concise or detailed, or None."""
+    if "reasoning" not in body:  # most requests: asked for each answer object
+        return None
     reasoning = obj(body, "reasoning", "reasoning", field_error) or {}
     for name in ("summary", "generate_summary"):
         value = string(reasoning, name, f"reasoning.{name}", field_error)
@@ -353,31 +360,54 @@ def response_object(ex: Exchange, resp_id: str, status: str, output: list[dict[s
                     error: dict[str, Any] | None = None) -> dict[str, Any]:
     """The response object: every field both documents require, the request's settings echoed (the defaults the
     API reports for those it left out)."""
-    req = ex.request
-    text = req.get("text")
-    obj: dict[str, Any] = {"id": resp_id, "object": "response", "created_at": ex.created, "status": status,
-                           "completed_at": int(time.time()) if status == "completed" else None,
-                           "background": False, "error": error, "incomplete_details": incomplete, "model": ex.model,
-                           "output": output, "previous_response_id": None, "store": False,
-                           "reasoning": {"effort": (req.get("reasoning") or {}).get("effort"),
-                                         "summary": summary_asked(req)},
-                           "text": {"format": {"type": "text"}, **text} if isinstance(text, dict) else
-                           {"format": {"type": "text"}},
-                           "truncation": "disabled", "service_tier": "default",
-                           "tools": echoed_tools(req.get("tools")),
-                           "tool_choice": "auto" if req.get("tool_choice") is None else req["tool_choice"],
-                           "parallel_tool_calls": req.get("parallel_tool_calls") is not False,
-                           "usage": usage if usage is not None else usage_to_responses(None)}
-    for name in ECHOED:
-        obj[name] = req.get(name)
-    for name, default in SAMPLING:
-        value = req.get(name)
-        obj[name] = default if value is None else value
-    if isinstance(req.get("user"), str):  # deprecated: a string when given, absent otherwise
-        obj["user"] = req["user"]
-    if ex.state is not None:  # a stored response (argoproxy/state/): its id and stored fields
-        obj.update(ex.state)
+    obj: dict[str, Any] = (ex.echo or echoed(ex)).copy()
+    if ex.state is None:  # a stored response's id is its store's (echoed)
+        obj["id"] = resp_id
+    obj["status"] = status
+    if status == "completed":
+        obj["completed_at"] = int(time.time())
+    obj["error"] = error
+    obj["incomplete_details"] = incomplete
+    obj["output"] = output
+    obj["usage"] = usage if usage is not None else usage_to_responses(None)
     return obj
+
+
+# A response object of a request that sets nothing, in the order the fields are written: echoed() fills it in.
+_UNSET = {**{name: None for name in ECHOED}, **dict(SAMPLING)}
+_OBJECT = {"id": None, "object": "response", "created_at": 0, "status": None, "completed_at": None,
+           "background": False, "error": None, "incomplete_details": None, "model": None, "output": None,
+           "previous_response_id": None, "store": False, "reasoning": None, "text": None, "truncation": "disabled",
+           "service_tier": "default", "tools": None, "tool_choice": "auto", "parallel_tool_calls": True,
+           "usage": None, **_UNSET}
+
+
+def echoed(ex: Exchange) -> dict[str, Any]:
+    """Each response object of an exchange, but for what it says of its answer (status, output, usage...): the
+    request's settings echoed, and a stored response's own fields (ex.state, set before the first object is
+    made). Made once (ex.echo), each object a copy."""
+    req = ex.request
+    echo = _OBJECT.copy()
+    echo["created_at"], echo["model"] = ex.created, ex.model
+    reasoning, text = req.get("reasoning"), req.get("text")
+    echo["reasoning"] = {"effort": reasoning.get("effort") if isinstance(reasoning, dict) else None,
+                         "summary": summary_asked(req)}
+    echo["text"] = {"format": {"type": "text"}, **text} if isinstance(text, dict) else {"format": {"type": "text"}}
+    echo["tools"] = echoed_tools(req.get("tools"))
+    for name in _ECHO_KEYS.intersection(req):  # a setting left null is reported as left out
+        if req[name] is not None:
+            echo[name] = req[name]
+    if req.get("parallel_tool_calls") is False:
+        echo["parallel_tool_calls"] = False
+    if isinstance(req.get("user"), str):  # deprecated: a string when given, absent otherwise
+        echo["user"] = req["user"]
+    if ex.state is not None:  # a stored response (argoproxy/state/): its id and stored fields
+        echo.update(ex.state)
+    ex.echo = echo
+    return echo
+
+
+_ECHO_KEYS = frozenset(_UNSET) | {"tool_choice"}  # echoed as they came, when not null
 
 
 def echoed_tools(tools: Any) -> list[Any]:
@@ -476,6 +506,7 @@ class ResponseStream(StreamState):
         self.wants_logprobs = bool((ex.chat or {}).get("logprobs"))
         self.delta_logprobs: list[Any] = []
         self.summary = summary_asked(ex.request) is not None  # reasoning goes as the item's summary
+        self.echo_short = False  # the response object's echo of the request holds no long string (start)
         if self.wants_logprobs:  # else each chunk goes straight to StreamState.chunk (one call less an event)
             self.chunk = self._chunk_with_logprobs  # type: ignore[method-assign]
 
@@ -484,11 +515,15 @@ class ResponseStream(StreamState):
         StreamState.chunk(self, chunk)
 
     def emit(self, kind: str, **fields: Any) -> None:
-        self.events.append({"type": kind, "sequence_number": self.seq, **fields})
+        # Short: no string in it can pass long_strings.SLICE (what it echoes was looked at once, at the start,
+        # and the output so far is shorter), so the encoder need not walk it to know.
+        short = self.echo_short and self.counted.characters <= SHORT_OUTPUT
+        self.events.append((long_strings.Short if short else dict)(type=kind, sequence_number=self.seq, **fields))
         self.seq += 1
 
     def start(self) -> None:
         snapshot = response_object(self.ex, self.resp_id, "in_progress", [])
+        self.echo_short = not long_strings.holds_long(snapshot)  # every response object echoes the same
         self.emit("response.created", response=snapshot)
         self.emit("response.in_progress", response=snapshot)
 
@@ -688,6 +723,7 @@ class ResponseStream(StreamState):
         self.emit("response.completed" if status == "completed" else "response.incomplete", response=final)
 
     def fail(self, err: ProxyError) -> None:
+        self.echo_short = False  # its message is not bounded by the output
         self.close("incomplete")
         self._settle_late()
         code = err.code or ("server_error" if err.status >= 500 else "invalid_request_error")
@@ -703,7 +739,7 @@ class ResponseStream(StreamState):
         self.emit("response.failed", response=final)
 
 
-def stream_events(chunks: Iterable[dict[str, Any]], ex: Exchange,
+def stream_events(chunks: Iterable[dict[str, Any] | str], ex: Exchange,
                   on_final: Callable[[dict[str, Any]], None] | None = None) -> Iterator[dict[str, Any]]:
     """Chat chunks -> the Responses event sequence (created ... completed), sequence_number from 0; `on_final`
     gets the final response object before its terminal event is sent."""
@@ -719,6 +755,9 @@ class ResponsesFront(Front):
     spelled_paths = (("/v1/responses", spelled), ("/responses", spelled))  # a batch's lines
     renamed = {"messages": "input", "max_tokens": "max_output_tokens", "response_format": "text.format",
                "reasoning_effort": "reasoning.effort"}
+
+    def plain_texts(self, ex: Exchange) -> bool:
+        return not (ex.chat or {}).get("logprobs")  # each text delta carries its chunk's logprobs
 
     def answer_budget(self, max_sse_event_bytes: int, journal_bytes: int) -> int:
         # response.completed and the .done events repeat all output: it is kept, up to one event's size.
@@ -742,11 +781,11 @@ class ResponsesFront(Front):
             ex.output = compact.compaction_object(completion, ex, usage_to_responses)
             return ex.output
         ex.output = chat_to_response(completion, ex)
-        if ex.keeper is not None:  # stored before it is sent
-            ex.keeper.whole(ex.output)
+        if ex.keeper is not None:  # stored before it is sent (its JSON made once, for both)
+            ex.output = ex.keeper.whole(ex.output)
         return ex.output
 
-    def stream(self, chunks: Iterable[dict[str, Any]], ex: Exchange) -> Iterator[dict[str, Any]]:
+    def stream(self, chunks: Iterable[dict[str, Any] | str], ex: Exchange) -> Iterator[dict[str, Any]]:
         keeper = ex.keeper
         if keeper is not None and keeper.background:  # its events and progress kept as they go
             kept: Iterator[dict[str, Any]] = keeper.events(stream_events(chunks, ex))

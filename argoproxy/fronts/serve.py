@@ -12,6 +12,7 @@ from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import front_named, long_strings
 from argoproxy.fronts.front import Exchange, Front
+from argoproxy.fronts.plain_chunks import MISSES, plain_text
 from argoproxy.pipeline import streamconv
 from argoproxy.pipeline.answer_shape import check_chunk, event_chunk
 from argoproxy.pipeline.call import Call
@@ -39,11 +40,11 @@ class FrontAnswers:
     # The pipeline decodes a 2xx answer to a translated request and runs the think transform
     # (Gateway.decoded_stream / decoded_whole, Answers.completion_of); these encode it in the front's shape.
     def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[Any]) -> Answer:
-        chunks = (event_chunk(i) if isinstance(i, bytes) else i for i in items)
         if call.plan.client_stream:  # the front's stream checks each chunk's shape as it reads it
-            return self.events(call, resp, self.chunks(chunks, resp, checked=False))
+            front, ex = translation(call)
+            return self.events(call, resp, self.chunks(items, resp, checked=False, texts=front.plain_texts(ex)))
         try:
-            completion = streamconv.aggregate_chat(self.chunks(chunks, resp))
+            completion = streamconv.aggregate_chat(self.chunks(items, resp))
         finally:
             resp.close()
         return self.translated(call, completion)
@@ -66,12 +67,27 @@ class FrontAnswers:
         return Answer(self.answers.relay(call, resp, events), 200, self.stream_headers(call),
                       direct_passthrough=True)
 
-    def chunks(self, chunks: Iterable[dict[str, Any] | None], resp: UpstreamResponse,
-               checked: bool = True) -> Iterator[dict[str, Any]]:
-        """Parsed chunks; an upstream error event or a broken stream becomes a (sanitized) ProxyError. Their
-        shape is checked here unless `checked` is False (a reader that checks each chunk itself)."""
+    def chunks(self, items: Iterable[bytes | dict[str, Any]], resp: UpstreamResponse, checked: bool = True,
+               texts: bool = False) -> Iterator[Any]:
+        """The upstream's events (bytes as read, or chunks a filter made) parsed; an upstream error event or a
+        broken stream becomes a (sanitized) ProxyError. Their shape is checked here unless `checked` is False (a
+        reader that checks each chunk itself). `texts`: an event that carries text alone comes as that text, a
+        str (plain_chunks.py), for a door whose stream takes it so."""
+        hits = misses = 0
         try:
-            for chunk in chunks:
+            for item in items:
+                if isinstance(item, bytes):
+                    if texts:
+                        text = plain_text(item)
+                        if text is not None:
+                            hits += 1
+                            yield text
+                            continue
+                        misses += 1
+                        texts = misses <= hits + MISSES
+                    chunk = event_chunk(item)
+                else:
+                    chunk = item
                 if chunk is None:
                     continue
                 if "error" in chunk:

@@ -73,6 +73,11 @@ class OutputCount:
         """Any text was added."""
         return self._chars > 0
 
+    @property
+    def characters(self) -> int:
+        """Characters added so far (a bound on any one string of the answer's)."""
+        return self._chars
+
     def total(self) -> int:
         if self._sample is None or not self._kept:
             return 0

@@ -15,6 +15,7 @@ from argoproxy.state.records import MAX_CHAIN, StoredConversation, StoredRespons
 CHAIN_READ = 64  # responses of a chain read at once
 # Fields of a request only the store reads: the stateless door never sees them.
 STATE_FIELDS = ("previous_response_id", "conversation", "store", "background", "truncation")
+_STATE_KEYS = frozenset(STATE_FIELDS)
 
 
 @dataclass
@@ -112,6 +113,8 @@ def new_chain(prev: StoredResponse | None) -> list[str]:
 def stateless_body(body: dict[str, Any], items: list[dict[str, Any]] | None) -> dict[str, Any]:
     """The request as the stateless door takes it: the whole history in `input` (None: its own input as it
     came), the store's fields gone."""
+    if items is None and not _STATE_KEYS.intersection(body):  # nothing to take out or put in: as it came
+        return body
     out = {k: v for k, v in body.items() if k not in STATE_FIELDS}
     if items is not None:
         out["input"] = items

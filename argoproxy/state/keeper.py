@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import Encoded, dumps
 from argoproxy.state.chain import History
 from argoproxy.state.records import StoredResponse, StoreFull
 
@@ -48,9 +49,15 @@ class Keeper:
         ex.state, ex.keeper = self.echo, self
 
     # ---------------------------------------------------------------- the door's hooks (fronts/responses.py)
-    def whole(self, response: dict[str, Any]) -> None:
-        """A whole answer, kept before it is sent: one the store has no room for is refused (StoreFull)."""
-        self.save(response, refuse=True)
+    def whole(self, response: dict[str, Any]) -> dict[str, Any]:
+        """A whole answer, kept before it is sent: one the store has no room for is refused (StoreFull). Returned
+        as it is sent, its JSON made once for the store and its client."""
+        if not self.store:
+            self.save(response, refuse=True)
+            return response
+        sent = Encoded(response, dumps(response))
+        self.save(response, refuse=True, response_json=sent.raw)
+        return sent
 
     def events(self, events: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for event in events:
@@ -77,10 +84,10 @@ class Keeper:
         self.flushed = now
         return True
 
-    def record(self, response: dict[str, Any]) -> StoredResponse:
+    def record(self, response: dict[str, Any], response_json: bytes | None = None) -> StoredResponse:
         return StoredResponse(self.id, self.owner, float(response.get("created_at") or time.time()), response,
                               self.history.new, self.history.chain, self.background, self.cancelled,
-                              time.time())
+                              time.time(), response_json=response_json)
 
     def write_events(self) -> None:
         if not self.pending:
@@ -110,7 +117,7 @@ class Keeper:
         self.write_events()
         return True
 
-    def save(self, response: dict[str, Any], refuse: bool = False) -> None:
+    def save(self, response: dict[str, Any], refuse: bool = False, response_json: bytes | None = None) -> None:
         """The final object kept, and its input and output appended to its conversation. `refuse`: a store
         without room for it raises StoreFull (a whole answer not sent yet); else that is logged only (a stream
         whose text went out already)."""
@@ -122,9 +129,9 @@ class Keeper:
                 if not self.state.update(self.record(response)):
                     return
             elif self.history.conversation is None:
-                self.state.put_new(self.record(response))  # behind its answer where that is cheaper
+                self.state.put_new(self.record(response, response_json))  # behind its answer where that is cheaper
             else:
-                self.state.put(self.record(response))  # before its items join the conversation
+                self.state.put(self.record(response, response_json))  # before its items join the conversation
             conv = self.history.conversation
             if conv is not None and response.get("status") in ("completed", "incomplete"):
                 output = response.get("output")

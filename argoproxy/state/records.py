@@ -72,6 +72,8 @@ class StoredResponse:
     cancelled: bool = False  # a cancel was asked (a background run stops at its next step)
     heartbeat: float = 0.0  # a background run's last sign of life (its events are kept apart: add_events)
     stored_size: int = 0  # bytes of its stored JSON, as read (not stored itself)
+    # its response object's JSON when it was made already (a whole answer, encoded once for its client too)
+    response_json: bytes | None = None
 
     def size(self) -> int:
         """Bytes it counts for against the bounds: its JSON as stored."""
@@ -139,7 +141,12 @@ MAX_RESPONSE_BYTES = 8 * 1024 * 1024  # one stored response's JSON: a chain's tu
 def encoded(rec: StoredResponse) -> bytes:
     """A response's JSON as stored, refused (StoreFull) past MAX_RESPONSE_BYTES before the store copies it: an
     answer of tens of MB held three more copies in the worker while it was written."""
-    data = dumps(rec.as_json())
+    if rec.response_json is None:
+        data = dumps(rec.as_json())
+    else:  # the response's own JSON spliced in, last (read back by name)
+        rest = rec.as_json()
+        del rest["response"]
+        data = b"".join((dumps(rest)[:-1], b',"response":', rec.response_json, b"}"))
     if len(data) > MAX_RESPONSE_BYTES:
         raise StoreFull(f"This response is {len(data)} bytes as stored, more than one stored response may be "
                         f"({MAX_RESPONSE_BYTES}); send `store: false` (with the conversation in `input`).")
@@ -169,8 +176,9 @@ def with_id(item: dict[str, Any], resp_id: str | None = None) -> dict[str, Any]:
 
 def input_items(value: Any, resp_id: str | None = None) -> list[dict[str, Any]]:
     """A request's `input` as items with ids (a string is one user message)."""
-    if isinstance(value, str):
-        return [with_id({"type": "message", "role": "user", "content": value}, resp_id)]
+    if isinstance(value, str):  # with_id's message, written out (most requests)
+        return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}],
+                 "status": "completed", "id": output_item_id("msg_", resp_id)}]
     if isinstance(value, list):
         return [with_id(item, resp_id) if isinstance(item, dict) else item for item in value]
     return []

@@ -1,0 +1,57 @@
+"""Most of a chat stream's events carry text alone: read straight from the upstream's bytes to that text, no
+chunk built. A door's stream that takes such text as it is (Front.plain_texts) is handed the str instead of the
+chunk (serve.FrontAnswers.chunks); every other event is read as before (answer_shape.event_chunk), and decides.
+
+An event is read so only when the general reading would find the same: one `data: ` line of at most
+CHECKED_FROM bytes, holding a chunk that answer_shape.plain_text takes (one choice, index 0, no finish reason, a
+delta of non-empty `content` and at most `role`, no usage) and no `error`. The decoder reads only those fields
+into a typed shape, skipping the rest (ids, model, created...), which costs about half of building the chunk and
+reading it after; anything it does not take (a field of another type, a key the delta must not have, JSON that
+msgspec refuses and the standard library might read) is None here, and is read the general way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from argoproxy.pipeline.answer_shape import CHECKED_FROM
+
+HEAD = b"data: "
+# Events that are not plain text tried in a row, past those that were, before a stream stops trying (an upstream
+# whose deltas always carry more, `"reasoning_content": null` say, would pay for each try).
+MISSES = 4
+
+
+class _Delta(msgspec.Struct, forbid_unknown_fields=True):
+    content: str
+    role: Any = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta
+    index: int = 0
+    finish_reason: None = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_Choice]
+    usage: None = None
+    error: msgspec.UnsetType = msgspec.UNSET  # any `error` (null too) is the general reading's
+
+
+_decoder = msgspec.json.Decoder(_Chunk)
+
+
+def plain_text(item: bytes) -> str | None:
+    """The text of an upstream event that carries text alone, else None."""
+    if not item.startswith(HEAD) or not item.endswith(b"\n\n") or item.find(b"\n", 6) != len(item) - 2 \
+            or len(item) > CHECKED_FROM:
+        return None
+    try:
+        choices = _decoder.decode(memoryview(item)[6:-2]).choices
+    except msgspec.DecodeError:  # ValidationError too
+        return None
+    if len(choices) != 1 or choices[0].index != 0:
+        return None
+    return choices[0].delta.content or None
