@@ -49,7 +49,7 @@ class Pieces(list[str]):
     loose = 0  # pieces appended since the last join
 
     def append(self, text: str) -> None:
-        super().append(text)
+        list.append(self, text)
         self.loose += 1
         if self.loose >= COMPACT:
             self[-COMPACT:] = ["".join(self[-COMPACT:])]
@@ -103,6 +103,9 @@ class Exchange:
     keeper: Any = None
     # The fields each of the door's answer objects repeats from the request, made with the first (Responses).
     echo: Any = None
+    # Its stream's events go straight to the door's encoder (serve.FrontAnswers.encoded), which writes an event
+    # that comes as bytes as it is: a door may encode its most frequent one itself (Responses' text deltas).
+    encoded_events: bool = False
     action: str = ""  # the operation the path named (DoorArgs.action): "" for the door's main one
 
 

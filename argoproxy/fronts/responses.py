@@ -18,6 +18,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import dumps
 from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, Pieces, StreamState, bad_request, first_choice, new_id,
                                     whole_answer)
 from argoproxy.fronts.fields import boolean, obj, string
@@ -55,6 +56,11 @@ ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"
                          "invalid_image_format", "invalid_base64_image", "invalid_image_url", "image_too_large",
                          "image_too_small", "image_parse_error", "unsupported_image_media_type",
                          "failed_to_download_image"})
+# A text delta as encode_event writes it: its sequence number, its item's part (ResponseStream.text), its text's JSON.
+TEXT_DELTA = (b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":%d'
+              b'%b%b,"logprobs":[]}\n\n')
+# An event that carries the response object: its type, twice, its sequence number, the object's JSON.
+WRAPPED = b'event: %b\ndata: {"type":"%b","sequence_number":%d,"response":%b}\n\n'
 # Characters of output (text, reasoning, tool calls) up to which no string a stream's events hold from it can
 # pass long_strings.SLICE, even sealed (reasoning.encrypted_content: JSON-escaped, compressed, base64).
 SHORT_OUTPUT = long_strings.SLICE // 32
@@ -491,11 +497,14 @@ class ResponseStream(StreamState):
 
     piece_cost = 0  # its kept text is joined as it grows (Pieces): MAX_SSE_EVENT_BYTES counts characters only
 
-    def __init__(self, ex: Exchange, on_final: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, ex: Exchange, on_final: Callable[..., None] | None = None,
+                 wire: bool = False) -> None:
         super().__init__(ex)
         self.seq = 0
         self.resp_id = response_id_of(ex)
-        self.on_final = on_final  # the final object's keeper (a stored response), called before its event goes
+        # the final object's keeper (a stored response), called before its event goes (with response_json=, its
+        # JSON, when that was made for the event)
+        self.on_final = on_final
         self.output: list[dict[str, Any]] = []  # finished items
         self.open: dict[str, Any] | None = None  # the item being streamed: {"kind", "item", "text": [..]}
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its open item record
@@ -507,6 +516,9 @@ class ResponseStream(StreamState):
         self.delta_logprobs: list[Any] = []
         self.summary = summary_asked(ex.request) is not None  # reasoning goes as the item's summary
         self.echo_short = False  # the response object's echo of the request holds no long string (start)
+        # Its events go straight to the encoder (FrontAnswers.encoded): text deltas, most of them, are written
+        # here, as bytes, from their item's part made once (no logprobs: those differ from one delta to the next).
+        self.wire = wire and not self.wants_logprobs
         if self.wants_logprobs:  # else each chunk goes straight to StreamState.chunk (one call less an event)
             self.chunk = self._chunk_with_logprobs  # type: ignore[method-assign]
 
@@ -523,9 +535,21 @@ class ResponseStream(StreamState):
 
     def start(self) -> None:
         snapshot = response_object(self.ex, self.resp_id, "in_progress", [])
-        self.echo_short = not long_strings.holds_long(snapshot)  # every response object echoes the same
+        # What every response object echoes: the request's settings (all but its input), its stored fields.
+        req = self.ex.request
+        self.echo_short = not long_strings.holds_long([self.ex.state, *(v for k, v in req.items() if k != "input")])
+        if self.wire and self.echo_short:  # the same object twice: encoded once
+            raw = dumps(snapshot)
+            self.wrapped("response.created", raw)
+            self.wrapped("response.in_progress", raw)
+            return
         self.emit("response.created", response=snapshot)
         self.emit("response.in_progress", response=snapshot)
+
+    def wrapped(self, kind: str, response_json: bytes) -> None:
+        """An event that carries the response object, its JSON made already, written as encode_event would."""
+        self.events.append(WRAPPED % (kind.encode(), kind.encode(), self.seq, response_json))
+        self.seq += 1
 
     # -- items
     def _open(self, kind: str, item: dict[str, Any], part: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -636,10 +660,15 @@ class ResponseStream(StreamState):
             item = {"type": "message", "id": output_item_id("msg_", self.resp_id), "status": "in_progress",
                     "role": "assistant", "content": []}
             record = self._open("message", item, output_text(""))
+            record["wire"] = (b',"item_id":%b,"output_index":%d,"content_index":0,"delta":'
+                              % (dumps(item["id"]), record["index"])) if self.wire else None
         record["text"].append(text)
-        self.events.append({"type": "response.output_text.delta", "sequence_number": self.seq,
-                            "item_id": record["item"]["id"], "output_index": record["index"], "content_index": 0,
-                            "delta": text, "logprobs": self.delta_logprobs})
+        if record["wire"] is not None and len(text) <= long_strings.SLICE:  # encode_event's bytes, made here
+            self.events.append(TEXT_DELTA % (self.seq, record["wire"], dumps(text)))
+        else:
+            self.events.append({"type": "response.output_text.delta", "sequence_number": self.seq,
+                                "item_id": record["item"]["id"], "output_index": record["index"],
+                                "content_index": 0, "delta": text, "logprobs": self.delta_logprobs})
         self.seq += 1
 
     def refusal(self, text: str) -> None:
@@ -718,9 +747,16 @@ class ResponseStream(StreamState):
         final = response_object(self.ex, self.resp_id, status, self.output, usage_to_responses(self.ex.usage),
                                  incomplete)
         self.ex.output = final
+        kind = "response.completed" if status == "completed" else "response.incomplete"
+        if self.wire and self.echo_short and self.counted.characters <= SHORT_OUTPUT:  # encoded once, for both
+            raw = dumps(final)
+            if self.on_final is not None:
+                self.on_final(final, response_json=raw)
+            self.wrapped(kind, raw)
+            return
         if self.on_final is not None:
             self.on_final(final)
-        self.emit("response.completed" if status == "completed" else "response.incomplete", response=final)
+        self.emit(kind, response=final)
 
     def fail(self, err: ProxyError) -> None:
         self.echo_short = False  # its message is not bounded by the output
@@ -740,10 +776,10 @@ class ResponseStream(StreamState):
 
 
 def stream_events(chunks: Iterable[dict[str, Any] | str], ex: Exchange,
-                  on_final: Callable[[dict[str, Any]], None] | None = None) -> Iterator[dict[str, Any]]:
+                  on_final: Callable[..., None] | None = None, wire: bool = False) -> Iterator[Any]:
     """Chat chunks -> the Responses event sequence (created ... completed), sequence_number from 0; `on_final`
-    gets the final response object before its terminal event is sent."""
-    return ResponseStream(ex, on_final).run(chunks)
+    gets the final response object before its terminal event is sent. `wire`: text deltas come encoded (bytes)."""
+    return ResponseStream(ex, on_final, wire).run(chunks)
 
 
 class ResponsesFront(Front):
@@ -791,5 +827,5 @@ class ResponsesFront(Front):
             kept: Iterator[dict[str, Any]] = keeper.events(stream_events(chunks, ex))
             return kept
         # a stored answer is kept at its end, before its terminal event (no layer over every event)
-        return stream_events(chunks, ex, keeper.save if keeper is not None else None)
+        return stream_events(chunks, ex, keeper.save if keeper is not None else None, ex.encoded_events)
 

@@ -63,6 +63,7 @@ class FrontAnswers:
         """A chat chunk stream as the front's SSE events."""
         front, ex = translation(call)
         self.answers.note_status(call, 200)
+        ex.encoded_events = True
         events = self.encoded(call, front, ex, front.stream(chunks, ex))
         return Answer(self.answers.relay(call, resp, events), 200, self.stream_headers(call),
                       direct_passthrough=True)
@@ -98,12 +99,15 @@ class FrontAnswers:
         except ProxyError as err:  # a provider's decoder may quote what the upstream sent (DashScope's do)
             raise self.answers.sanitized(err) from None
 
-    def encoded(self, call: Call, front: Front, ex: Exchange, events: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    def encoded(self, call: Call, front: Front, ex: Exchange,
+                events: Iterable[dict[str, Any] | bytes]) -> Iterator[bytes]:
         answers = self.answers
         swap, encode, texts = long_strings.swap, front.encode_event, front.texts_in_events
         try:
             for event in events:
-                if texts and swap(event)[1]:  # a long text in it: written a slice at a time
+                if type(event) is bytes:  # encoded by the door (Exchange.encoded_events)
+                    yield event
+                elif texts and swap(event)[1]:  # a long text in it: written a slice at a time
                     yield from front.encode_pieces(event)
                 else:
                     yield encode(event)

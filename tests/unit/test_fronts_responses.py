@@ -579,3 +579,29 @@ def test_token_logprobs_are_asked_for_and_come_back_whole_or_with_each_delta():
                                                          "logprobs": {"content": [LOGPROB]}}]}
     events = list(FRONT.stream(iter([streamed, chunk(finish="stop")]), ex))
     assert [e["logprobs"] for e in events if e["type"] == "response.output_text.delta"] == [[LOGPROB]]
+
+
+def test_events_the_stream_writes_itself_are_the_bytes_the_encoder_writes(monkeypatch) -> None:
+    """Its events going straight to the encoder, a stream writes its text deltas and the events that carry the
+    response object itself (as bytes): the bytes encode_event writes for the event, whatever the text (quotes,
+    newlines, non-ASCII, a lone surrogate), and the same events otherwise."""
+    import argoproxy.fronts.responses as responses
+    monkeypatch.setattr(responses, "output_item_id", lambda prefix, resp_id: prefix + "0" * 32)
+    monkeypatch.setattr(responses.time, "time", lambda: 1_800_000_000.0)
+    texts = ["plain", 'quo"te\\', "line\nbreak\t", "é ✓ 𝄞", "\ud800 lone", "</script>"]
+    chunks = [chunk({"content": t}) for t in texts] + [chunk(finish="stop"), chunk(usage=USAGE)]
+
+    def run(wire: bool) -> list:
+        ex = FRONT.to_chat({"model": "m", "input": "hi", "stream": True})[1]
+        ex.encoded_events, ex.created = wire, 1_800_000_000
+        ex.state = {"id": "resp_" + "1" * 24, "store": True}
+        return list(FRONT.stream(iter(chunks), ex))
+
+    plain, wired = run(False), run(True)
+    assert len(plain) == len(wired) and not any(isinstance(e, bytes) for e in plain)
+    written = [i for i, e in enumerate(wired) if isinstance(e, bytes)]
+    assert [plain[i]["type"] for i in written] == (["response.created", "response.in_progress"]
+                                                   + ["response.output_text.delta"] * len(texts)
+                                                   + ["response.completed"])
+    for i, event in enumerate(wired):
+        assert event == (FRONT.encode_event(plain[i]) if i in written else plain[i])
