@@ -307,7 +307,7 @@ class StreamState:
 
     def __init__(self, ex: Exchange) -> None:
         self.ex = ex
-        self.events: list[dict[str, Any]] = []
+        self.events: list[Any] = []  # dicts; a door may add one encoded already (bytes: Exchange.encoded_events)
         self.choice: dict[str, Any] = {}  # the chunk choice that carried the finish reason
         self.counted = OutputCount()  # output tokens, for an upstream that sends no usage
         self.reasoned = OutputCount(REASONING_SAMPLE)  # reasoning tokens, for an upstream whose usage leaves them out

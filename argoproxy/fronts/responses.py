@@ -381,11 +381,11 @@ def response_object(ex: Exchange, resp_id: str, status: str, output: list[dict[s
 
 # A response object of a request that sets nothing, in the order the fields are written: echoed() fills it in.
 _UNSET = {**{name: None for name in ECHOED}, **dict(SAMPLING)}
-_OBJECT = {"id": None, "object": "response", "created_at": 0, "status": None, "completed_at": None,
-           "background": False, "error": None, "incomplete_details": None, "model": None, "output": None,
-           "previous_response_id": None, "store": False, "reasoning": None, "text": None, "truncation": "disabled",
-           "service_tier": "default", "tools": None, "tool_choice": "auto", "parallel_tool_calls": True,
-           "usage": None, **_UNSET}
+_OBJECT: dict[str, Any] = {
+    "id": None, "object": "response", "created_at": 0, "status": None, "completed_at": None, "background": False,
+    "error": None, "incomplete_details": None, "model": None, "output": None, "previous_response_id": None,
+    "store": False, "reasoning": None, "text": None, "truncation": "disabled", "service_tier": "default",
+    "tools": None, "tool_choice": "auto", "parallel_tool_calls": True, "usage": None, **_UNSET}
 
 
 def echoed(ex: Exchange) -> dict[str, Any]:
@@ -522,8 +522,8 @@ class ResponseStream(StreamState):
         if self.wants_logprobs:  # else each chunk goes straight to StreamState.chunk (one call less an event)
             self.chunk = self._chunk_with_logprobs  # type: ignore[method-assign]
 
-    def _chunk_with_logprobs(self, chunk: dict[str, Any]) -> None:
-        self.delta_logprobs = logprobs_of(first_choice(chunk))
+    def _chunk_with_logprobs(self, chunk: dict[str, Any] | str) -> None:
+        self.delta_logprobs = logprobs_of(first_choice(chunk)) if isinstance(chunk, dict) else []
         StreamState.chunk(self, chunk)
 
     def emit(self, kind: str, **fields: Any) -> None:

@@ -105,7 +105,7 @@ class FrontAnswers:
         swap, encode, texts = long_strings.swap, front.encode_event, front.texts_in_events
         try:
             for event in events:
-                if type(event) is bytes:  # encoded by the door (Exchange.encoded_events)
+                if isinstance(event, bytes):  # encoded by the door (Exchange.encoded_events)
                     yield event
                 elif texts and swap(event)[1]:  # a long text in it: written a slice at a time
                     yield from front.encode_pieces(event)
