@@ -233,8 +233,9 @@ class ResponsesState:
             if not whole:
                 history.items = chain.whole_turns(history.items)
         new = chain.own_input(body, resp_id)
-        history.new = chain.resolved_references(new, history.items, lambda ref: self.owned_item(owner, ref))
         history.references = stateful_input(body)
+        history.new = chain.resolved_references(new, history.items, lambda ref: self.owned_item(owner, ref)) \
+            if history.references else new
         return history
 
     def check_room(self, owner: str) -> None:
