@@ -50,7 +50,7 @@ def plain_text(item: bytes) -> str | None:
         return None
     try:
         choices = _decoder.decode(memoryview(item)[6:-2]).choices
-    except msgspec.DecodeError:  # ValidationError too
+    except (ValueError, RecursionError):  # msgspec's DecodeError and ValidationError, bad UTF-8, deep nesting
         return None
     if len(choices) != 1 or choices[0].index != 0:
         return None
