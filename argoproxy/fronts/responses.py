@@ -367,7 +367,7 @@ def response_object(ex: Exchange, resp_id: str, status: str, output: list[dict[s
     """The response object: every field both documents require, the request's settings echoed (the defaults the
     API reports for those it left out)."""
     obj: dict[str, Any] = (ex.echo or echoed(ex)).copy()
-    if ex.state is None:  # a stored response's id is its store's (echoed)
+    if obj["id"] is None:  # a stored response's id is its store's (echoed)
         obj["id"] = resp_id
     obj["status"] = status
     if status == "completed":
