@@ -56,11 +56,25 @@ def _bad(message: str, param: str) -> ProxyError:
 
 # ---------------------------------------------------------------------------------------------- request
 
+# The fields Anthropic's document types without null (it allows null for cache_control, container and
+# inference_geo alone): a null one is refused as the API refuses it, not read as the field left out.
+NOT_NULL = ("max_tokens", "messages", "metadata", "model", "output_config", "service_tier", "stop_sequences",
+            "stream", "system", "temperature", "thinking", "tool_choice", "tools", "top_k", "top_p")
+NOT_NULL_IN_COUNT = ("messages", "model", "output_config", "system", "thinking", "tool_choice", "tools")
+
+
+def refuse_nulls(body: dict[str, Any], count_only: bool) -> None:
+    for key in NOT_NULL_IN_COUNT if count_only else NOT_NULL:
+        if key in body and body[key] is None:
+            raise _bad("must not be null (leave the field out instead).", key)
+
+
 def request_to_chat(body: dict[str, Any], *, count_only: bool = False,
                     dropped: dict[str, None] | None = None) -> dict[str, Any]:
     """A Messages create (or count_tokens) request as a chat-completions request body (dropped: where the
     types of the tools left out are noted, in order)."""
     dropped = {} if dropped is None else dropped
+    refuse_nulls(body, count_only)
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _bad("Field required: a model name.", "model")
