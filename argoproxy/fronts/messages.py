@@ -23,7 +23,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, StreamState, bad_request, bearer, new_id,
                                     whole_answer)
 from argoproxy.fronts.fields import boolean, field, obj, string
-from argoproxy.fronts.messages_shapes import cache_control, client_tool
+from argoproxy.fronts.messages_shapes import cache_control, client_tool, tool_flags
 from argoproxy.fronts.model_entries import context_length
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.reservation import Spelled
@@ -334,6 +334,7 @@ def tools_to_chat(tools: Any, dropped: dict[str, None] | None = None) -> list[di
         if name is not None and not isinstance(name, str):
             raise _bad("must be a string.", f"tools.{i}.name")
         if kind not in (None, "custom"):
+            tool_flags(tool, f"tools.{i}", _bad)
             if dropped is not None:
                 dropped[kind] = None
             continue

@@ -39,6 +39,12 @@ def client_tool(tool: dict[str, Any], where: str, bad: Bad) -> None:
     list is left out, not refused (the API refuses it): a client newer than the vendored document keeps working."""
     if not TOOL_NAME.fullmatch(tool["name"]):
         raise bad("must be 1 to 128 letters, digits, underscores or hyphens.", f"{where}.name")
+    tool_flags(tool, where, bad)
+
+
+def tool_flags(tool: dict[str, Any], where: str, bad: Bad) -> None:
+    """The fields every tool of the document shares, client or Anthropic-defined (bash, text editor, web
+    search...): checked on a tool the door leaves out too, since the API would refuse the request."""
     for key in ("strict", "defer_loading"):
         if key in tool and not isinstance(tool[key], bool):
             raise bad("must be a boolean.", f"{where}.{key}")

@@ -373,3 +373,19 @@ def test_the_nulls_the_document_allows_are_taken():
     assert request_to_chat(body)["messages"] == [{"role": "user", "content": "hi"}]
     counted = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": None}
     assert request_to_chat(counted, count_only=True)["model"] == "m"  # count_tokens has no max_tokens to type
+
+
+@pytest.mark.parametrize("flag,value,param", [("strict", "yes", "strict"), ("defer_loading", 1, "defer_loading"),
+                                              ("cache_control", {"type": 1}, "cache_control.type"),
+                                              ("allowed_callers", [5], "allowed_callers"),
+                                              ("input_examples", "x", "input_examples")])
+def test_an_anthropic_defined_tools_shared_fields_are_checked_though_it_is_left_out(flag, value, param):
+    """A server tool (bash, web search...) has no chat form and is left out, but its fields shared with client
+    tools are the document's like theirs: a wrong one was passed over (the conformance bench's largest group)."""
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "bash_20250124", "name": "bash", flag: value}]}
+    with pytest.raises(ProxyError) as err:
+        request_to_chat(body)
+    assert err.value.message.startswith(f"tools.0.{param}:")
+    body["tools"][0].pop(flag)
+    assert "tools" not in request_to_chat(body)  # well formed: left out, as before
