@@ -182,11 +182,11 @@ class FakeSlots:
             event = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
                      "model": body.get("model", "fake"),
                      "choices": [{"index": 0, "delta": delta, "finish_reason": None if i < tokens else "stop"}]}
-            _chunk(h, b"data: " + json.dumps(event).encode() + b"\n\n")
+            write_chunk(h, b"data: " + json.dumps(event).encode() + b"\n\n")
             if i < tokens:
                 time.sleep(self.per_token)
-        _chunk(h, b"data: [DONE]\n\n")
-        _chunk(h, b"")
+        write_chunk(h, b"data: [DONE]\n\n")
+        write_chunk(h, b"")
 
     @staticmethod
     def send(h: BaseHTTPRequestHandler, status: int, body: Any) -> None:
@@ -210,7 +210,8 @@ class FakeSlots:
         self.close()
 
 
-def _chunk(h: BaseHTTPRequestHandler, data: bytes) -> None:
+def write_chunk(h: BaseHTTPRequestHandler, data: bytes) -> None:
+    """One piece of a chunked answer (tests/real/relay.py writes its answers so too)."""
     h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
     h.wfile.flush()
 

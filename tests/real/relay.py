@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.fakes.fake_slots import write_chunk
+
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection",
               "host", "content-length"}
 
@@ -67,7 +69,7 @@ class CountingRelay:
             h.end_headers()
             while piece := answer.read1(65536):
                 if held:
-                    _chunk(h, held)
+                    write_chunk(h, held)
                 held = piece
         finally:
             upstream.close()  # a client that left ends the server's work too, as a closed connection does
@@ -75,8 +77,8 @@ class CountingRelay:
                 with self.lock:
                     self.inside -= 1
         if held:
-            _chunk(h, held)
-        _chunk(h, b"")
+            write_chunk(h, held)
+        write_chunk(h, b"")
 
     def close(self) -> None:
         self.server.shutdown()
@@ -87,8 +89,3 @@ class CountingRelay:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def _chunk(h: BaseHTTPRequestHandler, data: bytes) -> None:
-    h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-    h.wfile.flush()
