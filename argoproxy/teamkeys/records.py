@@ -105,8 +105,9 @@ def parse_priority(text: str, what: str = "--priority") -> int:
 def parse_budget(text: str) -> Budget:
     """TOKENS/PERIOD: 1000000/day, 50000/hour, 2000000/month, 1e6/week."""
     tokens, _, period = text.partition("/")
-    try:
-        count = int(float(tokens.replace("_", "")))
+    try:  # ASCII only: float() also reads other scripts' digits ("１０"); a fraction of a token is no count
+        number = float(tokens.replace("_", "")) if tokens.isascii() else 0.0
+        count = int(number) if number.is_integer() else 0
     except (ValueError, OverflowError):  # not a number; inf
         count = 0
     if not 1 <= count <= MAX_COUNT or period.lower() not in PERIODS:

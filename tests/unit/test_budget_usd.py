@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from argoproxy.prices.units import NANO
-from argoproxy.teamkeys.records import parse_budget_usd, parse_count, parse_priority
+from argoproxy.teamkeys.records import Budget, parse_budget, parse_budget_usd, parse_count, parse_priority
 
 
 @pytest.mark.parametrize("text,nanos,period", [("50/month", 50 * NANO, "month"), ("$2.5/day", 2_500_000_000, "day"),
@@ -58,3 +58,15 @@ def test_counts_are_ascii_digits_and_the_error_names_the_flag(text, what):
     parse = parse_priority if what == "--priority" else lambda t: parse_count(t, what)
     with pytest.raises(ValueError, match=f"^{what} must be a whole number from 1 to "):
         parse(text)
+
+
+@pytest.mark.parametrize("text, tokens, period", [("1000/day", 1000, "day"), ("1e6/week", 1_000_000, "week"),
+                                                   ("2_000_000/MONTH", 2_000_000, "month")])
+def test_a_token_budget_is_a_whole_count_a_period(text, tokens, period):
+    assert parse_budget(text) == Budget(tokens, period)
+
+
+@pytest.mark.parametrize("text", ["１０００/day", "1000.5/day", "1e999/day", "nan/day", "0/day", "1000/fortnight"])
+def test_a_token_budget_in_other_digits_or_a_fraction_says_the_form(text):
+    with pytest.raises(ValueError, match=r"--budget is TOKENS/PERIOD"):
+        parse_budget(text)
