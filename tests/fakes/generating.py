@@ -3,7 +3,8 @@ so in their usage: a budget's test reads what the upstream would really have gen
 
 - OpenAI-compatible chat and completions: each answer is as long as the largest length field a server honours
   (max_tokens; max_completion_tokens, which vLLM reads first; n_predict, which llama.cpp reads first), or
-  `unbounded` tokens when none is set (a model that talks until its context ends); n (or best_of) answers, and
+  `unbounded` tokens when none is set (a model that talks until its context ends) or n_predict is below 0
+  (llama.cpp's "no limit", which wins over max_tokens there); n (or best_of) answers, and
   each prompt of /v1/completions answered apart. Streams carry a usage chunk when asked (include_usage).
 - Ollama's /api/chat and /api/generate: options.num_predict when positive, else `unbounded` (Ollama shifts its
   context and goes on); NDJSON streams (or one object with stream false) ending with prompt_eval_count and
@@ -32,6 +33,8 @@ def generating(fallback: Callable[[str, str, bytes], Any], unbounded: int = 10_0
         if path.endswith(("/api/chat", "/api/generate")):
             return _ollama(path, req, unbounded, seconds)
         each = _largest(req, LIMITS) or unbounded
+        if _negative(req.get("n_predict")):  # llama.cpp reads n_predict first: below 0 it has no limit at all
+            each = max(each, unbounded)
         answers = _largest(req, MULTIPLIERS) or 1
         completions = path.endswith("/completions") and not path.endswith("/chat/completions")
         prompts = req.get("prompt")
@@ -53,6 +56,10 @@ def generating(fallback: Callable[[str, str, bytes], Any], unbounded: int = 10_0
         obj["usage"] = usage
         return Reply(obj, delay=seconds)
     return answer
+
+
+def _negative(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
 
 
 def _largest(req: dict[str, Any], fields: tuple[str, ...]) -> int | None:
