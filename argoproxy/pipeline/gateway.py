@@ -134,8 +134,8 @@ class Gateway:
                     c, front, b, args, keeper, supply))
             return self.front_call(call, front, body, args, supply=supply)
         plan = call.plan
-        if supply is not None and supplied(body, supply):
-            plan.touch(supply[0][0])
+        if supply is not None:
+            plan.touch(*supplied(body, supply))
         plan.body = body
         return self.dispatch(call)
 
@@ -629,8 +629,8 @@ class Gateway:
         served_allowed(self.settings.allowed_models, call)
         self.params(call, body)  # plan: LLM_PARAMS (no stream modes or think: the answer is not parsed)
         plan.body = body
-        if supply is not None and supplied(body, supply):
-            plan.touch(supply[0][0])
+        if supply is not None:
+            plan.touch(*supplied(body, supply))
         plan.client_stream = body.get("stream") is True and not count_only
         self.adapt(call, body, front.native_shape or CHAT, self.backend.front_model(front.name, plan.model),
                    supply_limit=not count_only)

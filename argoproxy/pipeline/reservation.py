@@ -208,7 +208,23 @@ def _answers(body: dict[str, Any], counted: int, reading: Reading, models: _Mode
     many, by = _largest(body, reading.multipliers)
     answers = min(times * (many or 1), MOST)
     named = ", ".join(w for w in (why_times, f"{by}={many}" if many and many > 1 else "") if w)
+    if "n_predict" in reading.limits and no_limit(body.get("n_predict")):
+        return _unlimited(counted, each, bound, answers, named, models, supply)
     return _worst(counted, each, bound, answers, named, models, supply)
+
+
+def _unlimited(counted: int, each: int | None, bound: str, answers: int, named: str, models: _Models,
+               supply: tuple[str, ...] | None) -> Worst:
+    """A negative n_predict: llama.cpp's server reads it before max_tokens and stops only at the end of its
+    context, so the answer is read as if no field bounded it (the model's bound, else the default) unless another
+    field is larger, and that most is always sent, n_predict included (`supplied`)."""
+    fallback, why, _ = models.unbounded(counted, supply)
+    if each is None or fallback > each:
+        each, bound = fallback, f"n_predict below 0 is no limit; {why}"
+    else:
+        bound = f"{bound}={each:,}"
+    worst = _described(counted, each, bound, answers, named, None)
+    return worst if supply is None else Worst(worst.input, worst.output, worst.why, (supply, each))
 
 
 def _worst(counted: int, each: int | None, bound: str, answers: int, named: str, models: _Models,
@@ -218,6 +234,11 @@ def _worst(counted: int, each: int | None, bound: str, answers: int, named: str,
         each, bound, extra = models.unbounded(counted, supply)
     else:
         bound = f"{bound}={each:,}"
+    return _described(counted, each, bound, answers, named, extra)
+
+
+def _described(counted: int, each: int, bound: str, answers: int, named: str,
+               extra: tuple[tuple[str, ...], int] | None) -> Worst:
     output = min(each * answers, MOST)
     if answers > 1:
         why = f"{answers:,} answers ({named}) of up to {each:,} tokens ({bound})"
@@ -294,6 +315,11 @@ def shape_of(path: str) -> str:
 
 
 # ---------------------------------------------------------------- fields
+def no_limit(value: Any) -> bool:
+    """llama.cpp's n_predict for no limit at all: -1, or any negative number."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value < 0
+
+
 def _count(value: Any) -> TypeGuard[float]:
     """A positive count as a server reads one: an int, or a whole float (JSON's 100.0)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -361,9 +387,19 @@ def _strings(body: dict[str, Any]) -> list[str]:
     return found
 
 
-def supplied(body: dict[str, Any], supply: tuple[tuple[str, ...], int]) -> bool:
-    """Set the limit the proxy sends where a body sets none (`supply`: its path and tokens); True when set."""
+def supplied(body: dict[str, Any], supply: tuple[tuple[str, ...], int]) -> tuple[str, ...]:
+    """Set the limit the proxy sends where a body sets none (`supply`: its path and tokens); the top-level members
+    it changed (none: nothing set). A negative n_predict beside max_tokens takes the limit too: llama.cpp's
+    server reads n_predict first, and a negative one there is no limit at all."""
     path, tokens = supply
+    changed: tuple[str, ...] = (path[0],) if _set_limit(body, path, tokens) else ()
+    if path == ("max_tokens",) and no_limit(body.get("n_predict")):
+        body["n_predict"] = tokens
+        changed += ("n_predict",)
+    return changed
+
+
+def _set_limit(body: dict[str, Any], path: tuple[str, ...], tokens: int) -> bool:
     holder = body
     for name in path[:-1]:
         inner = holder.get(name)

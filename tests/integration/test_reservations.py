@@ -171,6 +171,26 @@ def test_sixty_parallel_requests_of_every_shape_spend_at_most_the_budget(store):
                 assert 0 < spent <= BUDGET * 1.05, (name, spent)
 
 
+def test_a_negative_n_predict_cannot_walk_around_the_budget(store):
+    """llama.cpp's server reads n_predict before max_tokens, and -1 is no limit: 60 streams of max_tokens 1 beside
+    n_predict -1 reserved 1 token each and went on to the end of the context (60 of 60 admitted, 600,060 tokens
+    of a 10,000 budget). Now each reserves the default 4,096 and the proxy sends it as n_predict too."""
+    with FakeOpenAI() as fake:
+        fake.default_answer = generating(fake.default_answer)
+        with store.proxies(fake, TARGET_BASE_URL=fake.root_url) as bases:
+            for i, (path, extra) in enumerate([(CHAT, {"stream": True}), ("/v1/completions", {"prompt": "hi"})]):
+                key = store.create(f"unlimited-{i}", "--budget", f"{BUDGET}/day")
+                statuses = at_once(bases, key, 60, path, shaped(path, {"max_tokens": 1, "n_predict": -1, **extra}))
+                admitted = statuses.count(200)
+                assert set(statuses) <= {200, 429} and admitted >= 1, (path, statuses)
+                assert poll(lambda: store.usage(f"unlimited-{i}")[0] == admitted, timeout=30), path
+                spent = store.usage(f"unlimited-{i}")[1]
+                print(f"{store.kind}, {path}, n_predict -1: {admitted} of 60 admitted, {spent} tokens")
+                assert 0 < spent <= BUDGET * 1.05, (path, spent)
+            sent = [r.json() for r in fake.received if r.method == "POST"]
+            assert sent and all(b["n_predict"] == 4096 for b in sent)
+
+
 @pytest.mark.parametrize("limit", ["--budget=1000/day", "--tpm=1000", "--budget=10000/day"])
 def test_sixty_parallel_streams_spend_at_most_the_budget(store, limit):
     with FakeOpenAI() as fake:

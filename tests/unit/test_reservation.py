@@ -105,6 +105,33 @@ def test_no_field_reserves_the_models_context_less_its_input():
     assert "context of 32,768" in worst.why
 
 
+@pytest.mark.parametrize("n_predict", [-1, -2, -1.0])
+def test_a_negative_n_predict_is_no_limit_and_takes_the_limit_sent(n_predict):
+    """llama.cpp's server reads n_predict before max_tokens, and below 0 it generates until its context ends:
+    max_tokens 1 beside n_predict -1 reserved 1 and sent the -1 on (60 at once spent 60x a budget)."""
+    worst = worst_case("chat", chat(max_tokens=1, n_predict=n_predict))
+    assert worst.output == DEFAULT_ANSWER_TOKENS and worst.supply == (("max_tokens",), DEFAULT_ANSWER_TOKENS)
+    assert "n_predict below 0 is no limit" in worst.why
+    body = chat(max_tokens=1, n_predict=n_predict)
+    assert supplied(body, worst.supply) == ("n_predict",)
+    assert body["n_predict"] == DEFAULT_ANSWER_TOKENS and body["max_tokens"] == 1  # vLLM still reads its 1
+    alone = chat(n_predict=n_predict)
+    assert supplied(alone, worst_case("chat", alone).supply) == ("max_tokens", "n_predict")
+    assert alone["max_tokens"] == alone["n_predict"] == DEFAULT_ANSWER_TOKENS
+
+
+def test_beside_a_negative_n_predict_a_larger_field_or_the_models_bound_counts():
+    larger = chat(max_tokens=9000, n_predict=-1, n=2)
+    worst = worst_case("chat", larger)
+    assert worst.output == 18000 and worst.supply == (("max_tokens",), 9000)
+    assert supplied(larger, worst.supply) == ("n_predict",) and larger["n_predict"] == 9000
+    worst = worst_case("chat", chat(n_predict=-1), bounds=Known(context=32768))
+    assert worst.output == 32768 - worst.input and worst.supply == (("max_tokens",), worst.output)
+    prompts = {"model": "m", "prompt": ["one", "two"], "max_tokens": 5, "n_predict": -1}
+    assert output("completions", prompts) == 2 * DEFAULT_ANSWER_TOKENS
+    assert output("chat", chat(max_tokens=10, n_predict=-1), DASHSCOPE) == 10  # DashScope sends no n_predict
+
+
 # ---------------------------------------------------------------- completions and embeddings
 def test_each_prompt_of_a_completions_request_is_answered_apart():
     body = {"model": "m", "prompt": ["one two"] * 100, "max_tokens": 10}
