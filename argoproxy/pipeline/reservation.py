@@ -218,9 +218,9 @@ def _unlimited(counted: int, each: int | None, bound: str, answers: int, named: 
     """A negative n_predict: llama.cpp's server reads it before max_tokens and stops only at the end of its
     context, so the answer is read as if no field bounded it (the model's bound, else the default) unless another
     field is larger, and that most is always sent, n_predict included (`supplied`)."""
-    fallback, why, _ = models.unbounded(counted, supply)
+    fallback, why, sent = models.unbounded(counted, supply)
     if each is None or fallback > each:
-        each, bound = fallback, f"n_predict below 0 is no limit; {why}"
+        each, bound = fallback, "n_predict below 0 is no limit: " + ("the proxy sends n_predict" if sent else why)
     else:
         bound = f"{bound}={each:,}"
     worst = _described(counted, each, bound, answers, named, None)

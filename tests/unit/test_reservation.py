@@ -111,7 +111,7 @@ def test_a_negative_n_predict_is_no_limit_and_takes_the_limit_sent(n_predict):
     max_tokens 1 beside n_predict -1 reserved 1 and sent the -1 on (60 at once spent 60x a budget)."""
     worst = worst_case("chat", chat(max_tokens=1, n_predict=n_predict))
     assert worst.output == DEFAULT_ANSWER_TOKENS and worst.supply == (("max_tokens",), DEFAULT_ANSWER_TOKENS)
-    assert "n_predict below 0 is no limit" in worst.why
+    assert "(n_predict below 0 is no limit: the proxy sends n_predict)" in worst.why
     body = chat(max_tokens=1, n_predict=n_predict)
     assert supplied(body, worst.supply) == ("n_predict",)
     assert body["n_predict"] == DEFAULT_ANSWER_TOKENS and body["max_tokens"] == 1  # vLLM still reads its 1
@@ -127,6 +127,7 @@ def test_beside_a_negative_n_predict_a_larger_field_or_the_models_bound_counts()
     assert supplied(larger, worst.supply) == ("n_predict",) and larger["n_predict"] == 9000
     worst = worst_case("chat", chat(n_predict=-1), bounds=Known(context=32768))
     assert worst.output == 32768 - worst.input and worst.supply == (("max_tokens",), worst.output)
+    assert "no limit: the model's context of 32,768" in worst.why
     prompts = {"model": "m", "prompt": ["one", "two"], "max_tokens": 5, "n_predict": -1}
     assert output("completions", prompts) == 2 * DEFAULT_ANSWER_TOKENS
     assert output("chat", chat(max_tokens=10, n_predict=-1), DASHSCOPE) == 10  # DashScope sends no n_predict
