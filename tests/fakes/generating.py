@@ -7,8 +7,9 @@ so in their usage: a budget's test reads what the upstream would really have gen
   (llama.cpp's "no limit", which wins over max_tokens there); n (or best_of) answers, and
   each prompt of /v1/completions answered apart. Streams carry a usage chunk when asked (include_usage).
 - Ollama's /api/chat and /api/generate: options.num_predict when positive, else `unbounded` (Ollama shifts its
-  context and goes on); NDJSON streams (or one object with stream false) ending with prompt_eval_count and
-  eval_count, as Ollama writes them.
+  context and goes on), its members read as Go reads them (`Options` is `options`, the last one winning);
+  NDJSON streams (or one object with stream false) ending with prompt_eval_count and eval_count, as Ollama
+  writes them.
 Each answer takes about `seconds`, so answers started together overlap."""
 
 from __future__ import annotations
@@ -67,7 +68,20 @@ def _largest(req: dict[str, Any], fields: tuple[str, ...]) -> int | None:
     return max(found) if found else None
 
 
+def _as_go_reads(req: dict[str, Any]) -> dict[str, Any]:
+    """Ollama's request as Go's encoding/json reads it: a member matched to its field without regard to case, the
+    last one winning, an object merged into the map an earlier one made (`Options` after `options`)."""
+    read: dict[str, Any] = {}
+    for key, value in req.items():
+        name = key.casefold()
+        if isinstance(value, dict) and isinstance(read.get(name), dict):
+            value = {**read[name], **value}
+        read[name] = value
+    return read
+
+
 def _ollama(path: str, req: dict[str, Any], unbounded: int, seconds: float) -> Reply | Stream:
+    req = _as_go_reads(req)
     options = req.get("options") if isinstance(req.get("options"), dict) else {}
     predict = options.get("num_predict")
     generated = predict if isinstance(predict, int) and predict > 0 else unbounded
