@@ -14,6 +14,7 @@ behind it run without Flask (tests/unit/test_gateway.py drives it in-process).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -310,7 +311,7 @@ class Door:
                 fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url,
                                        self.backend.upstream_headers(call), call.plan.query)
                 return "batch", ((self.shape_for(url), line) for url, line in self.batches.requests(call, fetch))
-            return self.shape_for(call.plan.path), forwarded_body(call)
+            return self.shape_for(call.plan.path), forwarded_body(call, strict=True)
         return Asked(read, self.backend.reading, self.gateway)
 
     def shape_for(self, path: str) -> Any:
@@ -576,16 +577,26 @@ class Edge:
 
 
 
-def forwarded_body(call: Call) -> dict[str, Any] | None:
-    """A forwarded request's body when it is a JSON object (what its reservation and usage estimate read)."""
+def forwarded_body(call: Call, strict: bool = False) -> dict[str, Any] | None:
+    """A forwarded request's body when it is a JSON object (what its reservation and usage estimate read), after
+    any white space the upstream's parser skips too. `strict`, for its reservation: read as the API routes read
+    one, a key given twice or in two cases refused (Ollama's Go parser takes `Options` for `options`)."""
     raw = call.plan.raw_body
-    if not raw or raw[:64].lstrip()[:1] != b"{":
+    first = _FIRST_BYTE.search(raw) if raw else None
+    if first is None or first.group() != b"{":
         return None
     try:
-        body = loads(raw)
+        body = parse_object(raw) if strict else loads(raw)
+    except ProxyError as exc:
+        if exc.code == "duplicate_key":
+            raise
+        return None  # not JSON after all: reserved as a body the proxy does not read
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
+
+
+_FIRST_BYTE = re.compile(rb"[^ \t\r\n]")  # after JSON's white space, which every parser skips before a value
 
 
 def model_not_found(model: str | None) -> ProxyError:

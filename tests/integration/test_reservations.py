@@ -98,17 +98,17 @@ def stream(base: str, key: str, **extra) -> int:
     return send(base, key, "/v1/chat/completions", {"model": "gpt-4o", "messages": MSG, "stream": True, **extra})
 
 
-def send(base: str, key: str, path: str, body: dict) -> int:
-    """One request, its answer read to the end: its status."""
-    with requests.post(base + path, headers={"Authorization": f"Bearer {key}"}, stream=True, json=body,
-                       timeout=60) as r:
+def send(base: str, key: str, path: str, body: dict | str) -> int:
+    """One request (a text: its bytes as written), its answer read to the end: its status."""
+    with requests.post(base + path, headers={"Authorization": f"Bearer {key}"}, stream=True, timeout=60,
+                       **({"data": body} if isinstance(body, str) else {"json": body})) as r:
         body = b"".join(r.iter_content(None))
         if r.status_code not in (200, 429):  # shown with a failure: which part of the proxy said so
             print(f"{path}: {r.status_code} {body[:500]!r}")
         return r.status_code
 
 
-def at_once(bases: list[str], key: str, n: int, path: str = "/v1/chat/completions", body: dict | None = None,
+def at_once(bases: list[str], key: str, n: int, path: str = "/v1/chat/completions", body: dict | str | None = None,
             **extra) -> list[int]:
     """`n` requests started together, spread over the instances: their statuses."""
     body = body if body is not None else {"model": "gpt-4o", "messages": MSG, "stream": True, **extra}
@@ -189,6 +189,44 @@ def test_a_negative_n_predict_cannot_walk_around_the_budget(store):
                 assert 0 < spent <= BUDGET * 1.05, (path, spent)
             sent = [r.json() for r in fake.received if r.method == "POST"]
             assert sent and all(b["n_predict"] == 4096 for b in sent)
+
+
+@pytest.fixture
+def ollama_relayed(tmp_path):
+    """A proxy relaying Ollama's API (FRONTS_PASSTHROUGH=ollama) to a fake that reads it as Ollama does, on
+    SQLite: (the store, the fake, the proxy's URL)."""
+    store = Store("sqlite", tmp_path)
+    with FakeOpenAI() as fake:
+        fake.default_answer = generating(fake.default_answer)
+        with store.proxies(fake, FRONTS_PASSTHROUGH="ollama", TARGET_BASE_URL=fake.root_url) as (base,):
+            yield store, fake, base
+
+
+def test_a_relayed_body_after_white_space_is_read(ollama_relayed):
+    """Go's JSON parser, as every other, skips white space before the body: 60 bodies after 100 spaces were read as
+    no JSON (4,096 reserved and no limit sent: 20,002 tokens of a 10,000 budget)."""
+    store, fake, base = ollama_relayed
+    key = store.create("spaced", "--budget", f"{BUDGET}/day")
+    statuses = at_once([base], key, 60, "/api/generate",
+                       " " * 100 + json.dumps({"model": "gpt-4o", "prompt": "hi", "stream": False}))
+    admitted = statuses.count(200)
+    assert set(statuses) <= {200, 429} and admitted >= 1, statuses
+    assert poll(lambda: store.usage("spaced")[0] == admitted, timeout=30)
+    assert 0 < store.usage("spaced")[1] <= BUDGET * 1.05
+    sent = [json.loads(r.body) for r in fake.received if r.path.endswith("/api/generate")]
+    assert sent and all(b["options"]["num_predict"] == 4096 for b in sent)
+
+
+def test_a_relayed_body_with_a_member_in_two_cases_is_refused(ollama_relayed):
+    """Go's JSON parser takes `Options` for `options`, the last one winning: `options` with num_predict 10 then
+    `Options` with 9,000 reserved 10 tokens and was sent on (60 of 60 admitted, Ollama generating 9,000 each)."""
+    store, fake, base = ollama_relayed
+    key = store.create("cased", "--budget", f"{BUDGET}/day")
+    r = requests.post(base + "/api/generate", headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                      data=json.dumps({"model": "gpt-4o", "prompt": "hi", "options": {"num_predict": 10},
+                                       "Options": {"num_predict": 9000}}))
+    assert r.status_code == 400 and "`options` more than once" in r.json()["error"], r.text
+    assert not [r for r in fake.received if r.path.endswith("/api/generate")]
 
 
 @pytest.mark.parametrize("limit", ["--budget=1000/day", "--tpm=1000", "--budget=10000/day"])
