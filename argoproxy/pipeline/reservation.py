@@ -148,7 +148,7 @@ def worst_case(shape: "str | Spelled", body: Any, reading: Reading = OPENAI, bou
     if shape == "batch":
         return batch_worst(body, reading, bounds)
     if shape == "read":
-        return Worst(0, 0, "nothing answered (a read)")
+        return Worst(0, 0, "nothing answered (a read, an upload or a cancel)")
     if not isinstance(body, dict):
         return Worst(0, DEFAULT_ANSWER_TOKENS, f"up to {DEFAULT_ANSWER_TOKENS:,} answered (a body the proxy does "
                                                "not read)")
@@ -302,6 +302,13 @@ PATH_SHAPES = {"chat/completions": "chat", "completions": "completions", "comple
                "infill": "completions", "embeddings": "embeddings"}
 
 
+# POSTs that store or stop and generate nothing: an upload (a batch file's lines are reserved when the batch is
+# made of it), Ollama's blob, a cancel. Only these: a path an operator adds to MODEL_FREE_PATHS may still make the
+# upstream's default model generate.
+STORED_NOT_GENERATED = ("files", "uploads")
+STORED_NOT_GENERATED_UNDER = ("uploads/", "api/blobs/")
+
+
 def shape_of(path: str) -> str:
     """The shape of a body sent to `path` ("v1/chat/completions", "/api/chat", an Azure OpenAI path...)."""
     lowered = path.strip("/").lower()
@@ -311,6 +318,9 @@ def shape_of(path: str) -> str:
             break
     if lowered.startswith("deployments/") and lowered.count("/") >= 2:  # Azure OpenAI's, after openai/
         lowered = lowered.split("/", 2)[2]
+    if lowered in STORED_NOT_GENERATED or lowered.startswith(STORED_NOT_GENERATED_UNDER) or \
+            lowered.endswith("/cancel"):
+        return "read"
     return PATH_SHAPES.get(lowered, "forwarded")
 
 

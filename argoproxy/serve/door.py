@@ -311,7 +311,8 @@ class Door:
                 fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url,
                                        self.backend.upstream_headers(call), call.plan.query)
                 return "batch", ((self.shape_for(url), line) for url, line in self.batches.requests(call, fetch))
-            return self.shape_for(call.plan.path), forwarded_body(call, strict=True)
+            shape = self.shape_for(call.plan.path)
+            return (shape, None) if shape == "read" else (shape, forwarded_body(call, strict=True))
         return Asked(read, self.backend.reading, self.gateway)
 
     def shape_for(self, path: str) -> Any:

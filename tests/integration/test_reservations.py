@@ -18,6 +18,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+import openai
 import pytest
 import requests
 
@@ -265,6 +266,25 @@ def test_a_request_larger_than_the_whole_budget_is_refused_before_it_is_sent(tmp
             assert m.status_code == 429 and m.json()["error"]["type"] == "rate_limit_error"
             assert "max_tokens=5,000" in m.json()["error"]["message"]
             assert not fake.received
+
+
+def test_an_upload_or_a_cancel_reserves_nothing_and_the_batch_reserves_its_lines(tmp_path):
+    """An upload generates nothing: it reserved the 4,096-token default of a body the proxy does not read, so a
+    key whose budget is smaller could never upload a batch's file. The batch made of it reserves its lines."""
+    store = Store("sqlite", tmp_path)
+    with FakeOpenAI() as fake, store.proxies(fake) as (base,):
+        key = store.create("small", "--budget", "1000/day")
+        client = openai_sdk_at(base, key)
+        line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+                "body": {"model": "gpt-4o", "messages": MSG, "max_tokens": 100}}
+        small = client.files.create(file=("b.jsonl", json.dumps(line).encode() + b"\n"), purpose="batch")
+        made = client.batches.create(input_file_id=small.id, endpoint="/v1/chat/completions",
+                                     completion_window="24h")
+        client.batches.cancel(made.id)
+        large = dict(line, body=dict(line["body"], max_tokens=5000))
+        big = client.files.create(file=("c.jsonl", json.dumps(large).encode() + b"\n"), purpose="batch")
+        with pytest.raises(openai.RateLimitError, match="budget"):
+            client.batches.create(input_file_id=big.id, endpoint="/v1/chat/completions", completion_window="24h")
 
 
 def test_max_parallel_caps_requests_in_flight_and_every_ending_gives_the_slot_back(store):

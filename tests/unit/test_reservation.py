@@ -221,7 +221,10 @@ def test_a_batch_reserves_every_request_in_it():
 @pytest.mark.parametrize("path,shape", [("v1/chat/completions", "chat"), ("/v1/completions", "completions"),
                                         ("completion", "completions"), ("infill", "completions"),
                                         ("openai/deployments/gpt/chat/completions", "chat"),
-                                        ("v1/embeddings", "embeddings"), ("v1/images/generations", "forwarded")])
+                                        ("v1/embeddings", "embeddings"), ("v1/images/generations", "forwarded"),
+                                        ("v1/files", "read"), ("/v1/uploads", "read"), ("v1/uploads/u1/parts", "read"),
+                                        ("v1/batches/b1/cancel", "read"), ("api/blobs/sha256:ab", "read"),
+                                        ("v1/filesystem", "forwarded"), ("v1/batches", "forwarded")])
 def test_the_shape_a_path_says(path, shape):
     assert shape_of(path) == shape
 
