@@ -69,3 +69,90 @@ def obj(holder: Mapping[str, Any], key: str, param: str, bad: Bad, required: boo
 def array(holder: Mapping[str, Any], key: str, param: str, bad: Bad, required: bool = False) -> list[Any] | None:
     value: list[Any] | None = field(holder, key, "an array", param, bad, required)
     return value
+
+
+# ------------------------------------------------------------------ rules: fields a door checks and leaves out
+
+# A rule checks one field's value as its API's document gives it, and raises the door's 400 naming the field
+# (or the part of it) that is wrong. Doors hold the fields they take but do not translate to rules, so that a
+# request the document refuses is refused rather than passed on with the part dropped.
+Rule = Callable[[Any, str, Bad], None]
+
+
+def kind(name: str) -> Rule:
+    """A value of one JSON kind ("a string", "a boolean"...)."""
+    def rule(value: Any, param: str, bad: Bad) -> None:
+        if not has_kind(value, name):
+            raise bad(f"must be {name}, not {json_type(value)}.", param)
+    return rule
+
+
+def integer(minimum: int | None = None) -> Rule:
+    def rule(value: Any, param: str, bad: Bad) -> None:
+        kind("an integer")(value, param, bad)
+        if minimum is not None and value < minimum:
+            raise bad(f"must be an integer of at least {minimum}.", param)
+    return rule
+
+
+def text(shortest: int = 0, longest: int | None = None) -> Rule:
+    """A string of shortest to longest characters."""
+    def rule(value: Any, param: str, bad: Bad) -> None:
+        kind("a string")(value, param, bad)
+        if len(value) < shortest or (longest is not None and len(value) > longest):
+            size = f"{shortest} to {longest}" if longest is not None else f"at least {shortest}"
+            raise bad(f"must be a string of {size} characters.", param)
+    return rule
+
+
+def one_of(*values: str) -> Rule:
+    def rule(value: Any, param: str, bad: Bad) -> None:
+        if not isinstance(value, str) or value not in values:
+            raise bad(f"must be one of {', '.join(values)}.", param)
+    return rule
+
+
+def or_null(inner: Rule) -> Rule:
+    def rule(value: Any, param: str, bad: Bad) -> None:
+        if value is not None:
+            inner(value, param, bad)
+    return rule
+
+
+def list_of(item: Rule, index: str = ".{}") -> Rule:
+    """A list whose every item follows `item` (index: how the door writes an item's place after the list's)."""
+    def rule(value: Any, param: str, bad: Bad) -> None:
+        kind("an array")(value, param, bad)
+        for i, each in enumerate(value):
+            item(each, param + index.format(i), bad)
+    return rule
+
+
+def fields_of(rules: Mapping[str, Rule], required: tuple[str, ...] = ()) -> Rule:
+    """An object whose fields named in `rules` follow them (those `required` present); other fields are not
+    looked at (the door leaves them out)."""
+    def rule(value: Any, param: str, bad: Bad) -> None:
+        kind("an object")(value, param, bad)
+        checked(value, rules, param, bad, required)
+    return rule
+
+
+def checked(holder: Mapping[str, Any], rules: Mapping[str, Rule], where: str, bad: Bad,
+            required: tuple[str, ...] = ()) -> None:
+    """The fields of `holder` named in `rules`, each checked when present; those `required` must be."""
+    for key in required:
+        if key not in holder:
+            raise bad("Field required.", f"{where}.{key}")
+    for key, rule in rules.items():
+        if key in holder:
+            rule(holder[key], f"{where}.{key}", bad)
+
+
+def by_type(kinds: Mapping[str, Rule]) -> Rule:
+    """An object whose `type` picks its rule among `kinds`."""
+    def rule(value: Any, param: str, bad: Bad) -> None:
+        kind("an object")(value, param, bad)
+        if not isinstance(value.get("type"), str) or value["type"] not in kinds:
+            raise bad(f"must be one of {', '.join(kinds)}.", f"{param}.type")
+        kinds[value["type"]](value, param, bad)
+    return rule

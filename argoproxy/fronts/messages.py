@@ -1,8 +1,8 @@
 """The Anthropic Messages API front door (POST /v1/messages, /v1/messages/count_tokens): request -> chat
 completions, and a chat.completion (or its chunks) -> a `message` object (or the Messages stream events).
 
-Fields a chat upstream cannot use (cache_control, context_management, anthropic-beta...) are accepted and
-dropped (the shapes of cache_control and of a client tool's flags checked first: messages_shapes.py). Thinking
+Fields a chat upstream cannot use (cache_control, citations, server tools, context_management, anthropic-beta...)
+are accepted and dropped, the shapes the API's document gives them checked first (messages_shapes.py). Thinking
 blocks in the history are accepted and dropped: chat servers differ on taking reasoning back
 (OpenAI's API refuses a message field it does not know, DeepSeek's reasoner a reasoning_content in its input).
 Reasoning in answers becomes `thinking` blocks only when the
@@ -22,8 +22,8 @@ from typing import Any, Iterable, Iterator, Mapping
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, StreamState, bad_request, bearer, new_id,
                                     whole_answer)
-from argoproxy.fronts.fields import boolean, field, obj, string
-from argoproxy.fronts.messages_shapes import cache_control, client_tool, tool_flags
+from argoproxy.fronts.fields import boolean, checked, field, obj, string
+from argoproxy.fronts.messages_shapes import DOCUMENT_BLOCK, cache_control, client_tool, server_tool, text_fields
 from argoproxy.fronts.model_entries import context_length
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.reservation import Spelled
@@ -156,7 +156,7 @@ def system_text(system: Any) -> str:
     for j, block in enumerate(system):
         if not isinstance(block, dict) or block.get("type") != "text":
             raise _bad("system blocks must be text blocks.", f"system.{j}")
-        cache_control(block, f"system.{j}", _bad)
+        text_fields(block, f"system.{j}", _bad)
         texts.append(string(block, "text", f"system.{j}.text", _bad, required=True))
     return "\n\n".join(t for t in texts if t)
 
@@ -205,9 +205,10 @@ def assistant_to_chat(content: list[Any], param: str) -> dict[str, Any]:
     for j, block in enumerate(content):
         where = f"{param}.content.{j}"
         kind = block.get("type") if isinstance(block, dict) else None
-        if kind in ("text", "tool_use"):
+        if kind == "tool_use":
             cache_control(block, where, _bad)
         if kind == "text":
+            text_fields(block, where, _bad)
             texts.append(string(block, "text", f"{where}.text", _bad, required=True) or "")
         elif kind == "tool_use":
             string(block, "id", f"{where}.id", _bad, required=True)
@@ -230,9 +231,10 @@ def assistant_to_chat(content: list[Any], param: str) -> dict[str, Any]:
 def block_to_part(block: Any, where: str) -> dict[str, Any]:
     """A user content block as a chat content part."""
     kind = block.get("type") if isinstance(block, dict) else None
-    if kind in ("text", "image", "document"):
+    if kind in ("image", "document"):
         cache_control(block, where, _bad)
     if kind == "text":
+        text_fields(block, where, _bad)
         if not isinstance(block.get("text"), str):
             raise _bad("text blocks need a text string.", f"{where}.text")
         return {"type": "text", "text": block["text"]}
@@ -262,6 +264,7 @@ def document_part(block: dict[str, Any], where: str) -> dict[str, Any]:
     """A document block: text sources as text, PDFs (base64) as a chat `file` part."""
     given = block.get("source")
     source: dict[str, Any] = given if isinstance(given, dict) else {}
+    checked(block, DOCUMENT_BLOCK, where, _bad)  # citations, context: left out (a chat upstream cites nothing)
     title = string(block, "title", f"{where}.title", _bad)
     kind = source.get("type")
     if kind == "text" and isinstance(source.get("data"), str):
@@ -288,6 +291,7 @@ def document_content(content: Any, where: str) -> str:
     for k, block in enumerate(content):
         if not isinstance(block, dict) or block.get("type") != "text":
             raise _bad("content documents take text blocks only through a chat-completions backend.", f"{where}.{k}")
+        text_fields(block, f"{where}.{k}", _bad)
         texts.append(string(block, "text", f"{where}.{k}.text", _bad, required=True) or "")
     return "".join(texts)
 
@@ -334,7 +338,7 @@ def tools_to_chat(tools: Any, dropped: dict[str, None] | None = None) -> list[di
         if name is not None and not isinstance(name, str):
             raise _bad("must be a string.", f"tools.{i}.name")
         if kind not in (None, "custom"):
-            tool_flags(tool, f"tools.{i}", _bad)
+            server_tool(tool, f"tools.{i}", _bad)
             if dropped is not None:
                 dropped[kind] = None
             continue

@@ -1,7 +1,8 @@
 """The shapes of what the Messages door accepts and leaves out (prompt caching's `cache_control`, a client tool's
-flags), checked as Anthropic's API checks them: a request its document refuses is a 400 here too, naming the
-field, rather than one passed on with the wrong part silently dropped. What the door translates is checked where
-it is translated (messages.py)."""
+flags, Anthropic-defined tools, citations), checked as Anthropic's API document gives them: a request it refuses
+is a 400 here too, naming the field, rather than one passed on with the wrong part silently dropped. What the
+door translates is checked where it is translated (messages.py). A field the document does not list is not
+looked at (left out, not refused): a client newer than the vendored document keeps working."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 from typing import Any, Callable
 
 from argoproxy.errors import ProxyError
+from argoproxy.fronts.fields import Rule, by_type, checked, fields_of, integer, kind, list_of, one_of, or_null, text
 
 Bad = Callable[[str, str], ProxyError]
 
@@ -34,6 +36,65 @@ def cache_control(holder: dict[str, Any], where: str, bad: Bad) -> None:
         raise bad(f"Extra inputs are not permitted: {', '.join(map(str, extra))}.", f"{param}.{extra[0]}")
 
 
+# A citation a text block carries back (as an answer gave it), by its `type`: every field is required.
+_CITED = {"cited_text": kind("a string")}
+_IN_DOCUMENT = {**_CITED, "document_index": integer(0), "document_title": or_null(text(1, 255))}
+CITATIONS = by_type({
+    "char_location": fields_of({**_IN_DOCUMENT, "start_char_index": integer(0), "end_char_index": integer()},
+                               ("cited_text", "document_index", "document_title", "start_char_index",
+                                "end_char_index")),
+    "page_location": fields_of({**_IN_DOCUMENT, "start_page_number": integer(1), "end_page_number": integer()},
+                               ("cited_text", "document_index", "document_title", "start_page_number",
+                                "end_page_number")),
+    "content_block_location": fields_of({**_IN_DOCUMENT, "start_block_index": integer(0),
+                                         "end_block_index": integer()},
+                                        ("cited_text", "document_index", "document_title", "start_block_index",
+                                         "end_block_index")),
+    "web_search_result_location": fields_of({**_CITED, "encrypted_index": kind("a string"),
+                                             "title": or_null(text(1, 512)), "url": text(1, 2048)},
+                                            ("cited_text", "encrypted_index", "title", "url")),
+    "search_result_location": fields_of({**_CITED, "search_result_index": integer(0), "source": kind("a string"),
+                                         "title": or_null(kind("a string")), "start_block_index": integer(0),
+                                         "end_block_index": integer()},
+                                        ("cited_text", "search_result_index", "source", "title",
+                                         "start_block_index", "end_block_index")),
+})
+# `citations` of a document (or of web fetch's results): whether the answer may cite it.
+CITATIONS_CONFIG = or_null(fields_of({"enabled": kind("a boolean")}))
+TEXT_BLOCK = {"citations": or_null(list_of(CITATIONS))}
+DOCUMENT_BLOCK = {"citations": CITATIONS_CONFIG, "title": or_null(text(1, 500)), "context": or_null(text(1))}
+
+# Anthropic-defined tools the document lists, by `type`: the name each must have, and its own fields (besides
+# those every tool shares, tool_flags). A chat upstream runs none of them (they are left out); a type the
+# document does not list is left out unchecked.
+_DOMAINS = or_null(list_of(kind("a string")))
+_WEB_SEARCH = {"max_uses": or_null(integer(1)), "allowed_domains": _DOMAINS, "blocked_domains": _DOMAINS,
+               "user_location": or_null(fields_of({"type": one_of("approximate"), "city": or_null(text(1, 255)),
+                                                   "region": or_null(text(1, 255)), "country": or_null(text(2, 2)),
+                                                   "timezone": or_null(text(1, 255))}, ("type",)))}
+_WEB_FETCH = {"max_uses": or_null(integer(1)), "allowed_domains": _DOMAINS, "blocked_domains": _DOMAINS,
+              "citations": CITATIONS_CONFIG, "max_content_tokens": or_null(integer(1))}
+SERVER_TOOLS: dict[str, tuple[str, dict[str, Rule]]] = {
+    "bash_20250124": ("bash", {}),
+    "code_execution_20250522": ("code_execution", {}),
+    "code_execution_20250825": ("code_execution", {}),
+    "code_execution_20260120": ("code_execution", {}),
+    "memory_20250818": ("memory", {}),
+    "text_editor_20250124": ("str_replace_editor", {}),
+    "text_editor_20250429": ("str_replace_based_edit_tool", {}),
+    "text_editor_20250728": ("str_replace_based_edit_tool", {"max_characters": or_null(integer(1))}),
+    "web_search_20250305": ("web_search", _WEB_SEARCH),
+    "web_search_20260209": ("web_search", _WEB_SEARCH),
+    "web_fetch_20250910": ("web_fetch", _WEB_FETCH),
+    "web_fetch_20260209": ("web_fetch", _WEB_FETCH),
+    "web_fetch_20260309": ("web_fetch", {**_WEB_FETCH, "use_cache": kind("a boolean")}),
+    "tool_search_tool_bm25_20251119": ("tool_search_tool_bm25", {}),
+    "tool_search_tool_bm25": ("tool_search_tool_bm25", {}),
+    "tool_search_tool_regex_20251119": ("tool_search_tool_regex", {}),
+    "tool_search_tool_regex": ("tool_search_tool_regex", {}),
+}
+
+
 def client_tool(tool: dict[str, Any], where: str, bad: Bad) -> None:
     """A client (custom) tool's fields besides those translated, of their types. A field the document does not
     list is left out, not refused (the API refuses it): a client newer than the vendored document keeps working."""
@@ -57,3 +118,22 @@ def tool_flags(tool: dict[str, Any], where: str, bad: Bad) -> None:
     if not isinstance(callers, list) or any(c not in CALLERS for c in callers):
         raise bad(f"must be a list of {', '.join(CALLERS)}.", f"{where}.allowed_callers")
     cache_control(tool, where, bad)
+
+
+def server_tool(tool: dict[str, Any], where: str, bad: Bad) -> None:
+    """An Anthropic-defined tool (left out): the fields every tool shares, and when the document lists its type,
+    the name that type must have and its own fields."""
+    tool_flags(tool, where, bad)
+    if tool["type"] not in SERVER_TOOLS:
+        return
+    name, rules = SERVER_TOOLS[tool["type"]]
+    if tool.get("name") != name:
+        raise bad(f"must be {name!r} for a {tool['type']} tool.", f"{where}.name")
+    checked(tool, rules, where, bad)
+
+
+def text_fields(block: dict[str, Any], where: str, bad: Bad) -> None:
+    """A text block's fields besides its text: `cache_control`, and the `citations` it carries back (left out:
+    a chat upstream cites nothing)."""
+    cache_control(block, where, bad)
+    checked(block, TEXT_BLOCK, where, bad)

@@ -389,3 +389,142 @@ def test_an_anthropic_defined_tools_shared_fields_are_checked_though_it_is_left_
     assert err.value.message.startswith(f"tools.0.{param}:")
     body["tools"][0].pop(flag)
     assert "tools" not in request_to_chat(body)  # well formed: left out, as before
+
+
+def _refused_at(body: dict, count_only: bool = False) -> str:
+    """The field a refused request's 400 names (the message's prefix, as Anthropic words it)."""
+    with pytest.raises(ProxyError) as err:
+        request_to_chat(body, count_only=count_only)
+    assert err.value.status == 400
+    return err.value.message.split(":", 1)[0]
+
+
+def _with_tool(tool: dict) -> dict:
+    return {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "tools": [tool]}
+
+
+WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search"}
+WEB_FETCH = {"type": "web_fetch_20250910", "name": "web_fetch"}
+
+
+@pytest.mark.parametrize("tool,param", [
+    ({**WEB_SEARCH, "max_uses": 0}, "max_uses"),
+    ({**WEB_SEARCH, "max_uses": "5"}, "max_uses"),
+    ({**WEB_SEARCH, "allowed_domains": "example.com"}, "allowed_domains"),
+    ({**WEB_SEARCH, "allowed_domains": ["example.com", 5]}, "allowed_domains.1"),
+    ({**WEB_SEARCH, "blocked_domains": {}}, "blocked_domains"),
+    ({**WEB_SEARCH, "user_location": "Paris"}, "user_location"),
+    ({**WEB_SEARCH, "user_location": {"city": "Paris"}}, "user_location.type"),
+    ({**WEB_SEARCH, "user_location": {"type": "exact"}}, "user_location.type"),
+    ({**WEB_SEARCH, "user_location": {"type": "approximate", "country": "FRA"}}, "user_location.country"),
+    ({**WEB_SEARCH, "user_location": {"type": "approximate", "city": ""}}, "user_location.city"),
+    ({**WEB_SEARCH, "user_location": {"type": "approximate", "timezone": 1}}, "user_location.timezone"),
+    ({**WEB_SEARCH, "name": "search"}, "name"),
+    ({"type": "web_search_20260209"}, "name"),
+    ({**WEB_FETCH, "max_content_tokens": -1}, "max_content_tokens"),
+    ({**WEB_FETCH, "citations": {"enabled": "yes"}}, "citations.enabled"),
+    ({**WEB_FETCH, "citations": True}, "citations"),
+    ({**WEB_FETCH, "max_uses": 1.5}, "max_uses"),
+    ({"type": "web_fetch_20260309", "name": "web_fetch", "use_cache": "no"}, "use_cache"),
+    ({"type": "text_editor_20250728", "name": "str_replace_based_edit_tool", "max_characters": 0}, "max_characters"),
+    ({"type": "text_editor_20250124", "name": "str_replace_based_edit_tool"}, "name"),
+    ({"type": "bash_20250124", "name": "shell"}, "name"),
+])
+def test_an_anthropic_defined_tools_own_fields_are_checked_though_it_is_left_out(tool, param):
+    """Each server tool's own fields, as the document gives them for its type (web search's max_uses, domains and
+    user_location, web fetch's token bound and citations...), and the name its type must have: a wrong one was
+    dropped with the tool and the request answered; Anthropic's API refuses it."""
+    assert _refused_at(_with_tool(tool)) == f"tools.0.{param}"
+
+
+def test_well_formed_anthropic_defined_tools_are_still_left_out():
+    """What the document takes for each type is still accepted and left out (a chat upstream runs none), and a
+    type newer than the vendored document is left out unchecked."""
+    tools = [{**WEB_SEARCH, "max_uses": 8, "allowed_domains": ["example.com"], "blocked_domains": None,
+              "user_location": {"type": "approximate", "city": "Paris", "country": "FR", "region": None,
+                                "timezone": "Europe/Paris"}, "cache_control": {"type": "ephemeral"}},
+             {**WEB_FETCH, "max_uses": None, "max_content_tokens": 1000, "citations": {"enabled": True}},
+             {"type": "web_fetch_20260309", "name": "web_fetch", "use_cache": False, "citations": None},
+             {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool", "max_characters": 1},
+             {"type": "tool_search_tool_regex", "name": "tool_search_tool_regex"},
+             {"type": "computer_20250124", "name": "computer", "display_width_px": 1024},
+             {"name": "Read", "input_schema": {"type": "object"}}]
+    dropped: dict[str, None] = {}
+    chat = request_to_chat({**_with_tool(tools[0]), "tools": tools}, dropped=dropped)
+    assert [t["function"]["name"] for t in chat["tools"]] == ["Read"]
+    assert list(dropped) == ["web_search_20250305", "web_fetch_20250910", "web_fetch_20260309",
+                             "text_editor_20250728", "tool_search_tool_regex", "computer_20250124"]
+
+
+CHAR = {"type": "char_location", "cited_text": "a", "document_index": 0, "document_title": None,
+        "start_char_index": 0, "end_char_index": 1}
+
+
+def _user(*blocks: dict) -> dict:
+    return {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": list(blocks)}]}
+
+
+@pytest.mark.parametrize("citations,param", [
+    ("a", "citations"),
+    ({}, "citations"),
+    ([5], "citations.0"),
+    ([{"type": "paragraph"}], "citations.0.type"),
+    ([{k: v for k, v in CHAR.items() if k != "end_char_index"}], "citations.0.end_char_index"),
+    ([{k: v for k, v in CHAR.items() if k != "document_title"}], "citations.0.document_title"),
+    ([{**CHAR, "start_char_index": -1}], "citations.0.start_char_index"),
+    ([{**CHAR, "document_index": "0"}], "citations.0.document_index"),
+    ([{**CHAR, "document_title": ""}], "citations.0.document_title"),
+    ([{**CHAR, "cited_text": None}], "citations.0.cited_text"),
+    ([CHAR, {**CHAR, "type": "page_location", "start_page_number": 0, "end_page_number": 1}],
+     "citations.1.start_page_number"),
+    ([{**CHAR, "type": "content_block_location", "start_block_index": 0}], "citations.0.end_block_index"),
+    ([{"type": "web_search_result_location", "cited_text": "a", "encrypted_index": "e", "title": None, "url": ""}],
+     "citations.0.url"),
+    ([{"type": "web_search_result_location", "cited_text": "a", "encrypted_index": "e", "url": "https://x"}],
+     "citations.0.title"),
+    ([{"type": "search_result_location", "cited_text": "a", "search_result_index": 0, "source": 5, "title": None,
+       "start_block_index": 0, "end_block_index": 0}], "citations.0.source"),
+])
+def test_a_text_blocks_citations_are_checked_though_they_are_left_out(citations, param):
+    """A text block's `citations` (given back as an answer carried them) as the document types each kind: a
+    malformed one was dropped and the request answered, wherever the text block was."""
+    block = {"type": "text", "text": "t", "citations": citations}
+    assert _refused_at(_user(block)) == f"messages.0.content.0.{param}"
+    assistant = {"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "q"}, {"role": "assistant", "content": [block]}, {"role": "user", "content": "r"}]}
+    assert _refused_at(assistant) == f"messages.1.content.0.{param}"
+    assert _refused_at({**_user({"type": "text", "text": "t"}), "system": [block]}) == f"system.0.{param}"
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": [block]}
+    assert _refused_at(_user(result)) == f"messages.0.content.0.content.0.{param}"
+    document = {"type": "document", "source": {"type": "content", "content": [block]}}
+    assert _refused_at(_user(document)) == f"messages.0.content.0.source.content.0.{param}"
+    assert _refused_at(_user(block), count_only=True) == f"messages.0.content.0.{param}"
+
+
+@pytest.mark.parametrize("field,value,param", [
+    ("citations", {"enabled": 1}, "citations.enabled"),
+    ("citations", [], "citations"),
+    ("title", "", "title"),
+    ("title", "t" * 501, "title"),
+    ("context", "", "context"),
+    ("context", 5, "context"),
+])
+def test_a_documents_citations_config_title_and_context_are_checked(field, value, param):
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "d"}, field: value}
+    assert _refused_at(_user(document)) == f"messages.0.content.0.{param}"
+
+
+def test_well_formed_citations_are_accepted_and_left_out():
+    cited = [CHAR, {**CHAR, "type": "page_location", "document_title": "Doc", "start_page_number": 1,
+                    "end_page_number": 2},
+             {**CHAR, "type": "content_block_location", "start_block_index": 0, "end_block_index": 1},
+             {"type": "web_search_result_location", "cited_text": "a", "encrypted_index": "e", "title": None,
+              "url": "https://example.com"},
+             {"type": "search_result_location", "cited_text": "a", "search_result_index": 0, "source": "s",
+              "title": None, "start_block_index": 0, "end_block_index": 0, "newer_field": 1}]
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "d"},
+                "citations": {"enabled": True}, "title": "Doc", "context": None}
+    body = _user({"type": "text", "text": "t", "citations": cited}, {"type": "text", "text": "u", "citations": None},
+                 document)
+    assert request_to_chat(body)["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "t"}, {"type": "text", "text": "u"}, {"type": "text", "text": "Doc\n\nd"}]}]
