@@ -27,6 +27,7 @@ from argoproxy.fronts import long_strings, responses_compact as compact
 from argoproxy.pipeline.reservation import Spelled
 from argoproxy.fronts.responses_tools import (HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, field_error,
                                               output_item_id, replayed_call)
+from argoproxy.fronts.responses_shapes import item_status
 
 # Input items of the built-in tools a client runs itself, replayed as chat tool calls and tool messages.
 CLIENT_CALL_ITEMS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call")
@@ -193,6 +194,8 @@ def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str,
         kind = item.get("type") or ("message" if "role" in item else None)
         if kind is not None and not isinstance(kind, str):
             raise bad_request("`type` must be a string.", f"{param}.type", "invalid_type")
+        if kind is not None:
+            item_status(item, kind, param, field_error)  # not read, but the document gives its values
         if kind == "message":
             messages.append(message_item(item, param))
         elif kind == "function_call":

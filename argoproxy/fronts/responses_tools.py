@@ -22,6 +22,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import bad_request, new_id
 from argoproxy.ids import random_hex
 from argoproxy.fronts.fields import boolean, obj, string
+from argoproxy.fronts.responses_shapes import hosted_tool
 from argoproxy.pipeline.answer_shape import bounded_loads
 
 NAMESPACE_JOIN = "__"
@@ -73,6 +74,7 @@ class ChatTools:
             if namespace or kind == "custom":
                 self.names[chat_name] = (namespace, name, kind)
         else:
+            hosted_tool(tool, kind, param, field_error)
             self.note_dropped(kind)
 
     def _namespace(self, tool: dict[str, Any], param: str) -> None:

@@ -154,6 +154,43 @@ def test_bad_values_name_the_fronts_own_parameter(plain):
     assert r.status_code == 400 and r.json()["error"]["message"].startswith("metadata.user_id:")
 
 
+def test_fields_left_out_are_still_checked_as_the_documents_give_them(plain):
+    """A server tool's own fields and a text block's citations (Messages), an MCP tool's fields and an input
+    item's status (Responses) are left out for a chat upstream, but a wrong one is refused, through the official
+    SDKs, in each API's error shape, naming the field, and nothing reaches the upstream; well-formed, they are
+    answered."""
+    fake, p = plain
+    fake.reset()
+    web_search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 0}
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        ant(p).messages.create(model="m", max_tokens=5, messages=MSG, tools=[web_search])
+    assert refused.value.body["error"] == {"type": "invalid_request_error",
+                                           "message": "tools.0.max_uses: must be an integer of at least 1."}
+    cited = {"type": "text", "text": "see", "citations": [{"type": "char_location", "cited_text": "a",
+                                                           "document_index": -1, "document_title": None,
+                                                           "start_char_index": 0, "end_char_index": 1}]}
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        ant(p).messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": [cited]}])
+    assert refused.value.body["error"]["message"].startswith("messages.0.content.0.citations.0.document_index:")
+    mcp = {"type": "mcp", "server_label": "docs", "require_approval": "sometimes"}
+    with pytest.raises(openai.BadRequestError) as bad:
+        oai(p).responses.create(model="m", input="hi", tools=[mcp])
+    assert bad.value.body["param"] == "tools[0].require_approval" and bad.value.status_code == 400
+    replayed = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "status": "done"}
+    with pytest.raises(openai.BadRequestError) as bad:
+        oai(p).responses.create(model="m", input=[replayed, {"type": "function_call_output", "call_id": "c1",
+                                                             "output": "r"}])
+    assert bad.value.body["param"] == "input[0].status"
+    assert fake.received == []
+    cited["citations"][0]["document_index"] = 0
+    answer = ant(p).messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": [cited]}],
+                                    tools=[{**web_search, "max_uses": 3}])
+    assert answer.content[0].type == "text"
+    assert oai(p).responses.create(model="m", input=[{**replayed, "status": "completed"}, {
+        "type": "function_call_output", "call_id": "c1", "output": "r"}], tools=[{**mcp, "require_approval": "never"}
+                                                                            ]).status == "completed"
+    assert len(fake.received) == 2 and "citations" not in json.dumps(json.loads(fake.received[0].body))
+
 def test_retries_before_the_first_byte(plain):
     fake, p = plain
     fake.received.clear()

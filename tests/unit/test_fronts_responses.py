@@ -605,3 +605,63 @@ def test_events_the_stream_writes_itself_are_the_bytes_the_encoder_writes(monkey
                                                    + ["response.completed"])
     for i, event in enumerate(wired):
         assert event == (FRONT.encode_event(plain[i]) if i in written else plain[i])
+
+
+MCP = {"type": "mcp", "server_label": "docs"}
+
+
+@pytest.mark.parametrize("tool,param", [
+    ({"type": "mcp"}, "server_label"),
+    ({**MCP, "server_label": None}, "server_label"),
+    ({**MCP, "server_url": 5}, "server_url"),
+    ({**MCP, "connector_id": "connector_myspace"}, "connector_id"),
+    ({**MCP, "tunnel_id": "tunnel_ABC"}, "tunnel_id"),
+    ({**MCP, "headers": {"X-Key": 1}}, "headers.X-Key"),
+    ({**MCP, "headers": "X-Key: 1"}, "headers"),
+    ({**MCP, "allowed_tools": "search"}, "allowed_tools"),
+    ({**MCP, "allowed_tools": ["search", 1]}, "allowed_tools[1]"),
+    ({**MCP, "allowed_tools": {"read_only": "yes"}}, "allowed_tools.read_only"),
+    ({**MCP, "require_approval": "sometimes"}, "require_approval"),
+    ({**MCP, "require_approval": {"never": {"tool_names": "search"}}}, "require_approval.never.tool_names"),
+    ({**MCP, "defer_loading": "no"}, "defer_loading"),
+    ({**MCP, "allowed_callers": ["anyone"]}, "allowed_callers[0]"),
+])
+def test_an_mcp_tools_fields_are_checked_though_it_is_left_out(tool, param):
+    """A hosted MCP tool has no chat form and is left out, but its fields are the document's: a wrong one was
+    dropped with it (and, the tools being echoed, a null server_label came back in the response object)."""
+    with pytest.raises(ProxyError) as info:
+        request_to_chat({"model": "m", "input": "hi", "tools": [{"type": "function", "name": "f"}, tool]})
+    assert info.value.status == 400 and info.value.param == f"tools[1].{param}"
+
+
+def test_a_well_formed_mcp_tool_is_still_left_out():
+    tool = {**MCP, "server_url": "https://mcp.example.com", "headers": {"X-Key": "k"}, "allowed_tools": ["search"],
+            "require_approval": {"never": {"tool_names": ["search"], "read_only": True}}, "allowed_callers": None,
+            "tunnel_id": "tunnel_" + "a1" * 16, "connector_id": "connector_gmail", "defer_loading": False,
+            "newer_field": 1}
+    chat = request_to_chat({"model": "m", "input": "hi", "tools": [tool, {"type": "function", "name": "f"}]})
+    assert [t["function"]["name"] for t in chat["tools"]] == ["f"]
+
+
+@pytest.mark.parametrize("item", [
+    {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "status": "done"},
+    {"type": "function_call_output", "call_id": "c1", "output": "r", "status": "failed"},
+    {"type": "reasoning", "summary": [], "status": 1},
+    {"type": "apply_patch_call_output", "call_id": "c1", "output": "ok", "status": "incomplete"},
+    {"type": "web_search_call", "id": "ws_1", "status": "interpreting"},
+])
+def test_an_input_items_status_is_one_of_its_types_values(item):
+    """The door does not read `status`, but the document gives each item type its values: another was taken."""
+    with pytest.raises(ProxyError) as info:
+        request_to_chat({"model": "m", "input": [{"role": "user", "content": "hi"}, item]})
+    assert info.value.status == 400 and info.value.param == "input[1].status"
+
+
+def test_the_statuses_the_document_gives_are_taken():
+    items = [{"type": "message", "role": "user", "content": "hi", "status": "any string"},  # both documents: any
+             {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "status": "completed"},
+             {"type": "function_call_output", "call_id": "c1", "output": "r", "status": None},
+             {"type": "reasoning", "summary": [], "status": "incomplete"},
+             {"type": "web_search_call", "id": "ws_1", "status": "searching"}]
+    assert [m["role"] for m in request_to_chat({"model": "m", "input": items})["messages"]] == [
+        "user", "assistant", "tool"]
