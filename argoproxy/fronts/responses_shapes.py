@@ -60,7 +60,7 @@ HOSTED_TOOLS: dict[str, tuple[dict[str, Rule], tuple[str, ...]]] = {
 }
 
 # An input item's `status`, by the item's type, when the document gives it a set of values (a message's may be
-# any string under both documents). Null is taken as the field left out.
+# any string under Open Responses' document, and is not typed by OpenAI's). Null is taken as the field left out.
 _PROGRESS = ("in_progress", "completed", "incomplete")
 ITEM_STATUSES: dict[str, tuple[str, ...]] = {
     "function_call": _PROGRESS, "function_call_output": _PROGRESS, "reasoning": _PROGRESS,
@@ -90,5 +90,9 @@ def hosted_tool(tool: dict[str, Any], tool_type: str, param: str, bad: Bad) -> N
 
 def item_status(item: dict[str, Any], item_type: str, param: str, bad: Bad) -> None:
     """An input item's `status`, one of its type's values (the door does not read it)."""
-    if item.get("status") is not None and item_type in ITEM_STATUSES:
+    if item.get("status") is None:
+        return
+    if item_type in ITEM_STATUSES:
         one_of(*ITEM_STATUSES[item_type])(item["status"], f"{param}.status", bad)
+    elif item_type == "message":
+        kind("a string")(item["status"], f"{param}.status", bad)

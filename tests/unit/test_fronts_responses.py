@@ -649,6 +649,7 @@ def test_a_well_formed_mcp_tool_is_still_left_out():
     {"type": "reasoning", "summary": [], "status": 1},
     {"type": "apply_patch_call_output", "call_id": "c1", "output": "ok", "status": "incomplete"},
     {"type": "web_search_call", "id": "ws_1", "status": "interpreting"},
+    {"type": "message", "role": "user", "content": "hi", "status": False},
 ])
 def test_an_input_items_status_is_one_of_its_types_values(item):
     """The door does not read `status`, but the document gives each item type its values: another was taken."""
