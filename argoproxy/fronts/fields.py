@@ -95,6 +95,14 @@ def integer(minimum: int | None = None) -> Rule:
     return rule
 
 
+def number(lowest: float, highest: float) -> Rule:
+    def rule(value: Any, param: str, bad: Bad) -> None:
+        kind("a number")(value, param, bad)
+        if not lowest <= value <= highest:
+            raise bad(f"must be a number from {lowest:g} to {highest:g}.", param)
+    return rule
+
+
 def text(shortest: int = 0, longest: int | None = None) -> Rule:
     """A string of shortest to longest characters."""
     def rule(value: Any, param: str, bad: Bad) -> None:
@@ -140,12 +148,13 @@ def fields_of(rules: Mapping[str, Rule], required: tuple[str, ...] = ()) -> Rule
 def checked(holder: Mapping[str, Any], rules: Mapping[str, Rule], where: str, bad: Bad,
             required: tuple[str, ...] = ()) -> None:
     """The fields of `holder` named in `rules`, each checked when present; those `required` must be."""
+    prefix = f"{where}." if where else ""  # where="": the request's own fields
     for key in required:
         if key not in holder:
-            raise bad("Field required.", f"{where}.{key}")
+            raise bad("Field required.", prefix + key)
     for key, rule in rules.items():
         if key in holder:
-            rule(holder[key], f"{where}.{key}", bad)
+            rule(holder[key], prefix + key, bad)
 
 
 def by_type(kinds: Mapping[str, Rule]) -> Rule:

@@ -23,7 +23,8 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, StreamState, bad_request, bearer, new_id,
                                     whole_answer)
 from argoproxy.fronts.fields import boolean, checked, field, obj, string
-from argoproxy.fronts.messages_shapes import DOCUMENT_BLOCK, cache_control, client_tool, server_tool, text_fields
+from argoproxy.fronts.messages_shapes import (COUNT_REQUEST, DOCUMENT_BLOCK, DOCUMENT_SOURCES, DROPPED_BLOCKS, REQUEST,
+                                             TOOL_CHOICE, cache_control, client_tool, server_tool, text_fields)
 from argoproxy.fronts.model_entries import context_length
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.reservation import Spelled
@@ -75,6 +76,7 @@ def request_to_chat(body: dict[str, Any], *, count_only: bool = False,
     types of the tools left out are noted, in order)."""
     dropped = {} if dropped is None else dropped
     refuse_nulls(body, count_only)
+    checked(body, COUNT_REQUEST if count_only else REQUEST, "", _bad)
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _bad("Field required: a model name.", "model")
@@ -186,7 +188,7 @@ def message_to_chat(message: Any, param: str) -> list[dict[str, Any]]:
             tools.append(result)
             parts.extend(images)
         elif isinstance(block, dict) and block.get("type") in ("thinking", "redacted_thinking"):
-            continue
+            DROPPED_BLOCKS[block["type"]](block, where, _bad)
         else:
             parts.append(block_to_part(block, where))
     out = tools
@@ -217,7 +219,7 @@ def assistant_to_chat(content: list[Any], param: str) -> dict[str, Any]:
             calls.append({"id": block["id"], "type": "function",
                           "function": {"name": block["name"], "arguments": json.dumps(arguments, ensure_ascii=False)}})
         elif kind in ("thinking", "redacted_thinking"):
-            continue
+            DROPPED_BLOCKS[kind](block, where, _bad)
         else:
             raise _bad(f"blocks of type {kind!r} are not supported in assistant turns through a chat-completions "
                        "backend.", f"{where}.type")
@@ -267,6 +269,8 @@ def document_part(block: dict[str, Any], where: str) -> dict[str, Any]:
     checked(block, DOCUMENT_BLOCK, where, _bad)  # citations, context: left out (a chat upstream cites nothing)
     title = string(block, "title", f"{where}.title", _bad)
     kind = source.get("type")
+    if isinstance(kind, str) and kind in DOCUMENT_SOURCES:
+        DOCUMENT_SOURCES[kind](source, f"{where}.source", _bad)
     if kind == "text" and isinstance(source.get("data"), str):
         text = source["data"]
     elif kind == "content":
@@ -365,6 +369,7 @@ def tool_choice_to_chat(choice: Any) -> tuple[Any, bool | None]:
     """tool_choice -> (chat tool_choice, parallel_tool_calls)."""
     if not isinstance(choice, dict):
         raise _bad("must be an object with a type.", "tool_choice")
+    checked(choice, TOOL_CHOICE, "tool_choice", _bad)
     disable = boolean(choice, "disable_parallel_tool_use", "tool_choice.disable_parallel_tool_use", _bad)
     parallel = None if disable is None else not disable
     kind = choice.get("type")

@@ -10,7 +10,8 @@ import re
 from typing import Any, Callable
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.fields import Rule, by_type, checked, fields_of, integer, kind, list_of, one_of, or_null, text
+from argoproxy.fronts.fields import (Rule, by_type, checked, fields_of, integer, kind, list_of, number, one_of, or_null,
+                                     text)
 
 Bad = Callable[[str, str], ProxyError]
 
@@ -35,6 +36,34 @@ def cache_control(holder: dict[str, Any], where: str, bad: Bad) -> None:
     if extra:
         raise bad(f"Extra inputs are not permitted: {', '.join(map(str, extra))}.", f"{param}.{extra[0]}")
 
+
+# The request's own fields, as the document types them (NOT_NULL, in messages.py, refuses their nulls first):
+# those the door leaves out (service_tier, container, inference_geo) and those it passes on, whose bounds are
+# Anthropic's rather than the chat request's (temperature and top_p up to 1, not 2).
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+OUTPUT_CONFIG = fields_of({"effort": or_null(one_of(*EFFORTS)),
+                           "format": or_null(fields_of({"type": one_of("json_schema"), "schema": kind("an object")},
+                                                       ("type", "schema")))})
+# `thinking`: a budget under the document's minimum of 1,024 tokens is taken (a chat upstream has no minimum).
+_DISPLAY = {"display": or_null(one_of("summarized", "omitted"))}
+THINKING = by_type({"enabled": fields_of({"budget_tokens": integer(), **_DISPLAY}, ("budget_tokens",)),
+                    "adaptive": fields_of(_DISPLAY), "disabled": fields_of({})})
+REQUEST = {"service_tier": one_of("auto", "standard_only"), "container": or_null(kind("a string")),
+           "inference_geo": or_null(kind("a string")), "temperature": number(0, 1), "top_p": number(0, 1),
+           "top_k": integer(0), "stop_sequences": list_of(kind("a string")),
+           "metadata": fields_of({"user_id": or_null(text(0, 512))}), "output_config": OUTPUT_CONFIG,
+           "thinking": THINKING}
+COUNT_REQUEST = {"output_config": OUTPUT_CONFIG, "thinking": THINKING}
+TOOL_CHOICE = {"disable_parallel_tool_use": kind("a boolean")}
+INPUT_SCHEMA = fields_of({"type": one_of("object"), "properties": or_null(kind("an object")),
+                          "required": or_null(list_of(kind("a string")))}, ("type",))
+# Blocks the door drops from the history (a chat upstream takes no reasoning back), and documents' sources.
+DROPPED_BLOCKS = {"thinking": fields_of({"thinking": kind("a string"), "signature": kind("a string")},
+                                        ("thinking", "signature")),
+                  "redacted_thinking": fields_of({"data": kind("a string")}, ("data",))}
+# A document's media_type, required by the document, may be left out: the type of its source says it.
+DOCUMENT_SOURCES = {"text": fields_of({"media_type": one_of("text/plain")}),
+                    "base64": fields_of({"media_type": one_of("application/pdf")})}
 
 # A citation a text block carries back (as an answer gave it), by its `type`: every field is required.
 _CITED = {"cited_text": kind("a string")}
@@ -100,6 +129,7 @@ def client_tool(tool: dict[str, Any], where: str, bad: Bad) -> None:
     list is left out, not refused (the API refuses it): a client newer than the vendored document keeps working."""
     if not TOOL_NAME.fullmatch(tool["name"]):
         raise bad("must be 1 to 128 letters, digits, underscores or hyphens.", f"{where}.name")
+    INPUT_SCHEMA(tool["input_schema"], f"{where}.input_schema", bad)
     tool_flags(tool, where, bad)
 
 

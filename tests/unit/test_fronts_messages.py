@@ -528,3 +528,78 @@ def test_well_formed_citations_are_accepted_and_left_out():
                  document)
     assert request_to_chat(body)["messages"] == [{"role": "user", "content": [
         {"type": "text", "text": "t"}, {"type": "text", "text": "u"}, {"type": "text", "text": "Doc\n\nd"}]}]
+
+
+@pytest.mark.parametrize("field,value,param", [
+    ("service_tier", "priority", "service_tier"),
+    ("container", 5, "container"),
+    ("inference_geo", ["us"], "inference_geo"),
+    ("temperature", 1.5, "temperature"),
+    ("top_p", -0.1, "top_p"),
+    ("top_k", -1, "top_k"),
+    ("stop_sequences", "", "stop_sequences"),
+    ("metadata", {"user_id": "u" * 513}, "metadata.user_id"),
+    ("output_config", {"effort": "extreme"}, "output_config.effort"),
+    ("output_config", {"format": {"type": "xml", "schema": {}}}, "output_config.format.type"),
+    ("thinking", {"type": "on"}, "thinking.type"),
+    ("thinking", {"type": "enabled"}, "thinking.budget_tokens"),
+    ("thinking", {"type": "enabled", "budget_tokens": "4k"}, "thinking.budget_tokens"),
+    ("thinking", {"type": "adaptive", "display": "full"}, "thinking.display"),
+    ("tool_choice", {"type": "auto", "disable_parallel_tool_use": None}, "tool_choice.disable_parallel_tool_use"),
+])
+def test_the_requests_own_fields_are_checked_as_the_document_types_them(field, value, param):
+    """Fields the door leaves out (service_tier, container...) or whose bounds are Anthropic's rather than the
+    chat request's (temperature up to 1, not 2): a value the document refuses was taken."""
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], field: value}
+    assert _refused_at(body) == param
+
+
+@pytest.mark.parametrize("block,param", [
+    ({"type": "thinking", "thinking": "t"}, "signature"),
+    ({"type": "thinking", "thinking": 5, "signature": "s"}, "thinking"),
+    ({"type": "redacted_thinking"}, "data"),
+    ({"type": "document", "source": {"type": "text", "media_type": "text/html", "data": "d"}}, "source.media_type"),
+    ({"type": "document", "source": {"type": "base64", "media_type": "text/plain", "data": "JVBE"}},
+     "source.media_type"),
+])
+def test_blocks_left_out_and_document_sources_are_checked(block, param):
+    """Thinking blocks are dropped from the history, and a document's media_type is not sent on: a wrong one was
+    taken."""
+    body = {"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "q"}, {"role": "assistant", "content": [block, {"type": "text", "text": "a"}]},
+        {"role": "user", "content": [block, {"type": "text", "text": "r"}]}]}
+    if block["type"] == "document":  # a user's block only
+        body["messages"] = body["messages"][2:]
+        assert _refused_at(body) == f"messages.0.content.0.{param}"
+        return
+    assert _refused_at(body) == f"messages.1.content.0.{param}"
+    body["messages"][1]["content"] = "a"
+    assert _refused_at(body) == f"messages.2.content.0.{param}"
+
+
+@pytest.mark.parametrize("schema,param", [
+    ({"properties": {}}, "input_schema.type"),
+    ({"type": "array"}, "input_schema.type"),
+    ({"type": "object", "properties": []}, "input_schema.properties"),
+    ({"type": "object", "required": "city"}, "input_schema.required"),
+])
+def test_a_client_tools_input_schema_is_an_object_schema(schema, param):
+    body = _with_tool({"name": "get", "input_schema": schema})
+    assert _refused_at(body) == f"tools.0.{param}"
+
+
+def test_what_claude_code_and_the_sdk_send_is_still_taken():
+    """The values the document takes for the fields now checked, as Claude Code and the SDK send them."""
+    body = {"model": "m", "max_tokens": 32000, "messages": [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"},
+                                          {"type": "redacted_thinking", "data": "d"}, {"type": "text", "text": "a"}]},
+        {"role": "user", "content": [{"type": "document", "source": {"type": "text", "data": "d"}}]}],
+        "temperature": 1, "top_p": 0.99, "top_k": 0, "stop_sequences": [], "service_tier": "auto",
+        "container": None, "inference_geo": "us", "metadata": {"user_id": "u"},
+        "output_config": {"effort": "xhigh", "format": None}, "thinking": {"type": "enabled", "budget_tokens": 512},
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": False},
+        "tools": [{"name": "get", "input_schema": {"type": "object", "properties": None, "required": ["a"]}}]}
+    assert request_to_chat(body)["messages"][1] == {"role": "assistant", "content": "a"}
+    for thinking in ({"type": "adaptive", "display": "omitted"}, {"type": "disabled"}):
+        request_to_chat({**body, "thinking": thinking})
