@@ -79,17 +79,22 @@ def array(holder: Mapping[str, Any], key: str, param: str, bad: Bad, required: b
 Rule = Callable[[Any, str, Bad], None]
 
 
+def must_be(value: Any, name: str, param: str, bad: Bad) -> None:
+    """The door's 400 unless the value is of the JSON kind named ("a string", "an object"...)."""
+    if not has_kind(value, name):
+        raise bad(f"must be {name}, not {json_type(value)}.", param)
+
+
 def kind(name: str) -> Rule:
-    """A value of one JSON kind ("a string", "a boolean"...)."""
+    """A value of one JSON kind."""
     def rule(value: Any, param: str, bad: Bad) -> None:
-        if not has_kind(value, name):
-            raise bad(f"must be {name}, not {json_type(value)}.", param)
+        must_be(value, name, param, bad)
     return rule
 
 
 def integer(minimum: int | None = None) -> Rule:
     def rule(value: Any, param: str, bad: Bad) -> None:
-        kind("an integer")(value, param, bad)
+        must_be(value, "an integer", param, bad)
         if minimum is not None and value < minimum:
             raise bad(f"must be an integer of at least {minimum}.", param)
     return rule
@@ -97,7 +102,7 @@ def integer(minimum: int | None = None) -> Rule:
 
 def number(lowest: float, highest: float) -> Rule:
     def rule(value: Any, param: str, bad: Bad) -> None:
-        kind("a number")(value, param, bad)
+        must_be(value, "a number", param, bad)
         if not lowest <= value <= highest:
             raise bad(f"must be a number from {lowest:g} to {highest:g}.", param)
     return rule
@@ -106,7 +111,7 @@ def number(lowest: float, highest: float) -> Rule:
 def text(shortest: int = 0, longest: int | None = None) -> Rule:
     """A string of shortest to longest characters."""
     def rule(value: Any, param: str, bad: Bad) -> None:
-        kind("a string")(value, param, bad)
+        must_be(value, "a string", param, bad)
         if len(value) < shortest or (longest is not None and len(value) > longest):
             size = f"{shortest} to {longest}" if longest is not None else f"at least {shortest}"
             raise bad(f"must be a string of {size} characters.", param)
@@ -130,7 +135,7 @@ def or_null(inner: Rule) -> Rule:
 def list_of(item: Rule, index: str = ".{}") -> Rule:
     """A list whose every item follows `item` (index: how the door writes an item's place after the list's)."""
     def rule(value: Any, param: str, bad: Bad) -> None:
-        kind("an array")(value, param, bad)
+        must_be(value, "an array", param, bad)
         for i, each in enumerate(value):
             item(each, param + index.format(i), bad)
     return rule
@@ -140,27 +145,27 @@ def fields_of(rules: Mapping[str, Rule], required: tuple[str, ...] = ()) -> Rule
     """An object whose fields named in `rules` follow them (those `required` present); other fields are not
     looked at (the door leaves them out)."""
     def rule(value: Any, param: str, bad: Bad) -> None:
-        kind("an object")(value, param, bad)
+        must_be(value, "an object", param, bad)
         checked(value, rules, param, bad, required)
     return rule
 
 
 def checked(holder: Mapping[str, Any], rules: Mapping[str, Rule], where: str, bad: Bad,
             required: tuple[str, ...] = ()) -> None:
-    """The fields of `holder` named in `rules`, each checked when present; those `required` must be."""
-    prefix = f"{where}." if where else ""  # where="": the request's own fields
+    """The fields of `holder` named in `rules`, each checked when present; those `required` must be (where="":
+    the request's own fields). The field's name is only spelled out for a field present."""
     for key in required:
         if key not in holder:
-            raise bad("Field required.", prefix + key)
+            raise bad("Field required.", f"{where}.{key}" if where else key)
     for key, rule in rules.items():
         if key in holder:
-            rule(holder[key], prefix + key, bad)
+            rule(holder[key], f"{where}.{key}" if where else key, bad)
 
 
 def by_type(kinds: Mapping[str, Rule]) -> Rule:
     """An object whose `type` picks its rule among `kinds`."""
     def rule(value: Any, param: str, bad: Bad) -> None:
-        kind("an object")(value, param, bad)
+        must_be(value, "an object", param, bad)
         if not isinstance(value.get("type"), str) or value["type"] not in kinds:
             raise bad(f"must be one of {', '.join(kinds)}.", f"{param}.type")
         kinds[value["type"]](value, param, bad)

@@ -23,8 +23,8 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, StreamState, bad_request, bearer, new_id,
                                     whole_answer)
 from argoproxy.fronts.fields import boolean, checked, field, obj, string
-from argoproxy.fronts.messages_shapes import (COUNT_REQUEST, DOCUMENT_BLOCK, DOCUMENT_SOURCES, DROPPED_BLOCKS, REQUEST,
-                                             TOOL_CHOICE, cache_control, client_tool, server_tool, text_fields)
+from argoproxy.fronts.messages_shapes import (COUNT_REQUEST, DOCUMENT_BLOCK, DOCUMENT_SOURCES, REQUEST, TOOL_CHOICE,
+                                             cache_control, client_tool, dropped_block, server_tool, text_fields)
 from argoproxy.fronts.model_entries import context_length
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.reservation import Spelled
@@ -188,7 +188,7 @@ def message_to_chat(message: Any, param: str) -> list[dict[str, Any]]:
             tools.append(result)
             parts.extend(images)
         elif isinstance(block, dict) and block.get("type") in ("thinking", "redacted_thinking"):
-            DROPPED_BLOCKS[block["type"]](block, where, _bad)
+            dropped_block(block, where, _bad)
         else:
             parts.append(block_to_part(block, where))
     out = tools
@@ -219,7 +219,7 @@ def assistant_to_chat(content: list[Any], param: str) -> dict[str, Any]:
             calls.append({"id": block["id"], "type": "function",
                           "function": {"name": block["name"], "arguments": json.dumps(arguments, ensure_ascii=False)}})
         elif kind in ("thinking", "redacted_thinking"):
-            DROPPED_BLOCKS[kind](block, where, _bad)
+            dropped_block(block, where, _bad)
         else:
             raise _bad(f"blocks of type {kind!r} are not supported in assistant turns through a chat-completions "
                        "backend.", f"{where}.type")

@@ -55,12 +55,8 @@ REQUEST = {"service_tier": one_of("auto", "standard_only"), "container": or_null
            "thinking": THINKING}
 COUNT_REQUEST = {"output_config": OUTPUT_CONFIG, "thinking": THINKING}
 TOOL_CHOICE = {"disable_parallel_tool_use": kind("a boolean")}
-INPUT_SCHEMA = fields_of({"type": one_of("object"), "properties": or_null(kind("an object")),
-                          "required": or_null(list_of(kind("a string")))}, ("type",))
-# Blocks the door drops from the history (a chat upstream takes no reasoning back), and documents' sources.
-DROPPED_BLOCKS = {"thinking": fields_of({"thinking": kind("a string"), "signature": kind("a string")},
-                                        ("thinking", "signature")),
-                  "redacted_thinking": fields_of({"data": kind("a string")}, ("data",))}
+# The blocks the door drops from the history (a chat upstream takes no reasoning back): their string fields.
+DROPPED_BLOCKS = {"thinking": ("thinking", "signature"), "redacted_thinking": ("data",)}
 # A document's media_type, required by the document, may be left out: the type of its source says it.
 DOCUMENT_SOURCES = {"text": fields_of({"media_type": one_of("text/plain")}),
                     "base64": fields_of({"media_type": one_of("application/pdf")})}
@@ -129,7 +125,7 @@ def client_tool(tool: dict[str, Any], where: str, bad: Bad) -> None:
     list is left out, not refused (the API refuses it): a client newer than the vendored document keeps working."""
     if not TOOL_NAME.fullmatch(tool["name"]):
         raise bad("must be 1 to 128 letters, digits, underscores or hyphens.", f"{where}.name")
-    INPUT_SCHEMA(tool["input_schema"], f"{where}.input_schema", bad)
+    input_schema(tool["input_schema"], f"{where}.input_schema", bad)
     tool_flags(tool, where, bad)
 
 
@@ -162,8 +158,32 @@ def server_tool(tool: dict[str, Any], where: str, bad: Bad) -> None:
     checked(tool, rules, where, bad)
 
 
+# Written out rather than as rules, like text_fields: a long conversation has hundreds of such blocks, and
+# Claude Code dozens of tools, in every request.
+
 def text_fields(block: dict[str, Any], where: str, bad: Bad) -> None:
     """A text block's fields besides its text: `cache_control`, and the `citations` it carries back (left out:
     a chat upstream cites nothing)."""
-    cache_control(block, where, bad)
-    checked(block, TEXT_BLOCK, where, bad)
+    if block.get("cache_control") is not None:
+        cache_control(block, where, bad)
+    if block.get("citations") is not None:
+        checked(block, TEXT_BLOCK, where, bad)
+
+
+def dropped_block(block: dict[str, Any], where: str, bad: Bad) -> None:
+    """A thinking or redacted_thinking block (dropped): its fields are strings."""
+    for key in DROPPED_BLOCKS[block["type"]]:
+        if not isinstance(block.get(key), str):
+            raise bad("Field required: a string." if block.get(key) is None else "must be a string.",
+                      f"{where}.{key}")
+
+
+def input_schema(schema: dict[str, Any], where: str, bad: Bad) -> None:
+    """A client tool's input_schema: an object schema, its `properties` an object, its `required` names."""
+    if schema.get("type") != "object":
+        raise bad("must be \"object\".", f"{where}.type")
+    properties, required = schema.get("properties"), schema.get("required")
+    if properties is not None and not isinstance(properties, dict):
+        raise bad("must be an object.", f"{where}.properties")
+    if required is not None and (not isinstance(required, list) or not all(isinstance(n, str) for n in required)):
+        raise bad("must be a list of strings.", f"{where}.required")
