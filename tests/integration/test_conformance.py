@@ -394,14 +394,20 @@ def test_responses_errors(wire):
 
 def test_responses_refuses_malformed_items_in_its_own_words(wire):
     """Found by bench/conformance.py: an input item whose `type` is not a string was a 500 where the response is
-    stored (the default), and an item_reference without an id was reported missing under an id the proxy made."""
+    stored (the default), and an item_reference without an id was reported missing under an id the proxy made;
+    an MCP tool's fields and an item's status were taken unchecked (the tool left out, the status not read)."""
     cases = (("type a list", {"model": MODEL, "input": [{"id": "", "type": [None, None]}]}, "input[0].type"),
              ("type a list, not stored", {"model": MODEL, "store": False, "input": [{"type": [None]}]},
               "input[0].type"),
              ("reference without id", {"model": MODEL, "input": [{"type": "item_reference", "id": ""}]},
-              "input[0].id"))
+              "input[0].id"),
+             ("an MCP tool without a label", {"model": MODEL, "input": "Hi", "tools": [
+                 {"type": "mcp", "server_label": None}]}, "tools[0].server_label"),
+             ("a call's status unknown", {"model": MODEL, "input": [
+                 {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "status": "done"},
+                 {"type": "function_call_output", "call_id": "c1", "output": "r"}]}, "input[0].status"))
     for label, body, param in cases:
-        assert spec("openai").problems("CreateResponse", body) or label == "reference without id"
+        assert spec("openai").problems("CreateResponse", body) or label == "reference without id", label
         answer = wire.status(wire.call("POST", "/v1/responses", body), 400, label)
         wire.conforms("openai", "ErrorResponse", answer, label)
         if answer.get("error", {}).get("param") != param or "item_" in answer["error"]["message"]:
@@ -504,10 +510,16 @@ def test_messages_errors(wire):
     wire.done()
 
 
+WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search"}
+CITED = {"type": "char_location", "cited_text": "Hi", "document_index": 0, "document_title": None,
+         "start_char_index": 0, "end_char_index": 2}
+
+
 def test_messages_refuses_what_anthropics_document_refuses_in_fields_it_leaves_out(wire):
-    """Found by bench/conformance.py: prompt caching's cache_control and a client tool's flags are left out on the
-    way to a chat upstream, and were accepted in any shape; the document refuses those requests (a 400 in
-    Anthropic's error shape, naming the field), and takes the well-formed ones."""
+    """Found by bench/conformance.py: prompt caching's cache_control, a client tool's flags, server tools' own
+    fields, citations, the request's own fields and thinking blocks are left out on the way to a chat upstream,
+    and were accepted in any shape; the document refuses those requests (a 400 in Anthropic's error shape, naming
+    the field), and takes the well-formed ones."""
     tool = {"name": "get_weather", "input_schema": capable.WEATHER_PARAMETERS}
     hello = [{"role": "user", "content": "Hi"}]
     refused = (("cache_control a string", {"system": [{"type": "text", "text": "Be brief.", "cache_control": "x"}]},
@@ -521,7 +533,25 @@ def test_messages_refuses_what_anthropics_document_refuses_in_fields_it_leaves_o
                ("allowed_callers unknown", {"tools": [{**tool, "allowed_callers": ["anyone"]}]},
                 "tools.0.allowed_callers"),
                ("input_examples not objects", {"tools": [{**tool, "input_examples": [1]}]}, "tools.0.input_examples"),
-               ("a name with a space", {"tools": [{**tool, "name": "get weather"}]}, "tools.0.name"))
+               ("a name with a space", {"tools": [{**tool, "name": "get weather"}]}, "tools.0.name"),
+               ("web search max_uses 0", {"tools": [{**WEB_SEARCH, "max_uses": 0}]}, "tools.0.max_uses"),
+               ("web search country of 3 letters", {"tools": [{**WEB_SEARCH, "user_location": {
+                   "type": "approximate", "country": "FRA"}}]}, "tools.0.user_location.country"),
+               ("web fetch citations a string", {"tools": [{"type": "web_fetch_20250910", "name": "web_fetch",
+                                                            "citations": "on"}]}, "tools.0.citations"),
+               ("citation without its end", {"messages": [{"role": "user", "content": [
+                   {"type": "text", "text": "Hi", "citations": [{k: v for k, v in CITED.items()
+                                                                 if k != "end_char_index"}]}]}]},
+                "messages.0.content.0.citations.0.end_char_index"),
+               ("document citations enabled a string", {"messages": [{"role": "user", "content": [
+                   {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "d"},
+                    "citations": {"enabled": "yes"}}]}]}, "messages.0.content.0.citations.enabled"),
+               ("service_tier unknown", {"service_tier": "priority"}, "service_tier"),
+               ("temperature above 1", {"temperature": 1.5}, "temperature"),
+               ("thinking block without signature", {"messages": [
+                   {"role": "user", "content": "Hi"}, {"role": "assistant", "content": [
+                       {"type": "thinking", "thinking": "t"}, {"type": "text", "text": "Hello"}]},
+                   {"role": "user", "content": "And?"}]}, "messages.1.content.0.signature"))
     for label, fields, param in refused:
         body = {"model": MODEL, "max_tokens": 10, "messages": hello, **fields}
         assert spec("anthropic").problems("CreateMessageParams", body), label
@@ -534,9 +564,12 @@ def test_messages_refuses_what_anthropics_document_refuses_in_fields_it_leaves_o
         "model": MODEL, "max_tokens": 10, "cache_control": {"type": "ephemeral"},
         "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
         "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]}],
+            {"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}, "citations": [CITED]}]}],
         "tools": [{**tool, "strict": True, "defer_loading": False, "input_examples": [{"city": "Paris"}],
-                   "allowed_callers": ["direct"], "cache_control": {"type": "ephemeral", "ttl": "5m"}}]})
+                   "allowed_callers": ["direct"], "cache_control": {"type": "ephemeral", "ttl": "5m"}},
+                  {**WEB_SEARCH, "max_uses": 8, "allowed_domains": ["example.com"],
+                   "user_location": {"type": "approximate", "country": "FR", "city": None}}],
+        "service_tier": "auto", "temperature": 1})
     answer = wire.status(wire.call("POST", "/v1/messages", body, ANTHROPIC_HEADERS), 200, "well-formed")
     wire.conforms("anthropic", "Message", answer, "well-formed")
     wire.done()
