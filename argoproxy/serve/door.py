@@ -576,12 +576,10 @@ class Edge:
         return self.app(environ, start_response)
 
 
-
-
 def forwarded_body(call: Call, strict: bool = False) -> dict[str, Any] | None:
     """A forwarded request's body when it is a JSON object (what its reservation and usage estimate read), after
     any white space the upstream's parser skips too. `strict`, for its reservation: read as the API routes read
-    one, a key given twice or in two cases refused (Ollama's Go parser takes `Options` for `options`)."""
+    one, a key given twice or in two cases refused (a server written in Go reads `Options` as `options`)."""
     raw = call.plan.raw_body
     first = _FIRST_BYTE.search(raw) if raw else None
     if first is None or first.group() != b"{":
