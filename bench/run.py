@@ -802,7 +802,8 @@ def routing_report(rows: dict[str, Any], plan: Plan) -> list[str]:
 
 
 TRACING_BUDGET = 1.05  # with tracing on, CPU per request rises by at most 5%
-TRACING_ROUNDS = 3  # untraced and traced windows alternated this many times per concurrency
+TRACING_ROUNDS = 4  # untraced and traced windows alternated this many times per concurrency (each first
+# in half of them)
 
 
 def tracing_report(rows: dict[str, Any]) -> list[str]:
@@ -813,7 +814,7 @@ def tracing_report(rows: dict[str, Any]) -> list[str]:
              "| within 5% |", "| --- | --- | --- | --- | --- | --- |"]
     for c, rounds in sorted(rows["rounds"].items()):
         ratios = sorted(b["cpu_per_req"] / a["cpu_per_req"] for a, b in rounds)
-        median = ratios[len(ratios) // 2]
+        median = statistics.median(ratios)  # of an even number of rounds: the mean of the middle two
         lines.append(f"| {c} | {' / '.join(ms(a['cpu_per_req'], 3) for a, _ in rounds)} | "
                      f"{' / '.join(ms(b['cpu_per_req'], 3) for _, b in rounds)} | "
                      f"{' / '.join(f'{r:.3f}' for r in ratios)} | {median:.3f} | "
@@ -824,13 +825,15 @@ def tracing_report(rows: dict[str, Any]) -> list[str]:
         least, median = untraced[0], untraced[len(untraced) // 2]
         lines += ["", f"In-process (bench/tracing_cost.py: CPU time alone, alternated, the export thread included), "
                   f"tracing adds **{own['added']:.1f} µs** a request ({own['untraced']:.1f} -> {own['traced']:.1f} µs "
-                  f"for the door and pipeline alone): **{own['added'] / (median * 1e6) * 100:.1f} %** of the median "
+                  f"for the door and pipeline alone): {own['added'] / (median * 1e6) * 100:.1f} % of the median "
                   f"untraced CPU per request measured above through Gunicorn ({ms(median, 3)} ms), "
-                  f"{own['added'] / (least * 1e6) * 100:.1f} % of the least ({ms(least, 3)} ms)."]
+                  f"{own['added'] / (least * 1e6) * 100:.1f} % of the least ({ms(least, 3)} ms). A lower bound: "
+                  "the same code costs more inside a worker serving requests than in a loop of it alone "
+                  "(docs/performance.md, Tracing; bench/worker_instructions.py counts it through a worker)."]
     lines += ["", f"The sink received {rows['sink']['exports']} exports ({rows['sink']['bytes'] / MIB:.1f} MiB) from "
               "the traced proxy (TRACING=on, the proxy's default batching: up to 2,048 spans an export, every 5 s). "
-              "Each round measures the untraced proxy, then the traced one, at the same concurrency; CPU per request "
-              "is the median of three windows.", ""]
+              "Each round measures both proxies at the same concurrency, the untraced one first in every other round; "
+              "CPU per request is the median of three windows.", ""]
     return lines
 
 
@@ -1162,11 +1165,11 @@ def main(argv: list[str] | None = None) -> int:
                 rounds: dict[int, list[tuple[dict, dict]]] = {}
                 bench.results["tracing_runs"] = {}
                 for c in plan.concurrencies:
-                    for _ in range(TRACING_ROUNDS):
-                        bench.latency_at(proxy, c, "tracing_runs")
-                        untraced = bench.results["tracing_runs"][proxy.name][c]
-                        bench.latency_at(traced, c, "tracing_runs")
-                        rounds.setdefault(c, []).append((untraced, bench.results["tracing_runs"][traced.name][c]))
+                    for n in range(TRACING_ROUNDS):  # which goes first alternates: a drift falls on both alike
+                        for target in (proxy, traced) if n % 2 == 0 else (traced, proxy):
+                            bench.latency_at(target, c, "tracing_runs")
+                        runs = bench.results["tracing_runs"]
+                        rounds.setdefault(c, []).append((runs[proxy.name][c], runs[traced.name][c]))
                 bench.results["tracing"] = {"rounds": rounds, "sink": sink.counts()}
                 bench.results.pop("tracing_runs", None)
                 from tracing_cost import measure as tracing_in_process
