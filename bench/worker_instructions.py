@@ -1,0 +1,151 @@
+"""Instructions per request through a real Gunicorn worker, default settings against default settings plus some,
+counted by valgrind's callgrind (which the machine's load does not move), for docs/performance.md "Tracing".
+
+    .venv/bin/python bench/worker_instructions.py TRACING=on            # about 5 minutes, both at once
+    .venv/bin/python bench/worker_instructions.py --requests 4096 --concurrency 1 TRACING=on
+
+Both proxies run under `valgrind --tool=callgrind --trace-children=yes` with one gevent worker each, behind the
+same fake upstream (bench/upstream.py). Each gets WARM_UP requests, then callgrind's counts are zeroed in its worker
+(bench/worker_marks/sitecustomize.py), then --requests small non-streamed chat requests in a closed loop of
+--concurrency connections, then the counts are written: the worker's whole path (Gunicorn's parsing, gevent, the
+app, the export of spans in the background), over the requests served. Gunicorn's C HTTP parser uses an
+instruction valgrind cannot run (SSE 4.2's pcmpestri): both run its pure Python parser, which adds the same share
+to both. With TRACING=on the spans go to bench/otlp_sink.py, exported in full batches only
+(OTEL_BSP_SCHEDULE_DELAY raised): under valgrind's slowdown the 5-second timer would send a batch every few hundred
+requests, where at full speed the batch fills first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import client  # noqa: E402
+from client import Pool, build_request, chat_body  # noqa: E402
+from targets import (BENCH, HOST, ROOT, _SETTING_ENV, _SETTING_ENV_PREFIXES, OtlpSink, Upstream,  # noqa: E402
+                     _stop, free_port)
+
+WARM_UP = 300
+NO_TIMER = "100000000"  # ms: spans exported when a batch is full
+
+
+class Counted:
+    """One proxy under callgrind, its worker's counts between two marks."""
+
+    def __init__(self, name: str, upstream: int, settings: dict[str, str]) -> None:
+        self.name, self.tmp, self.port = name, tempfile.mkdtemp(prefix="cot_proxy_instr_"), free_port()
+        self.marks = os.path.join(self.tmp, "marks")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_SETTING_ENV_PREFIXES) and k not in _SETTING_ENV}
+        env.update(HOME=self.tmp, PYTHONPATH=f"{BENCH / 'worker_marks'}:{ROOT}", PYTHONHASHSEED="0",
+                   HOST=HOST, PORT=str(self.port), WORKERS="1", TIMEOUT="600", WORKER_MARKS=self.marks,
+                   TARGET_BASE_URL=f"http://{HOST}:{upstream}/v1/", GUNICORN_CMD_ARGS="--http-parser python")
+        env.update(settings)
+        self.out = os.path.join(self.tmp, "callgrind")
+        with open(os.path.join(self.tmp, "log"), "wb") as log:
+            self.proc = subprocess.Popen(
+                ["valgrind", "--tool=callgrind", "--trace-children=yes", "--zero-before=os_getpgid",
+                 "--dump-before=os_getsid", f"--callgrind-out-file={self.out}.%p", sys.executable, "-m", "gunicorn",
+                 "-c", str(ROOT / "gunicorn.conf.py"), "cot_proxy:app"], cwd=self.tmp, env=env,
+                stdout=subprocess.DEVNULL, stderr=log)
+
+    def ready(self, timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((HOST, self.port), 1).close()
+                return
+            except OSError:
+                time.sleep(1)
+        raise RuntimeError(f"{self.name} did not start")
+
+    def mark(self, which: str) -> None:
+        Path(f"{self.marks}.{which}").touch()
+        time.sleep(3)  # the worker's thread looks every 0.2 s (slower under valgrind)
+
+    def instructions(self, timeout: float = 120) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for path in Path(self.tmp).glob("callgrind.*.1"):
+                found = re.search(r"^summary: (\d+)", path.read_text(errors="replace"), re.M)
+                if found:
+                    return int(found.group(1))
+            time.sleep(1)
+        raise RuntimeError(f"{self.name}: no counts written")
+
+    def stop(self) -> None:
+        _stop(self.proc, signal.SIGINT, 30)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+async def closed_loop(proxy: Counted, requests: int, concurrency: int) -> int:
+    """At least `requests` answered (in rounds of two seconds), every one a 200."""
+    req = build_request("POST", "/v1/chat/completions", HOST, proxy.port, chat_body())
+    pool, done = Pool(HOST, proxy.port, concurrency), 0
+    try:
+        while done < requests:
+            result = await client.closed_loop(pool, req, 2.0)
+            if result.errors:
+                raise RuntimeError(f"{proxy.name}: {result.error_sample}")
+            done += result.count
+    finally:
+        pool.close()
+    return done
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("settings", nargs="+", help="NAME=VALUE added to the second proxy's environment")
+    ap.add_argument("--requests", type=int, default=2048, help="requests counted (default %(default)s: two full "
+                                                               "batches of spans with the default batch size)")
+    ap.add_argument("--concurrency", type=int, default=16)
+    args = ap.parse_args()
+    added = dict(s.split("=", 1) for s in args.settings)
+    upstream, sink = Upstream.start(), None
+    if added.get("TRACING") == "on":
+        sink = OtlpSink.start()
+        added.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", sink.url)
+        added.setdefault("OTEL_BSP_SCHEDULE_DELAY", NO_TIMER)
+    proxies = [Counted("default", upstream.port, {}), Counted(" ".join(args.settings), upstream.port, added)]
+    try:
+        for p in proxies:
+            p.ready()
+
+        async def measure(p: Counted) -> int:
+            await closed_loop(p, WARM_UP, args.concurrency)
+            await asyncio.to_thread(p.mark, "zero")
+            done = await closed_loop(p, args.requests, args.concurrency)
+            await asyncio.to_thread(p.mark, "dump")
+            return done
+
+        async def both() -> list[int]:
+            return list(await asyncio.gather(*(measure(p) for p in proxies)))
+
+        served = asyncio.run(both())
+        per = [p.instructions() / n for p, n in zip(proxies, served)]
+    finally:
+        for p in proxies:
+            p.stop()
+        if sink is not None:
+            print(f"sink: {sink.counts()}")
+            sink.stop()
+        upstream.stop()
+    for p, n, x in zip(proxies, served, per):
+        print(f"{p.name}: {x / 1e6:.3f} M instructions a request ({n} requests, c={args.concurrency})")
+    print(f"difference {(per[1] - per[0]) / 1e3:+.1f} k a request, ratio {per[1] / per[0]:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
