@@ -1,5 +1,7 @@
 """Instructions per request through a real Gunicorn worker, default settings against default settings plus some,
-counted by valgrind's callgrind (which the machine's load does not move), for docs/performance.md "Tracing".
+counted by valgrind's callgrind, for docs/performance.md "Tracing". The machine's load barely moves the counts: a
+worker's timers run by the second and gevent's loop finds more or fewer requests ready at each turn, so the same
+configuration moves by some 20-100 k instructions a request from run to run; run it twice.
 
     .venv/bin/python bench/worker_instructions.py TRACING=on            # about 5 minutes, both at once
     .venv/bin/python bench/worker_instructions.py --requests 4096 --concurrency 1 TRACING=on
