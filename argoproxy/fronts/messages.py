@@ -23,7 +23,8 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, StreamState, bad_request, bearer, new_id,
                                     whole_answer)
 from argoproxy.fronts.fields import boolean, checked, field, obj, string
-from argoproxy.fronts.messages_shapes import (COUNT_REQUEST, DOCUMENT_BLOCK, DOCUMENT_SOURCES, REQUEST, TOOL_CHOICE,
+from argoproxy.fronts.messages_shapes import (COUNT_REQUEST, DOCUMENT_BLOCK, DOCUMENT_SOURCES, REQUEST, SEARCH_RESULT,
+                                             SEARCH_RESULT_REQUIRED, TOOL_CHOICE, TOOL_REFERENCE_NAME,
                                              cache_control, client_tool, dropped_block, server_tool, text_fields)
 from argoproxy.fronts.model_entries import context_length
 from argoproxy.pipeline.adapt import Shape
@@ -190,7 +191,7 @@ def message_to_chat(message: Any, param: str) -> list[dict[str, Any]]:
         elif isinstance(block, dict) and block.get("type") in ("thinking", "redacted_thinking"):
             dropped_block(block, where, _bad)
         else:
-            parts.append(block_to_part(block, where))
+            parts.extend(block_to_parts(block, where))
     out = tools
     if parts:
         text_only = all(p["type"] == "text" for p in parts)
@@ -230,21 +231,27 @@ def assistant_to_chat(content: list[Any], param: str) -> dict[str, Any]:
     return message
 
 
-def block_to_part(block: Any, where: str) -> dict[str, Any]:
-    """A user content block as a chat content part."""
+def block_to_parts(block: Any, where: str) -> list[dict[str, Any]]:
+    """A user content block as chat content parts (a document of text and images is several)."""
     kind = block.get("type") if isinstance(block, dict) else None
-    if kind in ("image", "document"):
+    if kind in ("image", "document", "search_result"):
         cache_control(block, where, _bad)
     if kind == "text":
         text_fields(block, where, _bad)
         if not isinstance(block.get("text"), str):
             raise _bad("text blocks need a text string.", f"{where}.text")
-        return {"type": "text", "text": block["text"]}
+        return [{"type": "text", "text": block["text"]}]
     if kind == "image":
-        return {"type": "image_url", "image_url": {"url": source_url(block.get("source"), where, image=True)}}
+        return [image_part(block, where)]
     if kind == "document":
-        return document_part(block, where)
+        return document_parts(block, where)
+    if kind == "search_result":
+        return [search_result_part(block, where)]
     raise _bad(f"blocks of type {kind!r} are not supported through a chat-completions backend.", f"{where}.type")
+
+
+def image_part(block: dict[str, Any], where: str) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": source_url(block.get("source"), where, image=True)}}
 
 
 def source_url(source: Any, where: str, image: bool) -> str:
@@ -262,8 +269,9 @@ def source_url(source: Any, where: str, image: bool) -> str:
     raise _bad("source must be {type: base64, media_type, data} or {type: url, url}.", f"{where}.source")
 
 
-def document_part(block: dict[str, Any], where: str) -> dict[str, Any]:
-    """A document block: text sources as text, PDFs (base64) as a chat `file` part."""
+def document_parts(block: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """A document block: text sources as text, a content source as its text and then its images, PDFs (base64)
+    as a chat `file` part."""
     given = block.get("source")
     source: dict[str, Any] = given if isinstance(given, dict) else {}
     checked(block, DOCUMENT_BLOCK, where, _bad)  # citations, context: left out (a chat upstream cites nothing)
@@ -271,33 +279,64 @@ def document_part(block: dict[str, Any], where: str) -> dict[str, Any]:
     kind = source.get("type")
     if isinstance(kind, str) and kind in DOCUMENT_SOURCES:
         DOCUMENT_SOURCES[kind](source, f"{where}.source", _bad)
+    images: list[dict[str, Any]] = []
     if kind == "text" and isinstance(source.get("data"), str):
         text = source["data"]
     elif kind == "content":
-        text = document_content(source.get("content"), f"{where}.source.content")
+        text, images = document_content(source.get("content"), f"{where}.source.content")
     elif kind == "base64" and isinstance(source.get("data"), str):
         media = string(source, "media_type", f"{where}.source.media_type", _bad) or "application/pdf"
-        return {"type": "file", "file": {"file_data": f"data:{media};base64,{source['data']}",
-                                         "filename": title or "document.pdf"}}
+        return [{"type": "file", "file": {"file_data": f"data:{media};base64,{source['data']}",
+                                          "filename": title or "document.pdf"}}]
     else:
         raise _bad("document sources must be text, content or base64 (a URL document cannot go through a "
                    "chat-completions backend).", f"{where}.source")
-    return {"type": "text", "text": f"{title}\n\n{text}" if title else text}
+    text = f"{title}\n\n{text}" if title else text
+    return ([{"type": "text", "text": text}] if text or not images else []) + images
 
 
-def document_content(content: Any, where: str) -> str:
-    """A `content` document source: a string, or text blocks (joined)."""
+def document_content(content: Any, where: str) -> tuple[str, list[dict[str, Any]]]:
+    """A `content` document source: a string, or text and image blocks (the texts joined, the images as parts)."""
     if isinstance(content, str):
-        return content
+        return content, []
     if not isinstance(content, list):
-        raise _bad("must be a string or a list of text blocks.", where)
-    texts = []
+        raise _bad("must be a string or a list of text and image blocks.", where)
+    texts, images = [], []
     for k, block in enumerate(content):
-        if not isinstance(block, dict) or block.get("type") != "text":
-            raise _bad("content documents take text blocks only through a chat-completions backend.", f"{where}.{k}")
-        text_fields(block, f"{where}.{k}", _bad)
-        texts.append(string(block, "text", f"{where}.{k}.text", _bad, required=True) or "")
-    return "".join(texts)
+        if isinstance(block, dict) and block.get("type") == "image":
+            cache_control(block, f"{where}.{k}", _bad)
+            images.append(image_part(block, f"{where}.{k}"))
+        else:
+            texts.append(text_block_text(block, f"{where}.{k}", "must be a text or image block."))
+    return "".join(texts), images
+
+
+def text_block_text(block: Any, where: str, wrong: str = "must be a text block.") -> str:
+    """A text block's text, its other fields checked."""
+    if not isinstance(block, dict) or block.get("type") != "text":
+        raise _bad(wrong, where)
+    text_fields(block, where, _bad)
+    return string(block, "text", f"{where}.text", _bad, required=True) or ""
+
+
+def search_result_part(block: dict[str, Any], where: str) -> dict[str, Any]:
+    """A search result the client found (retrieval): its title, source and text, as text a chat model reads."""
+    checked(block, SEARCH_RESULT, where, _bad, SEARCH_RESULT_REQUIRED)
+    content = block["content"]
+    if not isinstance(content, list):
+        raise _bad("must be a list of text blocks.", f"{where}.content")
+    text = "\n".join(text_block_text(inner, f"{where}.content.{k}") for k, inner in enumerate(content))
+    return {"type": "text", "text": f"{block['title']}\n{block['source']}\n\n{text}"}
+
+
+def tool_reference_text(block: dict[str, Any], where: str) -> str:
+    """A tool_reference in a tool result (a client-side tool search found that tool): its name, as text. A chat
+    upstream is sent every tool anyway (deferred loading is left out), so there is nothing to load."""
+    cache_control(block, where, _bad)
+    name = string(block, "tool_name", f"{where}.tool_name", _bad, required=True)
+    if not TOOL_REFERENCE_NAME.fullmatch(name or ""):
+        raise _bad("must be 1 to 256 letters, digits, _ or -.", f"{where}.tool_name")
+    return name or ""
 
 
 def tool_result_to_chat(block: dict[str, Any], where: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -312,11 +351,14 @@ def tool_result_to_chat(block: dict[str, Any], where: str) -> tuple[dict[str, An
     elif isinstance(content, list):
         texts = []
         for k, inner in enumerate(content):
-            part = block_to_part(inner, f"{where}.content.{k}")
-            if part["type"] == "text":
-                texts.append(part["text"])
-            else:
-                images.append(part)
+            if isinstance(inner, dict) and inner.get("type") == "tool_reference":
+                texts.append(tool_reference_text(inner, f"{where}.content.{k}"))
+                continue
+            for part in block_to_parts(inner, f"{where}.content.{k}"):
+                if part["type"] == "text":
+                    texts.append(part["text"])
+                else:
+                    images.append(part)
         text = "\n".join(texts)
     else:
         raise _bad("content must be a string or a list of blocks.", f"{where}.content")
