@@ -575,6 +575,32 @@ def test_messages_refuses_what_anthropics_document_refuses_in_fields_it_leaves_o
     wire.done()
 
 
+def test_messages_takes_the_blocks_a_chat_upstream_can_read(wire):
+    """Found by bench/conformance.py: a search result (in a turn or a tool result), a tool search's
+    tool_reference and a content document's image were refused as blocks of no chat form; each has one (text,
+    the tool's name, an image part), and the upstream is sent it."""
+    result = {"type": "search_result", "source": "https://example.com/rain", "title": "Rain",
+              "content": [{"type": "text", "text": "Rain in Paris."}], "citations": {"enabled": True}}
+    body = wire.accepted("anthropic", "CreateMessageParams", {"model": MODEL, "max_tokens": 10, "messages": [
+        {"role": "user", "content": [result, {"type": "document", "title": "Chart", "source": {
+            "type": "content", "content": [{"type": "text", "text": "A chart."}, {"type": "image", "source": {
+                "type": "base64", "media_type": "image/png", "data": capable.PNG}}]}}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "find", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
+            result, {"type": "tool_reference", "tool_name": "get_weather"}]}]}]})
+    wire.capable(False)
+    answer = wire.status(wire.call("POST", "/v1/messages", body, ANTHROPIC_HEADERS), 200, "blocks")
+    wire.conforms("anthropic", "Message", answer, "blocks")
+    wire.done()
+    sent = wire.fake.received[-1].json()["messages"]
+    assert sent[0]["content"] == [
+        {"type": "text", "text": "Rain\nhttps://example.com/rain\n\nRain in Paris."},
+        {"type": "text", "text": "Chart\n\nA chart."},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{capable.PNG}"}}]
+    assert sent[2] == {"role": "tool", "tool_call_id": "t1",
+                       "content": "Rain\nhttps://example.com/rain\n\nRain in Paris.\nget_weather"}
+
+
 # ================================================================== Google Gemini
 
 GOOGLE = f"/v1beta/models/{MODEL}"
