@@ -21,7 +21,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, Pieces, StreamState, bad_request, first_choice, new_id,
                                     whole_answer)
-from argoproxy.fronts.fields import boolean, obj, string
+from argoproxy.fronts.fields import boolean, checked, obj, one_of, string
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.fronts import long_strings, responses_compact as compact
 from argoproxy.pipeline.reservation import Spelled
@@ -30,8 +30,9 @@ from argoproxy.fronts.responses_tools import (HOSTED_CALL_ITEMS, ChatTools, chat
 from argoproxy.fronts.responses_shapes import item_status
 
 # Input items of the built-in tools a client runs itself, replayed as chat tool calls and tool messages.
-CLIENT_CALL_ITEMS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call")
+CLIENT_CALL_ITEMS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call", "computer_call")
 CLIENT_OUTPUT_ITEMS = ("local_shell_call_output", "shell_call_output", "apply_patch_call_output")
+SCREENSHOT = {"type": one_of("computer_screenshot")}  # a computer call's output
 NO_TOOLS = ChatTools()  # a request without tools: every call is a plain function call
 
 # Request fields a stateless chat-backed door cannot honour.
@@ -211,6 +212,8 @@ def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str,
             messages.extend(tool_output(item, param))
         elif kind in CLIENT_OUTPUT_ITEMS:
             messages.append(client_tool_output(item, param, call_ids))
+        elif kind == "computer_call_output":
+            screenshot_output(messages, item, param)
         elif kind == "additional_tools":
             tools.add_all(item.get("tools"), f"{param}.tools")
         elif kind in HOSTED_CALL_ITEMS:
@@ -225,8 +228,8 @@ def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str,
                               f"{param}.type", "unsupported_parameter")
         else:
             raise bad_request(f"Input items of type {kind!r} are not supported through a chat-completions "
-                              "backend (messages, reasoning, function, custom and local shell tool calls and "
-                              "their outputs are).", f"{param}.type", "unsupported_value")
+                              "backend (messages, reasoning, function, custom, local shell and computer tool "
+                              "calls and their outputs are).", f"{param}.type", "unsupported_value")
     return messages
 
 
@@ -249,6 +252,33 @@ def client_tool_output(item: dict[str, Any], param: str, call_ids: dict[str, str
     output = item.get("output")
     text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
     return {"role": "tool", "tool_call_id": call_ids.get(ref, ref), "content": text}
+
+
+def screenshot_output(messages: list[dict[str, Any]], item: dict[str, Any], param: str) -> None:
+    """A computer call's output, a screenshot: a tool message saying so, and the image in a user message (chat
+    tool messages take text only) after the turn's other tool messages, which chat wants together."""
+    call_id = _string(item, "call_id", param)
+    output = obj(item, "output", f"{param}.output", field_error, required=True) or {}
+    checked(output, SCREENSHOT, f"{param}.output", field_error, ("type",))
+    url = output.get("image_url")
+    if not isinstance(url, str) or not url:
+        raise bad_request("Screenshots must come as `image_url` (an http(s) or data: URL); `file_id` needs the "
+                          "Files API, which this proxy does not serve.", f"{param}.output.image_url",
+                          "unsupported_value")
+    tool = {"role": "tool", "tool_call_id": call_id, "content": "Screenshot taken (in the next message)."}
+    image = {"type": "image_url", "image_url": {"url": url}}
+    last = messages[-1] if messages else None
+    if last is not None and len(messages) > 1 and messages[-2]["role"] == "tool" and _screenshots(last):
+        messages.insert(len(messages) - 1, tool)
+        last["content"].append(image)
+    else:
+        messages.extend([tool, {"role": "user", "content": [image]}])
+
+
+def _screenshots(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    return (message["role"] == "user" and isinstance(content, list)
+            and all(part.get("type") == "image_url" for part in content))
 
 
 def _string(item: dict[str, Any], key: str, param: str) -> str:

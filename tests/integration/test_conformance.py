@@ -419,6 +419,27 @@ def test_responses_refuses_malformed_items_in_its_own_words(wire):
     wire.done()
 
 
+def test_responses_takes_a_computer_use_history(wire):
+    """Found by bench/conformance.py: computer_call items and their screenshots were refused as having no chat
+    form; the calls are the client's (like a local shell's) and a screenshot is an image: both reach the
+    upstream, the screenshot after the tool message."""
+    shot = f"data:image/png;base64,{capable.PNG}"
+    body = wire.accepted("openai", "CreateResponse", {"model": MODEL, "input": [
+        {"role": "user", "content": "Open the page."},
+        {"type": "computer_call", "id": "cu_1", "call_id": "call_1", "status": "completed",
+         "action": {"type": "screenshot"}, "pending_safety_checks": []},
+        {"type": "computer_call_output", "call_id": "call_1",
+         "output": {"type": "computer_screenshot", "image_url": shot}}]})
+    wire.capable(False)
+    answer = wire.status(wire.call("POST", "/v1/responses", body), 200, "computer use")
+    wire.conforms("openai", "Response", answer, "computer use")
+    wire.done()
+    sent = wire.fake.received[-1].json()["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "user"]
+    assert sent[1]["tool_calls"][0]["function"]["name"] == "computer"
+    assert sent[3]["content"] == [{"type": "image_url", "image_url": {"url": shot}}]
+
+
 def test_responses_stream_failure(wire):
     """A stream cut mid-way ends with an `error` event and response.failed."""
     wire.answers(Stream(capable.chunks(), cut_after=6))

@@ -101,7 +101,11 @@ def test_tools_choice_formats_and_reasoning():
     ({"model": "m", "input": "x", "previous_response_id": "resp_1"}, "previous_response_id"),
     ({"model": "m", "input": "x", "conversation": "conv_1"}, "conversation"),
     ({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
-    ({"model": "m", "input": [{"type": "computer_call_output"}]}, "input[0].type"),
+    ({"model": "m", "input": [{"type": "computer_call_output", "call_id": "c", "output": {
+        "type": "computer_screenshot", "file_id": "file_1"}}]}, "input[0].output.image_url"),
+    ({"model": "m", "input": [{"type": "computer_call_output", "call_id": "c", "output": {
+        "type": "screenshot", "image_url": "https://x/a.png"}}]}, "input[0].output.type"),
+    ({"model": "m", "input": [{"type": "computer_call_output", "call_id": "c"}]}, "input[0].output"),
     ({"model": "m", "input": "x", "tools": [{"type": "custom"}]}, "tools[0].name"),
     ({"model": "m", "input": "x", "tools": [{"name": "f", "parameters": {}}]}, "tools[0].type"),
     ({"model": "m", "input": "x", "tools": [{"type": "namespace", "name": "crm"}]}, "tools[0].tools"),
@@ -382,6 +386,31 @@ def test_codex_history_items_replay_as_chat_tool_calls():
     assert messages[5]["tool_calls"][0]["function"]["name"] == "mcp__docs__search"
     assert [t["function"]["name"] for t in chat["tools"]][-1] == "late"
     assert "web_search_call" in ex.dropped
+
+
+def test_computer_calls_replay_as_chat_tool_calls_and_their_screenshots_as_images():
+    """A computer-use history was refused: its calls are the client's, like a local shell's, and a screenshot is
+    an image a chat upstream with vision reads. Parallel calls' tool messages stay together, the screenshots
+    after them."""
+    shot = {"type": "computer_screenshot", "image_url": "data:image/png;base64,AAAA"}
+    chat = request_to_chat({"model": "m", "tools": [{"type": "computer_use_preview", "environment": "browser",
+                                                     "display_width": 800, "display_height": 600}], "input": [
+        {"role": "user", "content": "open the page"},
+        {"type": "computer_call", "id": "cu_1", "call_id": "call_a", "status": "completed",
+         "action": {"type": "click", "button": "left", "x": 5, "y": 6}, "pending_safety_checks": []},
+        {"type": "computer_call", "id": "cu_2", "call_id": "call_b", "status": "completed",
+         "action": {"type": "screenshot"}, "pending_safety_checks": []},
+        {"type": "computer_call_output", "call_id": "call_a", "output": shot},
+        {"type": "computer_call_output", "call_id": "call_b", "output": {**shot, "image_url": "https://x/b.png"},
+         "acknowledged_safety_checks": None}]})
+    messages = chat["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "user"]
+    calls = messages[1]["tool_calls"]
+    assert [c["id"] for c in calls] == ["call_a", "call_b"] and calls[0]["function"]["name"] == "computer"
+    assert '"action": {"type": "click", "button": "left", "x": 5, "y": 6}' in calls[0]["function"]["arguments"]
+    assert [m["tool_call_id"] for m in messages[2:4]] == ["call_a", "call_b"]
+    assert messages[4]["content"] == [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                                      {"type": "image_url", "image_url": {"url": "https://x/b.png"}}]
 
 
 def test_custom_and_namespaced_calls_come_back_as_their_items():
