@@ -92,11 +92,14 @@ def kind(name: str) -> Rule:
     return rule
 
 
-def integer(minimum: int | None = None) -> Rule:
+def integer(minimum: int | None = None, maximum: int | None = None) -> Rule:
     def rule(value: Any, param: str, bad: Bad) -> None:
         must_be(value, "an integer", param, bad)
-        if minimum is not None and value < minimum:
-            raise bad(f"must be an integer of at least {minimum}.", param)
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            if maximum is None:
+                raise bad(f"must be an integer of at least {minimum}.", param)
+            raise bad(f"must be an integer from {minimum} to {maximum}." if minimum is not None
+                      else f"must be an integer of at most {maximum}.", param)
     return rule
 
 
@@ -132,10 +135,14 @@ def or_null(inner: Rule) -> Rule:
     return rule
 
 
-def list_of(item: Rule, index: str = ".{}") -> Rule:
-    """A list whose every item follows `item` (index: how the door writes an item's place after the list's)."""
+def list_of(item: Rule, index: str = ".{}", shortest: int = 0, longest: int | None = None) -> Rule:
+    """A list of shortest to longest items, each following `item` (index: how the door writes an item's place
+    after the list's)."""
     def rule(value: Any, param: str, bad: Bad) -> None:
         must_be(value, "an array", param, bad)
+        if len(value) < shortest or (longest is not None and len(value) > longest):
+            size = f"{shortest} to {longest}" if longest is not None else f"at least {shortest}"
+            raise bad(f"must be a list of {size} items.", param)
         for i, each in enumerate(value):
             item(each, param + index.format(i), bad)
     return rule

@@ -21,8 +21,8 @@ from typing import Any
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import bad_request, new_id
 from argoproxy.ids import random_hex
-from argoproxy.fronts.fields import boolean, obj, string
-from argoproxy.fronts.responses_shapes import hosted_tool
+from argoproxy.fronts.fields import boolean, checked, obj, string
+from argoproxy.fronts.responses_shapes import CUSTOM_TOOL, hosted_tool
 from argoproxy.pipeline.answer_shape import bounded_loads
 
 NAMESPACE_JOIN = "__"
@@ -155,6 +155,7 @@ def function_of(tool: dict[str, Any], param: str) -> dict[str, Any]:
 def custom_function(tool: dict[str, Any], param: str) -> dict[str, Any]:
     """A custom tool as a function of one string; a grammar format goes into the description, so the model
     still knows the syntax its input must follow."""
+    checked(tool, CUSTOM_TOOL, param, field_error)
     description = string(tool, "description", f"{param}.description", field_error) or ""
     fmt = obj(tool, "format", f"{param}.format", field_error) or {}
     kind = string(fmt, "type", f"{param}.format.type", field_error)

@@ -419,6 +419,40 @@ def test_responses_refuses_malformed_items_in_its_own_words(wire):
     wire.done()
 
 
+def test_responses_checks_the_fields_of_the_tools_it_leaves_out(wire):
+    """Hosted and built-in tools (web search, file search, code interpreter, image generation, computer use...)
+    are left out on the way to a chat upstream, and were taken in any shape; the document refuses those requests
+    (a 400 in OpenAI's error shape naming the field), and takes the well-formed ones."""
+    refused = (("web search context size", {"type": "web_search", "search_context_size": "huge"},
+                "tools[0].search_context_size"),
+               ("file search without stores", {"type": "file_search"}, "tools[0].vector_store_ids"),
+               ("code interpreter memory", {"type": "code_interpreter", "container": {
+                   "type": "auto", "memory_limit": "2g"}}, "tools[0].container.memory_limit"),
+               ("image quality", {"type": "image_generation", "quality": "best"}, "tools[0].quality"),
+               ("computer without a height", {"type": "computer_use_preview", "environment": "mac",
+                                              "display_width": 800}, "tools[0].display_height"),
+               ("custom grammar syntax", {"type": "custom", "name": "patch", "format": {
+                   "type": "grammar", "syntax": "ebnf", "definition": "x"}}, "tools[0].format.syntax"))
+    for label, tool, param in refused:
+        body = {"model": MODEL, "input": "Hi", "tools": [tool]}
+        assert spec("openai").problems("CreateResponse", body), label
+        answer = wire.status(wire.call("POST", "/v1/responses", body), 400, label)
+        wire.conforms("openai", "ErrorResponse", answer, label)
+        if (answer.get("error") or {}).get("param") != param:
+            wire.problems.append(f"{label}: {answer}")
+    wire.capable(False)
+    body = wire.accepted("openai", "CreateResponse", {"model": MODEL, "input": "Hi", "tools": [
+        {"type": "web_search", "search_context_size": "low", "user_location": {"type": "approximate", "city": "Paris"}},
+        {"type": "file_search", "vector_store_ids": ["vs_1"], "max_num_results": 4},
+        {"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "4g"}},
+        {"type": "image_generation", "quality": "high"},
+        {"type": "computer_use_preview", "environment": "mac", "display_width": 800, "display_height": 600},
+        {"type": "custom", "name": "patch", "format": {"type": "grammar", "syntax": "lark", "definition": "x"}}]})
+    answer = wire.status(wire.call("POST", "/v1/responses", body), 200, "well-formed")
+    wire.conforms("openai", "Response", answer, "well-formed")
+    wire.done()
+
+
 def test_responses_takes_a_computer_use_history(wire):
     """Found by bench/conformance.py: computer_call items and their screenshots were refused as having no chat
     form; the calls are the client's (like a local shell's) and a screenshot is an image: both reach the

@@ -695,3 +695,100 @@ def test_the_statuses_the_document_gives_are_taken():
              {"type": "web_search_call", "id": "ws_1", "status": "searching"}]
     assert [m["role"] for m in request_to_chat({"model": "m", "input": items})["messages"]] == [
         "user", "assistant", "tool"]
+
+
+# ------------------------------------------------------------------ the other hosted and built-in tools' fields
+
+WEB = {"type": "web_search"}
+FILES = {"type": "file_search", "vector_store_ids": ["vs_1"]}
+CODE = {"type": "code_interpreter", "container": {"type": "auto"}}
+COMPUTER = {"type": "computer_use_preview", "environment": "browser", "display_width": 1024, "display_height": 768}
+IMAGES = {"type": "image_generation"}
+SHELL = {"type": "shell"}
+CUSTOM = {"type": "custom", "name": "apply_patch"}
+
+
+@pytest.mark.parametrize("tool,param", [
+    ({**WEB, "search_context_size": "huge"}, "search_context_size"),
+    ({**WEB, "external_web_access": "yes"}, "external_web_access"),
+    ({**WEB, "filters": {"allowed_domains": "example.com"}}, "filters.allowed_domains"),
+    ({**WEB, "user_location": {"type": "exact"}}, "user_location.type"),
+    ({"type": "web_search_2025_08_26", "user_location": {"city": 5}}, "user_location.city"),
+    ({"type": "web_search_preview", "search_content_types": ["video"]}, "search_content_types[0]"),
+    ({"type": "web_search_preview_2025_03_11", "user_location": {"city": "Paris"}}, "user_location.type"),
+    ({"type": "file_search"}, "vector_store_ids"),
+    ({**FILES, "vector_store_ids": "vs_1"}, "vector_store_ids"),
+    ({**FILES, "max_num_results": "5"}, "max_num_results"),
+    ({**FILES, "filters": {"type": "eq", "key": "k"}}, "filters.value"),
+    ({**FILES, "filters": {"type": "like", "key": "k", "value": "v"}}, "filters.type"),
+    ({**FILES, "filters": {"type": "in", "key": "k", "value": [True]}}, "filters.value[0]"),
+    ({**FILES, "filters": {"type": "and", "filters": [{"type": "in", "key": "k"}]}}, "filters.filters[0].value"),
+    ({**FILES, "ranking_options": {"ranker": "best"}}, "ranking_options.ranker"),
+    ({**FILES, "ranking_options": {"hybrid_search": {"text_weight": 1}}},
+     "ranking_options.hybrid_search.embedding_weight"),
+    ({"type": "code_interpreter"}, "container"),
+    ({**CODE, "container": {"type": "manual"}}, "container.type"),
+    ({**CODE, "container": {"type": "auto", "memory_limit": "2g"}}, "container.memory_limit"),
+    ({**CODE, "container": {"type": "auto", "file_ids": ["f"] * 51}}, "container.file_ids"),
+    ({**CODE, "container": {"type": "auto", "network_policy": {"type": "allowlist", "allowed_domains": []}}},
+     "container.network_policy.allowed_domains"),
+    ({**CODE, "allowed_callers": []}, "allowed_callers"),
+    ({**IMAGES, "quality": "best"}, "quality"),
+    ({**IMAGES, "output_compression": 101}, "output_compression"),
+    ({**IMAGES, "partial_images": 4}, "partial_images"),
+    ({**IMAGES, "input_image_mask": {"image_url": 5}}, "input_image_mask.image_url"),
+    ({"type": "computer_use_preview", "environment": "browser", "display_width": 1024}, "display_height"),
+    ({**COMPUTER, "environment": "android"}, "environment"),
+    ({**COMPUTER, "display_width": 10.5}, "display_width"),
+    ({**SHELL, "environment": {"type": "container_reference"}}, "environment.container_id"),
+    ({**SHELL, "environment": {"type": "local", "skills": [{"name": "s", "path": "/p"}]}},
+     "environment.skills[0].description"),
+    ({**SHELL, "environment": {"type": "container_auto", "skills": [{"type": "skill_reference", "skill_id": ""}]}},
+     "environment.skills[0].skill_id"),
+    ({"type": "apply_patch", "allowed_callers": ["anyone"]}, "allowed_callers[0]"),
+    ({"type": "tool_search", "execution": "remote"}, "execution"),
+    ({**CUSTOM, "format": {"type": "grammar", "syntax": "ebnf", "definition": "x"}}, "format.syntax"),
+    ({**CUSTOM, "format": {"type": "grammar", "syntax": "lark"}}, "format.definition"),
+    ({**CUSTOM, "format": {"type": "json"}}, "format.type"),
+    ({**CUSTOM, "defer_loading": "no"}, "defer_loading"),
+])
+def test_hosted_and_built_in_tools_fields_are_checked_though_they_are_left_out(tool, param):
+    """Hosted and built-in tools have no chat form and are left out (a custom tool becomes a function), but their
+    fields are the document's: a wrong one was dropped with the tool."""
+    with pytest.raises(ProxyError) as info:
+        request_to_chat({"model": "m", "input": "hi", "tools": [{"type": "function", "name": "f"}, tool]})
+    assert info.value.status == 400 and info.value.param == f"tools[1].{param}"
+
+
+def test_well_formed_hosted_tools_are_still_left_out():
+    """What Codex and the Agents SDK send, and every field the document gives, is taken (a field it does not list
+    too: a client newer than the vendored document)."""
+    tools = [{**WEB, "external_web_access": False, "search_context_size": "low", "filters": {"allowed_domains": None},
+              "user_location": {"type": "approximate", "city": "Paris", "country": None}, "newer_field": 1},
+             {"type": "web_search_preview", "search_content_types": ["text", "image"],
+              "user_location": {"type": "approximate", "timezone": "Europe/Paris"}},
+             {**FILES, "max_num_results": 5, "ranking_options": {"ranker": "auto", "score_threshold": 0.5,
+                                                                 "hybrid_search": {"embedding_weight": 1,
+                                                                                   "text_weight": 0.5}},
+              "filters": {"type": "or", "filters": [{"type": "eq", "key": "k", "value": True},
+                                                    {"type": "and", "filters": [
+                                                        {"type": "nin", "key": "n", "value": ["a", 1]}]}]}},
+             {**CODE, "container": "cntr_1"},
+             {**CODE, "allowed_callers": ["direct"], "container": {
+                 "type": "auto", "file_ids": ["f"], "memory_limit": "4g", "network_policy": {
+                     "type": "allowlist", "allowed_domains": ["pypi.org"],
+                     "domain_secrets": [{"domain": "pypi.org", "name": "TOKEN", "value": "t"}]}}},
+             {**IMAGES, "quality": "high", "size": "1024x1024", "output_compression": 100, "partial_images": 0,
+              "model": "gpt-image-1", "input_fidelity": None, "input_image_mask": {"file_id": "f"}},
+             COMPUTER, {"type": "computer"}, {"type": "local_shell"}, {"type": "programmatic_tool_calling"},
+             {**SHELL, "environment": {"type": "local", "skills": [{"name": "s", "description": "d", "path": "/p"}]}},
+             {**SHELL, "environment": {"type": "container_auto", "skills": [
+                 {"type": "skill_reference", "skill_id": "sk_1"},
+                 {"type": "inline", "name": "n", "description": "d",
+                  "source": {"type": "base64", "media_type": "application/zip", "data": "UEsD"}}]}},
+             {"type": "apply_patch"}, {"type": "tool_search", "execution": "client", "parameters": None},
+             {"type": "a_tool_from_next_year", "anything": 1},
+             {**CUSTOM, "format": {"type": "grammar", "syntax": "lark", "definition": "start: x"},
+              "defer_loading": False}]
+    chat = request_to_chat({"model": "m", "input": "hi", "tools": tools})
+    assert [t["function"]["name"] for t in chat["tools"]] == ["apply_patch"]
