@@ -89,7 +89,8 @@ CITATIONS_CONFIG = or_null(fields_of({"enabled": kind("a boolean")}))
 TEXT_BLOCK = {"citations": or_null(list_of(CITATIONS))}
 DOCUMENT_BLOCK = {"citations": CITATIONS_CONFIG, "title": or_null(text(1, 500)), "context": or_null(text(1))}
 # A search result the client found (its `content`, text blocks, is read where it is translated).
-SEARCH_RESULT = {"source": kind("a string"), "title": kind("a string"), "citations": CITATIONS_CONFIG}
+SEARCH_RESULT = {"source": kind("a string"), "title": kind("a string"),
+                 "citations": fields_of({"enabled": kind("a boolean")})}  # not null, unlike a document's
 SEARCH_RESULT_REQUIRED = ("source", "title", "content")
 TOOL_REFERENCE_NAME = re.compile(r"[a-zA-Z0-9_-]{1,256}")  # a tool_reference's `tool_name`
 

@@ -625,10 +625,11 @@ def test_a_search_result_is_sent_as_its_title_source_and_text():
 @pytest.mark.parametrize("change,param", [
     ({"source": None}, "source"), ({"title": 5}, "title"), ({"content": "x"}, "content"),
     ({"content": [{"type": "image"}]}, "content.0"), ({"citations": {"enabled": "yes"}}, "citations.enabled"),
+    ({"citations": None}, "citations"),
     ({"cache_control": {"type": "forever"}}, "cache_control.type")])
 def test_a_search_results_fields_are_checked(change, param):
     result = {"type": "search_result", "source": "s", "title": "t", "content": [{"type": "text", "text": "x"}]}
-    result = {k: v for k, v in {**result, **change}.items() if v is not None}
+    result = {k: v for k, v in {**result, **change}.items() if v is not None or k == "citations"}
     body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [result]}]}
     assert _refused_at(body) == f"messages.0.content.0.{param}"
 
