@@ -87,8 +87,11 @@ def must_be(value: Any, name: str, param: str, bad: Bad) -> None:
 
 def kind(name: str) -> Rule:
     """A value of one JSON kind."""
-    def rule(value: Any, param: str, bad: Bad) -> None:
-        must_be(value, name, param, bad)
+    types, boolean = _KINDS[name], name == "a boolean"
+
+    def rule(value: Any, param: str, bad: Bad) -> None:  # has_kind written out: the commonest rule
+        if not isinstance(value, types) or (isinstance(value, bool) and not boolean):
+            raise bad(f"must be {name}, not {json_type(value)}.", param)
     return rule
 
 
@@ -164,8 +167,10 @@ def checked(holder: Mapping[str, Any], rules: Mapping[str, Rule], where: str, ba
     for key in required:
         if key not in holder:
             raise bad("Field required.", f"{where}.{key}" if where else key)
-    for key, rule in rules.items():
-        if key in holder:
+    # whichever is shorter is walked: a tool or block holds a few of the many fields its rules name
+    for key in holder if len(holder) < len(rules) else rules:
+        rule = rules.get(key)
+        if rule is not None and key in holder:
             rule(holder[key], f"{where}.{key}" if where else key, bad)
 
 

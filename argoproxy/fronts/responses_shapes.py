@@ -144,11 +144,10 @@ HOSTED_TOOLS: dict[str, tuple[dict[str, Rule], tuple[str, ...]]] = {
     # computer, local_shell, programmatic_tool_calling: no fields besides `type`
 }
 
-# A custom tool's fields besides its name and description (the door reads those to make it a chat function).
-CUSTOM_TOOL = {"format": by_type({"text": fields_of({}),
-                                  "grammar": fields_of({"syntax": one_of("lark", "regex"),
-                                                        "definition": kind("a string")}, ("syntax", "definition"))}),
-               "defer_loading": kind("a boolean"), "allowed_callers": _CALLERS}
+# A custom tool's flags (left out), and its grammar's syntaxes (its format is checked where it is read:
+# responses_tools.custom_function).
+CUSTOM_FLAGS = {"defer_loading": kind("a boolean"), "allowed_callers": _CALLERS}
+GRAMMAR_SYNTAXES = ("lark", "regex")
 
 # An input item's `status`, by the item's type, when the document gives it a set of values (a message's may be
 # any string under Open Responses' document, and is not typed by OpenAI's). Null is taken as the field left out.

@@ -22,7 +22,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import bad_request, new_id
 from argoproxy.ids import random_hex
 from argoproxy.fronts.fields import boolean, checked, obj, string
-from argoproxy.fronts.responses_shapes import CUSTOM_TOOL, hosted_tool
+from argoproxy.fronts.responses_shapes import CUSTOM_FLAGS, GRAMMAR_SYNTAXES, hosted_tool
 from argoproxy.pipeline.answer_shape import bounded_loads
 
 NAMESPACE_JOIN = "__"
@@ -154,16 +154,23 @@ def function_of(tool: dict[str, Any], param: str) -> dict[str, Any]:
 
 def custom_function(tool: dict[str, Any], param: str) -> dict[str, Any]:
     """A custom tool as a function of one string; a grammar format goes into the description, so the model
-    still knows the syntax its input must follow."""
-    checked(tool, CUSTOM_TOOL, param, field_error)
+    still knows the syntax its input must follow. Its format is checked as the document gives it (text, or a
+    lark or regex grammar), and its flags, which are left out."""
+    if "defer_loading" in tool or "allowed_callers" in tool:
+        checked(tool, CUSTOM_FLAGS, param, field_error)
     description = string(tool, "description", f"{param}.description", field_error) or ""
-    fmt = obj(tool, "format", f"{param}.format", field_error) or {}
-    kind = string(fmt, "type", f"{param}.format.type", field_error)
-    definition = string(fmt, "definition", f"{param}.format.definition", field_error)
-    syntax = string(fmt, "syntax", f"{param}.format.syntax", field_error)
-    if kind == "grammar" and definition is not None:
-        note = f"The input must follow this {syntax or 'grammar'} grammar:\n{definition}"
+    fmt = obj(tool, "format", f"{param}.format", field_error)
+    kind = "text" if fmt is None else fmt.get("type")
+    if fmt is not None and kind == "grammar":  # written out, not as rules: Codex sends one in every request
+        syntax, definition = fmt.get("syntax"), fmt.get("definition")
+        if syntax not in GRAMMAR_SYNTAXES:
+            raise field_error(f"must be one of {', '.join(GRAMMAR_SYNTAXES)}.", f"{param}.format.syntax")
+        if not isinstance(definition, str):
+            raise field_error("must be a string.", f"{param}.format.definition")
+        note = f"The input must follow this {syntax} grammar:\n{definition}"
         description = f"{description}\n\n{note}" if description else note
+    elif kind != "text":
+        raise field_error("must be one of text, grammar.", f"{param}.format.type")
     function: dict[str, Any] = {"parameters": {"type": "object", "properties": {"input": {
         "type": "string", "description": "The tool's input, as free-form text."}}, "required": ["input"]}}
     if description:
