@@ -382,14 +382,18 @@ class StreamState:
                     yield from self.drain()
                 if self.ex.cut:
                     break
-            if self.ex.usage is None:
-                estimate_usage(self.ex, self.counted.total())
-            count_reasoning(self.ex, self.reasoned)
-            self.finish()
+            self.end()
         except ProxyError as err:
             self.ex.error = err
             self.fail(err)
         yield from self.drain()
+
+    def end(self) -> None:
+        """The chunks are done: usage estimated if none came, reasoning counted, the closing events made."""
+        if self.ex.usage is None:
+            estimate_usage(self.ex, self.counted.total())
+        count_reasoning(self.ex, self.reasoned)
+        self.finish()
 
     def drain(self) -> list[dict[str, Any]]:
         events, self.events = self.events, []

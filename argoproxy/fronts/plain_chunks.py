@@ -23,18 +23,19 @@ HEAD = b"data: "
 MISSES = 4
 
 
-class _Delta(msgspec.Struct, forbid_unknown_fields=True):
+# gc=False: the few objects a read builds hold no containers, so the collector need not track them.
+class _Delta(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     content: str
     role: Any = None
 
 
-class _Choice(msgspec.Struct):
+class _Choice(msgspec.Struct, gc=False):
     delta: _Delta
     index: int = 0
     finish_reason: None = None
 
 
-class _Chunk(msgspec.Struct):
+class _Chunk(msgspec.Struct, gc=False):
     choices: list[_Choice]
     usage: None = None
     error: msgspec.UnsetType = msgspec.UNSET  # any `error` (null too) is the general reading's
@@ -45,11 +46,11 @@ _decoder = msgspec.json.Decoder(_Chunk)
 
 def plain_text(item: bytes) -> str | None:
     """The text of an upstream event that carries text alone, else None."""
-    if not item.startswith(HEAD) or not item.endswith(b"\n\n") or item.find(b"\n", 6) != len(item) - 2 \
-            or len(item) > CHECKED_FROM:
+    # one line, then the blank one: its first newline is the last byte but one, and the last byte is one too
+    if item.find(b"\n") != len(item) - 2 or item[-1] != 10 or not item.startswith(HEAD) or len(item) > CHECKED_FROM:
         return None
     try:
-        choices = _decoder.decode(memoryview(item)[6:-2]).choices
+        choices = _decoder.decode(item[6:-2]).choices  # a slice's copy costs less than a memoryview over it
     except (ValueError, RecursionError):  # msgspec's DecodeError and ValidationError, bad UTF-8, deep nesting
         return None
     if len(choices) != 1 or choices[0].index != 0:

@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
-from argoproxy.fronts.front import (DoorArgs, DoorRoute, Exchange, Front, Pieces, StreamState, bad_request, first_choice, new_id,
+from argoproxy.fronts.front import (COMPACT, DoorArgs, DoorRoute, Exchange, Front, Pieces, StreamState, bad_request,
+                                    first_choice, new_id,
                                     whole_answer)
 from argoproxy.fronts.fields import boolean, checked, obj, one_of, string
 from argoproxy.pipeline.adapt import Shape
@@ -554,6 +555,60 @@ class ResponseStream(StreamState):
         self.wire = wire and not self.wants_logprobs
         if self.wants_logprobs:  # else each chunk goes straight to StreamState.chunk (one call less an event)
             self.chunk = self._chunk_with_logprobs  # type: ignore[method-assign]
+
+    def run(self, chunks: Iterable[dict[str, Any] | str]) -> Iterator[Any]:
+        return self._wired(chunks) if self.wire else StreamState.run(self, chunks)
+
+    def _wired(self, chunks: Iterable[dict[str, Any] | str]) -> Iterator[Any]:
+        """StreamState.run, but a chunk's text alone (a str: plain_chunks.py) that adds to the open message, most
+        of a stream, goes to its event's bytes in one step: no call, no event list. Those texts are kept for the
+        closing events, and counted, a run of them at a time (_settle), joined."""
+        self.start()
+        yield from self.drain()
+        run: list[str] = []  # texts sent since the last _settle
+        record: dict[str, Any] | None = None  # the open message, while its deltas go this way
+        keep = self.ex.keep
+        try:
+            for chunk in chunks:
+                if type(chunk) is str and self.open is record is not None:
+                    kept = self.kept_size + len(chunk)
+                    if kept > keep:  # as text() ends it: counted, not kept nor sent
+                        self._settle(record, run)
+                        self.counted.add(chunk)
+                        self.ex.cut = True
+                        break
+                    self.kept_size = kept
+                    run.append(chunk)
+                    if len(run) >= COMPACT:
+                        self._settle(record, run)
+                    yield TEXT_DELTA % (self.seq, record["wire"], dumps(chunk))
+                    self.seq += 1
+                    continue
+                if run:
+                    self._settle(record, run)
+                self.chunk(chunk)
+                record = self.open if self.open is not None and self.open.get("wire") is not None else None
+                if self.events:
+                    yield from self.drain()
+                if self.ex.cut:
+                    break
+            if run:
+                self._settle(record, run)
+            self.end()
+        except ProxyError as err:
+            if run:
+                self._settle(record, run)
+            self.ex.error = err
+            self.fail(err)
+        yield from self.drain()
+
+    def _settle(self, record: dict[str, Any] | None, run: list[str]) -> None:
+        """Texts the wired loop sent: kept in their message's record, and counted, as one piece."""
+        text = "".join(run)
+        run.clear()
+        if record is not None:
+            record["text"].append(text)
+        self.counted.add(text)
 
     def _chunk_with_logprobs(self, chunk: dict[str, Any] | str) -> None:
         self.delta_logprobs = logprobs_of(first_choice(chunk)) if isinstance(chunk, dict) else []
