@@ -62,6 +62,8 @@ ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"
 # A text delta as encode_event writes it: its sequence number, its item's part (ResponseStream.text), its text's JSON.
 TEXT_DELTA = (b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":%d'
               b'%b%b,"logprobs":[]}\n\n')
+# Any other event: its type, its JSON.
+EVENT = b"event: %b\ndata: %b\n\n"
 # An event that carries the response object: its type, twice, its sequence number, the object's JSON.
 WRAPPED = b'event: %b\ndata: {"type":"%b","sequence_number":%d,"response":%b}\n\n'
 # Characters of output (text, reasoning, tool calls) up to which no string a stream's events hold from it can
@@ -564,7 +566,7 @@ class ResponseStream(StreamState):
         of a stream, goes to its event's bytes in one step: no call, no event list. Those texts are kept for the
         closing events, and counted, a run of them at a time (_settle), joined."""
         self.start()
-        yield from self.drain()
+        yield from self.joined()
         run: list[str] = []  # texts sent since the last _settle
         record: dict[str, Any] | None = None  # the open message, while its deltas go this way
         keep = self.ex.keep
@@ -589,7 +591,7 @@ class ResponseStream(StreamState):
                 self.chunk(chunk)
                 record = self.open if self.open is not None and self.open.get("wire") is not None else None
                 if self.events:
-                    yield from self.drain()
+                    yield from self.joined()
                 if self.ex.cut:
                     break
             if run:
@@ -600,7 +602,15 @@ class ResponseStream(StreamState):
                 self._settle(record, run)
             self.ex.error = err
             self.fail(err)
-        yield from self.drain()
+        yield from self.joined()
+
+    def joined(self) -> list[Any]:
+        """The events made so far, those written here already as one piece (written at the same moment, they go
+        out in one write, not one each)."""
+        events = self.drain()
+        if len(events) > 1 and all(type(e) is bytes for e in events):
+            return [b"".join(events)]
+        return events
 
     def _settle(self, record: dict[str, Any] | None, run: list[str]) -> None:
         """Texts the wired loop sent: kept in their message's record, and counted, as one piece."""
@@ -618,7 +628,10 @@ class ResponseStream(StreamState):
         # Short: no string in it can pass long_strings.SLICE (what it echoes was looked at once, at the start,
         # and the output so far is shorter), so the encoder need not walk it to know.
         short = self.echo_short and self.counted.characters <= SHORT_OUTPUT
-        self.events.append((long_strings.Short if short else dict)(type=kind, sequence_number=self.seq, **fields))
+        if short and self.wire:  # written here, as encode_event writes it
+            self.events.append(EVENT % (kind.encode(), dumps({"type": kind, "sequence_number": self.seq, **fields})))
+        else:
+            self.events.append((long_strings.Short if short else dict)(type=kind, sequence_number=self.seq, **fields))
         self.seq += 1
 
     def start(self) -> None:
