@@ -18,7 +18,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
-from argoproxy.jsonfast import dumps
+from argoproxy.jsonfast import dumps, encode_read_text
 from argoproxy.fronts.front import (COMPACT, DoorArgs, DoorRoute, Exchange, Front, Pieces, StreamState, bad_request,
                                     first_choice, new_id,
                                     whole_answer)
@@ -583,7 +583,11 @@ class ResponseStream(StreamState):
                     run.append(chunk)
                     if len(run) >= COMPACT:
                         self._settle(record, run)
-                    yield TEXT_DELTA % (self.seq, record["wire"], dumps(chunk))
+                    try:
+                        text = encode_read_text(chunk)  # read by plain_chunks: valid UTF-8
+                    except UnicodeEncodeError:  # a lone surrogate (not UTF-8), were a str to come from elsewhere
+                        text = dumps(chunk)
+                    yield TEXT_DELTA % (self.seq, record["wire"], text)
                     self.seq += 1
                     continue
                 if run:

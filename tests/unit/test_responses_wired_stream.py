@@ -147,3 +147,13 @@ def test_a_stream_failing_midway_ends_alike() -> None:
     wired, stepped, general, ex = three_ways(failing)
     assert wired == stepped == general
     assert b"response.failed" in wired and ex.output["output"][0]["content"][0]["text"] == "before the break"
+
+
+def test_a_text_msgspec_cannot_write_as_utf8_is_written_as_the_general_path_writes_it() -> None:
+    def chunks() -> Iterator[Any]:
+        yield from read(texts("a"))
+        yield "lone \ud800 surrogate"  # no upstream event reads so (plain_chunks leaves it): a str from elsewhere
+        yield from read([event(finish="stop")])
+
+    wired, stepped, general, _ = three_ways(chunks)
+    assert wired == stepped == general and b"\\ud800" in wired
