@@ -12,7 +12,7 @@ from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import front_named, long_strings
 from argoproxy.fronts.front import Exchange, Front
-from argoproxy.fronts.plain_chunks import MISSES, plain_text
+from argoproxy.fronts.plain_chunks import MISSES, PlainReader
 from argoproxy.pipeline import streamconv
 from argoproxy.pipeline.answer_shape import check_chunk, event_chunk
 from argoproxy.pipeline.call import Call
@@ -75,11 +75,12 @@ class FrontAnswers:
         reader that checks each chunk itself). `texts`: an event that carries text alone comes as that text, a
         str (plain_chunks.py), for a door whose stream takes it so."""
         hits = misses = 0
+        plain_text = PlainReader().read if texts else None
         try:
             for item in items:
                 if isinstance(item, bytes):
                     if texts:
-                        text = plain_text(item)
+                        text = plain_text(item)  # type: ignore[misc]
                         if text is not None:
                             hits += 1
                             yield text
