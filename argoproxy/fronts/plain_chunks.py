@@ -15,7 +15,7 @@ made of those bytes around one JSON string as that string alone: about half the 
 
 from __future__ import annotations
 
-import re
+import json
 from typing import Any
 
 import msgspec
@@ -66,10 +66,10 @@ def plain_text(item: bytes) -> str | None:
     return choices[0].delta.content or None
 
 
-# A JSON string token, found from outside a string (its escapes are checked by decoding it).
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _string = msgspec.json.Decoder(str)
+_encode = msgspec.json.Encoder().encode
 PROBE = b'"\\u0001"'  # a string no upstream's text event is: "\x01"
+TRIES = 2  # places of the text's string tried, from the last
 LEARNS = 2  # templates a stream may learn (the first text event may carry its role, the next ones not)
 
 
@@ -103,19 +103,22 @@ class PlainReader:
         return text
 
     def learn(self, item: bytes, text: str) -> None:
-        """The template of an event plain_text read as `text`, when its place is proven."""
+        """The template of an event plain_text read as `text`, when its place is proven: the text's string as the
+        upstream most likely wrote it (one JSON string reading as the text), found with no backslash before it (a
+        string begun before it would go on), and the event with PROBE in its place reads as PROBE's text. Then the
+        bytes around it lex alike around any one string: the same event but for that string."""
         self.learns -= 1
         self.head = None
         if text == "\x01":
             return
-        for match in reversed(list(_STRING.finditer(item, len(HEAD)))):  # the last key of a repeated one counts
-            try:
-                if _string.decode(match.group()) != text:
-                    continue
-            except ValueError:
-                continue
-            start, end = match.span()
-            if plain_text(item[:start] + PROBE + item[end:]) == "\x01":
-                self.head, self.tail = item[:start + 1], item[end - 1:]
-                self.start, self.end = start, len(item) - end
-                return
+        for token in {_encode(text), json.dumps(text).encode()}:  # as UTF-8, or with \u escapes
+            start = len(item)
+            for _ in range(TRIES):  # the last ones (the same string may be the model's name too)
+                start = item.rfind(token, len(HEAD), start)
+                end = start + len(token)
+                if start < 0:
+                    break
+                if item[start - 1] != 92 and plain_text(item[:start] + PROBE + item[end:]) == "\x01":
+                    self.head, self.tail = item[:start + 1], item[end - 1:]
+                    self.start, self.end = start, len(item) - end
+                    return
