@@ -395,7 +395,7 @@ class StreamState:
         count_reasoning(self.ex, self.reasoned)
         self.finish()
 
-    def drain(self) -> list[dict[str, Any]]:
+    def drain(self) -> list[Any]:  # dicts, and bytes a door wrote itself (Exchange.encoded_events)
         events, self.events = self.events, []
         return events
 
