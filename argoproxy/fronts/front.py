@@ -55,6 +55,11 @@ class Pieces(list[str]):
             self[-COMPACT:] = ["".join(self[-COMPACT:])]
             self.loose = 0
 
+    def add_joined(self, text: str) -> None:
+        """Text that is the join of at most COMPACT pieces already: kept as the one piece a join makes (not joined
+        again with the next ones, which would copy ever more of the text at once)."""
+        list.append(self, text)
+
 
 @dataclass(frozen=True)
 class DoorRoute:

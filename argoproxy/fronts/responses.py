@@ -66,6 +66,8 @@ TEXT_DELTA = (b'event: response.output_text.delta\ndata: {"type":"response.outpu
 EVENT = b"event: %b\ndata: %b\n\n"
 # An event that carries the response object: its type, twice, its sequence number, the object's JSON.
 WRAPPED = b'event: %b\ndata: {"type":"%b","sequence_number":%d,"response":%b}\n\n'
+# Characters of a text a stream keeps as a piece of its own (smaller ones are joined, COMPACT at a time).
+RUN_PIECE = 4096
 # Characters of output (text, reasoning, tool calls) up to which no string a stream's events hold from it can
 # pass long_strings.SLICE, even sealed (reasoning.encrypted_content: JSON-escaped, compressed, base64).
 SHORT_OUTPUT = long_strings.SLICE // 32
@@ -573,7 +575,8 @@ class ResponseStream(StreamState):
         try:
             for chunk in chunks:
                 if type(chunk) is str and self.open is record is not None:
-                    kept = self.kept_size + len(chunk)
+                    size = len(chunk)
+                    kept = self.kept_size + size
                     if kept > keep:  # as text() ends it: counted, not kept nor sent
                         self._settle(record, run)
                         self.counted.add(chunk)
@@ -581,7 +584,7 @@ class ResponseStream(StreamState):
                         break
                     self.kept_size = kept
                     run.append(chunk)
-                    if len(run) >= COMPACT:
+                    if size >= RUN_PIECE or len(run) >= COMPACT:  # a join copies at most COMPACT small pieces
                         self._settle(record, run)
                     try:
                         text = encode_read_text(chunk)  # read by plain_chunks: valid UTF-8
@@ -618,10 +621,10 @@ class ResponseStream(StreamState):
 
     def _settle(self, record: dict[str, Any] | None, run: list[str]) -> None:
         """Texts the wired loop sent: kept in their message's record, and counted, as one piece."""
-        text = "".join(run)
+        text = run[0] if len(run) == 1 else "".join(run)
         run.clear()
         if record is not None:
-            record["text"].append(text)
+            record["text"].add_joined(text)
         self.counted.add(text)
 
     def _chunk_with_logprobs(self, chunk: dict[str, Any] | str) -> None:

@@ -45,6 +45,7 @@ STREAMS = {
                                  b'data: {"choices":[{"index":0,"delta":{"content":"\\u00e9\\n\\ud83d\\ude00"}}]}\n\n',
                                  event({}), event({"content": "b"}), event(finish="length")],
     "more pieces than a join holds": texts(*(f"t{i} " for i in range(2 * COMPACT + 3))) + [event(finish="stop")],
+    "large pieces among small ones": texts("a", "b" * 5000, "c", "d", "é" * 9000, "e") + [event(finish="stop")],
     "reasoning then text": [event({"reasoning_content": "let me think"}), event({"reasoning_content": " more"}),
                             *texts("The", " answer"), event({"reasoning_content": "again"}), *texts(" then"),
                             event(finish="stop"), event(usage=USAGE)],
