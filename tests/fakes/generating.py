@@ -7,7 +7,8 @@ so in their usage: a budget's test reads what the upstream would really have gen
   (llama.cpp's "no limit", which wins over max_tokens there); n (or best_of) answers, and
   each prompt of /v1/completions answered apart. Streams carry a usage chunk when asked (include_usage).
 - Ollama's /api/chat and /api/generate: options.num_predict when positive, else `unbounded` (Ollama shifts its
-  context and goes on), its members read as Go reads them (`Options` is `options`, the last one winning);
+  context and goes on), its members read as Go reads them (`Options` is `options`, the last one winning;
+  invalid UTF-8 in a string taken as U+FFFD);
   NDJSON streams (or one object with stream false) ending with prompt_eval_count and eval_count, as Ollama
   writes them.
 Each answer takes about `seconds`, so answers started together overlap."""
@@ -30,9 +31,9 @@ def generating(fallback: Callable[[str, str, bytes], Any], unbounded: int = 10_0
     def answer(method: str, path: str, body: bytes) -> Reply | Stream:
         if method != "POST" or not path.endswith(GENERATING):
             return fallback(method, path, body)
+        if path.endswith(("/api/chat", "/api/generate")):  # Go reads invalid UTF-8 in a string as U+FFFD
+            return _ollama(path, json.loads((body or b"{}").decode("utf-8", "replace")), unbounded, seconds)
         req = json.loads(body or b"{}")
-        if path.endswith(("/api/chat", "/api/generate")):
-            return _ollama(path, req, unbounded, seconds)
         each = _largest(req, LIMITS) or unbounded
         if _negative(req.get("n_predict")):  # llama.cpp reads n_predict first: below 0 it has no limit at all
             each = max(each, unbounded)

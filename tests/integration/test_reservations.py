@@ -218,6 +218,17 @@ def test_a_relayed_body_after_white_space_is_read(ollama_relayed):
     assert sent and all(b["options"]["num_predict"] == 4096 for b in sent)
 
 
+def test_a_relayed_body_with_invalid_utf8_is_refused(ollama_relayed):
+    """Go's JSON parser takes invalid UTF-8 in a string (as U+FFFD): one such byte in the prompt made the body 'one
+    the proxy does not read' (4,096 reserved, no limit sent) while Ollama read it and generated without limit."""
+    store, fake, base = ollama_relayed
+    key = store.create("garbled", "--budget", f"{BUDGET}/day")
+    r = requests.post(base + "/api/generate", headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                      data=b'{"model": "gpt-4o", "prompt": "hi \xff", "stream": false}')
+    assert r.status_code == 400 and "UTF-8" in r.json()["error"], r.text
+    assert not [r for r in fake.received if r.path.endswith("/api/generate")]
+
+
 def test_a_relayed_body_with_a_member_in_two_cases_is_refused(ollama_relayed):
     """Go's JSON parser takes `Options` for `options`, the last one winning: `options` with num_predict 10 then
     `Options` with 9,000 reserved 10 tokens and was sent on (60 of 60 admitted, Ollama generating 9,000 each)."""
