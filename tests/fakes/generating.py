@@ -8,7 +8,7 @@ so in their usage: a budget's test reads what the upstream would really have gen
   each prompt of /v1/completions answered apart. Streams carry a usage chunk when asked (include_usage).
 - Ollama's /api/chat and /api/generate: options.num_predict when positive, else `unbounded` (Ollama shifts its
   context and goes on), its members read as Go reads them (`Options` is `options`, the last one winning;
-  invalid UTF-8 in a string taken as U+FFFD);
+  invalid UTF-8 in a string taken as U+FFFD, anything after the first value not read);
   NDJSON streams (or one object with stream false) ending with prompt_eval_count and eval_count, as Ollama
   writes them.
 Each answer takes about `seconds`, so answers started together overlap."""
@@ -31,8 +31,8 @@ def generating(fallback: Callable[[str, str, bytes], Any], unbounded: int = 10_0
     def answer(method: str, path: str, body: bytes) -> Reply | Stream:
         if method != "POST" or not path.endswith(GENERATING):
             return fallback(method, path, body)
-        if path.endswith(("/api/chat", "/api/generate")):  # Go reads invalid UTF-8 in a string as U+FFFD
-            return _ollama(path, json.loads((body or b"{}").decode("utf-8", "replace")), unbounded, seconds)
+        if path.endswith(("/api/chat", "/api/generate")):
+            return _ollama(path, _go_decoded(body), unbounded, seconds)
         req = json.loads(body or b"{}")
         each = _largest(req, LIMITS) or unbounded
         if _negative(req.get("n_predict")):  # llama.cpp reads n_predict first: below 0 it has no limit at all
@@ -67,6 +67,12 @@ def _negative(value: Any) -> bool:
 def _largest(req: dict[str, Any], fields: tuple[str, ...]) -> int | None:
     found = [v for v in map(req.get, fields) if isinstance(v, int) and not isinstance(v, bool) and v > 0]
     return max(found) if found else None
+
+
+def _go_decoded(body: bytes) -> Any:
+    """A body as Ollama's server decodes it (Go's json.Decoder through gin): invalid UTF-8 in a string read as
+    U+FFFD, and only the first value read (what follows it is never looked at)."""
+    return json.JSONDecoder().raw_decode((body or b"{}").decode("utf-8", "replace").lstrip(" \t\r\n"))[0]
 
 
 def _as_go_reads(req: dict[str, Any]) -> dict[str, Any]:

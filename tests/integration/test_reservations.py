@@ -218,14 +218,18 @@ def test_a_relayed_body_after_white_space_is_read(ollama_relayed):
     assert sent and all(b["options"]["num_predict"] == 4096 for b in sent)
 
 
-def test_a_relayed_body_with_invalid_utf8_is_refused(ollama_relayed):
-    """Go's JSON parser takes invalid UTF-8 in a string (as U+FFFD): one such byte in the prompt made the body 'one
-    the proxy does not read' (4,096 reserved, no limit sent) while Ollama read it and generated without limit."""
+@pytest.mark.parametrize("body, said", [
+    (b'{"model": "gpt-4o", "prompt": "hi \xff", "stream": false}', "UTF-8"),
+    (b'{"model": "gpt-4o", "prompt": "hi", "stream": false} {"options": {"num_predict": 1}}', "JSON"),
+])
+def test_a_relayed_body_the_proxy_cannot_read_is_refused(ollama_relayed, body, said):
+    """Go's decoder takes invalid UTF-8 in a string (as U+FFFD) and stops after the first value: one such byte in
+    the prompt, or a second value after the body, made it 'a body the proxy does not read' (4,096 reserved, no
+    limit sent) while Ollama read it and generated without limit (10,000 tokens on a 10,000 budget)."""
     store, fake, base = ollama_relayed
     key = store.create("garbled", "--budget", f"{BUDGET}/day")
-    r = requests.post(base + "/api/generate", headers={"Authorization": f"Bearer {key}"}, timeout=30,
-                      data=b'{"model": "gpt-4o", "prompt": "hi \xff", "stream": false}')
-    assert r.status_code == 400 and "UTF-8" in r.json()["error"], r.text
+    r = requests.post(base + "/api/generate", headers={"Authorization": f"Bearer {key}"}, timeout=30, data=body)
+    assert r.status_code == 400 and said in r.json()["error"], r.text
     assert not [r for r in fake.received if r.path.endswith("/api/generate")]
 
 
