@@ -18,6 +18,7 @@ routing/key_limits.py say so in the door's error shape).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Protocol, TypeGuard
 
@@ -303,14 +304,18 @@ PATH_SHAPES = {"chat/completions": "chat", "completions": "completions", "comple
 
 
 # POSTs that store or stop and generate nothing: an upload (a batch file's lines are reserved when the batch is
-# made of it), Ollama's blob, a cancel. Only these: a path an operator adds to MODEL_FREE_PATHS may still make the
-# upstream's default model generate.
-STORED_NOT_GENERATED = ("files", "uploads")
-STORED_NOT_GENERATED_UNDER = ("uploads/", "api/blobs/")
+# made of it), Ollama's blob, the cancel of work already admitted. Only these, spelled exactly as the APIs spell
+# them (servers route by exact path): a path an operator adds to MODEL_FREE_PATHS may still make the upstream's
+# default model generate.
+STORED_NOT_GENERATED = re.compile(r"(?:v1/)?(?:files|uploads(?:/[^/]+(?:/parts|/complete|/cancel)?)?"
+                                  r"|(?:batches|responses|fine_tuning/jobs|messages/batches|threads/[^/]+/runs)"
+                                  r"/[^/]+/cancel)|api/blobs/[^/]+")
 
 
 def shape_of(path: str) -> str:
     """The shape of a body sent to `path` ("v1/chat/completions", "/api/chat", an Azure OpenAI path...)."""
+    if STORED_NOT_GENERATED.fullmatch(path.strip("/")):
+        return "read"
     lowered = path.strip("/").lower()
     for prefix in ("openai/v1/", "openai/", "v1/"):
         if lowered.startswith(prefix):
@@ -318,9 +323,6 @@ def shape_of(path: str) -> str:
             break
     if lowered.startswith("deployments/") and lowered.count("/") >= 2:  # Azure OpenAI's, after openai/
         lowered = lowered.split("/", 2)[2]
-    if lowered in STORED_NOT_GENERATED or lowered.startswith(STORED_NOT_GENERATED_UNDER) or \
-            lowered.endswith("/cancel"):
-        return "read"
     return PATH_SHAPES.get(lowered, "forwarded")
 
 

@@ -224,7 +224,11 @@ def test_a_batch_reserves_every_request_in_it():
                                         ("v1/embeddings", "embeddings"), ("v1/images/generations", "forwarded"),
                                         ("v1/files", "read"), ("/v1/uploads", "read"), ("v1/uploads/u1/parts", "read"),
                                         ("v1/batches/b1/cancel", "read"), ("api/blobs/sha256:ab", "read"),
-                                        ("v1/filesystem", "forwarded"), ("v1/batches", "forwarded")])
+                                        ("v1/filesystem", "forwarded"), ("v1/batches", "forwarded"),
+                                        ("v1/responses/r1/cancel", "read"), ("v1/threads/t/runs/r/cancel", "read"),
+                                        ("v1/chat/completions/cancel", "forwarded"), ("v1/Files", "forwarded"),
+                                        ("V1/UPLOADS", "forwarded"), ("v1/messages/cancel", "forwarded"),
+                                        ("v1/batches/b1/CANCEL", "forwarded"), ("v1//files", "forwarded")])
 def test_the_shape_a_path_says(path, shape):
     assert shape_of(path) == shape
 
