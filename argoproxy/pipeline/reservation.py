@@ -307,7 +307,7 @@ PATH_SHAPES = {"chat/completions": "chat", "completions": "completions", "comple
 # made of it), Ollama's blob, the cancel of work already admitted. Only these, spelled exactly as the APIs spell
 # them (servers route by exact path): a path an operator adds to MODEL_FREE_PATHS may still make the upstream's
 # default model generate.
-STORED_NOT_GENERATED = re.compile(r"(?:v1/)?(?:files|uploads(?:/[^/]+(?:/parts|/complete|/cancel)?)?"
+STORED_NOT_GENERATED = re.compile(r"(?:openai/)?(?:v1/)?(?:files|uploads(?:/[^/]+(?:/parts|/complete|/cancel)?)?"
                                   r"|(?:batches|responses|fine_tuning/jobs|messages/batches|threads/[^/]+/runs)"
                                   r"/[^/]+/cancel)|api/blobs/[^/]+")
 

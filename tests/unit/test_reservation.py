@@ -228,7 +228,8 @@ def test_a_batch_reserves_every_request_in_it():
                                         ("v1/responses/r1/cancel", "read"), ("v1/threads/t/runs/r/cancel", "read"),
                                         ("v1/chat/completions/cancel", "forwarded"), ("v1/Files", "forwarded"),
                                         ("V1/UPLOADS", "forwarded"), ("v1/messages/cancel", "forwarded"),
-                                        ("v1/batches/b1/CANCEL", "forwarded"), ("v1//files", "forwarded")])
+                                        ("v1/batches/b1/CANCEL", "forwarded"), ("v1//files", "forwarded"),
+                                        ("openai/files", "read"), ("openai/batches/b/cancel", "read")])
 def test_the_shape_a_path_says(path, shape):
     assert shape_of(path) == shape
 
