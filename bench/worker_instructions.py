@@ -15,6 +15,9 @@ instruction valgrind cannot run (SSE 4.2's pcmpestri): both run its pure Python 
 to both. With TRACING=on the spans go to bench/otlp_sink.py, exported in full batches only
 (OTEL_BSP_SCHEDULE_DELAY raised): under valgrind's slowdown the 5-second timer would send a batch every few hundred
 requests, where at full speed the batch fills first.
+
+Each proxy's garbage collections in the counted window are printed. WORKER_GC=off runs both with the collector
+off in that window; WORKER_CALLGRIND_DIR=<dir> keeps the workers' callgrind files there.
 """
 
 from __future__ import annotations
@@ -87,7 +90,16 @@ class Counted:
         raise RuntimeError(f"{self.name}: no counts written")
 
     def stop(self) -> None:
+        passes = Path(f"{self.marks}.gc")
+        if passes.exists():
+            young, middle, old, freed = passes.read_text().split()
+            print(f"{self.name}: garbage collections counted {young}, {middle}, {old} (generations 0, 1, 2), "
+                  f"{freed} objects freed by them")
         _stop(self.proc, signal.SIGINT, 30)
+        kept = os.environ.get("WORKER_CALLGRIND_DIR")
+        if kept:  # the worker's counts, for callgrind_annotate
+            for path in Path(self.tmp).glob("callgrind.*.1"):
+                shutil.copy(path, os.path.join(kept, f"{self.name.split('=')[0]}.{path.name}"))
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
