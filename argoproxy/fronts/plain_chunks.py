@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from argoproxy.jsonfast import encode_read_text
 from argoproxy.pipeline.answer_shape import CHECKED_FROM
 
 HEAD = b"data: "
@@ -67,7 +68,6 @@ def plain_text(item: bytes) -> str | None:
 
 
 _string = msgspec.json.Decoder(str)
-_encode = msgspec.json.Encoder().encode
 PROBE = b'"\\u0001"'  # a string no upstream's text event is: "\x01"
 TRIES = 2  # places of the text's string tried, from the last
 LEARNS = 2  # templates a stream may learn (the first text event may carry its role, the next ones not)
@@ -111,7 +111,7 @@ class PlainReader:
         self.head = None
         if text == "\x01":
             return
-        for token in {_encode(text), json.dumps(text).encode()}:  # as UTF-8, or with \u escapes
+        for token in {encode_read_text(text), json.dumps(text).encode()}:  # as UTF-8, or with \u escapes
             start = len(item)
             for _ in range(TRIES):  # the last ones (the same string may be the model's name too)
                 start = item.rfind(token, len(HEAD), start)
