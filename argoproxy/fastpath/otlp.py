@@ -186,12 +186,12 @@ def attributes(tag: bytes, items: Any) -> bytes:
 _SPAN_ATTRIBUTES, _RESOURCE_ATTRIBUTES, _SCOPE_ATTRIBUTES = b"\x4a", b"\x0a", b"\x1a"  # fields 9, 1, 3
 
 
-# A span's name and kind fields, by both (the kind by its id: an enum member's hash is a Python call): names repeat
-# (bounded)
-_named: dict[tuple[str, int], bytes] = {}
 _UNSET_STATUS = b"\x7a\x00"  # an empty Status, written for an unset one as the SDK does
 _UNSET = StatusCode.UNSET
+_ids = struct.Struct(">BBQQBBQ").pack  # trace_id (field 1, 16 bytes: two halves) and span_id (field 2, 8 bytes)
+_parent_id = struct.Struct(">BBQ").pack  # parent_span_id (field 4)
 _times = struct.Struct("<BQBQ").pack  # start (field 7) and end (field 8), fixed64 each
+_HALF = (1 << 64) - 1
 # Span.flags (field 16, fixed32): of a span without parent or with a local one, and with a remote parent
 _FLAGS = {_FLAG_HAS_IS_REMOTE: b"\x85\x01" + _fixed32(_FLAG_HAS_IS_REMOTE),
           _FLAG_HAS_IS_REMOTE | _FLAG_IS_REMOTE: b"\x85\x01" + _fixed32(_FLAG_HAS_IS_REMOTE | _FLAG_IS_REMOTE)}
@@ -205,34 +205,49 @@ def status_field(status: Any) -> bytes:
     return field(15, (text(2, description) if description else b"") + (b"\x18" + varint(number) if number else b""))
 
 
-# The last answer's attributes and their bytes; the last status and its field (a tracer's few Status objects: its
-# UNSET shared). Each a pair read and replaced whole: two exporters' threads never mix one's bytes with another's
+def head(r: Any) -> bytes:
+    """A record's name, kind and shared attributes (its `fixed`), written once for every span that shares them: the
+    tracer names each kind of span alike (observe/tracing.py). Kept on the Fixed with the name and kind it was
+    written for, the three read and replaced as one (a race writes the same bytes twice)."""
+    fixed = r.fixed
+    written = fixed.encoded
+    if written is None or written[0] != r.name or written[1] is not r.kind:
+        shared = b"".join(key_value(_SPAN_ATTRIBUTES, *item) for item in fixed.attributes.items())
+        written = fixed.encoded = (r.name, r.kind, text(5, r.name) + b"\x30" + varint(_KINDS[r.kind]) + shared)
+    return written[2]
+
+
+# The last answer's attributes and their bytes; what ends a span (its status and flags), by both (a tracer's few
+# Status objects, its UNSET shared; bounded, a failed attempt's are its own). The pair is read and replaced whole:
+# two threads never mix one's bytes with another's
 _answered: list[tuple[Any, bytes]] = [(None, b"")]
-_status: list[tuple[Any, bytes]] = [(None, b"")]
+_endings: dict[tuple[Any, int], bytes] = {}
+
+
+def ending(status: Any, flags: int) -> bytes:
+    found = _endings.get((status, flags))
+    if found is None:
+        found = status_field(status) + _FLAGS[flags]
+        if len(_endings) >= _KEYS_KEPT:
+            _endings.clear()
+        _endings[(status, flags)] = found
+    return found
 
 
 def span(r: Any) -> bytes:
     """One record (observe/tracing.py's Record: its ids as numbers, its parent a record or the client's SpanContext)
-    as a ScopeSpans.spans field: ids, trace state, parent, name, kind, times, attributes (the shared ones, its own,
-    what answered: never the same key in two), status, flags, in field order."""
-    parent, fixed, state = r.parent, r.fixed, r.state
+    as a ScopeSpans.spans field: ids, parent, trace state, then its head (name, kind, shared attributes), times, its
+    own attributes, what answered (never the same key in two), status and flags. Protobuf's readers take a
+    message's fields in any order, and a repeated field's parts in the order they come: the attributes keep the
+    SDK's order, the head stays one piece."""
+    parent, state, trace_id = r.parent, r.state, r.trace_id
     flags = _FLAG_HAS_IS_REMOTE
     if parent is not None:
-        parented = b"\x22\x08" + parent.span_id.to_bytes(8, "big")
+        parented = _parent_id(0x22, 8, parent.span_id)
         if parent.is_remote:
             flags |= _FLAG_IS_REMOTE
     else:
         parented = b""
-    kind = (r.name, id(r.kind))
-    named = _named.get(kind)
-    if named is None:
-        named = text(5, r.name) + b"\x30" + varint(_KINDS[r.kind])
-        if len(_named) >= _KEYS_KEPT:
-            _named.clear()
-        _named[kind] = named
-    shared = fixed.encoded
-    if shared is None:  # written once for every span that shares them (a race writes the same bytes twice)
-        shared = fixed.encoded = b"".join(key_value(_SPAN_ATTRIBUTES, *item) for item in fixed.attributes.items())
     answer = r.answer
     if answer:  # the same dict on a call's two spans, one after the other: written once
         last = _answered[0]
@@ -243,19 +258,11 @@ def span(r: Any) -> bytes:
             _answered[0] = answer, answered
     else:
         answered = b""
-    status = r.status
-    last = _status[0]
-    if status is last[0]:
-        ended = last[1]
-    else:
-        ended = status_field(status)
-        _status[0] = status, ended
     # One join, then the field's head and the body concatenated: cheaper than summing the parts' lengths first
-    body = b"".join((b"\x0a\x10", r.trace_id.to_bytes(16, "big"), b"\x12\x08", r.span_id.to_bytes(8, "big"),
-                     text(3, state.to_header()) if state else b"", parented, named,
-                     _times(0x39, r.start, 0x41, r.end), shared,
-                     attributes(_SPAN_ATTRIBUTES, r.attributes) if r.attributes else b"", answered, ended,
-                     _FLAGS[flags]))
+    body = b"".join((_ids(0x0a, 16, trace_id >> 64, trace_id & _HALF, 0x12, 8, r.span_id), parented,
+                     text(3, state.to_header()) if state else b"", head(r), _times(0x39, r.start, 0x41, r.end),
+                     attributes(_SPAN_ATTRIBUTES, r.attributes) if r.attributes else b"", answered,
+                     ending(r.status, flags)))
     return b"\x12" + length(len(body)) + body  # ScopeSpans.spans, field 2
 
 
@@ -280,9 +287,10 @@ class Batch:
         self.scope = scope_field(scope)
         self.scope_tail = text(3, scope.schema_url) if scope is not None and scope.schema_url else b""
 
-    def encode(self, records: Sequence[Any]) -> bytes:
-        """An ExportTraceServiceRequest's bytes: one ResourceSpans holding one ScopeSpans of every record."""
-        written = b"".join(map(span, records))  # copied once more (not three times: 300 KB a batch of 512)
+    def encode(self, spans: Sequence[Any]) -> bytes:
+        """An ExportTraceServiceRequest's bytes: one ResourceSpans holding one ScopeSpans of every span, each a
+        record or its field as `span` wrote it (LeanBatch writes them as they end)."""
+        written = b"".join([s if s.__class__ is bytes else span(s) for s in spans])  # copied once more
         scoped = len(self.scope) + len(written) + len(self.scope_tail)
         spans = b"\x12" + varint(scoped)
         whole = len(self.resource) + len(spans) + scoped + len(self.resource_tail)
@@ -365,8 +373,8 @@ def setting(name: str, default: int) -> int:
 
 
 class LeanBatch(SpanProcessor):
-    """The SDK's batch span processor, for the proxy's records (FAST_PATH=on): records ended are kept in a list (an
-    append a span, where the SDK's processor checks the process, a deque and an event), and exported from a thread
+    """The SDK's batch span processor, for the proxy's records (FAST_PATH=on): records ended are written at once and
+    kept in a list (an append a span, where the SDK's processor checks the process, a deque and an event), exported from a thread
     of their own every OTEL_BSP_SCHEDULE_DELAY ms, or in full batches as soon as OTEL_BSP_MAX_EXPORT_BATCH_SIZE are
     waiting; past OTEL_BSP_MAX_QUEUE_SIZE waiting, new ones are dropped (said once a batch). What is still waiting
     is exported at shutdown (Gunicorn's worker_exit) and by force_flush. Made again in a forked process
@@ -390,12 +398,14 @@ class LeanBatch(SpanProcessor):
         self.exporter.batch = Batch(resource, scope)
         return self.on_end
 
-    def on_end(self, span: Any) -> None:
+    def on_end(self, record: Any) -> None:
+        """A record ended (the tracer hands nothing else): written now, while what it holds was just made, and
+        kept as bytes, which the garbage collector never visits, until its batch goes."""
         waiting = self.waiting
         if len(waiting) >= self.most:
             self.dropped += 1
             return
-        waiting.append(span)
+        waiting.append(span(record))
         if len(waiting) == self.size:
             self.wake.set()
 

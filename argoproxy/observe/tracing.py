@@ -72,6 +72,7 @@ SAMPLED, RANDOM_TRACE_ID = int(TraceFlags.SAMPLED), int(TraceFlags.RANDOM_TRACE_
 SERVER, CLIENT, INTERNAL = SpanKind.SERVER, SpanKind.CLIENT, SpanKind.INTERNAL
 FLAGS_HEX = [f"-{n:02x}" for n in range(256)]  # a traceparent's last part, by the flags' byte
 KINDS_KEPT = 1024  # the shared attributes kept, by upstream URL or by route (clients' paths and models: bounded)
+STATUSES_KEPT = 64  # an upstream's statuses kept with its shared attributes (an upstream's: any three digits)
 
 
 class Sdk(PerProcess):
@@ -106,13 +107,24 @@ def shutdown(worker: object = None) -> None:
 
 class Fixed:
     """Attributes every span of a kind shares (an upstream's address and provider, a route's operation and model),
-    made once and never changed; `encoded`: their bytes, written once by the fast path's encoder."""
+    made once and never changed; `encoded`: the fast path encoder's (the span's name and kind they were written
+    with, their bytes)."""
 
-    __slots__ = ("attributes", "encoded")
+    __slots__ = ("attributes", "encoded", "statuses")
 
     def __init__(self, attributes: dict[str, Any]) -> None:
         self.attributes = attributes
-        self.encoded: bytes | None = None
+        self.encoded: tuple[str, SpanKind, bytes] | None = None
+        self.statuses: dict[int, Fixed] = {}
+
+    def answered(self, status: int) -> Fixed:
+        """These and the status an attempt was answered with (an upstream's few: made once each, and shared)."""
+        found = self.statuses.get(status)
+        if found is None:
+            found = Fixed({**self.attributes, "http.response.status_code": status})
+            if len(self.statuses) < STATUSES_KEPT:
+                self.statuses[status] = found
+        return found
 
 
 NO_FIXED = Fixed({})
@@ -325,7 +337,7 @@ class Tracing:
         record = trace.client if trace is not None else None
         if trace is None or record is None:
             return
-        record.attributes["http.response.status_code"] = status
+        record.fixed = record.fixed.answered(status)  # an upstream answers with a few statuses: shared
         if status >= 400:
             trace.refused = True
             record.attributes["error.type"] = str(status)

@@ -76,7 +76,7 @@ def spans() -> list[Record]:
                Status(StatusCode.ERROR, "ReadTimeout")),
         record("background chat m", 4, server, {}, None, SpanKind.INTERNAL),
         record("GET passthrough", 5, None, None, None, SpanKind.SERVER, Status(StatusCode.OK)),
-        record("long", 6, None, {"gen_ai.input.messages": "x" * 70_000}, ROUTE),
+        record("long", 6, None, {"gen_ai.input.messages": "x" * 70_000}, Fixed(ROUTE.attributes)),
     ]
 
 
@@ -96,6 +96,15 @@ def test_shared_attributes_are_written_once():
     assert written is not None and UPSTREAM.encoded is not None
     same_as_the_sdk(spans())
     assert ROUTE.encoded is written
+    # The tracer gives each span name its own Fixed; one met under two names is written for each, each time
+    same_as_the_sdk([record("a", 1, None, None, ROUTE), record("b", 2, None, None, ROUTE, SpanKind.CLIENT),
+                     record("a", 3, None, None, ROUTE)])
+
+
+def test_an_answered_status_is_shared_with_the_upstreams_attributes():
+    assert UPSTREAM.answered(200) is UPSTREAM.answered(200)
+    assert UPSTREAM.answered(200).attributes == {**UPSTREAM.attributes, "http.response.status_code": 200}
+    assert UPSTREAM.answered(503) is not UPSTREAM.answered(200) and "http.response.status_code" not in UPSTREAM.attributes
 
 
 def test_repeated_pairs_are_written_anew_once_a_table_fills(monkeypatch):
