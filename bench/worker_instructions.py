@@ -83,7 +83,8 @@ class Counted:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for path in Path(self.tmp).glob("callgrind.*.1"):
-                found = re.search(r"^summary: (\d+)", path.read_text(errors="replace"), re.M)
+                # `totals`: what was counted since the zero mark; `summary` also holds the start-up and warm-up
+                found = re.search(r"^totals: (\d+)", path.read_text(errors="replace"), re.M)
                 if found:
                     return int(found.group(1))
             time.sleep(1)
