@@ -5,6 +5,7 @@ configuration moves by some 20-100 k instructions a request from run to run; run
 
     .venv/bin/python bench/worker_instructions.py TRACING=on            # about 5 minutes, both at once
     .venv/bin/python bench/worker_instructions.py --requests 4096 --concurrency 1 TRACING=on
+    .venv/bin/python bench/worker_instructions.py --doors chat,responses --concurrency 1   # two doors, same settings
 
 Both proxies run under `valgrind --tool=callgrind --trace-children=yes` with one gevent worker each, behind the
 same fake upstream (bench/upstream.py). Each gets WARM_UP requests, then callgrind's counts are zeroed in its worker
@@ -16,6 +17,11 @@ to both. With TRACING=on the spans go to bench/otlp_sink.py, exported in full ba
 (OTEL_BSP_SCHEDULE_DELAY raised): under valgrind's slowdown the 5-second timer would send a batch every few hundred
 requests, where at full speed the batch fills first.
 
+`--doors A,B` sends the first proxy door A's requests and the second door B's (bench/run.py's FRONT_REQUESTS, the
+fronts section's non-streamed bodies: a Responses one is stored, as by default); the settings are then optional.
+`--workers N` runs N workers in each proxy (bench/run.py's proxies run the default, 2): every worker is counted,
+their instructions summed over the requests served.
+
 Each proxy's garbage collections in the counted window are printed. WORKER_GC=off runs both with the collector
 off in that window; WORKER_CALLGRIND_DIR=<dir> keeps the workers' callgrind files there.
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -38,7 +45,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import client  # noqa: E402
-from client import Pool, build_request, chat_body  # noqa: E402
+from client import Pool, build_request  # noqa: E402
+from run import FRONT_REQUESTS  # noqa: E402
 from targets import (BENCH, HOST, ROOT, _SETTING_ENV, _SETTING_ENV_PREFIXES, OtlpSink, Upstream,  # noqa: E402
                      _stop, free_port)
 
@@ -49,12 +57,14 @@ NO_TIMER = "100000000"  # ms: spans exported when a batch is full
 class Counted:
     """One proxy under callgrind, its worker's counts between two marks."""
 
-    def __init__(self, name: str, upstream: int, settings: dict[str, str]) -> None:
+    def __init__(self, name: str, upstream: int, settings: dict[str, str], door: str = "chat",
+                 workers: int = 1) -> None:
         self.name, self.tmp, self.port = name, tempfile.mkdtemp(prefix="cot_proxy_instr_"), free_port()
+        self.door, self.workers = door, workers
         self.marks = os.path.join(self.tmp, "marks")
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SETTING_ENV_PREFIXES) and k not in _SETTING_ENV}
         env.update(HOME=self.tmp, PYTHONPATH=f"{BENCH / 'worker_marks'}:{ROOT}", PYTHONHASHSEED="0",
-                   HOST=HOST, PORT=str(self.port), WORKERS="1", TIMEOUT="600", WORKER_MARKS=self.marks,
+                   HOST=HOST, PORT=str(self.port), WORKERS=str(workers), TIMEOUT="600", WORKER_MARKS=self.marks,
                    TARGET_BASE_URL=f"http://{HOST}:{upstream}/v1/", GUNICORN_CMD_ARGS="--http-parser python")
         env.update(settings)
         self.out = os.path.join(self.tmp, "callgrind")
@@ -80,13 +90,15 @@ class Counted:
         time.sleep(3)  # the worker's thread looks every 0.2 s (slower under valgrind)
 
     def instructions(self, timeout: float = 120) -> int:
+        """Every worker's count, summed (each writes its own file when told to): its `totals`, what was counted
+        since the zero mark (`summary` also holds the start-up and warm-up: the marks' thread zeroes and writes
+        the counts, not the thread running)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for path in Path(self.tmp).glob("callgrind.*.1"):
-                # `totals`: what was counted since the zero mark; `summary` also holds the start-up and warm-up
-                found = re.search(r"^totals: (\d+)", path.read_text(errors="replace"), re.M)
-                if found:
-                    return int(found.group(1))
+            counts = [re.search(r"^totals: (\d+)", path.read_text(errors="replace"), re.M)
+                      for path in Path(self.tmp).glob("callgrind.*.1")]
+            if len(counts) == self.workers and all(counts):
+                return sum(int(found.group(1)) for found in counts if found)
             time.sleep(1)
         raise RuntimeError(f"{self.name}: no counts written")
 
@@ -99,14 +111,16 @@ class Counted:
         _stop(self.proc, signal.SIGINT, 30)
         kept = os.environ.get("WORKER_CALLGRIND_DIR")
         if kept:  # the worker's counts, for callgrind_annotate
+            label = self.name.split("=")[0].replace(" ", "_")
             for path in Path(self.tmp).glob("callgrind.*.1"):
-                shutil.copy(path, os.path.join(kept, f"{self.name.split('=')[0]}.{path.name}"))
+                shutil.copy(path, os.path.join(kept, f"{label}.{path.name}"))
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 async def closed_loop(proxy: Counted, requests: int, concurrency: int) -> int:
     """At least `requests` answered (in rounds of two seconds), every one a 200."""
-    req = build_request("POST", "/v1/chat/completions", HOST, proxy.port, chat_body())
+    _, path, body = next(f for f in FRONT_REQUESTS if f[0] == proxy.door)
+    req = build_request("POST", path(False, 100), HOST, proxy.port, json.dumps(body(False, 100)).encode())
     pool, done = Pool(HOST, proxy.port, concurrency), 0
     try:
         while done < requests:
@@ -121,18 +135,32 @@ async def closed_loop(proxy: Counted, requests: int, concurrency: int) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("settings", nargs="+", help="NAME=VALUE added to the second proxy's environment")
+    ap.add_argument("settings", nargs="*", help="NAME=VALUE added to the second proxy's environment")
     ap.add_argument("--requests", type=int, default=2048, help="requests counted (default %(default)s: two full "
                                                                "batches of spans with the default batch size)")
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--doors", default="chat", help="the door of both proxies' requests, or two (A,B): the first "
+                                                    "proxy's and the second's (default %(default)s)")
+    ap.add_argument("--workers", type=int, default=1, help="workers in each proxy (default %(default)s)")
     args = ap.parse_args()
+    doors = args.doors.split(",")
+    doors = doors * 2 if len(doors) == 1 else doors
+    known = {f[0] for f in FRONT_REQUESTS}
+    if len(doors) != 2 or not set(doors) <= known:
+        ap.error(f"--doors: one or two of {', '.join(sorted(known))}")
+    if not args.settings and doors[0] == doors[1]:
+        ap.error("nothing to compare: give settings for the second proxy, or two doors")
     added = dict(s.split("=", 1) for s in args.settings)
     upstream, sink = Upstream.start(), None
     if added.get("TRACING") == "on":
         sink = OtlpSink.start()
         added.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", sink.url)
         added.setdefault("OTEL_BSP_SCHEDULE_DELAY", NO_TIMER)
-    proxies = [Counted("default", upstream.port, {}), Counted(" ".join(args.settings), upstream.port, added)]
+    names = ["default", " ".join(args.settings) or "default"]
+    if doors[0] != doors[1]:
+        names = [f"{door} ({name})" for door, name in zip(doors, names)]
+    proxies = [Counted(name, upstream.port, settings, door, args.workers)
+               for name, settings, door in zip(names, ({}, added), doors)]
     try:
         for p in proxies:
             p.ready()
@@ -157,7 +185,8 @@ def main() -> int:
             sink.stop()
         upstream.stop()
     for p, n, x in zip(proxies, served, per):
-        print(f"{p.name}: {x / 1e6:.3f} M instructions a request ({n} requests, c={args.concurrency})")
+        print(f"{p.name}: {x / 1e6:.3f} M instructions a request ({n} requests, c={args.concurrency}, "
+              f"{args.workers} worker{'s' if args.workers > 1 else ''})")
     print(f"difference {(per[1] - per[0]) / 1e3:+.1f} k a request, ratio {per[1] / per[0]:.3f}")
     return 0
 
