@@ -76,23 +76,45 @@ def off_loop(work: Callable[[], T]) -> T:
     return work()
 
 
-def first_here(work: Callable[[], T]) -> T:
+def first_here(work: Callable[[], T], pauses: tuple[float, ...] = ()) -> T:
     """`work` tried here on the event loop, where it must not wait: a lock it meets (Busy, or SQLite's own
     "database is locked" with no busy timeout) sends it to the pool (off_loop), from the start. Its writes are
-    whole transactions, rolled back when they fail, so running it again is safe."""
+    whole transactions, rolled back when they fail, so running it again is safe. `pauses`: for a caller no
+    client waits on (the write-behind's flusher), seconds to sleep (gevent's: the worker's requests go on)
+    before trying here again, each time a lock is met, before the pool: two workers' batches meet at the
+    file's lock, and the pool's hop and its thread's turns at the interpreter's lock cost more CPU than the
+    write."""
     if not _hub():
         return work()
+    try:
+        return here(work)
+    except Busy:
+        pass
+    for pause in pauses:
+        _sleep(pause)
+        try:
+            return here(work)
+        except Busy:
+            pass
+    return off_loop(work)
+
+
+def here(work: Callable[[], T]) -> T:
+    """`work` on the event loop, never waiting for a lock: Busy when it meets one."""
     token = _HERE.set(True)
     try:
         return work()
-    except Busy:
-        pass
     except sqlite3.OperationalError as exc:
         if getattr(exc, "sqlite_errorcode", None) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             raise
+        raise Busy() from None
     finally:
         _HERE.reset(token)
-    return off_loop(work)
+
+
+def _sleep(seconds: float) -> None:
+    from gevent import sleep  # only under gevent (_hub)
+    sleep(seconds)
 
 
 def waits() -> bool:

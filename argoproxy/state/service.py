@@ -54,13 +54,14 @@ class ResponsesState:
         return routed or not backend.native_front("responses", None)
 
     # ---------------------------------------------------------------- store calls (off the loop)
-    def io(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def io(self, fn: Callable[..., Any], *args: Any, pauses: tuple[float, ...] = ()) -> Any:
         """A store call; a store that fails (locked past its wait, a full disk, Redis away) is a 503 saying so,
-        its error named by type only (what it says may quote stored text or Redis's address)."""
+        its error named by type only (what it says may quote stored text or Redis's address). `pauses`: how
+        long a caller no client waits on sleeps before trying on the loop again (sqlite_files.first_here)."""
         try:
             if not self.offload:
                 return fn(*args)
-            value = first_here(lambda: fn(*args))  # on the loop unless it would wait (sqlite_files)
+            value = first_here(lambda: fn(*args), pauses)  # on the loop unless it would wait (sqlite_files)
         except ProxyError:
             raise
         except Exception as exc:  # noqa: BLE001 - sqlite3's and redis-py's errors alike
@@ -86,8 +87,9 @@ class ResponsesState:
         if not storable(resp_id):
             return None
         behind = self.behind
-        if behind is not None and resp_id in behind.pending:
-            return behind.pending[resp_id][0]
+        held = behind.get(resp_id) if behind is not None else None
+        if held is not None:
+            return held
         found: StoredResponse | None = self.io(self.store.get_response, resp_id)
         if found is None and behind is not None and behind.active() and made_within(resp_id, FRESH):
             return self.load_many([resp_id]).get(resp_id)

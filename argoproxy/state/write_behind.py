@@ -31,6 +31,45 @@ FRESH = 2.0  # seconds a response id counts as fresh: a reader that misses it wa
 MAX_PENDING_BYTES = 16 * 1024 * 1024  # stored JSON a worker holds in memory, not yet in the file
 KNOWN_OWNERS = 4096  # owners whose bytes in use are remembered from the last batch (check_room's read spared)
 KNOWN_SECONDS = 1.0  # how long a remembered count stands in for a read
+# Seconds the flusher sleeps, each time the file is locked (another worker's batch, a checkpoint), before it
+# tries on the loop again; then gevent's thread pool, where it may wait. A batch holds the lock for a
+# millisecond or two; the pool's hop cost each batch that met it more CPU than its write.
+LOCKED_PAUSES = (0.002, 0.004, 0.008, 0.016, 0.032)
+
+
+class Held:
+    """Responses held in memory, not yet in the file: by id (in the order they came), their bytes in all and per
+    owner (check_room's count)."""
+
+    __slots__ = ("records", "bytes", "by_owner")
+
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[StoredResponse, bytes]] = {}
+        self.bytes = 0
+        self.by_owner: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(self, rec: StoredResponse, data: bytes) -> None:
+        self.records[rec.id] = (rec, data)
+        size = len(data)
+        self.bytes += size
+        by_owner = self.by_owner
+        by_owner[rec.owner] = by_owner.get(rec.owner, 0) + size
+
+    def remove(self, resp_id: str) -> bool:
+        found = self.records.pop(resp_id, None)
+        if found is None:
+            return False
+        owner, size = found[0].owner, len(found[1])
+        self.bytes -= size
+        left = self.by_owner[owner] - size
+        if left:
+            self.by_owner[owner] = left
+        else:
+            del self.by_owner[owner]
+        return True
 
 
 class WriteBehind:
@@ -38,13 +77,13 @@ class WriteBehind:
 
     def __init__(self, io: Callable[..., Any], store: Any) -> None:
         self.io, self.store = io, store
-        self.pending: dict[str, tuple[StoredResponse, bytes]] = {}  # by id, in the order they came
-        self.pending_bytes = 0
-        self.pending_by_owner: dict[str, int] = {}  # bytes pending, per owner (check_room's count)
+        # Two generations, so that a batch leaves memory whole once written (no per-response bookkeeping after
+        # its write): those the next batch takes, and the batch being written (readable until it is in the file).
+        self.pending = Held()
+        self.writing = Held()
         self.known: dict[str, tuple[int, float]] = {}  # owner -> (bytes in the store after a batch, when)
         self.wake: Any = None  # the flusher's event (gevent), made with it
-        self.flushing: set[str] = set()  # ids of the batch being written
-        self.deleted: list[str] = []  # of those, the ones deleted meanwhile: deleted again once it is written
+        self.deleted: list[str] = []  # of the batch being written, those deleted meanwhile: deleted once written
         self.exiting = False
         # False after a batch failed (the store locked past its wait, the disk full): responses are written before
         # their answers again, so that those answers are 503s rather than sent unstored, until a write succeeds.
@@ -62,13 +101,12 @@ class WriteBehind:
     def put(self, rec: StoredResponse) -> None:
         """Keep `rec` (a new response, not a background run's): in the next batch, or now (no gevent, too much
         pending). Past MAX_RESPONSE_BYTES, StoreFull now, before its answer is sent."""
-        if self.exiting or not self.healthy or not self.active() or self.pending_bytes > MAX_PENDING_BYTES:
+        if self.exiting or not self.healthy or not self.active() or \
+                self.pending.bytes + self.writing.bytes > MAX_PENDING_BYTES:
             self.io(self.store.put_response, rec)  # StoreFull or a 503 here: the answer is not sent unstored
             self.healthy = True
             return
-        data = encoded(rec)
-        self.pending[rec.id] = (rec, data)
-        self._count(rec.owner, len(data))
+        self.pending.add(rec, encoded(rec))
         if self.wake is None:
             self._start()
         self.wake.set()
@@ -94,20 +132,17 @@ class WriteBehind:
         """The pending responses written in one transaction; they stay readable from memory until it is done."""
         if not self.pending:
             return
-        batch = list(self.pending.values())
-        self.flushing = {rec.id for rec, _ in batch}
+        self.writing, self.pending = self.pending, Held()
+        batch = list(self.writing.records.values())
         try:
-            totals = self.io(self.store.put_encoded, batch)
+            totals = self.io(self.store.put_encoded, batch, pauses=LOCKED_PAUSES)
         except Exception as exc:  # noqa: BLE001 - the store away: these are lost, as an unsaved stream is
             log.warning("response store: %d responses not stored (%s)", len(batch),
                         getattr(exc, "message", type(exc).__name__))
             self.healthy = False
             totals = {}
         finally:
-            self.flushing = set()
-        for rec, data in batch:
-            if self.pending.pop(rec.id, None) is not None:
-                self._count(rec.owner, -len(data))
+            self.writing = Held()
         deleted, self.deleted = self.deleted, []
         for resp_id in deleted:
             self.io(self.store.delete_response, resp_id)
@@ -117,41 +152,37 @@ class WriteBehind:
         self.known.update((owner, (used, now)) for owner, used in totals.items())
 
     def at_exit(self) -> None:
-        """A stopping worker writes what it holds (the loop no longer runs: straight to the file)."""
+        """A stopping worker writes what it holds (the loop no longer runs: straight to the file), a batch cut
+        short in its write included (written again: the same rows)."""
         self.exiting = True
-        if self.pending:
+        held = {**self.writing.records, **self.pending.records}
+        if held:
             try:
-                self.store.put_encoded(list(self.pending.values()))
+                self.store.put_encoded(list(held.values()))
             except Exception as exc:  # noqa: BLE001
-                log.warning("response store: %d responses not stored at exit (%s)", len(self.pending),
-                            type(exc).__name__)
-            self.pending.clear()
-            self.pending_by_owner.clear()
-
-    def _count(self, owner: str, size: int) -> None:
-        self.pending_bytes += size
-        left = self.pending_by_owner.get(owner, 0) + size
-        if left:
-            self.pending_by_owner[owner] = left
-        else:
-            del self.pending_by_owner[owner]
+                log.warning("response store: %d responses not stored at exit (%s)", len(held), type(exc).__name__)
+            self.pending, self.writing = Held(), Held()
 
     # ---------------------------------------------------------------- reading
+    def get(self, resp_id: str) -> StoredResponse | None:
+        found = self.pending.records.get(resp_id) or self.writing.records.get(resp_id)
+        return found[0] if found is not None else None
+
     def get_many(self, ids: list[str]) -> dict[str, StoredResponse]:
-        pending = self.pending
-        return {i: pending[i][0] for i in ids if i in pending}
+        found = {}
+        for generation in (self.pending.records, self.writing.records):
+            found.update((i, generation[i][0]) for i in ids if i in generation)
+        return found
 
     def drop(self, resp_id: str) -> None:
-        """A pending response deleted: it is not written after all."""
-        found = self.pending.pop(resp_id, None)
-        if found is not None:
-            self._count(found[0].owner, -len(found[1]))
-        if resp_id in self.flushing:
+        """A held response deleted: it is not written after all (deleted again once its batch is written)."""
+        self.pending.remove(resp_id)
+        if self.writing.remove(resp_id):
             self.deleted.append(resp_id)
 
     def used(self, owner: str) -> int | None:
-        """The owner's bytes in use, from the last batch and what is pending, while that is recent; else None."""
+        """The owner's bytes in use, from the last batch and what is held, while that is recent; else None."""
         known = self.known.get(owner)
         if known is None or time.monotonic() - known[1] > KNOWN_SECONDS:
             return None
-        return known[0] + self.pending_by_owner.get(owner, 0)
+        return known[0] + self.pending.by_owner.get(owner, 0) + self.writing.by_owner.get(owner, 0)

@@ -25,7 +25,7 @@ def record(owner: str = "o", text: str = "hi") -> StoredResponse:
 @pytest.fixture
 def behind(tmp_path):
     store = SQLiteResponseStore(tmp_path / "r.db", 3600, 1 << 20, 1 << 30)
-    wb = WriteBehind(lambda fn, *args: fn(*args), store)
+    wb = WriteBehind(lambda fn, *args, **waits: fn(*args), store)
     wb._active, wb.wake = True, Woken()  # as under gevent, with the flusher driven by hand
     return wb, store
 
