@@ -80,9 +80,13 @@ class StoredResponse:
         return len(dumps(self.as_json()))
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "owner": self.owner, "created": self.created, "response": self.response,
-                "input": self.input, "chain": self.chain, "background": self.background,
-                "cancelled": self.cancelled, "heartbeat": self.heartbeat}
+        return {**self.head(), "response": self.response}
+
+    def head(self) -> dict[str, Any]:
+        """What is stored but its response object (encoded writes that object's JSON after it)."""
+        return {"id": self.id, "owner": self.owner, "created": self.created, "input": self.input,
+                "chain": self.chain, "background": self.background, "cancelled": self.cancelled,
+                "heartbeat": self.heartbeat}
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> "StoredResponse":
@@ -144,9 +148,7 @@ def encoded(rec: StoredResponse) -> bytes:
     if rec.response_json is None:
         data = dumps(rec.as_json())
     else:  # the response's own JSON spliced in, last (read back by name)
-        rest = rec.as_json()
-        del rest["response"]
-        data = b"".join((dumps(rest)[:-1], b',"response":', rec.response_json, b"}"))
+        data = b"".join((dumps(rec.head())[:-1], b',"response":', rec.response_json, b"}"))
     if len(data) > MAX_RESPONSE_BYTES:
         raise StoreFull(f"This response is {len(data)} bytes as stored, more than one stored response may be "
                         f"({MAX_RESPONSE_BYTES}); send `store: false` (with the conversation in `input`).")
