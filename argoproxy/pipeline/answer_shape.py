@@ -123,14 +123,16 @@ def _check(obj: dict[str, Any], part: str) -> None:
         if not isinstance(usage, dict):
             raise bad_answer("`usage` is not an object")
         for name in _COUNTS:
-            if not _count(usage.get(name)):
+            value = usage.get(name)
+            # a plain int in range at once (nearly every count: this runs for every whole answer), else _count
+            if not (type(value) is int and -MAX_COUNT <= value <= MAX_COUNT or _count(value)):
                 raise bad_answer(f"`usage.{name}` is not a number")
 
 
 def _check_choice(choice: Any, part: str) -> None:
     if not isinstance(choice, dict):
         raise bad_answer("a choice is not an object")
-    if not _index(choice):
+    if type(choice.get("index", 0)) is not int and not _index(choice):  # a plain int at once, as above
         raise bad_answer("a choice's `index` is not a number")
     if not isinstance(choice.get("finish_reason"), (str, type(None))):
         raise bad_answer("a choice's `finish_reason` is not a string")
