@@ -253,3 +253,29 @@ def test_a_failed_upkeep_does_not_fail_the_call_it_follows(tmp_path, monkeypatch
         other.execute("ROLLBACK")
     store._swept = 0.0
     assert state.io(store.get_response, "r1").id == "r1"  # and done when the lock is gone
+
+
+def test_running_background_responses_are_counted_through_an_index_of_them_alone(tmp_path):
+    """Only live_runs reads responses by owner: a file made with the older index on every response's owner
+    loses it when opened, and both of live_runs' counts read the index of running background rows."""
+    import sqlite3
+    path = tmp_path / "r.db"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE responses (id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL, "
+                      "size INTEGER NOT NULL, background INTEGER NOT NULL, live INTEGER NOT NULL, heartbeat REAL "
+                      "NOT NULL, cancelled INTEGER NOT NULL, data BLOB NOT NULL);"
+                      "CREATE INDEX responses_owner ON responses (owner, size);")
+    old.close()
+    store = SQLiteResponseStore(path, 3600, 1 << 20, 1 << 30)
+    running = record("r1")
+    running.background, running.response["status"], running.heartbeat = True, "in_progress", time.time()
+    store.put_response(running)
+    store.put_response(record("r2"))
+    assert store.live_runs("o", time.time() - 60) == (1, 1) and store.live_runs("p", time.time() - 60) == (0, 1)
+    db = sqlite3.connect(path)
+    indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "responses_owner" not in indexes and "responses_live" in indexes
+    for sql in ("SELECT COUNT(*) FROM responses WHERE live = 1 AND heartbeat >= 0 AND owner = 'o'",
+                "SELECT COUNT(*) FROM responses WHERE live = 1 AND heartbeat >= 0"):
+        assert "responses_live" in str(db.execute("EXPLAIN QUERY PLAN " + sql).fetchall())
+    db.close()

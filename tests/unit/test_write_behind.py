@@ -3,6 +3,8 @@ hand over a real SQLite store."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from argoproxy.state.records import StoredResponse, StoreFull, encoded, made_within, response_id
 from argoproxy.state.store import SQLiteResponseStore
 from argoproxy.state.write_behind import WriteBehind
+from tests.proxy_process import ROOT
 
 
 class Woken:
@@ -85,3 +88,108 @@ def test_response_ids_carry_their_second():
     rid = response_id()
     assert rid.startswith("resp_") and len(rid) == 29 and made_within(rid, 2.0)
     assert not made_within("resp_" + "0" * 24, 2.0) and not made_within("msg_123", 2.0)
+
+
+def test_a_batch_being_written_is_read_from_memory_and_counted_until_it_is_in_the_file(behind):
+    wb, store = behind
+    rec = record(owner="p")
+    wb.put(rec)
+    wb.flush()  # known from here on: used() reads memory, not the file
+    later = record(owner="p")
+    wb.put(later)
+    put = store.put_encoded
+    seen = []
+
+    def reading_meanwhile(batch):
+        seen.append((wb.get(later.id), wb.get_many([later.id, rec.id]), wb.used("p")))
+        return put(batch)
+    store.put_encoded = reading_meanwhile
+    wb.flush()
+    held, many, used = seen[0]
+    assert held is later and list(many) == [later.id] and used == store.used_bytes("p")
+    assert wb.get(later.id) is None and store.get_response(later.id) is not None
+
+
+def test_a_worker_stopping_writes_what_it_holds_a_batch_cut_short_included(behind):
+    wb, store = behind
+    cut, held = record(), record()
+    wb.put(cut)
+    wb.writing, wb.pending = wb.pending, type(wb.pending)()  # as flush does, its write never finishing
+    wb.put(held)
+    wb.at_exit()
+    assert store.get_response(cut.id) is not None and store.get_response(held.id) is not None
+
+
+LOCKED = r"""
+from gevent import monkey; monkey.patch_all()
+import gevent, os, subprocess, sys, tempfile, time
+from argoproxy import sqlite_files
+from argoproxy.state import write_behind
+from argoproxy.state.records import StoredResponse, response_id
+from argoproxy.state.store import SQLiteResponseStore
+
+path = os.path.join(tempfile.mkdtemp(), "responses.db")
+store = SQLiteResponseStore(path, 3600, 1 << 20, 1 << 30)
+pooled = []
+real = sqlite_files.off_loop
+sqlite_files.off_loop = lambda work: (pooled.append(1), real(work))[1]
+behind = write_behind.WriteBehind(lambda fn, *args, pauses=(): sqlite_files.first_here(lambda: fn(*args), pauses),
+                                  store)
+
+def record():
+    rid = response_id()
+    return StoredResponse(rid, "o", time.time(), {"id": rid, "status": "completed", "output": []}, [])
+
+def written(rec, seconds=10):
+    deadline = time.monotonic() + seconds
+    while store.get_response(rec.id) is None:
+        assert time.monotonic() < deadline, "never written"
+        gevent.sleep(0.005)
+
+def holding():
+    # another worker's write: the file's write lock held until told to let go
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys\n"
+        f"db = sqlite3.connect({path!r}, isolation_level=None)\n"
+        "db.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "db.execute('COMMIT')\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+def let_go(holder):
+    holder.stdin.write("go\n"); holder.stdin.flush(); holder.wait(10)
+
+first = record(); behind.put(first); written(first)  # the file opened, the flusher started
+
+# The lock let go while the flusher sleeps between its tries: written from the loop, no pool.
+write_behind.LOCKED_PAUSES = (0.01,) * 1000  # ten seconds of tries: the holder's pace cannot decide it
+pooled.clear()
+holder = holding()
+rec = record(); behind.put(rec)
+gevent.sleep(0.05)  # the batch met the lock and is waiting; the loop runs
+assert store.get_response(rec.id) is None and behind.get(rec.id) is rec
+let_go(holder)
+written(rec)
+assert pooled == [], pooled
+
+# Held past every pause: the batch goes to the pool, where it waits for the lock.
+write_behind.LOCKED_PAUSES = (0.001,)
+holder = holding()
+rec = record(); behind.put(rec)
+deadline = time.monotonic() + 10
+while not pooled:
+    assert time.monotonic() < deadline, "never sent to the pool"
+    gevent.sleep(0.005)
+let_go(holder)
+written(rec)
+print("ok")
+"""
+
+
+def test_a_batch_that_meets_another_workers_lock_tries_again_on_the_loop_before_the_pool():
+    """At 16 connections one worker's batches met the other's lock 16 times in 75: each went to gevent's thread
+    pool, whose hop cost more CPU than the write. Under gevent, in a process of its own (a worker's kind)."""
+    done = subprocess.run([sys.executable, "-c", LOCKED], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
