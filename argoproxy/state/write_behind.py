@@ -169,7 +169,7 @@ class WriteBehind:
         return found[0] if found is not None else None
 
     def get_many(self, ids: list[str]) -> dict[str, StoredResponse]:
-        found = {}
+        found: dict[str, StoredResponse] = {}
         for generation in (self.pending.records, self.writing.records):
             found.update((i, generation[i][0]) for i in ids if i in generation)
         return found
