@@ -28,7 +28,7 @@ from argoproxy.fronts import long_strings, responses_compact as compact
 from argoproxy.pipeline.reservation import Spelled
 from argoproxy.fronts.responses_tools import (HOSTED_CALL_ITEMS, ChatTools, chat_name, custom_input, field_error,
                                               output_item_id, replayed_call)
-from argoproxy.fronts.responses_shapes import item_status
+from argoproxy.fronts.responses_shapes import is_item_reference, item_status
 
 # Input items of the built-in tools a client runs itself, replayed as chat tool calls and tool messages.
 CLIENT_CALL_ITEMS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call", "computer_call")
@@ -197,7 +197,8 @@ def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str,
         param = f"input[{i}]"
         if not isinstance(item, dict):
             raise bad_request("Each input item must be an object.", param)
-        kind = item.get("type") or ("message" if "role" in item else None)
+        kind = item.get("type") or ("message" if "role" in item else "item_reference" if is_item_reference(item)
+                                    else None)
         if kind is not None and not isinstance(kind, str):
             raise bad_request("`type` must be a string.", f"{param}.type", "invalid_type")
         if kind is not None:

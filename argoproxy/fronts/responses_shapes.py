@@ -23,6 +23,15 @@ CONNECTORS = ("connector_dropbox", "connector_gmail", "connector_googlecalendar"
 TUNNEL_ID = "tunnel_"  # then 32 lowercase letters or digits
 
 
+def is_item_reference(item: Any) -> bool:
+    """An item_reference input item: its `type` says so, or, the document giving that `type` as optional, an item
+    holding an `id` with neither a `type` nor a `role` (a message may leave its `type` out, never its role)."""
+    if not isinstance(item, dict):
+        return False
+    kind = item.get("type")
+    return kind == "item_reference" or (kind is None and "id" in item and "role" not in item)
+
+
 def _allowed_tools(value: Any, param: str, bad: Bad) -> None:
     """A list of tool names, or a filter."""
     (_STRINGS if isinstance(value, list) else _FILTER)(value, param, bad)

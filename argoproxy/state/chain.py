@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from argoproxy.errors import ProxyError
+from argoproxy.fronts.responses_shapes import is_item_reference
 from argoproxy.state.records import MAX_CHAIN, StoredConversation, StoredResponse, input_items
 
 CHAIN_READ = 64  # responses of a chain read at once
@@ -90,7 +91,7 @@ def resolved_references(items: list[dict[str, Any]], known: list[dict[str, Any]]
     by_id = {i.get("id"): i for i in known if isinstance(i, dict)}
     out = []
     for n, item in enumerate(items):
-        if isinstance(item, dict) and item.get("type") == "item_reference":
+        if is_item_reference(item):
             ref = item.get("id")
             if not isinstance(ref, str) or not ref:
                 raise ProxyError(400, "`id` must be a non-empty string.", param=f"input[{n}].id",

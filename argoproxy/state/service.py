@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import responses_compact as compact
+from argoproxy.fronts.responses_shapes import is_item_reference
 from argoproxy.state import chain
 from argoproxy.state.keeper import Attempt, Keeper
 from argoproxy.sqlite_files import first_here, off_loop
@@ -310,7 +311,7 @@ def stateful(body: dict[str, Any]) -> bool:
 def stateful_input(body: dict[str, Any]) -> bool:
     """Does the request's input name stored items (item_reference)?"""
     items = body.get("input")
-    return isinstance(items, list) and any(isinstance(i, dict) and i.get("type") == "item_reference" for i in items)
+    return isinstance(items, list) and any(map(is_item_reference, items))
 
 
 def open_state(settings: Settings, answers: Any = None) -> ResponsesState:

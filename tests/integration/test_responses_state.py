@@ -100,6 +100,14 @@ def test_item_references_name_a_stored_responses_input_and_output_items(up, stre
     texts = json.dumps(u.last_body())
     assert texts.index("What is the capital of France?") < texts.index("The capital is Paris.") \
         < texts.index("Weather there?") < texts.index("get_weather") < texts.index("sunny")
+    # The document gives an item reference's `type` as optional: an item holding an id alone (or a null type)
+    # names the stored item too; a message without its `type` is still a message
+    u.text("Still Paris.")
+    create(client, stream, model=u.model, store=False, input=[
+        {"id": asked.id}, {"id": answer.id, "type": None}, {"role": "user", "content": "And now?"}])
+    texts = json.dumps(u.last_body())
+    assert texts.index("What is the capital of France?") < texts.index("The capital is Paris.") \
+        < texts.index("And now?")
     other = answer.id[:-1] + ("1" if answer.id.endswith("0") else "0")  # of that shape, held by no response
     with pytest.raises(openai.BadRequestError) as err:
         client.responses.create(model=u.model, input=[{"type": "item_reference", "id": other}])
