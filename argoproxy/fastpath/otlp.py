@@ -214,7 +214,8 @@ def head(r: Any) -> bytes:
     if written is None or written[0] != r.name or written[1] is not r.kind:
         shared = b"".join(key_value(_SPAN_ATTRIBUTES, *item) for item in fixed.attributes.items())
         written = fixed.encoded = (r.name, r.kind, text(5, r.name) + b"\x30" + varint(_KINDS[r.kind]) + shared)
-    return written[2]
+    piece: bytes = written[2]
+    return piece
 
 
 # The last answer's attributes and their bytes; what ends a span (its status and flags), by both (a tracer's few
