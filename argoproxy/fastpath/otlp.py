@@ -388,6 +388,7 @@ class LeanBatch(SpanProcessor):
         self.size = min(size, most)
         self.waiting: list[Any] = []  # only appended to, and cut from its start by the thread: never replaced
         self.dropped = 0
+        self.unwritten = 0  # spans that could not be encoded since the last batch
         self.lock = threading.Lock()  # one export at a time (the thread's, a flush's)
         self.wake = threading.Event()
         self.stopping = False
@@ -406,7 +407,13 @@ class LeanBatch(SpanProcessor):
         if len(waiting) >= self.most:
             self.dropped += 1
             return
-        waiting.append(span(record))
+        try:
+            waiting.append(span(record))
+        except Exception:  # noqa: BLE001 - never the request's error: dropped, said with the batch (the first's cause)
+            if not self.unwritten:
+                log.exception("a span could not be encoded; dropped")
+            self.unwritten += 1
+            return
         if len(waiting) == self.size:
             self.wake.set()
 
@@ -430,6 +437,9 @@ class LeanBatch(SpanProcessor):
                 log.warning("%d spans dropped: more than OTEL_BSP_MAX_QUEUE_SIZE (%d) were waiting", self.dropped,
                             self.most)
                 self.dropped = 0
+            if self.unwritten:
+                log.warning("%d spans dropped: they could not be encoded", self.unwritten)
+                self.unwritten = 0
 
     def shutdown(self) -> None:
         self.stopping = True

@@ -166,6 +166,26 @@ def test_the_batch_processor_drops_past_its_queues_bound(monkeypatch, caplog):
         assert [s.name for s in receiver.spans] == ["s1", "s2", "s3"]
 
 
+def test_a_span_that_cannot_be_encoded_is_dropped_never_raised_into_the_request(monkeypatch, caplog):
+    """Spans are written as they end, on the request's path: one the encoder cannot write is dropped and said,
+    the request and the other spans go on."""
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")
+
+    class Unwritable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    with OtlpReceiver() as receiver:
+        processor = otlp.LeanBatch(otlp.LeanSpanExporter(endpoint=receiver.endpoint + "/v1/traces"), 100, 2048)
+        hand = processor.records_to(RESOURCE, SCOPE)
+        hand(record("s1", 1))
+        hand(record("bad", 2, None, {"x": Unwritable()}))
+        hand(record("s3", 3))
+        processor.shutdown()
+        assert [s.name for s in receiver.spans] == ["s1", "s3"]
+    assert "a span could not be encoded" in caplog.text and "1 spans dropped: they could not be encoded" in caplog.text
+
+
 def test_the_session_reads_the_environment_once_and_honours_no_proxy(monkeypatch):
     read = []
     merged = requests.Session.merge_environment_settings
