@@ -153,15 +153,22 @@ class WriteBehind:
 
     def at_exit(self) -> None:
         """A stopping worker writes what it holds (the loop no longer runs: straight to the file), a batch cut
-        short in its write included (written again: the same rows)."""
+        short in its write included (written again: the same rows), and deletes again those of that batch
+        deleted meanwhile: its write may have gone through without its flusher resuming to do so."""
         self.exiting = True
         held = {**self.writing.records, **self.pending.records}
+        deleted, self.deleted = self.deleted, []
         if held:
             try:
                 self.store.put_encoded(list(held.values()))
             except Exception as exc:  # noqa: BLE001
                 log.warning("response store: %d responses not stored at exit (%s)", len(held), type(exc).__name__)
             self.pending, self.writing = Held(), Held()
+        for resp_id in deleted:
+            try:
+                self.store.delete_response(resp_id)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("response store: a deleted response not deleted again at exit (%s)", type(exc).__name__)
 
     # ---------------------------------------------------------------- reading
     def get(self, resp_id: str) -> StoredResponse | None:

@@ -120,6 +120,19 @@ def test_a_worker_stopping_writes_what_it_holds_a_batch_cut_short_included(behin
     assert store.get_response(cut.id) is not None and store.get_response(held.id) is not None
 
 
+def test_a_response_deleted_while_its_batch_is_written_stays_deleted_when_the_worker_stops_meanwhile(behind):
+    """The batch's write went through (a pool thread's), its DELETE came while it ran, and the worker stopped
+    before the flusher deleted it again: the stopping worker deletes it."""
+    wb, store = behind
+    rec = record()
+    wb.put(rec)
+    wb.writing, wb.pending = wb.pending, type(wb.pending)()  # as flush does
+    store.put_encoded(list(wb.writing.records.values()))  # the batch's write, done; its flusher never resumes
+    wb.drop(rec.id)  # DELETE served meanwhile (its own delete from the file ran before the write)
+    wb.at_exit()
+    assert store.get_response(rec.id) is None
+
+
 LOCKED = r"""
 from gevent import monkey; monkey.patch_all()
 import gevent, os, subprocess, sys, tempfile, time
