@@ -163,12 +163,27 @@ class Record:
 
 
 def readable(record: Record, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
-    """A Record as the SDK's span."""
+    """A Record as the SDK's span, its texts as UTF-8 carries them (`utf8`)."""
     parent = record.parent
-    return ReadableSpan(record.name, record.context, parent.context if isinstance(parent, Record) else parent,
-                        resource, record.all_attributes(),
+    attributes = {key: utf8(value) for key, value in record.all_attributes().items()}
+    return ReadableSpan(utf8(record.name), record.context, parent.context if isinstance(parent, Record) else parent,
+                        resource, attributes,
                         kind=record.kind, status=record.status, start_time=record.start, end_time=record.end,
                         instrumentation_scope=scope)
+
+
+def utf8(value: Any) -> Any:
+    """A text (or a sequence of them) with each lone surrogate, which JSON lets a client's or an upstream's text hold
+    and UTF-8 cannot, as "?": what the fast path's encoder writes. The SDK's encoder fails on one, and the whole
+    batch, other requests' spans with it, is lost."""
+    if value.__class__ is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+    elif value.__class__ in (tuple, list):
+        return tuple(map(utf8, value))  # as the SDK keeps a sequence
+    return value
 
 
 class CallTrace:

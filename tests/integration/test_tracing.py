@@ -198,6 +198,26 @@ def test_an_upstream_that_is_down(receiver):
     assert "http.response.status_code" not in client.attributes
 
 
+def test_a_lone_surrogate_in_a_client_or_upstream_text_is_exported_as_a_question_mark(receiver, upstream):
+    """JSON lets a text hold a lone surrogate, which UTF-8 cannot carry: the span is exported with "?" in its place
+    (the SDK's encoder failed on it, and the batch's other spans, other clients' too, were lost with it)."""
+    upstream.add(Reply({**chat_completion("ok", model="m-\ud800"), "id": "chatcmpl-\udfff"}),
+                 Reply(chat_completion("ok")))
+    with running_proxy(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="1000",
+                       TARGET_BASE_URL=upstream.base_url) as proxy:  # both requests' spans in one batch
+        odd = '{"model": "m\\ud800", "stop": ["\\udfff"], "messages": [{"role": "user", "content": "hi"}]}'
+        r = requests.post(proxy.base_url + "/chat/completions", data=odd, timeout=30,
+                          headers={"Content-Type": "application/json"})
+        assert r.status_code == 200, r.text
+        assert requests.post(proxy.base_url + "/chat/completions", json=CHAT, timeout=30).status_code == 200
+        spans = receiver.wait(lambda s: len(s) == 4)
+    [odd_server, _], [odd_client, _] = by_kind(spans, "SERVER"), by_kind(spans, "CLIENT")
+    assert (odd_server.name, odd_client.name) == ("chat m?", "chat m?")
+    assert (odd_server.attributes["gen_ai.request.stop_sequences"], odd_server.attributes["gen_ai.response.id"],
+            odd_client.attributes["gen_ai.response.model"]) == (["?"], "chatcmpl-?", "m-?")
+    assert "UnicodeEncodeError" not in proxy.log
+
+
 def test_a_collector_that_is_down_is_logged_without_the_endpoints_credentials(upstream):
     # OpenTelemetry's exporter logs the URL it could not reach, query included; its records went straight to
     # stderr, past the proxy's redaction.
