@@ -181,3 +181,25 @@ def native_lock() -> Any:
     except ImportError:
         return threading.Lock()
     return get_original("_thread", "allocate_lock")()
+
+
+def within(seconds: float, work: Callable[[], Any]) -> bool:
+    """`work` in a real thread of its own, waited for `seconds` at most (False: it had not finished). For a process
+    leaving from a signal handler: gevent's loop cannot run there, and the code the signal interrupted may hold a
+    store's lock, which the thread then waits for while the process leaves without it."""
+    try:
+        from gevent.monkey import get_original
+        start = get_original("_thread", "start_new_thread")
+    except ImportError:
+        import _thread
+        start = _thread.start_new_thread
+    done = native_lock()
+    done.acquire()
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            done.release()
+    start(run, ())
+    return bool(done.acquire(True, seconds))

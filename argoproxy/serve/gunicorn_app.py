@@ -22,6 +22,7 @@ from argoproxy.config.setting_fields import dir_problem
 from argoproxy.config.unconfigured import refusal
 from argoproxy.observe.journal import JOURNAL_FILES, log_lines
 from argoproxy.redaction import configured_secrets
+from argoproxy.state.write_behind import write_held
 from argoproxy.config.price_settings import NO_TABLE, SHIPPED as SHIPPED_TABLE
 from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError, load
 
@@ -400,7 +401,9 @@ def _quit_now(worker: Any) -> None:
     """Gunicorn's quick stop (SIGQUIT to a worker; Ctrl+C or SIGINT to the master) calls this first: leave
     now. Gunicorn itself would wait 0.1 s and raise SystemExit into whatever the worker was doing, which
     printed tracebacks (a request cut mid-write; a gevent worker whose main loop ended first). Nothing is
-    lost: journals are written unbuffered, metrics files are cleaned by the master."""
+    lost: journals are written unbuffered, metrics files are cleaned by the master, and the stored responses a
+    gevent worker holds in memory, answered already, are written first (no atexit runs after os._exit)."""
+    write_held()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

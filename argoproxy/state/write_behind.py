@@ -22,6 +22,7 @@ import logging
 import time
 from typing import Any, Callable
 
+from argoproxy.sqlite_files import BUSY_SECONDS, within
 from argoproxy.state.records import StoredResponse, encoded
 
 log = logging.getLogger("cot_proxy")
@@ -35,6 +36,9 @@ KNOWN_SECONDS = 1.0  # how long a remembered count stands in for a read
 # tries on the loop again; then gevent's thread pool, where it may wait. A batch holds the lock for a
 # millisecond or two; the pool's hop cost each batch that met it more CPU than its write.
 LOCKED_PAUSES = (0.002, 0.004, 0.008, 0.016, 0.032)
+# How long a worker leaving at once (Gunicorn's quick stop: Ctrl+C, SIGINT, SIGQUIT) waits for what it holds to be
+# written: the store's own wait for the file's lock
+QUIT_WRITE_SECONDS = BUSY_SECONDS
 
 
 class Held:
@@ -116,6 +120,7 @@ class WriteBehind:
         self.wake = gevent.event.Event()
         gevent.spawn(self._run)
         atexit.register(self.at_exit)
+        HOLDING.append(self)
 
     def _run(self) -> None:
         import gevent
@@ -150,6 +155,13 @@ class WriteBehind:
         if len(self.known) > KNOWN_OWNERS:
             self.known.clear()
         self.known.update((owner, (used, now)) for owner, used in totals.items())
+
+    def at_quick_exit(self) -> None:
+        """What at_exit does, said first (the log line comes before the write: a stuck write is seen waiting)."""
+        if self.pending or self.writing:
+            log.info("response store: writing the %d responses held in memory before the worker leaves",
+                     len({**self.writing.records, **self.pending.records}))
+        self.at_exit()
 
     def at_exit(self) -> None:
         """A stopping worker writes what it holds (the loop no longer runs: straight to the file), a batch cut
@@ -193,3 +205,18 @@ class WriteBehind:
         if known is None or time.monotonic() - known[1] > KNOWN_SECONDS:
             return None
         return known[0] + self.pending.by_owner.get(owner, 0) + self.writing.by_owner.get(owner, 0)
+
+
+HOLDING: list[WriteBehind] = []  # this process's, their flushers started (a forked worker starts its own)
+
+
+def write_held() -> None:
+    """A worker leaving at once (serve/gunicorn_app.py's _quit_now, from a signal handler, before os._exit: no
+    atexit runs) writes the responses it holds, answered already, in a thread of its own (the loop cannot run
+    there, and the code the signal interrupted may hold the store), for QUIT_WRITE_SECONDS at most."""
+    mine = [behind for behind in HOLDING if behind.pending or behind.writing]
+    if mine:
+        def write() -> None:
+            for behind in mine:
+                behind.at_quick_exit()
+        within(QUIT_WRITE_SECONDS, write)

@@ -644,3 +644,32 @@ def test_a_stored_history_is_bounded_as_a_request_body_is():
         client.responses.create(model="fake-model", input="next", previous_response_id=prev, truncation="auto")
         sent = json.dumps(fake.received[-1].json())
         assert "question 0 " not in sent and f"question {n - 1} " in sent and len(sent) < 40000
+
+
+def test_a_quick_stop_writes_the_responses_a_worker_holds(tmp_path):
+    """Ctrl+C (SIGINT to Gunicorn's master, SIGQUIT to its workers) leaves at once: the responses a worker holds
+    in memory, answered already and their batch not yet in the file (here another process holds the file's lock),
+    are written before it leaves, not lost with it."""
+    import signal
+    import sqlite3
+
+    from tests.polling import poll
+    db = tmp_path / "r.db"
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, RESPONSES_DB=str(db)) as p:
+            client = openai_sdk(p)
+            first = client.responses.create(model="fake-model", input="first")  # the file and its schema made
+            lock = sqlite3.connect(db, timeout=5, isolation_level=None)
+            assert poll(lambda: lock.execute("SELECT 1 FROM responses WHERE id = ?", (first.id,)).fetchone())
+            lock.execute("BEGIN IMMEDIATE")  # the batches of the next answers wait for it
+            held = [client.responses.create(model="fake-model", input=f"held {n}").id for n in range(3)]
+            p.proc.send_signal(signal.SIGINT)
+            try:
+                assert poll(lambda: "before the worker leaves" in p.read_log() or p.proc.poll() is not None,
+                            timeout=30)
+            finally:
+                lock.execute("ROLLBACK")
+            p.proc.wait(30)
+        with running_proxy(TARGET_BASE_URL=fake.base_url, RESPONSES_DB=str(db)) as again:
+            client = openai_sdk(again)
+            assert [client.responses.retrieve(rid).id for rid in held] == held
