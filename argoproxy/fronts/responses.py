@@ -231,7 +231,7 @@ def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str,
             expanded += len(messages[-1]["content"])
         elif kind == "item_reference":
             raise bad_request("`item_reference` input items need stored responses; this proxy is stateless.",
-                              f"{param}.type", "unsupported_parameter")
+                              f"{param}.type" if "type" in item else f"{param}.id", "unsupported_parameter")
         else:
             raise bad_request(f"Input items of type {kind!r} are not supported through a chat-completions "
                               "backend (messages, reasoning, function, custom, local shell and computer tool "

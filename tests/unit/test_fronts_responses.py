@@ -101,6 +101,7 @@ def test_tools_choice_formats_and_reasoning():
     ({"model": "m", "input": "x", "previous_response_id": "resp_1"}, "previous_response_id"),
     ({"model": "m", "input": "x", "conversation": "conv_1"}, "conversation"),
     ({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
+    ({"model": "m", "input": [{"id": "msg_1"}]}, "input[0].id"),  # a reference without `type`: its id
     ({"model": "m", "input": [{"type": "computer_call_output", "call_id": "c", "output": {
         "type": "computer_screenshot", "file_id": "file_1"}}]}, "input[0].output.image_url"),
     ({"model": "m", "input": [{"type": "computer_call_output", "call_id": "c", "output": {
