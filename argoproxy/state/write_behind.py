@@ -137,12 +137,12 @@ class WriteBehind:
         """The pending responses written in one transaction; they stay readable from memory until it is done."""
         if not self.pending:
             return
-        self.writing, self.pending = self.pending, Held()
-        batch = list(self.writing.records.values())
-        try:
-            totals = self.io(self.store.put_encoded, batch, pauses=LOCKED_PAUSES)
+        writing = self.writing = self.pending
+        self.pending = Held()
+        try:  # the batch read at each try: one dropped while a try waited out another's lock is left out
+            totals = self.io(lambda: self.store.put_encoded(list(writing.records.values())), pauses=LOCKED_PAUSES)
         except Exception as exc:  # noqa: BLE001 - the store away: these are lost, as an unsaved stream is
-            log.warning("response store: %d responses not stored (%s)", len(batch),
+            log.warning("response store: %d responses not stored (%s)", len(writing),
                         getattr(exc, "message", type(exc).__name__))
             self.healthy = False
             totals = {}
