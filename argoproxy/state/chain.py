@@ -37,7 +37,8 @@ def not_found(kind: str, ident: str, param: str | None = None, status: int = 404
     """OpenAI's words for an id no store holds (or another key's: the same words, so ids cannot be probed)."""
     code = "previous_response_not_found" if param == "previous_response_id" else "not_found"
     label = "Previous response" if param == "previous_response_id" else kind
-    return ProxyError(status, f"{label} with id '{ident}' not found.", type="invalid_request_error", param=param,
+    shown = ident if len(ident) <= 200 else ident[:200] + "..."  # an id is the client's: any length
+    return ProxyError(status, f"{label} with id '{shown}' not found.", type="invalid_request_error", param=param,
                       code=code)
 
 

@@ -279,3 +279,10 @@ def test_running_background_responses_are_counted_through_an_index_of_them_alone
                 "SELECT COUNT(*) FROM responses WHERE live = 1 AND heartbeat >= 0"):
         assert "responses_live" in str(db.execute("EXPLAIN QUERY PLAN " + sql).fetchall())
     db.close()
+
+
+def test_an_unknown_id_is_named_in_its_error_at_most_200_characters_long():
+    from argoproxy.state.chain import not_found
+    assert not_found("Item", "msg_1", "input[0].id", 400).message == "Item with id 'msg_1' not found."
+    long = not_found("Item", "x" * 300_000, "input[0].id", 400).message
+    assert long == "Item with id '" + "x" * 200 + "...' not found."
