@@ -197,10 +197,10 @@ def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str,
         param = f"input[{i}]"
         if not isinstance(item, dict):
             raise bad_request("Each input item must be an object.", param)
-        kind = item.get("type") or ("message" if "role" in item else "item_reference" if is_item_reference(item)
-                                    else None)
-        if kind is not None and not isinstance(kind, str):
+        given = item.get("type")
+        if given is not None and not isinstance(given, str):  # 0 and false too, not taken for a missing type
             raise bad_request("`type` must be a string.", f"{param}.type", "invalid_type")
+        kind = given or ("message" if "role" in item else "item_reference" if is_item_reference(item) else None)
         if kind is not None:
             item_status(item, kind, param, field_error)  # not read, but the document gives its values
         if kind == "message":
@@ -233,7 +233,8 @@ def input_messages(value: Any, tools: ChatTools | None = None) -> list[dict[str,
             raise bad_request("`item_reference` input items need stored responses; this proxy is stateless.",
                               f"{param}.type" if "type" in item else f"{param}.id", "unsupported_parameter")
         else:
-            raise bad_request(f"Input items of type {kind!r} are not supported through a chat-completions "
+            named = given if kind is None else kind  # "" for an empty one, not None
+            raise bad_request(f"Input items of type {named!r} are not supported through a chat-completions "
                               "backend (messages, reasoning, function, custom, local shell and computer tool "
                               "calls and their outputs are).", f"{param}.type", "unsupported_value")
     return messages

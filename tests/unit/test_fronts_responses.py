@@ -102,6 +102,8 @@ def test_tools_choice_formats_and_reasoning():
     ({"model": "m", "input": "x", "conversation": "conv_1"}, "conversation"),
     ({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
     ({"model": "m", "input": [{"id": "msg_1"}]}, "input[0].id"),  # a reference without `type`: its id
+    ({"model": "m", "input": [{"type": 0, "id": "msg_1"}]}, "input[0].type"),  # not a missing type: not a string
+    ({"model": "m", "input": [{"type": False, "content": "x"}]}, "input[0].type"),
     ({"model": "m", "input": [{"type": "computer_call_output", "call_id": "c", "output": {
         "type": "computer_screenshot", "file_id": "file_1"}}]}, "input[0].output.image_url"),
     ({"model": "m", "input": [{"type": "computer_call_output", "call_id": "c", "output": {
@@ -789,3 +791,9 @@ def test_well_formed_hosted_tools_are_still_left_out():
               "defer_loading": False}]
     chat = request_to_chat({"model": "m", "input": "hi", "tools": tools})
     assert [t["function"]["name"] for t in chat["tools"]] == ["apply_patch"]
+
+
+def test_an_input_item_of_an_empty_type_is_named_as_it_came():
+    with pytest.raises(ProxyError) as info:
+        request_to_chat({"model": "m", "input": [{"type": "", "content": "x"}]})
+    assert "of type ''" in info.value.message and info.value.param == "input[0].type"
