@@ -87,19 +87,20 @@ def too_long(limit: int) -> ProxyError:
 
 
 def resolved_references(items: list[dict[str, Any]], known: list[dict[str, Any]],
-                        lookup: Callable[[str], dict[str, Any] | None]) -> list[dict[str, Any]]:
-    """item_reference items replaced by the items they name: in the history first, then the store."""
+                        lookup: Callable[[str], dict[str, Any] | None], where: str = "input") -> list[dict[str, Any]]:
+    """item_reference items replaced by the items they name: in the history first, then the store. `where`: the
+    request's member that lists them (errors name `{where}[n].id`)."""
     by_id = {i.get("id"): i for i in known if isinstance(i, dict)}
     out = []
     for n, item in enumerate(items):
         if is_item_reference(item):
             ref = item.get("id")
             if not isinstance(ref, str) or not ref:
-                raise ProxyError(400, "`id` must be a non-empty string.", param=f"input[{n}].id",
+                raise ProxyError(400, "`id` must be a non-empty string.", param=f"{where}[{n}].id",
                                  code="missing_required_parameter")
             found = by_id.get(ref) or lookup(ref)
             if found is None:
-                raise not_found("Item", ref, f"input[{n}].id", 400)
+                raise not_found("Item", ref, f"{where}[{n}].id", 400)
             out.append(found)
         else:
             out.append(item)

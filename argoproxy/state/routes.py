@@ -15,6 +15,8 @@ from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.state.background import follow_answer
 from argoproxy.ids import new_id
+from argoproxy.fronts.responses_shapes import is_item_reference
+from argoproxy.state import chain
 from argoproxy.state.records import StoredConversation, input_items, page
 
 if TYPE_CHECKING:
@@ -101,12 +103,20 @@ class StateRoutes:
         return json_answer(rec.response)
 
     # ---------------------------------------------------------------- /v1/conversations...
+    def added_items(self, body: dict[str, Any], owner: str, required: bool) -> list[dict[str, Any]]:
+        """The items a request adds to a conversation, an item reference replaced by the item it names (one of
+        the key's stored items): a conversation holds items, which a later request sends as its history."""
+        items = checked_items(body, required)
+        if any(map(is_item_reference, items)):
+            items = chain.resolved_references(items, [], lambda ref: self.state.owned_item(owner, ref), "items")
+        return input_items(items)
+
     def conversation_route(self, kind: str, method: str, ids: list[str], query: str, body: dict[str, Any],
                            owner: str, admin: bool) -> Answer:
         state = self.state
         if kind == "conversations":  # POST /v1/conversations
             conv = StoredConversation(new_id("conv_"), owner, time.time(), metadata_of(body))
-            items = added_items(body, required=False)
+            items = self.added_items(body, owner, required=False)
             state.io(state.store.put_conversation, conv, items)
             return json_answer(conv.as_object())
         conv = state.owned_conversation(owner, ids[0], admin=admin)
@@ -123,7 +133,7 @@ class StateRoutes:
             return json_answer(conv.as_object())
         if kind == "conversation_items":
             if method == "POST":
-                items = added_items(body, required=True)
+                items = self.added_items(body, owner, required=True)
                 state.append(conv, items)
                 return json_answer({"object": "list", "data": items, "first_id": items[0]["id"],
                                     "last_id": items[-1]["id"], "has_more": False})
@@ -170,7 +180,8 @@ def metadata_of(body: dict[str, Any]) -> dict[str, Any]:
     return metadata
 
 
-def added_items(body: dict[str, Any], required: bool) -> list[dict[str, Any]]:
+def checked_items(body: dict[str, Any], required: bool) -> list[dict[str, Any]]:
+    """The items a request adds to a conversation, each checked, item references as they came."""
     items = body.get("items")
     if items is None and not required:
         return []
@@ -182,7 +193,8 @@ def added_items(body: dict[str, Any], required: bool) -> list[dict[str, Any]]:
     for n, item in enumerate(items):
         if not isinstance(item, dict):
             raise ProxyError(400, "Each item must be an object.", param=f"items[{n}]", code="invalid_type")
-        if not isinstance(item.get("type") or ("message" if "role" in item else None), str):
+        if not is_item_reference(item) and not isinstance(item.get("type") or ("message" if "role" in item else None),
+                                                          str):
             raise ProxyError(400, "Each item needs a `type` (a string), or a `role` for a message.",
                              param=f"items[{n}].type", code="invalid_type")
-    return input_items(items)
+    return items

@@ -183,6 +183,19 @@ def test_conversation_create_items_and_responses(up):
     client.responses.create(model=u.model, input=[{"type": "item_reference", "id": items[0].id},
                                                   {"role": "user", "content": "Again?"}])
     assert "My number is 7." in json.dumps(u.last_body())
+    # Items added to a conversation by reference (with or without `type`) are the items they name: the
+    # conversation holds them, and a request continuing it sends them
+    other = client.conversations.create()
+    answered = next(i for i in r.output if i.type == "message")
+    added = client.conversations.items.create(other.id, items=[{"type": "item_reference", "id": items[0].id},
+                                                               {"id": answered.id}])
+    assert [i.type for i in added.data] == ["message", "message"] and added.data[1].content[0].text == "Noted."
+    u.text("Still seven.")
+    client.responses.create(model=u.model, input="And now?", conversation=other.id)
+    assert json.dumps(u.last_body()).index("My number is 7.") < json.dumps(u.last_body()).index("Noted.")
+    with pytest.raises(openai.BadRequestError) as err:
+        client.conversations.items.create(other.id, items=[{"id": "msg_" + "0" * 48}])
+    assert (err.value.body["code"], err.value.body["param"]) == ("not_found", "items[0].id")
     assert client.conversations.update(conv.id, metadata={"topic": "n"}).metadata == {"topic": "n"}
     assert client.conversations.delete(conv.id).deleted
     with pytest.raises(openai.NotFoundError):
