@@ -375,11 +375,11 @@ def setting(name: str, default: int) -> int:
 
 class LeanBatch(SpanProcessor):
     """The SDK's batch span processor, for the proxy's records (FAST_PATH=on): records ended are written at once and
-    kept in a list (an append a span, where the SDK's processor checks the process, a deque and an event), exported from a thread
-    of their own every OTEL_BSP_SCHEDULE_DELAY ms, or in full batches as soon as OTEL_BSP_MAX_EXPORT_BATCH_SIZE are
-    waiting; past OTEL_BSP_MAX_QUEUE_SIZE waiting, new ones are dropped (said once a batch). What is still waiting
-    is exported at shutdown (Gunicorn's worker_exit) and by force_flush. Made again in a forked process
-    (observe/tracing.py's Sdk is per process)."""
+    kept in a list (an append a span, where the SDK's processor checks the process, a deque and an event), exported
+    from a thread of their own every OTEL_BSP_SCHEDULE_DELAY ms, or in full batches as soon as
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE are waiting; past OTEL_BSP_MAX_QUEUE_SIZE waiting, new ones are dropped (said
+    once a batch). What is still waiting is exported at shutdown (Gunicorn's worker_exit) and by force_flush. Made
+    again in a forked process (observe/tracing.py's Sdk is per process)."""
 
     def __init__(self, exporter: LeanSpanExporter, most: int, size: int) -> None:
         self.exporter = exporter

@@ -106,9 +106,8 @@ class StateRoutes:
     def added_items(self, body: dict[str, Any], owner: str, required: bool) -> list[dict[str, Any]]:
         """The items a request adds to a conversation, an item reference replaced by the item it names (one of
         the key's stored items): a conversation holds items, which a later request sends as its history."""
-        items = checked_items(body, required)
-        if any(map(is_item_reference, items)):
-            items = chain.resolved_references(items, [], lambda ref: self.state.owned_item(owner, ref), "items")
+        items = chain.resolved_references(checked_items(body, required), [],
+                                          lambda ref: self.state.owned_item(owner, ref), "items")
         return input_items(items)
 
     def conversation_route(self, kind: str, method: str, ids: list[str], query: str, body: dict[str, Any],
@@ -193,8 +192,8 @@ def checked_items(body: dict[str, Any], required: bool) -> list[dict[str, Any]]:
     for n, item in enumerate(items):
         if not isinstance(item, dict):
             raise ProxyError(400, "Each item must be an object.", param=f"items[{n}]", code="invalid_type")
-        if not is_item_reference(item) and not isinstance(item.get("type") or ("message" if "role" in item else None),
-                                                          str):
+        kind = item.get("type") or ("message" if "role" in item else None)
+        if not isinstance(kind, str) and not is_item_reference(item):
             raise ProxyError(400, "Each item needs a `type` (a string), or a `role` for a message.",
                              param=f"items[{n}].type", code="invalid_type")
     return items

@@ -156,11 +156,15 @@ class WriteBehind:
             self.known.clear()
         self.known.update((owner, (used, now)) for owner, used in totals.items())
 
+    def held(self) -> dict[str, tuple[StoredResponse, bytes]]:
+        """Every response held in memory: the batch being written and the next one."""
+        return {**self.writing.records, **self.pending.records}
+
     def at_quick_exit(self) -> None:
         """What at_exit does, said first (the log line comes before the write: a stuck write is seen waiting)."""
         if self.pending or self.writing:
             log.info("response store: writing the %d responses held in memory before the worker leaves",
-                     len({**self.writing.records, **self.pending.records}))
+                     len(self.held()))
         self.at_exit()
 
     def at_exit(self) -> None:
@@ -168,7 +172,7 @@ class WriteBehind:
         short in its write included (written again: the same rows), and deletes again those of that batch
         deleted meanwhile: its write may have gone through without its flusher resuming to do so."""
         self.exiting = True
-        held = {**self.writing.records, **self.pending.records}
+        held = self.held()
         deleted, self.deleted = self.deleted, []
         if held:
             try:
