@@ -184,6 +184,8 @@ def attributes(tag: bytes, items: Any) -> bytes:
 
 
 _SPAN_ATTRIBUTES, _RESOURCE_ATTRIBUTES, _SCOPE_ATTRIBUTES = b"\x4a", b"\x0a", b"\x1a"  # fields 9, 1, 3
+_UNPRICED = key_value(_SPAN_ATTRIBUTES, "cot_proxy.cost.priced", False)
+_COST_HEAD = key_value(_SPAN_ATTRIBUTES, "cot_proxy.cost.usd", 0.0)[:-8]  # all but the double's 8 bytes
 
 
 _UNSET_STATUS = b"\x7a\x00"  # an empty Status, written for an unset one as the SDK does
@@ -218,9 +220,91 @@ def head(r: Any) -> bytes:
     return piece
 
 
-# The last answer's attributes and their bytes; what ends a span (its status and flags), by both (a tracer's few
-# Status objects, its UNSET shared; bounded, a failed attempt's are its own). The pair is read and replaced whole:
-# two threads never mix one's bytes with another's
+# Sets of (key, value) pairs met before (a request's parameters; an answer's model and finish reasons), written
+# whole: each of the proxy's attributes has one type, so equal sets are written alike (observe/genai_attributes.py)
+_groups: dict[tuple[tuple[str, Any], ...], bytes] = {}
+
+
+def group(pairs: tuple[tuple[str, Any], ...]) -> bytes:
+    """KeyValue fields of a set of pairs, kept whole (bounded: a table is emptied when full)."""
+    found = _groups.get(pairs)
+    if found is None:
+        found = b"".join([key_value(_SPAN_ATTRIBUTES, key, value) for key, value in pairs])
+        if len(_groups) >= _PAIRS_KEPT:
+            _groups.clear()
+        _groups[pairs] = found
+    return found
+
+
+# What comes before a count's varint (tag, lengths, key, the int's tag), by key and the varint's length
+_count_prefixes: dict[tuple[str, int], bytes] = {}
+
+
+def counts(pairs: tuple[tuple[str, int], ...]) -> bytes:
+    """KeyValue fields of token counts (ints from 0 up: observe/genai_attributes.py's Answered), which vary from
+    answer to answer: each a kept prefix and its varint."""
+    out = b""
+    for key, n in pairs:
+        if n < 0:  # not a count: written as any int is
+            out += key_value(_SPAN_ATTRIBUTES, key, n)
+            continue
+        number = _SHORT[n] if n < 16384 else varint(n)
+        prefix = _count_prefixes.get((key, len(number)))
+        if prefix is None:
+            prefix = count_prefix(key, len(number))
+            if len(_count_prefixes) < _KEYS_KEPT:
+                _count_prefixes[(key, len(number))] = prefix
+        out += prefix + number
+    return out
+
+
+def count_prefix(key: str, size: int) -> bytes:
+    """What comes before an int's varint of `size` bytes in its KeyValue field (tag, lengths, key, the int's tag)."""
+    head = key_field(key)
+    return b"".join((_SPAN_ATTRIBUTES, length(len(head) + 3 + size), head, b"\x12", length(1 + size), b"\x18"))
+
+
+def answered(answer: Any) -> bytes:
+    """What answered (observe/genai_attributes.py's Answered): its id, its model and finish reasons, its counts."""
+    out = b"" if answer.id is None else text_value(_SPAN_ATTRIBUTES, "gen_ai.response.id", answer.id)
+    if answer.described:
+        out += group(answer.described)
+    if answer.counts:
+        out += counts(answer.counts)
+    return out
+
+
+# The model and finish reasons' fields, by (model, *reasons); before a count below 16384, by its varint's length
+_described: dict[tuple[Any, ...], bytes] = {}
+_INPUT_HEADS = [b""] + [count_prefix("gen_ai.usage.input_tokens", size) for size in (1, 2)]
+_OUTPUT_HEADS = [b""] + [count_prefix("gen_ai.usage.output_tokens", size) for size in (1, 2)]
+
+
+def answer_of(facts: Any, usage: Any, estimated: bool, general: Any) -> bytes:
+    """What answered as `answered` writes it, straight from the answer's facts and usage (the tracer's fast path
+    asks this in place of the Answered that `general`, genai_attributes.answered, makes): the common answer here
+    (its facts read, OpenAI's three counts, each below 16384), any other through `general`. Its model and finish
+    reasons are written once per set, as `general` names them."""
+    if facts is None or estimated or usage.__class__ is not dict or len(usage) != 3 or "total_tokens" not in usage:
+        return answered(general(facts, usage, estimated))
+    prompt, output = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if prompt.__class__ is not int or output.__class__ is not int or not (0 <= prompt < 16384 and 0 <= output < 16384):
+        return answered(general(facts, usage, estimated))
+    key = (facts.model, *facts.finish_reasons)
+    pairs = _described.get(key)
+    if pairs is None:
+        pairs = group(general(facts, None).described)
+        if len(_described) >= _PAIRS_KEPT:
+            _described.clear()
+        _described[key] = pairs
+    answer_id, given, made = facts.id, _SHORT[prompt], _SHORT[output]
+    return b"".join((b"" if answer_id is None else text_value(_SPAN_ATTRIBUTES, "gen_ai.response.id", answer_id),
+                     pairs, _INPUT_HEADS[len(given)], given, _OUTPUT_HEADS[len(made)], made))
+
+
+# The last answer and its bytes (the same Answered on a call's two spans, one after the other: written once); what
+# ends a span (its status and flags), by both (a tracer's few Status objects, its UNSET shared; bounded, a failed
+# attempt's are its own). The pair is read and replaced whole: two threads never mix one's bytes with another's
 _answered: list[tuple[Any, bytes]] = [(None, b"")]
 _endings: dict[tuple[Any, int], bytes] = {}
 
@@ -237,10 +321,10 @@ def ending(status: Any, flags: int) -> bytes:
 
 def span(r: Any) -> bytes:
     """One record (observe/tracing.py's Record: its ids as numbers, its parent a record or the client's SpanContext)
-    as a ScopeSpans.spans field: ids, parent, trace state, then its head (name, kind, shared attributes), times, its
-    own attributes, what answered (never the same key in two), status and flags. Protobuf's readers take a
-    message's fields in any order, and a repeated field's parts in the order they come: the attributes keep the
-    SDK's order, the head stays one piece."""
+    as a ScopeSpans.spans field: ids, parent, trace state, then its head (name, kind, shared attributes), times, the
+    request's id and parameters, its other attributes, what answered (never the same key in two), status and
+    flags. Protobuf's readers take a message's fields in any order, and a repeated field's parts in the order they
+    come: the attributes are in the order Record.all_attributes gives the SDK, the head stays one piece."""
     parent, state, trace_id = r.parent, r.state, r.trace_id
     flags = _FLAG_HAS_IS_REMOTE
     if parent is not None:
@@ -249,22 +333,69 @@ def span(r: Any) -> bytes:
             flags |= _FLAG_IS_REMOTE
     else:
         parented = b""
+    written = r.fixed.encoded
+    shared = written[2] if written is not None and written[0] == r.name and written[1] is r.kind else head(r)
     answer = r.answer
-    if answer:  # the same dict on a call's two spans, one after the other: written once
+    if answer.__class__ is bytes:  # written already (answer_of)
+        answer_bytes = answer
+    elif answer is not None:
         last = _answered[0]
         if answer is last[0]:
-            answered = last[1]
+            answer_bytes = last[1]
         else:
-            answered = attributes(_SPAN_ATTRIBUTES, answer)
-            _answered[0] = answer, answered
+            answer_bytes = answered(answer)
+            _answered[0] = answer, answer_bytes
     else:
-        answered = b""
+        answer_bytes = b""
+    rid, params = r.request_id, r.params
+    end = _endings.get((r.status, flags)) or ending(r.status, flags)
     # One join, then the field's head and the body concatenated: cheaper than summing the parts' lengths first
     body = b"".join((_ids(0x0a, 16, trace_id >> 64, trace_id & _HALF, 0x12, 8, r.span_id), parented,
-                     text(3, state.to_header()) if state else b"", head(r), _times(0x39, r.start, 0x41, r.end),
-                     attributes(_SPAN_ATTRIBUTES, r.attributes) if r.attributes else b"", answered,
-                     ending(r.status, flags)))
+                     text(3, state.to_header()) if state else b"", shared, _times(0x39, r.start, 0x41, r.end),
+                     b"" if rid is None else text_value(_SPAN_ATTRIBUTES, "cot_proxy.request_id", rid),
+                     group(params) if params else b"",
+                     attributes(_SPAN_ATTRIBUTES, r.attributes) if r.attributes else b"",
+                     b"" if r.cost is None else cost_field(r.cost), answer_bytes, end))
     return b"\x12" + length(len(body)) + body  # ScopeSpans.spans, field 2
+
+
+def cost_field(cost: float | bool) -> bytes:
+    """A request's cost (observe/tracing.py's Record.cost): in dollars, or False where its model has no price."""
+    return _UNPRICED if cost is False else _COST_HEAD + _double(cost)
+
+
+def pair(c: Any, s: Any, answer: bytes) -> tuple[bytes, bytes]:
+    """A call's last attempt `c` (a CLIENT record under `s`, its trace's id and state) and its request's span `s`,
+    both ended with what answered (`answer`, as answer_of wrote it): each as `span` writes it, what they share (the
+    trace's id, its state, the answer) read once."""
+    trace_id, state, parent = s.trace_id, s.state, s.parent
+    high, low = trace_id >> 64, trace_id & _HALF
+    stated = text(3, state.to_header()) if state else b""
+    written = c.fixed.encoded
+    shared = written[2] if written is not None and written[0] == c.name and written[1] is c.kind else head(c)
+    body = b"".join((_ids(0x0a, 16, high, low, 0x12, 8, c.span_id), _parent_id(0x22, 8, s.span_id), stated, shared,
+                     _times(0x39, c.start, 0x41, c.end),
+                     attributes(_SPAN_ATTRIBUTES, c.attributes) if c.attributes else b"", answer,
+                     _endings.get((c.status, _FLAG_HAS_IS_REMOTE)) or ending(c.status, _FLAG_HAS_IS_REMOTE)))
+    client = b"\x12" + length(len(body)) + body
+    flags = _FLAG_HAS_IS_REMOTE
+    if parent is not None:
+        parented = _parent_id(0x22, 8, parent.span_id)
+        if parent.is_remote:
+            flags |= _FLAG_IS_REMOTE
+    else:
+        parented = b""
+    written = s.fixed.encoded
+    shared = written[2] if written is not None and written[0] == s.name and written[1] is s.kind else head(s)
+    rid, params = s.request_id, s.params
+    body = b"".join((_ids(0x0a, 16, high, low, 0x12, 8, s.span_id), parented, stated, shared,
+                     _times(0x39, s.start, 0x41, s.end),
+                     b"" if rid is None else text_value(_SPAN_ATTRIBUTES, "cot_proxy.request_id", rid),
+                     group(params) if params else b"",
+                     attributes(_SPAN_ATTRIBUTES, s.attributes) if s.attributes else b"",
+                     b"" if s.cost is None else cost_field(s.cost), answer,
+                     _endings.get((s.status, flags)) or ending(s.status, flags)))
+    return client, b"\x12" + length(len(body)) + body
 
 
 def scope_field(scope: InstrumentationScope | None) -> bytes:
@@ -395,6 +526,8 @@ class LeanBatch(SpanProcessor):
         self.thread = threading.Thread(target=self.run, name="cot_proxy span export", daemon=True)
         self.thread.start()
 
+    answer_of = staticmethod(answer_of)  # the tracer writes what answered through it (bytes)
+
     def records_to(self, resource: Resource, scope: InstrumentationScope | None) -> Any:
         """Where the tracer hands its ended records (observe/tracing.py)."""
         self.exporter.batch = Batch(resource, scope)
@@ -415,6 +548,24 @@ class LeanBatch(SpanProcessor):
             self.unwritten += 1
             return
         if len(waiting) == self.size:
+            self.wake.set()
+
+    def on_call(self, client: Any, server: Any, answer: bytes) -> None:
+        """A call's last attempt and its request's span ended together (observe/tracing.py), with what answered:
+        written as one (`pair`), kept as `on_end` keeps each."""
+        waiting = self.waiting
+        if len(waiting) + 2 > self.most:
+            self.dropped += 2
+            return
+        try:
+            written = pair(client, server, answer)
+        except Exception:  # noqa: BLE001 - never the request's error: dropped, said with the batch (the first's cause)
+            if not self.unwritten:
+                log.exception("a span could not be encoded; dropped")
+            self.unwritten += 2
+            return
+        waiting += written
+        if len(waiting) - 2 < self.size <= len(waiting):
             self.wake.set()
 
     def run(self) -> None:

@@ -21,6 +21,7 @@ PROVIDERS = {"openai": "openai"}
 # Request members -> (attribute, whether a value of the member is one of the attribute's type). The answer's
 # limit has a spelling per server: max_completion_tokens wins over max_tokens (the upstreams' own rule).
 _NUMBER = (int, float)
+_INT64 = (-2 ** 63, 2 ** 63 - 1)  # what an OTLP int attribute holds
 REQUEST = {"temperature": ("gen_ai.request.temperature", _NUMBER), "top_p": ("gen_ai.request.top_p", _NUMBER),
            "top_k": ("gen_ai.request.top_k", _NUMBER),
            "frequency_penalty": ("gen_ai.request.frequency_penalty", _NUMBER),
@@ -56,48 +57,100 @@ def request_attributes(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def request_parameters(body: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The request's parameters as (attribute, value) pairs: a few values, met again and again, which the fast
+    path's encoder writes once per set (each attribute has one type: a pair equal to another is written alike)."""
+    out: dict[str, Any] = {}
+    add_request_attributes(body, out)
+    return tuple(out.items()) if out else ()
+
+
 def add_request_attributes(body: dict[str, Any], out: dict[str, Any]) -> None:
     """The request's parameters (what was sent upstream: after LLM_PARAMS and adaptation), read member by member
-    of the body (a few), not attribute by attribute, into `out`."""
+    of the body (a few), not attribute by attribute, into `out`. The conventions' doubles (temperature, top_p,
+    top_k, the penalties) are floats whether the client wrote 1 or 1.0; an int past int64, which OTLP cannot carry
+    (the SDK's encoder fails the whole batch on it), is left out."""
     for member, value in body.items():
         known = READ.get(member)
         if known is None:
             continue
         if known is not _OWN_RULE:
-            if type(value) in known[1]:
+            kind = type(value)
+            if kind in known[1]:
+                if kind is int:
+                    if not _INT64[0] <= value <= _INT64[1]:
+                        continue
+                    if known[1] is _NUMBER:
+                        value = float(value)
                 out[known[0]] = value
         elif member == "stop":
             stops = [value] if isinstance(value, str) else value if isinstance(value, list) else None
             if stops and all(isinstance(s, str) for s in stops):
                 out["gen_ai.request.stop_sequences"] = tuple(stops)
-        elif member == "n" and type(value) is int and value != 1:
+        elif member == "n" and type(value) is int and value != 1 and _INT64[0] <= value <= _INT64[1]:
             out["gen_ai.request.choice.count"] = value
         elif member == "encoding_format" and isinstance(value, str):
             out["gen_ai.request.encoding_formats"] = (value,)
     limit = body.get("max_completion_tokens")
-    if type(limit) is int:
+    if type(limit) is int and _INT64[0] <= limit <= _INT64[1]:
         out["gen_ai.request.max_tokens"] = limit
 
 
-def answer_attributes(facts: AnswerFacts | None, usage: Any) -> dict[str, Any]:
-    """What answered: the answer's id, model and finish reasons, and the tokens used."""
-    out: dict[str, Any] = {}
-    if facts is not None:
-        if facts.id is not None:
-            out["gen_ai.response.id"] = facts.id
-        if facts.model is not None:
-            out["gen_ai.response.model"] = facts.model
-        if facts.finish_reasons:
-            out["gen_ai.response.finish_reasons"] = tuple(facts.finish_reasons)  # a tuple: the encoder keeps it
+class Answered:
+    """What answered a call, on its SERVER span and its last CLIENT span: the answer's id (its own), what repeats
+    from answer to answer (the model, the finish reasons, the flag of counts the proxy estimated: pairs the fast
+    path's encoder writes once per set) and the token counts (pairs of ints, written as they come)."""
+
+    __slots__ = ("id", "described", "counts")
+
+    def __init__(self, id: str | None, described: tuple[tuple[str, Any], ...],
+                 counts: tuple[tuple[str, int], ...]) -> None:
+        self.id, self.described, self.counts = id, described, counts
+
+    def attributes(self) -> dict[str, Any]:
+        """As the SDK's span holds them: in the order the fast path's encoder writes them."""
+        out: dict[str, Any] = {} if self.id is None else {"gen_ai.response.id": self.id}
+        out.update(self.described)
+        out.update(self.counts)
+        return out
+
+
+def answered(facts: AnswerFacts | None, usage: Any, estimated: bool = False) -> Answered:
+    """What answered: the answer's id, model and finish reasons, and the tokens used (`estimated`: counted by the
+    proxy, none came)."""
+    answer_id, pairs = (None, ()) if facts is None else (facts.id, described(facts.model, facts.finish_reasons))
+    if estimated:
+        pairs += _ESTIMATED
     if usage.__class__ is dict:
-        if len(usage) == 3 and "total_tokens" in usage:  # the common shape: OpenAI's three counts, no details
-            prompt, output = usage.get("prompt_tokens"), usage.get("completion_tokens")
-            if prompt.__class__ is int and output.__class__ is int and prompt >= 0 and output >= 0:
-                out["gen_ai.usage.input_tokens"] = prompt
-                out["gen_ai.usage.output_tokens"] = output
-                return out
-        out.update(usage_attributes(usage))
-    return out
+        common = common_counts(usage)
+        if common is not None:
+            return Answered(answer_id, pairs, ((_INPUT, common[0]), (_OUTPUT, common[1])))
+        return Answered(answer_id, pairs, tuple(usage_attributes(usage).items()))
+    return Answered(answer_id, pairs, ())
+
+
+def described(model: str | None, reasons: list[str]) -> tuple[tuple[str, Any], ...]:
+    """The answering model and its finish reasons (a tuple: the pair's set is kept), as pairs."""
+    if reasons:
+        if model is not None:
+            return (_MODEL, model), (_REASONS, tuple(reasons))
+        return ((_REASONS, tuple(reasons)),)
+    return () if model is None else ((_MODEL, model),)
+
+
+def common_counts(usage: dict[str, Any]) -> tuple[int, int] | None:
+    """The tokens in and out of usage in its common shape (OpenAI's three counts, no details), else None."""
+    if len(usage) == 3 and "total_tokens" in usage:
+        prompt, output = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if prompt.__class__ is int and output.__class__ is int and 0 <= prompt <= _INT64[1] \
+                and 0 <= output <= _INT64[1]:
+            return prompt, output
+    return None
+
+
+_MODEL, _REASONS = "gen_ai.response.model", "gen_ai.response.finish_reasons"
+_INPUT, _OUTPUT = "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"
+_ESTIMATED = (("cot_proxy.usage.estimated", True),)
 
 
 def usage_attributes(usage: Any) -> dict[str, Any]:
@@ -201,4 +254,4 @@ def _cut(text: Any, budget: list[int]) -> Any:
 
 
 def _count(value: Any) -> int | None:
-    return value if type(value) is int and value >= 0 else None
+    return value if type(value) is int and 0 <= value <= _INT64[1] else None

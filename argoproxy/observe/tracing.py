@@ -128,16 +128,17 @@ class Fixed:
 
 
 NO_FIXED = Fixed({})
-NO_ANSWER: dict[str, Any] = {}  # never changed
 
 
 class Record:
     """A span being made: its identity from its start (its trace context goes upstream before it ends), the rest as
     it ends (`end`, its status, its own attributes beside the shared ones). Its ids are kept as numbers (the SDK's
-    SpanContext is made only where one is asked for: `context`)."""
+    SpanContext is made only where one is asked for: `context`). A request's span holds its id and parameters
+    apart from its other attributes, and what answered is the same Answered on both its spans: the fast path's
+    encoder writes each part as it is (fastpath/otlp.py), never a dictionary of them all."""
 
     __slots__ = ("name", "trace_id", "span_id", "flags", "state", "parent", "kind", "start", "end", "fixed",
-                 "attributes", "answer", "status")
+                 "request_id", "params", "attributes", "cost", "answer", "status")
     is_remote = False  # as a parent: a span of this proxy's
 
     def __init__(self, name: str, trace_id: int, span_id: int, flags: int, state: TraceState | None,
@@ -147,8 +148,12 @@ class Record:
         self.parent, self.kind, self.start = parent, kind, start
         self.end = 0
         self.fixed = fixed
+        self.request_id: str | None = None
+        self.params: tuple[tuple[str, Any], ...] = ()
         self.attributes = attributes
-        self.answer = NO_ANSWER  # what answered: the same dict on a call's SERVER span and its last CLIENT span
+        self.cost: float | bool | None = None  # the request's in dollars, False: its model has no price
+        # What answered: the same on a call's SERVER and last CLIENT span (bytes: as the processor wrote it)
+        self.answer: genai.Answered | bytes | None = None
         self.status = UNSET
 
     @property
@@ -156,10 +161,18 @@ class Record:
         return SpanContext(self.trace_id, self.span_id, False, TraceFlags(self.flags), self.state)
 
     def all_attributes(self) -> dict[str, Any]:
-        """The shared attributes, its own, what answered (never the same key in two of them)."""
-        if self.fixed.attributes or self.answer:
-            return {**self.fixed.attributes, **self.attributes, **self.answer}
-        return self.attributes
+        """The shared attributes, the request's id and parameters, its other own ones, what answered (never the
+        same key in two of them): in the order the fast path's encoder writes them."""
+        out = {**self.fixed.attributes}
+        if self.request_id is not None:
+            out["cot_proxy.request_id"] = self.request_id
+        out.update(self.params)
+        out.update(self.attributes)
+        if self.cost is not None:
+            out["cot_proxy.cost.usd" if self.cost is not False else "cot_proxy.cost.priced"] = self.cost
+        if isinstance(self.answer, genai.Answered):  # (bytes only where the fast path's encoder writes the span)
+            out.update(self.answer.attributes())
+        return out
 
 
 def readable(record: Record, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
@@ -230,6 +243,10 @@ class Tracing:
         records_to = getattr(self.processor, "records_to", None)
         self.hand: Callable[[Record], None] = (records_to(self.resource, self.scope) if records_to is not None
                                                else self.handed_readable)
+        # What answered, as such a processor writes it (bytes, on both spans), else an Answered; and where it takes
+        # a call's last attempt and request span together
+        self.answer_of: Callable[..., bytes] | None = getattr(self.processor, "answer_of", None)
+        self.hand_call: Callable[[Record, Record, bytes], None] | None = getattr(self.processor, "on_call", None)
         # The default sampler (parentbased_always_on) and always_on keep every new trace (and the first, every
         # sampled parent's): their answer is known without asking (2 µs a request)
         named = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
@@ -368,7 +385,8 @@ class Tracing:
         record.status = Status(StatusCode.ERROR, type(error).__name__)
         self.ended(record)
 
-    def end_attempt(self, trace: CallTrace, answer: dict[str, Any] = NO_ANSWER, error: str | None = None) -> None:
+    def end_attempt(self, trace: CallTrace, answer: genai.Answered | bytes | None = None,
+                    error: str | None = None) -> None:
         record, trace.client, trace.refused = trace.client, None, False
         if record is not None:
             record.answer = answer
@@ -387,28 +405,33 @@ class Tracing:
             return
         server = trace.server or self.server_span(call, trace)
         out = call.outcome
-        answered = genai.answer_attributes(out.facts, out.usage)
-        if out.usage_estimated:
-            answered["cot_proxy.usage.estimated"] = True
+        answered = genai.answered(out.facts, out.usage, out.usage_estimated) if self.answer_of is None else \
+            self.answer_of(out.facts, out.usage, out.usage_estimated, genai.answered)
         error = genai.error_type(out.status, out.output, out.client_left) if out.status >= 400 or out.client_left \
             else None
         server.name, server.fixed = self.route_kind(call, trace.kind)
-        server.answer = answered
-        self.call_attributes(call, server.attributes, error)
+        self.call_attributes(call, server, error)
         if out.status >= 500:
             server.status = ERROR
-        # Both spans end now (the last attempt's: as the answer it relayed did), handed as `ended` hands them
+        # Both spans end now (the last attempt's: as the answer it relayed did), handed as `ended` hands them, or
+        # together to a processor that takes both (the fast path's)
         client, server.end = trace.client, time.time_ns()
+        trace.server = None
         if client is not None:
             if error is not None and out.status >= 500 and not trace.refused:  # a stream that broke after its head
                 client.attributes["error.type"] = error
-            client.answer, client.end = answered, server.end
+            client.end = server.end
             trace.client, trace.refused = None, False
+            if self.hand_call is not None:
+                if server.flags & SAMPLED:  # (the client's flags are its server's)
+                    self.hand_call(client, server, answered)
+                return
+            client.answer = answered
             if client.flags & SAMPLED:
                 self.hand(client)
+        server.answer = answered
         if server.flags & SAMPLED:
             self.hand(server)
-        trace.server = None
 
     def route_kind(self, call: Call, kind: SpanKind) -> tuple[str, Fixed]:
         """The request's span name and shared attributes: the route, the API, the operation, the model asked for,
@@ -441,21 +464,19 @@ class Tracing:
             self.routes[key] = found
         return found
 
-    def call_attributes(self, call: Call, attributes: dict[str, Any], error: str | None) -> None:
-        """The request's own attributes, into its span's: its id, its parameters, its error, its cost."""
+    def call_attributes(self, call: Call, server: Record, error: str | None) -> None:
+        """The request's own attributes, on its span: its id, its parameters, its error, its cost."""
         plan, out = call.plan, call.outcome
-        attributes["cot_proxy.request_id"] = call.client.request_id
+        server.request_id = call.client.request_id
+        attributes = server.attributes
         op = plan.kind in genai.OPERATIONS
         if op:
-            genai.add_request_attributes(plan.body, attributes)
+            server.params = genai.request_parameters(plan.body)
         if error is not None:
             attributes["error.type"] = error
         cost = out.cost
         if cost is not None:  # where the proxy prices calls: an unpriced model flagged, never recorded as free
-            if cost.priced:
-                attributes["cot_proxy.cost.usd"] = cost.nanos / 1e9
-            else:
-                attributes["cot_proxy.cost.priced"] = False
+            server.cost = cost.nanos / 1e9 if cost.priced else False
         if self.content and op:
             attributes.update(self.content_attributes(call))
 

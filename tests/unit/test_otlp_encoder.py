@@ -17,6 +17,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from argoproxy.fastpath import otlp
+from argoproxy.observe.genai_attributes import Answered, answered
+from argoproxy.pipeline.answer_facts import AnswerFacts
 from argoproxy.observe.tracing import Fixed, Record, readable
 from tests.fakes.otlp_receiver import OtlpReceiver
 from tests.polling import poll
@@ -56,26 +58,34 @@ def same_as_the_sdk(records: list[Record], resource: Resource = RESOURCE,
 
 
 def spans() -> list[Record]:
-    answer = {"gen_ai.response.id": "chatcmpl-42", "gen_ai.response.model": "gpt-4o-2024-08-06",
-              "gen_ai.response.finish_reasons": ("stop",), "gen_ai.usage.input_tokens": 5,
-              "gen_ai.usage.output_tokens": 7}
+    answer = Answered("chatcmpl-42", (("gen_ai.response.model", "gpt-4o-2024-08-06"),
+                                      ("gen_ai.response.finish_reasons", ("stop",))),
+                      (("gen_ai.usage.input_tokens", 5), ("gen_ai.usage.output_tokens", 70_000),
+                       ("gen_ai.usage.cache_read.input_tokens", 0), ("gen_ai.usage.reasoning.output_tokens", 2 ** 40)))
     server = record("chat gpt-4o", 1, REMOTE, {
-        "http.response.status_code": 200, "cot_proxy.request_id": "req-1", "gen_ai.request.temperature": 0.25,
-        "gen_ai.request.stream": True, "reasons": ("stop", "length"),
+        "http.response.status_code": 200, "reasons": ("stop", "length"),
         "gen_ai.request.seed": -7, "big": 2 ** 62, "empty": "", "unicode": "naïve – 日本語 🎉",
-        "gen_ai.request.stop_sequences": (), "flags": [True, False], "numbers": (1, 2, 3), "cot_proxy.cost.usd": 0.019},
+        "gen_ai.request.stop_sequences": (), "flags": [True, False], "numbers": (1, 2, 3)},
         ROUTE, state=REMOTE.trace_state)
+    server.request_id, server.params = "req-1", (("gen_ai.request.temperature", 0.25), ("gen_ai.request.stream", True))
+    server.cost = 0.019
     answered = record("chat m", 7, server, {"http.response.status_code": 200}, UPSTREAM, SpanKind.CLIENT)
-    server.answer = answered.answer = answer  # what answered: the same dict on both, written once
+    server.answer = answered.answer = answer  # what answered: the same on both, written once
+    estimated = record("chat m", 8, server, {}, UPSTREAM, SpanKind.CLIENT)
+    estimated.answer = Answered(None, (("cot_proxy.usage.estimated", True),), (("gen_ai.usage.input_tokens", -1),))
+    unpriced = record("chat local", 9, None, {"error.type": "x"}, Fixed(ROUTE.attributes))
+    unpriced.request_id, unpriced.cost = "", False
     return [
         answered,
         server,
+        estimated,
         record("chat m", 2, server, {"http.response.status_code": 503, "error.type": "503"}, UPSTREAM,
                SpanKind.CLIENT, Status(StatusCode.ERROR)),
         record("chat m", 3, server, {"error.type": "upstream_timeout"}, UPSTREAM, SpanKind.CLIENT,
                Status(StatusCode.ERROR, "ReadTimeout")),
         record("background chat m", 4, server, {}, None, SpanKind.INTERNAL),
         record("GET passthrough", 5, None, None, None, SpanKind.SERVER, Status(StatusCode.OK)),
+        unpriced,
         record("long", 6, None, {"gen_ai.input.messages": "x" * 70_000}, Fixed(ROUTE.attributes)),
     ]
 
@@ -87,6 +97,38 @@ def test_the_same_message_as_the_sdks_encoder():
         same_as_the_sdk([span])
     same_as_the_sdk(batch, OTHER, VERSIONED)
     same_as_the_sdk(batch, OTHER, None)
+
+
+def test_what_answered_is_written_straight_as_the_answered_it_stands_for():
+    usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    cases = [(AnswerFacts("chatcmpl-1", "m", ["stop"]), usage, False),
+             (AnswerFacts("chatcmpl-\ud800", None, ["stop", "length"]), usage, False),
+             (AnswerFacts(None, "m", []), {"prompt_tokens": 0, "completion_tokens": 16383, "total_tokens": 1}, False),
+             (AnswerFacts(None, None, []), {"prompt_tokens": 16384, "completion_tokens": 1, "total_tokens": 1}, False),
+             (AnswerFacts("a", "m", ["stop"]), {"prompt_tokens": True, "completion_tokens": 1, "total_tokens": 1}, False),
+             (AnswerFacts("a", "m", ["stop"]), {"prompt_tokens": -1, "completion_tokens": 1, "total_tokens": 1}, False),
+             (AnswerFacts("a", "m", ["stop"]), {**usage, "prompt_tokens_details": {"cached_tokens": 2}}, False),
+             (AnswerFacts("a", "m", ["stop"]), {"input_tokens": 5, "output_tokens": 6}, False),
+             (AnswerFacts("a", "m", ["stop"]), usage, True), (AnswerFacts("a", "m", ["stop"]), None, False),
+             (None, usage, False), (None, None, True)]
+    for _ in range(2):  # written anew, then from what was kept
+        for facts, counts, estimated in cases:
+            assert otlp.answer_of(facts, counts, estimated, answered) == \
+                otlp.answered(answered(facts, counts, estimated)), (facts, counts, estimated)
+
+
+def test_a_call_and_its_last_attempt_are_written_together_as_each_alone():
+    batch = spans()
+    client, server = batch[0], batch[1]
+    written = otlp.answered(server.answer)
+    for c in (client, record("chat m", 11, server, {"error.type": "upstream_error"}, UPSTREAM, SpanKind.CLIENT,
+                             Status(StatusCode.ERROR, "broke"), state=server.state)):
+        c.answer = server.answer = written  # bytes: as answer_of writes them
+        c.state = server.state  # an attempt's span is in its request's trace, with its state
+        assert otlp.pair(c, server, written) == (otlp.span(c), otlp.span(server))
+    local = record("chat gpt-4o", 12, None, {}, ROUTE)  # a trace of its own, no parent
+    attempt = record("chat m", 13, local, {}, UPSTREAM, SpanKind.CLIENT)
+    assert otlp.pair(attempt, local, b"") == (otlp.span(attempt), otlp.span(local))
 
 
 def test_shared_attributes_are_written_once():
