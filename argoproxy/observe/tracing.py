@@ -246,7 +246,7 @@ class Tracing:
         # What answered, as such a processor writes it (bytes, on both spans), else an Answered; and where it takes
         # a call's last attempt and request span together
         self.answer_of: Callable[..., bytes] | None = getattr(self.processor, "answer_of", None)
-        self.hand_call: Callable[[Record, Record, bytes], None] | None = getattr(self.processor, "on_call", None)
+        self.hand_call: Callable[[Record, Record, Any], None] | None = getattr(self.processor, "on_call", None)
         # The default sampler (parentbased_always_on) and always_on keep every new trace (and the first, every
         # sampled parent's): their answer is known without asking (2 µs a request)
         named = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
