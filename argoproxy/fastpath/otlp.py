@@ -147,6 +147,18 @@ def text_value(tag: bytes, key: str, value: str) -> bytes:
     return prefix + data
 
 
+def id_field(prefixes: list[bytes], key: str, value: str) -> bytes:
+    """text_value of an id under one of the proxy's keys whose prefixes are made (`id_prefixes`)."""
+    data = value.encode("utf-8", "replace")
+    n = len(data)
+    return (prefixes[n] if n < _ID_LENGTHS else text_prefix(_SPAN_ATTRIBUTES, key, n)) + data
+
+
+def id_prefixes(key: str) -> list[bytes]:
+    """What comes before an id of each length below _ID_LENGTHS under `key`, among a span's attributes."""
+    return [text_prefix(_SPAN_ATTRIBUTES, key, n) for n in range(_ID_LENGTHS)]
+
+
 def text_prefix(tag: bytes, key: str, n: int) -> bytes:
     head = key_field(key)
     size = length(n)
@@ -184,6 +196,8 @@ def attributes(tag: bytes, items: Any) -> bytes:
 
 
 _SPAN_ATTRIBUTES, _RESOURCE_ATTRIBUTES, _SCOPE_ATTRIBUTES = b"\x4a", b"\x0a", b"\x1a"  # fields 9, 1, 3
+_ID_LENGTHS = 256  # ids (a request's, an answer's) are shorter: their prefixes are made once, by length
+_REQUEST_IDS, _RESPONSE_IDS = id_prefixes("cot_proxy.request_id"), id_prefixes("gen_ai.response.id")
 _UNPRICED = key_value(_SPAN_ATTRIBUTES, "cot_proxy.cost.priced", False)
 _COST_HEAD = key_value(_SPAN_ATTRIBUTES, "cot_proxy.cost.usd", 0.0)[:-8]  # all but the double's 8 bytes
 
@@ -298,7 +312,7 @@ def answer_of(facts: Any, usage: Any, estimated: bool, general: Any) -> bytes:
             _described.clear()
         _described[key] = pairs
     answer_id, given, made = facts.id, _SHORT[prompt], _SHORT[output]
-    return b"".join((b"" if answer_id is None else text_value(_SPAN_ATTRIBUTES, "gen_ai.response.id", answer_id),
+    return b"".join((b"" if answer_id is None else id_field(_RESPONSE_IDS, "gen_ai.response.id", answer_id),
                      pairs, _INPUT_HEADS[len(given)], given, _OUTPUT_HEADS[len(made)], made))
 
 
@@ -390,7 +404,7 @@ def pair(c: Any, s: Any, answer: bytes) -> tuple[bytes, bytes]:
     rid, params = s.request_id, s.params
     body = b"".join((_ids(0x0a, 16, high, low, 0x12, 8, s.span_id), parented, stated, shared,
                      _times(0x39, s.start, 0x41, s.end),
-                     b"" if rid is None else text_value(_SPAN_ATTRIBUTES, "cot_proxy.request_id", rid),
+                     b"" if rid is None else id_field(_REQUEST_IDS, "cot_proxy.request_id", rid),
                      group(params) if params else b"",
                      attributes(_SPAN_ATTRIBUTES, s.attributes) if s.attributes else b"",
                      b"" if s.cost is None else cost_field(s.cost), answer,

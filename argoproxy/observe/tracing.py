@@ -268,8 +268,15 @@ class Tracing:
     def server_span(self, call: Call, trace: CallTrace) -> Record:
         """The request's span, started now if it was not yet, dated from the request's arrival."""
         if trace.server is None:
-            parent = trace.parent if trace.kind is not SERVER else self.client_context(call)
             plan, client = call.plan, call.client
+            if trace.kind is SERVER and self.keeps_all:  # a client's request: a new trace, kept, unless it sent one
+                request = client.request
+                if request is None or ("Traceparent" not in request.headers and "traceparent" not in request.headers):
+                    trace.server = Record("", self.trace_id() or self.ids.generate_trace_id(),
+                                          self.span_id() or self.ids.generate_span_id(), self.new_flags, None, None,
+                                          SERVER, wall_ns(client.started), {})
+                    return trace.server
+            parent = trace.parent if trace.kind is not SERVER else self.client_context(call)
             name = ""  # named as it ends (route_kind); a sampler that is asked reads it
             if not self.keeps_all:
                 name = genai.span_name(plan.kind, plan.model, client.method, client.path)
@@ -334,9 +341,11 @@ class Tracing:
             return req
         if trace.client is not None:  # the previous attempt is over: this one retries or fails over
             self.end_attempt(trace)
-        server = self.server_span(call, trace)
+        server = trace.server or self.server_span(call, trace)
         plan = call.plan
-        name, fixed = self.upstream_kind(req.url, req.method, plan.kind, plan.upstream_model or plan.model)
+        found = self.upstreams.get((req.url, req.method, plan.kind, plan.upstream_model or plan.model))
+        name, fixed = found if found is not None else \
+            self.upstream_kind(req.url, req.method, plan.kind, plan.upstream_model or plan.model)
         trace.url = req.url
         record = trace.client = Record(name, server.trace_id, self.span_id() or self.ids.generate_span_id(),
                                        server.flags, server.state, server, CLIENT, time.time_ns(), {}, fixed)
@@ -366,10 +375,11 @@ class Tracing:
 
     def answered(self, call: Any, status: int) -> None:
         trace: CallTrace | None = call.client.trace
-        record = trace.client if trace is not None else None
-        if trace is None or record is None:
+        if trace is None or trace.client is None:
             return
-        record.fixed = record.fixed.answered(status)  # an upstream answers with a few statuses: shared
+        record = trace.client
+        fixed = record.fixed
+        record.fixed = fixed.statuses.get(status) or fixed.answered(status)  # an upstream's few statuses: shared
         if status >= 400:
             trace.refused = True
             record.attributes["error.type"] = str(status)

@@ -103,6 +103,7 @@ def test_what_answered_is_written_straight_as_the_answered_it_stands_for():
     usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
     cases = [(AnswerFacts("chatcmpl-1", "m", ["stop"]), usage, False),
              (AnswerFacts("chatcmpl-\ud800", None, ["stop", "length"]), usage, False),
+             (AnswerFacts("x" * 255, "m", ["stop"]), usage, False), (AnswerFacts("é" * 200, "m", ["stop"]), usage, False),
              (AnswerFacts(None, "m", []), {"prompt_tokens": 0, "completion_tokens": 16383, "total_tokens": 1}, False),
              (AnswerFacts(None, None, []), {"prompt_tokens": 16384, "completion_tokens": 1, "total_tokens": 1}, False),
              (AnswerFacts("a", "m", ["stop"]), {"prompt_tokens": True, "completion_tokens": 1, "total_tokens": 1}, False),
@@ -126,7 +127,8 @@ def test_a_call_and_its_last_attempt_are_written_together_as_each_alone():
         c.answer = server.answer = written  # bytes: as answer_of writes them
         c.state = server.state  # an attempt's span is in its request's trace, with its state
         assert otlp.pair(c, server, written) == (otlp.span(c), otlp.span(server))
-    local = record("chat gpt-4o", 12, None, {}, ROUTE)  # a trace of its own, no parent
+    local = record("chat gpt-4o", 12, None, {}, ROUTE)  # a trace of its own, no parent, an id of 300 bytes
+    local.request_id = "r" * 300
     attempt = record("chat m", 13, local, {}, UPSTREAM, SpanKind.CLIENT)
     assert otlp.pair(attempt, local, b"") == (otlp.span(attempt), otlp.span(local))
 
