@@ -366,7 +366,7 @@ def span(r: Any) -> bytes:
     # One join, then the field's head and the body concatenated: cheaper than summing the parts' lengths first
     body = b"".join((_ids(0x0a, 16, trace_id >> 64, trace_id & _HALF, 0x12, 8, r.span_id), parented,
                      text(3, state.to_header()) if state else b"", shared, _times(0x39, r.start, 0x41, r.end),
-                     b"" if rid is None else text_value(_SPAN_ATTRIBUTES, "cot_proxy.request_id", rid),
+                     b"" if rid is None else id_field(_REQUEST_IDS, "cot_proxy.request_id", rid),
                      group(params) if params else b"",
                      attributes(_SPAN_ATTRIBUTES, r.attributes) if r.attributes else b"",
                      b"" if r.cost is None else cost_field(r.cost), answer_bytes, end))
@@ -379,37 +379,19 @@ def cost_field(cost: float | bool) -> bytes:
 
 
 def pair(c: Any, s: Any, answer: bytes) -> tuple[bytes, bytes]:
-    """A call's last attempt `c` (a CLIENT record under `s`, its trace's id and state) and its request's span `s`,
-    both ended with what answered (`answer`, as answer_of wrote it): each as `span` writes it, what they share (the
-    trace's id, its state, the answer) read once."""
-    trace_id, state, parent = s.trace_id, s.state, s.parent
-    high, low = trace_id >> 64, trace_id & _HALF
-    stated = text(3, state.to_header()) if state else b""
+    """A call's last attempt `c` (a CLIENT record under `s`, with its trace's id and state) and its request's span
+    `s`, both ended with what answered (`answer`, as answer_of wrote it): each as `span` writes it, the attempt's
+    from what it shares with its parent."""
+    trace_id, state = s.trace_id, s.state
     written = c.fixed.encoded
     shared = written[2] if written is not None and written[0] == c.name and written[1] is c.kind else head(c)
-    body = b"".join((_ids(0x0a, 16, high, low, 0x12, 8, c.span_id), _parent_id(0x22, 8, s.span_id), stated, shared,
+    body = b"".join((_ids(0x0a, 16, trace_id >> 64, trace_id & _HALF, 0x12, 8, c.span_id),
+                     _parent_id(0x22, 8, s.span_id), text(3, state.to_header()) if state else b"", shared,
                      _times(0x39, c.start, 0x41, c.end),
                      attributes(_SPAN_ATTRIBUTES, c.attributes) if c.attributes else b"", answer,
                      _endings.get((c.status, _FLAG_HAS_IS_REMOTE)) or ending(c.status, _FLAG_HAS_IS_REMOTE)))
-    client = b"\x12" + length(len(body)) + body
-    flags = _FLAG_HAS_IS_REMOTE
-    if parent is not None:
-        parented = _parent_id(0x22, 8, parent.span_id)
-        if parent.is_remote:
-            flags |= _FLAG_IS_REMOTE
-    else:
-        parented = b""
-    written = s.fixed.encoded
-    shared = written[2] if written is not None and written[0] == s.name and written[1] is s.kind else head(s)
-    rid, params = s.request_id, s.params
-    body = b"".join((_ids(0x0a, 16, high, low, 0x12, 8, s.span_id), parented, stated, shared,
-                     _times(0x39, s.start, 0x41, s.end),
-                     b"" if rid is None else id_field(_REQUEST_IDS, "cot_proxy.request_id", rid),
-                     group(params) if params else b"",
-                     attributes(_SPAN_ATTRIBUTES, s.attributes) if s.attributes else b"",
-                     b"" if s.cost is None else cost_field(s.cost), answer,
-                     _endings.get((s.status, flags)) or ending(s.status, flags)))
-    return client, b"\x12" + length(len(body)) + body
+    s.answer = answer
+    return b"\x12" + length(len(body)) + body, span(s)
 
 
 def scope_field(scope: InstrumentationScope | None) -> bytes:
