@@ -7,8 +7,10 @@ OTLP protobuf wire format: ExportTraceServiceRequest -> ResourceSpans -> ScopeSp
 proxy's own span records (observe/tracing.py's Record), handed to this module's batch processor as they are
 (`records_to`: no ReadableSpan made for each). A record's shared attributes (its `fixed`: an upstream's
 address, a route's model...) are written once and their bytes kept on them; of its own attributes, each
-(key, text or number) pair met before is kept whole. Spans that are not records (the SDK's, from elsewhere) go
-to the SDK's own encoder. tests/unit/test_otlp_encoder.py holds its output to the SDK encoder's, decoded with
+(key, text or number) pair met before is kept whole. The tracer asks this module to write what answered straight
+from the answer (`answer_of`: bytes, the same on both of a call's spans) and hands a call's two spans together
+(`on_call`, `pair`). Spans that are not records (the SDK's, from elsewhere) go to the SDK's own encoder.
+tests/unit/test_otlp_encoder.py holds its output to the SDK encoder's, decoded with
 opentelemetry-proto; FAST_PATH=off exports the SDK's spans with the stock exporter.
 
 Records are batched by `LeanBatch` (the SDK's batch processor, leaner) and sent through a requests Session that
@@ -280,7 +282,7 @@ def count_prefix(key: str, size: int) -> bytes:
 
 def answered(answer: Any) -> bytes:
     """What answered (observe/genai_attributes.py's Answered): its id, its model and finish reasons, its counts."""
-    out = b"" if answer.id is None else text_value(_SPAN_ATTRIBUTES, "gen_ai.response.id", answer.id)
+    out = b"" if answer.id is None else id_field(_RESPONSE_IDS, "gen_ai.response.id", answer.id)
     if answer.described:
         out += group(answer.described)
     if answer.counts:

@@ -167,7 +167,9 @@ def usage_attributes(usage: Any) -> dict[str, Any]:
     details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
     cached = _count(details.get("cached_tokens")) if details.__class__ is dict else None
     if prompt is not None:
-        out["gen_ai.usage.input_tokens"] = prompt if openai else prompt + (cache_read or 0) + (cache_write or 0)
+        whole = prompt if openai else prompt + (cache_read or 0) + (cache_write or 0)
+        if whole <= _INT64[1]:
+            out["gen_ai.usage.input_tokens"] = whole
     if output is not None:
         out["gen_ai.usage.output_tokens"] = output
     if cached is not None or cache_read is not None:

@@ -35,10 +35,15 @@ def test_parameters_of_the_wrong_type_or_default_are_left_out():
 def test_parameters_fit_the_conventions_types_and_otlps_ints():
     attributes = genai.request_attributes({"temperature": 1, "top_k": 40, "max_tokens": 2 ** 63, "seed": -2 ** 63,
                                            "n": 2 ** 64, "max_completion_tokens": 2 ** 70, "top_p": 10 ** 400})
-    assert attributes == {"gen_ai.request.temperature": 1.0, "gen_ai.request.top_k": 40.0, "gen_ai.request.seed": -2 ** 63}
+    assert attributes == {"gen_ai.request.temperature": 1.0, "gen_ai.request.top_k": 40.0,
+                          "gen_ai.request.seed": -2 ** 63}
     assert [type(v) for v in attributes.values()] == [float, float, int]  # doubles whether written 1 or 1.0
-    assert genai.request_parameters({"max_tokens": 8, "max_completion_tokens": 9}) == (("gen_ai.request.max_tokens", 9),)
-    assert genai.usage_attributes({"prompt_tokens": 2 ** 63, "completion_tokens": 1}) == {"gen_ai.usage.output_tokens": 1}
+    assert genai.request_parameters({"max_tokens": 8, "max_completion_tokens": 9}) == \
+        (("gen_ai.request.max_tokens", 9),)
+    assert genai.usage_attributes({"prompt_tokens": 2 ** 63, "completion_tokens": 1}) == \
+        {"gen_ai.usage.output_tokens": 1}
+    assert "gen_ai.usage.input_tokens" not in genai.usage_attributes(  # each an int64, their sum not
+        {"input_tokens": 2 ** 62, "cache_read_input_tokens": 2 ** 62, "cache_creation_input_tokens": 2 ** 62})
 
 
 def test_usage_in_each_shape():
