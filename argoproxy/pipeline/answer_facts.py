@@ -9,7 +9,6 @@ the same pass (`usage`: the answer encoder takes it instead of looking for it ag
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -22,11 +21,11 @@ _FINISH = b'"finish_reason"'
 NOT_READ: Any = object()  # AnswerFacts.usage of an answer whose usage was not read with its facts
 
 
-@dataclass
-class AnswerFacts:
+class AnswerFacts(msgspec.Struct):
+    """What an answer says of itself (made in C: one per traced answer)."""
     id: str | None = None
     model: str | None = None
-    finish_reasons: list[str] = field(default_factory=list)
+    finish_reasons: list[str] = msgspec.field(default_factory=list)
     output: list[dict[str, Any]] | None = None  # the GenAI conventions' output messages (TRACING_CONTENT on)
     usage: Any = NOT_READ  # a whole answer's top-level `usage` object (None: none, or not an object)
 
