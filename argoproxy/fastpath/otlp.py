@@ -105,7 +105,7 @@ _keys: dict[str, bytes] = {}
 # not kept (and their texts are written after a kept prefix: `text_value`).
 _pairs: dict[bytes, dict[tuple[str, Any], tuple[type, bytes]]] = {}
 _PAIRS_KEPT = 8192
-_KEPT_TYPES = frozenset({str, int, float, bool, tuple})
+_KEPT_TYPES = frozenset({str, int, bool, tuple})  # not float: 0.0 and -0.0 are one dict key too
 _UNIQUE = frozenset({"cot_proxy.request_id", "gen_ai.response.id", "cot_proxy.cost.usd", "gen_ai.input.messages",
                      "gen_ai.output.messages"})
 # The proxy's attributes whose tuples hold texts only (observe/genai_attributes.py): kept. Another tuple is not

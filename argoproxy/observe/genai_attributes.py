@@ -68,8 +68,8 @@ def request_parameters(body: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
 def add_request_attributes(body: dict[str, Any], out: dict[str, Any]) -> None:
     """The request's parameters (what was sent upstream: after LLM_PARAMS and adaptation), read member by member
     of the body (a few), not attribute by attribute, into `out`. The conventions' doubles (temperature, top_p,
-    top_k, the penalties) are floats whether the client wrote 1 or 1.0; an int past int64, which OTLP cannot carry
-    (the SDK's encoder fails the whole batch on it), is left out."""
+    top_k, the penalties) are floats whether the client wrote 1 or 1.0 (and 0.0 for -0.0); an int past int64,
+    which OTLP cannot carry (the SDK's encoder fails the whole batch on it), is left out."""
     for member, value in body.items():
         known = READ.get(member)
         if known is None:
@@ -82,6 +82,8 @@ def add_request_attributes(body: dict[str, Any], out: dict[str, Any]) -> None:
                         continue
                     if known[1] is _NUMBER:
                         value = float(value)
+                elif kind is float:
+                    value += 0.0  # -0.0 as 0.0: equal to it, so the fast path's encoder writes their sets as one
                 out[known[0]] = value
         elif member == "stop":
             stops = [value] if isinstance(value, str) else value if isinstance(value, list) else None

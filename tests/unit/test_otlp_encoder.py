@@ -17,7 +17,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from argoproxy.fastpath import otlp
-from argoproxy.observe.genai_attributes import Answered, answered
+from argoproxy.observe.genai_attributes import Answered, answered, request_parameters
 from argoproxy.pipeline.answer_facts import AnswerFacts
 from argoproxy.observe.tracing import Fixed, Record, readable
 from tests.fakes.otlp_receiver import OtlpReceiver
@@ -162,6 +162,18 @@ def test_repeated_pairs_are_written_anew_once_a_table_fills(monkeypatch):
     # 1, 1.0 and True are one dict key: three encodings all the same; (1,) and (1.0,) too
     same_as_the_sdk([record("t", 1, None, {"x": 1, "t": (1,)}), record("t", 2, None, {"x": 1.0, "t": (1.0,)}),
                      record("t", 3, None, {"x": True, "t": (True,)})])
+
+
+def test_zero_and_minus_zero_are_never_written_as_each_other(monkeypatch):
+    """0.0 and -0.0 are one dict key, as 1 and 1.0 are: a request's parameters (written once per set) or a pair met
+    with the other sign is written as the SDK writes it, whichever came first."""
+    monkeypatch.setattr(otlp, "_pairs", {})
+    for first, second in ((-0.0, 0.0), (0.0, -0.0)):
+        otlp._groups.clear()
+        for zero in (first, second):
+            server = record("chat m", 1, None, {"x": zero}, ROUTE)
+            server.params = request_parameters({"temperature": zero, "top_p": zero, "presence_penalty": 0})
+            same_as_the_sdk([server])
 
 
 def test_the_lean_exporter_sends_through_the_exporters_client():
