@@ -105,6 +105,9 @@ _keys: dict[str, bytes] = {}
 # not kept (and their texts are written after a kept prefix: `text_value`).
 _pairs: dict[bytes, dict[tuple[str, Any], tuple[type, bytes]]] = {}
 _PAIRS_KEPT = 8192
+# The longest encoding kept in these tables: their values are the clients' (a stop sequence) and the upstreams', of
+# any length, and 8,192 of a megabyte each would hold gigabytes; the proxy's own repeat in a few dozen bytes
+_BYTES_KEPT = 1024
 _KEPT_TYPES = frozenset({str, int, bool, tuple})  # not float: 0.0 and -0.0 are one dict key too
 _UNIQUE = frozenset({"cot_proxy.request_id", "gen_ai.response.id", "cot_proxy.cost.usd", "gen_ai.input.messages",
                      "gen_ai.output.messages"})
@@ -189,7 +192,7 @@ def attributes(tag: bytes, items: Any) -> bytes:
             out.append(text_value(tag, key, value) if kind is str else key_value(tag, key, value))
             continue
         encoded = key_value(tag, key, value)
-        if entry is None:  # (kept with its first type)
+        if entry is None and len(encoded) <= _BYTES_KEPT:  # (kept with its first type)
             if len(pairs) >= _PAIRS_KEPT:
                 pairs.clear()
             pairs[item] = (kind, encoded)
@@ -246,9 +249,10 @@ def group(pairs: tuple[tuple[str, Any], ...]) -> bytes:
     found = _groups.get(pairs)
     if found is None:
         found = b"".join([key_value(_SPAN_ATTRIBUTES, key, value) for key, value in pairs])
-        if len(_groups) >= _PAIRS_KEPT:
-            _groups.clear()
-        _groups[pairs] = found
+        if len(found) <= _BYTES_KEPT:
+            if len(_groups) >= _PAIRS_KEPT:
+                _groups.clear()
+            _groups[pairs] = found
     return found
 
 
@@ -310,9 +314,10 @@ def answer_of(facts: Any, usage: Any, estimated: bool, general: Any) -> bytes:
     pairs = _described.get(key)
     if pairs is None:
         pairs = group(general(facts, None).described)
-        if len(_described) >= _PAIRS_KEPT:
-            _described.clear()
-        _described[key] = pairs
+        if len(pairs) <= _BYTES_KEPT:
+            if len(_described) >= _PAIRS_KEPT:
+                _described.clear()
+            _described[key] = pairs
     answer_id, given, made = facts.id, _SHORT[prompt], _SHORT[output]
     return b"".join((b"" if answer_id is None else id_field(_RESPONSE_IDS, "gen_ai.response.id", answer_id),
                      pairs, _INPUT_HEADS[len(given)], given, _OUTPUT_HEADS[len(made)], made))

@@ -72,6 +72,7 @@ SAMPLED, RANDOM_TRACE_ID = int(TraceFlags.SAMPLED), int(TraceFlags.RANDOM_TRACE_
 SERVER, CLIENT, INTERNAL = SpanKind.SERVER, SpanKind.CLIENT, SpanKind.INTERNAL
 FLAGS_HEX = [f"-{n:02x}" for n in range(256)]  # a traceparent's last part, by the flags' byte
 KINDS_KEPT = 1024  # the shared attributes kept, by upstream URL or by route (clients' paths and models: bounded)
+NAME_KEPT = 1024  # kept only for a span name this long at most: a client's model, of any length, is in it
 STATUSES_KEPT = 64  # an upstream's statuses kept with its shared attributes (an upstream's: any three digits)
 
 
@@ -368,9 +369,10 @@ class Tracing:
             if model:
                 attributes["gen_ai.request.model"] = model
             found = (genai.span_name(kind, model, method, kind), Fixed(attributes))
-            if len(self.upstreams) >= KINDS_KEPT:  # a forwarded path's URL holds the client's path: bounded
-                self.upstreams.clear()
-            self.upstreams[key] = found
+            if len(found[0]) <= NAME_KEPT:
+                if len(self.upstreams) >= KINDS_KEPT:  # a forwarded path's URL holds the client's path: bounded
+                    self.upstreams.clear()
+                self.upstreams[key] = found
         return found
 
     def answered(self, call: Any, status: int) -> None:
@@ -469,9 +471,10 @@ class Tracing:
                 attributes["cot_proxy.upstream.calls"] = calls
             name = genai.span_name(plan.kind, plan.model, client.method, client.path)
             found = (f"background {name}" if kind is INTERNAL else name, Fixed(attributes))
-            if len(self.routes) >= KINDS_KEPT:  # forwarded paths and models are the clients': bounded
-                self.routes.clear()
-            self.routes[key] = found
+            if len(name) <= NAME_KEPT:
+                if len(self.routes) >= KINDS_KEPT:  # forwarded paths and models are the clients': bounded
+                    self.routes.clear()
+                self.routes[key] = found
         return found
 
     def call_attributes(self, call: Call, server: Record, error: str | None) -> None:

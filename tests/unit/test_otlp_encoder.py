@@ -6,6 +6,8 @@ drops past its queue's bound; its Session reads the environment's proxy settings
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import requests
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -19,7 +21,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from argoproxy.fastpath import otlp
 from argoproxy.observe.genai_attributes import Answered, answered, request_parameters
 from argoproxy.pipeline.answer_facts import AnswerFacts
-from argoproxy.observe.tracing import Fixed, Record, readable
+from argoproxy.observe.tracing import Fixed, Record, Tracing, readable
 from tests.fakes.otlp_receiver import OtlpReceiver
 from tests.polling import poll
 
@@ -174,6 +176,38 @@ def test_zero_and_minus_zero_are_never_written_as_each_other(monkeypatch):
             server = record("chat m", 1, None, {"x": zero}, ROUTE)
             server.params = request_parameters({"temperature": zero, "top_p": zero, "presence_penalty": 0})
             same_as_the_sdk([server])
+
+
+def test_the_clients_and_upstreams_long_texts_are_written_but_never_kept(monkeypatch):
+    """A stop sequence, an error's code, an answering model of any length: written as the SDK writes them, never kept
+    in the tables of repeated values (8,192 of a megabyte each would hold gigabytes a worker)."""
+    for table in ("_pairs", "_groups", "_described"):
+        monkeypatch.setattr(otlp, table, {})
+    long = "x" * 5000
+    for _ in range(2):
+        server = record("chat m", 1, None, {"error.type": long}, ROUTE)
+        server.params = request_parameters({"stop": [long], "temperature": 0.5})
+        server.answer = answered(AnswerFacts("a", long, ["stop"]), None)
+        same_as_the_sdk([server])
+        usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+        facts = AnswerFacts("a", long, ["stop"])
+        assert otlp.answer_of(facts, usage, False, answered) == otlp.answered(answered(facts, usage))
+    kept = [*otlp._groups.values(), *otlp._described.values(), *(e[1] for t in otlp._pairs.values() for e in t.values())]
+    assert kept and all(len(encoded) <= otlp._BYTES_KEPT for encoded in kept)
+
+
+def test_a_span_kind_named_by_a_long_model_is_not_kept():
+    """The tracer keeps each kind of span's name and shared attributes (a worker's upstreams, routes and models),
+    but not those of a client's model of any length."""
+    tracer = SimpleNamespace(upstreams={}, routes={}, providers={}, provider="openai")
+    url = "http://10.0.0.7:8080/v1/chat/completions"
+    for model in ("m", "m" * 5000):
+        call = SimpleNamespace(plan=SimpleNamespace(kind="chat", model=model, key_name="team"),
+                               client=SimpleNamespace(method="POST", path="v1/chat/completions", front="openai"),
+                               outcome=SimpleNamespace(deployment=None, calls=None, status=200))
+        assert Tracing.upstream_kind(tracer, url, "POST", "chat", model)[0] == f"chat {model}"
+        assert Tracing.route_kind(tracer, call, SpanKind.SERVER)[0] == f"chat {model}"
+    assert [key[3] for key in tracer.upstreams] == ["m"] and [key[1] for key in tracer.routes] == ["m"]
 
 
 def test_the_lean_exporter_sends_through_the_exporters_client():
