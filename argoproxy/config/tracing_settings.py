@@ -177,6 +177,11 @@ def tracing_warnings(tracing: str, content: bool, given: set[str], environ: Mapp
         out.append(f"TRACING is on, but {off_by} turns OpenTelemetry off, so no request is traced")
     elif tracing == "on" and not any(_set(environ, name) for name in ENDPOINTS):
         out.append(f"TRACING is on and no OTEL_EXPORTER_OTLP_ENDPOINT is set: spans go to {DEFAULT_ENDPOINT}")
+    base = _set(environ, ENDPOINTS[1])
+    if on and off_by is None and not _set(environ, ENDPOINTS[0]) and re.search(r"/v1/traces/*$", base.split("?")[0]):
+        out.append("OTEL_EXPORTER_OTLP_ENDPOINT ends in /v1/traces, and the exporter adds /v1/traces to it: spans go "
+                   "to .../v1/traces/v1/traces. Give the collector's base URL, or this URL as "
+                   "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     if "tracing_content" in given and content and not on:
         out.append("TRACING_CONTENT is set, but no request is traced (TRACING is off, or auto with no "
                    "OTEL_EXPORTER_OTLP_ENDPOINT), so it is not used")

@@ -69,7 +69,8 @@ def add_request_attributes(body: dict[str, Any], out: dict[str, Any]) -> None:
     """The request's parameters (what was sent upstream: after LLM_PARAMS and adaptation), read member by member
     of the body (a few), not attribute by attribute, into `out`. The conventions' doubles (temperature, top_p,
     top_k, the penalties) are floats whether the client wrote 1 or 1.0 (and 0.0 for -0.0); an int past int64,
-    which OTLP cannot carry (the SDK's encoder fails the whole batch on it), is left out."""
+    which OTLP cannot carry, is left out (the fast path's encoder wrapped it round; the SDK's drops it with a
+    traceback in the log)."""
     for member, value in body.items():
         known = READ.get(member)
         if known is None:

@@ -25,6 +25,8 @@ from argoproxy.redaction import configured_secrets
 from argoproxy.state.write_behind import write_held
 from argoproxy.config.price_settings import NO_TABLE, SHIPPED as SHIPPED_TABLE
 from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError, load
+from argoproxy.config.tracing_settings import endpoint, tracing_on
+from argoproxy.observe.health import without_credentials
 
 # Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
 # for idle keep-alive connections too.
@@ -297,6 +299,8 @@ def startup_line(settings: Settings, backend_reason: str = "", cfg: Any = None) 
         if cfg.worker_class_str in ("gevent", "gthread", "sync"):
             worker_class = cfg.worker_class_str  # else the settings' class (or its fast-path version)
     parts.append(plural(workers, f"{worker_class} worker"))
+    if tracing_on(settings.tracing, os.environ):  # where the spans go: one line to check before the first arrives
+        parts.append(f"spans to {without_credentials(endpoint(os.environ))}")
     return f"cot_proxy listening on {where} ({', '.join(parts)})"
 
 

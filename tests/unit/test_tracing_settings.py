@@ -140,9 +140,20 @@ def test_good_values_pass():
                         "http://localhost:4318/v1/traces"),
     ({"TRACING_CONTENT": "true"}, "TRACING_CONTENT is set, but no request is traced (TRACING is off, or auto with no "
                                   "OTEL_EXPORTER_OTLP_ENDPOINT), so it is not used"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://user:pw@otel.example:4318/v1/traces/"},  # a collector's full URL
+     "OTEL_EXPORTER_OTLP_ENDPOINT ends in /v1/traces, and the exporter adds /v1/traces to it: spans go to "
+     ".../v1/traces/v1/traces. Give the collector's base URL, or this URL as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
 ])
 def test_warnings(env, warning):
     assert warning in load({}, environ=env).warnings
+
+
+def test_a_whole_url_where_it_is_one_is_no_warning():
+    for env in ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://otel.example:4318/v1/traces"},
+                {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://otel.example:4318/v1/traces",
+                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel.example:4318/v1/traces"},  # the traces one is used
+                {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel.example:4318/v1/traces", "TRACING": "off"}):
+        assert load({}, environ=env).warnings == ()
 
 
 def test_no_warning_when_tracing_as_configured():
@@ -161,3 +172,13 @@ def test_a_bad_otel_value_stops_startup_with_one_line(tmp_path):
     assert [line for line in out.stderr.splitlines() if line.strip()] == [
         "cot_proxy: bad setting OTEL_TRACES_SAMPLER: must be one of parentbased_always_on, parentbased_always_off, "
         "parentbased_traceidratio, always_on, always_off, traceidratio, got 'sometimes'"], out.stderr
+
+
+def test_the_startup_line_says_where_spans_go_without_credentials(monkeypatch):
+    from argoproxy.serve.gunicorn_app import startup_line
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://user:secret@otel.example:4318")
+    line = startup_line(load_settings({}, environ={"TARGET_BASE_URL": "http://127.0.0.1:9/v1"}))
+    assert line.endswith(", spans to https://otel.example:4318/v1/traces)") and "secret" not in line
+    monkeypatch.setenv("TRACING", "off")
+    assert "spans" not in startup_line(load_settings({}, environ={"TARGET_BASE_URL": "http://127.0.0.1:9/v1",
+                                                                  "TRACING": "off"}))
