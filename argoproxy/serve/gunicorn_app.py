@@ -21,12 +21,11 @@ from argoproxy.config.code_loaders import loads_code
 from argoproxy.config.setting_fields import dir_problem
 from argoproxy.config.unconfigured import refusal
 from argoproxy.observe.journal import JOURNAL_FILES, log_lines
-from argoproxy.redaction import configured_secrets
+from argoproxy.redaction import configured_secrets, mask_url
 from argoproxy.state.write_behind import write_held
 from argoproxy.config.price_settings import NO_TABLE, SHIPPED as SHIPPED_TABLE
 from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError, load
 from argoproxy.config.tracing_settings import endpoint, tracing_on
-from argoproxy.observe.health import without_credentials
 
 # Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
 # for idle keep-alive connections too.
@@ -300,7 +299,7 @@ def startup_line(settings: Settings, backend_reason: str = "", cfg: Any = None) 
             worker_class = cfg.worker_class_str  # else the settings' class (or its fast-path version)
     parts.append(plural(workers, f"{worker_class} worker"))
     if tracing_on(settings.tracing, os.environ):  # where the spans go: one line to check before the first arrives
-        parts.append(f"spans to {without_credentials(endpoint(os.environ))}")
+        parts.append(f"spans to {mask_url(endpoint(os.environ))}")
     return f"cot_proxy listening on {where} ({', '.join(parts)})"
 
 

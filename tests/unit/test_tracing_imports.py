@@ -32,6 +32,17 @@ def test_the_master_never_imports_opentelemetry(tmp_path, env):
     assert run(code, tmp_path, PORT=str(free_port()), **env) == "[]"
 
 
+def test_the_master_never_imports_an_http_client(tmp_path):
+    """gevent patches a worker after the fork: requests or urllib3 imported by the master before it (their pools,
+    locks and sockets) would be unpatched in every worker; a CI run where the start-up line's URL masking came
+    from the health check's module, which imports requests, was slow and failed throughout. Tracing on names its
+    collector at start-up."""
+    code = ("import sys; from argoproxy.serve.gunicorn_app import startup_options; startup_options(); "
+            "print(sorted(m for m in ('requests', 'urllib3') if m in sys.modules))")
+    assert run(code, tmp_path, PORT=str(free_port()), TRACING="on",
+               OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318") == "[]"
+
+
 def test_a_worker_loads_it_only_when_tracing(tmp_path):
     """The app a worker builds (create_app): not one OpenTelemetry module when off; the SDK and exporter when on."""
     code = ("import sys; from argoproxy.config.settings import load_settings; "

@@ -178,7 +178,7 @@ def test_the_startup_line_says_where_spans_go_without_credentials(monkeypatch):
     from argoproxy.serve.gunicorn_app import startup_line
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://user:secret@otel.example:4318")
     line = startup_line(load_settings({}, environ={"TARGET_BASE_URL": "http://127.0.0.1:9/v1"}))
-    assert line.endswith(", spans to https://otel.example:4318/v1/traces)") and "secret" not in line
+    assert line.endswith(", spans to https://***@otel.example:4318/v1/traces)") and "secret" not in line
     monkeypatch.setenv("TRACING", "off")
     assert "spans" not in startup_line(load_settings({}, environ={"TARGET_BASE_URL": "http://127.0.0.1:9/v1",
                                                                   "TRACING": "off"}))
