@@ -273,9 +273,7 @@ class Tracing:
             if trace.kind is SERVER and self.keeps_all:  # a client's request: a new trace, kept, unless it sent one
                 request = client.request
                 if request is None or ("Traceparent" not in request.headers and "traceparent" not in request.headers):
-                    trace.server = Record("", self.trace_id() or self.ids.generate_trace_id(),
-                                          self.span_id() or self.ids.generate_span_id(), self.new_flags, None, None,
-                                          SERVER, wall_ns(client.started), {})
+                    trace.server = self.started("", None, SERVER, wall_ns(client.started), {})
                     return trace.server
             parent = trace.parent if trace.kind is not SERVER else self.client_context(call)
             name = ""  # named as it ends (route_kind); a sampler that is asked reads it
@@ -344,9 +342,8 @@ class Tracing:
             self.end_attempt(trace)
         server = trace.server or self.server_span(call, trace)
         plan = call.plan
-        found = self.upstreams.get((req.url, req.method, plan.kind, plan.upstream_model or plan.model))
-        name, fixed = found if found is not None else \
-            self.upstream_kind(req.url, req.method, plan.kind, plan.upstream_model or plan.model)
+        key = (req.url, req.method, plan.kind, plan.upstream_model or plan.model)
+        name, fixed = self.upstreams.get(key) or self.upstream_kind(*key)
         trace.url = req.url
         record = trace.client = Record(name, server.trace_id, self.span_id() or self.ids.generate_span_id(),
                                        server.flags, server.state, server, CLIENT, time.time_ns(), {}, fixed)
@@ -358,7 +355,7 @@ class Tracing:
         method, the operation and the model as sent (kept: a worker's upstreams and models are few)."""
         key = (url, method, kind, model)
         found = self.upstreams.get(key)
-        if found is None:
+        if found is None:  # (attempt looks here first: a call only for a kind not met yet)
             where = urlsplit(url)
             host, port = where.hostname or "", where.port or (443 if where.scheme == "https" else 80)
             attributes: dict[str, Any] = {"server.address": host, "server.port": port, "http.request.method": method,
