@@ -35,8 +35,8 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # argoproxy, fo
 
 import client  # noqa: E402
 from client import Pool, build_request, chat_body  # noqa: E402
-from targets import (HOST, BareForwarder, ForeignLoad, RawRelay, Nginx, OtlpSink, Proxy, Target, Upstream, free_port,  # noqa: E402
-                     nginx_binary, raise_nofile, start_redis)
+from targets import (HOST, ROOT, BareForwarder, ForeignLoad, RawRelay, Nginx, OtlpSink, Proxy, Target, Upstream,  # noqa: E402
+                     free_port, nginx_binary, raise_nofile, start_redis)
 
 SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "tracing", "spend", "body", "bodies", "hold",
             "classes", "fronts", "events", "state")
@@ -827,21 +827,30 @@ TRACING_ROUNDS = 4  # untraced and traced windows alternated this many times per
 
 
 def tracing_report(rows: dict[str, Any]) -> list[str]:
-    """CPU per request untraced and traced, alternated round by round (the machine's load drifts: each round's
-    ratio compares two neighbouring measurements), the median ratio judged."""
+    """CPU per request untraced, traced and traced by the floor tracer (bench/tracing_floor), alternated round by
+    round (the machine's load drifts: each round's ratios compare neighbouring measurements), the median ratio
+    judged; the floor's says how far below the product this stack lets any tracer go."""
     lines = ["## Tracing: CPU per request with every request's spans exported (OTLP/HTTP to a local sink)", "",
              "| concurrency | untraced CPU ms/req (rounds) | traced CPU ms/req (rounds) | ratio per round | median ratio "
-             "| within 5% |", "| --- | --- | --- | --- | --- | --- |"]
+             "| within 5% | floor CPU ms/req (rounds) | floor's median ratio |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c, rounds in sorted(rows["rounds"].items()):
-        ratios = sorted(b["cpu_per_req"] / a["cpu_per_req"] for a, b in rounds)
+        ratios = sorted(b["cpu_per_req"] / a["cpu_per_req"] for a, b, _ in rounds)
+        floors = sorted(f["cpu_per_req"] / a["cpu_per_req"] for a, _, f in rounds)
         median = statistics.median(ratios)  # of an even number of rounds: the mean of the middle two
-        lines.append(f"| {c} | {' / '.join(ms(a['cpu_per_req'], 3) for a, _ in rounds)} | "
-                     f"{' / '.join(ms(b['cpu_per_req'], 3) for _, b in rounds)} | "
+        lines.append(f"| {c} | {' / '.join(ms(a['cpu_per_req'], 3) for a, _, _ in rounds)} | "
+                     f"{' / '.join(ms(b['cpu_per_req'], 3) for _, b, _ in rounds)} | "
                      f"{' / '.join(f'{r:.3f}' for r in ratios)} | {median:.3f} | "
-                     f"{'yes' if median <= TRACING_BUDGET else '**no**'} |")
+                     f"{'yes' if median <= TRACING_BUDGET else '**no**'} | "
+                     f"{' / '.join(ms(f['cpu_per_req'], 3) for _, _, f in rounds)} | {statistics.median(floors):.3f} |")
+    lines += ["", "The floor is the same proxy whose tracer (bench/tracing_floor/sitecustomize.py, the bench's only) "
+              "does only what this request needs: its ids, the attempt's traceparent, and its two spans written from "
+              "heads kept per kind of call with the product's encoder, the same attributes and bytes but no record, "
+              "sampler, client context, retry, status or error handling: a bound on what any rewrite of the "
+              "product's tracer could save (docs/performance.md, Tracing's floor)."]
     own = rows.get("in_process")
     if own:
-        untraced = sorted(a["cpu_per_req"] for rounds in rows["rounds"].values() for a, _ in rounds)
+        untraced = sorted(a["cpu_per_req"] for rounds in rows["rounds"].values() for a, *_ in rounds)
         least, median = untraced[0], untraced[len(untraced) // 2]
         lines += ["", f"In-process (bench/tracing_cost.py: CPU time alone, alternated, the export thread included), "
                   f"tracing adds **{own['added']:.1f} µs** a request ({own['untraced']:.1f} -> {own['traced']:.1f} µs "
@@ -851,9 +860,9 @@ def tracing_report(rows: dict[str, Any]) -> list[str]:
                   "the same code costs more inside a worker serving requests than in a loop of it alone "
                   "(docs/performance.md, Tracing; bench/worker_instructions.py counts it through a worker)."]
     lines += ["", f"The sink received {rows['sink']['exports']} exports ({rows['sink']['bytes'] / MIB:.1f} MiB) from "
-              "the traced proxy (TRACING=on, the proxy's default batching: up to 2,048 spans an export, every 5 s). "
-              "Each round measures both proxies at the same concurrency, the untraced one first in every other round; "
-              "CPU per request is the median of three windows.", ""]
+              "the two traced proxies (TRACING=on, the proxy's default batching: up to 2,048 spans an export, every "
+              "5 s). Each round measures the three proxies at the same concurrency, the untraced one first in every "
+              "other round and last in the others; CPU per request is the median of three windows.", ""]
     return lines
 
 
@@ -1180,22 +1189,28 @@ def main(argv: list[str] | None = None) -> int:
             sink = OtlpSink.start()
             traced = Proxy.start(upstream.port, name="cot_proxy traced", TRACING="on",
                                  OTEL_EXPORTER_OTLP_ENDPOINT=sink.url)
+            floor = Proxy.start(upstream.port, name="cot_proxy traced floor", TRACING="on",
+                                OTEL_EXPORTER_OTLP_ENDPOINT=sink.url,
+                                PYTHONPATH=f"{Path(__file__).resolve().parent / 'tracing_floor'}:{ROOT}")
             try:
                 bench.results["targets"][traced.name] = "default settings plus TRACING=on (spans to a local sink)"
-                rounds: dict[int, list[tuple[dict, dict]]] = {}
+                bench.results["targets"][floor.name] = "the same, its tracer the floor's (bench/tracing_floor)"
+                rounds: dict[int, list[tuple[dict, dict, dict]]] = {}
                 bench.results["tracing_runs"] = {}
                 for c in plan.concurrencies:
-                    for n in range(TRACING_ROUNDS):  # which goes first alternates: a drift falls on both alike
-                        for target in (proxy, traced) if n % 2 == 0 else (traced, proxy):
+                    for n in range(TRACING_ROUNDS):  # which goes first alternates: a drift falls on all alike
+                        for target in (proxy, traced, floor) if n % 2 == 0 else (floor, traced, proxy):
                             bench.latency_at(target, c, "tracing_runs")
                         runs = bench.results["tracing_runs"]
-                        rounds.setdefault(c, []).append((runs[proxy.name][c], runs[traced.name][c]))
+                        rounds.setdefault(c, []).append((runs[proxy.name][c], runs[traced.name][c],
+                                                         runs[floor.name][c]))
                 bench.results["tracing"] = {"rounds": rounds, "sink": sink.counts()}
                 bench.results.pop("tracing_runs", None)
                 from tracing_cost import measure as tracing_in_process
                 bench.results["tracing"]["in_process"] = tracing_in_process()
             finally:
                 traced.stop()
+                floor.stop()
                 sink.stop()
         if "spend" in sections:
             log("section spend (keyless streams: a model priced above 0, asked for its usage, and a self-hosted one)")

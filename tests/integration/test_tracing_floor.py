@@ -1,0 +1,66 @@
+"""bench/run.py's tracing floor (bench/tracing_floor/sitecustomize.py) is a bound on the product's tracer only while
+it writes what the product writes: for the bench's request, through the running app, both proxies' spans are
+decoded and compared attribute by attribute (their ids and times aside), and the floor's tracer is shown to be the
+one that ran."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.fakes.fake_openai import FakeOpenAI, Reply, chat_completion
+from tests.fakes.otlp_receiver import OtlpReceiver, Span
+from tests.proxy_process import ROOT, running_proxy
+
+sys.path.insert(0, str(ROOT / "bench"))
+from client import chat_body  # noqa: E402  (the bench's own request)
+
+pytestmark = pytest.mark.timeout(120)
+FLOOR = ROOT / "bench" / "tracing_floor"
+
+
+def spans_of(receiver: OtlpReceiver, upstream: FakeOpenAI, **settings: str) -> tuple[list[Span], dict[str, str]]:
+    """The spans of one bench request, and the headers the upstream received."""
+    receiver.clear()
+    upstream.add(Reply({**chat_completion("Hello."), "id": "chatcmpl-bench"}))
+    with running_proxy(TARGET_BASE_URL=upstream.base_url, TRACING="on", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+                       OTEL_BSP_SCHEDULE_DELAY="50", FAST_PATH="on", **settings) as proxy:  # the bench's default
+        r = requests.post(proxy.base_url + "/chat/completions", data=chat_body(), timeout=30,
+                          headers={"Content-Type": "application/json"})
+        assert r.status_code == 200, r.text
+        spans = receiver.wait(lambda found: len(found) == 2)
+    return spans, upstream.received[-1].headers
+
+
+def described(spans: list[Span]) -> list[tuple]:
+    ids = ("cot_proxy.request_id",)
+    return sorted((s.name, s.kind, bool(s.parent_id), s.status, s.service, s.scope, s.flags,
+                   json.dumps({k: v for k, v in s.attributes.items() if k not in ids}, sort_keys=True))
+                  for s in spans)
+
+
+def test_the_floor_writes_the_products_spans_for_the_bench_request():
+    with OtlpReceiver() as receiver, FakeOpenAI() as upstream:
+        product, _ = spans_of(receiver, upstream)
+        floor, sent = spans_of(receiver, upstream, PYTHONPATH=f"{FLOOR}:{ROOT}")
+    assert described(floor) == described(product)
+    server = next(s for s in floor if s.kind == "SERVER")
+    client = next(s for s in floor if s.kind == "CLIENT")
+    assert client.parent_id == server.span_id and client.trace_id == server.trace_id
+    assert client.named_by(sent["traceparent"])  # the attempt's context went upstream
+    assert server.start_ns <= client.start_ns <= client.end_ns == server.end_ns
+
+
+def test_the_floor_is_the_tracer_that_ran():
+    """Its patch takes where the proxy's workers start (the floor first on PYTHONPATH): a silent miss would measure
+    the product twice."""
+    code = "from argoproxy.observe import tracing; print(tracing.Tracing.__init__.__qualname__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                         env={**os.environ, "PYTHONPATH": f"{FLOOR}:{ROOT}"})
+    assert out.stdout.strip() == "_Patch.exec_module.<locals>.init", out.stderr
