@@ -31,8 +31,10 @@ import os
 import random
 import time
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 from urllib.parse import urlsplit
+
+import msgspec
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -131,31 +133,33 @@ class Fixed:
 NO_FIXED = Fixed({})
 
 
-class Record:
+class Record(msgspec.Struct, gc=False):
     """A span being made: its identity from its start (its trace context goes upstream before it ends), the rest as
     it ends (`end`, its status, its own attributes beside the shared ones). Its ids are kept as numbers (the SDK's
     SpanContext is made only where one is asked for: `context`). A request's span holds its id and parameters
     apart from its other attributes, and what answered is the same Answered on both its spans: the fast path's
-    encoder writes each part as it is (fastpath/otlp.py), never a dictionary of them all."""
+    encoder writes each part as it is (fastpath/otlp.py), never a dictionary of them all. A msgspec Struct: made
+    in C (two a request), and never tracked by the garbage collector (a record's references never lead back to
+    it: a parent is an older record or the client's context)."""
 
-    __slots__ = ("name", "trace_id", "span_id", "flags", "state", "parent", "kind", "start", "end", "fixed",
-                 "request_id", "params", "attributes", "cost", "answer", "status")
-    is_remote = False  # as a parent: a span of this proxy's
-
-    def __init__(self, name: str, trace_id: int, span_id: int, flags: int, state: TraceState | None,
-                 parent: SpanContext | Record | None, kind: SpanKind, start: int, attributes: dict[str, Any],
-                 fixed: Fixed = NO_FIXED) -> None:
-        self.name, self.trace_id, self.span_id, self.flags, self.state = name, trace_id, span_id, flags, state
-        self.parent, self.kind, self.start = parent, kind, start
-        self.end = 0
-        self.fixed = fixed
-        self.request_id: str | None = None
-        self.params: tuple[tuple[str, Any], ...] = ()
-        self.attributes = attributes
-        self.cost: float | bool | None = None  # the request's in dollars, False: its model has no price
-        # What answered: the same on a call's SERVER and last CLIENT span (bytes: as the processor wrote it)
-        self.answer: genai.Answered | bytes | None = None
-        self.status = UNSET
+    name: str
+    trace_id: int
+    span_id: int
+    flags: int
+    state: TraceState | None
+    parent: SpanContext | Record | None
+    kind: SpanKind
+    start: int
+    attributes: dict[str, Any]
+    fixed: Fixed = NO_FIXED
+    end: int = 0
+    request_id: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+    cost: float | bool | None = None  # the request's in dollars, False: its model has no price
+    # What answered: the same on a call's SERVER and last CLIENT span (bytes: as the processor wrote it)
+    answer: genai.Answered | bytes | None = None
+    status: Status = UNSET
+    is_remote: ClassVar[bool] = False  # as a parent: a span of this proxy's
 
     @property
     def context(self) -> SpanContext:
