@@ -7,12 +7,14 @@ the call's end its two spans (the attempt's and the request's: ids, times, the s
 parameters and cost, what answered) written from heads kept per kind of call, with the product's own encoder pieces
 (fastpath/otlp.py), and queued to the product's batch processor, which exports them as it exports the product's.
 No Record, no sampler, no client context, no retries, statuses or errors: a bound that no general tracer goes
-below, with the same wire bytes for the bench's requests."""
+below, with the same wire bytes for the bench's requests. A call that made no attempt (a probe, a refused request:
+never the bench's) has no spans. Each worker says on stderr that its tracer is the floor's (the tests read it)."""
 
 from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 from typing import Any
 
@@ -28,19 +30,21 @@ def floor(tracing: Any) -> None:
 
     from argoproxy.fastpath import otlp
     from argoproxy.observe import genai_attributes as genai
-    from argoproxy.observe.tracing import CLIENT, SERVER, Record, wall_ns
+    from argoproxy.observe.tracing import CLIENT, FLAGS_HEX, SERVER, Record, wall_ns
 
     bits, now, pack_ids, pack_times = random.getrandbits, time.time_ns, otlp._ids, otlp._times
     parent_id, short, half = otlp._parent_id, otlp._SHORT, (1 << 64) - 1
     ending = b"\x7a\x00\x85\x01" + struct.pack("<I", 0x100)  # an unset status, a local parent's flags
     waiting = tracing.processor.waiting
     heads: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
+    parent_form = "00-%032x-%016x" + FLAGS_HEX[tracing.new_flags]  # the product's flags (sampled, random id)
 
     class Trace:
         __slots__ = ("trace_id", "server_id", "client_id", "start", "client_start", "upstream", "ended")
 
         def __init__(self) -> None:
             self.ended = False
+            self.upstream: tuple[Any, ...] | None = None  # set by its attempt
 
     def begin() -> Trace:
         return Trace()
@@ -52,7 +56,7 @@ def floor(tracing: Any) -> None:
         plan = call.plan
         trace.upstream = (req.url, req.method, plan.kind, plan.upstream_model or plan.model)
         headers = dict(req.headers)
-        headers["traceparent"] = "00-%032x-%016x-01" % (trace.trace_id, trace.client_id)
+        headers["traceparent"] = parent_form % (trace.trace_id, trace.client_id)
         return req.with_headers(headers)
 
     def head_pair(call: Any, trace: Trace) -> tuple[bytes, bytes]:
@@ -68,6 +72,8 @@ def floor(tracing: Any) -> None:
         if trace is None or trace.ended:
             return
         trace.ended = True
+        if trace.upstream is None:  # no attempt: a probe or a refused request, never the bench's
+            return
         end = now()
         plan, client, out = call.plan, call.client, call.outcome
         key = (trace.upstream, plan.model, client.path, out.status, out.deployment, plan.key_name)
@@ -92,6 +98,7 @@ def floor(tracing: Any) -> None:
 
     tracing.begin, tracing.attempt, tracing.observe = begin, attempt, observe
     tracing.answered = lambda call, status: None
+    sys.stderr.write(f"cot_proxy tracing floor: this worker's tracer is the bench's (process {os.getpid()})\n")
 
 
 class _Patch(importlib.abc.MetaPathFinder, importlib.abc.Loader):
