@@ -824,6 +824,7 @@ TRACING_BUDGET = 1.05  # with tracing on, CPU per request rises by at most 5%
 FRONT_CPU_ROUNDS = 3  # rounds of CPU windows over the front doors (the fronts section)
 TRACING_ROUNDS = 4  # untraced and traced windows alternated this many times per concurrency (each first
 # in half of them)
+FLOOR_SAYS = "tracing floor: this worker's tracer is the bench's"  # each floor worker's line (stderr)
 
 
 def tracing_report(rows: dict[str, Any]) -> list[str]:
@@ -835,8 +836,8 @@ def tracing_report(rows: dict[str, Any]) -> list[str]:
              "| within 5% | floor CPU ms/req (rounds) | floor's median ratio |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c, rounds in sorted(rows["rounds"].items()):
-        ratios = sorted(b["cpu_per_req"] / a["cpu_per_req"] for a, b, _ in rounds)
-        floors = sorted(f["cpu_per_req"] / a["cpu_per_req"] for a, _, f in rounds)
+        ratios = [b["cpu_per_req"] / a["cpu_per_req"] for a, b, _ in rounds]  # in the rounds' order, as the columns
+        floors = [f["cpu_per_req"] / a["cpu_per_req"] for a, _, f in rounds]
         median = statistics.median(ratios)  # of an even number of rounds: the mean of the middle two
         lines.append(f"| {c} | {' / '.join(ms(a['cpu_per_req'], 3) for a, _, _ in rounds)} | "
                      f"{' / '.join(ms(b['cpu_per_req'], 3) for _, b, _ in rounds)} | "
@@ -847,7 +848,9 @@ def tracing_report(rows: dict[str, Any]) -> list[str]:
               "does only what this request needs: its ids, the attempt's traceparent, and its two spans written from "
               "heads kept per kind of call with the product's encoder, the same attributes and bytes but no record, "
               "sampler, client context, retry, status or error handling: a bound on what any rewrite of the "
-              "product's tracer could save (docs/performance.md, Tracing's floor)."]
+              "product's tracer could save (docs/performance.md, Tracing's floor). Its ratios spread with the "
+              "machine's load as the product's do: a floor's median above the product's says that the two differ "
+              "by less than that spread, not that the floor costs more."]
     own = rows.get("in_process")
     if own:
         untraced = sorted(a["cpu_per_req"] for rounds in rows["rounds"].values() for a, *_ in rounds)
@@ -1204,6 +1207,8 @@ def main(argv: list[str] | None = None) -> int:
                         runs = bench.results["tracing_runs"]
                         rounds.setdefault(c, []).append((runs[proxy.name][c], runs[traced.name][c],
                                                          runs[floor.name][c]))
+                if FLOOR_SAYS not in floor.log_tail(1 << 24):  # a launch that lost the floor: the product twice
+                    raise RuntimeError("the floor proxy's workers never took bench/tracing_floor's tracer")
                 bench.results["tracing"] = {"rounds": rounds, "sink": sink.counts()}
                 bench.results.pop("tracing_runs", None)
                 from tracing_cost import measure as tracing_in_process
