@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import client  # noqa: E402
 from client import Pool, build_request, chat_body  # noqa: E402
-from targets import BENCH, HOST, ROOT, OtlpSink, Proxy, Upstream  # noqa: E402
+from targets import BENCH, FLOOR_SAYS, HOST, ROOT, OtlpSink, Proxy, Upstream  # noqa: E402
 
 
 def settings(pairs: list[str], sink: OtlpSink) -> dict[str, str]:
@@ -67,6 +67,8 @@ def main() -> int:
         for n in range(args.pairs):
             for i in ((0, 1) if n % 2 == 0 else (1, 0)):  # which goes first alternates
                 cpu[i].append(window(i, args.seconds))
+        if args.b_floor and FLOOR_SAYS not in proxies[1].log_tail(1 << 24):  # else B was the product again
+            raise RuntimeError("B's workers never took bench/tracing_floor's tracer")
         ratios = [y / x for x, y in zip(*cpu)]
         low, _, high = statistics.quantiles(ratios, n=4)
         print(f"A {statistics.median(cpu[0]) * 1e6:.1f} µs, B {statistics.median(cpu[1]) * 1e6:.1f} µs a request; "

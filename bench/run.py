@@ -35,8 +35,8 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # argoproxy, fo
 
 import client  # noqa: E402
 from client import Pool, build_request, chat_body  # noqa: E402
-from targets import (HOST, ROOT, BareForwarder, ForeignLoad, RawRelay, Nginx, OtlpSink, Proxy, Target, Upstream,  # noqa: E402
-                     free_port, nginx_binary, raise_nofile, start_redis)
+from targets import (FLOOR_SAYS, HOST, ROOT, BareForwarder, ForeignLoad, RawRelay, Nginx, OtlpSink, Proxy,  # noqa: E402
+                     Target, Upstream, free_port, nginx_binary, raise_nofile, start_redis)
 
 SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "tracing", "spend", "body", "bodies", "hold",
             "classes", "fronts", "events", "state")
@@ -824,7 +824,6 @@ TRACING_BUDGET = 1.05  # with tracing on, CPU per request rises by at most 5%
 FRONT_CPU_ROUNDS = 3  # rounds of CPU windows over the front doors (the fronts section)
 TRACING_ROUNDS = 4  # untraced and traced windows alternated this many times per concurrency (each first
 # in half of them)
-FLOOR_SAYS = "tracing floor: this worker's tracer is the bench's"  # each floor worker's line (stderr)
 
 
 def tracing_report(rows: dict[str, Any]) -> list[str]:

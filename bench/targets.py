@@ -28,6 +28,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
+# What each worker of a proxy whose tracer is the tracing floor's says (bench/tracing_floor): a run checks it
+FLOOR_SAYS = "tracing floor: this worker's tracer is the bench's"
 
 # Environment variables that would change the proxy's settings: removed, so that "default" means default.
 _SETTING_ENV_PREFIXES = ("OPENAI_", "TARGET_", "LLM_", "THINK_", "ARGO_", "DASHSCOPE_", "GUNICORN_", "OTEL_")

@@ -21,10 +21,10 @@ from tests.proxy_process import ROOT, running_proxy
 
 sys.path.insert(0, str(ROOT / "bench"))
 from client import chat_body  # noqa: E402  (the bench's own request)
+from targets import FLOOR_SAYS  # noqa: E402  (what a floor's worker says: bench/run.py checks it too)
 
 pytestmark = pytest.mark.timeout(120)
 FLOOR = ROOT / "bench" / "tracing_floor"
-FLOOR_SAYS = "tracing floor: this worker's tracer is the bench's"  # a floor worker's one line (sitecustomize.py)
 
 
 def spans_of(receiver: OtlpReceiver, upstream: FakeOpenAI, **settings: str) -> tuple[list[Span], dict[str, str], str]:
