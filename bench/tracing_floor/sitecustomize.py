@@ -6,9 +6,10 @@ bench's request needs and nothing general: the trace's ids drawn, the attempt's 
 the call's end its two spans (the attempt's and the request's: ids, times, the shared attributes, the request's id,
 parameters and cost, what answered) written from heads kept per kind of call, with the product's own encoder pieces
 (fastpath/otlp.py), and queued to the product's batch processor, which exports them as it exports the product's.
-No Record, no sampler, no client context, no retries, statuses or errors: a bound that no general tracer goes
-below, with the same wire bytes for the bench's requests. A call that made no attempt (a probe, a refused request:
-never the bench's) has no spans. Each worker says on stderr that its tracer is the floor's (the tests read it)."""
+No Record, no sampler, no client context, no retries, statuses or errors: a bound on what any rewrite of the
+product's tracer could save, with the same wire bytes for the bench's requests. A call that made no attempt (a
+probe, a refused request: never the bench's) has no spans. Each worker says on stderr that its tracer is the
+floor's (the tests read it)."""
 
 from __future__ import annotations
 
