@@ -344,22 +344,22 @@ class Tracing:
             return req
         if trace.client is not None:  # the previous attempt is over: this one retries or fails over
             self.end_attempt(trace)
-        server = trace.server or self.server_span(call, trace)
+        server = self.server_span(call, trace)
         plan = call.plan
-        key = (req.url, req.method, plan.kind, plan.upstream_model or plan.model)
-        name, fixed = self.upstreams.get(key) or self.upstream_kind(*key)
+        name, fixed = self.upstream_kind((req.url, req.method, plan.kind, plan.upstream_model or plan.model))
         trace.url = req.url
         record = trace.client = Record(name, server.trace_id, self.span_id() or self.ids.generate_span_id(),
                                        server.flags, server.state, server, CLIENT, time.time_ns(), {}, fixed)
         parent = "00-%032x-%016x%s" % (record.trace_id, record.span_id, FLAGS_HEX[record.flags])  # no format spec
         return req.with_headers(with_context(req.headers, parent, record.state.to_header() if record.state else ""))
 
-    def upstream_kind(self, url: str, method: str, kind: str, model: str | None) -> tuple[str, Fixed]:
-        """A CLIENT span's name and shared attributes: the upstream's host, port and gen_ai.provider.name, the
-        method, the operation and the model as sent (kept: a worker's upstreams and models are few)."""
-        key = (url, method, kind, model)
+    def upstream_kind(self, key: tuple[str, str, str, str | None]) -> tuple[str, Fixed]:
+        """A CLIENT span's name and shared attributes, by the attempt's URL, method, kind of call and model as sent:
+        the upstream's host, port and gen_ai.provider.name, the method, the operation and the model (kept: a
+        worker's upstreams and models are few)."""
         found = self.upstreams.get(key)
-        if found is None:  # (attempt looks here first: a call only for a kind not met yet)
+        if found is None:
+            url, method, kind, model = key
             where = urlsplit(url)
             host, port = where.hostname or "", where.port or (443 if where.scheme == "https" else 80)
             attributes: dict[str, Any] = {"server.address": host, "server.port": port, "http.request.method": method,
@@ -381,8 +381,7 @@ class Tracing:
         if trace is None or trace.client is None:
             return
         record = trace.client
-        fixed = record.fixed
-        record.fixed = fixed.statuses.get(status) or fixed.answered(status)  # an upstream's few statuses: shared
+        record.fixed = record.fixed.answered(status)  # an upstream's few statuses: shared
         if status >= 400:
             trace.refused = True
             record.attributes["error.type"] = str(status)
@@ -416,7 +415,7 @@ class Tracing:
         trace.ended = True
         if trace.server is None and call.plan.kind in UNTRACED:
             return
-        server = trace.server or self.server_span(call, trace)
+        server = self.server_span(call, trace)
         out = call.outcome
         answered = genai.answered(out.facts, out.usage, out.usage_estimated) if self.answer_of is None else \
             self.answer_of(out.facts, out.usage, out.usage_estimated, genai.answered)

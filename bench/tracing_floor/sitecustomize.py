@@ -62,7 +62,7 @@ def floor(tracing: Any) -> None:
 
     def head_pair(call: Any, trace: Trace) -> tuple[bytes, bytes]:
         """The attempt's and the request's heads (name, kind, shared attributes), as the product writes them."""
-        name, fixed = tracing.upstream_kind(*trace.upstream)
+        name, fixed = tracing.upstream_kind(trace.upstream)
         client = Record(name, 1, 1, 1, None, None, CLIENT, 0, {}, fixed.answered(call.outcome.status))
         server = Record("", 1, 1, 1, None, None, SERVER, 0, {})
         server.name, server.fixed = tracing.route_kind(call, SERVER)
