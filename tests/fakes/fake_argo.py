@@ -26,8 +26,9 @@ and ARGO's native APIs (the model as ARGO names it, e.g. claudeopus46, gpt5):
   POST {base}/v1/messages/count_tokens    -> {"input_tokens": n}
 Every chat route refuses what real ARGO refuses for the model (tests/fakes/argo_rules.py: gpt-5's temperature,
 Claude's thinking.type enabled, both sampling parameters on Claude 4.5+...), with ARGO's status and shape.
-A `user` missing from a chat/embed body gives 422; with `registered_users` set, an unknown user gets
-ARGO's 200 "AUTHENTICATION NOTICE FROM ARGO" text. GET on a POST route gives 405 {"detail": ...}.
+A JSON body that is not UTF-8 or holds a lone surrogate escape gives 400 (tests/fakes/strict_json.py: in
+`{"detail": ...}`, or the native API's shape). A `user` missing from a chat/embed body gives 422; with
+`registered_users` set, an unknown user gets ARGO's 200 "AUTHENTICATION NOTICE FROM ARGO" text. GET on a POST route gives 405 {"detail": ...}.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 from tests.fakes import argo_rules
+from tests.fakes.strict_json import json_problem
 
 PREFIX = "/argoapi"
 CHAT_PATH = "/api/v1/resource/chat/"
@@ -278,6 +280,9 @@ class _Handler(BaseHTTPRequestHandler):
         canned = self.fake._take_canned(path)
         if canned:
             return self._send(canned.status, canned.body, canned.content_type, canned.headers)
+        problem = json_problem(raw) if method == "POST" else None
+        if problem is not None:  # ARGO's own shape on its routes, the native APIs' on theirs
+            return self._send_json(400, self._invalid_json(path, f"The request body is not valid JSON: {problem}."))
         if method == "GET" and path in (MODELS_PATH, NATIVE_MODELS_PATH):  # the same data on both (argo-proxy.md 1.5)
             return self._send_json(200, self.fake.models_payload)
         if method == "POST" and path in NATIVE_PATHS:
@@ -300,6 +305,14 @@ class _Handler(BaseHTTPRequestHandler):
         if path == STREAM_PATH:
             return self._stream(self._reply_text(parsed))
         return self._embed(parsed)
+
+    @staticmethod
+    def _invalid_json(path: str, message: str) -> dict[str, Any]:
+        if path == NATIVE_CHAT_PATH:
+            return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+        if path in NATIVE_PATHS:
+            return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+        return {"detail": message}
 
     # -- routes
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes.strict_json import json_problem
+
 GENERATION = "/api/v1/services/aigc/text-generation/generation"
 EMBEDDING = "/api/v1/services/embeddings/text-embedding/text-embedding"
 
@@ -330,6 +332,9 @@ def _error_body(code: str, message: str, request_id: str | None = None) -> dict[
 
 
 def _parse_json(body: bytes) -> dict[str, Any]:
+    problem = json_problem(body)  # not UTF-8, or a lone surrogate: a strict reader's refusal
+    if problem is not None:
+        raise DashScopeError(400, "InvalidParameter", f"The request body is not valid JSON: {problem}.")
     try:
         obj = json.loads(body or b"")
     except ValueError:

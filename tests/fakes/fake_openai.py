@@ -1,12 +1,14 @@
 """A real OpenAI-compatible HTTP server on loopback for tests: scripted answers, streams with chosen
 chunking and delays, think tags, errors and mid-stream cuts; it records every request it receives.
 
-As strict as the servers it stands for: by default it refuses what llama.cpp's server refuses (a `developer`
-message, an assistant message with `content: null`, a `response_format` of type `json_schema`, a replayed tool
-call whose arguments are not a JSON object: 500, whatever answer is queued) and, like OpenAI, sends a
-stream's usage chunk only to a request that asked for it (`stream_options.include_usage`). Switches:
-`accepts_developer` / `accepts_null_content` / `accepts_json_schema` / `accepts_unparsed_arguments` (OpenAI's own
-API takes them), `nulls_stream_usage` (OpenAI's API: a stream asked for usage has `"usage":null` on its other
+As strict as the servers it stands for: a JSON body that is not UTF-8 or holds a lone surrogate escape is a
+400, as OpenAI, Anthropic and vLLM answer (tests/fakes/strict_json.py); by default it refuses what llama.cpp's
+server refuses (a `developer` message, an assistant message with `content: null`, a `response_format` of type
+`json_schema`, a replayed tool call whose arguments are not a JSON object: 500, whatever answer is queued) and,
+like OpenAI, sends a stream's usage chunk only to a request that asked for it (`stream_options.include_usage`).
+Switches: `accepts_lone_surrogates` (a Go server, Ollama's, reads them as U+FFFD), `accepts_developer` /
+`accepts_null_content` / `accepts_json_schema` / `accepts_unparsed_arguments` (OpenAI's own API takes them),
+`nulls_stream_usage` (OpenAI's API: a stream asked for usage has `"usage":null` on its other
 chunks, compact JSON as OpenAI writes it), `sends_stream_usage = False`
 (llama.cpp's server ignores include_usage), `streams_auto_tool_calls = False` (llama.cpp's server cannot stream
 a tool call its model chose under `tool_choice: auto`: it sends the stream's headers, a keepalive comment when the
@@ -28,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 from tests.fakes.fake_batches import FakeBatches
+from tests.fakes.strict_json import json_problem
 
 
 @dataclass
@@ -131,6 +134,9 @@ class FakeOpenAI:
         # True: two user or two assistant turns in a row are refused, as vLLM answers for a model whose chat
         # template wants roles to alternate (Gemma's, Mistral's): 400 "Conversation roles must alternate"
         self.wants_alternating_roles = False
+        # True: a JSON body that is not UTF-8 or holds a lone surrogate is read anyway, as a Go server (Ollama's)
+        # reads it (each as U+FFFD); OpenAI, Anthropic and vLLM answer 400
+        self.accepts_lone_surrogates = False
         self.open_connections = 0
         self.hung_up = 0  # requests met by a connection closed without an answer (hang_up_next)
         self.batches = FakeBatches()  # /v1/files, /v1/batches, /v1/messages/batches
@@ -236,7 +242,16 @@ class FakeOpenAI:
 
     def refusal(self, method: str, path: str, body: bytes) -> Reply | None:
         """What the server this fake stands for refuses (`refuse`, e.g. ARGO's rules), then what llama.cpp's server
-        refuses in a chat request (a 500, as it answers), unless switched off."""
+        refuses in a chat request (a 500, as it answers), unless switched off. First of all, a body a strict JSON
+        reader refuses (tests/fakes/strict_json.py): a 400, in Anthropic's shape on its routes."""
+        problem = json_problem(body) if method in ("POST", "PUT", "PATCH") and not self.accepts_lone_surrogates \
+            else None
+        if problem is not None:
+            message = f"The request body is not valid JSON: {problem}."
+            anthropic = "/messages" in path  # Anthropic's API (ARGO's native one, a relayed door)
+            return Reply({"type": "error", "error": {"type": "invalid_request_error", "message": message}} if anthropic
+                         else {"error": {"message": message, "type": "invalid_request_error", "param": None,
+                                         "code": None}}, status=400)
         if self.refuse is not None and method == "POST":
             own = self.refuse(path, body)
             if own is not None:

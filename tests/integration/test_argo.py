@@ -128,6 +128,24 @@ def test_embeddings_batched_in_order(argo, proxy):
     assert e.usage.prompt_tokens > 0
 
 
+@pytest.mark.parametrize("path,body", [
+    ("/v1/embeddings", '{"model": "argo:text-embedding-3-small", "input": ["a\\ud800b"]}'),
+    ("/v1/chat/completions", '{"model": "argo:gpt-4o", "messages": [{"role": "user", "content": "a\\ud800b"}]}'),
+    ("/v1/chat/completions", '{"model": "argo:gpt-4o", "stream": true, "messages": [{"role": "user", '
+                             '"content": "a\\ud800b"}]}'),
+    ("/v1/messages", '{"model": "argo:gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "a\\ud800b"}]}'),
+], ids=["embeddings", "chat", "chat stream", "messages"])
+def test_a_lone_surrogate_is_refused_by_argo_with_a_400_the_client_gets(argo, proxy, path, body):
+    """A lone surrogate goes to ARGO escaped, and ARGO's 400 reaches the client in its door's shape (the fake
+    crashed on an embedding's, and the client got a 502)."""
+    r = requests.post(proxy.url + path, data=body.encode(), headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert "lone surrogate" in err["message"] and err["type"] == "invalid_request_error", err
+    assert (r.json().get("type") == "error") == (path == "/v1/messages")
+    assert b"\\ud800" in argo.requests[-1].body
+
+
 def test_upstream_errors(argo, proxy):
     argo.respond_with(503, {"detail": "maintenance"}, path=CHAT_PATH, times=3)  # outlasts the 2 retries
     with pytest.raises(openai.InternalServerError) as err:

@@ -1,5 +1,6 @@
 """Hostile input never gets a 5xx of the proxy's own (issue 12, item 5), through the running app under every
-Gunicorn worker class: odd message shapes are 400s naming `param`, lone surrogates go on escaped, malformed
+Gunicorn worker class: odd message shapes are 400s naming `param`, lone surrogates go on escaped (and the
+upstream's 400 comes back), malformed
 framing and obs-folded headers are 400s, Gunicorn's own 400/414/431/501 answers are OpenAI error JSON, and a
 client that stops sending its body gets a 408 and a closed connection (CLIENT_TIMEOUT, item 6)."""
 
@@ -168,28 +169,68 @@ def test_odd_top_level_fields_are_400_naming_param(env, field, value):
     assert assert_error(r, 400)["param"].startswith(field)
 
 
-def test_lone_surrogates_go_upstream_escaped(env):
-    """The body is re-encoded (LLM_PARAMS adds top_k): a lone surrogate goes on as the \\ud800 the client sent."""
+# Every door's request with a lone surrogate in its text, and what the chat upstream receives of it.
+LONE = "a\\ud800b \\udfff"
+LONE_BODIES = {
+    "/chat/completions": f'{{"model": "m", "messages": [{{"role": "user", "content": "{LONE}"}}]}}',
+    "/completions": f'{{"model": "m", "prompt": "{LONE}"}}',
+    "/embeddings": f'{{"model": "m", "input": ["{LONE}"]}}',
+    "/responses": f'{{"model": "m", "input": "{LONE}"}}',
+    "/messages": f'{{"model": "m", "max_tokens": 5, "messages": [{{"role": "user", "content": "{LONE}"}}]}}',
+}
+
+
+@pytest.mark.parametrize("path", list(LONE_BODIES))
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_a_lone_surrogate_goes_on_escaped_and_the_upstreams_400_comes_back(env, path, stream):
+    """JSON text may hold a lone surrogate ("\\ud800"), which is no Unicode character: OpenAI's API, Anthropic's and
+    vLLM answer 400, as the fake does. The proxy passes it on escaped, re-encoding the body (LLM_PARAMS adds
+    top_k; a door translates it), and the upstream's 400 reaches the client in the door's shape: no 5xx, no
+    traceback (the fixture checks the log)."""
+    if stream and path == "/embeddings":
+        pytest.skip("embeddings do not stream")
     fake, p = env
     fake.received.clear()
-    body = b'{"model": "m", "messages": [{"role": "user", "content": "a\\ud800b \\udfff"}]}'
-    r = requests.post(p.base_url + "/chat/completions", data=body, headers={"Content-Type": "application/json"},
-                      timeout=10)
-    assert r.status_code == 200, r.text
+    body = LONE_BODIES[path].replace('"model": "m"', '"model": "m", "stream": true' if stream else '"model": "m"')
+    r = requests.post(p.base_url + path, data=body.encode(), headers={"Content-Type": "application/json"}, timeout=10)
+    assert r.status_code == 400, r.text
+    if path == "/messages":
+        assert r.json()["type"] == "error" and r.json()["error"]["type"] == "invalid_request_error", r.text
+        message = r.json()["error"]["message"]
+    else:
+        err = assert_error(r, 400)
+        assert err["type"] == "invalid_request_error", err
+        message = err["message"]
+    assert "lone surrogate" in message, message
     sent = fake.received[-1].body
-    assert b"\\ud800" in sent and b"\\udfff" in sent and json.loads(sent)["top_k"] == 3
-    # The surrogate as raw bytes (not valid UTF-8; Python's JSON reader takes it): also forwarded escaped.
-    raw = body.replace(b"\\ud800", b"\xed\xa0\x80")
+    assert b"\\ud800" in sent and b"\\udfff" in sent and json.loads(sent)["top_k"] == 3, sent
+
+
+def test_a_lone_surrogate_as_raw_bytes_goes_on_escaped(env):
+    """Its UTF-8 spelling (b"\\xed\\xa0\\x80", which is not valid UTF-8 but Python's JSON reader takes) goes on
+    escaped too, never as those bytes."""
+    fake, p = env
+    fake.received.clear()
+    raw = LONE_BODIES["/chat/completions"].encode().replace(b"\\ud800", b"\xed\xa0\x80")
     r = requests.post(p.base_url + "/chat/completions", data=raw, headers={"Content-Type": "application/json"},
                       timeout=10)
-    assert r.status_code == 200, r.text
+    assert assert_error(r, 400)["type"] == "invalid_request_error"
     assert b"\\ud800" in fake.received[-1].body and b"\xed" not in fake.received[-1].body
-    # In the model's name too, which the answer's X-Served-Model header names (its quoting met the surrogate: 500)
-    messages = b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}'
-    for path, named in (("/chat/completions", body), ("/messages", messages)):
-        named = named.replace(b'"model": "m"', b'"model": "m\\ud800"')
-        r = requests.post(p.base_url + path, data=named, headers={"Content-Type": "application/json"}, timeout=10)
-        assert r.status_code == 200 and r.headers["X-Served-Model"] == "m%5Cud800", r.text
+
+
+def test_a_lone_surrogate_in_the_model_name_is_quoted_in_the_served_model_header(env):
+    """An upstream that takes one (a Go server reads it as U+FFFD) answers; the X-Served-Model header names the
+    model (its quoting met the surrogate: a 500)."""
+    fake, p = env
+    fake.accepts_lone_surrogates = True
+    try:
+        for path in ("/chat/completions", "/messages"):
+            named = LONE_BODIES[path].replace('"model": "m"', '"model": "m\\ud800"')
+            r = requests.post(p.base_url + path, data=named.encode(), headers={"Content-Type": "application/json"},
+                              timeout=10)
+            assert r.status_code == 200 and r.headers["X-Served-Model"] == "m%5Cud800", r.text
+    finally:
+        fake.accepts_lone_surrogates = False
 
 
 # ------------------------------------------------------------------ a client that stops sending
