@@ -133,6 +133,10 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName("gunicorn.http.wsgi", 'environ["gunicorn.socket"]', "argoproxy.fastpath.server_reach",
                 "the client's socket, in both modes: a request body's read deadline is set on it, and a kept-alive "
                 "stream watches it for the client leaving (edge/client_input.py, edge/request_ids.py)"),
+    PrivateName("gunicorn.http.message", "Request.parse", "argoproxy.fastpath.server_reach",
+                "its frame's local `buf` (the head's bytes read so far) and the Request's `uri`, read in both modes "
+                "from the traceback of a parse error: the target of a refused request, whose answer takes its "
+                "door's error shape; Gunicorn hands its error writer none (tests/unit/test_gunicorn_errors.py)"),
     # ---- outside the fence: needed in both modes, and each bound to a module the fence may not import
     PrivateName("gunicorn.util", "write_error", "argoproxy.serve.gunicorn_errors",
                 "replaced: Gunicorn's own error pages (bad request line, headers too large...) in the API's "

@@ -6,6 +6,9 @@ path's other reaches so that one folder holds every one of them (argoproxy/priva
   watches it for the client leaving (edge/request_ids.py, edge/keepalive.py).
 - `limit_chunk_sizes`: Gunicorn's chunked-body reader refuses a chunk size over 2^64 - 1, the largest a 64-bit
   HTTP parser (llhttp, nginx...) holds, so a front proxy and Gunicorn never read the same body two ways.
+- `parsed_target`: the request target of a head Gunicorn refused (too many or too large headers, a request line
+  too long, bad framing), read from the parser's frames in the error's traceback, so that its answer comes in
+  the shape of the door the client called (serve/gunicorn_errors.py). Gunicorn hands its error writer none.
 
 Light: the Gunicorn master imports edge/request_ids.py before gevent patches a worker, so this imports nothing
 at module level."""
@@ -15,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 MAX_CHUNK_SIZE = 2**64 - 1
+MAX_TARGET = 8192  # characters of a refused request's target kept (Gunicorn reads request lines of 8190 at most)
 
 
 def client_socket(environ: dict[str, Any]) -> Any:
@@ -44,3 +48,35 @@ def limit_chunk_sizes() -> None:
 
     parse_chunk_size.limited = True  # type: ignore[attr-defined]
     ChunkedReader.parse_chunk_size = parse_chunk_size
+
+
+def parsed_target(exc: BaseException) -> str | None:
+    """The request target Gunicorn's parser had read when it raised `exc`, as a str (latin-1, as Gunicorn decodes
+    it), or None. Both parsers (Python and gunicorn_h1c) raise from inside the Request being built: its `uri` is
+    set once the request line is parsed; until then (the C parser reads the whole head first, and a request line
+    too long has no end), the bytes `Request.parse` has read are in its local `buf`, which begins with the
+    request line. Only frames of the traceback are read, on the error's way (tests/unit/test_gunicorn_errors.py
+    checks every refusal, both parsers)."""
+    try:
+        from gunicorn.http.message import Request
+    except ImportError:  # pragma: no cover - not served by Gunicorn
+        return None
+    tb, head = exc.__traceback__, None
+    while tb is not None:
+        frame = tb.tb_frame
+        me = frame.f_locals.get("self")
+        if isinstance(me, Request):
+            if me.uri:
+                return me.uri[:MAX_TARGET]
+            if frame.f_code is Request.parse.__code__:
+                head = frame.f_locals.get("buf")
+        tb = tb.tb_next
+    return _target_in(bytes(head[:MAX_TARGET + 64])) if isinstance(head, (bytes, bytearray)) else None
+
+
+def _target_in(head: bytes) -> str | None:
+    """The target in a request line (METHOD SP TARGET SP VERSION), cut where the bytes end."""
+    if head.startswith(b"\r\n"):  # RFC 9112 2.2: one empty line before the request line is read past
+        head = head[2:]
+    parts = head.split(b"\r\n", 1)[0].split(b" ", 2)
+    return parts[1][:MAX_TARGET].decode("latin-1") if len(parts) > 1 and parts[1] else None

@@ -147,10 +147,9 @@ class Door:
         try:
             target = canonical(req.target)  # a PathError is a 400, observed like every answer
         except PathError:
-            for door in self.fronts:  # refused before it has a route, but plainly meant for a door
-                if door.looks_like_mine(req.target):
-                    call.client = replace(call.client, front=door.name)
-                    break
+            meant = self.meant_for(req.target)  # refused before it has a route, but plainly meant for a door
+            if meant is not None:
+                call.client = replace(call.client, front=meant.name)
             raise
         route = self.table.classify(target)
         if route.family == "models" and route.front == "openai":  # /v1/models: whose client is it?
@@ -181,6 +180,19 @@ class Door:
                              f"{req.headers.get('Content-Encoding', '').strip()!r}); send the JSON as it is.",
                              code="unsupported_content_encoding")
         return self.families[route.family](call, route)
+
+    def meant_for(self, target: str) -> Front | None:
+        """The door a raw request target with no route (a bad path) is plainly meant for; None: none is."""
+        return next((door for door in self.fronts if door.looks_like_mine(target)), None)
+
+    def front_of(self, target: str) -> Front | None:
+        """The door whose error shape answers a raw request target read before it had a route (Gunicorn's own
+        answers: headers too large, a request line too long): its route's door, else the one it is plainly meant
+        for; None for OpenAI's. A request line cut at Gunicorn's limit keeps its path, nearly always."""
+        try:
+            return front_named(self.table.classify(canonical(target)).front)
+        except PathError:
+            return self.meant_for(target)
 
     def error_answer(self, call: Call, err: ProxyError) -> Answer:
         """An error in the front door's shape (OpenAI's, or the door's own), with the request id; compatible

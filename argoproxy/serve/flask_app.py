@@ -8,6 +8,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from argoproxy.edge.client_input import ClientInput
+from argoproxy.serve import gunicorn_errors
 from argoproxy.serve.door import Door, Edge
 from argoproxy.errors import error_body, error_type
 from argoproxy.jsonfast import dumps
@@ -21,6 +22,7 @@ log = logging.getLogger("cot_proxy")
 
 def create_app(settings: Settings) -> Flask:
     door = build_proxy(settings)
+    gunicorn_errors.answer_for(door)  # Gunicorn's own errors in the shape of this door's routes
     app = Flask("cot_proxy")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["cot_proxy"] = door.gateway

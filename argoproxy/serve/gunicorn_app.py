@@ -30,6 +30,10 @@ from argoproxy.config.tracing_settings import endpoint, tracing_on
 # Idle client connections are kept this long for reuse; short, because Gunicorn's graceful shutdown waits
 # for idle keep-alive connections too.
 KEEPALIVE_SECONDS = 5
+# What a request's head may hold, read whole by Gunicorn before the app runs: Gunicorn's defaults, set here so they
+# stay bounded (0 would mean no limit to Gunicorn) and are the proxy's to document. Over them: 414 or 431, in the
+# API's error shape (serve/gunicorn_errors.py). A request line counts without its CRLF, a header line with it.
+HEAD_LIMITS = {"limit_request_line": 4094, "limit_request_fields": 100, "limit_request_field_size": 8190}
 # Set in the Gunicorn master that printed the warnings and the start-up line; forked workers inherit it.
 _announced = False
 # The settings the master last loaded whole (at start, or re-read on SIGHUP): what a worker serves with when the
@@ -362,6 +366,7 @@ def gunicorn_options(settings: Settings, backend_reason: str = "") -> dict[str, 
         "timeout": settings.gunicorn_timeout,
         "graceful_timeout": settings.graceful_timeout,
         "keepalive": KEEPALIVE_SECONDS,
+        **HEAD_LIMITS,
         "accesslog": "-" if settings.debug else None,
         "errorlog": "-",
         "loglevel": "info" if settings.debug else "warning",

@@ -1,5 +1,6 @@
-"""argoproxy.serve.gunicorn_errors: the error pages Gunicorn writes itself become OpenAI error JSON, for every
-worker class (all of them answer through Worker.handle_error -> gunicorn.util.write_error)."""
+"""argoproxy.serve.gunicorn_errors: the error pages Gunicorn writes itself become error JSON in the shape of the
+door the request was for, for every worker class (all of them answer through Worker.handle_error ->
+gunicorn.util.write_error), the door found from the target Gunicorn's parser had read (fastpath/server_reach.py)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,65 @@ def test_every_chunked_body_is_read_through_parse_chunk_size_and_sizes_over_2_64
     for size in (b"10000000000000000", b"00010000000000000000", b"f" * 40):
         with pytest.raises(errors.InvalidChunkSize):
             read(size + b"\r\n{}\r\n0\r\n\r\n")
+
+
+# ------------------------------------------------------------------ the refused request's door
+TARGET = "/v1/messages?beta=true"
+HEAD = f"POST {TARGET} HTTP/1.1\r\nHost: localhost\r\n".encode()
+REFUSED = {
+    "request line too long": f"POST {TARGET}&q={'a' * 9000} HTTP/1.1\r\n\r\n".encode(),
+    "header too large": HEAD + b"tracestate: " + b"a=b," * 2250 + b"\r\n\r\n",
+    "too many headers": HEAD + b"".join(b"X-%d: y\r\n" % i for i in range(120)) + b"\r\n",
+    "bad header name": HEAD + b"Bad Name: x\r\n\r\n",
+    "folded header": HEAD + b"X-A: a\r\n b\r\n\r\n",
+    "negative length": HEAD + b"Content-Length: -5\r\n\r\n",
+    "length and chunked": HEAD + b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+    "unknown coding": HEAD + b"Transfer-Encoding: zstd, chunked\r\n\r\n",
+    "empty line first": b"\r\n" + HEAD + b"X-Big: " + b"y" * 9000 + b"\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("parser", ["python", "fast"])
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_the_target_of_every_refused_head_is_found_with_either_parser(parser, name):
+    """fastpath.server_reach.parsed_target reads Gunicorn's frames (private_names.py: Request.parse): whatever
+    the parser refuses, and wherever, the target the client sent is found in the error's traceback."""
+    from gunicorn.config import Config
+    from gunicorn.http.errors import ParseException
+    from gunicorn.http.message import Request
+    from gunicorn.http.unreader import IterUnreader
+
+    from argoproxy.fastpath.server_reach import parsed_target
+
+    assert gunicorn.__version__ == VERIFIED_GUNICORN, "re-check Request.parse's locals, then update VERIFIED_GUNICORN"
+    cfg = Config()
+    cfg.set("http_parser", parser)
+    if parser == "fast" and name == "folded header":
+        pytest.skip("gunicorn_h1c takes it (edge/client_input.py refuses it)")
+    data = REFUSED[name]
+    chunks = [data[i:i + 4096] for i in range(0, len(data), 4096)]  # read as a socket gives it, in pieces
+    with pytest.raises(ParseException) as refused:
+        Request(cfg, IterUnreader(chunks), ("127.0.0.1", 1))
+    target = parsed_target(refused.value)
+    assert target is not None and target.startswith(TARGET), (target or "")[:80]
+
+
+def test_a_traceback_without_gunicorns_request_has_no_target():
+    from argoproxy.fastpath.server_reach import parsed_target
+    try:
+        raise ValueError("not a parse error")
+    except ValueError as exc:
+        assert parsed_target(exc) is None
+
+
+def test_an_error_for_a_door_comes_in_its_shape_with_its_id_header():
+    from argoproxy.fronts import front_named
+    raw = gunicorn_errors.error_response(431, "Request Header Fields Too Large",
+                                         "Error parsing headers: 'Header size (9014) exceeds limit (8190)'",
+                                         front_named("messages"))
+    head, _, body = raw.partition(b"\r\n\r\n")
+    obj = json.loads(body)
+    assert obj["type"] == "error" and obj["error"]["type"] == "invalid_request_error", obj
+    assert obj["error"]["message"] == ("The request headers are too many or too large: Header size (9014) exceeds "
+                                       "limit (8190).")
+    assert f"request-id: {obj['request_id']}\r\n".encode() in head and b"X-Request-ID: " in head
