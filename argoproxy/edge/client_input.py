@@ -33,9 +33,10 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol, TypeVar
 from wsgiref.types import InputStream
 
+from argoproxy.edge.paths import raw_target
 from argoproxy.edge.request_ids import ENVIRON_KEY as REQUEST_ID_KEY
 from argoproxy.errors import ProxyError, error_body
 from argoproxy.fastpath.server_reach import client_socket, limit_chunk_sizes
@@ -59,12 +60,23 @@ except ImportError:  # pragma: no cover
     FRAMING_ERRORS = ()
 
 
-class ClientInput:
-    """WSGI middleware: ``wsgi.input`` bounded in time and translated into OpenAI errors."""
+class DoorShape(Protocol):
+    """A front door's error shape (fronts/front.py: Front), as the door a request target names (Door.front_of)."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], timeout: float, fast_path: bool = False) -> None:
+    def error_body(self, status: int, err: dict[str, Any], request_id: str) -> dict[str, Any]: ...
+
+    def id_headers(self, request_id: str) -> dict[str, str]: ...
+
+
+class ClientInput:
+    """WSGI middleware: ``wsgi.input`` bounded in time and translated into OpenAI errors. `door_of`: the door whose
+    error shape answers a request target (None: OpenAI's), for the refusals made here before any view runs."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], timeout: float, fast_path: bool = False,
+                 door_of: Callable[[str], DoorShape | None] | None = None) -> None:
         self.app = app
         self.timeout = timeout
+        self.door_of = door_of
         self.direct: DirectReader | None = None
         if fast_path:  # a whole body of known length read straight from the socket (argoproxy/fastpath)
             from argoproxy.fastpath.gunicorn_body import direct_body
@@ -73,7 +85,7 @@ class ClientInput:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if "HTTP_" in environ:
-            return _refuse_folded(environ, start_response)
+            return self.refuse_folded(environ, start_response)
         sock = client_socket(environ)
         if sock is None or not _has_body(environ):
             return self.app(environ, start_response)
@@ -88,14 +100,17 @@ class ClientInput:
             if body.deadline is not None:
                 Watchdog.get().forget(body)
 
-
-def _refuse_folded(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-    body = error_body("A request header is folded over several lines (obsolete line folding is not accepted).",
-                      "invalid_request_error", None, "invalid_http_request")
-    body["error"]["request_id"] = environ.get(REQUEST_ID_KEY, "")  # set by edge/request_ids.py, outside this
-    data = dumps(body)
-    start_response("400 BAD REQUEST", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
-    return [data]
+    def refuse_folded(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """The 400 for an obs-folded header, in the shape of the door the request was for."""
+        err = error_body("A request header is folded over several lines (obsolete line folding is not accepted).",
+                         "invalid_request_error", None, "invalid_http_request")["error"]
+        rid = environ.get(REQUEST_ID_KEY, "")  # set by edge/request_ids.py, outside this
+        door = self.door_of(raw_target(environ)) if self.door_of is not None else None
+        data = dumps(door.error_body(400, err, rid) if door is not None else {"error": {**err, "request_id": rid}})
+        ids = door.id_headers(rid) if door is not None else {}
+        start_response("400 BAD REQUEST", [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+                                           *ids.items()])
+        return [data]
 
 
 def _has_body(environ: dict[str, Any]) -> bool:

@@ -31,7 +31,8 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(build_blueprint(door))
     register_error_handlers(app, door)
     # Flask's documented way to add WSGI middleware (its stubs declare wsgi_app a method).
-    client_input = ClientInput(app.wsgi_app, settings.client_timeout, fast_path=settings.fast_path == "on")
+    client_input = ClientInput(app.wsgi_app, settings.client_timeout, fast_path=settings.fast_path == "on",
+                               door_of=door.front_of)
     app.wsgi_app = RequestIds(Edge(client_input))  # type: ignore[method-assign]
     return app
 
