@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from argoproxy.edge.request_ids import request_id_of
 from argoproxy.errors import error_body, error_type
 from argoproxy.fastpath.server_reach import parsed_target
+from argoproxy.redaction import LOG_CUT_MARGIN, redact_log_text
 
 if TYPE_CHECKING:
     from argoproxy.fronts import Front
@@ -52,7 +53,8 @@ def error_response(status: int, reason: str, detail: str, front: Front | None = 
     """The whole HTTP response for an error Gunicorn found: error JSON in the door's shape (OpenAI's when `front`
     is None), connection closed."""
     code, summary = _CODES.get(status, ("invalid_http_request", reason or "Bad request"))
-    detail = " ".join(_unwrapped(str(detail)).split())[:MAX_DETAIL]
+    # Gunicorn's description may quote the client's header line (its Python parser does): never a credential
+    detail = redact_log_text(" ".join(_unwrapped(str(detail)).split())[:MAX_DETAIL + LOG_CUT_MARGIN])[:MAX_DETAIL]
     message = f"{summary}: {detail}." if detail and status != 500 else f"{summary}."
     rid = request_id_of(None)  # as every answer has one (the request's own is unread)
     err = error_body(message, error_type(status), None, code)["error"]

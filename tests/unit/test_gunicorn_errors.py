@@ -45,6 +45,19 @@ def test_error_response_is_openai_json_and_closes():
     assert len(long) < 600  # the client's bytes are quoted only briefly
 
 
+def test_a_quoted_header_line_never_echoes_a_credential():
+    """Gunicorn's Python parser quotes a header line with no colon; the answer keeps its name, not its secret, even
+    where the cut falls inside it."""
+    for line in ["Authorization Bearer sk-secretvalue12345"] + [
+            "x" * n + " Bearer sk-secretvalue12345" for n in range(150, 180)]:  # the cut at every place in it
+        raw = gunicorn_errors.error_response(400, "Bad Request", f"Invalid HTTP Header: '{line}'")
+        message = json.loads(raw.partition(b"\r\n\r\n")[2])["error"]["message"]
+        assert "sk-s" not in message and "sk-secretvalue" not in message, message
+    assert "Authorization Bearer" in json.loads(gunicorn_errors.error_response(
+        400, "Bad Request", "Invalid HTTP Header: 'Authorization Bearer sk-secretvalue12345'").partition(
+        b"\r\n\r\n")[2])["error"]["message"]
+
+
 def test_every_chunked_body_is_read_through_parse_chunk_size_and_sizes_over_2_64_are_refused():
     """argoproxy.fastpath.server_reach.limit_chunk_sizes wraps ChunkedReader.parse_chunk_size: both request parsers build
     a ChunkedReader for a chunked body, and its parser reads every chunk size through that method."""
