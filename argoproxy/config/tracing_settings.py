@@ -47,6 +47,11 @@ COMPRESSIONS = ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COM
 COMPRESSION_NAMES = ("none", "gzip", "deflate")
 TLS_FILES = tuple(f"OTEL_EXPORTER_OTLP{part}_{kind}" for part in ("_TRACES", "")
                   for kind in ("CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE"))
+# The SDK reads only "true" (any case) as true: OTEL_SDK_DISABLED=1 or yes would leave tracing on without a word.
+BOOLEANS = ("true", "false")
+# The propagators the proxy speaks: it continues and passes on W3C trace context itself, whatever OTEL_PROPAGATORS
+# says (baggage, the SDK's other default, goes upstream as any other header).
+PROPAGATORS = ("tracecontext", "baggage")
 
 
 def as_tracing(value: Any) -> str:
@@ -94,6 +99,9 @@ def tracing_problem(tracing: str, environ: Mapping[str, str]) -> str | None:
     """One line naming the first OTEL_* value the SDK would not use as written, while tracing is on."""
     if not tracing_on(tracing, environ):
         return None
+    disabled = _set(environ, "OTEL_SDK_DISABLED")
+    if disabled and disabled.lower() not in BOOLEANS:
+        return f"OTEL_SDK_DISABLED: expected true or false, got {disabled!r}"
     exporter = _set(environ, "OTEL_TRACES_EXPORTER").lower()
     if exporter not in ("", "otlp"):
         return f"OTEL_TRACES_EXPORTER: cot_proxy sends traces over OTLP only (otlp, or none for no traces), got {exporter!r}"
@@ -123,7 +131,20 @@ def tracing_problem(tracing: str, environ: Mapping[str, str]) -> str | None:
         if bad is not None:
             return (f"{name}: entry {bad} is not name=value (entries separated by commas, values URL-encoded); "
                     "values are not shown")
-    return _batch_problem(environ) or _limit_problem(environ) or _exporter_problem(environ)
+    return (_resource_problem(environ) or _batch_problem(environ) or _limit_problem(environ)
+            or _exporter_problem(environ))
+
+
+def _resource_problem(environ: Mapping[str, str]) -> str | None:
+    """OTEL_RESOURCE_ATTRIBUTES: `key=value` entries separated by commas; the SDK drops any other with a warning in
+    every worker, the entry written whole."""
+    value = _set(environ, "OTEL_RESOURCE_ATTRIBUTES")
+    keys = [entry.partition("=") for entry in value.split(",")] if value else []
+    bad = next((i for i, (key, equals, _) in enumerate(keys, 1) if not (equals and key.strip())), None)
+    if bad is not None:
+        return (f"OTEL_RESOURCE_ATTRIBUTES: entry {bad} is not key=value (entries separated by commas, values "
+                "URL-encoded); values are not shown")
+    return None
 
 
 def _batch_problem(environ: Mapping[str, str]) -> str | None:
@@ -182,7 +203,25 @@ def tracing_warnings(tracing: str, content: bool, given: set[str], environ: Mapp
         out.append("OTEL_EXPORTER_OTLP_ENDPOINT ends in /v1/traces, and the exporter adds /v1/traces to it: spans go "
                    "to .../v1/traces/v1/traces. Give the collector's base URL, or this URL as "
                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if on and off_by is None:
+        out.extend(_unused_otel(environ))
     if "tracing_content" in given and content and not on:
         out.append("TRACING_CONTENT is set, but no request is traced (TRACING is off, or auto with no "
                    "OTEL_EXPORTER_OTLP_ENDPOINT), so it is not used")
     return tuple(out)
+
+
+def _unused_otel(environ: Mapping[str, str]) -> list[str]:
+    """OpenTelemetry variables set, while tracing is on, that change nothing as they are written."""
+    out = []
+    sampler = _set(environ, "OTEL_TRACES_SAMPLER").lower()
+    if _set(environ, "OTEL_TRACES_SAMPLER_ARG") and sampler not in RATIO_SAMPLERS:
+        out.append(f"OTEL_TRACES_SAMPLER_ARG is set, but OTEL_TRACES_SAMPLER is "
+                   f"{sampler or 'parentbased_always_on (the default)'}, which takes no share, so it is not used: "
+                   "set OTEL_TRACES_SAMPLER=parentbased_traceidratio to keep that share of traces")
+    propagators = [p.strip().lower() for p in _set(environ, "OTEL_PROPAGATORS").split(",") if p.strip()]
+    others = [p for p in propagators if p not in PROPAGATORS]
+    if others:
+        out.append(f"OTEL_PROPAGATORS names {', '.join(others)}, but cot_proxy continues and passes on W3C trace "
+                   "context (traceparent, tracestate) only, so it is not used")
+    return out

@@ -97,7 +97,9 @@ class Sdk(PerProcess):
 
 def service_resource() -> Resource:
     """The SDK's resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), named cot_proxy unless they name it."""
-    named = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    # An entry's key as the SDK reads it: spaces around it are its, another key ending in service.name is not it.
+    entries = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
+    named = os.environ.get("OTEL_SERVICE_NAME") or any(e.partition("=")[0].strip() == SERVICE_NAME for e in entries)
     return Resource.create({} if named else {SERVICE_NAME: "cot_proxy"})
 
 

@@ -277,6 +277,17 @@ def test_each_worker_class_sends_its_spans_when_it_stops(receiver, upstream, wor
     assert {s.trace_id for s in spans} == {TRACE_ID} and receiver.refused == []
 
 
+@pytest.mark.parametrize("attributes,service", [
+    ("deployment.environment=prod, service.name = gateway-b", "gateway-b"),  # spaces the SDK reads past
+    ("team.service.name=gpu,deployment.environment=prod", "cot_proxy"),  # another key: the service is unnamed
+])
+def test_the_service_named_by_resource_attributes(receiver, upstream, attributes, service):
+    with traced(receiver, TARGET_BASE_URL=upstream.base_url, OTEL_RESOURCE_ATTRIBUTES=attributes) as proxy:
+        assert requests.post(proxy.base_url + "/chat/completions", json=CHAT, timeout=30).status_code == 200
+        spans = receiver.wait(one_request)
+    assert {s.service for s in spans} == {service}
+
+
 @pytest.mark.parametrize("backend", ["openai", "argo"])
 def test_untraced_a_clients_trace_context_goes_on_unchanged(backend, upstream):
     """Tracing off: the client's traceparent and tracestate reach the upstream as they came, also through a backend

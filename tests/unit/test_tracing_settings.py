@@ -83,6 +83,19 @@ def test_where_spans_go():
      "OTEL_EXPORTER_OTLP_COMPRESSION: must be one of none, gzip, deflate, got 'zstd'"),
     ({"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"},
      "OTEL_EXPORTER_OTLP_CERTIFICATE: no file can be read at '/nonexistent/ca.pem'"),
+    # the SDK reads only "true" as true: 1 or yes would trace on
+    ({"OTEL_SDK_DISABLED": "1"}, "OTEL_SDK_DISABLED: expected true or false, got '1'"),
+    ({"OTEL_SDK_DISABLED": "yes"}, "OTEL_SDK_DISABLED: expected true or false, got 'yes'"),
+    # an entry the SDK drops with a warning in every worker (the service's name with it)
+    ({"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,service.name"},
+     "OTEL_RESOURCE_ATTRIBUTES: entry 2 is not key=value (entries separated by commas, values URL-encoded); "
+     "values are not shown"),
+    ({"OTEL_RESOURCE_ATTRIBUTES": "a=1,"},
+     "OTEL_RESOURCE_ATTRIBUTES: entry 2 is not key=value (entries separated by commas, values URL-encoded); "
+     "values are not shown"),
+    ({"OTEL_RESOURCE_ATTRIBUTES": " =prod"},
+     "OTEL_RESOURCE_ATTRIBUTES: entry 1 is not key=value (entries separated by commas, values URL-encoded); "
+     "values are not shown"),
 ])
 def test_a_bad_value_names_its_key(env, line):
     with pytest.raises(SettingsError) as err:
@@ -130,7 +143,8 @@ def test_good_values_pass():
                                "OTEL_BSP_MAX_QUEUE_SIZE": "4096", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1024",
                                "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "0", "OTEL_EXPORTER_OTLP_TIMEOUT": "2.5",
                                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "GZIP",
-                               "OTEL_EXPORTER_OTLP_CERTIFICATE": str(ROOT / "README.md")})
+                               "OTEL_EXPORTER_OTLP_CERTIFICATE": str(ROOT / "README.md"), "OTEL_SDK_DISABLED": "False",
+                               "OTEL_RESOURCE_ATTRIBUTES": " service.name = gw , team=a%20b=c"})
 
 
 @pytest.mark.parametrize("env,warning", [
@@ -143,6 +157,16 @@ def test_good_values_pass():
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://user:pw@otel.example:4318/v1/traces/"},  # a collector's full URL
      "OTEL_EXPORTER_OTLP_ENDPOINT ends in /v1/traces, and the exporter adds /v1/traces to it: spans go to "
      ".../v1/traces/v1/traces. Give the collector's base URL, or this URL as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+    # a share asked for without the sampler that takes it: every trace would be kept
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": URL, "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+     "OTEL_TRACES_SAMPLER_ARG is set, but OTEL_TRACES_SAMPLER is parentbased_always_on (the default), which takes "
+     "no share, so it is not used: set OTEL_TRACES_SAMPLER=parentbased_traceidratio to keep that share of traces"),
+    ({"TRACING": "on", "OTEL_TRACES_SAMPLER": "always_on", "OTEL_TRACES_SAMPLER_ARG": "0.5"},
+     "OTEL_TRACES_SAMPLER_ARG is set, but OTEL_TRACES_SAMPLER is always_on, which takes no share, so it is not used: "
+     "set OTEL_TRACES_SAMPLER=parentbased_traceidratio to keep that share of traces"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": URL, "OTEL_PROPAGATORS": "tracecontext,b3, jaeger"},
+     "OTEL_PROPAGATORS names b3, jaeger, but cot_proxy continues and passes on W3C trace context (traceparent, "
+     "tracestate) only, so it is not used"),
 ])
 def test_warnings(env, warning):
     assert warning in load({}, environ=env).warnings
@@ -159,8 +183,13 @@ def test_a_whole_url_where_it_is_one_is_no_warning():
 def test_no_warning_when_tracing_as_configured():
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": URL, "TRACING_CONTENT": "true", "OTEL_SERVICE_NAME": "gw",
            "OTEL_TRACES_SAMPLER": "always_on", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod",
-           "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "256", "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=k"}
+           "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "256", "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=k",
+           "OTEL_PROPAGATORS": "tracecontext,baggage"}
     assert load({}, environ=env).warnings == ()
+    ratio = {"OTEL_EXPORTER_OTLP_ENDPOINT": URL, "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+    assert load({}, environ=ratio).warnings == ()
+    # while tracing is off another program's OTEL_* variables are not ours to judge
+    assert load({}, environ={"OTEL_TRACES_SAMPLER_ARG": "0.1", "OTEL_PROPAGATORS": "b3"}).warnings == ()
 
 
 def test_a_bad_otel_value_stops_startup_with_one_line(tmp_path):
