@@ -52,11 +52,11 @@ def parse_prices(value: Any) -> PriceSettings:
         raise ValueError(f"expected a mapping with `table` and `models`, got {type(value).__name__}")
     unknown = sorted(set(value) - {"table", "models"})
     if unknown:
-        raise ValueError(f": unknown key {unknown[0]!r} (prices takes `table` and `models`)")
+        raise ValueError(f".{unknown[0]}: unknown key (prices takes `table` and `models`)")
     table = value.get("table")
     if table is not None and (not isinstance(table, str) or not table.strip()):
         raise ValueError(".table: expected a file path, or none")
-    models = value.get("models") or {}
+    models = {} if value.get("models") is None else value["models"]  # an empty list is no mapping either
     if not isinstance(models, dict):
         raise ValueError(f".models: expected a mapping of model name to rates, got {type(models).__name__}")
     return PriceSettings(_table(table), tuple((_glob(glob), _rates(glob, rates)) for glob, rates in models.items()))

@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 
 from argoproxy.config.price_settings import PRICE_KEYS, PriceSettings, parse_prices
+from argoproxy.config.settings import SettingsError, load_settings
 from argoproxy.prices.pricer import SELF_HOSTED, SETTING, Pricer, self_hosted
 from argoproxy.prices.refresh import SHIPPED_TABLE, table_from
 from argoproxy.prices.table import load_table
@@ -233,11 +234,13 @@ def test_the_prices_setting_prices_a_model_wherever_it_is_served():
 
 
 @pytest.mark.parametrize("value, error", [
-    ([], "expected a mapping"), ({"model": {}}, "unknown key 'model'"), ({"models": {"x": {"input": 1}}},
+    ([], "expected a mapping"), ({"model": {}}, ".model: unknown key"), ({"models": {"x": {"input": 1}}},
                                                                          ".models.x.input: not a rate"),
     ({"models": {"x": {"input_mtok": -1}}}, "from 0 to"), ({"models": {"x": {"input_mtok": "abc"}}}, "a number"),
     ({"models": {"x": {"input_mtok": True}}}, "a number"), ({"models": {"": {"input_mtok": 1}}}, "non-empty"),
     ("{not json", "not valid JSON"), ({"table": 3}, ".table: expected a file path"),
+    ({"models": []}, ".models: expected a mapping of model name to rates, got list"),
+    ({"models": ""}, ".models: expected a mapping of model name to rates, got str"),
 ])
 def test_a_bad_prices_setting_says_where(value, error):
     with pytest.raises(ValueError, match=error.replace("(", r"\(").replace(".", r"\.")):
@@ -247,6 +250,13 @@ def test_a_bad_prices_setting_says_where(value, error):
 def test_the_prices_setting_from_json():
     assert parse_prices('{"models": {"x": {"input_mtok": 0.1}}}') == PriceSettings(models=(("x", (("input_mtok", Decimal("0.1")),)),))
     assert parse_prices("") == PriceSettings()
+    assert parse_prices({"models": None}) == PriceSettings()  # `models:` left empty in YAML
+
+
+def test_a_mistyped_prices_key_is_named_in_the_one_line():
+    with pytest.raises(SettingsError) as err:
+        load_settings({}, environ={"PRICES": '{"tabel": "none"}'})
+    assert str(err.value) == "PRICES.tabel: unknown key (prices takes `table` and `models`)"
 
 
 def test_a_table_the_setting_names_is_checked_before_serving(tmp_path):
