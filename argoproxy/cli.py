@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(keys_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog=_prog()))
     if argv[:1] == ["prices"]:  # the price table: refreshed from genai-prices, a model's rates shown
         from argoproxy.prices.refresh import main as prices_main
-        raise SystemExit(prices_main(argv[1:], prog=_prog()))
+        raise SystemExit(prices_main(argv[1:], prog=_prog(), settings_of=lambda flags: loaded_or_exit(flags).settings))
     if argv[:1] in (["run"], ["agents"]):  # coding agents pointed at the proxy (argoproxy/launch)
         from argoproxy.launch.run import main as launch_main
         raise SystemExit(launch_main(argv[0], argv[1:], _prog(), parse_flags))

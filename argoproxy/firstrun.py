@@ -451,6 +451,10 @@ def main(argv: list[str] | None = None) -> None:
         from argoproxy.serve.gunicorn_app import loaded_or_exit
         from argoproxy.teamkeys.cli import main as keys_main
         raise SystemExit(keys_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog="run_app.sh"))
+    if argv[:1] == ["prices"]:  # ./run_app.sh prices refresh|show: as `keys`, no set-up, no server
+        from argoproxy.serve.gunicorn_app import loaded_or_exit
+        from argoproxy.prices.refresh import main as prices_main
+        raise SystemExit(prices_main(argv[1:], "run_app.sh", lambda flags: loaded_or_exit(flags).settings))
     if argv[:1] in (["run"], ["agents"]):  # ./run_app.sh run -- claude: no set-up questions, the same settings
         from argoproxy.launch.run import main as launch_main
         raise SystemExit(launch_main(argv[0], argv[1:], "./run_app.sh", parse_flags))

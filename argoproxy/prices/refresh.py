@@ -23,7 +23,7 @@ import tempfile
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from argoproxy.prices.units import UNITS
 
@@ -126,7 +126,9 @@ def write_table(table: dict[str, Any], path: Path) -> None:
         raise
 
 
-def main(argv: list[str], prog: str = "cot-proxy") -> int:
+def main(argv: list[str], prog: str = "cot-proxy", settings_of: Callable[[dict[str, Any]], Any] | None = None) -> int:
+    """`prices ...`; `settings_of`: how the entry point reads the settings (flags -> Settings), for `show`, which
+    answers with the `prices` setting's rates and table as the proxy would."""
     parser = argparse.ArgumentParser(prog=f"{prog} prices", description="The price table the proxy charges "
                                      "requests by (docs/spend.md).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{refresh,show}")
@@ -137,10 +139,12 @@ def main(argv: list[str], prog: str = "cot-proxy") -> int:
                               "installed package's: the only command that uses the network")
     show = commands.add_parser("show", help="the rates a model is charged at")
     show.add_argument("model")
-    show.add_argument("--url", dest="base_url", default="", help="the upstream's base URL (default: the settings')")
+    show.add_argument("--url", dest="base_url", default="", help="the upstream's base URL (default: every provider "
+                      "of the table)")
     show.add_argument("--provider", default="", help="a provider id of the table instead of a URL (openai, "
                       "anthropic, google...)")
     show.add_argument("--date", default="", help="YYYY-MM-DD: the rates of that day (default: today)")
+    show.add_argument("--config", help="the config file whose `prices` setting applies (default: as the proxy finds it)")
     args = parser.parse_args(argv)
     if args.command == "refresh":
         table = installed_table(args.url)
@@ -151,4 +155,5 @@ def main(argv: list[str], prog: str = "cot-proxy") -> int:
               f"{table['about']['version']} written to {path}", file=sys.stderr)
         return 0
     from argoproxy.prices.show import show_model
-    return show_model(args.model, args.base_url, args.provider, args.date)
+    settings = settings_of({"config_path": args.config} if args.config else {}) if settings_of else None
+    return show_model(args.model, args.base_url, args.provider, args.date, settings.prices if settings else None)

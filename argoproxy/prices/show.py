@@ -1,5 +1,6 @@
-"""`cot-proxy prices show MODEL`: the rates a model is charged at today (or on a given day), by a provider named or
-the one whose API a URL is; without either, by every provider of the table that has the model."""
+"""`cot-proxy prices show MODEL`: the rates a model is charged at today (or on a given day): the `prices` setting's
+when it names the model (they apply wherever it is served), else the table's (the setting's table, else the
+shipped one), by a provider named or the one whose API a URL is; without either, by every provider that has it."""
 
 from __future__ import annotations
 
@@ -7,19 +8,30 @@ import sys
 from datetime import date, datetime, timezone
 
 from argoproxy.redaction import mask_url
-from argoproxy.prices.pricer import self_hosted
-from argoproxy.prices.table import PriceTable, Provider, load_table
-from argoproxy.prices.units import Tiered
+from argoproxy.config.price_settings import PriceSettings
+from argoproxy.prices.pricer import Pricer, self_hosted
+from argoproxy.prices.table import PriceTable, Provider
+from argoproxy.prices.units import Rates, Tiered
 
 
-def show_model(model: str, base_url: str = "", provider_id: str = "", day: str = "") -> int:
+def show_model(model: str, base_url: str = "", provider_id: str = "", day: str = "",
+               settings: PriceSettings | None = None) -> int:
     try:
         moment = datetime.combine(date.fromisoformat(day), datetime.min.time(), timezone.utc) if day \
             else datetime.now(timezone.utc)
     except ValueError:
         print(f"cot_proxy prices: --date is YYYY-MM-DD, got {day!r}", file=sys.stderr)
         return 2
-    table = load_table()
+    pricer = Pricer(settings)
+    given = pricer.setting_for((model,))
+    if given is not None:
+        print(f"prices setting {given.model!r} on {moment.date()}: {_rates(given.rates) or 'free'}")
+        return 0
+    table = pricer.table
+    if table is None:
+        print(f"cot_proxy prices: no price for {model!r} (the prices setting has table: none and does not name it)",
+              file=sys.stderr)
+        return 1
     providers = _providers(table, base_url, provider_id)
     if providers is None:
         url = mask_url(base_url)
@@ -35,8 +47,7 @@ def show_model(model: str, base_url: str = "", provider_id: str = "", day: str =
         if found is None:
             continue
         shown += 1
-        written = ", ".join(f"{key} {_price(price)}" for key, price in rates.prices.items()) if rates is not None \
-            else "no rate this proxy can charge (unpriced)"
+        written = _rates(rates) if rates is not None else "no rate this proxy can charge (unpriced)"
         print(f"{provider.id}/{found.id} on {moment.date()}: {written or 'free'}")
     if not shown:
         print(f"cot_proxy prices: no price for {model!r} (table: genai-prices {table.about.get('version')}, "
@@ -53,6 +64,10 @@ def _providers(table: PriceTable, base_url: str, provider_id: str) -> list[Provi
         found = table.provider_for_url(base_url)
         return [found] if found is not None else None
     return table.providers
+
+
+def _rates(rates: Rates | None) -> str:
+    return ", ".join(f"{key} {_price(price)}" for key, price in rates.prices.items()) if rates is not None else ""
 
 
 def _price(price: object) -> str:

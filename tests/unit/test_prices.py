@@ -180,6 +180,37 @@ def test_prices_show_names_a_url_without_its_credentials(capsys):
     assert "llm.example.com" in said and "pw12345" not in said and "tok98765" not in said
 
 
+def test_prices_show_answers_with_the_prices_setting(tmp_path):
+    """`prices show` as a user runs it beside their config.yaml: a model the setting prices is shown at the
+    setting's rates (charged wherever it is served), a table of one's own is the one read, `table: none` prices only
+    the setting's models; through run_app.sh too."""
+    import subprocess
+    import sys
+    from tests.proxy_process import ROOT, clean_environ
+    shipped = json.loads(SHIPPED_TABLE.read_text())
+    own = {**shipped, "providers": [p for p in shipped["providers"] if p["id"] == "anthropic"]}
+    (tmp_path / "own.json").write_text(json.dumps(own))
+    (tmp_path / "config.yaml").write_text(f"prices:\n  table: {tmp_path / 'own.json'}\n  models:\n"
+                                          "    \"house-*\": {input_mtok: 0.6, output_mtok: 1.2}\n")
+    (tmp_path / "none.yaml").write_text("prices: {table: none, models: {solo: {input_mtok: 1}}}\n")
+    env = {**clean_environ(("COT_PROXY_",)), "HOME": str(tmp_path), "COT_PROXY_VENV": sys.prefix}
+
+    def show(*args: str, command: tuple[str, ...] = (sys.executable, str(ROOT / "cot_proxy.py"))):
+        out = subprocess.run([*command, "prices", "show", *args], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=60)
+        return out.returncode, out.stdout + out.stderr
+
+    assert show("House-70B", "--date", "2025-06-01") == (
+        0, "prices setting 'house-*' on 2025-06-01: input_mtok $0.6, output_mtok $1.2\n")
+    code, said = show("gpt-4o")  # OpenAI's model: not in this table, which has only Anthropic's
+    assert code == 1 and "no price for 'gpt-4o'" in said
+    assert show("claude-3-5-haiku", "--provider", "anthropic")[0] == 0
+    assert show("solo", "--config", "none.yaml")[1].startswith("prices setting 'solo'")
+    assert show("gpt-4o", "--config", "none.yaml") == (
+        1, "cot_proxy prices: no price for 'gpt-4o' (the prices setting has table: none and does not name it)\n")
+    assert show("house-1", command=(str(ROOT / "run_app.sh"),))[1].startswith("prices setting 'house-*'")
+
+
 def test_which_deployments_answers_may_cost_money(tmp_path):
     """What the chat door asks a stream's usage for, whoever the client: a model priced above 0, or unpriced;
     not a self-hosted one priced 0 (decided without reading the table) or one the setting gives 0."""
