@@ -110,8 +110,8 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
         port_free_or_exit(loaded.settings, port_label(loaded.settings, flags),
                           setting_label(loaded.settings, flags, "host", "HOST", "--host"))
         socket_free_or_exit(loaded.settings, setting_label(loaded.settings, flags, "socket", "SOCKET", "--socket"))
-    if loaded is not _good:
-        print_warnings(loaded)
+    if loaded is not _good:  # Gunicorn's configuration reads them again after run() did: what was said, once
+        print_warnings(loaded, _good.warnings if _good is not None else ())
     _announced, _good = True, loaded
     return loaded.settings, gunicorn_options(loaded.settings, loaded.backend_reason)
 
@@ -185,9 +185,10 @@ def _exit(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def print_warnings(loaded: Loaded) -> None:
+def print_warnings(loaded: Loaded, said: tuple[str, ...] = ()) -> None:
     for warning in loaded.warnings:
-        print(f"cot_proxy: warning: {warning}", file=sys.stderr, flush=True)
+        if warning not in said:
+            print(f"cot_proxy: warning: {warning}", file=sys.stderr, flush=True)
 
 
 def worker_settings() -> Settings:

@@ -202,6 +202,14 @@ def test_a_setting_the_backend_does_not_use_is_a_warning(tmp_path: Path) -> None
     assert lines.count(lines[0]) == 1  # once, from the master, not once per worker
 
 
+def test_a_warning_is_said_once_where_the_proxy_starts_gunicorn_itself(tmp_path: Path) -> None:
+    """`python cot_proxy.py` (and ./run_app.sh, which runs it) checks the settings before starting Gunicorn, whose
+    configuration reads them again: the warnings were said at each."""
+    lines = started_and_stopped(tmp_path, [str(ROOT / "cot_proxy.py")], ARGO_USER="erin")
+    said = "cot_proxy: warning: ARGO_USER is set in the environment, but the openai backend does not use it"
+    assert lines.count(said) == 1, lines
+
+
 def test_gunicorn_cmd_args_where_the_proxy_starts_itself_is_a_warning(tmp_path: Path) -> None:
     """`python cot_proxy.py` runs Gunicorn from the proxy's settings and does not read GUNICORN_CMD_ARGS (Gunicorn's
     own command does): a worker class asked for there would silently not be used."""
