@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from argoproxy.config.setting_fields import as_on_off, as_str, as_url
 
@@ -203,6 +204,11 @@ def tracing_warnings(tracing: str, content: bool, given: set[str], environ: Mapp
         out.append("OTEL_EXPORTER_OTLP_ENDPOINT ends in /v1/traces, and the exporter adds /v1/traces to it: spans go "
                    "to .../v1/traces/v1/traces. Give the collector's base URL, or this URL as "
                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    traces = _set(environ, ENDPOINTS[0])
+    if on and off_by is None and traces and urlsplit(traces).path.strip("/") == "":
+        out.append("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is written, and it has no path: spans go to "
+                   "the collector's / (where it answers 404). Give its whole URL (.../v1/traces), or this base URL "
+                   "as OTEL_EXPORTER_OTLP_ENDPOINT")
     if on and off_by is None:
         out.extend(_unused_otel(environ))
     if "tracing_content" in given and content and not on:

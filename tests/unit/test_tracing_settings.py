@@ -157,6 +157,10 @@ def test_good_values_pass():
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://user:pw@otel.example:4318/v1/traces/"},  # a collector's full URL
      "OTEL_EXPORTER_OTLP_ENDPOINT ends in /v1/traces, and the exporter adds /v1/traces to it: spans go to "
      ".../v1/traces/v1/traces. Give the collector's base URL, or this URL as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+    # the traces endpoint is used as written: a collector's base URL there sends every span to its / (a 404)
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://user:pw@otel.example:4318/"},
+     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is written, and it has no path: spans go to the collector's "
+     "/ (where it answers 404). Give its whole URL (.../v1/traces), or this base URL as OTEL_EXPORTER_OTLP_ENDPOINT"),
     # a share asked for without the sampler that takes it: every trace would be kept
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": URL, "OTEL_TRACES_SAMPLER_ARG": "0.01"},
      "OTEL_TRACES_SAMPLER_ARG is set, but OTEL_TRACES_SAMPLER is parentbased_always_on (the default), which takes "
@@ -176,7 +180,8 @@ def test_a_whole_url_where_it_is_one_is_no_warning():
     for env in ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://otel.example:4318/v1/traces"},
                 {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://otel.example:4318/v1/traces",
                  "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel.example:4318/v1/traces"},  # the traces one is used
-                {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel.example:4318/v1/traces", "TRACING": "off"}):
+                {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel.example:4318/v1/traces", "TRACING": "off"},
+                {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://cloud.langfuse.com/api/public/otel/v1/traces"}):
         assert load({}, environ=env).warnings == ()
 
 
