@@ -144,7 +144,8 @@ def main(argv: list[str], prog: str = "cot-proxy", settings_of: Callable[[dict[s
     show.add_argument("--provider", default="", help="a provider id of the table instead of a URL (openai, "
                       "anthropic, google...)")
     show.add_argument("--date", default="", help="YYYY-MM-DD: the rates of that day (default: today)")
-    show.add_argument("--config", help="the config file whose `prices` setting applies (default: as the proxy finds it)")
+    show.add_argument("--config", help="the config file whose `prices` setting applies (default: as the proxy "
+                      "finds it)")
     args = parser.parse_args(argv)
     if args.command == "refresh":
         table = installed_table(args.url)

@@ -101,6 +101,46 @@ def test_the_span_carries_what_the_request_cost(receiver, upstream):
     assert server.attributes["cot_proxy.cost.usd"] == pytest.approx(0.019, abs=1e-12)
 
 
+@pytest.mark.parametrize("fast_path", ["on", "off"])
+def test_a_model_with_no_price_is_flagged_on_its_span(receiver, upstream, tmp_path, fast_path):
+    """Served by a provider of the table that does not list the model (docs/spend.md: unpriced): the span says it
+    has no price, and carries no cost of 0."""
+    from tests.integration.test_spend import vendor_table
+    prices = json.dumps({"table": str(vendor_table(upstream, tmp_path / "prices.json"))})
+    with traced(receiver, TARGET_BASE_URL=upstream.base_url, PRICES=prices, FAST_PATH=fast_path) as proxy:
+        assert requests.post(proxy.base_url + "/chat/completions", json=CHAT, timeout=30).status_code == 200
+        [server] = by_kind(receiver.wait(one_request), "SERVER")
+    assert server.attributes["cot_proxy.cost.priced"] is False and "cot_proxy.cost.usd" not in server.attributes
+
+
+HOSTILE_TRACEPARENTS = {
+    "zero trace id": f"00-{'0' * 32}-{CLIENT_PARENT}-01", "zero span id": f"00-{TRACE_ID}-{'0' * 16}-01",
+    "version ff": f"ff-{TRACE_ID}-{CLIENT_PARENT}-01", "capitals": TRACEPARENT.upper(),
+    "version 00 with more": TRACEPARENT + "-extra", "short trace id": f"00-{TRACE_ID[:16]}-{CLIENT_PARENT}-01",
+    "non-ASCII digit": TRACEPARENT[:-4] + "\u0661-01", "two of them": f"{TRACEPARENT},00-{'1' * 32}-{'2' * 16}-01",
+    "long": "00-" + "a" * 4000,
+}
+
+
+def test_a_traceparent_that_is_not_w3c_starts_a_trace_of_its_own(receiver, upstream):
+    """A client's traceparent the W3C format refuses is not continued: the request's span is a root of a trace of its
+    own, and the upstream gets that trace's context, never the client's text."""
+    with traced(receiver, TARGET_BASE_URL=upstream.base_url) as proxy:
+        for why, traceparent in HOSTILE_TRACEPARENTS.items():
+            r = requests.post(proxy.base_url + "/chat/completions", json={**CHAT, "user": why}, timeout=30,
+                              headers={"traceparent": traceparent.encode(), "tracestate": "vendor=x"})
+            assert r.status_code == 200, (why, r.text)
+        count = len(HOSTILE_TRACEPARENTS)
+        spans = receiver.wait(lambda s: len(by_kind(s, "SERVER")) == len(by_kind(s, "CLIENT")) == count)
+    sent = {json.loads(r.body)["user"]: {k.lower(): v for k, v in r.headers.items()} for r in upstream.received}
+    for server in by_kind(spans, "SERVER"):
+        [client] = [c for c in by_kind(spans, "CLIENT") if c.parent_id == server.span_id]
+        why = next(w for w, h in sent.items() if client.named_by(h["traceparent"]))
+        assert server.parent_id == "" and server.trace_id not in (TRACE_ID, "0" * 32), why
+        assert "tracestate" not in sent[why], why  # a trace state belongs to the trace it came with
+    assert set(sent) == set(HOSTILE_TRACEPARENTS)
+
+
 def test_a_retry_is_a_client_span_of_its_own(receiver, upstream):
     upstream.add(Reply({"error": {"message": "busy", "type": "server_error"}}, status=503, headers={"Retry-After": "0"}),
                  Reply(chat_completion("ok")))

@@ -191,7 +191,8 @@ def test_no_warning_when_tracing_as_configured():
            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "256", "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=k",
            "OTEL_PROPAGATORS": "tracecontext,baggage"}
     assert load({}, environ=env).warnings == ()
-    ratio = {"OTEL_EXPORTER_OTLP_ENDPOINT": URL, "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+    ratio = {"OTEL_EXPORTER_OTLP_ENDPOINT": URL, "OTEL_TRACES_SAMPLER": "traceidratio",
+             "OTEL_TRACES_SAMPLER_ARG": "0.1"}
     assert load({}, environ=ratio).warnings == ()
     # while tracing is off another program's OTEL_* variables are not ours to judge
     assert load({}, environ={"OTEL_TRACES_SAMPLER_ARG": "0.1", "OTEL_PROPAGATORS": "b3"}).warnings == ()
