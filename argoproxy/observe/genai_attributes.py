@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from argoproxy.jsonfast import dumps
-from argoproxy.pipeline.answer_facts import CONTENT_CHARS, AnswerFacts
+from argoproxy.pipeline.answer_facts import CONTENT_CHARS, TEXT_MOST, AnswerFacts
 
 # gen_ai.operation.name by the kind of call served (a front door's request is a chat request by then).
 OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
@@ -30,6 +30,10 @@ REQUEST = {"temperature": ("gen_ai.request.temperature", _NUMBER), "top_p": ("ge
            "n_predict": ("gen_ai.request.max_tokens", (int,)), "seed": ("gen_ai.request.seed", (int,)),
            "stream": ("gen_ai.request.stream", (bool,)),
            "dimensions": ("gen_ai.embeddings.dimension.count", (int,))}
+# A client's strings (a model's name, stop sequences) reached a span as they came: a request of megabytes made spans
+# of megabytes, held until exported and then refused whole by a collector, other requests' spans with them. A span
+# keeps TEXT_MOST characters of each (answer_facts: of an answer's id and model too), and this many stop sequences.
+STOPS_MOST = 16
 # Every member read, those with a rule of their own too: one look-up for a member that is not (the messages...)
 _OWN_RULE: tuple[str, tuple[type, ...]] = ("", ())
 READ = {**REQUEST, "stop": _OWN_RULE, "n": _OWN_RULE, "encoding_format": _OWN_RULE}
@@ -47,8 +51,13 @@ def span_name(kind: str, model: str | None, method: str, path: str) -> str:
     """`{operation} {model}` as the conventions name a GenAI span; else the HTTP method and the route served."""
     op = OPERATIONS.get(kind)
     if op is not None:
-        return f"{op} {model}" if model else op
+        return f"{op} {bounded(model)}" if model else op
     return f"{method} {kind}"
+
+
+def bounded(text: str) -> str:
+    """A client's string as a span keeps it: its first TEXT_MOST characters."""
+    return text if len(text) <= TEXT_MOST else text[:TEXT_MOST]
 
 
 def request_attributes(body: dict[str, Any]) -> dict[str, Any]:
@@ -89,11 +98,11 @@ def add_request_attributes(body: dict[str, Any], out: dict[str, Any]) -> None:
         elif member == "stop":
             stops = [value] if isinstance(value, str) else value if isinstance(value, list) else None
             if stops and all(isinstance(s, str) for s in stops):
-                out["gen_ai.request.stop_sequences"] = tuple(stops)
+                out["gen_ai.request.stop_sequences"] = tuple(bounded(s) for s in stops[:STOPS_MOST])
         elif member == "n" and type(value) is int and value != 1 and _INT64[0] <= value <= _INT64[1]:
             out["gen_ai.request.choice.count"] = value
         elif member == "encoding_format" and isinstance(value, str):
-            out["gen_ai.request.encoding_formats"] = (value,)
+            out["gen_ai.request.encoding_formats"] = (bounded(value),)
     limit = body.get("max_completion_tokens")
     if type(limit) is int and _INT64[0] <= limit <= _INT64[1]:
         out["gen_ai.request.max_tokens"] = limit

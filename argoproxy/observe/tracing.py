@@ -74,7 +74,7 @@ SAMPLED, RANDOM_TRACE_ID = int(TraceFlags.SAMPLED), int(TraceFlags.RANDOM_TRACE_
 SERVER, CLIENT, INTERNAL = SpanKind.SERVER, SpanKind.CLIENT, SpanKind.INTERNAL
 FLAGS_HEX = [f"-{n:02x}" for n in range(256)]  # a traceparent's last part, by the flags' byte
 KINDS_KEPT = 1024  # the shared attributes kept, by upstream URL or by route (clients' paths and models: bounded)
-NAME_KEPT = 1024  # kept only for a span name this long at most: a client's model, of any length, is in it
+NAME_KEPT = 1024  # kept only for a model's name this long at most: a client's, of any length, is in the key
 STATUSES_KEPT = 64  # an upstream's statuses kept with its shared attributes (an upstream's: any three digits)
 
 
@@ -370,9 +370,9 @@ class Tracing:
             if op is not None:
                 attributes["gen_ai.operation.name"] = op
             if model:
-                attributes["gen_ai.request.model"] = model
+                attributes["gen_ai.request.model"] = genai.bounded(model)
             found = (genai.span_name(kind, model, method, kind), Fixed(attributes))
-            if len(found[0]) <= NAME_KEPT:
+            if len(model or "") <= NAME_KEPT:  # the key holds the model's whole name
                 if len(self.upstreams) >= KINDS_KEPT:  # a forwarded path's URL holds the client's path: bounded
                     self.upstreams.clear()
                 self.upstreams[key] = found
@@ -464,7 +464,7 @@ class Tracing:
             if op is not None:
                 attributes["gen_ai.operation.name"] = op
             if plan.model:
-                attributes["gen_ai.request.model"] = plan.model
+                attributes["gen_ai.request.model"] = genai.bounded(plan.model)
             if plan.key_name:
                 attributes["cot_proxy.key.name"] = plan.key_name
             if served:
@@ -473,7 +473,7 @@ class Tracing:
                 attributes["cot_proxy.upstream.calls"] = calls
             name = genai.span_name(plan.kind, plan.model, client.method, client.path)
             found = (f"background {name}" if kind is INTERNAL else name, Fixed(attributes))
-            if len(name) <= NAME_KEPT:
+            if len(plan.model or "") <= NAME_KEPT:  # the key holds the model's whole name
                 if len(self.routes) >= KINDS_KEPT:  # forwarded paths and models are the clients': bounded
                     self.routes.clear()
                 self.routes[key] = found

@@ -17,6 +17,7 @@ from argoproxy.jsonfast import loads
 from argoproxy.upstream import sse
 
 CONTENT_CHARS = 64 * 1024  # the most answer text (all choices, reasoning and tool arguments) a span records
+TEXT_MOST = 256  # the most of an answer's id or model, and of a client's model or stop sequence, a span records
 _FINISH = b'"finish_reason"'
 NOT_READ: Any = object()  # AnswerFacts.usage of an answer whose usage was not read with its facts
 
@@ -154,7 +155,7 @@ def whole_facts(payload: dict[str, Any] | bytes, content: bool = False) -> Answe
             pass
         else:
             choices = head.choices
-            return AnswerFacts(head.id or None, head.model or None,
+            return AnswerFacts(_text(head.id), _text(head.model),
                                [c.finish_reason for c in choices if c.finish_reason is not None] if choices else [],
                                None, head.usage)
     obj = payload if isinstance(payload, dict) else _parsed(payload)
@@ -193,7 +194,11 @@ def _choices(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    """An answer's id or model as a span keeps it: its first TEXT_MOST characters (an upstream echoing a client's
+    model, as llama.cpp's server does, echoes one of any length)."""
+    if isinstance(value, str) and value:
+        return value if len(value) <= TEXT_MOST else value[:TEXT_MOST]
+    return None
 
 
 def _parsed(payload: bytes) -> dict[str, Any] | None:

@@ -141,6 +141,25 @@ def test_a_traceparent_that_is_not_w3c_starts_a_trace_of_its_own(receiver, upstr
     assert set(sent) == set(HOSTILE_TRACEPARENTS)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_clients_long_strings_are_cut_on_the_spans(receiver, upstream, stream):
+    """A model name of 100,000 characters (the fake echoes it as its answer's model, as llama.cpp's server does) and
+    100 stop sequences of 1,000: each span keeps 256 characters of each string and 16 sequences, where it kept them
+    whole (megabytes of span for a request of megabytes, which a collector refuses with the rest of its batch)."""
+    model = "m" * 100_000
+    with traced(receiver, TARGET_BASE_URL=upstream.base_url) as proxy:
+        r = requests.post(proxy.base_url + "/chat/completions", timeout=30, json={
+            "model": model, "messages": CHAT["messages"], "stop": ["s" * 1000] * 100, "stream": stream})
+        assert r.status_code == 200, r.text
+        spans = receiver.wait(one_request)
+    [server], [client] = by_kind(spans, "SERVER"), by_kind(spans, "CLIENT")
+    assert server.name == client.name == "chat " + model[:256]
+    for span in (server, client):
+        assert span.attributes["gen_ai.request.model"] == span.attributes["gen_ai.response.model"] == model[:256]
+    assert server.attributes["gen_ai.request.stop_sequences"] == ["s" * 256] * 16
+    assert upstream.received[-1].json()["model"] == model  # the request itself goes as it came
+
+
 def test_a_retry_is_a_client_span_of_its_own(receiver, upstream):
     upstream.add(Reply({"error": {"message": "busy", "type": "server_error"}}, status=503, headers={"Retry-After": "0"}),
                  Reply(chat_completion("ok")))
