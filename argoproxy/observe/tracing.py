@@ -27,6 +27,7 @@ FAST_PATH=on as the Record itself, which the fast path's exporter writes (`hand`
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -76,6 +77,10 @@ FLAGS_HEX = [f"-{n:02x}" for n in range(256)]  # a traceparent's last part, by t
 KINDS_KEPT = 1024  # the shared attributes kept, by upstream URL or by route (clients' paths and models: bounded)
 NAME_KEPT = 1024  # kept only for a model's name this long at most: a client's, of any length, is in the key
 STATUSES_KEPT = 64  # an upstream's statuses kept with its shared attributes (an upstream's: any three digits)
+# OpenTelemetry's propagator warns of a client's trace context it cannot read (a tracestate member it refuses,
+# written whole; an overlong traceparent or tracestate): a client, before its key is checked, wrote a line of its
+# own into the log with each request. The context is left out all the same, as W3C says, without a word.
+CLIENT_TEXT_LOGGERS = ("opentelemetry.trace.span", "opentelemetry.trace.propagation.tracecontext")
 
 
 class Sdk(PerProcess):
@@ -89,6 +94,8 @@ class Sdk(PerProcess):
 
     def __init__(self) -> None:
         super().__init__()
+        for name in CLIENT_TEXT_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
         self.provider = TracerProvider(resource=service_resource())
         self.processor = self.batching(*batch_sizes())
         self.provider.add_span_processor(self.processor)

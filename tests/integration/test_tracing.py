@@ -122,6 +122,26 @@ HOSTILE_TRACEPARENTS = {
 }
 
 
+def test_a_clients_malformed_trace_context_is_not_written_to_the_log(receiver, upstream):
+    """OpenTelemetry's propagator logs a warning for a trace state it cannot read, the client's text in it, and for
+    an overlong traceparent or tracestate: any client, before its key is checked, wrote a line into the proxy's log
+    with each request. The trace context is left out as before; the log says nothing of it."""
+    headers = [{"traceparent": TRACEPARENT, "tracestate": "forged log line!"},
+               {"traceparent": TRACEPARENT, "tracestate": "a=1,a=2"},
+               {"traceparent": TRACEPARENT, "tracestate": ",".join(f"k{i}=v" for i in range(33))},
+               {"traceparent": TRACEPARENT, "tracestate": "k=" + "v" * 600},
+               {"traceparent": TRACEPARENT + "-" + "x" * 600}]
+    with traced(receiver, TARGET_BASE_URL=upstream.base_url, ENABLE_AUTH="true", API_KEY_SECRET="admin") as proxy:
+        for each in headers:
+            for key in ("admin", "not-a-key"):
+                r = requests.post(proxy.base_url + "/chat/completions", json=CHAT, timeout=30,
+                                  headers={**each, "Authorization": f"Bearer {key}"})
+                assert r.status_code == (200 if key == "admin" else 401), r.text
+        receiver.wait(lambda s: len(by_kind(s, "SERVER")) == 2 * len(headers))
+        log = proxy.read_log()
+    assert "forged log line" not in log and "WARNING" not in log, log
+
+
 def test_a_traceparent_that_is_not_w3c_starts_a_trace_of_its_own(receiver, upstream):
     """A client's traceparent the W3C format refuses is not continued: the request's span is a root of a trace of its
     own, and the upstream gets that trace's context, never the client's text."""
