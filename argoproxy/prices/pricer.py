@@ -173,8 +173,9 @@ class PriceSource:
 
 
 def self_hosted(base_url: str) -> bool:
-    """A server no public provider runs: a loopback, private or link-local address, or a name public DNS does
-    not serve (a single label such as `vllm`, or a private suffix such as .lan, .internal or .svc)."""
+    """A server no public provider runs: an address that is not a global one (loopback, private, link-local, shared
+    as Tailscale's and carriers' NATs are), or a name public DNS does not serve (a single label such as `vllm`, or a
+    private suffix such as .lan, .internal or .svc)."""
     try:
         host = (urlsplit(base_url).hostname or "").rstrip(".").lower()
     except ValueError:
@@ -185,7 +186,7 @@ def self_hosted(base_url: str) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return "." not in host or host.endswith(PRIVATE_SUFFIXES)
-    return address.is_private or address.is_loopback or address.is_link_local
+    return not address.is_global  # private, loopback, link-local, shared (100.64.0.0/10: Tailscale's) or reserved
 
 
 def epoch(moment: float | datetime) -> float:

@@ -248,7 +248,9 @@ def test_historic_prices_follow_the_day_of_the_request():
                                        ("http://vllm:8000/v1", True), ("http://gpu1.lan/v1", True),
                                        ("http://ollama.default.svc.cluster.local:11434", True),
                                        ("http://[::1]:8080", True), ("https://api.together.xyz/v1", False),
-                                       ("https://llm.example.com", False), ("", False)])
+                                       ("https://llm.example.com", False), ("", False),
+                                       # shared address space (Tailscale's, a carrier's NAT): never a public host
+                                       ("http://100.101.102.103:8000/v1", True), ("http://8.8.8.8/v1", False)])
 def test_self_hosted_servers(url, free):
     assert self_hosted(url) is free
 
