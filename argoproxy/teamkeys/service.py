@@ -421,10 +421,13 @@ def spent_of(call: Call) -> Spent:
 
 def over_dollars(record: KeyRecord, most: int, seconds: int) -> ProxyError:
     """A request that may cost more than what is left of the key's dollar budget (with what its requests in
-    flight hold): OpenAI's answer to an account out of money, 429 insufficient_quota."""
-    return ProxyError(429, f"This API key is over its budget of {record.budget_usd}: this request may cost up to "
-                      f"${dollars(most)}, more than is left of it; retry in {seconds} s.", type="insufficient_quota",
-                      code="insufficient_quota", headers={"Retry-After": str(seconds)}, cause="budget")
+    flight hold): OpenAI's answer to an account out of money, 429 insufficient_quota. A request that costs nothing
+    (a free model) is refused only when nothing is left: it is told so, not that $0.00 is more than is left."""
+    why = f"this request may cost up to ${dollars(most)}, more than is left of it" if most else \
+        "nothing is left of it (spent, or held by the key's requests in flight)"
+    return ProxyError(429, f"This API key is over its budget of {record.budget_usd}: {why}; retry in {seconds} s.",
+                      type="insufficient_quota", code="insufficient_quota", headers={"Retry-After": str(seconds)},
+                      cause="budget")
 
 
 def open_store(keys_db: str, redis_url: str = "", outage: str = "local") -> Any:

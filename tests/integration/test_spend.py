@@ -260,6 +260,26 @@ def test_a_dollar_budget_refuses_what_it_cannot_charge(tmp_path):
         assert shaped.value.body["type"] == "error"  # Anthropic's error shape on its door
 
 
+def test_a_key_that_spent_its_budget_is_told_so(tmp_path):
+    """A key whose answers cost more than their hold (an upstream that answered past max_tokens) has spent its whole
+    dollar budget: every request is refused until the period ends, a free model's too, and the error says why; to a
+    request that costs nothing it said '$0.00, more than is left of it'."""
+    db = tmp_path / "keys.db"
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET="admin",
+                                             KEYS_DB=str(db), PRICES=DEAR) as p:
+        key = create(db, "spender", "--budget-usd", "0.10/day")
+        fake.usage = {"prompt_tokens": 200, "completion_tokens": 200, "total_tokens": 400}  # $0.40, asked for 10
+        client = openai_sdk(p, key=key)
+        client.chat.completions.create(model="gpt-4o", messages=MSG, max_tokens=10)
+        import openai
+        said = {"gpt-4o": "this request may cost up to $0.00", "house-model-7b": "nothing is left of it (spent, or "
+                "held by the key's requests in flight); retry in "}  # the second self-hosted here: free
+        for model, why in said.items():
+            with pytest.raises(openai.RateLimitError) as refused:
+                client.chat.completions.create(model=model, messages=MSG, max_tokens=1)
+            assert refused.value.body["message"].startswith(f"This API key is over its budget of $0.10/day: {why}")
+
+
 def test_a_stream_without_usage_is_charged_its_estimate(tmp_path):
     """An upstream that sends a stream no usage, even asked (llama.cpp's server): the key is charged the estimate
     its usage row counts (input and output tokens at the model's rates), in the row, /metrics and the journal."""
