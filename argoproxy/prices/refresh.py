@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from argoproxy.prices.units import UNITS
+from argoproxy.redaction import mask_url
 
 SHIPPED_TABLE = Path(__file__).with_name("table.json")
 DATA_URL = "https://raw.githubusercontent.com/pydantic/genai-prices/refs/heads/main/prices/new_data/v2/data.json"
@@ -105,10 +106,15 @@ def installed_table(url: str | None = None) -> dict[str, Any]:
         from genai_prices.data import providers
         return table_from(providers, genai_prices.__version__)
     from genai_prices.update_prices import UpdatePrices
-    snapshot = UpdatePrices(url=url).fetch()
+    shown = mask_url(url)
+    try:
+        snapshot = UpdatePrices(url=url).fetch()
+    except Exception as exc:  # the network's errors and the library's own on a payload it cannot read: one line
+        raise SystemExit(f"cot_proxy prices: no price data could be read from {shown}: "
+                         f"{type(exc).__name__}: {exc}") from None
     if snapshot is None:
-        raise SystemExit(f"cot_proxy prices: no price data could be read from {url}")
-    return table_from(snapshot.providers, f"{genai_prices.__version__} with data from {url}")
+        raise SystemExit(f"cot_proxy prices: no price data could be read from {shown}")
+    return table_from(snapshot.providers, f"{genai_prices.__version__} with data from {shown}")
 
 
 def write_table(table: dict[str, Any], path: Path) -> None:
@@ -150,7 +156,11 @@ def main(argv: list[str], prog: str = "cot-proxy", settings_of: Callable[[dict[s
     if args.command == "refresh":
         table = installed_table(args.url)
         path = Path(args.output).expanduser() if args.output else SHIPPED_TABLE
-        write_table(table, path)
+        try:
+            write_table(table, path)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename and str(exc.filename) != str(path) else ""
+            raise SystemExit(f"cot_proxy prices: cannot write {path} ({where}{exc.strerror or exc})") from None
         models = sum(len(p["models"]) for p in table["providers"])
         print(f"cot_proxy prices: {models} models of {len(table['providers'])} providers from genai-prices "
               f"{table['about']['version']} written to {path}", file=sys.stderr)

@@ -211,6 +211,28 @@ def test_prices_show_answers_with_the_prices_setting(tmp_path):
     assert show("house-1", command=(str(ROOT / "run_app.sh"),))[1].startswith("prices setting 'house-*'")
 
 
+def test_prices_refresh_that_cannot_fetch_or_write_says_so_in_one_line(tmp_path):
+    """`prices refresh --url` whose URL does not answer, or answers what is no price data, and an --output that
+    cannot be written: one line each, the URL's credentials masked (each was a traceback)."""
+    import subprocess
+    import sys
+    from tests.proxy_process import ROOT, clean_environ, free_port
+    env = {**clean_environ(("COT_PROXY_",)), "HOME": str(tmp_path)}
+
+    def refresh(*args: str) -> tuple[int, list[str]]:
+        out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "prices", "refresh", *args], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=60)
+        return out.returncode, out.stderr.splitlines()
+
+    closed = f"http://ops:pw12345@127.0.0.1:{free_port()}/prices.json"
+    assert refresh("--url", closed, "--output", str(tmp_path / "t.json")) == (1, [
+        f"cot_proxy prices: no price data could be read from http://***@127.0.0.1:{closed.split(':')[3]}: "
+        "ConnectError: [Errno 111] Connection refused"])
+    (tmp_path / "a-file").write_text("")
+    assert refresh("--output", str(tmp_path / "a-file" / "t.json")) == (1, [
+        f"cot_proxy prices: cannot write {tmp_path / 'a-file' / 't.json'} ({tmp_path / 'a-file'}: File exists)"])
+
+
 def test_which_deployments_answers_may_cost_money(tmp_path):
     """What the chat door asks a stream's usage for, whoever the client: a model priced above 0, or unpriced;
     not a self-hosted one priced 0 (decided without reading the table) or one the setting gives 0."""
