@@ -9,7 +9,7 @@ the same pass (`usage`: the answer encoder takes it instead of looking for it ag
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -136,9 +136,10 @@ class _Choice(msgspec.Struct):
 
 class _Head(msgspec.Struct):
     """What the facts of a whole answer need of its text: the rest (messages, embeddings) is skipped unread. An
-    answer whose members have other types is read whole (`whole_facts`), as one that is not JSON."""
-    id: str | None = None
-    model: str | None = None
+    answer whose members have other types is read whole (`whole_facts`), as one that is not JSON, and so is one whose
+    id or model is longer than a span keeps (TEXT_MOST: cut there, off the common answer's path)."""
+    id: Annotated[str, msgspec.Meta(max_length=TEXT_MOST)] | None = None
+    model: Annotated[str, msgspec.Meta(max_length=TEXT_MOST)] | None = None
     choices: list[_Choice] | None = None
     usage: dict[str, Any] | None = None
 
@@ -155,7 +156,7 @@ def whole_facts(payload: dict[str, Any] | bytes, content: bool = False) -> Answe
             pass
         else:
             choices = head.choices
-            return AnswerFacts(_text(head.id), _text(head.model),
+            return AnswerFacts(head.id or None, head.model or None,
                                [c.finish_reason for c in choices if c.finish_reason is not None] if choices else [],
                                None, head.usage)
     obj = payload if isinstance(payload, dict) else _parsed(payload)
