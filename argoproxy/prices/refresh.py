@@ -20,15 +20,17 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
 from argoproxy.prices.units import UNITS
-from argoproxy.redaction import mask_url
+from argoproxy.redaction import mask_url, redact_log_text
 
 SHIPPED_TABLE = Path(__file__).with_name("table.json")
+FETCH_SECONDS = 60  # the whole of `refresh --url`'s fetch (genai-prices bounds each read only, at 10 s)
 DATA_URL = "https://raw.githubusercontent.com/pydantic/genai-prices/refs/heads/main/prices/new_data/v2/data.json"
 CLAUSES = {"ClauseStartsWith": "starts_with", "ClauseEndsWith": "ends_with", "ClauseContains": "contains",
            "ClauseRegex": "regex", "ClauseEquals": "equals"}
@@ -105,16 +107,36 @@ def installed_table(url: str | None = None) -> dict[str, Any]:
     if url is None:
         from genai_prices.data import providers
         return table_from(providers, genai_prices.__version__)
-    from genai_prices.update_prices import UpdatePrices
-    shown = mask_url(url)
-    try:
-        snapshot = UpdatePrices(url=url).fetch()
-    except Exception as exc:  # the network's errors and the library's own on a payload it cannot read: one line
-        raise SystemExit(f"cot_proxy prices: no price data could be read from {shown}: "
-                         f"{type(exc).__name__}: {exc}") from None
-    if snapshot is None:
+    shown = redact_log_text(url)
+    snapshot = _fetched(url, shown)
+    if snapshot is None or not snapshot.providers:  # no providers written over the table: every model unpriced
         raise SystemExit(f"cot_proxy prices: no price data could be read from {shown}")
     return table_from(snapshot.providers, f"{genai_prices.__version__} with data from {shown}")
+
+
+def _fetched(url: str, shown: str) -> Any:
+    """genai-prices' snapshot of the data at `url`, within FETCH_SECONDS; any failure is one line naming the URL
+    as `shown`. The library's timeout bounds each read, not the whole: a server that drips its answer held the
+    command for ever. Its error texts quote the URL whole (credentials too) and may run over many lines."""
+    from genai_prices.update_prices import UpdatePrices
+    done: dict[str, Any] = {}
+
+    def fetch() -> None:
+        try:
+            done["snapshot"] = UpdatePrices(url=url).fetch()
+        except Exception as exc:  # the network's errors and the library's own on a payload it cannot read
+            done["error"] = exc
+
+    worker = threading.Thread(target=fetch, daemon=True)  # left behind on a timeout: the command exits
+    worker.start()
+    worker.join(FETCH_SECONDS)
+    error = done.get("error")
+    if worker.is_alive() or error is not None:
+        why = (f"no answer within {FETCH_SECONDS} s" if error is None else
+               f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}")
+        raise SystemExit(f"cot_proxy prices: no price data could be read from {shown}: "
+                         f"{redact_log_text(why.replace(url, shown))}")
+    return done.get("snapshot")
 
 
 def write_table(table: dict[str, Any], path: Path) -> None:

@@ -4,8 +4,12 @@ shape is read into the counts the rates price, and each deployment is priced by 
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import random
+import threading
+import time
 import warnings
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -231,6 +235,85 @@ def test_prices_refresh_that_cannot_fetch_or_write_says_so_in_one_line(tmp_path)
     (tmp_path / "a-file").write_text("")
     assert refresh("--output", str(tmp_path / "a-file" / "t.json")) == (1, [
         f"cot_proxy prices: cannot write {tmp_path / 'a-file' / 't.json'} ({tmp_path / 'a-file'}: File exists)"])
+
+
+class _PriceData(http.server.BaseHTTPRequestHandler):
+    """What `prices refresh --url` may be pointed at: an error status, a payload of the wrong shape, no providers,
+    an answer that drips (one byte a second, never whole)."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        bodies = {"/wrong-shape": json.dumps([{"id": "x", "name": 3, "models": "no"}]).encode(), "/none": b"[]"}
+        if self.path.startswith("/missing"):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        if self.path == "/drip":
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                for _ in range(1000):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(1)
+            return
+        self.send_header("Content-Length", str(len(bodies[self.path])))
+        self.end_headers()
+        self.wfile.write(bodies[self.path])
+
+
+@pytest.fixture()
+def price_data():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PriceData)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_prices_refresh_from_an_answer_that_is_no_price_data_says_so_in_one_line_without_credentials(
+        tmp_path, price_data):
+    """An error status (the library's text quoted the URL whole, credentials too, over three lines), a payload of the
+    wrong shape (a validation report of many lines), an empty provider list (written, it made every model unpriced):
+    one line each, nothing written."""
+    import subprocess
+    import sys
+    from tests.proxy_process import ROOT, clean_environ
+    env = {**clean_environ(("COT_PROXY_",)), "HOME": str(tmp_path)}
+    output = tmp_path / "t.json"
+
+    def refresh(url: str) -> tuple[int, list[str]]:
+        out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "prices", "refresh", "--url", url,
+                              "--output", str(output)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=60)
+        return out.returncode, out.stderr.splitlines()
+
+    code, lines = refresh(f"http://ops:pw12345@{price_data}/missing?api_key=sk-abcdef123456")
+    assert code == 1 and len(lines) == 1 and "404 Not Found" in lines[0], lines
+    assert "pw12345" not in lines[0] and "abcdef123456" not in lines[0], lines
+    code, lines = refresh(f"http://{price_data}/wrong-shape")
+    assert code == 1 and lines == [f"cot_proxy prices: no price data could be read from http://{price_data}/wrong-"
+                                   "shape: ValidationError: 3 validation errors for list[Provider]"], lines
+    assert refresh(f"http://{price_data}/none") == (
+        1, [f"cot_proxy prices: no price data could be read from http://{price_data}/none"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_prices_refresh_from_an_answer_that_never_ends_stops_at_its_deadline(price_data, monkeypatch):
+    """genai-prices bounds each read of the answer (10 s), not the whole: one that drips held the command for ever."""
+    from argoproxy.prices import refresh
+    monkeypatch.setattr(refresh, "FETCH_SECONDS", 1)
+    start = time.monotonic()
+    with pytest.raises(SystemExit) as stopped:
+        refresh.installed_table(f"http://{price_data}/drip")
+    assert str(stopped.value) == f"cot_proxy prices: no price data could be read from http://{price_data}/drip: " \
+        "no answer within 1 s"
+    assert time.monotonic() - start < 8
 
 
 def test_which_deployments_answers_may_cost_money(tmp_path):
