@@ -398,11 +398,17 @@ _LOG_PATTERN = re.compile(r"(?i)(bearer\s+|basic\s+|api[-_]?key[\"']?\s*[:=]\s*[
                           r"[A-Za-z0-9._~+/=%\-]{4,}")
 
 
+# A header line with no colon, which Gunicorn's Python parser quotes whole ("Invalid HTTP Header: 'x-api-key abc'"):
+# a credential header's value in it is any text, not only a key-looking one, so all of it after the name goes.
+_QUOTED_HEADER_LINE = re.compile(r"(?i)(Invalid HTTP Header: '[\w-]*(?:auth|key|token|secret|cookie|session|passw|"
+                                 r"credential|signature)[\w-]*)(?:\s|\\t).*")
+
+
 def redact_log_text(text: str, secrets: Secrets | None = None) -> str:
     """A log line without configured secrets, bearer tokens, key-looking strings or URL credentials."""
     if secrets:
         text = secrets.text(text)
-    text = mask_url(text)
+    text = _QUOTED_HEADER_LINE.sub(r"\1 [redacted]'", mask_url(text))
     return _LOG_PATTERN.sub(lambda m: m.group(1) + REDACTED, text)
 
 

@@ -379,3 +379,22 @@ def test_an_answer_that_ends_its_connection_says_close_and_a_usual_one_keep_aliv
             answer, _ = exchange(p, keep_alive("Transfer-Encoding: chunked\r\n") + b"zz\r\n{}\r\n0\r\n\r\n")
             status, headers, _ = parse(answer)
             assert status == 200 and headers["connection"] == "close", answer[:400]
+
+
+# ------------------------------------------------------------------ Gunicorn's Python parser quotes a header line
+@pytest.mark.parametrize("line", [b"x-api-key custom-key-7f3a9", b"Api-Key custom-key-7f3a9",
+                                  b"Proxy-Authorization custom-key-7f3a9", b"Cookie session=custom-key-7f3a9",
+                                  b"Authorization\tBearer custom-key-7f3a9"])
+def test_a_credential_header_without_its_colon_is_never_echoed_or_logged(line):
+    """`--http-parser python` quotes a header line with no colon whole, in its answer's detail and its log line: a
+    credential header's value was kept there unless it looked like a key (sk-..., Bearer ...). The name stays."""
+    with FakeOpenAI() as fake:
+        with running_proxy(TARGET_BASE_URL=fake.base_url, WORKER_CLASS="gthread", WORKERS="1",
+                           GUNICORN_CMD_ARGS="--http-parser python") as p:
+            answer, _ = exchange(p, head("/v1/messages", line + b"\r\n"))
+            quick_ok(p, timeout=10)
+            log = p.stop()
+    obj = json.loads(parse(answer)[2])
+    name = line.split()[0].decode()
+    assert obj["type"] == "error" and f"'{name} [redacted]'" in obj["error"]["message"], obj
+    assert b"custom-key" not in answer and "custom-key" not in log and f"'{name} [redacted]'" in log, log[-2000:]
