@@ -151,7 +151,7 @@ def _resource_problem(environ: Mapping[str, str]) -> str | None:
 def _batch_problem(environ: Mapping[str, str]) -> str | None:
     for name in BATCH_NUMBERS:
         value = _set(environ, name)
-        if value and not (value.isdigit() and int(value) > 0):
+        if value and not (_whole(value) and int(value) > 0):
             return f"{name}: expected a positive whole number, got {value!r}"
         if value and int(value) > MOST_BATCH_NUMBER:
             return f"{name}: expected a positive whole number up to {MOST_BATCH_NUMBER}, got {value!r}"
@@ -162,10 +162,15 @@ def _batch_problem(environ: Mapping[str, str]) -> str | None:
     return None
 
 
+def _whole(value: str) -> bool:
+    """ASCII digits only: str.isdigit() also passes '²', which int() then refuses with a traceback."""
+    return value.isascii() and value.isdigit()
+
+
 def _limit_problem(environ: Mapping[str, str]) -> str | None:
     for name in LIMITS:
         value = _set(environ, name)
-        if value and not value.isdigit():
+        if value and not _whole(value):
             return f"{name}: expected a whole number (0 or more), got {value!r}"
     return None
 

@@ -72,6 +72,10 @@ def test_where_spans_go():
      "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: at most OTEL_BSP_MAX_QUEUE_SIZE (4096), got 8192"),
     ({"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "512"},
      "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: at most OTEL_BSP_MAX_QUEUE_SIZE (100), got 512"),
+    # digits int() refuses, though str.isdigit() passes them: a traceback at start-up, or in every worker
+    ({"OTEL_BSP_MAX_QUEUE_SIZE": "²"}, "OTEL_BSP_MAX_QUEUE_SIZE: expected a positive whole number, got '²'"),
+    ({"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "①"},
+     "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: expected a whole number (0 or more), got '①'"),
     ({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "abc"},
      "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: expected a whole number (0 or more), got 'abc'"),
     ({"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "-1"},
