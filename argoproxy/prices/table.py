@@ -220,11 +220,15 @@ def load_table(path: str | Path | None = None) -> PriceTable:
 
 def table_problem(path: str) -> str | None:
     """Why the table at `path` cannot be read (for the start-up check), or None."""
+    where = Path(path).expanduser()
+    if where.exists() and not where.is_file():  # a FIFO's open waits for a writer: start-up hung there
+        return f"cannot read the price table {path}: not a file"
     try:
-        load_table(Path(path).expanduser())
+        load_table(where)
     except OSError as exc:
         return f"cannot read the price table {path}: {exc.strerror or exc}"
-    except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever reading a file that is no table raises (a bad api_pattern's
+        # re.error, a JSON nesting's RecursionError...): one line, not a traceback
         return f"{path} is not a price table (`cot-proxy prices refresh --output` writes one): {type(exc).__name__}: {exc}"
     return None
 

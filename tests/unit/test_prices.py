@@ -405,6 +405,33 @@ def test_a_table_the_setting_names_is_checked_before_serving(tmp_path):
     assert table_problem(str(SHIPPED_TABLE)) is None
 
 
+@pytest.mark.timeout(30)
+def test_a_table_that_is_no_table_stops_startup_with_one_line(tmp_path):
+    """A provider's api_pattern that is no regular expression, JSON nested past Python's recursion limit: each was
+    a traceback at start-up; a FIFO (its open waits for a writer) hung it."""
+    import os
+    import subprocess
+    import sys
+    from argoproxy.prices.table import table_problem
+    from tests.proxy_process import ROOT, clean_environ
+    (tmp_path / "pattern.json").write_text(json.dumps({"about": {}, "providers": [{"id": "x", "api_pattern": "(",
+                                                                                    "models": []}]}))
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    os.mkfifo(tmp_path / "fifo.json")
+    assert table_problem(str(tmp_path / "deep.json")) == (
+        f"{tmp_path / 'deep.json'} is not a price table (`cot-proxy prices refresh --output` writes one): "
+        "RecursionError: maximum recursion depth exceeded while decoding a JSON array from a unicode string")
+    fifo = tmp_path / "fifo.json"
+    assert table_problem(str(fifo)) == f"cannot read the price table {fifo}: not a file"
+    env = {**clean_environ(("COT_PROXY_",)), "HOME": str(tmp_path), "TARGET_BASE_URL": "http://127.0.0.1:9/v1",
+           "PRICES": json.dumps({"table": str(tmp_path / "pattern.json")})}
+    out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py")], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert (out.returncode, out.stderr.splitlines()) == (2, [
+        f"cot_proxy: bad setting PRICES: {tmp_path / 'pattern.json'} is not a price table (`cot-proxy prices refresh "
+        "--output` writes one): error: missing ), unterminated subpattern at position 0"]), out.stderr
+
+
 def test_a_model_name_past_its_bound_is_no_models():
     """Client input: a megabyte-long model name is never matched against the table's clauses (a scan per request)
     nor kept among a source's matches."""
