@@ -8,9 +8,9 @@ import sys
 from datetime import date, datetime, timezone
 
 from argoproxy.redaction import mask_url
-from argoproxy.config.price_settings import PriceSettings
+from argoproxy.config.price_settings import NO_TABLE, SHIPPED, PriceSettings
 from argoproxy.prices.pricer import Pricer, self_hosted
-from argoproxy.prices.table import PriceTable, Provider
+from argoproxy.prices.table import PriceTable, Provider, table_problem
 from argoproxy.prices.units import Rates, Tiered
 
 
@@ -27,6 +27,10 @@ def show_model(model: str, base_url: str = "", provider_id: str = "", day: str =
     if given is not None:
         print(f"prices setting {given.model!r} on {moment.date()}: {_rates(given.rates) or 'free'}")
         return 0
+    problem = table_problem(pricer.settings.table) if pricer.settings.table not in (SHIPPED, NO_TABLE) else None
+    if problem:  # checked as start-up checks it: a table of one's own that is none was a traceback here
+        print(f"cot_proxy: bad setting PRICES: {problem}", file=sys.stderr)
+        return 2
     table = pricer.table
     if table is None:
         print(f"cot_proxy prices: no price for {model!r} (the prices setting has table: none and does not name it)",

@@ -408,7 +408,8 @@ def test_a_table_the_setting_names_is_checked_before_serving(tmp_path):
 @pytest.mark.timeout(30)
 def test_a_table_that_is_no_table_stops_startup_with_one_line(tmp_path):
     """A provider's api_pattern that is no regular expression, JSON nested past Python's recursion limit: each was
-    a traceback at start-up; a FIFO (its open waits for a writer) hung it."""
+    a traceback at start-up (and in `prices show`, which did not check the table); a FIFO (its open waits for a
+    writer) hung it."""
     import os
     import subprocess
     import sys
@@ -427,9 +428,12 @@ def test_a_table_that_is_no_table_stops_startup_with_one_line(tmp_path):
            "PRICES": json.dumps({"table": str(tmp_path / "pattern.json")})}
     out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py")], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=30)
-    assert (out.returncode, out.stderr.splitlines()) == (2, [
-        f"cot_proxy: bad setting PRICES: {tmp_path / 'pattern.json'} is not a price table (`cot-proxy prices refresh "
-        "--output` writes one): error: missing ), unterminated subpattern at position 0"]), out.stderr
+    line = (f"cot_proxy: bad setting PRICES: {tmp_path / 'pattern.json'} is not a price table (`cot-proxy prices "
+            "refresh --output` writes one): error: missing ), unterminated subpattern at position 0")
+    assert (out.returncode, out.stderr.splitlines()) == (2, [line]), out.stderr
+    out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "prices", "show", "gpt-4o"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=30)  # reads the table as serving would
+    assert (out.returncode, out.stderr.splitlines()) == (2, [line]), out.stderr
 
 
 def test_a_model_name_past_its_bound_is_no_models():
