@@ -50,7 +50,8 @@ from argoproxy.config.command_line import parse_flags
 from argoproxy.config.listener import create_user_key
 from argoproxy.redaction import mask_url
 from argoproxy.serve.gunicorn_app import READY_LINES_ENV, plural, port_label, read_dotenv
-from argoproxy.config.settings import BadValue, Settings, SettingsError, load_settings
+from argoproxy.config.settings import BadValue, Settings, SettingsError, load, load_settings
+from argoproxy.config.unconfigured import refusal
 
 BAR = "-" * 38
 HERE = Path(__file__).resolve().parents[1]  # the checkout (config.sample.yaml, run_app.sh), or site-packages
@@ -374,6 +375,9 @@ def prepare(config: Path, explicit: bool = True, given: dict[str, Any] | None = 
             create_config(config)
         flags = {"config_path": str(config)}
         settings, where = settings_for(config, {**given, **flags}), f"config {config}"
+    refused = refusal(load({**given, **flags}))
+    if refused:  # the server would refuse it: say so now, not after checking OpenAI's API and "Starting"
+        raise Abort(f"cot_proxy: bad setting {refused}", 2)
     # on a Unix socket there is no port to check or name
     listening = f"on unix:{settings.socket}" if settings.socket else f"on port {free_port_for_run(settings, given, flags)}"
     if os.environ.get("COT_PROXY_SKIP_CHECKS", "0") != "1":

@@ -80,6 +80,19 @@ def test_a_config_file_that_names_no_upstream_is_refused_too(tmp_path: Path) -> 
     assert result.stderr.splitlines() == [REFUSAL.format(where="config.yaml names no upstream")], result.stderr
 
 
+def test_run_app_refuses_a_config_that_names_no_upstream_before_its_checks(tmp_path: Path) -> None:
+    """`cp config.sample.yaml config.yaml && ./run_app.sh`, the sample unedited: the refusal is the only line. It
+    used to check OpenAI's API first (a wait, and a question in a terminal) and say it was starting, then refuse."""
+    shutil.copy2(ROOT / "config.sample.yaml", tmp_path / "config.yaml")
+    result = subprocess.run([str(ROOT / "run_app.sh")], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            env=bare_env(tmp_path, COT_PROXY_VENV=str(Path(sys.executable).parent.parent)),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [REFUSAL.format(where=f"{tmp_path / 'config.yaml'} names no upstream")], \
+        result.stderr
+    assert result.stdout == ""
+
+
 def test_gunicorn_without_its_config_file_refuses_in_its_worker(tmp_path: Path) -> None:
     """`gunicorn cot_proxy:app` (no gunicorn.conf.py read): the worker refuses with the line, and Gunicorn stops
     at a worker that cannot boot instead of starting another for ever."""
