@@ -39,7 +39,9 @@ USER 10001:10001
 
 EXPOSE 5000
 
+# Asked directly (no proxy handler): a container given HTTP_PROXY and a NO_PROXY without 127.0.0.1 would send it
+# to the corporate proxy instead.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '5000'), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:%s/health' % os.environ.get('PORT', '5000'), timeout=4)"]
 
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "cot_proxy:app"]

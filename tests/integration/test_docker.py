@@ -266,6 +266,33 @@ def test_healthcheck_fails_when_the_upstream_is_down(dockerfile: Dockerfile, ima
         assert time.monotonic() - started < 10
 
 
+def compose_healthcheck(port: int) -> list[str]:
+    """docker-compose.yml's healthcheck for the proxy service, its fixed port 5000 moved to `port`."""
+    import yaml
+    test = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["proxy"]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    return [word.replace(":5000/", f":{port}/") for word in test[1:]]
+
+
+@pytest.mark.parametrize("source", ["Dockerfile", "docker-compose.yml"])
+def test_healthcheck_asks_the_proxy_directly_behind_a_corporate_proxy(dockerfile: Dockerfile, image_dir: Path,
+                                                                      source: str) -> None:
+    """A container given the host's proxy settings (Docker's own proxy configuration sets HTTP_PROXY in every
+    container), with NO_PROXY naming the upstream but not loopback: the health check must ask the proxy on
+    127.0.0.1 itself, not send its request to the corporate proxy (unreachable here), which marked a healthy
+    container unhealthy."""
+    with FakeOpenAI() as fake:
+        dead = f"http://127.0.0.1:{free_port()}"  # the corporate proxy, out of reach
+        corporate = {"HTTP_PROXY": dead, "http_proxy": dead, "NO_PROXY": "localhost", "no_proxy": "localhost"}
+        upstream = f"http://localhost:{fake.port}/v1/"  # the upstream by a name NO_PROXY lists
+        with run_image_cmd(dockerfile, image_dir, TARGET_BASE_URL=upstream, **corporate) as proxy:
+            assert proxy.health()[0] == 200
+            command = dockerfile.healthcheck() if source == "Dockerfile" else compose_healthcheck(proxy.port)
+            env = image_env(dockerfile, proxy.home, PORT=str(proxy.port), **corporate)
+            result = subprocess.run(local(command), env=env, capture_output=True, text=True, timeout=30)
+            assert result.returncode == 0, result.stderr[-500:]
+
+
 # ---- a fresh install: requirements.txt alone, as the image's `pip install -r requirements.txt` makes it
 
 @pytest.fixture(scope="module")
