@@ -78,7 +78,7 @@ def main(command: str, argv: list[str], prog: str, parse_flags: FlagParser) -> i
     try:
         with ended_by_signals():
             if command == "agents":
-                return show_agents(argv, parse_flags, say)
+                return show_agents(argv, prog, parse_flags, say)
             return run(argv, prog, parse_flags, say)
     except Refused as exc:
         say(str(exc))
@@ -134,13 +134,19 @@ def agent_named(name: str) -> Agent:
     return agent
 
 
-def program_for(agent: Agent) -> str:
+def typed(prog: str) -> str:
+    """The command as its user types it again: `./run_app.sh`, `cot-proxy`, `python cot_proxy.py`. A hint naming
+    `cot-proxy` sent users of run_app.sh, who have no such command, to one they could not run."""
+    return f"python {prog}" if prog.endswith(".py") else prog
+
+
+def program_for(agent: Agent, prog: str) -> str:
     """The agent's program on PATH. Relative entries of PATH (an empty one is the working directory) are passed
     by: a repository's own `./claude` is not the agent."""
     found = find_program(agent.name)
     if found is None:
-        raise Refused(f"{agent.name} is not on PATH: install it with `{agent.install}` (`cot-proxy agents` lists "
-                      "the agents found)")
+        raise Refused(f"{agent.name} is not on PATH: install it with `{agent.install}` (`{typed(prog)} agents` "
+                      "lists the agents found)")
     return found
 
 
@@ -214,7 +220,7 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
     proxy_args, asked_model, name, agent_args = split(argv, prog)
     env_file, proxy_args = _take_option(proxy_args, "--env-file")
     agent = agent_named(name)
-    program = program_for(agent)
+    program = program_for(agent, prog)
     settings, from_file = prepare(proxy_args, env_file, parse_flags, say)
     host, port = address(settings)
     url = base_url(host, port)
@@ -295,13 +301,13 @@ def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
 
 # ---- cot-proxy agents -------------------------------------------------------------------------------------------
 
-def show_agents(argv: list[str], parse_flags: FlagParser, say: Callable[[str], None]) -> int:
+def show_agents(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str], None]) -> int:
     env_file, argv = _take_option(argv, "--env-file")
     settings, _ = prepare(argv, env_file, parse_flags, say)
     host, port = address(settings)
     url = base_url(host, port)
     key = own_key(settings)
-    state, served = "not running: `cot-proxy run` starts it", list[str]()
+    state, served = f"not running: `{typed(prog)} run` starts it", list[str]()
     if listening(host, port):
         state, served = proven_models(host, port, url, key)
     print(f"proxy: {url} ({state})")
@@ -318,7 +324,7 @@ def show_agents(argv: list[str], parse_flags: FlagParser, say: Callable[[str], N
         for line in describe(setup, settings, key, model):
             print(f"  {line}")
     if missing:
-        print("\nnot on PATH (install, then `cot-proxy run -- AGENT`):")
+        print(f"\nnot on PATH (install, then `{typed(prog)} run -- AGENT`):")
         for agent in missing:
             print(f"  {agent.name}: {agent.install}")
     return 0

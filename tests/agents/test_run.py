@@ -158,7 +158,7 @@ def test_agents_prints_the_set_up_of_each_agent_on_path(openai_backend, tmp_path
     assert "gemini:" not in found and "opencode:" not in found and "aider:" not in found
     assert "sk-proxy-secret-of-the-test" not in out + result.stderr
     assert "KEY: a key made for each run, allowed its model, revoked when the agent exits" in out
-    assert "\nnot on PATH (install, then `cot-proxy run -- AGENT`):\n  gemini: npm install -g @google/gemini-cli\n" \
+    assert "\nnot on PATH (install, then `python cot_proxy.py run -- AGENT`):\n  gemini: npm install -g @google/gemini-cli\n" \
         "  opencode: npm install -g opencode-ai\n  aider: pip install aider-chat\n" in out
 
 
@@ -169,12 +169,16 @@ def test_run_says_how_to_install_an_agent_not_on_path(agent_name, tmp_path):
     result = _bounded([sys.executable, str(ROOT / "cot_proxy.py"), "run", "--", agent_name], env, tmp_path, 60)
     assert result.returncode == 2
     assert result.stderr == (f"cot_proxy.py run: {agent_name} is not on PATH: install it with "
-                             f"`{LAUNCHED[agent_name].install}` (`cot-proxy agents` lists the agents found)\n")
+                             f"`{LAUNCHED[agent_name].install}` (`python cot_proxy.py agents` lists the agents found)\n")
 
 
-def test_agents_says_how_to_install_those_not_on_path(tmp_path):
-    env = _isolated(tmp_path / "home", {"PORT": str(free_port())})
-    result = _bounded([sys.executable, str(ROOT / "cot_proxy.py"), "agents"], env, tmp_path, 60)
+@pytest.mark.parametrize("command, typed", [(["cot_proxy.py"], "python cot_proxy.py"), (["run_app.sh"], "./run_app.sh")])
+def test_agents_says_how_to_install_those_not_on_path(tmp_path, command, typed):
+    """The lines name the command as it was typed: `./run_app.sh`'s user has no `cot-proxy` (it said that)."""
+    env = _isolated(tmp_path / "home", {"PORT": str(free_port()), "COT_PROXY_VENV": sys.prefix})
+    argv = [sys.executable, str(ROOT / command[0])] if command[0].endswith(".py") else [str(ROOT / command[0])]
+    result = _bounded([*argv, "agents"], env, tmp_path, 60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.endswith("\nnot on PATH (install, then `cot-proxy run -- AGENT`):\n" + "".join(
+    assert result.stdout.startswith(f"proxy: http://127.0.0.1:{env['PORT']} (not running: `{typed} run` starts it)")
+    assert result.stdout.endswith(f"\nnot on PATH (install, then `{typed} run -- AGENT`):\n" + "".join(
         f"  {name}: {agent.install}\n" for name, agent in LAUNCHED.items())), result.stdout
