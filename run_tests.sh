@@ -14,7 +14,7 @@ fi
 stamp="$venv/.requirements-dev.sha"
 want="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "Installing test requirements ..."
+  echo "Installing test requirements into $venv (a minute or two, the first time) ..."
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
