@@ -461,7 +461,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(prices_main(argv[1:], "run_app.sh", lambda flags: loaded_or_exit(flags).settings))
     if argv[:1] in (["run"], ["agents"]):  # ./run_app.sh run -- claude: no set-up questions, the same settings
         from argoproxy.launch.run import main as launch_main
-        raise SystemExit(launch_main(argv[0], argv[1:], "./run_app.sh", parse_flags))
+        raise SystemExit(launch_main(argv[0], argv[1:], run_app_launcher(HERE), parse_flags))
     sys.argv[0] = "run_app.sh"  # argparse names the program in --help and usage lines from it
     given, parsed = parse_flags(argv)  # a bad or unknown flag ends here, with argparse's usage line
     if parsed.show:

@@ -172,9 +172,11 @@ def test_run_says_how_to_install_an_agent_not_on_path(agent_name, tmp_path):
                              f"`{LAUNCHED[agent_name].install}` (`python cot_proxy.py agents` lists the agents found)\n")
 
 
-@pytest.mark.parametrize("command, typed", [(["cot_proxy.py"], "python cot_proxy.py"), (["run_app.sh"], "./run_app.sh")])
+@pytest.mark.parametrize("command, typed", [(["cot_proxy.py"], "python cot_proxy.py"),
+                                            (["run_app.sh"], str(ROOT / "run_app.sh"))])
 def test_agents_says_how_to_install_those_not_on_path(tmp_path, command, typed):
-    """The lines name the command as it was typed: `./run_app.sh`'s user has no `cot-proxy` (it said that)."""
+    """The lines name the command as it can be typed again from here: run_app.sh's user has no `cot-proxy` (it
+    said that), and started from another directory, `./run_app.sh` is not there."""
     env = _isolated(tmp_path / "home", {"PORT": str(free_port()), "COT_PROXY_VENV": sys.prefix})
     argv = [sys.executable, str(ROOT / command[0])] if command[0].endswith(".py") else [str(ROOT / command[0])]
     result = _bounded([*argv, "agents"], env, tmp_path, 60)
