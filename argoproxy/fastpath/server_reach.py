@@ -67,7 +67,7 @@ def parsed_target(exc: BaseException) -> str | None:
         me = frame.f_locals.get("self")
         if isinstance(me, Request):
             if me.uri:
-                return me.uri[:MAX_TARGET]
+                return str(me.uri[:MAX_TARGET])
             if frame.f_code is Request.parse.__code__:
                 head = frame.f_locals.get("buf")
         tb = tb.tb_next
