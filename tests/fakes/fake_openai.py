@@ -23,6 +23,7 @@ import gzip
 import json
 import select
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -112,6 +113,12 @@ def chat_chunks(pieces: list[str], model: str = "fake-model", n: int = 1, usage:
 
 class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # the default backlog of 5 drops connections under load tests
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that resets a kept-alive connection (a proxy's pool closing it) is not an error here
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeOpenAI:

@@ -10,6 +10,7 @@ polls until the spans a test expects have arrived."""
 from __future__ import annotations
 
 import gzip
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -88,6 +89,12 @@ class Export:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that resets a kept-alive connection (a proxy's pool closing it) is not an error here
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class OtlpReceiver:

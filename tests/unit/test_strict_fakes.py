@@ -58,3 +58,30 @@ def test_fake_dashscope_answers_400_invalid_parameter():
         for body in (LONE, RAW):
             r = post(ds.root_url + GENERATION.lstrip("/"), body)
             assert r.status_code == 400 and r.json()["code"] == "InvalidParameter", r.text
+
+
+@pytest.mark.parametrize("fake", ["openai", "otlp"])
+def test_a_client_that_resets_its_connection_is_no_traceback(fake, capfd):
+    """A proxy's pool closing a kept-alive connection resets it: the fake says nothing (tracebacks of these made
+    the suite's output noisy), and goes on serving."""
+    import socket
+    import struct
+    import time
+
+    from tests.fakes.otlp_receiver import OtlpReceiver
+
+    with (FakeOpenAI() if fake == "openai" else OtlpReceiver()) as server:
+        url = server.base_url if fake == "openai" else server.endpoint + "/"
+        host, port = url.split("//")[1].split("/")[0].split(":")
+        for _ in range(3):
+            sock = socket.create_connection((host, int(port)))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # answered, then kept alive
+            sock.recv(65536)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # a reset, not a FIN: the fake's next read fails
+        requests.get(url, timeout=5)  # the fake serves on
+        deadline, err = time.monotonic() + 1, ""
+        while time.monotonic() < deadline and "Traceback" not in err:  # each reset's read has failed by now, or soon
+            err += capfd.readouterr().err
+            time.sleep(0.05)
+    assert "Traceback" not in err
