@@ -37,15 +37,15 @@ import gzip
 import hashlib
 import json
 import random
-import sys
 import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 
 from tests.fakes import argo_rules
+from tests.fakes.quiet_server import QuietServer
 from tests.fakes.strict_json import json_problem
 
 PREFIX = "/argoapi"
@@ -110,7 +110,7 @@ class FakeArgo:
         self.requests: list[RecordedRequest] = []
         self._canned: list[CannedResponse] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle
@@ -239,14 +239,8 @@ class FakeArgo:
         return None
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(QuietServer):
     daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-stream (a cancelled test, a proxy closing early) is not an error here.
-        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            return
-        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -22,9 +22,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.fakes.quiet_server import QuietServer
 from tests.fakes.strict_json import json_problem
 
 GENERATION = "/api/v1/services/aigc/text-generation/generation"
@@ -78,7 +79,7 @@ class FakeDashScope:
         self.received: list[Received] = []
         self._failures: list[Failure] = []
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server = QuietServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.root_url = f"http://127.0.0.1:{self.port}/"

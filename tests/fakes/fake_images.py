@@ -14,10 +14,12 @@ import struct
 import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image, ImageDraw
+
+from tests.fakes.quiet_server import QuietServer
 
 IMAGE_FORMATS = {
     "png": ("PNG", "image/png"),
@@ -78,7 +80,7 @@ def make_noisy_png(width: int, height: int) -> bytes:
 
 
 class FakeImageServer:
-    """ThreadingHTTPServer on 127.0.0.1:<free port>; use as a context manager."""
+    """QuietServer on 127.0.0.1:<free port>; use as a context manager."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -92,7 +94,7 @@ class FakeImageServer:
         class Handler(_Handler):
             owner = server
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}"

@@ -23,14 +23,14 @@ import gzip
 import json
 import select
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 
 from tests.fakes.fake_batches import FakeBatches
+from tests.fakes.quiet_server import QuietServer
 from tests.fakes.strict_json import json_problem
 
 
@@ -111,14 +111,8 @@ def chat_chunks(pieces: list[str], model: str = "fake-model", n: int = 1, usage:
     return events
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(QuietServer):
     request_queue_size = 1024  # the default backlog of 5 drops connections under load tests
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that resets a kept-alive connection (a proxy's pool closing it) is not an error here
-        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            return
-        super().handle_error(request, client_address)
 
 
 class FakeOpenAI:

@@ -26,8 +26,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.quiet_server import QuietServer
 
 CHARS_PER_TOKEN = 4
 SIMILARITY = 0.5  # llama-server's --slot-prompt-similarity default
@@ -99,7 +101,7 @@ class FakeSlots:
                     with fake.lock:
                         fake.inside -= 1
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.server.request_queue_size = 1024
         self.port = self.server.server_address[1]

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.quiet_server import QuietServer
 
 TOKENS = ["<thi", "nk>pondering</think>", "Toy ", "answer"]
 FIELDS = {"model": str, "prompt": str, "stream": bool, "max_new_tokens": int, "temperature": (int, float)}
@@ -23,7 +25,7 @@ class FakeToy:
     def __init__(self, key: str) -> None:
         self.key = key
         self.received: list[dict[str, Any]] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -10,10 +10,9 @@ polls until the spans a test expects have arrived."""
 from __future__ import annotations
 
 import gzip
-import sys
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 
 from google.protobuf.message import DecodeError
@@ -23,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTrac
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan, Status
 
+from tests.fakes.quiet_server import QuietServer
 from tests.polling import poll
 
 KINDS = {ProtoSpan.SPAN_KIND_SERVER: "SERVER", ProtoSpan.SPAN_KIND_CLIENT: "CLIENT",
@@ -87,14 +87,8 @@ class Export:
     spans: list[Span] = field(default_factory=list)
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(QuietServer):
     daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that resets a kept-alive connection (a proxy's pool closing it) is not an error here
-        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            return
-        super().handle_error(request, client_address)
 
 
 class OtlpReceiver:

@@ -62,7 +62,7 @@ def test_fake_dashscope_answers_400_invalid_parameter():
 
 @pytest.mark.parametrize("fake", ["openai", "otlp"])
 def test_a_client_that_resets_its_connection_is_no_traceback(fake, capfd):
-    """A proxy's pool closing a kept-alive connection resets it: the fake says nothing (tracebacks of these made
+    """A proxy's pool closing a kept-alive connection resets it: the fakes say nothing (QuietServer: tracebacks of these made
     the suite's output noisy), and goes on serving."""
     import socket
     import struct
