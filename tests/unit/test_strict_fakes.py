@@ -62,8 +62,8 @@ def test_fake_dashscope_answers_400_invalid_parameter():
 
 @pytest.mark.parametrize("fake", ["openai", "otlp"])
 def test_a_client_that_resets_its_connection_is_no_traceback(fake, capfd):
-    """A proxy's pool closing a kept-alive connection resets it: the fakes say nothing (QuietServer: tracebacks of these made
-    the suite's output noisy), and goes on serving."""
+    """A proxy's pool closing a kept-alive connection resets it: the fakes say nothing (QuietServer: tracebacks of
+    these made the suite's output noisy), and serve on."""
     import socket
     import struct
     import time
