@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from argoproxy.config.setting_fields import as_on_off, as_str, as_url
@@ -128,24 +128,24 @@ def tracing_problem(tracing: str, environ: Mapping[str, str]) -> str | None:
             return f"OTEL_TRACES_SAMPLER_ARG: the share of traces kept, between 0 and 1, got {arg!r}"
     for name in HEADERS:
         entries = re.split(r"[ \t]*,[ \t]*", _set(environ, name))
-        bad = next((i for i, entry in enumerate(entries, 1) if entry and not HEADER_ENTRY.fullmatch(entry)), None)
-        if bad is not None:
-            return (f"{name}: entry {bad} is not name=value (entries separated by commas, values URL-encoded); "
-                    "values are not shown")
-    return (_resource_problem(environ) or _batch_problem(environ) or _limit_problem(environ)
-            or _exporter_problem(environ))
+        problem = _entry_problem(name, "name", entries, lambda entry: not entry or bool(HEADER_ENTRY.fullmatch(entry)))
+        if problem:
+            return problem
+    # The SDK drops an OTEL_RESOURCE_ATTRIBUTES entry that is not key=value with a warning in every worker
+    resource = _set(environ, "OTEL_RESOURCE_ATTRIBUTES")
+    return (_entry_problem("OTEL_RESOURCE_ATTRIBUTES", "key", resource.split(",") if resource else [],
+                           lambda entry: "=" in entry and bool(entry.partition("=")[0].strip()))
+            or _batch_problem(environ) or _limit_problem(environ) or _exporter_problem(environ))
 
 
-def _resource_problem(environ: Mapping[str, str]) -> str | None:
-    """OTEL_RESOURCE_ATTRIBUTES: `key=value` entries separated by commas; the SDK drops any other with a warning in
-    every worker, the entry written whole."""
-    value = _set(environ, "OTEL_RESOURCE_ATTRIBUTES")
-    keys = [entry.partition("=") for entry in value.split(",")] if value else []
-    bad = next((i for i, (key, equals, _) in enumerate(keys, 1) if not (equals and key.strip())), None)
-    if bad is not None:
-        return (f"OTEL_RESOURCE_ATTRIBUTES: entry {bad} is not key=value (entries separated by commas, values "
-                "URL-encoded); values are not shown")
-    return None
+def _entry_problem(name: str, what: str, entries: list[str], good: Callable[[str], bool]) -> str | None:
+    """The line naming the first of a variable's comma-separated `what`=value entries that is not `good` (its
+    values never shown: headers carry credentials)."""
+    bad = next((i for i, entry in enumerate(entries, 1) if not good(entry)), None)
+    if bad is None:
+        return None
+    return (f"{name}: entry {bad} is not {what}=value (entries separated by commas, values URL-encoded); values are "
+            "not shown")
 
 
 def _batch_problem(environ: Mapping[str, str]) -> str | None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from argoproxy.prices.units import UNITS
-from argoproxy.redaction import mask_url, redact_log_text
+from argoproxy.redaction import redact_log_text
 
 SHIPPED_TABLE = Path(__file__).with_name("table.json")
 FETCH_SECONDS = 60  # the whole of `refresh --url`'s fetch (genai-prices bounds each read only, at 10 s)
