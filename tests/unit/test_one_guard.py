@@ -12,7 +12,7 @@ import pytest
 from argoproxy.config.model_free_paths import DEFAULT_MODEL_FREE, route_globs
 from argoproxy.config.settings import load_settings
 from argoproxy.edge.http_objects import Request
-from argoproxy.fronts import google
+from argoproxy.fronts.google.routes import METHODS as GOOGLE_METHODS
 from argoproxy.pipeline.guard import Guard, ModelFree
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.teamkeys.store import SQLiteKeyStore
@@ -206,7 +206,7 @@ def test_every_upstream_bound_route_reaches_the_one_guard(make, monkeypatch, bac
     monkeypatch.setattr(Guard, "check", check)
     door, up, _ = make(**BACKENDS[backend])
     kinds = {route.kind for route in door.table.fixed.values() if route.family not in ("own", "state")}
-    kinds |= {kind for kind, _ in google.METHODS.values()}
+    kinds |= {kind for kind, _ in GOOGLE_METHODS.values()}
     kinds |= {"model"} | ({"passthrough"} if door.forwards else set())  # /v1/models/{id}; any forwarded path
     assert kinds - OWN_KINDS - set(ROUTE_SAMPLES) == set(), "a route without a sample: add one"
     for kind in sorted(kinds - OWN_KINDS):
