@@ -19,6 +19,7 @@ import json
 import os
 from types import SimpleNamespace
 import platform
+import re
 import shutil
 import socket
 import statistics
@@ -1044,6 +1045,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the keys section measures its highest concurrency N times, the targets in turn, and "
                              "reports each round's p99 against the static key's and their median (default 1)")
     parser.add_argument("--output", default=str(RESULTS / "latest.md"), help="where to write the Markdown")
+    parser.add_argument("--page", action="store_true",
+                        help="also write docs/performance.md: bench/performance_intro.md and this run's tables")
     args = parser.parse_args(argv)
 
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -1337,7 +1340,19 @@ def main(argv: list[str] | None = None) -> int:
     (out.with_suffix(".json")).write_text(json.dumps({"plan": asdict(plan), "meta": meta, **bench.results},
                                                      indent=1, default=str) + "\n")
     log(f"wrote {out} and {out.with_suffix('.json')}")
+    if args.page:
+        write_page(text)
     return 0
+
+
+def write_page(tables: str) -> None:
+    """docs/performance.md, the manual's one page of figures: the fixed introduction, then the run's tables (their
+    own title dropped, each heading one level down)."""
+    intro = (Path(__file__).parent / "performance_intro.md").read_text()
+    body = re.sub(r"^(#+) ", r"#\1 ", tables.split("\n", 1)[1], flags=re.M)
+    page = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+    page.write_text(intro + body.strip("\n") + "\n")
+    log(f"wrote {page}")
 
 
 if __name__ == "__main__":
