@@ -24,7 +24,7 @@ from argoproxy.edge.keepalive import client_left, has_left
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.reservation import reservation
 from argoproxy.routing.admission import Admission, Departed, Seat
-from argoproxy.routing.affinity import preferred, prefix_tag
+from argoproxy.routing.affinity import CacheAware
 from argoproxy.routing.router import Deployment, Pool, Router
 
 if TYPE_CHECKING:
@@ -41,14 +41,16 @@ class Seating:
         self.router = router
         self.pools: dict[int, int] = {id(p): i for i, p in enumerate(router.pools())}
         self.limited = admission_on(settings)
-        self.cache_aware = settings.routing_strategy == "cache_aware"
+        name = hashlib.sha1(signature.encode()).hexdigest()[:12]
+        self.cache_aware = CacheAware(name, settings.enable_auth) if settings.routing_strategy == "cache_aware" \
+            else None
         self.weights = dict(settings.admission_weights)
         limits = [d.entry.max_concurrency or settings.max_concurrency for d in router.deployments]
         self.auto = [d for d, limit in zip(router.deployments, limits) if limit == AUTO]
         self.admission = Admission([[d.index for d in p.deployments] for p in router.pools()],
                                    len(router.deployments), limits, key_share=settings.admission_key_share,
                                    max_wait=settings.admission_max_wait,
-                                   name=hashlib.sha1(signature.encode()).hexdigest()[:12])
+                                   name=name)
         # what watches the queue: /metrics (observe/metrics.py) and the status page (observe/queue_waits.py)
         self.on_wait: list[Callable[[str, float], None]] = []  # (key, seconds it waited)
         self.on_refused: list[Callable[[str, str], None]] = []  # (key, code)
@@ -57,14 +59,14 @@ class Seating:
         """A deployment of the pool with a slot for this call, after its fair wait (Refused past its bound)."""
         body = call.plan.body
         flow, label = flow_of(call)
-        tag, continuing = prefix_tag(body) if self.cache_aware else (0, False)
-        deps = [d.index for d in pool.deployments]
-        prefer = preferred(self.admission, [d for d in deps if d not in tried], tag, continuing) if tag else -1
+        aware = self.cache_aware
+        turn = aware.turn(call, self.admission, [d.index for d in pool.deployments], tried) if aware is not None \
+            else None
         cost = reservation(body) if self.limited else 1
         deployments = self.router.deployments
         try:
             seat = self.admission.enter(self.pools[id(pool)], flow, cost, self.weight(call, label),
-                                        prefer=prefer, remember=tag, tried=tried,
+                                        prefer=turn.prefer if turn is not None else -1, tried=tried,
                                         usable=lambda d: self.router.cooling_for(deployments[d]) <= 0,
                                         bound=client_bound(call), gone=departure(call))
         except Departed:  # answered 499, as nginx records it (the door observes the call with that status)
@@ -75,6 +77,8 @@ class Seating:
                 for refused in self.on_refused:
                     refused(label, code)
             raise
+        if aware is not None and turn is not None:
+            aware.seated(turn, seat.dep)
         if self.limited:
             for waited in self.on_wait:
                 waited(label, seat.waited)

@@ -259,25 +259,28 @@ def test_cache_aware_routing_keeps_a_conversation_on_the_deployment_that_served_
 def test_a_conversation_stays_on_its_server_while_a_slot_is_free_there():
     """Bounded-load hashing at 1.25x the mean load sent a turn to the idle server when its own ran 2 of its 4
     slots (the mean of small numbers): that server read the whole conversation again."""
-    with FakeSlots(slots=4, held_if="hold") as a, FakeSlots(slots=4) as b, \
+    with FakeSlots(slots=4, held_if="hold") as a, FakeSlots(slots=4, held_if="hold") as b, \
             running_proxy(MODELS=models(a.base_url, b.base_url), ROUTING_STRATEGY="cache_aware",
                           MAX_CONCURRENCY="auto") as proxy:
         assert poll(lambda: metric(proxy, "cot_proxy_admission_limit") == 8)
-        served_by = {a.base_url.split("/")[2]: "a", b.base_url.split("/")[2]: "b"}
+        servers = {a.base_url.split("/")[2]: a, b.base_url.split("/")[2]: b}
         histories = {}
-        for name in ("mine", "other 1", "other 2"):  # one after the other: each starts on the first, idle server
+
+        def begin(name: str) -> FakeSlots:  # a conversation starts on its home: the first of its hash order
             histories[name] = [{"role": "system", "content": "shared instructions " * 50},
                                {"role": "user", "content": f"task {name}"}]
             r = ask_with(proxy, histories[name])
-            assert served_by[r.headers["X-Served-By"]] == "a"
             histories[name] += [{"role": "assistant", "content": "ok"}, {"role": "user", "content": "next"}]
+            return servers[r.headers["X-Served-By"]]
+        home = begin("mine")
+        others = [n for n in (f"other {i}" for i in range(16)) if begin(n) is home][:2]
         with ThreadPoolExecutor(2) as pool:
             held = [pool.submit(ask_with, proxy, histories[n][:-1] + [{"role": "user", "content": "hold"}])
-                    for n in ("other 1", "other 2")]
-            assert poll(lambda: a.running == 2)  # two of a's four slots busy, none of b's
+                    for n in others]
+            assert poll(lambda: home.running == 2)  # two of its four slots busy, none of the other's
             r = ask_with(proxy, histories["mine"])
-            assert served_by[r.headers["X-Served-By"]] == "a", "the turn went where its conversation is cached"
-            a.let_go(2)
+            assert servers[r.headers["X-Served-By"]] is home, "the turn went where its conversation is cached"
+            home.let_go(2)
             assert all(h.result().status_code == 200 for h in held)
 
 

@@ -1,4 +1,4 @@
-"""Admission's fair queue and cache-aware routing's choice, in-process (routing/admission.py, affinity.py)."""
+"""Admission's fair queue, in-process (routing/admission.py; cache-aware routing's choice: test_affinity.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from argoproxy.config.settings import SettingsError, load_settings
 from argoproxy.routing.admission import Admission, Departed, Refused
 from argoproxy.routing.admission_cells import release_dead_worker
-from argoproxy.routing.affinity import preferred, prefix_tag
 from argoproxy.shared_cells import SharedCells
 
 
@@ -226,46 +225,6 @@ def test_deployments_fill_least_loaded_first_and_a_preferred_one_while_it_has_ro
     assert s3.dep == 1 and a.remembered(77) == 1
     s4 = a.enter(0, "k", 1, prefer=1)
     assert s4.dep == 0  # 1 is full
-
-
-def test_prefix_tag_names_a_conversation_by_its_leading_messages():
-    system = {"role": "system", "content": "long shared prompt"}
-    first = [system, {"role": "user", "content": "task A"}]
-    later = [*first, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "more"}]
-    other = [system, {"role": "user", "content": "task B"}]
-    assert prefix_tag({"messages": first})[0] == prefix_tag({"messages": later})[0]
-    assert prefix_tag({"messages": first})[1] is False and prefix_tag({"messages": later})[1] is True
-    assert prefix_tag({"messages": other})[0] != prefix_tag({"messages": first})[0]
-    assert prefix_tag({}) == (0, False)
-    # a lone surrogate (JSON allows one) in a legacy prompt or a message: a tag, not an encoding error (a 500)
-    assert prefix_tag({"prompt": "a\ud800"})[0] != prefix_tag({"prompt": "a"})[0]
-    assert prefix_tag({"messages": [{"role": "user", "content": "a\ud800"}]})[0] > 0
-
-
-def test_a_continued_conversation_stays_on_its_deployment_while_it_has_a_free_slot():
-    """With limits (a server's slots), the slot decides, not the balance: 3 of 4 slots busy there and none on the
-    other is no reason to read the whole conversation again elsewhere; a full one sends it to the other."""
-    a = admission([4, 4])
-    a.enter(0, "k", 1, remember=5)  # least loaded: 0 (ties to the first)
-    assert preferred(a, [0, 1], 5, True) == 0
-    assert preferred(a, [0, 1], 5, False) == -1  # a new conversation: least loaded
-    for _ in range(2):
-        a.enter(0, "k", 1, prefer=0)
-    assert (a.in_flight(0), a.in_flight(1)) == (3, 0)
-    assert a.enter(0, "k", 1, prefer=preferred(a, [0, 1], 5, True), remember=5).dep == 0
-    assert a.enter(0, "k", 1, prefer=preferred(a, [0, 1], 5, True), remember=5).dep == 1, "0 is full"
-    assert a.remembered(5) == 1
-
-
-def test_without_limits_a_continued_conversation_stays_within_a_bounded_load():
-    a = admission([0, 0])
-    a.enter(0, "k", 1, prefer=0, remember=5)
-    a.enter(0, "k", 1, prefer=0)
-    assert preferred(a, [0, 1], 5, True) == 0  # 2 + 1 <= max(1.25 x 3 / 2, 1.5 + 1) rounded up: 3
-    a.enter(0, "k", 1, prefer=0)
-    assert preferred(a, [0, 1], 5, True) == -1  # 3 + 1 > 3: past its bound, to the least loaded
-    unknown = preferred(a, [0, 1], 99, True)
-    assert unknown == 1  # hashed; 0 is past its bound
 
 
 def test_tags_stay_within_their_cells_whatever_the_reservations_weights_and_departures():
