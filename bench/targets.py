@@ -269,17 +269,18 @@ class OtlpSink(Target):
 
 class Proxy(Target):
     @classmethod
-    def start(cls, upstream_port: int, name: str = "cot_proxy", **settings: str) -> "Proxy":
+    def start(cls, upstream_port: int, name: str = "cot_proxy", root: Path = ROOT, **settings: str) -> "Proxy":
+        """The proxy of the tree at `root` (default: this one; bench/cpu_commits.py starts another commit's)."""
         tmp = tempfile.mkdtemp(prefix="cot_proxy_bench_")
         port = free_port()
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(_SETTING_ENV_PREFIXES) and k not in _SETTING_ENV}
-        env.update(HOME=tmp, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", HOST=HOST, PORT=str(port),
+        env.update(HOME=tmp, PYTHONPATH=str(root), PYTHONUNBUFFERED="1", HOST=HOST, PORT=str(port),
                    TARGET_BASE_URL=f"http://{HOST}:{upstream_port}/v1/")
         env.update({k: str(v) for k, v in settings.items()})
         log = Path(tmp) / "proxy.log"
         with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+            proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py"),
                                      "cot_proxy:app"], cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=out)
         # SIGINT: Gunicorn's quick shutdown (SIGTERM would wait for in-flight streams)
         target = cls(name, port, proc, tmp, stop_signal=signal.SIGINT)
