@@ -160,6 +160,9 @@ class Settings:
                                         "Key name -> weight in the admission queue (a key of "
                                         "weight 2 gets twice the share of one of weight 1); ADMISSION_WEIGHTS: "
                                         "JSON.", env=("ADMISSION_WEIGHTS",))
+    meter_image_tokens: int = _setting(4096, _number(int, 1, 1_000_000), "Tokens an image counts in a request's "
+                                       "worst case when its model's family has no rule of its own (docs/"
+                                       "reservations.md: the meter's table).", env=("METER_IMAGE_TOKENS",))
     # --- server
     host: str = _setting("127.0.0.1", listener.as_host, "Address to listen on: an IP address (IPv6 bare or in brackets, ::1 or [::1]; not a "
                          "link-local fe80::, which Gunicorn cannot bind) or a host name (this machine only by "
@@ -629,6 +632,8 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
     # Routing's own: fallbacks that look configured and do nothing were the misleading case.
     **{name: (lambda s: bool(s.models), "MODELS is not set (they apply to its deployments)")
        for name in ("fallbacks", "cooldown_seconds", "health_probe_seconds", "routing_strategy", "max_concurrency")},
+    "meter_image_tokens": (lambda s: s.enable_auth or bool(s.key_limits) or admission_on(s),
+                           "no limit reads a request's worst case (ENABLE_AUTH off, no key_limits, admission off)"),
     **{name: (lambda s: admission_on(s), "no deployment has a concurrency limit (MAX_CONCURRENCY or an entry's "
                                          "max_concurrency): admission is off")
        for name in ("admission_max_wait", "admission_key_share", "admission_weights")},

@@ -3,5 +3,5 @@ the body taps journals read, OpenTelemetry traces) and the pages that show it (/
 
 Rule: an observer reads a finished call; it never changes an answer and never breaks one.
 
-May import: the shared modules, config, prices, upstream, edge, pipeline, teamkeys.
+May import: the shared modules, config, prices, meter, upstream, edge, pipeline, teamkeys.
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from argoproxy.jsonfast import dumps
+from argoproxy.meter.used import Used
 from argoproxy.pipeline.answer_facts import CONTENT_CHARS, TEXT_MOST, AnswerFacts
 
 # gen_ai.operation.name by the kind of call served (a front door's request is a chat request by then).
@@ -127,12 +128,15 @@ class Answered:
         return out
 
 
-def answered(facts: AnswerFacts | None, usage: Any, estimated: bool = False) -> Answered:
+def answered(facts: AnswerFacts | None, usage: Any, estimated: bool = False, used: Used | None = None) -> Answered:
     """What answered: the answer's id, model and finish reasons, and the tokens used (`estimated`: counted by the
-    proxy, none came)."""
+    proxy, none came): the meter's reading of the answer (`used`, argoproxy/meter/used.py) where there is one, as
+    the usage rows, /metrics and the status page take it; else read from `usage`."""
     answer_id, pairs = (None, ()) if facts is None else (facts.id, described(facts.model, facts.finish_reasons))
     if estimated:
         pairs += _ESTIMATED
+    if used is not None:
+        return Answered(answer_id, pairs, used_counts(used))
     if usage.__class__ is dict:
         common = common_counts(usage)
         if common is not None:
@@ -158,6 +162,17 @@ def common_counts(usage: dict[str, Any]) -> tuple[int, int] | None:
                 and 0 <= output <= _INT64[1]:
             return prompt, output
     return None
+
+
+def used_counts(used: Used) -> tuple[tuple[str, int], ...]:
+    """The meter's reading as the GenAI conventions' usage attributes (a part only where it is not 0)."""
+    counts: tuple[tuple[str, int], ...] = ((_INPUT, used.input), (_OUTPUT, used.output))
+    if used.cached or used.cache_written or used.reasoning:
+        counts += tuple((name, value) for name, value in (
+            ("gen_ai.usage.cache_read.input_tokens", used.cached),
+            ("gen_ai.usage.cache_creation.input_tokens", used.cache_written),
+            ("gen_ai.usage.reasoning.output_tokens", used.reasoning)) if value)
+    return counts
 
 
 _MODEL, _REASONS = "gen_ai.response.model", "gen_ai.response.finish_reasons"

@@ -58,7 +58,7 @@ from argoproxy.upstream.wire import describe_host
 from argoproxy.config.listener import KEY_PREFIX
 from argoproxy.edge.validation import model_allowed
 from argoproxy.observe.refusals import refusal_cause
-from argoproxy.pipeline.stream_usage import countable, usage_counts
+from argoproxy.meter.used import Used
 
 if TYPE_CHECKING:  # prometheus_client is imported where metrics are on
     from prometheus_client.core import GaugeMetricFamily
@@ -211,22 +211,21 @@ class Metrics:
             sizes[0].inc(len(call.plan.raw_body))
         if call.outcome.bytes_out:
             sizes[1].inc(call.outcome.bytes_out)
-        usage = call.outcome.usage
+        used = out.used  # the meter's reading of the answer (argoproxy/meter/used.py), as every record takes it
         team_key = call.plan.team_key
         if team_key is not None:
-            self.observe_key(team_key.name, model, status, usage)
+            self.observe_key(team_key.name, model, status, used)
         if out.cost is not None and (out.cost.nanos or not out.cost.priced):  # free (self-hosted): nothing to add
             self.observe_cost(call, model)
-        if usage and type(usage) is dict:
+        if used is not None:
             tokens = self._by_model.get(model)
             if tokens is None:
                 tokens = self._by_model[model] = (self.tokens.labels(model, "prompt"),
                                                   self.tokens.labels(model, "completion"))
-            prompt, completion = usage_counts(usage)
-            if countable(prompt):
-                tokens[0].inc(prompt)
-            if countable(completion):
-                tokens[1].inc(completion)
+            if used.input:
+                tokens[0].inc(used.input)
+            if used.output:
+                tokens[1].inc(used.output)
 
     def observe_cost(self, call: Call, model: str) -> None:
         cost = call.outcome.cost
@@ -242,11 +241,11 @@ class Metrics:
             counter = self._costs[(key, model)] = self.cost.labels(key, model)
         counter.inc(cost.dollars)
 
-    def observe_key(self, name: str, model: str, status: int, usage: Any) -> None:
+    def observe_key(self, name: str, model: str, status: int, used: Used | None) -> None:
         self.key_requests.labels(name, model, str(status)).inc()
-        if isinstance(usage, dict):
-            for kind, value in zip(("prompt", "completion"), usage_counts(usage)):
-                if countable(value):
+        if used is not None:
+            for kind, value in (("prompt", used.input), ("completion", used.output)):
+                if value:
                     self.key_tokens.labels(name, kind).inc(value)
 
     def watch_admission(self, seating: Any) -> None:

@@ -34,7 +34,6 @@ from argoproxy.observe.load_history import LoadHistory
 from argoproxy.observe.queue_waits import RECENT_SECONDS, QueueWaits
 from argoproxy.observe.spend_history import SpendHistory
 from argoproxy.observe.refusals import CAUSES, DECIDED, FAILED, refusal_cause
-from argoproxy.pipeline.stream_usage import countable, usage_counts
 from argoproxy.redaction import without_proxy_keys
 from argoproxy.shared_cells import SharedCells
 
@@ -119,11 +118,8 @@ class StatusPage:
                          "path": without_proxy_keys("/" + call.client.path), "model": model, "status": call.outcome.status,
                          "ms": round((time.perf_counter() - call.client.started) * 1000, 1),
                          "key": call.plan.key_name})
-        usage = call.outcome.usage
-        tokens = 0
-        if isinstance(usage, dict):
-            prompt, completion = usage_counts(usage)
-            tokens = (prompt if countable(prompt) else 0) + (completion if countable(completion) else 0)
+        used = call.outcome.used  # the meter's reading of the answer, as the usage rows and /metrics take it
+        tokens = used.tokens if used is not None else 0
         self.history.add(call.plan.key_name, tokens, refusal_cause(call), call.plan.team_key is not None)
         cost = call.outcome.cost
         if cost is not None and cost.nanos:

@@ -426,8 +426,10 @@ class Tracing:
             return
         server = self.server_span(call, trace)
         out = call.outcome
-        answered = genai.answered(out.facts, out.usage, out.usage_estimated) if self.answer_of is None else \
-            self.answer_of(out.facts, out.usage, out.usage_estimated, genai.answered)
+        used = out.used  # the meter's reading of the answer (argoproxy/meter/used.py), every record's
+        answered = genai.answered(out.facts, out.usage, out.usage_estimated, used) if self.answer_of is None else \
+            self.answer_of(out.facts, out.usage, out.usage_estimated,
+                           genai.answered if used is None else metered(used))
         error = genai.error_type(out.status, out.output, out.client_left) if out.status >= 400 or out.client_left \
             else None
         server.name, server.fixed = self.route_kind(call, trace.kind)
@@ -504,6 +506,13 @@ class Tracing:
 
     def content_attributes(self, call: Call) -> dict[str, str]:
         """TRACING_CONTENT: the messages asked and answered, configured secrets replaced."""
+        asked = plan.asked
+        worst = asked.read_worst if asked is not None else None
+        if worst is not None:  # the meter's worst case, as a limit reserved it and the fair queue weighed it
+            attributes["cot_proxy.reservation.tokens"] = worst.tokens
+            nanos = asked.read_nanos if asked is not None else None
+            if nanos is not None:
+                attributes["cot_proxy.reservation.usd"] = nanos / 1e9
         out = {}
         asked = genai.input_messages(call.plan.body, call.plan.kind)
         if asked is not None:
@@ -519,6 +528,14 @@ def attempt_error(error: BaseException, url: str) -> str:
     transports: upstream_connection_refused, upstream_timeout...), else the exception's class."""
     if isinstance(error, ProxyError) and error.code:
         return error.code
+def metered(used: Any) -> Callable[..., Any]:
+    """genai_attributes.answered with the meter's reading of the answer (the fast path's encoder asks it for an
+    answer it does not write itself)."""
+    def general(facts: Any, usage: Any = None, estimated: bool = False) -> Any:
+        return genai.answered(facts, usage, estimated, used)
+    return general
+
+
     if isinstance(error, TRANSPORT_ERRORS):
         return transport_error(error, url, (0.0, 0.0)).code or "upstream_error"
     kind = type(error)

@@ -29,6 +29,7 @@ from argoproxy.edge.handoff import yield_point
 from argoproxy.pipeline.think import transform_completion
 from argoproxy.pipeline.backend import StreamItem
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens, usage_counts
+from argoproxy.meter.used import used
 from argoproxy.prices.pricer import Cost, Pricer
 from argoproxy.redaction import Secrets, sanitize_message
 from argoproxy.upstream import sse
@@ -233,6 +234,8 @@ class Answers:
                 call.outcome.usage, call.outcome.usage_estimated = estimated_usage(prompt, completion), True
         if call.outcome.usage is not None:
             self.price(call)
+            out = call.outcome
+            out.used = used(out.usage, out.usage_estimated, out.cost)  # the meter's one reading, every record's
         if call.outcome.client_left:
             # nginx's 499 on every door, whatever the cut it caused upstream looked like (a 502 from the read the
             # proxy broke off, 0 before the first upstream byte, or the 200 a stream began with)
@@ -302,6 +305,9 @@ def answer_tokens(call: Call) -> tuple[int, int]:
     of the request and of what was answered: an answer is never free. A token count is: no API bills it."""
     if call.plan.kind == "count_tokens":
         return 0, 0
+    reading = call.outcome.used
+    if reading is not None:  # the meter's reading, made as the call ended (Answers.observe)
+        return reading.input, reading.output
     usage = call.outcome.usage
     if isinstance(usage, dict):
         prompt, completion = usage_counts(usage)
@@ -310,16 +316,18 @@ def answer_tokens(call: Call) -> tuple[int, int]:
     if status is None or not 200 <= status < 300 or not isinstance(call.plan.body, dict) or not call.plan.body:
         return 0, 0  # no request read (a forwarded GET, a poll of work done before): nothing estimated, not even
         # the chat template's overhead
+    asked = call.plan.asked.read_worst if call.plan.asked is not None else None
+    media = asked.media_tokens if asked is not None else 0  # its images, audio and files, as the meter read them
     if call.plan.meter is not None:  # a chat stream: what it relayed so far
-        settled, _ = call.plan.meter.settled(call.plan.body)
+        settled, estimated = call.plan.meter.settled(call.plan.body)
         if settled is not None:
-            return settled.get("prompt_tokens", 0), settled.get("completion_tokens", 0)
+            return settled.get("prompt_tokens", 0) + (media if estimated else 0), settled.get("completion_tokens", 0)
     output = OutputCount()
     answer = call.outcome.output
     for choice in (answer.get("choices") if isinstance(answer, dict) else None) or ():
         if isinstance(choice, dict):
             output.add_delta(choice.get("message") or choice)
-    return prompt_tokens(call.plan.body), output.total()
+    return prompt_tokens(call.plan.body) + media, output.total()
 
 
 def try_json(payload: bytes | None) -> Any:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Request
     from argoproxy.upstream.body_tap import BodyTap
     from argoproxy.pipeline.stream_usage import Meter
+    from argoproxy.meter.used import Used
+    from argoproxy.meter.worst import Asked
     from argoproxy.config.routing_settings import KeyLimit
     from argoproxy.teamkeys.records import KeyRecord
     from argoproxy.upstream.client import CallBudget
@@ -104,6 +106,8 @@ class Plan:
     key_name: str | None = None  # the team key recognised, admitted or refused (the status page names it)
     backend_state: object = None  # the backend's own, from its prepare (each backend knows its type)
     adapted: list[str] = field(default_factory=list)  # X-Adapted-Params: what was changed to fit the model
+    asked: Asked | None = None  # the request as the meter reads it: its worst case, read once and only when a
+    # limit, the fair queue or a trace needs it (argoproxy/meter/)
     kept_alive: bool = False  # routed: keepalives run around all attempts, not per attempt
 
     def touch(self, *keys: str) -> None:
@@ -175,6 +179,7 @@ class Call:
     """One request: its three phases."""
 
     __slots__ = ("client", "plan", "outcome")
+    used: Used | None = None  # the meter's one reading of the answer (tokens, cost) that every record takes
 
     def __init__(self, client: ClientRequest, plan: Plan) -> None:
         self.client = client

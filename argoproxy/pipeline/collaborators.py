@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from argoproxy.pipeline.backend import Backend
     from argoproxy.upstream.client import Upstream
     from argoproxy.pipeline.call import Call
-    from argoproxy.pipeline.reservation import Asked
+    from argoproxy.meter.worst import Asked
 
 
 class Dispatcher(Protocol):

@@ -41,12 +41,13 @@ from argoproxy.pipeline.guard import Guard, plan_model, served_allowed
 from argoproxy.turns import under_gevent
 from argoproxy.pipeline.stream_usage import Meter, native_usage
 from argoproxy.pipeline.think import ThinkConfig, for_client
-from argoproxy.pipeline.template_overhead import estimated_prompt
+from argoproxy.meter.template_overhead import estimated_prompt
 from argoproxy.pipeline.backend import Prepared, Backend, StreamItem
 from argoproxy.pipeline.model_context import ModelContexts
 from argoproxy.pipeline.param_rules import apply_rule
 from argoproxy.pipeline.request_shape import validate
-from argoproxy.pipeline.reservation import OPENAI, Asked, Worst, supplied
+from argoproxy.meter.dollars import most_nanos
+from argoproxy.meter.worst import OPENAI, Asked, Worst, supplied
 from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing, sanitize_message
@@ -93,6 +94,7 @@ class Gateway:
         self.guard = Guard(settings, self)  # the one guard every upstream-bound request passes
         self.completes = type(backend).complete is not Backend.complete  # asked only of a backend that has it
         base_url = entry_url(settings, ModelEntry("*", settings.backend))
+        self.image_tokens = settings.meter_image_tokens  # Bounds: an image of a model of no known family
         self.served_by = describe_host(base_url)  # X-Served-By
         self.price_source = self.answers.pricer.source(base_url, backend.priced_as if backend.names_vendor else None)
         # `models`: several deployments (argoproxy/routing/), built last: it makes a view of this Gateway for each
@@ -104,18 +106,16 @@ class Gateway:
 
     def most_cost(self, call: Call, input_tokens: int, output_tokens: int) -> int | None:
         """The most a call may cost, in nano-dollars, on whichever deployment may serve its model (routing: the
-        dearest of them); None when one of them has no price for it (a dollar budget then refuses it)."""
-        asked = call.plan.model or ""
-        serving = self.routing.priced(asked) if self.routing is not None else [(self.price_source, asked)]
-        now = time.time()
-        most = 0
-        for source, name in serving:
-            cost = self.answers.pricer.most(tuple(dict.fromkeys(n for n in (name, asked) if n)), source, input_tokens,
-                                            output_tokens, now)
-            if cost is None:
-                return None
-            most = max(most, cost)
-        return most
+        dearest of them); None when one of them has no price for it (a dollar budget then refuses it). The
+        meter's worst case priced once (argoproxy/meter/dollars.py), kept with it for the trace."""
+        model = call.plan.model or ""
+        serving = self.routing.priced(model) if self.routing is not None else [(self.price_source, model)]
+        named = [(source, tuple(dict.fromkeys(n for n in (name, model) if n))) for source, name in serving]
+        asked = call.plan.asked
+        if asked is None or asked.read_worst is None or (asked.read_worst.input, asked.read_worst.output) != (
+                input_tokens, output_tokens):
+            return most_nanos(self.answers.pricer, named, Worst(input_tokens, output_tokens, ""), time.time())
+        return asked.most_nanos(lambda worst: most_nanos(self.answers.pricer, named, worst, time.time()))
 
     def new_call(self, req: Request, kind: str, path: str, trace: Trace | None = None) -> Call:
         return Call.of(kind, req.method, path, "", req.headers, req.request_id, req, trace)
@@ -143,9 +143,11 @@ class Gateway:
               args: DoorArgs | None) -> tuple[tuple[str, ...], int] | None:
         """The one guard, its limits reading the request as its reservation does; returns the limit the reservation
         sends when no field bounds the answer (None: none)."""
-        asked = self.asked(call, body, front, count_only, args) if self.limited(call) else None
-        self.guard.check(call, plan_model, required=True, served_later=True, body=asked)
-        return asked.supply if asked is not None else None
+        asked = call.plan.asked = self.asked(call, body, front, count_only, args)  # read only when a limit, the
+        # fair queue or a trace needs it
+        self.guard.check(call, plan_model, required=True, served_later=True,
+                         body=asked if self.limited(call) else None)
+        return asked.supply
 
     def relays(self, front: FrontDoor, model: str | None) -> bool:
         """Does the upstream serve this door's API itself, its requests relayed as written (relay_native)?"""

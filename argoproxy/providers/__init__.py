@@ -12,7 +12,7 @@ Rule: providers import configuration (their settings fragment's declarations, th
 (argoproxy/upstream/, errors) and the call's phases (pipeline/call.py); never the sequence, the door, the
 front doors or routing.
 
-May import: the shared modules, config, upstream, edge, pipeline.
+May import: the shared modules, config, meter, upstream, edge, pipeline.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ call costs what it did (the router's own pick, nothing shared).
 
 - the flow a request queues in: its team key's name, else its key_limits key's variable, else a digest of the
   key it presented, else the client's `user` field, else its address;
-- its cost: what it reserves (pipeline/reservation.py: its counted prompt plus the most it may answer);
+- its cost: the meter's worst case, the number its reservation holds (argoproxy/meter/: its counted prompt, images,
+  audio and files, plus the most it may answer), read once for the call;
 - its bound: ADMISSION_MAX_WAIT, or less when the client says how long it waits (X-Stainless-Read-Timeout from
   the OpenAI SDKs, X-Stainless-Timeout from Anthropic's, or a `timeout` field in the body);
 - its client's socket, looked at while it waits: a client that left takes its request out of the queue (499);
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from argoproxy.config.routing_settings import AUTO
 from argoproxy.edge.keepalive import client_left, has_left
 from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.reservation import reservation
+from argoproxy.meter.worst import worst_of
 from argoproxy.routing.admission import Admission, Departed, Seat
 from argoproxy.routing.affinity import CacheAware
 from argoproxy.routing.router import Deployment, Pool, Router
@@ -62,7 +63,7 @@ class Seating:
         aware = self.cache_aware
         turn = aware.turn(call, self.admission, [d.index for d in pool.deployments], tried) if aware is not None \
             else None
-        cost = reservation(body) if self.limited else 1
+        cost = worst_of(call.plan.asked or body).tokens if self.limited else 1
         deployments = self.router.deployments
         try:
             seat = self.admission.enter(self.pools[id(pool)], flow, cost, self.weight(call, label),

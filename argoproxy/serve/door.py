@@ -36,7 +36,7 @@ from argoproxy.edge.model_readers import Named, Reader, body_model, compressed, 
 from argoproxy.edge.request_body import as_utf8, parse_with_members, read_request_body
 from argoproxy.pipeline.gateway import FORWARD_SENDING, Gateway, charged
 from argoproxy.pipeline.guard import ModelFree, plan_model
-from argoproxy.pipeline.reservation import Asked, shape_of, supplied
+from argoproxy.meter.worst import Asked, shape_of, supplied
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.validation import model_allowed
 from argoproxy.pipeline.request_shape import validate
@@ -270,7 +270,7 @@ class Door:
 
     def forward(self, call: Call, route: Route) -> Answer:
         call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
-        asked = self.forwarded_asked(call) if self.gateway.limited(call) else None
+        asked = call.plan.asked = self.forwarded_asked(call) if self.gateway.limited(call) else None
         self.guard.check(call, self.forwarded_models, forwarded=True, body=asked)  # limits count it like an API call
         if asked is not None and asked.supply is not None:  # no field bounds its answer: the limit it reserved
             self.supply_forwarded(call, asked.supply)
@@ -344,7 +344,8 @@ class Door:
         if call.client.method != "GET":
             call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
         served = self.backend_routes[call.plan.kind]
-        self.guard.check(call, served.models, body=self.forwarded_asked(call) if self.gateway.limited(call) else None)
+        asked = call.plan.asked = self.forwarded_asked(call) if self.gateway.limited(call) else None
+        self.guard.check(call, served.models, body=asked)
         answer = served.handler(call, self.gateway.route_sender(call))
         if call.plan.kind in self.backend.completion_routes and answer.status_code == 200:
             answer = self.as_chat_answer(call, answer)

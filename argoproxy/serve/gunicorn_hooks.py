@@ -13,7 +13,7 @@ generated client API key and the token estimator's vocabulary.
   worker in a process-internal environment variable (argoproxy.config.listener.GENERATED_KEY_ENV). Workers that
   Gunicorn restarts later get the same key.
 - COT_PROXY_SHARED_DIR: a fresh directory for the cells workers count in together (argoproxy/shared_cells.py).
-- WORKERS > 1: the token estimator's vocabulary (argoproxy.pipeline.tokens), loaded once so that the workers
+- WORKERS > 1: the token estimator's vocabulary (argoproxy.meter.tokens), loaded once so that the workers
   share its pages (about 46 MB a worker otherwise).
 - TRACING on: each worker starts OpenTelemetry's SDK when it builds its app, after the fork (the master imports
   none of it), and sends the spans it still holds when it exits (worker_exit: flush_traces).
@@ -67,7 +67,7 @@ def share_token_encoding() -> None:
     its pages instead of each loading its own copy the first time it counts tokens (the Messages and Responses
     doors, ARGO's usage, budgets, streams without usage: most deployments). With one worker it is left to that
     worker, which may never need it. tiktoken imports neither requests nor urllib3 (gevent patches those first)."""
-    from argoproxy.pipeline import tokens
+    from argoproxy.meter import tokens
     tokens.encoding()
 
 

@@ -7,11 +7,14 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
 - service.py: what the proxy does with them per request (look a key up, reserve, settle, count usage).
 - lookup_cache.py: the bounded LRU caches of known and unknown keys.
 - local_windows.py: one instance's windows and holds in the workers' shared cells, with each worker's ledger.
-- redis_store.py, redis_deadline.py, failover.py: the Redis store, its round trips' deadline, its outage policy.
-- cli.py: the `keys` subcommand (create, list, revoke, usage).
+- redis_store.py, redis_deadline.py, failover.py: the Redis store, its round trips' deadline, its outage policy;
+  last_seen.py: what each worker last saw of each key's counts in Redis, which an outage's counting starts from.
+- cli.py: the `keys` subcommand (create, list, update, revoke, usage); teams_cli.py: the `teams` subcommand (teams
+  of keys: records.py's TeamRecord, whose limits its keys share, counted as a key's under the name team/NAME).
 
-May import: the shared modules, config, prices.
+May import: the shared modules, config, prices, meter.
 Known exceptions: service.py, what the proxy does with a key per request, reads the call (pipeline/call.py,
 its tokens in pipeline/answers.py, what a request reserves in pipeline/reservation.py).
-cli.py, the `keys` command line, is handed the settings reader of the entry point that runs it.
+cli.py and teams_cli.py, the `keys` and `teams` command lines, are handed the settings reader of the entry point
+that runs them.
 """

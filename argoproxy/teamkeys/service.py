@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.lookup_cache import LRU, Read, Reads
-from argoproxy.pipeline.reservation import NOTHING, Asked, Worst, worst_of
+from argoproxy.meter.worst import NOTHING, Asked, Worst, worst_of
 from argoproxy.prices.units import dollars
 from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget, digest
 from argoproxy.pipeline.call import Call

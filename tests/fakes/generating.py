@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from argoproxy.pipeline.tokens import count_texts, request_texts
+from argoproxy.meter.tokens import count_texts, request_texts
 from tests.fakes.fake_openai import Reply, Stream, chat_chunks, chat_completion
 
 GENERATING = ("/chat/completions", "/completions", "/api/chat", "/api/generate")

@@ -13,7 +13,7 @@ import os
 import pytest
 import requests
 
-from argoproxy.pipeline.template_overhead import estimated_prompt
+from argoproxy.meter.template_overhead import estimated_prompt
 from tests.agents.agents import KEY, _bounded, _isolated, installed, quiet_run
 from tests.agents.scripted import ScriptedUpstream
 from tests.proxy_process import running_proxy
@@ -64,7 +64,7 @@ def proxy_count(proxy, body: dict) -> int:
 
 def estimate(body: dict) -> int:
     """The proxy's estimate of the same request (as the chat request the Messages door makes of it)."""
-    from argoproxy.fronts.messages import request_to_chat
+    from argoproxy.fronts.messages.request import request_to_chat
     return estimated_prompt({**request_to_chat(body, count_only=True), "model": "gemma"})
 
 

@@ -10,7 +10,7 @@ import struct
 import pytest
 import requests
 
-from argoproxy.pipeline import tokens
+from argoproxy.meter import tokens
 from argoproxy.providers.argo.convert import (
     AUTH_NOTICE,
     MAX_EMBED_BATCH,

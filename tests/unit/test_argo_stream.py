@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from argoproxy.pipeline import tokens
+from argoproxy.meter import tokens
 from argoproxy.providers.argo.stream import decode_text, stream_chat_chunks, stream_completion_chunks
 from argoproxy.errors import ProxyError
 from tests.fakes.fake_argo import AUTH_NOTICE_TEXT, STREAM_PATH, FakeArgo

@@ -154,7 +154,7 @@ def test_the_master_loads_the_token_vocabulary_for_several_workers(tmp_path, wor
     """With more than one worker the master loads tiktoken's vocabulary (about 46 MB) before the fork, so the
     workers share it instead of each loading a copy; it still imports no requests or urllib3."""
     code = ("import sys, os; from argoproxy.config.settings import load_settings; "
-            "from argoproxy.serve import gunicorn_hooks; from argoproxy.pipeline import tokens; "
+            "from argoproxy.serve import gunicorn_hooks; from argoproxy.meter import tokens; "
             f"gunicorn_hooks.gunicorn_hooks(load_settings({{}}, environ={{'HOME': {str(tmp_path)!r}, 'WORKERS': '{workers}', "
             "'TARGET_BASE_URL': 'http://127.0.0.1:9/v1'})); "
             "print(tokens.encoding.cache_info().currsize, sorted(m for m in ('requests', 'urllib3') if m in sys.modules))")

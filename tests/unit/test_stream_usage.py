@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from argoproxy.upstream import sse
-from argoproxy.pipeline.template_overhead import template_tokens
-from argoproxy.pipeline.tokens import count_text
+from argoproxy.meter.template_overhead import template_tokens
+from argoproxy.meter.tokens import count_text
 from argoproxy.pipeline.stream_usage import SAMPLE, Meter, OutputCount, native_usage
 from argoproxy.pipeline.upstream_messages import normalize
 

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from argoproxy.pipeline import tokens
+from argoproxy.meter import tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 

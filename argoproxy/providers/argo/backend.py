@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import requests
 
 from argoproxy.upstream import images
-from argoproxy.pipeline import tokens
+from argoproxy.meter import tokens
 from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.reservation import ARGO
+from argoproxy.meter.worst import ARGO
 from argoproxy.redaction import mask_url
 from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer

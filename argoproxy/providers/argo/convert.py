@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from argoproxy.pipeline import tokens
+from argoproxy.meter import tokens
 from argoproxy.providers.argo.models import EMBEDDING_DIMENSIONS
 from argoproxy.providers.argo.normalize import normalize_chat
 from argoproxy.errors import ProxyError

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from argoproxy.pipeline import tokens
+from argoproxy.meter import tokens
 from argoproxy.pipeline.stream_usage import OutputCount
 from argoproxy.providers.argo.convert import AUTH_NOTICE, check_auth_notice, new_chat_id, new_completion_id
 

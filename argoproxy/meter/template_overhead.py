@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from argoproxy.pipeline.tokens import count_request_tokens
+from argoproxy.meter.tokens import count_request_tokens
 
 
 @dataclass(frozen=True)

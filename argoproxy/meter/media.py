@@ -1,0 +1,184 @@
+"""The parts of a request that are not text, found in whatever shape its door writes them, and what they count by
+the rules of the model's family (families.py): images, audio and files (documents).
+
+The parts each shape carries:
+- chat (and what every door the proxy translates becomes): `image_url` (a URL or a data: URL, `detail`),
+  `input_audio` (base64 `data`, `format`), `file` (`file_data` as a data: URL, or a `file_id`);
+- Responses: `input_image` (`image_url`, `detail`, or a `file_id`), `input_file` (`file_data`, `file_url`,
+  `file_id`);
+- Messages: `image` and `document` blocks (`source`: base64, url, text, content or a file), no audio;
+- Google: `inline_data` / `inlineData` (a MIME type and base64 data), `file_data` / `fileData` (a URI);
+- Ollama: `images`, a list of base64 images.
+
+An inline image is measured from its header (sizes.py); an image by URL, which the proxy does not fetch, counts its
+family's most for one image. A sound counts its duration (a WAV's header says it; any other format is held to its
+bytes at 8 kbit/s) at 32 tokens a second. A PDF counts each page (its page objects counted) as its text and an
+image of it; one whose pages are not known (by URL, a file id, pages the proxy cannot count) counts 100 pages. Any
+other inline file counts as its text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from argoproxy.meter import sizes
+from argoproxy.meter.families import AUDIO_BYTES_PER_SECOND, AUDIO_TOKENS_PER_SECOND, MOST_PAGES, Family, family_of
+from argoproxy.meter.tokens import count_text
+
+MOST = 2**40
+
+
+@dataclass
+class Media:
+    """What a request's parts that are not text count: tokens, and how many of each kind (for the 429's words)."""
+    tokens: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, tokens: int) -> None:
+        self.tokens = min(self.tokens + tokens, MOST)
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+
+    def described(self) -> str:
+        """"3 images, 1 document" (empty: none)."""
+        return ", ".join(f"{n:,} {kind}{'s' if n > 1 else ''}" for kind, n in self.kinds.items())
+
+
+def media_tokens(body: Any, model: str | None) -> int:
+    """What a request's parts that are not text count for `model` (a provider's own usage count of what it sent:
+    ARGO's, whose images the proxy inlined, their sizes read)."""
+    return media_of(body, family_of(model)).tokens
+
+
+def media_of(body: Any, family: Family) -> Media:
+    """Every part of `body` that is not text, counted by `family`'s rules (a walk over the parsed body, whose size
+    the edge bounds)."""
+    found = Media()
+    stack: list[Any] = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if not _part(value, family, found, stack):
+                stack.extend(v for v in value.values() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend(v for v in value if isinstance(v, (dict, list)))
+    return found
+
+
+def _part(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
+    """Count `d` when it is a part the meter knows (True: its members are not walked further)."""
+    kind = d.get("type")
+    if kind == "image_url":
+        image = d.get("image_url")
+        url = image if isinstance(image, str) else image.get("url") if isinstance(image, dict) else None
+        detail = image.get("detail") if isinstance(image, dict) else None
+        found.add("image", _image_url(url, detail, family))
+        return True
+    if kind == "input_image":
+        found.add("image", _image_url(d.get("image_url"), d.get("detail"), family))
+        return True
+    if kind == "input_audio":
+        audio = d.get("input_audio")
+        if isinstance(audio, dict):
+            found.add("audio part", _audio(audio.get("data"), audio.get("format")))
+        return True
+    if kind == "file" and isinstance(d.get("file"), dict):
+        _file(d["file"].get("file_data"), None, family, found)
+        return True
+    if kind == "input_file":
+        _file(d.get("file_data"), None, family, found)
+        return True
+    if kind in ("image", "document") and isinstance(d.get("source"), dict):
+        _source(kind, d["source"], family, found, stack)
+        return True
+    inline = d.get("inline_data", d.get("inlineData"))
+    if isinstance(inline, dict):
+        mime = inline.get("mime_type", inline.get("mimeType"))
+        _inline(mime if isinstance(mime, str) else "", inline.get("data"), family, found)
+        return True
+    linked = d.get("file_data", d.get("fileData"))
+    if isinstance(linked, dict):
+        mime = linked.get("mime_type", linked.get("mimeType"))
+        _unfetched(mime if isinstance(mime, str) else "", family, found)
+        return True
+    images = d.get("images")
+    if isinstance(images, list) and images and all(isinstance(i, str) for i in images):  # Ollama's
+        for image in images:
+            found.add("image", family.image.tokens(sizes.image_size(sizes.decoded_head(image)), None))
+        rest = [v for k, v in d.items() if k != "images" and isinstance(v, (dict, list))]
+        stack.extend(rest)
+        return True
+    return False
+
+
+def _image_url(url: Any, detail: Any, family: Family) -> int:
+    """An image by URL (its family's most: the proxy does not fetch it) or inline (its header's size)."""
+    detail = detail if isinstance(detail, str) else None
+    inline = sizes.data_url(url) if isinstance(url, str) else None
+    size = sizes.image_size(sizes.decoded_head(inline[1])) if inline is not None else None
+    return family.image.tokens(size, detail)
+
+
+def _audio(data: Any, form: Any) -> int:
+    if not isinstance(data, str):
+        return 0
+    total = sizes.decoded_size(data)
+    seconds = sizes.wav_seconds(sizes.decoded_head(data, 256), total) if form in ("wav", None) else None
+    if seconds is None:
+        seconds = total / AUDIO_BYTES_PER_SECOND
+    return math.ceil(seconds * AUDIO_TOKENS_PER_SECOND)
+
+
+def _file(data: Any, mime: str | None, family: Family, found: Media) -> None:
+    """A file part: inline (a data: URL) or not (a file id, a URL: a document of unknown pages)."""
+    inline = sizes.data_url(data) if isinstance(data, str) else None
+    if inline is None:
+        found.add("document", MOST_PAGES * family.page())
+        return
+    _inline(inline[0], inline[1], family, found)
+
+
+def _inline(mime: str, data: Any, family: Family, found: Media) -> None:
+    """Base64 data of a MIME type: an image, a sound, a PDF or text."""
+    if not isinstance(data, str):
+        return
+    mime = mime.lower()
+    if mime.startswith("image/"):
+        found.add("image", family.image.tokens(sizes.image_size(sizes.decoded_head(data)), None))
+    elif mime.startswith("audio/"):
+        found.add("audio part", _audio(data, "wav" if "wav" in mime else mime))
+    elif mime in ("application/pdf", "") or data.startswith("JVBER"):  # %PDF in base64
+        pages = sizes.pdf_pages(sizes.decoded(data))
+        found.add("document", (pages or MOST_PAGES) * family.page())
+    else:  # text (and anything else) as its text, a token a byte where it is not UTF-8
+        raw = sizes.decoded(data)
+        try:
+            found.add("file", count_text(raw.decode("utf-8")))
+        except UnicodeDecodeError:
+            found.add("file", len(raw))
+
+
+def _unfetched(mime: str, family: Family, found: Media) -> None:
+    """A part by URI the proxy does not read: an image at its family's most, anything else as a document of the
+    most pages."""
+    if mime.startswith("image/"):
+        found.add("image", family.image.most)
+    else:
+        found.add("document", MOST_PAGES * family.page())
+
+
+def _source(kind: str, source: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> None:
+    """A Messages image or document block's source."""
+    form = source.get("type")
+    media = source.get("media_type")
+    media = media if isinstance(media, str) else ""
+    if form == "base64":
+        _inline(media or ("image/" if kind == "image" else "application/pdf"), source.get("data"), family, found)
+    elif form == "text":  # a document's text (its source carries no `text` member the text count reads)
+        data = source.get("data")
+        found.add("document", count_text(data) if isinstance(data, str) else 0)
+    elif form == "content":
+        stack.append(source.get("content"))  # its text blocks were counted as text; its images are walked
+    else:  # url, file: not fetched
+        _unfetched("image/" if kind == "image" else "", family, found)

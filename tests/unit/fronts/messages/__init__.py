@@ -1,1 +1,0 @@
-"""The Anthropic Messages door's unit tests (argoproxy/fronts/messages/), a module per part of the door."""
