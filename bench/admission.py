@@ -10,8 +10,11 @@ cost per output token). No real model: the figures are those of the fake's timin
       with 2 slots: the light key's TTFT p95 alone, today (the server's queue), with admission, and with
       admission and ADMISSION_KEY_SHARE=0.5.
   (c) CPU of the proxy's processes per request: admission off and on (no queue).
+  (d) CPU of the proxy's processes while BENCH_WAITERS requests (1,000 by default) wait BENCH_SECONDS (60) for a
+      slot that never frees (each client a socket that sends its request and waits); then how long a freed slot
+      takes to reach the next waiter, and a client that leaves to be noticed. Not part of the default run.
 
-Run: python bench/admission.py [a|b|c ...]   (all three by default; about 5 minutes)
+Run: python bench/admission.py [a|b|c|d ...]   (a, b and c by default; about 5 minutes)
 
   --llama-server runs (a) against two real llama.cpp servers instead (llama-server with Gemma 3 270M on the CPU,
   4 slots each, as tests/real starts them: tools/build_real_servers.sh builds them), and reports the prompt tokens
@@ -214,9 +217,67 @@ def bench_c() -> None:
           f"({on / off:.2f}x)")
 
 
+# ---------------------------------------------------------------- (d)
+def proxy_cpu(proxy) -> float:
+    """User and system seconds of the proxy's master and workers so far."""
+    procs = [psutil.Process(proxy.proc.pid), *psutil.Process(proxy.proc.pid).children(recursive=True)]
+    return sum(sum(pr.cpu_times()[:2]) for pr in procs)
+
+
+def waiting_now(proxy) -> float:
+    text = requests.get(proxy.url + "/metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("cot_proxy_admission_waiting"))
+
+
+def until(check: Callable[[], bool], seconds: float) -> float:
+    """Seconds until `check` held (looked at every 5 ms); raises past `seconds`."""
+    started = time.perf_counter()
+    while not check():
+        if time.perf_counter() - started > seconds:
+            raise TimeoutError
+        time.sleep(0.005)
+    return time.perf_counter() - started
+
+
+def bench_d() -> None:
+    import socket
+    n, seconds = int(os.environ.get("BENCH_WAITERS", "1000")), float(os.environ.get("BENCH_SECONDS", "60"))
+    body = json.dumps({"model": "local", "max_tokens": 1, "messages": [{"role": "user", "content": "wait"}]}).encode()
+    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    with FakeSlots(slots=1, gated=True) as server, \
+            running_proxy(MODELS=entries(server), MAX_CONCURRENCY="1", WORKERS="2", ADMISSION_MAX_WAIT="3600",
+                          ADMISSION_QUEUE_SIZE=str(max(1024, n + 1))) as proxy:
+        clients = []
+        try:
+            for _ in range(n + 1):  # the first is seated (held by the server), the rest wait
+                sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=30)
+                sock.sendall(request)
+                clients.append(sock)
+            until(lambda: waiting_now(proxy) == n and server.running == 1, 120)
+            time.sleep(1.0)  # the waiters' first looks over
+            cpu, wall = proxy_cpu(proxy), time.perf_counter()
+            time.sleep(seconds)
+            cpu, wall = proxy_cpu(proxy) - cpu, time.perf_counter() - wall
+            print(f"(d) {n} requests waiting {wall:.0f} s: the proxy used {cpu:.2f} s of CPU, "
+                  f"{cpu / wall:.3f} of a core ({cpu / wall / n * 1e6:.1f} us per waiter per second)")
+            clients.pop().close()  # the newest client leaves
+            left = until(lambda: waiting_now(proxy) == n - 1, 30)
+            served = len(server.served)
+            server.let_go(1)  # the held request ends: its slot goes to the next waiter
+            seated = until(lambda: len(server.served) == served + 1, 30)
+            print(f"(d) a client that left noticed in {left:.2f} s; a freed slot reached the next waiter in "
+                  f"{seated * 1000:.0f} ms (the server's answer included)")
+        finally:
+            server.let_go(n + 10)
+            for sock in clients:
+                sock.close()
+
+
 if __name__ == "__main__":
     chosen = [arg for arg in sys.argv[1:] if arg != "--llama-server"] or (["a"] if REAL else ["a", "b", "c"])
     if REAL and chosen != ["a"]:
         sys.exit("--llama-server runs (a) only")
     for name in chosen:
-        {"a": bench_a, "b": bench_b, "c": bench_c}[name]()
+        {"a": bench_a, "b": bench_b, "c": bench_c, "d": bench_d}[name]()

@@ -160,6 +160,10 @@ class Settings:
                                         "Key name -> weight in the admission queue (a key of "
                                         "weight 2 gets twice the share of one of weight 1); ADMISSION_WEIGHTS: "
                                         "JSON.", env=("ADMISSION_WEIGHTS",))
+    admission_queue_size: int = _setting(1024, _number(int, 1, 100_000), "Requests that may wait in this instance's "
+                                         "admission queue at once, every model's together: when all wait, a key "
+                                         "under its share takes the place of the newest request of the key furthest "
+                                         "over its share (docs/admission.md).", env=("ADMISSION_QUEUE_SIZE",))
     meter_image_tokens: int = _setting(4096, _number(int, 1, 1_000_000), "Tokens an image counts in a request's "
                                        "worst case when its model's family has no rule of its own (docs/"
                                        "reservations.md: the meter's table).", env=("METER_IMAGE_TOKENS",))
@@ -636,7 +640,7 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
                            "no limit reads a request's worst case (ENABLE_AUTH off, no key_limits, admission off)"),
     **{name: (lambda s: admission_on(s), "no deployment has a concurrency limit (MAX_CONCURRENCY or an entry's "
                                          "max_concurrency): admission is off")
-       for name in ("admission_max_wait", "admission_key_share", "admission_weights")},
+       for name in ("admission_max_wait", "admission_key_share", "admission_weights", "admission_queue_size")},
     "journal_body_bytes": (lambda s: bool(s.log_dir), "LOG_DIR is not set (no journals are written)"),
     "metrics_public": (lambda s: s.enable_auth, "enable_auth is off (/metrics is open to every client anyway)"),
     "fronts_passthrough": (lambda s: s.backend == "openai" or bool(s.models), "only the openai backend passes "

@@ -14,10 +14,17 @@ The wait is bounded: a request whose estimated wait (the queue ahead of it, time
 time, over its slots) passes ADMISSION_MAX_WAIT, or the client's own timeout, is answered 429 with Retry-After
 at once; one that still waits that long is answered 503 with Retry-After.
 
+The queue is fair in space too: its rows (ADMISSION_QUEUE_SIZE, one table for the instance) are shared between
+the flows waiting by weight. When every row is taken, a request whose flow holds fewer rows than its share
+(rows x its weight / the weights of the flows waiting, its own counted) takes the row of the newest waiter of the
+flow furthest over its share, which is answered 429 queue_full naming its places and its share; a request whose
+flow holds its share already is answered so itself.
+
 Everything lives in cells the worker processes share (argoproxy/shared_cells.py; the layout:
 routing/admission_cells.py), under one flock: counts in flight, limits, flows, the waiters' table and the prefix
-table of cache-aware routing. A waiter polls its own row (no lock) until a worker that frees a slot grants it
-one; so the queue is one queue per instance, whichever worker a request arrived on. Across replicas each
+table of cache-aware routing. A waiter sleeps until the worker that changes its row (a slot granted, its place
+taken) wakes it (routing/admission_wakeups.py), looking at its client's socket every LOOK_SECONDS meanwhile; so
+the queue is one queue per instance, whichever worker a request arrived on. Across replicas each
 instance keeps its own (docs/admission.md: the arithmetic). What each worker holds is also in a ledger of its
 own, so that the master gives a killed worker's slots back (admission_cells.release_dead_worker).
 """
@@ -25,25 +32,30 @@ own, so that the master gives a killed worker's slots back (admission_cells.rele
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Hashable, Mapping, Sequence, TypeVar
 
 from argoproxy.errors import ProxyError
 from argoproxy.routing.admission_cells import (D_IN_FLIGHT, D_LIMIT, D_MEAN_MS, D_WIDTH, F_FINISH, F_HELD, F_POOL,
-                                               F_SEEN, F_TAG, F_WIDTH, FLOWS, FREE, GRANTED, P_VTIME, P_WAITING,
-                                               P_WIDTH, W_FINISH, W_FLOW, W_GRANTED, W_OWNER, W_POOL, W_PREFER,
-                                               W_START, W_STATE, W_WIDTH, WAITERS, WAITING, AFFINITY, Layout,
-                                               Ledgers, cells_name)
+                                               F_ROWS, F_SEEN, F_TAG, F_WEIGHT, F_WIDTH, FLOWS, FREE, GRANTED,
+                                               P_VTIME, P_WAITING, P_WIDTH, W_FINISH, W_FLOW, W_GRANTED, W_OUSTED,
+                                               W_OUSTED_AFTER, W_OUSTED_HELD, W_OUSTED_SHARE, W_OWNER, W_POOL,
+                                               W_PREFER, W_START, W_STATE, W_TICKET, W_WIDTH, WAITERS, WAITING,
+                                               AFFINITY, Layout, Ledgers, cells_name)
+from argoproxy.routing.admission_wakeups import Wakeups
 from argoproxy.shared_cells import SharedCells
+
+K = TypeVar("K", bound=Hashable)
 
 SCALE = 1000
 ACTIVE_SECONDS = 10.0  # a key counts as active this long after its last request (ADMISSION_KEY_SHARE)
 MEAN_WEIGHT = 0.2  # of each new duration in a deployment's mean request time
-POLL_FIRST, POLL_MOST = 0.002, 0.025  # a waiter's look at its row: often at first, then every 25 ms
-REGRANT_SECONDS = 0.5  # a waiter runs a grant pass itself this often (a key's share expiring frees a slot)
+LOOK_SECONDS = 0.5  # a waiter looks at its client's socket this often (woken at once when its row changes)
 # Tags are int64 cells. One request moves them by at most MOST_UNITS (a reservation of 2^40 tokens, or a weight of
 # 1e-6, went past 2^63), a flow's start is at most AHEAD past the virtual time (refused and departed waiters push
 # their flow's tags without being served), and a pool's tags move back by its virtual time once it passes REBASE_AT.
@@ -69,21 +81,37 @@ class Departed(Exception):
     """The client of a waiting request left: it is out of the queue."""
 
 
+def fair_shares(rows: int, weights: Mapping[K, float]) -> dict[K, float]:
+    """Each flow's share of the queue's `rows`: rows x its weight / the sum of the weights."""
+    total = sum(weights.values())
+    return {flow: rows * weight / total for flow, weight in weights.items()}
+
+
+def furthest_over(held: Mapping[K, int], shares: Mapping[K, float]) -> K | None:
+    """The flow holding the most rows past its share (None: none holds more than its share)."""
+    over = {flow: held.get(flow, 0) - share for flow, share in shares.items() if held.get(flow, 0) > share}
+    return max(over, key=lambda flow: over[flow]) if over else None
+
+
 class Admission:
     def __init__(self, pools: Sequence[Sequence[int]], deployments: int, limits: Sequence[int],
                  key_share: float = 1.0, max_wait: float = 60.0, cells: SharedCells | None = None,
                  name: str = "", clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 pause: Callable[[threading.Event, float], object] | None = None, waiters: int = WAITERS) -> None:
         self.pools = [list(p) for p in pools]  # deployment indexes of each pool
         self.pool_of = {d: i for i, p in enumerate(self.pools) for d in p}
         self.n = deployments
         self.key_share = key_share
         self.max_wait = max_wait
-        self.clock, self.sleep = clock, sleep
-        layout = Layout(deployments, len(self.pools))
+        self.clock = clock
+        self.pause = pause or (lambda event, seconds: event.wait(seconds))  # a waiter between two looks
+        layout = Layout(deployments, len(self.pools), waiters)
         self.p0, self.f0, self.w0, self.a0 = layout.p0, layout.f0, layout.w0, layout.a0
-        self.cells = cells or SharedCells(cells_name(name), layout.size)
+        self.rows, self.places = layout.rows(), waiters
+        self.cells = cells or SharedCells(cells_name(name, waiters), layout.size)
         self.ledgers = Ledgers(self.cells, name, layout)  # what this worker holds, for the master if it dies
+        self.wakeups = Wakeups(self.ledgers.directory, name, self._changed, self._tick)
+        self.tickets = itertools.count(1)
         c = self.cells.cells
         for i, limit in enumerate(limits):
             if limit > 0 or c[i * D_WIDTH + D_LIMIT] == 0:
@@ -121,7 +149,7 @@ class Admission:
         cost_units = min(MOST_UNITS, max(1, int(cost * SCALE / max(weight, 1e-6))))
         with self.cells.lock() as c:
             self._rebase(c, pool)
-            fslot = self._flow(c, pool, flow, now)
+            fslot = self._flow(c, pool, flow, now, weight)
             candidates = self._candidates(pool, tried, usable)
             vtime = c[self.p0 + pool * P_WIDTH + P_VTIME]
             start = max(vtime, min(c[fslot + F_FINISH], vtime + AHEAD))
@@ -137,48 +165,65 @@ class Admission:
             estimate = self._estimate(c, pool, finish, candidates)
             if estimate > bound:
                 raise self._refused(429, "queue_full", estimate, bound)
-            row = self._free_row(c)
-            if row < 0:
-                raise self._refused(429, "queue_full", estimate or 1.0, bound)
+            row, ousted = self._place(c, pool, fslot, finish, candidates)
             c[fslot + F_FINISH] = finish
             self.ledgers.mine()  # the master finds a dead worker's rows through its ledger
+            ticket = os.getpid() << 32 | next(self.tickets) & 0xFFFFFFFF
             for field, value in ((W_POOL, pool), (W_START, start), (W_FINISH, finish), (W_FLOW, fslot),
-                                 (W_GRANTED, 0), (W_PREFER, prefer + 1), (W_OWNER, os.getpid())):
+                                 (W_GRANTED, 0), (W_PREFER, prefer + 1), (W_OWNER, os.getpid()),
+                                 (W_TICKET, ticket)):
                 c[row + field] = value
             c[row + W_STATE] = WAITING
+            c[fslot + F_ROWS] += 1
             c[self.p0 + pool * P_WIDTH + P_WAITING] += 1
-            self._grant(c, pool, now)  # a free slot the share held back, or one freed meanwhile
-        return self._wait(row, pool, fslot, now, bound, remember, gone)
+            woken = self._grant(c, pool, now)  # a free slot the share held back, or one freed meanwhile
+        self.wakeups.wake(ousted + woken)
+        return self._wait(row, ticket, pool, fslot, now, bound, remember, gone)
 
-    def _wait(self, row: int, pool: int, fslot: int, since: float, bound: float, remember: int,
+    def _wait(self, row: int, ticket: int, pool: int, fslot: int, since: float, bound: float, remember: int,
               gone: Callable[[], bool] | None) -> Seat:
-        c = self.cells.cells
-        pause, regrant = POLL_FIRST, since + REGRANT_SECONDS
+        """Sleep until the row changes (woken by the worker that changed it), the bound passes, or a look at the
+        client's socket finds it gone."""
+        event = self.wakeups.register(ticket, row)
+        deadline = since + bound
         try:
             while True:
+                event.clear()  # before looking: a wake-up from here on ends the next pause at once
                 now = self.clock()
-                left = gone is not None and gone()
-                if left or c[row + W_STATE] == GRANTED or now - since > bound:
+                if gone is not None and gone():
+                    raise Departed()  # its slot, granted or not, goes to the next waiter (below)
+                if now >= deadline or self._changed(row, ticket):
                     with self.cells.lock() as locked:
-                        if left:  # its slot, granted or not, goes to the next waiter
-                            self._withdraw(locked, row, fslot, pool, now)
-                            raise Departed()
+                        if locked[row + W_TICKET] != ticket:  # another key's request took its place
+                            raise self._ousted(locked, row, ticket)
                         if locked[row + W_STATE] == GRANTED:  # (past its bound: granted at the last moment)
                             return self._seated(locked, row, pool, fslot, since, remember)
-                        self._leave_queue(locked, row, pool)
-                    raise self._refused(503, "queue_timeout", bound, bound)
-                if now >= regrant:
-                    regrant = now + REGRANT_SECONDS
-                    with self.cells.lock() as locked:
-                        self._grant(locked, pool, now)
-                    continue
-                self.sleep(pause)
-                pause = min(pause * 1.5, POLL_MOST)
-        except BaseException:
-            if c[row + W_STATE] != FREE:  # the greenlet was killed (the client left) while it waited
-                with self.cells.lock() as locked:
-                    self._withdraw(locked, row, fslot, pool, self.clock())
+                        if now >= deadline:
+                            self._leave_queue(locked, row, pool)
+                            raise self._refused(503, "queue_timeout", bound, bound)
+                self.pause(event, max(0.0, min(LOOK_SECONDS, deadline - now)))
+        except BaseException:  # its client left (or its greenlet was killed): out of the queue
+            with self.cells.lock() as locked:
+                woken = self._withdraw(locked, row, fslot, pool, self.clock()) \
+                    if locked[row + W_TICKET] == ticket else []
+            self.wakeups.wake(woken)
             raise
+        finally:
+            self.wakeups.unregister(ticket)
+
+    def _changed(self, row: int, ticket: int) -> bool:
+        """Whether the row no longer waits for this ticket's request (granted, or taken by another's)."""
+        c = self.cells.cells
+        return c[row + W_TICKET] != ticket or c[row + W_STATE] != WAITING
+
+    def _tick(self) -> None:
+        """A grant pass over the pools with waiters (a key's share expired, the master gave a dead worker's slots
+        back): run by each worker's listener while it has waiters."""
+        for pool in range(len(self.pools)):
+            if self.waiting(pool):
+                with self.cells.lock() as c:
+                    woken = self._grant(c, pool, self.clock())
+                self.wakeups.wake(woken)
 
     def _seated(self, c, row: int, pool: int, fslot: int, since: float, remember: int) -> Seat:
         dep = int(c[row + W_GRANTED]) - 1
@@ -189,17 +234,73 @@ class Admission:
         now = self.clock()
         return Seat(pool, dep, fslot, now, waited=now - since)
 
-    def _withdraw(self, c, row: int, fslot: int, pool: int, now: float) -> None:
-        """A waiter that will not take its slot: out of the queue, or its granted slot to the next in line."""
+    def _withdraw(self, c, row: int, fslot: int, pool: int, now: float) -> list[int]:
+        """A waiter that will not take its slot: out of the queue, or its granted slot to the next in line (the
+        workers to wake)."""
         if c[row + W_STATE] == GRANTED:
             c[row + W_STATE] = FREE
-            self._give_back(c, int(c[row + W_GRANTED]) - 1, fslot, pool, now)
-        elif c[row + W_STATE] == WAITING:
+            return self._give_back(c, int(c[row + W_GRANTED]) - 1, fslot, pool, now)
+        if c[row + W_STATE] == WAITING:
             self._leave_queue(c, row, pool)
+        return []
 
     def _leave_queue(self, c, row: int, pool: int) -> None:
         c[row + W_STATE] = FREE
+        c[int(c[row + W_FLOW]) + F_ROWS] -= 1
         c[self.p0 + pool * P_WIDTH + P_WAITING] -= 1
+
+    # ------------------------------------------------------------ a place in the queue
+    def _place(self, c, pool: int, fslot: int, finish: int, candidates: list[int]) -> tuple[int, list[int]]:
+        """A free row, or, every row taken, the row of the newest waiter of the flow furthest over its share
+        while this request's flow holds fewer than its own (the workers to wake: that waiter's); Refused 429
+        when its flow holds its share already."""
+        row = self._free_row(c)
+        if row >= 0:
+            return row, []
+        held = {slot: int(c[slot + F_ROWS]) for slot in self._flow_slots() if c[slot + F_ROWS] > 0}
+        weights = {slot: max(1, int(c[slot + F_WEIGHT])) / SCALE for slot in [*held, fslot]}
+        shares = fair_shares(self.places, weights)
+        victim = furthest_over(held, shares) if held.get(fslot, 0) < shares[fslot] else None
+        if victim is None:
+            after = self._estimate(c, pool, finish, candidates)
+            raise self._full(held.get(fslot, 0), shares[fslot], after, ousted=False)
+        row = max((r for r in self.rows if c[r + W_STATE] == WAITING and c[r + W_FLOW] == victim),
+                  key=lambda r: c[r + W_FINISH])
+        owner, victim_pool = int(c[row + W_OWNER]), int(c[row + W_POOL])
+        after = self._estimate(c, victim_pool, c[row + W_FINISH], self._candidates(victim_pool, (), lambda d: True))
+        c[row + W_OUSTED], c[row + W_OUSTED_HELD] = c[row + W_TICKET], held[victim]
+        c[row + W_OUSTED_SHARE], c[row + W_OUSTED_AFTER] = int(shares[victim] * SCALE), max(1, math.ceil(after))
+        if c[victim + F_FINISH] == c[row + W_FINISH]:  # its newest request leaves: the flow's tags as before it
+            c[victim + F_FINISH] = c[row + W_START]
+        self._leave_queue(c, row, victim_pool)
+        c[row + W_TICKET] = 0
+        return row, [owner]
+
+    def _ousted(self, c, row: int, ticket: int) -> Refused:
+        """What a waiter whose row another key's request took is answered (the taker left a note in the row;
+        a row taken again before its waiter looked has lost it)."""
+        if c[row + W_OUSTED] != ticket:
+            return self._full(-1, 0.0, 1.0, ousted=True)
+        return self._full(int(c[row + W_OUSTED_HELD]), c[row + W_OUSTED_SHARE] / SCALE, c[row + W_OUSTED_AFTER],
+                          ousted=True)
+
+    def _full(self, held: int, share: float, after: float, ousted: bool) -> Refused:
+        share_text = f"{share:,.1f}".removesuffix(".0")
+        if held < 0:
+            why = ": another key's request took this one's place"
+        elif ousted:
+            why = (f": this key held {held:,} of the {self.places:,} places, past its share of {share_text}, and "
+                   f"another key's request took this one's place")
+        elif held >= share:
+            why = f": this key holds {held:,} of the {self.places:,} places, its share being {share_text}"
+        else:
+            why = ""
+        return Refused(429, f"Every server of this model is busy and every place in its queue is taken{why}. Try "
+                            "again later.", code="queue_full", headers={"Retry-After": str(max(1, math.ceil(after)))},
+                       cause="queue")
+
+    def _flow_slots(self) -> range:
+        return range(self.f0, self.f0 + FLOWS * F_WIDTH, F_WIDTH)
 
     # ------------------------------------------------------------ leaving
     def release(self, seat: Seat) -> None:
@@ -212,38 +313,43 @@ class Admission:
             mean = seat.dep * D_WIDTH + D_MEAN_MS
             took = (now - seat.started) * 1000
             c[mean] = int(took if not c[mean] else c[mean] * (1 - MEAN_WEIGHT) + took * MEAN_WEIGHT)
-            self._give_back(c, seat.dep, seat.flow, seat.pool, now)
+            woken = self._give_back(c, seat.dep, seat.flow, seat.pool, now)
             self.ledgers.add(seat.dep, seat.flow, -1)
+        self.wakeups.wake(woken)
 
-    def _give_back(self, c, dep: int, fslot: int, pool: int, now: float) -> None:
+    def _give_back(self, c, dep: int, fslot: int, pool: int, now: float) -> list[int]:
         c[dep * D_WIDTH + D_IN_FLIGHT] = max(0, c[dep * D_WIDTH + D_IN_FLIGHT] - 1)
         c[fslot + F_HELD] = max(0, c[fslot + F_HELD] - 1)
-        if c[self.p0 + pool * P_WIDTH + P_WAITING]:
-            self._grant(c, pool, now)
+        return self._grant(c, pool, now) if c[self.p0 + pool * P_WIDTH + P_WAITING] else []
 
     # ------------------------------------------------------------ under the lock
-    def _grant(self, c, pool: int, now: float) -> None:
-        """Free slots of `pool` to its waiters, smallest finish tag first (a key past its share skipped)."""
+    def _grant(self, c, pool: int, now: float) -> list[int]:
+        """Free slots of `pool` to its waiters, smallest finish tag first (a key past its share skipped); the
+        workers (pids) whose waiters were granted one, to wake."""
         candidates = self._candidates(pool, frozenset(), lambda d: True)
+        woken: list[int] = []
         while c[self.p0 + pool * P_WIDTH + P_WAITING] > 0:
             if self._room(c, candidates, -1) < 0:
-                return
+                return woken
             best, best_finish = -1, None
-            for row in range(self.w0, self.w0 + WAITERS * W_WIDTH, W_WIDTH):
+            for row in self.rows:
                 if c[row + W_STATE] != WAITING or c[row + W_POOL] != pool:
                     continue
                 if (best_finish is None or c[row + W_FINISH] < best_finish) and \
                         self._within_share(c, pool, int(c[row + W_FLOW]), now):
                     best, best_finish = row, c[row + W_FINISH]
             if best < 0:
-                return  # every waiter's key holds its share: the free slot waits for another key
+                return woken  # every waiter's key holds its share: the free slot waits for another key
             dep = self._room(c, candidates, int(c[best + W_PREFER]) - 1)
             vtime = self.p0 + pool * P_WIDTH + P_VTIME
             c[vtime] = max(c[vtime], c[best + W_START])
             self._take(c, dep, int(c[best + W_FLOW]), 0)
             c[best + W_GRANTED] = dep + 1
             c[self.p0 + pool * P_WIDTH + P_WAITING] -= 1
+            c[int(c[best + W_FLOW]) + F_ROWS] -= 1
             c[best + W_STATE] = GRANTED
+            woken.append(int(c[best + W_OWNER]))
+        return woken
 
     def _candidates(self, pool: int, tried, usable: Callable[[int], bool]) -> list[int]:
         deps = [d for d in self.pools[pool] if d not in tried]
@@ -281,7 +387,7 @@ class Admission:
         if c[fslot + F_HELD] < max(1, int(total * self.key_share)):
             return True
         recent = int((now - ACTIVE_SECONDS) * 1000)
-        for slot in range(self.f0, self.f0 + FLOWS * F_WIDTH, F_WIDTH):
+        for slot in self._flow_slots():
             if slot != fslot and c[slot + F_POOL] == pool + 1 and c[slot + F_SEEN] >= recent:
                 return False
         return True
@@ -293,12 +399,18 @@ class Admission:
         means = [c[d * D_WIDTH + D_MEAN_MS] for d in candidates if c[d * D_WIDTH + D_MEAN_MS]]
         if not slots or not means:
             return 0.0
-        ahead = 1 + sum(1 for row in range(self.w0, self.w0 + WAITERS * W_WIDTH, W_WIDTH)
+        ahead = 1 + sum(1 for row in self.rows
                         if c[row + W_STATE] == WAITING and c[row + W_POOL] == pool and c[row + W_FINISH] <= finish)
         return ahead * (sum(means) / len(means) / 1000) / slots
 
-    def _flow(self, c, pool: int, flow: str, now: float) -> int:
-        """The flow's cells (open addressing by a digest of pool and name); an idle flow's slot is reused."""
+    def _flow(self, c, pool: int, flow: str, now: float, weight: float) -> int:
+        """The flow's cells (open addressing by a digest of pool and name), its weight noted; an idle flow's slot
+        is reused."""
+        slot = self._flow_slot(c, pool, flow, now)
+        c[slot + F_WEIGHT] = max(1, min(MOST_UNITS, int(weight * SCALE)))
+        return slot
+
+    def _flow_slot(self, c, pool: int, flow: str, now: float) -> int:
         name = f"{pool}\0{flow}".encode(errors="surrogatepass")  # a client's `user` may hold a lone surrogate
         tag = int.from_bytes(hashlib.blake2b(name, digest_size=7).digest(), "big") or 1
         vtime = c[self.p0 + pool * P_WIDTH + P_VTIME]
@@ -311,12 +423,13 @@ class Admission:
             if c[slot + F_TAG] == 0:
                 reusable = slot if reusable < 0 else reusable
                 break
-            if reusable < 0 and not c[slot + F_HELD] and c[slot + F_FINISH] <= self._vtime_of(c, slot, vtime):
-                reusable = slot  # nothing held, no backlog: forgetting its tags changes no order
+            if reusable < 0 and not c[slot + F_HELD] and not c[slot + F_ROWS] and \
+                    c[slot + F_FINISH] <= self._vtime_of(c, slot, vtime):
+                reusable = slot  # nothing held, nothing waiting, no backlog: forgetting its tags changes no order
         if reusable < 0:
             reusable = self.f0 + (tag % FLOWS) * F_WIDTH  # a full table: share a slot (fairness between the two lost)
         else:
-            c[reusable + F_FINISH], c[reusable + F_HELD] = 0, 0
+            c[reusable + F_FINISH], c[reusable + F_HELD], c[reusable + F_ROWS] = 0, 0, 0
         c[reusable + F_TAG], c[reusable + F_POOL], c[reusable + F_SEEN] = tag, pool + 1, int(now * 1000)
         return reusable
 
@@ -326,10 +439,10 @@ class Admission:
         if shift < REBASE_AT:
             return
         c[self.p0 + pool * P_WIDTH + P_VTIME] = 0
-        for slot in range(self.f0, self.f0 + FLOWS * F_WIDTH, F_WIDTH):
+        for slot in self._flow_slots():
             if c[slot + F_POOL] == pool + 1:
                 c[slot + F_FINISH] = max(0, c[slot + F_FINISH] - shift)
-        for row in range(self.w0, self.w0 + WAITERS * W_WIDTH, W_WIDTH):
+        for row in self.rows:
             if c[row + W_STATE] != FREE and c[row + W_POOL] == pool:
                 c[row + W_START] -= shift
                 c[row + W_FINISH] -= shift
@@ -339,7 +452,7 @@ class Admission:
         return c[self.p0 + pool * P_WIDTH + P_VTIME] if 0 <= pool < len(self.pools) else fallback
 
     def _free_row(self, c) -> int:
-        for row in range(self.w0, self.w0 + WAITERS * W_WIDTH, W_WIDTH):
+        for row in self.rows:
             if c[row + W_STATE] == FREE:
                 return row
         return -1

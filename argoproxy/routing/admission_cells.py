@@ -1,8 +1,8 @@
 """Where admission's state sits in the cells the workers share, and what a killed worker held there.
 
-One file per instance (`admission-v2-<name>.cells`, argoproxy/shared_cells.py), in five tables: each deployment's
-cells, each pool's, the flows' (a flow: a key's queue in one pool), the waiters' rows and cache-aware routing's
-prefix table. Layout gives their offsets.
+One file per instance (`admission-v3-<name>-<rows>.cells`, argoproxy/shared_cells.py), in five tables: each
+deployment's cells, each pool's, the flows' (a flow: a key's queue in one pool), the waiters' rows (as many as
+ADMISSION_QUEUE_SIZE) and cache-aware routing's prefix table. Layout gives their offsets.
 
 A worker killed in the middle of a request (SIGKILL, the OOM killer, Gunicorn's timeout) cannot give its slots
 back, and its waiting requests' rows would stay in the queue. So each worker also writes what it holds in a
@@ -25,25 +25,29 @@ from argoproxy.shared_cells import SHARED_DIR_ENV, SharedCells
 D_IN_FLIGHT, D_LIMIT, D_MEAN_MS, D_WIDTH = 0, 1, 2, 3
 # pool cells: virtual time (token units x SCALE), waiters now
 P_VTIME, P_WAITING, P_WIDTH = 0, 1, 2
-# flow cells: tag, last finish tag, slots held, pool + 1, last seen (ms)
-F_TAG, F_FINISH, F_HELD, F_POOL, F_SEEN, F_WIDTH = range(6)
+# flow cells: tag, last finish tag, slots held, pool + 1, last seen (ms), waiting rows held, weight x 1000
+F_TAG, F_FINISH, F_HELD, F_POOL, F_SEEN, F_ROWS, F_WEIGHT, F_WIDTH = range(8)
 FLOWS = 1024
 # waiter cells: state, pool, start tag, finish tag, flow slot, granted deployment + 1, preferred + 1, its
-# worker's pid
-W_STATE, W_POOL, W_START, W_FINISH, W_FLOW, W_GRANTED, W_PREFER, W_OWNER, W_WIDTH = range(9)
-WAITERS = 1024
+# worker's pid, its request's ticket; then what the row's last occupant was told when another key's request took
+# the row (space fairness, routing/admission.py): its ticket, the places its key held, its share x 1000, the
+# Retry-After it gets
+(W_STATE, W_POOL, W_START, W_FINISH, W_FLOW, W_GRANTED, W_PREFER, W_OWNER, W_TICKET,
+ W_OUSTED, W_OUSTED_HELD, W_OUSTED_SHARE, W_OUSTED_AFTER, W_WIDTH) = range(14)
+WAITERS = 1024  # ADMISSION_QUEUE_SIZE's default
 FREE, WAITING, GRANTED = 0, 1, 2
 # prefix table (cache-aware routing): tag, deployment + 1
 AFFINITY = 4096
 # a ledger's header: its version, then the Layout it was written for
-LEDGER_VERSION = 1
-L_VERSION, L_DEPLOYMENTS, L_POOLS, L_HEADER = range(4)
+LEDGER_VERSION = 2
+L_VERSION, L_DEPLOYMENTS, L_POOLS, L_WAITERS, L_HEADER = range(5)
 
 
 @dataclass(frozen=True)
 class Layout:
     deployments: int
     pools: int
+    waiters: int = WAITERS
 
     @property
     def p0(self) -> int:
@@ -58,19 +62,21 @@ class Layout:
         return self.f0 + FLOWS * F_WIDTH
 
     @property
-    def a0(self) -> int:
-        return self.w0 + WAITERS * W_WIDTH
-
-    @property
     def size(self) -> int:
         return self.a0 + AFFINITY * 2
 
+    @property
+    def a0(self) -> int:
+        return self.w0 + self.waiters * W_WIDTH
+
     def rows(self) -> range:
-        return range(self.w0, self.w0 + WAITERS * W_WIDTH, W_WIDTH)
+        return range(self.w0, self.a0, W_WIDTH)
 
 
-def cells_name(name: str) -> str:
-    return f"admission-v2-{name}.cells"  # v2: waiter rows name their worker (a reload keeps the shared directory)
+def cells_name(name: str, waiters: int = WAITERS) -> str:
+    # v3: flows count their rows, rows carry tickets (a reload keeps the shared directory: an older layout's file
+    # is another file)
+    return f"admission-v3-{name}-{waiters}.cells"
 
 
 class Ledger:
@@ -81,7 +87,8 @@ class Ledger:
         self.layout = layout
         self.cells = SharedCells(ledger_name(name, pid), L_HEADER + layout.deployments + FLOWS, directory)
         c = self.cells.cells
-        c[L_DEPLOYMENTS], c[L_POOLS], c[L_VERSION] = layout.deployments, layout.pools, LEDGER_VERSION
+        c[L_DEPLOYMENTS], c[L_POOLS], c[L_WAITERS] = layout.deployments, layout.pools, layout.waiters
+        c[L_VERSION] = LEDGER_VERSION
 
     def add(self, dep: int, fslot: int, seats: int) -> None:
         """`seats` (1 or -1) of deployment `dep`, held under the flow at cell `fslot`."""
@@ -131,20 +138,23 @@ def release_dead_worker(pid: int, directory: str | None = None) -> int:
         ledger = SharedCells(os.path.basename(path), L_HEADER, directory)
         try:
             if ledger.cells[L_VERSION] == LEDGER_VERSION:
-                layout = Layout(int(ledger.cells[L_DEPLOYMENTS]), int(ledger.cells[L_POOLS]))
+                layout = Layout(int(ledger.cells[L_DEPLOYMENTS]), int(ledger.cells[L_POOLS]),
+                                int(ledger.cells[L_WAITERS]))
                 ledger.close()
                 ledger = SharedCells(os.path.basename(path), L_HEADER + layout.deployments + FLOWS, directory)
                 released += _give_back(directory, name, layout, pid, ledger.cells)
         finally:
             ledger.close()
         os.unlink(path)
+    for path in glob.glob(os.path.join(glob.escape(directory), f"admission-wake-*-{pid}.fifo")):
+        os.unlink(path)  # its wake-up pipe (routing/admission_wakeups.py)
     return released
 
 
 def _give_back(directory: str, name: str, layout: Layout, pid: int, held) -> int:
-    if not os.path.exists(os.path.join(directory, cells_name(name))):
+    if not os.path.exists(os.path.join(directory, cells_name(name, layout.waiters))):
         return 0
-    cells = SharedCells(cells_name(name), layout.size, directory)
+    cells = SharedCells(cells_name(name, layout.waiters), layout.size, directory)
     released = 0
     try:
         with cells.lock() as c:
@@ -166,6 +176,8 @@ def _give_back(directory: str, name: str, layout: Layout, pid: int, held) -> int
                 else:
                     pool = layout.p0 + int(c[row + W_POOL]) * P_WIDTH + P_WAITING
                     c[pool] = max(0, c[pool] - 1)
+                    rows = int(c[row + W_FLOW]) + F_ROWS
+                    c[rows] = max(0, c[rows] - 1)
                 c[row + W_STATE] = FREE
                 released += 1
     finally:

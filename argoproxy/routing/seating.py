@@ -3,7 +3,8 @@ when a deployment has a concurrency limit or ROUTING_STRATEGY is cache_aware, so
 call costs what it did (the router's own pick, nothing shared).
 
 - the flow a request queues in: its team key's name, else its key_limits key's variable, else a digest of the
-  key it presented, else the client's `user` field, else its address;
+  key it presented (one the proxy accepted), else its address (with auth off: a client cannot name a new flow
+  per request, and take many shares of the queue);
 - its cost: the meter's worst case, the number its reservation holds (argoproxy/meter/: its counted prompt, images,
   audio and files, plus the most it may answer), read once for the call;
 - its bound: ADMISSION_MAX_WAIT, or less when the client says how long it waits (X-Stainless-Read-Timeout from
@@ -50,7 +51,7 @@ class Seating:
         self.auto = [d for d, limit in zip(router.deployments, limits) if limit == AUTO]
         self.admission = Admission([[d.index for d in p.deployments] for p in router.pools()],
                                    len(router.deployments), limits, key_share=settings.admission_key_share,
-                                   max_wait=settings.admission_max_wait,
+                                   max_wait=settings.admission_max_wait, waiters=settings.admission_queue_size,
                                    name=name)
         # what watches the queue: /metrics (observe/metrics.py) and the status page (observe/queue_waits.py)
         self.on_wait: list[Callable[[str, float], None]] = []  # (key, seconds it waited)
@@ -139,9 +140,6 @@ def flow_of(call: Call) -> tuple[str, str]:
     req = call.client.request
     if req is not None and req.presented_keys:
         return "key:" + hashlib.sha256(req.presented_keys[0].encode()).hexdigest()[:16], "none"
-    user = plan.body.get("user")
-    if isinstance(user, str) and user:
-        return "user:" + user[:256], "none"
     peer = req.peer[0] if req is not None else ""  # the socket's; empty behind a PROXY-protocol balancer
     return "addr:" + (peer or "-"), "none"
 

@@ -153,7 +153,7 @@ def test_a_slot_granted_to_a_waiter_whose_client_left_goes_back():
     def sleep(seconds: float) -> None:  # the waiter between two looks at the queue
         looking.set()
         resume.wait(5)
-    a = admission([1], sleep=sleep)
+    a = admission([1], pause=lambda event, seconds: sleep(seconds))
     held = a.enter(0, "k", 1)
     left = threading.Event()
     w = Waiter(a, "k", gone=left.is_set)
@@ -196,9 +196,11 @@ def test_the_master_gives_back_what_a_killed_worker_held(tmp_path):
     for pid in pids:
         assert os.waitpid(pid, 0)[1] == signal.SIGKILL
     assert (a.in_flight(0), a.waiting(0)) == (1, 1)
+    assert len(list(tmp_path.glob("admission-wake-*.fifo"))) == 1, "the waiting worker's wake-up pipe"
     assert [release_dead_worker(pid, str(tmp_path)) for pid in pids] == [1, 1]
     assert (a.in_flight(0), a.waiting(0)) == (0, 0)
     assert not list(tmp_path.glob("admission-ledger-*")), "the ledgers are gone with their workers"
+    assert not list(tmp_path.glob("admission-wake-*")), "and their wake-up pipes"
     assert a.enter(0, "k", 1).dep == 0
 
 
