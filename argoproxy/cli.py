@@ -1,6 +1,6 @@
 """The command line: `cot-proxy [config] [flags]` (also `python cot_proxy.py`, `python app.py`); every flag is a
 setting (argoproxy/config/command_line.py: the flags and the help, short with --help, whole with --help-all).
-Subcommands: `keys` (team keys), `prices` (the price table), `run -- AGENT [ARGS]` and `agents` (coding agents
+Subcommands: `keys` (team keys), `teams` (teams of keys), `prices` (the price table), `run -- AGENT [ARGS]` and `agents` (coding agents
 pointed at the proxy).
 
 Started in a terminal with nothing configured (argoproxy/config/unconfigured.py), it asks the first-run
@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["keys"]:  # the team keys subcommand, the same under every entry point
         from argoproxy.teamkeys.cli import main as keys_main
         raise SystemExit(keys_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog=_prog()))
+    if argv[:1] == ["teams"]:  # teams of keys, whose limits their keys share
+        from argoproxy.teamkeys.teams_cli import main as teams_main
+        raise SystemExit(teams_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog=_prog()))
     if argv[:1] == ["prices"]:  # the price table: refreshed from genai-prices, a model's rates shown
         from argoproxy.prices.refresh import main as prices_main
         raise SystemExit(prices_main(argv[1:], prog=_prog(), settings_of=lambda flags: loaded_or_exit(flags).settings))

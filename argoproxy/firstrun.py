@@ -455,6 +455,10 @@ def main(argv: list[str] | None = None) -> None:
         from argoproxy.serve.gunicorn_app import loaded_or_exit
         from argoproxy.teamkeys.cli import main as keys_main
         raise SystemExit(keys_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog="run_app.sh"))
+    if argv[:1] == ["teams"]:  # ./run_app.sh teams ...: as `keys`
+        from argoproxy.serve.gunicorn_app import loaded_or_exit
+        from argoproxy.teamkeys.teams_cli import main as teams_main
+        raise SystemExit(teams_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog="run_app.sh"))
     if argv[:1] == ["prices"]:  # ./run_app.sh prices refresh|show: as `keys`, no set-up, no server
         from argoproxy.serve.gunicorn_app import loaded_or_exit
         from argoproxy.prices.refresh import main as prices_main

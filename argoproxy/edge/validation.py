@@ -29,4 +29,8 @@ def check_allowed_model(patterns: tuple[str, ...], model: str | None) -> None:
 
 
 def model_allowed(patterns: tuple[str, ...], model: str | None) -> bool:
-    return isinstance(model, str) and bool(model) and any(fnmatch.fnmatchcase(model, pattern) for pattern in patterns)
+    """`model` matches one of `patterns` (and one of their `within`: a team key's globs within its team's,
+    teamkeys/records.py's WithinTeam)."""
+    within = getattr(patterns, "within", None)
+    return isinstance(model, str) and bool(model) and any(fnmatch.fnmatchcase(model, pattern) for pattern in patterns) \
+        and (within is None or model_allowed(within, model))

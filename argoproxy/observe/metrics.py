@@ -28,6 +28,9 @@ Series (all names start with cot_proxy_):
                                                 prices/); key: the team key's name (env:VARIABLE for key_limits,
                                                 "none" without a key)
   unpriced_requests_total{model}                answers with usage whose model has no price: not in the cost
+  team_requests_total{team,status}, team_tokens_total{team,type}, team_cost_usd_total{team},
+  team_refusals_total{team,cause}               the same for each team of keys (`cot-proxy teams`), summed over
+                                                its keys (a key counts for the team it is in when it asks)
 
 `front` is the API the client spoke: openai (chat completions, completions, embeddings and the other
 OpenAI routes), responses or messages (argoproxy/fronts/); `route` is what ran inside (a Responses or
@@ -130,6 +133,14 @@ class Metrics:
                                     "status.", ["key", "model", "status"], registry=reg)
         self.key_tokens = Counter("cot_proxy_key_tokens", "Tokens used per team key, by type.", ["key", "type"],
                                   registry=reg)
+        self.team_requests = Counter("cot_proxy_team_requests", "Requests of a team's keys, by team and HTTP status.",
+                                     ["team", "status"], registry=reg)
+        self.team_tokens = Counter("cot_proxy_team_tokens", "Tokens used by a team's keys, by type.", ["team", "type"],
+                                   registry=reg)
+        self.team_cost = Counter("cot_proxy_team_cost_usd", "US dollars a team's keys' answers cost at their models' "
+                                 "prices.", ["team"], registry=reg)
+        self.team_refusals = Counter("cot_proxy_team_refusals", "Error answers to a team's keys, by cause (as "
+                                     "cot_proxy_refusals_total).", ["team", "cause"], registry=reg)
         self.key_usage_dropped = Counter("cot_proxy_key_usage_dropped", "Team keys' usage rows dropped: the key "
                                          "store refused them past the rows kept for its return.", registry=reg)
         self.collectors: list[Any] = []  # read when scraped (admission's shared counts)
@@ -198,6 +209,9 @@ class Metrics:
             cause = refusal_cause(call)
             if cause is not None:
                 self.refusals.labels(cause, model, call.plan.key_name or "none").inc()
+                req = call.client.request  # the key auth accepted (plan.team_key: only once admitted)
+                if req is not None and req.team_key is not None and req.team_key.team:
+                    self.team_refusals.labels(req.team_key.team, cause).inc()
         duration.observe(now - call.client.started)
         upstream_at = out.upstream_at
         if upstream_at is not None:
@@ -215,6 +229,8 @@ class Metrics:
         team_key = call.plan.team_key
         if team_key is not None:
             self.observe_key(team_key.name, model, status, used)
+            if team_key.team:
+                self.observe_team(team_key.team, status, used, out.cost)
         if out.cost is not None and (out.cost.nanos or not out.cost.priced):  # free (self-hosted): nothing to add
             self.observe_cost(call, model)
         if used is not None:
@@ -247,6 +263,15 @@ class Metrics:
             for kind, value in (("prompt", used.input), ("completion", used.output)):
                 if value:
                     self.key_tokens.labels(name, kind).inc(value)
+
+    def observe_team(self, team: str, status: int, used: Used | None, cost: Any) -> None:
+        self.team_requests.labels(team, str(status)).inc()
+        if used is not None:
+            for kind, value in (("prompt", used.input), ("completion", used.output)):
+                if value:
+                    self.team_tokens.labels(team, kind).inc(value)
+        if cost is not None and cost.priced and cost.nanos:
+            self.team_cost.labels(team).inc(cost.dollars)
 
     def watch_admission(self, seating: Any) -> None:
         """Admission's series: waits and refusals counted here, queue and slots read from the shared cells."""

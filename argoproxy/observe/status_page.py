@@ -107,6 +107,7 @@ class StatusPage:
         self.waits = waits
         self.started = time.time()
         self._records: tuple[float, list[Any]] = (0.0, [])
+        self._teams: tuple[float, list[Any]] = (0.0, [])
 
     def observe(self, call: Any) -> None:
         """Observer: one line per finished request, without anything secret."""
@@ -133,7 +134,8 @@ class StatusPage:
         now = time.time()
         return {"now": now, "pid": os.getpid(), "models": models, "keys": keys,
                 "deployments": self.deployments(), "recent": self.recent.last(),
-                "minutes": self.history.minutes(now), "limits": self.limits(now), "labels": LABELS,
+                "minutes": self.history.minutes(now), "limits": self.limits(now), "teams": self.teams(now),
+                "labels": LABELS,
                 "refusals": refusals(models), "causes": CAUSE_TEXT, "queue": self.queue_data(queued, now),
                 "spend": {"keys": self.spend.series("key", now), "models": self.spend.series("model", now)}}
 
@@ -166,6 +168,29 @@ class StatusPage:
             self._records = (now, records)
         return [self._limit_row(store, r, now) for r in records]
 
+    def teams(self, now: float) -> list[dict[str, Any]]:
+        """Each team of keys: its limits and what is left of them, as a key's row (limits() read its keys first)."""
+        service = self.team_keys()
+        store = getattr(service.store, "primary", service.store) if service is not None else None
+        if store is None or not hasattr(store, "teams"):
+            return []
+        read_at, teams = self._teams
+        if now - read_at > KEYS_CACHE_SECONDS:
+            try:
+                teams = list(store.teams())
+            except Exception:  # a store that cannot answer now: the last list it read
+                teams = self._teams[1]
+            self._teams = (now, teams)
+        rows = []
+        for team in teams:
+            keys = [r.name for r in self._records[1] if getattr(r, "team", "") == team.name and not r.revoked]
+            row = self._limit_row(store, team.windows, now)
+            minutes = [self.history.last_minute(name, now) for name in keys]
+            row.update(key=team.name, team=team.name, keys=keys, priority=team.priority, models=list(team.models),
+                       rpm_used=sum(m[0] for m in minutes), tpm_used=sum(m[1] for m in minutes))
+            rows.append(row)
+        return rows
+
     def _limit_row(self, store: Any, record: Any, now: float) -> dict[str, Any]:
         requests, tokens, refused = self.history.last_minute(record.name, now)
         row: dict[str, Any] = {
@@ -177,7 +202,7 @@ class StatusPage:
             "budget_usd": record.budget_usd.nanos if getattr(record, "budget_usd", None) else 0,
             "period_usd": record.budget_usd.period if getattr(record, "budget_usd", None) else None, "spent_usd": None,
             "revoked": bool(record.revoked), "expired": bool(record.expires and now >= record.expires),
-            "expires": record.expires or None}
+            "expires": record.expires or None, "team": getattr(record, "team", "") or None}
         if record.budget is not None and record.budget.period != "hour" and hasattr(store, "used_in_period"):
             try:  # the daily usage rows (an hour's budget is counted only in the admission windows)
                 row["budget_used"] = store.used_in_period(record, now)

@@ -102,7 +102,7 @@ class Guard:
             raise ProxyError(403, f"/{call.plan.path} changes the models the upstream serves, or its account, for "
                              "everyone: only the operator's keys (API_KEY_SECRET, API_KEY_FILE) may use it.",
                              code="operator_route")
-        key_models = team_key.models if team_key is not None else ()
+        key_models = team_key.allowed_models if team_key is not None else ()
         if self.allowed or key_models:
             self.models(call, reader, key_models, required, forwarded, served_later)
         elif team_key is not None and reader is not None:

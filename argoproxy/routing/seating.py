@@ -87,11 +87,15 @@ class Seating:
         return deployments[seat.dep], seat
 
     def weight(self, call: Call, label: str) -> float:
-        """The request's key's weight in the fair queue: a team key's own priority (`keys create --priority`),
-        else ADMISSION_WEIGHTS' for its name, else 1."""
+        """The request's key's weight in the fair queue: its team's priority (`teams create --priority`), else a
+        team key's own (`keys create --priority`), else ADMISSION_WEIGHTS' for its name, else 1."""
         team_key = call.plan.team_key
-        if team_key is not None and team_key.priority:
-            return float(team_key.priority)
+        if team_key is not None:
+            team = team_key.team_record
+            if team is not None and team.priority:
+                return float(team.priority)
+            if team_key.priority:
+                return float(team_key.priority)
         return self.weights.get(label, 1.0)
 
     def release(self, seat: Seat) -> None:

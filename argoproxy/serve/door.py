@@ -539,7 +539,7 @@ class Door:
         """The model globs of the team key the request came with (none: any model ALLOWED_MODELS takes)."""
         req = call.client.request
         key = req.team_key if req is not None else None
-        return key.models if key is not None else ()
+        return key.allowed_models if key is not None else ()
 
     def forwarded_models(self, call: Call, named: Named) -> None:
         """The reader of a forwarded request's models: a deployment or engine in the path; the body's `model` (or

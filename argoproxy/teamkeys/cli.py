@@ -2,10 +2,10 @@
 store the running proxy reads, so a change takes effect without a restart.
 
     keys create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
-                [--max-parallel N] [--priority N] [--expires DATE]
+                [--max-parallel N] [--priority N] [--expires DATE] [--team TEAM]
     keys list
     keys update NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
-                [--max-parallel N] [--priority N] [--expires DATE]
+                [--max-parallel N] [--priority N] [--expires DATE] [--team TEAM|none]
     keys revoke NAME
     keys usage [--since YYYY-MM-DD] [--csv]
 """
@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from argoproxy.prices.units import dollars
-from argoproxy.teamkeys.records import (KeyRecord, digest, parse_budget, parse_budget_usd, parse_count, parse_expires,
+from argoproxy.teamkeys.records import (TEAM_WINDOWS, KeyRecord, digest, parse_budget, parse_budget_usd, parse_count, parse_expires,
                                         parse_models, parse_name, parse_priority)
 from argoproxy.teamkeys.store import KeyExists, SQLiteKeyStore
 
@@ -33,36 +33,41 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{create,list,update,revoke,usage}")
     create = commands.add_parser("create", help="make a key; it is printed once")
     create.add_argument("name")
-    create.add_argument("--models", default="", help="comma-separated globs this key may use (within ALLOWED_MODELS)")
-    create.add_argument("--rpm", help="requests per minute")
-    create.add_argument("--tpm", help="tokens per minute")
-    create.add_argument("--budget", help="tokens per period: TOKENS/hour, /day, /week or /month (UTC calendar)")
-    create.add_argument("--budget-usd", help="US dollars per period, at the models' prices: DOLLARS/hour, /day, /week "
-                        "or /month (e.g. 50/month)")
-    create.add_argument("--max-parallel", help="requests in flight at once (429 beyond)")
-    create.add_argument("--priority", "--weight", help="its weight in the admission queue, 1-1000 (default: "
-                        "ADMISSION_WEIGHTS', else 1): priority 4 gets four times the slots of priority 1 while "
-                        "both wait")
-    create.add_argument("--expires", help="YYYY-MM-DD (end of that day, UTC) or an ISO date-time")
+    limit_options(create, lifting=False)
+    create.add_argument("--team", help="the team whose limits it shares too (`teams create`)")
     commands.add_parser("list", help="the keys, their limits and state (never the keys themselves)")
     update = commands.add_parser("update", help="change an active key's models or limits, keeping the key and "
                                  "what it used (every worker within a second)")
     update.add_argument("name")
-    update.add_argument("--models", help="comma-separated globs ('*': whatever ALLOWED_MODELS allows)")
-    update.add_argument("--rpm", help="requests per minute (0: no limit)")
-    update.add_argument("--tpm", help="tokens per minute (0: no limit)")
-    update.add_argument("--budget", help="TOKENS/hour, /day, /week or /month (none: no budget)")
-    update.add_argument("--budget-usd", help="DOLLARS/hour, /day, /week or /month (none: no dollar budget)")
-    update.add_argument("--max-parallel", help="requests in flight at once (0: no cap)")
-    update.add_argument("--priority", "--weight", help="its weight in the admission queue, 1-1000 (0: "
-                        "ADMISSION_WEIGHTS', else 1)")
-    update.add_argument("--expires", help="YYYY-MM-DD or an ISO date-time (never: no expiry)")
+    limit_options(update, lifting=True)
+    update.add_argument("--team", help="the team whose limits it shares too (none: no team)")
     revoke = commands.add_parser("revoke", help="refuse a key from now on (every worker within a second)")
     revoke.add_argument("name")
     usage = commands.add_parser("usage", help="requests, tokens and cost per key, model and day")
     usage.add_argument("--since", default="", type=_day_arg, help="first day, YYYY-MM-DD")
     usage.add_argument("--csv", action="store_true", help="CSV instead of a table")
     return parser
+
+
+def limit_options(command: argparse.ArgumentParser, lifting: bool, who: str = "this key") -> None:
+    """The options of a key's (or a team's) models and limits: `lifting` (update), 0 / none / never / '*' lift one."""
+    if lifting:
+        command.add_argument("--models", help="comma-separated globs ('*': whatever ALLOWED_MODELS allows)")
+    else:
+        command.add_argument("--models", default="", help=f"comma-separated globs {who} may use (within "
+                             "ALLOWED_MODELS)")
+    lift = {True: (" (0: no limit)", " (none: no budget)", " (none: no dollar budget)", " (0: no cap)",
+                   " (0: ADMISSION_WEIGHTS', else 1)", " (never: no expiry)"), False: ("",) * 6}[lifting]
+    command.add_argument("--rpm", help="requests per minute" + lift[0])
+    command.add_argument("--tpm", help="tokens per minute" + lift[0])
+    command.add_argument("--budget", help="tokens per period: TOKENS/hour, /day, /week or /month (UTC calendar)" + lift[1])
+    command.add_argument("--budget-usd", help="US dollars per period, at the models' prices: DOLLARS/hour, /day, /week "
+                         "or /month (e.g. 50/month)" + lift[2])
+    command.add_argument("--max-parallel", help="requests in flight at once (429 beyond)" + lift[3])
+    command.add_argument("--priority", "--weight", help="its weight in the admission queue, 1-1000 (default: "
+                         "ADMISSION_WEIGHTS', else 1): priority 4 gets four times the slots of priority 1 while "
+                         "both wait" + lift[4])
+    command.add_argument("--expires", help="YYYY-MM-DD (end of that day, UTC) or an ISO date-time" + lift[5])
 
 
 def _day_arg(text: str) -> str:
@@ -118,12 +123,14 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
                        parse_expires(args.expires) if args.expires else 0.0, time.time(),
                        max_parallel=parse_count(args.max_parallel, "--max-parallel") if args.max_parallel else 0,
                        priority=parse_priority(args.priority) if args.priority else 0,
-                       budget_usd=parse_budget_usd(args.budget_usd) if args.budget_usd else None)
+                       budget_usd=parse_budget_usd(args.budget_usd) if args.budget_usd else None,
+                       team=parse_name(args.team, "team") if args.team else "")
     try:
         store.create(record)
     except KeyExists as exc:
         raise ValueError(str(exc)) from None
     print(key)
+    _warn_models(store, record)
     from argoproxy.redaction import mask_url
     print(f"# key {record.name!r} created in {mask_url(str(store.path))}; it is shown only now (the store keeps its hash).",
           file=sys.stderr)
@@ -132,13 +139,13 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
 
 def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     rows: list[tuple[str, ...]] = [("NAME", "KEY", "MODELS", "RPM", "TPM", "BUDGET", "BUDGET_USD", "PARALLEL", "PRIORITY",
-                                    "EXPIRES", "STATE")]
+                                    "EXPIRES", "TEAM", "STATE")]
     now = time.time()
     for r in store.records():
         state = "revoked" if r.revoked else "expired" if r.expires and r.expires <= now else "active"
         rows.append((r.name, r.prefix + "...", ",".join(r.models) or "*", str(r.rpm or "-"), str(r.tpm or "-"),
                      str(r.budget or "-"), str(r.budget_usd or "-"), str(r.max_parallel or "-"), str(r.priority or "-"),
-                     _day(r.expires) if r.expires else "-", state))
+                     _day(r.expires) if r.expires else "-", r.team or "-", state))
     _table(rows)
     return 0
 
@@ -147,12 +154,24 @@ def update(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     changes = _changes(args)
     if not changes:
         raise ValueError("nothing to change: give --models, --rpm, --tpm, --budget, --budget-usd, --max-parallel, "
-                         "--priority or --expires")
+                         "--priority, --expires or --team")
     if not store.update(args.name, changes):
         raise ValueError(f"no active key named {args.name!r}")
     said = ", ".join(f"{name} {_shown(value)}" for name, value in changes.items())
     print(f"updated {args.name!r}: {said}; in force on every worker within a second", file=sys.stderr)
+    if "models" in changes or changes.get("team"):
+        record = next((r for r in store.records() if r.name == args.name and not r.revoked), None)
+        if record is not None:
+            _warn_models(store, record)
     return 0
+
+
+def _warn_models(store: Any, record: KeyRecord) -> None:
+    """A key whose globs and its team's have no model in common is said to (it can use none)."""
+    team = store.team(record.team) if record.team else None
+    if team is not None:
+        from argoproxy.teamkeys.teams_cli import warn_no_models
+        warn_no_models(record, team)
 
 
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -175,6 +194,8 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["budget_usd"] = None if args.budget_usd.lower() == "none" else parse_budget_usd(args.budget_usd)
     if args.expires is not None:
         changes["expires"] = 0.0 if args.expires.lower() == "never" else parse_expires(args.expires)
+    if getattr(args, "team", None) is not None:
+        changes["team"] = "" if args.team.lower() == "none" else parse_name(args.team, "team")
     return changes
 
 
@@ -197,7 +218,8 @@ def usage(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     """One row per key, model and day: its cost in US dollars (exact, at the rates of each request's day) and the
     requests whose model had no price (not in the cost: flagged)."""
     rows = [("key", "model", "day", "requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests"),
-            *[(*map(str, row[:6]), dollars(row[6]), str(row[7])) for row in store.usage(args.since)]]
+            *[(*map(str, row[:6]), dollars(row[6]), str(row[7])) for row in store.usage(args.since)
+              if not row[0].startswith(TEAM_WINDOWS)]]  # a team's rows: `teams usage`
     if args.csv:
         csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
     else:

@@ -51,6 +51,27 @@ class LocalWindows:
             return decision
         return self._update(record, now, admit)
 
+    def admit_with_team(self, record: KeyRecord, team: KeyRecord, now: float, reserve: int = 0,
+                        money: int = 0) -> tuple[float, str] | None:
+        """admit in the key's windows and its team's (`team`: the team's windows record) under one lock: counted
+        and held in both, or in neither; a refusal by the team's limits is named "team_" + what. None when either
+        has no free slot."""
+        def admit(states: list[list[float]], tags: list[int]) -> tuple[float, str]:
+            before = list(states[0])
+            decision = windows.admit(states[0], record.rpm, record.tpm, record.budget, now, reserve,
+                                     record.max_parallel, record.budget_usd, money)
+            if decision[1]:
+                return decision
+            waiting, by = windows.admit(states[1], team.rpm, team.tpm, team.budget, now, reserve, team.max_parallel,
+                                        team.budget_usd, money)
+            if by:
+                states[0][:] = before  # nothing counted for the key either
+                return waiting, "team_" + by
+            for tag in tags:
+                self._ledger_add(tag, reserve, 1, money)
+            return 0.0, ""
+        return self._update_all([record, team], now, admit)
+
     def settle(self, record: KeyRecord, reserved: int, tokens: int, now: float, held: int = 0,
                cost: int = 0) -> bool | None:
         """A request admitted here ended: its hold given back, its tokens and cost counted. None when no slot is
@@ -91,32 +112,48 @@ class LocalWindows:
             return int(c[base + 1 + windows.IN_FLIGHT]) if base is not None and c[base] == tag else 0
 
     def _update(self, record: KeyRecord, now: float, change: Callable[[list[float], int], Result]) -> Result | None:
-        tag = int(record.digest[:15], 16) or 1
+        return self._update_all([record], now, lambda states, tags: change(states[0], tags[0]))
+
+    def _update_all(self, records: list[KeyRecord], now: float,
+                    change: Callable[[list[list[float]], list[int]], Result]) -> Result | None:
+        """`change` on the records' states under one lock (a key's and its team's), written back together."""
+        tags = [int(record.digest[:15], 16) or 1 for record in records]
         with self.cells.lock() as c:
-            base = self._slot(c, tag)
-            if base is None:
+            bases = self._slots(c, tags)
+            if bases is None:
                 return None
-            state: list[float] = list(c[base + 1:base + WIDTH])
-            fresh = c[base] != tag
-            if fresh:
-                state = list(windows.NEW_STATE)
-        if fresh and record.budget is not None:  # a database read: outside the lock
+            fresh = [c[base] != tag for base, tag in zip(bases, tags)]
+        states: list[list[float]] = [self._new_state(record, now) if new else [] for record, new in zip(records, fresh)]
+        with self.cells.lock() as c:
+            bases = self._slots(c, tags)
+            if bases is None:
+                return None
+            for i, (base, tag) in enumerate(zip(bases, tags)):
+                if c[base] == tag:
+                    states[i] = list(c[base + 1:base + WIDTH])  # another worker may have counted meanwhile
+            result = change(states, tags)
+            for base, tag, state in zip(bases, tags, states):
+                c[base] = tag
+                for i, value in enumerate(state, base + 1):  # a memoryview of int64 cells takes one at a time
+                    c[i] = int(value)
+            return result
+
+    def _slots(self, c: Any, tags: list[int]) -> list[int] | None:
+        """Each tag's slot; None when one has none free."""
+        bases = [self._slot(c, tag) for tag in tags]
+        return None if None in bases else [base for base in bases if base is not None]
+
+    def _new_state(self, record: KeyRecord, now: float) -> list[float]:
+        """A key's first state here: its budgets' periods counted from the store (a database read: outside the
+        lock)."""
+        state = list(windows.NEW_STATE)
+        if record.budget is not None:
             start, _ = windows.period_bounds(record.budget.period, now)
             state[windows.BUDGET_START], state[windows.BUDGET_USED] = int(start), self.used_in_period(record, now)
-        if fresh and record.budget_usd is not None:  # likewise: spent in the dollar budget's period so far
+        if record.budget_usd is not None:  # likewise: spent in the dollar budget's period so far
             start, _ = windows.period_bounds(record.budget_usd.period, now)
             state[windows.MONEY_START], state[windows.MONEY_USED] = int(start), self.spent_in_period(record, now)
-        with self.cells.lock() as c:
-            base = self._slot(c, tag)
-            if base is None:
-                return None
-            if c[base] == tag:
-                state = list(c[base + 1:base + WIDTH])  # another worker may have counted meanwhile
-            result = change(state, tag)
-            c[base] = tag
-            for i, value in enumerate(state, base + 1):  # a memoryview of int64 cells takes one at a time
-                c[i] = int(value)
-            return result
+        return state
 
     def _ledger_add(self, tag: int, tokens: int, requests: int, money: int = 0) -> None:
         if not self.cells.path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from fnmatch import fnmatchcase
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -52,6 +53,8 @@ class KeyRecord:
     max_parallel: int = 0  # requests in flight at once; 0: no cap
     priority: int = 0  # its weight in admission's fair queue (routing/seating.py); 0: ADMISSION_WEIGHTS', else 1
     budget_usd: MoneyBudget | None = None  # dollars per period, at the prices of argoproxy/prices/
+    team: str = ""  # the team whose limits it shares (`keys create --team`); "": none
+    team_record: TeamRecord | None = None  # that team's record, read with the key's (None: no team, or none found)
 
     def is_key(self, key: str) -> bool:
         """Is `key` this record's key (compared by digest: the record never holds the key)?"""
@@ -63,12 +66,115 @@ class KeyRecord:
             return "This API key was revoked."
         if self.expires and now >= self.expires:
             return "This API key has expired."
+        team = self.team_record
+        if team is not None and team.expires and now >= team.expires:
+            return f"This API key's team {team.name!r} has expired."
         return None
 
+    @property
+    def allowed_models(self) -> tuple[str, ...]:
+        """The globs a request's model must match: the key's, within its team's (one of each; empty: any)."""
+        team = self.team_record.models if self.team_record is not None else ()
+        if not team:
+            return self.models
+        if not self.models:
+            return team
+        return WithinTeam(self.models, team)
 
-def parse_name(text: str) -> str:
+    @property
+    def windows(self) -> KeyRecord | None:
+        """Its team's windows, counted as a key's are (None: no team, or a team without limits)."""
+        team = self.team_record
+        return team.windows if team is not None and team.limited else None
+
+
+class WithinTeam(tuple[str, ...]):
+    """A key's globs within its team's: a model matches when it matches one of the key's (the tuple) and one of
+    the team's (`within`, read by edge/validation.py's model_allowed)."""
+    within: tuple[str, ...]
+
+    def __new__(cls, models: tuple[str, ...], within: tuple[str, ...]) -> WithinTeam:
+        globs = super().__new__(cls, models)
+        globs.within = within
+        return globs
+
+
+TEAM_WINDOWS = "team/"  # a team's windows are named so in the stores: no key's name holds a '/'
+
+
+@dataclass(frozen=True)
+class TeamRecord:
+    """A team of keys: limits its keys share, as a key's are written (`cot-proxy teams create`)."""
+    name: str
+    models: tuple[str, ...] = ()  # globs its keys' models must match too; empty: any
+    rpm: int = 0
+    tpm: int = 0
+    budget: Budget | None = None
+    expires: float = 0.0
+    created: float = 0.0
+    max_parallel: int = 0
+    priority: int = 0  # the weight of its keys in admission's fair queue; 0: each key's own
+    budget_usd: MoneyBudget | None = None
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.rpm or self.tpm or self.budget or self.max_parallel or self.budget_usd)
+
+    @property
+    def windows(self) -> KeyRecord:
+        """The team's windows as the stores count a key's: a record named TEAM_WINDOWS + name."""
+        name = TEAM_WINDOWS + self.name
+        return KeyRecord(name, digest(name), "", (), self.rpm, self.tpm, self.budget, self.expires, self.created, 0.0,
+                         self.max_parallel, self.priority, self.budget_usd)
+
+
+def globs_meet(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
+    """Whether some model name matches a glob of each (an empty tuple: any name)."""
+    return not first or not second or any(_meet(a, b) for a in first for b in second)
+
+
+def _meet(a: str, b: str) -> bool:
+    """Whether fnmatch's globs `a` and `b` match a common name: a walk over both, '*' taking nothing or one more
+    character of the other's (each '[...]' compared on the characters either names, and printable ASCII)."""
+    x, y = _tokens(a), _tokens(b)
+    seen: set[tuple[int, int]] = set()
+    todo = [(0, 0)]
+    while todo:
+        i, j = todo.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == len(x) and j == len(y):
+            return True
+        if i < len(x) and x[i] == "*":
+            todo += [(i + 1, j)] + ([(i, j + 1)] if j < len(y) else [])
+        elif j < len(y) and y[j] == "*":
+            todo += [(i, j + 1)] + ([(i + 1, j)] if i < len(x) else [])
+        elif i < len(x) and j < len(y) and _chars_meet(x[i], y[j]):
+            todo.append((i + 1, j + 1))
+    return False
+
+
+def _tokens(glob: str) -> list[str]:
+    """A glob's parts: '*', '?', a '[...]' set, or one character."""
+    parts, i = [], 0
+    while i < len(glob):
+        end = glob.find("]", i + 2) if glob[i] == "[" else -1
+        parts.append(glob[i:end + 1] if end > 0 else glob[i])
+        i = end + 1 if end > 0 else i + 1
+    return parts
+
+
+def _chars_meet(a: str, b: str) -> bool:
+    if a == "?" or b == "?":
+        return True
+    candidates = set(a + b) | {chr(c) for c in range(32, 127)}
+    return any(fnmatchcase(c, a) and fnmatchcase(c, b) for c in candidates)
+
+
+def parse_name(text: str, what: str = "key") -> str:
     if not NAME.fullmatch(text or ""):
-        raise ValueError(f"a key name is 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or "
+        raise ValueError(f"a {what} name is 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or "
                          f"digit, got {text!r}")
     return text
 

@@ -10,7 +10,9 @@ Layout, under PREFIX: key:<digest> (hash: the record), name:<name> (the digest o
 req:<name>:<minute> and tok:<name>:<minute> (requests and tokens counted in that minute window; they expire
 after the next one), bud:<name>:<period start> (tokens used in a budget period), usd:<name>:<period>:<start>
 (nano-dollars spent in a dollar budget's period), usage (hash:
-"<day>\\x1f<name>\\x1f<model>\\x1f<requests|input|output|cost|unpriced>" -> the number; cost in nano-dollars).
+"<day>\\x1f<name>\\x1f<model>\\x1f<requests|input|output|cost|unpriced>" -> the number; cost in nano-dollars),
+team:<name> (hash: a team's record), teams (the set of teams' names). A team's windows are counted as a key's,
+under the name team/<name> (records.TEAM_WINDOWS: no key's name holds a '/'), its usage rows likewise.
 """
 
 from __future__ import annotations
@@ -26,15 +28,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from argoproxy.teamkeys import windows
-from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
+from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget, TeamRecord
 from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
-from argoproxy.teamkeys.store import KeyExists, usage_day
+from argoproxy.teamkeys.store import KeyExists, TeamError, no_team, team_has_keys, usage_day
 
 PREFIX = "cot_proxy:"
 SEP = "\x1f"
 RECORD_FIELDS = ("name", "digest", "prefix", "models", "rpm", "tpm", "budget_tokens", "budget_period", "expires",
-                 "created", "revoked", "max_parallel", "priority", "budget_usd", "budget_usd_period")
-# (a record written before priority or budget_usd reads 0 for them)
+                 "created", "revoked", "max_parallel", "priority", "budget_usd", "budget_usd_period", "team")
+# (a record written before priority, budget_usd or team reads 0 or "" for them)
 # Leases: a round trip to Redis costs more CPU than the rest of a request's admission (redis-py: 70 us for a
 # PING), so a worker far from a key's limits reserves several requests at once and admits them locally. A
 # lease takes at most 1/LEASE_SHARE of the room each limit still has (a key with fewer than 32 requests free
@@ -71,6 +73,7 @@ class RedisKeyStore:
         self._lease_lock = threading.Lock()
         self._once = self.redis.register_script(RECORD_ONCE)
         self._held_admit = self.redis.register_script(HELD_ADMIT)
+        self._team_admit = self.redis.register_script(TEAM_ADMIT)
         self._holder_pid, self._holder = -1, ""
         self._held = False  # this worker holds something: its heartbeat keeps it
         self.later = False  # the last admission's hold may be given back in a batch (read at once by the caller)
@@ -86,12 +89,14 @@ class RedisKeyStore:
             old = pipe.get(name_key)
             if old and pipe.hget(PREFIX + "key:" + old, "revoked") in ("0", "0.0"):
                 raise KeyExists(f"a key named {record.name!r} is active: revoke it first, or choose another name")
+            if record.team and not pipe.exists(_team_key(record.team)):
+                raise no_team(record.team)
             pipe.multi()
             if old:
                 pipe.delete(PREFIX + "key:" + old)
             pipe.hset(PREFIX + "key:" + record.digest, mapping=_fields_of(record))
             pipe.set(name_key, record.digest)
-        self.redis.transaction(write, name_key)
+        self.redis.transaction(write, name_key, *([_team_key(record.team)] if record.team else []))
         counters = [k for kind in ("req", "tok", "bud", "usd") for k in self.redis.scan_iter(f"{PREFIX}{kind}:{record.name}:*")]
         if counters:  # a new key of an old name starts with nothing counted
             self.redis.delete(*counters)
@@ -110,7 +115,10 @@ class RedisKeyStore:
             if record is None or record.revoked:
                 updated = False
                 return
-            pipe.watch(PREFIX + "key:" + digest)
+            team = changes.get("team")
+            pipe.watch(PREFIX + "key:" + digest, *([_team_key(team)] if team else []))
+            if team and not pipe.exists(_team_key(team)):
+                raise no_team(team)
             pipe.multi()
             pipe.hset(PREFIX + "key:" + digest, mapping=_fields_of(dataclasses.replace(record, **changes)))
             updated = True
@@ -125,13 +133,72 @@ class RedisKeyStore:
         return True
 
     def find(self, key_digest: str) -> KeyRecord | None:
+        """The key's record, with its team's (a second read, for a key of a team)."""
         fields = self.redis.hgetall(PREFIX + "key:" + key_digest)
-        return _record_of(fields) if fields else None
+        if not fields:
+            return None
+        record = _record_of(fields)
+        team = self.team(record.team) if record.team else None
+        return dataclasses.replace(record, team_record=team) if team is not None else record
 
     def records(self) -> list[KeyRecord]:
         digests = [self.redis.get(name) for name in self.redis.scan_iter(PREFIX + "name:*", count=500)]
         found = [self.find(d) for d in digests if d]
         return sorted((r for r in found if r is not None), key=lambda r: r.name)
+
+    # ------------------------------------------------------------ teams
+    def create_team(self, team: TeamRecord) -> None:
+        def write(pipe: Any) -> None:
+            if pipe.exists(_team_key(team.name)):
+                raise TeamError(f"a team named {team.name!r} exists: update it, or choose another name")
+            pipe.multi()
+            pipe.hset(_team_key(team.name), mapping=_team_fields(team))
+            pipe.sadd(PREFIX + "teams", team.name)
+        self.redis.transaction(write, _team_key(team.name))
+        self._forget(team.windows.name)  # an old team of that name: its counts and usage go
+
+    def _forget(self, name: str) -> None:
+        counters = [k for kind in ("req", "tok", "bud", "usd") for k in self.redis.scan_iter(f"{PREFIX}{kind}:{name}:*")]
+        counters += [_held_key(name), _flight_key(name), _held_usd_key(name)]
+        self.redis.delete(*counters)
+        fields = [f for f, _ in self.redis.hscan_iter(PREFIX + "usage", match=f"*{SEP}{name}{SEP}*", count=1000)]
+        if fields:
+            self.redis.hdel(PREFIX + "usage", *fields)
+
+    def update_team(self, name: str, changes: dict[str, Any]) -> TeamRecord:
+        done: list[TeamRecord] = []
+
+        def write(pipe: Any) -> None:
+            fields = pipe.hgetall(_team_key(name))
+            if not fields:
+                raise no_team(name)
+            team = dataclasses.replace(_team_of(fields), **changes)
+            pipe.multi()
+            pipe.hset(_team_key(name), mapping=_team_fields(team))
+            done[:] = [team]
+        self.redis.transaction(write, _team_key(name))
+        return done[0]
+
+    def delete_team(self, name: str, move_keys_out: bool = False) -> list[str]:
+        """As the SQLite store's: refused while active keys are in it, unless they are moved out."""
+        if not self.redis.exists(_team_key(name)):
+            raise no_team(name)
+        keys = [r.name for r in self.records() if r.team == name and not r.revoked]
+        if keys and not move_keys_out:
+            raise team_has_keys(name, keys)
+        for key in keys:
+            self.update(key, {"team": ""})
+        self.redis.delete(_team_key(name))
+        self.redis.srem(PREFIX + "teams", name)
+        return keys
+
+    def team(self, name: str) -> TeamRecord | None:
+        fields = self.redis.hgetall(_team_key(name))
+        return _team_of(fields) if fields else None
+
+    def teams(self) -> list[TeamRecord]:
+        found = [self.team(name) for name in sorted(self.redis.smembers(PREFIX + "teams"))]
+        return [t for t in found if t is not None]
 
     # ------------------------------------------------------------ counting
     def admit(self, record: KeyRecord, now: float, reserve: int = 0, money: int = 0) -> tuple[float, str]:
@@ -141,6 +208,8 @@ class RedisKeyStore:
         until settle gives them back. A key with only rpm: from this worker's lease when it holds one; else one
         round trip (the request counted first, the other counters read in the same pipeline), a second to take
         a request back when refused or to reserve a lease."""
+        if record.windows is not None:
+            return self._admit_with_team(record, record.windows, now, reserve, money)
         if held_admission(record):
             return self._admit_held(record, now, reserve, money)
         window = int(now // windows.WINDOW)
@@ -214,6 +283,28 @@ class RedisKeyStore:
         counts = Counts(req + 1, prev_req, tok, prev_tok, used, elapsed, held, in_flight, spent, held_money)
         waiting, by = _refusal(record, counts, now, max(reserve, 1), money)
         return (waiting, by) if by else (windows.HELD_WAIT, "requests")  # the script's floats are Lua's
+
+    def _admit_with_team(self, record: KeyRecord, team: KeyRecord, now: float, reserve: int,
+                         money: int) -> tuple[float, str]:
+        """_admit_held in the key's counters and its team's in one atomic step (TEAM_ADMIT): counted and held in
+        both, or in neither; a refusal by the team's limits is named "team_" + what."""
+        window = int(now // windows.WINDOW)
+        elapsed = now - window * windows.WINDOW
+        got = self._team_admit(
+            keys=[*_held_keys(record, window, now), *_held_keys(team, window, now)],
+            args=[repr(elapsed), reserve, self.holder(), int(now * 1000), int((now + HOLD_SECONDS) * 1000), WINDOW_TTL,
+                  HELD_TTL, money, *_held_limits(record), *_held_limits(team)])
+        if got[0] == 1:
+            self._held = True
+            self.later = not (record.max_parallel or team.max_parallel) and got[1] >= LEASE_SHARE * max(reserve, 1) \
+                and got[2] >= LEASE_SHARE * max(money, 1)
+            return 0.0, ""
+        owner = record if got[1] == 1 else team
+        req, prev_req, tok, prev_tok, used, held, in_flight, spent, held_money = (int(v) for v in got[2:])
+        counts = Counts(req + 1, prev_req, tok, prev_tok, used, elapsed, held, in_flight, spent, held_money)
+        waiting, by = _refusal(owner, counts, now, max(reserve, 1), money)
+        waiting, by = (waiting, by) if by else (windows.HELD_WAIT, "requests")
+        return waiting, by if owner is record else "team_" + by
 
     def holder(self) -> str:
         """This worker's name for what it holds in Redis (drawn again in a forked worker)."""
@@ -292,6 +383,10 @@ class RedisKeyStore:
         if unpriced:
             pipe.hincrby(PREFIX + "usage", field + SEP + "unpriced", unpriced)
         pipe.execute()
+
+    def used_in_period(self, record: KeyRecord, now: float) -> int:
+        """Tokens the key (or team) used in its budget's current period, as admission counts them."""
+        return _int(self.redis.get(_budget_key(record.name, record.budget, now))) if record.budget else 0
 
     def spent(self, record: KeyRecord, now: float) -> int:
         """Nano-dollars the key spent in its dollar budget's current period, as admission counts them."""
@@ -459,6 +554,69 @@ end
 redis.call('ZADD', KEYS[8], ARGV[9], ARGV[7])
 return {1, math.floor(room), math.floor(money_room)}
 """
+# HELD_ADMIT for a key and its team at once: KEYS[1..10] the key's (as HELD_ADMIT's), KEYS[11..20] the team's;
+# ARGV[1..8]: elapsed, reservation, holder, now and hold-until (ms), the two TTLs, the most it may cost; then each
+# one's rpm, tpm, token budget, max_parallel and dollar budget (ARGV[9..13] the key's, ARGV[14..18] the team's).
+# Returns {1, room left under the token limits, under the dollar budgets} admitted (both counted and held), else
+# {0, 1 (the key) or 2 (the team), requests, previous requests, tokens, previous tokens, budget used, held, in
+# flight, nano-dollars spent, nano-dollars held} of the one that refused (the key's when both do).
+TEAM_ADMIT = """
+local now, need, money = tonumber(ARGV[4]), math.max(tonumber(ARGV[2]), 1), tonumber(ARGV[8])
+local keep = 1 - tonumber(ARGV[1]) / 60
+local function look(o, a)
+  local k = function(i) return KEYS[o + i] end
+  local held, flying, held_money = 0, 0, 0
+  for _, i in ipairs({6, 7, 10}) do
+    local entries = redis.call('HGETALL', k(i))
+    for j = 1, #entries, 2 do
+      local alive = redis.call('ZSCORE', k(8), entries[j])
+      if (not alive) or tonumber(alive) < now then
+        redis.call('HDEL', k(i), entries[j])
+      elseif i == 6 then held = held + tonumber(entries[j + 1])
+      elseif i == 7 then flying = flying + tonumber(entries[j + 1])
+      else held_money = held_money + tonumber(entries[j + 1]) end
+    end
+  end
+  local c = {req = tonumber(redis.call('GET', k(1)) or '0'), prev_req = tonumber(redis.call('GET', k(2)) or '0'),
+             tok = tonumber(redis.call('GET', k(3)) or '0'), prev_tok = tonumber(redis.call('GET', k(4)) or '0'),
+             used = 0, spent = 0, held = held, flying = flying, held_money = held_money}
+  if k(5) ~= '' then c.used = tonumber(redis.call('GET', k(5)) or '0') end
+  if k(9) ~= '' then c.spent = tonumber(redis.call('GET', k(9)) or '0') end
+  local rpm, tpm, budget = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local most, usd = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  c.over = (rpm > 0 and c.req + c.prev_req * keep > rpm - 1) or (tpm > 0 and c.tok + held + need + c.prev_tok * keep > tpm)
+     or (budget > 0 and c.used + held + need > budget) or (most > 0 and flying >= most)
+     or (usd > 0 and c.spent + held_money + money > usd)
+  c.room, c.money_room = 1000000000000000, 1000000000000000
+  if tpm > 0 then c.room = math.min(c.room, tpm - (c.tok + held + c.prev_tok * keep) - tonumber(ARGV[2])) end
+  if budget > 0 then c.room = math.min(c.room, budget - (c.used + held) - tonumber(ARGV[2])) end
+  if usd > 0 then c.money_room = usd - (c.spent + held_money) - money end
+  return c
+end
+local function count(o)
+  local k = function(i) return KEYS[o + i] end
+  redis.call('INCR', k(1))
+  redis.call('EXPIRE', k(1), ARGV[6])
+  redis.call('HINCRBY', k(6), ARGV[3], ARGV[2])
+  redis.call('HINCRBY', k(7), ARGV[3], 1)
+  redis.call('EXPIRE', k(6), ARGV[7])
+  redis.call('EXPIRE', k(7), ARGV[7])
+  if money > 0 then
+    redis.call('HINCRBY', k(10), ARGV[3], ARGV[8])
+    redis.call('EXPIRE', k(10), ARGV[7])
+  end
+  redis.call('ZADD', k(8), ARGV[5], ARGV[3])
+end
+local mine, team = look(0, 9), look(10, 14)
+for who, c in ipairs({mine, team}) do
+  if c.over then
+    return {0, who, c.req, c.prev_req, c.tok, c.prev_tok, c.used, c.held, c.flying, c.spent, c.held_money}
+  end
+end
+count(0)
+count(10)
+return {1, math.floor(math.min(mine.room, team.room)), math.floor(math.min(mine.money_room, team.money_room))}
+"""
 HOLD_SECONDS = 10.0  # a worker's holds lapse this long after its last heartbeat (every FLUSH_SECONDS while alive)
 HELD_TTL = 86400  # held:NAME and flight:NAME go when no request of the key was admitted for a day
 _DIRECT_WRITES = itertools.count(1)
@@ -466,8 +624,28 @@ _DIRECT_WRITES = itertools.count(1)
 
 
 def held_admission(record: KeyRecord) -> bool:
-    """Admitted by the HELD_ADMIT script: a key with token or dollar limits, or a cap on requests in flight."""
-    return bool(record.tpm or record.budget is not None or record.max_parallel or record.budget_usd is not None)
+    """Admitted by the HELD_ADMIT script: a key with token or dollar limits, or a cap on requests in flight (or by
+    TEAM_ADMIT: a key of a team with limits)."""
+    return bool(record.tpm or record.budget is not None or record.max_parallel or record.budget_usd is not None
+                or record.windows is not None)
+
+
+def _held_keys(record: KeyRecord, window: int, now: float) -> list[str]:
+    """HELD_ADMIT's ten keys for a key (or a team's windows record)."""
+    name = record.name
+    return [_req_key(name, window), _req_key(name, window - 1), _tok_key(name, window), _tok_key(name, window - 1),
+            _budget_key(name, record.budget, now) if record.budget is not None else "", _held_key(name),
+            _flight_key(name), PREFIX + "holders",
+            _usd_key(name, record.budget_usd, now) if record.budget_usd is not None else "", _held_usd_key(name)]
+
+
+def _held_limits(record: KeyRecord) -> list[int]:
+    return [record.rpm, record.tpm, record.budget.tokens if record.budget is not None else 0, record.max_parallel,
+            record.budget_usd.nanos if record.budget_usd is not None else 0]
+
+
+def _team_key(name: str) -> str:
+    return f"{PREFIX}team:{name}"
 
 
 def _held_key(name: str) -> str:
@@ -510,7 +688,7 @@ def _fields_of(r: KeyRecord) -> dict[str, str]:
             "budget_period": r.budget.period if r.budget else "", "expires": repr(r.expires),
             "created": repr(r.created), "revoked": repr(r.revoked), "max_parallel": str(r.max_parallel),
             "priority": str(r.priority), "budget_usd": str(r.budget_usd.nanos if r.budget_usd else 0),
-            "budget_usd_period": r.budget_usd.period if r.budget_usd else ""}
+            "budget_usd_period": r.budget_usd.period if r.budget_usd else "", "team": r.team}
 
 
 def _record_of(f: dict[str, str]) -> KeyRecord:
@@ -521,4 +699,20 @@ def _record_of(f: dict[str, str]) -> KeyRecord:
                      float(f.get("expires") or 0), float(f.get("created") or 0), float(f.get("revoked") or 0),
                      int(f.get("max_parallel") or 0), int(f.get("priority") or 0),
                      MoneyBudget(int(f["budget_usd"]), f.get("budget_usd_period", "day")) if int(f.get("budget_usd") or 0)
-                     else None)
+                     else None, f.get("team", ""))
+
+
+def _team_fields(t: TeamRecord) -> dict[str, str]:
+    return {"name": t.name, "models": ",".join(t.models), "rpm": str(t.rpm), "tpm": str(t.tpm),
+            "budget_tokens": str(t.budget.tokens if t.budget else 0), "budget_period": t.budget.period if t.budget else "",
+            "expires": repr(t.expires), "created": repr(t.created), "max_parallel": str(t.max_parallel),
+            "priority": str(t.priority), "budget_usd": str(t.budget_usd.nanos if t.budget_usd else 0),
+            "budget_usd_period": t.budget_usd.period if t.budget_usd else ""}
+
+
+def _team_of(f: dict[str, str]) -> TeamRecord:
+    tokens, usd = int(f.get("budget_tokens") or 0), int(f.get("budget_usd") or 0)
+    return TeamRecord(f["name"], tuple(m for m in f.get("models", "").split(",") if m), int(f.get("rpm") or 0),
+                      int(f.get("tpm") or 0), Budget(tokens, f.get("budget_period", "day")) if tokens else None,
+                      float(f.get("expires") or 0), float(f.get("created") or 0), int(f.get("max_parallel") or 0),
+                      int(f.get("priority") or 0), MoneyBudget(usd, f.get("budget_usd_period", "day")) if usd else None)

@@ -27,7 +27,7 @@ from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.lookup_cache import LRU, Read, Reads
 from argoproxy.meter.worst import NOTHING, Asked, Worst, worst_of
 from argoproxy.prices.units import dollars
-from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget, digest
+from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, digest
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.answers import answer_tokens
 from argoproxy.turns import beside
@@ -172,29 +172,23 @@ class TeamKeys:
         one request in flight until settle or release; None for a key without limits (nothing to hold, no store
         write). 429 over a limit, in the door's shape: a request whose reservation does not fit in what is left is
         refused before anything is sent."""
-        if not (record.rpm or record.tpm or record.budget or record.max_parallel or record.budget_usd):
+        team = record.windows  # its team's limits, reserved in the same step (None: no team, or one without limits)
+        if not (record.rpm or record.tpm or record.budget or record.max_parallel or record.budget_usd) and team is None:
             return None
-        counted = record.tpm or record.budget is not None or record.budget_usd is not None
+        counted = _counts(record) or (team is not None and _counts(team))
         worst = worst_of(body) if counted else NOTHING
-        tokens = worst.tokens if worst is not NOTHING and (record.tpm or record.budget is not None) else 0
-        for limit, by in ((record.tpm, "tokens"), (record.budget.tokens if record.budget is not None else 0, "budget")):
-            if limit and tokens > limit:
-                raise too_large(worst, WHAT[by].format(tpm=record.tpm, budget=record.budget),
-                                "budget" if by == "budget" else "rate")
-        money = self.most(call, record, worst) if record.budget_usd is not None else 0
+        owners = (record,) if team is None else (record, team)
+        tokens = worst.tokens if worst is not NOTHING and any(o.tpm or o.budget is not None for o in owners) else 0
+        for owner in owners:
+            for limit, by in ((owner.tpm, "tokens"), (owner.budget.tokens if owner.budget is not None else 0, "budget")):
+                if limit and tokens > limit:
+                    raise too_large(worst, WHAT[by].format(tpm=owner.tpm, budget=owner.budget),
+                                    "budget" if by == "budget" else "rate", whose(owner))
+        money = self.most(call, record, worst) if any(o.budget_usd is not None for o in owners) else 0
         waiting, by, hold = self.store.reserve(record, self.clock(), tokens, money)
         if by:
-            seconds = max(1, math.ceil(waiting))
-            if by == "parallel":
-                message = (f"This API key has {record.max_parallel} requests in flight, its most at once; retry "
-                           f"when one ends.")
-            elif by == "budget_usd":
-                raise over_dollars(record, money, seconds)
-            else:
-                message = over_budget(WHAT[by].format(rpm=record.rpm, tpm=record.tpm, budget=record.budget), seconds,
-                                      worst if by != "requests" else None)
-            raise ProxyError(429, message, code="rate_limit_exceeded", headers={"Retry-After": str(seconds)},
-                             cause="budget" if by == "budget" else "rate")
+            raise refused(team if by.startswith("team_") and team is not None else record, by.removeprefix("team_"),
+                          waiting, worst, money)
         if self._flusher is None:
             self._start_flusher()  # its heartbeat keeps what this worker holds in Redis
         return Lease(record, tokens, hold, money)
@@ -204,18 +198,22 @@ class TeamKeys:
         A model with no price cannot be held to a dollar budget: refused (403), never let through as free; a
         request that may cost more than the whole budget can never pass: refused at once (no retry helps)."""
         most = self.most_cost(call, worst.input, worst.output) if self.most_cost is not None else None
-        budget = record.budget_usd
-        assert budget is not None
-        if most is None:
-            raise ProxyError(403, f"This API key has a budget of {budget}, and the model {call.plan.model!r} has no "
-                             "price here: it cannot be charged. The proxy's operator can give it one (the `prices` "
-                             "setting).", code="model_not_priced", cause="budget")
-        if most > budget.nanos:
-            raise ProxyError(429, f"This request may cost up to ${dollars(most)} at the model's prices ({worst.described()}), "
-                             f"more than this API key's whole budget of {budget}: ask for fewer tokens (a lower "
-                             "max_tokens, fewer answers or prompts).", type="insufficient_quota",
-                             code="insufficient_quota", headers={"x-should-retry": "false"}, cause="budget")
-        return most
+        team = record.windows
+        for owner in (record,) if team is None else (record, team):
+            budget = owner.budget_usd
+            if budget is None:
+                continue
+            if most is None:
+                raise ProxyError(403, f"{whose(owner)} has a budget of {budget}, and the model {call.plan.model!r} has "
+                                 "no price here: it cannot be charged. The proxy's operator can give it one (the "
+                                 "`prices` setting).", code="model_not_priced", cause="budget")
+            if most > budget.nanos:
+                raise ProxyError(429, f"This request may cost up to ${dollars(most)} at the model's prices "
+                                 f"({worst.described()}), more than {whole(whose(owner))} of {budget}: ask for "
+                                 "fewer tokens (a lower "
+                                 "max_tokens, fewer answers or prompts).", type="insufficient_quota",
+                                 code="insufficient_quota", headers={"x-should-retry": "false"}, cause="budget")
+        return most or 0
 
     def settle(self, lease: Lease, prompt: int, completion: int, model: str = "-", spent: Spent | None = None) -> bool:
         """The call ended having used prompt + completion tokens and cost `spent`: its hold given back, its tokens
@@ -227,14 +225,20 @@ class TeamKeys:
         now = self.clock()
         record = lease.record
         cost, unpriced = spent or NOTHING_SPENT
+        team = record.windows
         try:
             if isinstance(self.store, FailoverStore):
+                if team is not None:  # the team's hold and counts, then the key's (whose row says the call is done)
+                    self.store.release_hold(team, lease.hold, lease.tokens, prompt + completion, now, lease.money,
+                                            cost, (team.name, model, prompt, completion, now, team.budget, 1, cost,
+                                                   unpriced, team.budget_usd))
                 return self.store.release_hold(record, lease.hold, lease.tokens, prompt + completion, now, lease.money,
                                                cost, (record.name, model, prompt, completion, now, record.budget, 1,
                                                       cost, unpriced, record.budget_usd))
             if self.store.release_hold(record, lease.hold, lease.tokens, prompt + completion, now, lease.money, cost):
-                self._queue(record.name, model, prompt, completion, now, record.budget, True, (cost, unpriced),
-                            record.budget_usd)
+                for owner in (record,) if team is None else (record, team):  # the team's in the key's cells step
+                    self._queue(owner.name, model, prompt, completion, now, owner.budget, True, (cost, unpriced),
+                                owner.budget_usd)
                 return True
         except Exception:  # noqa: BLE001 - counting must never end the worker
             log.exception("team keys: the hold of key %s not given back", record.name)
@@ -247,6 +251,8 @@ class TeamKeys:
         lease.done = True
         record, now = lease.record, self.clock()
         try:
+            if isinstance(self.store, FailoverStore) and record.windows is not None:  # SQLite's: with the key's
+                self.store.release_hold(record.windows, lease.hold, lease.tokens, 0, now, lease.money)
             self.store.release_hold(record, lease.hold, lease.tokens, 0, now, lease.money)
         except Exception:  # noqa: BLE001
             log.exception("team keys: the hold of key %s not given back", record.name)
@@ -270,6 +276,12 @@ class TeamKeys:
         if isinstance(lease, Lease) and self.settle(lease, prompt, completion, model, spent):
             return
         now = self.clock()
+        team = record.team_record.windows if record.team_record is not None else None  # its usage too, limits or not
+        for owner in (record,) if team is None else (record, team):
+            self._count(owner, model, prompt, completion, now, spent)
+
+    def _count(self, record: KeyRecord, model: str, prompt: int, completion: int, now: float, spent: Spent) -> None:
+        """A call's usage without a lease, for a key or its team's windows record."""
         counted = False
         if record.tpm or record.budget is not None or record.budget_usd is not None:
             counted = self._count_now(record, prompt + completion, now, spent.cost)
@@ -375,19 +387,50 @@ class TeamKeys:
         atexit.register(self.store.release_leases, False)  # and gives back what it reserved
 
 
-def over_budget(what: str, seconds: int, worst: Worst | None = None) -> str:
-    """The 429 of a key over a limit: for a token limit, what this request may use (it does not fit what is
-    left, with what the key's requests in flight hold)."""
+def _counts(record: KeyRecord) -> bool:
+    """Whether the record's limits count tokens or dollars (what needs the call's worst case)."""
+    return bool(record.tpm or record.budget is not None or record.budget_usd is not None)
+
+
+def whose(record: KeyRecord) -> str:
+    """Who a limit is: "This API key", or its team, named (a team's windows record: records.TEAM_WINDOWS + name)."""
+    if record.name.startswith(TEAM_WINDOWS):
+        return f"This API key's team {record.name[len(TEAM_WINDOWS):]!r}"
+    return "This API key"
+
+
+def whole(who: str) -> str:
+    """"this API key's whole budget", or "the whole budget of this API key's team 'lab'"."""
+    return "this API key's whole budget" if who == "This API key" else f"the whole budget of {who[0].lower()}{who[1:]}"
+
+
+def refused(record: KeyRecord, by: str, waiting: float, worst: Worst, money: int) -> ProxyError:
+    """The 429 of a limit of the key's, or of its team's (`record`: the team's windows record), that refused it."""
+    seconds = max(1, math.ceil(waiting))
+    if by == "parallel":
+        message = f"{whose(record)} has {record.max_parallel} requests in flight, its most at once; retry when one ends."
+    elif by == "budget_usd":
+        return over_dollars(record, money, seconds)
+    else:
+        message = over_budget(WHAT[by].format(rpm=record.rpm, tpm=record.tpm, budget=record.budget), seconds,
+                              worst if by != "requests" else None, whose(record))
+    return ProxyError(429, message, code="rate_limit_exceeded", headers={"Retry-After": str(seconds)},
+                      cause="budget" if by == "budget" else "rate")
+
+
+def over_budget(what: str, seconds: int, worst: Worst | None = None, who: str = "This API key") -> str:
+    """The 429 of a key (or its team: `who`) over a limit: for a token limit, what this request may use (it does
+    not fit what is left, with what the requests in flight hold)."""
     if worst is None:
-        return f"This API key is over its budget of {what}; retry in {seconds} s."
-    return (f"This API key is over its budget of {what} for this request ({worst.described()}, more than is left "
+        return f"{who} is over its budget of {what}; retry in {seconds} s."
+    return (f"{who} is over its budget of {what} for this request ({worst.described()}, more than is left "
             f"of it); retry in {seconds} s, or ask for fewer tokens.")
 
 
-def too_large(worst: Worst, what: str, cause: str = "rate") -> ProxyError:
+def too_large(worst: Worst, what: str, cause: str = "rate", who: str = "This API key") -> ProxyError:
     """A request whose worst case is more than a whole token limit: it can never be admitted as it is (no retry
     helps: the SDKs are told not to)."""
-    return ProxyError(429, f"This request is larger than this API key's whole budget of {what}: {worst.described()}. "
+    return ProxyError(429, f"This request is larger than {whole(who)} of {what}: {worst.described()}. "
                       "Ask for fewer tokens (a lower max_tokens, fewer answers or prompts).", code="rate_limit_exceeded",
                       headers={"x-should-retry": "false"}, cause=cause)
 
@@ -425,7 +468,7 @@ def over_dollars(record: KeyRecord, most: int, seconds: int) -> ProxyError:
     (a free model) is refused only when nothing is left: it is told so, not that $0.00 is more than is left."""
     why = f"this request may cost up to ${dollars(most)}, more than is left of it" if most else \
         "nothing is left of it (spent, or held by the key's requests in flight)"
-    return ProxyError(429, f"This API key is over its budget of {record.budget_usd}: {why}; retry in {seconds} s.",
+    return ProxyError(429, f"{whose(record)} is over its budget of {record.budget_usd}: {why}; retry in {seconds} s.",
                       type="insufficient_quota", code="insufficient_quota", headers={"Retry-After": str(seconds)},
                       cause="budget")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from argoproxy.sqlite_files import BUSY_SECONDS, ReadConnection, connect, first_here, immediate, off_loop
-from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
+from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, TeamRecord
 from argoproxy.teamkeys import windows
 
 if TYPE_CHECKING:
@@ -32,7 +32,12 @@ CREATE TABLE IF NOT EXISTS keys (
     rpm INTEGER NOT NULL, tpm INTEGER NOT NULL, budget_tokens INTEGER NOT NULL, budget_period TEXT NOT NULL,
     expires REAL NOT NULL, created REAL NOT NULL, revoked REAL NOT NULL, max_parallel INTEGER NOT NULL DEFAULT 0,
     priority INTEGER NOT NULL DEFAULT 0, budget_usd INTEGER NOT NULL DEFAULT 0,
-    budget_usd_period TEXT NOT NULL DEFAULT '');
+    budget_usd_period TEXT NOT NULL DEFAULT '', team TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS teams (
+    name TEXT PRIMARY KEY, models TEXT NOT NULL, rpm INTEGER NOT NULL, tpm INTEGER NOT NULL,
+    budget_tokens INTEGER NOT NULL, budget_period TEXT NOT NULL, expires REAL NOT NULL, created REAL NOT NULL,
+    max_parallel INTEGER NOT NULL, priority INTEGER NOT NULL, budget_usd INTEGER NOT NULL,
+    budget_usd_period TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS windows (
     name TEXT PRIMARY KEY, start INTEGER NOT NULL, req INTEGER NOT NULL, prev_req INTEGER NOT NULL,
     tok INTEGER NOT NULL, prev_tok INTEGER NOT NULL, budget_start REAL NOT NULL, budget_used INTEGER NOT NULL,
@@ -43,19 +48,36 @@ CREATE TABLE IF NOT EXISTS usage (
     unpriced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (name, model, day));
 """
 # Columns a store made by an earlier release lacks (--max-parallel, --priority, dollar budgets, usage's cost in
-# nano-dollars and unpriced requests): added when it is opened.
+# nano-dollars and unpriced requests, a key's team): added when it is opened (the teams table likewise, by SCHEMA).
 _ADDED = (("keys", "max_parallel", "INTEGER NOT NULL DEFAULT 0"), ("keys", "priority", "INTEGER NOT NULL DEFAULT 0"),
           ("keys", "budget_usd", "INTEGER NOT NULL DEFAULT 0"),
           ("keys", "budget_usd_period", "TEXT NOT NULL DEFAULT ''"), ("windows", "money_start", "REAL NOT NULL DEFAULT 0"),
           ("windows", "money_used", "INTEGER NOT NULL DEFAULT 0"), ("usage", "cost", "INTEGER NOT NULL DEFAULT 0"),
-          ("usage", "unpriced", "INTEGER NOT NULL DEFAULT 0"))
+          ("usage", "unpriced", "INTEGER NOT NULL DEFAULT 0"), ("keys", "team", "TEXT NOT NULL DEFAULT ''"))
 _KEY_COLUMNS = ("name, digest, prefix, models, rpm, tpm, budget_tokens, budget_period, expires, created, revoked, "
-                "max_parallel, priority, budget_usd, budget_usd_period")
-_KEY_VALUES = ",".join("?" * 15)
+                "max_parallel, priority, budget_usd, budget_usd_period, team")
+_KEY_VALUES = ",".join("?" * 16)
+_TEAM_COLUMNS = ("name, models, rpm, tpm, budget_tokens, budget_period, expires, created, max_parallel, priority, "
+                 "budget_usd, budget_usd_period")
+_TEAM_VALUES = ",".join("?" * 12)
 
 
 class KeyExists(ValueError):
     """A key of that name is active."""
+
+
+class TeamError(ValueError):
+    """No team of that name, one exists already, or it has keys (the message says which)."""
+
+
+def no_team(name: str) -> TeamError:
+    return TeamError(f"no team named {name!r} (`teams create {name}` makes it)")
+
+
+def team_has_keys(name: str, keys: list[str]) -> TeamError:
+    shown = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
+    return TeamError(f"team {name!r} has {len(keys)} key(s) ({shown}): move them to another team or out of it "
+                     "(`keys update NAME --team none`), or delete it with --move-keys-out")
 
 
 class SQLiteKeyStore:
@@ -115,6 +137,8 @@ class SQLiteKeyStore:
             row = db.execute("SELECT revoked FROM keys WHERE name = ?", (record.name,)).fetchone()
             if row is not None and not row[0]:
                 raise KeyExists(f"a key named {record.name!r} is active: revoke it first, or choose another name")
+            if record.team and not db.execute("SELECT 1 FROM teams WHERE name = ?", (record.team,)).fetchone():
+                raise no_team(record.team)
             db.execute("DELETE FROM keys WHERE name = ?", (record.name,))
             db.execute(f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES ({_KEY_VALUES})", _row_of(record))
             db.execute("DELETE FROM windows WHERE name = ?", (record.name,))
@@ -126,6 +150,8 @@ class SQLiteKeyStore:
             if row is None:
                 return False
             record = dataclasses.replace(_record_of(row), **changes)
+            if changes.get("team") and not db.execute("SELECT 1 FROM teams WHERE name = ?", (record.team,)).fetchone():
+                raise no_team(record.team)
             db.execute(f"INSERT OR REPLACE INTO keys ({_KEY_COLUMNS}) VALUES ({_KEY_VALUES})", _row_of(record))
             return True
 
@@ -136,11 +162,54 @@ class SQLiteKeyStore:
             return done.rowcount > 0
 
     def find(self, key_digest: str) -> KeyRecord | None:
-        rows = self._read(f"SELECT {_KEY_COLUMNS} FROM keys WHERE digest = ?", (key_digest,))
-        return _record_of(rows[0]) if rows else None
+        """The key's record, with its team's (one read)."""
+        rows = self._read(f"SELECT {_KEY_OF}, {_TEAM_OF} FROM keys LEFT JOIN teams t ON t.name = keys.team "
+                          "WHERE keys.digest = ?", (key_digest,))
+        return _with_team(rows[0]) if rows else None
 
     def records(self) -> list[KeyRecord]:
-        return [_record_of(row) for row in self._read(f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY name")]
+        return [_with_team(row) for row in self._read(f"SELECT {_KEY_OF}, {_TEAM_OF} FROM keys LEFT JOIN teams t "
+                                                      "ON t.name = keys.team ORDER BY keys.name")]
+
+    # ------------------------------------------------------------ teams
+    def create_team(self, team: TeamRecord) -> None:
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM teams WHERE name = ?", (team.name,)).fetchone():
+                raise TeamError(f"a team named {team.name!r} exists: update it, or choose another name")
+            db.execute(f"INSERT INTO teams ({_TEAM_COLUMNS}) VALUES ({_TEAM_VALUES})", _team_row(team))
+            db.execute("DELETE FROM windows WHERE name = ?", (team.windows.name,))  # an old team's counts go
+            db.execute("DELETE FROM usage WHERE name = ?", (team.windows.name,))
+
+    def update_team(self, name: str, changes: dict[str, Any]) -> TeamRecord:
+        """Change a team's models or limits (TeamRecord field names); its keys, usage and counts stay."""
+        with self._write() as db:
+            row = db.execute(f"SELECT {_TEAM_COLUMNS} FROM teams WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise no_team(name)
+            team = dataclasses.replace(_team_of(row), **changes)
+            db.execute(f"INSERT OR REPLACE INTO teams ({_TEAM_COLUMNS}) VALUES ({_TEAM_VALUES})", _team_row(team))
+            return team
+
+    def delete_team(self, name: str, move_keys_out: bool = False) -> list[str]:
+        """Delete a team; refused while it has active keys unless `move_keys_out` (then they leave it, and keep
+        their own limits). Returns the names of the keys moved out."""
+        with self._write() as db:
+            if not db.execute("SELECT 1 FROM teams WHERE name = ?", (name,)).fetchone():
+                raise no_team(name)
+            keys = [r[0] for r in db.execute("SELECT name FROM keys WHERE team = ? AND revoked = 0 ORDER BY name",
+                                             (name,)).fetchall()]
+            if keys and not move_keys_out:
+                raise team_has_keys(name, keys)
+            db.execute("UPDATE keys SET team = '' WHERE team = ?", (name,))
+            db.execute("DELETE FROM teams WHERE name = ?", (name,))
+            return keys
+
+    def team(self, name: str) -> TeamRecord | None:
+        rows = self._read(f"SELECT {_TEAM_COLUMNS} FROM teams WHERE name = ?", (name,))
+        return _team_of(rows[0]) if rows else None
+
+    def teams(self) -> list[TeamRecord]:
+        return [_team_of(row) for row in self._read(f"SELECT {_TEAM_COLUMNS} FROM teams ORDER BY name")]
 
     def has_keys(self) -> bool:
         return bool(self._read("SELECT 1 FROM keys LIMIT 1"))
@@ -151,28 +220,46 @@ class SQLiteKeyStore:
         gives them back): (0, "") then; else (seconds to wait, what is exhausted: "requests", "tokens", "budget"
         or "parallel"). In the workers' shared cells (one instance: one host); in the database only when those
         have no free slot (then nothing is held: 4,096 keys met by this instance)."""
-        decision = self._local_windows().admit(record, now, reserve, money)
-        if decision is not None:
-            return decision
+        waiting, by, _ = self.reserve(record, now, reserve, money)
+        return waiting, by
+
+    def _admit_stored(self, record: KeyRecord, now: float, money: int = 0) -> tuple[float, str]:
+        """admit in the database's windows, the key's and its team's in one transaction (nothing held)."""
+        team = record.windows
         with self._write() as db:
             state = self._window(db, record.name)
             decision = windows.admit(state, record.rpm, record.tpm, record.budget, now, budget_usd=record.budget_usd,
                                      money=money)
+            if team is not None and not decision[1]:
+                team_state = self._window(db, team.name)
+                waiting, by = windows.admit(team_state, team.rpm, team.tpm, team.budget, now,
+                                            budget_usd=team.budget_usd, money=money)
+                if by:
+                    return waiting, "team_" + by  # the key's state unsaved: nothing counted for it
+                self._save(db, team.name, team_state)
             self._save(db, record.name, state)
         return decision
 
     def reserve(self, record: KeyRecord, now: float, tokens: int, money: int = 0) -> tuple[float, str, str]:
         """admit, holding `tokens` and `money` nano-dollars for the request while it runs; and where the hold is
         ("cells"; "": none)."""
-        decision = self._local_windows().admit(record, now, tokens, money)
+        team = record.windows
+        local = self._local_windows()
+        decision = local.admit(record, now, tokens, money) if team is None else \
+            local.admit_with_team(record, team, now, tokens, money)
         if decision is not None:
             return decision[0], decision[1], "cells"
-        return (*self.admit(record, now, money=money), "")
+        return (*self._admit_stored(record, now, money), "")
 
     def release_hold(self, record: KeyRecord, hold: str, reserved: int, tokens: int, now: float, held: int = 0,
                      cost: int = 0) -> bool:
         """settle a hold reserve made; False when there is none (the tokens are counted by record_usage)."""
-        return hold == "cells" and self.settle(record, reserved, tokens, now, held, cost)
+        if hold != "cells":
+            return False
+        team = record.windows
+        if team is not None:  # admitted in both (admit_with_team)
+            self.settle(team, reserved, tokens, now, held, cost)
+        return self.settle(record, reserved, tokens, now, held, cost)
 
     def heartbeat(self) -> None:
         """Nothing: a killed worker's holds are taken off by the master (local_windows.release_dead_worker)."""
@@ -222,6 +309,10 @@ class SQLiteKeyStore:
         return self._local
 
     def _record_named(self, name: str) -> KeyRecord | None:
+        """A key's record, or a team's windows record (TEAM_WINDOWS + its name)."""
+        if name.startswith(TEAM_WINDOWS):
+            team = self.team(name[len(TEAM_WINDOWS):])
+            return team.windows if team is not None else None
         rows = self._read(f"SELECT {_KEY_COLUMNS} FROM keys WHERE name = ?", (name,))
         return _record_of(rows[0]) if rows else None
 
@@ -303,12 +394,34 @@ def usage_day(now: float) -> str:
 def _row_of(r: KeyRecord) -> tuple[Any, ...]:
     return (r.name, r.digest, r.prefix, ",".join(r.models), r.rpm, r.tpm, r.budget.tokens if r.budget else 0,
             r.budget.period if r.budget else "", r.expires, r.created, r.revoked, r.max_parallel, r.priority,
-            r.budget_usd.nanos if r.budget_usd else 0, r.budget_usd.period if r.budget_usd else "")
+            r.budget_usd.nanos if r.budget_usd else 0, r.budget_usd.period if r.budget_usd else "", r.team)
 
 
 def _record_of(row: tuple[Any, ...]) -> KeyRecord:
     (name, digest, prefix, models, rpm, tpm, tokens, period, expires, created, revoked, max_parallel, priority, usd,
-     usd_period) = row
+     usd_period, team) = row
     return KeyRecord(name, digest, prefix, tuple(m for m in models.split(",") if m), rpm, tpm,
                      Budget(tokens, period) if tokens else None, expires, created, revoked, max_parallel, priority,
-                     MoneyBudget(usd, usd_period) if usd else None)
+                     MoneyBudget(usd, usd_period) if usd else None, team)
+
+
+_KEY_OF = ", ".join("keys." + column for column in _KEY_COLUMNS.split(", "))
+_TEAM_OF = ", ".join("t." + column for column in _TEAM_COLUMNS.split(", "))  # a key's team's row, beside it
+
+
+def _with_team(row: tuple[Any, ...]) -> KeyRecord:
+    """A key's row and its team's (NULLs: no team, or none of that name) as its record."""
+    record = _record_of(row[:16])
+    return dataclasses.replace(record, team_record=_team_of(row[16:])) if row[16] is not None else record
+
+
+def _team_row(t: TeamRecord) -> tuple[Any, ...]:
+    return (t.name, ",".join(t.models), t.rpm, t.tpm, t.budget.tokens if t.budget else 0,
+            t.budget.period if t.budget else "", t.expires, t.created, t.max_parallel, t.priority,
+            t.budget_usd.nanos if t.budget_usd else 0, t.budget_usd.period if t.budget_usd else "")
+
+
+def _team_of(row: tuple[Any, ...]) -> TeamRecord:
+    name, models, rpm, tpm, tokens, period, expires, created, max_parallel, priority, usd, usd_period = row
+    return TeamRecord(name, tuple(m for m in models.split(",") if m), rpm, tpm, Budget(tokens, period) if tokens else None,
+                      expires, created, max_parallel, priority, MoneyBudget(usd, usd_period) if usd else None)

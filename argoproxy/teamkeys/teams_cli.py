@@ -1,0 +1,162 @@
+"""`cot-proxy teams ...` (also `python cot_proxy.py teams ...` and `./run_app.sh teams ...`): teams of keys, whose
+limits their keys share, in the store the running proxy reads (no restart).
+
+    teams create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
+                 [--max-parallel N] [--priority N] [--expires DATE]
+    teams list
+    teams update NAME [the same options; 0 / none / never / '*' lift one]
+    teams delete NAME [--move-keys-out]
+    teams usage NAME [--since YYYY-MM-DD] [--csv]
+
+A key joins a team with `keys create NAME --team TEAM` or `keys update NAME --team TEAM` (`--team none` leaves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from typing import Any, Callable
+
+from argoproxy.prices.units import dollars
+from argoproxy.teamkeys.cli import SettingsOf, _changes, _day, _day_arg, _shown, _table, limit_options, open_cli_store
+from argoproxy.teamkeys.records import (KeyRecord, TeamRecord, globs_meet, parse_budget, parse_budget_usd,
+                                        parse_count, parse_expires, parse_models, parse_name, parse_priority)
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{prog} teams", description="Teams of keys: limits and budgets their "
+                                     "keys share, in the store the running proxy reads (no restart).")
+    parser.add_argument("--keys-db", help="the store (default: KEYS_DB, else keys.db next to the config in force)")
+    parser.add_argument("--config", help="config.yaml whose keys_db (or directory) names the store")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{create,list,update,delete,usage}")
+    create = commands.add_parser("create", help="make a team (`keys create NAME --team TEAM` puts keys in it)")
+    create.add_argument("name")
+    limit_options(create, lifting=False, who="its keys together")
+    commands.add_parser("list", help="the teams, their limits and how many active keys each has")
+    update = commands.add_parser("update", help="change a team's models or limits, keeping its keys and what they "
+                                 "used (every worker within a second)")
+    update.add_argument("name")
+    limit_options(update, lifting=True, who="its keys together")
+    delete = commands.add_parser("delete", help="delete a team (refused while it has keys, unless --move-keys-out)")
+    delete.add_argument("name")
+    delete.add_argument("--move-keys-out", action="store_true", help="its keys leave it, keeping their own limits")
+    usage = commands.add_parser("usage", help="a team's requests, tokens and cost per model and day, and what is "
+                                "left of its budgets")
+    usage.add_argument("name")
+    usage.add_argument("--since", default="", type=_day_arg, help="first day, YYYY-MM-DD")
+    usage.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    return parser
+
+
+def main(argv: list[str], settings_of: SettingsOf, prog: str = "cot-proxy") -> int:
+    """`teams ...`; `settings_of`: how the entry point reads the settings (argoproxy/cli.py, firstrun.py)."""
+    args = build_parser(prog).parse_args(argv)
+    store = open_cli_store(args, settings_of)
+    command: Callable[[Any, argparse.Namespace], int] = COMMANDS[args.command]
+    try:
+        return command(store, args)
+    except ValueError as exc:
+        print(f"cot_proxy teams: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the store itself failed (Redis down, a locked file): one line
+        from argoproxy.redaction import mask_url
+        print(f"cot_proxy teams: the key store {mask_url(str(store.path))} failed: {type(exc).__name__}: "
+              f"{mask_url(str(exc))}", file=sys.stderr)
+        return 1
+
+
+def create(store: Any, args: argparse.Namespace) -> int:
+    team = TeamRecord(parse_name(args.name, "team"), parse_models(args.models or ""),
+                      parse_count(args.rpm, "--rpm") if args.rpm else 0,
+                      parse_count(args.tpm, "--tpm") if args.tpm else 0,
+                      parse_budget(args.budget) if args.budget else None,
+                      parse_expires(args.expires) if args.expires else 0.0, time.time(),
+                      parse_count(args.max_parallel, "--max-parallel") if args.max_parallel else 0,
+                      parse_priority(args.priority) if args.priority else 0,
+                      parse_budget_usd(args.budget_usd) if args.budget_usd else None)
+    store.create_team(team)
+    print(f"team {team.name!r} created; `keys create NAME --team {team.name}` or `keys update NAME --team "
+          f"{team.name}` puts keys in it", file=sys.stderr)
+    return 0
+
+
+def list_teams(store: Any, args: argparse.Namespace) -> int:
+    rows: list[tuple[str, ...]] = [("NAME", "MODELS", "RPM", "TPM", "BUDGET", "BUDGET_USD", "PARALLEL", "PRIORITY",
+                                    "EXPIRES", "KEYS", "STATE")]
+    now = time.time()
+    members = _members(store)
+    for t in store.teams():
+        rows.append((t.name, ",".join(t.models) or "*", str(t.rpm or "-"), str(t.tpm or "-"), str(t.budget or "-"),
+                     str(t.budget_usd or "-"), str(t.max_parallel or "-"), str(t.priority or "-"),
+                     _day(t.expires) if t.expires else "-", str(len(members.get(t.name, []))),
+                     "expired" if t.expires and t.expires <= now else "active"))
+    _table(rows)
+    return 0
+
+
+def update(store: Any, args: argparse.Namespace) -> int:
+    changes = _changes(args)
+    if not changes:
+        raise ValueError("nothing to change: give --models, --rpm, --tpm, --budget, --budget-usd, --max-parallel, "
+                         "--priority or --expires")
+    team = store.update_team(args.name, changes)
+    said = ", ".join(f"{name} {_shown(value)}" for name, value in changes.items())
+    print(f"updated team {args.name!r}: {said}; in force on every worker within a second", file=sys.stderr)
+    if "models" in changes:
+        for key in _members(store).get(team.name, []):
+            warn_no_models(key, team)
+    return 0
+
+
+def delete(store: Any, args: argparse.Namespace) -> int:
+    moved = store.delete_team(args.name, args.move_keys_out)
+    out = f"; its keys {', '.join(moved)} left it, keeping their own limits" if moved else ""
+    print(f"deleted team {args.name!r}{out}", file=sys.stderr)
+    return 0
+
+
+def usage(store: Any, args: argparse.Namespace) -> int:
+    """The team's rows (its windows', records.TEAM_WINDOWS + its name: every key's requests while in it) by model
+    and day; on stderr, what is left of its
+    budgets in their current periods."""
+    team = store.team(args.name)
+    if team is None:
+        raise ValueError(f"no team named {args.name!r}")
+    counted = team.windows
+    rows = [("team", "model", "day", "requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests"),
+            *[(team.name, *map(str, row[1:6]), dollars(row[6]), str(row[7])) for row in store.usage(args.since)
+              if row[0] == counted.name]]
+    if args.csv:
+        csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
+    else:
+        _table([tuple(h.upper() for h in rows[0]), *rows[1:]])
+    now = time.time()
+    if team.budget_usd is not None:
+        spent = store.spent(counted, now)
+        print(f"# team {team.name!r}: ${dollars(spent)} spent of its budget of {team.budget_usd} this "
+              f"{team.budget_usd.period}", file=sys.stderr)
+    if team.budget is not None and hasattr(store, "used_in_period"):
+        print(f"# team {team.name!r}: {store.used_in_period(counted, now)} tokens used of its budget of "
+              f"{team.budget} this {team.budget.period}", file=sys.stderr)
+    return 0
+
+
+def warn_no_models(key: KeyRecord, team: TeamRecord) -> None:
+    """A key whose globs and its team's have no model in common: it can use none (said, not refused)."""
+    if not globs_meet(key.models, team.models):
+        print(f"cot_proxy: warning: key {key.name!r} can use no model: its --models ({','.join(key.models)}) and "
+              f"team {team.name!r}'s ({','.join(team.models)}) have none in common", file=sys.stderr)
+
+
+def _members(store: Any) -> dict[str, list[KeyRecord]]:
+    """Each team's active keys."""
+    members: dict[str, list[KeyRecord]] = {}
+    for key in store.records():
+        if key.team and not key.revoked:
+            members.setdefault(key.team, []).append(key)
+    return members
+
+
+COMMANDS: dict[str, Any] = {"create": create, "list": list_teams, "update": update, "delete": delete, "usage": usage}
