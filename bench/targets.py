@@ -275,8 +275,10 @@ class Proxy(Target):
         port = free_port()
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(_SETTING_ENV_PREFIXES) and k not in _SETTING_ENV}
+        # The fake upstream stands for a self-hosted server (its models cost nothing: their streams go as written),
+        # which a loopback address alone no longer says (docs/spend.md); an older tree ignores SELF_HOSTED.
         env.update(HOME=tmp, PYTHONPATH=str(root), PYTHONUNBUFFERED="1", HOST=HOST, PORT=str(port),
-                   TARGET_BASE_URL=f"http://{HOST}:{upstream_port}/v1/")
+                   TARGET_BASE_URL=f"http://{HOST}:{upstream_port}/v1/", SELF_HOSTED="true")
         env.update({k: str(v) for k, v in settings.items()})
         log = Path(tmp) / "proxy.log"
         with open(log, "wb") as out:

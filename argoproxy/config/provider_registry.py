@@ -72,6 +72,9 @@ class Provider:
     # then a TARGET_BASE_URL that is the proxy itself stops start-up: the loop check).
     own_url: Callable[[Any], str] | None = None
     base_url_required: bool = False  # a routing entry must name its base_url (no silent default upstream)
+    # Its servers may be local ones that say what they are (llama.cpp's /props, vLLM's /version, Ollama's
+    # /api/version): asked for the price rule, argoproxy/upstream/local_server.py (docs/spend.md).
+    local_servers: bool = False
     switch: str = ""  # a boolean setting of its own that chooses this backend when true (USE_NATIVE_OPENAI)
     used_only_when: UsedOnlyWhen = dataclasses.field(default_factory=dict)  # its settings that other settings turn off
     first_run: str = ""  # "package.module:NAME" of its FirstRun (argoproxy/config/first_run.py), imported only by the first run

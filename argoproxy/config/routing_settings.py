@@ -21,7 +21,7 @@ from argoproxy.config.llm_params import CONTROL_KEYS, THINK_MODES, ModelRule, co
 from argoproxy.config.model_families import parse_fields
 
 ENTRY_KEYS = ("name", "backend", "base_url", "api_key_env", "upstream_model", "params", "weight", "developer_role",
-              "capabilities", "max_concurrency")
+              "capabilities", "max_concurrency", "self_hosted")
 DEVELOPER_ROLES = ("auto", "keep", "system")
 GLOB_CHARS = frozenset("*?[")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -42,6 +42,7 @@ class ModelEntry:
     developer_role: str = ""  # empty: DEVELOPER_ROLE's value
     capabilities: tuple[tuple[str, Any], ...] = ()  # capability fields over the table, for every model it serves
     max_concurrency: int = 0  # requests sent to it at once (docs/admission.md); 0: MAX_CONCURRENCY's; AUTO: asked
+    self_hosted: bool = False  # a server of one's own: its models cost nothing unless `prices` names them
 
     @property
     def is_glob(self) -> bool:
@@ -50,6 +51,8 @@ class ModelEntry:
     def __repr__(self) -> str:  # --show and logs: URL credentials masked, the key only by its variable's name
         from argoproxy.redaction import mask_url
         shown = {f: getattr(self, f) for f in ENTRY_KEYS if getattr(self, f) not in ("", None)}
+        if not self.self_hosted:
+            shown.pop("self_hosted")
         if self.max_concurrency <= 0:  # none (0) is not shown; auto by its name
             shown.pop("max_concurrency")
             if self.max_concurrency == AUTO:
@@ -74,6 +77,12 @@ def entry_url(settings: providers.TargetSettings, entry: ModelEntry) -> str:
     if entry.backend == settings.backend and settings.target_base_url:
         return settings.target_base_url
     return provider.default_target_url or settings.target_base_url
+
+
+def declared_self_hosted(self_hosted: bool, backend: str, entry: ModelEntry) -> bool:
+    """A deployment declared a server of one's own: by its entry, or by SELF_HOSTED (`self_hosted`, the setting
+    for TARGET_BASE_URL) for an entry sent there (no base_url of its own, the top-level backend)."""
+    return entry.self_hosted or (self_hosted and not entry.base_url and entry.backend == backend)
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,8 @@ def _entry(i: int, item: Any) -> ModelEntry:
                       upstream_model=upstream_model, params=_params(item.get("params"), name, f"{at}.params"),
                       weight=_weight(item.get("weight", 1), f"{at}.weight"), developer_role=developer_role,
                       capabilities=_capabilities(item.get("capabilities"), f"{at}.capabilities"),
-                      max_concurrency=as_concurrency(item.get("max_concurrency"), f"{at}.max_concurrency"))
+                      max_concurrency=as_concurrency(item.get("max_concurrency"), f"{at}.max_concurrency"),
+                      self_hosted=_flag(item.get("self_hosted", False), f"{at}.self_hosted"))
 
 
 AUTO = -1  # a concurrency limit asked of the server (llama.cpp's /props or /slots)

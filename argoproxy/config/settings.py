@@ -239,6 +239,11 @@ class Settings:
                                      "glob -> USD per million tokens (input_mtok, output_mtok, cache_read_mtok, "
                                      "cache_write_mtok...), over the shipped table (PRICES: JSON).",
                                      env=("PRICES",))
+    self_hosted: bool = _setting(False, as_bool, "TARGET_BASE_URL is a server of your own: its models cost nothing "
+                                 "unless `prices` names them (for one that does not say it is llama.cpp, vLLM or "
+                                 "Ollama: LM Studio, SGLang, TGI, llamafile...). A `models` entry says it with its "
+                                 "own `self_hosted: true` (docs/spend.md).", env=("SELF_HOSTED",),
+                                 flags=("--self-hosted",))
     think_mode: str = _setting("strip", _choice("strip", "reasoning", "keep"),
                                "What to do with <think> text in answers: strip (given as reasoning only to clients "
                                "that asked for it), reasoning (move to reasoning_content), keep.",
@@ -641,6 +646,8 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
     **{name: (lambda s: admission_on(s), "no deployment has a concurrency limit (MAX_CONCURRENCY or an entry's "
                                          "max_concurrency): admission is off")
        for name in ("admission_max_wait", "admission_key_share", "admission_weights", "admission_queue_size")},
+    "self_hosted": (lambda s: not s.models or any(not e.base_url and e.backend == s.backend for e in s.models),
+                    "every `models` entry names its own upstream (an entry says `self_hosted: true` itself)"),
     "journal_body_bytes": (lambda s: bool(s.log_dir), "LOG_DIR is not set (no journals are written)"),
     "metrics_public": (lambda s: s.enable_auth, "enable_auth is off (/metrics is open to every client anyway)"),
     "fronts_passthrough": (lambda s: s.backend == "openai" or bool(s.models), "only the openai backend passes "

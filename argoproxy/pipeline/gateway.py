@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from argoproxy.config import provider_registry as providers
 from argoproxy.config.llm_params import starts_inside
 from argoproxy.config.routing_settings import ModelEntry, entry_url
 from argoproxy.config.settings import Settings
@@ -51,6 +52,7 @@ from argoproxy.meter.worst import OPENAI, Asked, Worst, supplied
 from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing, sanitize_message
+from argoproxy.upstream.local_server import asker
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, Upstream, replayable, stream_error
 from argoproxy.upstream.relay import error_headers, redirect_error
 from argoproxy.upstream.wire import (UpstreamRequest, UpstreamResponse, describe_host, framed, read_chunks,
@@ -96,7 +98,10 @@ class Gateway:
         base_url = entry_url(settings, ModelEntry("*", settings.backend))
         self.image_tokens = settings.meter_image_tokens  # Bounds: an image of a model of no known family
         self.served_by = describe_host(base_url)  # X-Served-By
-        self.price_source = self.answers.pricer.source(base_url, backend.priced_as if backend.names_vendor else None)
+        # its models' prices (prices/pricer.py); a local server may say it is one (upstream/local_server.py)
+        says_local = asker(base_url, settings.openai_api_key) if providers.get(settings.backend).local_servers else None
+        self.price_source = self.answers.pricer.source(base_url, backend.priced_as if backend.names_vendor else None,
+                                                       settings.self_hosted, says_local)
         # `models`: several deployments (argoproxy/routing/), built last: it makes a view of this Gateway for each
         self.routing: Dispatcher | None = routing(self) if routing is not None else None
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -26,11 +27,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
+from argoproxy.prices.table_rules import table_problem
 from argoproxy.prices.units import UNITS
 from argoproxy.redaction import redact_log_text
 
 SHIPPED_TABLE = Path(__file__).with_name("table.json")
-FETCH_SECONDS = 60  # the whole of `refresh --url`'s fetch (genai-prices bounds each read only, at 10 s)
+FETCH_SECONDS = 60  # the whole of `refresh --url`'s fetch (a server may answer one byte at a time)
+FETCH_MOST = 64 * 1024 * 1024  # bytes of price data read from --url (genai-prices' data is a few MB); more: refused
 DATA_URL = "https://raw.githubusercontent.com/pydantic/genai-prices/refs/heads/main/prices/new_data/v2/data.json"
 CLAUSES = {"ClauseStartsWith": "starts_with", "ClauseEndsWith": "ends_with", "ClauseContains": "contains",
            "ClauseRegex": "regex", "ClauseEquals": "equals"}
@@ -115,15 +118,13 @@ def installed_table(url: str | None = None) -> dict[str, Any]:
 
 
 def _fetched(url: str, shown: str) -> Any:
-    """genai-prices' snapshot of the data at `url`, within FETCH_SECONDS; any failure is one line naming the URL
-    as `shown`. The library's timeout bounds each read, not the whole: a server that drips its answer held the
-    command for ever. Its error texts quote the URL whole (credentials too) and may run over many lines."""
-    from genai_prices.update_prices import UpdatePrices
+    """genai-prices' snapshot of the data at `url`, read up to FETCH_MOST bytes within FETCH_SECONDS; any failure is
+    one line naming the URL as `shown` (errors' texts quote the URL whole, credentials too, over many lines)."""
     done: dict[str, Any] = {}
 
     def fetch() -> None:
         try:
-            done["snapshot"] = UpdatePrices(url=url).fetch()
+            done["snapshot"] = _read_by_genai_prices(_download(url))
         except Exception as exc:  # the network's errors and the library's own on a payload it cannot read
             done["error"] = exc
 
@@ -132,11 +133,65 @@ def _fetched(url: str, shown: str) -> Any:
     worker.join(FETCH_SECONDS)
     error = done.get("error")
     if worker.is_alive() or error is not None:
-        why = (f"no answer within {FETCH_SECONDS} s" if error is None else
-               f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}")
+        why = f"no answer within {FETCH_SECONDS} s" if error is None else f"{type(error).__name__}: {_cause(error)}"
         raise SystemExit(f"cot_proxy prices: no price data could be read from {shown}: "
                          f"{redact_log_text(why.replace(url, shown))}")
     return done.get("snapshot")
+
+
+def _cause(error: Exception) -> str:
+    """An error in one line: its system error where it has one (requests wraps it in three layers of text)."""
+    text = str(error).strip()
+    found = re.search(r"\[Errno -?\d+\] [^\"')]+", text)
+    return found[0].strip() if found else (text.splitlines() or [""])[0][:300]
+
+
+class TooLong(ValueError):
+    pass
+
+
+def _download(url: str) -> bytes:
+    """The answer at `url`, at most FETCH_MOST bytes (a server of anyone's choosing may answer without end:
+    genai-prices' own fetch read it whole), through the environment's proxy as requests finds it."""
+    import requests
+
+    with requests.get(url, stream=True, timeout=(10, 10), allow_redirects=True) as response:
+        if response.status_code >= 400:
+            raise requests.HTTPError(f"{response.status_code} {response.reason}")
+        body = bytearray()
+        for chunk in response.iter_content(65536):
+            body += chunk
+            if len(body) > FETCH_MOST:
+                raise TooLong(f"the answer is longer than {FETCH_MOST // (1 << 20)} MiB")
+    return bytes(body)
+
+
+def _read_by_genai_prices(data: bytes) -> Any:
+    """genai-prices' reading of price data: its public reader fetches a URL, so the bytes read here are handed to
+    it from a server of this process's own, on loopback, for that one request (never through a proxy)."""
+    import http.server
+    from genai_prices.update_prices import UpdatePrices
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    bypass = ",".join(filter(None, (os.environ.get("NO_PROXY"), "127.0.0.1")))
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = bypass  # this command's process only
+    try:
+        return UpdatePrices(url=f"http://127.0.0.1:{server.server_address[1]}/data.json").fetch()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def write_table(table: dict[str, Any], path: Path) -> None:
@@ -177,6 +232,9 @@ def main(argv: list[str], prog: str = "cot-proxy", settings_of: Callable[[dict[s
     args = parser.parse_args(argv)
     if args.command == "refresh":
         table = installed_table(args.url)
+        problem = table_problem(table)
+        if problem:  # a hostile or broken table is not written (argoproxy/prices/table_rules.py)
+            raise SystemExit(f"cot_proxy prices: the price data is refused, nothing written: {problem}")
         path = Path(args.output).expanduser() if args.output else SHIPPED_TABLE
         try:
             write_table(table, path)

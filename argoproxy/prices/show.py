@@ -9,7 +9,7 @@ from datetime import date, datetime, timezone
 
 from argoproxy.redaction import mask_url
 from argoproxy.config.price_settings import NO_TABLE, SHIPPED, PriceSettings
-from argoproxy.prices.pricer import Pricer, self_hosted
+from argoproxy.prices.pricer import Pricer
 from argoproxy.prices.table import PriceTable, Provider, table_problem
 from argoproxy.prices.units import Rates, Tiered
 
@@ -39,11 +39,20 @@ def show_model(model: str, base_url: str = "", provider_id: str = "", day: str =
     providers = _providers(table, base_url, provider_id)
     if providers is None:
         url = mask_url(base_url)
-        said = f"--provider {provider_id!r} is not in the table" if provider_id else \
-            f"{url} is self-hosted: its models cost nothing unless `prices` gives them a price" \
-            if self_hosted(base_url) else f"no provider of the table serves {url}: its models are unpriced"
-        print(f"cot_proxy prices: {said}", file=sys.stderr)
-        return 1
+        if provider_id:
+            print(f"cot_proxy prices: --provider {provider_id!r} is not in the table", file=sys.stderr)
+            return 1
+        print(f"cot_proxy prices: no provider of the table serves {url}: a server of your own that says it is "
+              "llama.cpp, vLLM or Ollama, or is declared `self_hosted`, costs nothing; any other is charged by "
+              "the model's name:", file=sys.stderr)
+        listed = table.by_name(model, moment.timestamp())
+        if listed is None:
+            print(f"cot_proxy prices: no price for {model!r}: unpriced", file=sys.stderr)
+            return 1
+        rates = listed[1].rates(moment)
+        written = _rates(rates) if rates is not None else "no rate this proxy can charge (unpriced)"
+        print(f"{listed[0].id}/{listed[1].id} on {moment.date()}: {written or 'free'}")
+        return 0
     shown = 0
     for provider in providers:
         found = table.model(provider, model)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
+from argoproxy.prices.table_rules import TableError, check_table
 from argoproxy.prices.units import Price, Rates, Tiered
 
 Match = Callable[[str], bool]
@@ -115,6 +116,18 @@ class PriceTable:
                 found = self._model(provider, dashed)
         return found
 
+    def by_name(self, name: str, moment: float) -> tuple[Provider, Model] | None:
+        """A model found by its name alone, wherever it is served: at its maker's (the first of MAKERS listing it),
+        else at the dearest provider listing it (by its rates at `moment` for a million tokens in and out)."""
+        for maker in MAKERS:
+            provider = self.provider(maker)
+            model = self.model(provider, name) if provider is not None else None
+            if model is not None:
+                return provider, model  # type: ignore[return-value]
+        listed = [(provider, model) for provider in self.providers
+                  if (model := self.model(provider, name)) is not None]
+        return max(listed, key=lambda found: _dearness(found[1], moment), default=None)
+
     def _model(self, provider: Provider, name: str) -> Model | None:
         found = provider.own(name)
         for other in provider.fallback:
@@ -123,6 +136,17 @@ class PriceTable:
             fallback = self.provider(other)
             found = fallback.own(name) if fallback is not None else None
         return found
+
+
+# The table's providers that sell the models they make, in the order a name several of them list is taken
+# (genai-prices does not say who made a model): what a relay of such a model is most likely paying.
+MAKERS = ("openai", "anthropic", "google", "mistral", "deepseek", "x-ai", "cohere", "meta", "moonshotai", "zai",
+          "zhipuai", "minimax", "perplexity", "arcee", "voyageai", "elevenlabs", "cursor")
+
+
+def _dearness(model: Model, moment: float) -> int:
+    rates = model.rates(moment)
+    return rates.most_nanos(1_000_000, 1_000_000) if rates is not None else -1
 
 
 COMPACT_DATE = re.compile(r"-(20\d\d)(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?=-|:|$)")
@@ -214,7 +238,9 @@ def load_table(path: str | Path | None = None) -> PriceTable:
             table = _tables.get(where)
             if table is None:
                 with open(where, encoding="utf-8") as f:
-                    table = _tables[where] = PriceTable(json.load(f))
+                    data = json.load(f)
+                check_table(data)  # refused whole, naming the entry: nothing of a hostile table is used
+                table = _tables[where] = PriceTable(data)
     return table
 
 
@@ -227,6 +253,8 @@ def table_problem(path: str) -> str | None:
         load_table(where)
     except OSError as exc:
         return f"cannot read the price table {path}: {exc.strerror or exc}"
+    except TableError as exc:
+        return f"the price table {path} is refused: {exc}"
     except Exception as exc:  # noqa: BLE001 - whatever reading a file that is no table raises (a bad api_pattern's
         # re.error, a JSON nesting's RecursionError...): one line, not a traceback
         return f"{path} is not a price table (`cot-proxy prices refresh --output` writes one): {type(exc).__name__}: {exc}"

@@ -37,7 +37,7 @@ from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.errors import ProxyError
 from argoproxy.config.llm_params import DeploymentParams, ModelRule
-from argoproxy.config.routing_settings import ModelEntry, entry_url
+from argoproxy.config.routing_settings import ModelEntry, declared_self_hosted, entry_url
 from argoproxy.routing.router import Deployment, Pool, Router
 from argoproxy.upstream.client import RETRY_BUDGET, Upstream, parse_retry_after
 from argoproxy.upstream.relay import context_exceeded
@@ -65,6 +65,7 @@ def deployment_settings(settings: Settings, entry: ModelEntry, environ: dict[str
     changes: dict[str, Any] = {"backend": entry.backend, "llm_params": DeploymentParams(settings.llm_params, rule)}
     if entry.developer_role:
         changes["developer_role"] = entry.developer_role
+    changes["self_hosted"] = declared_self_hosted(settings.self_hosted, settings.backend, entry)  # docs/spend.md
     if entry.capabilities:
         changes["model_capabilities"] = settings.model_capabilities.then("*", dict(entry.capabilities))
     provider = providers.get(entry.backend)  # its record says which settings the key and the URL fill

@@ -112,6 +112,7 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
         socket_free_or_exit(loaded.settings, setting_label(loaded.settings, flags, "socket", "SOCKET", "--socket"))
     if loaded is not _good:  # Gunicorn's configuration reads them again after run() did: what was said, once
         print_warnings(loaded, _good.warnings if _good is not None else ())
+        print_free_upstreams(loaded.settings, reasked=_good is not None)
     _announced, _good = True, loaded
     return loaded.settings, gunicorn_options(loaded.settings, loaded.backend_reason)
 
@@ -191,6 +192,14 @@ def print_warnings(loaded: Loaded, said: tuple[str, ...] = ()) -> None:
             print(f"cot_proxy: warning: {warning}", file=sys.stderr, flush=True)
 
 
+def print_free_upstreams(settings: Settings, reasked: bool = False) -> None:
+    """Which upstreams cost nothing and why, and those at a private address that do not say what they are
+    (serve/free_upstreams.py: asked here, before the workers are forked)."""
+    from argoproxy.serve.free_upstreams import report
+    for line in report(settings, reasked):
+        print(line, file=sys.stderr, flush=True)
+
+
 def worker_settings() -> Settings:
     """The settings of a worker building the app. Started as `gunicorn cot_proxy:app` where no gunicorn.conf.py
     is read, no master said where requests go: each worker says it (with the warnings), Gunicorn's own
@@ -198,6 +207,7 @@ def worker_settings() -> Settings:
     loaded = reloaded()
     if not _announced:
         print_warnings(loaded)
+        print_free_upstreams(loaded.settings)
         for warning in listener.bind_warnings(loaded.settings, _command_line_binds(), os.environ):
             print(f"cot_proxy: warning: {warning}", file=sys.stderr, flush=True)
         mode = describe_mode(loaded.settings)

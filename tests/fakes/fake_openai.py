@@ -111,6 +111,15 @@ def chat_chunks(pieces: list[str], model: str = "fake-model", n: int = 1, usage:
     return events
 
 
+SELF_ID_PATHS = {"/props": "llama.cpp", "/version": "vLLM", "/api/version": "Ollama"}
+SELF_ID_ANSWERS = {  # as each server answers (llama.cpp's /props abridged)
+    "/props": {"default_generation_settings": {"n_ctx": 4096, "params": {"temperature": 0.8}}, "total_slots": 1,
+               "model_path": "models/gemma-3-270m-q4_k_m.gguf", "chat_template": "", "build_info": "b6000"},
+    "/version": {"version": "0.11.0"},
+    "/api/version": {"version": "0.12.3"},
+}
+
+
 class _Server(QuietServer):
     request_queue_size = 1024  # the default backlog of 5 drops connections under load tests
 
@@ -118,8 +127,14 @@ class _Server(QuietServer):
 class FakeOpenAI:
     """`with FakeOpenAI() as fake:` -> fake.base_url ("http://127.0.0.1:PORT/v1/"); queue answers with fake.add()."""
 
-    def __init__(self, refuse: Callable[[str, bytes], tuple[int, Any] | None] | None = None) -> None:
+    def __init__(self, refuse: Callable[[str, bytes], tuple[int, Any] | None] | None = None,
+                 says: str | None = None) -> None:
         self.refuse = refuse  # (path, body) -> (status, body) the real server answers instead (argo_rules)
+        # What it answers when asked what it is (GET /props, /version, /api/version: the price rule's question,
+        # argoproxy/upstream/local_server.py): None as OpenAI's API (404s), or "llama.cpp", "vLLM", "Ollama" as
+        # those servers answer. The questions are kept apart from `received` (the API calls a test looks at).
+        self.says = says
+        self.asked_what_it_is: list[str] = []
         self.received: list[Received] = []
         self.queue: list[Reply | Stream] = []
         self.default_content = "Hello from the fake upstream!"
@@ -177,6 +192,9 @@ class FakeOpenAI:
                     self.close_connection = True
                     return
                 path, _, query = self.path.partition("?")
+                if self.command == "GET" and path in SELF_ID_PATHS:
+                    fake.asked_what_it_is.append(path)
+                    return fake._write_reply(self, fake.self_id(path))
                 fake.received.append(Received(self.command, path, query, dict(self.headers.items()), body))
                 refused = fake.refusal(self.command, path, body)
                 with fake._lock:
@@ -225,6 +243,12 @@ class FakeOpenAI:
         with self._lock:
             self.queue.clear()
         self.received.clear()
+
+    def self_id(self, path: str) -> Reply:
+        if SELF_ID_PATHS[path] == self.says:
+            return Reply(SELF_ID_ANSWERS[path])
+        return Reply({"error": {"message": f"Invalid URL (GET {path})", "type": "invalid_request_error",
+                                "param": None, "code": None}}, status=404)  # OpenAI's answer
 
     def add(self, *answers: Reply | Stream | Huge) -> None:
         with self._lock:

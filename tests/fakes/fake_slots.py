@@ -72,7 +72,8 @@ class FakeSlots:
 
             def do_GET(self) -> None:
                 if self.path == "/props" and fake.says_slots:
-                    fake.send(self, 200, {"total_slots": fake.slots, "model_path": "fake.gguf"})
+                    fake.send(self, 200, {"default_generation_settings": {"n_ctx": 4096, "params": {}},
+                                          "total_slots": fake.slots, "model_path": "fake.gguf"})  # llama-server's
                 elif self.path == "/slots" and fake.says_slots:  # llama-server's fields, when its slots are idle
                     fake.send(self, 200, [{"id": i, "n_ctx": 4096, "speculative": False, "is_processing": s.busy}
                                           for i, s in enumerate(fake.slot_list)])

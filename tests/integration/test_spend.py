@@ -265,15 +265,15 @@ def test_a_key_that_spent_its_budget_is_told_so(tmp_path):
     dollar budget: every request is refused until the period ends, a free model's too, and the error says why; to a
     request that costs nothing it said '$0.00, more than is left of it'."""
     db = tmp_path / "keys.db"
-    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET="admin",
-                                             KEYS_DB=str(db), PRICES=DEAR) as p:
+    with FakeOpenAI(says="vLLM") as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true",
+                                                        API_KEY_SECRET="admin", KEYS_DB=str(db), PRICES=DEAR) as p:
         key = create(db, "spender", "--budget-usd", "0.10/day")
         fake.usage = {"prompt_tokens": 200, "completion_tokens": 200, "total_tokens": 400}  # $0.40, asked for 10
         client = openai_sdk(p, key=key)
         client.chat.completions.create(model="gpt-4o", messages=MSG, max_tokens=10)
         import openai
         said = {"gpt-4o": "this request may cost up to $0.00", "house-model-7b": "nothing is left of it (spent, or "
-                "held by the key's requests in flight); retry in "}  # the second self-hosted here: free
+                "held by the key's requests in flight); retry in "}  # the second free here: the server says it is vLLM
         for model, why in said.items():
             with pytest.raises(openai.RateLimitError) as refused:
                 client.chat.completions.create(model=model, messages=MSG, max_tokens=1)
@@ -354,7 +354,7 @@ def test_a_keyless_stream_that_costs_money_is_priced_and_its_client_sees_no_usag
     that sends no usage even asked is charged the estimate, flagged."""
     journals = tmp_path / "logs"
     with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, PRICES=KEYLESS_PRICES,
-                                             LOG_DIR=str(journals)) as p:
+                                             LOG_DIR=str(journals), SELF_HOSTED="true") as p:
         fake.accepts_developer = fake.accepts_null_content = True
         fake.nulls_stream_usage = True  # OpenAI's shape: `"usage":null` on every chunk of a stream asked for it
         fake.usage = dict(KEYLESS_USAGE)
@@ -366,7 +366,7 @@ def test_a_keyless_stream_that_costs_money_is_priced_and_its_client_sees_no_usag
             return r.content, fake.received[-1].json()
 
         priced, priced_sent = raw_stream("priced-chat")
-        free, free_sent = raw_stream("house-model")  # on loopback: self-hosted, priced 0
+        free, free_sent = raw_stream("house-model")  # declared self-hosted (SELF_HOSTED): priced 0
         assert priced_sent["stream_options"] == {"include_usage": True}
         assert "stream_options" not in free_sent
         assert b'"usage"' not in priced and b'"usage"' not in free

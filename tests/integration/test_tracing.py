@@ -36,7 +36,7 @@ def receiver():
 
 @pytest.fixture
 def upstream():
-    with FakeOpenAI() as fake:
+    with FakeOpenAI(says="vLLM") as fake:  # a local server, which says so: its models cost nothing
         yield fake
 
 
@@ -74,7 +74,7 @@ def test_a_chat_call_span_by_span(receiver, upstream):
         "gen_ai.request.seed": 7, "gen_ai.request.stop_sequences": ["END"],
         "gen_ai.response.id": "chatcmpl-42", "gen_ai.response.model": "m-2026",
         "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 7,
-        "cot_proxy.cost.usd": 0.0}  # a server on loopback is self-hosted: priced, at nothing (docs/spend.md)
+        "cot_proxy.cost.usd": 0.0}  # a server that says it is vLLM is self-hosted: priced, at nothing (docs/spend.md)
     assert client.attributes == {
         "server.address": "127.0.0.1", "server.port": upstream.port, "http.request.method": "POST",
         "http.response.status_code": 200, "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",

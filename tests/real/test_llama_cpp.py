@@ -34,15 +34,17 @@ FORCE_TOOL = {"type": "function", "function": {"name": "get_weather"}}
 PSEUDO = "model=gemma-fast,upstream_model_name=gemma-alpaca,temperature=0,seed=7"
 
 
+# llama-cpp-python's server does not say what it is (no /props, unlike llama.cpp's own llama-server): declared
+# self-hosted, as its users declare it (docs/spend.md), so its models cost nothing and its streams go as written.
 @pytest.fixture(scope="module")
 def proxy(llama):
-    with running_proxy(TARGET_BASE_URL=llama.base_url, LLM_PARAMS=PSEUDO) as p:
+    with running_proxy(TARGET_BASE_URL=llama.base_url, LLM_PARAMS=PSEUDO, SELF_HOSTED="true") as p:
         yield p
 
 
 @pytest.fixture(scope="module")
 def reasoning_proxy(llama):
-    with running_proxy(TARGET_BASE_URL=llama.base_url, THINK_MODE="reasoning") as p:
+    with running_proxy(TARGET_BASE_URL=llama.base_url, THINK_MODE="reasoning", SELF_HOSTED="true") as p:
         yield p
 
 
@@ -204,7 +206,7 @@ def test_include_usage_ignored_upstream_relayed_as_is(llama, proxy):
 
 def test_include_usage_through_non_stream_mode_gets_llamas_usage(llama):
     """With --mode non_stream the proxy asks for one answer, which carries usage, and streams it."""
-    with running_proxy(TARGET_BASE_URL=llama.base_url, UPSTREAM_MODE="non_stream") as p:
+    with running_proxy(TARGET_BASE_URL=llama.base_url, UPSTREAM_MODE="non_stream", SELF_HOSTED="true") as p:
         chunks = list(sdk(p.base_url).chat.completions.create(
             model="gemma-alpaca", messages=ASK, stream=True, stream_options={"include_usage": True}, **GREEDY))
     whole = sdk(llama.base_url).chat.completions.create(model="gemma-alpaca", messages=ASK, **GREEDY)

@@ -18,7 +18,7 @@ import pytest
 
 from argoproxy.config.price_settings import PRICE_KEYS, PriceSettings, parse_prices
 from argoproxy.config.settings import SettingsError, load_settings
-from argoproxy.prices.pricer import SELF_HOSTED, SETTING, Pricer, self_hosted
+from argoproxy.prices.pricer import DECLARED, SELF_HOSTED, SETTING, Pricer, private_address
 from argoproxy.prices.refresh import SHIPPED_TABLE, table_from
 from argoproxy.prices.table import load_table
 from argoproxy.prices.units import UNITS, Rates, dollars, nano
@@ -155,9 +155,11 @@ def test_a_deployment_is_priced_by_its_url_its_vendor_or_as_self_hosted():
     assert pricer.cost(usage, ("gpt-4o-mini",), openai, day).nanos == 150_000_000  # $0.15 per million
     anthropic = pricer.source("https://api.anthropic.com")
     assert pricer.cost(usage, ("claude-3-5-haiku-latest",), anthropic, day).by == "anthropic"
-    local = pricer.source("http://127.0.0.1:8080/v1")
+    local = pricer.source("http://127.0.0.1:8080/v1", self_hosted=True)
     cost = pricer.cost(usage, ("qwen3-8b",), local, day)
     assert (cost.nanos, cost.priced, cost.by) == (0, True, SELF_HOSTED)
+    said = pricer.source("http://gpu1.example.com:8080/v1", says_local=lambda: ("llama.cpp (GET /props)", True))
+    assert pricer.cost(usage, ("gpt-4o",), said, day)[:3] == (0, True, SELF_HOSTED)  # what the server says, any host
     unknown = pricer.source("https://llm.example.com/v1")
     cost = pricer.cost(usage, ("qwen3-8b",), unknown, day)
     assert (cost.nanos, cost.priced) == (0, False)  # unpriced: flagged, never silently free
@@ -174,14 +176,15 @@ def test_a_url_is_priced_by_its_host_not_by_credentials_written_before_it():
     with_user = pricer.source("https://ops:pw12345@api.openai.com/v1?api_key=k")
     assert pricer.cost(usage, ("gpt-4o-mini",), with_user, DAYS[2]).nanos == 150_000_000
     spoofed = pricer.source("https://api.openai.com@llm.example.com/v1")  # the host is llm.example.com
-    assert pricer.cost(usage, ("gpt-4o-mini",), spoofed, DAYS[2]).priced is False
+    assert pricer.cost(usage, ("gpt-4o-mini",), spoofed, DAYS[2]).by == "openai (by name)"  # not by its URL
 
 
 def test_prices_show_names_a_url_without_its_credentials(capsys):
     from argoproxy.prices.show import show_model
-    assert show_model("gpt-4o", "https://ops:pw12345@llm.example.com/v1?api_key=tok98765") == 1
-    said = capsys.readouterr().err
-    assert "llm.example.com" in said and "pw12345" not in said and "tok98765" not in said
+    assert show_model("gpt-4o", "https://ops:pw12345@llm.example.com/v1?api_key=tok98765") == 0
+    out = capsys.readouterr()
+    assert "llm.example.com" in out.err and "pw12345" not in out.err and "tok98765" not in out.err
+    assert out.out.startswith("openai/gpt-4o on ")  # charged by its name: at its maker's rates
 
 
 def test_prices_show_answers_with_the_prices_setting(tmp_path):
@@ -231,7 +234,7 @@ def test_prices_refresh_that_cannot_fetch_or_write_says_so_in_one_line(tmp_path)
     closed = f"http://ops:pw12345@127.0.0.1:{free_port()}/prices.json"
     assert refresh("--url", closed, "--output", str(tmp_path / "t.json")) == (1, [
         f"cot_proxy prices: no price data could be read from http://***@127.0.0.1:{closed.split(':')[3]}: "
-        "ConnectError: [Errno 111] Connection refused"])
+        "ConnectionError: [Errno 111] Connection refused"])
     (tmp_path / "a-file").write_text("")
     assert refresh("--output", str(tmp_path / "a-file" / "t.json")) == (1, [
         f"cot_proxy prices: cannot write {tmp_path / 'a-file' / 't.json'} ({tmp_path / 'a-file'}: File exists)"])
@@ -245,7 +248,18 @@ class _PriceData(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        bodies = {"/wrong-shape": json.dumps([{"id": "x", "name": 3, "models": "no"}]).encode(), "/none": b"[]"}
+        bodies = {"/wrong-shape": json.dumps([{"id": "x", "name": 3, "models": "no"}]).encode(), "/none": b"[]",
+                  "/negative": _genai_data(match={"equals": "cheap-1"}, prices={"input_mtok": -1, "output_mtok": 2}),
+                  "/backtracks": _genai_data(match={"regex": "^(a+)+$"}, prices={"input_mtok": 1})}
+        if self.path == "/endless":  # fast and without end, chunked
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b"[" + b" " * (1 << 20)
+            with contextlib.suppress(OSError):
+                while True:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            return
         if self.path.startswith("/missing"):
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -264,6 +278,12 @@ class _PriceData(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(bodies[self.path])))
         self.end_headers()
         self.wfile.write(bodies[self.path])
+
+
+def _genai_data(match: dict, prices: dict) -> bytes:
+    """genai-prices' data file (its v2 JSON) with one provider of one model, which genai-prices itself accepts."""
+    return json.dumps([{"id": "evil", "name": "Evil", "api_pattern": r"https://api\.evil\.example",
+                        "models": [{"id": "cheap-1", "match": match, "prices": prices}]}]).encode()
 
 
 @pytest.fixture()
@@ -304,6 +324,33 @@ def test_prices_refresh_from_an_answer_that_is_no_price_data_says_so_in_one_line
     assert list(tmp_path.iterdir()) == []
 
 
+def test_prices_refresh_refuses_a_hostile_table_naming_its_entry_and_writes_nothing(tmp_path, price_data):
+    """What `prices refresh --url` wrote before: a negative price (a key's spend went down, never refused), a clause
+    that backtracks (2.56 s of a worker's CPU on a 27-character name), an answer without end (read whole into
+    memory until the deadline). Each is one line naming what, and nothing is written."""
+    import subprocess
+    import sys
+    from tests.proxy_process import ROOT, clean_environ
+    env = {**clean_environ(("COT_PROXY_",)), "HOME": str(tmp_path)}
+    output = tmp_path / "t.json"
+
+    def refresh(path: str) -> tuple[int, list[str]]:
+        out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "prices", "refresh", "--url",
+                              f"http://{price_data}{path}", "--output", str(output)], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)
+        return out.returncode, out.stderr.splitlines()
+
+    refused = "cot_proxy prices: the price data is refused, nothing written: model evil/cheap-1: "
+    assert refresh("/negative") == (1, [refused + "input_mtok: expected a price from 0 to 1000000 dollars, got '-1'"])
+    assert refresh("/backtracks") == (1, [refused + "regex '^(a+)+$': a repeated group holds a repeat (as (a+)+): its "
+                                          "matching time can grow exponentially"])
+    start = time.monotonic()
+    assert refresh("/endless") == (1, [f"cot_proxy prices: no price data could be read from http://{price_data}/"
+                                       "endless: TooLong: the answer is longer than 64 MiB"])
+    assert time.monotonic() - start < 30  # refused at its bound, not at the minute's deadline
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_prices_refresh_from_an_answer_that_never_ends_stops_at_its_deadline(price_data, monkeypatch):
     """genai-prices bounds each read of the answer (10 s), not the whole: one that drips held the command for ever."""
     from argoproxy.prices import refresh
@@ -325,18 +372,22 @@ def test_which_deployments_answers_may_cost_money(tmp_path):
     assert pricer.source("https://api.openai.com/v1").charges(("gpt-nonexistent-9",), moment)  # unpriced
     assert pricer.source("https://llm.example.com/v1").charges(("qwen3-8b",), moment)
     assert not pricer.source("https://api.openai.com/v1").charges(("gratis",), moment)
-    assert not pricer.source("http://127.0.0.1:8080/v1").charges(("qwen3-8b",), moment)
+    assert not pricer.source("http://127.0.0.1:8080/v1", self_hosted=True).charges(("qwen3-8b",), moment)
+    assert pricer.source("http://127.0.0.1:8080/v1").charges(("qwen3-8b",), moment)  # unpriced: an address says nothing
     bare = Pricer()
-    local = bare.source("http://vllm:8000/v1")
+    asked = []
+    local = bare.source("http://vllm:8000/v1", says_local=lambda: asked.append(1) or ("vLLM (GET /version)", True))
     assert local.costs_nothing and not local.charges(("qwen3-8b",), moment) and bare._table is None
-    priced_here = Pricer(parse_prices({"models": {"qwen*": {"input_mtok": 0.1}}})).source("http://vllm:8000/v1")
+    assert local.why_free() == "vLLM (GET /version)" and asked == [1]  # asked once
+    priced_here = Pricer(parse_prices({"models": {"qwen*": {"input_mtok": 0.1}}})).source("http://vllm:8000/v1",
+                                                                                         self_hosted=True)
     assert not priced_here.costs_nothing and priced_here.charges(("qwen3-8b",), moment)
     own = tmp_path / "prices.json"  # a table of one's own whose provider serves a private host
     table = json.loads(SHIPPED_TABLE.read_text())
     table["providers"].insert(0, {"id": "house", "api_pattern": r"http://vllm:8000", "fallback": ["openai"],
                                   "models": []})
     own.write_text(json.dumps(table))
-    housed = Pricer(parse_prices({"table": str(own)})).source("http://vllm:8000/v1")
+    housed = Pricer(parse_prices({"table": str(own)})).source("http://vllm:8000/v1", self_hosted=True)
     assert not housed.costs_nothing and housed.charges(("gpt-4o",), moment)
 
 
@@ -356,8 +407,8 @@ def test_historic_prices_follow_the_day_of_the_request():
                                        ("https://llm.example.com", False), ("", False),
                                        # shared address space (Tailscale's, a carrier's NAT): never a public host
                                        ("http://100.101.102.103:8000/v1", True), ("http://8.8.8.8/v1", False)])
-def test_self_hosted_servers(url, free):
-    assert self_hosted(url) is free
+def test_private_addresses(url, free):
+    assert private_address(url) is free
 
 
 def test_the_prices_setting_prices_a_model_wherever_it_is_served():
@@ -401,7 +452,9 @@ def test_a_table_the_setting_names_is_checked_before_serving(tmp_path):
     from argoproxy.prices.table import table_problem
     assert "cannot read the price table" in table_problem(str(tmp_path / "missing.json"))
     (tmp_path / "bad.json").write_text('{"providers": [{"id": "x"}]}')
-    assert "is not a price table" in table_problem(str(tmp_path / "bad.json"))
+    assert table_problem(str(tmp_path / "bad.json")) == (
+        f"the price table {tmp_path / 'bad.json'} is refused: provider 'x': api_pattern: expected a regular expression,"
+        " got None")
     assert table_problem(str(SHIPPED_TABLE)) is None
 
 
@@ -428,8 +481,8 @@ def test_a_table_that_is_no_table_stops_startup_with_one_line(tmp_path):
            "PRICES": json.dumps({"table": str(tmp_path / "pattern.json")})}
     out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py")], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=30)
-    line = (f"cot_proxy: bad setting PRICES: {tmp_path / 'pattern.json'} is not a price table (`cot-proxy prices "
-            "refresh --output` writes one): error: missing ), unterminated subpattern at position 0")
+    line = (f"cot_proxy: bad setting PRICES: the price table {tmp_path / 'pattern.json'} is refused: provider 'x': "
+            "api_pattern: not a regular expression: missing ), unterminated subpattern at position 0")
     assert (out.returncode, out.stderr.splitlines()) == (2, [line]), out.stderr
     out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "prices", "show", "gpt-4o"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=30)  # reads the table as serving would

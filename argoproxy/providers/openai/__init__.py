@@ -5,4 +5,5 @@ from argoproxy.providers import Provider, register
 
 register(Provider("openai", "argoproxy.providers.openai.backend:OpenAIBackend",
                   default_target_url="https://api.openai.com/v1/", summary="any OpenAI-compatible API; the default",
-                  base_url_required=True, first_run="argoproxy.providers.openai.firstrun:FIRST_RUN"))
+                  base_url_required=True, local_servers=True,
+                  first_run="argoproxy.providers.openai.firstrun:FIRST_RUN"))

@@ -1,0 +1,158 @@
+"""Does an upstream say it is a local server? The price rule's question (docs/spend.md): a server that says what it
+is costs nothing, where an address alone no longer does (a relay to a paid API listens on loopback as well).
+
+Asked at the server's root, beside /v1, in this order: llama.cpp's GET /props (`total_slots` and
+`default_generation_settings`), vLLM's GET /version and Ollama's GET /api/version (an object holding `version`
+alone). Each answer is read up to READ_MOST bytes within DEADLINE seconds, never followed through a redirect,
+then dropped. An answer carrying cot_proxy's own X-Cot-Proxy-Request-ID is a proxy's, whatever it says (its Ollama
+door answers /api/version, and it may be relaying to a paid API). Once per server root: Gunicorn's master asks
+before it forks (start-up's line), a worker that finds nothing asked asks at first use; a server that could not
+be reached is asked again at most every RETRY_SECONDS. Standard library only (the master imports no requests).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+READ_MOST = 1 << 20  # 1 MiB: llama.cpp's /props (its chat template included) is a few KB
+DEADLINE = 2.0  # seconds for each question, connection and whole answer
+RETRY_SECONDS = 30.0  # a server that could not be reached: asked again after this long
+PROXY_ID = "x-cot-proxy-request-id"
+
+
+def server_root(base_url: str) -> str:
+    """http://host:8080/v1/ -> http://host:8080/ (where llama-server serves /props, vLLM /version, Ollama
+    /api/version); credentials and query left out."""
+    parts = urlsplit(base_url)
+    path = parts.path.rstrip("/")
+    if path.endswith("/v1"):
+        path = path[:-3]
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, path.rstrip("/") + "/", "", ""))
+
+
+def _llama_cpp(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("default_generation_settings"), dict) \
+        and isinstance(body.get("total_slots"), int)
+
+
+def _version_only(body: Any) -> bool:
+    return isinstance(body, dict) and set(body) == {"version"} and isinstance(body["version"], str)
+
+
+QUESTIONS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
+    ("props", "llama.cpp", _llama_cpp), ("version", "vLLM", _version_only), ("api/version", "Ollama", _version_only))
+ASKED = ", ".join(f"{server}'s /{path}" for path, server, _ in QUESTIONS)
+
+
+@dataclass(frozen=True)
+class Said:
+    """What a server said: `server` ("llama.cpp (GET /props)") or None; `settled` False: it could not be reached
+    (asked again later)."""
+    server: str | None
+    settled: bool
+    at: float = 0.0
+
+
+_said: dict[str, Said] = {}
+_lock = threading.Lock()
+
+
+def says_local(base_url: str, api_key: str = "") -> Said:
+    """What the server at `base_url` says it is, asked once (see the module)."""
+    root = server_root(base_url)
+    said = _said.get(root)
+    if said is not None and (said.settled or time.monotonic() - said.at < RETRY_SECONDS):
+        return said
+    with _lock:  # one question at a time per process: the others wait for its answer
+        said = _said.get(root)
+        if said is None or not (said.settled or time.monotonic() - said.at < RETRY_SECONDS):
+            said = _said[root] = ask(root, _headers(base_url, api_key))
+    return said
+
+
+def forget() -> None:
+    """Ask every server again (the master re-reading its settings)."""
+    _said.clear()
+
+
+def ask(root: str, headers: dict[str, str]) -> Said:
+    for path, server, fits in QUESTIONS:
+        answer = _get(root + path, headers)
+        if answer is None:  # not reached: the others would wait as long
+            return Said(None, False, time.monotonic())
+        if fits(answer):
+            return Said(f"{server} (GET /{path})", True)
+    return Said(None, True)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a 3xx is an answer that says nothing
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """Proxies as the environment says (NO_PROXY honoured), TLS checked against REQUESTS_CA_BUNDLE or
+    SSL_CERT_FILE where set (as the upstream client checks it)."""
+    cafile = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+    context = ssl.create_default_context(cafile=cafile if cafile and os.path.isfile(cafile) else None)
+    return urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=context))
+
+
+def _get(url: str, headers: dict[str, str]) -> Any:
+    """The JSON of a 200 answer (Any, JSON's null included: `...` when the server answered otherwise), None when
+    the server could not be reached in time."""
+    start = time.monotonic()
+    try:
+        with _opener().open(urllib.request.Request(url, headers=headers), timeout=DEADLINE) as response:
+            if response.status != 200 or response.headers.get(PROXY_ID):
+                return ...
+            body = bytearray()
+            while len(body) <= READ_MOST and time.monotonic() - start < DEADLINE:
+                chunk = response.read1(65536)
+                if not chunk:
+                    break
+                body += chunk
+            if len(body) > READ_MOST or time.monotonic() - start >= DEADLINE:
+                return ...  # past the bound: dropped, says nothing
+    except urllib.error.HTTPError:
+        return ...  # an answer (404, 401, a redirect): reached, says nothing
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    try:
+        return json.loads(bytes(body))
+    except ValueError:
+        return ...
+
+
+def _headers(base_url: str, api_key: str) -> dict[str, str]:
+    """The upstream's key, as its requests carry it (llama-server asks it for /props when started with one); else
+    the URL's credentials."""
+    headers = {"Accept": "application/json", "User-Agent": "cot_proxy"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+        return headers
+    parts = urlsplit(base_url)
+    if parts.username is not None:
+        pair = f"{parts.username}:{parts.password or ''}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    return headers
+
+
+def asker(base_url: str, api_key: str = "") -> Callable[[], tuple[str | None, bool]]:
+    """What the pricer is handed (prices/pricer.py's SaysLocal): asks when first called."""
+    def ask_once() -> tuple[str | None, bool]:
+        said = says_local(base_url, api_key)
+        return said.server, said.settled
+    return ask_once
