@@ -71,6 +71,15 @@ def error_body(message: str, type: str, param: str | None = None, code: str | No
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
+def named(err: dict[str, Any], request_id: str, client_request_id: str = "") -> dict[str, Any]:
+    """An error object naming its request: the proxy's own id (`request_id`, the one in X-Cot-Proxy-Request-ID,
+    the journals, logs and spans), and the client's X-Request-ID beside it (`client_request_id`) when it sent one."""
+    err["request_id"] = request_id
+    if client_request_id:
+        err["client_request_id"] = client_request_id
+    return err
+
+
 def error_json(message: str, type: str, param: str | None = None, code: str | None = None) -> bytes:
     return json.dumps(error_body(message, type, param, code)).encode()
 

@@ -58,7 +58,8 @@ _FRAME_LINES = re.compile(
     r"[\w./-]+\.(?:go|py|java|js|ts|rs|rb):\d+.*)$",
     re.M)
 _PATHS = re.compile(r"(?<![\w/])/(?:home|usr|opt|srv|var|app|root|etc|tmp|Users|workspace|mnt)/[^\s\"':,)]+")
-_IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b")
+# An address glued to a word (req_internal_10.1.1.1) is one too: \b found no edge between "_" and "1".
+_IPV4 = re.compile(r"(?<!\d)(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?(?!\d)")
 # A label may hold "_" (not a valid host name, but ids such as req_db7.corp.internal embed one): with the
 # lookbehind above, a host after an underscore was never searched.
 _HOSTNAME = re.compile(r"(?<![\w.-])(?:[\w-]{1,63}\.)+[a-zA-Z]{2,63}(?::\d{1,5})?\b")

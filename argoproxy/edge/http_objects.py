@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Mapping
 from wsgiref.headers import Headers
 
 from argoproxy.edge.header_policy import request_headers
-from argoproxy.edge.request_ids import ENVIRON_KEY, WRITE_KEY
+from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY, WRITE_KEY
 
 if TYPE_CHECKING:
     from argoproxy.teamkeys.records import KeyRecord
@@ -29,7 +29,8 @@ class Request:
     input: BinaryIO = field(default_factory=io.BytesIO)  # the body, read once the route is known
     content_length: str | None = None
     chunked: bool = False  # a body without a length, ended by its framing
-    request_id: str = ""
+    request_id: str = ""  # the proxy's own (edge/request_ids.py)
+    client_request_id: str = ""  # the client's X-Request-ID, kept beside it ("" when it sent none)
     presented_keys: tuple[str, ...] = ()  # the client keys it presented, once auth accepted them
     withheld: dict[str, str] = field(default_factory=dict)  # key headers auth removed holding no accepted key
     team_key: KeyRecord | None = None  # the team key (argoproxy/teamkeys/) auth accepted, if it was one
@@ -61,7 +62,8 @@ class Request:
             or bool(environ.get("wsgi.input_terminated"))
         return cls(environ.get("REQUEST_METHOD", "GET"), target, request_headers(environ), environ["wsgi.input"],
                    environ.get("CONTENT_LENGTH") or None, chunked, environ.get(ENVIRON_KEY, ""),
-                   server_write=environ.get(WRITE_KEY), host=environ.get("HTTP_HOST", ""),
+                   client_request_id=environ.get(CLIENT_KEY, ""), server_write=environ.get(WRITE_KEY),
+                   host=environ.get("HTTP_HOST", ""),
                    protocol=environ.get("SERVER_PROTOCOL", ""), host_sent="HTTP_HOST" in environ,
                    peer=("", "") if "PROXY_ADDR" in environ else
                    (environ.get("REMOTE_ADDR", ""), environ.get("REMOTE_PORT", "")))

@@ -1,5 +1,8 @@
-"""Request ids: every request gets one (the client's X-Request-ID when it is a sane token), every response
-carries it in X-Request-ID, and errors and logs name it.
+"""Request ids: every request gets the proxy's own id, never the client's (a client could otherwise name its
+request after another's in journals, logs and spans). Every response carries it in X-Cot-Proxy-Request-ID, and
+errors, journals, logs and spans name the request by it. The client's X-Request-ID, when it is a sane token, is
+kept beside it (`client_request_id`) and echoed in X-Request-ID, which carries the proxy's own id when the client
+sent none.
 
 A WSGI middleware rather than Flask hooks: it costs a few microseconds, and it also covers the answers Flask
 makes without running hooks."""
@@ -12,6 +15,7 @@ from typing import Any, Callable, Iterable
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from argoproxy.fastpath.server_reach import client_socket
+from argoproxy.redaction import header_value
 from argoproxy.upstream.request_id import UPSTREAM_ID
 
 # start_response's exc_info (PEP 3333)
@@ -19,15 +23,23 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None,
 Write = Callable[[bytes], object]
 
 MAX_REQUEST_ID = 128
-ENVIRON_KEY = "cot_proxy.request_id"
+ENVIRON_KEY = "cot_proxy.request_id"  # the proxy's own id
+CLIENT_KEY = "cot_proxy.client_request_id"  # the client's X-Request-ID, when it sent a sane one
 WRITE_KEY = "cot_proxy.server_write"
+PROXY_ID = "X-Cot-Proxy-Request-ID"  # the proxy's own id, on every answer
+CLIENT_ID = "X-Request-ID"  # the client's id echoed; the proxy's own when the client sent none
 
 
-def request_id_of(value: str | None) -> str:
-    """The client's X-Request-ID when it is a sane token, else a new one."""
+def new_request_id() -> str:
+    """The proxy's own id for a request: 128 random bits like uuid4().hex, for a sixth of its CPU."""
+    return os.urandom(16).hex()
+
+
+def client_request_id(value: str | None) -> str:
+    """The client's X-Request-ID when it is a sane token, else ""."""
     if value and len(value) <= MAX_REQUEST_ID and value.isprintable():
         return value
-    return os.urandom(16).hex()  # 128 random bits like uuid4().hex, for a sixth of its CPU
+    return ""
 
 
 class ServerWrite:
@@ -47,24 +59,28 @@ class ServerWrite:
 
 
 class RequestIds:
-    """Wraps a WSGI app: sets the id in the environ and adds X-Request-ID to the response (replacing one the
-    upstream sent: the client's id is the one that ties its logs to ours). It also keeps the server's write
-    callable for the request (ServerWrite, in the environ under WRITE_KEY)."""
+    """Wraps a WSGI app: sets the ids in the environ and adds X-Cot-Proxy-Request-ID and X-Request-ID to the
+    response (replacing an X-Request-ID the upstream sent, which goes out as X-Upstream-Request-ID, cleaned like
+    every relayed header). It also keeps the server's write callable for the request (ServerWrite, in the environ
+    under WRITE_KEY)."""
 
     def __init__(self, app: WSGIApplication) -> None:
         self.app = app
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        rid = environ[ENVIRON_KEY] = request_id_of(environ.get("HTTP_X_REQUEST_ID"))
+        rid = environ[ENVIRON_KEY] = new_request_id()
+        client = environ[CLIENT_KEY] = client_request_id(environ.get("HTTP_X_REQUEST_ID"))
+        echoed = client or rid
         server_write = environ[WRITE_KEY] = ServerWrite(client_socket(environ))
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None) -> Write:
             kept = [h for h in headers if h[0].lower() != "x-request-id"]
             if len(kept) != len(headers):  # the upstream's own id, which its vendor's support asks for, renamed
                 upstream = next(v for k, v in headers if k.lower() == "x-request-id")
-                if upstream != rid:
-                    kept.append((UPSTREAM_ID, upstream))
-            kept.append(("X-Request-ID", rid))
+                if upstream != echoed:  # a relay that passed the client's id on says nothing of its own
+                    kept.append((UPSTREAM_ID, header_value(upstream)))
+            kept.append((CLIENT_ID, echoed))
+            kept.append((PROXY_ID, rid))
             headers = kept
             write = server_write.write = start_response(status, headers, exc_info)
             return write

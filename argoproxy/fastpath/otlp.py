@@ -39,6 +39,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, StatusCode
 
+from argoproxy.upstream.answer_bounds import collector_session
+
 log = logging.getLogger(__name__)
 
 _KINDS = {SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5}
@@ -109,8 +111,8 @@ _PAIRS_KEPT = 8192
 # any length, and 8,192 of a megabyte each would hold gigabytes; the proxy's own repeat in a few dozen bytes
 _BYTES_KEPT = 1024
 _KEPT_TYPES = frozenset({str, int, bool, tuple})  # not float: 0.0 and -0.0 are one dict key too
-_UNIQUE = frozenset({"cot_proxy.request_id", "gen_ai.response.id", "cot_proxy.cost.usd", "gen_ai.input.messages",
-                     "gen_ai.output.messages"})
+_UNIQUE = frozenset({"cot_proxy.request_id", "cot_proxy.client_request_id", "gen_ai.response.id",
+                     "cot_proxy.cost.usd", "gen_ai.input.messages", "gen_ai.output.messages"})
 # The proxy's attributes whose tuples hold texts only (observe/genai_attributes.py): kept. Another tuple is not
 # ((1,) and (1.0,) are one dict key)
 _TEXTS = frozenset({"gen_ai.response.finish_reasons", "gen_ai.request.stop_sequences",
@@ -437,13 +439,14 @@ class Batch:
 
 class LeanSpanExporter(OTLPSpanExporter):
     """The OTLP/HTTP exporter, sending the proxy's records as Batch.encode writes them, through a Session that
-    reads the environment's settings once (SettledSession) unless a credential provider gives one."""
+    reads the environment's settings once (SettledSession) and the collector's answers up to MAX_COLLECTOR_ANSWER,
+    unless a credential provider gives one."""
 
     batch: Batch | None = None
 
     def __init__(self, **options: Any) -> None:
-        if "session" not in options and not any(os.environ.get(name) for name in CREDENTIAL_PROVIDERS):
-            options["session"] = SettledSession()
+        if "session" not in options:  # the collector's answers read up to a bound (upstream/answer_bounds.py)
+            options.update(collector_session(SettledSession()))
         super().__init__(**options)
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
@@ -459,9 +462,6 @@ class LeanSpanExporter(OTLPSpanExporter):
         return SpanExportResult.SUCCESS if result.success else SpanExportResult.FAILURE
 
 
-# The exporter's own ways to be given a Session (a credential provider's): then it is not replaced
-CREDENTIAL_PROVIDERS = ("OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
-                        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER")
 _NO_AUTH = object()
 
 

@@ -218,6 +218,12 @@ def _served(call: Any) -> dict[str, Any]:
     return {"deployment": out.deployment, "served_model": out.served_model or "", **adapted}
 
 
+def _client_id(call: Any) -> dict[str, str]:
+    """The client's X-Request-ID beside the proxy's own request_id, when it sent one."""
+    client = call.client.client_request_id
+    return {"client_request_id": client} if client else {}
+
+
 def journal_observer(journal: Journal) -> Callable[[Any], None]:
     """Pipeline observer writing one client record per finished request (every route: API, forwarded, backend
     and the proxy's own), and one server record for each that went upstream."""
@@ -230,7 +236,7 @@ def journal_observer(journal: Journal) -> Callable[[Any], None]:
         logging_id = uuid.uuid4().hex
         latency = (time.perf_counter() - call.client.started) * 1000
         common = dict(send_mode=call.plan.send_mode, return_mode=call.plan.return_mode, latency_ms=latency,
-                      extra={"request_id": call.client.request_id, "path": "/" + call.client.path,
+                      extra={"request_id": call.client.request_id, **_client_id(call), "path": "/" + call.client.path,
                              "front": call.client.front, "model": call.plan.model, **_served(call),
                              **({"usage_estimated": True} if call.outcome.usage_estimated else {})})
         journal.record("client", logging_id, journal.body(call.plan.raw_body), journal.body(call.outcome.output, call.outcome.output_tap),

@@ -45,9 +45,11 @@ def request_logger() -> Callable[[Call], None]:
 
     def observe(call: Call) -> None:
         duration = (time.perf_counter() - call.client.started) * 1000
-        log.debug("%s /%s model=%s status=%s %.1fms in=%dB out=%dB stream=%s id=%s%s", call.client.method, call.client.path,
-                  call.plan.model or "-", call.outcome.status, duration, len(call.plan.raw_body), call.outcome.bytes_out,
-                  call.plan.return_mode, call.client.request_id, _upstream_details(call))
+        client = call.client.client_request_id  # the client's X-Request-ID, beside the proxy's own id
+        log.debug("%s /%s model=%s status=%s %.1fms in=%dB out=%dB stream=%s id=%s%s%s", call.client.method,
+                  call.client.path, call.plan.model or "-", call.outcome.status, duration, len(call.plan.raw_body),
+                  call.outcome.bytes_out, call.plan.return_mode, call.client.request_id,
+                  f" client_id={client}" if client else "", _upstream_details(call))
     return observe
 
 

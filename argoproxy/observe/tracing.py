@@ -36,6 +36,7 @@ from typing import Any, Callable, ClassVar
 from urllib.parse import urlsplit
 
 import msgspec
+import requests
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -55,6 +56,7 @@ from argoproxy.observe import genai_attributes as genai
 from argoproxy.per_process import PerProcess
 from argoproxy.pipeline.call import Call
 from argoproxy.redaction import Secrets
+from argoproxy.upstream.answer_bounds import collector_session
 from argoproxy.upstream.client import TRANSPORT_ERRORS, transport_error
 from argoproxy.upstream.trace_context import client_value, with_context
 from argoproxy.upstream.wire import UpstreamRequest, describe_host
@@ -88,9 +90,10 @@ class Sdk(PerProcess):
     batch processor that exports its spans (made again in a process forked after it)."""
 
     # The batch processor and its exporter: the SDK's, with its OTLP/HTTP exporter; or the fast path's, which
-    # takes the records themselves (`records_to`; serve/build.py hands it: FAST_PATH=on)
+    # takes the records themselves (`records_to`; serve/build.py hands it: FAST_PATH=on). Either reads the
+    # collector's answers up to MAX_COLLECTOR_ANSWER (upstream/answer_bounds.py)
     batching: Callable[[int, int], SpanProcessor] = staticmethod(lambda most, size: BatchSpanProcessor(
-        OTLPSpanExporter(), max_queue_size=most, max_export_batch_size=size))
+        OTLPSpanExporter(**collector_session(requests.Session())), max_queue_size=most, max_export_batch_size=size))
 
     def __init__(self) -> None:
         super().__init__()
@@ -491,8 +494,10 @@ class Tracing:
     def call_attributes(self, call: Call, server: Record, error: str | None) -> None:
         """The request's own attributes, on its span: its id, its parameters, its error, its cost."""
         plan, out = call.plan, call.outcome
-        server.request_id = call.client.request_id
+        server.request_id = call.client.request_id  # the proxy's own; the client's X-Request-ID beside it
         attributes = server.attributes
+        if call.client.client_request_id:
+            attributes["cot_proxy.client_request_id"] = call.client.client_request_id
         op = plan.kind in genai.OPERATIONS
         if op:
             server.params = genai.request_parameters(plan.body)

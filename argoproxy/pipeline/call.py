@@ -52,6 +52,11 @@ class ClientRequest:
     started: float = field(default_factory=time.perf_counter)
     trace: Trace | None = None  # TRACING on: the request's spans (observe/tracing.py's CallTrace)
 
+    @property
+    def client_request_id(self) -> str:
+        """The client's X-Request-ID ("" when it sent none): kept beside the proxy's own id, never as it."""
+        return self.request.client_request_id if self.request is not None else ""
+
 
 class Trace(Protocol):
     """A request's spans, as the parts that carry it see them (observe/tracing.py holds them): the upstream client
@@ -96,6 +101,8 @@ class Plan:
     think: ThinkConfig | None = None
     asks_reasoning: bool = False  # the client asked for reasoning in its door's own way (think.for_client)
     timeout: float | None = None
+    answer_most: int = 0  # the most of the upstream's answer read whole; 0: MAX_RESPONSE_BYTES (the proxy's own
+    # reads bound theirs: upstream/answer_bounds.py)
     exchange: object = None  # a front door's translation state (pipeline/door_api.py's DoorExchange; the door's
     # answer encoder knows its type), while its answer is translated back
     meter: Meter | None = None  # a chat stream under a token budget or that costs money (pipeline/stream_usage.py)

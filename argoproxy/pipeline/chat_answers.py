@@ -9,7 +9,7 @@ from typing import Any, Iterable, Iterator
 
 from argoproxy.edge.header_policy import response_headers
 from argoproxy.edge.http_objects import Answer
-from argoproxy.errors import ProxyError
+from argoproxy.errors import ProxyError, named
 from argoproxy.jsonfast import dumps
 from argoproxy.edge import keepalive
 from argoproxy.pipeline import streamconv
@@ -167,7 +167,7 @@ class ChatAnswers:
         """An error once a stream has begun: an SSE event in OpenAI's error shape, naming the request."""
         self.answers.note_status(call, err.status)
         body = err.body()
-        body["error"]["request_id"] = call.client.request_id
+        named(body["error"], call.client.request_id, call.client.client_request_id)
         return sse.encode(body)
 
     def stream_headers(self, call: Call) -> list[tuple[str, str]]:

@@ -27,7 +27,7 @@ from argoproxy.config.settings import Settings
 from argoproxy.edge.client_caches import BoundedCache
 from argoproxy.edge.header_policy import response_headers
 from argoproxy.edge.http_objects import Answer, Request
-from argoproxy.errors import ProxyError
+from argoproxy.errors import ProxyError, named
 from argoproxy.pipeline.door_api import AnswerEncoder, DoorArgs, DoorAnswersFactory, FrontDoor
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.edge import keepalive
@@ -52,6 +52,7 @@ from argoproxy.meter.worst import OPENAI, Asked, Worst, supplied
 from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing, sanitize_message
+from argoproxy.upstream.answer_bounds import MAX_PROBE_ANSWER
 from argoproxy.upstream.local_server import asker
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, Upstream, replayable, stream_error
 from argoproxy.upstream.relay import error_headers, redirect_error
@@ -199,7 +200,8 @@ class Gateway:
     def listed_models(self) -> list[Any]:
         if self.routing is not None:
             return self.routing.model_list()
-        data = self.backend.list_models(Call.of("models", "GET", "v1/models")).get("data")
+        # the proxy's own read, for the models' contexts: a longer list is not read on (the default is reserved)
+        data = self.backend.list_models(Call.of("models", "GET", "v1/models", answer_most=MAX_PROBE_ANSWER)).get("data")
         return data if isinstance(data, list) else []
 
     def front_call(self, call: Call, front: FrontDoor, body: dict[str, Any], args: DoorArgs | None,
@@ -354,7 +356,7 @@ class Gateway:
         event = encoder.error_event(call, err)
         if not call.outcome.observed:
             body = err.body()
-            body["error"]["request_id"] = call.client.request_id
+            named(body["error"], call.client.request_id, call.client.client_request_id)
             call.outcome.output = body
             self.answers.observe(call)
         return event

@@ -3,6 +3,7 @@
 llama.cpp's llama-server says how many requests it serves at once: `total_slots` in GET /props, or one entry
 per slot in GET /slots (when started with --slots). Both live at the server's root, beside /v1. vLLM's metrics
 give what runs now, not the most it runs (its --max-num-seqs): set that as the deployment's max_concurrency.
+Each answer is read up to MAX_PROBE_ANSWER (upstream/answer_bounds.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from argoproxy.config.routing_settings import MOST_CONCURRENCY
+from argoproxy.jsonfast import loads
+from argoproxy.upstream.answer_bounds import MAX_PROBE_ANSWER, read_capped
 
 log = logging.getLogger("cot_proxy")
 ASK_TIMEOUT = 5.0
@@ -31,10 +34,11 @@ def server_slots(session: Any, base_url: str, headers: dict[str, str] | None = N
     root = server_root(base_url)
     for path, read in (("props", _from_props), ("slots", _from_slots)):
         try:
-            response = session.get(root + path, headers=headers or {}, timeout=ASK_TIMEOUT)
+            response = session.get(root + path, headers=headers or {}, timeout=ASK_TIMEOUT, stream=True)
             if response.status_code != 200:
+                response.close()
                 continue
-            found = read(response.json())
+            found = read(loads(read_capped(response, MAX_PROBE_ANSWER)))  # a longer answer says nothing
         except Exception:  # noqa: BLE001 - a server that cannot say leaves the limit unknown
             continue
         if found:

@@ -25,7 +25,7 @@ from argoproxy.edge.web_pages import WebPages
 from argoproxy.pipeline.batch_models import BatchModels, batch_kind, upstream_fetch
 from argoproxy.pipeline.call import Call
 from argoproxy.edge.classify import Route, RouteTable, standard_table
-from argoproxy.errors import ProxyError
+from argoproxy.errors import ProxyError, named
 from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.fronts import FRONTS, DoorArgs, Front, front_named
 from argoproxy.observe.health import HealthCheck
@@ -202,10 +202,10 @@ class Door:
         status, rid = err.status, call.client.request_id
         front = front_named(call.client.front)
         body = err.body()
-        if front is not None:
-            body = front.error_body(status, body["error"], rid)
+        if front is not None:  # (a door whose shape is OpenAI's keeps the client's id beside its own)
+            body = front.error_body(status, named(body["error"], rid, call.client.client_request_id), rid)
         else:
-            body["error"]["request_id"] = rid  # so that a client's report leads to the log line
+            named(body["error"], rid, call.client.client_request_id)  # so that a client's report leads to the log line
         secrets = self.gateway.answers.secrets
         data = secrets.data(err.raw if err.raw is not None and call.plan.exchange is None else dumps(body))
         if not call.outcome.observed:  # observed with what is sent: the DEBUG line said out=0B for an error's body

@@ -10,10 +10,10 @@ from werkzeug.exceptions import HTTPException
 from argoproxy.edge.client_input import ClientInput
 from argoproxy.serve import gunicorn_errors
 from argoproxy.serve.door import Door, Edge
-from argoproxy.errors import error_body, error_type
+from argoproxy.errors import error_body, error_type, named
 from argoproxy.jsonfast import dumps
 from argoproxy.serve.proxy import build_proxy
-from argoproxy.edge.request_ids import ENVIRON_KEY, RequestIds
+from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY, RequestIds
 from argoproxy.serve.flask_view import build_blueprint, status_line, through
 from argoproxy.config.settings import Settings
 
@@ -50,7 +50,7 @@ def register_error_handlers(app: Flask, door: Door) -> None:
     compatible = gateway.settings.compatible
 
     def reply(status: int, body: dict, headers: dict | None = None) -> Response:
-        body["error"]["request_id"] = current_request_id()
+        named(body["error"], current_request_id(), request.environ.get(CLIENT_KEY, ""))
         response = Response(gateway.answers.secrets.data(dumps(body)), status_line(200 if compatible else status),
                             content_type="application/json")
         for name, value in (headers or {}).items():

@@ -20,7 +20,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from argoproxy.edge.request_ids import request_id_of
+from argoproxy.edge.request_ids import PROXY_ID, new_request_id
 from argoproxy.errors import error_body, error_type
 from argoproxy.fastpath.server_reach import parsed_target
 from argoproxy.redaction import LOG_CUT_MARGIN, redact_log_text
@@ -56,10 +56,10 @@ def error_response(status: int, reason: str, detail: str, front: Front | None = 
     # Gunicorn's description may quote the client's header line (its Python parser does): never a credential
     detail = redact_log_text(" ".join(_unwrapped(str(detail)).split())[:MAX_DETAIL + LOG_CUT_MARGIN])[:MAX_DETAIL]
     message = f"{summary}: {detail}." if detail and status != 500 else f"{summary}."
-    rid = request_id_of(None)  # as every answer has one (the request's own is unread)
+    rid = new_request_id()  # as every answer has one (the request's headers are unread)
     err = error_body(message, error_type(status), None, code)["error"]
     obj = front.error_body(status, err, rid) if front is not None else {"error": {**err, "request_id": rid}}
-    ids = {"X-Request-ID": rid, **(front.id_headers(rid) if front is not None else {})}
+    ids = {"X-Request-ID": rid, PROXY_ID: rid, **(front.id_headers(rid) if front is not None else {})}
     body = json.dumps(obj, ensure_ascii=True).encode()
     head = f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n" + \
         "".join(f"{name}: {value}\r\n" for name, value in ids.items()) + f"Content-Length: {len(body)}\r\n\r\n"

@@ -1,6 +1,7 @@
 """Talking to upstreams: the pooled client with its retries and transport errors (client.py), corporate
-proxies as requests decides them, upstream URLs, reachability probes (probe.py), the journal's tap on a
-body (body_tap.py), SSE framing, OpenAI-shaped answers relayed, and image inlining.
+proxies as requests decides them, upstream URLs, reachability probes (probe.py), the bounds on answers the proxy
+reads for itself from servers it chose (answer_bounds.py), the journal's tap on a body (body_tap.py), SSE framing,
+OpenAI-shaped answers relayed, and image inlining.
 
 Rule: nothing here knows about clients, routes or the pipeline.
 

@@ -5,11 +5,16 @@ As strict as the collector: only POST to /v1/traces (404 elsewhere, 405 for anot
 `application/x-protobuf` bodies (415 otherwise; this proxy's exporter sends no JSON), gzip or identity encoding
 (415 otherwise), a body that does not decode is a 400; an accepted export gets 200 with an
 ExportTraceServiceResponse. Every span received is kept (`spans`), with its resource's and scope's names; `wait`
-polls until the spans a test expects have arrived."""
+polls until the spans a test expects have arrived.
+
+`endless` (bytes, 0: off) makes it a hostile collector: an accepted export gets 200 and a chunked body that never
+ends, `endless` bytes of it sent as fast as the client reads them, then nothing more while the connection stays
+open; `left` counts the answers whose client hung up before the end it never reached."""
 
 from __future__ import annotations
 
 import gzip
+import select
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -99,6 +104,9 @@ class OtlpReceiver:
         self.refused: list[tuple[int, str]] = []  # (status, why) of requests it did not take
         self.lock = threading.Lock()
         self.server: _Server | None = None
+        self.endless = 0
+        self.left = 0  # endless answers whose client hung up
+        self.stopping = threading.Event()
 
     @property
     def spans(self) -> list[Span]:
@@ -158,12 +166,35 @@ class OtlpReceiver:
                     return self.refuse(400, f"undecodable export: {exc}")
                 with receiver.lock:
                     receiver.exports.append(Export(dict(self.headers.items()), spans))
+                if receiver.endless:
+                    return self.endless_answer(receiver.endless)
                 answer = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
+
+            def endless_answer(self, most: int) -> None:
+                self.close_connection = True
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                piece = b"%x\r\n" % (1 << 20) + b"\0" * (1 << 20) + b"\r\n"
+                try:
+                    for _ in range(most >> 20):
+                        self.wfile.write(piece)
+                    self.wfile.flush()
+                    while not receiver.stopping.is_set():  # the body's end never comes: wait for the client to go
+                        if select.select([self.connection], [], [], 0.1)[0] and not self.connection.recv(1 << 16):
+                            break
+                    else:
+                        return
+                except OSError:  # reset, or a broken pipe: the client cut the answer short
+                    pass
+                with receiver.lock:
+                    receiver.left += 1
 
         self.server = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -175,6 +206,7 @@ class OtlpReceiver:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def __exit__(self, *exc: Any) -> None:
+        self.stopping.set()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

@@ -113,10 +113,12 @@ def test_request_ids_in_answers_and_errors(guarded):
     _, p, _ = guarded
     r = requests.post(p.url + "/v1/messages", headers={"x-api-key": "sk-proxy", "X-Request-ID": "req-fronts-1"},
                       json={"model": "fake-model", "max_tokens": 5, "messages": MSG})
-    assert r.headers["X-Request-ID"] == "req-fronts-1" and r.headers["request-id"] == "req-fronts-1"
+    assert r.headers["X-Request-ID"] == "req-fronts-1"  # the client's echoed; the proxy's own names the request
+    assert r.headers["request-id"] == r.headers["X-Cot-Proxy-Request-ID"] != "req-fronts-1"
     r = requests.post(p.url + "/v1/responses", headers={"Authorization": "Bearer sk-proxy", "X-Request-ID": "req-2"},
                       json={"model": "fake-model"})
-    assert r.status_code == 400 and r.json()["error"]["request_id"] == "req-2"
+    assert r.status_code == 400 and r.json()["error"]["request_id"] == r.headers["X-Cot-Proxy-Request-ID"]
+    assert r.json()["error"]["client_request_id"] == "req-2"
     assert r.json()["error"]["param"] == "input"
 
 

@@ -170,7 +170,8 @@ def test_upstream_errors_keep_status_but_lose_secrets(guarded, upstream):
                       headers={"Authorization": "Bearer k1", "X-Request-ID": "req-abc-123"})
     assert r.status_code == 401 and r.headers["X-Request-ID"] == "req-abc-123"
     err = r.json()["error"]
-    assert err["code"] == "invalid_api_key" and err["request_id"] == "req-abc-123"
+    assert err["code"] == "invalid_api_key" and err["request_id"] == r.headers["X-Cot-Proxy-Request-ID"]
+    assert err["client_request_id"] == "req-abc-123"  # the client's, beside the proxy's own
     for leaked in ("sk-upst", "cret", "admin", "pw@", "10.1.2.3", "zzz"):
         assert leaked not in err["message"], err["message"]
     assert err["message"].startswith("Incorrect API key provided")
@@ -188,8 +189,8 @@ def test_stream_error_frame_carries_request_id(guarded, upstream):
     r = requests.post(guarded.base_url + "/chat/completions", stream=True, headers={"Authorization": "Bearer k1",
                                                                                     "X-Request-ID": "rid-9"},
                       json={"model": "fake-model", "messages": MSG, "stream": True})
-    text = r.content.decode()
-    assert '"request_id": "rid-9"' in text or '"request_id":"rid-9"' in text
+    text = r.content.decode().replace(" ", "")
+    assert f'"request_id":"{r.headers["X-Cot-Proxy-Request-ID"]}"' in text and '"client_request_id":"rid-9"' in text
     assert r.headers["X-Request-ID"] == "rid-9"
 
 

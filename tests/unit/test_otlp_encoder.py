@@ -21,6 +21,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from argoproxy.fastpath import otlp
 from argoproxy.observe.genai_attributes import Answered, answered, request_parameters
 from argoproxy.pipeline.answer_facts import AnswerFacts
+from argoproxy.upstream.answer_bounds import CREDENTIAL_PROVIDERS
 from argoproxy.observe.tracing import Fixed, Record, Tracing, readable
 from tests.fakes.otlp_receiver import OtlpReceiver
 from tests.polling import poll
@@ -301,7 +302,7 @@ def test_the_session_reads_the_environment_once_and_honours_no_proxy(monkeypatch
         assert through_proxy.export(spans()) is SpanExportResult.FAILURE  # HTTP_PROXY honoured
 
 
-@pytest.mark.parametrize("name", otlp.CREDENTIAL_PROVIDERS)
+@pytest.mark.parametrize("name", CREDENTIAL_PROVIDERS)
 def test_a_credential_providers_session_is_left_to_the_exporter(monkeypatch, name):
     monkeypatch.setenv(name, "no_such_provider")  # the exporter looks for it (and finds none): no Session of ours
     with pytest.raises(RuntimeError, match="no_such_provider"):

@@ -147,11 +147,11 @@ def test_health_never_shows_url_credentials():
     assert without_credentials("http://host:8000/v1/") == "http://host:8000/v1/"
 
 
-def test_request_ids_are_kept_when_sane():
-    from argoproxy.edge.request_ids import request_id_of
-    assert request_id_of("abc-123") == "abc-123"
-    assert request_id_of("x" * 500) != "x" * 500 and len(request_id_of(None)) == 32
-    assert request_id_of("bad\nid") != "bad\nid"
+def test_client_request_ids_are_kept_when_sane():
+    from argoproxy.edge.request_ids import client_request_id, new_request_id
+    assert client_request_id("abc-123") == "abc-123"
+    assert client_request_id("x" * 500) == "" and client_request_id(None) == ""
+    assert client_request_id("bad\nid") == "" and len(new_request_id()) == 32
 
 
 def test_native_anthropic_url_defaults_to_the_native_openai_one_and_shows_it():

@@ -80,7 +80,7 @@ class OpenAIBackend(Backend):
         # `call`: traced, this attempt goes in a span of its own whose context replaces the client's traceparent
         # (forwarded with the client's headers, it made the upstream's span a sibling of the request's)
         resp = self.upstream.send(UpstreamRequest("GET", self.url(call.plan.path, call.plan.query), self.upstream_headers(call),
-                                                  None, call.plan.timeout), None, call)
+                                                  None, call.plan.timeout, max_bytes=call.plan.answer_most), None, call)
         with resp:
             if resp.status_code >= 300:
                 raise upstream_error(resp) if resp.status_code >= 400 else redirect_error(resp)
