@@ -20,8 +20,9 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from argoproxy.prices.units import dollars
-from argoproxy.teamkeys.records import (TEAM_WINDOWS, KeyRecord, digest, parse_budget, parse_budget_usd, parse_count, parse_expires,
-                                        parse_models, parse_name, parse_priority)
+from argoproxy.teamkeys.records import (TEAM_WINDOWS, KeyRecord, TeamRecord, digest, globs_meet, parse_budget,
+                                        parse_budget_usd, parse_count, parse_expires, parse_models, parse_name,
+                                        parse_priority)
 from argoproxy.teamkeys.store import KeyExists, SQLiteKeyStore
 
 
@@ -170,8 +171,14 @@ def _warn_models(store: Any, record: KeyRecord) -> None:
     """A key whose globs and its team's have no model in common is said to (it can use none)."""
     team = store.team(record.team) if record.team else None
     if team is not None:
-        from argoproxy.teamkeys.teams_cli import warn_no_models
         warn_no_models(record, team)
+
+
+def warn_no_models(key: KeyRecord, team: TeamRecord) -> None:
+    """A key whose globs and its team's have no model in common: it can use none (said, not refused)."""
+    if not globs_meet(key.models, team.models):
+        print(f"cot_proxy: warning: key {key.name!r} can use no model: its --models ({','.join(key.models)}) and "
+              f"team {team.name!r}'s ({','.join(team.models)}) have none in common", file=sys.stderr)
 
 
 def _changes(args: argparse.Namespace) -> dict[str, Any]:

@@ -20,9 +20,10 @@ import time
 from typing import Any, Callable
 
 from argoproxy.prices.units import dollars
-from argoproxy.teamkeys.cli import SettingsOf, _changes, _day, _day_arg, _shown, _table, limit_options, open_cli_store
-from argoproxy.teamkeys.records import (KeyRecord, TeamRecord, globs_meet, parse_budget, parse_budget_usd,
-                                        parse_count, parse_expires, parse_models, parse_name, parse_priority)
+from argoproxy.teamkeys.cli import (SettingsOf, _changes, _day, _day_arg, _shown, _table, limit_options, open_cli_store,
+                                    warn_no_models)
+from argoproxy.teamkeys.records import (KeyRecord, TeamRecord, parse_budget, parse_budget_usd, parse_count,
+                                        parse_expires, parse_models, parse_name, parse_priority)
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -141,13 +142,6 @@ def usage(store: Any, args: argparse.Namespace) -> int:
         print(f"# team {team.name!r}: {store.used_in_period(counted, now)} tokens used of its budget of "
               f"{team.budget} this {team.budget.period}", file=sys.stderr)
     return 0
-
-
-def warn_no_models(key: KeyRecord, team: TeamRecord) -> None:
-    """A key whose globs and its team's have no model in common: it can use none (said, not refused)."""
-    if not globs_meet(key.models, team.models):
-        print(f"cot_proxy: warning: key {key.name!r} can use no model: its --models ({','.join(key.models)}) and "
-              f"team {team.name!r}'s ({','.join(team.models)}) have none in common", file=sys.stderr)
 
 
 def _members(store: Any) -> dict[str, list[KeyRecord]]:
