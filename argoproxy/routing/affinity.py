@@ -90,7 +90,7 @@ def tenant(call: Call, auth: bool) -> bytes:
     if not auth:
         return ONE_TENANT
     team_key = call.plan.team_key
-    team = getattr(team_key, "team", "") if team_key is not None else ""  # teams (`keys create --team`)
+    team = team_key.team if team_key is not None else ""  # `keys create --team`: the team's conversations
     if team:
         return _tenant(b"team\0" + team.encode(errors="surrogatepass"))
     req = call.client.request

@@ -24,7 +24,7 @@ def table(clock=None) -> PrefixTable:
 
 
 def call(key: str = "", team: str | None = None, messages=LATER):
-    team_key = None if team is None else SimpleNamespace(team=team)
+    team_key = None if team is None else SimpleNamespace(team=team)  # a KeyRecord as far as tenant() reads it
     request = SimpleNamespace(presented_keys=[key] if key else [])
     return SimpleNamespace(plan=SimpleNamespace(team_key=team_key, body={"messages": messages}),
                            client=SimpleNamespace(request=request))
