@@ -202,7 +202,7 @@ class StatusPage:
             "budget_usd": record.budget_usd.nanos if getattr(record, "budget_usd", None) else 0,
             "period_usd": record.budget_usd.period if getattr(record, "budget_usd", None) else None, "spent_usd": None,
             "revoked": bool(record.revoked), "expired": bool(record.expires and now >= record.expires),
-            "expires": record.expires or None, "team": getattr(record, "team", "") or None}
+            "expires": record.expires or None}
         if record.budget is not None and record.budget.period != "hour" and hasattr(store, "used_in_period"):
             try:  # the daily usage rows (an hour's budget is counted only in the admission windows)
                 row["budget_used"] = store.used_in_period(record, now)

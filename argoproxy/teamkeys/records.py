@@ -6,6 +6,7 @@ import hashlib
 import re
 from fnmatch import fnmatchcase
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 
@@ -120,9 +121,10 @@ class TeamRecord:
     def limited(self) -> bool:
         return bool(self.rpm or self.tpm or self.budget or self.max_parallel or self.budget_usd)
 
-    @property
+    @cached_property
     def windows(self) -> KeyRecord:
-        """The team's windows as the stores count a key's: a record named TEAM_WINDOWS + name."""
+        """The team's windows as the stores count a key's: a record named TEAM_WINDOWS + name (made once per record
+        read: its digest names its slot in the shared cells)."""
         name = TEAM_WINDOWS + self.name
         return KeyRecord(name, digest(name), "", (), self.rpm, self.tpm, self.budget, self.expires, self.created, 0.0,
                          self.max_parallel, self.priority, self.budget_usd)
