@@ -3,8 +3,14 @@ refuse team-key requests with a 503 (REDIS_OUTAGE=refuse). Usage recorded meanwh
 written to Redis once it answers again, once: nothing is lost or counted twice, also when a write that timed out
 was carried out after all (each write has a number the store remembers: WriteNumbers).
 
-While Redis is down it is tried again at most once per RETRY_SECONDS, so a store that does not answer
-costs a request nothing more than a dictionary look-up.
+Per-worker counting starts, for each key, from the last state this worker saw of it in Redis (last_seen.py:
+its windows, budgets used, what requests in flight held), so a worker admits no more than it saw left. A key it
+has not seen (or forgot) is admitted once, then counted as spent for its windows and budget periods: whatever
+it had left, one worker cannot spend more than one request of it.
+
+While Redis is down it is tried again (a PING, then the usage kept) at most once per RETRY_SECONDS, by one caller:
+the others meanwhile find it down at the cost of a comparison. It is down until an answer comes, so with
+REDIS_OUTAGE=refuse nothing that needs the store is served in between.
 """
 
 from __future__ import annotations
@@ -46,8 +52,10 @@ class FailoverStore:
         self.refuse = outage == "refuse"
         self.errors = errors or _redis_errors()
         self.path = primary.path
-        self._down_until = 0.0
+        self._down = False
+        self._retry_at = 0.0  # monotonic time of the next try while down
         self._local: dict[str, list[float]] = {}  # per-worker counting while the primary is away
+        self._blind: set[str] = set()  # keys counted locally that this worker had not seen: admitted once
         # usage recorded while the primary is away: (record_usage's arguments, op, release)
         self._pending: deque[tuple[tuple[Any, ...], tuple[str, int], tuple[str, int, int, int] | None]] = deque()
         self._dropped = 0
@@ -61,7 +69,7 @@ class FailoverStore:
 
     def refusing(self) -> bool:
         """REDIS_OUTAGE=refuse and Redis is away: every team-key request is refused, limited or not."""
-        return self.refuse and time.monotonic() < self._down_until
+        return self.refuse and self._down
 
     def find(self, key_digest: str) -> Any:
         return self._primary("find", key_digest)
@@ -71,11 +79,7 @@ class FailoverStore:
             decision: tuple[float, str] = self._primary("admit", record, now)
             return decision
         except StoreDown:
-            if self.refuse:
-                raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
-                                 headers={"Retry-After": "1"}) from None
-            state = self._local.setdefault(record.name, list(windows.NEW_STATE))
-            return windows.admit(state, record.rpm, record.tpm, record.budget, now)
+            return self._admit_here(record, now)
 
     def reserve(self, record: Any, now: float, tokens: int, money: int = 0) -> tuple[float, str, str]:
         """admit, holding `tokens`, `money` nano-dollars and one request in flight while it runs; and where
@@ -86,13 +90,33 @@ class FailoverStore:
             later = LATER if held and not by and getattr(self.primary, "later", False) else ""
             return waiting, by, self.primary.holder() + later if held else ""
         except StoreDown:
-            if self.refuse:
-                raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
-                                 headers={"Retry-After": "1"}) from None
-            state = self._local.setdefault(record.name, list(windows.NEW_STATE))
-            waiting, by = windows.admit(state, record.rpm, record.tpm, record.budget, now, tokens, record.max_parallel,
-                                        record.budget_usd, money)
+            waiting, by = self._admit_here(record, now, tokens, money)
             return waiting, by, LOCAL
+
+    def _admit_here(self, record: Any, now: float, tokens: int = 0, money: int = 0) -> tuple[float, str]:
+        """Redis is away: refused (REDIS_OUTAGE=refuse), or admitted in this worker's own windows of the key."""
+        if self.refuse:
+            raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
+                             headers={"Retry-After": "1"})
+        state = self._state(record.name)
+        waiting, by = windows.admit(state, record.rpm, record.tpm, record.budget, now, tokens, record.max_parallel,
+                                    record.budget_usd, money)
+        if not by and record.name in self._blind:  # a key this worker had not seen: this one request, no more
+            self._blind.discard(record.name)
+            windows.spend_all(state, record.rpm, record.tpm, record.budget, now, record.budget_usd)
+        return waiting, by
+
+    def _state(self, name: str) -> list[float]:
+        """The key's local windows: from what this worker last saw of it in Redis, else blind (_admit_here)."""
+        state = self._local.get(name)
+        if state is None:
+            seen = getattr(self.primary, "seen", None)
+            state = seen.get(name) if seen is not None else None
+            if state is None:
+                state = list(windows.NEW_STATE)
+                self._blind.add(name)
+            self._local[name] = state
+        return state
 
     def release_hold(self, record: Any, hold: str, reserved: int, tokens: int, now: float, held: int = 0,
                      cost: int = 0, usage: tuple[Any, ...] | None = None) -> bool:
@@ -104,7 +128,7 @@ class FailoverStore:
         if hold == LOCAL:
             state = self._local.get(record.name)
             if state is not None:
-                windows.settle(state, reserved, 0, record.budget, now, held)
+                windows.settle(state, reserved, 0, record.budget, now, held, 0, record.budget_usd)
             return False  # its usage is recorded as any other (tokens counted locally while Redis is away)
         usage = nothing_used(record, now) if usage is None else (*usage, 0, 0, None)[:10]  # key_limits' have 7
         if hold.endswith(LATER):  # far from its limits: given back with the next batch (heartbeat)
@@ -152,27 +176,53 @@ class FailoverStore:
         except StoreDown:
             name, _, input_tokens, output_tokens, now, budget = args[:6]
             cost, budget_usd = (args[7], args[9]) if len(args) > 9 else (0, None)
-            windows.add_tokens(self._local.setdefault(name, list(windows.NEW_STATE)), input_tokens + output_tokens,
-                               budget, now, cost, budget_usd)
+            state = self._state(name)
+            if release is not None:  # a hold made in Redis, which this worker's state of the key counts
+                _, reserved, ended, held = release
+                windows.give_back(state, reserved, ended, held)
+            windows.add_tokens(state, input_tokens + output_tokens, budget, now, cost, budget_usd)
             if len(self._pending) >= PENDING_MAX:
                 self._pending.popleft()
                 self._dropped += 1
             self._pending.append((args, op, release))
 
     def _primary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        if time.monotonic() < self._down_until:
-            raise StoreDown
         try:
-            if self._pending or self._down_until:
+            if self._down:
+                self._try_again()
+            elif self._pending:  # kept by a caller that met the outage's end
                 self._replay()
             return getattr(self.primary, method)(*args, **kwargs)
         except self.errors as exc:
-            if not self._down_until:
-                log.warning("team keys: the key store (%s) is unavailable (%s): %s", _kind(self.primary),
-                            type(exc).__name__, "refusing team-key requests (REDIS_OUTAGE=refuse)" if self.refuse
-                            else "counting per worker until it is back (REDIS_OUTAGE=local)")
-            self._down_until = time.monotonic() + RETRY_SECONDS
+            self._went_down(exc)
             raise StoreDown from None
+
+    def _try_again(self) -> None:
+        """Redis is down: StoreDown until RETRY_SECONDS after the last try; then this caller tries (the others
+        meanwhile are told it is down): a PING, the usage kept written, and it is back."""
+        now = time.monotonic()
+        if now < self._retry_at:
+            raise StoreDown
+        self._retry_at = now + RETRY_SECONDS
+        ping = getattr(self.primary, "ping", None)
+        if ping is not None:
+            ping()
+        self._replay()
+        if self._down:
+            log.warning("team keys: the key store is back; usage kept meanwhile written%s",
+                        f" ({self._dropped} oldest records dropped)" if self._dropped else "")
+            self._down, self._dropped = False, 0
+            self._local.clear()  # what it counted is in Redis now (the usage kept), or lapsed with its windows
+            self._blind.clear()
+
+    def _went_down(self, exc: BaseException) -> None:
+        if not self._down:
+            log.warning("team keys: the key store (%s) is unavailable (%s): %s", _kind(self.primary),
+                        type(exc).__name__, "refusing team-key requests (REDIS_OUTAGE=refuse)" if self.refuse
+                        else "counting per worker until it is back (REDIS_OUTAGE=local), from what this worker last "
+                        "saw of each key")
+        self._down = True
+        self._retry_at = time.monotonic() + RETRY_SECONDS
 
     def _replay(self) -> None:
         """Usage recorded while the primary was away, written to it once, in order: each record is taken before
@@ -186,11 +236,6 @@ class FailoverStore:
                 except BaseException:
                     self._pending.appendleft(record)
                     raise
-            if self._down_until:
-                log.warning("team keys: the key store is back; usage kept meanwhile written%s",
-                            f" ({self._dropped} oldest records dropped)" if self._dropped else "")
-            self._down_until, self._dropped = 0.0, 0
-            self._local.clear()
 
 
 class WriteNumbers:

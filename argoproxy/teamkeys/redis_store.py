@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from argoproxy.teamkeys import windows
+from argoproxy.teamkeys.last_seen import LastSeen
 from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget, TeamRecord
 from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
 from argoproxy.teamkeys.store import KeyExists, TeamError, no_team, team_has_keys, usage_day
@@ -77,9 +78,14 @@ class RedisKeyStore:
         self._holder_pid, self._holder = -1, ""
         self._held = False  # this worker holds something: its heartbeat keeps it
         self.later = False  # the last admission's hold may be given back in a batch (read at once by the caller)
+        self.seen = LastSeen()  # each key's counts as this worker last read them, for an outage (failover.py)
 
     def available(self) -> bool:
         return True
+
+    def ping(self) -> None:
+        """Raises when Redis does not answer (the failover's probe while it is away)."""
+        self.redis.ping()
 
     # ------------------------------------------------------------ records
     def create(self, record: KeyRecord) -> None:
@@ -230,6 +236,8 @@ class RedisKeyStore:
         counted, _, (prev_req, tok, prev_tok, used) = pipe.execute()[-3:]
         counts = Counts(counted, _int(prev_req), _int(tok), _int(prev_tok), _int(used), now - window * windows.WINDOW)
         waiting, by = _refusal(record, counts, now)
+        self._saw(record, now, window, counted - 1 if by else counted, counts.prev_requests, counts.tokens,
+                  counts.prev_tokens, counts.budget_used)
         if by:
             self.redis.decr(req)
             return waiting, by
@@ -272,6 +280,9 @@ class RedisKeyStore:
                   repr(elapsed), reserve, self.holder(), int(now * 1000), int((now + HOLD_SECONDS) * 1000),
                   WINDOW_TTL, HELD_TTL, usd.nanos if usd is not None else 0, money])
         if got[0] == 1:
+            req, prev_req, tok, prev_tok, used, held, in_flight, spent, held_money = (int(v) for v in got[3:])
+            self._saw(record, now, window, req + 1, prev_req, tok, prev_tok, used, held + reserve, in_flight + 1, spent,
+                      held_money + money)  # this request counted and held
             self._held = True
             # Far from its token limits (LEASE_SHARE reservations of room left), a key's hold may be given back
             # with its usage in the next batch (FLUSH_SECONDS later) rather than in a round trip of its own:
@@ -280,6 +291,7 @@ class RedisKeyStore:
                 and got[2] >= LEASE_SHARE * max(money, 1)
             return 0.0, ""
         req, prev_req, tok, prev_tok, used, held, in_flight, spent, held_money = (int(v) for v in got[1:])
+        self._saw(record, now, window, req, prev_req, tok, prev_tok, used, held, in_flight, spent, held_money)
         counts = Counts(req + 1, prev_req, tok, prev_tok, used, elapsed, held, in_flight, spent, held_money)
         waiting, by = _refusal(record, counts, now, max(reserve, 1), money)
         return (waiting, by) if by else (windows.HELD_WAIT, "requests")  # the script's floats are Lua's
@@ -305,6 +317,15 @@ class RedisKeyStore:
         waiting, by = _refusal(owner, counts, now, max(reserve, 1), money)
         waiting, by = (waiting, by) if by else (windows.HELD_WAIT, "requests")
         return waiting, by if owner is record else "team_" + by
+
+    def _saw(self, record: KeyRecord, now: float, window: int, requests: int, prev_requests: int, tokens: int,
+             prev_tokens: int, used: int, held: int = 0, in_flight: int = 0, spent: int = 0,
+             held_money: int = 0) -> None:
+        """What an admission read of the key's counts, kept for an outage (last_seen.py)."""
+        budget, usd = record.budget, record.budget_usd
+        self.seen.saw(record.name, window, requests, prev_requests, tokens, prev_tokens,
+                      windows.period_bounds(budget.period, now)[0] if budget is not None else 0, used, held, in_flight,
+                      windows.period_bounds(usd.period, now)[0] if usd is not None else 0, spent, held_money)
 
     def holder(self) -> str:
         """This worker's name for what it holds in Redis (drawn again in a forked worker)."""
@@ -359,10 +380,13 @@ class RedisKeyStore:
             usd, usd_until = (_usd_key(name, budget_usd, now), int(windows.period_bounds(budget_usd.period, now)[1])
                               + 86400) if budget_usd is not None else ("", 0)
             holder, reserved, ended, held = release if release is not None else ("", 0, 0, 0)
-            self._once(keys=[PREFIX + "ops:" + op[0], tok, bud, PREFIX + "usage", _held_key(name), _flight_key(name),
-                             usd, _held_usd_key(name)],
-                       args=[op[1], OPS_KEPT, OPS_TTL, tokens, WINDOW_TTL, kept_until, field + SEP, requests,
-                             input_tokens, output_tokens, holder, reserved, ended, cost, unpriced, usd_until, held])
+            done = self._once(keys=[PREFIX + "ops:" + op[0], tok, bud, PREFIX + "usage", _held_key(name),
+                                    _flight_key(name), usd, _held_usd_key(name)],
+                              args=[op[1], OPS_KEPT, OPS_TTL, tokens, WINDOW_TTL, kept_until, field + SEP, requests,
+                                    input_tokens, output_tokens, holder, reserved, ended, cost, unpriced, usd_until,
+                                    held])
+            if done:  # not a write sent again that Redis had carried out
+                self.seen.wrote(name, tokens, cost, now, budget, budget_usd, release)
             return
         pipe = self.redis.pipeline(transaction=False)
         pipe.incrby(tok, tokens)
@@ -383,6 +407,7 @@ class RedisKeyStore:
         if unpriced:
             pipe.hincrby(PREFIX + "usage", field + SEP + "unpriced", unpriced)
         pipe.execute()
+        self.seen.wrote(name, tokens, cost, now, budget, budget_usd)
 
     def used_in_period(self, record: KeyRecord, now: float) -> int:
         """Tokens the key (or team) used in its budget's current period, as admission counts them."""
@@ -503,8 +528,9 @@ return 1
 # workers hold (held:NAME, flight:NAME and heldusd:NAME, per holder; a holder whose heartbeat in `holders` lapsed
 # is dropped) counts as used, and the request's own reservation (one token at least) and its most in dollars must
 # fit in what is left; admitted, the request is counted and this worker holds its reservations and one request in
-# flight. Returns {1, room left under the token limits, under the dollar budget} admitted, else {0, requests,
-# previous requests, tokens, previous tokens, budget used, held, in flight, nano-dollars spent, nano-dollars held}.
+# flight. Returns {1, room left under the token limits, under the dollar budget, then the counts read} admitted,
+# else {0, the counts read}; the counts: requests, previous requests, tokens, previous tokens, budget used, held,
+# in flight, nano-dollars spent, nano-dollars held (last_seen.py keeps them for an outage).
 HELD_ADMIT = """
 local now = tonumber(ARGV[8])
 local held, flying, held_money = 0, 0, 0
@@ -552,7 +578,8 @@ if money > 0 then
   redis.call('EXPIRE', KEYS[10], ARGV[11])
 end
 redis.call('ZADD', KEYS[8], ARGV[9], ARGV[7])
-return {1, math.floor(room), math.floor(money_room)}
+return {1, math.floor(room), math.floor(money_room), req, prev_req, tok, prev_tok, used, held, flying, spent,
+        held_money}
 """
 # HELD_ADMIT for a key and its team at once: KEYS[1..10] the key's (as HELD_ADMIT's), KEYS[11..20] the team's;
 # ARGV[1..8]: elapsed, reservation, holder, now and hold-until (ms), the two TTLs, the most it may cost; then each

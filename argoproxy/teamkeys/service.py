@@ -105,7 +105,7 @@ class TeamKeys:
             return read.record
         if not isinstance(read.error, STORE_ERRORS):
             raise read.error
-        if age <= self.cache_seconds:
+        if age <= self.cache_seconds and not (refusing is not None and refusing()):  # REDIS_OUTAGE=refuse: never
             return known[0] if known is not None else None  # fail closed after KEY_CACHE_SECONDS
         raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
                          headers={"Retry-After": "1"}) from None

@@ -62,8 +62,21 @@ def over_limits(c: Cells, base: int, rpm: int, tpm: int, now: float,
 
 
 def period_bounds(period: str, now: float | None = None) -> tuple[float, float]:
-    """The calendar period (UTC) holding `now`: its start and end, as epoch seconds."""
-    moment = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
+    """The calendar period (UTC) holding `now`: its start and end, as epoch seconds. The last one found for each
+    kind of period is kept: a request reads its key's budget periods several times (10 us each with datetime)."""
+    now = time.time() if now is None else now
+    known = _periods.get(period)
+    if known is not None and known[0] <= now < known[1]:
+        return known
+    known = _periods[period] = _period_bounds(period, now)
+    return known
+
+
+_periods: dict[str, tuple[float, float]] = {}  # the last period found of each kind
+
+
+def _period_bounds(period: str, now: float) -> tuple[float, float]:
+    moment = datetime.fromtimestamp(now, timezone.utc)
     if period == "hour":
         start = moment.replace(minute=0, second=0, microsecond=0)
         return start.timestamp(), start.timestamp() + 3600
@@ -117,10 +130,29 @@ def settle(state: MutableSequence[float], reserved: int, tokens: int, budget: An
            cost: int = 0, budget_usd: Any = None) -> None:
     """A request admitted with `reserved` tokens and `held` nano-dollars ended having used `tokens` and cost
     `cost`: its hold is given back, its tokens and cost counted."""
-    state[RESERVED] = max(0, state[RESERVED] - reserved)
-    state[IN_FLIGHT] = max(0, state[IN_FLIGHT] - 1)
-    state[MONEY_HELD] = max(0, state[MONEY_HELD] - held)
+    give_back(state, reserved, 1, held)
     add_tokens(state, tokens, budget, now, cost, budget_usd)
+
+
+def give_back(state: MutableSequence[float], reserved: int, requests: int, held: int) -> None:
+    """What `requests` requests in flight held (`reserved` tokens, `held` nano-dollars) given back."""
+    state[RESERVED] = max(0, state[RESERVED] - reserved)
+    state[IN_FLIGHT] = max(0, state[IN_FLIGHT] - requests)
+    state[MONEY_HELD] = max(0, state[MONEY_HELD] - held)
+
+
+def spend_all(state: MutableSequence[float], rpm: int, tpm: int, budget: Any, now: float,
+              budget_usd: Any = None) -> None:
+    """Count the key's minute windows and budget periods as used up at `now`: what a worker counting alone cannot
+    know (a key it had not seen when Redis went away) is taken as spent, until the windows and periods turn."""
+    roll(state, 0, now)
+    state[REQ], state[TOK] = max(state[REQ], rpm), max(state[TOK], tpm)
+    if budget is not None:
+        _budget_wait(state, budget, now)  # moves the budget to the current period
+        state[BUDGET_USED] = max(state[BUDGET_USED], budget.tokens)
+    if budget_usd is not None:
+        _money_wait(state, budget_usd, now)
+        state[MONEY_USED] = max(state[MONEY_USED], budget_usd.nanos)
 
 
 def add_tokens(state: MutableSequence[float], tokens: int, budget: Any, now: float, cost: int = 0,
