@@ -225,10 +225,10 @@ class TeamKeys:
         now = self.clock()
         record = lease.record
         cost, unpriced = spent or NOTHING_SPENT
-        team = record.windows
+        team = record.team_record.windows if record.team_record is not None else None  # its usage, limits or not
         try:
             if isinstance(self.store, FailoverStore):
-                if team is not None:  # the team's hold and counts, then the key's (whose row says the call is done)
+                if team is not None:  # the team's hold (if any), counts and row, then the key's
                     self.store.release_hold(team, lease.hold, lease.tokens, prompt + completion, now, lease.money,
                                             cost, (team.name, model, prompt, completion, now, team.budget, 1, cost,
                                                    unpriced, team.budget_usd))

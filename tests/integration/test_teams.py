@@ -155,8 +155,8 @@ def test_a_keys_models_are_its_globs_within_its_teams(tmp_path):
     store = Store("sqlite", tmp_path)
     with FakeOpenAI() as fake:
         with store.proxies(fake) as bases:
-            teams(store, "create", "lab", "--models", "gpt-4o*")
-            key = store.create("alice", "--team", "lab", "--models", "*-mini")
+            teams(store, "create", "lab", "--models", "gpt-4o*")  # no limits: its usage is counted all the same
+            key = store.create("alice", "--team", "lab", "--models", "*-mini", "--rpm", "100")
 
             def chat(model: str) -> requests.Response:
                 return requests.post(bases[0] + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
@@ -168,6 +168,8 @@ def test_a_keys_models_are_its_globs_within_its_teams(tmp_path):
             teams(store, "update", "lab", "--models", "*")
             assert poll(lambda: chat("o3-mini").status_code == 200, timeout=10)
             assert chat("gpt-4o").status_code == 403  # the key's own globs still hold
+            assert poll(lambda: spent(teams(store, "usage", "lab", "--csv"), "team").get("lab", (0,))[0] == 2,
+                        timeout=15)
 
 
 @pytest.mark.parametrize("entry", ["cot_proxy.py", "python -m argoproxy.cli", "run_app.sh"])
