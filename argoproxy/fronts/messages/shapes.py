@@ -1,8 +1,8 @@
 """The shapes of what the Messages door accepts and leaves out (prompt caching's `cache_control`, a client tool's
-flags, Anthropic-defined tools, citations), checked as Anthropic's API document gives them: a request it refuses
-is a 400 here too, naming the field, rather than one passed on with the wrong part silently dropped. What the
-door translates is checked where it is translated (messages.py). A field the document does not list is not
-looked at (left out, not refused): a client newer than the vendored document keeps working."""
+flags, Anthropic-defined tools, citations), checked as Anthropic's API document gives them: a request it refuses is
+a 400 here too, naming the field, rather than one passed on with the wrong part silently dropped. What the door
+translates is checked where it is translated (request.py, content.py, tools.py). A field the document does not list
+is not looked at (left out, not refused): a client newer than the vendored document keeps working."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.fields import (Rule, by_type, checked, fields_of, integer, kind, list_of, number, one_of, or_null,
                                      text)
 
-Bad = Callable[[str, str], ProxyError]
 
+Bad = Callable[[str, str], ProxyError]
 TTLS = ("5m", "1h")  # cache_control.ttl's values
 CALLERS = ("direct", "code_execution_20250825", "code_execution_20260120")  # allowed_callers' values
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
@@ -37,7 +37,7 @@ def cache_control(holder: dict[str, Any], where: str, bad: Bad) -> None:
         raise bad(f"Extra inputs are not permitted: {', '.join(map(str, extra))}.", f"{param}.{extra[0]}")
 
 
-# The request's own fields, as the document types them (NOT_NULL, in messages.py, refuses their nulls first):
+# The request's own fields, as the document types them (NOT_NULL, in request.py, refuses their nulls first):
 # those the door leaves out (service_tier, container, inference_geo) and those it passes on, whose bounds are
 # Anthropic's rather than the chat request's (temperature and top_p up to 1, not 2).
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
@@ -60,7 +60,6 @@ DROPPED_BLOCKS = {"thinking": ("thinking", "signature"), "redacted_thinking": ("
 # A document's media_type, required by the document, may be left out: the type of its source says it.
 DOCUMENT_SOURCES = {"text": fields_of({"media_type": one_of("text/plain")}),
                     "base64": fields_of({"media_type": one_of("application/pdf")})}
-
 # A citation a text block carries back (as an answer gave it), by its `type`: every field is required.
 _CITED = {"cited_text": kind("a string")}
 _IN_DOCUMENT = {**_CITED, "document_index": integer(0), "document_title": or_null(text(1, 255))}
@@ -93,7 +92,6 @@ SEARCH_RESULT = {"source": kind("a string"), "title": kind("a string"),
                  "citations": fields_of({"enabled": kind("a boolean")})}  # not null, unlike a document's
 SEARCH_RESULT_REQUIRED = ("source", "title", "content")
 TOOL_REFERENCE_NAME = re.compile(r"[a-zA-Z0-9_-]{1,256}")  # a tool_reference's `tool_name`
-
 # Anthropic-defined tools the document lists, by `type`: the name each must have, and its own fields (besides
 # those every tool shares, tool_flags). A chat upstream runs none of them (they are left out); a type the
 # document does not list is left out unchecked.
