@@ -36,10 +36,10 @@ def used(usage: Any, estimated: bool = False, cost: Cost | None = None) -> Used:
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
         if prompt.__class__ is int and completion.__class__ is int and 0 <= prompt <= MOST \
                 and 0 <= completion <= MOST:
-            return Used(prompt, completion, estimated, cost)
+            return Used(prompt, completion, estimated, cost, 0, 0, 0)
     counts = counts_of(usage)
     if not counts:
-        return Used(0, 0, estimated, cost)
+        return Used(0, 0, estimated, cost, 0, 0, 0)
     return Used(counts.get("input_tokens", 0), counts.get("output_tokens", 0), estimated, cost,
                 counts.get("cache_read_tokens", 0), counts.get("cache_write_tokens", 0),
                 counts.get("output_reasoning_tokens", 0))

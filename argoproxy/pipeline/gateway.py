@@ -149,10 +149,13 @@ class Gateway:
               args: DoorArgs | None) -> tuple[tuple[str, ...], int] | None:
         """The one guard, its limits reading the request as its reservation does; returns the limit the reservation
         sends when no field bounds the answer (None: none)."""
-        asked = call.plan.asked = self.asked(call, body, front, count_only, args)  # read only when a limit, the
-        # fair queue or a trace needs it
-        self.guard.check(call, plan_model, required=True, served_later=True,
-                         body=asked if self.limited(call) else None)
+        limited = self.limited(call)
+        if not (limited or self.routing is not None):  # nothing weighs this request: the meter is not asked
+            self.guard.check(call, plan_model, required=True, served_later=True)
+            return None
+        asked = call.plan.asked = self.asked(call, body, front, count_only, args)  # read once, when a limit or the
+        # fair queue first needs it (a trace records what they read)
+        self.guard.check(call, plan_model, required=True, served_later=True, body=asked if limited else None)
         return asked.supply
 
     def relays(self, front: FrontDoor, model: str | None) -> bool:
