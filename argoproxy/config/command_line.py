@@ -29,6 +29,7 @@ COMMANDS = """commands:
   run         start a coding agent pointed at the proxy: claude, codex, gemini, opencode, aider (run --help)
   agents      the set-up run gives each agent found on PATH
   keys        team keys: create, list, update, revoke, usage (keys --help)
+  teams       teams of keys, whose limits they share: create, list, update, delete, usage (teams --help)
   prices      the price table: refresh it from genai-prices, show a model's rates (prices --help)"""
 METAVARS = {"target_base_url": "URL", "host": "ADDRESS", "socket": "PATH", "api_key_file": "FILE"}
 KEYS = """Keys: the upstream's in the environment or .env, never a flag (OPENAI_API_KEY, DASHSCOPE_API_KEY);
@@ -54,6 +55,7 @@ def build_parser(full: bool = False, prog: str | None = None) -> argparse.Argume
               "       %(prog)s run [config.yaml] [flags] [--model NAME] -- AGENT [ARGS]\n"
               "       %(prog)s agents [config.yaml] [flags]\n"
               "       %(prog)s keys {create,list,update,revoke,usage} ...\n"
+              "       %(prog)s teams {create,list,update,delete,usage} ...\n"
               "       %(prog)s prices {refresh,show} ...",
         description=f"OpenAI-compatible gateway in front of an OpenAI-compatible server, ARGO or DashScope.\n\n"
                     f"{COMMANDS}",
