@@ -261,7 +261,9 @@ def bench_d() -> None:
             time.sleep(seconds)
             cpu, wall = proxy_cpu(proxy) - cpu, time.perf_counter() - wall
             print(f"(d) {n} requests waiting {wall:.0f} s: the proxy used {cpu:.2f} s of CPU, "
-                  f"{cpu / wall:.3f} of a core ({cpu / wall / n * 1e6:.1f} us per waiter per second)")
+                  f"{cpu / wall:.3f} of a core ({cpu / wall / max(1, n) * 1e6:.1f} us per waiter per second)")
+            if not n:
+                return
             clients.pop().close()  # the newest client leaves
             left = until(lambda: waiting_now(proxy) == n - 1, 30)
             served = len(server.served)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextvars
 import queue
-import select
 from socket import MSG_PEEK
 import threading
 import time
@@ -39,6 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer
 from argoproxy.edge.handoff import Channel, channel, start_helper
+from argoproxy.fastpath.sockets import readable_now
 from argoproxy.turns import under_gevent
 
 KEEPALIVE = b": keepalive\n\n"
@@ -241,8 +241,8 @@ def has_left(client: Any) -> bool:
     """A look at the client's socket, at once (a request waiting in admission's queue asks each time it looks at
     the queue): gone when it reads as closed or reset. A client still there sends nothing while it waits (a
     pipelined request is more to read: not a departure); a TLS socket takes no flags and is taken as there."""
-    try:
-        readable = select.select([client], [], [], 0)[0]
+    try:  # poll, not select: select refuses a descriptor past 1023 (a worker with a thousand clients)
+        readable = readable_now(client)
     except (OSError, ValueError):  # closed already
         return True
     if not readable:
@@ -255,6 +255,12 @@ def has_left(client: Any) -> bool:
         return True
     except ValueError:
         return False
+
+
+def watch_departure(client: Any, left: Callable[[], None]) -> Callable[[], None] | None:
+    """Under gevent: `left` called once when the client has left (its socket watched by the hub: no looking while
+    it stays); returns what stops the watch. None with threads."""
+    return _Departure(client, left).close if under_gevent() else None
 
 
 class _Departure:

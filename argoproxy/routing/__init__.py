@@ -10,7 +10,6 @@
 - key_limits.py: per-client-key requests and tokens per minute, counted across workers in shared cells.
 - admission.py: each deployment's concurrency limit and the fair queue in front of it; admission_cells.py: where
   its state sits in the shared cells, and a killed worker's slots given back; admission_wakeups.py: a waiting
-  request woken when its row changes, on any worker; admission_wakeups.py: a waiting
   request woken when its row changes, on any worker; seating.py: routing's use of it
   (a request's key, cost, bound and client); affinity.py: cache-aware routing's choice; slots.py: a limit
   asked of the server.

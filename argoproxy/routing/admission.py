@@ -51,11 +51,13 @@ from argoproxy.routing.admission_wakeups import Wakeups
 from argoproxy.shared_cells import SharedCells
 
 K = TypeVar("K", bound=Hashable)
+Watch = Callable[[Callable[[], None]], "Callable[[], None] | None"]
 
 SCALE = 1000
 ACTIVE_SECONDS = 10.0  # a key counts as active this long after its last request (ADMISSION_KEY_SHARE)
 MEAN_WEIGHT = 0.2  # of each new duration in a deployment's mean request time
-LOOK_SECONDS = 0.5  # a waiter looks at its client's socket this often (woken at once when its row changes)
+LOOK_SECONDS = 0.5  # a waiter looks at its client's socket this often (woken at once when its row changes)...
+WATCHED_LOOK_SECONDS = 5.0  # ...or this often when the socket is watched (gevent: woken at once when it closes)
 # Tags are int64 cells. One request moves them by at most MOST_UNITS (a reservation of 2^40 tokens, or a weight of
 # 1e-6, went past 2^63), a flow's start is at most AHEAD past the virtual time (refused and departed waiters push
 # their flow's tags without being served), and a pool's tags move back by its virtual time once it passes REBASE_AT.
@@ -138,12 +140,14 @@ class Admission:
     def enter(self, pool: int, flow: str, cost: int, weight: float = 1.0, *, prefer: int = -1,
               remember: int = 0, tried: set[int] | frozenset[int] = frozenset(),
               usable: Callable[[int], bool] = lambda d: True, bound: float | None = None,
-              gone: Callable[[], bool] | None = None) -> Seat:
+              gone: Callable[[], bool] | None = None, watch: Watch | None = None) -> Seat:
         """A seat on a deployment of `pool` (indexes in `self.pools[pool]`), now or after a fair wait; Refused
         when the wait would pass `bound` (default max_wait). `prefer`: the deployment that served this prefix
         (cache-aware routing); `remember`: the prefix's tag, noted with the deployment that takes it; `gone`:
         whether the client left, asked at each look at the queue (Departed then: it leaves the queue at once, and
-        a slot granted meanwhile goes to the next waiter)."""
+        a slot granted meanwhile goes to the next waiter); `watch(wake)`: watches the client's socket, calls
+        `wake` when it may have left, and returns what stops the watch (None: cannot; `gone` is asked every
+        LOOK_SECONDS instead)."""
         bound = self.max_wait if bound is None else min(bound, self.max_wait)
         now = self.clock()
         cost_units = min(MOST_UNITS, max(1, int(cost * SCALE / max(weight, 1e-6))))
@@ -178,14 +182,16 @@ class Admission:
             c[self.p0 + pool * P_WIDTH + P_WAITING] += 1
             woken = self._grant(c, pool, now)  # a free slot the share held back, or one freed meanwhile
         self.wakeups.wake(ousted + woken)
-        return self._wait(row, ticket, pool, fslot, now, bound, remember, gone)
+        return self._wait(row, ticket, pool, fslot, now, bound, remember, gone, watch)
 
     def _wait(self, row: int, ticket: int, pool: int, fslot: int, since: float, bound: float, remember: int,
-              gone: Callable[[], bool] | None) -> Seat:
+              gone: Callable[[], bool] | None, watch: Watch | None) -> Seat:
         """Sleep until the row changes (woken by the worker that changed it), the bound passes, or a look at the
         client's socket finds it gone."""
         event = self.wakeups.register(ticket, row)
         deadline = since + bound
+        unwatch = watch(event.set) if watch is not None else None
+        look = LOOK_SECONDS if unwatch is None else WATCHED_LOOK_SECONDS
         try:
             while True:
                 event.clear()  # before looking: a wake-up from here on ends the next pause at once
@@ -201,7 +207,7 @@ class Admission:
                         if now >= deadline:
                             self._leave_queue(locked, row, pool)
                             raise self._refused(503, "queue_timeout", bound, bound)
-                self.pause(event, max(0.0, min(LOOK_SECONDS, deadline - now)))
+                self.pause(event, max(0.0, min(look, deadline - now)))
         except BaseException:  # its client left (or its greenlet was killed): out of the queue
             with self.cells.lock() as locked:
                 woken = self._withdraw(locked, row, fslot, pool, self.clock()) \
@@ -210,6 +216,8 @@ class Admission:
             raise
         finally:
             self.wakeups.unregister(ticket)
+            if unwatch is not None:
+                unwatch()
 
     def _changed(self, row: int, ticket: int) -> bool:
         """Whether the row no longer waits for this ticket's request (granted, or taken by another's)."""
@@ -261,11 +269,13 @@ class Admission:
         weights = {slot: max(1, int(c[slot + F_WEIGHT])) / SCALE for slot in [*held, fslot]}
         shares = fair_shares(self.places, weights)
         victim = furthest_over(held, shares) if held.get(fslot, 0) < shares[fslot] else None
-        if victim is None:
+        row = -1 if victim is None else max(
+            (r for r in self.rows if c[r + W_STATE] == WAITING and c[r + W_FLOW] == victim),
+            key=lambda r: c[r + W_FINISH], default=-1)
+        if row < 0:
             after = self._estimate(c, pool, finish, candidates)
             raise self._full(held.get(fslot, 0), shares[fslot], after, ousted=False)
-        row = max((r for r in self.rows if c[r + W_STATE] == WAITING and c[r + W_FLOW] == victim),
-                  key=lambda r: c[r + W_FINISH])
+        assert victim is not None
         owner, victim_pool = int(c[row + W_OWNER]), int(c[row + W_POOL])
         after = self._estimate(c, victim_pool, c[row + W_FINISH], self._candidates(victim_pool, (), lambda d: True))
         c[row + W_OUSTED], c[row + W_OUSTED_HELD] = c[row + W_TICKET], held[victim]
@@ -411,7 +421,7 @@ class Admission:
         return slot
 
     def _flow_slot(self, c, pool: int, flow: str, now: float) -> int:
-        name = f"{pool}\0{flow}".encode(errors="surrogatepass")  # a client's `user` may hold a lone surrogate
+        name = f"{pool}\0{flow}".encode(errors="surrogatepass")  # a name may hold a lone surrogate (JSON allows one)
         tag = int.from_bytes(hashlib.blake2b(name, digest_size=7).digest(), "big") or 1
         vtime = c[self.p0 + pool * P_WIDTH + P_VTIME]
         reusable = -1

@@ -88,11 +88,13 @@ class Wakeups:
 
     def _listen(self) -> None:
         fd = self.read_fd
+        pipe = select.poll()  # gevent's under gevent; not select, which refuses a descriptor past 1023
+        pipe.register(fd, select.POLLIN)
         while True:
             with self.guard:
                 idle = not self.waiters
-            try:  # a timer and a watch on the pipe (gevent's select under gevent): no polling
-                readable = select.select([fd], [], [], None if idle else TICK_SECONDS)[0]
+            try:  # a watch on the pipe, and a timer while there are waiters: no polling
+                readable = pipe.poll(None if idle else TICK_SECONDS * 1000)
             except InterruptedError:
                 continue
             if readable:

@@ -22,7 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.config.routing_settings import AUTO
-from argoproxy.edge.keepalive import client_left, has_left
+from argoproxy.edge.keepalive import client_left, has_left, watch_departure
 from argoproxy.pipeline.call import Call
 from argoproxy.meter.worst import worst_of
 from argoproxy.routing.admission import Admission, Departed, Seat
@@ -70,7 +70,7 @@ class Seating:
             seat = self.admission.enter(self.pools[id(pool)], flow, cost, self.weight(call, label),
                                         prefer=turn.prefer if turn is not None else -1, tried=tried,
                                         usable=lambda d: self.router.cooling_for(deployments[d]) <= 0,
-                                        bound=client_bound(call), gone=departure(call))
+                                        bound=client_bound(call), gone=departure(call), watch=watcher(call))
         except Departed:  # answered 499, as nginx records it (the door observes the call with that status)
             raise client_left() from None
         except Exception as err:
@@ -154,6 +154,12 @@ def departure(call: Call) -> Callable[[], bool] | None:
     server_write = call.server_write
     client = getattr(server_write, "client", None)
     return None if client is None else lambda: has_left(client)
+
+
+def watcher(call: Call) -> Callable[[Callable[[], None]], Callable[[], None] | None] | None:
+    """What watches the call's client while it waits (under gevent; None where there is no socket)."""
+    client = getattr(call.server_write, "client", None)
+    return None if client is None else lambda wake: watch_departure(client, wake)
 
 
 def client_bound(call: Call) -> float | None:

@@ -127,3 +127,21 @@ def test_a_waiter_is_seated_as_soon_as_a_slot_frees_without_looking():
     wait_until(lambda: w.seat is not None)
     assert time.monotonic() - started < 0.25
     assert len(pauses) <= 2 and min(pauses) >= 0.4, pauses  # no polling: one pause, ended by the wake-up
+
+
+def test_a_look_at_a_waiting_clients_socket_holds_past_descriptor_1023():
+    """A worker holding a thousand waiting clients has sockets past descriptor 1023, which select() refuses: the
+    look took every such client for gone (its request ended 499 at once)."""
+    import socket
+    from argoproxy.edge.keepalive import has_left
+    pairs = []
+    try:
+        while not pairs or pairs[-1][0].fileno() < 1100:
+            pairs.append(socket.socketpair())
+        mine, peer = pairs[-1]
+        assert not has_left(mine)
+        peer.close()
+        assert has_left(mine)
+    finally:
+        for a, b in pairs:
+            a.close(), b.close()
