@@ -3,9 +3,10 @@
 A front door translates the client's request into the one internal request (an OpenAI chat-completions
 body) and the answer back (a whole chat.completion, or the chunk iterator after the think transform). Every
 guard, transform and observer of the pipeline runs on the internal request, so they work the same behind
-every door. The translations are pure functions (dict in, dict out; iterator in, iterator out) in
-responses.py (OpenAI Responses API), messages.py (Anthropic Messages API) and google.py (Google GenAI); this
-module holds the small interface they implement and what they share (the package's __init__ is the registry).
+every door. The translations are pure functions (dict in, dict out; iterator in, iterator out) in each door's
+package: responses/ (OpenAI Responses API), messages/ (Anthropic Messages API), google/ (Google GenAI) and
+ollama/; this module holds the small interface they implement and what they share (the package's __init__ is the
+registry).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Stateful Responses over every backend (issue 39): stored responses, `previous_response_id` chains,
-conversations and background runs, each key seeing only its own. The Responses door (fronts/responses.py) stays
+conversations and background runs, each key seeing only its own. The Responses door (fronts/responses/) stays
 a stateless translator; this package turns a stateful request into a stateless one before it (the chain's or
 conversation's items put before the new input) and keeps what came back after it.
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import front_named
 from argoproxy.fronts.front import Exchange
-from argoproxy.fronts.responses import response_error, response_object
+from argoproxy.fronts.responses.response import response_error, response_object
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.guard import handed_over

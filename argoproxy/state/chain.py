@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.responses_shapes import is_item_reference
+from argoproxy.fronts.responses.shapes import is_item_reference
 from argoproxy.state.records import MAX_CHAIN, StoredConversation, StoredResponse, input_items
 
 CHAIN_READ = 64  # responses of a chain read at once

@@ -48,7 +48,7 @@ class Keeper:
     def attach(self, ex: Exchange) -> None:
         ex.state, ex.keeper = self.echo, self
 
-    # ---------------------------------------------------------------- the door's hooks (fronts/responses.py)
+    # ---------------------------------------------------------------- the door's hooks (fronts/responses/door.py)
     def whole(self, response: dict[str, Any]) -> dict[str, Any]:
         """A whole answer, kept before it is sent: one the store has no room for is refused (StoreFull). Returned
         as it is sent, its JSON made once for the store and its client."""

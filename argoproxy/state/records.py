@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.responses_tools import output_item_id
+from argoproxy.fronts.responses.tools import output_item_id
 from argoproxy.ids import new_id, random_hex
 from argoproxy.jsonfast import dumps
 
@@ -43,7 +43,7 @@ def response_id() -> str:
 
 
 def response_of(item_id: str) -> str | None:
-    """The id of the response whose digits end an item's id (fronts/responses_tools.output_item_id), if it has
+    """The id of the response whose digits end an item's id (fronts/responses/tools.py: output_item_id), if it has
     that shape."""
     head, _, digits = item_id.partition("_")
     if not head or len(digits) != 32 or not all(c in "0123456789abcdef" for c in digits):

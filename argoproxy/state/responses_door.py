@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from argoproxy.fronts.responses_compact import SEAL
+from argoproxy.fronts.responses.compact import SEAL
 from argoproxy.state.routes import StateRoutes, state_route
 from argoproxy.state.seal_key import seal_key
 from argoproxy.state.service import ResponsesState, open_state

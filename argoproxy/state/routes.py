@@ -15,7 +15,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.state.background import follow_answer
 from argoproxy.ids import new_id
-from argoproxy.fronts.responses_shapes import is_item_reference
+from argoproxy.fronts.responses.shapes import is_item_reference
 from argoproxy.state import chain
 from argoproxy.state.records import StoredConversation, input_items, page
 

@@ -1,4 +1,4 @@
-"""The per-install key the Responses door seals its own content with (fronts/responses_compact.py: compaction
+"""The per-install key the Responses door seals its own content with (fronts/responses/compact.py: compaction
 summaries, reasoning.encrypted_content): the same for every worker and every restart, so what one worker sealed
 another opens. Without REDIS_URL it is `seal.key` in the data directory, beside responses.db (made by the first
 worker that needs it, mode 0600); with REDIS_URL it is in that Redis, so every replica has the same."""

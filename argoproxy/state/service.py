@@ -12,8 +12,8 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import responses_compact as compact
-from argoproxy.fronts.responses_shapes import is_item_reference
+from argoproxy.fronts.responses import compact
+from argoproxy.fronts.responses.shapes import is_item_reference
 from argoproxy.state import chain
 from argoproxy.state.keeper import Attempt, Keeper
 from argoproxy.sqlite_files import first_here, off_loop
@@ -162,7 +162,7 @@ class ResponsesState:
 
     def request_for(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
         """The request `serve` first hands the door (the history put before the input, the store's fields gone),
-        as a token limit's reservation reads it before the request is served (pipeline/reservation.py)."""
+        as a token limit's reservation reads it before the request is served (meter/worst.py)."""
         compacting = call.plan.kind == compact.KIND
         store, _, truncation = checked(body) if not compacting else (False, False, None)
         if not store and not stateful(body):

@@ -14,8 +14,9 @@ from hypothesis import given, settings, strategies as st
 from argoproxy import ids
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import front as front_module
-from argoproxy.fronts import front_named, responses_tools
+from argoproxy.fronts import front_named
 from argoproxy.fronts.front import Exchange
+from argoproxy.fronts.responses import tools as responses_tools
 from argoproxy.pipeline import answer_shape
 from argoproxy.pipeline.answer_shape import check_chunk, plain_text
 

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import Exchange, bad_request, whole_answer
-from argoproxy.fronts.responses_tools import output_item_id
+from argoproxy.fronts.responses.tools import output_item_id
 from argoproxy.ids import new_id
 
 ACTION = "compact"  # DoorArgs.action and Exchange.action of a compaction

@@ -1,4 +1,4 @@
-"""The proxy's sealed content and compaction's pure parts (argoproxy/fronts/responses_compact.py), its key
+"""The proxy's sealed content and compaction's pure parts (argoproxy/fronts/responses/compact.py), its key
 (argoproxy/state/seal_key.py), and compaction through the door in-process: the one guard applies to it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import stat
 import zlib
 
 from argoproxy.edge.http_objects import Request
-from argoproxy.fronts.responses_compact import COMPACT_KEEP, SEALED, Seal, kept_user_messages
+from argoproxy.fronts.responses.compact import COMPACT_KEEP, SEALED, Seal, kept_user_messages
 from argoproxy.state.seal_key import file_key
 from tests.fakes.fake_upstream import chat_completion
 

@@ -1,78 +1,17 @@
-"""The Ollama door's translations without HTTP (requests -> the internal request; answers and chunks -> Ollama's
-objects and NDJSON lines), and its routes, keys, guards and errors in-process (build_proxy with a fake upstream)."""
+"""The Ollama door in-process (build_proxy with a fake upstream; argoproxy/fronts/ollama/door.py, answer.py):
+answers whole and streamed, errors in Ollama's shape, key limits, and the door stepping aside when passed
+through."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
-
 from argoproxy.edge.http_objects import Request
-from argoproxy.errors import ProxyError
-from argoproxy.fronts.ollama.door import OllamaArgs, OllamaFront
 from tests.fakes.fake_upstream import sse_chunks
-
-FRONT = OllamaFront()
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-
-
-def to_chat(body: dict, route: str = "ollama_chat") -> dict:
-    return FRONT.to_chat(body, False, OllamaArgs(route=route))[0]
 
 
 def lines(answer) -> list[dict]:
     return [json.loads(line) for line in b"".join(answer.response).splitlines()]
-
-
-def test_chat_messages_images_tools_and_results():
-    chat = to_chat({"model": "m", "messages": [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "what is it?", "images": [PNG]},
-        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "weather",
-                                                                          "arguments": {"city": "Paris"}}}]},
-        {"role": "tool", "content": "22C", "tool_name": "weather"}],
-        "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]})
-    assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}  # Ollama streams by default
-    assert chat["messages"][1]["content"] == [{"type": "text", "text": "what is it?"},
-                                              {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]
-    call = chat["messages"][2]["tool_calls"][0]
-    assert call == {"id": "call_2_0", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}}
-    assert chat["messages"][3] == {"role": "tool", "tool_call_id": "call_2_0", "content": "22C"}
-    assert chat["tools"][0]["function"]["name"] == "weather"
-
-
-def test_options_format_and_think():
-    chat = to_chat({"model": "m", "messages": [], "stream": False, "format": {"type": "object"}, "think": "max",
-                    "options": {"temperature": 0.2, "top_p": 0.9, "top_k": 20, "num_predict": 64, "stop": ["END"],
-                                "seed": 7, "num_ctx": 8192, "repeat_penalty": 1.1}})
-    assert chat == {"model": "m", "messages": [], "stream": False, "temperature": 0.2, "top_p": 0.9, "top_k": 20,
-                    "seed": 7, "max_tokens": 64, "stop": ["END"], "reasoning_effort": "high",
-                    "response_format": {"type": "json_schema", "json_schema": {"name": "response",
-                                                                               "schema": {"type": "object"}}}}
-    assert to_chat({"model": "m", "format": "json", "options": {"num_predict": -1}})["response_format"] == \
-        {"type": "json_object"}
-    assert "max_tokens" not in to_chat({"model": "m", "options": {"num_predict": -1}})
-
-
-@pytest.mark.parametrize("body, param", [({"messages": []}, "model"), ({"model": "m", "format": "yaml"}, "format"),
-                                         ({"model": "m", "options": {"temperature": "hot"}}, "options.temperature"),
-                                         ({"model": "m", "messages": [{"role": "robot"}]}, "messages[0].role"),
-                                         ({"model": "m", "think": "very"}, "think")])
-def test_bad_fields_are_400s_naming_them(body, param):
-    with pytest.raises(ProxyError) as info:
-        to_chat(body)
-    assert info.value.status == 400 and info.value.message.startswith(param)
-
-
-def test_generate_and_embed_requests():
-    chat = to_chat({"model": "m", "prompt": "why?", "system": "terse", "images": [PNG]}, "ollama_generate")
-    assert chat["messages"][0] == {"role": "system", "content": "terse"}
-    assert chat["messages"][1]["content"][0] == {"type": "text", "text": "why?"}
-    request, ex = FRONT.to_chat({"model": "e", "input": "hi"}, False, OllamaArgs(route="ollama_embed"))
-    assert request == {"model": "e", "input": ["hi"]} and (ex.kind, ex.path) == ("embeddings", "v1/embeddings")
-    assert to_chat({"model": "e", "prompt": "hi"}, "ollama_embeddings") == {"model": "e", "input": ["hi"]}
-    with pytest.raises(ProxyError):
-        to_chat({"model": "m", "prompt": "def f(", "suffix": "return 1"}, "ollama_generate")
 
 
 def test_chat_whole_and_streamed_through_the_door(make):
@@ -213,29 +152,3 @@ def test_passed_through_errors_stay_in_ollamas_shape(make):
     door, up, _ = make(FRONTS_PASSTHROUGH="ollama", TARGET_BASE_URL="http://upstream.test/", ALLOWED_MODELS="m")
     answer = door.handle(Request.of("POST", "/api/chat", {"model": "evil", "messages": []}))
     assert answer.status_code == 403 and isinstance(json.loads(answer.get_data())["error"], str) and up.sent == []
-
-
-def test_show_gives_the_context_length_the_upstream_lists():
-    """Where clients read it: num_ctx in parameters (Continue), <architecture>.context_length (VS Code)."""
-    from argoproxy.fronts.ollama.models import show
-    for entry, context in (({"id": "v", "max_model_len": 32768}, 32768),
-                           ({"id": "l", "meta": {"n_ctx_train": 131072, "n_vocab": 5}}, 131072),
-                           ({"id": "s", "meta": {"n_ctx": 8192, "n_ctx_train": 131072}}, 8192),  # as served
-                           ({"id": "o", "context_length": 200000}, 200000),
-                           ({"id": "x", "max_model_len": "big", "meta": [1]}, None),
-                           ({"id": "y", "context_window": True}, None)):
-        shown = show(entry)
-        info = shown["model_info"]
-        if context is None:
-            assert shown["parameters"] == "" and ".context_length" not in info
-        else:
-            assert shown["parameters"] == f"num_ctx {context}"
-            assert info[info["general.architecture"] + ".context_length"] == context
-
-
-def test_show_says_vision_for_a_model_listed_with_image_input():
-    from argoproxy.fronts.ollama.models import show
-    seeing = {"id": "g", "architecture": {"input_modalities": ["text", "image"], "output_modalities": ["text"]}}
-    assert show(seeing)["capabilities"] == ["completion", "tools", "vision"]
-    assert show({"id": "t", "architecture": {"input_modalities": ["text"]}})["capabilities"] == ["completion", "tools"]
-    assert show({"id": "j", "architecture": "llama"})["capabilities"] == ["completion", "tools"]

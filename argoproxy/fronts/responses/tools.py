@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import bad_request, new_id
-from argoproxy.ids import random_hex
 from argoproxy.fronts.fields import boolean, checked, obj, string
-from argoproxy.fronts.responses_shapes import CUSTOM_FLAGS, GRAMMAR_SYNTAXES, hosted_tool
+from argoproxy.fronts.front import bad_request, new_id
+from argoproxy.fronts.responses.shapes import CUSTOM_FLAGS, GRAMMAR_SYNTAXES, hosted_tool
+from argoproxy.ids import random_hex
 from argoproxy.pipeline.answer_shape import bounded_loads
 
 NAMESPACE_JOIN = "__"

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.front import bad_request
 from argoproxy.fronts.fields import (Rule, by_type, checked, fields_of, integer, kind, list_of, must_be, one_of,
                                      or_null, text)
+from argoproxy.fronts.front import bad_request
 
 Bad = Callable[[str, str], ProxyError]
 
@@ -154,7 +154,7 @@ HOSTED_TOOLS: dict[str, tuple[dict[str, Rule], tuple[str, ...]]] = {
 }
 
 # A custom tool's flags (left out), and its grammar's syntaxes (its format is checked where it is read:
-# responses_tools.custom_function).
+# tools.py: custom_function).
 CUSTOM_FLAGS = {"defer_loading": kind("a boolean"), "allowed_callers": _CALLERS}
 GRAMMAR_SYNTAXES = ("lark", "regex")
 

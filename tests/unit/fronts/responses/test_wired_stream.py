@@ -11,7 +11,8 @@ import pytest
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.front import COMPACT, StreamState
-from argoproxy.fronts.responses import ResponsesFront, ResponseStream
+from argoproxy.fronts.responses import ResponsesFront
+from argoproxy.fronts.responses.stream import ResponseStream
 from argoproxy.fronts.serve import FrontAnswers
 
 FRONT = ResponsesFront()
@@ -71,11 +72,10 @@ def exchange(wire: bool, **request: Any) -> Any:
 
 @pytest.fixture(autouse=True)
 def fixed_ids_and_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    import argoproxy.fronts.responses as responses
-    import argoproxy.fronts.responses_tools as responses_tools
-    for module in (responses, responses_tools):
+    from argoproxy.fronts.responses import answer, response, stream, tools
+    for module in (answer, stream, tools):
         monkeypatch.setattr(module, "output_item_id", lambda prefix, resp_id: prefix + "0" * 32)
-    monkeypatch.setattr(responses.time, "time", lambda: 1_800_000_000.0)
+    monkeypatch.setattr(response.time, "time", lambda: 1_800_000_000.0)
 
 
 def read(items: list[bytes]) -> Iterator[Any]:
