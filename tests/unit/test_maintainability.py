@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "argoproxy").rglob("*.py")) + ["cot_proxy.py",
                                                                                                "app.py"]
 DOORS = [m for m in MODULES if m.startswith("argoproxy/fronts/")]
+# Modules still ranked C, each with why: the test fails on a new one, and on one that is no longer C (then strike
+# it here).
+STILL_C = {"argoproxy/pipeline/gateway.py": "the Gateway is to keep the sequence only (issue 56, item 2)"}
 
 
 def ranked(path: str) -> list[tuple[str, str, int]]:
@@ -25,7 +28,8 @@ def ranked(path: str) -> list[tuple[str, str, int]]:
             for block in cc_visit((ROOT / path).read_text())]
 
 
-@pytest.mark.parametrize("path", MODULES)
+@pytest.mark.parametrize("path", [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=STILL_C[m]))
+                                  if m in STILL_C else m for m in MODULES])
 def test_no_module_is_ranked_c_by_the_maintainability_index(path: str) -> None:
     score = mi_visit((ROOT / path).read_text(), True)  # radon mi's default: multi-line strings count as comments
     assert mi_rank(score) in ("A", "B"), f"{path}: maintainability index {score:.1f} (C); split it"
