@@ -94,17 +94,27 @@ class FailoverStore:
             return waiting, by, LOCAL
 
     def _admit_here(self, record: Any, now: float, tokens: int = 0, money: int = 0) -> tuple[float, str]:
-        """Redis is away: refused (REDIS_OUTAGE=refuse), or admitted in this worker's own windows of the key."""
+        """Redis is away: refused (REDIS_OUTAGE=refuse), or admitted in this worker's own windows of the key (and
+        of its team's, a refusal by the team's named "team_" + what, as the stores name it)."""
         if self.refuse:
             raise ProxyError(503, "The key store is unavailable; try again shortly.", code="key_store_unavailable",
                              headers={"Retry-After": "1"})
-        state = self._state(record.name)
-        waiting, by = windows.admit(state, record.rpm, record.tpm, record.budget, now, tokens, record.max_parallel,
-                                    record.budget_usd, money)
-        if not by and record.name in self._blind:  # a key this worker had not seen: this one request, no more
-            self._blind.discard(record.name)
-            windows.spend_all(state, record.rpm, record.tpm, record.budget, now, record.budget_usd)
-        return waiting, by
+        team = getattr(record, "windows", None)  # its team's windows (records.py): admitted in both or in neither
+        owners = (record,) if team is None else (record, team)
+        states = [self._state(owner.name) for owner in owners]
+        before = [list(state) for state in states] if team is not None else []
+        for owner, state in zip(owners, states):
+            waiting, by = windows.admit(state, owner.rpm, owner.tpm, owner.budget, now, tokens, owner.max_parallel,
+                                        owner.budget_usd, money)
+            if by:
+                for state, was in zip(states, before):
+                    state[:] = was
+                return waiting, by if owner is record else "team_" + by
+        for owner, state in zip(owners, states):
+            if owner.name in self._blind:  # a key (or team) this worker had not seen: this one request, no more
+                self._blind.discard(owner.name)
+                windows.spend_all(state, owner.rpm, owner.tpm, owner.budget, now, owner.budget_usd)
+        return 0.0, ""
 
     def _state(self, name: str) -> list[float]:
         """The key's local windows: from what this worker last saw of it in Redis, else blind (_admit_here)."""

@@ -307,12 +307,17 @@ class RedisKeyStore:
             args=[repr(elapsed), reserve, self.holder(), int(now * 1000), int((now + HOLD_SECONDS) * 1000), WINDOW_TTL,
                   HELD_TTL, money, *_held_limits(record), *_held_limits(team)])
         if got[0] == 1:
+            for owner, at in ((record, 3), (team, 12)):  # each one's counts, this request counted and held
+                req, prev_req, tok, prev_tok, used, held, in_flight, spent, held_money = (int(v) for v in got[at:at + 9])
+                self._saw(owner, now, window, req + 1, prev_req, tok, prev_tok, used, held + reserve, in_flight + 1,
+                          spent, held_money + money)
             self._held = True
             self.later = not (record.max_parallel or team.max_parallel) and got[1] >= LEASE_SHARE * max(reserve, 1) \
                 and got[2] >= LEASE_SHARE * max(money, 1)
             return 0.0, ""
         owner = record if got[1] == 1 else team
         req, prev_req, tok, prev_tok, used, held, in_flight, spent, held_money = (int(v) for v in got[2:])
+        self._saw(owner, now, window, req, prev_req, tok, prev_tok, used, held, in_flight, spent, held_money)
         counts = Counts(req + 1, prev_req, tok, prev_tok, used, elapsed, held, in_flight, spent, held_money)
         waiting, by = _refusal(owner, counts, now, max(reserve, 1), money)
         waiting, by = (waiting, by) if by else (windows.HELD_WAIT, "requests")
@@ -584,7 +589,8 @@ return {1, math.floor(room), math.floor(money_room), req, prev_req, tok, prev_to
 # HELD_ADMIT for a key and its team at once: KEYS[1..10] the key's (as HELD_ADMIT's), KEYS[11..20] the team's;
 # ARGV[1..8]: elapsed, reservation, holder, now and hold-until (ms), the two TTLs, the most it may cost; then each
 # one's rpm, tpm, token budget, max_parallel and dollar budget (ARGV[9..13] the key's, ARGV[14..18] the team's).
-# Returns {1, room left under the token limits, under the dollar budgets} admitted (both counted and held), else
+# Returns {1, room left under the token limits, under the dollar budgets, the key's counts, the team's} admitted
+# (both counted and held; the counts as HELD_ADMIT's, read before this request), else
 # {0, 1 (the key) or 2 (the team), requests, previous requests, tokens, previous tokens, budget used, held, in
 # flight, nano-dollars spent, nano-dollars held} of the one that refused (the key's when both do).
 TEAM_ADMIT = """
@@ -642,7 +648,9 @@ for who, c in ipairs({mine, team}) do
 end
 count(0)
 count(10)
-return {1, math.floor(math.min(mine.room, team.room)), math.floor(math.min(mine.money_room, team.money_room))}
+return {1, math.floor(math.min(mine.room, team.room)), math.floor(math.min(mine.money_room, team.money_room)),
+        mine.req, mine.prev_req, mine.tok, mine.prev_tok, mine.used, mine.held, mine.flying, mine.spent, mine.held_money,
+        team.req, team.prev_req, team.tok, team.prev_tok, team.used, team.held, team.flying, team.spent, team.held_money}
 """
 HOLD_SECONDS = 10.0  # a worker's holds lapse this long after its last heartbeat (every FLUSH_SECONDS while alive)
 HELD_TTL = 86400  # held:NAME and flight:NAME go when no request of the key was admitted for a day

@@ -141,10 +141,11 @@ def spend(store, key, now: float, reserve: int, used: int | None = None, hold: s
         _, by, hold = store.reserve(key, now, reserve)
         if by:
             return False
-    if used is not None:
-        usage = (key.name, "m", used, 0, now, key.budget, 1, 0, 0, None)
-        if not store.release_hold(key, hold, reserve, used, now, usage=usage):
-            store.record_usage(*usage)
+    if used is not None:  # its team's hold and usage, then its own (as the service settles a call)
+        for owner in (key,) if key.windows is None else (key.windows, key):
+            usage = (owner.name, "m", used, 0, now, owner.budget, 1, 0, 0, None)
+            if not store.release_hold(owner, hold, reserve, used, now, usage=usage):
+                store.record_usage(*usage)
     return True
 
 
@@ -191,3 +192,31 @@ def test_each_worker_counts_from_what_it_last_saw_and_one_that_saw_nothing_admit
 def server_client(server):
     import redis
     return redis.Redis.from_url(server.url, decode_responses=True)
+
+
+def test_a_team_is_counted_from_what_the_worker_last_saw_of_it(redis_box):
+    """Keys of a team share its budget (5,000 tokens): worker a saw the team with 3,000 left, through ann's
+    requests; cut off, it admits 3 of bob's, whom it never served (his own key has no limits), and worker c,
+    which never saw the team's counts, admits one."""
+    from argoproxy.teamkeys import failover
+    from argoproxy.teamkeys.records import Budget, KeyRecord, TeamRecord, digest
+    from argoproxy.teamkeys.redis_store import RedisKeyStore
+    server, box = redis_box
+    a, c = (failover.FailoverStore(RedisKeyStore(box.url)) for _ in range(2))
+    a.primary.create_team(TeamRecord("lab", budget=Budget(5000, "day")))
+    for name in ("ann", "bob"):
+        a.primary.create(KeyRecord(name, digest("sk-" + name), "sk-", team="lab", created=1.0))
+    ann, bob = (a.find(digest("sk-" + name)) for name in ("ann", "bob"))
+    assert bob.windows is not None and bob.windows.name == "team/lab"
+    now = time.time()
+    assert all(spend(a, ann, now, 1000, 1000) for _ in range(2))
+    box.set("cut")
+    admitted = {}
+    for name, store in (("a", a), ("c", c)):
+        admitted[name] = 0
+        while spend(store, bob, now, 1000, 1000):
+            admitted[name] += 1
+            assert admitted[name] <= 5
+        _, by, _ = store.reserve(bob, now, 1000)
+        assert by == "team_budget", by
+    assert admitted == {"a": 3, "c": 1}, admitted
