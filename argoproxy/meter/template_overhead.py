@@ -1,5 +1,5 @@
 """The tokens a chat template adds around a request's texts, by model family: what the estimate
-(pipeline/tokens.py counts only the texts) adds for count_tokens / countTokens when the upstream cannot count
+(meter/tokens.py counts only the texts) adds for count_tokens / countTokens when the upstream cannot count
 itself (pipeline/upstream_count.py).
 
 A template wraps each message in role markers, may open with a default system prompt, and writes tool

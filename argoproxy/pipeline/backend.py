@@ -81,7 +81,7 @@ class Backend:
     #: /tokenize): count_tokens asks it first (argoproxy/pipeline/upstream_count.py)
     server_counts = False
     #: the output-length fields and multipliers the upstream honours in a chat or completions request (what a
-    #: token limit reserves for it: pipeline/reservation.py, docs/reservations.md)
+    #: token limit reserves for it: meter/worst.py, docs/reservations.md)
     reading: Reading = OPENAI
     #: its models are priced at their vendor's prices (priced_as), not by the upstream's URL (ARGO)
     names_vendor = False

@@ -170,7 +170,7 @@ class Gateway:
 
     def asked(self, call: Call, body: dict[str, Any], front: FrontDoor | None, count_only: bool,
               args: DoorArgs | None) -> Asked:
-        """An API request as its reservation reads it (pipeline/reservation.py), read only if a limit needs it:
+        """An API request as its reservation reads it (meter/worst.py), read only if a limit needs it:
         the body as sent, or the request an API door makes of it (its own spellings of the answer limit, its
         contents and images read as the door reads them): the chat request it translates to, with a stored
         conversation's history (the stateful door's, argoproxy/state/), or the door's own body where the
@@ -192,7 +192,7 @@ class Gateway:
         return Asked(read, reading, self, plan.model)
 
     def supplied_limit(self, model: str | None) -> int | None:
-        """Bounds (pipeline/reservation.py): the output limit adapt sends for a model when a request sets none."""
+        """Bounds (meter/worst.py): the output limit adapt sends for a model when a request sets none."""
         caps = self.capabilities.lookup(None, model)
         return caps.max_tokens if caps is not None else None
 
@@ -268,7 +268,7 @@ class Gateway:
 
     def count_tokens(self, call: Call, front: FrontDoor, body: dict[str, Any], args: DoorArgs | None) -> Answer:
         """A door's token count of the chat request its body translates to: the upstream's own count where it can
-        count (pipeline/upstream_count.py: llama.cpp, vLLM), else the estimate (pipeline/tokens.py) over
+        count (pipeline/upstream_count.py: llama.cpp, vLLM), else the estimate (meter/tokens.py) over
         messages, system and tools with the chat template's overhead."""
         self.admit(call, body, front, True, args)
         chat = self.translate(call, front, body, True, args)

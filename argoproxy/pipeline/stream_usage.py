@@ -106,7 +106,7 @@ def estimated_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int
 
 def prompt_tokens(chat: dict[str, Any]) -> int:
     """The count_tokens estimate of a chat request's prompt (messages, system, tool definitions) with its chat
-    template's overhead (pipeline/template_overhead.py)."""
+    template's overhead (meter/template_overhead.py)."""
     return estimated_prompt(chat)
 
 

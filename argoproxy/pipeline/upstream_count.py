@@ -1,6 +1,6 @@
 """Token counts asked of the upstream itself, where it can count (Messages count_tokens, Google countTokens):
 the server's own chat template and tokenizer give the number agents plan their context with, where the
-proxy's estimate (pipeline/tokens.py) sees neither.
+proxy's estimate (meter/tokens.py) sees neither.
 
 - llama.cpp's server: POST /apply-template (the chat request: messages and tools) gives the prompt as the model
   reads it; POST /tokenize of that prompt gives its tokens.

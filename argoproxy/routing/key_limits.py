@@ -98,7 +98,7 @@ class KeyLimiter:
 
     def admit(self, limit: KeyLimit, body: Asked | dict[str, Any] | None = None) -> tuple[KeyRecord, int, str]:
         """Count one request against the key's limits, holding its reservation (tpm: the most its upstream may
-        spend on it, pipeline/reservation.py) and a slot in flight until `settle`; or raise a 429 (with
+        spend on it, meter/worst.py) and a slot in flight until `settle`; or raise a 429 (with
         Retry-After when waiting helps). Returns what settle needs."""
         record = self._records[limit.key_env]
         worst = worst_of(body) if limit.tpm else None

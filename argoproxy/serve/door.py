@@ -329,7 +329,7 @@ class Door:
 
     def shape_for(self, path: str) -> Any:
         """How a body sent to `path` says what it may generate: in a door's own API (its `spelled_paths`), else
-        as an OpenAI-compatible server reads it (pipeline/reservation.py)."""
+        as an OpenAI-compatible server reads it (meter/worst.py)."""
         return reader_for(self.spelled, path.lstrip("/")) or shape_of(path)
 
     @staticmethod

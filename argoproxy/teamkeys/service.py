@@ -168,7 +168,7 @@ class TeamKeys:
 
     def reserve(self, call: Call, record: KeyRecord, body: Asked | dict[str, Any] | None = None) -> Lease | None:
         """Admit the call against the key's rpm, tpm, budget, dollar budget and max_parallel, holding its
-        reservation (the most its upstream may spend on it: pipeline/reservation.py, and what that may cost) and
+        reservation (the most its upstream may spend on it: meter/worst.py, and what that may cost) and
         one request in flight until settle or release; None for a key without limits (nothing to hold, no store
         write). 429 over a limit, in the door's shape: a request whose reservation does not fit in what is left is
         refused before anything is sent."""
