@@ -112,7 +112,26 @@ class LocalWindows:
             return int(c[base + 1 + windows.IN_FLIGHT]) if base is not None and c[base] == tag else 0
 
     def _update(self, record: KeyRecord, now: float, change: Callable[[list[float], int], Result]) -> Result | None:
-        return self._update_all([record], now, lambda states, tags: change(states[0], tags[0]))
+        """`change` on the key's state under the lock, written back (_update_all's steps for one key, kept apart: it
+        is every limited request's)."""
+        tag = int(record.digest[:15], 16) or 1
+        with self.cells.lock() as c:
+            base = self._slot(c, tag)
+            if base is None:
+                return None
+            fresh = c[base] != tag
+        state = self._new_state(record, now) if fresh else []
+        with self.cells.lock() as c:
+            base = self._slot(c, tag)
+            if base is None:
+                return None
+            if c[base] == tag:
+                state = list(c[base + 1:base + WIDTH])  # another worker may have counted meanwhile
+            result = change(state, tag)
+            c[base] = tag
+            for i, value in enumerate(state, base + 1):  # a memoryview of int64 cells takes one at a time
+                c[i] = int(value)
+            return result
 
     def _update_all(self, records: list[KeyRecord], now: float,
                     change: Callable[[list[list[float]], list[int]], Result]) -> Result | None:
