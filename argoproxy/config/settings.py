@@ -285,8 +285,9 @@ class Settings:
                               "redis://redis:6379/0).",
                               env=("REDIS_URL",), flags=("--redis-url",))
     redis_outage: str = _setting("local", _choice("local", "refuse"),
-                                 "When Redis does not answer: local (count per worker, warn, write usage to Redis "
-                                 "once it is back) or refuse (503 for team-key requests).",
+                                 "When Redis does not answer: local (each worker counts a key from the last state "
+                                 "it saw of it, warns, and writes usage to Redis once it is back) or refuse (503 for "
+                                 "team-key requests until Redis answers).",
                                  env=("REDIS_OUTAGE",), flags=("--redis-outage",))
     key_cache_seconds: float = _setting(30.0, _number(float, 0), "Seconds a team key looked up before is still "
                                         "served while its store (Redis, keys.db) cannot be reached; then it is "
