@@ -196,3 +196,17 @@ def test_a_keys_models_are_its_globs_within_its_teams():
 def test_a_key_of_an_expired_team_is_refused():
     team = TeamRecord("lab", expires=time.time() - 1)
     assert KeyRecord("alice", "d", "p", team_record=team).refusal(time.time()) == "This API key's team 'lab' has expired."
+
+
+def test_the_fair_queue_weighs_a_key_by_its_teams_priority():
+    """routing/seating.py's weight: the team's priority when it has one, else the key's own, else
+    ADMISSION_WEIGHTS'."""
+    from argoproxy.routing.seating import Seating
+    seating = SimpleNamespace(weights={"alice": 2.0})
+
+    def weight(key: KeyRecord | None) -> float:
+        return Seating.weight(seating, SimpleNamespace(plan=SimpleNamespace(team_key=key)), "alice")  # type: ignore[arg-type]
+    assert weight(KeyRecord("alice", "d", "p", priority=5, team_record=TeamRecord("lab", priority=8))) == 8.0
+    assert weight(KeyRecord("alice", "d", "p", priority=5, team_record=TeamRecord("lab"))) == 5.0
+    assert weight(KeyRecord("alice", "d", "p", team_record=TeamRecord("lab"))) == 2.0
+    assert weight(None) == 2.0
