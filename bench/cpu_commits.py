@@ -15,6 +15,23 @@ Per cell: the median CPU per request of each commit over the rounds and the medi
 its quartiles; per section: the median over the rounds of the geometric mean of its cells' ratios, against
 `--budget` (1.02: B at most 2 % above A). CPU is read as bench/run.py reads it (each thread's scheduler
 statistics of the proxy's process tree), over one closed-loop window after a short warm-up.
+
+`--instructions` counts instead, under valgrind's callgrind, each commit's worker's instructions per request
+(bench/worker_instructions.py's way: one worker each, both proxies loaded at once, counted between two marks after
+a warm-up), door by door (`--doors`, default chat): the machine's load barely moves the counts, where it moves CPU
+time by tens of per cent. `--callgrind-dir DIR` keeps the workers' callgrind files there for callgrind_annotate
+(where the instructions went: `callgrind_annotate --inclusive=yes FILE`).
+
+    .venv/bin/python bench/cpu_commits.py e4fd04f HEAD --instructions --doors chat,responses --requests 512
+
+`--profile` says where the difference goes, in Python's terms: each commit's door is built in-process (as
+bench/tracing_cost.py builds it, an in-process fake upstream behind it; what the proxy asks the upstream's address
+itself is answered 404 on loopback, as the bench's upstream answers it), every door's request is sent `--requests`
+times, the CPU time per request measured in two runs of each commit alternated (A, B, A, B), then once more under
+cProfile; the functions whose calls a request changed are listed (by name, so that one moved to another module
+is the same), by how much their own time moved.
+
+    .venv/bin/python bench/cpu_commits.py e4fd04f HEAD --profile
 """
 
 from __future__ import annotations
@@ -125,6 +142,146 @@ def report(names: tuple[str, str], cpu: dict[tuple[str, str, int], list[list[flo
     return lines + [""]
 
 
+PROFILE = r"""
+import cProfile, gc, json, pstats, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from argoproxy.config.settings import load_settings
+from argoproxy.edge.http_objects import Request
+from argoproxy.serve.proxy import build_proxy
+from tests.fakes.fake_upstream import FakeUpstream
+
+class NotHere(BaseHTTPRequestHandler):  # what the proxy asks the upstream itself (is it a local server?): no
+    def do_GET(self):
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), NotHere)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+args = json.loads(sys.argv[1])
+settings = load_settings({}, environ={"TARGET_BASE_URL": f"http://127.0.0.1:{server.server_port}/v1"})
+out = {}
+for door, path, body in args["requests"]:
+    upstream = FakeUpstream()
+    handle = build_proxy(settings, upstream).handle
+    request = body.encode()
+
+    def run(n):
+        for _ in range(n):
+            handle(Request.of("POST", path, request, {"Content-Type": "application/json"})).get_data()
+        upstream.sent.clear()
+
+    run(300)
+    gc.collect()
+    n, rounds = args["n"], []
+    for _ in range(3):
+        started = time.process_time()
+        run(n)
+        rounds.append((time.process_time() - started) / n * 1e6)
+    profile = cProfile.Profile()
+    profile.enable()
+    run(n)
+    profile.disable()
+    own = {}
+    for (file, _, name), (_, calls, tottime, _, _) in pstats.Stats(profile).stats.items():
+        key = name if file != "~" else name.replace(" object at", "")  # by name: a function moved keeps it
+        time_, count = own.get(key, (0.0, 0.0))
+        own[key] = (time_ + tottime / n * 1e6, count + calls / n)
+    out[door] = {"us": rounds, "own": own}
+print(json.dumps(out))
+"""
+
+
+def profile(trees: list[tuple[str, Path]], names: tuple[str, str], requests: int) -> list[str]:
+    """In-process CPU per request of each door, A and B alternated, and the functions whose own time moved most."""
+    asked = [(front, path(False, 100), json.dumps(body(False, 100))) for front, path, body in FRONT_REQUESTS]
+    runs: list[list[dict]] = [[], []]
+    for n in range(4):
+        i = n % 2
+        root = trees[i][1]
+        home = tempfile.mkdtemp(prefix="cot_proxy_profile_")
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+        env.update(HOME=home, PYTHONPATH=str(root), PYTHONHASHSEED="0")
+        done = subprocess.run([sys.executable, "-c", PROFILE, json.dumps({"requests": asked, "n": requests})],
+                              cwd=home, env=env, capture_output=True, text=True, timeout=3600)
+        shutil.rmtree(home, ignore_errors=True)
+        if done.returncode:
+            raise RuntimeError(f"{names[i]}: {done.stderr[-2000:]}")
+        runs[i].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        log(f"profile run {n + 1}/4 ({'AB'[i]}) done")
+    lines = [f"# In-process CPU per request: B ({names[1]}) against A ({names[0]})", "",
+             f"Each door's request {requests} times a round, three rounds a run, two runs of each commit alternated "
+             "(the door and pipeline alone: no Gunicorn, no sockets).", "",
+             "| door | A µs/req (median) | B µs/req (median) | B/A |", "| --- | --- | --- | --- |"]
+    # each function's own time and calls a request, the mean over the doors and each commit's runs
+    own: list[dict[str, list[float]]] = [{}, {}]
+    for door, *_ in asked:
+        a = statistics.median(x for run in runs[0] for x in run[door]["us"])
+        b = statistics.median(x for run in runs[1] for x in run[door]["us"])
+        lines.append(f"| {door} | {a:.1f} | {b:.1f} | {b / a:.3f} |")
+        for i in (0, 1):
+            for run in runs[i]:
+                for key, (time_, calls) in run[door]["own"].items():
+                    kept = own[i].setdefault(key, [0.0, 0.0])
+                    kept[0] += time_ / len(asked) / len(runs[i])
+                    kept[1] += calls / len(asked) / len(runs[i])
+    moved = {key: [own[1].get(key, [0.0, 0.0])[0] - own[0].get(key, [0.0, 0.0])[0],
+                   own[0].get(key, [0.0, 0.0])[1], own[1].get(key, [0.0, 0.0])[1]]
+             for key in own[0].keys() | own[1].keys()}
+    lines += ["", "Functions whose calls a request changed (counted, so the machine's load does not move them), by "
+              "their own time under cProfile (the doors' mean; B minus A, which the load does move):", "",
+              "| function | A calls/req | B calls/req | B - A own µs/req |", "| --- | --- | --- | --- |"]
+    changed = [(key, d) for key, d in moved.items() if abs(d[2] - d[1]) >= 0.01]
+    lines += [f"| `{key}` | {d[1]:.2f} | {d[2]:.2f} | {d[0]:+.2f} |"
+              for key, d in sorted(changed, key=lambda kv: -abs(kv[1][0]))[:30]]
+    total = [sum(t for t, _ in own[i].values()) for i in (0, 1)]
+    lines += ["", f"Own time in all, under cProfile: A {total[0]:.1f}, B {total[1]:.1f} µs a request."]
+    return lines + [""]
+
+
+def instructions(trees: list[tuple[str, Path]], names: tuple[str, str], doors: list[str], requests: int,
+                 concurrency: int) -> list[str]:
+    """Each door's instructions per request of commit A's worker and B's, counted at once."""
+    from worker_instructions import WARM_UP, Counted, closed_loop as counted_loop
+    lines = [f"# Instructions per request: B ({names[1]}) against A ({names[0]})", "",
+             f"One gevent worker each under callgrind, {WARM_UP} requests to warm up, then at least {requests} "
+             f"counted at concurrency {concurrency}, both proxies loaded at once.", "",
+             "| door | A M instructions/req | B M instructions/req | B/A |", "| --- | --- | --- | --- |"]
+    upstream = Upstream.start()
+    try:
+        for door in doors:
+            proxies = [Counted(f"{label} {door}", upstream.port, {}, door, root=path)
+                       for label, (_, path) in zip("AB", trees)]
+            try:
+                for p in proxies:
+                    p.ready()
+
+                async def measure(p: Counted) -> int:
+                    await counted_loop(p, WARM_UP, concurrency)
+                    await asyncio.to_thread(p.mark, "zero")
+                    done = await counted_loop(p, requests, concurrency)
+                    await asyncio.to_thread(p.mark, "dump")
+                    return done
+
+                async def both() -> list[int]:
+                    return list(await asyncio.gather(*(measure(p) for p in proxies)))
+
+                served = asyncio.run(both())
+                per = [p.instructions() / n for p, n in zip(proxies, served)]
+            finally:
+                for p in proxies:
+                    p.stop()
+            log(f"{door}: A {per[0] / 1e6:.3f} M, B {per[1] / 1e6:.3f} M instructions a request")
+            lines.append(f"| {door} | {per[0] / 1e6:.3f} | {per[1] / 1e6:.3f} | {per[1] / per[0]:.3f} |")
+    finally:
+        upstream.stop()
+    return lines + [""]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("a", help="commit A (the reference), e.g. e4fd04f")
@@ -135,12 +292,31 @@ def main() -> int:
     ap.add_argument("--worktrees", default="", help="where the worktrees go (default: a new temporary directory)")
     ap.add_argument("--keep", action="store_true", help="leave the worktrees (and reuse them next time)")
     ap.add_argument("--output", default="", help="also write the Markdown here")
+    ap.add_argument("--instructions", action="store_true", help="count instructions per request under callgrind")
+    ap.add_argument("--profile", action="store_true", help="in-process CPU per request and where it moved (cProfile)")
+    ap.add_argument("--doors", default="chat", help="--instructions: the doors counted (default %(default)s)")
+    ap.add_argument("--requests", type=int, default=1024, help="--instructions and --profile: requests a door "
+                                                               "(default %(default)s)")
+    ap.add_argument("--concurrency", type=int, default=16, help="--instructions: connections (default %(default)s)")
+    ap.add_argument("--callgrind-dir", default="", help="--instructions: keep the workers' callgrind files here")
     args = ap.parse_args()
+    if args.callgrind_dir:
+        os.environ["WORKER_CALLGRIND_DIR"] = str(Path(args.callgrind_dir).resolve())
     raise_nofile()
     into = Path(args.worktrees or tempfile.mkdtemp(prefix="cot_proxy_cpu_commits_"))
     into.mkdir(parents=True, exist_ok=True)
     trees = [worktree(rev, into) for rev in (args.a, args.b)]
     names = (f"{args.a} {trees[0][0][:10]}", f"{args.b} {trees[1][0][:10]}")
+    if args.instructions or args.profile:
+        try:
+            text = "\n".join(instructions(trees, names, args.doors.split(","), args.requests, args.concurrency)
+                             if args.instructions else profile(trees, names, args.requests))
+        finally:
+            cleanup(trees, into, args.keep)
+        print(text)
+        if args.output:
+            Path(args.output).write_text(text)
+        return 0
     loop = asyncio.new_event_loop()
     upstream = Upstream.start()
     proxies: list[Proxy] = []
@@ -167,11 +343,15 @@ def main() -> int:
     finally:
         for target in (*proxies, upstream):
             target.stop()
-        if not args.keep:
-            for _, path in trees:
-                remove_worktree(path)
-            shutil.rmtree(into, ignore_errors=True)
+        cleanup(trees, into, args.keep)
     return 0
+
+
+def cleanup(trees: list[tuple[str, Path]], into: Path, keep: bool) -> None:
+    if not keep:
+        for _, path in trees:
+            remove_worktree(path)
+        shutil.rmtree(into, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -59,12 +59,13 @@ class Counted:
     """One proxy under callgrind, its worker's counts between two marks."""
 
     def __init__(self, name: str, upstream: int, settings: dict[str, str], door: str = "chat",
-                 workers: int = 1) -> None:
+                 workers: int = 1, root: Path = ROOT) -> None:
+        """`root`: the tree served (default this one; bench/cpu_commits.py --instructions counts another commit's)."""
         self.name, self.tmp, self.port = name, tempfile.mkdtemp(prefix="cot_proxy_instr_"), free_port()
         self.door, self.workers = door, workers
         self.marks = os.path.join(self.tmp, "marks")
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SETTING_ENV_PREFIXES) and k not in _SETTING_ENV}
-        env.update(HOME=self.tmp, PYTHONPATH=f"{BENCH / 'worker_marks'}:{ROOT}", PYTHONHASHSEED="0",
+        env.update(HOME=self.tmp, PYTHONPATH=f"{BENCH / 'worker_marks'}:{root}", PYTHONHASHSEED="0",
                    HOST=HOST, PORT=str(self.port), WORKERS=str(workers), TIMEOUT="600", WORKER_MARKS=self.marks,
                    TARGET_BASE_URL=f"http://{HOST}:{upstream}/v1/", GUNICORN_CMD_ARGS="--http-parser python")
         env.update(settings)
@@ -73,7 +74,7 @@ class Counted:
             self.proc = subprocess.Popen(
                 ["valgrind", "--tool=callgrind", "--trace-children=yes", "--zero-before=os_getpgid",
                  "--dump-before=os_getsid", f"--callgrind-out-file={self.out}.%p", sys.executable, "-m", "gunicorn",
-                 "-c", str(ROOT / "gunicorn.conf.py"), "cot_proxy:app"], cwd=self.tmp, env=env,
+                 "-c", str(root / "gunicorn.conf.py"), "cot_proxy:app"], cwd=self.tmp, env=env,
                 stdout=subprocess.DEVNULL, stderr=log)
 
     def ready(self, timeout: float = 600) -> None:
