@@ -112,7 +112,7 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
         socket_free_or_exit(loaded.settings, setting_label(loaded.settings, flags, "socket", "SOCKET", "--socket"))
     if loaded is not _good:  # Gunicorn's configuration reads them again after run() did: what was said, once
         print_warnings(loaded, _good.warnings if _good is not None else ())
-        print_free_upstreams(loaded.settings, reasked=_good is not None)
+        print_free_upstreams(loaded.settings, reasked=_good is not None and loaded.settings != _good.settings)
     _announced, _good = True, loaded
     return loaded.settings, gunicorn_options(loaded.settings, loaded.backend_reason)
 
@@ -194,10 +194,17 @@ def print_warnings(loaded: Loaded, said: tuple[str, ...] = ()) -> None:
 
 def print_free_upstreams(settings: Settings, reasked: bool = False) -> None:
     """Which upstreams cost nothing and why, and those at a private address that do not say what they are
-    (serve/free_upstreams.py: asked here, before the workers are forked)."""
+    (serve/free_upstreams.py: asked here, before the workers are forked; again when the settings changed). What
+    was said is not said again (Gunicorn's configuration reads the settings again after run() did)."""
     from argoproxy.serve.free_upstreams import report
-    for line in report(settings, reasked):
-        print(line, file=sys.stderr, flush=True)
+    lines = report(settings, reasked)
+    for line in lines:
+        if line not in _free_said:
+            print(line, file=sys.stderr, flush=True)
+    _free_said[:] = lines
+
+
+_free_said: list[str] = []
 
 
 def worker_settings() -> Settings:

@@ -88,8 +88,9 @@ def forget() -> None:
 
 
 def ask(root: str, headers: dict[str, str]) -> Said:
+    opener = _opener(root.startswith("https:"))
     for path, server, fits in QUESTIONS:
-        answer = _get(root + path, headers)
+        answer = _get(opener, root + path, headers)
         if answer is None:  # not reached: the others would wait as long
             return Said(None, False, time.monotonic())
         if fits(answer):
@@ -102,20 +103,22 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # a 3xx is an answer that says nothing
 
 
-def _opener() -> urllib.request.OpenerDirector:
-    """Proxies as the environment says (NO_PROXY honoured), TLS checked against REQUESTS_CA_BUNDLE or
-    SSL_CERT_FILE where set (as the upstream client checks it)."""
+def _opener(https: bool) -> urllib.request.OpenerDirector:
+    """Proxies as the environment says (NO_PROXY honoured); TLS checked against REQUESTS_CA_BUNDLE or
+    CURL_CA_BUNDLE where set (as the upstream client checks it), else the system's certificates."""
+    if not https:
+        return urllib.request.build_opener(_NoRedirect)
     cafile = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
     context = ssl.create_default_context(cafile=cafile if cafile and os.path.isfile(cafile) else None)
     return urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=context))
 
 
-def _get(url: str, headers: dict[str, str]) -> Any:
+def _get(opener: urllib.request.OpenerDirector, url: str, headers: dict[str, str]) -> Any:
     """The JSON of a 200 answer (Any, JSON's null included: `...` when the server answered otherwise), None when
     the server could not be reached in time."""
     start = time.monotonic()
     try:
-        with _opener().open(urllib.request.Request(url, headers=headers), timeout=DEADLINE) as response:
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=DEADLINE) as response:
             if response.status != 200 or response.headers.get(PROXY_ID):
                 return ...
             body = bytearray()

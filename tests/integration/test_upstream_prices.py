@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from decimal import Decimal
 
 import openai
@@ -19,7 +20,7 @@ from tests.fakes.fake_openai import FakeOpenAI
 from tests.integration.test_spend import usage_rows
 from tests.integration.test_team_keys import create
 from tests.polling import poll
-from tests.proxy_process import running_proxy
+from tests.proxy_process import ROOT, running_proxy
 
 MSG = [{"role": "user", "content": "hi"}]
 MILLION = {"prompt_tokens": 1_000, "completion_tokens": 1_000_000, "total_tokens": 1_001_000}
@@ -29,9 +30,10 @@ def test_a_relay_on_loopback_is_priced_and_its_dollar_budget_holds(tmp_path):
     """The issue's figure: TARGET_BASE_URL=http://127.0.0.1:PORT/v1 (a relay to OpenAI), answers of 1M tokens
     each to a --budget-usd 0.05/day key cost $0.00 each and were never refused. Now: gpt-4o's rates (OpenAI's, by
     the model's name), the key refused once over, and start-up's warning names the setting that would make the
-    upstream free."""
+    upstream free, once (`python cot_proxy.py` reads its settings twice: the proxy's and Gunicorn's)."""
     db = tmp_path / "keys.db"
-    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true",
+    with FakeOpenAI() as fake, running_proxy([sys.executable, str(ROOT / "cot_proxy.py")],
+                                             TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true",
                                              API_KEY_SECRET="admin", KEYS_DB=str(db)) as p:
         fake.usage = dict(MILLION)
         key = create(db, "relayed", "--budget-usd", "0.05/day")

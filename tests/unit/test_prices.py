@@ -510,3 +510,23 @@ def test_dashscope_has_no_price_in_the_table_until_the_setting_gives_one():
     given = Pricer(parse_prices({"models": {"qwen-plus*": {"input_mtok": "0.4", "output_mtok": "1.2"}}}))
     cost = given.cost(usage, ("qwen-plus-latest",), given.source("https://dashscope.aliyuncs.com/api/v1/"), DAYS[0])
     assert (cost.nanos, cost.priced, cost.by) == (1_600_000_000, True, SETTING)
+
+
+def test_self_hosted_is_declared_for_the_target_or_per_entry():
+    """SELF_HOSTED declares TARGET_BASE_URL's server; a `models` entry declares its own; a declaration no upstream
+    takes is a warning; a value that is no boolean stops start-up naming the entry."""
+    from argoproxy.config.routing_settings import declared_self_hosted
+    from argoproxy.config.settings import load
+    from argoproxy.serve.free_upstreams import upstreams
+    single = load({}, environ={"TARGET_BASE_URL": "http://gpu1:8000/v1", "SELF_HOSTED": "true"})
+    assert [(u.url, u.declared) for u in upstreams(single.settings)] == [("http://gpu1:8000/v1/", True)]
+    own = {"name": "phi", "backend": "openai", "base_url": "http://studio:1234/v1", "self_hosted": True}
+    routed = load({}, environ={"SELF_HOSTED": "true", "MODELS": json.dumps([own, {**own, "self_hosted": False}])})
+    settings = routed.settings
+    assert [declared_self_hosted(settings.self_hosted, settings.backend, e) for e in settings.models] == [True, False]
+    assert "SELF_HOSTED is set, but every `models` entry names its own upstream (an entry says " \
+        "`self_hosted: true` itself), so it is not used" in routed.warnings
+    with pytest.raises(SettingsError, match=r"MODELS\[0\]\.self_hosted: expected true or false, got 'maybe'"):
+        load({}, environ={"MODELS": json.dumps([{**own, "self_hosted": "maybe"}])})
+    source = Pricer().source("http://studio:1234/v1", self_hosted=True)
+    assert source.why_free() == DECLARED and source.costs_nothing
