@@ -21,12 +21,11 @@ NOT_IN_THE_MANUAL = {
     "error code": {
         "admin_key_required", "argo_auth_error", "client_closed_request", "duplicate_parameter", "file_not_found",
         "invalid_form", "invalid_query", "invalid_type", "method_not_allowed", "missing_api_key", "missing_model",
-        "missing_required_parameter", "mutually_exclusive_parameters", "no_proof", "previous_response_in_progress",
+        "missing_required_parameter", "mutually_exclusive_parameters", "previous_response_in_progress",
         "proxy_connect_timeout", "proxy_dns_error", "proxy_error", "seal_key_unavailable",
         "unsupported_content_encoding", "unsupported_parameter", "upstream_connection_error",
         "upstream_empty_answer", "upstream_invalid_json", "upstream_invalid_response", "upstream_no_response",
         "upstream_redirect", "upstream_tls_error"},
-    "header": {"X-Cot-Proxy-Challenge", "X-Cot-Proxy-Proof-File"},
 }
 
 
