@@ -11,8 +11,8 @@
 - admission.py: each deployment's concurrency limit and the fair queue in front of it; admission_cells.py: where
   its state sits in the shared cells, and a killed worker's slots given back; admission_wakeups.py: a waiting
   request woken when its row changes, on any worker; seating.py: routing's use of it
-  (a request's key, cost, bound and client); affinity.py: cache-aware routing's choice; slots.py: a limit
-  asked of the server.
+  (a request's key, cost, bound and client); affinity.py: cache-aware routing's choice and its notes, each key's
+  conversations its own; slots.py: a limit asked of the server.
 
 May import: the shared modules, config, meter, upstream, edge, pipeline, providers, teamkeys.
 """

@@ -21,8 +21,7 @@ flow furthest over its share, which is answered 429 queue_full naming its places
 flow holds its share already is answered so itself.
 
 Everything lives in cells the worker processes share (argoproxy/shared_cells.py; the layout:
-routing/admission_cells.py), under one flock: counts in flight, limits, flows, the waiters' table and the prefix
-table of cache-aware routing. A waiter sleeps until the worker that changes its row (a slot granted, its place
+routing/admission_cells.py), under one flock: counts in flight, limits, flows and the waiters' table. A waiter sleeps until the worker that changes its row (a slot granted, its place
 taken) wakes it (routing/admission_wakeups.py), looking at its client's socket every LOOK_SECONDS meanwhile; so
 the queue is one queue per instance, whichever worker a request arrived on. Across replicas each
 instance keeps its own (docs/admission.md: the arithmetic). What each worker holds is also in a ledger of its
@@ -46,7 +45,7 @@ from argoproxy.routing.admission_cells import (D_IN_FLIGHT, D_LIMIT, D_MEAN_MS, 
                                                P_VTIME, P_WAITING, P_WIDTH, W_FINISH, W_FLOW, W_GRANTED, W_OUSTED,
                                                W_OUSTED_AFTER, W_OUSTED_HELD, W_OUSTED_SHARE, W_OWNER, W_POOL,
                                                W_PREFER, W_START, W_STATE, W_TICKET, W_WIDTH, WAITERS, WAITING,
-                                               AFFINITY, Layout, Ledgers, cells_name)
+                                               Layout, Ledgers, cells_name)
 from argoproxy.routing.admission_wakeups import Wakeups
 from argoproxy.shared_cells import SharedCells
 
@@ -108,7 +107,7 @@ class Admission:
         self.clock = clock
         self.pause = pause or (lambda event, seconds: event.wait(seconds))  # a waiter between two looks
         layout = Layout(deployments, len(self.pools), waiters)
-        self.p0, self.f0, self.w0, self.a0 = layout.p0, layout.f0, layout.w0, layout.a0
+        self.p0, self.f0, self.w0 = layout.p0, layout.f0, layout.w0
         self.rows, self.places = layout.rows(), waiters
         self.cells = cells or SharedCells(cells_name(name, waiters), layout.size)
         self.ledgers = Ledgers(self.cells, name, layout)  # what this worker holds, for the master if it dies
@@ -138,12 +137,12 @@ class Admission:
 
     # ------------------------------------------------------------ entering
     def enter(self, pool: int, flow: str, cost: int, weight: float = 1.0, *, prefer: int = -1,
-              remember: int = 0, tried: set[int] | frozenset[int] = frozenset(),
+              tried: set[int] | frozenset[int] = frozenset(),
               usable: Callable[[int], bool] = lambda d: True, bound: float | None = None,
               gone: Callable[[], bool] | None = None, watch: Watch | None = None) -> Seat:
         """A seat on a deployment of `pool` (indexes in `self.pools[pool]`), now or after a fair wait; Refused
-        when the wait would pass `bound` (default max_wait). `prefer`: the deployment that served this prefix
-        (cache-aware routing); `remember`: the prefix's tag, noted with the deployment that takes it; `gone`:
+        when the wait would pass `bound` (default max_wait). `prefer`: the deployment to seat it on while that
+        has room (cache-aware routing: where its conversation is); `gone`:
         whether the client left, asked at each look at the queue (Departed then: it leaves the queue at once, and
         a slot granted meanwhile goes to the next waiter); `watch(wake)`: watches the client's socket, calls
         `wake` when it may have left, and returns what stops the watch (None: cannot; `gone` is asked every
@@ -163,7 +162,7 @@ class Admission:
                 if dep >= 0:
                     c[fslot + F_FINISH] = finish
                     c[self.p0 + pool * P_WIDTH + P_VTIME] = max(c[self.p0 + pool * P_WIDTH + P_VTIME], start)
-                    self._take(c, dep, fslot, remember)
+                    self._take(c, dep, fslot)
                     self.ledgers.add(dep, fslot, 1)
                     return Seat(pool, dep, fslot, now)
             estimate = self._estimate(c, pool, finish, candidates)
@@ -182,9 +181,9 @@ class Admission:
             c[self.p0 + pool * P_WIDTH + P_WAITING] += 1
             woken = self._grant(c, pool, now)  # a free slot the share held back, or one freed meanwhile
         self.wakeups.wake(ousted + woken)
-        return self._wait(row, ticket, pool, fslot, now, bound, remember, gone, watch)
+        return self._wait(row, ticket, pool, fslot, now, bound, gone, watch)
 
-    def _wait(self, row: int, ticket: int, pool: int, fslot: int, since: float, bound: float, remember: int,
+    def _wait(self, row: int, ticket: int, pool: int, fslot: int, since: float, bound: float,
               gone: Callable[[], bool] | None, watch: Watch | None) -> Seat:
         """Sleep until the row changes (woken by the worker that changed it), the bound passes, or a look at the
         client's socket finds it gone."""
@@ -203,7 +202,7 @@ class Admission:
                         if locked[row + W_TICKET] != ticket:  # another key's request took its place
                             raise self._ousted(locked, row, ticket)
                         if locked[row + W_STATE] == GRANTED:  # (past its bound: granted at the last moment)
-                            return self._seated(locked, row, pool, fslot, since, remember)
+                            return self._seated(locked, row, pool, fslot, since)
                         if now >= deadline:
                             self._leave_queue(locked, row, pool)
                             raise self._refused(503, "queue_timeout", bound, bound)
@@ -233,12 +232,10 @@ class Admission:
                     woken = self._grant(c, pool, self.clock())
                 self.wakeups.wake(woken)
 
-    def _seated(self, c, row: int, pool: int, fslot: int, since: float, remember: int) -> Seat:
+    def _seated(self, c, row: int, pool: int, fslot: int, since: float) -> Seat:
         dep = int(c[row + W_GRANTED]) - 1
         self.ledgers.add(dep, fslot, 1)  # the granting worker counted the seat: from now on it is this worker's
         c[row + W_STATE] = FREE
-        if remember:
-            self._remember(c, remember, dep)
         now = self.clock()
         return Seat(pool, dep, fslot, now, waited=now - since)
 
@@ -353,7 +350,7 @@ class Admission:
             dep = self._room(c, candidates, int(c[best + W_PREFER]) - 1)
             vtime = self.p0 + pool * P_WIDTH + P_VTIME
             c[vtime] = max(c[vtime], c[best + W_START])
-            self._take(c, dep, int(c[best + W_FLOW]), 0)
+            self._take(c, dep, int(c[best + W_FLOW]))
             c[best + W_GRANTED] = dep + 1
             c[self.p0 + pool * P_WIDTH + P_WAITING] -= 1
             c[int(c[best + W_FLOW]) + F_ROWS] -= 1
@@ -381,11 +378,9 @@ class Admission:
                 best, best_load = dep, load
         return best
 
-    def _take(self, c, dep: int, fslot: int, remember: int) -> None:
+    def _take(self, c, dep: int, fslot: int) -> None:
         c[dep * D_WIDTH + D_IN_FLIGHT] += 1
         c[fslot + F_HELD] += 1
-        if remember:
-            self._remember(c, remember, dep)
 
     def _within_share(self, c, pool: int, fslot: int, now: float) -> bool:
         """May this key take one more slot of the pool? Past its share only while no other key is active."""
@@ -475,17 +470,6 @@ class Admission:
         else:
             message = f"Every server of this model stayed busy for {bound:.0f} s: try again later."
         return Refused(status, message, code=code, headers={"Retry-After": after}, cause="queue")
-
-    # ------------------------------------------------------------ cache-aware routing's prefix table
-    def remembered(self, tag: int) -> int:
-        """The deployment that last served this prefix; -1: none known."""
-        c = self.cells.cells
-        slot = self.a0 + (tag % AFFINITY) * 2
-        return int(c[slot + 1]) - 1 if c[slot] == tag else -1
-
-    def _remember(self, c, tag: int, dep: int) -> None:
-        slot = self.a0 + (tag % AFFINITY) * 2
-        c[slot], c[slot + 1] = tag, dep + 1
 
     def loads(self, deps: Sequence[int]) -> list[tuple[int, int]]:
         """(in flight, limit) of each."""

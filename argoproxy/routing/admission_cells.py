@@ -1,8 +1,9 @@
 """Where admission's state sits in the cells the workers share, and what a killed worker held there.
 
-One file per instance (`admission-v3-<name>-<rows>.cells`, argoproxy/shared_cells.py), in five tables: each
-deployment's cells, each pool's, the flows' (a flow: a key's queue in one pool), the waiters' rows (as many as
-ADMISSION_QUEUE_SIZE) and cache-aware routing's prefix table. Layout gives their offsets.
+One file per instance (`admission-v3-<name>-<rows>.cells`, argoproxy/shared_cells.py), in four tables: each
+deployment's cells, each pool's, the flows' (a flow: a key's queue in one pool) and the waiters' rows (as many as
+ADMISSION_QUEUE_SIZE). Layout gives their offsets. (Cache-aware routing's notes have a file of their own:
+routing/affinity.py.)
 
 A worker killed in the middle of a request (SIGKILL, the OOM killer, Gunicorn's timeout) cannot give its slots
 back, and its waiting requests' rows would stay in the queue. So each worker also writes what it holds in a
@@ -36,8 +37,6 @@ FLOWS = 1024
  W_OUSTED, W_OUSTED_HELD, W_OUSTED_SHARE, W_OUSTED_AFTER, W_WIDTH) = range(14)
 WAITERS = 1024  # ADMISSION_QUEUE_SIZE's default
 FREE, WAITING, GRANTED = 0, 1, 2
-# prefix table (cache-aware routing): tag, deployment + 1
-AFFINITY = 4096
 # a ledger's header: its version, then the Layout it was written for
 LEDGER_VERSION = 2
 L_VERSION, L_DEPLOYMENTS, L_POOLS, L_WAITERS, L_HEADER = range(5)
@@ -63,14 +62,10 @@ class Layout:
 
     @property
     def size(self) -> int:
-        return self.a0 + AFFINITY * 2
-
-    @property
-    def a0(self) -> int:
         return self.w0 + self.waiters * W_WIDTH
 
     def rows(self) -> range:
-        return range(self.w0, self.a0, W_WIDTH)
+        return range(self.w0, self.size, W_WIDTH)
 
 
 def cells_name(name: str, waiters: int = WAITERS) -> str:
