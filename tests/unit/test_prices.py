@@ -530,3 +530,19 @@ def test_self_hosted_is_declared_for_the_target_or_per_entry():
         load({}, environ={"MODELS": json.dumps([{**own, "self_hosted": "maybe"}])})
     source = Pricer().source("http://studio:1234/v1", self_hosted=True)
     assert source.why_free() == DECLARED and source.costs_nothing
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:4000/v1", "http://[::1]:4000/v1", "http://10.1.2.3:8000/v1",
+                                 "http://vllm:8000/v1", "http://gpu1.lan/v1", "http://llm.internal/v1",
+                                 "http://relay.corp/v1", "http://100.101.102.103:8000/v1", "http://0x08080808/v1"])
+def test_the_address_alone_makes_no_model_free(url):
+    """Loopback, private, single-label, .lan/.internal/.corp, 100.64/10 and a numeric spelling of a public address
+    (0x08080808 is 8.8.8.8) each made every model free: a relay there is charged by the model's name (gpt-4o at
+    OpenAI's rates), and a model the table does not know is unpriced, not free."""
+    pricer = Pricer()
+    usage = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000}
+    source = pricer.source(url, says_local=lambda: (None, True))  # asked: it said nothing
+    cost = pricer.cost(usage, ("gpt-4o",), source, DAYS[2])
+    assert (cost.nanos, cost.priced, cost.by) == (12_500_000_000, True, "openai (by name)")
+    assert pricer.cost(usage, ("qwen3-8b",), source, DAYS[2]).priced is False
+    assert not source.costs_nothing and source.charges(("gpt-4o",), DAYS[2].timestamp())
