@@ -19,6 +19,7 @@ from argoproxy.config.price_settings import NO_TABLE
 from argoproxy.config.routing_settings import ModelEntry, declared_self_hosted, entry_url
 from argoproxy.config.settings import Settings
 from argoproxy.prices.pricer import private_address
+from argoproxy.prices.table import PriceTable, load_table
 from argoproxy.redaction import mask_url
 from argoproxy.upstream import local_server
 
@@ -81,9 +82,6 @@ def _warning(upstream: Upstream, shown: str, answer: local_server.Said | None) -
             f"(LM Studio, SGLang, TGI, llamafile) costs 0 with {setting}")
 
 
-def _table(settings: Settings):  # type: ignore[no-untyped-def]
+def _table(settings: Settings) -> PriceTable | None:
     """The price table the workers will read (read here once: they inherit it), None with `table: none`."""
-    if settings.prices.table == NO_TABLE:
-        return None
-    from argoproxy.prices.table import load_table
-    return load_table(settings.prices.table or None)
+    return load_table(settings.prices.table or None) if settings.prices.table != NO_TABLE else None

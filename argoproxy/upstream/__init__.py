@@ -1,6 +1,8 @@
 """Talking to upstreams: the pooled client with its retries and transport errors (client.py), corporate
 proxies as requests decides them, upstream URLs, reachability probes (probe.py), the bounds on answers the proxy
-reads for itself from servers it chose (answer_bounds.py), the journal's tap on a body (body_tap.py), SSE framing,
+reads for itself from servers it chose (answer_bounds.py), whether a server says it is a local one (local_server.py:
+llama.cpp's /props, vLLM's /version, Ollama's /api/version; standard library only, for Gunicorn's master), the
+journal's tap on a body (body_tap.py), SSE framing,
 OpenAI-shaped answers relayed, and image inlining.
 
 Rule: nothing here knows about clients, routes or the pipeline.
