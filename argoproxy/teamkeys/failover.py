@@ -101,7 +101,7 @@ class FailoverStore:
                              headers={"Retry-After": "1"})
         team = getattr(record, "windows", None)  # its team's windows (records.py): admitted in both or in neither
         owners = (record,) if team is None else (record, team)
-        states = [self._state(owner.name) for owner in owners]
+        states = [self._state(owner.name, now, owner.budget, owner.budget_usd) for owner in owners]
         before = [list(state) for state in states] if team is not None else []
         for owner, state in zip(owners, states):
             waiting, by = windows.admit(state, owner.rpm, owner.tpm, owner.budget, now, tokens, owner.max_parallel,
@@ -116,13 +116,14 @@ class FailoverStore:
                 windows.spend_all(state, owner.rpm, owner.tpm, owner.budget, now, owner.budget_usd)
         return 0.0, ""
 
-    def _state(self, name: str) -> list[float]:
-        """The key's local windows: from what this worker last saw of it in Redis, else blind (_admit_here)."""
+    def _state(self, name: str, now: float, budget: Any, budget_usd: Any) -> list[float]:
+        """The key's local windows: from what this worker last saw of it in Redis, else blind (_admit_here). What
+        it saw in an earlier budget period says nothing of this one's: blind too."""
         state = self._local.get(name)
         if state is None:
             seen = getattr(self.primary, "seen", None)
             state = seen.get(name) if seen is not None else None
-            if state is None:
+            if state is None or not windows.in_periods(state, now, budget, budget_usd):
                 state = list(windows.NEW_STATE)
                 self._blind.add(name)
             self._local[name] = state
@@ -186,7 +187,7 @@ class FailoverStore:
         except StoreDown:
             name, _, input_tokens, output_tokens, now, budget = args[:6]
             cost, budget_usd = (args[7], args[9]) if len(args) > 9 else (0, None)
-            state = self._state(name)
+            state = self._state(name, now, budget, budget_usd)
             if release is not None:  # a hold made in Redis, which this worker's state of the key counts
                 _, reserved, ended, held = release
                 windows.give_back(state, reserved, ended, held)

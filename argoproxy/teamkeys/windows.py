@@ -141,6 +141,12 @@ def give_back(state: MutableSequence[float], reserved: int, requests: int, held:
     state[MONEY_HELD] = max(0, state[MONEY_HELD] - held)
 
 
+def in_periods(state: MutableSequence[float], now: float, budget: Any, budget_usd: Any) -> bool:
+    """Whether `state` counts the budget periods holding `now` (of each budget the key has)."""
+    return (budget is None or state[BUDGET_START] == period_bounds(budget.period, now)[0]) and \
+        (budget_usd is None or state[MONEY_START] == period_bounds(budget_usd.period, now)[0])
+
+
 def spend_all(state: MutableSequence[float], rpm: int, tpm: int, budget: Any, now: float,
               budget_usd: Any = None) -> None:
     """Count the key's minute windows and budget periods as used up at `now`: what a worker counting alone cannot

@@ -220,3 +220,22 @@ def test_a_team_is_counted_from_what_the_worker_last_saw_of_it(redis_box):
         _, by, _ = store.reserve(bob, now, 1000)
         assert by == "team_budget", by
     assert admitted == {"a": 3, "c": 1}, admitted
+
+
+def test_what_a_worker_saw_in_an_earlier_period_is_not_what_is_left_in_this_one(redis_box):
+    """A worker that last saw the key yesterday (its daily budget then barely used) knows nothing of today's
+    spending: it admits the key once, as one that never saw it, not a whole budget."""
+    from argoproxy.teamkeys import failover
+    from argoproxy.teamkeys.redis_store import RedisKeyStore
+    server, box = redis_box
+    a = failover.FailoverStore(RedisKeyStore(box.url))
+    key = record_of("yesterday", 10_000)
+    a.primary.create(key)
+    now = time.time()
+    assert spend(a, key, now - 86400, 1000, 1000)
+    box.set("cut")
+    admitted = 0
+    while spend(a, key, now, 1000, 1000):
+        admitted += 1
+        assert admitted <= 10
+    assert admitted == 1
