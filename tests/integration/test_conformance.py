@@ -488,6 +488,19 @@ def test_responses_stream_failure(wire):
 
 # ================================================================== Anthropic Messages
 
+# Usage.output_tokens_details and MessageDeltaUsage.output_tokens_details as Anthropic's current document has them
+# (required, nullable; the vendored document, of 2026-05-06, predates the field): held on top of the vendored one.
+THINKING_USAGE = {"type": "object", "required": ["output_tokens_details"], "properties": {"output_tokens_details": {
+    "anyOf": [{"type": "null"}, {"type": "object", "required": ["thinking_tokens"], "additionalProperties": False,
+                                 "properties": {"thinking_tokens": {"type": "integer", "minimum": 0}}}]}}}
+
+
+def thinking_usages(events: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """(label, usage) of each Messages stream event that carries usage: message_start's and message_delta's."""
+    return [(e["type"], e["message"]["usage"] if e["type"] == "message_start" else e["usage"])
+            for e in events if e["type"] in ("message_start", "message_delta")]
+
+
 def messages_request(stream: bool, thinking: bool = True) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": MODEL, "max_tokens": 2048, "stream": stream, "system": "Answer briefly.",
@@ -506,6 +519,9 @@ def test_messages_whole(wire):
     body = wire.accepted("anthropic", "CreateMessageParams", messages_request(False))
     answer = wire.status(wire.call("POST", "/v1/messages", body, ANTHROPIC_HEADERS), 200, "messages")
     wire.conforms("anthropic", "Message", answer, "message")
+    wire.conforms("anthropic", THINKING_USAGE, answer["usage"], "message usage")
+    assert answer["usage"]["output_tokens_details"] == {
+        "thinking_tokens": capable.USAGE["completion_tokens_details"]["reasoning_tokens"]}
     wire.done()
 
 
@@ -519,6 +535,10 @@ def test_messages_stream(wire):
     pings = [e for e in events if e["type"] == "ping"]
     assert all(e == {"type": "ping"} for e in pings), pings
     wire.events("anthropic", "MessageStreamEvent", events, "messages stream", skip=("ping",))
+    for label, usage in thinking_usages(events):
+        wire.conforms("anthropic", THINKING_USAGE, usage, f"{label} usage")
+    assert [u["output_tokens_details"] for _, u in thinking_usages(events)] == [
+        None, {"thinking_tokens": capable.USAGE["completion_tokens_details"]["reasoning_tokens"]}]
     wire.done()
 
 
@@ -533,6 +553,8 @@ def test_messages_refusal_and_token_limit(wire):
         wire.capable(True, calls=False, finish=finish)
         events = sse(wire.call("POST", "/v1/messages", messages_request(True), ANTHROPIC_HEADERS, stream=True))
         wire.events("anthropic", "MessageStreamEvent", events, f"{finish} stream", skip=("ping",))
+        for label, usage in [("message", answer["usage"])] + thinking_usages(events):
+            wire.conforms("anthropic", THINKING_USAGE, usage, f"{finish} {label} usage")
     wire.done()
 
 

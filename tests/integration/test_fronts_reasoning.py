@@ -130,6 +130,35 @@ def test_messages_gives_signed_thinking_blocks(fake, proxy, source, streamed):
     assert REASONING not in json.dumps(sent) and sent["messages"][1] == {"role": "assistant", "content": ANSWER}
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_messages_usage_always_says_its_thinking_tokens(fake, proxy, streamed):
+    """usage.output_tokens_details is always there, as Anthropic's API has it: the upstream's reasoning_tokens
+    (0 counted is 0), null where nothing counts them; in message_start (null: nothing counted yet) and
+    message_delta too."""
+    client = anthropic_sdk(proxy)
+    for details, expected in (({"completion_tokens_details": {"reasoning_tokens": 0}}, {"thinking_tokens": 0}),
+                              ({}, None)):
+        body = {"id": "c", "object": "chat.completion", "created": 1, "model": "m", "usage": {**USAGE, **details},
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}]}
+        if not streamed:
+            fake.add(Reply(body))
+            usages = [client.messages.create(model="m", max_tokens=100, messages=MSG).usage]
+        else:
+            base = {k: body[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+            fake.add(Stream([{**base, "choices": [{"index": 0, "delta": {"content": ANSWER}, "finish_reason": None}]},
+                             {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                             {**base, "choices": [], "usage": body["usage"]}, "[DONE]"]))
+            with client.messages.stream(model="m", max_tokens=100, messages=MSG) as s:
+                events = list(s)
+            usages = [e.message.usage for e in events if e.type == "message_start"]
+            usages += [e.usage for e in events if e.type == "message_delta"]
+            assert usages[0].output_tokens_details is None and "output_tokens_details" in usages[0].model_fields_set
+            usages = usages[1:]
+        assert len(usages) == 1 and "output_tokens_details" in usages[0].model_fields_set, usages
+        got = usages[0].output_tokens_details
+        assert (got and got.model_dump()) == expected, (details, got)
+
+
 def test_messages_leaves_thinking_out_unless_asked(fake, proxy):
     for source in SOURCES:
         fake.add(reply(source))

@@ -22,9 +22,9 @@ DIRECT = {"type": "direct"}
 
 def usage_to_messages(usage: Any, estimate: int | None = None) -> dict[str, Any]:
     """Chat usage as Messages usage, every field the API's Usage has: input_tokens excludes what was read from
-    the cache; output_tokens includes the reasoning, whose part output_tokens_details.thinking_tokens says (when
-    there was any); nothing written to a cache, no server tools, the standard tier (a chat upstream has none
-    other)."""
+    the cache; output_tokens includes the reasoning, whose part output_tokens_details.thinking_tokens says (the
+    upstream's reasoning_tokens; output_tokens_details is null when the upstream does not count them, as the API's
+    Usage allows); nothing written to a cache, no server tools, the standard tier (a chat upstream has none other)."""
     if not isinstance(usage, dict):
         usage, prompt, cached, output = {}, estimate or 0, 0, 0
     else:
@@ -35,14 +35,14 @@ def usage_to_messages(usage: Any, estimate: int | None = None) -> dict[str, Any]
            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
            "server_tool_use": None, "service_tier": "standard", "inference_geo": None}
     thinking = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
-    if type(thinking) is int and thinking > 0:
-        out["output_tokens_details"] = {"thinking_tokens": min(thinking, output)}
+    known = type(thinking) is int and thinking >= 0
+    out["output_tokens_details"] = {"thinking_tokens": min(thinking, output)} if known else None
     return out
 
 
 def delta_usage(usage: dict[str, Any]) -> dict[str, Any]:
-    """The cumulative usage a stream's message_delta carries (the API's MessageDeltaUsage fields, and the
-    reasoning's part of the output when there was any)."""
+    """The cumulative usage a stream's message_delta carries (the API's MessageDeltaUsage fields, the reasoning's
+    part of the output among them)."""
     return {k: usage[k] for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                                   "cache_read_input_tokens", "server_tool_use", "output_tokens_details")
             if k in usage}
