@@ -35,8 +35,8 @@ def usage_to_messages(usage: Any, estimate: int | None = None) -> dict[str, Any]
            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
            "server_tool_use": None, "service_tier": "standard", "inference_geo": None}
     thinking = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
-    known = type(thinking) is int and thinking >= 0
-    out["output_tokens_details"] = {"thinking_tokens": min(thinking, output)} if known else None
+    out["output_tokens_details"] = ({"thinking_tokens": min(thinking, output)}
+                                    if type(thinking) is int and thinking >= 0 else None)
     return out
 
 
