@@ -499,6 +499,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         super().flatten_mapping(node)
 
 
+def yaml_mistake(path: Path, exc: yaml.MarkedYAMLError) -> str:
+    """A YAML syntax error as one line naming the file, as the user gave it or as it was found, and the
+    line:column of the mistake (PyYAML's own message spreads it over several lines, the place last)."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    context = f" ({exc.context}" + (f" from line {exc.context_mark.line + 1}" if exc.context_mark else "") + ")" \
+        if exc.context else ""
+    return f"{where}: not valid YAML: {exc.problem or 'a syntax error'}{context}; fix that line of the file"
+
+
 class _RepeatedKey(ValueError):
     def __init__(self, key: Any, line: int) -> None:
         super().__init__(key, line)
@@ -512,6 +522,8 @@ def read_yaml(path: Path, label: str = "CONFIG_PATH") -> dict[str, Any]:
         raise SettingsError(f"{rep.key}: given twice in {path} (again on line {rep.line})") from None
     except ValueError as exc:  # too long, or not UTF-8
         raise SettingsError(f"{label}: {path} {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        raise SettingsError(yaml_mistake(path, exc)) from None
     except (OSError, yaml.YAMLError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SettingsError(f"{label}: cannot read {path}: {first_line}") from None
