@@ -6,8 +6,6 @@ every team-key request is refused with a 503 for as long as Redis is cut off."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 
@@ -18,7 +16,7 @@ from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.generating import generating
 from tests.integration.test_reservations import at_once, send
 from tests.integration.test_scale_out import instances
-from tests.integration.test_shared_redis import ADMIN, create, keys
+from tests.integration.test_shared_redis import ADMIN, create
 from tests.middlebox import Middlebox
 from tests.polling import poll
 from tests.redis_server import RedisServer
@@ -41,9 +39,9 @@ def redis_box():
 
 def usage(redis_url: str, name: str) -> tuple[int, int, float]:
     """(requests, tokens, dollars) the key's usage rows in Redis hold."""
-    rows = [r for r in csv.DictReader(io.StringIO(keys(redis_url, "usage", "--csv").stdout)) if r["key"] == name]
-    return (sum(int(r["requests"]) for r in rows), sum(int(r["input_tokens"]) + int(r["output_tokens"]) for r in rows),
-            sum(float(r["cost_usd"]) for r in rows))
+    from argoproxy.teamkeys.redis_store import RedisKeyStore
+    rows = [r for r in RedisKeyStore(redis_url).usage() if r[0] == name]
+    return sum(r[3] for r in rows), sum(r[4] + r[5] for r in rows), sum(r[6] for r in rows) / 1e9
 
 
 def test_a_key_that_spent_its_budget_stays_spent_while_redis_is_away(redis_box):
