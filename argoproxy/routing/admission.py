@@ -255,7 +255,7 @@ class Admission:
         c[self.p0 + pool * P_WIDTH + P_WAITING] -= 1
 
     # ------------------------------------------------------------ a place in the queue
-    def _place(self, c, pool: int, fslot: int, finish: int, candidates: list[int]) -> tuple[int, list[int]]:
+    def _place(self, c: memoryview, pool: int, fslot: int, finish: int, candidates: list[int]) -> tuple[int, list[int]]:
         """A free row, or, every row taken, the row of the newest waiter of the flow furthest over its share
         while this request's flow holds fewer than its own (the workers to wake: that waiter's); Refused 429
         when its flow holds its share already."""
@@ -283,7 +283,7 @@ class Admission:
         c[row + W_TICKET] = 0
         return row, [owner]
 
-    def _ousted(self, c, row: int, ticket: int) -> Refused:
+    def _ousted(self, c: memoryview, row: int, ticket: int) -> Refused:
         """What a waiter whose row another key's request took is answered (the taker left a note in the row;
         a row taken again before its waiter looked has lost it)."""
         if c[row + W_OUSTED] != ticket:
@@ -408,14 +408,14 @@ class Admission:
                         if c[row + W_STATE] == WAITING and c[row + W_POOL] == pool and c[row + W_FINISH] <= finish)
         return ahead * (sum(means) / len(means) / 1000) / slots
 
-    def _flow(self, c, pool: int, flow: str, now: float, weight: float) -> int:
+    def _flow(self, c: memoryview, pool: int, flow: str, now: float, weight: float) -> int:
         """The flow's cells (open addressing by a digest of pool and name), its weight noted; an idle flow's slot
         is reused."""
         slot = self._flow_slot(c, pool, flow, now)
         c[slot + F_WEIGHT] = max(1, min(MOST_UNITS, int(weight * SCALE)))
         return slot
 
-    def _flow_slot(self, c, pool: int, flow: str, now: float) -> int:
+    def _flow_slot(self, c: memoryview, pool: int, flow: str, now: float) -> int:
         name = f"{pool}\0{flow}".encode(errors="surrogatepass")  # a name may hold a lone surrogate (JSON allows one)
         tag = int.from_bytes(hashlib.blake2b(name, digest_size=7).digest(), "big") or 1
         vtime = c[self.p0 + pool * P_WIDTH + P_VTIME]
