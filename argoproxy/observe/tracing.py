@@ -506,11 +506,6 @@ class Tracing:
         cost = out.cost
         if cost is not None:  # where the proxy prices calls: an unpriced model flagged, never recorded as free
             server.cost = cost.nanos / 1e9 if cost.priced else False
-        if self.content and op:
-            attributes.update(self.content_attributes(call))
-
-    def content_attributes(self, call: Call) -> dict[str, str]:
-        """TRACING_CONTENT: the messages asked and answered, configured secrets replaced."""
         asked = plan.asked
         worst = asked.read_worst if asked is not None else None
         if worst is not None:  # the meter's worst case, as a limit reserved it and the fair queue weighed it
@@ -518,6 +513,11 @@ class Tracing:
             nanos = asked.read_nanos if asked is not None else None
             if nanos is not None:
                 attributes["cot_proxy.reservation.usd"] = nanos / 1e9
+        if self.content and op:
+            attributes.update(self.content_attributes(call))
+
+    def content_attributes(self, call: Call) -> dict[str, str]:
+        """TRACING_CONTENT: the messages asked and answered, configured secrets replaced."""
         out = {}
         asked = genai.input_messages(call.plan.body, call.plan.kind)
         if asked is not None:
@@ -528,11 +528,6 @@ class Tracing:
         return out
 
 
-def attempt_error(error: BaseException, url: str) -> str:
-    """error.type of an attempt that got no answer: the code the client would read for it (the same on both
-    transports: upstream_connection_refused, upstream_timeout...), else the exception's class."""
-    if isinstance(error, ProxyError) and error.code:
-        return error.code
 def metered(used: Any) -> Callable[..., Any]:
     """genai_attributes.answered with the meter's reading of the answer (the fast path's encoder asks it for an
     answer it does not write itself)."""
@@ -541,6 +536,11 @@ def metered(used: Any) -> Callable[..., Any]:
     return general
 
 
+def attempt_error(error: BaseException, url: str) -> str:
+    """error.type of an attempt that got no answer: the code the client would read for it (the same on both
+    transports: upstream_connection_refused, upstream_timeout...), else the exception's class."""
+    if isinstance(error, ProxyError) and error.code:
+        return error.code
     if isinstance(error, TRANSPORT_ERRORS):
         return transport_error(error, url, (0.0, 0.0)).code or "upstream_error"
     kind = type(error)

@@ -106,6 +106,8 @@ class Plan:
     exchange: object = None  # a front door's translation state (pipeline/door_api.py's DoorExchange; the door's
     # answer encoder knows its type), while its answer is translated back
     meter: Meter | None = None  # a chat stream under a token budget or that costs money (pipeline/stream_usage.py)
+    asked: Asked | None = None  # the request as the meter reads it: its worst case, read once and only when a
+    # limit, the fair queue or a trace needs it (argoproxy/meter/)
     key_limit: KeyLimit | None = None  # the key_limits budget this call counts against
     team_key: KeyRecord | None = None  # the team key admitted (teamkeys/)
     limit_lease: Held | None = None  # what the key_limits admission holds until the call ends (routing/key_limits.py)
@@ -113,8 +115,6 @@ class Plan:
     key_name: str | None = None  # the team key recognised, admitted or refused (the status page names it)
     backend_state: object = None  # the backend's own, from its prepare (each backend knows its type)
     adapted: list[str] = field(default_factory=list)  # X-Adapted-Params: what was changed to fit the model
-    asked: Asked | None = None  # the request as the meter reads it: its worst case, read once and only when a
-    # limit, the fair queue or a trace needs it (argoproxy/meter/)
     kept_alive: bool = False  # routed: keepalives run around all attempts, not per attempt
 
     def touch(self, *keys: str) -> None:
@@ -179,6 +179,7 @@ class Outcome:
     facts: AnswerFacts | None = None  # TRACING on: what the upstream's answer said of itself (id, model, finish reasons)
     price_source: PriceSource | None = None  # how the deployment that answered is priced (its exchange's)
     cost: Cost | None = None  # what the call cost, priced once as it ended (None: no usage to price)
+    used: Used | None = None  # the meter's one reading of the answer (tokens, cost) that every record takes
     observed: bool = False
 
 
@@ -186,7 +187,6 @@ class Call:
     """One request: its three phases."""
 
     __slots__ = ("client", "plan", "outcome")
-    used: Used | None = None  # the meter's one reading of the answer (tokens, cost) that every record takes
 
     def __init__(self, client: ClientRequest, plan: Plan) -> None:
         self.client = client

@@ -52,8 +52,8 @@ from argoproxy.meter.worst import OPENAI, Asked, Worst, supplied
 from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing, sanitize_message
-from argoproxy.upstream.answer_bounds import MAX_PROBE_ANSWER
 from argoproxy.upstream.local_server import asker
+from argoproxy.upstream.answer_bounds import MAX_PROBE_ANSWER
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, Upstream, replayable, stream_error
 from argoproxy.upstream.relay import error_headers, redirect_error
 from argoproxy.upstream.wire import (UpstreamRequest, UpstreamResponse, describe_host, framed, read_chunks,
@@ -94,10 +94,10 @@ class Gateway:
         self.team_keys = team_keys  # auth on: team keys (argoproxy/teamkeys/)
         self.stored = stored  # stored responses (argoproxy/state/)
         self.contexts = ModelContexts(self.listed_models)  # the models' contexts, for reservations (read when asked)
+        self.image_tokens = settings.meter_image_tokens  # Bounds: an image of a model of no known family
         self.guard = Guard(settings, self)  # the one guard every upstream-bound request passes
         self.completes = type(backend).complete is not Backend.complete  # asked only of a backend that has it
         base_url = entry_url(settings, ModelEntry("*", settings.backend))
-        self.image_tokens = settings.meter_image_tokens  # Bounds: an image of a model of no known family
         self.served_by = describe_host(base_url)  # X-Served-By
         # its models' prices (prices/pricer.py); a local server may say it is one (upstream/local_server.py)
         says_local = asker(base_url, settings.openai_api_key) if providers.get(settings.backend).local_servers else None
