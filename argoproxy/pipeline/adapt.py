@@ -16,8 +16,11 @@ from typing import Any
 from argoproxy.pipeline.capabilities import Caps
 
 EFFORT_ORDER = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
-# thinking.budget_tokens -> effort, for models that take only an effort: below 4096 low, below 16384 medium.
+# A thinking budget (Messages' budget_tokens, Google's thinkingBudget) -> effort, for models that take only an
+# effort: below 4096 low, below 16384 medium, else high (docs/client-apis.md has the table and its reasons).
 BUDGET_STEPS = ((4096, "low"), (16384, "medium"))
+REASONING_OFF = "none"  # OpenAI's spelling; adapt moves it to the nearest value a model takes
+REASONING_DEFAULT = "medium"  # "on, at the model's default": OpenAI's default effort
 DROPPED = "dropped"
 
 
@@ -58,7 +61,7 @@ def _thinking(body: dict[str, Any], caps: Caps, where: Shape, changes: list[str]
         del body["thinking"]
         changes.append("thinking=dropped")
         if kind == "enabled" and _effort_of(body, where) is None and caps.effort != ():
-            effort = _closest(_budget_effort(budget), caps.effort)
+            effort = _closest(budget_effort(budget), caps.effort)
             _set_effort(body, where, effort)
             changes.append(f"{_effort_name(where)}={effort}")
         return
@@ -79,12 +82,23 @@ def _effort(body: dict[str, Any], caps: Caps, where: Shape, changes: list[str]) 
         changes.append("thinking=dropped")
 
 
-def _budget_effort(budget: Any) -> str:
+def budget_effort(budget: Any) -> str:
+    """The effort a thinking budget in tokens stands for (BUDGET_STEPS)."""
     if isinstance(budget, int) and not isinstance(budget, bool):
         for below, effort in BUDGET_STEPS:
             if budget < below:
                 return effort
     return "high"
+
+
+def thinking_effort(kind: Any, budget: Any = None) -> str | None:
+    """The reasoning_effort a door's thinking switch means: `enabled` with a budget, `adaptive`, `disabled`
+    (Messages' thinking.type; the Google door says the same of its thinkingConfig); None for none of them."""
+    if kind == "enabled":
+        return budget_effort(budget) if budget is not None else REASONING_DEFAULT
+    if kind == "adaptive":
+        return REASONING_DEFAULT
+    return REASONING_OFF if kind == "disabled" else None
 
 
 def _closest(effort: str, taken: tuple[str, ...] | None) -> str:

@@ -288,6 +288,11 @@ class FakeOpenAI:
             messages = request.get("messages")
         except (ValueError, AttributeError):
             return None
+        model = request.get("model")
+        if isinstance(model, str) and model.startswith(("gpt-4o", "gpt-4.1")) and "reasoning_effort" in request:
+            return Reply({"error": {"message": "Unsupported parameter: 'reasoning_effort' is not supported with this "
+                                    "model.", "type": "invalid_request_error", "param": "reasoning_effort",
+                                    "code": "unsupported_parameter"}}, status=400)  # as OpenAI's API answers
         fmt = request.get("response_format")
         if isinstance(fmt, dict) and fmt.get("type") not in (None, "text", "json_object") and not self.accepts_json_schema:
             ctx = {"expected": "'text' or 'json_object'"}

@@ -103,6 +103,7 @@ class DashScopeUpstream(Upstream):
 
     def text(self, text: str) -> None:
         self.ds.reply = text
+        self.ds.reasoning = ""  # the text holds all the model thinks (in <think>), asked for thinking or not
         self.ds.tool_calls = False
 
     def tool_call(self, stream: bool = False, name: str = "get_weather", arguments: str = '{"city": "Paris"}') -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from argoproxy.fronts.messages import MessagesFront
 from argoproxy.fronts.responses import ResponsesFront
-from argoproxy.pipeline.adapt import CHAT, adapt_request, refused_param
+from argoproxy.pipeline.adapt import CHAT, adapt_request, refused_param, thinking_effort
 
 MESSAGES, RESPONSES = MessagesFront.native_shape, ResponsesFront.native_shape  # the doors' own bodies
 from argoproxy.pipeline.capabilities import CapabilityTable, Caps, builtin_table, parse_overrides, squashed
@@ -215,3 +215,12 @@ def test_which_backend_a_family_applies_to_is_the_providers_data():
     assert not any("(ARGO)" in f.caps.family for f in model_families.families_for("openai"))
     names = [f.caps.family for f in model_families.all_families()]
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("kind, budget, effort", [
+    ("enabled", 1024, "low"), ("enabled", 4095, "low"), ("enabled", 4096, "medium"), ("enabled", 16383, "medium"),
+    ("enabled", 16384, "high"), ("enabled", None, "medium"), ("adaptive", None, "medium"),
+    ("disabled", None, "none"), ("other", None, None), (None, None, None)])
+def test_a_doors_thinking_switch_as_reasoning_effort(kind, budget, effort):
+    """docs/client-apis.md's table: the effort a thinking switch and budget stand for."""
+    assert thinking_effort(kind, budget) == effort

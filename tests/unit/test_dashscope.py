@@ -59,6 +59,19 @@ def test_encode_chat_non_stream_and_field_adjustments() -> None:
     assert both["parameters"]["max_tokens"] == 10
 
 
+@pytest.mark.parametrize("effort, on", [("low", True), ("medium", True), ("high", True), ("none", False)])
+def test_reasoning_effort_becomes_enable_thinking(effort: str, on: bool) -> None:
+    """What the Messages and Google doors' thinking becomes reaches DashScope as its own switch."""
+    params = ds.encode_chat({"model": "qwen-plus", "messages": MESSAGES, "reasoning_effort": effort}, True)["parameters"]
+    assert params["enable_thinking"] is on and "reasoning_effort" not in params
+    # DashScope refuses thinking on in a call that does not stream: there only "off" is said
+    whole = ds.encode_chat({"model": "qwen-plus", "messages": MESSAGES, "reasoning_effort": effort}, False)
+    assert whole["parameters"].get("enable_thinking") is (None if on else False)
+    # the client's own enable_thinking wins
+    own = {"model": "qwen-plus", "messages": MESSAGES, "reasoning_effort": effort, "enable_thinking": not on}
+    assert ds.encode_chat(own, True)["parameters"]["enable_thinking"] is (not on)
+
+
 def test_openai_model_names_become_qwen_models() -> None:
     """Seed 004's protocol-conversion example: gpt-4 is sent to DashScope as qwen-max."""
     encoded = ds.encode_chat({"model": "gpt-4", "messages": MESSAGES, "temperature": 0.7}, stream=False)

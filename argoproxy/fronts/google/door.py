@@ -26,7 +26,8 @@ RENAMED = {"temperature": "generationConfig.temperature", "top_p": "generationCo
            "stop": "generationConfig.stopSequences", "seed": "generationConfig.seed",
            "presence_penalty": "generationConfig.presencePenalty",
            "frequency_penalty": "generationConfig.frequencyPenalty", "messages": "contents", "tools": "tools",
-           "response_format": "generationConfig.responseMimeType"}
+           "response_format": "generationConfig.responseMimeType",
+           "reasoning_effort": "generationConfig.thinkingConfig"}
 SSE_END = b"\r\n\r\n"  # Google ends its SSE events with CRLF pairs; every SSE reader takes them
 
 

@@ -1,6 +1,7 @@
 """A generateContent (or countTokens) request -> the internal chat-completions request: its contents as chat
 messages, each functionResponse matched back to the call it answers (CallBook), its generationConfig as chat
-parameters. Thought parts in the history are dropped (a chat upstream cannot take them back).
+parameters (thinkingConfig as reasoning_effort: docs/client-apis.md's table). Thought parts in the history are
+dropped (a chat upstream cannot take them back).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from argoproxy.fronts.front import DoorArgs
 from argoproxy.fronts.google.fields import (bad, has_key, integer, list_field, number, object_field, string_field,
                                             typed, value_of, whole_number)
 from argoproxy.fronts.google.tools import format_to_chat, tool_config_to_chat, tools_to_chat
+from argoproxy.pipeline.adapt import thinking_effort
 
 
 THINKING_LEVELS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high"}
@@ -268,7 +270,12 @@ def generation_to_chat(config: dict[str, Any], chat: dict[str, Any]) -> None:
         chat["response_format"] = response_format
     thinking = object_field(config, "thinkingConfig", at) or {}
     typed(thinking, "includeThoughts", "a boolean", f"{at}thinkingConfig.")
-    whole_number(thinking, "thinkingBudget", f"{at}thinkingConfig.")  # no chat equivalent: left out
+    budget = whole_number(thinking, "thinkingBudget", f"{at}thinkingConfig.")
+    if budget is not None and budget < -1:
+        raise bad("must be -1 (dynamic), 0 (off) or a number of tokens.", f"{at}thinkingConfig.thinkingBudget")
+    if budget is not None:  # 0: off, -1: dynamic (on, at the model's default), else a budget in tokens
+        chat["reasoning_effort"] = thinking_effort("disabled" if budget == 0 else
+                                                   "adaptive" if budget < 0 else "enabled", budget)
     level = string_field(thinking, "thinkingLevel", f"{at}thinkingConfig.")
     if level is not None:
         if level.lower() not in THINKING_LEVELS:

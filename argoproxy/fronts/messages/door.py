@@ -22,7 +22,8 @@ LOOKS_MESSAGES = re.compile(r"(?i)^/v1/(?:[^?#]*/)?messages(?:[;%/?#]|$)")
 
 class MessagesFront(Front):
     name = "messages"
-    renamed = {"stop": "stop_sequences", "user": "metadata.user_id", "response_format": "output_config.format"}
+    renamed = {"stop": "stop_sequences", "user": "metadata.user_id", "response_format": "output_config.format",
+               "reasoning_effort": "thinking"}
     routes = (DoorRoute("v1/messages", "messages", bare=True),
               DoorRoute("v1/messages/count_tokens", "count_tokens", bare=True))
     forwarded_prefixes = (("v1", "messages"), ("messages",))  # Anthropic's message batches, forwarded

@@ -1,6 +1,6 @@
 """A Messages create (or count_tokens) request -> the internal chat-completions request: the model and
-max_tokens, the system prompt and the turns (content.py), the tools (tools.py), stop sequences, sampling, the user
-and the output format."""
+max_tokens, the system prompt and the turns (content.py), the tools (tools.py), stop sequences, sampling, the user,
+the output format and the reasoning effort."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from argoproxy.fronts.messages.content import message_to_chat
 from argoproxy.fronts.messages.errors import bad
 from argoproxy.fronts.messages.shapes import COUNT_REQUEST, REQUEST, cache_control, text_fields
 from argoproxy.fronts.messages.tools import tool_choice_to_chat, tool_names, tools_to_chat
+from argoproxy.pipeline.adapt import REASONING_OFF, thinking_effort
 
 
 # The fields Anthropic's document types without null (it allows null for cache_control, container and
@@ -97,7 +98,7 @@ def tools_to_request(body: Mapping[str, Any], chat: dict[str, Any], dropped: dic
 
 
 def options_to_chat(body: Mapping[str, Any], chat: dict[str, Any]) -> None:
-    """Stop sequences, sampling, the user, the output format; thinking's type checked."""
+    """Stop sequences, sampling, the user, the output format, the reasoning effort thinking asks for."""
     stops = body.get("stop_sequences")
     if stops:
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
@@ -113,9 +114,23 @@ def options_to_chat(body: Mapping[str, Any], chat: dict[str, Any]) -> None:
     response_format = output_format(body)
     if response_format is not None:
         chat["response_format"] = response_format
+    effort = reasoning_effort(body)
+    if effort is not None:
+        chat["reasoning_effort"] = effort
+
+
+def reasoning_effort(body: Mapping[str, Any]) -> str | None:
+    """`thinking` as the chat request's reasoning_effort (adapt.thinking_effort; docs/client-apis.md's table):
+    with thinking on, output_config.effort (Claude Code sends it with adaptive thinking) says how much."""
     thinking = obj(body, "thinking", "thinking", bad)
-    if thinking is not None:
-        string(thinking, "type", "thinking.type", bad, required=True)
+    if thinking is None:
+        return None
+    kind = string(thinking, "type", "thinking.type", bad, required=True)
+    effort = thinking_effort(kind, thinking.get("budget_tokens"))
+    asked = (body.get("output_config") or {}).get("effort")
+    if effort not in (None, REASONING_OFF) and isinstance(asked, str):
+        return asked
+    return effort
 
 
 def output_format(body: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -89,6 +89,13 @@ def encode_chat(body: dict[str, Any], stream: bool) -> dict[str, Any]:
     if "max_completion_tokens" in parameters:
         budget = parameters.pop("max_completion_tokens")
         parameters.setdefault("max_tokens", budget)
+    # DashScope's switch for Qwen's reasoning is enable_thinking: an effort turns it on, "none" off. DashScope
+    # refuses it on for a call that does not stream (there the model's default stays).
+    if "reasoning_effort" in parameters:
+        effort = parameters.pop("reasoning_effort")
+        on = effort != "none"
+        if isinstance(effort, str) and (stream or not on):
+            parameters.setdefault("enable_thinking", on)
     # DashScope rejects top_p == 1 (range is (0, 1)); one-api clamps it the same way.
     if isinstance(parameters.get("top_p"), (int, float)) and parameters["top_p"] >= 1:
         parameters["top_p"] = 0.9999
