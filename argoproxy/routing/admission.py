@@ -21,9 +21,10 @@ flow furthest over its share, which is answered 429 queue_full naming its places
 flow holds its share already is answered so itself.
 
 Everything lives in cells the worker processes share (argoproxy/shared_cells.py; the layout:
-routing/admission_cells.py), under one flock: counts in flight, limits, flows and the waiters' table. A waiter sleeps until the worker that changes its row (a slot granted, its place
-taken) wakes it (routing/admission_wakeups.py), looking at its client's socket every LOOK_SECONDS meanwhile; so
-the queue is one queue per instance, whichever worker a request arrived on. Across replicas each
+routing/admission_cells.py), under one flock: counts in flight, limits, flows and the waiters' table. A waiter
+sleeps until the worker that changes its row (a slot granted, its place taken) wakes it
+(routing/admission_wakeups.py), its client's socket watched (or looked at every LOOK_SECONDS) meanwhile; so the
+queue is one queue per instance, whichever worker a request arrived on. Across replicas each
 instance keeps its own (docs/admission.md: the arithmetic). What each worker holds is also in a ledger of its
 own, so that the master gives a killed worker's slots back (admission_cells.release_dead_worker).
 """
