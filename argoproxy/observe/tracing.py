@@ -93,7 +93,7 @@ class Sdk(PerProcess):
     # takes the records themselves (`records_to`; serve/build.py hands it: FAST_PATH=on). Either reads the
     # collector's answers up to MAX_COLLECTOR_ANSWER (upstream/answer_bounds.py)
     batching: Callable[[int, int], SpanProcessor] = staticmethod(lambda most, size: BatchSpanProcessor(
-        OTLPSpanExporter(**collector_session(requests.Session())), max_queue_size=most, max_export_batch_size=size))
+        OTLPSpanExporter(session=collector_session(requests.Session()).get("session")), max_queue_size=most, max_export_batch_size=size))
 
     def __init__(self) -> None:
         super().__init__()

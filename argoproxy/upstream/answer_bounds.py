@@ -56,8 +56,10 @@ class CappedAdapter(HTTPAdapter):
         super().__init__(**options)
         self.limit = limit
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False, **options: Any) -> requests.Response:
-        response = super().send(request, stream=True, **options)
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: float | tuple[float | None, float | None] | None = None, verify: bool | str = True,
+             cert: str | tuple[str, str] | None = None, proxies: dict[str, str] | None = None) -> requests.Response:
+        response = super().send(request, stream=True, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
         if not stream:
             response.raw = io.BytesIO(read_capped(response, self.limit, whole=False))
         return response
