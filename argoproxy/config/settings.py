@@ -654,13 +654,13 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
     # Routing's own: fallbacks that look configured and do nothing were the misleading case.
     **{name: (lambda s: bool(s.models), "MODELS is not set (they apply to its deployments)")
        for name in ("fallbacks", "cooldown_seconds", "health_probe_seconds", "routing_strategy", "max_concurrency")},
-    "meter_image_tokens": (lambda s: s.enable_auth or bool(s.key_limits) or admission_on(s),
-                           "no limit reads a request's worst case (ENABLE_AUTH off, no key_limits, admission off)"),
     **{name: (lambda s: admission_on(s), "no deployment has a concurrency limit (MAX_CONCURRENCY or an entry's "
                                          "max_concurrency): admission is off")
        for name in ("admission_max_wait", "admission_key_share", "admission_weights", "admission_queue_size")},
     "self_hosted": (lambda s: not s.models or any(not e.base_url and e.backend == s.backend for e in s.models),
                     "every `models` entry names its own upstream (an entry says `self_hosted: true` itself)"),
+    "meter_image_tokens": (lambda s: s.enable_auth or bool(s.key_limits) or admission_on(s),
+                           "no limit reads a request's worst case (ENABLE_AUTH off, no key_limits, admission off)"),
     "journal_body_bytes": (lambda s: bool(s.log_dir), "LOG_DIR is not set (no journals are written)"),
     "metrics_public": (lambda s: s.enable_auth, "enable_auth is off (/metrics is open to every client anyway)"),
     "fronts_passthrough": (lambda s: s.backend == "openai" or bool(s.models), "only the openai backend passes "
