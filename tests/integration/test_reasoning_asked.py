@@ -127,3 +127,30 @@ def test_google_thinking_budget_below_dynamic_is_refused(fake, proxy):
             config=types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=-2)))
     assert getattr(caught.value, "code", None) == 400 and "thinkingBudget" in str(caught.value)
     assert sent(fake) == []
+
+
+def test_google_returned_reasoning_is_a_thought_part_with_its_tokens(fake, proxy):
+    fake.reset()
+    fake.add(Reply({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 20, "total_tokens": 25,
+                              "completion_tokens_details": {"reasoning_tokens": 12}},
+                    "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                        "role": "assistant", "content": "Hello!", "reasoning_content": REASONING}}]}))
+    client = google_sdk(proxy)
+    config = types.ThinkingConfig(thinking_budget=20000, include_thoughts=True)
+    answer = client.models.generate_content(model="m", contents="Say hello",
+                                            config=types.GenerateContentConfig(thinking_config=config))
+    parts = answer.candidates[0].content.parts
+    assert [(p.thought, p.text) for p in parts] == [(True, REASONING), (None, "Hello!")]
+    assert answer.usage_metadata.thoughts_token_count == 12
+    assert [b["reasoning_effort"] for b in sent(fake)] == ["high"]
+
+
+def test_messages_streamed_thinking_becomes_reasoning_effort(fake, proxy):
+    """Claude Code streams every turn."""
+    fake.reset()
+    with anthropic_sdk(proxy).messages.stream(model="m", max_tokens=10000, messages=MSG,
+                                              thinking={"type": "enabled", "budget_tokens": 8000}) as stream:
+        message = stream.get_final_message()
+    assert message.content[-1].text
+    assert [(b["reasoning_effort"], b["stream"]) for b in sent(fake)] == [("medium", True)]
