@@ -86,11 +86,14 @@ SettingsOf = Callable[[dict[str, Any]], Any]
 
 
 def open_cli_store(args: argparse.Namespace, settings_of: SettingsOf) -> Any:
-    """The store the proxy reads: --keys-db, else Redis when REDIS_URL is set, else the settings' keys_db."""
+    """The store the proxy reads: --keys-db, else Redis when REDIS_URL is set, else the settings' keys_db.
+    Whether those settings turn auth on is kept on `args.auth_on` (None: --keys-db, no settings read)."""
+    args.auth_on = None
     if args.keys_db:
         return SQLiteKeyStore(args.keys_db)
     flags = {"config_path": args.config} if args.config else {}
     settings = settings_of(flags)
+    args.auth_on = getattr(settings, "enable_auth", None)  # a stand-in Settings may leave it out
     if settings.redis_url:
         from argoproxy.teamkeys.redis_store import RedisKeyStore
         return RedisKeyStore(settings.redis_url)
@@ -135,7 +138,17 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     from argoproxy.redaction import mask_url
     print(f"# key {record.name!r} created in {mask_url(str(store.path))}; it is shown only now (the store keeps its hash).",
           file=sys.stderr)
+    warn_auth_off(args)
     return 0
+
+
+def warn_auth_off(args: argparse.Namespace) -> None:
+    """A key made while auth is off does nothing: said, not refused, since keys are often made first and auth
+    turned on after (refusing would make that order impossible)."""
+    if args.auth_on is False:
+        print("cot_proxy: warning: auth is off (ENABLE_AUTH is not set here or in the config file), so the proxy "
+              "takes every request without a key and this key's limits do nothing: start the proxy with "
+              "ENABLE_AUTH=true (or enable_auth: true in config.yaml) to require keys", file=sys.stderr)
 
 
 def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
