@@ -43,6 +43,13 @@ class Waiter(threading.Thread):
 STARTED: list[Waiter] = []
 
 
+def settled(a) -> bool:
+    """Each waiter started is waiting in its own row or has its answer (one whose place was taken has noticed)."""
+    waiters = dict(a.wakeups.waiters)
+    return len(waiters) == sum(not x.done.is_set() for x in STARTED if x.a is a) and \
+        not any(a._changed(row, ticket) for ticket, (row, _) in waiters.items())
+
+
 def queue(a, flows: list[tuple[str, float]]) -> list[Waiter]:
     """Waiters started one after the other, each in its place (or refused) before the next starts."""
     waiters = []
@@ -51,7 +58,7 @@ def queue(a, flows: list[tuple[str, float]]) -> list[Waiter]:
         w.start()
         waiters.append(w)
         STARTED.append(w)
-        wait_until(lambda: len(a.wakeups.waiters) == sum(not x.done.is_set() for x in STARTED if x.a is a))
+        wait_until(lambda: settled(a))
     return waiters
 
 
