@@ -42,6 +42,8 @@ def request_to_chat(body: dict[str, Any], *, count_only: bool = False,
         chat["max_tokens"] = max_tokens
     tools_to_request(body, chat, dropped)
     options_to_chat(body, chat)
+    if count_only:
+        chat.pop("reasoning_effort", None)  # a count asks for no answer
     if boolean(body, "stream", "stream", bad) and not count_only:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}

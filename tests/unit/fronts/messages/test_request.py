@@ -147,3 +147,15 @@ def test_server_tools_are_dropped_and_named():
                                       {"name": "Read", "input_schema": {"type": "object"}}],
                             "tool_choice": {"type": "tool", "name": "web_search"}})
     assert chat["tool_choice"] == "auto"  # forcing a tool that was left out: the model chooses
+
+
+@pytest.mark.parametrize("extra, effort", [
+    ({"thinking": {"type": "enabled", "budget_tokens": 4096}}, "medium"),
+    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}, "high"),
+    ({"thinking": {"type": "disabled"}, "output_config": {"effort": "high"}}, "none"),  # off stays off
+    ({"output_config": {"effort": "high"}}, None),  # no thinking asked for: no reasoning
+])
+def test_thinking_as_reasoning_effort(extra, effort):
+    body = {"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}], **extra}
+    assert request_to_chat(body).get("reasoning_effort") == effort
+    assert "reasoning_effort" not in request_to_chat(body, count_only=True)  # a count asks for no answer
