@@ -198,6 +198,17 @@ def own_key(settings: Settings) -> str | None:
 
 # ---- running the agent ----
 
+def refusal(url: str, key: str, settings: Settings) -> str:
+    """Why the proxy refused the agent's key, and what to do: the cause depends on where the key came from."""
+    if key == NO_KEY:
+        return (f"the proxy at {url} asks for a key, but auth is off in this shell's settings (no ENABLE_AUTH), so "
+                f"run has none to give: set {USER_KEY_ENV} to your key (`cot-proxy keys create NAME` makes one)")
+    if key == os.environ.get(USER_KEY_ENV):
+        return f"the proxy at {url} refused your key ({USER_KEY_ENV}): is it a key of this proxy's?"
+    return (f"the proxy at {url} refused the run's key: does it read the key store of these settings "
+            "(KEYS_DB, REDIS_URL)?")
+
+
 def scratch_base() -> Path:
     """Where a run's temporary configs go: the user's runtime directory, else ~/.cache/cot_proxy/run. Not /tmp:
     Gemini CLI ignores a settings file in a directory others can write to, or below one."""
@@ -245,8 +256,7 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
             models = list(dict.fromkeys([model, *models_named(agent, agent_args)]))
             run_key = for_run(settings, key, key in admin, models, agent.name)
             if not accepts(url, run_key.key):
-                raise Refused(f"the proxy at {url} refused the run's key: does it read the key store of these settings "
-                              "(KEYS_DB, REDIS_URL)?")
+                raise Refused(refusal(url, run_key.key, settings))
             setup = agent.setup(Target(url, run_key.key, model), agent_args, scratch, program)
             write_files(setup)
             say(f"{agent.title} -> {url} ({agent.door}), model {model}, key: {run_key.where}")

@@ -59,8 +59,9 @@ def store_name(settings: Settings) -> str:
 def for_run(settings: Settings, user_key: str, admin: bool, models: list[str], agent: str) -> RunKey:
     """The agent's key for these models (see the module's docstring). `user_key`: the key run itself uses;
     `admin`: it is the operator's (API_KEY_SECRET, API_KEY_FILE, or the one a proxy started here was given)."""
-    if not settings.enable_auth:
-        return RunKey(NO_KEY, "no key (auth is off)")
+    if not settings.enable_auth:  # here: a proxy of the user's may still want one (started with ENABLE_AUTH)
+        return RunKey(NO_KEY, "no key (auth is off)") if user_key == NO_KEY else \
+            RunKey(user_key, "your client key (COT_PROXY_KEY)")
     try:
         store = open_store(settings)
         if not admin:

@@ -276,6 +276,32 @@ def test_a_team_key_user_hands_the_agent_that_key_and_no_other(user_proxy, tmp_p
     assert run_keys(db) == before and "your client key (COT_PROXY_KEY), with its own limits" in result.stderr
 
 
+@pytest.mark.parametrize("with_key", [True, False], ids=["COT_PROXY_KEY", "no-key"])
+def test_a_second_shell_without_enable_auth_uses_cot_proxy_key(user_proxy, tmp_path, with_key):
+    """The README's team block in two shells: the proxy runs with auth on in the first; the second has no
+    ENABLE_AUTH, only COT_PROXY_KEY. run hands the agent that key (it uses it whenever it is set); with none, it
+    says that the proxy wants a key and how to give one, not that the key store is wrong."""
+    proxy, db = user_proxy
+    made = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "keys", "--keys-db", str(db), "create",
+                           f"bob-{tmp_path.name}", "--models", "fake-*"], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    agent_dir = tmp_path / "bin"
+    fake_agent(agent_dir)
+    env = user_environment(tmp_path, agent_dir, PORT=str(proxy.port), KEYS_DB=str(db),
+                           **({"COT_PROXY_KEY": made.stdout.strip()} if with_key else {}))
+    del env["API_KEY_SECRET"], env["ENABLE_AUTH"]
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    result = _bounded([*RUN, "--", "claude"], env, workdir, 120)
+    assert "KEYS_DB" not in result.stderr, result.stderr
+    if with_key:
+        assert result.returncode == 0, result.stderr
+        assert agent_report(tmp_path)["env"]["ANTHROPIC_AUTH_TOKEN"] == made.stdout.strip()
+    else:
+        assert result.returncode != 0 and not agent_report(tmp_path)
+        assert "set COT_PROXY_KEY" in result.stderr, result.stderr
+
+
 # ---- the listener ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("relaying", [False, True], ids=["answering", "relaying-to-the-real-proxy"])
