@@ -69,6 +69,9 @@ def main(argv: list[str], settings_of: SettingsOf, prog: str = "cot-proxy") -> i
 
 
 def create(store: Any, args: argparse.Namespace) -> int:
+    if args.name.lower() == "none":  # `keys update NAME --team none` leaves a team: such a team could not be joined
+        raise ValueError("the team name 'none' is reserved (`keys update NAME --team none` takes a key out of its "
+                         "team): choose another name")
     team = TeamRecord(parse_name(args.name, "team"), parse_models(args.models or ""),
                       parse_count(args.rpm, "--rpm") if args.rpm else 0,
                       parse_count(args.tpm, "--tpm") if args.tpm else 0,

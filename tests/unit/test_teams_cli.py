@@ -108,6 +108,15 @@ def test_what_names_no_team_or_an_existing_one_is_refused(where, capsys):
     assert "nothing to change" in capsys.readouterr().err
 
 
+def test_a_team_cannot_be_named_none(where, capsys):
+    """`keys update NAME --team none` takes a key out of its team: a team named so (any case) could never be
+    joined that way, and create's own hint would say it could."""
+    for name in ("none", "None", "NONE"):
+        assert run(where, "teams", "create", name) == 2
+        assert "'none' is reserved" in capsys.readouterr().err
+    assert not list(store_of(where).teams())
+
+
 def test_models_that_meet_nowhere_are_warned_of(where, capsys):
     assert run(where, "teams", "create", "lab", "--models", "gpt-4o*") == 0
     assert run(where, "keys", "create", "alice", "--team", "lab", "--models", "llama*") == 0
