@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -49,8 +50,14 @@ def request_logger() -> Callable[[Call], None]:
         log.debug("%s /%s model=%s status=%s %.1fms in=%dB out=%dB stream=%s id=%s%s%s", call.client.method,
                   call.client.path, call.plan.model or "-", call.outcome.status, duration, len(call.plan.raw_body),
                   call.outcome.bytes_out, call.plan.return_mode, call.client.request_id,
-                  f" client_id={client}" if client else "", _upstream_details(call))
+                  f" client_id={_one_field(client)}" if client else "", _upstream_details(call))
     return observe
+
+
+def _one_field(text: str) -> str:
+    """A client's text as one field of the line: quoted, JSON-style, when it holds a space, '=', a quote or a
+    backslash, so that `X-Request-ID: x id=<another request's id>` cannot add fields to it."""
+    return json.dumps(text) if any(c in text for c in ' ="\\') else text
 
 
 def _upstream_details(call: Call) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,21 @@ def test_an_insane_client_id_is_not_echoed(traced):
                       timeout=30)
     assert r.status_code == 200, r.text
     assert r.headers["X-Request-ID"] == r.headers["X-Cot-Proxy-Request-ID"]
+
+
+def test_a_client_id_cannot_add_fields_to_the_debug_line(traced):
+    """`X-Request-ID: x id=<another request's id> status=200` stays one field (client_id, quoted): read as logfmt,
+    the line's `id` is the proxy's own and its status the real one."""
+    fake, proxy, receiver, logs = traced
+    fake.add(Reply(chat_completion("hello")))
+    forged = 'x id=0123456789abcdef0123456789abcdef status=500 q"uote'
+    r = requests.post(proxy.base_url + "/chat/completions", json=CHAT, headers={"X-Request-ID": forged}, timeout=30)
+    assert r.status_code == 200, r.text
+    own = r.headers["X-Cot-Proxy-Request-ID"]
+    line = poll(lambda: next((ln for ln in (logs / "log.log").read_text().splitlines() if f"id={own}" in ln), ""))
+    fields = [token.split("=", 1) for token in shlex.split(line.split(" POST ", 1)[1]) if "=" in token]
+    assert [v for k, v in fields if k == "id"] == [own], line
+    assert [v for k, v in fields if k == "status"] == ["200"] and ["client_id", forged] in fields, line
 
 
 @pytest.mark.parametrize("status", [200, 500])
