@@ -36,8 +36,9 @@ def new_request_id() -> str:
 
 
 def client_request_id(value: str | None) -> str:
-    """The client's X-Request-ID when it is a sane token, else ""."""
-    if value and len(value) <= MAX_REQUEST_ID and value.isprintable():
+    """The client's X-Request-ID when it is a sane token (printable ASCII: a header's other bytes come back as
+    mojibake in journals and error objects), else ""."""
+    if value and len(value) <= MAX_REQUEST_ID and value.isascii() and value.isprintable():
         return value
     return ""
 

@@ -15,7 +15,8 @@ import struct
 HEAD_CHARS = 96 * 1024  # base64 characters decoded for a header (72 KiB: a JPEG's EXIF block comes before its size)
 PDF_BYTES = 64 * 1024 * 1024  # a PDF's bytes searched for its pages at most; past them, its pages are not known
 _PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
-_COUNT = re.compile(rb"/Type\s*/Pages\b[^>]{0,512}?/Count\s+(\d{1,7})|/Count\s+(\d{1,7})[^>]{0,512}?/Type\s*/Pages\b")
+_COUNT = re.compile(rb"/Type\s*/Pages\b[^>]{0,512}?/Count\s+(\d+)|/Count\s+(\d+)[^>]{0,512}?/Type\s*/Pages\b")
+MOST_COUNTED = 10**6  # a page tree's /Count past this is read as this (its digits whole: 12345678 is not 1234567)
 # JPEG start-of-frame markers that carry the size (not DHT C4, JPG C8, DAC CC)
 _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
@@ -125,7 +126,7 @@ def pdf_pages(data: bytes) -> int | None:
     if not data.startswith(b"%PDF") or len(data) > PDF_BYTES:
         return None
     pages = len(_PAGE.findall(data))
-    counts = [int(a or b) for a, b in _COUNT.findall(data)]
+    counts = [min(int((a or b)[:8]), MOST_COUNTED) for a, b in _COUNT.findall(data)]
     found = max([pages, *counts])
     return found or None
 

@@ -72,6 +72,10 @@ def test_a_header_it_cannot_read_is_no_size():
 def test_pages_and_durations_are_read_from_the_bytes():
     assert sizes.pdf_pages(base64.b64decode(pdf(3))) == 3
     assert sizes.pdf_pages(b"%PDF-1.7 compressed objects only") is None
+    # a page tree's /Count is read whole (its eighth digit was dropped: 12345678 read as 1234567), then bounded
+    assert sizes.pdf_pages(b"%PDF-1.7 << /Type /Pages /Count 12345678 >>") == sizes.MOST_COUNTED
+    assert sizes.pdf_pages(b"%PDF-1.7 << /Type /Pages /Count 10000000000000000000 >>") == sizes.MOST_COUNTED
+    assert sizes.pdf_pages(b"%PDF-1.7 << /Type /Pages /Count 1234567 >>") == 1_000_000
     data = wav(2.5)
     assert sizes.wav_seconds(sizes.decoded_head(data, 256), sizes.decoded_size(data)) == pytest.approx(2.5, abs=0.01)
 

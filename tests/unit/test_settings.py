@@ -152,6 +152,8 @@ def test_client_request_ids_are_kept_when_sane():
     assert client_request_id("abc-123") == "abc-123"
     assert client_request_id("x" * 500) == "" and client_request_id(None) == ""
     assert client_request_id("bad\nid") == "" and len(new_request_id()) == 32
+    # bytes past ASCII (a header read as latin-1) came back as mojibake in journals and error objects
+    assert client_request_id("\xff\xfe") == "" and client_request_id("caf\xc3\xa9") == ""
 
 
 def test_native_anthropic_url_defaults_to_the_native_openai_one_and_shows_it():
