@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer
 from argoproxy.edge.handoff import Channel, channel, start_helper
-from argoproxy.fastpath.sockets import readable_now
+from argoproxy.polled_sockets import readable_now
 from argoproxy.turns import under_gevent
 
 KEEPALIVE = b": keepalive\n\n"

@@ -16,7 +16,7 @@ from typing import Any
 from argoproxy.pipeline.capabilities import Caps
 
 EFFORT_ORDER = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
-# A thinking budget (Messages' budget_tokens, Google's thinkingBudget) -> effort, for models that take only an
+# A thinking budget in tokens (as an API door's request gives it) -> effort, for models that take only an
 # effort: below 4096 low, below 16384 medium, else high (docs/client-apis.md has the table and its reasons).
 BUDGET_STEPS = ((4096, "low"), (16384, "medium"))
 REASONING_OFF = "none"  # OpenAI's spelling; adapt moves it to the nearest value a model takes
@@ -93,7 +93,7 @@ def budget_effort(budget: Any) -> str:
 
 def thinking_effort(kind: Any, budget: Any = None) -> str | None:
     """The reasoning_effort a door's thinking switch means: `enabled` with a budget, `adaptive`, `disabled`
-    (Messages' thinking.type; the Google door says the same of its thinkingConfig); None for none of them."""
+    (an API door's thinking switch, as its request says it); None for none of them."""
     if kind == "enabled":
         return budget_effort(budget) if budget is not None else REASONING_DEFAULT
     if kind == "adaptive":
