@@ -268,19 +268,26 @@ def generation_to_chat(config: dict[str, Any], chat: dict[str, Any]) -> None:
     response_format = format_to_chat(config)
     if response_format is not None:
         chat["response_format"] = response_format
-    thinking = object_field(config, "thinkingConfig", at) or {}
-    typed(thinking, "includeThoughts", "a boolean", f"{at}thinkingConfig.")
-    budget = whole_number(thinking, "thinkingBudget", f"{at}thinkingConfig.")
+    effort = thinking_to_effort(object_field(config, "thinkingConfig", at) or {}, f"{at}thinkingConfig.")
+    if effort is not None:
+        chat["reasoning_effort"] = effort
+
+
+def thinking_to_effort(thinking: dict[str, Any], at: str) -> str | None:
+    """thinkingConfig -> reasoning_effort: thinkingLevel where given, else thinkingBudget (0: off, -1: dynamic, on
+    at the model's default, else a budget in tokens); None when it asks neither."""
+    typed(thinking, "includeThoughts", "a boolean", at)
+    budget = whole_number(thinking, "thinkingBudget", at)
     if budget is not None and budget < -1:
-        raise bad("must be -1 (dynamic), 0 (off) or a number of tokens.", f"{at}thinkingConfig.thinkingBudget")
-    if budget is not None:  # 0: off, -1: dynamic (on, at the model's default), else a budget in tokens
-        chat["reasoning_effort"] = thinking_effort("disabled" if budget == 0 else
-                                                   "adaptive" if budget < 0 else "enabled", budget)
-    level = string_field(thinking, "thinkingLevel", f"{at}thinkingConfig.")
+        raise bad("must be -1 (dynamic), 0 (off) or a number of tokens.", f"{at}thinkingBudget")
+    level = string_field(thinking, "thinkingLevel", at)
     if level is not None:
         if level.lower() not in THINKING_LEVELS:
-            raise bad("must be MINIMAL, LOW, MEDIUM or HIGH.", f"{at}thinkingConfig.thinkingLevel")
-        chat["reasoning_effort"] = THINKING_LEVELS[level.lower()]
+            raise bad("must be MINIMAL, LOW, MEDIUM or HIGH.", f"{at}thinkingLevel")
+        return THINKING_LEVELS[level.lower()]
+    if budget is None:
+        return None
+    return thinking_effort("disabled" if budget == 0 else "adaptive" if budget < 0 else "enabled", budget)
 
 
 def thoughts_requested(body: Mapping[str, Any]) -> bool:
