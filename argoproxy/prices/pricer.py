@@ -134,6 +134,7 @@ class PriceSource:
         self._costs_nothing: bool | None = None
         self._provider: Provider | None | bool = False  # not looked for yet
         self._found: dict[tuple[str, ...], Found | None] = {}
+        self._by_name: dict[tuple[str, ...], Found | None] = {}  # the table scanned by name, whatever the upstream said
         self._lock = threading.Lock()
 
     def why_free(self) -> str | None:
@@ -211,10 +212,20 @@ class PriceSource:
         if why is not None:
             return Found(SELF_HOSTED, names[0] if names else "-", Rates({})), True
         if self.vendor is None and table is not None:
+            if names in self._by_name:
+                return self._by_name[names], settled
+            # the table's scan, kept even while the upstream cannot be asked (it does not depend on the
+            # answer, and it is the dearest part of a lookup)
+            by_name: Found | None = None
             for name in names:
                 listed = table.by_name(name, time.time())
                 if listed is not None:
-                    return Found(f"{listed[0].id} {BY_NAME}", listed[1].id, table_model=listed[1]), settled
+                    by_name = Found(f"{listed[0].id} {BY_NAME}", listed[1].id, table_model=listed[1])
+                    break
+            if len(self._by_name) < MATCHES_KEPT and all(len(name) <= NAME_MOST for name in names):
+                with self._lock:
+                    self._by_name[names] = by_name
+            return by_name, settled
         return None, settled
 
     def provider(self) -> Provider | None:

@@ -546,3 +546,19 @@ def test_the_address_alone_makes_no_model_free(url):
     assert (cost.nanos, cost.priced, cost.by) == (12_500_000_000, True, "openai (by name)")
     assert pricer.cost(usage, ("qwen3-8b",), source, DAYS[2]).priced is False
     assert not source.costs_nothing and source.charges(("gpt-4o",), DAYS[2].timestamp())
+
+
+def test_the_table_is_scanned_by_name_once_while_the_upstream_cannot_be_asked(monkeypatch):
+    """An upstream that cannot be reached is asked again later, so what is decided on its answer is not kept; the
+    scan of the table by the model's name does not depend on that answer, and each request did it again (8x a
+    chat request's CPU). It is kept, and the price is the same."""
+    pricer = Pricer()
+    source = pricer.source("http://10.0.0.9:8000/v1", says_local=lambda: (None, False))  # could not be reached
+    scans = []
+    table = pricer.table
+    by_name = table.by_name
+    monkeypatch.setattr(table, "by_name", lambda name, moment: scans.append(name) or by_name(name, moment))
+    usage = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000}
+    for _ in range(3):
+        assert pricer.cost(usage, ("gpt-4o",), source, DAYS[2]).nanos == 12_500_000_000
+    assert scans == ["gpt-4o"]
