@@ -104,15 +104,21 @@ def main(argv: list[str], settings_of: SettingsOf, prog: str = "cot-proxy") -> i
     """`keys ...`; `settings_of`: how the entry point reads the settings (argoproxy/cli.py, firstrun.py)."""
     args = build_parser(prog).parse_args(argv)
     store = open_cli_store(args, settings_of)
-    command: Callable[[Any, argparse.Namespace], int] = COMMANDS[args.command]
+    return run_command(COMMANDS[args.command], store, args, "keys")
+
+
+def run_command(command: Callable[[Any, argparse.Namespace], int], store: Any, args: argparse.Namespace,
+                name: str) -> int:
+    """A `keys` or `teams` subcommand run: a refusal (ValueError) is its one line and exit 2; a store that failed
+    (Redis down, a locked file) one line and exit 1, its URL's credentials masked."""
     try:
         return command(store, args)
     except ValueError as exc:
-        print(f"cot_proxy keys: {exc}", file=sys.stderr)
+        print(f"cot_proxy {name}: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - the store itself failed (Redis down, a locked file): one line
+    except Exception as exc:  # noqa: BLE001 - the store itself failed: one line
         from argoproxy.redaction import mask_url
-        print(f"cot_proxy keys: the key store {mask_url(str(store.path))} failed: {type(exc).__name__}: "
+        print(f"cot_proxy {name}: the key store {mask_url(str(store.path))} failed: {type(exc).__name__}: "
               f"{mask_url(str(exc))}", file=sys.stderr)
         return 1
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from argoproxy.prices.units import dollars
 from argoproxy.teamkeys.cli import (SettingsOf, _changes, _day, _day_arg, _shown, _table, limit_options, open_cli_store,
+                                    run_command,
                                     warn_no_models)
 from argoproxy.teamkeys.records import (KeyRecord, TeamRecord, parse_budget, parse_budget_usd, parse_count,
                                         parse_expires, parse_models, parse_name, parse_priority)
@@ -55,17 +56,7 @@ def main(argv: list[str], settings_of: SettingsOf, prog: str = "cot-proxy") -> i
     """`teams ...`; `settings_of`: how the entry point reads the settings (argoproxy/cli.py, firstrun.py)."""
     args = build_parser(prog).parse_args(argv)
     store = open_cli_store(args, settings_of)
-    command: Callable[[Any, argparse.Namespace], int] = COMMANDS[args.command]
-    try:
-        return command(store, args)
-    except ValueError as exc:
-        print(f"cot_proxy teams: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - the store itself failed (Redis down, a locked file): one line
-        from argoproxy.redaction import mask_url
-        print(f"cot_proxy teams: the key store {mask_url(str(store.path))} failed: {type(exc).__name__}: "
-              f"{mask_url(str(exc))}", file=sys.stderr)
-        return 1
+    return run_command(COMMANDS[args.command], store, args, "teams")
 
 
 def create(store: Any, args: argparse.Namespace) -> int:
