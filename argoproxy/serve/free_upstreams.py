@@ -4,7 +4,8 @@ An upstream is free when it is declared a server of one's own (`self_hosted`) or
 (argoproxy/upstream/local_server.py asks each one here, in Gunicorn's master, before the workers are forked: they
 inherit the answers). One line names every upstream priced 0 with its reason. An upstream at a private address
 (loopback, private, a single-label or .lan name: once free by its address alone) that does not say what it is
-gets a warning naming the setting that makes it free: LM Studio, SGLang, TGI and llamafile say nothing, and a
+gets a warning naming the setting that makes it free (one that cannot be reached yet gets none: it is asked again
+when first used, and starting the proxy before its model server is usual): LM Studio, SGLang, TGI and llamafile say nothing, and a
 relay to a paid API (LiteLLM on 127.0.0.1:4000) must not be free.
 """
 
@@ -65,19 +66,17 @@ def report(settings: Settings, reasked: bool = False) -> list[str]:
             free.append(f"{shown} (declared: {'self_hosted: true' if upstream.routed else 'SELF_HOSTED'})")
         elif answer is not None and answer.server:
             free.append(f"{shown} (it says it is {answer.server})")
-        elif private_address(upstream.url):
-            lines.append(_warning(upstream, shown, answer))
+        elif private_address(upstream.url) and (answer is None or answer.settled):
+            lines.append(_warning(upstream, shown))
     if free:
         lines.insert(0, "cot_proxy: priced 0 (self-hosted, docs/spend.md): " + ", ".join(free))
     return lines
 
 
-def _warning(upstream: Upstream, shown: str, answer: local_server.Said | None) -> str:
+def _warning(upstream: Upstream, shown: str) -> str:
     setting = "`self_hosted: true` on its `models` entry" if upstream.routed else \
         "SELF_HOSTED=true (`self_hosted: true` in config.yaml)"
-    did = "could not be asked (asked again when first used)" if answer is not None and not answer.settled else \
-        f"does not say it is a local server ({local_server.ASKED})"
-    return (f"cot_proxy: warning: {shown} {did}: its models are charged by their names in the price table "
+    return (f"cot_proxy: warning: {shown} does not say it is a local server ({local_server.ASKED}): its models are charged by their names in the price table "
             f"(a relay of gpt-4o at OpenAI's rates), the rest unpriced; a server of your own that does not say so "
             f"(LM Studio, SGLang, TGI, llamafile) costs 0 with {setting}")
 
