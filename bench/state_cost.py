@@ -21,9 +21,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from argoproxy.config.settings import load_settings  # noqa: E402
+from argoproxy.fronts.responses.kept import KeptResponses  # noqa: E402
 from argoproxy.state.keeper import Keeper  # noqa: E402
 from argoproxy.ids import new_id  # noqa: E402
-from argoproxy.state.service import ResponsesState  # noqa: E402
+from argoproxy.state.service import StateService  # noqa: E402
 
 TURNS, CHAINS = 20, 5
 QUESTION = "Please go on with the analysis of the previous step, and say what changes. " * 3
@@ -42,26 +43,27 @@ def response_object(resp_id: str, prev: str | None) -> dict[str, Any]:
             "usage": {"input_tokens": 100, "output_tokens": 120, "total_tokens": 220}}
 
 
-def chain(state: ResponsesState) -> list[tuple[float, float]]:
+def chain(kept: KeptResponses) -> list[tuple[float, float]]:
     """(CPU seconds, wall seconds) of each turn of one chain."""
     prev: str | None = None
     costs = []
     for turn in range(TURNS):
         body = {"model": "bench", "input": f"{turn}: {QUESTION}", "previous_response_id": prev}
         cpu, wall = time.process_time(), time.perf_counter()
-        history = state.history("anonymous", body)
-        state.check_room("anonymous")
+        history = kept.history("anonymous", body)
+        kept.state.check_room("anonymous")
         resp_id = new_id("resp_")
-        Keeper(state, "anonymous", history, {"id": resp_id}, True).save(response_object(resp_id, prev))
+        Keeper(kept.state, kept.shapes, "anonymous", history, {"id": resp_id}, True).save(
+            response_object(resp_id, prev))
         costs.append((time.process_time() - cpu, time.perf_counter() - wall))
         prev = resp_id
     return costs
 
 
 def measure(store: Any) -> dict[str, float]:
-    state = ResponsesState(SETTINGS, store, offload=False)
-    chain(state)  # warm up
-    runs = [chain(state) for _ in range(CHAINS)]
+    kept = KeptResponses(StateService(SETTINGS, store, offload=False), lambda event: b"")
+    chain(kept)  # warm up
+    runs = [chain(kept) for _ in range(CHAINS)]
     mean_cpu = sum(c for run in runs for c, _ in run) / (CHAINS * TURNS)
     mean_wall = sum(w for run in runs for _, w in run) / (CHAINS * TURNS)
     last = sorted(run[-1][0] for run in runs)[CHAINS // 2]

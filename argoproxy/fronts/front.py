@@ -299,6 +299,14 @@ class Front:
         """A token count (count_tokens routes) in the front's shape."""
         return {"input_tokens": count}
 
+    # ------------------------------------------------------------ stored state (argoproxy/state/)
+    def kept(self, settings: Any, state: Any) -> Any:
+        """What the door keeps, for one worker (fronts/kept.py asks every door): its side of the stored state over
+        the worker's StateService `state` (None: RESPONSES_STORE is off), as fronts/kept.py's DoorKept (serve,
+        request_for, serves_routes, claim, answer_route); None: the door keeps nothing. A door also readies here
+        what it needs of the settings whether it stores or not (the Responses door: its seal key)."""
+        return None
+
 
 class StreamState:
     """What both fronts' stream translations share: chat chunks in, the front's events out. A subclass opens

@@ -22,7 +22,7 @@ from argoproxy.config.setting_fields import dir_problem
 from argoproxy.config.unconfigured import refusal
 from argoproxy.observe.journal import JOURNAL_FILES, log_lines
 from argoproxy.redaction import configured_secrets, mask_url
-from argoproxy.state.write_behind import write_held
+from argoproxy.leaving import run_quick_exit_hooks
 from argoproxy.config.price_settings import NO_TABLE, SHIPPED as SHIPPED_TABLE
 from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError, load
 from argoproxy.config.tracing_settings import endpoint, tracing_on
@@ -429,7 +429,7 @@ def _quit_now(worker: Any) -> None:
     printed tracebacks (a request cut mid-write; a gevent worker whose main loop ended first). Nothing is
     lost: journals are written unbuffered, metrics files are cleaned by the master, and the stored responses a
     gevent worker holds in memory, answered already, are written first (no atexit runs after os._exit)."""
-    write_held()
+    run_quick_exit_hooks()  # what is held unwritten (argoproxy/leaving.py)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -1,16 +1,17 @@
-"""build_proxy: the whole proxy for one Settings object: the core (build.py's build_door) with what the Responses
-door keeps (argoproxy/state/: stored responses, conversations, background runs, the key its sealed content opens
-with), handed to the core through the interface the core owns (pipeline/collaborators.py's StoredResponses)."""
+"""build_proxy: the whole proxy for one Settings object: the core (build.py's build_door) with what the API doors
+keep (fronts/kept.py: each door's stored state, the Responses door's and the Interactions door's, over
+argoproxy/state/), handed to the core through the interface the core owns (pipeline/collaborators.py's
+StoredResponses)."""
 
 from __future__ import annotations
 
 from argoproxy.config.settings import Settings
 from argoproxy.serve.build import build_door
 from argoproxy.serve.door import Door
-from argoproxy.state.responses_door import responses_state
+from argoproxy.fronts.kept import kept_state
 from argoproxy.upstream.client import Upstream
 
 
 def build_proxy(settings: Settings, upstream: Upstream | None = None) -> Door:
     """The door for these settings; `upstream` replaces the real upstream client (in-process tests)."""
-    return build_door(settings, upstream, responses_state)
+    return build_door(settings, upstream, kept_state)

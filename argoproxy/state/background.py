@@ -1,9 +1,10 @@
-"""`background: true`: the request answers at once (`queued`), and the answer is produced by a greenlet (a
+"""Background runs (the Responses door's `background: true`): the request answers at once (`queued`), and the answer is produced by a greenlet (a
 thread under gthread) of the same worker, to completion whether the client stays or not, within that worker's
 life: a worker that stops (restart, max_requests, SIGTERM past the graceful timeout) ends its runs, which then
-read as failed (records.as_it_stands). The run streams internally, so its progress (and, for a streamed
+read as failed (records.as_it_stands). The door makes the queued object, the keeper and the run's request; the
+run streams internally, so its progress (and, for a streamed
 request, its events, for `starting_after`) is written as it goes. A cancel (POST /v1/responses/{id}/cancel) or a
-delete asked on any worker or replica is written to the store, which the run's Watch reads every STOP_POLL
+delete asked on any worker or replica (the door's cancel route: StateService.cancel) is written to the store, which the run's Watch reads every STOP_POLL
 seconds: the run's upstream request is closed then, even while the upstream is still reading the prompt, and
 the response reads `cancelled` from the moment the cancel is written (a deleted one stays deleted: the run
 writes only over its record).
@@ -20,21 +21,18 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts import front_named
-from argoproxy.fronts.front import Exchange
-from argoproxy.fronts.responses.response import response_error, response_object
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.guard import handed_over
-from argoproxy.state import chain
-from argoproxy.state.keeper import TERMINAL, Attempt, Keeper
+from argoproxy.state.keeper import Attempt, Keeper
 from argoproxy.state.records import STALE_SECONDS, StoredResponse, as_it_stands
 from argoproxy.turns import under_gevent
 
 if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Answer
+    from argoproxy.state.shapes import DoorShapes
 
-ResponsesState = Any  # service.py's (which makes the Background): named so, not imported, to keep no circle
+StateService = Any  # service.py's (which makes the Background): named so, not imported, to keep no circle
 
 log = logging.getLogger("cot_proxy")
 
@@ -45,34 +43,30 @@ FOLLOW_LIMIT = 3600.0  # the longest a follower waits on a run that sends nothin
 
 
 class Background:
-    def __init__(self, state: ResponsesState) -> None:
+    def __init__(self, state: StateService) -> None:
         self.state = state
         self.settings = state.settings
 
-    def start(self, call: Call, body: dict[str, Any], history: chain.History, echo: dict[str, Any],
+    def start(self, call: Call, keeper: Keeper, queued: dict[str, Any], created: float, inner: dict[str, Any],
               attempt: Attempt) -> Answer:
-        owner = self.state.owner(call)
-        streamed = body.get("stream") is True
-        keeper = Keeper(self.state, owner, history, echo, True, background=True, keep_events=streamed)
-        ex = Exchange(model=str(body.get("model")), stream=streamed, request=body)
-        ex.state = echo
-        queued = response_object(ex, echo["id"], "queued", [])
+        """A run of `inner` (the stateless request, streamed), `queued` (the door's first object) answered at once,
+        or (a keeper that keeps its events) its events followed as they are kept."""
+        owner = keeper.owner
         # Counted first, then the caps read with it in: two requests racing for the last room can both be
         # refused for a moment, never both run past the cap.
-        self.state.put(StoredResponse(echo["id"], owner, float(queued["created_at"]), queued, history.new,
-                                      history.chain, True, False, time.time()))
+        self.state.put(StoredResponse(keeper.id, owner, created, queued, keeper.history.new,
+                                      keeper.history.chain, True, False, time.time()))
         try:
             self.check_caps(owner)
         except ProxyError:
-            self.state.io(self.state.store.delete_response, echo["id"])
+            self.state.io(self.state.store.delete_response, keeper.id)
             raise
         run = self.detached(call)
         handed_over(call, run)  # the run holds its key's slot and reservation until it ends or is cancelled
-        inner = chain.stateless_body({**body, "stream": True}, history.sent(history.items))
         spawn(self.run, run, inner, keeper, attempt)
         answers = self.state.answers  # the request is observed (metrics, journals, its log line) as any
-        if streamed:
-            answer = follow_answer(self.state, echo["id"], -1)
+        if keeper.keep_events:
+            answer = follow_answer(self.state, keeper.shapes, keeper.id, -1)
             answer.response = answers.produced(call, 200, answer.chunks)
             return answer
         return answers.whole(call, queued, [("Content-Type", "application/json")])
@@ -153,7 +147,7 @@ class Watch:
     connection it was waiting on. Under threads (gthread) a thread cannot be killed: a run stopped before its
     upstream's first byte is cut off when that byte comes."""
 
-    def __init__(self, state: ResponsesState, call: Call, keeper: Keeper) -> None:
+    def __init__(self, state: StateService, call: Call, keeper: Keeper) -> None:
         self.state, self.call, self.keeper = state, call, keeper
         self.runner = current_greenlet()  # the run's greenlet under gevent (called from the run); else None
         self.living = True
@@ -210,8 +204,8 @@ def failed(keeper: Keeper, message: str, code: str) -> dict[str, Any]:
         stored = keeper.state.load(keeper.id)
     except ProxyError:  # the store is away: the failure is saved if it is back by then (Keeper.save)
         stored = None
-    base = stored.response if stored is not None else {"id": keeper.id, "object": "response"}
-    return {**base, "status": "failed", "error": response_error(code, message)}
+    base = stored.response if stored is not None else {"id": keeper.id}
+    return keeper.shapes.failed(base, code, message)
 
 
 def spawn(fn: Any, *args: Any) -> None:
@@ -222,24 +216,22 @@ def spawn(fn: Any, *args: Any) -> None:
         threading.Thread(target=fn, args=args, daemon=True, name="background-response").start()
 
 
-def follow_answer(state: ResponsesState, resp_id: str, after: int) -> Answer:
-    """A run's events as SSE from sequence_number `after` + 1 on, read from the store as they are written (any
+def follow_answer(state: StateService, shapes: DoorShapes, resp_id: str, after: int) -> Answer:
+    """A run's events as SSE from sequence number `after` + 1 on, read from the store as they are written (any
     worker or replica can follow), until its terminal event."""
     from argoproxy.edge.http_objects import Answer
-    return Answer(follow(state, resp_id, after), 200, [("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")],
+    return Answer(follow(state, shapes, resp_id, after), 200, [("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")],
                   content_type="text/event-stream; charset=utf-8", direct_passthrough=True)
 
 
-def follow(state: ResponsesState, resp_id: str, after: int) -> Iterator[bytes]:
-    front = front_named("responses")
-    assert front is not None
+def follow(state: StateService, shapes: DoorShapes, resp_id: str, after: int) -> Iterator[bytes]:
     idle_since = time.monotonic()
     while True:
         fresh = state.io(state.store.events_after, resp_id, after)
         for event in fresh:
-            after = event["sequence_number"]
-            yield front.encode_event(event)
-            if event.get("type") in TERMINAL:
+            after = shapes.sequence(event)
+            yield shapes.encode_event(event)
+            if shapes.terminal(event) is not None:
                 return
         if fresh:
             idle_since = time.monotonic()
@@ -252,13 +244,12 @@ def follow(state: ResponsesState, resp_id: str, after: int) -> Iterator[bytes]:
             # The run stores its last object before its last events: read them once more, or a follower that
             # looked in between would end the stream without them.
             for event in state.io(state.store.events_after, resp_id, after):
-                after = event["sequence_number"]
-                yield front.encode_event(event)
-                if event.get("type") in TERMINAL:
+                after = shapes.sequence(event)
+                yield shapes.encode_event(event)
+                if shapes.terminal(event) is not None:
                     return
             if rec.status == "failed":  # ended without a terminal event of its own
-                yield front.encode_event({"type": "response.failed", "sequence_number": after + 1,
-                                          "response": rec.response})
+                yield shapes.encode_event(shapes.failed_event(after, rec.response))
             return  # cancelled: the stream ends there
         if time.monotonic() - idle_since > FOLLOW_LIMIT:
             return

@@ -1,7 +1,7 @@
-"""A request's history rebuilt from the store: the items of a `previous_response_id` chain (each stored
-response's own input items, then its output items, oldest first) or of a `conversation`, with `item_reference`
-items replaced by the items they name. What the chat upstream gets is that history, then the new input; the
-`instructions` of earlier responses are not carried over (the Responses API's rule): only the request's own.
+"""A request's history rebuilt from the store: the items of a chain of stored objects (each one's own input items,
+then its output items, oldest first) or of a conversation, with references to stored items replaced by the items
+they name. What the chat upstream gets is that history, then the new input. The items are the door's own: where
+a turn starts and what a reference is, the door says (its DoorShapes).
 """
 
 from __future__ import annotations
@@ -10,13 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.responses.shapes import is_item_reference
-from argoproxy.state.records import MAX_CHAIN, StoredConversation, StoredResponse, input_items
+from argoproxy.state.records import MAX_CHAIN, StoredConversation, StoredResponse
 
 CHAIN_READ = 64  # responses of a chain read at once
-# Fields of a request only the store reads: the stateless door never sees them.
-STATE_FIELDS = ("previous_response_id", "conversation", "store", "background", "truncation")
-_STATE_KEYS = frozenset(STATE_FIELDS)
 
 
 @dataclass
@@ -25,7 +21,7 @@ class History:
     new: list[dict[str, Any]] = field(default_factory=list)  # the request's own input items, with ids
     chain: list[str] = field(default_factory=list)  # previous responses' ids, oldest first (the new one's chain)
     conversation: StoredConversation | None = None
-    references: bool = False  # the new input held item_reference items (replaced in `new`)
+    references: bool = False  # the new input held references to stored items (replaced in `new`)
 
     def sent(self, items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         """What the door is sent as `input`: `items` (the history kept) and the new items; None where that is the
@@ -33,20 +29,23 @@ class History:
         return items + self.new if items or self.references else None
 
 
-def not_found(kind: str, ident: str, param: str | None = None, status: int = 404) -> ProxyError:
-    """OpenAI's words for an id no store holds (or another key's: the same words, so ids cannot be probed)."""
-    code = "previous_response_not_found" if param == "previous_response_id" else "not_found"
-    label = "Previous response" if param == "previous_response_id" else kind
+def not_found(kind: str, ident: str, param: str | None = None, status: int = 404,
+              code: str = "not_found") -> ProxyError:
+    """The words for an id no store holds (or another key's: the same words, so ids cannot be probed); `kind`
+    names what was looked for ("Response", "Previous response"), `code` the door's code for it."""
     shown = ident if len(ident) <= 200 else ident[:200] + "..."  # an id is the client's: any length
-    return ProxyError(status, f"{label} with id '{shown}' not found.", type="invalid_request_error", param=param,
+    return ProxyError(status, f"{kind} with id '{shown}' not found.", type="invalid_request_error", param=param,
                       code=code)
 
 
-def chain_items(records: list[StoredResponse]) -> list[dict[str, Any]]:
+def chain_items(records: list[StoredResponse],
+                output: Callable[[dict[str, Any]], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """A chain's items, oldest first: each stored object's own input items, then its output (as `output` reads
+    the door's object)."""
     items: list[dict[str, Any]] = []
     for rec in records:
         items.extend(rec.input)
-        items.extend(rec.output)
+        items.extend(output(rec.response))
     return items
 
 
@@ -71,29 +70,24 @@ def previous_chain(prev: StoredResponse, load: Callable[[list[str]], dict[str, S
     return records[::-1], True
 
 
-def whole_turns(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """History cut at its oldest end (the bytes bound): what comes before its first user message goes too, so a
-    tool output never arrives without its call."""
-    groups = turns(items)
-    if groups and not (groups[0][0].get("type") == "message" and groups[0][0].get("role") == "user"):
+def whole_turns(items: list[dict[str, Any]], starts_turn: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """History cut at its oldest end (the bytes bound): what comes before its first turn's start (a user's
+    input, as `starts_turn` says) goes too, so a tool output never arrives without its call."""
+    groups = turns(items, starts_turn)
+    if groups and not starts_turn(groups[0][0]):
         groups = groups[1:]
     return [item for group in groups for item in group]
 
 
-def too_long(limit: int) -> ProxyError:
-    return ProxyError(400, f"The stored history before this request holds more than {limit} bytes (MAX_BODY_BYTES, "
-                      "the most a request may send); send `truncation: \"auto\"` to leave out its oldest turns.",
-                      param="input", code="context_length_exceeded")
-
-
 def resolved_references(items: list[dict[str, Any]], known: list[dict[str, Any]],
-                        lookup: Callable[[str], dict[str, Any] | None], where: str = "input") -> list[dict[str, Any]]:
-    """item_reference items replaced by the items they name: in the history first, then the store. `where`: the
-    request's member that lists them (errors name `{where}[n].id`)."""
+                        lookup: Callable[[str], dict[str, Any] | None], is_reference: Callable[[Any], bool],
+                        where: str = "input") -> list[dict[str, Any]]:
+    """References to stored items (as `is_reference` tells them) replaced by the items they name: in the history
+    first, then the store. `where`: the request's member that lists them (errors name `{where}[n].id`)."""
     by_id = {i.get("id"): i for i in known if isinstance(i, dict)}
     out = []
     for n, item in enumerate(items):
-        if is_item_reference(item):
+        if is_reference(item):
             ref = item.get("id")
             if not isinstance(ref, str) or not ref:
                 raise ProxyError(400, "`id` must be a non-empty string.", param=f"{where}[{n}].id",
@@ -113,40 +107,33 @@ def new_chain(prev: StoredResponse | None) -> list[str]:
     return (prev.chain + [prev.id])[-MAX_CHAIN:]
 
 
-def stateless_body(body: dict[str, Any], items: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """The request as the stateless door takes it: the whole history in `input` (None: its own input as it
-    came), the store's fields gone."""
-    if items is None and not _STATE_KEYS.intersection(body):  # nothing to take out or put in: as it came
-        return body
-    out = {k: v for k, v in body.items() if k not in STATE_FIELDS}
-    if items is not None:
-        out["input"] = items
-    return out
-
-
-def turns(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """History items cut into turns, each starting at a user message (truncation drops whole turns, so a tool
-    call is never separated from its output)."""
+def turns(items: list[dict[str, Any]], starts_turn: Callable[[dict[str, Any]], bool]) -> list[list[dict[str, Any]]]:
+    """History items cut into turns, each starting where `starts_turn` says (a user's input: truncation drops
+    whole turns, so a tool call is never separated from its output)."""
     groups: list[list[dict[str, Any]]] = []
     for item in items:
-        if not groups or (item.get("type") == "message" and item.get("role") == "user"):
+        if not groups or starts_turn(item):
             groups.append([])
         groups[-1].append(item)
     return groups
 
 
-def without_oldest_turn(items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-    """The history with its oldest turn dropped (`truncation: "auto"`); None when nothing is left to drop."""
-    groups = turns(items)
+def without_oldest_turn(items: list[dict[str, Any]],
+                        starts_turn: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]] | None:
+    """The history with its oldest turn dropped (a door's automatic truncation); None when nothing is left."""
+    groups = turns(items, starts_turn)
     if not groups:
         return None
     return [item for group in groups[1:] for item in group]
 
 
-def own_input(body: dict[str, Any], resp_id: str | None = None) -> list[dict[str, Any]]:
-    value = body.get("input")
-    if value is None:
-        return []
-    if not isinstance(value, (str, list)):
-        raise ProxyError(400, "`input` must be a string or a list of items.", param="input")
-    return input_items(value, resp_id)
+def stateless_body(body: dict[str, Any], items: list[dict[str, Any]] | None, fields: frozenset[str],
+                   member: str = "input") -> dict[str, Any]:
+    """The request as the stateless door takes it: the whole history in `member` (None: its own input as it
+    came), the store's `fields` gone."""
+    if items is None and not fields.intersection(body):  # nothing to take out or put in: as it came
+        return body
+    out = {k: v for k, v in body.items() if k not in fields}
+    if items is not None:
+        out[member] = items
+    return out

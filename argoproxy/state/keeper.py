@@ -1,8 +1,8 @@
-"""One request's stored response: the fields the response object echoes (its id, `store`,
-`previous_response_id`, `conversation`, `background`, `truncation`), and the save as the client gets the
-answer: a whole answer before it is sent, a stream at its terminal event (before that event is sent, so a
-client that chains at once finds it, whichever worker or replica it reaches). A background run also keeps its
-events and its progress, and stops when a cancel is asked."""
+"""One request's stored object: the fields its answer object echoes (its id and the stored fields: the door's
+`echo`), and the save as the client gets the answer: a whole answer before it is sent, a stream at its terminal
+event (before that event is sent, so a client that chains at once finds it, whichever worker or replica it
+reaches). A background run also keeps its events and its progress, and stops when a cancel is asked. What an
+event or an object holds is read through the door's DoorShapes (shapes.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from argoproxy.state.records import StoredResponse, StoreFull
 
 if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Answer
-    from argoproxy.fronts.front import Exchange
+    from argoproxy.state.shapes import DoorShapes
 
 log = logging.getLogger("cot_proxy")
 
@@ -25,17 +25,16 @@ log = logging.getLogger("cot_proxy")
 # (a background run's call is its own, detached from the client's).
 Attempt = Callable[[Any, dict[str, Any], "Keeper | None"], "Answer"]
 
-TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 FLUSH_SECONDS = 0.25  # a background run's progress (events, heartbeat) written at most this often
 MAX_EVENTS = 100_000  # events a streamed background run keeps for `starting_after` (the rest: the final object)
 
 
 class Keeper:
-    """`state`: the worker's ResponsesState (service.py: load, put, append)."""
+    """`state`: the worker's StateService (service.py: load, put, append); `shapes`: the door's."""
 
-    def __init__(self, state: Any, owner: str, history: History, echo: dict[str, Any], store: bool,
-                 background: bool = False, keep_events: bool = False) -> None:
-        self.state, self.owner, self.history, self.echo = state, owner, history, echo
+    def __init__(self, state: Any, shapes: DoorShapes, owner: str, history: History, echo: dict[str, Any],
+                 store: bool, background: bool = False, keep_events: bool = False) -> None:
+        self.state, self.shapes, self.owner, self.history, self.echo = state, shapes, owner, history, echo
         self.store, self.background, self.keep_events = store, background, keep_events
         self.id: str = echo["id"]
         self.pending: list[dict[str, Any]] = []  # a streamed background run's events not written yet
@@ -45,10 +44,12 @@ class Keeper:
         self.quiet = False  # no keepalives first (truncation auto's retries): the sequence plans it so
         self.saved: dict[str, Any] | None = None
 
-    def attach(self, ex: Exchange) -> None:
+    def attach(self, ex: Any) -> None:
+        """Ride on the door's exchange (fronts/front.py's Exchange): its objects echo `echo`, and its encoder calls
+        this keeper's hooks below as the answer is made."""
         ex.state, ex.keeper = self.echo, self
 
-    # ---------------------------------------------------------------- the door's hooks (fronts/responses/door.py)
+    # ---------------------------------------------------------------- the door's hooks (its Front's encoder)
     def whole(self, response: dict[str, Any]) -> dict[str, Any]:
         """A whole answer, kept before it is sent: one the store has no room for is refused (StoreFull). Returned
         as it is sent, its JSON made once for the store and its client."""
@@ -60,19 +61,18 @@ class Keeper:
         return sent
 
     def events(self, events: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        terminal = self.shapes.terminal
         for event in events:
-            kind = event.get("type")
+            final = terminal(event)
             if self.cancelled:
                 return  # cancelled (its watcher cut the upstream off): nothing more is kept, a cut's error neither
             if self.background:
                 if self.keep_events and self.kept + len(self.pending) < MAX_EVENTS:
                     self.pending.append(event)
-                if kind not in TERMINAL and self.due():
-                    latest = event.get("response") if kind == "response.in_progress" else None
-                    if not self.progress(latest):
-                        return  # cancelled: the answer stops here (the upstream is closed behind it)
-            if kind in TERMINAL:
-                self.save(event["response"])
+                if final is None and self.due() and not self.progress(self.shapes.in_progress(event)):
+                    return  # cancelled: the answer stops here (the upstream is closed behind it)
+            if final is not None:
+                self.save(final)
                 self.write_events()  # after the final object: a follower that reads the end finds it stored
             yield event
 
@@ -94,7 +94,8 @@ class Keeper:
             return
         events, self.pending = self.pending, []
         try:
-            self.state.io(self.state.store.add_events, self.record({}), events)
+            sequence = self.shapes.sequence
+            self.state.io(self.state.store.add_events, self.record({}), [(sequence(e), e) for e in events])
             self.kept += len(events)
         except StoreFull as err:
             log.warning("background response %s: its events are no longer kept: %s", self.id, err.message)
@@ -134,8 +135,7 @@ class Keeper:
                 self.state.put(self.record(response, response_json))  # before its items join the conversation
             conv = self.history.conversation
             if conv is not None and response.get("status") in ("completed", "incomplete"):
-                output = response.get("output")
-                self.state.append(conv, self.history.new + (output if isinstance(output, list) else []))
+                self.state.append(conv, self.history.new + self.shapes.output(response))
         except ProxyError as err:  # StoreFull, or the store away (503)
             if refuse:
                 raise

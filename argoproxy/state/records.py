@@ -1,5 +1,7 @@
-"""What is stored: a response (the object as the client got it, and the input items of its own request), a
-conversation (its object and its items, in order); who owns them; ids; the size each counts for."""
+"""What is stored: a door's answer object (a response, an interaction: the object as the client got it, and the
+input items of its own request), a conversation (its object and its items, in order); who owns them; ids; the size
+each counts for. The objects and items are the door's own shapes: nothing here reads inside them but their
+`status` and `output` (the door's DoorShapes say where an object keeps its output)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from argoproxy.errors import ProxyError
-from argoproxy.fronts.responses.tools import output_item_id
 from argoproxy.ids import new_id, random_hex
 from argoproxy.jsonfast import dumps
 
@@ -18,9 +19,6 @@ if TYPE_CHECKING:
 
 ANONYMOUS = "anonymous"  # the owner of everything stored while auth is off
 MAX_CHAIN = 4096  # responses a previous_response_id chain keeps (the oldest are dropped past it)
-# Item id prefixes by item type, as OpenAI writes them.
-ID_PREFIX = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_", "reasoning": "rs_",
-             "custom_tool_call": "ctc_", "custom_tool_call_output": "ctco_", "compaction": "cmp_"}
 
 
 def owner_of(req: Request | None, auth_on: bool) -> str:
@@ -36,28 +34,31 @@ def owner_of(req: Request | None, auth_on: bool) -> str:
     return ANONYMOUS
 
 
-def response_id() -> str:
-    """A stored response's id: its second (8 hex digits), then 16 random ones; a reader that misses a fresh one
-    knows it may still be on its way to the file (write_behind.py)."""
-    return f"resp_{int(time.time()):08x}{random_hex(8)}"
+def response_id(prefix: str) -> str:
+    """A stored object's id: the door's prefix ("resp_"), its second (8 hex digits), then 16 random ones; a reader
+    that misses a fresh one knows it may still be on its way to the file (write_behind.py)."""
+    return f"{prefix}{int(time.time()):08x}{random_hex(8)}"
 
 
-def response_of(item_id: str) -> str | None:
-    """The id of the response whose digits end an item's id (fronts/responses/tools.py: output_item_id), if it has
-    that shape."""
+def response_of(item_id: str, prefix: str) -> str | None:
+    """The id of the stored object (of the door whose ids start with `prefix`) whose digits end an item's id, as
+    a door's item ids end with their object's last 24 digits, if the item's id has that shape."""
     head, _, digits = item_id.partition("_")
     if not head or len(digits) != 32 or not all(c in "0123456789abcdef" for c in digits):
         return None
-    return "resp_" + digits[8:]
+    return prefix + digits[8:]
 
 
 def made_within(resp_id: str, seconds: float) -> bool:
-    """Was this response id made in the last `seconds` (by response_id)?"""
+    """Was this stored object's id made in the last `seconds` (by response_id, whatever its door's prefix)?"""
+    _, sep, digits = resp_id.partition("_")
+    if not sep or len(digits) != 24:
+        return False
     try:
-        made = int(resp_id[5:13], 16)
+        made = int(digits[:8], 16)
     except ValueError:
         return False
-    return resp_id.startswith("resp_") and len(resp_id) == 29 and 0 <= time.time() - made < seconds + 1
+    return 0 <= time.time() - made < seconds + 1
 
 
 @dataclass
@@ -96,11 +97,6 @@ class StoredResponse:
     @property
     def status(self) -> str:
         return self.response.get("status") or "completed"
-
-    @property
-    def output(self) -> list[dict[str, Any]]:
-        out = self.response.get("output")
-        return out if isinstance(out, list) else []
 
 
 @dataclass
@@ -153,37 +149,6 @@ def encoded(rec: StoredResponse) -> bytes:
         raise StoreFull(f"This response is {len(data)} bytes as stored, more than one stored response may be "
                         f"({MAX_RESPONSE_BYTES}); send `store: false` (with the conversation in `input`).")
     return data
-
-
-def with_id(item: dict[str, Any], resp_id: str | None = None) -> dict[str, Any]:
-    """An input item as stored and listed: its type written, an id given when it has none (ending with its
-    response's digits, `resp_id`: an item_reference finds it by them), a message's text content as a part (as
-    OpenAI lists input items)."""
-    kind = item.get("type") or ("message" if "role" in item else None)
-    if not isinstance(kind, str):
-        return item  # not an item (a `type` that is no string): left for the door to refuse, naming it
-    item = dict(item)
-    item["type"] = kind
-    if kind == "message":
-        content = item.get("content")
-        if isinstance(content, str):
-            part = "output_text" if item.get("role") == "assistant" else "input_text"
-            item["content"] = [{"type": part, "text": content}] if part == "input_text" else \
-                [{"type": part, "text": content, "annotations": []}]
-        item.setdefault("status", "completed")
-    if kind != "item_reference" and (not isinstance(item.get("id"), str) or not item["id"]):  # its id is the client's
-        item["id"] = output_item_id(ID_PREFIX.get(kind, "item_"), resp_id)
-    return item
-
-
-def input_items(value: Any, resp_id: str | None = None) -> list[dict[str, Any]]:
-    """A request's `input` as items with ids (a string is one user message)."""
-    if isinstance(value, str):  # with_id's message, written out (most requests)
-        return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}],
-                 "status": "completed", "id": output_item_id("msg_", resp_id)}]
-    if isinstance(value, list):
-        return [with_id(item, resp_id) if isinstance(item, dict) else item for item in value]
-    return []
 
 
 def page(items: list[dict[str, Any]], after: str | None, limit: int, order: str) -> dict[str, Any]:

@@ -159,10 +159,10 @@ class RedisResponseStore:
         self._release(rec.owner, "ev:" + resp_id)
         return True
 
-    def add_events(self, rec: StoredResponse, events: list[dict[str, Any]]) -> None:
+    def add_events(self, rec: StoredResponse, events: list[tuple[int, dict[str, Any]]]) -> None:
         """A streamed background run's next events; their list index is their sequence number (all are kept, in
         order, from 0)."""
-        data = [dumps(e) for e in events]
+        data = [dumps(e) for _, e in events]
         key = "ev:" + rec.id
         if not self.redis.exists(PREFIX + "resp:" + rec.id):
             return  # the response was deleted: its events go with it

@@ -256,10 +256,10 @@ class SQLiteResponseStore:
             db.execute("DELETE FROM events WHERE resp = ?", (resp_id,))
             return db.execute("DELETE FROM responses WHERE id = ?", (resp_id,)).rowcount > 0
 
-    def add_events(self, rec: StoredResponse, events: list[dict[str, Any]]) -> None:
-        """A streamed background run's next events (by their sequence numbers), for `starting_after`."""
-        rows = [(rec.id, e["sequence_number"], rec.owner, rec.created + self.retention, len(d), d)
-                for e in events for d in (dumps(e),)]
+    def add_events(self, rec: StoredResponse, events: list[tuple[int, dict[str, Any]]]) -> None:
+        """A streamed background run's next events, each with its sequence number, for `starting_after`."""
+        rows = [(rec.id, seq, rec.owner, rec.created + self.retention, len(d), d)
+                for seq, e in events for d in (dumps(e),)]
         with self._write() as db:
             if db.execute("SELECT 1 FROM responses WHERE id = ?", (rec.id,)).fetchone() is None:
                 return  # the response was deleted: its events go with it

@@ -6,7 +6,7 @@ answer is sent, as before.
 A response is kept before its answer goes out all the same, where every reader finds it: in this worker's
 memory until its batch is in the file (`pending`, read first), and a reader on another worker or replica that
 misses a fresh id (made in the last FRESH seconds: response ids carry their second) waits for the batch to
-land, polling the file, instead of answering "not found" (service.py, ResponsesState.load). A batch waits
+land, polling the file, instead of answering "not found" (service.py, StateService.load). A batch waits
 FLUSH_DELAY, so that the answers finishing meanwhile join it; a worker stopping writes what it holds (atexit).
 What is pending is bounded (MAX_PENDING_BYTES): past that, a response is written before its answer, as before.
 
@@ -22,6 +22,7 @@ import logging
 import time
 from typing import Any, Callable
 
+from argoproxy.leaving import at_quick_exit
 from argoproxy.sqlite_files import BUSY_SECONDS, within
 from argoproxy.state.records import StoredResponse, encoded
 
@@ -77,7 +78,7 @@ class Held:
 
 
 class WriteBehind:
-    """`io(fn, *args)`: the state's store call (service.py's ResponsesState.io); `store`: its SQLite store."""
+    """`io(fn, *args)`: the state's store call (service.py's StateService.io); `store`: its SQLite store."""
 
     def __init__(self, io: Callable[..., Any], store: Any) -> None:
         self.io, self.store = io, store
@@ -121,6 +122,7 @@ class WriteBehind:
         gevent.spawn(self._run)
         atexit.register(self.at_exit)
         HOLDING.append(self)
+        at_quick_exit(write_held)  # no atexit runs then (Gunicorn's quick stop)
 
     def _run(self) -> None:
         import gevent
@@ -215,8 +217,8 @@ HOLDING: list[WriteBehind] = []  # this process's, their flushers started (a for
 
 
 def write_held() -> None:
-    """A worker leaving at once (serve/gunicorn_app.py's _quit_now, from a signal handler, before os._exit: no
-    atexit runs) writes the responses it holds, answered already, in a thread of its own (the loop cannot run
+    """A worker leaving at once (argoproxy/leaving.py's hooks, run by serve/gunicorn_app.py's _quit_now from a
+    signal handler before os._exit: no atexit runs) writes the responses it holds, answered already, in a thread of its own (the loop cannot run
     there, and the code the signal interrupted may hold the store), for QUIT_WRITE_SECONDS at most."""
     mine = [behind for behind in HOLDING if behind.pending or behind.writing]
     if mine:

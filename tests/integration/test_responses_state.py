@@ -300,7 +300,7 @@ def test_redis_store_never_writes_back_a_response_deleted_while_it_ran(redis_url
     store = RedisResponseStore(redis_url, 3600, 1 << 20, 1 << 30)
     rec = deleted_while_running(store)
     assert store.update_response(rec) is False and store.get_response("bg") is None
-    store.add_events(rec, [{"type": "e", "sequence_number": 0}])
+    store.add_events(rec, [(0, {"type": "e", "sequence_number": 0})])
     assert store.events_after("bg", -1) == [] and store.used_bytes("o") == 0
     assert store.live_runs("o", 0) == (0, 0)  # no longer counted as running
     store.put_response(record("other", owner="p"))

@@ -244,7 +244,7 @@ def test_the_gateway_is_handed_its_collaborators_when_built():
 
 
 # The sequences a route takes, which the door picks (docs/architecture.md, "One request takes one sequence").
-SEQUENCES = ("api", "count_tokens", "relay_native", "passthrough")
+SEQUENCES = ("api", "count_tokens", "relay_native", "forward", "passthrough")
 
 
 def gateway_calls() -> dict[str, set[str]]:
@@ -282,6 +282,19 @@ def test_routing_knows_the_gateway_only_by_its_send_interface():
     routing = {m: targets for m, targets in graph.items() if m.startswith("argoproxy.routing.")}
     assert [m for m, targets in routing.items() if GATEWAY in targets] == []
     assert "argoproxy.pipeline.collaborators" in graph["argoproxy.routing.dispatch"]
+
+
+def test_stored_state_is_a_service_of_the_doors_that_keep_state():
+    """state/ (issue 56): imported by the API doors alone (and what they hand the sequence, fronts/kept.py), never
+    by serve/ or another folder; it imports no door, so none can be picked by name inside it."""
+    graph = import_graph()
+    importers = sorted({m for m, targets in graph.items() for t in targets
+                        if t.startswith("argoproxy.state") and not m.startswith("argoproxy.state")})
+    assert importers and all(m.startswith("argoproxy.fronts.") for m in importers), importers
+    assert [(m, t) for m, targets in graph.items() if m.startswith("argoproxy.state")
+            for t in targets if t.startswith("argoproxy.fronts")] == []
+    state_text = " ".join(p.read_text() for p in (PACKAGE / "state").glob("*.py"))
+    assert "front_named" not in state_text and 'front="' not in state_text
 
 
 def test_the_core_imports_nothing_of_stored_responses():

@@ -9,10 +9,14 @@ import pytest
 
 from argoproxy.edge.paths import canonical
 from argoproxy.errors import ProxyError
+from argoproxy.fronts.responses.kept_items import input_items
+from argoproxy.fronts.responses.kept_routes import state_route
+from argoproxy.fronts.responses.kept_shapes import ResponsesShapes
 from argoproxy.state import chain
-from argoproxy.state.records import StoredConversation, StoredResponse, StoreFull, input_items, page
-from argoproxy.state.routes import state_route
+from argoproxy.state.records import StoredConversation, StoredResponse, StoreFull, page
 from argoproxy.state.store import SQLiteResponseStore
+
+SHAPES = ResponsesShapes(lambda event: b"")  # the Responses door's, as it hands them to the state package
 
 
 def record(resp_id: str, owner: str = "o", text: str = "answer", chain_ids: list[str] | None = None,
@@ -29,7 +33,7 @@ def test_put_get_delete_and_the_chain_in_one_read(tmp_path):
     store.put_response(record("r1"))
     store.put_response(record("r2", chain_ids=["r1"]))
     prev = store.get_response("r2")
-    history = chain.chain_items(chain.previous_chain(prev, store.get_responses)[0])
+    history = chain.chain_items(chain.previous_chain(prev, store.get_responses)[0], SHAPES.output)
     assert [i["type"] for i in history] == ["message"] * 4
     assert history[0]["content"][0]["text"] == "question r1" and history[-1]["content"][0]["text"] == "answer"
     assert store.delete_response("r1") and store.get_response("r1") is None
@@ -71,7 +75,7 @@ def test_a_cancel_survives_the_runs_next_write_and_events_read_after_a_number(tm
     store.set_cancelled("bg")
     store.put_response(rec)  # the run's progress, written by a worker that has not seen the cancel
     assert store.get_response("bg").cancelled
-    store.add_events(rec, [{"type": "e", "sequence_number": n} for n in range(5)])
+    store.add_events(rec, [(n, {"type": "e", "sequence_number": n}) for n in range(5)])
     assert [e["sequence_number"] for e in store.events_after("bg", 2)] == [3, 4]
     store.touch("bg", 123456789.0)
     assert store.get_response("bg").heartbeat >= 123456789.0
@@ -93,7 +97,7 @@ def test_a_run_never_writes_back_a_response_deleted_while_it_ran(tmp_path):
     store = SQLiteResponseStore(tmp_path / "r.db", 3600, 1 << 20, 1 << 30)
     rec = deleted_while_running(store)
     assert store.update_response(rec) is False and store.get_response("bg") is None
-    store.add_events(rec, [{"type": "e", "sequence_number": 0}])
+    store.add_events(rec, [(0, {"type": "e", "sequence_number": 0})])
     assert store.events_after("bg", -1) == [] and store.used_bytes("o") == 0
     store.put_response(record("live"))
     live = record("live")
@@ -122,19 +126,21 @@ def test_turns_keep_a_call_with_its_output():
                          {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
                          {"type": "function_call_output", "call_id": "c1", "output": "r"},
                          {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}])
-    shorter = chain.without_oldest_turn(items)
+    shorter = chain.without_oldest_turn(items, SHAPES.starts_turn)
     assert [i.get("role") or i["type"] for i in shorter] == ["user"]
-    assert chain.without_oldest_turn([]) is None
+    assert chain.without_oldest_turn([], SHAPES.starts_turn) is None
 
 
 def test_item_references_resolve_from_history_then_store():
     known = input_items([{"role": "user", "content": "kept", "id": "msg_1"}])
     got = chain.resolved_references([{"type": "item_reference", "id": "msg_1"},
                                      {"type": "item_reference", "id": "msg_2"}], known,
-                                    lambda ref: {"id": ref, "type": "message"} if ref == "msg_2" else None)
+                                    lambda ref: {"id": ref, "type": "message"} if ref == "msg_2" else None,
+                                    SHAPES.is_reference)
     assert [i["id"] for i in got] == ["msg_1", "msg_2"]
     with pytest.raises(ProxyError) as err:
-        chain.resolved_references([{"type": "item_reference", "id": "nope"}], [], lambda ref: None)
+        chain.resolved_references([{"type": "item_reference", "id": "nope"}], [], lambda ref: None,
+                                  SHAPES.is_reference)
     assert err.value.status == 400 and err.value.param == "input[0].id"
 
 
@@ -173,7 +179,7 @@ def test_the_totals_the_bounds_read_equal_what_is_stored(tmp_path):
     store.put_conversation(conv, input_items("hello"))
     store.add_items(conv, input_items([{"role": "user", "content": "more"}]))
     rec = record("r1", owner="a")
-    store.add_events(rec, [{"type": "e", "sequence_number": 0}])
+    store.add_events(rec, [(0, {"type": "e", "sequence_number": 0})])
     item_id = store.items("conv_1")[0]["id"]
     store.delete_item("conv_1", item_id)
     store.delete_response("r2")
@@ -209,7 +215,7 @@ def test_a_history_is_read_newest_first_up_to_a_bound(tmp_path):
     assert not whole and items[-1]["content"][0]["text"] == "m19" and len(items) < 20
     calls = input_items([{"type": "function_call_output", "call_id": "c", "output": "x"},
                          {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
-    assert [i["type"] for i in chain.whole_turns(calls)] == ["message", "message"]
+    assert [i["type"] for i in chain.whole_turns(calls, SHAPES.starts_turn)] == ["message", "message"]
 
 
 def test_a_deleted_body_is_not_left_in_the_file(tmp_path):
@@ -238,11 +244,11 @@ def test_a_failed_upkeep_does_not_fail_the_call_it_follows(tmp_path, monkeypatch
     from types import SimpleNamespace
 
     from argoproxy import sqlite_files
-    from argoproxy.state.service import ResponsesState
+    from argoproxy.state.service import StateService
     monkeypatch.setattr(sqlite_files, "BUSY_SECONDS", 0.2)
     store = SQLiteResponseStore(tmp_path / "r.db", 3600, 1 << 20, 1 << 30)
     store.put_response(record("r1"))
-    state = ResponsesState(SimpleNamespace(), store, offload=True)
+    state = StateService(SimpleNamespace(), store, offload=True)
     other = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another worker's write, held past the wait
     try:

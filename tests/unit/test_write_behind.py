@@ -21,7 +21,7 @@ class Woken:
 
 
 def record(owner: str = "o", text: str = "hi") -> StoredResponse:
-    rid = response_id()
+    rid = response_id("resp_")
     return StoredResponse(rid, owner, time.time(), {"id": rid, "status": "completed", "output": [text]}, [])
 
 
@@ -111,7 +111,7 @@ def test_past_the_bound_a_batch_leaves_the_response_out_and_a_direct_write_refus
 
 
 def test_response_ids_carry_their_second():
-    rid = response_id()
+    rid = response_id("resp_")
     assert rid.startswith("resp_") and len(rid) == 29 and made_within(rid, 2.0)
     assert not made_within("resp_" + "0" * 24, 2.0) and not made_within("msg_123", 2.0)
 
@@ -176,7 +176,7 @@ behind = write_behind.WriteBehind(lambda fn, *args, pauses=(): sqlite_files.firs
                                   store)
 
 def record():
-    rid = response_id()
+    rid = response_id("resp_")
     return StoredResponse(rid, "o", time.time(), {"id": rid, "status": "completed", "output": []}, [])
 
 def written(rec, seconds=10):

@@ -12,7 +12,7 @@ Sealed content (`Seal`) is the proxy's own opaque encoding: the text compressed,
 a per-install key (its purpose, "compaction" or "reasoning", signed with it), so a client cannot make the proxy
 pass off text of its own as a summary it wrote (what a client could send as a message anyway is all it can
 reach). It is not secret from its client: it holds what that client's conversation said. The key comes from
-the Responses door's state (state/responses_door.py, state/seal_key.py: a file in the data directory, or Redis so
+the Responses door's Front.kept (door.py; state/seal_key.py: a file in the data directory, or Redis so
 replicas agree); a process without one (in-process tests) makes its own.
 """
 

@@ -1,5 +1,5 @@
-"""The Responses door's Front: its routes (create, compact), its exchange, and a stored response's keeper called
-as the answer is made."""
+"""The Responses door's Front: its routes (create, compact), its exchange, a stored response's keeper called as
+the answer is made, and what it keeps (kept.py, over argoproxy/state/)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from argoproxy.fronts.responses.response import usage_to_responses
 from argoproxy.fronts.responses.stream import stream_events
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.reservation import Spelled
+from argoproxy.state.seal_key import seal_key
 
 
 class ResponsesFront(Front):
@@ -54,6 +55,15 @@ class ResponsesFront(Front):
         if ex.keeper is not None:  # stored before it is sent (its JSON made once, for both)
             ex.output = ex.keeper.whole(ex.output)
         return ex.output
+
+    def kept(self, settings: Any, state: Any) -> Any:
+        """The key its sealed content (compaction, reasoning) opens with on every worker, and its stored responses
+        when RESPONSES_STORE is on (kept.py)."""
+        compact.SEAL.use(seal_key(settings))
+        if state is None:
+            return None
+        from argoproxy.fronts.responses.kept import KeptResponses  # the store's modules: in the worker only
+        return KeptResponses(state, self.encode_event)
 
     def stream(self, chunks: Iterable[dict[str, Any] | str], ex: Exchange) -> Iterator[dict[str, Any]]:
         keeper = ex.keeper

@@ -1,4 +1,4 @@
-"""The state routes, in OpenAI's shapes: a stored response (GET, DELETE), its input items, its cancel; the
+"""The Responses door's state routes, in OpenAI's shapes: a stored response (GET, DELETE), its input items, its cancel; the
 conversations and their items. Another key's object is a 404 in the same words as an unknown id (the admin key
 too, unless RESPONSES_ADMIN_READS)."""
 
@@ -13,15 +13,14 @@ from argoproxy.edge.paths import encode_path
 from argoproxy.edge.request_models import query_values
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
-from argoproxy.state.background import follow_answer
-from argoproxy.ids import new_id
+from argoproxy.fronts.responses.kept_items import input_items
 from argoproxy.fronts.responses.shapes import is_item_reference
-from argoproxy.state import chain
-from argoproxy.state.records import StoredConversation, input_items, page
+from argoproxy.ids import new_id
+from argoproxy.state.background import follow_answer
+from argoproxy.state.records import StoredConversation, page
 
 if TYPE_CHECKING:
     from argoproxy.pipeline.call import Call
-    from argoproxy.state.service import ResponsesState
 
 JSON = "application/json"
 MAX_ITEMS_ADDED = 20  # items one POST /v1/conversations(/{id}/items) may add, as OpenAI's API allows
@@ -58,8 +57,11 @@ def json_answer(obj: Any) -> Answer:
 
 
 class StateRoutes:
-    def __init__(self, state: ResponsesState) -> None:
-        self.state = state
+    """`kept`: the door's KeptResponses (kept.py, which makes this: named, not imported, to keep no circle)."""
+
+    def __init__(self, kept: Any) -> None:
+        self.kept = kept
+        self.state = kept.state
 
     def answer(self, call: Call, kind: str, ids: list[str], query: str, body: dict[str, Any] | None,
                admin: bool) -> Answer:
@@ -74,7 +76,7 @@ class StateRoutes:
     # ---------------------------------------------------------------- /v1/responses/{id}
     def response_route(self, kind: str, method: str, resp_id: str, query: str, owner: str, admin: bool) -> Answer:
         state = self.state
-        rec = state.owned_response(owner, resp_id, admin=admin)
+        rec = self.kept.owned_response(owner, resp_id, admin=admin)
         if kind == "response_input_items":
             after, limit, order = paging(query)
             return json_answer(page(rec.input, after, limit, order))
@@ -99,16 +101,14 @@ class StateRoutes:
             except ValueError:
                 raise ProxyError(400, "`starting_after` must be an integer.", param="starting_after",
                                  code="invalid_value") from None
-            return follow_answer(state, resp_id, start)
+            return follow_answer(state, self.kept.shapes, resp_id, start)
         return json_answer(rec.response)
 
     # ---------------------------------------------------------------- /v1/conversations...
     def added_items(self, body: dict[str, Any], owner: str, required: bool) -> list[dict[str, Any]]:
         """The items a request adds to a conversation, an item reference replaced by the item it names (one of
         the key's stored items): a conversation holds items, which a later request sends as its history."""
-        items = chain.resolved_references(checked_items(body, required), [],
-                                          lambda ref: self.state.owned_item(owner, ref), "items")
-        return input_items(items)
+        return input_items(self.kept.resolved(owner, checked_items(body, required), [], "items"))
 
     def conversation_route(self, kind: str, method: str, ids: list[str], query: str, body: dict[str, Any],
                            owner: str, admin: bool) -> Answer:
@@ -118,7 +118,7 @@ class StateRoutes:
             items = self.added_items(body, owner, required=False)
             state.io(state.store.put_conversation, conv, items)
             return json_answer(conv.as_object())
-        conv = state.owned_conversation(owner, ids[0], admin=admin)
+        conv = self.kept.owned_conversation(owner, ids[0], admin=admin)
         if kind == "conversation":
             if method == "DELETE":
                 state.io(state.store.delete_conversation, conv.id)
