@@ -2,7 +2,7 @@
 deployments (`Dispatcher`), key_limits' budgets (`Limiter`), stored Responses (`StoredResponses`, handing each
 attempt a `Keeper`; the door answers their routes through it too). serve/build.py hands the implementations to a
 worker's Gateway when it builds it (argoproxy/routing/dispatch.py's Routing, argoproxy/routing/key_limits.py's
-KeyLimiter; the Responses door's ResponsesState, argoproxy/state/service.py, is handed to serve/build.py in turn),
+KeyLimiter; the doors' stored state, argoproxy/fronts/kept.py's KeptDoors, is handed to serve/build.py in turn),
 so neither the pipeline nor the door imports routing or state.
 Routing, the other way, knows the Gateway only as `Sends`: what it asks of the sequence to run its attempts (an
 attempt on a deployment's view, keepalives around them all).
