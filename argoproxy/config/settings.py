@@ -29,6 +29,7 @@ from argoproxy.config.model_families import Overrides, parse_overrides
 from argoproxy.config.llm_params import LlmParams, parse_llm_params
 from argoproxy.config.model_free_paths import DEFAULT_MODEL_FREE, route_globs
 from argoproxy.config.price_settings import PriceSettings, parse_prices
+from argoproxy.config.mcp_servers import McpServers, missing_tokens, parse_mcp_servers
 from argoproxy.config.redis_url import check_redis_url
 from argoproxy.redaction import mask_url
 from argoproxy.config.routing_settings import (KeyLimit, ModelEntry, as_concurrency, check_routing, parse_fallbacks,
@@ -267,6 +268,17 @@ class Settings:
     sse_keepalive: float = _setting(15.0, _number(float, 0), "Seconds of silence after which a streamed answer "
                                     "gets an SSE comment line (keeps load balancers from cutting it); 0 = off.",
                                     env=("SSE_KEEPALIVE",), flags=("--sse-keepalive",))
+    websocket_lifetime: float = _setting(3600.0, _positive, "Seconds a Responses WebSocket connection lasts at most "
+                                         "(OpenAI's limit: 60 minutes); then an error event "
+                                         "(websocket_connection_limit_reached) and a normal close "
+                                         "(docs/responses-websocket.md).", env=("WEBSOCKET_LIFETIME",))
+    websocket_idle: float = _setting(600.0, _positive, "Seconds a Responses WebSocket connection may wait for the "
+                                     "client's next event between responses before it is closed (1000).",
+                                     env=("WEBSOCKET_IDLE",))
+    websocket_threads: int = _setting(8, _number(int, 0, 4096), "Responses WebSocket connections a gthread worker "
+                                      "holds at once, each on one of its THREADS (never all of them: at most "
+                                      "THREADS - 1); past it the upgrade is answered 426 and clients use HTTP. "
+                                      "0: none.", env=("WEBSOCKET_THREADS",))
     compatible: bool = _setting(False, as_bool, "Return every error as HTTP 200 with the error JSON (legacy clients).",
                                 env=("COMPATIBLE_MODE",), flags=("--compatible",))
     # --- guard
@@ -346,6 +358,11 @@ class Settings:
                                  negative_flags=("--no-status-page",))
     metrics_public: bool = _setting(False, as_bool, "Serve /metrics without a key when auth is on.",
                                     env=("METRICS_PUBLIC",), flags=("--metrics-public",))
+    # --- MCP servers behind /mcp (argoproxy/mcp/, docs/mcp.md)
+    mcp_servers: McpServers = _setting(McpServers(), parse_mcp_servers,
+                              "MCP servers served at /mcp: name -> {command, args, env, per_session} (a server the "
+                              "proxy runs) or {url, headers, bearer_token_env} (one it reaches); MCP_SERVERS: JSON. "
+                              "Empty: /mcp is forwarded as any path (docs/mcp.md).", env=("MCP_SERVERS",))
     # --- observe
     debug: bool = _setting(False, as_bool, "One log line per request and upstream details (secrets redacted).",
                            env=("DEBUG", "VERBOSE"), flags=("--debug", "--verbose", "-v"), negative_flags=("--quiet", "-q"),
@@ -633,6 +650,9 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
     "api_key_file": (lambda s: s.enable_auth, "enable_auth is off"),
     "threads": (lambda s: s.worker_class == "gthread", "the worker class is {worker_class}, not gthread"),
     "worker_connections": (lambda s: s.worker_class == "gevent", "the worker class is {worker_class}, not gevent"),
+    "websocket_threads": (lambda s: s.worker_class == "gthread", "the worker class is {worker_class}, not gthread"),
+    **{name: (lambda s: s.worker_class != "sync", "the sync worker class holds no WebSocket (the upgrade is "
+                                                  "answered 426)") for name in ("websocket_lifetime", "websocket_idle")},
     # Host names are checked only where a browser could be made to reach the proxy by DNS rebinding.
     "allowed_hosts": (lambda s: not s.socket and listener.is_loopback(s.host),
                       "the proxy does not listen on a loopback TCP address (only there are host names checked)"),
@@ -740,7 +760,7 @@ def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
         raise BadValue(str(exc)) from None
     problem = listener.socket_problem(settings.socket) or listener.key_file_problem(settings) \
         or listener.own_key_problem(settings) or keys_db_problem(settings) or responses_db_problem(settings) \
-        or tracing_problem(settings.tracing, environ)
+        or tracing_problem(settings.tracing, environ) or missing_tokens(settings.mcp_servers, environ)
     if problem:
         raise BadValue(problem)
     # Each provider's own rules: for the top-level backend when it serves (no `models`), and for every

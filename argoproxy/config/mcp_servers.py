@@ -1,0 +1,188 @@
+"""The `mcp_servers` setting (MCP_SERVERS: the same as JSON): the MCP servers the proxy puts behind `/mcp`
+(docs/mcp.md). Each entry is a name and either a command the proxy runs (stdio) or a URL it reaches (remote):
+
+    mcp_servers:
+      git:  {command: uvx, args: [mcp-server-git, --repository, /srv/repo]}
+      time: {command: mcp-server-time, env: {TZ: UTC}}
+      docs: {url: https://mcp.example.com/mcp, bearer_token_env: DOCS_MCP_TOKEN}
+
+A name is what prefixes its tools (`git__status`) and its path (`/mcp/git`): lower-case letters, digits, `-` and
+single `_`, at most 32 characters, never `__` (the separator), and two names may not differ only in case or in
+`-` versus `_`. Checked at start-up: a bad entry stops it with one line naming `mcp_servers.NAME`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from argoproxy.config.json_setting import json_setting
+
+NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]|_(?!_)){0,31}")
+SEPARATOR = "__"  # server__tool
+STDIO_KEYS = frozenset({"command", "args", "env", "per_session"})
+REMOTE_KEYS = frozenset({"url", "headers", "bearer_token_env"})
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Headers a remote server's entry may not set: the transport's own (the proxy writes them per request).
+TRANSPORT_HEADERS = frozenset({"content-type", "accept", "content-length", "host", "mcp-session-id",
+                               "mcp-protocol-version", "transfer-encoding", "connection"})
+
+
+@dataclass(frozen=True)
+class McpServer:
+    name: str
+    command: str = ""  # stdio: the program, found on PATH
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # stdio: its whole environment besides PATH, LANG and a private HOME
+    per_session: bool = False  # stdio: a process per client session instead of one shared
+    url: str = ""  # remote: Streamable HTTP endpoint
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # remote: sent with every request, never shown to clients
+    bearer_token_env: str = ""  # remote: the environment variable holding its bearer token
+
+    @property
+    def stdio(self) -> bool:
+        return bool(self.command)
+
+    def as_written(self) -> dict[str, Any]:
+        """As config.yaml writes it (--show): header values and the token are not shown."""
+        if self.stdio:
+            written: dict[str, Any] = {"command": self.command}
+            if self.args:
+                written["args"] = list(self.args)
+            if self.env:
+                written["env"] = {name: "***" for name, _ in self.env}
+            if self.per_session:
+                written["per_session"] = True
+            return written
+        written = {"url": self.url}
+        if self.headers:
+            written["headers"] = {name: "***" for name, _ in self.headers}
+        if self.bearer_token_env:
+            written["bearer_token_env"] = self.bearer_token_env
+        return written
+
+
+class McpServers(tuple[McpServer, ...]):
+    """The entries, written back as config.yaml writes them (--show, the settings reference): no secret shown."""
+
+    def as_written(self) -> dict[str, Any]:
+        return {server.name: server.as_written() for server in self}
+
+    def named(self, name: str) -> McpServer | None:
+        return next((server for server in self if server.name == name), None)
+
+
+def parse_mcp_servers(value: Any) -> McpServers:
+    """A YAML mapping (or JSON text) of name -> entry; the entries in the order given."""
+    value = json_setting(value)
+    if value is None:
+        return McpServers()
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping of server name to {{command, args, env}} or {{url}}, got "
+                         f"{type(value).__name__}")
+    servers = McpServers(_server(name, entry) for name, entry in value.items())
+    _distinct(servers)
+    return servers
+
+
+def _server(name: Any, entry: Any) -> McpServer:
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ValueError(f".{name}: a server name is lower-case letters, digits, '-' and single '_' (no '__', which "
+                         "separates it from its tools' names), at most 32 characters, starting with a letter or digit")
+    where = f".{name}"
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: expected {{command, args, env}} or {{url, headers, bearer_token_env}}, got "
+                         f"{type(entry).__name__}")
+    keys = set(entry)
+    unknown = sorted(keys - STDIO_KEYS - REMOTE_KEYS, key=str)
+    if unknown:
+        raise ValueError(f"{where}.{unknown[0]}: unknown key (a server takes command, args, env, per_session, or url, "
+                         "headers, bearer_token_env)")
+    if ("command" in keys) == ("url" in keys):
+        raise ValueError(f"{where}: give either `command` (a server the proxy runs) or `url` (one it reaches)")
+    if "command" in keys:
+        mixed = sorted(keys & REMOTE_KEYS)
+        if mixed:
+            raise ValueError(f"{where}.{mixed[0]}: a server with a `command` takes no {mixed[0]}")
+        return _stdio(name, where, entry)
+    mixed = sorted(keys & (STDIO_KEYS - {"command"}))
+    if mixed:
+        raise ValueError(f"{where}.{mixed[0]}: a server with a `url` takes no {mixed[0]}")
+    return _remote(name, where, entry)
+
+
+def _stdio(name: str, where: str, entry: Mapping[str, Any]) -> McpServer:
+    command = entry["command"]
+    if not isinstance(command, str) or not command.strip():
+        raise ValueError(f"{where}.command: expected a program name or path")
+    args = entry.get("args") or []
+    if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in args):
+        raise ValueError(f"{where}.args: expected a list of strings")
+    per_session = entry.get("per_session", False)
+    if not isinstance(per_session, bool):
+        raise ValueError(f"{where}.per_session: expected true or false")
+    return McpServer(name, command.strip(), tuple(str(a) for a in args), _env(where, entry.get("env")), per_session)
+
+
+def _env(where: str, env: Any) -> tuple[tuple[str, str], ...]:
+    if env is None:
+        return ()
+    if not isinstance(env, dict):
+        raise ValueError(f"{where}.env: expected a mapping of variable name to value")
+    pairs = []
+    for key, value in env.items():
+        if not isinstance(key, str) or not ENV_NAME.fullmatch(key):
+            raise ValueError(f"{where}.env: {key!r} is not an environment variable name")
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool) or "\x00" in str(value):
+            raise ValueError(f"{where}.env.{key}: expected a string")
+        pairs.append((key, str(value)))
+    return tuple(pairs)
+
+
+def _remote(name: str, where: str, entry: Mapping[str, Any]) -> McpServer:
+    url = entry["url"]
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{where}.url: expected an http(s) URL")
+    if parts.username or parts.password:
+        raise ValueError(f"{where}.url: credentials do not go in the URL: give them as `headers` or "
+                         "`bearer_token_env`")
+    token_env = entry.get("bearer_token_env") or ""
+    if not isinstance(token_env, str) or (token_env and not ENV_NAME.fullmatch(token_env)):
+        raise ValueError(f"{where}.bearer_token_env: expected the name of an environment variable")
+    headers = entry.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise ValueError(f"{where}.headers: expected a mapping of header name to value")
+    pairs = []
+    for key, value in headers.items():
+        if not isinstance(key, str) or not HEADER_NAME.fullmatch(key) or key.lower() in TRANSPORT_HEADERS:
+            raise ValueError(f"{where}.headers: {key!r} is not a header the proxy may set for it")
+        if not isinstance(value, str) or any(c in value for c in "\r\n\x00"):
+            raise ValueError(f"{where}.headers.{key}: expected a one-line string")
+        pairs.append((key, value))
+    if token_env and any(k.lower() == "authorization" for k, _ in pairs):
+        raise ValueError(f"{where}: give `bearer_token_env` or an Authorization header, not both")
+    return McpServer(name, url=url, headers=tuple(pairs), bearer_token_env=token_env)
+
+
+def _distinct(servers: tuple[McpServer, ...]) -> None:
+    """Names that look alike would confuse whoever reads `git_x__status` next to `git-x__status`."""
+    seen: dict[str, str] = {}
+    for server in servers:
+        folded = server.name.replace("-", "_")
+        if folded in seen:
+            raise ValueError(f".{server.name}: too like the server name {seen[folded]!r} (names may not differ only "
+                             "in '-' versus '_')")
+        seen[folded] = server.name
+
+
+def missing_tokens(servers: tuple[McpServer, ...], environ: Mapping[str, str]) -> str | None:
+    """A remote server whose token variable is unset: it would be reached without its credential."""
+    for server in servers:
+        if server.bearer_token_env and not environ.get(server.bearer_token_env, "").strip():
+            return (f"mcp_servers.{server.name}.bearer_token_env: {server.bearer_token_env} is not set in the "
+                    "proxy's environment")
+    return None

@@ -1,0 +1,15 @@
+"""The MCP gateway: the MCP servers named in config (`mcp_servers`) behind `/mcp` on the proxy's port, with the
+same keys as its models (docs/mcp.md).
+
+- protocol.py: the revisions spoken and what the proxy says of itself; jsonrpc.py: one message read strictly,
+  and the specification's errors.
+- names.py: tools and prompts of every server as one server's (`git__status`, at most 64 characters),
+  resources' URIs under their server's name.
+- stdio_server.py: one stdio server's process, handshake, restarts, and the ids of many clients' calls remapped
+  onto its one pipe; supervisor.py: the one process per instance that owns them (a child of the Gunicorn master,
+  started and stopped by launch.py) and the instance's sessions; link.py: a worker's way to it (a Unix socket).
+- endpoint.py: `/mcp` and `/mcp/<server>` over Streamable HTTP (2025-11-25: initialize, Mcp-Session-Id, JSON
+  answers), the key's tool globs applied to what it lists and calls.
+
+May import: the shared modules, config, edge, teamkeys.
+"""

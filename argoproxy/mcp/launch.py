@@ -1,0 +1,67 @@
+"""Starting and stopping the supervisor (argoproxy/mcp/supervisor.py) from the Gunicorn master's hooks
+(argoproxy/serve/gunicorn_hooks.py), before any worker is forked; the workers find its socket through
+SOCKET_ENV. A reload (SIGHUP) in the same master keeps the running supervisor."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from argoproxy.config.mcp_servers import McpServer
+
+log = logging.getLogger("cot_proxy")
+
+SOCKET_ENV = "COT_PROXY_MCP_SOCKET"
+OWNER_ENV = "COT_PROXY_MCP_OWNER"  # the master that started it (a re-exec'd master starts its own)
+START_SECONDS = 10.0
+STOP_SECONDS = 10.0
+
+_running: subprocess.Popen[bytes] | None = None
+
+
+def start_supervisor(servers: tuple[McpServer, ...]) -> str | None:
+    """Start the supervisor of the stdio servers (once per master); return its socket's path."""
+    global _running
+    if os.environ.get(OWNER_ENV) == str(os.getpid()) and _running is not None and _running.poll() is None:
+        return os.environ[SOCKET_ENV]
+    rundir = tempfile.mkdtemp(prefix="cot_proxy_mcp_")  # mode 0700: the socket and the servers' homes
+    path = os.path.join(rundir, "supervisor.sock")
+    entries = [{"name": s.name, "command": s.command, "args": list(s.args), "env": [list(p) for p in s.env],
+                "per_session": s.per_session} for s in servers if s.stdio]
+    process = subprocess.Popen([sys.executable, "-m", "argoproxy.mcp.supervisor", path, rundir],
+                               stdin=subprocess.PIPE, start_new_session=True)
+    assert process.stdin is not None
+    process.stdin.write(json.dumps(entries).encode() + b"\n")
+    process.stdin.flush()  # the pipe stays open: its end tells the supervisor the master is gone
+    deadline = time.monotonic() + START_SECONDS
+    while not os.path.exists(path) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _running = process
+    os.environ[SOCKET_ENV], os.environ[OWNER_ENV] = path, str(os.getpid())
+    log.info("MCP: %d server(s) behind /mcp (supervisor pid %d)", len(servers), process.pid)
+    return path
+
+
+def stop_supervisor() -> None:
+    """The master exits: the supervisor stops its servers and goes."""
+    global _running
+    process, _running = _running, None
+    if process is None or os.environ.get(OWNER_ENV) != str(os.getpid()):
+        return
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        process.terminate()
+        process.wait(STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    path = os.environ.get(SOCKET_ENV, "")
+    if path:
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)

@@ -1,0 +1,66 @@
+"""A worker's way to the supervisor (argoproxy/mcp/supervisor.py): one Unix-socket connection per call, one
+JSON line each way. Under gevent the socket is gevent's, so a call waiting for a server holds no worker."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from argoproxy.mcp import jsonrpc
+
+MAX_ANSWER = 64 * 1024 * 1024
+MARGIN = 5.0  # seconds the link waits past the call's own deadline (the supervisor answers the timeout)
+
+
+class SupervisorGone(Exception):
+    """The supervisor cannot be reached (the proxy is stopping, or it died)."""
+
+
+class Link:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def ask(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(self.path)
+                sock.sendall(json.dumps(request, separators=(",", ":")).encode() + b"\n")
+                with sock.makefile("rb") as answer:
+                    line = answer.readline(MAX_ANSWER)
+        except OSError as exc:
+            raise SupervisorGone(str(exc)) from None
+        try:
+            value = json.loads(line)
+        except ValueError:
+            raise SupervisorGone("no answer") from None
+        if not isinstance(value, dict):
+            raise SupervisorGone("no answer")
+        return value
+
+    def call(self, server: str, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """The server's answer to a request (under the request's own id), or the JSON-RPC error saying why not."""
+        try:
+            answer = self.ask({"op": "call", "server": server, "message": message, "timeout": timeout},
+                              timeout + MARGIN)
+        except SupervisorGone:
+            return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE,
+                                 "The proxy's MCP servers cannot be reached now.")
+        result = answer.get("message")
+        if not isinstance(result, dict):
+            return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE, f"No MCP server {server!r}.")
+        return result
+
+    def notify(self, server: str, message: dict[str, Any]) -> None:
+        try:
+            self.ask({"op": "notify", "server": server, "message": message}, MARGIN)
+        except SupervisorGone:
+            pass
+
+    def status(self) -> list[dict[str, Any]]:
+        servers = self.ask({"op": "status"}, MARGIN).get("servers")
+        return servers if isinstance(servers, list) else []
+
+    def session(self, action: str, **fields: Any) -> dict[str, Any]:
+        return self.ask({"op": "session", "action": action, **fields}, MARGIN)

@@ -1,0 +1,241 @@
+"""One stdio MCP server as the supervisor runs it: its process (started with the environment config gives it,
+PATH, LANG and a private HOME, nothing of the proxy's), the initialize handshake made once for all clients, and
+the many clients' calls sharing its pipe: each request's id is replaced by one of the pipe's own, and the answer
+given back to the caller under the id it sent. When the process dies, the calls in flight end with an error and
+it is started again after a pause that doubles (up to MAX_BACKOFF) while it keeps dying young.
+
+Runs in the supervisor (argoproxy/mcp/supervisor.py): plain threads, no gevent."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from typing import IO, Any, Callable
+
+from argoproxy.config.mcp_servers import McpServer
+from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.protocol import CLIENT_INFO, HANDSHAKE_VERSION
+
+log = logging.getLogger("cot_proxy")
+
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+STEADY_SECONDS = 60.0  # a process that ran this long before dying starts the backoff afresh
+HANDSHAKE_SECONDS = 30.0
+STOP_SECONDS = 3.0
+MAX_LINE = 16 * 1024 * 1024  # the longest message a server may write (a longer one is garbage: skipped)
+MAX_STDERR_LINE = 2000
+KEPT_ENV = ("PATH", "LANG")
+
+
+def server_environment(server: McpServer, home: str, environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """What the server's process sees: PATH and LANG from the proxy's, a HOME of its own, and its config's env
+    (which may set PATH or LANG itself); nothing else of the proxy's (its keys, its upstream's credentials)."""
+    env = {name: environ[name] for name in KEPT_ENV if name in environ}
+    env["HOME"] = home
+    env.update(server.env)
+    return env
+
+
+class Pending:
+    """A call waiting for the server's answer."""
+
+    def __init__(self, client_id: jsonrpc.RequestId | None) -> None:
+        self.client_id = client_id
+        self.answers: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1)
+
+
+class StdioServer:
+    def __init__(self, server: McpServer, home: str, environ: dict[str, str] | os._Environ[str] | None = None,
+                 popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen) -> None:
+        self.server = server
+        self.name = server.name
+        self.home = home
+        self.environ = dict(os.environ if environ is None else environ)
+        self.popen = popen
+        self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        self.ids = itertools.count(1)
+        self.pending: dict[int, Pending] = {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.state = "stopped"  # starting, ready, restarting, stopped
+        self.initialized: dict[str, Any] = {}  # the server's initialize result
+        self.restarts = 0
+        self.last_error = ""
+        self.backoff = FIRST_BACKOFF
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self.started_at = 0.0
+
+    # ------------------------------------------------------------ life
+    def start(self) -> None:
+        threading.Thread(target=self._run, name=f"mcp-{self.name}", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            self._run_once()
+            if self.stopping.is_set():
+                break
+            lived = time.monotonic() - self.started_at
+            self.backoff = FIRST_BACKOFF if lived >= STEADY_SECONDS else min(self.backoff * 2, MAX_BACKOFF)
+            self.state = "restarting"
+            log.warning("mcp server %s: stopped (%s); starting it again in %.1f s", self.name,
+                        self.last_error or "exited", self.backoff)
+            self.stopping.wait(self.backoff)
+            self.restarts += 1
+        self.state = "stopped"
+
+    def _run_once(self) -> None:
+        self.state, self.started_at = "starting", time.monotonic()
+        os.makedirs(self.home, mode=0o700, exist_ok=True)
+        try:
+            process = self.popen([self.server.command, *self.server.args], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.home,
+                                 env=server_environment(self.server, self.home, self.environ), start_new_session=True)
+        except OSError as exc:
+            self.last_error = f"could not start {self.server.command!r}: {exc.strerror or exc}"
+            return
+        self.process = process
+        assert process.stdout is not None and process.stderr is not None
+        threading.Thread(target=self._stderr, args=(process.stderr,), daemon=True).start()
+        handshake = threading.Thread(target=self._handshake, daemon=True)
+        handshake.start()
+        self._read(process.stdout)  # until the process closes its stdout
+        code = process.wait()
+        self.ready.clear()
+        self.last_error = f"exit status {code}"
+        self._fail_pending("The MCP server stopped during the call.")
+
+    def _handshake(self) -> None:
+        answer = self.call({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                            "params": {"protocolVersion": HANDSHAKE_VERSION, "capabilities": {},
+                                       "clientInfo": CLIENT_INFO}}, HANDSHAKE_SECONDS, wait_ready=False)
+        if "result" not in answer or not isinstance(answer["result"], dict):
+            self.last_error = f"initialize failed: {json.dumps(answer.get('error'))[:200]}"
+            log.warning("mcp server %s: %s", self.name, self.last_error)
+            self._kill()
+            return
+        self.initialized = answer["result"]
+        self._write({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        self.state = "ready"
+        self.ready.set()
+        log.info("mcp server %s: ready (pid %s)", self.name, self.process.pid if self.process else "-")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._kill()
+
+    def _kill(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        try:  # the server's whole process group: `npx` and `uvx` start the server as their child
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    # ------------------------------------------------------------ calls
+    def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True) -> dict[str, Any]:
+        """Send a client's request and wait for its answer, under the client's id."""
+        client_id = message.get("id")
+        if wait_ready and not self.ready.wait(timeout):
+            return jsonrpc.error(client_id, jsonrpc.SERVER_UNAVAILABLE,
+                                 f"The MCP server {self.name} is not running ({self.last_error or self.state}).")
+        pending = Pending(client_id)
+        with self.lock:
+            own_id = next(self.ids)
+            self.pending[own_id] = pending
+        try:
+            if not self._write({**message, "id": own_id}):
+                return jsonrpc.error(client_id, jsonrpc.SERVER_UNAVAILABLE, f"The MCP server {self.name} is not running.")
+            try:
+                return pending.answers.get(timeout=timeout)
+            except queue.Empty:
+                self._write({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                             "params": {"requestId": own_id, "reason": "timed out at the proxy"}})
+                return jsonrpc.error(client_id, jsonrpc.REQUEST_TIMEOUT,
+                                     f"The MCP server {self.name} did not answer within {timeout:g} s.")
+        finally:
+            with self.lock:
+                self.pending.pop(own_id, None)
+
+    def notify(self, message: dict[str, Any]) -> None:
+        self._write(message)
+
+    def _write(self, message: dict[str, Any]) -> bool:
+        process = self.process
+        if process is None or process.stdin is None or process.poll() is not None:
+            return False
+        line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        try:
+            with self.write_lock:
+                process.stdin.write(line)
+                process.stdin.flush()
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _fail_pending(self, why: str) -> None:
+        with self.lock:
+            pending, self.pending = self.pending, {}
+        for call in pending.values():
+            call.answers.put(jsonrpc.error(call.client_id, jsonrpc.SERVER_UNAVAILABLE, why))
+
+    # ------------------------------------------------------------ what the server writes
+    def _read(self, stdout: IO[bytes]) -> None:
+        while True:
+            line = stdout.readline(MAX_LINE + 1)
+            if not line:
+                return
+            if len(line) > MAX_LINE and not line.endswith(b"\n"):
+                log.warning("mcp server %s: a message longer than %d bytes was skipped", self.name, MAX_LINE)
+                while line and not line.endswith(b"\n"):
+                    line = stdout.readline(MAX_LINE)
+                continue
+            if line.strip():
+                self._received(line)
+
+    def _received(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            log.warning("mcp server %s: wrote a line that is not JSON: %.200r", self.name, line)
+            return
+        if not isinstance(message, dict):
+            log.warning("mcp server %s: wrote JSON that is not a message", self.name)
+            return
+        if "method" in message:
+            if "id" in message:  # a request of the client (sampling, roots, elicitation): none is served yet
+                self._write(jsonrpc.error(message["id"], jsonrpc.METHOD_NOT_FOUND,
+                                          "The proxy does not relay requests from the server to its clients."))
+            return  # notifications: not relayed yet
+        own_id = message.get("id")
+        with self.lock:
+            call = self.pending.pop(own_id, None) if isinstance(own_id, int) else None
+        if call is None:
+            log.warning("mcp server %s: answered a request it was not asked (id %.40r)", self.name, own_id)
+            return
+        call.answers.put({**message, "id": call.client_id})
+
+    def _stderr(self, stderr: IO[bytes]) -> None:
+        for line in iter(lambda: stderr.readline(MAX_STDERR_LINE), b""):
+            text = line.decode("utf-8", "replace").rstrip()
+            if text:
+                log.info("mcp server %s: %s", self.name, text)
+
+    def status(self) -> dict[str, Any]:
+        info = self.initialized.get("serverInfo") if isinstance(self.initialized.get("serverInfo"), dict) else {}
+        return {"name": self.name, "kind": "stdio", "state": self.state, "restarts": self.restarts,
+                "pid": self.process.pid if self.process and self.process.poll() is None else None,
+                "error": self.last_error if self.state != "ready" else "",
+                "server_info": info, "capabilities": self.initialized.get("capabilities") or {}}

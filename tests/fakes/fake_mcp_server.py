@@ -1,0 +1,134 @@
+"""A small stdio MCP server, strict about the protocol, for the gateway's tests (no registry needed).
+
+Speaks 2025-11-25 over stdio: one JSON-RPC message per line. Strict: anything but `initialize` (and `ping`)
+before the handshake, a request id reused while in flight, a message that is not JSON-RPC 2.0 or a batch is an
+error, and it writes the error to stderr too, where the tests read it in the proxy's log.
+
+Tools: echo {text}, add {a, b}, slow {seconds}, crash (exits at once), whoami (its pid, HOME and environment's
+variable names), and one with a 70-character name. Prompts: greet {name}. Resources: fake://readme, and the
+template fake://notes/{id}. Requests are answered on threads, so a slow call does not hold the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+LONG_TOOL = "a_tool_whose_name_is_long_enough_to_pass_the_limit_once_it_is_prefixed"
+TOOLS = [
+    {"name": "echo", "description": "Say it back.",
+     "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}},
+    {"name": "add", "description": "Add two numbers.",
+     "inputSchema": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}}},
+    {"name": "slow", "description": "Answer after a while.",
+     "inputSchema": {"type": "object", "properties": {"seconds": {"type": "number"}}}},
+    {"name": "crash", "description": "Exit at once.", "inputSchema": {"type": "object"}},
+    {"name": "whoami", "description": "pid, HOME and the environment's names.", "inputSchema": {"type": "object"}},
+    {"name": LONG_TOOL, "description": "A long name.", "inputSchema": {"type": "object"}},
+]
+write_lock = threading.Lock()
+in_flight: set = set()
+state = {"initialized": False}
+
+
+def send(message: dict) -> None:
+    with write_lock:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+
+def fail(id, code: int, message: str) -> None:
+    print(f"fake_mcp_server: refused: {message}", file=sys.stderr, flush=True)
+    send({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+
+
+def text(value: str) -> dict:
+    return {"content": [{"type": "text", "text": value}], "isError": False}
+
+
+def call_tool(name: str, args: dict) -> dict:
+    if name == "echo":
+        return text(str(args.get("text", "")))
+    if name == "add":
+        return text(str(args.get("a", 0) + args.get("b", 0)))
+    if name == "slow":
+        time.sleep(float(args.get("seconds", 1)))
+        return text("slept")
+    if name == "crash":
+        os._exit(3)
+    if name == "whoami":
+        return text(json.dumps({"pid": os.getpid(), "home": os.environ.get("HOME"), "env": sorted(os.environ)}))
+    if name == LONG_TOOL:
+        return text("long")
+    raise KeyError(name)
+
+
+def answer(message: dict) -> dict:
+    method, params = message["method"], message.get("params") or {}
+    if method == "initialize":
+        state["initialized"] = True
+        return {"protocolVersion": "2025-11-25", "serverInfo": {"name": "fake-mcp", "version": "1.0"},
+                "capabilities": {"tools": {"listChanged": True}, "prompts": {}, "resources": {}}}
+    if method == "ping":
+        return {}
+    if method == "tools/list":
+        return {"tools": TOOLS}
+    if method == "tools/call":
+        return call_tool(params["name"], params.get("arguments") or {})
+    if method == "prompts/list":
+        return {"prompts": [{"name": "greet", "arguments": [{"name": "name", "required": True}]}]}
+    if method == "prompts/get":
+        return {"messages": [{"role": "user", "content": {"type": "text",
+                                                          "text": f"Hello, {params['arguments']['name']}!"}}]}
+    if method == "resources/list":
+        return {"resources": [{"uri": "fake://readme", "name": "readme", "mimeType": "text/plain"}]}
+    if method == "resources/templates/list":
+        return {"resourceTemplates": [{"uriTemplate": "fake://notes/{id}", "name": "note"}]}
+    if method == "resources/read":
+        return {"contents": [{"uri": params["uri"], "mimeType": "text/plain", "text": f"read {params['uri']}"}]}
+    raise LookupError(method)
+
+
+def serve(message: dict) -> None:
+    id = message["id"]
+    try:
+        send({"jsonrpc": "2.0", "id": id, "result": answer(message)})
+    except LookupError:
+        fail(id, -32601, f"Method not found: {message['method']}")
+    except KeyError as exc:
+        fail(id, -32602, f"Unknown tool or argument: {exc}")
+    finally:
+        in_flight.discard(id)
+
+
+def main() -> None:
+    print("fake_mcp_server: started", file=sys.stderr, flush=True)
+    for line in sys.stdin:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            fail(None, -32700, "Parse error")
+            continue
+        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+            fail(None, -32600, "Invalid Request")
+            continue
+        if "method" not in message:
+            continue  # a response to nothing we asked: ignored
+        if "id" not in message:
+            continue  # notifications: initialized, cancelled
+        id = message["id"]
+        if id in in_flight:
+            fail(id, -32600, f"Request id {id!r} is already in flight")
+            continue
+        if not state["initialized"] and message["method"] not in ("initialize", "ping"):
+            fail(id, -32600, "Not initialized")
+            continue
+        in_flight.add(id)
+        threading.Thread(target=serve, args=(message,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""`mcp_servers`: a bad entry stops start-up with one line naming the key."""
+
+import json
+
+import pytest
+
+from argoproxy.config.mcp_servers import McpServer, parse_mcp_servers
+from argoproxy.config.settings import SettingsError, load
+
+
+def loaded(tmp_path, entries, environ=None):
+    (tmp_path / "config.yaml").write_text(json.dumps({"mcp_servers": entries}))
+    return load({"config_path": str(tmp_path / "config.yaml")}, environ or {}).settings
+
+
+def test_stdio_and_remote_entries_are_read(tmp_path):
+    settings = loaded(tmp_path, {"git": {"command": "uvx", "args": ["mcp-server-git"], "env": {"TZ": "UTC"}},
+                                 "docs": {"url": "https://mcp.example.com/mcp", "bearer_token_env": "DOCS_TOKEN"}},
+                      {"DOCS_TOKEN": "t0ken-value-long"})
+    git, docs = settings.mcp_servers
+    assert git == McpServer("git", "uvx", ("mcp-server-git",), (("TZ", "UTC"),))
+    assert docs.url == "https://mcp.example.com/mcp" and not docs.stdio
+    assert settings.mcp_servers.as_written()["git"]["env"] == {"TZ": "***"}  # --show: no value of its env
+
+
+def test_the_environment_variable_takes_json():
+    assert parse_mcp_servers('{"time": {"command": "mcp-server-time"}}')[0].command == "mcp-server-time"
+
+
+@pytest.mark.parametrize("entries, named", [
+    ({"Git": {"command": "x"}}, "mcp_servers.Git"),
+    ({"git__x": {"command": "x"}}, "mcp_servers.git__x"),
+    ({"a" * 33: {"command": "x"}}, "mcp_servers." + "a" * 33),
+    ({"git": {"command": "x", "url": "http://h/mcp"}}, "mcp_servers.git"),
+    ({"git": {}}, "mcp_servers.git"),
+    ({"git": {"command": "x", "colour": 1}}, "mcp_servers.git.colour"),
+    ({"git": {"command": "x", "args": "one string"}}, "mcp_servers.git.args"),
+    ({"git": {"command": "x", "env": {"A B": "1"}}}, "mcp_servers.git.env"),
+    ({"git": {"command": "x", "headers": {"X": "1"}}}, "mcp_servers.git.headers"),
+    ({"docs": {"url": "ftp://h/mcp"}}, "mcp_servers.docs.url"),
+    ({"docs": {"url": "https://user:pw@h/mcp"}}, "mcp_servers.docs.url"),
+    ({"docs": {"url": "https://h/mcp", "headers": {"Mcp-Session-Id": "x"}}}, "mcp_servers.docs.headers"),
+    ({"docs": {"url": "https://h/mcp", "headers": {"X-A": "a\nb"}}}, "mcp_servers.docs.headers.X-A"),
+    ({"docs": {"url": "https://h/mcp", "bearer_token_env": "UNSET_TOKEN"}}, "mcp_servers.docs.bearer_token_env"),
+    ({"git-x": {"command": "x"}, "git_x": {"command": "y"}}, "mcp_servers.git_x"),
+    (["git"], "mcp_servers"),
+])
+def test_a_bad_entry_stops_start_up_with_one_line_naming_it(tmp_path, entries, named):
+    with pytest.raises(SettingsError) as caught:
+        loaded(tmp_path, entries)
+    line = str(caught.value)
+    assert line.startswith(named + ":") and "\n" not in line
+    assert "pw" not in line

@@ -1,0 +1,150 @@
+"""The supervisor's stdio servers, with the strict fake server (tests/fakes/fake_mcp_server.py): many clients'
+calls share one pipe under ids of its own, the server's environment is its config's and nothing of the proxy's,
+its stderr goes to the log, a dead server fails its calls and starts again, and the supervisor the Gunicorn
+master starts stops its servers with it."""
+
+import json
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from argoproxy.config.mcp_servers import McpServer
+from argoproxy.mcp import jsonrpc, launch
+from argoproxy.mcp.link import Link
+from argoproxy.mcp.stdio_server import StdioServer
+from argoproxy.mcp.supervisor import Sessions
+from tests.polling import poll
+
+FAKE = str(Path(__file__).resolve().parents[2] / "fakes" / "fake_mcp_server.py")
+
+
+def fake(name="fake", env=()):
+    return McpServer(name, sys.executable, (FAKE,), tuple(env))
+
+
+@pytest.fixture
+def server(tmp_path):
+    running = StdioServer(fake(env=(("TZ", "UTC"),)), str(tmp_path / "home"),
+                          environ={"PATH": os.environ["PATH"], "OPENAI_API_KEY": "sk-proxy-secret", "LANG": "C.UTF-8"})
+    running.start()
+    assert running.ready.wait(20), running.last_error
+    yield running
+    running.stop()
+
+
+def call(server, name, args=None, id=1, timeout=10.0):
+    return server.call({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                        "params": {"name": name, "arguments": args or {}}}, timeout)
+
+
+def text(answer):
+    return answer["result"]["content"][0]["text"]
+
+
+def test_many_clients_share_the_pipe_with_the_same_ids(server):
+    """Every caller sends id 1 at once; the fake refuses an id already in flight, so each call reaching it under
+    its own id and coming back under id 1 with its own answer is the remapping."""
+    answers = {}
+
+    def one(n):
+        answers[n] = call(server, "echo", {"text": f"call {n}"}, id=1)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert {n: (a["id"], text(a)) for n, a in answers.items()} == {n: (1, f"call {n}") for n in range(20)}
+
+
+def test_the_server_sees_its_env_path_lang_and_a_private_home_only(server, tmp_path):
+    seen = json.loads(text(call(server, "whoami")))
+    assert set(seen["env"]) - {"LC_CTYPE", "PWD"} == {"PATH", "LANG", "HOME", "TZ"}  # Python may add LC_CTYPE
+    assert seen["home"] == str(tmp_path / "home")
+    assert oct(os.stat(seen["home"]).st_mode & 0o777) == "0o700"
+
+
+def test_a_call_past_its_deadline_is_a_timeout_error(server):
+    answer = call(server, "slow", {"seconds": 5}, id="s", timeout=0.3)
+    assert answer["id"] == "s" and answer["error"]["code"] == jsonrpc.REQUEST_TIMEOUT
+    assert text(call(server, "echo", {"text": "still here"})) == "still here"
+
+
+def test_a_server_that_dies_fails_its_call_and_starts_again(server):
+    first_pid = server.process.pid
+    answer = call(server, "crash", id=9)
+    assert answer["id"] == 9 and answer["error"]["code"] == jsonrpc.SERVER_UNAVAILABLE
+    assert poll(lambda: server.state == "ready" and server.process.pid != first_pid, timeout=20)
+    assert server.restarts == 1
+    assert text(call(server, "echo", {"text": "back"})) == "back"
+
+
+def test_the_servers_stderr_is_in_the_log(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="cot_proxy"):
+        running = StdioServer(fake("noisy"), str(tmp_path / "home"))
+        running.start()
+        try:
+            assert running.ready.wait(20)
+            assert poll(lambda: "mcp server noisy: fake_mcp_server: started" in caplog.text)
+        finally:
+            running.stop()
+
+
+def test_a_command_that_cannot_start_is_retried_and_named(tmp_path):
+    running = StdioServer(McpServer("gone", "/nonexistent/mcp-server"), str(tmp_path / "home"))
+    running.start()
+    try:
+        assert poll(lambda: "could not start" in running.last_error)
+        answer = running.call({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, 0.2)
+        assert answer["error"]["code"] == jsonrpc.SERVER_UNAVAILABLE and "could not start" in answer["error"]["message"]
+    finally:
+        running.stop()
+
+
+def test_sessions_belong_to_the_key_that_opened_them():
+    sessions = Sessions()
+    sid = sessions.act({"action": "new", "owner": "alice", "version": "2025-11-25"})["id"]
+    assert sessions.act({"action": "get", "id": sid, "owner": "alice"}) == {"version": "2025-11-25"}
+    assert sessions.act({"action": "get", "id": sid, "owner": "bob"}) == {}
+    assert sessions.act({"action": "end", "id": sid, "owner": "bob"}) == {}
+    assert sessions.act({"action": "end", "id": sid, "owner": "alice"}) == {"ended": True}
+    assert sessions.act({"action": "get", "id": sid, "owner": "alice"}) == {}
+
+
+def test_the_supervisor_process_serves_workers_and_stops_its_servers_with_it(monkeypatch):
+    monkeypatch.delenv(launch.SOCKET_ENV, raising=False)
+    monkeypatch.delenv(launch.OWNER_ENV, raising=False)
+    path = launch.start_supervisor((fake("one"), fake("two")))
+    try:
+        link = Link(path)
+        assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+        ready = poll(lambda: sorted(s["name"] for s in link.status() if s["state"] == "ready") == ["one", "two"],
+                     timeout=20)
+        assert ready, link.status()
+        answer = link.call("two", {"jsonrpc": "2.0", "id": "x", "method": "tools/call",
+                                   "params": {"name": "add", "arguments": {"a": 2, "b": 3}}}, 10)
+        assert answer == {"jsonrpc": "2.0", "id": "x", "result": {"content": [{"type": "text", "text": "5"}],
+                                                                  "isError": False}}
+        assert link.call("three", {"jsonrpc": "2.0", "id": 1, "method": "ping"}, 1)["error"]["code"] \
+            == jsonrpc.SERVER_UNAVAILABLE
+        pids = [s["pid"] for s in link.status()]
+    finally:
+        launch.stop_supervisor()
+    assert not os.path.exists(path)
+    for pid in pids:
+        assert poll(lambda: not alive(pid), timeout=10), f"server {pid} outlived the supervisor"
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
