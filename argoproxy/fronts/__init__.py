@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from argoproxy.fronts.front import DoorArgs, Front
 from argoproxy.fronts.google import GoogleFront
+from argoproxy.fronts.interactions import InteractionsFront
 from argoproxy.fronts.messages import MessagesFront
 from argoproxy.fronts.ollama import OllamaFront
 from argoproxy.fronts.responses import ResponsesFront
@@ -21,6 +22,7 @@ __all__ = ["DoorArgs", "Front", "FRONTS", "front_named", "passthrough_refused"]
 # The registry. Its order is the order doors claim a client on a shared route (GET /v1/models): a Google
 # client's header wins over an Anthropic one's when a client sends both.
 FRONTS: dict[str, Front] = {front.name: front for front in (
+    InteractionsFront(),  # before Google's: its paths under /v1beta/ are its own
     GoogleFront(),
     MessagesFront(),
     ResponsesFront(),
