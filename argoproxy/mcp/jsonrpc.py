@@ -15,9 +15,10 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
-# Implementation-defined server errors (-32000 to -32099), the proxy's own:
-SERVER_UNAVAILABLE = -32001  # the server behind is not running, or died during the call
-REQUEST_TIMEOUT = -32002  # the server did not answer within the call's deadline
+# Server errors (-32000 to -32099):
+RESOURCE_NOT_FOUND = -32002  # the specification's, for resources/read
+SERVER_UNAVAILABLE = -32001  # the proxy's: the server behind is not running, or died during the call
+REQUEST_TIMEOUT = -32003  # the proxy's: the server did not answer within the call's deadline
 
 RequestId = str | int
 

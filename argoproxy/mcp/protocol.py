@@ -8,6 +8,5 @@ HANDSHAKE_VERSION = "2025-11-25"  # the newest revision with the initialize hand
 # Revisions a client may initialize with (the proxy answers in the one the client asked for when it knows it,
 # else in its newest); a request's MCP-Protocol-Version header must name one of them.
 HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
-DEFAULT_HEADER_VERSION = "2025-03-26"  # what the specification says a request without the header speaks
 CLIENT_INFO = {"name": "cot_proxy", "version": __version__}
 SERVER_INFO = {"name": "cot_proxy", "title": "cot_proxy MCP gateway", "version": __version__}

@@ -13,6 +13,7 @@ from argoproxy.serve.door import Door, Edge
 from argoproxy.errors import error_body, error_type, named
 from argoproxy.jsonfast import dumps
 from argoproxy.serve.proxy import build_proxy
+from argoproxy.serve.mcp_mount import mount_mcp
 from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY, RequestIds
 from argoproxy.serve.flask_view import build_blueprint, status_line, through
 from argoproxy.config.settings import Settings
@@ -22,6 +23,7 @@ log = logging.getLogger("cot_proxy")
 
 def create_app(settings: Settings) -> Flask:
     door = build_proxy(settings)
+    mount_mcp(door)  # /mcp, when MCP servers are configured (argoproxy/mcp/)
     gunicorn_errors.answer_for(door)  # Gunicorn's own errors in the shape of this door's routes
     app = Flask("cot_proxy")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

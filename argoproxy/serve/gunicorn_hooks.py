@@ -15,6 +15,8 @@ generated client API key and the token estimator's vocabulary.
 - COT_PROXY_SHARED_DIR: a fresh directory for the cells workers count in together (argoproxy/shared_cells.py).
 - WORKERS > 1: the token estimator's vocabulary (argoproxy.meter.tokens), loaded once so that the workers
   share its pages (about 46 MB a worker otherwise).
+- MCP_SERVERS: the supervisor of the stdio MCP servers, one process for all workers (argoproxy/mcp/launch.py),
+  stopped when the master exits (and by the end of its stdin pipe however the master ends).
 - TRACING on: each worker starts OpenTelemetry's SDK when it builds its app, after the fork (the master imports
   none of it), and sends the spans it still holds when it exits (worker_exit: flush_traces).
 - FAST_PATH=on: the fast path's process-wide patches are installed here, before the fork
@@ -52,6 +54,9 @@ def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
     share_generated_key(settings)
     if settings.workers > 1:
         share_token_encoding()
+    if settings.mcp_servers:  # one set of MCP servers for the instance, in a process of its own (argoproxy/mcp/)
+        from argoproxy.mcp.launch import start_supervisor
+        start_supervisor(settings.mcp_servers)
     hooks: dict[str, Callable[..., Any]] = {"child_exit": child_exit, "on_exit": on_exit, "post_fork": post_fork}
     if tracing_on(settings.tracing, os.environ):
         hooks["worker_exit"] = flush_traces
@@ -152,3 +157,5 @@ def on_exit(server) -> None:
     if path and os.environ.get(OWNER_ENV) == str(os.getpid()):
         shutil.rmtree(path, ignore_errors=True)
     remove_shared_dir()
+    from argoproxy.mcp.launch import stop_supervisor
+    stop_supervisor()  # its stdio MCP servers stop with the proxy

@@ -203,6 +203,7 @@ def test_the_readme_carries_no_figure_a_commit_must_keep_in_step() -> None:
 SITE_WORD_LIMIT = 62_300
 NOT_COUNTED = {
     "teams-of-keys.md",  # teams of keys (a team's shared limits and budgets), added after the limit was set
+    "mcp.md",  # the MCP gateway (issue 58), added after the limit was set
 }
 
 

@@ -1,0 +1,131 @@
+"""Every server's tools, prompts and resources as one server's (`/mcp`), or one server's as it has them
+(`/mcp/<server>`): the listings gathered and renamed (names.py), a call taken back to its server under its own
+name, and the key's tool globs applied to both (a tool outside them is neither listed nor called: the call ends
+here, and nothing reaches the server)."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from typing import Any, Callable
+
+from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.names import MAX_NAME, Names, prefixed, proxied_uri, server_uri, split_name
+
+log = logging.getLogger("cot_proxy")
+
+MAX_PAGES = 50  # pages read of one server's listing for the one `/mcp` answers
+Call = Callable[[str, dict[str, Any]], dict[str, Any]]  # (server, message) -> the server's answer
+
+# list method -> (the answer's member, the name or URI field, how it is renamed)
+LISTINGS = {"tools/list": ("tools", "name"), "prompts/list": ("prompts", "name"),
+            "resources/list": ("resources", "uri"), "resources/templates/list": ("resourceTemplates", "uriTemplate")}
+
+
+def tool_allowed(shown: str, globs: tuple[str, ...]) -> bool:
+    """The key's (and its team's) tool globs, matched against the prefixed name (`git__status`); none: every tool."""
+    return not globs or any(fnmatch.fnmatchcase(shown, glob) for glob in globs)
+
+
+class Catalog:
+    def __init__(self, servers: tuple[str, ...], call: Call) -> None:
+        self.servers = servers
+        self.call = call
+
+    # ------------------------------------------------------------ one server alone (/mcp/<server>)
+    def alone(self, server: str, message: dict[str, Any], globs: tuple[str, ...]) -> dict[str, Any]:
+        method, params = message["method"], message.get("params") or {}
+        if method == "tools/call" and not tool_allowed(prefixed(server, str(params.get("name", ""))), globs):
+            return not_allowed(message["id"], str(params.get("name", "")))
+        answer = self.call(server, message)
+        if method == "tools/list" and globs and isinstance(answer.get("result"), dict):
+            tools = answer["result"].get("tools")
+            if isinstance(tools, list):
+                answer["result"]["tools"] = [t for t in tools if isinstance(t, dict)
+                                             and tool_allowed(prefixed(server, str(t.get("name", ""))), globs)]
+        return answer
+
+    # ------------------------------------------------------------ all servers as one (/mcp)
+    def listing(self, message: dict[str, Any], globs: tuple[str, ...]) -> dict[str, Any]:
+        """One page holding every server's entries, renamed (a cursor is not asked for: there is one page)."""
+        member, field = LISTINGS[message["method"]]
+        entries: list[dict[str, Any]] = []
+        names = Names()
+        for server in self.servers:
+            for entry in self._pages(server, message["method"], member):
+                own = entry.get(field)
+                if not isinstance(own, str):
+                    continue
+                if field == "name":
+                    shown = names.add(server, own)
+                    if shown is None or (member == "tools" and not tool_allowed(shown, globs)):
+                        continue
+                else:
+                    shown = proxied_uri(server, own)
+                entries.append({**entry, field: shown})
+        for server, own in names.refused:
+            log.warning("mcp: %s's %s %r is left out: its shortened name is another's", server, member, own)
+        return jsonrpc.result(message["id"], {member: entries})
+
+    def _pages(self, server: str, method: str, member: str) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = []
+        cursor: Any = None
+        for page in range(MAX_PAGES):
+            params = {"cursor": cursor} if cursor is not None else {}
+            answer = self.call(server, {"jsonrpc": "2.0", "id": page, "method": method, "params": params})
+            result = answer.get("result")
+            if not isinstance(result, dict):
+                if answer.get("error", {}).get("code") != jsonrpc.METHOD_NOT_FOUND:
+                    log.warning("mcp server %s: %s failed: %.200s", server, method, answer.get("error"))
+                break
+            found = result.get(member)
+            entries.extend(e for e in (found if isinstance(found, list) else []) if isinstance(e, dict))
+            cursor = result.get("nextCursor")
+            if not isinstance(cursor, str) or not cursor:
+                break
+        return entries
+
+    def named_call(self, message: dict[str, Any], globs: tuple[str, ...]) -> dict[str, Any]:
+        """tools/call or prompts/get under a prefixed name: to its server, under its own name."""
+        params = message.get("params") or {}
+        shown = params.get("name")
+        if not isinstance(shown, str):
+            return jsonrpc.error(message["id"], jsonrpc.INVALID_PARAMS, "params.name must be a string.")
+        tool = message["method"] == "tools/call"
+        if tool and not tool_allowed(shown, globs):
+            return not_allowed(message["id"], shown)
+        owner = self._owner(shown, "tools" if tool else "prompts")
+        if owner is None:
+            what = "tool" if tool else "prompt"
+            return jsonrpc.error(message["id"], jsonrpc.INVALID_PARAMS, f"Unknown {what}: {shown[:MAX_NAME]}")
+        server, own = owner
+        return self.call(server, {**message, "params": {**params, "name": own}})
+
+    def _owner(self, shown: str, member: str) -> tuple[str, str] | None:
+        read = split_name(shown, self.servers)
+        if len(shown) < MAX_NAME or read is None:
+            return read
+        # 64 characters: perhaps a name shortened with a hash; the server's listing says whose it is.
+        names = Names()
+        for entry in self._pages(read[0], f"{member}/list", member):
+            if isinstance(entry.get("name"), str):
+                names.add(read[0], entry["name"])
+        return names.owners.get(shown, read)
+
+    def read_resource(self, message: dict[str, Any]) -> dict[str, Any]:
+        params = message.get("params") or {}
+        uri = params.get("uri")
+        owner = server_uri(uri) if isinstance(uri, str) else None
+        if owner is None or owner[0] not in self.servers:
+            return jsonrpc.error(message["id"], jsonrpc.RESOURCE_NOT_FOUND, "Resource not found", {"uri": uri})
+        server, own = owner
+        answer = self.call(server, {**message, "params": {**params, "uri": own}})
+        contents = answer.get("result", {}).get("contents") if isinstance(answer.get("result"), dict) else None
+        for item in contents if isinstance(contents, list) else []:
+            if isinstance(item, dict) and isinstance(item.get("uri"), str):
+                item["uri"] = proxied_uri(server, item["uri"])
+        return answer
+
+
+def not_allowed(id: jsonrpc.RequestId, name: str) -> dict[str, Any]:
+    return jsonrpc.error(id, jsonrpc.INVALID_PARAMS, f"Tool {name[:MAX_NAME]!r} is not allowed for this key.")

@@ -1,0 +1,51 @@
+"""The MCP gateway (argoproxy/mcp/) mounted on the door when `mcp_servers` names any: `/mcp` and `/mcp/<server>`
+become the proxy's own routes, after the door's Origin and key checks; without MCP servers `/mcp` is any other
+path (forwarded when the backend forwards). The supervisor of the stdio servers is the Gunicorn master's
+(serve/gunicorn_hooks.py); a proxy built without that master (in-process) starts its own."""
+
+from __future__ import annotations
+
+import atexit
+import os
+
+from argoproxy.config.mcp_servers import McpServers
+from argoproxy.edge.classify import Route
+from argoproxy.edge.http_objects import Answer
+from argoproxy.mcp.endpoint import METHODS, McpEndpoint, owner_of, tool_globs
+from argoproxy.mcp.launch import SOCKET_ENV, start_supervisor, stop_supervisor
+from argoproxy.mcp.link import Link
+from argoproxy.pipeline.call import Call
+from argoproxy.serve.door import Door
+
+
+def mount_mcp(door: Door) -> McpEndpoint | None:
+    settings = door.settings
+    servers = settings.mcp_servers
+    if not servers:
+        return None
+    path = os.environ.get(SOCKET_ENV) or own_supervisor(settings.mcp_servers)
+    endpoint = McpEndpoint(tuple(s.name for s in servers), Link(path), auth_on=settings.enable_auth,
+                           unix_socket=bool(settings.socket), call_timeout=settings.timeout)
+
+    def claim(parts: tuple[str, ...]) -> Route | None:
+        if not parts or parts[0].lower() != "mcp" or len(parts) > 2:
+            return None
+        return Route("mcp", "mcp", "/".join(("mcp", *parts[1:])), METHODS)
+
+    def handle(call: Call, route: Route) -> Answer:
+        req = call.client.request
+        assert req is not None
+        server = route.path.partition("/")[2] or None
+        answer = endpoint.answer(req, server, owner_of(req, door.auth.is_admin(req)), tool_globs(req))
+        return door.observed(call, answer)
+
+    door.table.claims.insert(0, claim)
+    door.families["mcp"] = handle
+    return endpoint
+
+
+def own_supervisor(servers: McpServers) -> str:
+    path = start_supervisor(servers)
+    atexit.register(stop_supervisor)
+    assert path is not None
+    return path
