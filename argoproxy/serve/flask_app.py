@@ -16,6 +16,7 @@ from argoproxy.serve.proxy import build_proxy
 from argoproxy.serve.mcp_mount import mount_mcp
 from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY, RequestIds
 from argoproxy.serve.flask_view import build_blueprint, status_line, through
+from argoproxy.serve.websocket_upgrade import Upgrades
 from argoproxy.config.settings import Settings
 
 log = logging.getLogger("cot_proxy")
@@ -35,7 +36,8 @@ def create_app(settings: Settings) -> Flask:
     # Flask's documented way to add WSGI middleware (its stubs declare wsgi_app a method).
     client_input = ClientInput(app.wsgi_app, settings.client_timeout, fast_path=settings.fast_path == "on",
                                door_of=door.front_of)
-    app.wsgi_app = RequestIds(Edge(client_input))  # type: ignore[method-assign]
+    upgrades = Upgrades(client_input, door, settings)  # the Responses WebSocket (GET /v1/responses upgraded)
+    app.wsgi_app = RequestIds(Edge(upgrades))  # type: ignore[method-assign]
     return app
 
 

@@ -416,6 +416,8 @@ def _ignoring_terminal_interrupt(inner: Callable[[Any], None] | None) -> Callabl
     worker hangs until the master kills it at graceful_timeout (30 s after Ctrl+C; seen in CI, reproduced under
     load). Before this hook no request has been accepted, so Gunicorn's own handler is safe until here."""
     def post_worker_init(worker: Any) -> None:
+        from argoproxy.serve.websocket_upgrade import watch_worker  # in the worker: its WebSockets close with 1001
+        watch_worker(worker)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGQUIT, lambda signum, frame: _quit_now(worker))
         if inner is not None:
