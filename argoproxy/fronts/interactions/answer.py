@@ -26,12 +26,19 @@ CODES = {400: "invalid_argument", 401: "unauthenticated", 403: "permission_denie
          500: "internal", 501: "unimplemented", 502: "unavailable", 503: "unavailable", 504: "deadline_exceeded"}
 
 
-def error_code(status: int) -> str:
+NAMED = frozenset(CODES.values()) | {"failed_precondition"}
+
+
+def error_code(status: int, code: Any = None) -> str:
+    """The error's own code where it is one of google.rpc's names (the door's errors say failed_precondition...),
+    else the name of its HTTP status."""
+    if code in NAMED:
+        return str(code)
     return CODES.get(status) or ("internal" if status >= 500 else "failed_precondition")
 
 
-def error_object(status: int, message: str) -> dict[str, Any]:
-    return {"error": {"code": error_code(status), "message": message}}
+def error_object(status: int, message: str, code: Any = None) -> dict[str, Any]:
+    return {"error": {"code": error_code(status, code), "message": message}}
 
 
 def iso_time(seconds: float) -> str:
@@ -196,4 +203,4 @@ class InteractionsStream(StreamState):
 
     def fail(self, err: ProxyError) -> None:
         self.stop_step()
-        self.event("error", error=error_object(err.status, err.message)["error"])
+        self.event("error", error=error_object(err.status, err.message, err.code)["error"])

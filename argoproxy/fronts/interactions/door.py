@@ -14,7 +14,6 @@ from argoproxy.fronts.interactions.answer import (PREFIX, VERSIONS, Interactions
                                                   chat_to_interaction, error_object)
 from argoproxy.fronts.interactions.request import request_to_chat, thinks
 from argoproxy.jsonfast import dumps
-from argoproxy.pipeline.reservation import Spelled
 from argoproxy.state.records import response_id
 
 # The API's other resources: not served (404 in the door's shape, never forwarded).
@@ -30,7 +29,6 @@ class InteractionsFront(Front):
     key_params = frozenset({"key"})  # Google's `?key=`, read on this door's routes only
     key_hint = "`x-goog-api-key: <key>` or `?key=<key>`"
     passes_through = False  # no backend serves the Interactions API
-    spelled = Spelled(limits=(("generation_config", "max_output_tokens"),))
     renamed = {"messages": "input", "max_tokens": "generation_config.max_output_tokens",
                "temperature": "generation_config.temperature", "top_p": "generation_config.top_p",
                "seed": "generation_config.seed", "stop": "generation_config.stop_sequences",
@@ -87,7 +85,7 @@ class InteractionsFront(Front):
         return b"event: " + kind.encode() + b"\ndata: " + dumps(event) + b"\n\n"
 
     def error_body(self, status: int, err: dict[str, Any], request_id: str) -> dict[str, Any]:
-        return error_object(status, err.get("message") or "")
+        return error_object(status, err.get("message") or "", err.get("code"))
 
     def client_key(self, headers: Mapping[str, str]) -> str | None:
         return None  # a Google API key is never an upstream's credential

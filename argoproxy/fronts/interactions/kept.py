@@ -156,7 +156,8 @@ class KeptInteractions:
     def owned(self, owner: str, rec_id: str, param: str | None = None, admin: bool = False) -> StoredResponse:
         rec = self.state.owned(owner, rec_id, PREFIX, admin)
         if rec is None:
-            raise chain.not_found("Interaction", rec_id, param, 400 if param else 404)
+            raise chain.not_found("Interaction", rec_id, param, 400 if param else 404,
+                                  "invalid_argument" if param else "not_found")
         return rec
 
     # ---------------------------------------------------------------- the door's side: its routes
