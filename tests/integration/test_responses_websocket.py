@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.fakes.fake_openai import FakeOpenAI, Stream, chat_chunks
+from tests.integration.test_scale_out import running_nginx
 from tests.polling import poll
 from tests.proxy_process import ROOT, clean_environ, running_proxy
 
@@ -68,6 +69,18 @@ def test_the_sdk_runs_three_turns_over_one_websocket(fast_path):
         assert len(calls) == 3 and all(call["stream"] for call in calls)
         assert [(m["role"], m["content"]) for m in calls[2]["messages"]] == [
             ("user", "first"), ("assistant", "One."), ("user", "second"), ("assistant", "Two."), ("user", "third")]
+
+
+def test_the_shipped_nginx_file_passes_the_upgrade():
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as proxy, \
+            running_nginx([proxy.port]) as base:
+        client = openai.OpenAI(base_url=base + "/v1", api_key="sk-client", max_retries=0)
+        with client.responses.connect() as conn:
+            conn.response.create(model="gpt-4o", input="hi", store=False)
+            for event in conn:
+                if event.type in ("response.completed", "error"):
+                    break
+        assert event.type == "response.completed" and len(chat_calls(fake)) == 1
 
 
 def raw_upgrade(port: int, headers: str = "") -> bytes:
