@@ -22,9 +22,12 @@ LISTINGS = {"tools/list": ("tools", "name"), "prompts/list": ("prompts", "name")
             "resources/list": ("resources", "uri"), "resources/templates/list": ("resourceTemplates", "uriTemplate")}
 
 
-def tool_allowed(shown: str, globs: tuple[str, ...]) -> bool:
-    """The key's (and its team's) tool globs, matched against the prefixed name (`git__status`); none: every tool."""
-    return not globs or any(fnmatch.fnmatchcase(shown, glob) for glob in globs)
+Globs = tuple[tuple[str, ...], ...]  # groups (the key's, its team's): a tool must match one glob of each
+
+
+def tool_allowed(shown: str, globs: Globs) -> bool:
+    """The key's and its team's tool globs, matched against the prefixed name (`git__status`); none: every tool."""
+    return all(any(fnmatch.fnmatchcase(shown, glob) for glob in group) for group in globs)
 
 
 class Catalog:
@@ -33,7 +36,7 @@ class Catalog:
         self.call = call
 
     # ------------------------------------------------------------ one server alone (/mcp/<server>)
-    def alone(self, server: str, message: dict[str, Any], globs: tuple[str, ...]) -> dict[str, Any]:
+    def alone(self, server: str, message: dict[str, Any], globs: Globs) -> dict[str, Any]:
         method, params = message["method"], message.get("params") or {}
         if method == "tools/call" and not tool_allowed(prefixed(server, str(params.get("name", ""))), globs):
             return not_allowed(message["id"], str(params.get("name", "")))
@@ -46,7 +49,7 @@ class Catalog:
         return answer
 
     # ------------------------------------------------------------ all servers as one (/mcp)
-    def listing(self, message: dict[str, Any], globs: tuple[str, ...]) -> dict[str, Any]:
+    def listing(self, message: dict[str, Any], globs: Globs) -> dict[str, Any]:
         """One page holding every server's entries, renamed (a cursor is not asked for: there is one page)."""
         member, field = LISTINGS[message["method"]]
         entries: list[dict[str, Any]] = []
@@ -85,7 +88,7 @@ class Catalog:
                 break
         return entries
 
-    def named_call(self, message: dict[str, Any], globs: tuple[str, ...]) -> dict[str, Any]:
+    def named_call(self, message: dict[str, Any], globs: Globs) -> dict[str, Any]:
         """tools/call or prompts/get under a prefixed name: to its server, under its own name."""
         params = message.get("params") or {}
         shown = params.get("name")

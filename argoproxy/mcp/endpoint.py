@@ -20,7 +20,7 @@ from argoproxy.edge.request_body import read_request_body
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.mcp import jsonrpc
-from argoproxy.mcp.catalog import LISTINGS, Catalog
+from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs
 from argoproxy.mcp.link import Link, SupervisorGone
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
 
@@ -45,7 +45,7 @@ class McpEndpoint:
         return self.link.call(server, message, self.call_timeout)
 
     # ------------------------------------------------------------ HTTP
-    def answer(self, req: Request, server: str | None, owner: str, globs: tuple[str, ...]) -> Answer:
+    def answer(self, req: Request, server: str | None, owner: str, globs: Globs) -> Answer:
         """The answer to one HTTP request on /mcp (server None) or /mcp/<server>."""
         if not self.auth_on and not self.unix_socket and not is_loopback(req.peer[0] or "-"):
             return http_error(403, "With auth off, /mcp answers only clients on the proxy's machine.")
@@ -63,7 +63,7 @@ class McpEndpoint:
             return rpc_answer(jsonrpc.error(None, jsonrpc.SERVER_UNAVAILABLE,
                                             "The proxy's MCP servers cannot be reached now."), 503)
 
-    def post(self, req: Request, server: str | None, owner: str, globs: tuple[str, ...]) -> Answer:
+    def post(self, req: Request, server: str | None, owner: str, globs: Globs) -> Answer:
         content_type = req.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return http_error(415, "A POST to /mcp carries one JSON-RPC message as application/json.")
@@ -126,7 +126,7 @@ class McpEndpoint:
         return Answer(b"", 204)
 
     # ------------------------------------------------------------ JSON-RPC
-    def request(self, message: dict[str, Any], server: str | None, globs: tuple[str, ...]) -> dict[str, Any]:
+    def request(self, message: dict[str, Any], server: str | None, globs: Globs) -> dict[str, Any]:
         method = message["method"]
         if method == "ping":
             return jsonrpc.result(message["id"], {})
@@ -152,12 +152,10 @@ def owner_of(req: Request, admin: bool) -> str:
     return "local"
 
 
-def tool_globs(req: Request) -> tuple[str, ...]:
-    """The team key's tool globs (`keys create --tools`), and its team's, which bound them."""
-    record = req.team_key
-    if record is None:
-        return ()
-    return tuple(getattr(record, "tools", ()) or ())
+def tool_globs(req: Request) -> Globs:
+    """The team key's tool globs (`keys create --tools`), and its team's, which bound them; the operator's keys and
+    configured keys: every tool."""
+    return req.team_key.allowed_tools if req.team_key is not None else ()
 
 
 def rpc_answer(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Answer:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from argoproxy.prices.units import dollars
 from argoproxy.teamkeys.records import (TEAM_WINDOWS, KeyRecord, TeamRecord, digest, globs_meet, parse_budget,
                                         parse_budget_usd, parse_count, parse_expires, parse_models, parse_name,
-                                        parse_priority)
+                                        parse_priority, parse_tools)
 from argoproxy.teamkeys.store import KeyExists, SQLiteKeyStore
 
 
@@ -57,6 +57,8 @@ def limit_options(command: argparse.ArgumentParser, lifting: bool, who: str = "t
     else:
         command.add_argument("--models", default="", help=f"comma-separated globs {who} may use (within "
                              "ALLOWED_MODELS)")
+    command.add_argument("--tools", help=f"comma-separated globs of the MCP tools {who} may list and call "
+                         "(prefixed names: git__*,docs__read_*; docs/mcp.md)" + ("; '*': every tool" if lifting else ""))
     lift = {True: (" (0: no limit)", " (none: no budget)", " (none: no dollar budget)", " (0: no cap)",
                    " (0: ADMISSION_WEIGHTS', else 1)", " (never: no expiry)"), False: ("",) * 6}[lifting]
     command.add_argument("--rpm", help="requests per minute" + lift[0])
@@ -134,7 +136,8 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
                        max_parallel=parse_count(args.max_parallel, "--max-parallel") if args.max_parallel else 0,
                        priority=parse_priority(args.priority) if args.priority else 0,
                        budget_usd=parse_budget_usd(args.budget_usd) if args.budget_usd else None,
-                       team=parse_name(args.team, "team") if args.team else "")
+                       team=parse_name(args.team, "team") if args.team else "",
+                       tools=parse_tools(args.tools) if args.tools else ())
     try:
         store.create(record)
     except KeyExists as exc:
@@ -173,7 +176,7 @@ def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
 def update(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     changes = _changes(args)
     if not changes:
-        raise ValueError("nothing to change: give --models, --rpm, --tpm, --budget, --budget-usd, --max-parallel, "
+        raise ValueError("nothing to change: give --models, --tools, --rpm, --tpm, --budget, --budget-usd, --max-parallel, "
                          "--priority, --expires or --team")
     if not store.update(args.name, changes):
         raise ValueError(f"no active key named {args.name!r}")
@@ -208,6 +211,11 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         if not models and args.models.strip() != "*":  # an empty variable would open the key to every model
             raise ValueError("--models needs globs ('*': whatever ALLOWED_MODELS allows)")
         changes["models"] = models
+    if args.tools is not None:
+        tools = () if args.tools.strip() == "*" else parse_tools(args.tools)
+        if not tools and args.tools.strip() != "*":  # an empty variable would open every tool
+            raise ValueError("--tools needs globs ('*': every tool)")
+        changes["tools"] = tools
     for field in ("rpm", "tpm", "max_parallel"):
         value = getattr(args, field)
         if value is not None:

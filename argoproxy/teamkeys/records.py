@@ -56,6 +56,7 @@ class KeyRecord:
     budget_usd: MoneyBudget | None = None  # dollars per period, at the prices of argoproxy/prices/
     team: str = ""  # the team whose limits it shares (`keys create --team`); "": none
     team_record: TeamRecord | None = None  # that team's record, read with the key's (None: no team, or none found)
+    tools: tuple[str, ...] = ()  # MCP tool globs on prefixed names (`git__*`, docs/mcp.md); empty: every tool
 
     def is_key(self, key: str) -> bool:
         """Is `key` this record's key (compared by digest: the record never holds the key)?"""
@@ -81,6 +82,12 @@ class KeyRecord:
         if not self.models:
             return team
         return WithinTeam(self.models, team)
+
+    @property
+    def allowed_tools(self) -> tuple[tuple[str, ...], ...]:
+        """The MCP tool globs a tool's prefixed name must match: one of each group given (the key's, its team's)."""
+        team = self.team_record.tools if self.team_record is not None else ()
+        return tuple(globs for globs in (self.tools, team) if globs)
 
     @property
     def windows(self) -> KeyRecord | None:
@@ -116,6 +123,7 @@ class TeamRecord:
     max_parallel: int = 0
     priority: int = 0  # the weight of its keys in admission's fair queue; 0: each key's own
     budget_usd: MoneyBudget | None = None
+    tools: tuple[str, ...] = ()  # MCP tool globs its keys' tools must match too; empty: any
 
     @property
     def limited(self) -> bool:
@@ -266,3 +274,15 @@ def parse_expires(text: str, now: datetime | None = None) -> float:
 
 def parse_models(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+TOOL_GLOB = re.compile(r"[A-Za-z0-9_.*?\[\]!-]{1,200}")
+
+
+def parse_tools(text: str) -> tuple[str, ...]:
+    """MCP tool globs on the names `/mcp` lists (`git__*,docs__read_*`): what a tool name holds, and * ? [ ]."""
+    globs = parse_models(text)
+    for glob in globs:
+        if not TOOL_GLOB.fullmatch(glob):
+            raise ValueError(f"--tools takes globs of tool names such as git__*, got {glob[:60]!r}")
+    return globs

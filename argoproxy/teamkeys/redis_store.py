@@ -36,8 +36,8 @@ from argoproxy.teamkeys.store import KeyExists, TeamError, no_team, team_has_key
 PREFIX = "cot_proxy:"
 SEP = "\x1f"
 RECORD_FIELDS = ("name", "digest", "prefix", "models", "rpm", "tpm", "budget_tokens", "budget_period", "expires",
-                 "created", "revoked", "max_parallel", "priority", "budget_usd", "budget_usd_period", "team")
-# (a record written before priority, budget_usd or team reads 0 or "" for them)
+                 "created", "revoked", "max_parallel", "priority", "budget_usd", "budget_usd_period", "team", "tools")
+# (a record written before priority, budget_usd, team or tools reads 0 or "" for them)
 # Leases: a round trip to Redis costs more CPU than the rest of a request's admission (redis-py: 70 us for a
 # PING), so a worker far from a key's limits reserves several requests at once and admits them locally. A
 # lease takes at most 1/LEASE_SHARE of the room each limit still has (a key with fewer than 32 requests free
@@ -723,7 +723,7 @@ def _fields_of(r: KeyRecord) -> dict[str, str]:
             "budget_period": r.budget.period if r.budget else "", "expires": repr(r.expires),
             "created": repr(r.created), "revoked": repr(r.revoked), "max_parallel": str(r.max_parallel),
             "priority": str(r.priority), "budget_usd": str(r.budget_usd.nanos if r.budget_usd else 0),
-            "budget_usd_period": r.budget_usd.period if r.budget_usd else "", "team": r.team}
+            "budget_usd_period": r.budget_usd.period if r.budget_usd else "", "team": r.team, "tools": ",".join(r.tools)}
 
 
 def _record_of(f: dict[str, str]) -> KeyRecord:
@@ -734,7 +734,7 @@ def _record_of(f: dict[str, str]) -> KeyRecord:
                      float(f.get("expires") or 0), float(f.get("created") or 0), float(f.get("revoked") or 0),
                      int(f.get("max_parallel") or 0), int(f.get("priority") or 0),
                      MoneyBudget(int(f["budget_usd"]), f.get("budget_usd_period", "day")) if int(f.get("budget_usd") or 0)
-                     else None, f.get("team", ""))
+                     else None, f.get("team", ""), tools=tuple(t for t in f.get("tools", "").split(",") if t))
 
 
 def _team_fields(t: TeamRecord) -> dict[str, str]:
@@ -742,7 +742,7 @@ def _team_fields(t: TeamRecord) -> dict[str, str]:
             "budget_tokens": str(t.budget.tokens if t.budget else 0), "budget_period": t.budget.period if t.budget else "",
             "expires": repr(t.expires), "created": repr(t.created), "max_parallel": str(t.max_parallel),
             "priority": str(t.priority), "budget_usd": str(t.budget_usd.nanos if t.budget_usd else 0),
-            "budget_usd_period": t.budget_usd.period if t.budget_usd else ""}
+            "budget_usd_period": t.budget_usd.period if t.budget_usd else "", "tools": ",".join(t.tools)}
 
 
 def _team_of(f: dict[str, str]) -> TeamRecord:
@@ -750,4 +750,5 @@ def _team_of(f: dict[str, str]) -> TeamRecord:
     return TeamRecord(f["name"], tuple(m for m in f.get("models", "").split(",") if m), int(f.get("rpm") or 0),
                       int(f.get("tpm") or 0), Budget(tokens, f.get("budget_period", "day")) if tokens else None,
                       float(f.get("expires") or 0), float(f.get("created") or 0), int(f.get("max_parallel") or 0),
-                      int(f.get("priority") or 0), MoneyBudget(usd, f.get("budget_usd_period", "day")) if usd else None)
+                      int(f.get("priority") or 0), MoneyBudget(usd, f.get("budget_usd_period", "day")) if usd else None,
+                      tuple(t for t in f.get("tools", "").split(",") if t))

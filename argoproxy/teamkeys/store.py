@@ -48,18 +48,19 @@ CREATE TABLE IF NOT EXISTS usage (
     unpriced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (name, model, day));
 """
 # Columns a store made by an earlier release lacks (--max-parallel, --priority, dollar budgets, usage's cost in
-# nano-dollars and unpriced requests, a key's team): added when it is opened (the teams table likewise, by SCHEMA).
+# nano-dollars and unpriced requests, a key's team, MCP tool globs): added when it is opened (the teams table likewise, by SCHEMA).
 _ADDED = (("keys", "max_parallel", "INTEGER NOT NULL DEFAULT 0"), ("keys", "priority", "INTEGER NOT NULL DEFAULT 0"),
           ("keys", "budget_usd", "INTEGER NOT NULL DEFAULT 0"),
           ("keys", "budget_usd_period", "TEXT NOT NULL DEFAULT ''"), ("windows", "money_start", "REAL NOT NULL DEFAULT 0"),
           ("windows", "money_used", "INTEGER NOT NULL DEFAULT 0"), ("usage", "cost", "INTEGER NOT NULL DEFAULT 0"),
-          ("usage", "unpriced", "INTEGER NOT NULL DEFAULT 0"), ("keys", "team", "TEXT NOT NULL DEFAULT ''"))
+          ("usage", "unpriced", "INTEGER NOT NULL DEFAULT 0"), ("keys", "team", "TEXT NOT NULL DEFAULT ''"),
+          ("keys", "tools", "TEXT NOT NULL DEFAULT ''"), ("teams", "tools", "TEXT NOT NULL DEFAULT ''"))
 _KEY_COLUMNS = ("name, digest, prefix, models, rpm, tpm, budget_tokens, budget_period, expires, created, revoked, "
-                "max_parallel, priority, budget_usd, budget_usd_period, team")
-_KEY_VALUES = ",".join("?" * 16)
+                "max_parallel, priority, budget_usd, budget_usd_period, team, tools")
+_KEY_VALUES = ",".join("?" * 17)
 _TEAM_COLUMNS = ("name, models, rpm, tpm, budget_tokens, budget_period, expires, created, max_parallel, priority, "
-                 "budget_usd, budget_usd_period")
-_TEAM_VALUES = ",".join("?" * 12)
+                 "budget_usd, budget_usd_period, tools")
+_TEAM_VALUES = ",".join("?" * 13)
 
 
 class KeyExists(ValueError):
@@ -394,15 +395,16 @@ def usage_day(now: float) -> str:
 def _row_of(r: KeyRecord) -> tuple[Any, ...]:
     return (r.name, r.digest, r.prefix, ",".join(r.models), r.rpm, r.tpm, r.budget.tokens if r.budget else 0,
             r.budget.period if r.budget else "", r.expires, r.created, r.revoked, r.max_parallel, r.priority,
-            r.budget_usd.nanos if r.budget_usd else 0, r.budget_usd.period if r.budget_usd else "", r.team)
+            r.budget_usd.nanos if r.budget_usd else 0, r.budget_usd.period if r.budget_usd else "", r.team,
+            ",".join(r.tools))
 
 
 def _record_of(row: tuple[Any, ...]) -> KeyRecord:
     (name, digest, prefix, models, rpm, tpm, tokens, period, expires, created, revoked, max_parallel, priority, usd,
-     usd_period, team) = row
+     usd_period, team, tools) = row
     return KeyRecord(name, digest, prefix, tuple(m for m in models.split(",") if m), rpm, tpm,
                      Budget(tokens, period) if tokens else None, expires, created, revoked, max_parallel, priority,
-                     MoneyBudget(usd, usd_period) if usd else None, team)
+                     MoneyBudget(usd, usd_period) if usd else None, team, tools=_globs(tools))
 
 
 _KEY_OF = ", ".join("keys." + column for column in _KEY_COLUMNS.split(", "))
@@ -411,17 +413,22 @@ _TEAM_OF = ", ".join("t." + column for column in _TEAM_COLUMNS.split(", "))  # a
 
 def _with_team(row: tuple[Any, ...]) -> KeyRecord:
     """A key's row and its team's (NULLs: no team, or none of that name) as its record."""
-    record = _record_of(row[:16])
-    return dataclasses.replace(record, team_record=_team_of(row[16:])) if row[16] is not None else record
+    record = _record_of(row[:17])
+    return dataclasses.replace(record, team_record=_team_of(row[17:])) if row[17] is not None else record
 
 
 def _team_row(t: TeamRecord) -> tuple[Any, ...]:
     return (t.name, ",".join(t.models), t.rpm, t.tpm, t.budget.tokens if t.budget else 0,
             t.budget.period if t.budget else "", t.expires, t.created, t.max_parallel, t.priority,
-            t.budget_usd.nanos if t.budget_usd else 0, t.budget_usd.period if t.budget_usd else "")
+            t.budget_usd.nanos if t.budget_usd else 0, t.budget_usd.period if t.budget_usd else "", ",".join(t.tools))
 
 
 def _team_of(row: tuple[Any, ...]) -> TeamRecord:
-    name, models, rpm, tpm, tokens, period, expires, created, max_parallel, priority, usd, usd_period = row
+    name, models, rpm, tpm, tokens, period, expires, created, max_parallel, priority, usd, usd_period, tools = row
     return TeamRecord(name, tuple(m for m in models.split(",") if m), rpm, tpm, Budget(tokens, period) if tokens else None,
-                      expires, created, max_parallel, priority, MoneyBudget(usd, usd_period) if usd else None)
+                      expires, created, max_parallel, priority, MoneyBudget(usd, usd_period) if usd else None,
+                      _globs(tools))
+
+
+def _globs(text: str | None) -> tuple[str, ...]:
+    return tuple(g for g in (text or "").split(",") if g)

@@ -24,7 +24,7 @@ from argoproxy.teamkeys.cli import (SettingsOf, _changes, _day, _day_arg, _shown
                                     run_command,
                                     warn_no_models)
 from argoproxy.teamkeys.records import (KeyRecord, TeamRecord, parse_budget, parse_budget_usd, parse_count,
-                                        parse_expires, parse_models, parse_name, parse_priority)
+                                        parse_expires, parse_models, parse_name, parse_priority, parse_tools)
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -70,7 +70,8 @@ def create(store: Any, args: argparse.Namespace) -> int:
                       parse_expires(args.expires) if args.expires else 0.0, time.time(),
                       parse_count(args.max_parallel, "--max-parallel") if args.max_parallel else 0,
                       parse_priority(args.priority) if args.priority else 0,
-                      parse_budget_usd(args.budget_usd) if args.budget_usd else None)
+                      parse_budget_usd(args.budget_usd) if args.budget_usd else None,
+                      parse_tools(args.tools) if args.tools else ())
     store.create_team(team)
     print(f"team {team.name!r} created; `keys create NAME --team {team.name}` or `keys update NAME --team "
           f"{team.name}` puts keys in it", file=sys.stderr)
