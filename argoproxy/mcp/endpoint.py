@@ -12,6 +12,9 @@ clients on this machine (loopback, or the Unix socket)."""
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import time
 from typing import Any
 
 from argoproxy.config.listener import is_loopback
@@ -24,7 +27,10 @@ from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs
 from argoproxy.mcp.link import Link, SupervisorGone
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
 
+log = logging.getLogger("cot_proxy")
+
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_LOGGED_NAME = 130
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "Mcp-Protocol-Version"  # MCP-Protocol-Version, as the edge spells header names
 METHODS = frozenset({"GET", "POST", "DELETE"})
@@ -86,7 +92,11 @@ class McpEndpoint:
                                    message.id, status=404)
         if not message.is_request:
             return Answer(b"", 202)  # notifications (initialized, cancelled) and responses: accepted
-        return rpc_answer(self.request(message.raw, server, globs), 200)
+        started = time.perf_counter()
+        answer = rpc_answer(self.request(message.raw, server, globs), 200)
+        if message.method == "tools/call" and log.isEnabledFor(logging.DEBUG):
+            tool_line(message, server, owner, answer, started)
+        return answer
 
     def body(self, req: Request) -> bytes:
         try:
@@ -139,6 +149,21 @@ class McpEndpoint:
         if method == "resources/read":
             return self.catalog.read_resource(message)
         return jsonrpc.error(message["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method[:80]}")
+
+
+def tool_line(message: jsonrpc.Message, server: str | None, owner: str, answer: Answer, started: float) -> None:
+    """DEBUG: one line per tool call (who, which tool, how it ended, how long, bytes in and out); never its
+    arguments or its result."""
+    name = message.params.get("name")
+    tool = json.dumps(name if isinstance(name, str) else "-")[:MAX_LOGGED_NAME]
+    body = answer.get_data()
+    outcome = json.loads(body)
+    error = outcome.get("error")
+    result = outcome.get("result")
+    ended = f"error:{error.get('code')}" if isinstance(error, dict) else \
+        "tool_error" if isinstance(result, dict) and result.get("isError") else "ok"
+    log.debug("mcp tools/call server=%s tool=%s key=%s status=%s %.1fms in=%dB out=%dB", server or "*", tool, owner,
+              ended, (time.perf_counter() - started) * 1000, len(json.dumps(message.raw)), len(body))
 
 
 def owner_of(req: Request, admin: bool) -> str:

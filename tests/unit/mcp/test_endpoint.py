@@ -1,0 +1,100 @@
+"""The endpoint in-process, its supervisor a stand-in: with auth off only this machine's clients are answered,
+and the HTTP framing (content type, sessions, protocol version, methods) is refused as the specification says."""
+
+import json
+
+from argoproxy.edge.http_objects import Request
+from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.endpoint import McpEndpoint
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
+
+
+class StandIn:
+    """The supervisor's side of the link: sessions, and servers that answer every call."""
+
+    def __init__(self):
+        self.sessions, self.calls = {}, []
+
+    def session(self, action, **fields):
+        if action == "new":
+            sid = f"s{len(self.sessions)}"
+            self.sessions[sid] = fields
+            return {"id": sid}
+        known = self.sessions.get(fields["id"])
+        if known is None or known["owner"] != fields["owner"]:
+            return {}
+        if action == "end":
+            del self.sessions[fields["id"]]
+        return {"version": known["version"]}
+
+    def call(self, server, message, timeout):
+        self.calls.append((server, message["method"]))
+        return jsonrpc.result(message["id"], {"tools": []})
+
+    def status(self):
+        return [{"name": "git", "capabilities": {"tools": {"listChanged": True}, "experimental": {}}}]
+
+
+def endpoint(auth_on=False):
+    return McpEndpoint(("git",), StandIn(), auth_on=auth_on, unix_socket=False, call_timeout=5)
+
+
+def post(mcp, body, headers=None, peer="127.0.0.1", server=None, owner="local"):
+    req = Request.of("POST", "/mcp", json.dumps(body).encode() if not isinstance(body, bytes) else body,
+                     {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+                      **(headers or {})})
+    req.peer = (peer, "5555")
+    answer = mcp.answer(req, server, owner, ())
+    data = answer.get_data()
+    return answer.status_code, answer.headers, json.loads(data) if data else None
+
+
+def test_with_auth_off_only_this_machines_clients_are_answered():
+    mcp = endpoint()
+    assert post(mcp, INIT, peer="10.1.2.3")[0] == 403
+    assert post(mcp, INIT, peer="::1")[0] == 200
+    assert post(endpoint(auth_on=True), INIT, peer="10.1.2.3")[0] == 200  # the door checked its key
+
+
+def test_initialize_answers_the_revision_asked_and_opens_a_session():
+    status, headers, body = post(endpoint(), INIT)
+    assert status == 200 and headers["Mcp-Session-Id"] == "s0"
+    assert body["result"]["protocolVersion"] == "2025-06-18" and body["result"]["serverInfo"]["name"] == "cot_proxy"
+    unknown = {**INIT, "params": {"protocolVersion": "2099-01-01"}}
+    assert post(endpoint(), unknown)[2]["result"]["protocolVersion"] == "2025-11-25"
+
+
+def test_one_server_alone_says_its_own_capabilities():
+    body = post(endpoint(), INIT, server="git")[2]
+    assert body["result"]["capabilities"] == {"tools": {"listChanged": True}}
+    assert post(endpoint(), INIT, server="svn")[0] == 404
+
+
+def test_framing_errors():
+    mcp = endpoint()
+    assert post(mcp, INIT, {"Content-Type": "text/plain"})[0] == 415
+    assert post(mcp, INIT, {"Accept": "text/html"})[0] == 406
+    sid = post(mcp, INIT)[1]["Mcp-Session-Id"]
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert post(mcp, note, {"Mcp-Session-Id": sid})[0] == 202
+    assert post(mcp, note, {"Mcp-Session-Id": sid}, owner="someone else")[0] == 404
+    listed = post(mcp, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, {"Mcp-Session-Id": sid})
+    assert listed[0] == 200 and listed[2] == {"jsonrpc": "2.0", "id": 2, "result": {"tools": []}}
+    req = Request.of("GET", "/mcp", headers={"Accept": "text/event-stream"})
+    req.peer = ("127.0.0.1", "1")
+    answer = mcp.answer(req, None, "local", ())
+    assert answer.status_code == 405 and answer.headers["Allow"] == "POST, DELETE"
+
+
+def test_a_tool_call_is_one_debug_line_without_its_arguments(caplog):
+    import logging
+    mcp = endpoint()
+    sid = post(mcp, INIT, owner="key:bot")[1]["Mcp-Session-Id"]
+    call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": {"name": "git__status", "arguments": {"secret": "do-not-log-me"}}}
+    with caplog.at_level(logging.DEBUG, logger="cot_proxy"):
+        post(mcp, call, {"Mcp-Session-Id": sid}, owner="key:bot")
+    lines = [r.getMessage() for r in caplog.records if "tools/call" in r.getMessage()]
+    assert len(lines) == 1 and 'tool="git__status" key=key:bot status=ok' in lines[0], lines
+    assert "do-not-log-me" not in caplog.text
