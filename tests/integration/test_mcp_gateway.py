@@ -148,6 +148,16 @@ def test_an_unsupported_protocol_version_and_another_sites_page_are_refused(gate
     assert send(gateway, "GET", headers={"Accept": "text/event-stream"})[0] == 405
 
 
+def test_the_sdks_default_mode_falls_back_to_the_handshake(gateway):
+    """The SDK's default (`auto`) asks `server/discover` at 2026-07-28 first; the proxy's refusal sends it to
+    the initialize handshake."""
+    async def work():
+        async with mcp.Client(gateway.url + "/mcp") as client:
+            return (await client.call_tool("fake__echo", {"text": "auto"})).content[0].text
+
+    assert asyncio.run(work()) == "auto"
+
+
 def test_the_servers_stop_with_the_proxy(gateway):
     """Last in this module: it stops the module's proxy."""
     sid, _ = session(gateway)
