@@ -105,3 +105,19 @@ def test_without_a_store_it_answers_and_refuses_what_needs_one(make):
     status, refused = post(door, {"model": "m", "input": "hi", "previous_interaction_id": out["id"]})
     assert status == 400 and "previous_interaction_id" in refused["error"]["message"]
     assert get(door, f"{PATH}/{out['id']}")[0] == 404
+
+
+def test_key_limits_count_its_calls_and_reserve_for_the_stored_history(make, monkeypatch):
+    """The meter reads an interaction as it is sent: with its chain's stored steps (kept.py's request_for), so a
+    request that fits a key's tokens per minute alone is refused on a chain whose history does not."""
+    monkeypatch.setenv("TEAM_A_KEY", "sk-team-a")
+    door, up, calls = make(ENABLE_AUTH="true", KEY_LIMITS='{"TEAM_A_KEY": {"tpm": 3000}}', TEAM_A_KEY="sk-team-a")
+    key = {"X-Goog-Api-Key": "sk-team-a"}
+    long = {"model": "m", "input": "word " * 2000, "generation_config": {"max_output_tokens": 10}}
+    status, first = post(door, long, headers=dict(key))
+    assert status == 200 and calls[-1].outcome.usage["completion_tokens"] > 0
+    assert post(door, {**long, "store": False}, headers=dict(key))[0] == 200  # alone, it fits
+    status, refused = post(door, {**long, "previous_interaction_id": first["id"]}, headers=dict(key))
+    assert status in (400, 429) and refused["error"]["code"] in ("invalid_argument", "resource_exhausted")
+    assert "3000 tokens per minute" in refused["error"]["message"] and len(up.sent) == 2
+    assert door.handle(Request.of("POST", PATH, {"model": "m", "input": "x"})).status_code == 401
