@@ -29,7 +29,7 @@ from argoproxy.config.model_families import Overrides, parse_overrides
 from argoproxy.config.llm_params import LlmParams, parse_llm_params
 from argoproxy.config.model_free_paths import DEFAULT_MODEL_FREE, route_globs
 from argoproxy.config.price_settings import PriceSettings, parse_prices
-from argoproxy.config.mcp_servers import McpServers, missing_tokens, parse_mcp_servers
+from argoproxy.config.mcp_servers import McpServers, missing_tokens, not_served, parse_mcp_servers
 from argoproxy.config.redis_url import check_redis_url
 from argoproxy.redaction import mask_url
 from argoproxy.config.routing_settings import (KeyLimit, ModelEntry, as_concurrency, check_routing, parse_fallbacks,
@@ -613,6 +613,7 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
                   choice.warnings + _unused_with_models(settings, given) + _unused_by_other_settings(settings, given)
                   + _fallbacks_past_calls(settings) + listener.exposure_warnings(settings, environ)
                   + tracing_warnings(settings.tracing, settings.tracing_content, {g.name for g in given}, environ)
+                  + not_served(settings.mcp_servers)
                   + misspelled(environ),
                   frozenset(name for name, (_, value) in raw.items() if value is not None and str(value).strip()))
 

@@ -1,6 +1,7 @@
 """Starting and stopping the supervisor (argoproxy/mcp/supervisor.py) from the Gunicorn master's hooks
 (argoproxy/serve/gunicorn_hooks.py), before any worker is forked; the workers find its socket through
-SOCKET_ENV. A reload (SIGHUP) in the same master keeps the running supervisor."""
+SOCKET_ENV. A reload (SIGHUP) in the same master keeps the running supervisor when the servers are the same,
+and starts a new one for the new workers when they changed."""
 
 from __future__ import annotations
 
@@ -23,17 +24,22 @@ START_SECONDS = 10.0
 STOP_SECONDS = 10.0
 
 _running: subprocess.Popen[bytes] | None = None
+_entries: list[dict[str, object]] = []  # what it runs
 
 
 def start_supervisor(servers: tuple[McpServer, ...]) -> str | None:
-    """Start the supervisor of the stdio servers (once per master); return its socket's path."""
-    global _running
-    if os.environ.get(OWNER_ENV) == str(os.getpid()) and _running is not None and _running.poll() is None:
-        return os.environ[SOCKET_ENV]
-    rundir = tempfile.mkdtemp(prefix="cot_proxy_mcp_")  # mode 0700: the socket and the servers' homes
-    path = os.path.join(rundir, "supervisor.sock")
+    """Start the supervisor of the stdio servers (once per master; again when a reload changed them, the new
+    workers then reach the new one); return its socket's path."""
+    global _running, _entries
     entries = [{"name": s.name, "command": s.command, "args": list(s.args), "env": [list(p) for p in s.env],
                 "per_session": s.per_session} for s in servers if s.stdio]
+    if os.environ.get(OWNER_ENV) == str(os.getpid()) and _running is not None and _running.poll() is None:
+        if entries == _entries:
+            return os.environ[SOCKET_ENV]
+        log.info("MCP: the servers changed; their supervisor starts again")
+        stop_supervisor()
+    rundir = tempfile.mkdtemp(prefix="cot_proxy_mcp_")  # mode 0700: the socket and the servers' homes
+    path = os.path.join(rundir, "supervisor.sock")
     process = subprocess.Popen([sys.executable, "-m", "argoproxy.mcp.supervisor", path, rundir],
                                stdin=subprocess.PIPE, start_new_session=True)
     assert process.stdin is not None
@@ -42,7 +48,7 @@ def start_supervisor(servers: tuple[McpServer, ...]) -> str | None:
     deadline = time.monotonic() + START_SECONDS
     while not os.path.exists(path) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    _running = process
+    _running, _entries = process, entries
     os.environ[SOCKET_ENV], os.environ[OWNER_ENV] = path, str(os.getpid())
     log.info("MCP: %d server(s) behind /mcp (supervisor pid %d)", len(servers), process.pid)
     return path

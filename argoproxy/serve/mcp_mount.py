@@ -20,7 +20,7 @@ from argoproxy.serve.door import Door
 
 def mount_mcp(door: Door) -> McpEndpoint | None:
     settings = door.settings
-    servers = settings.mcp_servers
+    servers = tuple(s for s in settings.mcp_servers if s.stdio)  # remote ones are not served yet (a warning says so)
     if not servers:
         return None
     path = os.environ.get(SOCKET_ENV) or own_supervisor(settings.mcp_servers)

@@ -23,6 +23,14 @@ def test_stdio_and_remote_entries_are_read(tmp_path):
     assert settings.mcp_servers.as_written()["git"]["env"] == {"TZ": "***"}  # --show: no value of its env
 
 
+def test_what_is_not_served_yet_is_a_start_up_warning(tmp_path):
+    (tmp_path / "config.yaml").write_text(json.dumps({"mcp_servers": {
+        "docs": {"url": "https://mcp.example.com/mcp"}, "git": {"command": "x", "per_session": True}}}))
+    warnings = load({"config_path": str(tmp_path / "config.yaml")}, {}).warnings
+    assert "mcp_servers.docs: remote MCP servers are not served yet, so it is left out of /mcp" in warnings
+    assert any(w.startswith("mcp_servers.git.per_session is set") for w in warnings)
+
+
 def test_the_environment_variable_takes_json():
     assert parse_mcp_servers('{"time": {"command": "mcp-server-time"}}')[0].command == "mcp-server-time"
 

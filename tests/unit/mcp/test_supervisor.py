@@ -148,3 +148,17 @@ def alive(pid):
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_a_reload_keeps_the_supervisor_unless_the_servers_changed(monkeypatch):
+    monkeypatch.delenv(launch.SOCKET_ENV, raising=False)
+    monkeypatch.delenv(launch.OWNER_ENV, raising=False)
+    first = launch.start_supervisor((fake("one"),))
+    try:
+        assert launch.start_supervisor((fake("one"),)) == first
+        second = launch.start_supervisor((fake("one"), fake("two")))
+        assert second != first and not os.path.exists(first)
+        assert poll(lambda: sorted(s["name"] for s in Link(second).status() if s["state"] == "ready") == ["one", "two"],
+                    timeout=20)
+    finally:
+        launch.stop_supervisor()
