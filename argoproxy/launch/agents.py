@@ -25,6 +25,7 @@ class Target:
     url: str  # http://127.0.0.1:5000, without /v1
     key: str
     model: str  # a name the proxy serves
+    websocket: bool = False  # the proxy serves the Responses API over a WebSocket (launch/websocket_probe.py)
 
 
 @dataclass
@@ -72,8 +73,11 @@ def claude(target: Target, args: list[str], scratch: Path) -> Setup:
 
 def codex(target: Target, args: list[str], scratch: Path) -> Setup:
     # `-c` overrides on top of the user's ~/.codex/config.toml, which is read but not written.
+    # supports_websockets: Codex's WebSocket mode (one connection for the session), told only to a proxy that
+    # serves it; where it is not served Codex speaks HTTP from the start, never waiting on a refused upgrade.
+    websocket = ", supports_websockets = true" if target.websocket else ""
     provider = (f'{{ name = "{PROVIDER}", base_url = "{target.url}/v1", env_key = "{KEY_ENV}", '
-                f'wire_api = "responses" }}')
+                f'wire_api = "responses"{websocket} }}')
     overrides = ["-c", f'model_providers.{PROVIDER}={provider}', "-c", f'model_provider="{PROVIDER}"']
     if not _has_option(args, "-m", "--model"):
         overrides += ["-c", f'model="{target.model}"']

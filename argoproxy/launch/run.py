@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -33,6 +34,7 @@ from argoproxy.launch.environments import USER_KEY_ENV, agent_environment, direc
 from argoproxy.launch.proxy import (Refused, StartedProxy, accepts, address, base_url, listening, path_flags, prove,
                                     served_models)
 from argoproxy.launch.run_key import NO_KEY, admin_keys, for_run
+from argoproxy.launch.websocket_probe import WEBSOCKET_DOOR, serves_websocket
 from argoproxy.launch.sources import ask_on_terminal, choose, env_file_values, without_code_loaders
 
 
@@ -257,7 +259,10 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
             run_key = for_run(settings, key, key in admin, models, agent.name)
             if not accepts(url, run_key.key):
                 raise Refused(refusal(url, run_key.key, settings))
-            setup = agent.setup(Target(url, run_key.key, model), agent_args, scratch, program)
+            target = Target(url, run_key.key, model)
+            if agent.door == WEBSOCKET_DOOR:  # Codex's WebSocket mode, when the proxy serves it
+                target = replace(target, websocket=serves_websocket(url, run_key.key))
+            setup = agent.setup(target, agent_args, scratch, program)
             write_files(setup)
             say(f"{agent.title} -> {url} ({agent.door}), model {model}, key: {run_key.where}")
             env = direct_to(agent_environment(setup, os.environ, settings, [key, *admin]), host)

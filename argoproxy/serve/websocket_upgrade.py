@@ -12,6 +12,7 @@ already holding WEBSOCKET_THREADS connections (each holds one of its threads; ne
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -29,6 +30,8 @@ from argoproxy.serve.flask_view import to_flask
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
     from argoproxy.edge.classify import Route
+
+log = logging.getLogger("cot_proxy")
 
 KIND = "responses"  # the Responses door's create route (POST /v1/responses, /responses)
 
@@ -127,7 +130,10 @@ class Upgrades:
         start_response("101 Switching Protocols", head)(b"")  # Gunicorn writes the head
         session = Session(self.door.handle, headers, lambda: self.door.auth.check(self.copy(headers), route),
                           path=route.label)
-        serve(Frames(ws, sock, self.max_message, self.send_timeout), session, self.limits, lambda: _worker_leaving())
+        code = serve(Frames(ws, sock, self.max_message, self.send_timeout), session, self.limits,
+                     lambda: _worker_leaving())
+        log.debug("id=%s Responses WebSocket closed: %d after %d responses", req.request_id, code,
+                  session.responses)  # (each response has its own line)
         return []
 
     def error(self, req: Request, route: Route, err: ProxyError) -> Answer:

@@ -19,6 +19,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from argoproxy.launch.agents import AGENTS, Target
+from argoproxy.launch.websocket_probe import serves_websocket
 from tests.fakes.fake_openai import FakeOpenAI, Stream, chat_chunks
 from tests.integration.test_scale_out import running_nginx
 from tests.polling import poll
@@ -65,6 +67,7 @@ def test_the_sdk_runs_three_turns_over_one_websocket(fast_path):
                 said.append("".join(deltas))
                 previous = event.response.id
         assert said == ["One.", "Two.", "Three."]
+        assert serves_websocket(proxy.url, "sk-client")  # so `cot-proxy run -- codex` turns Codex's WebSocket on
         calls = chat_calls(fake)
         assert len(calls) == 3 and all(call["stream"] for call in calls)
         assert [(m["role"], m["content"]) for m in calls[2]["messages"]] == [
@@ -108,6 +111,15 @@ def test_the_sync_worker_answers_the_upgrade_426_at_once():
         assert answer.status_code == 426
         assert json.loads(answer.body)["error"]["code"] == "websocket_not_served"
         assert fake.received == []
+        assert not serves_websocket(proxy.url, "sk-client")  # Codex is told to speak HTTP here
+
+
+def test_codex_is_told_of_the_websocket_only_where_it_is_served(tmp_path):
+    codex = AGENTS["codex"]
+    told = codex.setup(Target("http://127.0.0.1:5000", "k", "gpt-5", websocket=True), [], tmp_path).argv
+    untold = codex.setup(Target("http://127.0.0.1:5000", "k", "gpt-5"), [], tmp_path).argv
+    assert any("supports_websockets = true" in arg for arg in told)
+    assert not any("supports_websockets" in arg for arg in untold)
 
 
 def test_a_gthread_worker_holds_its_stated_number_of_websockets():

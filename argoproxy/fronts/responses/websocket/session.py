@@ -74,11 +74,13 @@ class Session:
         self.headers = {name: value for name, value in headers.items() if name.title() not in HANDSHAKE_HEADERS}
         self.headers["Content-Type"] = "application/json"
         self.cached: Cached | None = None
+        self.responses = 0  # response.create events answered (the connection's log line counts them)
 
     # ------------------------------------------------------------ one client message
     def respond(self, text: str) -> Generator[str, None, None]:
         """The messages that answer one client message, in order; Closing when the connection must end."""
         event = self.event_of(text)
+        self.responses += not isinstance(event, str)
         if isinstance(event, str):
             yield event
             return
