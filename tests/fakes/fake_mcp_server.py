@@ -5,7 +5,8 @@ before the handshake, a request id reused while in flight, a message that is not
 error, and it writes the error to stderr too, where the tests read it in the proxy's log.
 
 Tools: echo {text}, add {a, b}, slow {seconds}, crash (exits at once), whoami (its pid, HOME and environment's
-variable names), and one with a 70-character name. Prompts: greet {name}. Resources: fake://readme, and the
+variable names), garbage (lines that are no message and answers to nothing asked, then its answer), flood {count}
+(notifications, then its answer), and one with a 70-character name. Prompts: greet {name}. Resources: fake://readme, and the
 template fake://notes/{id}. Requests are answered on threads, so a slow call does not hold the others.
 """
 
@@ -28,6 +29,10 @@ TOOLS = [
     {"name": "crash", "description": "Exit at once.", "inputSchema": {"type": "object"}},
     {"name": "whoami", "description": "pid, HOME and the environment's names.", "inputSchema": {"type": "object"}},
     {"name": LONG_TOOL, "description": "A long name.", "inputSchema": {"type": "object"}},
+    {"name": "garbage", "description": "Write lines that are no message, answer nothing asked, then answer.",
+     "inputSchema": {"type": "object"}},
+    {"name": "flood", "description": "Send {count} notifications, then answer.",
+     "inputSchema": {"type": "object", "properties": {"count": {"type": "integer"}}}},
 ]
 write_lock = threading.Lock()
 in_flight: set = set()
@@ -63,6 +68,16 @@ def call_tool(name: str, args: dict) -> dict:
         return text(json.dumps({"pid": os.getpid(), "home": os.environ.get("HOME"), "env": sorted(os.environ)}))
     if name == LONG_TOOL:
         return text("long")
+    if name == "garbage":
+        with write_lock:
+            sys.stdout.write("this is not JSON\n[1, 2]\n" + json.dumps({"jsonrpc": "2.0", "id": 987654, "result": {}})
+                             + "\n" + json.dumps({"jsonrpc": "2.0", "id": "nobody's", "result": {}}) + "\n")
+            sys.stdout.flush()
+        return text("after garbage")
+    if name == "flood":
+        for n in range(int(args.get("count", 1000))):
+            send({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": n}})
+        return text("after flood")
     raise KeyError(name)
 
 

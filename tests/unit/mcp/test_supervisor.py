@@ -162,3 +162,11 @@ def test_a_reload_keeps_the_supervisor_unless_the_servers_changed(monkeypatch):
                     timeout=20)
     finally:
         launch.stop_supervisor()
+
+
+def test_garbage_and_a_flood_of_notifications_leave_the_call_and_the_server_well(server, caplog):
+    with caplog.at_level(logging.WARNING, logger="cot_proxy"):
+        assert text(call(server, "garbage")) == "after garbage"
+    assert "wrote a line that is not JSON" in caplog.text and "answered a request it was not asked" in caplog.text
+    assert text(call(server, "flood", {"count": 5000})) == "after flood"
+    assert text(call(server, "echo", {"text": "well"})) == "well" and server.restarts == 0
