@@ -37,9 +37,10 @@ class Catalog:
 
     # ------------------------------------------------------------ one server alone (/mcp/<server>)
     def alone(self, server: str, message: dict[str, Any], globs: Globs) -> dict[str, Any]:
-        method, params = message["method"], message.get("params") or {}
-        if method == "tools/call" and not tool_allowed(prefixed(server, str(params.get("name", ""))), globs):
-            return not_allowed(message["id"], str(params.get("name", "")))
+        method = message["method"]
+        if method == "tools/call":
+            routed = self.target(server, message, globs)
+            return routed if isinstance(routed, dict) else self.call(*routed)
         answer = self.call(server, message)
         if method == "tools/list" and globs and isinstance(answer.get("result"), dict):
             tools = answer["result"].get("tools")
@@ -90,19 +91,27 @@ class Catalog:
 
     def named_call(self, message: dict[str, Any], globs: Globs) -> dict[str, Any]:
         """tools/call or prompts/get under a prefixed name: to its server, under its own name."""
+        routed = self.target(None, message, globs)
+        return routed if isinstance(routed, dict) else self.call(*routed)
+
+    def target(self, server: str | None, message: dict[str, Any],
+               globs: Globs) -> tuple[str, dict[str, Any]] | dict[str, Any]:
+        """(the server, the message as it is sent there) of a tools/call or prompts/get at /mcp (server None) or
+        /mcp/<server>; or the error that answers it, when the name is no tool's or the key may not call it."""
         params = message.get("params") or {}
         shown = params.get("name")
         if not isinstance(shown, str):
             return jsonrpc.error(message["id"], jsonrpc.INVALID_PARAMS, "params.name must be a string.")
         tool = message["method"] == "tools/call"
-        if tool and not tool_allowed(shown, globs):
+        if tool and not tool_allowed(shown if server is None else prefixed(server, shown), globs):
             return not_allowed(message["id"], shown)
+        if server is not None:
+            return server, message
         owner = self._owner(shown, "tools" if tool else "prompts")
         if owner is None:
             what = "tool" if tool else "prompt"
             return jsonrpc.error(message["id"], jsonrpc.INVALID_PARAMS, f"Unknown {what}: {shown[:MAX_NAME]}")
-        server, own = owner
-        return self.call(server, {**message, "params": {**params, "name": own}})
+        return owner[0], {**message, "params": {**params, "name": owner[1]}}
 
     def _owner(self, shown: str, member: str) -> tuple[str, str] | None:
         read = split_name(shown, self.servers)

@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from argoproxy.config.listener import is_loopback
 from argoproxy.edge.http_objects import Answer, Request
@@ -93,10 +93,24 @@ class McpEndpoint:
         if not message.is_request:
             return Answer(b"", 202)  # notifications (initialized, cancelled) and responses: accepted
         started = time.perf_counter()
-        answer = rpc_answer(self.request(message.raw, server, globs), 200)
+        if message.method == "tools/call" and jsonrpc.progress_token(message.raw) is not None and "text/event-stream" in accept:
+            routed = self.catalog.target(server, message.raw, globs)
+            if isinstance(routed, tuple):  # its progress notifications, then its answer, as an SSE stream
+                return Answer(self.events(message, server, owner, routed, started), 200,
+                              {"Cache-Control": "no-cache"}, content_type="text/event-stream")
+        body = dumps(self.request(message.raw, server, globs))
         if message.method == "tools/call" and log.isEnabledFor(logging.DEBUG):
-            tool_line(message, server, owner, answer, started)
-        return answer
+            tool_line(message, server, owner, body, started)
+        return Answer(body, 200, content_type="application/json")
+
+    def events(self, message: jsonrpc.Message, server: str | None, owner: str, routed: tuple[str, dict[str, Any]],
+               started: float) -> Iterator[bytes]:
+        last = b""
+        for sent in self.link.stream(*routed, self.call_timeout):
+            last = dumps(sent)
+            yield b"event: message\ndata: " + last + b"\n\n"
+        if log.isEnabledFor(logging.DEBUG):
+            tool_line(message, server, owner, last, started)
 
     def body(self, req: Request) -> bytes:
         try:
@@ -151,13 +165,12 @@ class McpEndpoint:
         return jsonrpc.error(message["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method[:80]}")
 
 
-def tool_line(message: jsonrpc.Message, server: str | None, owner: str, answer: Answer, started: float) -> None:
+def tool_line(message: jsonrpc.Message, server: str | None, owner: str, body: bytes, started: float) -> None:
     """DEBUG: one line per tool call (who, which tool, how it ended, how long, bytes in and out); never its
     arguments or its result."""
     name = message.params.get("name")
     tool = json.dumps(name if isinstance(name, str) else "-")[:MAX_LOGGED_NAME]
-    body = answer.get_data()
-    outcome = json.loads(body)
+    outcome = json.loads(body) if body else {}
     error = outcome.get("error")
     result = outcome.get("result")
     ended = f"error:{error.get('code')}" if isinstance(error, dict) else \

@@ -108,3 +108,10 @@ def checked(value: Any) -> Message:
         raise RpcError(INVALID_REQUEST, "Invalid Request: neither a request, a notification nor a response.", id,
                        status=400)
     return Message(value)
+
+
+def progress_token(message: dict[str, Any]) -> Any:
+    """The progress token a request's `_meta` gives (None: it asks for no progress notifications)."""
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return meta.get("progressToken") if isinstance(meta, dict) else None

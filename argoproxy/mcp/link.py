@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any
+from typing import Any, Iterator
 
 from argoproxy.mcp import jsonrpc
 
@@ -51,6 +51,28 @@ class Link:
         if not isinstance(result, dict):
             return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE, f"No MCP server {server!r}.")
         return result
+
+    def stream(self, server: str, message: dict[str, Any], timeout: float) -> Iterator[dict[str, Any]]:
+        """The server's progress notifications for a request, then its answer (or the error saying why none)."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout + MARGIN)
+                sock.connect(self.path)
+                sock.sendall(json.dumps({"op": "call", "server": server, "message": message, "timeout": timeout,
+                                         "notes": True}, separators=(",", ":")).encode() + b"\n")
+                with sock.makefile("rb") as lines:
+                    for line in iter(lambda: lines.readline(MAX_ANSWER), b""):
+                        value = json.loads(line)
+                        if isinstance(value, dict) and isinstance(value.get("note"), dict):
+                            yield value["note"]
+                        elif isinstance(value, dict) and isinstance(value.get("message"), dict):
+                            yield value["message"]
+                            return
+                        else:
+                            break
+        except (OSError, ValueError):
+            pass
+        yield jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE, "The proxy's MCP servers cannot be reached now.")
 
     def notify(self, server: str, message: dict[str, Any]) -> None:
         try:

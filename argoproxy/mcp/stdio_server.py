@@ -21,6 +21,7 @@ from typing import IO, Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.jsonrpc import progress_token
 from argoproxy.mcp.protocol import CLIENT_INFO, HANDSHAKE_VERSION
 
 log = logging.getLogger("cot_proxy")
@@ -32,6 +33,7 @@ HANDSHAKE_SECONDS = 30.0
 STOP_SECONDS = 3.0
 MAX_LINE = 16 * 1024 * 1024  # the longest message a server may write (a longer one is garbage: skipped)
 MAX_STDERR_LINE = 2000
+PROGRESS_PREFIX = "cot_proxy-"  # the progress tokens the proxy gives a server: this and the call's own id
 KEPT_ENV = ("PATH", "LANG")
 
 
@@ -44,12 +46,28 @@ def server_environment(server: McpServer, home: str, environ: dict[str, str] | o
     return env
 
 
-class Pending:
-    """A call waiting for the server's answer."""
+MAX_NOTES = 1000  # progress notifications relayed for one call at most (more are dropped)
+Note = Callable[[dict[str, Any]], None]
 
-    def __init__(self, client_id: jsonrpc.RequestId | None) -> None:
+
+class Pending:
+    """A call waiting for the server's answer, and the progress token its client gave (replaced on the pipe by
+    one of the call's own, as its id is: two clients may give the same)."""
+
+    def __init__(self, client_id: jsonrpc.RequestId | None, token: Any = None) -> None:
         self.client_id = client_id
-        self.answers: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1)
+        self.token = token
+        self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.notes = 0
+
+
+def with_token(message: dict[str, Any], token: str | None) -> dict[str, Any]:
+    """The message with the progress token replaced (None: taken out, when no one relays its notifications)."""
+    params = message["params"]
+    meta = {k: v for k, v in params["_meta"].items() if k != "progressToken"}
+    if token is not None:
+        meta["progressToken"] = token
+    return {**message, "params": {**params, "_meta": meta}}
 
 
 class StdioServer:
@@ -145,29 +163,44 @@ class StdioServer:
             pass
 
     # ------------------------------------------------------------ calls
-    def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True) -> dict[str, Any]:
-        """Send a client's request and wait for its answer, under the client's id."""
+    def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True,
+             on_note: Note | None = None) -> dict[str, Any]:
+        """Send a client's request and wait for its answer, under the client's id; the server's progress
+        notifications for it go to `on_note` meanwhile, under the client's progress token."""
         client_id = message.get("id")
         if wait_ready and not self.ready.wait(timeout):
             return jsonrpc.error(client_id, jsonrpc.SERVER_UNAVAILABLE,
                                  f"The MCP server {self.name} is not running ({self.last_error or self.state}).")
-        pending = Pending(client_id)
+        token = progress_token(message)
+        pending = Pending(client_id, token if on_note is not None else None)
         with self.lock:
             own_id = next(self.ids)
             self.pending[own_id] = pending
+        sent = {**message, "id": own_id}
+        if token is not None:
+            sent = with_token(sent, f"{PROGRESS_PREFIX}{own_id}" if on_note is not None else None)
         try:
-            if not self._write({**message, "id": own_id}):
+            if not self._write(sent):
                 return jsonrpc.error(client_id, jsonrpc.SERVER_UNAVAILABLE, f"The MCP server {self.name} is not running.")
-            try:
-                return pending.answers.get(timeout=timeout)
-            except queue.Empty:
-                self._write({"jsonrpc": "2.0", "method": "notifications/cancelled",
-                             "params": {"requestId": own_id, "reason": "timed out at the proxy"}})
-                return jsonrpc.error(client_id, jsonrpc.REQUEST_TIMEOUT,
-                                     f"The MCP server {self.name} did not answer within {timeout:g} s.")
+            return self._wait(pending, own_id, timeout, on_note)
         finally:
             with self.lock:
                 self.pending.pop(own_id, None)
+
+    def _wait(self, pending: Pending, own_id: int, timeout: float, on_note: Note | None) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                kind, message = pending.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self._write({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                             "params": {"requestId": own_id, "reason": "timed out at the proxy"}})
+                return jsonrpc.error(pending.client_id, jsonrpc.REQUEST_TIMEOUT,
+                                     f"The MCP server {self.name} did not answer within {timeout:g} s.")
+            if kind == "answer":
+                return message
+            if on_note is not None:
+                on_note(message)
 
     def notify(self, message: dict[str, Any]) -> None:
         self._write(message)
@@ -189,7 +222,7 @@ class StdioServer:
         with self.lock:
             pending, self.pending = self.pending, {}
         for call in pending.values():
-            call.answers.put(jsonrpc.error(call.client_id, jsonrpc.SERVER_UNAVAILABLE, why))
+            call.events.put(("answer", jsonrpc.error(call.client_id, jsonrpc.SERVER_UNAVAILABLE, why)))
 
     # ------------------------------------------------------------ what the server writes
     def _read(self, stdout: IO[bytes]) -> None:
@@ -218,14 +251,32 @@ class StdioServer:
             if "id" in message:  # a request of the client (sampling, roots, elicitation): none is served yet
                 self._write(jsonrpc.error(message["id"], jsonrpc.METHOD_NOT_FOUND,
                                           "The proxy does not relay requests from the server to its clients."))
-            return  # notifications: not relayed yet
+            elif message["method"] == "notifications/progress":
+                self._progress(message)
+            return  # other notifications: not relayed yet
         own_id = message.get("id")
         with self.lock:
             call = self.pending.pop(own_id, None) if isinstance(own_id, int) else None
         if call is None:
             log.warning("mcp server %s: answered a request it was not asked (id %.40r)", self.name, own_id)
             return
-        call.answers.put({**message, "id": call.client_id})
+        call.events.put(("answer", {**message, "id": call.client_id}))
+
+    def _progress(self, message: dict[str, Any]) -> None:
+        """A progress notification goes to the call whose token it names, under its client's token."""
+        params = message.get("params")
+        if not isinstance(params, dict):
+            return
+        token = params.get("progressToken")
+        if not isinstance(token, str) or not token.startswith(PROGRESS_PREFIX) or not token[len(PROGRESS_PREFIX):].isdigit():
+            return
+        with self.lock:
+            call = self.pending.get(int(token[len(PROGRESS_PREFIX):]))
+        if call is None or call.token is None:
+            return
+        if call.notes < MAX_NOTES:  # past it dropped: a flood must not hold the proxy's memory
+            call.notes += 1
+            call.events.put(("note", {**message, "params": {**params, "progressToken": call.token}}))
 
     def _stderr(self, stderr: IO[bytes]) -> None:
         for line in iter(lambda: stderr.readline(MAX_STDERR_LINE), b""):

@@ -8,6 +8,7 @@ server. The workers reach it over the Unix socket SOCKET (mode 0600 in RUNDIR, m
 call, one JSON line each way (argoproxy/mcp/link.py):
 
   {"op": "call", "server": NAME, "message": {...}, "timeout": SECONDS} -> {"message": {...}}
+      (with "notes": true, the server's progress notifications for it come first: {"note": {...}} lines)
   {"op": "notify", "server": NAME, "message": {...}}                   -> {}
   {"op": "status"}                                                     -> {"servers": [...]}
   {"op": "session", "action": "new"|"get"|"end", ...}                  -> the session's record
@@ -25,7 +26,7 @@ import socketserver
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
@@ -84,7 +85,7 @@ class Supervisor:
         for server in self.servers.values():
             server.stop()
 
-    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, request: dict[str, Any], on_note: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         op = request.get("op")
         if op == "status":
             return {"servers": [s.status() for s in self.servers.values()]}
@@ -99,7 +100,8 @@ class Supervisor:
             return {}
         if op == "call":
             timeout = request.get("timeout")
-            return {"message": server.call(message, float(timeout) if isinstance(timeout, (int, float)) else 60.0)}
+            seconds = float(timeout) if isinstance(timeout, (int, float)) else 60.0
+            return {"message": server.call(message, seconds, on_note=on_note if request.get("notes") else None)}
         return {"error": "unknown op"}
 
 
@@ -110,13 +112,20 @@ class Handler(socketserver.StreamRequestHandler):
         line = self.rfile.readline(MAX_REQUEST)
         try:
             request = json.loads(line)
-            answer = self.server.supervisor.answer(request) if isinstance(request, dict) else {"error": "not an object"}
+            answer = self.server.supervisor.answer(request, self.note) if isinstance(request, dict) \
+                else {"error": "not an object"}
         except ValueError:
             answer = {"error": "not JSON"}
         except Exception as exc:  # noqa: BLE001 - one bad call must not take the supervisor down
             log.exception("mcp supervisor: a call failed")
             answer = {"message": jsonrpc.error(None, jsonrpc.INTERNAL_ERROR, f"The proxy failed: {type(exc).__name__}")}
         self.wfile.write(json.dumps(answer, separators=(",", ":")).encode() + b"\n")
+
+
+    def note(self, message: dict[str, Any]) -> None:
+        """A progress notification for the call this connection waits on, sent before its answer."""
+        self.wfile.write(json.dumps({"note": message}, separators=(",", ":")).encode() + b"\n")
+        self.wfile.flush()
 
 
 class UnixServer(socketserver.ThreadingUnixStreamServer):

@@ -6,7 +6,7 @@ error, and it writes the error to stderr too, where the tests read it in the pro
 
 Tools: echo {text}, add {a, b}, slow {seconds}, crash (exits at once), whoami (its pid, HOME and environment's
 variable names), garbage (lines that are no message and answers to nothing asked, then its answer), flood {count}
-(notifications, then its answer), and one with a 70-character name. Prompts: greet {name}. Resources: fake://readme, and the
+(notifications, then its answer), progress {steps} (progress notifications to the request's token), and one with a 70-character name. Prompts: greet {name}. Resources: fake://readme, and the
 template fake://notes/{id}. Requests are answered on threads, so a slow call does not hold the others.
 """
 
@@ -31,6 +31,8 @@ TOOLS = [
     {"name": LONG_TOOL, "description": "A long name.", "inputSchema": {"type": "object"}},
     {"name": "garbage", "description": "Write lines that are no message, answer nothing asked, then answer.",
      "inputSchema": {"type": "object"}},
+    {"name": "progress", "description": "Report {steps} steps of progress (to the request's progressToken), then answer.",
+     "inputSchema": {"type": "object", "properties": {"steps": {"type": "integer"}}}},
     {"name": "flood", "description": "Send {count} notifications, then answer.",
      "inputSchema": {"type": "object", "properties": {"count": {"type": "integer"}}}},
 ]
@@ -54,7 +56,7 @@ def text(value: str) -> dict:
     return {"content": [{"type": "text", "text": value}], "isError": False}
 
 
-def call_tool(name: str, args: dict) -> dict:
+def call_tool(name: str, args: dict, meta: dict | None = None) -> dict:
     if name == "echo":
         return text(str(args.get("text", "")))
     if name == "add":
@@ -74,6 +76,14 @@ def call_tool(name: str, args: dict) -> dict:
                              + "\n" + json.dumps({"jsonrpc": "2.0", "id": "nobody's", "result": {}}) + "\n")
             sys.stdout.flush()
         return text("after garbage")
+    if name == "progress":
+        token = (meta or {}).get("progressToken")
+        steps = int(args.get("steps", 3))
+        for n in range(steps):
+            if token is not None:
+                send({"jsonrpc": "2.0", "method": "notifications/progress",
+                      "params": {"progressToken": token, "progress": n + 1, "total": steps}})
+        return text(f"{steps} steps, token {'given' if token is not None else 'none'}")
     if name == "flood":
         for n in range(int(args.get("count", 1000))):
             send({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": n}})
@@ -92,7 +102,7 @@ def answer(message: dict) -> dict:
     if method == "tools/list":
         return {"tools": TOOLS}
     if method == "tools/call":
-        return call_tool(params["name"], params.get("arguments") or {})
+        return call_tool(params["name"], params.get("arguments") or {}, params.get("_meta"))
     if method == "prompts/list":
         return {"prompts": [{"name": "greet", "arguments": [{"name": "name", "required": True}]}]}
     if method == "prompts/get":

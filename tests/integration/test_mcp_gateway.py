@@ -158,6 +158,22 @@ def test_the_sdks_default_mode_falls_back_to_the_handshake(gateway):
     assert asyncio.run(work()) == "auto"
 
 
+def test_progress_reaches_the_client_as_an_sse_stream(gateway):
+    """A tool call with a progress token is answered as an SSE stream: the server's progress notifications for
+    it, then its answer."""
+    seen = []
+
+    async def progress(done, total, message):
+        seen.append((done, total))
+
+    async def work(client):
+        result = await client.call_tool("fake__progress", {"steps": 3}, progress_callback=progress)
+        return result.content[0].text
+
+    assert asyncio.run(sdk_session(gateway.url + "/mcp", work)) == "3 steps, token given"
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
 def test_the_servers_stop_with_the_proxy(gateway):
     """Last in this module: it stops the module's proxy."""
     sid, _ = session(gateway)

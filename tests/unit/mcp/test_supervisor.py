@@ -170,3 +170,34 @@ def test_garbage_and_a_flood_of_notifications_leave_the_call_and_the_server_well
     assert "wrote a line that is not JSON" in caplog.text and "answered a request it was not asked" in caplog.text
     assert text(call(server, "flood", {"count": 5000})) == "after flood"
     assert text(call(server, "echo", {"text": "well"})) == "well" and server.restarts == 0
+
+
+def test_progress_goes_to_the_call_that_asked_under_its_own_token(server):
+    """Two callers give the same progress token at once: each gets its own call's notifications, under it."""
+    got = {}
+
+    def one(n):
+        notes = []
+        answer = server.call({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                              "params": {"name": "progress", "arguments": {"steps": 3 + n}, "_meta": {"progressToken": "p"}}},
+                             10, on_note=notes.append)
+        got[n] = (text(answer), notes)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    for n in range(2):
+        said, notes = got[n]
+        assert said == f"{3 + n} steps, token given"
+        assert [(m["params"]["progressToken"], m["params"]["progress"]) for m in notes] == \
+            [("p", step) for step in range(1, 4 + n)]
+
+
+def test_without_a_relay_the_token_is_not_sent(server):
+    answer = call(server, "progress", {"steps": 2})
+    assert text(answer) == "2 steps, token none"
+    answer = server.call({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                          "params": {"name": "progress", "_meta": {"progressToken": 5}}}, 10)
+    assert text(answer) == "3 steps, token none"
