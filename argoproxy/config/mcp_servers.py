@@ -153,7 +153,13 @@ def _remote(name: str, where: str, entry: Mapping[str, Any]) -> McpServer:
     token_env = entry.get("bearer_token_env") or ""
     if not isinstance(token_env, str) or (token_env and not ENV_NAME.fullmatch(token_env)):
         raise ValueError(f"{where}.bearer_token_env: expected the name of an environment variable")
-    headers = entry.get("headers") or {}
+    pairs = _headers(where, entry.get("headers") or {})
+    if token_env and any(k.lower() == "authorization" for k, _ in pairs):
+        raise ValueError(f"{where}: give `bearer_token_env` or an Authorization header, not both")
+    return McpServer(name, url=url, headers=pairs, bearer_token_env=token_env)
+
+
+def _headers(where: str, headers: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(headers, dict):
         raise ValueError(f"{where}.headers: expected a mapping of header name to value")
     pairs = []
@@ -163,9 +169,7 @@ def _remote(name: str, where: str, entry: Mapping[str, Any]) -> McpServer:
         if not isinstance(value, str) or any(c in value for c in "\r\n\x00"):
             raise ValueError(f"{where}.headers.{key}: expected a one-line string")
         pairs.append((key, value))
-    if token_env and any(k.lower() == "authorization" for k, _ in pairs):
-        raise ValueError(f"{where}: give `bearer_token_env` or an Authorization header, not both")
-    return McpServer(name, url=url, headers=tuple(pairs), bearer_token_env=token_env)
+    return tuple(pairs)
 
 
 def _distinct(servers: tuple[McpServer, ...]) -> None:

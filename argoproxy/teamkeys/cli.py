@@ -206,16 +206,14 @@ def warn_no_models(key: KeyRecord, team: TeamRecord) -> None:
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
     """The record fields the options change (KeyRecord's names): 0 / none / never / * lift a limit."""
     changes: dict[str, Any] = {}
-    if args.models is not None:
-        models = () if args.models.strip() == "*" else parse_models(args.models)
-        if not models and args.models.strip() != "*":  # an empty variable would open the key to every model
-            raise ValueError("--models needs globs ('*': whatever ALLOWED_MODELS allows)")
-        changes["models"] = models
-    if args.tools is not None:
-        tools = () if args.tools.strip() == "*" else parse_tools(args.tools)
-        if not tools and args.tools.strip() != "*":  # an empty variable would open every tool
-            raise ValueError("--tools needs globs ('*': every tool)")
-        changes["tools"] = tools
+    for field, parse, everything in (("models", parse_models, "whatever ALLOWED_MODELS allows"),
+                                     ("tools", parse_tools, "every tool")):
+        text = getattr(args, field)
+        if text is not None:
+            globs = () if text.strip() == "*" else parse(text)
+            if not globs and text.strip() != "*":  # an empty variable would open the key to every one
+                raise ValueError(f"--{field} needs globs ('*': {everything})")
+            changes[field] = globs
     for field in ("rpm", "tpm", "max_parallel"):
         value = getattr(args, field)
         if value is not None:
