@@ -9,9 +9,10 @@ With FAST_PATH=on:
 - `install()` (process-wide; in the Gunicorn master before workers fork, and again in each app, idempotent):
   http.client parses response heads with `headers.parse_headers`; Gunicorn builds
   `gunicorn_response.CoalescingResponse` objects, which send a response's head with its first body bytes.
-- `pool.DirectPools`: the upstream client uses the Session's own urllib3 pools directly (skipping requests'
-  per-call preparation), with the lean connection classes of `connections` (a request in one send, an idle
-  connection checked with one poll), and reads bodies through http.client directly.
+- `transport.FastTransport`, the upstream client's transport: `pool.DirectPools` uses the Session's own urllib3
+  pools directly (skipping requests' per-call preparation), with the lean connection classes of `connections`
+  (a request in one send, an idle connection checked with one poll), and reads bodies through http.client
+  directly; hosts behind a proxy and requests that want a connection of their own go through the stock one.
 - `balanced_worker.BalancedGeventWorker`: Gunicorn's gevent worker, spreading connections between workers.
 - `tune_worker` (Gunicorn's post_worker_init): each worker freezes what it built at start-up out of the garbage
   collector's sight (`tune_worker_gc`) and keeps large freed blocks for reuse (`allocator.keep_large_blocks`).

@@ -99,7 +99,7 @@ class Routing:
         self.max_attempts = 1 + settings.max_retries
         # Where a pool has several deployments, a failure moves to the next one at once (no retry on the same URL).
         failover = Upstream(settings.connect_timeout, settings.timeout, 0, pool_size=max(64, settings.worker_connections),
-                            direct=getattr(gateway.upstream, "direct_factory", None),  # FAST_PATH as the worker's
+                            transport=gateway.upstream.transport_factory,  # FAST_PATH as the worker's
                             tracer=getattr(gateway.upstream, "tracer", None))
         for pool in self.router.pools():
             upstream = gateway.upstream if len(pool.deployments) == 1 else failover

@@ -26,7 +26,9 @@ from argoproxy.config.settings import Settings
 from argoproxy.config.tracing_settings import tracing_on
 from argoproxy.observe.status_page import StatusPage
 from argoproxy.teamkeys.service import TeamKeys, open_store
-from argoproxy.upstream.client import Upstream, make_session
+from argoproxy.upstream.client import Upstream
+from argoproxy.upstream.stock import StockTransport, make_session
+from argoproxy.upstream.transport import TransportFactory
 
 if TYPE_CHECKING:
     from argoproxy.observe.tracing import Tracing
@@ -130,12 +132,12 @@ def traced(settings: Settings) -> Tracing | None:
 
 
 def real_upstream(settings: Settings, tracing: Tracing | None = None) -> Upstream:
-    direct = None
+    transport: TransportFactory = StockTransport
     if settings.fast_path == "on":
         from argoproxy import fastpath
-        from argoproxy.fastpath.pool import DirectPools
+        from argoproxy.fastpath.transport import FastTransport
         fastpath.install()  # done in the Gunicorn master already; again here for the app built in-process
-        direct = DirectPools  # the Session's pools used directly (upstream/ imports no fastpath)
+        transport = FastTransport  # the Session's pools used directly (upstream/ imports no fastpath)
     return Upstream(settings.connect_timeout, settings.timeout, settings.max_retries,
                     pool_size=max(64, settings.worker_connections), max_response_bytes=settings.max_response_bytes,
-                    direct=direct, tracer=tracing)
+                    transport=transport, tracer=tracing)

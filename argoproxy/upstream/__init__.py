@@ -1,4 +1,5 @@
-"""Talking to upstreams: the pooled client with its retries and transport errors (client.py), corporate
+"""Talking to upstreams: the client's policy, its retries, replays and transport errors (client.py), over a
+one-method transport (transport.py; the stock one, requests as its authors intend: stock.py), corporate
 proxies as requests decides them, upstream URLs, reachability probes (probe.py), the bounds on answers the proxy
 reads for itself from servers it chose (answer_bounds.py), whether a server says it is a local one (local_server.py:
 llama.cpp's /props, vLLM's /version, Ollama's /api/version; standard library only, for Gunicorn's master), the
@@ -8,6 +9,6 @@ OpenAI-shaped answers relayed, and image inlining.
 Rule: nothing here knows about clients, routes or the pipeline.
 
 May import: the shared modules.
-The fast path's direct use of the pools (fastpath/pool.py) is handed to the client by serve/build.py when
-FAST_PATH is on (Upstream's `direct`): nothing here imports fastpath.
+The fast path's transport (fastpath/transport.py) is handed to the client by serve/build.py when FAST_PATH is
+on (Upstream's `transport`): nothing here imports fastpath.
 """

@@ -1,9 +1,11 @@
-"""The upstream client: one pooled requests.Session per worker process, retries before the first byte,
+"""The upstream client's policy: one pooled requests.Session per worker process, retries before the first
+byte, a replay on a connection closed unanswered, URL credentials, each attempt's trace context and deadlines,
 and the translation of transport failures into errors a user can act on (never echoing URLs or keys).
 
-This is the reference path: `Session.request(stream=True)`, bodies read with `iter_content` (StockResponse).
-With FAST_PATH=on (the default) the Session's pools are used directly instead (argoproxy.fastpath.pool);
-both answer with the same UpstreamResponse interface."""
+`Upstream.send` runs the policy and hands each attempt to a one-method transport underneath
+(argoproxy/upstream/transport.py): the stock one (upstream/stock.py, requests used as its authors intend) with
+FAST_PATH=off, the fast path's (fastpath/transport.py, handed by serve/build.py) with it on, the tests' fake in
+tests. Every transport answers with the same UpstreamResponse interface."""
 
 from __future__ import annotations
 
@@ -15,18 +17,18 @@ import logging
 import random
 import re
 import time
-from typing import Callable, Iterator, Mapping, Protocol
+from typing import Mapping, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from argoproxy.errors import ProxyError
 from argoproxy.upstream.proxy_env import DIRECT, ProxyChoice, proxy_for
+from argoproxy.upstream.stock import StockTransport, make_session
 from argoproxy.upstream.trace_context import trace_context_carried
-from argoproxy.upstream.wire import (DEFAULT_MAX_RESPONSE, TooManyInterim, UpstreamRequest, UpstreamResponse,
-                                     describe_host, read_arrived)
+from argoproxy.upstream.transport import Transport, TransportFactory
+from argoproxy.upstream.wire import DEFAULT_MAX_RESPONSE, TooManyInterim, UpstreamRequest, UpstreamResponse, describe_host
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,6 @@ log = logging.getLogger(__name__)
 READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 # What sending a request can raise before any answer arrived.
 TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
-CHUNK_PIECE = 256 * 1024  # at most this much of one upstream chunk at a time (fastpath/chunked.py: READ_SIZE)
 RETRY_STATUSES = frozenset({502, 503, 504})
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt, capped, with full jitter
 BACKOFF_CAP = 4.0
@@ -69,19 +70,6 @@ class CallBudget:
         return self.used + self.reserved < self.limit
 
 
-def make_session(pool_size: int) -> requests.Session:
-    """A Session without requests' default headers (the client's own are forwarded), pooling `pool_size`
-    connections per host.
-    It reads the environment as requests does (proxies, NO_PROXY, REQUESTS_CA_BUNDLE); the fast path makes
-    the same decision once per upstream host and leaves proxied hosts to this Session."""
-    session = requests.Session()
-    session.headers.clear()
-    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
 def url_credentials_as_header(req: UpstreamRequest) -> UpstreamRequest:
     """A URL's `user:password@` as Basic auth, the same on both transports: only when nothing else authorizes
     the request (a configured key wins; requests' own handling would replace it), and never left in the URL."""
@@ -100,16 +88,6 @@ def url_credentials_as_header(req: UpstreamRequest) -> UpstreamRequest:
     return dataclasses.replace(req, url=url, headers=headers)
 
 
-class DirectSender(Protocol):
-    """The fast path's sender over a Session's own pools (fastpath/pool.py's DirectPools)."""
-
-    def send(self, req: UpstreamRequest, timeout: tuple[float, float], max_bytes: int = 0) -> UpstreamResponse | None:
-        """The answer, or None when a proxy applies to the host (requests' own path sends it then)."""
-
-
-DirectFactory = Callable[[requests.Session], DirectSender]
-
-
 class AttemptTracer(Protocol):
     """Tracing's hook on every attempt of a client's call (observe/tracing.py, handed by serve/build.py when TRACING
     is on; this folder imports no observer). `call` is the client's call the request serves."""
@@ -125,20 +103,20 @@ class AttemptTracer(Protocol):
 
 
 class Upstream:
-    """Sends requests upstream with connect/read timeouts and capped, jittered retries."""
+    """Sends requests upstream with connect/read timeouts and capped, jittered retries, through its transport."""
 
     def __init__(self, connect_timeout: float, read_timeout: float, max_retries: int, pool_size: int = 1024,
-                 max_response_bytes: int = DEFAULT_MAX_RESPONSE, direct: DirectFactory | None = None,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE, transport: TransportFactory = StockTransport,
                  tracer: AttemptTracer | None = None) -> None:
         self.max_response_bytes = max_response_bytes
         self.session = make_session(pool_size)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_retries = max_retries
-        # FAST_PATH=on: the Session's pools used directly (fastpath/pool.py's DirectPools, handed by serve/build.py:
-        # this folder imports no fastpath); None: requests' own path
-        self.direct_factory = direct
-        self.direct: DirectSender | None = direct(self.session) if direct is not None else None
+        # FAST_PATH=on: the fast path's (fastpath/transport.py, handed by serve/build.py: this folder imports no
+        # fastpath); routing builds its failover client with the same
+        self.transport_factory = transport
+        self.transport: Transport = transport(self.session)
         self.tracer = tracer  # TRACING on: a span per attempt (observe/tracing.py, handed by serve/build.py)
 
     def send(self, req: UpstreamRequest, budget: CallBudget | None = None, call: object = None,
@@ -154,6 +132,7 @@ class Upstream:
         if "@" in req.url:
             req = url_credentials_as_header(req)
         timeout = (self.connect_timeout, req.timeout or self.read_timeout)
+        limit = req.max_bytes or self.max_response_bytes
         attempt = 0
         started = time.monotonic()
         resent = False
@@ -161,8 +140,8 @@ class Upstream:
             if budget is not None:
                 budget.spend()
             try:
-                resp = self._send_once(req, timeout) if call is None or self.tracer is None \
-                    else self._traced(req, timeout, call, self.tracer)
+                resp = self.transport.send(req, timeout, limit) if call is None or self.tracer is None \
+                    else self._traced(req, timeout, limit, call, self.tracer)
             except TRANSPORT_ERRORS as exc:
                 if not resent and replayable(req) and closed_unanswered(exc) and (budget is None or budget.may_retry()):
                     # A connection closed before any answer (a kept-alive one the server closed as the request
@@ -200,71 +179,17 @@ class Upstream:
         return attempt < self.max_retries and time.monotonic() - started + delay < RETRY_BUDGET and (
             budget is None or budget.may_retry())
 
-    def _traced(self, req: UpstreamRequest, timeout: tuple[float, float], call: object,
+    def _traced(self, req: UpstreamRequest, timeout: tuple[float, float], limit: int, call: object,
                 tracer: AttemptTracer) -> UpstreamResponse:
         """One attempt in a span of its own (its request carrying the span's trace context)."""
         sent = tracer.attempt(call, req)
         try:
-            resp = self._send_once(sent, timeout)
+            resp = self.transport.send(sent, timeout, limit)
         except BaseException as exc:
             tracer.failed(call, exc)
             raise
         tracer.answered(call, resp.status_code)
         return resp
-
-    def _send_once(self, req: UpstreamRequest, timeout: tuple[float, float]) -> UpstreamResponse:
-        limit = req.max_bytes or self.max_response_bytes
-        if self.direct is not None and not req.fresh_connection:
-            pooled = self.direct.send(req, timeout, limit)
-            if pooled is not None:
-                return pooled  # None: a proxy applies to this host, which requests' own path handles
-        owned = make_session(1) if req.fresh_connection else None  # a Session of one, closed with the answer
-        session = owned or self.session
-        try:
-            r = session.request(req.method, req.url, headers=req.headers, data=req.body, stream=True,
-                                timeout=timeout, allow_redirects=False)
-            if r.status_code == 407:
-                proxy = proxy_for(req.url)
-                if proxy.url:  # a plain-http upstream through a proxy: the proxy's own answer, not the upstream's
-                    r.close()
-                    raise ProxyError(502, f"The proxy {proxy.shown} refused the request: 407 Proxy Authentication "
-                                          "Required (check the user and password in that variable).",
-                                     code="proxy_auth_required")
-        except BaseException:
-            if owned is not None:
-                owned.close()
-            raise
-        return StockResponse(r, req.url, limit, owner=owned)
-
-
-class StockResponse(UpstreamResponse):
-    """An upstream answer over a stock requests.Response (Session.request(stream=True))."""
-
-    __slots__ = ("response", "raw", "owner")
-
-    def __init__(self, response: requests.Response, url: str, max_bytes: int = 0,
-                 owner: requests.Session | None = None) -> None:
-        super().__init__(url, max_bytes)
-        self.response = response
-        self.raw = response.raw
-        self._carrier = response.raw.connection
-        self.owner = owner  # a Session made for this answer alone (Upstream._send_fresh), closed with it
-
-    def chunks(self, decode: bool = True) -> Iterator[bytes]:
-        """Chunked bodies (every SSE stream) per chunk as it arrives, a chunk over CHUNK_PIECE in pieces of that
-        size (a chunk's size is the upstream's to choose: read whole, one chunk could fill the worker's memory);
-        other bodies per read of what has arrived (iter_content with a size would wait to fill it)."""
-        raw = self.response.raw
-        if raw.chunked and raw.supports_chunked_reads():
-            yield from self.response.iter_content(chunk_size=CHUNK_PIECE) if decode \
-                else raw.stream(CHUNK_PIECE, decode_content=False)
-            return
-        yield from read_arrived(raw, decode)
-
-    def close(self) -> None:
-        self.response.close()
-        if self.owner is not None:
-            self.owner.close()
 
 
 # Methods whose requests may be sent twice (RFC 9110 9.2.2; Go's http.Transport resends the same ones), and the

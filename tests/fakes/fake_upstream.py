@@ -1,17 +1,18 @@
-"""A fake upstream object for in-process tests of the pipeline: it stands where argoproxy.upstream.client.Upstream
-stands (send(UpstreamRequest) -> UpstreamResponse), records what was sent, and answers from a queue or with
-an OpenAI-shaped default. No sockets: a test through the whole door takes about a millisecond."""
+"""A fake transport for in-process tests of the pipeline: FakeUpstream is the real upstream client
+(argoproxy.upstream.client.Upstream: its retries, replays, URL credentials, trace context and the tracer's hooks
+run as they do in the proxy) over FakeTransport, which records each attempt as it would go on the wire and
+answers from a queue (an answer, or an exception the attempt raises) or with an OpenAI-shaped default. No
+sockets: a test through the whole door takes about a millisecond."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator
 
-import requests
 import urllib3
 
-from argoproxy.upstream.trace_context import trace_context_carried
-from argoproxy.upstream.wire import DEFAULT_MAX_RESPONSE, UpstreamRequest, UpstreamResponse
+from argoproxy.upstream.client import Upstream
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 
 
 class _Raw:
@@ -76,14 +77,39 @@ def interleaved_tool_calls(model: str = "fake-model") -> list[dict[str, Any]]:
     return [piece(0, '{"a"', True), piece(1, '{"b"', True), piece(0, ": 1}"), piece(1, ": 2}"), finish]
 
 
-class FakeUpstream:
-    def __init__(self, read_timeout: float = 30.0) -> None:
-        self.session = requests.Session()  # /health's probe would use it; in-process tests do not probe
-        self.connect_timeout, self.read_timeout, self.max_retries = 1.0, read_timeout, 0
-        self.max_response_bytes = DEFAULT_MAX_RESPONSE
+class FakeTransport:
+    """A Transport (argoproxy/upstream/transport.py) without a wire: each attempt is kept in `sent` (with the
+    deadlines it was given in `timeouts`) and answered by the next of `queue`, raised when it is an exception."""
+
+    def __init__(self, default: Callable[[UpstreamRequest], FakeResponse]) -> None:
         self.sent: list[UpstreamRequest] = []
-        self.queue: list[FakeResponse] = []
-        self.tracer: Any = None  # the real client's AttemptTracer (TRACING on), set by build_proxy
+        self.timeouts: list[tuple[float, float]] = []
+        self.queue: list[FakeResponse | BaseException] = []
+        self.default = default
+
+    def send(self, req: UpstreamRequest, timeout: tuple[float, float], max_bytes: int) -> UpstreamResponse:
+        self.sent.append(req)
+        self.timeouts.append(timeout)
+        answer = self.queue.pop(0) if self.queue else self.default(req)
+        if isinstance(answer, BaseException):
+            raise answer
+        answer.url = req.url
+        answer.max_bytes = max_bytes
+        return answer
+
+
+class FakeUpstream(Upstream):
+    """The real client over a FakeTransport; `sent` and `queue` are the transport's."""
+
+    def __init__(self, read_timeout: float = 30.0, max_retries: int = 0) -> None:
+        self.fake = FakeTransport(self.default)
+        super().__init__(1.0, read_timeout, max_retries, pool_size=1, transport=self.fake_transport)
+        self.sent = self.fake.sent
+        self.queue = self.fake.queue
+
+    def fake_transport(self, session: object) -> FakeTransport:
+        """Every client built with this one's transport (routing's failover client) answers from its queue."""
+        return self.fake
 
     def reply(self, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -92,21 +118,6 @@ class FakeUpstream:
 
     def stream(self, chunks: list[bytes]) -> None:
         self.queue.append(FakeResponse("", 200, {"Content-Type": "text/event-stream"}, chunks))
-
-    def send(self, req: UpstreamRequest, budget: object = None, call: object = None,
-             client_headers: Mapping[str, str] | None = None) -> UpstreamResponse:
-        if client_headers is not None:  # the client's trace context, carried as the real client carries it
-            req = trace_context_carried(req, client_headers)
-        traced = self.tracer is not None and call is not None  # one attempt, traced as the real client's are
-        if traced:
-            req = self.tracer.attempt(call, req)
-        self.sent.append(req)
-        answer = self.queue.pop(0) if self.queue else self.default(req)
-        answer.url = req.url
-        answer.max_bytes = self.max_response_bytes
-        if traced:
-            self.tracer.answered(call, answer.status_code)
-        return answer
 
     def default(self, req: UpstreamRequest) -> FakeResponse:
         body = json.loads(req.body) if req.body and req.body[:1] == b"{" else {}

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from argoproxy.fastpath.headers import parse_headers
-from argoproxy.fastpath.pool import DirectPools  # FAST_PATH=on's client (serve/build.py hands it)
+from argoproxy.fastpath.transport import FastTransport  # FAST_PATH=on's (serve/build.py hands it)
 from argoproxy.errors import ProxyError
 from argoproxy.upstream.client import Upstream
 from argoproxy.upstream.wire import UpstreamRequest, read_chunks
@@ -91,7 +91,7 @@ def post(upstream: Upstream, port: int, body: bytes) -> tuple[int, bytes, dict]:
 
 
 def test_small_request_leaves_in_one_send_and_the_connection_is_reused(server) -> None:
-    upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, direct=DirectPools)
+    upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, transport=FastTransport)
     body = b'{"model": "m", "messages": []}'
     for _ in range(3):
         status, content, headers = post(upstream, server.port, body)
@@ -106,7 +106,7 @@ def test_small_request_leaves_in_one_send_and_the_connection_is_reused(server) -
 def test_a_body_read_as_it_arrives_leaves_the_connection_reusable(server) -> None:
     """read_chunks (the path of every proxied answer) must end the response so the connection is pooled:
     a connection closed after each answer costs a connect and a DNS lookup per request."""
-    upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, direct=DirectPools)
+    upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, transport=FastTransport)
     for _ in range(3):
         with upstream.send(UpstreamRequest("POST", f"http://127.0.0.1:{server.port}/v1/chat/completions",
                                            {"Content-Type": "application/json"}, b"{}")) as resp:
@@ -115,7 +115,7 @@ def test_a_body_read_as_it_arrives_leaves_the_connection_reusable(server) -> Non
 
 
 def test_large_body_arrives_whole(server) -> None:
-    upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, direct=DirectPools)
+    upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, transport=FastTransport)
     body = b'{"x": "' + b"a" * (3 << 20) + b'"}'
     assert post(upstream, server.port, body)[0] == 200
     assert server.requests[-1].endswith(body)
@@ -124,7 +124,7 @@ def test_large_body_arrives_whole(server) -> None:
 def test_a_pooled_connection_the_server_closed_is_replaced() -> None:
     server = RawServer(close_after_each=True)
     try:
-        upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, direct=DirectPools)
+        upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, transport=FastTransport)
         for _ in range(3):
             assert post(upstream, server.port, b"{}")[0] == 200
             time.sleep(0.05)  # the server's FIN arrives while the connection sits in the pool
@@ -206,7 +206,7 @@ def test_an_ip_address_is_connected_without_a_resolver_call(server, monkeypatch)
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", recording)
-    upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, direct=DirectPools)
+    upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, transport=FastTransport)
     assert post(upstream, server.port, b"{}")[0] == 200
     assert resolved == []
     with upstream.send(UpstreamRequest("GET", f"http://localhost:{server.port}/v1/models", {}, b"")) as resp:
@@ -228,7 +228,7 @@ def test_an_ipv6_address_literal_connects() -> None:
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
     threading.Thread(target=answer, daemon=True).start()
-    upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, direct=DirectPools)
+    upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, transport=FastTransport)
     try:
         with upstream.send(UpstreamRequest("GET", f"http://[::1]:{port}/v1/models", {}, b"")) as resp:
             assert resp.status_code == 200 and resp.content == b"ok"
@@ -240,7 +240,7 @@ def test_a_refused_ip_address_is_the_proxys_refused_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, never listening: connections are refused
-        upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, direct=DirectPools)
+        upstream = Upstream(connect_timeout=5, read_timeout=5, max_retries=0, transport=FastTransport)
         with pytest.raises(ProxyError) as caught:
             upstream.send(UpstreamRequest("GET", f"http://127.0.0.1:{port}/v1/models", {}, b""))
     assert (caught.value.status, caught.value.code) == (502, "upstream_connection_refused")

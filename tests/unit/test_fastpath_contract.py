@@ -82,7 +82,7 @@ print(json.dumps({
     "gunicorn Response patched": wsgi.Response is not stock["Response"],
     "worker_class": options["worker_class"],
     "gc hook": "post_worker_init" in hooks,
-    "direct pools": upstream.direct is not None,
+    "direct pools": type(upstream.transport).__name__ == "FastTransport",
     "fastpath modules": sorted(m for m in sys.modules if m.startswith("argoproxy.fastpath")),
 }))
 """

@@ -33,20 +33,25 @@ def clock(monkeypatch):
     return now
 
 
-def client(monkeypatch, clock, outcomes, cost=0.0, retries=2):
-    u = Upstream(connect_timeout=10, read_timeout=60, max_retries=retries)
-    calls = []
+class Scripted:
+    """A transport answering from a script of outcomes, on the fake clock."""
 
-    def send_once(req, timeout):
-        calls.append(clock[0])
-        clock[0] += cost
-        outcome = outcomes.pop(0)
+    def __init__(self, clock, outcomes, cost):
+        self.clock, self.outcomes, self.cost, self.calls = clock, outcomes, cost, []
+
+    def send(self, req, timeout, max_bytes):
+        self.calls.append(self.clock[0])
+        self.clock[0] += self.cost
+        outcome = self.outcomes.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
         return PooledResponse(FakeRaw(*outcome), req.url)
 
-    monkeypatch.setattr(u, "_send_once", send_once)
-    return u, calls
+
+def client(monkeypatch, clock, outcomes, cost=0.0, retries=2):
+    scripted = Scripted(clock, outcomes, cost)
+    u = Upstream(connect_timeout=10, read_timeout=60, max_retries=retries, transport=lambda session: scripted)
+    return u, scripted.calls
 
 
 REQ = UpstreamRequest("POST", "http://127.0.0.1:9/v1/chat/completions", {}, b"{}")

@@ -8,6 +8,7 @@ import pytest
 
 from argoproxy.fastpath import pool as pool_module
 from argoproxy.fastpath.pool import DirectPools
+from argoproxy.fastpath.transport import FastTransport
 from argoproxy.upstream.proxy_env import proxy_for
 from argoproxy.upstream.client import Upstream, make_session, transport_error
 from argoproxy.upstream.wire import UpstreamRequest
@@ -27,7 +28,7 @@ def test_the_proxy_decision_is_made_once_per_host(monkeypatch: pytest.MonkeyPatc
     decided: list[str] = []
     monkeypatch.setattr(pool_module, "proxy_for", lambda url: decided.append(url) or proxy_for(url))
     with FakeOpenAI() as fake:
-        client = Upstream(connect_timeout=2, read_timeout=5, max_retries=0, direct=DirectPools)
+        client = Upstream(connect_timeout=2, read_timeout=5, max_retries=0, transport=FastTransport)
         for path in ("models", "models", "chat/completions"):
             with client.send(UpstreamRequest("GET", fake.base_url + path, {})) as response:
                 assert type(response).__name__ == "PooledResponse"  # the fast path
@@ -57,7 +58,7 @@ def test_remembered_hosts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_socks_proxy_is_named_not_the_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "socks5://user:pw@127.0.0.1:1080")
-    client = Upstream(connect_timeout=2, read_timeout=5, max_retries=0, direct=DirectPools)
+    client = Upstream(connect_timeout=2, read_timeout=5, max_retries=0, transport=FastTransport)
     with pytest.raises(Exception) as error:
         client.send(UpstreamRequest("GET", "https://api.example/v1/models", {}))
     message = getattr(error.value, "message", str(error.value))

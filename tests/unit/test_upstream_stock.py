@@ -13,7 +13,8 @@ import responses
 from argoproxy.serve.flask_app import create_app
 from argoproxy.errors import ProxyError
 from argoproxy.config.settings import load_settings
-from argoproxy.upstream.client import StockResponse, Upstream
+from argoproxy.upstream.client import Upstream
+from argoproxy.upstream.stock import StockResponse
 from argoproxy.upstream.wire import UpstreamRequest, read_chunks
 
 BASE = "http://upstream.test/v1/"

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from argoproxy.fastpath.pool import DirectPools
+from argoproxy.fastpath.transport import FastTransport
 from argoproxy.upstream.client import Upstream
+from argoproxy.upstream.stock import StockTransport
 from argoproxy.upstream.wire import UpstreamRequest
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -25,7 +26,7 @@ def fake():
 def arrived(fake: FakeOpenAI, fast: bool, headers: dict[str, str],
             client_headers: dict[str, str] | None) -> dict[str, str]:
     fake.received.clear()
-    upstream = Upstream(connect_timeout=2, read_timeout=5, max_retries=0, direct=DirectPools if fast else None)
+    upstream = Upstream(connect_timeout=2, read_timeout=5, max_retries=0, transport=FastTransport if fast else StockTransport)
     req = UpstreamRequest("GET", fake.base_url + "models", headers)
     with upstream.send(req, client_headers=client_headers) as resp:
         assert resp.status_code == 200

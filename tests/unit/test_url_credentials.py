@@ -9,8 +9,9 @@ import base64
 
 import pytest
 
-from argoproxy.fastpath.pool import DirectPools
+from argoproxy.fastpath.transport import FastTransport
 from argoproxy.upstream.client import Upstream
+from argoproxy.upstream.stock import StockTransport
 from argoproxy.upstream.wire import UpstreamRequest
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -23,7 +24,7 @@ def fake():
 
 def sent(fake: FakeOpenAI, fast: bool, url: str, headers: dict[str, str]) -> dict[str, str]:
     fake.received.clear()
-    upstream = Upstream(connect_timeout=2, read_timeout=5, max_retries=0, direct=DirectPools if fast else None)
+    upstream = Upstream(connect_timeout=2, read_timeout=5, max_retries=0, transport=FastTransport if fast else StockTransport)
     with upstream.send(UpstreamRequest("GET", url, headers)) as resp:
         assert resp.status_code == 200
     (got,) = fake.received
