@@ -4,7 +4,7 @@ http.client directly.
 requests' per-call preparation (merging settings, cookies, hooks, adapters) costs more CPU than the rest of
 the proxy together, so `DirectPools.send` calls the pool requests would have picked, with the lean
 connection classes of argoproxy.fastpath.connections. `PooledResponse` is the same interface as the stock
-`argoproxy.upstream.client.StockResponse`, over the bare urllib3 response.
+`argoproxy.upstream.stock.StockResponse`, over the bare urllib3 response.
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ class UpstreamRequest:
 
 class UpstreamResponse:
     """An upstream answer, headers read and body not yet: the slice of requests.Response the proxy uses.
-    StockResponse (below) and the fast path's PooledResponse (argoproxy.fastpath.pool) implement it.
+    The stock transport's StockResponse (upstream/stock.py) and the fast path's PooledResponse (fastpath/pool.py)
+    implement it.
 
     A body read whole (``content``, or ``read_chunks`` once ``bounded`` is set) may be at most ``max_bytes``
     long, counted after decompression; beyond it the read stops with a 502 naming MAX_RESPONSE_BYTES."""
