@@ -1,18 +1,27 @@
 """The Interactions door (argoproxy/fronts/interactions/) through the real app under Gunicorn, with the official
 google-genai SDK's `client.interactions` as the client: create whole and streamed, previous_interaction_id chains,
 get and delete; background runs followed, resumed after an event and cancelled; each key seeing only its own, and
-a request without a key refused in the API's error shape; the rest of the API a 404."""
+a request without a key refused in the API's error shape; the rest of the API a 404; answers and every stream event
+valid against the API's document (the OpenAPI document llm-comply vendors, Gemini API v1beta)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import llm_comply
 import pytest
 import requests
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 from google.genai._interactions import APIStatusError  # the interactions client's errors (its own module names them)
 
 from tests.clients import google_sdk
-from tests.fakes.fake_openai import FakeOpenAI, Stream, chat_chunks
+from tests.fakes import capable_model as capable
+from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks
 from tests.polling import poll
 from tests.proxy_process import running_proxy
+from tests.specs import OpenAPIValidator
 
 MODEL = "fake-model"
 
@@ -92,3 +101,35 @@ def test_each_key_sees_its_own_and_the_rest_of_the_api_is_404():
         for path in ("/v1beta/agents", "/v1beta/webhooks/w1"):
             other = requests.get(p.url + path, headers={"x-goog-api-key": "key-a"}, timeout=30)
             assert other.status_code == 404 and other.json()["error"]["code"] == "not_found"
+
+
+def problems(schema: str, instance: object) -> list[str]:
+    """Where `instance` departs from the Interactions document's `schema` (tests/specs' reading of oneOf)."""
+    doc = json.loads((Path(llm_comply.__file__).parent / "specs" / "google_interactions.json").read_text())
+    registry = Registry().with_resource("urn:spec:interactions",
+                                        Resource.from_contents(doc, default_specification=DRAFT202012))
+    validator = OpenAPIValidator({"$ref": f"urn:spec:interactions#/components/schemas/{schema}"}, registry=registry)
+    return [f"{list(e.absolute_path)}: {e.message:.200}" for e in validator.iter_errors(instance)]
+
+
+def test_answers_and_stream_events_conform_to_the_document():
+    tools = [{"type": "function", "name": "get_weather", "parameters": capable.WEATHER_PARAMETERS}]
+    body = {"model": "gemini-2.5-flash", "input": [{"type": "user_input", "content": [
+        {"type": "text", "text": "Weather?"}, {"type": "image", "mime_type": "image/png", "data": capable.PNG}]}],
+        "tools": tools, "generation_config": {"thinking_level": "low"}}
+    headers = {"x-goog-api-key": "sk-client"}
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, THINK_MODE="reasoning") as p:
+        fake.accepts_null_content = True
+        url = p.url + "/v1beta/interactions"
+        fake.add(Reply(capable.whole()))
+        whole = requests.post(url, json=body, headers=headers, timeout=30).json()
+        assert [s["type"] for s in whole["steps"]] == ["thought", "model_output", "function_call", "function_call"]
+        assert problems("Interaction", whole) == []
+        fake.add(Stream(capable.chunks()))
+        text = requests.post(url, json={**body, "stream": True}, headers=headers, timeout=30).text
+        events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+        assert len(events) > 8 and events[-1]["event_type"] == "interaction.completed"
+        assert [(e["event_type"], problems("InteractionSseEvent", e)) for e in events if
+                problems("InteractionSseEvent", e)] == []
+        refused = requests.post(url, json={"model": "gemini-2.5-flash"}, headers=headers, timeout=30)
+        assert refused.status_code == 400 and problems("Error", refused.json()["error"]) == []
