@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from argoproxy.errors import ProxyError
 from argoproxy.pipeline.answers import Answers

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from argoproxy.errors import ProxyError
-from argoproxy.ids import new_id, random_hex
+from argoproxy.ids import random_hex
 from argoproxy.jsonfast import dumps
 
 if TYPE_CHECKING:

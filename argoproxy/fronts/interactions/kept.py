@@ -10,7 +10,6 @@ input steps, then its output steps, oldest first) are put before the new input, 
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.edge.classify import Route
