@@ -45,10 +45,11 @@ class McpEndpoint:
         self.auth_on = auth_on
         self.unix_socket = unix_socket
         self.call_timeout = call_timeout
-        self.catalog = Catalog(servers, self.server_call)
 
-    def server_call(self, server: str, message: dict[str, Any]) -> dict[str, Any]:
-        return self.link.call(server, message, self.call_timeout)
+    def catalog(self, session: str) -> Catalog:
+        """The servers as this session's calls reach them (a cancellation names the session's request id)."""
+        return Catalog(self.servers, lambda server, message: self.link.call(server, message, self.call_timeout,
+                                                                           session))
 
     # ------------------------------------------------------------ HTTP
     def answer(self, req: Request, server: str | None, owner: str, globs: Globs) -> Answer:
@@ -90,23 +91,26 @@ class McpEndpoint:
         if not self.link.session("get", id=session, owner=owner):
             raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "Unknown or ended session: initialize again.",
                                    message.id, status=404)
+        if message.method == "notifications/cancelled":
+            self.link.cancel(session, message.params.get("requestId"))
         if not message.is_request:
             return Answer(b"", 202)  # notifications (initialized, cancelled) and responses: accepted
+        catalog = self.catalog(session)
         started = time.perf_counter()
         if message.method == "tools/call" and jsonrpc.progress_token(message.raw) is not None and "text/event-stream" in accept:
-            routed = self.catalog.target(server, message.raw, globs)
+            routed = catalog.target(server, message.raw, globs)
             if isinstance(routed, tuple):  # its progress notifications, then its answer, as an SSE stream
-                return Answer(self.events(message, server, owner, routed, started), 200,
+                return Answer(self.events(message, server, owner, routed, session, started), 200,
                               {"Cache-Control": "no-cache"}, content_type="text/event-stream")
-        body = dumps(self.request(message.raw, server, globs))
+        body = dumps(self.request(catalog, message.raw, server, globs))
         if message.method == "tools/call" and log.isEnabledFor(logging.DEBUG):
             tool_line(message, server, owner, body, started)
         return Answer(body, 200, content_type="application/json")
 
     def events(self, message: jsonrpc.Message, server: str | None, owner: str, routed: tuple[str, dict[str, Any]],
-               started: float) -> Iterator[bytes]:
+               session: str, started: float) -> Iterator[bytes]:
         last = b""
-        for sent in self.link.stream(*routed, self.call_timeout):
+        for sent in self.link.stream(*routed, self.call_timeout, session):
             last = dumps(sent)
             yield b"event: message\ndata: " + last + b"\n\n"
         if log.isEnabledFor(logging.DEBUG):
@@ -150,18 +154,18 @@ class McpEndpoint:
         return Answer(b"", 204)
 
     # ------------------------------------------------------------ JSON-RPC
-    def request(self, message: dict[str, Any], server: str | None, globs: Globs) -> dict[str, Any]:
+    def request(self, catalog: Catalog, message: dict[str, Any], server: str | None, globs: Globs) -> dict[str, Any]:
         method = message["method"]
         if method == "ping":
             return jsonrpc.result(message["id"], {})
         if server is not None:
-            return self.catalog.alone(server, message, globs)
+            return catalog.alone(server, message, globs)
         if method in LISTINGS:
-            return self.catalog.listing(message, globs)
+            return catalog.listing(message, globs)
         if method in NAMED_CALLS:
-            return self.catalog.named_call(message, globs)
+            return catalog.named_call(message, globs)
         if method == "resources/read":
-            return self.catalog.read_resource(message)
+            return catalog.read_resource(message)
         return jsonrpc.error(message["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method[:80]}")
 
 

@@ -19,6 +19,7 @@ INTERNAL_ERROR = -32603
 RESOURCE_NOT_FOUND = -32002  # the specification's, for resources/read
 SERVER_UNAVAILABLE = -32001  # the proxy's: the server behind is not running, or died during the call
 REQUEST_TIMEOUT = -32003  # the proxy's: the server did not answer within the call's deadline
+REQUEST_CANCELLED = -32800  # the client cancelled it (the code LSP and the SDKs use; nobody reads this answer)
 
 RequestId = str | int
 

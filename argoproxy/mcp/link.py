@@ -39,11 +39,11 @@ class Link:
             raise SupervisorGone("no answer")
         return value
 
-    def call(self, server: str, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def call(self, server: str, message: dict[str, Any], timeout: float, session: str = "") -> dict[str, Any]:
         """The server's answer to a request (under the request's own id), or the JSON-RPC error saying why not."""
         try:
-            answer = self.ask({"op": "call", "server": server, "message": message, "timeout": timeout},
-                              timeout + MARGIN)
+            answer = self.ask({"op": "call", "server": server, "message": message, "timeout": timeout,
+                               "session": session}, timeout + MARGIN)
         except SupervisorGone:
             return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE,
                                  "The proxy's MCP servers cannot be reached now.")
@@ -52,14 +52,15 @@ class Link:
             return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE, f"No MCP server {server!r}.")
         return result
 
-    def stream(self, server: str, message: dict[str, Any], timeout: float) -> Iterator[dict[str, Any]]:
+    def stream(self, server: str, message: dict[str, Any], timeout: float,
+               session: str = "") -> Iterator[dict[str, Any]]:
         """The server's progress notifications for a request, then its answer (or the error saying why none)."""
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(timeout + MARGIN)
                 sock.connect(self.path)
                 sock.sendall(json.dumps({"op": "call", "server": server, "message": message, "timeout": timeout,
-                                         "notes": True}, separators=(",", ":")).encode() + b"\n")
+                                         "notes": True, "session": session}, separators=(",", ":")).encode() + b"\n")
                 with sock.makefile("rb") as lines:
                     for line in iter(lambda: lines.readline(MAX_ANSWER), b""):
                         value = json.loads(line)
@@ -79,6 +80,14 @@ class Link:
             self.ask({"op": "notify", "server": server, "message": message}, MARGIN)
         except SupervisorGone:
             pass
+
+    def cancel(self, session: str, request_id: Any) -> None:
+        """The session's client cancelled its request `request_id`: passed on to the server running it."""
+        if jsonrpc.valid_id(request_id):
+            try:
+                self.ask({"op": "cancel", "session": session, "id": request_id}, MARGIN)
+            except SupervisorGone:
+                pass
 
     def status(self) -> list[dict[str, Any]]:
         servers = self.ask({"op": "status"}, MARGIN).get("servers")

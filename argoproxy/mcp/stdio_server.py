@@ -54,8 +54,9 @@ class Pending:
     """A call waiting for the server's answer, and the progress token its client gave (replaced on the pipe by
     one of the call's own, as its id is: two clients may give the same)."""
 
-    def __init__(self, client_id: jsonrpc.RequestId | None, token: Any = None) -> None:
+    def __init__(self, client_id: jsonrpc.RequestId | None, token: Any = None, session: str = "") -> None:
         self.client_id = client_id
+        self.session = session
         self.token = token
         self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.notes = 0
@@ -164,7 +165,7 @@ class StdioServer:
 
     # ------------------------------------------------------------ calls
     def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True,
-             on_note: Note | None = None) -> dict[str, Any]:
+             on_note: Note | None = None, session: str = "") -> dict[str, Any]:
         """Send a client's request and wait for its answer, under the client's id; the server's progress
         notifications for it go to `on_note` meanwhile, under the client's progress token."""
         client_id = message.get("id")
@@ -172,7 +173,7 @@ class StdioServer:
             return jsonrpc.error(client_id, jsonrpc.SERVER_UNAVAILABLE,
                                  f"The MCP server {self.name} is not running ({self.last_error or self.state}).")
         token = progress_token(message)
-        pending = Pending(client_id, token if on_note is not None else None)
+        pending = Pending(client_id, token if on_note is not None else None, session)
         with self.lock:
             own_id = next(self.ids)
             self.pending[own_id] = pending
@@ -201,6 +202,18 @@ class StdioServer:
                 return message
             if on_note is not None:
                 on_note(message)
+
+    def cancel(self, session: str, client_id: Any) -> bool:
+        """A session's client cancelled its request: the server is told under the call's own id, and the call ends
+        now (the server owes no answer to a cancelled request)."""
+        with self.lock:
+            found = [(own, p) for own, p in self.pending.items()
+                     if session and p.session == session and p.client_id == client_id]
+        for own_id, call in found:
+            self._write({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                         "params": {"requestId": own_id, "reason": "cancelled by the client"}})
+            call.events.put(("answer", jsonrpc.error(client_id, jsonrpc.REQUEST_CANCELLED, "Request cancelled.")))
+        return bool(found)
 
     def notify(self, message: dict[str, Any]) -> None:
         self._write(message)

@@ -10,6 +10,7 @@ call, one JSON line each way (argoproxy/mcp/link.py):
   {"op": "call", "server": NAME, "message": {...}, "timeout": SECONDS} -> {"message": {...}}
       (with "notes": true, the server's progress notifications for it come first: {"note": {...}} lines)
   {"op": "notify", "server": NAME, "message": {...}}                   -> {}
+  {"op": "cancel", "session": ID, "id": REQUEST_ID}                     -> {"cancelled": true|false}
   {"op": "status"}                                                     -> {"servers": [...]}
   {"op": "session", "action": "new"|"get"|"end", ...}                  -> the session's record
 
@@ -91,6 +92,9 @@ class Supervisor:
             return {"servers": [s.status() for s in self.servers.values()]}
         if op == "session":
             return self.sessions.act(request)
+        if op == "cancel":  # the request's server is not named: each looks for it among its calls
+            return {"cancelled": any(s.cancel(str(request.get("session", "")), request.get("id"))
+                                     for s in self.servers.values())}
         server = self.servers.get(str(request.get("server")))
         message = request.get("message")
         if server is None or not isinstance(message, dict):
@@ -101,7 +105,8 @@ class Supervisor:
         if op == "call":
             timeout = request.get("timeout")
             seconds = float(timeout) if isinstance(timeout, (int, float)) else 60.0
-            return {"message": server.call(message, seconds, on_note=on_note if request.get("notes") else None)}
+            return {"message": server.call(message, seconds, on_note=on_note if request.get("notes") else None,
+                                           session=str(request.get("session", "")))}
         return {"error": "unknown op"}
 
 

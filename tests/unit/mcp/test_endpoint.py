@@ -28,9 +28,12 @@ class StandIn:
             del self.sessions[fields["id"]]
         return {"version": known["version"]}
 
-    def call(self, server, message, timeout):
-        self.calls.append((server, message["method"]))
+    def call(self, server, message, timeout, session=""):
+        self.calls.append((server, message["method"], session))
         return jsonrpc.result(message["id"], {"tools": []})
+
+    def cancel(self, session, request_id):
+        self.calls.append(("cancel", request_id, session))
 
     def status(self):
         return [{"name": "git", "capabilities": {"tools": {"listChanged": True}, "experimental": {}}}]
@@ -81,6 +84,9 @@ def test_framing_errors():
     assert post(mcp, note, {"Mcp-Session-Id": sid}, owner="someone else")[0] == 404
     listed = post(mcp, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, {"Mcp-Session-Id": sid})
     assert listed[0] == 200 and listed[2] == {"jsonrpc": "2.0", "id": 2, "result": {"tools": []}}
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 2}}
+    assert post(mcp, cancel, {"Mcp-Session-Id": sid})[0] == 202
+    assert mcp.link.calls[-2:] == [("git", "tools/list", sid), ("cancel", 2, sid)]
     req = Request.of("GET", "/mcp", headers={"Accept": "text/event-stream"})
     req.peer = ("127.0.0.1", "1")
     answer = mcp.answer(req, None, "local", ())

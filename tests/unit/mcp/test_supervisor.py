@@ -201,3 +201,25 @@ def test_without_a_relay_the_token_is_not_sent(server):
     answer = server.call({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                           "params": {"name": "progress", "_meta": {"progressToken": 5}}}, 10)
     assert text(answer) == "3 steps, token none"
+
+
+def test_a_cancelled_call_ends_now_and_only_its_sessions(server):
+    """Two sessions' calls with the same id run; one session cancels: its call ends at once, the other's does not."""
+    answers = {}
+
+    def one(session, seconds):
+        answers[session] = server.call({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                                        "params": {"name": "slow", "arguments": {"seconds": seconds}}},
+                                       30, session=session)
+
+    threads = [threading.Thread(target=one, args=("a", 20)), threading.Thread(target=one, args=("b", 1))]
+    for t in threads:
+        t.start()
+    assert poll(lambda: len(server.pending) == 2)
+    assert not server.cancel("c", 7) and not server.cancel("a", 8)
+    assert server.cancel("a", 7)
+    threads[0].join(5)
+    assert answers["a"] == {"jsonrpc": "2.0", "id": 7, "error": {"code": jsonrpc.REQUEST_CANCELLED,
+                                                                 "message": "Request cancelled."}}
+    threads[1].join(10)
+    assert text(answers["b"]) == "slept"
