@@ -38,6 +38,7 @@ log = logging.getLogger("cot_proxy")
 
 MAX_REQUEST = 32 * 1024 * 1024
 MAX_SESSIONS = 10_000
+MAX_PER_OWNER = 1_000  # one key's (or this machine's, with auth off) sessions at once
 SESSION_IDLE = 24 * 3600.0
 
 
@@ -52,10 +53,10 @@ class Sessions:
         action, now = request.get("action"), time.monotonic()
         with self.lock:
             if action == "new":
-                self._trim(now)
+                owner = str(request.get("owner", ""))
+                self._trim(now, owner)
                 sid = secrets.token_urlsafe(24)
-                self.records[sid] = {"owner": str(request.get("owner", "")), "version": str(request.get("version", "")),
-                                     "used": now}
+                self.records[sid] = {"owner": owner, "version": str(request.get("version", "")), "used": now}
                 return {"id": sid}
             record = self.records.get(str(request.get("id", "")))
             if record is None or record["owner"] != str(request.get("owner", "")):
@@ -66,10 +67,17 @@ class Sessions:
             record["used"] = now
             return {"version": record["version"]}
 
-    def _trim(self, now: float) -> None:
+    def _trim(self, now: float, owner: str) -> None:
+        """Room for one more of `owner`'s: idle sessions go, then its own least recently used past its share (one
+        key opening sessions in a loop ends only its own), then anyone's least recently used."""
         for sid in [s for s, r in self.records.items() if now - r["used"] > SESSION_IDLE]:
             del self.records[sid]
-        while len(self.records) >= MAX_SESSIONS:  # the least recently used first
+        own = [s for s, r in self.records.items() if r["owner"] == owner]
+        while len(own) >= MAX_PER_OWNER:
+            oldest = min(own, key=lambda s: self.records[s]["used"])
+            own.remove(oldest)
+            del self.records[oldest]
+        while len(self.records) >= MAX_SESSIONS:
             del self.records[min(self.records, key=lambda s: self.records[s]["used"])]
 
 

@@ -223,3 +223,13 @@ def test_a_cancelled_call_ends_now_and_only_its_sessions(server):
                                                                  "message": "Request cancelled."}}
     threads[1].join(10)
     assert text(answers["b"]) == "slept"
+
+
+def test_one_key_opening_sessions_in_a_loop_ends_only_its_own(monkeypatch):
+    from argoproxy.mcp import supervisor
+    monkeypatch.setattr(supervisor, "MAX_PER_OWNER", 3)
+    sessions = Sessions()
+    alice = sessions.act({"action": "new", "owner": "alice", "version": "v"})["id"]
+    first = [sessions.act({"action": "new", "owner": "mallory", "version": "v"})["id"] for _ in range(10)]
+    assert sessions.act({"action": "get", "id": alice, "owner": "alice"}) == {"version": "v"}
+    assert [bool(sessions.act({"action": "get", "id": s, "owner": "mallory"})) for s in first] == [False] * 7 + [True] * 3
