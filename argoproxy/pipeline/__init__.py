@@ -1,4 +1,6 @@
-"""The request sequence for the API routes (gateway.py) and what it is made of: the call's phases, capability
+"""The request sequence for the API routes (gateway.py: the sequence only) and what it is made of: its steps (the
+plan, planning.py; the exchange with the upstream, exchange.py; answers relayed unparsed, relay.py; keepalives,
+kept_alive.py; what a request reserves, read for the limits, request_reading.py), the call's phases, capability
 adaptation (the capability table is capabilities.yaml), LLM_PARAMS and stream modes, think tags, stream <->
 non-stream conversion, usage and what a request reserves of a token limit (reservation.py), and the models
 inside batch work (keepalives, which write to the client's socket, are the edge's: edge/keepalive.py).

@@ -38,6 +38,8 @@ from argoproxy.meter.worst import Asked
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
     from argoproxy.edge.http_objects import Request
+    from argoproxy.pipeline.collaborators import Limiter
+    from argoproxy.teamkeys.service import TeamKeys
 
 # The API's prefixes a model-free glob written for OpenAI's spelling (/v1/files) also covers: Azure OpenAI's
 # (/openai/files, /openai/v1/files) and a server's without /v1 (/files).
@@ -73,18 +75,40 @@ def plan_model(call: Call, named: Named) -> None:
 
 
 class Guard:
-    """The one guard (see the module's docstring). One per worker; `owner` is the worker's Gateway, whose key
-    limits and team keys serve/build.py hands it when it builds it."""
+    """The one guard (see the module's docstring). One per worker, built by serve/build.py with what it asks: the
+    key limits and team keys (None: not configured), the doors' operator paths, and auth's test of an operator's
+    key."""
 
-    def __init__(self, settings: Settings, owner: Any) -> None:
+    def __init__(self, settings: Settings, limiter: Limiter | None = None, team_keys: TeamKeys | None = None, *,
+                 operator_paths: tuple[str, ...] = (),
+                 operator: Callable[[Request | None], bool] | None = None) -> None:
         self.allowed: tuple[str, ...] = settings.allowed_models
         self.auth = settings.enable_auth
         self.model_free = ModelFree(settings.model_free_paths)
-        self.operator_paths = ModelFree(())  # the doors' (Front.operator_paths), set by the door
+        self.operator_paths = ModelFree(operator_paths)  # the doors' (Front.operator_paths)
         # Did the request come with one of the operator's keys (API_KEY_SECRET, API_KEY_FILE, the generated one)?
-        # The door sets auth's own test; until then, with auth on, nobody's is (fail closed).
-        self.operator: Callable[[Request | None], bool] = lambda req: not settings.enable_auth
-        self.owner = owner
+        # Auth's own test; without it, with auth on, nobody's is (fail closed).
+        self.operator: Callable[[Request | None], bool] = operator if operator is not None else \
+            (lambda req: not settings.enable_auth)
+        self.limiter, self.team_keys = limiter, team_keys
+
+    def limited(self, call: Call) -> bool:
+        """May a token limit apply to this call (key_limits, or a team key)? Otherwise nothing is reserved, and
+        nothing is read for it."""
+        req = call.client.request
+        return self.limiter is not None or (req is not None and req.team_key is not None)
+
+    def admit(self, call: Call, reader: Reader | None, read: Callable[[], Asked], *, queued: bool = False,
+              **check: Any) -> Asked | None:
+        """`check`, its limits reading the request as its reservation does (`read`: read only when a limit, or
+        the fair queue (`queued`), needs it; kept in the plan: a trace records what they read)."""
+        limited = self.limited(call)
+        if not (limited or queued):  # nothing weighs this request: the meter is not asked
+            self.check(call, reader, **check)
+            return None
+        asked = call.plan.asked = read()
+        self.check(call, reader, body=asked if limited else None, **check)
+        return asked
 
     def check(self, call: Call, reader: Reader | None = None, *, required: bool = False, forwarded: bool = False,
               served_later: bool = False, admit: bool = True, body: Asked | None = None) -> None:
@@ -108,14 +132,14 @@ class Guard:
         elif team_key is not None and reader is not None:
             noted(call, reader)  # the key's usage rows name the model its tokens went to
         if admit:
-            owner, plan = self.owner, call.plan
-            if owner.limiter is not None:
-                plan.key_limit, lease = owner.limiter.admit_call(
+            plan = call.plan
+            if self.limiter is not None:
+                plan.key_limit, lease = self.limiter.admit_call(
                     call, req.presented_keys if req is not None else (), body)
                 plan.limit_lease = Held(lease) if lease is not None else None
-            if team_key is not None and owner.team_keys is not None:
+            if team_key is not None and self.team_keys is not None:
                 plan.key_name = team_key.name  # a refusal below is this key's too (the status page names it)
-                plan.key_lease = owner.team_keys.admit_call(call, team_key, body)
+                plan.key_lease = self.team_keys.admit_call(call, team_key, body)
                 plan.team_key = team_key  # admitted: its usage is counted when the answer ends
 
     def models(self, call: Call, reader: Reader | None, key_models: tuple[str, ...], required: bool,

@@ -10,7 +10,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, Callable
 
-from argoproxy.serve.door import Door
+from argoproxy.pipeline.guard import Guard
+from argoproxy.serve.door import Door, door_auth, operator_paths, spelled_paths
 from argoproxy.observe.health import HealthCheck
 from argoproxy.observe.journal import Journal, journal_observer, setup_log_file
 from argoproxy.observe.logs import configure_logging, request_logger
@@ -73,16 +74,17 @@ def build_door(settings: Settings, upstream: Upstream | None = None,
     if settings.enable_auth:
         keys = team_keys(settings)
         answers.observers.append(keys.observe)
+    auth = door_auth(settings, keys)  # who the client is; the one guard asks it whose key is the operator's
+    guard = Guard(settings, limiter, keys, operator_paths=operator_paths(), operator=auth.is_admin)
     gateway = Gateway(settings, backend, upstream, FrontAnswers, answers,  # FrontAnswers: the API doors' encoder
-                      routing=routing_for(settings), limiter=limiter, team_keys=keys, stored=stored)
+                      routing=routing_for(settings), limiter=limiter, team_keys=keys, stored=stored, guard=guard,
+                      spelled=spelled_paths())
     if keys is not None:
         keys.most_cost = gateway.most_cost  # dollar budgets: a request's most at its model's prices
     metrics = install_metrics(gateway)
     if tracing is not None:
         gateway.answers.observers.append(tracing.observe)
-    door = Door(gateway, health, metrics.view)
-    door.tracing = tracing
-    door.metrics = metrics
+    door = Door(gateway, health, metrics.view, auth, metrics=metrics, tracing=tracing)
     if settings.status_page:
         door.status_page = StatusPage(metrics.exposition, lambda: deployments(door, settings),
                                       team_keys=lambda: getattr(gateway, "team_keys", None), **queue_view(gateway))

@@ -14,15 +14,15 @@ behind it run without Flask (tests/unit/test_gateway.py drives it in-process).
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.edge import listener_proof
 from argoproxy.edge.auth import Guard, KeySpellings, without_key_params
 from argoproxy.edge.web_pages import WebPages
-from argoproxy.pipeline.batch_models import BatchModels, batch_kind, upstream_fetch
+from argoproxy.pipeline.batch_models import BatchModels, upstream_fetch
 from argoproxy.pipeline.call import Call
 from argoproxy.edge.classify import Route, RouteTable, standard_table
 from argoproxy.errors import ProxyError, named
@@ -30,20 +30,21 @@ from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.fronts import FRONTS, DoorArgs, Front, front_named
 from argoproxy.observe.health import HealthCheck
 from argoproxy.observe.refusals import error_cause
-from argoproxy.jsonfast import dumps, loads
+from argoproxy.jsonfast import dumps
 from argoproxy.edge.paths import PathError, canonical, raw_target
 from argoproxy.edge.model_readers import Named, Reader, body_model, compressed, path_models, reader_for
 from argoproxy.edge.request_body import as_utf8, parse_with_members, read_request_body
-from argoproxy.pipeline.gateway import FORWARD_SENDING, Gateway, charged
+from argoproxy.pipeline.gateway import Gateway
 from argoproxy.pipeline.guard import ModelFree, plan_model
-from argoproxy.meter.worst import Asked, shape_of, supplied
 from argoproxy.edge.request_body import parse_object
 from argoproxy.edge.validation import model_allowed
 from argoproxy.pipeline.request_shape import validate
-from argoproxy.upstream.wire import UpstreamRequest
+from argoproxy.upstream.wire import UpstreamResponse
 
 if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only in the workers)
+    from argoproxy.config.settings import Settings
     from argoproxy.observe.metrics import Metrics
+    from argoproxy.teamkeys.service import TeamKeys
     from argoproxy.observe.status_page import StatusPage
     from argoproxy.observe.tracing import Tracing
 
@@ -76,7 +77,10 @@ STATUS_PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src
                       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 class Door:
-    def __init__(self, gateway: Gateway, health: HealthCheck, metrics_view: Callable[[], Answer] | None) -> None:
+    def __init__(self, gateway: Gateway, health: HealthCheck, metrics_view: Callable[[], Answer] | None,
+                 auth: Guard | None = None, *, metrics: Metrics | None = None, tracing: Tracing | None = None) -> None:
+        """`auth`: who the client is (serve/build.py builds it, and the one guard with its operator test); the
+        worker's `metrics`, and its `tracing` when TRACING is on (each request's spans, observe/tracing.py)."""
         self.gateway = gateway
         self.settings = gateway.settings
         self.backend = gateway.backend
@@ -88,23 +92,17 @@ class Door:
             else set()
         self.fronts: tuple[Front, ...] = tuple(f for f in FRONTS.values()
                                                if not (f.forwarded_when_passed_through and f.name in passed))
-        self.auth = Guard(self.settings, gateway.team_keys, KeySpellings.of(FRONTS.values()))  # who the client is
+        self.auth = auth if auth is not None else door_auth(self.settings, gateway.team_keys)  # who the client is
         self.guard = gateway.guard  # the one guard every upstream-bound request passes (pipeline/guard.py)
         self.web_pages = WebPages(self.settings)
-        # Set by serve/build.py: the worker's metrics, and the status page when STATUS_PAGE is on.
-        self.metrics: Metrics | None = None
-        self.status_page: StatusPage | None = None
-        self.tracing: Tracing | None = None  # TRACING on: each request's spans (observe/tracing.py)
+        self.metrics, self.tracing = metrics, tracing
+        self.status_page: StatusPage | None = None  # set by serve/build.py when STATUS_PAGE is on (it reads the door)
         self.allowed = self.settings.allowed_models
         self.batches = BatchModels(self.settings.max_body_bytes, self.settings.timeout)
         # Readers of forwarded paths naming their models elsewhere than `model`: the doors' (a door whose API is
         # forwarded under FRONTS_PASSTHROUGH included).
         self.readers: tuple[tuple[str, Reader], ...] = tuple(pair for front in FRONTS.values()
                                                              for pair in front.model_readers)
-        # What bodies in a door's own API may generate, by path (forwarded bodies, a batch's lines): the doors'.
-        self.spelled = tuple(pair for front in FRONTS.values() for pair in front.spelled_paths)
-        gateway.guard.operator_paths = ModelFree(tuple(g for front in FRONTS.values() for g in front.operator_paths))
-        gateway.guard.operator = self.auth.is_admin
         # Forwarded paths answering the upstream's model list, which the allow-list and a key's globs filter.
         self.listings = tuple((ModelFree(front.forwarded_lists), front) for front in FRONTS.values()
                               if front.forwarded_lists)
@@ -269,22 +267,12 @@ class Door:
         return self.observed(call, answer)  # observed without its body: stored bodies are journaled nowhere new
 
     def forward(self, call: Call, route: Route) -> Answer:
+        """A forwarded path: its body read, then the sequence's forwarded variant (Gateway.forward), the models it
+        names read by the doors' readers; the upstream's own model list filtered for the key."""
         call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
-        asked = call.plan.asked = self.forwarded_asked(call) if self.gateway.limited(call) else None
-        self.guard.check(call, self.forwarded_models, forwarded=True, body=asked)  # limits count it like an API call
-        if asked is not None and asked.supply is not None:  # no field bounds its answer: the limit it reserved
-            self.supply_forwarded(call, asked.supply)
-        headers = self.backend.upstream_headers(call)
-        url = self.backend.url(call.plan.path, call.plan.query)
-        listing = self.forwarded_listing(call)
-        if listing is not None:
-            return self.filtered_listing(call, url, headers, listing)
-        if not charged(call):
-            return self.gateway.passthrough(call, url, headers)
-        headers["Accept-Encoding"] = "identity"  # its usage is read from the answer's bytes
-        batch = batch_kind(call.client.method, call.plan.path) in ("batch", "message_batch")
-        return self.gateway.passthrough(call, url, headers, forwarded_body(call),
-                                        asked.read_worst if batch and asked is not None else None)
+        front = self.forwarded_listing(call)
+        listed = (lambda c, resp: self.filtered_listing(c, resp, front)) if front is not None else None
+        return self.gateway.forward(call, self.forwarded_models, listed)
 
     def forwarded_listing(self, call: Call) -> Front | None:
         """The door whose forwarded model list this request asks for, when the allow-list or the key's globs
@@ -293,11 +281,9 @@ class Door:
             return None
         return next((front for paths, front in self.listings if paths(call.client.method, call.plan.path)), None)
 
-    def filtered_listing(self, call: Call, url: str, headers: dict[str, str], front: Front) -> Answer:
+    def filtered_listing(self, call: Call, resp: UpstreamResponse, front: Front) -> Answer:
         """The upstream's own model list (a door's `forwarded_lists`) with only the models the request's key may
         use, as the proxy's own list is filtered (`model_list`)."""
-        resp = self.gateway.exchange(call, UpstreamRequest("GET", url, headers, None, call.plan.timeout),
-                                     FORWARD_SENDING)
         with resp:
             if resp.status_code != 200:
                 raise bad_answer(f"its model list answered {resp.status_code}")
@@ -312,40 +298,11 @@ class Door:
                 (not key_models or model_allowed(key_models, name))
         return self.observed(call, json_response(front.listed(answer, keep)))
 
-    def forwarded_asked(self, call: Call) -> Asked:
-        """A forwarded request (or a backend's own route) as its reservation reads it: its JSON body in the shape
-        its path says (a door's own API, llama.cpp's /completion...), or a batch's requests (each line of its
-        input file, read from the upstream)."""
-        def read() -> tuple[Any, Any]:
-            if call.client.method != "POST":  # reading back, deleting: nothing generated, nothing charged
-                return "read", None
-            if batch_kind(call.client.method, call.plan.path) in ("batch", "message_batch"):
-                fetch = upstream_fetch(self.gateway.upstream.send, self.backend.url,
-                                       self.backend.upstream_headers(call), call.plan.query)
-                return "batch", ((self.shape_for(url), line) for url, line in self.batches.requests(call, fetch))
-            shape = self.shape_for(call.plan.path)
-            return (shape, None) if shape == "read" else (shape, forwarded_body(call, strict=True))
-        return Asked(read, self.backend.reading, self.gateway)
-
-    def shape_for(self, path: str) -> Any:
-        """How a body sent to `path` says what it may generate: in a door's own API (its `spelled_paths`), else
-        as an OpenAI-compatible server reads it (meter/worst.py)."""
-        return reader_for(self.spelled, path.lstrip("/")) or shape_of(path)
-
-    @staticmethod
-    def supply_forwarded(call: Call, supply: tuple[tuple[str, ...], int]) -> None:
-        """The limit a forwarded body's reservation sends (where its door says: `Spelled.supply`), written into its
-        bytes."""
-        body = forwarded_body(call)
-        if body is not None and supplied(body, supply):
-            call.plan.raw_body = dumps(body)
-
     def backend_route(self, call: Call, route: Route) -> Answer:
         if call.client.method != "GET":
             call.plan.raw_body = read_request_body(call.client.request, self.settings.max_body_bytes)
         served = self.backend_routes[call.plan.kind]
-        asked = call.plan.asked = self.forwarded_asked(call) if self.gateway.limited(call) else None
-        self.guard.check(call, served.models, body=asked)
+        self.guard.admit(call, served.models, partial(self.gateway.reading.forwarded, call))
         answer = served.handler(call, self.gateway.route_sender(call))
         if call.plan.kind in self.backend.completion_routes and answer.status_code == 200:
             answer = self.as_chat_answer(call, answer)
@@ -354,7 +311,7 @@ class Door:
     def as_chat_answer(self, call: Call, answer: Answer) -> Answer:
         """A backend route's chat.completion, through what a chat answer goes through: think tags handled per
         THINK_MODE and the model's LLM_PARAMS (ARGO's /v1/status returned <think> text chat strips)."""
-        call.plan.think = self.gateway.think_config(call.plan.model, call.plan.upstream_model)
+        call.plan.think = self.gateway.planner.think_config(call.plan.model, call.plan.upstream_model)
         answer.set_data(dumps(self.gateway.answers.completion_of(call, answer.get_data())))
         return answer
 
@@ -589,28 +546,19 @@ class Edge:
         return self.app(environ, start_response)
 
 
-def forwarded_body(call: Call, strict: bool = False) -> dict[str, Any] | None:
-    """A forwarded request's body when it is a JSON object (what its reservation and usage estimate read), after
-    any white space the upstream's parser skips too. `strict`, for its reservation: read as the API routes read
-    one, a key given twice or in two cases refused (a server written in Go reads `Options` as `options`), and an
-    object the proxy cannot read refused too: Go's parser takes what it refuses (invalid UTF-8, deep nesting), and
-    a body reserved unread would be sent with no limit."""
-    raw = call.plan.raw_body
-    first = _FIRST_BYTE.search(raw) if raw else None
-    if first is None or first.group() != b"{":
-        return None
-    try:
-        body = parse_object(raw) if strict else loads(raw)
-    except ProxyError as exc:
-        if strict or exc.code == "duplicate_key":
-            raise
-        return None  # not JSON after all: reserved as a body the proxy does not read
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
+def door_auth(settings: Settings, team_keys: TeamKeys | None) -> Guard:
+    """Who the client is: the keys every door's clients send, in each door's spellings (edge/auth.py)."""
+    return Guard(settings, team_keys, KeySpellings.of(FRONTS.values()))
 
 
-_FIRST_BYTE = re.compile(rb"[^ \t\r\n]")  # after JSON's white space, which every parser skips before a value
+def operator_paths() -> tuple[str, ...]:
+    """The doors' forwarded paths only the operator's keys may use (Front.operator_paths), for the one guard."""
+    return tuple(g for front in FRONTS.values() for g in front.operator_paths)
+
+
+def spelled_paths() -> tuple[tuple[str, object], ...]:
+    """What bodies in a door's own API may generate, by path (forwarded bodies, a batch's lines): the doors'."""
+    return tuple(pair for front in FRONTS.values() for pair in front.spelled_paths)
 
 
 def model_not_found(model: str | None) -> ProxyError:

@@ -17,6 +17,7 @@ import requests
 
 from argoproxy.config.settings import load_settings
 from argoproxy.errors import ProxyError
+from argoproxy.pipeline.request_reading import listed_models
 from argoproxy.routing.slots import server_slots
 from argoproxy.serve.proxy import build_proxy
 from argoproxy.upstream.answer_bounds import (MAX_COLLECTOR_ANSWER, MAX_PROBE_ANSWER, AnswerTooLong, capped,
@@ -149,6 +150,6 @@ def test_a_model_list_read_for_contexts_is_read_up_to_its_bound(tmp_path, monkey
                                                        "TARGET_BASE_URL": fake.base_url}))
         if context is None:
             with pytest.raises(ProxyError) as err:
-                door.gateway.listed_models()
+                listed_models(door.gateway.routing, door.gateway.backend)
             assert err.value.code == "upstream_response_too_large"
-        assert door.gateway.contexts("m") == context
+        assert door.gateway.reading.context("m") == context

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from argoproxy.fronts.serve import FrontAnswers
-from argoproxy.pipeline import gateway
+from argoproxy.pipeline import gateway, planning
 from argoproxy.upstream import sse, client as upstream, wire
 from argoproxy.errors import ProxyError
 from argoproxy.fastpath import pool
@@ -148,9 +148,9 @@ def test_think_cache_is_bounded():
     settings = load_settings(environ={"THINK_MODE": "strip"})
     up = upstream.Upstream(1, 5, 0)
     gw = gateway.Gateway(settings, create_backend(settings, up), up, FrontAnswers)
-    for i in range(gateway.THINK_CACHE * 4):
-        assert gw.think_config(f"model-{i}", f"model-{i}") is not None
-    assert len(gw._think_cache) <= gateway.THINK_CACHE
+    for i in range(planning.THINK_CACHE * 4):
+        assert gw.planner.think_config(f"model-{i}", f"model-{i}") is not None
+    assert len(gw.planner._think_cache) <= planning.THINK_CACHE
 
 
 def test_timeout_cache_is_bounded():

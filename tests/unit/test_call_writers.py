@@ -2,10 +2,11 @@
 three modules each, read from the source (an AST scan: attribute assignments on `plan` / `call.plan` / `outcome`
 / `out` objects or a local name bound to one, the Plan's own changing methods, setattr).
 
-Plan: the door (the route), the guard (the models named, the key and what its limits admitted) and the sequence
-(gateway.py: everything planned, and what a backend's prepare returns). Outcome: the sequence's exchange with the
-upstream and dispatch (gateway.py), the shared answer side (answers.py: what the encoders and filters found) and
-the door (answers it makes itself). A new writer anywhere else fails it: return what you decide to the owner."""
+Plan: the door (the route), the guard (the models named, the key and what its limits admitted) and the sequence's
+plan step (planning.py: everything planned, and what a backend's prepare returns). Outcome: the sequence's exchange
+with the upstream (exchange.py: what was sent and came back, the deployment that served), the shared answer side
+(answers.py: what the encoders, filters and relays found) and the door (answers it makes itself); the sequence
+itself (gateway.py) writes neither. A new writer anywhere else fails it: return what you decide to the owner."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PLAN_OWNERS = {"argoproxy/serve/door.py", "argoproxy/pipeline/guard.py", "argoproxy/pipeline/gateway.py"}
-OUTCOME_OWNERS = {"argoproxy/pipeline/gateway.py", "argoproxy/pipeline/answers.py", "argoproxy/serve/door.py"}
+PLAN_OWNERS = {"argoproxy/serve/door.py", "argoproxy/pipeline/guard.py", "argoproxy/pipeline/planning.py"}
+OUTCOME_OWNERS = {"argoproxy/pipeline/exchange.py", "argoproxy/pipeline/answers.py", "argoproxy/serve/door.py"}
 # The Plan's own methods that change it: a call of one is a write as an assignment is.
 PLAN_WRITING_METHODS = {"set_member", "touch"}
 
@@ -87,7 +88,7 @@ def test_the_scan_sees_each_way_of_writing():
 
 def test_the_plan_is_written_by_the_phases_that_own_it():
     """The backends' prepare hooks return what they decide (pipeline/backend.py's Prepared) and the sequence keeps it;
-    a backend's own route names what it serves through its Send; routing asks Gateway.serving; key_limits' observer
+    a backend's own route names what it serves through its Send; routing asks Gateway.attempt; key_limits' observer
     gives its hold back through the guard's Held; stored Responses ask for no keepalive through their Keeper."""
     assert writers()["plan"] == PLAN_OWNERS
     assert len(PLAN_OWNERS) <= 3

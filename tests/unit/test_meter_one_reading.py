@@ -22,7 +22,7 @@ from argoproxy.edge.http_objects import Request
 from argoproxy.meter import worst as meter_worst
 from argoproxy.observe import tracing
 from argoproxy.pipeline import answers as answer_side
-from argoproxy.pipeline import gateway as gateway_module
+from argoproxy.pipeline import request_reading
 from argoproxy.routing.admission import Admission
 from argoproxy.serve.proxy import build_proxy
 from tests.fakes.fake_upstream import FakeUpstream
@@ -72,10 +72,10 @@ def test_one_reading_of_the_request_and_one_of_the_answer(tmp_path, monkeypatch,
     db = tmp_path / "keys.db"
     key = create(db, "lab", "--budget", "1000000/day", "--budget-usd", "100/day")
     worst_case, used, priced = Counted(meter_worst.worst_case), Counted(answer_side.used), \
-        Counted(gateway_module.most_nanos)
+        Counted(request_reading.most_nanos)
     monkeypatch.setattr(meter_worst, "worst_case", worst_case)
     monkeypatch.setattr(answer_side, "used", used)
-    monkeypatch.setattr(gateway_module, "most_nanos", priced)
+    monkeypatch.setattr(request_reading, "most_nanos", priced)
     weights: list[int] = []
     enter = Admission.enter
 

@@ -1,0 +1,201 @@
+"""The sequence's exchange with its upstream, the one step every route takes there (an API call's deployment,
+native relay, a forwarded path, a backend's own route): send (MAX_UPSTREAM_CALLS over every attempt; a parameter
+the upstream refused left out once), classify the status (an error becomes the ProxyError the client gets), and
+decode what comes back (the backend's decoders, then the stream's filters). It keeps the Outcome's record of the
+exchange: the request sent, the response, when it came, the deployment that serves."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import dumps
+from argoproxy.pipeline import planning
+from argoproxy.pipeline.adapt import TYPES_TAKEN, refused_param, schema_as_json_object
+from argoproxy.pipeline.answers import try_json
+from argoproxy.pipeline.served import header_safe
+from argoproxy.upstream.client import READ_ERRORS, CallBudget, stream_error
+from argoproxy.upstream.relay import redirect_error
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
+
+if TYPE_CHECKING:
+    from argoproxy.pipeline.answers import Answers
+    from argoproxy.pipeline.backend import Backend, StreamItem
+    from argoproxy.pipeline.call import Call
+    from argoproxy.pipeline.filters import ItemFilter
+    from argoproxy.upstream.client import Upstream
+
+log = logging.getLogger("cot_proxy")
+
+REFUSALS = (400, 422, 500)  # statuses a refused request comes back with (llama-cpp-python's validation: 500)
+
+ErrorReader = Callable[["Call", UpstreamResponse], ProxyError]
+
+
+@dataclass(frozen=True)
+class Sending:
+    """How a route's exchange with its upstream differs from an API call's (the differences as data)."""
+    retries_refused: bool = True  # a 400 naming an optional parameter is sent once more without it
+    taps: bool = True  # journals hash the upstream's answer bytes as they are read
+    relays_status: bool = False  # redirects, and a HEAD's errors, go to the client as they came
+
+
+API_SENDING = Sending()  # an API call on its deployment; native relay
+FORWARD_SENDING = Sending(retries_refused=False, taps=False, relays_status=True)  # a forwarded path: bytes as sent
+ROUTE_SENDING = Sending(retries_refused=False)  # a backend's own route (ARGO's /v1/chat...): its body as built
+
+
+class Exchange:
+    """One deployment's exchange: its upstream client, its backend's error reading and decoders, its prices."""
+
+    def __init__(self, upstream: Upstream, backend: Backend, answers: Answers, price_source: Any,
+                 max_upstream_calls: int) -> None:
+        self.upstream, self.backend, self.answers = upstream, backend, answers
+        self.price_source, self.max_calls = price_source, max_upstream_calls
+
+    def response(self, call: Call, req: UpstreamRequest, sending: Sending = API_SENDING,
+                 error: ErrorReader | None = None) -> UpstreamResponse:
+        """Send and classify the upstream's status. An answer under 300 is the caller's; a redirect or an error
+        becomes the ProxyError the client gets (the backend's reading of it, or `error`'s), secrets removed."""
+        out = call.outcome
+        out.upstream_request, out.price_source = req, self.price_source
+        resp = self.send(call, req, sending.retries_refused)
+        if sending.taps:
+            self.answers.tap_upstream(call, resp)
+        status = resp.status_code
+        out.upstream_response, out.upstream_at, out.upstream_status = resp, time.perf_counter(), status
+        if status < 300 or (sending.relays_status and (status < 400 or call.client.method == "HEAD")):
+            return resp
+        with resp:  # sanitized: an upstream's error text may quote a key or a host
+            err = self.answers.sanitized((error or self.backend.error)(call, resp) if status >= 400
+                                         else redirect_error(resp))
+        out.upstream_output = err.body()
+        raise err
+
+    def send(self, call: Call, req: UpstreamRequest, retries_refused: bool = True) -> UpstreamResponse:
+        """Send upstream (the client's trace context goes with it: the upstream client's to add, per attempt);
+        with `retries_refused`, a 400 naming an optional parameter the request holds is sent once more without
+        it, and a JSON schema refused as a type the server does not know is sent once more in the shape it
+        takes."""
+        budget = self.calls(call)
+        resp = self.upstream.send(req, budget, call, call.plan.headers)
+        out = call.outcome
+        if (not retries_refused or resp.status_code not in REFUSALS or req.body is None or out.param_retry
+                or not budget.left):
+            return resp
+        retry = _refused_again(req, resp)
+        if retry is None:
+            return resp
+        out.param_retry = True  # once per request, whichever deployment refused
+        req, change, member, value = retry
+        resp.close()
+        planning.refused_member(call, change, member, value)
+        log.info("%s: the upstream refused the request; sent again with %s", call.client.request_id, change)
+        out.upstream_request = req
+        return self.upstream.send(req, budget, call, call.plan.headers)
+
+    def calls(self, call: Call) -> CallBudget:
+        """The upstream calls this client request may still cost (MAX_UPSTREAM_CALLS), over every retry,
+        deployment and fallback (routing starts it before its first attempt)."""
+        budget = call.outcome.calls
+        if budget is None:
+            budget = call.outcome.calls = CallBudget(self.max_calls)
+        return budget
+
+    def decoded_stream(self, call: Call, resp: UpstreamResponse, filters: Iterable[ItemFilter]
+                       ) -> Iterator[StreamItem]:
+        """The upstream's stream as OpenAI chunks (raw SSE events or dicts) through the think transform, its
+        first item read now (an error the upstream reports at once is an HTTP error), kept for journals."""
+        resp.bounded = not call.plan.client_stream  # aggregated into one answer: at most MAX_RESPONSE_BYTES
+        try:
+            items = _peeked(self.backend.decode_stream(call, resp))
+        except BaseException:
+            resp.close()
+            raise
+        for apply in filters:
+            items = apply(call, items)
+        return items
+
+    def decoded_whole(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
+        """The upstream's whole answer, decoded (at most MAX_RESPONSE_BYTES) and kept for journals. The think
+        transform is the encoder's: the chat path's skips parsing a body that cannot hold a tag."""
+        resp.bounded = True
+        try:
+            payload = self.backend.decode(call, resp)
+        except READ_ERRORS as exc:
+            raise stream_error(exc, resp.url, self.upstream.read_timeout) from None
+        finally:
+            resp.close()
+        answers = self.answers
+        if answers.journal_bytes:
+            answers.note_upstream_output(call, payload)
+        if answers.reads_facts:
+            answers.note_whole_facts(call, payload)
+        return payload
+
+
+def serving(call: Call, served_by: str, model: str | None, shown: str, renamed_to: str | None = None) -> str:
+    """The deployment about to serve, for journals, metrics and the X-Served-* headers (returned: the model as a
+    header shows it); `renamed_to`: a fallback's answer names the model asked for."""
+    out = call.outcome
+    out.deployment, out.served_model, out.renamed_to = served_by, model, renamed_to
+    out.served_header = shown = header_safe(shown)
+    return shown
+
+
+def asking_whole(call: Call) -> None:
+    """A stream that ended before its first event is asked again whole (once)."""
+    call.outcome.asked_whole = True
+
+
+class RouteSend:
+    """pipeline/backend.py's Send: a backend's own route sends through the sequence's exchange (ROUTE_SENDING) and
+    names the model it serves, which the sequence keeps in the plan."""
+
+    __slots__ = ("exchange", "call")
+
+    def __init__(self, exchange: Exchange, call: Call) -> None:
+        self.exchange, self.call = exchange, call
+
+    def __call__(self, req: UpstreamRequest, error: ErrorReader | None = None) -> UpstreamResponse:
+        return self.exchange.response(self.call, req, ROUTE_SENDING, error)
+
+    def serves(self, model: str | None, upstream_model: str | None) -> None:
+        planning.serves(self.call, model, upstream_model)
+
+
+def _refused_again(req: UpstreamRequest, resp: UpstreamResponse) -> tuple[UpstreamRequest, str, str, Any] | None:
+    """The request to send once more, what changed, and the member and its new value (None: left out): without
+    the optional parameter a 400 names, or with a JSON schema in the shape the server takes; None when the
+    refusal names nothing the proxy can change."""
+    text = resp.content[:8192].decode("utf-8", "replace")
+    if resp.status_code != 400 and TYPES_TAKEN not in text:  # a 422 or 500 is read for one refusal only
+        return None
+    body = try_json(req.body)
+    if not isinstance(body, dict):
+        return None
+    param = refused_param(body, text) if resp.status_code == 400 else None
+    if param is not None:
+        del body[param]
+        change, member, value = f"{param}=dropped", param, None
+    else:
+        fmt = schema_as_json_object(body, text)
+        if fmt is None:
+            return None
+        body["response_format"] = fmt
+        change, member, value = "response_format=json_object", "response_format", fmt
+    return dataclasses.replace(req, body=dumps(body)), change, member, value
+
+
+def _peeked(items: Iterator[StreamItem]) -> Iterator[StreamItem]:
+    """Read the first item now, so an error the upstream reports at once is an HTTP error, not an SSE event."""
+    try:
+        first = next(items)
+    except StopIteration:
+        return iter(())
+    return itertools.chain((first,), items)
