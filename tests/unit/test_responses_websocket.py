@@ -192,3 +192,56 @@ def test_a_failure_closes_with_1011(make, monkeypatch):
     monkeypatch.setattr(connection, "answer", broken)
     frames = Script([CREATE])
     assert serve(frames, session_of(door), LIMITS, lambda: False) == 1011 and frames.closed[0] == 1011
+
+
+# ---------------------------------------------------------------- the frames, over a real socket pair
+
+
+def frames_pair(max_message=1024):
+    """(the server's Frames, the client's WSConnection, the client's socket), the handshake done."""
+    import socket
+
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import Request
+
+    from argoproxy.fronts.responses.websocket.frames import Frames, accept
+
+    server_sock, client_sock = socket.socketpair()
+    client = WSConnection(ConnectionType.CLIENT)
+    hello = client.send(Request(host="127.0.0.1", target="/v1/responses"))
+    head, _, _ = hello.partition(b"\r\n\r\n")
+    headers = [tuple(part.strip() for part in line.split(b":", 1)) for line in head.split(b"\r\n")[1:]]
+    ws, answer = accept([(k.lower(), v) for k, v in headers], b"/v1/responses")
+    client.receive_data(b"HTTP/1.1 101 Switching Protocols\r\n" + b"".join(
+        f"{k}: {v}\r\n".encode() for k, v in answer) + b"\r\n")
+    list(client.events())
+    return Frames(ws, server_sock, max_message, 5.0), client, client_sock
+
+
+def client_events(client, sock):
+    client.receive_data(sock.recv(65536))
+    return list(client.events())
+
+
+def test_frames_read_whole_messages_and_answer_pings():
+    from wsproto.events import Message, Ping, Pong
+
+    frames, client, sock = frames_pair()
+    sock.sendall(client.send(Ping(payload=b"hi")) + client.send(Message(data='{"a":', message_finished=False)))
+    assert frames.read(1.0) == []  # half a message: nothing yet, the ping answered
+    assert [type(e) for e in client_events(client, sock)] == [Pong]
+    sock.sendall(client.send(Message(data="1}")))
+    assert frames.read(1.0) == ['{"a":1}']
+
+
+@pytest.mark.parametrize("send, code", [("too big", 1009), ("bytes", 1003)])
+def test_frames_refuse_a_message_too_big_or_binary(send, code):
+    from wsproto.events import CloseConnection, Message
+
+    frames, client, sock = frames_pair(max_message=16)
+    sock.sendall(client.send(Message(data="x" * 17 if send == "too big" else b"\x00\x01")))
+    with pytest.raises(Closing) as closing:
+        frames.read(1.0)
+    assert closing.value.code == code
+    frames.close(closing.value.code, closing.value.reason)
+    assert [e.code for e in client_events(client, sock) if isinstance(e, CloseConnection)] == [code]
