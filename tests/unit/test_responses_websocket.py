@@ -48,6 +48,17 @@ def test_previous_response_id_with_store_false_continues_from_the_connection(mak
     assert "previous_response_id" not in json.loads(up.sent[-1].body)
 
 
+def test_a_stored_response_is_continued_by_the_store(make):
+    door, up, _ = make()
+    session = session_of(door)
+    first = events(session, {"type": "response.create", "model": "gpt-4o", "input": "one"})[-1]["response"]
+    assert first["store"] is True and session.cached.stored
+    second = events(session, {"type": "response.create", "model": "gpt-4o", "input": "two",
+                              "previous_response_id": first["id"]})[-1]["response"]
+    assert second["previous_response_id"] == first["id"]  # the store's chain, as over HTTP
+    assert [m["content"] for m in sent_messages(up)] == ["one", "Hello", "two"]
+
+
 def test_an_id_not_on_the_connection_goes_to_the_door(make):
     door, up, _ = make()
     out = events(session_of(door), {"type": "response.create", "model": "gpt-4o", "input": "x", "store": False,
