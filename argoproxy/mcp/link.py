@@ -1,16 +1,17 @@
-"""A worker's way to the supervisor (argoproxy/mcp/supervisor.py): one Unix-socket connection per call, one
-JSON line each way. Under gevent the socket is gevent's, so a call waiting for a server holds no worker."""
+"""A worker's way to the supervisor (argoproxy/mcp/supervisor.py): a Unix-socket connection per call at once
+(kept open for the next), one JSON line each way. Under gevent the socket is gevent's, so a call waiting for a server holds no worker."""
 
 from __future__ import annotations
 
 import json
 import socket
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from argoproxy.mcp import jsonrpc
 
 MAX_ANSWER = 64 * 1024 * 1024
 MARGIN = 5.0  # seconds the link waits past the call's own deadline (the supervisor answers the timeout)
+MAX_IDLE = 16  # connections a worker keeps open to the supervisor between calls
 
 
 class SupervisorGone(Exception):
@@ -20,17 +21,24 @@ class SupervisorGone(Exception):
 class Link:
     def __init__(self, path: str) -> None:
         self.path = path
+        # Connections kept open between calls: a connection (and the supervisor's thread for it) made for each
+        # call cost more than the call's own work. One holding a call's answer late (its deadline passed) is closed.
+        self.idle: list[tuple[socket.socket, BinaryIO]] = []
 
     def ask(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        data = json.dumps(request, separators=(",", ":")).encode() + b"\n"
+        line = b""
+        if self.idle:  # a kept connection the supervisor closed (it restarted) answers nothing: a new one is made
+            line = self._exchange(self.idle.pop(), data, timeout)
+        if not line:
+            try:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(timeout)
                 sock.connect(self.path)
-                sock.sendall(json.dumps(request, separators=(",", ":")).encode() + b"\n")
-                with sock.makefile("rb") as answer:
-                    line = answer.readline(MAX_ANSWER)
-        except OSError as exc:
-            raise SupervisorGone(str(exc)) from None
+            except OSError as exc:
+                sock.close()
+                raise SupervisorGone(str(exc)) from None
+            line = self._exchange((sock, sock.makefile("rb")), data, timeout)
         try:
             value = json.loads(line)
         except ValueError:
@@ -38,6 +46,22 @@ class Link:
         if not isinstance(value, dict):
             raise SupervisorGone("no answer")
         return value
+
+    def _exchange(self, conn: tuple[socket.socket, BinaryIO], data: bytes, timeout: float) -> bytes:
+        """One request and its answer's line on a connection, kept for the next call when it went well."""
+        sock, lines = conn
+        try:
+            sock.settimeout(timeout)
+            sock.sendall(data)
+            line = lines.readline(MAX_ANSWER)
+        except OSError:
+            line = b""
+        if line.endswith(b"\n") and len(self.idle) < MAX_IDLE:
+            self.idle.append(conn)
+        else:
+            lines.close()
+            sock.close()
+        return line
 
     def call(self, server: str, message: dict[str, Any], timeout: float, session: str = "") -> dict[str, Any]:
         """The server's answer to a request (under the request's own id), or the JSON-RPC error saying why not."""

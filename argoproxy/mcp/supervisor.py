@@ -4,8 +4,8 @@ workers share one set (not one per worker) and a worker's restart leaves them ru
 The Gunicorn master starts it (argoproxy/mcp/launch.py, from the server hooks) as `python -m
 argoproxy.mcp.supervisor SOCKET RUNDIR`, writes the servers' entries as one JSON line on its stdin and keeps
 that pipe open: when the master goes, however it goes, the supervisor reads the pipe's end and stops every
-server. The workers reach it over the Unix socket SOCKET (mode 0600 in RUNDIR, mode 0700), one connection per
-call, one JSON line each way (argoproxy/mcp/link.py):
+server. The workers reach it over the Unix socket SOCKET (mode 0600 in RUNDIR, mode 0700), a connection per
+call at a time (kept open for the next), one JSON line each way (argoproxy/mcp/link.py):
 
   {"op": "call", "server": NAME, "message": {...}, "timeout": SECONDS} -> {"message": {...}}
       (with "notes": true, the server's progress notifications for it come first: {"note": {...}} lines)
@@ -122,7 +122,11 @@ class Handler(socketserver.StreamRequestHandler):
     server: "UnixServer"
 
     def handle(self) -> None:
-        line = self.rfile.readline(MAX_REQUEST)
+        """The worker's requests, one line each, until it closes the connection (it keeps it for its next calls)."""
+        for line in iter(lambda: self.rfile.readline(MAX_REQUEST), b""):
+            self.one(line)
+
+    def one(self, line: bytes) -> None:
         try:
             request = json.loads(line)
             answer = self.server.supervisor.answer(request, self.note) if isinstance(request, dict) \
