@@ -84,6 +84,15 @@ class McpEndpoint:
                                    message.id, {"supported": list(HANDSHAKE_VERSIONS)}, status=400)
         if message.method == "initialize":
             return self.initialize(message, server, owner)
+        session = self.session_of(req, message, owner)
+        if message.method == "notifications/cancelled":
+            self.link.cancel(session, message.params.get("requestId"))
+        if not message.is_request:
+            return Answer(b"", 202)  # notifications (initialized, cancelled) and responses: accepted
+        return self.served(message, server, owner, globs, session, "text/event-stream" in accept)
+
+    def session_of(self, req: Request, message: jsonrpc.Message, owner: str) -> str:
+        """The request's session: one this instance holds for this key (400 without one, 404 for another)."""
         session = req.headers.get(SESSION_HEADER, "").strip()
         if not session:
             raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "Missing Mcp-Session-Id: send initialize first.",
@@ -91,15 +100,16 @@ class McpEndpoint:
         if not self.link.session("get", id=session, owner=owner):
             raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "Unknown or ended session: initialize again.",
                                    message.id, status=404)
-        if message.method == "notifications/cancelled":
-            self.link.cancel(session, message.params.get("requestId"))
-        if not message.is_request:
-            return Answer(b"", 202)  # notifications (initialized, cancelled) and responses: accepted
+        return session
+
+    def served(self, message: jsonrpc.Message, server: str | None, owner: str, globs: Globs, session: str,
+               sse: bool) -> Answer:
+        """A request's answer: JSON, or for a tool call asking for progress, an SSE stream of it and the answer."""
         catalog = self.catalog(session)
         started = time.perf_counter()
-        if message.method == "tools/call" and jsonrpc.progress_token(message.raw) is not None and "text/event-stream" in accept:
+        if sse and message.method == "tools/call" and jsonrpc.progress_token(message.raw) is not None:
             routed = catalog.target(server, message.raw, globs)
-            if isinstance(routed, tuple):  # its progress notifications, then its answer, as an SSE stream
+            if isinstance(routed, tuple):
                 return Answer(self.events(message, server, owner, routed, session, started), 200,
                               {"Cache-Control": "no-cache"}, content_type="text/event-stream")
         body = dumps(self.request(catalog, message.raw, server, globs))
