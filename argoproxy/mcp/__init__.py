@@ -4,12 +4,13 @@ same keys as its models (docs/mcp.md).
 - protocol.py: the revisions spoken and what the proxy says of itself; jsonrpc.py: one message read strictly,
   and the specification's errors.
 - names.py: tools and prompts of every server as one server's (`git__status`, at most 64 characters),
-  resources' URIs under their server's name.
+  resources' URIs under their server's name; catalog.py: the listings gathered and renamed, a call taken to its
+  server under its own name, the key's tool globs applied to both.
 - stdio_server.py: one stdio server's process, handshake, restarts, and the ids of many clients' calls remapped
   onto its one pipe; supervisor.py: the one process per instance that owns them (a child of the Gunicorn master,
   started and stopped by launch.py) and the instance's sessions; link.py: a worker's way to it (a Unix socket).
 - endpoint.py: `/mcp` and `/mcp/<server>` over Streamable HTTP (2025-11-25: initialize, Mcp-Session-Id, JSON
-  answers), the key's tool globs applied to what it lists and calls.
+  answers, an SSE stream for a tool call that asks for progress, cancellation passed on).
 
 May import: the shared modules, config, edge, teamkeys.
 """

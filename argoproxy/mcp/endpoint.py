@@ -2,8 +2,9 @@
 the handshake revisions before it: a POST carries one JSON-RPC message; `initialize` opens a session (its id in
 the `Mcp-Session-Id` header, which every later request carries; one the instance does not hold is a 404, one
 missing a 400), a DELETE ends it, a request's `MCP-Protocol-Version` must be a revision the proxy speaks, and
-answers are JSON (`application/json`; the specification lets the server choose). The GET stream of messages the
-server sends unasked is not offered (405, as the specification allows).
+answers are JSON (`application/json`; the specification lets the server choose), but for a tool call that gives
+a progress token: an SSE stream of its progress, then its answer. The GET stream of messages the server sends
+unasked is not offered (405, as the specification allows).
 
 The door (argoproxy/serve/door.py) has already refused other sites' web pages (Origin, 403) and requests without
 an accepted key (401 with `WWW-Authenticate: Bearer`) when auth is on; with auth off, `/mcp` answers only
