@@ -581,24 +581,7 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
     chosen by argoproxy/config/backend_choice.py's rules, a bad or contradictory setting a SettingsError."""
     flags = dict(flags or {})
     environ = os.environ if environ is None else environ
-    given: list[Given] = []  # in precedence order: file, environment, flags
-
-    config_path = flags.get("config_path") or _first_env(SETTING_FIELDS["config_path"], environ)[1] or ""
-    label = "config (the command line's config file)" if flags.get("config_path") else "CONFIG_PATH"
-    path = find_config(config_path, label, search)
-    if path is not None:
-        for key, value in read_yaml(path, label).items():
-            name = next(f.name for f in SETTING_FIELDS.values() if key in _yaml_names(f))
-            if name not in _NOT_FROM_YAML:
-                given.append(Given(name, key, "file", value))
-    for f in SETTING_FIELDS.values():
-        label, value = _first_env(f, environ)
-        if label:
-            given.append(Given(f.name, label, "env", value))
-    for name, value in flags.items():
-        if value is not None and name != "config_path":
-            given.append(Given(name, _flag_label(name), "flag", value))
-
+    path, given = _given(flags, environ, search)
     raw = {g.name: (g.label, g.value) for g in given}  # the last source of each setting wins
     values = {name: _parse(SETTING_FIELDS[name], label, value) for name, (label, value) in raw.items()}
     try:
@@ -609,13 +592,44 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
     values["config_path"] = str(path) if path else ""
     settings = _checked(_with_backend_defaults(ComposedSettings(**values)), environ)
     _not_itself(settings, raw.get("target_base_url", ("TARGET_BASE_URL", None))[0])
-    return Loaded(settings, choice.reason,
-                  choice.warnings + _unused_with_models(settings, given) + _unused_by_other_settings(settings, given)
-                  + _fallbacks_past_calls(settings) + listener.exposure_warnings(settings, environ)
-                  + tracing_warnings(settings.tracing, settings.tracing_content, {g.name for g in given}, environ)
-                  + not_served(settings.mcp_servers)
-                  + misspelled(environ),
+    return Loaded(settings, choice.reason, choice.warnings + _load_warnings(settings, given, environ),
                   frozenset(name for name, (_, value) in raw.items() if value is not None and str(value).strip()))
+
+
+def _given(flags: dict[str, Any], environ: Mapping[str, str],
+           search: tuple[str, ...]) -> tuple[Path | None, list[Given]]:
+    """The config file found, and every value given, in precedence order: the file's, the environment's, the
+    flags'."""
+    config_path = flags.get("config_path") or _first_env(SETTING_FIELDS["config_path"], environ)[1] or ""
+    label = "config (the command line's config file)" if flags.get("config_path") else "CONFIG_PATH"
+    path = find_config(config_path, label, search)
+    given = _from_file(path, label) if path is not None else []
+    for f in SETTING_FIELDS.values():
+        label, value = _first_env(f, environ)
+        if label:
+            given.append(Given(f.name, label, "env", value))
+    for name, value in flags.items():
+        if value is not None and name != "config_path":
+            given.append(Given(name, _flag_label(name), "flag", value))
+    return path, given
+
+
+def _from_file(path: Path, label: str) -> list[Given]:
+    given = []
+    for key, value in read_yaml(path, label).items():
+        name = next(f.name for f in SETTING_FIELDS.values() if key in _yaml_names(f))
+        if name not in _NOT_FROM_YAML:
+            given.append(Given(name, key, "file", value))
+    return given
+
+
+def _load_warnings(settings: Settings, given: list[Given], environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Settings given that will not be used, and what else start-up warns of (after the backend choice's)."""
+    return (_unused_with_models(settings, given) + _unused_by_other_settings(settings, given)
+            + _fallbacks_past_calls(settings) + listener.exposure_warnings(settings, environ)
+            + tracing_warnings(settings.tracing, settings.tracing_content, {g.name for g in given}, environ)
+            + not_served(settings.mcp_servers)
+            + misspelled(environ))
 
 
 ENV_NAMES = frozenset(e for f in SETTING_FIELDS.values() for e in (f.metadata.get("env") or ()))

@@ -100,12 +100,23 @@ def tracing_problem(tracing: str, environ: Mapping[str, str]) -> str | None:
     """One line naming the first OTEL_* value the SDK would not use as written, while tracing is on."""
     if not tracing_on(tracing, environ):
         return None
+    return (_sdk_problem(environ) or _transport_problem(environ) or _sampler_problem(environ)
+            or _headers_problem(environ) or _resource_problem(environ) or _batch_problem(environ)
+            or _limit_problem(environ) or _exporter_problem(environ))
+
+
+def _sdk_problem(environ: Mapping[str, str]) -> str | None:
     disabled = _set(environ, "OTEL_SDK_DISABLED")
     if disabled and disabled.lower() not in BOOLEANS:
         return f"OTEL_SDK_DISABLED: expected true or false, got {disabled!r}"
     exporter = _set(environ, "OTEL_TRACES_EXPORTER").lower()
     if exporter not in ("", "otlp"):
         return f"OTEL_TRACES_EXPORTER: cot_proxy sends traces over OTLP only (otlp, or none for no traces), got {exporter!r}"
+    return None
+
+
+def _transport_problem(environ: Mapping[str, str]) -> str | None:
+    """The protocol and endpoint variables: OTLP/HTTP with protobuf, to a URL."""
     for name in PROTOCOLS:
         protocol = _set(environ, name)
         if protocol and protocol != "http/protobuf":
@@ -115,27 +126,39 @@ def tracing_problem(tracing: str, environ: Mapping[str, str]) -> str | None:
             as_url(_set(environ, name))
         except ValueError as exc:
             return f"{name}: {exc}"
+    return None
+
+
+def _sampler_problem(environ: Mapping[str, str]) -> str | None:
     sampler = _set(environ, "OTEL_TRACES_SAMPLER").lower()
     if sampler and sampler not in SAMPLERS:
         return f"OTEL_TRACES_SAMPLER: must be one of {', '.join(SAMPLERS)}, got {sampler!r}"
-    if sampler in RATIO_SAMPLERS:
-        arg = _set(environ, "OTEL_TRACES_SAMPLER_ARG")
-        try:
-            ratio = float(arg) if arg else 1.0
-        except ValueError:
-            ratio = -1.0
-        if not 0.0 <= ratio <= 1.0:
-            return f"OTEL_TRACES_SAMPLER_ARG: the share of traces kept, between 0 and 1, got {arg!r}"
+    if sampler not in RATIO_SAMPLERS:
+        return None
+    arg = _set(environ, "OTEL_TRACES_SAMPLER_ARG")
+    try:
+        ratio = float(arg) if arg else 1.0
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        return f"OTEL_TRACES_SAMPLER_ARG: the share of traces kept, between 0 and 1, got {arg!r}"
+    return None
+
+
+def _headers_problem(environ: Mapping[str, str]) -> str | None:
     for name in HEADERS:
         entries = re.split(r"[ \t]*,[ \t]*", _set(environ, name))
         problem = _entry_problem(name, "name", entries, lambda entry: not entry or bool(HEADER_ENTRY.fullmatch(entry)))
         if problem:
             return problem
+    return None
+
+
+def _resource_problem(environ: Mapping[str, str]) -> str | None:
     # The SDK drops an OTEL_RESOURCE_ATTRIBUTES entry that is not key=value with a warning in every worker
     resource = _set(environ, "OTEL_RESOURCE_ATTRIBUTES")
-    return (_entry_problem("OTEL_RESOURCE_ATTRIBUTES", "key", resource.split(",") if resource else [],
-                           lambda entry: "=" in entry and bool(entry.partition("=")[0].strip()))
-            or _batch_problem(environ) or _limit_problem(environ) or _exporter_problem(environ))
+    return _entry_problem("OTEL_RESOURCE_ATTRIBUTES", "key", resource.split(",") if resource else [],
+                          lambda entry: "=" in entry and bool(entry.partition("=")[0].strip()))
 
 
 def _entry_problem(name: str, what: str, entries: list[str], good: Callable[[str], bool]) -> str | None:

@@ -69,29 +69,59 @@ def media_of(body: Any, family: Family) -> Media:
 def _part(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
     """Count `d` when it is a part the meter knows (True: its members are not walked further)."""
     kind = d.get("type")
-    if kind == "image_url":
-        image = d.get("image_url")
-        url = image if isinstance(image, str) else image.get("url") if isinstance(image, dict) else None
-        detail = image.get("detail") if isinstance(image, dict) else None
-        found.add("image", _image_url(url, detail, family))
+    typed = _BY_TYPE.get(kind) if isinstance(kind, str) else None
+    if typed is not None and typed(d, family, found, stack):
         return True
-    if kind == "input_image":
-        found.add("image", _image_url(d.get("image_url"), d.get("detail"), family))
-        return True
-    if kind == "input_audio":
-        audio = d.get("input_audio")
-        if isinstance(audio, dict):
-            found.add("audio part", _audio(audio.get("data"), audio.get("format")))
-        return True
-    if kind == "file" and isinstance(d.get("file"), dict):
-        _file(d["file"].get("file_data"), None, family, found)
-        return True
-    if kind == "input_file":
-        _file(d.get("file_data"), None, family, found)
-        return True
-    if kind in ("image", "document") and isinstance(d.get("source"), dict):
-        _source(kind, d["source"], family, found, stack)
-        return True
+    return _mime_data(d, family, found) or ("images" in d and _base64_images(d, family, found, stack))
+
+
+def _chat_image(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
+    image = d.get("image_url")
+    url = image if isinstance(image, str) else image.get("url") if isinstance(image, dict) else None
+    detail = image.get("detail") if isinstance(image, dict) else None
+    found.add("image", _image_url(url, detail, family))
+    return True
+
+
+def _input_image(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
+    found.add("image", _image_url(d.get("image_url"), d.get("detail"), family))
+    return True
+
+
+def _chat_audio(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
+    audio = d.get("input_audio")
+    if isinstance(audio, dict):
+        found.add("audio part", _audio(audio.get("data"), audio.get("format")))
+    return True
+
+
+def _chat_file(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
+    if not isinstance(d.get("file"), dict):
+        return False
+    _file(d["file"].get("file_data"), None, family, found)
+    return True
+
+
+def _input_file(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
+    _file(d.get("file_data"), None, family, found)
+    return True
+
+
+def _sourced_block(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
+    """A Messages image or document block (one without a source object is walked as any other)."""
+    if not isinstance(d.get("source"), dict):
+        return False
+    _source(d["type"], d["source"], family, found, stack)
+    return True
+
+
+# The parts a `type` names, in the shapes of chat, Responses and Messages: one look-up for any other object walked.
+_BY_TYPE = {"image_url": _chat_image, "input_image": _input_image, "input_audio": _chat_audio, "file": _chat_file,
+            "input_file": _input_file, "image": _sourced_block, "document": _sourced_block}
+
+
+def _mime_data(d: dict[str, Any], family: Family, found: Media) -> bool:
+    """Google's inline_data (base64 of a MIME type) or file_data (a URI), in either spelling."""
     inline = d.get("inline_data", d.get("inlineData"))
     if isinstance(inline, dict):
         mime = inline.get("mime_type", inline.get("mimeType"))
@@ -102,14 +132,19 @@ def _part(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> 
         mime = linked.get("mime_type", linked.get("mimeType"))
         _unfetched(mime if isinstance(mime, str) else "", family, found)
         return True
-    images = d.get("images")
-    if isinstance(images, list) and images and all(isinstance(i, str) for i in images):  # Ollama's
-        for image in images:
-            found.add("image", family.image.tokens(sizes.image_size(sizes.decoded_head(image)), None))
-        rest = [v for k, v in d.items() if k != "images" and isinstance(v, (dict, list))]
-        stack.extend(rest)
-        return True
     return False
+
+
+def _base64_images(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
+    """Ollama's `images`, a list of base64 images beside a message's other members (which are walked)."""
+    images = d.get("images")
+    if not (isinstance(images, list) and images and all(isinstance(i, str) for i in images)):
+        return False
+    for image in images:
+        found.add("image", family.image.tokens(sizes.image_size(sizes.decoded_head(image)), None))
+    rest = [v for k, v in d.items() if k != "images" and isinstance(v, (dict, list))]
+    stack.extend(rest)
+    return True
 
 
 def _image_url(url: Any, detail: Any, family: Family) -> int:

@@ -35,9 +35,6 @@ REQUEST = {"temperature": ("gen_ai.request.temperature", _NUMBER), "top_p": ("ge
 # of megabytes, held until exported and then refused whole by a collector, other requests' spans with them. A span
 # keeps TEXT_MOST characters of each (answer_facts: of an answer's id and model too), and this many stop sequences.
 STOPS_MOST = 16
-# Every member read, those with a rule of their own too: one look-up for a member that is not (the messages...)
-_OWN_RULE: tuple[str, tuple[type, ...]] = ("", ())
-READ = {**REQUEST, "stop": _OWN_RULE, "n": _OWN_RULE, "encoding_format": _OWN_RULE}
 
 
 def provider_name(backend: str) -> str:
@@ -85,28 +82,44 @@ def add_request_attributes(body: dict[str, Any], out: dict[str, Any]) -> None:
         known = READ.get(member)
         if known is None:
             continue
-        if known is not _OWN_RULE:
-            kind = type(value)
-            if kind in known[1]:
-                if kind is int:
-                    if not _INT64[0] <= value <= _INT64[1]:
-                        continue
-                    if known[1] is _NUMBER:
-                        value = float(value)
-                elif kind is float:
-                    value += 0.0  # -0.0 as 0.0: equal to it, so the fast path's encoder writes their sets as one
-                out[known[0]] = value
-        elif member == "stop":
-            stops = [value] if isinstance(value, str) else value if isinstance(value, list) else None
-            if stops and all(isinstance(s, str) for s in stops):
-                out["gen_ai.request.stop_sequences"] = tuple(bounded(s) for s in stops[:STOPS_MOST])
-        elif member == "n" and type(value) is int and value != 1 and _INT64[0] <= value <= _INT64[1]:
-            out["gen_ai.request.choice.count"] = value
-        elif member == "encoding_format" and isinstance(value, str):
-            out["gen_ai.request.encoding_formats"] = (bounded(value),)
+        if known.__class__ is not tuple:
+            known(value, out)  # a member with a rule of its own
+            continue
+        attribute, types = known
+        kind = type(value)
+        if kind in types:
+            if kind is int:
+                if not _INT64[0] <= value <= _INT64[1]:
+                    continue
+                if types is _NUMBER:
+                    value = float(value)
+            elif kind is float:
+                value += 0.0  # -0.0 as 0.0: equal to it, so the fast path's encoder writes their sets as one
+            out[attribute] = value
     limit = body.get("max_completion_tokens")
     if type(limit) is int and _INT64[0] <= limit <= _INT64[1]:
         out["gen_ai.request.max_tokens"] = limit
+
+
+def _stop_sequences(value: Any, out: dict[str, Any]) -> None:
+    stops = [value] if isinstance(value, str) else value if isinstance(value, list) else None
+    if stops and all(isinstance(s, str) for s in stops):
+        out["gen_ai.request.stop_sequences"] = tuple(bounded(s) for s in stops[:STOPS_MOST])
+
+
+def _choice_count(value: Any, out: dict[str, Any]) -> None:
+    if type(value) is int and value != 1 and _INT64[0] <= value <= _INT64[1]:
+        out["gen_ai.request.choice.count"] = value
+
+
+def _encoding_formats(value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, str):
+        out["gen_ai.request.encoding_formats"] = (bounded(value),)
+
+
+# Every member read: (attribute, types) or, for a member with a rule of its own, the function that reads it; one
+# look-up for a member that is not read (the messages...).
+READ: dict[str, Any] = {**REQUEST, "stop": _stop_sequences, "n": _choice_count, "encoding_format": _encoding_formats}
 
 
 class Answered:

@@ -184,13 +184,37 @@ class Metrics:
     def observe(self, call: Call) -> None:
         """A request finished (its last byte was sent, or it failed): update every series."""
         now = time.perf_counter()
-        out = call.outcome
         if self._streaming and id(call) in self._streaming:  # observed once, while the call is alive: its id
             self._streaming.discard(id(call))
             self.streams.dec()
         route = call.plan.kind
         model = self.model_label(call)
         front = call.client.front
+        status = call.outcome.status
+        self._count(call, front, route, model, status)
+        self._time(call, now, front, route, model)
+        self._size(call, route)
+        self._spend(call, model, status)
+
+    def _count(self, call: Call, front: str, route: str, model: str, status: int) -> None:
+        """requests_total, and refusals_total (and the team's) for an error answer."""
+        deployment = call.outcome.deployment or self.default_deployment
+        counter = self._by_status.get((front, route, model, status, deployment))
+        if counter is None:
+            counter = self._by_status[(front, route, model, status, deployment)] = self.requests.labels(
+                front, route, model, str(status), deployment)
+        counter.inc()
+        if status < 400:
+            return
+        cause = refusal_cause(call)
+        if cause is not None:
+            self.refusals.labels(cause, model, call.plan.key_name or "none").inc()
+            req = call.client.request  # the key auth accepted (plan.team_key: only once admitted)
+            if req is not None and req.team_key is not None and req.team_key.team:
+                self.team_refusals.labels(req.team_key.team, cause).inc()
+
+    def _time(self, call: Call, now: float, front: str, route: str, model: str) -> None:
+        """The request's duration, the upstream's latency and a stream's time to its first byte."""
         key = (front, route, model)
         children = self._by_route_model.get(key)
         if children is None:
@@ -198,26 +222,15 @@ class Metrics:
                                                     self.upstream_latency.labels(route, model),
                                                     self.ttft.labels(front, route, model))
         duration, upstream_latency, ttft = children
-        status = call.outcome.status
-        deployment = out.deployment or self.default_deployment
-        counter = self._by_status.get((front, route, model, status, deployment))
-        if counter is None:
-            counter = self._by_status[(front, route, model, status, deployment)] = self.requests.labels(
-                front, route, model, str(status), deployment)
-        counter.inc()
-        if status >= 400:
-            cause = refusal_cause(call)
-            if cause is not None:
-                self.refusals.labels(cause, model, call.plan.key_name or "none").inc()
-                req = call.client.request  # the key auth accepted (plan.team_key: only once admitted)
-                if req is not None and req.team_key is not None and req.team_key.team:
-                    self.team_refusals.labels(req.team_key.team, cause).inc()
+        out = call.outcome
         duration.observe(now - call.client.started)
         upstream_at = out.upstream_at
         if upstream_at is not None:
             upstream_latency.observe(upstream_at - call.client.started)
-        if call.plan.client_stream and call.outcome.first_byte_at is not None:
-            ttft.observe(call.outcome.first_byte_at - call.client.started)
+        if call.plan.client_stream and out.first_byte_at is not None:
+            ttft.observe(out.first_byte_at - call.client.started)
+
+    def _size(self, call: Call, route: str) -> None:
         sizes = self._by_route.get(route)
         if sizes is None:
             sizes = self._by_route[route] = (self.bytes_in.labels(route), self.bytes_out.labels(route))
@@ -225,6 +238,10 @@ class Metrics:
             sizes[0].inc(len(call.plan.raw_body))
         if call.outcome.bytes_out:
             sizes[1].inc(call.outcome.bytes_out)
+
+    def _spend(self, call: Call, model: str, status: int) -> None:
+        """Tokens and cost: the key's and team's series, the cost's and the model's tokens."""
+        out = call.outcome
         used = out.used  # the meter's reading of the answer (argoproxy/meter/used.py), as every record takes it
         team_key = call.plan.team_key
         if team_key is not None:
@@ -233,15 +250,16 @@ class Metrics:
                 self.observe_team(team_key.team, status, used, out.cost)
         if out.cost is not None and (out.cost.nanos or not out.cost.priced):  # free (self-hosted): nothing to add
             self.observe_cost(call, model)
-        if used is not None:
-            tokens = self._by_model.get(model)
-            if tokens is None:
-                tokens = self._by_model[model] = (self.tokens.labels(model, "prompt"),
-                                                  self.tokens.labels(model, "completion"))
-            if used.input:
-                tokens[0].inc(used.input)
-            if used.output:
-                tokens[1].inc(used.output)
+        if used is None:
+            return
+        tokens = self._by_model.get(model)
+        if tokens is None:
+            tokens = self._by_model[model] = (self.tokens.labels(model, "prompt"),
+                                              self.tokens.labels(model, "completion"))
+        if used.input:
+            tokens[0].inc(used.input)
+        if used.output:
+            tokens[1].inc(used.output)
 
     def observe_cost(self, call: Call, model: str) -> None:
         cost = call.outcome.cost

@@ -154,14 +154,21 @@ class ChatAnswers:
             # sanitized as on the other doors: a provider's decoder may quote what the upstream sent
             yield self.error_event(call, self.answers.sanitized(err))
         finally:
-            if capture is not None:
-                answers.note_output(call, capture.result())
-            if meter is not None:
-                answers.note_usage(call, *meter.settled(call.plan.body))
-            elif last_usage is not None:
-                obj = sse.sse_object(last_usage) if isinstance(last_usage, bytes) else last_usage
-                usage = obj.get("usage") if isinstance(obj, dict) else None
-                answers.note_usage(call, usage if isinstance(usage, dict) else None)
+            self._ended(call, capture, last_usage)
+
+    def _ended(self, call: Call, capture: StreamCapture | None, last_usage: StreamItem | None) -> None:
+        """A stream ended (or the client left): what it sent to the journal, its usage to the records (the
+        meter's, else the last event's that mentions it)."""
+        answers = self.answers
+        if capture is not None:
+            answers.note_output(call, capture.result())
+        meter = call.plan.meter
+        if meter is not None:
+            answers.note_usage(call, *meter.settled(call.plan.body))
+        elif last_usage is not None:
+            obj = sse.sse_object(last_usage) if isinstance(last_usage, bytes) else last_usage
+            usage = obj.get("usage") if isinstance(obj, dict) else None
+            answers.note_usage(call, usage if isinstance(usage, dict) else None)
 
     def error_event(self, call: Call, err: ProxyError) -> bytes:
         """An error once a stream has begun: an SSE event in OpenAI's error shape, naming the request."""

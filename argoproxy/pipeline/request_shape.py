@@ -53,6 +53,35 @@ def validate(kind: str, body: dict[str, Any]) -> None:
     # accept it, and backends that need one say so after LLM_PARAMS (require_model).
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise _bad("`model` must be a non-empty string.", "model")
+    _input(kind, body)
+    for name, (low, high, integer) in _NUMBERS.items():
+        if name in body:
+            _number(name, body[name], low, high, integer)
+    for name in _CHAT_SWITCHES if kind == "chat" else _SWITCHES:
+        value = body.get(name)
+        if value is not None and type(value) is not bool:
+            raise _bad(f"`{name}` must be true or false.", name)
+    if "stop" in body:
+        _stop(body["stop"])
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise _bad("`stream_options` must be an object.", "stream_options")
+    _types(body)
+    tools = body.get("tools")
+    if type(tools) is list:
+        _tools(tools)
+    response_format = body.get("response_format")
+    if type(response_format) is dict and type(response_format.get("type")) is not str:
+        _format_type(response_format.get("type"))
+
+
+# The true-or-false fields, in the order they are checked (logprobs is one in chat; completions take a number).
+_SWITCHES = ("stream", "echo", "parallel_tool_calls", "store")
+_CHAT_SWITCHES = _SWITCHES + ("logprobs",)
+
+
+def _input(kind: str, body: dict[str, Any]) -> None:
+    """What each kind of request is about: chat's messages, a completion's prompt, the input to embed."""
     if kind == "chat":
         _messages(body.get("messages"))
     elif kind == "completions":
@@ -62,40 +91,22 @@ def validate(kind: str, body: dict[str, Any]) -> None:
         if body.get("input") is None:
             raise _bad("You must provide an input parameter.", "input", "missing_required_parameter")
         _prompt(body["input"], "input")
-    for name, (low, high, integer) in _NUMBERS.items():
-        if name in body:
-            _number(name, body[name], low, high, integer)
-    stream = body.get("stream")
-    if stream is not None and type(stream) is not bool:
-        raise _bad("`stream` must be true or false.", "stream")
-    for name in ("echo", "parallel_tool_calls", "store"):
-        value = body.get(name)
-        if value is not None and type(value) is not bool:
-            raise _bad(f"`{name}` must be true or false.", name)
-    if kind == "chat" and "logprobs" in body and body["logprobs"] is not None and type(body["logprobs"]) is not bool:
-        raise _bad("`logprobs` must be true or false.", "logprobs")
-    if "stop" in body:
-        _stop(body["stop"])
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise _bad("`stream_options` must be an object.", "stream_options")
+
+
+def _types(body: dict[str, Any]) -> None:
     for name, types in _TYPES.items():
         value = body.get(name)
         if value is not None and (type(value) not in types or type(value) is bool):
             raise _bad(f"`{name}` must be {' or '.join(_TYPE_NAMES[t] for t in types)}, not {_json_type(value)}.",
                        name)
-    tools = body.get("tools")
-    if type(tools) is list:
-        _tools(tools)
-    response_format = body.get("response_format")
-    if type(response_format) is dict and type(response_format.get("type")) is not str:
-        # OpenAI's 400; llama.cpp's server answers a 500 (a validation error) to it
-        format_type = response_format.get("type")
-        if format_type is None:
-            raise _bad("`response_format` has no `type` (text, json_object or json_schema).", "response_format.type",
-                       "missing_required_parameter")
-        raise _bad(f"`response_format.type` must be a string, not {_json_type(format_type)}.",
-                   "response_format.type")
+
+
+def _format_type(format_type: Any) -> None:
+    """response_format.type when it is not a string: OpenAI's 400 (llama.cpp's server answers a 500 to it)."""
+    if format_type is None:
+        raise _bad("`response_format` has no `type` (text, json_object or json_schema).", "response_format.type",
+                   "missing_required_parameter")
+    raise _bad(f"`response_format.type` must be a string, not {_json_type(format_type)}.", "response_format.type")
 
 
 def _number(name: str, value: Any, low: float | None, high: float | None, integer: bool) -> None:

@@ -132,7 +132,7 @@ class Meter:
         self.kept_bytes = 0
         self.unread_bytes = 0  # of every event not parsed
 
-    def item(self, item: bytes | dict) -> bytes | dict | None:
+    def item(self, item: bytes | dict[str, Any]) -> bytes | dict[str, Any] | None:
         """A stream item as the client gets it (None: left out, it only carried usage)."""
         if type(item) is bytes:
             said = item.count(b'"usage"')
@@ -144,6 +144,10 @@ class Meter:
                     self.kept.append(item)
                     self.kept_bytes += len(item)
                 return item
+        return self._read(item)
+
+    def _read(self, item: bytes | dict[str, Any]) -> bytes | dict[str, Any] | None:
+        """An item that may hold a usage object: parsed, its texts counted and its usage kept."""
         obj = self.parse(item) if isinstance(item, bytes) else item
         if obj is None:
             return item
@@ -157,16 +161,7 @@ class Meter:
             self.usage = obj["usage"]
         if not self.strip:
             return item
-        usage = obj.pop("usage")
-        if not obj.get("choices"):
-            return None
-        if type(item) is not bytes:
-            return obj
-        if usage is None:
-            stripped, found = _NULL_USAGE.subn(b"", item)
-            if found == 1:
-                return stripped
-        return sse.encode(obj)
+        return _without_usage(item, obj)
 
     def settled(self, body: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
         """(the stream's usage, whether it is an estimate)."""
@@ -189,6 +184,19 @@ class Meter:
             return counted
         return round(counted * self.unread_bytes / self.kept_bytes)
 
+
+def _without_usage(item: bytes | dict[str, Any], obj: dict[str, Any]) -> bytes | dict[str, Any] | None:
+    """The item without its usage, for a client that did not ask for it (None: it held nothing else)."""
+    usage = obj.pop("usage")
+    if not obj.get("choices"):
+        return None
+    if type(item) is not bytes:
+        return obj
+    if usage is None:
+        stripped, found = _NULL_USAGE.subn(b"", item)
+        if found == 1:
+            return stripped
+    return sse.encode(obj)
 
 
 # A relayed native answer's usage, read from its bytes as they pass (the proxy does not parse those answers): the
@@ -296,16 +304,23 @@ def native_usage(chunks: Iterable[bytes], counted: Callable[[dict[str, int], boo
             passed += len(data)
             yield data
     finally:
-        if last:
-            inputs = last if any(name in last for name in _INPUTS) else first
-            prompt = inputs.get(b"prompt_tokens", 0) or sum(inputs.get(name, 0) for name in _INPUTS[:1] + _INPUTS[2:])
-            output = last.get(b"output_tokens", last.get(b"completion_tokens", 0))
-            counted(_with_parts({"input_tokens": prompt, "output_tokens": output}, inputs, last), False)
-        elif native:
-            counted({"input_tokens": next((native[n] for n in _NATIVE_INPUTS if n in native), 0),
-                     "output_tokens": next((native[n] for n in _NATIVE_OUTPUTS if n in native), 0)}, False)
-        elif said is not None and body is not None:
-            counted({"input_tokens": prompt_tokens(body), "output_tokens": said.total()}, True)
+        _report_usage(counted, first, last, native, said, body)
+
+
+def _report_usage(counted: Callable[[dict[str, int], bool], None], first: dict[bytes, int], last: dict[bytes, int],
+                  native: dict[bytes, int], said: AnswerTexts | None, body: dict[str, Any] | None) -> None:
+    """`counted` with what a relayed answer used: its usage objects' counts, else Ollama's or llama.cpp's own,
+    else an estimate (when the texts were read); nothing when there is none of them."""
+    if last:
+        inputs = last if any(name in last for name in _INPUTS) else first
+        prompt = inputs.get(b"prompt_tokens", 0) or sum(inputs.get(name, 0) for name in _INPUTS[:1] + _INPUTS[2:])
+        output = last.get(b"output_tokens", last.get(b"completion_tokens", 0))
+        counted(_with_parts({"input_tokens": prompt, "output_tokens": output}, inputs, last), False)
+    elif native:
+        counted({"input_tokens": next((native[n] for n in _NATIVE_INPUTS if n in native), 0),
+                 "output_tokens": next((native[n] for n in _NATIVE_OUTPUTS if n in native), 0)}, False)
+    elif said is not None and body is not None:
+        counted({"input_tokens": prompt_tokens(body), "output_tokens": said.total()}, True)
 
 
 def _with_parts(usage: dict[str, Any], inputs: dict[bytes, int], last: dict[bytes, int]) -> dict[str, Any]:

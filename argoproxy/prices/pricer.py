@@ -196,13 +196,9 @@ class PriceSource:
         if given is not None:
             return given, True
         table = self.pricer.table
-        for name in names:
-            named = self.vendor(name) if self.vendor is not None else None
-            vendor = table.provider(named[0]) if named is not None and table is not None else None
-            if vendor is not None and table is not None and named is not None:
-                model = next((m for m in (table.model(vendor, n) for n in named[1]) if m is not None), None)
-                if model is not None:
-                    return Found(vendor.id, model.id, table_model=model), True
+        found = self._vendors_model(names, table)
+        if found is not None:
+            return found, True
         provider = self.provider()
         if provider is not None and table is not None:
             model = next((m for m in (table.model(provider, n) for n in names) if m is not None), None)
@@ -212,21 +208,35 @@ class PriceSource:
         if why is not None:
             return Found(SELF_HOSTED, names[0] if names else "-", Rates({})), True
         if self.vendor is None and table is not None:
-            if names in self._by_name:
-                return self._by_name[names], settled
-            # the table's scan, kept even while the upstream cannot be asked (it does not depend on the
-            # answer, and it is the dearest part of a lookup)
-            by_name: Found | None = None
-            for name in names:
-                listed = table.by_name(name, time.time())
-                if listed is not None:
-                    by_name = Found(f"{listed[0].id} {BY_NAME}", listed[1].id, table_model=listed[1])
-                    break
-            if len(self._by_name) < MATCHES_KEPT and all(len(name) <= NAME_MOST for name in names):
-                with self._lock:
-                    self._by_name[names] = by_name
-            return by_name, settled
+            return self._by_name_in(table, names), settled
         return None, settled
+
+    def _vendors_model(self, names: tuple[str, ...], table: PriceTable | None) -> Found | None:
+        """The model at the prices of the vendor the backend names for it, under the vendor's names for it."""
+        for name in names:
+            named = self.vendor(name) if self.vendor is not None else None
+            vendor = table.provider(named[0]) if named is not None and table is not None else None
+            if vendor is not None and table is not None and named is not None:
+                model = next((m for m in (table.model(vendor, n) for n in named[1]) if m is not None), None)
+                if model is not None:
+                    return Found(vendor.id, model.id, table_model=model)
+        return None
+
+    def _by_name_in(self, table: PriceTable, names: tuple[str, ...]) -> Found | None:
+        """The table's scan by the model's names, kept even while the upstream cannot be asked (it does not depend
+        on the answer, and it is the dearest part of a lookup)."""
+        if names in self._by_name:
+            return self._by_name[names]
+        by_name: Found | None = None
+        for name in names:
+            listed = table.by_name(name, time.time())
+            if listed is not None:
+                by_name = Found(f"{listed[0].id} {BY_NAME}", listed[1].id, table_model=listed[1])
+                break
+        if len(self._by_name) < MATCHES_KEPT and all(len(name) <= NAME_MOST for name in names):
+            with self._lock:
+                self._by_name[names] = by_name
+        return by_name
 
     def provider(self) -> Provider | None:
         """The table's provider whose API this deployment's URL is (found once)."""

@@ -39,7 +39,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.config.llm_params import DeploymentParams, ModelRule
 from argoproxy.config.routing_settings import ModelEntry, declared_self_hosted, entry_url
 from argoproxy.routing.router import Deployment, Pool, Router
-from argoproxy.upstream.client import RETRY_BUDGET, Upstream, parse_retry_after
+from argoproxy.upstream.client import RETRY_BUDGET, CallBudget, Upstream, parse_retry_after
 from argoproxy.upstream.relay import context_exceeded
 from argoproxy.upstream.wire import describe_host
 from argoproxy.edge.validation import model_allowed
@@ -185,14 +185,8 @@ class Routing:
         for position, (name, pool) in enumerate(chain):
             tried: set[int] = set()
             budget.reserved = len(chain) - position - 1  # a call kept for each fallback model still ahead
-            while len(tried) < self.max_attempts and (budget.may_retry() if tried else budget.left > 0) and (
-                    not tried or time.monotonic() - started < RETRY_BUDGET):
-                seat = None
-                if self.seating is None:
-                    dep = self.router.pick(pool, tried)
-                else:
-                    dep, seat = self.seating.seat(call, pool, tried) if len(tried) < len(pool.deployments) \
-                        else (None, None)
+            while self._may_try(tried, budget, started):
+                dep, seat = self._pick(call, pool, tried)
                 if dep is None:
                     break
                 tried.add(dep.index)
@@ -202,21 +196,43 @@ class Routing:
                     if call.outcome.client_left:  # the proxy cut this one off: the client is gone, nobody to ask for
                         raise
                     failure = err
-                    # the error the client may get says where it came from, like an answer would
-                    err.headers = {**err.headers, SERVED_MODEL: header_safe(self.shown_name(name, asked)),
-                                   SERVED_BY: dep.served_by}
-                    if is_context_exceeded(err):
-                        break  # another deployment of the same model has the same window: next model
-                    if not self.failed(dep, err):
-                        raise
-                    log.warning("deployment %s of %s failed (%s %s); %s", dep.served_by, name, err.status,
-                                err.code or "", "trying another" if position + 1 < len(chain) or
-                                len(tried) < len(pool.deployments) else "no other left")
+                    if self._next_model(err, asked, name, dep,
+                                        position + 1 < len(chain) or len(tried) < len(pool.deployments)):
+                        break
         assert failure is not None
         if budget.used > 1:  # asked again already: the SDKs' own retries would multiply the calls (relay.py)
             failure.headers = {**{k: v for k, v in failure.headers.items() if k.lower() != "x-should-retry"},
                                "x-should-retry": "false"}
         raise failure
+
+    def _may_try(self, tried: set[int], budget: CallBudget, started: float) -> bool:
+        """Another attempt on the model: at most 1 + MAX_RETRIES of them, within MAX_UPSTREAM_CALLS, and none
+        started after RETRY_BUDGET seconds."""
+        return len(tried) < self.max_attempts and (budget.may_retry() if tried else budget.left > 0) and (
+            not tried or time.monotonic() - started < RETRY_BUDGET)
+
+    def _pick(self, call: Call, pool: Pool, tried: set[int]) -> tuple[Deployment | None, Seat | None]:
+        """The pool's next deployment (None: none left), with its admission seat when admission is on."""
+        if self.seating is None:
+            return self.router.pick(pool, tried), None
+        if len(tried) < len(pool.deployments):
+            return self.seating.seat(call, pool, tried)
+        return None, None
+
+    def _next_model(self, err: ProxyError, asked: str, name: str, dep: Deployment, others_left: bool) -> bool:
+        """After a failed attempt: True to pass the call to the chain's next model (another deployment of this
+        one has the same context window), False to try another deployment; `err` is raised when the client is to
+        get it as it is."""
+        # the error the client may get says where it came from, like an answer would
+        err.headers = {**err.headers, SERVED_MODEL: header_safe(self.shown_name(name, asked)),
+                       SERVED_BY: dep.served_by}
+        if is_context_exceeded(err):
+            return True
+        if not self.failed(dep, err):
+            raise err
+        log.warning("deployment %s of %s failed (%s %s); %s", dep.served_by, name, err.status,
+                    err.code or "", "trying another" if others_left else "no other left")
+        return False
 
     def attempt(self, call: Call, asked: str, name: str, dep: Deployment, seat: Seat | None = None,
                 again_from: bytes | None = None) -> Answer:

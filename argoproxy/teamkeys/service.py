@@ -178,12 +178,7 @@ class TeamKeys:
         counted = _counts(record) or (team is not None and _counts(team))
         worst = worst_of(body) if counted else NOTHING
         owners = (record,) if team is None else (record, team)
-        tokens = worst.tokens if worst is not NOTHING and any(o.tpm or o.budget is not None for o in owners) else 0
-        for owner in owners:
-            for limit, by in ((owner.tpm, "tokens"), (owner.budget.tokens if owner.budget is not None else 0, "budget")):
-                if limit and tokens > limit:
-                    raise too_large(worst, WHAT[by].format(tpm=owner.tpm, budget=owner.budget),
-                                    "budget" if by == "budget" else "rate", whose(owner))
+        tokens = _tokens_held(owners, worst)
         money = self.most(call, record, worst) if any(o.budget_usd is not None for o in owners) else 0
         waiting, by, hold = self.store.reserve(record, self.clock(), tokens, money)
         if by:
@@ -390,6 +385,18 @@ class TeamKeys:
 def _counts(record: KeyRecord) -> bool:
     """Whether the record's limits count tokens or dollars (what needs the call's worst case)."""
     return bool(record.tpm or record.budget is not None or record.budget_usd is not None)
+
+
+def _tokens_held(owners: tuple[KeyRecord, ...], worst: Worst) -> int:
+    """The tokens a call holds of its key's (and its team's) token limits: its worst case where one of them counts
+    tokens. A call larger than a whole limit is refused at once (no retry helps)."""
+    tokens = worst.tokens if worst is not NOTHING and any(o.tpm or o.budget is not None for o in owners) else 0
+    for owner in owners:
+        for limit, by in ((owner.tpm, "tokens"), (owner.budget.tokens if owner.budget is not None else 0, "budget")):
+            if limit and tokens > limit:
+                raise too_large(worst, WHAT[by].format(tpm=owner.tpm, budget=owner.budget),
+                                "budget" if by == "budget" else "rate", whose(owner))
+    return tokens
 
 
 def whose(record: KeyRecord) -> str:

@@ -88,14 +88,25 @@ class StreamTextCalls:
         delta: dict[str, Any] = given if isinstance(given, dict) else {}
         if self.template is None:
             self.template = {k: obj[k] for k in ("id", "object", "created", "model") if k in obj}
-        for call in delta.get("tool_calls") or ():
-            if isinstance(call, dict) and isinstance(call.get("index"), int):
-                self.next_index = max(self.next_index, call["index"] + 1)
+        upstream_calls = delta.get("tool_calls")
+        if upstream_calls:
+            self._number_after(upstream_calls)
         content = delta.get("content")
         finish = choice.get("finish_reason")
         if self.scanner.idle and not (isinstance(content, str) and could_hold_call(content)) \
                 and not (finish == "stop" and self.scanner.calls):
-            return None
+            return None  # most chunks: nothing held and nothing that could start a call
+        return self._rewritten(obj, choice, delta, content, finish)
+
+    def _number_after(self, upstream_calls: Any) -> None:
+        """Text-written calls are numbered after the tool_calls the upstream sent itself."""
+        for call in upstream_calls:
+            if isinstance(call, dict) and isinstance(call.get("index"), int):
+                self.next_index = max(self.next_index, call["index"] + 1)
+
+    def _rewritten(self, obj: dict[str, Any], choice: dict[str, Any], delta: dict[str, Any], content: Any,
+                   finish: Any) -> list[dict[str, Any]]:
+        """The chunks a chunk becomes once the scanner has read its content: [] while all of it is held."""
         pieces = self.scanner.feed(content) if isinstance(content, str) else []
         if finish is not None:
             pieces += self.scanner.finish()
@@ -106,14 +117,7 @@ class StreamTextCalls:
             finish = "tool_calls"
         if not pieces and not rest and finish is None and not obj.get("usage"):
             return []  # everything in it is held
-        out = []
-        for n, d in enumerate(deltas):
-            last = n == len(deltas) - 1
-            chunk = {**obj, "choices": [{**choice, "delta": d, "finish_reason": finish if last else None}]}
-            if not last and chunk.get("usage"):
-                chunk["usage"] = None  # usage belongs to the chunk that ends the answer
-            out.append(chunk)
-        return out
+        return _spread(obj, choice, deltas, finish)
 
     def _delta(self, piece: str | dict[str, Any]) -> dict[str, Any]:
         if isinstance(piece, str):
@@ -129,6 +133,19 @@ class StreamTextCalls:
             return []
         return [{**self.template, "choices": [{"index": 0, "delta": self._delta(p), "finish_reason": None}]}
                 for p in pieces]
+
+
+def _spread(obj: dict[str, Any], choice: dict[str, Any], deltas: list[dict[str, Any]],
+            finish: Any) -> list[dict[str, Any]]:
+    """One chunk per delta, as the upstream's chunk was: the finish_reason (and usage) on the last one only."""
+    out = []
+    for n, d in enumerate(deltas):
+        last = n == len(deltas) - 1
+        chunk = {**obj, "choices": [{**choice, "delta": d, "finish_reason": finish if last else None}]}
+        if not last and chunk.get("usage"):
+            chunk["usage"] = None  # usage belongs to the chunk that ends the answer
+        out.append(chunk)
+    return out
 
 
 def stream_items(items: Iterable[StreamItem], names: frozenset[str],
