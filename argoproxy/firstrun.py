@@ -233,6 +233,8 @@ def create_config(config: Path) -> None:
     values.update(ask_shared_machine())
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(config_text(values, backend.run.comments), encoding="utf-8")
+    from argoproxy.launch.sources import record_config
+    record_config(config)  # `run` in any other directory finds it (argoproxy/launch/sources.py)
     say(f"Created {config} with your settings:")
     show(config)
     ask("Review the config above. Press enter to continue or Ctrl+C to abort.")
@@ -314,31 +316,57 @@ def checks(settings: Settings) -> list[Check]:
     return [(f"{settings.backend} API", "GET", providers.get(settings.backend).url(settings) + "models", None, False)]
 
 
-def check_one(method: str, url: str, body: dict[str, Any] | None, need_success: bool) -> str:
-    """"ok", or why not, worded as the proxy's own errors are (a failing corporate proxy named as such)."""
+def upstream_key(settings: Settings) -> tuple[str, str]:
+    """(the key the proxy sends its upstream, the variable that sets it): the provider's key setting."""
+    from argoproxy.config import provider_registry as providers
+    from argoproxy.config.settings import SETTING_FIELDS
+    name = providers.get(settings.backend).key_setting
+    field = SETTING_FIELDS.get(name)
+    variable = field.metadata["env"][0] if field is not None and field.metadata["env"] else name.upper()
+    return str(getattr(settings, name, "") or ""), variable
+
+
+def check_one(method: str, url: str, body: dict[str, Any] | None, need_success: bool,
+              key: tuple[str, str] = ("", "")) -> str:
+    """"ok", or why not, worded as the proxy's own errors are (a failing corporate proxy named as such). `key`:
+    (the proxy's upstream key, its variable), sent as the proxy sends it: a model list that refuses it (401, 403)
+    or is not there (404) is said, whatever the check needs."""
     import requests  # reads the proxy environment as the proxy does
 
     from argoproxy.upstream.proxy_env import proxy_for
     from argoproxy.upstream.client import transport_error
     proxy = proxy_for(url)
+    headers = {"Authorization": f"Bearer {key[0]}"} if key[0] else {}
     try:
-        response = requests.request(method, url, json=body, timeout=CHECK_TIMEOUT, allow_redirects=False)
+        response = requests.request(method, url, json=body, headers=headers, timeout=CHECK_TIMEOUT,
+                                    allow_redirects=False)
     except requests.RequestException as exc:
         return f"failed: {transport_error(exc, url, CHECK_TIMEOUT, proxy).message}"
     response.close()
     if response.status_code == 407 and proxy.url:  # the proxy's answer for a plain-http upstream
         return f"failed: The proxy {proxy.shown} refused the request: 407 Proxy Authentication Required."
+    if key[1] and response.status_code in (401, 403):
+        return (f"failed: the upstream refused the proxy's key {key[1]} (HTTP {response.status_code}): set "
+                f"{key[1]} to a key of this server" if key[0] else
+                f"failed: the upstream wants a key (HTTP {response.status_code}) and {key[1]} is not set: set it in "
+                "the environment or in .env")
+    if key[1] and response.status_code == 404 and url.endswith("/models"):
+        return (f"failed: nothing at {mask_url(url)} (HTTP 404): is the base URL's path right? (vLLM, llama.cpp, "
+                "Ollama and OpenAI serve their API under /v1)")
     return "ok" if not need_success or response.ok else f"failed (HTTP {response.status_code})"
 
 
-def check_connectivity(settings: Settings) -> None:
-    unreachable = []
+def check_connectivity(settings: Settings, launcher: str = "./run_app.sh") -> None:
+    unreachable, urls = [], []
+    own = backend_named(settings.backend).run.checks is not None  # the provider's checks: as they are
+    key = ("", "") if own else upstream_key(settings)
     for label, method, url, body, need_success in checks(settings):
         print(f"Validating {label} connectivity: {mask_url(url)} ... ", end="", flush=True)
-        result = check_one(method, url, body, need_success)
+        result = check_one(method, url, body, need_success, key)
         say(result)
         if result != "ok":
             unreachable.append(f"{label}: {mask_url(url)}")
+            urls.append(url)
     if not unreachable:
         return
     for item in unreachable:
@@ -347,9 +375,29 @@ def check_connectivity(settings: Settings) -> None:
         say(line)
     if interactive():
         if not ask_yes("Continue anyway?", False):
-            raise Abort("Aborting.")
+            raise Abort(f"Aborting. {where_urls_are(settings, urls, launcher)}")
     else:
         say("Continuing anyway (no terminal to ask).")
+
+
+def where_urls_are(settings: Settings, urls: list[str], launcher: str) -> str:
+    """Where the URLs that did not answer are set (the setting, and the file or the variable), and what to do:
+    the next run asks the same question until the server answers or the URL is corrected."""
+    from argoproxy.config.settings import SETTING_FIELDS
+    named = []
+    for url in urls:
+        key = max((name for name, value in settings.public_items() if isinstance(value, str) and "://" in value
+                   and url.startswith(getattr(settings, name))), key=lambda n: len(getattr(settings, n)), default=None)
+        if key is None:
+            continue
+        env = [e for e in SETTING_FIELDS[key].metadata["env"] if os.environ.get(e)]
+        value = mask_url(getattr(settings, key))
+        named.append(f"{key}: {value} in {settings.config_path}" if settings.config_path and not env else
+                     f"{env[0] if env else SETTING_FIELDS[key].metadata['env'][0]}={value} in the environment")
+    if not named:
+        return f"Start the upstream server, then run {launcher} again."
+    return (f"The URL is set by {'; '.join(dict.fromkeys(named))}: start the server there, or correct it, then run "
+            f"{launcher} again (the same question is asked until it answers).")
 
 
 # ---- main -------------------------------------------------------------------------------------------------
@@ -381,7 +429,7 @@ def prepare(config: Path, explicit: bool = True, given: dict[str, Any] | None = 
     # on a Unix socket there is no port to check or name
     listening = f"on unix:{settings.socket}" if settings.socket else f"on port {free_port_for_run(settings, given, flags)}"
     if os.environ.get("COT_PROXY_SKIP_CHECKS", "0") != "1":
-        check_connectivity(settings)
+        check_connectivity(settings, launcher)
     # printed by the server once it listens (argoproxy/serve/gunicorn_app.py), as the last lines of the start
     os.environ[READY_LINES_ENV] = "\n".join(first_request_lines(settings, flags.get("port", settings.port), launcher))
     say(f"Starting cot_proxy ({settings.backend} backend) {listening}: {plural(settings.workers, 'worker')}, "
@@ -463,6 +511,9 @@ def main(argv: list[str] | None = None) -> None:
         from argoproxy.serve.gunicorn_app import loaded_or_exit
         from argoproxy.prices.refresh import main as prices_main
         raise SystemExit(prices_main(argv[1:], "run_app.sh", lambda flags: loaded_or_exit(flags).settings))
+    if argv[:1] == ["demo"]:  # ./run_app.sh demo: the proxy in front of its demo model, no set-up questions
+        from argoproxy.launch.demo import main as demo_main
+        raise SystemExit(demo_main(argv[1:], run_app_launcher(HERE), parse_flags))
     if argv[:1] in (["run"], ["agents"]):  # ./run_app.sh run -- claude: no set-up questions, the same settings
         from argoproxy.launch.run import main as launch_main
         raise SystemExit(launch_main(argv[0], argv[1:], run_app_launcher(HERE), parse_flags))

@@ -1,6 +1,10 @@
 """How each coding agent is pointed at the proxy: the one place that knows it (`cot-proxy run`, `cot-proxy agents`
 and tests/agents all read it).
 
+Each agent is told the model's context window and output limit the way it reads them, when the proxy's model
+list gives a window (`Target.window`: vLLM's max_model_len, llama.cpp's per-slot context...); otherwise nothing is
+set and the agent keeps its own default.
+
 A set-up is the agent's command line, the environment variables to set and to remove, and files written into a
 scratch directory the run owns (a temporary config the agent is told about by an environment variable or a
 flag). Nothing is written into the user's own configuration: their ~/.codex, ~/.config/opencode,
@@ -12,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 # The variable that carries the proxy's key to agents that read their key from a variable of our choosing.
 KEY_ENV = "COT_PROXY_API_KEY"
@@ -25,7 +29,18 @@ class Target:
     url: str  # http://127.0.0.1:5000, without /v1
     key: str
     model: str  # a name the proxy serves
+    window: int | None = None  # the model's context in tokens, as the proxy lists it; None: not known
     websocket: bool = False  # the proxy serves the Responses API over a WebSocket (launch/websocket_probe.py)
+
+    @property
+    def output(self) -> int | None:
+        """The output limit the agent is told: a quarter of the window, at most MAX_OUTPUT. An agent's own default
+        (Claude Code's 32,000) in a 32k window leaves no room for the conversation, and vLLM refuses a request
+        whose prompt and max_tokens together pass the window."""
+        return min(MAX_OUTPUT, self.window // 4) if self.window else None
+
+
+MAX_OUTPUT = 32_000  # Claude Code's and Codex's own default for large models
 
 
 @dataclass
@@ -68,6 +83,8 @@ def claude(target: Target, args: list[str], scratch: Path) -> Setup:
     # The user's own Anthropic key would be sent to the proxy beside ours; Bedrock and Vertex switches send
     # the agent past it.
     unset = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")
+    if target.window:  # it assumes 200,000 tokens for a model it does not know, and compacts only near 167,000
+        env.update(CLAUDE_CODE_AUTO_COMPACT_WINDOW=str(target.window), CLAUDE_CODE_MAX_OUTPUT_TOKENS=str(target.output))
     return Setup(["claude", *args], env, unset)
 
 
@@ -81,18 +98,23 @@ def codex(target: Target, args: list[str], scratch: Path) -> Setup:
     overrides = ["-c", f'model_providers.{PROVIDER}={provider}', "-c", f'model_provider="{PROVIDER}"']
     if not _has_option(args, "-m", "--model"):
         overrides += ["-c", f'model="{target.model}"']
+    if target.window:
+        overrides += ["-c", f"model_context_window={target.window}", "-c", f"model_max_output_tokens={target.output}"]
     return Setup(["codex", *overrides, *args], {KEY_ENV: target.key})
 
 
 def opencode(target: Target, args: list[str], scratch: Path) -> Setup:
     # OPENCODE_CONFIG: a config file merged over the user's global one (a project's opencode.json still wins).
     config = scratch / "opencode.json"
+    model: dict[str, Any] = {"name": target.model}
+    if target.window:
+        model["limit"] = {"context": target.window, "output": target.output}
     text = json.dumps({
         "$schema": "https://opencode.ai/config.json",
         "provider": {PROVIDER: {
             "npm": "@ai-sdk/openai-compatible", "name": PROVIDER,
             "options": {"baseURL": f"{target.url}/v1", "apiKey": "{env:" + KEY_ENV + "}"},
-            "models": {target.model: {"name": target.model}}}},
+            "models": {target.model: model}}},
         "model": f"{PROVIDER}/{target.model}", "small_model": f"{PROVIDER}/{target.model}"}, indent=2)
     return Setup(["opencode", *args], {"OPENCODE_CONFIG": str(config), KEY_ENV: target.key}, files={config: text})
 
@@ -110,6 +132,12 @@ def aider(target: Target, args: list[str], scratch: Path) -> Setup:
         files[env_file] = "".join(f"{name}={value}\n" for name, value in
                                   {**env, "OPENAI_BASE_URL": env["OPENAI_API_BASE"]}.items())
         ours += ["--env-file", str(env_file)]
+    if target.window and not _has_option(args, "--model-metadata-file"):  # litellm's model_prices file format
+        metadata = scratch / "aider-model-metadata.json"
+        files[metadata] = json.dumps({f"openai/{target.model}": {
+            "max_input_tokens": target.window, "max_output_tokens": target.output, "max_tokens": target.output,
+            "litellm_provider": "openai", "mode": "chat"}}, indent=2)
+        ours += ["--model-metadata-file", str(metadata)]
     return Setup(["aider", *ours, "--no-show-model-warnings", *args], env, ("OPENAI_BASE_URL",), files)
 
 

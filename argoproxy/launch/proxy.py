@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from argoproxy.config.settings import Settings
 from argoproxy.edge import listener_proof
@@ -142,7 +143,9 @@ def _answers(host: str, port: int, path: Path, nonce: bytes) -> bool:
 # like, which urllib follows for loopback too unless no_proxy names it): that one would get the key in clear.
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-def served_models(url: str, key: str) -> list[str]:
+def served_models(url: str, key: str) -> list[dict[str, Any]]:
+    """The proxy's model list entries (each with a string `id`), as it lists them: with the window it reads
+    from the upstream where it knows one (pipeline/model_context.py's context_length reads it)."""
     request = urllib.request.Request(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"})
     try:
         with DIRECT.open(request, timeout=MODELS_TIMEOUT) as answer:
@@ -155,7 +158,7 @@ def served_models(url: str, key: str) -> list[str]:
     except (OSError, ValueError):
         return []
     data = body.get("data") if isinstance(body, dict) else None
-    return [m["id"] for m in data or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    return [m for m in data or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
 
 def accepts(url: str, key: str) -> bool:

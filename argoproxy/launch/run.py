@@ -35,6 +35,7 @@ from argoproxy.launch.proxy import (Refused, StartedProxy, accepts, address, bas
                                     served_models)
 from argoproxy.launch.run_key import NO_KEY, admin_keys, for_run
 from argoproxy.launch.websocket_probe import WEBSOCKET_DOOR, serves_websocket
+from argoproxy.pipeline.model_context import context_length
 from argoproxy.launch.sources import ask_on_terminal, choose, env_file_values, without_code_loaders
 
 
@@ -254,17 +255,17 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
                 raise Refused(f"the proxy at {url} asks for a key and none of its keys is readable here: set "
                               f"{USER_KEY_ENV}")
             prove(host, port, scratch)
-            model = chosen_model(agent, asked_model, url, key)
+            model, window = chosen_model(agent, asked_model, url, key)
             models = list(dict.fromkeys([model, *models_named(agent, agent_args)]))
             run_key = for_run(settings, key, key in admin, models, agent.name)
             if not accepts(url, run_key.key):
                 raise Refused(refusal(url, run_key.key, settings))
-            target = Target(url, run_key.key, model)
+            target = Target(url, run_key.key, model, window)
             if agent.door == WEBSOCKET_DOOR:  # Codex's WebSocket mode, when the proxy serves it
                 target = replace(target, websocket=serves_websocket(url, run_key.key))
             setup = agent.setup(target, agent_args, scratch, program)
             write_files(setup)
-            say(f"{agent.title} -> {url} ({agent.door}), model {model}, key: {run_key.where}")
+            say(f"{agent.title} -> {url} ({agent.door}), model {model} ({window_said(target)}), key: {run_key.where}")
             env = direct_to(agent_environment(setup, os.environ, settings, [key, *admin]), host)
             return run_in_foreground(setup.argv, env)
         finally:
@@ -274,13 +275,25 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
                 started.stop()
 
 
-def chosen_model(agent: Agent, asked: str | None, url: str, key: str) -> str:
-    if asked:
-        return asked
-    model = model_for(agent, served_models(url, key))
+def chosen_model(agent: Agent, asked: str | None, url: str, key: str) -> tuple[str, int | None]:
+    """(the model the agent asks for, its window as the proxy lists it: None when it lists none)."""
+    listed = served_models(url, key)
+    model = asked or model_for(agent, [m["id"] for m in listed])
     if model is None:
         raise Refused(f"the proxy at {url} lists no model: name one with --model")
-    return model
+    return model, window_of(model, listed)
+
+
+def window_of(model: str, listed: list[dict[str, Any]]) -> int | None:
+    """The model's context window, read from the proxy's list as the proxy reads it for reservations."""
+    entry = next((m for m in listed if m["id"] == model), None)
+    return context_length(entry) if entry is not None else None
+
+
+def window_said(target: Target) -> str:
+    if target.window is None:
+        return "window not known: the agent keeps its own default"
+    return f"window {target.window:,} tokens, output limit {target.output:,}"
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -322,9 +335,10 @@ def show_agents(argv: list[str], prog: str, parse_flags: FlagParser, say: Callab
     host, port = address(settings)
     url = base_url(host, port)
     key = own_key(settings)
-    state, served = f"not running: `{typed(prog)} run` starts it", list[str]()
+    state, listed = f"not running: `{typed(prog)} run` starts it", list[dict[str, Any]]()
     if listening(host, port):
-        state, served = proven_models(host, port, url, key)
+        state, listed = proven_models(host, port, url, key)
+    served = [m["id"] for m in listed]
     print(f"proxy: {url} ({state})")
     missing = []
     for agent in AGENTS.values():
@@ -334,9 +348,10 @@ def show_agents(argv: list[str], prog: str, parse_flags: FlagParser, say: Callab
             continue
         model = model_for(agent, served) or "MODEL"
         scratch = scratch_base() / "cot-proxy-run-XXXX"
-        setup = agent.setup(Target(url, "KEY", model), [], scratch, program)
+        target = Target(url, "KEY", model, window_of(model, listed))
+        setup = agent.setup(target, [], scratch, program)
         print(f"\n{agent.name}: {agent.title} ({program}), speaks {agent.door}")
-        for line in describe(setup, settings, key, model):
+        for line in describe(setup, settings, key, target, bool(listed)):
             print(f"  {line}")
     if missing:
         print(f"\nnot on PATH (install, then `{typed(prog)} run -- AGENT`):")
@@ -345,7 +360,7 @@ def show_agents(argv: list[str], prog: str, parse_flags: FlagParser, say: Callab
     return 0
 
 
-def proven_models(host: str, port: int, url: str, key: str | None) -> tuple[str, list[str]]:
+def proven_models(host: str, port: int, url: str, key: str | None) -> tuple[str, list[dict[str, Any]]]:
     """(what listens there, the models it lists): asked only of the user's own proxy."""
     with tempfile.TemporaryDirectory(prefix="cot-proxy-agents-", dir=scratch_base()) as made:
         try:
@@ -355,8 +370,10 @@ def proven_models(host: str, port: int, url: str, key: str | None) -> tuple[str,
     return "listening", served_models(url, key) if key else []
 
 
-def describe(setup: Setup, settings: Settings, key: str | None, model: str) -> Iterator[str]:
-    """The set-up as lines; the key is never printed (KEY: where it comes from)."""
+def describe(setup: Setup, settings: Settings, key: str | None, target: Target, asked: bool) -> Iterator[str]:
+    """The set-up as lines; the key is never printed (KEY: where it comes from). `asked`: the proxy listed its
+    models (else the window could not be known)."""
+    model = target.model
     admin = key is None or key in admin_keys(settings)
     where = ("any text (auth is off)" if not settings.enable_auth else
              "a key made for each run, allowed its model, revoked when the agent exits" if admin else
@@ -373,3 +390,10 @@ def describe(setup: Setup, settings: Settings, key: str | None, model: str) -> I
     yield f"KEY: {where}"
     if model == "MODEL":
         yield "MODEL: the first model the proxy lists that names the agent's family, else its first (or --model)"
+    if target.window is not None:
+        yield f"window: {target.window:,} tokens, output limit {target.output:,} (the proxy's model list)"
+    elif asked:
+        yield (f"window: not known: the proxy's model list gives none for {model} (OpenAI, ARGO and DashScope "
+               "publish none), so none is set and the agent keeps its own default")
+    else:
+        yield "window: read from the proxy's model list when it runs (none set when it lists none)"

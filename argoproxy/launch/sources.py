@@ -8,6 +8,9 @@ So from the working directory the launcher reads nothing (no `.env`, no `config.
 - trusted the directory: asked once, on a terminal only, the answer kept in the user's own config
   (`trusted_dirs`: one absolute path a line). Without a terminal the files are left out, said in one line.
   The user's own config directory and the checkout run's code comes from need no answer.
+- the config file the first run's questions wrote (in the checkout, where ./run_app.sh was started): its path is
+  recorded in the user's own config directory (`first_config`), which run trusts as it trusts that directory,
+  so `run` from any other directory finds it (after the user's own ~/.config/argoproxy/config.yaml).
 
 Whatever a file says, a variable that makes a program load code or its start-up files (LD_PRELOAD, PYTHONPATH,
 NODE_OPTIONS, BASH_ENV, PATH, HOME, ...) is never taken from it: those come from the user's environment only.
@@ -60,11 +63,12 @@ def choose(directory: Path, named_config: str | None, named_env: str | None, ask
         if not trusted_here:
             say(f"not reading {', '.join(present)} in {here} (a directory you have not trusted): name a file with "
                 "--config or --env-file, or run on a terminal to be asked once")
+    recorded = recorded_config(environ)
     if not trusted_here:  # nothing of the directory's, and no keys.db made in it either
-        return Sources(config, env_file, USER_SEARCH, None if config else USER_DIR.expanduser())
+        return Sources(config, env_file, (*USER_SEARCH, *recorded), None if config else USER_DIR.expanduser())
     if env_file is None and (here / ENV_FILE).is_file():
         env_file = here / ENV_FILE
-    return Sources(config, env_file, CONFIG_SEARCH_PATH, None)
+    return Sources(config, env_file, (*CONFIG_SEARCH_PATH, *recorded), None)
 
 
 def _directory_files(config_named: bool, env_named: bool) -> list[str]:
@@ -99,15 +103,36 @@ def trusted_dirs_file(environ: Mapping[str, str] = os.environ) -> Path:
 
 def trusted(environ: Mapping[str, str] = os.environ) -> set[Path]:
     """The directories the user trusted. A list another user could have written to is not theirs: ignored."""
-    path = trusted_dirs_file(environ)
+    return {Path(line) for line in _own_lines(trusted_dirs_file(environ)) if line.startswith("/")}
+
+
+def _own_lines(path: Path) -> list[str]:
+    """The lines of a file of the user's own; none when another user could have written to it."""
     try:
         info = path.stat()
         if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return set()
-        lines = path.read_text(encoding="utf-8").splitlines()
+            return []
+        return path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
-        return set()
-    return {Path(line) for line in lines if line.startswith("/")}
+        return []
+
+
+def first_config_file(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where the first run records the config it wrote: beside trusted_dirs."""
+    return trusted_dirs_file(environ).with_name("first_config")
+
+
+def record_config(config: Path, environ: Mapping[str, str] = os.environ) -> None:
+    """The first run wrote `config`: kept for `run` started in any other directory (one absolute path)."""
+    path = first_config_file(environ)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, 0o600), "w", encoding="utf-8") as out:
+        out.write(f"{config.absolute()}\n")
+
+
+def recorded_config(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """The config the first run recorded, as a search path entry (none when there is no record of the user's)."""
+    return tuple(line for line in _own_lines(first_config_file(environ))[:1] if line.startswith("/"))
 
 
 def remember(directory: Path, environ: Mapping[str, str] = os.environ) -> None:

@@ -17,11 +17,13 @@ MODELS_KEPT = 4096  # entries kept from one list (a list is the upstream's: boun
 
 
 def context_length(entry: Mapping[str, Any]) -> int | None:
-    """The model's context in tokens as its server lists it: vLLM's `max_model_len`, llama.cpp's `meta.n_ctx`
-    (the context it serves; else `meta.n_ctx_train`), or a `context_length`/`context_window` field."""
+    """The model's context in tokens as its server lists it: `context_length` first (what the openai backend
+    writes for llama.cpp: one slot's context, providers/openai/backend.py; OpenRouter's field), vLLM's
+    `max_model_len`, llama.cpp's `meta.n_ctx` (the context it serves; else `meta.n_ctx_train`), or a
+    `context_window` field."""
     listed = entry.get("meta")
     meta: Mapping[str, Any] = listed if isinstance(listed, Mapping) else {}
-    found = [entry.get("max_model_len"), meta.get("n_ctx"), meta.get("n_ctx_train"), entry.get("context_length"),
+    found = [entry.get("context_length"), entry.get("max_model_len"), meta.get("n_ctx"), meta.get("n_ctx_train"),
              entry.get("context_window")]
     return next((v for v in found if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**40), None)
 

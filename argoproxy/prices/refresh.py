@@ -100,13 +100,17 @@ def _utc(moment: time) -> str:
     return moment.replace(tzinfo=None).isoformat()
 
 
+# The genai-prices the shipped table comes from (requirements-dev.txt pins the same: tests/unit/test_prices.py):
+# installed into the proxy's own environment on first use, never a runtime requirement.
+GENAI_PRICES = "genai-prices==0.2.3"
+
+
 def installed_table(url: str | None = None) -> dict[str, Any]:
     """The table of the installed genai-prices; with `url`, of the data genai-prices fetches from there."""
     try:
         import genai_prices
     except ImportError:
-        raise SystemExit("cot_proxy prices: genai-prices is not installed: pip install genai-prices "
-                         "(requirements-dev.txt pins the version the shipped table comes from)") from None
+        genai_prices = install_genai_prices()
     if url is None:
         from genai_prices.data import providers
         return table_from(providers, genai_prices.__version__)
@@ -115,6 +119,27 @@ def installed_table(url: str | None = None) -> dict[str, Any]:
     if snapshot is None or not snapshot.providers:  # no providers written over the table: every model unpriced
         raise SystemExit(f"cot_proxy prices: no price data could be read from {shown}")
     return table_from(snapshot.providers, f"{genai_prices.__version__} with data from {shown}")
+
+
+def install_genai_prices() -> Any:
+    """genai-prices installed into the proxy's own virtual environment (./run_app.sh's .venv), said in one line;
+    outside a virtual environment (the system's Python), the command to run instead."""
+    import importlib
+    import subprocess
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", GENAI_PRICES]
+    if sys.prefix == sys.base_prefix:
+        raise SystemExit(f"cot_proxy prices: genai-prices is not installed, and {sys.executable} is not a virtual "
+                         f"environment's to install it into: pip install {GENAI_PRICES} (the version the shipped "
+                         "table comes from)")
+    print(f"cot_proxy prices: installing {GENAI_PRICES} into {sys.prefix} (used by `prices refresh` only, not "
+          "by the proxy)", file=sys.stderr, flush=True)
+    done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SystemExit(f"cot_proxy prices: could not install {GENAI_PRICES} ({redact_log_text(said)}): run "
+                         f"{' '.join(command[:4])} {GENAI_PRICES} yourself")
+    importlib.invalidate_caches()
+    return importlib.import_module("genai_prices")
 
 
 def _fetched(url: str, shown: str) -> Any:

@@ -8,6 +8,10 @@ then dropped. An answer carrying cot_proxy's own X-Cot-Proxy-Request-ID is a pro
 door answers /api/version, and it may be relaying to a paid API). Once per server root: Gunicorn's master asks
 before it forks (start-up's line), a worker that finds nothing asked asks at first use; a server that could not
 be reached is asked again at most every RETRY_SECONDS. Standard library only (the master imports no requests).
+
+llama.cpp's answer also says the context each of its slots serves (`default_generation_settings.n_ctx`: the
+server's context over its parallel slots), which its model list does not (`meta.n_ctx_train` is the model's
+training context): kept as `Said.context`, the window a request gets there.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class Said:
     server: str | None
     settled: bool
     at: float = 0.0
+    context: int | None = None  # llama.cpp: the tokens one slot holds (a request's window)
 
 
 _said: dict[str, Said] = {}
@@ -94,8 +99,15 @@ def ask(root: str, headers: dict[str, str]) -> Said:
         if answer is None:  # not reached: the others would wait as long
             return Said(None, False, time.monotonic())
         if fits(answer):
-            return Said(f"{server} (GET /{path})", True)
+            return Said(f"{server} (GET /{path})", True, context=slot_context(answer))
     return Said(None, True)
+
+
+def slot_context(answer: Any) -> int | None:
+    """llama.cpp's /props: the context of one slot (`default_generation_settings.n_ctx`), else None."""
+    settings = answer.get("default_generation_settings") if isinstance(answer, dict) else None
+    n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+    return n_ctx if isinstance(n_ctx, int) and not isinstance(n_ctx, bool) and 0 < n_ctx < 2**40 else None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

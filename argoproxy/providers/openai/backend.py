@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.providers.base import Backend, StreamItem
+from argoproxy.upstream.local_server import says_local
 from argoproxy.upstream.relay import read_whole, redirect_error, relay_sse, upstream_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 from argoproxy.upstream.url import join_url
@@ -33,6 +34,7 @@ class OpenAIBackend(Backend):
         super().__init__(settings, upstream)
         self.base = settings.target_base_url
         self.api_key = settings.openai_api_key
+        self.refused: str | None = None  # the last upstream refusal of the proxy's key, until it answers again
         if settings.developer_role == "auto":  # OpenAI's own API defined the role; other servers refuse it
             self.keeps_developer = urlsplit(self.base).hostname == OPENAI_HOST
 
@@ -68,13 +70,37 @@ class OpenAIBackend(Backend):
         return UpstreamRequest("POST", self.url(call.plan.path, call.plan.query), headers, call.plan.body_bytes(), call.plan.timeout)
 
     def decode(self, call: Call, resp: UpstreamResponse) -> bytes:
+        self.refused = None  # the upstream answers: a refusal /health said is over
         return read_whole(resp, call.plan.timeout or self.upstream.read_timeout)
 
     def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
+        self.refused = None
         return relay_sse(resp, self.upstream.read_timeout, self.settings.max_sse_event_bytes)
 
     def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
-        return upstream_error(resp)
+        err = upstream_error(resp)
+        if resp.status_code in (401, 403):  # the client would read it as its own key refused: whose it was
+            whose, ours = self.whose_key(call)
+            err.message = f"The upstream refused {whose} ({resp.status_code}): {err.message}"
+            if ours:
+                self.refused = err.message  # /health says it until the upstream answers a request
+        return err
+
+    def whose_key(self, call: Call) -> tuple[str, bool]:
+        """(whose key an upstream's 401 or 403 refused, whether it was the proxy's own doing)."""
+        if self.api_key:
+            return "the proxy's key (OPENAI_API_KEY, where the proxy runs)", True
+        if not any(name.lower() == "authorization" for name in call.plan.headers):
+            return "the request: the proxy sends no key (set OPENAI_API_KEY where the proxy runs)", True
+        return ("the client's own key, passed on because the proxy has no OPENAI_API_KEY (set it where the proxy "
+                "runs, or send a key of the upstream's)", False)
+
+    def health(self, query: str = "") -> dict[str, Any] | None:
+        """Unhealthy while the upstream refuses the proxy's key (or wants one it has not); else the probe of the
+        base URL (observe/health.py)."""
+        if self.refused is not None:
+            raise ProxyError(503, f"Health check failed: {self.refused}", code="unhealthy")
+        return None
 
     def list_models(self, call: Call) -> dict[str, Any]:
         # `call`: traced, this attempt goes in a span of its own whose context replaces the client's traceparent
@@ -90,4 +116,16 @@ class OpenAIBackend(Backend):
                 raise ProxyError(502, "The upstream model list is not JSON.", code="upstream_bad_response") from None
         if not isinstance(listing, dict) or not isinstance(listing.get("data"), list):
             raise ProxyError(502, "The upstream model list is not an OpenAI list.", code="upstream_bad_response")
+        self.served_windows(listing["data"])
         return listing
+
+    def served_windows(self, data: list[Any]) -> None:
+        """llama.cpp lists a model's training context (`meta.n_ctx_train`), not the window a request gets there:
+        each entry gets the context of one of its slots (its /props, asked once) as `context_length`, which every
+        reader of windows takes first (reservations, the doors' model lists, `cot-proxy run`'s agents)."""
+        if not any(isinstance(m, dict) and isinstance(m.get("meta"), dict) for m in data):
+            return  # no llama.cpp list: nothing asked
+        window = says_local(self.base, self.api_key).context
+        for entry in data if window is not None else ():
+            if isinstance(entry, dict):
+                entry["context_length"] = window
