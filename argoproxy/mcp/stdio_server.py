@@ -17,6 +17,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from typing import IO, Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer
@@ -37,7 +38,7 @@ PROGRESS_PREFIX = "cot_proxy-"  # the progress tokens the proxy gives a server: 
 KEPT_ENV = ("PATH", "LANG")
 
 
-def server_environment(server: McpServer, home: str, environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+def server_environment(server: McpServer, home: str, environ: Mapping[str, str]) -> dict[str, str]:
     """What the server's process sees: PATH and LANG from the proxy's, a HOME of its own, and its config's env
     (which may set PATH or LANG itself); nothing else of the proxy's (its keys, its upstream's credentials)."""
     env = {name: environ[name] for name in KEPT_ENV if name in environ}
@@ -72,7 +73,7 @@ def with_token(message: dict[str, Any], token: str | None) -> dict[str, Any]:
 
 
 class StdioServer:
-    def __init__(self, server: McpServer, home: str, environ: dict[str, str] | os._Environ[str] | None = None,
+    def __init__(self, server: McpServer, home: str, environ: Mapping[str, str] | None = None,
                  popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen) -> None:
         self.server = server
         self.name = server.name

@@ -159,6 +159,7 @@ ROUTE_SAMPLES = {  # a request for each route kind, by the kinds the route table
     "completions": ("POST", "/v1/completions", {"model": "gpt-4o", "prompt": "hi"}),
     "embeddings": ("POST", "/v1/embeddings", {"model": "gpt-4o", "input": "hi"}),
     "responses": ("POST", "/v1/responses", {"model": "gpt-4o", "input": "hi"}),
+    "interactions": ("POST", "/v1beta/interactions", {"model": "gpt-4o", "input": "hi"}),
     "responses_compact": ("POST", "/v1/responses/compact", {"model": "gpt-4o", "input": "hi"}),
     "messages": ("POST", "/v1/messages", {"model": "gpt-4o", "max_tokens": 8, "messages": MSG}),
     "count_tokens": ("POST", "/v1/messages/count_tokens", {"model": "gpt-4o", "messages": MSG}),
