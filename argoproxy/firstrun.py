@@ -52,6 +52,7 @@ from argoproxy.redaction import mask_url
 from argoproxy.serve.gunicorn_app import READY_LINES_ENV, plural, port_label, read_dotenv
 from argoproxy.config.settings import BadValue, Settings, SettingsError, load, load_settings
 from argoproxy.config.unconfigured import refusal
+from argoproxy.launch.proxy import auth_header, key_lines
 
 BAR = "-" * 38
 HERE = Path(__file__).resolve().parents[1]  # the checkout (config.sample.yaml, run_app.sh), or site-packages
@@ -463,18 +464,6 @@ def run_app_launcher(here: Path) -> str:
     script = os.path.relpath(here / "run_app.sh")
     script = script if not script.startswith("..") else str(here / "run_app.sh")
     return script if "/" in script else f"./{script}"
-
-
-def key_lines(settings: Settings) -> list[str]:
-    """The client's key is COT_PROXY_KEY (the upstream's is OPENAI_API_KEY, in the proxy's own shell): set from
-    the key file when clients send its key."""
-    if settings.enable_auth and settings.api_key_file:
-        return [f"  export COT_PROXY_KEY=$(cat {settings.api_key_file})"]
-    return []
-
-
-def auth_header(settings: Settings) -> str:
-    return ' -H "Authorization: Bearer $COT_PROXY_KEY"' if settings.enable_auth else ""
 
 
 def example_model(settings: Settings) -> str:

@@ -129,8 +129,7 @@ def start_demo_model() -> str:
 def try_lines(settings: Any, shown: str) -> list[str]:
     """The request to paste and the agent line (no upstream asked: the master imports no requests before the
     workers' gevent patches it)."""
-    from argoproxy.firstrun import auth_header, key_lines
-    from argoproxy.launch.proxy import address, base_url
+    from argoproxy.launch.proxy import address, auth_header, base_url, key_lines
     body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}]})
     port = "" if settings.port == DEFAULT_PORT else f" --port {settings.port}"
     return ["The demo model repeats what you say: no model server is needed. Try it (in another terminal):",

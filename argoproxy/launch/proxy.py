@@ -170,3 +170,15 @@ def accepts(url: str, key: str) -> bool:
             return True
     except (OSError, ValueError):
         return False
+
+
+def key_lines(settings: Settings) -> list[str]:
+    """The client's key is COT_PROXY_KEY (the upstream's is OPENAI_API_KEY, in the proxy's own shell): set from
+    the key file when clients send its key."""
+    if settings.enable_auth and settings.api_key_file:
+        return [f"  export COT_PROXY_KEY=$(cat {settings.api_key_file})"]
+    return []
+
+
+def auth_header(settings: Settings) -> str:
+    return ' -H "Authorization: Bearer $COT_PROXY_KEY"' if settings.enable_auth else ""
