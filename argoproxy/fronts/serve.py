@@ -37,8 +37,8 @@ class FrontAnswers:
         self.answers = answers
         self.read_timeout = read_timeout  # how long a stalled upstream read waited (named in its error)
 
-    # The pipeline decodes a 2xx answer to a translated request and runs the think transform
-    # (Gateway.decoded_stream / decoded_whole, Answers.completion_of); these encode it in the front's shape.
+    # The pipeline decodes a 2xx answer to a translated request and runs the think transform (pipeline/exchange.py's
+    # decoded_stream / decoded_whole, Answers.completion_of); these encode it in the front's shape.
     def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[Any]) -> Answer:
         if call.plan.client_stream:  # the front's stream checks each chunk's shape as it reads it
             front, ex = translation(call)
