@@ -1,7 +1,7 @@
 """build_door: the proxy's core for one Settings object, without any web framework: upstream client, backend,
-Gateway, observers (DEBUG lines, journals, metrics), routing, and the Door in front of them; what the Responses
-door keeps (argoproxy/state/) is handed in (`responses`), never imported here: serve/proxy.py's build_proxy
-hands it. argoproxy/serve/flask_app.py wraps the whole proxy in Flask; tests/unit/test_gateway.py drives it
+Gateway, observers (DEBUG lines, journals, metrics), routing, and the Door in front of them; what the API doors
+keep (fronts/kept.py, over argoproxy/state/) is handed in (`responses`), never imported here: serve/proxy.py's
+build_proxy hands it. argoproxy/serve/flask_app.py wraps the whole proxy in Flask; tests/unit/test_gateway.py drives it
 in-process with a fake upstream."""
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from argoproxy.observe.tracing import Tracing
     from argoproxy.pipeline.collaborators import StoredResponses
 
-# What the Responses door keeps, made for a worker from its settings and its Answers (None: nothing is kept):
-# argoproxy/state/service.py's responses_state, handed by serve/proxy.py.
+# What the API doors keep, made for a worker from its settings and its Answers (None: nothing is kept):
+# argoproxy/fronts/kept.py's kept_state, handed by serve/proxy.py.
 ResponsesStateMaker = Callable[[Settings, Answers], "StoredResponses | None"]
 
 HEALTH_CONNECTIONS = 2  # the health probe's own pool: one probe at a time per worker, cached HEALTH_CACHE_SECONDS
