@@ -174,7 +174,9 @@ def test_upstream_errors_keep_status_but_lose_secrets(guarded, upstream):
     assert err["client_request_id"] == "req-abc-123"  # the client's, beside the proxy's own
     for leaked in ("sk-upst", "cret", "admin", "pw@", "10.1.2.3", "zzz"):
         assert leaked not in err["message"], err["message"]
-    assert err["message"].startswith("Incorrect API key provided")
+    # whose key was refused, then the upstream's own words
+    assert err["message"].startswith("The upstream refused the proxy's key (OPENAI_API_KEY")
+    assert "(401): Incorrect API key provided" in err["message"]
 
     upstream.add(Reply({"detail": "Traceback (most recent call last):\n  File \"/srv/app/main.py\", line 3, in x\n"
                                   "KeyError: 'model'"}, status=500))
