@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import ipaddress
 import json
 import os
 import ssl
@@ -93,7 +94,7 @@ def forget() -> None:
 
 
 def ask(root: str, headers: dict[str, str]) -> Said:
-    opener = _opener(root.startswith("https:"))
+    opener = _opener(root)
     for path, server, fits in QUESTIONS:
         answer = _get(opener, root + path, headers)
         if answer is None:  # not reached: the others would wait as long
@@ -115,14 +116,37 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # a 3xx is an answer that says nothing
 
 
-def _opener(https: bool) -> urllib.request.OpenerDirector:
-    """Proxies as the environment says (NO_PROXY honoured); TLS checked against REQUESTS_CA_BUNDLE or
-    CURL_CA_BUNDLE where set (as the upstream client checks it), else the system's certificates."""
-    if not https:
-        return urllib.request.build_opener(_NoRedirect)
-    cafile = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
-    context = ssl.create_default_context(cafile=cafile if cafile and os.path.isfile(cafile) else None)
-    return urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=context))
+def _opener(root: str) -> urllib.request.OpenerDirector:
+    """Proxies as the environment says, decided as requests decides (urllib alone skips no_proxy's CIDR
+    ranges, so 127.0.0.0/8 would send a loopback server's questions to the proxy); TLS checked against
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE where set (as the upstream client checks it), else the system's."""
+    proxies = {} if _bypassed(root) else urllib.request.getproxies()
+    handlers: list[urllib.request.BaseHandler] = [_NoRedirect(), urllib.request.ProxyHandler(proxies)]
+    if root.startswith("https:"):
+        cafile = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+        context = ssl.create_default_context(cafile=cafile if cafile and os.path.isfile(cafile) else None)
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    return urllib.request.build_opener(*handlers)
+
+
+def _bypassed(root: str) -> bool:
+    """Whether no_proxy names this host: urllib's reading (names, suffixes, host:port, *) and IPv4 ranges."""
+    parts = urlsplit(root)
+    host = parts.hostname or ""
+    if urllib.request.proxy_bypass(f"{host}:{parts.port}" if parts.port else host):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    entries = (os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or "").replace(" ", "").split(",")
+    for entry in filter(None, entries):
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def _get(opener: urllib.request.OpenerDirector, url: str, headers: dict[str, str]) -> Any:

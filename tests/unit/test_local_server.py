@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import pytest
+import requests.utils
 
 from argoproxy.upstream import local_server
 from argoproxy.upstream.local_server import says_local
@@ -142,3 +143,23 @@ def test_a_server_not_reached_is_asked_again_later(monkeypatch):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.mark.parametrize("no_proxy, root, direct", [
+    ("127.0.0.0/8", "http://127.0.0.1:8080", True),
+    ("10.0.0.0/8,127.0.0.1", "http://10.2.3.4:11434", True),
+    ("localhost:8080", "http://localhost:8080", True),
+    (".internal", "https://gpu.internal", True),
+    ("*", "http://anything.example", True),
+    ("10.0.0.0/8", "http://127.0.0.1:8080", False),
+    ("", "http://127.0.0.1:8080", False),
+])
+def test_no_proxy_is_read_as_requests_reads_it(monkeypatch, no_proxy, root, direct):
+    """The questions to a local server go where the upstream's calls go: urllib alone skips CIDR ranges."""
+    for name in ("no_proxy", "NO_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert requests.utils.should_bypass_proxies(root, None) is direct  # the upstream client's reading
+    assert local_server._bypassed(root) is direct
