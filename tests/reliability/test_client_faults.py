@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.fakes.fake_openai import FakeOpenAI, Stream, chat_chunks
+from tests.fakes.local_questions import answered_a_question
 from tests.polling import poll
 from tests.proxy_process import running_proxy
 from tests.reliability.support import assert_error, chat, quick_ok, worker_pids
@@ -120,6 +121,9 @@ class SilentUpstream:
 
     def serve(self) -> None:
         conn, _ = self.server.accept()
+        while answered_a_question(conn):  # start-up's questions first, each on its own connection
+            conn.close()
+            conn, _ = self.server.accept()
         with conn:
             data = b""
             while b"\r\n\r\n" not in data:

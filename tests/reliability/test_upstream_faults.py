@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
+from tests.fakes.local_questions import answered_a_question
 from tests.polling import poll
 from tests.proxy_process import free_port, running_proxy
 from tests.reliability.support import assert_error, chat, quick_ok, sse_events, workers
@@ -255,6 +256,9 @@ def _answering_once(reply: bytes) -> socket.socket:
 
     def serve():
         conn, _ = srv.accept()
+        while answered_a_question(conn):  # start-up's questions first, each on its own connection
+            conn.close()
+            conn, _ = srv.accept()
         conn.recv(65536)
         conn.sendall(reply)
         conn.close()
@@ -536,7 +540,8 @@ class RawUpstream:
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
-            self.serve(conn)
+            if not answered_a_question(conn):
+                self.serve(conn)
 
     def serve(self, conn: socket.socket) -> None:
         raise NotImplementedError
