@@ -119,6 +119,10 @@ def test_a_compressed_huge_event_in_one_chunk_is_refused_without_the_memory(tmp_
     import threading
     event = b'data: {"choices": [{"index": 0, "delta": {"content": "' + b"y" * (60 * MB) + b'"}}]}\n\n'
     packed = gzip.compress(event + b"data: [DONE]\n\n")
+    # the first call is a small stream without usage: the worker loads the meter's token counter (~45 MB, once)
+    # to estimate it, before the memory is measured
+    small = gzip.compress(b'data: {"choices": [{"index": 0, "delta": {"content": "warm"}}]}\n\ndata: [DONE]\n\n')
+    answers = [small]
     srv = socket.create_server(("127.0.0.1", 0))
 
     def serve():
@@ -137,13 +141,15 @@ def test_a_compressed_huge_event_in_one_chunk_is_refused_without_the_memory(tmp_
                 length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
                 while len(body) < length:
                     body += conn.recv(65536)
+                answer = answers.pop() if answers else packed
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
-                             b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed))
+                             b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(answer), answer))
 
     threading.Thread(target=serve, daemon=True).start()
     try:
         with running_proxy(TARGET_BASE_URL=f"http://127.0.0.1:{srv.getsockname()[1]}/v1/",
                            MAX_SSE_EVENT_BYTES=str(MAX_EVENT)) as p:
+            assert b"warm" in requests.post(p.base_url + "/chat/completions", json=chat(stream=True), timeout=60).content
             before = worker_rss(p)
             r = requests.post(p.base_url + "/chat/completions", json=chat(stream=True), timeout=60)
             assert r.status_code in (200, 502) and b"upstream_event_too_large" in r.content, r.content[-300:]
