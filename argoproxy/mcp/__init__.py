@@ -11,6 +11,8 @@ same keys as its models (docs/mcp.md).
   started and stopped by launch.py) and the instance's sessions; link.py: a worker's way to it (a Unix socket).
 - endpoint.py: `/mcp` and `/mcp/<server>` over Streamable HTTP (2025-11-25: initialize, Mcp-Session-Id, JSON
   answers, an SSE stream for a tool call that asks for progress, cancellation passed on).
+- recording.py: what a tool call leaves behind (ToolCall), handed to the hooks the proxy wires (serve/mcp_mount.py):
+  the tool call series it registers in the proxy's metrics, an execute_tool span through the tracer's inner_span.
 
 May import: the shared modules, config, edge, teamkeys.
 """

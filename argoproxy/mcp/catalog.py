@@ -89,6 +89,10 @@ class Catalog:
                 break
         return entries
 
+    def tool_names(self, server: str) -> list[str]:
+        """The names a server lists its tools under (recording.py's labels are these)."""
+        return [t["name"] for t in self._pages(server, "tools/list", "tools") if isinstance(t.get("name"), str)]
+
     def named_call(self, message: dict[str, Any], globs: Globs) -> dict[str, Any]:
         """tools/call or prompts/get under a prefixed name: to its server, under its own name."""
         routed = self.target(None, message, globs)

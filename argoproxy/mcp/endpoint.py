@@ -4,7 +4,8 @@ the `Mcp-Session-Id` header, which every later request carries; one the instance
 missing a 400), a DELETE ends it, a request's `MCP-Protocol-Version` must be a revision the proxy speaks, and
 answers are JSON (`application/json`; the specification lets the server choose), but for a tool call that gives
 a progress token: an SSE stream of its progress, then its answer. The GET stream of messages the server sends
-unasked is not offered (405, as the specification allows).
+unasked is not offered (405, as the specification allows). One method is the proxy's own: `cot_proxy/servers`
+at /mcp answers each server's state as the supervisor knows it (starting, ready, restarting: `cot-proxy mcp list`).
 
 The door (argoproxy/serve/door.py) has already refused other sites' web pages (Origin, 403) and requests without
 an accepted key (401 with `WWW-Authenticate: Bearer`) when auth is on; with auth off, `/mcp` answers only
@@ -26,7 +27,9 @@ from argoproxy.jsonfast import dumps
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs
 from argoproxy.mcp.link import Link, SupervisorGone
+from argoproxy.mcp.names import MAX_NAME, prefixed
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
+from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
 
 log = logging.getLogger("cot_proxy")
 
@@ -36,6 +39,8 @@ SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "Mcp-Protocol-Version"  # MCP-Protocol-Version, as the edge spells header names
 METHODS = frozenset({"GET", "POST", "DELETE"})
 NAMED_CALLS = frozenset({"tools/call", "prompts/get"})
+SERVERS_METHOD = "cot_proxy/servers"  # the proxy's own, at /mcp: each server's state (`cot-proxy mcp list`)
+STATE_FIELDS = ("name", "kind", "state", "restarts", "error")
 
 
 class McpEndpoint:
@@ -46,6 +51,8 @@ class McpEndpoint:
         self.auth_on = auth_on
         self.unix_socket = unix_socket
         self.call_timeout = call_timeout
+        self.hooks: list[Hook] = []  # what each tool call's end is handed to (recording.py; serve/mcp_mount.py)
+        self.names = ToolNames(lambda server: self.catalog("").tool_names(server))
 
     def catalog(self, session: str) -> Catalog:
         """The servers as this session's calls reach them (a cancellation names the session's request id)."""
@@ -53,8 +60,9 @@ class McpEndpoint:
                                                                            session))
 
     # ------------------------------------------------------------ HTTP
-    def answer(self, req: Request, server: str | None, owner: str, globs: Globs) -> Answer:
-        """The answer to one HTTP request on /mcp (server None) or /mcp/<server>."""
+    def answer(self, req: Request, server: str | None, owner: str, globs: Globs, context: Any = None) -> Answer:
+        """The answer to one HTTP request on /mcp (server None) or /mcp/<server>; `context`: the request's, as the
+        hooks are handed it with each tool call."""
         if not self.auth_on and not self.unix_socket and not is_loopback(req.peer[0] or "-"):
             return http_error(403, "With auth off, /mcp answers only clients on the proxy's machine.")
         if server is not None and server not in self.servers:
@@ -64,21 +72,22 @@ class McpEndpoint:
                 return self.end_session(req, owner)
             if req.method != "POST":
                 return Answer(b"", 405, {"Allow": "POST, DELETE"})
-            return self.post(req, server, owner, globs)
+            return self.post(req, server, owner, globs, context)
         except jsonrpc.RpcError as err:
             return rpc_answer(err.answer(), err.status)
         except SupervisorGone:
             return rpc_answer(jsonrpc.error(None, jsonrpc.SERVER_UNAVAILABLE,
                                             "The proxy's MCP servers cannot be reached now."), 503)
 
-    def post(self, req: Request, server: str | None, owner: str, globs: Globs) -> Answer:
+    def post(self, req: Request, server: str | None, owner: str, globs: Globs, context: Any = None) -> Answer:
         content_type = req.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return http_error(415, "A POST to /mcp carries one JSON-RPC message as application/json.")
         accept = req.headers.get("Accept", "*/*").lower()
         if not any(kind in accept for kind in ("application/json", "*/*", "application/*")):
             return http_error(406, "/mcp answers application/json: the Accept header must allow it.")
-        message = jsonrpc.parse(self.body(req), MAX_MESSAGE_BYTES)
+        body = self.body(req)
+        message = jsonrpc.parse(body, MAX_MESSAGE_BYTES)
         version = req.headers.get(VERSION_HEADER, "").strip()
         if version and version not in HANDSHAKE_VERSIONS:
             raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, f"Unsupported MCP-Protocol-Version {version[:40]!r}.",
@@ -90,7 +99,11 @@ class McpEndpoint:
             self.link.cancel(session, message.params.get("requestId"))
         if not message.is_request:
             return Answer(b"", 202)  # notifications (initialized, cancelled) and responses: accepted
-        return self.served(message, server, owner, globs, session, "text/event-stream" in accept)
+        if message.method == "tools/call":
+            return self.tool_call(message, server, owner, globs, session, "text/event-stream" in accept,
+                                  Taken(len(body), context))
+        return Answer(dumps(self.request(self.catalog(session), message.raw, server, globs)), 200,
+                      content_type="application/json")
 
     def session_of(self, req: Request, message: jsonrpc.Message, owner: str) -> str:
         """The request's session: one this instance holds for this key (400 without one, 404 for another)."""
@@ -103,29 +116,51 @@ class McpEndpoint:
                                    message.id, status=404)
         return session
 
-    def served(self, message: jsonrpc.Message, server: str | None, owner: str, globs: Globs, session: str,
-               sse: bool) -> Answer:
-        """A request's answer: JSON, or for a tool call asking for progress, an SSE stream of it and the answer."""
+    def tool_call(self, message: jsonrpc.Message, server: str | None, owner: str, globs: Globs, session: str,
+                  sse: bool, taken: Taken) -> Answer:
+        """A tool call's answer: JSON, or when it asks for progress, an SSE stream of it and the answer; either way
+        recorded once answered (`recorded`)."""
         catalog = self.catalog(session)
-        started = time.perf_counter()
-        if sse and message.method == "tools/call" and jsonrpc.progress_token(message.raw) is not None:
-            routed = catalog.target(server, message.raw, globs)
-            if isinstance(routed, tuple):
-                return Answer(self.events(message, server, owner, routed, session, started), 200,
-                              {"Cache-Control": "no-cache"}, content_type="text/event-stream")
-        body = dumps(self.request(catalog, message.raw, server, globs))
-        if message.method == "tools/call" and log.isEnabledFor(logging.DEBUG):
-            tool_line(message, server, owner, body, started)
+        routed = catalog.target(server, message.raw, globs)
+        if isinstance(routed, tuple) and sse and jsonrpc.progress_token(message.raw) is not None:
+            return Answer(self.events(message, server, owner, routed, session, taken), 200,
+                          {"Cache-Control": "no-cache"}, content_type="text/event-stream")
+        answer = routed if isinstance(routed, dict) else catalog.call(*routed)
+        body = dumps(answer)
+        self.recorded(message, server, owner, routed, answer, taken, len(body))
         return Answer(body, 200, content_type="application/json")
 
     def events(self, message: jsonrpc.Message, server: str | None, owner: str, routed: tuple[str, dict[str, Any]],
-               session: str, started: float) -> Iterator[bytes]:
-        last = b""
+               session: str, taken: Taken) -> Iterator[bytes]:
+        sent_bytes, last = 0, None
         for sent in self.link.stream(*routed, self.call_timeout, session):
-            last = dumps(sent)
-            yield b"event: message\ndata: " + last + b"\n\n"
+            event = b"event: message\ndata: " + dumps(sent) + b"\n\n"
+            sent_bytes += len(event)
+            last = sent
+            yield event
+        self.recorded(message, server, owner, routed, last or {}, taken, sent_bytes)
+
+    def recorded(self, message: jsonrpc.Message, server: str | None, owner: str,
+                 routed: tuple[str, dict[str, Any]] | dict[str, Any], answer: dict[str, Any], taken: Taken,
+                 bytes_out: int) -> None:
+        """The call handed to every hook (and with DEBUG, its log line); a hook that fails never fails the call."""
+        outcome, code = outcome_of(answer)
+        to, own = (routed[0], str(routed[1]["params"]["name"])) if isinstance(routed, tuple) else (None, None)
+        shown = message.params.get("name")
+        if to is not None and own is not None:
+            tool = prefixed(to, own)
+        else:  # it ended here: the name the client sent, bounded
+            tool = (prefixed(server, shown) if server else shown)[:MAX_NAME] if isinstance(shown, str) else "-"
+        call = ToolCall(to, tool, self.names.label(to, own, outcome != "error"), message.id or 0,
+                        owner[4:] if owner.startswith("key:") else None, outcome, code, taken.start_ns,
+                        time.perf_counter() - taken.started, taken.bytes_in, bytes_out)
         if log.isEnabledFor(logging.DEBUG):
-            tool_line(message, server, owner, last, started)
+            tool_line(call, owner)
+        for hook in self.hooks:
+            try:
+                hook(call, taken.context)
+            except Exception:  # noqa: BLE001 - an observer never breaks an answer
+                log.exception("mcp: recording a tool call failed")
 
     def body(self, req: Request) -> bytes:
         try:
@@ -171,6 +206,9 @@ class McpEndpoint:
             return jsonrpc.result(message["id"], {})
         if server is not None:
             return catalog.alone(server, message, globs)
+        if method == SERVERS_METHOD:
+            return jsonrpc.result(message["id"], {"servers": [{k: s.get(k) for k in STATE_FIELDS}
+                                                              for s in self.link.status()]})
         if method in LISTINGS:
             return catalog.listing(message, globs)
         if method in NAMED_CALLS:
@@ -180,18 +218,24 @@ class McpEndpoint:
         return jsonrpc.error(message["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method[:80]}")
 
 
-def tool_line(message: jsonrpc.Message, server: str | None, owner: str, body: bytes, started: float) -> None:
+def tool_line(call: ToolCall, owner: str) -> None:
     """DEBUG: one line per tool call (who, which tool, how it ended, how long, bytes in and out); never its
     arguments or its result."""
-    name = message.params.get("name")
-    tool = json.dumps(name if isinstance(name, str) else "-")[:MAX_LOGGED_NAME]
-    outcome = json.loads(body) if body else {}
-    error = outcome.get("error")
-    result = outcome.get("result")
-    ended = f"error:{error.get('code')}" if isinstance(error, dict) else \
-        "tool_error" if isinstance(result, dict) and result.get("isError") else "ok"
-    log.debug("mcp tools/call server=%s tool=%s key=%s status=%s %.1fms in=%dB out=%dB", server or "*", tool, owner,
-              ended, (time.perf_counter() - started) * 1000, len(json.dumps(message.raw)), len(body))
+    ended = f"error:{call.code}" if call.outcome == "error" else call.outcome
+    log.debug("mcp tools/call server=%s tool=%s key=%s status=%s %.1fms in=%dB out=%dB", call.server or "*",
+              json.dumps(call.tool)[:MAX_LOGGED_NAME], owner, ended, call.seconds * 1000, call.bytes_in,
+              call.bytes_out)
+
+
+class Taken:
+    """When and how a tool call came: its arrival (perf_counter and wall clock), its body's bytes, and the request's
+    context the hooks are handed."""
+
+    __slots__ = ("started", "start_ns", "bytes_in", "context")
+
+    def __init__(self, bytes_in: int, context: Any) -> None:
+        self.started, self.start_ns = time.perf_counter(), time.time_ns()
+        self.bytes_in, self.context = bytes_in, context
 
 
 def owner_of(req: Request, admin: bool) -> str:

@@ -31,6 +31,9 @@ Series (all names start with cot_proxy_):
   team_requests_total{team,status}, team_tokens_total{team,type}, team_cost_usd_total{team},
   team_refusals_total{team,cause}               the same for each team of keys (`cot-proxy teams`), summed over
                                                 its keys (a key counts for the team it is in when it asks)
+  tool_calls_total{server,tool,outcome}, tool_call_seconds{server}, tool_call_request_bytes_total{server},
+  tool_call_response_bytes_total{server}        MCP tool calls, registered by argoproxy/mcp/recording.py in
+                                                `family_registry` (docs/mcp.md)
 
 `front` is the API the client spoke: openai (chat completions, completions, embeddings and the other
 OpenAI routes), responses or messages (argoproxy/fronts/); `route` is what ran inside (a Responses or
@@ -153,6 +156,11 @@ class Metrics:
         self._by_route: dict[str, tuple[Any, Any]] = {}
         self._by_status: dict[tuple[str, str, str, int, str], Any] = {}
         self._by_model: dict[str, tuple[Any, Any]] = {}
+
+    def family_registry(self) -> Any:
+        """Where a capability registers series of its own (argoproxy/mcp/recording.py's tool calls): this worker's
+        registry, or None in multiprocess mode (prometheus_client's files, which every scrape merges)."""
+        return None if self.multiprocess else self.registry
 
     # ------------------------------------------------------------ labels
     def model_label(self, call: Call) -> str:

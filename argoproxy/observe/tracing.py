@@ -335,6 +335,22 @@ class Tracing:
     def handed_readable(self, record: Record) -> None:
         self.processor.on_end(readable(record, self.resource, self.scope))
 
+    def inner_span(self, call: Call, name: str, attributes: dict[str, Any], start: int,
+                   error: str | None = None) -> None:
+        """A span of a request's own work, ended now: INTERNAL, under the request's SERVER span (so in the client's
+        trace when it sent a traceparent), `error` its error.type and ERROR status. A capability's hook
+        (argoproxy/mcp/recording.py's execute_tool spans); nothing when the request is not traced or its spans ended."""
+        trace: CallTrace | None = call.client.trace  # type: ignore[assignment]  # the door gave it this tracer's
+        if trace is None or trace.ended:
+            return
+        server = self.server_span(call, trace)
+        record = Record(name, server.trace_id, self.span_id() or self.ids.generate_span_id(), server.flags,
+                        server.state, server, INTERNAL, start, attributes)
+        if error is not None:
+            record.attributes["error.type"] = error
+            record.status = ERROR
+        self.ended(record)
+
     @staticmethod
     def client_context(call: Call) -> SpanContext | None:
         """The client's trace context (W3C traceparent and tracestate), continued; None: a trace of its own."""

@@ -14,6 +14,7 @@ from argoproxy.edge.http_objects import Answer
 from argoproxy.mcp.endpoint import METHODS, McpEndpoint, owner_of, tool_globs
 from argoproxy.mcp.launch import SOCKET_ENV, start_supervisor, stop_supervisor
 from argoproxy.mcp.link import Link
+from argoproxy.mcp.recording import ToolMetrics, traced
 from argoproxy.pipeline.call import Call
 from argoproxy.serve.door import Door
 
@@ -26,6 +27,10 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
     path = os.environ.get(SOCKET_ENV) or own_supervisor(settings.mcp_servers)
     endpoint = McpEndpoint(tuple(s.name for s in servers), Link(path), auth_on=settings.enable_auth,
                            unix_socket=bool(settings.socket), call_timeout=settings.timeout)
+    if door.metrics is not None:
+        endpoint.hooks.append(ToolMetrics(door.metrics.family_registry()).observe)
+    if door.tracing is not None:
+        endpoint.hooks.append(traced(door.tracing.inner_span))
 
     def claim(parts: tuple[str, ...]) -> Route | None:
         if not parts or parts[0].lower() != "mcp" or len(parts) > 2:
@@ -36,7 +41,7 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
         req = call.client.request
         assert req is not None
         server = route.path.partition("/")[2] or None
-        answer = endpoint.answer(req, server, owner_of(req, door.auth.is_admin(req)), tool_globs(req))
+        answer = endpoint.answer(req, server, owner_of(req, door.auth.is_admin(req)), tool_globs(req), call)
         return door.observed(call, answer)
 
     door.table.claims.insert(0, claim)

@@ -6,7 +6,7 @@ error, and it writes the error to stderr too, where the tests read it in the pro
 
 Tools: echo {text}, add {a, b}, slow {seconds}, crash (exits at once), whoami (its pid, HOME and environment's
 variable names), garbage (lines that are no message and answers to nothing asked, then its answer), flood {count}
-(notifications, then its answer), progress {steps} (progress notifications to the request's token), and one with a 70-character name. Prompts: greet {name}. Resources: fake://readme, and the
+(notifications, then its answer), fails (a result with isError), progress {steps} (progress notifications to the request's token), and one with a 70-character name. Prompts: greet {name}. Resources: fake://readme, and the
 template fake://notes/{id}. Requests are answered on threads, so a slow call does not hold the others.
 """
 
@@ -35,6 +35,7 @@ TOOLS = [
      "inputSchema": {"type": "object", "properties": {"steps": {"type": "integer"}}}},
     {"name": "flood", "description": "Send {count} notifications, then answer.",
      "inputSchema": {"type": "object", "properties": {"count": {"type": "integer"}}}},
+    {"name": "fails", "description": "A tool that fails: a result with isError.", "inputSchema": {"type": "object"}},
 ]
 write_lock = threading.Lock()
 in_flight: set = set()
@@ -66,6 +67,8 @@ def call_tool(name: str, args: dict, meta: dict | None = None) -> dict:
         return text("slept")
     if name == "crash":
         os._exit(3)
+    if name == "fails":
+        return {"content": [{"type": "text", "text": "it failed"}], "isError": True}
     if name == "whoami":
         return text(json.dumps({"pid": os.getpid(), "home": os.environ.get("HOME"), "env": sorted(os.environ)}))
     if name == LONG_TOOL:
@@ -121,10 +124,10 @@ def serve(message: dict) -> None:
     id = message["id"]
     try:
         send({"jsonrpc": "2.0", "id": id, "result": answer(message)})
+    except KeyError as exc:  # (a LookupError too: caught first)
+        fail(id, -32602, f"Unknown tool or argument: {exc}")
     except LookupError:
         fail(id, -32601, f"Method not found: {message['method']}")
-    except KeyError as exc:
-        fail(id, -32602, f"Unknown tool or argument: {exc}")
     finally:
         in_flight.discard(id)
 
