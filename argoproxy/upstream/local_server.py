@@ -11,7 +11,10 @@ be reached is asked again at most every RETRY_SECONDS. Standard library only (th
 
 llama.cpp's answer also says the context each of its slots serves (`default_generation_settings.n_ctx`: the
 server's context over its parallel slots), which its model list does not (`meta.n_ctx_train` is the model's
-training context): kept as `Said.context`, the window a request gets there.
+training context): kept as `Said.context`, the window a request gets there. Ollama's window is per model
+(`ollama_windows`): the `num_ctx` its parameters set (POST /api/show, read within the same bounds), else Ollama's
+default context; never the model's trained `<arch>.context_length`, which Ollama does not serve unless `num_ctx`
+says so. Asked when the model list is read, at most MODELS_ASKED models a list, each answer kept for the process.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import http.client
 import ipaddress
 import json
 import os
+import re
 import ssl
 import threading
 import time
@@ -34,6 +38,11 @@ READ_MOST = 1 << 20  # 1 MiB: llama.cpp's /props (its chat template included) is
 DEADLINE = 2.0  # seconds for each question, connection and whole answer
 RETRY_SECONDS = 30.0  # a server that could not be reached: asked again after this long
 PROXY_ID = "x-cot-proxy-request-id"
+# Ollama's context where a model's parameters set no num_ctx: its default on a machine with under 24 GiB of VRAM
+# (more VRAM, or OLLAMA_CONTEXT_LENGTH on the server, gives more; neither can be seen from here: docs/agents.md)
+OLLAMA_DEFAULT_CONTEXT = 4096
+MODELS_ASKED = 64  # Ollama models asked their window in one model list (a list is the upstream's: bounded here)
+NUM_CTX = re.compile(r"^[ \t]*num_ctx[ \t]+(\S+)[ \t]*\r?$", re.MULTILINE)  # a line of /api/show's `parameters` text
 
 
 def server_root(base_url: str) -> str:
@@ -70,6 +79,11 @@ class Said:
     at: float = 0.0
     context: int | None = None  # llama.cpp: the tokens one slot holds (a request's window)
 
+    @property
+    def name(self) -> str | None:
+        """The server's name alone ("llama.cpp", "vLLM", "Ollama"), or None."""
+        return self.server.partition(" (")[0] if self.server else None
+
 
 _said: dict[str, Said] = {}
 _lock = threading.Lock()
@@ -91,6 +105,45 @@ def says_local(base_url: str, api_key: str = "") -> Said:
 def forget() -> None:
     """Ask every server again (the master re-reading its settings)."""
     _said.clear()
+    _windows.clear()
+
+
+_windows: dict[tuple[str, str], int | None] = {}  # (server root, model) -> Ollama's window for it
+
+
+def ollama_windows(base_url: str, api_key: str, models: list[str]) -> dict[str, int]:
+    """The window of each of `models` the Ollama server at `base_url` serves (see the module): asked once a
+    model, the first MODELS_ASKED of a list; a server that does not answer in time stops the asking (the others
+    would wait as long) and is asked again at the next list."""
+    root = server_root(base_url)
+    found: dict[str, int] = {}
+    opener = None
+    for model in models[:MODELS_ASKED]:
+        window = _windows.get((root, model), ...)
+        if window is ...:
+            opener = opener or _opener(root)
+            answer = _get(opener, root + "api/show", _headers(base_url, api_key), json.dumps({"model": model}))
+            if answer is None:
+                break
+            if len(_windows) >= 16 * MODELS_ASKED:
+                _windows.clear()  # bounded: models come and go
+            window = _windows[(root, model)] = model_window(answer)
+        if window is not None:
+            found[model] = window
+    return found
+
+
+def model_window(shown: Any) -> int | None:
+    """Ollama's /api/show answer -> the model's window: its `num_ctx`, else Ollama's default; None when the
+    answer is not a model's (an unknown model's 404)."""
+    if not isinstance(shown, dict):
+        return None
+    parameters = shown.get("parameters")
+    found = NUM_CTX.search(parameters) if isinstance(parameters, str) else None
+    if found is None:
+        return OLLAMA_DEFAULT_CONTEXT
+    said = found.group(1)
+    return int(said) if said.isascii() and said.isdigit() and len(said) < 13 and int(said) > 0 else None
 
 
 def ask(root: str, headers: dict[str, str]) -> Said:
@@ -149,12 +202,15 @@ def _bypassed(root: str) -> bool:
     return False
 
 
-def _get(opener: urllib.request.OpenerDirector, url: str, headers: dict[str, str]) -> Any:
+def _get(opener: urllib.request.OpenerDirector, url: str, headers: dict[str, str], posted: str | None = None) -> Any:
     """The JSON of a 200 answer (Any, JSON's null included: `...` when the server answered otherwise), None when
-    the server could not be reached in time."""
+    the server could not be reached in time. `posted`: a JSON body, POSTed."""
     start = time.monotonic()
+    if posted is not None:
+        headers = {**headers, "Content-Type": "application/json"}
+    request = urllib.request.Request(url, posted.encode() if posted is not None else None, headers)
     try:
-        with opener.open(urllib.request.Request(url, headers=headers), timeout=DEADLINE) as response:
+        with opener.open(request, timeout=DEADLINE) as response:
             if response.status != 200 or response.headers.get(PROXY_ID):
                 return ...
             body = bytearray()

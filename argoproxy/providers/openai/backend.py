@@ -9,10 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlsplit
 
+from argoproxy.edge.body_members import encode_members
+from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.providers.base import Backend, StreamItem
-from argoproxy.upstream.local_server import says_local
+from argoproxy.providers.openai.template_switch import KWARGS, template_kwargs
+from argoproxy.upstream.local_server import ollama_windows, says_local
 from argoproxy.upstream.relay import read_whole, redirect_error, relay_sse, upstream_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 from argoproxy.upstream.url import join_url
@@ -52,9 +55,25 @@ class OpenAIBackend(Backend):
 
     def encode(self, call: Call) -> UpstreamRequest:
         headers = self.upstream_headers(call)
-        if call.plan.changed:
+        body = self.template_switched(call)
+        if call.plan.changed or body is not None:
             headers["Content-Type"] = "application/json"
-        return UpstreamRequest(call.client.method, self.url(call.plan.path, call.plan.query), headers, call.plan.body_bytes(), call.plan.timeout)
+        return UpstreamRequest(call.client.method, self.url(call.plan.path, call.plan.query), headers,
+                               call.plan.body_bytes() if body is None else body, call.plan.timeout)
+
+    def template_switched(self, call: Call) -> bytes | None:
+        """A chat request asking for a reasoning effort, to vLLM or llama.cpp's server: its body with the chat
+        template's reasoning switch (template_switch.py); None: the plan's body goes as it is."""
+        plan = call.plan
+        if plan.kind != "chat" or "reasoning_effort" not in plan.body:
+            return None
+        kwargs = template_kwargs(plan.body, says_local(self.base, self.api_key).name)
+        if kwargs is None:
+            return None
+        body = {**plan.body, KWARGS: kwargs}
+        if plan.members is not None and not plan.body_changed:  # the other members as the client wrote them
+            return encode_members(plan.members, body, plan.touched | {KWARGS})
+        return dumps(body)
 
     def native_front(self, front: str, model: str | None) -> bool:
         return front in self.settings.fronts_passthrough
@@ -122,10 +141,22 @@ class OpenAIBackend(Backend):
     def served_windows(self, data: list[Any]) -> None:
         """llama.cpp lists a model's training context (`meta.n_ctx_train`), not the window a request gets there:
         each entry gets the context of one of its slots (its /props, asked once) as `context_length`, which every
-        reader of windows takes first (reservations, the doors' model lists, `cot-proxy run`'s agents)."""
+        reader of windows takes first (reservations, the doors' model lists, `cot-proxy run`'s agents). Ollama
+        lists none: each entry gets its model's `num_ctx` or Ollama's default (upstream/local_server.py)."""
         if not any(isinstance(m, dict) and isinstance(m.get("meta"), dict) for m in data):
-            return  # no llama.cpp list: nothing asked
+            self.ollama_windows(data)
+            return
         window = says_local(self.base, self.api_key).context
         for entry in data if window is not None else ():
             if isinstance(entry, dict):
                 entry["context_length"] = window
+
+    def ollama_windows(self, data: list[Any]) -> None:
+        entries = [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)
+                   and not isinstance(m.get("context_length"), int)]
+        if not entries or says_local(self.base, self.api_key).name != "Ollama":
+            return
+        windows = ollama_windows(self.base, self.api_key, [m["id"] for m in entries])
+        for entry in entries:
+            if entry["id"] in windows:
+                entry["context_length"] = windows[entry["id"]]
