@@ -1,7 +1,8 @@
 """The command line: `cot-proxy [config] [flags]` (also `python cot_proxy.py`, `python app.py`); every flag is a
 setting (argoproxy/config/command_line.py: the flags and the help, short with --help, whole with --help-all).
 Subcommands: `keys` (team keys), `teams` (teams of keys), `prices` (the price table), `run -- AGENT [ARGS]` and `agents` (coding agents
-pointed at the proxy), `demo` (the proxy in front of a demo model, argoproxy/launch/demo.py).
+pointed at the proxy), `mcp list` (the running proxy's MCP servers), `demo` (the proxy in front of a demo model,
+argoproxy/launch/demo.py).
 
 Started in a terminal with nothing configured (argoproxy/config/unconfigured.py), it asks the first-run
 questions run_app.sh asks (argoproxy/firstrun.py) and then starts the same command again with the config they
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["demo"]:  # the proxy in front of a demo model of its own: no model server needed
         from argoproxy.launch.demo import main as demo_main
         raise SystemExit(demo_main(argv[1:], _prog(), parse_flags))
+    if argv[:1] == ["mcp"]:  # the running proxy's MCP servers: `mcp list`
+        from argoproxy.launch.mcp_list import main as mcp_main
+        raise SystemExit(mcp_main(argv[1:], _prog(), parse_flags))
     if argv[:1] in (["run"], ["agents"]):  # coding agents pointed at the proxy (argoproxy/launch)
         from argoproxy.launch.run import main as launch_main
         raise SystemExit(launch_main(argv[0], argv[1:], _prog(), parse_flags))

@@ -30,7 +30,8 @@ COMMANDS = """commands:
   agents      the set-up run gives each agent found on PATH
   keys        team keys: create, list, update, revoke, usage (keys --help)
   teams       teams of keys, whose limits they share: create, list, update, delete, usage (teams --help)
-  prices      the price table: refresh it from genai-prices, show a model's rates (prices --help)"""
+  prices      the price table: refresh it from genai-prices, show a model's rates (prices --help)
+  mcp list    the running proxy's MCP servers: their state and their tools"""
 METAVARS = {"target_base_url": "URL", "host": "ADDRESS", "socket": "PATH", "api_key_file": "FILE"}
 KEYS = """Keys: the upstream's in the environment or .env, never a flag (OPENAI_API_KEY, DASHSCOPE_API_KEY);
 the clients' in their own shell as COT_PROXY_KEY (`run` and the first run's lines read it from there)."""
@@ -56,7 +57,8 @@ def build_parser(full: bool = False, prog: str | None = None) -> argparse.Argume
               "       %(prog)s agents [config.yaml] [flags]\n"
               "       %(prog)s keys {create,list,update,revoke,usage} ...\n"
               "       %(prog)s teams {create,list,update,delete,usage} ...\n"
-              "       %(prog)s prices {refresh,show} ...",
+              "       %(prog)s prices {refresh,show} ...\n"
+              "       %(prog)s mcp list [config.yaml] [flags]",
         description=f"OpenAI-compatible gateway in front of an OpenAI-compatible server, ARGO or DashScope.\n\n"
                     f"{COMMANDS}",
         epilog=("" if full else "Every setting's flag: %(prog)s --help-all.\n") +

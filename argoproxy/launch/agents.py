@@ -9,6 +9,10 @@ A set-up is the agent's command line, the environment variables to set and to re
 scratch directory the run owns (a temporary config the agent is told about by an environment variable or a
 flag). Nothing is written into the user's own configuration: their ~/.codex, ~/.config/opencode,
 ~/.gemini and ~/.claude stay as they are, and the agent keeps reading them for everything else.
+
+When the proxy serves MCP servers (`/mcp`, docs/mcp.md), the agent is also given that endpoint with the run's key,
+as an MCP server named `cot_proxy` beside the user's own (which each agent still reads from its own files).
+Aider speaks no MCP.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, Callable
 # The variable that carries the proxy's key to agents that read their key from a variable of our choosing.
 KEY_ENV = "COT_PROXY_API_KEY"
 PROVIDER = "cot_proxy"  # the provider name given to the proxy in Codex's and OpenCode's configs
+MCP_SERVER = "cot_proxy"  # the MCP server name the proxy's /mcp gets in each agent's config
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,11 @@ class Target:
     model: str  # a name the proxy serves
     window: int | None = None  # the model's context in tokens, as the proxy lists it; None: not known
     websocket: bool = False  # the proxy serves the Responses API over a WebSocket (launch/websocket_probe.py)
+    mcp: bool = False  # the proxy serves MCP servers at /mcp (launch/mcp_gateway.py)
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.url}/mcp"
 
     @property
     def output(self) -> int | None:
@@ -61,6 +71,7 @@ class Agent:
     build: Callable[[Target, list[str], Path], Setup]
     install: str  # how its users install it (the packages agents.txt pins)
     model_options: tuple[str, ...] = ("-m", "--model")  # where its own arguments may name a model
+    speaks_mcp: bool = True  # it can be given the proxy's /mcp (Aider cannot)
 
     def setup(self, target: Target, args: list[str], scratch: Path, program: str | None = None) -> Setup:
         """The set-up for `<program> <args>` (program: the agent's name, found on PATH, unless given)."""
@@ -85,7 +96,15 @@ def claude(target: Target, args: list[str], scratch: Path) -> Setup:
     unset = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")
     if target.window:  # it assumes 200,000 tokens for a model it does not know, and compacts only near 167,000
         env.update(CLAUDE_CODE_AUTO_COMPACT_WINDOW=str(target.window), CLAUDE_CODE_MAX_OUTPUT_TOKENS=str(target.output))
-    return Setup(["claude", *args], env, unset)
+    if not target.mcp:
+        return Setup(["claude", *args], env, unset)
+    # --mcp-config adds its servers to the user's own (unless they pass --strict-mcp-config); the file is the
+    # run's, in its private scratch directory, and goes with it. Given with `=`: the option takes many values,
+    # and a prompt after `--mcp-config FILE` would be read as another file.
+    config = scratch / "claude-mcp.json"
+    text = json.dumps({"mcpServers": {MCP_SERVER: {
+        "type": "http", "url": target.mcp_url, "headers": {"Authorization": f"Bearer {target.key}"}}}}, indent=2)
+    return Setup(["claude", f"--mcp-config={config}", *args], env, unset, {config: text})
 
 
 def codex(target: Target, args: list[str], scratch: Path) -> Setup:
@@ -100,6 +119,9 @@ def codex(target: Target, args: list[str], scratch: Path) -> Setup:
         overrides += ["-c", f'model="{target.model}"']
     if target.window:
         overrides += ["-c", f"model_context_window={target.window}", "-c", f"model_max_output_tokens={target.output}"]
+    if target.mcp:  # one more entry in the user's mcp_servers table, its token read from the variable
+        overrides += ["-c", f'mcp_servers.{MCP_SERVER}={{ url = "{target.mcp_url}", '
+                            f'bearer_token_env_var = "{KEY_ENV}" }}']
     return Setup(["codex", *overrides, *args], {KEY_ENV: target.key})
 
 
@@ -109,13 +131,17 @@ def opencode(target: Target, args: list[str], scratch: Path) -> Setup:
     model: dict[str, Any] = {"name": target.model}
     if target.window:
         model["limit"] = {"context": target.window, "output": target.output}
-    text = json.dumps({
+    merged: dict[str, Any] = {
         "$schema": "https://opencode.ai/config.json",
         "provider": {PROVIDER: {
             "npm": "@ai-sdk/openai-compatible", "name": PROVIDER,
             "options": {"baseURL": f"{target.url}/v1", "apiKey": "{env:" + KEY_ENV + "}"},
             "models": {target.model: model}}},
-        "model": f"{PROVIDER}/{target.model}", "small_model": f"{PROVIDER}/{target.model}"}, indent=2)
+        "model": f"{PROVIDER}/{target.model}", "small_model": f"{PROVIDER}/{target.model}"}
+    if target.mcp:  # merged into the user's `mcp` servers; oauth off: the key is the header, no sign-in is tried
+        merged["mcp"] = {MCP_SERVER: {"type": "remote", "url": target.mcp_url, "oauth": False,
+                                      "headers": {"Authorization": "Bearer {env:" + KEY_ENV + "}"}}}
+    text = json.dumps(merged, indent=2)
     return Setup(["opencode", *args], {"OPENCODE_CONFIG": str(config), KEY_ENV: target.key}, files={config: text})
 
 
@@ -145,7 +171,11 @@ def gemini(target: Target, args: list[str], scratch: Path) -> Setup:
     # The API-key sign-in is chosen in a system settings file of our own (it overrides the user's settings,
     # which may choose a Google login); GOOGLE_API_KEY would win over GEMINI_API_KEY, Vertex sends it elsewhere.
     settings = scratch / "gemini-system-settings.json"
-    text = json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}})
+    system: dict[str, Any] = {"security": {"auth": {"selectedType": "gemini-api-key"}}}
+    if target.mcp:  # Gemini CLI merges mcpServers across its settings files: the user's servers stay
+        system["mcpServers"] = {MCP_SERVER: {"httpUrl": target.mcp_url,
+                                             "headers": {"Authorization": f"Bearer {target.key}"}}}
+    text = json.dumps(system)
     ours = [] if _has_option(args, "-m", "--model") else ["-m", target.model]
     env = {"GOOGLE_GEMINI_BASE_URL": target.url, "GEMINI_API_KEY": target.key,
            "GEMINI_CLI_SYSTEM_SETTINGS_PATH": str(settings)}
@@ -160,7 +190,7 @@ AGENTS: dict[str, Agent] = {a.name: a for a in (
           "npm install -g @google/gemini-cli"),
     Agent("opencode", "OpenCode", "/v1/chat/completions", ("gpt", "claude"), opencode, "npm install -g opencode-ai"),
     Agent("aider", "Aider", "/v1/chat/completions", ("gpt", "claude"), aider, "pip install aider-chat",
-          ("--model",)),
+          ("--model",), speaks_mcp=False),
 )}
 
 

@@ -29,8 +29,9 @@ from typing import Any, Callable, Iterator
 
 from argoproxy.config.listener import generate_key
 from argoproxy.config.settings import Settings, SettingsError, find_config, load
-from argoproxy.launch.agents import AGENTS, Agent, Setup, Target, model_for, models_named
+from argoproxy.launch.agents import AGENTS, MCP_SERVER, Agent, Setup, Target, model_for, models_named
 from argoproxy.launch.environments import USER_KEY_ENV, agent_environment, direct_to, proxy_environment
+from argoproxy.launch.mcp_gateway import serves_mcp
 from argoproxy.launch.proxy import (Refused, StartedProxy, accepts, address, base_url, listening, path_flags, prove,
                                     served_models)
 from argoproxy.launch.run_key import NO_KEY, admin_keys, for_run
@@ -64,7 +65,8 @@ agent found on PATH, and how to install the others.
 
 A .env, config.yaml, keys.db or responses.db in the working directory is read only once you trusted the
 directory (asked once, on a terminal). The agent never gets the proxy's admin key or its upstream keys: it gets
-a key made for the run, revoked when it exits.
+a key made for the run, revoked when it exits. When the proxy serves MCP servers (/mcp), the agent is given them
+too, with that key, as one more MCP server named cot_proxy beside its own (all but aider).
 
 examples:
   {prog} run -- claude -p "Summarise README.md"
@@ -106,7 +108,7 @@ def split(argv: list[str], prog: str) -> tuple[list[str], str | None, str, list[
     else:  # `run claude -p ...`: the first word that names an agent starts the agent's part
         at = agent_at(argv)
         ours, theirs = argv[:at], argv[at:]
-    model, ours = _take_option(ours, "--model")
+    model, ours = take_option(ours, "--model")
     if not theirs:
         raise Refused(f"which agent?\n{usage(prog)}")
     return ours, model, theirs[0], theirs[1:]
@@ -121,7 +123,7 @@ def agent_at(words: list[str]) -> int:
     return len(words)
 
 
-def _take_option(args: list[str], name: str) -> tuple[str | None, list[str]]:
+def take_option(args: list[str], name: str) -> tuple[str | None, list[str]]:
     for i, arg in enumerate(args):
         if arg == name and i + 1 < len(args):
             return args[i + 1], args[:i] + args[i + 2:]
@@ -232,7 +234,7 @@ def write_files(setup: Setup) -> None:
 
 def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str], None]) -> int:
     proxy_args, asked_model, name, agent_args = split(argv, prog)
-    env_file, proxy_args = _take_option(proxy_args, "--env-file")
+    env_file, proxy_args = take_option(proxy_args, "--env-file")
     agent = agent_named(name)
     program = program_for(agent, prog)
     settings, from_file = prepare(proxy_args, env_file, parse_flags, say)
@@ -263,9 +265,12 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
             target = Target(url, run_key.key, model, window)
             if agent.door == WEBSOCKET_DOOR:  # Codex's WebSocket mode, when the proxy serves it
                 target = replace(target, websocket=serves_websocket(url, run_key.key))
+            if agent.speaks_mcp:  # the proxy's MCP servers, when it serves them at /mcp
+                target = replace(target, mcp=serves_mcp(url, run_key.key))
             setup = agent.setup(target, agent_args, scratch, program)
             write_files(setup)
-            say(f"{agent.title} -> {url} ({agent.door}), model {model} ({window_said(target)}), key: {run_key.where}")
+            say(f"{agent.title} -> {url} ({agent.door}), model {model} ({window_said(target)}), key: {run_key.where}"
+                + (f", MCP servers: {target.mcp_url} as {MCP_SERVER}" if target.mcp else ""))
             env = direct_to(agent_environment(setup, os.environ, settings, [key, *admin]), host)
             return run_in_foreground(setup.argv, env)
         finally:
@@ -330,7 +335,7 @@ def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
 # ---- cot-proxy agents -------------------------------------------------------------------------------------------
 
 def show_agents(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str], None]) -> int:
-    env_file, argv = _take_option(argv, "--env-file")
+    env_file, argv = take_option(argv, "--env-file")
     settings, _ = prepare(argv, env_file, parse_flags, say)
     host, port = address(settings)
     url = base_url(host, port)
@@ -339,7 +344,8 @@ def show_agents(argv: list[str], prog: str, parse_flags: FlagParser, say: Callab
     if listening(host, port):
         state, listed = proven_models(host, port, url, key)
     served = [m["id"] for m in listed]
-    print(f"proxy: {url} ({state})")
+    mcp = bool(listed) and key is not None and serves_mcp(url, key)  # asked only of a proven proxy
+    print(f"proxy: {url} ({state}{', MCP servers at /mcp' if mcp else ''})")
     missing = []
     for agent in AGENTS.values():
         program = find_program(agent.name)
@@ -348,7 +354,7 @@ def show_agents(argv: list[str], prog: str, parse_flags: FlagParser, say: Callab
             continue
         model = model_for(agent, served) or "MODEL"
         scratch = scratch_base() / "cot-proxy-run-XXXX"
-        target = Target(url, "KEY", model, window_of(model, listed))
+        target = Target(url, "KEY", model, window_of(model, listed), mcp=mcp and agent.speaks_mcp)
         setup = agent.setup(target, [], scratch, program)
         print(f"\n{agent.name}: {agent.title} ({program}), speaks {agent.door}")
         for line in describe(setup, settings, key, target, bool(listed)):
