@@ -14,7 +14,7 @@ server's context over its parallel slots), which its model list does not (`meta.
 training context): kept as `Said.context`, the window a request gets there. Ollama's window is per model
 (`ollama_windows`): the `num_ctx` its parameters set (POST /api/show, read within the same bounds), else Ollama's
 default context; never the model's trained `<arch>.context_length`, which Ollama does not serve unless `num_ctx`
-says so. Asked when the model list is read, at most MODELS_ASKED models a list, each answer kept for the process.
+says so. Asked when the model list is read (at most MODELS_ASKED models, for LIST_SECONDS), each answer kept.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ PROXY_ID = "x-cot-proxy-request-id"
 # (more VRAM, or OLLAMA_CONTEXT_LENGTH on the server, gives more; neither can be seen from here: docs/agents.md)
 OLLAMA_DEFAULT_CONTEXT = 4096
 MODELS_ASKED = 64  # Ollama models asked their window in one model list (a list is the upstream's: bounded here)
+LIST_SECONDS = 5.0  # asking for one list stops after this long (the models left are asked at the next list)
 NUM_CTX = re.compile(r"^[ \t]*num_ctx[ \t]+(\S+)[ \t]*\r?$", re.MULTILINE)  # a line of /api/show's `parameters` text
 
 
@@ -113,11 +114,12 @@ _windows: dict[tuple[str, str], int | None] = {}  # (server root, model) -> Olla
 
 def ollama_windows(base_url: str, api_key: str, models: list[str]) -> dict[str, int]:
     """The window of each of `models` the Ollama server at `base_url` serves (see the module): asked once a
-    model, the first MODELS_ASKED of a list; a server that does not answer in time stops the asking (the others
-    would wait as long) and is asked again at the next list."""
+    model, the first MODELS_ASKED of a list for LIST_SECONDS at most; a server that does not answer in time
+    stops the asking (the others would wait as long) and is asked again at the next list."""
     root = server_root(base_url)
     found: dict[str, int] = {}
     opener = None
+    started = time.monotonic()
     for model in models[:MODELS_ASKED]:
         window = _windows.get((root, model), ...)
         if window is ...:
@@ -130,6 +132,8 @@ def ollama_windows(base_url: str, api_key: str, models: list[str]) -> dict[str, 
             window = _windows[(root, model)] = model_window(answer)
         if window is not None:
             found[model] = window
+        if opener is not None and time.monotonic() - started >= LIST_SECONDS:
+            break
     return found
 
 
@@ -206,11 +210,8 @@ def _get(opener: urllib.request.OpenerDirector, url: str, headers: dict[str, str
     """The JSON of a 200 answer (Any, JSON's null included: `...` when the server answered otherwise), None when
     the server could not be reached in time. `posted`: a JSON body, POSTed."""
     start = time.monotonic()
-    if posted is not None:
-        headers = {**headers, "Content-Type": "application/json"}
-    request = urllib.request.Request(url, posted.encode() if posted is not None else None, headers)
     try:
-        with opener.open(request, timeout=DEADLINE) as response:
+        with opener.open(_request(url, headers, posted), timeout=DEADLINE) as response:
             if response.status != 200 or response.headers.get(PROXY_ID):
                 return ...
             body = bytearray()
@@ -229,6 +230,12 @@ def _get(opener: urllib.request.OpenerDirector, url: str, headers: dict[str, str
         return json.loads(bytes(body))
     except ValueError:
         return ...
+
+
+def _request(url: str, headers: dict[str, str], posted: str | None) -> urllib.request.Request:
+    if posted is None:
+        return urllib.request.Request(url, headers=headers)
+    return urllib.request.Request(url, posted.encode(), {**headers, "Content-Type": "application/json"})
 
 
 def _headers(base_url: str, api_key: str) -> dict[str, str]:

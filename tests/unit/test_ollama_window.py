@@ -86,6 +86,15 @@ def test_a_list_asks_at_most_its_bound():
     assert len(seen) == len(windows) == local_server.MODELS_ASKED and windows["m0:latest"] == 1000
 
 
+def test_a_list_asks_for_its_time_at_most(monkeypatch):
+    """The asking stops once the list's time is spent; the models left are asked at the next list."""
+    monkeypatch.setattr(local_server, "LIST_SECONDS", 0.0)
+    with ollama(SHOWN) as (url, seen):
+        assert ollama_windows(url, "", ["qwen3:8b", "llama3.2:1b"]) == {"qwen3:8b": 40960}
+        assert ollama_windows(url, "", ["qwen3:8b", "llama3.2:1b"]) == {"qwen3:8b": 40960, "llama3.2:1b": 4096}
+    assert [body["model"] for _, _, body in seen] == ["qwen3:8b", "llama3.2:1b"]
+
+
 def test_a_server_not_reached_stops_the_asking_and_is_asked_again_later():
     with ollama(SHOWN) as (url, _):
         pass  # closed: nothing listens there now
