@@ -1,6 +1,7 @@
 """What a tool call leaves behind (docs/mcp.md, "What is recorded"): one ToolCall per `tools/call` request, handed
 to the hooks the proxy gives the endpoint (serve/mcp_mount.py wires them): `/metrics` series this module registers
-(ToolMetrics) and an `execute_tool` span started through the tracer's public hook (`span_of` says what it holds).
+(ToolMetrics), an `execute_tool` span started through the tracer's public hook (`span_of` says what it holds), and
+a team key's usage rows (`used`).
 The observers know nothing of MCP: this package says what a tool call is, and calls them.
 
 A tool's name is a metric label only once it is known to be one of a configured server's tools: its server answered
@@ -136,4 +137,14 @@ def traced(span: Callable[[Any, str, dict[str, Any], int, str | None], None]) ->
     def hook(call: ToolCall, context: Any) -> None:
         name, attributes, error = span_of(call)
         span(context, name, attributes, call.start_ns, error)
+    return hook
+
+
+def used(tool_used: Callable[[str, str, str, bool, float, int, int], None]) -> Hook:
+    """A hook that hands a team key's calls to its usage rows (the team keys' `tool_used`: key, server, tool, whether
+    it failed, seconds, bytes in and out), by the tool's label: a key's made-up names are one row, `other`."""
+    def hook(call: ToolCall, context: Any) -> None:
+        if call.key is not None:
+            tool_used(call.key, call.server or NO_SERVER, call.label, call.outcome != "ok", call.seconds,
+                      call.bytes_in, call.bytes_out)
     return hook

@@ -14,7 +14,7 @@ from argoproxy.edge.http_objects import Answer
 from argoproxy.mcp.endpoint import METHODS, McpEndpoint, owner_of, tool_globs
 from argoproxy.mcp.launch import SOCKET_ENV, start_supervisor, stop_supervisor
 from argoproxy.mcp.link import Link
-from argoproxy.mcp.recording import ToolMetrics, traced
+from argoproxy.mcp.recording import ToolMetrics, traced, used
 from argoproxy.pipeline.call import Call
 from argoproxy.serve.door import Door
 
@@ -31,6 +31,8 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
         endpoint.hooks.append(ToolMetrics(door.metrics.family_registry()).observe)
     if door.tracing is not None:
         endpoint.hooks.append(traced(door.tracing.inner_span))
+    if door.gateway.team_keys is not None:
+        endpoint.hooks.append(used(door.gateway.team_keys.tool_used))
 
     def claim(parts: tuple[str, ...]) -> Route | None:
         if not parts or parts[0].lower() != "mcp" or len(parts) > 2:

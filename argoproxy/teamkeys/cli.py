@@ -7,7 +7,7 @@ store the running proxy reads, so a change takes effect without a restart.
     keys update NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
                 [--max-parallel N] [--priority N] [--expires DATE] [--team TEAM|none]
     keys revoke NAME
-    keys usage [--since YYYY-MM-DD] [--csv]
+    keys usage [--since YYYY-MM-DD] [--csv] [--tools]
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     usage = commands.add_parser("usage", help="requests, tokens and cost per key, model and day")
     usage.add_argument("--since", default="", type=_day_arg, help="first day, YYYY-MM-DD")
     usage.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    usage.add_argument("--tools", action="store_true", help="MCP tool calls per key, server, tool and day instead")
     return parser
 
 
@@ -248,10 +249,16 @@ def revoke(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
 
 def usage(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     """One row per key, model and day: its cost in US dollars (exact, at the rates of each request's day) and the
-    requests whose model had no price (not in the cost: flagged)."""
-    rows = [("key", "model", "day", "requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests"),
-            *[(*map(str, row[:6]), dollars(row[6]), str(row[7])) for row in store.usage(args.since)
-              if not row[0].startswith(TEAM_WINDOWS)]]  # a team's rows: `teams usage`
+    requests whose model had no price (not in the cost: flagged). With --tools: one row per key, MCP server, tool and
+    day (docs/mcp.md)."""
+    if args.tools:
+        rows = [("key", "server", "tool", "day", "calls", "errors", "seconds", "bytes_in", "bytes_out", "cost_usd"),
+                *[(*map(str, row[:6]), f"{row[6] / 1000:.3f}", str(row[7]), str(row[8]), dollars(row[9]))
+                  for row in store.tool_usage(args.since)]]
+    else:
+        rows = [("key", "model", "day", "requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests"),
+                *[(*map(str, row[:6]), dollars(row[6]), str(row[7])) for row in store.usage(args.since)
+                  if not row[0].startswith(TEAM_WINDOWS)]]  # a team's rows: `teams usage`
     if args.csv:
         csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
     else:

@@ -74,6 +74,14 @@ class FailoverStore:
     def find(self, key_digest: str) -> Any:
         return self._primary("find", key_digest)
 
+    def record_tool_usage(self, *args: Any) -> None:
+        """StoreDown while Redis is away: the caller keeps the row for its return (service.py)."""
+        self._primary("record_tool_usage", *args)
+
+    def tool_usage(self, since: str = "") -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._primary("tool_usage", since)
+        return rows
+
     def admit(self, record: Any, now: float) -> tuple[float, str]:
         try:
             decision: tuple[float, str] = self._primary("admit", record, now)

@@ -31,6 +31,7 @@ from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.last_seen import LastSeen
 from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget, TeamRecord
 from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
+from argoproxy.teamkeys.redis_tool_usage import RedisToolUsage
 from argoproxy.teamkeys.store import KeyExists, TeamError, no_team, team_has_keys, usage_day
 
 PREFIX = "cot_proxy:"
@@ -64,7 +65,7 @@ def connect(url: str) -> Any:
                                               decode_responses=True))
 
 
-class RedisKeyStore:
+class RedisKeyStore(RedisToolUsage):  # (its MCP tool calls' rows: redis_tool_usage.py)
     def __init__(self, url: str, client: Any = None, lease_max: int = LEASE_MAX) -> None:
         self.url = url
         self.redis = client if client is not None else connect(url)

@@ -70,6 +70,9 @@ class TeamKeys:
         self.on_dropped: Callable[[int], None] | None = None  # metrics: usage rows a hard bound forced out
         self.most_cost: MostCost | None = None  # dollar budgets: what a request may cost at most
         self._flusher: threading.Thread | None = None
+        # MCP tool calls waiting to be written, summed by (key, server, tool, day): calls, errors, milliseconds,
+        # bytes in and out, nano-dollars (argoproxy/mcp/recording.py hands them in: tool_used)
+        self._tools: dict[tuple[str, str, str, float], list[int]] = {}
 
     def lookup(self, presented: Iterable[str]) -> KeyRecord | None:
         """The record of the first presented key the store knows (revoked and expired ones included); a 503 when
@@ -294,6 +297,40 @@ class TeamKeys:
         if self._flusher is None:
             self._start_flusher()
 
+    def tool_used(self, name: str, server: str, tool: str, error: bool, seconds: float, bytes_in: int,
+                  bytes_out: int, cost: int = 0) -> None:
+        """A key's MCP tool call, for its usage row (written with the next flush, off the call's path)."""
+        day = self.clock() // 86400 * 86400
+        with self._pending_lock:
+            row = self._tools.get((name, server, tool, day))
+            if row is None:
+                if len(self._tools) >= PENDING_MAX:
+                    return  # the store has refused rows for long: dropped, as model rows past the bound are
+                row = self._tools[(name, server, tool, day)] = [0, 0, 0, 0, 0, 0]
+            for i, value in enumerate((1, int(error), round(seconds * 1000), bytes_in, bytes_out, cost)):
+                row[i] += value
+        if self._flusher is None:
+            self._start_flusher()
+
+    def _flush_tools(self) -> None:
+        """The tool calls' rows, one store write each; one the store refuses is kept for the next flush."""
+        with self._pending_lock:
+            batch, self._tools = self._tools, {}
+        kept = {}
+        for (name, server, tool, day), numbers in batch.items():
+            try:
+                self.store.record_tool_usage(name, server, tool, day, *numbers)
+            except STORE_ERRORS:
+                kept[(name, server, tool, day)] = numbers
+            except Exception:  # noqa: BLE001 - counting must never end the worker
+                log.exception("team keys: tool usage of key %s not recorded", name)
+        if kept:
+            with self._pending_lock:
+                for group, numbers in kept.items():
+                    row = self._tools.setdefault(group, [0] * len(numbers))
+                    for i, value in enumerate(numbers):
+                        row[i] += value
+
     def flush(self) -> None:
         """The pending answers, summed by key and model: one store write per pair (one the store refuses, locked
         or away, is kept and tried again at the next flush); what expired leases left unused, given back; and
@@ -303,6 +340,8 @@ class TeamKeys:
             self.store.release_leases()
         except Exception:  # noqa: BLE001 - counting must never end the worker
             log.exception("team keys: unused leases not given back")
+        if self._tools:
+            self._flush_tools()
         with self._pending_lock:
             batch, self._pending = self._pending, []
         groups: dict[tuple[str, str, bool], list[Any]] = {}  # the sums of UsageRow's numbers, the latest of the rest

@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS usage (
     name TEXT NOT NULL, model TEXT NOT NULL, day TEXT NOT NULL, requests INTEGER NOT NULL,
     input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cost INTEGER NOT NULL DEFAULT 0,
     unpriced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (name, model, day));
+CREATE TABLE IF NOT EXISTS tool_usage (
+    name TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, day TEXT NOT NULL, calls INTEGER NOT NULL,
+    errors INTEGER NOT NULL, millis INTEGER NOT NULL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,
+    cost INTEGER NOT NULL, PRIMARY KEY (name, server, tool, day));
 """
 # Columns a store made by an earlier release lacks (--max-parallel, --priority, dollar budgets, usage's cost in
 # nano-dollars and unpriced requests, a key's team, MCP tool globs): added when it is opened (the teams table likewise, by SCHEMA).
@@ -294,6 +298,23 @@ class SQLiteKeyStore:
                        "output_tokens = output_tokens + excluded.output_tokens, cost = cost + excluded.cost, "
                        "unpriced = unpriced + excluded.unpriced",
                        (name, model, usage_day(now), requests, input_tokens, output_tokens, cost, unpriced))
+
+    def record_tool_usage(self, name: str, server: str, tool: str, now: float, calls: int, errors: int, millis: int,
+                          bytes_in: int, bytes_out: int, cost: int = 0) -> None:
+        """A key's MCP tool calls (argoproxy/mcp/recording.py): one row per key, server, tool and day, `cost` in
+        nano-dollars."""
+        with self._write() as db:
+            db.execute("INSERT INTO tool_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, server, tool, day) "
+                       "DO UPDATE SET calls = calls + excluded.calls, errors = errors + excluded.errors, millis = "
+                       "millis + excluded.millis, bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + "
+                       "excluded.bytes_out, cost = cost + excluded.cost",
+                       (name, server, tool, usage_day(now), calls, errors, millis, bytes_in, bytes_out, cost))
+
+    def tool_usage(self, since: str = "") -> list[tuple[str, str, str, str, int, int, int, int, int, int]]:
+        """(key name, server, tool, day, calls, errors, milliseconds, bytes in, bytes out, cost in nano-dollars), by
+        day then name, server and tool."""
+        return self._read("SELECT name, server, tool, day, calls, errors, millis, bytes_in, bytes_out, cost FROM "
+                          "tool_usage WHERE day >= ? ORDER BY day, name, server, tool", (since,))
 
     def release_leases(self, expired_only: bool = True) -> None:
         """Nothing to give back: this store's workers count in shared memory, not by leases (redis_store.py)."""

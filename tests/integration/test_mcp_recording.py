@@ -19,6 +19,7 @@ import requests
 
 from tests.fakes.otlp_receiver import OtlpReceiver, Span
 from tests.integration.test_mcp_gateway import INIT, SERVERS, send
+from tests.polling import poll
 from tests.proxy_process import running_proxy
 
 mcp = pytest.importorskip("mcp", reason="the official MCP SDK (requirements-dev.txt)")
@@ -161,3 +162,70 @@ def test_each_tool_call_is_an_execute_tool_span_in_the_clients_trace(recorded, r
     assert (error.status, error.attributes["error.type"], error.attributes["rpc.response.status_code"],
             error.attributes["gen_ai.tool.name"]) == ("ERROR", "-32602", "-32602", "other__no_such_tool")
     assert not any("arguments" in k or "result" in k for s in (ok, tool_error, error) for k in s.attributes)
+
+
+# ---------------------------------------------------------------- a team key's usage rows (SQLite and Redis)
+ADMIN = "admin-key-for-mcp-usage"
+
+
+def key_calls(proxy, key: str):
+    """The key's calls through the SDK: two that answer, one the tool fails, one the server does not know, one
+    outside the key's globs (it ends at the proxy)."""
+    async def work(session):
+        await session.call_tool("fake__add", {"a": 1, "b": 1})
+        await session.call_tool("fake__add", {"a": 2, "b": 2})
+        assert (await session.call_tool("fake__fails", {})).is_error
+        for name in ("fake__no_such_tool", "other__add"):
+            with pytest.raises(MCPError):
+                await session.call_tool(name, {})
+    sdk(proxy.url + "/mcp", work, {"Authorization": f"Bearer {key}"})
+
+
+def tool_rows(keys, *args: str) -> list[list[str]]:
+    done = keys("usage", "--csv", *args)
+    assert done.returncode == 0, done.stderr
+    return [line.split(",") for line in done.stdout.splitlines()]
+
+
+def check_usage_rows(keys) -> None:
+    def written() -> list[list[str]] | None:  # the worker writes its rows every half second
+        found = tool_rows(keys, "--tools")
+        return found if sum(int(r[4]) for r in found[1:]) == 5 else None
+
+    rows = poll(written, timeout=20) or tool_rows(keys, "--tools")
+    assert rows[0] == ["key", "server", "tool", "day", "calls", "errors", "seconds", "bytes_in", "bytes_out",
+                       "cost_usd"]
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    by_tool = {(r[1], r[2]): r for r in rows[1:]}
+    assert sorted(by_tool) == [("fake", "fake__add"), ("fake", "fake__fails"), ("fake", "other"), ("none", "other")]
+    assert all(r[0] == "bot" and r[3] == today and r[9] == "0.00" for r in rows[1:])
+    assert [by_tool[t][4:6] for t in sorted(by_tool)] == [["2", "0"], ["1", "1"], ["1", "1"], ["1", "1"]]
+    add = by_tool[("fake", "fake__add")]
+    assert float(add[6]) > 0 and int(add[7]) > 100 and int(add[8]) > 100  # seconds, bytes in and out
+    model_rows = tool_rows(keys)  # the model rows' view is as it was: its header, no tool calls in it
+    assert model_rows[0] == ["key", "model", "day", "requests", "input_tokens", "output_tokens", "cost_usd",
+                             "unpriced_requests"] and len(model_rows) == 1
+
+
+def test_a_keys_tool_calls_are_its_usage_rows_in_sqlite(module_fake, tmp_path):
+    from tests.integration.test_team_keys import create, keys
+    db = tmp_path / "keys.db"
+    bot = create(db, "bot", "--tools", "fake__*")
+    with running_proxy(TARGET_BASE_URL=module_fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
+                       KEYS_DB=str(db), MCP_SERVERS=SERVERS) as proxy:
+        key_calls(proxy, bot)
+        check_usage_rows(lambda *args: keys(db, *args))
+
+
+def test_a_keys_tool_calls_are_its_usage_rows_in_redis(module_fake):
+    from tests.integration.test_shared_redis import create, keys
+    from tests.redis_server import RedisServer
+    server = RedisServer().start()
+    try:
+        bot = create(server.url, "bot", "--tools", "fake__*")
+        with running_proxy(TARGET_BASE_URL=module_fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
+                           REDIS_URL=server.url, MCP_SERVERS=SERVERS) as proxy:
+            key_calls(proxy, bot)
+            check_usage_rows(lambda *args: keys(server.url, *args))
+    finally:
+        server.close()
