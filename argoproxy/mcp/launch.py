@@ -22,6 +22,7 @@ SOCKET_ENV = "COT_PROXY_MCP_SOCKET"
 OWNER_ENV = "COT_PROXY_MCP_OWNER"  # the master that started it (a re-exec'd master starts its own)
 START_SECONDS = 10.0
 STOP_SECONDS = 10.0
+MAX_SOCKET_PATH = 103
 
 _running: subprocess.Popen[bytes] | None = None
 _entries: list[dict[str, object]] = []  # what it runs
@@ -38,7 +39,7 @@ def start_supervisor(servers: tuple[McpServer, ...]) -> str | None:
             return os.environ[SOCKET_ENV]
         log.info("MCP: the servers changed; their supervisor starts again")
         stop_supervisor()
-    rundir = tempfile.mkdtemp(prefix="cot_proxy_mcp_")  # mode 0700: the socket and the servers' homes
+    rundir = tempfile.mkdtemp(prefix="cot_proxy_mcp_", dir=socket_parent())  # mode 0700: the socket, the homes
     path = os.path.join(rundir, "supervisor.sock")
     process = subprocess.Popen([sys.executable, "-m", "argoproxy.mcp.supervisor", path, rundir],
                                stdin=subprocess.PIPE, start_new_session=True)
@@ -52,6 +53,13 @@ def start_supervisor(servers: tuple[McpServer, ...]) -> str | None:
     os.environ[SOCKET_ENV], os.environ[OWNER_ENV] = path, str(os.getpid())
     log.info("MCP: %d server(s) behind /mcp (supervisor pid %d)", len(servers), process.pid)
     return path
+
+
+def socket_parent() -> str | None:
+    """Where the supervisor's directory goes: the temporary directory, unless its path is too long for a Unix
+    socket's (at most 103 bytes on macOS, 107 on Linux; a CI runner's or a test's TMPDIR can be longer), then /tmp."""
+    longest = len(os.path.join(tempfile.gettempdir(), "cot_proxy_mcp_12345678", "supervisor.sock").encode())
+    return None if longest <= MAX_SOCKET_PATH else "/tmp"
 
 
 def stop_supervisor() -> None:

@@ -20,7 +20,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import requests
 
@@ -53,7 +53,10 @@ def declared_tools(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def plan(body: dict[str, Any]) -> tuple[str | None, tuple[str, dict[str, Any]] | None]:
+Plan = tuple[str | None, tuple[str, dict[str, Any]] | None]  # (text, None) or (None, (tool name, arguments))
+
+
+def plan(body: dict[str, Any]) -> Plan:
     """(text, None) or (None, (tool name, arguments)): what the scripted model answers to this request."""
     text = conversation_text(body)
     token = TOKEN.search(text)
@@ -102,8 +105,8 @@ def _arguments(schema: dict[str, Any], path: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- OpenAI chat completions
 
 
-def chat_answer(body: dict[str, Any]) -> Reply | Stream:
-    text, call = plan(body)
+def chat_answer(body: dict[str, Any], decide: Callable[[dict[str, Any]], Plan] | None = None) -> Reply | Stream:
+    text, call = (decide or plan)(body)
     model = body.get("model") or "scripted"
     message: dict[str, Any] = {"role": "assistant", "content": text}
     if call:
@@ -130,8 +133,8 @@ def chat_answer(body: dict[str, Any]) -> Reply | Stream:
 # --------------------------------------------------------------------------- Anthropic Messages (ARGO native)
 
 
-def messages_answer(body: dict[str, Any]) -> Reply | Stream:
-    text, call = plan(body)
+def messages_answer(body: dict[str, Any], decide: Callable[[dict[str, Any]], Plan] | None = None) -> Reply | Stream:
+    text, call = (decide or plan)(body)
     block = ({"type": "tool_use", "id": "toolu_note_1", "name": call[0], "input": call[1]} if call
              else {"type": "text", "text": text})
     stop = "tool_use" if call else "end_turn"
