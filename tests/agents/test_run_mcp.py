@@ -1,8 +1,9 @@
-"""A real coding agent started by `cot-proxy run` (here `python cot_proxy.py run -- claude`) calls an MCP tool
-through the proxy: the proxy run starts serves the fake stdio MCP server (tests/fakes/fake_mcp_server.py) at
-/mcp, run gives Claude Code that endpoint with the run's key (the server `cot_proxy`, argoproxy/launch/agents.py),
-and the scripted model asks for the fake's echo tool with a word of its own; the agent calls it through the
-proxy, sends the result back, and the model quotes it. The user's own Claude Code configuration is untouched."""
+"""Each real coding agent that speaks MCP, started by `cot-proxy run` (here `python cot_proxy.py run -- AGENT`),
+calls an MCP tool through the proxy: the proxy run starts serves the fake stdio MCP server
+(tests/fakes/fake_mcp_server.py) at /mcp, run gives the agent that endpoint with the run's key (the server
+`cot_proxy`, argoproxy/launch/agents.py), and the scripted model asks for the fake's echo tool with a word of
+its own; the agent calls it through the proxy, sends the result back, and the model quotes it. The user's own
+configuration is untouched."""
 
 from __future__ import annotations
 
@@ -48,14 +49,21 @@ class EchoThroughMcp(ScriptedUpstream):
         return super().default_answer(method, path, body)
 
 
-def test_claude_code_started_by_run_calls_a_tool_through_the_proxys_mcp(project, tmp_path):
+# What each agent needs to run an MCP tool without asking (non-interactive runs have no one to ask).
+UNASKED = {"claude": ["--allowedTools", "mcp__cot_proxy"], "codex": ["--dangerously-bypass-approvals-and-sandbox"],
+           "gemini": ["--yolo"], "opencode": []}
+
+
+@pytest.mark.parametrize("agent_name", list(UNASKED))
+def test_an_agent_started_by_run_calls_a_tool_through_the_proxys_mcp(agent_name, project, tmp_path):
     workdir, _ = project
     port = free_port()
     with EchoThroughMcp() as upstream:
         settings = {"BACKEND": "openai", "TARGET_BASE_URL": upstream.base_url, "PORT": str(port),
                     "HOST": "127.0.0.1", "WORKERS": "1",
                     "MCP_SERVERS": json.dumps({"fake": {"command": sys.executable, "args": [FAKE]}})}
-        result = run_claude("Use the echo tool, then tell me what it said.", tmp_path / "home", workdir, settings)
+        result = run_agent(agent_name, "Use the echo tool, then tell me what it said.", tmp_path / "home", workdir,
+                           settings)
         report = (f"exit {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n"
                   f"{result.stderr[-3000:]}\n--- tools declared\n"
             f"{[[name for name, _ in declared_tools(body)] for body in upstream.bodies()]}")
@@ -64,20 +72,20 @@ def test_claude_code_started_by_run_calls_a_tool_through_the_proxys_mcp(project,
         assert SAID.format(word=upstream.word) in result.stdout, report
         # The word came back inside the agent's tool result: the call went through the proxy to the fake server.
         assert any(upstream.word in text for body in upstream.bodies() for text in tool_results(body)), report
-    own = tmp_path / "home" / ".claude.json"  # Claude Code's own state: run's server is never written there
-    assert not own.exists() or "cot_proxy" not in own.read_text()
+    # The user's own configuration (and Claude Code's state file) holds nothing of run's server.
+    for relative in [*quiet_run(agent_name, "").own_config, ".claude.json"]:
+        own = tmp_path / "home" / relative
+        assert not own.exists() or "cot_proxy" not in own.read_text(), relative
 
 
-def run_claude(prompt: str, home: Path, workdir: Path, proxy_settings: dict[str, str]):
-    """`cot-proxy run -- claude` as tests/agents/test_run.py runs it, the MCP server's tools allowed (Claude Code
-    asks before an MCP tool runs, and -p has no one to ask)."""
-    program = installed("claude", "claude")
-    test = quiet_run("claude", prompt)
+def run_agent(name: str, prompt: str, home: Path, workdir: Path, proxy_settings: dict[str, str]):
+    """`cot-proxy run -- AGENT` as tests/agents/test_run.py runs it, the MCP server's tools allowed."""
+    program = installed(name, name)
+    test = quiet_run(name, prompt)
     write_own_config(home, test)
     # ENABLE_TOOL_SEARCH=false: Claude Code declares the MCP tools themselves, not a search tool that finds them
     env = _isolated(home, {**test.env, **proxy_settings, "XDG_RUNTIME_DIR": str(secure_scratch()),
                            "ENABLE_TOOL_SEARCH": "false"})
     env["PATH"] = f"{program.parent}{os.pathsep}{env['PATH']}"
-    argv = [sys.executable, str(ROOT / "cot_proxy.py"), "run", "--", "claude", "--allowedTools", "mcp__cot_proxy",
-            *test.args]
+    argv = [sys.executable, str(ROOT / "cot_proxy.py"), "run", "--", name, *UNASKED[name], *test.args]
     return _bounded(argv, env, workdir, TIMEOUT)
