@@ -94,7 +94,9 @@ def test_stream_arrives_incrementally(argo, proxy):
     for c in sdk(proxy).chat.completions.create(model="argo:gpt-4o", messages=MSG, stream=True):
         if c.choices and c.choices[0].delta.content:
             times.append(time.monotonic() - start)
-    assert times[0] < 0.45 and times[-1] > 0.9
+    # the chunks are 0.5 s apart upstream: relayed as they come, the first is a second ahead of the last (a
+    # buffered stream would bring them together, however busy the machine)
+    assert len(times) >= 2 and times[-1] - times[0] > 0.9, times
 
 
 def test_pseudo_stream(argo_proxy):
