@@ -108,13 +108,20 @@ class ToolMetrics:
                                 ["server"], registry=registry)
         self.bytes_out = Counter("cot_proxy_tool_call_response_bytes", "Bytes of MCP tool call answers, by server.",
                                  ["server"], registry=registry)
+        self.children: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}  # (labels are bounded: so is this)
 
     def observe(self, call: ToolCall, context: Any = None) -> None:
         server = call.server or NO_SERVER
-        self.calls.labels(server, call.label, call.outcome).inc()
-        self.seconds.labels(server).observe(call.seconds)
-        self.bytes_in.labels(server).inc(call.bytes_in)
-        self.bytes_out.labels(server).inc(call.bytes_out)
+        key = (server, call.label, call.outcome)
+        children = self.children.get(key)
+        if children is None:
+            children = self.children[key] = (self.calls.labels(*key), self.seconds.labels(server),
+                                             self.bytes_in.labels(server), self.bytes_out.labels(server))
+        calls, seconds, bytes_in, bytes_out = children
+        calls.inc()
+        seconds.observe(call.seconds)
+        bytes_in.inc(call.bytes_in)
+        bytes_out.inc(call.bytes_out)
 
 
 def span_of(call: ToolCall) -> tuple[str, dict[str, Any], str | None]:
