@@ -207,14 +207,21 @@ def check_usage_rows(keys) -> None:
                              "unpriced_requests"] and len(model_rows) == 1
 
 
-def test_a_keys_tool_calls_are_its_usage_rows_in_sqlite(module_fake, tmp_path):
+def test_a_keys_tool_calls_are_its_usage_rows_in_sqlite(module_fake, tmp_path, receiver):
     from tests.integration.test_team_keys import create, keys
     db = tmp_path / "keys.db"
     bot = create(db, "bot", "--tools", "fake__*")
     with running_proxy(TARGET_BASE_URL=module_fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
-                       KEYS_DB=str(db), MCP_SERVERS=SERVERS) as proxy:
+                       KEYS_DB=str(db), MCP_SERVERS=SERVERS, TRACING="on", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+                       OTEL_BSP_SCHEDULE_DELAY="50") as proxy:
         key_calls(proxy, bot)
         check_usage_rows(lambda *args: keys(db, *args))
+        spans = receiver.wait(lambda got: len([s for s in got if s.attributes.get("cot_proxy.key.name") == "bot"
+                                               and s.name.startswith("execute_tool")]) == 5)
+    names = sorted(s.name for s in spans if s.attributes.get("cot_proxy.key.name") == "bot"
+                   and s.name.startswith("execute_tool"))
+    assert names == ["execute_tool fake__add"] * 2 + ["execute_tool fake__fails"] + ["execute_tool other"] * 2
+    assert bot not in json.dumps([s.attributes for s in spans])  # the key's name, never the key
 
 
 def test_a_keys_tool_calls_are_its_usage_rows_in_redis(module_fake):
