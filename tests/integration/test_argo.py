@@ -86,6 +86,7 @@ def test_real_stream_with_split_utf8(argo, proxy):
 
 
 def test_stream_arrives_incrementally(argo, proxy):
+    sdk(proxy).chat.completions.create(model="argo:gpt-4o", messages=MSG)  # the worker's token counter loaded
     argo.reply = "abcdefghij" * 3
     argo.stream_chunk_size = 10
     argo.stream_delay = 0.5
