@@ -21,7 +21,7 @@ def admission(limits, pools=None, **kw) -> Admission:
     return Admission(pools, len(limits), limits, cells=SharedCells("t", size, ""), **kw)
 
 
-def wait_until(check, seconds=5.0):
+def wait_until(check, seconds=30.0):  # polled: a busy machine only makes it slower
     end = time.monotonic() + seconds
     while not check():
         assert time.monotonic() < end, "timed out"
