@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import signal
 import subprocess
 import tempfile
@@ -247,3 +248,54 @@ def test_without_keepalive_nginx_cuts_the_silent_stream():
             except Exception:  # noqa: BLE001 - the connection was cut mid-stream
                 text = None
             assert text != "".join(WORDS[:4]), "nginx let a silent stream through without keepalives"
+
+
+class Replica:
+    """A bare replica on loopback: `hangs_up` reads each request and closes without an answer (a replica that
+    took the request and died on it); otherwise it answers 200 and counts what it answered."""
+
+    def __init__(self, hangs_up: bool) -> None:
+        self.hangs_up, self.paths = hangs_up, []
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    more = conn.recv(65536)
+                    if not more:
+                        break
+                    data += more
+                if not data or self.hangs_up:
+                    continue
+                self.paths.append(data.split(b" ")[1].decode())
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                             b"Connection: close\r\n\r\n{}")
+
+
+@pytest.mark.parametrize("path, retried", [("/mcp", False), ("/mcp/git", False), ("/%6Dcp", False),
+                                           ("/v1/chat/completions", True)])
+def test_an_mcp_request_a_replica_lost_is_never_sent_to_another(path, retried):
+    """A tool call may have run on the replica that lost it: nginx answers 502 and leaves the retry to the
+    client. A model call that failed the same way is sent to the next replica (the control)."""
+    lost, answering = Replica(hangs_up=True), Replica(hangs_up=False)
+    try:
+        with running_nginx([lost.port, answering.port]) as base:
+            statuses = [requests.post(base + path, data=b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
+                                      headers={"Content-Type": "application/json"}, timeout=20).status_code
+                        for _ in range(4)]
+    finally:
+        lost.srv.close()
+        answering.srv.close()
+    assert len(answering.paths) == statuses.count(200), (statuses, answering.paths)
+    if retried:
+        assert statuses == [200] * 4, statuses
+    else:
+        assert 502 in statuses, statuses  # the lost one reached no other replica
