@@ -146,6 +146,9 @@ def test_under_gevent_a_waiting_stream_costs_no_os_thread():
     with FakeOpenAI() as up, running_proxy(TARGET_BASE_URL=up.base_url, SSE_KEEPALIVE="0.2",
                                            WORKER_CLASS="gevent", WORKERS="1") as p:
         requests.get(p.url + "/health")  # answered by the worker, so it exists now (the port opens before the fork)
+        # one stream first: its usage estimate loads the token counter in gevent's pool (a thread, once)
+        up.queue.append(Stream(chat_chunks(["warm"])))  # no usage: the proxy estimates it
+        assert requests.post(p.base_url + "/chat/completions", json=CHAT, timeout=30).status_code == 200
         worker = psutil.Process(p.proc.pid).children()[0]
         before = worker.num_threads()
         up.queue.extend(Stream(chat_chunks(["x"]), first_delay=2) for _ in range(20))
