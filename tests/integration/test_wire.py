@@ -12,15 +12,16 @@ from tests.fakes.fake_openai import Reply, Stream, chat_chunks
 from tests.proxy_process import running_proxy
 
 
-def raw_exchange(proxy, request: bytes, settle: float = 0.3) -> tuple[bytes, bytes]:
-    """(the first recv after sending, everything the proxy sent before closing or going quiet)."""
+def raw_exchange(proxy, request: bytes, settle: float = 0.3, until: bytes = b"") -> tuple[bytes, bytes]:
+    """(the first recv after sending, everything the proxy sent before closing or going quiet); with `until`,
+    read until what came ends with it (a busy machine may keep the end back longer than `settle`)."""
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
         s.sendall(request)
         first = s.recv(1 << 20)
         data = first
-        s.settimeout(settle)
+        s.settimeout(30 if until else settle)
         try:
-            while chunk := s.recv(1 << 20):
+            while not (until and data.endswith(until)) and (chunk := s.recv(1 << 20)):
                 data += chunk
         except socket.timeout:
             pass
@@ -56,7 +57,7 @@ def test_stream_framing_is_intact_and_headers_come_first(proxy, upstream):
     upstream.add(Stream(chat_chunks(["a", "b", "c"]) + ["[DONE]"], first_delay=0.3, delay=0.05))
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}).encode()
     started = time.monotonic()
-    first, data = raw_exchange(proxy, post("/v1/chat/completions", body), settle=1.0)
+    first, data = raw_exchange(proxy, post("/v1/chat/completions", body), until=b"0\r\n\r\n")
     assert time.monotonic() - started >= 0.3
     assert first.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in first.lower()
     assert data.endswith(b"0\r\n\r\n")  # the chunked body is terminated
