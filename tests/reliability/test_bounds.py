@@ -39,6 +39,10 @@ def env():
         with running_proxy(TARGET_BASE_URL=fake.base_url, MAX_RESPONSE_BYTES=str(MAX_RESPONSE),
                            MAX_SSE_EVENT_BYTES=str(MAX_EVENT), TIMEOUT="20") as p:
             quick_ok(p, timeout=10)
+            # a stream without usage: the worker loads the token counter it estimates usage with (~45 MB, once)
+            # before any test measures its memory
+            fake.add(Stream(chat_chunks(["warm"])))
+            assert b"warm" in requests.post(p.base_url + "/chat/completions", json=chat(stream=True), timeout=60).content
             yield fake, p
 
 
