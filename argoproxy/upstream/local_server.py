@@ -112,6 +112,13 @@ def forget() -> None:
 _windows: dict[tuple[str, str], int | None] = {}  # (server root, model) -> Ollama's window for it
 
 
+def windows_per_model(base_url: str, api_key: str, models: list[str]) -> dict[str, int]:
+    """The window of each of `models` when the server at `base_url` says one per model (Ollama), else none."""
+    if says_local(base_url, api_key).name != "Ollama":
+        return {}
+    return ollama_windows(base_url, api_key, models)
+
+
 def ollama_windows(base_url: str, api_key: str, models: list[str]) -> dict[str, int]:
     """The window of each of `models` the Ollama server at `base_url` serves (see the module): asked once a
     model, the first MODELS_ASKED of a list for LIST_SECONDS at most; a server that does not answer in time

@@ -15,7 +15,7 @@ from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.providers.openai.template_switch import KWARGS, template_kwargs
-from argoproxy.upstream.local_server import ollama_windows, says_local
+from argoproxy.upstream.local_server import says_local, windows_per_model
 from argoproxy.upstream.relay import read_whole, redirect_error, relay_sse, upstream_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 from argoproxy.upstream.url import join_url
@@ -144,19 +144,20 @@ class OpenAIBackend(Backend):
         reader of windows takes first (reservations, the doors' model lists, `cot-proxy run`'s agents). Ollama
         lists none: each entry gets its model's `num_ctx` or Ollama's default (upstream/local_server.py)."""
         if not any(isinstance(m, dict) and isinstance(m.get("meta"), dict) for m in data):
-            self.ollama_windows(data)
+            self.model_windows(data)
             return
         window = says_local(self.base, self.api_key).context
         for entry in data if window is not None else ():
             if isinstance(entry, dict):
                 entry["context_length"] = window
 
-    def ollama_windows(self, data: list[Any]) -> None:
+    def model_windows(self, data: list[Any]) -> None:
+        """Each entry's own window, where the server says one per model (upstream/local_server.py)."""
         entries = [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)
                    and not isinstance(m.get("context_length"), int)]
-        if not entries or says_local(self.base, self.api_key).name != "Ollama":
+        if not entries:
             return
-        windows = ollama_windows(self.base, self.api_key, [m["id"] for m in entries])
+        windows = windows_per_model(self.base, self.api_key, [m["id"] for m in entries])
         for entry in entries:
             if entry["id"] in windows:
                 entry["context_length"] = windows[entry["id"]]
