@@ -11,8 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.errors import ProxyError
-from argoproxy.sqlite_files import first_here
-from argoproxy.turns import off_loop
+from argoproxy.sqlite_files import first_here, off_loop
 from argoproxy.state.records import (StoredConversation, StoredResponse, StoreFull, as_it_stands, made_within,
                                      owner_of, response_of)
 from argoproxy.state.write_behind import FRESH, WriteBehind

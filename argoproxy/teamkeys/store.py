@@ -19,10 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from argoproxy.sqlite_files import BUSY_SECONDS, ReadConnection, connect, first_here, immediate
+from argoproxy.sqlite_files import BUSY_SECONDS, ReadConnection, connect, first_here, immediate, off_loop
 from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, TeamRecord
 from argoproxy.teamkeys import windows
-from argoproxy.turns import off_loop
 
 if TYPE_CHECKING:
     from argoproxy.teamkeys.local_windows import LocalWindows
