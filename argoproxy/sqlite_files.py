@@ -16,8 +16,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Callable, Iterator, Protocol, TypeVar
 
-from argoproxy.turns import gevent_hub, off_loop
-
 T = TypeVar("T")
 BUSY_SECONDS = 5.0  # how long a statement waits for another process's lock before it fails ("database is locked")
 
@@ -45,12 +43,37 @@ def immediate(db: Executes) -> Iterator[Any]:
     db.execute("COMMIT")
 
 
+_GEVENT: Any = None  # gevent's hub getter once the worker is patched; False without gevent
 _HERE: ContextVar[bool] = ContextVar("sqlite_here", default=False)  # a call tried on the loop: it must not wait
 
 
 class Busy(Exception):
     """A call tried on the loop met a lock (its connection in use by a pool thread, or another process writing):
     it is made again off the loop, where it may wait."""
+
+
+def _hub() -> Any:
+    global _GEVENT
+    if _GEVENT is None:
+        try:
+            from gevent import get_hub, monkey
+            _GEVENT = get_hub if monkey.is_module_patched("socket") else False
+        except ImportError:
+            _GEVENT = False
+    return _GEVENT
+
+
+def off_loop(work: Callable[[], T]) -> T:
+    """`work` in gevent's thread pool when this worker runs under gevent, else here; what it raises is raised
+    here, in the caller (the pool would print the thread's traceback to stderr)."""
+    hub = _hub()
+    if hub:
+        done, value = hub().threadpool.apply(_caught, (work,))
+        if done:
+            result: T = value  # work's own, back from the pool
+            return result
+        raise value
+    return work()
 
 
 def first_here(work: Callable[[], T], pauses: tuple[float, ...] = ()) -> T:
@@ -61,7 +84,7 @@ def first_here(work: Callable[[], T], pauses: tuple[float, ...] = ()) -> T:
     before trying here again, each time a lock is met, before the pool: two workers' batches meet at the
     file's lock, and the pool's hop and its thread's turns at the interpreter's lock cost more CPU than the
     write."""
-    if not gevent_hub():
+    if not _hub():
         return work()
     try:
         return here(work)
@@ -90,7 +113,7 @@ def here(work: Callable[[], T]) -> T:
 
 
 def _sleep(seconds: float) -> None:
-    from gevent import sleep  # only under gevent (gevent_hub)
+    from gevent import sleep  # only under gevent (_hub)
     sleep(seconds)
 
 
@@ -142,6 +165,13 @@ class ReadConnection:
                 self._db = connect(self.path)
             self._waits = busy_timeout(self._db, self._waits)
             yield self._db
+
+
+def _caught(work: Callable[[], Any]) -> tuple[bool, Any]:
+    try:
+        return True, work()
+    except Exception as exc:  # noqa: BLE001 - handed to the greenlet that asked
+        return False, exc
 
 
 def native_lock() -> Any:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Any, Callable, TypeVar
-
-T = TypeVar("T")
+from typing import Any, Callable
 
 TURN_SECONDS = 1e-6  # a timer already due when the loop looks: the loop polls its sockets and comes back
 
@@ -40,34 +38,3 @@ def beside(target: Callable[..., Any], *args: Any, name: str) -> Any:
         return gevent.spawn(target, *args)
     threading.Thread(target=target, args=args, daemon=True, name=name).start()
     return None
-
-
-def gevent_hub() -> Any:
-    """gevent's get_hub when this worker's sockets are gevent's, else False. Asked each time (a dict lookup): an
-    answer kept in the master, before the fork and gevent's patching, would hold in every worker."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is None or not monkey.is_module_patched("socket"):
-        return False
-    from gevent import get_hub
-    return get_hub
-
-
-def off_loop(work: Callable[[], T]) -> T:
-    """`work` in gevent's thread pool when this worker runs under gevent, else here: the loop serves the
-    worker's other requests meanwhile (a blocking call, or a long load that would freeze them). What it raises
-    is raised here, in the caller (the pool would print the thread's traceback to stderr)."""
-    hub = gevent_hub()
-    if hub:
-        done, value = hub().threadpool.apply(_caught, (work,))
-        if done:
-            result: T = value  # work's own, back from the pool
-            return result
-        raise value
-    return work()
-
-
-def _caught(work: Callable[[], Any]) -> tuple[bool, Any]:
-    try:
-        return True, work()
-    except Exception as exc:  # noqa: BLE001 - handed to the greenlet that asked
-        return False, exc

@@ -16,12 +16,12 @@ count costs at most about 30 ms of CPU, whatever the input.
 
 from __future__ import annotations
 
+import functools
 import json
-import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from argoproxy.turns import off_loop, turn
+from argoproxy.turns import turn
 
 if TYPE_CHECKING:
     import tiktoken
@@ -33,31 +33,10 @@ WINDOW = EXACT_CHARS // WINDOWS
 EXACT_TEXTS = 1024  # more texts than this are joined by spaces and counted as one (each call has a cost too)
 
 
-_encoding: tiktoken.Encoding | None = None
-_loading: threading.Lock | None = None
-
-
+@functools.cache
 def encoding() -> tiktoken.Encoding:
-    """The shared encoding, loaded on first use: importing tiktoken and reading its vocabulary take 0.2 to a few
-    seconds of CPU (a proxy that never counts does not pay it). Under gevent it is loaded in the hub's thread
-    pool, so the worker's other requests go on meanwhile (on the loop, every stream of the worker stood still
-    until it was read); the requests that ask meanwhile wait for that one load."""
-    global _encoding, _loading
-    if _encoding is None:
-        if _loading is None:  # made where it is first needed: gevent's lock in a gevent worker
-            _loading = threading.Lock()
-        with _loading:
-            if _encoding is None:
-                _encoding = off_loop(_load)
-    return _encoding
-
-
-def loaded() -> bool:
-    """Whether the vocabulary is in this process (the master loads it for several workers to share)."""
-    return _encoding is not None
-
-
-def _load() -> tiktoken.Encoding:
+    """The shared encoding, loaded on first use (importing tiktoken and loading it cost ~150 ms: a proxy that
+    never counts does not pay it)."""
     import tiktoken
     return tiktoken.get_encoding(ENCODING_NAME)
 

@@ -157,7 +157,7 @@ def test_the_master_loads_the_token_vocabulary_for_several_workers(tmp_path, wor
             "from argoproxy.serve import gunicorn_hooks; from argoproxy.meter import tokens; "
             f"gunicorn_hooks.gunicorn_hooks(load_settings({{}}, environ={{'HOME': {str(tmp_path)!r}, 'WORKERS': '{workers}', "
             "'TARGET_BASE_URL': 'http://127.0.0.1:9/v1'})); "
-            "print(int(tokens.loaded()), sorted(m for m in ('requests', 'urllib3') if m in sys.modules))")
+            "print(tokens.encoding.cache_info().currsize, sorted(m for m in ('requests', 'urllib3') if m in sys.modules))")
     env = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "COT_PROXY_SHARED_DIR")}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, check=True)
