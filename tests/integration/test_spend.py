@@ -295,9 +295,11 @@ def test_a_stream_without_usage_is_charged_its_estimate(tmp_path):
         tokens_in, tokens_out = int(row["input_tokens"]), int(row["output_tokens"])
         assert tokens_in > 0 and tokens_out > 0
         assert Decimal(row["cost_usd"]) == (tokens_in * 3 + tokens_out * 15) / M and row["unpriced_requests"] == "0"
-        metrics = requests.get(p.url + "/metrics", headers={"Authorization": "Bearer admin"}, timeout=10).text
-        charged = re.search(r'^cot_proxy_cost_usd_total\{key="estimated",model="house-model"\} (\S+)$', metrics, re.M)
-        assert charged and abs(Decimal(charged.group(1)) - Decimal(row["cost_usd"])) < Decimal("1e-9")
+        def charged() -> re.Match | None:  # the metrics and the usage row are written apart: polled
+            metrics = requests.get(p.url + "/metrics", headers={"Authorization": "Bearer admin"}, timeout=10).text
+            return re.search(r'^cot_proxy_cost_usd_total\{key="estimated",model="house-model"\} (\S+)$', metrics, re.M)
+        found = poll(charged, timeout=15)
+        assert found and abs(Decimal(found.group(1)) - Decimal(row["cost_usd"])) < Decimal("1e-9")
         journal = journals / "client_interaction.jsonl"
         line = poll(lambda: journal.exists() and next((json.loads(x) for x in journal.read_text().splitlines()
                                                        if "house-model" in x), None), timeout=15)
