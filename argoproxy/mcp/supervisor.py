@@ -151,10 +151,11 @@ class UnixServer(socketserver.ThreadingUnixStreamServer):
     def __init__(self, path: str, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
         old = os.umask(0o177)  # the socket: its owner only
-        try:
-            super().__init__(path, Handler)
+        try:  # bound and listening under another name first: the master waits for PATH, then workers connect
+            super().__init__(path + ".new", Handler)
         finally:
             os.umask(old)
+        os.rename(path + ".new", path)
 
 
 def configure_log(servers: list[McpServer]) -> None:

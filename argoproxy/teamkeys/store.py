@@ -110,9 +110,10 @@ class SQLiteKeyStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
-            for table, column, kind in _ADDED:
-                if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            with immediate(db):  # one process adds a column; another that started with it then sees it there
+                for table, column, kind in _ADDED:
+                    if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             self._db = db
         return self._db
 

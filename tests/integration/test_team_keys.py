@@ -362,3 +362,18 @@ def test_a_key_without_token_limits_is_charged_the_estimate_and_the_status_page_
     page = requests.get(proxy.url + "/ui/data", headers={"Authorization": "Bearer admin-key"}, timeout=10).json()
     mine = next(k for k in page["keys"] if k["key"] == "plain")
     assert (mine["prompt_tokens"], mine["completion_tokens"]) == (input_tokens, output_tokens), (mine, row)
+
+
+def test_keys_made_at_once_in_a_new_store_are_all_made(tmp_path):
+    """Commands started together on a store that does not exist yet each add its newer columns: one does, the
+    others see them (a CI run met "duplicate column name" when they raced)."""
+    db = tmp_path / "keys.db"
+    names = [f"user{i}" for i in range(8)]
+    started = [subprocess.Popen([sys.executable, str(ROOT / "cot_proxy.py"), "keys", "--keys-db", str(db), "create",
+                                 name], cwd=ROOT, env=clean_environ(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for name in names]
+    for process in started:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    listed = keys(db, "list").stdout
+    assert all(name in listed for name in names), listed
