@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Generator, Iterator
 
 from argoproxy.errors import ProxyError
 from argoproxy.pipeline.answers import Answers
@@ -39,6 +39,7 @@ log = logging.getLogger("cot_proxy")
 HEARTBEAT_SECONDS = 5.0  # a running background response says it lives this often (STALE_SECONDS: 30)
 STOP_POLL = 0.25  # how often a run looks for a cancel or a delete asked: its upstream is closed within about this
 POLL_SECONDS = 0.1  # how often a client following a run (stream=true, starting_after) reads its events
+LAST_EVENTS_SECONDS = 10.0  # how long a follower waits for a completed run's last events (written after it)
 FOLLOW_LIMIT = 3600.0  # the longest a follower waits on a run that sends nothing more
 
 
@@ -241,16 +242,33 @@ def follow(state: StateService, shapes: DoorShapes, resp_id: str, after: int) ->
             return
         rec = as_it_stands(rec)
         if rec.status not in ("queued", "in_progress"):
-            # The run stores its last object before its last events: read them once more, or a follower that
-            # looked in between would end the stream without them.
-            for event in state.io(state.store.events_after, resp_id, after):
-                after = shapes.sequence(event)
-                yield shapes.encode_event(event)
-                if shapes.terminal(event) is not None:
-                    return
+            # The run stores its last object before its last events (a client that retrieves it once the stream
+            # ended finds it whole): a follower that looked in between waits a moment for them.
+            # (a completed run's events end in a terminal event, when they were kept: some were seen)
+            wait = LAST_EVENTS_SECONDS if rec.status in ("completed", "incomplete") and after >= 0 else 0.0
+            last = yield from last_events(state, shapes, resp_id, after, wait)
+            if last is None:
+                return
+            after = last
             if rec.status == "failed":  # ended without a terminal event of its own
                 yield shapes.encode_event(shapes.failed_event(after, rec.response))
             return  # cancelled: the stream ends there
         if time.monotonic() - idle_since > FOLLOW_LIMIT:
             return
         time.sleep(POLL_SECONDS)  # gevent's under gevent
+
+
+def last_events(state: StateService, shapes: DoorShapes, resp_id: str, after: int,
+                wait: float) -> Generator[bytes, None, int | None]:
+    """An ended run's events still to come, until its terminal event (then None) or for `wait` seconds (then the
+    last sequence number sent: a run whose events were no longer kept has written no terminal event)."""
+    deadline = time.monotonic() + wait
+    while True:
+        for event in state.io(state.store.events_after, resp_id, after):
+            after = shapes.sequence(event)
+            yield shapes.encode_event(event)
+            if shapes.terminal(event) is not None:
+                return None
+        if time.monotonic() > deadline:
+            return after
+        time.sleep(POLL_SECONDS)
