@@ -5,6 +5,7 @@ and starts a new one for the new workers when they changed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -29,11 +30,10 @@ _entries: list[dict[str, object]] = []  # what it runs
 
 
 def start_supervisor(servers: tuple[McpServer, ...]) -> str | None:
-    """Start the supervisor of the stdio servers (once per master; again when a reload changed them, the new
+    """Start the supervisor of the MCP servers (once per master; again when a reload changed them, the new
     workers then reach the new one); return its socket's path."""
     global _running, _entries
-    entries = [{"name": s.name, "command": s.command, "args": list(s.args), "env": [list(p) for p in s.env],
-                "per_session": s.per_session} for s in servers if s.stdio]
+    entries = [dataclasses.asdict(s) for s in servers]  # supervisor.read_servers reads them back
     if os.environ.get(OWNER_ENV) == str(os.getpid()) and _running is not None and _running.poll() is None:
         if entries == _entries:
             return os.environ[SOCKET_ENV]
@@ -76,6 +76,6 @@ def stop_supervisor() -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-    path = os.environ.get(SOCKET_ENV, "")
+    path = os.environ.pop(SOCKET_ENV, "")
     if path:
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)

@@ -57,6 +57,9 @@ def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
     if settings.mcp_servers:  # one set of MCP servers for the instance, in a process of its own (argoproxy/mcp/)
         from argoproxy.mcp.launch import start_supervisor
         start_supervisor(settings.mcp_servers)
+    elif os.environ.get("COT_PROXY_MCP_SOCKET"):  # (launch.SOCKET_ENV) a reload that removed them: their supervisor goes
+        from argoproxy.mcp.launch import stop_supervisor
+        stop_supervisor()
     hooks: dict[str, Callable[..., Any]] = {"child_exit": child_exit, "on_exit": on_exit, "post_fork": post_fork}
     if tracing_on(settings.tracing, os.environ):
         hooks["worker_exit"] = flush_traces
