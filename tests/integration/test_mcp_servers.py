@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy_process import running_proxy
+from tests.proxy_process import ROOT, running_proxy
 
 mcp = pytest.importorskip("mcp", reason="the official MCP SDK (requirements-dev.txt)")
 
 CACHE = Path(os.environ.get("COT_PROXY_CACHE", Path.home() / ".cache" / "cot_proxy")) / "mcp"
-VERSIONS = {"mcp-server-time": "2026.10.19", "mcp-server-git": "2026.10.19", "mcp-server-everything": "2026.8.31"}
+VERSIONS = {line.split()[0]: line.split()[2] for line in (ROOT / "mcp_servers.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")}  # name -> version, the pins tools/build_mcp_servers.sh installs
 HOW = "run tools/build_mcp_servers.sh once (installs the MCP servers into ~/.cache/cot_proxy/mcp)"
 
 
