@@ -18,7 +18,7 @@ statistics of the proxy's process tree), over one closed-loop window after a sho
 
 `--instructions` counts instead, under valgrind's callgrind, each commit's worker's instructions per request
 (bench/worker_instructions.py's way: one worker each, both proxies loaded at once, counted between two marks after
-a warm-up), door by door (`--doors`, default chat): the machine's load barely moves the counts, where it moves CPU
+a warm-up), door by door (`--doors`, default chat; with `--profile` it picks the doors profiled): the machine's load barely moves the counts, where it moves CPU
 time by tens of per cent. `--callgrind-dir DIR` keeps the workers' callgrind files there for callgrind_annotate
 (where the instructions went: `callgrind_annotate --inclusive=yes FILE`).
 
@@ -196,9 +196,11 @@ print(json.dumps(out))
 """
 
 
-def profile(trees: list[tuple[str, Path]], names: tuple[str, str], requests: int) -> list[str]:
-    """In-process CPU per request of each door, A and B alternated, and the functions whose own time moved most."""
-    asked = [(front, path(False, 100), json.dumps(body(False, 100))) for front, path, body in FRONT_REQUESTS]
+def profile(trees: list[tuple[str, Path]], names: tuple[str, str], requests: int, doors: list[str]) -> list[str]:
+    """In-process CPU per request of each door (`doors`, or every one), A and B alternated, and the functions whose
+    own time moved most."""
+    asked = [(front, path(False, 100), json.dumps(body(False, 100))) for front, path, body in FRONT_REQUESTS
+             if not doors or front in doors]
     runs: list[list[dict]] = [[], []]
     for n in range(4):
         i = n % 2
@@ -294,7 +296,8 @@ def main() -> int:
     ap.add_argument("--output", default="", help="also write the Markdown here")
     ap.add_argument("--instructions", action="store_true", help="count instructions per request under callgrind")
     ap.add_argument("--profile", action="store_true", help="in-process CPU per request and where it moved (cProfile)")
-    ap.add_argument("--doors", default="chat", help="--instructions: the doors counted (default %(default)s)")
+    ap.add_argument("--doors", default="", help="the doors: --instructions counts these (default chat), --profile "
+                    "profiles these (default every door)")
     ap.add_argument("--requests", type=int, default=1024, help="--instructions and --profile: requests a door "
                                                                "(default %(default)s)")
     ap.add_argument("--concurrency", type=int, default=16, help="--instructions: connections (default %(default)s)")
@@ -309,8 +312,9 @@ def main() -> int:
     names = (f"{args.a} {trees[0][0][:10]}", f"{args.b} {trees[1][0][:10]}")
     if args.instructions or args.profile:
         try:
-            text = "\n".join(instructions(trees, names, args.doors.split(","), args.requests, args.concurrency)
-                             if args.instructions else profile(trees, names, args.requests))
+            doors = [d for d in args.doors.split(",") if d]
+            text = "\n".join(instructions(trees, names, doors or ["chat"], args.requests, args.concurrency)
+                             if args.instructions else profile(trees, names, args.requests, doors))
         finally:
             cleanup(trees, into, args.keep)
         print(text)
