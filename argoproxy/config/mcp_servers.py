@@ -14,7 +14,8 @@ single `_`, at most 32 characters, never `__` (the separator), and two names may
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
@@ -24,6 +25,11 @@ NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]|_(?!_)){0,31}")
 SEPARATOR = "__"  # server__tool
 STDIO_KEYS = frozenset({"command", "args", "env", "per_session"})
 REMOTE_KEYS = frozenset({"url", "headers", "bearer_token_env"})
+CALL_KEYS = frozenset({"timeout", "max_result_bytes", "price_per_call"})  # either kind: each tool call's bounds and price
+MAX_RESULT_BYTES = 4 * 1024 * 1024  # the default bound on a tool call's answer
+MOST_RESULT_BYTES = 16 * 1024 * 1024  # the longest message a stdio server may write (mcp/stdio_server.py's MAX_LINE)
+MOST_PRICE = Decimal(1_000_000)  # US dollars per call
+NANOS_PER_DOLLAR = 10**9  # as argoproxy/prices/units.py counts money
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Headers a remote server's entry may not set: the transport's own (the proxy writes them per request).
@@ -41,6 +47,9 @@ class McpServer:
     url: str = ""  # remote: Streamable HTTP endpoint
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # remote: sent with every request, never shown to clients
     bearer_token_env: str = ""  # remote: the environment variable holding its bearer token
+    timeout: float = 0.0  # seconds a tool call may take; 0: the proxy's TIMEOUT
+    max_result_bytes: int = MAX_RESULT_BYTES  # the longest answer to a tool call passed on
+    price_per_call: int = 0  # nano-dollars charged to the key's dollar budget per call its server answers
 
     @property
     def stdio(self) -> bool:
@@ -56,12 +65,21 @@ class McpServer:
                 written["env"] = {name: "***" for name, _ in self.env}
             if self.per_session:
                 written["per_session"] = True
-            return written
+            return {**written, **self.bounds_written()}
         written = {"url": self.url}
         if self.headers:
             written["headers"] = {name: "***" for name, _ in self.headers}
         if self.bearer_token_env:
             written["bearer_token_env"] = self.bearer_token_env
+        return {**written, **self.bounds_written()}
+
+    def bounds_written(self) -> dict[str, Any]:
+        """timeout, max_result_bytes and price_per_call as written, when not the defaults."""
+        written: dict[str, Any] = {"timeout": self.timeout} if self.timeout else {}
+        if self.max_result_bytes != MAX_RESULT_BYTES:
+            written["max_result_bytes"] = self.max_result_bytes
+        if self.price_per_call:
+            written["price_per_call"] = float(Decimal(self.price_per_call) / NANOS_PER_DOLLAR)
         return written
 
 
@@ -97,21 +115,47 @@ def _server(name: Any, entry: Any) -> McpServer:
         raise ValueError(f"{where}: expected {{command, args, env}} or {{url, headers, bearer_token_env}}, got "
                          f"{type(entry).__name__}")
     keys = set(entry)
-    unknown = sorted(keys - STDIO_KEYS - REMOTE_KEYS, key=str)
+    unknown = sorted(keys - STDIO_KEYS - REMOTE_KEYS - CALL_KEYS, key=str)
     if unknown:
         raise ValueError(f"{where}.{unknown[0]}: unknown key (a server takes command, args, env, per_session, or url, "
-                         "headers, bearer_token_env)")
+                         "headers, bearer_token_env; and timeout, max_result_bytes, price_per_call)")
     if ("command" in keys) == ("url" in keys):
         raise ValueError(f"{where}: give either `command` (a server the proxy runs) or `url` (one it reaches)")
     if "command" in keys:
         mixed = sorted(keys & REMOTE_KEYS)
         if mixed:
             raise ValueError(f"{where}.{mixed[0]}: a server with a `command` takes no {mixed[0]}")
-        return _stdio(name, where, entry)
+        return replace(_stdio(name, where, entry), **_call_bounds(where, entry))
     mixed = sorted(keys & (STDIO_KEYS - {"command"}))
     if mixed:
         raise ValueError(f"{where}.{mixed[0]}: a server with a `url` takes no {mixed[0]}")
-    return _remote(name, where, entry)
+    return replace(_remote(name, where, entry), **_call_bounds(where, entry))
+
+
+def _call_bounds(where: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """timeout (seconds, > 0), max_result_bytes (1 to MOST_RESULT_BYTES) and price_per_call (US dollars, >= 0, read
+    exactly: counted in nano-dollars) of a tool call to this server."""
+    bounds: dict[str, Any] = {}
+    timeout = entry.get("timeout")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 86400:
+            raise ValueError(f"{where}.timeout: expected seconds, more than 0 and at most 86400")
+        bounds["timeout"] = float(timeout)
+    size = entry.get("max_result_bytes")
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MOST_RESULT_BYTES:
+            raise ValueError(f"{where}.max_result_bytes: expected a whole number of bytes from 1 to {MOST_RESULT_BYTES}")
+        bounds["max_result_bytes"] = size
+    price = entry.get("price_per_call")
+    if price is not None:
+        try:  # a YAML float (0.01) read as written, not as its binary neighbour
+            value = Decimal(str(price)) if not isinstance(price, bool) and isinstance(price, (int, float, str)) else None
+        except InvalidOperation:
+            value = None
+        if value is None or not value.is_finite() or not 0 <= value <= MOST_PRICE:
+            raise ValueError(f"{where}.price_per_call: expected US dollars per call, from 0 to {MOST_PRICE}")
+        bounds["price_per_call"] = int(value * NANOS_PER_DOLLAR)
+    return bounds
 
 
 def _stdio(name: str, where: str, entry: Mapping[str, Any]) -> McpServer:

@@ -375,6 +375,9 @@ class Settings:
                                        "Largest body a journal records whole; a longer one (a request, an answer, "
                                        "a stream) is recorded as its first this-many bytes, its length and sha256.",
                                        env=("JOURNAL_BODY_BYTES",), flags=("--journal-body-bytes",))
+    journal_tool_arguments: bool = _setting(False, as_bool, "Each MCP tool call's journal line holds its arguments "
+                                            "too (docs/mcp.md).",
+                                            env=("JOURNAL_TOOL_ARGUMENTS",), flags=("--journal-tool-arguments",))
     tracing: str = _setting("auto", as_tracing, "OpenTelemetry traces of every request, sent over OTLP/HTTP: on, off, "
                             "or auto (on when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is "
                             "set). The OTEL_* variables configure the rest (docs/tracing.md).",
@@ -697,6 +700,8 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
     "meter_image_tokens": (lambda s: s.enable_auth or bool(s.key_limits) or admission_on(s),
                            "no limit reads a request's worst case (ENABLE_AUTH off, no key_limits, admission off)"),
     "journal_body_bytes": (lambda s: bool(s.log_dir), "LOG_DIR is not set (no journals are written)"),
+    "journal_tool_arguments": (lambda s: bool(s.log_dir and s.mcp_servers),
+                               "LOG_DIR is not set or no mcp_servers are (no tool call is journaled)"),
     "metrics_public": (lambda s: s.enable_auth, "enable_auth is off (/metrics is open to every client anyway)"),
     "fronts_passthrough": (lambda s: s.backend == "openai" or bool(s.models), "only the openai backend passes "
                                                                             "fronts through"),

@@ -12,7 +12,9 @@ same keys as its models (docs/mcp.md).
 - endpoint.py: `/mcp` and `/mcp/<server>` over Streamable HTTP (2025-11-25: initialize, Mcp-Session-Id, JSON
   answers, an SSE stream for a tool call that asks for progress, cancellation passed on).
 - recording.py: what a tool call leaves behind (ToolCall), handed to the hooks the proxy wires (serve/mcp_mount.py):
-  the tool call series it registers in the proxy's metrics, an execute_tool span through the tracer's inner_span.
+  the tool call series it registers in the proxy's metrics, an execute_tool span through the tracer's inner_span;
+  journal_line.py: a journal line per call. limits.py: each call's deadline, result-size bound and price per server,
+  and a team key's tool limits and dollar budget (teamkeys/tool_calls.py) checked before the call reaches its server.
 
 May import: the shared modules, config, edge, teamkeys.
 """

@@ -26,10 +26,12 @@ from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs
+from argoproxy.mcp.limits import Held, Limits
 from argoproxy.mcp.link import Link, SupervisorGone
 from argoproxy.mcp.names import MAX_NAME, prefixed
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
 from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
+from argoproxy.teamkeys.records import KeyRecord
 
 log = logging.getLogger("cot_proxy")
 
@@ -45,19 +47,21 @@ STATE_FIELDS = ("name", "kind", "state", "restarts", "error")
 
 class McpEndpoint:
     def __init__(self, servers: tuple[str, ...], link: Link, *, auth_on: bool, unix_socket: bool,
-                 call_timeout: float) -> None:
+                 call_timeout: float, limits: Limits | None = None) -> None:
         self.servers = servers
         self.link = link
         self.auth_on = auth_on
         self.unix_socket = unix_socket
         self.call_timeout = call_timeout
+        self.limits = limits or Limits((), call_timeout)  # each call's deadline, size bound, price; the key's limits
+        self.keep_arguments = False  # JOURNAL_TOOL_ARGUMENTS: the hooks are handed each call's arguments
         self.hooks: list[Hook] = []  # what each tool call's end is handed to (recording.py; serve/mcp_mount.py)
         self.names = ToolNames(lambda server: self.catalog("").tool_names(server))
 
     def catalog(self, session: str) -> Catalog:
         """The servers as this session's calls reach them (a cancellation names the session's request id)."""
-        return Catalog(self.servers, lambda server, message: self.link.call(server, message, self.call_timeout,
-                                                                           session))
+        return Catalog(self.servers, lambda server, message: self.link.call(server, message,
+                                                                           self.limits.of(server).timeout, session))
 
     # ------------------------------------------------------------ HTTP
     def answer(self, req: Request, server: str | None, owner: str, globs: Globs, context: Any = None) -> Answer:
@@ -101,7 +105,7 @@ class McpEndpoint:
             return Answer(b"", 202)  # notifications (initialized, cancelled) and responses: accepted
         if message.method == "tools/call":
             return self.tool_call(message, server, owner, globs, session, "text/event-stream" in accept,
-                                  Taken(len(body), context))
+                                  Taken(len(body), context, req.team_key))
         return Answer(dumps(self.request(self.catalog(session), message.raw, server, globs)), 200,
                       content_type="application/json")
 
@@ -122,27 +126,42 @@ class McpEndpoint:
         recorded once answered (`recorded`)."""
         catalog = self.catalog(session)
         routed = catalog.target(server, message.raw, globs)
+        held = self.limits.admit(taken.key, routed[0], message.id) if isinstance(routed, tuple) else None
+        if isinstance(held, dict):
+            routed, held = held, None  # refused by the key's limits: nothing reaches the server
         if isinstance(routed, tuple) and sse and jsonrpc.progress_token(message.raw) is not None:
-            return Answer(self.events(message, server, owner, routed, session, taken), 200,
+            return Answer(self.events(message, server, owner, routed, session, taken, held), 200,
                           {"Cache-Control": "no-cache"}, content_type="text/event-stream")
-        answer = routed if isinstance(routed, dict) else catalog.call(*routed)
-        body = dumps(answer)
-        self.recorded(message, server, owner, routed, answer, taken, len(body))
+        answer: dict[str, Any] = {}
+        try:
+            answer = routed if isinstance(routed, dict) else catalog.call(*routed)
+        finally:
+            cost = self.limits.end(held, answer)
+        answer, body = self.limits.bounded(routed[0] if isinstance(routed, tuple) else None, answer)
+        self.recorded(message, server, owner, routed, answer, taken, len(body), cost)
         return Answer(body, 200, content_type="application/json")
 
     def events(self, message: jsonrpc.Message, server: str | None, owner: str, routed: tuple[str, dict[str, Any]],
-               session: str, taken: Taken) -> Iterator[bytes]:
-        sent_bytes, last = 0, None
-        for sent in self.link.stream(*routed, self.call_timeout, session):
-            event = b"event: message\ndata: " + dumps(sent) + b"\n\n"
-            sent_bytes += len(event)
-            last = sent
-            yield event
-        self.recorded(message, server, owner, routed, last or {}, taken, sent_bytes)
+               session: str, taken: Taken, held: Held | None) -> Iterator[bytes]:
+        sent_bytes, last, cost = 0, None, 0
+        try:
+            for sent in self.link.stream(*routed, self.limits.of(routed[0]).timeout, session):
+                if "method" not in sent:  # the answer, last
+                    cost, held = self.limits.end(held, sent), None
+                    sent, data = self.limits.bounded(routed[0], sent)
+                else:
+                    data = dumps(sent)
+                event = b"event: message\ndata: " + data + b"\n\n"
+                sent_bytes += len(event)
+                last = sent
+                yield event
+        finally:
+            self.limits.end(held, {})  # the stream ended before its answer (the client left): nothing charged
+        self.recorded(message, server, owner, routed, last or {}, taken, sent_bytes, cost)
 
     def recorded(self, message: jsonrpc.Message, server: str | None, owner: str,
                  routed: tuple[str, dict[str, Any]] | dict[str, Any], answer: dict[str, Any], taken: Taken,
-                 bytes_out: int) -> None:
+                 bytes_out: int, cost: int = 0) -> None:
         """The call handed to every hook (and with DEBUG, its log line); a hook that fails never fails the call."""
         outcome, code = outcome_of(answer)
         to, own = (routed[0], str(routed[1]["params"]["name"])) if isinstance(routed, tuple) else (None, None)
@@ -153,7 +172,8 @@ class McpEndpoint:
             tool = (prefixed(server, shown) if server else shown)[:MAX_NAME] if isinstance(shown, str) else "-"
         call = ToolCall(to, tool, self.names.label(to, own, outcome != "error"), message.id or 0,
                         owner[4:] if owner.startswith("key:") else None, outcome, code, taken.start_ns,
-                        time.perf_counter() - taken.started, taken.bytes_in, bytes_out)
+                        time.perf_counter() - taken.started, taken.bytes_in, bytes_out, cost,
+                        message.params.get("arguments") if self.keep_arguments else None)
         if log.isEnabledFor(logging.DEBUG):
             tool_line(call, owner)
         for hook in self.hooks:
@@ -228,14 +248,14 @@ def tool_line(call: ToolCall, owner: str) -> None:
 
 
 class Taken:
-    """When and how a tool call came: its arrival (perf_counter and wall clock), its body's bytes, and the request's
-    context the hooks are handed."""
+    """When and how a tool call came: its arrival (perf_counter and wall clock), its body's bytes, the request's
+    context the hooks are handed, and the team key that sent it (None: another key, or auth off)."""
 
-    __slots__ = ("started", "start_ns", "bytes_in", "context")
+    __slots__ = ("started", "start_ns", "bytes_in", "context", "key")
 
-    def __init__(self, bytes_in: int, context: Any) -> None:
+    def __init__(self, bytes_in: int, context: Any, key: KeyRecord | None = None) -> None:
         self.started, self.start_ns = time.perf_counter(), time.time_ns()
-        self.bytes_in, self.context = bytes_in, context
+        self.bytes_in, self.context, self.key = bytes_in, context, key
 
 
 def owner_of(req: Request, admin: bool) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from argoproxy.mcp import jsonrpc
@@ -41,6 +41,8 @@ class ToolCall:
     seconds: float
     bytes_in: int
     bytes_out: int
+    cost: int = 0  # nano-dollars charged: its server's price_per_call, when its server answered (mcp/limits.py)
+    arguments: Any = field(default=None, repr=False)  # only when JOURNAL_TOOL_ARGUMENTS opts in (the journal's line)
 
     @property
     def error_type(self) -> str | None:
@@ -147,11 +149,11 @@ def traced(span: Callable[[Any, str, dict[str, Any], int, str | None], None]) ->
     return hook
 
 
-def used(tool_used: Callable[[str, str, str, bool, float, int, int], None]) -> Hook:
+def used(tool_used: Callable[[str, str, str, bool, float, int, int, int], None]) -> Hook:
     """A hook that hands a team key's calls to its usage rows (the team keys' `tool_used`: key, server, tool, whether
-    it failed, seconds, bytes in and out), by the tool's label: a key's made-up names are one row, `other`."""
+    it failed, seconds, bytes in and out, cost), by the tool's label: a key's made-up names are one row, `other`."""
     def hook(call: ToolCall, context: Any) -> None:
         if call.key is not None:
             tool_used(call.key, call.server or NO_SERVER, call.label, call.outcome != "ok", call.seconds,
-                      call.bytes_in, call.bytes_out)
+                      call.bytes_in, call.bytes_out, call.cost)
     return hook

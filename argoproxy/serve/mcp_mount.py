@@ -13,7 +13,11 @@ from argoproxy.edge.classify import Route
 from argoproxy.edge.http_objects import Answer
 from argoproxy.mcp.endpoint import METHODS, McpEndpoint, owner_of, tool_globs
 from argoproxy.mcp.launch import SOCKET_ENV, start_supervisor, stop_supervisor
+from argoproxy.mcp.journal_line import journaled
+from argoproxy.mcp.limits import Limits
 from argoproxy.mcp.link import Link
+from argoproxy.observe.journal import Journal
+from argoproxy.redaction import configured_secrets
 from argoproxy.mcp.recording import ToolMetrics, traced, used
 from argoproxy.pipeline.call import Call
 from argoproxy.serve.door import Door
@@ -26,13 +30,19 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
         return None
     path = os.environ.get(SOCKET_ENV) or own_supervisor(settings.mcp_servers)
     endpoint = McpEndpoint(tuple(s.name for s in servers), Link(path), auth_on=settings.enable_auth,
-                           unix_socket=bool(settings.socket), call_timeout=settings.timeout)
+                           unix_socket=bool(settings.socket), call_timeout=settings.timeout,
+                           limits=Limits(servers, settings.timeout, door.gateway.team_keys))
     if door.metrics is not None:
         endpoint.hooks.append(ToolMetrics(door.metrics.family_registry()).observe)
     if door.tracing is not None:
         endpoint.hooks.append(traced(door.tracing.inner_span))
     if door.gateway.team_keys is not None:
         endpoint.hooks.append(used(door.gateway.team_keys.tool_used))
+    if settings.log_dir:  # a line per tool call in the client journal (O_APPEND: beside the requests' own lines)
+        journal = Journal(settings.log_dir, secrets=configured_secrets(settings),
+                          body_bytes=settings.journal_body_bytes)
+        endpoint.keep_arguments = settings.journal_tool_arguments
+        endpoint.hooks.append(journaled(journal.record))
 
     def claim(parts: tuple[str, ...]) -> Route | None:
         if not parts or parts[0].lower() != "mcp" or len(parts) > 2:

@@ -4,7 +4,8 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
 - records.py: what a key is (KeyRecord) and how its limits are written (GLOBS, N, TOKENS/PERIOD, DATE).
 - windows.py: the sliding-window arithmetic shared with key_limits (rpm, tpm) and budget periods.
 - store.py: the SQLite store (the embedded default, a file next to the config), its tables and queries.
-- service.py: what the proxy does with them per request (look a key up, reserve, settle, count usage).
+- service.py: what the proxy does with them per request (look a key up, reserve, settle, count usage);
+  tool_calls.py: a key's MCP tool calls held to its tool limits, and their price charged to its dollar budget.
 - lookup_cache.py: the bounded LRU caches of known and unknown keys.
 - local_windows.py: one instance's windows and holds in the workers' shared cells, with each worker's ledger.
 - redis_store.py, redis_deadline.py, failover.py: the Redis store, its round trips' deadline, its outage policy

@@ -2,10 +2,11 @@
 store the running proxy reads, so a change takes effect without a restart.
 
     keys create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
-                [--max-parallel N] [--priority N] [--expires DATE] [--team TEAM]
+                [--max-parallel N] [--tool-rpm N] [--tool-parallel N] [--priority N] [--expires DATE] [--team TEAM]
     keys list
     keys update NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
-                [--max-parallel N] [--priority N] [--expires DATE] [--team TEAM|none]
+                [--max-parallel N] [--tool-rpm N] [--tool-parallel N] [--priority N] [--expires DATE]
+                [--team TEAM|none]
     keys revoke NAME
     keys usage [--since YYYY-MM-DD] [--csv] [--tools]
 """
@@ -20,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from argoproxy.prices.units import dollars
-from argoproxy.teamkeys.records import (TEAM_WINDOWS, KeyRecord, TeamRecord, digest, globs_meet, parse_budget,
+from argoproxy.teamkeys.records import (TEAM_WINDOWS, TOOL_WINDOWS, KeyRecord, TeamRecord, digest, globs_meet, parse_budget,
                                         parse_budget_usd, parse_count, parse_expires, parse_models, parse_name,
                                         parse_priority, parse_tools)
 from argoproxy.teamkeys.store import KeyExists, SQLiteKeyStore
@@ -68,6 +69,9 @@ def limit_options(command: argparse.ArgumentParser, lifting: bool, who: str = "t
     command.add_argument("--budget-usd", help="US dollars per period, at the models' prices: DOLLARS/hour, /day, /week "
                          "or /month (e.g. 50/month)" + lift[2])
     command.add_argument("--max-parallel", help="requests in flight at once (429 beyond)" + lift[3])
+    command.add_argument("--tool-rpm", help="MCP tool calls per minute, apart from model requests (docs/mcp.md)"
+                         + lift[0])
+    command.add_argument("--tool-parallel", help="MCP tool calls at once" + lift[3])
     command.add_argument("--priority", "--weight", help="its weight in the admission queue, 1-1000 (default: "
                          "ADMISSION_WEIGHTS', else 1): priority 4 gets four times the slots of priority 1 while "
                          "both wait" + lift[4])
@@ -138,7 +142,9 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
                        priority=parse_priority(args.priority) if args.priority else 0,
                        budget_usd=parse_budget_usd(args.budget_usd) if args.budget_usd else None,
                        team=parse_name(args.team, "team") if args.team else "",
-                       tools=parse_tools(args.tools) if args.tools else ())
+                       tools=parse_tools(args.tools) if args.tools else (),
+                       tool_rpm=parse_count(args.tool_rpm, "--tool-rpm") if args.tool_rpm else 0,
+                       tool_parallel=parse_count(args.tool_parallel, "--tool-parallel") if args.tool_parallel else 0)
     try:
         store.create(record)
     except KeyExists as exc:
@@ -163,13 +169,13 @@ def warn_auth_off(args: argparse.Namespace) -> None:
 
 def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     rows: list[tuple[str, ...]] = [("NAME", "KEY", "MODELS", "RPM", "TPM", "BUDGET", "BUDGET_USD", "PARALLEL", "PRIORITY",
-                                    "EXPIRES", "TEAM", "STATE")]
+                                    "TOOL_RPM", "TOOL_PARALLEL", "EXPIRES", "TEAM", "STATE")]
     now = time.time()
     for r in store.records():
         state = "revoked" if r.revoked else "expired" if r.expires and r.expires <= now else "active"
         rows.append((r.name, r.prefix + "...", ",".join(r.models) or "*", str(r.rpm or "-"), str(r.tpm or "-"),
                      str(r.budget or "-"), str(r.budget_usd or "-"), str(r.max_parallel or "-"), str(r.priority or "-"),
-                     _day(r.expires) if r.expires else "-", r.team or "-", state))
+                     str(r.tool_rpm or "-"), str(r.tool_parallel or "-"), _day(r.expires) if r.expires else "-", r.team or "-", state))
     _table(rows)
     return 0
 
@@ -178,7 +184,7 @@ def update(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     changes = _changes(args)
     if not changes:
         raise ValueError("nothing to change: give --models, --tools, --rpm, --tpm, --budget, --budget-usd, --max-parallel, "
-                         "--priority, --expires or --team")
+                         "--tool-rpm, --tool-parallel, --priority, --expires or --team")
     if not store.update(args.name, changes):
         raise ValueError(f"no active key named {args.name!r}")
     said = ", ".join(f"{name} {_shown(value)}" for name, value in changes.items())
@@ -215,7 +221,7 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
             if not globs and text.strip() != "*":  # an empty variable would open the key to every one
                 raise ValueError(f"--{field} needs globs ('*': {everything})")
             changes[field] = globs
-    for field in ("rpm", "tpm", "max_parallel"):
+    for field in ("rpm", "tpm", "max_parallel", "tool_rpm", "tool_parallel"):
         value = getattr(args, field)
         if value is not None:
             changes[field] = 0 if value == "0" else parse_count(value, f"--{field.replace('_', '-')}")
@@ -258,7 +264,7 @@ def usage(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     else:
         rows = [("key", "model", "day", "requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests"),
                 *[(*map(str, row[:6]), dollars(row[6]), str(row[7])) for row in store.usage(args.since)
-                  if not row[0].startswith(TEAM_WINDOWS)]]  # a team's rows: `teams usage`
+                  if not row[0].startswith((TEAM_WINDOWS, TOOL_WINDOWS))]]  # a team's rows: `teams usage`
     if args.csv:
         csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
     else:

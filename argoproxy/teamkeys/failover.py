@@ -82,6 +82,21 @@ class FailoverStore:
         rows: list[tuple[Any, ...]] = self._primary("tool_usage", since)
         return rows
 
+    def spent(self, record: Any, now: float) -> int:
+        """Nano-dollars spent in the dollar budget's period: Redis's count, else (away) this worker's."""
+        try:
+            return int(self._primary("spent", record, now))
+        except StoreDown:
+            return int(self._state(record.name, now, record.budget, record.budget_usd)[windows.MONEY_USED])
+
+    def charge(self, record: Any, cost: int, now: float) -> None:
+        """A priced MCP tool call's cost (Redis away: counted in this worker's windows only)."""
+        try:
+            self._primary("charge", record, cost, now)
+        except StoreDown:
+            windows.add_tokens(self._state(record.name, now, record.budget, record.budget_usd), 0, None, now, cost,
+                               record.budget_usd)
+
     def admit(self, record: Any, now: float) -> tuple[float, str]:
         try:
             decision: tuple[float, str] = self._primary("admit", record, now)

@@ -57,6 +57,8 @@ class KeyRecord:
     team: str = ""  # the team whose limits it shares (`keys create --team`); "": none
     team_record: TeamRecord | None = None  # that team's record, read with the key's (None: no team, or none found)
     tools: tuple[str, ...] = ()  # MCP tool globs on prefixed names (`git__*`, docs/mcp.md); empty: every tool
+    tool_rpm: int = 0  # MCP tool calls per minute; 0: no limit (counted apart from its model requests)
+    tool_parallel: int = 0  # MCP tool calls at once; 0: no cap
 
     def is_key(self, key: str) -> bool:
         """Is `key` this record's key (compared by digest: the record never holds the key)?"""
@@ -95,6 +97,19 @@ class KeyRecord:
         team = self.team_record
         return team.windows if team is not None and team.limited else None
 
+    @cached_property
+    def tool_windows(self) -> KeyRecord | None:
+        """Its MCP tool calls' windows, counted as a key's requests are but apart from them: a record named
+        TOOL_WINDOWS + its name with rpm and max_parallel its tool_rpm and tool_parallel, its team's likewise as its
+        `windows` (None: neither the key nor its team limits tool calls)."""
+        team = self.team_record
+        team_tools = team.tool_team if team is not None and (team.tool_rpm or team.tool_parallel) else None
+        if not (self.tool_rpm or self.tool_parallel) and team_tools is None:
+            return None
+        name = TOOL_WINDOWS + self.name
+        return KeyRecord(name, digest(name), "", rpm=self.tool_rpm, max_parallel=self.tool_parallel,
+                         team_record=team_tools)
+
 
 class WithinTeam(tuple[str, ...]):
     """A key's globs within its team's: a model matches when it matches one of the key's (the tuple) and one of
@@ -108,6 +123,7 @@ class WithinTeam(tuple[str, ...]):
 
 
 TEAM_WINDOWS = "team/"  # a team's windows are named so in the stores: no key's name holds a '/'
+TOOL_WINDOWS = "tools/"  # a key's MCP tool calls' windows (a team's: TEAM_WINDOWS + TOOL_WINDOWS + its name)
 
 
 @dataclass(frozen=True)
@@ -124,6 +140,8 @@ class TeamRecord:
     priority: int = 0  # the weight of its keys in admission's fair queue; 0: each key's own
     budget_usd: MoneyBudget | None = None
     tools: tuple[str, ...] = ()  # MCP tool globs its keys' tools must match too; empty: any
+    tool_rpm: int = 0  # MCP tool calls per minute of its keys together; 0: no limit
+    tool_parallel: int = 0  # and at once; 0: no cap
 
     @property
     def limited(self) -> bool:
@@ -136,6 +154,12 @@ class TeamRecord:
         name = TEAM_WINDOWS + self.name
         return KeyRecord(name, digest(name), "", (), self.rpm, self.tpm, self.budget, self.expires, self.created, 0.0,
                          self.max_parallel, self.priority, self.budget_usd)
+
+    @cached_property
+    def tool_team(self) -> TeamRecord:
+        """Its tool calls' limits as a team of their own, whose `windows` are named TEAM_WINDOWS + TOOL_WINDOWS + its
+        name (no team's name holds a '/')."""
+        return TeamRecord(TOOL_WINDOWS + self.name, rpm=self.tool_rpm, max_parallel=self.tool_parallel)
 
 
 def globs_meet(first: tuple[str, ...], second: tuple[str, ...]) -> bool:

@@ -37,8 +37,9 @@ from argoproxy.teamkeys.store import KeyExists, TeamError, no_team, team_has_key
 PREFIX = "cot_proxy:"
 SEP = "\x1f"
 RECORD_FIELDS = ("name", "digest", "prefix", "models", "rpm", "tpm", "budget_tokens", "budget_period", "expires",
-                 "created", "revoked", "max_parallel", "priority", "budget_usd", "budget_usd_period", "team", "tools")
-# (a record written before priority, budget_usd, team or tools reads 0 or "" for them)
+                 "created", "revoked", "max_parallel", "priority", "budget_usd", "budget_usd_period", "team", "tools",
+                 "tool_rpm", "tool_parallel")
+# (a record written before priority, budget_usd, team, tools or the tool limits reads 0 or "" for them)
 # Leases: a round trip to Redis costs more CPU than the rest of a request's admission (redis-py: 70 us for a
 # PING), so a worker far from a key's limits reserves several requests at once and admits them locally. A
 # lease takes at most 1/LEASE_SHARE of the room each limit still has (a key with fewer than 32 requests free
@@ -423,6 +424,18 @@ class RedisKeyStore(RedisToolUsage):  # (its MCP tool calls' rows: redis_tool_us
         """Nano-dollars the key spent in its dollar budget's current period, as admission counts them."""
         return _int(self.redis.get(_usd_key(record.name, record.budget_usd, now))) if record.budget_usd else 0
 
+    def charge(self, record: KeyRecord, cost: int, now: float) -> None:
+        """A priced MCP tool call's cost, in the dollar budget admission reads (one round trip of increments)."""
+        usd = record.budget_usd
+        if usd is None or not cost:
+            return
+        key = _usd_key(record.name, usd, now)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incrby(key, cost)
+        pipe.expireat(key, int(windows.period_bounds(usd.period, now)[1]) + 86400)
+        pipe.execute()
+        self.seen.wrote(record.name, 0, cost, now, None, usd)
+
     def usage(self, since: str = "") -> list[tuple[str, str, str, int, int, int, int, int]]:
         totals: dict[tuple[str, str, str], dict[str, int]] = {}
         for field, value in self.redis.hgetall(PREFIX + "usage").items():
@@ -724,7 +737,8 @@ def _fields_of(r: KeyRecord) -> dict[str, str]:
             "budget_period": r.budget.period if r.budget else "", "expires": repr(r.expires),
             "created": repr(r.created), "revoked": repr(r.revoked), "max_parallel": str(r.max_parallel),
             "priority": str(r.priority), "budget_usd": str(r.budget_usd.nanos if r.budget_usd else 0),
-            "budget_usd_period": r.budget_usd.period if r.budget_usd else "", "team": r.team, "tools": ",".join(r.tools)}
+            "budget_usd_period": r.budget_usd.period if r.budget_usd else "", "team": r.team, "tools": ",".join(r.tools),
+            "tool_rpm": str(r.tool_rpm), "tool_parallel": str(r.tool_parallel)}
 
 
 def _record_of(f: dict[str, str]) -> KeyRecord:
@@ -735,7 +749,8 @@ def _record_of(f: dict[str, str]) -> KeyRecord:
                      float(f.get("expires") or 0), float(f.get("created") or 0), float(f.get("revoked") or 0),
                      int(f.get("max_parallel") or 0), int(f.get("priority") or 0),
                      MoneyBudget(int(f["budget_usd"]), f.get("budget_usd_period", "day")) if int(f.get("budget_usd") or 0)
-                     else None, f.get("team", ""), tools=tuple(t for t in f.get("tools", "").split(",") if t))
+                     else None, f.get("team", ""), tools=tuple(t for t in f.get("tools", "").split(",") if t),
+                     tool_rpm=int(f.get("tool_rpm") or 0), tool_parallel=int(f.get("tool_parallel") or 0))
 
 
 def _team_fields(t: TeamRecord) -> dict[str, str]:
@@ -743,7 +758,8 @@ def _team_fields(t: TeamRecord) -> dict[str, str]:
             "budget_tokens": str(t.budget.tokens if t.budget else 0), "budget_period": t.budget.period if t.budget else "",
             "expires": repr(t.expires), "created": repr(t.created), "max_parallel": str(t.max_parallel),
             "priority": str(t.priority), "budget_usd": str(t.budget_usd.nanos if t.budget_usd else 0),
-            "budget_usd_period": t.budget_usd.period if t.budget_usd else "", "tools": ",".join(t.tools)}
+            "budget_usd_period": t.budget_usd.period if t.budget_usd else "", "tools": ",".join(t.tools),
+            "tool_rpm": str(t.tool_rpm), "tool_parallel": str(t.tool_parallel)}
 
 
 def _team_of(f: dict[str, str]) -> TeamRecord:
@@ -752,4 +768,5 @@ def _team_of(f: dict[str, str]) -> TeamRecord:
                       int(f.get("tpm") or 0), Budget(tokens, f.get("budget_period", "day")) if tokens else None,
                       float(f.get("expires") or 0), float(f.get("created") or 0), int(f.get("max_parallel") or 0),
                       int(f.get("priority") or 0), MoneyBudget(usd, f.get("budget_usd_period", "day")) if usd else None,
-                      tuple(t for t in f.get("tools", "").split(",") if t))
+                      tuple(t for t in f.get("tools", "").split(",") if t), int(f.get("tool_rpm") or 0),
+                      int(f.get("tool_parallel") or 0))

@@ -52,19 +52,21 @@ CREATE TABLE IF NOT EXISTS tool_usage (
     cost INTEGER NOT NULL, PRIMARY KEY (name, server, tool, day));
 """
 # Columns a store made by an earlier release lacks (--max-parallel, --priority, dollar budgets, usage's cost in
-# nano-dollars and unpriced requests, a key's team, MCP tool globs): added when it is opened (the teams table likewise, by SCHEMA).
+# nano-dollars and unpriced requests, a key's team, MCP tool globs and limits): added when it is opened (the teams table likewise, by SCHEMA).
 _ADDED = (("keys", "max_parallel", "INTEGER NOT NULL DEFAULT 0"), ("keys", "priority", "INTEGER NOT NULL DEFAULT 0"),
           ("keys", "budget_usd", "INTEGER NOT NULL DEFAULT 0"),
           ("keys", "budget_usd_period", "TEXT NOT NULL DEFAULT ''"), ("windows", "money_start", "REAL NOT NULL DEFAULT 0"),
           ("windows", "money_used", "INTEGER NOT NULL DEFAULT 0"), ("usage", "cost", "INTEGER NOT NULL DEFAULT 0"),
           ("usage", "unpriced", "INTEGER NOT NULL DEFAULT 0"), ("keys", "team", "TEXT NOT NULL DEFAULT ''"),
-          ("keys", "tools", "TEXT NOT NULL DEFAULT ''"), ("teams", "tools", "TEXT NOT NULL DEFAULT ''"))
+          ("keys", "tools", "TEXT NOT NULL DEFAULT ''"), ("teams", "tools", "TEXT NOT NULL DEFAULT ''"),
+          ("keys", "tool_rpm", "INTEGER NOT NULL DEFAULT 0"), ("keys", "tool_parallel", "INTEGER NOT NULL DEFAULT 0"),
+          ("teams", "tool_rpm", "INTEGER NOT NULL DEFAULT 0"), ("teams", "tool_parallel", "INTEGER NOT NULL DEFAULT 0"))
 _KEY_COLUMNS = ("name, digest, prefix, models, rpm, tpm, budget_tokens, budget_period, expires, created, revoked, "
-                "max_parallel, priority, budget_usd, budget_usd_period, team, tools")
-_KEY_VALUES = ",".join("?" * 17)
+                "max_parallel, priority, budget_usd, budget_usd_period, team, tools, tool_rpm, tool_parallel")
+_KEY_VALUES = ",".join("?" * 19)
 _TEAM_COLUMNS = ("name, models, rpm, tpm, budget_tokens, budget_period, expires, created, max_parallel, priority, "
-                 "budget_usd, budget_usd_period, tools")
-_TEAM_VALUES = ",".join("?" * 13)
+                 "budget_usd, budget_usd_period, tools, tool_rpm, tool_parallel")
+_TEAM_VALUES = ",".join("?" * 15)
 
 
 class KeyExists(ValueError):
@@ -354,9 +356,19 @@ class SQLiteKeyStore:
         if record.budget_usd is None or record.budget_usd.period == "hour":
             return 0
         start, _ = windows.period_bounds(record.budget_usd.period, now)
-        rows = self._read("SELECT COALESCE(SUM(cost), 0) FROM usage WHERE name = ? AND day >= ?",
-                          (record.name, usage_day(start)))
-        return int(rows[0][0])
+        day = usage_day(start)
+        rows = self._read("SELECT COALESCE(SUM(cost), 0) FROM usage WHERE name = ? AND day >= ?", (record.name, day))
+        # and its priced MCP tool calls' (a team's: its keys' rows; tool rows are kept per key)
+        team = record.name[len(TEAM_WINDOWS):] if record.name.startswith(TEAM_WINDOWS) else None
+        tools = self._read("SELECT COALESCE(SUM(cost), 0) FROM tool_usage WHERE day >= ? AND " +
+                           ("name IN (SELECT name FROM keys WHERE team = ?)" if team is not None else "name = ?"),
+                           (day, team if team is not None else record.name))
+        return int(rows[0][0]) + int(tools[0][0])
+
+    def charge(self, record: KeyRecord, cost: int, now: float) -> None:
+        """A priced MCP tool call's cost, in the dollar budget admission reads (the shared cells; the call's usage
+        row keeps it for spent_in_period)."""
+        self._local_windows().add_tokens(record, 0, now, cost)
 
     def spent(self, record: KeyRecord, now: float) -> int:
         """What the status page shows: the running total admission counts, else the usage rows'."""
@@ -418,15 +430,16 @@ def _row_of(r: KeyRecord) -> tuple[Any, ...]:
     return (r.name, r.digest, r.prefix, ",".join(r.models), r.rpm, r.tpm, r.budget.tokens if r.budget else 0,
             r.budget.period if r.budget else "", r.expires, r.created, r.revoked, r.max_parallel, r.priority,
             r.budget_usd.nanos if r.budget_usd else 0, r.budget_usd.period if r.budget_usd else "", r.team,
-            ",".join(r.tools))
+            ",".join(r.tools), r.tool_rpm, r.tool_parallel)
 
 
 def _record_of(row: tuple[Any, ...]) -> KeyRecord:
     (name, digest, prefix, models, rpm, tpm, tokens, period, expires, created, revoked, max_parallel, priority, usd,
-     usd_period, team, tools) = row
+     usd_period, team, tools, tool_rpm, tool_parallel) = row
     return KeyRecord(name, digest, prefix, tuple(m for m in models.split(",") if m), rpm, tpm,
                      Budget(tokens, period) if tokens else None, expires, created, revoked, max_parallel, priority,
-                     MoneyBudget(usd, usd_period) if usd else None, team, tools=_globs(tools))
+                     MoneyBudget(usd, usd_period) if usd else None, team, tools=_globs(tools),
+                     tool_rpm=tool_rpm, tool_parallel=tool_parallel)
 
 
 _KEY_OF = ", ".join("keys." + column for column in _KEY_COLUMNS.split(", "))
@@ -435,21 +448,23 @@ _TEAM_OF = ", ".join("t." + column for column in _TEAM_COLUMNS.split(", "))  # a
 
 def _with_team(row: tuple[Any, ...]) -> KeyRecord:
     """A key's row and its team's (NULLs: no team, or none of that name) as its record."""
-    record = _record_of(row[:17])
-    return dataclasses.replace(record, team_record=_team_of(row[17:])) if row[17] is not None else record
+    record = _record_of(row[:19])
+    return dataclasses.replace(record, team_record=_team_of(row[19:])) if row[19] is not None else record
 
 
 def _team_row(t: TeamRecord) -> tuple[Any, ...]:
     return (t.name, ",".join(t.models), t.rpm, t.tpm, t.budget.tokens if t.budget else 0,
             t.budget.period if t.budget else "", t.expires, t.created, t.max_parallel, t.priority,
-            t.budget_usd.nanos if t.budget_usd else 0, t.budget_usd.period if t.budget_usd else "", ",".join(t.tools))
+            t.budget_usd.nanos if t.budget_usd else 0, t.budget_usd.period if t.budget_usd else "", ",".join(t.tools),
+            t.tool_rpm, t.tool_parallel)
 
 
 def _team_of(row: tuple[Any, ...]) -> TeamRecord:
-    name, models, rpm, tpm, tokens, period, expires, created, max_parallel, priority, usd, usd_period, tools = row
+    (name, models, rpm, tpm, tokens, period, expires, created, max_parallel, priority, usd, usd_period, tools, tool_rpm,
+     tool_parallel) = row
     return TeamRecord(name, tuple(m for m in models.split(",") if m), rpm, tpm, Budget(tokens, period) if tokens else None,
                       expires, created, max_parallel, priority, MoneyBudget(usd, usd_period) if usd else None,
-                      _globs(tools))
+                      _globs(tools), tool_rpm, tool_parallel)
 
 
 def _globs(text: str | None) -> tuple[str, ...]:

@@ -2,7 +2,7 @@
 limits their keys share, in the store the running proxy reads (no restart).
 
     teams create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
-                 [--max-parallel N] [--priority N] [--expires DATE]
+                 [--max-parallel N] [--tool-rpm N] [--tool-parallel N] [--priority N] [--expires DATE]
     teams list
     teams update NAME [the same options; 0 / none / never / '*' lift one]
     teams delete NAME [--move-keys-out]
@@ -71,7 +71,9 @@ def create(store: Any, args: argparse.Namespace) -> int:
                       parse_count(args.max_parallel, "--max-parallel") if args.max_parallel else 0,
                       parse_priority(args.priority) if args.priority else 0,
                       parse_budget_usd(args.budget_usd) if args.budget_usd else None,
-                      parse_tools(args.tools) if args.tools else ())
+                      parse_tools(args.tools) if args.tools else (),
+                      parse_count(args.tool_rpm, "--tool-rpm") if args.tool_rpm else 0,
+                      parse_count(args.tool_parallel, "--tool-parallel") if args.tool_parallel else 0)
     store.create_team(team)
     print(f"team {team.name!r} created; `keys create NAME --team {team.name}` or `keys update NAME --team "
           f"{team.name}` puts keys in it", file=sys.stderr)
@@ -80,13 +82,13 @@ def create(store: Any, args: argparse.Namespace) -> int:
 
 def list_teams(store: Any, args: argparse.Namespace) -> int:
     rows: list[tuple[str, ...]] = [("NAME", "MODELS", "RPM", "TPM", "BUDGET", "BUDGET_USD", "PARALLEL", "PRIORITY",
-                                    "EXPIRES", "KEYS", "STATE")]
+                                    "TOOL_RPM", "TOOL_PARALLEL", "EXPIRES", "KEYS", "STATE")]
     now = time.time()
     members = _members(store)
     for t in store.teams():
         rows.append((t.name, ",".join(t.models) or "*", str(t.rpm or "-"), str(t.tpm or "-"), str(t.budget or "-"),
                      str(t.budget_usd or "-"), str(t.max_parallel or "-"), str(t.priority or "-"),
-                     _day(t.expires) if t.expires else "-", str(len(members.get(t.name, []))),
+                     str(t.tool_rpm or "-"), str(t.tool_parallel or "-"), _day(t.expires) if t.expires else "-", str(len(members.get(t.name, []))),
                      "expired" if t.expires and t.expires <= now else "active"))
     _table(rows)
     return 0
@@ -96,7 +98,7 @@ def update(store: Any, args: argparse.Namespace) -> int:
     changes = _changes(args)
     if not changes:
         raise ValueError("nothing to change: give --models, --rpm, --tpm, --budget, --budget-usd, --max-parallel, "
-                         "--priority or --expires")
+                         "--tool-rpm, --tool-parallel, --priority or --expires")
     team = store.update_team(args.name, changes)
     said = ", ".join(f"{name} {_shown(value)}" for name, value in changes.items())
     print(f"updated team {args.name!r}: {said}; in force on every worker within a second", file=sys.stderr)

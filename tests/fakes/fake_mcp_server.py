@@ -63,6 +63,7 @@ def call_tool(name: str, args: dict, meta: dict | None = None) -> dict:
     if name == "add":
         return text(str(args.get("a", 0) + args.get("b", 0)))
     if name == "slow":
+        print(f"fake_mcp_server: slow call for {args.get('seconds', 1)} s", file=sys.stderr, flush=True)
         time.sleep(float(args.get("seconds", 1)))
         return text("slept")
     if name == "crash":
@@ -145,8 +146,11 @@ def main() -> None:
             continue
         if "method" not in message:
             continue  # a response to nothing we asked: ignored
-        if "id" not in message:
-            continue  # notifications: initialized, cancelled
+        if "id" not in message:  # notifications: initialized, cancelled (said on stderr: the proxy's log)
+            if message["method"] == "notifications/cancelled":
+                print(f"fake_mcp_server: cancelled {(message.get('params') or {}).get('requestId')}", file=sys.stderr,
+                      flush=True)
+            continue
         id = message["id"]
         if id in in_flight:
             fail(id, -32600, f"Request id {id!r} is already in flight")

@@ -1,0 +1,94 @@
+"""What bounds each tool call at /mcp (docs/mcp.md, "Limits"): its server's deadline (`timeout`), the largest
+answer passed on (`max_result_bytes`) and its price (`price_per_call`), from `mcp_servers`; and a team key's tool
+limits and dollar budget (argoproxy/teamkeys/tool_calls.py), checked before anything reaches the server.
+
+A call refused here, or an answer over the bound, is a JSON-RPC error of the proxy's own, in the range the
+specification leaves to implementations (-32000 to -32099):
+- LIMITED (-32029, as HTTP's 429): over the key's or its team's tool calls per minute or at once, or its dollar
+  budget spent; `data` names the limit and the seconds until it may pass (`retryAfter`);
+- RESULT_TOO_LARGE (-32004): the server's answer is longer than its `max_result_bytes`; the answer is dropped
+  whole (never cut: cut JSON is no answer).
+The deadline's end is jsonrpc.REQUEST_TIMEOUT (-32003), answered by the supervisor, which also tells the server
+the call is cancelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from argoproxy.config.mcp_servers import MAX_RESULT_BYTES, McpServer
+from argoproxy.jsonfast import dumps
+from argoproxy.mcp import jsonrpc
+from argoproxy.teamkeys import tool_calls
+from argoproxy.teamkeys.records import KeyRecord
+from argoproxy.teamkeys.service import Lease, TeamKeys
+
+LIMITED = -32029
+RESULT_TOO_LARGE = -32004
+# The proxy's own endings of a call its server never answered: no price is charged for them.
+UNANSWERED = frozenset({jsonrpc.SERVER_UNAVAILABLE, jsonrpc.REQUEST_TIMEOUT, jsonrpc.REQUEST_CANCELLED})
+
+
+@dataclass(frozen=True)
+class Bounds:
+    timeout: float  # seconds
+    max_result_bytes: int
+    price: int  # nano-dollars per call its server answers
+
+
+@dataclass
+class Held:
+    """An admitted call: what it holds of its key's tool windows (None: nothing), and what it costs once
+    answered."""
+    record: KeyRecord
+    lease: Lease | None
+    price: int
+
+
+class Limits:
+    def __init__(self, servers: tuple[McpServer, ...], call_timeout: float, keys: TeamKeys | None = None) -> None:
+        self.default = Bounds(call_timeout, MAX_RESULT_BYTES, 0)
+        self.bounds = {s.name: Bounds(s.timeout or call_timeout, s.max_result_bytes, s.price_per_call)
+                       for s in servers}
+        self.keys = keys  # None: auth off, no team keys to hold to anything
+
+    def of(self, server: str) -> Bounds:
+        return self.bounds.get(server, self.default)
+
+    def admit(self, record: KeyRecord | None, server: str, id: jsonrpc.RequestId | None) -> Held | dict[str, Any] | None:
+        """A team key's call to `server` held to its limits: Held (to end), the error that answers it instead, or
+        None (no team key, or nothing to hold or charge)."""
+        if record is None or self.keys is None:
+            return None
+        price = self.of(server).price
+        if not price and record.tool_windows is None:
+            return None  # nothing to count: no store round trip
+        got = tool_calls.admit(self.keys, record, price)
+        if isinstance(got, tool_calls.Refused):
+            return jsonrpc.error(id, LIMITED, got.message, {"limit": got.limit, "retryAfter": got.seconds})
+        return Held(record, got, price)
+
+    def end(self, held: Held | dict[str, Any] | None, answer: dict[str, Any]) -> int:
+        """The call ended with `answer`: what it held given back; its price charged when its server answered it.
+        Returns what it cost (nano-dollars)."""
+        if not isinstance(held, Held) or self.keys is None:
+            return 0
+        error = answer.get("error")
+        answered = "result" in answer or (isinstance(error, dict) and error.get("code") not in UNANSWERED)
+        cost = held.price if answered else 0
+        tool_calls.end(self.keys, held.lease, held.record, cost)
+        return cost
+
+    def bounded(self, server: str | None, answer: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        """The answer and its JSON, or RESULT_TOO_LARGE's when it is longer than the server's bound."""
+        body = dumps(answer)
+        if server is None:
+            return answer, body
+        most = self.of(server).max_result_bytes
+        if len(body) <= most:
+            return answer, body
+        error = jsonrpc.error(answer.get("id"), RESULT_TOO_LARGE, f"The tool's result is {len(body)} bytes, more "
+                              f"than the {most} this server's calls may answer (mcp_servers.{server}.max_result_bytes).",
+                              {"bytes": len(body), "maxResultBytes": most})
+        return error, dumps(error)
