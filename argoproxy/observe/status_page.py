@@ -130,14 +130,37 @@ class StatusPage:
         return resources.files("argoproxy.observe").joinpath("status_page.html").read_bytes()
 
     def data(self) -> dict[str, Any]:
-        models, keys, queued = self._counters()
+        models, keys, queued, servers = self._counters()
         now = time.time()
         return {"now": now, "pid": os.getpid(), "models": models, "keys": keys,
                 "deployments": self.deployments(), "recent": self.recent.last(),
                 "minutes": self.history.minutes(now), "limits": self.limits(now), "teams": self.teams(now),
                 "labels": LABELS,
                 "refusals": refusals(models), "causes": CAUSE_TEXT, "queue": self.queue_data(queued, now),
-                "spend": {"keys": self.spend.series("key", now), "models": self.spend.series("model", now)}}
+                "spend": {"keys": self.spend.series("key", now), "models": self.spend.series("model", now)},
+                "tools": {"servers": servers, "keys": self.tool_keys(now)}}
+
+    def tool_keys(self, now: float) -> list[dict[str, Any]]:
+        """Each key's MCP tool calls today (UTC), from the store's usage rows (every worker's and replica's, as
+        they are written: within a few seconds)."""
+        service = self.team_keys()
+        if service is None:
+            return []
+        store = getattr(service.store, "primary", service.store)
+        try:
+            rows = store.tool_usage(time.strftime("%Y-%m-%d", time.gmtime(now)))
+        except Exception:  # noqa: BLE001 - a store that cannot answer now: the page shows no rows
+            return []
+        keys: dict[str, dict[str, Any]] = {}
+        for name, server, _tool, _day, calls, errors, millis, _in, _out, cost in rows:
+            row = keys.setdefault(name, {"key": name, "servers": [], "calls": 0, "errors": 0, "millis": 0, "cost_usd": 0})
+            if server not in row["servers"]:
+                row["servers"].append(server)
+            row["calls"] += calls
+            row["errors"] += errors
+            row["millis"] += millis
+            row["cost_usd"] += cost / 1e9
+        return list(keys.values())
 
     def queue_data(self, queued: dict[str, dict[str, int]], now: float) -> dict[str, Any] | None:
         """Admission's queue: each deployment's load and its model's waiting requests; each key's recent waits
@@ -221,16 +244,18 @@ class StatusPage:
                 pass
         return row
 
-    def _counters(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, dict[str, int]]]:
+    def _counters(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, dict[str, int]],
+                                 list[dict[str, Any]]]:
         """Per model: requests, failures, refusals by cause, tokens, mean latency; per key: admitted requests,
-        their failures, its refusals by cause, tokens, and admission's refusals by code (summed over workers,
-        from the /metrics counters)."""
+        their failures, its refusals by cause, tokens, and admission's refusals by code; per MCP server: tool
+        calls, errors, mean time and bytes (summed over workers, from the /metrics counters)."""
         if self.exposition is None:
-            return [], [], {}
+            return [], [], {}, []
         from prometheus_client.parser import text_string_to_metric_families
         models: dict[str, dict[str, Any]] = {}
         keys: dict[str, dict[str, Any]] = {}
         queued: dict[str, dict[str, int]] = {}
+        servers: dict[str, dict[str, Any]] = {}
         text = self.exposition()[0].decode()
         for family in text_string_to_metric_families(text):
             for s in family.samples:
@@ -238,12 +263,34 @@ class StatusPage:
                     by_code = queued.setdefault(s.labels.get("key", "none"), {})
                     by_code[s.labels.get("code", "")] = by_code.get(s.labels.get("code", ""), 0) + int(s.value)
                     continue
+                if s.name.startswith("cot_proxy_tool_call"):
+                    _tool_count(s.name, s.labels, s.value, servers)
+                    continue
                 _count(s.name, s.labels, s.value, models, keys)
         by_model = [{"model": m, **_finished(row, model=True)} for m, row in sorted(models.items())]
         for row in by_model:
             row["mean_ms"] = round(1000 * row.pop("seconds", 0) / row["timed"], 1) if row.get("timed") else None
             row.pop("timed", None)
-        return by_model, [{"key": k, **_finished(row)} for k, row in sorted(keys.items())], queued
+        tools = [{"server": name, **row, "mean_ms": round(1000 * row["seconds"] / row["timed"], 1) if row["timed"]
+                  else None} for name, row in sorted(servers.items())]
+        return by_model, [{"key": k, **_finished(row)} for k, row in sorted(keys.items())], queued, tools
+
+
+# cot_proxy_tool_call* samples (mcp/recording.py) -> what each adds to its server's row.
+_TOOL_SERIES = {"cot_proxy_tool_calls_total": "calls", "cot_proxy_tool_call_seconds_sum": "seconds",
+                "cot_proxy_tool_call_seconds_count": "timed", "cot_proxy_tool_call_request_bytes_total": "bytes_in",
+                "cot_proxy_tool_call_response_bytes_total": "bytes_out"}
+
+
+def _tool_count(name: str, labels: dict[str, str], value: float, servers: dict[str, dict[str, Any]]) -> None:
+    field = _TOOL_SERIES.get(name)
+    if field is None or not labels.get("server"):
+        return
+    row = servers.setdefault(labels["server"], {"calls": 0, "errors": 0, "seconds": 0.0, "timed": 0,
+                                                "bytes_in": 0, "bytes_out": 0})
+    row[field] += value
+    if field == "calls" and labels.get("outcome") != "ok":  # a tool_error too, as the usage rows count it
+        row["errors"] += value
 
 
 def _row(table: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
