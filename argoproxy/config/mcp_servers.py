@@ -24,7 +24,8 @@ from argoproxy.config.json_setting import json_setting
 NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]|_(?!_)){0,31}")
 SEPARATOR = "__"  # server__tool
 STDIO_KEYS = frozenset({"command", "args", "env", "per_session"})
-REMOTE_KEYS = frozenset({"url", "headers", "bearer_token_env"})
+REMOTE_KEYS = frozenset({"url", "headers", "bearer_token_env", "transport"})
+TRANSPORTS = ("streamable-http", "sse")  # a remote server's; unset: Streamable HTTP, else the older HTTP+SSE
 CALL_KEYS = frozenset({"timeout", "max_result_bytes", "price_per_call"})  # either kind: each tool call's bounds and price
 MAX_RESULT_BYTES = 4 * 1024 * 1024  # the default bound on a tool call's answer
 MOST_RESULT_BYTES = 16 * 1024 * 1024  # the longest message a stdio server may write (mcp/stdio_server.py's MAX_LINE)
@@ -47,6 +48,7 @@ class McpServer:
     url: str = ""  # remote: Streamable HTTP endpoint
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # remote: sent with every request, never shown to clients
     bearer_token_env: str = ""  # remote: the environment variable holding its bearer token
+    transport: str = ""  # remote: streamable-http, sse (2024-11-05's HTTP+SSE), or "": the first that answers
     timeout: float = 0.0  # seconds a tool call may take; 0: the proxy's TIMEOUT
     max_result_bytes: int = MAX_RESULT_BYTES  # the longest answer to a tool call passed on
     price_per_call: int = 0  # nano-dollars charged to the key's dollar budget per call its server answers
@@ -71,6 +73,8 @@ class McpServer:
             written["headers"] = {name: "***" for name, _ in self.headers}
         if self.bearer_token_env:
             written["bearer_token_env"] = self.bearer_token_env
+        if self.transport:
+            written["transport"] = self.transport
         return {**written, **self.bounds_written()}
 
     def bounds_written(self) -> dict[str, Any]:
@@ -118,7 +122,7 @@ def _server(name: Any, entry: Any) -> McpServer:
     unknown = sorted(keys - STDIO_KEYS - REMOTE_KEYS - CALL_KEYS, key=str)
     if unknown:
         raise ValueError(f"{where}.{unknown[0]}: unknown key (a server takes command, args, env, per_session, or url, "
-                         "headers, bearer_token_env; and timeout, max_result_bytes, price_per_call)")
+                         "headers, bearer_token_env, transport; and timeout, max_result_bytes, price_per_call)")
     if ("command" in keys) == ("url" in keys):
         raise ValueError(f"{where}: give either `command` (a server the proxy runs) or `url` (one it reaches)")
     if "command" in keys:
@@ -200,7 +204,10 @@ def _remote(name: str, where: str, entry: Mapping[str, Any]) -> McpServer:
     pairs = _headers(where, entry.get("headers") or {})
     if token_env and any(k.lower() == "authorization" for k, _ in pairs):
         raise ValueError(f"{where}: give `bearer_token_env` or an Authorization header, not both")
-    return McpServer(name, url=url, headers=pairs, bearer_token_env=token_env)
+    transport = entry.get("transport") or ""
+    if transport and transport not in TRANSPORTS:
+        raise ValueError(f"{where}.transport: expected {' or '.join(TRANSPORTS)}")
+    return McpServer(name, url=url, headers=pairs, bearer_token_env=token_env, transport=transport)
 
 
 def _headers(where: str, headers: Any) -> tuple[tuple[str, str], ...]:
@@ -237,9 +244,7 @@ def missing_tokens(servers: tuple[McpServer, ...], environ: Mapping[str, str]) -
 
 
 def not_served(servers: tuple[McpServer, ...]) -> tuple[str, ...]:
-    """Start-up warnings for what is read but not done yet: remote servers are left out of /mcp, and a
-    per_session server gets one process shared by every session."""
-    return tuple(f"mcp_servers.{s.name}: remote MCP servers are not served yet, so it is left out of /mcp"
-                 for s in servers if not s.stdio) + \
-        tuple(f"mcp_servers.{s.name}.per_session is set, but a process per session is not made yet, so every "
+    """Start-up warnings for what is read but not done yet: a per_session server gets one process shared by
+    every session."""
+    return tuple(f"mcp_servers.{s.name}.per_session is set, but a process per session is not made yet, so every "
               "session shares one" for s in servers if s.per_session)

@@ -9,6 +9,9 @@ same keys as its models (docs/mcp.md).
 - stdio_server.py: one stdio server's process, handshake, restarts, and the ids of many clients' calls remapped
   onto its one pipe; supervisor.py: the one process per instance that owns them (a child of the Gunicorn master,
   started and stopped by launch.py) and the instance's sessions; link.py: a worker's way to it (a Unix socket).
+- remote_server.py: one remote server's session, the same to the supervisor as a stdio server's process, over
+  Streamable HTTP or the older HTTP+SSE, with the credentials the proxy holds for it; event_stream.py: an SSE
+  stream read, bounded.
 - endpoint.py: `/mcp` and `/mcp/<server>` over Streamable HTTP (2025-11-25: initialize, Mcp-Session-Id, JSON
   answers, an SSE stream for a tool call that asks for progress, cancellation passed on).
 - recording.py: what a tool call leaves behind (ToolCall), handed to the hooks the proxy wires (serve/mcp_mount.py):

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.remote_server import RemoteServer
 from argoproxy.mcp.stdio_server import StdioServer
 from argoproxy.redaction import LogFilter, Secrets
 
@@ -83,7 +84,9 @@ class Sessions:
 
 class Supervisor:
     def __init__(self, servers: list[McpServer], rundir: str) -> None:
-        self.servers = {s.name: StdioServer(s, os.path.join(rundir, "home", s.name)) for s in servers if s.stdio}
+        # A stdio server's process or a remote server's session: one each for the instance, the same to the rest.
+        self.servers = {s.name: StdioServer(s, os.path.join(rundir, "home", s.name)) if s.stdio else RemoteServer(s)
+                        for s in servers}
         self.sessions = Sessions()
 
     def start(self) -> None:
@@ -159,19 +162,24 @@ class UnixServer(socketserver.ThreadingUnixStreamServer):
 
 
 def configure_log(servers: list[McpServer]) -> None:
-    """The master's stderr, as the workers log; the servers' env values and header values never in it."""
+    """The master's stderr, as the workers log; the servers' env values, header values and tokens never in it."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
-    handler.addFilter(LogFilter(Secrets([v for s in servers for _, v in (*s.env, *s.headers)])))
+    tokens = [os.environ.get(s.bearer_token_env, "") for s in servers if s.bearer_token_env]
+    handler.addFilter(LogFilter(Secrets([*tokens, *(v for s in servers for _, v in (*s.env, *s.headers))])))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
 
 
 def read_servers(line: bytes) -> list[McpServer]:
-    entries = json.loads(line)
-    return [McpServer(e["name"], e["command"], tuple(e["args"]), tuple(map(tuple, e["env"])), e["per_session"])
-            for e in entries]
+    """The entries the master wrote (launch.py: each McpServer's fields), lists back to tuples."""
+    servers = []
+    for entry in json.loads(line):
+        fields: dict[str, Any] = {k: tuple(map(tuple, v)) if k in ("env", "headers") else tuple(v) if k == "args"
+                                  else v for k, v in entry.items()}
+        servers.append(McpServer(**fields))
+    return servers
 
 
 def main(argv: list[str]) -> int:

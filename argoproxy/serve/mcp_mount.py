@@ -1,6 +1,6 @@
 """The MCP gateway (argoproxy/mcp/) mounted on the door when `mcp_servers` names any: `/mcp` and `/mcp/<server>`
 become the proxy's own routes, after the door's Origin and key checks; without MCP servers `/mcp` is any other
-path (forwarded when the backend forwards). The supervisor of the stdio servers is the Gunicorn master's
+path (forwarded when the backend forwards). The supervisor of the MCP servers is the Gunicorn master's
 (serve/gunicorn_hooks.py); a proxy built without that master (in-process) starts its own."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from argoproxy.mcp.launch import SOCKET_ENV, start_supervisor, stop_supervisor
 from argoproxy.mcp.journal_line import journaled
 from argoproxy.mcp.limits import Limits
 from argoproxy.mcp.link import Link
+from argoproxy.mcp.sessions import sessions_for
 from argoproxy.observe.journal import Journal
 from argoproxy.redaction import configured_secrets
 from argoproxy.mcp.recording import ToolMetrics, traced, used
@@ -25,13 +26,15 @@ from argoproxy.serve.door import Door
 
 def mount_mcp(door: Door) -> McpEndpoint | None:
     settings = door.settings
-    servers = tuple(s for s in settings.mcp_servers if s.stdio)  # remote ones are not served yet (a warning says so)
+    servers = settings.mcp_servers  # stdio and remote alike: the supervisor runs the one, reaches the other
     if not servers:
         return None
     path = os.environ.get(SOCKET_ENV) or own_supervisor(settings.mcp_servers)
-    endpoint = McpEndpoint(tuple(s.name for s in servers), Link(path), auth_on=settings.enable_auth,
+    link = Link(path)
+    endpoint = McpEndpoint(tuple(s.name for s in servers), link, auth_on=settings.enable_auth,
                            unix_socket=bool(settings.socket), call_timeout=settings.timeout,
-                           limits=Limits(servers, settings.timeout, door.gateway.team_keys))
+                           limits=Limits(servers, settings.timeout, door.gateway.team_keys),
+                           sessions=sessions_for(link, settings.redis_url))
     if door.metrics is not None:
         endpoint.hooks.append(ToolMetrics(door.metrics.family_registry()).observe)
     if door.tracing is not None:

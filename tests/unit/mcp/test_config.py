@@ -24,11 +24,14 @@ def test_stdio_and_remote_entries_are_read(tmp_path):
 
 
 def test_what_is_not_served_yet_is_a_start_up_warning(tmp_path):
+    """A remote server is served (no warning); a per_session process is not made yet."""
     (tmp_path / "config.yaml").write_text(json.dumps({"mcp_servers": {
-        "docs": {"url": "https://mcp.example.com/mcp"}, "git": {"command": "x", "per_session": True}}}))
-    warnings = load({"config_path": str(tmp_path / "config.yaml")}, {}).warnings
-    assert "mcp_servers.docs: remote MCP servers are not served yet, so it is left out of /mcp" in warnings
-    assert any(w.startswith("mcp_servers.git.per_session is set") for w in warnings)
+        "docs": {"url": "https://mcp.example.com/mcp", "transport": "sse"}, "git": {"command": "x", "per_session": True}}}))
+    loaded = load({"config_path": str(tmp_path / "config.yaml")}, {})
+    assert not any(w.startswith("mcp_servers.docs") for w in loaded.warnings)
+    assert any(w.startswith("mcp_servers.git.per_session is set") for w in loaded.warnings)
+    assert loaded.settings.mcp_servers.named("docs").transport == "sse"
+    assert loaded.settings.mcp_servers.as_written()["docs"]["transport"] == "sse"
 
 
 def test_the_environment_variable_takes_json():
@@ -50,6 +53,8 @@ def test_the_environment_variable_takes_json():
     ({"docs": {"url": "https://h/mcp", "headers": {"Mcp-Session-Id": "x"}}}, "mcp_servers.docs.headers"),
     ({"docs": {"url": "https://h/mcp", "headers": {"X-A": "a\nb"}}}, "mcp_servers.docs.headers.X-A"),
     ({"docs": {"url": "https://h/mcp", "bearer_token_env": "UNSET_TOKEN"}}, "mcp_servers.docs.bearer_token_env"),
+    ({"docs": {"url": "https://h/mcp", "transport": "websocket"}}, "mcp_servers.docs.transport"),
+    ({"git": {"command": "x", "transport": "sse"}}, "mcp_servers.git.transport"),
     ({"git-x": {"command": "x"}, "git_x": {"command": "y"}}, "mcp_servers.git_x"),
     (["git"], "mcp_servers"),
 ])

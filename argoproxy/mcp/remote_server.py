@@ -1,0 +1,499 @@
+"""One remote MCP server as the supervisor reaches it: one session for the whole instance, as a stdio server is
+one process, and to the supervisor the same thing (StdioServer's calls: the many clients' ids replaced by the
+session's own, progress relayed under each client's token, cancellation, a deadline per call, restarts with
+backoff while it cannot be reached). Only the way messages travel differs:
+
+- Streamable HTTP (2025-11-25): each message is a POST to the server's URL, with `Accept: application/json,
+  text/event-stream`, the session's `Mcp-Session-Id` (from initialize's answer) and `MCP-Protocol-Version` (the
+  revision initialize agreed); a request's answer comes as JSON or as an SSE stream (progress notifications,
+  then the answer; a stream that ends early is resumed with a GET and `Last-Event-ID`). A 404 for the session
+  means it ended there: initialize again, and send the call once more.
+- HTTP+SSE (2024-11-05), with `transport: sse`, or when a POST of initialize gets 400, 404 or 405 (the
+  specification's rule for finding an older server): a GET opens the event stream, whose `endpoint` event names
+  the URL messages are POSTed to (it must be on the server's own origin: another is refused and logged), and
+  every answer comes on that stream.
+
+The credentials the proxy holds for it (`headers`, the token in `bearer_token_env`) go to it with every request
+and nowhere else: redirects are not followed, an endpoint elsewhere is refused, and logs and errors name the
+server by its origin only (never its path or query). Proxies and certificates come from the environment as
+requests reads them (HTTP(S)_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE), but never ~/.netrc, whose login would
+replace the server's token. Every answer is read up to MAX_MESSAGE bytes, within the call's deadline.
+
+Runs in the supervisor (argoproxy/mcp/supervisor.py): plain threads, no gevent."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Iterator
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from argoproxy.config.mcp_servers import McpServer
+from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.event_stream import EventReader, TooLarge
+from argoproxy.mcp.protocol import CLIENT_INFO, HANDSHAKE_VERSION
+from argoproxy.mcp.stdio_server import HANDSHAKE_SECONDS, MAX_LINE, Pending, StdioServer
+
+log = logging.getLogger("cot_proxy")
+
+MAX_MESSAGE = MAX_LINE  # the largest answer (or event) a server may send, as on a stdio server's pipe
+CONNECT_SECONDS = 10.0
+SEND_SECONDS = 30.0  # a notification's POST (an answer to it carries nothing)
+STREAM_IDLE_SECONDS = 300.0  # HTTP+SSE: an event stream this long silent is taken for lost, and opened again
+MAX_RESUMES = 10  # GETs that resume one call's stream, at most
+MAX_RETRY_SECONDS = 5.0
+MAX_SESSION_ID = 1024
+CHUNK = 65536
+SSE = "sse"  # the older transport's `transport` value
+STREAMABLE = "streamable-http"
+FALLBACK_STATUSES = (400, 404, 405)  # an initialize POST so refused: perhaps an HTTP+SSE server
+
+
+class Unreachable(Exception):
+    """Why the server could not be reached or would not start a session (said without its URL's path or query)."""
+
+
+class Fallback(Exception):
+    """Initialize's POST was refused as an older server refuses it."""
+
+
+class RemoteServer(StdioServer):
+    def __init__(self, server: McpServer, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__(server, home="", environ=environ)
+        parts = urlsplit(server.url)
+        self.origin = origin_of(server.url)
+        self.transport = server.transport or ""
+        self.http = requests.Session()
+        self.http.trust_env = False  # the environment's proxies and CA bundle are given below; its netrc never
+        self.proxies = requests.utils.get_environ_proxies(server.url)
+        self.verify: str | bool = self.environ.get("REQUESTS_CA_BUNDLE") or self.environ.get("CURL_CA_BUNDLE") or True
+        self.default_port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.post_url = server.url
+        self.session_id = ""
+        self.version = ""
+        self.using = ""  # the transport the session speaks: streamable-http or sse
+        self.broken = threading.Event()  # the session is lost: the life loop (StdioServer._run) opens another
+        self.renew_lock = threading.Lock()
+        self.stream: requests.Response | None = None  # HTTP+SSE: the event stream
+        self.local = threading.local()  # the deadline of the call this thread is making
+
+    # ------------------------------------------------------------ life (StdioServer._run's restarts and backoff)
+    def _run_once(self) -> None:
+        self.state, self.started_at = "starting", time.monotonic()
+        self.broken.clear()
+        try:
+            self._open()
+        except Unreachable as exc:
+            self.last_error = str(exc)
+            self._close_stream()
+            return
+        self.state = "ready"
+        self.ready.set()
+        log.info("mcp server %s: ready (%s, %s)", self.name, self.origin, self.using)
+        self.broken.wait()
+        self.ready.clear()
+        self._close_stream()
+        self._fail_pending(f"The MCP server {self.name} could not be reached during the call.")
+
+    def _open(self) -> None:
+        self.session_id, self.version, self.post_url, self.using = "", "", self.server.url, ""
+        if self.transport != SSE:
+            try:
+                self._initialize_streamable()
+                return
+            except Fallback as exc:
+                if self.transport == STREAMABLE:
+                    raise Unreachable(f"{self.origin} refused initialize ({exc})") from None
+                log.info("mcp server %s: initialize got %s: trying the older HTTP+SSE transport", self.name, exc)
+        self._open_event_stream()
+
+    def _lost(self, why: str) -> None:
+        if not self.broken.is_set():
+            self.last_error = why
+            log.warning("mcp server %s: %s", self.name, why)
+            self.broken.set()
+
+    def _kill(self) -> None:
+        """Stopping: the session ends at the server (a DELETE, as the specification asks), the stream closes."""
+        if self.session_id and self.using == STREAMABLE:
+            headers, self.session_id = self._headers(), ""
+            try:
+                self.http.delete(self.post_url, headers=headers, timeout=(1.0, 1.0),
+                                 allow_redirects=False, proxies=self.proxies, verify=self.verify).close()
+            except requests.RequestException:
+                pass
+        self.broken.set()
+        self._close_stream()
+
+    def status(self) -> dict[str, Any]:
+        return {**super().status(), "kind": "remote"}
+
+    # ------------------------------------------------------------ HTTP
+    def _headers(self, session: str | None = None, accept: str = "application/json, text/event-stream",
+                 json_body: bool = False) -> dict[str, str]:
+        """The credentials (read from the environment at each request: a changed token is used at once) and the
+        transport's own headers; `session` None: the current one, "": none (initialize, which agrees no revision
+        yet, and HTTP+SSE, whose endpoint names its session)."""
+        headers = dict(self.server.headers)
+        token = self.environ.get(self.server.bearer_token_env, "").strip() if self.server.bearer_token_env else ""
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        headers["Accept"] = accept
+        if json_body:
+            headers["Content-Type"] = "application/json"
+        sid = self.session_id if session is None else session
+        if sid:
+            headers["Mcp-Session-Id"] = sid
+        if session is None and self.version and self.using == STREAMABLE:
+            headers["MCP-Protocol-Version"] = self.version
+        return headers
+
+    def _post(self, message: dict[str, Any], timeout: float, session: str | None = None) -> requests.Response:
+        """One message POSTed (RequestException when the server cannot be reached); a redirect is an answer like
+        any other here, never followed: the credentials would go where it points."""
+        return self.http.post(self.post_url, data=json.dumps(message, separators=(",", ":")).encode(),
+                              headers=self._headers(session, json_body=True),
+                              timeout=(min(CONNECT_SECONDS, timeout), timeout), stream=True,
+                              allow_redirects=False, proxies=self.proxies, verify=self.verify)
+
+    def _refusal(self, resp: requests.Response) -> str:
+        if resp.is_redirect or 300 <= resp.status_code < 400:
+            where = origin_of(urljoin(self.post_url, resp.headers.get("Location", "")))
+            return (f"{self.origin} answered HTTP {resp.status_code}, a redirect to {where}: the proxy does not follow "
+                    "redirects (set the server's url to the address it names)")
+        if resp.status_code in (401, 403):
+            return f"{self.origin} answered HTTP {resp.status_code}: it refused the credentials the proxy sent"
+        return f"{self.origin} answered HTTP {resp.status_code}"
+
+    # ------------------------------------------------------------ Streamable HTTP
+    def _initialize_streamable(self) -> None:
+        own_id, pending = self._pending()
+        try:
+            try:
+                resp = self._post(initialize(own_id), HANDSHAKE_SECONDS, session="")
+            except requests.RequestException as exc:
+                raise Unreachable(unreachable(self.origin, exc)) from None
+            with resp:
+                if resp.status_code in FALLBACK_STATUSES:
+                    raise Fallback(f"HTTP {resp.status_code}")
+                if resp.status_code != 200:
+                    raise Unreachable(self._refusal(resp))
+                session = resp.headers.get("Mcp-Session-Id", "")
+                if session and (len(session) > MAX_SESSION_ID or not all("\x21" <= c <= "\x7e" for c in session)):
+                    raise Unreachable(f"{self.origin} gave a session id that is not visible ASCII")
+                why = self._answers(resp, own_id, time.monotonic() + HANDSHAKE_SECONDS)
+            answer = self._answer_of(pending, why)
+        finally:
+            with self.lock:
+                self.pending.pop(own_id, None)
+        self._initialized(answer)
+        self.session_id, self.using = session, STREAMABLE
+        try:
+            self._post({"jsonrpc": "2.0", "method": "notifications/initialized"}, SEND_SECONDS).close()
+        except requests.RequestException as exc:
+            raise Unreachable(unreachable(self.origin, exc)) from None
+
+    def _pending(self) -> tuple[int, Pending]:
+        pending = Pending(0)
+        with self.lock:
+            own_id = next(self.ids)
+            self.pending[own_id] = pending
+        return own_id, pending
+
+    def _answer_of(self, pending: Pending, why: str) -> dict[str, Any]:
+        try:
+            return pending.events.get_nowait()[1]
+        except queue.Empty:
+            raise Unreachable(f"{self.origin} did not answer initialize ({why or 'no answer'})") from None
+
+    def _initialized(self, answer: dict[str, Any]) -> None:
+        result = answer.get("result")
+        if not isinstance(result, dict):
+            raise Unreachable(f"initialize failed: {json.dumps(answer.get('error'))[:200]}")
+        version = result.get("protocolVersion")
+        self.version = version if isinstance(version, str) and version.isprintable() and len(version) < 40 \
+            else HANDSHAKE_VERSION
+        self.initialized = result
+
+    def _write(self, message: dict[str, Any]) -> bool:
+        """A message on its way (StdioServer.call, cancel and the refusals of a server's requests write here): a
+        request's answer is read on a thread of its own, which hands it to the waiting call."""
+        if self.broken.is_set():
+            return False
+        if "method" in message and "id" in message:
+            work = threading.Thread(target=self._exchange, args=(message, getattr(self.local, "timeout", SEND_SECONDS)))
+        else:
+            work = threading.Thread(target=self._send, args=(message,))
+        work.daemon = True
+        work.start()
+        return True
+
+    def _send(self, message: dict[str, Any]) -> None:
+        """A notification or an answer: the server accepts it (202) or refuses it; nothing waits for either."""
+        try:
+            with self._post(message, SEND_SECONDS) as resp:
+                if resp.status_code not in (200, 202, 204):
+                    log.warning("mcp server %s: a %s was refused (%s)", self.name,
+                                "notification" if "method" in message else "response", self._refusal(resp))
+        except requests.RequestException as exc:
+            log.warning("mcp server %s: %s", self.name, unreachable(self.origin, exc))
+
+    def _exchange(self, message: dict[str, Any], timeout: float, renewed: bool = False) -> None:
+        """A request POSTed and its answer read, within the call's `timeout` (the call stops waiting then, and the
+        reading stops once the call is gone)."""
+        own_id = message["id"]
+        if self.using == SSE:  # the answer comes on the event stream
+            return self._send_to_stream(message)
+        session, deadline = self.session_id, time.monotonic() + timeout
+        try:
+            resp = self._post(message, timeout)
+        except requests.exceptions.ReadTimeout as exc:  # this call's own deadline: the others are not harmed
+            return self._unanswered(own_id, unreachable(self.origin, exc))
+        except requests.RequestException as exc:
+            return self._lost(unreachable(self.origin, exc))
+        with resp:
+            if resp.status_code == 404 and session and not renewed:
+                resp.close()
+                if self._renew(session):
+                    return self._exchange(message, max(1.0, deadline - time.monotonic()), renewed=True)
+                return
+            if resp.status_code == 200:
+                why = self._answers(resp, own_id, deadline, resumable=True)
+            else:
+                why = self._refusal(resp)
+                if resp.headers.get("Content-Type", "").startswith("application/json"):
+                    self._answers(resp, own_id, time.monotonic() + CONNECT_SECONDS)  # a JSON-RPC error, perhaps
+        self._unanswered(own_id, why)
+
+    def _unanswered(self, own_id: int, why: str) -> None:
+        """The exchange ended without the call's answer: the call ends now, saying why."""
+        with self.lock:
+            call = self.pending.pop(own_id, None)
+        if call is not None:
+            code = jsonrpc.SERVER_UNAVAILABLE if why.startswith(self.origin + " answered HTTP") else jsonrpc.INTERNAL_ERROR
+            call.events.put(("answer", jsonrpc.error(call.client_id, code,
+                                                     f"The MCP server {self.name}: {why or 'no answer to the call'}.")))
+
+    def _renew(self, ended: str) -> bool:
+        """The server ended the session (404): one call initializes again, the others wait for it."""
+        with self.renew_lock:
+            if self.session_id != ended:
+                return bool(self.session_id)
+            log.info("mcp server %s: its session ended there; initializing again", self.name)
+            try:
+                self._initialize_streamable()
+                return True
+            except (Unreachable, Fallback) as exc:
+                self._lost(f"initializing again failed: {exc}")
+                return False
+
+    def _answers(self, resp: requests.Response, own_id: int, deadline: float, resumable: bool = False) -> str:
+        """The messages of an answer (JSON, or an event stream) handed on (StdioServer._received), until the call's
+        own answer came or the call is gone; what went wrong when its answer did not come ("" when it did)."""
+        kind = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        try:
+            if kind == "application/json":
+                body = b"".join(bounded(chunks(resp, deadline), MAX_MESSAGE))
+                self._take(body)
+            elif kind == "text/event-stream":
+                self._events(resp, own_id, deadline, resumable)
+            else:
+                return f"answered {kind[:60] or 'no content type'}, neither JSON nor an event stream"
+        except TooLarge:
+            log.warning("mcp server %s: an answer longer than %d bytes was refused", self.name, MAX_MESSAGE)
+            return f"answered more than {MAX_MESSAGE} bytes"
+        except requests.RequestException:
+            return "its answer broke off"
+        except TimeoutError:
+            return "its answer did not end in time"
+        return "" if own_id not in self.pending else "its answer held no JSON-RPC answer to the call"
+
+    def _take(self, body: bytes) -> None:
+        """One message, or (before 2025-06-18) a batch of them."""
+        if body.lstrip().startswith(b"["):
+            try:
+                batch = json.loads(body)
+            except ValueError:
+                batch = None
+            if isinstance(batch, list):
+                for message in batch:
+                    self._received(json.dumps(message).encode())
+                return
+        self._received(body)
+
+    def _events(self, resp: requests.Response, own_id: int, deadline: float, resumable: bool) -> None:
+        """An answer's event stream; one that ends before the answer, having given event ids, is resumed with a
+        GET (Last-Event-ID) after the pause it asked for, up to MAX_RESUMES times within the call's deadline."""
+        reader = EventReader(MAX_MESSAGE)
+        for _ in range(MAX_RESUMES + 1):
+            for event in reader.events(chunks(resp, deadline)):
+                if event.type == "message":
+                    self._received(event.data)
+                if own_id not in self.pending:
+                    return
+            if not resumable or reader.last_id is None or own_id not in self.pending:
+                return
+            pause = min(MAX_RETRY_SECONDS, (reader.retry_ms or 0) / 1000)
+            if time.monotonic() + pause >= deadline or self.stopping.wait(pause):
+                return
+            resp.close()
+            resp = self.http.get(self.post_url, headers={**self._headers(accept="text/event-stream"),
+                                                         "Last-Event-ID": reader.last_id},
+                                 timeout=(CONNECT_SECONDS, max(1.0, deadline - time.monotonic())), stream=True,
+                                 allow_redirects=False, proxies=self.proxies, verify=self.verify)
+            if resp.status_code != 200 or not resp.headers.get("Content-Type", "").startswith("text/event-stream"):
+                resp.close()
+                return
+
+    # ------------------------------------------------------------ HTTP+SSE (2024-11-05)
+    def _open_event_stream(self) -> None:
+        try:
+            stream = self.http.get(self.server.url, headers=self._headers(session="", accept="text/event-stream"),
+                                   timeout=(CONNECT_SECONDS, STREAM_IDLE_SECONDS), stream=True,
+                                   allow_redirects=False, proxies=self.proxies, verify=self.verify)
+        except requests.RequestException as exc:
+            raise Unreachable(unreachable(self.origin, exc)) from None
+        if stream.status_code != 200 or not stream.headers.get("Content-Type", "").startswith("text/event-stream"):
+            stream.close()
+            raise Unreachable(self._refusal(stream) if stream.status_code != 200
+                              else f"{self.origin} answered the GET with no event stream")
+        self.stream = stream
+        endpoint: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read_stream, args=(stream, endpoint), daemon=True,
+                         name=f"mcp-{self.name}-events").start()
+        try:
+            said = endpoint.get(timeout=HANDSHAKE_SECONDS)
+        except queue.Empty:
+            raise Unreachable(f"{self.origin} sent no endpoint event") from None
+        self.post_url = self._endpoint(said)
+        self.using = SSE
+        answer = self.call(initialize(0), HANDSHAKE_SECONDS, wait_ready=False)
+        self._initialized(answer)
+        self._send_to_stream({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def _endpoint(self, said: str) -> str:
+        """The URL the `endpoint` event names, which must be on the server's own origin: the credentials go with
+        every POST to it."""
+        url = urljoin(self.server.url, said.strip())
+        parts = urlsplit(url)
+        if (parts.scheme != urlsplit(self.server.url).scheme or parts.username or parts.password
+                or (parts.hostname or "") != (urlsplit(self.server.url).hostname or "")
+                or (parts.port or (443 if parts.scheme == "https" else 80)) != self.default_port):
+            log.warning("mcp server %s: its endpoint event names another origin (%s); refused", self.name,
+                        origin_of(url))
+            raise Unreachable(f"its endpoint event named another origin ({origin_of(url)}), which the proxy refuses")
+        return url
+
+    def _read_stream(self, stream: requests.Response, endpoint: queue.Queue[str]) -> None:
+        reader = EventReader(MAX_MESSAGE)
+        try:
+            for event in reader.events(chunks(stream, None)):
+                if stream is not self.stream:
+                    break
+                if event.type == "endpoint":
+                    endpoint.put(event.data.decode("utf-8", "replace"))
+                elif event.type == "message":
+                    self._received(event.data)
+            why = f"{self.origin} ended its event stream"
+        except TooLarge:
+            why = f"{self.origin} sent an event longer than {MAX_MESSAGE} bytes"
+        except requests.RequestException:
+            why = f"{self.origin}'s event stream broke off"
+        stream.close()
+        if stream is self.stream:
+            self._lost(why)
+
+    def _send_to_stream(self, message: dict[str, Any]) -> None:
+        """HTTP+SSE: a message POSTed to the endpoint; a request's answer comes on the stream."""
+        try:
+            with self._post(message, SEND_SECONDS, session="") as resp:
+                if resp.status_code in (200, 202, 204):
+                    return
+                why = self._refusal(resp)
+        except requests.RequestException as exc:
+            return self._lost(unreachable(self.origin, exc))
+        if "id" in message and "method" in message:
+            self._unanswered(message["id"], why)
+
+    def _close_stream(self) -> None:
+        """The event stream let go: its reader closes it when it next wakes (a close from here would wait for the
+        reader's lock, held until the server sends something), and hands on nothing more from it."""
+        self.stream = None
+
+    # ------------------------------------------------------------ calls: StdioServer's, with their deadline kept
+    def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True, on_note: Any = None,
+             session: str = "") -> dict[str, Any]:
+        """StdioServer.call; the exchange it starts (_write, on this thread) reads the answer within `timeout`. A
+        server that cannot be reached now answers at once, rather than when the call's deadline passes: a listing
+        of every server asks each (only a session being opened is waited for, a while)."""
+        self.local.timeout = timeout
+        if wait_ready and not self.ready.is_set() and \
+                not (self.state == "starting" and self.ready.wait(min(timeout, CONNECT_SECONDS))):
+            return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE,
+                                 f"The MCP server {self.name} is not running ({self.last_error or self.state}).")
+        return super().call(message, timeout, False, on_note, session)
+
+
+def initialize(own_id: int) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": own_id, "method": "initialize",
+            "params": {"protocolVersion": HANDSHAKE_VERSION, "capabilities": {}, "clientInfo": CLIENT_INFO}}
+
+
+def chunks(resp: requests.Response, deadline: float | None) -> Iterator[bytes]:
+    """An answer's bytes as they come (read1: an event is handed on when it arrives, not when a buffer fills),
+    until it ends or the deadline passes (TimeoutError)."""
+    raw = resp.raw
+    while True:
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError
+        try:
+            data = raw.read1(CHUNK, decode_content=True)
+        except Exception as exc:  # urllib3's own errors (a reset, a read timeout): as requests names them
+            raise requests.ConnectionError(type(exc).__name__) from None
+        if not data:
+            return
+        yield data
+
+
+def bounded(parts: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    total = 0
+    for part in parts:
+        total += len(part)
+        if total > limit:
+            raise TooLarge
+        yield part
+
+
+def origin_of(url: str) -> str:
+    """scheme://host:port of a URL: what logs and errors name a server by (its path and query may hold a token,
+    and user:password@ never shows)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or "?"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def unreachable(origin: str, exc: requests.RequestException) -> str:
+    """Why a request did not reach the server, by its kind: the exception's own text holds the URL."""
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return f"the HTTP proxy for {origin} refused the connection"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"the TLS handshake with {origin} failed"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"connecting to {origin} timed out"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"{origin} did not answer in time"
+    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc.args[0] if exc.args else None, str):
+        return f"could not connect to {origin}"
+    return f"the connection to {origin} broke off"
