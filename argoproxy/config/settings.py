@@ -361,8 +361,9 @@ class Settings:
     # --- MCP servers behind /mcp (argoproxy/mcp/, docs/mcp.md)
     mcp_servers: McpServers = _setting(McpServers(), parse_mcp_servers,
                               "MCP servers served at /mcp: name -> {command, args, env, per_session} (a server the "
-                              "proxy runs) or {url, headers, bearer_token_env} (one it reaches); MCP_SERVERS: JSON. "
-                              "Empty: /mcp is forwarded as any path (docs/mcp.md).", env=("MCP_SERVERS",))
+                              "proxy runs) or {url, headers, bearer_token_env, transport} (one it reaches); "
+                              "MCP_SERVERS: JSON. Empty: /mcp is forwarded as any path (docs/mcp.md).",
+                              env=("MCP_SERVERS",))
     # --- observe
     debug: bool = _setting(False, as_bool, "One log line per request and upstream details (secrets redacted).",
                            env=("DEBUG", "VERBOSE"), flags=("--debug", "--verbose", "-v"), negative_flags=("--quiet", "-q"),
