@@ -31,6 +31,7 @@ from argoproxy.mcp.link import Link, SupervisorGone
 from argoproxy.mcp.names import MAX_NAME, prefixed
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
 from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
+from argoproxy.mcp.sessions import InstanceSessions, Sessions, SessionStoreDown
 from argoproxy.teamkeys.records import KeyRecord
 
 log = logging.getLogger("cot_proxy")
@@ -47,9 +48,10 @@ STATE_FIELDS = ("name", "kind", "state", "restarts", "error")
 
 class McpEndpoint:
     def __init__(self, servers: tuple[str, ...], link: Link, *, auth_on: bool, unix_socket: bool,
-                 call_timeout: float, limits: Limits | None = None) -> None:
+                 call_timeout: float, limits: Limits | None = None, sessions: Sessions | None = None) -> None:
         self.servers = servers
         self.link = link
+        self.sessions = sessions or InstanceSessions(link)  # the supervisor's, or Redis's (sessions.py)
         self.auth_on = auth_on
         self.unix_socket = unix_socket
         self.call_timeout = call_timeout
@@ -82,6 +84,9 @@ class McpEndpoint:
         except SupervisorGone:
             return rpc_answer(jsonrpc.error(None, jsonrpc.SERVER_UNAVAILABLE,
                                             "The proxy's MCP servers cannot be reached now."), 503)
+        except SessionStoreDown:
+            return rpc_answer(jsonrpc.error(None, jsonrpc.SERVER_UNAVAILABLE,
+                                            "The store of MCP sessions (Redis) cannot be reached now."), 503)
 
     def post(self, req: Request, server: str | None, owner: str, globs: Globs, context: Any = None) -> Answer:
         content_type = req.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -115,7 +120,7 @@ class McpEndpoint:
         if not session:
             raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "Missing Mcp-Session-Id: send initialize first.",
                                    message.id, status=400)
-        if not self.link.session("get", id=session, owner=owner):
+        if self.sessions.version(session, owner) is None:
             raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "Unknown or ended session: initialize again.",
                                    message.id, status=404)
         return session
@@ -196,7 +201,7 @@ class McpEndpoint:
             raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "initialize is a request: it needs an id.", status=400)
         asked = message.params.get("protocolVersion")
         version = asked if asked in HANDSHAKE_VERSIONS else HANDSHAKE_VERSION
-        session = self.link.session("new", owner=owner, version=version).get("id")
+        session = self.sessions.new(owner, version)
         result = {"protocolVersion": version, "capabilities": self.capabilities(server),
                   "serverInfo": SERVER_INFO if server is None else {**SERVER_INFO, "name": f"cot_proxy/{server}"}}
         assert message.id is not None
@@ -215,7 +220,7 @@ class McpEndpoint:
         session = req.headers.get(SESSION_HEADER, "").strip()
         if not session:
             return http_error(400, "DELETE ends a session: send its Mcp-Session-Id.")
-        if not self.link.session("end", id=session, owner=owner):
+        if not self.sessions.end(session, owner):
             return http_error(404, "Unknown or ended session.")
         return Answer(b"", 204)
 

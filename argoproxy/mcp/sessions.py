@@ -1,0 +1,124 @@
+"""Where 2025-11-25 sessions (`Mcp-Session-Id`) are kept: with the instance's supervisor (InstanceSessions: they
+outlive a worker, not the instance), or with REDIS_URL in Redis (SharedSessions: every replica knows them, and they
+outlive a restart). Either way a session belongs to the key that opened it: another key's id is no session.
+
+Only the session's existence and revision are shared. A call runs on the replica that received it, so cancelling
+it, or following its progress, needs that replica: the shipped nginx configuration sends a session's requests to
+one replica (docs/scale-out.md)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Protocol
+
+from argoproxy.mcp.link import Link
+
+SESSION_IDLE = 24 * 3600  # a session not used for this long is gone (the supervisor's own bound too)
+MAX_PER_OWNER = 1_000  # one key's (or this machine's, with auth off) sessions at once: its oldest go first
+PREFIX = "cot_proxy:mcp:session:"
+OWNED = "cot_proxy:mcp:sessions:"  # per owner: its sessions by last use (a sorted set)
+
+
+class SessionStoreDown(Exception):
+    """The shared store cannot be reached: the request is answered 503, as when the supervisor is away."""
+
+
+class Sessions(Protocol):
+    def new(self, owner: str, version: str) -> str: ...
+
+    def version(self, session: str, owner: str) -> str | None:
+        """The revision the session speaks (its use noted), or None: no such session of this owner's."""
+
+    def end(self, session: str, owner: str) -> bool: ...
+
+
+class InstanceSessions:
+    """The supervisor's (supervisor.py's Sessions), reached over the worker's link."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+
+    def new(self, owner: str, version: str) -> str:
+        return str(self.link.session("new", owner=owner, version=version).get("id"))
+
+    def version(self, session: str, owner: str) -> str | None:
+        found = self.link.session("get", id=session, owner=owner)
+        return str(found.get("version", "")) if found else None
+
+    def end(self, session: str, owner: str) -> bool:
+        return bool(self.link.session("end", id=session, owner=owner))
+
+
+class SharedSessions:
+    """Sessions in Redis: a key per session (its owner and revision, expiring SESSION_IDLE after its last use) and
+    a sorted set per owner that bounds how many it holds."""
+
+    def __init__(self, client: Any) -> None:
+        self.redis = client
+
+    def new(self, owner: str, version: str) -> str:
+        session, now = secrets.token_urlsafe(24), time.time()
+        record = json.dumps({"owner": owner, "version": version}, separators=(",", ":"))
+        with _reached():
+            pipe = self.redis.pipeline()
+            pipe.set(PREFIX + session, record, ex=SESSION_IDLE)
+            pipe.zadd(OWNED + owner, {session: now})
+            pipe.zremrangebyscore(OWNED + owner, "-inf", now - SESSION_IDLE)
+            pipe.expire(OWNED + owner, SESSION_IDLE)
+            pipe.zcard(OWNED + owner)
+            held = pipe.execute()[-1]
+            if held > MAX_PER_OWNER:  # its least recently used go
+                oldest = self.redis.zpopmin(OWNED + owner, held - MAX_PER_OWNER)
+                self.redis.delete(*(PREFIX + str(sid) for sid, _ in oldest))
+        return session
+
+    def version(self, session: str, owner: str) -> str | None:
+        with _reached():
+            raw = self.redis.getex(PREFIX + session, ex=SESSION_IDLE)  # read, and its idle time starts again
+            record = _record(raw)
+            if record is None or record.get("owner") != owner:
+                return None
+            self.redis.zadd(OWNED + owner, {session: time.time()}, xx=True)
+        return str(record.get("version", ""))
+
+    def end(self, session: str, owner: str) -> bool:
+        with _reached():
+            record = _record(self.redis.get(PREFIX + session))
+            if record is None or record.get("owner") != owner:
+                return False
+            pipe = self.redis.pipeline()
+            pipe.delete(PREFIX + session)
+            pipe.zrem(OWNED + owner, session)
+            return bool(pipe.execute()[0])
+
+
+
+@contextmanager
+def _reached() -> Iterator[None]:
+    """Redis's errors (it is away, or answers past its deadline) become SessionStoreDown."""
+    import redis
+    try:
+        yield
+    except (redis.RedisError, OSError) as exc:
+        raise SessionStoreDown(type(exc).__name__) from None
+
+
+def _record(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def sessions_for(link: Link, redis_url: str) -> Sessions:
+    """Redis's when the proxy has one (replicas share it), else the instance's."""
+    if not redis_url:
+        return InstanceSessions(link)
+    from argoproxy.teamkeys.redis_store import connect
+    return SharedSessions(connect(redis_url))
