@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.proxy_process import ROOT, running_proxy
+from tests.polling import poll
+from tests.proxy_process import ROOT, free_port, running_proxy
 
 mcp = pytest.importorskip("mcp", reason="the official MCP SDK (requirements-dev.txt)")
 
@@ -72,3 +74,56 @@ def test_a_real_server_alone_keeps_its_names(real):
         return [t.name for t in (await client.list_tools()).tools]
 
     assert "get_current_time" in sdk(proxy.url + "/mcp/time", work)
+
+
+@pytest.fixture(scope="module")
+def remote_every(module_fake):
+    """`@modelcontextprotocol/server-everything` as remote servers: its Streamable HTTP mode, and its HTTP+SSE mode
+    named by its URL alone (the proxy falls back to the older transport when initialize's POST is refused)."""
+    command = str(installed("mcp-server-everything"))
+    ports = {mode: free_port() for mode in ("streamableHttp", "sse")}
+    servers = [subprocess.Popen([command, mode], env={**os.environ, "PORT": str(port)}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL) for mode, port in ports.items()]
+    try:
+        for port in ports.values():
+            assert poll(lambda: listening(port), timeout=30), f"server-everything did not listen on {port}"
+        remotes = {"web": {"url": f"http://127.0.0.1:{ports['streamableHttp']}/mcp", "bearer_token_env": "WEB_TOKEN"},
+                   "legacy": {"url": f"http://127.0.0.1:{ports['sse']}/sse"}}
+        with running_proxy(TARGET_BASE_URL=module_fake.base_url, WORKERS="2", MCP_SERVERS=json.dumps(remotes),
+                           WEB_TOKEN="web-token-of-the-test-0123") as p:
+            yield p
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(10)
+
+
+def listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_a_real_server_over_both_http_transports(remote_every):
+    seen = []
+
+    async def progress(done, total, message):
+        seen.append(done)
+
+    async def listed(client):
+        names = [t.name for t in (await client.list_tools()).tools]
+        return names if {"web__echo", "legacy__echo"} <= set(names) else None
+
+    async def work(client):
+        web = await client.call_tool("web__echo", {"message": "over streamable http"})
+        legacy = await client.call_tool("legacy__echo", {"message": "over http+sse"})
+        long = await client.call_tool("web__trigger-long-running-operation", {"duration": 0.3, "steps": 3},
+                                      progress_callback=progress)
+        return web.content[0].text, legacy.content[0].text, long.is_error
+
+    assert poll(lambda: sdk(remote_every.url + "/mcp", listed), timeout=30, interval=0.2)
+    web, legacy, failed = sdk(remote_every.url + "/mcp", work)
+    assert "over streamable http" in web and "over http+sse" in legacy and not failed
+    assert seen == [1, 2, 3]
