@@ -40,6 +40,7 @@ from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.event_stream import EventReader, TooLarge
 from argoproxy.mcp.protocol import CLIENT_INFO, HANDSHAKE_VERSION
 from argoproxy.mcp.stdio_server import HANDSHAKE_SECONDS, MAX_LINE, Pending, StdioServer
+from argoproxy.redaction import Secrets
 
 log = logging.getLogger("cot_proxy")
 
@@ -83,6 +84,9 @@ class RemoteServer(StdioServer):
         self.renew_lock = threading.Lock()
         self.stream: requests.Response | None = None  # HTTP+SSE: the event stream
         self.local = threading.local()  # the deadline of the call this thread is making
+        self.token = self.environ.get(server.bearer_token_env, "").strip() if server.bearer_token_env else ""
+        # What the server sends back never shows them either (a tool that echoes the headers it was sent).
+        self.secrets = Secrets([self.token, *(value for _, value in server.headers)])
 
     # ------------------------------------------------------------ life (StdioServer._run's restarts and backoff)
     def _run_once(self) -> None:
@@ -135,16 +139,18 @@ class RemoteServer(StdioServer):
     def status(self) -> dict[str, Any]:
         return {**super().status(), "kind": "remote"}
 
+    def _received(self, line: bytes) -> None:
+        """A message from the server (StdioServer's routing), the proxy's credentials for it taken out first."""
+        super()._received(self.secrets.data(line) if self.secrets else line)
+
     # ------------------------------------------------------------ HTTP
     def _headers(self, session: str | None = None, accept: str = "application/json, text/event-stream",
                  json_body: bool = False) -> dict[str, str]:
-        """The credentials (read from the environment at each request: a changed token is used at once) and the
-        transport's own headers; `session` None: the current one, "": none (initialize, which agrees no revision
-        yet, and HTTP+SSE, whose endpoint names its session)."""
+        """The credentials and the transport's own headers; `session` None: the current one, "": none (initialize,
+        which agrees no revision yet, and HTTP+SSE, whose endpoint names its session)."""
         headers = dict(self.server.headers)
-        token = self.environ.get(self.server.bearer_token_env, "").strip() if self.server.bearer_token_env else ""
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         headers["Accept"] = accept
         if json_body:
             headers["Content-Type"] = "application/json"

@@ -18,7 +18,8 @@ answer comes on the stream.
 
 Tools: echo {text}, add {a, b}, progress {steps}, slow {seconds}, garbage (an answer that is no JSON), huge
 {bytes} (an answer that long), forget (the server forgets every session: the next request gets 404), polled
-(see above), ask (the server asks its client for sampling first, and says how the answer came back)."""
+(see above), ask (the server asks its client for sampling first, and says how the answer came back), headers
+(the request's headers, said back)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ TOOLS = [
     {"name": "forget", "inputSchema": {"type": "object"}},
     {"name": "polled", "inputSchema": {"type": "object"}},
     {"name": "ask", "inputSchema": {"type": "object"}},
+    {"name": "headers", "inputSchema": {"type": "object"}},
 ]
 
 
@@ -245,6 +247,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.wfile.write(data)
         if name == "huge":
             return self.reply(id, text("x" * int(args.get("bytes", 1000))))
+        if name == "headers":  # what it was sent, said back (as a debugging tool might)
+            return self.reply(id, text(json.dumps(dict(self.headers.items()))))
         if name == "forget":
             self.fake.sessions.clear()
             return self.reply(id, text("forgotten"))

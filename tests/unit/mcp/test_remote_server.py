@@ -198,6 +198,17 @@ def test_credentials_never_reach_an_error_or_the_log(caplog):
         assert secret not in said
 
 
+def test_a_server_that_says_the_credentials_back_shows_them_to_no_client():
+    with FakeRemote(token=TOKEN) as fake:
+        server = reach(fake.url, headers=(("X-Team", "hdr-secret-4567"),))
+        try:
+            assert server.ready.wait(10), server.last_error
+            said = text(call(server, "headers"))
+        finally:
+            server.stop()
+    assert TOKEN not in said and "hdr-secret-4567" not in said and "Bearer [redacted]" in said
+
+
 def test_stopping_ends_the_session_at_the_server(fake):
     server = reach(fake.url)
     assert server.ready.wait(10)
