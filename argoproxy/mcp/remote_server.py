@@ -52,6 +52,7 @@ MAX_RESUMES = 10  # GETs that resume one call's stream, at most
 MAX_RETRY_SECONDS = 5.0
 MAX_SESSION_ID = 1024
 CHUNK = 65536
+MAX_CONNECTIONS = 32  # kept open to one server between calls (more calls at once open more, closed after)
 SSE = "sse"  # the older transport's `transport` value
 STREAMABLE = "streamable-http"
 FALLBACK_STATUSES = (400, 404, 405)  # an initialize POST so refused: perhaps an HTTP+SSE server
@@ -73,6 +74,8 @@ class RemoteServer(StdioServer):
         self.transport = server.transport or ""
         self.http = requests.Session()
         self.http.trust_env = False  # the environment's proxies and CA bundle are given below; its netrc never
+        for scheme in ("http://", "https://"):  # connections kept for the calls at once (urllib3's default: 10)
+            self.http.mount(scheme, requests.adapters.HTTPAdapter(pool_maxsize=MAX_CONNECTIONS))
         self.proxies = requests.utils.get_environ_proxies(server.url)
         self.verify: str | bool = self.environ.get("REQUESTS_CA_BUNDLE") or self.environ.get("CURL_CA_BUNDLE") or True
         self.default_port = parts.port or (443 if parts.scheme == "https" else 80)

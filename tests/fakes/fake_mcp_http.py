@@ -80,7 +80,7 @@ class FakeRemote:
         return f"http://{host}:{self.port}" + ("/sse" if self.mode == "sse" else "/mcp")
 
     def start(self) -> "FakeRemote":
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def stop(self) -> None:
