@@ -209,6 +209,27 @@ def test_a_server_that_says_the_credentials_back_shows_them_to_no_client():
     assert TOKEN not in said and "hdr-secret-4567" not in said and "Bearer [redacted]" in said
 
 
+def test_the_environments_http_proxy_is_used_and_no_proxy_honoured(monkeypatch):
+    """The fake answers as the HTTP proxy too: a request through a proxy names the whole URL."""
+    with FakeRemote(token=TOKEN) as proxy:
+        for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "ALL_PROXY", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        server = reach("http://mcp.example.invalid/mcp")
+        try:
+            assert server.ready.wait(10), server.last_error
+            assert text(call(server, "echo", {"text": "via the proxy"})) == "via the proxy"
+        finally:
+            server.stop()
+        assert {p for _, p, _ in proxy.seen} == {"http://mcp.example.invalid/mcp"}
+        monkeypatch.setenv("NO_PROXY", "mcp.example.invalid")
+        direct = reach("http://mcp.example.invalid/mcp")
+        try:
+            assert poll(lambda: "could not connect to http://mcp.example.invalid" in direct.last_error, timeout=10)
+        finally:
+            direct.stop()
+
+
 def test_stopping_ends_the_session_at_the_server(fake):
     server = reach(fake.url)
     assert server.ready.wait(10)
