@@ -101,6 +101,10 @@ class RemoteServer(StdioServer):
             self.last_error = str(exc)
             self._close_stream()
             return
+        except Exception as exc:  # noqa: BLE001 - whatever a server answers, its life loop goes on (its text, no URL)
+            self.last_error = f"opening a session with {self.origin} failed ({type(exc).__name__})"
+            self._close_stream()
+            return
         self.state = "ready"
         self.ready.set()
         log.info("mcp server %s: ready (%s, %s)", self.name, self.origin, self.using)
