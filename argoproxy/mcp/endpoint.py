@@ -26,6 +26,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs
+from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, Refused, watched
 from argoproxy.mcp.limits import Held, Limits
 from argoproxy.mcp.link import Link, SupervisorGone
 from argoproxy.mcp.names import MAX_NAME, prefixed
@@ -110,7 +111,7 @@ class McpEndpoint:
             return Answer(b"", 202)  # notifications (initialized, cancelled) and responses: accepted
         if message.method == "tools/call":
             return self.tool_call(message, server, owner, globs, session, "text/event-stream" in accept,
-                                  Taken(len(body), context, req.team_key))
+                                  Taken(len(body), context, req.team_key, req.presented_keys))
         return Answer(dumps(self.request(self.catalog(session), message.raw, server, globs)), 200,
                       content_type="application/json")
 
@@ -149,9 +150,19 @@ class McpEndpoint:
     def events(self, message: jsonrpc.Message, server: str | None, owner: str, routed: tuple[str, dict[str, Any]],
                session: str, taken: Taken, held: Held | None) -> Iterator[bytes]:
         sent_bytes, last, cost = 0, None, 0
+        relayed = self.link.stream(*routed, self.limits.of(routed[0]).timeout, session)
+        keys = self.limits.keys if taken.key is not None else None  # a team key's stream ends once it is revoked
+        stream: Iterator[dict[str, Any] | Refused] = relayed if keys is None else \
+            watched(relayed, KeyWatch(keys, taken.presented))
         try:
-            for sent in self.link.stream(*routed, self.limits.of(routed[0]).timeout, session):
-                if "method" not in sent:  # the answer, last
+            for sent in stream:
+                if isinstance(sent, Refused):  # the call cancelled on its server, as the client's cancellation is
+                    self.link.cancel(session, message.id)
+                    log.info("mcp: %s's key was refused during its call %s (%s): its stream ended", owner,
+                             json.dumps(message.params.get("name"))[:MAX_LOGGED_NAME], sent)
+                    sent = jsonrpc.error(message.id, KEY_REFUSED, f"{sent} The call was cancelled.")
+                    data = dumps(sent)
+                elif "method" not in sent:  # the answer, last
                     cost, held = self.limits.end(held, sent), None
                     sent, data = self.limits.bounded(routed[0], sent)
                 else:
@@ -256,11 +267,13 @@ class Taken:
     """When and how a tool call came: its arrival (perf_counter and wall clock), its body's bytes, the request's
     context the hooks are handed, and the team key that sent it (None: another key, or auth off)."""
 
-    __slots__ = ("started", "start_ns", "bytes_in", "context", "key")
+    __slots__ = ("started", "start_ns", "bytes_in", "context", "key", "presented")
 
-    def __init__(self, bytes_in: int, context: Any, key: KeyRecord | None = None) -> None:
+    def __init__(self, bytes_in: int, context: Any, key: KeyRecord | None = None,
+                 presented: tuple[str, ...] = ()) -> None:
         self.started, self.start_ns = time.perf_counter(), time.time_ns()
         self.bytes_in, self.context, self.key = bytes_in, context, key
+        self.presented = presented  # the keys it presented: its team key looked up again while its stream runs
 
 
 def owner_of(req: Request, admin: bool) -> str:

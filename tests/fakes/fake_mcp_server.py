@@ -6,7 +6,10 @@ error, and it writes the error to stderr too, where the tests read it in the pro
 
 Tools: echo {text}, add {a, b}, slow {seconds}, crash (exits at once), whoami (its pid, HOME and environment's
 variable names), garbage (lines that are no message and answers to nothing asked, then its answer), flood {count}
-(notifications, then its answer), fails (a result with isError), progress {steps} (progress notifications to the request's token), and one with a 70-character name. Prompts: greet {name}. Resources: fake://readme, and the
+(notifications, then its answer), fails (a result with isError), progress {steps} (progress notifications to the request's token),
+drip {seconds, every} (a progress notification every `every` seconds for `seconds`, then its answer), held
+{group, seconds} (answers, after `seconds`, the most calls of its `group` it saw at once), tally (how many calls
+of each tool and `group` argument it has run: `echo:bots`), and one with a 70-character name. Prompts: greet {name}. Resources: fake://readme, and the
 template fake://notes/{id}. Requests are answered on threads, so a slow call does not hold the others.
 """
 
@@ -36,10 +39,18 @@ TOOLS = [
     {"name": "flood", "description": "Send {count} notifications, then answer.",
      "inputSchema": {"type": "object", "properties": {"count": {"type": "integer"}}}},
     {"name": "fails", "description": "A tool that fails: a result with isError.", "inputSchema": {"type": "object"}},
+    {"name": "drip", "description": "Report progress every {every} seconds for {seconds}, then answer.",
+     "inputSchema": {"type": "object", "properties": {"seconds": {"type": "number"}, "every": {"type": "number"}}}},
+    {"name": "held", "description": "Answer after {seconds} the most calls of {group} seen at once.",
+     "inputSchema": {"type": "object", "properties": {"group": {"type": "string"}, "seconds": {"type": "number"}}}},
+    {"name": "tally", "description": "The calls run, by tool and group argument.", "inputSchema": {"type": "object"}},
 ]
 write_lock = threading.Lock()
 in_flight: set = set()
 state = {"initialized": False}
+counts_lock = threading.Lock()
+tally: dict = {}  # "tool:group" -> calls run
+at_once: dict = {}  # group -> (held calls running now, the most seen at once)
 
 
 def send(message: dict) -> None:
@@ -58,6 +69,9 @@ def text(value: str) -> dict:
 
 
 def call_tool(name: str, args: dict, meta: dict | None = None) -> dict:
+    with counts_lock:
+        counted = f"{name}:{args.get('group', '')}"
+        tally[counted] = tally.get(counted, 0) + 1
     if name == "echo":
         return text(str(args.get("text", "")))
     if name == "add":
@@ -88,6 +102,28 @@ def call_tool(name: str, args: dict, meta: dict | None = None) -> dict:
                 send({"jsonrpc": "2.0", "method": "notifications/progress",
                       "params": {"progressToken": token, "progress": n + 1, "total": steps}})
         return text(f"{steps} steps, token {'given' if token is not None else 'none'}")
+    if name == "drip":
+        token, every = (meta or {}).get("progressToken"), float(args.get("every", 0.1))
+        print("fake_mcp_server: dripping", file=sys.stderr, flush=True)
+        for n in range(max(1, int(float(args.get("seconds", 1)) / every))):
+            if token is not None:
+                send({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": token,
+                                                                                     "progress": n + 1}})
+            time.sleep(every)
+        return text("dripped")
+    if name == "held":
+        group = str(args.get("group", ""))
+        with counts_lock:
+            now, most = at_once.get(group, (0, 0))
+            at_once[group] = (now + 1, max(most, now + 1))
+        time.sleep(float(args.get("seconds", 0.1)))
+        with counts_lock:
+            now, most = at_once[group]
+            at_once[group] = (now - 1, most)
+        return text(json.dumps({"most_at_once": most}))
+    if name == "tally":
+        with counts_lock:
+            return text(json.dumps(tally))
     if name == "flood":
         for n in range(int(args.get("count", 1000))):
             send({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": n}})
