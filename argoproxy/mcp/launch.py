@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from argoproxy.config.mcp_servers import McpServer
@@ -27,18 +28,20 @@ MAX_SOCKET_PATH = 103
 
 _running: subprocess.Popen[bytes] | None = None
 _entries: list[dict[str, object]] = []  # what it runs
+_retiring: list[tuple[subprocess.Popen[bytes], str]] = []  # supervisors a reload replaced, until they stop
 
 
-def start_supervisor(servers: tuple[McpServer, ...]) -> str | None:
+def start_supervisor(servers: tuple[McpServer, ...], grace: float = 0.0) -> str | None:
     """Start the supervisor of the MCP servers (once per master; again when a reload changed them, the new
-    workers then reach the new one); return its socket's path."""
+    workers then reach the new one, and the old one goes `grace` seconds later, once the old workers have
+    finished their calls); return its socket's path."""
     global _running, _entries
     entries = [dataclasses.asdict(s) for s in servers]  # supervisor.read_servers reads them back
     if os.environ.get(OWNER_ENV) == str(os.getpid()) and _running is not None and _running.poll() is None:
         if entries == _entries:
             return os.environ[SOCKET_ENV]
         log.info("MCP: the servers changed; their supervisor starts again")
-        stop_supervisor()
+        retire_supervisor(grace)
     rundir = tempfile.mkdtemp(prefix="cot_proxy_mcp_", dir=socket_parent())  # mode 0700: the socket, the homes
     path = os.path.join(rundir, "supervisor.sock")
     process = subprocess.Popen([sys.executable, "-m", "argoproxy.mcp.supervisor", path, rundir],
@@ -55,6 +58,20 @@ def start_supervisor(servers: tuple[McpServer, ...]) -> str | None:
     return path
 
 
+def retire_supervisor(grace: float) -> None:
+    """A reload changed or removed the servers: the running supervisor stops in `grace` seconds (Gunicorn's
+    graceful timeout: the old workers' calls end first), or at once with the master."""
+    global _running
+    process, _running = _running, None
+    path = os.environ.pop(SOCKET_ENV, "")
+    if process is None or os.environ.get(OWNER_ENV) != str(os.getpid()):
+        return
+    timer = threading.Timer(grace, _stop, (process, path))
+    timer.daemon = True
+    _retiring.append((process, path))
+    timer.start()
+
+
 def socket_parent() -> str | None:
     """Where the supervisor's directory goes: the temporary directory, unless its path is too long for a Unix
     socket's (at most 103 bytes on macOS, 107 on Linux; a CI runner's or a test's TMPDIR can be longer), then /tmp."""
@@ -63,19 +80,26 @@ def socket_parent() -> str | None:
 
 
 def stop_supervisor() -> None:
-    """The master exits: the supervisor stops its servers and goes."""
+    """The master exits: the supervisor (and any that a reload retired) stops its servers and goes."""
     global _running
     process, _running = _running, None
-    if process is None or os.environ.get(OWNER_ENV) != str(os.getpid()):
+    if os.environ.get(OWNER_ENV) != str(os.getpid()):
         return
-    if process.stdin is not None:
-        process.stdin.close()
-    try:
-        process.terminate()
-        process.wait(STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    path = os.environ.pop(SOCKET_ENV, "")
+    while _retiring:
+        _stop(*_retiring.pop())
+    if process is not None:
+        _stop(process, os.environ.pop(SOCKET_ENV, ""))
+
+
+def _stop(process: subprocess.Popen[bytes], path: str) -> None:
+    if process.returncode is None:
+        if process.stdin is not None and not process.stdin.closed:
+            process.stdin.close()
+        try:
+            process.terminate()
+            process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
     if path:
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)

@@ -56,10 +56,10 @@ def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
         share_token_encoding()
     if settings.mcp_servers:  # one set of MCP servers for the instance, in a process of its own (argoproxy/mcp/)
         from argoproxy.mcp.launch import start_supervisor
-        start_supervisor(settings.mcp_servers)
+        start_supervisor(settings.mcp_servers, grace=settings.graceful_timeout)
     elif os.environ.get("COT_PROXY_MCP_SOCKET"):  # (launch.SOCKET_ENV) a reload that removed them: their supervisor goes
-        from argoproxy.mcp.launch import stop_supervisor
-        stop_supervisor()
+        from argoproxy.mcp.launch import retire_supervisor
+        retire_supervisor(settings.graceful_timeout)
     hooks: dict[str, Callable[..., Any]] = {"child_exit": child_exit, "on_exit": on_exit, "post_fork": post_fork}
     if tracing_on(settings.tracing, os.environ):
         hooks["worker_exit"] = flush_traces

@@ -157,7 +157,7 @@ def test_a_reload_keeps_the_supervisor_unless_the_servers_changed(monkeypatch):
     try:
         assert launch.start_supervisor((fake("one"),)) == first
         second = launch.start_supervisor((fake("one"), fake("two")))
-        assert second != first and not os.path.exists(first)
+        assert second != first and poll(lambda: not os.path.exists(first), timeout=20)  # retired (grace 0)
         assert poll(lambda: sorted(s["name"] for s in Link(second).status() if s["state"] == "ready") == ["one", "two"],
                     timeout=20)
     finally:
