@@ -8,7 +8,8 @@ rounds alternated so that the machine's load falls on both alike.
 
 Prints per way the median, p90 and p99 of a call's round trip over all rounds, and what the proxy adds (the
 difference of the medians, and of the p99s) against issue 58's bounds: at most 2 ms at the median and 10 ms at
-p99. The server is the tests' strict stdio fake (tests/fakes/fake_mcp_server.py); the proxy runs with its
+p99. A `ping` the proxy answers itself is timed beside them: what any request to /mcp costs on this stack (Gunicorn,
+Flask, the door) before a server is involved. The server is the tests' strict stdio fake (tests/fakes/fake_mcp_server.py); the proxy runs with its
 default settings (auth off: the bench's client is on loopback) behind the bench's fake model upstream.
 """
 
@@ -87,6 +88,11 @@ class Through:
         status, _, body = self.post(echo(n, "bench__echo"))
         assert status == 200 and b'"result"' in body, body[:300]
 
+    def ping(self, n: int) -> None:
+        """A `ping` the proxy answers itself: no server, no supervisor (any /mcp request's floor on this stack)."""
+        status, _, body = self.post({"jsonrpc": "2.0", "id": n, "method": "ping"})
+        assert status == 200 and b'"result"' in body, body[:300]
+
     def close(self) -> None:
         self.conn.close()
 
@@ -119,9 +125,10 @@ def main() -> int:
         direct, through = Direct(), Through(proxy.port)
         timed(direct.call, 50, 1)  # warm-up: both paths' first calls (imports, the worker's first request)
         timed(through.call, 50, 1)
-        ways: dict[str, list[float]] = {"direct": [], "through the proxy": []}
+        ways: dict[str, list[float]] = {"direct": [], "through the proxy": [], "ping, answered by the proxy": []}
         for r in range(args.rounds):
-            order = [("direct", direct.call), ("through the proxy", through.call)]
+            order = [("direct", direct.call), ("through the proxy", through.call),
+                     ("ping, answered by the proxy", through.ping)]
             for name, call in order if r % 2 == 0 else order[::-1]:
                 ways[name] += timed(call, args.calls, 1000 + r * args.calls)
             print(f"[mcp bench] round {r + 1}/{args.rounds}", file=sys.stderr)
