@@ -12,7 +12,7 @@ import json
 import secrets
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 from argoproxy.mcp.link import Link
 
@@ -20,8 +20,6 @@ SESSION_IDLE = 24 * 3600  # a session not used for this long is gone (the superv
 MAX_PER_OWNER = 1_000  # one key's (or this machine's, with auth off) sessions at once: its oldest go first
 PREFIX = "cot_proxy:mcp:session:"
 OWNED = "cot_proxy:mcp:sessions:"  # per owner: its sessions by last use (a sorted set)
-CHECK_SECONDS = 1.0  # how long a worker trusts a session it found (Remembered)
-MAX_REMEMBERED = 10_000
 
 
 class SessionStoreDown(Exception):
@@ -118,41 +116,11 @@ def _record(raw: Any) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-class Remembered:
-    """A worker's memory of the sessions it found, for CHECK_SECONDS: a session's calls after its first cost no
-    round trip to where sessions are kept (one to the supervisor cost more than the call's own). A session ended
-    here is forgotten at once; one ended on another worker or replica is refused here within CHECK_SECONDS, as a
-    revoked key is."""
-
-    def __init__(self, kept: Sessions, clock: Callable[[], float] = time.monotonic) -> None:
-        self.kept, self.clock = kept, clock
-        self.found: dict[tuple[str, str], tuple[str, float]] = {}  # (session, owner) -> (revision, when found)
-
-    def new(self, owner: str, version: str) -> str:
-        return self.kept.new(owner, version)
-
-    def version(self, session: str, owner: str) -> str | None:
-        now = self.clock()
-        known = self.found.get((session, owner))
-        if known is not None and now - known[1] < CHECK_SECONDS:
-            return known[0]
-        version = self.kept.version(session, owner)
-        if version is None:
-            self.found.pop((session, owner), None)
-            return None
-        if len(self.found) >= MAX_REMEMBERED:
-            self.found.clear()  # (sessions are found again at their next call: a bound, not an eviction policy)
-        self.found[(session, owner)] = (version, now)
-        return version
-
-    def end(self, session: str, owner: str) -> bool:
-        self.found.pop((session, owner), None)
-        return self.kept.end(session, owner)
-
-
 def sessions_for(link: Link, redis_url: str) -> Sessions:
-    """Redis's when the proxy has one (replicas share it), else the instance's; remembered by the worker."""
+    """Redis's when the proxy has one (replicas share it), else the instance's. Each request asks (no worker's
+    memory of sessions): a session ended on one worker or replica is refused on every other at once, as the
+    specification requires after a DELETE."""
     if not redis_url:
-        return Remembered(InstanceSessions(link))
+        return InstanceSessions(link)
     from argoproxy.teamkeys.redis_store import connect
-    return Remembered(SharedSessions(connect(redis_url)))
+    return SharedSessions(connect(redis_url))
