@@ -910,7 +910,7 @@ def team_keys_in_process(directory: str, redis_url: str | None, requests: int = 
     class Answered:  # what TeamKeys reads and writes of a call: its plan (model, key) and outcome (usage)
         def __init__(self) -> None:
             self.plan = SimpleNamespace(model="bench", kind="chat", team_key=None, key_lease=None)
-            self.outcome = SimpleNamespace(usage={"prompt_tokens": 10, "completion_tokens": 20}, cost=None)
+            self.outcome = SimpleNamespace(usage={"prompt_tokens": 10, "completion_tokens": 20}, cost=None, used=None)
 
     record = KeyRecord("bench-in-process", digest("sk-in-process"), "sk-in-", rpm=10**9, tpm=10**12,
                        budget=Budget(10**15, "day"), created=time.time())
