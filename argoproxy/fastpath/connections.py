@@ -108,20 +108,36 @@ class _OneSend(_Connection):
         not tokens, values with line breaks (folding) or not str, a body not bytes, chunked framing asked for,
         an absolute-form target, a host that is not plain ASCII (IDNA, IPv6), a tunnel, a connection whose
         state is not idle (their errors are raised by their code)."""
-        if headers is None or not (body is None or type(body) is bytes) or self._tunnel_host:
+        if headers is None or not self._lean_allowed(method, url, body, headers):
             return None
+        lines = self._default_lines(method, url, body, {name.lower() for name in headers})
+        if lines is None:
+            return None
+        lines.extend(f"{name}: {value}" for name, value in headers.items())
+        lines.append("\r\n")
+        try:
+            return "\r\n".join(lines).encode("latin-1")
+        except UnicodeEncodeError:
+            return None
+
+    def _lean_allowed(self, method: str, url: str, body: Any, headers: Mapping[str, str]) -> bool:
+        """Whether this head is one `_lean_head` writes as the libraries would (its docstring says which not)."""
+        if not (body is None or type(body) is bytes) or self._tunnel_host:
+            return False
         try:
             values = "".join(headers.values())
         except TypeError:
-            return None
+            return False
         if "\r" in values or "\n" in values or SKIP_HEADER in values or not _TOKENS.fullmatch(",".join(headers)) \
                 or not _TOKEN.fullmatch(method) or not url or _TARGET_UNSAFE.search(url) or url.startswith("http"):
-            return None
+            return False
         response = self._HTTPConnection__response  # type: ignore[attr-defined]  # http.client's own state
-        if (response is not None and not response.isclosed()) or \
-                self._HTTPConnection__state != http.client._CS_IDLE:  # type: ignore[attr-defined]
-            return None
-        named = {name.lower() for name in headers}
+        idle: bool = self._HTTPConnection__state == http.client._CS_IDLE  # type: ignore[attr-defined]
+        return idle and (response is None or response.isclosed())
+
+    def _default_lines(self, method: str, url: str, body: bytes | None, named: set[str]) -> list[str] | None:
+        """The request line and the headers the libraries add when the caller names none of them, in their
+        order; None where their own rules decide (a host to encode, Transfer-Encoding without a length)."""
         lines = [f"{method} {url} HTTP/1.1"]
         if "host" not in named:
             host = self.host
@@ -139,12 +155,7 @@ class _OneSend(_Connection):
                 lines.append("Content-Length: 0")
         if "user-agent" not in named:
             lines.append(f"User-Agent: {_get_default_user_agent()}")
-        lines.extend(f"{name}: {value}" for name, value in headers.items())
-        lines.append("\r\n")
-        try:
-            return "\r\n".join(lines).encode("latin-1")
-        except UnicodeEncodeError:
-            return None
+        return lines
 
     def _send_lean(self, method: str, url: str, head: bytes, body: bytes | None, options: Any) -> None:
         """Send a head `_lean_head` wrote, and the body, leaving urllib3 and http.client in the state their own
