@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         from argoproxy.teamkeys.teams_cli import main as teams_main
         raise SystemExit(teams_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog=_prog()))
     if argv[:1] == ["prices"]:  # the price table: refreshed from genai-prices, a model's rates shown
-        from argoproxy.prices.refresh import main as prices_main
+        from argoproxy.spend.refresh import main as prices_main
         raise SystemExit(prices_main(argv[1:], prog=_prog(), settings_of=lambda flags: loaded_or_exit(flags).settings))
     if argv[:1] == ["demo"]:  # the proxy in front of a demo model of its own: no model server needed
         from argoproxy.launch.demo import main as demo_main

@@ -66,7 +66,7 @@ def measure() -> dict[str, Any]:
         return {"untraced": sorted(runs["off"])[ROUNDS // 2], "traced": sorted(runs["on"])[ROUNDS // 2],
                 "added": added[ROUNDS // 2]}
     finally:
-        from argoproxy.observe import tracing
+        from argoproxy.tracing import tracer as tracing
         tracing.shutdown()  # what is queued goes to the sink before it stops (no retries against a closed port)
         sink.terminate()
 

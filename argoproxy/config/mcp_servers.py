@@ -30,7 +30,7 @@ CALL_KEYS = frozenset({"timeout", "max_result_bytes", "price_per_call"})  # eith
 MAX_RESULT_BYTES = 4 * 1024 * 1024  # the default bound on a tool call's answer
 MOST_RESULT_BYTES = 16 * 1024 * 1024  # the longest message a stdio server may write (mcp/stdio_server.py's MAX_LINE)
 MOST_PRICE = Decimal(1_000_000)  # US dollars per call
-NANOS_PER_DOLLAR = 10**9  # as argoproxy/prices/units.py counts money
+NANOS_PER_DOLLAR = 10**9  # as argoproxy/spend/units.py counts money
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Headers a remote server's entry may not set: the transport's own (the proxy writes them per request).

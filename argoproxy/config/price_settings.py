@@ -19,7 +19,7 @@ from typing import Any
 
 from argoproxy.config.json_setting import json_setting
 
-# The rates the proxy can charge from an answer's usage (argoproxy/prices/units.py says what each one counts).
+# The rates the proxy can charge from an answer's usage (argoproxy/spend/units.py says what each one counts).
 PRICE_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_5m_mtok",
               "cache_write_1h_mtok", "output_reasoning_mtok", "input_audio_mtok", "output_audio_mtok",
               "cache_audio_read_mtok", "requests_kcount")

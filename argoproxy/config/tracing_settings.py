@@ -1,7 +1,7 @@
 """Whether the proxy traces requests (TRACING, and OpenTelemetry's own variables), and the OTEL_* values it checks
 at start-up.
 
-The OpenTelemetry SDK reads its OTEL_* variables itself, in each worker (argoproxy/observe/tracing.py). A value it
+The OpenTelemetry SDK reads its OTEL_* variables itself, in each worker (argoproxy/tracing/tracer.py). A value it
 cannot use there (a sampler name mistyped, a ratio that is not a number) it replaces with its default and logs a
 warning in every worker: a user who asked for 1% of the traces would get all of them. Read here, once, by the
 loader, such a value stops start-up with one line naming it. Nothing here imports OpenTelemetry: the Gunicorn

@@ -20,7 +20,7 @@ With FAST_PATH=on:
   (edge.client_input.DeadlineBody).
 - `otlp.lean_batching` (TRACING on): the tracer's span records batched as they are (`LeanBatch`), written in
   OTLP's protobuf wire format directly and sent through the OTLP/HTTP exporter's own client, over a requests
-  Session that reads the environment once (observe/tracing.py is handed it by serve/build.py).
+  Session that reads the environment once (tracing/tracer.py is handed it by serve/build.py).
 
 In both modes, `server_reach` (the one module here imported with FAST_PATH=off) gives the edge the client's
 socket and limits chunk sizes: reaches below Gunicorn's public API that the product needs either way, kept

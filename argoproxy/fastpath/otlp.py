@@ -4,7 +4,7 @@ module writes instead of what the SDK's encoder builds.
 The SDK's encoder makes a protobuf message object for every span, attribute and value, about 45 µs a span of
 twenty attributes, twice a request: more than the rest of tracing costs. This one writes the same bytes (the
 OTLP protobuf wire format: ExportTraceServiceRequest -> ResourceSpans -> ScopeSpans -> Span) straight from the
-proxy's own span records (observe/tracing.py's Record), handed to this module's batch processor as they are
+proxy's own span records (tracing/tracer.py's Record), handed to this module's batch processor as they are
 (`records_to`: no ReadableSpan made for each). A record's shared attributes (its `fixed`: an upstream's
 address, a route's model...) are written once and their bytes kept on them; of its own attributes, each
 (key, text or number) pair met before is kept whole. The tracer asks this module to write what answered straight
@@ -113,7 +113,7 @@ _BYTES_KEPT = 1024
 _KEPT_TYPES = frozenset({str, int, bool, tuple})  # not float: 0.0 and -0.0 are one dict key too
 _UNIQUE = frozenset({"cot_proxy.request_id", "cot_proxy.client_request_id", "gen_ai.response.id",
                      "cot_proxy.cost.usd", "gen_ai.input.messages", "gen_ai.output.messages"})
-# The proxy's attributes whose tuples hold texts only (observe/genai_attributes.py): kept. Another tuple is not
+# The proxy's attributes whose tuples hold texts only (tracing/genai_attributes.py): kept. Another tuple is not
 # ((1,) and (1.0,) are one dict key)
 _TEXTS = frozenset({"gen_ai.response.finish_reasons", "gen_ai.request.stop_sequences",
                     "gen_ai.request.encoding_formats"})
@@ -230,7 +230,7 @@ def status_field(status: Any) -> bytes:
 
 def head(r: Any) -> bytes:
     """A record's name, kind and shared attributes (its `fixed`), written once for every span that shares them: the
-    tracer names each kind of span alike (observe/tracing.py). Kept on the Fixed with the name and kind it was
+    tracer names each kind of span alike (tracing/tracer.py). Kept on the Fixed with the name and kind it was
     written for, the three read and replaced as one (a race writes the same bytes twice)."""
     fixed = r.fixed
     written = fixed.encoded
@@ -242,7 +242,7 @@ def head(r: Any) -> bytes:
 
 
 # Sets of (key, value) pairs met before (a request's parameters; an answer's model and finish reasons), written
-# whole: each of the proxy's attributes has one type, so equal sets are written alike (observe/genai_attributes.py)
+# whole: each of the proxy's attributes has one type, so equal sets are written alike (tracing/genai_attributes.py)
 _groups: dict[tuple[tuple[str, Any], ...], bytes] = {}
 
 
@@ -263,7 +263,7 @@ _count_prefixes: dict[tuple[str, int], bytes] = {}
 
 
 def counts(pairs: tuple[tuple[str, int], ...]) -> bytes:
-    """KeyValue fields of token counts (ints from 0 up: observe/genai_attributes.py's Answered), which vary from
+    """KeyValue fields of token counts (ints from 0 up: tracing/genai_attributes.py's Answered), which vary from
     answer to answer: each a kept prefix and its varint."""
     out = b""
     for key, n in pairs:
@@ -287,7 +287,7 @@ def count_prefix(key: str, size: int) -> bytes:
 
 
 def answered(answer: Any) -> bytes:
-    """What answered (observe/genai_attributes.py's Answered): its id, its model and finish reasons, its counts."""
+    """What answered (tracing/genai_attributes.py's Answered): its id, its model and finish reasons, its counts."""
     out = b"" if answer.id is None else id_field(_RESPONSE_IDS, "gen_ai.response.id", answer.id)
     if answer.described:
         out += group(answer.described)
@@ -343,7 +343,7 @@ def ending(status: Any, flags: int) -> bytes:
 
 
 def span(r: Any) -> bytes:
-    """One record (observe/tracing.py's Record: its ids as numbers, its parent a record or the client's SpanContext)
+    """One record (tracing/tracer.py's Record: its ids as numbers, its parent a record or the client's SpanContext)
     as a ScopeSpans.spans field: ids, parent, trace state, then its head (name, kind, shared attributes), times, the
     request's id and parameters, its other attributes, what answered (never the same key in two), status and
     flags. Protobuf's readers take a message's fields in any order, and a repeated field's parts in the order they
@@ -385,7 +385,7 @@ def span(r: Any) -> bytes:
 
 
 def cost_field(cost: float | bool) -> bytes:
-    """A request's cost (observe/tracing.py's Record.cost): in dollars, or False where its model has no price."""
+    """A request's cost (tracing/tracer.py's Record.cost): in dollars, or False where its model has no price."""
     return _UNPRICED if cost is False else _COST_HEAD + _double(cost)
 
 
@@ -515,12 +515,12 @@ class LeanBatch(SpanProcessor):
     from a thread of their own every OTEL_BSP_SCHEDULE_DELAY ms, or in full batches as soon as
     OTEL_BSP_MAX_EXPORT_BATCH_SIZE are waiting; past OTEL_BSP_MAX_QUEUE_SIZE waiting, new ones are dropped (said
     once a batch). What is still waiting is exported at shutdown (Gunicorn's worker_exit) and by force_flush. Made
-    again in a forked process (observe/tracing.py's Sdk is per process)."""
+    again in a forked process (tracing/tracer.py's Sdk is per process)."""
 
     def __init__(self, exporter: LeanSpanExporter, most: int, size: int) -> None:
         self.exporter = exporter
         self.delay = setting("OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000
-        self.most = most  # OTEL_BSP_MAX_QUEUE_SIZE or the proxy's default (observe/tracing.py's batch_sizes)
+        self.most = most  # OTEL_BSP_MAX_QUEUE_SIZE or the proxy's default (tracing/tracer.py's batch_sizes)
         self.size = min(size, most)
         self.waiting: list[Any] = []  # only appended to, and cut from its start by the thread: never replaced
         self.dropped = 0
@@ -534,7 +534,7 @@ class LeanBatch(SpanProcessor):
     answer_of = staticmethod(answer_of)  # the tracer writes what answered through it (bytes)
 
     def records_to(self, resource: Resource, scope: InstrumentationScope | None) -> Any:
-        """Where the tracer hands its ended records (observe/tracing.py)."""
+        """Where the tracer hands its ended records (tracing/tracer.py)."""
         self.exporter.batch = Batch(resource, scope)
         return self.on_end
 
@@ -556,7 +556,7 @@ class LeanBatch(SpanProcessor):
             self.wake.set()
 
     def on_call(self, client: Any, server: Any, answer: bytes) -> None:
-        """A call's last attempt and its request's span ended together (observe/tracing.py), with what answered:
+        """A call's last attempt and its request's span ended together (tracing/tracer.py), with what answered:
         written as one (`pair`), kept as `on_end` keeps each."""
         waiting = self.waiting
         if len(waiting) + 2 > self.most:
@@ -610,6 +610,6 @@ class LeanBatch(SpanProcessor):
 
 
 def lean_batching(most: int, size: int) -> LeanBatch:
-    """The fast path's batch processor and exporter (observe/tracing.py's Sdk makes them in each process): at most
+    """The fast path's batch processor and exporter (tracing/tracer.py's Sdk makes them in each process): at most
     `most` spans waiting, exported `size` at a time."""
     return LeanBatch(LeanSpanExporter(), most, size)

@@ -6,11 +6,11 @@ backend, read once per call; every record of a call reads it and nothing else (d
   (families.py: each maker's published rule, with its source; what an inline part's header says of its size,
   sizes.py), and the most each of its answers may generate, times the answers it asks for. Key limits and team
   keys reserve it, the fair queue weighs a request by it, a trace records it; in dollars (dollars.py) at the
-  prices of the deployments that may serve it (argoproxy/prices/ finds them);
+  prices of the deployments that may serve it (argoproxy/spend/ finds them);
 - the answer's reading (used.py: `Used`): its tokens and its cost, read once as the call ends (the answer side,
   pipeline/answers.py); the usage rows, /metrics, the status page and the trace take it as it is.
 
 Nothing here reads a request that no limit, budget, queue or trace needs: an unread `Asked` costs one object.
 
-May import: the shared modules, config, prices.
+May import: the shared modules, config, spend.
 """

@@ -1,5 +1,5 @@
 """A worst case in dollars: the meter's tokens (worst.py) at the prices of every deployment that may serve the
-request (the dearest of them), found as argoproxy/prices/ finds a model's price. None when one of them has no
+request (the dearest of them), found as argoproxy/spend/ finds a model's price. None when one of them has no
 price: a dollar budget cannot hold such a request, and refuses it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Iterable
 
 from argoproxy.meter.worst import Worst
-from argoproxy.prices.pricer import Pricer, PriceSource
+from argoproxy.spend.pricer import Pricer, PriceSource
 
 
 def most_nanos(pricer: Pricer, serving: Iterable[tuple[PriceSource | None, tuple[str, ...]]], worst: Worst,

@@ -1,6 +1,6 @@
 """The meter's one reading of an answer, "what did it cost": its input and output tokens (every input token,
 cached reads and writes, images and audio included, as the upstream's usage says them, whichever API wrote it:
-argoproxy/prices/usage_shapes.py; else the proxy's estimate) and its cost. Read once as the call ends
+argoproxy/spend/usage_shapes.py; else the proxy's estimate) and its cost. Read once as the call ends
 (pipeline/answers.py), kept in its outcome, and taken as it is by every record of the call: the key's usage row,
 /metrics, the status page, the trace.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from argoproxy.prices.pricer import Cost
-from argoproxy.prices.usage_shapes import MOST, counts_of
+from argoproxy.spend.pricer import Cost
+from argoproxy.spend.usage_shapes import MOST, counts_of
 
 
 class Used(NamedTuple):

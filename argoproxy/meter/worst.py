@@ -15,7 +15,7 @@ may spend on it, read the way that upstream reads the request (docs/reservations
 - times every answer it asks for: n or best_of, each prompt of /v1/completions, a door's own multipliers.
 
 A request whose worst case is more than a limit has left is refused before anything is sent (teamkeys/service.py,
-routing/key_limits.py say so in the door's error shape).
+admission/key_limits.py say so in the door's error shape).
 """
 
 from __future__ import annotations

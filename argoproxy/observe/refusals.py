@@ -26,7 +26,7 @@ _BY_CODE = {
     "admin_key_required": "auth", "operator_route": "auth", "host_not_allowed": "auth",
     "origin_not_allowed": "auth",
     "argo_auth_error": "upstream", "unhealthy": "upstream",  # ARGO refused the user; no upstream answers
-    "queue_full": "queue", "queue_timeout": "queue",  # admission (routing/admission.py)
+    "queue_full": "queue", "queue_timeout": "queue",  # admission (admission/queue.py)
     "internal_error": "proxy", "key_store_unavailable": "proxy", "store_unavailable": "proxy",
 }
 # An upstream's errors, relayed (upstream_NNN) or found (upstream_timeout, ...), and the network proxy's on the

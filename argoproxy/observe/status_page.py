@@ -12,8 +12,8 @@ model's error. For a team lead: requests, tokens and spend (per key and per mode
 what is left of them (rpm and tpm in the last minute counted as admission counts them: refused requests apart, by
 cause; the budgets in tokens and dollars in their periods; requests in flight where the key store counts them),
 revoked and expired keys marked. With
-admission on (routing/admission.py): its queue, each deployment's requests in flight against its limit and the
-requests waiting for its model, and per key the p50 and p95 of its recent waits (observe/queue_waits.py) beside
+admission on (admission/queue.py): its queue, each deployment's requests in flight against its limit and the
+requests waiting for its model, and per key the p50 and p95 of its recent waits (admission/waits.py) beside
 its queue refusals by code (queue_full, queue_timeout: the counter /metrics shows). When
 auth is on, only the admin key (API_KEY_SECRET, API_KEY_FILE or the generated one) reads the data; client and
 team keys get a 403.
@@ -31,8 +31,8 @@ from importlib import resources
 from typing import Any, Callable
 
 from argoproxy.observe.load_history import LoadHistory
-from argoproxy.observe.queue_waits import RECENT_SECONDS, QueueWaits
-from argoproxy.observe.spend_history import SpendHistory
+from argoproxy.admission.waits import RECENT_SECONDS, QueueWaits
+from argoproxy.spend.history import SpendHistory
 from argoproxy.observe.refusals import CAUSES, DECIDED, FAILED, refusal_cause
 from argoproxy.redaction import without_proxy_keys
 from argoproxy.shared_cells import SharedCells

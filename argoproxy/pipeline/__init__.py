@@ -9,7 +9,7 @@ Rule: the transforms (think, streamconv, stream_usage, tokens, upstream_messages
 request's shape check (request_shape) are pure: objects in, objects out, no I/O; the wire is reached only
 through argoproxy.upstream.
 
-May import: the shared modules, config, prices, meter, upstream, teamkeys, edge.
+May import: the shared modules, config, spend, meter, upstream, teamkeys, edge.
 The sequence reaches the API doors through an interface of its own (door_api.py; serve/build.py hands it the
 doors' answer encoder), as it reaches routing, key budgets and stored Responses (collaborators.py, handed to the
 Gateway when serve/build.py builds it) and providers (backend.py); routing knows the Gateway only as

@@ -1,4 +1,4 @@
-"""What an upstream's answer says of itself, read for tracing (TRACING on; observe/tracing.py): its id, the model
+"""What an upstream's answer says of itself, read for tracing (TRACING on; tracing/tracer.py): its id, the model
 that answered, each choice's finish reason, and, only when TRACING_CONTENT is on, its messages (bounded).
 
 A stream is read as its events pass (an item filter, pipeline/filters.py): events are parsed until one gives

@@ -30,7 +30,7 @@ from argoproxy.pipeline.think import transform_completion
 from argoproxy.pipeline.backend import StreamItem
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens, usage_counts
 from argoproxy.meter.used import used
-from argoproxy.prices.pricer import Cost, Pricer
+from argoproxy.spend.pricer import Cost, Pricer
 from argoproxy.redaction import Secrets, sanitize_message
 from argoproxy.upstream import sse
 from argoproxy.upstream.client import READ_ERRORS
@@ -55,7 +55,7 @@ class Answers:
         # What every answer's bytes pass on their way out, in this order (pipeline/filters.py).
         self.scrub = ScrubSecrets(self.secrets)
         self.byte_filters: list[ByteFilter] = [ModelName(), self.scrub, OutputTap(self.journal_bytes)]
-        # Tracing (observe/tracing.py): what the upstream's answer says of itself is read for the spans (its
+        # Tracing (tracing/tracer.py): what the upstream's answer says of itself is read for the spans (its
         # messages too with TRACING_CONTENT); off, nothing is read.
         self.reads_facts = tracing_on(settings.tracing, os.environ)
         self.reads_content = self.reads_facts and settings.tracing_content
@@ -251,7 +251,7 @@ class Answers:
 
     def price(self, call: Call) -> None:
         """The call's cost, once, from its usage: at the rates of the day it arrived, for the model sent upstream
-        (else the one that served, else the one asked for), as its deployment is priced (argoproxy/prices/)."""
+        (else the one that served, else the one asked for), as its deployment is priced (argoproxy/spend/)."""
         plan, out = call.plan, call.outcome
         names = tuple(dict.fromkeys(name for name in (plan.upstream_model, out.served_model, plan.model)
                                     if isinstance(name, str) and name))

@@ -94,7 +94,7 @@ class Backend:
 
     def priced_as(self, model: str) -> tuple[str, tuple[str, ...]] | None:
         """With names_vendor: the price table's provider of `model` and the names to look it up by, in order
-        (argoproxy/prices/pricer.py); None: the URL's provider prices it."""
+        (argoproxy/spend/pricer.py); None: the URL's provider prices it."""
         return None
 
     # --- policy: consulted by the pipeline before it edits the body

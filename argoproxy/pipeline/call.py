@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from argoproxy.upstream.client import CallBudget
     from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
     from argoproxy.pipeline.answer_facts import AnswerFacts
-    from argoproxy.prices.pricer import Cost, PriceSource
+    from argoproxy.spend.pricer import Cost, PriceSource
 
 # Routes whose bodies the proxy understands, by the path after /v1/.
 API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
@@ -50,7 +50,7 @@ class ClientRequest:
     front: str = "openai"  # the API the client speaks: openai (chat, completions, embeddings), responses, ...
     route: str = ""  # the route's name for metrics and logs, when it is not the kind served
     started: float = field(default_factory=time.perf_counter)
-    trace: Trace | None = None  # TRACING on: the request's spans (observe/tracing.py's CallTrace)
+    trace: Trace | None = None  # TRACING on: the request's spans (tracing/tracer.py's CallTrace)
 
     @property
     def client_request_id(self) -> str:
@@ -59,7 +59,7 @@ class ClientRequest:
 
 
 class Trace(Protocol):
-    """A request's spans, as the parts that carry it see them (observe/tracing.py holds them): the upstream client
+    """A request's spans, as the parts that carry it see them (tracing/tracer.py holds them): the upstream client
     traces each attempt through its tracer, and a background run goes on in a span of its own."""
 
     def detached(self, call: Call) -> Trace:
@@ -110,7 +110,7 @@ class Plan:
     # limit, the fair queue or a trace needs it (argoproxy/meter/)
     key_limit: KeyLimit | None = None  # the key_limits budget this call counts against
     team_key: KeyRecord | None = None  # the team key admitted (teamkeys/)
-    limit_lease: Held | None = None  # what the key_limits admission holds until the call ends (routing/key_limits.py)
+    limit_lease: Held | None = None  # what the key_limits admission holds until the call ends (admission/key_limits.py)
     key_lease: object = None  # what the team key's admission holds until the call ends (teamkeys/service.py)
     key_name: str | None = None  # the team key recognised, admitted or refused (the status page names it)
     backend_state: object = None  # the backend's own, from its prepare (each backend knows its type)

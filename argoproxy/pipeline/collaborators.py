@@ -1,7 +1,7 @@
 """What the sequence asks of the parts it reaches through an interface of its own: routing over several
 deployments (`Dispatcher`), key_limits' budgets (`Limiter`), stored Responses (`StoredResponses`, handing each
 attempt a `Keeper`; the door answers their routes through it too). serve/build.py hands the implementations to a
-worker's Gateway when it builds it (argoproxy/routing/dispatch.py's Routing, argoproxy/routing/key_limits.py's
+worker's Gateway when it builds it (argoproxy/routing/dispatch.py's Routing, argoproxy/admission/key_limits.py's
 KeyLimiter; the doors' stored state, argoproxy/fronts/kept.py's KeptDoors, is handed to serve/build.py in turn),
 so neither the pipeline nor the door imports routing or state.
 Routing, the other way, knows the Gateway only as `Sends`: what it asks of the sequence to run its attempts (an
@@ -106,7 +106,7 @@ class Sends(Protocol):
     settings: Settings
     backend: Backend
     upstream: Upstream
-    price_source: Any  # how its answers are priced (argoproxy/prices/pricer.py's PriceSource)
+    price_source: Any  # how its answers are priced (argoproxy/spend/pricer.py's PriceSource)
 
     def for_deployment(self, backend: Backend, upstream: Upstream, settings: Settings) -> Sends:
         """One deployment's view: its own backend, upstream and settings; the same answer side."""

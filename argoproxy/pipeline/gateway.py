@@ -93,7 +93,7 @@ class Gateway:
         self.completes = type(backend).complete is not Backend.complete  # asked only of a backend that has it
         base_url = entry_url(settings, ModelEntry("*", settings.backend))
         self.served_by = describe_host(base_url)  # X-Served-By
-        # its models' prices (prices/pricer.py); a local server may say it is one (upstream/local_server.py)
+        # its models' prices (spend/pricer.py); a local server may say it is one (upstream/local_server.py)
         says_local = asker(base_url, settings.openai_api_key) if providers.get(settings.backend).local_servers else None
         self.price_source = answers.pricer.source(base_url, backend.priced_as if backend.names_vendor else None,
                                                   settings.self_hosted, says_local)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from argoproxy.pipeline.capabilities import CapabilityTable
     from argoproxy.pipeline.collaborators import StoredResponses
     from argoproxy.pipeline.door_api import DoorArgs, FrontDoor
-    from argoproxy.prices.pricer import Pricer
+    from argoproxy.spend.pricer import Pricer
     from argoproxy.upstream.client import Upstream
 
 

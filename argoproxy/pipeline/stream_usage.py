@@ -204,7 +204,7 @@ def _without_usage(item: bytes | dict[str, Any], obj: dict[str, Any]) -> bytes |
 # usage object (streams end with the cumulative one; a whole answer's comes after its content, so a tool's input
 # that holds a "usage" member does not count); input from the last that has it, else the first (Anthropic's
 # message_start). Anthropic's input_tokens leave out cached tokens: those are added. The parts priced apart (cached
-# reads, cache writes, reasoning) are kept too (argoproxy/prices/usage_shapes.py reads them).
+# reads, cache writes, reasoning) are kept too (argoproxy/spend/usage_shapes.py reads them).
 _COUNT = re.compile(rb'"(input_tokens|prompt_tokens|cache_creation_input_tokens|cache_read_input_tokens|'
                     rb'output_tokens|completion_tokens|cached_tokens|cache_write_tokens|reasoning_tokens|'
                     rb'ephemeral_1h_input_tokens)"\s*:\s*(\d{1,12})')

@@ -1,4 +1,4 @@
-"""Many upstreams behind one endpoint (issue 15): the `models` list, pools, failover, fallbacks, key limits.
+"""Many upstreams behind one endpoint (issue 15): the `models` list, pools, failover, fallbacks, cache-aware routing.
 
 - dispatch.py: Routing, the sequence's Dispatcher (pipeline/collaborators.py): each call to a deployment,
   with fallbacks and retries before the first byte. (The typed `models`, `fallbacks` and `key_limits`
@@ -7,12 +7,9 @@
   cooled-down deployments last), and the fallback chain.
 - shared_cooldowns.py: cooldowns shared across replicas through Redis. (The int64 cells the workers share
   are argoproxy/shared_cells.py.)
-- key_limits.py: per-client-key requests and tokens per minute, counted across workers in shared cells.
-- admission.py: each deployment's concurrency limit and the fair queue in front of it; admission_cells.py: where
-  its state sits in the shared cells, and a killed worker's slots given back; admission_wakeups.py: a waiting
-  request woken when its row changes, on any worker; seating.py: routing's use of it
-  (a request's key, cost, bound and client); affinity.py: cache-aware routing's choice and its notes, each key's
-  conversations its own; slots.py: a limit asked of the server.
+- seating.py: a request seated through admission (argoproxy/admission/: the concurrency limits, the fair queue,
+  key limits) with its key, its cost by the meter, its bound and its client; affinity.py: cache-aware routing's
+  choice and its notes, each key's conversations its own; slots.py: a limit asked of the server.
 
-May import: the shared modules, config, meter, upstream, edge, pipeline, providers, teamkeys.
+May import: the shared modules, config, meter, upstream, edge, pipeline, providers, teamkeys, admission.
 """

@@ -15,7 +15,7 @@ anywhere but its home is noted there (`PrefixTable`), so the conversation stays 
 leaves a server only when that server has no room.
 
 Room: a deployment with a limit (its server's slots) has room while a slot is free, as admission finds it
-when it seats the request (routing/admission.py). Load balance is worth little there: its slots run side by
+when it seats the request (admission/queue.py). Load balance is worth little there: its slots run side by
 side, and a turn sent elsewhere reads the whole conversation again (with 8 agents on two 4-slot servers,
 bounded-load hashing at 1.25x the mean sent a turn away whenever its server ran 3 requests and the other none).
 A deployment without a limit has room while under LOAD_BOUND times the pool's mean load, and at least one
@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence
 
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.call import Call
-from argoproxy.routing.admission import Admission
+from argoproxy.admission.queue import Admission
 from argoproxy.shared_cells import SharedCells
 
 PROMPT_CHARS = 8192  # of a legacy completion's prompt: its head names the conversation

@@ -1,4 +1,4 @@
-"""Routing's use of admission (routing/admission.py) and cache-aware routing (routing/affinity.py): built only
+"""Routing's use of admission (admission/queue.py) and cache-aware routing (routing/affinity.py): built only
 when a deployment has a concurrency limit or ROUTING_STRATEGY is cache_aware, so that without them a routed
 call costs what it did (the router's own pick, nothing shared).
 
@@ -25,7 +25,7 @@ from argoproxy.config.routing_settings import AUTO
 from argoproxy.edge.keepalive import client_left, has_left, watch_departure
 from argoproxy.pipeline.call import Call
 from argoproxy.meter.worst import worst_of
-from argoproxy.routing.admission import Admission, Departed, Seat
+from argoproxy.admission.queue import Admission, Departed, Seat
 from argoproxy.routing.affinity import CacheAware
 from argoproxy.routing.router import Deployment, Pool, Router
 
@@ -53,7 +53,7 @@ class Seating:
                                    len(router.deployments), limits, key_share=settings.admission_key_share,
                                    max_wait=settings.admission_max_wait, waiters=settings.admission_queue_size,
                                    name=name)
-        # what watches the queue: /metrics (observe/metrics.py) and the status page (observe/queue_waits.py)
+        # what watches the queue: /metrics (observe/metrics.py) and the status page (admission/waits.py)
         self.on_wait: list[Callable[[str, float], None]] = []  # (key, seconds it waited)
         self.on_refused: list[Callable[[str, str], None]] = []  # (key, code)
 

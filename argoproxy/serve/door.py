@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only
     from argoproxy.observe.metrics import Metrics
     from argoproxy.teamkeys.service import TeamKeys
     from argoproxy.observe.status_page import StatusPage
-    from argoproxy.observe.tracing import Tracing
+    from argoproxy.tracing.tracer import Tracing
 
 log = logging.getLogger("cot_proxy")
 
@@ -80,7 +80,7 @@ class Door:
     def __init__(self, gateway: Gateway, health: HealthCheck, metrics_view: Callable[[], Answer] | None,
                  auth: Guard | None = None, *, metrics: Metrics | None = None, tracing: Tracing | None = None) -> None:
         """`auth`: who the client is (serve/build.py builds it, and the one guard with its operator test); the
-        worker's `metrics`, and its `tracing` when TRACING is on (each request's spans, observe/tracing.py)."""
+        worker's `metrics`, and its `tracing` when TRACING is on (each request's spans, tracing/tracer.py)."""
         self.gateway = gateway
         self.settings = gateway.settings
         self.backend = gateway.backend

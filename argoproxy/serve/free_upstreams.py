@@ -19,8 +19,8 @@ from argoproxy.config import provider_registry as providers
 from argoproxy.config.price_settings import NO_TABLE
 from argoproxy.config.routing_settings import ModelEntry, declared_self_hosted, entry_url
 from argoproxy.config.settings import Settings
-from argoproxy.prices.pricer import private_address
-from argoproxy.prices.table import PriceTable, load_table
+from argoproxy.spend.pricer import private_address
+from argoproxy.spend.table import PriceTable, load_table
 from argoproxy.redaction import mask_url
 from argoproxy.upstream import local_server
 

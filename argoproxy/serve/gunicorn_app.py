@@ -61,7 +61,7 @@ def checked(flags: Mapping[str, Any] | None = None, serving: bool = True) -> Loa
         raise unconfigured
     table = loaded.settings.prices.table
     if serving and table not in (SHIPPED_TABLE, NO_TABLE):
-        from argoproxy.prices.table import table_problem  # read here once: a worker would fail its first priced call
+        from argoproxy.spend.table import table_problem  # read here once: a worker would fail its first priced call
         problem = table_problem(table)
         if problem:
             raise BadValue(f"PRICES: {problem}")

@@ -8,7 +8,7 @@ generated client API key and the token estimator's vocabulary.
   the directory the operator set, emptied of stale *.db files. Workers inherit the variable, so their
   metrics add up; `child_exit` marks a dead worker so its live gauges (streams in flight) stop counting, and
   gives back what its team-key requests held (argoproxy/teamkeys/local_windows.py: release_dead_worker) and the
-  admission slots and queue rows it held (argoproxy/routing/admission_cells.py: release_dead_worker).
+  admission slots and queue rows it held (argoproxy/admission/cells.py: release_dead_worker).
 - ENABLE_AUTH without API_KEY_SECRET: one random key, generated here, printed once, and passed to every
   worker in a process-internal environment variable (argoproxy.config.listener.GENERATED_KEY_ENV). Workers that
   Gunicorn restarts later get the same key.
@@ -95,8 +95,8 @@ def post_fork(server, worker) -> None:
 
 def flush_traces(server, worker) -> None:
     """A worker ends (TRACING on): the spans its batch processor still holds are sent first. OpenTelemetry is
-    imported here, in the worker, which started it when it built its app (argoproxy/observe/tracing.py)."""
-    from argoproxy.observe import tracing
+    imported here, in the worker, which started it when it built its app (argoproxy/tracing/tracer.py)."""
+    from argoproxy.tracing import tracer as tracing
     tracing.shutdown()
 
 
@@ -139,7 +139,7 @@ def child_exit(server, worker) -> None:
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
         multiprocess.mark_process_dead(worker.pid)
-    from argoproxy.routing.admission_cells import release_dead_worker as release_seats
+    from argoproxy.admission.cells import release_dead_worker as release_seats
     from argoproxy.teamkeys.local_windows import release_dead_worker as release_holds
     # A worker killed mid-request never gave back what its requests held: team keys' holds (max_parallel, tokens),
     # admission's slots of the deployments they were sent to, and their places in its queue.

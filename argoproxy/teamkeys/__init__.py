@@ -14,7 +14,7 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
 - cli.py: the `keys` subcommand (create, list, update, revoke, usage); teams_cli.py: the `teams` subcommand (teams
   of keys: records.py's TeamRecord, whose limits its keys share, counted as a key's under the name team/NAME).
 
-May import: the shared modules, config, prices, meter.
+May import: the shared modules, config, spend, meter.
 Known exceptions: service.py, what the proxy does with a key per request, reads the call (pipeline/call.py,
 its tokens in pipeline/answers.py, what a request reserves in meter/worst.py).
 cli.py and teams_cli.py, the `keys` and `teams` command lines, are handed the settings reader of the entry point

@@ -10,7 +10,7 @@ from functools import cached_property
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 
-from argoproxy.prices.units import NANO, dollars
+from argoproxy.spend.units import NANO, dollars
 
 PERIODS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -53,7 +53,7 @@ class KeyRecord:
     revoked: float = 0.0  # epoch seconds; 0: active
     max_parallel: int = 0  # requests in flight at once; 0: no cap
     priority: int = 0  # its weight in admission's fair queue (routing/seating.py); 0: ADMISSION_WEIGHTS', else 1
-    budget_usd: MoneyBudget | None = None  # dollars per period, at the prices of argoproxy/prices/
+    budget_usd: MoneyBudget | None = None  # dollars per period, at the prices of argoproxy/spend/
     team: str = ""  # the team whose limits it shares (`keys create --team`); "": none
     team_record: TeamRecord | None = None  # that team's record, read with the key's (None: no team, or none found)
     tools: tuple[str, ...] = ()  # MCP tool globs on prefixed names (`git__*`, docs/mcp.md); empty: every tool

@@ -26,7 +26,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.lookup_cache import LRU, Read, Reads
 from argoproxy.meter.worst import NOTHING, Asked, Worst, worst_of
-from argoproxy.prices.units import dollars
+from argoproxy.spend.units import dollars
 from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, digest
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.answers import answer_tokens
@@ -501,7 +501,7 @@ NOTHING_SPENT = Spent(0, 0)
 
 
 def spent_of(call: Call) -> Spent:
-    """What a finished call cost, as its usage row keeps it (argoproxy/prices/: Outcome.cost)."""
+    """What a finished call cost, as its usage row keeps it (argoproxy/spend/: Outcome.cost)."""
     cost = call.outcome.cost
     if cost is None:
         return NOTHING_SPENT

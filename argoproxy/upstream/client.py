@@ -89,7 +89,7 @@ def url_credentials_as_header(req: UpstreamRequest) -> UpstreamRequest:
 
 
 class AttemptTracer(Protocol):
-    """Tracing's hook on every attempt of a client's call (observe/tracing.py, handed by serve/build.py when TRACING
+    """Tracing's hook on every attempt of a client's call (tracing/tracer.py, handed by serve/build.py when TRACING
     is on; this folder imports no observer). `call` is the client's call the request serves."""
 
     def attempt(self, call: object, req: UpstreamRequest) -> UpstreamRequest:
@@ -117,7 +117,7 @@ class Upstream:
         # fastpath); routing builds its failover client with the same
         self.transport_factory = transport
         self.transport: Transport = transport(self.session)
-        self.tracer = tracer  # TRACING on: a span per attempt (observe/tracing.py, handed by serve/build.py)
+        self.tracer = tracer  # TRACING on: a span per attempt (tracing/tracer.py, handed by serve/build.py)
 
     def send(self, req: UpstreamRequest, budget: CallBudget | None = None, call: object = None,
              client_headers: Mapping[str, str] | None = None) -> UpstreamResponse:

@@ -260,7 +260,7 @@ def _headers(base_url: str, api_key: str) -> dict[str, str]:
 
 
 def asker(base_url: str, api_key: str = "") -> Callable[[], tuple[str | None, bool]]:
-    """What the pricer is handed (prices/pricer.py's SaysLocal): asks when first called."""
+    """What the pricer is handed (spend/pricer.py's SaysLocal): asks when first called."""
     def ask_once() -> tuple[str | None, bool]:
         said = says_local(base_url, api_key)
         return said.server, said.settled

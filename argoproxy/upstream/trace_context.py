@@ -2,7 +2,7 @@
 
 Untraced (TRACING off), a client's trace context goes on as it came, to every backend: the openai backend
 forwards the client's headers anyway, while ARGO's and DashScope's build their own and would drop it. Traced, each
-attempt's request carries its own span's context instead (observe/tracing.py), continuing the client's trace.
+attempt's request carries its own span's context instead (tracing/tracer.py), continuing the client's trace.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Loaded by bench/run.py's "traced floor" proxy (on its PYTHONPATH), never by the product: the floor of tracing in
 this stack, measured beside the product (docs/performance.md, "Tracing's floor").
 
-In each worker, once observe/tracing.py is imported, every Tracing made is given a tracer that does only what the
+In each worker, once tracing/tracer.py is imported, every Tracing made is given a tracer that does only what the
 bench's request needs and nothing general: the trace's ids drawn, the attempt's traceparent sent upstream, and at
 the call's end its two spans (the attempt's and the request's: ids, times, the shared attributes, the request's id,
 parameters and cost, what answered) written from heads kept per kind of call, with the product's own encoder pieces
@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Any
 
-_MODULE = "argoproxy.observe.tracing"
+_MODULE = "argoproxy.tracing.tracer"
 
 
 def floor(tracing: Any) -> None:
@@ -30,8 +30,8 @@ def floor(tracing: Any) -> None:
     import time
 
     from argoproxy.fastpath import otlp
-    from argoproxy.observe import genai_attributes as genai
-    from argoproxy.observe.tracing import CLIENT, FLAGS_HEX, SERVER, Record, wall_ns
+    from argoproxy.tracing import genai_attributes as genai
+    from argoproxy.tracing.tracer import CLIENT, FLAGS_HEX, SERVER, Record, wall_ns
 
     bits, now, pack_ids, pack_times = random.getrandbits, time.time_ns, otlp._ids, otlp._times
     parent_id, short, half = otlp._parent_id, otlp._SHORT, (1 << 64) - 1
@@ -104,7 +104,7 @@ def floor(tracing: Any) -> None:
 
 
 class _Patch(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds observe/tracing.py as the path finder does, and makes its Tracing call `floor` on each instance."""
+    """Finds tracing/tracer.py as the path finder does, and makes its Tracing call `floor` on each instance."""
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
         if name != _MODULE:

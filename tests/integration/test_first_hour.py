@@ -162,7 +162,7 @@ def test_prices_refresh_after_run_app_installs_genai_prices_in_one_line(tmp_path
     import glob
     import json
 
-    from argoproxy.prices.refresh import GENAI_PRICES
+    from argoproxy.spend.refresh import GENAI_PRICES
     from tests.fresh_venv import requirements_venv
     assert f"\n{GENAI_PRICES} " in (ROOT / "requirements-dev.txt").read_text()  # the version the table comes from
     base = requirements_venv()

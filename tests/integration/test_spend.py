@@ -17,8 +17,8 @@ import ollama
 import pytest
 import requests
 
-from argoproxy.prices.refresh import SHIPPED_TABLE
-from argoproxy.prices.table import load_table
+from argoproxy.spend.refresh import SHIPPED_TABLE
+from argoproxy.spend.table import load_table
 from datetime import datetime, timezone
 from tests.clients import anthropic_sdk, google_sdk, openai_sdk
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream

@@ -72,7 +72,7 @@ def test_the_floor_writes_the_products_spans_for_the_bench_request():
 def test_the_floor_is_the_tracer_that_ran():
     """Its patch takes where the proxy's workers start (the floor first on PYTHONPATH): a silent miss would measure
     the product twice."""
-    code = "from argoproxy.observe import tracing; print(tracing.Tracing.__init__.__qualname__)"
+    code = "from argoproxy.tracing import tracer as tracing; print(tracing.Tracing.__init__.__qualname__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
                          env={**os.environ, "PYTHONPATH": f"{FLOOR}:{ROOT}"})
     assert out.stdout.strip() == "_Patch.exec_module.<locals>.init", out.stderr

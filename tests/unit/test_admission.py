@@ -1,4 +1,4 @@
-"""Admission's fair queue, in-process (routing/admission.py; cache-aware routing's choice: test_affinity.py)."""
+"""Admission's fair queue, in-process (admission/queue.py; cache-aware routing's choice: test_affinity.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import time
 import pytest
 
 from argoproxy.config.settings import SettingsError, load_settings
-from argoproxy.routing.admission import Admission, Departed, Refused
-from argoproxy.routing.admission_cells import release_dead_worker
+from argoproxy.admission.queue import Admission, Departed, Refused
+from argoproxy.admission.cells import release_dead_worker
 from argoproxy.shared_cells import SharedCells
 
 
@@ -170,7 +170,7 @@ def test_a_slot_granted_to_a_waiter_whose_client_left_goes_back():
 
 def test_the_master_gives_back_what_a_killed_worker_held(tmp_path):
     """A worker killed with a slot and a place in the queue: its ledger says what to take off."""
-    from argoproxy.routing.admission_cells import Layout, cells_name
+    from argoproxy.admission.cells import Layout, cells_name
     layout = Layout(1, 1)
 
     def made() -> Admission:

@@ -1,5 +1,5 @@
 """The admission queue's places shared by weight (issue 55), in-process: the share arithmetic, which waiter gives
-its place to whom, and a waiter woken at once when a seat frees, without looking (routing/admission.py,
+its place to whom, and a waiter woken at once when a seat frees, without looking (admission/queue.py,
 admission_wakeups.py)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from argoproxy.routing.admission import Admission, Refused, fair_shares, furthest_over
+from argoproxy.admission.queue import Admission, Refused, fair_shares, furthest_over
 from argoproxy.shared_cells import SharedCells
 
 

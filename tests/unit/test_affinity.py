@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from argoproxy.routing.admission import Admission
+from argoproxy.admission.queue import Admission
 from argoproxy.routing.affinity import (BUCKETS, FORGET_SECONDS, ONE_TENANT, OWN_WAYS, WAYS, CacheAware,
                                         PrefixTable, hash_order, owner_of, prefix_tag, preferred, tenant)
 from argoproxy.shared_cells import SharedCells

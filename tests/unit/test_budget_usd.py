@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from argoproxy.prices.units import NANO
+from argoproxy.spend.units import NANO
 from argoproxy.teamkeys.records import Budget, parse_budget, parse_budget_usd, parse_count, parse_priority
 
 

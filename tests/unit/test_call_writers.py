@@ -107,7 +107,7 @@ def test_routing_key_limits_and_team_keys_no_longer_write_the_call():
     admitted, which the guard keeps in the plan; ARGO's raw routes and batched embeddings send through the
     sequence's exchange."""
     found = writers()
-    for module in ("argoproxy/routing/dispatch.py", "argoproxy/routing/key_limits.py",
+    for module in ("argoproxy/routing/dispatch.py", "argoproxy/admission/key_limits.py",
                    "argoproxy/providers/argo/backend.py", "argoproxy/providers/argo/standard.py"):
         assert module not in found["outcome"], module
     for module in ("argoproxy/routing/dispatch.py", "argoproxy/teamkeys/service.py"):

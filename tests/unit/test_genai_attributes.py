@@ -1,4 +1,4 @@
-"""The GenAI semantic conventions' attributes of a call (observe/genai_attributes.py), what an answer says of itself
+"""The GenAI semantic conventions' attributes of a call (tracing/genai_attributes.py), what an answer says of itself
 (pipeline/answer_facts.py: streams read as they pass, whole answers once) and the trace context headers carried
 upstream (upstream/trace_context.py). Pure functions: no SDK, no server."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from argoproxy.observe import genai_attributes as genai
+from argoproxy.tracing import genai_attributes as genai
 from argoproxy.pipeline.answer_facts import CONTENT_CHARS, FactsReader, whole_facts
 from argoproxy.upstream import sse
 from argoproxy.upstream.trace_context import trace_context_carried, with_context

@@ -7,7 +7,7 @@ import pytest
 
 from argoproxy.errors import ProxyError
 from argoproxy.config.routing_settings import KeyLimit
-from argoproxy.routing.key_limits import KeyLimiter
+from argoproxy.admission.key_limits import KeyLimiter
 from argoproxy.shared_cells import SharedCells
 from argoproxy.teamkeys.local_windows import SLOTS, WIDTH
 

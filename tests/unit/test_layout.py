@@ -305,3 +305,27 @@ def test_the_core_imports_nothing_of_stored_responses():
             or m in ("argoproxy.serve.door", "argoproxy.serve.build")]
     assert "argoproxy.serve.door" in core and "argoproxy.serve.build" in core
     assert [(m, t) for m in core for t in graph[m] if t.startswith("argoproxy.state")] == []
+
+
+# A capability is a room (issue 56): tracing and admission each live in one package, and only the folders that
+# call their hooks import it (docs/architecture.md's module map names them).
+ROOM_CALLERS = {
+    "tracing": {"serve"},  # serve/build.py builds the tracer and hands its hooks to the door and the client
+    "admission": {"routing", "serve", "observe"},  # routing seats requests; serve builds it; the status page
+}
+
+
+def room_importers(graph: dict[str, set[str]], room: str) -> set[str]:
+    return {folder_of(module) for module, targets in graph.items() for target in targets
+            if folder_of(target) == room and folder_of(module) != room}
+
+
+def test_each_capability_room_is_entered_by_its_callers_only():
+    graph = import_graph()
+    for room, callers in ROOM_CALLERS.items():
+        assert room_importers(graph, room) == callers, room
+
+
+def test_the_room_check_finds_an_intruder():
+    graph = {"argoproxy.pipeline.gateway": {"argoproxy.tracing.tracer"}, "argoproxy.tracing.tracer": set()}
+    assert room_importers(graph, "tracing") == {"pipeline"}

@@ -20,10 +20,10 @@ from PIL import Image
 from argoproxy.config.settings import load_settings
 from argoproxy.edge.http_objects import Request
 from argoproxy.meter import worst as meter_worst
-from argoproxy.observe import tracing
+from argoproxy.tracing import tracer as tracing
 from argoproxy.pipeline import answers as answer_side
 from argoproxy.pipeline import request_reading
-from argoproxy.routing.admission import Admission
+from argoproxy.admission.queue import Admission
 from argoproxy.serve.proxy import build_proxy
 from tests.fakes.fake_upstream import FakeUpstream
 from tests.fakes.otlp_receiver import OtlpReceiver

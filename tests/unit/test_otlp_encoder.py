@@ -19,10 +19,10 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from argoproxy.fastpath import otlp
-from argoproxy.observe.genai_attributes import Answered, answered, request_parameters
+from argoproxy.tracing.genai_attributes import Answered, answered, request_parameters
 from argoproxy.pipeline.answer_facts import AnswerFacts
 from argoproxy.upstream.answer_bounds import CREDENTIAL_PROVIDERS
-from argoproxy.observe.tracing import Fixed, Record, Tracing, readable
+from argoproxy.tracing.tracer import Fixed, Record, Tracing, readable
 from tests.fakes.otlp_receiver import OtlpReceiver
 from tests.polling import poll
 
@@ -312,7 +312,7 @@ def test_a_credential_providers_session_is_left_to_the_exporter(monkeypatch, nam
 def test_the_batch_sizes_are_the_settings_else_the_proxys_defaults(monkeypatch):
     """Batches of 2,048 (the SDK's default is 512): each export costs about a millisecond of Python whatever its
     size, so larger batches cost a gateway's two spans a request less; a setting still decides."""
-    from argoproxy.observe.tracing import batch_sizes
+    from argoproxy.tracing.tracer import batch_sizes
     monkeypatch.delenv("OTEL_BSP_MAX_QUEUE_SIZE", raising=False)
     monkeypatch.delenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", raising=False)
     assert batch_sizes() == (4096, 2048)

@@ -1,4 +1,4 @@
-"""Price tables are data, checked as data (argoproxy/prices/table_rules.py): a table that breaks a rule is refused
+"""Price tables are data, checked as data (argoproxy/spend/table_rules.py): a table that breaks a rule is refused
 at load and at start-up with one line naming its entry; the shipped table and genai-prices' own data pass."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from argoproxy.prices.refresh import SHIPPED_TABLE, table_from
-from argoproxy.prices.table import load_table, table_problem
-from argoproxy.prices.table_rules import pattern_problem
-from argoproxy.prices.table_rules import table_problem as data_problem
+from argoproxy.spend.refresh import SHIPPED_TABLE, table_from
+from argoproxy.spend.table import load_table, table_problem
+from argoproxy.spend.table_rules import pattern_problem
+from argoproxy.spend.table_rules import table_problem as data_problem
 
 EXPONENTIAL = "a repeated group holds a repeat (as (a+)+): its matching time can grow exponentially"
 ALIKE = "a repeated group's alternatives may begin alike (as (a|ab)+): its matching time can grow exponentially"

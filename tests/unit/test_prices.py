@@ -1,4 +1,4 @@
-"""The price table and the pricer (argoproxy/prices/): the shipped table is exactly what the pinned genai-prices
+"""The price table and the pricer (argoproxy/spend/): the shipped table is exactly what the pinned genai-prices
 gives, our pricer charges what genai_prices.calc_price charges for the same usage on the same day, every usage
 shape is read into the counts the rates price, and each deployment is priced by the right provider."""
 
@@ -18,11 +18,11 @@ import pytest
 
 from argoproxy.config.price_settings import PRICE_KEYS, PriceSettings, parse_prices
 from argoproxy.config.settings import SettingsError, load_settings
-from argoproxy.prices.pricer import DECLARED, SELF_HOSTED, SETTING, Pricer, private_address
-from argoproxy.prices.refresh import SHIPPED_TABLE, table_from
-from argoproxy.prices.table import load_table
-from argoproxy.prices.units import UNITS, Rates, dollars, nano
-from argoproxy.prices.usage_shapes import counts_of
+from argoproxy.spend.pricer import DECLARED, SELF_HOSTED, SETTING, Pricer, private_address
+from argoproxy.spend.refresh import SHIPPED_TABLE, table_from
+from argoproxy.spend.table import load_table
+from argoproxy.spend.units import UNITS, Rates, dollars, nano
+from argoproxy.spend.usage_shapes import counts_of
 
 genai_prices = pytest.importorskip("genai_prices")
 DAYS = [datetime(2024, 3, 1, 12, tzinfo=timezone.utc), datetime(2025, 6, 1, 3, tzinfo=timezone.utc),
@@ -180,7 +180,7 @@ def test_a_url_is_priced_by_its_host_not_by_credentials_written_before_it():
 
 
 def test_prices_show_names_a_url_without_its_credentials(capsys):
-    from argoproxy.prices.show import show_model
+    from argoproxy.spend.show import show_model
     assert show_model("gpt-4o", "https://ops:pw12345@llm.example.com/v1?api_key=tok98765") == 0
     out = capsys.readouterr()
     assert "llm.example.com" in out.err and "pw12345" not in out.err and "tok98765" not in out.err
@@ -353,7 +353,7 @@ def test_prices_refresh_refuses_a_hostile_table_naming_its_entry_and_writes_noth
 
 def test_prices_refresh_from_an_answer_that_never_ends_stops_at_its_deadline(price_data, monkeypatch):
     """genai-prices bounds each read of the answer (10 s), not the whole: one that drips held the command for ever."""
-    from argoproxy.prices import refresh
+    from argoproxy.spend import refresh
     monkeypatch.setattr(refresh, "FETCH_SECONDS", 1)
     start = time.monotonic()
     with pytest.raises(SystemExit) as stopped:
@@ -449,7 +449,7 @@ def test_a_mistyped_prices_key_is_named_in_the_one_line():
 
 
 def test_a_table_the_setting_names_is_checked_before_serving(tmp_path):
-    from argoproxy.prices.table import table_problem
+    from argoproxy.spend.table import table_problem
     assert "cannot read the price table" in table_problem(str(tmp_path / "missing.json"))
     (tmp_path / "bad.json").write_text('{"providers": [{"id": "x"}]}')
     assert table_problem(str(tmp_path / "bad.json")) == (
@@ -466,7 +466,7 @@ def test_a_table_that_is_no_table_stops_startup_with_one_line(tmp_path):
     import os
     import subprocess
     import sys
-    from argoproxy.prices.table import table_problem
+    from argoproxy.spend.table import table_problem
     from tests.proxy_process import ROOT, clean_environ
     (tmp_path / "pattern.json").write_text(json.dumps({"about": {}, "providers": [{"id": "x", "api_pattern": "(",
                                                                                     "models": []}]}))

@@ -1,8 +1,8 @@
-"""Each key's recent waits in admission's queue, for the status page (argoproxy/observe/queue_waits.py)."""
+"""Each key's recent waits in admission's queue, for the status page (argoproxy/admission/waits.py)."""
 
 from __future__ import annotations
 
-from argoproxy.observe.queue_waits import KEY_SLOTS, RING, WIDTH, QueueWaits
+from argoproxy.admission.waits import KEY_SLOTS, RING, WIDTH, QueueWaits
 from argoproxy.shared_cells import SharedCells
 
 

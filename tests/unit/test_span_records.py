@@ -1,4 +1,4 @@
-"""A span's record (observe/tracing.py's Record) is not tracked by the garbage collector: a reference cycle through
+"""A span's record (tracing/tracer.py's Record) is not tracked by the garbage collector: a reference cycle through
 one would never be collected, and would hold what it reaches for the worker's life. Through the door in-process,
 traced, with either exporter (the SDK's, FAST_PATH=off; the fast path's), every record a request made is freed once
 its spans are exported: what the tracer's module allocated and still holds does not grow with the requests served
@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from argoproxy.config.settings import load_settings
 from argoproxy.edge.http_objects import Request
-from argoproxy.observe import tracing
+from argoproxy.tracing import tracer as tracing
 from argoproxy.serve.proxy import build_proxy
 from tests.fakes.fake_upstream import FakeUpstream, sse_chunks
 from tests.fakes.otlp_receiver import OtlpReceiver

@@ -131,7 +131,7 @@ def test_a_native_answers_usage_is_read_from_its_bytes_wherever_the_reads_cut_th
 
 
 def test_a_native_answers_priced_parts_are_kept():
-    """What is priced apart (argoproxy/prices/): cached reads, cache writes (one-hour ones too) and reasoning, in the
+    """What is priced apart (argoproxy/spend/): cached reads, cache writes (one-hour ones too) and reasoning, in the
     Responses API's shape whatever the relayed API's, so the answer is charged as the upstream bills it."""
     messages = json.dumps({"usage": {"input_tokens": 10, "cache_creation_input_tokens": 200, "cache_read_input_tokens": 50,
                                      "cache_creation": {"ephemeral_5m_input_tokens": 80,

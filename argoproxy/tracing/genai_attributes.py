@@ -1,5 +1,5 @@
 """A call in the names of OpenTelemetry's GenAI semantic conventions (gen_ai.*), for tracing's spans
-(observe/tracing.py): what was asked (the operation, the model, the request's parameters), what answered (the
+(tracing/tracer.py): what was asked (the operation, the model, the request's parameters), what answered (the
 provider, the model, the answer's id and finish reasons, the tokens used) and, only when TRACING_CONTENT is on, the
 messages themselves. Pure: a call's parts in, a dict of attributes out; imports no OpenTelemetry.
 """

@@ -29,9 +29,9 @@ from typing import Any, Callable, Iterable, NamedTuple
 from urllib.parse import urlsplit
 
 from argoproxy.config.price_settings import NO_TABLE, PriceSettings
-from argoproxy.prices.table import Model, PriceTable, Provider, load_table
-from argoproxy.prices.units import Rates
-from argoproxy.prices.usage_shapes import counts_of
+from argoproxy.spend.table import Model, PriceTable, Provider, load_table
+from argoproxy.spend.units import Rates
+from argoproxy.spend.usage_shapes import counts_of
 
 # The vendor a backend names for a model: (the table's provider id, the names to look it up by, in order).
 Vendor = Callable[[str], "tuple[str, tuple[str, ...]] | None"]

@@ -27,8 +27,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
-from argoproxy.prices.table_rules import table_problem
-from argoproxy.prices.units import UNITS
+from argoproxy.spend.table_rules import table_problem
+from argoproxy.spend.units import UNITS
 from argoproxy.redaction import redact_log_text
 
 SHIPPED_TABLE = Path(__file__).with_name("table.json")
@@ -258,7 +258,7 @@ def main(argv: list[str], prog: str = "cot-proxy", settings_of: Callable[[dict[s
     if args.command == "refresh":
         table = installed_table(args.url)
         problem = table_problem(table)
-        if problem:  # a hostile or broken table is not written (argoproxy/prices/table_rules.py)
+        if problem:  # a hostile or broken table is not written (argoproxy/spend/table_rules.py)
             raise SystemExit(f"cot_proxy prices: the price data is refused, nothing written: {problem}")
         path = Path(args.output).expanduser() if args.output else SHIPPED_TABLE
         try:
@@ -270,6 +270,6 @@ def main(argv: list[str], prog: str = "cot-proxy", settings_of: Callable[[dict[s
         print(f"cot_proxy prices: {models} models of {len(table['providers'])} providers from genai-prices "
               f"{table['about']['version']} written to {path}", file=sys.stderr)
         return 0
-    from argoproxy.prices.show import show_model
+    from argoproxy.spend.show import show_model
     settings = settings_of({"config_path": args.config} if args.config else {}) if settings_of else None
     return show_model(args.model, args.base_url, args.provider, args.date, settings.prices if settings else None)

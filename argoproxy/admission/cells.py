@@ -31,7 +31,7 @@ F_TAG, F_FINISH, F_HELD, F_POOL, F_SEEN, F_ROWS, F_WEIGHT, F_WIDTH = range(8)
 FLOWS = 1024
 # waiter cells: state, pool, start tag, finish tag, flow slot, granted deployment + 1, preferred + 1, its
 # worker's pid, its request's ticket; then what the row's last occupant was told when another key's request took
-# the row (space fairness, routing/admission.py): its ticket, the places its key held, its share x 1000, the
+# the row (space fairness, admission/queue.py): its ticket, the places its key held, its share x 1000, the
 # Retry-After it gets
 (W_STATE, W_POOL, W_START, W_FINISH, W_FLOW, W_GRANTED, W_PREFER, W_OWNER, W_TICKET,
  W_OUSTED, W_OUSTED_HELD, W_OUSTED_SHARE, W_OUSTED_AFTER, W_WIDTH) = range(14)
@@ -142,11 +142,11 @@ def release_dead_worker(pid: int, directory: str | None = None) -> int:
             ledger.close()
         os.unlink(path)
     for path in glob.glob(os.path.join(glob.escape(directory), f"admission-wake-*-{pid}.fifo")):
-        os.unlink(path)  # its wake-up pipe (routing/admission_wakeups.py)
+        os.unlink(path)  # its wake-up pipe (admission/wakeups.py)
     return released
 
 
-def _give_back(directory: str, name: str, layout: Layout, pid: int, held) -> int:
+def _give_back(directory: str, name: str, layout: Layout, pid: int, held: memoryview) -> int:
     if not os.path.exists(os.path.join(directory, cells_name(name, layout.waiters))):
         return 0
     cells = SharedCells(cells_name(name, layout.waiters), layout.size, directory)

@@ -21,9 +21,9 @@ flow furthest over its share, which is answered 429 queue_full naming its places
 flow holds its share already is answered so itself.
 
 Everything lives in cells the worker processes share (argoproxy/shared_cells.py; the layout:
-routing/admission_cells.py), under one flock: counts in flight, limits, flows and the waiters' table. A waiter
+admission/cells.py), under one flock: counts in flight, limits, flows and the waiters' table. A waiter
 sleeps until the worker that changes its row (a slot granted, its place taken) wakes it
-(routing/admission_wakeups.py), its client's socket watched (or looked at every LOOK_SECONDS) meanwhile; so the
+(admission/wakeups.py), its client's socket watched (or looked at every LOOK_SECONDS) meanwhile; so the
 queue is one queue per instance, whichever worker a request arrived on. Across replicas each
 instance keeps its own (docs/admission.md: the arithmetic). What each worker holds is also in a ledger of its
 own, so that the master gives a killed worker's slots back (admission_cells.release_dead_worker).
@@ -41,13 +41,13 @@ from dataclasses import dataclass
 from typing import Callable, Hashable, Mapping, Sequence, TypeVar
 
 from argoproxy.errors import ProxyError
-from argoproxy.routing.admission_cells import (D_IN_FLIGHT, D_LIMIT, D_MEAN_MS, D_WIDTH, F_FINISH, F_HELD, F_POOL,
+from argoproxy.admission.cells import (D_IN_FLIGHT, D_LIMIT, D_MEAN_MS, D_WIDTH, F_FINISH, F_HELD, F_POOL,
                                                F_ROWS, F_SEEN, F_TAG, F_WEIGHT, F_WIDTH, FLOWS, FREE, GRANTED,
                                                P_VTIME, P_WAITING, P_WIDTH, W_FINISH, W_FLOW, W_GRANTED, W_OUSTED,
                                                W_OUSTED_AFTER, W_OUSTED_HELD, W_OUSTED_SHARE, W_OWNER, W_POOL,
                                                W_PREFER, W_START, W_STATE, W_TICKET, W_WIDTH, WAITERS, WAITING,
                                                Layout, Ledgers, cells_name)
-from argoproxy.routing.admission_wakeups import Wakeups
+from argoproxy.admission.wakeups import Wakeups
 from argoproxy.shared_cells import SharedCells
 
 K = TypeVar("K", bound=Hashable)
@@ -233,14 +233,14 @@ class Admission:
                     woken = self._grant(c, pool, self.clock())
                 self.wakeups.wake(woken)
 
-    def _seated(self, c, row: int, pool: int, fslot: int, since: float) -> Seat:
+    def _seated(self, c: memoryview, row: int, pool: int, fslot: int, since: float) -> Seat:
         dep = int(c[row + W_GRANTED]) - 1
         self.ledgers.add(dep, fslot, 1)  # the granting worker counted the seat: from now on it is this worker's
         c[row + W_STATE] = FREE
         now = self.clock()
         return Seat(pool, dep, fslot, now, waited=now - since)
 
-    def _withdraw(self, c, row: int, fslot: int, pool: int, now: float) -> list[int]:
+    def _withdraw(self, c: memoryview, row: int, fslot: int, pool: int, now: float) -> list[int]:
         """A waiter that will not take its slot: out of the queue, or its granted slot to the next in line (the
         workers to wake)."""
         if c[row + W_STATE] == GRANTED:
@@ -250,7 +250,7 @@ class Admission:
             self._leave_queue(c, row, pool)
         return []
 
-    def _leave_queue(self, c, row: int, pool: int) -> None:
+    def _leave_queue(self, c: memoryview, row: int, pool: int) -> None:
         c[row + W_STATE] = FREE
         c[int(c[row + W_FLOW]) + F_ROWS] -= 1
         c[self.p0 + pool * P_WIDTH + P_WAITING] -= 1
@@ -275,7 +275,8 @@ class Admission:
             raise self._full(held.get(fslot, 0), shares[fslot], after, ousted=False)
         assert victim is not None
         owner, victim_pool = int(c[row + W_OWNER]), int(c[row + W_POOL])
-        after = self._estimate(c, victim_pool, c[row + W_FINISH], self._candidates(victim_pool, (), lambda d: True))
+        everyone = self._candidates(victim_pool, frozenset(), lambda d: True)
+        after = self._estimate(c, victim_pool, c[row + W_FINISH], everyone)
         c[row + W_OUSTED], c[row + W_OUSTED_HELD] = c[row + W_TICKET], held[victim]
         c[row + W_OUSTED_SHARE], c[row + W_OUSTED_AFTER] = int(shares[victim] * SCALE), max(1, math.ceil(after))
         if c[victim + F_FINISH] == c[row + W_FINISH]:  # its newest request leaves: the flow's tags as before it
@@ -325,13 +326,13 @@ class Admission:
             self.ledgers.add(seat.dep, seat.flow, -1)
         self.wakeups.wake(woken)
 
-    def _give_back(self, c, dep: int, fslot: int, pool: int, now: float) -> list[int]:
+    def _give_back(self, c: memoryview, dep: int, fslot: int, pool: int, now: float) -> list[int]:
         c[dep * D_WIDTH + D_IN_FLIGHT] = max(0, c[dep * D_WIDTH + D_IN_FLIGHT] - 1)
         c[fslot + F_HELD] = max(0, c[fslot + F_HELD] - 1)
         return self._grant(c, pool, now) if c[self.p0 + pool * P_WIDTH + P_WAITING] else []
 
     # ------------------------------------------------------------ under the lock
-    def _grant(self, c, pool: int, now: float) -> list[int]:
+    def _grant(self, c: memoryview, pool: int, now: float) -> list[int]:
         """Free slots of `pool` to its waiters, smallest finish tag first (a key past its share skipped); the
         workers (pids) whose waiters were granted one, to wake."""
         candidates = self._candidates(pool, frozenset(), lambda d: True)
@@ -359,12 +360,12 @@ class Admission:
             woken.append(int(c[best + W_OWNER]))
         return woken
 
-    def _candidates(self, pool: int, tried, usable: Callable[[int], bool]) -> list[int]:
+    def _candidates(self, pool: int, tried: set[int] | frozenset[int], usable: Callable[[int], bool]) -> list[int]:
         deps = [d for d in self.pools[pool] if d not in tried]
         up = [d for d in deps if usable(d)]
         return up or deps  # a pool whose every deployment cools down is still tried
 
-    def _room(self, c, candidates: list[int], prefer: int) -> int:
+    def _room(self, c: memoryview, candidates: list[int], prefer: int) -> int:
         """The deployment with room: `prefer` when it has some, else the least loaded; -1: every one is full."""
         best, best_load = -1, math.inf
         for dep in candidates:
@@ -379,11 +380,11 @@ class Admission:
                 best, best_load = dep, load
         return best
 
-    def _take(self, c, dep: int, fslot: int) -> None:
+    def _take(self, c: memoryview, dep: int, fslot: int) -> None:
         c[dep * D_WIDTH + D_IN_FLIGHT] += 1
         c[fslot + F_HELD] += 1
 
-    def _within_share(self, c, pool: int, fslot: int, now: float) -> bool:
+    def _within_share(self, c: memoryview, pool: int, fslot: int, now: float) -> bool:
         """May this key take one more slot of the pool? Past its share only while no other key is active."""
         if self.key_share >= 1:
             return True
@@ -398,7 +399,7 @@ class Admission:
                 return False
         return True
 
-    def _estimate(self, c, pool: int, finish: int, candidates: list[int]) -> float:
+    def _estimate(self, c: memoryview, pool: int, finish: int, candidates: list[int]) -> float:
         """Seconds this request would wait: the waiters ahead of it (and itself) times the mean request time,
         over the pool's slots. 0 while no request has ended (nothing to go by)."""
         slots = sum(max(0, c[d * D_WIDTH + D_LIMIT]) for d in candidates)
@@ -407,7 +408,7 @@ class Admission:
             return 0.0
         ahead = 1 + sum(1 for row in self.rows
                         if c[row + W_STATE] == WAITING and c[row + W_POOL] == pool and c[row + W_FINISH] <= finish)
-        return ahead * (sum(means) / len(means) / 1000) / slots
+        return float(ahead * (sum(means) / len(means) / 1000) / slots)
 
     def _flow(self, c: memoryview, pool: int, flow: str, now: float, weight: float) -> int:
         """The flow's cells (open addressing by a digest of pool and name), its weight noted; an idle flow's slot
@@ -439,7 +440,7 @@ class Admission:
         c[reusable + F_TAG], c[reusable + F_POOL], c[reusable + F_SEEN] = tag, pool + 1, int(now * 1000)
         return reusable
 
-    def _rebase(self, c, pool: int) -> None:
+    def _rebase(self, c: memoryview, pool: int) -> None:
         """The pool's tags moved back by its virtual time once it passes REBASE_AT (their order unchanged)."""
         shift = c[self.p0 + pool * P_WIDTH + P_VTIME]
         if shift < REBASE_AT:
@@ -453,11 +454,11 @@ class Admission:
                 c[row + W_START] -= shift
                 c[row + W_FINISH] -= shift
 
-    def _vtime_of(self, c, slot: int, fallback: int) -> int:
+    def _vtime_of(self, c: memoryview, slot: int, fallback: int) -> int:
         pool = int(c[slot + F_POOL]) - 1
         return c[self.p0 + pool * P_WIDTH + P_VTIME] if 0 <= pool < len(self.pools) else fallback
 
-    def _free_row(self, c) -> int:
+    def _free_row(self, c: memoryview) -> int:
         for row in self.rows:
             if c[row + W_STATE] == FREE:
                 return row

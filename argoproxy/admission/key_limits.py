@@ -57,7 +57,7 @@ class LocalLimits:
         return (decision[0], decision[1], "cells") if decision is not None else (0.0, "", "")
 
     def release_hold(self, record: KeyRecord, hold: str, reserved: int, tokens: int, now: float, held: int = 0,
-                     cost: int = 0, usage: tuple | None = None) -> bool:
+                     cost: int = 0, usage: tuple[object, ...] | None = None) -> bool:
         if hold == "cells":
             self.windows.settle(record, reserved, tokens, now)
         return True

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
-from argoproxy.prices.table_rules import TableError, check_table
-from argoproxy.prices.units import Price, Rates, Tiered
+from argoproxy.spend.table_rules import TableError, check_table
+from argoproxy.spend.units import Price, Rates, Tiered
 
 Match = Callable[[str], bool]
 

@@ -1,4 +1,5 @@
-"""Prices: what a request costs, in US dollars, from the usage its answer reported (docs/spend.md).
+"""Spend: what requests cost, in US dollars, from the usage their answers reported (docs/spend.md): the prices,
+a call's cost, and the spend the status page shows.
 
 - table.json: the price table that comes with the package, generated from the genai-prices package (MIT) by
   `cot-proxy prices refresh` (refresh.py); nothing is fetched at run time.
@@ -15,6 +16,10 @@
   URL's provider, free for a server declared self-hosted or saying it is a local one, else the model's name) and a
   finished call's Cost.
 - refresh.py: the table made again from the installed genai-prices (`cot-proxy prices refresh`).
+- history.py: each key's spend of the last hours, in the cells the workers share, for the status page.
+
+What a request may cost at most, in dollars, is the meter's (meter/dollars.py, at these prices); key and team
+budgets are held by teamkeys/.
 
 May import: the shared modules, config.
 """

@@ -9,9 +9,9 @@ from datetime import date, datetime, timezone
 
 from argoproxy.redaction import mask_url
 from argoproxy.config.price_settings import NO_TABLE, SHIPPED, PriceSettings
-from argoproxy.prices.pricer import Pricer
-from argoproxy.prices.table import PriceTable, Provider, table_problem
-from argoproxy.prices.units import Rates, Tiered
+from argoproxy.spend.pricer import Pricer
+from argoproxy.spend.table import PriceTable, Provider, table_problem
+from argoproxy.spend.units import Rates, Tiered
 
 
 def show_model(model: str, base_url: str = "", provider_id: str = "", day: str = "",

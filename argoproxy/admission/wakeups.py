@@ -1,7 +1,7 @@
 """How a waiting request learns, without looking, that its row changed: a seat granted to it, or its place taken.
 
 A waiter sleeps on an event of its own (a greenlet's under gevent, a thread's under gthread). The worker that
-changes a row (granting a freed slot, or giving a row to another key's request: routing/admission.py) tells the
+changes a row (granting a freed slot, or giving a row to another key's request: admission/queue.py) tells the
 row's owner: in its own process by setting the events at once; in another worker by a byte written to that
 worker's pipe (`admission-wake-<name>-<pid>.fifo` in the instance's shared directory). One listener per worker
 reads its pipe and sets the events of the waiters whose rows changed. The listener also runs `tick` every

@@ -1,5 +1,5 @@
 """OpenTelemetry traces of every request (TRACING; docs/tracing.md): a SERVER span per client request and a
-CLIENT span per upstream attempt, with the GenAI semantic conventions' attributes (observe/genai_attributes.py),
+CLIENT span per upstream attempt, with the GenAI semantic conventions' attributes (tracing/genai_attributes.py),
 sent over OTLP/HTTP.
 
 Where the spans come from:
@@ -52,7 +52,7 @@ from argoproxy.config.routing_settings import entry_url
 from argoproxy.config.settings import Settings
 from argoproxy.config.tracing_settings import BATCH_DEFAULT, QUEUE_DEFAULT
 from argoproxy.errors import ProxyError
-from argoproxy.observe import genai_attributes as genai
+from argoproxy.tracing import genai_attributes as genai
 from argoproxy.per_process import PerProcess
 from argoproxy.pipeline.call import Call
 from argoproxy.redaction import Secrets
@@ -246,7 +246,7 @@ class Tracing:
     def __init__(self, settings: Settings, secrets: Secrets,
                  batching: Callable[[int, int], SpanProcessor] | None = None) -> None:
         if batching is not None:
-            Sdk.batching = staticmethod(batching)  # type: ignore[assignment]
+            Sdk.batching = staticmethod(batching)
         sdk = Sdk.get()
         provider = sdk.provider
         self.processor, self.scope, self.resource = sdk.processor, sdk.scope, provider.resource
@@ -320,7 +320,7 @@ class Tracing:
         else:
             outer = set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
             decision = self.sampler.should_sample(outer, trace_id, name, kind, None, None)
-            sampled, state = decision.decision.is_sampled(), decision.trace_state
+            sampled, state = decision.decision.is_sampled(), decision.trace_state  # type: ignore[no-untyped-call]
             attributes = {**dict(decision.attributes or {}), **attributes}
         flags = (SAMPLED if sampled else 0) | (RANDOM_TRACE_ID if random_id else 0)
         return Record(name, trace_id, self.span_id() or self.ids.generate_span_id(), flags, state, parent, kind,
