@@ -18,7 +18,7 @@ MSG = [{"role": "user", "content": "Say hello"}]
 @pytest.fixture(scope="module", params=["llama.cpp", None])
 def served(request):
     """(what the upstream says it is, the fake, the proxy in front of it): llama.cpp's server, or OpenAI's API
-    (vLLM takes the switch as llama.cpp does: tests/unit/test_template_switch.py)."""
+    (vLLM takes the switch as llama.cpp does: tests/unit/providers/openai/test_template_switch.py)."""
     with FakeOpenAI(says=request.param) as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as proxy:
         yield request.param, fake, proxy
 

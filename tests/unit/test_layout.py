@@ -329,3 +329,14 @@ def test_each_capability_room_is_entered_by_its_callers_only():
 def test_the_room_check_finds_an_intruder():
     graph = {"argoproxy.pipeline.gateway": {"argoproxy.tracing.tracer"}, "argoproxy.tracing.tracer": set()}
     assert room_importers(graph, "tracing") == {"pipeline"}
+
+
+def test_each_door_and_provider_has_a_test_package_of_its_own():
+    """The unit tests mirror the product's folders where a folder holds one package per door or per provider
+    (issue 56, item 5): tests/unit/fronts/<door>/ and tests/unit/providers/<provider>/."""
+    tests = ROOT / "tests" / "unit"
+    for folder in ("fronts", "providers"):
+        for package in sorted(p.parent for p in (PACKAGE / folder).glob("*/__init__.py")):
+            mirrored = tests / folder / package.name
+            assert (mirrored / "__init__.py").is_file() and list(mirrored.glob("test_*.py")), \
+                f"argoproxy/{folder}/{package.name}/ has no test package tests/unit/{folder}/{package.name}/"

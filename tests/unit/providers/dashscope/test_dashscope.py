@@ -83,7 +83,7 @@ def test_the_docs_list_every_openai_name_and_the_qwen_model_sent() -> None:
     """docs/backends/dashscope.md's table is OPENAI_MODEL_NAMES."""
     import re
     from pathlib import Path
-    page = (Path(__file__).resolve().parents[2] / "docs" / "backends" / "dashscope.md").read_text()
+    page = (Path(__file__).resolve().parents[4] / "docs" / "backends" / "dashscope.md").read_text()
     assert dict(re.findall(r"(?m)^\| `([\w.-]+)` \| `([\w.-]+)` \|$", page)) == ds.OPENAI_MODEL_NAMES
 
 
