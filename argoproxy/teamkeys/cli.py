@@ -260,7 +260,7 @@ def usage(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     if args.tools:
         rows = [("key", "server", "tool", "day", "calls", "errors", "seconds", "bytes_in", "bytes_out", "cost_usd"),
                 *[(*map(str, row[:6]), f"{row[6] / 1000:.3f}", str(row[7]), str(row[8]), dollars(row[9]))
-                  for row in store.tool_usage(args.since)]]
+                  for row in store.tool_usage(args.since) if not row[0].startswith(TEAM_WINDOWS)]]  # `teams usage`
     else:
         rows = [("key", "model", "day", "requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests"),
                 *[(*map(str, row[:6]), dollars(row[6]), str(row[7])) for row in store.usage(args.since)

@@ -78,6 +78,11 @@ class FailoverStore:
         """StoreDown while Redis is away: the caller keeps the row for its return (service.py)."""
         self._primary("record_tool_usage", *args)
 
+    def records(self) -> list[Any]:
+        """Every key's record (StoreDown while Redis is away)."""
+        found: list[Any] = self._primary("records")
+        return found
+
     def tool_usage(self, since: str = "") -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = self._primary("tool_usage", since)
         return rows

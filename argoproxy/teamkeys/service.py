@@ -73,6 +73,7 @@ class TeamKeys:
         # MCP tool calls waiting to be written, summed by (key, server, tool, day): calls, errors, milliseconds,
         # bytes in and out, nano-dollars (argoproxy/mcp/recording.py hands them in: tool_used)
         self._tools: dict[tuple[str, str, str, float], list[int]] = {}
+        self._tools_kept: dict[tuple[str, str, str, float], list[int]] = {}  # refused by the store: written again
 
     def lookup(self, presented: Iterable[str]) -> KeyRecord | None:
         """The record of the first presented key the store knows (revoked and expired ones included); a 503 when
@@ -313,10 +314,20 @@ class TeamKeys:
             self._start_flusher()
 
     def _flush_tools(self) -> None:
-        """The tool calls' rows, one store write each; one the store refuses is kept for the next flush."""
+        """The tool calls' rows, with their teams' beside them, one store write each; a row the store refuses is
+        kept (its team's row made already) for the next flush."""
         with self._pending_lock:
-            batch, self._tools = self._tools, {}
-        kept = {}
+            fresh, self._tools = self._tools, {}
+            batch, self._tools_kept = self._tools_kept, {}
+        teams = self._teams_of({name for name, *_ in fresh})
+        if teams is None:  # the store is away: the rows wait, their teams to be read with the next flush's
+            with self._pending_lock:
+                _add_rows(self._tools, fresh)
+        else:
+            _add_rows(batch, fresh)
+            _add_rows(batch, {(TEAM_WINDOWS + teams[name], *rest): numbers
+                              for (name, *rest), numbers in fresh.items() if name in teams})
+        kept: dict[tuple[str, str, str, float], list[int]] = {}
         for (name, server, tool, day), numbers in batch.items():
             try:
                 self.store.record_tool_usage(name, server, tool, day, *numbers)
@@ -326,10 +337,20 @@ class TeamKeys:
                 log.exception("team keys: tool usage of key %s not recorded", name)
         if kept:
             with self._pending_lock:
-                for group, numbers in kept.items():
-                    row = self._tools.setdefault(group, [0] * len(numbers))
-                    for i, value in enumerate(numbers):
-                        row[i] += value
+                _add_rows(self._tools_kept, kept)
+
+    def _teams_of(self, names: set[str]) -> dict[str, str] | None:
+        """The team each of these keys is in as its rows are written (one read of the keys a flush; a team's tool
+        rows are named TEAM_WINDOWS + its name, as its model rows are); None: the store did not answer."""
+        if not names:
+            return {}
+        try:
+            return {r.name: r.team for r in self.store.records() if r.name in names and r.team}
+        except STORE_ERRORS:
+            return None
+        except Exception:  # noqa: BLE001 - counting must never end the worker: the keys' rows go without them
+            log.exception("team keys: the teams of keys %s not read; their tool rows go without", sorted(names))
+            return {}
 
     def flush(self) -> None:
         """The pending answers, summed by key and model: one store write per pair (one the store refuses, locked
@@ -340,7 +361,7 @@ class TeamKeys:
             self.store.release_leases()
         except Exception:  # noqa: BLE001 - counting must never end the worker
             log.exception("team keys: unused leases not given back")
-        if self._tools:
+        if self._tools or self._tools_kept:
             self._flush_tools()
         with self._pending_lock:
             batch, self._pending = self._pending, []
@@ -526,3 +547,11 @@ def open_store(keys_db: str, redis_url: str = "", outage: str = "local") -> Any:
         return FailoverStore(RedisKeyStore(redis_url), outage)
     from argoproxy.teamkeys.store import SQLiteKeyStore
     return SQLiteKeyStore(keys_db)
+
+
+def _add_rows(into: dict[tuple[Any, ...], list[int]], rows: dict[Any, list[int]]) -> None:
+    """Usage rows summed into others, number by number."""
+    for group, numbers in rows.items():
+        row = into.setdefault(group, [0] * len(numbers))
+        for i, value in enumerate(numbers):
+            row[i] += value

@@ -6,7 +6,7 @@ limits their keys share, in the store the running proxy reads (no restart).
     teams list
     teams update NAME [the same options; 0 / none / never / '*' lift one]
     teams delete NAME [--move-keys-out]
-    teams usage NAME [--since YYYY-MM-DD] [--csv]
+    teams usage NAME [--since YYYY-MM-DD] [--csv] [--tools]
 
 A key joins a team with `keys create NAME --team TEAM` or `keys update NAME --team TEAM` (`--team none` leaves).
 """
@@ -23,7 +23,7 @@ from argoproxy.spend.units import dollars
 from argoproxy.teamkeys.cli import (SettingsOf, _changes, _day, _day_arg, _shown, _table, limit_options, open_cli_store,
                                     run_command,
                                     warn_no_models)
-from argoproxy.teamkeys.records import (KeyRecord, TeamRecord, parse_budget, parse_budget_usd, parse_count,
+from argoproxy.teamkeys.records import (TEAM_WINDOWS, KeyRecord, TeamRecord, parse_budget, parse_budget_usd, parse_count,
                                         parse_expires, parse_models, parse_name, parse_priority, parse_tools)
 
 
@@ -49,6 +49,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     usage.add_argument("name")
     usage.add_argument("--since", default="", type=_day_arg, help="first day, YYYY-MM-DD")
     usage.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    usage.add_argument("--tools", action="store_true", help="its keys' MCP tool calls per server, tool and day instead")
     return parser
 
 
@@ -123,9 +124,10 @@ def usage(store: Any, args: argparse.Namespace) -> int:
     if team is None:
         raise ValueError(f"no team named {args.name!r}")
     counted = team.windows
-    rows = [("team", "model", "day", "requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests"),
-            *[(team.name, *map(str, row[1:6]), dollars(row[6]), str(row[7])) for row in store.usage(args.since)
-              if row[0] == counted.name]]
+    rows = _tool_rows(store, team.name, args.since) if args.tools else [
+        ("team", "model", "day", "requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests"),
+        *[(team.name, *map(str, row[1:6]), dollars(row[6]), str(row[7])) for row in store.usage(args.since)
+          if row[0] == counted.name]]
     if args.csv:
         csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
     else:
@@ -139,6 +141,14 @@ def usage(store: Any, args: argparse.Namespace) -> int:
         print(f"# team {team.name!r}: {store.used_in_period(counted, now)} tokens used of its budget of "
               f"{team.budget} this {team.budget.period}", file=sys.stderr)
     return 0
+
+
+def _tool_rows(store: Any, team: str, since: str) -> list[tuple[str, ...]]:
+    """The team's MCP tool calls (its rows: every key's calls while in it) by server, tool and day."""
+    named = TEAM_WINDOWS + team
+    return [("team", "server", "tool", "day", "calls", "errors", "seconds", "bytes_in", "bytes_out", "cost_usd"),
+            *[(team, *map(str, row[1:6]), f"{row[6] / 1000:.3f}", str(row[7]), str(row[8]), dollars(row[9]))
+              for row in store.tool_usage(since) if row[0] == named]]
 
 
 def _members(store: Any) -> dict[str, list[KeyRecord]]:
