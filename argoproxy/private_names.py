@@ -6,8 +6,8 @@ that uses it and why; tests/unit/test_private_names.py checks that each still ex
 (an environ key: in the source of the module that sets it), that none here is stale, and (by reading the
 source) that no module uses an unlisted underscore name, replaces a library's name by assignment, or reads an
 unlisted server key from the environ. Those in argoproxy/fastpath/ sit behind FAST_PATH (its contract test,
-tests/unit/test_fastpath_contract.py, also checks each patch is on only when asked); the others are outside
-the fence because the product needs them in both modes, each for the reason given.
+tests/unit/test_fastpath_contract.py, also checks each patch is on only when asked), but those of
+fastpath/server_reach.py, which the product needs in both modes; none is used outside the fence.
 """
 
 from __future__ import annotations
@@ -137,13 +137,9 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
                 "its frame's local `buf` (the head's bytes read so far) and the Request's `uri`, read in both modes "
                 "from the traceback of a parse error: the target of a refused request, whose answer takes its "
                 "door's error shape; Gunicorn hands its error writer none (tests/unit/test_gunicorn_errors.py)"),
-    # ---- outside the fence: needed in both modes, and each bound to a module the fence may not import
-    PrivateName("gunicorn.util", "write_error", "argoproxy.serve.gunicorn_errors",
-                "replaced: Gunicorn's own error pages (bad request line, headers too large...) in the API's "
-                "JSON shape; Gunicorn offers no hook for them"),
-    PrivateName("http.client", "HTTPConnection.sock", "argoproxy.upstream.images",
-                "the socket an image download reads from (requests' response.raw.connection): its timeout is cut to "
-                "the time left before each read, so IMAGE_TIMEOUT bounds the whole download"),
+    PrivateName("gunicorn.util", "write_error", "argoproxy.fastpath.server_reach",
+                "replaced, in both modes: Gunicorn's own error pages (bad request line, headers too large...) in the "
+                "API's JSON shape (serve/gunicorn_errors.py); Gunicorn offers no hook for them"),
 )
 
 

@@ -27,7 +27,7 @@ socket and limits chunk sizes: reaches below Gunicorn's public API that the prod
 inside the fence so that one folder holds them all.
 
 PRIVATE_SYMBOLS names every private name of another library these modules use (their part of the register in
-argoproxy/private_names.py, which also lists the two used outside the fence); VERIFIED_WITH the library
+argoproxy/private_names.py; none is used outside the fence); VERIFIED_WITH the library
 versions they were checked against. tests/unit/test_fastpath_contract.py asserts that each still exists and
 that each patch is active when on and absent when off; a library upgrade that breaks one fails there first.
 

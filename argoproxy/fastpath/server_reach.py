@@ -9,13 +9,16 @@ path's other reaches so that one folder holds every one of them (argoproxy/priva
 - `parsed_target`: the request target of a head Gunicorn refused (too many or too large headers, a request line
   too long, bad framing), read from the parser's frames in the error's traceback, so that its answer comes in
   the shape of the door the client called (serve/gunicorn_errors.py). Gunicorn hands its error writer none.
+- `write_errors_with`: Gunicorn's own error pages (a bad request line, headers too large...) written as the
+  bytes a function gives instead of HTML. Every worker class's handle_error writes them through
+  `gunicorn.util.write_error`, which is replaced: Gunicorn offers no hook for them.
 
 Light: the Gunicorn master imports edge/request_ids.py before gevent patches a worker, so this imports nothing
 at module level."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 MAX_CHUNK_SIZE = 2**64 - 1
 MAX_TARGET = 8192  # characters of a refused request's target kept (Gunicorn reads request lines of 8190 at most)
@@ -80,3 +83,22 @@ def _target_in(head: bytes) -> str | None:
         head = head[2:]
     parts = head.split(b"\r\n", 1)[0].split(b" ", 2)
     return parts[1][:MAX_TARGET].decode("latin-1") if len(parts) > 1 and parts[1] else None
+
+
+def write_errors_with(answer: Callable[[int, str, str], bytes]) -> None:
+    """Gunicorn's own errors answered with `answer(status, reason, Gunicorn's description)`'s bytes, written as
+    Gunicorn writes its page (non-blocking), in every worker forked after this runs (idempotent)."""
+    from gunicorn import util
+
+    def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+        util.write_nonblock(sock, answer(status_int, reason, mesg))
+
+    write_error.answer = answer  # type: ignore[attr-defined]  # what error_writer_of reads
+    util.write_error = write_error
+
+
+def error_writer() -> Callable[[int, str, str], bytes] | None:
+    """The function Gunicorn's errors are answered with, None while they are Gunicorn's own pages."""
+    from gunicorn import util
+    answer: Callable[[int, str, str], bytes] | None = getattr(util.write_error, "answer", None)
+    return answer

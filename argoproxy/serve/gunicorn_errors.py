@@ -4,7 +4,8 @@ A request Gunicorn cannot parse (a bad request line, an obs-folded or invalid he
 request line too long: 414; too many or too large headers: 431; an unsupported Transfer-Encoding: 501) never
 reaches the app. Every worker class (sync, gthread, gevent and the balanced gevent worker) answers these in
 ``Worker.handle_error``, which writes the page through ``gunicorn.util.write_error``; that one function is
-replaced here, so the answer is the same whichever worker runs and whether the fast path is on or off.
+replaced (in the fence: fastpath/server_reach.py), so the answer is the same whichever worker runs and whether
+the fast path is on or off.
 ``install`` runs in the Gunicorn master while the configuration is read, so every forked worker has it.
 
 The answer comes in the shape of the door the client called: handle_error writes it while handling the parse
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from argoproxy.edge.request_ids import PROXY_ID, new_request_id
 from argoproxy.errors import error_body, error_type
-from argoproxy.fastpath.server_reach import parsed_target
+from argoproxy.fastpath.server_reach import error_writer, parsed_target, write_errors_with
 from argoproxy.redaction import LOG_CUT_MARGIN, redact_log_text
 
 if TYPE_CHECKING:
@@ -84,19 +85,16 @@ def front_of_refused() -> Front | None:
         return None
 
 
-def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
-    """Drop-in for gunicorn.util.write_error (same arguments, same non-blocking write). handle_error calls it
-    while handling the error (in its `except` clause), so sys.exc_info() holds it."""
-    from gunicorn import util
-    util.write_nonblock(sock, error_response(status_int, reason, mesg, front_of_refused()))
+def answer(status: int, reason: str, mesg: str) -> bytes:
+    """What Gunicorn writes for its own error: handle_error writes it while handling the error (in its `except`
+    clause), so sys.exc_info() holds it."""
+    return error_response(status, reason, mesg, front_of_refused())
 
 
 def install() -> None:
     """Make every Gunicorn worker answer its own errors with error JSON in the API's shape (idempotent)."""
-    from gunicorn import util
-    util.write_error = write_error
+    write_errors_with(answer)
 
 
 def installed() -> bool:
-    from gunicorn import util
-    return util.write_error is write_error
+    return error_writer() is answer

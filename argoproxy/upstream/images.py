@@ -27,6 +27,7 @@ then left as a URL.
 from __future__ import annotations
 
 import base64
+import contextlib
 import concurrent.futures
 import io
 import ipaddress
@@ -386,16 +387,19 @@ def _read_image(response: requests.Response, url: str, opts: ImageOptions, deadl
         raise ImageFetchError(f"Content-Length {length} exceeds max_image_bytes {opts.max_image_bytes}")
     data = bytearray()
     sniffed: str | None = None
-    while True:
-        chunk = _read_chunk(response, deadline, opts.image_timeout)
-        if not chunk:
-            break
-        data += chunk
-        if len(data) > opts.max_image_bytes:
-            raise ImageFetchError(f"body exceeds max_image_bytes {opts.max_image_bytes}")
-        if sniffed is None and len(data) >= _SNIFF_BYTES:
-            # Sniff as soon as possible: an HTML page served as image/png stops here, not at the cap.
-            sniffed = _sniff_or_fail(bytes(data[:_SNIFF_BYTES]), declared_mime)
+    with _cut_at(response, deadline) as cut:
+        while True:
+            chunk = _read_chunk(response, deadline, opts.image_timeout)
+            if not chunk:
+                break
+            data += chunk
+            if len(data) > opts.max_image_bytes:
+                raise ImageFetchError(f"body exceeds max_image_bytes {opts.max_image_bytes}")
+            if sniffed is None and len(data) >= _SNIFF_BYTES:
+                # Sniff as soon as possible: an HTML page served as image/png stops here, not at the cap.
+                sniffed = _sniff_or_fail(bytes(data[:_SNIFF_BYTES]), declared_mime)
+    if cut.is_set():
+        raise ImageFetchError(f"download exceeded image_timeout {opts.image_timeout:g}s")
     if sniffed is None:
         sniffed = _sniff_or_fail(bytes(data), declared_mime)
     if sniffed != declared_mime:
@@ -452,19 +456,32 @@ def sniff_image_mime(head: bytes) -> str | None:
     return None
 
 
-def _read_chunk(response: requests.Response, deadline: float, total: float) -> bytes:
-    """One read of whatever has arrived (read1), with the socket timeout cut to the time left.
+@contextlib.contextmanager
+def _cut_at(response: requests.Response, deadline: float) -> Iterator[threading.Event]:
+    """The body's connection shut for reading at the deadline (urllib3's HTTPResponse.shutdown, made to end a read
+    another thread waits in), so that `image_timeout` bounds the whole download: requests' read timeout applies to
+    each read, and a server dripping a byte a second would never trip it. The event says it was cut."""
+    cut = threading.Event()
 
-    requests' read timeout applies to each recv, so a server dripping a byte a second would never
-    trip it; shrinking the socket timeout before every read makes `image_timeout` a total bound.
-    """
-    remaining = _remaining(deadline)
-    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-    if sock is not None:
+    def shut() -> None:
+        cut.set()
         try:
-            sock.settimeout(remaining)
-        except OSError:
+            response.raw.shutdown()
+        except (ValueError, RuntimeError, OSError):  # released or closed already: nothing left to end
             pass
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), shut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield cut
+    finally:
+        timer.cancel()
+
+
+def _read_chunk(response: requests.Response, deadline: float, total: float) -> bytes:
+    """One read of whatever has arrived (read1), at most until the deadline (`_cut_at` ends a read still waiting)."""
+    _remaining(deadline)
     try:
         piece: bytes = response.raw.read1(_READ_SIZE, decode_content=True)
         return piece

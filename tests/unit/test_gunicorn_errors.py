@@ -26,7 +26,7 @@ def test_every_worker_class_answers_through_write_error():
 
 def test_install_replaces_the_html_page():
     gunicorn_errors.install()
-    assert gunicorn_errors.installed() and util.write_error is gunicorn_errors.write_error
+    assert gunicorn_errors.installed() and util.write_error.answer is gunicorn_errors.answer
 
 
 def test_error_response_is_openai_json_and_closes():

@@ -208,6 +208,16 @@ def test_slow_body_fails_within_the_total_timeout(fake, session):
     assert 0.5 < time.monotonic() - started < 5  # the drip would go on for 100 s
 
 
+def test_a_read_under_way_at_the_deadline_ends_at_it(fake, session):
+    """Bytes come every 1.9 s, each inside any per-read timeout: the read waiting at the 2 s deadline is ended
+    there (it would have gone on to 3.8 s)."""
+    opts = ImageOptions(allow_private=True, image_timeout=2.0)
+    started = time.monotonic()
+    with pytest.raises(images.ImageFetchError, match="image_timeout"):
+        images.fetch_image(fake.url("/slow.png?every=1.9"), opts, session)
+    assert time.monotonic() - started < 3.2
+
+
 def test_slow_headers_fail_within_the_timeout(fake, session):
     opts = ImageOptions(allow_private=True, image_timeout=0.4)
     started = time.monotonic()
