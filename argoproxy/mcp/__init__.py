@@ -15,7 +15,8 @@ same keys as its models (docs/mcp.md).
 - endpoint.py: `/mcp` and `/mcp/<server>` over Streamable HTTP (2025-11-25: initialize, Mcp-Session-Id, JSON
   answers, an SSE stream for a tool call that asks for progress, cancellation passed on); sessions.py: where its
   sessions are kept (the supervisor's, or with REDIS_URL Redis's, shared by the replicas); key_watch.py: a team key's
-  tool call streamed over SSE ended once the key is revoked.
+  tool call streamed over SSE ended once the key is revoked. stateless.py: revision 2026-07-28 at the same paths (no
+  session: server/discover, `_meta` and the Mcp-Method and Mcp-Name headers on each request), bridged to the same calls.
 - recording.py: what a tool call leaves behind (ToolCall), handed to the hooks the proxy wires (serve/mcp_mount.py):
   the tool call series it registers in the proxy's metrics, an execute_tool span through the tracer's inner_span;
   journal_line.py: a journal line per call. limits.py: each call's deadline, result-size bound and price per server,

@@ -24,7 +24,7 @@ from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.request_body import read_request_body
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
-from argoproxy.mcp import jsonrpc
+from argoproxy.mcp import jsonrpc, stateless
 from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs
 from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, Refused, watched
 from argoproxy.mcp.limits import Held, Limits
@@ -99,9 +99,9 @@ class McpEndpoint:
         body = self.body(req)
         message = jsonrpc.parse(body, MAX_MESSAGE_BYTES)
         version = req.headers.get(VERSION_HEADER, "").strip()
-        if version and version not in HANDSHAKE_VERSIONS:
-            raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, f"Unsupported MCP-Protocol-Version {version[:40]!r}.",
-                                   message.id, {"supported": list(HANDSHAKE_VERSIONS)}, status=400)
+        if (version and version not in HANDSHAKE_VERSIONS) or stateless.enveloped(message):  # 2026-07-28
+            return stateless.answer(self, req, message, server, owner, globs,
+                                    Taken(len(body), context, req.team_key, req.presented_keys))
         if message.method == "initialize":
             return self.initialize(message, server, owner)
         session = self.session_of(req, message, owner)

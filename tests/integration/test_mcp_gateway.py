@@ -148,9 +148,9 @@ def test_an_unsupported_protocol_version_and_another_sites_page_are_refused(gate
     assert send(gateway, "GET", headers={"Accept": "text/event-stream"})[0] == 405
 
 
-def test_the_sdks_default_mode_falls_back_to_the_handshake(gateway):
-    """The SDK's default (`auto`) asks `server/discover` at 2026-07-28 first; the proxy's refusal sends it to
-    the initialize handshake."""
+def test_the_sdks_default_mode_calls_a_tool(gateway):
+    """The SDK's default (`auto`) asks `server/discover` at 2026-07-28 first, and speaks that revision then
+    (test_mcp_stateless.py)."""
     async def work():
         async with mcp.Client(gateway.url + "/mcp") as client:
             return (await client.call_tool("fake__echo", {"text": "auto"})).content[0].text
