@@ -24,7 +24,8 @@ carries an Mcp-Session-Id.
 Not served: `subscriptions/listen` (the proxy relays no list changes or resource updates) is -32601, and since
 the proxy asks no input of the client, a request carrying `inputResponses` or `requestState` is -32602. The
 methods this revision removed (initialize, ping, logging/setLevel, resources/subscribe and unsubscribe) are
--32601 under it, and a notification is accepted (202) and dropped: a client cancels by closing its stream."""
+-32601 under it, and a notification is accepted (202) and dropped: a client cancels by closing its stream (a
+tool call streamed as SSE is then cancelled on its server)."""
 
 from __future__ import annotations
 
@@ -32,12 +33,13 @@ import base64
 import binascii
 import re
 import secrets
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.catalog import Catalog, Globs
+from argoproxy.mcp.link import Link
 from argoproxy.mcp.protocol import SERVER_INFO, STATELESS_VERSIONS, VERSIONS
 
 HEADER_MISMATCH = -32020
@@ -62,6 +64,8 @@ EVENT = b"event: message\ndata: "
 
 class Endpoint(Protocol):
     """What the 2025-11-25 endpoint (endpoint.py's McpEndpoint) lends this revision: its own paths for every call."""
+
+    link: Link
 
     def capabilities(self, server: str | None) -> dict[str, Any]: ...
 
@@ -105,8 +109,8 @@ def answer(endpoint: Endpoint, req: Request, message: jsonrpc.Message, server: s
     if method == "tools/call":
         sse = "text/event-stream" in req.headers.get("Accept", "").lower()
         called = endpoint.tool_call(jsonrpc.Message(raw), server, owner, globs, session, sse, taken)
-        if called.is_streamed:
-            called.response = reshaped_events(called.chunks, method)
+        if called.is_streamed:  # a client cancels by closing the stream: its call is cancelled on its server
+            called.response = reshaped_events(called.chunks, method, lambda: endpoint.link.cancel(session, raw["id"]))
             return called
         return json_answer(loads(called.get_data()), method)
     return json_answer(endpoint.request(endpoint.catalog(session), raw, server, globs), method)
@@ -199,17 +203,19 @@ def shaped(body: dict[str, Any], method: str | None) -> tuple[dict[str, Any], in
     return body, 200
 
 
-def reshaped_events(events: Iterable[bytes], method: str) -> Iterator[bytes]:
+def reshaped_events(events: Iterable[bytes], method: str, abandoned: Callable[[], None]) -> Iterator[bytes]:
     """A tool call's SSE stream with its last event (the answer) shaped as `shaped` says; the notifications
-    before it pass as they are."""
-    source = iter(events)
+    before it pass as they are. A stream closed before its answer (the client left) is `abandoned`."""
+    source, answered = iter(events), False
     try:
         for event in source:
             sent = loads(event[len(EVENT):].strip()) if event.startswith(EVENT) else None
             if isinstance(sent, dict) and "method" not in sent:
-                event = EVENT + dumps(shaped(sent, method)[0]) + b"\n\n"
+                event, answered = EVENT + dumps(shaped(sent, method)[0]) + b"\n\n", True
             yield event
     finally:
         close = getattr(source, "close", None)
         if close is not None:
-            close()  # the client left: the call's own stream ends now (its budget hold released)
+            close()  # the call's own stream ends now (a budget hold released)
+        if not answered:
+            abandoned()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
+import socket
 import tempfile
 
 import httpx2
@@ -224,3 +226,24 @@ def test_a_tool_call_asking_for_progress_is_an_sse_stream_when_accepted(proxy):
     json_only = post(p, json.loads(json.dumps(body)), {"Accept": "application/json"})
     assert json_only.headers["Content-Type"].startswith("application/json")
     assert json_only.json()["result"]["resultType"] == "complete"
+
+
+def test_a_client_that_closes_its_stream_cancels_its_call(proxy):
+    """At this revision a client cancels by closing the call's stream: the server is told the call is cancelled."""
+    p, _, _ = proxy
+    body = json.dumps({"jsonrpc": "2.0", "id": 31, "method": "tools/call", "params": {
+        "name": "fake__drip", "arguments": {"seconds": 20, "every": 0.1},
+        "_meta": {**ENVELOPE, "progressToken": "d"}}}).encode()
+    head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Accept: application/json, text/event-stream\r\nAuthorization: Bearer {ADMIN}\r\n"
+            f"MCP-Protocol-Version: {VERSION}\r\nMcp-Method: tools/call\r\nMcp-Name: fake__drip\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    cancelled = r"fake_mcp_server: cancelled \d+"  # the server names the call by its id on the pipe
+    before = len(re.findall(cancelled, p.read_log()))
+    with socket.create_connection(("127.0.0.1", p.port), timeout=30) as conn:
+        conn.sendall(head + body)
+        seen = b""
+        while b"notifications/progress" not in seen:
+            seen += conn.recv(4096)
+        assert seen.startswith(b"HTTP/1.1 200") and b"text/event-stream" in seen
+    assert poll(lambda: len(re.findall(cancelled, p.read_log())) > before, timeout=15)

@@ -57,10 +57,11 @@ def test_a_streamed_calls_answer_is_shaped_and_its_end_passed_on():
         finally:
             closed.append(True)
 
-    sent = list(reshaped_events(events(), "tools/call"))
+    abandoned = []
+    sent = list(reshaped_events(events(), "tools/call", lambda: abandoned.append("whole")))
     assert sent[0].endswith(b'"params":{}}\n\n')
     assert json.loads(sent[1][len(b"event: message\ndata: "):])["result"]["resultType"] == "complete"
-    left = reshaped_events(events(), "tools/call")
+    left = reshaped_events(events(), "tools/call", lambda: abandoned.append("left"))
     next(left)
-    left.close()  # the client left after the first event
-    assert closed == [True, True]
+    left.close()  # the client left after the first event: its call is cancelled
+    assert closed == [True, True] and abandoned == ["left"]
