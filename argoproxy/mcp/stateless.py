@@ -57,7 +57,7 @@ SERVED = frozenset({"server/discover", "tools/list", "tools/call", "prompts/list
 CACHEABLE = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list",
                        "resources/read", "server/discover"})
 STATUS = {jsonrpc.PARSE_ERROR: 400, jsonrpc.INVALID_REQUEST: 400, jsonrpc.INVALID_PARAMS: 400,
-          HEADER_MISMATCH: 400, -32021: 400, UNSUPPORTED_PROTOCOL_VERSION: 400, jsonrpc.METHOD_NOT_FOUND: 404}
+          HEADER_MISMATCH: 400, UNSUPPORTED_PROTOCOL_VERSION: 400, jsonrpc.METHOD_NOT_FOUND: 404}
 SENTINEL = re.compile(r"=\?base64\?(.*)\?=")
 EVENT = b"event: message\ndata: "
 
