@@ -28,7 +28,7 @@ from argoproxy.mcp import jsonrpc, stateless
 from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs
 from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, Refused, watched
 from argoproxy.mcp.limits import Held, Limits
-from argoproxy.mcp.link import Link, SupervisorGone
+from argoproxy.mcp.link import Link, SessionRefused, SupervisorGone
 from argoproxy.mcp.names import MAX_NAME, prefixed
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
 from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
@@ -61,8 +61,11 @@ class McpEndpoint:
         self.hooks: list[Hook] = []  # what each tool call's end is handed to (recording.py; serve/mcp_mount.py)
         self.names = ToolNames(lambda server: self.catalog("").tool_names(server))
 
-    def catalog(self, session: str) -> Catalog:
-        """The servers as this session's calls reach them (a cancellation names the session's request id)."""
+    def catalog(self, session: str, check: SessionCheck | None = None) -> Catalog:
+        """The servers as this session's calls reach them (a cancellation names the session's request id); with
+        `check`, the request's first call is its session's check too."""
+        if check is not None:
+            return Catalog(self.servers, check.call)
         return Catalog(self.servers, lambda server, message: self.link.call(server, message,
                                                                            self.limits.of(server).timeout, session))
 
@@ -104,38 +107,45 @@ class McpEndpoint:
                                     Taken(len(body), context, req.team_key, req.presented_keys))
         if message.method == "initialize":
             return self.initialize(message, server, owner)
-        session = self.session_of(req, message, owner)
-        if message.method == "notifications/cancelled":
-            self.link.cancel(session, message.params.get("requestId"))
-        if not message.is_request:
-            return Answer(b"", 202)  # notifications (initialized, cancelled) and responses: accepted
+        check = self.session_of(req, message, owner)
+        session = check.session
+        if not message.is_request:  # notifications (initialized, cancelled) and responses: accepted
+            check.now()
+            if message.method == "notifications/cancelled":
+                self.link.cancel(session, message.params.get("requestId"))
+            return Answer(b"", 202)
         if message.method == "tools/call":
             return self.tool_call(message, server, owner, globs, session, "text/event-stream" in accept,
-                                  Taken(len(body), context, req.team_key, req.presented_keys))
-        return Answer(dumps(self.request(self.catalog(session), message.raw, server, globs)), 200,
-                      content_type="application/json")
+                                  Taken(len(body), context, req.team_key, req.presented_keys), check)
+        answer = self.request(self.catalog(session, check), message.raw, server, globs)
+        check.now()  # answered here (ping, the servers' states): its session is asked now, before the answer goes
+        return Answer(dumps(answer), 200, content_type="application/json")
 
-    def session_of(self, req: Request, message: jsonrpc.Message, owner: str) -> str:
-        """The request's session: one this instance holds for this key (400 without one, 404 for another)."""
+    def session_of(self, req: Request, message: jsonrpc.Message, owner: str) -> SessionCheck:
+        """The request's session (400 without one), to be found one this instance holds for this key (404 for
+        another): asked now with Redis's sessions, with the supervisor's by the request's first call to it."""
         session = req.headers.get(SESSION_HEADER, "").strip()
         if not session:
             raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "Missing Mcp-Session-Id: send initialize first.",
                                    message.id, status=400)
-        if self.sessions.version(session, owner) is None:
-            raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "Unknown or ended session: initialize again.",
-                                   message.id, status=404)
-        return session
+        check = SessionCheck(self, session, owner, message.id)
+        if not self.sessions.checked_by_calls:
+            check.now()
+        return check
 
     def tool_call(self, message: jsonrpc.Message, server: str | None, owner: str, globs: Globs, session: str,
-                  sse: bool, taken: Taken) -> Answer:
+                  sse: bool, taken: Taken, check: SessionCheck | None = None) -> Answer:
         """A tool call's answer: JSON, or when it asks for progress, an SSE stream of it and the answer; either way
-        recorded once answered (`recorded`)."""
-        catalog = self.catalog(session)
+        recorded once answered (`recorded`). `check`: its 2025-11-25 session, not asked yet (None: none to ask)."""
+        catalog = self.catalog(session, check)
         routed = catalog.target(server, message.raw, globs)
+        streamed = isinstance(routed, tuple) and sse and jsonrpc.progress_token(message.raw) is not None
+        if check is not None and (streamed or not isinstance(routed, tuple) or self.limits.holds(taken.key, routed[0])):
+            check.now()  # it ends here, is streamed, or first holds its key's limits: its session is asked alone
         held = self.limits.admit(taken.key, routed[0], message.id) if isinstance(routed, tuple) else None
         if isinstance(held, dict):
             routed, held = held, None  # refused by the key's limits: nothing reaches the server
-        if isinstance(routed, tuple) and sse and jsonrpc.progress_token(message.raw) is not None:
+        if isinstance(routed, tuple) and streamed:
             return Answer(self.events(message, server, owner, routed, session, taken, held), 200,
                           {"Cache-Control": "no-cache"}, content_type="text/event-stream")
         answer: dict[str, Any] = {}
@@ -261,6 +271,42 @@ def tool_line(call: ToolCall, owner: str) -> None:
     log.debug("mcp tools/call server=%s tool=%s key=%s status=%s %.1fms in=%dB out=%dB", call.server or "*",
               json.dumps(call.tool)[:MAX_LOGGED_NAME], owner, ended, call.seconds * 1000, call.bytes_in,
               call.bytes_out)
+
+
+class SessionCheck:
+    """A 2025-11-25 request's session, held to be its owner's before anything of the request is done or answered:
+    by its first call to a server, which carries the session and its owner to the supervisor (which refuses the
+    call there and then), or on its own (`now`) when the request makes no such call, or first does something else.
+    Never remembered past the request: a session ended on one worker is refused on every other at once."""
+
+    __slots__ = ("endpoint", "session", "owner", "id", "asked")
+
+    def __init__(self, endpoint: McpEndpoint, session: str, owner: str, id: jsonrpc.RequestId | None) -> None:
+        self.endpoint, self.session, self.owner, self.id = endpoint, session, owner, id
+        self.asked = False
+
+    def now(self) -> None:
+        if not self.asked:
+            if self.endpoint.sessions.version(self.session, self.owner) is None:
+                raise self.refused()
+            self.asked = True
+
+    def call(self, server: str, message: dict[str, Any]) -> dict[str, Any]:
+        """A call of the request's to `server` (the catalog's), its session checked on the way when not yet."""
+        endpoint = self.endpoint
+        timeout = endpoint.limits.of(server).timeout
+        if self.asked:
+            return endpoint.link.call(server, message, timeout, self.session)
+        try:
+            answer = endpoint.link.call(server, message, timeout, self.session, self.owner)
+        except SessionRefused:
+            raise self.refused() from None
+        self.asked = True
+        return answer
+
+    def refused(self) -> jsonrpc.RpcError:
+        return jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "Unknown or ended session: initialize again.", self.id,
+                                status=404)
 
 
 class Taken:

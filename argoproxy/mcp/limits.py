@@ -59,15 +59,20 @@ class Limits:
     def admit(self, record: KeyRecord | None, server: str, id: jsonrpc.RequestId | None) -> Held | dict[str, Any] | None:
         """A team key's call to `server` held to its limits: Held (to end), the error that answers it instead, or
         None (no team key, or nothing to hold or charge)."""
-        if record is None or self.keys is None:
-            return None
-        price = self.of(server).price
-        if not price and record.tool_windows is None:
+        if not self.holds(record, server):
             return None  # nothing to count: no store round trip
+        assert record is not None and self.keys is not None
+        price = self.of(server).price
         got = tool_calls.admit(self.keys, record, price)
         if isinstance(got, tool_calls.Refused):
             return jsonrpc.error(id, LIMITED, got.message, {"limit": got.limit, "retryAfter": got.seconds})
         return Held(record, got, price)
+
+    def holds(self, record: KeyRecord | None, server: str) -> bool:
+        """Whether `admit` holds or charges anything of a call of the key's to `server` (a team key with tool limits,
+        or a server with a price)."""
+        return record is not None and self.keys is not None and (bool(self.of(server).price)
+                                                                 or record.tool_windows is not None)
 
     def end(self, held: Held | dict[str, Any] | None, answer: dict[str, Any]) -> int:
         """The call ended with `answer`: what it held given back; its price charged when its server answered it.

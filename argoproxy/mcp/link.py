@@ -18,6 +18,10 @@ class SupervisorGone(Exception):
     """The supervisor cannot be reached (the proxy is stopping, or it died)."""
 
 
+class SessionRefused(Exception):
+    """The supervisor holds no such session of the call's owner (unknown, ended, or another key's)."""
+
+
 class Link:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -63,14 +67,27 @@ class Link:
             sock.close()
         return line
 
-    def call(self, server: str, message: dict[str, Any], timeout: float, session: str = "") -> dict[str, Any]:
-        """The server's answer to a request (under the request's own id), or the JSON-RPC error saying why not."""
+    def call(self, server: str, message: dict[str, Any], timeout: float, session: str = "",
+             owner: str | None = None) -> dict[str, Any]:
+        """The server's answer to a request (under the request's own id), or the JSON-RPC error saying why not.
+
+        With `owner`, the call is made only in that owner's session, which the supervisor checks on the same trip
+        (a request's call is its session check): SessionRefused when the session is not theirs, or not held, and
+        SupervisorGone when the supervisor cannot be asked."""
+        request = {"op": "call", "server": server, "message": message, "timeout": timeout, "session": session}
+        if owner is not None:
+            request["owner"] = owner
         try:
-            answer = self.ask({"op": "call", "server": server, "message": message, "timeout": timeout,
-                               "session": session}, timeout + MARGIN)
+            answer = self.ask(request, timeout + MARGIN)
         except SupervisorGone:
+            if owner is not None:
+                raise
             return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE,
                                  "The proxy's MCP servers cannot be reached now.")
+        if owner is not None and answer.get("session") != "checked":
+            # refused; or a supervisor that did not check it (one of older code, kept across a reload): asked apart
+            if answer.get("session") == "refused" or not self.session("get", id=session, owner=owner):
+                raise SessionRefused(session)
         result = answer.get("message")
         if not isinstance(result, dict):
             return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE, f"No MCP server {server!r}.")

@@ -27,6 +27,10 @@ class SessionStoreDown(Exception):
 
 
 class Sessions(Protocol):
+    # True: the supervisor holds them, and checks the one a call carries on the call's own trip (link.py's
+    # `owner`), so a request that calls a server needs no trip of its own to ask about its session.
+    checked_by_calls: bool
+
     def new(self, owner: str, version: str) -> str: ...
 
     def version(self, session: str, owner: str) -> str | None:
@@ -37,6 +41,8 @@ class Sessions(Protocol):
 
 class InstanceSessions:
     """The supervisor's (supervisor.py's Sessions), reached over the worker's link."""
+
+    checked_by_calls = True
 
     def __init__(self, link: Link) -> None:
         self.link = link
@@ -55,6 +61,8 @@ class InstanceSessions:
 class SharedSessions:
     """Sessions in Redis: a key per session (its owner and revision, expiring SESSION_IDLE after its last use) and
     a sorted set per owner that bounds how many it holds."""
+
+    checked_by_calls = False  # the supervisor knows none of them: each request asks Redis
 
     def __init__(self, client: Any) -> None:
         self.redis = client

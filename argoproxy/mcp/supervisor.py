@@ -8,7 +8,9 @@ server. The workers reach it over the Unix socket SOCKET (mode 0600 in RUNDIR, m
 call at a time (kept open for the next), one JSON line each way (argoproxy/mcp/link.py):
 
   {"op": "call", "server": NAME, "message": {...}, "timeout": SECONDS} -> {"message": {...}}
-      (with "notes": true, the server's progress notifications for it come first: {"note": {...}} lines)
+      (with "notes": true, the server's progress notifications for it come first: {"note": {...}} lines;
+      with "session": ID and "owner": KEY, the call is made only in a session of that owner's, and its answer
+      says so, "session": "checked"; else it is {"session": "refused"}: a request's call is its session check)
   {"op": "notify", "server": NAME, "message": {...}}                   -> {}
   {"op": "cancel", "session": ID, "id": REQUEST_ID}                     -> {"cancelled": true|false}
   {"op": "status"}                                                     -> {"servers": [...]}
@@ -106,6 +108,14 @@ class Supervisor:
         if op == "cancel":  # the request's server is not named: each looks for it among its calls
             return {"cancelled": any(s.cancel(str(request.get("session", "")), request.get("id"))
                                      for s in self.servers.values())}
+        if op == "call" and "owner" in request:  # the call is its session's check: only in its owner's session
+            if not self.sessions.act({"action": "get", "id": request.get("session"), "owner": request["owner"]}):
+                return {"session": "refused"}
+            return {**self.served(op, request, on_note), "session": "checked"}
+        return self.served(op, request, on_note)
+
+    def served(self, op: Any, request: dict[str, Any],
+               on_note: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
         server = self.servers.get(str(request.get("server")))
         message = request.get("message")
         if server is None or not isinstance(message, dict):

@@ -124,6 +124,11 @@ def test_a_session_is_needed_and_ends_with_delete(gateway):
         {"jsonrpc": "2.0", "id": 3, "result": {}}
     assert send(gateway, "DELETE", headers={"Mcp-Session-Id": sid})[0] == 204
     assert send(gateway, "POST", body=ping, headers={"Mcp-Session-Id": sid})[0] == 404
+    # a tool call carries its session to the supervisor, which refuses an ended one: the same 404, on any worker
+    for name in ("fake__echo", "nothing__here"):
+        call = {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": name, "arguments": {}}}
+        status, _, body = send(gateway, "POST", body=call, headers={"Mcp-Session-Id": sid})
+        assert (status, body["id"], body["error"]["code"]) == (404, 4, -32600), body
 
 
 @pytest.mark.parametrize("body, status, code", [

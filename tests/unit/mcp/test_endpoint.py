@@ -6,6 +6,7 @@ import json
 from argoproxy.edge.http_objects import Request
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.endpoint import McpEndpoint
+from argoproxy.mcp.link import SessionRefused
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
 
@@ -14,9 +15,10 @@ class StandIn:
     """The supervisor's side of the link: sessions, and servers that answer every call."""
 
     def __init__(self):
-        self.sessions, self.calls = {}, []
+        self.sessions, self.calls, self.trips = {}, [], 0
 
     def session(self, action, **fields):
+        self.trips += 1
         if action == "new":
             sid = f"s{len(self.sessions)}"
             self.sessions[sid] = fields
@@ -28,7 +30,11 @@ class StandIn:
             del self.sessions[fields["id"]]
         return {"version": known["version"]}
 
-    def call(self, server, message, timeout, session=""):
+    def call(self, server, message, timeout, session="", owner=None):
+        self.trips += 1
+        known = self.sessions.get(session)
+        if owner is not None and (known is None or known["owner"] != owner):  # as the supervisor checks it
+            raise SessionRefused(session)
         self.calls.append((server, message["method"], session))
         return jsonrpc.result(message["id"], {"tools": []})
 
@@ -104,3 +110,31 @@ def test_a_tool_call_is_one_debug_line_without_its_arguments(caplog):
     lines = [r.getMessage() for r in caplog.records if "tools/call" in r.getMessage()]
     assert len(lines) == 1 and 'tool="git__status" key=key:bot status=ok' in lines[0], lines
     assert "do-not-log-me" not in caplog.text
+
+
+def test_a_tool_calls_session_is_checked_on_the_calls_own_trip():
+    """A tool call's one trip to the supervisor carries its session and owner (no trip of its own to ask about the
+    session first); a request that calls no server asks on its own, and an ended session is a 404 either way."""
+    mcp = endpoint()
+    sid = post(mcp, INIT, owner="key:bot")[1]["Mcp-Session-Id"]
+    call = {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "git__status", "arguments": {}}}
+    post(mcp, call, {"Mcp-Session-Id": sid}, owner="key:bot")  # the first also reads the tools' names (labels)
+    before = mcp.link.trips
+    assert post(mcp, call, {"Mcp-Session-Id": sid}, owner="key:bot")[0] == 200
+    assert mcp.link.trips - before == 1
+    before = mcp.link.trips
+    assert post(mcp, {"jsonrpc": "2.0", "id": 5, "method": "ping"}, {"Mcp-Session-Id": sid}, owner="key:bot")[0] == 200
+    assert mcp.link.trips - before == 1
+    refused = {"jsonrpc": "2.0", "id": 4, "error": {"code": jsonrpc.INVALID_REQUEST,
+                                                     "message": "Unknown or ended session: initialize again."}}
+    status, _, answer = post(mcp, call, {"Mcp-Session-Id": sid}, owner="key:other")
+    assert (status, answer) == (404, refused)
+    answered_here = {**call, "params": {"name": "svn__status", "arguments": {}}}  # no such server: no call made
+    long_name = {**call, "params": {"name": "git__" + "x" * 70, "arguments": {}}}  # its server's listing read first
+    mcp.link.sessions[sid]["owner"] = "gone"  # ended, as by a DELETE on another worker
+    calls = list(mcp.link.calls)
+    for body in (call, answered_here, long_name, {"jsonrpc": "2.0", "id": 4, "method": "tools/list"},
+                 {"jsonrpc": "2.0", "id": 4, "method": "ping"}):
+        status, _, answer = post(mcp, body, {"Mcp-Session-Id": sid}, owner="key:bot")
+        assert (status, answer) == (404, refused), body
+    assert mcp.link.calls == calls  # nothing reached a server

@@ -14,9 +14,9 @@ import pytest
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc, launch
-from argoproxy.mcp.link import Link
+from argoproxy.mcp.link import Link, SessionRefused, SupervisorGone
 from argoproxy.mcp.stdio_server import StdioServer
-from argoproxy.mcp.supervisor import Sessions
+from argoproxy.mcp.supervisor import Sessions, Supervisor, UnixServer
 from tests.polling import poll
 
 FAKE = str(Path(__file__).resolve().parents[2] / "fakes" / "fake_mcp_server.py")
@@ -113,6 +113,42 @@ def test_sessions_belong_to_the_key_that_opened_them():
     assert sessions.act({"action": "end", "id": sid, "owner": "bob"}) == {}
     assert sessions.act({"action": "end", "id": sid, "owner": "alice"}) == {"ended": True}
     assert sessions.act({"action": "get", "id": sid, "owner": "alice"}) == {}
+
+
+def test_a_call_carrying_a_session_is_made_only_in_its_owners_session(tmp_path):
+    """A worker's call carries the request's session and its owner: the supervisor answers it only in a session it
+    holds for that owner, checked on the call's own trip; an unknown, ended or other key's session is refused
+    there, and nothing reaches the server (its tally counts no such call)."""
+    supervisor = Supervisor([fake()], str(tmp_path))
+    unix = UnixServer(str(tmp_path / "s.sock"), supervisor)
+    threading.Thread(target=unix.serve_forever, daemon=True).start()
+    supervisor.start()
+    try:
+        link = Link(str(tmp_path / "s.sock"))
+        assert poll(lambda: [s["state"] for s in link.status()] == ["ready"], timeout=20), link.status()
+        sid = link.session("new", owner="key:alice", version="2025-11-25")["id"]
+
+        def echo(session, owner, text):
+            return link.call("fake", {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                                      "params": {"name": "echo", "arguments": {"text": text}}}, 10, session, owner)
+
+        assert echo(sid, "key:alice", "hello")["result"]["content"][0]["text"] == "hello"
+        for session, owner in ((sid, "key:mallory"), ("no-such-session", "key:alice"), ("", "key:alice")):
+            with pytest.raises(SessionRefused):
+                echo(session, owner, "refused")
+        assert link.session("end", id=sid, owner="key:alice") == {"ended": True}  # DELETE, on any worker
+        with pytest.raises(SessionRefused):
+            echo(sid, "key:alice", "refused")
+        assert echo("", None, "no session asked")["result"]  # the stateless revision's calls carry no owner
+        tally = json.loads(text(link.call("fake", {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                                   "params": {"name": "tally", "arguments": {}}}, 10)))
+        assert tally["echo:"] == 2, tally
+    finally:
+        supervisor.stop()
+        unix.shutdown()
+        unix.server_close()
+    with pytest.raises(SupervisorGone):  # a call that is its session's check cannot be answered without it
+        Link(str(tmp_path / "s.sock")).call("fake", {"jsonrpc": "2.0", "id": 1, "method": "ping"}, 1, "x", "key:alice")
 
 
 def test_the_supervisor_process_serves_workers_and_stops_its_servers_with_it(monkeypatch):
