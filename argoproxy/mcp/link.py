@@ -52,12 +52,17 @@ class Link:
         return value
 
     def _exchange(self, conn: tuple[socket.socket, BinaryIO], data: bytes, timeout: float) -> bytes:
-        """One request and its answer's line on a connection, kept for the next call when it went well."""
+        """One request and its answer's line on a connection, kept for the next call when it went well; b"" when the
+        connection was found closed (a kept one the supervisor closed: the request is sent again on a new one)."""
         sock, lines = conn
         try:
             sock.settimeout(timeout)
             sock.sendall(data)
             line = lines.readline(MAX_ANSWER)
+        except TimeoutError:  # the request was taken and may be running: never sent again on another connection
+            lines.close()
+            sock.close()
+            raise SupervisorGone(f"no answer within {timeout:g}s") from None
         except OSError:
             line = b""
         if line.endswith(b"\n") and len(self.idle) < MAX_IDLE:
