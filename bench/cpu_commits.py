@@ -147,7 +147,10 @@ import cProfile, gc, json, pstats, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from argoproxy.config.settings import load_settings
 from argoproxy.edge.http_objects import Request
-from argoproxy.serve.proxy import build_proxy
+try:
+    from argoproxy.serve.proxy import build_proxy
+except ImportError:  # before the serve package's modules were renamed (e06cde4)
+    from argoproxy.serve.build import build_proxy
 from tests.fakes.fake_upstream import FakeUpstream
 
 class NotHere(BaseHTTPRequestHandler):  # what the proxy asks the upstream itself (is it a local server?): no
