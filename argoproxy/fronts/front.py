@@ -154,6 +154,9 @@ class Front:
     #: reads them (argoproxy/edge/model_readers.py; held to ALLOWED_MODELS and team keys' globs), under
     #: FRONTS_PASSTHROUGH too
     model_readers: tuple[tuple[str, Any], ...] = ()
+    #: (route after the API prefix, lower case; a DoorBatch, pipeline/batch_models.py) for its forwarded batch
+    #: routes whose body lists requests: the guard checks each one's model, a token limit reserves for each
+    batch_routes: tuple[tuple[str, Any], ...] = ()
     #: Forwarded paths ("METHOD /path" globs) that change what the upstream serves for everyone (Ollama's pull,
     #: push, copy, create, delete) or act on its account (Ollama's sign-out): the operator's keys only; a team
     #: key and a key_limits key are refused there (they may use models, not change the upstream).

@@ -10,12 +10,15 @@ and in Azure OpenAI's spellings, `/openai/files`, `/openai/batches?api-version=.
   the allow-list was set, or in parts through the Uploads API, which no line-by-line check can follow). The
   proxy reads that file from the upstream (`GET /v1/files/{id}/content`, with its own credential) line by line
   and checks every line before it forwards the batch.
-* `POST /v1/messages/batches` (Anthropic): `requests[].params.model` in the body.
+* a door's own batch route whose body lists its requests (Anthropic's `POST /v1/messages/batches`,
+  `requests[].params.model`): the door declares it (`Front.batch_routes`) with its reader, a DoorBatch; nothing
+  here knows a door's API.
 
 Every line or request must name an allowed model (a request naming none would get the upstream's default,
 which no list allows). Bounded: the proxy holds one line at a time, and reads at most MAX_BODY_BYTES of an
 input file (the largest file that could be uploaded through it) within the read timeout; a larger file is a
-400 `batch_input_too_large`. Other requests run between the 64 KB pieces of a long check (gevent). The answer keeps the door's error shape (Anthropic's on /v1/messages/batches).
+400 `batch_input_too_large`. Other requests run between the 64 KB pieces of a long check (gevent). The answer keeps
+the door's error shape (the door's on its own batch route).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
@@ -42,46 +45,69 @@ MAX_TRAILING_BLANKS = 1000  # blank lines read past MAX_LINES before the file is
 MAX_CONTAINERS = 1_000_000  # arrays and objects in the whole file; a line that needs the strict parser
 STRICT_COST = 4  # (it might repeat a key the check reads) counts its containers four times: it parses 4x slower
 _READ_KEYS = re.compile(rb'"(?i:model|body)"')  # the keys the check reads, as a line may spell them
-_BATCH_PATHS = {"files": "upload", "batches": "batch", "messages/batches": "message_batch"}
+_BATCH_PATHS = {"files": "upload", "batches": "batch"}  # OpenAI's API, which every forwarding upstream speaks
 _API_PREFIXES = ("openai/v1/", "openai/", "v1/")  # OpenAI's, Azure OpenAI's (with and without its v1)
 
 Fetch = Callable[[str], UpstreamResponse]  # a path (as the client spelled the prefix) -> the upstream's answer
 
 
-def batch_kind(method: str, path: str) -> str | None:
-    """upload, batch or message_batch for the POST routes that carry batch work (with or without /v1, and in
-    Azure OpenAI's spellings)."""
-    if method != "POST":
-        return None
+class DoorBatch(Protocol):
+    """A door's batch route whose body lists its requests (Front.batch_routes): the models they name, and each
+    request as (the path it would be sent to, its body) for a token limit's reservation."""
+
+    def models(self, body: bytes, named: Named) -> None: ...
+
+    def requests(self, body: bytes) -> Iterator[tuple[str, Any]]: ...
+
+
+DoorBatches = tuple[tuple[str, DoorBatch], ...]  # (route after the API prefix, lower case; its reader)
+
+
+def api_route(path: str) -> str:
+    """A forwarded path without its API prefix (with or without /v1, and in Azure OpenAI's spellings), lower case."""
     lowered = path.lower()
     for prefix in _API_PREFIXES:
         if lowered.startswith(prefix):
-            lowered = lowered[len(prefix):]
-            break
-    return _BATCH_PATHS.get(lowered)
+            return lowered[len(prefix):]
+    return lowered
+
+
+def batch_kind(method: str, path: str) -> str | None:
+    """upload or batch for OpenAI's POST routes that carry batch work (with or without /v1, and in Azure
+    OpenAI's spellings)."""
+    return _BATCH_PATHS.get(api_route(path)) if method == "POST" else None
 
 
 class BatchModels:
     """The reader of the models batch work names: `read(call, named, fetch)` calls `named` for each (one line,
     one request at a time); a malformed input is the 400 the client gets."""
 
-    def __init__(self, max_bytes: int, read_timeout: float) -> None:
+    def __init__(self, max_bytes: int, read_timeout: float, doors: DoorBatches = ()) -> None:
         self.max_bytes = max_bytes
         self.read_timeout = read_timeout
+        self.doors = dict(doors)  # the doors' own batch routes
+
+    def door_batch(self, method: str, path: str) -> DoorBatch | None:
+        return self.doors.get(api_route(path)) if method == "POST" and self.doors else None
+
+    def lists_requests(self, method: str, path: str) -> bool:
+        """Does the route's work name requests the upstream will answer (a batch, a door's batch route)?"""
+        return batch_kind(method, path) == "batch" or self.door_batch(method, path) is not None
 
     def read(self, call: Call, named: Named, fetch: Fetch) -> bool:
         """The models a forwarded call names inside its batch work; False on a route that carries none."""
         kind = batch_kind(call.client.method, call.plan.path)
+        door = self.door_batch(call.client.method, call.plan.path)
         body = call.plan.raw_body
         if kind == "upload":
             self.check_upload(body, call.plan.headers.get("Content-Type", ""), named)
         elif kind == "batch" and body:
             self.check_batch(call.plan.path, body, fetch, named)
-        elif kind == "message_batch" and body:
-            self.check_message_batch(body, named)
-        return kind is not None
+        elif door is not None and body:
+            door.models(body, named)
+        return kind is not None or door is not None
 
-    # ------------------------------------------------------------ the three routes
+    # ------------------------------------------------------------ OpenAI's two routes
     def check_upload(self, body: bytes, content_type: str, named: Named) -> None:
         """A multipart upload whose purpose is `batch`: every line of every file part."""
         if not body or not content_type.lower().lstrip().startswith("multipart/"):
@@ -117,13 +143,12 @@ class BatchModels:
     def requests(self, call: Call, fetch: Fetch) -> Iterator[tuple[str, Any]]:
         """(url, body) of each request batch work asks the upstream to answer (what a token limit reserves for
         it): each line of a batch's input file (its `url`, else the batch's `endpoint`), each request of a
-        message batch. A line that cannot be read is left out (the upstream answers it with an error)."""
+        door's batch route. A line that cannot be read is left out (the upstream answers it with an error)."""
         kind = batch_kind(call.client.method, call.plan.path)
+        door = self.door_batch(call.client.method, call.plan.path)
         body = call.plan.raw_body
-        if kind == "message_batch" and body:
-            listed = parse_object(body).get("requests")
-            for item in listed if isinstance(listed, list) else ():
-                yield "/v1/messages", item.get("params") if isinstance(item, dict) else None
+        if door is not None and body:
+            yield from door.requests(body)
         if kind != "batch" or not body:
             return
         endpoint = parse_object(body).get("endpoint")
@@ -139,19 +164,6 @@ class BatchModels:
             url = request.get("url") or endpoint
             if request:
                 yield (url if isinstance(url, str) else ""), request.get("body")
-
-    def check_message_batch(self, body: bytes, named: Named) -> None:
-        """Anthropic's message batch: the model of every request's params."""
-        requests = parse_object(body).get("requests")
-        if not isinstance(requests, list):
-            raise ProxyError(400, "`requests` must be a list of {custom_id, params}.", param="requests",
-                             code="invalid_value")
-        for i, item in enumerate(requests):
-            params = item.get("params") if isinstance(item, dict) else None
-            if not isinstance(params, dict):
-                raise ProxyError(400, f"`requests[{i}].params` must be an object.", param=f"requests[{i}].params",
-                                 code="invalid_value")
-            self.check_models(params, f"requests[{i}].params", named)
 
     # ------------------------------------------------------------ lines and models
     def check_lines(self, lines: Iterable[bytes], where: str, named: Named) -> None:
@@ -174,26 +186,27 @@ class BatchModels:
                 for key in bodies:
                     if not isinstance(request.get(key), dict):
                         raise ProxyError(400, f"`{key}` must be an object.", param=key, code="invalid_value")
-                    self.check_models(request[key], key, named, passed)
+                    check_models(request[key], key, named, passed)
             except ProxyError as err:
                 err.message = f"Line {number} of the batch {where}: {err.message}"
                 raise
 
-    def check_models(self, obj: dict[str, Any], where: str, named: Named, passed: set[str] | None = None) -> None:
-        """`model` in every spelling a lenient server reads (any case): each one allowed, and one at least.
-        `passed` holds names already allowed (at most 64), so a file naming one model 100,000 times checks it once."""
-        names = [key for key in obj if isinstance(key, str) and key.casefold() == "model"]
-        try:
-            for key in names or ["model"]:
-                model = obj.get(key)
-                if passed is not None and isinstance(model, str) and model in passed:
-                    continue
-                named(model)
-                if passed is not None and isinstance(model, str) and len(passed) < 64:
-                    passed.add(model)
-        except ProxyError as err:
-            err.param = f"{where}.model"
-            raise
+
+def check_models(obj: dict[str, Any], where: str, named: Named, passed: set[str] | None = None) -> None:
+    """`model` in every spelling a lenient server reads (any case): each one allowed, and one at least.
+    `passed` holds names already allowed (at most 64), so a file naming one model 100,000 times checks it once."""
+    names = [key for key in obj if isinstance(key, str) and key.casefold() == "model"]
+    try:
+        for key in names or ["model"]:
+            model = obj.get(key)
+            if passed is not None and isinstance(model, str) and model in passed:
+                continue
+            named(model)
+            if passed is not None and isinstance(model, str) and len(passed) < 64:
+                passed.add(model)
+    except ProxyError as err:
+        err.param = f"{where}.model"
+        raise
 
 
 def _request_of(line: bytes, budget: int) -> tuple[dict[str, Any], int]:

@@ -31,7 +31,6 @@ from argoproxy.meter.worst import supplied
 from argoproxy.pipeline import planning, upstream_messages
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.backend import Backend
-from argoproxy.pipeline.batch_models import batch_kind
 from argoproxy.pipeline.call import Call, Trace
 from argoproxy.pipeline.capabilities import CapabilityTable
 from argoproxy.pipeline.chat_answers import ChatAnswers
@@ -74,9 +73,10 @@ class Gateway:
                  answers: Answers | None = None, *, routing: Callable[[Gateway], Dispatcher] | None = None,
                  limiter: Limiter | None = None, team_keys: TeamKeys | None = None,
                  stored: StoredResponses | None = None, guard: Guard | None = None,
-                 spelled: tuple[tuple[str, Any], ...] = ()) -> None:
+                 spelled: tuple[tuple[str, Any], ...] = (), batches: tuple[tuple[str, Any], ...] = ()) -> None:
         """`guard`: the worker's (serve/build.py builds it with the doors' operator paths and auth's operator
-        test; else one with none); `spelled`: how bodies in a door's own API say what they may generate, by path."""
+        test; else one with none); `spelled`: how bodies in a door's own API say what they may generate, by path;
+        `batches`: the doors' own batch routes (Front.batch_routes)."""
         self.settings, self.backend, self.upstream = settings, backend, upstream
         self.answers = answers = answers if answers is not None else Answers(settings)
         self.chat = ChatAnswers(answers, backend)  # the chat-completions door's encoder
@@ -102,7 +102,8 @@ class Gateway:
         self.relay = Relay(answers, upstream.read_timeout)
         self.reading = RequestReading(settings, backend, upstream, capabilities,
                                       lambda: listed_models(self.routing, backend),
-                                      routed=routing is not None, stored=stored, spelled=spelled)
+                                      routed=routing is not None, stored=stored, spelled=spelled,
+                                      batches=batches)
         # `models`: several deployments (argoproxy/routing/), built last: it makes a view of this Gateway for each
         self.routing: Dispatcher | None = routing(self) if routing is not None else None
 
@@ -340,7 +341,7 @@ class Gateway:
         if charged(call):
             headers["Accept-Encoding"] = "identity"  # its usage is read from the answer's bytes
             body = forwarded_body(call)
-            batch = batch_kind(call.client.method, call.plan.path) in ("batch", "message_batch")
+            batch = self.reading.batches.lists_requests(call.client.method, call.plan.path)
             charge = asked.read_worst if batch and asked is not None else None
         req = UpstreamRequest(call.client.method, url, headers, call.plan.raw_body or None)
         return self.relay.forwarded(call, self.exchange.response(call, req, FORWARD_SENDING), body, charge)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from argoproxy.edge.model_readers import Reader, reader_for
 from argoproxy.meter.dollars import most_nanos
 from argoproxy.meter.worst import OPENAI, Asked, Reading, Worst, shape_of
-from argoproxy.pipeline.batch_models import BatchModels, batch_kind, upstream_fetch
+from argoproxy.pipeline.batch_models import BatchModels, DoorBatches, upstream_fetch
 from argoproxy.pipeline.forwarded_body import forwarded_body
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.model_context import ModelContexts
@@ -35,14 +35,14 @@ class RequestReading:
 
     def __init__(self, settings: Settings, backend: Backend, upstream: Upstream, capabilities: CapabilityTable,
                  listing: Callable[[], list[Any]], *, routed: bool = False, stored: StoredResponses | None = None,
-                 spelled: tuple[tuple[str, Any], ...] = ()) -> None:
+                 spelled: tuple[tuple[str, Any], ...] = (), batches: DoorBatches = ()) -> None:
         self.routed = routed
         self.reading: Reading = OPENAI if routed else backend.reading  # routed: any OpenAI-compatible server
         self.backend, self.upstream, self.capabilities = backend, upstream, capabilities
         self.image_tokens = settings.meter_image_tokens  # Bounds: an image of a model of no known family
         self.contexts = ModelContexts(listing)  # the models' contexts, for reservations (read when asked)
         self.stored, self.spelled = stored, spelled
-        self.batches = BatchModels(settings.max_body_bytes, settings.timeout)
+        self.batches = BatchModels(settings.max_body_bytes, settings.timeout, batches)
 
     # ---------------------------------------------------------------- the meter's Bounds
     def supplied_limit(self, model: str | None) -> int | None:
@@ -87,7 +87,7 @@ class RequestReading:
         def read() -> tuple[Any, Any]:
             if call.client.method != "POST":  # reading back, deleting: nothing generated, nothing charged
                 return "read", None
-            if batch_kind(call.client.method, call.plan.path) in ("batch", "message_batch"):
+            if self.batches.lists_requests(call.client.method, call.plan.path):
                 fetch = upstream_fetch(self.upstream.send, self.backend.url, self.backend.upstream_headers(call),
                                        call.plan.query)
                 lines: Iterable[tuple[str, Any]] = self.batches.requests(call, fetch)

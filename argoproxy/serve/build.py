@@ -11,7 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.pipeline.guard import Guard
-from argoproxy.serve.door import Door, door_auth, operator_paths, spelled_paths
+from argoproxy.serve.door import Door, door_auth, door_batches, operator_paths, spelled_paths
 from argoproxy.observe.health import HealthCheck
 from argoproxy.observe.journal import Journal, journal_observer, setup_log_file
 from argoproxy.observe.logs import configure_logging, request_logger
@@ -78,7 +78,7 @@ def build_door(settings: Settings, upstream: Upstream | None = None,
     guard = Guard(settings, limiter, keys, operator_paths=operator_paths(), operator=auth.is_admin)
     gateway = Gateway(settings, backend, upstream, FrontAnswers, answers,  # FrontAnswers: the API doors' encoder
                       routing=routing_for(settings), limiter=limiter, team_keys=keys, stored=stored, guard=guard,
-                      spelled=spelled_paths())
+                      spelled=spelled_paths(), batches=door_batches())
     if keys is not None:
         keys.most_cost = gateway.most_cost  # dollar budgets: a request's most at its model's prices
     metrics = install_metrics(gateway)

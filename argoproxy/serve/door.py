@@ -98,7 +98,7 @@ class Door:
         self.metrics, self.tracing = metrics, tracing
         self.status_page: StatusPage | None = None  # set by serve/build.py when STATUS_PAGE is on (it reads the door)
         self.allowed = self.settings.allowed_models
-        self.batches = BatchModels(self.settings.max_body_bytes, self.settings.timeout)
+        self.batches = BatchModels(self.settings.max_body_bytes, self.settings.timeout, door_batches())
         # Readers of forwarded paths naming their models elsewhere than `model`: the doors' (a door whose API is
         # forwarded under FRONTS_PASSTHROUGH included).
         self.readers: tuple[tuple[str, Reader], ...] = tuple(pair for front in FRONTS.values()
@@ -559,6 +559,11 @@ def operator_paths() -> tuple[str, ...]:
 def spelled_paths() -> tuple[tuple[str, object], ...]:
     """What bodies in a door's own API may generate, by path (forwarded bodies, a batch's lines): the doors'."""
     return tuple(pair for front in FRONTS.values() for pair in front.spelled_paths)
+
+
+def door_batches() -> tuple[tuple[str, Any], ...]:
+    """The doors' own batch routes whose body lists requests (Front.batch_routes), for the guard and the meter."""
+    return tuple(pair for front in FRONTS.values() for pair in front.batch_routes)
 
 
 def model_not_found(model: str | None) -> ProxyError:

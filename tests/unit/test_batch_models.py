@@ -10,6 +10,7 @@ import pytest
 from argoproxy.pipeline.batch_models import MAX_CONTAINERS, MAX_LINES, BatchModels, _lines, batch_kind
 from argoproxy.edge.request_models import check_named
 from argoproxy.errors import ProxyError
+from argoproxy.serve.door import door_batches
 
 BATCHES = BatchModels(1 << 20, 10.0)
 
@@ -23,9 +24,14 @@ class CHECK:
 
 
 def test_batch_routes_with_and_without_v1():
-    assert [batch_kind("POST", p) for p in ("v1/files", "files", "V1/Batches", "messages/batches",
-                                             "v1/messages/batches")] == \
-        ["upload", "upload", "batch", "message_batch", "message_batch"]
+    assert [batch_kind("POST", p) for p in ("v1/files", "files", "V1/Batches")] == ["upload", "upload", "batch"]
+    # a door's own batch route is the door's (Front.batch_routes), not OpenAI's: known only when it is declared
+    assert batch_kind("POST", "v1/messages/batches") is None and not BATCHES.lists_requests("POST", "v1/messages/batches")
+    declared = BatchModels(1 << 20, 10.0, door_batches())
+    assert [declared.lists_requests("POST", p) for p in ("v1/messages/batches", "Messages/Batches", "v1/batches")] \
+        == [True, True, True]
+    assert not declared.lists_requests("GET", "v1/messages/batches")
+    assert not declared.lists_requests("POST", "v1/messages/batches/abc/cancel")
     # Azure OpenAI's spellings carry batch work too (issue 37)
     assert [batch_kind("POST", p) for p in ("openai/files", "openai/batches", "openai/v1/batches", "OpenAI/Files")] \
         == ["upload", "batch", "batch", "upload"]

@@ -17,6 +17,7 @@ for the same text.
   answer.py    the internal answer -> a `message` object
   stream.py    the internal chunks -> the Messages stream's events
   models.py    the proxy's model list in Anthropic's shape
+  batches.py   a message batch's models and requests, for the guard and a token limit
   door.py      the Front: routes, keys, errors, headers
 
 Built as docs/adding-a-door.md says: this package and one line in the registry (argoproxy/fronts/__init__.py).

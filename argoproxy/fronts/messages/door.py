@@ -7,6 +7,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from argoproxy.fronts.front import DoorArgs, DoorRoute, Exchange, Front, bearer
 from argoproxy.fronts.messages.answer import chat_to_message
+from argoproxy.fronts.messages.batches import MessageBatches
 from argoproxy.fronts.messages.errors import error_type
 from argoproxy.fronts.messages.models import model_entry, model_list
 from argoproxy.fronts.messages.request import request_to_chat, thinking_requested
@@ -32,6 +33,7 @@ class MessagesFront(Front):
     native_shape = Shape(("output_config", "effort"), "max_tokens", False)
     spelled = Spelled(limits=(("max_tokens",),), supply=("max_tokens",))  # max_tokens is required
     spelled_paths = (("/v1/messages", spelled),)  # a message batch's requests
+    batch_routes = (("messages/batches", MessageBatches()),)
 
     def claims_client(self, headers: Mapping[str, str], query: str) -> bool:
         return "Anthropic-Version" in headers  # Anthropic's SDK and Claude Code send it on every request
