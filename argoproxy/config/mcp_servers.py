@@ -241,10 +241,3 @@ def missing_tokens(servers: tuple[McpServer, ...], environ: Mapping[str, str]) -
             return (f"mcp_servers.{server.name}.bearer_token_env: {server.bearer_token_env} is not set in the "
                     "proxy's environment")
     return None
-
-
-def not_served(servers: tuple[McpServer, ...]) -> tuple[str, ...]:
-    """Start-up warnings for what is read but not done yet: a per_session server gets one process shared by
-    every session."""
-    return tuple(f"mcp_servers.{s.name}.per_session is set, but a process per session is not made yet, so every "
-              "session shares one" for s in servers if s.per_session)

@@ -29,7 +29,7 @@ from argoproxy.config.model_families import Overrides, parse_overrides
 from argoproxy.config.llm_params import LlmParams, parse_llm_params
 from argoproxy.config.model_free_paths import DEFAULT_MODEL_FREE, route_globs
 from argoproxy.config.price_settings import PriceSettings, parse_prices
-from argoproxy.config.mcp_servers import McpServers, missing_tokens, not_served, parse_mcp_servers
+from argoproxy.config.mcp_servers import McpServers, missing_tokens, parse_mcp_servers
 from argoproxy.config.redis_url import check_redis_url
 from argoproxy.redaction import mask_url
 from argoproxy.config.routing_settings import (KeyLimit, ModelEntry, as_concurrency, check_routing, parse_fallbacks,
@@ -364,6 +364,12 @@ class Settings:
                               "proxy runs) or {url, headers, bearer_token_env, transport} (one it reaches); "
                               "MCP_SERVERS: JSON. Empty: /mcp is forwarded as any path (docs/mcp.md).",
                               env=("MCP_SERVERS",))
+    mcp_session_processes: int = _setting(16, _number(int, 1, 10000), "Processes a per_session MCP server runs at "
+                                          "once at most (docs/mcp.md).", env=("MCP_SESSION_PROCESSES",),
+                                          flags=("--mcp-session-processes",))
+    mcp_session_processes_per_key: int = _setting(4, _number(int, 1, 10000), "Of those, one key's at most.",
+                                                  env=("MCP_SESSION_PROCESSES_PER_KEY",),
+                                                  flags=("--mcp-session-processes-per-key",))
     # --- observe
     debug: bool = _setting(False, as_bool, "One log line per request and upstream details (secrets redacted).",
                            env=("DEBUG", "VERBOSE"), flags=("--debug", "--verbose", "-v"), negative_flags=("--quiet", "-q"),
@@ -632,7 +638,6 @@ def _load_warnings(settings: Settings, given: list[Given], environ: Mapping[str,
     return (_unused_with_models(settings, given) + _unused_by_other_settings(settings, given)
             + _fallbacks_past_calls(settings) + listener.exposure_warnings(settings, environ)
             + tracing_warnings(settings.tracing, settings.tracing_content, {g.name for g in given}, environ)
-            + not_served(settings.mcp_servers)
             + misspelled(environ))
 
 
@@ -703,6 +708,9 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
     "journal_body_bytes": (lambda s: bool(s.log_dir), "LOG_DIR is not set (no journals are written)"),
     "journal_tool_arguments": (lambda s: bool(s.log_dir and s.mcp_servers),
                                "LOG_DIR is not set or no mcp_servers are (no tool call is journaled)"),
+    **{name: (lambda s: any(server.per_session for server in s.mcp_servers),
+              "no mcp_servers entry sets per_session (every session shares its server's process)")
+       for name in ("mcp_session_processes", "mcp_session_processes_per_key")},
     "metrics_public": (lambda s: s.enable_auth, "enable_auth is off (/metrics is open to every client anyway)"),
     "fronts_passthrough": (lambda s: s.backend == "openai" or bool(s.models), "only the openai backend passes "
                                                                             "fronts through"),

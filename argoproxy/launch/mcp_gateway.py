@@ -126,6 +126,7 @@ class Server:
     restarts: int
     error: str
     tools: list[str]  # its tools as the key sees them (prefixed: git__status); listed only when it is ready
+    processes: int | None = None  # a per_session server's: its sessions' processes running now
 
 
 def served(url: str, key: str) -> list[Server]:
@@ -136,9 +137,10 @@ def served(url: str, key: str) -> list[Server]:
     servers = []
     for state in states if isinstance(states, list) else []:
         if isinstance(state, dict) and isinstance(state.get("name"), str):
-            restarts = state.get("restarts")
+            restarts, processes = state.get("restarts"), state.get("processes")
             servers.append(Server(state["name"], str(state.get("state") or "unknown"),
-                                  restarts if isinstance(restarts, int) else 0, str(state.get("error") or ""), []))
+                                  restarts if isinstance(restarts, int) else 0, str(state.get("error") or ""), [],
+                                  processes if state.get("per_session") and isinstance(processes, int) else None))
     for server in servers:
         if server.state == "ready":
             server.tools = tools_of(url, key, server.name)

@@ -77,6 +77,8 @@ def line(server: Server) -> str:
     """`git: running, 12 tools` (or why it is not running, and how often it was started again)."""
     state = STATES.get(server.state, server.state)
     said = [f"{state} ({server.error})" if server.error and state != "running" else state]
+    if server.processes is not None:  # per_session: a process per client session
+        said.append(f"{server.processes} session process{'es' if server.processes != 1 else ''}")
     if server.restarts:
         said.append(f"restarted {server.restarts} time{'s' if server.restarts != 1 else ''}")
     said.append(f"{len(server.tools)} tool{'s' if len(server.tools) != 1 else ''}")

@@ -28,7 +28,7 @@ from argoproxy.mcp import jsonrpc, stateless
 from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs
 from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, Refused, watched
 from argoproxy.mcp.limits import Held, Limits
-from argoproxy.mcp.link import Link, SessionRefused, SupervisorGone
+from argoproxy.mcp.link import MARGIN, Link, SessionRefused, SupervisorGone
 from argoproxy.mcp.names import MAX_NAME, prefixed
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
 from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
@@ -45,6 +45,7 @@ METHODS = frozenset({"GET", "POST", "DELETE"})
 NAMED_CALLS = frozenset({"tools/call", "prompts/get"})
 SERVERS_METHOD = "cot_proxy/servers"  # the proxy's own, at /mcp: each server's state (`cot-proxy mcp list`)
 STATE_FIELDS = ("name", "kind", "state", "restarts", "error")
+PER_SESSION_FIELDS = ("per_session", "processes")  # a per_session server's: how many sessions' processes run
 
 
 class McpEndpoint:
@@ -61,13 +62,14 @@ class McpEndpoint:
         self.hooks: list[Hook] = []  # what each tool call's end is handed to (recording.py; serve/mcp_mount.py)
         self.names = ToolNames(lambda server: self.catalog("").tool_names(server))
 
-    def catalog(self, session: str, check: SessionCheck | None = None) -> Catalog:
+    def catalog(self, session: str, check: SessionCheck | None = None, owner: str = "") -> Catalog:
         """The servers as this session's calls reach them (a cancellation names the session's request id); with
-        `check`, the request's first call is its session's check too."""
+        `check`, the request's first call is its session's check too. `owner`: whose calls they are (a per_session
+        server's process is chosen by it)."""
         if check is not None:
             return Catalog(self.servers, check.call)
-        return Catalog(self.servers, lambda server, message: self.link.call(server, message,
-                                                                           self.limits.of(server).timeout, session))
+        return Catalog(self.servers, lambda server, message: self.link.call(
+            server, message, self.limits.of(server).timeout, session, key=owner))
 
     # ------------------------------------------------------------ HTTP
     def answer(self, req: Request, server: str | None, owner: str, globs: Globs, context: Any = None) -> Answer:
@@ -137,7 +139,7 @@ class McpEndpoint:
                   sse: bool, taken: Taken, check: SessionCheck | None = None) -> Answer:
         """A tool call's answer: JSON, or when it asks for progress, an SSE stream of it and the answer; either way
         recorded once answered (`recorded`). `check`: its 2025-11-25 session, not asked yet (None: none to ask)."""
-        catalog = self.catalog(session, check)
+        catalog = self.catalog(session, check, owner)
         routed = catalog.target(server, message.raw, globs)
         streamed = isinstance(routed, tuple) and sse and jsonrpc.progress_token(message.raw) is not None
         if check is not None and (streamed or not isinstance(routed, tuple) or self.limits.holds(taken.key, routed[0])):
@@ -160,7 +162,7 @@ class McpEndpoint:
     def events(self, message: jsonrpc.Message, server: str | None, owner: str, routed: tuple[str, dict[str, Any]],
                session: str, taken: Taken, held: Held | None) -> Iterator[bytes]:
         sent_bytes, last, cost = 0, None, 0
-        relayed = self.link.stream(*routed, self.limits.of(routed[0]).timeout, session)
+        relayed = self.link.stream(*routed, self.limits.of(routed[0]).timeout, session, key=owner)
         keys = self.limits.keys if taken.key is not None else None  # a team key's stream ends once it is revoked
         stream: Iterator[dict[str, Any] | Refused] = relayed if keys is None else \
             watched(relayed, KeyWatch(keys, taken.presented))
@@ -243,6 +245,11 @@ class McpEndpoint:
             return http_error(400, "DELETE ends a session: send its Mcp-Session-Id.")
         if not self.sessions.end(session, owner):
             return http_error(404, "Unknown or ended session.")
+        if not self.sessions.checked_by_calls:  # Redis held it: the supervisors' processes of it go (every replica's)
+            try:
+                self.link.ask({"op": "ended", "session": session}, MARGIN)
+            except SupervisorGone:
+                pass
         return Answer(b"", 204)
 
     # ------------------------------------------------------------ JSON-RPC
@@ -253,8 +260,9 @@ class McpEndpoint:
         if server is not None:
             return catalog.alone(server, message, globs)
         if method == SERVERS_METHOD:
-            return jsonrpc.result(message["id"], {"servers": [{k: s.get(k) for k in STATE_FIELDS}
-                                                              for s in self.link.status()]})
+            return jsonrpc.result(message["id"], {"servers": [
+                {**{k: s.get(k) for k in STATE_FIELDS}, **{k: s[k] for k in PER_SESSION_FIELDS if k in s}}
+                for s in self.link.status()]})
         if method in LISTINGS:
             return catalog.listing(message, globs)
         if method in NAMED_CALLS:
@@ -296,7 +304,7 @@ class SessionCheck:
         endpoint = self.endpoint
         timeout = endpoint.limits.of(server).timeout
         if self.asked:
-            return endpoint.link.call(server, message, timeout, self.session)
+            return endpoint.link.call(server, message, timeout, self.session, key=self.owner)
         try:
             answer = endpoint.link.call(server, message, timeout, self.session, self.owner)
         except SessionRefused:

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Any
 
 from argoproxy.config.mcp_servers import McpServer
 
@@ -27,16 +28,23 @@ STOP_SECONDS = 10.0
 MAX_SOCKET_PATH = 103
 
 _running: subprocess.Popen[bytes] | None = None
-_entries: list[dict[str, object]] = []  # what it runs
+_entries: list[object] = []  # what it runs, and its options
 _retiring: list[tuple[subprocess.Popen[bytes], str]] = []  # supervisors a reload replaced, until they stop
 
 
-def start_supervisor(servers: tuple[McpServer, ...], grace: float = 0.0) -> str | None:
-    """Start the supervisor of the MCP servers (once per master; again when a reload changed them, the new
-    workers then reach the new one, and the old one goes `grace` seconds later, once the old workers have
+def supervisor_options(settings: Any) -> dict[str, object]:
+    """What the supervisor needs of the settings besides the servers (the line after theirs on its stdin)."""
+    return {"session_processes": settings.mcp_session_processes,
+            "session_processes_per_key": settings.mcp_session_processes_per_key, "redis_url": settings.redis_url}
+
+
+def start_supervisor(servers: tuple[McpServer, ...], grace: float = 0.0,
+                     options: dict[str, object] | None = None) -> str | None:
+    """Start the supervisor of the MCP servers (once per master; again when a reload changed them or its options,
+    the new workers then reach the new one, and the old one goes `grace` seconds later, once the old workers have
     finished their calls); return its socket's path."""
     global _running, _entries
-    entries = [dataclasses.asdict(s) for s in servers]  # supervisor.read_servers reads them back
+    entries: list[object] = [[dataclasses.asdict(s) for s in servers], options or {}]  # supervisor.main reads them back
     if os.environ.get(OWNER_ENV) == str(os.getpid()) and _running is not None and _running.poll() is None:
         if entries == _entries:
             return os.environ[SOCKET_ENV]
@@ -47,7 +55,7 @@ def start_supervisor(servers: tuple[McpServer, ...], grace: float = 0.0) -> str 
     process = subprocess.Popen([sys.executable, "-m", "argoproxy.mcp.supervisor", path, rundir],
                                stdin=subprocess.PIPE, start_new_session=True)
     assert process.stdin is not None
-    process.stdin.write(json.dumps(entries).encode() + b"\n")
+    process.stdin.write(b"".join(json.dumps(line).encode() + b"\n" for line in entries))
     process.stdin.flush()  # the pipe stays open: its end tells the supervisor the master is gone
     deadline = time.monotonic() + START_SECONDS
     while not os.path.exists(path) and process.poll() is None and time.monotonic() < deadline:

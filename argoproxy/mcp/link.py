@@ -73,15 +73,18 @@ class Link:
         return line
 
     def call(self, server: str, message: dict[str, Any], timeout: float, session: str = "",
-             owner: str | None = None) -> dict[str, Any]:
+             owner: str | None = None, key: str = "") -> dict[str, Any]:
         """The server's answer to a request (under the request's own id), or the JSON-RPC error saying why not.
 
         With `owner`, the call is made only in that owner's session, which the supervisor checks on the same trip
         (a request's call is its session check): SessionRefused when the session is not theirs, or not held, and
-        SupervisorGone when the supervisor cannot be asked."""
+        SupervisorGone when the supervisor cannot be asked. `key`: whose the call is, unchecked (a per_session
+        server's process is chosen by it and the session: per_session.py)."""
         request = {"op": "call", "server": server, "message": message, "timeout": timeout, "session": session}
         if owner is not None:
             request["owner"] = owner
+        elif key:
+            request["key"] = key
         try:
             answer = self.ask(request, timeout + MARGIN)
         except SupervisorGone:
@@ -99,14 +102,15 @@ class Link:
         return result
 
     def stream(self, server: str, message: dict[str, Any], timeout: float,
-               session: str = "") -> Iterator[dict[str, Any]]:
+               session: str = "", key: str = "") -> Iterator[dict[str, Any]]:
         """The server's progress notifications for a request, then its answer (or the error saying why none)."""
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(timeout + MARGIN)
                 sock.connect(self.path)
                 sock.sendall(json.dumps({"op": "call", "server": server, "message": message, "timeout": timeout,
-                                         "notes": True, "session": session}, separators=(",", ":")).encode() + b"\n")
+                                         "notes": True, "session": session, "key": key},
+                                        separators=(",", ":")).encode() + b"\n")
                 with sock.makefile("rb") as lines:
                     for line in iter(lambda: lines.readline(MAX_ANSWER), b""):
                         value = json.loads(line)

@@ -69,7 +69,7 @@ class Endpoint(Protocol):
 
     def capabilities(self, server: str | None) -> dict[str, Any]: ...
 
-    def catalog(self, session: str) -> Catalog: ...
+    def catalog(self, session: str, check: Any = None, owner: str = "") -> Catalog: ...
 
     def request(self, catalog: Catalog, message: dict[str, Any], server: str | None,
                 globs: Globs) -> dict[str, Any]: ...
@@ -113,7 +113,7 @@ def answer(endpoint: Endpoint, req: Request, message: jsonrpc.Message, server: s
             called.response = reshaped_events(called.chunks, method, lambda: endpoint.link.cancel(session, raw["id"]))
             return called
         return json_answer(loads(called.get_data()), method)
-    return json_answer(endpoint.request(endpoint.catalog(session), raw, server, globs), method)
+    return json_answer(endpoint.request(endpoint.catalog(session, owner=owner), raw, server, globs), method)
 
 
 def checked(req: Request, message: jsonrpc.Message) -> None:

@@ -13,10 +13,16 @@ call at a time (kept open for the next), one JSON line each way (argoproxy/mcp/l
       says so, "session": "checked"; else it is {"session": "refused"}: a request's call is its session check)
   {"op": "notify", "server": NAME, "message": {...}}                   -> {}
   {"op": "cancel", "session": ID, "id": REQUEST_ID}                     -> {"cancelled": true|false}
+      (a call not running here is cancelled on the replica running it, told over Redis: replicas.py)
+  {"op": "ended", "session": ID}                                       -> {} (a session Redis held was DELETEd;
+      its per_session processes end, here and on the other replicas: replicas.py)
   {"op": "status"}                                                     -> {"servers": [...]}
   {"op": "session", "action": "new"|"get"|"end", ...}                  -> the session's record
 
-It also holds the 2025-11-25 sessions of this instance (Mcp-Session-Id), which any worker may be asked about."""
+It also holds the 2025-11-25 sessions of this instance (Mcp-Session-Id), which any worker may be asked about. A
+per_session server's processes are chosen by the call's session and its owner (a call's "key": the worker's
+word for whose it is; per_session.py). After the servers' line the master writes a line of options (the
+per-session bounds, REDIS_URL for replicas.py)."""
 
 from __future__ import annotations
 
@@ -33,7 +39,9 @@ from typing import Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.per_session import Bounds, PerSession
 from argoproxy.mcp.remote_server import RemoteServer
+from argoproxy.mcp.replicas import Replicas
 from argoproxy.mcp.stdio_server import StdioServer
 from argoproxy.redaction import LogFilter, Secrets
 
@@ -48,9 +56,10 @@ SESSION_IDLE = 24 * 3600.0
 class Sessions:
     """2025-11-25 sessions: id -> (the key that opened it, the revision it speaks, last use)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ended: Callable[[str], Any] = lambda session: None) -> None:
         self.lock = threading.Lock()
         self.records: dict[str, dict[str, Any]] = {}
+        self.ended = ended  # told of each session that ends (its per_session processes go)
 
     def act(self, request: dict[str, Any]) -> dict[str, Any]:
         action, now = request.get("action"), time.monotonic()
@@ -66,6 +75,7 @@ class Sessions:
                 return {}  # another key's session is no session for this one
             if action == "end":
                 del self.records[str(request["id"])]
+                self.ended(str(request["id"]))
                 return {"ended": True}
             record["used"] = now
             return {"version": record["version"]}
@@ -74,30 +84,60 @@ class Sessions:
         """Room for one more of `owner`'s: idle sessions go, then its own least recently used past its share (one
         key opening sessions in a loop ends only its own), then anyone's least recently used."""
         for sid in [s for s, r in self.records.items() if now - r["used"] > SESSION_IDLE]:
-            del self.records[sid]
+            self._drop(sid)
         own = [s for s, r in self.records.items() if r["owner"] == owner]
         while len(own) >= MAX_PER_OWNER:
             oldest = min(own, key=lambda s: self.records[s]["used"])
             own.remove(oldest)
-            del self.records[oldest]
+            self._drop(oldest)
         while len(self.records) >= MAX_SESSIONS:
-            del self.records[min(self.records, key=lambda s: self.records[s]["used"])]
+            self._drop(min(self.records, key=lambda s: self.records[s]["used"]))
+
+    def _drop(self, session: str) -> None:
+        del self.records[session]
+        self.ended(session)
+
+    def owner(self, session: str) -> str:
+        record = self.records.get(session)
+        return str(record["owner"]) if record else ""
 
 
 class Supervisor:
-    def __init__(self, servers: list[McpServer], rundir: str) -> None:
-        # A stdio server's process or a remote server's session: one each for the instance, the same to the rest.
-        self.servers = {s.name: StdioServer(s, os.path.join(rundir, "home", s.name)) if s.stdio else RemoteServer(s)
+    def __init__(self, servers: list[McpServer], rundir: str, options: dict[str, Any] | None = None) -> None:
+        # A stdio server's process or a remote server's session: one each for the instance, the same to the rest;
+        # a per_session server's processes, one per client session (per_session.py).
+        given = options or {}
+        bounds = Bounds(int(given.get("session_processes", Bounds.most)),
+                        int(given.get("session_processes_per_key", Bounds.per_key)))
+        self.sessions = Sessions(self.session_ended)
+        self.servers = {s.name: PerSession(s, os.path.join(rundir, "home", s.name), bounds,
+                                           owner_of=self.sessions.owner) if s.per_session
+                        else StdioServer(s, os.path.join(rundir, "home", s.name)) if s.stdio else RemoteServer(s)
                         for s in servers}
-        self.sessions = Sessions()
+        self.replicas = Replicas(str(given.get("redis_url") or ""), self)  # with Redis: what the others are told
 
     def start(self) -> None:
         for server in self.servers.values():
             server.start()
+        self.replicas.start()
 
     def stop(self) -> None:
+        self.replicas.stop()
         for server in self.servers.values():
             server.stop()
+
+    def session_ended(self, session: str) -> bool:
+        """A session ended here (DELETE, idle, or told by another replica): its per_session processes go."""
+        return any([s.end(session) for s in self.servers.values() if isinstance(s, PerSession)])
+
+    def cancelled(self, session: str, request_id: Any) -> bool:
+        """A client's cancellation, passed to the server running its call here (the server is not named: each
+        looks for it among its calls)."""
+        return any([s.cancel(session, request_id) for s in self.servers.values()])
+
+    def ended(self, session: str) -> None:
+        """A session ended: its per_session processes go."""
+        self.session_ended(session)
 
     def answer(self, request: dict[str, Any], on_note: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         op = request.get("op")
@@ -105,9 +145,14 @@ class Supervisor:
             return {"servers": [s.status() for s in self.servers.values()]}
         if op == "session":
             return self.sessions.act(request)
-        if op == "cancel":  # the request's server is not named: each looks for it among its calls
-            return {"cancelled": any(s.cancel(str(request.get("session", "")), request.get("id"))
-                                     for s in self.servers.values())}
+        if op == "ended":  # a session Redis held ended: here, and on the other replicas (replicas.py)
+            self.ended(str(request.get("session", "")))
+            self.replicas.tell({"ended": str(request.get("session", ""))})
+            return {}
+        if op == "cancel":  # not running here: perhaps on another replica (with Redis), which is told
+            session, request_id = str(request.get("session", "")), request.get("id")
+            found = self.cancelled(session, request_id)
+            return {"cancelled": found or self.replicas.tell({"cancel": session, "id": request_id})}
         if op == "call" and "owner" in request:  # the call is its session's check: only in its owner's session
             if not self.sessions.act({"action": "get", "id": request.get("session"), "owner": request["owner"]}):
                 return {"session": "refused"}
@@ -126,8 +171,12 @@ class Supervisor:
         if op == "call":
             timeout = request.get("timeout")
             seconds = float(timeout) if isinstance(timeout, (int, float)) else 60.0
-            return {"message": server.call(message, seconds, on_note=on_note if request.get("notes") else None,
-                                           session=str(request.get("session", "")))}
+            session = str(request.get("session", ""))
+            notes = on_note if request.get("notes") else None
+            if isinstance(server, PerSession):  # whose the call is picks its process (the worker's word, or ours)
+                owner = str(request.get("owner") or request.get("key") or "")
+                return {"message": server.call(message, seconds, on_note=notes, session=session, owner=owner)}
+            return {"message": server.call(message, seconds, on_note=notes, session=session)}
         return {"error": "unknown op"}
 
 
@@ -171,12 +220,13 @@ class UnixServer(socketserver.ThreadingUnixStreamServer):
         os.rename(path + ".new", path)
 
 
-def configure_log(servers: list[McpServer]) -> None:
-    """The master's stderr, as the workers log; the servers' env values, header values and tokens never in it."""
+def configure_log(servers: list[McpServer], redis_url: str = "") -> None:
+    """The master's stderr, as the workers log; the servers' env values, header values and tokens never in it
+    (nor REDIS_URL)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
     tokens = [os.environ.get(s.bearer_token_env, "") for s in servers if s.bearer_token_env]
-    handler.addFilter(LogFilter(Secrets([*tokens, *(v for s in servers for _, v in (*s.env, *s.headers))])))
+    handler.addFilter(LogFilter(Secrets([*tokens, redis_url, *(v for s in servers for _, v in (*s.env, *s.headers))])))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
@@ -195,8 +245,9 @@ def read_servers(line: bytes) -> list[McpServer]:
 def main(argv: list[str]) -> int:
     socket_path, rundir = argv
     servers = read_servers(sys.stdin.buffer.readline())
-    configure_log(servers)
-    supervisor = Supervisor(servers, rundir)
+    options = json.loads(sys.stdin.buffer.readline() or b"{}")
+    configure_log(servers, str(options.get("redis_url") or ""))
+    supervisor = Supervisor(servers, rundir, options)
     unix = UnixServer(socket_path, supervisor)
     threading.Thread(target=unix.serve_forever, daemon=True).start()
     supervisor.start()

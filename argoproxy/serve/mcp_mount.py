@@ -8,11 +8,11 @@ from __future__ import annotations
 import atexit
 import os
 
-from argoproxy.config.mcp_servers import McpServers
+from argoproxy.config.settings import Settings
 from argoproxy.edge.classify import Route
 from argoproxy.edge.http_objects import Answer
 from argoproxy.mcp.endpoint import METHODS, McpEndpoint, owner_of, tool_globs
-from argoproxy.mcp.launch import SOCKET_ENV, start_supervisor, stop_supervisor
+from argoproxy.mcp.launch import SOCKET_ENV, start_supervisor, stop_supervisor, supervisor_options
 from argoproxy.mcp.journal_line import journaled
 from argoproxy.mcp.limits import Limits
 from argoproxy.mcp.link import Link
@@ -29,7 +29,7 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
     servers = settings.mcp_servers  # stdio and remote alike: the supervisor runs the one, reaches the other
     if not servers:
         return None
-    path = os.environ.get(SOCKET_ENV) or own_supervisor(settings.mcp_servers)
+    path = os.environ.get(SOCKET_ENV) or own_supervisor(settings)
     link = Link(path)
     endpoint = McpEndpoint(tuple(s.name for s in servers), link, auth_on=settings.enable_auth,
                            unix_socket=bool(settings.socket), call_timeout=settings.timeout,
@@ -64,8 +64,8 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
     return endpoint
 
 
-def own_supervisor(servers: McpServers) -> str:
-    path = start_supervisor(servers)
+def own_supervisor(settings: Settings) -> str:
+    path = start_supervisor(settings.mcp_servers, options=supervisor_options(settings))
     atexit.register(stop_supervisor)
     assert path is not None
     return path

@@ -23,15 +23,25 @@ def test_stdio_and_remote_entries_are_read(tmp_path):
     assert settings.mcp_servers.as_written()["git"]["env"] == {"TZ": "***"}  # --show: no value of its env
 
 
-def test_what_is_not_served_yet_is_a_start_up_warning(tmp_path):
-    """A remote server is served (no warning); a per_session process is not made yet."""
+def test_a_per_session_server_warns_of_nothing_and_its_bounds_are_settings(tmp_path):
+    """A per_session server is served (no warning); its bounds are one YAML key and one variable each, a bad one
+    stops start-up naming it, and given without any per_session server they are a warning."""
     (tmp_path / "config.yaml").write_text(json.dumps({"mcp_servers": {
-        "docs": {"url": "https://mcp.example.com/mcp", "transport": "sse"}, "git": {"command": "x", "per_session": True}}}))
-    loaded = load({"config_path": str(tmp_path / "config.yaml")}, {})
-    assert not any(w.startswith("mcp_servers.docs") for w in loaded.warnings)
-    assert any(w.startswith("mcp_servers.git.per_session is set") for w in loaded.warnings)
+        "docs": {"url": "https://mcp.example.com/mcp", "transport": "sse"}, "git": {"command": "x", "per_session": True}},
+        "mcp_session_processes": 8}))
+    loaded = load({"config_path": str(tmp_path / "config.yaml")}, {"MCP_SESSION_PROCESSES_PER_KEY": "2"})
+    assert not any(w.startswith("mcp_servers.") for w in loaded.warnings), loaded.warnings
+    assert (loaded.settings.mcp_session_processes, loaded.settings.mcp_session_processes_per_key) == (8, 2)
     assert loaded.settings.mcp_servers.named("docs").transport == "sse"
     assert loaded.settings.mcp_servers.as_written()["docs"]["transport"] == "sse"
+    for environ, named in (({"MCP_SESSION_PROCESSES": "0"}, "MCP_SESSION_PROCESSES"),
+                           ({"MCP_SESSION_PROCESSES_PER_KEY": "many"}, "MCP_SESSION_PROCESSES_PER_KEY")):
+        with pytest.raises(SettingsError, match=named):
+            load({"config_path": str(tmp_path / "config.yaml")}, environ)
+    (tmp_path / "config.yaml").write_text(json.dumps({"mcp_servers": {"git": {"command": "x"}},
+                                                      "mcp_session_processes": 8}))
+    shared = load({"config_path": str(tmp_path / "config.yaml")}, {})
+    assert any("mcp_session_processes" in w and "per_session" in w for w in shared.warnings), shared.warnings
 
 
 def test_the_environment_variable_takes_json():

@@ -15,7 +15,7 @@ class StandIn:
     """The supervisor's side of the link: sessions, and servers that answer every call."""
 
     def __init__(self):
-        self.sessions, self.calls, self.trips = {}, [], 0
+        self.sessions, self.calls, self.trips, self.keys = {}, [], 0, []
 
     def session(self, action, **fields):
         self.trips += 1
@@ -30,8 +30,9 @@ class StandIn:
             del self.sessions[fields["id"]]
         return {"version": known["version"]}
 
-    def call(self, server, message, timeout, session="", owner=None):
+    def call(self, server, message, timeout, session="", owner=None, key=""):
         self.trips += 1
+        self.keys.append(owner if owner is not None else key)  # whose the call is, said with it
         known = self.sessions.get(session)
         if owner is not None and (known is None or known["owner"] != owner):  # as the supervisor checks it
             raise SessionRefused(session)
