@@ -2,9 +2,9 @@
 outlive a worker, not the instance), or with REDIS_URL in Redis (SharedSessions: every replica knows them, and they
 outlive a restart). Either way a session belongs to the key that opened it: another key's id is no session.
 
-Only the session's existence and revision are shared. A call runs on the replica that received it, so cancelling
-it, or following its progress, needs that replica: the shipped nginx configuration sends a session's requests to
-one replica (docs/scale-out.md)."""
+Only the session's existence and revision are shared. A call runs on the replica that received it, so following
+its progress needs that replica; a cancellation sent to another reaches it through Redis (replicas.py), and so
+does a DELETE, which stops the session's per_session processes on every replica."""
 
 from __future__ import annotations
 
