@@ -1,0 +1,207 @@
+"""What the servers send unasked, fanned out to the sessions listening (the supervisor's, supervisor.py).
+
+A server's list changes (`notifications/tools|prompts|resources/list_changed`), resource updates
+(`notifications/resources/updated`) and log messages (`notifications/message`) come on its one pipe or session,
+shared by every client. The supervisor hands each to `Notices.publish`, which puts it, as each listener sees it,
+on the queue of every listener it concerns:
+
+- a listener is a 2025-11-25 session's GET stream or a 2026-07-28 `subscriptions/listen` stream, at `/mcp` (every
+  server: a server's list change is the aggregate's) or at `/mcp/<server>` (that server's alone);
+- a resource update reaches the listeners that subscribed its URI (a session's resources/subscribe, or the listen
+  request's `resourceSubscriptions`), under the URI they know it by (`mcp-proxy://server/...` at /mcp); the
+  server is asked to subscribe when the first holder comes, to unsubscribe when the last goes;
+- a log message reaches only the sessions that asked for them with logging/setLevel, at or above their level
+  (a server's log is the server's, not one call's: every session that asked sees it). The server is set to the
+  lowest level any session asked of it.
+
+Bounded: listeners per owner and per instance, a queue per listener (one that falls behind is ended: its client
+listens again and refetches, as the revisions say), subscribed URIs per holder. A session holds one GET stream: a
+second replaces the first (a client that reconnects is not refused for the stream it left)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import Counter
+from typing import Any, Callable
+
+from argoproxy.mcp.names import proxied_uri
+
+LIST_CHANGED = frozenset({"notifications/tools/list_changed", "notifications/prompts/list_changed",
+                          "notifications/resources/list_changed"})
+UPDATED = "notifications/resources/updated"
+LOGGED = "notifications/message"
+KINDS = LIST_CHANGED | {UPDATED, LOGGED}
+LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")  # RFC 5424, low first
+MAX_PER_OWNER = 16  # listeners of one key (or this machine, with auth off) at once
+MAX_LISTENERS = 512  # listeners of the instance at once
+MAX_QUEUED = 256  # notifications waiting for one listener: past it the listener is ended
+MAX_URIS = 256  # resources one session (or one listen request) subscribes at most
+END = None  # what a listener's queue ends with
+
+
+class Listener:
+    """One stream's notifications: `queue` holds them as its client sees them, then END; `ended` says why."""
+
+    def __init__(self, session: str, owner: str, server: str | None, kinds: frozenset[str],
+                 uris: set[tuple[str, str]] | None) -> None:
+        self.session, self.owner, self.server, self.kinds = session, owner, server, kinds
+        self.uris = uris  # (server, its own URI) subscribed; None: the session's resources/subscribe ones
+        self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue(MAX_QUEUED + 1)
+        self.ended = ""
+
+    def end(self, why: str) -> None:
+        if not self.ended:
+            self.ended = why
+            try:
+                self.queue.put_nowait(END)
+            except queue.Full:  # its END is already behind a full queue's last place: it is read there
+                pass
+
+
+class Notices:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.listeners: list[Listener] = []
+        self.subscribed: dict[str, set[tuple[str, str]]] = {}  # session -> (server, own URI)
+        self.wanted: Counter[tuple[str, str]] = Counter()  # holders of each (server, own URI)
+        self.levels: dict[str, dict[str | None, str]] = {}  # session -> scope (None: every server) -> level
+        self.closed = ""
+
+    # ------------------------------------------------------------ listeners
+    def listen(self, session: str, owner: str, server: str | None, kinds: frozenset[str] = KINDS,
+               uris: list[tuple[str, str]] | None = None) -> Listener | str:
+        """A new listener, or why not (too many). `uris` (2026-07-28's own subscriptions) are held until it leaves;
+        without them, the session's subscriptions count, and the session's earlier listener here is ended."""
+        with self.lock:
+            if self.closed:
+                return self.closed
+            if uris is None:
+                for old in [l for l in self.listeners if l.session == session and l.server == server and l.uris is None]:
+                    self._drop(old, "another stream of this session replaced it")
+            if sum(1 for l in self.listeners if l.owner == owner) >= MAX_PER_OWNER:
+                return f"This key has {MAX_PER_OWNER} notification streams open already."
+            if len(self.listeners) >= MAX_LISTENERS:
+                return f"The proxy has {MAX_LISTENERS} notification streams open already."
+            own = set(uris[:MAX_URIS]) if uris is not None else None
+            listener = Listener(session, owner, server, kinds, own)
+            self.listeners.append(listener)
+            self.wanted.update(own or ())
+            return listener
+
+    def leave(self, listener: Listener) -> list[tuple[str, str]]:
+        """The listener gone; the (server, URI)s nobody holds any longer (to unsubscribe at their server)."""
+        with self.lock:
+            self._drop(listener, "it left")
+            if listener.uris is None:
+                return []
+            return self._release(listener.uris)
+
+    def _drop(self, listener: Listener, why: str) -> None:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+        listener.end(why)
+
+    def end(self, session: str, why: str) -> list[tuple[str, str]]:
+        """The session ended: its listeners end, its subscriptions and log level go; the URIs nobody holds now."""
+        with self.lock:
+            for listener in [l for l in self.listeners if l.session == session]:
+                self._drop(listener, why)
+            self.levels.pop(session, None)
+            return self._release(self.subscribed.pop(session, set()))
+
+    def close(self, why: str) -> None:
+        """Every listener ends (the proxy stops); no new one starts."""
+        with self.lock:
+            self.closed = why
+            for listener in list(self.listeners):
+                self._drop(listener, why)
+
+    # ------------------------------------------------------------ subscriptions and log levels
+    def subscribe(self, session: str, server: str, uri: str) -> bool | None:
+        """The session subscribes a resource: True when it is the URI's first holder (the server is asked), False
+        when held already, None when the session holds too many."""
+        with self.lock:
+            held = self.subscribed.setdefault(session, set())
+            if (server, uri) in held:
+                return False
+            if len(held) >= MAX_URIS:
+                return None
+            held.add((server, uri))
+            self.wanted[(server, uri)] += 1
+            return self.wanted[(server, uri)] == 1
+
+    def unsubscribe(self, session: str, server: str, uri: str) -> bool:
+        """True when the session held it and was its last holder (the server is asked to unsubscribe)."""
+        with self.lock:
+            held = self.subscribed.get(session, set())
+            if (server, uri) not in held:
+                return False
+            held.discard((server, uri))
+            return bool(self._release({(server, uri)}))
+
+    def _release(self, uris: set[tuple[str, str]]) -> list[tuple[str, str]]:
+        gone = []
+        for key in uris:
+            self.wanted[key] -= 1
+            if self.wanted[key] <= 0:
+                del self.wanted[key]
+                gone.append(key)
+        return gone
+
+    def set_level(self, session: str, scope: str | None, level: str, servers: list[str]) -> dict[str, str]:
+        """The session's log level at /mcp (scope None) or /mcp/<scope>; the servers whose lowest asked level
+        changed, and that level (each is told)."""
+        with self.lock:
+            before = {s: self._lowest(s) for s in servers}
+            self.levels.setdefault(session, {})[scope] = level
+            return {s: low for s in servers if (low := self._lowest(s)) is not None and low != before[s]}
+
+    def _lowest(self, server: str) -> str | None:
+        asked = [LEVELS.index(level) for scopes in self.levels.values() for scope, level in scopes.items()
+                 if scope in (None, server)]
+        return LEVELS[min(asked)] if asked else None
+
+    # ------------------------------------------------------------ fan-out
+    def publisher(self, server: str) -> Callable[[dict[str, Any]], None]:
+        return lambda message: self.publish(server, message)
+
+    def publish(self, server: str, message: dict[str, Any]) -> None:
+        """A server's notification to every listener it concerns, as that listener sees it; never waits (a server's
+        reader calls it): a listener whose queue is full is ended."""
+        method = message.get("method")
+        if method not in KINDS or not self.listeners:
+            return
+        given = message.get("params")
+        params: dict[str, Any] = given if isinstance(given, dict) else {}
+        with self.lock:
+            for listener in list(self.listeners):
+                shown = self._shown(listener, server, str(method), params)
+                if shown is None:
+                    continue
+                if listener.queue.qsize() >= MAX_QUEUED:
+                    self._drop(listener, "its client fell behind")
+                    continue
+                listener.queue.put_nowait(shown)
+
+    def _shown(self, listener: Listener, server: str, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        if method not in listener.kinds or listener.server not in (None, server):
+            return None
+        whole = listener.server is None  # at /mcp: resources under the server's name, logs naming their server
+        if method == UPDATED:
+            uri = params.get("uri")
+            held = listener.uris if listener.uris is not None else self.subscribed.get(listener.session, set())
+            if not isinstance(uri, str) or (server, uri) not in held:
+                return None
+            params = {**params, "uri": proxied_uri(server, uri) if whole else uri}
+        elif method == LOGGED:
+            level = self.levels.get(listener.session, {}).get(listener.server)
+            said = params.get("level")
+            if level is None or said not in LEVELS or LEVELS.index(said) < LEVELS.index(level):
+                return None
+            if whole:
+                logger = params.get("logger")
+                params = {**params, "logger": f"{server}/{logger}" if isinstance(logger, str) and logger else server}
+        else:
+            params = {k: v for k, v in params.items() if k != "_meta"}
+        return {"jsonrpc": "2.0", "method": method, **({"params": params} if params else {})}
