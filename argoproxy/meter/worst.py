@@ -83,6 +83,10 @@ class Bounds(Protocol):
     def image_tokens(self) -> int:
         """What an image counts for a model of no known family (METER_IMAGE_TOKENS)."""
 
+    def most_cost(self, call: Any, input_tokens: int, output_tokens: int) -> int | None:
+        """The most a call whose worst case is these tokens may cost, in nano-dollars, on whichever deployment may
+        serve its model; None when one has no price for it (a dollar budget refuses it)."""
+
 
 @dataclass(frozen=True)
 class Worst:

@@ -42,7 +42,7 @@ from argoproxy.pipeline.guard import Guard, plan_model, served_allowed
 from argoproxy.pipeline.kept_alive import HeadersOf, streamed
 from argoproxy.pipeline.planning import Planner
 from argoproxy.pipeline.relay import Relay, charged
-from argoproxy.pipeline.request_reading import RequestReading, listed_models, most_cost
+from argoproxy.pipeline.request_reading import RequestReading, listed_models
 from argoproxy.pipeline.request_shape import validate
 from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
@@ -103,7 +103,7 @@ class Gateway:
         self.reading = RequestReading(settings, backend, upstream, capabilities,
                                       lambda: listed_models(self.routing, backend),
                                       routed=routing is not None, stored=stored, spelled=spelled,
-                                      batches=batches)
+                                      batches=batches, pricer=answers.pricer, serving=self.serving)
         # `models`: several deployments (argoproxy/routing/), built last: it makes a view of this Gateway for each
         self.routing: Dispatcher | None = routing(self) if routing is not None else None
 
@@ -111,11 +111,10 @@ class Gateway:
         """One routed deployment's view: its own backend, upstream and settings; the same answer side."""
         return Gateway(settings, backend, upstream, self.door_answers, self.answers)
 
-    def most_cost(self, call: Call, input_tokens: int, output_tokens: int) -> int | None:
-        """The most a call may cost on whichever deployment may serve its model (routing: the dearest of them)."""
-        model = call.plan.model or ""
-        serving_it = self.routing.priced(model) if self.routing is not None else [(self.price_source, model)]
-        return most_cost(call, input_tokens, output_tokens, self.answers.pricer, serving_it)
+    def serving(self, model: str) -> list[tuple[Any, str]]:
+        """Each deployment that may serve a model: its price source and its name for the model (routing: every
+        one, so a budget holds the dearest)."""
+        return self.routing.priced(model) if self.routing is not None else [(self.price_source, model)]
 
     def new_call(self, req: Request, kind: str, path: str, trace: Trace | None = None) -> Call:
         return Call.of(kind, req.method, path, "", req.headers, req.request_id, req, trace)

@@ -35,8 +35,12 @@ class RequestReading:
 
     def __init__(self, settings: Settings, backend: Backend, upstream: Upstream, capabilities: CapabilityTable,
                  listing: Callable[[], list[Any]], *, routed: bool = False, stored: StoredResponses | None = None,
-                 spelled: tuple[tuple[str, Any], ...] = (), batches: DoorBatches = ()) -> None:
+                 spelled: tuple[tuple[str, Any], ...] = (), batches: DoorBatches = (), pricer: Pricer | None = None,
+                 serving: Callable[[str], list[tuple[Any, str]]] | None = None) -> None:
+        """`listing`: the models served, for their contexts; `pricer` and `serving` (a model -> each deployment
+        that may serve it: its price source, its name for the model): what a call may cost at most."""
         self.routed = routed
+        self.pricer, self.serving = pricer, serving
         self.reading: Reading = OPENAI if routed else backend.reading  # routed: any OpenAI-compatible server
         self.backend, self.upstream, self.capabilities = backend, upstream, capabilities
         self.image_tokens = settings.meter_image_tokens  # Bounds: an image of a model of no known family
@@ -53,6 +57,12 @@ class RequestReading:
     def context(self, model: str | None) -> int | None:
         """The model's context as the model list says it (read again every few minutes)."""
         return self.contexts(model)
+
+    def most_cost(self, call: Call, input_tokens: int, output_tokens: int) -> int | None:
+        """The most a call may cost at its model's prices (a team key's dollar budget holds it)."""
+        if self.pricer is None or self.serving is None:
+            return None
+        return most_cost(call, input_tokens, output_tokens, self.pricer, self.serving(call.plan.model or ""))
 
     # ---------------------------------------------------------------- requests
     def api(self, call: Call, body: dict[str, Any], front: FrontDoor | None, count_only: bool,

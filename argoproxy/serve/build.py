@@ -79,8 +79,6 @@ def build_door(settings: Settings, upstream: Upstream | None = None,
     gateway = Gateway(settings, backend, upstream, FrontAnswers, answers,  # FrontAnswers: the API doors' encoder
                       routing=routing_for(settings), limiter=limiter, team_keys=keys, stored=stored, guard=guard,
                       spelled=spelled_paths(), batches=door_batches())
-    if keys is not None:
-        keys.most_cost = gateway.most_cost  # dollar budgets: a request's most at its model's prices
     metrics = install_metrics(gateway)
     if tracing is not None:
         gateway.answers.observers.append(tracing.observe)

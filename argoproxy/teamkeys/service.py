@@ -47,9 +47,6 @@ CACHE_ENTRIES = 4096  # known keys kept per worker (LRU); as many unknown keys, 
 STORE_ERRORS = (StoreDown, sqlite3.Error, OSError)  # the store cannot answer now (FailoverStore turns Redis's into StoreDown)
 WHAT = {"requests": "{rpm} requests per minute", "tokens": "{tpm} tokens per minute",
         "budget": "{budget} tokens", "budget_usd": "{budget_usd}"}
-# The most a request may cost, in nano-dollars (None: its model has no price), for a call whose worst case is
-# `input` and `output` tokens: the deployments that may serve it, at their models' prices (serve/build.py sets it).
-MostCost = Callable[[Call, int, int], "int | None"]
 
 
 class TeamKeys:
@@ -68,7 +65,6 @@ class TeamKeys:
         self._pending_lock = threading.Lock()
         self._write_failing = False
         self.on_dropped: Callable[[int], None] | None = None  # metrics: usage rows a hard bound forced out
-        self.most_cost: MostCost | None = None  # dollar budgets: what a request may cost at most
         self._flusher: threading.Thread | None = None
         # MCP tool calls waiting to be written, summed by (key, server, tool, day): calls, errors, milliseconds,
         # bytes in and out, nano-dollars (argoproxy/mcp/recording.py hands them in: tool_used)
@@ -183,7 +179,7 @@ class TeamKeys:
         worst = worst_of(body) if counted else NOTHING
         owners = (record,) if team is None else (record, team)
         tokens = _tokens_held(owners, worst)
-        money = self.most(call, record, worst) if any(o.budget_usd is not None for o in owners) else 0
+        money = self.most(call, record, worst, body) if any(o.budget_usd is not None for o in owners) else 0
         waiting, by, hold = self.store.reserve(record, self.clock(), tokens, money)
         if by:
             raise refused(team if by.startswith("team_") and team is not None else record, by.removeprefix("team_"),
@@ -192,11 +188,12 @@ class TeamKeys:
             self._start_flusher()  # its heartbeat keeps what this worker holds in Redis
         return Lease(record, tokens, hold, money)
 
-    def most(self, call: Call, record: KeyRecord, worst: Worst) -> int:
+    def most(self, call: Call, record: KeyRecord, worst: Worst, body: Asked | dict[str, Any] | None) -> int:
         """What the call may cost at most, in nano-dollars: its worst case in tokens at its model's dearest rates.
         A model with no price cannot be held to a dollar budget: refused (403), never let through as free; a
         request that may cost more than the whole budget can never pass: refused at once (no retry helps)."""
-        most = self.most_cost(call, worst.input, worst.output) if self.most_cost is not None else None
+        bounds = body.bounds if isinstance(body, Asked) else None  # the sequence's reading: it knows the prices
+        most = bounds.most_cost(call, worst.input, worst.output) if bounds is not None else None
         team = record.windows
         for owner in (record,) if team is None else (record, team):
             budget = owner.budget_usd
