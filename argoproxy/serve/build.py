@@ -82,11 +82,12 @@ def build_door(settings: Settings, upstream: Upstream | None = None,
     metrics = install_metrics(gateway)
     if tracing is not None:
         gateway.answers.observers.append(tracing.observe)
-    door = Door(gateway, health, metrics.view, auth, metrics=metrics, tracing=tracing)
-    if settings.status_page:
-        door.status_page = StatusPage(metrics.exposition, lambda: deployments(door, settings),
-                                      team_keys=lambda: getattr(gateway, "team_keys", None), **queue_view(gateway))
-        gateway.answers.observers.append(door.status_page.observe)
+    page = None
+    if settings.status_page:  # it reads the upstreams' health through the door, once both are built
+        page = StatusPage(metrics.exposition, lambda: deployments(door, settings),
+                          team_keys=lambda: getattr(gateway, "team_keys", None), **queue_view(gateway))
+        gateway.answers.observers.append(page.observe)
+    door = Door(gateway, health, metrics.view, auth, metrics=metrics, tracing=tracing, status_page=page)
     return door
 
 

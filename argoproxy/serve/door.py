@@ -78,9 +78,11 @@ STATUS_PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src
 
 class Door:
     def __init__(self, gateway: Gateway, health: HealthCheck, metrics_view: Callable[[], Answer] | None,
-                 auth: Guard | None = None, *, metrics: Metrics | None = None, tracing: Tracing | None = None) -> None:
+                 auth: Guard | None = None, *, metrics: Metrics | None = None, tracing: Tracing | None = None,
+                 status_page: StatusPage | None = None) -> None:
         """`auth`: who the client is (serve/build.py builds it, and the one guard with its operator test); the
-        worker's `metrics`, and its `tracing` when TRACING is on (each request's spans, tracing/tracer.py)."""
+        worker's `metrics`, its `tracing` when TRACING is on (each request's spans, tracing/tracer.py), and its
+        `status_page` when STATUS_PAGE is on."""
         self.gateway = gateway
         self.settings = gateway.settings
         self.backend = gateway.backend
@@ -96,7 +98,7 @@ class Door:
         self.guard = gateway.guard  # the one guard every upstream-bound request passes (pipeline/guard.py)
         self.web_pages = WebPages(self.settings)
         self.metrics, self.tracing = metrics, tracing
-        self.status_page: StatusPage | None = None  # set by serve/build.py when STATUS_PAGE is on (it reads the door)
+        self.status_page = status_page
         self.allowed = self.settings.allowed_models
         self.batches = BatchModels(self.settings.max_body_bytes, self.settings.timeout, door_batches())
         # Readers of forwarded paths naming their models elsewhere than `model`: the doors' (a door whose API is
