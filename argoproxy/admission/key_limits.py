@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable, Iterable, Mapping
 
 from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.call_records import CallEnd, CallStart
 from argoproxy.errors import ProxyError
 from argoproxy.config.routing_settings import KeyLimit
 from argoproxy.shared_cells import SharedCells
@@ -154,16 +155,16 @@ class KeyLimiter:
             return None, None
         return limit, self.admit(limit, body)
 
-    def observe(self, call: Call) -> None:
+    def observe(self, start: CallStart, end: CallEnd) -> None:
         """Observer: every ending gives the call's hold back; the tokens its answer used (its usage, the estimate
         when the upstream sent none) count against its key's tpm."""
-        lease = call.plan.limit_lease
-        if call.plan.key_limit is None or lease is None:
+        lease = start.limit_lease
+        if start.key_limit is None or lease is None:
             return
-        held = lease.take()  # once (a background run's call shares the plan)
+        held = lease.take()  # once (a background run's call shares what admission holds)
         if not isinstance(held, tuple):
             return
-        usage = call.outcome.usage
+        usage = end.usage
         total: Any = 0
         if isinstance(usage, dict):
             total = usage.get("total_tokens")

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Callable
 
+from argoproxy.pipeline.call_records import CallEnd, CallStart
 from argoproxy.upstream.body_tap import BodyTap
 from argoproxy.redaction import LogFilter, Redactor, Secrets
 
@@ -203,12 +204,11 @@ def log_lines(log_dir: str | os.PathLike[str], lines: Iterable[str], secrets: It
         handler.close()
 
 
-def _served(call: Any) -> dict[str, Any]:
+def _served(start: CallStart, out: CallEnd) -> dict[str, Any]:
     """Which deployment served a routed call (argoproxy/routing/dispatch.py) and what capability adaptation
     changed in the request (and whether a stream that ended before its first event was asked for whole, and
     whether the client left before the answer's end), for the journal."""
-    out = call.outcome
-    adapted: dict[str, Any] = {"adapted_params": call.plan.adapted} if call.plan.adapted else {}
+    adapted: dict[str, Any] = {"adapted_params": list(start.adapted)} if start.adapted else {}
     if out.asked_whole:
         adapted["asked_whole"] = True
     if out.client_left:
@@ -218,32 +218,33 @@ def _served(call: Any) -> dict[str, Any]:
     return {"deployment": out.deployment, "served_model": out.served_model or "", **adapted}
 
 
-def _client_id(call: Any) -> dict[str, str]:
+def _client_id(start: CallStart) -> dict[str, str]:
     """The client's X-Request-ID beside the proxy's own request_id, when it sent one."""
-    client = call.client.client_request_id
+    client = start.client.client_request_id
     return {"client_request_id": client} if client else {}
 
 
-def journal_observer(journal: Journal) -> Callable[[Any], None]:
+def journal_observer(journal: Journal) -> Callable[[CallStart, CallEnd], None]:
     """Pipeline observer writing one client record per finished request (every route: API, forwarded, backend
     and the proxy's own), and one server record for each that went upstream."""
     import time
     import uuid
 
-    def observe(call: Any) -> None:
-        if call.plan.kind in PROBES:
+    def observe(start: CallStart, end: CallEnd) -> None:
+        if start.kind in PROBES:
             return
         logging_id = uuid.uuid4().hex
-        latency = (time.perf_counter() - call.client.started) * 1000
-        common = dict(send_mode=call.plan.send_mode, return_mode=call.plan.return_mode, latency_ms=latency,
-                      extra={"request_id": call.client.request_id, **_client_id(call), "path": "/" + call.client.path,
-                             "front": call.client.front, "model": call.plan.model, **_served(call),
-                             **({"usage_estimated": True} if call.outcome.usage_estimated else {})})
-        journal.record("client", logging_id, journal.body(call.plan.raw_body), journal.body(call.outcome.output, call.outcome.output_tap),
-                       status=call.outcome.status, **common)
-        request = call.outcome.upstream_request
-        if request is None and call.outcome.upstream_status is None:
+        client = start.client
+        latency = (time.perf_counter() - client.started) * 1000
+        common: dict[str, Any] = dict(send_mode=start.send_mode, return_mode=start.return_mode, latency_ms=latency,
+                      extra={"request_id": client.request_id, **_client_id(start), "path": "/" + client.path,
+                             "front": client.front, "model": start.model, **_served(start, end),
+                             **({"usage_estimated": True} if end.usage_estimated else {})})
+        journal.record("client", logging_id, journal.body(start.raw_body), journal.body(end.output, end.output_tap),
+                       status=end.status, **common)
+        request = end.upstream_request
+        if request is None and end.upstream_status is None:
             return
         journal.record("server", logging_id, journal.body(request.body) if request is not None else None,
-                       journal.body(call.outcome.upstream_output, call.outcome.upstream_tap), status=call.outcome.upstream_status, **common)
+                       journal.body(end.upstream_output, end.upstream_tap), status=end.upstream_status, **common)
     return observe

@@ -9,7 +9,7 @@ import time
 from typing import Callable
 from urllib.parse import urlsplit
 
-from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.call_records import CallEnd, CallStart
 from argoproxy.redaction import LogFilter, Secrets
 
 
@@ -40,17 +40,18 @@ def configure_logging(debug: bool, secrets: Secrets | None = None) -> None:
         target.addFilter(LogFilter(secrets))
 
 
-def request_logger() -> Callable[[Call], None]:
+def request_logger() -> Callable[[CallStart, CallEnd], None]:
     """Observer writing one DEBUG line per finished request."""
     log = logging.getLogger("cot_proxy")
 
-    def observe(call: Call) -> None:
-        duration = (time.perf_counter() - call.client.started) * 1000
-        client = call.client.client_request_id  # the client's X-Request-ID, beside the proxy's own id
-        log.debug("%s /%s model=%s status=%s %.1fms in=%dB out=%dB stream=%s id=%s%s%s", call.client.method,
-                  call.client.path, call.plan.model or "-", call.outcome.status, duration, len(call.plan.raw_body),
-                  call.outcome.bytes_out, call.plan.return_mode, call.client.request_id,
-                  f" client_id={_one_field(client)}" if client else "", _upstream_details(call))
+    def observe(start: CallStart, end: CallEnd) -> None:
+        asked = start.client
+        duration = (time.perf_counter() - asked.started) * 1000
+        client = asked.client_request_id  # the client's X-Request-ID, beside the proxy's own id
+        log.debug("%s /%s model=%s status=%s %.1fms in=%dB out=%dB stream=%s id=%s%s%s", asked.method,
+                  asked.path, start.model or "-", end.status, duration, len(start.raw_body),
+                  end.bytes_out, start.return_mode, asked.request_id,
+                  f" client_id={_one_field(client)}" if client else "", _upstream_details(start, end))
     return observe
 
 
@@ -60,13 +61,13 @@ def _one_field(text: str) -> str:
     return json.dumps(text) if any(c in text for c in ' ="\\') else text
 
 
-def _upstream_details(call: Call) -> str:
+def _upstream_details(start: CallStart, end: CallEnd) -> str:
     """Where the call went (host and path only: a query string may carry a key) and how it answered."""
-    req = call.outcome.upstream_request
+    req = end.upstream_request
     if req is None:
         return ""
     parts = urlsplit(req.url)
-    waited = call.outcome.upstream_at
-    latency = f" {(waited - call.client.started) * 1000:.1f}ms" if waited else ""
-    return (f" upstream={parts.hostname}:{parts.port or ''}{parts.path} upstream_model={call.plan.upstream_model or '-'}"
-            f" upstream_status={call.outcome.upstream_status}{latency} upstream_stream={call.plan.upstream_stream}")
+    waited = end.upstream_at
+    latency = f" {(waited - start.client.started) * 1000:.1f}ms" if waited else ""
+    return (f" upstream={parts.hostname}:{parts.port or ''}{parts.path} upstream_model={start.upstream_model or '-'}"
+            f" upstream_status={end.upstream_status}{latency} upstream_stream={start.upstream_stream}")

@@ -57,7 +57,7 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 
-from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.call_records import CallEnd, CallStart
 from argoproxy.edge.http_objects import Answer
 from argoproxy.config.settings import Settings
 from argoproxy.upstream.wire import describe_host
@@ -106,7 +106,6 @@ class Metrics:
         self.allowed = settings.allowed_models
         self.model_cap = model_cap
         self._models: set[str] = set()
-        self._streaming: set[int] = set()  # the calls counted among the streams in flight (by id, until observed)
         self.requests = Counter("cot_proxy_requests", "Requests answered, by front door, route, model, HTTP status "
                                 "and deployment.", ["front", "route", "model", "status", "deployment"], registry=reg)
         # Without `models` every upstream call goes to the one target; routed calls name their deployment.
@@ -163,8 +162,8 @@ class Metrics:
         return None if self.multiprocess else self.registry
 
     # ------------------------------------------------------------ labels
-    def model_label(self, call: Call) -> str:
-        model = call.plan.model
+    def model_label(self, start: CallStart, end: CallEnd) -> str:
+        model = start.model
         if not model:
             return "none"
         if model in self._models:
@@ -176,37 +175,35 @@ class Metrics:
         else:
             # A name the client made up is admitted only once an upstream answered it successfully
             # (or failed on its side): junk names rejected with 4xx never become series.
-            admitted = 0 < call.outcome.status < 400 or (call.outcome.upstream_status or 0) >= 500
+            admitted = 0 < end.status < 400 or (end.upstream_status or 0) >= 500
         if not admitted:
             return "other"
         self._models.add(model)
         return model
 
     # ------------------------------------------------------------ hooks
-    def stream_started(self, call: Call) -> None:
-        """The pipeline starts sending an SSE answer."""
-        if call.plan.client_stream:
-            self._streaming.add(id(call))  # its own record: an observer reads the call, never writes it
+    def stream_started(self, start: CallStart) -> None:
+        """The pipeline starts sending an answer as it comes (handed the call's start)."""
+        if start.client_stream:
             self.streams.inc()
 
-    def observe(self, call: Call) -> None:
+    def observe(self, start: CallStart, end: CallEnd) -> None:
         """A request finished (its last byte was sent, or it failed): update every series."""
         now = time.perf_counter()
-        if self._streaming and id(call) in self._streaming:  # observed once, while the call is alive: its id
-            self._streaming.discard(id(call))
+        if end.relayed and start.client_stream:  # counted in by stream_started
             self.streams.dec()
-        route = call.plan.kind
-        model = self.model_label(call)
-        front = call.client.front
-        status = call.outcome.status
-        self._count(call, front, route, model, status)
-        self._time(call, now, front, route, model)
-        self._size(call, route)
-        self._spend(call, model, status)
+        route = start.kind
+        model = self.model_label(start, end)
+        front = start.client.front
+        status = end.status
+        self._count(start, end, front, route, model, status)
+        self._time(start, end, now, front, route, model)
+        self._size(start, end, route)
+        self._spend(start, end, model, status)
 
-    def _count(self, call: Call, front: str, route: str, model: str, status: int) -> None:
+    def _count(self, start: CallStart, end: CallEnd, front: str, route: str, model: str, status: int) -> None:
         """requests_total, and refusals_total (and the team's) for an error answer."""
-        deployment = call.outcome.deployment or self.default_deployment
+        deployment = end.deployment or self.default_deployment
         counter = self._by_status.get((front, route, model, status, deployment))
         if counter is None:
             counter = self._by_status[(front, route, model, status, deployment)] = self.requests.labels(
@@ -214,14 +211,14 @@ class Metrics:
         counter.inc()
         if status < 400:
             return
-        cause = refusal_cause(call)
+        cause = refusal_cause(end)
         if cause is not None:
-            self.refusals.labels(cause, model, call.plan.key_name or "none").inc()
-            req = call.client.request  # the key auth accepted (plan.team_key: only once admitted)
+            self.refusals.labels(cause, model, start.key_name or "none").inc()
+            req = start.client.request  # the key auth accepted (start.team_key: only once admitted)
             if req is not None and req.team_key is not None and req.team_key.team:
                 self.team_refusals.labels(req.team_key.team, cause).inc()
 
-    def _time(self, call: Call, now: float, front: str, route: str, model: str) -> None:
+    def _time(self, start: CallStart, end: CallEnd, now: float, front: str, route: str, model: str) -> None:
         """The request's duration, the upstream's latency and a stream's time to its first byte."""
         key = (front, route, model)
         children = self._by_route_model.get(key)
@@ -230,34 +227,33 @@ class Metrics:
                                                     self.upstream_latency.labels(route, model),
                                                     self.ttft.labels(front, route, model))
         duration, upstream_latency, ttft = children
-        out = call.outcome
-        duration.observe(now - call.client.started)
-        upstream_at = out.upstream_at
+        began = start.client.started
+        duration.observe(now - began)
+        upstream_at = end.upstream_at
         if upstream_at is not None:
-            upstream_latency.observe(upstream_at - call.client.started)
-        if call.plan.client_stream and out.first_byte_at is not None:
-            ttft.observe(out.first_byte_at - call.client.started)
+            upstream_latency.observe(upstream_at - began)
+        if start.client_stream and end.first_byte_at is not None:
+            ttft.observe(end.first_byte_at - began)
 
-    def _size(self, call: Call, route: str) -> None:
+    def _size(self, start: CallStart, end: CallEnd, route: str) -> None:
         sizes = self._by_route.get(route)
         if sizes is None:
             sizes = self._by_route[route] = (self.bytes_in.labels(route), self.bytes_out.labels(route))
-        if call.plan.raw_body:
-            sizes[0].inc(len(call.plan.raw_body))
-        if call.outcome.bytes_out:
-            sizes[1].inc(call.outcome.bytes_out)
+        if start.raw_body:
+            sizes[0].inc(len(start.raw_body))
+        if end.bytes_out:
+            sizes[1].inc(end.bytes_out)
 
-    def _spend(self, call: Call, model: str, status: int) -> None:
+    def _spend(self, start: CallStart, end: CallEnd, model: str, status: int) -> None:
         """Tokens and cost: the key's and team's series, the cost's and the model's tokens."""
-        out = call.outcome
-        used = out.used  # the meter's reading of the answer (argoproxy/meter/used.py), as every record takes it
-        team_key = call.plan.team_key
+        used = end.used  # the meter's reading of the answer (argoproxy/meter/used.py), as every record takes it
+        team_key = start.team_key
         if team_key is not None:
             self.observe_key(team_key.name, model, status, used)
             if team_key.team:
-                self.observe_team(team_key.team, status, used, out.cost)
-        if out.cost is not None and (out.cost.nanos or not out.cost.priced):  # free (self-hosted): nothing to add
-            self.observe_cost(call, model)
+                self.observe_team(team_key.team, status, used, end.cost)
+        if end.cost is not None and (end.cost.nanos or not end.cost.priced):  # free (self-hosted): nothing to add
+            self.observe_cost(start, end, model)
         if used is None:
             return
         tokens = self._by_model.get(model)
@@ -269,15 +265,14 @@ class Metrics:
         if used.output:
             tokens[1].inc(used.output)
 
-    def observe_cost(self, call: Call, model: str) -> None:
-        cost = call.outcome.cost
+    def observe_cost(self, start: CallStart, end: CallEnd, model: str) -> None:
+        cost = end.cost
         assert cost is not None
         if not cost.priced:
             self.unpriced.labels(model).inc()
             return
-        plan = call.plan
-        key = plan.team_key.name if plan.team_key is not None else \
-            f"env:{plan.key_limit.key_env}" if plan.key_limit is not None else "none"
+        key = start.team_key.name if start.team_key is not None else \
+            f"env:{start.key_limit.key_env}" if start.key_limit is not None else "none"
         counter = self._costs.get((key, model))
         if counter is None:
             counter = self._costs[(key, model)] = self.cost.labels(key, model)

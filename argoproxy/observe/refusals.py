@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from argoproxy.pipeline.call import Call
+    from argoproxy.pipeline.call_records import CallEnd
 
 CAUSES = ("rate", "budget", "queue", "auth", "model", "request", "upstream", "proxy")
 DECIDED = frozenset(("rate", "budget", "queue", "auth", "model", "request"))
@@ -54,10 +54,9 @@ def error_cause(status: int, code: str | None, cause: str | None = None) -> str:
     return "request"
 
 
-def refusal_cause(call: Call) -> str | None:
-    """The cause of a finished call's error answer; None for an answer that is not an error (or a client that
-    left)."""
-    out = call.outcome
+def refusal_cause(out: CallEnd) -> str | None:
+    """The cause of a finished call's error answer (its end record); None for an answer that is not an error (or a
+    client that left)."""
     status = out.status
     if status < 400 or status == 499:
         return None

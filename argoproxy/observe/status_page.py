@@ -34,6 +34,7 @@ from argoproxy.observe.load_history import LoadHistory
 from argoproxy.admission.waits import RECENT_SECONDS, QueueWaits
 from argoproxy.spend.history import SpendHistory
 from argoproxy.observe.refusals import CAUSES, DECIDED, FAILED, refusal_cause
+from argoproxy.pipeline.call_records import CallEnd, CallStart
 from argoproxy.redaction import without_proxy_keys
 from argoproxy.shared_cells import SharedCells
 
@@ -109,22 +110,23 @@ class StatusPage:
         self._records: tuple[float, list[Any]] = (0.0, [])
         self._teams: tuple[float, list[Any]] = (0.0, [])
 
-    def observe(self, call: Any) -> None:
+    def observe(self, start: CallStart, end: CallEnd) -> None:
         """Observer: one line per finished request, without anything secret."""
-        if call.plan.kind in ("ui", "ui_data"):
+        if start.kind in ("ui", "ui_data"):
             return  # the page's own polling would push everything else out
         # The path the client asked for (a front door's request is served on the chat path).
-        model = without_proxy_keys(call.plan.model) if isinstance(call.plan.model, str) else None
-        self.recent.add({"at": round(time.time(), 3), "method": call.client.method,
-                         "path": without_proxy_keys("/" + call.client.path), "model": model, "status": call.outcome.status,
-                         "ms": round((time.perf_counter() - call.client.started) * 1000, 1),
-                         "key": call.plan.key_name})
-        used = call.outcome.used  # the meter's reading of the answer, as the usage rows and /metrics take it
+        model = without_proxy_keys(start.model) if isinstance(start.model, str) else None
+        client = start.client
+        self.recent.add({"at": round(time.time(), 3), "method": client.method,
+                         "path": without_proxy_keys("/" + client.path), "model": model, "status": end.status,
+                         "ms": round((time.perf_counter() - client.started) * 1000, 1),
+                         "key": start.key_name})
+        used = end.used  # the meter's reading of the answer, as the usage rows and /metrics take it
         tokens = used.tokens if used is not None else 0
-        self.history.add(call.plan.key_name, tokens, refusal_cause(call), call.plan.team_key is not None)
-        cost = call.outcome.cost
+        self.history.add(start.key_name, tokens, refusal_cause(end), start.team_key is not None)
+        cost = end.cost
         if cost is not None and cost.nanos:
-            self.spend.add(call.plan.key_name or "none", model or "none", cost.nanos)
+            self.spend.add(start.key_name or "none", model or "none", cost.nanos)
 
     def page(self) -> bytes:
         return resources.files("argoproxy.observe").joinpath("status_page.html").read_bytes()

@@ -4,8 +4,9 @@
 One Answers object per worker, shared by every deployment and door (the same observers see every call); the
 encoders (chat_answers.py for the chat-completions door, fronts/serve.py for the front doors) write answers
 through it, and what they find (status, usage, the answer for the journals) through its `note_*` methods: the
-answer side's part of the Outcome is written here, and the observers only read it. It knows nothing of how a
-request was sent."""
+answer side's part of the Outcome is written here. The observers are handed the call's frozen records
+(call_records.py: its start as sent, its end made here once), never the call. It knows nothing of how a request
+was sent."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from argoproxy.upstream.body_tap import BodyTap
 from argoproxy.pipeline.answer_facts import whole_facts
 from argoproxy.pipeline.answer_shape import CHECKED_FROM, check_completion, check_containers
 from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.call_records import CallEnd, CallStart, ended, start_of
 from argoproxy.pipeline.filters import ByteFilter, ModelName, ScrubSecrets
 from argoproxy.edge.handoff import yield_point
 from argoproxy.pipeline.think import transform_completion
@@ -41,13 +43,14 @@ log = logging.getLogger("cot_proxy")
 JSON_TYPE = "application/json"
 YIELD_EVERY = 64  # relayed pieces between turns given to the worker's other requests (gevent)
 
-Observer = Callable[[Call], None]
+Observer = Callable[[CallStart, CallEnd], None]  # a finished call, as its two records
+StreamObserver = Callable[[CallStart], None]  # an answer relayed as it comes starts
 
 
 class Answers:
     def __init__(self, settings: Settings) -> None:
         self.observers: list[Observer] = []
-        self.stream_hooks: list[Observer] = []  # called when a relayed body starts (metrics: streams in flight)
+        self.stream_hooks: list[StreamObserver] = []  # a relayed body starts (metrics: streams in flight)
         # JOURNAL_BODY_BYTES when journals are on (LOG_DIR; 0: off): answers are assembled and tapped for them up
         # to there; metrics need only usage.
         self.journal_bytes = settings.journal_body_bytes if settings.log_dir else 0
@@ -140,8 +143,11 @@ class Answers:
             chunks = f.stream(call, chunks)
         pause, pieces = yield_point(), 0
         try:
-            for hook in self.stream_hooks:
-                hook(call)
+            if self.stream_hooks:
+                call.outcome.relayed = True  # the end record says so: a stream observer counts it out
+                start = start_of(call)
+                for hook in self.stream_hooks:
+                    hook(start)
             for data in chunks:
                 if call.outcome.first_byte_at is None:
                     call.outcome.first_byte_at = time.perf_counter()
@@ -242,9 +248,12 @@ class Answers:
             call.outcome.status = 499
             log.info("request %s: the client closed its connection before the answer's end (499)",
                      call.client.request_id)
+        if not self.observers:
+            return
+        start, end = start_of(call), ended(call)  # what every observer reads: never the live call
         for observer in self.observers:
             try:
-                observer(call)
+                observer(start, end)
             except Exception:  # an observer must never break an answer
                 log.exception("observer failed")
 
@@ -260,11 +269,6 @@ class Answers:
             out.cost = self.pricer.cost(out.usage, names, out.price_source, arrived)
         except Exception:  # noqa: BLE001 - pricing must never break an answer
             log.exception("request %s not priced", call.client.request_id)
-
-
-def call_cost(call: Call) -> Cost | None:
-    """What a finished call cost (None: it reported no usage to price), for whatever records it (a trace's span)."""
-    return call.outcome.cost
 
 
 class OutputTap:

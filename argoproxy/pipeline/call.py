@@ -9,8 +9,10 @@
   returns (pipeline/backend.py's Prepared).
 - Outcome: what happened: statuses, usage, bytes, timings, the deployment that served. Written by the sequence
   (gateway.py: the exchange with the upstream, the deployment), the answer side (answers.py: what the encoders
-  and filters found, through its note_* methods) and the door (the answers it makes itself); observers
-  (metrics, journals, logs, budgets) read it once the call ended and keep what they need in their own state.
+  and filters found, through its note_* methods) and the door (the answers it makes itself).
+
+Observers (metrics, journals, logs, traces, budgets) never read the Plan or the Outcome: they are handed frozen
+records of them, one made as the call is sent and one as it ends (call_records.py).
 """
 
 from __future__ import annotations
@@ -180,18 +182,20 @@ class Outcome:
     price_source: PriceSource | None = None  # how the deployment that answered is priced (its exchange's)
     cost: Cost | None = None  # what the call cost, priced once as it ended (None: no usage to price)
     used: Used | None = None  # the meter's one reading of the answer (tokens, cost) that every record takes
+    relayed: bool = False  # the answer is relayed as it comes: the stream observers were handed its start
     observed: bool = False
 
 
 class Call:
-    """One request: its three phases."""
+    """One request: its three phases, and the record of its start the observers read (call_records.py)."""
 
-    __slots__ = ("client", "plan", "outcome")
+    __slots__ = ("client", "plan", "outcome", "start")
 
     def __init__(self, client: ClientRequest, plan: Plan) -> None:
         self.client = client
         self.plan = plan
         self.outcome = Outcome()
+        self.start: object = None  # call_records.py's CallStart, made as the call is sent (read by start_of)
 
     @classmethod
     def of(cls, kind: str, method: str, path: str, query: str = "", headers: dict[str, str] | None = None,

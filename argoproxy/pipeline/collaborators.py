@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from argoproxy.pipeline.backend import Backend
     from argoproxy.upstream.client import Upstream
     from argoproxy.pipeline.call import Call
+    from argoproxy.pipeline.call_records import CallEnd, CallStart
     from argoproxy.meter.worst import Asked
 
 
@@ -54,8 +55,8 @@ class Limiter(Protocol):
         tokens read from `body`) until observe: (the budget it counts against (KeyLimit), what it holds), which
         the guard keeps in the plan; (None, None) for a key without one."""
 
-    def observe(self, call: Call) -> None:
-        """Count a finished call's tokens."""
+    def observe(self, start: CallStart, end: CallEnd) -> None:
+        """Count a finished call's tokens (an observer: its frozen records, call_records.py)."""
 
 
 class Keeper(Protocol):

@@ -2,7 +2,8 @@
 native relay, a forwarded path, a backend's own route): send (MAX_UPSTREAM_CALLS over every attempt; a parameter
 the upstream refused left out once), classify the status (an error becomes the ProxyError the client gets), and
 decode what comes back (the backend's decoders, then the stream's filters). It keeps the Outcome's record of the
-exchange: the request sent, the response, when it came, the deployment that serves."""
+exchange: the request sent, the response, when it came, the deployment that serves; and it makes the call's start
+record as it sends (call_records.py: the plan as sent, which the observers read)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from argoproxy.jsonfast import dumps
 from argoproxy.pipeline import planning
 from argoproxy.pipeline.adapt import TYPES_TAKEN, refused_param, schema_as_json_object
 from argoproxy.pipeline.answers import try_json
+from argoproxy.pipeline.call_records import started
 from argoproxy.pipeline.served import header_safe
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, stream_error
 from argoproxy.upstream.relay import redirect_error
@@ -64,6 +66,7 @@ class Exchange:
         becomes the ProxyError the client gets (the backend's reading of it, or `error`'s), secrets removed."""
         out = call.outcome
         out.upstream_request, out.price_source = req, self.price_source
+        started(call)  # the plan as sent (again for a fallback's attempt, or a stream asked again whole)
         resp = self.send(call, req, sending.retries_refused)
         if sending.taps:
             self.answers.tap_upstream(call, resp)

@@ -29,7 +29,7 @@ from argoproxy.meter.worst import NOTHING, Asked, Worst, worst_of
 from argoproxy.spend.units import dollars
 from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, digest
 from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.answers import answer_tokens
+from argoproxy.pipeline.call_records import CallEnd, CallStart
 from argoproxy.turns import beside
 
 log = logging.getLogger("cot_proxy")
@@ -253,7 +253,7 @@ class TeamKeys:
         except Exception:  # noqa: BLE001
             log.exception("team keys: the hold of key %s not given back", record.name)
 
-    def observe(self, call: Call) -> None:
+    def observe(self, start: CallStart, end: CallEnd) -> None:
         """Observer: an admitted call's tokens (its usage; an estimate when the upstream sent none) count against
         its key, by model and day, and what its admission held is given back (every ending passes here: done,
         error, client gone). A key with token limits has them counted where admission reads them as the answer
@@ -261,14 +261,16 @@ class TeamKeys:
         socket, which lets the worker's other requests run). Usage rows are written in batches (at most
         FLUSH_SECONDS late), not by the request: a database write per answer cost more than the rest of the
         request, and SQLite's wait for its lock stops a gevent worker."""
-        record = call.plan.team_key
+        record = start.team_key
         if record is None:
             return
-        prompt, completion = answer_tokens(call)  # no usage came: the answer side's estimate (Answers.observe)
-        model = call.plan.model if isinstance(call.plan.model, str) else "-"
+        used = end.used  # the meter's reading (no usage came: the answer side's estimate, Answers.observe)
+        prompt, completion = (used.input, used.output) if used is not None and start.kind != "count_tokens" \
+            else (0, 0)
+        model = start.model if isinstance(start.model, str) else "-"
         model = model[:200]
-        spent = spent_of(call)
-        lease = call.plan.key_lease
+        spent = spent_of(end)
+        lease = start.key_lease
         if isinstance(lease, Lease) and self.settle(lease, prompt, completion, model, spent):
             return
         now = self.clock()
@@ -518,9 +520,9 @@ class Spent(NamedTuple):
 NOTHING_SPENT = Spent(0, 0)
 
 
-def spent_of(call: Call) -> Spent:
-    """What a finished call cost, as its usage row keeps it (argoproxy/spend/: Outcome.cost)."""
-    cost = call.outcome.cost
+def spent_of(end: CallEnd) -> Spent:
+    """What a finished call cost, as its usage row keeps it (argoproxy/spend/: its end record's cost)."""
+    cost = end.cost
     if cost is None:
         return NOTHING_SPENT
     return Spent(cost.nanos, 0) if cost.priced else Spent(0, 1)

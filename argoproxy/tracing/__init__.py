@@ -1,8 +1,9 @@
 """Tracing: OpenTelemetry traces of every request (TRACING; docs/tracing.md), in one room.
 
 - tracer.py: the spans (a SERVER span per client request, a CLIENT span per upstream attempt), started once per
-  worker, and the hooks the others call: the door's `Tracing.begin` and `observe` (a finished call), the upstream
-  client's AttemptTracer (each attempt), a background run's `detached` span.
+  worker, and the hooks the others call: the door's `Tracing.begin` and `observe` (a finished call's frozen
+  records, pipeline/call_records.py), the upstream client's AttemptTracer (each attempt: the start record the
+  exchange made as it sent), a background run's `detached` span.
 - genai_attributes.py: what a span says of the call, by the GenAI semantic conventions (read from the meter's
   reading and the answer's facts, never from the live call).
 

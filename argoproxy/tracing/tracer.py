@@ -54,7 +54,8 @@ from argoproxy.config.tracing_settings import BATCH_DEFAULT, QUEUE_DEFAULT
 from argoproxy.errors import ProxyError
 from argoproxy.tracing import genai_attributes as genai
 from argoproxy.per_process import PerProcess
-from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.call import Call, ClientRequest
+from argoproxy.pipeline.call_records import CallEnd, CallStart, start_of
 from argoproxy.redaction import Secrets
 from argoproxy.upstream.answer_bounds import collector_session
 from argoproxy.upstream.client import TRANSPORT_ERRORS, transport_error
@@ -234,7 +235,7 @@ class CallTrace:
 
     def detached(self, call: Call) -> CallTrace:
         """A background run of this request: its own span, under the request's."""
-        return CallTrace(self.tracing, INTERNAL, self.tracing.server_span(call, self))
+        return CallTrace(self.tracing, INTERNAL, self.tracing.server_span(start_of(call), self))
 
 
 class Tracing:
@@ -282,19 +283,19 @@ class Tracing:
         return CallTrace(self)
 
     # ------------------------------------------------------------ spans
-    def server_span(self, call: Call, trace: CallTrace) -> Record:
+    def server_span(self, start: CallStart, trace: CallTrace) -> Record:
         """The request's span, started now if it was not yet, dated from the request's arrival."""
         if trace.server is None:
-            plan, client = call.plan, call.client
+            client = start.client
             if trace.kind is SERVER and self.keeps_all:  # a client's request: a new trace, kept, unless it sent one
                 request = client.request
                 if request is None or ("Traceparent" not in request.headers and "traceparent" not in request.headers):
                     trace.server = self.started("", None, SERVER, wall_ns(client.started), {})
                     return trace.server
-            parent = trace.parent if trace.kind is not SERVER else self.client_context(call)
+            parent = trace.parent if trace.kind is not SERVER else self.client_context(client)
             name = ""  # named as it ends (route_kind); a sampler that is asked reads it
             if not self.keeps_all:
-                name = genai.span_name(plan.kind, plan.model, client.method, client.path)
+                name = genai.span_name(start.kind, start.model, client.method, client.path)
                 if trace.kind is INTERNAL:
                     name = f"background {name}"
             trace.server = self.started(name, parent, trace.kind, wall_ns(client.started), {})
@@ -343,7 +344,7 @@ class Tracing:
         trace: CallTrace | None = call.client.trace  # type: ignore[assignment]  # the door gave it this tracer's
         if trace is None or trace.ended:
             return
-        server = self.server_span(call, trace)
+        server = self.server_span(start_of(call), trace)
         record = Record(name, server.trace_id, self.span_id() or self.ids.generate_span_id(), server.flags,
                         server.state, server, INTERNAL, start, attributes)
         if error is not None:
@@ -352,9 +353,9 @@ class Tracing:
         self.ended(record)
 
     @staticmethod
-    def client_context(call: Call) -> SpanContext | None:
+    def client_context(client: ClientRequest) -> SpanContext | None:
         """The client's trace context (W3C traceparent and tracestate), continued; None: a trace of its own."""
-        request = call.client.request
+        request = client.request
         parent = client_value(request.headers, "traceparent") if request is not None else None
         if parent is None or request is None:
             return None
@@ -372,9 +373,9 @@ class Tracing:
             return req
         if trace.client is not None:  # the previous attempt is over: this one retries or fails over
             self.end_attempt(trace)
-        server = self.server_span(call, trace)
-        plan = call.plan
-        name, fixed = self.upstream_kind((req.url, req.method, plan.kind, plan.upstream_model or plan.model))
+        start = start_of(call)  # the plan as this attempt sends it (exchange.py made it)
+        server = self.server_span(start, trace)
+        name, fixed = self.upstream_kind((req.url, req.method, start.kind, start.upstream_model or start.model))
         trace.url = req.url
         record = trace.client = Record(name, server.trace_id, self.span_id() or self.ids.generate_span_id(),
                                        server.flags, server.state, server, CLIENT, time.time_ns(), {}, fixed)
@@ -435,24 +436,23 @@ class Tracing:
             self.ended(record)
 
     # ------------------------------------------------------------ the observer
-    def observe(self, call: Call) -> None:
+    def observe(self, start: CallStart, out: CallEnd) -> None:
         """The call ended: its spans end, with what it asked and what answered."""
-        trace: CallTrace | None = call.client.trace  # type: ignore[assignment]  # the door gave it this tracer's
+        trace: CallTrace | None = start.client.trace  # type: ignore[assignment]  # the door gave it this tracer's
         if trace is None or trace.ended:
             return
         trace.ended = True
-        if trace.server is None and call.plan.kind in UNTRACED:
+        if trace.server is None and start.kind in UNTRACED:
             return
-        server = self.server_span(call, trace)
-        out = call.outcome
+        server = self.server_span(start, trace)
         used = out.used  # the meter's reading of the answer (argoproxy/meter/used.py), every record's
         answered = genai.answered(out.facts, out.usage, out.usage_estimated, used) if self.answer_of is None else \
             self.answer_of(out.facts, out.usage, out.usage_estimated,
                            genai.answered if used is None else metered(used))
         error = genai.error_type(out.status, out.output, out.client_left) if out.status >= 400 or out.client_left \
             else None
-        server.name, server.fixed = self.route_kind(call, trace.kind)
-        self.call_attributes(call, server, error)
+        server.name, server.fixed = self.route_kind(start, out, trace.kind)
+        self.call_attributes(start, out, server, error)
         if out.status >= 500:
             server.status = ERROR
         # Both spans end now (the last attempt's: as the answer it relayed did), handed as `ended` hands them, or
@@ -475,54 +475,54 @@ class Tracing:
         if server.flags & SAMPLED:
             self.hand(server)
 
-    def route_kind(self, call: Call, kind: SpanKind) -> tuple[str, Fixed]:
+    def route_kind(self, start: CallStart, out: CallEnd, kind: SpanKind) -> tuple[str, Fixed]:
         """The request's span name and shared attributes: the route, the API, the operation, the model asked for,
         the deployment that served, the key's name (never the key), the status answered and the upstream calls
         made (a few values each)."""
-        plan, client, out = call.plan, call.client, call.outcome
-        served, calls = out.deployment, out.calls.used if out.calls is not None else None
-        key = (plan.kind, plan.model, client.method, client.path, client.front, served, plan.key_name,
+        client = start.client
+        served, calls = out.deployment, out.upstream_calls
+        key = (start.kind, start.model, client.method, client.path, client.front, served, start.key_name,
                kind is INTERNAL, out.status, calls)
         found = self.routes.get(key)
         if found is None:
             attributes: dict[str, Any] = {"http.request.method": client.method, "url.path": "/" + client.path,
                                           "cot_proxy.api": client.front, "http.response.status_code": out.status,
                                           "gen_ai.provider.name": self.providers.get(served or "", self.provider)}
-            op = genai.operation(plan.kind)
+            op = genai.operation(start.kind)
             if op is not None:
                 attributes["gen_ai.operation.name"] = op
-            if plan.model:
-                attributes["gen_ai.request.model"] = genai.bounded(plan.model)
-            if plan.key_name:
-                attributes["cot_proxy.key.name"] = plan.key_name
+            if start.model:
+                attributes["gen_ai.request.model"] = genai.bounded(start.model)
+            if start.key_name:
+                attributes["cot_proxy.key.name"] = start.key_name
             if served:
                 attributes["cot_proxy.served_by"] = served
             if calls is not None:
                 attributes["cot_proxy.upstream.calls"] = calls
-            name = genai.span_name(plan.kind, plan.model, client.method, client.path)
+            name = genai.span_name(start.kind, start.model, client.method, client.path)
             found = (f"background {name}" if kind is INTERNAL else name, Fixed(attributes))
-            if len(plan.model or "") <= NAME_KEPT:  # the key holds the model's whole name
+            if len(start.model or "") <= NAME_KEPT:  # the key holds the model's whole name
                 if len(self.routes) >= KINDS_KEPT:  # forwarded paths and models are the clients': bounded
                     self.routes.clear()
                 self.routes[key] = found
         return found
 
-    def call_attributes(self, call: Call, server: Record, error: str | None) -> None:
+    def call_attributes(self, start: CallStart, out: CallEnd, server: Record, error: str | None) -> None:
         """The request's own attributes, on its span: its id, its parameters, its error, its cost."""
-        plan, out = call.plan, call.outcome
-        server.request_id = call.client.request_id  # the proxy's own; the client's X-Request-ID beside it
+        client = start.client
+        server.request_id = client.request_id  # the proxy's own; the client's X-Request-ID beside it
         attributes = server.attributes
-        if call.client.client_request_id:
-            attributes["cot_proxy.client_request_id"] = call.client.client_request_id
-        op = plan.kind in genai.OPERATIONS
+        if client.client_request_id:
+            attributes["cot_proxy.client_request_id"] = client.client_request_id
+        op = start.kind in genai.OPERATIONS
         if op:
-            server.params = genai.request_parameters(plan.body)
+            server.params = genai.request_parameters(start.body)
         if error is not None:
             attributes["error.type"] = error
         cost = out.cost
         if cost is not None:  # where the proxy prices calls: an unpriced model flagged, never recorded as free
             server.cost = cost.nanos / 1e9 if cost.priced else False
-        asked = plan.asked
+        asked = start.asked
         worst = asked.read_worst if asked is not None else None
         if worst is not None:  # the meter's worst case, as a limit reserved it and the fair queue weighed it
             attributes["cot_proxy.reservation.tokens"] = worst.tokens
@@ -530,15 +530,15 @@ class Tracing:
             if nanos is not None:
                 attributes["cot_proxy.reservation.usd"] = nanos / 1e9
         if self.content and op:
-            attributes.update(self.content_attributes(call))
+            attributes.update(self.content_attributes(start, out))
 
-    def content_attributes(self, call: Call) -> dict[str, str]:
+    def content_attributes(self, start: CallStart, end: CallEnd) -> dict[str, str]:
         """TRACING_CONTENT: the messages asked and answered, configured secrets replaced."""
         out = {}
-        asked = genai.input_messages(call.plan.body, call.plan.kind)
+        asked = genai.input_messages(start.body, start.kind)
         if asked is not None:
             out["gen_ai.input.messages"] = self.secrets.text(asked)
-        answered = genai.output_messages(call.outcome.facts)
+        answered = genai.output_messages(end.facts)
         if answered is not None:
             out["gen_ai.output.messages"] = self.secrets.text(answered)
         return out

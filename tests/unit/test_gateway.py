@@ -28,7 +28,7 @@ def test_chat_through_the_door(make):
     answer = door.handle(Request.of("POST", "/v1//chat/completions/", {"model": "m", "messages": MSG}))
     assert answer.status_code == 200 and json_of(answer)["choices"][0]["message"]["content"] == "Hello"
     assert [r.url for r in up.sent] == ["http://upstream.test/v1/chat/completions"]
-    assert [(c.plan.kind, c.plan.path, c.outcome.status) for c in calls] == [("chat", "v1/chat/completions", 200)]
+    assert [(c.start.kind, c.start.client.path, c.end.status) for c in calls] == [("chat", "v1/chat/completions", 200)]
 
 
 def test_refused_paths_never_reach_the_upstream_and_are_observed(make):
@@ -37,7 +37,7 @@ def test_refused_paths_never_reach_the_upstream_and_are_observed(make):
         answer = door.handle(Request.of("POST", target, {"model": "m", "messages": MSG}, request_id="rid-1"))
         err = json_of(answer)["error"]
         assert answer.status_code == 400 and err["code"] == "invalid_path" and err["request_id"] == "rid-1"
-    assert up.sent == [] and [c.plan.kind for c in calls] == ["invalid_path"] * 4
+    assert up.sent == [] and [c.start.kind for c in calls] == ["invalid_path"] * 4
 
 
 def test_allow_list_on_api_forwarded_query_and_model_routes(make):
@@ -67,7 +67,7 @@ def test_auth_on_every_route_and_the_client_key_never_goes_upstream(make):
     answer = door.handle(Request.of("POST", "/v1/chat/completions", {"model": "m", "messages": MSG},
                                     headers={"Authorization": "Bearer k1"}))
     assert answer.status_code == 200 and up.sent[-1].headers["Authorization"] == "Bearer sk-up"
-    assert {c.outcome.status for c in calls} >= {401, 200}
+    assert {c.end.status for c in calls} >= {401, 200}
 
 
 def test_think_tags_split_across_stream_chunks(make):

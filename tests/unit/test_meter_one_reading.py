@@ -93,7 +93,7 @@ def test_one_reading_of_the_request_and_one_of_the_answer(tmp_path, monkeypatch,
         upstream = FakeUpstream()
         door = build_proxy(settings, upstream)
         calls: list = []
-        door.gateway.answers.observers.append(calls.append)
+        door.gateway.answers.observers.append(lambda start, end: calls.append((start, end)))
         try:
             upstream.reply({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
                             "choices": [{"index": 0, "message": {"role": "assistant", "content": "Two images."},
@@ -104,9 +104,9 @@ def test_one_reading_of_the_request_and_one_of_the_answer(tmp_path, monkeypatch,
                                             headers={"Authorization": f"Bearer {key}"}))
             assert answer.status_code == 200, answer.get_data()
             answer.get_data()
-            (call,) = [c for c in calls if c.plan.kind == "chat"]
-            lease = call.plan.key_lease
-            worst = call.plan.asked.read_worst
+            ((start, end),) = [c for c in calls if c[0].kind == "chat"]  # what the observers read of the call
+            lease = start.key_lease
+            worst = start.asked.read_worst
             assert worst_case.calls == 1 and priced.calls == 1 and used.calls == 1  # one reading each way
             # the worst case: its text, the inline image (765) and the one by URL (OpenAI's most, 1,445), 50 answered
             assert worst.media_tokens == 765 + 1445 and worst.output == 50
@@ -116,7 +116,7 @@ def test_one_reading_of_the_request_and_one_of_the_answer(tmp_path, monkeypatch,
             assert span.attributes["cot_proxy.reservation.tokens"] == worst.tokens
             assert round(span.attributes["cot_proxy.reservation.usd"] * 1e9) == lease.money > 0
             # the answer, read once: the usage row, /metrics, the status page and the trace say the same
-            reading = call.outcome.used
+            reading = end.used
             assert (reading.input, reading.output, reading.cached) == (2400, 37, 1024)
             assert (span.attributes["gen_ai.usage.input_tokens"], span.attributes["gen_ai.usage.output_tokens"],
                     span.attributes["gen_ai.usage.cache_read.input_tokens"]) == (2400, 37, 1024)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from argoproxy.config.settings import load_settings
 from argoproxy.observe.metrics import Metrics
 from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.call_records import ended, started
 
 
 def label(metrics: Metrics, model: str, status: int = 200) -> str:
     call = Call.of("chat", "POST", "v1/chat/completions")
     call.plan.model, call.outcome.status = model, status
-    return metrics.model_label(call)
+    return metrics.model_label(started(call), ended(call))
 
 
 def test_a_served_name_is_a_label_and_a_refused_one_is_not(monkeypatch):

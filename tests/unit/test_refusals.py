@@ -9,6 +9,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.observe.load_history import LoadHistory
 from argoproxy.observe.refusals import CAUSES, DECIDED, FAILED, error_cause, refusal_cause
 from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.call_records import CallEnd, ended
 from argoproxy.shared_cells import SharedCells
 
 
@@ -66,10 +67,10 @@ def test_a_team_keys_refusal_says_budget_or_rate():
         assert (refused.value.status, refused.value.code, refused.value.cause) == (429, "rate_limit_exceeded", cause)
 
 
-def call_with(status: int, refused: str | None = None, upstream_status: int | None = None) -> Call:
+def call_with(status: int, refused: str | None = None, upstream_status: int | None = None) -> CallEnd:
     call = Call.of("chat", "POST", "v1/chat/completions")
     call.outcome.status, call.outcome.refused, call.outcome.upstream_status = status, refused, upstream_status
-    return call
+    return ended(call)
 
 
 def test_a_calls_cause():

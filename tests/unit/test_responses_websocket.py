@@ -33,7 +33,7 @@ def test_a_response_create_is_the_http_stream_and_its_events_come_out_whole(make
     assert types[0] == "response.created" and types[-1] == "response.completed"
     assert "".join(e["delta"] for e in out if e["type"] == "response.output_text.delta") == "Hello"
     assert json.loads(up.sent[0].body)["stream"] is True and sent_messages(up)[-1]["content"] == "hi"
-    assert len(calls) == 1 and calls[0].client.front == "responses"  # one observed call per response, as over HTTP
+    assert len(calls) == 1 and calls[0].start.client.front == "responses"  # one observed call per response, as over HTTP
 
 
 def test_previous_response_id_with_store_false_continues_from_the_connection(make):

@@ -35,7 +35,7 @@ def test_create_whole_then_read_chain_and_delete_it(make):
     assert first["steps"] == [{"type": "model_output", "content": [{"type": "text", "text": "Hello"}]}]
     assert json.loads(up.sent[-1].body)["messages"] == [{"role": "system", "content": "Be brief."},
                                                        {"role": "user", "content": "My name is Ada."}]
-    assert calls[-1].client.front == "interactions"  # observed as every door's calls (metrics, journals, traces)
+    assert calls[-1].start.client.front == "interactions"  # observed as every door's calls (metrics, journals, traces)
     assert get(door, f"{PATH}/{first['id']}") == (200, first)
     status, second = post(door, {"model": "m", "input": "Who am I?", "previous_interaction_id": first["id"]})
     assert status == 200 and second["previous_interaction_id"] == first["id"]
@@ -115,7 +115,7 @@ def test_key_limits_count_its_calls_and_reserve_for_the_stored_history(make, mon
     key = {"X-Goog-Api-Key": "sk-team-a"}
     long = {"model": "m", "input": "word " * 2000, "generation_config": {"max_output_tokens": 10}}
     status, first = post(door, long, headers=dict(key))
-    assert status == 200 and calls[-1].outcome.usage["completion_tokens"] > 0
+    assert status == 200 and calls[-1].end.usage["completion_tokens"] > 0
     assert post(door, {**long, "store": False}, headers=dict(key))[0] == 200  # alone, it fits
     status, refused = post(door, {**long, "previous_interaction_id": first["id"]}, headers=dict(key))
     assert status in (400, 429) and refused["error"]["code"] in ("invalid_argument", "resource_exhausted")

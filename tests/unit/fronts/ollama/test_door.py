@@ -30,7 +30,7 @@ def test_chat_whole_and_streamed_through_the_door(make):
     out = lines(answer)
     assert [o["message"]["content"] for o in out] == ["Hel", "lo", ""] and [o["done"] for o in out] == [False, False, True]
     assert out[-1]["done_reason"] == "stop" and "eval_count" in out[-1] and "prompt_eval_duration" in out[-1]
-    assert calls[-1].client.front == "ollama"
+    assert calls[-1].start.client.front == "ollama"
 
 
 def test_streamed_tool_calls_come_whole_with_object_arguments(make):
@@ -102,7 +102,7 @@ def test_key_limits_count_the_doors_calls(make, monkeypatch):
     assert first.status_code == 200 and second.status_code == 429 and len(up.sent) == 1
     assert isinstance(json.loads(second.get_data())["error"], str) and int(second.headers["Retry-After"]) >= 1
     assert door.handle(Request.of("GET", "/api/tags")).status_code == 401
-    assert calls[0].outcome.usage["completion_tokens"] > 0  # what budgets and metrics count
+    assert calls[0].end.usage["completion_tokens"] > 0  # what budgets and metrics count
 
 
 def ollama_tags(*names: str, running: bool = False) -> dict:

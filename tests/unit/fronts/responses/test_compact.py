@@ -77,7 +77,7 @@ def test_compaction_passes_the_one_guard(make):
     up.reply(chat_completion("a summary"))
     done = door.handle(Request.of("POST", "/v1/responses/compact", {"model": "gpt-4o", "input": "hi"}))
     assert done.status_code == 200 and json.loads(done.get_data())["object"] == "response.compaction"
-    assert [c.plan.kind for c in calls][-1] == "chat" and len(up.sent) == 1
+    assert [c.start.kind for c in calls][-1] == "chat" and len(up.sent) == 1
 
 
 def test_an_upstream_serving_responses_itself_gets_the_compaction_as_it_came(make):
