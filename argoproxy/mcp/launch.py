@@ -35,7 +35,9 @@ _retiring: list[tuple[subprocess.Popen[bytes], str]] = []  # supervisors a reloa
 def supervisor_options(settings: Any) -> dict[str, object]:
     """What the supervisor needs of the settings besides the servers (the line after theirs on its stdin)."""
     return {"session_processes": settings.mcp_session_processes,
-            "session_processes_per_key": settings.mcp_session_processes_per_key, "redis_url": settings.redis_url}
+            "session_processes_per_key": settings.mcp_session_processes_per_key, "redis_url": settings.redis_url,
+            "keys": {"keys_db": settings.keys_db, "redis_outage": settings.redis_outage} if settings.enable_auth
+            else None}  # team keys: their processes stop when they are refused (per_session.py's KeyCheck)
 
 
 def start_supervisor(servers: tuple[McpServer, ...], grace: float = 0.0,

@@ -33,6 +33,7 @@ log = logging.getLogger("cot_proxy")
 LIMITED = -32029  # limits.py's: a key's limit reached (HTTP's 429)
 IDLE_SECONDS = 24 * 3600.0  # as a session's (sessions.py's SESSION_IDLE)
 REAP_SECONDS = 30.0  # how often idle processes are looked for
+KEY_SECONDS = 2.0  # how often the team keys owning processes are asked again (only while some run)
 STATELESS = "stateless:"  # the session names stateless.py gives a 2026-07-28 request's calls
 
 
@@ -172,6 +173,10 @@ class PerSession:
         if process is not None and process.owner == owner:
             process.server.notify(message)
 
+    def owners(self) -> set[str]:
+        with self.lock:
+            return {p.owner for p in self.running.values()}
+
     def status(self) -> dict[str, Any]:
         with self.lock:
             processes = [p.server for p in self.running.values()]
@@ -181,3 +186,42 @@ class PerSession:
                 "processes": len(processes), "restarts": self.ended_restarts + sum(s.restarts for s in processes),
                 "pid": None, "error": "", "server_info": shared.get("server_info") or {},
                 "capabilities": shared.get("capabilities") or {}}
+
+
+class KeyCheck:
+    """The team keys that own processes, asked of the key store (KEYS_DB, or Redis) every KEY_SECONDS while any
+    run: a key revoked, expired or gone has its processes stopped, as the door refuses its requests. Opened at
+    the first need; the store away: asked again next time."""
+
+    def __init__(self, servers: list[PerSession], keys_db: str, redis_url: str, outage: str) -> None:
+        self.servers, self.keys_db, self.redis_url, self.outage = servers, keys_db, redis_url, outage
+        self.store: Any = None
+        self.stopping = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="mcp-session-keys", daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _run(self) -> None:
+        while not self.stopping.wait(KEY_SECONDS):
+            try:
+                self.check()
+            except Exception as exc:  # noqa: BLE001 - the store away: asked again next time
+                log.warning("mcp: the key store could not be asked about per_session processes (%s)",
+                            type(exc).__name__)
+
+    def check(self) -> None:
+        owners = {o for server in self.servers for o in server.owners() if o.startswith("key:")}
+        if not owners:
+            return
+        if self.store is None:
+            from argoproxy.teamkeys.service import open_store
+            self.store = open_store(self.keys_db, self.redis_url, self.outage)
+        now = time.time()
+        accepted = {"key:" + r.name for r in self.store.records() if r.refusal(now) is None}
+        for owner in owners - accepted:
+            log.info("mcp: %s is refused now: its per_session processes stop", owner)
+            for server in self.servers:
+                server.end_owner(owner)

@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
-from argoproxy.mcp.per_session import Bounds, PerSession
+from argoproxy.mcp.per_session import Bounds, KeyCheck, PerSession
 from argoproxy.mcp.remote_server import RemoteServer
 from argoproxy.mcp.replicas import Replicas
 from argoproxy.mcp.stdio_server import StdioServer
@@ -115,14 +115,23 @@ class Supervisor:
                         else StdioServer(s, os.path.join(rundir, "home", s.name)) if s.stdio else RemoteServer(s)
                         for s in servers}
         self.replicas = Replicas(str(given.get("redis_url") or ""), self)  # with Redis: what the others are told
+        per_session = [s for s in self.servers.values() if isinstance(s, PerSession)]
+        keys = given.get("keys")
+        self.key_check = KeyCheck(per_session, str(keys.get("keys_db") or ""), str(given.get("redis_url") or ""),
+                                  str(keys.get("redis_outage") or "local")) \
+            if per_session and isinstance(keys, dict) else None
 
     def start(self) -> None:
         for server in self.servers.values():
             server.start()
         self.replicas.start()
+        if self.key_check is not None:
+            self.key_check.start()
 
     def stop(self) -> None:
         self.replicas.stop()
+        if self.key_check is not None:
+            self.key_check.stop()
         for server in self.servers.values():
             server.stop()
 

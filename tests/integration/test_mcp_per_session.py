@@ -1,6 +1,6 @@
 """A stdio server marked `per_session: true` (argoproxy/mcp/per_session.py) through the running app (Gunicorn, two
-workers, auth on, two team keys): a process per client session, started at its first call and stopped when the
-session ends; bounded per server and per key, a session past a bound answered with an MCP error naming the
+workers, auth on, team keys): a process per client session, started at its first call and stopped when the
+session ends or its key is revoked; bounded per server and per key, a session past a bound answered with an MCP error naming the
 server and the setting; one key's session never reaching another key's process; a 2026-07-28 caller's calls in
 one process of its key's; the count in `cot_proxy/servers`. The strict fake's `whoami` tells its pid."""
 
@@ -15,7 +15,7 @@ import pytest
 from tests.integration.test_mcp_gateway import FAKE, INIT, send
 from tests.integration.test_mcp_keys import bearer, sdk
 from tests.integration.test_mcp_stateless import post as stateless_post
-from tests.integration.test_team_keys import create
+from tests.integration.test_team_keys import create, keys
 from tests.polling import poll
 from tests.proxy_process import running_proxy
 
@@ -30,10 +30,11 @@ VERSION = {"MCP-Protocol-Version": "2025-11-25"}
 @pytest.fixture(scope="module")
 def proxy(module_fake, tmp_path_factory):
     db = tmp_path_factory.mktemp("mcp_per_session") / "keys.db"
-    alice, bob = create(db, "alice"), create(db, "bob")
+    alice, bob, carol = create(db, "alice"), create(db, "bob"), create(db, "carol")
     with running_proxy(TARGET_BASE_URL=module_fake.base_url, WORKERS="2", ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
                        KEYS_DB=str(db), MCP_SERVERS=SERVERS, MCP_SESSION_PROCESSES="3",
                        MCP_SESSION_PROCESSES_PER_KEY="2") as p:
+        p.keys_db, p.carol = db, carol  # a key to revoke
         yield p, alice, bob
 
 
@@ -135,7 +136,17 @@ def test_one_keys_session_never_reaches_another_keys_process(proxy):
         ended(p, key, session)
 
 
-def test_a_stateless_callers_calls_go_to_one_process_of_its_keys(proxy):
+def test_a_revoked_keys_processes_stop(proxy):
+    p, alice, _ = proxy
+    hers, theirs = opened(p, alice), opened(p, p.carol)
+    kept, revoked = pid(call(p, alice, hers)), pid(call(p, p.carol, theirs))
+    assert keys(p.keys_db, "revoke", "carol").returncode == 0
+    assert poll(lambda: not psutil.pid_exists(revoked), timeout=15), "a revoked key's process ran on"
+    assert psutil.pid_exists(kept) and pid(call(p, alice, hers)) == kept
+    ended(p, alice, hers)
+
+
+def test_a_stateless_callers_calls_go_to_one_process_of_its_keys(proxy):  # last: its processes stay (idle)
     p, alice, bob = proxy
 
     def whoami(key) -> int:
