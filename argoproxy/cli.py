@@ -13,26 +13,47 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from argoproxy.config.command_line import build_parser, parse_flags  # noqa: F401  (build_parser: here as before)
-from argoproxy.firstrun import release_stop_signals, set_up_and_serve
+from argoproxy.stop_signals import release_stop_signals
+
+if TYPE_CHECKING:
+    from argoproxy.config.settings import Settings
+
+# Each subcommand imports what it needs when it runs: `keys --keys-db` (which scripts and the tests run often)
+# reads no settings, so it starts without the settings' table, the first run's checks or Gunicorn.
+
+
+def __getattr__(name: str) -> Any:
+    """build_parser and parse_flags (argoproxy/config/command_line.py), here as before, imported on first use."""
+    if name in ("build_parser", "parse_flags"):
+        from argoproxy.config import command_line
+        return getattr(command_line, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def settings_of(flags: dict[str, Any]) -> Settings:
+    """The settings the flags and the config in force give (a bad one: its one line, exit 2): how a subcommand
+    that reads them gets them."""
+    from argoproxy.serve.gunicorn_app import loaded_or_exit
+    return loaded_or_exit(flags).settings
 
 
 def main(argv: list[str] | None = None) -> None:
-    from argoproxy.serve.gunicorn_app import loaded_or_exit, run
-
     release_stop_signals()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["keys"]:  # the team keys subcommand, the same under every entry point
         from argoproxy.teamkeys.cli import main as keys_main
-        raise SystemExit(keys_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog=_prog()))
+        raise SystemExit(keys_main(argv[1:], settings_of, prog=_prog()))
     if argv[:1] == ["teams"]:  # teams of keys, whose limits their keys share
         from argoproxy.teamkeys.teams_cli import main as teams_main
-        raise SystemExit(teams_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog=_prog()))
+        raise SystemExit(teams_main(argv[1:], settings_of, prog=_prog()))
     if argv[:1] == ["prices"]:  # the price table: refreshed from genai-prices, a model's rates shown
         from argoproxy.spend.refresh import main as prices_main
-        raise SystemExit(prices_main(argv[1:], prog=_prog(), settings_of=lambda flags: loaded_or_exit(flags).settings))
+        raise SystemExit(prices_main(argv[1:], prog=_prog(), settings_of=settings_of))
+    from argoproxy.config.command_line import parse_flags
+    from argoproxy.firstrun import set_up_and_serve
+    from argoproxy.serve.gunicorn_app import loaded_or_exit, run
     if argv[:1] == ["demo"]:  # the proxy in front of a demo model of its own: no model server needed
         from argoproxy.launch.demo import main as demo_main
         raise SystemExit(demo_main(argv[1:], _prog(), parse_flags))

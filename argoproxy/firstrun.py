@@ -53,6 +53,7 @@ from argoproxy.serve.gunicorn_app import READY_LINES_ENV, plural, port_label, re
 from argoproxy.config.settings import BadValue, Settings, SettingsError, load, load_settings
 from argoproxy.config.unconfigured import refusal
 from argoproxy.launch.proxy import auth_header, key_lines
+from argoproxy.stop_signals import STOP_SIGNALS, check_interrupt, release_stop_signals  # noqa: F401  (here as before)
 
 BAR = "-" * 38
 HERE = Path(__file__).resolve().parents[1]  # the checkout (config.sample.yaml, run_app.sh), or site-packages
@@ -545,10 +546,7 @@ def serve(argv: list[str], flags: dict[str, Any], command: list[str] | None = No
 
 
 # Held blocked by the first-run process across its exec into the server (serve), released by the server first
-# thing (release_stop_signals, from argoproxy.cli.main).
-STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
-
-
+# thing (argoproxy/stop_signals.py's release_stop_signals, from argoproxy.cli.main).
 def hold_stop_signals() -> None:
     """Block SIGINT and SIGTERM for the exec: a signal this interpreter caught just before it would be lost with
     it (Python's handler only flags it for the next Python call), and the server would start and run on (seen in
@@ -561,21 +559,6 @@ def hold_stop_signals() -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         say()
         raise SystemExit(130) from None
-
-
-def release_stop_signals() -> None:
-    """Unblock the stop signals the first run held across its exec: one sent meanwhile (a Ctrl+C just as the
-    checks ended) is delivered now and ends the start quietly, where it used to be lost with the exec'd
-    interpreter and the server then ran on."""
-    try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        check_interrupt()
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-
-
-def check_interrupt() -> None:
-    """A Python call: a KeyboardInterrupt the signal handler flagged is raised on entering it."""
 
 
 if __name__ == "__main__":

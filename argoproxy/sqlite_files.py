@@ -11,6 +11,7 @@ without waiting (`first_here`): only a call that meets a lock is made again in t
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -55,6 +56,8 @@ class Busy(Exception):
 def _hub() -> Any:
     global _GEVENT
     if _GEVENT is None:
+        if "gevent.monkey" not in sys.modules:
+            return False  # nothing patched, gevent not imported (a command line); not kept: a worker patches later
         try:
             from gevent import get_hub, monkey
             _GEVENT = get_hub if monkey.is_module_patched("socket") else False
@@ -176,6 +179,8 @@ def _caught(work: Callable[[], Any]) -> tuple[bool, Any]:
 
 def native_lock() -> Any:
     """A lock real threads can share: threading.Lock is gevent's (greenlets only) once gevent patched it."""
+    if "gevent.monkey" not in sys.modules:  # nothing patched: threading's is the native one (gevent not imported)
+        return threading.Lock()
     try:
         from gevent.monkey import get_original
     except ImportError:
