@@ -360,9 +360,8 @@ class Settings:
                                     env=("METRICS_PUBLIC",), flags=("--metrics-public",))
     # --- MCP servers behind /mcp (argoproxy/mcp/, docs/mcp.md)
     mcp_servers: McpServers = _setting(McpServers(), parse_mcp_servers,
-                              "MCP servers served at /mcp: name -> {command, args, env, per_session} (a server the "
-                              "proxy runs) or {url, headers, bearer_token_env, transport} (one it reaches); "
-                              "MCP_SERVERS: JSON. Empty: /mcp is forwarded as any path (docs/mcp.md).",
+                              "MCP servers at /mcp: name -> {command, args, env, per_session} or {url, headers, "
+                              "bearer_token_env, transport}; MCP_SERVERS: JSON (docs/mcp.md).",
                               env=("MCP_SERVERS",))
     mcp_session_processes: int = _setting(16, _number(int, 1, 10000), "Processes a per_session MCP server runs at "
                                           "once at most (docs/mcp.md).", env=("MCP_SESSION_PROCESSES",),
