@@ -78,11 +78,15 @@ class PerSession:
         threading.Thread(target=self._reaper, name=f"mcp-{self.name}-idle", daemon=True).start()
 
     def stop(self) -> None:
+        """Every process at once (each may take STOP_SECONDS): the proxy's stop waits for them all together."""
         self.stopping.set()
         with self.lock:
             gone, self.running = list(self.running.values()), {}
-        for process in gone:
-            self._stopped(process)
+        stopping = [threading.Thread(target=self._stopped, args=(process,), daemon=True) for process in gone]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
 
     def end(self, session: str) -> bool:
         """The session ended (DELETE, or its idle expiry): its process goes, on a thread of its own (a process
@@ -159,6 +163,12 @@ class PerSession:
     def _any(self) -> Process | None:
         with self.lock:
             return max(self.running.values(), key=lambda p: p.used, default=None)
+
+    def answered(self, session: str, message: dict[str, Any]) -> bool:
+        """A client's response to a request one of the processes made of it (client_requests.py)."""
+        with self.lock:
+            processes = list(self.running.values())
+        return any([p.server.answered(session, message) for p in processes])
 
     def cancel(self, session: str, client_id: Any) -> bool:
         with self.lock:

@@ -157,3 +157,10 @@ def test_a_stateless_callers_calls_go_to_one_process_of_its_keys(proxy):  # last
 
     hers = whoami(alice)
     assert whoami(alice) == hers and whoami(bob) != hers
+
+
+def test_the_processes_stop_with_the_proxy(module_fake):
+    with running_proxy(TARGET_BASE_URL=module_fake.base_url, MCP_SERVERS=SERVERS) as p:
+        running = [pid(call(p, "", opened(p, ""))) for _ in range(2)]
+        assert running[0] != running[1]
+    assert poll(lambda: not any(psutil.pid_exists(x) for x in running)), "a session's process outlived the proxy"

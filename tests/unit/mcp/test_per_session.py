@@ -83,3 +83,12 @@ def test_processes_stop_when_idle_and_with_their_key():
     assert s.status()["processes"] == 0
     which(s, "s3", "key:a")
     assert s.end_owner("key:a") and s.status()["processes"] == 0
+
+
+def test_the_proxys_stop_stops_every_process():
+    s = server()
+    which(s, "s1", "key:a")
+    which(s, "s2", "key:b")
+    made = [p.server for p in s.running.values()]
+    s.stop()
+    assert all(p.stopped for p in made) and s.status()["processes"] == 0
