@@ -19,6 +19,12 @@ same keys as its models (docs/mcp.md).
   sessions are kept (the supervisor's, or with REDIS_URL Redis's, shared by the replicas); key_watch.py: a team key's
   tool call streamed over SSE ended once the key is revoked. stateless.py: revision 2026-07-28 at the same paths (no
   session: server/discover, `_meta` and the Mcp-Method and Mcp-Name headers on each request), bridged to the same calls.
+- client_requests.py: the requests a server makes of its client while running a client's call (sampling,
+  elicitation, roots), taken to that call's client (2025-11-25: on the call's SSE stream, its response POSTed back
+  with the session's id; 2026-07-28: an input_required answer, the client's next request carrying the responses)
+  and refused otherwise. Whose call it is: a remote Streamable HTTP server's comes on the call's own stream; a
+  stdio server's pipe says nothing, so it is the one call in flight on that server's process, and refused when
+  several are (a `per_session: true` server's process runs one session's calls).
 - recording.py: what a tool call leaves behind (ToolCall), handed to the hooks the proxy wires (serve/mcp_mount.py):
   the tool call series it registers in the proxy's metrics, an execute_tool span through the tracer's inner_span;
   journal_line.py: a journal line per call. limits.py: each call's deadline, result-size bound and price per server,

@@ -60,16 +60,6 @@ class Pending(Protocol):
     events: queue.Queue[tuple[str, dict[str, Any]]]
 
 
-class Server(Protocol):
-    """A server as the supervisor runs it (stdio_server.py's StdioServer, remote_server.py's RemoteServer)."""
-
-    name: str
-    client_requests: ClientRequests
-
-    def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = ..., on_note: Any = ...,
-             session: str = ..., asks: frozenset[str] = ..., on_ask: Any = ...) -> dict[str, Any]: ...
-
-
 def declared(capabilities: Any) -> list[str]:
     """The capabilities of a client's (initialize's, or a 2026-07-28 request's `_meta`) that let it be asked."""
     return sorted(k for k in capabilities if k in CAPABILITIES) if isinstance(capabilities, dict) else []
@@ -155,15 +145,17 @@ def response(server_id: jsonrpc.RequestId, message: dict[str, Any]) -> dict[str,
 # ---------------------------------------------------------------- 2026-07-28: multi round-trip requests
 
 Note = Callable[[dict[str, Any]], None]
+Call = Callable[..., dict[str, Any]]  # a server's call (StdioServer.call's keywords: on_note, session, asks, on_ask)
+Answered = Callable[[str, dict[str, Any]], bool]  # a server's way to its requests' answers (ClientRequests.answered)
 
 
 class Parked:
     """A call whose client was asked for input, waiting for the client's next request (or running meanwhile)."""
 
-    __slots__ = ("server", "owner", "name", "session", "deadline", "events")
+    __slots__ = ("answered", "owner", "name", "session", "deadline", "events")
 
-    def __init__(self, server: Server, owner: str, name: str, session: str, deadline: float) -> None:
-        self.server, self.owner, self.name, self.session, self.deadline = server, owner, name, session, deadline
+    def __init__(self, answered: Answered, owner: str, name: str, session: str, deadline: float) -> None:
+        self.answered, self.owner, self.name, self.session, self.deadline = answered, owner, name, session, deadline
         self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
 
 
@@ -174,21 +166,22 @@ class Rounds:
         self.lock = threading.Lock()
         self.parked: dict[str, Parked] = {}
 
-    def first(self, server: Server, message: dict[str, Any], timeout: float, session: str,
+    def first(self, call: Call, answered: Answered, message: dict[str, Any], timeout: float, session: str,
               rounds: dict[str, Any], on_note: Note | None) -> dict[str, Any]:
-        """The call made: its answer, or its first round's `input_required` result. The call runs on a thread of
-        its own, which outlives this answer when the server waits for the client's input."""
-        parked = Parked(server, str(rounds.get("owner", "")), str(rounds.get("name", "")), session,
+        """The call made (`call`, its server's; `answered`, where its requests' answers go): its answer, or its
+        first round's `input_required` result. The call runs on a thread of its own, which outlives this answer
+        when the server waits for the client's input."""
+        parked = Parked(answered, str(rounds.get("owner", "")), str(rounds.get("name", "")), session,
                         time.monotonic() + timeout)
         asks = frozenset(declared(dict.fromkeys(rounds.get("asks") or ())))
         events = parked.events
 
         def run() -> None:
-            answer = server.call(message, timeout, on_note=lambda note: events.put(("note", note)), session=session,
-                                 asks=asks, on_ask=lambda ask: events.put(("ask", ask)))
+            answer = call(message, timeout, on_note=lambda note: events.put(("note", note)), session=session,
+                          asks=asks, on_ask=lambda ask: events.put(("ask", ask)))
             events.put(("answer", answer))
 
-        threading.Thread(target=run, name=f"mcp-{server.name}-round", daemon=True).start()
+        threading.Thread(target=run, name="mcp-round", daemon=True).start()
         return self.next(parked, message.get("id"), on_note)
 
     def resume(self, state: Any, owner: str, name: str, responses: Any, request_id: Any,
@@ -203,7 +196,7 @@ class Rounds:
             del self.parked[state]  # each state is good for one next request
         for token, result in (responses.items() if isinstance(responses, dict) else ()):
             if isinstance(result, dict):
-                parked.server.client_requests.answered(parked.session, {"id": token, "result": result})
+                parked.answered(parked.session, {"id": token, "result": result})
         return self.next(parked, request_id, on_note)
 
     def next(self, parked: Parked, request_id: Any, on_note: Note | None) -> dict[str, Any]:

@@ -3,7 +3,9 @@ the handshake revisions before it: a POST carries one JSON-RPC message; `initial
 the `Mcp-Session-Id` header, which every later request carries; one the instance does not hold is a 404, one
 missing a 400), a DELETE ends it, a request's `MCP-Protocol-Version` must be a revision the proxy speaks, and
 answers are JSON (`application/json`; the specification lets the server choose), but for a tool call that gives
-a progress token: an SSE stream of its progress, then its answer. The GET stream of messages the server sends
+a progress token, or whose server asks the client something during it (sampling, elicitation, roots: sent on
+it under ids of the proxy's, the client's responses POSTed back with its session's id; client_requests.py): an
+SSE stream of those, then its answer. The GET stream of messages the server sends
 unasked is not offered (405, as the specification allows). One method is the proxy's own: `cot_proxy/servers`
 at /mcp answers each server's state as the supervisor knows it (starting, ready, restarting: `cot-proxy mcp list`).
 
@@ -14,6 +16,7 @@ clients on this machine (loopback, or the Unix socket)."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import time
@@ -26,6 +29,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.mcp import jsonrpc, stateless
 from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs
+from argoproxy.mcp.client_requests import declared
 from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, Refused, watched
 from argoproxy.mcp.limits import Held, Limits
 from argoproxy.mcp.link import MARGIN, Link, SessionRefused, SupervisorGone
@@ -115,6 +119,10 @@ class McpEndpoint:
             check.now()
             if message.method == "notifications/cancelled":
                 self.link.cancel(session, message.params.get("requestId"))
+            elif message.method is None and not self.link.reply(session, message.raw):
+                return rpc_answer(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "No request of this session's waits "
+                                                "for that response (unknown, answered already, or its call ended)."),
+                                  400)  # another session's, a guessed id, a second answer, a late one: none sent on
             return Answer(b"", 202)
         if message.method == "tools/call":
             return self.tool_call(message, server, owner, globs, session, "text/event-stream" in accept,
@@ -136,9 +144,12 @@ class McpEndpoint:
         return check
 
     def tool_call(self, message: jsonrpc.Message, server: str | None, owner: str, globs: Globs, session: str,
-                  sse: bool, taken: Taken, check: SessionCheck | None = None) -> Answer:
-        """A tool call's answer: JSON, or when it asks for progress, an SSE stream of it and the answer; either way
-        recorded once answered (`recorded`). `check`: its 2025-11-25 session, not asked yet (None: none to ask)."""
+                  sse: bool, taken: Taken, check: SessionCheck | None = None,
+                  rounds: dict[str, Any] | None = None) -> Answer:
+        """A tool call's answer: JSON, or when it asks for progress or its server asks the client something
+        (client_requests.py), an SSE stream of those and the answer; either way recorded once answered
+        (`recorded`). `check`: its 2025-11-25 session, not asked yet (None: none to ask). `rounds`: a 2026-07-28
+        client's, whose input is asked for as an input_required answer (None: it declared nothing to be asked)."""
         catalog = self.catalog(session, check, owner)
         routed = catalog.target(server, message.raw, globs)
         streamed = isinstance(routed, tuple) and sse and jsonrpc.progress_token(message.raw) is not None
@@ -147,22 +158,42 @@ class McpEndpoint:
         held = self.limits.admit(taken.key, routed[0], message.id) if isinstance(routed, tuple) else None
         if isinstance(held, dict):
             routed, held = held, None  # refused by the key's limits: nothing reaches the server
+        relay = {"rounds": rounds} if rounds is not None else None if check is None else \
+            {"relay": True} if check.asks is None else {"relay": True, "asks": check.asks}
         if isinstance(routed, tuple) and streamed:
-            return Answer(self.events(message, server, owner, routed, session, taken, held), 200,
+            source = self.link.stream(*routed, self.limits.of(routed[0]).timeout, session, key=owner, relay=relay)
+            return Answer(self.events(message, server, owner, routed, session, taken, held, source), 200,
                           {"Cache-Control": "no-cache"}, content_type="text/event-stream")
         answer: dict[str, Any] = {}
         try:
-            answer = routed if isinstance(routed, dict) else catalog.call(*routed)
+            if isinstance(routed, dict) or relay is None:
+                answer = routed if isinstance(routed, dict) else catalog.call(*routed)
+            else:
+                calls = self.relayed(routed, session, owner, check, relay)
+                answer = next(calls)
+                if "method" in answer:  # the server asks the client something: the answer becomes a stream
+                    events = self.events(message, server, owner, routed, session, taken, held,
+                                         itertools.chain([answer], calls))
+                    held = None  # the stream holds it now
+                    return Answer(events, 200, {"Cache-Control": "no-cache"}, content_type="text/event-stream")
         finally:
             cost = self.limits.end(held, answer)
         answer, body = self.limits.bounded(routed[0] if isinstance(routed, tuple) else None, answer)
         self.recorded(message, server, owner, routed, answer, taken, len(body), cost)
         return Answer(body, 200, content_type="application/json")
 
+    def relayed(self, routed: tuple[str, dict[str, Any]], session: str, owner: str, check: SessionCheck | None,
+                relay: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """A call whose server may ask its client something: those requests, then its answer (link.relaying)."""
+        if check is not None and not check.asked:
+            return check.relaying(*routed, relay)
+        return self.link.relaying(*routed, self.limits.of(routed[0]).timeout, session, key=owner, relay=relay)
+
     def events(self, message: jsonrpc.Message, server: str | None, owner: str, routed: tuple[str, dict[str, Any]],
-               session: str, taken: Taken, held: Held | None) -> Iterator[bytes]:
+               session: str, taken: Taken, held: Held | None, relayed: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+        """The call's SSE stream: what `relayed` gives (progress, the server's requests of the client), its answer
+        last."""
         sent_bytes, last, cost = 0, None, 0
-        relayed = self.link.stream(*routed, self.limits.of(routed[0]).timeout, session, key=owner)
         keys = self.limits.keys if taken.key is not None else None  # a team key's stream ends once it is revoked
         stream: Iterator[dict[str, Any] | Refused] = relayed if keys is None else \
             watched(relayed, KeyWatch(keys, taken.presented))
@@ -224,7 +255,7 @@ class McpEndpoint:
             raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "initialize is a request: it needs an id.", status=400)
         asked = message.params.get("protocolVersion")
         version = asked if asked in HANDSHAKE_VERSIONS else HANDSHAKE_VERSION
-        session = self.sessions.new(owner, version)
+        session = self.sessions.new(owner, version, declared(message.params.get("capabilities")))
         result = {"protocolVersion": version, "capabilities": self.capabilities(server),
                   "serverInfo": SERVER_INFO if server is None else {**SERVER_INFO, "name": f"cot_proxy/{server}"}}
         assert message.id is not None
@@ -287,17 +318,20 @@ class SessionCheck:
     call there and then), or on its own (`now`) when the request makes no such call, or first does something else.
     Never remembered past the request: a session ended on one worker is refused on every other at once."""
 
-    __slots__ = ("endpoint", "session", "owner", "id", "asked")
+    __slots__ = ("endpoint", "session", "owner", "id", "asked", "asks")
 
     def __init__(self, endpoint: McpEndpoint, session: str, owner: str, id: jsonrpc.RequestId | None) -> None:
         self.endpoint, self.session, self.owner, self.id = endpoint, session, owner, id
         self.asked = False
+        self.asks: list[str] | None = None  # what its client may be asked, once its record was read
 
     def now(self) -> None:
         if not self.asked:
-            if self.endpoint.sessions.version(self.session, self.owner) is None:
+            held = self.endpoint.sessions.held(self.session, self.owner)
+            if held is None:
                 raise self.refused()
             self.asked = True
+            self.asks = [str(a) for a in held.get("asks") or ()]  # what its client may be asked
 
     def call(self, server: str, message: dict[str, Any]) -> dict[str, Any]:
         """A call of the request's to `server` (the catalog's), its session checked on the way when not yet."""
@@ -311,6 +345,14 @@ class SessionCheck:
             raise self.refused() from None
         self.asked = True
         return answer
+
+    def relaying(self, server: str, message: dict[str, Any], relay: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """`call`'s, with the server's requests of the client first (link.relaying)."""
+        try:
+            yield from self.endpoint.link.relaying(server, message, self.endpoint.limits.of(server).timeout,
+                                                self.session, self.owner, relay=relay)
+        except SessionRefused:
+            raise self.refused() from None
 
     def refused(self) -> jsonrpc.RpcError:
         return jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "Unknown or ended session: initialize again.", self.id,

@@ -54,23 +54,72 @@ class Link:
     def _exchange(self, conn: tuple[socket.socket, BinaryIO], data: bytes, timeout: float) -> bytes:
         """One request and its answer's line on a connection, kept for the next call when it went well; b"" when the
         connection was found closed (a kept one the supervisor closed: the request is sent again on a new one)."""
+        line = self._first(conn, data, timeout)
+        self._done(conn, line.endswith(b"\n"))
+        return line
+
+    def _first(self, conn: tuple[socket.socket, BinaryIO], data: bytes, timeout: float) -> bytes:
+        """A request sent and the first line of its answer read; b"" when the connection was found closed."""
         sock, lines = conn
         try:
             sock.settimeout(timeout)
             sock.sendall(data)
-            line = lines.readline(MAX_ANSWER)
+            return lines.readline(MAX_ANSWER)
         except TimeoutError:  # the request was taken and may be running: never sent again on another connection
             lines.close()
             sock.close()
             raise SupervisorGone(f"no answer within {timeout:g}s") from None
         except OSError:
-            line = b""
-        if line.endswith(b"\n") and len(self.idle) < MAX_IDLE:
+            return b""
+
+    def _done(self, conn: tuple[socket.socket, BinaryIO], keep: bool) -> None:
+        if keep and len(self.idle) < MAX_IDLE:
             self.idle.append(conn)
         else:
-            lines.close()
+            conn[1].close()
+            conn[0].close()
+
+    def _lines(self, request: dict[str, Any], timeout: float) -> Iterator[dict[str, Any]]:
+        """A request whose answer may come after lines of requests for its client ({"ask": ...}): each line as it
+        comes, on a kept connection (kept again once the answer's line is read, closed if the reader stops first)."""
+        data = json.dumps(request, separators=(",", ":")).encode() + b"\n"
+        conn, line = None, b""
+        if self.idle:
+            conn = self.idle.pop()
+            line = self._first(conn, data, timeout)
+            if not line:
+                self._done(conn, False)
+        if not line:
+            conn = self._connect(timeout)
+            line = self._first(conn, data, timeout)
+        assert conn is not None
+        try:
+            while True:
+                value = json.loads(line) if line.endswith(b"\n") else None
+                if not isinstance(value, dict):
+                    raise SupervisorGone("no answer")
+                if not isinstance(value.get("ask"), dict):
+                    self._done(conn, True)
+                    conn = None
+                    yield value
+                    return
+                yield value
+                line = conn[1].readline(MAX_ANSWER)
+        except (OSError, ValueError):
+            raise SupervisorGone("no answer") from None
+        finally:
+            if conn is not None:
+                self._done(conn, False)
+
+    def _connect(self, timeout: float) -> tuple[socket.socket, BinaryIO]:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(self.path)
+        except OSError as exc:
             sock.close()
-        return line
+            raise SupervisorGone(str(exc)) from None
+        return sock, sock.makefile("rb")
 
     def call(self, server: str, message: dict[str, Any], timeout: float, session: str = "",
              owner: str | None = None, key: str = "") -> dict[str, Any]:
@@ -92,6 +141,35 @@ class Link:
                 raise
             return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE,
                                  "The proxy's MCP servers cannot be reached now.")
+        return self._result(answer, server, message, session, owner)
+
+    def relaying(self, server: str, message: dict[str, Any], timeout: float, session: str = "",
+              owner: str | None = None, key: str = "",
+              relay: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """`call`'s answer, after the requests the server makes of the client during the call (client_requests.py:
+        each with a method and an id of the proxy's), as they come. `relay`: the op's fields that say what the
+        client may be asked ({"relay": true, "asks": [...]}: without "asks", what its session declared at
+        initialize, which the supervisor holds; {"rounds": {...}}: 2026-07-28's input_required)."""
+        request: dict[str, Any] = {"op": "call", "server": server, "message": message, "timeout": timeout,
+                                   "session": session, **(relay or {"relay": True})}
+        if owner is not None:
+            request["owner"] = owner
+        elif key:
+            request["key"] = key
+        try:
+            for value in self._lines(request, timeout + MARGIN):
+                if isinstance(value.get("ask"), dict):
+                    yield value["ask"]
+                else:
+                    yield self._result(value, server, message, session, owner)
+        except SupervisorGone:
+            if owner is not None:
+                raise
+            yield jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE,
+                                "The proxy's MCP servers cannot be reached now.")
+
+    def _result(self, answer: dict[str, Any], server: str, message: dict[str, Any], session: str,
+                owner: str | None) -> dict[str, Any]:
         if owner is not None and answer.get("session") != "checked":
             # refused; or a supervisor that did not check it (one of older code, kept across a reload): asked apart
             if answer.get("session") == "refused" or not self.session("get", id=session, owner=owner):
@@ -101,21 +179,23 @@ class Link:
             return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE, f"No MCP server {server!r}.")
         return result
 
-    def stream(self, server: str, message: dict[str, Any], timeout: float,
-               session: str = "", key: str = "") -> Iterator[dict[str, Any]]:
-        """The server's progress notifications for a request, then its answer (or the error saying why none)."""
+    def stream(self, server: str, message: dict[str, Any], timeout: float, session: str = "", key: str = "",
+               relay: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """The server's progress notifications for a request, then its answer (or the error saying why none).
+        `relay`: the call op's fields that relay the server's requests of the client (`relaying`'s "relay" and "asks",
+        or 2026-07-28's "rounds"): those requests come among the notifications."""
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(timeout + MARGIN)
                 sock.connect(self.path)
                 sock.sendall(json.dumps({"op": "call", "server": server, "message": message, "timeout": timeout,
-                                         "notes": True, "session": session, "key": key},
+                                         "notes": True, "session": session, "key": key, **(relay or {})},
                                         separators=(",", ":")).encode() + b"\n")
                 with sock.makefile("rb") as lines:
                     for line in iter(lambda: lines.readline(MAX_ANSWER), b""):
                         value = json.loads(line)
-                        if isinstance(value, dict) and isinstance(value.get("note"), dict):
-                            yield value["note"]
+                        if isinstance(value, dict) and isinstance(value.get("note") or value.get("ask"), dict):
+                            yield value.get("note") or value["ask"]
                         elif isinstance(value, dict) and isinstance(value.get("message"), dict):
                             yield value["message"]
                             return
@@ -124,6 +204,19 @@ class Link:
         except (OSError, ValueError):
             pass
         yield jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE, "The proxy's MCP servers cannot be reached now.")
+
+    def reply(self, session: str, message: dict[str, Any]) -> bool:
+        """A client's response to a request its call's server made of it (`relaying`): True when it was given to the
+        server; False when it answers no request of this session's waiting now."""
+        return bool(self.ask({"op": "reply", "session": session, "message": message}, MARGIN).get("replied"))
+
+    def resume(self, state: Any, owner: str, name: str, responses: Any, message: dict[str, Any],
+               timeout: float) -> dict[str, Any] | None:
+        """2026-07-28: a client's next request of a call whose server asked it for input (client_requests.py's
+        Rounds): the call's answer or its next round; None when `state` holds no call of this key's and tool."""
+        answer = self.ask({"op": "resume", "state": state, "owner": owner, "name": name, "responses": responses,
+                           "message": message}, timeout + MARGIN)
+        return answer["message"] if isinstance(answer.get("message"), dict) else None
 
     def notify(self, server: str, message: dict[str, Any]) -> None:
         try:

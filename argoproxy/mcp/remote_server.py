@@ -6,7 +6,8 @@ backoff while it cannot be reached). Only the way messages travel differs:
 - Streamable HTTP (2025-11-25): each message is a POST to the server's URL, with `Accept: application/json,
   text/event-stream`, the session's `Mcp-Session-Id` (from initialize's answer) and `MCP-Protocol-Version` (the
   revision initialize agreed); a request's answer comes as JSON or as an SSE stream (progress notifications,
-  then the answer; a stream that ends early is resumed with a GET and `Last-Event-ID`). A 404 for the session
+  then the answer; a stream that ends early is resumed with a GET and `Last-Event-ID`; a request of the client's
+  on it is that call's, client_requests.py). A 404 for the session
   means it ended there: initialize again, and send the call once more.
 - HTTP+SSE (2024-11-05), with `transport: sse`, or when a POST of initialize gets 400, 404 or 405 (the
   specification's rule for finding an older server): a GET opens the event stream, whose `endpoint` event names
@@ -37,6 +38,7 @@ import requests
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.client_requests import OFFERED
 from argoproxy.mcp.event_stream import EventReader, TooLarge
 from argoproxy.mcp.protocol import CLIENT_INFO, HANDSHAKE_VERSION
 from argoproxy.mcp.stdio_server import HANDSHAKE_SECONDS, MAX_LINE, Pending, StdioServer
@@ -146,9 +148,10 @@ class RemoteServer(StdioServer):
     def status(self) -> dict[str, Any]:
         return {**super().status(), "kind": "remote"}
 
-    def _received(self, line: bytes) -> None:
-        """A message from the server (StdioServer's routing), the proxy's credentials for it taken out first."""
-        super()._received(self.secrets.data(line) if self.secrets else line)
+    def _received(self, line: bytes, stream_of: int | None = None) -> None:
+        """A message from the server (StdioServer's routing), the proxy's credentials for it taken out first;
+        `stream_of`: the call on whose own answer stream it came (a request there is that call's)."""
+        super()._received(self.secrets.data(line) if self.secrets else line, stream_of)
 
     # ------------------------------------------------------------ HTTP
     def _headers(self, session: str | None = None, accept: str = "application/json, text/event-stream",
@@ -314,7 +317,7 @@ class RemoteServer(StdioServer):
         try:
             if kind == "application/json":
                 body = b"".join(bounded(chunks(resp, deadline), MAX_MESSAGE))
-                self._take(body)
+                self._take(body, own_id)
             elif kind == "text/event-stream":
                 self._events(resp, own_id, deadline, resumable)
             else:
@@ -328,8 +331,8 @@ class RemoteServer(StdioServer):
             return "its answer did not end in time"
         return "" if own_id not in self.pending else "its answer held no JSON-RPC answer to the call"
 
-    def _take(self, body: bytes) -> None:
-        """One message, or (before 2025-06-18) a batch of them."""
+    def _take(self, body: bytes, own_id: int | None = None) -> None:
+        """One message, or (before 2025-06-18) a batch of them, on call `own_id`'s answer."""
         if body.lstrip().startswith(b"["):
             try:
                 batch = json.loads(body)
@@ -337,9 +340,9 @@ class RemoteServer(StdioServer):
                 batch = None
             if isinstance(batch, list):
                 for message in batch:
-                    self._received(json.dumps(message).encode())
+                    self._received(json.dumps(message).encode(), own_id)
                 return
-        self._received(body)
+        self._received(body, own_id)
 
     def _events(self, resp: requests.Response, own_id: int, deadline: float, resumable: bool) -> None:
         """An answer's event stream; one that ends before the answer, having given event ids, is resumed with a
@@ -348,7 +351,7 @@ class RemoteServer(StdioServer):
         for _ in range(MAX_RESUMES + 1):
             for event in reader.events(chunks(resp, deadline)):
                 if event.type == "message":
-                    self._received(event.data)
+                    self._received(event.data, own_id)
                 if own_id not in self.pending:
                     return
             if not resumable or reader.last_id is None or own_id not in self.pending:
@@ -442,7 +445,7 @@ class RemoteServer(StdioServer):
 
     # ------------------------------------------------------------ calls: StdioServer's, with their deadline kept
     def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True, on_note: Any = None,
-             session: str = "") -> dict[str, Any]:
+             session: str = "", asks: frozenset[str] = frozenset(), on_ask: Any = None) -> dict[str, Any]:
         """StdioServer.call; the exchange it starts (_write, on this thread) reads the answer within `timeout`. A
         server that cannot be reached now answers at once, rather than when the call's deadline passes: a listing
         of every server asks each (only a session being opened is waited for, a while)."""
@@ -451,12 +454,12 @@ class RemoteServer(StdioServer):
                 not (self.state == "starting" and self.ready.wait(min(timeout, CONNECT_SECONDS))):
             return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE,
                                  f"The MCP server {self.name} is not running ({self.last_error or self.state}).")
-        return super().call(message, timeout, False, on_note, session)
+        return super().call(message, timeout, False, on_note, session, asks, on_ask)
 
 
 def initialize(own_id: int) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": own_id, "method": "initialize",
-            "params": {"protocolVersion": HANDSHAKE_VERSION, "capabilities": {}, "clientInfo": CLIENT_INFO}}
+            "params": {"protocolVersion": HANDSHAKE_VERSION, "capabilities": OFFERED, "clientInfo": CLIENT_INFO}}
 
 
 def chunks(resp: requests.Response, deadline: float | None) -> Iterator[bytes]:

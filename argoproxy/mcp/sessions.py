@@ -31,10 +31,14 @@ class Sessions(Protocol):
     # `owner`), so a request that calls a server needs no trip of its own to ask about its session.
     checked_by_calls: bool
 
-    def new(self, owner: str, version: str) -> str: ...
+    def new(self, owner: str, version: str, asks: list[str] | None = None) -> str: ...
 
     def version(self, session: str, owner: str) -> str | None:
         """The revision the session speaks (its use noted), or None: no such session of this owner's."""
+
+    def held(self, session: str, owner: str) -> dict[str, Any] | None:
+        """The session's record ("version", and "asks": what its client may be asked, client_requests.py), its use
+        noted; None: no such session of this owner's."""
 
     def end(self, session: str, owner: str) -> bool: ...
 
@@ -47,12 +51,15 @@ class InstanceSessions:
     def __init__(self, link: Link) -> None:
         self.link = link
 
-    def new(self, owner: str, version: str) -> str:
-        return str(self.link.session("new", owner=owner, version=version).get("id"))
+    def new(self, owner: str, version: str, asks: list[str] | None = None) -> str:
+        return str(self.link.session("new", owner=owner, version=version, asks=asks or []).get("id"))
 
     def version(self, session: str, owner: str) -> str | None:
-        found = self.link.session("get", id=session, owner=owner)
+        found = self.held(session, owner)
         return str(found.get("version", "")) if found else None
+
+    def held(self, session: str, owner: str) -> dict[str, Any] | None:
+        return self.link.session("get", id=session, owner=owner) or None
 
     def end(self, session: str, owner: str) -> bool:
         return bool(self.link.session("end", id=session, owner=owner))
@@ -67,9 +74,9 @@ class SharedSessions:
     def __init__(self, client: Any) -> None:
         self.redis = client
 
-    def new(self, owner: str, version: str) -> str:
+    def new(self, owner: str, version: str, asks: list[str] | None = None) -> str:
         session, now = secrets.token_urlsafe(24), time.time()
-        record = json.dumps({"owner": owner, "version": version}, separators=(",", ":"))
+        record = json.dumps({"owner": owner, "version": version, "asks": asks or []}, separators=(",", ":"))
         with _reached():
             pipe = self.redis.pipeline()
             pipe.set(PREFIX + session, record, ex=SESSION_IDLE)
@@ -84,13 +91,17 @@ class SharedSessions:
         return session
 
     def version(self, session: str, owner: str) -> str | None:
+        record = self.held(session, owner)
+        return str(record.get("version", "")) if record is not None else None
+
+    def held(self, session: str, owner: str) -> dict[str, Any] | None:
         with _reached():
             raw = self.redis.getex(PREFIX + session, ex=SESSION_IDLE)  # read, and its idle time starts again
             record = _record(raw)
             if record is None or record.get("owner") != owner:
                 return None
             self.redis.zadd(OWNED + owner, {session: time.time()}, xx=True)
-        return str(record.get("version", ""))
+        return record
 
     def end(self, session: str, owner: str) -> bool:
         with _reached():

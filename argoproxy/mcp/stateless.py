@@ -21,8 +21,16 @@ requires (`resultType`; `ttlMs` and `cacheScope` on listings and reads). A tool 
 is answered as an SSE stream when the client accepts one, as at 2025-11-25; other answers are JSON. No answer
 carries an Mcp-Session-Id.
 
-Not served: `subscriptions/listen` (the proxy relays no list changes or resource updates) is -32601, and since
-the proxy asks no input of the client, a request carrying `inputResponses` or `requestState` is -32602. The
+Multi round-trip requests: a tool call whose server asks its client something (sampling, elicitation, roots),
+when the client declared that capability in `_meta`, is answered `input_required` with the server's requests in
+`inputRequests` and a `requestState` of the proxy's; the client calls again with `inputResponses` and that
+`requestState` (by the same key, the same tool), which the proxy gives to the server's requests waiting meanwhile,
+and is answered what comes next (client_requests.py's Rounds). The call is admitted, counted and charged once,
+when first made; the later rounds are answered as JSON. A `requestState` the proxy does not hold for this key and
+tool (unknown, used already, past the call's deadline), or `inputResponses` without one, or either on another
+method, is -32602.
+
+Not served: `subscriptions/listen` (the proxy relays no list changes or resource updates) is -32601. The
 methods this revision removed (initialize, ping, logging/setLevel, resources/subscribe and unsubscribe) are
 -32601 under it, and a notification is accepted (202) and dropped: a client cancels by closing its stream (a
 tool call streamed as SSE is then cancelled on its server)."""
@@ -39,6 +47,7 @@ from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.catalog import Catalog, Globs
+from argoproxy.mcp.client_requests import declared
 from argoproxy.mcp.link import Link
 from argoproxy.mcp.protocol import SERVER_INFO, STATELESS_VERSIONS, VERSIONS
 
@@ -66,6 +75,7 @@ class Endpoint(Protocol):
     """What the 2025-11-25 endpoint (endpoint.py's McpEndpoint) lends this revision: its own paths for every call."""
 
     link: Link
+    limits: Any
 
     def capabilities(self, server: str | None) -> dict[str, Any]: ...
 
@@ -75,7 +85,7 @@ class Endpoint(Protocol):
                 globs: Globs) -> dict[str, Any]: ...
 
     def tool_call(self, message: jsonrpc.Message, server: str | None, owner: str, globs: Globs, session: str,
-                  sse: bool, taken: Any) -> Answer: ...
+                  sse: bool, taken: Any, check: Any = None, rounds: dict[str, Any] | None = None) -> Answer: ...
 
 
 def enveloped(message: jsonrpc.Message) -> bool:
@@ -100,20 +110,48 @@ def answer(endpoint: Endpoint, req: Request, message: jsonrpc.Message, server: s
     if method not in SERVED or (method == "cot_proxy/servers" and server is not None):
         raise jsonrpc.RpcError(jsonrpc.METHOD_NOT_FOUND, f"Method not found at {STATELESS_VERSIONS[-1]}: "
                                f"{str(method)[:80]}", message.id, status=404)
-    if "inputResponses" in message.params or "requestState" in message.params:
-        raise jsonrpc.RpcError(jsonrpc.INVALID_PARAMS, "This proxy asks no input of its clients: inputResponses "
-                               "and requestState answer nothing here.", message.id, status=400)
+    if ("inputResponses" in message.params or "requestState" in message.params) and method != "tools/call":
+        raise jsonrpc.RpcError(jsonrpc.INVALID_PARAMS, "The proxy asks its clients for input only during tool "
+                               "calls: inputResponses and requestState answer nothing here.", message.id, status=400)
     if method == "server/discover":
         return json_answer(jsonrpc.result(raw["id"], discovered(endpoint, server)), method)
     session = "stateless:" + secrets.token_hex(8)  # a name for this request's calls alone (cancelling them)
+    if method == "tools/call" and ("inputResponses" in raw["params"] or "requestState" in raw["params"]):
+        return json_answer(resumed(endpoint, raw, server, owner, globs, session), method)
     if method == "tools/call":
         sse = "text/event-stream" in req.headers.get("Accept", "").lower()
-        called = endpoint.tool_call(jsonrpc.Message(raw), server, owner, globs, session, sse, taken)
+        asks = declared(message.params["_meta"][CAPABILITIES_KEY])
+        rounds = {"asks": asks, "owner": owner, "name": tool_of(raw, server)} if asks else None
+        called = endpoint.tool_call(jsonrpc.Message(raw), server, owner, globs, session, sse, taken, rounds=rounds)
         if called.is_streamed:  # a client cancels by closing the stream: its call is cancelled on its server
             called.response = reshaped_events(called.chunks, method, lambda: endpoint.link.cancel(session, raw["id"]))
             return called
         return json_answer(loads(called.get_data()), method)
     return json_answer(endpoint.request(endpoint.catalog(session, owner=owner), raw, server, globs), method)
+
+
+def tool_of(message: dict[str, Any], server: str | None) -> str:
+    """The tool a call names, as the client named it and where (a round's next request must name the same)."""
+    return f"{server or ''}/{message['params'].get('name')}"
+
+
+def resumed(endpoint: Endpoint, raw: dict[str, Any], server: str | None, owner: str, globs: Globs,
+            session: str) -> dict[str, Any]:
+    """A tool call's next round: the client's inputResponses given to the requests its server made, and the
+    call's answer or its next input_required result (client_requests.py's Rounds)."""
+    params = raw["params"]
+    state, responses = params.get("requestState"), params.get("inputResponses", {})
+    routed = endpoint.catalog(session, owner=owner).target(server, raw, globs)  # the key may still call it
+    if isinstance(routed, dict):
+        return routed
+    if not isinstance(state, str) or not isinstance(responses, dict):
+        raise jsonrpc.RpcError(jsonrpc.INVALID_PARAMS, "inputResponses (an object) come with the requestState the "
+                               "proxy gave.", raw["id"], status=400)
+    answer = endpoint.link.resume(state, owner, tool_of(raw, server), responses, raw,
+                                  endpoint.limits.of(routed[0]).timeout)
+    if answer is None:
+        raise jsonrpc.RpcError(jsonrpc.INVALID_PARAMS, "Invalid or expired requestState.", raw["id"], status=400)
+    return answer
 
 
 def checked(req: Request, message: jsonrpc.Message) -> None:

@@ -2,7 +2,9 @@
 PATH, LANG and a private HOME, nothing of the proxy's), the initialize handshake made once for all clients, and
 the many clients' calls sharing its pipe: each request's id is replaced by one of the pipe's own, and the answer
 given back to the caller under the id it sent. When the process dies, the calls in flight end with an error and
-it is started again after a pause that doubles (up to MAX_BACKOFF) while it keeps dying young.
+it is started again after a pause that doubles (up to MAX_BACKOFF) while it keeps dying young. The server's
+requests of its client (sampling, elicitation, roots) go to the one call in flight, or are refused when several
+are (client_requests.py: its pipe does not say whose they are).
 
 Runs in the supervisor (argoproxy/mcp/supervisor.py): plain threads, no gevent."""
 
@@ -22,6 +24,7 @@ from typing import IO, Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.client_requests import OFFERED, ClientRequests
 from argoproxy.mcp.jsonrpc import progress_token
 from argoproxy.mcp.protocol import CLIENT_INFO, HANDSHAKE_VERSION
 
@@ -55,12 +58,15 @@ class Pending:
     """A call waiting for the server's answer, and the progress token its client gave (replaced on the pipe by
     one of the call's own, as its id is: two clients may give the same)."""
 
-    def __init__(self, client_id: jsonrpc.RequestId | None, token: Any = None, session: str = "") -> None:
+    def __init__(self, client_id: jsonrpc.RequestId | None, token: Any = None, session: str = "",
+                 asks: frozenset[str] = frozenset()) -> None:
         self.client_id = client_id
         self.session = session
         self.token = token
         self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.notes = 0
+        self.asks = asks  # what its client may be asked (client_requests.py): sampling, elicitation, roots
+        self.asked: set[str] = set()  # the proxy's ids of the server's requests to its client, unanswered
 
 
 def with_token(message: dict[str, Any], token: str | None) -> dict[str, Any]:
@@ -84,6 +90,7 @@ class StdioServer:
         self.write_lock = threading.Lock()
         self.ids = itertools.count(1)
         self.pending: dict[int, Pending] = {}
+        self.client_requests = ClientRequests(self.name, self._write)  # the server's requests of its calls' clients
         self.process: subprocess.Popen[bytes] | None = None
         self.state = "stopped"  # starting, ready, restarting, stopped
         self.initialized: dict[str, Any] = {}  # the server's initialize result
@@ -135,7 +142,7 @@ class StdioServer:
 
     def _handshake(self) -> None:
         answer = self.call({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                            "params": {"protocolVersion": HANDSHAKE_VERSION, "capabilities": {},
+                            "params": {"protocolVersion": HANDSHAKE_VERSION, "capabilities": OFFERED,
                                        "clientInfo": CLIENT_INFO}}, HANDSHAKE_SECONDS, wait_ready=False)
         if "result" not in answer or not isinstance(answer["result"], dict):
             self.last_error = f"initialize failed: {json.dumps(answer.get('error'))[:200]}"
@@ -166,15 +173,18 @@ class StdioServer:
 
     # ------------------------------------------------------------ calls
     def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True,
-             on_note: Note | None = None, session: str = "") -> dict[str, Any]:
+             on_note: Note | None = None, session: str = "", asks: frozenset[str] = frozenset(),
+             on_ask: Note | None = None) -> dict[str, Any]:
         """Send a client's request and wait for its answer, under the client's id; the server's progress
-        notifications for it go to `on_note` meanwhile, under the client's progress token."""
+        notifications for it go to `on_note` meanwhile, under the client's progress token, and its requests of
+        the client that `asks` lets it be asked (client_requests.py) to `on_ask`, under ids of the proxy's."""
         client_id = message.get("id")
         if wait_ready and not self.ready.wait(timeout):
             return jsonrpc.error(client_id, jsonrpc.SERVER_UNAVAILABLE,
                                  f"The MCP server {self.name} is not running ({self.last_error or self.state}).")
         token = progress_token(message)
-        pending = Pending(client_id, token if on_note is not None else None, session)
+        pending = Pending(client_id, token if on_note is not None else None, session,
+                          asks if on_ask is not None else frozenset())
         with self.lock:
             own_id = next(self.ids)
             self.pending[own_id] = pending
@@ -184,12 +194,15 @@ class StdioServer:
         try:
             if not self._write(sent):
                 return jsonrpc.error(client_id, jsonrpc.SERVER_UNAVAILABLE, f"The MCP server {self.name} is not running.")
-            return self._wait(pending, own_id, timeout, on_note)
+            return self._wait(pending, own_id, timeout, on_note, on_ask)
         finally:
             with self.lock:
                 self.pending.pop(own_id, None)
+            if pending.asked:
+                self.client_requests.ended(pending)
 
-    def _wait(self, pending: Pending, own_id: int, timeout: float, on_note: Note | None) -> dict[str, Any]:
+    def _wait(self, pending: Pending, own_id: int, timeout: float, on_note: Note | None,
+              on_ask: Note | None = None) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -201,7 +214,9 @@ class StdioServer:
                                      f"The MCP server {self.name} did not answer within {timeout:g} s.")
             if kind == "answer":
                 return message
-            if on_note is not None:
+            if kind == "ask" and on_ask is not None:
+                on_ask(message)
+            elif kind == "note" and on_note is not None:
                 on_note(message)
 
     def cancel(self, session: str, client_id: Any) -> bool:
@@ -215,6 +230,10 @@ class StdioServer:
                          "params": {"requestId": own_id, "reason": "cancelled by the client"}})
             call.events.put(("answer", jsonrpc.error(client_id, jsonrpc.REQUEST_CANCELLED, "Request cancelled.")))
         return bool(found)
+
+    def answered(self, session: str, message: dict[str, Any]) -> bool:
+        """A client's response to a request the server made of it (client_requests.py), given to the server."""
+        return self.client_requests.answered(session, message)
 
     def notify(self, message: dict[str, Any]) -> None:
         self._write(message)
@@ -252,7 +271,8 @@ class StdioServer:
             if line.strip():
                 self._received(line)
 
-    def _received(self, line: bytes) -> None:
+    def _received(self, line: bytes, stream_of: int | None = None) -> None:
+        """A message the server wrote (`stream_of`: the call on whose own stream it came, a remote server's)."""
         try:
             message = json.loads(line)
         except ValueError:
@@ -262,9 +282,9 @@ class StdioServer:
             log.warning("mcp server %s: wrote JSON that is not a message", self.name)
             return
         if "method" in message:
-            if "id" in message:  # a request of the client (sampling, roots, elicitation): none is served yet
-                self._write(jsonrpc.error(message["id"], jsonrpc.METHOD_NOT_FOUND,
-                                          "The proxy does not relay requests from the server to its clients."))
+            if "id" in message:  # a request of the client's (sampling, elicitation, roots)
+                if jsonrpc.valid_id(message["id"]):
+                    self._asked(message, stream_of)
             elif message["method"] == "notifications/progress":
                 self._progress(message)
             return  # other notifications: not relayed yet
@@ -275,6 +295,19 @@ class StdioServer:
             log.warning("mcp server %s: answered a request it was not asked (id %.40r)", self.name, own_id)
             return
         call.events.put(("answer", {**message, "id": call.client_id}))
+
+    def _asked(self, message: dict[str, Any], stream_of: int | None) -> None:
+        """A request of the server's goes to the call it belongs to: the one on whose stream it came, or else the
+        one call in flight on the server (its pipe says no more); several in flight, or none: refused."""
+        with self.lock:
+            if stream_of is not None:
+                call, why = self.pending.get(stream_of), "its call has ended"
+            elif len(self.pending) == 1:
+                call, why = next(iter(self.pending.values())), ""
+            else:
+                call, why = None, ("several calls are in flight on the server, and its requests do not say whose "
+                                   "they are" if self.pending else "no call is in flight on the server")
+        self.client_requests.received(message, call, why)
 
     def _progress(self, message: dict[str, Any]) -> None:
         """A progress notification goes to the call whose token it names, under its client's token."""

@@ -18,6 +18,14 @@ call at a time (kept open for the next), one JSON line each way (argoproxy/mcp/l
       its per_session processes end, here and on the other replicas: replicas.py)
   {"op": "status"}                                                     -> {"servers": [...]}
   {"op": "session", "action": "new"|"get"|"end", ...}                  -> the session's record
+  A call with "relay": true may be sent {"ask": {...}} lines before its answer: the server's requests of its client
+      (client_requests.py), for the capabilities in "asks" (else those its session declared at initialize);
+  {"op": "reply", "session": ID, "message": {...}}                      -> {"replied": true|false} (the client's
+      response to one of them, given to its server; false: it answers no request of this session's waiting now)
+  A call with "rounds": {"asks": [...], "owner": KEY, "name": TOOL} (2026-07-28) is answered, when its server asks
+      its client for input, with an input_required result; the client's next request is
+  {"op": "resume", "state": STATE, "owner": KEY, "name": TOOL, "responses": {...}, "message": {...}}
+                                                                       -> {"message": {...}} (or {"error": ...})
 
 It also holds the 2025-11-25 sessions of this instance (Mcp-Session-Id), which any worker may be asked about. A
 per_session server's processes are chosen by the call's session and its owner (a call's "key": the worker's
@@ -26,6 +34,7 @@ per-session bounds, REDIS_URL for replicas.py)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -39,6 +48,7 @@ from typing import Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.client_requests import Rounds
 from argoproxy.mcp.per_session import Bounds, KeyCheck, PerSession
 from argoproxy.mcp.remote_server import RemoteServer
 from argoproxy.mcp.replicas import Replicas
@@ -68,7 +78,8 @@ class Sessions:
                 owner = str(request.get("owner", ""))
                 self._trim(now, owner)
                 sid = secrets.token_urlsafe(24)
-                self.records[sid] = {"owner": owner, "version": str(request.get("version", "")), "used": now}
+                self.records[sid] = {"owner": owner, "version": str(request.get("version", "")), "used": now,
+                                     "asks": [str(a) for a in request.get("asks") or ()]}
                 return {"id": sid}
             record = self.records.get(str(request.get("id", "")))
             if record is None or record["owner"] != str(request.get("owner", "")):
@@ -78,7 +89,7 @@ class Sessions:
                 self.ended(str(request["id"]))
                 return {"ended": True}
             record["used"] = now
-            return {"version": record["version"]}
+            return {"version": record["version"], **({"asks": record["asks"]} if record["asks"] else {})}
 
     def _trim(self, now: float, owner: str) -> None:
         """Room for one more of `owner`'s: idle sessions go, then its own least recently used past its share (one
@@ -110,6 +121,7 @@ class Supervisor:
         bounds = Bounds(int(given.get("session_processes", Bounds.most)),
                         int(given.get("session_processes_per_key", Bounds.per_key)))
         self.sessions = Sessions(self.session_ended)
+        self.rounds = Rounds()  # 2026-07-28 calls waiting for their clients' input (client_requests.py)
         self.servers = {s.name: PerSession(s, os.path.join(rundir, "home", s.name), bounds,
                                            owner_of=self.sessions.owner) if s.per_session
                         else StdioServer(s, os.path.join(rundir, "home", s.name)) if s.stdio else RemoteServer(s)
@@ -148,7 +160,8 @@ class Supervisor:
         """A session ended: its per_session processes go."""
         self.session_ended(session)
 
-    def answer(self, request: dict[str, Any], on_note: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    def answer(self, request: dict[str, Any], on_note: Callable[[dict[str, Any]], None] | None = None,
+               on_ask: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         op = request.get("op")
         if op == "status":
             return {"servers": [s.status() for s in self.servers.values()]}
@@ -162,14 +175,25 @@ class Supervisor:
             session, request_id = str(request.get("session", "")), request.get("id")
             found = self.cancelled(session, request_id)
             return {"cancelled": found or self.replicas.tell({"cancel": session, "id": request_id})}
+        if op == "reply":  # a client's response to a request its call's server made of it
+            message, session = request.get("message"), str(request.get("session", ""))
+            return {"replied": isinstance(message, dict) and any(
+                [s.answered(session, message) for s in self.servers.values()])}
+        if op == "resume":
+            message = request.get("message")
+            resumed = self.rounds.resume(request.get("state"), str(request.get("owner", "")),
+                                         str(request.get("name", "")), request.get("responses"),
+                                         message.get("id") if isinstance(message, dict) else None,
+                                         on_note if request.get("notes") else None)
+            return {"error": "no such state"} if resumed is None else {"message": resumed}
         if op == "call" and "owner" in request:  # the call is its session's check: only in its owner's session
             if not self.sessions.act({"action": "get", "id": request.get("session"), "owner": request["owner"]}):
                 return {"session": "refused"}
-            return {**self.served(op, request, on_note), "session": "checked"}
-        return self.served(op, request, on_note)
+            return {**self.served(op, request, on_note, on_ask), "session": "checked"}
+        return self.served(op, request, on_note, on_ask)
 
-    def served(self, op: Any, request: dict[str, Any],
-               on_note: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    def served(self, op: Any, request: dict[str, Any], on_note: Callable[[dict[str, Any]], None] | None,
+               on_ask: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         server = self.servers.get(str(request.get("server")))
         message = request.get("message")
         if server is None or not isinstance(message, dict):
@@ -182,10 +206,19 @@ class Supervisor:
             seconds = float(timeout) if isinstance(timeout, (int, float)) else 60.0
             session = str(request.get("session", ""))
             notes = on_note if request.get("notes") else None
+            call: Callable[..., dict[str, Any]] = server.call
             if isinstance(server, PerSession):  # whose the call is picks its process (the worker's word, or ours)
-                owner = str(request.get("owner") or request.get("key") or "")
-                return {"message": server.call(message, seconds, on_note=notes, session=session, owner=owner)}
-            return {"message": server.call(message, seconds, on_note=notes, session=session)}
+                call = functools.partial(server.call, owner=str(request.get("owner") or request.get("key") or ""))
+            if isinstance(request.get("rounds"), dict):  # 2026-07-28: input asked for as an input_required result
+                return {"message": self.rounds.first(call, server.answered, message, seconds, session,
+                                                     request["rounds"], notes)}
+            if request.get("relay") and on_ask is not None:  # the server's requests of the client go to it
+                asks = request.get("asks")
+                if not isinstance(asks, list):  # the session's, as its client declared them at initialize
+                    asks = (self.sessions.records.get(session) or {}).get("asks") or []
+                return {"message": call(message, seconds, on_note=notes, session=session,
+                                        asks=frozenset(map(str, asks)), on_ask=on_ask)}
+            return {"message": call(message, seconds, on_note=notes, session=session)}
         return {"error": "unknown op"}
 
 
@@ -200,7 +233,7 @@ class Handler(socketserver.StreamRequestHandler):
     def one(self, line: bytes) -> None:
         try:
             request = json.loads(line)
-            answer = self.server.supervisor.answer(request, self.note) if isinstance(request, dict) \
+            answer = self.server.supervisor.answer(request, self.note, self.ask) if isinstance(request, dict) \
                 else {"error": "not an object"}
         except ValueError:
             answer = {"error": "not JSON"}
@@ -209,6 +242,12 @@ class Handler(socketserver.StreamRequestHandler):
             answer = {"message": jsonrpc.error(None, jsonrpc.INTERNAL_ERROR, f"The proxy failed: {type(exc).__name__}")}
         self.wfile.write(json.dumps(answer, separators=(",", ":")).encode() + b"\n")
 
+
+    def ask(self, message: dict[str, Any]) -> None:
+        """A request of its client's the server made during the call this connection waits on (client_requests.py),
+        sent before its answer."""
+        self.wfile.write(json.dumps({"ask": message}, separators=(",", ":")).encode() + b"\n")
+        self.wfile.flush()
 
     def note(self, message: dict[str, Any]) -> None:
         """A progress notification for the call this connection waits on, sent before its answer."""
