@@ -1,7 +1,7 @@
 """cot_proxy benchmark: one command, Markdown tables on stdout and in bench/results/latest.md.
 
     .venv/bin/python bench/run.py                 # full run (about 4-5 minutes)
-    .venv/bin/python bench/run.py --quick         # shorter windows, fewer rounds, 2-second streams (CI runs it)
+    .venv/bin/python bench/run.py --quick         # every section once, from the fewest samples (CI runs it)
     .venv/bin/python bench/run.py --only latency,ttfb --workers-classes gevent,gthread
 
 Targets: the fake upstream directly, the proxy with its default settings, and nginx (proxy_pass,
@@ -43,10 +43,10 @@ SECTIONS = ("latency", "openloop", "ttfb", "journal", "routing", "keys", "tracin
             "classes", "fronts", "events", "state")
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
-# the events section: streams at once, the gap between events, the short and long rounds' events
-EVENT_STREAMS, EVENT_GAP_MS, EVENT_SHORT, EVENT_LONG = 128, 5, 20, 200
-# the spend section: streams at once, events each, rounds (a priced model's and a self-hosted one's, alternated)
-SPEND_STREAMS, SPEND_BATCHES, SPEND_CHUNKS, SPEND_ROUNDS = 64, 8, 20, 5
+# the events section: the gap between events, the short and long rounds' events (streams at once: the plan's)
+EVENT_GAP_MS, EVENT_SHORT, EVENT_LONG = 5, 20, 200
+# the spend section: streams at once, events each (its rounds and batches: the plan's)
+SPEND_STREAMS, SPEND_CHUNKS = 64, 20
 SPEND_PRICES = json.dumps({"models": {"bench*": {"input_mtok": 2.5, "output_mtok": 10}}})
 
 
@@ -70,6 +70,14 @@ class Plan:
     warmup_streams: int = 2  # streams sent before each measured series of the ttfb section
     body_rounds: int = 3  # rounds over the routes in the bodies section
     key_rounds: int = 1  # rounds of the keys section at its highest concurrency (--key-rounds)
+    key_requests: int = 3000  # requests in each of the 7 runs of the keys section's in-process measure
+    front_cpu_rounds: int = 3  # rounds of CPU windows over the front doors (the fronts section)
+    tracing_rounds: int = 4  # untraced and traced windows alternated this many times per concurrency (each first
+    # in half of them)
+    tracing_in_process: tuple[int, int] = (9, 3000)  # rounds and requests of bench/tracing_cost.py's measure
+    event_streams: int = 128  # the events section's streams at once
+    spend_rounds: int = 5  # the spend section's rounds (a priced model's and a self-hosted one's, alternated)
+    spend_batches: int = 8  # batches of SPEND_STREAMS streams in each
 
     @property
     def hold_seconds(self) -> float:
@@ -87,11 +95,15 @@ class Plan:
 
 def make_plan(quick: bool) -> Plan:
     if quick:
-        # Every section, each figure meaning what it means in the full run, from fewer samples: CI runs it after
-        # the tests, so it stays short (about two minutes on an idle 2-core machine). Streams have the full
-        # run's event rate (10 per second), 2 seconds instead of 10.
-        return Plan(quick=True, latency_seconds=0.6, warmup_seconds=0.2, ttfb_count_fast=20, ttfb_count_slow=2,
-                    body_count=3, hold_chunks=20, open_seconds=2.0, event_rounds=1, warmup_streams=1, body_rounds=2)
+        # Every section, each figure meaning what it means in the full run, from the fewest samples that still
+        # run every path of it (the median of one round is that round): CI runs it after the tests only so that
+        # a change that breaks the benchmark fails there. Streams have the full run's event rate (10 per
+        # second), 2 seconds instead of 10.
+        return Plan(quick=True, latency_seconds=0.6, warmup_seconds=0.2, concurrencies=(1, 16), ttfb_count_fast=5,
+                    ttfb_count_slow=2, body_count=2, hold_levels=(256, 64), hold_chunks=20, class_hold=64,
+                    open_seconds=1.0, event_rounds=1, warmup_streams=1, body_rounds=1, key_requests=300,
+                    front_cpu_rounds=1, tracing_rounds=2, tracing_in_process=(3, 300), event_streams=32,
+                    spend_rounds=1, spend_batches=2)
     return Plan(quick=False, latency_seconds=4.0, warmup_seconds=0.7)
 
 
@@ -248,28 +260,29 @@ class Bench:
 
     # ------------------------------------------------------------------ CPU per relayed event
     def events(self, label: str, target: Target, front: str) -> None:
-        """CPU per relayed event (issue 22): EVENT_STREAMS streams at once, events EVENT_GAP_MS apart, through one
+        """CPU per relayed event (issue 22): plan.event_streams at once, events EVENT_GAP_MS apart, through one
         door. A long and a short round are alternated; their CPU difference over their event difference cancels
         each request's own cost. The median of the plan's event_rounds pairs is kept."""
         _, path, body = next(f for f in FRONT_REQUESTS if f[0] == front)
         ending = FRONT_ENDINGS[front]
+        streams = self.plan.event_streams
 
         def one_round(chunks: int) -> float:
             req = build_request("POST", path(True, chunks, EVENT_GAP_MS), HOST, target.port,
                                 json.dumps(body(True, chunks, EVENT_GAP_MS)).encode())
             timeout = chunks * EVENT_GAP_MS / 1000 * 3 + 10
             cpu0 = target.tree.cpu_seconds()
-            res = self.run(client.hold_streams(HOST, target.port, req, EVENT_STREAMS, chunks, timeout,
+            res = self.run(client.hold_streams(HOST, target.port, req, streams, chunks, timeout,
                                                complete=lambda b: b.count(b"data:") >= chunks and ending in b))
-            if res.intact != EVENT_STREAMS:
-                raise RuntimeError(f"{label}: {EVENT_STREAMS - res.intact} streams incomplete: {res.failures}")
+            if res.intact != streams:
+                raise RuntimeError(f"{label}: {streams - res.intact} streams incomplete: {res.failures}")
             return target.tree.cpu_seconds() - cpu0
 
         one_round(EVENT_SHORT)  # warm-up: connections, first-time paths
         per_event = []
         for _ in range(self.plan.event_rounds):
             short, long = one_round(EVENT_SHORT), one_round(EVENT_LONG)
-            per_event.append((long - short) / (EVENT_STREAMS * (EVENT_LONG - EVENT_SHORT)))
+            per_event.append((long - short) / (streams * (EVENT_LONG - EVENT_SHORT)))
         row = {"target": target.name, "front": front, "us": sorted(per_event)[len(per_event) // 2],
                "rounds": per_event}
         self.results["events"][label] = row
@@ -282,12 +295,12 @@ class Bench:
         at once, the client not asking for usage."""
         req = build_request("POST", "/v1/chat/completions", HOST, target.port, chat_body(stream=True, chunks=chunks))
         cpu0 = target.tree.cpu_seconds()
-        for _ in range(SPEND_BATCHES):  # CPU time is read in 10 ms ticks: enough streams to see a few µs
+        for _ in range(self.plan.spend_batches):  # CPU time is read in 10 ms ticks: enough streams to see a few µs
             res = self.run(client.hold_streams(HOST, target.port, req, streams, chunks, 60,
                                                complete=lambda b: b.rstrip().endswith(b"data: [DONE]")))
             if res.intact != streams:
                 raise RuntimeError(f"{target.name}: {streams - res.intact} streams incomplete: {res.failures}")
-        return (target.tree.cpu_seconds() - cpu0) / (streams * SPEND_BATCHES)
+        return (target.tree.cpu_seconds() - cpu0) / (streams * self.plan.spend_batches)
 
     # ------------------------------------------------------------------ front doors
     def fronts(self, target: Target) -> None:
@@ -310,7 +323,7 @@ class Bench:
         # CPU per request in rounds over the doors, their order reversed every other round: one door measured after
         # the other moved a door's ratio to chat by 0.1 from run to run (the machine drifts between windows)
         order = list(whole)
-        for n in range(FRONT_CPU_ROUNDS):
+        for n in range(plan.front_cpu_rounds):
             for front in order if n % 2 == 0 else order[::-1]:
                 lat = self.latency(target, key="_scratch", req=whole[front], concurrencies=(1, 16))
                 for c, v in lat.items():
@@ -623,9 +636,9 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
         lines.extend(bodies_report(res["bodies"]))
 
     if res.get("fronts"):
-        lines.extend(fronts_report(res["fronts"]))
+        lines.extend(fronts_report(res["fronts"], plan))
     if res.get("events"):
-        lines.extend(events_report(res["events"]))
+        lines.extend(events_report(res["events"], plan))
 
     # -------- classes
     if res.get("routing"):
@@ -635,11 +648,11 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
     if len(next(iter(res.get("keys_rounds", {}).values()), [])) > 1:
         lines.extend(key_rounds_report(res["keys_rounds"], plan))
     if res.get("spend"):
-        lines.extend(spend_report(res["spend"]))
+        lines.extend(spend_report(res["spend"], plan))
     if res.get("tracing"):
         lines.extend(tracing_report(res["tracing"]))
     if res.get("keys_in_process"):
-        lines.extend(keys_in_process_report(res["keys_in_process"]))
+        lines.extend(keys_in_process_report(res["keys_in_process"], plan))
     if res.get("state"):  # stored responses (bench/state_cost.py)
         from state_cost import state_report, through_proxy_report
         lines.extend(["## Stored responses (issue 39): the cost of a stored turn", ""])
@@ -718,10 +731,10 @@ FRONT_ENDINGS = {"chat": b"data: [DONE]", "responses": b"response.completed", "m
                  "google": b"finishReason"}
 
 
-def events_report(rows: dict[str, Any]) -> list[str]:
+def events_report(rows: dict[str, Any], plan: Plan) -> list[str]:
     lines = ["## CPU per relayed event (issue 22: ≤ 15 µs passthrough, ≤ 20 µs with think tags, ≤ 25 µs front doors)",
              "",
-             f"{EVENT_STREAMS} streams at once, events {EVENT_GAP_MS} ms apart; the CPU of the target's processes for "
+             f"{plan.event_streams} streams at once, events {EVENT_GAP_MS} ms apart; the CPU of the target's processes for "
              f"{EVENT_LONG}-event streams minus {EVENT_SHORT}-event streams, over the difference in events (each "
              f"request's own cost cancels). Median of {len(next(iter(rows.values()))['rounds']) if rows else 0} pairs of rounds.", "",
              "| route | µs per event | rounds |", "| --- | ---: | --- |"]
@@ -769,11 +782,11 @@ def big_routes(upstream: Target, proxy: Target, native: Target | None, nginx: Ta
     return routes
 
 
-def fronts_report(fr: dict[str, Any]) -> list[str]:
+def fronts_report(fr: dict[str, Any], plan: Plan) -> list[str]:
     chat = fr.get("chat")
     lines = ["## Front doors: Responses, Messages and Google against the chat path (same proxy, same upstream)", "",
              "A small non-streamed exchange through each door (closed loop, CPU per request of the proxy's "
-             f"processes: each round's the median of three windows; {FRONT_CPU_ROUNDS} rounds over the doors, their "
+             f"processes: each round's the median of three windows; {plan.front_cpu_rounds} rounds over the doors, their "
              "order reversed every other round; the median round, and × chat the median of the rounds' ratios) and "
              "one 100-chunk stream at a time (time to the first event: request sent to the first body byte). Added "
              "and × are against the chat row.", "",
@@ -822,9 +835,6 @@ def routing_report(rows: dict[str, Any], plan: Plan) -> list[str]:
 
 
 TRACING_BUDGET = 1.05  # with tracing on, CPU per request rises by at most 5%
-FRONT_CPU_ROUNDS = 3  # rounds of CPU windows over the front doors (the fronts section)
-TRACING_ROUNDS = 4  # untraced and traced windows alternated this many times per concurrency (each first
-# in half of them)
 
 
 def tracing_report(rows: dict[str, Any]) -> list[str]:
@@ -869,13 +879,13 @@ def tracing_report(rows: dict[str, Any]) -> list[str]:
     return lines
 
 
-def spend_report(rows: dict[str, Any]) -> list[str]:
+def spend_report(rows: dict[str, Any], plan: Plan) -> list[str]:
     """CPU per keyless stream for a model priced above 0 (its usage asked for, taken out, priced) and for a
     self-hosted one (relayed as before), alternated round by round."""
     free = sorted(a for a, _ in rows["rounds"])
     priced = sorted(b for _, b in rows["rounds"])
     lines = [f"## Spend: CPU per keyless chat stream ({SPEND_CHUNKS} events, {SPEND_STREAMS} at once, "
-             f"{SPEND_STREAMS * SPEND_BATCHES} a round)", "",
+             f"{SPEND_STREAMS * plan.spend_batches} a round)", "",
              "| model | CPU µs per stream (rounds, sorted) | median |", "| --- | --- | --- |"]
     for name, values in (("self-hosted (priced 0)", free), ("priced (PRICES)", priced)):
         lines.append(f"| {name} | {' / '.join(f'{v * 1e6:.0f}' for v in values)} | {values[len(values) // 2] * 1e6:.0f} |")
@@ -942,8 +952,9 @@ def team_keys_in_process(directory: str, redis_url: str | None, requests: int = 
     return out
 
 
-def keys_in_process_report(rows: dict[str, list[float]]) -> list[str]:
-    lines = ["Team keys in-process (lookup, admission, usage; batched writes included; CPU time, 7 runs of 3,000):",
+def keys_in_process_report(rows: dict[str, list[float]], plan: Plan) -> list[str]:
+    lines = ["Team keys in-process (lookup, admission, usage; batched writes included; CPU time, 7 runs of "
+             f"{plan.key_requests:,}):",
              "", "| store | median µs/req | min | max | within 50 µs |", "| --- | --- | --- | --- | --- |"]
     for name, runs in rows.items():
         lines.append(f"| {name} | {runs[3] * 1e6:.1f} | {runs[0] * 1e6:.1f} | {runs[-1] * 1e6:.1f} | "
@@ -1032,7 +1043,7 @@ def favour(cl: dict[str, Any], plan: Plan) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="cot_proxy benchmark (Markdown tables on stdout).")
     parser.add_argument("--quick", action="store_true",
-                        help="shorter windows, fewer rounds, 2-second streams (about two minutes; CI runs it)")
+                        help="every section once, from the fewest samples that run it (CI runs it)")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections to run, from {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--workers-classes", default="gevent,gthread,sync",
@@ -1151,7 +1162,7 @@ def main(argv: list[str] | None = None) -> int:
             log("section fronts (chat, responses, messages, google through the same proxy)")
             bench.fronts(proxy)
         if "events" in sections:
-            log(f"section events ({EVENT_STREAMS} streams at once, events {EVENT_GAP_MS} ms apart)")
+            log(f"section events ({plan.event_streams} streams at once, events {EVENT_GAP_MS} ms apart)")
             passthrough = Proxy.start(upstream.port, name="cot_proxy THINK_MODE=keep", THINK_MODE="keep")
             try:
                 bench.results["targets"][passthrough.name] = passthrough.description
@@ -1203,7 +1214,7 @@ def main(argv: list[str] | None = None) -> int:
                 rounds: dict[int, list[tuple[dict, dict, dict]]] = {}
                 bench.results["tracing_runs"] = {}
                 for c in plan.concurrencies:
-                    for n in range(TRACING_ROUNDS):  # which goes first alternates: a drift falls on all alike
+                    for n in range(plan.tracing_rounds):  # which goes first alternates: a drift falls on all alike
                         for target in (proxy, traced, floor) if n % 2 == 0 else (floor, traced, proxy):
                             bench.latency_at(target, c, "tracing_runs")
                         runs = bench.results["tracing_runs"]
@@ -1214,7 +1225,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench.results["tracing"] = {"rounds": rounds, "sink": sink.counts()}
                 bench.results.pop("tracing_runs", None)
                 from tracing_cost import measure as tracing_in_process
-                bench.results["tracing"]["in_process"] = tracing_in_process()
+                bench.results["tracing"]["in_process"] = tracing_in_process(*plan.tracing_in_process)
             finally:
                 traced.stop()
                 floor.stop()
@@ -1226,7 +1237,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench.results["targets"][priced.name] = "default settings plus PRICES giving the bench models a price"
                 for target in (proxy, priced):
                     bench.stream_cpu(target)  # warm-up: connections, the first priced call
-                rounds = [(bench.stream_cpu(proxy), bench.stream_cpu(priced)) for _ in range(SPEND_ROUNDS)]
+                rounds = [(bench.stream_cpu(proxy), bench.stream_cpu(priced)) for _ in range(plan.spend_rounds)]
                 bench.results["spend"] = {"rounds": rounds}
                 log("  CPU per stream, self-hosted / priced: " + ", ".join(f"{a * 1e6:.0f} / {b * 1e6:.0f} µs"
                                                                             for a, b in rounds))
@@ -1253,7 +1264,8 @@ def main(argv: list[str] | None = None) -> int:
                     for t in key_targets:
                         bench.latency_at(t, c, "keys")
                 bench.key_rounds(key_targets)
-                bench.results["keys_in_process"] = team_keys_in_process(keys_dir, redis[1] if redis else None)
+                bench.results["keys_in_process"] = team_keys_in_process(keys_dir, redis[1] if redis else None,
+                                                                        plan.key_requests)
             finally:
                 for t in key_targets:
                     t.stop()
