@@ -25,6 +25,9 @@ same keys as its models (docs/mcp.md).
   and refused otherwise. Whose call it is: a remote Streamable HTTP server's comes on the call's own stream; a
   stdio server's pipe says nothing, so it is the one call in flight on that server's process, and refused when
   several are (a `per_session: true` server's process runs one session's calls).
+- notices.py: what the servers send unasked (list changes, resource updates, log messages), fanned out by the
+  supervisor to the streams listening, as each sees it; listening.py: those streams at the worker (a 2025-11-25
+  session's GET stream, 2026-07-28's subscriptions/listen), each fed by a listen connection to the supervisor.
 - recording.py: what a tool call leaves behind (ToolCall), handed to the hooks the proxy wires (serve/mcp_mount.py):
   the tool call series it registers in the proxy's metrics, an execute_tool span through the tracer's inner_span;
   journal_line.py: a journal line per call. limits.py: each call's deadline, result-size bound and price per server,

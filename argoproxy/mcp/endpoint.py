@@ -5,8 +5,8 @@ missing a 400), a DELETE ends it, a request's `MCP-Protocol-Version` must be a r
 answers are JSON (`application/json`; the specification lets the server choose), but for a tool call that gives
 a progress token, or whose server asks the client something during it (sampling, elicitation, roots: sent on
 it under ids of the proxy's, the client's responses POSTed back with its session's id; client_requests.py): an
-SSE stream of those, then its answer. The GET stream of messages the server sends
-unasked is not offered (405, as the specification allows). One method is the proxy's own: `cot_proxy/servers`
+SSE stream of those, then its answer. A GET opens the session's stream of what the
+servers send unasked (list changes, resource updates, log messages: listening.py). One method is the proxy's own: `cot_proxy/servers`
 at /mcp answers each server's state as the supervisor knows it (starting, ready, restarting: `cot-proxy mcp list`).
 
 The door (argoproxy/serve/door.py) has already refused other sites' web pages (Origin, 403) and requests without
@@ -27,7 +27,7 @@ from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.request_body import read_request_body
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
-from argoproxy.mcp import jsonrpc, stateless
+from argoproxy.mcp import jsonrpc, listening, stateless
 from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs
 from argoproxy.mcp.client_requests import declared
 from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, Refused, watched
@@ -65,6 +65,7 @@ class McpEndpoint:
         self.keep_arguments = False  # JOURNAL_TOOL_ARGUMENTS: the hooks are handed each call's arguments
         self.hooks: list[Hook] = []  # what each tool call's end is handed to (recording.py; serve/mcp_mount.py)
         self.names = ToolNames(lambda server: self.catalog("").tool_names(server))
+        self.streams = listening.Room(None)  # the GET and listen streams this worker may hold (room_for)
 
     def catalog(self, session: str, check: SessionCheck | None = None, owner: str = "") -> Catalog:
         """The servers as this session's calls reach them (a cancellation names the session's request id); with
@@ -86,6 +87,8 @@ class McpEndpoint:
         try:
             if req.method == "DELETE":
                 return self.end_session(req, owner)
+            if req.method == "GET":
+                return listening.session_stream(self, req, server, owner)
             if req.method != "POST":
                 return Answer(b"", 405, {"Allow": "POST, DELETE"})
             return self.post(req, server, owner, globs, context)
@@ -127,6 +130,10 @@ class McpEndpoint:
         if message.method == "tools/call":
             return self.tool_call(message, server, owner, globs, session, "text/event-stream" in accept,
                                   Taken(len(body), context, req.team_key, req.presented_keys), check)
+        if message.method in listening.SESSION_METHODS:  # held by the supervisor, for the session's streams
+            check.now()
+            answer = listening.session_request(self, session, message.raw, server)
+            return Answer(dumps(answer), 200, content_type="application/json")
         answer = self.request(self.catalog(session, check), message.raw, server, globs)
         check.now()  # answered here (ping, the servers' states): its session is asked now, before the answer goes
         return Answer(dumps(answer), 200, content_type="application/json")
@@ -169,11 +176,10 @@ class McpEndpoint:
             if isinstance(routed, dict) or relay is None:
                 answer = routed if isinstance(routed, dict) else catalog.call(*routed)
             else:
-                calls = self.relayed(routed, session, owner, check, relay)
-                answer = next(calls)
-                if "method" in answer:  # the server asks the client something: the answer becomes a stream
+                answer, rest = self.relayed(routed, session, owner, check, relay)
+                if rest is not None:  # the server asks the client something: the answer becomes a stream
                     events = self.events(message, server, owner, routed, session, taken, held,
-                                         itertools.chain([answer], calls))
+                                         itertools.chain([answer], rest))
                     held = None  # the stream holds it now
                     return Answer(events, 200, {"Cache-Control": "no-cache"}, content_type="text/event-stream")
         finally:
@@ -183,8 +189,9 @@ class McpEndpoint:
         return Answer(body, 200, content_type="application/json")
 
     def relayed(self, routed: tuple[str, dict[str, Any]], session: str, owner: str, check: SessionCheck | None,
-                relay: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """A call whose server may ask its client something: those requests, then its answer (link.relaying)."""
+                relay: dict[str, Any]) -> tuple[dict[str, Any], Iterator[dict[str, Any]] | None]:
+        """A call whose server may ask its client something: its answer, or its first such request and the rest
+        (link.relaying)."""
         if check is not None and not check.asked:
             return check.relaying(*routed, relay)
         return self.link.relaying(*routed, self.limits.of(routed[0]).timeout, session, key=owner, relay=relay)
@@ -263,7 +270,10 @@ class McpEndpoint:
 
     def capabilities(self, server: str | None) -> dict[str, Any]:
         if server is None:
-            return {"tools": {}, "prompts": {}, "resources": {}}
+            if self.streams.most == 0:  # no stream to send list changes, updates or log messages on
+                return {"tools": {}, "prompts": {}, "resources": {}}
+            return {"tools": {"listChanged": True}, "prompts": {"listChanged": True},
+                    "resources": {"listChanged": True, "subscribe": True}, "logging": {}}
         for status in self.link.status():
             if status.get("name") == server and isinstance(status.get("capabilities"), dict):
                 own = status["capabilities"]
@@ -276,6 +286,11 @@ class McpEndpoint:
             return http_error(400, "DELETE ends a session: send its Mcp-Session-Id.")
         if not self.sessions.end(session, owner):
             return http_error(404, "Unknown or ended session.")
+        if not self.sessions.checked_by_calls:  # Redis held it: this instance's streams of it end too
+            try:
+                self.link.tell({"op": "ended", "session": session})
+            except SupervisorGone:
+                pass
         if not self.sessions.checked_by_calls:  # Redis held it: the supervisors' processes of it go (every replica's)
             try:
                 self.link.ask({"op": "ended", "session": session}, MARGIN)
@@ -346,13 +361,16 @@ class SessionCheck:
         self.asked = True
         return answer
 
-    def relaying(self, server: str, message: dict[str, Any], relay: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def relaying(self, server: str, message: dict[str, Any],
+                 relay: dict[str, Any]) -> tuple[dict[str, Any], Iterator[dict[str, Any]] | None]:
         """`call`'s, with the server's requests of the client first (link.relaying)."""
         try:
-            yield from self.endpoint.link.relaying(server, message, self.endpoint.limits.of(server).timeout,
-                                                self.session, self.owner, relay=relay)
+            relayed = self.endpoint.link.relaying(server, message, self.endpoint.limits.of(server).timeout,
+                                                  self.session, self.owner, relay=relay)
         except SessionRefused:
             raise self.refused() from None
+        self.asked = True
+        return relayed
 
     def refused(self) -> jsonrpc.RpcError:
         return jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "Unknown or ended session: initialize again.", self.id,

@@ -12,6 +12,7 @@ from argoproxy.mcp import jsonrpc
 MAX_ANSWER = 64 * 1024 * 1024
 MARGIN = 5.0  # seconds the link waits past the call's own deadline (the supervisor answers the timeout)
 MAX_IDLE = 16  # connections a worker keeps open to the supervisor between calls
+LISTEN_SILENCE = 30.0  # a listen connection silent this long is lost (the supervisor writes every 10 s at least)
 
 
 class SupervisorGone(Exception):
@@ -20,6 +21,49 @@ class SupervisorGone(Exception):
 
 class SessionRefused(Exception):
     """The supervisor holds no such session of the call's owner (unknown, ended, or another key's)."""
+
+
+class ListenRefused(Exception):
+    """The supervisor holds no more listeners (of this key, or of the instance): why, as its client is told."""
+
+
+class Listening:
+    """A listen op's own connection (supervisor.py): the notifications as they come, until the supervisor ends
+    the listener (`graceful`: the proxy stops, the session ended) or the connection breaks."""
+
+    def __init__(self, sock: socket.socket, lines: BinaryIO) -> None:
+        self.sock, self.lines = sock, lines
+        self.graceful = False
+        self.why = "The proxy's MCP servers cannot be reached now."
+
+    def notes(self) -> Iterator[dict[str, Any]]:
+        """Each notification, and {} for each keep-alive (a comment on the client's stream)."""
+        try:
+            for line in iter(lambda: self.lines.readline(MAX_ANSWER), b""):
+                value = json.loads(line)
+                if isinstance(value, dict) and isinstance(value.get("note"), dict):
+                    yield value["note"]
+                elif isinstance(value, dict) and value.get("alive"):
+                    yield {}
+                else:
+                    self.graceful = isinstance(value, dict) and "end" in value
+                    self.why = str(value.get("end") or self.why) if isinstance(value, dict) else self.why
+                    return
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.lines.close()
+        self.sock.close()
+
+    def shutdown(self) -> None:
+        """Ends `notes` from anywhere (its read returns the connection's end), without waiting for it."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 class Link:
@@ -79,11 +123,11 @@ class Link:
             conn[1].close()
             conn[0].close()
 
-    def _lines(self, request: dict[str, Any], timeout: float) -> Iterator[dict[str, Any]]:
-        """A request whose answer may come after lines of requests for its client ({"ask": ...}): each line as it
-        comes, on a kept connection (kept again once the answer's line is read, closed if the reader stops first)."""
+    def _opened(self, request: dict[str, Any], timeout: float) -> tuple[tuple[socket.socket, BinaryIO], dict[str, Any]]:
+        """A request sent on a kept connection (or a new one), and the first line of its answer read: the answer,
+        or a request for its client ({"ask": ...}) after which more lines come on the same connection."""
         data = json.dumps(request, separators=(",", ":")).encode() + b"\n"
-        conn, line = None, b""
+        line = b""
         if self.idle:
             conn = self.idle.pop()
             line = self._first(conn, data, timeout)
@@ -92,24 +136,38 @@ class Link:
         if not line:
             conn = self._connect(timeout)
             line = self._first(conn, data, timeout)
-        assert conn is not None
         try:
-            while True:
-                value = json.loads(line) if line.endswith(b"\n") else None
+            value = json.loads(line) if line.endswith(b"\n") else None
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            self._done(conn, False)
+            raise SupervisorGone("no answer")
+        return conn, value
+
+    def _more(self, conn: tuple[socket.socket, BinaryIO], server: str, message: dict[str, Any], session: str,
+              owner: str | None) -> Iterator[dict[str, Any]]:
+        """The lines after a request for the client: more such requests, then the call's answer (the connection
+        kept again once it is read, closed if the reader stops first)."""
+        kept = False
+        try:
+            for line in iter(lambda: conn[1].readline(MAX_ANSWER), b""):
+                value = json.loads(line)
                 if not isinstance(value, dict):
-                    raise SupervisorGone("no answer")
-                if not isinstance(value.get("ask"), dict):
-                    self._done(conn, True)
-                    conn = None
-                    yield value
-                    return
-                yield value
-                line = conn[1].readline(MAX_ANSWER)
+                    break
+                if isinstance(value.get("ask"), dict):
+                    yield value["ask"]
+                    continue
+                self._done(conn, line.endswith(b"\n"))
+                kept = True
+                yield self._result(value, server, message, session, owner)
+                return
         except (OSError, ValueError):
-            raise SupervisorGone("no answer") from None
+            pass
         finally:
-            if conn is not None:
+            if not kept:
                 self._done(conn, False)
+        yield jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE, "The proxy's MCP servers cannot be reached now.")
 
     def _connect(self, timeout: float) -> tuple[socket.socket, BinaryIO]:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -144,12 +202,13 @@ class Link:
         return self._result(answer, server, message, session, owner)
 
     def relaying(self, server: str, message: dict[str, Any], timeout: float, session: str = "",
-              owner: str | None = None, key: str = "",
-              relay: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """`call`'s answer, after the requests the server makes of the client during the call (client_requests.py:
-        each with a method and an id of the proxy's), as they come. `relay`: the op's fields that say what the
-        client may be asked ({"relay": true, "asks": [...]}: without "asks", what its session declared at
-        initialize, which the supervisor holds; {"rounds": {...}}: 2026-07-28's input_required)."""
+                 owner: str | None = None, key: str = "", relay: dict[str, Any] | None = None
+                 ) -> tuple[dict[str, Any], Iterator[dict[str, Any]] | None]:
+        """`call`'s answer and None; or, when the server asks the client something during the call
+        (client_requests.py), that request (a method and an id of the proxy's) and the rest as they come: more
+        requests, then the answer. `relay`: the op's fields that say what the client may be asked ({"relay": true,
+        "asks": [...]}: without "asks", what its session declared at initialize, which the supervisor holds;
+        {"rounds": {...}}: 2026-07-28's input_required)."""
         request: dict[str, Any] = {"op": "call", "server": server, "message": message, "timeout": timeout,
                                    "session": session, **(relay or {"relay": True})}
         if owner is not None:
@@ -157,16 +216,16 @@ class Link:
         elif key:
             request["key"] = key
         try:
-            for value in self._lines(request, timeout + MARGIN):
-                if isinstance(value.get("ask"), dict):
-                    yield value["ask"]
-                else:
-                    yield self._result(value, server, message, session, owner)
+            conn, value = self._opened(request, timeout + MARGIN)
         except SupervisorGone:
             if owner is not None:
                 raise
-            yield jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE,
-                                "The proxy's MCP servers cannot be reached now.")
+            return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE,
+                                 "The proxy's MCP servers cannot be reached now."), None
+        if isinstance(value.get("ask"), dict):  # the session was checked before the call began: no more to see
+            return value["ask"], self._more(conn, server, message, session, None)
+        self._done(conn, True)
+        return self._result(value, server, message, session, owner), None
 
     def _result(self, answer: dict[str, Any], server: str, message: dict[str, Any], session: str,
                 owner: str | None) -> dict[str, Any]:
@@ -204,6 +263,32 @@ class Link:
         except (OSError, ValueError):
             pass
         yield jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE, "The proxy's MCP servers cannot be reached now.")
+
+    def listen(self, request: dict[str, Any]) -> Listening:
+        """A listen op on a connection of its own (never a kept one: it is held while the client listens):
+        ListenRefused when the supervisor holds too many, SupervisorGone when it cannot be asked."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(MARGIN)
+            sock.connect(self.path)
+            sock.sendall(json.dumps({**request, "op": "listen"}, separators=(",", ":")).encode() + b"\n")
+            lines = sock.makefile("rb")
+            first = json.loads(lines.readline(MAX_ANSWER) or b"null")
+        except (OSError, ValueError) as exc:
+            sock.close()
+            raise SupervisorGone(str(exc)) from None
+        if not isinstance(first, dict) or not first.get("listening"):
+            lines.close()
+            sock.close()
+            if isinstance(first, dict) and "refused" in first:
+                raise ListenRefused(str(first["refused"]))
+            raise SupervisorGone("no answer")
+        sock.settimeout(LISTEN_SILENCE)
+        return Listening(sock, lines)
+
+    def tell(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A session's subscription, log level or end (supervisor.py's subscribe, unsubscribe, level, ended ops)."""
+        return self.ask(request, MARGIN + 30.0)
 
     def reply(self, session: str, message: dict[str, Any]) -> bool:
         """A client's response to a request its call's server made of it (`relaying`): True when it was given to the

@@ -41,7 +41,7 @@ from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.client_requests import OFFERED
 from argoproxy.mcp.event_stream import EventReader, TooLarge
 from argoproxy.mcp.protocol import CLIENT_INFO, HANDSHAKE_VERSION
-from argoproxy.mcp.stdio_server import HANDSHAKE_SECONDS, MAX_LINE, Pending, StdioServer
+from argoproxy.mcp.stdio_server import HANDSHAKE_SECONDS, MAX_BACKOFF, MAX_LINE, Pending, StdioServer
 from argoproxy.redaction import Secrets
 
 log = logging.getLogger("cot_proxy")
@@ -215,6 +215,40 @@ class RemoteServer(StdioServer):
             self._post({"jsonrpc": "2.0", "method": "notifications/initialized"}, SEND_SECONDS).close()
         except requests.RequestException as exc:
             raise Unreachable(unreachable(self.origin, exc)) from None
+        threading.Thread(target=self._server_stream, args=(session,), daemon=True, name=f"mcp-{self.name}-get").start()
+
+    def _server_stream(self, session: str) -> None:
+        """The GET stream of what the server sends unasked (list changes, resource updates, log messages), opened
+        once the session is and again when it ends (after a pause that doubles while it keeps failing), for as long
+        as the session lasts. A server that offers none (405, or another refusal) is not asked again."""
+        pause = 1.0
+        while self.session_id == session and not self.broken.is_set() and not self.stopping.is_set():
+            try:
+                resp: requests.Response | None = self.http.get(
+                    self.post_url, headers=self._headers(accept="text/event-stream"),
+                    timeout=(CONNECT_SECONDS, STREAM_IDLE_SECONDS), stream=True, allow_redirects=False,
+                    proxies=self.proxies, verify=self.verify)
+            except requests.RequestException:
+                resp = None
+            if resp is not None:
+                with resp:
+                    if resp.status_code != 200 or not resp.headers.get("Content-Type", "").startswith("text/event-stream"):
+                        if resp.status_code not in (404, 405):
+                            log.info("mcp server %s: no stream of its own notifications (%s)", self.name,
+                                     self._refusal(resp))
+                        return
+                    pause = 1.0
+                    try:
+                        for event in EventReader(MAX_MESSAGE).events(chunks(resp, None)):
+                            if self.session_id != session:
+                                return
+                            if event.type == "message":
+                                self._received(event.data)
+                    except (TooLarge, requests.RequestException):
+                        pass
+            if self.stopping.wait(pause):
+                return
+            pause = min(pause * 2, MAX_BACKOFF)
 
     def _pending(self) -> tuple[int, Pending]:
         pending = Pending(0)

@@ -21,6 +21,10 @@ requires (`resultType`; `ttlMs` and `cacheScope` on listings and reads). A tool 
 is answered as an SSE stream when the client accepts one, as at 2025-11-25; other answers are JSON. No answer
 carries an Mcp-Session-Id.
 
+`subscriptions/listen` is answered with an SSE stream of the list changes and resource updates it asks for
+(listening.py): the acknowledgement first, each notification stamped with the request's id, and its result when
+the proxy ends it.
+
 Multi round-trip requests: a tool call whose server asks its client something (sampling, elicitation, roots),
 when the client declared that capability in `_meta`, is answered `input_required` with the server's requests in
 `inputRequests` and a `requestState` of the proxy's; the client calls again with `inputResponses` and that
@@ -28,9 +32,7 @@ when the client declared that capability in `_meta`, is answered `input_required
 and is answered what comes next (client_requests.py's Rounds). The call is admitted, counted and charged once,
 when first made; the later rounds are answered as JSON. A `requestState` the proxy does not hold for this key and
 tool (unknown, used already, past the call's deadline), or `inputResponses` without one, or either on another
-method, is -32602.
-
-Not served: `subscriptions/listen` (the proxy relays no list changes or resource updates) is -32601. The
+method, is -32602. The
 methods this revision removed (initialize, ping, logging/setLevel, resources/subscribe and unsubscribe) are
 -32601 under it, and a notification is accepted (202) and dropped: a client cancels by closing its stream (a
 tool call streamed as SSE is then cancelled on its server)."""
@@ -45,7 +47,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.jsonfast import dumps, loads
-from argoproxy.mcp import jsonrpc
+from argoproxy.mcp import jsonrpc, listening
 from argoproxy.mcp.catalog import Catalog, Globs
 from argoproxy.mcp.client_requests import declared
 from argoproxy.mcp.link import Link
@@ -61,7 +63,7 @@ ENVELOPE = frozenset({VERSION_KEY, CAPABILITIES_KEY, CLIENT_INFO_KEY, "io.modelc
 VERSION_HEADER, METHOD_HEADER, NAME_HEADER = "Mcp-Protocol-Version", "Mcp-Method", "Mcp-Name"
 NAMED = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}  # what Mcp-Name repeats
 # The revision's requests the proxy serves (the proxy's own cot_proxy/servers too, at /mcp).
-SERVED = frozenset({"server/discover", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
+SERVED = frozenset({"server/discover", "subscriptions/listen", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
                     "resources/templates/list", "resources/read", "completion/complete", "cot_proxy/servers"})
 CACHEABLE = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list",
                        "resources/read", "server/discover"})
@@ -75,7 +77,10 @@ class Endpoint(Protocol):
     """What the 2025-11-25 endpoint (endpoint.py's McpEndpoint) lends this revision: its own paths for every call."""
 
     link: Link
+    servers: tuple[str, ...]
+    sessions: Any
     limits: Any
+    streams: listening.Room
 
     def capabilities(self, server: str | None) -> dict[str, Any]: ...
 
@@ -115,6 +120,8 @@ def answer(endpoint: Endpoint, req: Request, message: jsonrpc.Message, server: s
                                "calls: inputResponses and requestState answer nothing here.", message.id, status=400)
     if method == "server/discover":
         return json_answer(jsonrpc.result(raw["id"], discovered(endpoint, server)), method)
+    if method == "subscriptions/listen":
+        return listening.subscription(endpoint, req, raw, server, owner)
     session = "stateless:" + secrets.token_hex(8)  # a name for this request's calls alone (cancelling them)
     if method == "tools/call" and ("inputResponses" in raw["params"] or "requestState" in raw["params"]):
         return json_answer(resumed(endpoint, raw, server, owner, globs, session), method)
@@ -210,12 +217,14 @@ def stripped(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def discovered(endpoint: Endpoint, server: str | None) -> dict[str, Any]:
-    """What the proxy is: the features it serves at this revision (no list changes, no subscriptions: it relays
-    neither), its name, and every revision it speaks."""
+    """What the proxy is: the features it serves at this revision (list changes and resource updates through
+    subscriptions/listen, when its workers hold streams), its name, and every revision it speaks."""
     own = endpoint.capabilities(server)
     served = ("tools", "prompts", "resources") + (("completions",) if server is not None else ())
     info = SERVER_INFO if server is None else {**SERVER_INFO, "name": f"cot_proxy/{server}"}
-    return {"supportedVersions": list(VERSIONS), "capabilities": {k: {} for k in served if k in own},
+    changes = {} if endpoint.streams.most == 0 else {"tools": {"listChanged": True}, "prompts": {"listChanged": True},
+                                                     "resources": {"listChanged": True, "subscribe": True}}
+    return {"supportedVersions": list(VERSIONS), "capabilities": {k: changes.get(k, {}) for k in served if k in own},
             "_meta": {SERVER_INFO_KEY: info}}
 
 

@@ -100,6 +100,7 @@ class StdioServer:
         self.stopping = threading.Event()
         self.ready = threading.Event()
         self.started_at = 0.0
+        self.on_notice: Note = lambda message: None  # the supervisor's fan-out of what the server sends unasked
 
     # ------------------------------------------------------------ life
     def start(self) -> None:
@@ -287,7 +288,9 @@ class StdioServer:
                     self._asked(message, stream_of)
             elif message["method"] == "notifications/progress":
                 self._progress(message)
-            return  # other notifications: not relayed yet
+            else:  # list changes, resource updates, log messages: to the sessions listening (notices.py)
+                self.on_notice(message)
+            return
         own_id = message.get("id")
         with self.lock:
             call = self.pending.pop(own_id, None) if isinstance(own_id, int) else None

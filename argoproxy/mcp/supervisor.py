@@ -14,10 +14,15 @@ call at a time (kept open for the next), one JSON line each way (argoproxy/mcp/l
   {"op": "notify", "server": NAME, "message": {...}}                   -> {}
   {"op": "cancel", "session": ID, "id": REQUEST_ID}                     -> {"cancelled": true|false}
       (a call not running here is cancelled on the replica running it, told over Redis: replicas.py)
-  {"op": "ended", "session": ID}                                       -> {} (a session Redis held was DELETEd;
-      its per_session processes end, here and on the other replicas: replicas.py)
   {"op": "status"}                                                     -> {"servers": [...]}
   {"op": "session", "action": "new"|"get"|"end", ...}                  -> the session's record
+  {"op": "listen", "session": ID, "owner": KEY, "server": NAME|null, ...} -> {"listening": true} (or {"refused":
+      WHY}), then {"note": {...}} lines as the servers send them, {"alive": true} every ALIVE_SECONDS, and last
+      {"end": WHY}: on a connection of its own, kept for it (notices.py; the worker's side: listening.py)
+  {"op": "subscribe"|"unsubscribe", "session": ID, "server": NAME, "message": {...}} -> {"message": {...}}
+  {"op": "level", "session": ID, "server": NAME|null, "level": LEVEL}  -> {}
+  {"op": "ended", "session": ID}                                       -> {} (a session Redis held was DELETEd;
+      its streams and per_session processes end, here and on the other replicas: replicas.py)
   A call with "relay": true may be sent {"ask": {...}} lines before its answer: the server's requests of its client
       (client_requests.py), for the capabilities in "asks" (else those its session declared at initialize);
   {"op": "reply", "session": ID, "message": {...}}                      -> {"replied": true|false} (the client's
@@ -38,6 +43,7 @@ import functools
 import json
 import logging
 import os
+import queue
 import secrets
 import signal
 import socketserver
@@ -50,6 +56,7 @@ from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.client_requests import Rounds
 from argoproxy.mcp.per_session import Bounds, KeyCheck, PerSession
+from argoproxy.mcp.notices import KINDS, LEVELS, Listener, Notices
 from argoproxy.mcp.remote_server import RemoteServer
 from argoproxy.mcp.replicas import Replicas
 from argoproxy.mcp.stdio_server import StdioServer
@@ -61,6 +68,7 @@ MAX_REQUEST = 32 * 1024 * 1024
 MAX_SESSIONS = 10_000
 MAX_PER_OWNER = 1_000  # one key's (or this machine's, with auth off) sessions at once
 SESSION_IDLE = 24 * 3600.0
+ALIVE_SECONDS = 10.0  # a listen connection's keep-alive: the worker's stream sends a comment, a gone worker is seen
 
 
 class Sessions:
@@ -121,7 +129,6 @@ class Supervisor:
         bounds = Bounds(int(given.get("session_processes", Bounds.most)),
                         int(given.get("session_processes_per_key", Bounds.per_key)))
         self.sessions = Sessions(self.session_ended)
-        self.rounds = Rounds()  # 2026-07-28 calls waiting for their clients' input (client_requests.py)
         self.servers = {s.name: PerSession(s, os.path.join(rundir, "home", s.name), bounds,
                                            owner_of=self.sessions.owner) if s.per_session
                         else StdioServer(s, os.path.join(rundir, "home", s.name)) if s.stdio else RemoteServer(s)
@@ -132,6 +139,11 @@ class Supervisor:
         self.key_check = KeyCheck(per_session, str(keys.get("keys_db") or ""), str(given.get("redis_url") or ""),
                                   str(keys.get("redis_outage") or "local")) \
             if per_session and isinstance(keys, dict) else None
+        self.notices = Notices()  # what the servers send unasked, to the sessions listening
+        self.rounds = Rounds()  # 2026-07-28 calls waiting for their clients' input (client_requests.py)
+        for name, server in self.servers.items():
+            if isinstance(server, StdioServer):
+                server.on_notice = self.notices.publisher(name)
 
     def start(self) -> None:
         for server in self.servers.values():
@@ -141,6 +153,7 @@ class Supervisor:
             self.key_check.start()
 
     def stop(self) -> None:
+        self.notices.close("The proxy is stopping.")
         self.replicas.stop()
         if self.key_check is not None:
             self.key_check.stop()
@@ -156,21 +169,22 @@ class Supervisor:
         looks for it among its calls)."""
         return any([s.cancel(session, request_id) for s in self.servers.values()])
 
-    def ended(self, session: str) -> None:
-        """A session ended: its per_session processes go."""
-        self.session_ended(session)
-
     def answer(self, request: dict[str, Any], on_note: Callable[[dict[str, Any]], None] | None = None,
                on_ask: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         op = request.get("op")
         if op == "status":
             return {"servers": [s.status() for s in self.servers.values()]}
         if op == "session":
-            return self.sessions.act(request)
+            acted = self.sessions.act(request)
+            if request.get("action") == "end" and acted:
+                self.ended(str(request.get("id", "")))
+            return acted
         if op == "ended":  # a session Redis held ended: here, and on the other replicas (replicas.py)
             self.ended(str(request.get("session", "")))
             self.replicas.tell({"ended": str(request.get("session", ""))})
             return {}
+        if op in ("subscribe", "unsubscribe", "level"):
+            return self.noticed(op, request)
         if op == "cancel":  # not running here: perhaps on another replica (with Redis), which is told
             session, request_id = str(request.get("session", "")), request.get("id")
             found = self.cancelled(session, request_id)
@@ -191,6 +205,70 @@ class Supervisor:
                 return {"session": "refused"}
             return {**self.served(op, request, on_note, on_ask), "session": "checked"}
         return self.served(op, request, on_note, on_ask)
+
+    def ended(self, session: str) -> None:
+        """A session ended: its streams end, and its servers unsubscribe what nobody else holds; its per_session
+        processes go."""
+        self.session_ended(session)
+        self.release(self.notices.end(session, "The session ended."))
+
+    def release(self, uris: list[tuple[str, str]]) -> None:
+        for server, uri in uris:
+            if isinstance(self.servers.get(server), StdioServer):
+                self._tell(server, "resources/unsubscribe", {"uri": uri})
+
+    def _tell(self, server: str, method: str, params: dict[str, Any]) -> None:
+        """A request of the proxy's own to a server, answered on a thread of its own (nobody waits for it)."""
+        message = {"jsonrpc": "2.0", "id": f"cot_proxy-{method}", "method": method, "params": params}
+        threading.Thread(target=self.servers[server].call, args=(message, 10.0), daemon=True).start()
+
+    def noticed(self, op: str, request: dict[str, Any]) -> dict[str, Any]:
+        """A session's resources/subscribe, unsubscribe (held here; its server asked for the first holder, told
+        after the last) and logging/setLevel (held here; each server set to the lowest level asked of it)."""
+        session, scope = str(request.get("session", "")), request.get("server")
+        if op == "level":
+            level = request.get("level")
+            if level not in LEVELS or (scope is not None and scope not in self.servers):
+                return {"error": "no such level or server"}
+            shared = [n for n, s in self.servers.items() if isinstance(s, StdioServer)]  # not per_session's
+            names = [n for n in shared if scope in (None, n)]
+            for server, lowest in self.notices.set_level(session, scope, str(level), names).items():
+                self._tell(server, "logging/setLevel", {"level": lowest})
+            return {}
+        held, message = self.servers.get(str(scope)), request.get("message")
+        if held is None or not isinstance(message, dict) or not isinstance(message.get("params"), dict) \
+                or not isinstance(message["params"].get("uri"), str) or not jsonrpc.valid_id(message.get("id")):
+            return {"error": "no such server"}
+        name, uri, id = str(scope), message["params"]["uri"], message["id"]
+        if op == "unsubscribe":
+            if self.notices.unsubscribe(session, name, uri):
+                self._tell(name, "resources/unsubscribe", {"uri": uri})
+            return {"message": jsonrpc.result(id, {})}
+        first = self.notices.subscribe(session, name, uri)
+        if first is None:
+            return {"message": jsonrpc.error(id, jsonrpc.INVALID_PARAMS, "This session subscribes too many resources.")}
+        if not first:
+            return {"message": jsonrpc.result(id, {})}
+        answer = held.call(message, 30.0, session=session)
+        if "result" not in answer:  # the server refused it: nobody holds it
+            self.notices.unsubscribe(session, name, uri)
+        return {"message": answer}
+
+    def listener(self, request: dict[str, Any]) -> Listener | str:
+        """A listen op's listener (its 2026-07-28 resource subscriptions asked of their servers), or why not."""
+        scope, uris = request.get("server"), request.get("uris")
+        if scope is not None and scope not in self.servers:
+            return "No such server."
+        kinds = request.get("kinds")
+        held = [(str(s), str(u)) for s, u in uris if isinstance(self.servers.get(s), StdioServer)] \
+            if isinstance(uris, list) else None
+        listener = self.notices.listen(str(request.get("session", "")), str(request.get("owner", "")),
+                                       scope if isinstance(scope, str) else None,
+                                       frozenset(kinds) & KINDS if isinstance(kinds, list) else KINDS, held)
+        if isinstance(listener, Listener) and listener.uris:
+            for server, uri in listener.uris:  # asked each time: cheap, and a server that lost them has them again
+                self._tell(server, "resources/subscribe", {"uri": uri})
+        return listener
 
     def served(self, op: Any, request: dict[str, Any], on_note: Callable[[dict[str, Any]], None] | None,
                on_ask: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -233,6 +311,8 @@ class Handler(socketserver.StreamRequestHandler):
     def one(self, line: bytes) -> None:
         try:
             request = json.loads(line)
+            if isinstance(request, dict) and request.get("op") == "listen":
+                return self.listen(request)
             answer = self.server.supervisor.answer(request, self.note, self.ask) if isinstance(request, dict) \
                 else {"error": "not an object"}
         except ValueError:
@@ -242,6 +322,32 @@ class Handler(socketserver.StreamRequestHandler):
             answer = {"message": jsonrpc.error(None, jsonrpc.INTERNAL_ERROR, f"The proxy failed: {type(exc).__name__}")}
         self.wfile.write(json.dumps(answer, separators=(",", ":")).encode() + b"\n")
 
+
+    def listen(self, request: dict[str, Any]) -> None:
+        """A listen op: this connection carries the listener's notifications until it ends, or the worker leaves."""
+        supervisor = self.server.supervisor
+        listener = supervisor.listener(request)
+        if not isinstance(listener, Listener):
+            return self.line({"refused": listener})
+        try:
+            self.line({"listening": True})
+            while True:
+                try:
+                    message = listener.queue.get(timeout=ALIVE_SECONDS)
+                except queue.Empty:
+                    self.line({"alive": True})
+                    continue
+                if message is None:
+                    return self.line({"end": listener.ended})
+                self.line({"note": message})
+        except OSError:
+            pass  # the worker left (its client did)
+        finally:
+            supervisor.release(supervisor.notices.leave(listener))
+
+    def line(self, value: dict[str, Any]) -> None:
+        self.wfile.write(json.dumps(value, separators=(",", ":")).encode() + b"\n")
+        self.wfile.flush()
 
     def ask(self, message: dict[str, Any]) -> None:
         """A request of its client's the server made during the call this connection waits on (client_requests.py),

@@ -16,6 +16,7 @@ from argoproxy.mcp.launch import SOCKET_ENV, start_supervisor, stop_supervisor, 
 from argoproxy.mcp.journal_line import journaled
 from argoproxy.mcp.limits import Limits
 from argoproxy.mcp.link import Link
+from argoproxy.mcp.listening import room_for
 from argoproxy.mcp.sessions import sessions_for
 from argoproxy.observe.journal import Journal
 from argoproxy.redaction import configured_secrets
@@ -35,6 +36,7 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
                            unix_socket=bool(settings.socket), call_timeout=settings.timeout,
                            limits=Limits(servers, settings.timeout, door.gateway.team_keys),
                            sessions=sessions_for(link, settings.redis_url))
+    endpoint.streams = room_for(settings.worker_class, settings.threads)  # GET and listen streams a worker holds
     if door.metrics is not None:
         endpoint.hooks.append(ToolMetrics(door.metrics.family_registry()).observe)
     if door.tracing is not None:

@@ -150,7 +150,7 @@ def test_an_unsupported_protocol_version_and_another_sites_page_are_refused(gate
     status, _, body = send(gateway, "POST", body=ping, headers={"Mcp-Session-Id": sid, "MCP-Protocol-Version": "1999-01-01"})
     assert status == 400 and "2025-11-25" in body["error"]["data"]["supported"]
     assert send(gateway, "POST", body=INIT, headers={"Origin": "https://evil.example"})[0] == 403
-    assert send(gateway, "GET", headers={"Accept": "text/event-stream"})[0] == 405
+    assert send(gateway, "GET", headers={"Accept": "text/event-stream"})[0] == 400  # a GET stream is a session's
 
 
 def test_the_sdks_default_mode_calls_a_tool(gateway):

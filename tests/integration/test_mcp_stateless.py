@@ -178,8 +178,8 @@ def call(name="fake__echo", id=7):
     (call(), {"MCP-Protocol-Version": "2099-01-01"}, True, 400, -32022),  # a revision not spoken, whatever the body
     ({"jsonrpc": "2.0", "id": 1, "method": "ping"}, {}, True, 404, -32601),  # removed at 2026-07-28
     ({"jsonrpc": "2.0", "id": 1, "method": "initialize"}, {}, True, 404, -32601),
-    ({"jsonrpc": "2.0", "id": 1, "method": "subscriptions/listen", "params": {"notifications": {}}}, {}, True,
-     404, -32601),
+    ({"jsonrpc": "2.0", "id": 1, "method": "subscriptions/listen", "params": {"notifications": {}}},
+     {"Accept": "application/json"}, True, 406, -32600),  # its answer is a stream: it must accept one
     ({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
       "params": {"name": "fake__echo", "arguments": {}, "requestState": "abc"}}, {}, True, 400, -32602),
 ])

@@ -7,6 +7,7 @@ from argoproxy.edge.http_objects import Request
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.endpoint import McpEndpoint
 from argoproxy.mcp.link import SessionRefused
+from argoproxy.mcp.listening import Room
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
 
@@ -40,7 +41,7 @@ class StandIn:
         return jsonrpc.result(message["id"], {"tools": []})
 
     def relaying(self, server, message, timeout, session="", owner=None, key="", relay=None):
-        yield self.call(server, message, timeout, session, owner, key)  # a server that asks its client nothing
+        return self.call(server, message, timeout, session, owner, key), None  # a server that asks nothing
 
     def cancel(self, session, request_id):
         self.calls.append(("cancel", request_id, session))
@@ -99,6 +100,8 @@ def test_framing_errors():
     assert mcp.link.calls[-2:] == [("git", "tools/list", sid), ("cancel", 2, sid)]
     req = Request.of("GET", "/mcp", headers={"Accept": "text/event-stream"})
     req.peer = ("127.0.0.1", "1")
+    assert mcp.answer(req, None, "local", ()).status_code == 400  # a GET stream is a session's: none sent
+    mcp.streams = Room(0)  # a sync worker offers none: one stream would hold the worker
     answer = mcp.answer(req, None, "local", ())
     assert answer.status_code == 405 and answer.headers["Allow"] == "POST, DELETE"
 

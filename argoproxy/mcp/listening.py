@@ -1,0 +1,249 @@
+"""The streams a client listens on for what the servers send unasked (list changes, resource updates, log
+messages): a 2025-11-25 session's GET stream and 2026-07-28's `subscriptions/listen`, each an SSE stream fed by a
+listen connection to the supervisor (link.py; the fan-out is notices.py's), and the session requests that shape
+them (resources/subscribe and unsubscribe, logging/setLevel), held by the supervisor.
+
+A stream is held until its client leaves, its session ends (DELETE), its team key is revoked (key_watch.py, as a
+tool call's stream), or the proxy stops; a comment every 10 s keeps it alive through proxies. The supervisor
+bounds the streams per key and per instance (429); a worker that gives a thread to each stream (gthread) holds at
+most a quarter of its threads in them, and a sync worker, whose one stream would hold the worker, offers none (a
+GET is 405, as the specification allows a server that offers no stream). A gevent worker told to stop (SIGTERM: a
+reload or the proxy's stop) ends its streams at once, where they would hold it until graceful_timeout: their
+clients listen again, on another worker."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+import threading
+from typing import Any, Iterator, Protocol
+
+from argoproxy.edge.http_objects import Answer, Request
+from argoproxy.jsonfast import dumps
+from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, Refused, watched
+from argoproxy.mcp.limits import LIMITED
+from argoproxy.mcp.link import Link, Listening, ListenRefused
+from argoproxy.mcp.names import server_uri
+from argoproxy.mcp.protocol import HANDSHAKE_VERSIONS
+from argoproxy.turns import under_gevent
+
+log = logging.getLogger("cot_proxy")
+
+KEEPALIVE = b": keep-alive\n\n"
+EVENT = b"event: message\ndata: "
+SESSION_METHODS = frozenset({"resources/subscribe", "resources/unsubscribe", "logging/setLevel"})
+SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+FLAGS = {"toolsListChanged": "notifications/tools/list_changed",
+         "promptsListChanged": "notifications/prompts/list_changed",
+         "resourcesListChanged": "notifications/resources/list_changed"}
+MAX_URIS = 256  # a listen request's resource subscriptions at most (notices.py's bound)
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class Room:
+    """The streams this worker holds at once: None, unbounded (gevent: a stream holds no thread); 0, none."""
+
+    def __init__(self, most: int | None) -> None:
+        self.most, self.held, self.lock = most, 0, threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.most is not None and self.held >= self.most:
+                return False
+            self.held += 1
+            return True
+
+    def give(self) -> None:
+        with self.lock:
+            self.held -= 1
+
+
+HELD: set[Listening] = set()  # this worker's open streams' connections, ended when it is told to stop
+CHAINED: list[bool] = []
+
+
+def held(opened: Listening) -> None:
+    """The stream is this worker's until it ends; the first chains the worker's SIGTERM handler (Gunicorn's) with
+    one that ends them all (only from the main thread, where signals are handled: any of gevent's greenlets)."""
+    HELD.add(opened)
+    if not CHAINED and (under_gevent() or threading.current_thread() is threading.main_thread()):
+        CHAINED.append(True)
+        previous = signal.getsignal(signal.SIGTERM)
+        if callable(previous):
+            def stop(signum: int, frame: Any) -> None:
+                for stream in list(HELD):
+                    stream.shutdown()
+                previous(signum, frame)
+            signal.signal(signal.SIGTERM, stop)
+
+
+def room_for(worker_class: str, threads: int) -> Room:
+    return Room(None if worker_class == "gevent" else 0 if worker_class == "sync" else max(1, threads // 4))
+
+
+class Endpoint(Protocol):
+    """What the endpoint (endpoint.py's McpEndpoint) lends: its link, its sessions, its limits (the team keys)."""
+
+    link: Link
+    servers: tuple[str, ...]
+    sessions: Any
+    limits: Any
+    streams: Room
+
+
+# ------------------------------------------------------------ 2025-11-25: a session's GET stream
+def session_stream(endpoint: Endpoint, req: Request, server: str | None, owner: str) -> Answer:
+    if endpoint.streams.most == 0:
+        return Answer(b"", 405, {"Allow": "POST, DELETE"})
+    if "text/event-stream" not in req.headers.get("Accept", "").lower():
+        return refusal(406, jsonrpc.INVALID_REQUEST, "A GET of /mcp opens an event stream: its Accept header must "
+                       "allow text/event-stream.")
+    version = req.headers.get("Mcp-Protocol-Version", "").strip()
+    if version and version not in HANDSHAKE_VERSIONS:
+        return refusal(400, jsonrpc.INVALID_REQUEST, f"Unsupported MCP-Protocol-Version: {version[:40]}")
+    session = req.headers.get("Mcp-Session-Id", "").strip()
+    if not session:
+        return refusal(400, jsonrpc.INVALID_REQUEST, "Missing Mcp-Session-Id: send initialize first.")
+    if endpoint.sessions.version(session, owner) is None:
+        return refusal(404, jsonrpc.INVALID_REQUEST, "Unknown or ended session: initialize again.")
+    opened = opened_stream(endpoint, {"session": session, "owner": owner, "server": server})
+    if isinstance(opened, Answer):
+        return opened
+    notes = relayed(endpoint, req, opened)
+    return Answer(session_events(notes, opened, endpoint.streams, owner), 200, STREAM_HEADERS,
+                  content_type="text/event-stream")
+
+
+def session_events(notes: Iterator[dict[str, Any] | Refused], opened: Listening, room: Room,
+                   owner: str) -> Iterator[bytes]:
+    try:
+        yield KEEPALIVE  # the head goes now: the client knows its stream is open
+        for sent in notes:
+            if isinstance(sent, Refused):
+                log.info("mcp: %s's key was refused while it listened (%s): its stream ended", owner, sent)
+                return
+            yield EVENT + dumps(sent) + b"\n\n" if sent else KEEPALIVE
+    finally:
+        close(notes)
+        opened.close()
+        HELD.discard(opened)
+        room.give()
+
+
+def session_request(endpoint: Endpoint, session: str, message: dict[str, Any], server: str | None) -> dict[str, Any]:
+    """resources/subscribe, resources/unsubscribe or logging/setLevel of a session: held by the supervisor."""
+    method, params, id = message["method"], message.get("params") or {}, message["id"]
+    if method == "logging/setLevel":
+        told = endpoint.link.tell({"op": "level", "session": session, "server": server, "level": params.get("level")})
+        if "error" in told:
+            return jsonrpc.error(id, jsonrpc.INVALID_PARAMS, "params.level must be one of the specification's "
+                                 "levels (debug, info, notice, warning, error, critical, alert, emergency).")
+        return jsonrpc.result(id, {})
+    uri = params.get("uri")
+    owned = owner_of_uri(endpoint, uri, server) if isinstance(uri, str) else None
+    if owned is None:
+        return jsonrpc.error(id, jsonrpc.INVALID_PARAMS, "Unknown resource", {"uri": uri})
+    sent = {**message, "params": {**params, "uri": owned[1]}}
+    told = endpoint.link.tell({"op": method.partition("/")[2], "session": session, "server": owned[0],
+                               "message": sent})
+    answer = told.get("message")
+    if not isinstance(answer, dict):
+        return jsonrpc.error(id, jsonrpc.INVALID_PARAMS, "Unknown resource", {"uri": uri})
+    return {**answer, "id": id}
+
+
+def owner_of_uri(endpoint: Endpoint, uri: str, server: str | None) -> tuple[str, str] | None:
+    """(server, its own URI) of a URI as the client knows it: under the server's name at /mcp."""
+    if server is not None:
+        return server, uri
+    owned = server_uri(uri)
+    return owned if owned is not None and owned[0] in endpoint.servers else None
+
+
+# ------------------------------------------------------------ 2026-07-28: subscriptions/listen
+def subscription(endpoint: Endpoint, req: Request, message: dict[str, Any], server: str | None,
+                 owner: str) -> Answer:
+    """The listen request's stream: the acknowledgement (the filter honored) first, then each notification it
+    asked for, stamped with the request's id; its result last when the proxy ends it (a graceful close)."""
+    id = message["id"]
+    if "text/event-stream" not in req.headers.get("Accept", "").lower():
+        return refusal(406, jsonrpc.INVALID_REQUEST, "subscriptions/listen answers an event stream: the Accept "
+                       "header must allow text/event-stream.", id)
+    asked = (message.get("params") or {}).get("notifications")
+    uris = asked.get("resourceSubscriptions", []) if isinstance(asked, dict) else None
+    if not isinstance(asked, dict) or not isinstance(uris, list) or not all(isinstance(u, str) for u in uris) \
+            or len(uris) > MAX_URIS:
+        return refusal(400, jsonrpc.INVALID_PARAMS, f"params.notifications must be an object; its "
+                       f"resourceSubscriptions at most {MAX_URIS} URIs.", id)
+    honored: dict[str, Any] = {flag: True for flag in FLAGS if asked.get(flag) is True}
+    owned = {uri: found for uri in uris if (found := owner_of_uri(endpoint, uri, server)) is not None}
+    if owned:
+        honored["resourceSubscriptions"] = list(owned)
+    kinds = [FLAGS[flag] for flag in honored if flag in FLAGS] + (["notifications/resources/updated"] if owned else [])
+    opened = opened_stream(endpoint, {"session": "stateless:" + secrets.token_hex(8), "owner": owner,
+                                      "server": server, "kinds": kinds, "uris": list(owned.values())}, id)
+    if isinstance(opened, Answer):
+        return opened
+    meta = {SUBSCRIPTION_ID: id}
+    first = {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+             "params": {"notifications": honored, "_meta": meta}}
+    return Answer(listen_events(relayed(endpoint, req, opened), opened, endpoint.streams, id, first), 200,
+                  STREAM_HEADERS, content_type="text/event-stream")
+
+
+def listen_events(notes: Iterator[dict[str, Any] | Refused], opened: Listening, room: Room, id: Any,
+                  first: dict[str, Any]) -> Iterator[bytes]:
+    meta = {SUBSCRIPTION_ID: id}
+    try:
+        yield EVENT + dumps(first) + b"\n\n"
+        for sent in notes:
+            if isinstance(sent, Refused):
+                yield EVENT + dumps(jsonrpc.error(id, KEY_REFUSED, f"{sent} The subscription ended.")) + b"\n\n"
+                return
+            if not sent:
+                yield KEEPALIVE
+                continue
+            params = sent.get("params") or {}
+            yield EVENT + dumps({**sent, "params": {**params, "_meta": meta}}) + b"\n\n"
+        if opened.graceful:  # the proxy ended it (not a broken connection): the revision's graceful close
+            yield EVENT + dumps(jsonrpc.result(id, {"_meta": meta, "resultType": "complete"})) + b"\n\n"
+    finally:
+        close(notes)
+        opened.close()
+        HELD.discard(opened)
+        room.give()
+
+
+# ------------------------------------------------------------ both
+def opened_stream(endpoint: Endpoint, request: dict[str, Any], id: Any = None) -> Listening | Answer:
+    """A listen connection to the supervisor, with room for it in this worker; or the answer saying why not."""
+    if not endpoint.streams.take():
+        return refusal(429, LIMITED, "This worker holds as many notification streams as it may.", id)
+    try:
+        opened = endpoint.link.listen(request)
+        held(opened)
+        return opened
+    except ListenRefused as why:
+        endpoint.streams.give()
+        return refusal(429, LIMITED, str(why), id)
+    except BaseException:
+        endpoint.streams.give()
+        raise
+
+
+def relayed(endpoint: Endpoint, req: Request, opened: Listening) -> Iterator[dict[str, Any] | Refused]:
+    """The notifications, watched while a team key sends them: a revoked key's stream ends within a second."""
+    keys = endpoint.limits.keys if req.team_key is not None else None
+    return opened.notes() if keys is None else watched(opened.notes(), KeyWatch(keys, req.presented_keys))
+
+
+def close(stream: Any) -> None:
+    closing = getattr(stream, "close", None)
+    if closing is not None:
+        closing()
+
+
+def refusal(status: int, code: int, message: str, id: Any = None) -> Answer:
+    return Answer(dumps(jsonrpc.error(id, code, message)), status, content_type="application/json")
