@@ -21,8 +21,6 @@ from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.paths import PathError, canonical
 from argoproxy.errors import ProxyError
 from argoproxy.fastpath.server_reach import client_socket
-from argoproxy.fronts.responses.websocket.connection import Limits, serve
-from argoproxy.fronts.responses.websocket.frames import BadHandshake, Frames, accept
 from argoproxy.fronts.responses.websocket.session import Session
 from argoproxy.serve.door import RAW_TARGET_KEY, Door
 from argoproxy.serve.flask_view import to_flask
@@ -70,7 +68,9 @@ class Upgrades:
 
     def __init__(self, app: Callable[..., Iterable[bytes]], door: Door, settings: Settings) -> None:
         self.app, self.door = app, door
-        self.limits = Limits(settings.websocket_lifetime, settings.websocket_idle)
+        # The connection's modules (wsproto: a tenth of a second of CPU) are imported by the first upgrade, not
+        # by every worker as it starts
+        self.lifetime, self.idle = settings.websocket_lifetime, settings.websocket_idle
         self.max_message, self.send_timeout = settings.max_body_bytes, settings.client_timeout
         self.worker_class = settings.worker_class
         threads = settings.threads if settings.worker_class == "gthread" else 0
@@ -116,6 +116,8 @@ class Upgrades:
              sock: Any) -> Iterable[bytes]:
         # As the client sent them (auth takes the key out of the request it checks), with its Host: each
         # response's request is checked as the upgrade is (web pages by their Origin and Host, the key).
+        from argoproxy.fronts.responses.websocket.connection import Limits, serve
+        from argoproxy.fronts.responses.websocket.frames import BadHandshake, Frames, accept
         headers = {**req.headers, "Host": req.host} if req.host else dict(req.headers)
         try:
             self.door.web_pages.check(req)
@@ -130,7 +132,7 @@ class Upgrades:
         start_response("101 Switching Protocols", head)(b"")  # Gunicorn writes the head
         session = Session(self.door.handle, headers, lambda: self.door.auth.check(self.copy(headers), route),
                           path=route.label)
-        code = serve(Frames(ws, sock, self.max_message, self.send_timeout), session, self.limits,
+        code = serve(Frames(ws, sock, self.max_message, self.send_timeout), session, Limits(self.lifetime, self.idle),
                      lambda: _worker_leaving())
         log.debug("id=%s Responses WebSocket closed: %d after %d responses", req.request_id, code,
                   session.responses)  # (each response has its own line)
