@@ -268,29 +268,42 @@ def redis_url():
         server.close()
 
 
-@pytest.mark.parametrize("stream", [False, True])
-def test_a_chain_continues_on_another_replica(redis_url, stream):
-    """Two replicas (two proxies) sharing one Redis: a chain and a conversation started on one go on on the other."""
+@pytest.fixture(scope="module")
+def two_replicas(redis_url):
+    """Two replicas (two proxies) sharing one Redis in front of one fake, for the tests that take `replicas`."""
     with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, REDIS_URL=redis_url) as one, \
             running_proxy(TARGET_BASE_URL=fake.base_url, REDIS_URL=redis_url) as two:
-        a, b = openai_sdk(one), openai_sdk(two)
-        fake.default_content = "First answer."
-        first = create(a, stream, model="fake-model", input="Question one")
-        fake.default_content = "Second answer."
-        second = create(b, stream, model="fake-model", input="Question two", previous_response_id=first.id)
-        sent = json.dumps(fake.received[-1].json())
-        assert "Question one" in sent and "First answer." in sent and "Question two" in sent
-        fake.default_content = "Third answer."
-        create(a, stream, model="fake-model", input="Question three", previous_response_id=second.id)
-        assert "Second answer." in json.dumps(fake.received[-1].json())
-        assert b.responses.retrieve(second.id).output_text == "Second answer."
-        conv = a.conversations.create(items=[{"type": "message", "role": "user", "content": "Shared fact."}])
-        b.responses.create(model="fake-model", input="Recall", conversation=conv.id)
-        assert "Shared fact." in json.dumps(fake.received[-1].json())
-        assert len(list(a.conversations.items.list(conv.id))) == 3
-        b.responses.delete(first.id)
-        with pytest.raises(openai.NotFoundError):
-            a.responses.retrieve(first.id)
+        yield fake, one, two
+
+
+@pytest.fixture
+def replicas(two_replicas):
+    two_replicas[0].reset()  # its queue and what it received are this test's
+    return two_replicas
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_chain_continues_on_another_replica(replicas, stream):
+    """Two replicas (two proxies) sharing one Redis: a chain and a conversation started on one go on on the other."""
+    fake, one, two = replicas
+    a, b = openai_sdk(one), openai_sdk(two)
+    fake.default_content = "First answer."
+    first = create(a, stream, model="fake-model", input="Question one")
+    fake.default_content = "Second answer."
+    second = create(b, stream, model="fake-model", input="Question two", previous_response_id=first.id)
+    sent = json.dumps(fake.received[-1].json())
+    assert "Question one" in sent and "First answer." in sent and "Question two" in sent
+    fake.default_content = "Third answer."
+    create(a, stream, model="fake-model", input="Question three", previous_response_id=second.id)
+    assert "Second answer." in json.dumps(fake.received[-1].json())
+    assert b.responses.retrieve(second.id).output_text == "Second answer."
+    conv = a.conversations.create(items=[{"type": "message", "role": "user", "content": "Shared fact."}])
+    b.responses.create(model="fake-model", input="Recall", conversation=conv.id)
+    assert "Shared fact." in json.dumps(fake.received[-1].json())
+    assert len(list(a.conversations.items.list(conv.id))) == 3
+    b.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        a.responses.retrieve(first.id)
 
 
 def test_redis_store_never_writes_back_a_response_deleted_while_it_ran(redis_url):
@@ -529,24 +542,23 @@ def test_pass_through_leaves_the_state_to_the_upstream():
         assert not Path(p.home, "responses.db").exists()
 
 
-def test_background_on_one_replica_is_followed_and_cancelled_from_another(redis_url):
+def test_background_on_one_replica_is_followed_and_cancelled_from_another(replicas):
     from tests.fakes.fake_openai import Stream, chat_chunks
     from tests.polling import poll
-    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, REDIS_URL=redis_url) as one, \
-            running_proxy(TARGET_BASE_URL=fake.base_url, REDIS_URL=redis_url) as two:
-        a, b = openai_sdk(one), openai_sdk(two)
-        fake.add(Stream(chat_chunks([f"w{i} " for i in range(20)], usage=True), delay=0.05))
-        stream = a.responses.create(model="fake-model", input="long job", background=True, stream=True)
-        resp_id = next(iter(stream)).response.id
-        stream.close()
-        resumed = list(b.responses.retrieve(resp_id, stream=True, starting_after=2))
-        assert resumed[0].sequence_number == 3 and resumed[-1].type == "response.completed"
-        assert b.responses.retrieve(resp_id).output_text == "".join(f"w{i} " for i in range(20))
-        fake.add(Stream(chat_chunks([f"s{i} " for i in range(200)], usage=True), delay=0.05))
-        queued = a.responses.create(model="fake-model", input="slow job", background=True)
-        assert poll(lambda: b.responses.retrieve(queued.id).status == "in_progress", timeout=10)
-        assert b.responses.cancel(queued.id).status == "cancelled"
-        assert poll(lambda: a.responses.retrieve(queued.id).status == "cancelled", timeout=10)
+    fake, one, two = replicas
+    a, b = openai_sdk(one), openai_sdk(two)
+    fake.add(Stream(chat_chunks([f"w{i} " for i in range(20)], usage=True), delay=0.05))
+    stream = a.responses.create(model="fake-model", input="long job", background=True, stream=True)
+    resp_id = next(iter(stream)).response.id
+    stream.close()
+    resumed = list(b.responses.retrieve(resp_id, stream=True, starting_after=2))
+    assert resumed[0].sequence_number == 3 and resumed[-1].type == "response.completed"
+    assert b.responses.retrieve(resp_id).output_text == "".join(f"w{i} " for i in range(20))
+    fake.add(Stream(chat_chunks([f"s{i} " for i in range(200)], usage=True), delay=0.05))
+    queued = a.responses.create(model="fake-model", input="slow job", background=True)
+    assert poll(lambda: b.responses.retrieve(queued.id).status == "in_progress", timeout=10)
+    assert b.responses.cancel(queued.id).status == "cancelled"
+    assert poll(lambda: a.responses.retrieve(queued.id).status == "cancelled", timeout=10)
 
 
 def test_a_store_that_cannot_be_used_is_a_clear_error(tmp_path):
