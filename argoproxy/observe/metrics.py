@@ -151,6 +151,7 @@ class Metrics:
         self.unpriced = Counter("cot_proxy_unpriced_requests", "Answers with usage whose model has no price (not in "
                                 "cot_proxy_cost_usd_total).", ["model"], registry=reg)
         self._costs: dict[tuple[str, str], Any] = {}
+        self._unpriced: dict[str, Any] = {}  # model -> its child of `unpriced` (labels() takes a lock and a tuple)
         self._by_route_model: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
         self._by_route: dict[str, tuple[Any, Any]] = {}
         self._by_status: dict[tuple[str, str, str, int, str], Any] = {}
@@ -269,7 +270,10 @@ class Metrics:
         cost = end.cost
         assert cost is not None
         if not cost.priced:
-            self.unpriced.labels(model).inc()
+            unpriced = self._unpriced.get(model)
+            if unpriced is None:
+                unpriced = self._unpriced[model] = self.unpriced.labels(model)
+            unpriced.inc()
             return
         key = start.team_key.name if start.team_key is not None else \
             f"env:{start.key_limit.key_env}" if start.key_limit is not None else "none"

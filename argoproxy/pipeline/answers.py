@@ -32,7 +32,7 @@ from argoproxy.pipeline.think import transform_completion
 from argoproxy.pipeline.backend import StreamItem
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens, usage_counts
 from argoproxy.meter.used import used
-from argoproxy.spend.pricer import Cost, Pricer
+from argoproxy.spend.pricer import Pricer, model_names
 from argoproxy.redaction import Secrets, sanitize_message
 from argoproxy.upstream import sse
 from argoproxy.upstream.client import READ_ERRORS
@@ -262,8 +262,7 @@ class Answers:
         """The call's cost, once, from its usage: at the rates of the day it arrived, for the model sent upstream
         (else the one that served, else the one asked for), as its deployment is priced (argoproxy/spend/)."""
         plan, out = call.plan, call.outcome
-        names = tuple(dict.fromkeys(name for name in (plan.upstream_model, out.served_model, plan.model)
-                                    if isinstance(name, str) and name))
+        names = model_names(plan.upstream_model, out.served_model, plan.model)
         arrived = time.time() - (time.perf_counter() - call.client.started)
         try:
             out.cost = self.pricer.cost(out.usage, names, out.price_source, arrived)

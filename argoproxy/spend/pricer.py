@@ -107,11 +107,11 @@ class Pricer:
         if not counts:
             return None
         found = source.find(names) if source is not None else self.setting_for(names)
-        shown = names[0][:NAME_MOST] if names else "-"
-        rates = found.at(epoch(moment)) if found is not None else None
-        if found is None or rates is None:
-            return Cost(0, False, found.by if found is not None else "", shown)
-        return Cost(rates.nanos(counts), True, found.by, found.model)
+        if found is not None:
+            rates = found.at(epoch(moment))
+            if rates is not None:
+                return Cost(rates.nanos(counts), True, found.by, found.model)
+        return Cost(0, False, found.by if found is not None else "", names[0][:NAME_MOST] if names else "-")
 
     def most(self, names: tuple[str, ...], source: PriceSource | None, input_tokens: int, output_tokens: int,
              moment: float | datetime) -> int | None:
@@ -262,6 +262,18 @@ def private_address(base_url: str) -> bool:
     except ValueError:
         return "." not in host or host.endswith(PRIVATE_SUFFIXES)
     return not address.is_global  # private, loopback, link-local, shared (100.64.0.0/10: Tailscale's) or reserved
+
+
+def model_names(sent: Any, served: Any, asked: Any) -> tuple[str, ...]:
+    """The names a call's model is priced by, each once, in this order: the one sent upstream, the one that served,
+    the one asked for (what is not a name left out)."""
+    if sent == served == asked or (served is None and sent == asked):  # one name, as most calls have
+        return (sent,) if isinstance(sent, str) and sent else ()
+    names: tuple[str, ...] = ()
+    for name in (sent, served, asked):
+        if isinstance(name, str) and name and name not in names:
+            names += (name,)
+    return names
 
 
 def epoch(moment: float | datetime) -> float:

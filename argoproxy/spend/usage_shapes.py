@@ -24,10 +24,17 @@ from __future__ import annotations
 from typing import Any
 
 MOST = 10**15  # more tokens than any answer holds: a relayed count past it is not a count
+PLAIN = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})  # OpenAI's usage without details
 
 
 def counts_of(usage: Any) -> dict[str, int] | None:
     """The counts of a usage object (None: it is not one)."""
+    if usage.__class__ is dict and len(usage) == 3 and PLAIN.issuperset(usage):
+        # OpenAI's three counts and nothing else, every answer's: read without looking for details (a count that
+        # is not a positive whole number is read below, as any other)
+        prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]
+        if prompt.__class__ is int and completion.__class__ is int and 0 < prompt <= MOST and 0 < completion <= MOST:
+            return {"input_tokens": prompt, "output_tokens": completion}
     if not isinstance(usage, dict):
         return None
     if "prompt_tokens" in usage or "completion_tokens" in usage:

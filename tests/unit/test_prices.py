@@ -125,6 +125,14 @@ def test_a_hand_priced_usage():
     ({"prompt_tokens": "100", "completion_tokens": -3, "prompt_tokens_details": None}, {}),  # not counts
     ({"unknown": 1}, None),
     ("usage", None),
+    # OpenAI's three plain counts, every answer's (read without looking for details), and three that are not them
+    ({"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18}, {"input_tokens": 9, "output_tokens": 9}),
+    ({"prompt_tokens": 0, "completion_tokens": 5, "total_tokens": 5}, {"output_tokens": 5}),
+    ({"prompt_tokens": True, "completion_tokens": 10**15 + 1, "total_tokens": 2.0}, {}),
+    ({"prompt_tokens": 10, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 4}},
+     {"input_tokens": 10, "cache_read_tokens": 4, "output_tokens": 2}),
+    ({"prompt_tokens": 10, "completion_tokens": 2, "prompt_cache_hit_tokens": 6},
+     {"input_tokens": 10, "cache_read_tokens": 6, "output_tokens": 2}),
 ])
 def test_every_usage_shape_is_read_into_whole_counts(usage, counts):
     assert counts_of(usage) == counts
