@@ -203,11 +203,11 @@ def test_a_span_kind_named_by_a_long_model_is_not_kept():
     tracer = SimpleNamespace(upstreams={}, routes={}, providers={}, provider="openai")
     url = "http://10.0.0.7:8080/v1/chat/completions"
     for model in ("m", "m" * 5000):
-        call = SimpleNamespace(plan=SimpleNamespace(kind="chat", model=model, key_name="team"),
-                               client=SimpleNamespace(method="POST", path="v1/chat/completions", front="openai"),
-                               outcome=SimpleNamespace(deployment=None, calls=None, status=200))
+        start = SimpleNamespace(kind="chat", model=model, key_name="team",
+                                client=SimpleNamespace(method="POST", path="v1/chat/completions", front="openai"))
+        end = SimpleNamespace(deployment=None, upstream_calls=None, status=200)
         assert Tracing.upstream_kind(tracer, (url, "POST", "chat", model))[0] == f"chat {model[:256]}"
-        assert Tracing.route_kind(tracer, call, SpanKind.SERVER)[0] == f"chat {model[:256]}"  # what a span keeps
+        assert Tracing.route_kind(tracer, start, end, SpanKind.SERVER)[0] == f"chat {model[:256]}"  # what a span keeps
     assert [key[3] for key in tracer.upstreams] == ["m"] and [key[1] for key in tracer.routes] == ["m"]
 
 
