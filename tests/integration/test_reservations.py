@@ -90,6 +90,40 @@ def store(request, tmp_path):
     s.close()
 
 
+class Crowd:
+    """One store's proxies in front of a fake that generates what is asked, shared by the tests that take `crowd`
+    (each with keys of its own): three replicas of two workers started for each test cost more than its requests."""
+
+    def __init__(self, store: Store, fake: FakeOpenAI, bases: list[str]) -> None:
+        self.store, self.fake, self.bases = store, fake, bases
+
+
+def _crowd(kind: str, directory) -> Iterator[Crowd]:
+    store = Store(kind, directory)
+    try:
+        with FakeOpenAI() as fake:
+            fake.default_answer = generating(fake.default_answer)
+            with store.proxies(fake, FRONTS_PASSTHROUGH="ollama", TARGET_BASE_URL=fake.root_url,
+                               RESPONSES_BACKGROUND_PER_KEY="100", RESPONSES_BACKGROUND_MAX="200") as bases:
+                yield Crowd(store, fake, bases)
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def crowd_proxies(request, tmp_path_factory) -> Iterator[Crowd]:
+    yield from _crowd(request.param, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.fixture
+def crowd(crowd_proxies: Crowd) -> Crowd:
+    crowd_proxies.fake.reset()  # what reached it is this test's
+    return crowd_proxies
+
+
+SQLITE_ONLY = pytest.mark.parametrize("crowd_proxies", ["sqlite"], indirect=True)
+
+
 def openai_sdk_at(base: str, key: str):
     import openai
     return openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
@@ -154,55 +188,64 @@ def shaped(path: str, extra: dict) -> dict:
     return body
 
 
-def test_sixty_parallel_requests_of_every_shape_spend_at_most_the_budget(store):
-    with FakeOpenAI() as fake:
-        fake.default_answer = generating(fake.default_answer)
-        with store.proxies(fake, FRONTS_PASSTHROUGH="ollama", TARGET_BASE_URL=fake.root_url,
-                           RESPONSES_BACKGROUND_PER_KEY="100", RESPONSES_BACKGROUND_MAX="200") as bases:
-            spent_by = {}
-            for i, (name, path, extra) in enumerate(SHAPES):
-                key = store.create(f"shape-{i}", "--budget", f"{BUDGET}/day")
-                statuses = at_once(bases, key, 60, path, shaped(path, extra))
-                admitted = statuses.count(200)
-                assert set(statuses) <= {200, 429} and len(statuses) == 60, (name, statuses)
-                assert admitted >= 1, name  # the budget has room for some
-                assert poll(lambda: store.usage(f"shape-{i}")[0] == admitted, timeout=30), name
-                spent_by[name] = spent = store.usage(f"shape-{i}")[1]
-                print(f"{store.kind}, {len(bases)} instance(s), {name}: {admitted} of 60 admitted, {spent} tokens")
-                assert 0 < spent <= BUDGET * 1.05, (name, spent)
+# First of the tests that take `crowd`, as it is short: the first bears the start of the store's proxies.
+@pytest.mark.parametrize("limit", ["--budget=1000/day", "--tpm=1000", "--budget=10000/day"])
+def test_sixty_parallel_streams_spend_at_most_the_budget(crowd, limit):
+    store, bases = crowd.store, crowd.bases
+    option, value = limit.split("=")
+    name = f"crowd{option}-{value.split('/')[0]}"
+    key = store.create(name, option, value)
+    statuses = at_once(bases, key, 60, max_tokens=900)
+    admitted = statuses.count(200)
+    assert set(statuses) <= {200, 429} and len(statuses) == 60
+    assert poll(lambda: store.usage(name)[0] == admitted, timeout=15)
+    spent = store.usage(name)[1]
+    print(f"{store.kind}, {len(bases)} instance(s), {limit}: {admitted} of 60 admitted, {spent} tokens spent")
+    budget = int(value.split("/")[0])
+    assert budget * 0.9 <= spent <= budget  # as many as fit, none past it (before: 60 of 60, 60,000)
 
 
-def test_a_negative_n_predict_cannot_walk_around_the_budget(store):
+def test_sixty_parallel_requests_of_every_shape_spend_at_most_the_budget(crowd):
+    store, bases = crowd.store, crowd.bases
+    spent_by = {}
+    for i, (name, path, extra) in enumerate(SHAPES):
+        key = store.create(f"shape-{i}", "--budget", f"{BUDGET}/day")
+        statuses = at_once(bases, key, 60, path, shaped(path, extra))
+        admitted = statuses.count(200)
+        assert set(statuses) <= {200, 429} and len(statuses) == 60, (name, statuses)
+        assert admitted >= 1, name  # the budget has room for some
+        assert poll(lambda: store.usage(f"shape-{i}")[0] == admitted, timeout=30), name
+        spent_by[name] = spent = store.usage(f"shape-{i}")[1]
+        print(f"{store.kind}, {len(bases)} instance(s), {name}: {admitted} of 60 admitted, {spent} tokens")
+        assert 0 < spent <= BUDGET * 1.05, (name, spent)
+
+
+def test_a_negative_n_predict_cannot_walk_around_the_budget(crowd):
     """llama.cpp's server reads n_predict before max_tokens, and -1 is no limit: 60 streams of max_tokens 1 beside
     n_predict -1 reserved 1 token each and went on to the end of the context (60 of 60 admitted, 600,060 tokens
     of a 10,000 budget). Now each reserves the default 4,096 and the proxy sends it as n_predict too."""
-    with FakeOpenAI() as fake:
-        fake.default_answer = generating(fake.default_answer)
-        with store.proxies(fake, TARGET_BASE_URL=fake.root_url) as bases:
-            for i, (path, extra) in enumerate([(CHAT, {"stream": True}), ("/v1/completions", {"prompt": "hi"})]):
-                key = store.create(f"unlimited-{i}", "--budget", f"{BUDGET}/day")
-                statuses = at_once(bases, key, 60, path, shaped(path, {"max_tokens": 1, "n_predict": -1, **extra}))
-                admitted = statuses.count(200)
-                assert set(statuses) <= {200, 429} and admitted >= 1, (path, statuses)
-                assert poll(lambda: store.usage(f"unlimited-{i}")[0] == admitted, timeout=30), path
-                spent = store.usage(f"unlimited-{i}")[1]
-                print(f"{store.kind}, {path}, n_predict -1: {admitted} of 60 admitted, {spent} tokens")
-                assert 0 < spent <= BUDGET * 1.05, (path, spent)
-            sent = [r.json() for r in fake.received if r.method == "POST"]
-            assert sent and all(b["n_predict"] == 4096 for b in sent)
+    store, bases = crowd.store, crowd.bases
+    for i, (path, extra) in enumerate([(CHAT, {"stream": True}), ("/v1/completions", {"prompt": "hi"})]):
+        key = store.create(f"unlimited-{i}", "--budget", f"{BUDGET}/day")
+        statuses = at_once(bases, key, 60, path, shaped(path, {"max_tokens": 1, "n_predict": -1, **extra}))
+        admitted = statuses.count(200)
+        assert set(statuses) <= {200, 429} and admitted >= 1, (path, statuses)
+        assert poll(lambda: store.usage(f"unlimited-{i}")[0] == admitted, timeout=30), path
+        spent = store.usage(f"unlimited-{i}")[1]
+        print(f"{store.kind}, {path}, n_predict -1: {admitted} of 60 admitted, {spent} tokens")
+        assert 0 < spent <= BUDGET * 1.05, (path, spent)
+    sent = [r.json() for r in crowd.fake.received if r.method == "POST"]
+    assert sent and all(b["n_predict"] == 4096 for b in sent)
 
 
 @pytest.fixture
-def ollama_relayed(tmp_path):
+def ollama_relayed(crowd):
     """A proxy relaying Ollama's API (FRONTS_PASSTHROUGH=ollama) to a fake that reads it as Ollama does, on
-    SQLite: (the store, the fake, the proxy's URL)."""
-    store = Store("sqlite", tmp_path)
-    with FakeOpenAI() as fake:
-        fake.default_answer = generating(fake.default_answer)
-        with store.proxies(fake, FRONTS_PASSTHROUGH="ollama", TARGET_BASE_URL=fake.root_url) as (base,):
-            yield store, fake, base
+    SQLite (SQLITE_ONLY): (the store, the fake, the proxy's URL)."""
+    return crowd.store, crowd.fake, crowd.bases[0]
 
 
+@SQLITE_ONLY
 def test_a_relayed_body_after_white_space_is_read(ollama_relayed):
     """Go's JSON parser, as every other, skips white space before the body: 60 bodies after 100 spaces were read as
     no JSON (4,096 reserved and no limit sent: 20,002 tokens of a 10,000 budget)."""
@@ -218,6 +261,7 @@ def test_a_relayed_body_after_white_space_is_read(ollama_relayed):
     assert sent and all(b["options"]["num_predict"] == 4096 for b in sent)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("body, said", [
     (b'{"model": "gpt-4o", "prompt": "hi \xff", "stream": false}', "UTF-8"),
     (b'{"model": "gpt-4o", "prompt": "hi", "stream": false} {"options": {"num_predict": 1}}', "JSON"),
@@ -227,12 +271,13 @@ def test_a_relayed_body_the_proxy_cannot_read_is_refused(ollama_relayed, body, s
     the prompt, or a second value after the body, made it 'a body the proxy does not read' (4,096 reserved, no
     limit sent) while Ollama read it and generated without limit (10,000 tokens on a 10,000 budget)."""
     store, fake, base = ollama_relayed
-    key = store.create("garbled", "--budget", f"{BUDGET}/day")
+    key = store.create(f"garbled-{said}", "--budget", f"{BUDGET}/day")
     r = requests.post(base + "/api/generate", headers={"Authorization": f"Bearer {key}"}, timeout=30, data=body)
     assert r.status_code == 400 and said in r.json()["error"], r.text
     assert not [r for r in fake.received if r.path.endswith("/api/generate")]
 
 
+@SQLITE_ONLY
 def test_a_relayed_body_with_a_member_in_two_cases_is_refused(ollama_relayed):
     """Go's JSON parser takes `Options` for `options`, the last one winning: `options` with num_predict 10 then
     `Options` with 9,000 reserved 10 tokens and was sent on (60 of 60 admitted, Ollama generating 9,000 each)."""
@@ -243,23 +288,6 @@ def test_a_relayed_body_with_a_member_in_two_cases_is_refused(ollama_relayed):
                                        "Options": {"num_predict": 9000}}))
     assert r.status_code == 400 and "`options` more than once" in r.json()["error"], r.text
     assert not [r for r in fake.received if r.path.endswith("/api/generate")]
-
-
-@pytest.mark.parametrize("limit", ["--budget=1000/day", "--tpm=1000", "--budget=10000/day"])
-def test_sixty_parallel_streams_spend_at_most_the_budget(store, limit):
-    with FakeOpenAI() as fake:
-        fake.default_answer = generating(fake.default_answer)
-        with store.proxies(fake) as bases:
-            option, value = limit.split("=")
-            key = store.create("crowd", option, value)
-            statuses = at_once(bases, key, 60, max_tokens=900)
-            admitted = statuses.count(200)
-            assert set(statuses) <= {200, 429} and len(statuses) == 60
-            assert poll(lambda: store.usage("crowd")[0] == admitted, timeout=15)
-            spent = store.usage("crowd")[1]
-            print(f"{store.kind}, {len(bases)} instance(s), {limit}: {admitted} of 60 admitted, {spent} tokens spent")
-            budget = int(value.split("/")[0])
-            assert budget * 0.9 <= spent <= budget  # as many as fit, none past it (before: 60 of 60, 60,000)
 
 
 def test_a_request_larger_than_the_whole_budget_is_refused_before_it_is_sent(tmp_path):
