@@ -917,10 +917,12 @@ def team_keys_in_process(directory: str, redis_url: str | None, requests: int = 
     from argoproxy.teamkeys.service import TeamKeys
     from argoproxy.teamkeys.store import SQLiteKeyStore
 
-    class Answered:  # what TeamKeys reads and writes of a call: its plan (model, key) and outcome (usage)
+    class Answered:  # what TeamKeys reads of a call as it admits it: its plan (model, key)
         def __init__(self) -> None:
             self.plan = SimpleNamespace(model="bench", kind="chat", team_key=None, key_lease=None)
-            self.outcome = SimpleNamespace(usage={"prompt_tokens": 10, "completion_tokens": 20}, cost=None, used=None)
+
+    # what it reads as the call ends: the call's end record, its meter's reading (argoproxy/pipeline/call_records.py)
+    ended = SimpleNamespace(used=SimpleNamespace(input=10, output=20), cost=None)
 
     record = KeyRecord("bench-in-process", digest("sk-in-process"), "sk-in-", rpm=10**9, tpm=10**12,
                        budget=Budget(10**15, "day"), created=time.time())
@@ -932,12 +934,11 @@ def team_keys_in_process(directory: str, redis_url: str | None, requests: int = 
         getattr(store, "primary", store).create(record)
         keys = TeamKeys(store)
 
-        def one() -> None:  # as the guard does (pipeline/guard.py): the lease and the key kept in the plan
+        def one() -> None:  # as the guard does (pipeline/guard.py), then the call's start and end records
             call = Answered()
             key = keys.lookup(["sk-in-process"])
-            call.plan.key_lease = keys.admit_call(call, key)
-            call.plan.team_key = key
-            keys.observe(call)
+            lease = keys.admit_call(call, key)
+            keys.observe(SimpleNamespace(team_key=key, kind="chat", model="bench", key_lease=lease), ended)
         for _ in range(500):
             one()
         runs = []
