@@ -92,8 +92,8 @@ class Stream:
     def __init__(self, p, key, sid, path="/mcp"):
         self.messages: list[dict] = []
         self.ended: float | None = None
-        self.response = requests.get(p.url + path, headers=headers(key, sid, "text/event-stream"), stream=True,
-                                     timeout=(10, 30))
+        self.response = requests.get(p.url + path, headers={**headers(key, sid, "text/event-stream"),
+                                                            "Connection": "close"}, stream=True, timeout=(10, 30))
         assert self.response.status_code == 200, self.response.text
         assert self.response.headers["Content-Type"].startswith("text/event-stream")
         threading.Thread(target=self.read, daemon=True).start()
@@ -107,6 +107,12 @@ class Stream:
             pass
         finally:
             self.ended = time.monotonic()
+
+    def close(self):
+        try:
+            self.response.raw.shutdown()  # the reader's read ends now
+        except (RuntimeError, ValueError):  # it ended already
+            pass
 
 
 def sdk(url, key, work, **options):
@@ -253,7 +259,7 @@ def test_a_keys_streams_are_bounded_and_a_second_get_replaces_the_first(proxy):
     assert poll(lambda: streams[0].ended, timeout=10)
     assert again.ended is None and all(s.ended is None for s in streams[1:])
     for s in [*streams, again]:
-        s.response.close()
+        s.close()
 
 
 def test_a_stream_ends_with_its_session_and_with_its_keys_revocation(proxy):
