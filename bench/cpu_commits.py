@@ -32,6 +32,12 @@ cProfile; the functions whose calls a request changed are listed (by name, so th
 is the same), by how much their own time moved.
 
     .venv/bin/python bench/cpu_commits.py e4fd04f HEAD --profile
+
+`--opcodes` counts, in the same in-process door, the Python bytecodes each function runs per request (sys.settrace's
+opcode events) and lists the functions whose count moved most: exact whatever the load, so a cut of a few tenths of
+a per cent shows (Python's share only: the C under a bytecode, such as a dict's or a lock's, is not in it).
+
+    .venv/bin/python bench/cpu_commits.py e06cde4 HEAD --opcodes --doors chat --requests 50
 """
 
 from __future__ import annotations
@@ -180,6 +186,28 @@ for door, path, body in args["requests"]:
 
     run(300)
     gc.collect()
+    if args.get("opcodes"):  # Python's own count of the bytecodes each function ran: the machine's load moves none
+        counted = {}
+
+        def traced(frame, event, arg):
+            frame.f_trace_opcodes, frame.f_trace_lines = True, False
+            key = (frame.f_code.co_filename, frame.f_code.co_name)
+
+            def each(frame, event, arg):
+                if event == "opcode":
+                    counted[key] = counted.get(key, 0) + 1
+                return each
+            return each
+        n = args["n"]
+        sys.settrace(traced)
+        run(n)
+        sys.settrace(None)
+        own = {}
+        for (file, name), count in counted.items():
+            key = f"{file.split('site-packages/')[-1].replace(args['root'], '').lstrip('/')}:{name}"
+            own[key] = own.get(key, 0) + count / n
+        out[door] = {"own": own}
+        continue
     n, rounds = args["n"], []
     for _ in range(3):
         started = time.process_time()
@@ -248,6 +276,42 @@ def profile(trees: list[tuple[str, Path]], names: tuple[str, str], requests: int
     return lines + [""]
 
 
+def opcodes(trees: list[tuple[str, Path]], names: tuple[str, str], requests: int, doors: list[str]) -> list[str]:
+    """Each door's Python bytecodes per request in-process (sys.settrace's opcode events), A against B, and the
+    functions whose count moved most: counted, so the machine's load moves nothing (Python's share of the CPU;
+    what C does under a bytecode is not in it)."""
+    asked = [(front, path(False, 100), json.dumps(body(False, 100))) for front, path, body in FRONT_REQUESTS
+             if not doors or front in doors]
+    runs = []
+    for i, (_, root) in enumerate(trees):
+        home = tempfile.mkdtemp(prefix="cot_proxy_opcodes_")
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+        env.update(HOME=home, PYTHONPATH=str(root), PYTHONHASHSEED="0")
+        done = subprocess.run([sys.executable, "-c", PROFILE, json.dumps({"requests": asked, "n": requests,
+                                                                         "opcodes": True, "root": str(root)})],
+                              cwd=home, env=env, capture_output=True, text=True, timeout=3600)
+        shutil.rmtree(home, ignore_errors=True)
+        if done.returncode:
+            raise RuntimeError(f"{names[i]}: {done.stderr[-2000:]}")
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    lines = [f"# Python bytecodes per request: B ({names[1]}) against A ({names[0]})", "",
+             f"Each door's request {requests} times in-process (the door and pipeline alone: no Gunicorn, no "
+             "sockets), every bytecode counted.", "",
+             "| door | A bytecodes/req | B bytecodes/req | B/A |", "| --- | --- | --- | --- |"]
+    moved: dict[str, float] = {}
+    for door, *_ in asked:
+        a, b = (runs[i][door]["own"] for i in (0, 1))
+        lines.append(f"| {door} | {sum(a.values()):.0f} | {sum(b.values()):.0f} | "
+                     f"{sum(b.values()) / sum(a.values()):.3f} |")
+        for key in a.keys() | b.keys():
+            moved[key] = moved.get(key, 0.0) + (b.get(key, 0.0) - a.get(key, 0.0)) / len(asked)
+    lines += ["", "Functions whose bytecodes a request moved most (the doors' mean, B minus A; a function that "
+              "moved to another module shows twice):", "", "| function | B - A |", "| --- | --- |"]
+    lines += [f"| `{key}` | {d:+.0f} |" for key, d in sorted(moved.items(), key=lambda kv: -abs(kv[1]))[:40]
+              if abs(d) >= 1]
+    return lines + [""]
+
+
 def instructions(trees: list[tuple[str, Path]], names: tuple[str, str], doors: list[str], requests: int,
                  concurrency: int) -> list[str]:
     """Each door's instructions per request of commit A's worker and B's, counted at once."""
@@ -299,6 +363,8 @@ def main() -> int:
     ap.add_argument("--output", default="", help="also write the Markdown here")
     ap.add_argument("--instructions", action="store_true", help="count instructions per request under callgrind")
     ap.add_argument("--profile", action="store_true", help="in-process CPU per request and where it moved (cProfile)")
+    ap.add_argument("--opcodes", action="store_true", help="in-process Python bytecodes per request and where they "
+                    "moved (counted: the load moves nothing; --requests 50 is plenty)")
     ap.add_argument("--doors", default="", help="the doors: --instructions counts these (default chat), --profile "
                     "profiles these (default every door)")
     ap.add_argument("--requests", type=int, default=1024, help="--instructions and --profile: requests a door "
@@ -313,11 +379,12 @@ def main() -> int:
     into.mkdir(parents=True, exist_ok=True)
     trees = [worktree(rev, into) for rev in (args.a, args.b)]
     names = (f"{args.a} {trees[0][0][:10]}", f"{args.b} {trees[1][0][:10]}")
-    if args.instructions or args.profile:
+    if args.instructions or args.profile or args.opcodes:
         try:
             doors = [d for d in args.doors.split(",") if d]
             text = "\n".join(instructions(trees, names, doors or ["chat"], args.requests, args.concurrency)
-                             if args.instructions else profile(trees, names, args.requests, doors))
+                             if args.instructions else opcodes(trees, names, args.requests, doors) if args.opcodes
+                             else profile(trees, names, args.requests, doors))
         finally:
             cleanup(trees, into, args.keep)
         print(text)
