@@ -55,7 +55,11 @@ class Listening:
             self.close()
 
     def close(self) -> None:
-        self.lines.close()
+        self.shutdown()  # a reader elsewhere (key_watch.py's helper) wakes to the connection's end
+        try:
+            self.lines.close()
+        except RuntimeError:  # that reader is still in its read: its own close (`notes`'s end) comes after
+            pass
         self.sock.close()
 
     def shutdown(self) -> None:

@@ -92,6 +92,7 @@ class Stream:
     def __init__(self, p, key, sid, path="/mcp"):
         self.messages: list[dict] = []
         self.ended: float | None = None
+        self.broken: Exception | None = None  # it ended abruptly (no chunked stream's end)
         self.response = requests.get(p.url + path, headers={**headers(key, sid, "text/event-stream"),
                                                             "Connection": "close"}, stream=True, timeout=(10, 30))
         assert self.response.status_code == 200, self.response.text
@@ -103,8 +104,8 @@ class Stream:
             for line in self.response.iter_lines(chunk_size=None):
                 if line.startswith(b"data: "):
                     self.messages.append(json.loads(line[6:]))
-        except Exception:  # noqa: BLE001 - however it ends (the test closing it too), it ended
-            pass
+        except Exception as exc:  # noqa: BLE001 - however it ends (the test closing it too), it ended
+            self.broken = exc
         finally:
             self.ended = time.monotonic()
 
@@ -269,11 +270,11 @@ def test_a_stream_ends_with_its_session_and_with_its_keys_revocation(proxy):
     ending, revoked = Stream(p, key, first), Stream(p, key, second)
     assert requests.delete(p.url + "/mcp", headers=headers(key, first), timeout=10).status_code == 204
     assert poll(lambda: ending.ended, timeout=10)
-    assert revoked.ended is None
+    assert revoked.ended is None and ending.broken is None
     assert keys(db, "revoke", "soon-gone").returncode == 0
     at = time.monotonic()
     assert poll(lambda: revoked.ended, timeout=10)
-    assert revoked.ended - at < 2.0
+    assert revoked.ended - at < 2.0 and revoked.broken is None  # ended as a stream ends, not broken off
     assert poll(lambda: "key:soon-gone's key was refused while it listened" in p.read_log())
 
 
@@ -287,3 +288,26 @@ def test_a_held_stream_does_not_hold_the_proxys_stop(module_fake):
         p.stop(signal.SIGTERM, timeout=20)
         assert p.proc.returncode is not None and time.monotonic() - started < 10, p.log[-2000:]
         assert poll(lambda: stream.ended, timeout=5)
+
+
+def test_a_revoked_keys_subscription_ends_with_the_keys_error(proxy):
+    """2026-07-28: the listen stream of a key revoked meanwhile ends with the call's JSON-RPC error (-32041)."""
+    p, db = proxy
+    key = create(db, "listening-2026")
+    body = {"jsonrpc": "2.0", "id": "l1", "method": "subscriptions/listen",
+            "params": {"notifications": {"toolsListChanged": True, "promptsListChanged": False},
+                       "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                 "io.modelcontextprotocol/clientCapabilities": {}}}}
+    sent = {**headers(key), "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen",
+            "Connection": "close"}
+    response = requests.post(p.url + "/mcp", json=body, headers=sent, stream=True, timeout=(10, 30))
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/event-stream")
+    assert "Mcp-Session-Id" not in response.headers
+    lines = response.iter_lines(chunk_size=None)
+    first = json.loads(next(line for line in lines if line.startswith(b"data: "))[6:])
+    assert first["method"] == "notifications/subscriptions/acknowledged"
+    assert first["params"] == {"notifications": {"toolsListChanged": True},
+                               "_meta": {"io.modelcontextprotocol/subscriptionId": "l1"}}
+    assert keys(db, "revoke", "listening-2026").returncode == 0
+    last = json.loads([line for line in lines if line.startswith(b"data: ")][-1][6:])
+    assert last["id"] == "l1" and last["error"]["code"] == -32041 and "revoked" in last["error"]["message"]
