@@ -137,3 +137,21 @@ def reader_for(table: Iterable[tuple[str, Entry]], path: str) -> Entry | None:
         if fnmatchcase(target, glob):
             return reader
     return None
+
+
+def check_models(obj: dict[str, Any], where: str, named: Named, passed: set[str] | None = None) -> None:
+    """A batch request's `model` in every spelling a lenient server reads (any case): each one allowed, and one at
+    least (`where`: the request's place, for the error's param). `passed` holds names already allowed (at most
+    64), so a file naming one model 100,000 times checks it once."""
+    names = [key for key in obj if isinstance(key, str) and key.casefold() == "model"]
+    try:
+        for key in names or ["model"]:
+            model = obj.get(key)
+            if passed is not None and isinstance(model, str) and model in passed:
+                continue
+            named(model)
+            if passed is not None and isinstance(model, str) and len(passed) < 64:
+                passed.add(model)
+    except ProxyError as err:
+        err.param = f"{where}.model"
+        raise

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
-from argoproxy.edge.model_readers import Named
+from argoproxy.edge.model_readers import Named, check_models
 from argoproxy.edge.request_body import containers, parse_object, strict_decoder
 from argoproxy.edge.request_models import field_name, multipart_form
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_chunks
@@ -190,23 +190,6 @@ class BatchModels:
             except ProxyError as err:
                 err.message = f"Line {number} of the batch {where}: {err.message}"
                 raise
-
-
-def check_models(obj: dict[str, Any], where: str, named: Named, passed: set[str] | None = None) -> None:
-    """`model` in every spelling a lenient server reads (any case): each one allowed, and one at least.
-    `passed` holds names already allowed (at most 64), so a file naming one model 100,000 times checks it once."""
-    names = [key for key in obj if isinstance(key, str) and key.casefold() == "model"]
-    try:
-        for key in names or ["model"]:
-            model = obj.get(key)
-            if passed is not None and isinstance(model, str) and model in passed:
-                continue
-            named(model)
-            if passed is not None and isinstance(model, str) and len(passed) < 64:
-                passed.add(model)
-    except ProxyError as err:
-        err.param = f"{where}.model"
-        raise
 
 
 def _request_of(line: bytes, budget: int) -> tuple[dict[str, Any], int]:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from argoproxy.edge.model_readers import Named
+from argoproxy.edge.model_readers import Named, check_models
 from argoproxy.edge.request_body import parse_object
 from argoproxy.errors import ProxyError
-from argoproxy.pipeline.batch_models import check_models
 
 
 class MessageBatches:
