@@ -10,7 +10,7 @@ same keys as its models (docs/mcp.md).
   onto its one pipe; supervisor.py: the one process per instance that owns them (a child of the Gunicorn master,
   started and stopped by launch.py) and the instance's sessions; link.py: a worker's way to it (a Unix socket).
   per_session.py: a `per_session: true` server's processes, one per client session, bounded; replicas.py: what a
-  supervisor tells the others over Redis (a cancellation, a session's end).
+  supervisor tells the others over Redis (a cancellation, a session's end, a response to a server's request).
 - remote_server.py: one remote server's session, the same to the supervisor as a stdio server's process, over
   Streamable HTTP or the older HTTP+SSE, with the credentials the proxy holds for it; event_stream.py: an SSE
   stream read, bounded.

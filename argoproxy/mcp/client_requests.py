@@ -131,6 +131,12 @@ class ClientRequests:
                                      "The client did not answer before its call ended."))
 
 
+def proxy_id(message: dict[str, Any]) -> bool:
+    """Whether the response answers an id of the proxy's (perhaps another replica's: replicas.py)."""
+    given = message.get("id")
+    return isinstance(given, str) and given.startswith(ID_PREFIX)
+
+
 def response(server_id: jsonrpc.RequestId, message: dict[str, Any]) -> dict[str, Any]:
     """The client's answer as the server gets it: its result or its error (code, message, data), nothing else."""
     result = message.get("result")

@@ -3,6 +3,9 @@ shared: sessions.py), for what runs on one replica only:
 
 - a client's notifications/cancelled that reached a replica not running the call (a session's requests may land
   on any replica): the replica running it cancels it on its server;
+- a client's response to a request its call's server made of it (client_requests.py) that reached a replica not
+  running the call: the replica holding the request gives it to the server, checked as its own are (the session
+  that owns it, once, before the call ends);
 - a session ended (DELETE) on one replica: its per_session processes on the others go (per_session.py).
 
 One channel for the instances (CHANNEL), told only when the replica that got the message found nothing of its own
@@ -24,13 +27,15 @@ log = logging.getLogger("cot_proxy")
 CHANNEL = "cot_proxy:mcp:replicas"
 RETRY_SECONDS = 2.0
 SOCKET_SECONDS = 5.0  # longer than a listening wait (1 s), which is no read of the socket's own
-MAX_MESSAGE = 4096  # a cancellation or an end is small: a longer message is no one's
+MAX_MESSAGE = 4 * 1024 * 1024 + 65536  # a response POSTed (at most the endpoint's 4 MiB) and its envelope
 
 
 class Told(Protocol):
     def cancelled(self, session: str, request_id: Any) -> bool: ...
 
     def ended(self, session: str) -> None: ...
+
+    def replied(self, session: str, message: dict[str, Any]) -> bool: ...
 
 
 class Replicas:
@@ -56,7 +61,8 @@ class Replicas:
         if self.client is None:
             return False
         try:
-            self.client.publish(CHANNEL, json.dumps({**said, "from": self.me}, separators=(",", ":")))
+            self.client.publish(CHANNEL, json.dumps({**said, "from": self.me}, separators=(",", ":"),
+                                                   ensure_ascii=False))
         except Exception as exc:  # noqa: BLE001 - Redis away: the call ends at its deadline instead
             log.warning("mcp: the other replicas could not be told (Redis: %s)", type(exc).__name__)
             return False
@@ -79,7 +85,7 @@ class Replicas:
                 self.stopping.wait(RETRY_SECONDS)
 
     def heard(self, data: Any) -> None:
-        """Another replica's word: a call to cancel or a session ended, acted on when it is here."""
+        """Another replica's word: a call to cancel, a session ended or a response, acted on when it is here."""
         if not isinstance(data, (bytes, str)) or len(data) > MAX_MESSAGE:
             return
         try:
@@ -92,3 +98,5 @@ class Replicas:
             self.told.cancelled(said["cancel"], said.get("id"))
         elif isinstance(said.get("ended"), str) and said["ended"]:
             self.told.ended(said["ended"])
+        elif isinstance(said.get("reply"), str) and said["reply"] and isinstance(said.get("message"), dict):
+            self.told.replied(said["reply"], said["message"])

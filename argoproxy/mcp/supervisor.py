@@ -26,7 +26,8 @@ call at a time (kept open for the next), one JSON line each way (argoproxy/mcp/l
   A call with "relay": true may be sent {"ask": {...}} lines before its answer: the server's requests of its client
       (client_requests.py), for the capabilities in "asks" (else those its session declared at initialize);
   {"op": "reply", "session": ID, "message": {...}}                      -> {"replied": true|false} (the client's
-      response to one of them, given to its server; false: it answers no request of this session's waiting now)
+      response to one of them, given to its server; false: it answers no request of this session's waiting now;
+      true too when, not waiting here, it was told to the other replicas over Redis: replicas.py)
   A call with "rounds": {"asks": [...], "owner": KEY, "name": TOOL} (2026-07-28) is answered, when its server asks
       its client for input, with an input_required result; the client's next request is
   {"op": "resume", "state": STATE, "owner": KEY, "name": TOOL, "responses": {...}, "message": {...}}
@@ -54,7 +55,7 @@ from typing import Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
-from argoproxy.mcp.client_requests import Rounds
+from argoproxy.mcp.client_requests import Rounds, proxy_id
 from argoproxy.mcp.per_session import Bounds, KeyCheck, PerSession
 from argoproxy.mcp.notices import KINDS, LEVELS, Listener, Notices
 from argoproxy.mcp.remote_server import RemoteServer
@@ -169,6 +170,10 @@ class Supervisor:
         looks for it among its calls)."""
         return any([s.cancel(session, request_id) for s in self.servers.values()])
 
+    def replied(self, session: str, message: dict[str, Any]) -> bool:
+        """A client's response given to the server whose request of this session's call it answers, if here."""
+        return any([s.answered(session, message) for s in self.servers.values()])
+
     def answer(self, request: dict[str, Any], on_note: Callable[[dict[str, Any]], None] | None = None,
                on_ask: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         op = request.get("op")
@@ -189,10 +194,12 @@ class Supervisor:
             session, request_id = str(request.get("session", "")), request.get("id")
             found = self.cancelled(session, request_id)
             return {"cancelled": found or self.replicas.tell({"cancel": session, "id": request_id})}
-        if op == "reply":  # a client's response to a request its call's server made of it
-            message, session = request.get("message"), str(request.get("session", ""))
-            return {"replied": isinstance(message, dict) and any(
-                [s.answered(session, message) for s in self.servers.values()])}
+        if op == "reply":  # a client's response to a request its call's server made of it: not waiting here,
+            message, session = request.get("message"), str(request.get("session", ""))  # perhaps on another replica
+            if not isinstance(message, dict):
+                return {"replied": False}
+            return {"replied": self.replied(session, message) or (
+                bool(session) and proxy_id(message) and self.replicas.tell({"reply": session, "message": message}))}
         if op == "resume":
             message = request.get("message")
             resumed = self.rounds.resume(request.get("state"), str(request.get("owner", "")),
