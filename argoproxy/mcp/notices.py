@@ -3,7 +3,8 @@
 A server's list changes (`notifications/tools|prompts|resources/list_changed`), resource updates
 (`notifications/resources/updated`) and log messages (`notifications/message`) come on its one pipe or session,
 shared by every client. The supervisor hands each to `Notices.publish`, which puts it, as each listener sees it,
-on the queue of every listener it concerns:
+on the queue of every listener it concerns (a per_session process's: its own session's listeners alone,
+per_session.py's `hears`):
 
 - a listener is a 2025-11-25 session's GET stream or a 2026-07-28 `subscriptions/listen` stream, at `/mcp` (every
   server: a server's list change is the aggregate's) or at `/mcp/<server>` (that server's alone);
@@ -38,6 +39,7 @@ MAX_LISTENERS = 512  # listeners of the instance at once
 MAX_QUEUED = 256  # notifications waiting for one listener: past it the listener is ended
 MAX_URIS = 256  # resources one session (or one listen request) subscribes at most
 END = None  # what a listener's queue ends with
+Hears = Callable[[str, str], bool]  # whether a listener (its session, its owner) hears a notification
 
 
 class Listener:
@@ -163,12 +165,13 @@ class Notices:
         return LEVELS[min(asked)] if asked else None
 
     # ------------------------------------------------------------ fan-out
-    def publisher(self, server: str) -> Callable[[dict[str, Any]], None]:
-        return lambda message: self.publish(server, message)
+    def publisher(self, server: str) -> Callable[..., None]:
+        return lambda message, only=None: self.publish(server, message, only)
 
-    def publish(self, server: str, message: dict[str, Any]) -> None:
+    def publish(self, server: str, message: dict[str, Any], only: Hears | None = None) -> None:
         """A server's notification to every listener it concerns, as that listener sees it; never waits (a server's
-        reader calls it): a listener whose queue is full is ended."""
+        reader calls it): a listener whose queue is full is ended. `only`: a per_session process's, to the
+        listeners (session, owner) it says are its own."""
         method = message.get("method")
         if method not in KINDS or not self.listeners:
             return
@@ -176,6 +179,8 @@ class Notices:
         params: dict[str, Any] = given if isinstance(given, dict) else {}
         with self.lock:
             for listener in list(self.listeners):
+                if only is not None and not only(listener.session, listener.owner):
+                    continue
                 shown = self._shown(listener, server, str(method), params)
                 if shown is None:
                     continue

@@ -15,6 +15,7 @@ Runs in the supervisor (argoproxy/mcp/supervisor.py): plain threads, no gevent."
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -58,6 +59,12 @@ def place_of(session: str, owner: str) -> str | None:
     return "session " + session if session else None
 
 
+def hears(place: str, process: Process, session: str, owner: str) -> bool:
+    """Whether a listener (its session, its owner) hears the process at `place`: its session's streams, or for a
+    key's process that key's 2026-07-28 listen streams; never another key's."""
+    return place_of(session, owner) == place and owner == process.owner
+
+
 class PerSession:
     kind = "stdio"
 
@@ -71,6 +78,7 @@ class PerSession:
         self.homes = itertools.count(1)
         self.stopping = threading.Event()
         self.ended_restarts = 0  # restarts of processes already stopped (the status's count goes on)
+        self.on_notice: Callable[..., None] = lambda message, only: None  # the supervisor's fan-out (notices.py)
 
     # ------------------------------------------------------------ life
     def start(self) -> None:
@@ -155,6 +163,7 @@ class PerSession:
                         "sessions (DELETE) first.")
             process = Process(self.make(self.server, os.path.join(self.home, str(next(self.homes)))), owner)
             self.running[place] = process
+            process.server.on_notice = lambda message: self.on_notice(message, functools.partial(hears, place, process))
         process.server.start()
         log.info("mcp server %s: a process for a session of %s (%d running)", self.name, owner or "-",
                  len(self.running))

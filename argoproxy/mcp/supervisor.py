@@ -143,7 +143,7 @@ class Supervisor:
         self.notices = Notices()  # what the servers send unasked, to the sessions listening
         self.rounds = Rounds()  # 2026-07-28 calls waiting for their clients' input (client_requests.py)
         for name, server in self.servers.items():
-            if isinstance(server, StdioServer):
+            if isinstance(server, (StdioServer, PerSession)):  # a per_session process's to its own session's alone
                 server.on_notice = self.notices.publisher(name)
 
     def start(self) -> None:

@@ -311,3 +311,31 @@ def test_a_revoked_keys_subscription_ends_with_the_keys_error(proxy):
     assert keys(db, "revoke", "listening-2026").returncode == 0
     last = json.loads([line for line in lines if line.startswith(b"data: ")][-1][6:])
     assert last["id"] == "l1" and last["error"]["code"] == -32041 and "revoked" in last["error"]["message"]
+
+
+def test_a_per_session_servers_notifications_reach_only_their_own_sessions_stream(module_fake, tmp_path):
+    """Two keys' sessions of a `per_session` server, each listening: what one session's process sends unasked
+    reaches that session's stream, never the other's."""
+    db = tmp_path / "keys.db"
+    alice, bob = create(db, "alice"), create(db, "bob")
+    servers = {"mine": {"command": sys.executable, "args": [FAKE], "per_session": True}}
+    with running_proxy(TARGET_BASE_URL=module_fake.base_url, WORKERS="2", ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
+                       KEYS_DB=str(db), MCP_SERVERS=json.dumps(servers)) as p:
+        streams = {}
+        for key in (alice, bob):
+            sid = opened(p, key, "/mcp/mine")
+            assert post(p, key, sid, "logging/setLevel", {"level": "info"}, "/mcp/mine")["result"] == {}
+            streams[key] = (sid, Stream(p, key, sid, "/mcp/mine"))
+        try:
+            for key, name in ((alice, "alice's"), (bob, "bob's")):
+                sid, stream = streams[key]
+                assert post(p, key, sid, "tools/call", {"name": "announce", "arguments": {"text": name}},
+                            "/mcp/mine")["result"]["content"][0]["text"] == "announced"
+                assert poll(lambda: len(stream.messages) >= 2, timeout=20), stream.messages
+            for key, name in ((alice, "alice's"), (bob, "bob's")):
+                heard = streams[key][1].messages
+                assert [m["method"] for m in heard] == ["notifications/message", "notifications/tools/list_changed"]
+                assert heard[0]["params"]["data"] == name, heard
+        finally:
+            for _, stream in streams.values():
+                stream.close()
