@@ -92,3 +92,16 @@ def test_the_proxys_stop_stops_every_process():
     made = [p.server for p in s.running.values()]
     s.stop()
     assert all(p.stopped for p in made) and s.status()["processes"] == 0
+
+
+def test_a_processs_notifications_are_heard_by_its_own_sessions_listeners_alone():
+    s, told = server(), []
+    s.on_notice = lambda message, only: told.append(only)
+    which(s, "s1", "key:a")
+    which(s, "stateless:1", "key:b")  # a 2026-07-28 caller's: its key's process
+    for process in list(s.running.values()):
+        process.server.on_notice({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+    session, key = told
+    assert session("s1", "key:a") and not session("s2", "key:a") and not session("s1", "key:b")
+    assert not session("stateless:9", "key:a")
+    assert key("stateless:9", "key:b") and not key("stateless:9", "key:a") and not key("s1", "key:b")
