@@ -32,7 +32,7 @@ from argoproxy.pipeline.think import transform_completion
 from argoproxy.pipeline.backend import StreamItem
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens, usage_counts
 from argoproxy.meter.used import used
-from argoproxy.spend.pricer import Pricer, model_names
+from argoproxy.spend.pricer import Pricer
 from argoproxy.redaction import Secrets, sanitize_message
 from argoproxy.upstream import sse
 from argoproxy.upstream.client import READ_ERRORS
@@ -268,6 +268,18 @@ class Answers:
             out.cost = self.pricer.cost(out.usage, names, out.price_source, arrived)
         except Exception:  # noqa: BLE001 - pricing must never break an answer
             log.exception("request %s not priced", call.client.request_id)
+
+
+def model_names(sent: Any, served: Any, asked: Any) -> tuple[str, ...]:
+    """The names a call's model is priced by, each once, in this order: the one sent upstream, the one that served,
+    the one asked for (what is not a name left out)."""
+    if sent == served == asked or (served is None and sent == asked):  # one name, as most calls have
+        return (sent,) if isinstance(sent, str) and sent else ()
+    names: tuple[str, ...] = ()
+    for name in (sent, served, asked):
+        if isinstance(name, str) and name and name not in names:
+            names += (name,)
+    return names
 
 
 class OutputTap:

@@ -264,18 +264,6 @@ def private_address(base_url: str) -> bool:
     return not address.is_global  # private, loopback, link-local, shared (100.64.0.0/10: Tailscale's) or reserved
 
 
-def model_names(sent: Any, served: Any, asked: Any) -> tuple[str, ...]:
-    """The names a call's model is priced by, each once, in this order: the one sent upstream, the one that served,
-    the one asked for (what is not a name left out)."""
-    if sent == served == asked or (served is None and sent == asked):  # one name, as most calls have
-        return (sent,) if isinstance(sent, str) and sent else ()
-    names: tuple[str, ...] = ()
-    for name in (sent, served, asked):
-        if isinstance(name, str) and name and name not in names:
-            names += (name,)
-    return names
-
-
 def epoch(moment: float | datetime) -> float:
     if isinstance(moment, datetime):
         return (moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)).timestamp()
