@@ -98,6 +98,7 @@ class Exchange:
         req, change, member, value = retry
         resp.close()
         planning.refused_member(call, change, member, value)
+        started(call)  # the plan as sent again: without the member (X-Adapted-Params, the journal say so)
         log.info("%s: the upstream refused the request; sent again with %s", call.client.request_id, change)
         out.upstream_request = req
         return self.upstream.send(req, budget, call, call.plan.headers)
