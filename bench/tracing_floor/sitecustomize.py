@@ -60,27 +60,28 @@ def floor(tracing: Any) -> None:
         headers["traceparent"] = parent_form % (trace.trace_id, trace.client_id)
         return req.with_headers(headers)
 
-    def head_pair(call: Any, trace: Trace) -> tuple[bytes, bytes]:
+    def head_pair(start: Any, out: Any, trace: Trace) -> tuple[bytes, bytes]:
         """The attempt's and the request's heads (name, kind, shared attributes), as the product writes them."""
         name, fixed = tracing.upstream_kind(trace.upstream)
-        client = Record(name, 1, 1, 1, None, None, CLIENT, 0, {}, fixed.answered(call.outcome.status))
+        client = Record(name, 1, 1, 1, None, None, CLIENT, 0, {}, fixed.answered(out.status))
         server = Record("", 1, 1, 1, None, None, SERVER, 0, {})
-        server.name, server.fixed = tracing.route_kind(call, SERVER)
+        server.name, server.fixed = tracing.route_kind(start, out, SERVER)
         return otlp.head(client), otlp.head(server)
 
-    def observe(call: Any) -> None:
-        trace = call.client.trace
+    def observe(start: Any, out: Any) -> None:
+        """The call's two frozen records, as the product's observers are handed them (pipeline/call_records.py)."""
+        trace = start.client.trace
         if trace is None or trace.ended:
             return
         trace.ended = True
         if trace.upstream is None:  # no attempt: a probe or a refused request, never the bench's
             return
         end = now()
-        plan, client, out = call.plan, call.client, call.outcome
+        plan, client = start, start.client
         key = (trace.upstream, plan.model, client.path, out.status, out.deployment, plan.key_name)
         found = heads.get(key)
         if found is None:
-            found = heads[key] = head_pair(call, trace)
+            found = heads[key] = head_pair(start, out, trace)
         answer = otlp.answer_of(out.facts, out.usage, out.usage_estimated, genai.answered)
         high, low, cost = trace.trace_id >> 64, trace.trace_id & half, out.cost
         attempt_span = b"".join((pack_ids(0x0a, 16, high, low, 0x12, 8, trace.client_id),
