@@ -12,6 +12,7 @@ import pytest
 from argoproxy.config.settings import SettingsError, load_settings
 from argoproxy.admission.queue import Admission, Departed, Refused
 from argoproxy.admission.cells import release_dead_worker
+from argoproxy.admission.wakeups import fifo_name
 from argoproxy.shared_cells import SharedCells
 
 
@@ -187,7 +188,8 @@ def test_the_master_gives_back_what_a_killed_worker_held(tmp_path):
                     mine.enter(0, "k", 1)
                 else:
                     threading.Thread(target=mine.enter, args=(0, "k", 1), daemon=True).start()
-                    wait_until(lambda: mine.waiting(0) == 1)
+                    pipe = tmp_path / fifo_name("t", os.getpid())  # made just after it counts as waiting
+                    wait_until(lambda: mine.waiting(0) == 1 and pipe.exists())
                 os.kill(os.getpid(), signal.SIGKILL)
             finally:
                 os._exit(1)
