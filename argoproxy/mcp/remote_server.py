@@ -305,7 +305,7 @@ class RemoteServer(StdioServer):
         try:
             resp = self._post(message, timeout)
         except requests.exceptions.ReadTimeout as exc:  # this call's own deadline: the others are not harmed
-            return self._unanswered(own_id, unreachable(self.origin, exc))
+            return self._unanswered(own_id, unreachable(self.origin, exc), jsonrpc.REQUEST_TIMEOUT)
         except requests.RequestException as exc:
             return self._lost(unreachable(self.origin, exc))
         with resp:
@@ -322,12 +322,15 @@ class RemoteServer(StdioServer):
                     self._answers(resp, own_id, time.monotonic() + CONNECT_SECONDS)  # a JSON-RPC error, perhaps
         self._unanswered(own_id, why)
 
-    def _unanswered(self, own_id: int, why: str) -> None:
-        """The exchange ended without the call's answer: the call ends now, saying why."""
+    def _unanswered(self, own_id: int, why: str, code: int | None = None) -> None:
+        """The exchange ended without the call's answer: the call ends now, saying why (`code`: a deadline's, when
+        the read ran out of the call's own time before the call's wait did)."""
         with self.lock:
             call = self.pending.pop(own_id, None)
         if call is not None:
-            code = jsonrpc.SERVER_UNAVAILABLE if why.startswith(self.origin + " answered HTTP") else jsonrpc.INTERNAL_ERROR
+            if code is None:
+                code = jsonrpc.SERVER_UNAVAILABLE if why.startswith(self.origin + " answered HTTP") \
+                    else jsonrpc.INTERNAL_ERROR
             call.events.put(("answer", jsonrpc.error(call.client_id, code,
                                                      f"The MCP server {self.name}: {why or 'no answer to the call'}.")))
 
