@@ -15,8 +15,8 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
   of keys: records.py's TeamRecord, whose limits its keys share, counted as a key's under the name team/NAME).
 
 May import: the shared modules, config, spend, meter.
-Known exceptions: service.py, what the proxy does with a key per request, reads the call (pipeline/call.py,
-its tokens in pipeline/answers.py, what a request reserves in meter/worst.py).
+service.py, what the proxy does with a key per request, reads a call through protocols of its own (Asking,
+Started, Ended), which the sequence's call and its records (pipeline/) fill: this room imports nothing of it.
 cli.py and teams_cli.py, the `keys` and `teams` command lines, are handed the settings reader of the entry point
 that runs them.
 """

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Protocol
 
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
@@ -28,11 +28,47 @@ from argoproxy.teamkeys.lookup_cache import LRU, Read, Reads
 from argoproxy.meter.worst import NOTHING, Asked, Worst, worst_of
 from argoproxy.spend.units import dollars
 from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, digest
-from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.call_records import CallEnd, CallStart
 from argoproxy.turns import beside
 
+if TYPE_CHECKING:
+    from argoproxy.meter.used import Used
+    from argoproxy.spend.pricer import Cost
+
 log = logging.getLogger("cot_proxy")
+
+
+# What team keys read of a call, declared here so that this room needs nothing of the sequence's: the sequence's
+# Call, CallStart and CallEnd (pipeline/) have these fields.
+class Planned(Protocol):
+    @property
+    def model(self) -> str | None: ...
+
+
+class Asking(Protocol):
+    """A call being admitted (pipeline/call.py's Call): its plan's model names it in a refusal, and the meter's
+    bounds price it."""
+    @property
+    def plan(self) -> Planned: ...
+
+
+class Started(Protocol):
+    """A call's start record (pipeline/call_records.py's CallStart)."""
+    @property
+    def team_key(self) -> KeyRecord | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def key_lease(self) -> object: ...
+
+
+class Ended(Protocol):
+    """A call's end record (pipeline/call_records.py's CallEnd)."""
+    @property
+    def used(self) -> Used | None: ...
+    @property
+    def cost(self) -> Cost | None: ...
 
 CACHE_SECONDS = 0.5  # a looked-up key is read again after this (revocations and changed limits reach workers)
 READ_AHEAD_SECONDS = CACHE_SECONDS / 2  # a key in use is read again after this, beside the requests: none waits
@@ -161,12 +197,12 @@ class TeamKeys:
     def refusal(self, record: KeyRecord) -> str | None:
         return record.refusal(self.clock())
 
-    def admit_call(self, call: Call, record: KeyRecord, body: Asked | None = None) -> Lease | None:
+    def admit_call(self, call: Asking, record: KeyRecord, body: Asked | None = None) -> Lease | None:
         """The key's limits (reserve; its model globs were decided by the guard, argoproxy/pipeline/guard.py); 429
         over them. The lease held until the answer ends: the guard keeps it, and the key, in the plan."""
         return self.reserve(call, record, body)
 
-    def reserve(self, call: Call, record: KeyRecord, body: Asked | dict[str, Any] | None = None) -> Lease | None:
+    def reserve(self, call: Asking, record: KeyRecord, body: Asked | dict[str, Any] | None = None) -> Lease | None:
         """Admit the call against the key's rpm, tpm, budget, dollar budget and max_parallel, holding its
         reservation (the most its upstream may spend on it: meter/worst.py, and what that may cost) and
         one request in flight until settle or release; None for a key without limits (nothing to hold, no store
@@ -188,7 +224,7 @@ class TeamKeys:
             self._start_flusher()  # its heartbeat keeps what this worker holds in Redis
         return Lease(record, tokens, hold, money)
 
-    def most(self, call: Call, record: KeyRecord, worst: Worst, body: Asked | dict[str, Any] | None) -> int:
+    def most(self, call: Asking, record: KeyRecord, worst: Worst, body: Asked | dict[str, Any] | None) -> int:
         """What the call may cost at most, in nano-dollars: its worst case in tokens at its model's dearest rates.
         A model with no price cannot be held to a dollar budget: refused (403), never let through as free; a
         request that may cost more than the whole budget can never pass: refused at once (no retry helps)."""
@@ -253,7 +289,7 @@ class TeamKeys:
         except Exception:  # noqa: BLE001
             log.exception("team keys: the hold of key %s not given back", record.name)
 
-    def observe(self, start: CallStart, end: CallEnd) -> None:
+    def observe(self, start: Started, end: Ended) -> None:
         """Observer: an admitted call's tokens (its usage; an estimate when the upstream sent none) count against
         its key, by model and day, and what its admission held is given back (every ending passes here: done,
         error, client gone). A key with token limits has them counted where admission reads them as the answer
@@ -520,7 +556,7 @@ class Spent(NamedTuple):
 NOTHING_SPENT = Spent(0, 0)
 
 
-def spent_of(end: CallEnd) -> Spent:
+def spent_of(end: Ended) -> Spent:
     """What a finished call cost, as its usage row keeps it (argoproxy/spend/: its end record's cost)."""
     cost = end.cost
     if cost is None:
