@@ -51,7 +51,7 @@ def build_door(settings: Settings, upstream: Upstream | None = None,
     if upstream is None:
         upstream = real_upstream(settings, tracing)
     elif tracing is not None:
-        upstream.tracer = tracing
+        upstream = upstream.traced_by(tracing)
     backend = create_backend(settings, upstream)
     answers = Answers(settings)  # the answer side the Gateway and its observers share
     if settings.debug:

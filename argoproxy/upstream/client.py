@@ -109,6 +109,7 @@ class Upstream:
                  max_response_bytes: int = DEFAULT_MAX_RESPONSE, transport: TransportFactory = StockTransport,
                  tracer: AttemptTracer | None = None) -> None:
         self.max_response_bytes = max_response_bytes
+        self.pool_size = pool_size
         self.session = make_session(pool_size)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -118,6 +119,12 @@ class Upstream:
         self.transport_factory = transport
         self.transport: Transport = transport(self.session)
         self.tracer = tracer  # TRACING on: a span per attempt (tracing/tracer.py, handed by serve/build.py)
+
+    def traced_by(self, tracer: AttemptTracer) -> Upstream:
+        """A client of this one's policy and transport whose attempts the tracer sees (an upstream handed in, by
+        in-process tests, is given the tracer its door builds this way: nothing is written into it)."""
+        return Upstream(self.connect_timeout, self.read_timeout, self.max_retries, self.pool_size,
+                        self.max_response_bytes, self.transport_factory, tracer)
 
     def send(self, req: UpstreamRequest, budget: CallBudget | None = None, call: object = None,
              client_headers: Mapping[str, str] | None = None) -> UpstreamResponse:

@@ -97,10 +97,16 @@ def test_every_observer_the_proxy_registers_takes_the_frozen_records(tmp_path, m
                   else observer.__module__ for observer in answers.observers}
         assert owners == {"argoproxy.observe.logs", "argoproxy.observe.journal", "KeyLimiter", "TeamKeys",
                           "Metrics", "Tracing", "StatusPage"}, owners
+        # Team keys declare what they read of the records as protocols of their own (teamkeys/ imports nothing
+        # of pipeline/): the records must have every member those protocols name.
+        records = ([CallStart, CallEnd], [team_keys.Started, team_keys.Ended])
         for observer in answers.observers:
-            assert hinted(observer) == [CallStart, CallEnd], observer
+            assert hinted(observer) in records, observer
         assert answers.stream_hooks and all(hinted(hook) == [CallStart] for hook in answers.stream_hooks)
-    assert hinted(team_keys.spent_of) == [CallEnd]
+    assert hinted(team_keys.spent_of) == [team_keys.Ended]
+    for protocol, record in ((team_keys.Started, CallStart), (team_keys.Ended, CallEnd)):
+        members = {name for name in vars(protocol) if not name.startswith("_")}
+        assert members and members <= set(record.__struct_fields__), (protocol, members)
 
 
 def test_the_records_are_frozen_and_made_as_the_call_is_sent_and_ends(make):
