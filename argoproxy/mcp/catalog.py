@@ -129,17 +129,43 @@ class Catalog:
         return names.owners.get(shown, read)
 
     def read_resource(self, message: dict[str, Any]) -> dict[str, Any]:
+        routed = self.reading(None, message)
+        return routed if isinstance(routed, dict) else routed.finish(self.call(routed.server, routed.message))
+
+    def reading(self, server: str | None, message: dict[str, Any]) -> Routed | dict[str, Any]:
+        """A resources/read at /mcp (server None: its URI under a server's name) or /mcp/<server>: where it goes,
+        and its answer's URIs put back under the server's name; or the error that answers it."""
         params = message.get("params") or {}
         uri = params.get("uri")
+        if server is not None:
+            return Routed(server, message)
         owner = server_uri(uri) if isinstance(uri, str) else None
         if owner is None or owner[0] not in self.servers:
             return jsonrpc.error(message["id"], jsonrpc.RESOURCE_NOT_FOUND, "Resource not found", {"uri": uri})
-        server, own = owner
-        answer = self.call(server, {**message, "params": {**params, "uri": own}})
+        return Routed(owner[0], {**message, "params": {**params, "uri": owner[1]}}, proxied=True)
+
+    def routed(self, server: str | None, message: dict[str, Any], globs: Globs) -> Routed | dict[str, Any]:
+        """Where a prompts/get or resources/read goes (a call whose server may ask its client something meanwhile,
+        client_requests.py), or the error that answers it."""
+        if message["method"] == "resources/read":
+            return self.reading(server, message)
+        routed = self.target(server, message, globs)
+        return routed if isinstance(routed, dict) else Routed(*routed)
+
+
+class Routed:
+    """A call's server, the message as it is sent there, and how its answer is shown (a read's URIs at /mcp)."""
+
+    __slots__ = ("server", "message", "proxied")
+
+    def __init__(self, server: str, message: dict[str, Any], proxied: bool = False) -> None:
+        self.server, self.message, self.proxied = server, message, proxied
+
+    def finish(self, answer: dict[str, Any]) -> dict[str, Any]:
         contents = answer.get("result", {}).get("contents") if isinstance(answer.get("result"), dict) else None
-        for item in contents if isinstance(contents, list) else []:
+        for item in contents if self.proxied and isinstance(contents, list) else []:
             if isinstance(item, dict) and isinstance(item.get("uri"), str):
-                item["uri"] = proxied_uri(server, item["uri"])
+                item["uri"] = proxied_uri(self.server, item["uri"])
         return answer
 
 

@@ -1,5 +1,5 @@
-"""Requests a server makes of its client while it runs a client's call (sampling/createMessage, elicitation/create,
-roots/list), taken to that call's client, and the client's answers taken back to the server under its own id.
+"""Requests a server makes of its client while it runs a client's call (a tool call, a prompt, a resource read:
+sampling/createMessage, elicitation/create, roots/list), taken to that call's client, and the client's answers taken back to the server under its own id.
 
 Which call a server's request belongs to:
 - a remote Streamable HTTP server sends it on the call's own POST stream: it is that call's;

@@ -47,6 +47,7 @@ SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "Mcp-Protocol-Version"  # MCP-Protocol-Version, as the edge spells header names
 METHODS = frozenset({"GET", "POST", "DELETE"})
 NAMED_CALLS = frozenset({"tools/call", "prompts/get"})
+ASKING_CALLS = frozenset({"prompts/get", "resources/read"})  # beside tools/call: its server may ask the client
 SERVERS_METHOD = "cot_proxy/servers"  # the proxy's own, at /mcp: each server's state (`cot-proxy mcp list`)
 STATE_FIELDS = ("name", "kind", "state", "restarts", "error")
 PER_SESSION_FIELDS = ("per_session", "processes")  # a per_session server's: how many sessions' processes run
@@ -134,6 +135,8 @@ class McpEndpoint:
             check.now()
             answer = listening.session_request(self, session, message.raw, server)
             return Answer(dumps(answer), 200, content_type="application/json")
+        if message.method in ASKING_CALLS:  # the server may ask the client something meanwhile, as in a tool call
+            return self.asking(req, message, server, owner, globs, session, check)
         answer = self.request(self.catalog(session, check), message.raw, server, globs)
         check.now()  # answered here (ping, the servers' states): its session is asked now, before the answer goes
         return Answer(dumps(answer), 200, content_type="application/json")
@@ -187,6 +190,40 @@ class McpEndpoint:
         answer, body = self.limits.bounded(routed[0] if isinstance(routed, tuple) else None, answer)
         self.recorded(message, server, owner, routed, answer, taken, len(body), cost)
         return Answer(body, 200, content_type="application/json")
+
+    def asking(self, req: Request, message: jsonrpc.Message, server: str | None, owner: str, globs: Globs,
+               session: str, check: SessionCheck) -> Answer:
+        """A prompts/get or resources/read at 2025-11-25: its answer as JSON, or when its server asks the client
+        something meanwhile (client_requests.py), an SSE stream of those requests and its answer, as a tool call's."""
+        answer, rest = self.asking_call(message.raw, server, owner, globs, session, check)
+        if rest is None:
+            return rpc_answer(answer, 200)
+        sent = itertools.chain([answer], rest)
+        keys = self.limits.keys if req.team_key is not None else None  # a team key's ends once it is revoked
+        stream = sent if keys is None else watched(sent, KeyWatch(keys, req.presented_keys))
+        return Answer(asked_events(stream, lambda: self.link.cancel(session, message.id), message.id), 200,
+                      {"Cache-Control": "no-cache"}, content_type="text/event-stream")
+
+    def asking_call(self, raw: dict[str, Any], server: str | None, owner: str, globs: Globs, session: str,
+                    check: SessionCheck | None = None, rounds: dict[str, Any] | None = None
+                    ) -> tuple[dict[str, Any], Iterator[dict[str, Any]] | None]:
+        """A prompts/get or resources/read whose server may ask its client something: its answer, or its first such
+        request and the rest (`relayed`); the answer shown as at this path (a read's URIs). `check`: its 2025-11-25
+        session; `rounds`: a 2026-07-28 client's (input_required); neither: nothing is relayed."""
+        routed = self.catalog(session, check, owner).routed(server, raw, globs)
+        if isinstance(routed, dict):
+            if check is not None:
+                check.now()  # it ends here: its session is asked alone
+            return routed, None
+        call = (routed.server, routed.message)
+        if rounds is None and check is None:
+            return routed.finish(self.link.call(*call, self.limits.of(routed.server).timeout, session, key=owner)), None
+        relay = {"rounds": rounds} if rounds is not None else {"relay": True} if check is None or check.asks is None \
+            else {"relay": True, "asks": check.asks}
+        answer, rest = self.relayed(call, session, owner, check, relay)
+        if rest is None:
+            return routed.finish(answer), None
+        return answer, (sent if "method" in sent else routed.finish(sent) for sent in rest)
 
     def relayed(self, routed: tuple[str, dict[str, Any]], session: str, owner: str, check: SessionCheck | None,
                 relay: dict[str, Any]) -> tuple[dict[str, Any], Iterator[dict[str, Any]] | None]:
@@ -316,6 +353,18 @@ class McpEndpoint:
         if method == "resources/read":
             return catalog.read_resource(message)
         return jsonrpc.error(message["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method[:80]}")
+
+
+def asked_events(sent: Iterator[dict[str, Any] | Refused], cancel: Any, id: Any) -> Iterator[bytes]:
+    """A prompt's or read's SSE stream: its server's requests of the client, then its answer; a key refused
+    meanwhile ends it with the key's error, the call cancelled on its server."""
+    for message in sent:
+        if isinstance(message, Refused):
+            cancel()
+            message = jsonrpc.error(id, KEY_REFUSED, f"{message} The call was cancelled.")
+        yield b"event: message\ndata: " + dumps(message) + b"\n\n"
+        if "method" not in message:
+            return
 
 
 def tool_line(call: ToolCall, owner: str) -> None:

@@ -35,6 +35,7 @@ LIMITED = -32029  # limits.py's: a key's limit reached (HTTP's 429)
 IDLE_SECONDS = 24 * 3600.0  # as a session's (sessions.py's SESSION_IDLE)
 REAP_SECONDS = 30.0  # how often idle processes are looked for
 KEY_SECONDS = 2.0  # how often the team keys owning processes are asked again (only while some run)
+LEVEL_SECONDS = 10.0  # a process's logging/setLevel waits for it this long at most
 STATELESS = "stateless:"  # the session names stateless.py gives a 2026-07-28 request's calls
 
 
@@ -45,10 +46,11 @@ class Bounds:
 
 
 class Process:
-    __slots__ = ("server", "owner", "used")
+    __slots__ = ("server", "owner", "used", "level")
 
     def __init__(self, server: StdioServer, owner: str) -> None:
         self.server, self.owner, self.used = server, owner, time.monotonic()
+        self.level = ""  # the log level it was told (logging/setLevel)
 
 
 def place_of(session: str, owner: str) -> str | None:
@@ -75,6 +77,7 @@ class PerSession:
         self.owner_of = owner_of  # a session's owner as the supervisor knows it (without Redis)
         self.lock = threading.Lock()
         self.running: dict[str, Process] = {}  # place -> its process
+        self.levels: dict[str, str] = {}  # place -> the log level its session asked (told to its process)
         self.homes = itertools.count(1)
         self.stopping = threading.Event()
         self.ended_restarts = 0  # restarts of processes already stopped (the status's count goes on)
@@ -99,6 +102,8 @@ class PerSession:
     def end(self, session: str) -> bool:
         """The session ended (DELETE, or its idle expiry): its process goes, on a thread of its own (a process
         takes up to a few seconds to stop)."""
+        with self.lock:
+            self.levels.pop("session " + session, None)
         return self._end(lambda place, _: place == "session " + session)
 
     def end_owner(self, owner: str) -> bool:
@@ -142,7 +147,19 @@ class PerSession:
             if isinstance(found, str):
                 return jsonrpc.error(message.get("id"), LIMITED, found)
             process = found
+            level = self.levels.get(place)
+            if level is not None and process.level != level:  # asked before its process started
+                told(process, level)
         return process.server.call(message, timeout, wait_ready, on_note, session, **more)
+
+    def set_level(self, session: str, level: str) -> None:
+        """The session's logging/setLevel: its process is told now, or before its first call when it has none yet."""
+        place = "session " + session
+        with self.lock:
+            self.levels[place] = level
+            process = self.running.get(place)
+        if process is not None:
+            told(process, level)
 
     def _process(self, place: str, owner: str) -> Process | str:
         """The place's process, started now when it has none (and the bounds allow): or why not."""
@@ -205,6 +222,13 @@ class PerSession:
                 "processes": len(processes), "restarts": self.ended_restarts + sum(s.restarts for s in processes),
                 "pid": None, "error": "", "server_info": shared.get("server_info") or {},
                 "capabilities": shared.get("capabilities") or {}}
+
+
+def told(process: Process, level: str) -> None:
+    """A process is set to its session's log level (waiting for it to be ready, a while)."""
+    process.level = level
+    process.server.call({"jsonrpc": "2.0", "id": "cot_proxy-logging/setLevel", "method": "logging/setLevel",
+                         "params": {"level": level}}, LEVEL_SECONDS)
 
 
 class KeyCheck:

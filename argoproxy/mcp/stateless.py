@@ -25,10 +25,11 @@ carries an Mcp-Session-Id.
 (listening.py): the acknowledgement first, each notification stamped with the request's id, and its result when
 the proxy ends it.
 
-Multi round-trip requests: a tool call whose server asks its client something (sampling, elicitation, roots),
+Multi round-trip requests: a tool call, prompts/get or resources/read whose server asks its client something
+(sampling, elicitation, roots),
 when the client declared that capability in `_meta`, is answered `input_required` with the server's requests in
 `inputRequests` and a `requestState` of the proxy's; the client calls again with `inputResponses` and that
-`requestState` (by the same key, the same tool), which the proxy gives to the server's requests waiting meanwhile,
+`requestState` (by the same key, the same tool, prompt or URI), which the proxy gives to the server's requests waiting meanwhile,
 and is answered what comes next (client_requests.py's Rounds). The call is admitted, counted and charged once,
 when first made; the later rounds are answered as JSON. A `requestState` the proxy does not hold for this key and
 tool (unknown, used already, past the call's deadline), or `inputResponses` without one, or either on another
@@ -62,6 +63,7 @@ SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
 ENVELOPE = frozenset({VERSION_KEY, CAPABILITIES_KEY, CLIENT_INFO_KEY, "io.modelcontextprotocol/logLevel"})
 VERSION_HEADER, METHOD_HEADER, NAME_HEADER = "Mcp-Protocol-Version", "Mcp-Method", "Mcp-Name"
 NAMED = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}  # what Mcp-Name repeats
+ROUNDS = frozenset(NAMED)  # the calls whose server may ask the client for input (input_required)
 # The revision's requests the proxy serves (the proxy's own cot_proxy/servers too, at /mcp).
 SERVED = frozenset({"server/discover", "subscriptions/listen", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
                     "resources/templates/list", "resources/read", "completion/complete", "cot_proxy/servers"})
@@ -92,6 +94,10 @@ class Endpoint(Protocol):
     def tool_call(self, message: jsonrpc.Message, server: str | None, owner: str, globs: Globs, session: str,
                   sse: bool, taken: Any, check: Any = None, rounds: dict[str, Any] | None = None) -> Answer: ...
 
+    def asking_call(self, raw: dict[str, Any], server: str | None, owner: str, globs: Globs, session: str,
+                    check: Any = None, rounds: dict[str, Any] | None = None
+                    ) -> tuple[dict[str, Any], Iterator[dict[str, Any]] | None]: ...
+
 
 def enveloped(message: jsonrpc.Message) -> bool:
     """A request of this revision by its body (its `_meta` names a revision), whatever its headers say."""
@@ -115,20 +121,23 @@ def answer(endpoint: Endpoint, req: Request, message: jsonrpc.Message, server: s
     if method not in SERVED or (method == "cot_proxy/servers" and server is not None):
         raise jsonrpc.RpcError(jsonrpc.METHOD_NOT_FOUND, f"Method not found at {STATELESS_VERSIONS[-1]}: "
                                f"{str(method)[:80]}", message.id, status=404)
-    if ("inputResponses" in message.params or "requestState" in message.params) and method != "tools/call":
+    if ("inputResponses" in message.params or "requestState" in message.params) and method not in ROUNDS:
         raise jsonrpc.RpcError(jsonrpc.INVALID_PARAMS, "The proxy asks its clients for input only during tool "
-                               "calls: inputResponses and requestState answer nothing here.", message.id, status=400)
+                               "calls, prompts and reads: inputResponses and requestState answer nothing here.",
+                               message.id, status=400)
     if method == "server/discover":
         return json_answer(jsonrpc.result(raw["id"], discovered(endpoint, server)), method)
     if method == "subscriptions/listen":
         return listening.subscription(endpoint, req, raw, server, owner)
     session = "stateless:" + secrets.token_hex(8)  # a name for this request's calls alone (cancelling them)
-    if method == "tools/call" and ("inputResponses" in raw["params"] or "requestState" in raw["params"]):
+    if method in ROUNDS and ("inputResponses" in raw["params"] or "requestState" in raw["params"]):
         return json_answer(resumed(endpoint, raw, server, owner, globs, session), method)
+    asks = declared(message.params["_meta"][CAPABILITIES_KEY]) if method in ROUNDS else []
+    rounds = {"asks": asks, "owner": owner, "name": tool_of(raw, server)} if asks else None
+    if method in ("prompts/get", "resources/read"):  # the server may ask the client for input meanwhile
+        return json_answer(endpoint.asking_call(raw, server, owner, globs, session, rounds=rounds)[0], method)
     if method == "tools/call":
         sse = "text/event-stream" in req.headers.get("Accept", "").lower()
-        asks = declared(message.params["_meta"][CAPABILITIES_KEY])
-        rounds = {"asks": asks, "owner": owner, "name": tool_of(raw, server)} if asks else None
         called = endpoint.tool_call(jsonrpc.Message(raw), server, owner, globs, session, sse, taken, rounds=rounds)
         if called.is_streamed:  # a client cancels by closing the stream: its call is cancelled on its server
             called.response = reshaped_events(called.chunks, method, lambda: endpoint.link.cancel(session, raw["id"]))
@@ -138,8 +147,10 @@ def answer(endpoint: Endpoint, req: Request, message: jsonrpc.Message, server: s
 
 
 def tool_of(message: dict[str, Any], server: str | None) -> str:
-    """The tool a call names, as the client named it and where (a round's next request must name the same)."""
-    return f"{server or ''}/{message['params'].get('name')}"
+    """The tool, prompt or resource a call names, as the client named it and where (a round's next request must
+    name the same)."""
+    method = message["method"]
+    return f"{server or ''}/{message['params'].get(NAMED[method])}" + ("" if method == "tools/call" else f" {method}")
 
 
 def resumed(endpoint: Endpoint, raw: dict[str, Any], server: str | None, owner: str, globs: Globs,
@@ -148,17 +159,18 @@ def resumed(endpoint: Endpoint, raw: dict[str, Any], server: str | None, owner: 
     call's answer or its next input_required result (client_requests.py's Rounds)."""
     params = raw["params"]
     state, responses = params.get("requestState"), params.get("inputResponses", {})
-    routed = endpoint.catalog(session, owner=owner).target(server, raw, globs)  # the key may still call it
+    catalog = endpoint.catalog(session, owner=owner)  # the key may still call it
+    routed = catalog.target(server, raw, globs) if raw["method"] == "tools/call" else catalog.routed(server, raw, globs)
     if isinstance(routed, dict):
         return routed
+    to, finish = (routed[0], None) if isinstance(routed, tuple) else (routed.server, routed.finish)
     if not isinstance(state, str) or not isinstance(responses, dict):
         raise jsonrpc.RpcError(jsonrpc.INVALID_PARAMS, "inputResponses (an object) come with the requestState the "
                                "proxy gave.", raw["id"], status=400)
-    answer = endpoint.link.resume(state, owner, tool_of(raw, server), responses, raw,
-                                  endpoint.limits.of(routed[0]).timeout)
+    answer = endpoint.link.resume(state, owner, tool_of(raw, server), responses, raw, endpoint.limits.of(to).timeout)
     if answer is None:
         raise jsonrpc.RpcError(jsonrpc.INVALID_PARAMS, "Invalid or expired requestState.", raw["id"], status=400)
-    return answer
+    return answer if finish is None else finish(answer)
 
 
 def checked(req: Request, message: jsonrpc.Message) -> None:

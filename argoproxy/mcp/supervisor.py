@@ -241,6 +241,9 @@ class Supervisor:
             names = [n for n in shared if scope in (None, n)]
             for server, lowest in self.notices.set_level(session, scope, str(level), names).items():
                 self._tell(server, "logging/setLevel", {"level": lowest})
+            for held in self.servers.values():  # a per_session server's: the session's own process is told
+                if isinstance(held, PerSession) and scope in (None, held.name):
+                    held.set_level(session, str(level))
             return {}
         held, message = self.servers.get(str(scope)), request.get("message")
         if held is None or not isinstance(message, dict) or not isinstance(message.get("params"), dict) \

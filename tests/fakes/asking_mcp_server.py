@@ -6,6 +6,9 @@ tools ask their client something while they run, for the relay tests (tests/inte
 - roots: roots/list, and says the URIs the client gave;
 - plain: asks nothing (a call in flight beside an asking one).
 
+Prompt: verse {topic}: asks sampling/createMessage, and its message says what the client's model answered.
+Resource template: asking://sampled/{topic}: asks the same, and its text says it (`read: TEXT`).
+
 An error from the client comes back as the tool's error text (`refused: CODE MESSAGE`)."""
 
 from __future__ import annotations
@@ -63,6 +66,25 @@ async def roots(ctx: Context) -> str:
 @server.tool()
 async def plain(text: str) -> str:
     return text
+
+
+async def asked(prompt: str, ctx: Context) -> str:
+    try:
+        result = await ctx.session.create_message(
+            [SamplingMessage(role="user", content=TextContent(type="text", text=prompt))], max_tokens=16)
+    except MCPError as exc:
+        return refused(exc)
+    return result.content.text
+
+
+@server.prompt()
+async def verse(topic: str, ctx: Context) -> str:
+    return f"verse: {await asked(topic, ctx)}"
+
+
+@server.resource("asking://sampled/{topic}")
+async def sampled(topic: str, ctx: Context) -> str:
+    return f"read: {await asked(topic, ctx)}"
 
 
 if __name__ == "__main__":
