@@ -78,7 +78,7 @@ class Sessions:
     def __init__(self, ended: Callable[[str], Any] = lambda session: None) -> None:
         self.lock = threading.Lock()
         self.records: dict[str, dict[str, Any]] = {}
-        self.ended = ended  # told of each session that ends (its per_session processes go)
+        self.ended = ended  # told of each session that ends (its streams and per_session processes go)
 
     def act(self, request: dict[str, Any]) -> dict[str, Any]:
         action, now = request.get("action"), time.monotonic()
@@ -129,7 +129,7 @@ class Supervisor:
         given = options or {}
         bounds = Bounds(int(given.get("session_processes", Bounds.most)),
                         int(given.get("session_processes_per_key", Bounds.per_key)))
-        self.sessions = Sessions(self.session_ended)
+        self.sessions = Sessions(self.ended)  # a session that ends (DELETE, idle, too many) ends its streams too
         self.servers = {s.name: PerSession(s, os.path.join(rundir, "home", s.name), bounds,
                                            owner_of=self.sessions.owner) if s.per_session
                         else StdioServer(s, os.path.join(rundir, "home", s.name)) if s.stdio else RemoteServer(s)
@@ -180,10 +180,7 @@ class Supervisor:
         if op == "status":
             return {"servers": [s.status() for s in self.servers.values()]}
         if op == "session":
-            acted = self.sessions.act(request)
-            if request.get("action") == "end" and acted:
-                self.ended(str(request.get("id", "")))
-            return acted
+            return self.sessions.act(request)  # one that ends is told (`ended`)
         if op == "ended":  # a session Redis held ended: here, and on the other replicas (replicas.py)
             self.ended(str(request.get("session", "")))
             self.replicas.tell({"ended": str(request.get("session", ""))})

@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,8 @@ ADMIN = "admin-key-for-mcp-reach-tests"
 NOTICES = str(Path(__file__).resolve().parents[1] / "fakes" / "fake_mcp_notices.py")
 NEW = "2026-07-28"
 PER_KEY = 3  # MCP_STREAMS_PER_KEY here
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +132,59 @@ def test_set_level_reaches_a_per_session_servers_own_process(proxy):
 
 
 def post_init(p, key, path="/mcp"):
-    r = requests.post(p.url + path, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
-        headers=headers(key), timeout=30)
+    r = requests.post(p.url + path, json=INIT, headers=headers(key), timeout=30)
     assert r.status_code == 200, r.text
     return r.headers["Mcp-Session-Id"]
+
+
+# ------------------------------------------------------------ a session the proxy drops ends its stream
+class Stream:
+    """A GET stream read on a thread: its messages, and when it ended."""
+
+    def __init__(self, p, key, session, path="/mcp"):
+        self.messages: list[dict] = []
+        self.ended = threading.Event()
+        self.response = requests.get(p.url + path, headers={**headers(key, session, "text/event-stream"),
+                                                            "Connection": "close"}, stream=True, timeout=(10, 60))
+        assert self.response.status_code == 200, self.response.text
+        threading.Thread(target=self.read, daemon=True).start()
+
+    def read(self):
+        try:
+            for line in self.response.iter_lines(chunk_size=None):
+                if line.startswith(b"data: "):
+                    self.messages.append(json.loads(line[6:]))
+        except Exception:  # noqa: BLE001 - however it ends (the test closing it too), it ended
+            pass
+        finally:
+            self.ended.set()
+
+    def close(self):
+        try:
+            self.response.raw.shutdown()
+        except (RuntimeError, ValueError):
+            pass
+
+
+def test_a_session_the_proxy_drops_ends_its_get_stream(proxy):
+    """A key opening more than its 1000 sessions has its least recently used dropped, as an idle one is: its GET
+    stream ends as a DELETE ends it."""
+    p, _, _ = proxy
+    key = create(p.db, "many-sessions")
+    oldest = post_init(p, key)
+    stream = Stream(p, key, oldest)
+    body, sent = json.dumps(INIT), headers(key)
+
+    def opened(count):  # plain keep-alive connections, a few at once: the proxy's two workers kept busy
+        conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=30)
+        for _ in range(count):
+            conn.request("POST", "/mcp", body, sent)
+            answer = conn.getresponse()
+            answer.read()
+            assert answer.status == 200
+        conn.close()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(opened, [250] * 4))
+    assert stream.ended.wait(10), "the dropped session's stream ran on"
+    assert requests.post(p.url + "/mcp", json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
+                         headers=headers(key, oldest), timeout=30).status_code == 404

@@ -269,3 +269,17 @@ def test_one_key_opening_sessions_in_a_loop_ends_only_its_own(monkeypatch):
     first = [sessions.act({"action": "new", "owner": "mallory", "version": "v"})["id"] for _ in range(10)]
     assert sessions.act({"action": "get", "id": alice, "owner": "alice"}) == {"version": "v"}
     assert [bool(sessions.act({"action": "get", "id": s, "owner": "mallory"})) for s in first] == [False] * 7 + [True] * 3
+
+
+def test_a_session_dropped_for_being_idle_ends_its_streams(tmp_path):
+    """As a DELETE does: the listener of a session the supervisor drops (idle, when the next session is opened)
+    hears its end."""
+    from argoproxy.mcp import supervisor as module
+    from argoproxy.mcp.notices import Listener
+    held = Supervisor([], str(tmp_path))
+    sid = held.sessions.act({"action": "new", "owner": "alice", "version": "v"})["id"]
+    listener = held.listener({"session": sid, "owner": "alice", "server": None})
+    assert isinstance(listener, Listener)
+    held.sessions.records[sid]["used"] -= module.SESSION_IDLE + 1
+    held.sessions.act({"action": "new", "owner": "bob", "version": "v"})
+    assert listener.queue.get(timeout=1) is None and listener.ended == "The session ended."
