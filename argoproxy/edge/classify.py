@@ -50,22 +50,14 @@ class Route:
         return "/" + self.path
 
 
-@dataclass(frozen=True)
-class FixedRoute:
-    kind: str
-    family: str
-    spelling: tuple[str, ...]
-    methods: frozenset[str]
-    front: str = "openai"
-
-
 @dataclass
 class RouteTable:
     """The fixed routes (by lower-cased segments) and the rule for everything else."""
 
     forwards: bool = False  # the backend sends unknown paths upstream
     forward_paths: tuple[str, ...] = ("*",)
-    fixed: dict[tuple[str, ...], FixedRoute] = field(default_factory=dict)
+    # The fixed routes by their lower-cased segments, each Route made once (immutable: every request shares it).
+    fixed: dict[tuple[str, ...], Route] = field(default_factory=dict)
     # The doors' claims on paths beyond the fixed routes (asked in order), and forwarded paths' error shapes.
     claims: list[Callable[[tuple[str, ...]], Route | None]] = field(default_factory=list)
     forwarded_fronts: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
@@ -76,15 +68,15 @@ class RouteTable:
         spelling = tuple(p for p in path.strip("/").split("/") if p)  # "" is the root: ()
         spellings = [spelling] + ([spelling[1:]] if bare and spelling[0] == "v1" else [])
         for s in spellings:
-            self.fixed[tuple(p.lower() for p in s)] = FixedRoute(kind, family, s, frozenset(methods), front)
+            self.fixed[tuple(p.lower() for p in s)] = Route(kind, family, encode_path(s), frozenset(methods),
+                                                           front=front)
 
     def classify(self, target: Target) -> Route:
         parts = target.parts
         key = tuple(p.lower() for p in parts)
         fixed = self.fixed.get(key)
         if fixed is not None:
-            return Route(fixed.kind, fixed.family, encode_path(fixed.spelling), fixed.methods,
-                         front=fixed.front)
+            return fixed
         for claim in self.claims:
             claimed = claim(parts)
             if claimed is not None:

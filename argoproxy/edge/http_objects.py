@@ -77,7 +77,10 @@ class Answer:
                  content_type: str | None = None, direct_passthrough: bool = False) -> None:
         self.response = body
         self.status_code = status
-        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
+        if type(headers) is list:  # the encoders' (a copy: the answer's own)
+            pairs = headers.copy()
+        else:
+            pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
         self.headers = Headers(pairs)
         if content_type is not None:
             self.headers["Content-Type"] = content_type

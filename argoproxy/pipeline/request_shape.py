@@ -10,7 +10,7 @@ request, so it only looks at fields that are present and does no allocation on t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from argoproxy.errors import ProxyError
 
@@ -54,30 +54,83 @@ def validate(kind: str, body: dict[str, Any]) -> None:
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise _bad("`model` must be a non-empty string.", "model")
     _input(kind, body)
-    for name, (low, high, integer) in _NUMBERS.items():
+    checks = _CHAT_CHECKS if kind == "chat" else _CHECKS
+    try:
+        # the members the body has, each looked up once (a request names a few of the thirty checked)
+        for name, value in body.items():
+            named = checks.get(name)
+            if named is not None:
+                for check in named:
+                    check(name, value)
+    except ProxyError:
+        _first_problem(kind, body)  # several problems: the one reported is the first in the checks' order
+        raise
+
+
+def _first_problem(kind: str, body: dict[str, Any]) -> None:
+    """Raise the first of a body's problems in the order the checks are listed."""
+    for name, check in _CHAT_ORDER if kind == "chat" else _ORDER:
         if name in body:
-            _number(name, body[name], low, high, integer)
-    for name in _CHAT_SWITCHES if kind == "chat" else _SWITCHES:
-        value = body.get(name)
-        if value is not None and type(value) is not bool:
-            raise _bad(f"`{name}` must be true or false.", name)
-    if "stop" in body:
-        _stop(body["stop"])
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
+            check(name, body[name])
+
+
+Check = Callable[[str, Any], None]  # a member's value (None: not given) checked: a 400 naming it when it is wrong
+
+
+def _switch(name: str, value: Any) -> None:
+    if value is not None and type(value) is not bool:
+        raise _bad(f"`{name}` must be true or false.", name)
+
+
+def _typed(types: tuple[type, ...]) -> Check:
+    def check(name: str, value: Any) -> None:
+        if value is not None and (type(value) not in types or type(value) is bool):
+            raise _bad(f"`{name}` must be {' or '.join(_TYPE_NAMES[t] for t in types)}, not {_json_type(value)}.",
+                       name)
+    return check
+
+
+def _bounded(low: float | None, high: float | None, integer: bool) -> Check:
+    return lambda name, value: _number(name, value, low, high, integer)
+
+
+def _stream_options(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, dict):
         raise _bad("`stream_options` must be an object.", "stream_options")
-    _types(body)
-    tools = body.get("tools")
-    if type(tools) is list:
-        _tools(tools)
-    response_format = body.get("response_format")
-    if type(response_format) is dict and type(response_format.get("type")) is not str:
-        _format_type(response_format.get("type"))
 
 
-# The true-or-false fields, in the order they are checked (logprobs is one in chat; completions take a number).
+def _tool_list(name: str, value: Any) -> None:
+    if type(value) is list:
+        _tools(value)
+
+
+def _response_format(name: str, value: Any) -> None:
+    if type(value) is dict and type(value.get("type")) is not str:
+        _format_type(value.get("type"))
+
+
+def _order(switches: tuple[str, ...]) -> tuple[tuple[str, Check], ...]:
+    """Every member checked and its check, in the order a body's problems are looked for."""
+    return (*((name, _bounded(*bounds)) for name, bounds in _NUMBERS.items()),
+            *((name, _switch) for name in switches),
+            ("stop", lambda name, value: _stop(value)), ("stream_options", _stream_options),
+            *((name, _typed(types)) for name, types in _TYPES.items()),
+            ("tools", _tool_list), ("response_format", _response_format))
+
+
+def _by_name(order: tuple[tuple[str, Check], ...]) -> dict[str, tuple[Check, ...]]:
+    checks: dict[str, tuple[Check, ...]] = {}
+    for name, check in order:
+        checks[name] = checks.get(name, ()) + (check,)
+    return checks
+
+
+# The true-or-false fields (logprobs is one in chat; completions take a number).
 _SWITCHES = ("stream", "echo", "parallel_tool_calls", "store")
-_CHAT_SWITCHES = _SWITCHES + ("logprobs",)
+_ORDER = _order(_SWITCHES)
+_CHAT_ORDER = _order(_SWITCHES + ("logprobs",))
+_CHECKS = _by_name(_ORDER)
+_CHAT_CHECKS = _by_name(_CHAT_ORDER)
 
 
 def _input(kind: str, body: dict[str, Any]) -> None:
@@ -91,14 +144,6 @@ def _input(kind: str, body: dict[str, Any]) -> None:
         if body.get("input") is None:
             raise _bad("You must provide an input parameter.", "input", "missing_required_parameter")
         _prompt(body["input"], "input")
-
-
-def _types(body: dict[str, Any]) -> None:
-    for name, types in _TYPES.items():
-        value = body.get(name)
-        if value is not None and (type(value) not in types or type(value) is bool):
-            raise _bad(f"`{name}` must be {' or '.join(_TYPE_NAMES[t] for t in types)}, not {_json_type(value)}.",
-                       name)
 
 
 def _format_type(format_type: Any) -> None:
@@ -137,7 +182,8 @@ def _messages(messages: Any) -> None:
                 raise _bad(f"messages[{i}] has no `role`.", f"messages[{i}].role", "missing_required_parameter")
             raise _bad(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}; got {_short(role)}.",
                        f"messages[{i}].role")
-        _message_fields(message, i)
+        if len(message) > 2 or "content" not in message:  # more than its role and content
+            _message_fields(message, i)
         content = message.get("content")
         if type(content) is str:
             continue

@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from msgspec import structs
+
 from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.edge import listener_proof
 from argoproxy.edge.auth import Guard, KeySpellings, without_key_params
@@ -149,7 +151,7 @@ class Door:
         except PathError:
             meant = self.meant_for(req.target)  # refused before it has a route, but plainly meant for a door
             if meant is not None:
-                call.client = replace(call.client, front=meant.name)
+                call.client = structs.replace(call.client, front=meant.name)
             raise
         route = self.table.classify(target)
         if route.family == "models" and route.front == "openai":  # /v1/models: whose client is it?
@@ -157,7 +159,7 @@ class Door:
                 if door.claims_client(req.headers, target.query):
                     route = replace(route, front=door.name)
                     break
-        call.client = replace(call.client, path=route.path, front=route.front)
+        call.client = structs.replace(call.client, path=route.path, front=route.front)
         call.plan.kind, call.plan.path, call.plan.query = route.kind, route.path, target.query
         self.web_pages.check(req)
         self.auth.check(req, route)
@@ -420,8 +422,8 @@ class Door:
         (`claude-*`), an entry of its own."""
         if not name:
             return None
-        listing = Call(replace(call.client, method="GET", path="v1/models"),
-                       replace(call.plan, kind="models", path="v1/models", query=""))
+        listing = Call(structs.replace(call.client, method="GET", path="v1/models"),
+                       structs.replace(call.plan, kind="models", path="v1/models", query=""))
         try:
             entry = self.backend.model_entry(name, self.model_list(listing)["data"])
         except ProxyError:  # no list to read (the upstream has none): the routing entries may still know it

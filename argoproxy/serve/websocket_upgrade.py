@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from msgspec import structs
 
 from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.paths import PathError, canonical
@@ -140,7 +141,7 @@ class Upgrades:
 
     def error(self, req: Request, route: Route, err: ProxyError) -> Answer:
         call = self.door.gateway.new_call(req, route.kind, route.path)
-        call.client = replace(call.client, path=route.path, front=route.front)
+        call.client = structs.replace(call.client, path=route.path, front=route.front)
         return self.door.error_answer(call, err)
 
     @staticmethod

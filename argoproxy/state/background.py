@@ -20,6 +20,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Generator, Iterator
 
+from msgspec import structs
+
 from argoproxy.errors import ProxyError
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.call import Call
@@ -92,10 +94,10 @@ class Background:
         """The call a run makes: the request's client and plan, no client connection (no keepalives, no
         departure watch), its own outcome (observed once, as any call)."""
         req, trace = call.client.request, call.client.trace
-        client = dataclasses.replace(call.client, request=dataclasses.replace(req, server_write=None)
+        client = structs.replace(call.client, request=dataclasses.replace(req, server_write=None)
                                      if req is not None else None,
                                      trace=trace.detached(call) if trace is not None else None)  # a span of its own
-        plan = dataclasses.replace(call.plan, adapted=[], touched=set(), kept_alive=True)
+        plan = structs.replace(call.plan, adapted=[], touched=set(), kept_alive=True)
         return Call(client, plan)
 
     def run(self, call: Call, body: dict[str, Any], keeper: Keeper, attempt: Attempt) -> None:
