@@ -21,6 +21,7 @@ from typing import Iterator
 import psutil
 
 from argoproxy.config.settings import SETTING_FIELDS
+from tests import gunicorn_zygote
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -233,9 +234,17 @@ GUNICORN = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py
 
 
 def start_gunicorn(home: str, env: dict[str, str], command: list[str] | None = None) -> subprocess.Popen:
-    """The proxy as the Dockerfile starts it (or `command`), in home, its stderr appended to home/proxy.log."""
-    with open(Path(home, "proxy.log"), "ab") as log:
-        return subprocess.Popen(command or GUNICORN, cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    """The proxy as the Dockerfile starts it (or `command`), in home, its stderr appended to home/proxy.log.
+    Gunicorn's own command is forked from this process's zygote (tests/gunicorn_zygote.py) unless
+    COT_PROXY_TEST_ZYGOTE=0: the same master and workers, without an interpreter's start and the master's
+    imports each time. Any other command runs as it is."""
+    log = Path(home, "proxy.log")
+    with open(log, "ab") as err:
+        if command is None or command == GUNICORN:
+            forked = gunicorn_zygote.start(GUNICORN, home, env, str(log))
+            if forked is not None:
+                return forked  # type: ignore[return-value]  # what the tests use of a Popen
+        return subprocess.Popen(command or GUNICORN, cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=err)
 
 
 def wait_until_serving(port: int, proc: subprocess.Popen) -> None:
