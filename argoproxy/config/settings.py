@@ -369,6 +369,11 @@ class Settings:
     mcp_session_processes_per_key: int = _setting(4, _number(int, 1, 10000), "Of those, one key's at most.",
                                                   env=("MCP_SESSION_PROCESSES_PER_KEY",),
                                                   flags=("--mcp-session-processes-per-key",))
+    mcp_streams: int = _setting(512, _number(int, 1, 100000), "Notification streams (a session's GET, "
+                                "subscriptions/listen) the instance holds at once at most (docs/mcp.md).",
+                                env=("MCP_STREAMS",), flags=("--mcp-streams",))
+    mcp_streams_per_key: int = _setting(16, _number(int, 1, 100000), "Of those, one key's at most.",
+                                        env=("MCP_STREAMS_PER_KEY",), flags=("--mcp-streams-per-key",))
     # --- observe
     debug: bool = _setting(False, as_bool, "One log line per request and upstream details (secrets redacted).",
                            env=("DEBUG", "VERBOSE"), flags=("--debug", "--verbose", "-v"), negative_flags=("--quiet", "-q"),
@@ -710,6 +715,8 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
     **{name: (lambda s: any(server.per_session for server in s.mcp_servers),
               "no mcp_servers entry sets per_session (every session shares its server's process)")
        for name in ("mcp_session_processes", "mcp_session_processes_per_key")},
+    **{name: (lambda s: bool(s.mcp_servers), "no mcp_servers are configured (/mcp is forwarded)")
+       for name in ("mcp_streams", "mcp_streams_per_key")},
     "metrics_public": (lambda s: s.enable_auth, "enable_auth is off (/metrics is open to every client anyway)"),
     "fronts_passthrough": (lambda s: s.backend == "openai" or bool(s.models), "only the openai backend passes "
                                                                             "fronts through"),

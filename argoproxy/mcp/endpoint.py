@@ -34,6 +34,7 @@ from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, Refused, watched
 from argoproxy.mcp.limits import Held, Limits
 from argoproxy.mcp.link import MARGIN, Link, SessionRefused, SupervisorGone
 from argoproxy.mcp.names import MAX_NAME, prefixed
+from argoproxy.mcp.notices import request_level
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
 from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
 from argoproxy.mcp.sessions import InstanceSessions, Sessions, SessionStoreDown
@@ -89,7 +90,7 @@ class McpEndpoint:
             if req.method == "DELETE":
                 return self.end_session(req, owner)
             if req.method == "GET":
-                return listening.session_stream(self, req, server, owner)
+                return listening.session_stream(self, req, server, owner, globs)
             if req.method != "POST":
                 return Answer(b"", 405, {"Allow": "POST, DELETE"})
             return self.post(req, server, owner, globs, context)
@@ -162,7 +163,8 @@ class McpEndpoint:
         client's, whose input is asked for as an input_required answer (None: it declared nothing to be asked)."""
         catalog = self.catalog(session, check, owner)
         routed = catalog.target(server, message.raw, globs)
-        streamed = isinstance(routed, tuple) and sse and jsonrpc.progress_token(message.raw) is not None
+        streamed = isinstance(routed, tuple) and sse and (jsonrpc.progress_token(message.raw) is not None
+                                                          or request_level(message.raw)[1] is not None)
         if check is not None and (streamed or not isinstance(routed, tuple) or self.limits.holds(taken.key, routed[0])):
             check.now()  # it ends here, is streamed, or first holds its key's limits: its session is asked alone
         held = self.limits.admit(taken.key, routed[0], message.id) if isinstance(routed, tuple) else None

@@ -36,6 +36,7 @@ def supervisor_options(settings: Any) -> dict[str, object]:
     """What the supervisor needs of the settings besides the servers (the line after theirs on its stdin)."""
     return {"session_processes": settings.mcp_session_processes,
             "session_processes_per_key": settings.mcp_session_processes_per_key, "redis_url": settings.redis_url,
+            "streams": settings.mcp_streams, "streams_per_key": settings.mcp_streams_per_key,
             "keys": {"keys_db": settings.keys_db, "redis_outage": settings.redis_outage} if settings.enable_auth
             else None}  # team keys: their processes stop when they are refused (per_session.py's KeyCheck)
 

@@ -25,7 +25,8 @@ from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, Refused, watched
 from argoproxy.mcp.limits import LIMITED
 from argoproxy.mcp.link import Link, Listening, ListenRefused
-from argoproxy.mcp.names import server_uri
+from argoproxy.mcp.catalog import Catalog, Globs, tool_allowed
+from argoproxy.mcp.names import prefixed, server_uri
 from argoproxy.mcp.protocol import HANDSHAKE_VERSIONS
 from argoproxy.turns import under_gevent
 
@@ -92,9 +93,11 @@ class Endpoint(Protocol):
     limits: Any
     streams: Room
 
+    def catalog(self, session: str, check: Any = None, owner: str = "") -> Catalog: ...
+
 
 # ------------------------------------------------------------ 2025-11-25: a session's GET stream
-def session_stream(endpoint: Endpoint, req: Request, server: str | None, owner: str) -> Answer:
+def session_stream(endpoint: Endpoint, req: Request, server: str | None, owner: str, globs: Globs = ()) -> Answer:
     if endpoint.streams.most == 0:
         return Answer(b"", 405, {"Allow": "POST, DELETE"})
     if "text/event-stream" not in req.headers.get("Accept", "").lower():
@@ -108,7 +111,8 @@ def session_stream(endpoint: Endpoint, req: Request, server: str | None, owner: 
         return refusal(400, jsonrpc.INVALID_REQUEST, "Missing Mcp-Session-Id: send initialize first.")
     if endpoint.sessions.version(session, owner) is None:
         return refusal(404, jsonrpc.INVALID_REQUEST, "Unknown or ended session: initialize again.")
-    opened = opened_stream(endpoint, {"session": session, "owner": owner, "server": server})
+    opened = opened_stream(endpoint, {"session": session, "owner": owner, "server": server,
+                                      "heard": heard(endpoint, globs, session, owner, server)})
     if isinstance(opened, Answer):
         return opened
     notes = relayed(endpoint, req, opened)
@@ -164,7 +168,7 @@ def owner_of_uri(endpoint: Endpoint, uri: str, server: str | None) -> tuple[str,
 
 # ------------------------------------------------------------ 2026-07-28: subscriptions/listen
 def subscription(endpoint: Endpoint, req: Request, message: dict[str, Any], server: str | None,
-                 owner: str) -> Answer:
+                 owner: str, globs: Globs = ()) -> Answer:
     """The listen request's stream: the acknowledgement (the filter honored) first, then each notification it
     asked for, stamped with the request's id; its result last when the proxy ends it (a graceful close)."""
     id = message["id"]
@@ -178,11 +182,14 @@ def subscription(endpoint: Endpoint, req: Request, message: dict[str, Any], serv
         return refusal(400, jsonrpc.INVALID_PARAMS, f"params.notifications must be an object; its "
                        f"resourceSubscriptions at most {MAX_URIS} URIs.", id)
     honored: dict[str, Any] = {flag: True for flag in FLAGS if asked.get(flag) is True}
-    owned = {uri: found for uri in uris if (found := owner_of_uri(endpoint, uri, server)) is not None}
+    session = "stateless:" + secrets.token_hex(8)
+    servers = heard(endpoint, globs, session, owner, server)
+    owned = {uri: found for uri in uris if (found := owner_of_uri(endpoint, uri, server)) is not None
+             and (servers is None or found[0] in servers)}
     if owned:
         honored["resourceSubscriptions"] = list(owned)
     kinds = [FLAGS[flag] for flag in honored if flag in FLAGS] + (["notifications/resources/updated"] if owned else [])
-    opened = opened_stream(endpoint, {"session": "stateless:" + secrets.token_hex(8), "owner": owner,
+    opened = opened_stream(endpoint, {"session": session, "owner": owner, "heard": servers,
                                       "server": server, "kinds": kinds, "uris": list(owned.values())}, id)
     if isinstance(opened, Answer):
         return opened
@@ -217,6 +224,16 @@ def listen_events(notes: Iterator[dict[str, Any] | Refused], opened: Listening, 
 
 
 # ------------------------------------------------------------ both
+def heard(endpoint: Endpoint, globs: Globs, session: str, owner: str, scope: str | None) -> list[str] | None:
+    """The servers a key narrowed by tool globs hears on its stream: those whose tools, listed as the stream opens,
+    its globs allow at least one of (the proxy's and keys without globs: None, every server)."""
+    if not globs:
+        return None
+    catalog = endpoint.catalog(session, owner=owner)
+    return [server for server in (endpoint.servers if scope is None else (scope,))
+            if any(tool_allowed(prefixed(server, name), globs) for name in catalog.tool_names(server))]
+
+
 def opened_stream(endpoint: Endpoint, request: dict[str, Any], id: Any = None) -> Listening | Answer:
     """A listen connection to the supervisor, with room for it in this worker; or the answer saying why not."""
     if not endpoint.streams.take():

@@ -7,7 +7,8 @@ on the queue of every listener it concerns (a per_session process's: its own ses
 per_session.py's `hears`):
 
 - a listener is a 2025-11-25 session's GET stream or a 2026-07-28 `subscriptions/listen` stream, at `/mcp` (every
-  server: a server's list change is the aggregate's) or at `/mcp/<server>` (that server's alone);
+  server: a server's list change is the aggregate's) or at `/mcp/<server>` (that server's alone); a key narrowed
+  by tool globs hears only the servers it was given when it opened (listening.py's `heard`);
 - a resource update reaches the listeners that subscribed its URI (a session's resources/subscribe, or the listen
   request's `resourceSubscriptions`), under the URI they know it by (`mcp-proxy://server/...` at /mcp); the
   server is asked to subscribe when the first holder comes, to unsubscribe when the last goes;
@@ -34,20 +35,42 @@ UPDATED = "notifications/resources/updated"
 LOGGED = "notifications/message"
 KINDS = LIST_CHANGED | {UPDATED, LOGGED}
 LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")  # RFC 5424, low first
-MAX_PER_OWNER = 16  # listeners of one key (or this machine, with auth off) at once
-MAX_LISTENERS = 512  # listeners of the instance at once
+MAX_PER_OWNER = 16  # listeners of one key (or this machine, with auth off) at once: MCP_STREAMS_PER_KEY's default
+MAX_LISTENERS = 512  # listeners of the instance at once: MCP_STREAMS's default
 MAX_QUEUED = 256  # notifications waiting for one listener: past it the listener is ended
 MAX_URIS = 256  # resources one session (or one listen request) subscribes at most
 END = None  # what a listener's queue ends with
 Hears = Callable[[str, str], bool]  # whether a listener (its session, its owner) hears a notification
+LOG_LEVEL = "io.modelcontextprotocol/logLevel"  # 2026-07-28: a request's own log level, in its `_meta`
+
+
+def request_level(message: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A 2026-07-28 request's log level (its server's log messages during it, at or above it, go with its answer)
+    and the request without it, as a 2025-11-25 server takes it; (message, None) when it names none."""
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(params, dict) or not isinstance(meta, dict) or LOG_LEVEL not in meta:
+        return message, None
+    level = meta[LOG_LEVEL]
+    rest = {k: v for k, v in meta.items() if k != LOG_LEVEL}
+    params = {k: v for k, v in params.items() if k != "_meta"} | ({"_meta": rest} if rest else {})
+    return {**message, "params": params}, level if level in LEVELS else None
+
+
+def at_or_above(message: dict[str, Any], level: str) -> bool:
+    """Whether a log message is at or above `level`."""
+    params = message.get("params")
+    said = params.get("level") if isinstance(params, dict) else None
+    return said in LEVELS and LEVELS.index(said) >= LEVELS.index(level)
 
 
 class Listener:
     """One stream's notifications: `queue` holds them as its client sees them, then END; `ended` says why."""
 
     def __init__(self, session: str, owner: str, server: str | None, kinds: frozenset[str],
-                 uris: set[tuple[str, str]] | None) -> None:
+                 uris: set[tuple[str, str]] | None, heard: frozenset[str] | None = None) -> None:
         self.session, self.owner, self.server, self.kinds = session, owner, server, kinds
+        self.heard = heard  # the servers it hears (a key narrowed by tool globs); None: every server
         self.uris = uris  # (server, its own URI) subscribed; None: the session's resources/subscribe ones
         self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue(MAX_QUEUED + 1)
         self.ended = ""
@@ -62,7 +85,8 @@ class Listener:
 
 
 class Notices:
-    def __init__(self) -> None:
+    def __init__(self, most: int = MAX_LISTENERS, per_owner: int = MAX_PER_OWNER) -> None:
+        self.most, self.per_owner = most, per_owner  # MCP_STREAMS, MCP_STREAMS_PER_KEY
         self.lock = threading.Lock()
         self.listeners: list[Listener] = []
         self.subscribed: dict[str, set[tuple[str, str]]] = {}  # session -> (server, own URI)
@@ -72,7 +96,7 @@ class Notices:
 
     # ------------------------------------------------------------ listeners
     def listen(self, session: str, owner: str, server: str | None, kinds: frozenset[str] = KINDS,
-               uris: list[tuple[str, str]] | None = None) -> Listener | str:
+               uris: list[tuple[str, str]] | None = None, heard: frozenset[str] | None = None) -> Listener | str:
         """A new listener, or why not (too many). `uris` (2026-07-28's own subscriptions) are held until it leaves;
         without them, the session's subscriptions count, and the session's earlier listener here is ended."""
         with self.lock:
@@ -81,12 +105,12 @@ class Notices:
             if uris is None:
                 for old in [l for l in self.listeners if l.session == session and l.server == server and l.uris is None]:
                     self._drop(old, "another stream of this session replaced it")
-            if sum(1 for l in self.listeners if l.owner == owner) >= MAX_PER_OWNER:
-                return f"This key has {MAX_PER_OWNER} notification streams open already."
-            if len(self.listeners) >= MAX_LISTENERS:
-                return f"The proxy has {MAX_LISTENERS} notification streams open already."
+            if sum(1 for l in self.listeners if l.owner == owner) >= self.per_owner:
+                return f"This key has {self.per_owner} notification streams open already (MCP_STREAMS_PER_KEY)."
+            if len(self.listeners) >= self.most:
+                return f"The proxy has {self.most} notification streams open already (MCP_STREAMS)."
             own = set(uris[:MAX_URIS]) if uris is not None else None
-            listener = Listener(session, owner, server, kinds, own)
+            listener = Listener(session, owner, server, kinds, own, heard)
             self.listeners.append(listener)
             self.wanted.update(own or ())
             return listener
@@ -159,6 +183,11 @@ class Notices:
             self.levels.setdefault(session, {})[scope] = level
             return {s: low for s in servers if (low := self._lowest(s)) is not None and low != before[s]}
 
+    def drop_level(self, session: str) -> None:
+        """The session's levels forgotten (a 2026-07-28 request's, once its call ended)."""
+        with self.lock:
+            self.levels.pop(session, None)
+
     def _lowest(self, server: str) -> str | None:
         asked = [LEVELS.index(level) for scopes in self.levels.values() for scope, level in scopes.items()
                  if scope in (None, server)]
@@ -190,7 +219,8 @@ class Notices:
                 listener.queue.put_nowait(shown)
 
     def _shown(self, listener: Listener, server: str, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
-        if method not in listener.kinds or listener.server not in (None, server):
+        if method not in listener.kinds or listener.server not in (None, server) \
+                or (listener.heard is not None and server not in listener.heard):
             return None
         whole = listener.server is None  # at /mcp: resources under the server's name, logs naming their server
         if method == UPDATED:

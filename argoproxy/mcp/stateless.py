@@ -52,6 +52,7 @@ from argoproxy.mcp import jsonrpc, listening
 from argoproxy.mcp.catalog import Catalog, Globs
 from argoproxy.mcp.client_requests import declared
 from argoproxy.mcp.link import Link
+from argoproxy.mcp.notices import LEVELS, LOG_LEVEL
 from argoproxy.mcp.protocol import SERVER_INFO, STATELESS_VERSIONS, VERSIONS
 
 HEADER_MISMATCH = -32020
@@ -60,7 +61,7 @@ VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
 CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
 CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
-ENVELOPE = frozenset({VERSION_KEY, CAPABILITIES_KEY, CLIENT_INFO_KEY, "io.modelcontextprotocol/logLevel"})
+ENVELOPE = frozenset({VERSION_KEY, CAPABILITIES_KEY, CLIENT_INFO_KEY})  # LOG_LEVEL stays: the supervisor reads it
 VERSION_HEADER, METHOD_HEADER, NAME_HEADER = "Mcp-Protocol-Version", "Mcp-Method", "Mcp-Name"
 NAMED = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}  # what Mcp-Name repeats
 ROUNDS = frozenset(NAMED)  # the calls whose server may ask the client for input (input_required)
@@ -128,7 +129,7 @@ def answer(endpoint: Endpoint, req: Request, message: jsonrpc.Message, server: s
     if method == "server/discover":
         return json_answer(jsonrpc.result(raw["id"], discovered(endpoint, server)), method)
     if method == "subscriptions/listen":
-        return listening.subscription(endpoint, req, raw, server, owner)
+        return listening.subscription(endpoint, req, raw, server, owner, globs)
     session = "stateless:" + secrets.token_hex(8)  # a name for this request's calls alone (cancelling them)
     if method in ROUNDS and ("inputResponses" in raw["params"] or "requestState" in raw["params"]):
         return json_answer(resumed(endpoint, raw, server, owner, globs, session), method)
@@ -182,6 +183,9 @@ def checked(req: Request, message: jsonrpc.Message) -> None:
     if not isinstance(meta[CAPABILITIES_KEY], dict) or not isinstance(meta.get(CLIENT_INFO_KEY, {}), dict):
         raise jsonrpc.RpcError(jsonrpc.INVALID_PARAMS, "The client's capabilities and info in params._meta must be "
                                "objects.", message.id, status=400)
+    if meta.get(LOG_LEVEL, LEVELS[0]) not in LEVELS:
+        raise jsonrpc.RpcError(jsonrpc.INVALID_PARAMS, f"{LOG_LEVEL} in params._meta must be one of the "
+                               f"specification's levels ({', '.join(LEVELS)}).", message.id, status=400)
     version, headers = meta[VERSION_KEY], req.headers
     if headers.get(VERSION_HEADER, "").strip() != version:
         raise mismatch("MCP-Protocol-Version", "the protocol version in params._meta", message.id)

@@ -26,6 +26,7 @@ from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.client_requests import OFFERED, ClientRequests
 from argoproxy.mcp.jsonrpc import progress_token
+from argoproxy.mcp.notices import LOGGED, at_or_above, request_level
 from argoproxy.mcp.protocol import CLIENT_INFO, HANDSHAKE_VERSION
 
 log = logging.getLogger("cot_proxy")
@@ -67,6 +68,7 @@ class Pending:
         self.notes = 0
         self.asks = asks  # what its client may be asked (client_requests.py): sampling, elicitation, roots
         self.asked: set[str] = set()  # the proxy's ids of the server's requests to its client, unanswered
+        self.level: str | None = None  # 2026-07-28: the log level its request asked (notices.py's request_level)
 
 
 def with_token(message: dict[str, Any], token: str | None) -> dict[str, Any]:
@@ -180,12 +182,14 @@ class StdioServer:
         notifications for it go to `on_note` meanwhile, under the client's progress token, and its requests of
         the client that `asks` lets it be asked (client_requests.py) to `on_ask`, under ids of the proxy's."""
         client_id = message.get("id")
+        message, level = request_level(message)  # 2026-07-28: its log messages go with it (on_note)
         if wait_ready and not self.ready.wait(timeout):
             return jsonrpc.error(client_id, jsonrpc.SERVER_UNAVAILABLE,
                                  f"The MCP server {self.name} is not running ({self.last_error or self.state}).")
         token = progress_token(message)
         pending = Pending(client_id, token if on_note is not None else None, session,
                           asks if on_ask is not None else frozenset())
+        pending.level = level if on_note is not None else None
         with self.lock:
             own_id = next(self.ids)
             self.pending[own_id] = pending
@@ -289,6 +293,8 @@ class StdioServer:
             elif message["method"] == "notifications/progress":
                 self._progress(message)
             else:  # list changes, resource updates, log messages: to the sessions listening (notices.py)
+                if message["method"] == LOGGED:
+                    self._logged(message, stream_of)
                 self.on_notice(message)
             return
         own_id = message.get("id")
@@ -311,6 +317,17 @@ class StdioServer:
                 call, why = None, ("several calls are in flight on the server, and its requests do not say whose "
                                    "they are" if self.pending else "no call is in flight on the server")
         self.client_requests.received(message, call, why)
+
+    def _logged(self, message: dict[str, Any], stream_of: int | None) -> None:
+        """A log message goes with the call that asked for its level (2026-07-28) when it is that call's: it came on
+        the call's own stream, or the call is the one in flight on the server (as a request of the client's)."""
+        with self.lock:
+            call = self.pending.get(stream_of) if stream_of is not None else \
+                next(iter(self.pending.values())) if len(self.pending) == 1 else None
+        if call is not None and call.level is not None and at_or_above(message, call.level) \
+                and call.notes < MAX_NOTES:
+            call.notes += 1
+            call.events.put(("note", message))
 
     def _progress(self, message: dict[str, Any]) -> None:
         """A progress notification goes to the call whose token it names, under its client's token."""

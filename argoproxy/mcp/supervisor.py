@@ -57,7 +57,8 @@ from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.client_requests import Rounds, proxy_id
 from argoproxy.mcp.per_session import Bounds, KeyCheck, PerSession
-from argoproxy.mcp.notices import KINDS, LEVELS, Listener, Notices
+from argoproxy.mcp.notices import KINDS, LEVELS, MAX_LISTENERS, Listener, Notices, request_level
+from argoproxy.mcp.notices import MAX_PER_OWNER as MAX_STREAMS_PER_KEY
 from argoproxy.mcp.remote_server import RemoteServer
 from argoproxy.mcp.replicas import Replicas
 from argoproxy.mcp.stdio_server import StdioServer
@@ -140,7 +141,8 @@ class Supervisor:
         self.key_check = KeyCheck(per_session, str(keys.get("keys_db") or ""), str(given.get("redis_url") or ""),
                                   str(keys.get("redis_outage") or "local")) \
             if per_session and isinstance(keys, dict) else None
-        self.notices = Notices()  # what the servers send unasked, to the sessions listening
+        self.notices = Notices(int(given.get("streams", MAX_LISTENERS)),  # what the servers send unasked, to
+                               int(given.get("streams_per_key", MAX_STREAMS_PER_KEY)))  # the sessions listening
         self.rounds = Rounds()  # 2026-07-28 calls waiting for their clients' input (client_requests.py)
         for name, server in self.servers.items():
             if isinstance(server, (StdioServer, PerSession)):  # a per_session process's to its own session's alone
@@ -238,9 +240,9 @@ class Supervisor:
             names = [n for n in shared if scope in (None, n)]
             for server, lowest in self.notices.set_level(session, scope, str(level), names).items():
                 self._tell(server, "logging/setLevel", {"level": lowest})
-            for held in self.servers.values():  # a per_session server's: the session's own process is told
-                if isinstance(held, PerSession) and scope in (None, held.name):
-                    held.set_level(session, str(level))
+            for each in self.servers.values():  # a per_session server's: the session's own process is told
+                if isinstance(each, PerSession) and scope in (None, each.name):
+                    each.set_level(session, str(level))
             return {}
         held, message = self.servers.get(str(scope)), request.get("message")
         if held is None or not isinstance(message, dict) or not isinstance(message.get("params"), dict) \
@@ -269,9 +271,11 @@ class Supervisor:
         kinds = request.get("kinds")
         held = [(str(s), str(u)) for s, u in uris if isinstance(self.servers.get(s), StdioServer)] \
             if isinstance(uris, list) else None
+        heard = request.get("heard")  # a key narrowed by tool globs: the servers it hears (listening.py's heard)
         listener = self.notices.listen(str(request.get("session", "")), str(request.get("owner", "")),
                                        scope if isinstance(scope, str) else None,
-                                       frozenset(kinds) & KINDS if isinstance(kinds, list) else KINDS, held)
+                                       frozenset(kinds) & KINDS if isinstance(kinds, list) else KINDS, held,
+                                       frozenset(map(str, heard)) if isinstance(heard, list) else None)
         if isinstance(listener, Listener) and listener.uris:
             for server, uri in listener.uris:  # asked each time: cheap, and a server that lost them has them again
                 self._tell(server, "resources/subscribe", {"uri": uri})
@@ -287,24 +291,43 @@ class Supervisor:
             server.notify(message)
             return {}
         if op == "call":
-            timeout = request.get("timeout")
-            seconds = float(timeout) if isinstance(timeout, (int, float)) else 60.0
-            session = str(request.get("session", ""))
-            notes = on_note if request.get("notes") else None
-            call: Callable[..., dict[str, Any]] = server.call
-            if isinstance(server, PerSession):  # whose the call is picks its process (the worker's word, or ours)
-                call = functools.partial(server.call, owner=str(request.get("owner") or request.get("key") or ""))
-            if isinstance(request.get("rounds"), dict):  # 2026-07-28: input asked for as an input_required result
-                return {"message": self.rounds.first(call, server.answered, message, seconds, session,
-                                                     request["rounds"], notes)}
-            if request.get("relay") and on_ask is not None:  # the server's requests of the client go to it
-                asks = request.get("asks")
-                if not isinstance(asks, list):  # the session's, as its client declared them at initialize
-                    asks = (self.sessions.records.get(session) or {}).get("asks") or []
-                return {"message": call(message, seconds, on_note=notes, session=session,
-                                        asks=frozenset(map(str, asks)), on_ask=on_ask)}
-            return {"message": call(message, seconds, on_note=notes, session=session)}
+            level = request_level(message)[1]
+            if level is None or not isinstance(server, StdioServer):  # a per_session process's is its own
+                return self.called(server, request, message, on_note, on_ask)
+            try:  # 2026-07-28: the server is set to the request's level while the call runs, when it is lower
+                self.lowered(server, str(request.get("session", "")), level)
+                return self.called(server, request, message, on_note, on_ask)
+            finally:
+                self.notices.drop_level(str(request.get("session", "")))
         return {"error": "unknown op"}
+
+    def lowered(self, server: StdioServer, session: str, level: str) -> None:
+        """A 2026-07-28 request's log level counted as a session's while its call runs (notices.py's set_level)."""
+        for name, lowest in self.notices.set_level(session, server.name, level, [server.name]).items():
+            server.call({"jsonrpc": "2.0", "id": "cot_proxy-logging/setLevel", "method": "logging/setLevel",
+                         "params": {"level": lowest}}, 10.0)
+
+    def called(self, server: Any, request: dict[str, Any], message: dict[str, Any],
+               on_note: Callable[[dict[str, Any]], None] | None,
+               on_ask: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+        """A call op made on its server (its session's process, its client's requests relayed as it asks)."""
+        timeout = request.get("timeout")
+        seconds = float(timeout) if isinstance(timeout, (int, float)) else 60.0
+        session = str(request.get("session", ""))
+        notes = on_note if request.get("notes") else None
+        call: Callable[..., dict[str, Any]] = server.call
+        if isinstance(server, PerSession):  # whose the call is picks its process (the worker's word, or ours)
+            call = functools.partial(server.call, owner=str(request.get("owner") or request.get("key") or ""))
+        if isinstance(request.get("rounds"), dict):  # 2026-07-28: input asked for as an input_required result
+            return {"message": self.rounds.first(call, server.answered, message, seconds, session,
+                                                 request["rounds"], notes)}
+        if request.get("relay") and on_ask is not None:  # the server's requests of the client go to it
+            asks = request.get("asks")
+            if not isinstance(asks, list):  # the session's, as its client declared them at initialize
+                asks = (self.sessions.records.get(session) or {}).get("asks") or []
+            return {"message": call(message, seconds, on_note=notes, session=session,
+                                    asks=frozenset(map(str, asks)), on_ask=on_ask)}
+        return {"message": call(message, seconds, on_note=notes, session=session)}
 
 
 class Handler(socketserver.StreamRequestHandler):

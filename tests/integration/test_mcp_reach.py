@@ -45,14 +45,15 @@ INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
 def proxy(module_fake, tmp_path_factory):
     db = tmp_path_factory.mktemp("mcp_reach") / "keys.db"
     bot = create(db, "bot")
-    narrow = create(db, "narrow", "--tools", "asking__*")  # may see none of the notes server's tools
+    narrow = create(db, "narrow", "--tools", "asking__*,loud__*")  # may see none of the notes server's tools
     servers = {"asking": {"command": sys.executable, "args": [ASKING], "timeout": 30},
                "notes": {"command": sys.executable, "args": [NOTICES]},
+               "loud": {"command": sys.executable, "args": [NOTICES]},
                "mine": {"command": sys.executable, "args": [NOTICES], "per_session": True}}
     with running_proxy(TARGET_BASE_URL=module_fake.base_url, WORKERS="2", ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
                        KEYS_DB=str(db), MCP_SERVERS=json.dumps(servers), MCP_STREAMS_PER_KEY=str(PER_KEY),
                        MCP_STREAMS="40") as p:
-        assert poll(lambda: p.read_log().count(": ready") >= 2, timeout=60), p.read_log()[-2000:]
+        assert poll(lambda: p.read_log().count(": ready") >= 3, timeout=60), p.read_log()[-2000:]
         p.db = db
         yield p, bot, narrow
 
@@ -188,3 +189,79 @@ def test_a_session_the_proxy_drops_ends_its_get_stream(proxy):
     assert stream.ended.wait(10), "the dropped session's stream ran on"
     assert requests.post(p.url + "/mcp", json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
                          headers=headers(key, oldest), timeout=30).status_code == 404
+
+
+def stateless(p, key, method, params, level=None, name=None):
+    meta = {"io.modelcontextprotocol/protocolVersion": NEW, "io.modelcontextprotocol/clientCapabilities": {},
+            **({"io.modelcontextprotocol/logLevel": level} if level else {})}
+    return requests.post(p.url + "/mcp", json={"jsonrpc": "2.0", "id": 7, "method": method,
+                                               "params": {**params, "_meta": meta}}, stream=True, timeout=30,
+                         headers={**headers(key), "MCP-Protocol-Version": NEW, "Mcp-Method": method,
+                                  **({"Mcp-Name": name} if name else {})})
+
+
+def test_a_2026_requests_log_level_brings_its_calls_log_messages_on_its_stream(proxy):
+    p, bot, _ = proxy
+    announce = {"name": "notes__announce", "arguments": {"text": "said during the call"}}
+    r = stateless(p, bot, "tools/call", announce, "info", "notes__announce")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream"), r.text
+    events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith(b"data: ")]
+    assert [e.get("method") for e in events] == ["notifications/message", None], events
+    assert events[0]["params"]["data"] == "said during the call" and events[0]["params"]["level"] == "info"
+    assert events[-1]["result"]["content"][0]["text"] == "announced" and events[-1]["id"] == 7
+    assert "fake_mcp_notices: level info" in p.read_log()  # the server was set to the request's level
+
+    above = stateless(p, bot, "tools/call", announce, "error", "notes__announce")
+    events = [json.loads(line[6:]) for line in above.iter_lines() if line.startswith(b"data: ")]
+    assert [e.get("method") for e in events] == [None], events  # an info message is below the level asked
+    none = stateless(p, bot, "tools/call", announce, None, "notes__announce")
+    assert none.headers["Content-Type"].startswith("application/json")  # no level: no log message, as before
+    bad = stateless(p, bot, "tools/call", announce, "loud", "notes__announce")
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, -32602)
+
+
+# ------------------------------------------------------------ a key's tool globs narrow what its streams hear
+def test_a_key_hears_only_the_servers_whose_tools_its_globs_allow(proxy):
+    p, bot, narrow = proxy
+    streams = {}
+    for key in (bot, narrow):
+        session = post_init(p, key)
+        assert post(p, key, session, "logging/setLevel", {"level": "info"})["result"] == {}
+        streams[key] = (session, Stream(p, key, session))
+    (mine, everything), narrowed = streams[bot], streams[narrow][1]
+    try:
+        said = post(p, bot, mine, "tools/call", {"name": "notes__announce", "arguments": {"text": "notes'"}})
+        assert said["result"]["content"][0]["text"] == "announced"
+        assert poll(lambda: len(everything.messages) >= 2, timeout=20), everything.messages  # its log, its change
+        post(p, bot, mine, "tools/call", {"name": "loud__announce", "arguments": {"text": "loud's"}})
+        assert poll(lambda: len(narrowed.messages) >= 2, timeout=20), narrowed.messages
+        assert poll(lambda: len(everything.messages) >= 4, timeout=20), everything.messages
+        assert [m["method"] for m in narrowed.messages] == ["notifications/message",
+                                                            "notifications/tools/list_changed"], narrowed.messages
+        assert narrowed.messages[0]["params"]["logger"] == "loud/fake"  # never the notes server's
+    finally:
+        everything.close()
+        narrowed.close()
+
+    listen = {"jsonrpc": "2.0", "id": "l", "method": "subscriptions/listen", "params": {
+        "notifications": {"resourceSubscriptions": ["mcp-proxy://notes/notes://today", "mcp-proxy://loud/notes://today"]},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": NEW, "io.modelcontextprotocol/clientCapabilities": {}}}}
+    r = requests.post(p.url + "/mcp", json=listen, stream=True, timeout=(10, 30), headers={
+        **headers(narrow), "MCP-Protocol-Version": NEW, "Mcp-Method": "subscriptions/listen", "Connection": "close"})
+    first = json.loads(next(line for line in r.iter_lines(chunk_size=None) if line.startswith(b"data: "))[6:])
+    assert first["params"]["notifications"] == {"resourceSubscriptions": ["mcp-proxy://loud/notes://today"]}
+    r.close()
+
+
+# ------------------------------------------------------------ the stream bounds are settings
+def test_a_keys_streams_are_bounded_by_its_setting(proxy):
+    p, _, _ = proxy
+    key = create(p.db, "few-streams")
+    streams = [Stream(p, key, post_init(p, key)) for _ in range(PER_KEY)]
+    try:
+        over = requests.get(p.url + "/mcp", headers=headers(key, post_init(p, key), "text/event-stream"), timeout=10)
+        assert over.status_code == 429 and over.json()["error"]["code"] == -32029, over.text
+        assert "MCP_STREAMS_PER_KEY" in over.json()["error"]["message"]
+    finally:
+        for stream in streams:
+            stream.close()

@@ -74,3 +74,20 @@ def test_a_bad_entry_stops_start_up_with_one_line_naming_it(tmp_path, entries, n
     line = str(caught.value)
     assert line.startswith(named + ":") and "\n" not in line
     assert "pw" not in line
+
+
+def test_the_stream_bounds_are_settings(tmp_path):
+    """MCP_STREAMS and MCP_STREAMS_PER_KEY: one YAML key and one variable each, a bad one stops start-up naming
+    it, and given without any MCP server they are a warning."""
+    (tmp_path / "config.yaml").write_text(json.dumps({"mcp_servers": {"git": {"command": "x"}}, "mcp_streams": 64}))
+    read = load({"config_path": str(tmp_path / "config.yaml")}, {"MCP_STREAMS_PER_KEY": "4"})
+    assert (read.settings.mcp_streams, read.settings.mcp_streams_per_key) == (64, 4)
+    assert not any("mcp_streams" in w for w in read.warnings), read.warnings
+    for environ, named in (({"MCP_STREAMS": "0"}, "MCP_STREAMS"), ({"MCP_STREAMS_PER_KEY": "many"},
+                                                                    "MCP_STREAMS_PER_KEY")):
+        with pytest.raises(SettingsError, match=named) as refused:
+            load({"config_path": str(tmp_path / "config.yaml")}, environ)
+        assert "\n" not in str(refused.value)
+    (tmp_path / "config.yaml").write_text(json.dumps({"mcp_streams": 64}))
+    unused = load({"config_path": str(tmp_path / "config.yaml")}, {})
+    assert any("mcp_streams" in w and "mcp_servers" in w for w in unused.warnings), unused.warnings

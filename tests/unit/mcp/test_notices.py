@@ -71,17 +71,16 @@ def test_log_messages_reach_only_sessions_that_asked_at_or_above_their_level():
     assert drained(silent) == []
 
 
-def test_streams_are_bounded_per_owner_and_a_second_stream_of_a_session_replaces_the_first(monkeypatch):
-    monkeypatch.setattr(notices, "MAX_PER_OWNER", 2)
-    monkeypatch.setattr(notices, "MAX_LISTENERS", 3)
-    hub = Notices()
+def test_streams_are_bounded_per_owner_and_a_second_stream_of_a_session_replaces_the_first():
+    hub = Notices(most=3, per_owner=2)  # MCP_STREAMS, MCP_STREAMS_PER_KEY
     first = listener(hub, "s1")
     again = listener(hub, "s1")
     assert first.ended and drained(first) == [None] and not again.ended
     listener(hub, "s2")
-    assert "This key has 2" in str(hub.listen("s3", "key:a", None))
+    assert "This key has 2 notification streams open already (MCP_STREAMS_PER_KEY)" in \
+        str(hub.listen("s3", "key:a", None))
     listener(hub, "s4", owner="key:b")
-    assert "The proxy has 3" in str(hub.listen("s5", "key:c", None))
+    assert "The proxy has 3 notification streams open already (MCP_STREAMS)" in str(hub.listen("s5", "key:c", None))
 
 
 def test_a_listener_that_falls_behind_is_ended_and_the_others_go_on(monkeypatch):
@@ -103,3 +102,11 @@ def test_a_session_end_and_the_proxys_stop_end_their_streams():
     hub.close("stopping")
     assert two.ended == "stopping" and hub.listen("s3", "key:a", None) == "stopping"
     assert all(m in LIST_CHANGED | {UPDATED, "notifications/message"} for m in notices.KINDS)
+
+
+def test_a_listener_narrowed_to_some_servers_hears_only_theirs():
+    hub = Notices()
+    narrowed = listener(hub, "s1", heard=frozenset({"git"}))
+    hub.publish("docs", TOOLS_CHANGED)
+    hub.publish("git", TOOLS_CHANGED)
+    assert drained(narrowed) == [TOOLS_CHANGED]

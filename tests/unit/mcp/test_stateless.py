@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 
+from argoproxy.mcp.notices import request_level
 from argoproxy.mcp.stateless import header_value, reshaped_events, shaped, stripped
 
 ENVELOPE = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -40,10 +41,16 @@ def test_errors_get_the_revisions_status_and_the_retired_code_is_renamed():
 
 
 def test_the_envelope_is_taken_out_and_the_progress_token_stays():
+    """The log level stays for the supervisor, which takes it out before the server sees the request."""
     message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                "params": {"name": "x", "_meta": {**ENVELOPE, "progressToken": "t"}}}
-    assert stripped(message)["params"] == {"name": "x", "_meta": {"progressToken": "t"}}
-    assert stripped({**message, "params": {"name": "x", "_meta": ENVELOPE}})["params"] == {"name": "x"}
+    level = {"io.modelcontextprotocol/logLevel": "info"}
+    assert stripped(message)["params"] == {"name": "x", "_meta": {**level, "progressToken": "t"}}
+    assert request_level(stripped(message)) == ({**message, "params": {"name": "x", "_meta": {"progressToken": "t"}}},
+                                                "info")
+    assert request_level(stripped({**message, "params": {"name": "x", "_meta": ENVELOPE}})) == \
+        ({**message, "params": {"name": "x"}}, "info")
+    assert request_level({"id": 1, "method": "m"}) == ({"id": 1, "method": "m"}, None)
     assert message["params"]["_meta"]["io.modelcontextprotocol/clientInfo"] == {"name": "c"}  # not changed
 
 
