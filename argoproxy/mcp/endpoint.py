@@ -47,6 +47,7 @@ MAX_LOGGED_NAME = 130
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "Mcp-Protocol-Version"  # MCP-Protocol-Version, as the edge spells header names
 METHODS = frozenset({"GET", "POST", "DELETE"})
+LOOPBACK_PEERS = frozenset({"127.0.0.1", "::1"})  # the usual peers, known without parsing the address
 NAMED_CALLS = frozenset({"tools/call", "prompts/get"})
 ASKING_CALLS = frozenset({"prompts/get", "resources/read"})  # beside tools/call: its server may ask the client
 SERVERS_METHOD = "cot_proxy/servers"  # the proxy's own, at /mcp: each server's state (`cot-proxy mcp list`)
@@ -82,7 +83,8 @@ class McpEndpoint:
     def answer(self, req: Request, server: str | None, owner: str, globs: Globs, context: Any = None) -> Answer:
         """The answer to one HTTP request on /mcp (server None) or /mcp/<server>; `context`: the request's, as the
         hooks are handed it with each tool call."""
-        if not self.auth_on and not self.unix_socket and not is_loopback(req.peer[0] or "-"):
+        if not self.auth_on and not self.unix_socket and req.peer[0] not in LOOPBACK_PEERS \
+                and not is_loopback(req.peer[0] or "-"):
             return http_error(403, "With auth off, /mcp answers only clients on the proxy's machine.")
         if server is not None and server not in self.servers:
             return http_error(404, f"No MCP server named {server[:40]!r} here.")
@@ -122,9 +124,16 @@ class McpEndpoint:
         session = check.session
         if not message.is_request:  # notifications (initialized, cancelled) and responses: accepted
             check.now()
-            if message.method == "notifications/cancelled":
-                self.link.cancel(session, message.params.get("requestId"))
-            elif message.method is None and not self.link.reply(session, message.raw):
+            replied = self.link.reply(session, message.raw) if message.method is None else True
+            if message.method == "notifications/cancelled" and not self.link.cancel(session,
+                                                                                    message.params.get("requestId")):
+                return rpc_answer(jsonrpc.error(None, jsonrpc.SERVER_UNAVAILABLE, "The cancellation could not reach "
+                                                "the replica running the call (Redis cannot be reached): it is lost."),
+                                  503)
+            if replied is None:
+                return rpc_answer(jsonrpc.error(None, jsonrpc.SERVER_UNAVAILABLE, "The response could not reach the "
+                                                "replica running its call (Redis cannot be reached): it is lost."), 503)
+            if not replied:
                 return rpc_answer(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "No request of this session's waits "
                                                 "for that response (unknown, answered already, or its call ended)."),
                                   400)  # another session's, a guessed id, a second answer, a late one: none sent on

@@ -6,9 +6,10 @@ a response (an `id` and exactly one of `result` and `error`)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from argoproxy.jsonfast import loads
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -81,7 +82,7 @@ def parse(body: bytes, max_bytes: int) -> Message:
     if len(body) > max_bytes:
         raise RpcError(INVALID_REQUEST, f"Message too large: at most {max_bytes} bytes.", status=413)
     try:
-        value = json.loads(body)
+        value = loads(body)
     except (ValueError, UnicodeDecodeError):
         raise RpcError(PARSE_ERROR, "Parse error: the body is not JSON.", status=400) from None
     if isinstance(value, list):

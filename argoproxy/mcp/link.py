@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from typing import Any, BinaryIO, Iterator
 
+from argoproxy.jsonfast import dumps, loads
 from argoproxy.mcp import jsonrpc
 
 MAX_ANSWER = 64 * 1024 * 1024
@@ -40,7 +40,7 @@ class Listening:
         """Each notification, and {} for each keep-alive (a comment on the client's stream)."""
         try:
             for line in iter(lambda: self.lines.readline(MAX_ANSWER), b""):
-                value = json.loads(line)
+                value = loads(line)
                 if isinstance(value, dict) and isinstance(value.get("note"), dict):
                     yield value["note"]
                 elif isinstance(value, dict) and value.get("alive"):
@@ -78,7 +78,7 @@ class Link:
         self.idle: list[tuple[socket.socket, BinaryIO]] = []
 
     def ask(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-        data = json.dumps(request, separators=(",", ":")).encode() + b"\n"
+        data = dumps(request) + b"\n"
         line = b""
         if self.idle:  # a kept connection the supervisor closed (it restarted) answers nothing: a new one is made
             line = self._exchange(self.idle.pop(), data, timeout)
@@ -92,7 +92,7 @@ class Link:
                 raise SupervisorGone(str(exc)) from None
             line = self._exchange((sock, sock.makefile("rb")), data, timeout)
         try:
-            value = json.loads(line)
+            value = loads(line)
         except ValueError:
             raise SupervisorGone("no answer") from None
         if not isinstance(value, dict):
@@ -130,7 +130,7 @@ class Link:
     def _opened(self, request: dict[str, Any], timeout: float) -> tuple[tuple[socket.socket, BinaryIO], dict[str, Any]]:
         """A request sent on a kept connection (or a new one), and the first line of its answer read: the answer,
         or a request for its client ({"ask": ...}) after which more lines come on the same connection."""
-        data = json.dumps(request, separators=(",", ":")).encode() + b"\n"
+        data = dumps(request) + b"\n"
         line = b""
         if self.idle:
             conn = self.idle.pop()
@@ -141,7 +141,7 @@ class Link:
             conn = self._connect(timeout)
             line = self._first(conn, data, timeout)
         try:
-            value = json.loads(line) if line.endswith(b"\n") else None
+            value = loads(line) if line.endswith(b"\n") else None
         except ValueError:
             value = None
         if not isinstance(value, dict):
@@ -156,7 +156,7 @@ class Link:
         kept = False
         try:
             for line in iter(lambda: conn[1].readline(MAX_ANSWER), b""):
-                value = json.loads(line)
+                value = loads(line)
                 if not isinstance(value, dict):
                     break
                 if isinstance(value.get("ask"), dict):
@@ -251,12 +251,11 @@ class Link:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(timeout + MARGIN)
                 sock.connect(self.path)
-                sock.sendall(json.dumps({"op": "call", "server": server, "message": message, "timeout": timeout,
-                                         "notes": True, "session": session, "key": key, **(relay or {})},
-                                        separators=(",", ":")).encode() + b"\n")
+                sock.sendall(dumps({"op": "call", "server": server, "message": message, "timeout": timeout,
+                                    "notes": True, "session": session, "key": key, **(relay or {})}) + b"\n")
                 with sock.makefile("rb") as lines:
                     for line in iter(lambda: lines.readline(MAX_ANSWER), b""):
-                        value = json.loads(line)
+                        value = loads(line)
                         if isinstance(value, dict) and isinstance(value.get("note") or value.get("ask"), dict):
                             yield value.get("note") or value["ask"]
                         elif isinstance(value, dict) and isinstance(value.get("message"), dict):
@@ -275,9 +274,9 @@ class Link:
         try:
             sock.settimeout(MARGIN)
             sock.connect(self.path)
-            sock.sendall(json.dumps({**request, "op": "listen"}, separators=(",", ":")).encode() + b"\n")
+            sock.sendall(dumps({**request, "op": "listen"}) + b"\n")
             lines = sock.makefile("rb")
-            first = json.loads(lines.readline(MAX_ANSWER) or b"null")
+            first = loads(lines.readline(MAX_ANSWER) or b"null")
         except (OSError, ValueError) as exc:
             sock.close()
             raise SupervisorGone(str(exc)) from None
@@ -294,10 +293,12 @@ class Link:
         """A session's subscription, log level or end (supervisor.py's subscribe, unsubscribe, level, ended ops)."""
         return self.ask(request, MARGIN + 30.0)
 
-    def reply(self, session: str, message: dict[str, Any]) -> bool:
+    def reply(self, session: str, message: dict[str, Any]) -> bool | None:
         """A client's response to a request its call's server made of it (`relaying`): True when it was given to the
-        server; False when it answers no request of this session's waiting now."""
-        return bool(self.ask({"op": "reply", "session": session, "message": message}, MARGIN).get("replied"))
+        server; False when it answers no request of this session's waiting now; None when it waits on none here and
+        the other replicas could not be told (Redis away: replicas.py), so it is lost."""
+        answer = self.ask({"op": "reply", "session": session, "message": message}, MARGIN)
+        return None if answer.get("lost") else bool(answer.get("replied"))
 
     def resume(self, state: Any, owner: str, name: str, responses: Any, message: dict[str, Any],
                timeout: float) -> dict[str, Any] | None:
@@ -313,13 +314,15 @@ class Link:
         except SupervisorGone:
             pass
 
-    def cancel(self, session: str, request_id: Any) -> None:
-        """The session's client cancelled its request `request_id`: passed on to the server running it."""
+    def cancel(self, session: str, request_id: Any) -> bool:
+        """The session's client cancelled its request `request_id`: passed on to the server running it. False when
+        it runs on no call here and the other replicas could not be told (Redis away: replicas.py), so it is lost."""
         if jsonrpc.valid_id(request_id):
             try:
-                self.ask({"op": "cancel", "session": session, "id": request_id}, MARGIN)
+                return not self.ask({"op": "cancel", "session": session, "id": request_id}, MARGIN).get("lost")
             except SupervisorGone:
                 pass
+        return True
 
     def status(self) -> list[dict[str, Any]]:
         servers = self.ask({"op": "status"}, MARGIN).get("servers")

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import IO, Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer
+from argoproxy.jsonfast import dumps, loads
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.client_requests import OFFERED, ClientRequests
 from argoproxy.mcp.jsonrpc import progress_token
@@ -247,7 +248,7 @@ class StdioServer:
         process = self.process
         if process is None or process.stdin is None or process.poll() is not None:
             return False
-        line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        line = dumps(message) + b"\n"
         try:
             with self.write_lock:
                 process.stdin.write(line)
@@ -279,7 +280,7 @@ class StdioServer:
     def _received(self, line: bytes, stream_of: int | None = None) -> None:
         """A message the server wrote (`stream_of`: the call on whose own stream it came, a remote server's)."""
         try:
-            message = json.loads(line)
+            message = loads(line)
         except ValueError:
             log.warning("mcp server %s: wrote a line that is not JSON: %.200r", self.name, line)
             return

@@ -54,6 +54,7 @@ import time
 from typing import Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer
+from argoproxy.jsonfast import dumps, loads
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.client_requests import Rounds, proxy_id
 from argoproxy.mcp.per_session import Bounds, KeyCheck, PerSession
@@ -191,14 +192,18 @@ class Supervisor:
             return self.noticed(op, request)
         if op == "cancel":  # not running here: perhaps on another replica (with Redis), which is told
             session, request_id = str(request.get("session", "")), request.get("id")
-            found = self.cancelled(session, request_id)
-            return {"cancelled": found or self.replicas.tell({"cancel": session, "id": request_id})}
+            if self.cancelled(session, request_id):
+                return {"cancelled": True}
+            return told(self.replicas.tell({"cancel": session, "id": request_id}), "cancelled")
         if op == "reply":  # a client's response to a request its call's server made of it: not waiting here,
             message, session = request.get("message"), str(request.get("session", ""))  # perhaps on another replica
             if not isinstance(message, dict):
                 return {"replied": False}
-            return {"replied": self.replied(session, message) or (
-                bool(session) and proxy_id(message) and self.replicas.tell({"reply": session, "message": message}))}
+            if self.replied(session, message):
+                return {"replied": True}
+            if not session or not proxy_id(message):
+                return {"replied": False}
+            return told(self.replicas.tell({"reply": session, "message": message}), "replied")
         if op == "resume":
             message = request.get("message")
             resumed = self.rounds.resume(request.get("state"), str(request.get("owner", "")),
@@ -330,6 +335,12 @@ class Supervisor:
         return {"message": call(message, seconds, on_note=notes, session=session)}
 
 
+def told(heard: bool | None, done: str) -> dict[str, Any]:
+    """A worker's answer for what was told the other replicas (replicas.py's tell): `done` when told; "lost" too
+    when Redis could not be reached (the worker answers its client so, where it would have said nothing)."""
+    return {done: bool(heard), **({"lost": True} if heard is None else {})}
+
+
 class Handler(socketserver.StreamRequestHandler):
     server: "UnixServer"
 
@@ -340,7 +351,7 @@ class Handler(socketserver.StreamRequestHandler):
 
     def one(self, line: bytes) -> None:
         try:
-            request = json.loads(line)
+            request = loads(line)
             if isinstance(request, dict) and request.get("op") == "listen":
                 return self.listen(request)
             answer = self.server.supervisor.answer(request, self.note, self.ask) if isinstance(request, dict) \
@@ -350,7 +361,7 @@ class Handler(socketserver.StreamRequestHandler):
         except Exception as exc:  # noqa: BLE001 - one bad call must not take the supervisor down
             log.exception("mcp supervisor: a call failed")
             answer = {"message": jsonrpc.error(None, jsonrpc.INTERNAL_ERROR, f"The proxy failed: {type(exc).__name__}")}
-        self.wfile.write(json.dumps(answer, separators=(",", ":")).encode() + b"\n")
+        self.wfile.write(dumps(answer) + b"\n")
 
 
     def listen(self, request: dict[str, Any]) -> None:
@@ -376,18 +387,18 @@ class Handler(socketserver.StreamRequestHandler):
             supervisor.release(supervisor.notices.leave(listener))
 
     def line(self, value: dict[str, Any]) -> None:
-        self.wfile.write(json.dumps(value, separators=(",", ":")).encode() + b"\n")
+        self.wfile.write(dumps(value) + b"\n")
         self.wfile.flush()
 
     def ask(self, message: dict[str, Any]) -> None:
         """A request of its client's the server made during the call this connection waits on (client_requests.py),
         sent before its answer."""
-        self.wfile.write(json.dumps({"ask": message}, separators=(",", ":")).encode() + b"\n")
+        self.wfile.write(dumps({"ask": message}) + b"\n")
         self.wfile.flush()
 
     def note(self, message: dict[str, Any]) -> None:
         """A progress notification for the call this connection waits on, sent before its answer."""
-        self.wfile.write(json.dumps({"note": message}, separators=(",", ":")).encode() + b"\n")
+        self.wfile.write(dumps({"note": message}) + b"\n")
         self.wfile.flush()
 
 
