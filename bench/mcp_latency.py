@@ -1,16 +1,27 @@
 """What the MCP gateway adds to a tool call: the same stdio server's `echo` tool called straight over its pipe (as
 an agent that starts the server itself calls it) and through the proxy's `/mcp` (one kept HTTP connection, a
 2025-11-25 session: Gunicorn's worker, the Unix socket to the supervisor, the server's pipe), one call at a time,
-rounds alternated so that the machine's load falls on both alike.
+rounds alternated so that the machine's load falls on every way alike.
 
     .venv/bin/python bench/mcp_latency.py                    # 7 rounds of 300 calls each way
     .venv/bin/python bench/mcp_latency.py --rounds 3 --calls 100
 
 Prints per way the median, p90 and p99 of a call's round trip over all rounds, and what the proxy adds (the
 difference of the medians, and of the p99s) against issue 58's bounds: at most 2 ms at the median and 10 ms at
-p99. A `ping` the proxy answers itself is timed beside them: what any request to /mcp costs on this stack (Gunicorn,
-Flask, the door) before a server is involved. The server is the tests' strict stdio fake (tests/fakes/fake_mcp_server.py); the proxy runs with its
-default settings (auth off: the bench's client is on loopback) behind the bench's fake model upstream.
+p99. Beside them, what the addition is made of, each timed the same way:
+- a `ping` the proxy answers itself: what any request to /mcp costs on this stack (Gunicorn, Flask, the door, the
+  session asked of the supervisor) before a server is involved;
+- the supervisor alone: the same server behind a supervisor of the bench's own (argoproxy/mcp/supervisor.py, as
+  the Gunicorn master starts it), called over its Unix socket as a worker calls it, without HTTP;
+- Gunicorn's floor: a chat request relayed to the bench's fake model upstream by bench/bare_socket.py (the same
+  Gunicorn gevent worker, a raw socket, no Flask, no proxy) against the same request sent to it straight, and
+  through the proxy.
+The supervisor's hop (supervisor alone less direct) and Gunicorn's floor (relayed less straight) are printed, and
+what is left of the addition: the proxy's own request handling (Flask, the door, the MCP endpoint), beside a chat
+request's (through the proxy less relayed).
+
+The server is the tests' strict stdio fake (tests/fakes/fake_mcp_server.py); the proxy runs with its default
+settings (auth off: the bench's client is on loopback) behind the bench's fake model upstream.
 """
 
 from __future__ import annotations
@@ -18,15 +29,21 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from targets import HOST, ROOT, Proxy, Upstream  # noqa: E402
+from client import chat_body  # noqa: E402
+from targets import HOST, ROOT, BareForwarder, Proxy, Target, Upstream  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from argoproxy.mcp.link import Link  # noqa: E402
 
 SERVER = [sys.executable, str(ROOT / "tests" / "fakes" / "fake_mcp_server.py")]
 VERSION = "2025-11-25"
@@ -97,6 +114,58 @@ class Through:
         self.conn.close()
 
 
+class Supervised:
+    """The same server behind a supervisor of the bench's own, called over its Unix socket as a worker calls it
+    (link.py, in a session of its owner's): the supervisor's hop without HTTP."""
+
+    def __init__(self) -> None:
+        self.rundir = tempfile.mkdtemp(prefix="cot_proxy_mcp_bench_")
+        path = os.path.join(self.rundir, "supervisor.sock")
+        self.proc = subprocess.Popen([sys.executable, "-m", "argoproxy.mcp.supervisor", path, self.rundir],
+                                     stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps([{"name": "bench", "command": SERVER[0], "args": SERVER[1:]}]).encode()
+                              + b"\n{}\n")
+        self.proc.stdin.flush()  # kept open: its end stops the supervisor
+        deadline = time.monotonic() + 30
+        while not os.path.exists(path) or not self._ready(path):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("the bench's supervisor did not start its server")
+            time.sleep(0.05)
+        self.link = Link(path)
+        self.session = str(self.link.session("new", owner="local", version=VERSION, asks=[])["id"])
+
+    @staticmethod
+    def _ready(path: str) -> bool:
+        return any(s.get("state") == "ready" for s in Link(path).status())
+
+    def call(self, n: int) -> None:
+        answer, _ = self.link.relaying("bench", echo(n, "echo"), 60.0, self.session, "local", relay={"relay": True})
+        assert "result" in answer, answer
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        subprocess.run(["rm", "-rf", self.rundir], check=False)
+
+
+class Http:
+    """A chat request over one kept HTTP connection: to the fake model upstream straight, or through a relay."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection(HOST, port, timeout=30)
+        self.body = chat_body()
+
+    def call(self, n: int) -> None:
+        self.conn.request("POST", "/v1/chat/completions", self.body, {"Content-Type": "application/json"})
+        resp = self.conn.getresponse()
+        resp.read()
+        assert resp.status == 200, resp.status
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def timed(call: Callable[[int], None], calls: int, start: int) -> list[float]:
     times = []
     for n in range(start, start + calls):
@@ -111,6 +180,11 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+WAYS = {"direct": "direct", "proxy": "through the proxy", "ping": "ping, answered by the proxy",
+        "supervisor": "the supervisor alone (no HTTP)", "http": "HTTP to the fake upstream, straight",
+        "floor": "HTTP to it through Gunicorn's floor", "chat": "HTTP to it through the proxy (a chat request)"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -118,41 +192,54 @@ def main() -> int:
     args = parser.parse_args()
     upstream = Upstream.start()
     servers = json.dumps({"bench": {"command": SERVER[0], "args": SERVER[1:]}})
-    proxy = Proxy.start(upstream.port, MCP_SERVERS=servers)
-    direct: Direct | None = None
-    through: Through | None = None
+    targets: list[Target] = [upstream]
+    parts: list[Any] = []
     try:
-        direct, through = Direct(), Through(proxy.port)
-        timed(direct.call, 50, 1)  # warm-up: both paths' first calls (imports, the worker's first request)
-        timed(through.call, 50, 1)
-        ways: dict[str, list[float]] = {"direct": [], "through the proxy": [], "ping, answered by the proxy": []}
+        proxy = Proxy.start(upstream.port, MCP_SERVERS=servers)
+        targets.append(proxy)
+        floor = BareForwarder.start(upstream.port, kind="socket")
+        targets.append(floor)
+        direct, through, supervised = Direct(), Through(proxy.port), Supervised()
+        straight, relayed, chat = Http(upstream.port), Http(floor.port), Http(proxy.port)
+        parts += [direct, through, supervised, straight, relayed, chat]
+        calls: dict[str, Callable[[int], None]] = {
+            "direct": direct.call, "proxy": through.call, "ping": through.ping, "supervisor": supervised.call,
+            "http": straight.call, "floor": relayed.call, "chat": chat.call}
+        for call in calls.values():  # warm-up: every way's first calls (imports, the workers' first requests)
+            timed(call, 50, 1)
+        ways: dict[str, list[float]] = {name: [] for name in calls}
         for r in range(args.rounds):
-            order = [("direct", direct.call), ("through the proxy", through.call),
-                     ("ping, answered by the proxy", through.ping)]
+            order = list(calls.items())
             for name, call in order if r % 2 == 0 else order[::-1]:
                 ways[name] += timed(call, args.calls, 1000 + r * args.calls)
             print(f"[mcp bench] round {r + 1}/{args.rounds}", file=sys.stderr)
     finally:
-        for part in (through, direct):
-            if part is not None:
-                part.close()
-        proxy.stop()
-        upstream.stop()
+        for part in reversed(parts):
+            part.close()
+        for target in reversed(targets):
+            target.stop()
     report(ways, args)
     return 0
 
 
 def report(ways: dict[str, list[float]], args: argparse.Namespace) -> None:
-    print(f"\n{args.rounds} rounds of {args.calls} `tools/call` each way, one at a time, alternated\n")
+    print(f"\n{args.rounds} rounds of {args.calls} calls each way, one at a time, alternated\n")
     print("| way | median ms | p90 ms | p99 ms |\n| --- | --- | --- | --- |")
     for name, values in ways.items():
-        print(f"| {name} | {statistics.median(values):.3f} | {pct(values, 0.9):.3f} | {pct(values, 0.99):.3f} |")
-    d, t = ways["direct"], ways["through the proxy"]
-    added_median = statistics.median(t) - statistics.median(d)
-    added_p99 = pct(t, 0.99) - pct(d, 0.99)
+        print(f"| {WAYS[name]} | {statistics.median(values):.3f} | {pct(values, 0.9):.3f} | {pct(values, 0.99):.3f} |")
+    median = {name: statistics.median(values) for name, values in ways.items()}
+    added_median = median["proxy"] - median["direct"]
+    added_p99 = pct(ways["proxy"], 0.99) - pct(ways["direct"], 0.99)
     print("\n| added by the proxy | ms | bound | within |\n| --- | --- | --- | --- |")
     print(f"| median | {added_median:.3f} | {MEDIAN_BOUND_MS} | {'yes' if added_median <= MEDIAN_BOUND_MS else 'no'} |")
     print(f"| p99 | {added_p99:.3f} | {P99_BOUND_MS} | {'yes' if added_p99 <= P99_BOUND_MS else 'no'} |")
+    hop, floor = median["supervisor"] - median["direct"], median["floor"] - median["http"]
+    print("\n| the median addition's parts | ms |\n| --- | --- |")
+    print(f"| the supervisor's hop (supervisor alone less direct) | {hop:.3f} |")
+    print(f"| Gunicorn's floor (relayed less straight) | {floor:.3f} |")
+    print(f"| the rest: Flask, the door, the MCP endpoint | {added_median - hop - floor:.3f} |")
+    print(f"| beside it, a chat request's own handling (through the proxy less Gunicorn's floor) "
+          f"| {median['chat'] - median['floor']:.3f} |")
 
 
 if __name__ == "__main__":
