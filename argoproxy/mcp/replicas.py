@@ -10,7 +10,10 @@ shared: sessions.py), for what runs on one replica only:
 
 One channel for the instances (CHANNEL), told only when the replica that got the message found nothing of its own
 to act on: a call costs nothing here. Each supervisor listens on a thread of its own, and connects again after a
-pause while Redis is away (what is said meanwhile is lost: the call ends at its deadline, the process when idle).
+pause while Redis is away. A cancellation or a response that cannot be told (Redis cannot be reached, or refuses
+it) is lost: its client is answered 503 (-32001) saying so, and the supervisor logs one line. One told while the
+replica running its call is connecting again is lost unseen (the call ends at its deadline, a session's process
+when idle).
 
 Runs in the supervisor (argoproxy/mcp/supervisor.py): plain threads, no gevent."""
 
@@ -56,16 +59,18 @@ class Replicas:
     def stop(self) -> None:
         self.stopping.set()
 
-    def tell(self, said: dict[str, Any]) -> bool:
-        """Tell the other replicas (False: no Redis, or it is away)."""
+    def tell(self, said: dict[str, Any]) -> bool | None:
+        """Tell the other replicas: True once told; False without Redis; None when Redis could not be reached (or
+        refused it), so what was said is lost (logged here; the worker's client is answered so)."""
         if self.client is None:
             return False
         try:
             self.client.publish(CHANNEL, json.dumps({**said, "from": self.me}, separators=(",", ":"),
                                                    ensure_ascii=False))
-        except Exception as exc:  # noqa: BLE001 - Redis away: the call ends at its deadline instead
-            log.warning("mcp: the other replicas could not be told (Redis: %s)", type(exc).__name__)
-            return False
+        except Exception as exc:  # noqa: BLE001 - Redis away: the client hears its word is lost
+            log.warning("mcp: the other replicas could not be told of a %s (Redis: %s): it is lost",
+                        next((k for k in ("cancel", "reply", "ended") if k in said), "message"), type(exc).__name__)
+            return None
         return True
 
     def _listen(self) -> None:

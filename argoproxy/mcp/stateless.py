@@ -266,7 +266,7 @@ def shaped(body: dict[str, Any], method: str | None) -> tuple[dict[str, Any], in
     return body, 200
 
 
-def reshaped_events(events: Iterable[bytes], method: str, abandoned: Callable[[], None]) -> Iterator[bytes]:
+def reshaped_events(events: Iterable[bytes], method: str, abandoned: Callable[[], object]) -> Iterator[bytes]:
     """A tool call's SSE stream with its last event (the answer) shaped as `shaped` says; the notifications
     before it pass as they are. A stream closed before its answer (the client left) is `abandoned`."""
     source, answered = iter(events), False

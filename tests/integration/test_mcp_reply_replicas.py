@@ -9,9 +9,10 @@ import json
 import sys
 
 import pytest
+import requests
 
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.integration.test_mcp_client_requests import ASKING, Call, plain, raw_session, respond
+from tests.integration.test_mcp_client_requests import ASKING, Call, headers, plain, raw_session, respond
 from tests.integration.test_shared_redis import create
 from tests.polling import poll
 from tests.proxy_process import running_proxy
@@ -59,3 +60,31 @@ def test_a_response_posted_to_another_replica_reaches_the_server_of_its_call(rep
     for proxy in (one, two):
         log = proxy.read_log()
         assert redis_url not in log and "Traceback" not in log and bot not in log and other not in log
+
+
+def test_a_response_or_cancellation_redis_will_not_carry_is_answered_lost_not_accepted(replicas):
+    """Redis refusing what the replica not running the call publishes (here: PUBLISH denied by ACL, as when it is
+    away): the client is answered 503 (-32001) saying its response or cancellation is lost, never 202 and silence;
+    the replica logs one line for each."""
+    import redis
+
+    one, two, bot, _, redis_url = replicas
+    mine = raw_session(one, bot)
+    call = Call(one, bot, mine, "asking__sample", {"prompt": "ode"})
+    asked = call.request()
+    admin = redis.Redis.from_url(redis_url)
+    admin.acl_setuser("default", commands=["-publish"], reset=False)
+    try:
+        lost = respond(two, bot, mine, asked["id"], "lost")
+        assert lost.status_code == 503 and lost.json()["error"]["code"] == -32001, lost.text
+        assert "Redis cannot be reached" in lost.json()["error"]["message"]
+        cancel = requests.post(two.url + "/mcp", json={"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                                       "params": {"requestId": 1}},
+                               headers=headers(bot, mine), timeout=30)
+        assert cancel.status_code == 503 and cancel.json()["error"]["code"] == -32001, cancel.text
+    finally:
+        admin.acl_setuser("default", commands=["+publish"], reset=False)
+    assert poll(lambda: two.read_log().count("could not be told of a") >= 2)
+    assert poll(lambda: respond(two, bot, mine, asked["id"], "heard").status_code == 202 and call.done.wait(0.5),
+                timeout=20)
+    assert call.answer()["result"]["content"][0]["text"] == "sampled: heard"

@@ -45,6 +45,7 @@ class StandIn:
 
     def cancel(self, session, request_id):
         self.calls.append(("cancel", request_id, session))
+        return True  # passed on (False: lost, Redis away)
 
     def status(self):
         return [{"name": "git", "capabilities": {"tools": {"listChanged": True}, "experimental": {}}}]
