@@ -3,9 +3,9 @@ the handshake revisions before it: a POST carries one JSON-RPC message; `initial
 the `Mcp-Session-Id` header, which every later request carries; one the instance does not hold is a 404, one
 missing a 400), a DELETE ends it, a request's `MCP-Protocol-Version` must be a revision the proxy speaks, and
 answers are JSON (`application/json`; the specification lets the server choose), but for a tool call that gives
-a progress token, or whose server asks the client something during it (sampling, elicitation, roots: sent on
-it under ids of the proxy's, the client's responses POSTed back with its session's id; client_requests.py): an
-SSE stream of those, then its answer. A GET opens the session's stream of what the
+a progress token (or a 2026-07-28 log level), or a tool call, prompt or read whose server asks the client
+something during it (sampling, elicitation, roots: sent on it under ids of the proxy's, the client's responses
+POSTed back with its session's id; client_requests.py): an SSE stream of those, then its answer. A GET opens the session's stream of what the
 servers send unasked (list changes, resource updates, log messages: listening.py). One method is the proxy's own: `cot_proxy/servers`
 at /mcp answers each server's state as the supervisor knows it (starting, ready, restarting: `cot-proxy mcp list`).
 
