@@ -307,8 +307,11 @@ class Supervisor:
         return {"error": "unknown op"}
 
     def lowered(self, server: StdioServer, session: str, level: str) -> None:
-        """A 2026-07-28 request's log level counted as a session's while its call runs (notices.py's set_level)."""
-        for name, lowest in self.notices.set_level(session, server.name, level, [server.name]).items():
+        """A 2026-07-28 request's log level counted as a session's while its call runs (notices.py's set_level); a
+        server that declared no logging is not asked."""
+        if "logging" not in (server.initialized.get("capabilities") or {}):
+            return
+        for _, lowest in self.notices.set_level(session, server.name, level, [server.name]).items():
             server.call({"jsonrpc": "2.0", "id": "cot_proxy-logging/setLevel", "method": "logging/setLevel",
                          "params": {"level": lowest}}, 10.0)
 
