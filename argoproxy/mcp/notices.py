@@ -14,7 +14,8 @@ per_session.py's `hears`):
   server is asked to subscribe when the first holder comes, to unsubscribe when the last goes;
 - a log message reaches only the sessions that asked for them with logging/setLevel, at or above their level
   (a server's log is the server's, not one call's: every session that asked sees it). The server is set to the
-  lowest level any session asked of it.
+  lowest level any session asked of it (a 2026-07-28 request's own level counts while its call runs, and the log
+  messages that are its call's go with its answer: stdio_server.py).
 
 Bounded: listeners per owner and per instance, a queue per listener (one that falls behind is ended: its client
 listens again and refetches, as the revisions say), subscribed URIs per holder. A session holds one GET stream: a

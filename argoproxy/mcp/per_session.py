@@ -7,6 +7,8 @@ bound), and when its key is refused by the proxy. Each is a StdioServer: restart
 the log, its own private HOME. A 2026-07-28 request has no session: its calls go to one process of its key's
 (the key is the client there), which ends only idle or with its key.
 
+A session's logging/setLevel is told to its own process (before its first call, when asked before it started).
+
 Bounded: at most `most` processes of the server at once, and `per_key` of one key's; a session past either bound
 gets an MCP error naming the server and the setting (LIMITED, as a key's tool limits: nothing is started). A
 session's process is its key's alone: a call of another key's never reaches it.
