@@ -10,9 +10,10 @@ set_data), so code written against either reads the same.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Mapping
 from wsgiref.headers import Headers
+
+import msgspec
 
 from argoproxy.edge.header_policy import request_headers
 from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY, WRITE_KEY
@@ -21,18 +22,19 @@ if TYPE_CHECKING:
     from argoproxy.teamkeys.records import KeyRecord
 
 
-@dataclass
-class Request:
+class Request(msgspec.Struct):
+    """A client's request as the edge read it (one per request: a Struct, made in C)."""
+
     method: str
     target: str  # the raw request target as the client sent it: path and query, still percent-encoded
-    headers: dict[str, str] = field(default_factory=dict)  # the client's headers that may go upstream
-    input: BinaryIO = field(default_factory=io.BytesIO)  # the body, read once the route is known
+    headers: dict[str, str] = msgspec.field(default_factory=dict)  # the client's headers that may go upstream
+    input: BinaryIO = msgspec.field(default_factory=io.BytesIO)  # the body, read once the route is known
     content_length: str | None = None
     chunked: bool = False  # a body without a length, ended by its framing
     request_id: str = ""  # the proxy's own (edge/request_ids.py)
     client_request_id: str = ""  # the client's X-Request-ID, kept beside it ("" when it sent none)
     presented_keys: tuple[str, ...] = ()  # the client keys it presented, once auth accepted them
-    withheld: dict[str, str] = field(default_factory=dict)  # key headers auth removed holding no accepted key
+    withheld: dict[str, str] = msgspec.field(default_factory=dict)  # key headers auth removed holding no accepted key
     team_key: KeyRecord | None = None  # the team key (argoproxy/teamkeys/) auth accepted, if it was one
     server_write: Callable[[], Any] | None = None  # the server's write() once the answer started (request_ids)
     host: str = ""  # the Host header (it never goes upstream, so it is not in headers)

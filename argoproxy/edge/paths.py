@@ -15,9 +15,10 @@ the route table (argoproxy/edge/classify.py). See docs/edge.md.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+import msgspec
 
 from argoproxy.errors import ProxyError
 
@@ -38,9 +39,9 @@ class PathError(ProxyError):
         super().__init__(400, f"The request path is not accepted: it contains {reason}.", code="invalid_path")
 
 
-@dataclass(frozen=True)
-class Target:
-    """A request target after canonicalisation: `path` has no leading '/' ('' is the root)."""
+class Target(msgspec.Struct, frozen=True):
+    """A request target after canonicalisation: `path` has no leading '/' ('' is the root). One per request: a
+    Struct, made in C."""
 
     path: str  # segments re-encoded, joined by '/'
     query: str  # as the client sent it

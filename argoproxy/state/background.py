@@ -14,7 +14,6 @@ RESPONSES_BACKGROUND_PER_KEY per key."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -94,7 +93,7 @@ class Background:
         """The call a run makes: the request's client and plan, no client connection (no keepalives, no
         departure watch), its own outcome (observed once, as any call)."""
         req, trace = call.client.request, call.client.trace
-        client = structs.replace(call.client, request=dataclasses.replace(req, server_write=None)
+        client = structs.replace(call.client, request=structs.replace(req, server_write=None)
                                      if req is not None else None,
                                      trace=trace.detached(call) if trace is not None else None)  # a span of its own
         plan = structs.replace(call.plan, adapted=[], touched=set(), kept_alive=True)
