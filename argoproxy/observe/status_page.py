@@ -33,6 +33,7 @@ from typing import Any, Callable
 from argoproxy.observe.load_history import LoadHistory
 from argoproxy.admission.waits import RECENT_SECONDS, QueueWaits
 from argoproxy.spend.history import SpendHistory
+from argoproxy.jsonfast import dumps
 from argoproxy.observe.refusals import CAUSES, DECIDED, FAILED, refusal_cause
 from argoproxy.pipeline.call_records import CallEnd, CallStart
 from argoproxy.redaction import without_proxy_keys
@@ -76,13 +77,13 @@ def fitted(entry: dict[str, Any]) -> bytes:
     """The entry as JSON in at most RECORD bytes: its texts (path, model, key: all client-chosen, any length)
     cut shorter until it fits, each cut one ending in "…". A record cut anywhere else would be invalid JSON,
     and the request would vanish from the list (a 300-character model name did)."""
-    data = json.dumps(entry, separators=(",", ":")).encode()
+    data = dumps(entry)
     for limit in (80, 40, 16, 4):
         if len(data) <= RECORD:
             break
         cut = {k: v[:limit] + "…" if isinstance(v, str) and len(v) > limit else v for k, v in entry.items()}
-        data = json.dumps(cut, separators=(",", ":")).encode()
-    return data if len(data) <= RECORD else json.dumps({"at": entry.get("at"), "cut": True}).encode()
+        data = dumps(cut)
+    return data if len(data) <= RECORD else dumps({"at": entry.get("at"), "cut": True})
 
 
 # What the page says of the two model labels that are not a model (argoproxy/observe/metrics.py makes them).
