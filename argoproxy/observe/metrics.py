@@ -93,6 +93,19 @@ def _value_class_matches_environment() -> None:
                            "set it before starting the process")
 
 
+class Series:
+    """The label children of one (front, route, model, status, deployment): what every answer updates; the
+    model's token counters once it has usage (a series appears in /metrics once made)."""
+
+    __slots__ = ("requests", "duration", "upstream_latency", "ttft", "bytes_in", "bytes_out", "tokens")
+
+    def __init__(self, requests: Any, duration: Any, upstream_latency: Any, ttft: Any, bytes_in: Any,
+                 bytes_out: Any) -> None:
+        self.requests, self.duration, self.upstream_latency, self.ttft = requests, duration, upstream_latency, ttft
+        self.bytes_in, self.bytes_out = bytes_in, bytes_out  # by route
+        self.tokens: tuple[Any, Any] | None = None  # by model: prompt, completion
+
+
 class Metrics:
     """The metric objects of one worker process, and the observer that feeds them."""
 
@@ -152,10 +165,9 @@ class Metrics:
                                 "cot_proxy_cost_usd_total).", ["model"], registry=reg)
         self._costs: dict[tuple[str, str], Any] = {}
         self._unpriced: dict[str, Any] = {}  # model -> its child of `unpriced` (labels() takes a lock and a tuple)
-        self._by_route_model: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
-        self._by_route: dict[str, tuple[Any, Any]] = {}
-        self._by_status: dict[tuple[str, str, str, int, str], Any] = {}
-        self._by_model: dict[str, tuple[Any, Any]] = {}
+        # (front, route, model, status, deployment) -> the label children every answer updates (labels() takes a
+        # lock and builds a tuple: one look-up a request instead)
+        self._series: dict[tuple[str, str, str, int, str], Series] = {}
 
     def family_registry(self) -> Any:
         """Where a capability registers series of its own (argoproxy/mcp/recording.py's tool calls): this worker's
@@ -193,25 +205,34 @@ class Metrics:
         now = time.perf_counter()
         if end.relayed and start.client_stream:  # counted in by stream_started
             self.streams.dec()
-        route = start.kind
         model = self.model_label(start, end)
-        front = start.client.front
         status = end.status
-        self._count(start, end, front, route, model, status)
-        self._time(start, end, now, front, route, model)
-        self._size(start, end, route)
-        self._spend(start, end, model, status)
+        key = (start.client.front, start.kind, model, status, end.deployment or self.default_deployment)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self.series(*key)
+        series.requests.inc()
+        if status >= 400:
+            self._refused(start, end, model)
+        began = start.client.started  # the request's duration, the upstream's latency, a stream's first byte
+        series.duration.observe(now - began)
+        if end.upstream_at is not None:
+            series.upstream_latency.observe(end.upstream_at - began)
+        if start.client_stream and end.first_byte_at is not None:
+            series.ttft.observe(end.first_byte_at - began)
+        if start.raw_body:
+            series.bytes_in.inc(len(start.raw_body))
+        if end.bytes_out:
+            series.bytes_out.inc(end.bytes_out)
+        self._spend(start, end, model, status, series)
 
-    def _count(self, start: CallStart, end: CallEnd, front: str, route: str, model: str, status: int) -> None:
-        """requests_total, and refusals_total (and the team's) for an error answer."""
-        deployment = end.deployment or self.default_deployment
-        counter = self._by_status.get((front, route, model, status, deployment))
-        if counter is None:
-            counter = self._by_status[(front, route, model, status, deployment)] = self.requests.labels(
-                front, route, model, str(status), deployment)
-        counter.inc()
-        if status < 400:
-            return
+    def series(self, front: str, route: str, model: str, status: int, deployment: str) -> Series:
+        return Series(self.requests.labels(front, route, model, str(status), deployment),
+                      self.duration.labels(front, route, model), self.upstream_latency.labels(route, model),
+                      self.ttft.labels(front, route, model), self.bytes_in.labels(route), self.bytes_out.labels(route))
+
+    def _refused(self, start: CallStart, end: CallEnd, model: str) -> None:
+        """refusals_total (and the team's) for an error answer."""
         cause = refusal_cause(end)
         if cause is not None:
             self.refusals.labels(cause, model, start.key_name or "none").inc()
@@ -219,33 +240,7 @@ class Metrics:
             if req is not None and req.team_key is not None and req.team_key.team:
                 self.team_refusals.labels(req.team_key.team, cause).inc()
 
-    def _time(self, start: CallStart, end: CallEnd, now: float, front: str, route: str, model: str) -> None:
-        """The request's duration, the upstream's latency and a stream's time to its first byte."""
-        key = (front, route, model)
-        children = self._by_route_model.get(key)
-        if children is None:
-            children = self._by_route_model[key] = (self.duration.labels(front, route, model),
-                                                    self.upstream_latency.labels(route, model),
-                                                    self.ttft.labels(front, route, model))
-        duration, upstream_latency, ttft = children
-        began = start.client.started
-        duration.observe(now - began)
-        upstream_at = end.upstream_at
-        if upstream_at is not None:
-            upstream_latency.observe(upstream_at - began)
-        if start.client_stream and end.first_byte_at is not None:
-            ttft.observe(end.first_byte_at - began)
-
-    def _size(self, start: CallStart, end: CallEnd, route: str) -> None:
-        sizes = self._by_route.get(route)
-        if sizes is None:
-            sizes = self._by_route[route] = (self.bytes_in.labels(route), self.bytes_out.labels(route))
-        if start.raw_body:
-            sizes[0].inc(len(start.raw_body))
-        if end.bytes_out:
-            sizes[1].inc(end.bytes_out)
-
-    def _spend(self, start: CallStart, end: CallEnd, model: str, status: int) -> None:
+    def _spend(self, start: CallStart, end: CallEnd, model: str, status: int, series: Series) -> None:
         """Tokens and cost: the key's and team's series, the cost's and the model's tokens."""
         used = end.used  # the meter's reading of the answer (argoproxy/meter/used.py), as every record takes it
         team_key = start.team_key
@@ -257,10 +252,9 @@ class Metrics:
             self.observe_cost(start, end, model)
         if used is None:
             return
-        tokens = self._by_model.get(model)
+        tokens = series.tokens
         if tokens is None:
-            tokens = self._by_model[model] = (self.tokens.labels(model, "prompt"),
-                                              self.tokens.labels(model, "completion"))
+            tokens = series.tokens = (self.tokens.labels(model, "prompt"), self.tokens.labels(model, "completion"))
         if used.input:
             tokens[0].inc(used.input)
         if used.output:
