@@ -37,7 +37,11 @@ def used(usage: Any, estimated: bool = False, cost: Cost | None = None) -> Used:
         if prompt.__class__ is int and completion.__class__ is int and 0 <= prompt <= MOST \
                 and 0 <= completion <= MOST:
             return Used(prompt, completion, estimated, cost, 0, 0, 0)
-    counts = counts_of(usage)
+    return counted(counts_of(usage), estimated, cost)
+
+
+def counted(counts: dict[str, int] | None, estimated: bool = False, cost: Cost | None = None) -> Used:
+    """`used` of an answer whose usage is read already (usage_shapes.counts_of's counts: the price read them)."""
     if not counts:
         return Used(0, 0, estimated, cost, 0, 0, 0)
     return Used(counts.get("input_tokens", 0), counts.get("output_tokens", 0), estimated, cost,

@@ -31,8 +31,9 @@ from argoproxy.edge.handoff import yield_point
 from argoproxy.pipeline.think import transform_completion
 from argoproxy.pipeline.backend import StreamItem
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens, usage_counts
-from argoproxy.meter.used import used
+from argoproxy.meter.used import counted
 from argoproxy.spend.pricer import Pricer
+from argoproxy.spend.usage_shapes import counts_of
 from argoproxy.redaction import Secrets, sanitize_message
 from argoproxy.upstream import sse
 from argoproxy.upstream.client import READ_ERRORS
@@ -238,10 +239,12 @@ class Answers:
             prompt, completion = answer_tokens(call)
             if prompt or completion:
                 call.outcome.usage, call.outcome.usage_estimated = estimated_usage(prompt, completion), True
-        if call.outcome.usage is not None:
-            self.price(call)
-            out = call.outcome
-            out.used = used(out.usage, out.usage_estimated, out.cost)  # the meter's one reading, every record's
+        out = call.outcome
+        if out.usage is not None:
+            counts = counts_of(out.usage)  # read once: priced, and the meter's one reading that every record takes
+            if counts:
+                self.price(call, counts)
+            out.used = counted(counts, out.usage_estimated, out.cost)
         if call.outcome.client_left:
             # nginx's 499 on every door, whatever the cut it caused upstream looked like (a 502 from the read the
             # proxy broke off, 0 before the first upstream byte, or the 200 a stream began with)
@@ -258,14 +261,14 @@ class Answers:
                 log.exception("observer failed")
 
 
-    def price(self, call: Call) -> None:
+    def price(self, call: Call, counts: dict[str, int]) -> None:
         """The call's cost, once, from its usage: at the rates of the day it arrived, for the model sent upstream
         (else the one that served, else the one asked for), as its deployment is priced (argoproxy/spend/)."""
         plan, out = call.plan, call.outcome
         names = model_names(plan.upstream_model, out.served_model, plan.model)
         arrived = time.time() - (time.perf_counter() - call.client.started)
         try:
-            out.cost = self.pricer.cost(out.usage, names, out.price_source, arrived)
+            out.cost = self.pricer.cost_of(counts, names, out.price_source, arrived)
         except Exception:  # noqa: BLE001 - pricing must never break an answer
             log.exception("request %s not priced", call.client.request_id)
 

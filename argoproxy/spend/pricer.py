@@ -104,8 +104,11 @@ class Pricer:
         """What a usage cost at `moment` (epoch seconds, UTC) for a model known by `names` (the name sent upstream
         first); None when the usage says nothing (no counts: nothing to price)."""
         counts = counts_of(usage)
-        if not counts:
-            return None
+        return self.cost_of(counts, names, source, moment) if counts else None
+
+    def cost_of(self, counts: dict[str, int], names: tuple[str, ...], source: PriceSource | None,
+                moment: float | datetime) -> Cost:
+        """What an answer's token counts (usage_shapes.counts_of's, not empty) cost: `cost`, its usage read."""
         found = source.find(names) if source is not None else self.setting_for(names)
         if found is not None:
             rates = found.at(epoch(moment))

@@ -71,10 +71,10 @@ def test_one_reading_of_the_request_and_one_of_the_answer(tmp_path, monkeypatch,
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     db = tmp_path / "keys.db"
     key = create(db, "lab", "--budget", "1000000/day", "--budget-usd", "100/day")
-    worst_case, used, priced = Counted(meter_worst.worst_case), Counted(answer_side.used), \
+    worst_case, used, priced = Counted(meter_worst.worst_case), Counted(answer_side.counted), \
         Counted(request_reading.most_nanos)
     monkeypatch.setattr(meter_worst, "worst_case", worst_case)
-    monkeypatch.setattr(answer_side, "used", used)
+    monkeypatch.setattr(answer_side, "counted", used)
     monkeypatch.setattr(request_reading, "most_nanos", priced)
     weights: list[int] = []
     enter = Admission.enter
