@@ -101,6 +101,12 @@ class Through:
         body = resp.read()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
 
+    def renew(self) -> None:
+        """A new connection, one untimed call on it: a connection idle past the keep-alive timeout (while the other
+        ways ran) is closed by the server."""
+        self.conn.close()
+        self.ping(0)
+
     def call(self, n: int) -> None:
         status, _, body = self.post(echo(n, "bench__echo"))
         assert status == 200 and b'"result"' in body, body[:300]
@@ -156,6 +162,11 @@ class Http:
         self.conn = http.client.HTTPConnection(HOST, port, timeout=30)
         self.body = chat_body()
 
+    def renew(self) -> None:
+        """As Through.renew."""
+        self.conn.close()
+        self.call(0)
+
     def call(self, n: int) -> None:
         self.conn.request("POST", "/v1/chat/completions", self.body, {"Content-Type": "application/json"})
         resp = self.conn.getresponse()
@@ -205,12 +216,16 @@ def main() -> int:
         calls: dict[str, Callable[[int], None]] = {
             "direct": direct.call, "proxy": through.call, "ping": through.ping, "supervisor": supervised.call,
             "http": straight.call, "floor": relayed.call, "chat": chat.call}
+        renew = {"proxy": through.renew, "ping": through.renew, "http": straight.renew, "floor": relayed.renew,
+                 "chat": chat.renew}
         for call in calls.values():  # warm-up: every way's first calls (imports, the workers' first requests)
             timed(call, 50, 1)
         ways: dict[str, list[float]] = {name: [] for name in calls}
         for r in range(args.rounds):
             order = list(calls.items())
             for name, call in order if r % 2 == 0 else order[::-1]:
+                if name in renew:
+                    renew[name]()
                 ways[name] += timed(call, args.calls, 1000 + r * args.calls)
             print(f"[mcp bench] round {r + 1}/{args.rounds}", file=sys.stderr)
     finally:
