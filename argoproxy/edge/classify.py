@@ -73,7 +73,7 @@ class RouteTable:
 
     def classify(self, target: Target) -> Route:
         parts = target.parts
-        key = tuple(p.lower() for p in parts)
+        key = tuple(map(str.lower, parts))
         fixed = self.fixed.get(key)
         if fixed is not None:
             return fixed
