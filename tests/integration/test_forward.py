@@ -32,60 +32,72 @@ def chunk(delta, finish=None, index=0):
 
 
 # ------------------------------------------------------------------ upstream mode, openai backend
-def test_client_streams_upstream_answers_whole(fake):
-    with running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="non_stream") as p:
-        answer = chat_completion("Sunny and 21 C")
-        answer["choices"][0]["message"]["tool_calls"] = [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}}]
-        fake.add(Reply(answer))
-        chunks = list(sdk(p).chat.completions.create(model="m", messages=MSG, tools=TOOLS, stream=True,
-                                                     stream_options={"include_usage": True}))
-        sent = fake.received[-1].json()
-        assert sent["stream"] is False and "stream_options" not in sent
-        assert chunks[0].choices[0].delta.role == "assistant"
-        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
-        assert text == "Sunny and 21 C" and calls[0].function.name == "get_weather" and calls[0].index == 0
-        assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
-        assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 12
-        # the SDK's own stream helper assembles the same message
-        with sdk(p).chat.completions.stream(model="m", messages=MSG) as s:
-            final = s.get_final_completion()
-        assert final.choices[0].message.content == "Hello from the fake upstream!"
+# One proxy per mode in front of the module's upstream: a conversion keeps nothing of one request for another.
+@pytest.fixture(scope="module")
+def whole_upstream(module_fake):
+    with running_proxy(TARGET_BASE_URL=module_fake.base_url, UPSTREAM_MODE="non_stream") as p:
+        yield p
 
 
-def test_client_wants_whole_upstream_streams(fake):
-    with running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream") as p:
-        fake.add(Stream([chunk({"role": "assistant", "content": "", "reasoning_content": "hmm "}),
-                         chunk({"reasoning_content": "ok"}),
-                         chunk({"tool_calls": [{"index": 0, "id": "call_9", "type": "function",
-                                                "function": {"name": "get_weather", "arguments": '{"loc'}}]}),
-                         chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ation":"Paris"}'}}]}),
-                         chunk({}, finish="tool_calls"),
-                         {**chunk({}), "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
-                         "[DONE]"]))
-        r = sdk(p).chat.completions.create(model="m", messages=MSG, tools=TOOLS)
-        sent = fake.received[-1].json()
-        assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
-        msg = r.choices[0].message
-        assert r.object == "chat.completion" and r.choices[0].finish_reason == "tool_calls"
-        assert msg.tool_calls[0].function.arguments == '{"location":"Paris"}' and msg.tool_calls[0].id == "call_9"
-        assert msg.model_extra["reasoning_content"] == "hmm ok" and r.usage.total_tokens == 7
+@pytest.fixture(scope="module")
+def streaming_upstream(module_fake):
+    with running_proxy(TARGET_BASE_URL=module_fake.base_url, UPSTREAM_MODE="stream") as p:
+        yield p
 
 
-def test_legacy_completions_both_ways(fake):
+def test_client_streams_upstream_answers_whole(whole_upstream, upstream):
+    p, fake = whole_upstream, upstream
+    answer = chat_completion("Sunny and 21 C")
+    answer["choices"][0]["message"]["tool_calls"] = [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}}]
+    fake.add(Reply(answer))
+    chunks = list(sdk(p).chat.completions.create(model="m", messages=MSG, tools=TOOLS, stream=True,
+                                                 stream_options={"include_usage": True}))
+    sent = fake.received[-1].json()
+    assert sent["stream"] is False and "stream_options" not in sent
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert text == "Sunny and 21 C" and calls[0].function.name == "get_weather" and calls[0].index == 0
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 12
+    # the SDK's own stream helper assembles the same message
+    with sdk(p).chat.completions.stream(model="m", messages=MSG) as s:
+        final = s.get_final_completion()
+    assert final.choices[0].message.content == "Hello from the fake upstream!"
+
+
+def test_client_wants_whole_upstream_streams(streaming_upstream, upstream):
+    p, fake = streaming_upstream, upstream
+    fake.add(Stream([chunk({"role": "assistant", "content": "", "reasoning_content": "hmm "}),
+                     chunk({"reasoning_content": "ok"}),
+                     chunk({"tool_calls": [{"index": 0, "id": "call_9", "type": "function",
+                                            "function": {"name": "get_weather", "arguments": '{"loc'}}]}),
+                     chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ation":"Paris"}'}}]}),
+                     chunk({}, finish="tool_calls"),
+                     {**chunk({}), "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
+                     "[DONE]"]))
+    r = sdk(p).chat.completions.create(model="m", messages=MSG, tools=TOOLS)
+    sent = fake.received[-1].json()
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    msg = r.choices[0].message
+    assert r.object == "chat.completion" and r.choices[0].finish_reason == "tool_calls"
+    assert msg.tool_calls[0].function.arguments == '{"location":"Paris"}' and msg.tool_calls[0].id == "call_9"
+    assert msg.model_extra["reasoning_content"] == "hmm ok" and r.usage.total_tokens == 7
+
+
+def test_legacy_completions_both_ways(whole_upstream, streaming_upstream, upstream):
+    fake = upstream
     completion = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "m",
                   "choices": [{"index": 0, "text": "Once upon", "finish_reason": "length", "logprobs": None}]}
-    with running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="non_stream") as p:
-        fake.add(Reply(completion))
-        chunks = list(sdk(p).completions.create(model="m", prompt="Tell", stream=True))
-        assert "".join(c.choices[0].text for c in chunks if c.choices) == "Once upon"
-    with running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream") as p:
-        base = {k: completion[k] for k in ("id", "object", "created", "model")}
-        fake.add(Stream([{**base, "choices": [{"index": 0, "text": "Once", "finish_reason": None}]},
-                         {**base, "choices": [{"index": 0, "text": " upon", "finish_reason": "length"}]}, "[DONE]"]))
-        r = sdk(p).completions.create(model="m", prompt="Tell")
-        assert r.choices[0].text == "Once upon" and r.choices[0].finish_reason == "length"
+    fake.add(Reply(completion))
+    chunks = list(sdk(whole_upstream).completions.create(model="m", prompt="Tell", stream=True))
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == "Once upon"
+    base = {k: completion[k] for k in ("id", "object", "created", "model")}
+    fake.add(Stream([{**base, "choices": [{"index": 0, "text": "Once", "finish_reason": None}]},
+                     {**base, "choices": [{"index": 0, "text": " upon", "finish_reason": "length"}]}, "[DONE]"]))
+    r = sdk(streaming_upstream).completions.create(model="m", prompt="Tell")
+    assert r.choices[0].text == "Once upon" and r.choices[0].finish_reason == "length"
 
 
 # ------------------------------------------------------------------ DashScope backend
