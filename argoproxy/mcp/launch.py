@@ -26,6 +26,9 @@ OWNER_ENV = "COT_PROXY_MCP_OWNER"  # the master that started it (a re-exec'd mas
 START_SECONDS = 10.0
 STOP_SECONDS = 10.0
 MAX_SOCKET_PATH = 103
+# The directory argoproxy is imported from: the supervisor's interpreter finds it there whatever the working
+# directory (`python /srv/cot_proxy/cot_proxy.py` started elsewhere has it on sys.path only through the script).
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _running: subprocess.Popen[bytes] | None = None
 _entries: list[object] = []  # what it runs, and its options
@@ -56,7 +59,7 @@ def start_supervisor(servers: tuple[McpServer, ...], grace: float = 0.0,
     rundir = tempfile.mkdtemp(prefix="cot_proxy_mcp_", dir=socket_parent())  # mode 0700: the socket, the homes
     path = os.path.join(rundir, "supervisor.sock")
     process = subprocess.Popen([sys.executable, "-m", "argoproxy.mcp.supervisor", path, rundir],
-                               stdin=subprocess.PIPE, start_new_session=True)
+                               stdin=subprocess.PIPE, start_new_session=True, env=supervisor_environ())
     assert process.stdin is not None
     process.stdin.write(b"".join(json.dumps(line).encode() + b"\n" for line in entries))
     process.stdin.flush()  # the pipe stays open: its end tells the supervisor the master is gone
@@ -67,6 +70,13 @@ def start_supervisor(servers: tuple[McpServer, ...], grace: float = 0.0,
     os.environ[SOCKET_ENV], os.environ[OWNER_ENV] = path, str(os.getpid())
     log.info("MCP: %d server(s) behind /mcp (supervisor pid %d)", len(servers), process.pid)
     return path
+
+
+def supervisor_environ() -> dict[str, str]:
+    """The master's environment, with the directory argoproxy came from first on PYTHONPATH (its servers get an
+    environment of their own: stdio_server.py)."""
+    paths = [PACKAGE_PARENT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
 def retire_supervisor(grace: float) -> None:
