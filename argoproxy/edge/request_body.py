@@ -65,8 +65,9 @@ def parse_with_members(raw: bytes, must_be_object: bool = True) -> tuple[Any, Me
                          param=dup.key, code="duplicate_key") from None
     except UnicodeDecodeError:
         raise ProxyError(400, "The request body is not valid UTF-8.", code="invalid_json") from None
-    except RecursionError:
-        raise ProxyError(400, "The request body is nested too deeply.", code="invalid_json") from None
+    except RecursionError:  # hundreds of levels, past MAX_DEPTH: the same answer however deep the stack stood
+        raise ProxyError(400, f"The request body is nested more than {MAX_DEPTH} levels deep.",
+                         code="invalid_json") from None
     except ValueError as exc:
         raise ProxyError(400, f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
     if opened > MAX_DEPTH and members_and_depth(body, opened)[1] > MAX_DEPTH:

@@ -83,3 +83,20 @@ def test_strings_left_open_cost_one_pass(tail):
 ])
 def test_a_string_left_open_runs_to_the_end(text, count):
     assert containers(text.encode(), 0) == count
+
+
+def test_a_body_too_deep_for_the_parser_gets_the_depth_answer_however_deep_the_stack_stands():
+    """json.loads stops at the interpreter's recursion limit, which counts the frames under it too: a body some
+    900 levels deep parsed under a deeper stack (another way of starting the server) raised RecursionError, and
+    the client was told something other than the depth limit every other too-deep body is told."""
+    raw = ('{"a":' * 900 + "1" + "}" * 900).encode()
+
+    def under(frames: int) -> str:
+        if frames:
+            return under(frames - 1)
+        with pytest.raises(ProxyError) as refused:
+            parse_object(raw)
+        return str(refused.value)
+
+    for frames in (0, 60):
+        assert f"more than {request_body.MAX_DEPTH} levels" in under(frames)
