@@ -9,7 +9,7 @@ rounds alternated so that the machine's load falls on every way alike.
 Prints per way the median, p90 and p99 of a call's round trip over all rounds, and what the proxy adds (the
 difference of the medians, and of the p99s) against issue 58's bounds: at most 2 ms at the median and 10 ms at
 p99. Beside them, what the addition is made of, each timed the same way:
-- a `ping` the proxy answers itself: what any request to /mcp costs on this stack (Gunicorn, Flask, the door, the
+- a `ping` the proxy answers itself: what any request to /mcp costs on this stack (Gunicorn, the door, the
   session asked of the supervisor) before a server is involved;
 - the supervisor alone: the same server behind a supervisor of the bench's own (argoproxy/mcp/supervisor.py, as
   the Gunicorn master starts it), called over its Unix socket as a worker calls it, without HTTP;
@@ -17,7 +17,7 @@ p99. Beside them, what the addition is made of, each timed the same way:
   Gunicorn gevent worker, a raw socket, no Flask, no proxy) against the same request sent to it straight, and
   through the proxy.
 The supervisor's hop (supervisor alone less direct) and Gunicorn's floor (relayed less straight) are printed, and
-what is left of the addition: the proxy's own request handling (Flask, the door, the MCP endpoint), beside a chat
+what is left of the addition: the proxy's own request handling (the door and the MCP endpoint; /mcp skips Flask), beside a chat
 request's (through the proxy less relayed).
 
 The server is the tests' strict stdio fake (tests/fakes/fake_mcp_server.py); the proxy runs with its default
@@ -252,7 +252,7 @@ def report(ways: dict[str, list[float]], args: argparse.Namespace) -> None:
     print("\n| the median addition's parts | ms |\n| --- | --- |")
     print(f"| the supervisor's hop (supervisor alone less direct) | {hop:.3f} |")
     print(f"| Gunicorn's floor (relayed less straight) | {floor:.3f} |")
-    print(f"| the rest: Flask, the door, the MCP endpoint | {added_median - hop - floor:.3f} |")
+    print(f"| the rest: the door, the MCP endpoint | {added_median - hop - floor:.3f} |")
     print(f"| beside it, a chat request's own handling (through the proxy less Gunicorn's floor) "
           f"| {median['chat'] - median['floor']:.3f} |")
 

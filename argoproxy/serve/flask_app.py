@@ -13,7 +13,8 @@ from argoproxy.serve.door import Door, Edge
 from argoproxy.errors import error_body, error_type, named
 from argoproxy.jsonfast import dumps
 from argoproxy.serve.proxy import build_proxy
-from argoproxy.serve.mcp_mount import mount_mcp
+from argoproxy.serve.direct_routes import DirectRoutes
+from argoproxy.serve.mcp_mount import MCP_SEGMENT, mount_mcp
 from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY, RequestIds
 from argoproxy.serve.flask_view import build_blueprint, status_line, through
 from argoproxy.serve.websocket_upgrade import Upgrades
@@ -24,7 +25,7 @@ log = logging.getLogger("cot_proxy")
 
 def create_app(settings: Settings) -> Flask:
     door = build_proxy(settings)
-    mount_mcp(door)  # /mcp, when MCP servers are configured (argoproxy/mcp/)
+    mcp = mount_mcp(door)  # /mcp, when MCP servers are configured (argoproxy/mcp/)
     gunicorn_errors.answer_for(door)  # Gunicorn's own errors in the shape of this door's routes
     app = Flask("cot_proxy")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -33,8 +34,10 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["cot_proxy_metrics"] = door.metrics
     app.register_blueprint(build_blueprint(door))
     register_error_handlers(app, door)
-    # Flask's documented way to add WSGI middleware (its stubs declare wsgi_app a method).
-    client_input = ClientInput(app.wsgi_app, settings.client_timeout, fast_path=settings.fast_path == "on",
+    # Flask's documented way to add WSGI middleware (its stubs declare wsgi_app a method). /mcp is answered
+    # without Flask's dispatch (direct_routes.py): its tool calls are round trips an agent waits on.
+    served = DirectRoutes(app.wsgi_app, door, (MCP_SEGMENT,)) if mcp is not None else app.wsgi_app
+    client_input = ClientInput(served, settings.client_timeout, fast_path=settings.fast_path == "on",
                                door_of=door.front_of)
     upgrades = Upgrades(client_input, door, settings)  # the Responses WebSocket (GET /v1/responses upgraded)
     app.wsgi_app = RequestIds(Edge(upgrades))  # type: ignore[method-assign]

@@ -24,6 +24,8 @@ from argoproxy.mcp.recording import ToolMetrics, traced, used
 from argoproxy.pipeline.call import Call
 from argoproxy.serve.door import Door
 
+MCP_SEGMENT = "mcp"  # the path's first segment, any case: /mcp and /mcp/<server>
+
 
 def mount_mcp(door: Door) -> McpEndpoint | None:
     settings = door.settings
@@ -50,9 +52,9 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
         endpoint.hooks.append(journaled(journal.record))
 
     def claim(parts: tuple[str, ...]) -> Route | None:
-        if not parts or parts[0].lower() != "mcp" or len(parts) > 2:
+        if not parts or parts[0].lower() != MCP_SEGMENT or len(parts) > 2:
             return None
-        return Route("mcp", "mcp", "/".join(("mcp", *parts[1:])), METHODS)
+        return Route("mcp", "mcp", "/".join((MCP_SEGMENT, *parts[1:])), METHODS)
 
     def handle(call: Call, route: Route) -> Answer:
         req = call.client.request

@@ -1,5 +1,7 @@
 """`/mcp` is the proxy's own route only when MCP servers are configured; otherwise it is any other path."""
 
+import re
+
 from argoproxy.config.settings import load
 from argoproxy.edge.paths import canonical
 from argoproxy.serve.mcp_mount import mount_mcp
@@ -21,3 +23,53 @@ def test_with_mcp_servers_mcp_and_each_server_are_the_proxys(tmp_path, monkeypat
     assert [(r.family, r.path) for r in (door.table.classify(canonical(p)) for p in ("/mcp", "/MCP/git", "/mcp/x"))] \
         == [("mcp", "mcp"), ("mcp", "mcp/git"), ("mcp", "mcp/x")]
     assert door.table.classify(canonical("/mcp/git/deeper")).family != "mcp"
+
+
+def mcp_app(tmp_path, monkeypatch):
+    """The Flask app with MCP mounted, in front of no supervisor: only what the proxy answers itself is asked."""
+    from argoproxy.serve.flask_app import create_app
+    monkeypatch.setenv("COT_PROXY_MCP_SOCKET", str(tmp_path / "no-supervisor.sock"))
+    settings = load({}, {"TARGET_BASE_URL": "http://127.0.0.1:9/v1", "MCP_SERVERS": '{"git": {"command": "true"}}'},
+                    search=()).settings
+    return create_app(settings)
+
+
+def test_mcp_is_answered_without_flasks_dispatch_and_everything_else_with_it(tmp_path, monkeypatch):
+    app = mcp_app(tmp_path, monkeypatch)
+    entered = []
+    app.before_request(lambda: entered.append(1) and None)
+    client = app.test_client()
+    assert client.post("/MCP/git", data=b"x", content_type="text/plain").status_code == 415
+    assert client.get("/mcp?x=1").status_code == 406  # a GET stream must accept text/event-stream
+    assert entered == []
+    client.get("/v1/models")
+    client.post("/%6Dcp", data=b"x", content_type="text/plain")  # another spelling: through Flask, to the same door
+    assert len(entered) == 2
+
+
+def test_an_mcp_answer_is_the_same_without_flask_as_with_it(tmp_path, monkeypatch):
+    """HEAD's empty body, Content-Length, the status line and every header: as the Flask view writes them."""
+    client = mcp_app(tmp_path, monkeypatch).test_client()
+    asked = [("HEAD", {}, b""), ("PUT", {}, b""), ("POST", {"Content-Type": "text/plain"}, b"x"),
+             ("POST", {"Content-Type": "application/json"}, b"{not json"),
+             ("POST", {"Content-Type": "application/json", "Accept": "text/html"}, b"{}"),
+             ("DELETE", {}, b""), ("POST", {"Content-Type": "application/json"}, b'{"jsonrpc":"2.0","id":1,"method":"ping"}')]
+    for method, headers, body in asked:
+        direct, through_flask = (client.open(path, method=method, headers=headers, data=body)
+                                 for path in ("/mcp", "/%6Dcp"))
+        assert seen(direct) == seen(through_flask), method
+        if method == "HEAD":
+            assert direct.data == b"" and direct.headers["Content-Length"] != "0"
+
+
+def seen(response):
+    """A response as its client sees it, but for the request's own ids."""
+    headers = [(k, v) for k, v in response.headers.items() if not k.lower().endswith("request-id")]
+    return response.status, headers, re.sub(rb'"request_id":"[0-9a-f]+"', b"", response.data)
+
+
+def test_the_first_segment_decides_in_any_case_and_nothing_else_does():
+    from argoproxy.serve.direct_routes import first_segment
+    assert [first_segment(t) for t in ("/mcp", "/MCP/git", "/mcp?x=/y", "/mcp/", "/mcpx", "//mcp", "/%6Dcp",
+                                       "http://h/mcp", "", "/")] == \
+        ["mcp", "mcp", "mcp", "mcp", "mcpx", "", "%6dcp", "", "", ""]
