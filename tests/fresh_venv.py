@@ -24,6 +24,7 @@ from tests.proxy_process import ROOT
 
 CACHE = Path(os.environ.get("COT_PROXY_TEST_CACHE") or Path.home() / ".cache" / "cot_proxy_tests")
 DONE = ".complete"
+INSTALLED = ".installed-from"  # the digest of the code `pip install .` installed last
 # What `pip install .` reads; copied to a scratch directory so setuptools' build files stay out of the clone.
 PACKAGE_FILES = ("pyproject.toml", "requirements.txt", "README.md", "LICENSE", "cot_proxy.py", "argoproxy")
 
@@ -80,18 +81,42 @@ def package_copy() -> Path:
 
 def installed_venv() -> Path:
     """A virtual environment where `pip install .` ran: dependencies once per requirements/pyproject change,
-    this checkout's code reinstalled on every call."""
+    this checkout's code reinstalled whenever it is not the code installed there (a reinstall is 20 s of CPU: the
+    suite asks for this venv eight times)."""
     # Keyed by the checkout too: each checkout reinstalls its own code, and must not swap another's mid-test.
     venv = CACHE / f"installed-{_key('requirements.txt', 'pyproject.toml')}-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]}"
-    source = package_copy()
-    try:
-        with _locked(venv.name):
+    code = _package_digest()
+    with _locked(venv.name):
+        if (venv / DONE).exists() and _read(venv / INSTALLED) == code:
+            return venv
+        source = package_copy()
+        try:
             if not (venv / DONE).exists():
                 _fresh(venv)
                 _pip(venv, str(source))
                 (venv / DONE).touch()
             else:
                 _pip(venv, "--no-deps", "--force-reinstall", str(source))
-    finally:
-        shutil.rmtree(source, ignore_errors=True)
+        finally:
+            shutil.rmtree(source, ignore_errors=True)
+        (venv / INSTALLED).write_text(code)
     return venv
+
+
+def _package_digest() -> str:
+    """The digest of what `pip install .` reads, as this checkout holds it now."""
+    digest = hashlib.sha256()
+    for name in PACKAGE_FILES:
+        path = ROOT / name
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
+            if path.is_dir() else [path]
+        for file in files:
+            digest.update(str(file.relative_to(ROOT)).encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
