@@ -3,7 +3,8 @@ messages): a 2025-11-25 session's GET stream and 2026-07-28's `subscriptions/lis
 listen connection to the supervisor (link.py; the fan-out is notices.py's), and the session requests that shape
 them (resources/subscribe and unsubscribe, logging/setLevel), held by the supervisor.
 
-A stream is held until its client leaves, its session ends (DELETE), its team key is revoked (key_watch.py, as a
+A stream is held until its client leaves, its session ends (DELETE; with Redis's sessions also expiry or being pushed
+out by its key's newer ones, seen within about 10 s), its team key is revoked (key_watch.py, as a
 tool call's stream), or the proxy stops; a comment every 10 s keeps it alive through proxies. The supervisor
 bounds the streams per key and per instance (429); a worker that gives a thread to each stream (gthread) holds at
 most a quarter of its threads in them, and a sync worker, whose one stream would hold the worker, offers none (a
@@ -17,7 +18,8 @@ import logging
 import secrets
 import signal
 import threading
-from typing import Any, Iterator, Protocol
+import time
+from typing import Any, Callable, Iterator, Protocol
 
 from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.jsonfast import dumps
@@ -41,6 +43,7 @@ FLAGS = {"toolsListChanged": "notifications/tools/list_changed",
          "resourcesListChanged": "notifications/resources/list_changed"}
 MAX_URIS = 256  # a listen request's resource subscriptions at most (notices.py's bound)
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+ALIVE_EVERY = 10.0  # seconds between asks whether a shared session still is, while notifications flow
 
 
 class Room:
@@ -116,18 +119,28 @@ def session_stream(endpoint: Endpoint, req: Request, server: str | None, owner: 
     if isinstance(opened, Answer):
         return opened
     notes = relayed(endpoint, req, opened)
-    return Answer(session_events(notes, opened, endpoint.streams, owner), 200, STREAM_HEADERS,
+    sessions = endpoint.sessions
+    alive = None if sessions.checked_by_calls else lambda: bool(sessions.alive(session))  # Redis's: asked
+    return Answer(session_events(notes, opened, endpoint.streams, owner, alive), 200, STREAM_HEADERS,
                   content_type="text/event-stream")
 
 
 def session_events(notes: Iterator[dict[str, Any] | Refused], opened: Listening, room: Room,
-                   owner: str) -> Iterator[bytes]:
+                   owner: str, alive: Callable[[], bool] | None = None) -> Iterator[bytes]:
+    """The GET stream's events; `alive`, asked at each keep-alive and every ALIVE_EVERY seconds of notifications:
+    whether its session is still held where the supervisor cannot see it go (Redis's, expired or pushed out)."""
+    asked = time.monotonic()
     try:
         yield KEEPALIVE  # the head goes now: the client knows its stream is open
         for sent in notes:
             if isinstance(sent, Refused):
                 log.info("mcp: %s's key was refused while it listened (%s): its stream ended", owner, sent)
                 return
+            if alive is not None and (not sent or time.monotonic() - asked >= ALIVE_EVERY):
+                asked = time.monotonic()
+                if not alive():
+                    log.info("mcp: a session of %s's is gone from the shared store: its stream ended", owner)
+                    return
             yield EVENT + dumps(sent) + b"\n\n" if sent else KEEPALIVE
     finally:
         close(notes)

@@ -42,6 +42,10 @@ class Sessions(Protocol):
 
     def end(self, session: str, owner: str) -> bool: ...
 
+    def alive(self, session: str) -> bool:
+        """Whether the session is still held, its use not noted: its GET streams ask now and then, and end once it
+        is gone (expired, or pushed out by its key's newer sessions)."""
+
 
 class InstanceSessions:
     """The supervisor's (supervisor.py's Sessions), reached over the worker's link."""
@@ -63,6 +67,9 @@ class InstanceSessions:
 
     def end(self, session: str, owner: str) -> bool:
         return bool(self.link.session("end", id=session, owner=owner))
+
+    def alive(self, session: str) -> bool:
+        return True  # the supervisor ends the streams of a session it drops itself
 
 
 class SharedSessions:
@@ -112,6 +119,13 @@ class SharedSessions:
             pipe.delete(PREFIX + session)
             pipe.zrem(OWNED + owner, session)
             return bool(pipe.execute()[0])
+
+    def alive(self, session: str) -> bool:
+        import redis
+        try:
+            return bool(self.redis.exists(PREFIX + session))
+        except (redis.RedisError, OSError):
+            return True  # unknown while Redis is away: a stream is not ended for that alone
 
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 import requests
@@ -84,3 +85,31 @@ def test_the_shared_store_keeps_each_keys_sessions_apart_and_bounded(redis_url, 
                                                                                  "2025-06-18"]
     assert store.end(newest, "key:alice") and store.version(newest, "key:alice") is None
     assert json.loads(connect(redis_url).get(sessions.PREFIX + mine[0]))["owner"] == "key:alice"
+
+
+def test_a_get_stream_ends_once_its_session_is_gone_from_redis(redis_url):
+    """A session that expires in Redis, or is pushed out by its key's newer ones, ends its GET stream (the
+    supervisor, which ends the streams of the sessions it drops, knows nothing of Redis's)."""
+    from argoproxy.mcp.sessions import PREFIX
+    from argoproxy.teamkeys.redis_store import connect
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, REDIS_URL=redis_url,
+                                             MCP_SERVERS=SERVERS) as proxy:
+        gone, kept = opened(proxy), opened(proxy)
+        streams = [requests.get(proxy.url + "/mcp", stream=True, timeout=30,
+                                headers={"Accept": "text/event-stream", **VERSION, "Mcp-Session-Id": s})
+                   for s in (gone, kept)]
+        assert [r.status_code for r in streams] == [200, 200]
+        chunks = [r.raw.stream(64, decode_content=False) for r in streams]
+        assert [next(c) for c in chunks] == [b": keep-alive\n\n"] * 2  # both open
+        connect(redis_url).delete(PREFIX + gone)  # as Redis expires it
+        assert ended_within(chunks[0], 25)  # the next keep-alive's check ends it (10 s at most)
+        assert next(chunks[1]) == b": keep-alive\n\n"  # the other session's stream goes on
+        for r in streams:
+            r.close()
+        assert "is gone from the shared store: its stream ended" in proxy.read_log()
+
+
+def ended_within(chunks, seconds: float) -> bool:
+    """Does the stream end before a chunk arrives past `seconds`? (Keep-alives come every 10 s.)"""
+    deadline = time.monotonic() + seconds
+    return all(time.monotonic() < deadline for _ in chunks)
