@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from argoproxy.edge.byte_counts import brackets
+from argoproxy.edge.msgspec_body import members_and_depth
+from argoproxy.edge.request_body import MAX_DEPTH
 from argoproxy.jsonfast import loads
 
 PARSE_ERROR = -32700
@@ -81,14 +84,25 @@ def parse(body: bytes, max_bytes: int) -> Message:
     """The one message a POST carries, or the RpcError the specification gives (HTTP 400 or 413 with it)."""
     if len(body) > max_bytes:
         raise RpcError(INVALID_REQUEST, f"Message too large: at most {max_bytes} bytes.", status=413)
+    opened = brackets(body)
     try:
         value = loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        if opened > MAX_DEPTH:  # the parser's own depth bound (about a thousand levels) is past the proxy's
+            raise too_deep() from None
         raise RpcError(PARSE_ERROR, "Parse error: the body is not JSON.", status=400) from None
+    if opened > MAX_DEPTH and members_and_depth(value, opened)[1] > MAX_DEPTH:
+        raise too_deep()
     if isinstance(value, list):
         raise RpcError(INVALID_REQUEST, "Invalid Request: batches are not supported; send one message per POST.",
                        status=400)
     return checked(value)
+
+
+def too_deep() -> RpcError:
+    """The proxy's bound on nesting, as its other routes have it (edge/request_body.py): no server is asked to parse
+    deeper than that."""
+    return RpcError(PARSE_ERROR, f"Parse error: the message is nested more than {MAX_DEPTH} levels deep.", status=400)
 
 
 def checked(value: Any) -> Message:

@@ -10,13 +10,17 @@ encoded, repeated slashes) goes through Flask to the same door, and gets the sam
 
 from __future__ import annotations
 
+import logging
 from typing import Iterable
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from argoproxy.edge.http_objects import Request
 from argoproxy.edge.paths import raw_target
 from argoproxy.serve.door import RAW_TARGET_KEY, Door
-from argoproxy.serve.flask_view import to_flask
+from argoproxy.edge.request_ids import ENVIRON_KEY
+from argoproxy.serve.flask_view import internal_error, to_flask
+
+log = logging.getLogger("cot_proxy")
 
 
 class DirectRoutes:
@@ -30,10 +34,14 @@ class DirectRoutes:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         target: str = environ.get(RAW_TARGET_KEY) or raw_target(environ)
-        if first_segment(target) in self.segments:
+        if first_segment(target) not in self.segments:
+            return self.app(environ, start_response)
+        try:
             response = to_flask(self.door.handle(Request.from_environ(environ, target)))
-            return response(environ, start_response)
-        return self.app(environ, start_response)
+        except Exception:  # noqa: BLE001 - a bug answers as Flask's handler answers it on the other routes
+            log.exception("unexpected error in request %s", environ.get(ENVIRON_KEY) or "-")
+            response = to_flask(internal_error(self.door, environ))
+        return response(environ, start_response)
 
 
 def first_segment(target: str) -> str:

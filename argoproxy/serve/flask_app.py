@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import WebsocketMismatch
 
 from argoproxy.edge.client_input import ClientInput
 from argoproxy.serve import gunicorn_errors
@@ -16,7 +17,7 @@ from argoproxy.serve.proxy import build_proxy
 from argoproxy.serve.direct_routes import DirectRoutes
 from argoproxy.serve.mcp_mount import MCP_SEGMENT, mount_mcp
 from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY, RequestIds
-from argoproxy.serve.flask_view import build_blueprint, status_line, through
+from argoproxy.serve.flask_view import build_blueprint, internal_error, status_line, through, to_flask
 from argoproxy.serve.websocket_upgrade import Upgrades
 from argoproxy.config.settings import Settings
 
@@ -51,8 +52,9 @@ def current_request_id() -> str:
 
 def register_error_handlers(app: Flask, door: Door) -> None:
     """Errors Flask makes itself, in OpenAI's shape too; the door answers every other error (argoproxy/serve/door.py).
-    A method Flask's URL map does not list (PROPFIND...) is sent through the door, which answers the 405 and
-    counts it like any request."""
+    A method Flask's URL map does not list (PROPFIND...), and a request asking to upgrade to a WebSocket (which the
+    map refuses for a rule not declared one), are sent through the door, which answers and counts them like any
+    request: the same answer as on /mcp, which Flask does not dispatch (direct_routes.py)."""
     gateway = door.gateway
     compatible = gateway.settings.compatible
 
@@ -66,7 +68,7 @@ def register_error_handlers(app: Flask, door: Door) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:
-        if err.code == 405:
+        if err.code == 405 or isinstance(err, WebsocketMismatch):  # the door decides (it ignores Upgrade)
             return through(door)
         status = err.code or 500
         messages = {404: "Unknown route.", 405: "Method not allowed on this route."}
@@ -79,5 +81,4 @@ def register_error_handlers(app: Flask, door: Door) -> None:
     @app.errorhandler(Exception)
     def unexpected(err: Exception) -> Response:
         log.exception("unexpected error in request %s", current_request_id() or "-")
-        return reply(500, error_body("The proxy failed to handle this request; see its log.", "server_error",
-                                     None, "internal_error"))
+        return to_flask(internal_error(door, request.environ))

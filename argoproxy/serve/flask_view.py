@@ -6,6 +6,8 @@ Flask's URL map decides nothing: what a request is gets decided once, by the doo
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from flask import Blueprint, Response, request
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -13,6 +15,9 @@ from argoproxy.edge.classify import ALL_METHODS
 from argoproxy.serve.door import RAW_TARGET_KEY, Door
 from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.paths import raw_target
+from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY
+from argoproxy.errors import error_body, named
+from argoproxy.jsonfast import dumps
 
 
 def build_blueprint(door: Door) -> Blueprint:
@@ -32,6 +37,15 @@ def through(door: Door) -> Response:
     environ = request.environ
     req = Request.from_environ(environ, environ.get(RAW_TARGET_KEY) or raw_target(environ))
     return to_flask(door.handle(req))
+
+
+def internal_error(door: Door, environ: Mapping[str, Any]) -> Answer:
+    """The answer to a request whose handling raised past the door (a bug, logged by the caller): OpenAI's shape,
+    with the request's ids, as the door answers its own errors."""
+    body = error_body("The proxy failed to handle this request; see its log.", "server_error", None, "internal_error")
+    named(body["error"], environ.get(ENVIRON_KEY, ""), environ.get(CLIENT_KEY, ""))
+    status = 200 if door.gateway.settings.compatible else 500
+    return Answer(door.gateway.answers.secrets.data(dumps(body)), status, content_type="application/json")
 
 
 def to_flask(answer: Answer) -> Response:

@@ -57,3 +57,17 @@ def test_an_invalid_request_keeps_the_id_it_could_read():
 def test_an_oversized_message_is_refused_before_it_is_read():
     err = refused(b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"' + b"a" * 2000 + b'"}}', 1000)
     assert (err.code, err.status) == (jsonrpc.INVALID_REQUEST, 413)
+
+
+@pytest.mark.parametrize("levels", [128, 129, 1200])
+def test_a_message_nested_past_the_proxys_bound_is_refused_by_it(levels):
+    """The bound of the proxy's other routes (128 levels, the message's own braces counted): a deeper message never
+    reaches a server, and one too deep for the parser itself gets the same answer, not "not JSON"."""
+    body = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"a":' + b"[" * (levels - 2) + b"]" * (levels - 2) + b"}}"
+    if levels <= 128:
+        assert jsonrpc.parse(body, 10**7).method == "tools/call"
+        return
+    with pytest.raises(jsonrpc.RpcError) as refused:
+        jsonrpc.parse(body, 10**7)
+    assert refused.value.status == 400 and refused.value.answer()["error"] == {
+        "code": jsonrpc.PARSE_ERROR, "message": "Parse error: the message is nested more than 128 levels deep."}

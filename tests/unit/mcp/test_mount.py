@@ -53,13 +53,34 @@ def test_an_mcp_answer_is_the_same_without_flask_as_with_it(tmp_path, monkeypatc
     asked = [("HEAD", {}, b""), ("PUT", {}, b""), ("POST", {"Content-Type": "text/plain"}, b"x"),
              ("POST", {"Content-Type": "application/json"}, b"{not json"),
              ("POST", {"Content-Type": "application/json", "Accept": "text/html"}, b"{}"),
-             ("DELETE", {}, b""), ("POST", {"Content-Type": "application/json"}, b'{"jsonrpc":"2.0","id":1,"method":"ping"}')]
+             ("DELETE", {}, b""), ("POST", {"Content-Type": "application/json"}, b'{"jsonrpc":"2.0","id":1,"method":"ping"}'),
+             ("POST", {"Content-Type": "application/json", "Upgrade": "websocket", "Connection": "Upgrade"},
+              b'{"jsonrpc":"2.0","id":1,"method":"ping"}')]  # Werkzeug's map refused this one before the door
     for method, headers, body in asked:
         direct, through_flask = (client.open(path, method=method, headers=headers, data=body)
                                  for path in ("/mcp", "/%6Dcp"))
         assert seen(direct) == seen(through_flask), method
         if method == "HEAD":
             assert direct.data == b"" and direct.headers["Content-Length"] != "0"
+
+
+def test_a_bug_past_the_door_is_answered_alike_with_or_without_flask(tmp_path, monkeypatch, caplog):
+    """A request whose handling raises past the door's own handler gets OpenAI's 500 with its request id, and the
+    log names that id, whichever way it came."""
+    app = mcp_app(tmp_path, monkeypatch)
+    door = app.extensions["cot_proxy_door"]
+
+    def broken(req):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(door, "handle", broken)
+    client = app.test_client()
+    for path in ("/mcp", "/%6Dcp"):
+        response = client.post(path, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        rid = response.headers["X-Cot-Proxy-Request-ID"]
+        assert response.status_code == 500 and response.json["error"]["code"] == "internal_error"
+        assert response.json["error"]["request_id"] == rid, path
+        assert f"unexpected error in request {rid}" in caplog.text, path
 
 
 def seen(response):
