@@ -92,6 +92,7 @@ class StdioServer:
         self.lock = threading.Lock()
         self.write_lock = threading.Lock()
         self.ids = itertools.count(1)
+        self.issued = 0  # the last id a call was sent under
         self.pending: dict[int, Pending] = {}
         self.client_requests = ClientRequests(self.name, self._write)  # the server's requests of its calls' clients
         self.process: subprocess.Popen[bytes] | None = None
@@ -192,7 +193,7 @@ class StdioServer:
                           asks if on_ask is not None else frozenset())
         pending.level = level if on_note is not None else None
         with self.lock:
-            own_id = next(self.ids)
+            own_id = self.issued = next(self.ids)
             self.pending[own_id] = pending
         sent = {**message, "id": own_id}
         if token is not None:
@@ -302,7 +303,10 @@ class StdioServer:
         with self.lock:
             call = self.pending.pop(own_id, None) if isinstance(own_id, int) else None
         if call is None:
-            log.warning("mcp server %s: answered a request it was not asked (id %.40r)", self.name, own_id)
+            if type(own_id) is int and 0 < own_id <= self.issued:  # its call ended first (its client left, a timeout)
+                log.debug("mcp server %s: answered call %d after it ended", self.name, own_id)
+            else:
+                log.warning("mcp server %s: answered a request it was not asked (id %.40r)", self.name, own_id)
             return
         call.events.put(("answer", {**message, "id": call.client_id}))
 

@@ -361,6 +361,9 @@ class Handler(socketserver.StreamRequestHandler):
                 else {"error": "not an object"}
         except ValueError:
             answer = {"error": "not JSON"}
+        except (BrokenPipeError, ConnectionResetError):  # the worker left mid-call (its client did): nobody to answer
+            log.debug("mcp supervisor: a worker left during its call")
+            return
         except Exception as exc:  # noqa: BLE001 - one bad call must not take the supervisor down
             log.exception("mcp supervisor: a call failed")
             answer = {"message": jsonrpc.error(None, jsonrpc.INTERNAL_ERROR, f"The proxy failed: {type(exc).__name__}")}
