@@ -87,7 +87,7 @@ def parse(body: bytes, max_bytes: int) -> Message:
     opened = brackets(body)
     try:
         value = loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except (ValueError, UnicodeDecodeError):
         if opened > MAX_DEPTH:  # the parser's own depth bound (about a thousand levels) is past the proxy's
             raise too_deep() from None
         raise RpcError(PARSE_ERROR, "Parse error: the body is not JSON.", status=400) from None

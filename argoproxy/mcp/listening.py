@@ -120,7 +120,7 @@ def session_stream(endpoint: Endpoint, req: Request, server: str | None, owner: 
         return opened
     notes = relayed(endpoint, req, opened)
     sessions = endpoint.sessions
-    alive = None if sessions.checked_by_calls else lambda: bool(sessions.alive(session))  # Redis's: asked
+    alive = None if sessions.checked_by_calls else lambda: sessions.alive(session)  # Redis's: asked
     return Answer(session_events(notes, opened, endpoint.streams, owner, alive), 200, STREAM_HEADERS,
                   content_type="text/event-stream")
 

@@ -121,10 +121,10 @@ class SharedSessions:
             return bool(pipe.execute()[0])
 
     def alive(self, session: str) -> bool:
-        import redis
         try:
-            return bool(self.redis.exists(PREFIX + session))
-        except (redis.RedisError, OSError):
+            with _reached():
+                return bool(self.redis.exists(PREFIX + session))
+        except SessionStoreDown:
             return True  # unknown while Redis is away: a stream is not ended for that alone
 
 

@@ -48,9 +48,4 @@ def first_segment(target: str) -> str:
     """`mcp` of `/MCP/git?x`, lower-cased; "" for a target not in origin form."""
     if not target.startswith("/"):
         return ""
-    end = len(target)
-    for stop in ("/", "?"):
-        at = target.find(stop, 1)
-        if 0 < at < end:
-            end = at
-    return target[1:end].lower()
+    return target[1:].partition("?")[0].partition("/")[0].lower()

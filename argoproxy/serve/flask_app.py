@@ -11,13 +11,12 @@ from werkzeug.routing import WebsocketMismatch
 from argoproxy.edge.client_input import ClientInput
 from argoproxy.serve import gunicorn_errors
 from argoproxy.serve.door import Door, Edge
-from argoproxy.errors import error_body, error_type, named
-from argoproxy.jsonfast import dumps
+from argoproxy.errors import error_body, error_type
 from argoproxy.serve.proxy import build_proxy
 from argoproxy.serve.direct_routes import DirectRoutes
 from argoproxy.serve.mcp_mount import MCP_SEGMENT, mount_mcp
-from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY, RequestIds
-from argoproxy.serve.flask_view import build_blueprint, internal_error, status_line, through, to_flask
+from argoproxy.edge.request_ids import ENVIRON_KEY, RequestIds
+from argoproxy.serve.flask_view import build_blueprint, error_answer, internal_error, through, to_flask
 from argoproxy.serve.websocket_upgrade import Upgrades
 from argoproxy.config.settings import Settings
 
@@ -55,16 +54,9 @@ def register_error_handlers(app: Flask, door: Door) -> None:
     A method Flask's URL map does not list (PROPFIND...), and a request asking to upgrade to a WebSocket (which the
     map refuses for a rule not declared one), are sent through the door, which answers and counts them like any
     request: the same answer as on /mcp, which Flask does not dispatch (direct_routes.py)."""
-    gateway = door.gateway
-    compatible = gateway.settings.compatible
 
     def reply(status: int, body: dict, headers: dict | None = None) -> Response:
-        named(body["error"], current_request_id(), request.environ.get(CLIENT_KEY, ""))
-        response = Response(gateway.answers.secrets.data(dumps(body)), status_line(200 if compatible else status),
-                            content_type="application/json")
-        for name, value in (headers or {}).items():
-            response.headers[name] = value
-        return response
+        return to_flask(error_answer(door, request.environ, status, body, headers))
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:

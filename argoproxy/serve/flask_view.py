@@ -39,13 +39,19 @@ def through(door: Door) -> Response:
     return to_flask(door.handle(req))
 
 
-def internal_error(door: Door, environ: Mapping[str, Any]) -> Answer:
-    """The answer to a request whose handling raised past the door (a bug, logged by the caller): OpenAI's shape,
-    with the request's ids, as the door answers its own errors."""
-    body = error_body("The proxy failed to handle this request; see its log.", "server_error", None, "internal_error")
+def error_answer(door: Door, environ: Mapping[str, Any], status: int, body: dict[str, Any],
+                 headers: Mapping[str, str] | None = None) -> Answer:
+    """An error the door did not answer itself (Flask's own, a bug past the door) in OpenAI's shape, with the
+    request's ids, as the door answers its own errors."""
     named(body["error"], environ.get(ENVIRON_KEY, ""), environ.get(CLIENT_KEY, ""))
-    status = 200 if door.gateway.settings.compatible else 500
-    return Answer(door.gateway.answers.secrets.data(dumps(body)), status, content_type="application/json")
+    return Answer(door.gateway.answers.secrets.data(dumps(body)), 200 if door.gateway.settings.compatible else status,
+                  headers, content_type="application/json")
+
+
+def internal_error(door: Door, environ: Mapping[str, Any]) -> Answer:
+    """The answer to a request whose handling raised past the door (a bug, logged by the caller)."""
+    return error_answer(door, environ, 500, error_body("The proxy failed to handle this request; see its log.",
+                                                       "server_error", None, "internal_error"))
 
 
 def to_flask(answer: Answer) -> Response:
