@@ -31,6 +31,23 @@ def connect(path: Any) -> sqlite3.Connection:
     return sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
 
 
+def wal(db: sqlite3.Connection) -> None:
+    """The file in WAL mode. Two connections that convert a new file at once: the second reads the header, then
+    must upgrade its read to a write, and SQLite calls no busy handler there (it could deadlock), so it fails with
+    "database is locked" at once (a CI run's `keys create` x 8). It then waits for the first's lock the way that
+    does wait (BEGIN IMMEDIATE, up to BUSY_SECONDS) and asks again: the file is WAL by then."""
+    for _ in range(3):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+                raise
+        with immediate(db):
+            pass
+    db.execute("PRAGMA journal_mode=WAL")
+
+
 @contextmanager
 def immediate(db: Executes) -> Iterator[Any]:
     """A write transaction, its lock taken at the start (BEGIN IMMEDIATE: no deadlock between two writers that

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from argoproxy.jsonfast import dumps
-from argoproxy.sqlite_files import Busy, ReadConnection, busy_timeout, connect, held, immediate, native_lock, waits
+from argoproxy.sqlite_files import Busy, ReadConnection, busy_timeout, connect, held, immediate, native_lock, waits, wal
 from argoproxy.state.records import StoredConversation, StoredResponse, StoreFull, encoded
 
 log = logging.getLogger("cot_proxy")
@@ -93,7 +93,7 @@ class SQLiteResponseStore:
             if not self.path.exists():  # readable by its owner only: it holds what users asked and got
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             db = connect(self.path)
-            db.execute("PRAGMA journal_mode=WAL")
+            wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA recursive_triggers=ON")  # a row INSERT OR REPLACE replaces is counted out too
             db.execute("PRAGMA secure_delete=ON")  # a deleted response's bytes are overwritten, not left in free pages

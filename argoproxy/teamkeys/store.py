@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from argoproxy.sqlite_files import BUSY_SECONDS, ReadConnection, connect, first_here, immediate, off_loop
+from argoproxy.sqlite_files import BUSY_SECONDS, ReadConnection, connect, first_here, immediate, off_loop, wal
 from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, TeamRecord
 from argoproxy.teamkeys import windows
 
@@ -109,7 +109,7 @@ class SQLiteKeyStore:
             if new:  # readable by its owner only: it names who may use the proxy
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             db = connect(self.path)
-            db.execute("PRAGMA journal_mode=WAL")
+            wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
             with immediate(db):  # one process adds a column; another that started with it then sees it there

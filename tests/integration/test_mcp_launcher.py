@@ -51,17 +51,19 @@ def mcp_list(port: int, home: Path, **env: str) -> subprocess.CompletedProcess[s
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
-def listed_when_ready(gateway, home, **env):
-    """The listing once every server has been seen by the supervisor (the fakes running, the broken one failed)."""
+def listed_when_ready(gateway, home, *, restarted=False, **env):
+    """The listing once every server has been seen by the supervisor (the fakes running, the broken one failed;
+    `restarted`: and started again, which comes a backoff after its first failure)."""
     def ready():
         done = mcp_list(gateway.port, home, **env)
         out = done.stdout
-        return done if "fake: running" in out and "other: running" in out and "could not start" in out else None
+        seen = "fake: running" in out and "other: running" in out and "could not start" in out
+        return done if seen and (not restarted or "restarted" in out) else None
     return poll(ready, timeout=30, interval=0.2)
 
 
 def test_mcp_list_shows_each_servers_state_and_its_tools(gateway, tmp_path):
-    done = listed_when_ready(gateway, tmp_path / "home", ENABLE_AUTH="true", API_KEY_SECRET=ADMIN)
+    done = listed_when_ready(gateway, tmp_path / "home", restarted=True, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN)
     lines = done.stdout.splitlines()
     assert lines[0] == f"MCP servers at {gateway.url}/mcp:", done.stdout
     fake = lines.index(next(line for line in lines if line.startswith("fake: running")))
