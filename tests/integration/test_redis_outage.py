@@ -48,24 +48,33 @@ def test_a_key_that_spent_its_budget_stays_spent_while_redis_is_away(redis_box):
     """Before, every worker counted from an empty window once Redis was away: a spent key got 59 of 60 more
     requests (3.8x its token budget, 4.5x its dollar budget). Now a worker that saw the key spent refuses it, and
     one that had not seen it admits it once at most: at most REPLICAS x WORKERS requests more, each within its
-    reservation. Once Redis is back, what was served meanwhile is written once."""
+    reservation. Once Redis is back, what was served meanwhile is written once.
+
+    The key is spent through a replica of its own, so each worker under test either saw it spent (a refusal) or
+    never saw it: one that last saw it partly spent may admit what it saw left (docs/team-keys.md), which is
+    another bound, and which worker the kernel hands a connection to is not the test's to choose."""
     server, box = redis_box
     with FakeOpenAI() as fake:
         fake.default_answer = generating(fake.default_answer, seconds=0.1)
-        with instances(REPLICAS, TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
-                       REDIS_URL=box.url, WORKERS=str(WORKERS), PRICES=PRICES) as replicas:
+        with instances(REPLICAS + 1, TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true", API_KEY_SECRET=ADMIN,
+                       REDIS_URL=box.url, WORKERS=str(WORKERS), PRICES=PRICES) as started:
+            spender, replicas = f"http://127.0.0.1:{started[0].port}", started[1:]
             bases = [f"http://127.0.0.1:{r.port}" for r in replicas]
             key = create(server.url, "spent", "--budget", f"{BUDGET_TOKENS}/day", "--budget-usd",
                          f"{BUDGET_DOLLARS}/day")
             statuses = []
             while not statuses or statuses[-1] == 200:  # spent: the next answer does not fit in what is left
-                statuses.append(send(bases[len(statuses) % REPLICAS], key, "/v1/chat/completions", BODY))
+                statuses.append(send(spender, key, "/v1/chat/completions", BODY))
                 assert len(statuses) < 40 and statuses[-1] in (200, 429), statuses
-            statuses += [send(bases[i % REPLICAS], key, "/v1/chat/completions", BODY) for i in range(4 * REPLICAS)]
+            statuses += [send(bases[i % REPLICAS], key, "/v1/chat/completions", BODY) for i in range(REPLICAS)]
             before = statuses.count(200)
             assert statuses[before:] == [429] * (len(statuses) - before), statuses
             assert poll(lambda: usage(server.url, "spent")[0] == before, timeout=10)
             _, tokens_before, dollars_before = usage(server.url, "spent")
+            for i in range(8 * REPLICAS):  # read by more workers: one that never counted it admits it once
+                listed = requests.get(bases[i % REPLICAS] + "/v1/models", headers={"Authorization": f"Bearer {key}"},
+                                      timeout=10)
+                assert listed.status_code == 200, listed.text
             box.set("cut")
             statuses = at_once(bases, key, 60, "/v1/chat/completions", BODY)
             admitted = statuses.count(200)
@@ -81,7 +90,7 @@ def test_a_key_that_spent_its_budget_stays_spent_while_redis_is_away(redis_box):
             assert admitted <= most, statuses
             each_tokens, each_dollars = tokens_before / before, dollars_before / before
             assert tokens <= tokens_before + admitted * each_tokens and dollars <= dollars_before + admitted * each_dollars + 1e-6
-            for replica in replicas:
+            for replica in started:
                 assert "Traceback" not in replica_log(replica)
 
 
