@@ -394,8 +394,9 @@ class StreamScrubber:
 
 # Anything that looks like a bearer token or API key is masked, whoever logged it and whether or not it is
 # a configured secret.
-# `[?&;]key=`: a Gemini client's key in a query string (Gunicorn's access log prints the request line).
-_LOG_PATTERN = re.compile(r"(?i)(bearer\s+|basic\s+|api[-_]?key[\"']?\s*[:=]\s*[\"']?|sk-|[?&;]key=)"
+# `[?&;]key=`: a Gemini client's key in a query string (Gunicorn's access log prints the request line). `sk-` not
+# inside a word: Gunicorn's "an asterisk-form target" read "an aster[redacted]".
+_LOG_PATTERN = re.compile(r"(?i)(bearer\s+|basic\s+|api[-_]?key[\"']?\s*[:=]\s*[\"']?|(?<![a-z0-9])sk-|[?&;]key=)"
                           r"[A-Za-z0-9._~+/=%\-]{4,}")
 
 

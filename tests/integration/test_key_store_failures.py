@@ -132,7 +132,7 @@ def test_a_slow_redis_is_a_redis_that_is_down(redis_box, outage, status):
             took.append(time.monotonic() - started)
             assert r.status_code == status, r.text
         print(f"requests answered in {', '.join(f'{t:.2f}' for t in took)} s with Redis trickling (REDIS_OUTAGE={outage})")
-        assert max(took) < 2.0
+        assert max(took) < 5.0  # one 0.5 s deadline, however loaded the machine; the bug took 33-97 s
         assert requests.get(proxy.url + "/health", timeout=5).status_code in (200, 503)
 
 

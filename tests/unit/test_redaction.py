@@ -83,7 +83,7 @@ def test_internal_host():
 from hypothesis import given, settings as hyp_settings, strategies as st  # noqa: E402
 
 from argoproxy.redaction import (LogFilter, Secrets, StreamScrubber, configured_secrets, mask_url,  # noqa: E402
-                                 url_credentials)
+                                 redact_log_text, url_credentials)
 from argoproxy.config.settings import load_settings  # noqa: E402
 
 KEY = "sk-upstream-0123456789abcdef"
@@ -260,3 +260,14 @@ def test_a_data_urls_kept_start_holds_no_key():
     for head in (f"data:{key};base64,", "data:x-sk-upstream-secret;base64,"):  # its media type too
         kept = Redactor(["sk-upstream-secret"]).text(head + "A" * 200)
         assert "sk-proxy-" not in kept and "sk-upstream-secret" not in kept and "truncated" in kept, kept
+
+
+@pytest.mark.parametrize("text", ["an asterisk-form target", "task-runner started", "ask-me-anything"])
+def test_a_word_with_sk_inside_is_not_a_key(text):
+    """`sk-` inside a word is not a key's start: Gunicorn's "an asterisk-form target" was logged "an aster[redacted]"."""
+    assert redact_log_text(text) == text
+
+
+@pytest.mark.parametrize("text", ["key sk-abcdef123", "x:sk-abcdef123", "id_sk-abcdef123", "(sk-abcdef123)"])
+def test_a_key_after_punctuation_is_still_masked(text):
+    assert "abcdef123" not in redact_log_text(text)
