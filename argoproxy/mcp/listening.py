@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable, Iterator, Protocol
 
 from argoproxy.edge.http_objects import Answer, Request
+from argoproxy.edge.keepalive import has_left, watch_departure
 from argoproxy.jsonfast import dumps
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, Refused, watched
@@ -264,9 +265,30 @@ def opened_stream(endpoint: Endpoint, request: dict[str, Any], id: Any = None) -
 
 
 def relayed(endpoint: Endpoint, req: Request, opened: Listening) -> Iterator[dict[str, Any] | Refused]:
-    """The notifications, watched while a team key sends them: a revoked key's stream ends within a second."""
+    """The notifications, watched while a team key sends them: a revoked key's stream ends within a second; and
+    until the client leaves."""
     keys = endpoint.limits.keys if req.team_key is not None else None
-    return opened.notes() if keys is None else watched(opened.notes(), KeyWatch(keys, req.presented_keys))
+    notes = opened.notes() if keys is None else watched(opened.notes(), KeyWatch(keys, req.presented_keys))
+    client = getattr(req.server_write, "client", None)  # its socket, under Gunicorn
+    return notes if client is None else until_left(notes, client, opened)
+
+
+def until_left(notes: Iterator[dict[str, Any] | Refused], client: Any,
+               opened: Listening) -> Iterator[dict[str, Any] | Refused]:
+    """The notifications until the client closes its connection. A stream whose client left held its key's slot
+    (MCP_STREAMS_PER_KEY) until a write failed, about 25 s: the first write after a close still succeeds. Under
+    gevent the socket is watched, and the listen connection shut down at once; with threads it is looked at with
+    each keep-alive (10 s)."""
+    stop = watch_departure(client, opened.shutdown)
+    try:
+        for sent in notes:
+            if not sent and stop is None and has_left(client):
+                return
+            yield sent
+    finally:
+        if stop is not None:
+            stop()
+        close(notes)
 
 
 def close(stream: Any) -> None:

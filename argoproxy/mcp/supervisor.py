@@ -53,6 +53,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from argoproxy.edge.keepalive import has_left
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.mcp import jsonrpc
@@ -72,6 +73,7 @@ MAX_SESSIONS = 10_000
 MAX_PER_OWNER = 1_000  # one key's (or this machine's, with auth off) sessions at once
 SESSION_IDLE = 24 * 3600.0
 ALIVE_SECONDS = 10.0  # a listen connection's keep-alive: the worker's stream sends a comment, a gone worker is seen
+LOOK_SECONDS = 1.0  # how often a quiet listen connection is looked at for its worker having closed it
 
 
 class Sessions:
@@ -378,12 +380,19 @@ class Handler(socketserver.StreamRequestHandler):
             return self.line({"refused": listener})
         try:
             self.line({"listening": True})
+            quiet = 0.0
             while True:
                 try:
-                    message = listener.queue.get(timeout=ALIVE_SECONDS)
+                    message = listener.queue.get(timeout=LOOK_SECONDS)
                 except queue.Empty:
-                    self.line({"alive": True})
+                    if has_left(self.connection):  # the worker's stream ended (its client left): the key's slot
+                        return  # goes back now, not at the next keep-alive's failed write
+                    quiet += LOOK_SECONDS
+                    if quiet >= ALIVE_SECONDS:
+                        quiet = 0.0
+                        self.line({"alive": True})
                     continue
+                quiet = 0.0
                 if message is None:
                     return self.line({"end": listener.ended})
                 self.line({"note": message})

@@ -263,6 +263,39 @@ def test_a_keys_streams_are_bounded_and_a_second_get_replaces_the_first(proxy):
         s.close()
 
 
+def listening_socket(p, key, sid):
+    """A client's connection holding a GET stream open (its head read), to be closed as a client leaves."""
+    client = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    client.sendall(f"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                   f"Authorization: Bearer {key}\r\nMcp-Session-Id: {sid}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += client.recv(4096) or b"(closed)"
+        assert not head.endswith(b"(closed)"), head
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return client
+
+
+def test_streams_whose_clients_left_give_their_keys_slots_back_at_once(proxy):
+    """A client that closed its GET stream held one of its key's MCP_STREAMS_PER_KEY slots until a write to it
+    failed, about 25 s (the first write after a close still succeeds): a client that reconnects, as SDKs do, met
+    429s meanwhile. The client's socket is watched now."""
+    p, db = proxy
+    key = create(db, "leaves-often")
+    clients = [listening_socket(p, key, opened(p, key)) for _ in range(MAX_PER_KEY)]
+    late = opened(p, key)
+    assert requests.get(p.url + "/mcp", headers=headers(key, late, "text/event-stream"), timeout=10).status_code == 429
+    for client in clients:
+        client.close()
+
+    def let_in():
+        r = requests.get(p.url + "/mcp", headers={**headers(key, late, "text/event-stream"), "Connection": "close"},
+                         stream=True, timeout=10)
+        r.close()
+        return r.status_code == 200
+    assert poll(let_in, timeout=5, interval=0.2), "the departed clients' streams still hold the key's slots"
+
+
 def test_a_stream_ends_with_its_session_and_with_its_keys_revocation(proxy):
     p, db = proxy
     key = create(db, "soon-gone")
