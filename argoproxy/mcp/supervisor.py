@@ -53,8 +53,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from argoproxy.edge.keepalive import has_left
 from argoproxy.config.mcp_servers import McpServer
+from argoproxy.edge.keepalive import has_left
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.client_requests import Rounds, proxy_id
