@@ -76,6 +76,8 @@ class Plan:
     # in half of them)
     tracing_in_process: tuple[int, int] = (9, 3000)  # rounds and requests of bench/tracing_cost.py's measure
     event_streams: int = 128  # the events section's streams at once
+    event_short: int = EVENT_SHORT  # events in its short and long rounds
+    event_long: int = EVENT_LONG
     spend_rounds: int = 5  # the spend section's rounds (a priced model's and a self-hosted one's, alternated)
     spend_batches: int = 8  # batches of SPEND_STREAMS streams in each
 
@@ -98,12 +100,13 @@ def make_plan(quick: bool) -> Plan:
         # Every section, each figure meaning what it means in the full run, from the fewest samples that still
         # run every path of it (the median of one round is that round): CI runs it after the tests only so that
         # a change that breaks the benchmark fails there. Streams have the full run's event rate (10 per
-        # second), 2 seconds instead of 10.
-        return Plan(quick=True, latency_seconds=0.6, warmup_seconds=0.2, concurrencies=(1, 16), ttfb_count_fast=5,
-                    ttfb_count_slow=2, body_count=2, hold_levels=(256, 64), hold_chunks=20, class_hold=64,
-                    open_seconds=1.0, event_rounds=1, warmup_streams=1, body_rounds=1, key_requests=300,
+        # second), 1 second instead of 10; the events section's rounds are 10 and 50 events; the slow TTFB series
+        # is not warmed up again after the fast one.
+        return Plan(quick=True, latency_seconds=0.3, warmup_seconds=0.1, concurrencies=(1, 16), ttfb_count_fast=5,
+                    ttfb_count_slow=1, body_count=2, hold_levels=(256, 64), hold_chunks=10, class_hold=64,
+                    open_seconds=0.5, event_rounds=1, warmup_streams=1, body_rounds=1, key_requests=300,
                     front_cpu_rounds=1, tracing_rounds=2, tracing_in_process=(3, 300), event_streams=32,
-                    spend_rounds=1, spend_batches=2)
+                    event_short=10, event_long=50, spend_rounds=1, spend_batches=2)
     return Plan(quick=False, latency_seconds=4.0, warmup_seconds=0.7)
 
 
@@ -242,8 +245,8 @@ class Bench:
         for gap_ms, count in ((0, plan.ttfb_count_fast), (10, plan.ttfb_count_slow)):
             req = build_request("POST", "/v1/chat/completions", HOST, target.port,
                                 chat_body(stream=True, chunks=100, gap_ms=gap_ms))
-            warm_up = client.sequential_streams(HOST, target.port, req, plan.warmup_streams, 100, gap_ms / 1000)
-            self.run(warm_up)
+            if gap_ms == 0 or not plan.quick:  # the fast series just warmed the quick run's target up
+                self.run(client.sequential_streams(HOST, target.port, req, plan.warmup_streams, 100, gap_ms / 1000))
             samples = self.run(client.sequential_streams(HOST, target.port, req, count, 100, gap_ms / 1000))
             row = {"count": count, "ttfb_p50": pct([s.ttfb for s in samples], 0.5),
                    "ttfb_max": max(s.ttfb for s in samples),
@@ -278,11 +281,12 @@ class Bench:
                 raise RuntimeError(f"{label}: {streams - res.intact} streams incomplete: {res.failures}")
             return target.tree.cpu_seconds() - cpu0
 
-        one_round(EVENT_SHORT)  # warm-up: connections, first-time paths
+        few, many = self.plan.event_short, self.plan.event_long
+        one_round(few)  # warm-up: connections, first-time paths
         per_event = []
         for _ in range(self.plan.event_rounds):
-            short, long = one_round(EVENT_SHORT), one_round(EVENT_LONG)
-            per_event.append((long - short) / (streams * (EVENT_LONG - EVENT_SHORT)))
+            short, long = one_round(few), one_round(many)
+            per_event.append((long - short) / (streams * (many - few)))
         row = {"target": target.name, "front": front, "us": sorted(per_event)[len(per_event) // 2],
                "rounds": per_event}
         self.results["events"][label] = row
@@ -735,7 +739,7 @@ def events_report(rows: dict[str, Any], plan: Plan) -> list[str]:
     lines = ["## CPU per relayed event (issue 22: ≤ 15 µs passthrough, ≤ 20 µs with think tags, ≤ 25 µs front doors)",
              "",
              f"{plan.event_streams} streams at once, events {EVENT_GAP_MS} ms apart; the CPU of the target's processes for "
-             f"{EVENT_LONG}-event streams minus {EVENT_SHORT}-event streams, over the difference in events (each "
+             f"{plan.event_long}-event streams minus {plan.event_short}-event streams, over the difference in events (each "
              f"request's own cost cancels). Median of {len(next(iter(rows.values()))['rounds']) if rows else 0} pairs of rounds.", "",
              "| route | µs per event | rounds |", "| --- | ---: | --- |"]
     for label, row in rows.items():
