@@ -239,8 +239,6 @@ def start_gunicorn(home: str, env: dict[str, str], command: list[str] | None = N
     COT_PROXY_TEST_ZYGOTE=0: the same master and workers, without an interpreter's start and the master's
     imports each time. Any other command runs as it is."""
     log = Path(home, "proxy.log")
-    with open("/tmp/starts.log", "a") as f:  # PROFILE-TEMP
-        f.write(f"{os.environ.get('PYTEST_CURRENT_TEST','?')}\t{env.get('WORKERS')}\t{env.get('WORKER_CLASS','-')}\t{command is None}\n")
     with open(log, "ab") as err:
         if command is None or command == GUNICORN:
             forked = gunicorn_zygote.start(GUNICORN, home, env, str(log))

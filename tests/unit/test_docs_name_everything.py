@@ -5,6 +5,7 @@ reference to what the settings declare). Collected from the code, so that shorte
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -33,9 +34,12 @@ def _called(node: ast.Call) -> str | None:
     return node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
 
 
+KINDS = ("error code", "flag", "header", "metric", "subcommand")
+
+
+@functools.cache  # read when a test asks, not as each test process collects (the code's whole AST)
 def named_by_the_code() -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {"flag": set(), "subcommand": set(), "metric": set(), "error code": set(),
-                                  "header": set()}
+    found: dict[str, set[str]] = {kind: set() for kind in KINDS}
     for path in sorted((ROOT / "argoproxy").rglob("*.py")) + [ROOT / "cot_proxy.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and HEADER.fullmatch(node.value) \
@@ -56,24 +60,23 @@ def named_by_the_code() -> dict[str, set[str]]:
     return found
 
 
+@functools.cache
 def the_manual() -> str:
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     return "\n".join(page.read_text() for page in pages).lower()
 
 
-MANUAL = the_manual()
-NAMED = named_by_the_code()
-
-
-@pytest.mark.parametrize("kind", sorted(NAMED))
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_manual_names_everything_the_code_defines(kind: str) -> None:
-    assert NAMED[kind], f"no {kind} collected: the collector lost its way"
-    missing = {name for name in NAMED[kind] if name.lower() not in MANUAL} - NOT_IN_THE_MANUAL.get(kind, set())
+    manual, named = the_manual(), named_by_the_code()
+    assert named[kind], f"no {kind} collected: the collector lost its way"
+    missing = {name for name in named[kind] if name.lower() not in manual} - NOT_IN_THE_MANUAL.get(kind, set())
     assert not missing, f"the manual no longer names these {kind}s: {sorted(missing)}"
 
 
 def test_the_list_of_what_the_manual_lacks_is_current() -> None:
     """A name the manual now carries, or the code no longer has, leaves NOT_IN_THE_MANUAL."""
-    stale = {kind: {n for n in names if n.lower() in MANUAL or n not in NAMED[kind]}
+    manual, named = the_manual(), named_by_the_code()
+    stale = {kind: {n for n in names if n.lower() in manual or n not in named[kind]}
              for kind, names in NOT_IN_THE_MANUAL.items()}
     assert not any(stale.values()), f"take these out of NOT_IN_THE_MANUAL: {stale}"
