@@ -16,12 +16,20 @@ from a process of its own: /proc/PID/cmdline is the zygote's (no setproctitle he
 zygote's, and the master's parent is the zygote. A start whose environment sets the interpreter otherwise
 (INTERPRETER_VARS), or any explicit command, runs as its own process; so does every start with
 COT_PROXY_TEST_ZYGOTE=0.
+
+Entry points are read once: gevent's monkey-patching asks importlib.metadata for its plugins 25 times in every
+worker it starts, and each ask reads every installed distribution's entry_points.txt (3,500 reads in the test
+venv's 140 distributions: about a fifth of a worker's start). The zygote reads the venv's entry points once; in
+its children `importlib.metadata.entry_points(group=...)` answers from that reading, after the distributions the
+start's own sys.path entries hold (its directory, PYTHONPATH), read as they are. The suite installs nothing into
+its own venv while it runs. test_gunicorn_zygote compares the answers with importlib.metadata's own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -218,6 +226,7 @@ def serve(listener_fd: int, lifeline_fd: int) -> dict[str, Any] | None:
     import importlib
     for name in MASTER_IMPORTS:
         importlib.import_module(name)
+    read_entry_points(sys.path)
     if len(os.listdir("/proc/self/task")) != 1:  # fork copies one thread: the others' locks would stay held
         raise SystemExit("tests/gunicorn_zygote.py: an import started a thread")
 
@@ -339,7 +348,49 @@ def become_gunicorn(request: dict[str, Any], base_path: list[str]) -> None:
     sys.orig_argv[:] = argv
     sys.argv[:] = ["-m", *argv[3:]]  # run_module puts the module's file first, as -m does
     importlib.invalidate_caches()
+    answer_entry_points_from_memory([p for p in sys.path if p not in base_path])
     runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+
+
+# --- entry points, read once --------------------------------------------------------------------------------
+
+_READ: dict[str, list[tuple[str, Any]]] = {}  # group: (normalized distribution name, entry point), in path order
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503, as importlib.metadata tells distributions apart
+
+
+def read_entry_points(path: list[str]) -> None:
+    """Every entry point of the distributions on `path`, the first of each name only (as importlib.metadata)."""
+    from importlib import metadata
+    seen: set[str] = set()
+    for dist in metadata.distributions(path=path):
+        name = normalized(dist.name or "")
+        if name in seen:
+            continue
+        seen.add(name)
+        for point in dist.entry_points:
+            _READ.setdefault(point.group, []).append((name, point))
+
+
+def answer_entry_points_from_memory(own_path: list[str]) -> None:
+    """importlib.metadata.entry_points(group=...) from what the zygote read, after the distributions on
+    own_path (read now: a start's directory may hold one). Any other ask goes to importlib.metadata."""
+    from importlib import metadata
+    real = metadata.entry_points
+    own = list(metadata.distributions(path=own_path))
+    own_names = {normalized(dist.name or "") for dist in own}
+
+    def entry_points(**params: Any) -> Any:
+        group = params.get("group")
+        if group is None or set(params) - {"group", "name"}:
+            return real(**params)
+        points = [p for dist in own for p in dist.entry_points if p.group == group]
+        points += [p for name, p in _READ.get(group, ()) if name not in own_names]
+        return metadata.EntryPoints(points).select(**params)
+
+    metadata.entry_points = entry_points
 
 
 def _base_path() -> list[str]:

@@ -4,6 +4,7 @@ reads anything a start sets."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -57,6 +58,41 @@ def test_gunicorn_config_reads_the_environment_so_each_start_imports_it() -> Non
                             env=base_env(tempfile.gettempdir(), PORT="1"), capture_output=True, text=True)
     assert "__getitem__('PORT',)" in result.stdout.splitlines(), result.stdout + result.stderr
     assert not any(name.startswith(("gunicorn.config", "gunicorn.app")) for name in _imported(MASTER_IMPORTS))
+
+
+# What a forked start answers for each group of entry points, beside what importlib.metadata reads itself; the
+# start's own directory (argv[1]) holds a distribution of its own that shadows one of the venv's.
+ENTRY_POINTS_BOTH_WAYS = textwrap.dedent("""
+    import json, sys
+    from importlib import metadata
+    from tests import gunicorn_zygote
+    own = sys.argv[1]
+    gunicorn_zygote.read_entry_points(sys.path)
+    sys.path.insert(0, own)
+    groups = {p.group for dist in metadata.distributions() for p in dist.entry_points}
+    def answers():
+        return {g: sorted((p.name, p.value) for p in metadata.entry_points(group=g)) for g in sorted(groups)}
+    real = answers()
+    gunicorn_zygote.answer_entry_points_from_memory([own])
+    print(json.dumps({"real": real, "remembered": answers(),
+                      "named": [p.value for p in metadata.entry_points(group="console_scripts", name="gunicorn")]}))
+""")
+
+
+def test_entry_points_read_once_are_what_importlib_metadata_reads(tmp_path: Path) -> None:
+    own = tmp_path / "gunicorn-99.0.dist-info"
+    own.mkdir()
+    (own / "METADATA").write_text("Metadata-Version: 2.1\nName: gunicorn\nVersion: 99.0\n")
+    (own / "entry_points.txt").write_text("[console_scripts]\ngunicorn = own.module:run\n\n"
+                                          "[cot_proxy.test_group]\nmine = own.module:plugin\n")
+    result = subprocess.run([sys.executable, "-c", ENTRY_POINTS_BOTH_WAYS, str(tmp_path)], cwd=ROOT, timeout=120,
+                            env=base_env(tempfile.gettempdir()), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    said = json.loads(result.stdout)
+    assert said["remembered"] == said["real"]
+    assert said["real"]["cot_proxy.test_group"] == [["mine", "own.module:plugin"]]
+    assert len(said["real"]) > 10  # the venv's groups were read
+    assert said["named"] == ["own.module:run"]  # the start's own distribution shadows the venv's gunicorn
 
 
 # Gunicorn's configuration as gunicorn.conf.py makes it, its when_ready hook first writing out the modules the
