@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -38,10 +39,9 @@ VLLM_ENTRY = {"id": "qwen3-coder", "object": "model", "created": 0, "owned_by": 
 OPENAI_ENTRY = {"id": "qwen3-coder", "object": "model", "created": 1700000000, "owned_by": "system"}
 
 
-@pytest.fixture(scope="module", params=["vLLM", "llama.cpp", "OpenAI"])
-def served(request: Any) -> Iterator[tuple[str, ProxyProcess]]:
-    """(the server, the user's proxy in front of it) with one model, listed as that server lists it."""
-    server = request.param
+@contextmanager
+def proxy_in_front_of(server: str) -> Iterator[ProxyProcess]:
+    """The user's proxy in front of `server` with one model, listed as that server lists it."""
     entry = {"llama.cpp": LLAMA_ENTRY, "vLLM": VLLM_ENTRY, "OpenAI": OPENAI_ENTRY}[server]
     with FakeOpenAI(says=None if server == "OpenAI" else server) as up:
         answer = up.default_answer
@@ -52,7 +52,27 @@ def served(request: Any) -> Iterator[tuple[str, ProxyProcess]]:
             return answer(method, path, body)
         up.default_answer = listing  # type: ignore[method-assign]
         with running_proxy(BACKEND="openai", TARGET_BASE_URL=up.base_url) as proxy:
-            yield server, proxy
+            yield proxy
+
+
+@pytest.fixture(scope="module")
+def proxies() -> Iterator[Callable[[str], ProxyProcess]]:
+    """One proxy per server for the module, started when a test first asks for it: the tests only read its model
+    list. (A module-scoped `served` parametrized per server was set up again for each case of the first test below:
+    its `served,agent` pairs are parametrized at function scope.)"""
+    started: dict[str, ProxyProcess] = {}
+    with ExitStack() as stack:
+        def proxy_for(server: str) -> ProxyProcess:
+            if server not in started:
+                started[server] = stack.enter_context(proxy_in_front_of(server))
+            return started[server]
+        yield proxy_for
+
+
+@pytest.fixture(params=["vLLM", "llama.cpp", "OpenAI"])
+def served(request: Any, proxies: Callable[[str], ProxyProcess]) -> tuple[str, ProxyProcess]:
+    """(the server, the user's proxy in front of it)."""
+    return request.param, proxies(request.param)
 
 
 EXPECTED = {"llama.cpp": (4096, 1024), "vLLM": (32768, 8192), "OpenAI": None}  # the fake's /props: 4096 a slot

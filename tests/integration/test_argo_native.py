@@ -111,13 +111,30 @@ def test_username_passthrough_both_modes_and_embeddings():
             assert up.received[-1].json()["user"] == "erin"
 
 
+# ------------------------------------------------------------------ ARGO's default settings
+# One proxy for the module: the tests below that take it differ only in what the fake answers.
+@pytest.fixture(scope="module")
+def plain_argo_proxy():
+    with FakeArgo() as argo, running_proxy(**argo_env(argo)) as p:
+        yield argo, p
+
+
+@pytest.fixture
+def plain_argo(plain_argo_proxy):
+    """(fake ARGO, the proxy in front of it), the fake as new: what reached it and its answer are this test's."""
+    argo, p = plain_argo_proxy
+    argo.reset()
+    argo.reply = FakeArgo().reply  # its default answer
+    return argo, p
+
+
 # ------------------------------------------------------------------ images
 def image_message(*urls: str) -> list[dict]:
     parts = [{"type": "text", "text": "What is this?"}] + [{"type": "image_url", "image_url": {"url": u}} for u in urls]
     return [{"role": "user", "content": parts}]
 
 
-def test_images_inlined_or_left_in_place():
+def test_images_inlined_or_left_in_place(plain_argo):
     with FakeArgo() as argo, FakeImageServer() as imgs:
         with running_proxy(**argo_env(argo, IMAGE_ALLOW_PRIVATE="true")) as p:
             sdk(p).chat.completions.create(model="argo:gpt-4o",
@@ -127,10 +144,10 @@ def test_images_inlined_or_left_in_place():
             assert data_url.startswith("data:image/png;base64,")
             Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).verify()
             assert parts[2]["image_url"]["url"] == imgs.url("/page.html")  # not an image: left as it was
-        with running_proxy(**argo_env(argo)) as p:  # loopback is refused by default (SSRF)
-            sdk(p).chat.completions.create(model="argo:gpt-4o", messages=image_message(imgs.url("/img/red.png")))
-            assert argo.requests_to(CHAT_PATH)[-1].json["messages"][0]["content"][1]["image_url"]["url"] == \
-                imgs.url("/img/red.png")
+        plain, p = plain_argo  # loopback is refused by default (SSRF)
+        sdk(p).chat.completions.create(model="argo:gpt-4o", messages=image_message(imgs.url("/img/red.png")))
+        assert plain.requests_to(CHAT_PATH)[-1].json["messages"][0]["content"][1]["image_url"]["url"] == \
+            imgs.url("/img/red.png")
 
 
 def test_payload_control_fits_the_budget():
@@ -160,29 +177,28 @@ FAMILY_REPLIES = {
 
 
 @pytest.mark.parametrize("model", list(FAMILY_REPLIES))
-def test_tool_round_trip_per_family(model):
-    with FakeArgo() as argo:
-        with running_proxy(**argo_env(argo)) as p:
-            argo.reply = FAMILY_REPLIES[model]
-            c = sdk(p)
-            first = c.chat.completions.create(model=model, messages=[{"role": "user", "content": "Weather in Paris?"}],
-                                              tools=WEATHER, tool_choice="auto")
-            choice = first.choices[0]
-            assert choice.finish_reason == "tool_calls"
-            call = choice.message.tool_calls[0]
-            assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
-            sent_tools = argo.requests_to(CHAT_PATH)[-1].json["tools"]
-            assert sent_tools  # converted to the family's own form
-            if "claude" in model:
-                assert "input_schema" in sent_tools[0]
-            argo.reply = "It is sunny in Paris."
-            history = [{"role": "user", "content": "Weather in Paris?"}, choice.message.model_dump(exclude_none=True),
-                       {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "sunny"}'}]
-            final = c.chat.completions.create(model=model, messages=history, tools=WEATHER)
-            assert final.choices[0].message.content == "It is sunny in Paris."
-            assert final.choices[0].finish_reason == "stop"
-            sent = json.dumps(argo.requests_to(CHAT_PATH)[-1].json)
-            assert "sunny" in sent and "get_weather" in sent
+def test_tool_round_trip_per_family(plain_argo, model):
+    argo, p = plain_argo
+    argo.reply = FAMILY_REPLIES[model]
+    c = sdk(p)
+    first = c.chat.completions.create(model=model, messages=[{"role": "user", "content": "Weather in Paris?"}],
+                                      tools=WEATHER, tool_choice="auto")
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
+    sent_tools = argo.requests_to(CHAT_PATH)[-1].json["tools"]
+    assert sent_tools  # converted to the family's own form
+    if "claude" in model:
+        assert "input_schema" in sent_tools[0]
+    argo.reply = "It is sunny in Paris."
+    history = [{"role": "user", "content": "Weather in Paris?"}, choice.message.model_dump(exclude_none=True),
+               {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "sunny"}'}]
+    final = c.chat.completions.create(model=model, messages=history, tools=WEATHER)
+    assert final.choices[0].message.content == "It is sunny in Paris."
+    assert final.choices[0].finish_reason == "stop"
+    sent = json.dumps(argo.requests_to(CHAT_PATH)[-1].json)
+    assert "sunny" in sent and "get_weather" in sent
 
 
 def test_prompt_based_tools_and_streaming():

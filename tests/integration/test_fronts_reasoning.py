@@ -281,33 +281,42 @@ def test_think_mode_decides_alike_on_every_door(fake, proxy, mode):
 
 # ------------------------------------------------------------------ ARGO's answers
 
-@pytest.mark.parametrize("streamed", [False, True])
-def test_argo_claude_thinking_blocks_reach_the_doors(streamed):
-    """ARGO's chat API answers a Claude model with its content blocks: a `thinking` block there is reasoning on
-    every door (it was left out with the text and tool readers). Streamed clients get it through a pseudo stream
-    (ARGO's streamchat sends text only)."""
+@pytest.fixture(scope="module")
+def argo_served():
+    """(FakeArgo, proxy on the ARGO backend): one proxy for the streamed and whole cases, as only the client's
+    request differs."""
     from tests.fakes.fake_argo import FakeArgo
     from tests.integration.test_argo import argo_env
     with FakeArgo() as argo, running_proxy(**argo_env(argo, REAL_STREAM="false")) as p:
-        argo.reply = {"content": [{"type": "thinking", "thinking": REASONING, "signature": "ErUBCkYIBx"},
-                                  {"type": "text", "text": ANSWER}]}
-        model = "argo:claude-sonnet-4"
-        asked = {"model": model, "max_tokens": 100, "messages": MSG, "thinking": {"type": "adaptive"}}
-        client = anthropic_sdk(p)
-        if streamed:
-            with client.messages.stream(**asked) as s:
-                message = s.get_final_message()
-        else:
-            message = client.messages.create(**asked)
-        assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in message.content] == [
-            ("thinking", REASONING), ("text", ANSWER)]
-        assert message.content[0].signature != "ErUBCkYIBx"  # the proxy's own: ARGO's was for ARGO
-        assert message.usage.output_tokens_details.thinking_tokens > 0
-        google = google_sdk(p)
-        if streamed:
-            chunks = list(google.models.generate_content_stream(model=model, contents="Say hello", config=THOUGHTS))
-        else:
-            chunks = [google.models.generate_content(model=model, contents="Say hello", config=THOUGHTS)]
-        parts = [x for c in chunks for x in (c.candidates[0].content.parts or ())]
-        assert "".join(x.text for x in parts if x.thought) == REASONING
-        assert "".join(x.text for x in parts if not x.thought) == ANSWER
+        yield argo, p
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_argo_claude_thinking_blocks_reach_the_doors(argo_served, streamed):
+    """ARGO's chat API answers a Claude model with its content blocks: a `thinking` block there is reasoning on
+    every door (it was left out with the text and tool readers). Streamed clients get it through a pseudo stream
+    (ARGO's streamchat sends text only)."""
+    argo, p = argo_served
+    argo.reset()
+    argo.reply = {"content": [{"type": "thinking", "thinking": REASONING, "signature": "ErUBCkYIBx"},
+                              {"type": "text", "text": ANSWER}]}
+    model = "argo:claude-sonnet-4"
+    asked = {"model": model, "max_tokens": 100, "messages": MSG, "thinking": {"type": "adaptive"}}
+    client = anthropic_sdk(p)
+    if streamed:
+        with client.messages.stream(**asked) as s:
+            message = s.get_final_message()
+    else:
+        message = client.messages.create(**asked)
+    assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in message.content] == [
+        ("thinking", REASONING), ("text", ANSWER)]
+    assert message.content[0].signature != "ErUBCkYIBx"  # the proxy's own: ARGO's was for ARGO
+    assert message.usage.output_tokens_details.thinking_tokens > 0
+    google = google_sdk(p)
+    if streamed:
+        chunks = list(google.models.generate_content_stream(model=model, contents="Say hello", config=THOUGHTS))
+    else:
+        chunks = [google.models.generate_content(model=model, contents="Say hello", config=THOUGHTS)]
+    parts = [x for c in chunks for x in (c.candidates[0].content.parts or ())]
+    assert "".join(x.text for x in parts if x.thought) == REASONING
+    assert "".join(x.text for x in parts if not x.thought) == ANSWER

@@ -21,11 +21,29 @@ from tests.integration.test_fronts import WEATHER_FN, ArgoUpstream, DashScopeUps
 from tests.proxy_process import running_proxy
 
 
+@pytest.fixture(scope="module")
+def openai_served():
+    """(fake, proxy) on the openai backend with the default settings: one proxy for `up`'s openai case and the
+    tests that take `served`, as they differ only in the fake's answers (each response has an id of its own)."""
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as p:
+        yield fake, p
+
+
+@pytest.fixture
+def served(openai_served):
+    """openai_served with a clean fake for this test; what the test set on it is undone after, for `up`'s tests."""
+    fake, p = openai_served
+    fake.reset()
+    fake.refuse, fake.default_content = None, "Hello from the fake upstream!"
+    yield fake, p
+    fake.refuse = None
+
+
 @pytest.fixture(scope="module", params=["openai", "argo", "dashscope"])
 def up(request):
     if request.param == "openai":
-        with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as p:
-            yield OpenAIUpstream(fake), p
+        fake, p = request.getfixturevalue("openai_served")
+        yield OpenAIUpstream(fake), p
     elif request.param == "argo":
         with FakeArgo() as argo, running_proxy(**argo_env(argo)) as p:
             yield ArgoUpstream(argo), p
@@ -339,36 +357,36 @@ def test_redis_store_stays_within_its_bound(redis_url):
         assert 0 < total <= bound
 
 
-def test_background_finishes_after_the_client_left_and_is_cancelled_when_asked():
+def test_background_finishes_after_the_client_left_and_is_cancelled_when_asked(served):
     from tests.fakes.fake_openai import Stream, chat_chunks
     from tests.polling import poll
-    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as p:
-        client = openai_sdk(p)
-        # streamed by a client that leaves after the first events: the run goes on to the end
-        fake.add(Stream(chat_chunks([f"w{i} " for i in range(20)], usage=True), delay=0.05))
-        stream = client.responses.create(model="fake-model", input="long job", background=True, stream=True)
-        first = next(iter(stream))
-        resp_id = first.response.id
-        assert first.type == "response.created" and first.response.background is True
-        stream.close()  # the client leaves
-        assert poll(lambda: client.responses.retrieve(resp_id).status == "completed", timeout=20)
-        done = client.responses.retrieve(resp_id)
-        assert done.output_text == "".join(f"w{i} " for i in range(20))
-        # resumed from an event on, as a client that lost its connection does
-        resumed = list(client.responses.retrieve(resp_id, stream=True, starting_after=3))
-        assert resumed[0].sequence_number == 4 and resumed[-1].type == "response.completed"
-        # not streamed: returns at once, polled, then cancelled mid-way
-        fake.add(Stream(chat_chunks([f"s{i} " for i in range(200)], usage=True), delay=0.05))
-        queued = client.responses.create(model="fake-model", input="slow job", background=True)
-        assert queued.status in ("queued", "in_progress")
-        assert poll(lambda: client.responses.retrieve(queued.id).status == "in_progress", timeout=10)
-        cancelled = client.responses.cancel(queued.id)
-        assert cancelled.status == "cancelled"
-        assert poll(lambda: client.responses.retrieve(queued.id).status == "cancelled", timeout=10)
-        # a synchronous response cannot be cancelled
-        plain = client.responses.create(model="fake-model", input="quick")
-        with pytest.raises(openai.BadRequestError):
-            client.responses.cancel(plain.id)
+    fake, p = served
+    client = openai_sdk(p)
+    # streamed by a client that leaves after the first events: the run goes on to the end
+    fake.add(Stream(chat_chunks([f"w{i} " for i in range(20)], usage=True), delay=0.05))
+    stream = client.responses.create(model="fake-model", input="long job", background=True, stream=True)
+    first = next(iter(stream))
+    resp_id = first.response.id
+    assert first.type == "response.created" and first.response.background is True
+    stream.close()  # the client leaves
+    assert poll(lambda: client.responses.retrieve(resp_id).status == "completed", timeout=20)
+    done = client.responses.retrieve(resp_id)
+    assert done.output_text == "".join(f"w{i} " for i in range(20))
+    # resumed from an event on, as a client that lost its connection does
+    resumed = list(client.responses.retrieve(resp_id, stream=True, starting_after=3))
+    assert resumed[0].sequence_number == 4 and resumed[-1].type == "response.completed"
+    # not streamed: returns at once, polled, then cancelled mid-way
+    fake.add(Stream(chat_chunks([f"s{i} " for i in range(200)], usage=True), delay=0.05))
+    queued = client.responses.create(model="fake-model", input="slow job", background=True)
+    assert queued.status in ("queued", "in_progress")
+    assert poll(lambda: client.responses.retrieve(queued.id).status == "in_progress", timeout=10)
+    cancelled = client.responses.cancel(queued.id)
+    assert cancelled.status == "cancelled"
+    assert poll(lambda: client.responses.retrieve(queued.id).status == "cancelled", timeout=10)
+    # a synchronous response cannot be cancelled
+    plain = client.responses.create(model="fake-model", input="quick")
+    with pytest.raises(openai.BadRequestError):
+        client.responses.cancel(plain.id)
 
 
 def started(client, text: str):
@@ -500,7 +518,7 @@ def test_team_keys_own_their_responses_and_the_admin_reads_them_only_when_allowe
             assert (tmp_path / "responses.db").exists()  # beside keys.db: the proxy's data directory
 
 
-def test_truncation_auto_drops_the_oldest_turns_to_fit():
+def test_truncation_auto_drops_the_oldest_turns_to_fit(served):
     """A fake upstream whose context holds six messages: a longer chain is its context_length_exceeded error;
     with truncation auto the proxy asks again without the oldest turns."""
     def small_context(path: str, body: bytes):
@@ -510,22 +528,23 @@ def test_truncation_auto_drops_the_oldest_turns_to_fit():
                                    "type": "invalid_request_error", "param": "messages",
                                    "code": "context_length_exceeded"}}
         return None
-    with FakeOpenAI(refuse=small_context) as fake, running_proxy(TARGET_BASE_URL=fake.base_url) as p:
-        client = openai_sdk(p)
-        prev = None
-        for n in range(3):
-            fake.default_content = f"answer {n}"
-            prev = client.responses.create(model="fake-model", input=f"question {n}", previous_response_id=prev).id
-        with pytest.raises(openai.BadRequestError) as err:  # 7 messages: too many
-            client.responses.create(model="fake-model", input="question 3", previous_response_id=prev)
-        assert err.value.body["code"] == "context_length_exceeded"
-        for stream in (False, True):
-            fake.default_content = "fits"
-            r = create(client, stream, model="fake-model", input="question 3", previous_response_id=prev,
-                       truncation="auto")
-            assert r.output_text == "fits" and r.truncation == "auto"
-            sent = json.dumps(fake.received[-1].json())
-            assert "question 0" not in sent and "question 2" in sent and "question 3" in sent
+    fake, p = served
+    fake.refuse = small_context
+    client = openai_sdk(p)
+    prev = None
+    for n in range(3):
+        fake.default_content = f"answer {n}"
+        prev = client.responses.create(model="fake-model", input=f"question {n}", previous_response_id=prev).id
+    with pytest.raises(openai.BadRequestError) as err:  # 7 messages: too many
+        client.responses.create(model="fake-model", input="question 3", previous_response_id=prev)
+    assert err.value.body["code"] == "context_length_exceeded"
+    for stream in (False, True):
+        fake.default_content = "fits"
+        r = create(client, stream, model="fake-model", input="question 3", previous_response_id=prev,
+                   truncation="auto")
+        assert r.output_text == "fits" and r.truncation == "auto"
+        sent = json.dumps(fake.received[-1].json())
+        assert "question 0" not in sent and "question 2" in sent and "question 3" in sent
 
 
 def test_pass_through_leaves_the_state_to_the_upstream():

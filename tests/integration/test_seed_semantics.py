@@ -101,14 +101,14 @@ def test_models_id_answers_for_pseudo_models():
             sdk(p).models.retrieve("no-such-model")
 
 
-def test_model_default_applies_to_a_request_without_model():
+def test_model_default_applies_to_a_request_without_model(proxy, upstream):
     with FakeOpenAI() as up, running_proxy(TARGET_BASE_URL=up.base_url, LLM_PARAMS="model=default,temperature=0.25") as p:
         r = requests.post(p.base_url + "/chat/completions", json={"messages": MSG})
         assert r.status_code == 200, r.text
         sent = up.received[-1].json()
         assert sent["temperature"] == 0.25 and "model" not in sent  # forwarded: the server picks its model
-    with FakeOpenAI() as up, running_proxy(TARGET_BASE_URL=up.base_url) as p:
-        assert requests.post(p.base_url + "/chat/completions", json={"messages": MSG}).status_code == 200
+    # without LLM_PARAMS: the module's proxy with default settings, its fake (`upstream`) with nothing queued
+    assert requests.post(proxy.base_url + "/chat/completions", json={"messages": MSG}).status_code == 200
     with FakeOpenAI() as up, running_proxy(TARGET_BASE_URL=up.base_url,
                                            LLM_PARAMS="model=default,upstream_model_name=served") as p:
         requests.post(p.base_url + "/chat/completions", json={"messages": MSG})

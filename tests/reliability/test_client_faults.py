@@ -108,18 +108,29 @@ def test_disconnect_while_waiting_for_the_upstream_frees_the_worker(up):
 
 class SilentUpstream:
     """An upstream that sends a stream's head, then nothing (a local server reading a long prompt), and notes
-    when the proxy closes the connection; `released` set, it sends the stream's events."""
+    when the proxy closes the connection; `released` set, it sends the stream's events. It answers one call, or
+    every call when `forever` (then again() readies it for the next, answered as told)."""
 
-    def __init__(self, first_event: bool = False, head: bool = True) -> None:
-        self.first_event = first_event  # one event before the silence (the proxy is then reading the body)
-        self.head = head  # False: not even the head before the silence (Ollama sends it with its first token)
+    def __init__(self, first_event: bool = False, head: bool = True, forever: bool = False) -> None:
+        self.forever = forever
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
-        self.asked, self.released = threading.Event(), threading.Event()
-        self.closed_at: float | None = None
+        self.again(first_event, head)
         threading.Thread(target=self.serve, daemon=True).start()
 
+    def again(self, first_event: bool = False, head: bool = True) -> None:
+        self.first_event = first_event  # one event before the silence (the proxy is then reading the body)
+        self.head = head  # False: not even the head before the silence (Ollama sends it with its first token)
+        self.asked, self.released = threading.Event(), threading.Event()
+        self.closed_at: float | None = None
+
     def serve(self) -> None:
+        while True:
+            self.answer()
+            if not self.forever:
+                return
+
+    def answer(self) -> None:
         conn, _ = self.server.accept()
         while answered_a_question(conn):  # start-up's questions first, each on its own connection
             conn.close()
@@ -161,27 +172,36 @@ def streaming_request(port: int) -> socket.socket:
     return s
 
 
+@pytest.fixture(scope="module")
+def silent():
+    """(SilentUpstream answering every call, proxy in front of it): one proxy for the cases below, as they differ
+    only in how the upstream answers (the proxy closes each call's connection: the next one opens its own)."""
+    upstream = SilentUpstream(forever=True)
+    with running_proxy(TARGET_BASE_URL=f"http://127.0.0.1:{upstream.port}/v1", SSE_KEEPALIVE="15") as p:
+        yield upstream, p
+
+
 @pytest.mark.parametrize("first_event, head", [(False, True), (True, True), (False, False)],
                          ids=["before the first event", "after one event", "before its head"])
-def test_a_client_that_leaves_while_the_upstream_is_silent_frees_it_at_once(first_event, head):
+def test_a_client_that_leaves_while_the_upstream_is_silent_frees_it_at_once(silent, first_event, head):
     """Ctrl-C on an agent whose local server is still reading its prompt: the proxy closed the upstream only
     when a second keepalive could not be written (30-90 s), and the server went on for nobody. Ollama sends
     not even its head before its first token (issue 38, item 11): with no answer yet to shut, the cut left the
     proxy waiting on the head until its read timeout."""
-    upstream = SilentUpstream(first_event, head)
-    with running_proxy(TARGET_BASE_URL=f"http://127.0.0.1:{upstream.port}/v1", SSE_KEEPALIVE="15") as p:
-        client = streaming_request(p.port)
-        assert upstream.asked.wait(10)
-        received = b""
-        while first_event and b"thinking" not in received:  # the head and the event: one read or two
-            more = client.recv(65536)
-            assert more, received
-            received += more
-        left = time.monotonic()
-        client.close()
-        assert poll(lambda: upstream.closed_at is not None, timeout=5, interval=0.02)
-        assert upstream.closed_at - left < 3
-        assert p.proc.poll() is None and "Traceback" not in p.read_log()
+    upstream, p = silent
+    upstream.again(first_event, head)
+    client = streaming_request(p.port)
+    assert upstream.asked.wait(10)
+    received = b""
+    while first_event and b"thinking" not in received:  # the head and the event: one read or two
+        more = client.recv(65536)
+        assert more, received
+        received += more
+    left = time.monotonic()
+    client.close()
+    assert poll(lambda: upstream.closed_at is not None, timeout=5, interval=0.02)
+    assert upstream.closed_at - left < 3
+    assert p.proc.poll() is None and "Traceback" not in p.read_log()
 
 
 # ------------------------------------------------------------------ slow and oversized bodies
