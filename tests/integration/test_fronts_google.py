@@ -348,23 +348,31 @@ def test_google_paths_outside_v1beta_never_take_a_key_upstream_with_auth_off():
         assert "GOOGLE-KEY" not in sent
 
 
+@pytest.fixture(scope="module")
+def keeping_alive():
+    """One proxy for both cases: they differ only in what the client asks (the fake is reset for each)."""
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, SSE_KEEPALIVE="0.05") as p:
+        yield fake, p
+
+
 @pytest.mark.parametrize("sse", [True, False])
-def test_keepalives_are_blank_lines_the_sdks_skip(sse):
+def test_keepalives_are_blank_lines_the_sdks_skip(keeping_alive, sse):
     """SSE_KEEPALIVE while the upstream is slow: blank lines (a comment would break google-genai's reader and
     hang Gemini CLI's); the SDK reads the stream, and the JSON-array stream still parses."""
-    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, SSE_KEEPALIVE="0.05") as p:
+    fake, p = keeping_alive
+    fake.reset()
+    fake.add(Stream(chat_chunks(["Hel", "lo"]), first_delay=0.5))
+    if sse:
+        client = google_sdk(p)
+        chunks = list(client.models.generate_content_stream(model="fake-model", contents="hi"))
+        assert "".join(c.text or "" for c in chunks) == "Hello"
         fake.add(Stream(chat_chunks(["Hel", "lo"]), first_delay=0.5))
-        if sse:
-            client = google_sdk(p)
-            chunks = list(client.models.generate_content_stream(model="fake-model", contents="hi"))
-            assert "".join(c.text or "" for c in chunks) == "Hello"
-            fake.add(Stream(chat_chunks(["Hel", "lo"]), first_delay=0.5))
-        r = post(p, "/v1beta/models/fake-model:streamGenerateContent" + ("?alt=sse" if sse else ""), HELLO)
-        assert r.content.startswith(b"\n") and b"keepalive" not in r.content  # committed early, blank lines
-        assert r.headers["Content-Type"].startswith("text/event-stream" if sse else "application/json")
-        if not sse:
-            assert "".join(part["text"] for c in json.loads(r.content)
-                           for part in c["candidates"][0]["content"]["parts"]) == "Hello"
+    r = post(p, "/v1beta/models/fake-model:streamGenerateContent" + ("?alt=sse" if sse else ""), HELLO)
+    assert r.content.startswith(b"\n") and b"keepalive" not in r.content  # committed early, blank lines
+    assert r.headers["Content-Type"].startswith("text/event-stream" if sse else "application/json")
+    if not sse:
+        assert "".join(part["text"] for c in json.loads(r.content)
+                       for part in c["candidates"][0]["content"]["parts"]) == "Hello"
 
 
 def test_a_stream_the_upstream_cuts_ends_with_googles_error():

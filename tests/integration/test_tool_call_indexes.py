@@ -30,11 +30,26 @@ def ollama_calls(indexed: bool) -> list:
     return [*events, "[DONE]"]
 
 
-@pytest.fixture(params=[True, False], ids=["index-0", "no-index"])
-def served(request):
+@pytest.fixture(scope="module")
+def shared():
+    """One proxy for the module: every test runs with these settings and differs only in the fake's answers."""
     with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream") as proxy:
-        fake.add(Stream(ollama_calls(request.param)))
-        yield proxy
+        yield fake, proxy
+
+
+@pytest.fixture
+def fresh(shared):
+    """The shared fake and proxy, the fake's queue and log emptied for this test."""
+    fake, proxy = shared
+    fake.reset()
+    return fake, proxy
+
+
+@pytest.fixture(params=[True, False], ids=["index-0", "no-index"])
+def served(request, fresh):
+    fake, proxy = fresh
+    fake.add(Stream(ollama_calls(request.param)))
+    return proxy
 
 
 def test_responses_door(served):
@@ -81,7 +96,7 @@ def test_chat_door_streams_give_each_call_an_index_of_its_own(served):
     assert fragments == [(0, "call_0", '{"city": "Paris"}'), (1, "call_1", '{"city": "Tokyo"}')]
 
 
-def test_an_id_changing_within_one_call_keeps_it_one_call():
+def test_an_id_changing_within_one_call_keeps_it_one_call(fresh):
     """Poolside sends a call's name under one id and its argument fragments under another: still one call."""
     base = {"id": "chatcmpl-p", "object": "chat.completion.chunk", "created": 1, "model": "p"}
     first = {"index": 0, "id": "call_A", "type": "function", "function": {"name": "weather", "arguments": ""}}
@@ -90,21 +105,21 @@ def test_an_id_changing_within_one_call_keeps_it_one_call():
         events.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
             {"index": 0, "id": "call_B", "function": {"arguments": piece}}]}}]})
     events += [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}, "[DONE]"]
-    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream") as proxy:
-        fake.add(Stream(events))
-        answer = openai_sdk(proxy).chat.completions.create(model="p", messages=[{"role": "user", "content": "w"}],
-                                                           tools=TOOLS)
-        assert [(c.id, c.function.name, c.function.arguments) for c in answer.choices[0].message.tool_calls] == \
-            [("call_A", "weather", '{"city": "Paris"}')]
-        fake.add(Stream(events))
-        with anthropic_sdk(proxy).messages.stream(model="p", max_tokens=100, messages=[
-                {"role": "user", "content": "w"}], tools=[{"name": "weather", "input_schema": {"type": "object"}}]) as s:
-            final = s.get_final_message()
-        assert [(b.id, b.name, b.input) for b in final.content if b.type == "tool_use"] == \
-            [("call_A", "weather", {"city": "Paris"})]
+    fake, proxy = fresh
+    fake.add(Stream(events))
+    answer = openai_sdk(proxy).chat.completions.create(model="p", messages=[{"role": "user", "content": "w"}],
+                                                       tools=TOOLS)
+    assert [(c.id, c.function.name, c.function.arguments) for c in answer.choices[0].message.tool_calls] == \
+        [("call_A", "weather", '{"city": "Paris"}')]
+    fake.add(Stream(events))
+    with anthropic_sdk(proxy).messages.stream(model="p", max_tokens=100, messages=[
+            {"role": "user", "content": "w"}], tools=[{"name": "weather", "input_schema": {"type": "object"}}]) as s:
+        final = s.get_final_message()
+    assert [(b.id, b.name, b.input) for b in final.content if b.type == "tool_use"] == \
+        [("call_A", "weather", {"city": "Paris"})]
 
 
-def test_an_id_and_name_repeated_on_every_fragment_are_sent_once():
+def test_an_id_and_name_repeated_on_every_fragment_are_sent_once(fresh):
     """llama-cpp-python repeats a forced call's id and name on every fragment. The OpenAI SDK's stream helper adds
     fragments' strings together: the name came out `weatherweatherweather` and the id three times over."""
     base = {"id": "chatcmpl-l", "object": "chat.completion.chunk", "created": 1, "model": "l"}
@@ -112,11 +127,11 @@ def test_an_id_and_name_repeated_on_every_fragment_are_sent_once():
         {"index": 0, "id": "call_L", "type": "function", "function": {"name": "weather", "arguments": piece}}]}}]}
         for piece in ('{"city"', ': "Pa', 'ris"}')]
     events += [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}, "[DONE]"]
-    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, UPSTREAM_MODE="stream") as proxy:
-        fake.add(Stream(events))
-        with openai_sdk(proxy).chat.completions.stream(
-                model="l", messages=[{"role": "user", "content": "w"}], tools=TOOLS,
-                tool_choice={"type": "function", "function": {"name": "weather"}}) as stream:
-            final = stream.get_final_completion()
-        assert [(c.id, c.function.name, c.function.arguments) for c in final.choices[0].message.tool_calls] == \
-            [("call_L", "weather", '{"city": "Paris"}')]
+    fake, proxy = fresh
+    fake.add(Stream(events))
+    with openai_sdk(proxy).chat.completions.stream(
+            model="l", messages=[{"role": "user", "content": "w"}], tools=TOOLS,
+            tool_choice={"type": "function", "function": {"name": "weather"}}) as stream:
+        final = stream.get_final_completion()
+    assert [(c.id, c.function.name, c.function.arguments) for c in final.choices[0].message.tool_calls] == \
+        [("call_L", "weather", '{"city": "Paris"}')]

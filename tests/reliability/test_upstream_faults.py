@@ -721,9 +721,10 @@ class DrippedHead(RawUpstream):
 
     def __init__(self) -> None:
         super().__init__()
-        self.closed = threading.Event()  # the proxy shut the connection
+        self.closed = threading.Event()  # the proxy shut the connection (a test sharing it sets a new one)
 
     def serve(self, conn: socket.socket) -> None:
+        closed = self.closed  # the event of the test this connection came in
         if _read_request(conn) is None:
             return
         try:
@@ -731,27 +732,35 @@ class DrippedHead(RawUpstream):
                 conn.sendall(bytes([byte]))
                 time.sleep(0.2)
         except OSError:
-            self.closed.set()
+            closed.set()
 
 
-@pytest.mark.parametrize("stream", [False, True])
-def test_an_answer_head_that_never_ends_is_a_timeout_at_the_read_timeout(stream):
-    """urllib3's read timeout bounds each receive: a head dripped a byte at a time held the request (and the
-    upstream connection) for as long as the upstream liked. It is now cut at TIMEOUT, as a silent upstream is (the
-    fast path's connections; FAST_PATH=off keeps urllib3's own rule, docs/decisions.md)."""
+@pytest.fixture(scope="module")
+def dripped_head():
+    """One proxy for both cases below: they differ only in what the client asks."""
     up = DrippedHead()
     with running_proxy(TARGET_BASE_URL=up.base_url, TIMEOUT="1", MAX_RETRIES="0", SSE_KEEPALIVE="0.5",
                        FAST_PATH="on") as p:
-        started = time.monotonic()
-        r = post(p, chat(stream=stream))
-        took = time.monotonic() - started
-        if stream and r.status_code == 200:  # committed with keepalives before the head came: an error event
-            assert sse_events(r.text)[-1]["error"]["code"] == "upstream_timeout", r.text
-        else:
-            assert_error(r, 504, "upstream_timeout")
-        assert took < 10, took
-        assert up.closed.wait(10)  # and the upstream connection was let go
+        yield up, p
     up.srv.close()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_head_that_never_ends_is_a_timeout_at_the_read_timeout(dripped_head, stream):
+    """urllib3's read timeout bounds each receive: a head dripped a byte at a time held the request (and the
+    upstream connection) for as long as the upstream liked. It is now cut at TIMEOUT, as a silent upstream is (the
+    fast path's connections; FAST_PATH=off keeps urllib3's own rule, docs/decisions.md)."""
+    up, p = dripped_head
+    up.closed = threading.Event()  # this test's connection's, before it is made
+    started = time.monotonic()
+    r = post(p, chat(stream=stream))
+    took = time.monotonic() - started
+    if stream and r.status_code == 200:  # committed with keepalives before the head came: an error event
+        assert sse_events(r.text)[-1]["error"]["code"] == "upstream_timeout", r.text
+    else:
+        assert_error(r, 504, "upstream_timeout")
+    assert took < 10, took
+    assert up.closed.wait(10)  # and the upstream connection was let go
 
 
 class NothingFlood(RawUpstream):
