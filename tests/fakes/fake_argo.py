@@ -95,11 +95,14 @@ class CannedResponse:
     path: str | None = None
 
 
+DEFAULT_REPLY = "Hello from fake ARGO."  # what a new fake answers
+
+
 class FakeArgo:
     """The fake gateway; use as a context manager or call start()/stop()."""
 
     def __init__(self) -> None:
-        self.reply: str | dict[str, Any] | Callable[[dict[str, Any]], str | dict[str, Any]] = "Hello from fake ARGO."
+        self.reply: str | dict[str, Any] | Callable[[dict[str, Any]], str | dict[str, Any]] = DEFAULT_REPLY
         self.stream_chunk_size: int | None = None  # None: the whole body in one chunk
         self.stream_delay: float = 0.0
         self.stream_gzip: bool = False

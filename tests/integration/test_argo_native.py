@@ -14,7 +14,7 @@ from PIL import Image
 
 from tests.clients import openai_sdk
 from tests.fakes.argo_rules import native_refusal
-from tests.fakes.fake_argo import CHAT_PATH, EMBED_PATH, FakeArgo
+from tests.fakes.fake_argo import CHAT_PATH, DEFAULT_REPLY, EMBED_PATH, FakeArgo
 from tests.fakes.fake_images import FakeImageServer
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.integration.test_argo import argo_env
@@ -87,9 +87,8 @@ def test_native_errors_and_other_routes(argo_native):
 
 
 def test_native_mode_start_up_line(argo_native):
-    _, p = argo_native
-    p.stop()
-    assert "ARGO native OpenAI mode" in p.log
+    _, p = argo_native  # said at start-up: read without stopping the module's proxy, which later tests use
+    assert "ARGO native OpenAI mode" in p.read_log()
 
 
 # ------------------------------------------------------------------ username passthrough
@@ -124,7 +123,7 @@ def plain_argo(plain_argo_proxy):
     """(fake ARGO, the proxy in front of it), the fake as new: what reached it and its answer are this test's."""
     argo, p = plain_argo_proxy
     argo.reset()
-    argo.reply = FakeArgo().reply  # its default answer
+    argo.reply = DEFAULT_REPLY
     return argo, p
 
 
