@@ -22,7 +22,7 @@ from argoproxy.config.setting_fields import dir_problem
 from argoproxy.config.unconfigured import refusal
 from argoproxy.observe.journal import JOURNAL_FILES, log_lines
 from argoproxy.redaction import configured_secrets, mask_url
-from argoproxy.leaving import run_quick_exit_hooks
+from argoproxy.leaving import leave_at_once
 from argoproxy.config.price_settings import NO_TABLE, SHIPPED as SHIPPED_TABLE
 from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError, load
 from argoproxy.config.tracing_settings import endpoint, tracing_on
@@ -429,9 +429,14 @@ def _quit_now(worker: Any) -> None:
     """Gunicorn's quick stop (SIGQUIT to a worker; Ctrl+C or SIGINT to the master) calls this first: leave
     now. Gunicorn itself would wait 0.1 s and raise SystemExit into whatever the worker was doing, which
     printed tracebacks (a request cut mid-write; a gevent worker whose main loop ended first). Nothing is
-    lost: journals are written unbuffered, metrics files are cleaned by the master, and the stored responses a
-    gevent worker holds in memory, answered already, are written first (no atexit runs after os._exit)."""
-    run_quick_exit_hooks()  # what is held unwritten (argoproxy/leaving.py)
+    lost: journals are written unbuffered, metrics files are cleaned by the master, and what is held unwritten
+    (the stored responses a gevent worker holds in memory, answered already; the keys' usage counted since its
+    last write) is written first by the hooks of argoproxy/leaving.py (no atexit runs after os._exit)."""
+    worker.alive = False
+    leave_at_once(_exit_now)
+
+
+def _exit_now() -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

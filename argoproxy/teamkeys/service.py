@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Protocol
 
 from argoproxy.errors import ProxyError
+from argoproxy.leaving import at_quick_exit, in_time
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.lookup_cache import LRU, Read, Reads
 from argoproxy.meter.worst import NOTHING, Asked, Worst, worst_of
@@ -74,6 +75,7 @@ CACHE_SECONDS = 0.5  # a looked-up key is read again after this (revocations and
 READ_AHEAD_SECONDS = CACHE_SECONDS / 2  # a key in use is read again after this, beside the requests: none waits
 # unless the read takes longer than the rest of CACHE_SECONDS (at most twice the reads a key in use had)
 KEY_CACHE_SECONDS = 30.0  # the most a cached key is served while the store cannot be reached (KEY_CACHE_SECONDS)
+QUIT_WRITE_SECONDS = 2.0  # what a worker leaving at once may take to write its usage
 FLUSH_SECONDS = 0.5  # usage is written this often, off the requests' path (summed by key and model)
 PENDING_MAX = 100_000  # usage rows kept while the store refuses them (retried each flush); older ones are dropped
 # A usage row waiting to be written: _write's arguments (name, model, input, output, when, budget, counted,
@@ -473,8 +475,19 @@ class TeamKeys:
                 self.flush()
         self._flusher = threading.Thread(target=loop, name="team-keys-usage", daemon=True)
         self._flusher.start()
-        atexit.register(self.flush)  # a worker stopping gracefully writes what it counted
-        atexit.register(self.store.release_leases, False)  # and gives back what it reserved
+        atexit.register(self._leave)  # a worker stopping gracefully writes what it counted
+        at_quick_exit(self._leave_at_once)  # a quick stop (Ctrl+C, SIGINT) runs no atexit hook
+
+    def _leave(self) -> None:
+        """What a stopping worker counted, written; what it reserved, given back."""
+        self.flush()
+        self.store.release_leases(False)
+
+    def _leave_at_once(self) -> None:
+        """_leave from the quick stop, for QUIT_WRITE_SECONDS at most."""
+        if not in_time(QUIT_WRITE_SECONDS, self._leave):
+            log.warning("team keys: this worker's last usage was not written within %s s of its quick stop",
+                        QUIT_WRITE_SECONDS)
 
 
 def _counts(record: KeyRecord) -> bool:

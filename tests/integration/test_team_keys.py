@@ -377,3 +377,24 @@ def test_keys_made_at_once_in_a_new_store_are_all_made(tmp_path):
         assert process.returncode == 0, err
     listed = keys(db, "list").stdout
     assert all(name in listed for name in names), listed
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_usage_counted_just_before_a_quick_stop_is_written(kind, tmp_path):
+    """A worker writes its keys' usage every half second; Gunicorn's quick stop (Ctrl+C, SIGINT) ends it with no
+    atexit hook, and the usage of the requests answered since its last write was lost (seen as a tool call missing
+    from `keys usage`). Now the quick stop writes it first."""
+    from tests.integration.test_reservations import Store
+    store = Store(kind, tmp_path)
+    try:
+        key = store.create("quick")
+        where = {"REDIS_URL": store.redis.url} if store.redis else {"KEYS_DB": str(store.db)}
+        with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true",
+                                                 API_KEY_SECRET="admin-key", **where) as proxy:
+            for _ in range(3):
+                assert openai_sdk(proxy, key).chat.completions.create(model="gpt-4o", messages=MSG).choices
+            log = proxy.stop()  # at once: within the half second the usage waits to be written
+        assert store.usage("quick")[0] == 3, log
+        assert "not written" not in log and "Traceback" not in log, log
+    finally:
+        store.close()

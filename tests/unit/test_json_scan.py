@@ -47,7 +47,7 @@ def reading(raw: bytes) -> Any:
         return (err.status, err.code)
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(text=json_texts())
 @example(text='{"a": "\\\\\\"[{", "b": ["\\\\", {"c:": ":"}]}')
 @example(text='["\\"", "\\\\", "\\\\\\\\\\"", "[{,:"]')
@@ -63,7 +63,7 @@ def test_counts_outside_strings_are_exact(text: str) -> None:
     assert members_and_depth(value, containers) == (keys, depth) == members_and_depth(value, 10**9)
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(text=json_texts(), cut=st.integers(0, 200), insert=st.sampled_from([b"", b",", b":", b'"', b"\\", b"}", b"[",
                                                                           b"\xff", b"\xed\xa0\x80", b"\x00"]))
 @example(text='{"a:":1,"a\\u003a":2}', cut=0, insert=b"")

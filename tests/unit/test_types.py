@@ -5,6 +5,7 @@ checker agrees with them; this keeps it agreeing. mypy is pinned in requirements
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -18,28 +19,28 @@ ROOT = Path(__file__).resolve().parents[2]
 STRICT_CEILING = 40
 
 
-@pytest.fixture(scope="module")
-def plain_cache(tmp_path_factory) -> Path:
-    """One mypy cache for this module's runs with the plain options (its tests run one after another, on one
-    worker): a run after the first checks again only what changed, as mypy's incremental mode is meant to."""
-    return tmp_path_factory.mktemp("mypy") / "cache"
+# mypy's caches, one per set of options, outside the clone as the test venv is (.ci/run): a run on a fresh clone
+# checks again only the modules that changed, and never the standard library's and the libraries' stubs that were
+# checked before. mypy's incremental mode is made for this: a module whose file's hash or the options differ from
+# what the cache read is checked again, and it writes each cache file whole (a temporary file renamed over it).
+CACHE = Path(os.environ.get("COT_PROXY_CACHE") or Path.home() / ".cache" / "cot_proxy") / "mypy"
 
 
-def test_mypy_reports_no_error(plain_cache):
+def test_mypy_reports_no_error():
     result = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--cache-dir",
-                             str(plain_cache), "argoproxy"], cwd=ROOT, capture_output=True, text=True,
+                             str(CACHE / "plain"), "argoproxy"], cwd=ROOT, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Success: no issues found" in result.stdout
 
 
-def test_strict_errors_stay_under_the_ceiling(tmp_path):
+def test_strict_errors_stay_under_the_ceiling():
     """mypy --strict's error count on argoproxy/ is at most STRICT_CEILING: the errors left are in pipeline/,
     serve/, state/, routing/ and where a library's types stop (PyYAML's loader, Gunicorn's and gevent's base
-    classes, prometheus_client's merge, OpenTelemetry's sampler). Its own cache directory: under xdist another
-    test's mypy may run at the same time, and strict options would not reuse the other's cache anyway."""
+    classes, prometheus_client's merge, OpenTelemetry's sampler). A cache of its own: strict options would not
+    reuse the plain runs' cache."""
     result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports", "--cache-dir",
-                             str(tmp_path / "strict-cache"), "argoproxy"], cwd=ROOT, capture_output=True, text=True,
+                             str(CACHE / "strict"), "argoproxy"], cwd=ROOT, capture_output=True, text=True,
                             timeout=600)
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     found = re.fullmatch(r"Found (\d+) errors? in \d+ files? \(checked \d+ source files?\)", summary)
@@ -49,7 +50,7 @@ def test_strict_errors_stay_under_the_ceiling(tmp_path):
                                       f"{STRICT_CEILING}:\n" + result.stdout[-6000:])
 
 
-def test_a_folder_clean_under_strict_stays_clean(tmp_path, plain_cache):
+def test_a_folder_clean_under_strict_stays_clean(tmp_path):
     """pyproject.toml's overrides give the clean folders --strict's checks in the plain run: an unannotated
     function in one of them fails test_mypy_reports_no_error, not only the ceiling."""
     import shutil
@@ -57,7 +58,7 @@ def test_a_folder_clean_under_strict_stays_clean(tmp_path, plain_cache):
     shutil.copytree(ROOT / "argoproxy", copy / "argoproxy", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
     (copy / "argoproxy" / "meter" / "unannotated.py").write_text("def f(x):\n    return x\n")
-    result = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--cache-dir", str(plain_cache),
+    result = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--cache-dir", str(CACHE / "plain"),
                              "argoproxy"], cwd=copy, capture_output=True, text=True, timeout=600)
     assert "argoproxy/meter/unannotated.py:1: error: Function is missing a type annotation" in result.stdout, \
         result.stdout[-2000:]
@@ -67,7 +68,7 @@ def _mypy(tmp_path, source: str) -> subprocess.CompletedProcess:
     snippet = tmp_path / "snippet.py"
     snippet.write_text(source)
     return subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--follow-imports", "silent",
-                           "--cache-dir", str(tmp_path / "cache"), str(snippet)], cwd=ROOT, capture_output=True,
+                           "--cache-dir", str(CACHE / "snippet"), str(snippet)], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
 
 
@@ -96,6 +97,6 @@ def test_the_example_provider_outside_the_package_type_checks(tmp_path):
     its typed view ToyConfig, its backend) type-checks against the proxy without any file of the proxy naming it."""
     import os
     result = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--cache-dir",
-                             str(tmp_path / "cache"), "-p", "cot_proxy_provider_toy"], cwd=ROOT / "tests" / "example_provider",
+                             str(CACHE / "example-provider"), "-p", "cot_proxy_provider_toy"], cwd=ROOT / "tests" / "example_provider",
                             env={**os.environ, "MYPYPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and "Success" in result.stdout, result.stdout[-3000:] + result.stderr[-1000:]
