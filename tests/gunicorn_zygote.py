@@ -13,7 +13,8 @@ directory as `chdir`'s default), so it and gunicorn.app, which import it, are le
 The zygote is the Gunicorn master's parent: it tells the test process the master's exit status over the start's
 own connection and reaps it only when asked, so a pid the tests signal is never reused meanwhile. What differs
 from a process of its own: /proc/PID/cmdline is the zygote's (no setproctitle here), the hash seed is the
-zygote's, and the master's parent is the zygote. A start whose environment sets the interpreter otherwise
+zygote's, the master's parent is the zygote, and a process that leaves by SystemExit (the master, a worker
+stopping gracefully) runs its atexit hooks and leaves without tearing its modules down (leave()). A start whose environment sets the interpreter otherwise
 (INTERPRETER_VARS), or any explicit command, runs as its own process; so does every start with
 COT_PROXY_TEST_ZYGOTE=0.
 
@@ -393,6 +394,28 @@ def answer_entry_points_from_memory(own_path: list[str]) -> None:
     metadata.entry_points = entry_points
 
 
+def leave(code: object) -> None:
+    """End a started process (Gunicorn's master, or a worker it forked, leaving by SystemExit) as the interpreter
+    would, with what anything can see of it: the atexit hooks, the standard streams flushed, the exit status
+    (a code that is not a number said on stderr, as status 1). Not the tear-down of every module and the last
+    garbage collection after it, which nothing sees: about 0.07 s of CPU in each process, a tenth of a start."""
+    import atexit
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code & 0xFF
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
 def _base_path() -> list[str]:
     """sys.path as any interpreter of this venv has it, without PYTHONPATH's entries."""
     given = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -406,4 +429,8 @@ if __name__ == "__main__":
     started = serve(int(sys.argv[1]), int(sys.argv[2]))
     if started is not None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        become_gunicorn(started, BASE_PATH)
+        try:
+            become_gunicorn(started, BASE_PATH)
+        except SystemExit as done:
+            leave(done.code)
+        leave(None)
