@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need (in ./.venv, created when missing) and runs the whole suite, in parallel: pytest-xdist
-# with two workers per core (-n auto, tests/conftest.py), progress as it goes. Extra arguments go to pytest, e.g.
+# with three workers per core (-n auto, tests/conftest.py), progress as it goes. Extra arguments go to pytest, e.g.
 # ./run_tests.sh tests/unit -k think, or -n 0 to run in this process alone (--pdb does too).
 set -euo pipefail
 cd "$(dirname "$0")"
