@@ -1,7 +1,8 @@
-"""What a worker leaving at once runs first (Gunicorn's quick stop: its signal handler ends the process with
-os._exit, so no atexit hook runs): the hooks of what holds work answered but not yet written, registered by what
-holds it (the stored responses a gevent worker writes just after their answers: state/write_behind.py) and run by
-serve/gunicorn_app.py, which knows none of them."""
+"""What a worker leaving at once runs first (Gunicorn's quick stop: the process ends with os._exit, so no atexit
+hook runs): the hooks of what holds work answered but not yet written, registered by what holds it (the stored
+responses a gevent worker writes just after their answers: state/write_behind.py; the keys' usage a worker writes
+every half second: teamkeys/service.py) and run by serve/gunicorn_app.py, which knows none of them, through
+leave_at_once. A hook bounds its own work with in_time (or sqlite_files.within)."""
 
 from __future__ import annotations
 
