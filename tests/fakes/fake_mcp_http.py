@@ -336,11 +336,11 @@ class Handler(BaseHTTPRequestHandler):
         message = self.body()
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
             return self.refuse(400, "not a JSON-RPC message")
-        self.empty(202)
         method, id = message.get("method"), message.get("id")
-        if method is None or id is None:
+        if method is None or id is None:  # taken before its 202, as a server's queue keeps its messages' order:
             session.initialized = session.initialized or method == "notifications/initialized"
-            return
+            return self.empty(202)  # the client's next request may reach another thread of this fake first
+        self.empty(202)
         if method == "initialize":
             result: dict[str, Any] = {"protocolVersion": "2024-11-05", "capabilities": {"tools": {}},
                                       "serverInfo": {"name": "fake-remote-sse", "version": "1"}}

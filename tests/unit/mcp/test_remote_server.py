@@ -233,6 +233,8 @@ def test_the_environments_http_proxy_is_used_and_no_proxy_honoured(monkeypatch):
 def test_stopping_ends_the_session_at_the_server(fake):
     server = reach(fake.url)
     assert server.ready.wait(10)
+    # its stream of the server's own messages open first: a GET started as the DELETE went could land after it
+    assert poll(lambda: any(method == "GET" for method, _, _ in fake.seen), timeout=10)
     server.stop()
     assert fake.sessions == {} and fake.seen[-1][0] == "DELETE"
 
