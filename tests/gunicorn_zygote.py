@@ -14,9 +14,9 @@ The zygote is the Gunicorn master's parent: it tells the test process the master
 own connection and reaps it only when asked, so a pid the tests signal is never reused meanwhile. What differs
 from a process of its own: /proc/PID/cmdline is the zygote's (no setproctitle here), the hash seed is the
 zygote's, the master's parent is the zygote, and a process that leaves by SystemExit (the master, a worker
-stopping gracefully) runs its atexit hooks and leaves without tearing its modules down (leave()). A start whose environment sets the interpreter otherwise
-(INTERPRETER_VARS), or any explicit command, runs as its own process; so does every start with
-COT_PROXY_TEST_ZYGOTE=0.
+stopping gracefully) runs its atexit hooks and leaves without tearing its modules down (leave()). A start whose
+environment sets the interpreter otherwise (INTERPRETER_VARS), or any explicit command, runs as its own process;
+so does every start with COT_PROXY_TEST_ZYGOTE=0.
 
 Entry points are read once: gevent's monkey-patching asks importlib.metadata for its plugins 25 times in every
 worker it starts, and each ask reads every installed distribution's entry_points.txt (3,500 reads in the test

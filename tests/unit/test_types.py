@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 # The most errors `mypy --strict` may report on argoproxy/: the folders not yet clean (the clean ones are held to
 # --strict's checks by pyproject.toml's [tool.mypy] overrides, in every plain run).
@@ -58,8 +56,8 @@ def test_a_folder_clean_under_strict_stays_clean(tmp_path):
     shutil.copytree(ROOT / "argoproxy", copy / "argoproxy", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
     (copy / "argoproxy" / "meter" / "unannotated.py").write_text("def f(x):\n    return x\n")
-    result = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--cache-dir", str(CACHE / "plain"),
-                             "argoproxy"], cwd=copy, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--cache-dir",
+                             str(CACHE / "plain"), "argoproxy"], cwd=copy, capture_output=True, text=True, timeout=600)
     assert "argoproxy/meter/unannotated.py:1: error: Function is missing a type annotation" in result.stdout, \
         result.stdout[-2000:]
 
