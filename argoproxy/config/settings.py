@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -661,12 +662,19 @@ def misspelled(environ: Mapping[str, str]) -> tuple[str, ...]:
     for name in environ:
         if name in _FAMILIAR or not name.isupper() or name.rstrip("0123456789") in ENV_NAMES:  # Marathon's PORT0
             continue
-        close = [known for known in difflib.get_close_matches(name, ENV_NAMES, n=3, cutoff=0.85)
-                 if len(known) >= 8 and not _other_word(name, known)] or \
-            [known for known in ENV_NAMES if len(known) >= 8 and name.startswith(known) and name[len(known):].isalpha()]
-        if close:
-            out.append(f"{name} is set, but it is not a setting (did you mean {close[0]}?), so it is not used")
+        meant = _meant(name)
+        if meant:
+            out.append(f"{name} is set, but it is not a setting (did you mean {meant}?), so it is not used")
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=1024)  # the settings are read several times in a process, and a worker inherits this
+def _meant(name: str) -> str | None:
+    """The setting a variable's name looks like a mistyping of, if any."""
+    close = [known for known in difflib.get_close_matches(name, ENV_NAMES, n=3, cutoff=0.85)
+             if len(known) >= 8 and not _other_word(name, known)] or \
+        [known for known in ENV_NAMES if len(known) >= 8 and name.startswith(known) and name[len(known):].isalpha()]
+    return close[0] if close else None
 
 
 # Settings read only when another setting allows it: field -> (whether it is read, why not). Providers add

@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import atexit
 import os
+from typing import TYPE_CHECKING
 
 from argoproxy.config.settings import Settings
 from argoproxy.edge.classify import Route
 from argoproxy.edge.http_objects import Answer
-from argoproxy.mcp.endpoint import METHODS, McpEndpoint, owner_of, tool_globs
-from argoproxy.mcp.launch import SOCKET_ENV, start_supervisor, stop_supervisor, supervisor_options
-from argoproxy.mcp.journal_line import journaled
-from argoproxy.mcp.limits import Limits
-from argoproxy.mcp.link import Link
-from argoproxy.mcp.listening import room_for
-from argoproxy.mcp.sessions import sessions_for
 from argoproxy.observe.journal import Journal
 from argoproxy.redaction import configured_secrets
-from argoproxy.mcp.recording import ToolMetrics, traced, used
 from argoproxy.pipeline.call import Call
 from argoproxy.serve.door import Door
+
+if TYPE_CHECKING:
+    from argoproxy.mcp.endpoint import McpEndpoint
 
 MCP_SEGMENT = "mcp"  # the path's first segment, any case: /mcp and /mcp/<server>
 
@@ -31,7 +27,15 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
     settings = door.settings
     servers = settings.mcp_servers  # stdio and remote alike: the supervisor runs the one, reaches the other
     if not servers:
-        return None
+        return None  # and the MCP package is never imported: 17 modules a worker without MCP servers does not load
+    from argoproxy.mcp.endpoint import METHODS, McpEndpoint, owner_of, tool_globs
+    from argoproxy.mcp.journal_line import journaled
+    from argoproxy.mcp.launch import SOCKET_ENV
+    from argoproxy.mcp.limits import Limits
+    from argoproxy.mcp.link import Link
+    from argoproxy.mcp.listening import room_for
+    from argoproxy.mcp.recording import ToolMetrics, traced, used
+    from argoproxy.mcp.sessions import sessions_for
     path = os.environ.get(SOCKET_ENV) or own_supervisor(settings)
     link = Link(path)
     endpoint = McpEndpoint(tuple(s.name for s in servers), link, auth_on=settings.enable_auth,
@@ -69,6 +73,7 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
 
 
 def own_supervisor(settings: Settings) -> str:
+    from argoproxy.mcp.launch import start_supervisor, stop_supervisor, supervisor_options
     path = start_supervisor(settings.mcp_servers, options=supervisor_options(settings))
     atexit.register(stop_supervisor)
     assert path is not None

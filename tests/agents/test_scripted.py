@@ -14,6 +14,8 @@ from tests.agents.agents import AGENTS, Run
 from tests.agents.conftest import BACKENDS
 from tests.agents.scripted import QUOTE, tool_results, user_texts
 
+from argoproxy.launch.agents import AGENTS as LAUNCHED  # the agents `cot-proxy run` knows
+
 TIMEOUT = 240  # seconds for one agent run; they take 3-60 s on a quiet machine
 pytestmark = pytest.mark.timeout(TIMEOUT + 60)
 
@@ -24,8 +26,13 @@ MODELS = {"claude": "claude-sonnet-4-6", "codex": "gpt-5", "opencode": "gpt-4o",
 PENDING: dict[str, str] = {}  # agent -> why its rows skip (a door or a fix still missing)
 
 
-@pytest.mark.parametrize("backend_name", BACKENDS)
-@pytest.mark.parametrize("agent_name", list(AGENTS))
+# Behind the openai backend, test_run.py takes each agent `cot-proxy run` launches through this same round trip (the
+# product's set-up, the scripted model), started by run itself: here, the ARGO backends, and the agents run does
+# not launch.
+MATRIX = [(agent, name) for agent in AGENTS for name in BACKENDS if name != "openai" or agent not in LAUNCHED]
+
+
+@pytest.mark.parametrize(("agent_name", "backend_name"), MATRIX, ids=[f"{a}-{b}" for a, b in MATRIX])
 def test_agent_tool_round_trip(agent_name, backend_name, backend, project, tmp_path):
     if agent_name in PENDING:
         pytest.skip(PENDING[agent_name])

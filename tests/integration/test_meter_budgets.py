@@ -27,8 +27,6 @@ from PIL import Image
 
 from argoproxy.meter.tokens import count_texts, request_texts
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
-from tests.integration import test_shared_redis as shared
-from tests.integration import test_team_keys as local
 from tests.integration.test_reservations import Store, at_once
 from tests.polling import poll
 
@@ -174,7 +172,7 @@ LIMITS = {"tokens": ("--budget", f"{TOKENS}/day"), "dollars": ("--budget-usd", f
 
 def usage_rows(store: Store) -> dict[str, tuple[int, int, Decimal]]:
     """Each key's (requests, tokens, dollars), from one read of the usage rows."""
-    done = shared.keys(store.redis.url, "usage", "--csv") if store.redis else local.keys(store.db, "usage", "--csv")
+    done = store.keys("usage", "--csv")
     rows: dict[str, tuple[int, int, Decimal]] = {}
     for r in csv.DictReader(io.StringIO(done.stdout)):
         n, tokens, dollars = rows.get(r["key"], (0, 0, Decimal(0)))
@@ -188,7 +186,7 @@ def test_sixty_parallel_requests_with_images_audio_and_files_stay_within_the_bud
     rounds = [(door, limit) for door in DOORS]
     with FakeOpenAI() as fake, ThreadPoolExecutor(len(rounds)) as pool:
         fake.default_answer = charging(fake.default_answer)
-        # the keys made together, while the proxies start (each is a command of its own)
+        # the keys made together, while the proxies start
         made = pool.map(lambda r: store.create(f"{r[0]}-{r[1]}", *LIMITS[r[1]]), rounds)
         with store.proxies(fake, PRICES=PRICES) as bases:
             keys = dict(zip(rounds, made))

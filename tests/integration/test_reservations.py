@@ -25,8 +25,8 @@ import requests
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
 from tests.fakes.generating import generating
 from tests.integration import test_shared_redis as shared
-from tests.integration import test_team_keys as local
 from tests.integration.test_scale_out import instances
+from tests.keys_cli import run_keys
 from tests.polling import poll
 from tests.proxy_process import running_proxy
 from tests.redis_server import RedisServer
@@ -59,11 +59,17 @@ class Store:
         self.redis = RedisServer().start() if kind == "redis" else None
 
     def create(self, name: str, *options: str) -> str:
-        return shared.create(self.redis.url, name, *options) if self.redis else local.create(self.db, name, *options)
+        done = self.keys("create", name, *options)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def keys(self, *args: str):
+        """The keys command on this store, run in this process (tests/keys_cli.py: the crowds read usage often)."""
+        return run_keys(*args, redis_url=self.redis.url) if self.redis else run_keys(*args, keys_db=self.db)
 
     def usage(self, name: str) -> tuple[int, int]:
         """(requests, tokens) the key's usage rows hold."""
-        done = shared.keys(self.redis.url, "usage", "--csv") if self.redis else local.keys(self.db, "usage", "--csv")
+        done = self.keys("usage", "--csv")
         rows = [r for r in csv.DictReader(io.StringIO(done.stdout)) if r["key"] == name]
         return (sum(int(r["requests"]) for r in rows),
                 sum(int(r["input_tokens"]) + int(r["output_tokens"]) for r in rows))

@@ -209,8 +209,7 @@ def store(request, tmp_path):
 
 def spent(store, name: str) -> tuple[int, Decimal]:
     """(requests, dollars) the key's usage rows hold."""
-    from tests.integration import test_shared_redis as shared
-    done = shared.keys(store.redis.url, "usage", "--csv") if store.redis else keys(store.db, "usage", "--csv")
+    done = store.keys("usage", "--csv")
     rows = [r for r in csv.DictReader(io.StringIO(done.stdout)) if r["key"] == name]
     return sum(int(r["requests"]) for r in rows), sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0))
 

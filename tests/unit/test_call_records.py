@@ -21,6 +21,7 @@ from argoproxy.teamkeys import service as team_keys
 from argoproxy.tracing import tracer as tracing
 from tests.fakes.fake_upstream import FakeUpstream, sse_chunks
 from tests.fakes.otlp_receiver import OtlpReceiver
+from tests.source_tree import parsed
 
 ROOT = Path(__file__).resolve().parents[2] / "argoproxy"
 # The observers' own packages: every module in them reads a call only through its records
@@ -60,7 +61,7 @@ def test_the_observers_packages_never_read_the_live_call():
     found = {}
     for package in OBSERVER_PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
-            reads = live_reads(ast.parse(path.read_text(), str(path)))
+            reads = live_reads(parsed(path))
             if reads:
                 found[str(path.relative_to(ROOT))] = reads
     for module, names in OBSERVER_FUNCTIONS.items():

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.source_tree import parsed
+
 ROOT = Path(__file__).resolve().parents[2]
 PLAN_OWNERS = {"argoproxy/serve/door.py", "argoproxy/pipeline/guard.py", "argoproxy/pipeline/planning.py"}
 OUTCOME_OWNERS = {"argoproxy/pipeline/exchange.py", "argoproxy/pipeline/answers.py", "argoproxy/serve/door.py"}
@@ -71,7 +73,7 @@ def writers() -> dict[str, set[str]]:
     """{'plan': modules, 'outcome': modules} that write a plan or an outcome (writes_in)."""
     found: dict[str, set[str]] = {"plan": set(), "outcome": set()}
     for path in sorted((ROOT / "argoproxy").rglob("*.py")):
-        for part in writes_in(ast.parse(path.read_text())):
+        for part in writes_in(parsed(path)):
             found[part].add(str(path.relative_to(ROOT)))
     return found
 

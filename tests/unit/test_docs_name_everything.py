@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.proxy_process import ROOT
+from tests.source_tree import parsed
 
 METRIC_CLASSES = {"Counter", "Gauge", "Histogram", "Summary"}
 HEADER = re.compile(r"[Xx]-[A-Za-z][A-Za-z-]+")
@@ -41,7 +42,7 @@ KINDS = ("error code", "flag", "header", "metric", "subcommand")
 def named_by_the_code() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {kind: set() for kind in KINDS}
     for path in sorted((ROOT / "argoproxy").rglob("*.py")) + [ROOT / "cot_proxy.py"]:
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parsed(path)):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and HEADER.fullmatch(node.value) \
                     and node.value not in NOT_HEADERS:
                 found["header"].add(node.value)

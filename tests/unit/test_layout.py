@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.source_tree import parsed
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "argoproxy"
 
@@ -47,7 +49,7 @@ def import_graph() -> dict[str, set[str]]:
     modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
-        targets = imported(ast.parse(path.read_text()), name, path.name == "__init__.py", set(modules))
+        targets = imported(parsed(path), name, path.name == "__init__.py", set(modules))
         graph[name] = {t for t in targets if t in modules and t != name}
     return graph
 
@@ -217,7 +219,7 @@ def gateway_attributes_set_elsewhere() -> list[str]:
     `<...>gateway.x = ` anywhere in argoproxy/."""
     found = []
     for path in PACKAGE.rglob("*.py"):
-        tree = ast.parse(path.read_text())
+        tree = parsed(path)
         for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef) and node.name == "Gateway" and module_name(path) == GATEWAY:
                 for method in node.body:

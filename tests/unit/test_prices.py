@@ -21,6 +21,7 @@ from argoproxy.config.settings import SettingsError, load_settings
 from argoproxy.spend.pricer import DECLARED, SELF_HOSTED, SETTING, Pricer, private_address
 from argoproxy.spend.refresh import SHIPPED_TABLE, table_from
 from argoproxy.spend.table import load_table
+from argoproxy.spend.table_rules import check_table
 from argoproxy.spend.units import UNITS, Rates, dollars, nano
 from argoproxy.spend.usage_shapes import counts_of
 
@@ -36,6 +37,7 @@ def test_the_shipped_table_is_the_pinned_genai_prices():
     shipped["about"].pop("refreshed"), made["about"].pop("refreshed")
     assert shipped == made
     assert shipped["about"] == {"source": "genai-prices", "version": "0.2.3", "licence": "MIT"}
+    check_table(shipped)  # what a table in any other file must pass before use (a start reads this one unchecked)
 
 
 def test_each_rate_counts_what_genai_prices_says_it_counts():

@@ -19,6 +19,7 @@ import pytest
 
 from argoproxy.private_names import PRIVATE_NAMES
 from tests.unit.test_fastpath_contract import _resolve
+from tests.source_tree import parsed
 
 PACKAGE = Path(__file__).resolve().parents[2] / "argoproxy"
 
@@ -37,7 +38,7 @@ def private(name: str) -> bool:
 
 
 def trees() -> dict[str, ast.AST]:
-    return {module_of(p): ast.parse(p.read_text()) for p in PACKAGE.rglob("*.py")}
+    return {module_of(p): parsed(p) for p in PACKAGE.rglob("*.py")}
 
 
 def own_names(all_trees: dict[str, ast.AST]) -> set[str]:
