@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from argoproxy.config.json_setting import json_setting
@@ -65,7 +66,8 @@ def parse_prices(value: Any) -> PriceSettings:
 def _table(table: str | None) -> str:
     if table is None:
         return SHIPPED
-    return NO_TABLE if table.strip().lower() == NO_TABLE else table.strip()
+    # As the start-up check reads it (`~` expanded, `x/.` as x): every reader opens the path that check passed.
+    return NO_TABLE if table.strip().lower() == NO_TABLE else str(Path(table.strip()).expanduser())
 
 
 def _glob(glob: Any) -> str:

@@ -477,8 +477,10 @@ def main(argv: list[str]) -> int:
 
 
 def master_gone(done: threading.Event) -> None:
-    """The pipe from the master ends when the master does, however it ends (even SIGKILL)."""
-    while sys.stdin.buffer.read(65536):
+    """The pipe from the master ends when the master does, however it ends (even SIGKILL). Read from the file
+    descriptor, not sys.stdin: a supervisor retired by SIGTERM (a reload) leaves while this thread still waits, and
+    the interpreter's shutdown stopped on the buffered reader's lock ("Fatal Python error: _enter_buffered_busy")."""
+    while os.read(sys.stdin.fileno(), 65536):
         pass
     done.set()
 

@@ -78,3 +78,18 @@ def test_sighup_serves_the_changed_servers_and_stops_the_old_ones_once_their_cal
         proxy.proc.send_signal(signal.SIGHUP)
         assert poll(lambda: tool_names(proxy) is None, timeout=30)  # forwarded to the model upstream again
         assert poll(lambda: not fake_servers(proxy), timeout=20)
+        assert poll(lambda: not supervisors(proxy.proc.pid), timeout=20)  # each retired one has left
+        assert "Fatal Python error" not in proxy.read_log()  # cleanly: one stopped on stdin's lock as it left
+
+
+def supervisors(master: int) -> list[int]:
+    """The MCP supervisors the Gunicorn master runs (its children with the supervisor's module in their command)."""
+    found = []
+    for child in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        if b"argoproxy.mcp.supervisor" in command:
+            found.append(int(child))
+    return found

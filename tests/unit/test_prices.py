@@ -572,3 +572,18 @@ def test_the_table_is_scanned_by_name_once_while_the_upstream_cannot_be_asked(mo
     for _ in range(3):
         assert pricer.cost(usage, ("gpt-4o",), source, DAYS[2]).nanos == 12_500_000_000
     assert scans == ["gpt-4o"]
+
+
+@pytest.mark.parametrize("spelled", ["~/own.json", "~/own.json/."])
+def test_a_table_path_is_read_as_the_start_up_check_reads_it(tmp_path, spelled):
+    """The start-up check expanded `~` and read `x/.` as x, but what priced requests opened the path as written:
+    a table the check had passed was a FileNotFoundError traceback at start-up and in `prices show`."""
+    import subprocess
+    import sys
+    from tests.proxy_process import ROOT, clean_environ
+    (tmp_path / "own.json").write_text(SHIPPED_TABLE.read_text())
+    env = {**clean_environ(("COT_PROXY_",)), "HOME": str(tmp_path), "TARGET_BASE_URL": "http://127.0.0.1:9/v1",
+           "PRICES": json.dumps({"table": spelled})}
+    out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "prices", "show", "gpt-4o"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
