@@ -199,8 +199,10 @@ def test_the_readme_carries_no_figure_a_commit_must_keep_in_step() -> None:
 
 # The manual, apart from the notebook: the site's words as `wc -w` counts the pages of the nav (103,877 when the
 # limit was set, the history of runs and the story of each change included). Pages for capabilities added after
-# the limit was set are not counted, each named here with the capability it documents.
-SITE_WORD_LIMIT = 62_300
+# the limit was set are not counted, each named here with the capability it documents. Issue 69 asked for text on
+# counted pages (decoding's rule and cost per format in reservations.md, a toy door in adding-a-door.md, the stored
+# chain's cost back from bench/run.py): 1,500 words more for them.
+SITE_WORD_LIMIT = 62_300 + 1_500
 NOT_COUNTED = {
     "teams-of-keys.md",  # teams of keys (a team's shared limits and budgets), added after the limit was set
     "mcp.md",  # the MCP gateway (issue 58), added after the limit was set
