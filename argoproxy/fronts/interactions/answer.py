@@ -18,7 +18,7 @@ from argoproxy.pipeline.answer_shape import bounded_loads
 
 OBJECT = "interaction"
 PREFIX = "v1_"  # an interaction's id starts so (Google's do), a stored one's too (state/records.py's response_id)
-VERSIONS = ("v1beta", "v1alpha")  # the API's versions in its paths
+VERSIONS = ("v1", "v1beta", "v1alpha")  # the API's versions in its paths (google-genai 3.6's default: v1)
 # HTTP status -> google.rpc.Code's name, as the Interactions API's errors spell it (lower case).
 CODES = {400: "invalid_argument", 401: "unauthenticated", 403: "permission_denied", 404: "not_found",
          405: "invalid_argument", 408: "deadline_exceeded", 409: "aborted", 413: "invalid_argument",

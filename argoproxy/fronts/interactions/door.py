@@ -1,6 +1,7 @@
-"""The Interactions door's Front: its routes (`POST /v1beta/interactions`, and /v1alpha/), its keys (Google's:
-`x-goog-api-key` or `?key=`), its errors, its SSE events, and what it keeps (kept.py, over argoproxy/state/). What
-the API has beyond interactions (agents, webhooks, triggers, environments) answers 404 in its error shape."""
+"""The Interactions door's Front: its routes (`POST /v1beta/interactions`, and /v1/, /v1alpha/), its keys
+(Google's: `x-goog-api-key` or `?key=`), its errors, its SSE events, and what it keeps (kept.py, over
+argoproxy/state/). What the API has beyond interactions (agents, webhooks, triggers, environments) answers 404 in
+its error shape under /v1beta/ and /v1alpha/."""
 
 from __future__ import annotations
 
@@ -38,9 +39,11 @@ class InteractionsFront(Front):
     # ------------------------------------------------------------ routes
     def route(self, parts: tuple[str, ...]) -> Route | None:
         """The API's paths this door does not serve: /v1beta/interactions/{id}... without a store, agents,
-        webhooks, triggers, environments: a 404 in its shape (they would otherwise be the Google door's)."""
+        webhooks, triggers, environments: a 404 in its shape (they would otherwise be the Google door's). Under
+        /v1/ only interactions: /v1/agents... stay the rest of the table's (an OpenAI-compatible server's own)."""
         key = tuple(p.lower() for p in parts[:2])
-        if len(key) == 2 and key[0] in VERSIONS and (key[1] in UNSERVED or key[1] == "interactions"):
+        if len(key) == 2 and key[0] in VERSIONS and (key[1] == "interactions" or key[1] in UNSERVED
+                                                     and key[0] != "v1"):
             return Route("unknown", "unknown", encode_path(parts), front=self.name)
         return None
 

@@ -4,10 +4,10 @@
 `model_output`, `thought`, `function_call`, `function_result`): steps become chat messages in order, thoughts are
 left out (a chat upstream cannot take reasoning back). `system_instruction` opens the messages; function tools and
 `generation_config` (temperature, top_p, seed, stop_sequences, max_output_tokens, thinking_level, tool_choice)
-become chat's; `response_format` a JSON-schema response format. Tools a chat backend cannot run (Google Search,
-code execution, URL context, MCP servers...) are left out and named (logged). What needs the store
-(`previous_interaction_id`, `store`, `background`) is kept.py's: the request reaching here is stateless.
-"""
+and `response_format` (a text format and its JSON schema, or the older bare schema) become chat's. Tools a chat
+backend cannot run (Google Search, code execution, URL context, MCP servers...) are left out and named (logged).
+What needs the store (`previous_interaction_id`, `store`, `background`) is kept.py's: the request reaching here is
+stateless."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ CONTENT_TYPES = frozenset(("text", "image", "audio", "document", "video", "file"
 STEP_TYPES = frozenset(("user_input", "model_output", "thought", "function_call", "function_result"))
 THINKING_LEVELS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high"}
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none", "validated": "auto"}
+FORMAT_TYPES = ("text", "image", "audio", "video")  # a typed response_format's `type` (a JSON schema has none of them)
+MIME_TYPES = ("application/json", "text/plain")  # a text format's
 # Fields of a create request a chat upstream has no part in (the store's are kept.py's; the rest answer 400).
 UNSERVED = {"agent": "agents are not served by this proxy", "agent_config": "agents are not served by this proxy",
             "environment": "environments are not served by this proxy",
@@ -62,14 +64,15 @@ def request_to_chat(body: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ..
     config = obj(body, "generation_config", "generation_config", field_error)
     if config:
         generation_to_chat(config, chat)
-    response_format = body.get("response_format")
+    response_format = format_to_chat(body.get("response_format"), body.get("response_mime_type"))
     if response_format is not None:
-        chat["response_format"] = format_to_chat(response_format, body.get("response_mime_type"))
+        chat["response_format"] = response_format
     modalities = array(body, "response_modalities", "response_modalities", field_error) or []
     if any(not isinstance(m, str) or m.lower() != "text" for m in modalities):
         raise bad("only text can be generated through a chat-completions backend.", "response_modalities")
-    if boolean(body, "stream", "stream", field_error):
+    if boolean(body, "stream", "stream", field_error):  # a background run's too (kept.py streams it)
         chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}  # the upstream's usage, reasoning in it, is what is charged
     return chat, tuple(dropped)
 
 
@@ -235,12 +238,52 @@ def tool_choice_to_chat(choice: Any, where: str) -> Any:
     return TOOL_CHOICES.get(mode, "auto")
 
 
-def format_to_chat(schema: Any, mime: Any) -> dict[str, Any]:
-    """`response_format` (a JSON schema) as chat's json_schema response format."""
-    if not isinstance(schema, dict):
-        raise bad("must be a JSON schema (an object).", "response_format")
-    if mime not in (None, "application/json"):
-        raise bad("only application/json can be asked for with a response_format.", "response_mime_type")
+def format_to_chat(value: Any, mime: Any) -> dict[str, Any] | None:
+    """`response_format` as chat's: a typed format (`{"type": "text", "mime_type", "schema"}`, as google-genai 3.6
+    sends it) or a list of them, of which a chat upstream makes text alone; or the older bare JSON schema. The
+    deprecated `response_mime_type` is the text's MIME type where the format names none."""
+    if isinstance(value, list):
+        for n, item in enumerate(value):
+            if not isinstance(item, dict) or item.get("type") not in FORMAT_TYPES:
+                raise bad(f"must be a response format ({', '.join(FORMAT_TYPES)}).", f"response_format[{n}].type")
+        texts = [text_format(item, f"response_format[{n}]") for n, item in enumerate(value)]
+        if len(texts) > 1:
+            raise bad("one text format at most.", "response_format")
+        value = texts[0] if texts else None
+    elif isinstance(value, dict) and value.get("type") in FORMAT_TYPES:
+        value = text_format(value, "response_format")
+    elif value is not None:  # the older form: the schema itself
+        if not isinstance(value, dict):
+            raise bad("must be a response format or a list of them.", "response_format")
+        value = {"type": "text", "schema": value}
+    return text_to_chat(value, mime)
+
+
+def text_format(item: dict[str, Any], where: str) -> dict[str, Any]:
+    """A typed format, checked: text is what a chat upstream makes."""
+    if item["type"] != "text":
+        raise bad("only text can be generated through a chat-completions backend.", f"{where}.type")
+    schema = item.get("schema")
+    if schema is not None and not isinstance(schema, dict):
+        raise bad("must be a JSON schema (an object).", f"{where}.schema")
+    return item
+
+
+def text_to_chat(text: dict[str, Any] | None, mime: Any) -> dict[str, Any] | None:
+    """A text format (or none) and `response_mime_type` as chat's response_format: a JSON schema, JSON mode, or
+    none (plain text)."""
+    text = text or {}
+    schema = text.get("schema")
+    kind = text.get("mime_type") or mime or ("application/json" if schema is not None else "text/plain")
+    where = "response_format.mime_type" if text.get("mime_type") else "response_mime_type"
+    if kind not in MIME_TYPES:
+        raise bad("must be application/json or text/plain.", where)
+    if kind == "text/plain":
+        if schema is not None:
+            raise bad("a schema asks for JSON: application/json.", where)
+        return None
+    if schema is None:
+        return {"type": "json_object"}
     return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
 
 
