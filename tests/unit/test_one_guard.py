@@ -210,14 +210,17 @@ def test_every_upstream_bound_route_reaches_the_one_guard(make, monkeypatch, bac
     kinds |= {kind for kind, _ in GOOGLE_METHODS.values()}
     kinds |= {"model"} | ({"passthrough"} if door.forwards else set())  # /v1/models/{id}; any forwarded path
     assert kinds - OWN_KINDS - set(ROUTE_SAMPLES) == set(), "a route without a sample: add one"
-    for kind in sorted(kinds - OWN_KINDS):
-        method, target, body = ROUTE_SAMPLES[kind]
+    targets = {(kind, ROUTE_SAMPLES[kind][1]) for kind in kinds - OWN_KINDS}
+    targets |= {(route.kind, "/" + route.path) for route in door.table.fixed.values()  # each spelling (/v1/...)
+                if route.kind in ROUTE_SAMPLES and ROUTE_SAMPLES[route.kind][0] in route.methods}
+    for kind, target in sorted(targets):
+        method, _, body = ROUTE_SAMPLES[kind]
         reached.clear()
         answer = door.handle(Request.of(method, target, body))
         error = json.loads(answer.get_data()).get("error") if answer.status_code == 404 else None
         if isinstance(error, dict) and error.get("code") == "unknown_route":
             continue  # a fixed route this backend does not serve: it never goes upstream
-        assert reached, (backend, kind, answer.status_code, answer.get_data()[:300])
+        assert reached, (backend, kind, target, answer.status_code, answer.get_data()[:300])
 
 
 def test_argo_raw_routes_hold_the_asked_name_or_its_id(make, tmp_path):

@@ -121,3 +121,22 @@ def test_key_limits_count_its_calls_and_reserve_for_the_stored_history(make, mon
     assert status in (400, 429) and refused["error"]["code"] in ("invalid_argument", "resource_exhausted")
     assert "3000 tokens per minute" in refused["error"]["message"] and len(up.sent) == 2
     assert door.handle(Request.of("POST", PATH, {"model": "m", "input": "x"})).status_code == 401
+
+
+def test_every_route_is_served_under_v1_as_under_v1beta(make):
+    """google-genai 3.6.1's client.interactions calls /v1/interactions (its default API version): the request went
+    upstream, a 404. Under /v1/ the rest of Google's API is not the door's: /v1/agents is an OpenAI-compatible
+    server's own path (Mistral's), forwarded."""
+    door, up, _ = make()
+    status, made = post(door, {"model": "m", "input": "hi"}, "/v1/interactions")
+    assert status == 200 and made["id"].startswith("v1_") and len(up.sent) == 1
+    assert get(door, f"/v1/interactions/{made['id']}") == (200, made) == get(door, f"{PATH}/{made['id']}")
+    status, refused = post(door, {}, f"/V1/Interactions/{made['id']}/cancel")
+    assert status == 400 and refused["error"]["code"] == "failed_precondition"
+    assert get(door, f"/v1/interactions/{made['id']}", "DELETE") == (200, {})
+    assert get(door, f"/v1/interactions/{made['id']}")[0] == 404
+    up.reply({"object": "list", "data": []})
+    assert get(door, "/v1/agents") == (200, {"object": "list", "data": []}) and up.sent[-1].url.endswith("/v1/agents")
+    door, up, _ = make(RESPONSES_STORE="off")
+    status, body = get(door, "/v1/interactions/v1_x")
+    assert status == 404 and body["error"]["code"] == "not_found" and up.sent == []

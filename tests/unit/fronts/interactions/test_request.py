@@ -55,8 +55,48 @@ def test_function_tools_and_settings_map_and_google_run_tools_are_dropped():
                                 "tool_choice", "stream")} == {
         "temperature": 0.2, "top_p": 0.9, "seed": 7, "max_tokens": 64, "stop": ["END"], "reasoning_effort": "low",
         "tool_choice": "required", "stream": True}
+    assert out["stream_options"] == {"include_usage": True}  # the upstream's usage is what the call is charged
     assert out["response_format"]["json_schema"]["schema"] == {"type": "object"}
     assert thinks({"generation_config": {"thinking_summaries": "none"}}) is False and thinks({}) is True
+
+
+SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}}
+AS_SCHEMA = {"type": "json_schema", "json_schema": {"name": "response", "schema": SCHEMA}}
+
+
+@pytest.mark.parametrize("fmt, mime, sent", [
+    ({"type": "text", "mime_type": "application/json", "schema": SCHEMA}, None, AS_SCHEMA),  # google-genai 3.6.1
+    ([{"type": "text", "mime_type": "application/json", "schema": SCHEMA}], None, AS_SCHEMA),  # a list of them
+    ({"type": "text", "schema": SCHEMA}, None, AS_SCHEMA),
+    ({"type": "text", "schema": SCHEMA}, "application/json", AS_SCHEMA),
+    ({"type": "text", "mime_type": "application/json"}, None, {"type": "json_object"}),
+    ({"type": "text", "mime_type": "text/plain"}, None, None),
+    ([], None, None),
+    (SCHEMA, "application/json", AS_SCHEMA),  # the older form: the schema itself
+    (SCHEMA, None, AS_SCHEMA),
+    (None, "application/json", {"type": "json_object"}),
+])
+def test_response_format_typed_listed_or_a_bare_schema(fmt, mime, sent):
+    out, _ = chat(input="x", response_format=fmt, response_mime_type=mime)
+    assert out.get("response_format") == sent
+
+
+@pytest.mark.parametrize("fmt, mime, param", [
+    ({"type": "image", "mime_type": "image/png"}, None, "response_format.type"),
+    ([{"type": "text"}, {"type": "audio"}], None, "response_format[1].type"),
+    ([{"type": "text"}, {"type": "text"}], None, "response_format"),
+    ([SCHEMA], None, "response_format[0].type"),
+    ({"type": "text", "mime_type": "application/json", "schema": "{}"}, None, "response_format.schema"),
+    ({"type": "text", "mime_type": "text/html"}, None, "response_format.mime_type"),
+    ({"type": "text", "mime_type": "text/plain", "schema": SCHEMA}, None, "response_format.mime_type"),
+    (SCHEMA, "text/plain", "response_mime_type"),
+    (SCHEMA, "image/png", "response_mime_type"),
+    ("a schema", None, "response_format"),
+])
+def test_a_response_format_that_cannot_be_served_is_a_400_naming_it(fmt, mime, param):
+    with pytest.raises(ProxyError) as err:
+        chat(input="x", response_format=fmt, response_mime_type=mime)
+    assert (err.value.status, err.value.param) == (400, param)
 
 
 @pytest.mark.parametrize("body, param", [
