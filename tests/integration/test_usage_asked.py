@@ -53,7 +53,8 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """(fake upstream, proxy, keys database, a team key): one proxy for every case."""
+    """(fake upstream, keys database, each case's answer): one proxy for every case, each case's request sent first
+    (its usage row is then written by the time the cases read them: rows are written every half second)."""
     db = tmp_path_factory.mktemp("usage") / "keys.db"
     with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, ENABLE_AUTH="true",
                                              API_KEY_SECRET="admin", KEYS_DB=str(db)) as proxy:
@@ -61,7 +62,18 @@ def served(tmp_path_factory):
         fake.usage = dict(USAGE)
         made = run_keys("create", "asker", keys_db=db)
         assert made.returncode == 0, made.stderr
-        yield fake, proxy, db, made.stdout.strip()
+        key = made.stdout.strip()
+        answers = {}
+        for (door, mode), (path, body, header) in CASES.items():
+            model = model_of(door, mode)
+            value = f"Bearer {key}" if header == "Authorization" else key
+            answers[door, mode] = requests.post(proxy.url + path.format(m=model), json={**body, "model": model},
+                                                headers={header: value}, timeout=30)
+        yield fake, db, answers
+
+
+def model_of(door: str, mode: str) -> str:
+    return f"usage-{door}-{mode}".replace(" ", "-")  # one per case: its own usage row
 
 
 def usage_row(db, model: str) -> dict[str, str] | None:
@@ -78,14 +90,10 @@ def sent_for(fake: FakeOpenAI, model: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("door, mode", list(CASES), ids=[f"{d}-{m}".replace(" ", "_") for d, m in CASES])
 def test_the_upstream_is_asked_for_usage_and_the_key_charged_it(served, door, mode):
-    fake, proxy, db, key = served
-    model = f"usage-{door}-{mode}".replace(" ", "-")
-    path, body, header = CASES[door, mode]
-    value = f"Bearer {key}" if header == "Authorization" else key
-    answer = requests.post(proxy.url + path.format(m=model), json={**body, "model": model},
-                           headers={header: value}, timeout=30)
-    assert answer.status_code == 200, answer.text
-    row = poll(lambda: usage_row(db, model), timeout=15)  # rows are written in batches; a background run ends later
+    fake, db, answers = served
+    model = model_of(door, mode)
+    assert answers[door, mode].status_code == 200, answers[door, mode].text
+    row = poll(lambda: usage_row(db, model), timeout=15)  # a background run ends after its answer
     assert (row["requests"], row["input_tokens"], row["output_tokens"]) == ("1", "40", "100"), row
     sent = sent_for(fake, model)
     streamed = sent.get("stream") is True  # whole, the upstream's answer carries its usage unasked
