@@ -42,8 +42,9 @@ class InteractionsFront(Front):
         webhooks, triggers, environments: a 404 in its shape (they would otherwise be the Google door's). Under
         /v1/ only interactions: /v1/agents... stay the rest of the table's (an OpenAI-compatible server's own)."""
         key = tuple(p.lower() for p in parts[:2])
-        if len(key) == 2 and key[0] in VERSIONS and (key[1] == "interactions" or key[1] in UNSERVED
-                                                     and key[0] != "v1"):
+        if len(key) < 2 or key[0] not in VERSIONS:
+            return None
+        if key[1] == "interactions" or (key[1] in UNSERVED and key[0] != "v1"):
             return Route("unknown", "unknown", encode_path(parts), front=self.name)
         return None
 
