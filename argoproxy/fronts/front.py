@@ -229,6 +229,11 @@ class Front:
         """What SSE_KEEPALIVE sends while this exchange's stream waits on its upstream."""
         return self.keepalive_beat
 
+    def withheld_params(self, headers: Mapping[str, str]) -> frozenset[str]:
+        """Parameters the API version its client asks for (in `headers`) refuses: LLM_PARAMS and model rules
+        add none of them to its request relayed as written to an upstream that speaks its API."""
+        return frozenset()
+
     # ------------------------------------------------------------ translation
     def own_error(self, err: ProxyError) -> ProxyError:
         """An error about the internal chat request, naming the parameter the client sent."""

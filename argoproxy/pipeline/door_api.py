@@ -6,7 +6,7 @@ hands the sequence their answer encoder), so that the pipeline never imports a d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
 if TYPE_CHECKING:  # (the Gunicorn master imports the doors' registry: nothing here may pull requests in)
     from argoproxy.edge.http_objects import Answer
@@ -74,6 +74,8 @@ class FrontDoor(Protocol):
     def upstream_headers(self, headers: dict[str, str]) -> dict[str, str]: ...
 
     def own_error(self, err: ProxyError) -> ProxyError: ...
+
+    def withheld_params(self, headers: Mapping[str, str]) -> frozenset[str]: ...
 
     def count_answer(self, count: int) -> dict[str, Any]: ...
 

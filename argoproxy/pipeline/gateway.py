@@ -317,7 +317,8 @@ class Gateway:
         if count_only:
             planning.counting(call)
         served_allowed(self.settings.allowed_models, call)
-        self.planner.native(call, front.name, body, count_only, front.native_shape, supply)
+        self.planner.native(call, front.name, body, count_only, front.native_shape, supply,
+                            front.withheld_params(call.plan.headers))
         req = self.backend.front_request(call, front.name, body, count_only)  # encode
         resp = self.exchange.response(call, req, error=self.relay.error)
         counted = not count_only and (call.plan.team_key is not None or self.planner.charges(call, body))

@@ -3,7 +3,8 @@ overrides what the client sent, in place. Gateway.params is the one place it is 
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Collection
 
 from argoproxy.config.llm_params import ModelRule
 
@@ -16,6 +17,15 @@ def apply_rule(body: dict[str, Any], rule: ModelRule) -> dict[str, Any]:
     if rule.append_to_last_user_message:
         append_to_last_user_message(body, rule.append_to_last_user_message)
     return body
+
+
+def without_params(rule: ModelRule, names: Collection[str]) -> tuple[ModelRule, list[str]]:
+    """The rule with these parameters left out, and the ones it had (sorted): what a client's API version
+    refuses is not added to its request."""
+    held = sorted(name for name in rule.params if name in names)
+    if not held:
+        return rule, held
+    return dataclasses.replace(rule, params={k: v for k, v in rule.params.items() if k not in names}), held
 
 
 def append_to_last_user_message(body: dict[str, Any], text: str) -> None:

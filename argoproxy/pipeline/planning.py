@@ -5,10 +5,11 @@ a stream asked again whole, a parameter the upstream refused left out."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from argoproxy.config.llm_params import starts_inside
+from argoproxy.config.llm_params import MODEL_NAME_CHARS, starts_inside
 from argoproxy.edge.client_caches import BoundedCache
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.meter.worst import supplied
@@ -16,7 +17,7 @@ from argoproxy.pipeline import upstream_messages
 from argoproxy.pipeline.adapt import CHAT, Shape, adapt_request
 from argoproxy.pipeline.backend import Prepared
 from argoproxy.pipeline.forwarded_body import forwarded_body
-from argoproxy.pipeline.param_rules import apply_rule
+from argoproxy.pipeline.param_rules import apply_rule, without_params
 from argoproxy.pipeline.stream_usage import Meter
 from argoproxy.pipeline.think import ThinkConfig, for_client
 
@@ -27,7 +28,10 @@ if TYPE_CHECKING:
     from argoproxy.pipeline.capabilities import CapabilityTable
     from argoproxy.pipeline.door_api import DoorExchange
 
+log = logging.getLogger("cot_proxy")
+
 THINK_CACHE = 256  # think configurations kept, by (model, upstream model)
+WITHHELD_WARNINGS = 256  # models whose withheld parameters were said in the log (client names: bounded)
 ADAPTED_KINDS = frozenset({"chat", "completions"})  # requests with sampling and reasoning parameters
 
 
@@ -40,6 +44,7 @@ class Planner:
         self.settings, self.backend, self.capabilities = settings, backend, capabilities
         self.price_source = price_source
         self._think_cache: BoundedCache[ThinkConfig | None] = BoundedCache(THINK_CACHE)  # keyed by client names
+        self._withheld_said: BoundedCache[bool] = BoundedCache(WITHHELD_WARNINGS, MODEL_NAME_CHARS)
 
     def plan(self, call: Call) -> None:
         """Stream modes, LLM_PARAMS and the think configuration for an API call; the backend's policy
@@ -73,16 +78,27 @@ class Planner:
         if backend.transforms_answers(call):
             plan.think = for_client(self.think_config(served, body.get("model")), plan.asks_reasoning)
 
-    def params(self, call: Call, body: dict[str, Any]) -> str | None:
+    def params(self, call: Call, body: dict[str, Any], withheld: frozenset[str] = frozenset()) -> str | None:
         """LLM_PARAMS, the one place they are applied (plan; native relay): the rule for the name the body serves
-        (routed: the deployment's rule), applied to the body; returns that name."""
+        (routed: the deployment's rule), applied to the body; returns that name. `withheld`: parameters the
+        client's API version refuses, which the rule does not add (the client's own are its word)."""
         served = body.get("model")
         served = served if isinstance(served, str) else None
         rule = self.settings.llm_params.rule_for(served) if self.settings.llm_params else None
+        if rule is not None and withheld:
+            rule, held = without_params(rule, withheld)
+            if held:
+                self.said_withheld(served or "", held)
         if rule is not None:
             apply_rule(body, rule)
             call.plan.body_changed = True
         return served
+
+    def said_withheld(self, model: str, held: list[str]) -> None:
+        """A warning, once per model (per worker, for the last WITHHELD_WARNINGS models), that LLM_PARAMS or its
+        model rule sets parameters its clients' API version refuses."""
+        key = model[:MODEL_NAME_CHARS]
+        self._withheld_said.get(key, lambda: _warn_withheld(key, held))
 
     def charges(self, call: Call, body: dict[str, Any]) -> bool:
         """May this deployment's answer cost money (its model priced above 0, or unpriced)? Then its spend is
@@ -109,12 +125,12 @@ class Planner:
             self.adapt(call, plan.body, CHAT, plan.upstream_model or plan.model)
 
     def native(self, call: Call, door: str, body: dict[str, Any], count_only: bool, shape: Shape | None,
-               supply: tuple[tuple[str, ...], int] | None) -> None:
+               supply: tuple[tuple[str, ...], int] | None, withheld: frozenset[str] = frozenset()) -> None:
         """A door's own request relayed to an upstream that serves its API: LLM_PARAMS (no stream modes or think:
-        the answer is not parsed), the limit its reservation sends, adaptation in the door's own shape, the
-        backend's preparation."""
+        the answer is not parsed; none of `withheld`, what the client's API version refuses), the limit its
+        reservation sends, adaptation in the door's own shape, the backend's preparation."""
         plan = call.plan
-        self.params(call, body)
+        self.params(call, body, withheld)
         plan.body = body
         if supply is not None:
             plan.touch(*supplied(body, supply))
@@ -151,6 +167,12 @@ class Planner:
             inside = starts_inside(model) or starts_inside(upstream_model)
         return ThinkConfig(mode, (rule and rule.think_tag_start) or s.think_tag,
                            (rule and rule.think_tag_end) or s.think_end_tag, bool(inside))
+
+
+def _warn_withheld(model: str, held: list[str]) -> bool:
+    log.warning("LLM_PARAMS sets %s for model %r, which its clients' API version refuses: left out of its "
+                "requests relayed as written", ", ".join(held), model)
+    return True
 
 
 def counts_tokens(call: Call) -> bool:

@@ -7,12 +7,17 @@ Endpoints: "anthropic" (ARGO's native /v1/messages), "openai" (its OpenAI-compat
 saw refused, in ARGO's shapes: the provider's own error quoted in the message ("Error code: 400 - {...}"). The
 legacy API carries no `thinking` or effort and was not probed: it refuses what the models themselves refuse
 (sampling parameters), in the OpenAI-compatible endpoint's shape.
+
+The Anthropic endpoint relays the client's `anthropic-version`: from 2026-10-21 (Anthropic's SDK 2.x default) it
+refuses `temperature`, `top_p` and `top_k` at any value, a `document` block in an assistant message and
+`citations` on a user's text block, on every Claude model and on count_tokens too.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from typing import Any
 
 CLAUDE_ADAPTIVE = {"claudeopus47", "claudeopus46", "claudesonnet46"}
@@ -24,6 +29,8 @@ EFFORTS = {"claudeopus47": ("low", "medium", "high", "xhigh", "max")}
 OTHER_EFFORTS = ("low", "medium", "high", "none", "minimal")
 GPT5 = {"gpt5", "gpt5mini", "gpt55"}  # temperature only 1, no top_p
 GEMINI_ONE_LIMIT = {"gemini25pro", "gemini25flash"}
+STRICT_VERSION = date(2026, 10, 21)  # this Anthropic API version and every later one
+NO_SAMPLING_FIELDS = ("temperature", "top_p", "top_k")
 
 
 INTERNAL_ID = re.compile(r"[a-z][a-z0-9]*")  # how ARGO names its models (gpt4o, claudeopus46): never an alias
@@ -55,12 +62,13 @@ def native_refusal(path: str, raw: bytes) -> tuple[int, dict[str, Any]] | None:
     return refusal(endpoint, body)
 
 
-def refusal(endpoint: str, body: Any) -> tuple[int, dict[str, Any]] | None:
+def refusal(endpoint: str, body: Any, version: str | None = None) -> tuple[int, dict[str, Any]] | None:
+    """`version`: the Anthropic endpoint's `anthropic-version` header."""
     if not isinstance(body, dict):
         return None
     model = str(body.get("model") or "")
     if endpoint == "anthropic":
-        return _claude(model, body)
+        return version_refusal(body, version) or _claude(model, body)
     if endpoint == "openai" and _too_long_whole(model, body) is not None:
         return _too_long_whole(model, body)
     message = _sampling(model, body)
@@ -105,6 +113,34 @@ def _too_long_whole(model: str, body: dict[str, Any]) -> tuple[int, dict[str, An
     if model.startswith("claude") and body.get("stream") is not True and type(limit) is int and limit > LONGEST_WHOLE:
         return 500, {"error": {"message": "Streaming is required for operations that may take longer than 10 "
                                           "minutes.", "type": "ValueError", "code": "internal_error"}}
+    return None
+
+
+def version_refusal(body: dict[str, Any], version: str | None) -> tuple[int, dict[str, Any]] | None:
+    """What Anthropic's API refuses under `anthropic-version` 2026-10-21 or later (a version that is no date is
+    an older one here), on messages and count_tokens alike."""
+    try:
+        strict = date.fromisoformat(version or "") >= STRICT_VERSION
+    except ValueError:
+        strict = False
+    message = _strict_version_problem(body) if strict else None
+    return None if message is None else (400, _anthropic_error(message))
+
+
+def _strict_version_problem(body: dict[str, Any]) -> str | None:
+    for name in NO_SAMPLING_FIELDS:
+        if name in body:
+            return f"{name}: this parameter is not supported in API version {STRICT_VERSION.isoformat()}"
+    messages = body.get("messages")
+    for i, message in enumerate(messages if isinstance(messages, list) else ()):
+        role = message.get("role") if isinstance(message, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else ()):
+            kind = block.get("type") if isinstance(block, dict) else None
+            if role == "assistant" and kind == "document":
+                return f"messages.{i}.content.{j}: document blocks are not accepted in assistant messages"
+            if role == "user" and kind == "text" and "citations" in block:
+                return f"messages.{i}.content.{j}.citations: Extra inputs are not permitted"
     return None
 
 

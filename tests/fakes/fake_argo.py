@@ -25,7 +25,8 @@ and ARGO's native APIs (the model as ARGO names it, e.g. claudeopus46, gpt5):
   POST {base}/v1/messages                 -> an Anthropic message (SSE events with "stream": true) of `reply`
   POST {base}/v1/messages/count_tokens    -> {"input_tokens": n}
 Every chat route refuses what real ARGO refuses for the model (tests/fakes/argo_rules.py: gpt-5's temperature,
-Claude's thinking.type enabled, both sampling parameters on Claude 4.5+...), with ARGO's status and shape.
+Claude's thinking.type enabled, both sampling parameters on Claude 4.5+...), with ARGO's status and shape; the
+Anthropic endpoint also what the client's anthropic-version refuses (2026-10-21 on: any sampling parameter).
 A JSON body that is not UTF-8 or holds a lone surrogate escape gives 400 (tests/fakes/strict_json.py: in
 `{"detail": ...}`, or the native API's shape). A `user` missing from a chat/embed body gives 422; with
 `registered_users` set, an unknown user gets ARGO's 200 "AUTHENTICATION NOTICE FROM ARGO" text. GET on a POST route gives 405 {"detail": ...}.
@@ -283,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path in (MODELS_PATH, NATIVE_MODELS_PATH):  # the same data on both (argo-proxy.md 1.5)
             return self._send_json(200, self.fake.models_payload)
         if method == "POST" and path in NATIVE_PATHS:
-            return self._native(path, parsed)
+            return self._native(path, parsed, headers.get("anthropic-version"))
         if path not in (*POST_PATHS, MODELS_PATH):
             return self._send_json(404, {"detail": "Not Found"})
         if (path == MODELS_PATH) != (method == "GET"):
@@ -313,15 +314,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- routes
 
-    def _native(self, path: str, body: Any) -> None:
-        """ARGO's OpenAI-compatible and Anthropic endpoints: the reply as a chat completion or a message."""
+    def _native(self, path: str, body: Any, version: str | None) -> None:
+        """ARGO's OpenAI-compatible and Anthropic endpoints: the reply as a chat completion or a message
+        (`version`: the client's anthropic-version, relayed by ARGO to Anthropic's API)."""
         if not isinstance(body, dict):
             return self._send_json(400, {"error": {"message": "a JSON object is required", "type": "BadRequestError"}})
         endpoint = "openai" if path == NATIVE_CHAT_PATH else "anthropic"
         refused = argo_rules.model_refusal(endpoint, body.get("model"))
-        if path == NATIVE_COUNT_PATH and refused is None:
-            return self._send_json(200, {"input_tokens": len(json.dumps(body.get("messages"))) // 4})
-        refused = refused or argo_rules.refusal(endpoint, body)
+        if path == NATIVE_COUNT_PATH:
+            refused = refused or argo_rules.version_refusal(body, version)
+            if refused is None:
+                return self._send_json(200, {"input_tokens": len(json.dumps(body.get("messages"))) // 4})
+        refused = refused or argo_rules.refusal(endpoint, body, version)
         if refused is not None:
             return self._send_json(*refused)
         text, model = self._reply_text(body), str(body.get("model"))

@@ -89,11 +89,14 @@ def test_claude_answered_whole_asks_for_at_most_21000_tokens(argo):
 
 
 def test_anthropic_sdk_extended_thinking_on_claude_4_5(argo):
+    """Sampling under the API version that takes it: the SDK 2.x's own (2026-10-21) refuses any
+    (test_messages_versions.py)."""
     mode, fake, p = argo
     fake.reset()
     raw = ant(p).messages.with_raw_response.create(
         model="claude-sonnet-4-5", max_tokens=2048, thinking={"type": "enabled", "budget_tokens": 1024},
-        extra_body={"temperature": 0.5, "top_p": 0.9}, messages=MSG)
+        extra_body={"temperature": 0.5, "top_p": 0.9}, extra_headers={"anthropic-version": "2023-06-01"},
+        messages=MSG)
     assert raw.parse().content[-1].text == REPLY
     if mode == "native":
         sent = fake.requests_to(NATIVE_MESSAGES_PATH)[-1].json

@@ -222,18 +222,29 @@ def test_responses_errors_in_openai_shape(up):
 
 # ------------------------------------------------------------------ Messages API (anthropic SDK)
 
+def sdk_2_headers(raw) -> None:
+    """What Anthropic's SDK 2.x sends: the key as a Bearer token (no x-api-key), API version 2026-10-21 or later."""
+    headers = raw.http_request.headers
+    assert headers["authorization"] == "Bearer sk-client" and "x-api-key" not in headers
+    assert headers["anthropic-version"] >= "2026-10-21"
+
+
 def test_messages_create_and_count_tokens(up):
     u, p = up
     u.text("Hello from upstream")
     client = ant(p)
-    m = client.messages.create(model=u.model, max_tokens=100, system="Be brief.", extra_body={"temperature": 0.5},
-                               messages=[{"role": "user", "content": "Say hello"}])
+    raw = client.messages.with_raw_response.create(model=u.model, max_tokens=100, system="Be brief.",
+                                                   extra_body={"temperature": 0.5},
+                                                   messages=[{"role": "user", "content": "Say hello"}])
+    sdk_2_headers(raw)
+    m = raw.parse()
     assert m.type == "message" and m.role == "assistant" and m.stop_reason == "end_turn"
     assert m.content[0].type == "text" and m.content[0].text == "Hello from upstream"
     assert m.usage.input_tokens > 0 and m.usage.output_tokens > 0
-    count = client.messages.count_tokens(model=u.model, system="Be brief.",
-                                         messages=[{"role": "user", "content": "Say hello to everyone here"}])
-    assert count.input_tokens > 5
+    counted = client.messages.with_raw_response.count_tokens(model=u.model, system="Be brief.", messages=[
+        {"role": "user", "content": "Say hello to everyone here"}])
+    sdk_2_headers(counted)
+    assert counted.parse().input_tokens > 5
 
 
 def test_messages_stream_with_thinking(up):

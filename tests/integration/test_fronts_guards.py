@@ -66,10 +66,14 @@ def test_anthropic_clients_get_the_model_list_in_anthropics_shape(guarded):
 def test_x_api_key_is_checked_and_never_forwarded(guarded):
     fake, p, _ = guarded
     fake.received.clear()
-    ant(p).messages.create(model="fake-model", max_tokens=10, messages=MSG)
-    headers = {k.lower(): v for k, v in fake.received[-1].headers.items()}
-    assert headers["authorization"] == "Bearer sk-upstream" and "x-api-key" not in headers
-    assert "sk-proxy" not in json.dumps(headers)
+    ant(p).messages.create(model="fake-model", max_tokens=10, messages=MSG)  # the SDK 2.x: the key as a Bearer
+    requests.post(p.url + "/v1/messages", headers={"x-api-key": "sk-proxy", "anthropic-version": "2023-06-01"},
+                  json={"model": "fake-model", "max_tokens": 10, "messages": MSG}, timeout=30).raise_for_status()
+    assert len(fake.received) == 2
+    for received in fake.received:
+        headers = {k.lower(): v for k, v in received.headers.items()}
+        assert headers["authorization"] == "Bearer sk-upstream" and "x-api-key" not in headers
+        assert "sk-proxy" not in json.dumps(headers)
     with pytest.raises(anthropic.AuthenticationError) as info:
         ant(p, key="wrong").messages.create(model="fake-model", max_tokens=10, messages=MSG)
     assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "authentication_error"
@@ -248,10 +252,14 @@ def test_fronts_passthrough(fake):
     with running_proxy(TARGET_BASE_URL=fake.base_url, FRONTS_PASSTHROUGH="messages,responses",
                        LLM_PARAMS="model=claude-x,temperature=0.25") as p:
         fake.add(Reply(ANTHROPIC_MESSAGE))
-        m = ant(p, key="sk-client").messages.create(model="claude-x", max_tokens=10, messages=MSG)
+        m = ant(p, key="sk-client").messages.create(model="claude-x", max_tokens=10, messages=MSG,
+                                                    extra_headers={"anthropic-version": "2023-06-01"})
         assert m.content[0].text == "from the Anthropic endpoint"
         sent = fake.received[-1]
         assert sent.path == "/v1/messages" and sent.json()["temperature"] == 0.25
+        fake.add(Reply(ANTHROPIC_MESSAGE))  # the SDK's own version (2026-10-21 on) refuses any sampling parameter
+        ant(p, key="sk-client").messages.create(model="claude-x", max_tokens=10, messages=MSG)
+        assert "temperature" not in fake.received[-1].json()
         fake.add(Reply({"id": "resp_up", "object": "response", "created_at": 1, "status": "completed",
                         "model": "gpt", "output": [], "error": None, "incomplete_details": None,
                         "instructions": None, "metadata": {}, "parallel_tool_calls": True, "temperature": 1,
@@ -323,17 +331,21 @@ def test_a_native_responses_stream_without_usage_is_charged_its_estimate(fake, t
 def test_argo_native_messages_go_to_the_anthropic_endpoint(argo_native):
     up, p = argo_native
     up.add(Reply(ANTHROPIC_MESSAGE))
-    m = ant(p, key="client-key").messages.create(model="argo:claude-sonnet-4", max_tokens=10, messages=MSG,
-                                                 metadata={"user_id": "someone"})
-    assert m.content[0].text == "from the Anthropic endpoint"
+    raw = ant(p, key="client-key").messages.with_raw_response.create(
+        model="argo:claude-sonnet-4", max_tokens=10, messages=MSG, metadata={"user_id": "someone"})
+    assert raw.parse().content[0].text == "from the Anthropic endpoint"
+    sdk = raw.http_request.headers  # the SDK 2.x's: the key as a Bearer token, its version (2026-10-21 on)
+    assert sdk["authorization"] == "Bearer client-key" and sdk["anthropic-version"] >= "2026-10-21"
     sent = up.received[-1]
     headers = {k.lower(): v for k, v in sent.headers.items()}
     assert sent.path == "/v1/messages" and sent.json()["model"] == "claudesonnet4"
     assert sent.json()["metadata"]["user_id"] == "alice" and headers["x-api-key"] == "alice"
-    assert headers["anthropic-version"] == "2023-06-01" and "client-key" not in json.dumps(headers)
+    assert headers["anthropic-version"] == sdk["anthropic-version"] and "client-key" not in json.dumps(headers)
     up.add(Reply({"input_tokens": 12}))
-    count = ant(p).messages.count_tokens(model="argo:claude-sonnet-4", messages=MSG)
+    count = ant(p).messages.count_tokens(model="argo:claude-sonnet-4", messages=MSG,
+                                         extra_headers={"anthropic-version": "2023-06-01"})
     assert count.input_tokens == 12 and up.received[-1].path == "/v1/messages/count_tokens"
+    assert {k.lower(): v for k, v in up.received[-1].headers.items()}["anthropic-version"] == "2023-06-01"
     up.add(Reply({"type": "error", "error": {"type": "invalid_request_error", "message": "Model 'x' is bad"}},
                  status=400))
     r = requests.post(p.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 5, "messages": MSG})

@@ -18,6 +18,7 @@ for the same text.
   stream.py    the internal chunks -> the Messages stream's events
   models.py    the proxy's model list in Anthropic's shape
   batches.py   a message batch's models and requests, for the guard and a token limit
+  versions.py  API versions as dates; what a version refuses that LLM_PARAMS must not add (a relayed request)
   door.py      the Front: routes, keys, errors, headers
 
 Built as docs/adding-a-door.md says: this package and one line in the registry (argoproxy/fronts/__init__.py).

@@ -12,6 +12,7 @@ from argoproxy.fronts.messages.errors import error_type
 from argoproxy.fronts.messages.models import model_entry, model_list
 from argoproxy.fronts.messages.request import request_to_chat, thinking_requested
 from argoproxy.fronts.messages.stream import stream_events
+from argoproxy.fronts.messages.versions import refused_params
 from argoproxy.pipeline.adapt import Shape
 from argoproxy.pipeline.reservation import Spelled
 
@@ -46,6 +47,9 @@ class MessagesFront(Front):
 
     def model_entry(self, entry: Mapping[str, Any]) -> dict[str, Any]:
         return model_entry(entry)
+
+    def withheld_params(self, headers: Mapping[str, str]) -> frozenset[str]:
+        return refused_params(headers.get("Anthropic-Version"))  # from 2026-10-21: no sampling parameters
 
     def id_headers(self, request_id: str) -> dict[str, str]:
         return {"request-id": request_id}  # Anthropic's SDKs read the request id from `request-id`
