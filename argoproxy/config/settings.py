@@ -280,6 +280,12 @@ class Settings:
                                       "holds at once, each on one of its THREADS (never all of them: at most "
                                       "THREADS - 1); past it the upgrade is answered 426 and clients use HTTP. "
                                       "0: none.", env=("WEBSOCKET_THREADS",))
+    websocket_connections: int = _setting(512, _number(int, 1, 100000), "Responses WebSocket connections the "
+                                          "instance holds at once (every worker's together); past it the upgrade "
+                                          "is answered 426 and clients use HTTP.", env=("WEBSOCKET_CONNECTIONS",))
+    websocket_connections_per_key: int = _setting(16, _number(int, 1, 100000), "Of those, one key's at most (auth "
+                                                  "off: all of them count as one key's).",
+                                                  env=("WEBSOCKET_CONNECTIONS_PER_KEY",))
     compatible: bool = _setting(False, as_bool, "Return every error as HTTP 200 with the error JSON (legacy clients).",
                                 env=("COMPATIBLE_MODE",), flags=("--compatible",))
     # --- guard
@@ -688,7 +694,9 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
     "worker_connections": (lambda s: s.worker_class == "gevent", "the worker class is {worker_class}, not gevent"),
     "websocket_threads": (lambda s: s.worker_class == "gthread", "the worker class is {worker_class}, not gthread"),
     **{name: (lambda s: s.worker_class != "sync", "the sync worker class holds no WebSocket (the upgrade is "
-                                                  "answered 426)") for name in ("websocket_lifetime", "websocket_idle")},
+                                                  "answered 426)") for name in ("websocket_lifetime", "websocket_idle",
+                                                                               "websocket_connections",
+                                                                               "websocket_connections_per_key")},
     # Host names are checked only where a browser could be made to reach the proxy by DNS rebinding.
     "allowed_hosts": (lambda s: not s.socket and listener.is_loopback(s.host),
                       "the proxy does not listen on a loopback TCP address (only there are host names checked)"),
