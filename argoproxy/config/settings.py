@@ -37,7 +37,7 @@ from argoproxy.config.routing_settings import (KeyLimit, ModelEntry, as_concurre
                                               parse_key_limits, parse_models, parse_weights)
 from argoproxy.config.tracing_settings import as_tracing, tracing_problem, tracing_warnings
 from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_tag, as_url,  # noqa: F401
-                                      file_text,
+                                      as_duration, file_text,
                                       choice as _choice, number as _number, positive as _positive,
                                       setting as _setting)
 
@@ -70,22 +70,6 @@ def as_redis_url(value: Any) -> str:
         except ValueError as exc:
             raise ValueError(f"{mask_url(url)!r} is not a URL Redis can use: {exc}") from None
     return url
-
-
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def as_duration(value: Any) -> float:
-    """Seconds, or a number with a unit (30d, 12h, 90m, 45s)."""
-    text = str(value).strip().lower()
-    unit = DURATION_UNITS.get(text[-1:], 0) if text else 0
-    try:
-        seconds = float(text[:-1] if unit else text) * (unit or 1)
-    except ValueError:
-        raise ValueError(f"expected seconds or a duration such as 30d, 12h, 90m, got {value!r}") from None
-    if not 0 < seconds < float("inf"):
-        raise ValueError(f"must be a positive duration, got {value!r}")
-    return seconds
 
 
 def as_llm_params(value: Any) -> LlmParams:

@@ -9,7 +9,7 @@ generated client API key and the token estimator's vocabulary.
   metrics add up; `child_exit` marks a dead worker so its live gauges (streams in flight) stop counting, and
   gives back what its team-key requests held (argoproxy/teamkeys/local_windows.py: release_dead_worker), the
   admission slots and queue rows it held (argoproxy/admission/cells.py: release_dead_worker) and the places of its
-  WebSocket connections (argoproxy/serve/websocket_places.py: release_dead_worker).
+  WebSocket connections (argoproxy/fronts/responses/websocket/places.py: release_dead_worker).
 - ENABLE_AUTH without API_KEY_SECRET: one random key, generated here, printed once, and passed to every
   worker in a process-internal environment variable (argoproxy.config.listener.GENERATED_KEY_ENV). Workers that
   Gunicorn restarts later get the same key.
@@ -141,7 +141,7 @@ def child_exit(server, worker) -> None:
         from prometheus_client import multiprocess
         multiprocess.mark_process_dead(worker.pid)
     from argoproxy.admission.cells import release_dead_worker as release_seats
-    from argoproxy.serve.websocket_places import release_dead_worker as release_sockets
+    from argoproxy.fronts.responses.websocket.places import release_dead_worker as release_sockets
     from argoproxy.teamkeys.local_windows import release_dead_worker as release_holds
     # A worker killed mid-request never gave back what its requests held: team keys' holds (max_parallel, tokens),
     # admission's slots of the deployments they were sent to, and their places in its queue; nor the places of

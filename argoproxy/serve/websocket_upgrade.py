@@ -9,8 +9,9 @@ the end of it, closes it. Where the worker cannot hold a socket the upgrade is a
 key is asked for: the sync worker class (one request at a time), a server that hands no socket, a worker holding
 half its open-file limit in connections already (the rest stays for HTTP requests and their upstreams), a gthread
 worker holding WEBSOCKET_THREADS (each holds one of its threads; never all of them). Once the key is checked, a
-key holding WEBSOCKET_CONNECTIONS_PER_KEY connections, or the instance WEBSOCKET_CONNECTIONS, is answered 426 too
-(websocket_places.py counts them across the workers), so that clients use HTTP, where the key's limits hold.
+key holding WEBSOCKET_CONNECTIONS_PER_KEY connections, or the instance WEBSOCKET_CONNECTIONS, is answered 426
+too (fronts/responses/websocket/places.py counts them across the workers), so that clients use HTTP, where the
+key's limits hold.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ from argoproxy.fastpath.server_reach import client_socket
 from argoproxy.fronts.responses.websocket.session import Session
 from argoproxy.serve.door import RAW_TARGET_KEY, Door
 from argoproxy.serve.flask_view import to_flask
-from argoproxy.serve.websocket_places import Places
-from argoproxy.state.records import owner_of
+from argoproxy.fronts.responses.websocket.places import Places
 
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
@@ -138,7 +138,7 @@ class Upgrades:
             return to_flask(self.error(req, route, ProxyError(
                 400, f"Not a WebSocket handshake: {err}.", code="bad_websocket_handshake")))(environ, start_response)
         assert self.places is not None  # (the sync worker was answered in unheld)
-        place = self.places.take(owner_of(checked, self.door.auth.enabled))  # the key as stored responses know it
+        place = self.places.take_for(checked, self.door.auth.enabled)
         if isinstance(place, str):
             return to_flask(self.error(req, route, upgrade_required(place)))(environ, start_response)
         try:

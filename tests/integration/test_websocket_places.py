@@ -9,6 +9,7 @@ tests/unit/test_websocket_places.py."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ import psutil
 import pytest
 from websockets.sync.client import connect
 
-from argoproxy.serve.websocket_places import Places, cells_name, slots_for
+from argoproxy.fronts.responses.websocket.places import Places, cells_name, slots_for
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.polling import poll
 from tests.proxy_process import GUNICORN, running_proxy
@@ -63,20 +64,11 @@ def upgrade(port: int, key: str) -> tuple[int, bytes, socket.socket]:
     s.sendall(b"GET /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
               b"Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)) + b"\r\nSec-WebSocket-Version: 13\r\n"
               b"Authorization: Bearer " + key.encode() + b"\r\n\r\n")
-    data = b""
-    while b"\r\n\r\n" not in data:
-        more = s.recv(65536)
-        if not more:
-            break
-        data += more
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
-    while len(body) < length:
-        more = s.recv(65536)
-        if not more:
-            break
-        body += more
-    return int(head.split(b" ")[1]), body, s
+    answer = http.client.HTTPResponse(s)
+    answer.begin()  # (a 101 has no body: nothing past its head is read)
+    body = answer.read() if answer.status != 101 else b""
+    answer.close()  # its reader, not the socket
+    return answer.status, body, s
 
 
 def opened(proxy, key: str, count: int) -> list[socket.socket]:

@@ -1,7 +1,7 @@
-"""The Responses WebSocket's places, in-process (argoproxy/serve/websocket_places.py): a key's share and the
-instance's, counted in one file that two workers' Places share; given back however a connection ends, and by the
-master for a killed worker (its ledger). The wire (426 through the running app, 1024 open files) is
-tests/integration/test_websocket_places.py."""
+"""The Responses WebSocket's places, in-process (argoproxy/fronts/responses/websocket/places.py): a key's share
+and the instance's, counted in one file that two workers' Places share; given back however a connection ends, and
+by the master for a killed worker (its ledger); a key counted as one whatever its spelling. The wire (426 through
+the running app, 1024 open files) is tests/integration/test_websocket_places.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import resource
 import pytest
 
 from argoproxy.config.settings import load_settings
-from argoproxy.serve.websocket_places import Places, ledger_name, release_dead_worker, slots_for
+from argoproxy.edge.http_objects import Request
+from argoproxy.edge.paths import canonical
+from argoproxy.fronts.responses.websocket.places import Places, ledger_name, release_dead_worker, slots_for
 from argoproxy.serve.websocket_upgrade import worker_holds
 from argoproxy.state.records import ANONYMOUS
 
@@ -46,6 +48,29 @@ def test_places_given_back_free_rows_for_other_keys(tmp_path):
         for row in rows:
             places.give_back(row)
     assert places.count() == 0 and places.slots == slots_for(100) == 256
+
+
+def test_a_key_counts_as_one_whatever_its_spelling(make, tmp_path):
+    door, _, _ = make(ENABLE_AUTH="true", API_KEY_SECRET="sk-one,sk-two")
+    route = door.table.classify(canonical("/v1/responses"))
+    places = Places(most=8, per_key=2, directory=str(tmp_path))
+
+    def take(headers: dict[str, str]) -> int | str:
+        req = Request.of("GET", "/v1/responses", headers=headers)
+        door.auth.check(req, route)
+        return places.take_for(req, auth_on=True)
+    assert isinstance(take({"Authorization": "Bearer sk-one"}), int)
+    assert isinstance(take({"Api-Key": "sk-one", "Authorization": "Bearer not-a-key"}), int)
+    assert isinstance(take({"Authorization": "bearer   sk-one "}), str)  # its third: over its share of 2
+    assert isinstance(take({"Authorization": "Bearer sk-two"}), int)  # another key
+
+
+def test_with_auth_off_every_connection_is_the_anonymous_keys(tmp_path):
+    places = Places(most=8, per_key=2, directory=str(tmp_path))
+    for key in ("sk-one", "sk-two"):
+        assert isinstance(places.take_for(Request.of("GET", "/v1/responses", headers={"Authorization": key}), False), int)
+    assert isinstance(places.take_for(Request.of("GET", "/v1/responses"), False), str)
+    assert places.count(ANONYMOUS) == 2
 
 
 def test_a_killed_workers_places_are_given_back_by_the_master(tmp_path):

@@ -7,11 +7,14 @@ so a key's share holds however Gunicorn spreads its connections over workers. On
 rows of (a key's tag, its connections open), a key's row found from its tag (open addressing, at most half the
 rows in use); a row back at 0 connections is taken by the next key that needs one.
 
-A connection's place is given back when it ends, however it ends (the upgrade's `finally`). A worker killed with
-connections open (SIGKILL, the OOM killer) cannot: so each worker also counts its own in a ledger (a cells file
-named by its pid, one cell per row of the shared file), and the Gunicorn master, told of its death (child_exit),
-takes them off with release_dead_worker. Without the shared directory (a bare app, in-process tests) the cells
-are the process's own and there is no ledger.
+A key is known as stored responses know it (state/records.py: owner_of): a team key by its digest, a configured
+key by its SHA-256, every connection under one anonymous key with auth off.
+
+A connection's place is given back when it ends, however it ends (serve/websocket_upgrade.py's `finally`). A
+worker killed with connections open (SIGKILL, the OOM killer) cannot: so each worker also counts its own in a
+ledger (a cells file named by its pid, one cell per row of the shared file), and the Gunicorn master, told of its
+death (child_exit), takes them off with release_dead_worker. Without the shared directory (a bare app, in-process
+tests) the cells are the process's own and there is no ledger.
 """
 
 from __future__ import annotations
@@ -19,8 +22,13 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+from typing import TYPE_CHECKING
 
 from argoproxy.shared_cells import SHARED_DIR_ENV, SharedCells
+from argoproxy.state.records import owner_of
+
+if TYPE_CHECKING:
+    from argoproxy.edge.http_objects import Request
 
 PROBES = 64
 TOTAL, ROWS = 0, 1  # the instance's count, then where the rows start
@@ -56,6 +64,10 @@ class Places:
         self.cells = SharedCells(cells_name(self.slots), ROWS + self.slots * WIDTH, directory)
         self._ledger: SharedCells | None = None
         self._ledger_pid = -1
+
+    def take_for(self, req: Request, auth_on: bool) -> int | str:
+        """take() for the key the request's auth check accepted."""
+        return self.take(owner_of(req, auth_on))
 
     def take(self, owner: str) -> int | str:
         """The row counting one more connection of `owner` (a key, or the anonymous one), or why none is given,
