@@ -27,10 +27,10 @@ from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.paths import PathError, canonical
 from argoproxy.errors import ProxyError
 from argoproxy.fastpath.server_reach import client_socket
+from argoproxy.fronts.responses.websocket.places import Places
 from argoproxy.fronts.responses.websocket.session import Session
 from argoproxy.serve.door import RAW_TARGET_KEY, Door
 from argoproxy.serve.flask_view import to_flask
-from argoproxy.fronts.responses.websocket.places import Places
 
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings

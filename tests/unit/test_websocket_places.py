@@ -68,7 +68,8 @@ def test_a_key_counts_as_one_whatever_its_spelling(make, tmp_path):
 def test_with_auth_off_every_connection_is_the_anonymous_keys(tmp_path):
     places = Places(most=8, per_key=2, directory=str(tmp_path))
     for key in ("sk-one", "sk-two"):
-        assert isinstance(places.take_for(Request.of("GET", "/v1/responses", headers={"Authorization": key}), False), int)
+        req = Request.of("GET", "/v1/responses", headers={"Authorization": f"Bearer {key}"})
+        assert isinstance(places.take_for(req, False), int)
     assert isinstance(places.take_for(Request.of("GET", "/v1/responses"), False), str)
     assert places.count(ANONYMOUS) == 2
 

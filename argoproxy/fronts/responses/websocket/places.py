@@ -77,7 +77,7 @@ class Places:
             if c[TOTAL] >= self.most:
                 return f"the proxy holds {self.most} WebSocket connections already (WEBSOCKET_CONNECTIONS)"
             row = self._row(c, tag)
-            if row is None:  # 64 rows in a row all held, at most half of them in use: never seen; refused, not lost
+            if row is None:  # PROBES rows running all held, with at most half of all in use: refused, not uncounted
                 return "the proxy holds too many keys' WebSocket connections (WEBSOCKET_CONNECTIONS)"
             if c[row + OPEN] >= self.per_key:
                 return (f"this key holds {self.per_key} WebSocket connections already "
