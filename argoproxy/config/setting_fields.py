@@ -103,6 +103,22 @@ def choice(*choices: str) -> Callable[[Any], str]:
     return parse
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def as_duration(value: Any) -> float:
+    """Seconds, or a number with a unit (30d, 12h, 90m, 45s)."""
+    text = str(value).strip().lower()
+    unit = DURATION_UNITS.get(text[-1:], 0) if text else 0
+    try:
+        seconds = float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"expected seconds or a duration such as 30d, 12h, 90m, got {value!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"must be a positive duration, got {value!r}")
+    return seconds
+
+
 def as_on_off(value: Any) -> str:
     """"on" or "off" (true/false, yes/no, 1/0 too: YAML reads a bare on/off as a boolean)."""
     try:

@@ -37,7 +37,7 @@ from argoproxy.config.routing_settings import (KeyLimit, ModelEntry, as_concurre
                                               parse_key_limits, parse_models, parse_weights)
 from argoproxy.config.tracing_settings import as_tracing, tracing_problem, tracing_warnings
 from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_tag, as_url,  # noqa: F401
-                                      file_text,
+                                      as_duration, file_text,
                                       choice as _choice, number as _number, positive as _positive,
                                       setting as _setting)
 
@@ -70,22 +70,6 @@ def as_redis_url(value: Any) -> str:
         except ValueError as exc:
             raise ValueError(f"{mask_url(url)!r} is not a URL Redis can use: {exc}") from None
     return url
-
-
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def as_duration(value: Any) -> float:
-    """Seconds, or a number with a unit (30d, 12h, 90m, 45s)."""
-    text = str(value).strip().lower()
-    unit = DURATION_UNITS.get(text[-1:], 0) if text else 0
-    try:
-        seconds = float(text[:-1] if unit else text) * (unit or 1)
-    except ValueError:
-        raise ValueError(f"expected seconds or a duration such as 30d, 12h, 90m, got {value!r}") from None
-    if not 0 < seconds < float("inf"):
-        raise ValueError(f"must be a positive duration, got {value!r}")
-    return seconds
 
 
 def as_llm_params(value: Any) -> LlmParams:
@@ -280,6 +264,12 @@ class Settings:
                                       "holds at once, each on one of its THREADS (never all of them: at most "
                                       "THREADS - 1); past it the upgrade is answered 426 and clients use HTTP. "
                                       "0: none.", env=("WEBSOCKET_THREADS",))
+    websocket_connections: int = _setting(512, _number(int, 1, 100000), "Responses WebSocket connections the "
+                                          "instance holds at once (every worker's together); past it the upgrade "
+                                          "is answered 426 and clients use HTTP.", env=("WEBSOCKET_CONNECTIONS",))
+    websocket_connections_per_key: int = _setting(16, _number(int, 1, 100000), "Of those, one key's at most (auth "
+                                                  "off: all of them count as one key's).",
+                                                  env=("WEBSOCKET_CONNECTIONS_PER_KEY",))
     compatible: bool = _setting(False, as_bool, "Return every error as HTTP 200 with the error JSON (legacy clients).",
                                 env=("COMPATIBLE_MODE",), flags=("--compatible",))
     # --- guard
@@ -688,7 +678,9 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
     "worker_connections": (lambda s: s.worker_class == "gevent", "the worker class is {worker_class}, not gevent"),
     "websocket_threads": (lambda s: s.worker_class == "gthread", "the worker class is {worker_class}, not gthread"),
     **{name: (lambda s: s.worker_class != "sync", "the sync worker class holds no WebSocket (the upgrade is "
-                                                  "answered 426)") for name in ("websocket_lifetime", "websocket_idle")},
+                                                  "answered 426)") for name in ("websocket_lifetime", "websocket_idle",
+                                                                               "websocket_connections",
+                                                                               "websocket_connections_per_key")},
     # Host names are checked only where a browser could be made to reach the proxy by DNS rebinding.
     "allowed_hosts": (lambda s: not s.socket and listener.is_loopback(s.host),
                       "the proxy does not listen on a loopback TCP address (only there are host names checked)"),

@@ -7,8 +7,9 @@ generated client API key and the token estimator's vocabulary.
 - PROMETHEUS_MULTIPROC_DIR: a fresh temporary directory for this run (removed when the master exits), or
   the directory the operator set, emptied of stale *.db files. Workers inherit the variable, so their
   metrics add up; `child_exit` marks a dead worker so its live gauges (streams in flight) stop counting, and
-  gives back what its team-key requests held (argoproxy/teamkeys/local_windows.py: release_dead_worker) and the
-  admission slots and queue rows it held (argoproxy/admission/cells.py: release_dead_worker).
+  gives back what its team-key requests held (argoproxy/teamkeys/local_windows.py: release_dead_worker), the
+  admission slots and queue rows it held (argoproxy/admission/cells.py: release_dead_worker) and the places of its
+  WebSocket connections (argoproxy/fronts/responses/websocket/places.py: release_dead_worker).
 - ENABLE_AUTH without API_KEY_SECRET: one random key, generated here, printed once, and passed to every
   worker in a process-internal environment variable (argoproxy.config.listener.GENERATED_KEY_ENV). Workers that
   Gunicorn restarts later get the same key.
@@ -140,11 +141,15 @@ def child_exit(server, worker) -> None:
         from prometheus_client import multiprocess
         multiprocess.mark_process_dead(worker.pid)
     from argoproxy.admission.cells import release_dead_worker as release_seats
+    from argoproxy.fronts.responses.websocket.places import release_dead_worker as release_sockets
     from argoproxy.teamkeys.local_windows import release_dead_worker as release_holds
     # A worker killed mid-request never gave back what its requests held: team keys' holds (max_parallel, tokens),
-    # admission's slots of the deployments they were sent to, and their places in its queue.
+    # admission's slots of the deployments they were sent to, and their places in its queue; nor the places of
+    # its WebSocket connections.
     for what, release, told in (("team keys", release_holds, "requests in flight; their holds are given back"),
-                                ("admission", release_seats, "requests seated or waiting; their slots are given back")):
+                                ("admission", release_seats, "requests seated or waiting; their slots are given back"),
+                                ("websockets", release_sockets, "WebSocket connections open; their places are given "
+                                                                "back")):
         try:
             released = release(worker.pid)
         except OSError as exc:

@@ -6,13 +6,18 @@ The upgrade is checked as the door checks a request (the canonical path, its rou
 the key: a refusal is the door's answer in its shape), then answered 101 through the server's own start_response and write (Gunicorn writes
 the head), and the client's socket is the connection's until it ends; then it is shut, and Gunicorn, reading
 the end of it, closes it. Where the worker cannot hold a socket the upgrade is answered 426 at once, before any
-key is asked for: the sync worker class (one request at a time), a server that hands no socket, a gthread worker
-already holding WEBSOCKET_THREADS connections (each holds one of its threads; never all of them).
+key is asked for: the sync worker class (one request at a time), a server that hands no socket, a worker holding
+half its open-file limit in connections already (the rest stays for HTTP requests and their upstreams), a gthread
+worker holding WEBSOCKET_THREADS (each holds one of its threads; never all of them). Once the key is checked, a
+key holding WEBSOCKET_CONNECTIONS_PER_KEY connections, or the instance WEBSOCKET_CONNECTIONS, is answered 426
+too (fronts/responses/websocket/places.py counts them across the workers), so that clients use HTTP, where the
+key's limits hold.
 """
 
 from __future__ import annotations
 
 import logging
+import resource
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -22,6 +27,7 @@ from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.paths import PathError, canonical
 from argoproxy.errors import ProxyError
 from argoproxy.fastpath.server_reach import client_socket
+from argoproxy.fronts.responses.websocket.places import Places
 from argoproxy.fronts.responses.websocket.session import Session
 from argoproxy.serve.door import RAW_TARGET_KEY, Door
 from argoproxy.serve.flask_view import to_flask
@@ -46,10 +52,10 @@ def watch_worker(worker: Any) -> None:
 
 
 class Holds:
-    """The WebSocket connections a gthread worker holds (each holds one of its threads): at most `limit`."""
+    """The WebSocket connections one worker holds: at most `limit`, `why` naming the bound."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit, self.held = limit, 0
+    def __init__(self, limit: int, why: str) -> None:
+        self.limit, self.why, self.held = limit, why, 0
         self.lock = threading.Lock()
 
     def take(self) -> bool:
@@ -74,9 +80,9 @@ class Upgrades:
         self.lifetime, self.idle = settings.websocket_lifetime, settings.websocket_idle
         self.max_message, self.send_timeout = settings.max_body_bytes, settings.client_timeout
         self.worker_class = settings.worker_class
-        threads = settings.threads if settings.worker_class == "gthread" else 0
-        # gthread: never every thread (HTTP requests keep at least one)
-        self.holds = Holds(min(settings.websocket_threads, threads - 1)) if threads else None
+        self.holds = worker_holds(settings)
+        self.places = None if settings.worker_class == "sync" else Places(settings.websocket_connections,
+                                                                          settings.websocket_connections_per_key)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         upgrade = environ.get("HTTP_UPGRADE")
@@ -110,7 +116,7 @@ class Upgrades:
         if self.worker_class == "sync":
             return "this proxy's worker class (sync) serves one request at a time"
         if self.holds is not None and not self.holds.take():
-            return f"this worker holds its most WebSocket connections ({self.holds.limit}: WEBSOCKET_THREADS)"
+            return f"this worker holds its most WebSocket connections ({self.holds.limit}: {self.holds.why})"
         return None
 
     def held(self, environ: dict[str, Any], start_response: Callable[..., Any], req: Request, route: Route,
@@ -120,9 +126,10 @@ class Upgrades:
         from argoproxy.fronts.responses.websocket.connection import Limits, serve
         from argoproxy.fronts.responses.websocket.frames import BadHandshake, Frames, accept
         headers = {**req.headers, "Host": req.host} if req.host else dict(req.headers)
+        checked = self.copy(headers)
         try:
             self.door.web_pages.check(req)
-            self.door.auth.check(self.copy(headers), route)
+            self.door.auth.check(checked, route)
             ws, head = accept([(k.encode("latin-1"), v.encode("latin-1")) for k, v in handshake(environ)],
                               req.target.encode("latin-1"))
         except ProxyError as err:
@@ -130,11 +137,18 @@ class Upgrades:
         except BadHandshake as err:
             return to_flask(self.error(req, route, ProxyError(
                 400, f"Not a WebSocket handshake: {err}.", code="bad_websocket_handshake")))(environ, start_response)
-        start_response("101 Switching Protocols", head)(b"")  # Gunicorn writes the head
-        session = Session(self.door.handle, headers, lambda: self.door.auth.check(self.copy(headers), route),
-                          path=route.label)
-        code = serve(Frames(ws, sock, self.max_message, self.send_timeout), session, Limits(self.lifetime, self.idle),
-                     lambda: _worker_leaving())
+        assert self.places is not None  # (the sync worker was answered in unheld)
+        place = self.places.take_for(checked, self.door.auth.enabled)
+        if isinstance(place, str):
+            return to_flask(self.error(req, route, upgrade_required(place)))(environ, start_response)
+        try:
+            start_response("101 Switching Protocols", head)(b"")  # Gunicorn writes the head
+            session = Session(self.door.handle, headers, lambda: self.door.auth.check(self.copy(headers), route),
+                              path=route.label)
+            code = serve(Frames(ws, sock, self.max_message, self.send_timeout), session,
+                         Limits(self.lifetime, self.idle), lambda: _worker_leaving())
+        finally:  # however it ended: the client gone, a failure, the worker stopping
+            self.places.give_back(place)
         log.debug("id=%s Responses WebSocket closed: %d after %d responses", req.request_id, code,
                   session.responses)  # (each response has its own line)
         return []
@@ -148,6 +162,18 @@ class Upgrades:
     def copy(headers: dict[str, str]) -> Request:
         return Request.of("GET", "/v1/responses", headers=dict(headers))
 
+
+
+def worker_holds(settings: Settings) -> Holds | None:
+    """What one worker may hold: half its open-file limit (the rest for HTTP requests and their upstreams), and a
+    gthread worker WEBSOCKET_THREADS, never every thread (HTTP requests keep at least one); None under sync."""
+    if settings.worker_class == "sync":
+        return None
+    files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    bounds = [] if files == resource.RLIM_INFINITY else [(files // 2, "half its open-file limit, ulimit -n")]
+    if settings.worker_class == "gthread":
+        bounds.append((min(settings.websocket_threads, settings.threads - 1), "WEBSOCKET_THREADS"))
+    return Holds(*min(bounds)) if bounds else None
 
 
 def handshake(environ: dict[str, Any]) -> list[tuple[str, str]]:

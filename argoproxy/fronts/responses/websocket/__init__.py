@@ -13,4 +13,6 @@ request, and the events sent are the SSE stream's own.
                  the close handshake; RFC 6455's close codes
   connection.py  one connection's life: the session driven over the frames, a response.create sent while one
                  runs answered with an error event, the idle and lifetime limits, the worker leaving (1001)
+  places.py      the connections open, per key and in all, counted in cells every worker shares; a killed
+                 worker's given back by the Gunicorn master
 """
