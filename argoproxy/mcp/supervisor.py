@@ -56,7 +56,7 @@ from typing import Any, Callable
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.edge.keepalive import has_left
 from argoproxy.jsonfast import dumps, loads
-from argoproxy.mcp import jsonrpc
+from argoproxy.mcp import jsonrpc, room, stdio_server
 from argoproxy.mcp.client_requests import Rounds, proxy_id
 from argoproxy.mcp.per_session import Bounds, KeyCheck, PerSession
 from argoproxy.mcp.notices import KINDS, LEVELS, MAX_LISTENERS, Listener, Notices, request_level
@@ -454,9 +454,11 @@ def read_servers(line: bytes) -> list[McpServer]:
 
 def main(argv: list[str]) -> int:
     socket_path, rundir = argv
+    room.undumpable()  # before the servers' entries (their env, tokens) are read: out of the servers' reach
     servers = read_servers(sys.stdin.buffer.readline())
     options = json.loads(sys.stdin.buffer.readline() or b"{}")
     configure_log(servers, str(options.get("redis_url") or ""))
+    enter_room(room.build(options.get("held") or ()))
     supervisor = Supervisor(servers, rundir, options)
     unix = UnixServer(socket_path, supervisor)
     threading.Thread(target=unix.serve_forever, daemon=True).start()
@@ -474,6 +476,13 @@ def main(argv: list[str]) -> int:
     except OSError:
         pass
     return 0
+
+
+def enter_room(built: room.Room) -> None:
+    """The room every stdio server of this supervisor starts in; what it does not hold said once."""
+    stdio_server.ROOM = built
+    if built.missing:
+        log.warning("MCP: %s", built.missing)
 
 
 def master_gone(done: threading.Event) -> None:

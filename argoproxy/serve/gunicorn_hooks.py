@@ -16,7 +16,9 @@ generated client API key and the token estimator's vocabulary.
 - WORKERS > 1: the token estimator's vocabulary (argoproxy.meter.tokens), loaded once so that the workers
   share its pages (about 46 MB a worker otherwise).
 - MCP_SERVERS: the supervisor of the stdio MCP servers, one process for all workers (argoproxy/mcp/launch.py),
-  stopped when the master exits (and by the end of its stdin pipe however the master ends).
+  stopped when the master exits (and by the end of its stdin pipe however the master ends). The master is made
+  undumpable first, and so are the workers it forks: a server cannot read their memory, environment or
+  descriptors (argoproxy/mcp/room.py).
 - TRACING on: each worker starts OpenTelemetry's SDK when it builds its app, after the fork (the master imports
   none of it), and sends the spans it still holds when it exits (worker_exit: flush_traces).
 - FAST_PATH=on: the fast path's process-wide patches are installed here, before the fork
@@ -56,6 +58,8 @@ def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
         share_token_encoding()
     if settings.mcp_servers:  # one set of MCP servers for the instance, in a process of its own (argoproxy/mcp/)
         from argoproxy.mcp.launch import start_supervisor, supervisor_options
+        from argoproxy.mcp.room import undumpable
+        undumpable()  # the master, and the workers it forks, out of its servers' reach (/proc/PID/environ, mem)
         start_supervisor(settings.mcp_servers, grace=settings.graceful_timeout, options=supervisor_options(settings))
     elif os.environ.get("COT_PROXY_MCP_SOCKET"):  # (launch.SOCKET_ENV) a reload that removed them: their supervisor goes
         from argoproxy.mcp.launch import retire_supervisor
