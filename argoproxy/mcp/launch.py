@@ -19,6 +19,7 @@ from typing import Any
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.config.settings import CONFIG_SEARCH_PATH
+from argoproxy.mcp.room import undumpable
 
 log = logging.getLogger("cot_proxy")
 
@@ -57,6 +58,7 @@ def start_supervisor(servers: tuple[McpServer, ...], grace: float = 0.0,
     the new workers then reach the new one, and the old one goes `grace` seconds later, once the old workers have
     finished their calls); return its socket's path."""
     global _running, _entries
+    undumpable()  # this process (the master: its workers too, forked after) out of its servers' reach
     entries: list[object] = [[dataclasses.asdict(s) for s in servers], options or {}]  # supervisor.main reads them back
     if os.environ.get(OWNER_ENV) == str(os.getpid()) and _running is not None and _running.poll() is None:
         if entries == _entries:

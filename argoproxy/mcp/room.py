@@ -3,6 +3,8 @@ reach").
 
 - The processes holding the proxy's secrets (the Gunicorn master, its workers, the supervisor) are undumpable
   (PR_SET_DUMPABLE 0): a process of the same user cannot read their /proc/PID/environ, mem, maps or fd.
+- The supervisor's socket answers only the process that started it and that process's children (the workers):
+  a server, a process of the same user, could otherwise call any server in any session (SO_PEERCRED).
 - A server's process, between fork and exec, sets no_new_privs and gives up every capability (a proxy running as
   root: without CAP_SYS_PTRACE, root too is refused an undumpable process), then enters a Landlock domain: it can
   reach no process outside it (Landlock's ptrace scope, which holds for root as well), nor read or write the files
@@ -17,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import socket
+import struct
 import sys
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -168,3 +172,22 @@ def _parents(path: str) -> list[str]:
         parents.append(parent)
         path = parent
     return parents
+
+
+def started_by(connection: socket.socket, starter: int) -> bool:
+    """Is the process at the other end of a Unix socket `starter` or one of its children? True where the kernel
+    does not say (not Linux)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True
+    ucred = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid = struct.unpack("3i", ucred)[0]  # struct ucred: pid, uid, gid
+    return pid == starter or parent_of(pid) == starter
+
+
+def parent_of(pid: int) -> int:
+    """A process's parent (0 when it is gone): /proc/PID/stat's fourth field, after the command's parenthesis."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0

@@ -420,14 +420,22 @@ class Handler(socketserver.StreamRequestHandler):
 class UnixServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
-    def __init__(self, path: str, supervisor: Supervisor) -> None:
+    def __init__(self, path: str, supervisor: Supervisor, starter: int = 0) -> None:
         self.supervisor = supervisor
+        self.starter = starter  # the master (or a worker that started its own): it and its children may connect
         old = os.umask(0o177)  # the socket: its owner only
         try:  # bound and listening under another name first: the master waits for PATH, then workers connect
             super().__init__(path + ".new", Handler)
         finally:
             os.umask(old)
         os.rename(path + ".new", path)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Not a server it runs: a process of the same user, which could call any server in any session."""
+        if not self.starter or room.started_by(request, self.starter):
+            return True
+        log.warning("mcp supervisor: a connection from a process that is no worker of this proxy was refused")
+        return False
 
 
 def configure_log(servers: list[McpServer], redis_url: str = "") -> None:
@@ -460,7 +468,7 @@ def main(argv: list[str]) -> int:
     configure_log(servers, str(options.get("redis_url") or ""))
     enter_room(room.build(options.get("held") or ()))
     supervisor = Supervisor(servers, rundir, options)
-    unix = UnixServer(socket_path, supervisor)
+    unix = UnixServer(socket_path, supervisor, starter=os.getppid())
     threading.Thread(target=unix.serve_forever, daemon=True).start()
     supervisor.start()
     done = threading.Event()

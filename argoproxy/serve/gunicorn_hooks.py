@@ -58,8 +58,6 @@ def gunicorn_hooks(settings: Settings) -> dict[str, Callable[..., Any]]:
         share_token_encoding()
     if settings.mcp_servers:  # one set of MCP servers for the instance, in a process of its own (argoproxy/mcp/)
         from argoproxy.mcp.launch import start_supervisor, supervisor_options
-        from argoproxy.mcp.room import undumpable
-        undumpable()  # the master, and the workers it forks, out of its servers' reach (/proc/PID/environ, mem)
         start_supervisor(settings.mcp_servers, grace=settings.graceful_timeout, options=supervisor_options(settings))
     elif os.environ.get("COT_PROXY_MCP_SOCKET"):  # (launch.SOCKET_ENV) a reload that removed them: their supervisor goes
         from argoproxy.mcp.launch import retire_supervisor

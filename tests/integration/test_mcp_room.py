@@ -3,6 +3,7 @@ Gunicorn (started as its own process, so the master's /proc/PID/environ is the o
 admin key, the upstream's key and a Redis password in its environment and its .env, and a stdio server that walks
 its parents up to pid 1 reading their environ, cmdline, mem and open files, then the files the secrets are in
 (tests/fakes/prying_mcp_server.py). It finds none of them, forwards or backwards; it does find what it may read.
+Nor does the supervisor's socket answer it (it would take any call, in any session).
 Run as root here; as an ordinary user the same holds by the processes being undumpable (room.py)."""
 
 from __future__ import annotations
@@ -87,5 +88,8 @@ def test_a_stdio_server_finds_no_secret_above_it_nor_in_the_files_that_hold_them
     assert ("its own", "MINE", "forwards") in found  # it reads what it may: the search works
     assert (str(place / "notes.txt"), "BESIDE", "forwards") in found  # a file beside them is not held
     assert set(held) <= set(report["refused"])
+    assert report["supervisor answers"] is False  # its socket answers the workers only
+    assert "mcp supervisor: a connection from a process that is no worker of this proxy was refused" \
+        in prying.read_log()
     for pid in report["parents"][:2]:  # the supervisor and the master: nothing of theirs but their command line
         assert {f"/proc/{pid}/environ", f"/proc/{pid}/mem"} <= set(report["refused"]), pid
