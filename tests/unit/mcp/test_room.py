@@ -1,7 +1,7 @@
 """A stdio server's room (argoproxy/mcp/room.py), in-process: what Landlock is told to grant beside the held files,
 a process entering the room (held files, a held directory, a link to a held file, its parent's /proc), the
-warning where the kernel has no Landlock, what the supervisor is given of the master's environment, and the
-files the master names as held (launch.py). Through the running app: tests/integration/test_mcp_room.py."""
+warning where the kernel has no Landlock, what the supervisor is given of the master's environment, the
+files the master names as held (launch.py), and who the supervisor's socket answers. Through the running app: tests/integration/test_mcp_room.py."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from types import SimpleNamespace
 
 import pytest
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import launch, room, stdio_server, supervisor
+from argoproxy.mcp.link import Link, SupervisorGone
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's prctl and Landlock")
 
@@ -123,3 +125,26 @@ said.append(int(subprocess.run([sys.executable, "-c", "import ctypes; print(ctyp
 print(said)"""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip() == "[0, 0, 1]"
+
+
+@linux_only
+def test_the_supervisors_socket_answers_its_starter_and_its_children_only(tmp_path):
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # not us, nor our parent
+    try:
+        for starter, answers in ((other.pid, False), (os.getpid(), True)):
+            path = str(tmp_path / f"{answers}.sock")
+            unix = supervisor.UnixServer(path, supervisor.Supervisor([], str(tmp_path)), starter=starter)
+            threading.Thread(target=unix.serve_forever, args=(0.02,), daemon=True).start()
+            try:
+                if answers:
+                    assert Link(path).status() == []
+                else:
+                    with pytest.raises(SupervisorGone):
+                        Link(path).status()
+            finally:
+                unix.shutdown()
+                unix.server_close()
+    finally:
+        other.kill()
+        other.wait()
+    assert room.parent_of(os.getpid()) == os.getppid() and room.parent_of(-1) == 0
