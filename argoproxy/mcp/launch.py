@@ -28,9 +28,9 @@ OWNER_ENV = "COT_PROXY_MCP_OWNER"  # the master that started it (a re-exec'd mas
 START_SECONDS = 10.0
 STOP_SECONDS = 10.0
 MAX_SOCKET_PATH = 103
-SUPERVISOR_ENV = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONHOME", "PYTHONNOUSERSITE",
-                            "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "SSL_CERT_FILE", "SSL_CERT_DIR",
-                            "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"})
+SUPERVISOR_ENV = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "LD_LIBRARY_PATH", "PYTHONHOME",
+                            "PYTHONNOUSERSITE", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "SSL_CERT_FILE",
+                            "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"})
 PROXY_ENV = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"})  # either case, as requests reads them
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 CONFIG_DIRECTORY = "~/.config/argoproxy"  # run_app.sh's first run keeps config.yaml and api_key there
