@@ -4,7 +4,8 @@ workers share one set (not one per worker) and a worker's restart leaves them ru
 The Gunicorn master starts it (argoproxy/mcp/launch.py, from the server hooks) as `python -m
 argoproxy.mcp.supervisor SOCKET RUNDIR`, writes the servers' entries as one JSON line on its stdin and keeps
 that pipe open: when the master goes, however it goes, the supervisor reads the pipe's end and stops every
-server. The workers reach it over the Unix socket SOCKET (mode 0600 in RUNDIR, mode 0700), a connection per
+server. It is undumpable, and its servers start in their room (room.py). The workers reach it over the Unix
+socket SOCKET (mode 0600 in RUNDIR, mode 0700; answering only the master and its children), a connection per
 call at a time (kept open for the next), one JSON line each way (argoproxy/mcp/link.py):
 
   {"op": "call", "server": NAME, "message": {...}, "timeout": SECONDS} -> {"message": {...}}
