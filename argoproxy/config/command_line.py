@@ -11,6 +11,7 @@ from typing import Any
 
 from argoproxy import __version__
 from argoproxy.config.settings import SETTING_FIELDS
+from argoproxy.redaction import url_credentials
 
 # The settings --help shows, with a line each (--help-all: every setting, with its full help).
 COMMON = {
@@ -106,6 +107,13 @@ def _add_setting(group: Any, f: Any, full: bool) -> None:
 def parse_flags(argv: list[str]) -> tuple[dict[str, Any], argparse.Namespace]:
     args = build_parser().parse_args(argv)
     flags = {name: value for name, value in vars(args).items() if name in SETTING_FIELDS and value is not None}
+    for name, value in flags.items():
+        if isinstance(value, str) and url_credentials(value):
+            field = SETTING_FIELDS[name].metadata
+            print(f"cot_proxy: bad setting {field['flags'][0]}: a flag's credential can be read by every process on "
+                  f"this machine (/proc/PID/cmdline, ps): set {field['env'][0]} in the environment or .env instead",
+                  file=sys.stderr)
+            raise SystemExit(2)
     if args.config and "config_path" not in flags:
         flags["config_path"] = args.config
     if args.timeout_ms is not None:

@@ -18,6 +18,8 @@ import time
 from typing import Any
 
 from argoproxy.config.mcp_servers import McpServer
+from argoproxy.config.settings import CONFIG_SEARCH_PATH
+from argoproxy.mcp.room import undumpable
 
 log = logging.getLogger("cot_proxy")
 
@@ -26,6 +28,12 @@ OWNER_ENV = "COT_PROXY_MCP_OWNER"  # the master that started it (a re-exec'd mas
 START_SECONDS = 10.0
 STOP_SECONDS = 10.0
 MAX_SOCKET_PATH = 103
+SUPERVISOR_ENV = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "LD_LIBRARY_PATH", "PYTHONHOME",
+                            "PYTHONNOUSERSITE", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "SSL_CERT_FILE",
+                            "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"})
+PROXY_ENV = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"})  # either case, as requests reads them
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+CONFIG_DIRECTORY = "~/.config/argoproxy"  # run_app.sh's first run keeps config.yaml and api_key there
 # The directory argoproxy is imported from: the supervisor's interpreter finds it there whatever the working
 # directory (`python /srv/cot_proxy/cot_proxy.py` started elsewhere has it on sys.path only through the script).
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,7 +45,7 @@ _retiring: list[tuple[subprocess.Popen[bytes], str]] = []  # supervisors a reloa
 
 def supervisor_options(settings: Any) -> dict[str, object]:
     """What the supervisor needs of the settings besides the servers (the line after theirs on its stdin)."""
-    return {"session_processes": settings.mcp_session_processes,
+    return {"held": secret_files(settings), "session_processes": settings.mcp_session_processes,
             "session_processes_per_key": settings.mcp_session_processes_per_key, "redis_url": settings.redis_url,
             "streams": settings.mcp_streams, "streams_per_key": settings.mcp_streams_per_key,
             "keys": {"keys_db": settings.keys_db, "redis_outage": settings.redis_outage} if settings.enable_auth
@@ -50,6 +58,7 @@ def start_supervisor(servers: tuple[McpServer, ...], grace: float = 0.0,
     the new workers then reach the new one, and the old one goes `grace` seconds later, once the old workers have
     finished their calls); return its socket's path."""
     global _running, _entries
+    undumpable()  # this process (the master: its workers too, forked after) out of its servers' reach
     entries: list[object] = [[dataclasses.asdict(s) for s in servers], options or {}]  # supervisor.main reads them back
     if os.environ.get(OWNER_ENV) == str(os.getpid()) and _running is not None and _running.poll() is None:
         if entries == _entries:
@@ -59,7 +68,7 @@ def start_supervisor(servers: tuple[McpServer, ...], grace: float = 0.0,
     rundir = tempfile.mkdtemp(prefix="cot_proxy_mcp_", dir=socket_parent())  # mode 0700: the socket, the homes
     path = os.path.join(rundir, "supervisor.sock")
     process = subprocess.Popen([sys.executable, "-m", "argoproxy.mcp.supervisor", path, rundir],
-                               stdin=subprocess.PIPE, start_new_session=True, env=supervisor_environ())
+                               stdin=subprocess.PIPE, start_new_session=True, env=supervisor_environ(servers))
     assert process.stdin is not None
     process.stdin.write(b"".join(json.dumps(line).encode() + b"\n" for line in entries))
     process.stdin.flush()  # the pipe stays open: its end tells the supervisor the master is gone
@@ -72,11 +81,29 @@ def start_supervisor(servers: tuple[McpServer, ...], grace: float = 0.0,
     return path
 
 
-def supervisor_environ() -> dict[str, str]:
-    """The master's environment, with the directory argoproxy came from first on PYTHONPATH (its servers get an
-    environment of their own: stdio_server.py)."""
+def supervisor_environ(servers: tuple[McpServer, ...] = ()) -> dict[str, str]:
+    """What the supervisor needs of the master's environment, never all of it (the proxy's keys, its upstream's):
+    the interpreter's and locale's variables, the proxies and certificates a remote server is reached through and
+    the remote servers' tokens (bearer_token_env); the directory argoproxy came from first on PYTHONPATH. Its
+    servers get an environment of their own (stdio_server.py)."""
+    tokens = {s.bearer_token_env for s in servers if s.bearer_token_env}
+    kept = {name: value for name, value in os.environ.items()
+            if name in SUPERVISOR_ENV or name.upper() in PROXY_ENV or name.startswith("LC_") or name in tokens}
     paths = [PACKAGE_PARENT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+    return {**kept, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+
+
+def secret_files(settings: Any) -> list[str]:
+    """The files and directories holding the proxy's secrets, kept out of its stdio servers' reach (room.py): the
+    .env read at start, config.yaml (the one in force, and where one is looked for), API_KEY_FILE, KEYS_DB and the
+    stored responses (with SQLite's side files), seal.key beside them, the journals (LOG_DIR)."""
+    stores = [path for db in (settings.keys_db, settings.responses_db) if db
+              for path in (db, *(db + side for side in SQLITE_SIDE_FILES))]
+    sealed = [os.path.join(os.path.dirname(os.path.expanduser(settings.responses_db)), "seal.key")] \
+        if settings.responses_db else []
+    paths = [".env", *CONFIG_SEARCH_PATH, CONFIG_DIRECTORY, settings.config_path, settings.api_key_file,
+             settings.log_dir, *stores, *sealed]
+    return sorted({os.path.abspath(os.path.expanduser(path)) for path in paths if path})
 
 
 def retire_supervisor(grace: float) -> None:

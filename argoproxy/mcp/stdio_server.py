@@ -1,5 +1,5 @@
 """One stdio MCP server as the supervisor runs it: its process (started with the environment config gives it,
-PATH, LANG and a private HOME, nothing of the proxy's), the initialize handshake made once for all clients, and
+PATH, LANG, a private HOME and TMPDIR, nothing of the proxy's; in its room, room.py), the initialize handshake made once for all clients, and
 the many clients' calls sharing its pipe: each request's id is replaced by one of the pipe's own, and the answer
 given back to the caller under the id it sent. When the process dies, the calls in flight end with an error and
 it is started again after a pause that doubles (up to MAX_BACKOFF) while it keeps dying young. The server's
@@ -29,6 +29,7 @@ from argoproxy.mcp.client_requests import OFFERED, ClientRequests
 from argoproxy.mcp.jsonrpc import progress_token
 from argoproxy.mcp.notices import LOGGED, at_or_above, request_level
 from argoproxy.mcp.protocol import CLIENT_INFO, HANDSHAKE_VERSION
+from argoproxy.mcp.room import Room
 
 log = logging.getLogger("cot_proxy")
 
@@ -41,13 +42,17 @@ MAX_LINE = 16 * 1024 * 1024  # the longest message a server may write (a longer 
 MAX_STDERR_LINE = 2000
 PROGRESS_PREFIX = "cot_proxy-"  # the progress tokens the proxy gives a server: this and the call's own id
 KEPT_ENV = ("PATH", "LANG")
+TMP_DIR = "tmp"  # the server's TMPDIR, in its HOME
+ROOM: Room | None = None  # what the process is kept out of (room.py), set by the supervisor; None: nothing
 
 
 def server_environment(server: McpServer, home: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """What the server's process sees: PATH and LANG from the proxy's, a HOME of its own, and its config's env
-    (which may set PATH or LANG itself); nothing else of the proxy's (its keys, its upstream's credentials)."""
+    """What the server's process sees: PATH and LANG from the proxy's, a HOME of its own with its TMPDIR inside
+    (a file made directly in a directory holding the proxy's secrets, /tmp for one, is out of its reach: room.py),
+    and its config's env (which may set any of them itself); nothing else of the proxy's (its keys, its upstream's
+    credentials)."""
     env = {name: environ[name] for name in KEPT_ENV if name in environ}
-    env["HOME"] = home
+    env["HOME"], env["TMPDIR"] = home, os.path.join(home, TMP_DIR)
     env.update(server.env)
     return env
 
@@ -126,13 +131,15 @@ class StdioServer:
 
     def _run_once(self) -> None:
         self.state, self.started_at = "starting", time.monotonic()
-        os.makedirs(self.home, mode=0o700, exist_ok=True)
+        for private in (self.home, os.path.join(self.home, TMP_DIR)):
+            os.makedirs(private, mode=0o700, exist_ok=True)
         try:
             process = self.popen([self.server.command, *self.server.args], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.home,
-                                 env=server_environment(self.server, self.home, self.environ), start_new_session=True)
-        except OSError as exc:
-            self.last_error = f"could not start {self.server.command!r}: {exc.strerror or exc}"
+                                 env=server_environment(self.server, self.home, self.environ), start_new_session=True,
+                                 preexec_fn=ROOM.enter if ROOM else None)
+        except (OSError, subprocess.SubprocessError) as exc:  # the latter: its room could not be entered
+            self.last_error = f"could not start {self.server.command!r}: {getattr(exc, 'strerror', None) or exc}"
             return
         self.process = process
         assert process.stdout is not None and process.stderr is not None

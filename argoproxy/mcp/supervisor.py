@@ -4,7 +4,8 @@ workers share one set (not one per worker) and a worker's restart leaves them ru
 The Gunicorn master starts it (argoproxy/mcp/launch.py, from the server hooks) as `python -m
 argoproxy.mcp.supervisor SOCKET RUNDIR`, writes the servers' entries as one JSON line on its stdin and keeps
 that pipe open: when the master goes, however it goes, the supervisor reads the pipe's end and stops every
-server. The workers reach it over the Unix socket SOCKET (mode 0600 in RUNDIR, mode 0700), a connection per
+server. It is undumpable, and its servers start in their room (room.py). The workers reach it over the Unix
+socket SOCKET (mode 0600 in RUNDIR, mode 0700; answering only the master and its children), a connection per
 call at a time (kept open for the next), one JSON line each way (argoproxy/mcp/link.py):
 
   {"op": "call", "server": NAME, "message": {...}, "timeout": SECONDS} -> {"message": {...}}
@@ -56,7 +57,7 @@ from typing import Any, Callable
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.edge.keepalive import has_left
 from argoproxy.jsonfast import dumps, loads
-from argoproxy.mcp import jsonrpc
+from argoproxy.mcp import jsonrpc, room, stdio_server
 from argoproxy.mcp.client_requests import Rounds, proxy_id
 from argoproxy.mcp.per_session import Bounds, KeyCheck, PerSession
 from argoproxy.mcp.notices import KINDS, LEVELS, MAX_LISTENERS, Listener, Notices, request_level
@@ -420,14 +421,22 @@ class Handler(socketserver.StreamRequestHandler):
 class UnixServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
-    def __init__(self, path: str, supervisor: Supervisor) -> None:
+    def __init__(self, path: str, supervisor: Supervisor, starter: int = 0) -> None:
         self.supervisor = supervisor
+        self.starter = starter  # the master (or a worker that started its own): it and its children may connect
         old = os.umask(0o177)  # the socket: its owner only
         try:  # bound and listening under another name first: the master waits for PATH, then workers connect
             super().__init__(path + ".new", Handler)
         finally:
             os.umask(old)
         os.rename(path + ".new", path)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Not a server it runs: a process of the same user, which could call any server in any session."""
+        if not self.starter or room.started_by(request, self.starter):
+            return True
+        log.warning("mcp supervisor: a connection from a process that is no worker of this proxy was refused")
+        return False
 
 
 def configure_log(servers: list[McpServer], redis_url: str = "") -> None:
@@ -454,11 +463,13 @@ def read_servers(line: bytes) -> list[McpServer]:
 
 def main(argv: list[str]) -> int:
     socket_path, rundir = argv
+    room.undumpable()  # before the servers' entries (their env, tokens) are read: out of the servers' reach
     servers = read_servers(sys.stdin.buffer.readline())
     options = json.loads(sys.stdin.buffer.readline() or b"{}")
     configure_log(servers, str(options.get("redis_url") or ""))
+    enter_room(room.build(options.get("held") or ()))
     supervisor = Supervisor(servers, rundir, options)
-    unix = UnixServer(socket_path, supervisor)
+    unix = UnixServer(socket_path, supervisor, starter=os.getppid())
     threading.Thread(target=unix.serve_forever, daemon=True).start()
     supervisor.start()
     done = threading.Event()
@@ -474,6 +485,13 @@ def main(argv: list[str]) -> int:
     except OSError:
         pass
     return 0
+
+
+def enter_room(built: room.Room) -> None:
+    """The room every stdio server of this supervisor starts in; what it does not hold said once."""
+    stdio_server.ROOM = built
+    if built.missing:
+        log.warning("MCP: %s", built.missing)
 
 
 def master_gone(done: threading.Event) -> None:

@@ -17,7 +17,9 @@ generated client API key and the token estimator's vocabulary.
 - WORKERS > 1: the token estimator's vocabulary (argoproxy.meter.tokens), loaded once so that the workers
   share its pages (about 46 MB a worker otherwise).
 - MCP_SERVERS: the supervisor of the stdio MCP servers, one process for all workers (argoproxy/mcp/launch.py),
-  stopped when the master exits (and by the end of its stdin pipe however the master ends).
+  stopped when the master exits (and by the end of its stdin pipe however the master ends). The master is made
+  undumpable first, and so are the workers it forks: a server cannot read their memory, environment or
+  descriptors (argoproxy/mcp/room.py).
 - TRACING on: each worker starts OpenTelemetry's SDK when it builds its app, after the fork (the master imports
   none of it), and sends the spans it still holds when it exits (worker_exit: flush_traces).
 - FAST_PATH=on: the fast path's process-wide patches are installed here, before the fork

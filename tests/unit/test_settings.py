@@ -192,6 +192,20 @@ def test_seed_004_stream_mode_flags_and_help() -> None:
     assert "config.yaml < .env < environment" in build_parser().format_help()
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["--redis-url", "redis://:hunter2@redis:6379/0"], "bad setting --redis-url: "),
+    (["--url", "https://user:hunter2@llm.internal/v1"], "bad setting --target-base-url: "),
+    (["--target-base-url=https://llm.internal/v1?api_key=hunter2"], "set TARGET_BASE_URL in the environment"),
+])
+def test_a_credential_in_a_flag_stops_start_up_every_process_can_read_argv(argv, said, capsys):
+    """/proc/PID/cmdline is readable by every process, an MCP server's too, however undumpable the proxy is."""
+    with pytest.raises(SystemExit) as stopped:
+        parse_flags(argv)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and said in err and "hunter2" not in err and len(err.splitlines()) == 1
+    assert parse_flags(["--redis-url", "redis://redis:6379/0"])[0]["redis_url"] == "redis://redis:6379/0"
+
+
 def test_a_config_path_is_named_as_it_was_given(tmp_path) -> None:
     """A positional (or --config) path is the command line's, not CONFIG_PATH, in the one-line error."""
     missing = str(tmp_path / "nope.yaml")

@@ -1,0 +1,193 @@
+"""A stdio server's room: what a process the supervisor starts cannot reach (docs/mcp.md, "What a server can
+reach").
+
+- The processes holding the proxy's secrets (the Gunicorn master, its workers, the supervisor) are undumpable
+  (PR_SET_DUMPABLE 0): a process of the same user cannot read their /proc/PID/environ, mem, maps or fd.
+- The supervisor's socket answers only the process that started it and that process's children (the workers):
+  a server, a process of the same user, could otherwise call any server in any session (SO_PEERCRED).
+- A server's process, between fork and exec, sets no_new_privs and gives up every capability (a proxy running as
+  root: without CAP_SYS_PTRACE, root too is refused an undumpable process), then enters a Landlock domain: it can
+  reach no process outside it (Landlock's ptrace scope, which holds for root as well), nor read or write the files
+  the proxy's secrets are in.
+
+Landlock grants, it never denies: a file is held by granting everything beside it. Each directory above a held
+path grants its entries but the ones leading to a held path, as they are when the supervisor starts, so a file
+made later directly in such a directory is out of reach too. Syscalls through libc (ctypes): Linux only."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import struct
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+_libc: Any = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+CAPABILITY_VERSION_3 = 0x20080522
+# Landlock's syscalls have the same numbers on every architecture (added after the tables were unified).
+CREATE_RULESET, ADD_RULE, RESTRICT_SELF = 444, 445, 446
+CREATE_RULESET_VERSION = 1
+RULE_PATH_BENEATH = 1
+WRITE_FILE, READ_FILE, TRUNCATE = 1 << 1, 1 << 2, 1 << 14  # TRUNCATE from ABI 3
+SCOPED = 1 | 2  # ABI 6: no abstract Unix socket outside the domain, no signal to a process outside it
+MAX_GRANTS = 20_000  # entries of the directories above held paths; past it the rest stay out of reach
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1  # struct landlock_path_beneath_attr is packed
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _prctl(option: int, value: int) -> int:
+    return int(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                           ctypes.c_ulong(0)))
+
+
+def _syscall(number: int, *args: Any) -> int:
+    return int(_libc.syscall(ctypes.c_long(number), *args))
+
+
+def undumpable() -> bool:
+    """This process's memory, environment and descriptors out of reach of other processes of its user. Kept by a
+    fork (Gunicorn's workers), undone by an exec (the supervisor sets it again)."""
+    return _libc is not None and _prctl(PR_SET_DUMPABLE, 0) == 0
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version; 0 without it (an older kernel, Landlock off at boot, not Linux)."""
+    if _libc is None:
+        return 0
+    return max(_syscall(CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(CREATE_RULESET_VERSION)), 0)
+
+
+@dataclass(frozen=True)
+class Room:
+    """The Landlock ruleset a server's process enters (its descriptor, kept open for every start), or None;
+    `missing`: what is not held, said once at start ("" when everything is)."""
+
+    ruleset: int | None
+    missing: str = ""
+
+    def enter(self) -> None:
+        """In the server's process, before its command runs (Popen's preexec_fn): only syscalls. A step that fails
+        raises, and the server does not start."""
+        if _libc is None:
+            return
+        if _prctl(PR_SET_NO_NEW_PRIVS, 1) != 0:
+            raise OSError(ctypes.get_errno(), "no_new_privs")
+        _drop_capabilities()
+        if self.ruleset is not None and _syscall(RESTRICT_SELF, ctypes.c_int(self.ruleset), ctypes.c_uint32(0)):
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+
+
+def _drop_capabilities() -> None:
+    """The bounding set emptied (so no exec gives any back, root's included), then every capability set."""
+    for cap in range(64):
+        if _prctl(PR_CAPBSET_DROP, cap) != 0:
+            if ctypes.get_errno() == errno.EINVAL:
+                break  # past the kernel's last capability
+            if os.geteuid() == 0:
+                raise OSError(ctypes.get_errno(), "PR_CAPBSET_DROP")
+    if _libc.capset(ctypes.byref(_CapHeader(CAPABILITY_VERSION_3, 0)), (_CapData * 2)()) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+def build(held: Iterable[str]) -> Room:
+    """The room for this supervisor's servers: the files and directories `held` out of their reach."""
+    if _libc is None:
+        return Room(None, "not Linux: a server can read the proxy's processes and its secret files")
+    abi = landlock_abi()
+    if not abi:
+        return Room(None, "this kernel has no Landlock: a server can read the files the proxy's secrets are in "
+                          "(.env, config.yaml, API_KEY_FILE, KEYS_DB, seal.key, the journals)")
+    rights = READ_FILE | WRITE_FILE | (TRUNCATE if abi >= 3 else 0)
+    attr = _RulesetAttr(rights, 0, SCOPED if abi >= 6 else 0)  # an older kernel is given the fields it knows
+    size = ctypes.sizeof(attr) if abi >= 6 else ctypes.sizeof(ctypes.c_uint64)
+    ruleset = _syscall(CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        return Room(None, f"Landlock refused a ruleset ({os.strerror(ctypes.get_errno())}): a server can read the "
+                          "files the proxy's secrets are in")
+    for path in granted(held)[:MAX_GRANTS]:
+        _grant(ruleset, path, rights)
+    return Room(ruleset)
+
+
+def _grant(ruleset: int, path: str, rights: int) -> None:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return  # gone meanwhile, or not ours to open: not granted, so out of reach
+    try:
+        rule = _PathBeneath(rights, fd)
+        _syscall(ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(RULE_PATH_BENEATH), ctypes.byref(rule),
+                 ctypes.c_uint32(0))
+    finally:
+        os.close(fd)
+
+
+def granted(held: Iterable[str]) -> list[str]:
+    """Every path granted whole: the entries of each directory above a held path, but those that are, lead to, or
+    point (a symbolic link) into a held path."""
+    kept = {os.path.realpath(path) for path in held if path}
+    if not kept:
+        return [os.sep]  # nothing held: every file, and still no process outside its own
+    above = {parent for path in kept for parent in _parents(path)}
+    grants = []
+    for directory in sorted(above):
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(directory, name)
+            real = os.path.realpath(path)
+            if real not in above and not any(real == k or real.startswith(k.rstrip(os.sep) + os.sep) for k in kept):
+                grants.append(path)
+    return grants
+
+
+def _parents(path: str) -> list[str]:
+    parents = []
+    while (parent := os.path.dirname(path)) != path:
+        parents.append(parent)
+        path = parent
+    return parents
+
+
+def started_by(connection: socket.socket, starter: int) -> bool:
+    """Is the process at the other end of a Unix socket `starter` or one of its children? True where the kernel
+    does not say (not Linux)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True
+    ucred = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid = struct.unpack("3i", ucred)[0]  # struct ucred: pid, uid, gid
+    return pid == starter or parent_of(pid) == starter
+
+
+def parent_of(pid: int) -> int:
+    """A process's parent (0 when it is gone): /proc/PID/stat's fourth field, after the command's parenthesis."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
