@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 AUDIO_TOKENS_PER_SECOND = 32  # Gemini's published rate, the highest published (the bound for every family)
-AUDIO_BYTES_PER_SECOND = 1000  # a sound whose duration is not read: 8 kbit/s, the lowest MP3 bitrate
+AUDIO_BYTES_PER_SECOND = 750  # a sound's bytes no decoder here plays: 6 kbit/s, the lowest bitrate the makers' codecs
+# reach (Opus; MP3's is 8 kbit/s)
 PAGE_TEXT_TOKENS = 3000  # a PDF page's text at most (Anthropic's 1,500-3,000)
 MOST_PAGES = 100  # a document whose pages are not known: the most either maker takes in a request
 DEFAULT_IMAGE_TOKENS = 4096  # METER_IMAGE_TOKENS's default
@@ -173,10 +174,16 @@ class Flat:
 class Family:
     name: str
     image: ImageRule
+    floor: int = DEFAULT_IMAGE_TOKENS  # METER_IMAGE_TOKENS: an inline image the meter cannot decode counts no less
 
     def page(self) -> int:
         """A PDF page at most: its text and an image of it (of a size the proxy does not know)."""
         return PAGE_TEXT_TOKENS + self.image.most
+
+    def undecoded_image(self) -> int:
+        """An inline image the meter cannot decode within its bounds (a bomb, a broken or unknown format): the
+        most its family bills for one image, and never less than METER_IMAGE_TOKENS."""
+        return max(self.image.most, self.floor)
 
 
 OPENAI_TILES = Tiles(85, 170)
@@ -208,5 +215,5 @@ def family_of(model: str | None, unknown_image_tokens: int = DEFAULT_IMAGE_TOKEN
     if name:
         for pattern, family in FAMILIES:
             if pattern.search(name):
-                return family
-    return Family("unknown", Flat(unknown_image_tokens))
+                return family if unknown_image_tokens == family.floor else replace(family, floor=unknown_image_tokens)
+    return Family("unknown", Flat(unknown_image_tokens), unknown_image_tokens)
