@@ -61,19 +61,21 @@ def mp3_seconds(data: bytes) -> float:
     it)."""
     tag = _id3_length(data)
     at = played = steps = 0
-    framed = 0.0
+    samples: dict[int, int] = {}  # samples played at each sample rate (summed exactly, divided once)
     while steps < MOST_STEPS:
         at = data.find(b"\xff", at)
         if at < 0 or at + 4 > len(data):
-            return framed + (len(data) - tag - played) / LOWEST_BYTES_PER_SECOND
+            unframed = (len(data) - tag - played) / LOWEST_BYTES_PER_SECOND
+            return sum(count / rate for rate, count in samples.items()) + max(unframed, 0)
         steps += 1
         frame = _frame(data[at + 1], data[at + 2])
         if frame is None or at + frame[0] > len(data):
             at += 1
             continue
-        framed += frame[1]
-        played += frame[0] if at >= tag else 0
-        at += frame[0]
+        length, count, rate = frame
+        samples[rate] = samples.get(rate, 0) + count
+        played += length if at >= tag else 0
+        at += length
     return len(data) / LOWEST_BYTES_PER_SECOND
 
 
@@ -86,9 +88,9 @@ def _id3_length(data: bytes) -> int:
     return min(len(data), 10 + size + (10 if data[5] & 0x10 else 0))
 
 
-def _frame(second: int, third: int) -> tuple[int, float] | None:
-    """(bytes, seconds) of the frame whose header's second and third bytes these are; None: not a frame header
-    (a free-format or reserved bitrate, a reserved version, layer or sample rate)."""
+def _frame(second: int, third: int) -> tuple[int, int, int] | None:
+    """(bytes, samples, sample rate) of the frame whose header's second and third bytes these are; None: not a
+    frame header (a free-format or reserved bitrate, a reserved version, layer or sample rate)."""
     version, layer = (second >> 3) & 3, 4 - ((second >> 1) & 3)
     index, rate_index = third >> 4, (third >> 2) & 3
     if second & 0xE0 != 0xE0 or version == 1 or layer == 4 or not 0 < index < 15 or rate_index == 3:
@@ -97,6 +99,6 @@ def _frame(second: int, third: int) -> tuple[int, float] | None:
     rate = _RATES[version][rate_index]
     padding = (third >> 1) & 1
     if layer == 1:
-        return (12 * bitrate // rate + padding) * 4, 384 / rate
+        return (12 * bitrate // rate + padding) * 4, 384, rate
     samples = 1152 if layer == 2 or version == 3 else 576
-    return samples // 8 * bitrate // rate + padding, samples / rate
+    return samples // 8 * bitrate // rate + padding, samples, rate
