@@ -17,12 +17,14 @@ its decoded extent, a PDF by the pages in its page tree, a sound by its samples 
 decoded within the meter's bounds counts the most a provider could bill for it: an image its family's most for
 one image, and never less than METER_IMAGE_TOKENS; a PDF 100 pages (the most a maker takes); a sound its bytes
 at 6 kbit/s. A part by URL or file id, which the proxy does not fetch, counts the same. A sound counts 32 tokens
-a second; a PDF each page as its text and an image of it; any other inline file as its text.
+a second; a PDF each page as its text and an image of it, up to 100 pages (no maker bills more: Anthropic and
+OpenAI take 100, Google 1,000 at 258 tokens each); any other inline file as its text.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,11 +35,19 @@ from argoproxy.meter.tokens import count_text
 MOST = 2**40
 
 
+MOST_DECODING_SECONDS = 0.5  # CPU a request's parts are decoded for, in all; past it the rest count at most
+
+
 @dataclass
 class Media:
     """What a request's parts that are not text count: tokens, and how many of each kind (for the 429's words)."""
     tokens: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
+    until: float = field(default_factory=lambda: time.thread_time() + MOST_DECODING_SECONDS)
+
+    def decodes(self, data: str) -> bytes:
+        """A part's bytes to decode, while the request's decoding time lasts (b"": counted at most)."""
+        return sizes.decoded(data) if time.thread_time() < self.until else b""
 
     def add(self, kind: str, tokens: int) -> None:
         self.tokens = min(self.tokens + tokens, MOST)
@@ -82,19 +92,19 @@ def _chat_image(d: dict[str, Any], family: Family, found: Media, stack: list[Any
     image = d.get("image_url")
     url = image if isinstance(image, str) else image.get("url") if isinstance(image, dict) else None
     detail = image.get("detail") if isinstance(image, dict) else None
-    found.add("image", _image_url(url, detail, family))
+    found.add("image", _image_url(url, detail, family, found))
     return True
 
 
 def _input_image(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
-    found.add("image", _image_url(d.get("image_url"), d.get("detail"), family))
+    found.add("image", _image_url(d.get("image_url"), d.get("detail"), family, found))
     return True
 
 
 def _chat_audio(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
     audio = d.get("input_audio")
     if isinstance(audio, dict):
-        found.add("audio part", _audio(audio.get("data"), audio.get("format")))
+        found.add("audio part", _audio(audio.get("data"), audio.get("format"), found))
     return True
 
 
@@ -177,32 +187,32 @@ def _base64_images(d: dict[str, Any], family: Family, found: Media, stack: list[
     if not (isinstance(images, list) and images and all(isinstance(i, str) for i in images)):
         return False
     for image in images:
-        found.add("image", _inline_image(image, None, family))
+        found.add("image", _inline_image(image, None, family, found))
     rest = [v for k, v in d.items() if k != "images" and isinstance(v, (dict, list))]
     stack.extend(rest)
     return True
 
 
-def _image_url(url: Any, detail: Any, family: Family) -> int:
+def _image_url(url: Any, detail: Any, family: Family, found: Media) -> int:
     """An image by URL (its family's most: the proxy does not fetch it) or inline (its decoded size)."""
     detail = detail if isinstance(detail, str) else None
     inline = sizes.data_url(url) if isinstance(url, str) else None
     if inline is None:
         return family.image.tokens(None, detail)
-    return _inline_image(inline[1], detail, family)
+    return _inline_image(inline[1], detail, family, found)
 
 
-def _inline_image(data: str, detail: str | None, family: Family) -> int:
+def _inline_image(data: str, detail: str | None, family: Family, found: Media) -> int:
     """A base64 image by its decoded extent (one the meter cannot decode: the most, never below the floor)."""
-    size = sizes.image_size(sizes.decoded(data))
+    size = sizes.image_size(found.decodes(data))
     return family.undecoded_image() if size is None else family.image.tokens(size, detail)
 
 
-def _audio(data: Any, form: Any) -> int:
+def _audio(data: Any, form: Any, found: Media) -> int:
     """A base64 sound: its decoded duration, or (a format not decoded) its bytes at the lowest bitrate."""
     if not isinstance(data, str):
         return 0
-    raw = sizes.decoded(data)
+    raw = found.decodes(data)
     seconds = sizes.audio_seconds(raw, form.lower() if isinstance(form, str) else "") if raw else None
     if seconds is None:
         seconds = sizes.decoded_size(data) / AUDIO_BYTES_PER_SECOND
@@ -224,12 +234,12 @@ def _inline(mime: str, data: Any, family: Family, found: Media) -> None:
         return
     mime = mime.lower()
     if mime.startswith("image/"):
-        found.add("image", _inline_image(data, None, family))
+        found.add("image", _inline_image(data, None, family, found))
     elif mime.startswith("audio/"):
-        found.add("audio part", _audio(data, mime))
+        found.add("audio part", _audio(data, mime, found))
     elif mime in ("application/pdf", "") or data.startswith("JVBER"):  # %PDF in base64
-        pages = sizes.pdf_pages(sizes.decoded(data))
-        found.add("document", (pages or MOST_PAGES) * family.page())
+        pages = sizes.pdf_pages(found.decodes(data))
+        found.add("document", min(pages or MOST_PAGES, MOST_PAGES) * family.page())
     else:  # text (and anything else) as its text, a token a byte where it is not UTF-8
         raw = sizes.decoded(data)
         try:

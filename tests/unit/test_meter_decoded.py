@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import base64
 import math
+import re
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from fractions import Fraction
 
 import pytest
@@ -20,7 +23,8 @@ from argoproxy.fronts.interactions.request import request_to_chat as interaction
 from argoproxy.fronts.messages.request import request_to_chat as messages_to_chat
 from argoproxy.fronts.ollama.request import chat_request as ollama_to_chat
 from argoproxy.fronts.responses.request import request_to_chat as responses_to_chat
-from argoproxy.meter import pictures, sizes, sounds
+from argoproxy.meter import media, pictures, sizes, sounds
+from argoproxy.meter.deadline import Budgeted, OutOfTime
 from argoproxy.meter.families import AUDIO_TOKENS_PER_SECOND, MOST_PAGES, family_of
 from argoproxy.meter.media import media_of
 from argoproxy.meter.worst import worst_case
@@ -246,3 +250,35 @@ def test_a_request_without_media_loads_no_decoder():
             "print(sorted(m for m in ('PIL', 'pypdf', 'wave') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def xref_stream(entries: int) -> bytes:
+    """A one-page PDF whose compressed cross-reference stream (a few KB) lists `entries` more objects."""
+    head = files.pdf(1, escape=False).split(b"xref")[0]
+    offsets = [m.start() for m in re.finditer(rb"\d+ 0 obj", head)]
+    rows = b"\x00" * 5 + b"".join(b"\x01" + struct.pack(">I", o) for o in offsets) + b"\x00" * 5 * entries
+    raw = zlib.compress(rows, 9)
+    return (head + f"{len(offsets) + 1} 0 obj\n<< /Type /XRef /Size {len(offsets) + 2 + entries} /W [1 4 0] "
+            f"/Root 1 0 R /Filter /FlateDecode /Length {len(raw)} >>\nstream\n".encode() + raw
+            + f"\nendstream\nendobj\nstartxref\n{len(head)}\n%%EOF\n".encode())
+
+
+def test_a_pdf_of_a_million_objects_is_not_read():
+    assert sizes.pdf_pages(xref_stream(100)) == 1
+    started = time.process_time()
+    assert sizes.pdf_pages(xref_stream(1_000_000)) is None  # 5 MB of entries from 5 KB: pypdf took 0.6 s
+    assert time.process_time() - started < 0.5
+
+
+def test_a_decoder_stops_when_its_time_is_spent():
+    late = Budgeted(b"x" * 1000, 0.0)
+    with pytest.raises(OutOfTime):
+        for _ in range(Budgeted.CHECK_EVERY):
+            late.read(1)
+
+
+def test_a_request_decodes_for_a_bounded_time_then_counts_the_most(monkeypatch):
+    monkeypatch.setattr(media, "MOST_DECODING_SECONDS", 0.0)
+    body = chat_with(file_part(files.pdf(3)), "gpt-4o")
+    body["messages"][0]["content"].append(image_part(files.gif((1, 1), (64, 64))))
+    assert counted(body, "gpt-4o") == page_bill("gpt-4o", MOST_PAGES) + 4096
