@@ -1,8 +1,9 @@
 """What an image, a second of audio and a page of a document count in a model's input, by the family of the model
 (its name), each rule from its maker's published one (docs/reservations.md has the table with its sources).
 An image of a known size counts what its family's rule says for that size (rounded up where the rule scales it);
-an image the proxy cannot measure (a URL it does not fetch, a header it cannot read) counts its family's most for
-one image. A model of no family here counts METER_IMAGE_TOKENS an image.
+an image by a URL the proxy does not fetch counts its family's most for one image, and an inline one the meter
+cannot decode that or METER_IMAGE_TOKENS, the larger. A model of no family here counts METER_IMAGE_TOKENS an
+image.
 
 Sources (read 2025):
 - OpenAI, https://platform.openai.com/docs/guides/images-vision#calculating-costs: tiles (gpt-4o, gpt-4.1,

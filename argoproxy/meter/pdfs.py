@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from pypdf import PdfReader, apply_configuration
+from pypdf import PdfReader, apply_configuration, get_configuration
 
 from argoproxy.meter.deadline import Budgeted, OutOfTime
 
@@ -28,12 +28,13 @@ def pages(data: bytes) -> int | None:
     """Pages in the page tree of the PDF in `data`; None: unreadable within the bounds, or no pages."""
     if data.count(b"obj") > 2 * MOST_OBJECTS:  # each object says obj and endobj (a count at C speed)
         return None
-    limits = {name: MOST_STREAM for name in ("zlib_maximum_output_length", "lzw_maximum_output_length",
-                                              "run_length_maximum_output_length", "brotli_maximum_output_length",
-                                              "array_based_stream_maximum_output_length")}
+    bounded = get_configuration().with_overwrites(
+        page_tree_maximum_depth=MOST_DEPTH, page_tree_maximum_entries=MOST_ENTRIES,
+        page_tree_maximum_page_entries=MOST_PAGE_ENTRIES, zlib_maximum_output_length=MOST_STREAM,
+        lzw_maximum_output_length=MOST_STREAM, run_length_maximum_output_length=MOST_STREAM,
+        brotli_maximum_output_length=MOST_STREAM, array_based_stream_maximum_output_length=MOST_STREAM)
     try:
-        with apply_configuration(page_tree_maximum_depth=MOST_DEPTH, page_tree_maximum_entries=MOST_ENTRIES,
-                                 page_tree_maximum_page_entries=MOST_PAGE_ENTRIES, **limits):
+        with apply_configuration(bounded):
             reader = PdfReader(Budgeted(data, MOST_SECONDS), strict=False)
             if reader.is_encrypted and not reader.decrypt(""):
                 return None

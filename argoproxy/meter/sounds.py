@@ -48,7 +48,9 @@ def wav_seconds(data: bytes) -> float | None:
     file = io.BytesIO(data)
     try:
         with wave.open(file) as sound:  # it reads the chunks up to the data chunk's header, and stops there
-            rate, frame, start = sound.getframerate(), sound.getnchannels() * sound.getsampwidth(), file.tell()
+            rate: int = sound.getframerate()
+            frame: int = sound.getnchannels() * sound.getsampwidth()
+            start = file.tell()
     except (wave.Error, EOFError, ValueError, OverflowError):
         return None
     if not 0 < rate <= MOST_RATE or frame <= 0:
