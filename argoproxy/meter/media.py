@@ -240,8 +240,11 @@ def _inline(mime: str, data: Any, family: Family, found: Media) -> None:
     elif mime in ("application/pdf", "") or data.startswith("JVBER"):  # %PDF in base64
         pages = sizes.pdf_pages(found.decodes(data))
         found.add("document", min(pages or MOST_PAGES, MOST_PAGES) * family.page())
-    else:  # text (and anything else) as its text, a token a byte where it is not UTF-8
+    else:  # text (and anything else) as its text, a token a byte where it is not UTF-8 or not decoded
         raw = sizes.decoded(data)
+        if not raw:
+            found.add("file", sizes.decoded_size(data))
+            return
         try:
             found.add("file", count_text(raw.decode("utf-8")))
         except UnicodeDecodeError:

@@ -199,7 +199,19 @@ def test_what_each_door_translates_to_reaches_the_decoded_count():
     google = google_to_chat({"contents": [{"role": "user", "parts": [
         {"inlineData": {"mimeType": "application/pdf", "data": PDF_B64}},
         {"inlineData": {"mimeType": "image/gif", "data": GIF_B64}}]}]}, DoorArgs(model="gpt-4o"))
-    for body in (messages, responses, google):
+    # tool results carrying media: a Messages tool_result, a Responses function_call_output
+    tool_result = messages_to_chat({"model": "gpt-4o", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "read it"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "read", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/gif", "data": GIF_B64}},
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF_B64}}]}]}]})
+    tool_output = responses_to_chat({"model": "gpt-4o", "input": [
+        {"type": "function_call", "call_id": "c1", "name": "read", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": [
+            {"type": "input_image", "image_url": "data:image/gif;base64," + GIF_B64},
+            {"type": "input_file", "file_data": "data:application/pdf;base64," + PDF_B64, "filename": "a.pdf"}]}]})
+    for body in (messages, responses, google, tool_result, tool_output):
         assert worst_case("chat", body).media_tokens == PAGES + 765
     interactions, _ = interactions_to_chat({"model": "gpt-4o", "input": [
         {"type": "image", "data": GIF_B64, "mime_type": "image/gif"}]})
