@@ -45,9 +45,9 @@ class Media:
     kinds: dict[str, int] = field(default_factory=dict)
     until: float = field(default_factory=lambda: time.thread_time() + MOST_DECODING_SECONDS)
 
-    def decodes(self, data: str) -> bytes:
-        """A part's bytes to decode, while the request's decoding time lasts (b"": counted at most)."""
-        return sizes.decoded(data) if time.thread_time() < self.until else b""
+    def in_time(self) -> bool:
+        """Whether the request's parts may still be decoded (past its time, each counts at most)."""
+        return time.thread_time() < self.until
 
     def add(self, kind: str, tokens: int) -> None:
         self.tokens = min(self.tokens + tokens, MOST)
@@ -204,7 +204,7 @@ def _image_url(url: Any, detail: Any, family: Family, found: Media) -> int:
 
 def _inline_image(data: str, detail: str | None, family: Family, found: Media) -> int:
     """A base64 image by its decoded extent (one the meter cannot decode: the most, never below the floor)."""
-    size = sizes.image_size(found.decodes(data))
+    size = sizes.image_size(sizes.decoded(data)) if found.in_time() else None
     return family.undecoded_image() if size is None else family.image.tokens(size, detail)
 
 
@@ -212,7 +212,7 @@ def _audio(data: Any, form: Any, found: Media) -> int:
     """A base64 sound: its decoded duration, or (a format not decoded) its bytes at the lowest bitrate."""
     if not isinstance(data, str):
         return 0
-    raw = found.decodes(data)
+    raw = sizes.decoded(data) if found.in_time() else b""
     seconds = sizes.audio_seconds(raw, form.lower() if isinstance(form, str) else "") if raw else None
     if seconds is None:
         seconds = sizes.decoded_size(data) / AUDIO_BYTES_PER_SECOND
@@ -237,18 +237,21 @@ def _inline(mime: str, data: Any, family: Family, found: Media) -> None:
         found.add("image", _inline_image(data, None, family, found))
     elif mime.startswith("audio/"):
         found.add("audio part", _audio(data, mime, found))
-    elif mime in ("application/pdf", "") or data.startswith("JVBER"):  # %PDF in base64
-        pages = sizes.pdf_pages(found.decodes(data))
+    else:
+        _document(mime, sizes.decoded(data), sizes.decoded_size(data), family, found)
+
+
+def _document(mime: str, raw: bytes, size: int, family: Family, found: Media) -> None:
+    """A PDF (by its type, or by its bytes whatever its type says) by its pages; anything else as its text, a
+    token a byte where it is not UTF-8 or not decoded (`size`: its decoded bytes)."""
+    if mime in ("application/pdf", "") or b"%PDF" in raw[:1024]:  # a reader finds the header in the first KB
+        pages = sizes.pdf_pages(raw) if found.in_time() else None
         found.add("document", min(pages or MOST_PAGES, MOST_PAGES) * family.page())
-    else:  # text (and anything else) as its text, a token a byte where it is not UTF-8 or not decoded
-        raw = sizes.decoded(data)
-        if not raw:
-            found.add("file", sizes.decoded_size(data))
-            return
-        try:
-            found.add("file", count_text(raw.decode("utf-8")))
-        except UnicodeDecodeError:
-            found.add("file", len(raw))
+        return
+    try:
+        found.add("file", count_text(raw.decode("utf-8")) if raw else size)
+    except UnicodeDecodeError:
+        found.add("file", len(raw))
 
 
 def _unfetched(mime: str, family: Family, found: Media) -> None:

@@ -15,7 +15,7 @@ from argoproxy.meter.deadline import Budgeted, OutOfTime
 
 FORMATS = ("PNG", "JPEG", "GIF", "WEBP")  # what OpenAI, Anthropic and Google take (an MPO opens as a JPEG)
 MOST_PIXELS = 50_000_000  # an image larger than this is a bomb (MAX_IMAGE_PIXELS's default)
-MOST_WALKED = 16_000_000  # an animation's canvas decoded while walking its frames (64 MB as RGBA)
+MOST_WALKED = 2048 * 2048  # an animation's canvas decoded while walking its frames (16 MiB as RGBA)
 MOST_FRAMES = 1000  # an animation with more frames is not walked
 MOST_SECONDS = 0.2  # CPU time an image is read for
 

@@ -51,7 +51,7 @@ def image_size(data: bytes) -> tuple[int, int] | None:
 
 def pdf_pages(data: bytes) -> int | None:
     """A PDF's pages, its page tree walked by pypdf; None: not a PDF it reads within its bounds (pdfs.py)."""
-    if not data.startswith(b"%PDF"):
+    if b"%PDF" not in data[:1024]:  # where a reader looks for the header
         return None
     from argoproxy.meter import pdfs
     return pdfs.pages(data)

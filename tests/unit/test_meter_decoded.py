@@ -145,6 +145,8 @@ PAGES = page_bill("gpt-4o", 100)
 
 @pytest.mark.parametrize("body", [
     chat_with(file_part(PDF), "gpt-4o"),  # chat `file`
+    chat_with({"type": "file", "file": {"file_data": "data:application/octet-stream;base64, \n" + PDF_B64}}),
+    chat_with({"type": "file", "file": {"file_data": "data:text/plain;base64," + b64(b"\n" * 100 + PDF)}}),
     {"input": [{"role": "user", "content": [{"type": "input_file", "file_data": "data:application/pdf;base64,"
                                              + PDF_B64}]}]},  # Responses `input_file`
     {"messages": [{"role": "user", "content": [{"type": "document", "source": {
