@@ -83,7 +83,7 @@ CASES: list[tuple[str, Callable[[], bytes], Callable[[bytes], object]]] = [
     ("WAV 16 kHz, 10 min", lambda: files.wav(600), lambda d: sizes.audio_seconds(d, "wav")),
     ("MP3 128 kbit/s, 4 MB", lambda: mp3_at(files.MP3_FRAME, 4), lambda d: sizes.audio_seconds(d, "mp3")),
     ("MP3 8 kbit/s MPEG-2.5, 1 MB (smallest frames)",
-     lambda: mp3_at(b"\xff\xe3\x10\xc4" + b"\x00" * 68, 1), lambda d: sizes.audio_seconds(d, "mp3")),
+     lambda: mp3_at(b"\xff\xe3\x18\xc4" + b"\x00" * 68, 1), lambda d: sizes.audio_seconds(d, "mp3")),
     ("MP3 walk of 1 MB of 0xFF (a sync every byte)", lambda: b"\xff" * MB, lambda d: sizes.audio_seconds(d, "mp3")),
     ("PDF, 1,000,000 cross-reference entries (a table)", lambda: xref_table(1_000_000), sizes.pdf_pages),
     ("PDF, 1,000,000 cross-reference entries (a 5 KB stream)", lambda: xref_stream(1_000_000), sizes.pdf_pages),

@@ -92,10 +92,13 @@ def _id3_length(data: bytes) -> int:
 
 def _frame(second: int, third: int) -> tuple[int, int, int] | None:
     """(bytes, samples, sample rate) of the frame whose header's second and third bytes these are; None: not a
-    frame header (a free-format or reserved bitrate, a reserved version, layer or sample rate)."""
+    frame header (a free-format or reserved bitrate, a reserved version, layer or sample rate, MPEG-2.5 not of
+    layer III)."""
     version, layer = (second >> 3) & 3, 4 - ((second >> 1) & 3)
     index, rate_index = third >> 4, (third >> 2) & 3
     if second & 0xE0 != 0xE0 or version == 1 or layer == 4 or not 0 < index < 15 or rate_index == 3:
+        return None
+    if version == 0 and layer != 3:  # MPEG-2.5 defines layer III alone: a decoder skips any other
         return None
     bitrate = _BITRATES[(1 if version == 3 else 2, layer)][index] * 1000
     rate = _RATES[version][rate_index]

@@ -296,3 +296,19 @@ def test_a_request_decodes_for_a_bounded_time_then_counts_the_most(monkeypatch):
     body = chat_with(file_part(files.pdf(3)), "gpt-4o")
     body["messages"][0]["content"].append(image_part(files.gif((1, 1), (64, 64))))
     assert counted(body, "gpt-4o") == page_bill("gpt-4o", MOST_PAGES) + 4096
+
+
+@pytest.mark.parametrize("header,length,seconds", [
+    (b"\xff\xfb\x90\x00", 417, 1152 / 44100),  # MPEG-1 layer III, 128 kbit/s, 44.1 kHz
+    (b"\xff\xfb\x92\x00", 418, 1152 / 44100),  # the same, padded
+    (b"\xff\xf3\x80\x00", 208, 576 / 22050),  # MPEG-2 layer III, 64 kbit/s, 22.05 kHz
+    (b"\xff\xe3\x18\x00", 72, 576 / 8000),  # MPEG-2.5 layer III, 8 kbit/s, 8 kHz: the smallest rate
+    (b"\xff\xfd\x10\x00", 104, 1152 / 44100),  # MPEG-1 layer II, 32 kbit/s, 44.1 kHz
+    (b"\xff\xff\x10\x00", 32, 384 / 44100),  # MPEG-1 layer I, 32 kbit/s, 44.1 kHz
+])
+def test_each_mpeg_frame_counts_its_samples(header, length, seconds):
+    frames = (header + b"\x00" * (length - 4)) * 50
+    assert sounds.mp3_seconds(frames) == pytest.approx(50 * seconds, rel=1e-12)
+    # a frame of MPEG-2.5 other than layer III, a free-format bitrate: no frame, its bytes at the lowest bitrate
+    for noise in (b"\xff\xe5\x18\x00" + b"\x00" * 100, b"\xff\xfb\x00\x00" + b"\x00" * 100):
+        assert sounds.mp3_seconds(noise) == len(noise) / sounds.LOWEST_BYTES_PER_SECOND
