@@ -17,8 +17,9 @@ its decoded extent, a PDF by the pages in its page tree, a sound by its samples 
 decoded within the meter's bounds counts the most a provider could bill for it: an image its family's most for
 one image, and never less than METER_IMAGE_TOKENS; a PDF 100 pages (the most a maker takes); a sound its bytes
 at 6 kbit/s. A part by URL or file id, which the proxy does not fetch: an image its family's most, anything else
-100 pages. A sound counts 32 tokens a second; a PDF each page as its text and an image of it, up to 100 pages (no maker bills more: Anthropic and
-OpenAI take 100, Google 1,000 at 258 tokens each); any other inline file as its text.
+100 pages. A sound counts 32 tokens a second; a PDF each page as its text and an image of it, up to 100 pages
+(no maker bills more: Anthropic and OpenAI take 100, Google 1,000 at 258 tokens each); any other inline file as
+its text.
 """
 
 from __future__ import annotations
