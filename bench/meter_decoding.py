@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
-import re
-import struct
 import sys
 import threading
 import time
 from pathlib import Path
-import zlib
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -85,31 +81,10 @@ CASES: list[tuple[str, Callable[[], bytes], Callable[[bytes], object]]] = [
     ("MP3 8 kbit/s MPEG-2.5, 1 MB (smallest frames)",
      lambda: mp3_at(b"\xff\xe3\x18\xc4" + b"\x00" * 68, 1), lambda d: sizes.audio_seconds(d, "mp3")),
     ("MP3 walk of 1 MB of 0xFF (a sync every byte)", lambda: b"\xff" * MB, lambda d: sizes.audio_seconds(d, "mp3")),
-    ("PDF, 1,000,000 cross-reference entries (a table)", lambda: xref_table(1_000_000), sizes.pdf_pages),
-    ("PDF, 1,000,000 cross-reference entries (a 5 KB stream)", lambda: xref_stream(1_000_000), sizes.pdf_pages),
+    ("PDF, 1,000,000 cross-reference entries (a table)", lambda: files.xref_table(1_000_000), sizes.pdf_pages),
+    ("PDF, 1,000,000 cross-reference entries (a 5 KB stream)", lambda: files.xref_stream(1_000_000), sizes.pdf_pages),
     ("GIF 100,000 frames of 1x1", lambda: gif_frames(1, 100_000), sizes.image_size),
 ]
-
-
-def xref_table(entries: int) -> bytes:
-    """A one-page PDF whose cross-reference table lists `entries` more (free) objects."""
-    head = files.pdf(1, escape=False).split(b"xref")[0]
-    offsets = [m.start() for m in re.finditer(rb"\d+ 0 obj", head)]
-    size = len(offsets) + 1 + entries
-    return (head + f"xref\n0 {size}\n0000000000 65535 f \n".encode()
-            + b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets) + b"0000000000 65535 f \n" * entries
-            + f"trailer\n<< /Size {size} /Root 1 0 R >>\nstartxref\n{len(head)}\n%%EOF\n".encode())
-
-
-def xref_stream(entries: int) -> bytes:
-    """A one-page PDF whose compressed cross-reference stream lists `entries` more objects."""
-    head = files.pdf(1, escape=False).split(b"xref")[0]
-    offsets = [m.start() for m in re.finditer(rb"\d+ 0 obj", head)]
-    rows = b"\x00" * 5 + b"".join(b"\x01" + struct.pack(">I", o) for o in offsets) + b"\x00" * 5 * entries
-    raw = zlib.compress(rows, 9)
-    return (head + f"{len(offsets) + 1} 0 obj\n<< /Type /XRef /Size {len(offsets) + 2 + entries} /W [1 4 0] "
-            f"/Root 1 0 R /Filter /FlateDecode /Length {len(raw)} >>\nstream\n".encode() + raw
-            + f"\nendstream\nendobj\nstartxref\n{len(head)}\n%%EOF\n".encode())
 
 
 def cost() -> None:

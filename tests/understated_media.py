@@ -2,11 +2,12 @@
 bench/meter_decoding.py: a PDF whose names are #-escaped, whose /Count lies and which holds page objects no page
 tree reaches; a WAV whose byte rate and data size lie; a GIF, an APNG and an animated WebP whose logical screen
 is smaller than their frames; an MP3 whose Xing frame and ID3 tag give a length that lies. Each maker returns the
-bytes and the truth a decoder finds in them."""
+bytes. And PDFs past the meter's bounds: a cross-reference of a million entries, in a table or a 5 KB stream."""
 
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 
@@ -37,6 +38,31 @@ def pdf(pages: int, count: int = 1, unused: int = 1, escape: bool = True) -> byt
     out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
+
+
+def _one_page() -> tuple[bytes, list[int]]:
+    """A one-page PDF's objects (before its cross-reference) and their offsets."""
+    head = pdf(1, escape=False).split(b"xref")[0]
+    return head, [m.start() for m in re.finditer(rb"\d+ 0 obj", head)]
+
+
+def xref_table(entries: int) -> bytes:
+    """A one-page PDF whose cross-reference table lists `entries` more (free) objects."""
+    head, offsets = _one_page()
+    size = len(offsets) + 1 + entries
+    return (head + f"xref\n0 {size}\n0000000000 65535 f \n".encode()
+            + b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets) + b"0000000000 65535 f \n" * entries
+            + f"trailer\n<< /Size {size} /Root 1 0 R >>\nstartxref\n{len(head)}\n%%EOF\n".encode())
+
+
+def xref_stream(entries: int) -> bytes:
+    """A one-page PDF whose compressed cross-reference stream (a few KB) lists `entries` more objects."""
+    head, offsets = _one_page()
+    rows = b"\x00" * 5 + b"".join(b"\x01" + struct.pack(">I", o) for o in offsets) + b"\x00" * 5 * entries
+    raw = zlib.compress(rows, 9)
+    return (head + f"{len(offsets) + 1} 0 obj\n<< /Type /XRef /Size {len(offsets) + 2 + entries} /W [1 4 0] "
+            f"/Root 1 0 R /Filter /FlateDecode /Length {len(raw)} >>\nstream\n".encode() + raw
+            + f"\nendstream\nendobj\nstartxref\n{len(head)}\n%%EOF\n".encode())
 
 
 def wav(seconds: float, rate: int = 16000, said_rate: int | None = None, said_size: int | None = None) -> bytes:

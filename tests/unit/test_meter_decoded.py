@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import base64
 import math
-import re
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from fractions import Fraction
 
 import pytest
@@ -266,21 +263,10 @@ def test_a_request_without_media_loads_no_decoder():
     assert out.stdout.strip() == "[]"
 
 
-def xref_stream(entries: int) -> bytes:
-    """A one-page PDF whose compressed cross-reference stream (a few KB) lists `entries` more objects."""
-    head = files.pdf(1, escape=False).split(b"xref")[0]
-    offsets = [m.start() for m in re.finditer(rb"\d+ 0 obj", head)]
-    rows = b"\x00" * 5 + b"".join(b"\x01" + struct.pack(">I", o) for o in offsets) + b"\x00" * 5 * entries
-    raw = zlib.compress(rows, 9)
-    return (head + f"{len(offsets) + 1} 0 obj\n<< /Type /XRef /Size {len(offsets) + 2 + entries} /W [1 4 0] "
-            f"/Root 1 0 R /Filter /FlateDecode /Length {len(raw)} >>\nstream\n".encode() + raw
-            + f"\nendstream\nendobj\nstartxref\n{len(head)}\n%%EOF\n".encode())
-
-
 def test_a_pdf_of_a_million_objects_is_not_read():
-    assert sizes.pdf_pages(xref_stream(100)) == 1
+    assert sizes.pdf_pages(files.xref_stream(100)) == 1
     started = time.process_time()
-    assert sizes.pdf_pages(xref_stream(1_000_000)) is None  # 5 MB of entries from 5 KB: pypdf took 0.6 s
+    assert sizes.pdf_pages(files.xref_stream(1_000_000)) is None  # 5 MB of entries from 5 KB: pypdf took 0.6 s
     assert time.process_time() - started < 0.5
 
 
