@@ -1,8 +1,9 @@
 """What an image, a second of audio and a page of a document count in a model's input, by the family of the model
 (its name), each rule from its maker's published one (docs/reservations.md has the table with its sources).
 An image of a known size counts what its family's rule says for that size (rounded up where the rule scales it);
-an image the proxy cannot measure (a URL it does not fetch, a header it cannot read) counts its family's most for
-one image. A model of no family here counts METER_IMAGE_TOKENS an image.
+an image by a URL the proxy does not fetch counts its family's most for one image, and an inline one the meter
+cannot decode that or METER_IMAGE_TOKENS, the larger. A model of no family here counts METER_IMAGE_TOKENS an
+image.
 
 Sources (read 2025):
 - OpenAI, https://platform.openai.com/docs/guides/images-vision#calculating-costs: tiles (gpt-4o, gpt-4.1,
@@ -34,11 +35,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 AUDIO_TOKENS_PER_SECOND = 32  # Gemini's published rate, the highest published (the bound for every family)
-AUDIO_BYTES_PER_SECOND = 1000  # a sound whose duration is not read: 8 kbit/s, the lowest MP3 bitrate
+AUDIO_BYTES_PER_SECOND = 750  # a sound's bytes no decoder here plays: 6 kbit/s, the lowest bitrate the makers' codecs
+# reach (Opus; MP3's is 8 kbit/s)
 PAGE_TEXT_TOKENS = 3000  # a PDF page's text at most (Anthropic's 1,500-3,000)
 MOST_PAGES = 100  # a document whose pages are not known: the most either maker takes in a request
 DEFAULT_IMAGE_TOKENS = 4096  # METER_IMAGE_TOKENS's default
@@ -173,10 +175,16 @@ class Flat:
 class Family:
     name: str
     image: ImageRule
+    floor: int = DEFAULT_IMAGE_TOKENS  # METER_IMAGE_TOKENS: an inline image the meter cannot decode counts no less
 
     def page(self) -> int:
         """A PDF page at most: its text and an image of it (of a size the proxy does not know)."""
         return PAGE_TEXT_TOKENS + self.image.most
+
+    def undecoded_image(self) -> int:
+        """An inline image the meter cannot decode within its bounds (a bomb, a broken or unknown format): the
+        most its family bills for one image, and never less than METER_IMAGE_TOKENS."""
+        return max(self.image.most, self.floor)
 
 
 OPENAI_TILES = Tiles(85, 170)
@@ -208,5 +216,5 @@ def family_of(model: str | None, unknown_image_tokens: int = DEFAULT_IMAGE_TOKEN
     if name:
         for pattern, family in FAMILIES:
             if pattern.search(name):
-                return family
-    return Family("unknown", Flat(unknown_image_tokens))
+                return family if unknown_image_tokens == family.floor else replace(family, floor=unknown_image_tokens)
+    return Family("unknown", Flat(unknown_image_tokens), unknown_image_tokens)

@@ -5,21 +5,27 @@ The parts each shape carries:
 - chat (and what every door the proxy translates becomes): `image_url` (a URL or a data: URL, `detail`),
   `input_audio` (base64 `data`, `format`), `file` (`file_data` as a data: URL, or a `file_id`);
 - Responses: `input_image` (`image_url`, `detail`, or a `file_id`), `input_file` (`file_data`, `file_url`,
-  `file_id`);
+  `file_id`), `input_audio`;
 - Messages: `image` and `document` blocks (`source`: base64, url, text, content or a file), no audio;
 - Google: `inline_data` / `inlineData` (a MIME type and base64 data), `file_data` / `fileData` (a URI);
+- Interactions and MCP tool results: `image`, `audio`, `document`, `video` contents with base64 `data` and a
+  `mime_type` / `mimeType` (or a `uri`), and MCP's embedded `resource` with a base64 `blob`;
 - Ollama: `images`, a list of base64 images.
 
-An inline image is measured from its header (sizes.py); an image by URL, which the proxy does not fetch, counts its
-family's most for one image. A sound counts its duration (a WAV's header says it; any other format is held to its
-bytes at 8 kbit/s) at 32 tokens a second. A PDF counts each page (its page objects counted) as its text and an
-image of it; one whose pages are not known (by URL, a file id, pages the proxy cannot count) counts 100 pages. Any
-other inline file counts as its text.
+Every inline part is decoded and measured by its format's decoder (sizes.py), never by its header: an image by
+its decoded extent, a PDF by the pages in its page tree, a sound by its samples or frames. A part that cannot be
+decoded within the meter's bounds counts the most a provider could bill for it: an image its family's most for
+one image, and never less than METER_IMAGE_TOKENS; a PDF 100 pages (the most a maker takes); a sound its bytes
+at 6 kbit/s. A part by URL or file id, which the proxy does not fetch: an image its family's most, anything else
+100 pages. A sound counts 32 tokens a second; a PDF each page as its text and an image of it, up to 100 pages
+(no maker bills more: Anthropic and OpenAI take 100, Google 1,000 at 258 tokens each); any other inline file as
+its text.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +36,19 @@ from argoproxy.meter.tokens import count_text
 MOST = 2**40
 
 
+MOST_DECODING_SECONDS = 0.5  # CPU a request's parts are decoded for, in all; past it the rest count at most
+
+
 @dataclass
 class Media:
     """What a request's parts that are not text count: tokens, and how many of each kind (for the 429's words)."""
     tokens: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
+    until: float = field(default_factory=lambda: time.thread_time() + MOST_DECODING_SECONDS)
+
+    def in_time(self) -> bool:
+        """Whether the request's parts may still be decoded (past its time, each counts at most)."""
+        return time.thread_time() < self.until
 
     def add(self, kind: str, tokens: int) -> None:
         self.tokens = min(self.tokens + tokens, MOST)
@@ -79,19 +93,19 @@ def _chat_image(d: dict[str, Any], family: Family, found: Media, stack: list[Any
     image = d.get("image_url")
     url = image if isinstance(image, str) else image.get("url") if isinstance(image, dict) else None
     detail = image.get("detail") if isinstance(image, dict) else None
-    found.add("image", _image_url(url, detail, family))
+    found.add("image", _image_url(url, detail, family, found))
     return True
 
 
 def _input_image(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
-    found.add("image", _image_url(d.get("image_url"), d.get("detail"), family))
+    found.add("image", _image_url(d.get("image_url"), d.get("detail"), family, found))
     return True
 
 
 def _chat_audio(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
     audio = d.get("input_audio")
     if isinstance(audio, dict):
-        found.add("audio part", _audio(audio.get("data"), audio.get("format")))
+        found.add("audio part", _audio(audio.get("data"), audio.get("format"), found))
     return True
 
 
@@ -115,9 +129,42 @@ def _sourced_block(d: dict[str, Any], family: Family, found: Media, stack: list[
     return True
 
 
-# The parts a `type` names, in the shapes of chat, Responses and Messages: one look-up for any other object walked.
+def _typed_data(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
+    """Interactions' and MCP's `image`, `audio`, `document` and `video` contents: base64 `data` of a MIME type, or
+    a `uri` (not fetched)."""
+    mime = d.get("mime_type", d.get("mimeType"))
+    mime = mime if isinstance(mime, str) and mime else _TYPE_MIMES[d["type"]]
+    if isinstance(d.get("data"), str):
+        _inline(mime, d["data"], family, found)
+        return True
+    if isinstance(d.get("uri"), str):
+        _unfetched(mime, family, found)
+        return True
+    return False
+
+
+def _resource(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
+    """An MCP embedded resource: its base64 `blob` of a MIME type (a `text` resource is walked as text)."""
+    resource = d.get("resource")
+    if not isinstance(resource, dict) or not isinstance(resource.get("blob"), str):
+        return False
+    mime = resource.get("mimeType", resource.get("mime_type"))
+    _inline(mime if isinstance(mime, str) else "", resource["blob"], family, found)
+    return True
+
+
+def _block(d: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> bool:
+    """An `image` or `document`: a Messages block with a source, or an Interactions or MCP content."""
+    return _sourced_block(d, family, found, stack) or _typed_data(d, family, found, stack)
+
+
+# What an Interactions or MCP content of each type is when it names no MIME type.
+_TYPE_MIMES = {"image": "image/", "audio": "audio/", "document": "application/pdf", "video": "video/"}
+# The parts a `type` names, in the shapes of chat, Responses, Messages, Interactions and MCP: one look-up for any
+# other object walked.
 _BY_TYPE = {"image_url": _chat_image, "input_image": _input_image, "input_audio": _chat_audio, "file": _chat_file,
-            "input_file": _input_file, "image": _sourced_block, "document": _sourced_block}
+            "input_file": _input_file, "image": _block, "document": _block, "audio": _typed_data,
+            "video": _typed_data, "resource": _resource}
 
 
 def _mime_data(d: dict[str, Any], family: Family, found: Media) -> bool:
@@ -141,27 +188,35 @@ def _base64_images(d: dict[str, Any], family: Family, found: Media, stack: list[
     if not (isinstance(images, list) and images and all(isinstance(i, str) for i in images)):
         return False
     for image in images:
-        found.add("image", family.image.tokens(sizes.image_size(sizes.decoded_head(image)), None))
+        found.add("image", _inline_image(image, None, family, found))
     rest = [v for k, v in d.items() if k != "images" and isinstance(v, (dict, list))]
     stack.extend(rest)
     return True
 
 
-def _image_url(url: Any, detail: Any, family: Family) -> int:
-    """An image by URL (its family's most: the proxy does not fetch it) or inline (its header's size)."""
+def _image_url(url: Any, detail: Any, family: Family, found: Media) -> int:
+    """An image by URL (its family's most: the proxy does not fetch it) or inline (its decoded size)."""
     detail = detail if isinstance(detail, str) else None
     inline = sizes.data_url(url) if isinstance(url, str) else None
-    size = sizes.image_size(sizes.decoded_head(inline[1])) if inline is not None else None
-    return family.image.tokens(size, detail)
+    if inline is None:
+        return family.image.tokens(None, detail)
+    return _inline_image(inline[1], detail, family, found)
 
 
-def _audio(data: Any, form: Any) -> int:
+def _inline_image(data: str, detail: str | None, family: Family, found: Media) -> int:
+    """A base64 image by its decoded extent (one the meter cannot decode: the most, never below the floor)."""
+    size = sizes.image_size(sizes.decoded(data)) if found.in_time() else None
+    return family.undecoded_image() if size is None else family.image.tokens(size, detail)
+
+
+def _audio(data: Any, form: Any, found: Media) -> int:
+    """A base64 sound: its decoded duration, or (a format not decoded) its bytes at the lowest bitrate."""
     if not isinstance(data, str):
         return 0
-    total = sizes.decoded_size(data)
-    seconds = sizes.wav_seconds(sizes.decoded_head(data, 256), total) if form in ("wav", None) else None
+    raw = sizes.decoded(data) if found.in_time() else b""
+    seconds = sizes.audio_seconds(raw, form.lower() if isinstance(form, str) else "") if raw else None
     if seconds is None:
-        seconds = total / AUDIO_BYTES_PER_SECOND
+        seconds = sizes.decoded_size(data) / AUDIO_BYTES_PER_SECOND
     return math.ceil(seconds * AUDIO_TOKENS_PER_SECOND)
 
 
@@ -180,18 +235,24 @@ def _inline(mime: str, data: Any, family: Family, found: Media) -> None:
         return
     mime = mime.lower()
     if mime.startswith("image/"):
-        found.add("image", family.image.tokens(sizes.image_size(sizes.decoded_head(data)), None))
+        found.add("image", _inline_image(data, None, family, found))
     elif mime.startswith("audio/"):
-        found.add("audio part", _audio(data, "wav" if "wav" in mime else mime))
-    elif mime in ("application/pdf", "") or data.startswith("JVBER"):  # %PDF in base64
-        pages = sizes.pdf_pages(sizes.decoded(data))
-        found.add("document", (pages or MOST_PAGES) * family.page())
-    else:  # text (and anything else) as its text, a token a byte where it is not UTF-8
-        raw = sizes.decoded(data)
-        try:
-            found.add("file", count_text(raw.decode("utf-8")))
-        except UnicodeDecodeError:
-            found.add("file", len(raw))
+        found.add("audio part", _audio(data, mime, found))
+    else:
+        _document(mime, sizes.decoded(data), sizes.decoded_size(data), family, found)
+
+
+def _document(mime: str, raw: bytes, size: int, family: Family, found: Media) -> None:
+    """A PDF (by its type, or by its bytes whatever its type says) by its pages; anything else as its text, a
+    token a byte where it is not UTF-8 or not decoded (`size`: its decoded bytes)."""
+    if mime in ("application/pdf", "") or b"%PDF" in raw[:1024]:  # a reader finds the header in the first KB
+        pages = sizes.pdf_pages(raw) if found.in_time() else None
+        found.add("document", min(pages or MOST_PAGES, MOST_PAGES) * family.page())
+        return
+    try:
+        found.add("file", count_text(raw.decode("utf-8")) if raw else size)
+    except UnicodeDecodeError:
+        found.add("file", len(raw))
 
 
 def _unfetched(mime: str, family: Family, found: Media) -> None:

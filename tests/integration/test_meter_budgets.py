@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from pypdf import PdfReader
 
 from argoproxy.meter.tokens import count_texts, request_texts
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Stream, chat_chunks, chat_completion
@@ -99,8 +100,7 @@ def charged_media(body: Any) -> int:
                     total += math.ceil(w.getnframes() / w.getframerate() * AUDIO_PER_SECOND)
             elif kind == "file":
                 data = base64.b64decode(part["file"]["file_data"].partition(",")[2])
-                pages = len(re.findall(rb"/Type\s*/Page(?!s)", data))
-                total += pages * PAGE
+                total += len(PdfReader(io.BytesIO(data)).pages) * PAGE  # its pages as a reader finds them
     return total
 
 
