@@ -28,7 +28,9 @@ Sources (read 2025):
   most any maker publishes; OpenAI publishes no rate for gpt-4o's audio input: every family is held to 32.
 - Documents: Anthropic counts a PDF page's text (1,500 to 3,000 tokens) and an image of the page
   (https://docs.anthropic.com/en/docs/build-with-claude/pdf-support), as OpenAI's file inputs do
-  (https://platform.openai.com/docs/guides/pdf-files); both take at most 100 pages a request.
+  (https://platform.openai.com/docs/guides/pdf-files). OpenAI takes at most 100 pages a request, Anthropic 600
+  on its 1M-token models (100 on the others), Google 1,000: a document whose pages are not known counts its
+  family's most (a family of no maker here: 1,000).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ AUDIO_TOKENS_PER_SECOND = 32  # Gemini's published rate, the highest published (
 AUDIO_BYTES_PER_SECOND = 750  # a sound's bytes no decoder here plays: 6 kbit/s, the lowest bitrate the makers' codecs
 # reach (Opus; MP3's is 8 kbit/s)
 PAGE_TEXT_TOKENS = 3000  # a PDF page's text at most (Anthropic's 1,500-3,000)
-MOST_PAGES = 100  # a document whose pages are not known: the most either maker takes in a request
+MOST_PAGES = 100  # a document whose pages are not known: the most OpenAI takes in a request (others: Family)
 DEFAULT_IMAGE_TOKENS = 4096  # METER_IMAGE_TOKENS's default
 
 
@@ -176,6 +178,7 @@ class Family:
     name: str
     image: ImageRule
     floor: int = DEFAULT_IMAGE_TOKENS  # METER_IMAGE_TOKENS: an inline image the meter cannot decode counts no less
+    most_pages: int = MOST_PAGES  # a document whose pages are not known: the most its maker takes in a request
 
     def page(self) -> int:
         """A PDF page at most: its text and an image of it (of a size the proxy does not know)."""
@@ -199,8 +202,8 @@ FAMILIES: tuple[tuple[re.Pattern[str], Family], ...] = tuple((re.compile(pattern
     (r"gpt-?5", Family("openai gpt-5", Tiles(70, 140))),
     (r"(^|[/.:])o[13](-|$)", Family("openai o-series", Tiles(75, 150))),
     (r"gpt-|gpt4|chatgpt", Family("openai", OPENAI_TILES)),
-    (r"claude", Family("anthropic", Area(750, 1568, 1600))),
-    (r"gemini", Family("google", SquareTiles(768, 258, 3072, 16, small=384))),
+    (r"claude", Family("anthropic", Area(750, 1568, 1600), most_pages=600)),
+    (r"gemini", Family("google", SquareTiles(768, 258, 3072, 16, small=384), most_pages=1000)),
     (r"gemma-?[34]", Family("gemma 3", Flat(256))),
     (r"qwen", Family("qwen-vl", Patches(28, 16384, 1.0, extra=2))),
     (r"llama-?(3\.2|4)", Family("llama vision", SquareTiles(560, 1601, 2240, 4))),
@@ -217,4 +220,4 @@ def family_of(model: str | None, unknown_image_tokens: int = DEFAULT_IMAGE_TOKEN
         for pattern, family in FAMILIES:
             if pattern.search(name):
                 return family if unknown_image_tokens == family.floor else replace(family, floor=unknown_image_tokens)
-    return Family("unknown", Flat(unknown_image_tokens), unknown_image_tokens)
+    return Family("unknown", Flat(unknown_image_tokens), unknown_image_tokens, most_pages=1000)

@@ -15,10 +15,10 @@ The parts each shape carries:
 Every inline part is decoded and measured by its format's decoder (sizes.py), never by its header: an image by
 its decoded extent, a PDF by the pages in its page tree, a sound by its samples or frames. A part that cannot be
 decoded within the meter's bounds counts the most a provider could bill for it: an image its family's most for
-one image, and never less than METER_IMAGE_TOKENS; a PDF 100 pages (the most a maker takes); a sound its bytes
-at 6 kbit/s. A part by URL or file id, which the proxy does not fetch: an image its family's most, anything else
-100 pages. A sound counts 32 tokens a second; a PDF each page as its text and an image of it, up to 100 pages
-(no maker bills more: Anthropic and OpenAI take 100, Google 1,000 at 258 tokens each); any other inline file as
+one image, and never less than METER_IMAGE_TOKENS; a PDF the most pages its family's maker takes; a sound its
+bytes at 6 kbit/s. A part by URL or file id, which the proxy does not fetch: an image its family's most, anything
+else that many pages. A sound counts 32 tokens a second; a PDF each page as its text and an image of it, every
+page its tree holds (a maker that takes fewer refuses the request, and bills nothing); any other inline file as
 its text.
 """
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from argoproxy.meter import sizes
-from argoproxy.meter.families import AUDIO_BYTES_PER_SECOND, AUDIO_TOKENS_PER_SECOND, MOST_PAGES, Family, family_of
+from argoproxy.meter.families import AUDIO_BYTES_PER_SECOND, AUDIO_TOKENS_PER_SECOND, Family, family_of
 from argoproxy.meter.tokens import count_text
 
 MOST = 2**40
@@ -224,7 +224,7 @@ def _file(data: Any, mime: str | None, family: Family, found: Media) -> None:
     """A file part: inline (a data: URL) or not (a file id, a URL: a document of unknown pages)."""
     inline = sizes.data_url(data) if isinstance(data, str) else None
     if inline is None:
-        found.add("document", MOST_PAGES * family.page())
+        found.add("document", family.most_pages * family.page())
         return
     _inline(inline[0], inline[1], family, found)
 
@@ -247,7 +247,7 @@ def _document(mime: str, raw: bytes, size: int, family: Family, found: Media) ->
     token a byte where it is not UTF-8 or not decoded (`size`: its decoded bytes)."""
     if mime in ("application/pdf", "") or b"%PDF" in raw[:1024]:  # a reader finds the header in the first KB
         pages = sizes.pdf_pages(raw) if found.in_time() else None
-        found.add("document", min(pages or MOST_PAGES, MOST_PAGES) * family.page())
+        found.add("document", (pages or family.most_pages) * family.page())
         return
     try:
         found.add("file", count_text(raw.decode("utf-8")) if raw else size)
@@ -261,7 +261,7 @@ def _unfetched(mime: str, family: Family, found: Media) -> None:
     if mime.startswith("image/"):
         found.add("image", family.image.most)
     else:
-        found.add("document", MOST_PAGES * family.page())
+        found.add("document", family.most_pages * family.page())
 
 
 def _source(kind: str, source: dict[str, Any], family: Family, found: Media, stack: list[Any]) -> None:

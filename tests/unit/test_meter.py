@@ -149,7 +149,7 @@ def test_a_pdf_counts_each_page_as_text_and_an_image():
     part = {"type": "file", "file": {"file_data": "data:application/pdf;base64," + pdf(3), "filename": "a.pdf"}}
     assert counted(chat(part), "claude-sonnet-4") == 3 * (PAGE_TEXT_TOKENS + family.image.most)
     by_id = {"type": "file", "file": {"file_id": "file-abc"}}
-    assert counted(chat(by_id), "claude-sonnet-4") == MOST_PAGES * (PAGE_TEXT_TOKENS + family.image.most)
+    assert counted(chat(by_id), "claude-sonnet-4") == 600 * (PAGE_TEXT_TOKENS + family.image.most)  # Anthropic's most
 
 
 # ---------------------------------------------------------------- every door's own parts
