@@ -143,7 +143,7 @@ class McpEndpoint:
                                   Taken(len(body), context, req.team_key, req.presented_keys), check)
         if message.method in listening.SESSION_METHODS:  # held by the supervisor, for the session's streams
             check.now()
-            answer = listening.session_request(self, session, message.raw, server)
+            answer = listening.session_request(self, session, message.raw, server, owner, globs)
             return Answer(dumps(answer), 200, content_type="application/json")
         if message.method in ASKING_CALLS:  # the server may ask the client something meanwhile, as in a tool call
             return self.asking(req, message, server, owner, globs, session, check)
@@ -353,16 +353,16 @@ class McpEndpoint:
             return jsonrpc.result(message["id"], {})
         if server is not None:
             return catalog.alone(server, message, globs)
-        if method == SERVERS_METHOD:
+        if method == SERVERS_METHOD:  # the servers the key reaches (catalog.py)
             return jsonrpc.result(message["id"], {"servers": [
                 {**{k: s.get(k) for k in STATE_FIELDS}, **{k: s[k] for k in PER_SESSION_FIELDS if k in s}}
-                for s in self.link.status()]})
+                for s in self.link.status() if catalog.reaches(str(s.get("name")), globs)]})
         if method in LISTINGS:
             return catalog.listing(message, globs)
         if method in NAMED_CALLS:
             return catalog.named_call(message, globs)
         if method == "resources/read":
-            return catalog.read_resource(message)
+            return catalog.read_resource(message, globs)
         return jsonrpc.error(message["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method[:80]}")
 
 
