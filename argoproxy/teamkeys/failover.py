@@ -105,6 +105,10 @@ class FailoverStore:
             waiting, refused = windows.hold_money(states, [o.budget_usd for o in owners], now, money)
             if refused >= 0:
                 return waiting, ("team_" if refused else "") + "budget_usd", ""
+            for owner, state in zip(owners, states):
+                if owner.name in self._blind:  # not seen before: this one call, as _admit_here admits one request
+                    self._blind.discard(owner.name)
+                    windows.spend_all(state, 0, 0, None, now, owner.budget_usd)
             return 0.0, "", LOCAL
 
     def release_money(self, record: Any, where: str, held: int, cost: int, now: float) -> None:

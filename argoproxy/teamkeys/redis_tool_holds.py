@@ -60,11 +60,14 @@ class RedisToolHolds:
     held_ttl: int
     _held: bool  # this worker holds something: its heartbeat keeps it
 
-    def holder(self) -> str: ...
+    def holder(self) -> str:  # RedisKeyStore's: this worker's name for what it holds
+        raise NotImplementedError
 
-    def money_keys(self, owner: KeyRecord, now: float) -> tuple[str, str]: ...
+    def money_keys(self, owner: KeyRecord, now: float) -> tuple[str, str]:  # and where a dollar budget is counted
+        raise NotImplementedError
 
-    def holders_key(self) -> str: ...
+    def holders_key(self) -> str:
+        raise NotImplementedError
 
     def hold_money(self, record: KeyRecord, now: float, money: int) -> tuple[float, str, str]:
         """The price held in the key's and its team's dollar budgets (one atomic step): (0, "", this worker's name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import time
 from datetime import datetime, timezone
-from typing import Any, MutableSequence, TypeVar
+from typing import Any, MutableSequence, Sequence, TypeVar
 
 WINDOW = 60.0
 FIELDS = 5
@@ -134,7 +134,8 @@ def settle(state: MutableSequence[float], reserved: int, tokens: int, budget: An
     add_tokens(state, tokens, budget, now, cost, budget_usd)
 
 
-def hold_money(states: list[MutableSequence[float]], budgets: list[Any], now: float, money: int) -> tuple[float, int]:
+def hold_money(states: Sequence[MutableSequence[float]], budgets: Sequence[Any], now: float,
+               money: int) -> tuple[float, int]:
     """A priced MCP tool call's price held in each dollar budget it spends (a key's, its team's) while it runs, as
     a request's most is (admit), and nothing else counted: (0, -1) held in every one; else (the seconds to wait, as
     _money_wait gives them, the index of the one that refused) and nothing held."""
