@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys import windows
+from argoproxy.teamkeys.records import money_refusal
 from argoproxy.teamkeys.redis_store import held_admission
 
 log = logging.getLogger("cot_proxy")
@@ -104,7 +105,7 @@ class FailoverStore:
             states = [self._state(o.name, now, o.budget, o.budget_usd) for o in owners]
             waiting, refused = windows.hold_money(states, [o.budget_usd for o in owners], now, money)
             if refused >= 0:
-                return waiting, ("team_" if refused else "") + "budget_usd", ""
+                return waiting, money_refusal(record, owners[refused]), ""
             for owner, state in zip(owners, states):
                 if owner.name in self._blind:  # not seen before: this one call, as _admit_here admits one request
                     self._blind.discard(owner.name)

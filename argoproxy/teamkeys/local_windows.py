@@ -82,17 +82,16 @@ class LocalWindows:
             return True
         return self._update(record, now, settle)
 
-    def hold_money(self, owners: tuple[KeyRecord, ...], now: float, money: int) -> tuple[float, str] | None:
+    def hold_money(self, owners: tuple[KeyRecord, ...], now: float, money: int) -> tuple[float, int] | None:
         """A priced tool call's price held in the owners' dollar budgets (a key's, its team's: windows.hold_money)
-        under one lock, in each worker's ledger too (a killed worker's holds are taken off); (0, "") held, else
-        (seconds to wait, "budget_usd" or "team_budget_usd") and nothing held. None when one has no free slot."""
-        def hold(states: list[list[float]], tags: list[int]) -> tuple[float, str]:
+        under one lock, in each worker's ledger too (a killed worker's holds are taken off): windows.hold_money's
+        answer. None when one has no free slot."""
+        def hold(states: list[list[float]], tags: list[int]) -> tuple[float, int]:
             waiting, refused = windows.hold_money(states, [o.budget_usd for o in owners], now, money)
-            if refused >= 0:
-                return waiting, ("team_" if refused else "") + "budget_usd"
-            for tag in tags:
-                self._ledger_add(tag, 0, 0, money)
-            return 0.0, ""
+            if refused < 0:
+                for tag in tags:
+                    self._ledger_add(tag, 0, 0, money)
+            return waiting, refused
         return self._update_all(list(owners), now, hold)
 
     def release_money(self, owners: tuple[KeyRecord, ...], now: float, held: int, cost: int) -> None:

@@ -116,6 +116,12 @@ class KeyRecord:
                          team_record=team_tools)
 
 
+def money_refusal(record: KeyRecord, owner: KeyRecord) -> str:
+    """How the stores name a refusal by one of `record.dollar_budgets`: the key's "budget_usd", its team's
+    "team_budget_usd"."""
+    return ("" if owner is record else "team_") + "budget_usd"
+
+
 class WithinTeam(tuple[str, ...]):
     """A key's globs within its team's: a model matches when it matches one of the key's (the tuple) and one of
     the team's (`within`, read by edge/validation.py's model_allowed)."""

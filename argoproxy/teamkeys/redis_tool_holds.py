@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from argoproxy.teamkeys import windows
-from argoproxy.teamkeys.records import KeyRecord
+from argoproxy.teamkeys.records import KeyRecord, money_refusal
 
 # KEYS: the holders (a sorted set of live workers), then each owner's spent in its period and its holds by worker;
 # ARGV: now and hold-until (ms), this worker's name, the price, the holds' TTL, then each owner's budget. Each owner's
@@ -83,7 +83,7 @@ class RedisToolHolds:
         owner = owners[int(got[1]) - 1]
         assert owner.budget_usd is not None
         waiting = windows.HELD_WAIT if got[2] == 1 else windows.period_bounds(owner.budget_usd.period, now)[1] - now
-        return waiting, ("team_" if owner is not record else "") + "budget_usd", ""
+        return waiting, money_refusal(record, owner), ""
 
     def release_money(self, record: KeyRecord, where: str, held: int, cost: int, now: float) -> None:
         """What hold_money held given back, and `cost` spent in each budget (one atomic step)."""

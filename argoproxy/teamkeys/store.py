@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from argoproxy.sqlite_files import BUSY_SECONDS, ReadConnection, connect, first_here, immediate, off_loop, wal
-from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, TeamRecord
+from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, TeamRecord, money_refusal
 from argoproxy.teamkeys import windows
 
 if TYPE_CHECKING:
@@ -372,12 +372,12 @@ class SQLiteKeyStore:
         owners = record.dollar_budgets
         decision = self._local_windows().hold_money(owners, now, money)
         if decision is not None:
-            return decision[0], decision[1], "cells"
-        for i, owner in enumerate(owners):
+            waiting, refused = decision
+            return (0.0, "", "cells") if refused < 0 else (waiting, money_refusal(record, owners[refused]), "")
+        for owner in owners:
             assert owner.budget_usd is not None
             if self.spent_in_period(owner, now) + money > owner.budget_usd.nanos:
-                return windows.period_bounds(owner.budget_usd.period, now)[1] - now, \
-                    ("team_" if i else "") + "budget_usd", ""
+                return windows.period_bounds(owner.budget_usd.period, now)[1] - now, money_refusal(record, owner), ""
         return 0.0, "", ""
 
     def release_money(self, record: KeyRecord, where: str, held: int, cost: int, now: float) -> None:

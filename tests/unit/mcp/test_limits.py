@@ -126,7 +126,8 @@ def test_a_priced_calls_price_is_held_while_it_runs(keys):
     assert third["error"]["data"] == {"limit": "budget_usd", "retryAfter": 1}  # it frees as they end
     other = key(keys.store, "other", team="lab")  # the team's budget holds them too: $0.50 of $1 left
     held = [limits.admit(other, "paid", id) for id in (4, 5)]
-    assert limits.admit(other, "paid", 6)["error"]["data"]["limit"] == "budget_usd"
+    over = limits.admit(other, "paid", 6)["error"]
+    assert over["data"]["limit"] == "budget_usd" and "team 'lab'" in over["message"], over  # the team's, not its own
     assert limits.end(first, {}) == 0  # the client left: nothing spent, its hold given back
     assert limits.end(limits.admit(payer, "paid", 7), jsonrpc.result(7, {})) == 250_000_000
     assert limits.end(second, jsonrpc.error(2, -32602, "the server's own error")) == 250_000_000  # answered
