@@ -35,6 +35,9 @@ LISTINGS = {"tools/list": ("tools", "name"), "prompts/list": ("prompts", "name")
 # server; tools/* and the listings are held apart (above); any other method is refused.
 REACHED = frozenset({"prompts/get", "resources/read", "resources/subscribe", "resources/unsubscribe",
                      "completion/complete", "logging/setLevel"})
+# The requests the proxy answers itself, which reach no server as they are (subscriptions/listen's stream hears the
+# servers the key reaches: listening.py).
+OWN = frozenset({"initialize", "ping", "server/discover", "subscriptions/listen", "cot_proxy/servers"})
 
 
 Globs = tuple[tuple[str, ...], ...]  # groups (the key's, its team's): a tool must match one glob of each

@@ -144,7 +144,8 @@ def test_a_narrowed_key_reaches_nothing_of_another_server_alone(guarded):
     async def work(session):
         from mcp.types import PromptReference
         listed = ((await session.list_tools()).tools, (await session.list_prompts()).prompts,
-                  (await session.list_resources()).resources, (await session.list_resource_templates()).resource_templates)
+                  (await session.list_resources()).resources,
+                  (await session.list_resource_templates()).resource_templates)
         refusals = [await refused(session.get_prompt("greet", {"name": "Ada"})),
                     await refused(session.read_resource("fake://readme")),
                     await refused(session.subscribe_resource("fake://readme")),

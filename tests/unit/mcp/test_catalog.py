@@ -3,7 +3,11 @@ listings renamed and filtered by the key's tool globs, a call taken back to its 
 tool outside the globs an error that reaches no server."""
 
 from argoproxy.mcp import jsonrpc
-from argoproxy.mcp.catalog import Catalog, tool_allowed
+import typing
+
+import pytest
+
+from argoproxy.mcp.catalog import LISTINGS, OWN, REACHED, Catalog, tool_allowed
 
 TOOLS = {"git": ["status", "log", "push"], "docs": ["read_page", "write_page", "x" * 70]}
 
@@ -139,3 +143,21 @@ def test_a_method_not_known_is_refused_to_a_narrowed_key_and_passed_for_another(
     assert answer["error"]["code"] == jsonrpc.METHOD_NOT_FOUND
     assert ("git", "vendor/secrets", None) not in servers.calls
     assert catalog.alone("git", request("vendor/secrets"), ())["result"] == {"reached": "git"}
+
+
+def test_every_request_a_client_sends_is_held_or_the_proxys_own():
+    """The official SDK's client requests, each one the catalog holds or the proxy answers itself: a method a later
+    revision adds fails here until it is sorted into one or the other."""
+    types = pytest.importorskip("mcp.types", reason="the official MCP SDK (requirements-dev.txt)")
+    methods = {typing.get_args(kind.model_fields["method"].annotation)[0]
+               for kind in typing.get_args(types.ClientRequest)}
+    assert methods - OWN - REACHED - set(LISTINGS) - {"tools/call"} == set()
+
+
+@pytest.mark.parametrize("method", sorted(REACHED | set(LISTINGS) - {"tools/list"}))
+def test_each_held_method_reaches_no_server_the_key_does_not_reach(method):
+    servers = Everything()
+    answer = Catalog(("git", "docs"), servers).alone("docs", request(method, uri="file:///x", name="hello"), NARROW)
+    assert answer.get("error", {}).get("code") == jsonrpc.INVALID_PARAMS or answer["result"] == {
+        LISTINGS[method][0]: []}
+    assert servers.calls == [("docs", "tools/list", None)]
