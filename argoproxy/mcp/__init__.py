@@ -33,7 +33,8 @@ same keys as its models (docs/mcp.md).
 - recording.py: what a tool call leaves behind (ToolCall), handed to the hooks the proxy wires (serve/mcp_mount.py):
   the tool call series it registers in the proxy's metrics, an execute_tool span through the tracer's inner_span;
   journal_line.py: a journal line per call. limits.py: each call's deadline, result-size bound and price per server,
-  and a team key's tool limits and dollar budget (teamkeys/tool_calls.py) checked before the call reaches its server.
+  and a team key's tool limits and dollar budget (teamkeys/tool_calls.py: its price held) before the call reaches its
+  server. catalog.py holds every method that reaches a server to what the key's tool globs reach.
 
 May import: the shared modules, config, edge, teamkeys.
 """

@@ -1,7 +1,18 @@
 """Every server's tools, prompts and resources as one server's (`/mcp`), or one server's as it has them
 (`/mcp/<server>`): the listings gathered and renamed (names.py), a call taken back to its server under its own
 name, and the key's tool globs applied to both (a tool outside them is neither listed nor called: the call ends
-here, and nothing reaches the server)."""
+here, and nothing reaches the server).
+
+A key narrowed by tool globs reaches a server's prompts, resources and completions only where its globs allow at
+least one of that server's tools (`reaches`; its notifications likewise, listening.py). Every method a client's
+request carries to a server is held so, at both paths:
+- tools/call: its tool by the globs; tools/list: the tools they allow;
+- prompts/list, resources/list, resources/templates/list: only the servers the key reaches (none: an empty list);
+- prompts/get, resources/read, resources/subscribe, resources/unsubscribe: the server of the prompt or URI;
+- completion/complete and logging/setLevel at /mcp/<server>: that server;
+- any other method at /mcp/<server> (not known to be safe: a server's own, a later revision's) is refused.
+ping, initialize and cot_proxy/servers are the proxy's own (the last shows only the servers the key reaches);
+a client's notifications reach no server but its own calls' cancellation."""
 
 from __future__ import annotations
 
@@ -20,6 +31,13 @@ Call = Callable[[str, dict[str, Any]], dict[str, Any]]  # (server, message) -> t
 # list method -> (the answer's member, the name or URI field, how it is renamed)
 LISTINGS = {"tools/list": ("tools", "name"), "prompts/list": ("prompts", "name"),
             "resources/list": ("resources", "uri"), "resources/templates/list": ("resourceTemplates", "uriTemplate")}
+# The methods passed to one server alone (/mcp/<server>) for a key narrowed by tool globs where it reaches that
+# server; tools/* and the listings are held apart (above); any other method is refused.
+REACHED = frozenset({"prompts/get", "resources/read", "resources/subscribe", "resources/unsubscribe",
+                     "completion/complete", "logging/setLevel"})
+# The requests the proxy answers itself, which reach no server as they are (subscriptions/listen's stream hears the
+# servers the key reaches: listening.py).
+OWN = frozenset({"initialize", "ping", "server/discover", "subscriptions/listen", "cot_proxy/servers"})
 
 
 Globs = tuple[tuple[str, ...], ...]  # groups (the key's, its team's): a tool must match one glob of each
@@ -34,6 +52,17 @@ class Catalog:
     def __init__(self, servers: tuple[str, ...], call: Call) -> None:
         self.servers = servers
         self.call = call
+        self.reached: dict[str, bool] = {}  # this request's answers of `reaches`
+
+    def reaches(self, server: str, globs: Globs) -> bool:
+        """Whether the key reaches the server's prompts, resources, completions and notifications: every server
+        without globs; with them, one where they allow at least one of its tools (its listing read once a request)."""
+        if not globs:
+            return True
+        if server not in self.reached:
+            self.reached[server] = server in self.servers and any(
+                tool_allowed(prefixed(server, name), globs) for name in self.tool_names(server))
+        return self.reached[server]
 
     # ------------------------------------------------------------ one server alone (/mcp/<server>)
     def alone(self, server: str, message: dict[str, Any], globs: Globs) -> dict[str, Any]:
@@ -41,6 +70,9 @@ class Catalog:
         if method == "tools/call":
             routed = self.target(server, message, globs)
             return routed if isinstance(routed, dict) else self.call(*routed)
+        refused = self.held(server, message, globs) if method != "tools/list" else None
+        if refused is not None:
+            return refused
         answer = self.call(server, message)
         if method == "tools/list" and globs and isinstance(answer.get("result"), dict):
             tools = answer["result"].get("tools")
@@ -49,6 +81,19 @@ class Catalog:
                                              and tool_allowed(prefixed(server, str(t.get("name", ""))), globs)]
         return answer
 
+    def held(self, server: str, message: dict[str, Any], globs: Globs) -> dict[str, Any] | None:
+        """What answers a request to one server alone that the key may not send it (None: it may): an empty listing
+        of a server it does not reach, an error for its other methods there, and for any method not known."""
+        method, id = message["method"], message["id"]
+        if not globs or (method in LISTINGS or method in REACHED) and self.reaches(server, globs):
+            return None
+        if method in LISTINGS:
+            return jsonrpc.result(id, {LISTINGS[method][0]: []})
+        if method in REACHED:
+            return not_allowed(id, f"{server}'s {method}", "")
+        return jsonrpc.error(id, jsonrpc.METHOD_NOT_FOUND, f"Method not found for a key limited to some tools: "
+                             f"{method[:80]}")
+
     # ------------------------------------------------------------ all servers as one (/mcp)
     def listing(self, message: dict[str, Any], globs: Globs) -> dict[str, Any]:
         """One page holding every server's entries, renamed (a cursor is not asked for: there is one page)."""
@@ -56,6 +101,8 @@ class Catalog:
         entries: list[dict[str, Any]] = []
         names = Names()
         for server in self.servers:
+            if member != "tools" and not self.reaches(server, globs):
+                continue  # its prompts and resources are not the key's
             for entry in self._pages(server, message["method"], member):
                 own = entry.get(field)
                 if not isinstance(own, str):
@@ -109,6 +156,9 @@ class Catalog:
         tool = message["method"] == "tools/call"
         if tool and not tool_allowed(shown if server is None else prefixed(server, shown), globs):
             return not_allowed(message["id"], shown)
+        to = server or (split_name(shown, self.servers) or ("",))[0]
+        if not tool and to and not self.reaches(to, globs):  # before any listing of its: the key reaches none
+            return not_allowed(message["id"], shown, "Prompt")
         if server is not None:
             return server, message
         owner = self._owner(shown, "tools" if tool else "prompts")
@@ -128,27 +178,30 @@ class Catalog:
                 names.add(read[0], entry["name"])
         return names.owners.get(shown, read)
 
-    def read_resource(self, message: dict[str, Any]) -> dict[str, Any]:
-        routed = self.reading(None, message)
+    def read_resource(self, message: dict[str, Any], globs: Globs) -> dict[str, Any]:
+        routed = self.reading(None, message, globs)
         return routed if isinstance(routed, dict) else routed.finish(self.call(routed.server, routed.message))
 
-    def reading(self, server: str | None, message: dict[str, Any]) -> Routed | dict[str, Any]:
+    def reading(self, server: str | None, message: dict[str, Any], globs: Globs) -> Routed | dict[str, Any]:
         """A resources/read at /mcp (server None: its URI under a server's name) or /mcp/<server>: where it goes,
         and its answer's URIs put back under the server's name; or the error that answers it."""
         params = message.get("params") or {}
         uri = params.get("uri")
         if server is not None:
-            return Routed(server, message)
+            return Routed(server, message) if self.reaches(server, globs) else \
+                not_allowed(message["id"], str(uri), "Resource")
         owner = server_uri(uri) if isinstance(uri, str) else None
         if owner is None or owner[0] not in self.servers:
             return jsonrpc.error(message["id"], jsonrpc.RESOURCE_NOT_FOUND, "Resource not found", {"uri": uri})
+        if not self.reaches(owner[0], globs):
+            return not_allowed(message["id"], str(uri), "Resource")
         return Routed(owner[0], {**message, "params": {**params, "uri": owner[1]}}, proxied=True)
 
     def routed(self, server: str | None, message: dict[str, Any], globs: Globs) -> Routed | dict[str, Any]:
         """Where a prompts/get or resources/read goes (a call whose server may ask its client something meanwhile,
         client_requests.py), or the error that answers it."""
         if message["method"] == "resources/read":
-            return self.reading(server, message)
+            return self.reading(server, message, globs)
         routed = self.target(server, message, globs)
         return routed if isinstance(routed, dict) else Routed(*routed)
 
@@ -169,5 +222,8 @@ class Routed:
         return answer
 
 
-def not_allowed(id: jsonrpc.RequestId, name: str) -> dict[str, Any]:
-    return jsonrpc.error(id, jsonrpc.INVALID_PARAMS, f"Tool {name[:MAX_NAME]!r} is not allowed for this key.")
+def not_allowed(id: jsonrpc.RequestId, name: str, what: str = "Tool") -> dict[str, Any]:
+    """A tool outside the key's globs, or a prompt, resource or method of a server where they allow no tool."""
+    named = f"{what} {name[:MAX_NAME * 2]!r}" if what else name[:MAX_NAME * 2]
+    why = "" if what == "Tool" else ": it may call none of its server's tools"
+    return jsonrpc.error(id, jsonrpc.INVALID_PARAMS, f"{named} is not allowed for this key{why}.")

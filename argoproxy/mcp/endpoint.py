@@ -38,7 +38,7 @@ from argoproxy.mcp.notices import request_level
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
 from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
 from argoproxy.mcp.sessions import InstanceSessions, Sessions, SessionStoreDown
-from argoproxy.teamkeys.records import KeyRecord
+from argoproxy.teamkeys.records import KeyRecord, globs_meet
 
 log = logging.getLogger("cot_proxy")
 
@@ -143,7 +143,7 @@ class McpEndpoint:
                                   Taken(len(body), context, req.team_key, req.presented_keys), check)
         if message.method in listening.SESSION_METHODS:  # held by the supervisor, for the session's streams
             check.now()
-            answer = listening.session_request(self, session, message.raw, server)
+            answer = listening.session_request(self, session, message.raw, server, owner, globs)
             return Answer(dumps(answer), 200, content_type="application/json")
         if message.method in ASKING_CALLS:  # the server may ask the client something meanwhile, as in a tool call
             return self.asking(req, message, server, owner, globs, session, check)
@@ -182,7 +182,11 @@ class McpEndpoint:
         relay = {"rounds": rounds} if rounds is not None else None if check is None else \
             {"relay": True} if check.asks is None else {"relay": True, "asks": check.asks}
         if isinstance(routed, tuple) and streamed:
-            source = self.link.stream(*routed, self.limits.of(routed[0]).timeout, session, key=owner, relay=relay)
+            try:
+                source = self.link.stream(*routed, self.limits.of(routed[0]).timeout, session, key=owner, relay=relay)
+            except BaseException:
+                self.limits.end(held, {})  # never started (the supervisor gone): its hold given back, not charged
+                raise
             return Answer(self.events(message, server, owner, routed, session, taken, held, source), 200,
                           {"Cache-Control": "no-cache"}, content_type="text/event-stream")
         answer: dict[str, Any] = {}
@@ -353,17 +357,26 @@ class McpEndpoint:
             return jsonrpc.result(message["id"], {})
         if server is not None:
             return catalog.alone(server, message, globs)
-        if method == SERVERS_METHOD:
+        if method == SERVERS_METHOD:  # the servers the key reaches (catalog.py)
             return jsonrpc.result(message["id"], {"servers": [
                 {**{k: s.get(k) for k in STATE_FIELDS}, **{k: s[k] for k in PER_SESSION_FIELDS if k in s}}
-                for s in self.link.status()]})
+                for s in self.link.status() if shown(catalog, s, globs)]})
         if method in LISTINGS:
             return catalog.listing(message, globs)
         if method in NAMED_CALLS:
             return catalog.named_call(message, globs)
         if method == "resources/read":
-            return catalog.read_resource(message)
+            return catalog.read_resource(message, globs)
         return jsonrpc.error(message["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method[:80]}")
+
+
+def shown(catalog: Catalog, status: dict[str, Any], globs: Globs) -> bool:
+    """Whether a server's state is the key's to see: a running server's when the key reaches it (catalog.py); one
+    not running (its tools unknown, its listing would wait) when the key's globs may match a tool of its."""
+    name = str(status.get("name"))
+    if status.get("state") == "ready":
+        return catalog.reaches(name, globs)
+    return all(globs_meet((prefixed(name, "*"),), group) for group in globs)
 
 
 def asked_events(sent: Iterator[dict[str, Any] | Refused], cancel: Any, id: Any) -> Iterator[bytes]:

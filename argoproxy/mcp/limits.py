@@ -22,7 +22,7 @@ from argoproxy.jsonfast import dumps
 from argoproxy.mcp import jsonrpc
 from argoproxy.teamkeys import tool_calls
 from argoproxy.teamkeys.records import KeyRecord
-from argoproxy.teamkeys.service import Lease, TeamKeys
+from argoproxy.teamkeys.service import TeamKeys
 
 LIMITED = -32029
 RESULT_TOO_LARGE = -32004
@@ -39,10 +39,9 @@ class Bounds:
 
 @dataclass
 class Held:
-    """An admitted call: what it holds of its key's tool windows (None: nothing), and what it costs once
-    answered."""
-    record: KeyRecord
-    lease: Lease | None
+    """An admitted call: what it holds of its key's tool windows and dollar budgets (tool_calls.Hold; None:
+    nothing), and what it costs once answered."""
+    hold: tool_calls.Hold | None
     price: int
 
 
@@ -66,7 +65,7 @@ class Limits:
         got = tool_calls.admit(self.keys, record, price)
         if isinstance(got, tool_calls.Refused):
             return jsonrpc.error(id, LIMITED, got.message, {"limit": got.limit, "retryAfter": got.seconds})
-        return Held(record, got, price)
+        return Held(got, price)
 
     def holds(self, record: KeyRecord | None, server: str) -> bool:
         """Whether `admit` holds or charges anything of a call of the key's to `server` (a team key with tool limits,
@@ -75,14 +74,16 @@ class Limits:
                                                                  or record.tool_windows is not None)
 
     def end(self, held: Held | dict[str, Any] | None, answer: dict[str, Any]) -> int:
-        """The call ended with `answer`: what it held given back; its price charged when its server answered it.
-        Returns what it cost (nano-dollars)."""
+        """The call ended with `answer`: what it held given back; its price charged when its server answered it (a
+        result, or an error of the server's own), never when the proxy ended it (UNANSWERED, or the client left:
+        an empty answer). Returns what it cost (nano-dollars)."""
         if not isinstance(held, Held) or self.keys is None:
             return 0
         error = answer.get("error")
         answered = "result" in answer or (isinstance(error, dict) and error.get("code") not in UNANSWERED)
         cost = held.price if answered else 0
-        tool_calls.end(self.keys, held.lease, held.record, cost)
+        if held.hold is not None:
+            tool_calls.end(self.keys, held.hold, cost)
         return cost
 
     def bounded(self, server: str | None, answer: dict[str, Any]) -> tuple[dict[str, Any], bytes]:

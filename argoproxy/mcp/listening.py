@@ -28,8 +28,8 @@ from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, Refused, watched
 from argoproxy.mcp.limits import LIMITED
 from argoproxy.mcp.link import Link, Listening, ListenRefused
-from argoproxy.mcp.catalog import Catalog, Globs, tool_allowed
-from argoproxy.mcp.names import prefixed, server_uri
+from argoproxy.mcp.catalog import Catalog, Globs, not_allowed
+from argoproxy.mcp.names import server_uri
 from argoproxy.mcp.protocol import HANDSHAKE_VERSIONS
 from argoproxy.turns import under_gevent
 
@@ -150,9 +150,14 @@ def session_events(notes: Iterator[dict[str, Any] | Refused], opened: Listening,
         room.give()
 
 
-def session_request(endpoint: Endpoint, session: str, message: dict[str, Any], server: str | None) -> dict[str, Any]:
-    """resources/subscribe, resources/unsubscribe or logging/setLevel of a session: held by the supervisor."""
+def session_request(endpoint: Endpoint, session: str, message: dict[str, Any], server: str | None, owner: str = "",
+                    globs: Globs = ()) -> dict[str, Any]:
+    """resources/subscribe, resources/unsubscribe or logging/setLevel of a session: held by the supervisor, for a
+    server the key reaches (catalog.py's `reaches`; at /mcp a key hears only those: `heard`)."""
     method, params, id = message["method"], message.get("params") or {}, message["id"]
+    catalog = endpoint.catalog(session, owner=owner)
+    if server is not None and not catalog.reaches(server, globs):
+        return not_allowed(id, f"{server}'s {method}", "")
     if method == "logging/setLevel":
         told = endpoint.link.tell({"op": "level", "session": session, "server": server, "level": params.get("level")})
         if "error" in told:
@@ -163,6 +168,8 @@ def session_request(endpoint: Endpoint, session: str, message: dict[str, Any], s
     owned = owner_of_uri(endpoint, uri, server) if isinstance(uri, str) else None
     if owned is None:
         return jsonrpc.error(id, jsonrpc.INVALID_PARAMS, "Unknown resource", {"uri": uri})
+    if not catalog.reaches(owned[0], globs):
+        return not_allowed(id, str(uri), "Resource")
     sent = {**message, "params": {**params, "uri": owned[1]}}
     told = endpoint.link.tell({"op": method.partition("/")[2], "session": session, "server": owned[0],
                                "message": sent})
@@ -244,8 +251,7 @@ def heard(endpoint: Endpoint, globs: Globs, session: str, owner: str, scope: str
     if not globs:
         return None
     catalog = endpoint.catalog(session, owner=owner)
-    return [server for server in (endpoint.servers if scope is None else (scope,))
-            if any(tool_allowed(prefixed(server, name), globs) for name in catalog.tool_names(server))]
+    return [server for server in (endpoint.servers if scope is None else (scope,)) if catalog.reaches(server, globs)]
 
 
 def opened_stream(endpoint: Endpoint, request: dict[str, Any], id: Any = None) -> Listening | Answer:

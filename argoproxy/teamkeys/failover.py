@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys import windows
+from argoproxy.teamkeys.records import money_refusal
 from argoproxy.teamkeys.redis_store import held_admission
 
 log = logging.getLogger("cot_proxy")
@@ -94,13 +95,35 @@ class FailoverStore:
         except StoreDown:
             return int(self._state(record.name, now, record.budget, record.budget_usd)[windows.MONEY_USED])
 
-    def charge(self, record: Any, cost: int, now: float) -> None:
-        """A priced MCP tool call's cost (Redis away: counted in this worker's windows only)."""
+    def hold_money(self, record: Any, now: float, money: int) -> tuple[float, str, str]:
+        """A priced MCP tool call's price held in Redis (redis_tool_holds.py), else (away) in this worker's windows."""
         try:
-            self._primary("charge", record, cost, now)
+            held: tuple[float, str, str] = self._primary("hold_money", record, now, money)
+            return held
         except StoreDown:
-            windows.add_tokens(self._state(record.name, now, record.budget, record.budget_usd), 0, None, now, cost,
-                               record.budget_usd)
+            owners = record.dollar_budgets
+            states = [self._state(o.name, now, o.budget, o.budget_usd) for o in owners]
+            waiting, refused = windows.hold_money(states, [o.budget_usd for o in owners], now, money)
+            if refused >= 0:
+                return waiting, money_refusal(record, owners[refused]), ""
+            for owner, state in zip(owners, states):
+                if owner.name in self._blind:  # not seen before: this one call, as _admit_here admits one request
+                    self._blind.discard(owner.name)
+                    windows.spend_all(state, 0, 0, None, now, owner.budget_usd)
+            return 0.0, "", LOCAL
+
+    def release_money(self, record: Any, where: str, held: int, cost: int, now: float) -> None:
+        """What hold_money held given back and `cost` spent: where it was held; a hold in Redis that cannot be reached
+        lapses with this worker's heartbeat, and the cost is counted in this worker's windows only."""
+        if where != LOCAL:
+            try:
+                self._primary("release_money", record, where, held, cost, now)
+                return
+            except StoreDown:
+                held = 0
+        for owner in record.dollar_budgets:
+            windows.release_money(self._state(owner.name, now, owner.budget, owner.budget_usd), owner.budget_usd, now,
+                                  held, cost)
 
     def admit(self, record: Any, now: float) -> tuple[float, str]:
         try:

@@ -82,6 +82,26 @@ class LocalWindows:
             return True
         return self._update(record, now, settle)
 
+    def hold_money(self, owners: tuple[KeyRecord, ...], now: float, money: int) -> tuple[float, int] | None:
+        """A priced tool call's price held in the owners' dollar budgets (a key's, its team's: windows.hold_money)
+        under one lock, in each worker's ledger too (a killed worker's holds are taken off): windows.hold_money's
+        answer. None when one has no free slot."""
+        def hold(states: list[list[float]], tags: list[int]) -> tuple[float, int]:
+            waiting, refused = windows.hold_money(states, [o.budget_usd for o in owners], now, money)
+            if refused < 0:
+                for tag in tags:
+                    self._ledger_add(tag, 0, 0, money)
+            return waiting, refused
+        return self._update_all(list(owners), now, hold)
+
+    def release_money(self, owners: tuple[KeyRecord, ...], now: float, held: int, cost: int) -> None:
+        """What hold_money held given back, and `cost` spent, in each owner's dollar budget."""
+        def release(states: list[list[float]], tags: list[int]) -> None:
+            for owner, state, tag in zip(owners, states, tags):
+                windows.release_money(state, owner.budget_usd, now, held, cost)
+                self._ledger_add(tag, 0, 0, -held)
+        self._update_all(list(owners), now, release)
+
     def add_tokens(self, record: KeyRecord, tokens: int, now: float, cost: int = 0) -> bool | None:
         """None when no slot is free (the caller counts elsewhere)."""
         def add(state: list[float], tag: int) -> bool:

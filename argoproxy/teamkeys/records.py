@@ -97,6 +97,11 @@ class KeyRecord:
         team = self.team_record
         return team.windows if team is not None and team.limited else None
 
+    @property
+    def dollar_budgets(self) -> tuple[KeyRecord, ...]:
+        """The windows whose dollar budgets its calls spend: its own and its team's, those that have one."""
+        return tuple(owner for owner in (self, self.windows) if owner is not None and owner.budget_usd is not None)
+
     @cached_property
     def tool_windows(self) -> KeyRecord | None:
         """Its MCP tool calls' windows, counted as a key's requests are but apart from them: a record named
@@ -109,6 +114,12 @@ class KeyRecord:
         name = TOOL_WINDOWS + self.name
         return KeyRecord(name, digest(name), "", rpm=self.tool_rpm, max_parallel=self.tool_parallel,
                          team_record=team_tools)
+
+
+def money_refusal(record: KeyRecord, owner: KeyRecord) -> str:
+    """How the stores name a refusal by one of `record.dollar_budgets`: the key's "budget_usd", its team's
+    "team_budget_usd"."""
+    return ("" if owner is record else "team_") + "budget_usd"
 
 
 class WithinTeam(tuple[str, ...]):

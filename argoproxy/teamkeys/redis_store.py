@@ -31,6 +31,7 @@ from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.last_seen import LastSeen
 from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget, TeamRecord
 from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
+from argoproxy.teamkeys.redis_tool_holds import RedisToolHolds
 from argoproxy.teamkeys.redis_tool_usage import RedisToolUsage
 from argoproxy.teamkeys.store import KeyExists, TeamError, no_team, team_has_keys, usage_day
 
@@ -66,7 +67,7 @@ def connect(url: str) -> Any:
                                               decode_responses=True))
 
 
-class RedisKeyStore(RedisToolUsage):  # (its MCP tool calls' rows: redis_tool_usage.py)
+class RedisKeyStore(RedisToolUsage, RedisToolHolds):  # (its MCP tool calls' rows and holds: redis_tool_*.py)
     def __init__(self, url: str, client: Any = None, lease_max: int = LEASE_MAX) -> None:
         self.url = url
         self.redis = client if client is not None else connect(url)
@@ -81,6 +82,7 @@ class RedisKeyStore(RedisToolUsage):  # (its MCP tool calls' rows: redis_tool_us
         self._held = False  # this worker holds something: its heartbeat keeps it
         self.later = False  # the last admission's hold may be given back in a batch (read at once by the caller)
         self.seen = LastSeen()  # each key's counts as this worker last read them, for an outage (failover.py)
+        self.hold_seconds, self.held_ttl = HOLD_SECONDS, HELD_TTL  # (a tool call's price held: redis_tool_holds.py)
 
     def available(self) -> bool:
         return True
@@ -334,6 +336,14 @@ class RedisKeyStore(RedisToolUsage):  # (its MCP tool calls' rows: redis_tool_us
                       windows.period_bounds(budget.period, now)[0] if budget is not None else 0, used, held, in_flight,
                       windows.period_bounds(usd.period, now)[0] if usd is not None else 0, spent, held_money)
 
+    def money_keys(self, owner: KeyRecord, now: float) -> tuple[str, str]:
+        """Where a dollar budget is counted: what was spent in its period, and what each worker holds of it."""
+        assert owner.budget_usd is not None
+        return _usd_key(owner.name, owner.budget_usd, now), _held_usd_key(owner.name)
+
+    def holders_key(self) -> str:
+        return PREFIX + "holders"
+
     def holder(self) -> str:
         """This worker's name for what it holds in Redis (drawn again in a forked worker)."""
         if self._holder_pid != os.getpid():
@@ -423,18 +433,6 @@ class RedisKeyStore(RedisToolUsage):  # (its MCP tool calls' rows: redis_tool_us
     def spent(self, record: KeyRecord, now: float) -> int:
         """Nano-dollars the key spent in its dollar budget's current period, as admission counts them."""
         return _int(self.redis.get(_usd_key(record.name, record.budget_usd, now))) if record.budget_usd else 0
-
-    def charge(self, record: KeyRecord, cost: int, now: float) -> None:
-        """A priced MCP tool call's cost, in the dollar budget admission reads (one round trip of increments)."""
-        usd = record.budget_usd
-        if usd is None or not cost:
-            return
-        key = _usd_key(record.name, usd, now)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.incrby(key, cost)
-        pipe.expireat(key, int(windows.period_bounds(usd.period, now)[1]) + 86400)
-        pipe.execute()
-        self.seen.wrote(record.name, 0, cost, now, None, usd)
 
     def usage(self, since: str = "") -> list[tuple[str, str, str, int, int, int, int, int]]:
         totals: dict[tuple[str, str, str], dict[str, int]] = {}

@@ -335,6 +335,12 @@ class TeamKeys:
         if self._flusher is None:
             self._start_flusher()
 
+    def holding(self) -> None:
+        """Something is held in the store for a call in flight (a tool call's price): the flusher's heartbeat keeps
+        it held while this worker lives."""
+        if self._flusher is None:
+            self._start_flusher()
+
     def tool_used(self, name: str, server: str, tool: str, error: bool, seconds: float, bytes_in: int,
                   bytes_out: int, cost: int = 0) -> None:
         """A key's MCP tool call, for its usage row (written with the next flush, off the call's path)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from argoproxy.sqlite_files import BUSY_SECONDS, ReadConnection, connect, first_here, immediate, off_loop, wal
-from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, TeamRecord
+from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, TeamRecord, money_refusal
 from argoproxy.teamkeys import windows
 
 if TYPE_CHECKING:
@@ -365,10 +365,25 @@ class SQLiteKeyStore:
                            (day, team if team is not None else record.name))
         return int(rows[0][0]) + int(tools[0][0])
 
-    def charge(self, record: KeyRecord, cost: int, now: float) -> None:
-        """A priced MCP tool call's cost, in the dollar budget admission reads (the shared cells; the call's usage
-        row keeps it for spent_in_period)."""
-        self._local_windows().add_tokens(record, 0, now, cost)
+    def hold_money(self, record: KeyRecord, now: float, money: int) -> tuple[float, str, str]:
+        """A priced MCP tool call's price held in the key's and its team's dollar budgets while it runs (the shared
+        cells, as a request's most is): (0, "", where) held; else (seconds to wait, "budget_usd" or
+        "team_budget_usd", ""). Without a free cell, what was spent is checked and nothing held."""
+        owners = record.dollar_budgets
+        decision = self._local_windows().hold_money(owners, now, money)
+        if decision is not None:
+            waiting, refused = decision
+            return (0.0, "", "cells") if refused < 0 else (waiting, money_refusal(record, owners[refused]), "")
+        for owner in owners:
+            assert owner.budget_usd is not None
+            if self.spent_in_period(owner, now) + money > owner.budget_usd.nanos:
+                return windows.period_bounds(owner.budget_usd.period, now)[1] - now, money_refusal(record, owner), ""
+        return 0.0, "", ""
+
+    def release_money(self, record: KeyRecord, where: str, held: int, cost: int, now: float) -> None:
+        """A tool call's held price given back and `cost` spent (its usage row keeps it for spent_in_period)."""
+        if where == "cells":
+            self._local_windows().release_money(record.dollar_budgets, now, held, cost)
 
     def spent(self, record: KeyRecord, now: float) -> int:
         """What the status page shows: the running total admission counts, else the usage rows'."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import time
 from datetime import datetime, timezone
-from typing import Any, MutableSequence, TypeVar
+from typing import Any, MutableSequence, Sequence, TypeVar
 
 WINDOW = 60.0
 FIELDS = 5
@@ -132,6 +132,26 @@ def settle(state: MutableSequence[float], reserved: int, tokens: int, budget: An
     `cost`: its hold is given back, its tokens and cost counted."""
     give_back(state, reserved, 1, held)
     add_tokens(state, tokens, budget, now, cost, budget_usd)
+
+
+def hold_money(states: Sequence[MutableSequence[float]], budgets: Sequence[Any], now: float,
+               money: int) -> tuple[float, int]:
+    """A priced MCP tool call's price held in each dollar budget it spends (a key's, its team's) while it runs, as
+    a request's most is (admit), and nothing else counted: (0, -1) held in every one; else (the seconds to wait, as
+    _money_wait gives them, the index of the one that refused) and nothing held."""
+    for i, (state, budget) in enumerate(zip(states, budgets)):
+        waiting = _money_wait(state, budget, now, money)
+        if waiting:
+            return waiting, i
+    for state in states:
+        state[MONEY_HELD] += money
+    return 0.0, -1
+
+
+def release_money(state: MutableSequence[float], budget_usd: Any, now: float, held: int, cost: int) -> None:
+    """A tool call's held price given back, and `cost` (its price when its server answered it, else 0) spent."""
+    give_back(state, 0, 0, held)
+    add_tokens(state, 0, None, now, cost, budget_usd)
 
 
 def give_back(state: MutableSequence[float], reserved: int, requests: int, held: int) -> None:

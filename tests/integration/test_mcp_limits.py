@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import threading
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,8 @@ pytestmark = pytest.mark.timeout(120)
 ADMIN = "admin-key-for-mcp-limit-tests"
 SERVERS = json.dumps({"fake": {"command": sys.executable, "args": [FAKE], "timeout": 1, "max_result_bytes": 2000},
                       "paid": {"command": sys.executable, "args": [FAKE], "price_per_call": 0.25},
-                      "plain": {"command": sys.executable, "args": [FAKE]}})
+                      "plain": {"command": sys.executable, "args": [FAKE]},
+                      "cent": {"command": sys.executable, "args": [FAKE], "price_per_call": 0.01}})
 MSG = [{"role": "user", "content": "hi"}]
 LIMITED, TOO_LARGE, TIMED_OUT = -32029, -32004, -32003
 
@@ -71,6 +73,33 @@ def chat(proxy, key):
 
 def code(answer):
     return answer.get("error", {}).get("code")
+
+
+def burst(proxies, key: str, count: int = 50) -> list[dict]:
+    """`count` calls of the $0.01 server at once (a thread each, spread over `proxies`), each held 0.5 s by the
+    server so that they overlap: their answers."""
+    calls = [opened(proxy, key) for proxy in proxies]
+    start = threading.Barrier(count)
+    answers: list[dict] = [{} for _ in range(count)]
+
+    def one(i: int) -> None:
+        start.wait(timeout=30)
+        answers[i] = calls[i % len(calls)]("cent__held", {"group": key[-12:], "seconds": 0.5}, timeout=60)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+    return answers
+
+
+def held_to_the_budget(answers: list[dict]) -> None:
+    """50 calls of $0.01 on a $0.10 budget: 10 ran, each answered; the rest were refused before reaching the server,
+    as over the budget (its calls in flight hold it), not as errors."""
+    ran = [a for a in answers if code(a) is None]
+    refused = [a for a in answers if code(a) == LIMITED and a["error"]["data"]["limit"] == "budget_usd"]
+    assert len(ran) == 10 and len(refused) == 40, [code(a) for a in answers]
+    assert max(json.loads(a["result"]["content"][0]["text"])["most_at_once"] for a in ran) <= 10
 
 
 def journal_lines(log_dir: Path, key: str) -> list[dict]:
@@ -160,6 +189,18 @@ def test_priced_calls_spend_the_keys_dollar_budget_with_its_model_calls(limited)
         [("paid", "ok", 0.25), ("paid", "ok", 0.25), ("none", "error", 0.0), ("plain", "ok", 0.0)]
 
 
+def test_parallel_priced_calls_cannot_pass_the_budget_together(limited):
+    proxy, db, _ = limited
+    key = create(db, "burst", "--budget-usd", "0.10/day")
+    held_to_the_budget(burst([proxy], key))
+
+    def spent():  # its rows of the priced server (a worker's first calls may be labelled `other`): 10 calls
+        rows = [row for row in csv.reader(keys(db, "usage", "--tools", "--csv").stdout.splitlines())
+                if row[:2] == ["burst", "cent"]]
+        return sum(Decimal(row[-1]) for row in rows) if sum(int(row[4]) for row in rows) == 10 else None
+    assert poll(spent) == Decimal("0.10")  # each answered call's price, and no more
+
+
 def test_each_tool_call_is_a_journal_line_without_its_arguments(limited):
     proxy, db, log_dir = limited
     key = create(db, "journaled")
@@ -203,5 +244,6 @@ def test_two_replicas_sharing_redis_hold_one_tool_window_and_one_budget(module_f
             assert code(paid[0]("paid__echo", {"text": "a"})) is None  # $0.25 of $0.30
             refused = paid[1]("paid__echo", {"text": "a"})  # the other replica sees it spent
             assert code(refused) == LIMITED and refused["error"]["data"]["limit"] == "budget_usd"
+            held_to_the_budget(burst([first, second], create_in_redis(server.url, "burst", "--budget-usd", "0.10/day")))
     finally:
         server.close()

@@ -68,3 +68,40 @@ def test_writes_that_timed_out_but_were_carried_out_are_not_counted_again():
     each is sent again under the same number, which the store carries out once."""
     done = subprocess.run([sys.executable, "-c", HUNG], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_a_tool_calls_price_is_held_in_the_workers_windows_while_redis_is_away():
+    """Redis away (REDIS_OUTAGE=local): the price is held in this worker's windows of the key, from what it last
+    saw, refused once they are held, and given back (spent when answered) as each call ends; a key it had not seen
+    gets one call, as it gets one request."""
+    import time
+
+    from argoproxy.teamkeys import failover, windows
+    from argoproxy.teamkeys.records import KeyRecord, MoneyBudget, digest
+
+    class Down(Exception):
+        pass
+
+    class Away:
+        path = "redis://x"
+
+        def hold_money(self, *args):
+            raise Down()
+
+        release_money = record_usage = ping = hold_money
+
+    payer = KeyRecord("payer", digest("payer"), "p", budget_usd=MoneyBudget(300, "day"))
+    now = time.time()
+    seen = list(windows.NEW_STATE)  # what the worker last saw of the key in Redis: nothing spent yet
+    seen[windows.MONEY_START] = windows.period_bounds("day", now)[0]
+    Away.seen = {payer.name: seen}
+    blind = KeyRecord("blind", digest("blind"), "b", budget_usd=MoneyBudget(300, "day"))
+    store = failover.FailoverStore(Away(), "local", errors=(Down,))
+    assert store.hold_money(blind, now, 100)[1] == "" and store.hold_money(blind, now, 100)[1] == "budget_usd"
+    first, second = store.hold_money(payer, now, 100), store.hold_money(payer, now, 100)
+    assert first == second == (0.0, "", failover.LOCAL)
+    assert store.hold_money(payer, now, 200)[1] == "budget_usd"  # $200 of $300 held: no room for 200 more
+    store.release_money(payer, failover.LOCAL, 100, 0, now)  # never answered: given back, nothing spent
+    store.release_money(payer, failover.LOCAL, 100, 100, now)  # answered: spent
+    assert store.hold_money(payer, now, 200) == (0.0, "", failover.LOCAL)
+    assert store.hold_money(payer, now, 1)[1] == "budget_usd"

@@ -112,3 +112,27 @@ def test_the_journal_line_says_who_called_what_never_the_result():
     line = line_of(call)
     assert line == {"key": "bot", "server": "paid", "tool": "paid__x", "outcome": "ok", "error_code": None,
                     "bytes_in": 10, "bytes_out": 20, "cost_usd": 0.25}
+
+
+def test_a_priced_calls_price_is_held_while_it_runs(keys):
+    """Calls in flight together cannot pass the budget: each holds its price until it ends (then spent when its
+    server answered, else given back), in the key's budget and its team's, and a model request sees them too."""
+    limits = Limits(SERVERS, 600.0, keys)
+    keys.store.create_team(TeamRecord("lab", budget_usd=MoneyBudget(10**9, "day")))
+    payer = key(keys.store, "payer2", budget_usd=MoneyBudget(600_000_000, "day"), team="lab")  # $0.60 of the team's $1
+    first, second = limits.admit(payer, "paid", 1), limits.admit(payer, "paid", 2)  # $0.50 held
+    third = limits.admit(payer, "paid", 3)
+    assert isinstance(first, Held) and isinstance(second, Held)
+    assert third["error"]["data"] == {"limit": "budget_usd", "retryAfter": 1}  # it frees as they end
+    other = key(keys.store, "other", team="lab")  # the team's budget holds them too: $0.50 of $1 left
+    held = [limits.admit(other, "paid", id) for id in (4, 5)]
+    over = limits.admit(other, "paid", 6)["error"]
+    assert over["data"]["limit"] == "budget_usd" and "team 'lab'" in over["message"], over  # the team's, not its own
+    assert limits.end(first, {}) == 0  # the client left: nothing spent, its hold given back
+    assert limits.end(limits.admit(payer, "paid", 7), jsonrpc.result(7, {})) == 250_000_000
+    assert limits.end(second, jsonrpc.error(2, -32602, "the server's own error")) == 250_000_000  # answered
+    for id, each in zip((4, 5), held):
+        limits.end(each, jsonrpc.error(id, jsonrpc.SERVER_UNAVAILABLE, "died"))  # never answered: free
+    assert keys.store.spent(payer, time.time()) == 500_000_000
+    assert keys.store.spent(payer.windows, time.time()) == 500_000_000
+    assert limits.admit(payer, "paid", 8)["error"]["data"]["retryAfter"] > 1  # spent: until the day ends
