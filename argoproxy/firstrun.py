@@ -504,6 +504,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["demo"]:  # ./run_app.sh demo: the proxy in front of its demo model, no set-up questions
         from argoproxy.launch.demo import main as demo_main
         raise SystemExit(demo_main(argv[1:], run_app_launcher(HERE), parse_flags))
+    if argv[:1] == ["mcp"]:  # ./run_app.sh mcp list: the running proxy's MCP servers, as `cot-proxy mcp list`
+        from argoproxy.launch.mcp_list import main as mcp_main
+        raise SystemExit(mcp_main(argv[1:], run_app_launcher(HERE), parse_flags))
     if argv[:1] in (["run"], ["agents"]):  # ./run_app.sh run -- claude: no set-up questions, the same settings
         from argoproxy.launch.run import main as launch_main
         raise SystemExit(launch_main(argv[0], argv[1:], run_app_launcher(HERE), parse_flags))
