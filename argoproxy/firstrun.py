@@ -305,7 +305,8 @@ def free_port_for_run(settings: Settings, given: dict[str, Any], flags: dict[str
     say(f"Port {settings.port} is already in use.")
     port = ask_port(next_free_port(settings.port))
     flags["port"] = port
-    say(f"Using port {port} for this run (the {label} setting still says another).")
+    say(f"Using port {port} for this run (the {label} setting still says {settings.port}: clients and `run` "
+        f"need --port {port}).")
     return port
 
 
@@ -451,6 +452,7 @@ def first_request_lines(settings: Settings, port: int, launcher: str) -> list[st
     host = f"[{host}]" if ":" in host and not host.startswith("[") else host
     config = Path(settings.config_path).absolute() if settings.config_path else None
     named = f" {os.path.relpath(config)}" if config and config != Path("config.yaml").absolute() else ""
+    named += f" --port {port}" if port != settings.port else ""  # moved for this run: `run` reads the setting
     from argoproxy.launch.agents import AGENTS
     import shutil
     agent = next((name for name in AGENTS if shutil.which(name)), "claude")

@@ -107,8 +107,12 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
             _refusal = None
     else:
         loaded = loaded_or_exit(flags, serving=True)
-        port_free_or_exit(loaded.settings, port_label(loaded.settings, flags),
-                          setting_label(loaded.settings, flags, "host", "HOST", "--host"))
+        given = gunicorn_binds_given()
+        if given:  # `gunicorn -b ADDRESS` (its command line wins over this file's bind): that is what must be free
+            binds_free_or_exit(loaded.settings, given)
+        else:
+            port_free_or_exit(loaded.settings, port_label(loaded.settings, flags),
+                              setting_label(loaded.settings, flags, "host", "HOST", "--host"))
         socket_free_or_exit(loaded.settings, setting_label(loaded.settings, flags, "socket", "SOCKET", "--socket"))
     if loaded is not _good:  # Gunicorn's configuration reads them again after run() did: what was said, once
         print_warnings(loaded, _good.warnings if _good is not None else ())
@@ -137,23 +141,40 @@ def port_free_or_exit(settings: Settings, label: str = "PORT", host_label: str =
     Not when Gunicorn is handed its sockets (USR2 upgrade, systemd activation)."""
     if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ or settings.socket:
         return
-    host = settings.host.strip("[]")  # an IPv6 literal as a URL writes it ([::1]) or bare
+    address_free_or_exit(settings.host, settings.port, label, host_label)
+
+
+def binds_free_or_exit(settings: Settings, binds: list[str]) -> None:
+    """Each TCP address of Gunicorn's -b as port_free_or_exit checks the settings' (a Unix socket or a
+    descriptor: Gunicorn's own check)."""
+    from gunicorn.util import parse_address
+    if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ:
+        return
+    for bind in binds:
+        address = parse_address(bind) if not bind.startswith(("unix:", "fd://")) else None
+        if isinstance(address, tuple):
+            address_free_or_exit(address[0], int(address[1]), f"-b {bind}", f"-b {bind}")
+
+
+def address_free_or_exit(host: str, port: int, label: str, host_label: str) -> None:
+    shown = host
+    host = host.strip("[]")  # an IPv6 literal as a URL writes it ([::1]) or bare
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Gunicorn binds: TIME_WAIT is no conflict
         try:
-            probe.bind((host, settings.port))
+            probe.bind((host, port))
         except socket.gaierror:
-            _exit(f"{host_label}: `{settings.host}` is neither an address nor a host name this machine can resolve")
+            _exit(f"{host_label}: `{shown}` is neither an address nor a host name this machine can resolve")
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                _exit(f"{label}: port {settings.port} on {settings.host} is already in use (another server, or this "
+                _exit(f"{label}: port {port} on {shown} is already in use (another server, or this "
                       "proxy started twice): stop it or choose another port")
             if exc.errno == errno.EADDRNOTAVAIL:
-                _exit(f"{host_label}: this machine has no address {settings.host} to listen on (127.0.0.1: this "
+                _exit(f"{host_label}: this machine has no address {shown} to listen on (127.0.0.1: this "
                       "machine only; 0.0.0.0: every interface)")
             if exc.errno == errno.EACCES:
-                _exit(f"{label}: port {settings.port} needs privileges this user does not have: choose one above 1023")
+                _exit(f"{label}: port {port} needs privileges this user does not have: choose one above 1023")
             # anything else: Gunicorn's own error says it
 
 
@@ -225,6 +246,23 @@ def worker_settings() -> Settings:
         print(f"cot_proxy worker {os.getpid()} serving ({mode}; started without gunicorn.conf.py: Gunicorn's "
               "own options apply)", file=sys.stderr, flush=True)
     return loaded.settings
+
+
+def gunicorn_binds_given() -> list[str]:
+    """The binds Gunicorn's own command line gives (-b, --bind; else GUNICORN_CMD_ARGS'), which win over
+    gunicorn.conf.py's: none when it gives none, or outside a Gunicorn process."""
+    if "gunicorn" not in Path(sys.argv[0]).as_posix():
+        return []
+    from gunicorn.config import Config
+
+    cfg = Config()
+    parser = cfg.parser()
+    try:
+        given = [args.bind for args in (parser.parse_known_args()[0],
+                                        parser.parse_known_args(cfg.get_cmd_args_from_env())[0]) if args.bind]
+    except SystemExit:  # Gunicorn parsed the same words already: it would have stopped on them
+        return []
+    return list(given[0]) if given else []
 
 
 def _command_line_binds() -> list[str]:
