@@ -235,8 +235,6 @@ def create_config(config: Path) -> None:
     values.update(ask_shared_machine())
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(config_text(values, backend.run.comments), encoding="utf-8")
-    from argoproxy.launch.sources import record_config
-    record_config(config)  # `run` in any other directory finds it (argoproxy/launch/sources.py)
     say(f"Created {config} with your settings:")
     show(config)
     ask("Review the config above. Press enter to continue or Ctrl+C to abort.")
@@ -416,11 +414,13 @@ def prepare(config: Path, explicit: bool = True, given: dict[str, Any] | None = 
         raise Abort(f"cot_proxy: bad setting {exc}", 2) from None
     given = given or {}
     found = None if config.is_file() or explicit else settings_found_elsewhere(given)
+    made = False
     if found is not None:
         flags: dict[str, Any] = {}
         settings, where = found
     else:
-        if not config.is_file():
+        made = not config.is_file()
+        if made:
             if not interactive():
                 raise Abort(no_terminal_message(config), 2)
             create_config(config)
@@ -433,11 +433,22 @@ def prepare(config: Path, explicit: bool = True, given: dict[str, Any] | None = 
     listening = f"on unix:{settings.socket}" if settings.socket else f"on port {free_port_for_run(settings, given, flags)}"
     if os.environ.get("COT_PROXY_SKIP_CHECKS", "0") != "1":
         check_connectivity(settings, launcher)
+    if made or (found is None and not explicit):  # the ./config.yaml the first run writes
+        remember_first_config(config, created=made)
     # printed by the server once it listens (argoproxy/serve/gunicorn_app.py), as the last lines of the start
     os.environ[READY_LINES_ENV] = "\n".join(first_request_lines(settings, flags.get("port", settings.port), launcher))
     say(f"Starting cot_proxy ({settings.backend} backend) {listening}: {plural(settings.workers, 'worker')}, "
         f"upstream timeout {settings.timeout:g}s, {where}")
     return flags
+
+
+def remember_first_config(config: Path, created: bool) -> None:
+    """The config the first run wrote, recorded for `run` in any other directory (argoproxy/launch/sources.py)
+    once it passed the review and the checks: a set-up aborted there sent later runs to its dead upstream. A
+    config made by a run aborted before is recorded by the first run that gets this far with it."""
+    from argoproxy.launch.sources import record_config, recorded_config
+    if created or not recorded_config():
+        record_config(config)
 
 
 def first_request_lines(settings: Settings, port: int, launcher: str) -> list[str]:
