@@ -357,7 +357,9 @@ def show_agents(argv: list[str], prog: str, parse_flags: FlagParser, say: Callab
     if listening(host, port):
         state, listed = proven_models(host, port, url, key)
     served = [m["id"] for m in listed]
-    mcp = bool(listed) and key is not None and serves_mcp(url, key)  # asked only of a proven proxy
+    asked = bool(listed) and key is not None  # a proven proxy's doors, asked with the key run would use
+    mcp = asked and serves_mcp(url, str(key))
+    websocket = asked and serves_websocket(url, str(key))  # what run tells Codex (supports_websockets)
     print(f"proxy: {url} ({state}{', MCP servers at /mcp' if mcp else ''})")
     missing = []
     for agent in AGENTS.values():
@@ -367,7 +369,8 @@ def show_agents(argv: list[str], prog: str, parse_flags: FlagParser, say: Callab
             continue
         model = model_for(agent, served) or "MODEL"
         scratch = scratch_base() / "cot-proxy-run-XXXX"
-        target = Target(url, "KEY", model, window_of(model, listed), mcp=mcp and agent.speaks_mcp)
+        target = Target(url, "KEY", model, window_of(model, listed), websocket=websocket and agent.door == WEBSOCKET_DOOR,
+                        mcp=mcp and agent.speaks_mcp)
         setup = agent.setup(target, [], scratch, program)
         print(f"\n{agent.name}: {agent.title} ({program}), speaks {agent.door}")
         for line in describe(setup, settings, key, target, bool(listed)):

@@ -123,3 +123,13 @@ def test_mcp_list_as_help_prints_it(demo: Demo) -> None:
     assert listed.returncode == 2 and "unrecognized arguments" not in listed.stderr, listed.stderr
     assert listed.stderr.strip().endswith("serves no MCP servers: name them under mcp_servers in its config "
                                           "(docs/mcp.md)"), listed.stderr
+
+
+def test_agents_shows_the_websocket_mode_run_gives_codex(demo: Demo) -> None:
+    codex = demo.home / "bin" / "codex"
+    codex.write_text((demo.home / "bin" / "claude").read_text())
+    codex.chmod(0o755)
+    shown = demo.app("agents", "--port", str(demo.port))
+    assert shown.returncode == 0, shown.stderr
+    block = shown.stdout.split("\ncodex: ")[1].split("\n\n")[0]
+    assert 'wire_api = "responses", supports_websockets = true }' in block, shown.stdout
