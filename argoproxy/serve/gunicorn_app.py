@@ -23,7 +23,7 @@ from argoproxy.config.unconfigured import refusal
 from argoproxy.observe.journal import JOURNAL_FILES, log_lines
 from argoproxy.redaction import configured_secrets, mask_url
 from argoproxy.leaving import leave_at_once
-from argoproxy.config.price_settings import NO_TABLE, SHIPPED as SHIPPED_TABLE
+from argoproxy.config.price_settings import NO_TABLE, SHIPPED as SHIPPED_TABLE, refreshed_table
 from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError, load
 from argoproxy.config.tracing_settings import endpoint, tracing_on
 
@@ -60,6 +60,8 @@ def checked(flags: Mapping[str, Any] | None = None, serving: bool = True) -> Loa
     if unconfigured:  # never OpenAI's public API by default with no key (argoproxy/config/unconfigured.py)
         raise unconfigured
     table = loaded.settings.prices.table
+    if serving and table == SHIPPED_TABLE:  # the user's refreshed table, when there is one, is checked as theirs
+        table = str(refreshed_table() or SHIPPED_TABLE)
     if serving and table not in (SHIPPED_TABLE, NO_TABLE):
         from argoproxy.spend.table import table_problem  # read here once: a worker would fail its first priced call
         problem = table_problem(table)
