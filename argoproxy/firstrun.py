@@ -24,8 +24,8 @@ The first-run questions, in this order (the documentation copies this list; keep
    1. "config.yaml not found." then "Would you like to create it now? [Y/n]"
    2. "Which backend should cot_proxy serve?" (1 an OpenAI-compatible server, the default; 2 ARGO; 3 DashScope)
    3. the backend's own: its base URL (OpenAI-compatible: "Base URL of the OpenAI-compatible server", after a
-      line naming `./run_app.sh demo` for those with no server yet), your ANL username (ARGO: "Enter your
-      username"), none for DashScope (its key goes in the environment)
+      line naming `./run_app.sh demo` for those with no server yet), your ANL username
+      (ARGO: "Enter your username"), none for DashScope (its key goes in the environment)
    4. "Enter port [5000]:" (5000 unless it is taken: then it says so and offers the next free port)
    5. "Enable verbose mode? [Y/n]"
    6. "Do other people log in to this machine ...? [y/N]" (yes: a key of your own, in a file only you read)
