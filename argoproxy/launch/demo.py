@@ -146,23 +146,23 @@ def start_demo_model() -> str:
     return f"http://127.0.0.1:{server.server_address[1]}/v1"
 
 
-def data_files(flags: dict[str, Any]) -> dict[str, str]:
-    """keys.db and responses.db where `keys create` with the same flags finds them (the config in force names
-    them or has them beside it; else the working directory), so the keys made there work here. The demo reads
-    no config for the rest, and beside its /dev/null they were /dev's: root wrote /dev/responses.db, anyone else
-    got a 503 per stored response. A directory this user cannot write moves to their own data directory."""
+def data_files(flags: dict[str, Any], demo: Any) -> dict[str, str]:
+    """keys.db and responses.db, those the demo's settings use, where `keys create` with the same flags finds them
+    (the config in force names them or has them beside it; else the working directory), so the keys made there
+    work here. The demo reads no config for the rest, and beside its /dev/null they were /dev's: root wrote
+    /dev/responses.db, anyone else got a 503 per stored response. A directory this user cannot write moves to
+    their own data directory."""
     from argoproxy.config.settings import SettingsError, default_keys_db, default_responses_db, load
     from argoproxy.launch.sources import USER_DIR
-    from argoproxy.serve.gunicorn_app import read_dotenv
+    used = {"keys_db": demo.enable_auth, "responses_db": demo.responses_store}
     try:
-        read_dotenv()  # as `keys create` reads it
-        settings = load(flags).settings
+        settings = load(flags).settings  # .env was read with the demo's settings, as `keys create` reads it
         found = {"keys_db": settings.keys_db, "responses_db": settings.responses_db}
-    except SettingsError:  # said when the demo's own settings load, if it is still bad without the config
+    except SettingsError:  # the config is bad: the defaults without it
         keys = default_keys_db("")
         found = {"keys_db": keys, "responses_db": default_responses_db(keys, "")}
     return {name: path if writable(Path(path).expanduser().parent) else str(USER_DIR.expanduser() / Path(path).name)
-            for name, path in found.items()}
+            for name, path in found.items() if used[name] and not demo.redis_url}
 
 
 def writable(folder: Path) -> bool:
@@ -188,11 +188,14 @@ def main(argv: list[str], prog: str, parse_flags: Callable[[list[str]], tuple[di
     """`cot-proxy demo [flags]`: the proxy's own flags (--port...), no config file, the demo model upstream."""
     from argoproxy.launch.run import typed
     from argoproxy.serve.gunicorn_app import READY_LINES_ENV, loaded_or_exit, run
-    flags, _ = parse_flags(argv)
-    flags.update(data_files(flags))
-    flags.update(config_path=os.devnull, backend="openai", target_base_url=start_demo_model(),
-                 self_hosted=True)  # it costs nothing
+    given, _ = parse_flags(argv)
+    flags = {**given, "config_path": os.devnull, "backend": "openai", "target_base_url": start_demo_model(),
+             "self_hosted": True}  # it costs nothing
     settings = loaded_or_exit(flags, serving=True).settings
+    stores = data_files(given, settings)
+    if stores:
+        flags.update(stores)
+        settings = loaded_or_exit(flags, serving=True).settings
     os.environ[READY_LINES_ENV] = "\n".join(try_lines(settings, typed(prog)))
     run(flags)
     return 0

@@ -85,6 +85,7 @@ def test_the_printed_agent_line_works_every_time(demo: Demo) -> None:
     request on that connection began inside it (`400 Bad request syntax ('{"jsonrpc"...')`, 3 runs in 6)."""
     line, = [s.strip() for s in demo.log.read_text().splitlines() if s.strip().endswith("-- claude")
              or "-- claude " in s]
+    assert "warning" not in demo.log.read_text()  # its stores set only where its settings use them
     words = shlex.split(line.split("#")[0])
     assert words[0].endswith("run_app.sh") and words[1:] == ["run", "--port", str(demo.port), "--model", "demo",
                                                               "--", "claude"], line
