@@ -425,7 +425,7 @@ def gunicorn_options(settings: Settings, backend_reason: str = "") -> dict[str, 
         "graceful_timeout": settings.graceful_timeout,
         "keepalive": KEEPALIVE_SECONDS,
         **HEAD_LIMITS,
-        "accesslog": "-" if settings.debug else None,
+        "accesslog": None,  # DEBUG: the proxy's own line per request (observe/logs.py), which covers every route
         "errorlog": "-",
         "loglevel": "info" if settings.debug else "warning",
         "when_ready": _when_ready(settings, backend_reason),

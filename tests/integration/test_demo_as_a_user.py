@@ -1,6 +1,7 @@
 """`./run_app.sh demo` tried as a new user tries it, with two demo proxies for the module (as started, and with
-auth on): the agent line it prints run again and again, keys made with `./run_app.sh keys create` where the
-demo was started, a stored Responses request, and `./run_app.sh mcp list` as --help prints it."""
+auth and DEBUG on): the agent line it prints run again and again, keys made with `./run_app.sh keys create`
+where the demo was started (and the request said once in the log), a stored Responses request, `./run_app.sh mcp
+list` as --help prints it, and `agents`."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class Demo:
         trusted.chmod(0o600)
         fake_agent(home / "bin")
         self.env = bare_env(home, HOST="127.0.0.1", COT_PROXY_VENV=sys.prefix, XDG_RUNTIME_DIR=str(secure_scratch()),
-                            **({"ENABLE_AUTH": "true", "API_KEY_SECRET": ADMIN} if auth else {}))
+                            **({"ENABLE_AUTH": "true", "API_KEY_SECRET": ADMIN, "DEBUG": "1"} if auth else {}))
         self.env["PATH"] = os.pathsep.join([str(home / "bin"), self.env["PATH"]])
         self.log = home / "demo.log"
 
@@ -107,6 +108,9 @@ def test_keys_made_where_the_demo_runs_work_against_it(demo_with_auth: Demo) -> 
     status, answer = demo.post("/v1/chat/completions", key, {"model": "demo",
                                                              "messages": [{"role": "user", "content": "hi"}]})
     assert status == 200, answer
+    said = poll(lambda: [line for line in demo.log.read_text().splitlines()
+                         if "/v1/chat/completions" in line and "curl" not in line])
+    assert len(said) == 1 and "POST /v1/chat/completions model=demo status=200" in said[0], said  # DEBUG: once
 
 
 def test_stored_responses_go_where_the_user_may_write_never_dev(demo: Demo) -> None:
