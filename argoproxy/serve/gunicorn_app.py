@@ -132,7 +132,7 @@ def setting_label(settings: Settings, flags: Mapping[str, Any] | None, key: str,
     """Where a listening setting in force came from: its flag, its variable, or the config's key."""
     if flags and key in flags:
         return flag
-    if env in os.environ or not settings.config_path:
+    if env in os.environ or settings.config_path in ("", os.devnull):  # the demo reads /dev/null: no config
         return env
     return f"{key} (in {settings.config_path})"
 

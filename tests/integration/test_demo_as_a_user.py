@@ -138,3 +138,10 @@ def test_agents_shows_the_websocket_mode_run_gives_codex(demo: Demo) -> None:
     assert shown.returncode == 0, shown.stderr
     block = shown.stdout.split("\ncodex: ")[1].split("\n\n")[0]
     assert 'wire_api = "responses", supports_websockets = true }' in block, shown.stdout
+
+
+def test_a_second_demo_on_the_same_port_says_which_setting_in_one_line(demo: Demo) -> None:
+    done = demo.app("demo", PORT=str(demo.port))
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"cot_proxy: bad setting PORT: port {demo.port} on 127.0.0.1 is already in use (another server, or this "
+        "proxy started twice): stop it or choose another port"), done.stderr  # was `port (in /dev/null)`
