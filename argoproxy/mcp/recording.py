@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from argoproxy.config.mcp_servers import SEPARATOR
 from argoproxy.mcp import jsonrpc
-from argoproxy.mcp.names import MAX_NAME, SEPARATOR, prefixed
+from argoproxy.mcp.names import MAX_NAME, prefixed
 
 OTHER = "other"  # the label of a name not known to be a configured server's tool
 NO_SERVER = "none"  # the server label of a call that ended at the proxy (not allowed, no such tool)
