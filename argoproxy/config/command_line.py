@@ -62,8 +62,7 @@ def build_parser(full: bool = False, prog: str | None = None) -> argparse.Argume
               "       %(prog)s keys {create,list,update,revoke,usage} ...\n"
               "       %(prog)s teams {create,list,update,delete,usage} ...\n"
               "       %(prog)s prices {refresh,show} ...\n"
-              "       %(prog)s mcp list [config.yaml] [flags]\n"
-              "       %(prog)s demo [flags]",
+              "       %(prog)s mcp list [config.yaml] [flags]",
         description=f"OpenAI-compatible gateway in front of an OpenAI-compatible server, ARGO or DashScope.\n\n"
                     f"{COMMANDS}",
         epilog=("" if full else "Every setting's flag: %(prog)s --help-all.\n") +
