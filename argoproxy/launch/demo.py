@@ -15,7 +15,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from argoproxy.config.settings import Settings
 
 MODEL = "demo"
 WINDOW = 8192  # the demo model's context, listed as vLLM lists one (max_model_len)
@@ -146,7 +149,7 @@ def start_demo_model() -> str:
     return f"http://127.0.0.1:{server.server_address[1]}/v1"
 
 
-def data_files(flags: dict[str, Any], demo: Any) -> dict[str, str]:
+def data_files(flags: dict[str, Any], demo: Settings) -> dict[str, str]:
     """keys.db and responses.db, those the demo's settings use, where `keys create` with the same flags finds them
     (the config in force names them or has them beside it; else the working directory), so the keys made there
     work here. The demo reads no config for the rest, and beside its /dev/null they were /dev's: root wrote

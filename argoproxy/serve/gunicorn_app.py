@@ -111,7 +111,7 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
         loaded = loaded_or_exit(flags, serving=True)
         given = gunicorn_binds_given()
         if given:  # `gunicorn -b ADDRESS` (its command line wins over this file's bind): that is what must be free
-            binds_free_or_exit(loaded.settings, given)
+            binds_free_or_exit(given)
         else:
             port_free_or_exit(loaded.settings, port_label(loaded.settings, flags),
                               setting_label(loaded.settings, flags, "host", "HOST", "--host"))
@@ -146,7 +146,7 @@ def port_free_or_exit(settings: Settings, label: str = "PORT", host_label: str =
     address_free_or_exit(settings.host, settings.port, label, host_label)
 
 
-def binds_free_or_exit(settings: Settings, binds: list[str]) -> None:
+def binds_free_or_exit(binds: list[str]) -> None:
     """Each TCP address of Gunicorn's -b as port_free_or_exit checks the settings' (a Unix socket or a
     descriptor: Gunicorn's own check)."""
     from gunicorn.util import parse_address
@@ -159,6 +159,7 @@ def binds_free_or_exit(settings: Settings, binds: list[str]) -> None:
 
 
 def address_free_or_exit(host: str, port: int, label: str, host_label: str) -> None:
+    """One line and exit 2 for an address that cannot be listened on (label: the setting or flag that named it)."""
     shown = host
     host = host.strip("[]")  # an IPv6 literal as a URL writes it ([::1]) or bare
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
