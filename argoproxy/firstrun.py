@@ -23,8 +23,9 @@ Ctrl+C or the end of input during a question stops quietly.
 The first-run questions, in this order (the documentation copies this list; keep the two in step):
    1. "config.yaml not found." then "Would you like to create it now? [Y/n]"
    2. "Which backend should cot_proxy serve?" (1 an OpenAI-compatible server, the default; 2 ARGO; 3 DashScope)
-   3. the backend's own: its base URL (OpenAI-compatible: "Base URL of the OpenAI-compatible server"), your
-      ANL username (ARGO: "Enter your username"), none for DashScope (its key goes in the environment)
+   3. the backend's own: its base URL (OpenAI-compatible: "Base URL of the OpenAI-compatible server", after a
+      line naming `./run_app.sh demo` for those with no server yet), your ANL username
+      (ARGO: "Enter your username"), none for DashScope (its key goes in the environment)
    4. "Enter port [5000]:" (5000 unless it is taken: then it says so and offers the next free port)
    5. "Enable verbose mode? [Y/n]"
    6. "Do other people log in to this machine ...? [y/N]" (yes: a key of your own, in a file only you read)
@@ -235,8 +236,6 @@ def create_config(config: Path) -> None:
     values.update(ask_shared_machine())
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(config_text(values, backend.run.comments), encoding="utf-8")
-    from argoproxy.launch.sources import record_config
-    record_config(config)  # `run` in any other directory finds it (argoproxy/launch/sources.py)
     say(f"Created {config} with your settings:")
     show(config)
     ask("Review the config above. Press enter to continue or Ctrl+C to abort.")
@@ -305,7 +304,8 @@ def free_port_for_run(settings: Settings, given: dict[str, Any], flags: dict[str
     say(f"Port {settings.port} is already in use.")
     port = ask_port(next_free_port(settings.port))
     flags["port"] = port
-    say(f"Using port {port} for this run (the {label} setting still says another).")
+    say(f"Using port {port} for this run (the {label} setting still says {settings.port}: clients and `run` "
+        f"need --port {port}).")
     return port
 
 
@@ -415,11 +415,13 @@ def prepare(config: Path, explicit: bool = True, given: dict[str, Any] | None = 
         raise Abort(f"cot_proxy: bad setting {exc}", 2) from None
     given = given or {}
     found = None if config.is_file() or explicit else settings_found_elsewhere(given)
+    made = False
     if found is not None:
         flags: dict[str, Any] = {}
         settings, where = found
     else:
-        if not config.is_file():
+        made = not config.is_file()
+        if made:
             if not interactive():
                 raise Abort(no_terminal_message(config), 2)
             create_config(config)
@@ -432,11 +434,22 @@ def prepare(config: Path, explicit: bool = True, given: dict[str, Any] | None = 
     listening = f"on unix:{settings.socket}" if settings.socket else f"on port {free_port_for_run(settings, given, flags)}"
     if os.environ.get("COT_PROXY_SKIP_CHECKS", "0") != "1":
         check_connectivity(settings, launcher)
+    if made or (found is None and not explicit):  # the ./config.yaml the first run writes
+        remember_first_config(config, created=made)
     # printed by the server once it listens (argoproxy/serve/gunicorn_app.py), as the last lines of the start
     os.environ[READY_LINES_ENV] = "\n".join(first_request_lines(settings, flags.get("port", settings.port), launcher))
     say(f"Starting cot_proxy ({settings.backend} backend) {listening}: {plural(settings.workers, 'worker')}, "
         f"upstream timeout {settings.timeout:g}s, {where}")
     return flags
+
+
+def remember_first_config(config: Path, created: bool) -> None:
+    """The config the first run wrote, recorded for `run` in any other directory (argoproxy/launch/sources.py)
+    once it passed the review and the checks: a set-up aborted there sent later runs to its dead upstream. A
+    config made by a run aborted before is recorded by the first run that gets this far with it."""
+    from argoproxy.launch.sources import record_config, recorded_config
+    if created or not recorded_config():
+        record_config(config)
 
 
 def first_request_lines(settings: Settings, port: int, launcher: str) -> list[str]:
@@ -451,6 +464,7 @@ def first_request_lines(settings: Settings, port: int, launcher: str) -> list[st
     host = f"[{host}]" if ":" in host and not host.startswith("[") else host
     config = Path(settings.config_path).absolute() if settings.config_path else None
     named = f" {os.path.relpath(config)}" if config and config != Path("config.yaml").absolute() else ""
+    named += f" --port {port}" if port != settings.port else ""  # moved for this run: `run` reads the setting
     from argoproxy.launch.agents import AGENTS
     import shutil
     agent = next((name for name in AGENTS if shutil.which(name)), "claude")
@@ -504,6 +518,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["demo"]:  # ./run_app.sh demo: the proxy in front of its demo model, no set-up questions
         from argoproxy.launch.demo import main as demo_main
         raise SystemExit(demo_main(argv[1:], run_app_launcher(HERE), parse_flags))
+    if argv[:1] == ["mcp"]:  # ./run_app.sh mcp list: the running proxy's MCP servers, as `cot-proxy mcp list`
+        from argoproxy.launch.mcp_list import main as mcp_main
+        raise SystemExit(mcp_main(argv[1:], run_app_launcher(HERE), parse_flags))
     if argv[:1] in (["run"], ["agents"]):  # ./run_app.sh run -- claude: no set-up questions, the same settings
         from argoproxy.launch.run import main as launch_main
         raise SystemExit(launch_main(argv[0], argv[1:], run_app_launcher(HERE), parse_flags))

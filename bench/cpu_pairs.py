@@ -1,6 +1,6 @@
 """Two proxies' CPU per request compared in many short windows, alternated pair by pair: the ratio of each pair
 (B over A) is two neighbouring measurements, so the machine's slow drift falls on both, and the median of many
-pairs with its quartiles says how sure the figure is. docs/performance.md ("Tracing's floor") uses it.
+pairs with its quartiles says how sure the figure is. docs/tracing.md, "What it costs" uses it.
 
     .venv/bin/python bench/cpu_pairs.py --b TRACING=on                      # untraced against traced
     .venv/bin/python bench/cpu_pairs.py --a TRACING=on --b TRACING=on       # the same twice: the instrument's own spread

@@ -1,5 +1,5 @@
 """CPU per request of each front door against the chat door of the same proxy, whole and streamed, in rounds that
-alternate over the doors (docs/performance.md, "The Responses door's cost").
+alternate over the doors (docs/performance.md, "The last run": the front doors against the chat path).
 
     .venv/bin/python bench/fronts_cost.py [--rounds 5] [--seconds 1.5] [--chunks 20] [--concurrency 16]
 

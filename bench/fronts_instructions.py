@@ -1,5 +1,5 @@
 """Instructions per request of one front door, counted by valgrind's callgrind (which the machine's load does not
-move), for docs/performance.md "The Responses door's cost".
+move), for docs/performance.md, "The last run" (the front doors against the chat path).
 
     valgrind --tool=callgrind --zero-before=os_getpgid --dump-before=os_getppid --callgrind-out-file=OUT \
         .venv/bin/python bench/fronts_instructions.py DOOR MODE N

@@ -659,7 +659,7 @@ def report(res: dict[str, Any], plan: Plan, meta: dict[str, Any]) -> str:
         lines.extend(keys_in_process_report(res["keys_in_process"], plan))
     if res.get("state"):  # stored responses (bench/state_cost.py)
         from state_cost import state_report, through_proxy_report
-        lines.extend(["## Stored responses (issue 39): the cost of a stored turn", ""])
+        lines.extend(["## Stored responses: the cost of a stored turn", ""])
         lines.extend(state_report(res["state"]["in_process"]))
         lines.extend(through_proxy_report(res["state"]["through_proxy"]))
     if res.get("openloop"):
@@ -862,7 +862,7 @@ def tracing_report(rows: dict[str, Any]) -> list[str]:
               "does only what this request needs: its ids, the attempt's traceparent, and its two spans written from "
               "heads kept per kind of call with the product's encoder, the same attributes and bytes but no record, "
               "sampler, client context, retry, status or error handling: a bound on what any rewrite of the "
-              "product's tracer could save (docs/performance.md, Tracing's floor). Its ratios spread with the "
+              "product's tracer could save (docs/tracing.md, 'What it costs'). Its ratios spread with the "
               "machine's load as the product's do: a floor's median above the product's says that the two differ "
               "by less than that spread, not that the floor costs more."]
     own = rows.get("in_process")
@@ -875,7 +875,7 @@ def tracing_report(rows: dict[str, Any]) -> list[str]:
                   f"untraced CPU per request measured above through Gunicorn ({ms(median, 3)} ms), "
                   f"{own['added'] / (least * 1e6) * 100:.1f} % of the least ({ms(least, 3)} ms). A lower bound: "
                   "the same code costs more inside a worker serving requests than in a loop of it alone "
-                  "(docs/performance.md, Tracing; bench/worker_instructions.py counts it through a worker)."]
+                  "(docs/tracing.md, 'What it costs'; bench/worker_instructions.py counts it through a worker)."]
     lines += ["", f"The sink received {rows['sink']['exports']} exports ({rows['sink']['bytes'] / MIB:.1f} MiB) from "
               "the two traced proxies (TRACING=on, the proxy's default batching: up to 2,048 spans an export, every "
               "5 s). Each round measures the three proxies at the same concurrency, the untraced one first in every "

@@ -1,5 +1,5 @@
 """Instructions per request through a real Gunicorn worker, default settings against default settings plus some,
-counted by valgrind's callgrind, for docs/performance.md "Tracing". The machine's load barely moves the counts: a
+counted by valgrind's callgrind, for docs/tracing.md, "What it costs". The machine's load barely moves the counts: a
 worker's timers run by the second and gevent's loop finds more or fewer requests ready at each turn, so the same
 configuration moves by a few k instructions a request from run to run (some 20-45 k with several proxies under
 callgrind at once on a loaded machine); run it twice.

@@ -25,6 +25,9 @@ COMMON = {
     "api_key_file": "the clients' keys, one a line",
     "debug": "one log line per request",
 }
+# A negative flag's help where "Turn off --flag." does not say what it does.
+NEGATIVE = {"debug": "no log line per request nor upstream details (the default; wins over DEBUG or VERBOSE set "
+                     "in config.yaml or the environment)"}
 COMMANDS = """commands:
   (none)      serve; in a terminal with nothing configured, it asks the setup questions first
   run         start a coding agent pointed at the proxy: claude, codex, gemini, opencode, aider (run --help)
@@ -32,7 +35,8 @@ COMMANDS = """commands:
   keys        team keys: create, list, update, revoke, usage (keys --help)
   teams       teams of keys, whose limits they share: create, list, update, delete, usage (teams --help)
   prices      the price table: refresh it from genai-prices, show a model's rates (prices --help)
-  mcp list    the running proxy's MCP servers: their state and their tools"""
+  mcp list    the running proxy's MCP servers: their state and their tools
+  demo        the proxy in front of a demo model of its own: try it with no model server"""
 METAVARS = {"target_base_url": "URL", "host": "ADDRESS", "socket": "PATH", "api_key_file": "FILE"}
 KEYS = """Keys: the upstream's in the environment or .env, never a flag (OPENAI_API_KEY, DASHSCOPE_API_KEY);
 the clients' in their own shell as COT_PROXY_KEY (`run` and the first run's lines read it from there)."""
@@ -98,7 +102,8 @@ def _add_setting(group: Any, f: Any, full: bool) -> None:
         group.add_argument(*flags, dest=f.name, action="store_const", const=True, default=None, help=help_text)
         if f.metadata["negative_flags"]:
             group.add_argument(*f.metadata["negative_flags"], dest=f.name, action="store_const", const=False,
-                               help=argparse.SUPPRESS if help_text == argparse.SUPPRESS else f"Turn off {flags[0]}.")
+                               help=argparse.SUPPRESS if help_text == argparse.SUPPRESS else
+                               NEGATIVE.get(f.name, f"Turn off {flags[0]}."))
     else:
         metavar = f.name.upper() if full else METAVARS.get(f.name, f.name.upper())
         group.add_argument(*flags, dest=f.name, default=None, metavar=metavar, help=help_text)

@@ -50,6 +50,8 @@ def ask_yes(prompt: str, default: bool) -> bool:
 
 
 def ask_base_url() -> str:
+    say("No model server yet? Stop here (Ctrl+C) and try the proxy in front of a demo model of its own: "
+        "`./run_app.sh demo` (or `cot-proxy demo`).")
     while True:
         answer = ask("Base URL of the OpenAI-compatible server (e.g. http://localhost:8000/v1): ")
         try:

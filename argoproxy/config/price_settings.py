@@ -13,10 +13,11 @@ is 0. Checked at start-up: a bad value stops it with one line naming PRICES.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from argoproxy.config.json_setting import json_setting
 
@@ -24,8 +25,22 @@ from argoproxy.config.json_setting import json_setting
 PRICE_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_5m_mtok",
               "cache_write_1h_mtok", "output_reasoning_mtok", "input_audio_mtok", "output_audio_mtok",
               "cache_audio_read_mtok", "requests_kcount")
-SHIPPED = ""  # `table` unset: the table that comes with the package
+SHIPPED = ""  # `table` unset: the user's refreshed table when there is one, else the package's own
 NO_TABLE = "none"
+
+
+def refreshed_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where `prices refresh` writes by default: the user's data directory ($XDG_DATA_HOME/argoproxy/prices.json,
+    else ~/.local/share/...), not the package's table.json (a file of the checkout, which git tracks)."""
+    base = environ.get("XDG_DATA_HOME", "")
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".local" / "share"
+    return root / "argoproxy" / "prices.json"
+
+
+def refreshed_table() -> Path | None:
+    """The user's refreshed table, read instead of the package's own while the `prices` setting names none."""
+    path = refreshed_path()
+    return path if path.is_file() else None
 
 
 @dataclass(frozen=True)

@@ -117,8 +117,8 @@ def codex(target: Target, args: list[str], scratch: Path) -> Setup:
     overrides = ["-c", f'model_providers.{PROVIDER}={provider}', "-c", f'model_provider="{PROVIDER}"']
     if not _has_option(args, "-m", "--model"):
         overrides += ["-c", f'model="{target.model}"']
-    if target.window:
-        overrides += ["-c", f"model_context_window={target.window}", "-c", f"model_max_output_tokens={target.output}"]
+    if target.window:  # the window only: Codex 0.171 reports model_max_output_tokens as an unrecognized key
+        overrides += ["-c", f"model_context_window={target.window}"]
     if target.mcp:  # one more entry in the user's mcp_servers table, its token read from the variable
         overrides += ["-c", f'mcp_servers.{MCP_SERVER}={{ url = "{target.mcp_url}", '
                             f'bearer_token_env_var = "{KEY_ENV}" }}']

@@ -14,7 +14,11 @@ import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from argoproxy.config.settings import Settings
 
 MODEL = "demo"
 WINDOW = 8192  # the demo model's context, listed as vLLM lists one (max_model_len)
@@ -63,6 +67,10 @@ def chunks(body: dict[str, Any]) -> list[dict[str, Any]]:
     return events
 
 
+def error(message: str, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+
+
 class DemoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -70,39 +78,54 @@ class DemoHandler(BaseHTTPRequestHandler):
         pass  # the proxy logs its requests
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        if self.path.rstrip("/") == "/v1/models":
+        if self.body() is None:
+            self.send_json(413, error("The demo model reads a body of a known length up to 1 MiB."), close=True)
+        elif self.path.rstrip("/") == "/v1/models":
             self.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0,
                                                              "owned_by": "cot_proxy", "max_model_len": WINDOW}]})
         else:
             self.not_found()
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        length = int(self.headers.get("Content-Length") or 0)
-        if self.path.rstrip("/") != "/v1/chat/completions" or not 0 < length <= MOST_BODY:
+        raw = self.body()
+        if raw is None:  # not read: answered on a connection closed after it, or its next request would start
+            self.send_json(413, error("The demo model reads a body of a known length up to 1 MiB."), close=True)
+            return  # inside the unread body (seen: `400 Bad request syntax ('{"jsonrpc"...')`)
+        if self.path.rstrip("/") != "/v1/chat/completions":
             self.not_found()
             return
         try:
-            body = json.loads(self.rfile.read(length))
+            body = json.loads(raw)
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            self.send_json(400, {"error": {"message": "The body is not a JSON object.", "type": "invalid_request_error",
-                                           "param": None, "code": None}})
+            self.send_json(400, error("The body is not a JSON object."))
         elif body.get("stream") is True:
             self.send_stream(chunks(body))
         else:
             self.send_json(200, completion(body))
 
-    def not_found(self) -> None:
-        self.send_json(404, {"error": {"message": f"The demo model serves GET /v1/models and POST "
-                                       f"/v1/chat/completions, not {self.command} {self.path}.",
-                                       "type": "invalid_request_error", "param": None, "code": "not_found"}})
+    def body(self) -> bytes | None:
+        """The request's whole body, read off the connection; None when it has no length the demo reads."""
+        if self.headers.get("Transfer-Encoding"):
+            return None
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return None
+        return self.rfile.read(length) if 0 <= length <= MOST_BODY else None
 
-    def send_json(self, status: int, body: dict[str, Any]) -> None:
+    def not_found(self) -> None:
+        self.send_json(404, error(f"The demo model serves GET /v1/models and POST /v1/chat/completions, not "
+                                  f"{self.command} {self.path}.", "not_found"))
+
+    def send_json(self, status: int, body: dict[str, Any], close: bool = False) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if close:
+            self.send_header("Connection", "close")  # http.server closes it after this answer
         self.end_headers()
         self.wfile.write(data)
 
@@ -126,6 +149,31 @@ def start_demo_model() -> str:
     return f"http://127.0.0.1:{server.server_address[1]}/v1"
 
 
+def data_files(flags: dict[str, Any], demo: Settings) -> dict[str, str]:
+    """keys.db and responses.db, those the demo's settings use, where `keys create` with the same flags finds them
+    (the config in force names them or has them beside it; else the working directory), so the keys made there
+    work here. The demo reads no config for the rest, and beside its /dev/null they were /dev's: root wrote
+    /dev/responses.db, anyone else got a 503 per stored response. A directory this user cannot write moves to
+    their own data directory."""
+    from argoproxy.config.settings import SettingsError, default_keys_db, default_responses_db, load
+    from argoproxy.launch.sources import USER_DIR
+    used = {"keys_db": demo.enable_auth, "responses_db": demo.responses_store}
+    try:
+        settings = load(flags).settings  # .env was read with the demo's settings, as `keys create` reads it
+        found = {"keys_db": settings.keys_db, "responses_db": settings.responses_db}
+    except SettingsError:  # the config is bad: the defaults without it
+        keys = default_keys_db("")
+        found = {"keys_db": keys, "responses_db": default_responses_db(keys, "")}
+    return {name: path if writable(Path(path).expanduser().parent) else str(USER_DIR.expanduser() / Path(path).name)
+            for name, path in found.items() if used[name] and not demo.redis_url}
+
+
+def writable(folder: Path) -> bool:
+    while not folder.exists() and folder != folder.parent:  # made when first used, below its first existing parent
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
+
+
 def try_lines(settings: Any, shown: str) -> list[str]:
     """The request to paste and the agent line (no upstream asked: the master imports no requests before the
     workers' gevent patches it)."""
@@ -143,10 +191,14 @@ def main(argv: list[str], prog: str, parse_flags: Callable[[list[str]], tuple[di
     """`cot-proxy demo [flags]`: the proxy's own flags (--port...), no config file, the demo model upstream."""
     from argoproxy.launch.run import typed
     from argoproxy.serve.gunicorn_app import READY_LINES_ENV, loaded_or_exit, run
-    flags, _ = parse_flags(argv)
-    flags.update(config_path=os.devnull, backend="openai", target_base_url=start_demo_model(),
-                 self_hosted=True)  # it costs nothing
+    given, _ = parse_flags(argv)
+    flags = {**given, "config_path": os.devnull, "backend": "openai", "target_base_url": start_demo_model(),
+             "self_hosted": True}  # it costs nothing
     settings = loaded_or_exit(flags, serving=True).settings
+    stores = data_files(given, settings)
+    if stores:
+        flags.update(stores)
+        settings = loaded_or_exit(flags, serving=True).settings
     os.environ[READY_LINES_ENV] = "\n".join(try_lines(settings, typed(prog)))
     run(flags)
     return 0

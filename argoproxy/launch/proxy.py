@@ -74,11 +74,12 @@ def path_flags(settings: Settings) -> list[str]:
 class StartedProxy:
     """The proxy run started: in a session of its own (the terminal's Ctrl+C is the agent's), output to a log."""
 
-    def __init__(self, proxy_args: list[str], env: dict[str, str], scratch: Path, host: str, port: int) -> None:
-        self.log = scratch / "proxy.log"
+    def __init__(self, proxy_args: list[str], env: dict[str, str], scratch: Path, host: str, port: int,
+                 log: Path) -> None:
+        self.log = log
         package_root = str(Path(__file__).resolve().parents[2])  # the package is found where this one was loaded
         env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)}
-        with self.log.open("wb") as out:
+        with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "wb") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "argoproxy.cli", *proxy_args], env=env, cwd=scratch,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)

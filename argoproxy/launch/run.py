@@ -250,14 +250,15 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
                 if key is None:  # auth on and no key of ours configured: the proxy started here takes a fresh one
                     key = extra["API_KEY_SECRET"] = generate_key()
                     admin.add(key)
-                say(f"starting the proxy on {url} (log: {scratch / 'proxy.log'})")
+                log = scratch_base() / f"cot-proxy-{port}.log"  # kept after the run, which may end on what it says
+                say(f"starting the proxy on {url} (log: {log})")
                 started = StartedProxy([*proxy_args, *path_flags(settings)],
-                                       proxy_environment(os.environ, from_file, extra), scratch, host, port)
+                                       proxy_environment(os.environ, from_file, extra), scratch, host, port, log)
             elif key is None:
                 raise Refused(f"the proxy at {url} asks for a key and none of its keys is readable here: set "
                               f"{USER_KEY_ENV}")
             prove(host, port, scratch)
-            model, window = chosen_model(agent, asked_model, url, key)
+            model, window = chosen_model(agent, asked_model, url, key, settings, started)
             models = list(dict.fromkeys([model, *models_named(agent, agent_args)]))
             run_key = for_run(settings, key, key in admin, models, agent.name)
             if not accepts(url, run_key.key):
@@ -280,13 +281,25 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
                 started.stop()
 
 
-def chosen_model(agent: Agent, asked: str | None, url: str, key: str) -> tuple[str, int | None]:
+def chosen_model(agent: Agent, asked: str | None, url: str, key: str, settings: Settings,
+                 started: StartedProxy | None) -> tuple[str, int | None]:
     """(the model the agent asks for, its window as the proxy lists it: None when it lists none)."""
     listed = served_models(url, key)
     model = asked or model_for(agent, [m["id"] for m in listed])
     if model is None:
-        raise Refused(f"the proxy at {url} lists no model: name one with --model")
+        raise Refused(f"the proxy at {url} lists no model: {no_models_why(settings, started)}")
     return model, window_of(model, listed)
+
+
+def no_models_why(settings: Settings, started: StartedProxy | None) -> str:
+    """Most often the upstream is not running (a set-up whose check failed, a server stopped since): name it,
+    and the log of a proxy started here."""
+    from argoproxy.config import provider_registry
+    from argoproxy.redaction import mask_url
+    upstream = mask_url(provider_registry.get(settings.backend).url(settings))
+    log = f" (the proxy's log: {started.log})" if started is not None else ""
+    return (f"is its upstream {upstream} running and serving models?{log} Start it, or name a model with --model "
+            "if it lists none")
 
 
 def window_of(model: str, listed: list[dict[str, Any]]) -> int | None:
@@ -344,7 +357,9 @@ def show_agents(argv: list[str], prog: str, parse_flags: FlagParser, say: Callab
     if listening(host, port):
         state, listed = proven_models(host, port, url, key)
     served = [m["id"] for m in listed]
-    mcp = bool(listed) and key is not None and serves_mcp(url, key)  # asked only of a proven proxy
+    asked = bool(listed) and key is not None  # a proven proxy's doors, asked with the key run would use
+    mcp = asked and serves_mcp(url, str(key))
+    websocket = asked and serves_websocket(url, str(key))  # what run tells Codex (supports_websockets)
     print(f"proxy: {url} ({state}{', MCP servers at /mcp' if mcp else ''})")
     missing = []
     for agent in AGENTS.values():
@@ -354,7 +369,8 @@ def show_agents(argv: list[str], prog: str, parse_flags: FlagParser, say: Callab
             continue
         model = model_for(agent, served) or "MODEL"
         scratch = scratch_base() / "cot-proxy-run-XXXX"
-        target = Target(url, "KEY", model, window_of(model, listed), mcp=mcp and agent.speaks_mcp)
+        target = Target(url, "KEY", model, window_of(model, listed), websocket=websocket and agent.door == WEBSOCKET_DOOR,
+                        mcp=mcp and agent.speaks_mcp)
         setup = agent.setup(target, [], scratch, program)
         print(f"\n{agent.name}: {agent.title} ({program}), speaks {agent.door}")
         for line in describe(setup, settings, key, target, bool(listed)):

@@ -288,7 +288,7 @@ class McpEndpoint:
             tool = prefixed(to, own)
         else:  # it ended here: the name the client sent, bounded
             tool = (prefixed(server, shown) if server else shown)[:MAX_NAME] if isinstance(shown, str) else "-"
-        call = ToolCall(to, tool, self.names.label(to, own, outcome != "error"), message.id or 0,
+        call = ToolCall(to, tool, self.names.label(to, own, outcome != "error", tool), message.id or 0,
                         owner[4:] if owner.startswith("key:") else None, outcome, code, taken.start_ns,
                         time.perf_counter() - taken.started, taken.bytes_in, bytes_out, cost,
                         message.params.get("arguments") if self.keep_arguments else None)

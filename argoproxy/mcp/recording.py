@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from argoproxy.config.mcp_servers import SEPARATOR
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.names import MAX_NAME, prefixed
 
@@ -74,9 +75,12 @@ class ToolNames:
         self.count = 0
         self.lock = threading.Lock()
 
-    def label(self, server: str | None, own: str | None, answered: bool) -> str:
+    def label(self, server: str | None, own: str | None, answered: bool, sent: str = "") -> str:
+        """`sent`: the name a call that ended at the proxy (refused: its key's globs, its limits) was sent under,
+        labelled when its server listed it: such a call was `other` whatever it named. It asks no listing (a
+        refused key may send many)."""
         if server is None or own is None:
-            return OTHER
+            return self.known_name(sent)
         names = self.known.get(server)
         if names is not None and own in names:
             return prefixed(server, own)
@@ -92,6 +96,11 @@ class ToolNames:
                 kept.add(name)
                 self.count += 1
         return prefixed(server, own) if own in kept else OTHER
+
+
+    def known_name(self, sent: str) -> str:
+        server, _, own = sent.partition(SEPARATOR)
+        return sent if own in self.known.get(server, ()) and prefixed(server, own) == sent else OTHER
 
 
 class ToolMetrics:

@@ -23,7 +23,7 @@ from argoproxy.config.unconfigured import refusal
 from argoproxy.observe.journal import JOURNAL_FILES, log_lines
 from argoproxy.redaction import configured_secrets, mask_url
 from argoproxy.leaving import leave_at_once
-from argoproxy.config.price_settings import NO_TABLE, SHIPPED as SHIPPED_TABLE
+from argoproxy.config.price_settings import NO_TABLE, SHIPPED as SHIPPED_TABLE, refreshed_table
 from argoproxy.config.settings import BadValue, Loaded, Settings, SettingsError, load
 from argoproxy.config.tracing_settings import endpoint, tracing_on
 
@@ -60,6 +60,8 @@ def checked(flags: Mapping[str, Any] | None = None, serving: bool = True) -> Loa
     if unconfigured:  # never OpenAI's public API by default with no key (argoproxy/config/unconfigured.py)
         raise unconfigured
     table = loaded.settings.prices.table
+    if serving and table == SHIPPED_TABLE:  # the user's refreshed table, when there is one, is checked as theirs
+        table = str(refreshed_table() or SHIPPED_TABLE)
     if serving and table not in (SHIPPED_TABLE, NO_TABLE):
         from argoproxy.spend.table import table_problem  # read here once: a worker would fail its first priced call
         problem = table_problem(table)
@@ -107,8 +109,12 @@ def startup_options(flags: Mapping[str, Any] | None = None) -> tuple[Settings, d
             _refusal = None
     else:
         loaded = loaded_or_exit(flags, serving=True)
-        port_free_or_exit(loaded.settings, port_label(loaded.settings, flags),
-                          setting_label(loaded.settings, flags, "host", "HOST", "--host"))
+        given = gunicorn_binds_given()
+        if given:  # `gunicorn -b ADDRESS` (its command line wins over this file's bind): that is what must be free
+            binds_free_or_exit(given)
+        else:
+            port_free_or_exit(loaded.settings, port_label(loaded.settings, flags),
+                              setting_label(loaded.settings, flags, "host", "HOST", "--host"))
         socket_free_or_exit(loaded.settings, setting_label(loaded.settings, flags, "socket", "SOCKET", "--socket"))
     if loaded is not _good:  # Gunicorn's configuration reads them again after run() did: what was said, once
         print_warnings(loaded, _good.warnings if _good is not None else ())
@@ -126,7 +132,7 @@ def setting_label(settings: Settings, flags: Mapping[str, Any] | None, key: str,
     """Where a listening setting in force came from: its flag, its variable, or the config's key."""
     if flags and key in flags:
         return flag
-    if env in os.environ or not settings.config_path:
+    if env in os.environ or settings.config_path in ("", os.devnull):  # the demo reads /dev/null: no config
         return env
     return f"{key} (in {settings.config_path})"
 
@@ -137,23 +143,41 @@ def port_free_or_exit(settings: Settings, label: str = "PORT", host_label: str =
     Not when Gunicorn is handed its sockets (USR2 upgrade, systemd activation)."""
     if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ or settings.socket:
         return
-    host = settings.host.strip("[]")  # an IPv6 literal as a URL writes it ([::1]) or bare
+    address_free_or_exit(settings.host, settings.port, label, host_label)
+
+
+def binds_free_or_exit(binds: list[str]) -> None:
+    """Each TCP address of Gunicorn's -b as port_free_or_exit checks the settings' (a Unix socket or a
+    descriptor: Gunicorn's own check)."""
+    from gunicorn.util import parse_address
+    if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ:
+        return
+    for bind in binds:
+        address = parse_address(bind) if not bind.startswith(("unix:", "fd://")) else None
+        if isinstance(address, tuple):
+            address_free_or_exit(address[0], int(address[1]), f"-b {bind}", f"-b {bind}")
+
+
+def address_free_or_exit(host: str, port: int, label: str, host_label: str) -> None:
+    """One line and exit 2 for an address that cannot be listened on (label: the setting or flag that named it)."""
+    shown = host
+    host = host.strip("[]")  # an IPv6 literal as a URL writes it ([::1]) or bare
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Gunicorn binds: TIME_WAIT is no conflict
         try:
-            probe.bind((host, settings.port))
+            probe.bind((host, port))
         except socket.gaierror:
-            _exit(f"{host_label}: `{settings.host}` is neither an address nor a host name this machine can resolve")
+            _exit(f"{host_label}: `{shown}` is neither an address nor a host name this machine can resolve")
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                _exit(f"{label}: port {settings.port} on {settings.host} is already in use (another server, or this "
+                _exit(f"{label}: port {port} on {shown} is already in use (another server, or this "
                       "proxy started twice): stop it or choose another port")
             if exc.errno == errno.EADDRNOTAVAIL:
-                _exit(f"{host_label}: this machine has no address {settings.host} to listen on (127.0.0.1: this "
+                _exit(f"{host_label}: this machine has no address {shown} to listen on (127.0.0.1: this "
                       "machine only; 0.0.0.0: every interface)")
             if exc.errno == errno.EACCES:
-                _exit(f"{label}: port {settings.port} needs privileges this user does not have: choose one above 1023")
+                _exit(f"{label}: port {port} needs privileges this user does not have: choose one above 1023")
             # anything else: Gunicorn's own error says it
 
 
@@ -225,6 +249,23 @@ def worker_settings() -> Settings:
         print(f"cot_proxy worker {os.getpid()} serving ({mode}; started without gunicorn.conf.py: Gunicorn's "
               "own options apply)", file=sys.stderr, flush=True)
     return loaded.settings
+
+
+def gunicorn_binds_given() -> list[str]:
+    """The binds Gunicorn's own command line gives (-b, --bind; else GUNICORN_CMD_ARGS'), which win over
+    gunicorn.conf.py's: none when it gives none, or outside a Gunicorn process."""
+    if "gunicorn" not in Path(sys.argv[0]).as_posix():
+        return []
+    from gunicorn.config import Config
+
+    cfg = Config()
+    parser = cfg.parser()
+    try:
+        given = [args.bind for args in (parser.parse_known_args()[0],
+                                        parser.parse_known_args(cfg.get_cmd_args_from_env())[0]) if args.bind]
+    except SystemExit:  # Gunicorn parsed the same words already: it would have stopped on them
+        return []
+    return list(given[0]) if given else []
 
 
 def _command_line_binds() -> list[str]:
@@ -385,7 +426,7 @@ def gunicorn_options(settings: Settings, backend_reason: str = "") -> dict[str, 
         "graceful_timeout": settings.graceful_timeout,
         "keepalive": KEEPALIVE_SECONDS,
         **HEAD_LIMITS,
-        "accesslog": "-" if settings.debug else None,
+        "accesslog": None,  # DEBUG: the proxy's own line per request (observe/logs.py), which covers every route
         "errorlog": "-",
         "loglevel": "info" if settings.debug else "warning",
         "when_ready": _when_ready(settings, backend_reason),

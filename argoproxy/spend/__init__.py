@@ -2,7 +2,8 @@
 a call's cost, and the spend the status page shows.
 
 - table.json: the price table that comes with the package, generated from the genai-prices package (MIT) by
-  `cot-proxy prices refresh` (refresh.py); nothing is fetched at run time.
+  `cot-proxy prices refresh --output` (refresh.py); nothing is fetched at run time. Without --output, refresh
+  writes the user's own (~/.local/share/argoproxy/prices.json), read instead while the prices setting names none.
 - table.py: that table read once per process when the first request is priced: providers found by their API's
   URL, models by their name's clauses (or by name alone, at their maker's rates), each model's rates on a given day
   (historic prices, tiers).

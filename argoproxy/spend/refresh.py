@@ -8,7 +8,8 @@ clauses its names match and its rates (historic ones with the day they start, of
 tokens) for the counts an answer's usage reports (units.UNITS). Rates are written as the decimal text genai-prices
 gives, so nothing is rounded.
 
-    cot-proxy prices refresh                  # the installed genai-prices -> the package's table.json
+    cot-proxy prices refresh                  # the installed genai-prices -> ~/.local/share/argoproxy/prices.json,
+                                              # which the proxy then reads instead of the package's table.json
     cot-proxy prices refresh --output FILE    # elsewhere (then `prices: {table: FILE}`)
     cot-proxy prices refresh --url URL        # genai-prices' newer data fetched from URL (the only network use)
 """
@@ -27,11 +28,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
+from argoproxy.config.price_settings import refreshed_path
 from argoproxy.spend.table_rules import table_problem
 from argoproxy.spend.units import UNITS
 from argoproxy.redaction import redact_log_text
 
-SHIPPED_TABLE = Path(__file__).with_name("table.json")
+SHIPPED_TABLE = Path(__file__).with_name("table.json")  # the package's own: maintainers refresh it with --output
 FETCH_SECONDS = 60  # the whole of `refresh --url`'s fetch (a server may answer one byte at a time)
 FETCH_MOST = 64 * 1024 * 1024  # bytes of price data read from --url (genai-prices' data is a few MB); more: refused
 DATA_URL = "https://raw.githubusercontent.com/pydantic/genai-prices/refs/heads/main/prices/new_data/v2/data.json"
@@ -241,7 +243,8 @@ def main(argv: list[str], prog: str = "cot-proxy", settings_of: Callable[[dict[s
                                      "requests by (docs/spend.md).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{refresh,show}")
     refresh = commands.add_parser("refresh", help="make the table again from the installed genai-prices")
-    refresh.add_argument("--output", help=f"where to write it (default: the package's own, {SHIPPED_TABLE})")
+    refresh.add_argument("--output", help=f"where to write it (default: {refreshed_path()}, which the proxy "
+                         "reads when the prices setting names no table)")
     refresh.add_argument("--url", nargs="?", const=DATA_URL,
                          help="fetch genai-prices' newest data (default URL: its repository's) instead of the "
                               "installed package's: the only command that uses the network")
@@ -260,7 +263,7 @@ def main(argv: list[str], prog: str = "cot-proxy", settings_of: Callable[[dict[s
         problem = table_problem(table)
         if problem:  # a hostile or broken table is not written (argoproxy/spend/table_rules.py)
             raise SystemExit(f"cot_proxy prices: the price data is refused, nothing written: {problem}")
-        path = Path(args.output).expanduser() if args.output else SHIPPED_TABLE
+        path = Path(args.output).expanduser() if args.output else refreshed_path()
         try:
             write_table(table, path)
         except OSError as exc:

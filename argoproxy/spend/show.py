@@ -8,7 +8,7 @@ import sys
 from datetime import date, datetime, timezone
 
 from argoproxy.redaction import mask_url
-from argoproxy.config.price_settings import NO_TABLE, SHIPPED, PriceSettings
+from argoproxy.config.price_settings import NO_TABLE, SHIPPED, PriceSettings, refreshed_table
 from argoproxy.spend.pricer import Pricer
 from argoproxy.spend.table import PriceTable, Provider, table_problem
 from argoproxy.spend.units import Rates, Tiered
@@ -27,7 +27,8 @@ def show_model(model: str, base_url: str = "", provider_id: str = "", day: str =
     if given is not None:
         print(f"prices setting {given.model!r} on {moment.date()}: {_rates(given.rates) or 'free'}")
         return 0
-    problem = table_problem(pricer.settings.table) if pricer.settings.table not in (SHIPPED, NO_TABLE) else None
+    own = pricer.settings.table or str(refreshed_table() or "")  # the user's refreshed one, when the setting names none
+    problem = table_problem(own) if own not in (SHIPPED, NO_TABLE) else None
     if problem:  # checked as start-up checks it: a table of one's own that is none was a traceback here
         print(f"cot_proxy: bad setting PRICES: {problem}", file=sys.stderr)
         return 2

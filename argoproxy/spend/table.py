@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
+from argoproxy.config.price_settings import refreshed_table
 from argoproxy.spend.table_rules import TableError, check_table
 from argoproxy.spend.units import Price, Rates, Tiered
 
@@ -229,12 +230,18 @@ _tables: dict[str, PriceTable] = {}
 _lock = threading.Lock()
 
 
+def default_table() -> Path:
+    """The table read when the `prices` setting names none: the user's refreshed one when there is one, else the
+    package's own."""
+    return refreshed_table() or SHIPPED
+
+
 def load_table(path: str | Path | None = None) -> PriceTable:
-    """The table at `path` (default: the shipped one), read once per process. A table another file holds is checked
-    whole first; the package's own is as trusted as the code beside it (`prices refresh` checks a table before it
-    writes one there, and tests/unit/test_prices.py checks the shipped one), so a start does not check it again:
-    that was 40 ms of CPU in every start of the proxy and of each command that prices."""
-    where = str(path or SHIPPED)
+    """The table at `path` (default: default_table()), read once per process. A table another file holds is
+    checked whole first; the package's own is as trusted as the code beside it (tests/unit/test_prices.py checks
+    it), so a start does not check it again: that was 40 ms of CPU in every start of the proxy and of each
+    command that prices."""
+    where = str(path or default_table())
     table = _tables.get(where)
     if table is None:
         with _lock:

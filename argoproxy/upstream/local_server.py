@@ -5,9 +5,10 @@ Asked at the server's root, beside /v1, in this order: llama.cpp's GET /props (`
 `default_generation_settings`), vLLM's GET /version and Ollama's GET /api/version (an object holding `version`
 alone). Each answer is read up to READ_MOST bytes within DEADLINE seconds, never followed through a redirect,
 then dropped. An answer carrying cot_proxy's own X-Cot-Proxy-Request-ID is a proxy's, whatever it says (its Ollama
-door answers /api/version, and it may be relaying to a paid API). Once per server root: Gunicorn's master asks
-before it forks (start-up's line), a worker that finds nothing asked asks at first use; a server that could not
-be reached is asked again at most every RETRY_SECONDS. Standard library only (the master imports no requests).
+door answers /api/version, and it may be relaying to a paid API). Once per server root and KEPT_SECONDS (a server
+restarted with another context is read again): Gunicorn's master asks before it forks (start-up's line), a worker
+that finds nothing asked asks at first use; a server that could not be reached is asked again at most every
+RETRY_SECONDS. Standard library only (the master imports no requests).
 
 llama.cpp's answer also says the context each of its slots serves (`default_generation_settings.n_ctx`: the
 server's context over its parallel slots), which its model list does not (`meta.n_ctx_train` is the model's
@@ -37,6 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 READ_MOST = 1 << 20  # 1 MiB: llama.cpp's /props (its chat template included) is a few KB
 DEADLINE = 2.0  # seconds for each question, connection and whole answer
 RETRY_SECONDS = 30.0  # a server that could not be reached: asked again after this long
+KEPT_SECONDS = 300.0  # one that answered: asked again after this long (restarted since, with another context)
 PROXY_ID = "x-cot-proxy-request-id"
 # Ollama's context where a model's parameters set no num_ctx: its default on a machine with under 24 GiB of VRAM
 # (more VRAM, or OLLAMA_CONTEXT_LENGTH on the server, gives more; neither can be seen from here: docs/agents.md)
@@ -94,13 +96,17 @@ def says_local(base_url: str, api_key: str = "") -> Said:
     """What the server at `base_url` says it is, asked once (see the module)."""
     root = server_root(base_url)
     said = _said.get(root)
-    if said is not None and (said.settled or time.monotonic() - said.at < RETRY_SECONDS):
+    if said is not None and _fresh(said):
         return said
     with _lock:  # one question at a time per process: the others wait for its answer
         said = _said.get(root)
-        if said is None or not (said.settled or time.monotonic() - said.at < RETRY_SECONDS):
+        if said is None or not _fresh(said):
             said = _said[root] = ask(root, _headers(base_url, api_key))
     return said
+
+
+def _fresh(said: Said) -> bool:
+    return time.monotonic() - said.at < (KEPT_SECONDS if said.settled else RETRY_SECONDS)
 
 
 def forget() -> None:
@@ -109,7 +115,8 @@ def forget() -> None:
     _windows.clear()
 
 
-_windows: dict[tuple[str, str], int | None] = {}  # (server root, model) -> Ollama's window for it
+# (server root, model) -> Ollama's window for it, and when it was asked (asked again after KEPT_SECONDS)
+_windows: dict[tuple[str, str], tuple[int | None, float]] = {}
 
 
 def windows_per_model(base_url: str, api_key: str, models: list[str]) -> dict[str, int]:
@@ -128,15 +135,18 @@ def ollama_windows(base_url: str, api_key: str, models: list[str]) -> dict[str, 
     opener = None
     started = time.monotonic()
     for model in models[:MODELS_ASKED]:
-        window = _windows.get((root, model), ...)
-        if window is ...:
+        kept = _windows.get((root, model))
+        if kept is not None and time.monotonic() - kept[1] < KEPT_SECONDS:
+            window = kept[0]
+        else:
             opener = opener or _opener(root)
             answer = _get(opener, root + "api/show", _headers(base_url, api_key), json.dumps({"model": model}))
             if answer is None:
                 break
             if len(_windows) >= 16 * MODELS_ASKED:
                 _windows.clear()  # bounded: models come and go
-            window = _windows[(root, model)] = model_window(answer)
+            window = model_window(answer)
+            _windows[(root, model)] = (window, time.monotonic())
         if window is not None:
             found[model] = window
         if opener is not None and time.monotonic() - started >= LIST_SECONDS:
@@ -164,8 +174,8 @@ def ask(root: str, headers: dict[str, str]) -> Said:
         if answer is None:  # not reached: the others would wait as long
             return Said(None, False, time.monotonic())
         if fits(answer):
-            return Said(f"{server} (GET /{path})", True, context=slot_context(answer))
-    return Said(None, True)
+            return Said(f"{server} (GET /{path})", True, time.monotonic(), slot_context(answer))
+    return Said(None, True, time.monotonic())
 
 
 def slot_context(answer: Any) -> int | None:

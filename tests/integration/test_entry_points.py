@@ -319,28 +319,43 @@ def test_a_port_in_use_names_where_it_was_set(tmp_path: Path) -> None:
 
 def test_gunicorn_own_flags_in_the_project_directory_are_what_the_line_says(tmp_path: Path) -> None:
     """`gunicorn -w 2 -b ADDR cot_proxy:app` in the project directory reads ./gunicorn.conf.py by itself; its
-    -b and -w win, and the start-up line says them, not the settings' port and workers."""
+    -b and -w win, and the start-up line says them, not the settings' port and workers. The settings' port is
+    taken (as 5000 is beside a proxy the README's steps left running): the start-up check is of -b's port."""
+    import socket
     port, settings_port = free_port(), free_port()
     empty = tmp_path / "empty.yaml"
     empty.write_text("{}\n")
     env = {**clean_env(tmp_path, TARGET_BASE_URL="http://127.0.0.1:9/v1", PORT=str(settings_port), WORKERS="1",
                        CONFIG_PATH=str(empty)), "PYTHONPATH": str(ROOT)}
     log = tmp_path / "proxy.log"
-    with open(log, "wb") as out:
+    with socket.create_server(("127.0.0.1", settings_port)), open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
                                  "cot_proxy:app"], cwd=project_directory(tmp_path), env=env,
                                 stdout=subprocess.DEVNULL, stderr=out)
-    try:
-        health(port, proc, log)
-        deadline = time.monotonic() + 20
-        while "listening on" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        proc.terminate()
-        proc.wait(20)
+        try:
+            health(port, proc, log)
+            deadline = time.monotonic() + 20
+            while "listening on" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            proc.terminate()
+            proc.wait(20)
     lines = [line for line in log.read_text().splitlines() if "listening on" in line]
     assert len(lines) == 1 and lines[0].startswith(f"cot_proxy listening on http://127.0.0.1:{port} ("), lines
     assert lines[0].endswith("2 gevent workers)") and str(settings_port) not in lines[0]
+
+
+def test_gunicorn_bind_on_a_taken_port_is_one_line_naming_it(tmp_path: Path) -> None:
+    import socket
+    env = {**clean_env(tmp_path, TARGET_BASE_URL="http://127.0.0.1:9/v1", PORT=str(free_port())),
+           "PYTHONPATH": str(ROOT)}
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        bind = f"127.0.0.1:{taken.getsockname()[1]}"
+        done = subprocess.run([sys.executable, "-m", "gunicorn", "-b", bind, "cot_proxy:app"],
+                              cwd=project_directory(tmp_path), env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"cot_proxy: bad setting -b {bind}: port {bind.split(':')[1]} on 127.0.0.1 is already in use (another "
+        "server, or this proxy started twice): stop it or choose another port"), done.stderr
 
 
 def _ipv6_loopback() -> bool:

@@ -99,6 +99,24 @@ def test_the_wizard_given_a_dead_url_says_where_the_url_is(tmp_path: Path) -> No
                         "answers)."), transcript
         assert child.exitstatus == 1 and "Traceback" not in transcript, transcript
         assert "not found" not in transcript or first, transcript  # the second run read the config the first wrote
+    # aborted there, the set-up is not recorded for `run` elsewhere; named, `run` says the upstream is not running
+    # and where the log of the proxy it started stays
+    import os
+
+    from tests.agents.agents import secure_scratch
+    from tests.agents.hostile import fake_agent
+    assert not (tmp_path / ".config" / "argoproxy" / "first_config").exists()
+    elsewhere, runtime = tmp_path / "work", secure_scratch()
+    elsewhere.mkdir()
+    env = bare_env(tmp_path, XDG_RUNTIME_DIR=str(runtime))
+    env["PATH"] = os.pathsep.join([str(fake_agent(tmp_path / "bin").parent), env["PATH"]])
+    done = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "run", "--config", str(config), "--", "claude"],
+                          cwd=elsewhere, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    log = next(runtime.glob("cot-proxy-*.log"))
+    assert done.returncode == 2 and done.stderr.strip().endswith(
+        f"lists no model: is its upstream {dead}/ running and serving models? (the proxy's log: {log}) Start it, or "
+        "name a model with --model if it lists none"), done.stderr
+    assert "cot_proxy listening on" in log.read_text()
 
 
 # ------------------------------------------------------------------ run from another directory

@@ -202,6 +202,8 @@ def test_first_time_setup_openai_compatible_server(tmp_path: Path) -> None:
         child.sendline("y")
         child.expect_exact("Choose 1-3 [1]: ")
         child.sendline("")
+        child.expect_exact("No model server yet? Stop here (Ctrl+C) and try the proxy in front of a demo model of "
+                           "its own: `./run_app.sh demo` (or `cot-proxy demo`).")
         child.expect_exact("Base URL of the OpenAI-compatible server (e.g. http://localhost:8000/v1): ")
         child.sendline("localhost:8000")
         child.expect_exact("Error: must be an http(s) URL, got 'localhost:8000'")

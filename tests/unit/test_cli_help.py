@@ -29,6 +29,7 @@ def test_help_starts_with_the_subcommands_and_is_short(entry: str) -> None:
                     f"{entry} keys {{create,list,update,revoke,usage}}", "\n  run ", "\n  agents ", "\n  keys "):
         assert command in head, command
     assert len(lines) <= 60, len(lines)
+    assert "\n  demo        the proxy in front of a demo model of its own" in "\n".join(lines[:25])  # no server yet
     text = "\n".join(lines)
     for flag in ("--target-base-url URL", "--backend", "--port", "--host", "--enable-auth", "--api-key-file",
                  "--show", "--help-all", "COT_PROXY_KEY", "OPENAI_API_KEY"):
@@ -79,3 +80,14 @@ def test_a_model_named_like_an_agent_is_not_the_agent():
     from argoproxy.launch.run import split
     assert split(["--model", "claude", "codex", "exec", "x"], "cot-proxy")[1:] == ("claude", "codex", ["exec", "x"])
     assert split(["--model", "claude", "--", "aider"], "cot-proxy")[1:] == ("claude", "aider", [])
+
+
+def test_quiet_and_a_keys_name_say_what_they_are() -> None:
+    """`--quiet` was "Turn off --debug." and `keys create --help` showed a bare `name`."""
+    text = helped("cot_proxy.py", "--help")
+    assert "Turn off --debug." not in text and "no log line per request" in text
+    for words, said in ((["keys", "create"], "a name for the key, by which `keys list`"),
+                        (["teams", "create"], "the team's name (1-64 letters")):
+        shown = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), *words, "--help"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "COLUMNS": "120"})
+        assert shown.returncode == 0 and said in " ".join(shown.stdout.split()), shown.stdout

@@ -71,3 +71,21 @@ def test_the_shared_machine_answer_tells_clients_to_export_cot_proxy_key(tmp_pat
     said = capsys.readouterr().out
     assert f"export COT_PROXY_KEY=$(cat {key_file}) in the clients' shell" in said
     assert "OPENAI_API_KEY" not in said
+
+
+def test_a_port_moved_for_this_run_is_in_the_agent_line_and_said(tmp_path, monkeypatch, capsys):
+    """The config's port taken (another proxy on 5000): this run moves to a free one, and both what it says and
+    the agent line carry --port, which `run` (reading the config's port) would otherwise miss: the agent went to
+    the other proxy."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setattr(firstrun, "interactive", lambda: True)
+    monkeypatch.setattr(firstrun, "port_free", lambda port: port != 5000)
+    monkeypatch.setattr("builtins.input", lambda prompt: "")
+    settings = load_settings({"target_base_url": "http://127.0.0.1:9/v1"}, environ={})
+    flags: dict = {}
+    assert firstrun.free_port_for_run(settings, {}, flags) == 5001 == flags["port"]
+    assert "clients and `run` need --port 5001" in capsys.readouterr().out
+    lines = firstrun.first_request_lines(settings, 5001, "./run_app.sh")
+    assert lines[-1].startswith("  ./run_app.sh run --port 5001 -- claude    # a coding agent"), lines
+    assert "run -- claude" in firstrun.first_request_lines(settings, 5000, "./run_app.sh")[-1]

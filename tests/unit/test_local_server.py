@@ -145,6 +145,18 @@ def test_a_server_not_reached_is_asked_again_later(monkeypatch):
         httpd.server_close()
 
 
+def test_a_server_restarted_with_another_context_is_read_again(monkeypatch):
+    """The window a request gets at llama.cpp was read once per process: a server restarted with another -c kept
+    the old one (reservations, `run`'s agents) until the proxy restarted."""
+    props = {"/props": {**LLAMA_PROPS, "default_generation_settings": {"n_ctx": 4096}}}
+    with server(json_at(props)) as (url, seen):
+        assert says_local(url).context == 4096
+        props["/props"] = {**LLAMA_PROPS, "default_generation_settings": {"n_ctx": 32768}}
+        assert says_local(url).context == 4096 and len(seen) == 1  # kept: not asked per request
+        monkeypatch.setattr(local_server, "KEPT_SECONDS", 0.0)
+        assert says_local(url).context == 32768
+
+
 @pytest.mark.parametrize("no_proxy, root, direct", [
     ("127.0.0.0/8", "http://127.0.0.1:8080", True),
     ("10.0.0.0/8,127.0.0.1", "http://10.2.3.4:11434", True),

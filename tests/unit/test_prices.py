@@ -587,3 +587,29 @@ def test_a_table_path_is_read_as_the_start_up_check_reads_it(tmp_path, spelled):
     out = subprocess.run([sys.executable, str(ROOT / "cot_proxy.py"), "prices", "show", "gpt-4o"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+
+
+def test_prices_refresh_writes_the_users_own_table_which_the_proxy_then_reads(tmp_path, monkeypatch, capsys):
+    """`prices refresh` rewrote argoproxy/spend/table.json, a file of the checkout git tracks (a dirty tree, and
+    the next `git pull` in conflict): it writes the user's data directory, and the proxy reads that table while
+    the prices setting names none (here: a model the package's does not have, which `prices show` then finds)."""
+    from argoproxy.spend import refresh, table as tables
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    shipped = SHIPPED_TABLE.read_bytes()
+    newer = json.loads(shipped)
+    newer["providers"].insert(0, {"id": "house", "api_pattern": r"http://vllm:8000",
+                                  "models": [["brand-new-1", {"equals": "brand-new-1"}, {"input_mtok": "7"}]]})
+    monkeypatch.setattr(refresh, "installed_table", lambda url=None: newer)
+    package_copy = tmp_path / "table.json"  # what the command once wrote, here a copy: the repository's stays
+    package_copy.write_bytes(shipped)
+    monkeypatch.setattr(refresh, "SHIPPED_TABLE", package_copy)
+    assert refresh.main(["show", "brand-new-1"]) == 1  # the package's table does not have it
+    assert refresh.main(["refresh"]) == 0
+    written = tmp_path / "argoproxy" / "prices.json"
+    assert f"written to {written}" in capsys.readouterr().err
+    assert package_copy.read_bytes() == shipped and tables.default_table() == written
+    assert refresh.main(["show", "brand-new-1"]) == 0 and "7" in capsys.readouterr().out
+    written.write_text("[]")  # a refreshed table gone bad: said as a table of one's own is, not a traceback
+    tables._tables.pop(str(written), None)
+    assert refresh.main(["show", "gpt-4o"]) == 2
+    assert f"PRICES: the price table {written} is refused: " in capsys.readouterr().err

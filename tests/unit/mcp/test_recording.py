@@ -34,6 +34,20 @@ def test_a_name_is_a_label_only_once_its_server_lists_it(monkeypatch):
     assert names.label("git", "made_up", answered=True) == OTHER and asked == ["git", "git"]
 
 
+def test_a_call_refused_at_the_proxy_is_labelled_by_the_tool_it_named():
+    """A key's call outside its --tools globs (or over its limits) ends at the proxy: recorded under the tool it
+    named once that tool's server listed it (it was `other` whatever it named); a made-up name stays `other`, and
+    no refused call reads a listing."""
+    asked = []
+    names = ToolNames(lambda server: asked.append(server) or ["status"])
+    assert names.label(None, None, answered=False, sent="git__status") == OTHER  # not listed yet: nothing read
+    assert asked == [] and names.label("git", "status", answered=True) == "git__status"
+    assert names.label(None, None, answered=False, sent="git__status") == "git__status"
+    assert names.label(None, None, answered=False, sent="git__made_up") == OTHER
+    assert names.label(None, None, answered=False, sent="nogit__status") == OTHER
+    assert asked == ["git"]
+
+
 def test_labels_are_bounded(monkeypatch):
     monkeypatch.setattr(recording, "TOOL_LABEL_CAP", 3)
     names = ToolNames(lambda server: [f"t{n}" for n in range(10)])
