@@ -126,7 +126,8 @@ class Catalog:
             answer = self.call(server, {"jsonrpc": "2.0", "id": page, "method": method, "params": params})
             result = answer.get("result")
             if not isinstance(result, dict):
-                if answer.get("error", {}).get("code") != jsonrpc.METHOD_NOT_FOUND:
+                # a server that is down is logged as it restarts, not at each listing that leaves it out
+                if answer.get("error", {}).get("code") not in (jsonrpc.METHOD_NOT_FOUND, jsonrpc.SERVER_UNAVAILABLE):
                     log.warning("mcp server %s: %s failed: %.200s", server, method, answer.get("error"))
                 break
             found = result.get(member)

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,21 @@ def test_a_command_that_cannot_start_is_retried_and_named(tmp_path):
         assert poll(lambda: "could not start" in running.last_error)
         answer = running.call({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, 0.2)
         assert answer["error"]["code"] == jsonrpc.SERVER_UNAVAILABLE and "could not start" in answer["error"]["message"]
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("command, args", [("/nonexistent/mcp-server", ()), (sys.executable, ("-c", "pass"))])
+def test_a_call_to_a_server_that_failed_to_start_ends_at_once(tmp_path, command, args):
+    """Its spawn failed, or its process exited before its handshake: the call is answered as soon as that is
+    known, not when its deadline passes (a listing at /mcp asks every server)."""
+    running = StdioServer(McpServer("down", command, args), str(tmp_path / "home"))
+    running.start()
+    try:
+        started = time.monotonic()
+        answer = running.call({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, 10.0)
+        assert answer["error"]["code"] == jsonrpc.SERVER_UNAVAILABLE, answer
+        assert time.monotonic() - started < 5
     finally:
         running.stop()
 
