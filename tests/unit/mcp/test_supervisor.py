@@ -299,3 +299,17 @@ def test_a_session_dropped_for_being_idle_ends_its_streams(tmp_path):
     held.sessions.records[sid]["used"] -= module.SESSION_IDLE + 1
     held.sessions.act({"action": "new", "owner": "bob", "version": "v"})
     assert listener.queue.get(timeout=1) is None and listener.ended == "The session ended."
+
+
+def test_a_narrowed_keys_log_level_at_mcp_sets_only_the_servers_it_reaches(tmp_path, monkeypatch):
+    """logging/setLevel at /mcp carries the servers the key reaches ("heard", listening.py): only they are told,
+    now and when another session's level is set later; without it (a key without globs), every server."""
+    held = Supervisor([fake("git"), fake("docs"), McpServer("mine", sys.executable, (FAKE,), per_session=True)],
+                      str(tmp_path))
+    told, per_session = [], []
+    monkeypatch.setattr(held, "_tell", lambda server, method, params: told.append((server, params["level"])))
+    monkeypatch.setattr(held.servers["mine"], "set_level", lambda session, level: per_session.append(session))
+    assert held.answer({"op": "level", "session": "narrow", "server": None, "level": "debug", "heard": ["git"]}) == {}
+    assert told == [("git", "debug")] and per_session == []
+    assert held.answer({"op": "level", "session": "wide", "server": None, "level": "error"}) == {}
+    assert told[1:] == [("docs", "error")] and per_session == ["wide"]  # docs: never the narrowed session's debug
