@@ -78,7 +78,7 @@ def test_mcp_list_shows_each_servers_state_and_its_tools(gateway, tmp_path):
 
 
 def rpc(gateway, key: str, method: str, session: str | None = None, id: int = 2) -> requests.Response:
-    """One 2025-11-25 request at /mcp, with a client timeout far below the call's deadline (MCP_CALL_TIMEOUT, 60 s):
+    """One 2025-11-25 request at /mcp, with a client timeout far below a call's deadline (TIMEOUT, 600 s here):
     an answer that waited on the server that never started times out here."""
     params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}} \
         if method == "initialize" else {}
