@@ -9,7 +9,8 @@ request carries to a server is held so, at both paths:
 - tools/call: its tool by the globs; tools/list: the tools they allow;
 - prompts/list, resources/list, resources/templates/list: only the servers the key reaches (none: an empty list);
 - prompts/get, resources/read, resources/subscribe, resources/unsubscribe: the server of the prompt or URI;
-- completion/complete and logging/setLevel at /mcp/<server>: that server;
+- completion/complete and logging/setLevel at /mcp/<server>: that server; logging/setLevel at /mcp: the servers
+  the key reaches alone (listening.py);
 - any other method at /mcp/<server> (not known to be safe: a server's own, a later revision's) is refused.
 ping, initialize and cot_proxy/servers are the proxy's own (the last shows only the servers the key reaches);
 a client's notifications reach no server but its own calls' cancellation."""
@@ -126,7 +127,8 @@ class Catalog:
             answer = self.call(server, {"jsonrpc": "2.0", "id": page, "method": method, "params": params})
             result = answer.get("result")
             if not isinstance(result, dict):
-                if answer.get("error", {}).get("code") != jsonrpc.METHOD_NOT_FOUND:
+                # a server that is down is logged as it restarts, not at each listing that leaves it out
+                if answer.get("error", {}).get("code") not in (jsonrpc.METHOD_NOT_FOUND, jsonrpc.SERVER_UNAVAILABLE):
                     log.warning("mcp server %s: %s failed: %.200s", server, method, answer.get("error"))
                 break
             found = result.get(member)

@@ -158,8 +158,10 @@ def session_request(endpoint: Endpoint, session: str, message: dict[str, Any], s
     catalog = endpoint.catalog(session, owner=owner)
     if server is not None and not catalog.reaches(server, globs):
         return not_allowed(id, f"{server}'s {method}", "")
-    if method == "logging/setLevel":
-        told = endpoint.link.tell({"op": "level", "session": session, "server": server, "level": params.get("level")})
+    if method == "logging/setLevel":  # at /mcp, a key narrowed by tool globs sets the servers it reaches alone
+        reached = heard(endpoint, globs, session, owner, server) if server is None else None
+        told = endpoint.link.tell({"op": "level", "session": session, "server": server, "level": params.get("level"),
+                                   **({"heard": reached} if reached is not None else {})})
         if "error" in told:
             return jsonrpc.error(id, jsonrpc.INVALID_PARAMS, "params.level must be one of the specification's "
                                  "levels (debug, info, notice, warning, error, critical, alert, emergency).")

@@ -93,6 +93,7 @@ class Notices:
         self.subscribed: dict[str, set[tuple[str, str]]] = {}  # session -> (server, own URI)
         self.wanted: Counter[tuple[str, str]] = Counter()  # holders of each (server, own URI)
         self.levels: dict[str, dict[str | None, str]] = {}  # session -> scope (None: every server) -> level
+        self.reach: dict[str, frozenset[str]] = {}  # session -> the servers its level at /mcp is for (absent: all)
         self.closed = ""
 
     # ------------------------------------------------------------ listeners
@@ -135,6 +136,7 @@ class Notices:
             for listener in [l for l in self.listeners if l.session == session]:
                 self._drop(listener, why)
             self.levels.pop(session, None)
+            self.reach.pop(session, None)
             return self._release(self.subscribed.pop(session, set()))
 
     def close(self, why: str) -> None:
@@ -176,22 +178,27 @@ class Notices:
                 gone.append(key)
         return gone
 
-    def set_level(self, session: str, scope: str | None, level: str, servers: list[str]) -> dict[str, str]:
-        """The session's log level at /mcp (scope None) or /mcp/<scope>; the servers whose lowest asked level
-        changed, and that level (each is told)."""
+    def set_level(self, session: str, scope: str | None, level: str, servers: list[str],
+                  reached: frozenset[str] | None = None) -> dict[str, str]:
+        """The session's log level at /mcp (scope None; `reached`: the servers its key reaches, None: all) or
+        /mcp/<scope>; the servers whose lowest asked level changed, and that level (each is told)."""
         with self.lock:
             before = {s: self._lowest(s) for s in servers}
             self.levels.setdefault(session, {})[scope] = level
+            if scope is None and reached is not None:
+                self.reach[session] = reached
             return {s: low for s in servers if (low := self._lowest(s)) is not None and low != before[s]}
 
     def drop_level(self, session: str) -> None:
         """The session's levels forgotten (a 2026-07-28 request's, once its call ended)."""
         with self.lock:
             self.levels.pop(session, None)
+            self.reach.pop(session, None)
 
     def _lowest(self, server: str) -> str | None:
-        asked = [LEVELS.index(level) for scopes in self.levels.values() for scope, level in scopes.items()
-                 if scope in (None, server)]
+        """The lowest level asked of the server: at /mcp/<server>, or at /mcp by a session whose key reaches it."""
+        asked = [LEVELS.index(level) for session, scopes in self.levels.items() for scope, level in scopes.items()
+                 if scope == server or scope is None and server in self.reach.get(session, (server,))]
         return LEVELS[min(asked)] if asked else None
 
     # ------------------------------------------------------------ fan-out

@@ -101,7 +101,8 @@ class StdioServer:
         self.pending: dict[int, Pending] = {}
         self.client_requests = ClientRequests(self.name, self._write)  # the server's requests of its calls' clients
         self.process: subprocess.Popen[bytes] | None = None
-        self.state = "stopped"  # starting, ready, restarting, stopped
+        self.changed = threading.Condition()  # told of each change of state: a call waiting for the start wakes
+        self._state = "stopped"  # starting, ready, restarting, stopped
         self.initialized: dict[str, Any] = {}  # the server's initialize result
         self.restarts = 0
         self.last_error = ""
@@ -112,6 +113,16 @@ class StdioServer:
         self.on_notice: Note = lambda message: None  # the supervisor's fan-out of what the server sends unasked
 
     # ------------------------------------------------------------ life
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        with self.changed:
+            self._state = value
+            self.changed.notify_all()
+
     def start(self) -> None:
         threading.Thread(target=self._run, name=f"mcp-{self.name}", daemon=True).start()
 
@@ -163,12 +174,14 @@ class StdioServer:
             return
         self.initialized = answer["result"]
         self._write({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        self.state = "ready"
         self.ready.set()
+        self.state = "ready"
         log.info("mcp server %s: ready (pid %s)", self.name, self.process.pid if self.process else "-")
 
     def stop(self) -> None:
         self.stopping.set()
+        with self.changed:  # a call waiting for the start wakes: none is coming
+            self.changed.notify_all()
         self._kill()
 
     def _kill(self) -> None:
@@ -192,7 +205,7 @@ class StdioServer:
         the client that `asks` lets it be asked (client_requests.py) to `on_ask`, under ids of the proxy's."""
         client_id = message.get("id")
         message, level = request_level(message)  # 2026-07-28: its log messages go with it (on_note)
-        if wait_ready and not self.ready.wait(timeout):
+        if wait_ready and not self._up(timeout):
             return jsonrpc.error(client_id, jsonrpc.SERVER_UNAVAILABLE,
                                  f"The MCP server {self.name} is not running ({self.last_error or self.state}).")
         token = progress_token(message)
@@ -214,6 +227,17 @@ class StdioServer:
                 self.pending.pop(own_id, None)
             if pending.asked:
                 self.client_requests.ended(pending)
+
+    def _up(self, timeout: float) -> bool:
+        """Whether the server runs: now, or once the start under way ends well (within `timeout`). One whose start
+        failed or that exited, waiting out its backoff, is down at once: a listing at /mcp asks every server, and
+        must not wait on one that is not coming (a remote server's call is as quick: remote_server.py)."""
+        if self.ready.is_set():
+            return True
+        with self.changed:
+            self.changed.wait_for(lambda: self.ready.is_set() or self.stopping.is_set()
+                                  or self._state not in ("starting", "stopped"), timeout)
+        return self.ready.is_set()
 
     def _wait(self, pending: Pending, own_id: int, timeout: float, on_note: Note | None,
               on_ask: Note | None = None) -> dict[str, Any]:

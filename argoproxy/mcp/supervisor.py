@@ -21,7 +21,8 @@ call at a time (kept open for the next), one JSON line each way (argoproxy/mcp/l
       WHY}), then {"note": {...}} lines as the servers send them, {"alive": true} every ALIVE_SECONDS, and last
       {"end": WHY}: on a connection of its own, kept for it (notices.py; the worker's side: listening.py)
   {"op": "subscribe"|"unsubscribe", "session": ID, "server": NAME, "message": {...}} -> {"message": {...}}
-  {"op": "level", "session": ID, "server": NAME|null, "level": LEVEL}  -> {}
+  {"op": "level", "session": ID, "server": NAME|null, "level": LEVEL}  -> {} (at /mcp, "heard": [NAME, ...]: only
+      the servers a key narrowed by tool globs reaches are set)
   {"op": "ended", "session": ID}                                       -> {} (a session Redis held was DELETEd;
       its streams and per_session processes end, here and on the other replicas: replicas.py)
   A call with "relay": true may be sent {"ask": {...}} lines before its answer: the server's requests of its client
@@ -241,17 +242,7 @@ class Supervisor:
         after the last) and logging/setLevel (held here; each server set to the lowest level asked of it)."""
         session, scope = str(request.get("session", "")), request.get("server")
         if op == "level":
-            level = request.get("level")
-            if level not in LEVELS or (scope is not None and scope not in self.servers):
-                return {"error": "no such level or server"}
-            shared = [n for n, s in self.servers.items() if isinstance(s, StdioServer)]  # not per_session's
-            names = [n for n in shared if scope in (None, n)]
-            for server, lowest in self.notices.set_level(session, scope, str(level), names).items():
-                self._tell(server, "logging/setLevel", {"level": lowest})
-            for each in self.servers.values():  # a per_session server's: the session's own process is told
-                if isinstance(each, PerSession) and scope in (None, each.name):
-                    each.set_level(session, str(level))
-            return {}
+            return self.leveled(session, scope, request)
         held, message = self.servers.get(str(scope)), request.get("message")
         if held is None or not isinstance(message, dict) or not isinstance(message.get("params"), dict) \
                 or not isinstance(message["params"].get("uri"), str) or not jsonrpc.valid_id(message.get("id")):
@@ -270,6 +261,23 @@ class Supervisor:
         if "result" not in answer:  # the server refused it: nobody holds it
             self.notices.unsubscribe(session, name, uri)
         return {"message": answer}
+
+    def leveled(self, session: str, scope: Any, request: dict[str, Any]) -> dict[str, Any]:
+        """A session's logging/setLevel at /mcp (scope None) or /mcp/<scope>: the servers it is for are told (at /mcp
+        with "heard", a key narrowed by tool globs: the servers it reaches, never the others)."""
+        level, heard = request.get("level"), request.get("heard")
+        if level not in LEVELS or (scope is not None and scope not in self.servers):
+            return {"error": "no such level or server"}
+        reached = frozenset(map(str, heard)) if scope is None and isinstance(heard, list) else None
+        names = [n for n in self.servers if scope in (None, n) and (reached is None or n in reached)]
+        shared = [n for n in names if isinstance(self.servers[n], StdioServer)]  # not per_session's
+        for server, lowest in self.notices.set_level(session, scope, str(level), shared, reached).items():
+            self._tell(server, "logging/setLevel", {"level": lowest})
+        for name in names:  # a per_session server's: the session's own process is told
+            each = self.servers[name]
+            if isinstance(each, PerSession):
+                each.set_level(session, str(level))
+        return {}
 
     def listener(self, request: dict[str, Any]) -> Listener | str:
         """A listen op's listener (its 2026-07-28 resource subscriptions asked of their servers), or why not."""

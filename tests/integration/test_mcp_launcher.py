@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from argoproxy.config.listener import generate_key
 from argoproxy.launch.mcp_gateway import serves_mcp
@@ -74,6 +75,33 @@ def test_mcp_list_shows_each_servers_state_and_its_tools(gateway, tmp_path):
     assert broken.startswith("broken: restarting (could not start") or broken.startswith("broken: starting"), broken
     assert broken.endswith("0 tools") and "restarted" in done.stdout, done.stdout
     assert ADMIN not in done.stdout + done.stderr
+
+
+def rpc(gateway, key: str, method: str, session: str | None = None, id: int = 2) -> requests.Response:
+    """One 2025-11-25 request at /mcp, with a client timeout far below a call's deadline (TIMEOUT, 600 s here):
+    an answer that waited on the server that never started times out here."""
+    params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}} \
+        if method == "initialize" else {}
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json, text/event-stream",
+               **({"Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"} if session else {})}
+    answer = requests.post(gateway.url + "/mcp", json={"jsonrpc": "2.0", "id": id, "method": method, "params": params},
+                           headers=headers, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def test_a_listing_answers_at_once_with_the_servers_that_run_beside_one_that_never_started(gateway, keys_db):
+    """`broken`'s command does not exist: its calls end at once, so /mcp's listings (which ask every server) answer
+    with the others' entries, and a key narrowed by globs naming it is not held by the reach check either."""
+    session = rpc(gateway, ADMIN, "initialize", id=1).headers["Mcp-Session-Id"]
+    tools = {t["name"] for t in rpc(gateway, ADMIN, "tools/list", session).json()["result"]["tools"]}
+    assert {"fake__echo", "other__whoami"} <= tools and not [t for t in tools if t.startswith("broken__")], tools
+    key = generate_key()
+    SQLiteKeyStore(keys_db).create(KeyRecord("mcp-reach-broken", digest(key), key[:12], tools=("broken__*", "fake__*"),
+                                             created=time.time()))
+    session = rpc(gateway, key, "initialize", id=1).headers["Mcp-Session-Id"]
+    prompts = rpc(gateway, key, "prompts/list", session).json()["result"]["prompts"]
+    assert [p["name"] for p in prompts] == ["fake__greet"], prompts
 
 
 def test_a_team_key_sees_only_the_tools_and_servers_its_globs_reach(gateway, keys_db, tmp_path):

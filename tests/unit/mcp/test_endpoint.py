@@ -146,3 +146,31 @@ def test_a_tool_calls_session_is_checked_on_the_calls_own_trip():
         status, _, answer = post(mcp, body, {"Mcp-Session-Id": sid}, owner="key:bot")
         assert (status, answer) == (404, refused), body
     assert mcp.link.calls == calls  # nothing reached a server
+
+
+class Telling(StandIn):
+    """Servers each with one tool, `status`; the session requests the supervisor is told, kept."""
+
+    def __init__(self):
+        super().__init__()
+        self.told = []
+
+    def call(self, server, message, timeout, session="", owner=None, key=""):
+        super().call(server, message, timeout, session, owner, key)
+        return jsonrpc.result(message["id"], {"tools": [{"name": "status"}]})
+
+    def tell(self, request):
+        self.told.append(request)
+        return {}
+
+
+def test_a_narrowed_keys_log_level_at_mcp_is_for_the_servers_it_reaches_alone():
+    """The supervisor sets the servers in "heard" only (supervisor.py's `leveled`); a key without globs, or a
+    request at /mcp/<server> (its reach checked first), names none: every server, or that one."""
+    from argoproxy.mcp.listening import session_request
+    link = Telling()
+    mcp = McpEndpoint(("git", "docs"), link, auth_on=True, unix_socket=False, call_timeout=5)
+    message = {"jsonrpc": "2.0", "id": 3, "method": "logging/setLevel", "params": {"level": "debug"}}
+    for server, globs in ((None, (("git__*",),)), (None, ()), ("git", (("git__*",),))):
+        assert session_request(mcp, "s", message, server, "key:bot", globs) == jsonrpc.result(3, {})
+    assert [(t["server"], t.get("heard")) for t in link.told] == [(None, ["git"]), (None, None), ("git", None)]

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,21 @@ def test_a_command_that_cannot_start_is_retried_and_named(tmp_path):
         assert poll(lambda: "could not start" in running.last_error)
         answer = running.call({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, 0.2)
         assert answer["error"]["code"] == jsonrpc.SERVER_UNAVAILABLE and "could not start" in answer["error"]["message"]
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("command, args", [("/nonexistent/mcp-server", ()), (sys.executable, ("-c", "pass"))])
+def test_a_call_to_a_server_that_failed_to_start_ends_at_once(tmp_path, command, args):
+    """Its spawn failed, or its process exited before its handshake: the call is answered as soon as that is
+    known, not when its deadline passes (a listing at /mcp asks every server)."""
+    running = StdioServer(McpServer("down", command, args), str(tmp_path / "home"))
+    running.start()
+    try:
+        started = time.monotonic()
+        answer = running.call({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, 10.0)
+        assert answer["error"]["code"] == jsonrpc.SERVER_UNAVAILABLE, answer
+        assert time.monotonic() - started < 5
     finally:
         running.stop()
 
@@ -283,3 +299,17 @@ def test_a_session_dropped_for_being_idle_ends_its_streams(tmp_path):
     held.sessions.records[sid]["used"] -= module.SESSION_IDLE + 1
     held.sessions.act({"action": "new", "owner": "bob", "version": "v"})
     assert listener.queue.get(timeout=1) is None and listener.ended == "The session ended."
+
+
+def test_a_narrowed_keys_log_level_at_mcp_sets_only_the_servers_it_reaches(tmp_path, monkeypatch):
+    """logging/setLevel at /mcp carries the servers the key reaches ("heard", listening.py): only they are told,
+    now and when another session's level is set later; without it (a key without globs), every server."""
+    held = Supervisor([fake("git"), fake("docs"), McpServer("mine", sys.executable, (FAKE,), per_session=True)],
+                      str(tmp_path))
+    told, per_session = [], []
+    monkeypatch.setattr(held, "_tell", lambda server, method, params: told.append((server, params["level"])))
+    monkeypatch.setattr(held.servers["mine"], "set_level", lambda session, level: per_session.append(session))
+    assert held.answer({"op": "level", "session": "narrow", "server": None, "level": "debug", "heard": ["git"]}) == {}
+    assert told == [("git", "debug")] and per_session == []
+    assert held.answer({"op": "level", "session": "wide", "server": None, "level": "error"}) == {}
+    assert told[1:] == [("docs", "error")] and per_session == ["wide"]  # docs: never the narrowed session's debug
