@@ -1,6 +1,7 @@
 """The upstream client's policy: one pooled requests.Session per worker process, retries before the first
 byte, a replay on a connection closed unanswered, URL credentials, each attempt's trace context and deadlines,
-and the translation of transport failures into errors a user can act on (never echoing URLs or keys).
+and the translation of transport failures into errors a user can act on (never echoing URLs or keys). The
+transports raise one family of failures (failures.py); what is asked again is decided by their types alone.
 
 `Upstream.send` runs the policy and hands each attempt to a one-method transport underneath
 (argoproxy/upstream/transport.py): the stock one (upstream/stock.py, requests used as its authors intend) with

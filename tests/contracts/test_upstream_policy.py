@@ -10,9 +10,11 @@ import pytest
 
 from argoproxy.errors import ProxyError
 from argoproxy.upstream import client as policy
+from argoproxy.upstream import failures
 from argoproxy.upstream.client import CallBudget
 from argoproxy.upstream.failures import (ClosedUnanswered, ConnectRefused, ConnectTimeout, NameNotResolved,
                                          NotConnected, ProxyRefused, ReadTimeout, TlsFailure)
+from argoproxy.upstream.proxy_env import ProxyChoice
 from argoproxy.upstream.wire import UpstreamRequest
 from tests.fakes.fake_upstream import FakeResponse, FakeUpstream
 
@@ -223,3 +225,44 @@ def test_an_interim_answer_as_the_answer_is_a_502_never_relayed():
     with pytest.raises(ProxyError) as err:
         up.send(post())
     assert err.value.code == "upstream_bad_response" and interim.closed
+
+
+# ---- what the client is told of each failure
+
+
+WHERE = "https://user:pw@api.example:8443/v1/chat/completions?key=k"
+PROXY = ProxyChoice("http://puser:ppw@10.0.0.1:3128", "HTTPS_PROXY")
+
+
+@pytest.mark.parametrize("failure, status, code, message", [
+    (failures.ConnectRefused(), 502, "upstream_connection_refused",
+     "The upstream server api.example:8443 refused the connection: is it running?"),
+    (failures.ConnectTimeout(), 504, "upstream_connect_timeout",
+     "Timed out connecting to the upstream server api.example:8443 after 2s."),
+    (failures.NotConnected(), 502, "upstream_connection_error", "Failed to connect to the upstream server api.example:8443."),
+    (failures.NameNotResolved(), 502, "upstream_dns_error",
+     "Cannot resolve the upstream host api.example: check the target URL."),
+    (failures.TlsFailure(), 502, "upstream_tls_error", "TLS verification failed for the upstream server api.example:8443."),
+    (failures.ReadTimeout(), 504, "upstream_timeout", "The upstream server api.example:8443 did not answer within 7.5s."),
+    (failures.ClosedUnanswered(), 502, "upstream_disconnected",
+     "The upstream server api.example:8443 closed the connection without answering."),
+    (failures.BadAnswer("more than 8 interim (1xx) answers and no answer"), 502, "upstream_bad_response",
+     "The upstream server api.example:8443 sent more than 8 interim (1xx) answers and no answer."),
+    (failures.UpstreamFailure(), 502, "upstream_error", "Failed to forward the request to api.example:8443."),
+    (failures.ProxyRefused(), 502, "proxy_connection_refused", "The proxy 10.0.0.1:3128 (HTTPS_PROXY) refused the "
+     "connection: is it running? (set NO_PROXY for hosts reached directly)"),
+    (failures.ProxyConnectTimeout(), 504, "proxy_connect_timeout",
+     "Timed out connecting to the proxy 10.0.0.1:3128 (HTTPS_PROXY) after 2s."),
+    (failures.ProxyNameNotResolved(), 502, "proxy_dns_error", "Cannot resolve the proxy host of 10.0.0.1:3128 (HTTPS_PROXY)."),
+    (failures.ProxyAuthRequired(), 502, "proxy_auth_required", "The proxy 10.0.0.1:3128 (HTTPS_PROXY) refused the "
+     "request: 407 Proxy Authentication Required (check the user and password in that variable)."),
+    (failures.ProxyTunnelFailed("502 Bad Gateway"), 502, "proxy_tunnel_failed", "The proxy 10.0.0.1:3128 (HTTPS_PROXY) "
+     "could not reach the upstream server api.example:8443: 502 Bad Gateway."),
+    (failures.ProxyFailure(), 502, "proxy_error",
+     "Failed to reach the upstream server api.example:8443 through the proxy 10.0.0.1:3128 (HTTPS_PROXY)."),
+    (failures.ProxyUnsupported(), 502, "proxy_unsupported", "The proxy 10.0.0.1:3128 (HTTPS_PROXY) uses a scheme "
+     "cot_proxy does not support: use an http:// or https:// proxy."),
+], ids=lambda v: type(v).__name__ if isinstance(v, failures.UpstreamFailure) else None)
+def test_each_failure_is_told_with_its_status_code_and_words_never_a_credential(failure, status, code, message):
+    error = policy.transport_error(failure, WHERE, (2.0, 7.5), PROXY)
+    assert (error.status, error.code, error.message) == (status, code, message)
