@@ -22,6 +22,7 @@ import pytest
 from argoproxy.errors import ProxyError
 from argoproxy.upstream import failures
 from argoproxy.upstream.client import Upstream, stream_error
+from argoproxy.upstream.relay import upstream_error
 from argoproxy.upstream.stock import make_session
 from argoproxy.upstream.transport import TransportFactory
 from argoproxy.upstream.wire import UpstreamRequest, read_chunks
@@ -343,3 +344,10 @@ def test_a_stream_broken_mid_body_is_disconnected(client, wire):
             b"".join(read_chunks(resp))
     assert type(err.value) is failures.Disconnected  # not ClosedUnanswered: the answer had begun
     assert_the_librarys_cause(err.value)
+
+
+def test_an_error_whose_body_breaks_off_is_told_by_its_status(client, wire):
+    wire.add(head("500 Internal Server Error", Content_Length="100"), b'{"error": ', CLOSE)
+    with client.send(get(wire)) as resp:
+        error = upstream_error(resp)  # the body's failure is the family's, which the reader of an error expects
+    assert (error.status, error.code) == (500, "upstream_500")
