@@ -13,16 +13,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import email.utils
-import http.client
 import logging
 import random
-import re
 import time
 from typing import Mapping, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
-
-import requests
-import urllib3
 
 from argoproxy.errors import ProxyError
 from argoproxy.upstream.proxy_env import DIRECT, ProxyChoice, proxy_for
@@ -30,7 +25,7 @@ from argoproxy.upstream.failures import ClosedUnanswered, NotConnected, ReadTime
 from argoproxy.upstream.stock import STOCK_ERRORS, StockTransport, failure_from_requests, make_session
 from argoproxy.upstream.trace_context import trace_context_carried
 from argoproxy.upstream.transport import Transport, TransportFactory
-from argoproxy.upstream.wire import DEFAULT_MAX_RESPONSE, TooManyInterim, UpstreamRequest, UpstreamResponse, describe_host
+from argoproxy.upstream.wire import DEFAULT_MAX_RESPONSE, UpstreamRequest, UpstreamResponse, describe_host
 
 log = logging.getLogger(__name__)
 

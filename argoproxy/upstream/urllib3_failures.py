@@ -81,7 +81,7 @@ def _proxy_failure(exc: BaseException | None) -> ProxyFailure:
         return ProxyRefused() if isinstance(exc.__cause__, ConnectionRefusedError) else ProxyFailure()
     if isinstance(exc, (u3.ConnectTimeoutError, TimeoutError)):
         return ProxyConnectTimeout()
-    tunnel = TUNNEL_REFUSED.fullmatch(str(exc)) if type(exc) is OSError else None
+    tunnel = TUNNEL_REFUSED.match(str(exc)) if type(exc) is OSError else None
     if tunnel is None:
         return ProxyFailure()
     if tunnel.group(1) == "407":
