@@ -6,6 +6,7 @@ library error inside."""
 
 from __future__ import annotations
 
+import ast
 import errno
 import http.client
 
@@ -17,6 +18,8 @@ from argoproxy.upstream import failures
 from argoproxy.upstream.stock import failure_from_requests
 from argoproxy.upstream.urllib3_failures import failure_from_urllib3
 from argoproxy.upstream.wire import TooManyInterim
+from tests.proxy_process import ROOT
+from tests.source_tree import parsed
 
 u3 = urllib3.exceptions
 URL = "http://127.0.0.1:9/v1/models"
@@ -75,3 +78,13 @@ def test_requests_exceptions_map_by_type(exc, kind, monkeypatch):
     monkeypatch.delenv("ALL_PROXY", raising=False)
     monkeypatch.delenv("all_proxy", raising=False)
     assert type(failure_from_requests(exc, URL)) is kind
+
+
+def test_the_policy_reads_no_exceptions_text():
+    """Upstream.send, transport_error and stream_error decide by the failure's type: client.py neither writes an
+    exception out as text (repr, str, format) nor takes its args apart."""
+    tree = parsed(ROOT / "argoproxy" / "upstream" / "client.py")
+    texts = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Name) and node.func.id in ("repr", "str", "format")]
+    args = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "args"]
+    assert not texts and not args, f"client.py reads an exception's text at lines {texts + args}"
