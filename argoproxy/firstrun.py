@@ -337,13 +337,14 @@ def check_one(method: str, url: str, body: dict[str, Any] | None, need_success: 
 
     from argoproxy.upstream.proxy_env import proxy_for
     from argoproxy.upstream.client import transport_error
+    from argoproxy.upstream.stock import failure_from_requests
     proxy = proxy_for(url)
     headers = {"Authorization": f"Bearer {key[0]}"} if key[0] else {}
     try:
         response = requests.request(method, url, json=body, headers=headers, timeout=CHECK_TIMEOUT,
                                     allow_redirects=False)
     except requests.RequestException as exc:
-        return f"failed: {transport_error(exc, url, CHECK_TIMEOUT, proxy).message}"
+        return f"failed: {transport_error(failure_from_requests(exc, url), url, CHECK_TIMEOUT, proxy).message}"
     response.close()
     if response.status_code == 407 and proxy.url:  # the proxy's answer for a plain-http upstream
         return f"failed: The proxy {proxy.shown} refused the request: 407 Proxy Authentication Required."

@@ -20,6 +20,7 @@ from argoproxy.fastpath.chunked import read_chunked
 from argoproxy.fastpath.connections import LeanHTTPConnection, LeanHTTPSConnection
 from argoproxy.fastpath.stall_timer import timed_reads
 from argoproxy.upstream.proxy_env import ca_bundle, proxy_for
+from argoproxy.upstream.urllib3_failures import LIBRARY_ERRORS, failure_from_urllib3
 from argoproxy.upstream.wire import READ_SIZE, UpstreamRequest, UpstreamResponse, read_arrived
 
 # urllib3 retries nothing itself (the proxy decides, in Upstream.send); one shared object, as urlopen builds one
@@ -90,11 +91,12 @@ class PooledResponse(UpstreamResponse):
         self._reader: Generator[bytes, None, None] | None = None  # a chunked body's decoder, where the last read left it
 
     def chunks(self, decode: bool = True) -> Iterator[bytes]:
+        """The body's pieces; what breaks a read is raised as the upstream failure family."""
         body = self._body(decode)
-        if body is self._reader:  # times its own reads (fastpath/chunked.py)
-            return body
-        conn = self.raw._connection
-        return timed_reads(conn.sock if conn is not None else None, body)
+        if body is not self._reader:  # the chunked reader times its own reads (fastpath/chunked.py)
+            conn = self.raw._connection
+            body = timed_reads(conn.sock if conn is not None else None, body)
+        return _failing_as_the_family(body)
 
     def _body(self, decode: bool) -> Iterator[bytes]:
         raw = self.raw
@@ -131,6 +133,16 @@ class PooledResponse(UpstreamResponse):
         if not raw.isclosed() and raw._fp is not None and not raw._fp.isclosed():
             raw.close()
         raw.release_conn()
+
+
+def _failing_as_the_family(body: Iterator[bytes]) -> Iterator[bytes]:
+    """`body`, urllib3's exceptions raised as the upstream failure family. A for loop, not `yield from`:
+    closing this must not close the chunked reader, which drain() goes on reading where a stream stopped."""
+    try:
+        for piece in body:
+            yield piece
+    except LIBRARY_ERRORS as exc:
+        raise failure_from_urllib3(exc, in_body=True) from exc
 
 
 def _read_plain(raw: urllib3.HTTPResponse) -> Iterator[bytes]:

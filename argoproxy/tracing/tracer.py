@@ -58,7 +58,7 @@ from argoproxy.pipeline.call import Call, ClientRequest
 from argoproxy.pipeline.call_records import CallEnd, CallStart, start_of
 from argoproxy.redaction import Secrets
 from argoproxy.upstream.answer_bounds import collector_session
-from argoproxy.upstream.client import TRANSPORT_ERRORS, transport_error
+from argoproxy.upstream.failures import UpstreamFailure
 from argoproxy.upstream.trace_context import client_value, with_context
 from argoproxy.upstream.wire import UpstreamRequest, describe_host
 
@@ -422,7 +422,7 @@ class Tracing:
         if trace is None or record is None:
             return
         trace.client = None
-        record.attributes["error.type"] = attempt_error(error, trace.url)
+        record.attributes["error.type"] = attempt_error(error)
         record.status = Status(StatusCode.ERROR, type(error).__name__)
         self.ended(record)
 
@@ -552,13 +552,13 @@ def metered(used: Any) -> Callable[..., Any]:
     return general
 
 
-def attempt_error(error: BaseException, url: str) -> str:
+def attempt_error(error: BaseException) -> str:
     """error.type of an attempt that got no answer: the code the client would read for it (the same on both
     transports: upstream_connection_refused, upstream_timeout...), else the exception's class."""
     if isinstance(error, ProxyError) and error.code:
         return error.code
-    if isinstance(error, TRANSPORT_ERRORS):
-        return transport_error(error, url, (0.0, 0.0)).code or "upstream_error"
+    if isinstance(error, UpstreamFailure):
+        return error.code
     kind = type(error)
     return f"{kind.__module__}.{kind.__qualname__}"
 

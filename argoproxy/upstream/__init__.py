@@ -1,5 +1,6 @@
 """Talking to upstreams: the client's policy, its retries, replays and transport errors (client.py), over a
-one-method transport (transport.py; the stock one, requests as its authors intend: stock.py), corporate
+one-method transport (transport.py; the stock one, requests as its authors intend: stock.py) whose failures are
+one family (failures.py; urllib3's exceptions mapped into it by type: urllib3_failures.py), corporate
 proxies as requests decides them, upstream URLs, reachability probes (probe.py), the bounds on answers the proxy
 reads for itself from servers it chose (answer_bounds.py), whether a server says it is a local one (local_server.py:
 llama.cpp's /props, vLLM's /version, Ollama's /api/version; standard library only, for Gunicorn's master), the

@@ -1,6 +1,7 @@
 """The upstream client's policy: one pooled requests.Session per worker process, retries before the first
 byte, a replay on a connection closed unanswered, URL credentials, each attempt's trace context and deadlines,
-and the translation of transport failures into errors a user can act on (never echoing URLs or keys).
+and the translation of transport failures into errors a user can act on (never echoing URLs or keys). The
+transports raise one family of failures (failures.py); what is asked again is decided by their types alone.
 
 `Upstream.send` runs the policy and hands each attempt to a one-method transport underneath
 (argoproxy/upstream/transport.py): the stock one (upstream/stock.py, requests used as its authors intend) with
@@ -12,30 +13,25 @@ from __future__ import annotations
 import base64
 import dataclasses
 import email.utils
-import http.client
 import logging
 import random
-import re
 import time
 from typing import Mapping, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import requests
-import urllib3
-
 from argoproxy.errors import ProxyError
 from argoproxy.upstream.proxy_env import DIRECT, ProxyChoice, proxy_for
-from argoproxy.upstream.stock import StockTransport, make_session
+from argoproxy.upstream.failures import ClosedUnanswered, NotConnected, ReadTimeout, UpstreamFailure
+from argoproxy.upstream.stock import STOCK_ERRORS, StockTransport, failure_from_requests, make_session
 from argoproxy.upstream.trace_context import trace_context_carried
 from argoproxy.upstream.transport import Transport, TransportFactory
-from argoproxy.upstream.wire import DEFAULT_MAX_RESPONSE, TooManyInterim, UpstreamRequest, UpstreamResponse, describe_host
+from argoproxy.upstream.wire import DEFAULT_MAX_RESPONSE, UpstreamRequest, UpstreamResponse, describe_host
 
 log = logging.getLogger(__name__)
 
-# What reading an upstream body can raise when the connection breaks or stalls.
-READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
-# What sending a request can raise before any answer arrived.
-TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+# What reading an upstream body can raise when the connection breaks or stalls: the transports' failure family,
+# and the libraries' own errors where a body is read off the library's response directly (pipeline/relay.py).
+READ_ERRORS = (UpstreamFailure, *STOCK_ERRORS)
 RETRY_STATUSES = frozenset({502, 503, 504})
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt, capped, with full jitter
 BACKOFF_CAP = 4.0
@@ -102,6 +98,26 @@ class AttemptTracer(Protocol):
         """The attempt ended without an answer."""
 
 
+@dataclasses.dataclass
+class Tries:
+    """One send's count of its attempts: retries made, when the first began, whether the one replay was made."""
+
+    started: float
+    budget: CallBudget | None
+    attempt: int = 0  # retries so far
+    resent: bool = False
+
+    def budget_allows(self) -> bool:
+        return self.budget is None or self.budget.may_retry()
+
+
+def _as_sent(req: UpstreamRequest, client_headers: Mapping[str, str] | None) -> UpstreamRequest:
+    """The request with the client's trace context where it has none, and URL credentials as a header."""
+    if client_headers is not None:
+        req = trace_context_carried(req, client_headers)
+    return url_credentials_as_header(req) if "@" in req.url else req
+
+
 class Upstream:
     """Sends requests upstream with connect/read timeouts and capped, jittered retries, through its transport."""
 
@@ -134,57 +150,68 @@ class Upstream:
         serves, whose trace each attempt joins (tracing on). `client_headers`: that client's headers as its
         request passes them on, whose W3C trace context goes up where the backend left it out (a traced
         attempt's request carries its own span's instead): the sender decides each attempt's context."""
-        if client_headers is not None:
-            req = trace_context_carried(req, client_headers)
-        if "@" in req.url:
-            req = url_credentials_as_header(req)
+        req = _as_sent(req, client_headers)
         timeout = (self.connect_timeout, req.timeout or self.read_timeout)
         limit = req.max_bytes or self.max_response_bytes
-        attempt = 0
-        started = time.monotonic()
-        resent = False
+        tries = Tries(time.monotonic(), budget)
         while True:
             if budget is not None:
                 budget.spend()
             try:
-                resp = self.transport.send(req, timeout, limit) if call is None or self.tracer is None \
-                    else self._traced(req, timeout, limit, call, self.tracer)
-            except TRANSPORT_ERRORS as exc:
-                if not resent and replayable(req) and closed_unanswered(exc) and (budget is None or budget.may_retry()):
-                    # A connection closed before any answer (a kept-alive one the server closed as the request
-                    # went out: its idle timeout): a request that may be sent twice goes once more, at once, on
-                    # a connection of its own (the closed one is dropped; another pooled one may be as stale),
-                    # whatever MAX_RETRIES says.
-                    resent = True
-                    req = dataclasses.replace(req, fresh_connection=True)
-                    log.info("the upstream closed a connection without answering; sending again on another")
-                    continue
-                delay = _backoff(attempt + 1)
-                if self._may_retry(attempt, started, delay, budget) and _retryable_exception(exc):
-                    attempt += 1
-                    _sleep(delay)
-                    continue
-                raise transport_error(exc, req.url, timeout, proxy_for(req.url)) from None
-            if resp.status_code < 200:  # an interim answer as the answer (the stock transport, or a 101): never relayed
-                resp.close()  # unread: its connection is dropped, not pooled with the real answer waiting on it
-                raise ProxyError(502, f"The upstream server {describe_host(req.url)} answered {resp.status_code} "
-                                      f"{resp.reason}, an interim answer this transport cannot read past "
-                                      "(FAST_PATH=off, or an upstream reached through a proxy); the request may have "
-                                      "been processed.", code="upstream_bad_response")
-            if resp.status_code >= 400 and attempt < self.max_retries:
-                after = _retry_delay(resp, attempt + 1)
-                if after is not None and self._may_retry(attempt, started, after, budget):
-                    resp.close()
-                    attempt += 1
-                    log.info("upstream answered %s; retry %d in %.2fs", resp.status_code, attempt, after)
-                    _sleep(after)
-                    continue
-            resp.retried = attempt
-            return resp
+                resp = self._attempt(req, timeout, limit, call)
+            except UpstreamFailure as failure:
+                req = self._again_after(failure, req, timeout, tries)
+                continue
+            if not self._asked_again(resp, req, tries):
+                resp.retried = tries.attempt
+                return resp
 
-    def _may_retry(self, attempt: int, started: float, delay: float, budget: CallBudget | None) -> bool:
-        return attempt < self.max_retries and time.monotonic() - started + delay < RETRY_BUDGET and (
-            budget is None or budget.may_retry())
+    def _attempt(self, req: UpstreamRequest, timeout: tuple[float, float], limit: int,
+                 call: object) -> UpstreamResponse:
+        if call is None or self.tracer is None:
+            return self.transport.send(req, timeout, limit)
+        return self._traced(req, timeout, limit, call, self.tracer)
+
+    def _again_after(self, failure: UpstreamFailure, req: UpstreamRequest, timeout: tuple[float, float],
+                     tries: Tries) -> UpstreamRequest:
+        """The request to send again after an attempt failed, or the failure raised as the client's error.
+        A connection closed before any answer (a kept-alive one the server closed as the request went out: its
+        idle timeout) is met by one replay of a request that may be sent twice, at once, on a connection of its
+        own (the closed one is dropped; another pooled one may be as stale), whatever MAX_RETRIES says. A
+        connection never made is asked again within MAX_RETRIES; nothing else is (the model may be working)."""
+        if isinstance(failure, ClosedUnanswered) and not tries.resent and replayable(req) and tries.budget_allows():
+            tries.resent = True
+            log.info("the upstream closed a connection without answering; sending again on another")
+            return dataclasses.replace(req, fresh_connection=True)
+        delay = _backoff(tries.attempt + 1)
+        if isinstance(failure, NotConnected) and self._may_retry(tries, delay):
+            tries.attempt += 1
+            _sleep(delay)
+            return req
+        raise transport_error(failure, req.url, timeout, proxy_for(req.url)) from None
+
+    def _asked_again(self, resp: UpstreamResponse, req: UpstreamRequest, tries: Tries) -> bool:
+        """Was this answer closed to ask again (a retryable status, within the retries and their budget)?"""
+        if resp.status_code < 200:  # an interim answer as the answer (the stock transport, or a 101): never relayed
+            resp.close()  # unread: its connection is dropped, not pooled with the real answer waiting on it
+            raise ProxyError(502, f"The upstream server {describe_host(req.url)} answered {resp.status_code} "
+                                  f"{resp.reason}, an interim answer this transport cannot read past "
+                                  "(FAST_PATH=off, or an upstream reached through a proxy); the request may have "
+                                  "been processed.", code="upstream_bad_response")
+        if resp.status_code < 400 or tries.attempt >= self.max_retries:
+            return False
+        after = _retry_delay(resp, tries.attempt + 1)
+        if after is None or not self._may_retry(tries, after):
+            return False
+        resp.close()
+        tries.attempt += 1
+        log.info("upstream answered %s; retry %d in %.2fs", resp.status_code, tries.attempt, after)
+        _sleep(after)
+        return True
+
+    def _may_retry(self, tries: Tries, delay: float) -> bool:
+        return tries.attempt < self.max_retries and time.monotonic() - tries.started + delay < RETRY_BUDGET and (
+            tries.budget_allows())
 
     def _traced(self, req: UpstreamRequest, timeout: tuple[float, float], limit: int, call: object,
                 tracer: AttemptTracer) -> UpstreamResponse:
@@ -209,37 +236,6 @@ def replayable(req: UpstreamRequest) -> bool:
     """May this request be sent again after a connection closed without an answer? A POST the upstream read
     before the close may have been processed (a paid call, a file stored): only with an idempotency key."""
     return req.method in IDEMPOTENT_METHODS or any(name.lower() in IDEMPOTENCY_HEADERS for name in req.headers)
-
-
-def _inner(exc: Exception) -> BaseException:
-    """The socket or http.client error inside requests' and urllib3's wrappers."""
-    inner = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else exc
-    if isinstance(inner, urllib3.exceptions.ProtocolError):
-        inner = inner.args[1] if len(inner.args) > 1 else inner
-    return inner
-
-
-def closed_unanswered(exc: Exception) -> bool:
-    """Did the connection close (or reset) without an answer? (not a timeout, not a failure to connect: those
-    are _retryable_exception's)."""
-    return isinstance(_inner(exc), (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-                                    ConnectionAbortedError))
-
-
-def _retryable_exception(exc: Exception) -> bool:
-    """Only failures where the request cannot have reached the model: no connection was made."""
-    u3 = urllib3.exceptions
-    if isinstance(exc, u3.NameResolutionError):
-        return False
-    if isinstance(exc, (u3.NewConnectionError, u3.ConnectTimeoutError, requests.ConnectTimeout)):
-        return True
-    return isinstance(exc, requests.ConnectionError) and not isinstance(
-        exc, (requests.ReadTimeout, requests.exceptions.SSLError)) and _connection_refused(exc)
-
-
-def _connection_refused(exc: Exception) -> bool:
-    text = repr(exc)
-    return "Connection refused" in text or "ConnectionRefused" in text or "NewConnectionError" in text
 
 
 def _backoff(attempt: int) -> float:
@@ -288,75 +284,21 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def transport_error(exc: Exception, url: str, timeout: tuple[float, float],
+def transport_error(failure: UpstreamFailure, url: str, timeout: tuple[float, float],
                     proxy: ProxyChoice = DIRECT) -> ProxyError:
-    """A transport failure as the error the client gets: 504 for timeouts, 502 for the rest; a failure of the
-    proxy in between names the proxy (host:port and its variable, never its credentials)."""
-    where = describe_host(url)
-    text = repr(exc)
-    u3 = urllib3.exceptions
-    if proxy.url and "://" in proxy.url and not proxy.url.lower().startswith(("http://", "https://")):
-        return ProxyError(502, f"The proxy {proxy.shown} uses a scheme cot_proxy does not support: use an http:// "
-                               "or https:// proxy.", code="proxy_unsupported")
-    if proxy.url and isinstance(exc, (u3.ProxyError, requests.exceptions.ProxyError)):
-        return proxy_error(text, where, proxy, timeout)
-    if isinstance(exc, u3.NameResolutionError) or "NameResolutionError" in text or "Name or service not known" in text \
-            or "Temporary failure in name resolution" in text or "nodename nor servname" in text:
-        return ProxyError(502, f"Cannot resolve the upstream host {where.rsplit(':', 1)[0]}: check the target URL.",
-                          code="upstream_dns_error")
-    if isinstance(exc, (u3.SSLError, requests.exceptions.SSLError)):
-        return ProxyError(502, f"TLS verification failed for the upstream server {where}.", code="upstream_tls_error")
-    if "refused" in text.lower():
-        return ProxyError(502, f"The upstream server {where} refused the connection: is it running?",
-                          code="upstream_connection_refused")
-    if isinstance(exc, (requests.ConnectTimeout, u3.ConnectTimeoutError)) and not isinstance(exc, u3.NewConnectionError) \
-            or "timed out" in text and isinstance(exc, u3.NewConnectionError):
-        return ProxyError(504, f"Timed out connecting to the upstream server {where} after {timeout[0]:g}s.",
-                          code="upstream_connect_timeout")
-    if isinstance(exc, (requests.ReadTimeout, u3.ReadTimeoutError, TimeoutError)):
-        return ProxyError(504, f"The upstream server {where} did not answer within {timeout[1]:g}s.",
-                          code="upstream_timeout")
-    if closed_unanswered(exc):
-        return ProxyError(502, f"The upstream server {where} closed the connection without answering.",
-                          code="upstream_disconnected")
-    inner = _inner(exc)
-    if isinstance(inner, TooManyInterim):
-        return ProxyError(502, f"The upstream server {where} sent {inner}.", code="upstream_bad_response")
-    if isinstance(exc, (u3.NewConnectionError, requests.ConnectionError)) and not isinstance(exc, u3.ProtocolError):
-        return ProxyError(502, f"Failed to connect to the upstream server {where}.", code="upstream_connection_error")
-    if isinstance(exc, (u3.ProtocolError, ConnectionError)):
-        return ProxyError(502, f"The upstream server {where} closed the connection without answering.",
-                          code="upstream_disconnected")
-    return ProxyError(502, f"Failed to forward the request to {where}.", code="upstream_error")
-
-
-def proxy_error(text: str, where: str, proxy: ProxyChoice, timeout: tuple[float, float]) -> ProxyError:
-    """The proxy failed (not the upstream): say which proxy and what it did."""
-    name = proxy.shown
-    tunnel = re.search(r"Tunnel connection failed: (\d{3})([^'\"\\)]*)", text)
-    if tunnel and tunnel.group(1) == "407":
-        return ProxyError(502, f"The proxy {name} refused the request: 407 Proxy Authentication Required (check the "
-                               "user and password in that variable).", code="proxy_auth_required")
-    if tunnel:
-        return ProxyError(502, f"The proxy {name} could not reach the upstream server {where}: "
-                               f"{tunnel.group(1)}{tunnel.group(2).rstrip()}.", code="proxy_tunnel_failed")
-    if "refused" in text.lower():
-        return ProxyError(502, f"The proxy {name} refused the connection: is it running? (set NO_PROXY for "
-                               "hosts reached directly)", code="proxy_connection_refused")
-    if "NameResolutionError" in text or "Name or service not known" in text or "name resolution" in text:
-        return ProxyError(502, f"Cannot resolve the proxy host of {name}.", code="proxy_dns_error")
-    if "timed out" in text.lower():
-        return ProxyError(504, f"Timed out connecting to the proxy {name} after {timeout[0]:g}s.",
-                          code="proxy_connect_timeout")
-    return ProxyError(502, f"Failed to reach the upstream server {where} through the proxy {name}.",
-                      code="proxy_error")
+    """A transport's failure as the error the client gets: its status, code and message (failures.py), naming
+    the upstream by host:port and a failing proxy by its host:port and variable, never their credentials."""
+    message = failure.message(describe_host(url), timeout, proxy.shown if proxy.url else "")
+    return ProxyError(failure.status, message, code=failure.code)
 
 
 def stream_error(exc: Exception, url: str, read_timeout: float) -> ProxyError:
-    """A failure while reading an upstream body that had already started."""
+    """A failure while reading an upstream body that had already started: a stall (504) or a break (502).
+    The transports raise the failure family; a body read off the library's response directly (a relayed
+    body, a bounded probe) raises the library's own, mapped here the same way."""
     where = describe_host(url)
-    if isinstance(exc, (requests.ReadTimeout, TimeoutError, urllib3.exceptions.TimeoutError)) \
-            or "timed out" in repr(exc).lower():
+    failure = exc if isinstance(exc, UpstreamFailure) else failure_from_requests(exc, url, in_body=True)
+    if isinstance(failure, ReadTimeout):
         return ProxyError(504, f"The upstream server {where} stalled for more than {read_timeout:g}s mid-response.",
                           code="upstream_timeout")
     return ProxyError(502, f"The upstream server {where} broke off the response.", code="upstream_disconnected")

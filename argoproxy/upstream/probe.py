@@ -7,6 +7,7 @@ import requests
 
 from argoproxy.upstream.client import transport_error
 from argoproxy.upstream.proxy_env import proxy_for
+from argoproxy.upstream.stock import failure_from_requests
 
 PROBE_TIMEOUT = (2.0, 3.0)  # connect, read: a probe never hangs a monitor
 
@@ -17,7 +18,7 @@ def probe(session: requests.Session, url: str) -> str | None:
     try:
         response = session.get(url, timeout=PROBE_TIMEOUT, stream=True, allow_redirects=False)
     except requests.RequestException as exc:
-        return transport_error(exc, url, PROBE_TIMEOUT, proxy_for(url)).message
+        return transport_error(failure_from_requests(exc, url), url, PROBE_TIMEOUT, proxy_for(url)).message
     response.close()
     proxy = proxy_for(url)
     if response.status_code == 407 and proxy.url:  # the proxy's answer for a plain-http upstream

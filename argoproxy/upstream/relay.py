@@ -8,8 +8,6 @@ import re
 import time
 from typing import Any, Iterator
 
-import requests
-
 from argoproxy.upstream import sse
 from argoproxy.errors import ProxyError, error_type
 from argoproxy.redaction import header_value, sanitize_message
@@ -138,7 +136,7 @@ def upstream_error(resp: UpstreamResponse) -> ProxyError:
     try:
         body = resp.content[:65536]
         obj = loads(body) if body else None
-    except (ValueError, requests.RequestException):
+    except (ValueError, *READ_ERRORS):  # an error's body broken off or stalled: its status alone is said
         obj = None
     err = obj.get("error") if isinstance(obj, dict) else None
     if isinstance(err, dict) and isinstance(err.get("message"), str):

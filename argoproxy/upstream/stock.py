@@ -1,6 +1,7 @@
 """The stock transport (FAST_PATH=off, and the fast path's for hosts behind a proxy): requests used as its
 authors intend, `Session.request(stream=True)`, bodies read with `iter_content` (StockResponse), where the
-`responses` library can stand in for the upstream."""
+`responses` library can stand in for the upstream. What requests raises leaves here as the upstream failure
+family (failures.py), requests' wrappers taken off and urllib3's error inside mapped by urllib3_failures.py."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Iterator
 import requests
 from requests.adapters import HTTPAdapter
 
-from argoproxy.errors import ProxyError
+from argoproxy.upstream.failures import ConnectTimeout, ProxyAuthRequired, ProxyFailure, ProxyUnsupported, \
+    ReadTimeout, TlsFailure, UpstreamFailure
 from argoproxy.upstream.proxy_env import proxy_for
+from argoproxy.upstream.urllib3_failures import LIBRARY_ERRORS, failure_from_urllib3
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_arrived
 
 CHUNK_PIECE = 256 * 1024  # at most this much of one upstream chunk at a time (fastpath/chunked.py: READ_SIZE)
@@ -43,18 +46,41 @@ class StockTransport:
         try:
             r = session.request(req.method, req.url, headers=req.headers, data=req.body, stream=True,
                                 timeout=timeout, allow_redirects=False)
-            if r.status_code == 407:
-                proxy = proxy_for(req.url)
-                if proxy.url:  # a plain-http upstream through a proxy: the proxy's own answer, not the upstream's
-                    r.close()
-                    raise ProxyError(502, f"The proxy {proxy.shown} refused the request: 407 Proxy Authentication "
-                                          "Required (check the user and password in that variable).",
-                                     code="proxy_auth_required")
-        except BaseException:
+            if r.status_code == 407 and proxy_for(req.url).url:
+                r.close()  # a plain-http upstream through a proxy: the proxy's own answer, not the upstream's
+                raise ProxyAuthRequired()
+        except BaseException as exc:
             if owned is not None:
                 owned.close()
+            if isinstance(exc, STOCK_ERRORS):
+                raise failure_from_requests(exc, req.url) from exc
             raise
         return StockResponse(r, req.url, max_bytes, owner=owned)
+
+
+# What requests and the libraries under it raise (requests' own are OSErrors too).
+STOCK_ERRORS = (requests.RequestException, *LIBRARY_ERRORS)
+# requests' own exceptions with no library error inside them (a library's is taken out and mapped instead).
+REQUESTS_ONLY = ((requests.ConnectTimeout, ConnectTimeout), (requests.ReadTimeout, ReadTimeout),
+                 (requests.exceptions.SSLError, TlsFailure), (requests.exceptions.ProxyError, ProxyFailure))
+
+
+def failure_from_requests(exc: BaseException, url: str, in_body: bool = False) -> UpstreamFailure:
+    """The failure family member for what requests raised sending to (or reading from) `url`: a proxy whose
+    scheme it cannot speak (socks without PySocks, said as InvalidSchema) is named as such."""
+    if isinstance(exc, requests.RequestException) and not in_body and _unsupported_proxy(url):
+        return ProxyUnsupported()
+    inner = exc.args[0] if isinstance(exc, requests.RequestException) and exc.args else None
+    if isinstance(inner, BaseException):
+        return failure_from_urllib3(inner, in_body)
+    if isinstance(exc, requests.RequestException):
+        return next((failure() for kind, failure in REQUESTS_ONLY if isinstance(exc, kind)), UpstreamFailure())
+    return failure_from_urllib3(exc, in_body)
+
+
+def _unsupported_proxy(url: str) -> bool:
+    proxy = proxy_for(url).url
+    return "://" in proxy and not proxy.lower().startswith(("http://", "https://"))
 
 
 class StockResponse(UpstreamResponse):
@@ -75,11 +101,14 @@ class StockResponse(UpstreamResponse):
         size (a chunk's size is the upstream's to choose: read whole, one chunk could fill the worker's memory);
         other bodies per read of what has arrived (iter_content with a size would wait to fill it)."""
         raw = self.response.raw
-        if raw.chunked and raw.supports_chunked_reads():
-            yield from self.response.iter_content(chunk_size=CHUNK_PIECE) if decode \
-                else raw.stream(CHUNK_PIECE, decode_content=False)
-            return
-        yield from read_arrived(raw, decode)
+        try:
+            if raw.chunked and raw.supports_chunked_reads():
+                yield from self.response.iter_content(chunk_size=CHUNK_PIECE) if decode \
+                    else raw.stream(CHUNK_PIECE, decode_content=False)
+                return
+            yield from read_arrived(raw, decode)
+        except STOCK_ERRORS as exc:
+            raise failure_from_requests(exc, self.url, in_body=True) from exc
 
     def close(self) -> None:
         self.response.close()

@@ -19,9 +19,10 @@ class Transport(Protocol):
 
     def send(self, req: UpstreamRequest, timeout: tuple[float, float], max_bytes: int) -> UpstreamResponse:
         """The answer, its head read and its body not yet (at most `max_bytes` of it read whole). `timeout`:
-        (connect, read) in seconds, the read one for each wait on the socket. Failures raise what requests,
-        urllib3 and the socket raise (client.py classifies them); a request marked `fresh_connection` goes out
-        on a connection of its own, closed with its answer."""
+        (connect, read) in seconds, the read one for each wait on the socket. A failure raises a member of the
+        upstream failure family (failures.py), the library's own exception chained as its __cause__, and so
+        does a read of the answer's body (`chunks`); a request marked `fresh_connection` goes out on a
+        connection of its own, closed with its answer."""
 
 
 # What a client is built with: its transport, given the Session the client pools its connections in.

@@ -4,12 +4,14 @@ connections alive between requests, and records every request as it came off the
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from dataclasses import dataclass
 
-# A script's pieces: bytes are sent as they are; CLOSE closes the connection there; STALL sends nothing more
-# until the server is closed (or STALL_MOST seconds), then closes the connection.
+# A script's pieces: bytes are sent as they are; CLOSE closes the connection there; RESET resets it (a TCP RST);
+# STALL sends nothing more until the server is closed (or STALL_MOST seconds), then closes the connection.
 CLOSE = "close"
+RESET = "reset"
 STALL = "stall"
 STALL_MOST = 5.0
 
@@ -87,6 +89,9 @@ class WireUpstream:
                     self.closing.wait(STALL_MOST)
                     return
                 if piece == CLOSE:
+                    return
+                if piece == RESET:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     return
                 assert isinstance(piece, bytes)
                 conn.sendall(piece)

@@ -1,7 +1,8 @@
 """A fake transport for in-process tests of the pipeline: FakeUpstream is the real upstream client
 (argoproxy.upstream.client.Upstream: its retries, replays, URL credentials, trace context and the tracer's hooks
 run as they do in the proxy) over FakeTransport, which records each attempt as it would go on the wire and
-answers from a queue (an answer, or an exception the attempt raises) or with an OpenAI-shaped default. No
+answers from a queue (an answer, or the exception the attempt raises: a member of the failure family,
+argoproxy/upstream/failures.py, as every transport raises) or with an OpenAI-shaped default. No
 sockets: a test through the whole door takes about a millisecond."""
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class FakeTransport:
     def __init__(self, default: Callable[[UpstreamRequest], FakeResponse]) -> None:
         self.sent: list[UpstreamRequest] = []
         self.timeouts: list[tuple[float, float]] = []
-        self.queue: list[FakeResponse | BaseException] = []
+        self.queue: list[FakeResponse | BaseException] = []  # an exception: raised as a transport raises it
         self.default = default
 
     def send(self, req: UpstreamRequest, timeout: tuple[float, float], max_bytes: int) -> UpstreamResponse:

@@ -1,6 +1,7 @@
 """fastpath/chunked.py: a chunked upstream body decoded from whole reads, through the real DirectPools and a
 loopback server that sends scripted bytes. The body is urllib3's byte for byte whatever the framing and the
-read boundaries; errors are urllib3's ProtocolError (and ReadTimeoutError), with the connection dropped; a body
+read boundaries; errors are urllib3's ProtocolError (and ReadTimeoutError), raised by the response as the
+upstream failure family (Disconnected, ReadTimeout) with urllib3's as the cause, the connection dropped; a body
 read to its end gives its connection back to the pool; drain() goes on where a stream's reader stopped."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import urllib3
 
 from argoproxy.fastpath.pool import DirectPools
 from argoproxy.upstream.client import make_session
+from argoproxy.upstream.failures import Disconnected
 from argoproxy.upstream.wire import UpstreamRequest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,8 +166,9 @@ def test_a_broken_body_is_urllib3s_protocol_error_and_drops_the_connection(pools
     server = ScriptedServer([script, [HEAD + b"2\r\nok\r\n0\r\n\r\n"]])
     try:
         resp = ask(pools, server, read_timeout=2)
-        with pytest.raises(urllib3.exceptions.ProtocolError):
+        with pytest.raises(Disconnected) as broken:  # the transport's failure family, urllib3's error its cause
             b"".join(resp.chunks())
+        assert isinstance(broken.value.__cause__, urllib3.exceptions.ProtocolError)
         resp.close()
         assert connections_after_ok(pools, server) == 2
     finally:
@@ -222,6 +225,7 @@ import urllib3
 from tests.unit.test_chunked_reader import HEAD, ScriptedServer, ask
 from argoproxy.fastpath.pool import DirectPools
 from argoproxy.upstream.client import make_session
+from argoproxy.upstream.failures import ReadTimeout
 
 events = [b"data: %d\n\n" % i for i in range(40)]
 wire = [HEAD] + [b"%x\r\n%s\r\n" % (len(e), e) for e in events] + [b"0\r\n\r\n"]
@@ -236,7 +240,8 @@ resp = ask(pools, server, read_timeout=0.2)
 t0 = time.monotonic()
 try:
     b"".join(resp.chunks())
-except urllib3.exceptions.ReadTimeoutError:
+except ReadTimeout as failure:
+    assert isinstance(failure.__cause__, urllib3.exceptions.ReadTimeoutError)
     print("read timeout", round(time.monotonic() - t0, 2))
 """
 

@@ -31,6 +31,13 @@ NOT_IN_THE_MANUAL = {
 }
 
 
+def _class_codes(node: ast.ClassDef) -> set[str]:
+    """Error codes a class declares as its `code` (the upstream failure family: argoproxy/upstream/failures.py)."""
+    return {stmt.value.value for stmt in node.body if isinstance(stmt, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "code" for t in stmt.targets)
+            and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)}
+
+
 def _called(node: ast.Call) -> str | None:
     return node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
 
@@ -43,6 +50,8 @@ def named_by_the_code() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {kind: set() for kind in KINDS}
     for path in sorted((ROOT / "argoproxy").rglob("*.py")) + [ROOT / "cot_proxy.py"]:
         for node in ast.walk(parsed(path)):
+            if isinstance(node, ast.ClassDef):
+                found["error code"].update(_class_codes(node))
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and HEADER.fullmatch(node.value) \
                     and node.value not in NOT_HEADERS:
                 found["header"].add(node.value)

@@ -7,6 +7,7 @@ from argoproxy.upstream import client as up
 from argoproxy.errors import ProxyError
 from argoproxy.fastpath.pool import PooledResponse
 from argoproxy.upstream.client import Upstream
+from argoproxy.upstream.failures import ConnectRefused, ConnectTimeout, NameNotResolved
 from argoproxy.upstream.wire import UpstreamRequest
 
 
@@ -55,7 +56,7 @@ def client(monkeypatch, clock, outcomes, cost=0.0, retries=2):
 
 
 REQ = UpstreamRequest("POST", "http://127.0.0.1:9/v1/chat/completions", {}, b"{}")
-REFUSED = urllib3.exceptions.NewConnectionError(None, "Connection refused")
+REFUSED = ConnectRefused()
 
 
 def test_refused_connections_are_retried_then_reported(monkeypatch, clock):
@@ -85,7 +86,7 @@ def test_429_without_retry_after_is_not_retried_but_503_is(monkeypatch, clock):
 
 
 def test_retries_stop_at_the_budget(monkeypatch, clock):
-    timeout = urllib3.exceptions.ConnectTimeoutError(None, "timed out")
+    timeout = ConnectTimeout()
     u, calls = client(monkeypatch, clock, [timeout, timeout, timeout], cost=10.0, retries=5)
     with pytest.raises(ProxyError) as err:
         u.send(REQ)
@@ -94,7 +95,7 @@ def test_retries_stop_at_the_budget(monkeypatch, clock):
 
 
 def test_dns_failures_are_not_retried(monkeypatch, clock):
-    dns = urllib3.exceptions.NameResolutionError("nohost.invalid", None, OSError("Name or service not known"))
+    dns = NameNotResolved()
     u, calls = client(monkeypatch, clock, [dns, (200,)])
     with pytest.raises(ProxyError) as err:
         u.send(REQ)

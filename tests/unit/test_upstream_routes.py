@@ -67,10 +67,9 @@ def test_a_socks_proxy_is_named_not_the_upstream(monkeypatch: pytest.MonkeyPatch
 
 
 def test_transport_error_names_a_refused_proxy() -> None:
-    import requests
+    from argoproxy.upstream.failures import ProxyRefused
     from argoproxy.upstream.proxy_env import ProxyChoice
-    exc = requests.exceptions.ProxyError("Unable to connect to proxy: [Errno 111] Connection refused")
-    error = transport_error(exc, "https://api.example/v1/", (2, 5), ProxyChoice("http://u:p@10.0.0.1:3128",
-                                                                                  "HTTPS_PROXY"))
+    error = transport_error(ProxyRefused(), "https://api.example/v1/", (2, 5),
+                            ProxyChoice("http://u:p@10.0.0.1:3128", "HTTPS_PROXY"))
     assert error.message.startswith("The proxy 10.0.0.1:3128 (HTTPS_PROXY) refused the connection")
     assert error.code == "proxy_connection_refused" and "u:p" not in error.message

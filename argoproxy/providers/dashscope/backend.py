@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterator
 
-import requests
-
 from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.pipeline.call import Call
 from argoproxy.meter.worst import DASHSCOPE
@@ -14,6 +12,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.base import Backend, Prepared, StreamItem
 from argoproxy.providers.dashscope import translate as dashscope
+from argoproxy.upstream.client import READ_ERRORS
 from argoproxy.upstream.relay import upstream_events
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 from argoproxy.upstream.url import join_url
@@ -89,7 +88,7 @@ class DashScopeBackend(Backend):
     def error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
         try:
             obj = resp.json()
-        except (ValueError, requests.RequestException):
+        except (ValueError, *READ_ERRORS):  # an error's body broken off or stalled: its status alone is said
             obj = {}
         return dashscope.error_from(resp.status_code, obj if isinstance(obj, dict) else {})
 
