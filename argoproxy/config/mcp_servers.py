@@ -7,7 +7,7 @@
       docs: {url: https://mcp.example.com/mcp, bearer_token_env: DOCS_MCP_TOKEN}
 
 A name is what prefixes its tools (`git__status`) and its path (`/mcp/git`): lower-case letters, digits, `-` and
-single `_`, at most 32 characters, never `__` (the separator), and two names may not differ only in case or in
+single `_`, at most 32 characters, never `__` (the separator) nor a `_` at the end, and two names may not differ only in case or in
 `-` versus `_`. Checked at start-up: a bad entry stops it with one line naming `mcp_servers.NAME`.
 """
 
@@ -21,7 +21,9 @@ from urllib.parse import urlsplit
 
 from argoproxy.config.json_setting import json_setting
 
-NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]|_(?!_)){0,31}")
+# A `_` is always followed by a letter, digit or `-`: a name ending in `_` (`a_`) would show its tools as `a___echo`,
+# which a key's glob `a__*` for the server `a` matches.
+NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]|_(?=[a-z0-9-])){0,31}")
 SEPARATOR = "__"  # server__tool
 STDIO_KEYS = frozenset({"command", "args", "env", "per_session"})
 REMOTE_KEYS = frozenset({"url", "headers", "bearer_token_env", "transport"})
@@ -113,7 +115,8 @@ def parse_mcp_servers(value: Any) -> McpServers:
 def _server(name: Any, entry: Any) -> McpServer:
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ValueError(f".{name}: a server name is lower-case letters, digits, '-' and single '_' (no '__', which "
-                         "separates it from its tools' names), at most 32 characters, starting with a letter or digit")
+                         "separates it from its tools' names, and no '_' at the end), at most 32 characters, starting "
+                         "with a letter or digit")
     where = f".{name}"
     if not isinstance(entry, dict):
         raise ValueError(f"{where}: expected {{command, args, env}} or {{url, headers, bearer_token_env}}, got "

@@ -51,6 +51,7 @@ def test_the_environment_variable_takes_json():
 @pytest.mark.parametrize("entries, named", [
     ({"Git": {"command": "x"}}, "mcp_servers.Git"),
     ({"git__x": {"command": "x"}}, "mcp_servers.git__x"),
+    ({"a_": {"command": "x"}}, "mcp_servers.a_"),  # its tools would read a___echo, which a key's `a__*` matches
     ({"a" * 33: {"command": "x"}}, "mcp_servers." + "a" * 33),
     ({"git": {"command": "x", "url": "http://h/mcp"}}, "mcp_servers.git"),
     ({"git": {}}, "mcp_servers.git"),
