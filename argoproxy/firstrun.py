@@ -513,7 +513,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(teams_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog="run_app.sh"))
     if argv[:1] == ["prices"]:  # ./run_app.sh prices refresh|show: as `keys`, no set-up, no server
         from argoproxy.serve.gunicorn_app import loaded_or_exit
-        from argoproxy.spend.refresh import main as prices_main
+        from argoproxy.spend import prices_main
         raise SystemExit(prices_main(argv[1:], "run_app.sh", lambda flags: loaded_or_exit(flags).settings))
     if argv[:1] == ["demo"]:  # ./run_app.sh demo: the proxy in front of its demo model, no set-up questions
         from argoproxy.launch.demo import main as demo_main

@@ -31,14 +31,13 @@ if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Request
     from argoproxy.upstream.body_tap import BodyTap
     from argoproxy.pipeline.stream_usage import Meter
-    from argoproxy.meter.used import Used
-    from argoproxy.meter.worst import Asked
+    from argoproxy.meter import Asked, Used
     from argoproxy.config.routing_settings import KeyLimit
     from argoproxy.teamkeys.records import KeyRecord
     from argoproxy.upstream.client import CallBudget
     from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
     from argoproxy.pipeline.answer_facts import AnswerFacts
-    from argoproxy.spend.pricer import Cost, PriceSource
+    from argoproxy.spend import Cost, PriceSource
 
 # Routes whose bodies the proxy understands, by the path after /v1/.
 API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}

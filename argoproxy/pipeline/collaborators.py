@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from argoproxy.upstream.client import Upstream
     from argoproxy.pipeline.call import Call
     from argoproxy.pipeline.call_records import CallEnd, CallStart
-    from argoproxy.meter.worst import Asked
+    from argoproxy.meter import Asked
 
 
 class Dispatcher(Protocol):

@@ -26,8 +26,7 @@ from argoproxy.config.routing_settings import ModelEntry, entry_url
 from argoproxy.config.settings import Settings
 from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.errors import ProxyError
-from argoproxy.meter.template_overhead import estimated_prompt
-from argoproxy.meter.worst import supplied
+from argoproxy.meter import estimated_prompt, supplied
 from argoproxy.pipeline import planning, upstream_messages
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.backend import Backend
@@ -54,7 +53,7 @@ from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, describe_
 
 if TYPE_CHECKING:
     from argoproxy.edge.model_readers import Reader
-    from argoproxy.meter.worst import Worst
+    from argoproxy.meter import Worst
     from argoproxy.pipeline.collaborators import Dispatcher, Keeper, Limiter, StoredResponses
     from argoproxy.teamkeys.service import TeamKeys
 

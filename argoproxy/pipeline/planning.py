@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from argoproxy.config.llm_params import MODEL_NAME_CHARS, starts_inside
 from argoproxy.edge.client_caches import BoundedCache
 from argoproxy.jsonfast import dumps, loads
-from argoproxy.meter.worst import supplied
+from argoproxy.meter import supplied
 from argoproxy.pipeline import upstream_messages
 from argoproxy.pipeline.adapt import CHAT, Shape, adapt_request
 from argoproxy.pipeline.backend import Prepared

@@ -10,8 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from argoproxy.edge.model_readers import Reader, reader_for
-from argoproxy.meter.dollars import most_nanos
-from argoproxy.meter.worst import OPENAI, Asked, Reading, Worst, shape_of
+from argoproxy.meter import OPENAI, Asked, Reading, Worst, most_nanos, shape_of
 from argoproxy.pipeline.batch_models import BatchModels, DoorBatches, upstream_fetch
 from argoproxy.pipeline.forwarded_body import forwarded_body
 from argoproxy.pipeline.call import Call
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from argoproxy.pipeline.capabilities import CapabilityTable
     from argoproxy.pipeline.collaborators import StoredResponses
     from argoproxy.pipeline.door_api import DoorArgs, FrontDoor
-    from argoproxy.spend.pricer import Pricer
+    from argoproxy.spend import Pricer
     from argoproxy.upstream.client import Upstream
 
 

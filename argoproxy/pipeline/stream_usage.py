@@ -20,8 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeGuard
 
 from argoproxy.pipeline.answer_shape import MAX_COUNT
 from argoproxy.upstream import sse
-from argoproxy.meter.template_overhead import estimated_prompt
-from argoproxy.meter.tokens import count_text, count_texts
+from argoproxy.meter import count_text, count_texts, estimated_prompt
 
 # The first this many characters of an answer are kept (and counted only if no usage comes); the rest is only
 # measured, and the count scaled to it: a stream costs no counting at all when its upstream sends usage, and at

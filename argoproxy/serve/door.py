@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only
     from argoproxy.observe.metrics import Metrics
     from argoproxy.teamkeys.service import TeamKeys
     from argoproxy.observe.status_page import StatusPage
-    from argoproxy.tracing.tracer import Tracing
+    from argoproxy.tracing import Tracing
 
 log = logging.getLogger("cot_proxy")
 

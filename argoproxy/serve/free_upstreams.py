@@ -19,8 +19,7 @@ from argoproxy.config import provider_registry as providers
 from argoproxy.config.price_settings import NO_TABLE
 from argoproxy.config.routing_settings import ModelEntry, declared_self_hosted, entry_url
 from argoproxy.config.settings import Settings
-from argoproxy.spend.pricer import private_address
-from argoproxy.spend.table import PriceTable, load_table
+from argoproxy.spend import PriceTable, load_table, private_address
 from argoproxy.redaction import mask_url
 from argoproxy.upstream import local_server
 

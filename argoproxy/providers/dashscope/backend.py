@@ -9,7 +9,7 @@ import requests
 
 from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.pipeline.call import Call
-from argoproxy.meter.worst import DASHSCOPE
+from argoproxy.meter import DASHSCOPE
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.base import Backend, Prepared, StreamItem
