@@ -1,7 +1,7 @@
 """How the sequence reads a request for what it may reserve of a limit (the meter's Asked, meter/worst.py), read
 only when a limit or the fair queue needs it: an API request, a door's (its translation, a stored conversation's
 history, or its own body where the upstream serves its API), a forwarded body or batch. What bounds an answer no
-field bounds (the meter's Bounds: the limit the proxy supplies for a model, its context as listed) and the most a
+field bounds (the meter's ModelBounds: the limit the proxy supplies for a model, its context as listed) and the most a
 call may cost are read here too."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class RequestReading:
         self.stored, self.spelled = stored, spelled
         self.batches = BatchModels(settings.max_body_bytes, settings.timeout, batches)
 
-    # ---------------------------------------------------------------- the meter's Bounds
+    # ---------------------------------------------------------------- the meter's ModelBounds
     def supplied_limit(self, model: str | None) -> int | None:
         """The output limit adapt sends for a model when a request sets none."""
         caps = self.capabilities.lookup(None, model)
