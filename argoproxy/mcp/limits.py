@@ -55,15 +55,16 @@ class Limits:
     def of(self, server: str) -> CallBounds:
         return self.bounds.get(server, self.default)
 
-    def admit(self, record: KeyRecord | None, server: str, id: jsonrpc.RequestId | None) -> AdmittedCall | dict[str, Any] | None:
-        """A team key's call to `server` held to its limits: AdmittedCall (to end), the error that answers it instead, or
-        None (no team key, or nothing to hold or charge)."""
+    def admit(self, record: KeyRecord | None, server: str,
+              id: jsonrpc.RequestId | None) -> AdmittedCall | dict[str, Any] | None:
+        """A team key's call to `server` held to its limits: AdmittedCall (to end), the error that answers it
+        instead, or None (no team key, or nothing to hold or charge)."""
         if not self.holds(record, server):
             return None  # nothing to count: no store round trip
         assert record is not None and self.keys is not None
         price = self.of(server).price
         got = tool_calls.admit(self.keys, record, price)
-        if isinstance(got, tool_calls.Refused):
+        if isinstance(got, tool_calls.ToolRefusal):
             return jsonrpc.error(id, LIMITED, got.message, {"limit": got.limit, "retryAfter": got.seconds})
         return AdmittedCall(got, price)
 

@@ -25,7 +25,7 @@ from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.keepalive import has_left, watch_departure
 from argoproxy.jsonfast import dumps
 from argoproxy.mcp import jsonrpc
-from argoproxy.mcp.key_watch import KEY_REFUSED, KeyRefused, KeyWatch, watched
+from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, KeyWithdrawn, watched
 from argoproxy.mcp.limits import LIMITED
 from argoproxy.mcp.link import Link, Listening, ListenRefused
 from argoproxy.mcp.catalog import Catalog, Globs, not_allowed
@@ -101,7 +101,8 @@ class StreamsEndpoint(Protocol):
 
 
 # ------------------------------------------------------------ 2025-11-25: a session's GET stream
-def session_stream(endpoint: StreamsEndpoint, req: Request, server: str | None, owner: str, globs: Globs = ()) -> Answer:
+def session_stream(endpoint: StreamsEndpoint, req: Request, server: str | None, owner: str,
+                   globs: Globs = ()) -> Answer:
     if endpoint.streams.most == 0:
         return Answer(b"", 405, {"Allow": "POST, DELETE"})
     if "text/event-stream" not in req.headers.get("Accept", "").lower():
@@ -126,7 +127,7 @@ def session_stream(endpoint: StreamsEndpoint, req: Request, server: str | None, 
                   content_type="text/event-stream")
 
 
-def session_events(notes: Iterator[dict[str, Any] | KeyRefused], opened: Listening, room: StreamSlots,
+def session_events(notes: Iterator[dict[str, Any] | KeyWithdrawn], opened: Listening, room: StreamSlots,
                    owner: str, alive: Callable[[], bool] | None = None) -> Iterator[bytes]:
     """The GET stream's events; `alive`, asked at each keep-alive and every ALIVE_EVERY seconds of notifications:
     whether its session is still held where the supervisor cannot see it go (Redis's, expired or pushed out)."""
@@ -134,7 +135,7 @@ def session_events(notes: Iterator[dict[str, Any] | KeyRefused], opened: Listeni
     try:
         yield KEEPALIVE  # the head goes now: the client knows its stream is open
         for sent in notes:
-            if isinstance(sent, KeyRefused):
+            if isinstance(sent, KeyWithdrawn):
                 log.info("mcp: %s's key was refused while it listened (%s): its stream ended", owner, sent)
                 return
             if alive is not None and (not sent or time.monotonic() - asked >= ALIVE_EVERY):
@@ -150,8 +151,8 @@ def session_events(notes: Iterator[dict[str, Any] | KeyRefused], opened: Listeni
         room.give()
 
 
-def session_request(endpoint: StreamsEndpoint, session: str, message: dict[str, Any], server: str | None, owner: str = "",
-                    globs: Globs = ()) -> dict[str, Any]:
+def session_request(endpoint: StreamsEndpoint, session: str, message: dict[str, Any], server: str | None,
+                    owner: str = "", globs: Globs = ()) -> dict[str, Any]:
     """resources/subscribe, resources/unsubscribe or logging/setLevel of a session: held by the supervisor, for a
     server the key reaches (catalog.py's `reaches`; at /mcp a key hears only those: `heard`)."""
     method, params, id = message["method"], message.get("params") or {}, message["id"]
@@ -221,13 +222,13 @@ def subscription(endpoint: StreamsEndpoint, req: Request, message: dict[str, Any
                   STREAM_HEADERS, content_type="text/event-stream")
 
 
-def listen_events(notes: Iterator[dict[str, Any] | KeyRefused], opened: Listening, room: StreamSlots, id: Any,
+def listen_events(notes: Iterator[dict[str, Any] | KeyWithdrawn], opened: Listening, room: StreamSlots, id: Any,
                   first: dict[str, Any]) -> Iterator[bytes]:
     meta = {SUBSCRIPTION_ID: id}
     try:
         yield EVENT + dumps(first) + b"\n\n"
         for sent in notes:
-            if isinstance(sent, KeyRefused):
+            if isinstance(sent, KeyWithdrawn):
                 yield EVENT + dumps(jsonrpc.error(id, KEY_REFUSED, f"{sent} The subscription ended.")) + b"\n\n"
                 return
             if not sent:
@@ -270,7 +271,7 @@ def opened_stream(endpoint: StreamsEndpoint, request: dict[str, Any], id: Any = 
         raise
 
 
-def relayed(endpoint: StreamsEndpoint, req: Request, opened: Listening) -> Iterator[dict[str, Any] | KeyRefused]:
+def relayed(endpoint: StreamsEndpoint, req: Request, opened: Listening) -> Iterator[dict[str, Any] | KeyWithdrawn]:
     """The notifications, watched while a team key sends them: a revoked key's stream ends within a second; and
     until the client leaves."""
     keys = endpoint.limits.keys if req.team_key is not None else None
@@ -279,8 +280,8 @@ def relayed(endpoint: StreamsEndpoint, req: Request, opened: Listening) -> Itera
     return notes if client is None else until_left(notes, client, opened)
 
 
-def until_left(notes: Iterator[dict[str, Any] | KeyRefused], client: Any,
-               opened: Listening) -> Iterator[dict[str, Any] | KeyRefused]:
+def until_left(notes: Iterator[dict[str, Any] | KeyWithdrawn], client: Any,
+               opened: Listening) -> Iterator[dict[str, Any] | KeyWithdrawn]:
     """The notifications until the client closes its connection. A stream whose client left held its key's slot
     (MCP_STREAMS_PER_KEY) until a write failed, about 25 s: the first write after a close still succeeds. Under
     gevent the socket is watched, and the listen connection shut down at once; with threads it is looked at with
