@@ -192,7 +192,7 @@ def unauthorized(message: str, code: str, invalid: bool) -> ProxyError:
     return ProxyError(401, message, code=code, headers={"WWW-Authenticate": challenge})
 
 
-class Guard:
+class Auth:
     """The client-key check the door runs on every route (a no-op when ENABLE_AUTH is off)."""
 
     def __init__(self, settings: Settings, team_keys: TeamKeys | None = None,
