@@ -125,8 +125,8 @@ class Asked:
 
     __slots__ = ("read", "reading", "bounds", "model", "_worst", "_nanos")
 
-    def __init__(self, read: Callable[[], tuple[Any, Any]], reading: Reading = OPENAI, bounds: ModelBounds | None = None,
-                 model: str | None = None) -> None:
+    def __init__(self, read: Callable[[], tuple[Any, Any]], reading: Reading = OPENAI,
+                 bounds: ModelBounds | None = None, model: str | None = None) -> None:
         self.read, self.reading, self.bounds, self.model = read, reading, bounds, model
         self._worst: Worst | None = None
         self._nanos: tuple[int | None] | None = None

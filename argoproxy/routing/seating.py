@@ -58,7 +58,7 @@ class Seating:
         self.on_refused: list[Callable[[str, str], None]] = []  # (key, code)
 
     def seat(self, call: Call, pool: Pool, tried: set[int]) -> tuple[Deployment, Seat]:
-        """A deployment of the pool with a slot for this call, after its fair wait (Refused past its bound)."""
+        """A deployment of the pool with a slot for this call, after its fair wait (QueueRefused past its bound)."""
         body = call.plan.body
         flow, label = flow_of(call)
         aware = self.cache_aware

@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from argoproxy.redaction import mask_url
 from argoproxy.config.price_settings import NO_TABLE, SHIPPED, PriceSettings, refreshed_table
 from argoproxy.spend.pricer import Pricer
-from argoproxy.spend.table import PriceTable, Provider, table_problem
+from argoproxy.spend.table import PricedProvider, PriceTable, table_problem
 from argoproxy.spend.units import Rates, Tiered
 
 
@@ -70,7 +70,7 @@ def show_model(model: str, base_url: str = "", provider_id: str = "", day: str =
     return 0
 
 
-def _providers(table: PriceTable, base_url: str, provider_id: str) -> list[Provider] | None:
+def _providers(table: PriceTable, base_url: str, provider_id: str) -> list[PricedProvider] | None:
     if provider_id:
         found = table.provider(provider_id)
         return [found] if found is not None else None
