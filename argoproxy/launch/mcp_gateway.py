@@ -106,7 +106,7 @@ class McpSession:
 
 
 def endpoint(url: str) -> str:
-    """The proxy's MCP endpoint (url: http://host:port, as run's Target has it)."""
+    """The proxy's MCP endpoint (url: http://host:port, as run's AgentTarget has it)."""
     return url + MCP_PATH
 
 
