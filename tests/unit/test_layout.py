@@ -391,6 +391,31 @@ def test_a_face_imports_nothing_until_a_name_is_read():
     assert out.stdout.strip() == "['argoproxy.meter.tokens']"
 
 
+def class_definitions(paths: list[Path]) -> dict[str, list[str]]:
+    """Each class name -> where it is defined (path:line), nested classes included."""
+    found: dict[str, list[str]] = {}
+    for path in paths:
+        for node in ast.walk(parsed(path)):
+            if isinstance(node, ast.ClassDef):
+                shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+                found.setdefault(node.name, []).append(f"{shown}:{node.lineno}")
+    return found
+
+
+def test_no_class_name_is_defined_twice():
+    """One name, one class, in the product (issue 70: two `Guard`s and two `Exchange`s, 27 names in all, were): a
+    name read anywhere says which class it is."""
+    product = sorted(PACKAGE.rglob("*.py")) + [ROOT / "cot_proxy.py", ROOT / "app.py"]
+    assert {name: where for name, where in class_definitions(product).items() if len(where) > 1} == {}
+
+
+def test_the_class_name_check_finds_a_second_one(tmp_path):
+    for name, text in (("a.py", "class Guard:\n    class Head: ...\n"), ("b.py", "def f():\n    class Head: ...\n")):
+        (tmp_path / name).write_text(text)
+    found = class_definitions([tmp_path / "a.py", tmp_path / "b.py"])
+    assert len(found["Head"]) == 2 and len(found["Guard"]) == 1
+
+
 def test_each_door_and_provider_has_a_test_package_of_its_own():
     """The unit tests mirror the product's folders where a folder holds one package per door or per provider
     (issue 56, item 5): tests/unit/fronts/<door>/ and tests/unit/providers/<provider>/."""
