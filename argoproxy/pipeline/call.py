@@ -110,7 +110,7 @@ class Plan(msgspec.Struct):
     # reads bound theirs: upstream/answer_bounds.py)
     exchange: object = None  # a front door's translation state (pipeline/door_api.py's DoorExchange; the door's
     # answer encoder knows its type), while its answer is translated back
-    meter: UsageTap | None = None  # a chat stream under a token budget or that costs money (pipeline/stream_usage.py)
+    meter: UsageTap | None = None  # a chat stream under a token budget or that costs money (stream_usage.py)
     asked: Asked | None = None  # the request as the meter reads it: its worst case, read once and only when a
     # limit, the fair queue or a trace needs it (argoproxy/meter/)
     key_limit: KeyLimit | None = None  # the key_limits budget this call counts against

@@ -118,9 +118,10 @@ KEPT_BYTES = 32768  # a metered stream's first events kept unparsed, for its est
 
 class UsageTap:
     """A tap on the chat door's stream whose usage the proxy asked for (a budget or a key counts it, or it costs
-    money; the meter, argoproxy/meter/, reads what it finds): the usage is kept (and taken out of the stream when the client did not ask for it); without any, the stream
-    is counted. An event that holds no usage object is not parsed as it passes: the first KEPT_BYTES of them are
-    kept, and read only should no usage come (their texts counted, scaled to the bytes of every event)."""
+    money; the meter, argoproxy/meter/, reads what it finds): the usage is kept (and taken out of the stream when
+    the client did not ask for it); without any, the stream is counted. An event that holds no usage object is not
+    parsed as it passes: the first KEPT_BYTES of them are kept, and read only should no usage come (their texts
+    counted, scaled to the bytes of every event)."""
 
     def __init__(self, strip: bool) -> None:
         self.parse = sse.sse_object
