@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         from argoproxy.teamkeys.teams_cli import main as teams_main
         raise SystemExit(teams_main(argv[1:], settings_of, prog=_prog()))
     if argv[:1] == ["prices"]:  # the price table: refreshed from genai-prices, a model's rates shown
-        from argoproxy.spend.refresh import main as prices_main
+        from argoproxy.spend import prices_main
         raise SystemExit(prices_main(argv[1:], prog=_prog(), settings_of=settings_of))
     from argoproxy.config.command_line import parse_flags
     from argoproxy.firstrun import set_up_and_serve

@@ -112,19 +112,19 @@ def ask_port(default: int) -> int:
 
 
 @dataclass(frozen=True)
-class Backend:
+class BackendOption:
     """One answer to "which backend?": a registered provider and its first-run part."""
 
     name: str
     run: FirstRun
 
 
-def backends() -> tuple[Backend, ...]:
+def backends() -> tuple[BackendOption, ...]:
     """Every registered provider, the default first; one without a FirstRun of its own gets a plain one."""
     from argoproxy.config import provider_registry as providers
     from argoproxy.config.backend_choice import DEFAULT_BACKEND
     chosen = sorted(providers.all_providers(), key=lambda p: p.name != DEFAULT_BACKEND)
-    return tuple(Backend(p.name, _first_run(p)) for p in chosen)
+    return tuple(BackendOption(p.name, _first_run(p)) for p in chosen)
 
 
 def _first_run(provider: Any) -> FirstRun:
@@ -136,12 +136,12 @@ def _first_run(provider: Any) -> FirstRun:
     return FirstRun(provider.summary or provider.name, needs=f"backend: {provider.name}")
 
 
-def backend_named(name: str) -> Backend:
+def backend_named(name: str) -> BackendOption:
     choices = backends()
     return next((b for b in choices if b.name == name), choices[0])
 
 
-def ask_backend() -> Backend:
+def ask_backend() -> BackendOption:
     choices = backends()
     say("Which backend should cot_proxy serve?")
     for number, backend in enumerate(choices, 1):
@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(teams_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog="run_app.sh"))
     if argv[:1] == ["prices"]:  # ./run_app.sh prices refresh|show: as `keys`, no set-up, no server
         from argoproxy.serve.gunicorn_app import loaded_or_exit
-        from argoproxy.spend.refresh import main as prices_main
+        from argoproxy.spend import prices_main
         raise SystemExit(prices_main(argv[1:], "run_app.sh", lambda flags: loaded_or_exit(flags).settings))
     if argv[:1] == ["demo"]:  # ./run_app.sh demo: the proxy in front of its demo model, no set-up questions
         from argoproxy.launch.demo import main as demo_main

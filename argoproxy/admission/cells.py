@@ -74,7 +74,7 @@ def cells_name(name: str, waiters: int = WAITERS) -> str:
     return f"admission-v3-{name}-{waiters}.cells"
 
 
-class Ledger:
+class WorkerSlots:
     """The slots one worker holds: by deployment, then by flow. Written by that worker under the cells' lock,
     read by the master once the worker is gone."""
 
@@ -104,20 +104,20 @@ class Ledgers:
         self.directory = os.path.dirname(cells.path) if cells.path else ""
         self.name, self.layout = name, layout
         self.pid = -1
-        self.ledger: Ledger | None = None
+        self.ledger: WorkerSlots | None = None
 
     def add(self, dep: int, fslot: int, seats: int) -> None:
         ledger = self.mine()
         if ledger is not None:
             ledger.add(dep, fslot, seats)
 
-    def mine(self) -> Ledger | None:
+    def mine(self) -> WorkerSlots | None:
         """This process's ledger (None without the shared directory: one process, nobody to outlive it)."""
         if not self.directory:
             return None
         if self.pid != os.getpid():
             self.pid = os.getpid()
-            self.ledger = Ledger(self.directory, self.name, self.pid, self.layout)
+            self.ledger = WorkerSlots(self.directory, self.name, self.pid, self.layout)
         return self.ledger
 
 

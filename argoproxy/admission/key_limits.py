@@ -28,7 +28,7 @@ from argoproxy.config.routing_settings import KeyLimit
 from argoproxy.shared_cells import SharedCells
 from argoproxy.teamkeys.local_windows import LocalWindows
 from argoproxy.teamkeys.records import KeyRecord
-from argoproxy.meter.worst import Asked, worst_of
+from argoproxy.meter import Asked, worst_of
 from argoproxy.teamkeys.service import FLUSH_SECONDS, over_budget, too_large
 from argoproxy.teamkeys.windows import NEW_STATE, PREV_REQ, PREV_TOK, REQ, TOK, WINDOW, roll
 

@@ -75,7 +75,7 @@ class Seat:
     released: bool = False
 
 
-class Refused(ProxyError):
+class QueueRefused(ProxyError):
     """Admission's refusal: the queue is too long for this request's bound."""
 
 
@@ -141,7 +141,7 @@ class Admission:
               tried: set[int] | frozenset[int] = frozenset(),
               usable: Callable[[int], bool] = lambda d: True, bound: float | None = None,
               gone: Callable[[], bool] | None = None, watch: Watch | None = None) -> Seat:
-        """A seat on a deployment of `pool` (indexes in `self.pools[pool]`), now or after a fair wait; Refused
+        """A seat on a deployment of `pool` (indexes in `self.pools[pool]`), now or after a fair wait; QueueRefused
         when the wait would pass `bound` (default max_wait). `prefer`: the deployment to seat it on while that
         has room (cache-aware routing: where its conversation is); `gone`:
         whether the client left, asked at each look at the queue (Departed then: it leaves the queue at once, and
@@ -258,7 +258,7 @@ class Admission:
     # ------------------------------------------------------------ a place in the queue
     def _place(self, c: memoryview, pool: int, fslot: int, finish: int, candidates: list[int]) -> tuple[int, list[int]]:
         """A free row, or, every row taken, the row of the newest waiter of the flow furthest over its share
-        while this request's flow holds fewer than its own (the workers to wake: that waiter's); Refused 429
+        while this request's flow holds fewer than its own (the workers to wake: that waiter's); QueueRefused 429
         when its flow holds its share already."""
         row = self._free_row(c)
         if row >= 0:
@@ -285,7 +285,7 @@ class Admission:
         c[row + W_TICKET] = 0
         return row, [owner]
 
-    def _ousted(self, c: memoryview, row: int, ticket: int) -> Refused:
+    def _ousted(self, c: memoryview, row: int, ticket: int) -> QueueRefused:
         """What a waiter whose row another key's request took is answered (the taker left a note in the row;
         a row taken again before its waiter looked has lost it)."""
         if c[row + W_OUSTED] != ticket:
@@ -293,7 +293,7 @@ class Admission:
         return self._full(int(c[row + W_OUSTED_HELD]), c[row + W_OUSTED_SHARE] / SCALE, c[row + W_OUSTED_AFTER],
                           ousted=True)
 
-    def _full(self, held: int, share: float, after: float, ousted: bool) -> Refused:
+    def _full(self, held: int, share: float, after: float, ousted: bool) -> QueueRefused:
         share_text = f"{share:,.1f}".removesuffix(".0")
         if held < 0:
             why = ": another key's request took this one's place"
@@ -304,7 +304,7 @@ class Admission:
             why = f": this key holds {held:,} of the {self.places:,} places, its share being {share_text}"
         else:
             why = ""
-        return Refused(429, f"Every server of this model is busy and every place in its queue is taken{why}. Try "
+        return QueueRefused(429, f"Every server of this model is busy and every place in its queue is taken{why}. Try "
                             "again later.", code="queue_full", headers={"Retry-After": str(max(1, math.ceil(after)))},
                        cause="queue")
 
@@ -464,14 +464,14 @@ class Admission:
                 return row
         return -1
 
-    def _refused(self, status: int, code: str, estimate: float, bound: float) -> Refused:
+    def _refused(self, status: int, code: str, estimate: float, bound: float) -> QueueRefused:
         after = str(max(1, math.ceil(estimate)))
         if code == "queue_full":
             message = (f"Every server of this model is busy and the wait would be about {estimate:.0f} s, past "
                        f"this request's bound of {bound:.0f} s: try again later.")
         else:
             message = f"Every server of this model stayed busy for {bound:.0f} s: try again later."
-        return Refused(status, message, code=code, headers={"Retry-After": after}, cause="queue")
+        return QueueRefused(status, message, code=code, headers={"Retry-After": after}, cause="queue")
 
     def loads(self, deps: Sequence[int]) -> list[tuple[int, int]]:
         """(in flight, limit) of each."""

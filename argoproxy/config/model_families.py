@@ -116,12 +116,12 @@ def _like(value: Any) -> str:
 
 # ---------------------------------------------------------------- the shipped table
 @dataclass(frozen=True)
-class Family:
+class FamilyCaps:
     caps: Caps
     match: tuple[str, ...]
 
 
-def parse_table(data: Any) -> tuple[Family, ...]:
+def parse_table(data: Any) -> tuple[FamilyCaps, ...]:
     """The `families` list of a capabilities.yaml."""
     families = []
     for i, item in enumerate((data or {}).get("families") or ()):
@@ -131,22 +131,22 @@ def parse_table(data: Any) -> tuple[Family, ...]:
         if not isinstance(match, list) or not all(isinstance(m, str) and m for m in match):
             raise ValueError(f"{at}.match: expected a list of globs")
         fields = parse_fields(item, at, tuple(FIELDS))
-        families.append(Family(Caps(family=name, **fields), tuple(m.lower() for m in match)))
+        families.append(FamilyCaps(Caps(family=name, **fields), tuple(m.lower() for m in match)))
     return tuple(families)
 
 
-def _read(path: Path) -> tuple[Family, ...]:
+def _read(path: Path) -> tuple[FamilyCaps, ...]:
     return parse_table(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
 @lru_cache(maxsize=1)
-def builtin_table() -> tuple[Family, ...]:
+def builtin_table() -> tuple[FamilyCaps, ...]:
     """The shared table shipped in the package (families on any backend), read once per process."""
     return _read(TABLE_FILE)
 
 
 @lru_cache(maxsize=None)
-def families_for(backend: str) -> tuple[Family, ...]:
+def families_for(backend: str) -> tuple[FamilyCaps, ...]:
     """The families that apply on a backend, in the order they are tried: the provider's own (its record's
     `capabilities` file), then the shared table. A backend the registry does not know has the shared ones."""
     names = provider_registry.names()
@@ -154,7 +154,7 @@ def families_for(backend: str) -> tuple[Family, ...]:
     return (_read(own) if own else ()) + builtin_table()
 
 
-def all_families() -> tuple[Family, ...]:
+def all_families() -> tuple[FamilyCaps, ...]:
     """Every family an override's `like` may name: each registered provider's, then the shared ones."""
     return tuple(f for name in provider_registry.names() for f in families_for(name)
                  if f not in builtin_table()) + builtin_table()

@@ -126,7 +126,7 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
-class KeyCheck:
+class AcceptedKeys:
     """Constant-time membership test of a presented key against every accepted key."""
 
     def __init__(self, keys: Sequence[str]) -> None:
@@ -163,7 +163,7 @@ def presented_keys(headers: Mapping[str, str], query: str = "", key_headers: Seq
     return found
 
 
-def strip_client_keys(headers: dict[str, str], check: KeyCheck, stripped: frozenset[str]) -> dict[str, str]:
+def strip_client_keys(headers: dict[str, str], check: AcceptedKeys, stripped: frozenset[str]) -> dict[str, str]:
     """Remove every header a client key may come in (`stripped`: lower-cased names), whatever the case of its
     name; return those whose value is no accepted key (ARGO's username passthrough reads a username from
     `api-key`), under their title-cased names."""
@@ -192,7 +192,7 @@ def unauthorized(message: str, code: str, invalid: bool) -> ProxyError:
     return ProxyError(401, message, code=code, headers={"WWW-Authenticate": challenge})
 
 
-class Guard:
+class Auth:
     """The client-key check the door runs on every route (a no-op when ENABLE_AUTH is off)."""
 
     def __init__(self, settings: Settings, team_keys: TeamKeys | None = None,
@@ -202,10 +202,10 @@ class Guard:
         self.stripped = spellings.stripped
         self.key_params = spellings.all_params  # auth on: no client key in any query goes upstream
         self.open_kinds = OPEN_KINDS | ({"metrics"} if settings.metrics_public else set())
-        self.check_key = KeyCheck(configured_keys(settings)) if self.enabled else None
+        self.check_key = AcceptedKeys(configured_keys(settings)) if self.enabled else None
         # The operator's keys (API_KEY_SECRET, API_KEY_FILE, the generated one): not key_limits' nor team keys.
         admin = [k for k in configured_keys(settings) if k not in limited_keys(settings)] if self.enabled else []
-        self.admin_key = KeyCheck(admin) if admin else None
+        self.admin_key = AcceptedKeys(admin) if admin else None
         self.team_keys = team_keys  # argoproxy/teamkeys/: keys managed with `cot-proxy keys`
 
     def is_admin(self, req: Request | None) -> bool:

@@ -27,7 +27,7 @@ _DELETE = bytes(b for b in range(256) if b not in KEPT)
 WINDOW = 1 << 20  # bytes of the reduced text split at once: the pieces of one window at most are held
 
 
-class Counts(NamedTuple):
+class JsonCounts(NamedTuple):
     containers: int  # arrays and objects
     values: int  # values and keys, at most (1 + containers + separators): what parsing builds objects for
     colons: int  # object members written (a `:` outside strings only ever separates a key from its value)
@@ -47,7 +47,7 @@ def string_count(raw: bytes) -> int:
     return without_escapes(raw).count(b'"') // 2
 
 
-def scan(raw: bytes, strings_over: int | None = None, turn: Callable[[], None] | None = None) -> Counts:
+def scan(raw: bytes, strings_over: int | None = None, turn: Callable[[], None] | None = None) -> JsonCounts:
     """The text's counts outside strings. With `strings_over`, a text holding more strings than that is not
     split: its counts are returned at once with the strings counted and the rest unknown (0), since it is
     over any budget the strings count for. `turn`: called between windows (a long text lets other requests
@@ -55,7 +55,7 @@ def scan(raw: bytes, strings_over: int | None = None, turn: Callable[[], None] |
     reduced = without_escapes(raw).translate(None, _DELETE)
     strings = reduced.count(b'"') // 2
     if strings_over is not None and strings > strings_over:
-        return Counts(0, strings, 0, strings)
+        return JsonCounts(0, strings, 0, strings)
     inside = False
     containers = separators = colons = 0
     for start in range(0, len(reduced), WINDOW):
@@ -69,4 +69,4 @@ def scan(raw: bytes, strings_over: int | None = None, turn: Callable[[], None] |
             inside = not inside
         if turn is not None and start + WINDOW < len(reduced):
             turn()
-    return Counts(containers, 1 + containers + separators, colons, strings)
+    return JsonCounts(containers, 1 + containers + separators, colons, strings)

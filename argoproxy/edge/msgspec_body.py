@@ -45,7 +45,7 @@ def members_and_depth(value: Any, containers: int) -> tuple[int, int]:
     many arrays and objects it holds (`containers`, counted in its text: json_scan.py; more is safe).
 
     A long body's repeated-key check compares the keys with the text's colons outside strings
-    (json_scan.Counts.colons), so no string is looked at. The value is walked a level at a time, each step a
+    (json_scan.JsonCounts.colons), so no string is looked at. The value is walked a level at a time, each step a
     C loop over the whole level (map, compress, chain: no Python code per item, array or object), and once
     all `containers` are found no item is looked at again: 200,000 empty arrays or a million numbers cost
     tens of milliseconds (bench/hostile_bodies.py)."""

@@ -2,7 +2,7 @@
 and tests/agents all read it).
 
 Each agent is told the model's context window and output limit the way it reads them, when the proxy's model
-list gives a window (`Target.window`: vLLM's max_model_len, llama.cpp's per-slot context...); otherwise nothing is
+list gives a window (`AgentTarget.window`: vLLM's max_model_len, llama.cpp's per-slot context...); otherwise nothing is
 set and the agent keeps its own default.
 
 A set-up is the agent's command line, the environment variables to set and to remove, and files written into a
@@ -29,7 +29,7 @@ MCP_SERVER = "cot_proxy"  # the MCP server name the proxy's /mcp gets in each ag
 
 
 @dataclass(frozen=True)
-class Target:
+class AgentTarget:
     """The proxy an agent is pointed at."""
     url: str  # http://127.0.0.1:5000, without /v1
     key: str
@@ -68,12 +68,12 @@ class Agent:
     title: str
     door: str  # the proxy's API it speaks
     prefers: tuple[str, ...]  # model names it is made for, best first (substrings of the proxy's model ids)
-    build: Callable[[Target, list[str], Path], Setup]
+    build: Callable[[AgentTarget, list[str], Path], Setup]
     install: str  # how its users install it (the packages agents.txt pins)
     model_options: tuple[str, ...] = ("-m", "--model")  # where its own arguments may name a model
     speaks_mcp: bool = True  # it can be given the proxy's /mcp (Aider cannot)
 
-    def setup(self, target: Target, args: list[str], scratch: Path, program: str | None = None) -> Setup:
+    def setup(self, target: AgentTarget, args: list[str], scratch: Path, program: str | None = None) -> Setup:
         """The set-up for `<program> <args>` (program: the agent's name, found on PATH, unless given)."""
         made = self.build(target, list(args), scratch)
         made.argv[0] = program or made.argv[0]
@@ -84,7 +84,7 @@ def _has_option(args: list[str], *names: str) -> bool:
     return any(a in names or any(a.startswith(n + "=") for n in names if n.startswith("--")) for a in args)
 
 
-def claude(target: Target, args: list[str], scratch: Path) -> Setup:
+def claude(target: AgentTarget, args: list[str], scratch: Path) -> Setup:
     # No /v1 in the URL: Claude Code adds /v1/messages. Every model slot gets the served model, so /model and
     # the background (haiku) calls never name one the backend lacks.
     env = {"ANTHROPIC_BASE_URL": target.url, "ANTHROPIC_AUTH_TOKEN": target.key, "ANTHROPIC_MODEL": target.model,
@@ -107,7 +107,7 @@ def claude(target: Target, args: list[str], scratch: Path) -> Setup:
     return Setup(["claude", f"--mcp-config={config}", *args], env, unset, {config: text})
 
 
-def codex(target: Target, args: list[str], scratch: Path) -> Setup:
+def codex(target: AgentTarget, args: list[str], scratch: Path) -> Setup:
     # `-c` overrides on top of the user's ~/.codex/config.toml, which is read but not written.
     # supports_websockets: Codex's WebSocket mode (one connection for the session), told only to a proxy that
     # serves it; where it is not served Codex speaks HTTP from the start, never waiting on a refused upgrade.
@@ -125,7 +125,7 @@ def codex(target: Target, args: list[str], scratch: Path) -> Setup:
     return Setup(["codex", *overrides, *args], {KEY_ENV: target.key})
 
 
-def opencode(target: Target, args: list[str], scratch: Path) -> Setup:
+def opencode(target: AgentTarget, args: list[str], scratch: Path) -> Setup:
     # OPENCODE_CONFIG: a config file merged over the user's global one (a project's opencode.json still wins).
     config = scratch / "opencode.json"
     model: dict[str, Any] = {"name": target.model}
@@ -145,7 +145,7 @@ def opencode(target: Target, args: list[str], scratch: Path) -> Setup:
     return Setup(["opencode", *args], {"OPENCODE_CONFIG": str(config), KEY_ENV: target.key}, files={config: text})
 
 
-def aider(target: Target, args: list[str], scratch: Path) -> Setup:
+def aider(target: AgentTarget, args: list[str], scratch: Path) -> Setup:
     # The openai/ prefix tells Aider (litellm) to speak the OpenAI API to OPENAI_API_BASE; a name Aider has no
     # metadata for is the rule behind a proxy, so its warning (a question in --message mode) is off.
     ours = [] if _has_option(args, "--model") else ["--model", f"openai/{target.model}"]
@@ -167,7 +167,7 @@ def aider(target: Target, args: list[str], scratch: Path) -> Setup:
     return Setup(["aider", *ours, "--no-show-model-warnings", *args], env, ("OPENAI_BASE_URL",), files)
 
 
-def gemini(target: Target, args: list[str], scratch: Path) -> Setup:
+def gemini(target: AgentTarget, args: list[str], scratch: Path) -> Setup:
     # The API-key sign-in is chosen in a system settings file of our own (it overrides the user's settings,
     # which may choose a Google login); GOOGLE_API_KEY would win over GEMINI_API_KEY, Vertex sends it elsewhere.
     settings = scratch / "gemini-system-settings.json"

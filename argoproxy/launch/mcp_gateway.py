@@ -37,7 +37,7 @@ class KeyRefused(Exception):
 
 
 @dataclass
-class Session:
+class McpSession:
     """One 2025-11-25 session on the proxy's /mcp."""
     url: str  # the endpoint: http://host:port/mcp, or /mcp/<server>
     key: str
@@ -73,7 +73,7 @@ class Session:
                 pass  # the session ends with the proxy's idle limit anyway
             self.id = ""
 
-    def __enter__(self) -> Session:
+    def __enter__(self) -> McpSession:
         self.open()
         return self
 
@@ -106,14 +106,14 @@ class Session:
 
 
 def endpoint(url: str) -> str:
-    """The proxy's MCP endpoint (url: http://host:port, as run's Target has it)."""
+    """The proxy's MCP endpoint (url: http://host:port, as run's AgentTarget has it)."""
     return url + MCP_PATH
 
 
 def serves_mcp(url: str, key: str) -> bool:
     """True when the proxy at `url` serves /mcp itself and takes this key there."""
     try:
-        with Session(endpoint(url), key):
+        with McpSession(endpoint(url), key):
             return True
     except (NotServed, KeyRefused):
         return False
@@ -132,7 +132,7 @@ class Server:
 def served(url: str, key: str) -> list[Server]:
     """The proxy's MCP servers, each with its tools as this key sees them. NotServed, KeyRefused as for
     serves_mcp."""
-    with Session(endpoint(url), key) as session:
+    with McpSession(endpoint(url), key) as session:
         states = session.ask(SERVERS_METHOD).get("servers")
     servers = []
     for state in states if isinstance(states, list) else []:
@@ -152,7 +152,7 @@ def tools_of(url: str, key: str, server: str) -> list[str]:
     the names clients call them by at /mcp; none when it went down meanwhile."""
     names: list[str] = []
     try:
-        with Session(f"{endpoint(url)}/{server}", key, server) as session:
+        with McpSession(f"{endpoint(url)}/{server}", key, server) as session:
             cursor = None
             for _ in range(MAX_PAGES):
                 page = session.ask("tools/list", {"cursor": cursor} if cursor else {})

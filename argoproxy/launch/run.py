@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 
 from argoproxy.config.listener import generate_key
 from argoproxy.config.settings import Settings, SettingsError, find_config, load
-from argoproxy.launch.agents import AGENTS, MCP_SERVER, Agent, Setup, Target, model_for, models_named
+from argoproxy.launch.agents import AGENTS, MCP_SERVER, Agent, AgentTarget, Setup, model_for, models_named
 from argoproxy.launch.environments import USER_KEY_ENV, agent_environment, direct_to, proxy_environment
 from argoproxy.launch.mcp_gateway import serves_mcp
 from argoproxy.launch.proxy import (Refused, StartedProxy, accepts, address, base_url, listening, path_flags, prove,
@@ -263,7 +263,7 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
             run_key = for_run(settings, key, key in admin, models, agent.name)
             if not accepts(url, run_key.key):
                 raise Refused(refusal(url, run_key.key, settings))
-            target = Target(url, run_key.key, model, window)
+            target = AgentTarget(url, run_key.key, model, window)
             if agent.door == WEBSOCKET_DOOR:  # Codex's WebSocket mode, when the proxy serves it
                 target = replace(target, websocket=serves_websocket(url, run_key.key))
             if agent.speaks_mcp:  # the proxy's MCP servers, when it serves them at /mcp
@@ -308,7 +308,7 @@ def window_of(model: str, listed: list[dict[str, Any]]) -> int | None:
     return context_length(entry) if entry is not None else None
 
 
-def window_said(target: Target) -> str:
+def window_said(target: AgentTarget) -> str:
     if target.window is None:
         return "window not known: the agent keeps its own default"
     return f"window {target.window:,} tokens, output limit {target.output:,}"
@@ -369,8 +369,8 @@ def show_agents(argv: list[str], prog: str, parse_flags: FlagParser, say: Callab
             continue
         model = model_for(agent, served) or "MODEL"
         scratch = scratch_base() / "cot-proxy-run-XXXX"
-        target = Target(url, "KEY", model, window_of(model, listed), websocket=websocket and agent.door == WEBSOCKET_DOOR,
-                        mcp=mcp and agent.speaks_mcp)
+        target = AgentTarget(url, "KEY", model, window_of(model, listed),
+                             websocket=websocket and agent.door == WEBSOCKET_DOOR, mcp=mcp and agent.speaks_mcp)
         setup = agent.setup(target, [], scratch, program)
         print(f"\n{agent.name}: {agent.title} ({program}), speaks {agent.door}")
         for line in describe(setup, settings, key, target, bool(listed)):
@@ -392,7 +392,7 @@ def proven_models(host: str, port: int, url: str, key: str | None) -> tuple[str,
     return "listening", served_models(url, key) if key else []
 
 
-def describe(setup: Setup, settings: Settings, key: str | None, target: Target, asked: bool) -> Iterator[str]:
+def describe(setup: Setup, settings: Settings, key: str | None, target: AgentTarget, asked: bool) -> Iterator[str]:
     """The set-up as lines; the key is never printed (KEY: where it comes from). `asked`: the proxy listed its
     models (else the window could not be known)."""
     model = target.model

@@ -51,7 +51,7 @@ MAX_OPEN = 32  # one call's requests waiting for its client at once (more are re
 STATE_GRACE = 5.0  # seconds a finished round's call is kept past its deadline for the client's next request
 
 
-class Pending(Protocol):
+class WaitingCall(Protocol):
     """A call waiting for its server's answer (stdio_server.py's Pending)."""
 
     session: str
@@ -65,10 +65,10 @@ def declared(capabilities: Any) -> list[str]:
     return sorted(k for k in capabilities if k in CAPABILITIES) if isinstance(capabilities, dict) else []
 
 
-class Asked:
+class ServerAsk:
     __slots__ = ("server_id", "call")
 
-    def __init__(self, server_id: jsonrpc.RequestId, call: Pending) -> None:
+    def __init__(self, server_id: jsonrpc.RequestId, call: WaitingCall) -> None:
         self.server_id, self.call = server_id, call
 
 
@@ -79,9 +79,9 @@ class ClientRequests:
         self.name = name
         self.write = write
         self.lock = threading.Lock()
-        self.open: dict[str, Asked] = {}
+        self.open: dict[str, ServerAsk] = {}
 
-    def received(self, message: dict[str, Any], call: Pending | None, why: str) -> None:
+    def received(self, message: dict[str, Any], call: WaitingCall | None, why: str) -> None:
         """A request the server made: to `call`'s client, or refused (`why`: why it belongs to no call)."""
         method, server_id = message.get("method"), message["id"]
         if method == "ping":
@@ -99,7 +99,7 @@ class ClientRequests:
                 token = ""
             else:
                 token = ID_PREFIX + secrets.token_urlsafe(24)
-                self.open[token] = Asked(server_id, call)
+                self.open[token] = ServerAsk(server_id, call)
                 call.asked.add(token)
         if not token:
             self.write(jsonrpc.error(server_id, jsonrpc.INVALID_REQUEST, f"Not relayed: {MAX_OPEN} requests of "
@@ -121,7 +121,7 @@ class ClientRequests:
             asked.call.asked.discard(token)
         return self.write(response(asked.server_id, message))
 
-    def ended(self, call: Pending) -> None:
+    def ended(self, call: WaitingCall) -> None:
         """The call ended with requests of it unanswered: the server hears that no answer will come."""
         with self.lock:
             waiting = [self.open.pop(t) for t in call.asked if t in self.open]

@@ -30,14 +30,14 @@ from argoproxy.jsonfast import dumps
 from argoproxy.mcp import jsonrpc, listening, stateless
 from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs
 from argoproxy.mcp.client_requests import declared
-from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, Refused, watched
-from argoproxy.mcp.limits import Held, Limits
+from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, KeyWithdrawn, watched
+from argoproxy.mcp.limits import AdmittedCall, Limits
 from argoproxy.mcp.link import MARGIN, Link, SessionRefused, SupervisorGone
 from argoproxy.mcp.names import MAX_NAME, prefixed
 from argoproxy.mcp.notices import request_level
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
 from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
-from argoproxy.mcp.sessions import InstanceSessions, Sessions, SessionStoreDown
+from argoproxy.mcp.sessions import InstanceSessions, SessionStore, SessionStoreDown
 from argoproxy.teamkeys.records import KeyRecord, globs_meet
 
 log = logging.getLogger("cot_proxy")
@@ -57,7 +57,7 @@ PER_SESSION_FIELDS = ("per_session", "processes")  # a per_session server's: how
 
 class McpEndpoint:
     def __init__(self, servers: tuple[str, ...], link: Link, *, auth_on: bool, unix_socket: bool,
-                 call_timeout: float, limits: Limits | None = None, sessions: Sessions | None = None) -> None:
+                 call_timeout: float, limits: Limits | None = None, sessions: SessionStore | None = None) -> None:
         self.servers = servers
         self.link = link
         self.sessions = sessions or InstanceSessions(link)  # the supervisor's, or Redis's (sessions.py)
@@ -68,7 +68,7 @@ class McpEndpoint:
         self.keep_arguments = False  # JOURNAL_TOOL_ARGUMENTS: the hooks are handed each call's arguments
         self.hooks: list[Hook] = []  # what each tool call's end is handed to (recording.py; serve/mcp_mount.py)
         self.names = ToolNames(lambda server: self.catalog("").tool_names(server))
-        self.streams = listening.Room(None)  # the GET and listen streams this worker may hold (room_for)
+        self.streams = listening.StreamSlots(None)  # the GET and listen streams this worker may hold (room_for)
 
     def catalog(self, session: str, check: SessionCheck | None = None, owner: str = "") -> Catalog:
         """The servers as this session's calls reach them (a cancellation names the session's request id); with
@@ -249,16 +249,17 @@ class McpEndpoint:
         return self.link.relaying(*routed, self.limits.of(routed[0]).timeout, session, key=owner, relay=relay)
 
     def events(self, message: jsonrpc.Message, server: str | None, owner: str, routed: tuple[str, dict[str, Any]],
-               session: str, taken: Taken, held: Held | None, relayed: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+               session: str, taken: Taken, held: AdmittedCall | None,
+               relayed: Iterator[dict[str, Any]]) -> Iterator[bytes]:
         """The call's SSE stream: what `relayed` gives (progress, the server's requests of the client), its answer
         last."""
         sent_bytes, last, cost = 0, None, 0
         keys = self.limits.keys if taken.key is not None else None  # a team key's stream ends once it is revoked
-        stream: Iterator[dict[str, Any] | Refused] = relayed if keys is None else \
+        stream: Iterator[dict[str, Any] | KeyWithdrawn] = relayed if keys is None else \
             watched(relayed, KeyWatch(keys, taken.presented))
         try:
             for sent in stream:
-                if isinstance(sent, Refused):  # the call cancelled on its server, as the client's cancellation is
+                if isinstance(sent, KeyWithdrawn):  # the call cancelled on its server, as the client's cancellation is
                     self.link.cancel(session, message.id)
                     log.info("mcp: %s's key was refused during its call %s (%s): its stream ended", owner,
                              json.dumps(message.params.get("name"))[:MAX_LOGGED_NAME], sent)
@@ -379,11 +380,11 @@ def shown(catalog: Catalog, status: dict[str, Any], globs: Globs) -> bool:
     return all(globs_meet((prefixed(name, "*"),), group) for group in globs)
 
 
-def asked_events(sent: Iterator[dict[str, Any] | Refused], cancel: Any, id: Any) -> Iterator[bytes]:
+def asked_events(sent: Iterator[dict[str, Any] | KeyWithdrawn], cancel: Any, id: Any) -> Iterator[bytes]:
     """A prompt's or read's SSE stream: its server's requests of the client, then its answer; a key refused
     meanwhile ends it with the key's error, the call cancelled on its server."""
     for message in sent:
-        if isinstance(message, Refused):
+        if isinstance(message, KeyWithdrawn):
             cancel()
             message = jsonrpc.error(id, KEY_REFUSED, f"{message} The call was cancelled.")
         yield b"event: message\ndata: " + dumps(message) + b"\n\n"

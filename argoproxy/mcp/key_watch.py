@@ -30,7 +30,7 @@ QUEUE_ITEMS = 64  # events read ahead of a slow client at most (backpressure on 
 _END = object()
 
 
-class Refused(str):
+class KeyWithdrawn(str):
     """Why the watched key is no longer accepted: the last item a watched stream yields."""
 
 
@@ -54,8 +54,8 @@ class KeyWatch:
         return self.keys.refusal(record)
 
 
-def watched(stream: Iterator[dict[str, Any]], watch: KeyWatch) -> Iterator[dict[str, Any] | Refused]:
-    """The stream's items as they come; once the key is refused, a Refused (last) instead of what is left."""
+def watched(stream: Iterator[dict[str, Any]], watch: KeyWatch) -> Iterator[dict[str, Any] | KeyWithdrawn]:
+    """The stream's items as they come; once the key is refused, a KeyWithdrawn (last) instead of what is left."""
     items = channel(QUEUE_ITEMS, CHECK_SECONDS)
     stopped: list[bool] = []  # set when the reader leaves (threads: the helper stops at its next item)
     helper = start_helper(_relay, stream, items, stopped)
@@ -69,7 +69,7 @@ def watched(stream: Iterator[dict[str, Any]], watch: KeyWatch) -> Iterator[dict[
                 return
             refusal = watch.refusal()
             if refusal:
-                yield Refused(refusal)
+                yield KeyWithdrawn(refusal)
                 return
             if isinstance(item, BaseException):
                 raise item

@@ -31,14 +31,14 @@ UNANSWERED = frozenset({jsonrpc.SERVER_UNAVAILABLE, jsonrpc.REQUEST_TIMEOUT, jso
 
 
 @dataclass(frozen=True)
-class Bounds:
+class CallBounds:
     timeout: float  # seconds
     max_result_bytes: int
     price: int  # nano-dollars per call its server answers
 
 
 @dataclass
-class Held:
+class AdmittedCall:
     """An admitted call: what it holds of its key's tool windows and dollar budgets (tool_calls.Hold; None:
     nothing), and what it costs once answered."""
     hold: tool_calls.Hold | None
@@ -47,25 +47,26 @@ class Held:
 
 class Limits:
     def __init__(self, servers: tuple[McpServer, ...], call_timeout: float, keys: TeamKeys | None = None) -> None:
-        self.default = Bounds(call_timeout, MAX_RESULT_BYTES, 0)
-        self.bounds = {s.name: Bounds(s.timeout or call_timeout, s.max_result_bytes, s.price_per_call)
+        self.default = CallBounds(call_timeout, MAX_RESULT_BYTES, 0)
+        self.bounds = {s.name: CallBounds(s.timeout or call_timeout, s.max_result_bytes, s.price_per_call)
                        for s in servers}
         self.keys = keys  # None: auth off, no team keys to hold to anything
 
-    def of(self, server: str) -> Bounds:
+    def of(self, server: str) -> CallBounds:
         return self.bounds.get(server, self.default)
 
-    def admit(self, record: KeyRecord | None, server: str, id: jsonrpc.RequestId | None) -> Held | dict[str, Any] | None:
-        """A team key's call to `server` held to its limits: Held (to end), the error that answers it instead, or
-        None (no team key, or nothing to hold or charge)."""
+    def admit(self, record: KeyRecord | None, server: str,
+              id: jsonrpc.RequestId | None) -> AdmittedCall | dict[str, Any] | None:
+        """A team key's call to `server` held to its limits: AdmittedCall (to end), the error that answers it
+        instead, or None (no team key, or nothing to hold or charge)."""
         if not self.holds(record, server):
             return None  # nothing to count: no store round trip
         assert record is not None and self.keys is not None
         price = self.of(server).price
         got = tool_calls.admit(self.keys, record, price)
-        if isinstance(got, tool_calls.Refused):
+        if isinstance(got, tool_calls.ToolRefusal):
             return jsonrpc.error(id, LIMITED, got.message, {"limit": got.limit, "retryAfter": got.seconds})
-        return Held(got, price)
+        return AdmittedCall(got, price)
 
     def holds(self, record: KeyRecord | None, server: str) -> bool:
         """Whether `admit` holds or charges anything of a call of the key's to `server` (a team key with tool limits,
@@ -73,11 +74,11 @@ class Limits:
         return record is not None and self.keys is not None and (bool(self.of(server).price)
                                                                  or record.tool_windows is not None)
 
-    def end(self, held: Held | dict[str, Any] | None, answer: dict[str, Any]) -> int:
+    def end(self, held: AdmittedCall | dict[str, Any] | None, answer: dict[str, Any]) -> int:
         """The call ended with `answer`: what it held given back; its price charged when its server answered it (a
         result, or an error of the server's own), never when the proxy ended it (UNANSWERED, or the client left:
         an empty answer). Returns what it cost (nano-dollars)."""
-        if not isinstance(held, Held) or self.keys is None:
+        if not isinstance(held, AdmittedCall) or self.keys is None:
             return 0
         error = answer.get("error")
         answered = "result" in answer or (isinstance(error, dict) and error.get("code") not in UNANSWERED)

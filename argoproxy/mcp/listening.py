@@ -25,7 +25,7 @@ from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.keepalive import has_left, watch_departure
 from argoproxy.jsonfast import dumps
 from argoproxy.mcp import jsonrpc
-from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, Refused, watched
+from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, KeyWithdrawn, watched
 from argoproxy.mcp.limits import LIMITED
 from argoproxy.mcp.link import Link, Listening, ListenRefused
 from argoproxy.mcp.catalog import Catalog, Globs, not_allowed
@@ -47,7 +47,7 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 ALIVE_EVERY = 10.0  # seconds between asks whether a shared session still is, while notifications flow
 
 
-class Room:
+class StreamSlots:
     """The streams this worker holds at once: None, unbounded (gevent: a stream holds no thread); 0, none."""
 
     def __init__(self, most: int | None) -> None:
@@ -84,24 +84,25 @@ def held(opened: Listening) -> None:
             signal.signal(signal.SIGTERM, stop)
 
 
-def room_for(worker_class: str, threads: int) -> Room:
-    return Room(None if worker_class == "gevent" else 0 if worker_class == "sync" else max(1, threads // 4))
+def room_for(worker_class: str, threads: int) -> StreamSlots:
+    return StreamSlots(None if worker_class == "gevent" else 0 if worker_class == "sync" else max(1, threads // 4))
 
 
-class Endpoint(Protocol):
+class StreamsEndpoint(Protocol):
     """What the endpoint (endpoint.py's McpEndpoint) lends: its link, its sessions, its limits (the team keys)."""
 
     link: Link
     servers: tuple[str, ...]
     sessions: Any
     limits: Any
-    streams: Room
+    streams: StreamSlots
 
     def catalog(self, session: str, check: Any = None, owner: str = "") -> Catalog: ...
 
 
 # ------------------------------------------------------------ 2025-11-25: a session's GET stream
-def session_stream(endpoint: Endpoint, req: Request, server: str | None, owner: str, globs: Globs = ()) -> Answer:
+def session_stream(endpoint: StreamsEndpoint, req: Request, server: str | None, owner: str,
+                   globs: Globs = ()) -> Answer:
     if endpoint.streams.most == 0:
         return Answer(b"", 405, {"Allow": "POST, DELETE"})
     if "text/event-stream" not in req.headers.get("Accept", "").lower():
@@ -126,7 +127,7 @@ def session_stream(endpoint: Endpoint, req: Request, server: str | None, owner: 
                   content_type="text/event-stream")
 
 
-def session_events(notes: Iterator[dict[str, Any] | Refused], opened: Listening, room: Room,
+def session_events(notes: Iterator[dict[str, Any] | KeyWithdrawn], opened: Listening, room: StreamSlots,
                    owner: str, alive: Callable[[], bool] | None = None) -> Iterator[bytes]:
     """The GET stream's events; `alive`, asked at each keep-alive and every ALIVE_EVERY seconds of notifications:
     whether its session is still held where the supervisor cannot see it go (Redis's, expired or pushed out)."""
@@ -134,7 +135,7 @@ def session_events(notes: Iterator[dict[str, Any] | Refused], opened: Listening,
     try:
         yield KEEPALIVE  # the head goes now: the client knows its stream is open
         for sent in notes:
-            if isinstance(sent, Refused):
+            if isinstance(sent, KeyWithdrawn):
                 log.info("mcp: %s's key was refused while it listened (%s): its stream ended", owner, sent)
                 return
             if alive is not None and (not sent or time.monotonic() - asked >= ALIVE_EVERY):
@@ -150,8 +151,8 @@ def session_events(notes: Iterator[dict[str, Any] | Refused], opened: Listening,
         room.give()
 
 
-def session_request(endpoint: Endpoint, session: str, message: dict[str, Any], server: str | None, owner: str = "",
-                    globs: Globs = ()) -> dict[str, Any]:
+def session_request(endpoint: StreamsEndpoint, session: str, message: dict[str, Any], server: str | None,
+                    owner: str = "", globs: Globs = ()) -> dict[str, Any]:
     """resources/subscribe, resources/unsubscribe or logging/setLevel of a session: held by the supervisor, for a
     server the key reaches (catalog.py's `reaches`; at /mcp a key hears only those: `heard`)."""
     method, params, id = message["method"], message.get("params") or {}, message["id"]
@@ -181,7 +182,7 @@ def session_request(endpoint: Endpoint, session: str, message: dict[str, Any], s
     return {**answer, "id": id}
 
 
-def owner_of_uri(endpoint: Endpoint, uri: str, server: str | None) -> tuple[str, str] | None:
+def owner_of_uri(endpoint: StreamsEndpoint, uri: str, server: str | None) -> tuple[str, str] | None:
     """(server, its own URI) of a URI as the client knows it: under the server's name at /mcp."""
     if server is not None:
         return server, uri
@@ -190,7 +191,7 @@ def owner_of_uri(endpoint: Endpoint, uri: str, server: str | None) -> tuple[str,
 
 
 # ------------------------------------------------------------ 2026-07-28: subscriptions/listen
-def subscription(endpoint: Endpoint, req: Request, message: dict[str, Any], server: str | None,
+def subscription(endpoint: StreamsEndpoint, req: Request, message: dict[str, Any], server: str | None,
                  owner: str, globs: Globs = ()) -> Answer:
     """The listen request's stream: the acknowledgement (the filter honored) first, then each notification it
     asked for, stamped with the request's id; its result last when the proxy ends it (a graceful close)."""
@@ -223,13 +224,13 @@ def subscription(endpoint: Endpoint, req: Request, message: dict[str, Any], serv
                   STREAM_HEADERS, content_type="text/event-stream")
 
 
-def listen_events(notes: Iterator[dict[str, Any] | Refused], opened: Listening, room: Room, id: Any,
+def listen_events(notes: Iterator[dict[str, Any] | KeyWithdrawn], opened: Listening, room: StreamSlots, id: Any,
                   first: dict[str, Any]) -> Iterator[bytes]:
     meta = {SUBSCRIPTION_ID: id}
     try:
         yield EVENT + dumps(first) + b"\n\n"
         for sent in notes:
-            if isinstance(sent, Refused):
+            if isinstance(sent, KeyWithdrawn):
                 yield EVENT + dumps(jsonrpc.error(id, KEY_REFUSED, f"{sent} The subscription ended.")) + b"\n\n"
                 return
             if not sent:
@@ -247,7 +248,7 @@ def listen_events(notes: Iterator[dict[str, Any] | Refused], opened: Listening, 
 
 
 # ------------------------------------------------------------ both
-def heard(endpoint: Endpoint, globs: Globs, session: str, owner: str, scope: str | None) -> list[str] | None:
+def heard(endpoint: StreamsEndpoint, globs: Globs, session: str, owner: str, scope: str | None) -> list[str] | None:
     """The servers a key narrowed by tool globs hears on its stream: those whose tools, listed as the stream opens,
     its globs allow at least one of (the proxy's and keys without globs: None, every server)."""
     if not globs:
@@ -256,7 +257,7 @@ def heard(endpoint: Endpoint, globs: Globs, session: str, owner: str, scope: str
     return [server for server in (endpoint.servers if scope is None else (scope,)) if catalog.reaches(server, globs)]
 
 
-def opened_stream(endpoint: Endpoint, request: dict[str, Any], id: Any = None) -> Listening | Answer:
+def opened_stream(endpoint: StreamsEndpoint, request: dict[str, Any], id: Any = None) -> Listening | Answer:
     """A listen connection to the supervisor, with room for it in this worker; or the answer saying why not."""
     if not endpoint.streams.take():
         return refusal(429, LIMITED, "This worker holds as many notification streams as it may.", id)
@@ -272,7 +273,7 @@ def opened_stream(endpoint: Endpoint, request: dict[str, Any], id: Any = None) -
         raise
 
 
-def relayed(endpoint: Endpoint, req: Request, opened: Listening) -> Iterator[dict[str, Any] | Refused]:
+def relayed(endpoint: StreamsEndpoint, req: Request, opened: Listening) -> Iterator[dict[str, Any] | KeyWithdrawn]:
     """The notifications, watched while a team key sends them: a revoked key's stream ends within a second; and
     until the client leaves."""
     keys = endpoint.limits.keys if req.team_key is not None else None
@@ -281,8 +282,8 @@ def relayed(endpoint: Endpoint, req: Request, opened: Listening) -> Iterator[dic
     return notes if client is None else until_left(notes, client, opened)
 
 
-def until_left(notes: Iterator[dict[str, Any] | Refused], client: Any,
-               opened: Listening) -> Iterator[dict[str, Any] | Refused]:
+def until_left(notes: Iterator[dict[str, Any] | KeyWithdrawn], client: Any,
+               opened: Listening) -> Iterator[dict[str, Any] | KeyWithdrawn]:
     """The notifications until the client closes its connection. A stream whose client left held its key's slot
     (MCP_STREAMS_PER_KEY) until a write failed, about 25 s: the first write after a close still succeeds. Under
     gevent the socket is watched, and the listen connection shut down at once; with threads it is looked at with

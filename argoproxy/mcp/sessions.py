@@ -26,7 +26,7 @@ class SessionStoreDown(Exception):
     """The shared store cannot be reached: the request is answered 503, as when the supervisor is away."""
 
 
-class Sessions(Protocol):
+class SessionStore(Protocol):
     # True: the supervisor holds them, and checks the one a call carries on the call's own trip (link.py's
     # `owner`), so a request that calls a server needs no trip of its own to ask about its session.
     checked_by_calls: bool
@@ -149,7 +149,7 @@ def _record(raw: Any) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def sessions_for(link: Link, redis_url: str) -> Sessions:
+def sessions_for(link: Link, redis_url: str) -> SessionStore:
     """Redis's when the proxy has one (replicas share it), else the instance's. Each request asks (no worker's
     memory of sessions): a session ended on one worker or replica is refused on every other at once, as the
     specification requires after a DELETE."""

@@ -83,7 +83,7 @@ class Endpoint(Protocol):
     servers: tuple[str, ...]
     sessions: Any
     limits: Any
-    streams: listening.Room
+    streams: listening.StreamSlots
 
     def capabilities(self, server: str | None) -> dict[str, Any]: ...
 

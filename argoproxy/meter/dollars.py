@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Iterable
 
 from argoproxy.meter.worst import Worst
-from argoproxy.spend.pricer import Pricer, PriceSource
+from argoproxy.spend import PriceSource, Pricer
 
 
 def most_nanos(pricer: Pricer, serving: Iterable[tuple[PriceSource | None, tuple[str, ...]]], worst: Worst,

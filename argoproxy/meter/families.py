@@ -146,7 +146,7 @@ class SquareTiles:
 
 
 @dataclass(frozen=True)
-class Rows:
+class PatchRows:
     """Pixtral's: a `side`-px patch a token after fitting `longest`, and one break token a row."""
     side: int
     longest: int
@@ -207,7 +207,7 @@ FAMILIES: tuple[tuple[re.Pattern[str], Family], ...] = tuple((re.compile(pattern
     (r"gemma-?[34]", Family("gemma 3", Flat(256))),
     (r"qwen", Family("qwen-vl", Patches(28, 16384, 1.0, extra=2))),
     (r"llama-?(3\.2|4)", Family("llama vision", SquareTiles(560, 1601, 2240, 4))),
-    (r"pixtral|mistral-(small|medium)", Family("pixtral", Rows(16, 1024))),
+    (r"pixtral|mistral-(small|medium)", Family("pixtral", PatchRows(16, 1024))),
     (r"llava", Family("llava", Flat(2880))),
 ))
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from argoproxy.spend.pricer import Cost
-from argoproxy.spend.usage_shapes import MOST, counts_of
+from argoproxy.spend import MOST_TOKENS, Cost, counts_of
 
 
 class Used(NamedTuple):
@@ -34,8 +33,8 @@ def used(usage: Any, estimated: bool = False, cost: Cost | None = None) -> Used:
     """An answer's usage (any API's shape) and cost as the meter reads them."""
     if usage.__class__ is dict and len(usage) == 3:  # OpenAI's plain three counts: read without a copy
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        if prompt.__class__ is int and completion.__class__ is int and 0 <= prompt <= MOST \
-                and 0 <= completion <= MOST:
+        if prompt.__class__ is int and completion.__class__ is int and 0 <= prompt <= MOST_TOKENS \
+                and 0 <= completion <= MOST_TOKENS:
             return Used(prompt, completion, estimated, cost, 0, 0, 0)
     return counted(counts_of(usage), estimated, cost)
 

@@ -70,7 +70,7 @@ class Spelled:
     generates: bool = True
 
 
-class Bounds(Protocol):
+class ModelBounds(Protocol):
     """What the proxy knows of a model's answers where no field bounds them (the Gateway)."""
 
     def supplied_limit(self, model: str | None) -> int | None:
@@ -125,8 +125,8 @@ class Asked:
 
     __slots__ = ("read", "reading", "bounds", "model", "_worst", "_nanos")
 
-    def __init__(self, read: Callable[[], tuple[Any, Any]], reading: Reading = OPENAI, bounds: Bounds | None = None,
-                 model: str | None = None) -> None:
+    def __init__(self, read: Callable[[], tuple[Any, Any]], reading: Reading = OPENAI,
+                 bounds: ModelBounds | None = None, model: str | None = None) -> None:
         self.read, self.reading, self.bounds, self.model = read, reading, bounds, model
         self._worst: Worst | None = None
         self._nanos: tuple[int | None] | None = None
@@ -178,7 +178,7 @@ def worst_of(asked: Asked | dict[str, Any] | None) -> Worst:
 
 
 # ---------------------------------------------------------------- shapes
-def worst_case(shape: "str | Spelled", body: Any, reading: Reading = OPENAI, bounds: Bounds | None = None,
+def worst_case(shape: "str | Spelled", body: Any, reading: Reading = OPENAI, bounds: ModelBounds | None = None,
                model: str | None = None) -> Worst:
     """The worst case of a body in one shape (see Asked); a batch's body: its requests, (shape, body) each."""
     if shape == "batch":
@@ -199,7 +199,7 @@ class _Models:
 
     __slots__ = ("bounds", "model")
 
-    def __init__(self, bounds: Bounds | None, model: str | None) -> None:
+    def __init__(self, bounds: ModelBounds | None, model: str | None) -> None:
         self.bounds, self.model = bounds, model
 
     def media(self, body: Any) -> Media:
@@ -318,7 +318,7 @@ def _forwarded(body: dict[str, Any], reading: Reading, models: _Models) -> Worst
 
 
 def batch_worst(requests: Iterable[tuple["str | Spelled", Any]], reading: Reading = OPENAI,
-                bounds: Bounds | None = None) -> Worst:
+                bounds: ModelBounds | None = None) -> Worst:
     """A batch: the sum of its requests' worst cases, each (shape, body) as its line's url says."""
     inputs = outputs = lines = 0
     supplied = False

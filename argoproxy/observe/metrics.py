@@ -64,7 +64,7 @@ from argoproxy.upstream.wire import describe_host
 from argoproxy.config.listener import KEY_PREFIX
 from argoproxy.edge.validation import model_allowed
 from argoproxy.observe.refusals import refusal_cause
-from argoproxy.meter.used import Used
+from argoproxy.meter import Used
 
 if TYPE_CHECKING:  # prometheus_client is imported where metrics are on
     from prometheus_client.core import GaugeMetricFamily

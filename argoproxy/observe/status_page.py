@@ -31,8 +31,8 @@ from importlib import resources
 from typing import Any, Callable
 
 from argoproxy.observe.load_history import LoadHistory
-from argoproxy.admission.waits import RECENT_SECONDS, QueueWaits
-from argoproxy.spend.history import SpendHistory
+from argoproxy.admission import RECENT_SECONDS, QueueWaits
+from argoproxy.spend import SpendHistory
 from argoproxy.jsonfast import dumps
 from argoproxy.observe.refusals import CAUSES, DECIDED, FAILED, refusal_cause
 from argoproxy.pipeline.call_records import CallEnd, CallStart

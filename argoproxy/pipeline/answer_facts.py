@@ -130,21 +130,21 @@ class FactsReader:
         return facts
 
 
-class _Choice(msgspec.Struct):
+class _FinishedChoice(msgspec.Struct):
     finish_reason: str | None = None
 
 
-class _Head(msgspec.Struct):
+class _AnswerHead(msgspec.Struct):
     """What the facts of a whole answer need of its text: the rest (messages, embeddings) is skipped unread. An
     answer whose members have other types is read whole (`whole_facts`), as one that is not JSON, and so is one whose
     id or model is longer than a span keeps (TEXT_MOST: cut there, off the common answer's path)."""
     id: Annotated[str, msgspec.Meta(max_length=TEXT_MOST)] | None = None
     model: Annotated[str, msgspec.Meta(max_length=TEXT_MOST)] | None = None
-    choices: list[_Choice] | None = None
+    choices: list[_FinishedChoice] | None = None
     usage: dict[str, Any] | None = None
 
 
-_HEAD = msgspec.json.Decoder(_Head)
+_HEAD = msgspec.json.Decoder(_AnswerHead)
 
 
 def whole_facts(payload: dict[str, Any] | bytes, content: bool = False) -> AnswerFacts:

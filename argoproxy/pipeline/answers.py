@@ -31,9 +31,8 @@ from argoproxy.edge.handoff import yield_point
 from argoproxy.pipeline.think import transform_completion
 from argoproxy.pipeline.backend import StreamItem
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens, usage_counts
-from argoproxy.meter.used import counted
-from argoproxy.spend.pricer import Pricer
-from argoproxy.spend.usage_shapes import counts_of
+from argoproxy.meter import counted
+from argoproxy.spend import Pricer, counts_of
 from argoproxy.redaction import Secrets, sanitize_message
 from argoproxy.upstream import sse
 from argoproxy.upstream.client import READ_ERRORS

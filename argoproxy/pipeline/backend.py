@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
-from argoproxy.meter.worst import OPENAI, Reading
+from argoproxy.meter import OPENAI, Reading
 from argoproxy.upstream.client import Upstream
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
 

@@ -30,15 +30,14 @@ from argoproxy.pipeline.think import ThinkConfig
 if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Request
     from argoproxy.upstream.body_tap import BodyTap
-    from argoproxy.pipeline.stream_usage import Meter
-    from argoproxy.meter.used import Used
-    from argoproxy.meter.worst import Asked
+    from argoproxy.pipeline.stream_usage import UsageTap
+    from argoproxy.meter import Asked, Used
     from argoproxy.config.routing_settings import KeyLimit
     from argoproxy.teamkeys.records import KeyRecord
     from argoproxy.upstream.client import CallBudget
     from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
     from argoproxy.pipeline.answer_facts import AnswerFacts
-    from argoproxy.spend.pricer import Cost, PriceSource
+    from argoproxy.spend import Cost, PriceSource
 
 # Routes whose bodies the proxy understands, by the path after /v1/.
 API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
@@ -111,7 +110,7 @@ class Plan(msgspec.Struct):
     # reads bound theirs: upstream/answer_bounds.py)
     exchange: object = None  # a front door's translation state (pipeline/door_api.py's DoorExchange; the door's
     # answer encoder knows its type), while its answer is translated back
-    meter: Meter | None = None  # a chat stream under a token budget or that costs money (pipeline/stream_usage.py)
+    meter: UsageTap | None = None  # a chat stream under a token budget or that costs money (stream_usage.py)
     asked: Asked | None = None  # the request as the meter reads it: its worst case, read once and only when a
     # limit, the fair queue or a trace needs it (argoproxy/meter/)
     key_limit: KeyLimit | None = None  # the key_limits budget this call counts against

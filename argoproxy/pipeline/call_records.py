@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 if TYPE_CHECKING:
-    from argoproxy.meter.used import Used
-    from argoproxy.spend.pricer import Cost
+    from argoproxy.meter import Used
+    from argoproxy.spend import Cost
     from argoproxy.config.routing_settings import KeyLimit
-    from argoproxy.meter.worst import Asked
+    from argoproxy.meter import Asked
     from argoproxy.pipeline.answer_facts import AnswerFacts
     from argoproxy.pipeline.call import Call, ClientRequest, Held
     from argoproxy.teamkeys.records import KeyRecord

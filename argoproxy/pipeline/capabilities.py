@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from argoproxy.config.model_families import (  # noqa: F401  (Overrides, parse_overrides: read with the table)
-    Caps, Family, Overrides, builtin_table, families_for, family_named, parse_overrides)
+    Caps, FamilyCaps, Overrides, builtin_table, families_for, family_named, parse_overrides)
 from argoproxy.edge.client_caches import BoundedCache
 
 MODEL_NAME_CHARS = 256
@@ -34,7 +34,7 @@ class CapabilityTable:
     """The families that apply on one backend, with the overrides in force; lookups cached."""
 
     def __init__(self, backend: str, overrides: Overrides = Overrides(),
-                 families: tuple[Family, ...] | None = None) -> None:
+                 families: tuple[FamilyCaps, ...] | None = None) -> None:
         self.families = families_for(backend) if families is None else families
         self.overrides = overrides
         self._cache: BoundedCache[Caps | None] = BoundedCache(LOOKUP_CACHE)

@@ -1,6 +1,6 @@
 """What the sequence asks of the parts it reaches through an interface of its own: routing over several
 deployments (`Dispatcher`), key_limits' budgets (`Limiter`), stored Responses (`StoredResponses`, handing each
-attempt a `Keeper`; the door answers their routes through it too). serve/build.py hands the implementations to a
+attempt a `ResponseKeeper`; the door answers their routes through it too). serve/build.py hands the implementations to a
 worker's Gateway when it builds it (argoproxy/routing/dispatch.py's Routing, argoproxy/admission/key_limits.py's
 KeyLimiter; the doors' stored state, argoproxy/fronts/kept.py's KeptDoors, is handed to serve/build.py in turn),
 so neither the pipeline nor the door imports routing or state.
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from argoproxy.upstream.client import Upstream
     from argoproxy.pipeline.call import Call
     from argoproxy.pipeline.call_records import CallEnd, CallStart
-    from argoproxy.meter.worst import Asked
+    from argoproxy.meter import Asked
 
 
 class Dispatcher(Protocol):
@@ -59,7 +59,7 @@ class Limiter(Protocol):
         """Count a finished call's tokens (an observer: its frozen records, call_records.py)."""
 
 
-class Keeper(Protocol):
+class ResponseKeeper(Protocol):
     """Keeps a stored response as the client gets it (whole, or at a stream's terminal event)."""
 
     #: no keepalive before the answer's first byte (truncation auto asks again when the upstream says the context
@@ -73,7 +73,7 @@ class Keeper(Protocol):
 
 # One attempt of a stored-Responses request: the call, its body with the history put before the input, the
 # keeper of what comes back (None: nothing is kept) -> the answer.
-Attempt = Callable[["Call", dict[str, Any], Optional[Keeper]], "Answer"]
+Attempt = Callable[["Call", dict[str, Any], Optional[ResponseKeeper]], "Answer"]
 
 
 class StoredResponses(Protocol):

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # (the Gunicorn master imports the doors' registry: nothing h
     from argoproxy.upstream.wire import UpstreamResponse
     from argoproxy.pipeline.adapt import Shape
     from argoproxy.pipeline.call import Call
-    from argoproxy.meter.worst import Spelled
+    from argoproxy.meter import Spelled
 
 
 class AnswerEncoder(Protocol):

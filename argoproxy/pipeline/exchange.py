@@ -52,7 +52,7 @@ FORWARD_SENDING = Sending(retries_refused=False, taps=False, relays_status=True)
 ROUTE_SENDING = Sending(retries_refused=False)  # a backend's own route (ARGO's /v1/chat...): its body as built
 
 
-class Exchange:
+class DeploymentExchange:
     """One deployment's exchange: its upstream client, its backend's error reading and decoders, its prices."""
 
     def __init__(self, upstream: Upstream, backend: Backend, answers: Answers, price_source: Any,
@@ -163,7 +163,7 @@ class RouteSend:
 
     __slots__ = ("exchange", "call")
 
-    def __init__(self, exchange: Exchange, call: Call) -> None:
+    def __init__(self, exchange: DeploymentExchange, call: Call) -> None:
         self.exchange, self.call = exchange, call
 
     def __call__(self, req: UpstreamRequest, error: ErrorReader | None = None) -> UpstreamResponse:

@@ -26,8 +26,7 @@ from argoproxy.config.routing_settings import ModelEntry, entry_url
 from argoproxy.config.settings import Settings
 from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.errors import ProxyError
-from argoproxy.meter.template_overhead import estimated_prompt
-from argoproxy.meter.worst import supplied
+from argoproxy.meter import estimated_prompt, supplied
 from argoproxy.pipeline import planning, upstream_messages
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.backend import Backend
@@ -35,7 +34,7 @@ from argoproxy.pipeline.call import Call, Trace
 from argoproxy.pipeline.capabilities import CapabilityTable
 from argoproxy.pipeline.chat_answers import ChatAnswers
 from argoproxy.pipeline.door_api import AnswerEncoder, DoorArgs, DoorAnswersFactory, FrontDoor
-from argoproxy.pipeline.exchange import FORWARD_SENDING, Exchange, RouteSend, asking_whole, serving
+from argoproxy.pipeline.exchange import FORWARD_SENDING, DeploymentExchange, RouteSend, asking_whole, serving
 from argoproxy.pipeline.filters import item_filters
 from argoproxy.pipeline.forwarded_body import forwarded_body
 from argoproxy.pipeline.guard import Guard, plan_model, served_allowed
@@ -54,8 +53,8 @@ from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, describe_
 
 if TYPE_CHECKING:
     from argoproxy.edge.model_readers import Reader
-    from argoproxy.meter.worst import Worst
-    from argoproxy.pipeline.collaborators import Dispatcher, Keeper, Limiter, StoredResponses
+    from argoproxy.meter import Worst
+    from argoproxy.pipeline.collaborators import Dispatcher, Limiter, ResponseKeeper, StoredResponses
     from argoproxy.teamkeys.service import TeamKeys
 
 log = logging.getLogger("cot_proxy")
@@ -98,7 +97,7 @@ class Gateway:
         self.price_source = answers.pricer.source(base_url, backend.priced_as if backend.names_vendor else None,
                                                   settings.self_hosted, says_local)
         self.planner = Planner(settings, backend, capabilities, self.price_source)
-        self.exchange = Exchange(upstream, backend, answers, self.price_source, settings.max_upstream_calls)
+        self.exchange = DeploymentExchange(upstream, backend, answers, self.price_source, settings.max_upstream_calls)
         self.relay = Relay(answers, upstream.read_timeout)
         self.reading = RequestReading(settings, backend, upstream, capabilities,
                                       lambda: listed_models(self.routing, backend),
@@ -152,7 +151,7 @@ class Gateway:
         return asked.supply if asked is not None else None
 
     def front_call(self, call: Call, front: FrontDoor, body: dict[str, Any], args: DoorArgs | None,
-                   keeper: Keeper | None = None, supply: Supply | None = None) -> Answer:
+                   keeper: ResponseKeeper | None = None, supply: Supply | None = None) -> Answer:
         """A front door's request translated, then served as the chat request it became (`supply`: the limit
         its reservation sends, no field bounding its answer)."""
         body = self.translate(call, front, body, False, args)

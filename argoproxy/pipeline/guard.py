@@ -33,7 +33,7 @@ from argoproxy.edge.request_models import check_named, key_model_refused, query_
 from argoproxy.edge.validation import model_allowed, require_model
 from argoproxy.errors import ProxyError
 from argoproxy.pipeline.call import Call, Held
-from argoproxy.meter.worst import Asked
+from argoproxy.meter import Asked
 
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from argoproxy.config.llm_params import MODEL_NAME_CHARS, starts_inside
 from argoproxy.edge.client_caches import BoundedCache
 from argoproxy.jsonfast import dumps, loads
-from argoproxy.meter.worst import supplied
+from argoproxy.meter import supplied
 from argoproxy.pipeline import upstream_messages
 from argoproxy.pipeline.adapt import CHAT, Shape, adapt_request
 from argoproxy.pipeline.backend import Prepared
 from argoproxy.pipeline.forwarded_body import forwarded_body
 from argoproxy.pipeline.param_rules import apply_rule, without_params
-from argoproxy.pipeline.stream_usage import Meter
+from argoproxy.pipeline.stream_usage import UsageTap
 from argoproxy.pipeline.think import ThinkConfig, for_client
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ def metered(call: Call, body: dict[str, Any]) -> None:
     (taken out again for a client that did not ask) and count the stream should none come
     (pipeline/stream_usage.py)."""
     plan = call.plan
-    plan.meter = Meter(strip=not plan.include_usage)
+    plan.meter = UsageTap(strip=not plan.include_usage)
     if not plan.include_usage:
         options = body.get("stream_options")
         body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}

@@ -18,7 +18,7 @@ from argoproxy.upstream.relay import error_headers
 from argoproxy.upstream.wire import read_chunks
 
 if TYPE_CHECKING:
-    from argoproxy.meter.worst import Worst
+    from argoproxy.meter import Worst
     from argoproxy.pipeline.answers import Answers
     from argoproxy.pipeline.call import Call
     from argoproxy.upstream.wire import UpstreamResponse

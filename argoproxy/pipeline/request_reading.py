@@ -1,7 +1,7 @@
 """How the sequence reads a request for what it may reserve of a limit (the meter's Asked, meter/worst.py), read
 only when a limit or the fair queue needs it: an API request, a door's (its translation, a stored conversation's
 history, or its own body where the upstream serves its API), a forwarded body or batch. What bounds an answer no
-field bounds (the meter's Bounds: the limit the proxy supplies for a model, its context as listed) and the most a
+field bounds (the meter's ModelBounds: the limit the proxy supplies for a model, its context as listed) and the most a
 call may cost are read here too."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from argoproxy.edge.model_readers import Reader, reader_for
-from argoproxy.meter.dollars import most_nanos
-from argoproxy.meter.worst import OPENAI, Asked, Reading, Worst, shape_of
+from argoproxy.meter import OPENAI, Asked, Reading, Worst, most_nanos, shape_of
 from argoproxy.pipeline.batch_models import BatchModels, DoorBatches, upstream_fetch
 from argoproxy.pipeline.forwarded_body import forwarded_body
 from argoproxy.pipeline.call import Call
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from argoproxy.pipeline.capabilities import CapabilityTable
     from argoproxy.pipeline.collaborators import StoredResponses
     from argoproxy.pipeline.door_api import DoorArgs, FrontDoor
-    from argoproxy.spend.pricer import Pricer
+    from argoproxy.spend import Pricer
     from argoproxy.upstream.client import Upstream
 
 
@@ -48,7 +47,7 @@ class RequestReading:
         self.stored, self.spelled = stored, spelled
         self.batches = BatchModels(settings.max_body_bytes, settings.timeout, batches)
 
-    # ---------------------------------------------------------------- the meter's Bounds
+    # ---------------------------------------------------------------- the meter's ModelBounds
     def supplied_limit(self, model: str | None) -> int | None:
         """The output limit adapt sends for a model when a request sets none."""
         caps = self.capabilities.lookup(None, model)

@@ -6,7 +6,7 @@ and Responses always carry it). OpenAI-style upstreams send it on a stream only 
 
 - the front doors always ask; the chat door asks when a tpm budget or a team key applies to the call, or its
   answer costs money (its model is priced above 0, or has no price), and then strips the usage from what its
-  client gets, unless the client asked too (Meter);
+  client gets, unless the client asked too (UsageTap);
 - when no usage comes, it is estimated with the count_tokens estimator: the prompt from the request, the
   output from the deltas as they passed (OutputCount: the first SAMPLE characters counted, scaled to the
   whole length), and the call is marked `usage_estimated` in the journal.
@@ -20,8 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeGuard
 
 from argoproxy.pipeline.answer_shape import MAX_COUNT
 from argoproxy.upstream import sse
-from argoproxy.meter.template_overhead import estimated_prompt
-from argoproxy.meter.tokens import count_text, count_texts
+from argoproxy.meter import count_text, count_texts, estimated_prompt
 
 # The first this many characters of an answer are kept (and counted only if no usage comes); the rest is only
 # measured, and the count scaled to it: a stream costs no counting at all when its upstream sends usage, and at
@@ -117,11 +116,12 @@ _COMPACT_NULL = b',"usage":null'
 KEPT_BYTES = 32768  # a metered stream's first events kept unparsed, for its estimate should no usage come
 
 
-class Meter:
-    """The chat door's stream whose usage the proxy asked for (a budget or a key counts it, or it costs money):
-    the usage is kept (and taken out of the stream when the client did not ask for it); without any, the stream
-    is counted. An event that holds no usage object is not parsed as it passes: the first KEPT_BYTES of them are
-    kept, and read only should no usage come (their texts counted, scaled to the bytes of every event)."""
+class UsageTap:
+    """A tap on the chat door's stream whose usage the proxy asked for (a budget or a key counts it, or it costs
+    money; the meter, argoproxy/meter/, reads what it finds): the usage is kept (and taken out of the stream when
+    the client did not ask for it); without any, the stream is counted. An event that holds no usage object is not
+    parsed as it passes: the first KEPT_BYTES of them are kept, and read only should no usage come (their texts
+    counted, scaled to the bytes of every event)."""
 
     def __init__(self, strip: bool) -> None:
         self.parse = sse.sse_object

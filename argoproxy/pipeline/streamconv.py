@@ -63,7 +63,7 @@ def _status_from_code(code: Any) -> int:
 # --------------------------------------------------------------------------- aggregation
 
 
-class _Head:
+class _ResponseHead:
     """Response-level fields taken from the first chunk that carries them."""
 
     def __init__(self) -> None:
@@ -218,7 +218,7 @@ def aggregate_chat(chunks: Iterable[dict[str, Any]]) -> dict[str, Any]:
                       ("id", "created", "model", "system_fingerprint", "service_tier"))
 
 
-def _copy_optional(head: _Head, result: dict[str, Any]) -> None:
+def _copy_optional(head: _ResponseHead, result: dict[str, Any]) -> None:
     for name in ("system_fingerprint", "service_tier"):
         if name in head.fields:
             result[name] = head.fields[name]
@@ -275,7 +275,7 @@ class Fold:
         self.object_name = object_name
         self.choice_type = choice_type or _ChatChoice
         self.head_fields = head_fields
-        self.head = _Head()
+        self.head = _ResponseHead()
         self.choices: dict[int, Any] = {}
 
     @classmethod

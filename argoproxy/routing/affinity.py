@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence
 
 from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.call import Call
-from argoproxy.admission.queue import Admission
+from argoproxy.admission import Admission
 from argoproxy.shared_cells import SharedCells
 
 PROMPT_CHARS = 8192  # of a legacy completion's prompt: its head names the conversation

@@ -46,8 +46,7 @@ from argoproxy.edge.validation import model_allowed
 
 if TYPE_CHECKING:
     from argoproxy.pipeline.collaborators import Sends
-    from argoproxy.admission.queue import Seat
-    from argoproxy.admission.key_limits import KeyLimiter
+    from argoproxy.admission import KeyLimiter, Seat
     from argoproxy.routing.seating import Seating
     from argoproxy.config.settings import Settings
 
@@ -362,7 +361,7 @@ def key_limiter(settings: Settings) -> KeyLimiter | None:
     if not settings.enable_auth:
         log.warning("key_limits: budgets apply to the keys auth accepts, and ENABLE_AUTH is off: not enforced")
         return None
-    from argoproxy.admission.key_limits import KeyLimiter
+    from argoproxy.admission import KeyLimiter
     store = None
     if settings.redis_url:  # one budget across replicas, as team keys have (REDIS_OUTAGE decides when away)
         from argoproxy.teamkeys.service import open_store

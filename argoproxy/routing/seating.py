@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from argoproxy.config.routing_settings import AUTO
 from argoproxy.edge.keepalive import client_left, has_left, watch_departure
 from argoproxy.pipeline.call import Call
-from argoproxy.meter.worst import worst_of
-from argoproxy.admission.queue import Admission, Departed, Seat
+from argoproxy.meter import worst_of
+from argoproxy.admission import Admission, Departed, Seat
 from argoproxy.routing.affinity import CacheAware
 from argoproxy.routing.router import Deployment, Pool, Router
 
@@ -58,7 +58,7 @@ class Seating:
         self.on_refused: list[Callable[[str, str], None]] = []  # (key, code)
 
     def seat(self, call: Call, pool: Pool, tried: set[int]) -> tuple[Deployment, Seat]:
-        """A deployment of the pool with a slot for this call, after its fair wait (Refused past its bound)."""
+        """A deployment of the pool with a slot for this call, after its fair wait (QueueRefused past its bound)."""
         body = call.plan.body
         flow, label = flow_of(call)
         aware = self.cache_aware

@@ -16,7 +16,7 @@ from argoproxy.observe.health import HealthCheck
 from argoproxy.observe.journal import Journal, journal_observer, setup_log_file
 from argoproxy.observe.logs import configure_logging, request_logger
 from argoproxy.observe.metrics import install_metrics
-from argoproxy.admission.waits import QueueWaits
+from argoproxy.admission import QueueWaits
 from argoproxy.fronts.serve import FrontAnswers
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.gateway import Gateway
@@ -32,7 +32,7 @@ from argoproxy.upstream.stock import StockTransport, make_session
 from argoproxy.upstream.transport import TransportFactory
 
 if TYPE_CHECKING:
-    from argoproxy.tracing.tracer import Tracing
+    from argoproxy.tracing import Tracing
     from argoproxy.pipeline.collaborators import StoredResponses
 
 # What the API doors keep, made for a worker from its settings and its Answers (None: nothing is kept):
@@ -124,7 +124,7 @@ def traced(settings: Settings) -> Tracing | None:
     worker building its app, never in the Gunicorn master; off, it is not imported at all."""
     if not tracing_on(settings.tracing, os.environ):
         return None
-    from argoproxy.tracing.tracer import Tracing
+    from argoproxy.tracing import Tracing
     batching = None
     if settings.fast_path == "on":
         from argoproxy.fastpath.otlp import lean_batching

@@ -22,7 +22,7 @@ from msgspec import structs
 
 from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.edge import listener_proof
-from argoproxy.edge.auth import Guard, KeySpellings, without_key_params
+from argoproxy.edge.auth import Auth, KeySpellings, without_key_params
 from argoproxy.edge.web_pages import WebPages
 from argoproxy.pipeline.batch_models import BatchModels, upstream_fetch
 from argoproxy.pipeline.call import Call
@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # built in serve/build.py (prometheus_client is imported only
     from argoproxy.observe.metrics import Metrics
     from argoproxy.teamkeys.service import TeamKeys
     from argoproxy.observe.status_page import StatusPage
-    from argoproxy.tracing.tracer import Tracing
+    from argoproxy.tracing import Tracing
 
 log = logging.getLogger("cot_proxy")
 
@@ -80,7 +80,7 @@ STATUS_PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src
 
 class Door:
     def __init__(self, gateway: Gateway, health: HealthCheck, metrics_view: Callable[[], Answer] | None,
-                 auth: Guard | None = None, *, metrics: Metrics | None = None, tracing: Tracing | None = None,
+                 auth: Auth | None = None, *, metrics: Metrics | None = None, tracing: Tracing | None = None,
                  status_page: StatusPage | None = None) -> None:
         """`auth`: who the client is (serve/build.py builds it, and the one guard with its operator test); the
         worker's `metrics`, its `tracing` when TRACING is on (each request's spans, tracing/tracer.py), and its
@@ -550,9 +550,9 @@ class Edge:
         return self.app(environ, start_response)
 
 
-def door_auth(settings: Settings, team_keys: TeamKeys | None) -> Guard:
+def door_auth(settings: Settings, team_keys: TeamKeys | None) -> Auth:
     """Who the client is: the keys every door's clients send, in each door's spellings (edge/auth.py)."""
-    return Guard(settings, team_keys, KeySpellings.of(FRONTS.values()))
+    return Auth(settings, team_keys, KeySpellings.of(FRONTS.values()))
 
 
 def operator_paths() -> tuple[str, ...]:

@@ -19,14 +19,13 @@ from argoproxy.config import provider_registry as providers
 from argoproxy.config.price_settings import NO_TABLE
 from argoproxy.config.routing_settings import ModelEntry, declared_self_hosted, entry_url
 from argoproxy.config.settings import Settings
-from argoproxy.spend.pricer import private_address
-from argoproxy.spend.table import PriceTable, load_table
+from argoproxy.spend import PriceTable, load_table, private_address
 from argoproxy.redaction import mask_url
 from argoproxy.upstream import local_server
 
 
 @dataclass(frozen=True)
-class Upstream:
+class UpstreamFacts:
     url: str
     declared: bool
     asks: bool  # its backend's servers may say they are local ones
@@ -34,16 +33,17 @@ class Upstream:
     routed: bool
 
 
-def upstreams(settings: Settings) -> list[Upstream]:
+def upstreams(settings: Settings) -> list[UpstreamFacts]:
     """Every deployment's upstream, once per URL (the single one without `models`)."""
     entries = settings.models or (ModelEntry("*", settings.backend),)
-    found: dict[str, Upstream] = {}
+    found: dict[str, UpstreamFacts] = {}
     for entry in entries:
         url = entry_url(settings, entry)
         key = os.environ.get(entry.api_key_env, "") if entry.api_key_env else settings.openai_api_key
         declared = declared_self_hosted(settings.self_hosted, settings.backend, entry)
         if url and url not in found:
-            found[url] = Upstream(url, declared, providers.get(entry.backend).local_servers, key, bool(settings.models))
+            found[url] = UpstreamFacts(url, declared, providers.get(entry.backend).local_servers, key,
+                                       bool(settings.models))
     return list(found.values())
 
 
@@ -73,7 +73,7 @@ def report(settings: Settings, reasked: bool = False) -> list[str]:
     return lines
 
 
-def _warning(upstream: Upstream, shown: str) -> str:
+def _warning(upstream: UpstreamFacts, shown: str) -> str:
     setting = "`self_hosted: true` on its `models` entry" if upstream.routed else \
         "SELF_HOSTED=true (`self_hosted: true` in config.yaml)"
     return (f"cot_proxy: warning: {shown} does not say it is a local server ({local_server.ASKED}): its models are charged by their names in the price table "

@@ -63,7 +63,7 @@ def checked(flags: Mapping[str, Any] | None = None, serving: bool = True) -> Loa
     if serving and table == SHIPPED_TABLE:  # the user's refreshed table, when there is one, is checked as theirs
         table = str(refreshed_table() or SHIPPED_TABLE)
     if serving and table not in (SHIPPED_TABLE, NO_TABLE):
-        from argoproxy.spend.table import table_problem  # read here once: a worker would fail its first priced call
+        from argoproxy.spend import table_problem  # read here once: a worker would fail its first priced call
         problem = table_problem(table)
         if problem:
             raise BadValue(f"PRICES: {problem}")

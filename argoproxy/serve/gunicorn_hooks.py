@@ -78,8 +78,8 @@ def share_token_encoding() -> None:
     its pages instead of each loading its own copy the first time it counts tokens (the Messages and Responses
     doors, ARGO's usage, budgets, streams without usage: most deployments). With one worker it is left to that
     worker, which may never need it. tiktoken imports neither requests nor urllib3 (gevent patches those first)."""
-    from argoproxy.meter import tokens
-    tokens.encoding()
+    from argoproxy.meter import token_encoding
+    token_encoding()
 
 
 def post_fork(server, worker) -> None:
@@ -99,8 +99,8 @@ def post_fork(server, worker) -> None:
 def flush_traces(server, worker) -> None:
     """A worker ends (TRACING on): the spans its batch processor still holds are sent first. OpenTelemetry is
     imported here, in the worker, which started it when it built its app (argoproxy/tracing/tracer.py)."""
-    from argoproxy.tracing import tracer as tracing
-    tracing.shutdown()
+    from argoproxy.tracing import shutdown_tracing
+    shutdown_tracing()
 
 
 def prepare_metrics_dir() -> str:
@@ -142,7 +142,7 @@ def child_exit(server, worker) -> None:
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
         multiprocess.mark_process_dead(worker.pid)
-    from argoproxy.admission.cells import release_dead_worker as release_seats
+    from argoproxy.admission import release_dead_worker as release_seats
     from argoproxy.fronts.responses.websocket.places import release_dead_worker as release_sockets
     from argoproxy.teamkeys.local_windows import release_dead_worker as release_holds
     # A worker killed mid-request never gave back what its requests held: team keys' holds (max_parallel, tokens),

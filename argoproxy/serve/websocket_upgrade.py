@@ -123,7 +123,7 @@ class Upgrades:
              sock: Any) -> Iterable[bytes]:
         # As the client sent them (auth takes the key out of the request it checks), with its Host: each
         # response's request is checked as the upgrade is (web pages by their Origin and Host, the key).
-        from argoproxy.fronts.responses.websocket.connection import Limits, serve
+        from argoproxy.fronts.responses.websocket.connection import ConnectionLimits, serve
         from argoproxy.fronts.responses.websocket.frames import BadHandshake, Frames, accept
         headers = {**req.headers, "Host": req.host} if req.host else dict(req.headers)
         checked = self.copy(headers)
@@ -146,7 +146,7 @@ class Upgrades:
             session = Session(self.door.handle, headers, lambda: self.door.auth.check(self.copy(headers), route),
                               path=route.label)
             code = serve(Frames(ws, sock, self.max_message, self.send_timeout), session,
-                         Limits(self.lifetime, self.idle), lambda: _worker_leaving())
+                         ConnectionLimits(self.lifetime, self.idle), lambda: _worker_leaving())
         finally:  # however it ended: the client gone, a failure, the worker stopping
             self.places.give_back(place)
         log.debug("id=%s Responses WebSocket closed: %d after %d responses", req.request_id, code,

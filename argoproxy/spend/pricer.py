@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 from urllib.parse import urlsplit
 
 from argoproxy.config.price_settings import NO_TABLE, PriceSettings
-from argoproxy.spend.table import Model, PriceTable, Provider, load_table
+from argoproxy.spend.table import Model, PricedProvider, PriceTable, load_table
 from argoproxy.spend.units import Rates
 from argoproxy.spend.usage_shapes import counts_of
 
@@ -135,7 +135,7 @@ class PriceSource:
         self.self_hosted, self.says_local = self_hosted, says_local
         self._local: Any = _UNASKED  # what the upstream said it is (None: nothing), once settled
         self._costs_nothing: bool | None = None
-        self._provider: Provider | None | bool = False  # not looked for yet
+        self._provider: PricedProvider | None | bool = False  # not looked for yet
         self._found: dict[tuple[str, ...], Found | None] = {}
         self._by_name: dict[tuple[str, ...], Found | None] = {}  # the table scanned by name, whatever the upstream said
         self._lock = threading.Lock()
@@ -241,7 +241,7 @@ class PriceSource:
                 self._by_name[names] = by_name
         return by_name
 
-    def provider(self) -> Provider | None:
+    def provider(self) -> PricedProvider | None:
         """The table's provider whose API this deployment's URL is (found once)."""
         if self._provider is False:
             table = self.pricer.table

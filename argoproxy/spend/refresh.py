@@ -199,7 +199,7 @@ def _read_by_genai_prices(data: bytes) -> Any:
     import http.server
     from genai_prices.update_prices import UpdatePrices
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class PricesHandler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -210,7 +210,7 @@ def _read_by_genai_prices(data: bytes) -> Any:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.HTTPServer(("127.0.0.1", 0), PricesHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     bypass = ",".join(filter(None, (os.environ.get("NO_PROXY"), "127.0.0.1")))
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = bypass  # this command's process only

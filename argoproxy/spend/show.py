@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from argoproxy.redaction import mask_url
 from argoproxy.config.price_settings import NO_TABLE, SHIPPED, PriceSettings, refreshed_table
 from argoproxy.spend.pricer import Pricer
-from argoproxy.spend.table import PriceTable, Provider, table_problem
+from argoproxy.spend.table import PricedProvider, PriceTable, table_problem
 from argoproxy.spend.units import Rates, Tiered
 
 
@@ -39,21 +39,30 @@ def show_model(model: str, base_url: str = "", provider_id: str = "", day: str =
         return 1
     providers = _providers(table, base_url, provider_id)
     if providers is None:
-        url = mask_url(base_url)
-        if provider_id:
-            print(f"cot_proxy prices: --provider {provider_id!r} is not in the table", file=sys.stderr)
-            return 1
-        print(f"cot_proxy prices: no provider of the table serves {url}: a server of your own that says it is "
-              "llama.cpp, vLLM or Ollama, or is declared `self_hosted`, costs nothing; any other is charged by "
-              "the model's name:", file=sys.stderr)
-        listed = table.by_name(model, moment.timestamp())
-        if listed is None:
-            print(f"cot_proxy prices: no price for {model!r}: unpriced", file=sys.stderr)
-            return 1
-        rates = listed[1].rates(moment)
-        written = _rates(rates) if rates is not None else "no rate this proxy can charge (unpriced)"
-        print(f"{listed[0].id}/{listed[1].id} on {moment.date()}: {written or 'free'}")
-        return 0
+        return _unknown_provider(table, model, moment, base_url, provider_id)
+    return _shown(table, providers, model, moment)
+
+
+def _unknown_provider(table: PriceTable, model: str, moment: datetime, base_url: str, provider_id: str) -> int:
+    """No provider of the table is the one named (--provider) or serves the URL: the model by its name alone."""
+    if provider_id:
+        print(f"cot_proxy prices: --provider {provider_id!r} is not in the table", file=sys.stderr)
+        return 1
+    print(f"cot_proxy prices: no provider of the table serves {mask_url(base_url)}: a server of your own that says "
+          "it is llama.cpp, vLLM or Ollama, or is declared `self_hosted`, costs nothing; any other is charged by the "
+          "model's name:", file=sys.stderr)
+    listed = table.by_name(model, moment.timestamp())
+    if listed is None:
+        print(f"cot_proxy prices: no price for {model!r}: unpriced", file=sys.stderr)
+        return 1
+    rates = listed[1].rates(moment)
+    written = _rates(rates) if rates is not None else "no rate this proxy can charge (unpriced)"
+    print(f"{listed[0].id}/{listed[1].id} on {moment.date()}: {written or 'free'}")
+    return 0
+
+
+def _shown(table: PriceTable, providers: list[PricedProvider], model: str, moment: datetime) -> int:
+    """The model's rates at each of the providers it is found at (1: none has it)."""
     shown = 0
     for provider in providers:
         found = table.model(provider, model)
@@ -70,7 +79,7 @@ def show_model(model: str, base_url: str = "", provider_id: str = "", day: str =
     return 0
 
 
-def _providers(table: PriceTable, base_url: str, provider_id: str) -> list[Provider] | None:
+def _providers(table: PriceTable, base_url: str, provider_id: str) -> list[PricedProvider] | None:
     if provider_id:
         found = table.provider(provider_id)
         return [found] if found is not None else None

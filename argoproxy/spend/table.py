@@ -70,7 +70,7 @@ class Model:
         return next((rates for when, rates in reversed(prices) if when.holds(moment)), prices[0][1])
 
 
-class Provider:
+class PricedProvider:
     __slots__ = ("id", "pattern", "fallback", "models")
 
     def __init__(self, id: str, pattern: str, fallback: tuple[str, ...], models: list[Model]) -> None:
@@ -88,18 +88,18 @@ class PriceTable:
         self.about: dict[str, Any] = data.get("about") or {}
         self._rows = {row["id"]: row for row in data["providers"]}
         self._patterns = [(re.compile(row["api_pattern"]), row["id"]) for row in data["providers"]]
-        self._by_id: dict[str, Provider] = {}
+        self._by_id: dict[str, PricedProvider] = {}
         self._lock = threading.Lock()
 
     @property
-    def providers(self) -> list[Provider]:
+    def providers(self) -> list[PricedProvider]:
         return [self.provider(pid) for _, pid in self._patterns]  # type: ignore[misc]
 
-    def provider_for_url(self, url: str) -> Provider | None:
+    def provider_for_url(self, url: str) -> PricedProvider | None:
         url = _matched_form(url)
         return next((self.provider(pid) for pattern, pid in self._patterns if pattern.match(url)), None)
 
-    def provider(self, provider_id: str) -> Provider | None:
+    def provider(self, provider_id: str) -> PricedProvider | None:
         provider_id = provider_id.lower()
         found = self._by_id.get(provider_id)
         if found is None and provider_id in self._rows:
@@ -108,7 +108,7 @@ class PriceTable:
                 self._by_id[provider_id] = found
         return found
 
-    def model(self, provider: Provider, name: str) -> Model | None:
+    def model(self, provider: PricedProvider, name: str) -> Model | None:
         name = name.lower()
         found = self._model(provider, name)
         if found is None:
@@ -117,7 +117,7 @@ class PriceTable:
                 found = self._model(provider, dashed)
         return found
 
-    def by_name(self, name: str, moment: float) -> tuple[Provider, Model] | None:
+    def by_name(self, name: str, moment: float) -> tuple[PricedProvider, Model] | None:
         """A model found by its name alone, wherever it is served: at its maker's (the first of MAKERS listing it),
         else at the dearest provider listing it (by its rates at `moment` for a million tokens in and out)."""
         for maker in MAKERS:
@@ -129,7 +129,7 @@ class PriceTable:
                   if (model := self.model(provider, name)) is not None]
         return max(listed, key=lambda found: _dearness(found[1], moment), default=None)
 
-    def _model(self, provider: Provider, name: str) -> Model | None:
+    def _model(self, provider: PricedProvider, name: str) -> Model | None:
         found = provider.own(name)
         for other in provider.fallback:
             if found is not None:
@@ -162,9 +162,9 @@ def _dashed(m: re.Match[str]) -> str:
 
 
 # ---------------------------------------------------------------- reading the file
-def _provider(row: dict[str, Any]) -> Provider:
+def _provider(row: dict[str, Any]) -> PricedProvider:
     models = [Model(mid, clause(match), prices) for mid, match, prices in row["models"]]
-    return Provider(row["id"], row["api_pattern"], tuple(row.get("fallback") or ()), models)
+    return PricedProvider(row["id"], row["api_pattern"], tuple(row.get("fallback") or ()), models)
 
 
 def clause(spec: dict[str, Any]) -> Match:

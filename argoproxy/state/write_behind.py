@@ -42,7 +42,7 @@ LOCKED_PAUSES = (0.002, 0.004, 0.008, 0.016, 0.032)
 QUIT_WRITE_SECONDS = BUSY_SECONDS
 
 
-class Held:
+class UnwrittenResponses:
     """Responses held in memory, not yet in the file: by id (in the order they came), their bytes in all and per
     owner (check_room's count)."""
 
@@ -84,8 +84,8 @@ class WriteBehind:
         self.io, self.store = io, store
         # Two generations, so that a batch leaves memory whole once written (no per-response bookkeeping after
         # its write): those the next batch takes, and the batch being written (readable until it is in the file).
-        self.pending = Held()
-        self.writing = Held()
+        self.pending = UnwrittenResponses()
+        self.writing = UnwrittenResponses()
         self.known: dict[str, tuple[int, float]] = {}  # owner -> (bytes in the store after a batch, when)
         self.wake: Any = None  # the flusher's event (gevent), made with it
         self.deleted: list[str] = []  # of the batch being written, those deleted meanwhile: deleted once written
@@ -140,7 +140,7 @@ class WriteBehind:
         if not self.pending:
             return
         writing = self.writing = self.pending
-        self.pending = Held()
+        self.pending = UnwrittenResponses()
         try:  # the batch read at each try: one dropped while a try waited out another's lock is left out
             totals = self.io(lambda: self.store.put_encoded(list(writing.records.values())), pauses=LOCKED_PAUSES)
         except Exception as exc:  # noqa: BLE001 - the store away: these are lost, as an unsaved stream is
@@ -149,7 +149,7 @@ class WriteBehind:
             self.healthy = False
             totals = {}
         finally:
-            self.writing = Held()
+            self.writing = UnwrittenResponses()
         deleted, self.deleted = self.deleted, []
         for resp_id in deleted:
             self.io(self.store.delete_response, resp_id)
@@ -181,7 +181,7 @@ class WriteBehind:
                 self.store.put_encoded(list(held.values()))
             except Exception as exc:  # noqa: BLE001
                 log.warning("response store: %d responses not stored at exit (%s)", len(held), type(exc).__name__)
-            self.pending, self.writing = Held(), Held()
+            self.pending, self.writing = UnwrittenResponses(), UnwrittenResponses()
         for resp_id in deleted:
             try:
                 self.store.delete_response(resp_id)

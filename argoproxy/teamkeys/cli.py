@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from argoproxy.spend.units import dollars
+from argoproxy.spend import dollars
 from argoproxy.teamkeys.records import (TEAM_WINDOWS, TOOL_WINDOWS, KeyRecord, TeamRecord, digest, globs_meet, parse_budget,
                                         parse_budget_usd, parse_count, parse_expires, parse_models, parse_name,
                                         parse_priority, parse_tools)

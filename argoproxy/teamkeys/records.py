@@ -10,7 +10,7 @@ from functools import cached_property
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 
-from argoproxy.spend.units import NANO, dollars
+from argoproxy.spend import NANO, dollars
 
 PERIODS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")

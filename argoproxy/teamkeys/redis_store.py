@@ -55,7 +55,7 @@ TOKENS_PER_REQUEST = 4096  # assumed for a key's first requests, before its answ
 
 
 @dataclass
-class Lease:
+class WindowLease:
     window: int  # the minute window its requests were reserved in
     left: int
     until: float  # monotonic time after which it is given back
@@ -73,7 +73,7 @@ class RedisKeyStore(RedisToolUsage, RedisToolHolds):  # (its MCP tool calls' row
         self.redis = client if client is not None else connect(url)
         self.path = url  # where the keys are, for messages (credentials are masked by the caller)
         self.lease_max = lease_max
-        self._leases: dict[str, Lease] = {}
+        self._leases: dict[str, WindowLease] = {}
         self._lease_lock = threading.Lock()
         self._once = self.redis.register_script(RECORD_ONCE)
         self._held_admit = self.redis.register_script(HELD_ADMIT)
@@ -266,7 +266,7 @@ class RedisKeyStore(RedisToolUsage, RedisToolHolds):  # (its MCP tool calls' row
             if held is not None and held.window == window:
                 held.left += size
                 return
-            self._leases[record.name] = Lease(window, size, time.monotonic() + LEASE_SECONDS)
+            self._leases[record.name] = WindowLease(window, size, time.monotonic() + LEASE_SECONDS)
         if held is not None and held.left:  # a lease of an earlier window, replaced: what it left goes back
             self.redis.decrby(_req_key(record.name, held.window), held.left)
 

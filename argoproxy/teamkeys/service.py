@@ -26,14 +26,14 @@ from argoproxy.errors import ProxyError
 from argoproxy.leaving import at_quick_exit, in_time
 from argoproxy.teamkeys.failover import FailoverStore, StoreDown
 from argoproxy.teamkeys.lookup_cache import LRU, Read, Reads
-from argoproxy.meter.worst import NOTHING, Asked, Worst, worst_of
-from argoproxy.spend.units import dollars
+from argoproxy.meter import NOTHING, Asked, Worst, worst_of
+from argoproxy.spend import dollars
 from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, digest
 from argoproxy.turns import beside
 
 if TYPE_CHECKING:
-    from argoproxy.meter.used import Used
-    from argoproxy.spend.pricer import Cost
+    from argoproxy.meter import Used
+    from argoproxy.spend import Cost
 
 log = logging.getLogger("cot_proxy")
 

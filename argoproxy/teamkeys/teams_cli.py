@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from argoproxy.spend.units import dollars
+from argoproxy.spend import dollars
 from argoproxy.teamkeys.cli import (SettingsOf, _changes, _day, _day_arg, _shown, _table, limit_options, open_cli_store,
                                     run_command,
                                     warn_no_models)

@@ -23,7 +23,7 @@ log = logging.getLogger("cot_proxy")
 
 
 @dataclass(frozen=True)
-class Refused:
+class ToolRefusal:
     """Why a tool call was not let through: `limit` is tool_rpm, tool_parallel or budget_usd; `seconds` until it
     may pass."""
     limit: str
@@ -41,7 +41,7 @@ class Hold:
     where: str = ""
 
 
-def admit(keys: TeamKeys, record: KeyRecord, price: int) -> Hold | Refused | None:
+def admit(keys: TeamKeys, record: KeyRecord, price: int) -> Hold | ToolRefusal | None:
     """The call's price held in the key's (and its team's) dollar budgets and the call counted in their tool
     windows: what it holds, to give back as it ends (None: nothing), or why it is refused (nothing held)."""
     now = keys.clock()
@@ -79,20 +79,21 @@ def _give_back(keys: TeamKeys, hold: Hold, cost: int) -> None:
         log.exception("team keys: a tool call's price not given back to %s", hold.record.name)
 
 
-def _over_budget(record: KeyRecord, by: str, waiting: float) -> Refused:
+def _over_budget(record: KeyRecord, by: str, waiting: float) -> ToolRefusal:
     owner = record.windows if by.startswith("team_") and record.windows is not None else record
     seconds = max(1, math.ceil(waiting))
-    return Refused("budget_usd", seconds, f"{whose(owner)} is over its budget of {owner.budget_usd}: this tool call "
-                   f"costs more than is left of it (spent, or held by its calls and requests in flight); retry in "
-                   f"{seconds} s.")
+    return ToolRefusal("budget_usd", seconds, f"{whose(owner)} is over its budget of {owner.budget_usd}: this tool "
+                       f"call costs more than is left of it (spent, or held by its calls and requests in flight); "
+                       f"retry in {seconds} s.")
 
 
-def _over_limit(tools: KeyRecord, by: str, waiting: float) -> Refused:
+def _over_limit(tools: KeyRecord, by: str, waiting: float) -> ToolRefusal:
     """The refusal of the key's tool windows, or its team's (`by`: "team_" + what, as the stores name it)."""
     record = tools.windows if by.startswith("team_") and tools.windows is not None else tools
     who = "This API key's team" if record is not tools else "This API key"
     seconds = max(1, math.ceil(waiting))
     if by.removeprefix("team_") == "parallel":
-        return Refused("tool_parallel", seconds, f"{who} has {record.max_parallel} tool calls in flight, its most at "
-                       "once; retry when one ends.")
-    return Refused("tool_rpm", seconds, f"{who} is over its {record.rpm} tool calls per minute; retry in {seconds} s.")
+        return ToolRefusal("tool_parallel", seconds, f"{who} has {record.max_parallel} tool calls in flight, its "
+                           "most at once; retry when one ends.")
+    return ToolRefusal("tool_rpm", seconds,
+                       f"{who} is over its {record.rpm} tool calls per minute; retry in {seconds} s.")

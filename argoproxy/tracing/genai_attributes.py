@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from argoproxy.jsonfast import dumps
-from argoproxy.meter.used import Used
+from argoproxy.meter import Used
 from argoproxy.pipeline.answer_facts import CONTENT_CHARS, TEXT_MOST, AnswerFacts
 
 # gen_ai.operation.name by the kind of call served (a front door's request is a chat request by then).

@@ -177,7 +177,7 @@ def product_setup(name: str) -> Callable[[Run], tuple[list[str], dict[str, str]]
     def setup(run: Run) -> tuple[list[str], dict[str, str]]:
         test = quiet_run(name, run.prompt)
         write_own_config(run.home, test)
-        made = launch.AGENTS[name].setup(launch.Target(run.proxy_url, KEY, run.model), test.args, secure_scratch(),
+        made = launch.AGENTS[name].setup(launch.AgentTarget(run.proxy_url, KEY, run.model), test.args, secure_scratch(),
                                          str(installed(name, name)))
         for path, text in made.files.items():
             path.parent.mkdir(parents=True, exist_ok=True)

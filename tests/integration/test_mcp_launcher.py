@@ -150,7 +150,7 @@ def test_run_wires_mcp_only_to_a_proxy_that_serves_it(gateway, proxy):
 def test_the_proxys_own_method_is_not_a_servers_tool(gateway):
     """`cot_proxy/servers` answers at /mcp only: at /mcp/<server> it goes to the server (which knows no such
     method)."""
-    from argoproxy.launch.mcp_gateway import NotServed, Session
-    with Session(gateway.url + "/mcp/fake", ADMIN, "fake") as session:
+    from argoproxy.launch.mcp_gateway import McpSession, NotServed
+    with McpSession(gateway.url + "/mcp/fake", ADMIN, "fake") as session:
         with pytest.raises(NotServed):
             session.ask("cot_proxy/servers")

@@ -19,7 +19,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from argoproxy.launch.agents import AGENTS, Target
+from argoproxy.launch.agents import AGENTS, AgentTarget
 from argoproxy.launch.websocket_probe import serves_websocket
 from tests.fakes.fake_openai import FakeOpenAI, Stream, chat_chunks
 from tests.integration.test_scale_out import running_nginx
@@ -116,8 +116,8 @@ def test_the_sync_worker_answers_the_upgrade_426_at_once():
 
 def test_codex_is_told_of_the_websocket_only_where_it_is_served(tmp_path):
     codex = AGENTS["codex"]
-    told = codex.setup(Target("http://127.0.0.1:5000", "k", "gpt-5", websocket=True), [], tmp_path).argv
-    untold = codex.setup(Target("http://127.0.0.1:5000", "k", "gpt-5"), [], tmp_path).argv
+    told = codex.setup(AgentTarget("http://127.0.0.1:5000", "k", "gpt-5", websocket=True), [], tmp_path).argv
+    untold = codex.setup(AgentTarget("http://127.0.0.1:5000", "k", "gpt-5"), [], tmp_path).argv
     assert any("supports_websockets = true" in arg for arg in told)
     assert not any("supports_websockets" in arg for arg in untold)
 

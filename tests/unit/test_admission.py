@@ -10,7 +10,7 @@ import time
 import pytest
 
 from argoproxy.config.settings import SettingsError, load_settings
-from argoproxy.admission.queue import Admission, Departed, Refused
+from argoproxy.admission.queue import Admission, Departed, QueueRefused
 from argoproxy.admission.cells import release_dead_worker
 from argoproxy.admission.wakeups import fifo_name
 from argoproxy.shared_cells import SharedCells
@@ -111,11 +111,11 @@ def test_a_wait_past_the_bound_is_refused_at_once_with_retry_after():
     w = Waiter(a, "k")
     w.start()
     wait_until(lambda: a.waiting(0) == 1)
-    with pytest.raises(Refused) as caught:
+    with pytest.raises(QueueRefused) as caught:
         a.enter(0, "k", 1)  # its own key's waiter ahead, and itself: 8 s > 5 s
     assert caught.value.status == 429 and caught.value.code == "queue_full"
     assert caught.value.headers["Retry-After"] == "8"
-    with pytest.raises(Refused):
+    with pytest.raises(QueueRefused):
         a.enter(0, "other", 1, bound=2.0)  # another key goes first (4 s), past the client's own 2 s
     a.release(held)
     wait_until(lambda: w.seat is not None)
@@ -127,7 +127,7 @@ def test_a_waiter_still_waiting_at_its_bound_gets_503():
     w = Waiter(a, "k")
     w.start()
     w.join(5)
-    assert isinstance(w.error, Refused) and w.error.status == 503 and w.error.code == "queue_timeout"
+    assert isinstance(w.error, QueueRefused) and w.error.status == 503 and w.error.code == "queue_timeout"
     assert a.waiting(0) == 0
     a.release(held)
     assert a.in_flight(0) == 0
@@ -240,7 +240,7 @@ def test_tags_stay_within_their_cells_whatever_the_reservations_weights_and_depa
         a.release(a.enter(0, "flood", 2**40))
     held = a.enter(0, "flood", 2**40)
     for _ in range(50):  # each queued and refused at its bound: its tags pushed forward without being served
-        with pytest.raises(Refused):
+        with pytest.raises(QueueRefused):
             a.enter(0, "flood", 2**40, weight=1e-9, bound=0.001)
     flood, light = Waiter(a, "flood", 2**40), Waiter(a, "light", 100)
     flood.start()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from argoproxy.admission.queue import Admission, Refused, fair_shares, furthest_over
+from argoproxy.admission.queue import Admission, QueueRefused, fair_shares, furthest_over
 from argoproxy.shared_cells import SharedCells
 
 
@@ -78,7 +78,7 @@ def test_a_light_key_takes_the_newest_place_of_the_key_furthest_over_its_share()
     heavy = queue(a, [("heavy", 1.0)] * 4)
     light = queue(a, [("light", 1.0)])[0]
     heavy[3].done.wait(5)
-    assert isinstance(heavy[3].error, Refused), "the newest heavy request gave its place"
+    assert isinstance(heavy[3].error, QueueRefused), "the newest heavy request gave its place"
     err = heavy[3].error
     assert (err.status, err.code, err.headers["Retry-After"]) == (429, "queue_full", "1")
     assert "this key held 4 of the 4 places, past its share of 2" in err.message
@@ -110,7 +110,7 @@ def test_a_key_at_its_share_when_every_place_is_taken_is_refused_with_its_places
     a = admission([1], waiters=2)
     held = a.enter(0, "a", 100)
     queue(a, [("a", 1.0), ("b", 1.0)])
-    with pytest.raises(Refused) as caught:
+    with pytest.raises(QueueRefused) as caught:
         a.enter(0, "b", 100)
     assert caught.value.code == "queue_full" and "Retry-After" in caught.value.headers
     assert "this key holds 1 of the 2 places, its share being 1" in caught.value.message

@@ -29,7 +29,7 @@ OBSERVER_PACKAGES = ("observe", "tracing", "spend", "admission")
 # Observers that live beside other work in their module (a team key's admission reads the request it admits)
 OBSERVER_FUNCTIONS = {"teamkeys/service.py": ("observe", "spent_of")}
 LIVE_FIELDS = {"plan", "outcome"}  # a Call's mutable phases
-LIVE_RECORDS = {"Plan", "Outcome", "Exchange"}
+LIVE_RECORDS = {"Plan", "Outcome", "DeploymentExchange"}
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 

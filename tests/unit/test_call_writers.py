@@ -91,7 +91,7 @@ def test_the_scan_sees_each_way_of_writing():
 def test_the_plan_is_written_by_the_phases_that_own_it():
     """The backends' prepare hooks return what they decide (pipeline/backend.py's Prepared) and the sequence keeps it;
     a backend's own route names what it serves through its Send; routing asks Gateway.attempt; key_limits' observer
-    gives its hold back through the guard's Held; stored Responses ask for no keepalive through their Keeper."""
+    gives its hold back through the guard's Held; stored Responses ask for no keepalive through their ResponseKeeper."""
     assert writers()["plan"] == PLAN_OWNERS
     assert len(PLAN_OWNERS) <= 3
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from argoproxy.launch.agents import AGENTS, KEY_ENV, MCP_SERVER, Target
+from argoproxy.launch.agents import AGENTS, KEY_ENV, MCP_SERVER, AgentTarget
 from argoproxy.launch.mcp_gateway import Server
 from argoproxy.launch.mcp_list import line
 
@@ -21,7 +21,7 @@ URL = "http://127.0.0.1:5999"
 
 
 def setup_for(name: str, scratch: Path, mcp: bool = True, args: list[str] | None = None):
-    return AGENTS[name].setup(Target(URL, KEY, "m", 32000, mcp=mcp), args or [], scratch)
+    return AGENTS[name].setup(AgentTarget(URL, KEY, "m", 32000, mcp=mcp), args or [], scratch)
 
 
 def only_in_scratch(setup, scratch: Path) -> None:

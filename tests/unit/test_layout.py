@@ -331,6 +331,91 @@ def test_the_room_check_finds_an_intruder():
     assert room_importers(graph, "tracing") == {"pipeline"}
 
 
+# One face per room (issue 70): each capability room exports what the others use from its package (`__init__`: its
+# names, each read from its inner module on first use, argoproxy/room_face.py), and no module outside the room
+# imports a module inside it.
+FACED_ROOMS = ("spend", "meter", "admission", "tracing")
+
+
+def reaches_inside(graph: dict[str, set[str]], room: str) -> list[tuple[str, str]]:
+    """(importer, inner module) of every import of a module inside `room` by a module outside it."""
+    return sorted((module, target) for module, targets in graph.items() for target in targets
+                  if target.startswith(f"argoproxy.{room}.") and folder_of(module) != room)
+
+
+def test_each_room_is_entered_by_its_face_only():
+    graph = import_graph()
+    assert {room: reaches_inside(graph, room) for room in FACED_ROOMS} == {room: [] for room in FACED_ROOMS}
+
+
+def test_the_face_check_finds_a_reach_inside():
+    tree = ast.parse("from argoproxy.meter import tokens\nfrom argoproxy.spend.units import dollars\n")
+    modules = {"argoproxy.meter", "argoproxy.meter.tokens", "argoproxy.spend", "argoproxy.spend.units"}
+    graph = {"argoproxy.pipeline.gateway": imported(tree, "argoproxy.pipeline.gateway", False, modules),
+             "argoproxy.meter.used": {"argoproxy.spend.units", "argoproxy.meter.tokens"}}
+    assert reaches_inside(graph, "meter") == [("argoproxy.pipeline.gateway", "argoproxy.meter.tokens")]
+    assert reaches_inside(graph, "spend") == [("argoproxy.meter.used", "argoproxy.spend.units"),
+                                              ("argoproxy.pipeline.gateway", "argoproxy.spend.units")]
+
+
+def face_of(room: str) -> dict[str, tuple[str, str]]:
+    """What a room's `__init__` shows the type checker: exported name -> (inner module, its name there)."""
+    tree = parsed(PACKAGE / room / "__init__.py")
+    return {alias.asname or alias.name: (node.module or "", alias.name) for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"argoproxy.{room}.")
+            for alias in node.names}
+
+
+def test_each_face_gives_what_it_shows_the_type_checker():
+    """The names a face exports at run time (`__all__`, read lazily) are those its TYPE_CHECKING imports name, each
+    the very object of its inner module."""
+    import importlib
+    for room in FACED_ROOMS:
+        package, face = importlib.import_module(f"argoproxy.{room}"), face_of(room)
+        assert face and sorted(package.__all__) == sorted(face), room
+        for name, (module, inner) in face.items():
+            assert getattr(package, name) is getattr(importlib.import_module(module), inner), f"{room}.{name}"
+
+
+def test_a_face_imports_nothing_until_a_name_is_read():
+    """Reading one name loads its module alone: a worker without media imports no decoder through the meter's face
+    (tests/unit/test_meter_decoded.py), one without tracing no OpenTelemetry."""
+    import subprocess
+    import sys
+    rooms = ", ".join(f"argoproxy.{room}" for room in FACED_ROOMS)
+    code = (f"import sys, {rooms}; from argoproxy.meter import usage_block; "
+            "print(sorted(m for m in sys.modules if m.split('.')[1:2] and m.split('.')[1] in "
+            f"{FACED_ROOMS!r} and m.count('.') == 2))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         check=True)
+    assert out.stdout.strip() == "['argoproxy.meter.tokens']"
+
+
+def class_definitions(paths: list[Path]) -> dict[str, list[str]]:
+    """Each class name -> where it is defined (path:line), nested classes included."""
+    found: dict[str, list[str]] = {}
+    for path in paths:
+        for node in ast.walk(parsed(path)):
+            if isinstance(node, ast.ClassDef):
+                shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+                found.setdefault(node.name, []).append(f"{shown}:{node.lineno}")
+    return found
+
+
+def test_no_class_name_is_defined_twice():
+    """One name, one class, in the product (issue 70: two `Guard`s and two `Exchange`s, 27 names in all, were): a
+    name read anywhere says which class it is."""
+    product = sorted(PACKAGE.rglob("*.py")) + [ROOT / "cot_proxy.py", ROOT / "app.py"]
+    assert {name: where for name, where in class_definitions(product).items() if len(where) > 1} == {}
+
+
+def test_the_class_name_check_finds_a_second_one(tmp_path):
+    for name, text in (("a.py", "class Guard:\n    class Head: ...\n"), ("b.py", "def f():\n    class Head: ...\n")):
+        (tmp_path / name).write_text(text)
+    found = class_definitions([tmp_path / "a.py", tmp_path / "b.py"])
+    assert len(found["Head"]) == 2 and len(found["Guard"]) == 1
+
+
 def test_each_door_and_provider_has_a_test_package_of_its_own():
     """The unit tests mirror the product's folders where a folder holds one package per door or per provider
     (issue 56, item 5): tests/unit/fronts/<door>/ and tests/unit/providers/<provider>/."""

@@ -10,7 +10,7 @@ import pytest
 
 from argoproxy.errors import ProxyError
 from argoproxy.fronts.responses.websocket import connection
-from argoproxy.fronts.responses.websocket.connection import Limits, serve
+from argoproxy.fronts.responses.websocket.connection import ConnectionLimits, serve
 from argoproxy.fronts.responses.websocket.session import Closing, Session, sse_data
 
 
@@ -163,7 +163,7 @@ class Clock:
 
 
 CREATE = json.dumps({"type": "response.create", "model": "gpt-4o", "input": "hi", "store": False})
-LIMITS = Limits(lifetime=3600, idle=600)
+LIMITS = ConnectionLimits(lifetime=3600, idle=600)
 
 
 def test_a_response_create_sent_while_one_runs_gets_the_busy_error(make):
@@ -178,14 +178,14 @@ def test_a_response_create_sent_while_one_runs_gets_the_busy_error(make):
 def test_the_lifetime_limit_sends_its_error_then_closes_normally(make):
     door, _, _ = make()
     frames = Script([None] * 10)
-    assert serve(frames, session_of(door), Limits(lifetime=3, idle=600), lambda: False, Clock(1.0)) == 1000
+    assert serve(frames, session_of(door), ConnectionLimits(lifetime=3, idle=600), lambda: False, Clock(1.0)) == 1000
     assert frames.sent[-1]["error"]["code"] == "websocket_connection_limit_reached"
 
 
 def test_the_idle_limit_closes_normally_without_an_event(make):
     door, _, _ = make()
     frames = Script([None] * 10)
-    assert serve(frames, session_of(door), Limits(lifetime=3600, idle=2), lambda: False, Clock(1.0)) == 1000
+    assert serve(frames, session_of(door), ConnectionLimits(lifetime=3600, idle=2), lambda: False, Clock(1.0)) == 1000
     assert frames.sent == [] and frames.closed[0] == 1000
 
 

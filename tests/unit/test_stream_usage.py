@@ -8,7 +8,7 @@ import json
 from argoproxy.upstream import sse
 from argoproxy.meter.template_overhead import template_tokens
 from argoproxy.meter.tokens import count_text
-from argoproxy.pipeline.stream_usage import SAMPLE, Meter, OutputCount, native_usage
+from argoproxy.pipeline.stream_usage import SAMPLE, OutputCount, UsageTap, native_usage
 from argoproxy.pipeline.upstream_messages import normalize
 
 CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
@@ -37,7 +37,7 @@ def test_output_count_is_exact_for_a_short_answer_and_scaled_past_the_sample():
 
 def test_meter_takes_the_usage_out_for_a_client_that_did_not_ask():
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
-    meter = Meter(strip=True)
+    meter = UsageTap(strip=True)
     assert meter.item(sse.encode(chunk("Hi"))) == sse.encode(chunk("Hi"))
     with_null = meter.item(sse.encode(chunk("!", usage=None) | {"usage": None}))
     assert "usage" not in json.loads(with_null[6:])  # OpenAI's `"usage": null` on every chunk goes too
@@ -49,7 +49,7 @@ def test_meter_takes_the_usage_out_for_a_client_that_did_not_ask():
 def test_meter_takes_out_a_null_usage_as_it_was_written():
     """A client that did not ask gets the bytes it would have got: `"usage":null` removed as written (spaces and
     escapes kept); a chunk where that text is not found once is encoded again."""
-    meter = Meter(strip=True)
+    meter = UsageTap(strip=True)
     plain = b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"caf\\u00e9 1.50"}}]}\n\n'
     assert meter.item(plain[:-3] + b',"usage":null}\n\n') == plain
     assert meter.item(plain[:-3] + b', "usage" : null}\n\n') == plain
@@ -61,7 +61,7 @@ def test_meter_takes_out_a_null_usage_as_it_was_written():
 def test_a_long_stream_without_usage_is_estimated_from_the_events_kept():
     """Events with no usage object pass unparsed; should no usage come, the first of them are counted and the
     count scaled to the bytes of them all (about one token a word here, whatever the length)."""
-    meter = Meter(strip=True)
+    meter = UsageTap(strip=True)
     for i in range(3000):  # about 400 KB of events, past what is kept
         assert meter.item(sse.encode(chunk(" word"))) is not None
     assert meter.kept_bytes < meter.unread_bytes
@@ -71,10 +71,10 @@ def test_a_long_stream_without_usage_is_estimated_from_the_events_kept():
 
 def test_meter_keeps_the_usage_a_client_asked_for_and_estimates_when_none_comes():
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
-    meter = Meter(strip=False)
+    meter = UsageTap(strip=False)
     item = sse.encode(chunk(usage=usage, choices=False))
     assert meter.item(item) is item and meter.settled(None) == (usage, False)
-    silent = Meter(strip=True)
+    silent = UsageTap(strip=True)
     for piece in ("one", " two", " three"):
         silent.item(sse.encode(chunk(piece)))
     asked = {"messages": [{"role": "user", "content": "count these words"}]}

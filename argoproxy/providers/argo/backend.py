@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import requests
 
 from argoproxy.upstream import images
-from argoproxy.meter import tokens
 from argoproxy.pipeline.call import Call
-from argoproxy.meter.worst import ARGO
+from argoproxy.meter import ARGO, count_text
 from argoproxy.redaction import mask_url
 from argoproxy.errors import ProxyError
 from argoproxy.edge.http_objects import Answer
@@ -249,7 +248,7 @@ class ArgoBackend(Backend):
         req = UpstreamRequest("POST", self.settings.argo_url, {"Content-Type": "application/json"}, dumps(argo_body))
         with send(req, raw_error) as resp:
             parsed = convert.parse_argo_json(resp.content)
-        obj = convert.chat_response_to_openai(parsed, model=model, prompt_tokens=tokens.count_text(STATUS_PROMPT))
+        obj = convert.chat_response_to_openai(parsed, model=model, prompt_tokens=count_text(STATUS_PROMPT))
         return Answer(dumps(obj), 200, content_type="application/json")
 
     def _raw_body(self, call: Call) -> tuple[dict[str, Any], float | None]:

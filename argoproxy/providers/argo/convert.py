@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from argoproxy.meter import tokens
+from argoproxy.meter import count_text, count_texts, count_tool_calls, token_encoding, usage_block
 from argoproxy.providers.argo.models import EMBEDDING_DIMENSIONS
 from argoproxy.providers.argo.normalize import normalize_chat
 from argoproxy.errors import ProxyError
@@ -142,7 +142,7 @@ def _is_token_id(value: Any) -> bool:
 
 def _decode_tokens(ids: list[int], param: str) -> str:
     try:
-        return tokens.encoding().decode(ids)
+        return token_encoding().decode(ids)
     except (KeyError, ValueError, OverflowError) as exc:
         raise ProxyError(400, f"'{param}' holds token ids that are not in the cl100k vocabulary.", param=param) from exc
 
@@ -307,7 +307,7 @@ def chat_response_to_openai(
     reasoning = reasoning_text(payload)
     if reasoning:
         message["reasoning_content"] = reasoning
-    completion_tokens = tokens.count_text(text) + tokens.count_tool_calls(tool_calls) + tokens.count_text(reasoning)
+    completion_tokens = count_text(text) + count_tool_calls(tool_calls) + count_text(reasoning)
     return {
         "id": completion_id or new_chat_id(),
         "object": "chat.completion",
@@ -322,7 +322,7 @@ def chat_response_to_openai(
                 "finish_reason": "tool_calls" if tool_calls else "stop",
             }
         ],
-        "usage": tokens.usage(prompt_tokens, completion_tokens),
+        "usage": usage_block(prompt_tokens, completion_tokens),
     }
 
 
@@ -344,7 +344,7 @@ def completion_response_to_openai(
         "model": model,
         "system_fingerprint": None,
         "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}],
-        "usage": tokens.usage(prompt_tokens, tokens.count_text(text)),
+        "usage": usage_block(prompt_tokens, count_text(text)),
     }
 
 
@@ -421,7 +421,7 @@ def embeddings_to_openai(
         {"object": "embedding", "index": index, "embedding": _encode_vector(vector, encoding_format, dimensions)}
         for index, vector in enumerate(vectors)
     ]
-    prompt_tokens = tokens.count_texts(inputs)
+    prompt_tokens = count_texts(inputs)
     return {
         "object": "list",
         "data": data,

@@ -106,7 +106,7 @@ class LiveModels:
         except ProxyError as err:  # the upstream client's words: the host, never the URL's credentials
             why = err.message
         except ValueError as exc:
-            why = str(exc) if isinstance(exc, TooLong) else "not JSON"
+            why = str(exc) if isinstance(exc, ListTooLong) else "not JSON"
         except Exception as exc:  # noqa: BLE001 - a broken read (a reset, a stall) is a list not read
             why = type(exc).__name__
         if not self._warned:  # the table stays as it was; said once
@@ -115,7 +115,7 @@ class LiveModels:
         return None
 
 
-class TooLong(ValueError):
+class ListTooLong(ValueError):
     pass
 
 
@@ -125,8 +125,8 @@ def _bounded(resp: UpstreamResponse) -> bytes:
     for data in read_chunks(resp):
         size += len(data)
         if size > MAX_LIST_BYTES:
-            raise TooLong(f"longer than {MAX_LIST_BYTES} bytes")
+            raise ListTooLong(f"longer than {MAX_LIST_BYTES} bytes")
         if time.monotonic() > deadline:
-            raise TooLong(f"not read within {TIMEOUT:g}s")
+            raise ListTooLong(f"not read within {TIMEOUT:g}s")
         parts.append(data)
     return b"".join(parts)

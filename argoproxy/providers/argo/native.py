@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 from argoproxy.upstream import images
 from argoproxy.pipeline.call import Call
-from argoproxy.meter.worst import OPENAI
+from argoproxy.meter import OPENAI
 from argoproxy.errors import ProxyError
 from argoproxy.providers.argo import models, text_call_answers
 from argoproxy.providers.argo.normalize import CLAUDE_NON_STREAMING_MAX_TOKENS, over_cap

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from argoproxy.meter import tokens
-from argoproxy.meter.media import media_tokens
+from argoproxy.meter import count_request_tokens, media_tokens
 from argoproxy.pipeline.call import Call
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
@@ -72,7 +71,7 @@ class ArgoStandardBackend(ArgoBackend):
     def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
         x = self.state(call)
         argo_body = convert.parse_argo_json(resp.content)
-        prompt_tokens = tokens.count_request_tokens(call.plan.body) + media_tokens(call.plan.body, x.model_id)
+        prompt_tokens = count_request_tokens(call.plan.body) + media_tokens(call.plan.body, x.model_id)
         model = call.plan.model or x.model_id
         if call.plan.kind == "completions":
             return convert.completion_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens)
@@ -90,7 +89,7 @@ class ArgoStandardBackend(ArgoBackend):
     def _argo_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[dict[str, Any]]:
         chunker = stream.stream_completion_chunks if call.plan.kind == "completions" else stream.stream_chat_chunks
         chunks = chunker(read_chunks(resp), model=call.plan.model or self.state(call).model_id,
-                         prompt_tokens=tokens.count_request_tokens(call.plan.body)
+                         prompt_tokens=count_request_tokens(call.plan.body)
                          + media_tokens(call.plan.body, self.state(call).model_id),
                          include_usage=call.plan.include_usage or not call.plan.client_stream)
         try:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from argoproxy.meter import tokens
+from argoproxy.meter import usage_block
 from argoproxy.pipeline.stream_usage import OutputCount
 from argoproxy.providers.argo.convert import AUTH_NOTICE, check_auth_notice, new_chat_id, new_completion_id
 
@@ -105,7 +105,7 @@ def _usage_chunk(meta: Mapping[str, Any], object_name: str, usage: Mapping[str, 
         "model": meta["model"],
         "system_fingerprint": None,
         "choices": [],
-        "usage": dict(usage) if usage else tokens.usage(0, 0),
+        "usage": dict(usage) if usage else usage_block(0, 0),
     }
 
 
@@ -113,7 +113,7 @@ def _usage_after(meta: Mapping[str, Any], object_name: str, prompt_tokens: int,
                  output: OutputCount) -> Iterator[dict[str, Any]]:
     """The usage chunk that ends a stream, when the client asked for it (stream_options.include_usage)."""
     if meta["include_usage"]:
-        yield _usage_chunk(meta, object_name, tokens.usage(prompt_tokens, output.total()))
+        yield _usage_chunk(meta, object_name, usage_block(prompt_tokens, output.total()))
 
 
 def _meta(completion_id: str, created: int | None, model: str, include_usage: bool) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from argoproxy.pipeline.answer_shape import bad_answer
 from argoproxy.pipeline.call import Call
-from argoproxy.meter.worst import DASHSCOPE
+from argoproxy.meter import DASHSCOPE
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.providers.base import Backend, Prepared, StreamItem

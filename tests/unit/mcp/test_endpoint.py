@@ -7,7 +7,7 @@ from argoproxy.edge.http_objects import Request
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.endpoint import McpEndpoint
 from argoproxy.mcp.link import SessionRefused
-from argoproxy.mcp.listening import Room
+from argoproxy.mcp.listening import StreamSlots
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
 
@@ -102,7 +102,7 @@ def test_framing_errors():
     req = Request.of("GET", "/mcp", headers={"Accept": "text/event-stream"})
     req.peer = ("127.0.0.1", "1")
     assert mcp.answer(req, None, "local", ()).status_code == 400  # a GET stream is a session's: none sent
-    mcp.streams = Room(0)  # a sync worker offers none: one stream would hold the worker
+    mcp.streams = StreamSlots(0)  # a sync worker offers none: one stream would hold the worker
     answer = mcp.answer(req, None, "local", ())
     assert answer.status_code == 405 and answer.headers["Allow"] == "POST, DELETE"
 

@@ -11,7 +11,7 @@ from typing import Iterator
 
 from argoproxy.errors import ProxyError
 from argoproxy.mcp import key_watch
-from argoproxy.mcp.key_watch import CHECK_SECONDS, KeyWatch, Refused, watched
+from argoproxy.mcp.key_watch import CHECK_SECONDS, KeyWatch, KeyWithdrawn, watched
 from argoproxy.teamkeys.records import KeyRecord
 
 
@@ -65,7 +65,7 @@ def test_a_silent_stream_is_checked_on_the_timer():
     threading.Timer(0.1, revoke, (keys,)).start()
     started = time.monotonic()
     got = next(stream)
-    assert isinstance(got, Refused) and got == "This API key was revoked."
+    assert isinstance(got, KeyWithdrawn) and got == "This API key was revoked."
     assert time.monotonic() - started < 10  # the timer, not the server (silent for 30 s), ended the wait
     assert list(stream) == []  # nothing after the refusal
     never.set()
@@ -77,7 +77,7 @@ def test_a_revoked_key_ends_a_stream_of_events_between_them():
     assert "method" in next(stream)
     revoke(keys)
     got = list(stream)
-    assert isinstance(got[-1], Refused) and all(isinstance(g, dict) for g in got[:-1])
+    assert isinstance(got[-1], KeyWithdrawn) and all(isinstance(g, dict) for g in got[:-1])
     assert len(got) < 10_000
 
 
@@ -85,7 +85,7 @@ def test_the_store_gone_past_its_grace_ends_the_stream_as_the_door_refuses():
     keys = Keys()
     keys.down = True
     got = list(watched(events(200, every=0.005), KeyWatch(keys, ("sk-proxy-x",))))
-    assert isinstance(got[-1], Refused) and "key store is unavailable" in got[-1]
+    assert isinstance(got[-1], KeyWithdrawn) and "key store is unavailable" in got[-1]
 
 
 def test_an_error_of_the_stream_reaches_its_reader():

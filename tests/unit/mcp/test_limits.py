@@ -13,7 +13,7 @@ from argoproxy.config.mcp_servers import parse_mcp_servers
 from argoproxy.config.settings import SettingsError, load
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.journal_line import line_of
-from argoproxy.mcp.limits import LIMITED, RESULT_TOO_LARGE, Held, Limits
+from argoproxy.mcp.limits import LIMITED, RESULT_TOO_LARGE, AdmittedCall, Limits
 from argoproxy.mcp.recording import ToolCall
 from argoproxy.teamkeys.records import KeyRecord, MoneyBudget, TeamRecord, digest
 from argoproxy.teamkeys.service import TeamKeys
@@ -74,7 +74,7 @@ def test_a_priced_call_is_charged_when_its_server_answered_and_refused_once_spen
     limits = Limits(SERVERS, 600.0, keys)
     payer = key(keys.store, "payer", budget_usd=MoneyBudget(600_000_000, "day"))  # $0.60
     first = limits.admit(payer, "paid", 1)
-    assert isinstance(first, Held)
+    assert isinstance(first, AdmittedCall)
     assert limits.end(first, jsonrpc.error(1, jsonrpc.REQUEST_TIMEOUT, "late")) == 0  # never answered: free
     for id in (2, 3):
         held = limits.admit(payer, "paid", id)
@@ -122,7 +122,7 @@ def test_a_priced_calls_price_is_held_while_it_runs(keys):
     payer = key(keys.store, "payer2", budget_usd=MoneyBudget(600_000_000, "day"), team="lab")  # $0.60 of the team's $1
     first, second = limits.admit(payer, "paid", 1), limits.admit(payer, "paid", 2)  # $0.50 held
     third = limits.admit(payer, "paid", 3)
-    assert isinstance(first, Held) and isinstance(second, Held)
+    assert isinstance(first, AdmittedCall) and isinstance(second, AdmittedCall)
     assert third["error"]["data"] == {"limit": "budget_usd", "retryAfter": 1}  # it frees as they end
     other = key(keys.store, "other", team="lab")  # the team's budget holds them too: $0.50 of $1 left
     held = [limits.admit(other, "paid", id) for id in (4, 5)]

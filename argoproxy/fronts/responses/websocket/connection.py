@@ -29,7 +29,7 @@ LAST_EVENTS = tuple(f'{{"type":"{kind}"' for kind in ("response.completed", "res
 
 
 @dataclass(frozen=True)
-class Limits:
+class ConnectionLimits:
     lifetime: float  # seconds a connection lasts at most (OpenAI's: 60 minutes)
     idle: float  # seconds it may wait for the client's next message between responses
 
@@ -40,7 +40,7 @@ def limit_reached(lifetime: float) -> str:
                        code="websocket_connection_limit_reached")
 
 
-def serve(frames: Frames, session: Session, limits: Limits, leaving: Callable[[], bool],
+def serve(frames: Frames, session: Session, limits: ConnectionLimits, leaving: Callable[[], bool],
           clock: Callable[[], float] = time.monotonic) -> int:
     """Run the connection to its end; the close code it ended with."""
     start = last = clock()
