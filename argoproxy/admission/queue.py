@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from argoproxy.admission.cells import (D_IN_FLIGHT, D_LIMIT, D_MEAN_MS, D_WIDTH,
                                                W_PREFER, W_START, W_STATE, W_TICKET, W_WIDTH, WAITERS, WAITING,
                                                Layout, Ledgers, cells_name)
 from argoproxy.admission.wakeups import Wakeups
+from argoproxy.per_process import pid as own_pid
 from argoproxy.shared_cells import SharedCells
 
 K = TypeVar("K", bound=Hashable)
@@ -172,9 +172,9 @@ class Admission:
             row, ousted = self._place(c, pool, fslot, finish, candidates)
             c[fslot + F_FINISH] = finish
             self.ledgers.mine()  # the master finds a dead worker's rows through its ledger
-            ticket = os.getpid() << 32 | next(self.tickets) & 0xFFFFFFFF
+            ticket = own_pid() << 32 | next(self.tickets) & 0xFFFFFFFF
             for field, value in ((W_POOL, pool), (W_START, start), (W_FINISH, finish), (W_FLOW, fslot),
-                                 (W_GRANTED, 0), (W_PREFER, prefer + 1), (W_OWNER, os.getpid()),
+                                 (W_GRANTED, 0), (W_PREFER, prefer + 1), (W_OWNER, own_pid()),
                                  (W_TICKET, ticket)):
                 c[row + field] = value
             c[row + W_STATE] = WAITING

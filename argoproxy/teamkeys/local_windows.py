@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, TypeVar
 
+from argoproxy.per_process import pid as own_pid
 from argoproxy.shared_cells import SHARED_DIR_ENV, SharedCells
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.records import KeyRecord
@@ -177,8 +178,8 @@ class LocalWindows:
     def _ledger_add(self, tag: int, tokens: int, requests: int, money: int = 0) -> None:
         if not self.cells.path:
             return
-        if self._ledger_pid != os.getpid():  # made in the worker (after the fork), named by its pid
-            self._ledger_pid = os.getpid()
+        if self._ledger_pid != own_pid():  # made in the worker (after the fork), named by its pid
+            self._ledger_pid = own_pid()
             self._ledger = Ledger(os.path.dirname(self.cells.path), self._ledger_pid)
         assert self._ledger is not None
         self._ledger.add(tag, tokens, requests, money)
