@@ -28,6 +28,9 @@ class SharedCells:
     """`count` int64 cells; `cells[i]` reads and writes one. `guard`: cells of the same directory whose lock this
     one's lock() takes, so that one critical section writes both (one flock where each file would take its own)."""
 
+    _threads: threading.Lock
+    _lock_fd: int  # the file whose flock lock() takes: its own, or its guard's
+
     def __init__(self, name: str, count: int, directory: str | None = None, guard: SharedCells | None = None) -> None:
         directory = os.environ.get(SHARED_DIR_ENV) if directory is None else directory
         size = max(1, count) * CELL

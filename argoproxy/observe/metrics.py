@@ -99,7 +99,8 @@ def _value_class_for_environment() -> None:
         raise RuntimeError(f"prometheus_client was imported before {MULTIPROC_ENV} was set or unset: "
                            "set it before starting the process")
     if not in_memory and values.ValueClass is not _pid_values:
-        values.ValueClass = _pid_values = values.MultiProcessValue(process_identifier=own_pid)
+        made = values.MultiProcessValue  # untyped in prometheus_client
+        values.ValueClass = _pid_values = made(process_identifier=own_pid)  # type: ignore[no-untyped-call]
 
 
 _pid_values: Any = None  # prometheus_client's file-backed value class, given the cached pid
