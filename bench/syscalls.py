@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,7 +33,10 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from client import Pool, build_request, chat_body  # noqa: E402
-from targets import HOST, BareForwarder, Proxy, Target, Upstream  # noqa: E402
+from run import team_key_store  # noqa: E402
+from targets import HOST, ROOT, BareForwarder, Proxy, Target, Upstream  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
 
 WARM_UP = 200  # requests on each connection set before counting
 BOUND = 15  # issue 70: system calls per non-streamed chat request
@@ -131,19 +135,40 @@ def table(concurrency: int, sides: list[tuple[str, dict[str, int], int]]) -> str
     return "\n".join(lines)
 
 
+def team_key(kind: str, directory: str) -> dict[str, str]:
+    """The settings that make the bench client's key (sk-bench) a team key of a SQLite store in `directory`."""
+    if kind == "none":
+        return {}
+    if kind == "limited":
+        store = team_key_store(directory)
+    else:
+        from argoproxy.teamkeys.records import KeyRecord, digest
+        from argoproxy.teamkeys.store import SQLiteKeyStore
+        store = os.path.join(directory, "keys.db")
+        SQLiteKeyStore(store).create(KeyRecord("bench", digest("sk-bench"), "sk-bench", created=time.time()))
+    return {"ENABLE_AUTH": "true", "API_KEY_SECRET": "sk-admin", "KEYS_DB": store}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests counted at each concurrency")
     parser.add_argument("--concurrency", default="1,64", help="kept-alive client connections, comma-separated")
     parser.add_argument("--stream", action="store_true", help="also count streamed requests (10 events each)")
+    parser.add_argument("--team-key", choices=("none", "plain", "limited"), default="none",
+                        help="the client's key a team key (SQLite store): without limits, or with rpm, tpm and a "
+                             "daily budget (bench/run.py's keys section)")
+    parser.add_argument("settings", nargs="*", metavar="SETTING=VALUE", help="the proxy's settings beyond defaults")
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.settings)
     levels = [int(c) for c in args.concurrency.split(",")]
     kinds = [("chat", chat_body())] + ([("stream", chat_body(stream=True, chunks=10))] if args.stream else [])
+    keys_dir = tempfile.mkdtemp(prefix="syscalls_keys_")
     upstream = Upstream.start()
     targets: list[Target] = []
     worst = 0.0
     try:
-        targets = [Proxy.start(upstream.port), BareForwarder.start(upstream.port, kind="socket")]
+        settings.update(team_key(args.team_key, keys_dir))
+        targets = [Proxy.start(upstream.port, **settings), BareForwarder.start(upstream.port, kind="socket")]
         for kind, body in kinds:
             for c in levels:
                 sides = []
@@ -160,6 +185,7 @@ def main() -> int:
         for target in targets:
             target.stop()
         upstream.stop()
+        shutil.rmtree(keys_dir, ignore_errors=True)
     print(f"\ncot_proxy's most per non-streamed chat request: {worst:.2f} (bound {BOUND}: "
           f"{'met' if worst <= BOUND else 'NOT met'})")
     return 0

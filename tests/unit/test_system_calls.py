@@ -146,3 +146,21 @@ def test_metric_files_ask_no_pid_per_update_and_still_add_up_across_processes(tm
     assert out[0] == "getpid 0"
     assert out[1] == "True"
     assert "16.0" in out[2] and out[2].count("cot_proxy_requests_total") == 1, out[2]
+
+
+def test_a_known_team_key_is_admitted_and_settled_in_one_critical_section_each(monkeypatch, tmp_path):
+    """A limited team key's admission read its slot under the lock, let go, and took it again to count: two flock
+    pairs where one does (two again only for a key this instance meets for the first time: its store read between)."""
+    from argoproxy.teamkeys.local_windows import CELLS_NAME, SLOTS, WIDTH, LocalWindows
+    from argoproxy.teamkeys.records import KeyRecord, digest
+    windows = LocalWindows(lambda record, now: 0, SharedCells(CELLS_NAME, SLOTS * WIDTH, str(tmp_path)))
+    key = KeyRecord("k", digest("sk-k"), "sk-k", rpm=100, tpm=10**6, created=0.0)
+    team = KeyRecord("team:t", digest("team:t"), "", rpm=100, created=0.0)
+    assert windows.admit_with_team(key, team, 1000.0, reserve=10) == (0.0, "")  # met here: two sections
+    flock = Counted(fcntl.flock)
+    monkeypatch.setattr(fcntl, "flock", flock)
+    assert windows.admit(key, 1001.0, reserve=10) == (0.0, "")
+    assert windows.settle(key, 10, 7, 1002.0) is True
+    assert windows.admit_with_team(key, team, 1003.0, reserve=10) == (0.0, "")
+    assert flock.calls == 6  # three sections, one LOCK_EX and one LOCK_UN each
+    assert windows.in_flight(key) == 2  # the first and the last admissions' holds, the second's given back
