@@ -157,7 +157,8 @@ def main() -> int:
     parser.add_argument("--team-key", choices=("none", "plain", "limited"), default="none",
                         help="the client's key a team key (SQLite store): without limits, or with rpm, tpm and a "
                              "daily budget (bench/run.py's keys section)")
-    parser.add_argument("settings", nargs="*", metavar="SETTING=VALUE", help="the proxy's settings beyond defaults")
+    parser.add_argument("settings", nargs="*", metavar="SETTING=VALUE",
+                        help="the proxy's settings beyond defaults; UPSTREAM_PORT in a value: the fake upstream's port")
     args = parser.parse_args()
     settings = dict(item.split("=", 1) for item in args.settings)
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -167,6 +168,7 @@ def main() -> int:
     targets: list[Target] = []
     worst = 0.0
     try:
+        settings = {k: v.replace("UPSTREAM_PORT", str(upstream.port)) for k, v in settings.items()}
         settings.update(team_key(args.team_key, keys_dir))
         targets = [Proxy.start(upstream.port, **settings), BareForwarder.start(upstream.port, kind="socket")]
         for kind, body in kinds:

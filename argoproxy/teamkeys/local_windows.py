@@ -122,7 +122,7 @@ class LocalWindows:
             if base is None:
                 return None
             if c[base] == tag:
-                state = list(c[base + 1:base + WIDTH])
+                state: list[float] = list(c[base + 1:base + WIDTH])
                 result = change(state, tag)
                 _write(c, base, tag, state)
                 return result
