@@ -157,6 +157,8 @@ def main() -> int:
     parser.add_argument("--team-key", choices=("none", "plain", "limited"), default="none",
                         help="the client's key a team key (SQLite store): without limits, or with rpm, tpm and a "
                              "daily budget (bench/run.py's keys section)")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the tree whose proxy is counted (another commit's "
+                        "`git archive`, to compare)")
     parser.add_argument("settings", nargs="*", metavar="SETTING=VALUE",
                         help="the proxy's settings beyond defaults; UPSTREAM_PORT in a value: the fake upstream's port")
     args = parser.parse_args()
@@ -170,7 +172,7 @@ def main() -> int:
     try:
         settings = {k: v.replace("UPSTREAM_PORT", str(upstream.port)) for k, v in settings.items()}
         settings.update(team_key(args.team_key, keys_dir))
-        targets = [Proxy.start(upstream.port, **settings), BareForwarder.start(upstream.port, kind="socket")]
+        targets = [Proxy.start(upstream.port, root=args.root.resolve(), **settings), BareForwarder.start(upstream.port, kind="socket")]
         for kind, body in kinds:
             for c in levels:
                 sides = []
