@@ -164,3 +164,19 @@ def test_a_known_team_key_is_admitted_and_settled_in_one_critical_section_each(m
     assert windows.admit_with_team(key, team, 1003.0, reserve=10) == (0.0, "")
     assert flock.calls == 6  # three sections, one LOCK_EX and one LOCK_UN each
     assert windows.in_flight(key) == 2  # the first and the last admissions' holds, the second's given back
+
+
+def test_admission_seats_a_request_and_keeps_its_wait_in_one_critical_section(monkeypatch, tmp_path):
+    """The status page's record of each key's waits took a lock of its own after the seat's: it is written under the
+    queue's, in the section that seats the request."""
+    from argoproxy.admission.queue import Admission
+    monkeypatch.setenv(SHARED_DIR_ENV, str(tmp_path))
+    admission = Admission([[0]], 1, [4], name="t")
+    waits = admission.keep_waits()
+    admission.release(admission.enter(0, "k", 1, label="k"))
+    flock = Counted(fcntl.flock)
+    monkeypatch.setattr(fcntl, "flock", flock)
+    seat = admission.enter(0, "k", 1, label="k")
+    assert flock.calls == 2
+    admission.release(seat)
+    assert waits.recent()["k"]["waits"] == 2
