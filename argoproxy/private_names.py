@@ -23,6 +23,10 @@ class PrivateName(NamedTuple):
 
 
 PRIVATE_NAMES: tuple[PrivateName, ...] = (
+    # ---- metrics
+    PrivateName("prometheus_client.values", "ValueClass", "argoproxy.observe.metrics",
+                "replaced once per worker by MultiProcessValue(process_identifier=per_process.pid), the library's "
+                "seam for the pid: one getpid a process, not one a value update"),
     # ---- the fast path (FAST_PATH=on only)
     PrivateName("http.client", "_read_headers", "argoproxy.fastpath.headers", "reads response heads in one pass"),
     PrivateName("http.client", "parse_headers", "argoproxy.fastpath", "replaced by the one-pass head parser"),

@@ -25,9 +25,13 @@ CELL = 8
 
 
 class SharedCells:
-    """`count` int64 cells; `cells[i]` reads and writes one."""
+    """`count` int64 cells; `cells[i]` reads and writes one. `guard`: cells of the same directory whose lock this
+    one's lock() takes, so that one critical section writes both (one flock where each file would take its own)."""
 
-    def __init__(self, name: str, count: int, directory: str | None = None) -> None:
+    _threads: threading.Lock
+    _lock_fd: int  # the file whose flock lock() takes: its own, or its guard's
+
+    def __init__(self, name: str, count: int, directory: str | None = None, guard: SharedCells | None = None) -> None:
         directory = os.environ.get(SHARED_DIR_ENV) if directory is None else directory
         size = max(1, count) * CELL
         self.count = count
@@ -42,7 +46,8 @@ class SharedCells:
             self._fd = -1
             self._map = mmap.mmap(-1, size)
         self.cells = memoryview(self._map).cast("q")
-        self._threads = threading.Lock()
+        self._threads = threading.Lock() if guard is None else guard._threads
+        self._lock_fd = self._fd if guard is None else guard._lock_fd
 
     def close(self) -> None:
         """Unmap and close (the master reading a dead worker's cells once)."""
@@ -50,11 +55,12 @@ class SharedCells:
         self._map.close()
         if self._fd >= 0:
             os.close(self._fd)
+            self._lock_fd = -1 if self._lock_fd == self._fd else self._lock_fd
             self._fd = -1
 
     def lock(self) -> Locked | Unshared:
         """Exclusive access across the workers (a no-op for process-private cells): `with cells.lock() as c`."""
-        return Locked(self._threads, self._fd, self.cells) if self._fd >= 0 else Unshared(self.cells)
+        return Locked(self._threads, self._lock_fd, self.cells) if self._lock_fd >= 0 else Unshared(self.cells)
 
 
 # lock()'s two holds are classes, not a generator: a contextlib.contextmanager costs some 70 Python bytecodes a use

@@ -20,6 +20,7 @@ import glob
 import os
 from dataclasses import dataclass
 
+from argoproxy.per_process import pid as own_pid
 from argoproxy.shared_cells import SHARED_DIR_ENV, SharedCells
 
 # deployment cells
@@ -115,8 +116,8 @@ class Ledgers:
         """This process's ledger (None without the shared directory: one process, nobody to outlive it)."""
         if not self.directory:
             return None
-        if self.pid != os.getpid():
-            self.pid = os.getpid()
+        if self.pid != own_pid():
+            self.pid = own_pid()
             self.ledger = WorkerSlots(self.directory, self.name, self.pid, self.layout)
         return self.ledger
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -47,7 +46,9 @@ from argoproxy.admission.cells import (D_IN_FLIGHT, D_LIMIT, D_MEAN_MS, D_WIDTH,
                                                W_OUSTED_AFTER, W_OUSTED_HELD, W_OUSTED_SHARE, W_OWNER, W_POOL,
                                                W_PREFER, W_START, W_STATE, W_TICKET, W_WIDTH, WAITERS, WAITING,
                                                Layout, Ledgers, cells_name)
+from argoproxy.admission.waits import QueueWaits
 from argoproxy.admission.wakeups import Wakeups
+from argoproxy.per_process import pid as own_pid
 from argoproxy.shared_cells import SharedCells
 
 K = TypeVar("K", bound=Hashable)
@@ -114,6 +115,7 @@ class Admission:
         self.ledgers = Ledgers(self.cells, name, layout)  # what this worker holds, for the master if it dies
         self.wakeups = Wakeups(self.ledgers.directory, name, self._changed, self._tick)
         self.tickets = itertools.count(1)
+        self.waits: QueueWaits | None = None  # what the status page shows of each key's waits (keep_waits)
         c = self.cells.cells
         for i, limit in enumerate(limits):
             if limit > 0 or c[i * D_WIDTH + D_LIMIT] == 0:
@@ -140,14 +142,14 @@ class Admission:
     def enter(self, pool: int, flow: str, cost: int, weight: float = 1.0, *, prefer: int = -1,
               tried: set[int] | frozenset[int] = frozenset(),
               usable: Callable[[int], bool] = lambda d: True, bound: float | None = None,
-              gone: Callable[[], bool] | None = None, watch: Watch | None = None) -> Seat:
+              gone: Callable[[], bool] | None = None, watch: Watch | None = None, label: str = "") -> Seat:
         """A seat on a deployment of `pool` (indexes in `self.pools[pool]`), now or after a fair wait; QueueRefused
         when the wait would pass `bound` (default max_wait). `prefer`: the deployment to seat it on while that
         has room (cache-aware routing: where its conversation is); `gone`:
         whether the client left, asked at each look at the queue (Departed then: it leaves the queue at once, and
         a slot granted meanwhile goes to the next waiter); `watch(wake)`: watches the client's socket, calls
         `wake` when it may have left, and returns what stops the watch (None: cannot; `gone` is asked every
-        LOOK_SECONDS instead)."""
+        LOOK_SECONDS instead); `label`: the key its wait is kept under (keep_waits)."""
         bound = self.max_wait if bound is None else min(bound, self.max_wait)
         now = self.clock()
         cost_units = min(MOST_UNITS, max(1, int(cost * SCALE / max(weight, 1e-6))))
@@ -165,6 +167,8 @@ class Admission:
                     c[self.p0 + pool * P_WIDTH + P_VTIME] = max(c[self.p0 + pool * P_WIDTH + P_VTIME], start)
                     self._take(c, dep, fslot)
                     self.ledgers.add(dep, fslot, 1)
+                    if self.waits is not None:
+                        self.waits.count(label, 0.0, now)
                     return Seat(pool, dep, fslot, now)
             estimate = self._estimate(c, pool, finish, candidates)
             if estimate > bound:
@@ -172,9 +176,9 @@ class Admission:
             row, ousted = self._place(c, pool, fslot, finish, candidates)
             c[fslot + F_FINISH] = finish
             self.ledgers.mine()  # the master finds a dead worker's rows through its ledger
-            ticket = os.getpid() << 32 | next(self.tickets) & 0xFFFFFFFF
+            ticket = own_pid() << 32 | next(self.tickets) & 0xFFFFFFFF
             for field, value in ((W_POOL, pool), (W_START, start), (W_FINISH, finish), (W_FLOW, fslot),
-                                 (W_GRANTED, 0), (W_PREFER, prefer + 1), (W_OWNER, os.getpid()),
+                                 (W_GRANTED, 0), (W_PREFER, prefer + 1), (W_OWNER, own_pid()),
                                  (W_TICKET, ticket)):
                 c[row + field] = value
             c[row + W_STATE] = WAITING
@@ -182,10 +186,10 @@ class Admission:
             c[self.p0 + pool * P_WIDTH + P_WAITING] += 1
             woken = self._grant(c, pool, now)  # a free slot the share held back, or one freed meanwhile
         self.wakeups.wake(ousted + woken)
-        return self._wait(row, ticket, pool, fslot, now, bound, gone, watch)
+        return self._wait(row, ticket, pool, fslot, now, bound, gone, watch, label)
 
     def _wait(self, row: int, ticket: int, pool: int, fslot: int, since: float, bound: float,
-              gone: Callable[[], bool] | None, watch: Watch | None) -> Seat:
+              gone: Callable[[], bool] | None, watch: Watch | None, label: str) -> Seat:
         """Sleep until the row changes (woken by the worker that changed it), the bound passes, or a look at the
         client's socket finds it gone."""
         event = self.wakeups.register(ticket, row)
@@ -203,7 +207,7 @@ class Admission:
                         if locked[row + W_TICKET] != ticket:  # another key's request took its place
                             raise self._ousted(locked, row, ticket)
                         if locked[row + W_STATE] == GRANTED:  # (past its bound: granted at the last moment)
-                            return self._seated(locked, row, pool, fslot, since)
+                            return self._seated(locked, row, pool, fslot, since, label)
                         if now >= deadline:
                             self._leave_queue(locked, row, pool)
                             raise self._refused(503, "queue_timeout", bound, bound)
@@ -233,12 +237,21 @@ class Admission:
                     woken = self._grant(c, pool, self.clock())
                 self.wakeups.wake(woken)
 
-    def _seated(self, c: memoryview, row: int, pool: int, fslot: int, since: float) -> Seat:
+    def _seated(self, c: memoryview, row: int, pool: int, fslot: int, since: float, label: str) -> Seat:
         dep = int(c[row + W_GRANTED]) - 1
         self.ledgers.add(dep, fslot, 1)  # the granting worker counted the seat: from now on it is this worker's
         c[row + W_STATE] = FREE
         now = self.clock()
+        if self.waits is not None:
+            self.waits.count(label, now - since, now)
         return Seat(pool, dep, fslot, now, waited=now - since)
+
+    def keep_waits(self) -> QueueWaits:
+        """Each key's waits, for the status page: written under this queue's lock as each request is seated (one
+        flock a request, not two)."""
+        if self.waits is None:
+            self.waits = QueueWaits(guard=self.cells)
+        return self.waits
 
     def _withdraw(self, c: memoryview, row: int, fslot: int, pool: int, now: float) -> list[int]:
         """A waiter that will not take its slot: out of the queue, or its granted slot to the next in line (the

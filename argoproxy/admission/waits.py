@@ -26,19 +26,24 @@ WIDTH = WAITS + 2 * RING
 
 
 class QueueWaits:
-    def __init__(self, cells: SharedCells | None = None) -> None:
-        self.cells = cells or SharedCells("queue-waits.cells", KEY_SLOTS * WIDTH)
+    def __init__(self, cells: SharedCells | None = None, guard: SharedCells | None = None) -> None:
+        # v2: written under the queue's lock (`guard`: admission/queue.py's cells), in the section that seats
+        self.cells = cells or SharedCells("queue-waits-v2.cells", KEY_SLOTS * WIDTH, guard=guard)
 
     def add(self, key: str, seconds: float, now: float | None = None) -> None:
         """One request of `key` (a key's name, or "none") got its slot after `seconds`."""
-        now = time.time() if now is None else now
-        with self.cells.lock() as c:
-            slot = self._slot(c, key)
-            if slot is None:
-                return
-            at = slot + WAITS + 2 * (c[slot + COUNT] % RING)
-            c[at], c[at + 1] = int(now * 1000), int(seconds * 1000)
-            c[slot + COUNT] += 1
+        with self.cells.lock():
+            self.count(key, seconds, now)
+
+    def count(self, key: str, seconds: float, now: float | None = None) -> None:
+        """add(), for a caller that holds the cells' lock."""
+        c, now = self.cells.cells, time.time() if now is None else now
+        slot = self._slot(c, key)
+        if slot is None:
+            return
+        at = slot + WAITS + 2 * (c[slot + COUNT] % RING)
+        c[at], c[at + 1] = int(now * 1000), int(seconds * 1000)
+        c[slot + COUNT] += 1
 
     def recent(self, now: float | None = None) -> dict[str, dict[str, float | int]]:
         """Each key's waits ended in the last RECENT_SECONDS: how many, and their p50 and p95 in seconds."""

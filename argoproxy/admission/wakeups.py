@@ -20,6 +20,8 @@ import stat
 import threading
 from typing import Callable, Iterable
 
+from argoproxy.per_process import pid as own_pid
+
 TICK_SECONDS = 0.5
 
 
@@ -60,22 +62,22 @@ class Wakeups:
     def wake(self, owners: Iterable[int]) -> None:
         """Tell the workers (pids) owning changed rows; this process's own waiters are looked at here."""
         for pid in set(owners):
-            if pid == os.getpid():
+            if pid == own_pid():
                 self._look()
             elif self.directory and pid > 0:
                 _poke(os.path.join(self.directory, fifo_name(self.name, pid)))
 
     # ------------------------------------------------------------ the listener
     def _start(self) -> None:
-        if self.pid == os.getpid():
+        if self.pid == own_pid():
             return
         with self.starting:
-            if self.pid == os.getpid():
+            if self.pid == own_pid():
                 return
             # a forked worker: its own pipe and listener (threads do not survive a fork)
             self.waiters, self.guard = {}, threading.Lock()
             if self.directory:
-                path = os.path.join(self.directory, fifo_name(self.name, os.getpid()))
+                path = os.path.join(self.directory, fifo_name(self.name, own_pid()))
                 if not os.path.exists(path):
                     os.mkfifo(path, 0o600)
                 # read and write: the pipe never reads as closed while no peer has it open
@@ -84,7 +86,7 @@ class Wakeups:
                 self.read_fd, self.write_fd = os.pipe()
                 os.set_blocking(self.read_fd, False)
             threading.Thread(target=self._listen, name="admission-wakeups", daemon=True).start()
-            self.pid = os.getpid()
+            self.pid = own_pid()
 
     def _listen(self) -> None:
         fd = self.read_fd

@@ -39,30 +39,35 @@ class LoadHistory:
             now: float | None = None) -> None:
         """One finished request: `key` the team key it named (None: none), `cause` its error's cause (None: no
         error), `admitted` whether the key's limits admitted it (then it counts against the key's rpm and tpm)."""
-        now = time.time() if now is None else now
+        with self.cells.lock():
+            self.count(key, tokens, cause, admitted, now)
+
+    def count(self, key: str | None, tokens: int, cause: str | None, admitted: bool = False,
+              now: float | None = None) -> None:
+        """add(), for a caller that holds the cells' lock."""
+        c, now = self.cells.cells, time.time() if now is None else now
         minute = int(now // 60)
-        with self.cells.lock() as c:
-            base = (minute % MINUTES) * MINUTE_FIELDS
-            if c[base] != minute:
-                c[base], c[base + 1], c[base + 2], c[base + 3], c[base + 4] = minute, 0, 0, 0, 0
-            c[base + 1] += 1
-            c[base + 2] += tokens
-            c[base + 3] += cause in FAILED
-            c[base + 4] += cause in DECIDED
-            if not key or not (admitted or cause is not None):
-                return
-            slot = self._slot(c, key, create=True)
-            if slot is None:
-                return
-            if admitted:
-                state = slot + 1
-                windows.roll(c, state, now)
-                c[state + windows.REQ] += 1
-                c[state + windows.TOK] += tokens
-            if cause is not None:
-                refused = slot + REFUSED
-                _roll_refused(c, refused, now)
-                c[refused + 1 + 2 * CAUSE_INDEX[cause]] += 1
+        base = (minute % MINUTES) * MINUTE_FIELDS
+        if c[base] != minute:
+            c[base], c[base + 1], c[base + 2], c[base + 3], c[base + 4] = minute, 0, 0, 0, 0
+        c[base + 1] += 1
+        c[base + 2] += tokens
+        c[base + 3] += cause in FAILED
+        c[base + 4] += cause in DECIDED
+        if not key or not (admitted or cause is not None):
+            return
+        slot = self._slot(c, key, create=True)
+        if slot is None:
+            return
+        if admitted:
+            state = slot + 1
+            windows.roll(c, state, now)
+            c[state + windows.REQ] += 1
+            c[state + windows.TOK] += tokens
+        if cause is not None:
+            refused = slot + REFUSED
+            _roll_refused(c, refused, now)
+            c[refused + 1 + 2 * CAUSE_INDEX[cause]] += 1
 
     def minutes(self, now: float | None = None) -> list[dict[str, int]]:
         """The last MINUTES minutes, oldest first, the current one last (minutes with nothing: zeros)."""

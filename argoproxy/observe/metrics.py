@@ -65,6 +65,7 @@ from argoproxy.config.listener import KEY_PREFIX
 from argoproxy.edge.validation import model_allowed
 from argoproxy.observe.refusals import refusal_cause
 from argoproxy.meter import Used
+from argoproxy.per_process import pid as own_pid
 
 if TYPE_CHECKING:  # prometheus_client is imported where metrics are on
     from prometheus_client.core import GaugeMetricFamily
@@ -82,15 +83,27 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
-def _value_class_matches_environment() -> None:
+def _value_class_for_environment() -> None:
     """prometheus_client picks its value class when it is first imported: in files when PROMETHEUS_MULTIPROC_DIR
     is set then, in memory otherwise. The Gunicorn master sets the directory before any import of it
-    (serve/gunicorn_hooks.py); metrics built against the other choice would silently miss or double counts."""
+    (serve/gunicorn_hooks.py); metrics built against the other choice would silently miss or double counts.
+
+    In files, a value asks for its process's id at every update, to learn of a fork (about ten getpid system calls
+    a request); its `process_identifier` is the library's seam for that: given per_process.pid, the id read once and
+    again after a fork. Replaced once per process, before this process's first value: two value classes would each
+    keep their own view of the same file (Metrics makes the worker's first values; nothing else makes one)."""
+    global _pid_values
     from prometheus_client import values
     in_memory = values.ValueClass is values.MutexValue
     if in_memory == (multiprocess_dir() is not None):
         raise RuntimeError(f"prometheus_client was imported before {MULTIPROC_ENV} was set or unset: "
                            "set it before starting the process")
+    if not in_memory and values.ValueClass is not _pid_values:
+        made = values.MultiProcessValue  # untyped in prometheus_client
+        values.ValueClass = _pid_values = made(process_identifier=own_pid)  # type: ignore[no-untyped-call]
+
+
+_pid_values: Any = None  # prometheus_client's file-backed value class, given the cached pid
 
 
 class Series:
@@ -110,7 +123,7 @@ class Metrics:
     """The metric objects of one worker process, and the observer that feeds them."""
 
     def __init__(self, settings: Settings, model_cap: int = MODEL_LABEL_CAP) -> None:
-        _value_class_matches_environment()
+        _value_class_for_environment()
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
         self.multiprocess = multiprocess_dir() is not None
         # Multiprocess values live in files; a private registry otherwise (so a second app in the process is fine).

@@ -46,18 +46,23 @@ RECORD = 256  # bytes per recent request (JSON, cut to fit)
 class RecentRequests:
     """A ring of the last RECENT requests, shared by the workers of one instance."""
 
-    def __init__(self, cells: SharedCells | None = None) -> None:
-        # One cell for the count written so far, then RECENT records of RECORD bytes.
-        self.cells = cells or SharedCells("recent-requests.cells", 1 + RECENT * RECORD // 8)
+    def __init__(self, cells: SharedCells | None = None, guard: SharedCells | None = None) -> None:
+        # One cell for the count written so far, then RECENT records of RECORD bytes. v2: written under the status
+        # page's one lock (`guard`, the load history's), not a lock of its own.
+        self.cells = cells or SharedCells("recent-requests-v2.cells", 1 + RECENT * RECORD // 8, guard=guard)
         self.raw = self.cells.cells.cast("B")
 
     def add(self, entry: dict[str, Any]) -> None:
         data = fitted(entry)
-        with self.cells.lock() as c:
-            index = c[0] % RECENT
-            start = 8 + index * RECORD
-            self.raw[start:start + RECORD] = data.ljust(RECORD, b" ")
-            c[0] += 1
+        with self.cells.lock():
+            self.put(data)
+
+    def put(self, data: bytes) -> None:
+        """A record (fitted()) into the ring, for a caller that holds the cells' lock."""
+        c = self.cells.cells
+        start = 8 + c[0] % RECENT * RECORD
+        self.raw[start:start + RECORD] = data.ljust(RECORD, b" ")
+        c[0] += 1
 
     def last(self) -> list[dict[str, Any]]:
         with self.cells.lock() as c:
@@ -95,15 +100,15 @@ KEYS_CACHE_SECONDS = 5.0  # the key list is read from the store at most this oft
 
 class StatusPage:
     def __init__(self, exposition: Callable[[], tuple[bytes, str]] | None,
-                 deployments: Callable[[], list[dict[str, Any]]], recent: RecentRequests | None = None,
-                 team_keys: Callable[[], Any] | None = None, history: LoadHistory | None = None,
-                 queue: Callable[[], list[dict[str, Any]]] | None = None, waits: QueueWaits | None = None,
-                 spend: SpendHistory | None = None) -> None:
+                 deployments: Callable[[], list[dict[str, Any]]], team_keys: Callable[[], Any] | None = None,
+                 history: LoadHistory | None = None, queue: Callable[[], list[dict[str, Any]]] | None = None,
+                 waits: QueueWaits | None = None) -> None:
         self.exposition = exposition
         self.deployments = deployments
-        self.recent = recent or RecentRequests()
+        # What a request writes is written under one lock, the load history's: one flock a request, not three.
         self.history = history or LoadHistory()
-        self.spend = spend or SpendHistory()
+        self.recent = RecentRequests(guard=self.history.cells)
+        self.spend = SpendHistory(guard=self.history.cells)
         self.team_keys = team_keys or (lambda: None)
         self.queue = queue  # admission's deployments (routing/seating.py rows); None: admission is off
         self.waits = waits
@@ -117,17 +122,18 @@ class StatusPage:
             return  # the page's own polling would push everything else out
         # The path the client asked for (a front door's request is served on the chat path).
         model = without_proxy_keys(start.model) if isinstance(start.model, str) else None
-        client = start.client
-        self.recent.add({"at": round(time.time(), 3), "method": client.method,
-                         "path": without_proxy_keys("/" + client.path), "model": model, "status": end.status,
-                         "ms": round((time.perf_counter() - client.started) * 1000, 1),
-                         "key": start.key_name})
+        client, now = start.client, time.time()
+        record = fitted({"at": round(now, 3), "method": client.method, "path": without_proxy_keys("/" + client.path),
+                         "model": model, "status": end.status,
+                         "ms": round((time.perf_counter() - client.started) * 1000, 1), "key": start.key_name})
         used = end.used  # the meter's reading of the answer, as the usage rows and /metrics take it
         tokens = used.tokens if used is not None else 0
-        self.history.add(start.key_name, tokens, refusal_cause(end), start.team_key is not None)
-        cost = end.cost
-        if cost is not None and cost.nanos:
-            self.spend.add(start.key_name or "none", model or "none", cost.nanos)
+        cause, cost = refusal_cause(end), end.cost
+        with self.history.cells.lock():  # the ring's and the spend's cells take this lock too
+            self.recent.put(record)
+            self.history.count(start.key_name, tokens, cause, start.team_key is not None, now)
+            if cost is not None and cost.nanos > 0:
+                self.spend.count(start.key_name or "none", model or "none", cost.nanos, now)
 
     def page(self) -> bytes:
         return resources.files("argoproxy.observe").joinpath("status_page.html").read_bytes()

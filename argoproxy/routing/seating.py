@@ -53,7 +53,8 @@ class Seating:
                                    len(router.deployments), limits, key_share=settings.admission_key_share,
                                    max_wait=settings.admission_max_wait, waiters=settings.admission_queue_size,
                                    name=name)
-        # what watches the queue: /metrics (observe/metrics.py) and the status page (admission/waits.py)
+        # what watches the queue: /metrics (observe/metrics.py); the status page's waits are the queue's own
+        # (Admission.keep_waits)
         self.on_wait: list[Callable[[str, float], None]] = []  # (key, seconds it waited)
         self.on_refused: list[Callable[[str, str], None]] = []  # (key, code)
 
@@ -70,7 +71,8 @@ class Seating:
             seat = self.admission.enter(self.pools[id(pool)], flow, cost, self.weight(call, label),
                                         prefer=turn.prefer if turn is not None else -1, tried=tried,
                                         usable=lambda d: self.router.cooling_for(deployments[d]) <= 0,
-                                        bound=client_bound(call), gone=departure(call), watch=watcher(call))
+                                        bound=client_bound(call), gone=departure(call), watch=watcher(call),
+                                        label=label)
         except Departed:  # answered 499, as nginx records it (the door observes the call with that status)
             raise client_left() from None
         except Exception as err:

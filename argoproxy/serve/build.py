@@ -16,7 +16,6 @@ from argoproxy.observe.health import HealthCheck
 from argoproxy.observe.journal import Journal, journal_observer, setup_log_file
 from argoproxy.observe.logs import configure_logging, request_logger
 from argoproxy.observe.metrics import install_metrics
-from argoproxy.admission import QueueWaits
 from argoproxy.fronts.serve import FrontAnswers
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.gateway import Gateway
@@ -109,9 +108,7 @@ def queue_view(gateway: Gateway) -> dict[str, Any]:
     seating = getattr(getattr(gateway, "routing", None), "seating", None)
     if seating is None or not seating.limited:
         return {}
-    waits = QueueWaits()
-    seating.on_wait.append(waits.add)
-    return {"queue": seating.rows, "waits": waits}
+    return {"queue": seating.rows, "waits": seating.admission.keep_waits()}
 
 
 def team_keys(settings: Settings) -> TeamKeys:

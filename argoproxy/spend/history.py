@@ -24,26 +24,29 @@ OTHER = "other"
 
 
 class SpendHistory:
-    def __init__(self, cells: SharedCells | None = None) -> None:
-        self.cells = cells or SharedCells("status-spend.cells", SLOTS * WIDTH)
+    def __init__(self, cells: SharedCells | None = None, guard: SharedCells | None = None) -> None:
+        # v2: written under the status page's one lock (`guard`, the load history's), not a lock of its own
+        self.cells = cells or SharedCells("status-spend-v2.cells", SLOTS * WIDTH, guard=guard)
         self._tags: dict[tuple[str, str], tuple[int, int]] = {}  # (kind, name) -> (tag, the slot last found)
 
     def add(self, key: str, model: str, nanos: int, now: float | None = None) -> None:
-        if nanos <= 0:
-            return
-        now = time.time() if now is None else now
-        minute = int(now // 60)
-        with self.cells.lock() as c:
-            for kind, name in (("key", key), ("model", model)):
-                slot = self._slot(c, kind, name, minute)
-                if slot is None:
-                    slot = self._slot(c, kind, OTHER, minute)
-                if slot is None:
-                    continue
-                bucket = slot + HEAD + 2 * (minute % MINUTES)
-                if c[bucket] != minute:
-                    c[bucket], c[bucket + 1] = minute, 0
-                c[bucket + 1] += nanos
+        if nanos > 0:
+            with self.cells.lock():
+                self.count(key, model, nanos, now)
+
+    def count(self, key: str, model: str, nanos: int, now: float | None = None) -> None:
+        """add(), for a caller that holds the cells' lock."""
+        c, minute = self.cells.cells, int((time.time() if now is None else now) // 60)
+        for kind, name in (("key", key), ("model", model)):
+            slot = self._slot(c, kind, name, minute)
+            if slot is None:
+                slot = self._slot(c, kind, OTHER, minute)
+            if slot is None:
+                continue
+            bucket = slot + HEAD + 2 * (minute % MINUTES)
+            if c[bucket] != minute:
+                c[bucket], c[bucket + 1] = minute, 0
+            c[bucket + 1] += nanos
 
     def series(self, kind: str, now: float | None = None) -> list[dict[str, Any]]:
         """[{name, minutes: nano-dollars per minute, oldest first}] of every name of that kind with spend in the

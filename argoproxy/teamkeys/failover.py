@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import secrets
 import threading
 import time
@@ -25,6 +24,7 @@ from collections import deque
 from typing import Any, Iterator
 
 from argoproxy.errors import ProxyError
+from argoproxy.per_process import pid as own_pid
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.records import money_refusal
 from argoproxy.teamkeys.redis_store import held_admission
@@ -311,8 +311,8 @@ class WriteNumbers:
         self._numbers: Iterator[int] = iter(())
 
     def next(self) -> tuple[str, int]:
-        if self._pid != os.getpid():
-            self._pid, self._token, self._numbers = os.getpid(), secrets.token_hex(8), itertools.count(1)
+        if self._pid != own_pid():
+            self._pid, self._token, self._numbers = own_pid(), secrets.token_hex(8), itertools.count(1)
         return self._token, next(self._numbers)
 
 

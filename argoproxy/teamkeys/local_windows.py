@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, TypeVar
 
+from argoproxy.per_process import pid as own_pid
 from argoproxy.shared_cells import SHARED_DIR_ENV, SharedCells
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.records import KeyRecord
@@ -133,35 +134,41 @@ class LocalWindows:
 
     def _update(self, record: KeyRecord, now: float, change: Callable[[list[float], int], Result]) -> Result | None:
         """`change` on the key's state under the lock, written back (_update_all's steps for one key, kept apart: it
-        is every limited request's)."""
+        is every limited request's). A key this instance knows takes one critical section; a key met for the first
+        time two, its first state read from the store in between (a database read: outside the lock)."""
         tag = int(record.digest[:15], 16) or 1
         with self.cells.lock() as c:
             base = self._slot(c, tag)
             if base is None:
                 return None
-            fresh = c[base] != tag
-        state = self._new_state(record, now) if fresh else []
+            if c[base] == tag:
+                state: list[float] = list(c[base + 1:base + WIDTH])
+                result = change(state, tag)
+                _write(c, base, tag, state)
+                return result
+        state = self._new_state(record, now)
         with self.cells.lock() as c:
             base = self._slot(c, tag)
             if base is None:
                 return None
             if c[base] == tag:
-                state = list(c[base + 1:base + WIDTH])  # another worker may have counted meanwhile
+                state = list(c[base + 1:base + WIDTH])  # another worker met it meanwhile
             result = change(state, tag)
-            c[base] = tag
-            for i, value in enumerate(state, base + 1):  # a memoryview of int64 cells takes one at a time
-                c[i] = int(value)
+            _write(c, base, tag, state)
             return result
 
     def _update_all(self, records: list[KeyRecord], now: float,
                     change: Callable[[list[list[float]], list[int]], Result]) -> Result | None:
-        """`change` on the records' states under one lock (a key's and its team's), written back together."""
+        """`change` on the records' states under one lock (a key's and its team's), written back together: one
+        critical section when this instance knows them all, as _update."""
         tags = [int(record.digest[:15], 16) or 1 for record in records]
         with self.cells.lock() as c:
             bases = self._slots(c, tags)
             if bases is None:
                 return None
             fresh = [c[base] != tag for base, tag in zip(bases, tags)]
+            if not any(fresh):
+                return _change_all(c, bases, tags, [list(c[base + 1:base + WIDTH]) for base in bases], change)
         states: list[list[float]] = [self._new_state(record, now) if new else [] for record, new in zip(records, fresh)]
         with self.cells.lock() as c:
             bases = self._slots(c, tags)
@@ -170,12 +177,7 @@ class LocalWindows:
             for i, (base, tag) in enumerate(zip(bases, tags)):
                 if c[base] == tag:
                     states[i] = list(c[base + 1:base + WIDTH])  # another worker may have counted meanwhile
-            result = change(states, tags)
-            for base, tag, state in zip(bases, tags, states):
-                c[base] = tag
-                for i, value in enumerate(state, base + 1):  # a memoryview of int64 cells takes one at a time
-                    c[i] = int(value)
-            return result
+            return _change_all(c, bases, tags, states, change)
 
     def _slots(self, c: Any, tags: list[int]) -> list[int] | None:
         """Each tag's slot; None when one has none free."""
@@ -197,8 +199,8 @@ class LocalWindows:
     def _ledger_add(self, tag: int, tokens: int, requests: int, money: int = 0) -> None:
         if not self.cells.path:
             return
-        if self._ledger_pid != os.getpid():  # made in the worker (after the fork), named by its pid
-            self._ledger_pid = os.getpid()
+        if self._ledger_pid != own_pid():  # made in the worker (after the fork), named by its pid
+            self._ledger_pid = own_pid()
             self._ledger = Ledger(os.path.dirname(self.cells.path), self._ledger_pid)
         assert self._ledger is not None
         self._ledger.add(tag, tokens, requests, money)
@@ -211,6 +213,22 @@ class LocalWindows:
             if c[base] in (tag, 0):
                 return base
         return None
+
+
+def _change_all(c: Any, bases: list[int], tags: list[int], states: list[list[float]],
+                change: Callable[[list[list[float]], list[int]], Result]) -> Result:
+    """`change` on the states read, each written back to its slot (under the lock, held by the caller)."""
+    result = change(states, tags)
+    for base, tag, state in zip(bases, tags, states):
+        _write(c, base, tag, state)
+    return result
+
+
+def _write(c: Any, base: int, tag: int, state: list[float]) -> None:
+    """A key's state into its slot (under the lock, held by the caller)."""
+    c[base] = tag
+    for i, value in enumerate(state, base + 1):  # a memoryview of int64 cells takes one at a time
+        c[i] = int(value)
 
 
 class Ledger:

@@ -20,13 +20,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import os
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from argoproxy.per_process import pid as own_pid
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.last_seen import LastSeen
 from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget, TeamRecord
@@ -346,8 +346,8 @@ class RedisKeyStore(RedisToolUsage, RedisToolHolds):  # (its MCP tool calls' row
 
     def holder(self) -> str:
         """This worker's name for what it holds in Redis (drawn again in a forked worker)."""
-        if self._holder_pid != os.getpid():
-            self._holder_pid, self._holder = os.getpid(), secrets.token_hex(8)
+        if self._holder_pid != own_pid():
+            self._holder_pid, self._holder = own_pid(), secrets.token_hex(8)
         return self._holder
 
     def in_flight(self, name: str) -> int:
