@@ -24,6 +24,7 @@ import hashlib
 import os
 from typing import TYPE_CHECKING
 
+from argoproxy.per_process import pid as own_pid
 from argoproxy.shared_cells import SHARED_DIR_ENV, SharedCells
 from argoproxy.state.records import owner_of
 
@@ -117,8 +118,8 @@ class Places:
         """This worker's own count of the row, for the master should the worker be killed (under the lock)."""
         if not self.cells.path:
             return
-        if self._ledger_pid != os.getpid():  # made in the worker (after the fork), named by its pid
-            self._ledger_pid = os.getpid()
+        if self._ledger_pid != own_pid():  # made in the worker (after the fork), named by its pid
+            self._ledger_pid = own_pid()
             self._ledger = SharedCells(ledger_name(self.slots, self._ledger_pid), self.slots,
                                        os.path.dirname(self.cells.path))
         assert self._ledger is not None
