@@ -21,7 +21,7 @@ from argoproxy.fronts.messages.request import request_to_chat as messages_to_cha
 from argoproxy.fronts.ollama.request import chat_request as ollama_to_chat
 from argoproxy.fronts.responses.request import request_to_chat as responses_to_chat
 from argoproxy.meter import media, pictures, sizes, sounds
-from argoproxy.meter.deadline import Budgeted, OutOfTime
+from argoproxy.meter.deadline import OutOfTime, cpu_bounded
 from argoproxy.meter.families import AUDIO_TOKENS_PER_SECOND, MOST_PAGES, family_of
 from argoproxy.meter.media import media_of
 from argoproxy.meter.worst import worst_case
@@ -271,10 +271,16 @@ def test_a_pdf_of_a_million_objects_is_not_read():
 
 
 def test_a_decoder_stops_when_its_time_is_spent():
-    late = Budgeted(b"x" * 1000, 0.0)
+    started = time.process_time()
     with pytest.raises(OutOfTime):
-        for _ in range(Budgeted.CHECK_EVERY):
-            late.read(1)
+        with cpu_bounded(0.05):
+            while True:  # no read, no call: only the watchdog stops it
+                pass
+    assert time.process_time() - started < 1.0
+    for _ in range(200):  # a block that ends in time leaves nothing pending behind it
+        with cpu_bounded(10.0):
+            pass
+    assert sum(range(100_000)) == 4999950000
 
 
 def test_a_request_decodes_for_a_bounded_time_then_counts_the_most(monkeypatch):
