@@ -19,6 +19,7 @@ its bytes at the lowest bitrate.
 from __future__ import annotations
 
 import bisect
+import functools
 import io
 import re
 import wave
@@ -87,16 +88,29 @@ def mp3_seconds(data: bytes) -> float:
 
 def _frames(data: bytes) -> dict[int, tuple[int, int, int]] | None:
     """Every frame whose header is in `data` and whose bytes are all there: its start, and its end, duration (in
-    ticks) and what a decoder locks on (version, layer, sample rate); None: more than MOST_STEPS syncs."""
+    ticks) and what a decoder locks on; None: more than MOST_STEPS syncs."""
+    headers, size = _headers(), len(data)
     found: dict[int, tuple[int, int, int]] = {}
-    for steps, sync in enumerate(_SYNC.finditer(data, 0, len(data) - 3)):
+    for steps, sync in enumerate(_SYNC.finditer(data, 0, size - 3)):
         if steps >= MOST_STEPS:
             return None
         at = sync.start()
-        frame = _frame(data[at + 1], data[at + 2])
-        if frame is not None and at + frame[0] <= len(data):
+        frame = headers.get(data[at + 1] << 8 | data[at + 2])
+        if frame is not None and at + frame[0] <= size:
+            found[at] = at + frame[0], frame[1], frame[2]
+    return found
+
+
+@functools.cache
+def _headers() -> dict[int, tuple[int, int, int]]:
+    """Each frame header's second and third bytes (as one number): its bytes, its duration in ticks and what a
+    decoder locks on (version, layer, sample rate). Read once: a look-up per sync, not a parse."""
+    found = {}
+    for key in range(0xE000, 0x10000):
+        frame = _frame(key >> 8, key & 0xFF)
+        if frame is not None:
             length, samples, rate = frame
-            found[at] = at + length, samples * (_TICKS // rate), (data[at + 1] & 0x1E) << 2 | data[at + 2] >> 2 & 3
+            found[key] = length, samples * (_TICKS // rate), (key >> 8 & 0x1E) << 2 | key >> 2 & 3
     return found
 
 
