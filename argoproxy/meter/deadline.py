@@ -3,10 +3,11 @@ reads the decoding thread's CPU clock and, once it has spent its budget, raises 
 (PyThreadState_SetAsyncExc, delivered at the next bytecode). Neither pypdf nor Pillow bounds its time over a
 hostile file, and neither reads the file at every step: pypdf looks for each object missing from a cross-reference
 by copying and searching the whole buffer, never calling read(), so a check inside read() was walked around (two
-requests of a 20 MB PDF naming 400 missing pages held a gevent worker 146 s). Only a single C call (one search of the file, one decompressed stream,
-bounded by the file's size and the libraries' limits) runs past the budget. Thread CPU time: a gevent worker's
-other requests do not run while a decoder does, and a gthread worker's do not count against it. Nothing is paid
-on the decoding thread itself (a profile hook checking the clock made pypdf 2-3x slower)."""
+requests of a 20 MB PDF naming 400 missing pages held a gevent worker 146 s). Only a single C call (one search of
+the file, one decompressed stream, bounded by the file's size and the libraries' limits) runs past the budget.
+Thread CPU time: a gevent worker's other requests do not run while a decoder does, and a gthread worker's do not
+count against it. Nothing is paid on the decoding thread itself (a profile hook checking the clock made pypdf
+2-3x slower)."""
 
 from __future__ import annotations
 
