@@ -84,6 +84,13 @@ CASES: list[tuple[str, Callable[[], bytes], Callable[[bytes], object]]] = [
     ("PDF, 1,000,000 cross-reference entries (a table)", lambda: files.xref_table(1_000_000), sizes.pdf_pages),
     ("PDF, 1,000,000 cross-reference entries (a 5 KB stream)", lambda: files.xref_stream(1_000_000), sizes.pdf_pages),
     ("GIF 100,000 frames of 1x1", lambda: gif_frames(1, 100_000), sizes.image_size),
+    ("PDF, 400 pages missing from its cross-reference, 20 MB (the review's mkpdf.py)",
+     lambda: files.missing_pages(400, 20_000_000), sizes.pdf_pages),
+    ("WAV of 2,000,000 empty chunks", lambda: files.wav_of_chunks(2_000_000), lambda d: sizes.audio_seconds(d, "wav")),
+    ("MP3 of two interleaved chains (the review's)", lambda: files.interleaved_mp3(
+        [files.LOUD_32K, files.LOUD_48K] * 100, files.QUIET, 52), lambda d: sizes.audio_seconds(d, "mp3")),
+    ("DOCX of 2 MB of text", lambda: files.docx(b"<w:t>the same sentence again</w:t>" * 60_000), sizes.unzipped_bytes),
+    ("zip bomb, 1 GB of zeros", lambda: files.docx(b"\x00" * 1_000_000_000), sizes.unzipped_bytes),
 ]
 
 

@@ -243,11 +243,16 @@ def _inline(mime: str, data: Any, family: Family, found: Media) -> None:
 
 
 def _document(mime: str, raw: bytes, size: int, family: Family, found: Media) -> None:
-    """A PDF (by its type, or by its bytes whatever its type says) by its pages; anything else as its text, a
-    token a byte where it is not UTF-8 or not decoded (`size`: its decoded bytes)."""
+    """A PDF (by its type, or by its bytes whatever its type says) by its pages; a zip archive (a DOCX, XLSX,
+    PPTX) a token a byte its entries decompress to; anything else as its text, a token a byte where it is not
+    UTF-8 or not decoded (`size`: its decoded bytes)."""
     if mime in ("application/pdf", "") or b"%PDF" in raw[:1024]:  # a reader finds the header in the first KB
         pages = sizes.pdf_pages(raw) if found.in_time() else None
         found.add("document", (pages or family.most_pages) * family.page())
+        return
+    unzipped = sizes.unzipped_bytes(raw, found.in_time()) if raw else None
+    if unzipped is not None:  # a zipped document's text is extracted: a token a decompressed byte, at least
+        found.add("file", max(unzipped, size))
         return
     try:
         found.add("file", count_text(raw.decode("utf-8")) if raw else size)

@@ -2,17 +2,20 @@
 never trusting a `/Count`, and not counting page objects no tree holds. Bounded in CPU and memory: pypdf's own
 limits, tightened here (a page tree deeper than MOST_DEPTH or of more than MOST_ENTRIES entries is not walked, no
 stream is decompressed past MOST_STREAM bytes), a file of more than MOST_OBJECTS objects is not read, and the
-reading stops after MOST_SECONDS of CPU (deadline.py). An encrypted PDF is read with the empty password, as a
-viewer opens it. None: not a PDF pypdf reads within these bounds (the meter then counts the most pages a maker
+reading stops after MOST_SECONDS of CPU whatever pypdf does (deadline.py: a page tree naming objects missing from
+the cross-reference has pypdf search the whole file for each). An encrypted PDF is read with the empty password,
+as a viewer opens it. None: not a PDF pypdf reads within these bounds (the meter then counts the most pages a maker
 takes, which is also the most it counts of any PDF)."""
 
 from __future__ import annotations
 
 import logging
 
+import io
+
 from pypdf import PdfReader, apply_configuration, get_configuration
 
-from argoproxy.meter.deadline import Budgeted, OutOfTime
+from argoproxy.meter.deadline import OutOfTime, cpu_bounded
 
 MOST_DEPTH = 32  # a page tree's depth (pypdf's default: 100)
 MOST_ENTRIES = 5_000  # a page tree's entries (pypdf's default: 100,000); more pages than the meter counts anyway
@@ -34,8 +37,8 @@ def pages(data: bytes) -> int | None:
         lzw_maximum_output_length=MOST_STREAM, run_length_maximum_output_length=MOST_STREAM,
         brotli_maximum_output_length=MOST_STREAM, array_based_stream_maximum_output_length=MOST_STREAM)
     try:
-        with apply_configuration(bounded):
-            reader = PdfReader(Budgeted(data, MOST_SECONDS), strict=False)
+        with apply_configuration(bounded), cpu_bounded(MOST_SECONDS):
+            reader = PdfReader(io.BytesIO(data), strict=False)
             if reader.is_encrypted and not reader.decrypt(""):
                 return None
             return reader.get_num_pages() or None

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import warnings
 
+import io
+
 from PIL import Image
 
-from argoproxy.meter.deadline import Budgeted, OutOfTime
+from argoproxy.meter.deadline import OutOfTime, cpu_bounded
 
 FORMATS = ("PNG", "JPEG", "GIF", "WEBP")  # what OpenAI, Anthropic and Google take (an MPO opens as a JPEG)
 MOST_PIXELS = 50_000_000  # an image larger than this is a bomb (MAX_IMAGE_PIXELS's default)
@@ -25,7 +27,7 @@ def extent(data: bytes) -> tuple[int, int] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the bound is ours: MOST_PIXELS
-            with Image.open(Budgeted(data, MOST_SECONDS), formats=FORMATS) as image:
+            with cpu_bounded(MOST_SECONDS), Image.open(io.BytesIO(data), formats=FORMATS) as image:
                 size = _frames(image) if getattr(image, "is_animated", False) else image.size
     except (Exception, OutOfTime):  # noqa: BLE001 - an image Pillow refuses (a bomb, a broken frame), or its time
         return None

@@ -1,7 +1,8 @@
 """What the meter reads of an inline part's bytes: the part decoded (base64, up to MEDIA_BYTES), then measured by
 the decoder its format has, never by what a header says (docs/reservations.md): an image's extent as Pillow
 decodes it (pictures.py), a PDF's pages as pypdf finds them in its page tree (pdfs.py), a sound's duration from
-its samples or frames (sounds.py). Each decoder is imported on the first part of its kind: a request without
+its samples or frames (sounds.py), a zipped document (DOCX, XLSX, PPTX) by its entries' decompressed bytes
+(zips.py). Each decoder is imported on the first part of its kind: a request without
 media never loads Pillow or pypdf here. None from a measure: the part cannot be decoded within its bounds, and
 media.py counts it at the most a provider could bill for it.
 """
@@ -62,3 +63,13 @@ def audio_seconds(data: bytes, form: str) -> float | None:
     lowest bitrate; None: a format the meter does not decode (sounds.py)."""
     from argoproxy.meter import sounds
     return sounds.seconds(data, form)
+
+
+def unzipped_bytes(data: bytes, in_time: bool = True) -> int | None:
+    """A zip archive's (a DOCX, XLSX, PPTX) entries' decompressed bytes, up to the bound; the bound when they
+    cannot be read within it, or not `in_time`. None: not a zip archive (zips.py)."""
+    from argoproxy.meter import zips
+    if not zips.is_zip(data):
+        return None
+    unzipped = zips.unzipped_bytes(data) if in_time else None
+    return zips.MOST_BYTES if unzipped is None else unzipped

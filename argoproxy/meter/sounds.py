@@ -2,22 +2,33 @@
 
 - WAV: read by the standard library's `wave` (PCM), its duration every byte of the file taken as a sample at the
   sample rate and width it declares (a data chunk whose size says less, or a byte rate that lies, is not believed);
-- MP3: the sum of its frames' durations, every frame header walked from the first byte to the last (a Xing or VBRI
-  frame's count and an ID3 tag's TLEN are not read), and any byte no frame holds, outside a leading ID3 tag,
-  counted as the lowest bitrate plays it (no sound hides between frames). No library walks every frame, so the
-  walk is here: small, and bounded (MOST_STEPS headers read; past them the file counts at the lowest bitrate).
+- MP3: what frames a decoder could play, at the most: every frame header in the file is read (a Xing or VBRI
+  frame's count and an ID3 tag's TLEN are not), and a decoder plays frames that follow each other with headers that
+  agree (the same version, layer and sample rate, as ffmpeg locks on). Chains of such frames may be interleaved (a
+  chain of 8 kbit/s frames hidden in the payload of one of 320 kbit/s), so the count is the longest any set of
+  frames not overlapping could play (each chained frame, whatever chain it is of), plus every byte no chained frame
+  holds, outside a leading ID3 tag, at the lowest bitrate (no sound hides between frames; nor does a frame no
+  other agrees with, which plays less than its bytes at that bitrate). No library walks every frame, so the walk
+  is here: small, and bounded (MOST_STEPS headers; past them the file counts at the lowest bitrate).
 
-Any other format (or a WAV `wave` cannot read): None, and the meter counts its bytes at the lowest bitrate.
+Both are read within MOST_SECONDS of CPU (deadline.py; `wave` walks a chunk at a time, and a file may hold
+millions). Any other format, a WAV `wave` cannot read, or a sound not read in time: None, and the meter counts
+its bytes at the lowest bitrate.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import io
+import re
 import wave
 
+from argoproxy.meter.deadline import OutOfTime, cpu_bounded
 from argoproxy.meter.families import AUDIO_BYTES_PER_SECOND as LOWEST_BYTES_PER_SECOND
 MOST_RATE = 768_000  # a WAV's sample rate past this is not a sound a provider plays
 MOST_STEPS = 400_000  # MP3 frame headers read at most (a 64 MiB file of 160-byte frames)
+MOST_SECONDS = 0.2  # CPU time a sound is read for
 
 # MPEG audio frame headers (ISO/IEC 11172-3, 13818-3): kbit/s by bitrate index, for MPEG-1 layers I, II, III and
 # MPEG-2/2.5 layer I, and layers II and III; sample rates by version (MPEG-2.5, -, MPEG-2, MPEG-1).
@@ -30,14 +41,20 @@ _BITRATES = {
 }
 _BITRATES[(2, 3)] = _BITRATES[(2, 2)]
 _RATES = {0: (11025, 12000, 8000), 2: (22050, 24000, 16000), 3: (44100, 48000, 32000)}
+_TICKS = 14_112_000  # a second in ticks, a whole number of samples at every rate (their least common multiple)
+_SYNC = re.compile(rb"\xff(?=[\xe0-\xff])")  # where a frame header may begin (eleven bits set)
 
 
 def seconds(data: bytes, form: str) -> float | None:
     """The duration of `data`: a WAV (its bytes say RIFF WAVE) by its samples, an MP3 (`form` says mp3 or mpeg)
     by its frames; both, the longer (a decoder may go by either)."""
-    found = [wav_seconds(data)] if data[:4] == b"RIFF" and data[8:12] == b"WAVE" else []
-    if "mp3" in form or "mpeg" in form:
-        found.append(mp3_seconds(data))
+    try:
+        with cpu_bounded(MOST_SECONDS):
+            found = [wav_seconds(data)] if data[:4] == b"RIFF" and data[8:12] == b"WAVE" else []
+            if "mp3" in form or "mpeg" in form:
+                found.append(mp3_seconds(data))
+    except OutOfTime:
+        return None
     known = [s for s in found if s is not None]
     return max(known) if known else None
 
@@ -59,26 +76,74 @@ def wav_seconds(data: bytes) -> float | None:
 
 
 def mp3_seconds(data: bytes) -> float:
-    """Frames' durations in all, plus the bytes no frame holds at the lowest bitrate (a file of no frame: all of
-    it)."""
-    tag = _id3_length(data)
-    at = played = steps = 0
-    samples: dict[int, int] = {}  # samples played at each sample rate (summed exactly, divided once)
-    while steps < MOST_STEPS:
-        at = data.find(b"\xff", at)
-        if at < 0 or at + 4 > len(data):
-            unframed = (len(data) - tag - played) / LOWEST_BYTES_PER_SECOND
-            return sum(count / rate for rate, count in samples.items()) + max(unframed, 0)
-        steps += 1
-        frame = _frame(data[at + 1], data[at + 2])
-        if frame is None or at + frame[0] > len(data):
-            at += 1
-            continue
-        length, count, rate = frame
-        samples[rate] = samples.get(rate, 0) + count
-        played += length if at >= tag else 0
-        at += length
-    return len(data) / LOWEST_BYTES_PER_SECOND
+    """The longest that frames not overlapping, each of a chain, could play, plus the bytes no chained frame holds
+    at the lowest bitrate (a file of more than MOST_STEPS headers: all of it)."""
+    frames = _frames(data)
+    if frames is None:
+        return len(data) / LOWEST_BYTES_PER_SECOND
+    chained = _chained(frames)
+    unframed = len(data) - _id3_length(data) - _held(chained, _id3_length(data))
+    return _longest(chained) / _TICKS + max(unframed, 0) / LOWEST_BYTES_PER_SECOND
+
+
+def _frames(data: bytes) -> dict[int, tuple[int, int, int]] | None:
+    """Every frame whose header is in `data` and whose bytes are all there: its start, and its end, duration (in
+    ticks) and what a decoder locks on; None: more than MOST_STEPS syncs."""
+    headers, size = _headers(), len(data)
+    found: dict[int, tuple[int, int, int]] = {}
+    for steps, sync in enumerate(_SYNC.finditer(data, 0, size - 3)):
+        if steps >= MOST_STEPS:
+            return None
+        at = sync.start()
+        frame = headers.get(data[at + 1] << 8 | data[at + 2])
+        if frame is not None and at + frame[0] <= size:
+            found[at] = at + frame[0], frame[1], frame[2]
+    return found
+
+
+@functools.cache
+def _headers() -> dict[int, tuple[int, int, int]]:
+    """Each frame header's second and third bytes (as one number): its bytes, its duration in ticks and what a
+    decoder locks on (version, layer, sample rate). Read once: a look-up per sync, not a parse."""
+    found = {}
+    for key in range(0xE000, 0x10000):
+        frame = _frame(key >> 8, key & 0xFF)
+        if frame is not None:
+            length, samples, rate = frame
+            found[key] = length, samples * (_TICKS // rate), (key >> 8 & 0x1E) << 2 | key >> 2 & 3
+    return found
+
+
+def _chained(frames: dict[int, tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """(start, end, ticks) of the frames a decoder locks on, by start: each followed, or preceded, by a frame
+    whose header agrees."""
+    chained: set[int] = set()
+    for at, (end, _, lock) in frames.items():
+        after = frames.get(end)
+        if after is not None and after[2] == lock:
+            chained.update((at, end))
+    return [(at, *frames[at][:2]) for at in sorted(chained)]
+
+
+def _longest(chained: list[tuple[int, int, int]]) -> int:
+    """The most ticks a set of chained frames not overlapping plays (weighted interval scheduling, from the
+    last frame back: the best from each frame on either skips it or plays it and the best after its end)."""
+    starts = [at for at, _, _ in chained]
+    best = [0] * (len(chained) + 1)
+    for k in range(len(chained) - 1, -1, -1):
+        _, end, ticks = chained[k]
+        best[k] = max(best[k + 1], ticks + best[bisect.bisect_left(starts, end, k + 1)])
+    return best[0]
+
+
+def _held(chained: list[tuple[int, int, int]], tag: int) -> int:
+    """Bytes past a leading tag of `tag` bytes that some chained frame holds."""
+    held, reach = 0, tag
+    for at, end, _ in chained:
+        if end > max(at, reach):
+            held += end - max(at, reach)
+            reach = end
+    return held
 
 
 def _id3_length(data: bytes) -> int:

@@ -3,7 +3,10 @@ running app: the proxy under Gunicorn with a `--budget` key in front of a fake t
 pypdf finds in it. The PDF's 100 pages, in names written with #-escapes, under a /Count of 1 and beside one
 plain page object no tree holds, counted as 1 page (4,445 tokens reserved for 444,500 billed): three such
 requests at once on a 1,000,000-token budget were all admitted. Now two are, on the chat `file` and the Messages
-`document` doors, and the third's 429 names the 100 pages' tokens. One proxy for the module, a few requests."""
+`document` doors, and the third's 429 names the 100 pages' tokens. And a PDF whose page tree names 200 objects
+missing from its 8 MB (pypdf searched the whole file for each, outside the reads the meter's deadline watched:
+through the app two such requests held the workers for minutes) is answered at once. One proxy for the module,
+a few requests."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import base64
 import io
 import json
 import threading
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -19,7 +23,7 @@ from pypdf import PdfReader
 
 from tests.fakes.fake_openai import FakeOpenAI, Reply, chat_completion
 from tests.integration.test_reservations import Store
-from tests.understated_media import pdf
+from tests.understated_media import missing_pages, pdf
 
 MODEL = "gpt-4o"
 PAGE = 3000 + 85 + 8 * 170  # a PDF page as the meter's rule bills it for gpt-4o: its text and an image
@@ -97,3 +101,26 @@ def test_the_understating_pdf_is_reserved_at_its_hundred_pages(proxy, door):
     assert statuses == [200, 200, 429], [(a.status_code, a.text[:300]) for a in answers]
     refused = next(a for a in answers if a.status_code == 429).text
     assert f"{PAGES * PAGE:,} of them for 1 document" in refused, refused
+
+
+def test_a_pdf_that_sends_pypdf_searching_the_file_holds_no_worker(proxy):
+    store, base = proxy
+    key = store.create("pdf-searching", "--budget", "20000/day")
+    hostile = base64.b64encode(missing_pages(200, 8_000_000)).decode()
+    body = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64," + hostile, "filename": "a.pdf"}}]}]}
+    answers: list[requests.Response] = []
+
+    def one() -> None:
+        answers.append(requests.post(base + "/v1/chat/completions", json=body, timeout=60,
+                                     headers={"Authorization": f"Bearer {key}"}))
+    started = time.monotonic()
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    elapsed = time.monotonic() - started
+    assert [a.status_code for a in answers] == [429, 429], [a.text[:300] for a in answers]
+    assert all("for 1 document" in a.text for a in answers)  # counted at the most pages: not read in time
+    assert elapsed < 10, elapsed  # 0.2 s of CPU each; each took 13 s and more before

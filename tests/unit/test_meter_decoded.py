@@ -20,8 +20,8 @@ from argoproxy.fronts.interactions.request import request_to_chat as interaction
 from argoproxy.fronts.messages.request import request_to_chat as messages_to_chat
 from argoproxy.fronts.ollama.request import chat_request as ollama_to_chat
 from argoproxy.fronts.responses.request import request_to_chat as responses_to_chat
-from argoproxy.meter import media, pictures, sizes, sounds
-from argoproxy.meter.deadline import Budgeted, OutOfTime
+from argoproxy.meter import media, pictures, sizes, sounds, zips
+from argoproxy.meter.deadline import OutOfTime, cpu_bounded
 from argoproxy.meter.families import AUDIO_TOKENS_PER_SECOND, MOST_PAGES, family_of
 from argoproxy.meter.media import media_of
 from argoproxy.meter.worst import worst_case
@@ -271,10 +271,16 @@ def test_a_pdf_of_a_million_objects_is_not_read():
 
 
 def test_a_decoder_stops_when_its_time_is_spent():
-    late = Budgeted(b"x" * 1000, 0.0)
+    started = time.process_time()
     with pytest.raises(OutOfTime):
-        for _ in range(Budgeted.CHECK_EVERY):
-            late.read(1)
+        with cpu_bounded(0.05):
+            while time.process_time() - started < 5:  # no read: only the watchdog stops it (5 s: it did not)
+                pass
+    assert time.process_time() - started < 1.0
+    for _ in range(200):  # a block that ends in time leaves nothing pending behind it
+        with cpu_bounded(10.0):
+            pass
+    assert sum(range(100_000)) == 4999950000
 
 
 def test_a_request_decodes_for_a_bounded_time_then_counts_the_most(monkeypatch):
@@ -298,3 +304,72 @@ def test_each_mpeg_frame_counts_its_samples(header, length, seconds):
     # a frame of MPEG-2.5 other than layer III, a free-format bitrate: no frame, its bytes at the lowest bitrate
     for noise in (b"\xff\xe5\x18\x00" + b"\x00" * 100, b"\xff\xfb\x00\x00" + b"\x00" * 100):
         assert sounds.mp3_seconds(noise) == len(noise) / sounds.LOWEST_BYTES_PER_SECOND
+
+
+def test_a_page_tree_of_missing_objects_is_read_for_a_bounded_cpu_time():
+    hostile = files.missing_pages(200, 8_000_000)  # pypdf copies and searches 8 MB for each page: 3.5 s of CPU
+    started = time.process_time()
+    assert sizes.pdf_pages(hostile) is None  # stopped by the watchdog, not by a read (it reads nothing)
+    assert time.process_time() - started < 1.0
+    assert sizes.pdf_pages(files.missing_pages(0, 8_000_000)) is None and sizes.pdf_pages(files.pdf(3)) == 3
+
+
+def test_a_request_of_many_hostile_parts_decodes_for_its_bound_in_all():
+    part = {"type": "file", "file": {"file_data": "data:application/pdf;base64," + b64(files.missing_pages(
+        200, 8_000_000)), "filename": "a.pdf"}}
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": [part] * 6}]}
+    started = time.process_time()
+    assert counted(body, "gpt-4o") == 6 * page_bill("gpt-4o", MOST_PAGES)
+    assert time.process_time() - started < 1.5  # 0.5 s in all, and the part that passed it (one took 3.7 s)
+
+
+def test_a_wav_of_a_million_chunks_is_read_for_a_bounded_time():
+    data = files.wav_of_chunks(2_000_000)  # `wave` skips each in Python: 1.7 s
+    started = time.process_time()
+    assert sizes.audio_seconds(data, "wav") is None
+    assert time.process_time() - started < 1.0
+    assert counted(chat_with(audio_part(data, "wav")), "gpt-4o-audio-preview") >= (
+        len(data) / sounds.LOWEST_BYTES_PER_SECOND * AUDIO_TOKENS_PER_SECOND)
+
+
+def test_an_mp3_hiding_a_chain_in_its_frames_payload_counts_the_hidden_one():
+    outer = [files.LOUD_32K, files.LOUD_48K] * 100  # headers that disagree: no decoder locks on them
+    data = files.interleaved_mp3(outer, files.QUIET, 52)
+    hidden = files.chain_seconds(data, [files.QUIET] * (len(data) // 72), 52)
+    assert hidden > 239 and files.chain_seconds(data, outer) == pytest.approx(6.0)  # the review's: 5.78 counted
+    assert sounds.mp3_seconds(data) >= hidden
+
+
+HEADERS = st.sampled_from([files.LOUD_32K, files.LOUD_48K, files.QUIET, (b"\xff\xfb\x90\x00", 417, 1152 / 44100),
+                           (b"\xff\xf3\x80\x00", 208, 576 / 22050), (b"\xff\xfd\x10\x00", 104, 1152 / 44100)])
+
+
+@PROPERTY
+@given(outer=st.lists(HEADERS, min_size=1, max_size=30), inner=HEADERS, at=st.integers(0, 2000))
+def test_interleaved_chains_never_count_below_the_longest(outer, inner, at):
+    data = files.interleaved_mp3(outer, inner, at)
+    longest = max(files.chain_seconds(data, outer), files.chain_seconds(data, [inner] * (len(data) // inner[1]), at))
+    assert sounds.mp3_seconds(data) >= longest - 1e-9
+
+
+def test_a_zipped_document_counts_its_decompressed_text():
+    text = b"<w:p><w:r><w:t>the same sentence again and again</w:t></w:r></w:p>" * 30_000  # 2 MB, 7 KB zipped
+    for data in (files.docx(text), files.docx(text, said_size=100)):  # what its headers say is not believed
+        part = {"type": "file", "file": {"file_data": "data:application/vnd.openxmlformats-officedocument."
+                                         "wordprocessingml.document;base64," + b64(data), "filename": "a.docx"}}
+        assert len(data) < 20_000 and counted(chat_with(part, "gpt-4o"), "gpt-4o") >= len(text)
+    assert counted({"inline_data": {"mime_type": "application/zip", "data": b64(files.docx(b"x" * 10))}},
+                   "gemini-2.5-flash") >= len(files.docx(b"x" * 10))
+
+
+def test_a_zip_bomb_counts_its_bound_undecompressed(monkeypatch):
+    monkeypatch.setattr(zips, "MOST_BYTES", 1024 * 1024)
+    bomb = files.docx(b"\x00" * 20_000_000)  # 20 MB in 20 KB
+    assert sizes.unzipped_bytes(bomb) == zips.MOST_BYTES  # decompressed to the bound, and no further
+    assert sizes.unzipped_bytes(files.docx(b"x" * 1000)) == 1000 + len(b"<Types/>")
+    assert sizes.unzipped_bytes(b"PK\x05\x06" + b"\x00" * 18) == 0 and sizes.unzipped_bytes(b"plain") is None
+    assert sizes.unzipped_bytes(files.docx(b"x" * 10), in_time=False) == zips.MOST_BYTES
+    broken = bytearray(files.docx(b"x" * 1000))
+    at = broken.index(b"word/document.xml") + 17
+    broken[at:at + 4] = b"\xff" * 4  # its deflated data made unreadable
+    assert sizes.unzipped_bytes(bytes(broken)) == zips.MOST_BYTES
