@@ -12,7 +12,10 @@ reach").
 
 Landlock grants, it never denies: a file is held by granting everything beside it. Each directory above a held
 path grants its entries but the ones leading to a held path, as they are when the supervisor starts, so a file
-made later directly in such a directory is out of reach too. Syscalls through libc (ctypes): Linux only."""
+made later directly in such a directory is out of reach too. Every filesystem right the kernel's ABI has is
+handled: a server reads (and runs, and lists) what is granted, and changes files and directories only in the
+places it writes (its HOME and TMPDIR, the directories its entry names); never a directory above a held path,
+so it can neither move nor replace a held file. Syscalls through libc (ctypes): Linux only."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import ctypes
 import errno
 import os
 import socket
+import stat
 import struct
 import sys
 from dataclasses import dataclass
@@ -35,7 +39,16 @@ CAPABILITY_VERSION_3 = 0x20080522
 CREATE_RULESET, ADD_RULE, RESTRICT_SELF = 444, 445, 446
 CREATE_RULESET_VERSION = 1
 RULE_PATH_BENEATH = 1
-WRITE_FILE, READ_FILE, TRUNCATE = 1 << 1, 1 << 2, 1 << 14  # TRUNCATE from ABI 3
+# Landlock's filesystem rights (ABI 1: bits 0-12; REFER: ABI 2; TRUNCATE: ABI 3; IOCTL_DEV: ABI 5).
+EXECUTE, WRITE_FILE, READ_FILE, READ_DIR, REMOVE_DIR, REMOVE_FILE = (1 << bit for bit in range(6))
+MAKE_CHAR, MAKE_DIR, MAKE_REG, MAKE_SOCK, MAKE_FIFO, MAKE_BLOCK, MAKE_SYM = (1 << bit for bit in range(6, 13))
+REFER, TRUNCATE, IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+FS_RIGHTS = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1, 5: (1 << 16) - 1}  # by ABI
+ON_FILES = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV  # a rule on a file may grant only these
+READS = EXECUTE | READ_FILE | READ_DIR | IOCTL_DEV
+DEVICE_RIGHTS = READS | WRITE_FILE | TRUNCATE  # /dev/null, a terminal: written, never made or removed
+WRITES = (1 << 16) - 1  # every right: where the server writes
+DEVICES = {"/dev": DEVICE_RIGHTS, "/proc": DEVICE_RIGHTS, "/dev/shm": WRITES}  # as every process has them
 SCOPED = 1 | 2  # ABI 6: no abstract Unix socket outside the domain, no signal to a process outside it
 MAX_GRANTS = 20_000  # entries of the directories above held paths; past it the rest stay out of reach
 
@@ -112,24 +125,50 @@ def _drop_capabilities() -> None:
         raise OSError(ctypes.get_errno(), "capset")
 
 
-def build(held: Iterable[str]) -> Room:
-    """The room for this supervisor's servers: the files and directories `held` out of their reach."""
+def build(held: Iterable[str], writes: Iterable[str] = ()) -> Room:
+    """The room for this supervisor's servers: the files and directories `held` out of their reach, the directories
+    in `writes` (but what is held in them) theirs to change, everything else read only."""
     if _libc is None:
         return Room(None, "not Linux: a server can read the proxy's processes and its secret files")
     abi = landlock_abi()
     if not abi:
         return Room(None, "this kernel has no Landlock: a server can read the files the proxy's secrets are in "
                           "(.env, config.yaml, API_KEY_FILE, KEYS_DB, seal.key, the journals)")
-    rights = READ_FILE | WRITE_FILE | (TRUNCATE if abi >= 3 else 0)
-    attr = _RulesetAttr(rights, 0, SCOPED if abi >= 6 else 0)  # an older kernel is given the fields it knows
+    handled = FS_RIGHTS[min(abi, max(FS_RIGHTS))]  # a newer ABI's rights are not known here: those stay unhandled
+    attr = _RulesetAttr(handled, 0, SCOPED if abi >= 6 else 0)  # an older kernel is given the fields it knows
     size = ctypes.sizeof(attr) if abi >= 6 else ctypes.sizeof(ctypes.c_uint64)
     ruleset = _syscall(CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
         return Room(None, f"Landlock refused a ruleset ({os.strerror(ctypes.get_errno())}): a server can read the "
                           "files the proxy's secrets are in")
-    for path in granted(held)[:MAX_GRANTS]:
-        _grant(ruleset, path, rights)
+    for path, rights in grants(list(held), list(writes)):
+        _grant(ruleset, path, rights & handled)
     return Room(ruleset)
+
+
+def grants(held: list[str], writes: list[str]) -> list[tuple[str, int]]:
+    """Each path granted, with its rights: everything beside the held paths read, the places written and the
+    devices as they are (Landlock adds up the rules on a path and the directories above it)."""
+    reads = granted(held)[:MAX_GRANTS]
+    places = [*((path, WRITES) for path in writes), *DEVICES.items()]
+    return [*((path, READS) for path in reads),
+            *((path, rights) for place, rights in places for path in within(held, reads, place))]
+
+
+def within(held: list[str], reads: list[str], place: str) -> list[str]:
+    """What is granted of `place`: itself, or, when a held path is below it, its entries that `reads` grants (so
+    not the directories leading to a held path: those no right changes); nothing when it is held or inside one."""
+    real = os.path.realpath(place)
+    kept = [os.path.realpath(path) for path in held if path]
+    if any(_beneath(real, k) for k in kept):
+        return []
+    if not any(_beneath(k, real) for k in kept):
+        return [real]
+    return [path for path in reads if _beneath(os.path.realpath(path), real) and os.path.realpath(path) != real]
+
+
+def _beneath(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def _grant(ruleset: int, path: str, rights: int) -> None:
@@ -138,6 +177,8 @@ def _grant(ruleset: int, path: str, rights: int) -> None:
     except OSError:
         return  # gone meanwhile, or not ours to open: not granted, so out of reach
     try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            rights &= ON_FILES  # a directory's rights on a file: the rule would be refused whole
         rule = _PathBeneath(rights, fd)
         _syscall(ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(RULE_PATH_BENEATH), ctypes.byref(rule),
                  ctypes.c_uint32(0))
@@ -161,7 +202,7 @@ def granted(held: Iterable[str]) -> list[str]:
         for name in names:
             path = os.path.join(directory, name)
             real = os.path.realpath(path)
-            if real not in above and not any(real == k or real.startswith(k.rstrip(os.sep) + os.sep) for k in kept):
+            if real not in above and not any(_beneath(real, k) for k in kept):
                 grants.append(path)
     return grants
 

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import IO, Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer
@@ -55,6 +55,18 @@ def server_environment(server: McpServer, home: str, environ: Mapping[str, str])
     env["HOME"], env["TMPDIR"] = home, os.path.join(home, TMP_DIR)
     env.update(server.env)
     return env
+
+
+def written_places(servers: Iterable[McpServer], homes: str) -> list[str]:
+    """Where the servers may change files (room.py; the rest they read): `homes`, each one's HOME and TMPDIR; the
+    HOME and TMPDIR an entry's env sets instead; the existing directories its args name (`/srv/repo`,
+    `--root=/srv/repo`), as a filesystem or git server is pointed at its files."""
+    places = [homes]
+    for server in servers:
+        named = [value for name, value in server.env if name in ("HOME", "TMPDIR")]
+        named += [arg.partition("=")[2] if arg.startswith("-") else arg for arg in server.args]
+        places += [path for path in named if os.path.isabs(path) and os.path.isdir(path)]
+    return places
 
 
 MAX_NOTES = 1000  # progress notifications relayed for one call at most (more are dropped)
