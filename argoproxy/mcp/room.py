@@ -48,7 +48,12 @@ ON_FILES = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV  # a rule on 
 READS = EXECUTE | READ_FILE | READ_DIR | IOCTL_DEV
 DEVICE_RIGHTS = READS | WRITE_FILE | TRUNCATE  # /dev/null, a terminal: written, never made or removed
 WRITES = (1 << 16) - 1  # every right: where the server writes
-DEVICES = {"/dev": DEVICE_RIGHTS, "/proc": DEVICE_RIGHTS, "/dev/shm": WRITES}  # as every process has them
+# The devices a program uses, and no other: a disk read whole would hold every file (root owns it, and reads
+# it without a capability). /proc is read only: root could write /proc/sys, or the master's oom_score_adj.
+DEV = "/dev"
+DEVICES = {**{os.path.join(DEV, name): DEVICE_RIGHTS for name in ("null", "zero", "full", "random", "urandom", "tty",
+                                                                   "ptmx", "pts")},
+           "/dev/shm": WRITES, "/proc": READS}
 SCOPED = 1 | 2  # ABI 6: no abstract Unix socket outside the domain, no signal to a process outside it
 MAX_GRANTS = 20_000  # entries of the directories above held paths; past it the rest stay out of reach
 
@@ -149,7 +154,7 @@ def build(held: Iterable[str], writes: Iterable[str] = ()) -> Room:
 def grants(held: list[str], writes: list[str]) -> list[tuple[str, int]]:
     """Each path granted, with its rights: everything beside the held paths read, the places written and the
     devices as they are (Landlock adds up the rules on a path and the directories above it)."""
-    reads = granted(held)[:MAX_GRANTS]
+    reads = [path for path in granted(held)[:MAX_GRANTS] if not _beneath(os.path.realpath(path), DEV)]
     places = [*((path, WRITES) for path in writes), *DEVICES.items()]
     return [*((path, READS) for path in reads),
             *((path, rights) for place, rights in places for path in within(held, reads, place))]

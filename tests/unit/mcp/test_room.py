@@ -133,6 +133,9 @@ def test_a_place_written_is_granted_but_the_directories_leading_to_a_held_path(p
     rights = dict(room.grants(held, [str(place / "tools")]))
     assert rights[str(place / "tools")] == room.WRITES and rights[str(place / "notes.txt")] == room.READS
     assert not room.READS & (room.WRITE_FILE | room.REMOVE_FILE | room.MAKE_SYM | room.REFER | room.TRUNCATE)
+    # of /dev only the devices a program uses (a disk read whole holds every file), and /proc read only
+    assert "/dev" not in rights and not [p for p in rights if p.startswith("/dev/") and p not in room.DEVICES]
+    assert rights["/dev/null"] == room.DEVICE_RIGHTS and rights["/proc"] == room.READS
 
 
 def test_a_server_writes_in_its_home_and_the_directories_its_entry_names(tmp_path):
