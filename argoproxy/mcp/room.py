@@ -15,7 +15,8 @@ path grants its entries but the ones leading to a held path, as they are when th
 made later directly in such a directory is out of reach too. Every filesystem right the kernel's ABI has is
 handled: a server reads (and runs, and lists) what is granted, and changes files and directories only in the
 places it writes (its HOME and TMPDIR, the directories its entry names); never a directory above a held path,
-so it can neither move nor replace a held file. Syscalls through libc (ctypes): Linux only."""
+so it can neither move nor replace a held file. Of /dev it reaches the devices a program uses (DEVICES), never a
+disk. Syscalls through libc (ctypes): Linux only."""
 
 from __future__ import annotations
 
