@@ -21,13 +21,13 @@ disk. Syscalls through libc (ctypes): Linux only."""
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import errno
 import os
 import socket
 import stat
 import struct
 import sys
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 _libc: Any = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -49,6 +49,7 @@ ON_FILES = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV  # a rule on 
 READS = EXECUTE | READ_FILE | READ_DIR | IOCTL_DEV
 DEVICE_RIGHTS = READS | WRITE_FILE | TRUNCATE  # /dev/null, a terminal: written, never made or removed
 WRITES = (1 << 16) - 1  # every right: where the server writes
+CHANGES = WRITES & ~READS  # what a server's own layer handles (Room.of)
 # The devices a program uses, and no other: a disk read whole would hold every file (root owns it, and reads
 # it without a capability). /proc is read only: root could write /proc/sys, or the master's oom_score_adj.
 DEV = "/dev"
@@ -99,13 +100,35 @@ def landlock_abi() -> int:
     return max(_syscall(CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(CREATE_RULESET_VERSION)), 0)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Room:
     """The Landlock ruleset a server's process enters (its descriptor, kept open for every start), or None;
-    `missing`: what is not held, said once at start ("" when everything is)."""
+    `missing`: what is not held, said once at start ("" when everything is). `own`: one server's second layer
+    (`of`), where it alone changes files; what is held and read, and the rights handled, to build it from."""
 
     ruleset: int | None
     missing: str = ""
+    held: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    handled: int = 0
+    own: int | None = None
+
+    def of(self, writes: Iterable[str]) -> Room:
+        """This room, narrowed for one server to the places it changes files in (the first layer lets every
+        server of the supervisor change them in all). Its caller closes it once the server has started."""
+        if self.ruleset is None:
+            return self
+        own = _ruleset(self.handled & CHANGES, 0)
+        if own < 0:
+            raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+        for path, rights in places(list(self.held), list(self.reads), list(writes)):
+            if rights & CHANGES:
+                _grant(own, path, rights & self.handled & CHANGES)
+        return dataclasses.replace(self, own=own)
+
+    def close(self) -> None:
+        if self.own is not None:
+            os.close(self.own)
 
     def enter(self) -> None:
         """In the server's process, before its command runs (Popen's preexec_fn): only syscalls. A step that fails
@@ -115,8 +138,9 @@ class Room:
         if _prctl(PR_SET_NO_NEW_PRIVS, 1) != 0:
             raise OSError(ctypes.get_errno(), "no_new_privs")
         _drop_capabilities()
-        if self.ruleset is not None and _syscall(RESTRICT_SELF, ctypes.c_int(self.ruleset), ctypes.c_uint32(0)):
-            raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+        for ruleset in (self.ruleset, self.own):  # a second layer only narrows the first
+            if ruleset is not None and _syscall(RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)):
+                raise OSError(ctypes.get_errno(), "landlock_restrict_self")
 
 
 def _drop_capabilities() -> None:
@@ -141,24 +165,32 @@ def build(held: Iterable[str], writes: Iterable[str] = ()) -> Room:
         return Room(None, "this kernel has no Landlock: a server can read the files the proxy's secrets are in "
                           "(.env, config.yaml, API_KEY_FILE, KEYS_DB, seal.key, the journals)")
     handled = FS_RIGHTS[min(abi, max(FS_RIGHTS))]  # a newer ABI's rights are not known here: those stay unhandled
-    attr = _RulesetAttr(handled, 0, SCOPED if abi >= 6 else 0)  # an older kernel is given the fields it knows
-    size = ctypes.sizeof(attr) if abi >= 6 else ctypes.sizeof(ctypes.c_uint64)
-    ruleset = _syscall(CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    ruleset = _ruleset(handled, SCOPED if abi >= 6 else 0)
     if ruleset < 0:
         return Room(None, f"Landlock refused a ruleset ({os.strerror(ctypes.get_errno())}): a server can read the "
                           "files the proxy's secrets are in")
-    for path, rights in grants(list(held), list(writes)):
+    kept, reads = list(held), readable(held)
+    for path, rights in [*((path, READS) for path in reads), *places(kept, reads, list(writes))]:
         _grant(ruleset, path, rights & handled)
-    return Room(ruleset)
+    return Room(ruleset, "", tuple(kept), tuple(reads), handled)
 
 
-def grants(held: list[str], writes: list[str]) -> list[tuple[str, int]]:
-    """Each path granted, with its rights: everything beside the held paths read, the places written and the
-    devices as they are (Landlock adds up the rules on a path and the directories above it)."""
-    reads = [path for path in granted(held)[:MAX_GRANTS] if not _beneath(os.path.realpath(path), DEV)]
-    places = [*((path, WRITES) for path in writes), *DEVICES.items()]
-    return [*((path, READS) for path in reads),
-            *((path, rights) for place, rights in places for path in within(held, reads, place))]
+def _ruleset(handled: int, scoped: int) -> int:
+    attr = _RulesetAttr(handled, 0, scoped)
+    size = ctypes.sizeof(attr) if scoped else ctypes.sizeof(ctypes.c_uint64)  # an older kernel knows one field
+    return _syscall(CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+
+
+def readable(held: Iterable[str]) -> list[str]:
+    """The paths read whole: everything beside the held ones (granted), but /dev, whose devices are named."""
+    return [path for path in granted(held)[:MAX_GRANTS] if not _beneath(os.path.realpath(path), DEV)]
+
+
+def places(held: list[str], reads: list[str], writes: list[str]) -> list[tuple[str, int]]:
+    """The places written and the devices, with their rights (Landlock adds up the rules on a path and the
+    directories above it)."""
+    named = [*((path, WRITES) for path in writes), *DEVICES.items()]
+    return [(path, rights) for place, rights in named for path in within(held, reads, place)]
 
 
 def within(held: list[str], reads: list[str], place: str) -> list[str]:

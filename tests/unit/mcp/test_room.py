@@ -130,7 +130,8 @@ def test_a_place_written_is_granted_but_the_directories_leading_to_a_held_path(p
     assert room.within(held, reads, str(place / "logs")) == room.within(held, reads, str(place / "logs" / "x")) == []
     beside = room.within(held, reads, str(place))  # the proxy's directory named: what is beside its secrets
     assert str(place / "notes.txt") in beside and not {str(place), str(place / "to-env")} & set(beside)
-    rights = dict(room.grants(held, [str(place / "tools")]))
+    reads = room.readable(held)
+    rights = dict([*((path, room.READS) for path in reads), *room.places(held, reads, [str(place / "tools")])])
     assert rights[str(place / "tools")] == room.WRITES and rights[str(place / "notes.txt")] == room.READS
     assert not room.READS & (room.WRITE_FILE | room.REMOVE_FILE | room.MAKE_SYM | room.REFER | room.TRUNCATE)
     # of /dev only the devices a program uses (a disk read whole holds every file), and /proc read only
@@ -171,7 +172,7 @@ def works(change):
         return True
     except OSError:
         return False
-held, folder, mine = sys.argv[1:]
+held, folder, mine, another = sys.argv[1:]
 print(json.dumps({"rename held": works(lambda: os.rename(held, held + ".moved")),
                   "remove held": works(lambda: os.unlink(held)),
                   "link beside it": works(lambda: os.symlink(mine, os.path.join(folder, "planted"))),
@@ -179,6 +180,7 @@ print(json.dumps({"rename held": works(lambda: os.rename(held, held + ".moved"))
                   "move its folder": works(lambda: os.rename(folder, folder + ".moved")),
                   "hard link it home": works(lambda: os.link(held, os.path.join(mine, "stolen"))),
                   "write beside it": works(lambda: open(os.path.join(folder, "notes.txt"), "a").close()),
+                  "file in another's home": works(lambda: open(os.path.join(another, "planted"), "x").close()),
                   "at home": [works(lambda: open(os.path.join(mine, "f"), "x").close()),
                               works(lambda: os.symlink("f", os.path.join(mine, "l"))),
                               works(lambda: os.rename(os.path.join(mine, "f"), os.path.join(mine, "g"))),
@@ -189,11 +191,16 @@ print(json.dumps({"rename held": works(lambda: os.rename(held, held + ".moved"))
 
 @linux_only
 @pytest.mark.skipif(not room.landlock_abi(), reason="this kernel has no Landlock")
-def test_a_process_in_the_room_changes_files_where_it_writes_and_nothing_beside_a_held_one(place):
-    (place / "tools" / "home").mkdir()
-    entered = room.build([str(place / ".env")], [str(place / "tools" / "home")])
-    out = subprocess.run([sys.executable, "-c", PRODDING, str(place / ".env"), str(place), str(place / "tools" / "home")],
-                         preexec_fn=entered.enter, capture_output=True, timeout=30, check=True).stdout
+def test_a_process_in_the_room_changes_files_in_its_own_places_and_nothing_beside_a_held_one(place):
+    homes = [place / "tools" / "home", place / "tools" / "another"]  # two servers' (the supervisor's first layer)
+    for home in homes:
+        home.mkdir()
+    entered = room.build([str(place / ".env")], [str(home) for home in homes]).of([str(homes[0])])  # the first's
+    try:
+        out = subprocess.run([sys.executable, "-c", PRODDING, str(place / ".env"), str(place), *map(str, homes)],
+                             preexec_fn=entered.enter, capture_output=True, timeout=30, check=True).stdout
+    finally:
+        entered.close()
     said = json.loads(out)
     assert said.pop("at home") == [True] * 4 and said.pop("/dev/null") is True
     assert not any(said.values()), said
