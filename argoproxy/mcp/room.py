@@ -169,7 +169,8 @@ def build(held: Iterable[str], writes: Iterable[str] = ()) -> Room:
     if ruleset < 0:
         return Room(None, f"Landlock refused a ruleset ({os.strerror(ctypes.get_errno())}): a server can read the "
                           "files the proxy's secrets are in")
-    kept, reads = list(held), readable(held)
+    kept = [os.path.realpath(path) for path in held if path]
+    reads = readable(kept)
     for path, rights in [*((path, READS) for path in reads), *places(kept, reads, list(writes))]:
         _grant(ruleset, path, rights & handled)
     return Room(ruleset, "", tuple(kept), tuple(reads), handled)
@@ -186,18 +187,18 @@ def readable(held: Iterable[str]) -> list[str]:
     return [path for path in granted(held)[:MAX_GRANTS] if not _beneath(os.path.realpath(path), DEV)]
 
 
-def places(held: list[str], reads: list[str], writes: list[str]) -> list[tuple[str, int]]:
+def places(kept: list[str], reads: list[str], writes: list[str]) -> list[tuple[str, int]]:
     """The places written and the devices, with their rights (Landlock adds up the rules on a path and the
-    directories above it)."""
+    directories above it); `kept`: the held paths, resolved."""
     named = [*((path, WRITES) for path in writes), *DEVICES.items()]
-    return [(path, rights) for place, rights in named for path in within(held, reads, place)]
+    return [(path, rights) for place, rights in named for path in within(kept, reads, place)]
 
 
-def within(held: list[str], reads: list[str], place: str) -> list[str]:
-    """What is granted of `place`: itself, or, when a held path is below it, its entries that `reads` grants (so
-    not the directories leading to a held path: those no right changes); nothing when it is held or inside one."""
+def within(kept: list[str], reads: list[str], place: str) -> list[str]:
+    """What is granted of `place`: itself, or, when a held path (`kept`, resolved) is below it, its entries that
+    `reads` grants (so not the directories leading to a held path: those no right changes); nothing when it is
+    held or inside one."""
     real = os.path.realpath(place)
-    kept = [os.path.realpath(path) for path in held if path]
     if any(_beneath(real, k) for k in kept):
         return []
     if not any(_beneath(k, real) for k in kept):
