@@ -9,8 +9,9 @@ same keys as its models (docs/mcp.md).
 - stdio_server.py: one stdio server's process, handshake, restarts, and the ids of many clients' calls remapped
   onto its one pipe; supervisor.py: the one process per instance that owns them (a child of the Gunicorn master,
   started and stopped by launch.py) and the instance's sessions; link.py: a worker's way to it (a Unix socket).
-  room.py: what a stdio server cannot reach (the proxy's processes, undumpable; the files its secrets are in, and
-  any process outside its own, by Landlock; the supervisor's socket, which answers the workers only).
+  room.py: what a stdio server cannot reach (the proxy's processes, undumpable; by Landlock, the files its secrets
+  are in, the cells and metrics its workers share, any process outside its own, and a change to a file but where
+  it writes; the supervisor's socket, which answers the workers only).
   per_session.py: a `per_session: true` server's processes, one per client session, bounded; replicas.py: what a
   supervisor tells the others over Redis (a cancellation, a session's end, a response to a server's request).
 - remote_server.py: one remote server's session, the same to the supervisor as a stdio server's process, over

@@ -6,6 +6,7 @@ and starts a new one for the new workers when they changed."""
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from typing import Any
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.config.settings import CONFIG_SEARCH_PATH
 from argoproxy.mcp.room import undumpable
+from argoproxy.shared_cells import SHARED_DIR_ENV
 
 log = logging.getLogger("cot_proxy")
 
@@ -33,6 +35,11 @@ SUPERVISOR_ENV = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", 
                             "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"})
 PROXY_ENV = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"})  # either case, as requests reads them
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's: the workers' metrics files
+RUN_PREFIX = "cot_proxy_mcp_"  # a supervisor's directory: its socket, its servers' homes
+# What every instance of the proxy shares through files, in the temporary directory: the cells its workers count in
+# (shared_cells.py), its metrics (serve/gunicorn_hooks.py), its supervisor's directory.
+SHARED_PATTERNS = ("cot_proxy_shared_*", "cot_proxy_metrics_*", RUN_PREFIX + "*")
 CONFIG_DIRECTORY = "~/.config/argoproxy"  # run_app.sh's first run keeps config.yaml and api_key there
 # The directory argoproxy is imported from: the supervisor's interpreter finds it there whatever the working
 # directory (`python /srv/cot_proxy/cot_proxy.py` started elsewhere has it on sys.path only through the script).
@@ -65,7 +72,7 @@ def start_supervisor(servers: tuple[McpServer, ...], grace: float = 0.0,
             return os.environ[SOCKET_ENV]
         log.info("MCP: the servers changed; their supervisor starts again")
         retire_supervisor(grace)
-    rundir = tempfile.mkdtemp(prefix="cot_proxy_mcp_", dir=socket_parent())  # mode 0700: the socket, the homes
+    rundir = tempfile.mkdtemp(prefix=RUN_PREFIX, dir=socket_parent())  # mode 0700: the socket, the homes
     path = os.path.join(rundir, "supervisor.sock")
     process = subprocess.Popen([sys.executable, "-m", "argoproxy.mcp.supervisor", path, rundir],
                                stdin=subprocess.PIPE, start_new_session=True, env=supervisor_environ(servers))
@@ -96,14 +103,26 @@ def supervisor_environ(servers: tuple[McpServer, ...] = ()) -> dict[str, str]:
 def secret_files(settings: Any) -> list[str]:
     """The files and directories holding the proxy's secrets, kept out of its stdio servers' reach (room.py): the
     .env read at start, config.yaml (the one in force, and where one is looked for), API_KEY_FILE, KEYS_DB and the
-    stored responses (with SQLite's side files), seal.key beside them, the journals (LOG_DIR)."""
+    stored responses (with SQLite's side files), seal.key beside them, the journals (LOG_DIR); and what its workers
+    share through files: their cells (COT_PROXY_SHARED_DIR) and metrics (PROMETHEUS_MULTIPROC_DIR, the operator's
+    too). Other instances' are held by the supervisor (shared_places)."""
     stores = [path for db in (settings.keys_db, settings.responses_db) if db
               for path in (db, *(db + side for side in SQLITE_SIDE_FILES))]
     sealed = [os.path.join(os.path.dirname(os.path.expanduser(settings.responses_db)), "seal.key")] \
         if settings.responses_db else []
+    shared = [os.environ.get(SHARED_DIR_ENV, ""), os.environ.get(METRICS_DIR_ENV, "")]
     paths = [".env", *CONFIG_SEARCH_PATH, CONFIG_DIRECTORY, settings.config_path, settings.api_key_file,
-             settings.log_dir, *stores, *sealed]
+             settings.log_dir, *stores, *sealed, *shared]
     return sorted({os.path.abspath(os.path.expanduser(path)) for path in paths if path})
+
+
+def shared_places(rundir: str, socket_path: str) -> list[str]:
+    """Held in the supervisor of `rundir`, as it starts: every instance's shared cells, metrics and supervisor
+    directories in the temporary directory (where this user's other proxies keep them too), but its own, where only
+    its socket is held (its servers' homes are theirs)."""
+    found = {path for parent in {tempfile.gettempdir(), "/tmp"} for pattern in SHARED_PATTERNS
+             for path in glob.glob(os.path.join(parent, pattern))}
+    return sorted(path for path in found if os.path.realpath(path) != os.path.realpath(rundir)) + [socket_path]
 
 
 def retire_supervisor(grace: float) -> None:

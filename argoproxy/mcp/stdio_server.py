@@ -19,7 +19,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import IO, Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer
@@ -55,6 +55,25 @@ def server_environment(server: McpServer, home: str, environ: Mapping[str, str])
     env["HOME"], env["TMPDIR"] = home, os.path.join(home, TMP_DIR)
     env.update(server.env)
     return env
+
+
+def written_places(servers: Iterable[McpServer], homes: str) -> list[str]:
+    """Where the supervisor's servers may change files (room.py; the rest they read): `homes`, and the places each
+    one's entry names; each server is narrowed to its own at its start (own_places, Room.of)."""
+    return [homes, *(path for server in servers for path in named_places(server))]
+
+
+def own_places(server: McpServer, home: str) -> list[str]:
+    """Where one server may change files: `home` (its HOME, its TMPDIR inside), and the places its entry names."""
+    return [home, *named_places(server)]
+
+
+def named_places(server: McpServer) -> list[str]:
+    """The HOME and TMPDIR an entry's env sets instead of the proxy's, and the existing directories its args name
+    (`/srv/repo`, `--root=/srv/repo`), as a filesystem or git server is pointed at its files."""
+    named = [value for name, value in server.env if name in ("HOME", "TMPDIR")]
+    named += [arg.partition("=")[2] if arg.startswith("-") else arg for arg in server.args]
+    return [path for path in named if os.path.isabs(path) and os.path.isdir(path)]
 
 
 MAX_NOTES = 1000  # progress notifications relayed for one call at most (more are dropped)
@@ -144,14 +163,19 @@ class StdioServer:
         self.state, self.started_at = "starting", time.monotonic()
         for private in (self.home, os.path.join(self.home, TMP_DIR)):
             os.makedirs(private, mode=0o700, exist_ok=True)
+        room = None
         try:
+            room = ROOM.of(own_places(self.server, self.home)) if ROOM else None  # its own HOME, not the others'
             process = self.popen([self.server.command, *self.server.args], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.home,
                                  env=server_environment(self.server, self.home, self.environ), start_new_session=True,
-                                 preexec_fn=ROOM.enter if ROOM else None)
+                                 preexec_fn=room.enter if room else None)
         except (OSError, subprocess.SubprocessError) as exc:  # the latter: its room could not be entered
             self.last_error = f"could not start {self.server.command!r}: {getattr(exc, 'strerror', None) or exc}"
             return
+        finally:
+            if room is not None:
+                room.close()
         self.process = process
         assert process.stdout is not None and process.stderr is not None
         threading.Thread(target=self._stderr, args=(process.stderr,), daemon=True).start()

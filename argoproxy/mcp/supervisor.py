@@ -60,12 +60,13 @@ from argoproxy.edge.keepalive import has_left
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.mcp import jsonrpc, room, stdio_server
 from argoproxy.mcp.client_requests import Rounds, proxy_id
+from argoproxy.mcp.launch import shared_places
 from argoproxy.mcp.per_session import Bounds, KeyCheck, PerSession
 from argoproxy.mcp.notices import KINDS, LEVELS, MAX_LISTENERS, Listener, Notices, request_level
 from argoproxy.mcp.notices import MAX_PER_OWNER as MAX_STREAMS_PER_KEY
 from argoproxy.mcp.remote_server import RemoteServer
 from argoproxy.mcp.replicas import Replicas
-from argoproxy.mcp.stdio_server import StdioServer
+from argoproxy.mcp.stdio_server import StdioServer, written_places
 from argoproxy.redaction import LogFilter, Secrets
 
 log = logging.getLogger("cot_proxy")
@@ -475,7 +476,10 @@ def main(argv: list[str]) -> int:
     servers = read_servers(sys.stdin.buffer.readline())
     options = json.loads(sys.stdin.buffer.readline() or b"{}")
     configure_log(servers, str(options.get("redis_url") or ""))
-    enter_room(room.build(options.get("held") or ()))
+    homes = os.path.join(rundir, "home")
+    os.makedirs(homes, mode=0o700, exist_ok=True)  # before the room is built: granted as it is then
+    held = [*(options.get("held") or ()), *shared_places(rundir, socket_path)]
+    enter_room(room.build(held, written_places(servers, homes)))
     supervisor = Supervisor(servers, rundir, options)
     unix = UnixServer(socket_path, supervisor, starter=os.getppid())
     threading.Thread(target=unix.serve_forever, daemon=True).start()

@@ -3,7 +3,10 @@ Gunicorn (started as its own process, so the master's /proc/PID/environ is the o
 admin key, the upstream's key and a Redis password in its environment and its .env, and a stdio server that walks
 its parents up to pid 1 (and the workers) reading their environ, cmdline, mem and open files, then the files the secrets are in
 (tests/fakes/prying_mcp_server.py). It finds none of them, forwards or backwards; it does find what it may read.
-Nor does the supervisor's socket answer it (it would take any call, in any session).
+Nor does the supervisor's socket answer it (it would take any call, in any session). Nor can it change what the
+proxy reads: move, remove or replace a held file (a planted API_KEY_FILE is read at the next reload), make anything
+beside one, read or write the cells and metrics its workers share (a key's budget counted there), this instance's
+or another's, or move the supervisor's socket; the same done in its own HOME works.
 Run as root here; as an ordinary user the same holds by the processes being undumpable (room.py)."""
 
 from __future__ import annotations
@@ -49,8 +52,11 @@ def prying(module_fake, tmp_path_factory):
         db.execute("CREATE TABLE t (v TEXT)")
         db.execute("INSERT INTO t VALUES (?)", (IN_FILES,))
     db.close()
+    for other in ("cot_proxy_shared_another", "cot_proxy_metrics_another"):  # another instance's, in its TMPDIR
+        (place / "tmp" / other).mkdir(parents=True)
+        (place / "tmp" / other / "cells").write_bytes(bytes(64))
     servers = {"pry": {"command": sys.executable, "args": [PRYING], "env": {"PRY_MINE": MINE}}}
-    settings = {"TARGET_BASE_URL": module_fake.base_url, "ENABLE_AUTH": "true", "API_KEY_SECRET": ADMIN,
+    settings = {"TMPDIR": str(place / "tmp"), "TARGET_BASE_URL": module_fake.base_url, "ENABLE_AUTH": "true", "API_KEY_SECRET": ADMIN,
                 "API_KEY_FILE": str(place / "api_keys"), "KEYS_DB": str(place / "keys.db"),
                 "LOG_DIR": str(place / "logs"), "MCP_SERVERS": json.dumps(servers)}
     store = RedisServer().start()
@@ -78,6 +84,7 @@ def call(p, arguments: dict) -> dict:
     body = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "pry__pry", "arguments": arguments}}
     r = requests.post(p.url + "/mcp", json=body, headers=session, timeout=60)
     assert r.status_code == 200, r.text
+    assert "result" in r.json(), r.text[:600]
     return json.loads(r.json()["result"]["content"][0]["text"])
 
 
@@ -97,3 +104,22 @@ def test_a_stdio_server_finds_no_secret_above_it_nor_in_the_files_that_hold_them
     assert report["workers"]  # the master's workers were tried too
     for pid in [*report["parents"][:2], *report["workers"]]:  # supervisor, master, workers: only their command line
         assert {f"/proc/{pid}/environ", f"/proc/{pid}/mem"} <= set(report["refused"]), pid
+
+
+def test_a_stdio_server_changes_none_of_the_files_the_proxy_reads_nor_what_its_workers_share(prying):
+    place = Path(prying.home)
+    assert requests.get(prying.url + "/v1/models", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30).ok
+    held = [place / n for n in (".env", "config.yaml", "api_keys", "keys.db", "seal.key", "logs/old.jsonl")]
+    shared = sorted((place / "tmp").glob("cot_proxy_shared_*")) + sorted((place / "tmp").glob("cot_proxy_metrics_*"))
+    cells = [path for folder in shared for path in folder.iterdir()]
+    assert len(shared) == 4 and any(c.suffix == ".db" for c in cells), shared  # this instance's and another's
+    kept = [*held, *(c for c in cells if "another" in str(c))]  # this instance's cells change as it serves
+    before = {path: path.read_bytes() for path in kept}
+    report = call(prying, {"held": [str(p) for p in held], "shared": [str(p) for p in shared],
+                           "cells": [str(p) for p in cells]})
+    assert report["worked"] == []
+    assert len(report["at home"]) == report["tried at home"] == 12  # each change works on a copy of its own
+    assert {path: path.read_bytes() for path in kept} == before
+    assert not [c for c in cells if c.read_bytes().startswith(b"\xff" * 8)]  # what a write would have left
+    left = [p.name for folder in (place, place / "logs", place / "tmp", *shared) for p in folder.iterdir()]
+    assert not [name for name in left if "planted" in name or name.endswith(".moved")], left

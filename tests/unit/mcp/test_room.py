@@ -1,7 +1,9 @@
 """A stdio server's room (argoproxy/mcp/room.py), in-process: what Landlock is told to grant beside the held files,
 a process entering the room (held files, a held directory, a link to a held file, its parent's /proc), the
 warning where the kernel has no Landlock, what the supervisor is given of the master's environment, the
-files the master names as held (launch.py), and who the supervisor's socket answers. Through the running app: tests/integration/test_mcp_room.py."""
+files the master names as held (launch.py) and those the supervisor adds (every instance's shared cells, metrics and
+supervisor directories), the rights Landlock is told to handle and where each is granted (a server changes files
+only where it writes, never beside a held one), and who the supervisor's socket answers. Through the running app: tests/integration/test_mcp_room.py."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from types import SimpleNamespace
 
@@ -105,6 +108,103 @@ def test_the_master_holds_the_files_its_secrets_are_in(tmp_path, monkeypatch):
                  tmp_path / "home" / "keys", tmp_path / "home" / ".config" / "argoproxy", data / "keys.db",
                  data / "keys.db-wal", data / "r.db-shm", data / "seal.key", tmp_path / "logs"):
         assert str(path) in held, path
+
+
+@pytest.mark.parametrize("abi, newest", [(1, room.MAKE_SYM), (2, room.REFER), (3, room.TRUNCATE), (4, room.TRUNCATE),
+                                         (5, room.IOCTL_DEV), (7, room.IOCTL_DEV)])
+def test_every_filesystem_right_the_kernels_abi_has_is_handled(monkeypatch, abi, newest):
+    handled = []
+    monkeypatch.setattr(room, "_libc", object())
+    monkeypatch.setattr(room, "landlock_abi", lambda: abi)
+    monkeypatch.setattr(room, "granted", lambda held: [])
+    monkeypatch.setattr(room, "DEVICES", {})
+    monkeypatch.setattr(room, "_syscall", lambda number, attr, *rest: handled.append(attr._obj.handled_access_fs) or 3)
+    assert room.build(["/srv/app/.env"]).ruleset == 3
+    assert handled == [(newest << 1) - 1]  # every right up to the newest this ABI has: removing, making, linking too
+
+
+def test_a_place_written_is_granted_but_the_directories_leading_to_a_held_path(place):
+    held = [str(place / ".env"), str(place / "logs")]
+    reads = room.granted(held)
+    assert room.within(held, reads, str(place / "tools")) == [str(place / "tools")]
+    assert room.within(held, reads, str(place / "logs")) == room.within(held, reads, str(place / "logs" / "x")) == []
+    beside = room.within(held, reads, str(place))  # the proxy's directory named: what is beside its secrets
+    assert str(place / "notes.txt") in beside and not {str(place), str(place / "to-env")} & set(beside)
+    reads = room.readable(held)
+    rights = dict([*((path, room.READS) for path in reads), *room.places(held, reads, [str(place / "tools")])])
+    assert rights[str(place / "tools")] == room.WRITES and rights[str(place / "notes.txt")] == room.READS
+    assert not room.READS & (room.WRITE_FILE | room.REMOVE_FILE | room.MAKE_SYM | room.REFER | room.TRUNCATE)
+    # of /dev only the devices a program uses (a disk read whole holds every file), and /proc read only
+    assert "/dev" not in rights and not [p for p in rights if p.startswith("/dev/") and p not in room.DEVICES]
+    assert rights["/dev/null"] == room.DEVICE_RIGHTS and rights["/proc"] == room.READS
+
+
+def test_a_server_writes_in_its_home_and_the_directories_its_entry_names(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    servers = [McpServer("git", command="git-mcp", args=("--repository", str(repo), "relative", "/nowhere/at/all")),
+               McpServer("fs", command="fs-mcp", args=(f"--root={tmp_path}",), env=(("HOME", "/"), ("TMPDIR", "x")))]
+    assert stdio_server.written_places(servers, "/run/homes") == ["/run/homes", str(repo), "/", str(tmp_path)]
+
+
+def test_the_supervisor_holds_what_every_instance_shares_through_files(tmp_path, monkeypatch):
+    """This instance's cells and metrics (made as the Gunicorn master makes them) are named by the master; the
+    supervisor adds every instance's by their names, and its own socket; its servers' homes stay theirs."""
+    from argoproxy import shared_cells
+    from argoproxy.serve import gunicorn_hooks
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    for name in (shared_cells.SHARED_DIR_ENV, shared_cells.OWNER_ENV, launch.METRICS_DIR_ENV, gunicorn_hooks.OWNER_ENV):
+        monkeypatch.delenv(name, raising=False)
+    cells, metrics = shared_cells.prepare_shared_dir(), gunicorn_hooks.prepare_metrics_dir()
+    settings = SimpleNamespace(config_path="", api_key_file="", keys_db="", responses_db="", log_dir="")
+    assert {cells, metrics} <= set(launch.secret_files(settings))
+    rundir, other = (tempfile.mkdtemp(prefix=launch.RUN_PREFIX) for _ in range(2))
+    socket_path = os.path.join(rundir, "supervisor.sock")
+    assert {cells, metrics, other, socket_path} <= set(launch.shared_places(rundir, socket_path))
+    assert rundir not in launch.shared_places(rundir, socket_path)
+
+
+PRODDING = """
+import json, os, sys
+def works(change):
+    try:
+        change()
+        return True
+    except OSError:
+        return False
+held, folder, mine, another = sys.argv[1:]
+print(json.dumps({"rename held": works(lambda: os.rename(held, held + ".moved")),
+                  "remove held": works(lambda: os.unlink(held)),
+                  "link beside it": works(lambda: os.symlink(mine, os.path.join(folder, "planted"))),
+                  "file beside it": works(lambda: open(os.path.join(folder, "planted-file"), "x").close()),
+                  "move its folder": works(lambda: os.rename(folder, folder + ".moved")),
+                  "hard link it home": works(lambda: os.link(held, os.path.join(mine, "stolen"))),
+                  "write beside it": works(lambda: open(os.path.join(folder, "notes.txt"), "a").close()),
+                  "file in another's home": works(lambda: open(os.path.join(another, "planted"), "x").close()),
+                  "at home": [works(lambda: open(os.path.join(mine, "f"), "x").close()),
+                              works(lambda: os.symlink("f", os.path.join(mine, "l"))),
+                              works(lambda: os.rename(os.path.join(mine, "f"), os.path.join(mine, "g"))),
+                              works(lambda: os.unlink(os.path.join(mine, "g")))],
+                  "/dev/null": works(lambda: open("/dev/null", "w").close())}))
+"""
+
+
+@linux_only
+@pytest.mark.skipif(not room.landlock_abi(), reason="this kernel has no Landlock")
+def test_a_process_in_the_room_changes_files_in_its_own_places_and_nothing_beside_a_held_one(place):
+    homes = [place / "tools" / "home", place / "tools" / "another"]  # two servers' (the supervisor's first layer)
+    for home in homes:
+        home.mkdir()
+    entered = room.build([str(place / ".env")], [str(home) for home in homes]).of([str(homes[0])])  # the first's
+    try:
+        out = subprocess.run([sys.executable, "-c", PRODDING, str(place / ".env"), str(place), *map(str, homes)],
+                             preexec_fn=entered.enter, capture_output=True, timeout=30, check=True).stdout
+    finally:
+        entered.close()
+    said = json.loads(out)
+    assert said.pop("at home") == [True] * 4 and said.pop("/dev/null") is True
+    assert not any(said.values()), said
+    assert sorted(p.name for p in place.iterdir()) == [".env", "logs", "notes.txt", "to-env", "tools", "up"]
 
 
 @linux_only
