@@ -157,14 +157,14 @@ class Door:
             body = front.error_body(status, named(body["error"], rid, call.client.client_request_id), rid)
         else:
             named(body["error"], rid, call.client.client_request_id)  # so that a client's report leads to the log line
-        relayed = err.raw is not None and call.plan.exchange is None
-        data = self.answers.secrets.data(err.raw if relayed else dumps(body))
+        raw = err.raw if call.plan.exchange is None else None  # relayed as it came
+        data = self.answers.secrets.data(raw if raw is not None else dumps(body))
         if not call.outcome.observed:  # observed with what is sent: the DEBUG line said out=0B for an error's body
             call.outcome.status, call.outcome.output, call.outcome.bytes_out = status, body, len(data)
             call.outcome.refused = error_cause(status, err.code, err.cause)
             self.answers.observe(call)
         answer = Answer(data, 200 if self.settings.compatible else status, err.headers,  # a relayed body as it came
-                        content_type=None if relayed and "Content-Type" in err.headers else "application/json")
+                        content_type=None if raw is not None and "Content-Type" in err.headers else "application/json")
         for name, value in (front.id_headers(rid).items() if front is not None else ()):
             answer.headers[name] = value
         return answer
