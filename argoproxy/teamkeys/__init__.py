@@ -10,7 +10,8 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
 - lookup_cache.py: the bounded LRU caches of known and unknown keys.
 - local_windows.py: one instance's windows and holds in the workers' shared cells, with each worker's ledger.
 - redis_store.py, redis_deadline.py, failover.py: the Redis store, its round trips' deadline, its outage policy
-  (redis_tool_usage.py: its MCP tool calls' usage rows; redis_tool_holds.py: their prices held);
+  (redis_records.py: its key and team records; redis_tool_usage.py: its MCP tool calls' usage rows;
+  redis_tool_holds.py: their prices held);
   last_seen.py: what each worker last saw of each key's counts in Redis, which an outage's counting starts from.
 - cli.py: the `keys` subcommand (create, list, update, revoke, usage); teams_cli.py: the `teams` subcommand (teams
   of keys: records.py's TeamRecord, whose limits its keys share, counted as a key's under the name team/NAME).
