@@ -111,7 +111,8 @@ def door_routes(gateway: Gateway, auth: Auth, pages: OwnPages, **door: Any) -> D
                            allowed=settings.allowed_models, pseudo_models=settings.llm_params.pseudo_models,
                            forwards=forwards)
     handlers: dict[str, Handler] = {
-        "models": listing, "own": pages,
+        "models": listing, "own": lambda call, route: answers.recorded(call, pages.answer(
+            route, call.plan.query, call.client.request)),  # the pages read no live call (observe/)
         "forward": Forwarded(gateway.forward, backend, gateway.upstream.send, listing,
                              BatchModels(settings.max_body_bytes, settings.timeout, door_batches())),
         "backend": BackendRoutes(extra, gateway.guard, gateway.reading.forwarded, gateway.route_sender,
@@ -144,7 +145,7 @@ def own_pages(gateway: Gateway, auth: Auth, health: HealthCheck, metrics_view: A
     def door_answer(name: str, kind: str) -> dict[str, Any] | None:
         front = front_named(name)
         return front.own_answer(kind) if front is not None else None
-    return OwnPages(auth, health, gateway.answers.recorded, metrics_view=metrics_view,
+    return OwnPages(auth, health, metrics_view=metrics_view,
                     metrics_public=gateway.settings.metrics_public, status_page=page,
                     upstreams_health=routing.health if routing is not None else None,
                     backend_health=gateway.backend.health, door_answer=door_answer)

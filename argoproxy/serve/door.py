@@ -1,15 +1,9 @@
-"""The one door every request goes through: a Request in, an Answer out (argoproxy/edge/http_objects.py), in this order:
-
-  canonical path (argoproxy/edge/paths.py) -> one Route (argoproxy/edge/classify.py) -> request id + Call (so metrics,
-  journals and DEBUG lines see every request, refused ones included) -> other sites' web pages refused
-  (argoproxy/edge/web_pages.py) -> auth -> 404/405 -> the route's part of the plan (its body, the model it names)
-  -> the route family's handler, each in the room that owns it (serve/build.py's `door_routes` names them).
-
-The door only routes: it writes the route's part of the plan, hands the API routes to the sequence (Gateway.api,
-relay_native, count_tokens) and every other family to its handler, and answers errors in the route's front-door
-shape. No route has a way in that skips a step: the Flask layer (argoproxy/serve/flask_view.py) has a single
-catch-all view that calls `Door.handle`, so the door and all behind it run without Flask (tests/unit/test_gateway.py).
-"""
+"""The one door every request goes through, a Request in and an Answer out (edge/http_objects.py): canonical path
+(edge/paths.py) -> one Route (edge/classify.py) -> request id + Call (every request observed, refused ones too) ->
+other sites' pages refused (edge/web_pages.py) -> auth -> 404/405 -> the route's part of the plan (its body, the
+model it names) -> the API routes to the sequence (Gateway.api, relay_native, count_tokens), every other family to
+its handler in the room that owns it (serve/build.py's `door_routes`). It only routes, and answers errors in the
+route's front-door shape; Flask's one catch-all view calls `Door.handle` (tests/unit/test_gateway.py: no Flask)."""
 
 from __future__ import annotations
 
@@ -53,9 +47,8 @@ class Door:
     def __init__(self, gateway: Gateway, table: RouteTable, handlers: Mapping[str, Handler], auth: Guard,
                  answers: Answers, fronts: tuple[Front, ...], *, settings: Settings, backend: Backend, routed: bool,
                  metrics: Metrics | None = None, tracing: Tracing | None = None) -> None:
-        """serve/build.py's `door_routes` builds the table, the doors served (`fronts`) and the handlers of the
-        families the door does not hand to the sequence; `served_kinds`: the API kinds the backend serves (None:
-        routed, each deployment's own); `forwards`: one upstream, which answers a model's detail itself."""
+        """serve/build.py's `door_routes` builds the table, the doors served and the other families' handlers;
+        `routed`: several upstreams (argoproxy/routing/), else one, which answers a model's detail if it forwards."""
         self.gateway, self.table, self.auth, self.answers, self.fronts = gateway, table, auth, answers, fronts
         self.settings, self.backend, self.routed = settings, backend, routed
         self.forwards = backend.forwards_unknown and not routed
@@ -103,8 +96,7 @@ class Door:
         return self.families[route.family](call, route)
 
     def allowed_here(self, call: Call, route: Route, front: Front | None, req: Request) -> None:
-        """404 for no route, 405 (or the door's own error) for a method it does not take, 415 for a compressed
-        body the proxy would have to parse."""
+        """404: no route; 405 (or the door's own error): a method it does not take; 415: a compressed body."""
         if route.family == "unknown":
             raise ProxyError(404, f"No route {route.label} on this proxy ({self.backend.name} backend).",
                              code="unknown_route")
@@ -121,9 +113,8 @@ class Door:
                              code="unsupported_content_encoding")
 
     def carried(self, call: Call, route: Route, front: Front | None) -> None:
-        """The route's part of the plan for the handlers: the body's bytes where they send or read them (a
-        forwarded path, a backend's route, a model's detail forwarded, a POST of state or a door's model route),
-        and the model a model route names (its path, or a door's body)."""
+        """The route's part of the plan for its handler: the body's bytes where it sends or reads them, and the
+        model a model route names (in its path, or a door's body)."""
         plan, method, family = call.plan, call.client.method, route.family
         if family == "forward" or (family == "backend" and method != "GET") or (
                 family in ("models", "state") and (method == "POST" or (self.forwards and route.model is not None))):

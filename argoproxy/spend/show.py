@@ -39,28 +39,37 @@ def show_model(model: str, base_url: str = "", provider_id: str = "", day: str =
         return 1
     providers = _providers(table, base_url, provider_id)
     if providers is None:
-        url = mask_url(base_url)
         if provider_id:
             print(f"cot_proxy prices: --provider {provider_id!r} is not in the table", file=sys.stderr)
             return 1
-        print(f"cot_proxy prices: no provider of the table serves {url}: a server of your own that says it is "
-              "llama.cpp, vLLM or Ollama, or is declared `self_hosted`, costs nothing; any other is charged by "
-              "the model's name:", file=sys.stderr)
-        listed = table.by_name(model, moment.timestamp())
-        if listed is None:
-            print(f"cot_proxy prices: no price for {model!r}: unpriced", file=sys.stderr)
-            return 1
-        rates = listed[1].rates(moment)
-        written = _rates(rates) if rates is not None else "no rate this proxy can charge (unpriced)"
-        print(f"{listed[0].id}/{listed[1].id} on {moment.date()}: {written or 'free'}")
-        return 0
+        return _by_name(table, model, base_url, moment)
+    return _by_providers(table, providers, model, moment)
+
+
+def _by_name(table: PriceTable, model: str, base_url: str, moment: datetime) -> int:
+    """A URL no provider of the table serves: the model's price by its name alone."""
+    print(f"cot_proxy prices: no provider of the table serves {mask_url(base_url)}: a server of your own that says "
+          "it is llama.cpp, vLLM or Ollama, or is declared `self_hosted`, costs nothing; any other is charged by "
+          "the model's name:", file=sys.stderr)
+    listed = table.by_name(model, moment.timestamp())
+    if listed is None:
+        print(f"cot_proxy prices: no price for {model!r}: unpriced", file=sys.stderr)
+        return 1
+    rates = listed[1].rates(moment)
+    written = _rates(rates) if rates is not None else "no rate this proxy can charge (unpriced)"
+    print(f"{listed[0].id}/{listed[1].id} on {moment.date()}: {written or 'free'}")
+    return 0
+
+
+def _by_providers(table: PriceTable, providers: list[Provider], model: str, moment: datetime) -> int:
+    """The model's rates at each provider named (or every one that has it)."""
     shown = 0
     for provider in providers:
         found = table.model(provider, model)
-        rates = found.rates(moment) if found is not None else None
         if found is None:
             continue
         shown += 1
+        rates = found.rates(moment)
         written = _rates(rates) if rates is not None else "no rate this proxy can charge (unpriced)"
         print(f"{provider.id}/{found.id} on {moment.date()}: {written or 'free'}")
     if not shown:
