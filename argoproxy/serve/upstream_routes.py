@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from argoproxy.pipeline.backend import Backend
     from argoproxy.pipeline.call import Call
     from argoproxy.pipeline.guard import Guard
-    from argoproxy.meter.worst import Asked
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ class Forwarded:
 class BackendRoutes:
     """The `backend` family's handler: the backend's own routes (Backend.extra_routes), by kind."""
 
-    def __init__(self, routes: list[BackendRoute], guard: Guard, reading: Callable[[Call], Asked],
+    def __init__(self, routes: list[BackendRoute], guard: Guard, reading: Callable[[Call], Any],
                  sender: Callable[[Call], Any], think_config: Callable[[str | None, Any], ThinkConfig | None],
                  answers: Answers, completion_routes: Any) -> None:
         """`reading`: what the limits read of the request (RequestReading.forwarded); `sender(call)`: the
